@@ -1,0 +1,75 @@
+"""Array-module selection: numpy on the CPU, cupy on a GPU.
+
+Every op asks ``xp = get_array_module(x)`` and never imports cupy directly, so
+``import distnn`` works with neither cupy nor mpi4py installed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_DTYPE = np.float32
+
+_cupy = None
+_cupy_checked = False
+
+
+def _try_cupy():
+    """Import cupy once, lazily; None when it is absent or has no usable GPU."""
+    global _cupy, _cupy_checked
+    if not _cupy_checked:
+        _cupy_checked = True
+        try:
+            import cupy  # noqa: F401
+
+            cupy.cuda.runtime.getDeviceCount()
+            _cupy = cupy
+        except Exception:  # ImportError, or no CUDA driver/device
+            _cupy = None
+    return _cupy
+
+
+def gpu_available() -> bool:
+    """True when cupy imports and sees at least one CUDA device."""
+    return _try_cupy() is not None
+
+
+def get_array_module(*arrays):
+    """Return the array module (numpy or cupy) that owns ``arrays``.
+
+    Tensors are looked through to their ``.data``. Anything that is not a cupy
+    array (numpy arrays, Python scalars, None) means numpy.
+    """
+    for a in arrays:
+        a = getattr(a, "data", a)
+        if type(a).__module__.startswith("cupy"):
+            return _try_cupy()
+    return np
+
+
+def to_numpy(array):
+    """Copy ``array`` (numpy or cupy, or a Tensor) to a numpy array on the host."""
+    array = getattr(array, "data", array)
+    if type(array).__module__.startswith("cupy"):
+        return array.get()
+    return np.asarray(array)
+
+
+def to_device(array, device: str):
+    """Move a numpy/cupy array to ``"cpu"`` or ``"cuda"`` (``"cuda:N"`` selects device N)."""
+    if device == "cpu":
+        return to_numpy(array)
+    if device.startswith("cuda"):
+        cp = _try_cupy()
+        if cp is None:
+            raise RuntimeError(f"device {device!r} requested but cupy with a CUDA GPU is not available")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        with cp.cuda.Device(index):
+            return cp.asarray(array)
+    raise ValueError(f"unknown device {device!r}; expected 'cpu' or 'cuda[:N]'")
+
+
+def device_of(array) -> str:
+    array = getattr(array, "data", array)
+    if type(array).__module__.startswith("cupy"):
+        return f"cuda:{array.device.id}"
+    return "cpu"

@@ -1,0 +1,12 @@
+"""Stateless differentiable ops (``import distnn.functional as F``)."""
+from .activation import dropout, elu, gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, softplus, tanh
+from .elementwise import abs, add, clip, div, exp, log, matmul, maximum, minimum, mul, neg, pow, sqrt, sub, where
+from .loss import (
+    binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss, mse_loss, multi_margin_loss, nll_loss,
+)
+from .reduce import max, mean, min, sum, var
+from .shape import (
+    broadcast_to, cat, concat, expand, flatten, pad, reshape, split, squeeze, stack, transpose, unsqueeze,
+)
+
+clamp = clip

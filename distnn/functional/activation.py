@@ -1,0 +1,222 @@
+"""Activations, softmax/log_softmax and dropout. Each saves the cheapest thing its backward needs."""
+from __future__ import annotations
+
+import math
+
+from distnn.autograd.function import Function
+from distnn.backend import get_array_module
+
+
+class ReLU(Function):
+    def forward(self, x):
+        xp = get_array_module(x)
+        out = xp.maximum(x, 0)
+        self.out = out
+        return out
+
+    def backward(self, g):
+        return (g * (self.out > 0),)
+
+
+class LeakyReLU(Function):
+    def forward(self, x, negative_slope=0.01):
+        xp = get_array_module(x)
+        self.pos = x > 0
+        self.slope = negative_slope
+        return xp.where(self.pos, x, x * negative_slope)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return (xp.where(self.pos, g, g * self.slope),)
+
+
+class ELU(Function):
+    def forward(self, x, alpha=1.0):
+        xp = get_array_module(x)
+        self.pos = x > 0
+        self.expm1 = alpha * xp.expm1(xp.minimum(x, 0))  # alpha*(e^x - 1) on the negative side
+        self.alpha = alpha
+        return xp.where(self.pos, x, self.expm1)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return (xp.where(self.pos, g, g * (self.expm1 + self.alpha)),)
+
+
+def _erf(xp, x):
+    if xp.__name__ == "numpy":
+        try:
+            from scipy.special import erf
+
+            return erf(x)
+        except ImportError:
+            return xp.vectorize(math.erf, otypes=[x.dtype])(x)
+    from cupyx.scipy.special import erf  # cupy
+
+    return erf(x)
+
+
+class GELU(Function):
+    """GELU, exact (erf) by default or the tanh approximation, as PyTorch."""
+
+    def forward(self, x, approximate="none"):
+        xp = get_array_module(x)
+        self.x, self.approximate = x, approximate
+        if approximate == "tanh":
+            k = math.sqrt(2.0 / math.pi)
+            self.t = xp.tanh(k * (x + 0.044715 * x**3))
+            return 0.5 * x * (1 + self.t)
+        if approximate != "none":
+            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.cdf = 0.5 * (1 + _erf(xp, x / math.sqrt(2.0)))
+        return x * self.cdf
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        x = self.x
+        if self.approximate == "tanh":
+            k = math.sqrt(2.0 / math.pi)
+            t = self.t
+            return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)),)
+        pdf = xp.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        return (g * (self.cdf + x * pdf),)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.out = get_array_module(x).tanh(x)
+        return self.out
+
+    def backward(self, g):
+        return (g * (1 - self.out * self.out),)
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.out = 0.5 * (1 + xp.tanh(0.5 * x))  # stable for large |x|
+        return self.out
+
+    def backward(self, g):
+        return (g * self.out * (1 - self.out),)
+
+
+class Softplus(Function):
+    """log(1 + e^(beta x)) / beta, linear above ``threshold`` (PyTorch's definition)."""
+
+    def forward(self, x, beta=1.0, threshold=20.0):
+        xp = get_array_module(x)
+        bx = beta * x
+        self.linear = bx > threshold
+        soft = (xp.log1p(xp.exp(-xp.abs(bx))) + xp.maximum(bx, 0)) / beta
+        self.sig = 0.5 * (1 + xp.tanh(0.5 * bx))
+        return xp.where(self.linear, x, soft)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return (xp.where(self.linear, g, g * self.sig),)
+
+
+class Softmax(Function):
+    def forward(self, x, axis=-1):
+        xp = get_array_module(x)
+        e = xp.exp(x - x.max(axis=axis, keepdims=True))
+        e /= e.sum(axis=axis, keepdims=True)
+        self.out, self.axis = e, axis
+        return e
+
+    def backward(self, g):
+        y = self.out
+        return (y * (g - (g * y).sum(axis=self.axis, keepdims=True)),)
+
+
+class LogSoftmax(Function):
+    def forward(self, x, axis=-1):
+        xp = get_array_module(x)
+        shifted = x - x.max(axis=axis, keepdims=True)
+        out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+        self.out, self.axis = out, axis
+        return out
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return (g - xp.exp(self.out) * g.sum(axis=self.axis, keepdims=True),)
+
+
+class Dropout(Function):
+    """Inverted dropout: kept units are scaled by 1/(1-p); the same mask is reused in backward."""
+
+    def forward(self, x, mask):
+        self.mask = mask
+        return x * mask
+
+    def backward(self, g):
+        return (g * self.mask,)
+
+
+def relu(x):
+    return ReLU.apply(x)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return LeakyReLU.apply(x, negative_slope=negative_slope)
+
+
+def elu(x, alpha=1.0):
+    return ELU.apply(x, alpha=alpha)
+
+
+def gelu(x, approximate="none"):
+    return GELU.apply(x, approximate=approximate)
+
+
+def tanh(x):
+    return Tanh.apply(x)
+
+
+def sigmoid(x):
+    return Sigmoid.apply(x)
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    return Softplus.apply(x, beta=beta, threshold=threshold)
+
+
+def softmax(x, axis=-1):
+    return Softmax.apply(x, axis=axis)
+
+
+def log_softmax(x, axis=-1):
+    return LogSoftmax.apply(x, axis=axis)
+
+
+def dropout(x, p=0.5, training=True, generator=None):
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p).
+
+    Identity when ``training`` is False or ``p == 0``. ``generator`` is a
+    ``numpy.random.Generator``; by default distnn's per-thread generator
+    (``distnn.random``), so runs are reproducible and checkpointable.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    from distnn import random as drandom
+
+    xp = get_array_module(x)
+    rng = generator if generator is not None else drandom.default_generator()
+    data = x.data if hasattr(x, "data") else x
+    if p == 1.0:
+        mask = xp.zeros(data.shape, dtype=data.dtype)
+    else:
+        keep = rng.random(data.shape, dtype=_float_kind(data.dtype)) >= p
+        mask = keep.astype(data.dtype) * data.dtype.type(1.0 / (1.0 - p))
+        if xp.__name__ != "numpy":
+            mask = xp.asarray(mask)
+    return Dropout.apply(x, mask)
+
+
+def _float_kind(dtype):
+    import numpy as np
+
+    return np.float32 if dtype == np.float32 or dtype.itemsize <= 4 else np.float64

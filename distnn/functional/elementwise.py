@@ -1,0 +1,314 @@
+"""Elementwise ops: arithmetic, matmul, exp/log/sqrt/abs, maximum/minimum, clip, where.
+
+Broadcasting is handled by the engine: a backward may return a gradient of the
+output's (broadcast) shape and ``engine.sum_to_shape`` reduces it.
+"""
+from __future__ import annotations
+
+from distnn.autograd.function import Function
+from distnn.autograd.tensor import Tensor
+from distnn.backend import get_array_module
+
+
+def _shape(x):
+    return getattr(x, "shape", ())
+
+
+def _check_broadcast(a, b, op):
+    sa, sb = _shape(a), _shape(b)
+    if sa == sb or not sa or not sb:
+        return
+    for x, y in zip(reversed(sa), reversed(sb)):
+        if x != y and x != 1 and y != 1:
+            raise ValueError(f"operands could not be broadcast together for {op}: shapes {tuple(sa)} and {tuple(sb)}")
+
+
+class Add(Function):
+    def forward(self, a, b):
+        try:
+            return a + b
+        except ValueError:
+            _check_broadcast(a, b, "+")
+            raise
+
+    def backward(self, g):
+        return g, g
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        try:
+            return a - b
+        except ValueError:
+            _check_broadcast(a, b, "-")
+            raise
+
+    def backward(self, g):
+        return g, (-g if self.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = (a if self.needs_input_grad[1] else None), (b if self.needs_input_grad[0] else None)
+        try:
+            return a * b
+        except ValueError:
+            _check_broadcast(a, b, "*")
+            raise
+
+    def backward(self, g):
+        na, nb = self.needs_input_grad
+        return (g * self.b if na else None), (g * self.a if nb else None)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        try:
+            out = a / b
+        except ValueError:
+            _check_broadcast(a, b, "/")
+            raise
+        self.b = b
+        self.out = out if self.needs_input_grad[1] else None
+        return out
+
+    def backward(self, g):
+        na, nb = self.needs_input_grad
+        ga = g / self.b if na else None
+        gb = -g * self.out / self.b if nb else None
+        return ga, gb
+
+
+class Pow(Function):
+    def forward(self, a, b):
+        out = a**b
+        self.a, self.b = a, b
+        self.out = out if self.needs_input_grad[1] else None
+        return out
+
+    def backward(self, g):
+        na, nb = self.needs_input_grad
+        a, b = self.a, self.b
+        ga = gb = None
+        if na:
+            ga = g * b * a ** (b - 1)
+        if nb:
+            xp = get_array_module(a)
+            gb = g * self.out * xp.log(xp.where(a > 0, a, 1))
+        return ga, gb
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return (-g,)
+
+
+class Cast(Function):
+    def forward(self, a, dtype):
+        self.src = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, g):
+        return (g.astype(self.src),)
+
+
+class MatMul(Function):
+    """Batched matrix product with numpy's 1-D promotion rules."""
+
+    def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError("matmul: both operands must have at least one dimension; use * for scalars")
+        ka = a.shape[-1]
+        kb = b.shape[-2] if b.ndim > 1 else b.shape[0]
+        if ka != kb:
+            raise ValueError(
+                f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not align "
+                f"(inner dimensions {ka} != {kb})"
+            )
+        na, nb = self.needs_input_grad
+        self.a = a if nb else None
+        self.b = b if na else None
+        self.a_ndim, self.b_ndim = a.ndim, b.ndim
+        return a @ b
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        na, nb = self.needs_input_grad
+        a, b = self.a, self.b
+        # Promote 1-D operands to matrices, as the forward did implicitly.
+        if self.a_ndim == 1:
+            g = xp.expand_dims(g, -2)
+            a = a[None, :] if a is not None else None
+        if self.b_ndim == 1:
+            g = xp.expand_dims(g, -1)
+            b = b[:, None] if b is not None else None
+        ga = gb = None
+        if na:
+            ga = g @ xp.swapaxes(b, -1, -2)
+            if self.a_ndim == 1:
+                ga = ga.reshape(ga.shape[:-2] + ga.shape[-1:])
+        if nb:
+            gb = xp.swapaxes(a, -1, -2) @ g
+            if self.b_ndim == 1:
+                gb = gb.reshape(gb.shape[:-1])
+        return ga, gb
+
+
+class Exp(Function):
+    def forward(self, a):
+        xp = get_array_module(a)
+        self.out = xp.exp(a)
+        return self.out
+
+    def backward(self, g):
+        return (g * self.out,)
+
+
+class Log(Function):
+    def forward(self, a):
+        self.a = a
+        return get_array_module(a).log(a)
+
+    def backward(self, g):
+        return (g / self.a,)
+
+
+class Sqrt(Function):
+    def forward(self, a):
+        self.out = get_array_module(a).sqrt(a)
+        return self.out
+
+    def backward(self, g):
+        return (g / (2 * self.out),)
+
+
+class Abs(Function):
+    def forward(self, a):
+        xp = get_array_module(a)
+        self.sign = xp.sign(a)
+        return xp.abs(a)
+
+    def backward(self, g):
+        return (g * self.sign,)
+
+
+class _Select(Function):
+    """maximum/minimum: the gradient goes to the chosen operand, split evenly on ties (as PyTorch)."""
+
+    pick_first = None
+
+    def forward(self, a, b):
+        _check_broadcast(a, b, type(self).__name__.lower())
+        xp = get_array_module(a, b)
+        dtype = xp.result_type(a, b)
+        self.wa = xp.where(a == b, dtype.type(0.5), self.pick_first(a, b).astype(dtype))
+        return xp.maximum(a, b) if type(self) is Maximum else xp.minimum(a, b)
+
+    def backward(self, g):
+        na, nb = self.needs_input_grad
+        return (g * self.wa if na else None), (g * (1 - self.wa) if nb else None)
+
+
+class Maximum(_Select):
+    @staticmethod
+    def pick_first(a, b):
+        return a > b
+
+
+class Minimum(_Select):
+    @staticmethod
+    def pick_first(a, b):
+        return a < b
+
+
+class Clip(Function):
+    def forward(self, a, lo=None, hi=None):
+        xp = get_array_module(a)
+        self.mask = xp.ones(a.shape, dtype=bool)
+        if lo is not None:
+            self.mask &= a >= lo
+        if hi is not None:
+            self.mask &= a <= hi
+        return xp.clip(a, lo, hi)
+
+    def backward(self, g):
+        return (g * self.mask,)
+
+
+class Where(Function):
+    def forward(self, cond, a, b):
+        xp = get_array_module(cond, a, b)
+        self.cond = cond
+        return xp.where(cond, a, b)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        _, na, nb = self.needs_input_grad
+        zero = xp.zeros((), dtype=g.dtype)
+        return None, (xp.where(self.cond, g, zero) if na else None), (xp.where(self.cond, zero, g) if nb else None)
+
+
+# ---------------------------------------------------------------- public wrappers
+def add(a, b):
+    return Add.apply(a, b)
+
+
+def sub(a, b):
+    return Sub.apply(a, b)
+
+
+def mul(a, b):
+    return Mul.apply(a, b)
+
+
+def div(a, b):
+    return Div.apply(a, b)
+
+
+def pow(a, b):  # noqa: A001 - numpy/torch name
+    return Pow.apply(a, b)
+
+
+def neg(a):
+    return Neg.apply(a)
+
+
+def matmul(a, b):
+    return MatMul.apply(a, b)
+
+
+def exp(a):
+    return Exp.apply(a)
+
+
+def log(a):
+    return Log.apply(a)
+
+
+def sqrt(a):
+    return Sqrt.apply(a)
+
+
+def abs(a):  # noqa: A001
+    return Abs.apply(a)
+
+
+def maximum(a, b):
+    return Maximum.apply(a, b)
+
+
+def minimum(a, b):
+    return Minimum.apply(a, b)
+
+
+def clip(a, min=None, max=None):  # noqa: A002
+    return Clip.apply(a, lo=min, hi=max)
+
+
+def where(cond, a, b):
+    """Elementwise ``a`` where ``cond`` else ``b``; ``cond`` carries no gradient."""
+    cond = cond.data if isinstance(cond, Tensor) else cond
+    return Where.apply(cond, a, b)

@@ -1,0 +1,251 @@
+"""Losses. cross_entropy is one fused op (log-softmax + NLL), stable and cheap."""
+from __future__ import annotations
+
+import numpy as np
+
+from distnn.autograd.function import Function
+from distnn.autograd.tensor import Tensor
+from distnn.backend import get_array_module
+
+from . import elementwise as E
+from .activation import log_softmax
+
+
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _reduce(loss, reduction):
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _check_labels(xp, target, num_classes, ignore_index, what):
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{what}: target must hold integer class labels, got dtype {target.dtype}")
+    valid = target != ignore_index
+    if target.size and bool(((target < 0) | (target >= num_classes))[valid].any()):
+        bad = target[valid & ((target < 0) | (target >= num_classes))]
+        raise ValueError(
+            f"{what}: labels must be in [0, {num_classes - 1}] for {num_classes} classes; "
+            f"found {sorted(set(int(v) for v in bad.ravel()[:10].tolist()))}"
+        )
+
+
+class _ClassLoss(Function):
+    """Shared by cross_entropy (on logits) and nll_loss (on log-probabilities).
+
+    With per-sample class coefficients a[i, c] (one-hot times class weight,
+    blended with a smoothed uniform term, zero for ignored samples), the loss is
+    sum_i sum_c a[i, c] * (-logp[i, c]) / D, where D is the weighted number of
+    counted samples for 'mean' (PyTorch's convention) and 1 otherwise.
+    """
+
+    from_logits = True
+
+    def forward(self, x, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+        xp = get_array_module(x)
+        if x.ndim < 1:
+            raise ValueError("cross_entropy: input must have a class dimension")
+        if x.ndim == 1:
+            x, target = x[None], xp.asarray(target).reshape(1)
+        # Move the class axis (1) last, flatten the rest: (M, C) and (M,).
+        self.in_shape = x.shape
+        if x.ndim > 2:
+            x = xp.moveaxis(x, 1, -1)
+        batch_shape = x.shape[:-1]
+        C = x.shape[-1]
+        x2 = x.reshape(-1, C)
+        target = xp.asarray(target)
+        if target.shape != batch_shape:
+            raise ValueError(
+                f"cross_entropy: target shape {tuple(target.shape)} does not match input batch shape {tuple(batch_shape)}"
+            )
+        t = target.reshape(-1)
+        _check_labels(xp, t, C, ignore_index, type(self).__name__.lower().strip("_"))
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+        if self.from_logits:
+            shifted = x2 - x2.max(axis=1, keepdims=True)
+            logp = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+        else:
+            logp = x2
+        M = x2.shape[0]
+        valid = t != ignore_index
+        safe_t = xp.where(valid, t, 0)
+        rows = xp.arange(M)
+        w_t = weight[safe_t] if weight is not None else xp.ones(M, dtype=x2.dtype)
+        w_t = w_t * valid
+        eps = label_smoothing
+        simple = eps == 0.0
+        if simple:
+            per = -logp[rows, safe_t] * w_t
+        else:
+            wc = weight if weight is not None else xp.ones(C, dtype=x2.dtype)
+            smooth = -(logp * wc).sum(axis=1) * valid
+            per = (1 - eps) * (-logp[rows, safe_t] * w_t) + (eps / C) * smooth
+        if reduction == "mean":
+            denom = w_t.sum()
+            out = per.sum() / denom
+            self.scale = 1.0 / denom
+        elif reduction == "sum":
+            out = per.sum()
+            self.scale = 1.0
+        else:
+            out = per.reshape(batch_shape)
+            self.scale = None
+        self.logp, self.rows, self.t, self.w_t, self.valid = logp, rows, safe_t, w_t, valid
+        self.eps, self.wc, self.C = eps, (None if simple else wc), C
+        self.batch_shape, self.reduction = batch_shape, reduction
+        return out.astype(x2.dtype) if hasattr(out, "astype") else out
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        logp, rows, t, eps, C = self.logp, self.rows, self.t, self.eps, self.C
+        # a[i, c]: coefficients of -logp; sum_c a[i, c] is needed for the logits gradient.
+        if self.scale is None:
+            row_scale = g.reshape(-1)
+        else:
+            row_scale = g * self.scale
+        if eps == 0.0:
+            a_sum = self.w_t  # a = w_t at the label, 0 elsewhere
+        else:
+            a_sum = (1 - eps) * self.w_t + (eps / C) * self.wc.sum() * self.valid
+        if self.from_logits:
+            grad = xp.exp(logp) * (a_sum * row_scale)[:, None]
+        else:
+            grad = xp.zeros_like(logp)
+        if eps == 0.0:
+            grad[rows, t] -= self.w_t * row_scale
+        else:
+            grad -= (eps / C) * self.wc[None, :] * (self.valid * row_scale)[:, None]
+            grad[rows, t] -= (1 - eps) * self.w_t * row_scale
+        grad = grad.astype(logp.dtype, copy=False)
+        shape = self.in_shape
+        if len(shape) > 2:
+            grad = xp.moveaxis(grad.reshape(self.batch_shape + (C,)), -1, 1)
+        elif len(shape) == 1:
+            grad = grad.reshape(shape)
+        return grad, None, None
+
+
+class _CrossEntropy(_ClassLoss):
+    from_logits = True
+
+
+class _NLLLoss(_ClassLoss):
+    from_logits = False
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Cross-entropy of logits ``input`` (N, C) or (N, C, d1, ...) against integer ``target``.
+
+    Fused log-softmax + negative log-likelihood. ``label_smoothing`` eps mixes the
+    one-hot target with the uniform distribution: (1 - eps) * onehot + eps / C.
+    """
+    return _CrossEntropy.apply(
+        input, _raw(target), _raw(weight),
+        ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
+    )
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of log-probabilities ``input`` at integer ``target``."""
+    return _NLLLoss.apply(input, _raw(target), _raw(weight), ignore_index=ignore_index, reduction=reduction)
+
+
+class _BCEWithLogits(Function):
+    def forward(self, x, y, weight=None, pos_weight=None, reduction="mean"):
+        xp = get_array_module(x)
+        if y.shape != x.shape:
+            raise ValueError(f"binary_cross_entropy_with_logits: target shape {tuple(y.shape)} != input shape {tuple(x.shape)}")
+        L = 1 + (pos_weight - 1) * y if pos_weight is not None else 1
+        # softplus(-x) = log(1 + e^-x), computed stably.
+        sp = xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0)
+        loss = (1 - y) * x + L * sp
+        if weight is not None:
+            loss = loss * weight
+        self.x, self.y, self.L, self.weight, self.reduction = x, y, L, weight, reduction
+        self.n = x.size
+        return _reduce_array(loss, reduction).astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        sig = 0.5 * (1 + xp.tanh(0.5 * self.x))
+        grad = (1 - self.y) - self.L * (1 - sig)
+        if self.weight is not None:
+            grad = grad * self.weight
+        if self.reduction == "mean":
+            grad = grad * (g / self.n)
+        else:
+            grad = grad * g
+        return grad.astype(self.x.dtype, copy=False), None, None, None
+
+
+def _reduce_array(loss, reduction):
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None, reduction="mean"):
+    """Binary cross-entropy on logits, stable for large |logit| (never forms log(sigmoid))."""
+    return _BCEWithLogits.apply(input, _raw(target), _raw(weight), _raw(pos_weight), reduction=reduction)
+
+
+def mse_loss(input, target, reduction="mean"):
+    diff = input - target
+    return _reduce(diff * diff, reduction)
+
+
+def l1_loss(input, target, reduction="mean"):
+    return _reduce(E.abs(input - target), reduction)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0):
+    """0.5 d^2 where |d| <= delta, else delta (|d| - 0.5 delta) (PyTorch's HuberLoss)."""
+    diff = input - target
+    ad = E.abs(diff)
+    quad = E.minimum(ad, delta)
+    lin = ad - quad
+    return _reduce(0.5 * quad * quad + delta * lin, reduction)
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="mean"):
+    """Multi-class hinge loss: sum over j != y of max(0, margin - x[y] + x[j])^p / C."""
+    if p not in (1, 2):
+        raise ValueError(f"multi_margin_loss: p must be 1 or 2, got {p}")
+    t = np.asarray(_raw(target)) if get_array_module(_raw(input)) is np else _raw(target)
+    xp = get_array_module(_raw(input))
+    N, C = input.shape
+    _check_labels(xp, xp.asarray(t), C, -10**9, "multi_margin_loss")
+    rows = xp.arange(N)
+    x_y = input[rows, t].reshape(N, 1)
+    h = E.maximum(margin - x_y + input, 0.0)
+    if p == 2:
+        h = h * h
+    not_target = xp.ones((N, C), dtype=_raw(input).dtype)
+    not_target[rows, t] = 0
+    h = h * not_target
+    if weight is not None:
+        h = h * _raw(weight)[t].reshape(N, 1)
+    per = h.sum(axis=1) / C
+    return _reduce(per, reduction)
+
+
+__all__ = [
+    "cross_entropy", "nll_loss", "binary_cross_entropy_with_logits", "mse_loss", "l1_loss",
+    "huber_loss", "multi_margin_loss", "log_softmax",
+]

@@ -1,0 +1,236 @@
+"""Shape ops: reshape, transpose, broadcast, squeeze, indexing, concat/stack/split, pad."""
+from __future__ import annotations
+
+from distnn.autograd.function import Function
+from distnn.autograd.tensor import Tensor
+from distnn.backend import get_array_module
+
+
+class Reshape(Function):
+    def forward(self, a, shape):
+        self.shape = a.shape
+        try:
+            return a.reshape(shape)
+        except ValueError:
+            raise ValueError(f"cannot reshape tensor of shape {tuple(a.shape)} ({a.size} elements) into {tuple(shape)}") from None
+
+    def backward(self, g):
+        return (g.reshape(self.shape),)
+
+
+class Transpose(Function):
+    def forward(self, a, axes=None):
+        xp = get_array_module(a)
+        if axes is not None:
+            axes = tuple(ax % a.ndim for ax in axes)
+            if sorted(axes) != list(range(a.ndim)):
+                raise ValueError(f"axes {axes} are not a permutation of the {a.ndim} dimensions of shape {a.shape}")
+        self.axes = axes
+        return xp.transpose(a, axes)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        if self.axes is None:
+            return (xp.transpose(g),)
+        inverse = [0] * len(self.axes)
+        for i, ax in enumerate(self.axes):
+            inverse[ax] = i
+        return (xp.transpose(g, inverse),)
+
+
+class BroadcastTo(Function):
+    """The engine's sum_to_shape is the whole backward."""
+
+    def forward(self, a, shape):
+        try:
+            return get_array_module(a).broadcast_to(a, shape)
+        except ValueError:
+            raise ValueError(f"cannot broadcast tensor of shape {tuple(a.shape)} to {tuple(shape)}") from None
+
+    def backward(self, g):
+        return (g,)
+
+
+class Squeeze(Function):
+    def forward(self, a, axis=None):
+        self.shape = a.shape
+        if axis is not None:
+            axes = (axis,) if isinstance(axis, int) else tuple(axis)
+            axes = tuple(ax for ax in axes if a.shape[ax] == 1)  # PyTorch: non-1 axes are left alone
+            return a.squeeze(axis=axes) if axes else a
+        return a.squeeze()
+
+    def backward(self, g):
+        return (g.reshape(self.shape),)
+
+
+class Unsqueeze(Function):
+    def forward(self, a, axis):
+        self.shape = a.shape
+        return get_array_module(a).expand_dims(a, axis)
+
+    def backward(self, g):
+        return (g.reshape(self.shape),)
+
+
+def flatten(a, start_dim=0, end_dim=-1):
+    shape = a.shape
+    if not shape:
+        return Reshape.apply(a, shape=(1,))
+    start, end = start_dim % len(shape), end_dim % len(shape)
+    n = 1
+    for s in shape[start : end + 1]:
+        n *= s
+    return Reshape.apply(a, shape=tuple(shape[:start]) + (n,) + tuple(shape[end + 1 :]))
+
+
+def _is_advanced(index):
+    items = index if isinstance(index, tuple) else (index,)
+    return any(hasattr(i, "shape") and getattr(i, "ndim", 0) > 0 or isinstance(i, list) for i in items)
+
+
+class GetItem(Function):
+    """Basic and advanced indexing; backward scatter-adds (repeated indices accumulate)."""
+
+    def forward(self, a, index):
+        self.shape, self.dtype, self.index = a.shape, a.dtype, index
+        try:
+            return a[index]
+        except IndexError as e:
+            raise IndexError(f"index {index!r} is invalid for tensor of shape {tuple(a.shape)}: {e}") from None
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        out = xp.zeros(self.shape, dtype=g.dtype)
+        if _is_advanced(self.index):
+            if xp.__name__ == "numpy":
+                xp.add.at(out, self.index, g)
+            else:  # cupy
+                import cupyx
+
+                cupyx.scatter_add(out, self.index, g)
+        else:
+            out[self.index] = g
+        return (out,)
+
+
+class Concat(Function):
+    def forward(self, *arrays, axis=0):
+        xp = get_array_module(*arrays)
+        self.axis = axis
+        self.sizes = [a.shape[axis] for a in arrays]
+        try:
+            return xp.concatenate(arrays, axis=axis)
+        except ValueError:
+            raise ValueError(f"concat along axis {axis}: shapes {[tuple(a.shape) for a in arrays]} do not match") from None
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        bounds = []
+        total = 0
+        for s in self.sizes[:-1]:
+            total += s
+            bounds.append(total)
+        return tuple(xp.split(g, bounds, axis=self.axis))
+
+
+class Stack(Function):
+    def forward(self, *arrays, axis=0):
+        xp = get_array_module(*arrays)
+        self.axis = axis
+        try:
+            return xp.stack(arrays, axis=axis)
+        except ValueError:
+            raise ValueError(f"stack: shapes {[tuple(a.shape) for a in arrays]} must all be equal") from None
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        n = g.shape[self.axis]
+        return tuple(xp.take(g, i, axis=self.axis) for i in range(n))
+
+
+class Pad(Function):
+    """Constant padding with numpy's ``pad_width`` convention."""
+
+    def forward(self, a, pad_width, value=0.0):
+        xp = get_array_module(a)
+        pw = _normalize_pad(pad_width, a.ndim)
+        self.slices = tuple(slice(lo, lo + n) for (lo, _), n in zip(pw, a.shape))
+        return xp.pad(a, pw, mode="constant", constant_values=value)
+
+    def backward(self, g):
+        return (g[self.slices],)
+
+
+def _normalize_pad(pad_width, ndim):
+    if isinstance(pad_width, int):
+        return [(pad_width, pad_width)] * ndim
+    pw = list(pad_width)
+    if pw and isinstance(pw[0], int):
+        if len(pw) == 2:
+            return [tuple(pw)] * ndim
+        raise ValueError(f"pad_width {pad_width!r} is not an int, a (before, after) pair, or one pair per axis")
+    if len(pw) != ndim:
+        raise ValueError(f"pad_width has {len(pw)} pairs but the tensor has {ndim} dimensions")
+    return [tuple(p) for p in pw]
+
+
+# ---------------------------------------------------------------- public wrappers
+def reshape(a, shape):
+    return Reshape.apply(a, shape=tuple(shape))
+
+
+def transpose(a, axes=None):
+    return Transpose.apply(a, axes=axes)
+
+
+def broadcast_to(a, shape):
+    return BroadcastTo.apply(a, shape=tuple(shape))
+
+
+expand = broadcast_to
+
+
+def squeeze(a, axis=None):
+    return Squeeze.apply(a, axis=axis)
+
+
+def unsqueeze(a, axis):
+    return Unsqueeze.apply(a, axis=axis)
+
+
+def concat(tensors, axis=0):
+    return Concat.apply(*tensors, axis=axis)
+
+
+cat = concat
+
+
+def stack(tensors, axis=0):
+    return Stack.apply(*tensors, axis=axis)
+
+
+def split(a, indices_or_sections, axis=0):
+    """numpy-style split: an int number of equal sections, or a list of split points."""
+    n = a.shape[axis]
+    if isinstance(indices_or_sections, int):
+        if n % indices_or_sections:
+            raise ValueError(f"split: axis {axis} of size {n} does not divide into {indices_or_sections} equal sections")
+        step = n // indices_or_sections
+        bounds = list(range(0, n + 1, step))
+    else:
+        bounds = [0] + list(indices_or_sections) + [n]
+    pieces = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        index = [slice(None)] * a.ndim
+        index[axis] = slice(lo, hi)
+        pieces.append(GetItem.apply(a, index=tuple(index)))
+    return pieces
+
+
+def pad(a, pad_width, value=0.0):
+    return Pad.apply(a, pad_width=pad_width, value=value)
+
+
+def getitem(a, index):
+    return a[index] if isinstance(a, Tensor) else GetItem.apply(a, index=index)

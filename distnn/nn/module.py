@@ -1,0 +1,371 @@
+"""``Module``, ``Parameter`` and the containers, with PyTorch's names and behaviour.
+
+Parameters and submodules are registered by assignment; iteration order is
+registration order, recursing depth-first, so every rank sees the same order
+(data parallelism packs gradient buckets from it). Each submodule knows its
+qualified name in the model (``layer1.0.conv2``) so errors can say where.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from distnn.autograd.tensor import Tensor
+from distnn.backend import DEFAULT_DTYPE, get_array_module, to_device, to_numpy
+
+
+class Parameter(Tensor):
+    """A leaf Tensor that a Module registers as a trainable parameter."""
+
+    def __init__(self, data, requires_grad: bool = True, dtype=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        if dtype is None and getattr(data, "dtype", None) is None:
+            dtype = DEFAULT_DTYPE
+        super().__init__(data, requires_grad=requires_grad, dtype=dtype)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Module:
+    """Base class of every layer and model. Subclasses define ``forward``."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_qualname", "")
+
+    # --------------------------------------------------------- registration
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning attributes")
+        params, modules, buffers = self._parameters, self._modules, self._buffers
+        for d in (params, modules, buffers):
+            if name in d and not (d is buffers and (value is None or isinstance(value, Tensor))):
+                del d[name]
+        if isinstance(value, Parameter):
+            params[name] = value
+        elif isinstance(value, Module):
+            modules[name] = value
+            value._set_qualnames(self._child_name(name))
+        elif name in buffers:
+            buffers[name] = value if value is None or isinstance(value, Tensor) else Tensor(value)
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name):
+        d = self.__dict__
+        for key in ("_parameters", "_buffers", "_modules"):
+            if key in d and name in d[key]:
+                return d[key][name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        for key in ("_parameters", "_buffers", "_modules"):
+            if name in self.__dict__[key]:
+                del self.__dict__[key][name]
+                return
+        object.__delattr__(self, name)
+
+    def _child_name(self, name):
+        return f"{self._qualname}.{name}" if self._qualname else name
+
+    def _set_qualnames(self, qualname):
+        object.__setattr__(self, "_qualname", qualname)
+        for name, child in self._modules.items():
+            if child is not None:
+                child._set_qualnames(self._child_name(name))
+
+    def register_parameter(self, name: str, param):
+        if param is None:
+            self._parameters[name] = None
+        else:
+            setattr(self, name, param if isinstance(param, Parameter) else Parameter(param))
+
+    def register_buffer(self, name: str, value, persistent: bool = True):
+        """A non-trainable state array (e.g. running statistics), saved in state_dict when persistent."""
+        self._buffers[name] = value if value is None or isinstance(value, Tensor) else Tensor(value)
+        if not persistent:
+            self._non_persistent.add(name)
+
+    def add_module(self, name: str, module):
+        self._modules[name] = module
+        if module is not None:
+            module._set_qualnames(self._child_name(name))
+
+    def where(self) -> str:
+        """``ClassName 'qualified.name'`` for error messages."""
+        return f"{type(self).__name__} '{self._qualname}'" if self._qualname else type(self).__name__
+
+    # ------------------------------------------------------------ iteration
+    def named_modules(self, prefix: str = "", memo=None):
+        memo = set() if memo is None else memo
+        stack = [(prefix, self)]
+        while stack:
+            name, m = stack.pop()
+            if id(m) in memo:
+                continue
+            memo.add(id(m))
+            yield name, m
+            children = [(f"{name}.{n}" if name else n, c) for n, c in m._modules.items() if c is not None]
+            stack.extend(reversed(children))
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self):
+        for name, m in self._modules.items():
+            if m is not None:
+                yield name, m
+
+    def children(self):
+        for _, m in self.named_children():
+            yield m
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True):
+        seen = set()
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for mname, m in modules:
+            for pname, p in m._parameters.items():
+                if p is None or id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{mname}.{pname}" if mname else pname), p
+
+    def parameters(self, recurse: bool = True):
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix: str = ""):
+        for mname, m in self.named_modules(prefix):
+            for bname, b in m._buffers.items():
+                if b is not None:
+                    yield (f"{mname}.{bname}" if mname else bname), b
+
+    def buffers(self):
+        for _, b in self.named_buffers():
+            yield b
+
+    def apply(self, fn):
+        for m in self.modules():
+            fn(m)
+        return self
+
+    # ---------------------------------------------------------------- modes
+    def train(self, mode: bool = True):
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self, set_to_none: bool = True):
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad[...] = 0
+
+    def requires_grad_(self, flag: bool = True):
+        for p in self.parameters():
+            p.requires_grad_(flag)
+        return self
+
+    def to(self, device_or_dtype):
+        """Move parameters and buffers to ``"cpu"``/``"cuda"``, or cast floating ones to a dtype (in place)."""
+        for t in list(self.parameters()) + list(self.buffers()):
+            if isinstance(device_or_dtype, str):
+                t.data = to_device(t.data, device_or_dtype)
+            elif t.data.dtype.kind == "f":
+                t.data = t.data.astype(device_or_dtype)
+            t.grad = None
+        return self
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def cpu(self):
+        return self.to("cpu")
+
+    # ----------------------------------------------------------- state dict
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Parameters and persistent buffers as name -> numpy array (copies)."""
+        out = OrderedDict()
+        for mname, m in self.named_modules():
+            for pname, p in m._parameters.items():
+                if p is not None:
+                    out[f"{mname}.{pname}" if mname else pname] = to_numpy(p.data).copy()
+            for bname, b in m._buffers.items():
+                if b is not None and bname not in m._non_persistent:
+                    out[f"{mname}.{bname}" if mname else bname] = to_numpy(b.data).copy()
+        return out
+
+    def _state_tensors(self):
+        out = OrderedDict()
+        for mname, m in self.named_modules():
+            for pname, p in m._parameters.items():
+                if p is not None:
+                    out[f"{mname}.{pname}" if mname else pname] = p
+            for bname, b in m._buffers.items():
+                if b is not None and bname not in m._non_persistent:
+                    out[f"{mname}.{bname}" if mname else bname] = b
+        return out
+
+    def load_state_dict(self, state_dict, strict: bool = True):
+        """Copy arrays into the existing parameters and buffers (in place).
+
+        Values may be numpy/cupy arrays, Tensors, or anything with ``.numpy()``
+        (a PyTorch tensor). Raises KeyError listing missing and unexpected keys
+        (when strict) and ValueError listing every shape mismatch.
+        Returns ``(missing_keys, unexpected_keys)``.
+        """
+        own = self._state_tensors()
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        problems = []
+        if strict and (missing or unexpected):
+            if missing:
+                problems.append(f"missing keys: {missing}")
+            if unexpected:
+                problems.append(f"unexpected keys: {unexpected}")
+        converted = {}
+        for k, t in own.items():
+            if k not in state_dict:
+                continue
+            v = state_dict[k]
+            if isinstance(v, Tensor):
+                v = v.data
+            elif hasattr(v, "detach") and hasattr(v, "numpy"):  # a torch tensor
+                v = v.detach().cpu().numpy()
+            v = np.asarray(v) if get_array_module(v) is np else v
+            if tuple(v.shape) != tuple(t.shape):
+                problems.append(f"shape mismatch for '{k}': checkpoint {tuple(v.shape)} vs model {tuple(t.shape)}")
+                continue
+            converted[k] = v
+        if problems:
+            raise (KeyError if not any("shape" in p for p in problems) else ValueError)(
+                f"error loading state_dict into {type(self).__name__}: " + "; ".join(problems)
+            )
+        for k, v in converted.items():
+            t = own[k]
+            xp = get_array_module(t.data)
+            t.data[...] = xp.asarray(v).astype(t.data.dtype, copy=False)
+        return missing, unexpected
+
+    # ------------------------------------------------------------- calling
+    def forward(self, *args, **kwargs):  # pragma: no cover - interface
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self):
+        lines = []
+        for name, m in self._modules.items():
+            child = repr(m).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child}")
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n" + "\n".join(lines) + "\n)"
+
+
+class Sequential(Module):
+    """Modules applied one after another; children are named "0", "1", ..."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], (dict, OrderedDict)):
+            for name, m in modules[0].items():
+                self.add_module(name, m)
+        else:
+            for i, m in enumerate(modules):
+                self.add_module(str(i), m)
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __getitem__(self, i):
+        mods = list(self._modules.values())
+        if isinstance(i, slice):
+            return Sequential(*mods[i])
+        return mods[i]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+
+class ModuleList(Module):
+    def __init__(self, modules=()):
+        super().__init__()
+        for m in modules:
+            self.append(m)
+
+    def append(self, module):
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules):
+        for m in modules:
+            self.append(m)
+        return self
+
+    def __getitem__(self, i):
+        mods = list(self._modules.values())
+        return ModuleList(mods[i]) if isinstance(i, slice) else mods[i]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class ModuleDict(Module):
+    def __init__(self, modules=None):
+        super().__init__()
+        for k, m in (modules or {}).items():
+            self.add_module(k, m)
+
+    def __getitem__(self, key):
+        return self._modules[key]
+
+    def __setitem__(self, key, module):
+        self.add_module(key, module)
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()

@@ -1,0 +1,27 @@
+"""Shared pytest setup: float64 printing, PyTorch oracle skip helper, rank-aware tmp dirs."""
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def import_torch():
+    """The PyTorch oracle, or a visible skip when it is not installed."""
+    return pytest.importorskip("torch", reason="PyTorch (torch==2.13.0) is the test oracle; .ci/run installs it")
+
+
+@pytest.fixture
+def torch():
+    t = import_torch()
+    t.set_num_threads(1)
+    return t
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: single-process pytest, then the multi-rank tests under
+# mpiexec with 2 and 3 ranks (pytest-mpi). Creates or reuses .venv.
+# Extra arguments go to every pytest invocation (e.g. -x, -k name).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DISTNN_EXTRAS="mpi,data,viz,dev" source launch/_venv.sh
+python -c "import torch" 2>/dev/null || echo "[distnn] note: torch is not installed; PyTorch-oracle tests will be skipped (.ci/run installs torch==2.13.0)"
+
+status=0
+echo "=== single-process tests"
+python -m pytest -q -p no:cacheprovider "$@" tests || status=$?
+for n in 2 3; do
+  echo "=== multi-rank tests under mpiexec -n $n"
+  # Each rank runs the mpi-marked tests; pytest-mpi skips those needing more ranks.
+  timeout 900 mpiexec -n "$n" python -m pytest -q -p no:cacheprovider --with-mpi -m mpi "$@" tests || status=$?
+done
+exit $status
