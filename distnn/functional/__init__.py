@@ -2,6 +2,7 @@
 from .activation import dropout, elu, gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, softplus, tanh
 from .elementwise import abs, add, clip, div, exp, log, matmul, maximum, minimum, mul, neg, pow, sqrt, sub, where
 from .linear import linear
+from .norm import batch_norm, layer_norm
 from .loss import (
     binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss, mse_loss, multi_margin_loss, nll_loss,
 )

@@ -1,2 +1,11 @@
 """Neural-network modules (``distnn.nn``), following PyTorch's names and shapes."""
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
+from . import init
+from .activation import ELU, GELU, LeakyReLU, LogSoftmax, Maxout, PReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from .dropout import Dropout
+from .flatten import Flatten, Unflatten
+from .linear import Identity, Linear
+from .loss import (
+    BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, MultiMarginLoss, NLLLoss,
+)
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm, _BatchNorm

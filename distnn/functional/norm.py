@@ -1,0 +1,187 @@
+"""Normalization as fused Functions: ``layer_norm`` and ``batch_norm``.
+
+Each forward computes statistics in two passes (mean, then the mean of squared
+deviations) rather than E[x^2] - mean^2, which loses precision in float32.
+Backward uses the closed forms
+
+    layer norm:  dx = rstd * (dxh - mean(dxh) - xhat * mean(dxh * xhat))      over the normalized dims
+    batch norm:  dx = w * rstd * (dy - sum(dy)/M - xhat * sum(dy * xhat)/M)   over (N, spatial)
+
+with dxh = dy * weight. ``BatchNormTrain`` keeps its cross-sample sums behind one
+method (``combine_grad_sums``) and takes the batch statistics as arguments, so a
+synchronized batch norm can reuse it: compute global statistics, pass them in,
+and override ``combine_grad_sums`` to allreduce.
+"""
+from __future__ import annotations
+
+from distnn.autograd.function import Function
+from distnn.autograd.tensor import Tensor
+from distnn.backend import get_array_module
+
+
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+# ------------------------------------------------------------------ layer norm
+class LayerNorm(Function):
+    def forward(self, x, weight=None, bias=None, ndim=1, eps=1e-5):
+        xp = get_array_module(x)
+        axes = tuple(range(x.ndim - ndim, x.ndim))
+        mean = x.mean(axis=axes, keepdims=True)
+        xc = x - mean
+        var = (xc * xc).mean(axis=axes, keepdims=True)
+        rstd = 1.0 / xp.sqrt(var + eps)
+        xhat = xc * rstd
+        out = xhat * weight if weight is not None else xhat.copy()
+        if bias is not None:
+            out += bias
+        self.xhat, self.rstd, self.weight, self.axes, self.ndim = xhat, rstd, weight, axes, ndim
+        self.has_bias = bias is not None
+        return out
+
+    def backward(self, g):
+        xhat, axes = self.xhat, self.axes
+        nin = self.needs_input_grad
+        gx = gw = gb = None
+        lead = tuple(range(g.ndim - self.ndim))
+        if nin[0]:
+            gxh = g * self.weight if self.weight is not None else g
+            gx = self.rstd * (gxh - gxh.mean(axis=axes, keepdims=True)
+                              - xhat * (gxh * xhat).mean(axis=axes, keepdims=True))
+        if self.weight is not None and nin[1]:
+            gw = (g * xhat).sum(axis=lead)
+        if self.has_bias and nin[2]:
+            gb = g.sum(axis=lead)
+        return gx, gw, gb
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalize over the trailing ``normalized_shape`` dims, then scale by ``weight`` and shift by ``bias``."""
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    normalized_shape = tuple(normalized_shape)
+    shape = tuple(input.shape)
+    if shape[len(shape) - len(normalized_shape):] != normalized_shape or len(shape) < len(normalized_shape):
+        raise ValueError(f"layer_norm: input of shape {shape} does not end with normalized_shape {normalized_shape}")
+    return LayerNorm.apply(input, weight, bias, ndim=len(normalized_shape), eps=eps)
+
+
+# ------------------------------------------------------------------ batch norm
+def _bn_axes(ndim):
+    return (0,) + tuple(range(2, ndim))
+
+
+def _bcast(v, ndim):
+    """(C,) -> (1, C, 1, ...) so it broadcasts against (N, C, ...)."""
+    return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def batch_stats(x):
+    """Per-channel (mean, biased variance, count) of x (N, C, ...), two-pass."""
+    axes = _bn_axes(x.ndim)
+    count = x.size // x.shape[1]
+    mean = x.mean(axis=axes)
+    xc = x - _bcast(mean, x.ndim)
+    var = (xc * xc).mean(axis=axes)
+    return mean, var, count
+
+
+def update_running_stats(running_mean, running_var, mean, var, count, momentum):
+    """PyTorch's update, in place: r = (1 - m) r + m * stat, with the unbiased variance var * n / (n - 1)."""
+    xp = get_array_module(running_mean)
+    rm, rv = _raw(running_mean), _raw(running_var)
+    unbiased = var * (count / max(count - 1, 1))
+    rm *= 1 - momentum
+    rm += xp.asarray(momentum * mean, dtype=rm.dtype)
+    rv *= 1 - momentum
+    rv += xp.asarray(momentum * unbiased, dtype=rv.dtype)
+
+
+class BatchNormTrain(Function):
+    """Batch norm with given batch statistics ``mean``/``var`` (biased) over ``count`` samples per channel."""
+
+    def forward(self, x, weight, bias, mean, var, count, eps=1e-5):
+        xp = get_array_module(x)
+        nd = x.ndim
+        rstd = 1.0 / xp.sqrt(var + eps)
+        xhat = (x - _bcast(mean, nd)) * _bcast(rstd.astype(x.dtype, copy=False), nd)
+        out = xhat * _bcast(weight, nd) if weight is not None else xhat.copy()
+        if bias is not None:
+            out += _bcast(bias, nd)
+        self.xhat, self.rstd, self.weight, self.count = xhat, rstd.astype(x.dtype, copy=False), weight, count
+        self.has_bias = bias is not None
+        return out
+
+    def combine_grad_sums(self, sum_g, sum_gxhat):
+        """Hook for synchronized batch norm: return the sums over all ranks (here: this process only)."""
+        return sum_g, sum_gxhat
+
+    def backward(self, g):
+        nd, xhat = g.ndim, self.xhat
+        axes = _bn_axes(nd)
+        sum_g = g.sum(axis=axes)
+        sum_gxhat = (g * xhat).sum(axis=axes)
+        nin = self.needs_input_grad
+        gx = None
+        if nin[0]:
+            tot_g, tot_gxhat = self.combine_grad_sums(sum_g, sum_gxhat)
+            scale = self.rstd if self.weight is None else self.weight * self.rstd
+            M = self.count
+            gx = _bcast(scale, nd) * (g - _bcast(tot_g / M, nd) - xhat * _bcast(tot_gxhat / M, nd))
+        gw = sum_gxhat if (self.weight is not None and nin[1]) else None
+        gb = sum_g if (self.has_bias and nin[2]) else None
+        return gx, gw, gb
+
+
+class BatchNormEval(Function):
+    """Batch norm with fixed (running) statistics: a per-channel affine map."""
+
+    def forward(self, x, weight, bias, mean, var, eps=1e-5):
+        xp = get_array_module(x)
+        nd = x.ndim
+        rstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+        scale = rstd * weight if weight is not None else rstd
+        shift = -mean * scale
+        if bias is not None:
+            shift = shift + bias
+        self.scale, self.x, self.mean, self.rstd = scale, x, mean, rstd
+        self.has_weight, self.has_bias = weight is not None, bias is not None
+        return x * _bcast(scale.astype(x.dtype, copy=False), nd) + _bcast(shift.astype(x.dtype, copy=False), nd)
+
+    def backward(self, g):
+        nd = g.ndim
+        axes = _bn_axes(nd)
+        nin = self.needs_input_grad
+        gx = g * _bcast(self.scale, nd) if nin[0] else None
+        gw = gb = None
+        if self.has_weight and nin[1]:
+            xhat = (self.x - _bcast(self.mean, nd)) * _bcast(self.rstd, nd)
+            gw = (g * xhat).sum(axis=axes)
+        if self.has_bias and nin[2]:
+            gb = g.sum(axis=axes)
+        return gx, gw, gb
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Batch normalization over (N, C, ...) per channel C (PyTorch's ``F.batch_norm``).
+
+    In training mode the batch statistics are used, and ``running_mean``/``running_var``
+    (if given) are updated in place with ``momentum`` and the unbiased variance.
+    Otherwise the running statistics are used.
+    """
+    x = _raw(input)
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: expected input of shape (N, C, ...), got {tuple(x.shape)}")
+    if training:
+        mean, var, count = batch_stats(x)
+        if count <= 1:
+            raise ValueError(
+                f"batch_norm: expected more than 1 value per channel when training, got input of shape {tuple(x.shape)}"
+            )
+        if running_mean is not None and running_var is not None:
+            update_running_stats(running_mean, running_var, mean, var, count, momentum)
+        return BatchNormTrain.apply(input, weight, bias, mean=mean, var=var, count=count, eps=eps)
+    if running_mean is None or running_var is None:
+        raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
+    return BatchNormEval.apply(input, weight, bias, mean=_raw(running_mean), var=_raw(running_var), eps=eps)

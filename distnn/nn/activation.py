@@ -1,0 +1,188 @@
+"""Activation modules: thin wrappers over ``distnn.functional``, plus PReLU and Maxout."""
+from __future__ import annotations
+
+import numpy as np
+
+from distnn.autograd.function import Function
+from distnn.backend import DEFAULT_DTYPE, get_array_module
+from distnn import functional as F
+
+from .linear import _finish
+from .module import Module, Parameter
+
+
+class ReLU(Module):
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace  # accepted for PyTorch compatibility; never modifies the input
+
+    def forward(self, x):
+        return F.relu(x)
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
+        super().__init__()
+        self.negative_slope, self.inplace = negative_slope, inplace
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class ELU(Module):
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.alpha, self.inplace = alpha, inplace
+
+    def forward(self, x):
+        return F.elu(x, self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+class GELU(Module):
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Softplus(Module):
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x):
+        return F.softplus(x, self.beta, self.threshold)
+
+    def extra_repr(self):
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class Softmax(Module):
+    """Softmax along ``dim`` (default: the last dimension)."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = -1 if dim is None else dim
+
+    def forward(self, x):
+        return F.softmax(x, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Module):
+    """Log-softmax along ``dim`` (default: the last dimension)."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = -1 if dim is None else dim
+
+    def forward(self, x):
+        return F.log_softmax(x, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class _PReLU(Function):
+    """max(0, x) + a * min(0, x) with a learned slope per channel (dim 1) or one shared slope."""
+
+    def forward(self, x, a):
+        xp = get_array_module(x)
+        self.shared = a.size == 1
+        aa = a.reshape(()) if self.shared else a.reshape((-1,) + (1,) * (x.ndim - 2))
+        self.pos = x > 0
+        self.x, self.a = x, aa
+        return xp.where(self.pos, x, x * aa)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        ga = gx = None
+        if self.needs_input_grad[0]:
+            gx = xp.where(self.pos, g, g * self.a)
+        if self.needs_input_grad[1]:
+            neg = xp.where(self.pos, 0, g * self.x)
+            if self.shared:
+                ga = neg.sum().reshape(1)
+            else:
+                ga = neg.sum(axis=(0,) + tuple(range(2, g.ndim))) if g.ndim > 1 else neg
+        return gx, ga
+
+
+class PReLU(Module):
+    """Parametric ReLU; ``num_parameters`` is 1 (shared) or the number of channels (dim 1). Slopes start at ``init``."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None):
+        super().__init__()
+        self.num_parameters = int(num_parameters)
+        self.init = init
+        self.weight = Parameter(np.full(self.num_parameters, init, dtype=np.dtype(dtype or DEFAULT_DTYPE)))
+        _finish(self, device)
+
+    def forward(self, x):
+        shape = tuple(x.shape)
+        if self.num_parameters != 1:
+            channels = shape[1] if len(shape) >= 2 else (shape[0] if shape else 0)
+            if channels != self.num_parameters:
+                raise ValueError(
+                    f"{self.where()}: num_parameters={self.num_parameters} must match the channel dimension "
+                    f"(dim 1) of the input, got shape {shape}"
+                )
+            if len(shape) == 1:  # a single unbatched (C,) vector: slope per element
+                return _PReLU.apply(x.reshape(1, -1), self.weight).reshape(shape)
+        return _PReLU.apply(x, self.weight)
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"
+
+
+class Maxout(Module):
+    """Maxout (Goodfellow et al.): split dimension ``dim`` into groups of ``pool_size`` and keep each group's max.
+
+    Input features F along ``dim`` must be divisible by ``pool_size``; output has F // pool_size there.
+    Group j holds features j*pool_size ... (j+1)*pool_size - 1.
+    """
+
+    def __init__(self, pool_size: int, dim: int = 1):
+        super().__init__()
+        if pool_size < 1:
+            raise ValueError(f"Maxout: pool_size must be >= 1, got {pool_size}")
+        self.pool_size, self.dim = int(pool_size), dim
+
+    def forward(self, x):
+        shape = tuple(x.shape)
+        d = self.dim % len(shape) if shape else 0
+        if not shape or shape[d] % self.pool_size:
+            raise ValueError(
+                f"{self.where()}: dimension {self.dim} of input shape {shape} is not divisible by "
+                f"pool_size={self.pool_size}"
+            )
+        grouped = x.reshape(*shape[:d], shape[d] // self.pool_size, self.pool_size, *shape[d + 1:])
+        return grouped.max(axis=d + 1)
+
+    def extra_repr(self):
+        return f"pool_size={self.pool_size}, dim={self.dim}"

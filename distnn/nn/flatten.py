@@ -1,0 +1,34 @@
+"""``Flatten`` and ``Unflatten``."""
+from __future__ import annotations
+
+from .module import Module
+
+
+class Flatten(Module):
+    """Flatten dims ``start_dim`` .. ``end_dim`` into one (default: all but the batch dim)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return x.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Expand dimension ``dim`` into ``unflattened_size``."""
+
+    def __init__(self, dim: int, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x):
+        shape = tuple(x.shape)
+        d = self.dim % len(shape)
+        return x.reshape(*shape[:d], *self.unflattened_size, *shape[d + 1:])
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"

@@ -1,0 +1,68 @@
+"""``Linear`` (y = x W^T + b) and ``Identity``."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from distnn.backend import DEFAULT_DTYPE
+from distnn.functional.linear import linear
+
+from . import init
+from .module import Module, Parameter
+
+
+def _finish(module, device):
+    """Move a freshly built layer to ``device`` (parameters are created on the host)."""
+    if device is not None and str(device) != "cpu":
+        module.to(str(device))
+
+
+class Identity(Module):
+    """Returns its input unchanged (accepts and ignores constructor arguments, as PyTorch)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
+class Linear(Module):
+    """y = x W^T + b with ``weight`` (out_features, in_features) and ``bias`` (out_features,).
+
+    Initialized as PyTorch: weight ~ kaiming_uniform_(a=sqrt(5)), i.e.
+    U(-1/sqrt(in_features), 1/sqrt(in_features)), and bias from the same range.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 device=None, dtype=None, generator=None):
+        super().__init__()
+        dtype = np.dtype(dtype or DEFAULT_DTYPE)
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dtype))
+        if bias:
+            self.bias = Parameter(np.empty(self.out_features, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters(generator)
+        _finish(self, device)
+
+    def reset_parameters(self, generator=None):
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
+        if self.bias is not None:
+            fan_in = self.in_features
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound, generator=generator)
+
+    def forward(self, x):
+        shape = tuple(x.shape)
+        if len(shape) < 1 or shape[-1] != self.in_features:
+            raise ValueError(
+                f"{self.where()}: expected input with last dimension in_features={self.in_features}, "
+                f"got input of shape {shape}"
+            )
+        return linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
