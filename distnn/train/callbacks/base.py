@@ -1,0 +1,108 @@
+"""The callback protocol of :class:`~distnn.train.trainer.Trainer`.
+
+A callback sees the trainer at fixed points of the loop. Every rank calls every
+callback at the same points in the same order, so a callback may run
+collectives (``trainer.agree``) — but never inside ``if trainer.is_main``.
+Side effects that must happen once (files, the progress bar) are guarded by
+``trainer.is_main``; decisions that change the run (stop, LR change, restore)
+are taken on values every rank agrees on.
+
+State that a resumed run needs lives in ``state_dict()``/``load_state_dict()``;
+the trainer collects it under the callback's ``state_key``.
+"""
+from __future__ import annotations
+
+
+class Callback:
+    """Base class: override the hooks you need. ``logs`` is a plain dict of floats."""
+
+    #: key under which the trainer stores this callback's state (defaults to the class name)
+    state_key: str | None = None
+
+    def on_train_begin(self, trainer) -> None:
+        pass
+
+    def on_epoch_begin(self, trainer) -> None:
+        pass
+
+    def on_batch_end(self, trainer, logs: dict) -> None:
+        """After each optimizer step. ``logs``: ``loss`` (this rank's batch loss, lazy), ``samples``, ``step``."""
+
+    def on_epoch_end(self, trainer, logs: dict) -> None:
+        """After training and validation of an epoch; ``logs`` holds the epoch's agreed metrics."""
+
+    def on_train_end(self, trainer, logs: dict) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class CallbackList:
+    """Calls each callback in order."""
+
+    def __init__(self, callbacks=()):
+        self.callbacks = list(callbacks)
+
+    def append(self, cb):
+        self.callbacks.append(cb)
+
+    def __iter__(self):
+        return iter(self.callbacks)
+
+    def __len__(self):
+        return len(self.callbacks)
+
+    def on_train_begin(self, trainer):
+        for cb in self.callbacks:
+            cb.on_train_begin(trainer)
+
+    def on_epoch_begin(self, trainer):
+        for cb in self.callbacks:
+            cb.on_epoch_begin(trainer)
+
+    def on_batch_end(self, trainer, logs):
+        for cb in self.callbacks:
+            cb.on_batch_end(trainer, logs)
+
+    def on_epoch_end(self, trainer, logs):
+        for cb in self.callbacks:
+            cb.on_epoch_end(trainer, logs)
+
+    def on_train_end(self, trainer, logs):
+        for cb in self.callbacks:
+            cb.on_train_end(trainer, logs)
+
+    def _keys(self):
+        keys, seen = [], {}
+        for cb in self.callbacks:
+            k = cb.state_key or type(cb).__name__
+            seen[k] = seen.get(k, 0) + 1
+            keys.append(k if seen[k] == 1 else f"{k}#{seen[k]}")
+        return keys
+
+    def state_dict(self) -> dict:
+        return {k: cb.state_dict() for k, cb in zip(self._keys(), self.callbacks)}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, cb in zip(self._keys(), self.callbacks):
+            if k in state:
+                cb.load_state_dict(state[k])
+
+
+def monitor_mode(monitor: str, mode: str) -> str:
+    """'min' or 'max' for a monitored metric; 'auto' picks max for accuracy-like names."""
+    if mode not in ("min", "max", "auto"):
+        raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+    if mode == "auto":
+        return "max" if any(s in monitor for s in ("acc", "f1", "precision", "recall")) else "min"
+    return mode
+
+
+def get_metric(logs: dict, monitor: str, who: str) -> float:
+    if monitor not in logs:
+        raise ValueError(f"{who}: monitored metric {monitor!r} is not available; epoch metrics are {sorted(logs)}")
+    return float(logs[monitor])

@@ -1,0 +1,73 @@
+"""Early stopping on a validation metric, decided identically on every rank."""
+from __future__ import annotations
+
+import math
+
+from .base import Callback, get_metric, monitor_mode
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    The decision is taken on rank 0's value of the metric, broadcast to all
+    ranks (``trainer.agree``), so every rank counts the same patience and stops
+    at the same epoch even if their metric values differed. (They should not:
+    validation metrics are reduced from sums and counts, so they are equal.)
+    With ``restore_best_weights`` the model is reset to the best epoch's
+    weights when training ends (whether it stopped early or ran out of epochs).
+    """
+
+    state_key = "early_stopping"
+
+    def __init__(self, monitor: str = "val_loss", mode: str = "auto", patience: int = 10,
+                 min_delta: float = 0.0, restore_best_weights: bool = True):
+        if patience < 1:
+            raise ValueError(f"EarlyStopping: patience must be >= 1, got {patience}")
+        if min_delta < 0:
+            raise ValueError(f"EarlyStopping: min_delta must be >= 0, got {min_delta}")
+        self.monitor = monitor
+        self.mode = monitor_mode(monitor, mode)
+        self.patience = int(patience)
+        self.min_delta = float(min_delta)
+        self.restore_best_weights = restore_best_weights
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch = -1
+        self.wait = 0
+        self.stopped_epoch = None
+        self.best_weights = None
+
+    def improved(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_epoch_end(self, trainer, logs):
+        value = trainer.agree(get_metric(logs, self.monitor, "EarlyStopping"))
+        if self.improved(value):
+            self.best, self.best_epoch, self.wait = value, trainer.state.epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = trainer.model.state_dict()
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                self.stopped_epoch = trainer.state.epoch
+                trainer.request_stop(f"early stopping: {self.monitor} has not improved for {self.patience} epochs "
+                                     f"(best {self.best:.6g} at epoch {self.best_epoch + 1})")
+
+    def on_train_end(self, trainer, logs):
+        if self.restore_best_weights and self.best_weights is not None and self.best_epoch != trainer.state.epoch:
+            trainer.model.load_state_dict(self.best_weights)
+            trainer.log.info("restored the weights of epoch %d (best %s %.6g)", self.best_epoch + 1, self.monitor, self.best)
+
+    def state_dict(self):
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
+                "stopped_epoch": self.stopped_epoch, "best_weights": self.best_weights}
+
+    def load_state_dict(self, state):
+        self.best = float(state["best"])
+        self.best_epoch = int(state["best_epoch"])
+        self.wait = int(state["wait"])
+        self.stopped_epoch = state.get("stopped_epoch")
+        self.best_weights = state.get("best_weights")

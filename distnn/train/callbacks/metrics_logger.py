@@ -1,0 +1,71 @@
+"""Per-epoch metrics to ``metrics.jsonl`` and ``metrics.csv`` in the run directory (rank 0 only)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+
+from .base import Callback
+
+#: the CSV columns, in order (the JSON lines hold these plus any extra metrics)
+CSV_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "samples_per_sec",
+               "wall_time"]
+
+
+def _clean(v):
+    """JSON has no NaN/inf: write them as null."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+class MetricsLogger(Callback):
+    """Writes one row per epoch to ``<dir>/metrics.jsonl`` and ``<dir>/metrics.csv``.
+
+    Both files are rewritten from ``trainer.history`` at every epoch end (they
+    are small), through a temporary file and a rename: a reader never sees a
+    half-written file, and a resumed run (whose history comes from its
+    checkpoint) continues them without duplicated or stale rows.
+    """
+
+    def __init__(self, directory):
+        self.directory = str(directory)
+
+    def on_epoch_end(self, trainer, logs):
+        if trainer.is_main:
+            self.write(trainer.history)
+
+    def write(self, history):
+        jsonl = "".join(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n" for row in history)
+        _atomic_write(os.path.join(self.directory, "metrics.jsonl"), jsonl)
+        path = os.path.join(self.directory, "metrics.csv")
+        tmp = path + ".tmp"
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(CSV_COLUMNS)
+            for row in history:
+                w.writerow(["" if row.get(c) is None else _fmt(row[c]) for c in CSV_COLUMNS])
+        os.replace(tmp, path)
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ""
+    return v
+
+
+def _atomic_write(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def read_metrics_csv(path) -> list[dict]:
+    """The rows of a metrics.csv as dicts of floats (epoch as int); empty cells become None."""
+    rows = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            rows.append({k: (None if v == "" else (int(v) if k == "epoch" else float(v))) for k, v in row.items()})
+    return rows
