@@ -1,0 +1,292 @@
+"""Fused recurrent layers: one ``Function`` runs a whole sequence through one layer.
+
+Each Function takes the full input sequence ``x`` (T, B, I), the initial state
+and the layer's weights, and loops over time inside numpy/cupy. The input
+projection ``x @ W_ih^T`` is one matmul for all timesteps up front; only the
+recurrent ``h @ W_hh^T`` and a handful of elementwise ops run per step. Backward
+walks time in reverse, stores the pre-activation gradients of every step, and
+then forms ``dW_ih``, ``dW_hh``, ``dx`` and the biases with one matmul (or sum)
+each. This keeps the graph to a single node per layer and direction, which is
+what makes a Python-level RNN competitive.
+
+Gate orders follow PyTorch: LSTM rows are (i, f, g, o), GRU rows are (r, z, n)
+with ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``.
+
+A Function has one output, so the LSTM returns ``(T + 1, B, H)``: the hidden
+states of every step followed by the final cell state. ``reverse=True`` runs time
+backwards (the second direction of a bidirectional layer); outputs stay at their
+own time positions, so the final hidden state is then at index 0.
+
+Sigmoids are computed as ``0.5 * tanh(a / 2) + 0.5`` (no overflow for large |a|);
+the ``/ 2`` is folded into a copy of the weights (scaling by a power of two is
+exact), so one ``tanh`` call covers all gates of a step.
+"""
+from __future__ import annotations
+
+from distnn.autograd.function import Function
+from distnn.backend import get_array_module
+
+
+def _check_rnn_args(x, h0, w_ih, w_hh, ngates, what):
+    if x.ndim != 3:
+        raise ValueError(f"{what}: input must be (T, B, input_size), got shape {tuple(x.shape)}")
+    gh, hidden = w_hh.shape
+    if gh != ngates * hidden or w_ih.shape != (ngates * hidden, x.shape[2]):
+        raise ValueError(
+            f"{what}: weights {tuple(w_ih.shape)}, {tuple(w_hh.shape)} do not fit input {tuple(x.shape)} "
+            f"with {ngates} gates"
+        )
+    if h0.shape != (x.shape[1], hidden):
+        raise ValueError(f"{what}: initial state must be {(x.shape[1], hidden)}, got {tuple(h0.shape)}")
+
+
+def _input_projection(x, w_ih, b_ih, b_hh):
+    """x @ W_ih^T (+ biases) for every timestep at once: (T, B, G)."""
+    T, B, I = x.shape
+    out = (x.reshape(T * B, I) @ w_ih.T).reshape(T, B, w_ih.shape[0])
+    if b_ih is not None:
+        out += b_ih
+    if b_hh is not None:
+        out += b_hh
+    return out
+
+
+def _weight_grads(need, k, dpre_x, dpre_h, x, hprev, w_ih, w_hh):
+    """dx, dW_ih, dW_hh, db_ih, db_hh from stacked per-step pre-activation grads (T, B, G).
+
+    ``need`` is the Function's needs_input_grad; ``k`` the position of w_ih among
+    its inputs (followed by w_hh, b_ih, b_hh). The bias grads may be one array
+    when both paths share the pre-activation (the engine copies before keeping it).
+    """
+    T, B, I = x.shape
+    G = dpre_x.shape[2]
+    need = tuple(need) + (False,) * (k + 4 - len(need))
+    dx2 = dpre_x.reshape(T * B, G)
+    dh2 = dx2 if dpre_h is dpre_x else dpre_h.reshape(T * B, G)
+    dx = (dx2 @ w_ih).reshape(T, B, I) if need[0] else None
+    dw_ih = dx2.T @ x.reshape(T * B, I) if need[k] else None
+    dw_hh = dh2.T @ hprev.reshape(T * B, hprev.shape[2]) if need[k + 1] else None
+    db_ih = dx2.sum(axis=0) if need[k + 2] or (need[k + 3] and dh2 is dx2) else None
+    db_hh = (db_ih if dh2 is dx2 else dh2.sum(axis=0)) if need[k + 3] else None
+    return dx, dw_ih, dw_hh, (db_ih if need[k + 2] else None), db_hh
+
+
+class LSTMLayer(Function):
+    """One LSTM layer over a sequence.
+
+    ``apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False)`` -> (T + 1, B, H):
+    ``out[:T]`` are the hidden states, ``out[T]`` the final cell state.
+    """
+
+    def forward(self, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
+        xp = get_array_module(x)
+        _check_rnn_args(x, h0, w_ih, w_hh, 4, "LSTM")
+        T, B, _ = x.shape
+        H = w_hh.shape[1]
+        # Reorder gates (i, f, g, o) -> (i, f, o, g) so the sigmoid gates are one block.
+        perm = xp.concatenate([xp.arange(0, 2 * H), xp.arange(3 * H, 4 * H), xp.arange(2 * H, 3 * H)])
+        scale = xp.ones((4 * H, 1), dtype=x.dtype)
+        scale[: 3 * H] = 0.5
+        w_ih_p, w_hh_p = w_ih[perm], w_hh[perm]
+        b_ih_p = None if b_ih is None else b_ih[perm] * scale[:, 0]
+        b_hh_p = None if b_hh is None else b_hh[perm] * scale[:, 0]
+        gates = _input_projection(x, w_ih_p * scale, b_ih_p, b_hh_p)  # (T, B, 4H), activated in place below
+        w_hh_s_T = (w_hh_p * scale).T
+        hs = xp.empty((T + 1, B, H), dtype=x.dtype)  # hs[s] is the state before step s (in run order)
+        cs = xp.empty((T + 1, B, H), dtype=x.dtype)
+        tcs = xp.empty((T, B, H), dtype=x.dtype)
+        hs[0], cs[0] = h0, c0
+        H3 = 3 * H
+        steps = range(T - 1, -1, -1) if reverse else range(T)
+        for s, t in enumerate(steps):
+            a = gates[t]
+            a += hs[s] @ w_hh_s_T
+            xp.tanh(a, out=a)
+            sg = a[:, :H3]
+            sg *= 0.5
+            sg += 0.5
+            i, f, o, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : H3], a[:, H3:]
+            c = cs[s + 1]
+            xp.multiply(f, cs[s], out=c)
+            c += i * g
+            tc = tcs[t]
+            xp.tanh(c, out=tc)
+            xp.multiply(o, tc, out=hs[s + 1])
+        out = xp.empty((T + 1, B, H), dtype=x.dtype)
+        out[:T] = hs[1:][::-1] if reverse else hs[1:]
+        out[T] = cs[T]
+        self.x, self.gates, self.hs, self.cs, self.tcs = x, gates, hs, cs, tcs
+        self.w_ih_p, self.w_hh_p, self.perm, self.reverse = w_ih_p, w_hh_p, perm, reverse
+        return out
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        x, gates, hs, cs, tcs = self.x, self.gates, self.hs, self.cs, self.tcs
+        T, B, _ = x.shape
+        H = hs.shape[2]
+        H3 = 3 * H
+        dpre = xp.empty_like(gates)  # pre-activation gradients in (i, f, o, g) order
+        dh = xp.zeros((B, H), dtype=grad.dtype)
+        dc = grad[T].copy()
+        steps = range(T - 1, -1, -1) if self.reverse else range(T)
+        for s in range(T - 1, -1, -1):
+            t = steps[s]
+            a = gates[t]
+            i, f, o, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : H3], a[:, H3:]
+            tc = tcs[t]
+            dh += grad[t]
+            d = dpre[t]
+            # d(output gate) and d(cell) through h = o * tanh(c)
+            xp.multiply(dh, tc, out=d[:, 2 * H : H3])
+            dc += dh * o * (1 - tc * tc)
+            xp.multiply(dc, g, out=d[:, :H])
+            xp.multiply(dc, cs[s], out=d[:, H : 2 * H])
+            xp.multiply(dc, i, out=d[:, H3:])
+            sg = a[:, :H3]
+            d[:, :H3] *= sg * (1 - sg)
+            d[:, H3:] *= 1 - g * g
+            dc *= f
+            dh = d @ self.w_hh_p
+        # Hidden states in time order, the state before each step: hprev[t] feeds step t.
+        hprev = hs[:-1][::-1] if self.reverse else hs[:-1]
+        need = self.needs_input_grad
+        grads = _weight_grads(need, 3, dpre, dpre, x, hprev, self.w_ih_p, self.w_hh_p)
+        dx, dw_ih, dw_hh, db_ih, db_hh = (None if g is None else g for g in grads)
+        inv = xp.argsort(self.perm)  # back to PyTorch's (i, f, g, o) rows
+        dw_ih, dw_hh, db_ih, db_hh = (None if g is None else g[inv] for g in (dw_ih, dw_hh, db_ih, db_hh))
+        return dx, (dh if need[1] else None), (dc if need[2] else None), dw_ih, dw_hh, db_ih, db_hh
+
+
+class GRULayer(Function):
+    """One GRU layer over a sequence: ``apply(x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False)`` -> (T, B, H)."""
+
+    def forward(self, x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
+        xp = get_array_module(x)
+        _check_rnn_args(x, h0, w_ih, w_hh, 3, "GRU")
+        T, B, _ = x.shape
+        H = w_hh.shape[1]
+        H2 = 2 * H
+        scale = xp.ones((3 * H, 1), dtype=x.dtype)
+        scale[:H2] = 0.5  # r and z are sigmoids
+        xw = _input_projection(x, w_ih * scale, None if b_ih is None else b_ih * scale[:, 0], None)
+        if b_hh is not None:
+            xw[:, :, :H2] += b_hh[:H2] * 0.5  # r, z: both biases add outside; b_hn stays inside r * (...)
+        w_hh_s_T = (w_hh * scale).T
+        b_hn = None if b_hh is None else b_hh[H2:]
+        hs = xp.empty((T + 1, B, H), dtype=x.dtype)
+        rz = xp.empty((T, B, H2), dtype=x.dtype)
+        ns = xp.empty((T, B, H), dtype=x.dtype)
+        hns = xp.empty((T, B, H), dtype=x.dtype)  # W_hn h + b_hn, needed for d(r)
+        hs[0] = h0
+        steps = range(T - 1, -1, -1) if reverse else range(T)
+        for s, t in enumerate(steps):
+            hw = hs[s] @ w_hh_s_T
+            a = rz[t]
+            xp.add(xw[t, :, :H2], hw[:, :H2], out=a)
+            xp.tanh(a, out=a)
+            a *= 0.5
+            a += 0.5
+            r, z = a[:, :H], a[:, H:]
+            hn = hns[t]
+            if b_hn is not None:
+                xp.add(hw[:, H2:], b_hn, out=hn)
+            else:
+                hn[...] = hw[:, H2:]
+            n = ns[t]
+            xp.multiply(r, hn, out=n)
+            n += xw[t, :, H2:]
+            xp.tanh(n, out=n)
+            # h' = (1 - z) * n + z * h = n + z * (h - n)
+            h = hs[s + 1]
+            xp.subtract(hs[s], n, out=h)
+            h *= z
+            h += n
+        self.x, self.hs, self.rz, self.ns, self.hns = x, hs, rz, ns, hns
+        self.w_ih, self.w_hh, self.reverse = w_ih, w_hh, reverse
+        return hs[1:][::-1].copy() if reverse else hs[1:].copy()
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        x, hs, rz, ns, hns = self.x, self.hs, self.rz, self.ns, self.hns
+        T, B, _ = x.shape
+        H = hs.shape[2]
+        H2 = 2 * H
+        dpre_x = xp.empty((T, B, 3 * H), dtype=grad.dtype)  # grads of W_ih x + b_ih
+        dpre_h = xp.empty((T, B, 3 * H), dtype=grad.dtype)  # grads of W_hh h + b_hh
+        dh = xp.zeros((B, H), dtype=grad.dtype)
+        steps = range(T - 1, -1, -1) if self.reverse else range(T)
+        for s in range(T - 1, -1, -1):
+            t = steps[s]
+            r, z, n, hn = rz[t, :, :H], rz[t, :, H:], ns[t], hns[t]
+            dh += grad[t]
+            dx_t, dh_t = dpre_x[t], dpre_h[t]
+            dn = dx_t[:, H2:]
+            xp.multiply(dh, 1 - z, out=dn)
+            dn *= 1 - n * n  # now d(n pre-activation)
+            dr = dx_t[:, :H]
+            xp.multiply(dn, hn, out=dr)
+            dr *= r * (1 - r)
+            dz = dx_t[:, H:H2]
+            xp.subtract(hs[s], n, out=dz)
+            dz *= dh
+            dz *= z * (1 - z)
+            dh_t[:, :H2] = dx_t[:, :H2]
+            xp.multiply(dn, r, out=dh_t[:, H2:])
+            dh = dh * z + dh_t @ self.w_hh
+        hprev = hs[:-1][::-1] if self.reverse else hs[:-1]
+        need = self.needs_input_grad
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(need, 2, dpre_x, dpre_h, x, hprev, self.w_ih, self.w_hh)
+        return dx, (dh if need[1] else None), dw_ih, dw_hh, db_ih, db_hh
+
+
+class RNNLayer(Function):
+    """Elman RNN layer, ``h' = act(W_ih x + b_ih + W_hh h + b_hh)`` with act tanh or relu.
+
+    ``apply(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", reverse=False)`` -> (T, B, H).
+    """
+
+    def forward(self, x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", reverse=False):
+        xp = get_array_module(x)
+        _check_rnn_args(x, h0, w_ih, w_hh, 1, "RNN")
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        T, B, _ = x.shape
+        H = w_hh.shape[1]
+        pre = _input_projection(x, w_ih, b_ih, b_hh)
+        hs = xp.empty((T + 1, B, H), dtype=x.dtype)
+        hs[0] = h0
+        w_hh_T = w_hh.T
+        steps = range(T - 1, -1, -1) if reverse else range(T)
+        for s, t in enumerate(steps):
+            a = pre[t]
+            a += hs[s] @ w_hh_T
+            if nonlinearity == "tanh":
+                xp.tanh(a, out=hs[s + 1])
+            else:
+                xp.maximum(a, 0, out=hs[s + 1])
+        self.x, self.hs, self.w_ih, self.w_hh = x, hs, w_ih, w_hh
+        self.relu, self.reverse = nonlinearity == "relu", reverse
+        return hs[1:][::-1].copy() if reverse else hs[1:].copy()
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        x, hs = self.x, self.hs
+        T, B, _ = x.shape
+        H = hs.shape[2]
+        dpre = xp.empty((T, B, H), dtype=grad.dtype)
+        dh = xp.zeros((B, H), dtype=grad.dtype)
+        steps = range(T - 1, -1, -1) if self.reverse else range(T)
+        for s in range(T - 1, -1, -1):
+            t = steps[s]
+            h = hs[s + 1]
+            dh += grad[t]
+            d = dpre[t]
+            if self.relu:
+                xp.multiply(dh, h > 0, out=d)
+            else:
+                xp.multiply(dh, 1 - h * h, out=d)
+            dh = d @ self.w_hh
+        hprev = hs[:-1][::-1] if self.reverse else hs[:-1]
+        need = self.needs_input_grad
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(need, 2, dpre, dpre, x, hprev, self.w_ih, self.w_hh)
+        return dx, (dh if need[1] else None), dw_ih, dw_hh, db_ih, db_hh

@@ -1,0 +1,307 @@
+"""Recurrent layers: RNN (tanh/relu), LSTM, GRU and their single-step cells.
+
+Names, argument orders, shapes and parameter names follow PyTorch, so a PyTorch
+``state_dict`` (converted to numpy) loads unchanged: ``weight_ih_l{k}`` (G*H, I),
+``weight_hh_l{k}`` (G*H, H), ``bias_ih_l{k}``, ``bias_hh_l{k}`` with a
+``_reverse`` suffix for the second direction; G is 4 for LSTM (gates i, f, g, o),
+3 for GRU (r, z, n), 1 for RNN. Every parameter starts U(-1/sqrt(H), 1/sqrt(H)).
+
+Each layer and direction is one fused ``Function`` (``distnn.functional.rnn``)
+that loops over time inside numpy; see there for why. Truncated BPTT: pass
+``h_n.detach()`` (and ``c_n.detach()``) as the next chunk's initial state.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from distnn import random as drandom
+from distnn.autograd.tensor import Tensor
+from distnn.backend import get_array_module
+from distnn.functional import activation as A
+from distnn.functional import rnn as R
+from distnn.functional import shape as S
+
+from .module import Module, Parameter
+
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+def _uniform_params(module, hidden_size, generator):
+    """PyTorch's reset_parameters for RNNs: every parameter U(-1/sqrt(H), 1/sqrt(H))."""
+    gen = generator if generator is not None else drandom.default_generator()
+    k = 1.0 / math.sqrt(hidden_size)
+    for p in module.parameters():
+        p.data[...] = gen.uniform(-k, k, p.shape).astype(p.data.dtype)
+
+
+class RNNBase(Module):
+    """Shared machinery of RNN, LSTM and GRU (multi-layer, optional bidirectional)."""
+
+    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, dtype=None, generator=None):
+        super().__init__()
+        if mode not in _GATES:
+            raise ValueError(f"unknown RNN mode {mode!r}")
+        if not isinstance(hidden_size, int) or hidden_size <= 0:
+            raise ValueError(f"hidden_size must be a positive int, got {hidden_size!r}")
+        if not isinstance(num_layers, int) or num_layers <= 0:
+            raise ValueError(f"num_layers must be a positive int, got {num_layers!r}")
+        if not 0.0 <= float(dropout) <= 1.0:
+            raise ValueError(f"dropout must be in [0, 1], got {dropout}")
+        self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
+        self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
+        self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
+        self.generator = generator  # for inter-layer dropout; None means distnn's default
+        dtype = np.dtype(dtype or np.float32)
+        g = _GATES[mode] * hidden_size
+        D = 2 if bidirectional else 1
+        for layer in range(num_layers):
+            in_size = input_size if layer == 0 else hidden_size * D
+            for d in range(D):
+                sfx = f"_l{layer}" + ("_reverse" if d else "")
+                setattr(self, "weight_ih" + sfx, Parameter(np.empty((g, in_size), dtype)))
+                setattr(self, "weight_hh" + sfx, Parameter(np.empty((g, hidden_size), dtype)))
+                if bias:
+                    setattr(self, "bias_ih" + sfx, Parameter(np.empty((g,), dtype)))
+                    setattr(self, "bias_hh" + sfx, Parameter(np.empty((g,), dtype)))
+        _uniform_params(self, hidden_size, generator)
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        return s
+
+    # ------------------------------------------------------------ checks
+    def _check_input(self, x):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{self.where()}: input must be a Tensor, got {type(x).__name__}")
+        layout = "(N, L, input_size)" if self.batch_first else "(L, N, input_size)"
+        if x.ndim not in (2, 3):
+            raise ValueError(
+                f"{self.where()}: expected a 3-D input {layout} or a 2-D unbatched input (L, input_size), "
+                f"got shape {tuple(x.shape)}"
+            )
+        if x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{self.where()}: input has {x.shape[-1]} features but input_size is {self.input_size} "
+                f"(input shape {tuple(x.shape)}, expected {layout})"
+            )
+
+    def _check_state(self, h, batch, name, unbatched):
+        D = 2 if self.bidirectional else 1
+        want = (self.num_layers * D, batch, self.hidden_size)
+        if unbatched:
+            want = (want[0], want[2])
+        if tuple(h.shape) != want:
+            raise ValueError(f"{self.where()}: expected {name} of shape {want}, got {tuple(h.shape)}")
+
+    # ----------------------------------------------------------- forward
+    def forward(self, input, hx=None):
+        """Run the sequence. Returns ``(output, h_n)`` (LSTM: ``(output, (h_n, c_n))``).
+
+        ``output`` is (L, N, D*H) (batch_first: (N, L, D*H)); ``h_n`` is
+        (num_layers*D, N, H). Unbatched (L, input_size) inputs give unbatched results.
+        """
+        self._check_input(input)
+        unbatched = input.ndim == 2
+        x = input
+        if unbatched:
+            x = S.Unsqueeze.apply(x, axis=1)
+        elif self.batch_first:
+            x = S.Transpose.apply(x, axes=(1, 0, 2))
+        batch = x.shape[1]
+        lstm = self.mode == "LSTM"
+        D = 2 if self.bidirectional else 1
+        if hx is None:  # zero initial state: a constant, not part of the graph
+            h0 = c0 = get_array_module(x.data).zeros((self.num_layers * D, batch, self.hidden_size), x.dtype)
+        else:
+            if lstm:
+                if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+                    raise TypeError(f"{self.where()}: LSTM hx must be a tuple (h_0, c_0)")
+                h0, c0 = hx
+                self._check_state(h0, batch, "h_0", unbatched)
+                self._check_state(c0, batch, "c_0", unbatched)
+            else:
+                h0, c0 = hx, None
+                self._check_state(h0, batch, "h_0", unbatched)
+            if unbatched:
+                h0 = S.Unsqueeze.apply(h0, axis=1)
+                c0 = S.Unsqueeze.apply(c0, axis=1) if lstm else None
+
+        h_n, c_n = [], []
+        T = x.shape[0]
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(D):
+                idx = layer * D + d
+                sfx = f"_l{layer}" + ("_reverse" if d else "")
+                w = [getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx)]
+                if self.bias:
+                    w += [getattr(self, "bias_ih" + sfx), getattr(self, "bias_hh" + sfx)]
+                h_init = h0[idx]
+                rev = bool(d)
+                if lstm:
+                    packed = R.LSTMLayer.apply(x, h_init, c0[idx], *w, reverse=rev)
+                    out = packed[:T]
+                    h_n.append(packed[0 if rev else T - 1])
+                    c_n.append(packed[T])
+                else:
+                    if self.mode == "GRU":
+                        out = R.GRULayer.apply(x, h_init, *w, reverse=rev)
+                    else:
+                        act = "tanh" if self.mode == "RNN_TANH" else "relu"
+                        out = R.RNNLayer.apply(x, h_init, *w, nonlinearity=act, reverse=rev)
+                    h_n.append(out[0 if rev else T - 1])
+                outs.append(out)
+            x = outs[0] if D == 1 else S.Concat.apply(*outs, axis=2)
+            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+                x = A.dropout(x, self.dropout, True, self.generator)
+
+        output = x
+        if unbatched:
+            output = S.Squeeze.apply(output, axis=1)
+        elif self.batch_first:
+            output = S.Transpose.apply(output, axes=(1, 0, 2))
+        h_n = S.Stack.apply(*h_n, axis=0)
+        if unbatched:
+            h_n = S.Squeeze.apply(h_n, axis=1)
+        if not lstm:
+            return output, h_n
+        c_n = S.Stack.apply(*c_n, axis=0)
+        if unbatched:
+            c_n = S.Squeeze.apply(c_n, axis=1)
+        return output, (h_n, c_n)
+
+
+class RNN(RNNBase):
+    """Elman RNN: ``RNN(input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+    batch_first=False, dropout=0.0, bidirectional=False)`` (PyTorch's positional order)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, dtype=None, generator=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        super().__init__(mode, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dtype, generator)
+        self.nonlinearity = nonlinearity
+
+
+class LSTM(RNNBase):
+    """``LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+    bidirectional=False)``; forward(input, (h_0, c_0)=None) -> (output, (h_n, c_n))."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, dtype=None, generator=None):
+        super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dtype, generator)
+
+
+class GRU(RNNBase):
+    """``GRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+    bidirectional=False)``; forward(input, h_0=None) -> (output, h_n)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, dtype=None, generator=None):
+        super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dtype, generator)
+
+
+# ------------------------------------------------------------------- cells
+class RNNCellBase(Module):
+    def __init__(self, input_size, hidden_size, bias, gates, dtype=None, generator=None):
+        super().__init__()
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        dtype = np.dtype(dtype or np.float32)
+        self.weight_ih = Parameter(np.empty((gates * hidden_size, input_size), dtype))
+        self.weight_hh = Parameter(np.empty((gates * hidden_size, hidden_size), dtype))
+        if bias:
+            self.bias_ih = Parameter(np.empty((gates * hidden_size,), dtype))
+            self.bias_hh = Parameter(np.empty((gates * hidden_size,), dtype))
+        _uniform_params(self, hidden_size, generator)
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+    def _prepare(self, input, hx, n_states):
+        """Check shapes; return (x as (1, B, I), states as (B, H) arrays/Tensors, unbatched flag)."""
+        if not isinstance(input, Tensor) or input.ndim not in (1, 2) or input.shape[-1] != self.input_size:
+            shape = tuple(input.shape) if hasattr(input, "shape") else type(input).__name__
+            raise ValueError(
+                f"{self.where()}: expected input (N, {self.input_size}) or ({self.input_size},), got {shape}"
+            )
+        unbatched = input.ndim == 1
+        x = S.Reshape.apply(input, shape=(1, 1 if unbatched else input.shape[0], self.input_size))
+        batch = x.shape[1]
+        if hx is None:
+            zeros = get_array_module(x.data).zeros((batch, self.hidden_size), x.dtype)
+            return x, (zeros,) * n_states, unbatched
+        states = hx if n_states > 1 else (hx,)
+        if n_states > 1 and not (isinstance(hx, (tuple, list)) and len(hx) == n_states):
+            raise TypeError(f"{self.where()}: hx must be a tuple of {n_states} states")
+        want = (self.hidden_size,) if unbatched else (batch, self.hidden_size)
+        out = []
+        for h in states:
+            if tuple(h.shape) != want:
+                raise ValueError(f"{self.where()}: expected hidden state of shape {want}, got {tuple(h.shape)}")
+            out.append(S.Reshape.apply(h, shape=(batch, self.hidden_size)) if unbatched else h)
+        return x, tuple(out), unbatched
+
+    def _weights(self):
+        w = [self.weight_ih, self.weight_hh]
+        if self.bias:
+            w += [self.bias_ih, self.bias_hh]
+        return w
+
+    def _finish(self, h, unbatched):
+        return S.Reshape.apply(h, shape=(self.hidden_size,)) if unbatched else h
+
+
+class RNNCell(RNNCellBase):
+    """``RNNCell(input_size, hidden_size, bias=True, nonlinearity="tanh")``: h' = act(W_ih x + b_ih + W_hh h + b_hh)."""
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", dtype=None, generator=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, bias, 1, dtype, generator)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, input, hx=None):
+        x, (h,), unbatched = self._prepare(input, hx, 1)
+        out = R.RNNLayer.apply(x, h, *self._weights(), nonlinearity=self.nonlinearity)
+        return self._finish(out[0], unbatched)
+
+
+class LSTMCell(RNNCellBase):
+    """``LSTMCell(input_size, hidden_size, bias=True)``; forward(input, (h, c)=None) -> (h', c')."""
+
+    def __init__(self, input_size, hidden_size, bias=True, dtype=None, generator=None):
+        super().__init__(input_size, hidden_size, bias, 4, dtype, generator)
+
+    def forward(self, input, hx=None):
+        x, (h, c), unbatched = self._prepare(input, hx, 2)
+        packed = R.LSTMLayer.apply(x, h, c, *self._weights())
+        return self._finish(packed[0], unbatched), self._finish(packed[1], unbatched)
+
+
+class GRUCell(RNNCellBase):
+    """``GRUCell(input_size, hidden_size, bias=True)``; forward(input, h=None) -> h'."""
+
+    def __init__(self, input_size, hidden_size, bias=True, dtype=None, generator=None):
+        super().__init__(input_size, hidden_size, bias, 3, dtype, generator)
+
+    def forward(self, input, hx=None):
+        x, (h,), unbatched = self._prepare(input, hx, 1)
+        out = R.GRULayer.apply(x, h, *self._weights())
+        return self._finish(out[0], unbatched)
