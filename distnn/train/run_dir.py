@@ -1,0 +1,178 @@
+"""The run directory: where a training run leaves its results, and how they are read back.
+
+Layout (written by rank 0 only)::
+
+    runs/<config>-<timestamp>/
+      config.toml     the resolved configuration (every default filled in)
+      metrics.jsonl   one JSON object per epoch
+      metrics.csv     the same rows as CSV
+      curves.png      loss and accuracy vs epoch (train and validation)
+      summary.json    final test metrics, best epoch, epochs run, world size, ...
+      model.npz       the final weights (``state_dict`` arrays)
+      model.json      what is needed to rebuild the model: model name and
+                      arguments, input shape, classes, standardization stats
+
+:func:`load_model` is the ONE place that turns a run directory back into a
+model (evaluate, predict, and later checkpoints and ensembles go through it).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+
+import numpy as np
+
+MODEL_WEIGHTS = "model.npz"
+MODEL_META = "model.json"
+SUMMARY = "summary.json"
+CONFIG = "config.toml"
+
+
+class RunDirError(ValueError):
+    """The run directory cannot be created or written (one-line message)."""
+
+
+def default_run_dir(config_name: str, root: str = "runs") -> str:
+    """``runs/<config>-<YYYYmmdd-HHMMSS>`` (with ``-2``, ``-3`` ... if that exists)."""
+    stem = os.path.join(root, f"{_slug(config_name)}-{time.strftime('%Y%m%d-%H%M%S')}")
+    path, k = stem, 1
+    while os.path.exists(path):
+        k += 1
+        path = f"{stem}-{k}"
+    return path
+
+
+def _slug(name: str) -> str:
+    base = os.path.splitext(os.path.basename(str(name)))[0] or "run"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in base)
+
+
+def check_writable(path: str) -> bool:
+    """Create ``path`` (and parents) if needed and check a file can be written in it.
+
+    Returns True when this call created the directory (so a failed setup can
+    remove it again). Raises :class:`RunDirError` with a one-line reason.
+    """
+    path = str(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise RunDirError(f"output directory {path!r} exists and is not a directory")
+    created = not os.path.exists(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".distnn-write-test-{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        if created and os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        raise RunDirError(f"output directory {path!r} is not writable: {e.strerror or e}") from None
+    return created
+
+
+def prepare_run_dir(path: str, comm) -> bool:
+    """Rank 0 creates and checks ``path``; the outcome is broadcast so every rank raises (or not) together."""
+    result = None
+    if comm.rank == 0:
+        try:
+            result = ("ok", check_writable(path))
+        except RunDirError as e:
+            result = ("error", str(e))
+    if comm.size > 1:
+        result = comm.broadcast_object(result, root=0)
+    if result[0] == "error":
+        raise RunDirError(result[1])
+    return bool(result[1])
+
+
+def remove_run_dir(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def _clean(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def write_json(path: str, obj) -> None:
+    """Write ``obj`` as indented JSON through a temporary file (NaN/inf become null)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(_clean(obj), f, indent=2, default=_json_default)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def write_text(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def save_model(directory: str, model, meta: dict) -> None:
+    """``model.npz`` (the state dict) and ``model.json`` (``meta``: how to rebuild it)."""
+    weights = os.path.join(directory, MODEL_WEIGHTS)
+    tmp = weights + ".tmp.npz"
+    np.savez(tmp, **model.state_dict())
+    os.replace(tmp, weights)
+    write_json(os.path.join(directory, MODEL_META), meta)
+
+
+def read_summary(directory: str) -> dict:
+    with open(os.path.join(directory, SUMMARY)) as f:
+        return json.load(f)
+
+
+def load_model(path: str):
+    """Rebuild the trained model of a run: ``(model, meta, eval_transform)``.
+
+    ``path`` is a run directory (or its ``model.npz``). ``meta`` is the
+    ``model.json`` dict (model name and arguments, ``input_shape``,
+    ``num_classes``, ``class_names``, ``standardizer``); ``eval_transform`` is
+    the standardization fitted on the run's training split (or None). The
+    model is in eval mode. Raises ValueError with a one-line message when the
+    directory holds no usable model.
+    """
+    from distnn.models import build_model
+
+    path = str(path)
+    directory = os.path.dirname(path) if path.endswith(".npz") else path
+    weights, meta_path = os.path.join(directory, MODEL_WEIGHTS), os.path.join(directory, MODEL_META)
+    if not os.path.isdir(directory):
+        raise ValueError(f"run directory {directory!r} does not exist")
+    for p in (weights, meta_path):
+        if not os.path.isfile(p):
+            raise ValueError(f"{directory!r} holds no trained model ({os.path.basename(p)} is missing); "
+                             f"is it a finished run directory?")
+    try:
+        with open(meta_path) as f:
+            meta = json.load(f)
+        model = build_model(meta["model"]["name"], **meta["model"].get("kwargs", {}))
+        with np.load(weights) as npz:
+            model.load_state_dict({k: npz[k] for k in npz.files})
+    except (OSError, KeyError, json.JSONDecodeError) as e:
+        raise ValueError(f"cannot load the model of {directory!r}: {e}") from None
+    model.eval()
+    transform = None
+    if meta.get("standardizer"):
+        from distnn.data.transforms import Standardizer
+
+        transform = Standardizer.from_state_dict(meta["standardizer"])
+    return model, meta, transform

@@ -1,0 +1,477 @@
+"""The training loop: sharded data, averaged gradients, agreed decisions, callbacks.
+
+Every rank runs the same :class:`Trainer` on its own shard of the data:
+
+* ``batch_size`` is the GLOBAL batch of one optimizer step. Each epoch the
+  training indices are permuted with a seed every rank shares (reseeded per
+  epoch), and rank ``r`` of ``world`` takes every ``world``-th index starting at
+  ``r``. Its ``k``-th local batch is positions ``k*b .. k*b+b`` of its shard,
+  with ``b = batch_size / world``; the union over ranks of their ``k``-th
+  batches is exactly the ``k``-th global batch of a 1-rank run. That is what
+  makes 1 rank with batch B match 2 ranks with B/2 each.
+* When the data does not split evenly, shards are padded with repeated
+  samples; the padded ones are masked out of the loss and out of every metric
+  (targets set to ``ignore_index``), never counted twice.
+* The loss of a step is the mean over this rank's valid samples;
+  :class:`~distnn.distributed.DataParallel` averages gradients weighted by each
+  rank's sample count, so the update equals the 1-rank mean over the global
+  batch. Gradient accumulation splits a step into micro-batches; all but the
+  last run under ``no_sync()``.
+* Validation metrics are sums and counts reduced over ranks, so every rank
+  holds the same values; decisions (stop, LR change) use rank 0's value,
+  broadcast (``agree``), so ranks cannot take different paths.
+
+The loop itself is short; early stopping, LR schedules, progress, metrics files
+and plots are callbacks. All run state is reachable from :meth:`state_dict`.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+import distnn
+import distnn.functional as F
+from distnn import random as dn_random
+from distnn.backend import get_array_module, to_numpy
+
+from .callbacks.base import CallbackList
+from .logging_utils import get_logger
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class TrainState:
+    """Where the run is. ``epoch`` is 0-based; ``batch_in_epoch`` counts optimizer steps done in it."""
+
+    epoch: int = 0
+    global_step: int = 0
+    batch_in_epoch: int = 0
+    best_metric: float | None = None
+    best_epoch: int = -1            # 0-based epoch of best_metric, -1 before any
+    stop_requested: bool = False
+    stop_reason: str = ""
+    stopped_early: bool = False
+    elapsed: float = 0.0            # training wall time of earlier sessions (resume)
+    # running sums of the current epoch's training metrics (this rank's share)
+    epoch_sums: dict = field(default_factory=lambda: {"loss": 0.0, "correct": 0.0, "count": 0.0, "samples": 0.0,
+                                                      "time": 0.0})
+
+
+class _LocalComm:
+    """A one-rank communicator for plain single-process runs when distnn.distributed is absent."""
+
+    rank, size, local_rank = 0, 1, 0
+
+    def allreduce(self, x, op="sum"):
+        return x
+
+    def broadcast_object(self, obj, root=0):
+        return obj
+
+    def allgather_object(self, obj):
+        return [obj]
+
+    def barrier(self):
+        pass
+
+
+def default_comm():
+    try:
+        from distnn.distributed import init
+    except ImportError:
+        return _LocalComm()
+    return init()
+
+
+class ShardPlan:
+    """Which samples this rank sees, in which order, and which of them are padding.
+
+    Stride sharding of a seeded per-epoch permutation, identical to
+    :class:`distnn.distributed.DistributedSampler` (which the trainer uses when
+    present): the permutation is padded at the end with its own first entries
+    up to a multiple of ``world``, and rank ``r`` takes positions ``r::world``.
+    A position ``p`` of the padded order is padding iff ``p >= n``.
+    """
+
+    def __init__(self, n: int, rank: int, world: int, shuffle: bool, seed: int, drop_last: bool = False):
+        self.n, self.rank, self.world, self.shuffle, self.seed, self.drop_last = n, rank, world, shuffle, seed, drop_last
+        if drop_last:
+            self.num_samples = n // world
+        else:
+            self.num_samples = math.ceil(n / world)
+        self.total_size = self.num_samples * world
+
+    def indices(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(this rank's indices, boolean mask of real = non-padded samples)."""
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        else:
+            order = np.arange(self.n)
+        if self.total_size > self.n:
+            reps = math.ceil((self.total_size - self.n) / max(self.n, 1))
+            order = np.concatenate([order] + [order] * reps)[: self.total_size]
+        else:
+            order = order[: self.total_size]
+        positions = np.arange(self.rank, self.total_size, self.world)
+        return order[positions], positions < self.n
+
+
+def _sampler_plan(n, comm, shuffle, seed, drop_last):
+    """Use distnn.distributed's DistributedSampler when it exists; same semantics as ShardPlan."""
+    try:
+        from distnn.distributed import DistributedSampler
+    except ImportError:
+        return ShardPlan(n, comm.rank, comm.size, shuffle, seed, drop_last)
+    return _SamplerAdapter(DistributedSampler(n, comm, shuffle=shuffle, seed=seed, drop_last=drop_last))
+
+
+class _SamplerAdapter:
+    def __init__(self, sampler):
+        self.sampler = sampler
+        self.num_samples = len(sampler)
+
+    def indices(self, epoch):
+        self.sampler.set_epoch(epoch)
+        idx = np.asarray(list(self.sampler), dtype=np.int64)
+        mask = getattr(self.sampler, "valid_mask", None)
+        mask = np.asarray(mask() if callable(mask) else mask, dtype=bool) if mask is not None else np.ones(len(idx), bool)
+        return idx, mask
+
+
+class Trainer:
+    """Data-parallel training of ``model`` on ``train_data`` (a :class:`distnn.data.Dataset`).
+
+    Arguments: ``optimizer`` (a distnn optimizer over ``model.parameters()``);
+    ``val_data`` (evaluated every epoch; metrics ``val_loss``, ``val_accuracy``);
+    ``comm`` (a Communicator; default ``distnn.distributed.init()``);
+    ``batch_size`` (GLOBAL samples per optimizer step); ``epochs``;
+    ``callbacks``; ``transform``/``eval_transform`` (per-batch ``t(x, rng)``:
+    augmentation + standardization for training, standardization for eval);
+    ``clip_grad_norm`` (max global L2 norm, or None); ``accumulation_steps``
+    (micro-batches per step); ``seed`` (data order, augmentation and dropout);
+    ``monitor`` (metric tracked as the run's best, e.g. ``val_loss``).
+    """
+
+    def __init__(self, model, optimizer, train_data, val_data=None, *, comm=None, batch_size: int = 64,
+                 epochs: int = 10, callbacks=(), transform=None, eval_transform=None, clip_grad_norm=None,
+                 accumulation_steps: int = 1, seed: int = 0, shuffle: bool = True, drop_last: bool = False,
+                 eval_batch_size: int | None = None, monitor: str = "val_loss", monitor_mode: str = "auto",
+                 data_parallel: bool = True, log=None):
+        self.comm = comm if comm is not None else default_comm()
+        self.rank, self.world = int(self.comm.rank), int(self.comm.size)
+        self.is_main = self.rank == 0
+        self.log = log or get_logger("train")
+        self.model = model
+        self.optimizer = optimizer
+        self.train_data, self.val_data = train_data, val_data
+        self.batch_size, self.epochs = int(batch_size), int(epochs)
+        self.accumulation_steps = int(accumulation_steps)
+        self.transform, self.eval_transform = transform, eval_transform
+        self.clip_grad_norm = clip_grad_norm
+        self.seed = int(seed)
+        self.eval_batch_size = int(eval_batch_size or max(256, self.batch_size))
+        from .callbacks.base import monitor_mode as _mode
+
+        self.monitor, self.monitor_mode = monitor, _mode(monitor, monitor_mode)
+        self._check_sizes(len(train_data), drop_last)
+        self.local_batch = self.batch_size // self.world
+        self.micro_batch = self.local_batch // self.accumulation_steps
+        self.plan = _sampler_plan(len(train_data), self.comm, shuffle, self.seed, drop_last)
+        n_local = self.plan.num_samples
+        self.steps_per_epoch = n_local // self.local_batch if drop_last else math.ceil(n_local / self.local_batch)
+        self.callbacks = CallbackList(callbacks)
+        self.state = TrainState()
+        self.history: list[dict] = []
+        self.start_epoch = 0
+        # Dropout draws from distnn.random's per-thread generator: one stream per rank.
+        dn_random.manual_seed(np.random.SeedSequence([self.seed, self.rank, 17]))
+        self.ddp = self._wrap(model) if data_parallel and self.world > 1 else None
+        self.xp = get_array_module(next(iter(model.parameters())).data) if any(True for _ in model.parameters()) else np
+
+    # ------------------------------------------------------------------ setup
+    def _check_sizes(self, n, drop_last):
+        B, W, A = self.batch_size, self.world, self.accumulation_steps
+        if B < 1 or self.epochs < 0 or A < 1:
+            raise ValueError(f"batch_size and accumulation_steps must be >= 1 (got {B}, {A}); epochs >= 0 (got {self.epochs})")
+        if n < W:
+            raise ValueError(f"more ranks ({W}) than training samples ({n}): every rank needs at least one sample")
+        if B % W:
+            raise ValueError(f"data.batch_size {B} is the global batch and must be divisible by the number of ranks {W}")
+        if (B // W) % A:
+            raise ValueError(f"per-rank batch {B // W} (global {B} / {W} ranks) must be divisible by "
+                             f"train.accumulation_steps {A}")
+        shard = n // W if drop_last else math.ceil(n / W)
+        if B // W > shard:
+            raise ValueError(f"per-rank batch {B // W} (global batch {B} / {W} ranks) is larger than a rank's shard "
+                             f"of {shard} training samples; lower data.batch_size to at most {shard * W}")
+
+    def _wrap(self, model):
+        from distnn.distributed import DataParallel
+
+        return DataParallel(model, self.comm)
+
+    def agree(self, value):
+        """Rank 0's ``value`` on every rank: the basis of every collective decision."""
+        return value if self.world == 1 else self.comm.broadcast_object(value, root=0)
+
+    def request_stop(self, reason: str = "") -> None:
+        """Ask to stop after this epoch; the trainer agrees on it across ranks before acting."""
+        self.state.stop_requested = True
+        self.state.stop_reason = self.state.stop_reason or reason
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    # -------------------------------------------------------------- the loop
+    def fit(self) -> list[dict]:
+        """Train for ``epochs`` (or until an agreed stop); returns the per-epoch history."""
+        self.start_epoch = len(self.history)
+        t_start = time.perf_counter()
+        self.callbacks.on_train_begin(self)
+        for epoch in range(len(self.history), self.epochs):
+            if self.state.stopped_early:
+                break
+            if self.state.epoch != epoch or self.state.batch_in_epoch >= self.steps_per_epoch:
+                self._start_epoch(epoch)
+            self.callbacks.on_epoch_begin(self)
+            logs = {"epoch": epoch + 1, **self.train_epoch()}
+            if self.val_data is not None:
+                logs.update(self.evaluate(self.val_data, prefix="val_"))
+            logs["lr"] = self.lr
+            logs["wall_time"] = self.state.elapsed + time.perf_counter() - t_start
+            self._track_best(logs)
+            self.history.append(logs)
+            self.callbacks.on_epoch_end(self, logs)
+            if self._agreed_stop():
+                self.state.stopped_early = True
+                self.log.info("%s", self.state.stop_reason or "stopping")
+        self.state.elapsed += time.perf_counter() - t_start
+        self.callbacks.on_train_end(self, self.history[-1] if self.history else {})
+        return self.history
+
+    def _start_epoch(self, epoch):
+        self.state.epoch, self.state.batch_in_epoch = epoch, 0
+        self.state.epoch_sums = {k: 0.0 for k in self.state.epoch_sums}
+
+    def _agreed_stop(self) -> bool:
+        flag = bool(self.state.stop_requested)
+        if self.world > 1:
+            flag = any(self.comm.allgather_object(flag))
+        return flag
+
+    def _track_best(self, logs):
+        v = logs.get(self.monitor)
+        if v is None or not math.isfinite(v):
+            return
+        best = self.state.best_metric
+        if best is None or (v < best if self.monitor_mode == "min" else v > best):
+            self.state.best_metric, self.state.best_epoch = float(v), self.state.epoch
+
+    def train_epoch(self) -> dict:
+        """One pass over this rank's shard; returns the epoch's (all-rank) training metrics."""
+        self.model.train()
+        idx, valid = self.plan.indices(self.state.epoch)
+        x_all, y_all = self.train_data.x, self.train_data.y
+        b, sums = self.local_batch, self.state.epoch_sums
+        t0 = time.perf_counter()
+        for step in range(self.state.batch_in_epoch, self.steps_per_epoch):
+            sl = slice(step * b, (step + 1) * b)
+            bidx, bvalid = idx[sl], valid[sl]
+            loss, n = self.train_step(x_all[bidx], y_all[bidx], bvalid, self._batch_rng(step))
+            self.state.batch_in_epoch = step + 1
+            self.state.global_step += 1
+            self.callbacks.on_batch_end(self, {"loss": loss, "samples": n, "step": step + 1,
+                                               "global_samples": self._global_count(step)})
+        sums["time"] += time.perf_counter() - t0
+        # One collective per epoch; the time is averaged so samples/s is the same on every rank.
+        loss_sum, correct, count, samples, secs = self._reduce(
+            [sums["loss"], sums["correct"], sums["count"], sums["samples"], sums["time"]])
+        return {"train_loss": loss_sum / count if count else float("nan"),
+                "train_accuracy": correct / count if count else float("nan"),
+                "samples_per_sec": samples / max(secs / self.world, 1e-12)}
+
+    def _batch_rng(self, step):
+        # One generator per (seed, rank, epoch, batch): augmentation is reproducible and resumable.
+        if self.transform is None:
+            return None
+        return np.random.default_rng([self.seed, self.rank, self.state.epoch, step])
+
+    def _global_count(self, step) -> int:
+        """Real samples in global step ``step`` (all ranks), known without communication."""
+        start = step * self.local_batch * self.world
+        return int(max(0, min(len(self.train_data) - start, self.local_batch * self.world)))
+
+    def train_step(self, x, y, valid, rng=None):
+        """One optimizer step on this rank's part ``(x, y)`` of the global batch.
+
+        ``valid`` marks real (non-padded) rows. Returns (the step's mean loss on
+        this rank as a lazy 0-d array, number of valid samples here).
+        """
+        if self.transform is not None:
+            x = self.transform(x, rng)
+        y = self._mask_targets(y, valid)
+        n_valid = int(valid.sum()) if y.ndim == 1 else int((y != IGNORE_INDEX).sum())
+        if self.ddp is not None:
+            self._set_sample_count(n_valid)
+        self.optimizer.zero_grad()
+        m, A = self.micro_batch, self.accumulation_steps
+        loss_total = 0.0
+        scale = 1.0 / max(n_valid, 1)
+        for i in range(A):
+            sync = contextlib.nullcontext() if (i == A - 1 or self.ddp is None) else self.ddp.no_sync()
+            with sync:
+                xb, yb = (x, y) if A == 1 else (x[i * m:(i + 1) * m], y[i * m:(i + 1) * m])
+                if len(xb) == 0:
+                    continue
+                loss_sum, correct = self._loss_and_correct(self._forward(xb), yb)
+                (loss_sum * scale).backward()
+            loss_total = loss_total + loss_sum.data
+            self.state.epoch_sums["correct"] += correct
+        if self.ddp is not None:
+            self._finish_sync()
+        if self.clip_grad_norm:
+            from distnn.nn.utils import clip_grad_norm_
+
+            clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
+        self.optimizer.step()
+        s = self.state.epoch_sums
+        loss_total = float(loss_total)
+        s["loss"] += loss_total
+        s["count"] += n_valid
+        s["samples"] += float(valid.sum())
+        return loss_total * scale, n_valid
+
+    def _forward(self, xb):
+        x = distnn.Tensor(self.xp.asarray(xb) if self.xp is not np else xb)
+        return (self.ddp or self.model)(x)
+
+    def _mask_targets(self, y, valid):
+        if valid.all():
+            return y
+        y = y.copy()
+        y[~valid] = IGNORE_INDEX
+        return y
+
+    def _loss_and_correct(self, out, y):
+        """(sum of the loss over counted targets as a Tensor, number of correct predictions)."""
+        if out.ndim == 3 and y.ndim == 2:  # sequence models: (N, T, C) logits, (N, T) targets
+            out = out.reshape(-1, out.shape[-1])
+            y = y.reshape(-1)
+        yt = self.xp.asarray(y) if self.xp is not np else y
+        loss_sum = F.cross_entropy(out, yt, ignore_index=IGNORE_INDEX, reduction="sum")
+        pred = out.data.argmax(axis=-1)
+        correct = int(((pred == yt) & (yt != IGNORE_INDEX)).sum())
+        return loss_sum, correct
+
+    # DataParallel seams (kept in one place so the distributed API can evolve)
+    def _set_sample_count(self, n):
+        setter = getattr(self.ddp, "set_sample_count", None)
+        if setter is not None:
+            setter(n)
+
+    def _finish_sync(self):
+        fin = getattr(self.ddp, "finish_gradient_synchronization", None)
+        if fin is not None:
+            fin()
+
+    def _reduce(self, values) -> list[float]:
+        """Sum ``values`` over ranks (float64)."""
+        arr = np.asarray(values, dtype=np.float64)
+        if self.world > 1:
+            arr = np.asarray(self.comm.allreduce(arr), dtype=np.float64)
+        return [float(v) for v in arr]
+
+    # ------------------------------------------------------------- evaluation
+    def evaluate(self, dataset, prefix: str = "", confusion: bool = False) -> dict:
+        """Loss and accuracy of the model on ``dataset``, sharded over ranks and reduced from sums.
+
+        Returns ``{prefix+"loss", prefix+"accuracy", prefix+"count"}`` (and
+        ``prefix+"confusion_matrix"`` as a nested list with ``confusion``);
+        identical on every rank.
+        """
+        plan = ShardPlan(len(dataset), self.rank, self.world, shuffle=False, seed=0)
+        idx, valid = plan.indices(0)
+        sums = evaluate_arrays(self.model, dataset.x[idx], dataset.y[idx], valid, self.eval_transform,
+                               self.eval_batch_size, dataset.num_classes if confusion else 0, self.xp)
+        k = dataset.num_classes
+        flat = [sums["loss"], sums["correct"], sums["count"]]
+        if confusion:
+            flat += sums["cm"].ravel().tolist()
+        red = self._reduce(flat)
+        loss, correct, count = red[:3]
+        out = {f"{prefix}loss": loss / count if count else float("nan"),
+               f"{prefix}accuracy": correct / count if count else float("nan"), f"{prefix}count": int(count)}
+        if confusion:
+            out[f"{prefix}confusion_matrix"] = np.asarray(red[3:], dtype=np.int64).reshape(k, k).tolist()
+        return out
+
+    # --------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs (this rank's RNG state included).
+
+        ``model``/``optimizer`` are those objects' state dicts; ``callbacks``
+        maps each callback's key to its state; ``rng`` holds this rank's
+        distnn.random state (dropout). Data order and augmentation are derived
+        from (seed, epoch, batch), so they need no saved state.
+        """
+        return {"state": asdict(self.state), "history": [dict(r) for r in self.history],
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "callbacks": self.callbacks.state_dict(), "rng": {"distnn": dn_random.get_state()},
+                "seed": self.seed, "world": self.world, "batch_size": self.batch_size}
+
+    def load_state_dict(self, sd: dict) -> None:
+        """Restore :meth:`state_dict` output; ``fit()`` then continues where it stopped."""
+        self.state = TrainState(**sd["state"])
+        self.history = [dict(r) for r in sd["history"]]
+        self.model.load_state_dict(sd["model"])
+        self.optimizer.load_state_dict(sd["optimizer"])
+        self.callbacks.load_state_dict(sd.get("callbacks", {}))
+        rng = sd.get("rng", {})
+        if "distnn" in rng:
+            dn_random.set_state(rng["distnn"])
+
+
+def evaluate_arrays(model, x, y, valid, transform, batch_size, num_classes=0, xp=np) -> dict:
+    """Sums of loss, correct predictions and counted targets (and a confusion matrix) over ``x, y``.
+
+    ``valid`` masks padded rows out. Runs in eval mode without building a graph;
+    puts the model back into its previous mode.
+    """
+    was_training = model.training
+    model.eval()
+    loss, correct, count = 0.0, 0, 0
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64) if num_classes else None
+    try:
+        with distnn.no_grad():
+            for s in range(0, len(x), batch_size):
+                xb, yb, vb = x[s:s + batch_size], y[s:s + batch_size], valid[s:s + batch_size]
+                if transform is not None:
+                    xb = transform(xb, None)
+                if not vb.all():
+                    yb = yb.copy()
+                    yb[~vb] = IGNORE_INDEX
+                out = model(distnn.Tensor(xp.asarray(xb) if xp is not np else xb))
+                logits = out.data
+                if logits.ndim == 3 and yb.ndim == 2:
+                    logits = logits.reshape(-1, logits.shape[-1])
+                    yb = yb.reshape(-1)
+                yt = xp.asarray(yb) if xp is not np else yb
+                loss += float(F.cross_entropy(distnn.Tensor(logits), yt, ignore_index=IGNORE_INDEX,
+                                              reduction="sum").item())
+                pred = logits.argmax(axis=-1)
+                keep = yt != IGNORE_INDEX
+                correct += int(((pred == yt) & keep).sum())
+                count += int(keep.sum())
+                if cm is not None:
+                    p, t = to_numpy(pred)[to_numpy(keep)], to_numpy(yt)[to_numpy(keep)]
+                    cm += np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(
+                        num_classes, num_classes)
+    finally:
+        model.train(was_training)
+    return {"loss": loss, "correct": correct, "count": count, "cm": cm}
