@@ -154,7 +154,7 @@ class LSTMLayer(Function):
         dx, dw_ih, dw_hh, db_ih, db_hh = (None if g is None else g for g in grads)
         inv = xp.argsort(self.perm)  # back to PyTorch's (i, f, g, o) rows
         dw_ih, dw_hh, db_ih, db_hh = (None if g is None else g[inv] for g in (dw_ih, dw_hh, db_ih, db_hh))
-        return dx, (dh if need[1] else None), (dc if need[2] else None), dw_ih, dw_hh, db_ih, db_hh
+        return (dx, (dh if need[1] else None), (dc if need[2] else None), dw_ih, dw_hh, db_ih, db_hh)[: len(need)]
 
 
 class GRULayer(Function):
@@ -236,7 +236,7 @@ class GRULayer(Function):
         hprev = hs[:-1][::-1] if self.reverse else hs[:-1]
         need = self.needs_input_grad
         dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(need, 2, dpre_x, dpre_h, x, hprev, self.w_ih, self.w_hh)
-        return dx, (dh if need[1] else None), dw_ih, dw_hh, db_ih, db_hh
+        return (dx, (dh if need[1] else None), dw_ih, dw_hh, db_ih, db_hh)[: len(need)]
 
 
 class RNNLayer(Function):
@@ -289,4 +289,4 @@ class RNNLayer(Function):
         hprev = hs[:-1][::-1] if self.reverse else hs[:-1]
         need = self.needs_input_grad
         dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(need, 2, dpre, dpre, x, hprev, self.w_ih, self.w_hh)
-        return dx, (dh if need[1] else None), dw_ih, dw_hh, db_ih, db_hh
+        return (dx, (dh if need[1] else None), dw_ih, dw_hh, db_ih, db_hh)[: len(need)]

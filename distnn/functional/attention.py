@@ -1,0 +1,95 @@
+"""Fused multi-head scaled dot-product attention: heads split, scores, softmax, dropout, merge.
+
+``MultiheadAttentionCore.apply(q, k, v, mask, dropmask, num_heads, seq_first)`` takes the
+projected queries/keys/values as they come out of the input projection, in the
+module's layout: (L, N, E) when ``seq_first`` else (N, L, E). When ``k`` and ``v``
+are None, ``q`` is the packed self-attention projection (..., 3E) (one matmul
+for q, k and v), and the gradient comes back packed the same way, so no split or
+concat nodes are needed. The heads are strided views into those arrays (BLAS
+reads them in place), and the merged output has the input's layout, ready for
+``out_proj``.
+
+``mask`` is an additive float array broadcastable to (N, heads, L, S) (-inf
+where attention is forbidden); ``dropmask`` the inverted-dropout multiplier on
+the attention probabilities (or None). Backward of softmax:
+dS = P * (dP - sum(dP * P, -1)).
+"""
+from __future__ import annotations
+
+import math
+
+from distnn.autograd.function import Function
+from distnn.backend import get_array_module
+
+
+def _heads(a, num_heads, seq_first):
+    """(L, N, E) or (N, L, E) -> a (N, heads, L, d) view."""
+    if seq_first:
+        L, N, E = a.shape
+        return a.reshape(L, N, num_heads, E // num_heads).transpose(1, 2, 0, 3)
+    N, L, E = a.shape
+    return a.reshape(N, L, num_heads, E // num_heads).transpose(0, 2, 1, 3)
+
+
+def _merge(a4, seq_first):
+    """(N, heads, L, d) -> (L, N, E) or (N, L, E), contiguous."""
+    N, h, L, d = a4.shape
+    if seq_first:
+        return a4.transpose(2, 0, 1, 3).reshape(L, N, h * d)
+    return a4.transpose(0, 2, 1, 3).reshape(N, L, h * d)
+
+
+def _split_packed(qkv):
+    E = qkv.shape[-1] // 3
+    return qkv[..., :E], qkv[..., E : 2 * E], qkv[..., 2 * E :]
+
+
+class MultiheadAttentionCore(Function):
+    def forward(self, q, k, v, mask=None, dropmask=None, num_heads=1, seq_first=True):
+        xp = get_array_module(q)
+        self.packed = k is None
+        if self.packed:
+            q, k, v = _split_packed(q)
+        q4, k4, v4 = (_heads(a, num_heads, seq_first) for a in (q, k, v))
+        scale = 1.0 / math.sqrt(q4.shape[-1])
+        scores = (q4 * q4.dtype.type(scale)) @ k4.swapaxes(-1, -2)  # (N, h, L, S)
+        if mask is not None:
+            scores += mask
+        scores -= scores.max(axis=-1, keepdims=True)
+        p = xp.exp(scores, out=scores)
+        p /= p.sum(axis=-1, keepdims=True)
+        pd = p if dropmask is None else p * dropmask
+        out = _merge(pd @ v4, seq_first)
+        self.q4, self.k4, self.v4, self.p, self.pd, self.dropmask = q4, k4, v4, p, pd, dropmask
+        self.scale, self.num_heads, self.seq_first = scale, num_heads, seq_first
+        self.shapes = (q.shape, k.shape, v.shape)
+        return out
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        q4, k4, v4, p = self.q4, self.k4, self.v4, self.p
+        g4 = _heads(grad, self.num_heads, self.seq_first)
+        dv4 = self.pd.swapaxes(-1, -2) @ g4
+        dp = g4 @ v4.swapaxes(-1, -2)
+        if self.dropmask is not None:
+            dp *= self.dropmask
+        ds = dp
+        ds -= (dp * p).sum(axis=-1, keepdims=True)
+        ds *= p
+        ds *= ds.dtype.type(self.scale)
+        dq4 = ds @ k4
+        dk4 = ds.swapaxes(-1, -2) @ q4
+        if self.packed:  # write the three grads straight into one (..., 3E) buffer
+            shape = self.shapes[0]
+            dqkv = xp.empty(shape[:-1] + (3 * shape[-1],), dtype=grad.dtype)
+            for part, a4 in zip(_split_packed(dqkv), (dq4, dk4, dv4)):
+                _heads(part, self.num_heads, self.seq_first)[...] = a4
+            return dqkv, None, None, None, None
+        need = self.needs_input_grad
+        return (
+            _merge(dq4, self.seq_first) if need[0] else None,
+            _merge(dk4, self.seq_first) if need[1] else None,
+            _merge(dv4, self.seq_first) if need[2] else None,
+            None,
+            None,
+        )
