@@ -1,0 +1,27 @@
+"""distnn.data: datasets, splits, transforms and the DataLoader.
+
+``load_dataset(name, **options)`` returns ``DatasetSplits`` (train / val /
+test ``Dataset`` objects plus the standardizer fitted on train);
+``list_datasets()`` names what is available. ``DataLoader`` iterates numpy
+batches over a sampler (a ``DistributedSampler`` shard, or the local
+``RandomSampler``/``SequentialSampler``), reshuffling per epoch, applying
+per-batch transforms with a generator derived from (seed, rank, epoch, batch).
+Bad input raises ``DataError`` (a ``ValueError``) with a one-line message.
+"""
+from .dataset import Dataset, DatasetSplits
+from .datasets import (RawData, get_dataset_entry, list_dataset_options, list_datasets, load_dataset, make_splits,
+                       register_dataset)
+from .errors import DataError
+from .files import check_labels, load_csv, load_npz
+from .idx import find_mnist_files, load_idx_pair, read_idx, write_idx
+from .loader import DataLoader, RandomSampler, SequentialSampler
+from .split import split_sizes, stratified_split
+from .transforms import (Compose, GaussianNoise, RandomAffine, Standardizer, affine_images, build_transforms)
+
+__all__ = [
+    "Dataset", "DatasetSplits", "DataError", "DataLoader", "RandomSampler", "SequentialSampler", "RawData",
+    "load_dataset", "list_datasets", "list_dataset_options", "register_dataset", "get_dataset_entry",
+    "make_splits", "load_csv", "load_npz", "check_labels", "read_idx", "write_idx", "find_mnist_files",
+    "load_idx_pair", "stratified_split", "split_sizes", "Standardizer", "RandomAffine", "GaussianNoise",
+    "Compose", "affine_images", "build_transforms",
+]

@@ -1,0 +1,173 @@
+"""DataLoader: numpy mini-batches over a sampler, reproducible and resumable.
+
+The sampler decides *which* samples this rank sees and in what order (a
+``DistributedSampler`` shard in a multi-rank job, ``RandomSampler`` or
+``SequentialSampler`` for one process); the loader cuts that order into
+batches, gathers ``(x, y)`` and applies the per-batch ``transform``.
+
+Sampler protocol (duck-typed, so any sampler works): ``__iter__`` yields
+indices, ``__len__`` counts them, ``set_epoch(epoch)`` reseeds the shuffle.
+Optional padding info, for samplers that repeat samples so that every rank
+gets the same number: ``valid_mask()`` returning a bool array aligned with the
+iteration order, or an int attribute ``num_valid`` (the first ``num_valid``
+indices are real, the rest padding). The loader turns it into a per-batch
+``mask`` (``with_mask=True``), so evaluation can count each sample once.
+
+Randomness: the transform of batch ``b`` in epoch ``e`` on rank ``r`` draws
+from ``numpy.random.default_rng([seed, r, e, b])``. Nothing else is random, so
+the loader's whole state is (epoch, next batch index): ``state_dict()`` /
+``load_state_dict()`` or ``set_epoch(epoch, start_batch=k)`` resume mid-epoch
+and produce exactly the batches the uninterrupted run would have.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import DataError
+
+
+class SequentialSampler:
+    """0, 1, ..., n-1 every epoch."""
+
+    def __init__(self, n: int):
+        self.n = int(n)
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+    def __iter__(self):
+        return iter(range(self.n))
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class RandomSampler:
+    """A fresh permutation of 0..n-1 per epoch, from ``default_rng([seed, epoch])``.
+
+    Call ``set_epoch`` each epoch (the loader does it for you); the same seed and
+    epoch always give the same order.
+    """
+
+    def __init__(self, n: int, seed: int = 0):
+        self.n, self.seed, self.epoch = int(n), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def _arrays(dataset):
+    if isinstance(dataset, (tuple, list)) and len(dataset) == 2:
+        x, y = dataset
+    elif hasattr(dataset, "x") and hasattr(dataset, "y"):
+        x, y = dataset.x, dataset.y
+    else:
+        raise DataError(f"DataLoader needs a Dataset or an (x, y) pair, got {type(dataset).__name__}")
+    if len(x) != len(y):
+        raise DataError(f"DataLoader: {len(x)} inputs but {len(y)} labels")
+    return x, y
+
+
+class DataLoader:
+    """Iterates ``(x_batch, y_batch)`` numpy arrays (plus ``mask`` with ``with_mask``).
+
+    Args:
+        dataset: a ``Dataset`` or an ``(x, y)`` pair of arrays.
+        batch_size: samples per batch on this rank (the per-rank share of the global batch).
+        shuffle: with no ``sampler``, use a ``RandomSampler(seed)`` instead of sequential order.
+        sampler: any object following the sampler protocol (module docstring).
+        drop_last: drop this rank's last incomplete batch.
+        transform: ``transform(x_batch, rng) -> x_batch``, applied per batch.
+        seed: base seed of the per-batch transform generators (and of the local shuffle).
+        generator: alternatively a ``numpy.random.Generator``; one base seed is drawn from it here.
+        rank: rank used in the per-batch seed (default: ``sampler.rank`` or 0), so ranks draw differently.
+        with_mask: also yield a bool mask of real (non-padding) samples per batch.
+    """
+
+    def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, sampler=None, drop_last: bool = False,
+                 transform=None, seed: int | None = None, generator: np.random.Generator | None = None,
+                 rank: int | None = None, with_mask: bool = False):
+        self.x, self.y = _arrays(dataset)
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise DataError(f"batch_size must be a positive integer, got {batch_size}")
+        if sampler is not None and shuffle:
+            raise DataError("DataLoader: pass either sampler or shuffle=True, not both (the sampler shuffles)")
+        if seed is None:
+            seed = int(generator.integers(0, 2**63 - 1)) if generator is not None else 0
+        self.seed = int(seed)
+        if sampler is None:
+            sampler = RandomSampler(len(self.x), self.seed) if shuffle else SequentialSampler(len(self.x))
+        self.sampler = sampler
+        self.batch_size, self.drop_last, self.transform = int(batch_size), bool(drop_last), transform
+        self.rank = int(rank if rank is not None else getattr(sampler, "rank", 0) or 0)
+        self.with_mask = with_mask
+        self.epoch, self.batch_index, self._start = 0, 0, 0
+
+    # ------------------------------------------------------------ epochs and resume
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Select the epoch (reseeds the sampler) and where the next iteration starts."""
+        if start_batch < 0 or start_batch > len(self):
+            raise DataError(f"start_batch {start_batch} is outside 0..{len(self)} for this loader")
+        self.epoch, self._start, self.batch_index = int(epoch), int(start_batch), int(start_batch)
+
+    def state_dict(self) -> dict:
+        """Where the loader is: the epoch and the index of the next batch it will yield."""
+        return {"epoch": self.epoch, "batch": self.batch_index, "seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed = int(state.get("seed", self.seed))
+        self.set_epoch(state["epoch"], state["batch"])
+
+    # ------------------------------------------------------------ iteration
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def _epoch_indices(self):
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(self.epoch)
+        indices = np.fromiter((int(i) for i in self.sampler), dtype=np.int64)
+        if hasattr(self.sampler, "valid_mask"):
+            valid = np.asarray(self.sampler.valid_mask(), dtype=bool)
+        elif getattr(self.sampler, "num_valid", None) is not None:
+            valid = np.arange(len(indices)) < int(self.sampler.num_valid)
+        else:
+            valid = np.ones(len(indices), dtype=bool)
+        if len(valid) != len(indices):
+            raise DataError(f"sampler valid mask has {len(valid)} entries for {len(indices)} indices")
+        if len(indices) and (indices.min() < 0 or indices.max() >= len(self.x)):
+            raise DataError(f"sampler yielded index {int(indices.max())} for a dataset of {len(self.x)} samples")
+        return indices, valid
+
+    def batches(self, epoch: int | None = None, start_batch: int | None = None, with_mask: bool | None = None):
+        """Generator over one epoch's batches, from ``start_batch`` on."""
+        epoch = self.epoch if epoch is None else int(epoch)
+        start = self._start if start_batch is None else int(start_batch)
+        with_mask = self.with_mask if with_mask is None else with_mask
+        self.epoch, self._start = epoch, 0
+        indices, valid = self._epoch_indices()
+        for b in range(start, len(self)):
+            sel = indices[b * self.batch_size:(b + 1) * self.batch_size]
+            xb, yb = self.x[sel], self.y[sel]
+            if self.transform is not None:
+                xb = self.transform(xb, np.random.default_rng([self.seed, self.rank, epoch, b]))
+            self.batch_index = b + 1
+            if with_mask:
+                yield xb, yb, valid[b * self.batch_size:(b + 1) * self.batch_size]
+            else:
+                yield xb, yb
+
+    def __iter__(self):
+        return self.batches()
+
+    def __repr__(self) -> str:
+        return (f"DataLoader({len(self.x)} samples, batch_size={self.batch_size}, batches={len(self)}, "
+                f"sampler={type(self.sampler).__name__}, transform={self.transform!r})")

@@ -1,0 +1,118 @@
+"""Character-level language-modelling data: a small built-in text or a user file.
+
+The text is encoded with a character vocabulary (sorted distinct characters,
+so the ids are stable), cut into contiguous train / val / test stretches (no
+window crosses a split boundary, so validation text is never seen in training),
+and each stretch into windows of ``seq_len + 1`` characters: ``x`` is the
+first ``seq_len`` ids, ``y`` the next-character targets (the window shifted by
+one). ``stride`` sets how far consecutive training windows start apart.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .errors import DataError
+from .synthetic import _positive
+
+BUILTIN_TEXT = """\
+The river starts in the hills as a thin line of water between stones. In spring the snow melts and the line
+grows into a stream, and the stream runs down through the pine woods, past the old mill, and into the valley.
+In the valley the river slows. It bends around the fields, it passes under the stone bridge, and it waits in
+deep green pools where the fish rest in the shade. Children come to the bridge in the evening to throw small
+sticks into the water and watch them race to the other side.
+
+A network learns in much the same patient way. It starts with small random weights and no idea of the task.
+Each batch of examples is a little rain: the loss measures how wrong the guesses were, the gradient says which
+way is downhill, and the optimizer takes a small step. One step changes almost nothing. Ten thousand steps
+carve a valley. The weights settle where the loss is low, and the network begins to see edges, then strokes,
+then whole digits.
+
+When the work is shared between many machines, each one reads its own part of the data. Every machine computes
+a gradient on its shard, and then they all stop and agree: the gradients are summed, divided by the number of
+machines, and handed back to everyone. Because every replica starts from the same weights and applies the same
+averaged step, the replicas stay equal, like clocks that are wound together every hour.
+
+The old miller kept a notebook by the door. In it he wrote the height of the water each morning, the weather,
+and the number of sacks of grain he had ground. Over the years the notebook became a record of the valley:
+wet years and dry years, early springs and late frosts. His granddaughter still reads it. She says that a
+good record is worth more than a good memory, because a record does not forget and does not flatter.
+
+Training runs keep notebooks too. A checkpoint holds the weights, the state of the optimizer, the position in
+the data and the state of every random generator, so that a run stopped at midnight can continue in the
+morning exactly as if nothing had happened. A careful log holds the loss and the accuracy of every epoch, so
+that when the curve bends the wrong way someone can find out why.
+
+In autumn the river carries leaves, red and yellow and brown, down from the woods. They gather against the
+stones above the bridge and then break free all at once, turning slowly in the current. The fish swim deeper.
+The evenings grow short, the children go home earlier, and the mill wheel turns in the dark.
+
+Early stopping is the autumn of a training run. The validation loss stops falling, then rises a little, and
+the wise trainer remembers the best weights it has seen and stops before the network learns the noise of its
+own examples by heart. Patience is the number of epochs it waits for the loss to improve again. Too little
+patience and a run stops on a small bump; too much and it wastes the night.
+
+In winter the river freezes at the edges. The middle keeps moving, dark and quick under a skin of ice, and
+the sound of it is quieter but never stops. Snow covers the fields and the bridge and the roof of the mill.
+Then the days grow longer again, the ice cracks, and the thin line of water in the hills begins to grow.
+"""
+
+
+def encode(text: str, vocab: list[str] | None = None):
+    """(ids int64, vocab) for ``text``; the vocab is the sorted distinct characters."""
+    vocab = sorted(set(text)) if vocab is None else list(vocab)
+    index = {c: i for i, c in enumerate(vocab)}
+    missing = sorted(set(text) - set(index))
+    if missing:
+        raise DataError(f"text has characters outside the vocabulary: {''.join(missing)!r}")
+    return np.fromiter((index[c] for c in text), dtype=np.int64, count=len(text)), vocab
+
+
+def decode(ids, vocab) -> str:
+    return "".join(vocab[int(i)] for i in np.asarray(ids).reshape(-1))
+
+
+def windows(ids: np.ndarray, seq_len: int, stride: int):
+    """(x (N, seq_len), y (N, seq_len)) next-character windows over ``ids``."""
+    if len(ids) < seq_len + 1:
+        return np.zeros((0, seq_len), np.int64), np.zeros((0, seq_len), np.int64)
+    starts = np.arange(0, len(ids) - seq_len, stride)
+    idx = starts[:, None] + np.arange(seq_len + 1)[None, :]
+    w = ids[idx]
+    return w[:, :-1].copy(), w[:, 1:].copy()
+
+
+def load_text(path=None) -> str:
+    if path is None:
+        return BUILTIN_TEXT
+    if not os.path.isfile(path):
+        raise DataError(f"text file {str(path)!r} not found")
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise DataError(f"text file {str(path)!r} is not UTF-8: {e}") from None
+    if len(text) < 100:
+        raise DataError(f"text file {str(path)!r} is too short for language modelling ({len(text)} characters)")
+    return text
+
+
+def char_lm_splits(text: str, seq_len: int = 64, stride: int | None = None, val_fraction: float = 0.1,
+                   test_fraction: float = 0.1):
+    """{split: (x, y)} of contiguous text stretches, plus the vocabulary."""
+    seq_len = _positive("seq_len", seq_len)
+    stride = max(1, seq_len // 4) if stride is None else _positive("stride", stride)
+    ids, vocab = encode(text)
+    n = len(ids)
+    n_test, n_val = int(round(n * test_fraction)), int(round(n * val_fraction))
+    n_train = n - n_val - n_test
+    bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n)}
+    out = {}
+    for split, (a, b) in bounds.items():
+        # Evaluation windows never overlap, so every held-out character is scored once.
+        x, y = windows(ids[a:b], seq_len, stride if split == "train" else seq_len)
+        if split == "train" and len(x) == 0:
+            raise DataError(f"text of {n} characters is too short for seq_len {seq_len}")
+        out[split] = (x, y)
+    return out, vocab

@@ -1,0 +1,220 @@
+"""Per-batch transforms: standardization and image augmentation (numpy only).
+
+A transform is a callable ``t(x, rng) -> x`` on a batch (first axis = samples).
+``rng`` is an explicit ``numpy.random.Generator``: the loader derives one per
+batch from (seed, rank, epoch, batch index), so augmentation is reproducible and
+a run resumed mid-epoch draws exactly what the uninterrupted run drew.
+Deterministic transforms (``Standardizer``) ignore ``rng``.
+
+Order used for training (``build_transforms``): geometric augmentation on raw
+images (so pixels shifted in are true background) -> standardization with the
+training statistics -> gaussian noise (its ``std`` is then in units of the
+standardized features). Evaluation applies the standardization only.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import DataError
+
+STANDARDIZE_MODES = ("feature", "channel", "global", "none")
+
+
+class Standardizer:
+    """``(x - mean) / std`` with statistics fitted on the training split only.
+
+    mode ``"feature"``: one mean/std per input element (per pixel for images);
+    ``"channel"``: one per channel of (N, C, ...) inputs (one in total for flat
+    inputs); ``"global"``: a single mean/std. Features whose training std is
+    (numerically) zero get std 1, so constant pixels map to 0 instead of inf.
+    Statistics are computed in float64 with a two-pass mean/variance.
+    """
+
+    def __init__(self, mode: str = "feature", mean=None, std=None):
+        if mode not in STANDARDIZE_MODES or mode == "none":
+            raise DataError(f"standardize mode must be one of 'feature', 'channel', 'global', got {mode!r}")
+        self.mode = mode
+        self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
+        self.std = None if std is None else np.asarray(std, dtype=np.float64)
+
+    def _axes(self, ndim: int) -> tuple:
+        if self.mode == "feature":
+            return (0,)
+        if self.mode == "channel" and ndim >= 3:
+            return (0,) + tuple(range(2, ndim))
+        return tuple(range(ndim))
+
+    def fit(self, x) -> "Standardizer":
+        x = np.asarray(x, dtype=np.float64)
+        if len(x) == 0:
+            raise DataError("cannot fit standardization on an empty training split")
+        axes = self._axes(x.ndim)
+        mean = x.mean(axis=axes, keepdims=True)
+        std = np.sqrt(((x - mean) ** 2).mean(axis=axes, keepdims=True))
+        scale = max(float(np.abs(x).max()), 1.0)
+        std = np.where(std <= 1e-7 * scale, 1.0, std)
+        self.mean, self.std = mean[0], std[0]  # drop the sample axis: broadcasts over a batch
+        return self
+
+    def __call__(self, x, rng=None):
+        if self.mean is None:
+            raise RuntimeError("Standardizer used before fit()")
+        if self.mode == "feature" and tuple(x.shape[1:]) != self.mean.shape:
+            raise DataError(f"standardizer fitted on samples of shape {self.mean.shape}, got a batch of {x.shape}")
+        dtype = x.dtype if x.dtype.kind == "f" else np.float32
+        return ((x - self.mean.astype(dtype)) / self.std.astype(dtype)).astype(dtype, copy=False)
+
+    def inverse(self, x):
+        return (x * self.std + self.mean).astype(x.dtype, copy=False)
+
+    def state_dict(self) -> dict:
+        """Plain, serializable statistics: mode, shape, and flat float lists."""
+        return {"mode": self.mode, "shape": list(self.mean.shape),
+                "mean": self.mean.reshape(-1).tolist(), "std": self.std.reshape(-1).tolist()}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "Standardizer":
+        shape = tuple(state["shape"])
+        return cls(state["mode"], np.asarray(state["mean"], dtype=np.float64).reshape(shape),
+                   np.asarray(state["std"], dtype=np.float64).reshape(shape))
+
+    def __repr__(self) -> str:
+        shape = None if self.mean is None else self.mean.shape
+        return f"Standardizer(mode={self.mode!r}, stats shape={shape})"
+
+
+def _as_images(x, image_shape):
+    """View a batch as (N, C, H, W); returns (images, restore function)."""
+    if x.ndim == 4:
+        return x, lambda imgs: imgs
+    if x.ndim == 3:
+        return x[:, None], lambda imgs: imgs[:, 0]
+    if image_shape is not None and int(np.prod(image_shape)) == int(np.prod(x.shape[1:])):
+        shape = tuple(image_shape) if len(image_shape) == 3 else (1,) + tuple(image_shape)
+        return x.reshape((len(x),) + shape), lambda imgs: imgs.reshape(x.shape)
+    raise DataError(f"shift/rotate augmentation needs image inputs (N, C, H, W); got batch shape {x.shape}")
+
+
+def affine_images(images, angles_deg, shifts, fill: float = 0.0):
+    """Rotate each image about its centre by ``angles_deg`` and shift it by ``shifts``.
+
+    images (N, C, H, W); angles_deg (N,); shifts (N, 2) as (down, right) pixels.
+    Bilinear sampling on a coordinate grid; source points outside the image
+    read ``fill``. With angle 0 and integer shifts the result is an exact shift.
+    """
+    n, c, h, w = images.shape
+    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    yy, xx = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    theta = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))[:, None, None]
+    shifts = np.asarray(shifts, dtype=np.float64)
+    # Output pixel p comes from source q = R(-theta) (p - centre - shift) + centre.
+    py = yy[None] - cy - shifts[:, 0, None, None]
+    px = xx[None] - cx - shifts[:, 1, None, None]
+    cos, sin = np.cos(theta), np.sin(theta)
+    sy = cos * py - sin * px + cy
+    sx = sin * py + cos * px + cx
+    y0, x0 = np.floor(sy), np.floor(sx)
+    wy, wx = sy - y0, sx - x0
+    y0, x0 = y0.astype(np.int64), x0.astype(np.int64)
+    batch = np.arange(n)[:, None, None]
+    out = np.zeros((n, h, w, c), dtype=np.float64)
+    for dy, dx, weight in ((0, 0, (1 - wy) * (1 - wx)), (0, 1, (1 - wy) * wx),
+                           (1, 0, wy * (1 - wx)), (1, 1, wy * wx)):
+        yi, xi = y0 + dy, x0 + dx
+        inside = (yi >= 0) & (yi < h) & (xi >= 0) & (xi < w)
+        vals = images[batch, :, np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)]  # (N, H, W, C)
+        vals = np.where(inside[..., None], vals, fill)
+        out += weight[..., None] * vals
+    return out.transpose(0, 3, 1, 2).astype(images.dtype, copy=False)
+
+
+class RandomAffine:
+    """Random integer shifts in [-shift, shift] pixels (each axis) and rotations
+    uniform in [-rotate, rotate] degrees, drawn per sample.
+
+    Works on (N, C, H, W), (N, H, W), or flat (N, D) batches when ``image_shape``
+    says how to view them (flat digits: (1, 8, 8)). Output keeps the input shape.
+    """
+
+    def __init__(self, shift: int = 0, rotate: float = 0.0, image_shape=None, fill: float = 0.0):
+        if shift < 0 or int(shift) != shift:
+            raise DataError(f"augment.shift must be a non-negative integer number of pixels, got {shift}")
+        if not 0 <= rotate <= 180:
+            raise DataError(f"augment.rotate must be in [0, 180] degrees, got {rotate}")
+        self.shift, self.rotate, self.image_shape, self.fill = int(shift), float(rotate), image_shape, fill
+
+    def __call__(self, x, rng=None):
+        if self.shift == 0 and self.rotate == 0:
+            return x
+        rng = rng if rng is not None else np.random.default_rng()
+        images, restore = _as_images(x, self.image_shape)
+        n = len(images)
+        shifts = rng.integers(-self.shift, self.shift + 1, size=(n, 2)) if self.shift else np.zeros((n, 2))
+        angles = rng.uniform(-self.rotate, self.rotate, size=n) if self.rotate else np.zeros(n)
+        return restore(affine_images(images, angles, shifts, self.fill))
+
+    def __repr__(self) -> str:
+        return f"RandomAffine(shift={self.shift}, rotate={self.rotate})"
+
+
+class GaussianNoise:
+    """Adds ``std * N(0, 1)`` noise to every element (float inputs only)."""
+
+    def __init__(self, std: float):
+        if not (std >= 0 and math.isfinite(std)):
+            raise DataError(f"augment.noise must be a finite std >= 0, got {std}")
+        self.std = float(std)
+
+    def __call__(self, x, rng=None):
+        if self.std == 0:
+            return x
+        rng = rng if rng is not None else np.random.default_rng()
+        return (x + self.std * rng.standard_normal(x.shape)).astype(x.dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"GaussianNoise(std={self.std})"
+
+
+class Compose:
+    """Applies transforms in order, passing the same generator along."""
+
+    def __init__(self, transforms):
+        self.transforms = [t for t in transforms if t is not None]
+
+    def __call__(self, x, rng=None):
+        for t in self.transforms:
+            x = t(x, rng)
+        return x
+
+    def __repr__(self) -> str:
+        return f"Compose({self.transforms!r})"
+
+
+def build_transforms(splits, augment: dict | None = None):
+    """(train_transform, eval_transform) for a ``DatasetSplits``.
+
+    ``augment`` holds ``shift`` (pixels), ``rotate`` (degrees) and ``noise``
+    (std after standardization), all 0 = off (the ``data.augment`` config
+    table). Either transform may be ``None`` (nothing to do).
+    """
+    augment = dict(augment or {})
+    unknown = set(augment) - {"shift", "rotate", "noise"}
+    if unknown:
+        raise DataError(f"unknown augmentation option(s) {sorted(unknown)}; expected shift, rotate, noise")
+    shift, rotate, noise = augment.get("shift", 0), augment.get("rotate", 0.0), augment.get("noise", 0.0)
+    geometric = None
+    if shift or rotate:
+        image_shape = splits.meta.get("image_shape")
+        if len(splits.input_shape) < 2 and image_shape is None:
+            raise DataError(f"augment.shift/rotate need image data; dataset '{splits.name}' has "
+                            f"input shape {splits.input_shape}")
+        geometric = RandomAffine(shift, rotate, image_shape=image_shape)
+    if noise and splits.train.x.dtype.kind != "f":
+        raise DataError(f"augment.noise needs float inputs; dataset '{splits.name}' has {splits.train.x.dtype} tokens")
+    std = splits.standardizer
+    train_parts = [geometric, std, GaussianNoise(noise) if noise else None]
+    train_parts = [t for t in train_parts if t is not None]
+    train_tf = None if not train_parts else (train_parts[0] if len(train_parts) == 1 else Compose(train_parts))
+    return train_tf, std
