@@ -33,6 +33,11 @@ def gpu_available() -> bool:
     return _try_cupy() is not None
 
 
+# Types that always mean numpy: checked first so the common case costs one set lookup.
+_HOST_TYPES = frozenset({np.ndarray, int, float, bool, complex, type(None), np.float16, np.float32, np.float64,
+                         np.int8, np.int16, np.int32, np.int64, np.uint8, np.bool_, tuple, list})
+
+
 def get_array_module(*arrays):
     """Return the array module (numpy or cupy) that owns ``arrays``.
 
@@ -40,8 +45,13 @@ def get_array_module(*arrays):
     array (numpy arrays, Python scalars, None) means numpy.
     """
     for a in arrays:
-        a = getattr(a, "data", a)
-        if type(a).__module__.startswith("cupy"):
+        t = type(a)
+        if t in _HOST_TYPES:
+            continue
+        if t.__module__.startswith("cupy"):
+            return _try_cupy()
+        d = getattr(a, "data", None)  # a Tensor (numpy scalars' .data is a memoryview: host)
+        if d is not None and type(d).__module__.startswith("cupy"):
             return _try_cupy()
     return np
 

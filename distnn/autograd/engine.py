@@ -10,7 +10,11 @@ bucket allreduces while the rest of backward is still running.
 """
 from __future__ import annotations
 
-from .function import Function
+from sys import getrefcount as _getrefcount
+
+from distnn.backend import get_array_module
+
+from .function import Function  # noqa: F401  (the node type the graph is made of)
 from .tensor import Tensor
 
 
@@ -38,110 +42,146 @@ def _prod(shape):
     return n
 
 
+_FREED = (
+    "Trying to backward through the graph a second time (or after its saved arrays were freed). "
+    "Pass retain_graph=True to the first backward() if you need to call it twice."
+)
+
+
 def _accumulate_leaf(leaf, grad, owned):
-    """Add ``grad`` into ``leaf.grad``; copy it first unless the engine owns it."""
-    if leaf.grad is None:
-        if not owned or grad.base is not None or grad.dtype != leaf.data.dtype:
-            grad = grad.astype(leaf.data.dtype, copy=True)
+    """Add ``grad`` into ``leaf.grad``.
+
+    The first gradient is adopted without a copy when the engine owns it (a fresh
+    array nobody else holds); otherwise it is copied into an array laid out like
+    the leaf's data, so optimizers run on contiguous memory.
+    """
+    old = leaf.grad
+    if old is None:
+        data = leaf.data
+        if not owned or grad.dtype != data.dtype or grad.strides != data.strides or not _sole_view(grad):
+            fresh = get_array_module(data).empty_like(data)
+            fresh[...] = grad
+            grad = fresh
         leaf.grad = grad
     else:
-        leaf.grad += grad
+        old += grad
+
+
+def _sole_view(a):
+    """True when ``a`` owns its memory, or is the only view of a buffer nobody else holds.
+
+    A transposed weight gradient arrives as the transpose of a fresh product: it
+    can be adopted as is. Refcount 2 = the view's own reference plus getrefcount's.
+    """
+    base = a.base
+    return base is None or (_getrefcount(base) == 2 and base.nbytes == a.nbytes and a.flags.writeable)
 
 
 def _fire_hooks(leaf):
-    for hook in leaf._hooks or ():
+    for hook in tuple(leaf._hooks):  # a copy: a hook may remove itself
         hook(leaf)
 
 
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad."""
-    xp_data = root.data
+    data = root.data
+    if not root.requires_grad:
+        raise RuntimeError(
+            f"backward() called on a tensor of shape {tuple(data.shape)} that does not require grad and has no "
+            "graph (no input of the ops that made it requires grad, or it was made under no_grad())"
+        )
     if grad is None:
-        if root.data.size != 1:
+        if data.size != 1:
             raise RuntimeError(
-                f"backward() on a non-scalar tensor of shape {tuple(root.shape)} needs a gradient "
+                f"backward() on a non-scalar tensor of shape {tuple(data.shape)} needs a gradient "
                 "argument of the same shape (grad can be created implicitly only for scalar outputs)"
             )
-        from distnn.backend import get_array_module
-
-        grad = get_array_module(xp_data).ones_like(xp_data)
+        grad = get_array_module(data).ones_like(data)
     else:
         grad = grad.data if isinstance(grad, Tensor) else grad
-        if tuple(grad.shape) != tuple(root.shape):
-            raise RuntimeError(f"gradient shape {tuple(grad.shape)} does not match tensor shape {tuple(root.shape)}")
-        grad = grad.astype(root.data.dtype, copy=True)
-    if not root.requires_grad:
-        raise RuntimeError("backward() called on a tensor that does not require grad and has no graph")
+        if tuple(grad.shape) != tuple(data.shape):
+            raise RuntimeError(
+                f"gradient shape {tuple(grad.shape)} does not match the shape {tuple(data.shape)} of the tensor "
+                "backward() was called on"
+            )
+        grad = grad.astype(data.dtype, copy=True)  # ours now: the engine may hand it to a leaf
 
     node = root._node
     if node is None:  # backward on a leaf
         _accumulate_leaf(root, grad, owned=True)
-        _fire_hooks(root)
+        if root._hooks:
+            _fire_hooks(root)
         return
     if node.parents is None:
-        raise RuntimeError(
-            "Trying to backward through the graph a second time (or after its buffers were freed). "
-            "Pass retain_graph=True to the first backward() if you need to call it twice."
-        )
+        raise RuntimeError(_FREED)
 
-    # Pass 1: count consumers of every node and leaf reachable from the root.
+    # Pass 1: count the consumers of every node and leaf reachable from the root
+    # (an explicit stack, no recursion: graphs of any depth).
     node_deps = {node: 0}
     leaf_deps = {}
     stack = [node]
+    pop, push = stack.pop, stack.append
     while stack:
-        n = stack.pop()
-        for p in n.parents:
+        for p in pop().parents:
             if p is None:
                 continue
-            if not isinstance(p, Function):
-                leaf_deps[id(p)] = leaf_deps.get(id(p), 0) + 1
+            if isinstance(p, Tensor):
+                leaf_deps[p] = leaf_deps.get(p, 0) + 1
                 continue
-            if p.parents is None:
-                raise RuntimeError(
-                    "Trying to backward through the graph a second time (or after its buffers were freed). "
-                    "Pass retain_graph=True to the first backward() if you need to call it twice."
-                )
             count = node_deps.get(p)
             if count is None:
+                if p.parents is None:
+                    raise RuntimeError(_FREED)
                 node_deps[p] = 1
-                stack.append(p)
+                push(p)
             else:
                 node_deps[p] = count + 1
 
-    # Pass 2: propagate in dependency order.
+    # Pass 2: run each node once all its consumers have delivered (Kahn's
+    # algorithm, LIFO so memory is released depth-first). Gradients are dropped
+    # as soon as they are consumed, and each node is freed right after its backward.
     grads = {node: grad}
     ready = [node]
+    pop, push = ready.pop, ready.append
     while ready:
-        n = ready.pop()
+        n = pop()
         g = grads.pop(n, None)
-        parents, shapes = n.parents, n.input_shapes
-        if g is None:
+        parents = n.parents
+        if g is None:  # nothing flowed here (all consumers returned None)
             in_grads = (None,) * len(parents)
         else:
             in_grads = n.backward(g)
             if type(in_grads) is not tuple:
-                in_grads = (in_grads,)
+                in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
+            if len(in_grads) != len(parents):
+                raise RuntimeError(
+                    f"{type(n).__name__}.backward returned {len(in_grads)} gradient(s) for {len(parents)} input(s)"
+                )
+        shapes = n.input_shapes
         if not retain_graph:
-            n.release()
+            n.__dict__.clear()  # saved arrays and graph edges go; class defaults mark it freed
         for p, pg, shape in zip(parents, in_grads, shapes):
             if p is None:
                 continue
             if pg is not None and pg.shape != shape:
-                pg = sum_to_shape(pg, shape)
-            if isinstance(p, Function):
+                try:
+                    pg = sum_to_shape(pg, shape)
+                except RuntimeError as e:
+                    raise RuntimeError(f"{type(n).__name__}.backward: {e}") from None
+            if isinstance(p, Tensor):
+                if pg is not None:
+                    # The leaf may keep (and later add into) pg only if nothing else holds it.
+                    owned = pg is not g and sum(1 for h in in_grads if h is pg) == 1
+                    _accumulate_leaf(p, pg, owned)
+                left = leaf_deps[p] - 1
+                leaf_deps[p] = left
+                if left == 0 and p._hooks:
+                    _fire_hooks(p)  # this leaf's gradient is final for this backward
+            else:
                 if pg is not None:
                     prev = grads.get(p)
                     grads[p] = pg if prev is None else prev + pg
                 left = node_deps[p] - 1
                 node_deps[p] = left
                 if left == 0:
-                    ready.append(p)
-            else:
-                if pg is not None:
-                    # The leaf may keep (and later add into) pg only if nothing else holds it.
-                    owned = pg is not g and sum(h is pg for h in in_grads) == 1
-                    _accumulate_leaf(p, pg, owned)
-                left = leaf_deps[id(p)] - 1
-                leaf_deps[id(p)] = left
-                if left == 0 and p._hooks:
-                    _fire_hooks(p)
+                    push(p)

@@ -16,12 +16,17 @@ Inputs that are not Tensors (Python scalars, arrays) are constants.
 """
 from __future__ import annotations
 
-from .grad_mode import is_grad_enabled
+from .grad_mode import _state
 from .tensor import Tensor
+
+_new = object.__new__
+_make = Tensor._make
+_NO_NEEDS = [(False,) * n for n in range(8)]  # shared needs_input_grad tuples when nothing records
 
 
 class Function:
-    # Set by apply(); the engine clears the whole __dict__ when it frees the node.
+    # Set by apply(); the engine clears the whole __dict__ when it frees the node,
+    # and these class-level defaults then describe a freed node.
     parents: tuple | None = None  # per input: parent Function, leaf Tensor, or None
     input_shapes: tuple = ()
     needs_input_grad: tuple = ()
@@ -34,35 +39,51 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        fn = cls.__new__(cls)
-        recording = is_grad_enabled()
+        # The hot path of every op: one pass over the inputs, no generators, and
+        # nothing graph-related is built unless some input records a gradient.
+        fn = _new(cls)
         arrays = []
-        needs = []
-        any_needs = False
-        for x in inputs:
-            if isinstance(x, Tensor):
-                arrays.append(x.data)
-                r = recording and x.requires_grad
-            else:
-                arrays.append(x)
-                r = False
-            needs.append(r)
-            any_needs = any_needs or r
-        fn.needs_input_grad = tuple(needs)
-        out = fn.forward(*arrays, **params)
-        if not any_needs:
-            return Tensor._make(out, None)
-        fn.parents = tuple(
-            (x._node if x._node is not None else x) if r else None for x, r in zip(inputs, needs)
-        )
-        fn.input_shapes = tuple(a.shape if r else None for a, r in zip(arrays, needs))
-        return Tensor._make(out, fn)
+        if getattr(_state, "enabled", True):
+            needs = []
+            parents = []
+            shapes = []
+            any_needs = False
+            for x in inputs:
+                if isinstance(x, Tensor):
+                    a = x.data
+                    arrays.append(a)
+                    if x.requires_grad:
+                        any_needs = True
+                        needs.append(True)
+                        node = x._node
+                        parents.append(x if node is None else node)
+                        shapes.append(a.shape)
+                        continue
+                else:
+                    arrays.append(x)
+                needs.append(False)
+                parents.append(None)
+                shapes.append(None)
+            if any_needs:
+                fn.needs_input_grad = tuple(needs)
+                out = fn.forward(*arrays, **params)
+                fn.parents = tuple(parents)
+                fn.input_shapes = tuple(shapes)
+                return _make(out, fn)
+        else:
+            for x in inputs:
+                arrays.append(x.data if isinstance(x, Tensor) else x)
+        n = len(arrays)
+        fn.needs_input_grad = _NO_NEEDS[n] if n < 8 else (False,) * n
+        return _make(fn.forward(*arrays, **params), None)
 
     def release(self):
-        """Drop saved arrays and graph edges (called by the engine after backward)."""
+        """Drop saved arrays and graph edges (the engine does this after backward)."""
         self.__dict__.clear()
-        self.parents = None
-        self.freed = True
+
+    @property
+    def freed(self) -> bool:
+        return self.parents is None
 
     def __repr__(self):
         return f"<{type(self).__name__} node>"

@@ -6,6 +6,9 @@ import numpy as np
 from distnn.backend import DEFAULT_DTYPE, get_array_module, to_numpy
 
 
+_object_new = object.__new__
+
+
 def _as_array(data, dtype=None):
     if isinstance(data, Tensor):
         data = data.data
@@ -40,9 +43,10 @@ class Tensor:
         if requires_grad:
             self.requires_grad_(True)
 
-    @classmethod
-    def _make(cls, data, node):
-        t = Tensor.__new__(Tensor)
+    @staticmethod
+    def _make(data, node):
+        """A Tensor around an op's output array (no checks: the hot path of every op)."""
+        t = _object_new(Tensor)
         t.data = data
         t.grad = None
         t._node = node

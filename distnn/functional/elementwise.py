@@ -115,6 +115,11 @@ class Cast(Function):
         return (g.astype(self.src),)
 
 
+def _f_only(x):
+    """A 2-D operand stored transposed (e.g. ``W.T``): F-contiguous but not C-contiguous."""
+    return x.ndim == 2 and x.flags.f_contiguous and not x.flags.c_contiguous
+
+
 class MatMul(Function):
     """Batched matrix product with numpy's 1-D promotion rules."""
 
@@ -132,12 +137,27 @@ class MatMul(Function):
         self.a = a if nb else None
         self.b = b if na else None
         self.a_ndim, self.b_ndim = a.ndim, b.ndim
-        return a @ b
+        # A transposed 2-D operand (x @ W.T) gets its gradient in the same layout,
+        # so the Transpose node hands W a C-contiguous array and nothing is copied.
+        self.a_t = na and _f_only(a)
+        self.b_t = nb and _f_only(b)
+        try:
+            return a @ b
+        except ValueError:
+            raise ValueError(
+                f"matmul: batch dimensions of shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be broadcast together"
+            ) from None
 
     def backward(self, g):
         xp = get_array_module(g)
         na, nb = self.needs_input_grad
         a, b = self.a, self.b
+        if self.a_t and g.ndim == 2 and b.ndim == 2:
+            return (b @ g.T).T, (xp.swapaxes(a, -1, -2) @ g if nb else None)
+        if self.b_t and g.ndim == 2 and a.ndim == 2:
+            return (g @ b.T if na else None), (g.T @ a).T
+        if self.a_ndim == 1 and self.b_ndim == 1:  # inner product: g is 0-d
+            return (g * b if na else None), (g * a if nb else None)
         # Promote 1-D operands to matrices, as the forward did implicitly.
         if self.a_ndim == 1:
             g = xp.expand_dims(g, -2)
