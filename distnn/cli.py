@@ -1,0 +1,204 @@
+"""``python -m distnn`` / ``distnn``: train, evaluate, predict, list datasets.
+
+Errors caused by the user's input (a bad config key, an unreadable data file,
+a batch size that does not fit) end the program with ONE line on stderr,
+``distnn: error: <message>``, and exit status 2. Under MPI every rank exits
+with that status; only rank 0 prints.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+EXIT_USAGE = 2
+
+_TRAIN_EPILOG = """\
+examples:
+  python -m distnn train                                  # digits_mlp on this process
+  mpiexec -n 2 python -m distnn train --config digits_mlp # the same job on 2 MPI ranks
+  python -m distnn train --simulate-ranks 2               # 2 ranks simulated in one process
+  python -m distnn train --config digits_cnn --set train.epochs=5 --set optim.lr=0.002
+  python -m distnn train --config my_run.toml --out runs/my_run
+
+The run directory (default runs/<config>-<timestamp>) receives config.toml,
+metrics.jsonl, metrics.csv, curves.png, summary.json and model.npz/model.json.
+data.batch_size is the GLOBAL batch: each of N ranks takes batch_size/N.
+Log lines come from rank 0 only; DISTNN_LOG_ALL_RANKS=1 shows every rank.
+"""
+
+_EVAL_EPILOG = """\
+examples:
+  python -m distnn evaluate runs/digits_mlp-20250101-120000
+  python -m distnn evaluate runs/digits_mlp-20250101-120000 --split val
+  python -m distnn evaluate runs/my_run --data new_samples.csv
+
+Prints loss, accuracy, the confusion matrix and per-class precision/recall/F1.
+A --data file is read like the run's training data (same format and columns)
+and standardized with the statistics saved in the run.
+"""
+
+_PREDICT_EPILOG = """\
+examples:
+  python -m distnn predict runs/digits_mlp-20250101-120000 --input samples.csv --output preds.csv
+
+The output CSV has one row per input sample: the predicted label, then one
+probability column per class (prob_<class>). A CSV input may or may not have a
+label column; see 'distnn evaluate --help' to score labelled data.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="distnn",
+        description="Data-parallel neural-network training over MPI on distnn's own autograd engine.",
+        epilog="Run 'python -m distnn <command> --help' for the options of each command.\n"
+               "Quick start: ./launch/quickstart.sh (2 MPI ranks on the digits data).",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", metavar="<command>")
+
+    t = sub.add_parser("train", help="train a model from a config (built-in name or TOML file)",
+                       description="Train a model. Every rank loads the data, takes its shard and averages "
+                                   "gradients with the others.",
+                       epilog=_TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("--config", default="digits_mlp", metavar="FILE|NAME",
+                   help="a TOML config file or a built-in config name (default: digits_mlp; "
+                        "'python -m distnn datasets' lists them)")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set train.epochs=5 (repeatable; typed and checked)")
+    t.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config>-<timestamp>)")
+    t.add_argument("--simulate-ranks", type=int, default=0, metavar="N",
+                   help="run N ranks as threads in this process (same sharding and averaging as mpiexec -n N)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar: one log line per epoch")
+    t.add_argument("--log-all-ranks", action="store_true", help="show log lines of every rank, not only rank 0")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="score a trained run on a split or a data file",
+                       description="Evaluate the model saved in a run directory.", epilog=_EVAL_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by 'distnn train'")
+    g = e.add_mutually_exclusive_group()
+    g.add_argument("--split", choices=("test", "val", "train"), default=None,
+                   help="which split of the run's dataset to score (default: test)")
+    g.add_argument("--data", metavar="FILE", help="score a labelled data file instead (CSV, npz or IDX)")
+    e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("predict", help="write class probabilities and labels for new inputs",
+                       description="Predict with the model saved in a run directory.", epilog=_PREDICT_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by 'distnn train'")
+    r.add_argument("--input", required=True, metavar="FILE", help="inputs to classify (CSV, npz or IDX)")
+    r.add_argument("--output", required=True, metavar="FILE", help="CSV file to write (e.g. preds.csv)")
+    r.set_defaults(func=cmd_predict)
+
+    d = sub.add_parser("datasets", help="list the datasets and built-in configs",
+                       description="List the datasets distnn can load and the built-in configs.",
+                       epilog="examples:\n  python -m distnn datasets\n"
+                              "  python -m distnn train --config digits_cnn",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.set_defaults(func=cmd_datasets)
+    return p
+
+
+# ------------------------------------------------------------------ commands
+def cmd_train(args) -> int:
+    from distnn.train.job import run_training
+
+    if args.log_all_ranks:
+        os.environ["DISTNN_LOG_ALL_RANKS"] = "1"
+    if args.simulate_ranks < 0:
+        raise ValueError(f"--simulate-ranks must be >= 1, got {args.simulate_ranks}")
+    summary = run_training(args.config, args.overrides, out=args.out, simulate_ranks=args.simulate_ranks or None,
+                           quiet=args.quiet)
+    if summary is not None:  # rank 0 (every other rank returns None)
+        _print_train_summary(summary)
+    return 0
+
+
+def _print_train_summary(s: dict) -> None:
+    acc = s.get("test_accuracy")
+    where = s.get("run_dir", "")
+    lines = []
+    if acc is not None:
+        lines.append(f"test accuracy {acc:.4f}  test loss {s.get('test_loss', float('nan')):.4f}  "
+                     f"({s.get('epochs_run')} epochs, best epoch {s.get('best_epoch')}, "
+                     f"{s.get('world_size')} rank(s), {s.get('wall_time', 0):.1f}s)")
+    else:
+        lines.append(f"trained {s.get('epochs_run')} epochs in {s.get('wall_time', 0):.1f}s (no test split)")
+    lines.append(f"run directory: {where}")
+    lines.append(f"curves:        {os.path.join(where, 'curves.png')}")
+    print("\n".join(lines), flush=True)
+
+
+def cmd_evaluate(args) -> int:
+    from distnn.train.job import evaluate_run
+
+    print(evaluate_run(args.run_dir, split=args.split, data=args.data), flush=True)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from distnn.train.job import predict_run
+
+    n = predict_run(args.run_dir, args.input, args.output)
+    print(f"wrote {n} predictions to {args.output}", flush=True)
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from distnn.train.job import describe_datasets
+
+    print(describe_datasets(), flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------- the driver
+def _user_errors() -> tuple:
+    """Exception types that mean bad input (reported in one line), not a bug."""
+    types = [ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError]
+    for mod, name in (("distnn.train.config", "ConfigError"), ("distnn.data", "DataError")):
+        try:
+            types.append(getattr(__import__(mod, fromlist=[name]), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(types)
+
+
+def _launcher_rank() -> int:
+    """This process's rank as the MPI launcher announced it (0 when not under a launcher)."""
+    for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID", "MPI_LOCALRANKID"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
+
+
+def one_line(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split())
+    if isinstance(exc, KeyError) and msg.startswith("'") and msg.endswith("'"):
+        msg = msg[1:-1]
+    return msg or type(exc).__name__
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as e:
+        # Agreed errors (JobError) say whether this rank reports; otherwise only rank 0 does.
+        report = getattr(e, "report", None)
+        if report is None:
+            report = _launcher_rank() == 0
+        if report:
+            print(f"distnn: error: {one_line(e)}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("distnn: interrupted", file=sys.stderr, flush=True)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
