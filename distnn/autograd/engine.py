@@ -10,6 +10,7 @@ bucket allreduces while the rest of backward is still running.
 """
 from __future__ import annotations
 
+import threading
 from sys import getrefcount as _getrefcount
 
 from distnn.backend import get_array_module
@@ -82,8 +83,45 @@ def _fire_hooks(leaf):
         hook(leaf)
 
 
+# Callbacks queued (from hooks) during the backward pass running in this thread; a stack
+# because a hook may itself call backward. Thread-local: simulated ranks are threads.
+_callbacks = threading.local()
+
+
+def queue_callback(fn) -> None:
+    """Run ``fn()`` once the backward pass now running in this thread has finished.
+
+    Call it from a hook (e.g. a post-accumulate-grad hook): ``fn`` runs after every
+    leaf gradient of this backward is final and every hook has fired, just before
+    ``backward()`` returns, in the order queued. Data parallelism uses it to wait
+    for its gradient allreduces, so grads are averaged when ``backward()`` returns.
+    Callbacks are dropped if backward raises.
+    """
+    stack = getattr(_callbacks, "stack", None)
+    if not stack:
+        raise RuntimeError("queue_callback() can only be called while a backward pass is running (from a hook)")
+    stack[-1].append(fn)
+
+
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
-    """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad."""
+    """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+    Then runs the callbacks hooks queued with :func:`queue_callback` during this pass.
+    """
+    stack = getattr(_callbacks, "stack", None)
+    if stack is None:
+        stack = _callbacks.stack = []
+    queued = []
+    stack.append(queued)
+    try:
+        _backward(root, grad, retain_graph)
+    finally:
+        stack.pop()
+    for fn in queued:  # a callback may queue no more: the pass is over
+        fn()
+
+
+def _backward(root: Tensor, grad, retain_graph: bool) -> None:
     data = root.data
     if not root.requires_grad:
         raise RuntimeError(
