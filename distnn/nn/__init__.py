@@ -2,6 +2,7 @@
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from . import init
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, Maxout, PReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from .conv import Conv1d, Conv2d
 from .dropout import Dropout
 from .flatten import Flatten, Unflatten
 from .linear import Identity, Linear
@@ -9,3 +10,4 @@ from .loss import (
     BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, MultiMarginLoss, NLLLoss,
 )
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm, _BatchNorm
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d

@@ -1,0 +1,167 @@
+"""2-D convolution as one fused Function (im2col + GEMM), and conv1d on top of it.
+
+Layout trick: internally the batch axis goes LAST, (C, H, W, N). Then every
+window slice of the input has a contiguous inner run of (W_out * N) or N
+elements, so building the column matrix (one strided copy) and scattering its
+gradient back (col2im: one add per kernel offset, kh*kw of them) run at memory
+speed instead of paying numpy's per-inner-loop overhead on short rows. The
+products are then single large GEMMs:
+
+    forward   out[O, L]      = W[O, C*kh*kw] @ cols[C*kh*kw, L]        L = Ho*Wo*N
+    backward  dW[O, C*kh*kw] = dout[O, L] @ cols^T
+              dcols          = W^T @ dout   -> col2im (add over kernel offsets)
+
+Groups split C and O into ``groups`` blocks and batch the GEMMs over them.
+"""
+from __future__ import annotations
+
+from distnn.autograd.function import Function
+from distnn.backend import get_array_module
+
+
+def _pair(v, name):
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(int(a) for a in v)
+    if len(v) == 1:
+        return (v[0], v[0])
+    if len(v) != 2:
+        raise ValueError(f"conv2d: {name} must be an int or a pair, got {v}")
+    return v
+
+
+def _out_size(size, k, stride, pad_lo, pad_hi, dilation):
+    return (size + pad_lo + pad_hi - dilation * (k - 1) - 1) // stride + 1
+
+
+def _as_strided(xp, a, shape, strides):
+    return xp.lib.stride_tricks.as_strided(a, shape=shape, strides=strides)
+
+
+class Conv2d(Function):
+    """x (N, C, H, W), weight (O, C/groups, kh, kw), bias (O,) -> (N, O, Ho, Wo)."""
+
+    def forward(self, x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
+        xp = get_array_module(x)
+        N, C, H, W = x.shape
+        O, Cg, kh, kw = weight.shape
+        (sh, sw), (dh, dw), G = stride, dilation, groups
+        (pt, pb), (pl, pr) = padding
+        Hp, Wp = H + pt + pb, W + pl + pr
+        Ho = _out_size(H, kh, sh, pt, pb, dh)
+        Wo = _out_size(W, kw, sw, pl, pr, dw)
+        # Batch-last, zero-padded copy of x: (C, Hp, Wp, N).
+        if pt or pb or pl or pr:
+            xt = xp.zeros((C, Hp, Wp, N), dtype=x.dtype)
+            xt[:, pt:pt + H, pl:pl + W, :] = x.transpose(1, 2, 3, 0)
+        else:
+            xt = xp.ascontiguousarray(x.transpose(1, 2, 3, 0))
+        s = xt.strides
+        win = _as_strided(xp, xt, (C, kh, kw, Ho, Wo, N), (s[0], s[1] * dh, s[2] * dw, s[1] * sh, s[2] * sw, s[3]))
+        L = Ho * Wo * N
+        cols = xp.ascontiguousarray(win).reshape(G, Cg * kh * kw, L)
+        w2 = weight.reshape(G, O // G, Cg * kh * kw)
+        out = xp.matmul(w2, cols).reshape(O, L)
+        if bias is not None:
+            out += bias[:, None]
+        self.cols = cols if self.needs_input_grad[1] else None
+        self.w2 = w2 if self.needs_input_grad[0] else None
+        self.geom = (N, C, H, W, O, Cg, kh, kw, Ho, Wo, sh, sw, dh, dw, pt, pl, Hp, Wp, G)
+        self.has_bias = bias is not None
+        return xp.ascontiguousarray(out.reshape(O, Ho, Wo, N).transpose(3, 0, 1, 2))
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        N, C, H, W, O, Cg, kh, kw, Ho, Wo, sh, sw, dh, dw, pt, pl, Hp, Wp, G = self.geom
+        need = self.needs_input_grad
+        gt = xp.ascontiguousarray(g.transpose(1, 2, 3, 0)).reshape(O, Ho * Wo * N)
+        gx = gw = gb = None
+        if need[1]:
+            gw = xp.matmul(gt.reshape(G, O // G, -1), self.cols.transpose(0, 2, 1)).reshape(O, Cg, kh, kw)
+        if self.has_bias and len(need) > 2 and need[2]:
+            gb = gt.sum(axis=1)
+        if need[0]:
+            gcols = xp.matmul(self.w2.transpose(0, 2, 1), gt.reshape(G, O // G, -1))
+            gcols = gcols.reshape(C, kh, kw, Ho, Wo, N)
+            gxt = xp.zeros((C, Hp, Wp, N), dtype=g.dtype)
+            hspan, wspan = sh * (Ho - 1) + 1, sw * (Wo - 1) + 1
+            for i in range(kh):  # col2im: one strided add per kernel offset
+                for j in range(kw):
+                    gxt[:, i * dh:i * dh + hspan:sh, j * dw:j * dw + wspan:sw, :] += gcols[:, i, j]
+            gx = xp.ascontiguousarray(gxt[:, pt:pt + H, pl:pl + W, :].transpose(3, 0, 1, 2))
+        return gx, gw, gb
+
+
+def _resolve_padding(padding, kernel, dilation, stride, fname):
+    """Padding as ((top, bottom), (left, right)); accepts int, pair, 'valid' and 'same' (stride 1)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0), (0, 0))
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(f"{fname}: padding='same' is not supported for strided convolutions")
+            pads = []
+            for k, d in zip(kernel, dilation):
+                total = d * (k - 1)
+                pads.append((total // 2, total - total // 2))  # extra padding on the high side, as PyTorch
+            return tuple(pads)
+        raise ValueError(f"{fname}: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+    ph, pw = _pair(padding, "padding")
+    if ph < 0 or pw < 0:
+        raise ValueError(f"{fname}: padding must be non-negative, got {padding}")
+    return ((ph, ph), (pw, pw))
+
+
+def check_conv2d_shapes(xshape, wshape, stride, padding, dilation, groups, who="conv2d"):
+    """Validate shapes; return nothing or raise ValueError naming ``who`` and the shapes."""
+    if len(xshape) != 4:
+        raise ValueError(f"{who}: expected a 4-D input (N, C, H, W), got shape {tuple(xshape)}")
+    if len(wshape) != 4:
+        raise ValueError(f"{who}: expected a 4-D weight (O, C/groups, kh, kw), got shape {tuple(wshape)}")
+    N, C, H, W = xshape
+    O, Cg, kh, kw = wshape
+    if C != Cg * groups:
+        raise ValueError(
+            f"{who}: input has {C} channels but weight {tuple(wshape)} with groups={groups} expects "
+            f"{Cg * groups} (input shape {tuple(xshape)})"
+        )
+    if O % groups:
+        raise ValueError(f"{who}: out_channels={O} is not divisible by groups={groups}")
+    (pt, pb), (pl, pr) = padding
+    eff_h, eff_w = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
+    if eff_h > H + pt + pb or eff_w > W + pl + pr:
+        raise ValueError(
+            f"{who}: kernel size ({kh}, {kw}) (dilated: ({eff_h}, {eff_w})) is larger than the padded input "
+            f"({H + pt + pb}, {W + pl + pr}) (input shape {tuple(xshape)}, padding {padding})"
+        )
+    if min(stride) < 1 or min(dilation) < 1:
+        raise ValueError(f"{who}: stride and dilation must be >= 1, got stride={stride}, dilation={dilation}")
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation with PyTorch's arguments; input (N, C, H, W), weight (O, C/groups, kh, kw)."""
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    pad = _resolve_padding(padding, tuple(weight.shape[2:]), dilation, stride, "conv2d")
+    check_conv2d_shapes(tuple(input.shape), tuple(weight.shape), stride, pad, dilation, groups)
+    return Conv2d.apply(input, weight, bias, stride=stride, padding=pad, dilation=dilation, groups=groups)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D cross-correlation; input (N, C, L), weight (O, C/groups, k). Runs as conv2d with height 1."""
+    if input.ndim != 3 or weight.ndim != 3:
+        raise ValueError(
+            f"conv1d: expected input (N, C, L) and weight (O, C/groups, k), got {tuple(input.shape)} and "
+            f"{tuple(weight.shape)}"
+        )
+    s = stride if isinstance(stride, int) else stride[0]
+    d = dilation if isinstance(dilation, int) else dilation[0]
+    if isinstance(padding, str):
+        pad = _resolve_padding(padding, (1, weight.shape[2]), (1, d), (1, s), "conv1d")
+    else:
+        p = padding if isinstance(padding, int) else padding[0]
+        pad = ((0, 0), (p, p))
+    check_conv2d_shapes(tuple(input.shape[:2]) + (1, input.shape[2]), tuple(weight.shape[:2]) + (1, weight.shape[2]),
+                        (1, s), pad, (1, d), groups, who="conv1d")
+    out = Conv2d.apply(input.unsqueeze(2), weight.unsqueeze(2), bias, stride=(1, s), padding=pad,
+                       dilation=(1, d), groups=groups)
+    return out.squeeze(2)

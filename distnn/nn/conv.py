@@ -1,0 +1,123 @@
+"""``Conv1d`` and ``Conv2d`` with PyTorch's arguments, parameter shapes and default initialization."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from distnn.backend import DEFAULT_DTYPE
+from distnn.functional.conv import _pair, _resolve_padding, check_conv2d_shapes, conv1d, conv2d
+
+from . import init
+from .linear import _finish
+from .module import Module, Parameter
+
+
+class _ConvNd(Module):
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                 padding_mode, device, dtype, generator):
+        super().__init__()
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"{type(self).__name__}: in_channels={in_channels} and out_channels={out_channels} must both be "
+                f"divisible by groups={groups}"
+            )
+        if padding_mode != "zeros":
+            raise NotImplementedError(f"{type(self).__name__}: only padding_mode='zeros' is supported")
+        if isinstance(padding, str) and padding not in ("same", "valid"):
+            raise ValueError(f"{type(self).__name__}: padding string must be 'same' or 'valid', got {padding!r}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
+        self.groups, self.padding_mode = int(groups), padding_mode
+        dtype = np.dtype(dtype or DEFAULT_DTYPE)
+        shape = (self.out_channels, self.in_channels // self.groups) + tuple(kernel_size)
+        self.weight = Parameter(np.empty(shape, dtype=dtype))
+        if bias:
+            self.bias = Parameter(np.empty(self.out_channels, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters(generator)
+        _finish(self, device)
+
+    def reset_parameters(self, generator=None):
+        """PyTorch's default: kaiming_uniform_(a=sqrt(5)) on the weight, U(+-1/sqrt(fan_in)) on the bias."""
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
+        if self.bias is not None:
+            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound, generator=generator)
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding not in (0, (0,), (0, 0)):
+            s += f", padding={self.padding}"
+        if self.dilation not in ((1,), (1, 1)):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution: input (N, C_in, H, W) -> (N, C_out, H_out, W_out); weight (C_out, C_in/groups, kh, kw)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None,
+                 generator=None):
+        padding = padding if isinstance(padding, str) else _pair(padding, "padding")
+        super().__init__(in_channels, out_channels, _pair(kernel_size, "kernel_size"), _pair(stride, "stride"),
+                         padding, _pair(dilation, "dilation"), groups, bias, padding_mode, device, dtype, generator)
+
+    def forward(self, x):
+        shape = tuple(x.shape)
+        unbatched = len(shape) == 3
+        if len(shape) not in (3, 4):
+            raise ValueError(f"{self.where()}: expected a 4-D input (N, C, H, W) or 3-D (C, H, W), got shape {shape}")
+        if unbatched:
+            x = x.unsqueeze(0)
+        pad = _resolve_padding(self.padding, self.kernel_size, self.dilation, self.stride, self.where())
+        check_conv2d_shapes(tuple(x.shape), tuple(self.weight.shape), self.stride, pad, self.dilation, self.groups,
+                            who=self.where())
+        from distnn.functional.conv import Conv2d as _Conv2dFn
+
+        out = _Conv2dFn.apply(x, self.weight, self.bias, stride=self.stride, padding=pad, dilation=self.dilation,
+                              groups=self.groups)
+        return out.squeeze(0) if unbatched else out
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution: input (N, C_in, L) -> (N, C_out, L_out); weight (C_out, C_in/groups, k)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None,
+                 generator=None):
+        def one(v):
+            return (int(v),) if isinstance(v, int) else tuple(int(a) for a in v)
+
+        super().__init__(in_channels, out_channels, one(kernel_size), one(stride),
+                         padding if isinstance(padding, str) else one(padding), one(dilation),
+                         groups, bias, padding_mode, device, dtype, generator)
+
+    def forward(self, x):
+        shape = tuple(x.shape)
+        if len(shape) not in (2, 3):
+            raise ValueError(f"{self.where()}: expected a 3-D input (N, C, L) or 2-D (C, L), got shape {shape}")
+        unbatched = len(shape) == 2
+        if unbatched:
+            x = x.unsqueeze(0)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{self.where()}: expected {self.in_channels} input channels (dim 1), got input of shape {shape}"
+            )
+        try:
+            out = conv1d(x, self.weight, self.bias, self.stride[0],
+                         self.padding if isinstance(self.padding, str) else self.padding[0], self.dilation[0],
+                         self.groups)
+        except ValueError as e:  # re-raise naming the layer
+            raise ValueError(f"{self.where()}: {e}") from None
+        return out.squeeze(0) if unbatched else out
+
+
+__all__ = ["Conv1d", "Conv2d", "conv2d"]
