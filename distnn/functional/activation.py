@@ -151,7 +151,7 @@ class Dropout(Function):
         return x * mask
 
     def backward(self, g):
-        return (g * self.mask,)
+        return g * self.mask, None  # no gradient for the mask
 
 
 def relu(x):
