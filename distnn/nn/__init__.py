@@ -11,3 +11,8 @@ from .loss import (
 )
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm, _BatchNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+# Sequence and attention layers (issue 3, part B)
+from .attention import MultiheadAttention
+from .embedding import Embedding
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .transformer import TransformerEncoder, TransformerEncoderLayer
