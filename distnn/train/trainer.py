@@ -91,56 +91,50 @@ def default_comm():
 class ShardPlan:
     """Which samples this rank sees, in which order, and which of them are padding.
 
-    Stride sharding of a seeded per-epoch permutation, identical to
-    :class:`distnn.distributed.DistributedSampler` (which the trainer uses when
-    present): the permutation is padded at the end with its own first entries
-    up to a multiple of ``world``, and rank ``r`` takes positions ``r::world``.
-    A position ``p`` of the padded order is padding iff ``p >= n``.
+    A sampler (``set_epoch``/``__iter__``/``__len__``/``valid_mask``) with the
+    semantics of :class:`distnn.distributed.DistributedSampler`, used for
+    evaluation shards and when distnn.distributed is not available: a seeded
+    per-epoch permutation (or 0..n-1 without ``shuffle``), padded at the end
+    with its own first entries up to a multiple of ``world``; rank ``r`` takes
+    positions ``r::world``. Position ``p`` of the padded order is padding iff ``p >= n``.
     """
 
-    def __init__(self, n: int, rank: int, world: int, shuffle: bool, seed: int, drop_last: bool = False):
-        self.n, self.rank, self.world, self.shuffle, self.seed, self.drop_last = n, rank, world, shuffle, seed, drop_last
-        if drop_last:
-            self.num_samples = n // world
-        else:
-            self.num_samples = math.ceil(n / world)
+    def __init__(self, n: int, rank: int, world: int, shuffle: bool = True, seed: int = 0):
+        self.n, self.rank, self.world, self.shuffle, self.seed = n, rank, world, shuffle, seed
+        self.num_samples = math.ceil(n / world)
         self.total_size = self.num_samples * world
+        self.epoch = 0
 
-    def indices(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """(this rank's indices, boolean mask of real = non-padded samples)."""
-        if self.shuffle:
-            order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
-        else:
-            order = np.arange(self.n)
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _positions(self):
+        return np.arange(self.rank, self.total_size, self.world)
+
+    def indices(self) -> np.ndarray:
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
         if self.total_size > self.n:
-            reps = math.ceil((self.total_size - self.n) / max(self.n, 1))
-            order = np.concatenate([order] + [order] * reps)[: self.total_size]
-        else:
-            order = order[: self.total_size]
-        positions = np.arange(self.rank, self.total_size, self.world)
-        return order[positions], positions < self.n
+            reps = math.ceil(self.total_size / max(self.n, 1))
+            order = np.tile(order, reps)[: self.total_size]
+        return order[self._positions()]
+
+    def __iter__(self):
+        return iter(self.indices().tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def valid_mask(self) -> np.ndarray:
+        return self._positions() < self.n
 
 
-def _sampler_plan(n, comm, shuffle, seed, drop_last):
-    """Use distnn.distributed's DistributedSampler when it exists; same semantics as ShardPlan."""
+def _train_sampler(n, comm, shuffle, seed):
+    """distnn.distributed's DistributedSampler when it exists; else the equivalent ShardPlan."""
     try:
         from distnn.distributed import DistributedSampler
     except ImportError:
-        return ShardPlan(n, comm.rank, comm.size, shuffle, seed, drop_last)
-    return _SamplerAdapter(DistributedSampler(n, comm, shuffle=shuffle, seed=seed, drop_last=drop_last))
-
-
-class _SamplerAdapter:
-    def __init__(self, sampler):
-        self.sampler = sampler
-        self.num_samples = len(sampler)
-
-    def indices(self, epoch):
-        self.sampler.set_epoch(epoch)
-        idx = np.asarray(list(self.sampler), dtype=np.int64)
-        mask = getattr(self.sampler, "valid_mask", None)
-        mask = np.asarray(mask() if callable(mask) else mask, dtype=bool) if mask is not None else np.ones(len(idx), bool)
-        return idx, mask
+        return ShardPlan(n, comm.rank, comm.size, shuffle, seed)
+    return DistributedSampler(n, comm, shuffle=shuffle, seed=seed, drop_last=False)
 
 
 class Trainer:
@@ -181,9 +175,12 @@ class Trainer:
         self._check_sizes(len(train_data), drop_last)
         self.local_batch = self.batch_size // self.world
         self.micro_batch = self.local_batch // self.accumulation_steps
-        self.plan = _sampler_plan(len(train_data), self.comm, shuffle, self.seed, drop_last)
-        n_local = self.plan.num_samples
-        self.steps_per_epoch = n_local // self.local_batch if drop_last else math.ceil(n_local / self.local_batch)
+        from distnn.data.loader import DataLoader
+
+        self.sampler = _train_sampler(len(train_data), self.comm, shuffle, self.seed)
+        self.loader = DataLoader(train_data, batch_size=self.local_batch, sampler=self.sampler, drop_last=drop_last,
+                                 transform=transform, seed=self.seed, rank=self.rank, with_mask=True)
+        self.steps_per_epoch = len(self.loader)
         self.callbacks = CallbackList(callbacks)
         self.state = TrainState()
         self.history: list[dict] = []
@@ -205,7 +202,7 @@ class Trainer:
         if (B // W) % A:
             raise ValueError(f"per-rank batch {B // W} (global {B} / {W} ranks) must be divisible by "
                              f"train.accumulation_steps {A}")
-        shard = n // W if drop_last else math.ceil(n / W)
+        shard = math.ceil(n / W)
         if B // W > shard:
             raise ValueError(f"per-rank batch {B // W} (global batch {B} / {W} ranks) is larger than a rank's shard "
                              f"of {shard} training samples; lower data.batch_size to at most {shard * W}")
@@ -276,14 +273,12 @@ class Trainer:
     def train_epoch(self) -> dict:
         """One pass over this rank's shard; returns the epoch's (all-rank) training metrics."""
         self.model.train()
-        idx, valid = self.plan.indices(self.state.epoch)
-        x_all, y_all = self.train_data.x, self.train_data.y
-        b, sums = self.local_batch, self.state.epoch_sums
+        sums = self.state.epoch_sums
         t0 = time.perf_counter()
-        for step in range(self.state.batch_in_epoch, self.steps_per_epoch):
-            sl = slice(step * b, (step + 1) * b)
-            bidx, bvalid = idx[sl], valid[sl]
-            loss, n = self.train_step(x_all[bidx], y_all[bidx], bvalid, self._batch_rng(step))
+        # The loader reseeds the sampler for this epoch and resumes at batch_in_epoch (mid-epoch resume).
+        for xb, yb, valid in self.loader.batches(self.state.epoch, self.state.batch_in_epoch):
+            step = self.state.batch_in_epoch
+            loss, n = self.train_step(xb, yb, valid)
             self.state.batch_in_epoch = step + 1
             self.state.global_step += 1
             self.callbacks.on_batch_end(self, {"loss": loss, "samples": n, "step": step + 1,
@@ -296,25 +291,17 @@ class Trainer:
                 "train_accuracy": correct / count if count else float("nan"),
                 "samples_per_sec": samples / max(secs / self.world, 1e-12)}
 
-    def _batch_rng(self, step):
-        # One generator per (seed, rank, epoch, batch): augmentation is reproducible and resumable.
-        if self.transform is None:
-            return None
-        return np.random.default_rng([self.seed, self.rank, self.state.epoch, step])
-
     def _global_count(self, step) -> int:
         """Real samples in global step ``step`` (all ranks), known without communication."""
         start = step * self.local_batch * self.world
         return int(max(0, min(len(self.train_data) - start, self.local_batch * self.world)))
 
-    def train_step(self, x, y, valid, rng=None):
-        """One optimizer step on this rank's part ``(x, y)`` of the global batch.
+    def train_step(self, x, y, valid):
+        """One optimizer step on this rank's part ``(x, y)`` of the global batch (already transformed).
 
         ``valid`` marks real (non-padded) rows. Returns (the step's mean loss on
-        this rank as a lazy 0-d array, number of valid samples here).
+        this rank, number of counted targets here).
         """
-        if self.transform is not None:
-            x = self.transform(x, rng)
         y = self._mask_targets(y, valid)
         n_valid = int(valid.sum()) if y.ndim == 1 else int((y != IGNORE_INDEX).sum())
         if self.ddp is not None:
@@ -395,8 +382,8 @@ class Trainer:
         ``prefix+"confusion_matrix"`` as a nested list with ``confusion``);
         identical on every rank.
         """
-        plan = ShardPlan(len(dataset), self.rank, self.world, shuffle=False, seed=0)
-        idx, valid = plan.indices(0)
+        plan = ShardPlan(len(dataset), self.rank, self.world, shuffle=False)
+        idx, valid = plan.indices(), plan.valid_mask()
         sums = evaluate_arrays(self.model, dataset.x[idx], dataset.y[idx], valid, self.eval_transform,
                                self.eval_batch_size, dataset.num_classes if confusion else 0, self.xp)
         k = dataset.num_classes
