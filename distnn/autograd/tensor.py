@@ -13,7 +13,9 @@ def _as_array(data, dtype=None):
     if isinstance(data, Tensor):
         data = data.data
     xp = get_array_module(data)
-    if isinstance(data, (list, tuple, int, float, bool)) or np.isscalar(data):
+    if isinstance(data, np.generic):  # a numpy scalar keeps its dtype, like a numpy array
+        arr = np.asarray(data)
+    elif isinstance(data, (list, tuple, int, float, bool)):
         arr = np.asarray(data)
         if dtype is None and arr.dtype.kind == "f":
             dtype = DEFAULT_DTYPE  # Python floats become float32, as in PyTorch
