@@ -1,0 +1,89 @@
+"""Gradient clipping (``torch.nn.utils.clip_grad_norm_`` / ``clip_grad_value_``).
+
+Clipping by the global norm (lecture notes: ``g -> C * g / ||g||`` when
+``||g|| > C``) rescales all gradients together, so their direction is kept.
+In a data-parallel run call it after the gradients are averaged across
+ranks: every rank then sees the same norm and clips identically.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from distnn.backend import get_array_module
+from distnn.optim.optimizer import sum_of_squares
+
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "grad_norm"]
+
+
+def _grads(parameters):
+    if hasattr(parameters, "grad") and hasattr(parameters, "data"):
+        parameters = [parameters]
+    return [p.grad for p in parameters if p.grad is not None]
+
+
+def _norm_type(norm_type) -> float:
+    if isinstance(norm_type, str):
+        if norm_type.lower() != "inf":
+            raise ValueError(f"norm_type must be a positive number or 'inf', got {norm_type!r}")
+        return math.inf
+    norm_type = float(norm_type)
+    if not norm_type > 0:
+        raise ValueError(f"norm_type must be a positive number or 'inf', got {norm_type!r}")
+    return norm_type
+
+
+def _grad_norm_of(grads, p: float) -> float:
+    if p == math.inf:
+        norms = [float(abs(g).max()) if g.size else 0.0 for g in grads]
+        return float(np.max(norms)) if norms else 0.0  # np.max propagates NaN; builtin max() may not
+    if p == 2.0:
+        return math.sqrt(sum(sum_of_squares(g) for g in grads))
+    total = 0.0
+    for g in grads:  # rare norms: plain array expressions (temporaries are fine here)
+        xp = get_array_module(g)
+        total += float(xp.sum(xp.abs(g).astype("float64") ** p))
+    return total ** (1.0 / p)
+
+
+def grad_norm(parameters, norm_type=2.0) -> float:
+    """The norm of all gradients taken together, as if concatenated into one vector."""
+    return _grad_norm_of(_grads(parameters), _norm_type(norm_type))
+
+
+def clip_grad_norm_(parameters, max_norm: float, norm_type=2.0, error_if_nonfinite: bool = False) -> float:
+    """Rescale gradients in place so their global ``norm_type``-norm is at most ``max_norm``.
+
+    Gradients are multiplied by ``min(1, max_norm / (total_norm + 1e-6))``
+    (PyTorch's formula); returns ``total_norm`` (before clipping) as a float.
+    A non-finite norm raises ``RuntimeError`` with ``error_if_nonfinite=True``;
+    otherwise, as in PyTorch, the gradients are scaled anyway (an infinite norm
+    zeroes the finite entries and makes the infinite ones NaN; a NaN norm makes
+    all NaN), so a NaN/inf check downstream still sees the problem.
+    """
+    grads = _grads(parameters)
+    max_norm = float(max_norm)
+    p = _norm_type(norm_type)
+    if not grads:
+        return 0.0
+    total = _grad_norm_of(grads, p)
+    if error_if_nonfinite and not math.isfinite(total):
+        raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is non-finite "
+                           f"({total}), so it cannot be clipped. To disable this error and scale the gradients "
+                           f"by the non-finite norm anyway, set `error_if_nonfinite=False`")
+    coef = max_norm / (total + 1e-6)
+    if coef < 1.0 or math.isnan(coef):  # multiplying by exactly 1 is a no-op; skip it
+        coef = min(coef, 1.0) if not math.isnan(coef) else coef
+        for g in grads:
+            g *= coef
+    return total
+
+
+def clip_grad_value_(parameters, clip_value: float) -> None:
+    """Clamp every gradient element into ``[-clip_value, clip_value]`` in place."""
+    clip_value = float(clip_value)
+    if clip_value < 0:
+        raise ValueError(f"clip_value must be >= 0, got {clip_value!r}")
+    for g in _grads(parameters):
+        get_array_module(g).clip(g, -clip_value, clip_value, out=g)

@@ -1,0 +1,26 @@
+"""Optimizers (``distnn.optim``) with ``torch.optim``'s names, defaults and update formulas.
+
+Every rank of a data-parallel run applies the same step to the same averaged
+gradient, so the updates here are deterministic and in place (no per-step
+allocation of parameter-sized temporaries). ``lr_scheduler`` holds the rate
+schedules; ``scaling`` the linear scaling rule; ``regularization`` L1/L2
+penalties and no-decay parameter groups. Gradient clipping is in
+``distnn.nn.utils`` (``clip_grad_norm_``, ``clip_grad_value_``), as in PyTorch.
+"""
+from . import lr_scheduler
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .lamb import LAMB
+from .lars import LARS
+from .optimizer import Optimizer, flatten_state, sum_of_squares, unflatten_state
+from .regularization import l1_penalty, l2_penalty, param_groups_no_decay, split_decay_parameters
+from .rmsprop import RMSprop
+from .scaling import global_batch_size, linear_scaling_warmup, scale_lr_, scaled_lr
+from .sgd import SGD
+
+__all__ = [
+    "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "LARS", "LAMB", "lr_scheduler",
+    "l1_penalty", "l2_penalty", "param_groups_no_decay", "split_decay_parameters",
+    "scaled_lr", "scale_lr_", "linear_scaling_warmup", "global_batch_size",
+    "flatten_state", "unflatten_state", "sum_of_squares",
+]

@@ -1,0 +1,61 @@
+"""Adagrad (``torch.optim.Adagrad``): per-coordinate steps shrink with the sum of squared gradients.
+
+At step t, with ``d = g + weight_decay * p`` (``-g`` when maximizing)::
+
+    clr = lr / (1 + (t - 1) * lr_decay)
+    sum = sum + d*d                      (starts at initial_accumulator_value)
+    p   = p - clr * d / (sqrt(sum) + eps)
+"""
+from __future__ import annotations
+
+from .optimizer import Optimizer, check_hyperparameter, grad_with_decay
+
+__all__ = ["Adagrad"]
+
+
+def _adagrad_kernel(xp, p, g, acc, s1, s2, *, clr, weight_decay, eps, maximize):
+    d = grad_with_decay(xp, p, g, weight_decay, maximize, s1)
+    xp.multiply(d, d, out=s2)
+    acc += s2
+    xp.sqrt(acc, out=s2)
+    s2 += eps
+    xp.divide(d, s2, out=s2)
+    s2 *= -clr
+    p += s2
+
+
+class Adagrad(Optimizer):
+    """``Adagrad(params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
+    *, maximize=False)``. State per parameter: ``step`` and ``sum``."""
+
+    def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10, *, maximize: bool = False):
+        defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                        initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group):
+        super().add_param_group(param_group)
+        # PyTorch creates the accumulators eagerly, so they are in state_dict() before the first step.
+        group = self.param_groups[-1]
+        for p in group["params"]:
+            self.state.setdefault(p, {"step": 0, "sum": self._zeros_like(p, group["initial_accumulator_value"])})
+
+    def _validate_group(self, group):
+        check_hyperparameter(group["lr"] >= 0, "learning rate lr", group["lr"], "must be >= 0")
+        check_hyperparameter(group["lr_decay"] >= 0, "lr_decay", group["lr_decay"], "must be >= 0")
+        check_hyperparameter(group["weight_decay"] >= 0, "weight_decay", group["weight_decay"], "must be >= 0")
+        check_hyperparameter(group["initial_accumulator_value"] >= 0, "initial_accumulator_value",
+                             group["initial_accumulator_value"], "must be >= 0")
+        check_hyperparameter(group["eps"] >= 0, "epsilon eps", group["eps"], "must be >= 0")
+
+    def _step_group(self, group):
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state[p]
+            state["step"] += 1
+            clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+            self._foreach_chunk(_adagrad_kernel, [p.data, self._grad_array(p), state["sum"]], 2,
+                                clr=clr, weight_decay=group["weight_decay"], eps=group["eps"],
+                                maximize=group["maximize"])

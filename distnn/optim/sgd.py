@@ -1,0 +1,76 @@
+"""Stochastic gradient descent with momentum / Nesterov momentum (``torch.optim.SGD``).
+
+With ``d = g + weight_decay * p`` (``-g`` when maximizing)::
+
+    buf = d                                   first step (PyTorch's convention)
+    buf = momentum * buf + (1 - dampening) * d   later steps
+    d   = d + momentum * buf  if nesterov  else  buf
+    p   = p - lr * d
+
+The lecture notes write momentum as ``rho = mu*rho - alpha*g; beta += rho``;
+with a constant learning rate that is the same trajectory (rho = -lr * buf).
+"""
+from __future__ import annotations
+
+from .optimizer import Optimizer, check_hyperparameter, grad_with_decay
+
+__all__ = ["SGD"]
+
+
+def _sgd_kernel(xp, p, g, buf, s1, s2, *, lr, weight_decay, momentum, dampening, nesterov, maximize, first):
+    d = grad_with_decay(xp, p, g, weight_decay, maximize, s1)
+    if momentum != 0:
+        if first:
+            xp.copyto(buf, d)
+        else:
+            buf *= momentum
+            if dampening == 0:
+                buf += d
+            else:
+                xp.multiply(d, 1 - dampening, out=s2)
+                buf += s2
+        if nesterov:
+            xp.multiply(buf, momentum, out=s2)
+            s2 += d
+            d = s2
+        else:
+            d = buf
+    xp.multiply(d, -lr, out=s2)
+    p += s2
+
+
+class SGD(Optimizer):
+    """``SGD(params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *, maximize=False)``.
+
+    Same defaults and update as ``torch.optim.SGD``; the state per parameter
+    is ``momentum_buffer`` (only when momentum is used).
+    """
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False):
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _validate_group(self, group):
+        check_hyperparameter(group["lr"] >= 0, "learning rate lr", group["lr"], "must be >= 0")
+        check_hyperparameter(group["momentum"] >= 0, "momentum", group["momentum"], "must be >= 0")
+        check_hyperparameter(group["weight_decay"] >= 0, "weight_decay", group["weight_decay"], "must be >= 0")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(f"Nesterov momentum requires a momentum > 0 and zero dampening "
+                             f"(got momentum={group['momentum']!r}, dampening={group['dampening']!r})")
+
+    def _step_group(self, group):
+        momentum = group["momentum"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state.setdefault(p, {})
+            buf = state.get("momentum_buffer")
+            first = momentum != 0 and buf is None
+            if first:
+                buf = state["momentum_buffer"] = self._zeros_like(p)
+            self._foreach_chunk(_sgd_kernel, [p.data, self._grad_array(p), buf], 2,
+                                lr=group["lr"], weight_decay=group["weight_decay"], momentum=momentum,
+                                dampening=group["dampening"], nesterov=group["nesterov"],
+                                maximize=group["maximize"], first=first)
