@@ -16,3 +16,4 @@ from .attention import MultiheadAttention
 from .embedding import Embedding
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .transformer import TransformerEncoder, TransformerEncoderLayer
+from .residual import BasicBlock

@@ -1,0 +1,72 @@
+"""``MLP``: Linear layers with an activation (and optional norm and dropout) between them."""
+from __future__ import annotations
+
+import math
+
+from distnn import nn
+
+from .registry import register_model
+
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid, "elu": nn.ELU,
+                "leaky_relu": nn.LeakyReLU}
+
+
+def _in_features(input_shape):
+    return int(math.prod(input_shape)) if input_shape else None
+
+
+@register_model("mlp")
+class MLP(nn.Sequential):
+    """``MLP(sizes, activation="relu", dropout=0.0, norm=None)``.
+
+    ``sizes = [in, hidden..., out]``. Each hidden layer is Linear -> [BatchNorm1d |
+    LayerNorm] -> activation -> [Dropout]; the last Linear has nothing after it
+    (logits). It is an ``nn.Sequential``, so its parameters are named ``0.weight``,
+    ``0.bias``, ... exactly like the same stack built with ``torch.nn.Sequential``.
+    Inputs with more than two dimensions are flattened after the batch axis.
+
+    Instead of ``sizes``, give ``hidden_sizes`` with ``input_shape`` and
+    ``num_classes`` (as the trainer does).
+    """
+
+    def __init__(self, sizes=None, activation="relu", dropout=0.0, norm=None, hidden_sizes=(128,),
+                 num_classes=None, input_shape=None, generator=None):
+        in_features = _in_features(input_shape)
+        if sizes is None:
+            if in_features is None or num_classes is None:
+                raise ValueError("MLP: give sizes=[in, hidden..., out], or input_shape and num_classes")
+            sizes = [in_features, *hidden_sizes, num_classes]
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"MLP: sizes must list at least input and output sizes (all positive), got {sizes}")
+        if num_classes is not None and sizes[-1] != num_classes:
+            raise ValueError(f"MLP: sizes end with {sizes[-1]} outputs but num_classes is {num_classes}")
+        if in_features is not None and sizes[0] != in_features:
+            raise ValueError(f"MLP: sizes start with {sizes[0]} inputs but input_shape {tuple(input_shape)} "
+                             f"has {in_features} features")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"MLP: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        if norm not in (None, "batch", "layer"):
+            raise ValueError(f"MLP: norm must be None, 'batch' or 'layer', got {norm!r}")
+        layers = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Linear(a, b, generator=generator))
+            if i == len(sizes) - 2:
+                break
+            if norm == "batch":
+                layers.append(nn.BatchNorm1d(b))
+            elif norm == "layer":
+                layers.append(nn.LayerNorm(b))
+            layers.append(_ACTIVATIONS[activation]())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout, generator=generator))
+        super().__init__(*layers)
+        self.sizes = sizes
+
+    def forward(self, x):
+        if x.ndim > 2:
+            x = x.flatten(1)
+        if x.ndim != 2 or x.shape[1] != self.sizes[0]:
+            raise ValueError(f"{self.where()}: expected input (N, {self.sizes[0]}) (or (N, ...) flattening to it), "
+                             f"got {tuple(x.shape)}")
+        return super().forward(x)
