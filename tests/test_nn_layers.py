@@ -75,6 +75,7 @@ def _conv_kwargs(c):
                 groups=c.get("groups", 1), bias=c.get("bias", True))
 
 
+@pytest.mark.filterwarnings("ignore:Using padding=.same.")
 @pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
 def test_conv2d_matches_torch(torch, rng, case):
     kw = _conv_kwargs(case)

@@ -1,17 +1,19 @@
 """2-D convolution as one fused Function (im2col + GEMM), and conv1d on top of it.
 
-Layout trick: internally the batch axis goes LAST, (C, H, W, N). Then every
-window slice of the input has a contiguous inner run of (W_out * N) or N
-elements, so building the column matrix (one strided copy) and scattering its
-gradient back (col2im: one add per kernel offset, kh*kw of them) run at memory
-speed instead of paying numpy's per-inner-loop overhead on short rows. The
-products are then single large GEMMs:
+Forward and the weight gradient work in PyTorch's NCHW layout: the column
+tensor ``cols[n, c*kh*kw, Ho*Wo]`` is one strided copy of the (padded) input,
+and the products are batched GEMMs over the batch, whose results are already
+in NCHW order (no transposing copy of the output):
 
-    forward   out[O, L]      = W[O, C*kh*kw] @ cols[C*kh*kw, L]        L = Ho*Wo*N
-    backward  dW[O, C*kh*kw] = dout[O, L] @ cols^T
-              dcols          = W^T @ dout   -> col2im (add over kernel offsets)
+    forward   out[n]  = W[O, C*kh*kw] @ cols[n]
+    backward  dW      = sum_n dout[n] @ cols[n]^T
 
-Groups split C and O into ``groups`` blocks and batch the GEMMs over them.
+The input gradient scatters columns back over the kernel offsets (col2im: one
+strided add per offset, kh*kw of them). Those adds run on a batch-LAST copy
+(C, H, W, N), where each window slice has a contiguous inner run of Wo*N (or N)
+elements, so they go at memory speed instead of paying numpy's per-row
+overhead on rows only Wo long. Groups split C and O into blocks and batch the
+GEMMs over them.
 """
 from __future__ import annotations
 
@@ -50,39 +52,39 @@ class Conv2d(Function):
         Hp, Wp = H + pt + pb, W + pl + pr
         Ho = _out_size(H, kh, sh, pt, pb, dh)
         Wo = _out_size(W, kw, sw, pl, pr, dw)
-        # Batch-last, zero-padded copy of x: (C, Hp, Wp, N).
         if pt or pb or pl or pr:
-            xt = xp.zeros((C, Hp, Wp, N), dtype=x.dtype)
-            xt[:, pt:pt + H, pl:pl + W, :] = x.transpose(1, 2, 3, 0)
+            xpad = xp.zeros((N, C, Hp, Wp), dtype=x.dtype)
+            xpad[:, :, pt:pt + H, pl:pl + W] = x
         else:
-            xt = xp.ascontiguousarray(x.transpose(1, 2, 3, 0))
-        s = xt.strides
-        win = _as_strided(xp, xt, (C, kh, kw, Ho, Wo, N), (s[0], s[1] * dh, s[2] * dw, s[1] * sh, s[2] * sw, s[3]))
-        L = Ho * Wo * N
-        cols = xp.ascontiguousarray(win).reshape(G, Cg * kh * kw, L)
-        w2 = weight.reshape(G, O // G, Cg * kh * kw)
-        out = xp.matmul(w2, cols).reshape(O, L)
+            xpad = xp.ascontiguousarray(x)
+        s = xpad.strides
+        win = _as_strided(xp, xpad, (N, C, kh, kw, Ho, Wo), (s[0], s[1], s[2] * dh, s[3] * dw, s[2] * sh, s[3] * sw))
+        K = Cg * kh * kw
+        cols = xp.ascontiguousarray(win).reshape(N, G, K, Ho * Wo)
+        w2 = weight.reshape(G, O // G, K)
+        out = xp.matmul(w2, cols).reshape(N, O, Ho * Wo)  # (N, G, O/G, HoWo): already NCHW order
         if bias is not None:
             out += bias[:, None]
         self.cols = cols if self.needs_input_grad[1] else None
         self.w2 = w2 if self.needs_input_grad[0] else None
         self.geom = (N, C, H, W, O, Cg, kh, kw, Ho, Wo, sh, sw, dh, dw, pt, pl, Hp, Wp, G)
         self.has_bias = bias is not None
-        return xp.ascontiguousarray(out.reshape(O, Ho, Wo, N).transpose(3, 0, 1, 2))
+        return out.reshape(N, O, Ho, Wo)
 
     def backward(self, g):
         xp = get_array_module(g)
         N, C, H, W, O, Cg, kh, kw, Ho, Wo, sh, sw, dh, dw, pt, pl, Hp, Wp, G = self.geom
         need = self.needs_input_grad
-        gt = xp.ascontiguousarray(g.transpose(1, 2, 3, 0)).reshape(O, Ho * Wo * N)
         gx = gw = gb = None
         if need[1]:
-            gw = xp.matmul(gt.reshape(G, O // G, -1), self.cols.transpose(0, 2, 1)).reshape(O, Cg, kh, kw)
+            g4 = g.reshape(N, G, O // G, Ho * Wo)
+            gw = xp.matmul(g4, self.cols.swapaxes(-1, -2)).sum(axis=0).reshape(O, Cg, kh, kw)
         if self.has_bias and len(need) > 2 and need[2]:
-            gb = gt.sum(axis=1)
+            gb = g.sum(axis=(0, 2, 3))
         if need[0]:
-            gcols = xp.matmul(self.w2.transpose(0, 2, 1), gt.reshape(G, O // G, -1))
-            gcols = gcols.reshape(C, kh, kw, Ho, Wo, N)
+            # Batch-last: gcols (C*kh*kw, Ho*Wo*N) from one GEMM, then col2im with long contiguous rows.
+            gt = xp.ascontiguousarray(g.transpose(1, 2, 3, 0)).reshape(G, O // G, Ho * Wo * N)
+            gcols = xp.matmul(self.w2.transpose(0, 2, 1), gt).reshape(C, kh, kw, Ho, Wo, N)
             gxt = xp.zeros((C, Hp, Wp, N), dtype=g.dtype)
             hspan, wspan = sh * (Ho - 1) + 1, sw * (Wo - 1) + 1
             for i in range(kh):  # col2im: one strided add per kernel offset

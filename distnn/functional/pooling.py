@@ -2,8 +2,8 @@
 
 Max and average pooling loop over the kh*kw kernel offsets only; each step is
 one vectorized op on a strided view covering every (batch, channel, output
-pixel). Max pooling records, per output, which offset won (the first maximum,
-as PyTorch), so backward routes the gradient to exactly one input even when a
+pixel). Max pooling's backward finds, per output, the first offset holding the
+maximum (as PyTorch), so the gradient goes to exactly one input even when a
 window holds ties (common after ReLU, where many values are 0).
 Adaptive average pooling is two small matrix products with averaging matrices.
 """
@@ -69,27 +69,37 @@ class MaxPool2d(Function):
         xpad = _padded(x, padding, extra, -xp.inf)
         views = _views(xpad, kernel, stride, dilation, Ho, Wo)
         out = next(views).copy()
-        idx = xp.zeros(out.shape, dtype=np.uint8 if kernel[0] * kernel[1] < 256 else np.int32)
-        for k, v in enumerate(views, start=1):
-            better = v > out  # strict: the first maximum wins ties, as PyTorch
-            xp.copyto(out, v, where=better)
-            xp.copyto(idx, k, where=better)
-        self.idx = idx
-        self.geom = (x.shape, xpad.shape, kernel, stride, padding, dilation, Ho, Wo)
+        for v in views:
+            xp.maximum(out, v, out=out)
+        # Backward finds the winners again from the input and the output: cheaper than
+        # tracking an argmax here (masked copies are slow in numpy).
+        self.xpad, self.out = xpad, out
+        self.geom = (x.shape, kernel, stride, padding, dilation, Ho, Wo)
         return out
 
     def backward(self, g):
         xp = get_array_module(g)
-        xshape, pshape, kernel, stride, padding, dilation, Ho, Wo = self.geom
-        gpad = xp.zeros(pshape, dtype=g.dtype)
-        overlap = stride[0] < dilation[0] * (kernel[0] - 1) + 1 or stride[1] < dilation[1] * (kernel[1] - 1) + 1
-        zero = g.dtype.type(0)
-        for k, v in enumerate(_views(gpad, kernel, stride, dilation, Ho, Wo)):
-            contrib = xp.where(self.idx == k, g, zero)
+        xshape, kernel, stride, padding, dilation, Ho, Wo = self.geom
+        xpad, out = self.xpad, self.out
+        pshape = xpad.shape
+        (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+        overlap = sh < dh * (kh - 1) + 1 or sw < dw * (kw - 1) + 1
+        exact = not overlap and dh * (kh - 1) + 1 == sh and dw * (kw - 1) + 1 == sw \
+            and Ho * sh == pshape[2] and Wo * sw == pshape[3] and dh == 1 and dw == 1
+        # With non-overlapping windows tiling the input, every element is written exactly once.
+        gpad = (xp.empty if exact else xp.zeros)(pshape, dtype=g.dtype)
+        found = xp.zeros(out.shape, dtype=bool)
+        hit = xp.empty(out.shape, dtype=bool)
+        gviews = _views(gpad, kernel, stride, dilation, Ho, Wo)
+        for q, (xv, gv) in enumerate(zip(_views(xpad, kernel, stride, dilation, Ho, Wo), gviews)):
+            xp.equal(xv, out, out=hit)
+            if q:
+                xp.greater(hit, found, out=hit)  # hit and not found: the first maximum wins ties, as PyTorch
+            xp.logical_or(found, hit, out=found)
             if overlap:
-                v += contrib
-            else:  # each input belongs to at most one window
-                v[...] = contrib
+                gv += g * hit
+            else:
+                xp.multiply(g, hit, out=gv)
         ph, pw = padding
         H, W = xshape[2], xshape[3]
         return (gpad[:, :, ph:ph + H, pw:pw + W] if gpad.shape != xshape else gpad),
