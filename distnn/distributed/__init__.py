@@ -1,0 +1,102 @@
+"""Data parallelism: communicators, gradient averaging, sharded sampling, synced batch norm, metrics.
+
+Every rank runs the same program on its own shard of the data::
+
+    import distnn.distributed as dist
+
+    comm = dist.init()                      # MPI under mpiexec/srun, else a 1-rank LocalCommunicator
+    model = dist.DataParallel(model, comm)  # checks replicas match, broadcasts rank 0's weights
+    sampler = dist.DistributedSampler(len(data), comm, shuffle=True, seed=0)
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        for idx in batches(sampler):
+            loss = loss_fn(model(x[idx]), y[idx])
+            optimizer.zero_grad()
+            loss.backward()                 # gradients are averaged when this returns
+            optimizer.step()
+
+``simulate(n, fn)`` runs ``fn(comm)`` on n simulated ranks (threads) in one
+process, for tests and debugging. Training code never imports mpi4py; this
+package imports it only when an MPI communicator is made.
+"""
+from __future__ import annotations
+
+import threading
+
+from .comm_base import (
+    CollectiveAbortedError, CollectiveError, CollectiveTimeoutError, Communicator, Handle, REDUCE_OPS,
+)
+from .inprocess_comm import InProcessCommunicator, current_simulated_comm, simulate
+from .local_comm import LocalCommunicator
+
+_lock = threading.Lock()
+_world = None
+
+_BACKENDS = ("auto", "mpi", "local")
+
+
+def init(backend: str = "auto") -> Communicator:
+    """The communicator of this process (idempotent: later calls return the same one).
+
+    ``"auto"`` picks MPI when an MPI launcher started more than one process
+    (mpiexec/mpirun, srun, ...: detected from their environment variables, or
+    from mpi4py being initialized with ``COMM_WORLD.size > 1``), else a
+    :class:`LocalCommunicator`, which never imports mpi4py. ``"mpi"`` forces
+    MPI, ``"local"`` forces the single-process communicator. Inside
+    :func:`simulate`, returns the simulated rank's communicator.
+    """
+    global _world
+    if backend not in _BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(_BACKENDS)}")
+    sim = current_simulated_comm()
+    if sim is not None:
+        return sim
+    with _lock:
+        if _world is None:
+            _world = _create(backend)
+        elif backend != "auto" and _world.backend != backend:
+            raise RuntimeError(f"distnn.distributed.init({backend!r}): this process already uses the "
+                               f"{_world.backend!r} communicator; init() is once per process")
+        return _world
+
+
+def _create(backend: str) -> Communicator:
+    if backend == "local":
+        return LocalCommunicator()
+    from .mpi_comm import MPICommunicator, launcher_world_size
+
+    if backend == "mpi":
+        return MPICommunicator()
+    size = launcher_world_size()
+    return MPICommunicator() if size is not None and size > 1 else LocalCommunicator()
+
+
+def is_initialized() -> bool:
+    """True once :func:`init` has made this process's communicator."""
+    return _world is not None
+
+
+def __getattr__(name):
+    # The heavier pieces load on first use, so `import distnn.distributed` stays cheap.
+    lazy = {
+        "DataParallel": ".data_parallel",
+        "DistributedSampler": ".sampler",
+        "SyncBatchNorm": ".sync_batchnorm",
+        "Metric": ".metrics", "Mean": ".metrics", "Sum": ".metrics", "Accuracy": ".metrics",
+        "reduce_sum_count": ".metrics",
+        "MPICommunicator": ".mpi_comm",
+        "mpiexec_command": ".launch",
+    }
+    if name in lazy:
+        import importlib
+
+        return getattr(importlib.import_module(lazy[name], __name__), name)
+    raise AttributeError(f"module 'distnn.distributed' has no attribute {name!r}")
+
+
+__all__ = [
+    "init", "is_initialized", "simulate", "Communicator", "Handle", "LocalCommunicator", "InProcessCommunicator",
+    "MPICommunicator", "DataParallel", "DistributedSampler", "SyncBatchNorm", "Metric", "Mean", "Sum", "Accuracy",
+    "reduce_sum_count", "mpiexec_command", "CollectiveError", "CollectiveTimeoutError", "CollectiveAbortedError",
+    "REDUCE_OPS",
+]

@@ -1,0 +1,172 @@
+"""The ``Communicator`` protocol every backend implements, and what they share.
+
+A communicator is one rank's view of a group of ``size`` processes (or
+simulated ranks). All collectives must be called by every rank of the group,
+in the same order, with matching arguments; nothing is ever sent by one rank
+alone. Arrays are numpy or cupy; reductions are elementwise.
+
+===============================  =============================================
+``rank``, ``size``               this rank's index and the group size
+``local_rank``, ``local_size``   index and count of the ranks on this host
+``allreduce(a, op)``             ``op`` in sum/mean/max/min; in place, returns ``a``
+``iallreduce(a, op)``            nonblocking allreduce; ``handle.wait()`` returns ``a``
+``iallgather(a)``                nonblocking allgather; ``wait()`` returns (size, *a.shape)
+``broadcast(a, root)``           in place, returns ``a``
+``allgather(a)``                 (size, *a.shape) array; every rank passes the same shape
+``broadcast_object(o, root)``    any picklable object
+``allgather_object(o)``          list of every rank's object, in rank order
+``barrier()``                    wait for everyone
+``split(color, key)``            sub-communicator of the ranks with the same color
+===============================  =============================================
+
+A collective that does not complete within the collective timeout (env
+``DISTNN_COLLECTIVE_TIMEOUT``, seconds, default 300; ``0`` disables it) is
+reported with the ranks that never arrived (see :mod:`.watchdog`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from distnn.backend import get_array_module
+
+REDUCE_OPS = ("sum", "mean", "max", "min")
+
+
+class CollectiveError(RuntimeError):
+    """A collective could not complete (mismatched calls, a failed or vanished rank)."""
+
+
+class CollectiveTimeoutError(CollectiveError):
+    """A collective did not complete in time; the message names the ranks that never arrived."""
+
+
+class CollectiveAbortedError(CollectiveError):
+    """Raised on the ranks of a group that another rank's failure aborted."""
+
+
+def check_op(op: str, array) -> None:
+    """Raise a clear error for an unknown reduction, or ``mean`` of an integer array."""
+    if op not in REDUCE_OPS:
+        raise ValueError(f"unknown reduction op {op!r}; expected one of {', '.join(REDUCE_OPS)}")
+    if op == "mean" and array.dtype.kind not in "fc":
+        raise TypeError(f"allreduce(op='mean') needs a floating-point array, got dtype {array.dtype} "
+                        "(reduce with op='sum' and divide instead)")
+
+
+def as_array(x):
+    """``x`` as a numpy/cupy array (Tensors are looked through; scalars become 0-d arrays)."""
+    x = getattr(x, "data", x) if not isinstance(x, np.ndarray) else x
+    if isinstance(x, (int, float, bool, list, tuple)) or np.isscalar(x):
+        return np.asarray(x)
+    return x
+
+
+def reduce_in_order(arrays, op: str):
+    """Reduce a list of same-shape arrays in list (rank) order: same result on every rank, every run."""
+    xp = get_array_module(arrays[0])
+    out = arrays[0].copy()
+    for a in arrays[1:]:
+        if op in ("sum", "mean"):
+            out += a
+        elif op == "max":
+            xp.maximum(out, a, out=out)
+        else:
+            xp.minimum(out, a, out=out)
+    if op == "mean":
+        out /= len(arrays)
+    return out
+
+
+class Handle:
+    """A pending nonblocking collective: ``wait()`` returns its result, ``test()`` says if it is done."""
+
+    def wait(self):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def test(self) -> bool:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class CompletedHandle(Handle):
+    """A collective that finished when it was started (size-1 groups)."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result):
+        self.result = result
+
+    def wait(self):
+        return self.result
+
+    def test(self) -> bool:
+        return True
+
+
+class Communicator:
+    """Base class of the MPI, local and in-process communicators (see the module docstring).
+
+    Subclasses set ``rank``, ``size``, ``local_rank``, ``local_size`` and
+    ``backend`` and implement the collectives. ``allreduce`` has a default
+    implementation on top of ``iallreduce``.
+    """
+
+    backend = "abstract"
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    local_size: int = 1
+
+    # --------------------------------------------------------------- arrays
+    def allreduce(self, array, op: str = "sum"):
+        """Reduce ``array`` elementwise over all ranks, in place where possible; returns the result."""
+        return self.iallreduce(array, op).wait()
+
+    def iallreduce(self, array, op: str = "sum") -> Handle:  # pragma: no cover - interface
+        """Start an allreduce; ``handle.wait()`` completes it and returns the reduced array."""
+        raise NotImplementedError
+
+    def iallgather(self, array) -> Handle:  # pragma: no cover - interface
+        """Start an allgather of same-shape arrays; ``wait()`` returns a (size, *shape) array."""
+        raise NotImplementedError
+
+    def allgather(self, array):
+        """Every rank's ``array`` (same shape and dtype everywhere) stacked in rank order."""
+        return self.iallgather(array).wait()
+
+    def broadcast(self, array, root: int = 0):  # pragma: no cover - interface
+        """Copy ``root``'s ``array`` into ``array`` on every rank (in place); returns it."""
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- objects
+    def broadcast_object(self, obj, root: int = 0):  # pragma: no cover - interface
+        """``root``'s object on every rank (pickled; other ranks' ``obj`` is ignored)."""
+        raise NotImplementedError
+
+    def allgather_object(self, obj) -> list:  # pragma: no cover - interface
+        """List of every rank's object, in rank order."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- group
+    def barrier(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def split(self, color, key: int = 0):  # pragma: no cover - interface
+        """A communicator of the ranks that passed the same ``color``, ordered by (key, rank).
+
+        ``color=None`` means "in no group" and returns None. Collective.
+        """
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- helpers
+    @property
+    def is_root(self) -> bool:
+        """True on rank 0 (the rank that writes files and prints)."""
+        return self.rank == 0
+
+    def _check_root(self, root: int) -> None:
+        if not 0 <= root < self.size:
+            raise ValueError(f"root {root} is not a rank of this communicator of size {self.size}")
+
+    def __repr__(self):
+        return (f"<{type(self).__name__} rank {self.rank}/{self.size} "
+                f"(local {self.local_rank}/{self.local_size})>")

@@ -1,0 +1,288 @@
+"""``InProcessCommunicator`` and ``simulate``: N ranks as threads of one process.
+
+For tests and debugging without MPI: ``simulate(n, fn, *args)`` runs
+``fn(comm, *args)`` on n threads, each with its own communicator, and returns
+the list of results. distnn's default random generator and grad mode are
+per thread, so each simulated rank has its own.
+
+Collectives meet in a shared table keyed by each rank's call counter: a rank
+deposits a copy of its contribution, and whoever waits reads all of them once
+the last rank has deposited. Reductions run in rank order on every rank, so
+the result is identical on all ranks and reproducible run to run. Each call
+also records what it is (kind, op, shape, dtype); ranks that disagree get a
+:class:`CollectiveError` naming both calls instead of garbage.
+
+A rank that raises aborts the group: every rank waiting in a collective gets
+:class:`CollectiveAbortedError`, and ``simulate`` re-raises the first exception
+with a note naming its rank. A rank that returns while others still wait for
+it, or a collective that outlasts the timeout, ends the group the same way,
+naming the missing ranks.
+"""
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+
+from distnn.backend import get_array_module
+
+from .comm_base import (
+    CollectiveAbortedError, CollectiveError, CollectiveTimeoutError, Communicator, Handle, as_array, check_op,
+    reduce_in_order,
+)
+from .watchdog import collective_timeout
+
+_current = threading.local()
+
+
+def current_simulated_comm():
+    """The communicator of the simulated rank running in this thread (None outside ``simulate``)."""
+    return getattr(_current, "comm", None)
+
+
+class _Slot:
+    """One collective call, as deposited by the ranks."""
+
+    __slots__ = ("kind", "values", "metas", "arrived", "readers")
+
+    def __init__(self, kind, size):
+        self.kind = kind
+        self.values = [None] * size
+        self.metas = [None] * size
+        self.arrived = 0
+        self.readers = size
+
+
+class _Group:
+    """State shared by the ranks of one simulated group."""
+
+    def __init__(self, size: int, timeout, world_ranks=None):
+        self.size = size
+        self.timeout = timeout
+        self.world_ranks = list(range(size)) if world_ranks is None else world_ranks
+        self.cond = threading.Condition()
+        self.slots = {}
+        self.failure = None      # the first (rank, exception) that ended the group
+        self.finished = set()    # ranks whose function returned
+        self.children = {}       # (split id, color) -> _Group
+
+    def fail(self, rank, exc) -> None:
+        with self.cond:
+            if self.failure is None:
+                self.failure = (rank, exc)
+            self.cond.notify_all()
+            children = list(self.children.values())
+        for child in children:
+            child.fail(rank, exc)
+
+    def finish(self, world_rank) -> None:
+        with self.cond:
+            if world_rank in self.world_ranks:
+                self.finished.add(self.world_ranks.index(world_rank))
+            self.cond.notify_all()
+            children = list(self.children.values())
+        for child in children:
+            child.finish(world_rank)
+
+
+class _InProcessHandle(Handle):
+    __slots__ = ("comm", "seq", "slot", "finish", "done", "result")
+
+    def __init__(self, comm, seq, slot, finish):
+        self.comm, self.seq, self.slot, self.finish = comm, seq, slot, finish
+        self.done, self.result = False, None
+
+    def test(self) -> bool:
+        if not self.done:
+            with self.comm._group.cond:
+                complete = self.slot.arrived == self.comm.size
+            if complete:
+                self.wait()
+        return self.done
+
+    def wait(self):
+        if not self.done:
+            values = self.comm._collect(self.seq, self.slot)
+            self.result = self.finish(values)
+            self.done, self.finish = True, None
+        return self.result
+
+
+class InProcessCommunicator(Communicator):
+    """Rank ``rank`` of a simulated group; made by :func:`simulate` or :meth:`create_group`."""
+
+    backend = "inprocess"
+
+    def __init__(self, group: _Group, rank: int):
+        self._group = group
+        self.rank, self.size = rank, group.size
+        self.local_rank, self.local_size = rank, group.size  # one simulated host
+        self._seq = 0
+
+    @classmethod
+    def create_group(cls, size: int, timeout="env") -> list:
+        """``size`` communicators of one new group (run each on its own thread)."""
+        if size < 1:
+            raise ValueError(f"a group needs at least one rank, got size={size}")
+        group = _Group(size, collective_timeout() if timeout == "env" else timeout)
+        return [cls(group, r) for r in range(size)]
+
+    # ------------------------------------------------------------ plumbing
+    def _post(self, kind: str, value, meta, finish) -> Handle:
+        """Deposit this rank's contribution to its next collective; returns the handle to wait on."""
+        g = self._group
+        seq = self._seq
+        self._seq += 1
+        with g.cond:
+            self._raise_if_failed(seq, kind)
+            slot = g.slots.get(seq)
+            if slot is None:
+                slot = g.slots[seq] = _Slot(kind, self.size)
+            other = next((r for r, m in enumerate(slot.metas) if m is not None), None)
+            if other is not None and (slot.kind, slot.metas[other]) != (kind, meta):
+                err = CollectiveError(
+                    f"collective #{seq}: rank {self.rank} called {kind}{_fmt(meta)} but rank {other} called "
+                    f"{slot.kind}{_fmt(slot.metas[other])}; every rank must make the same collective calls "
+                    "in the same order")
+                g.fail(self.rank, err)
+                raise err
+            slot.values[self.rank] = value
+            slot.metas[self.rank] = meta
+            slot.arrived += 1
+            if slot.arrived == self.size:
+                g.cond.notify_all()
+        return _InProcessHandle(self, seq, slot, finish)
+
+    def _raise_if_failed(self, seq, kind):
+        failure = self._group.failure
+        if failure is not None:
+            rank, exc = failure
+            raise CollectiveAbortedError(f"collective #{seq} ({kind}) on rank {self.rank} aborted: rank {rank} "
+                                         f"failed with {type(exc).__name__}: {exc}")
+
+    def _collect(self, seq, slot):
+        """Wait until every rank deposited into ``slot``; return the contributions in rank order."""
+        g = self._group
+        deadline = None if g.timeout is None else time.monotonic() + g.timeout
+        with g.cond:
+            while slot.arrived < self.size:
+                self._raise_if_failed(seq, slot.kind)
+                missing = [r for r in range(self.size) if slot.metas[r] is None]
+                gone = [r for r in missing if r in g.finished]
+                if gone:
+                    err = CollectiveError(f"collective #{seq} ({slot.kind}): rank(s) {gone} returned without "
+                                          f"calling it; rank {self.rank} waited for them")
+                elif deadline is not None and time.monotonic() >= deadline:
+                    err = CollectiveTimeoutError(
+                        f"collective #{seq} ({slot.kind}) did not complete within {g.timeout} s on rank "
+                        f"{self.rank}: missing ranks {missing} never called it")
+                else:
+                    g.cond.wait(None if deadline is None else max(0.0, min(1.0, deadline - time.monotonic())))
+                    continue
+                g.fail(self.rank, err)
+                raise err
+            slot.readers -= 1
+            if slot.readers == 0:
+                del g.slots[seq]
+        return slot.values
+
+    # -------------------------------------------------------------- arrays
+    def iallreduce(self, array, op: str = "sum") -> Handle:
+        array = as_array(array)
+        check_op(op, array)
+
+        def finish(values):
+            array[...] = reduce_in_order(values, op)
+            return array
+
+        return self._post("allreduce", array.copy(), (op, tuple(array.shape), str(array.dtype)), finish)
+
+    def iallgather(self, array) -> Handle:
+        array = as_array(array)
+
+        def finish(values):
+            return get_array_module(array).stack(values)
+
+        return self._post("allgather", array.copy(), (tuple(array.shape), str(array.dtype)), finish)
+
+    def broadcast(self, array, root: int = 0):
+        self._check_root(root)
+        array = as_array(array)
+
+        def finish(values):
+            if self.rank != root:
+                array[...] = values[root]
+            return array
+
+        value = array.copy() if self.rank == root else None
+        return self._post("broadcast", value, (root, tuple(array.shape), str(array.dtype)), finish).wait()
+
+    # ------------------------------------------------------------- objects
+    def broadcast_object(self, obj, root: int = 0):
+        self._check_root(root)
+        # Pickled like MPI would: the other ranks get their own copy.
+        value = pickle.dumps(obj) if self.rank == root else None
+        return self._post("broadcast_object", value, (root,),
+                          lambda values: obj if self.rank == root else pickle.loads(values[root])).wait()
+
+    def allgather_object(self, obj) -> list:
+        return self._post("allgather_object", pickle.dumps(obj), (),
+                          lambda values: [pickle.loads(v) for v in values]).wait()
+
+    # --------------------------------------------------------------- group
+    def barrier(self) -> None:
+        self._post("barrier", None, (), lambda values: None).wait()
+
+    def split(self, color, key: int = 0):
+        pairs = self.allgather_object((color, key))
+        split_id = self._seq  # the same on every rank: it follows the allgather
+        if color is None:
+            return None
+        members = sorted((r for r, (c, _) in enumerate(pairs) if c == color), key=lambda r: (pairs[r][1], r))
+        g = self._group
+        with g.cond:
+            sub = g.children.get((split_id, color))
+            if sub is None:
+                sub = g.children[(split_id, color)] = _Group(
+                    len(members), g.timeout, [g.world_ranks[r] for r in members])
+        return InProcessCommunicator(sub, members.index(self.rank))
+
+
+def _fmt(meta) -> str:
+    return "(" + ", ".join(map(str, meta)) + ")"
+
+
+def simulate(n: int, fn, *args, **kwargs) -> list:
+    """Run ``fn(comm, *args, **kwargs)`` on ``n`` simulated ranks (threads); return their results in rank order.
+
+    If any rank raises, the others are released from their collectives and
+    the first exception is re-raised here, with a note naming its rank.
+    Inside ``fn``, :func:`distnn.distributed.init` returns that rank's ``comm``.
+    """
+    comms = InProcessCommunicator.create_group(n)
+    group = comms[0]._group
+    results = [None] * n
+
+    def run(rank):
+        _current.comm = comms[rank]
+        try:
+            results[rank] = fn(comms[rank], *args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            group.fail(rank, exc)
+        finally:
+            _current.comm = None
+            group.finish(rank)
+
+    threads = [threading.Thread(target=run, args=(r,), name=f"distnn-rank-{r}", daemon=True) for r in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if group.failure is not None:
+        rank, exc = group.failure
+        exc.add_note(f"(raised on simulated rank {rank} of {n})")
+        raise exc
+    return results
+
+
+__all__ = ["InProcessCommunicator", "simulate", "current_simulated_comm"]

@@ -1,0 +1,53 @@
+"""``LocalCommunicator``: the size-1 group of a plain ``python`` run.
+
+Every collective is the identity (a reduction over one rank is the array
+itself). It never imports mpi4py, so single-process training needs no MPI.
+"""
+from __future__ import annotations
+
+import copy
+
+from distnn.backend import get_array_module
+
+from .comm_base import CompletedHandle, Communicator, as_array, check_op
+
+
+class LocalCommunicator(Communicator):
+    """One rank: rank 0 of 1, local rank 0 of 1."""
+
+    backend = "local"
+
+    def __init__(self):
+        self.rank, self.size, self.local_rank, self.local_size = 0, 1, 0, 1
+
+    def iallreduce(self, array, op: str = "sum"):
+        array = as_array(array)
+        check_op(op, array)
+        return CompletedHandle(array)
+
+    def allreduce(self, array, op: str = "sum"):
+        array = as_array(array)
+        check_op(op, array)
+        return array
+
+    def iallgather(self, array):
+        array = as_array(array)
+        return CompletedHandle(get_array_module(array).expand_dims(array, 0).copy())
+
+    def broadcast(self, array, root: int = 0):
+        self._check_root(root)
+        return as_array(array)
+
+    def broadcast_object(self, obj, root: int = 0):
+        self._check_root(root)
+        return obj
+
+    def allgather_object(self, obj) -> list:
+        # A copy, as MPI would give: callers may mutate the list's items without touching obj.
+        return [copy.deepcopy(obj)]
+
+    def barrier(self) -> None:
+        pass
+
+    def split(self, color, key: int = 0):
+        return None if color is None else LocalCommunicator()

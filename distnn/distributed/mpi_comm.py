@@ -1,0 +1,291 @@
+"""``MPICommunicator``: the communicator of real multi-process runs, over mpi4py.
+
+Arrays move through mpi4py's buffer (uppercase) methods, never pickling.
+Every collective is started nonblocking and completed by polling with a
+deadline (:func:`.watchdog.wait_until`), so a collective some rank never joins
+becomes a report naming the missing ranks and an abort instead of a hang.
+cupy arrays are passed to MPI directly when it is CUDA-aware
+(``DISTNN_MPI_CUDA_AWARE=1``, or mpi4py reports it), else staged through host
+memory.
+
+The communicator works on duplicates of the given MPI communicator, so its
+traffic never matches the user's own MPI calls (pytest-mpi's, say).
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import sys
+import time
+import traceback
+
+import numpy as np
+
+from distnn.backend import get_array_module
+
+from .comm_base import Communicator, Handle, as_array, check_op
+from .watchdog import collective_timeout, install_excepthook, report_grace, wait_until
+
+_MPI = None
+_DIAG_TAG = 7771
+
+# Environment variables MPI launchers set for every process they start: (rank var, size var).
+_LAUNCHER_VARS = (
+    ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),  # Open MPI
+    ("PMI_RANK", "PMI_SIZE"),                          # MPICH/Hydra, Intel MPI, srun --mpi=pmi2
+    ("PMIX_RANK", "PMIX_SIZE"),                        # PMIx launchers (size is not always set)
+    ("MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_SIZE"),    # MVAPICH2
+    ("SLURM_PROCID", "SLURM_STEP_NUM_TASKS"),          # inside an srun step
+)
+# Rank within the host, as launchers publish it (checked before the shared-memory split).
+_LOCAL_RANK_VARS = ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "MV2_COMM_WORLD_LOCAL_RANK",
+                    "PMI_LOCAL_RANK", "PMIX_LOCAL_RANK", "SLURM_LOCALID")
+_LOCAL_SIZE_VARS = ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "MV2_COMM_WORLD_LOCAL_SIZE",
+                    "PMI_LOCAL_SIZE", "PMIX_LOCAL_SIZE")
+
+_OPS = None
+
+
+def _mpi():
+    """mpi4py's MPI module, imported on first use (a plain ``python`` run never needs it)."""
+    global _MPI, _OPS
+    if _MPI is None:
+        try:
+            from mpi4py import MPI
+        except ImportError as e:  # pragma: no cover - depends on the install
+            raise ImportError("the MPI backend needs mpi4py (pip install 'distnn[mpi]')") from e
+        _MPI = MPI
+        _OPS = {"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}
+    return _MPI
+
+
+def launcher_world_size():
+    """The number of processes an MPI launcher started, from its environment; None if not launched."""
+    env = os.environ
+    for rank_var, size_var in _LAUNCHER_VARS:
+        if rank_var in env and env.get(size_var, "").isdigit():
+            return int(env[size_var])
+    if "PMIX_RANK" in env or "PMI_RANK" in env:  # rank known, size not published: ask MPI
+        return _mpi().COMM_WORLD.Get_size()
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
+        return mpi.COMM_WORLD.Get_size()
+    return None
+
+
+def _env_int(names):
+    for name in names:
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return None
+
+
+def _cuda_aware() -> bool:
+    flag = os.environ.get("DISTNN_MPI_CUDA_AWARE")
+    if flag is not None:
+        return flag.strip().lower() in ("1", "true", "yes", "on")
+    query = getattr(_mpi(), "Query_cuda_support", None)
+    try:
+        return bool(query()) if query is not None else False
+    except Exception:  # noqa: BLE001 - an MPI without the extension
+        return False
+
+
+class _MPIHandle(Handle):
+    """A started MPI request; ``finish`` turns the completed buffers into the result."""
+
+    __slots__ = ("comm", "req", "what", "finish", "done", "result")
+
+    def __init__(self, comm, req, what, finish):
+        self.comm, self.req, self.what, self.finish = comm, req, what, finish
+        self.done, self.result = False, None
+
+    def test(self) -> bool:
+        if not self.done and self.req.Test():
+            self._complete()
+        return self.done
+
+    def wait(self):
+        if not self.done:
+            self.comm._wait(self.req, self.what)
+            self._complete()
+        return self.result
+
+    def _complete(self):
+        self.done = True
+        self.result = self.finish()
+        self.finish = None
+
+
+class MPICommunicator(Communicator):
+    """A group of MPI processes (default: ``COMM_WORLD``).
+
+    Construction is collective. ``timeout`` (seconds, None = wait forever)
+    defaults to ``DISTNN_COLLECTIVE_TIMEOUT``. For ``COMM_WORLD`` with more
+    than one rank, an uncaught exception on any rank aborts the job
+    (``abort_on_exception=False`` turns that off).
+    """
+
+    backend = "mpi"
+
+    def __init__(self, comm=None, timeout="env", abort_on_exception: bool = True):
+        MPI = _mpi()
+        base = MPI.COMM_WORLD if comm is None else comm
+        is_world = base == MPI.COMM_WORLD or MPI.Comm.Compare(base, MPI.COMM_WORLD) in (MPI.IDENT, MPI.CONGRUENT)
+        self._comm = base.Dup()   # our collectives
+        self._diag = base.Dup()   # timeout reports only
+        self.rank, self.size = self._comm.Get_rank(), self._comm.Get_size()
+        self.world_rank = MPI.COMM_WORLD.Get_rank()
+        node = self._comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+        self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
+        node.Free()
+        if is_world:  # launchers publish the host-local rank they bound devices with: respect it
+            env_rank, env_size = _env_int(_LOCAL_RANK_VARS), _env_int(_LOCAL_SIZE_VARS)
+            if env_rank is not None:
+                self.local_rank = env_rank
+                self.local_size = env_size if env_size is not None else max(self.local_size, env_rank + 1)
+        self.timeout = collective_timeout() if timeout == "env" else timeout
+        self.cuda_aware = _cuda_aware()
+        self._seq = 0
+        if is_world and self.size > 1 and abort_on_exception:
+            install_excepthook(self.rank, self.size, MPI.COMM_WORLD.Abort)
+
+    # ------------------------------------------------------------ plumbing
+    def _next(self, what: str) -> str:
+        self._seq += 1
+        return f"collective #{self._seq} {what}"
+
+    def _wait(self, req, what: str) -> None:
+        wait_until(req.Test, self.timeout, lambda waited: self._timed_out(what, waited))
+
+    def _host_buffer(self, array):
+        """(buffer MPI can use, function that copies it back into ``array``)."""
+        xp = get_array_module(array)
+        if xp is not np:
+            xp.cuda.get_current_stream().synchronize()
+            if self.cuda_aware and array.flags.c_contiguous:
+                return array, lambda: None
+            host = xp.asnumpy(array)
+            return host, lambda: array.__setitem__(Ellipsis, xp.asarray(host))
+        if array.flags.c_contiguous and array.flags.writeable:
+            return array, lambda: None
+        host = np.ascontiguousarray(array)
+        return host, lambda: array.__setitem__(Ellipsis, host)
+
+    # -------------------------------------------------------------- arrays
+    def iallreduce(self, array, op: str = "sum") -> Handle:
+        array = as_array(array)
+        check_op(op, array)
+        what = self._next(f"allreduce(op={op!r}, shape={tuple(array.shape)}, dtype={array.dtype})")
+        buf, writeback = self._host_buffer(array)
+        req = self._comm.Iallreduce(_mpi().IN_PLACE, buf, _OPS[op])
+        size = self.size
+
+        def finish():
+            if op == "mean":
+                buf[...] /= size
+            writeback()
+            return array
+
+        return _MPIHandle(self, req, what, finish)
+
+    def iallgather(self, array) -> Handle:
+        array = as_array(array)
+        xp = get_array_module(array)
+        what = self._next(f"allgather(shape={tuple(array.shape)}, dtype={array.dtype})")
+        send, _ = self._host_buffer(array)
+        out = xp.empty((self.size,) + tuple(array.shape), dtype=array.dtype)
+        recv, writeback = self._host_buffer(out)
+        req = self._comm.Iallgather(send, recv)
+
+        def finish():
+            writeback()
+            return out
+
+        return _MPIHandle(self, req, what, finish)
+
+    def broadcast(self, array, root: int = 0):
+        self._check_root(root)
+        array = as_array(array)
+        what = self._next(f"broadcast(root={root}, shape={tuple(array.shape)}, dtype={array.dtype})")
+        buf, writeback = self._host_buffer(array)
+        self._wait(self._comm.Ibcast(buf, root=root), what)
+        writeback()
+        return array
+
+    # ------------------------------------------------------------- objects
+    def broadcast_object(self, obj, root: int = 0):
+        self._check_root(root)
+        what = self._next(f"broadcast_object(root={root})")
+        payload = np.frombuffer(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), dtype=np.uint8) \
+            if self.rank == root else None
+        n = np.array([payload.size if payload is not None else 0], dtype=np.int64)
+        self._wait(self._comm.Ibcast(n, root=root), what)
+        data = payload.copy() if payload is not None else np.empty(int(n[0]), dtype=np.uint8)
+        self._wait(self._comm.Ibcast(data, root=root), what)
+        return obj if self.rank == root else pickle.loads(data.tobytes())
+
+    def allgather_object(self, obj) -> list:
+        what = self._next("allgather_object")
+        payload = np.frombuffer(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), dtype=np.uint8)
+        sizes = np.empty(self.size, dtype=np.int64)
+        self._wait(self._comm.Iallgather(np.array([payload.size], dtype=np.int64), sizes), what)
+        displs = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        data = np.empty(int(sizes.sum()), dtype=np.uint8)
+        self._wait(self._comm.Iallgatherv(payload, [data, sizes, displs, _mpi().BYTE]), what)
+        return [pickle.loads(data[d:d + s].tobytes()) for d, s in zip(displs, sizes)]
+
+    # --------------------------------------------------------------- group
+    def barrier(self) -> None:
+        self._wait(self._comm.Ibarrier(), self._next("barrier"))
+
+    def split(self, color, key: int = 0):
+        MPI = _mpi()
+        self._next(f"split(color={color!r})")
+        sub = self._comm.Split(MPI.UNDEFINED if color is None else int(color), int(key))
+        if sub == MPI.COMM_NULL:
+            return None
+        try:
+            return MPICommunicator(sub, timeout=self.timeout)
+        finally:
+            sub.Free()
+
+    def abort(self, code: int = 1) -> None:
+        """End every process of the job now."""
+        _mpi().COMM_WORLD.Abort(code)
+
+    # -------------------------------------------------------- the watchdog
+    def _timed_out(self, what: str, waited: float) -> None:
+        """Learn which ranks are missing, print a report, abort the job. Does not return."""
+        MPI = _mpi()
+        me = (self.rank, self._seq, what, socket.gethostname(), os.getpid())
+        # Every rank that times out tells all others where it waits; ranks that never
+        # answer within the grace period are not waiting in any collective.
+        sends = [self._diag.isend(me, dest=r, tag=_DIAG_TAG) for r in range(self.size) if r != self.rank]
+        answers = {self.rank: me}
+        end = time.monotonic() + report_grace(self.timeout)
+        status = MPI.Status()
+        while len(answers) < self.size and time.monotonic() < end:
+            if self._diag.iprobe(source=MPI.ANY_SOURCE, tag=_DIAG_TAG, status=status):
+                msg = self._diag.recv(source=status.Get_source(), tag=_DIAG_TAG)
+                answers[msg[0]] = msg
+            else:
+                time.sleep(0.01)
+        missing = [r for r in range(self.size) if r not in answers]
+        lines = [f"[distnn] rank {self.rank} of {self.size}: {what} did not complete within {waited:.1f} s "
+                 f"(DISTNN_COLLECTIVE_TIMEOUT={self.timeout}).",
+                 f"[distnn] missing ranks (never reached a collective, no answer): {missing}"]
+        for r in sorted(answers):
+            _, seq, w, host, pid = answers[r]
+            lines.append(f"[distnn]   rank {r} ({host} pid {pid}) waits in {w}")
+        if len({answers[r][2] for r in answers}) > 1:
+            lines.append("[distnn] ranks disagree about the collective: a collective was skipped or reordered "
+                         "(e.g. called inside `if rank == 0`)")
+        lines.append("[distnn] waiting here:\n" + "".join(traceback.format_stack(limit=12)[:-3]))
+        lines.append("[distnn] aborting the MPI job")
+        sys.stderr.write("\n".join(lines) + "\n")
+        sys.stderr.flush()
+        del sends
+        MPI.COMM_WORLD.Abort(1)
