@@ -1,0 +1,108 @@
+"""Loss modules vs PyTorch: values and input gradients, every reduction, weights, smoothing, ignore_index."""
+import numpy as np
+import pytest
+
+import distnn
+from distnn import nn
+
+
+def close(a, b, rtol=1e-4, what=""):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    assert a.shape == b.shape, f"{what}: shape {a.shape} vs {b.shape}"
+    scale = max(float(np.abs(b).max()) if b.size else 0.0, 1e-12)
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale, err_msg=what)
+
+
+def run_both(torch, dloss, tloss, x, target, torch_target=None):
+    xd = distnn.Tensor(x.copy(), requires_grad=True)
+    xt = torch.tensor(x.copy(), requires_grad=True)
+    tt = torch.tensor(target) if torch_target is None else torch_target
+    ld, lt = dloss(xd, target), tloss(xt, tt)
+    close(ld.numpy(), lt.detach().numpy(), what="loss")
+    g = np.random.default_rng(3).standard_normal(lt.shape).astype(np.float32)
+    ld.backward(g if g.ndim else None)
+    lt.backward(torch.tensor(g) if g.ndim else None)
+    close(xd.grad, xt.grad.numpy(), what="input grad")
+
+
+REDUCTIONS = ["mean", "sum", "none"]
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("kw", [{}, dict(label_smoothing=0.1), dict(ignore_index=2), dict(weight=True),
+                                dict(weight=True, label_smoothing=0.2, ignore_index=0)])
+def test_cross_entropy_matches_torch(torch, rng, reduction, kw):
+    C = 5
+    x = (3 * rng.standard_normal((8, C))).astype(np.float32)
+    y = rng.integers(0, C, 8)
+    y[:2] = [2, 0]  # make sure ignore_index values occur
+    kw = dict(kw)
+    tkw = dict(kw)
+    if kw.pop("weight", False):
+        w = (rng.random(C) + 0.5).astype(np.float32)
+        kw["weight"], tkw["weight"] = w, torch.tensor(w)
+    run_both(torch, nn.CrossEntropyLoss(reduction=reduction, **kw), torch.nn.CrossEntropyLoss(reduction=reduction, **tkw),
+             x, y)
+
+
+def test_cross_entropy_spatial_matches_torch(torch, rng):
+    x = rng.standard_normal((2, 4, 3, 3)).astype(np.float32)
+    y = rng.integers(0, 4, (2, 3, 3))
+    run_both(torch, nn.CrossEntropyLoss(label_smoothing=0.05), torch.nn.CrossEntropyLoss(label_smoothing=0.05), x, y)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_nll_loss_matches_torch(torch, rng, reduction):
+    x = np.log(rng.dirichlet(np.ones(4), size=6)).astype(np.float32)
+    y = rng.integers(0, 4, 6)
+    w = (rng.random(4) + 0.5).astype(np.float32)
+    run_both(torch, nn.NLLLoss(weight=w, reduction=reduction, ignore_index=1),
+             torch.nn.NLLLoss(weight=torch.tensor(w), reduction=reduction, ignore_index=1), x, y)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_bce_with_logits_matches_torch(torch, rng, reduction):
+    x = (10 * rng.standard_normal((5, 3))).astype(np.float32)  # large logits: must stay finite
+    y = rng.integers(0, 2, (5, 3)).astype(np.float32)
+    w = (rng.random(3) + 0.5).astype(np.float32)
+    pw = (rng.random(3) + 0.5).astype(np.float32)
+    run_both(torch, nn.BCEWithLogitsLoss(reduction=reduction), torch.nn.BCEWithLogitsLoss(reduction=reduction), x, y)
+    run_both(torch, nn.BCEWithLogitsLoss(weight=w, pos_weight=pw, reduction=reduction),
+             torch.nn.BCEWithLogitsLoss(weight=torch.tensor(w), pos_weight=torch.tensor(pw), reduction=reduction), x, y)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("name,kw", [("MSELoss", {}), ("L1Loss", {}), ("HuberLoss", {}), ("HuberLoss", dict(delta=0.5))])
+def test_regression_losses_match_torch(torch, rng, reduction, name, kw):
+    x = (2 * rng.standard_normal((4, 5))).astype(np.float32)
+    y = (2 * rng.standard_normal((4, 5))).astype(np.float32)
+    yd = distnn.Tensor(y)
+    dl, tl = getattr(nn, name)(reduction=reduction, **kw), getattr(torch.nn, name)(reduction=reduction, **kw)
+    run_both(torch, lambda a, b: dl(a, yd), tl, x, y)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("kw", [{}, dict(p=2), dict(margin=0.5), dict(weight=True)])
+def test_multi_margin_matches_torch(torch, rng, reduction, kw):
+    x = rng.standard_normal((6, 4)).astype(np.float32)
+    y = rng.integers(0, 4, 6)
+    kw, tkw = dict(kw), dict(kw)
+    if kw.pop("weight", False):
+        w = (rng.random(4) + 0.5).astype(np.float32)
+        kw["weight"], tkw["weight"] = w, torch.tensor(w)
+    run_both(torch, nn.MultiMarginLoss(reduction=reduction, **kw),
+             torch.nn.MultiMarginLoss(reduction=reduction, **tkw), x, y)
+
+
+def test_loss_weight_is_a_buffer_in_state_dict():
+    w = np.array([1.0, 2.0, 0.5], np.float32)
+    loss = nn.CrossEntropyLoss(weight=w)
+    np.testing.assert_array_equal(loss.state_dict()["weight"], w)
+    assert list(loss.parameters()) == []
+
+
+def test_bad_labels_and_reduction_are_reported():
+    with pytest.raises(ValueError, match="reduction"):
+        nn.MSELoss(reduction="avg")
+    with pytest.raises(ValueError, match=r"\[0, 2\].*3 classes.*\[3\]"):
+        nn.CrossEntropyLoss()(distnn.Tensor(np.zeros((2, 3), np.float32)), np.array([0, 3]))
