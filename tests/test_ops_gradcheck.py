@@ -246,6 +246,7 @@ def test_nll_loss(reduction, rng):
 def test_bce_with_logits(kw, rng):
     x, y = rng.standard_normal((4, 3)) * 3, rng.random((4, 3))
     check_grad(lambda z: F.binary_cross_entropy_with_logits(z, y, **kw), x)
+    check_grad(lambda z, t: F.binary_cross_entropy_with_logits(z, t, **kw), x, y)  # target gradient too
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])

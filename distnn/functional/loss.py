@@ -51,11 +51,11 @@ class _ClassLoss(Function):
     def forward(self, x, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         xp = get_array_module(x)
         if x.ndim < 1:
-            raise ValueError("cross_entropy: input must have a class dimension")
-        if x.ndim == 1:
+            raise ValueError(f"{self.name}: input must have a class dimension")
+        self.in_shape = x.shape
+        if x.ndim == 1:  # one sample: (C,) with a 0-d target
             x, target = x[None], xp.asarray(target).reshape(1)
         # Move the class axis (1) last, flatten the rest: (M, C) and (M,).
-        self.in_shape = x.shape
         if x.ndim > 2:
             x = xp.moveaxis(x, 1, -1)
         batch_shape = x.shape[:-1]
@@ -64,10 +64,14 @@ class _ClassLoss(Function):
         target = xp.asarray(target)
         if target.shape != batch_shape:
             raise ValueError(
-                f"cross_entropy: target shape {tuple(target.shape)} does not match input batch shape {tuple(batch_shape)}"
+                f"{self.name}: target shape {tuple(target.shape)} does not match input batch shape {tuple(batch_shape)}"
             )
         t = target.reshape(-1)
-        _check_labels(xp, t, C, ignore_index, type(self).__name__.lower().strip("_"))
+        _check_labels(xp, t, C, ignore_index, self.name)
+        if weight is not None:
+            if tuple(weight.shape) != (C,):
+                raise ValueError(f"{self.name}: weight must have shape ({C},) (one per class), got {tuple(weight.shape)}")
+            weight = weight.astype(x2.dtype, copy=False)  # computations stay in the input's dtype
         if not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
         if reduction not in ("mean", "sum", "none"):
@@ -100,7 +104,7 @@ class _ClassLoss(Function):
             out = per.sum()
             self.scale = 1.0
         else:
-            out = per.reshape(batch_shape)
+            out = per.reshape(batch_shape if len(self.in_shape) > 1 else ())
             self.scale = None
         self.logp, self.rows, self.t, self.w_t, self.valid = logp, rows, safe_t, w_t, valid
         self.eps, self.wc, self.C = eps, (None if simple else wc), C
@@ -139,10 +143,12 @@ class _ClassLoss(Function):
 
 class _CrossEntropy(_ClassLoss):
     from_logits = True
+    name = "cross_entropy"
 
 
 class _NLLLoss(_ClassLoss):
     from_logits = False
+    name = "nll_loss"
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
@@ -163,31 +169,42 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
 
 
 class _BCEWithLogits(Function):
+    """loss = (1 - y) x + L softplus(-x), L = 1 + (pos_weight - 1) y; differentiable in x and y (as PyTorch)."""
+
     def forward(self, x, y, weight=None, pos_weight=None, reduction="mean"):
         xp = get_array_module(x)
         if y.shape != x.shape:
             raise ValueError(f"binary_cross_entropy_with_logits: target shape {tuple(y.shape)} != input shape {tuple(x.shape)}")
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        dt = x.dtype
+        y = y.astype(dt, copy=False)
+        weight = None if weight is None else weight.astype(dt, copy=False)
+        pos_weight = None if pos_weight is None else pos_weight.astype(dt, copy=False)
         L = 1 + (pos_weight - 1) * y if pos_weight is not None else 1
-        # softplus(-x) = log(1 + e^-x), computed stably.
+        # softplus(-x) = log(1 + e^-x), computed stably (never forms log(sigmoid(x))).
         sp = xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0)
         loss = (1 - y) * x + L * sp
         if weight is not None:
             loss = loss * weight
-        self.x, self.y, self.L, self.weight, self.reduction = x, y, L, weight, reduction
-        self.n = x.size
-        return _reduce_array(loss, reduction).astype(x.dtype, copy=False)
+        self.x, self.y, self.L, self.sp = x, y, L, sp
+        self.weight, self.pos_weight, self.reduction = weight, pos_weight, reduction
+        return _reduce_array(loss, reduction).astype(dt, copy=False)
 
     def backward(self, g):
         xp = get_array_module(g)
-        sig = 0.5 * (1 + xp.tanh(0.5 * self.x))
-        grad = (1 - self.y) - self.L * (1 - sig)
+        need_x, need_y = self.needs_input_grad[0], self.needs_input_grad[1]
+        scale = g / self.x.size if self.reduction == "mean" else g
         if self.weight is not None:
-            grad = grad * self.weight
-        if self.reduction == "mean":
-            grad = grad * (g / self.n)
-        else:
-            grad = grad * g
-        return grad.astype(self.x.dtype, copy=False), None, None, None
+            scale = scale * self.weight
+        gx = gy = None
+        if need_x:
+            sig = 0.5 * (1 + xp.tanh(0.5 * self.x))
+            gx = ((1 - self.y) - self.L * (1 - sig)) * scale
+        if need_y:
+            dy = -self.x if self.pos_weight is None else (self.pos_weight - 1) * self.sp - self.x
+            gy = dy * scale
+        return gx, gy, None, None
 
 
 def _reduce_array(loss, reduction):
@@ -202,7 +219,9 @@ def _reduce_array(loss, reduction):
 
 def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None, reduction="mean"):
     """Binary cross-entropy on logits, stable for large |logit| (never forms log(sigmoid))."""
-    return _BCEWithLogits.apply(input, _raw(target), _raw(weight), _raw(pos_weight), reduction=reduction)
+    if not isinstance(target, Tensor):
+        target = get_array_module(_raw(input)).asarray(target)
+    return _BCEWithLogits.apply(input, target, _raw(weight), _raw(pos_weight), reduction=reduction)
 
 
 def mse_loss(input, target, reduction="mean"):
@@ -240,7 +259,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="me
     not_target[rows, t] = 0
     h = h * not_target
     if weight is not None:
-        h = h * _raw(weight)[t].reshape(N, 1)
+        h = h * xp.asarray(_raw(weight), dtype=_raw(input).dtype)[t].reshape(N, 1)
     per = h.sum(axis=1) / C
     return _reduce(per, reduction)
 
