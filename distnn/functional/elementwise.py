@@ -81,7 +81,11 @@ class Div(Function):
 
 class Pow(Function):
     def forward(self, a, b):
-        out = a**b
+        try:
+            out = a**b
+        except ValueError:
+            _check_broadcast(a, b, "**")
+            raise
         self.a, self.b = a, b
         self.out = out if self.needs_input_grad[1] else None
         return out
@@ -262,7 +266,13 @@ class Where(Function):
     def forward(self, cond, a, b):
         xp = get_array_module(cond, a, b)
         self.cond = cond
-        return xp.where(cond, a, b)
+        try:
+            return xp.where(cond, a, b)
+        except ValueError:
+            raise ValueError(
+                f"where: condition, x and y could not be broadcast together: shapes {tuple(_shape(cond))}, "
+                f"{tuple(_shape(a))} and {tuple(_shape(b))}"
+            ) from None
 
     def backward(self, g):
         xp = get_array_module(g)

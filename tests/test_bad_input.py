@@ -1,0 +1,128 @@
+"""Bad input gets a clear error that names the shapes or values involved."""
+import numpy as np
+import pytest
+
+import distnn
+import distnn.functional as F
+from distnn import Tensor
+
+
+def _t(*shape, grad=True):
+    return Tensor(np.ones(shape, dtype=np.float32), requires_grad=grad)
+
+
+@pytest.mark.parametrize("sa,sb,pattern", [
+    ((3, 4), (5, 6), r"matmul: shapes \(3, 4\) and \(5, 6\) do not align \(inner dimensions 4 != 5\)"),
+    ((4,), (3,), r"shapes \(4,\) and \(3,\).*4 != 3"),
+    ((2, 3, 4), (3, 4, 5), r"batch dimensions of shapes \(2, 3, 4\) and \(3, 4, 5\)"),
+])
+def test_matmul_shape_mismatch(sa, sb, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        _t(*sa) @ _t(*sb)
+
+
+def test_matmul_scalar_operand():
+    with pytest.raises(ValueError, match="at least one dimension"):
+        F.matmul(_t(), _t(3))
+
+
+def test_linear_shape_mismatch():
+    with pytest.raises(ValueError, match=r"input shape \(2, 5\) does not match weight shape \(4, 3\)"):
+        F.linear(_t(2, 5), _t(4, 3))
+    with pytest.raises(ValueError, match=r"bias shape \(3,\) does not match weight shape \(4, 3\)"):
+        F.linear(_t(2, 3), _t(4, 3), _t(3))
+
+
+@pytest.mark.parametrize("op,sym", [
+    (lambda a, b: a + b, r"\+"), (lambda a, b: a - b, "-"), (lambda a, b: a * b, r"\*"),
+    (lambda a, b: a / b, "/"), (lambda a, b: a ** b, r"\*\*"), (F.maximum, "maximum"), (F.minimum, "minimum"),
+])
+def test_non_broadcastable_operands(op, sym):
+    with pytest.raises(ValueError, match=rf"could not be broadcast together for {sym}: shapes \(3, 4\) and \(2, 4\)"):
+        op(_t(3, 4), _t(2, 4))
+
+
+def test_non_broadcastable_where_and_expand():
+    with pytest.raises(ValueError, match=r"where: .*shapes \(3,\), \(3,\) and \(2,\)"):
+        F.where(np.ones(3, bool), _t(3), _t(2))
+    with pytest.raises(ValueError, match=r"cannot broadcast tensor of shape \(3, 2\) to \(3, 4\)"):
+        _t(3, 2).expand(3, 4)
+
+
+def test_backward_on_non_scalar_needs_a_gradient():
+    y = _t(2, 3) * 2.0
+    with pytest.raises(RuntimeError, match=r"non-scalar tensor of shape \(2, 3\) needs a gradient argument"):
+        y.backward()
+    with pytest.raises(RuntimeError, match=r"gradient shape \(3,\) does not match the shape \(2, 3\)"):
+        y.backward(np.ones(3))
+
+
+def test_backward_without_graph():
+    with pytest.raises(RuntimeError, match=r"shape \(\) that does not require grad"):
+        _t(3, grad=False).sum().backward()
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.bool_])
+def test_integer_tensors_cannot_require_grad(dtype):
+    name = np.dtype(dtype).name
+    with pytest.raises(TypeError, match=rf"only floating-point tensors can require gradients.*dtype {name}"):
+        Tensor(np.arange(3).astype(dtype), requires_grad=True)
+    with pytest.raises(TypeError, match=name):
+        Tensor(np.arange(3).astype(dtype)).requires_grad_()
+    with pytest.raises(TypeError, match="int64"):
+        distnn.tensor([1, 2, 3], requires_grad=True)
+
+
+@pytest.mark.parametrize("labels,found", [([0, 4, 1], r"\[4\]"), ([0, -1, 7], r"\[-1, 7\]")])
+def test_cross_entropy_labels_out_of_range(labels, found):
+    with pytest.raises(ValueError, match=rf"cross_entropy: labels must be in \[0, 3\] for 4 classes; found {found}"):
+        F.cross_entropy(_t(3, 4), np.array(labels))
+
+
+def test_nll_and_margin_labels_out_of_range():
+    with pytest.raises(ValueError, match=r"nll_loss: labels must be in \[0, 1\] for 2 classes; found \[2\]"):
+        F.nll_loss(_t(2, 2), np.array([2, 0]))
+    with pytest.raises(ValueError, match=r"multi_margin_loss: labels must be in \[0, 2\].*found \[3\]"):
+        F.multi_margin_loss(_t(2, 3), np.array([3, 0]))
+
+
+def test_cross_entropy_bad_targets():
+    with pytest.raises(TypeError, match="integer class labels, got dtype float"):
+        F.cross_entropy(_t(3, 4), np.array([0.0, 1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"target shape \(2,\) does not match input batch shape \(3,\)"):
+        F.cross_entropy(_t(3, 4), np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"weight must have shape \(4,\).*got \(3,\)"):
+        F.cross_entropy(_t(3, 4), np.array([0, 1, 2]), weight=np.ones(3))
+    with pytest.raises(ValueError, match="label_smoothing must be in"):
+        F.cross_entropy(_t(3, 4), np.array([0, 1, 2]), label_smoothing=1.5)
+    with pytest.raises(ValueError, match="reduction must be"):
+        F.cross_entropy(_t(3, 4), np.array([0, 1, 2]), reduction="avg")
+
+
+def test_other_loss_shape_errors():
+    with pytest.raises(ValueError, match=r"target shape \(3,\) != input shape \(3, 1\)"):
+        F.binary_cross_entropy_with_logits(_t(3, 1), np.ones(3))
+    with pytest.raises(ValueError, match=r"shapes \(3, 2\) and \(2, 3\)"):
+        F.mse_loss(_t(3, 2), _t(2, 3))
+
+
+def test_shape_op_errors():
+    with pytest.raises(ValueError, match=r"cannot reshape tensor of shape \(2, 3\) \(6 elements\) into \(4, 2\)"):
+        _t(2, 3).reshape(4, 2)
+    with pytest.raises(ValueError, match=r"concat along axis 0: shapes \[\(2, 3\), \(2, 4\)\]"):
+        F.concat([_t(2, 3), _t(2, 4)])
+    with pytest.raises(ValueError, match=r"stack: shapes \[\(2, 3\), \(3, 2\)\]"):
+        F.stack([_t(2, 3), _t(3, 2)])
+    with pytest.raises(IndexError, match=r"invalid for tensor of shape \(2, 3\)"):
+        _t(2, 3)[5]
+    with pytest.raises(ValueError, match=r"split: axis 0 of size 5 does not divide into 2"):
+        F.split(_t(5, 2), 2)
+    with pytest.raises(ValueError, match=r"axes .* not a permutation of the 3 dimensions"):
+        _t(2, 3, 4).permute(0, 1, 1)
+    with pytest.raises(ValueError, match=r"axis 3 is out of range for a tensor with 2 dimensions"):
+        _t(2, 3).sum(axis=3)
+
+
+def test_dropout_probability_out_of_range():
+    with pytest.raises(ValueError, match="dropout probability must be in \\[0, 1\\], got 1.5"):
+        F.dropout(_t(3), 1.5)
