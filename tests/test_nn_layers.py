@@ -209,7 +209,7 @@ def test_batchnorm_train_and_eval_match_torch(torch, rng, cls, shape):
 
 
 def test_batchnorm_momentum_none_and_no_running_stats(torch, rng):
-    for kw in (dict(momentum=None), dict(track_running_stats=False), dict(affine=False)):
+    for kw in (dict(momentum=None), dict(track_running_stats=False), dict(affine=False), dict(bias=False)):
         d, t = nn.BatchNorm2d(3, **kw), torch.nn.BatchNorm2d(3, **kw)
         for _ in range(3):
             x = randn(rng, 4, 3, 2, 2) * 3 + 1
