@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 
-from .optimizer import Optimizer, check_hyperparameter
+from .optimizer import Optimizer, check_hyperparameter, chunk_sum_of_squares
 
 __all__ = ["LAMB"]
 
@@ -46,7 +46,7 @@ def _lamb_kernel(xp, p, g, m, v, s1, s2, *, beta1, beta2, eps, weight_decay, bia
         xp.multiply(p, weight_decay, out=s1)
         s2 += s1
     if scale is None:  # first pass: norms only
-        return float(xp.dot(p, p)), float(xp.dot(s2, s2))
+        return chunk_sum_of_squares(xp, p, s1), chunk_sum_of_squares(xp, s2, s1)
     s2 *= -scale
     p += s2
     return None
@@ -89,7 +89,7 @@ class LAMB(Optimizer):
     def _step_group(self, group):
         beta1, beta2 = group["betas"]
         for p in group["params"]:
-            if p.grad is None:
+            if p.grad is None or p.data.size == 0:
                 continue
             g = self._grad_array(p)
             state = self.state.setdefault(p, {})

@@ -23,9 +23,13 @@ from __future__ import annotations
 
 import math
 
-from .optimizer import Optimizer, check_hyperparameter, grad_with_decay, required, sum_of_squares
+from .optimizer import Optimizer, check_hyperparameter, chunk_sum_of_squares, grad_with_decay, required
 
 __all__ = ["LARS"]
+
+
+def _norms_kernel(xp, p, g, s1):
+    return chunk_sum_of_squares(xp, p, s1), chunk_sum_of_squares(xp, g, s1)
 
 
 def _lars_kernel(xp, p, g, buf, s1, s2, *, lr, weight_decay, momentum, nesterov, trust):
@@ -77,7 +81,7 @@ class LARS(Optimizer):
 
     def _step_group(self, group):
         for p in group["params"]:
-            if p.grad is None:
+            if p.grad is None or p.data.size == 0:
                 continue
             g = self._grad_array(p)
             state = self.state.setdefault(p, {})
@@ -85,7 +89,8 @@ class LARS(Optimizer):
                 state["momentum_buffer"] = self._zeros_like(p)
             trust = 1.0
             if group["layer_adaptation"]:
-                trust = self.trust_ratio(math.sqrt(sum_of_squares(p.data)), math.sqrt(sum_of_squares(g)),
+                w_sq, g_sq = self._foreach_chunk(_norms_kernel, [p.data, g], 1)
+                trust = self.trust_ratio(math.sqrt(w_sq), math.sqrt(g_sq),
                                          group["weight_decay"], group["trust_coefficient"], group["eps"])
             state["trust_ratio"] = trust  # last value, for logging
             self._foreach_chunk(_lars_kernel, [p.data, g, state.get("momentum_buffer")], 2,

@@ -64,6 +64,9 @@ class Optimizer:
         if hasattr(params, "data") and hasattr(params, "grad"):
             raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
                             "but got a single Tensor")
+        if isinstance(params, (set, frozenset)):
+            raise TypeError("optimizer parameters need to be an ordered collection (a list), not a set: "
+                            "set order differs between runs and ranks")
         if isinstance(params, dict):
             params = [params]
         param_groups = list(params)
@@ -204,6 +207,8 @@ class Optimizer:
         """The gradient as a C-contiguous array (a copy only when it is not contiguous)."""
         g = p.grad
         g = _raw(g)  # tolerate a Tensor stored as .grad
+        if not hasattr(g, "flags"):  # a numpy scalar from a 0-d computation
+            g = np.asarray(g, dtype=p.data.dtype)
         if not g.flags.c_contiguous:
             g = get_array_module(g).ascontiguousarray(g)
         if g.shape != p.data.shape:
@@ -263,15 +268,15 @@ class Optimizer:
             xp = get_array_module(p.data)
             ps = {}
             for k, v in s.items():
-                if _is_array(v) and getattr(v, "ndim", 0) > 0:
-                    if tuple(v.shape) != tuple(p.data.shape):
-                        raise ValueError(f"loaded state '{k}' of parameter {idx} has shape {tuple(v.shape)}, "
-                                         f"the parameter has shape {tuple(p.data.shape)}")
+                if _is_array(v) and tuple(v.shape) == tuple(p.data.shape):
                     arr = xp.empty(p.data.shape, dtype=p.data.dtype)
                     arr[...] = xp.asarray(v)  # copy onto the parameter's device, in its dtype
                     ps[k] = arr
-                elif _is_array(v):  # 0-d array (e.g. from .npz): a plain value
+                elif _is_array(v) and v.ndim == 0:  # a number saved as a 0-d array
                     ps[k] = to_numpy(v).item()
+                elif _is_array(v):
+                    raise ValueError(f"loaded state '{k}' of parameter {idx} has shape {tuple(v.shape)}, "
+                                     f"the parameter has shape {tuple(p.data.shape)}")
                 else:
                     ps[k] = copy.deepcopy(v)
             new_state[p] = ps
@@ -322,6 +327,12 @@ def sum_of_squares(array) -> float:
         np.multiply(chunk, chunk, out=out)
         total += float(out.sum())  # numpy's pairwise sum
     return total
+
+
+def chunk_sum_of_squares(xp, a, out) -> float:
+    """``sum(a*a)`` of one chunk via the scratch ``out`` (pairwise summation, no allocation)."""
+    xp.multiply(a, a, out=out)
+    return float(out.sum())
 
 
 def grad_with_decay(xp, p, g, weight_decay: float, maximize: bool, out):
