@@ -1,0 +1,121 @@
+"""Metrics over a sharded evaluation: sums and counts, reduced over ranks.
+
+A mean of per-rank means is wrong when shards differ in size, and a padded
+sample counted on two ranks is counted twice. These metrics keep a float64
+sum and a count per rank (skipping samples whose ``mask`` is False, e.g.
+:attr:`DistributedSampler.valid_mask`) and allreduce both in
+:meth:`Metric.compute`, so every rank gets the value a single process would
+compute over the whole set.
+
+``compute()`` is a collective: call it on every rank.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from distnn.backend import to_numpy
+
+
+def reduce_sum_count(comm, total: float, count: float) -> tuple[float, float]:
+    """(sum over ranks of ``total``, sum over ranks of ``count``), in float64. Collective."""
+    arr = np.array([total, count], dtype=np.float64)
+    if comm is not None and comm.size > 1:
+        arr = comm.allreduce(arr, "sum")
+    return float(arr[0]), float(arr[1])
+
+
+def _host(x):
+    return np.asarray(to_numpy(getattr(x, "data", x)))
+
+
+def _masked(values, mask):
+    values = _host(values)
+    if mask is None:
+        return values
+    mask = _host(mask).astype(bool)
+    if mask.shape != values.shape[:mask.ndim]:
+        raise ValueError(f"mask of shape {mask.shape} does not match values of shape {values.shape}")
+    return values[mask]
+
+
+class Metric:
+    """Base: a float64 ``total`` and ``count`` per rank; ``compute()`` reduces them over ``comm``."""
+
+    def __init__(self, comm=None):
+        self.comm = comm
+        self.reset()
+
+    def reset(self) -> None:
+        self.total = 0.0
+        self.count = 0.0
+
+    def _comm(self):
+        if self.comm is None:
+            from . import init
+
+            self.comm = init()
+        return self.comm
+
+    def reduced(self) -> tuple[float, float]:
+        """(global total, global count). Collective."""
+        return reduce_sum_count(self._comm(), self.total, self.count)
+
+    def compute(self) -> float:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Sum(Metric):
+    """Sum of all (unmasked) values seen on all ranks."""
+
+    def update(self, values, mask=None) -> None:
+        v = _masked(values, mask)
+        self.total += float(v.sum(dtype=np.float64))
+        self.count += float(v.size)
+
+    def compute(self) -> float:
+        return self.reduced()[0]
+
+
+class Mean(Metric):
+    """Mean over every value seen on every rank (e.g. per-sample losses).
+
+    ``update(values, mask)`` takes per-sample values; ``update(batch_mean,
+    count=n)`` takes an already averaged value of ``n`` samples.
+    """
+
+    def update(self, values, mask=None, count=None) -> None:
+        if count is not None:
+            if mask is not None:
+                raise ValueError("Mean.update: pass either per-sample values with a mask, or a mean with count")
+            self.total += float(_host(values)) * float(count)
+            self.count += float(count)
+            return
+        v = _masked(values, mask)
+        self.total += float(v.sum(dtype=np.float64))
+        self.count += float(v.size)
+
+    def compute(self) -> float:
+        total, count = self.reduced()
+        return total / count if count else float("nan")
+
+
+class Accuracy(Metric):
+    """Fraction of correct predictions over every (unmasked) sample on every rank.
+
+    ``output`` is (N, C) scores (argmax is the prediction) or (N,) predicted
+    labels; ``target`` is (N,) labels.
+    """
+
+    def update(self, output, target, mask=None) -> None:
+        out, tgt = _host(output), _host(target)
+        pred = out.argmax(axis=-1) if out.ndim == tgt.ndim + 1 else out
+        if pred.shape != tgt.shape:
+            raise ValueError(f"Accuracy.update: predictions of shape {pred.shape} (from output {out.shape}) do not "
+                             f"match targets of shape {tgt.shape}")
+        correct = _masked(pred == tgt, mask)
+        self.total += float(correct.sum())
+        self.count += float(correct.size)
+
+    def compute(self) -> float:
+        total, count = self.reduced()
+        return total / count if count else float("nan")

@@ -1,0 +1,164 @@
+"""``SyncBatchNorm``: batch normalization with statistics over the global batch of all ranks.
+
+Forward: each rank computes, per channel, its count ``n_r``, mean and M2
+(sum of squared deviations, two-pass), and the ranks allgather them. Every
+rank then combines them in rank order with Chan's parallel formula::
+
+    n = n_a + n_b,  delta = mean_b - mean_a
+    mean = mean_a + delta * n_b / n
+    M2 = M2_a + M2_b + delta**2 * n_a * n_b / n
+
+which, unlike E[x^2] - mean^2, loses no precision when the mean is large
+next to the spread, and handles ranks with different (even zero) batch
+sizes. Normalization uses the biased variance M2 / n; running statistics
+get the unbiased one, as in PyTorch.
+
+Backward: the input gradient needs the per-channel sums of ``dy`` and
+``dy * xhat`` over the global batch: one allreduce of 2C numbers.
+:class:`~.data_parallel.DataParallel` weights rank r's gradients by
+``w_r = n_r / N``; the global loss is ``sum_r w_r L_r``, so the sums are
+taken of ``w_r * dy`` and divided by the local count ``n_r`` (= ``w_r N``),
+which makes the weighted result exactly the single-process gradient on the
+global batch. Weight and bias gradients stay local sums (DataParallel
+averages them like any parameter).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from distnn.backend import get_array_module, to_numpy
+from distnn.functional.norm import BatchNormTrain, update_running_stats
+from distnn.nn.normalization import _BatchNorm
+
+
+def _channel_stats(x):
+    """Per-channel (count, mean, M2) of x (N, C, ...) in float64, two-pass; zeros for an empty batch."""
+    xp = get_array_module(x)
+    axes = (0,) + tuple(range(2, x.ndim))
+    count = x.size // x.shape[1] if x.shape[1] else 0
+    if count == 0:
+        zeros = np.zeros(x.shape[1])
+        return 0, zeros, zeros.copy()
+    x64 = x.astype(xp.float64, copy=False)
+    mean = x64.mean(axis=axes)
+    dev = x64 - mean.reshape((1, -1) + (1,) * (x.ndim - 2))
+    m2 = (dev * dev).sum(axis=axes)
+    return count, to_numpy(mean), to_numpy(m2)
+
+
+def combine_stats(counts, means, m2s):
+    """Chan's pairwise combination of per-rank (count, mean, M2), in rank order: (N, mean, M2)."""
+    n, mean, m2 = 0.0, np.zeros_like(means[0]), np.zeros_like(m2s[0])
+    for nb, mb, m2b in zip(counts, means, m2s):
+        if nb == 0:
+            continue
+        total = n + nb
+        delta = mb - mean
+        mean = mean + delta * (nb / total)
+        m2 = m2 + m2b + delta * delta * (n * nb / total)
+        n = total
+    return n, mean, m2
+
+
+class SyncBatchNormTrain(BatchNormTrain):
+    """BatchNormTrain whose backward sums ``w_r * dy`` statistics over the ranks of ``comm``."""
+
+    def forward(self, x, weight, bias, mean, var, count, eps=1e-5, comm=None, rank_weight=1.0):
+        self.comm, self.rank_weight = comm, rank_weight
+        return super().forward(x, weight, bias, mean, var, count, eps)
+
+    def combine_grad_sums(self, sum_g, sum_gxhat):
+        xp = get_array_module(sum_g)
+        c = sum_g.shape[0]
+        buf = np.concatenate([to_numpy(sum_g), to_numpy(sum_gxhat)]).astype(np.float64) * self.rank_weight
+        self.comm.allreduce(buf, "sum")
+        dtype = sum_g.dtype
+        return xp.asarray(buf[:c].astype(dtype)), xp.asarray(buf[c:].astype(dtype))
+
+    def backward(self, g):
+        with np.errstate(divide="ignore", invalid="ignore"):  # an empty local batch: count 0, no rows
+            return super().backward(g)
+
+
+class SyncBatchNorm(_BatchNorm):
+    """Batch norm over (N, C, ...) inputs whose training statistics span every rank of ``comm``.
+
+    Same arguments, parameters and buffers as ``BatchNorm1d/2d``, plus
+    ``comm`` (default: ``distnn.distributed.init()`` at first use). Ranks may
+    hold different batch sizes, even zero. In eval mode (with running
+    statistics) no communication happens. Every rank must call forward (and
+    backward) the same number of times.
+    """
+
+    _expected_ndims = (2, 3, 4, 5)
+    _shape_text = "(N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W)"
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
+                 track_running_stats: bool = True, comm=None, device=None, dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device=device, dtype=dtype)
+        self.comm = comm
+
+    def _get_comm(self):
+        if self.comm is None:
+            from . import init
+
+            self.comm = init()
+        return self.comm
+
+    def forward(self, x):
+        if not self._use_batch_stats():
+            return super().forward(x)  # running statistics: a per-rank affine map
+        comm = self._get_comm()
+        self._check_input_dim(x)
+        factor = self._momentum_factor()
+        data = x.data
+        count, mean, m2 = _channel_stats(data)
+        c = self.num_features
+        local = np.concatenate([[float(count)], mean, m2])
+        every = to_numpy(comm.allgather(local)) if comm.size > 1 else local[None]
+        total, gmean, gm2 = combine_stats(every[:, 0], every[:, 1:c + 1], every[:, c + 1:])
+        if total <= 1:
+            raise ValueError(f"{self.where()}: expected more than 1 value per channel over all ranks when "
+                             f"training, got {int(total)} (local input of shape {tuple(data.shape)})")
+        var = gm2 / total
+        xp = get_array_module(data)
+        mean_x, var_x = xp.asarray(gmean.astype(data.dtype)), xp.asarray(var.astype(data.dtype))
+        if self.training and self.track_running_stats:
+            update_running_stats(self.running_mean, self.running_var, xp.asarray(gmean), xp.asarray(var),
+                                 int(total), factor)
+        return SyncBatchNormTrain.apply(x, self.weight, self.bias, mean=mean_x, var=var_x, count=count,
+                                        eps=self.eps, comm=comm, rank_weight=count / total)
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module, comm=None):
+        """Replace every BatchNorm layer in ``module`` by a SyncBatchNorm sharing its parameters and buffers.
+
+        Returns the converted module (a new object only when ``module`` itself is a BatchNorm).
+        """
+        if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
+            sync = cls(module.num_features, module.eps, module.momentum, module.affine,
+                       module.track_running_stats, comm=comm, dtype=_dtype_of(module))
+            for name in ("weight", "bias"):
+                if getattr(module, name) is not None:
+                    setattr(sync, name, getattr(module, name))
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                sync._buffers[name] = module._buffers[name]
+            sync.train(module.training)
+            sync._set_qualnames(module._qualname)
+            return sync
+        for name, child in list(module._modules.items()):
+            if child is not None:
+                new = cls.convert_sync_batchnorm(child, comm)
+                if new is not child:  # in place: keep the child order (Sequential runs in that order)
+                    module._modules[name] = new
+        return module
+
+    def extra_repr(self):
+        return super().extra_repr() + f", comm={self.comm!r}"
+
+
+def _dtype_of(bn):
+    for t in (bn.weight, bn.running_mean):
+        if t is not None:
+            return t.data.dtype
+    return None
