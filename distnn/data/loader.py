@@ -136,7 +136,9 @@ class DataLoader:
             self.sampler.set_epoch(self.epoch)
         indices = np.fromiter((int(i) for i in self.sampler), dtype=np.int64)
         if hasattr(self.sampler, "valid_mask"):
-            valid = np.asarray(self.sampler.valid_mask(), dtype=bool)
+            # A method here, a property on distnn.distributed.DistributedSampler: accept both.
+            mask = self.sampler.valid_mask
+            valid = np.asarray(mask() if callable(mask) else mask, dtype=bool)
         elif getattr(self.sampler, "num_valid", None) is not None:
             valid = np.arange(len(indices)) < int(self.sampler.num_valid)
         else:
