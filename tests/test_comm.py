@@ -1,0 +1,240 @@
+"""Communicators in one process: the in-process group (simulate), the local one, init() and launcher detection."""
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import distnn
+import distnn.distributed as dist
+from distnn.distributed import CollectiveAbortedError, CollectiveError, CollectiveTimeoutError
+from distnn.distributed.local_comm import LocalCommunicator
+from distnn.distributed.mpi_comm import launcher_world_size
+
+
+def _contribution(rank, shape=(3, 4), dtype=np.float64):
+    return np.random.default_rng(rank).standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("op", ["sum", "mean", "max", "min"])
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_allreduce_matches_numpy_in_place_and_identical_on_all_ranks(op, n):
+    def fn(comm):
+        a = _contribution(comm.rank)
+        out = comm.allreduce(a, op)
+        assert out is a  # in place
+        return a
+
+    results = dist.simulate(n, fn)
+    stack = np.stack([_contribution(r) for r in range(n)])
+    expected = {"sum": stack.sum(0), "mean": stack.mean(0), "max": stack.max(0), "min": stack.min(0)}[op]
+    for r in results:
+        np.testing.assert_allclose(r, expected, rtol=1e-15)
+        assert np.array_equal(r.view(np.uint64), results[0].view(np.uint64))  # bitwise equal everywhere
+
+
+def test_sum_is_in_rank_order_and_reproducible():
+    # float32 values whose sum depends on the order of additions
+    vals = [np.float32(1e8), np.float32(1.0), np.float32(-1e8)]
+
+    def fn(comm):
+        return comm.allreduce(np.array([vals[comm.rank]]), "sum")[0]
+
+    runs = {float(x) for _ in range(5) for x in dist.simulate(3, fn)}
+    assert runs == {float((vals[0] + vals[1]) + vals[2])}
+
+
+def test_collectives_broadcast_gather_objects_split_barrier():
+    def fn(comm):
+        r = comm.rank
+        x = np.full(3, float(r))
+        comm.broadcast(x, root=2)
+        g = comm.allgather(np.array([r, 10 * r]))
+        h = comm.iallreduce(np.array([float(r)]), "max")
+        objs = comm.allgather_object({"rank": r})
+        o = comm.broadcast_object({"from": r} if r == 1 else None, root=1)
+        comm.barrier()
+        sub = comm.split(r % 2, key=-r)  # even/odd groups, reversed order inside
+        s = sub.allreduce(np.array([r]), "sum")
+        none = comm.split(None if r == 0 else 1)
+        return x, g, h.wait(), objs, o, (sub.rank, sub.size, int(s[0])), none is None
+
+    res = dist.simulate(4, fn)
+    for r, (x, g, h, objs, o, sub, none) in enumerate(res):
+        assert x.tolist() == [2.0, 2.0, 2.0]
+        assert g.tolist() == [[0, 0], [1, 10], [2, 20], [3, 30]]
+        assert h.tolist() == [3.0]
+        assert objs == [{"rank": i} for i in range(4)]
+        assert o == {"from": 1}
+        members = [q for q in range(4) if q % 2 == r % 2]
+        assert sub == (sorted(members, reverse=True).index(r), 2, sum(members))
+        assert none == (r == 0)
+
+
+def test_broadcast_object_gives_each_rank_its_own_copy():
+    def fn(comm):
+        obj = comm.broadcast_object({"a": [1]} if comm.rank == 0 else None)
+        obj["a"].append(comm.rank)
+        comm.barrier()
+        return obj
+
+    res = dist.simulate(3, fn)
+    assert res[1] == {"a": [1, 1]} and res[2] == {"a": [1, 2]}
+
+
+def test_mismatched_collectives_raise_naming_both_calls():
+    def fn(comm):
+        if comm.rank == 1:
+            comm.barrier()
+        else:
+            comm.allreduce(np.ones(2))
+
+    with pytest.raises(CollectiveError, match=r"rank \d called (barrier|allreduce).*but rank \d called"):
+        dist.simulate(2, fn)
+
+
+def test_failing_rank_releases_the_others_and_is_reraised_with_its_rank():
+    waited = []
+
+    def fn(comm):
+        if comm.rank == 2:
+            raise KeyError("boom on two")
+        try:
+            comm.allreduce(np.ones(3))
+        except CollectiveAbortedError as e:
+            waited.append(str(e))
+            raise
+
+    with pytest.raises(KeyError, match="boom on two") as info:
+        dist.simulate(3, fn)
+    assert any("simulated rank 2" in note for note in info.value.__notes__)
+    assert len(waited) == 2 and all("rank 2 failed" in w for w in waited)
+
+
+def test_rank_returning_early_names_the_missing_rank():
+    def fn(comm):
+        if comm.rank != 1:
+            comm.barrier()
+
+    with pytest.raises(CollectiveError, match=r"rank\(s\) \[1\] returned without calling it"):
+        dist.simulate(3, fn)
+
+
+def test_timeout_names_the_missing_rank(monkeypatch):
+    monkeypatch.setenv("DISTNN_COLLECTIVE_TIMEOUT", "0.3")
+    release = threading.Event()
+
+    def fn(comm):
+        if comm.rank == 1:
+            release.wait(5)  # "stuck in computation"
+            return None
+        try:
+            comm.allreduce(np.ones(2))
+        finally:
+            release.set()
+
+    with pytest.raises(CollectiveTimeoutError, match=r"missing ranks \[1\]"):
+        dist.simulate(2, fn)
+
+
+def test_bad_arguments_are_clear():
+    def fn(comm):
+        with pytest.raises(ValueError, match="unknown reduction op 'prod'"):
+            comm.allreduce(np.ones(2), "prod")
+        with pytest.raises(TypeError, match="floating-point"):
+            comm.allreduce(np.ones(2, dtype=np.int64), "mean")
+        with pytest.raises(ValueError, match="root 5 is not a rank"):
+            comm.broadcast(np.ones(2), root=5)
+        return True
+
+    assert dist.simulate(2, fn) == [True, True]
+
+
+def test_thread_local_state_per_simulated_rank():
+    def fn(comm):
+        distnn.manual_seed(100 + comm.rank)
+        with distnn.no_grad() if comm.rank == 0 else _null():
+            comm.barrier()
+            grad_on = distnn.is_grad_enabled()
+        return distnn.random.default_generator().integers(1 << 30), grad_on, dist.init() is comm
+
+    (a, g0, same0), (b, g1, same1) = dist.simulate(2, fn)
+    assert a == np.random.default_rng(100).integers(1 << 30) and b == np.random.default_rng(101).integers(1 << 30)
+    assert (g0, g1) == (False, True) and same0 and same1
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def test_local_communicator_is_identity():
+    c = LocalCommunicator()
+    a = np.arange(3.0)
+    assert c.allreduce(a, "mean") is a and c.iallreduce(a).wait() is a
+    assert c.allgather(a).shape == (1, 3) and c.allgather_object({"x": 1}) == [{"x": 1}]
+    assert c.broadcast_object("o") == "o" and c.split(0).size == 1 and c.split(None) is None
+    assert (c.rank, c.size, c.local_rank, c.local_size) == (0, 1, 0, 1)
+
+
+_LAUNCH_VARS = ["OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMI_SIZE", "PMIX_RANK",
+                "MV2_COMM_WORLD_RANK", "SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "HYDRA_CONTROL_FD", "PMI_FD"]
+
+
+def test_launcher_detection(monkeypatch):
+    for v in _LAUNCH_VARS:
+        monkeypatch.delenv(v, raising=False)
+    if "mpi4py.MPI" in sys.modules:
+        pytest.skip("mpi4py already initialized in this process")
+    assert launcher_world_size() is None
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "0")
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")
+    assert launcher_world_size() == 4
+    monkeypatch.delenv("OMPI_COMM_WORLD_RANK")
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "8")
+    assert launcher_world_size() == 8
+
+
+def test_plain_python_run_gets_local_comm_without_importing_mpi4py():
+    env = {k: v for k, v in os.environ.items() if k not in _LAUNCH_VARS}
+    code = ("import sys, distnn.distributed as d; c = d.init(); assert d.init() is c; "
+            "print(type(c).__name__, c.size, 'mpi4py' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["LocalCommunicator", "1", "False"]
+
+
+def test_init_rejects_unknown_backend():
+    with pytest.raises(ValueError, match="unknown backend 'nccl'"):
+        dist.init("nccl")
+
+
+def test_timeout_env_parsing(monkeypatch):
+    from distnn.distributed.watchdog import collective_timeout
+
+    monkeypatch.setenv("DISTNN_COLLECTIVE_TIMEOUT", "0")
+    assert collective_timeout() is None
+    monkeypatch.setenv("DISTNN_COLLECTIVE_TIMEOUT", "12.5")
+    assert collective_timeout() == 12.5
+    monkeypatch.setenv("DISTNN_COLLECTIVE_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="DISTNN_COLLECTIVE_TIMEOUT"):
+        collective_timeout()
+    monkeypatch.delenv("DISTNN_COLLECTIVE_TIMEOUT")
+    assert collective_timeout() == 300.0
+
+
+def test_simulate_many_collectives_no_lost_wakeups():
+    def fn(comm):
+        a = np.zeros(1)
+        for _ in range(200):
+            a += 1
+            comm.allreduce(a, "max")
+        return a[0]
+
+    assert dist.simulate(3, fn) == [200.0, 200.0, 200.0]

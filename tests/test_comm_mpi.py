@@ -1,0 +1,71 @@
+"""MPICommunicator under mpiexec (pytest-mpi): run with ``mpiexec -n N python -m pytest --with-mpi -m mpi``."""
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.mpi(min_size=2)
+
+
+@pytest.fixture(scope="module")
+def comm():
+    import distnn.distributed as dist
+
+    c = dist.init()
+    assert c.backend == "mpi", "pytest-mpi runs must get the MPI communicator from init()"
+    return c
+
+
+def _contribution(rank, shape=(5, 3), dtype=np.float64):
+    return np.random.default_rng(rank).standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("op", ["sum", "mean", "max", "min"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_allreduce(comm, op, dtype):
+    a = _contribution(comm.rank, dtype=dtype)
+    out = comm.allreduce(a, op)
+    assert out is a
+    stack = np.stack([_contribution(r, dtype=dtype) for r in range(comm.size)])
+    expected = {"sum": stack.sum(0), "mean": stack.mean(0), "max": stack.max(0), "min": stack.min(0)}[op]
+    np.testing.assert_allclose(a, expected, rtol=1e-6 if dtype == np.float32 else 1e-14)
+    every = comm.allgather(a)
+    assert all(np.array_equal(every[0], e) for e in every)  # identical bits on every rank
+
+
+def test_noncontiguous_and_scalar_allreduce(comm):
+    a = np.zeros((4, 6))
+    a[:, ::2] = comm.rank + 1
+    view = a[:, ::2]
+    comm.allreduce(view, "sum")
+    assert np.all(a[:, ::2] == comm.size * (comm.size + 1) / 2) and np.all(a[:, 1::2] == 0)
+    assert comm.allreduce(np.array(2.0), "sum") == 2.0 * comm.size
+
+
+def test_iallreduce_overlaps_other_calls(comm):
+    h1 = comm.iallreduce(np.full(1000, float(comm.rank)), "sum")
+    h2 = comm.iallreduce(np.full(10, 1.0), "max")
+    assert h2.wait()[0] == 1.0
+    assert h1.wait()[0] == sum(range(comm.size))
+    assert h1.test()
+
+
+def test_broadcast_gather_objects_barrier_split(comm):
+    r, n = comm.rank, comm.size
+    x = np.full(4, float(r))
+    assert comm.broadcast(x, root=n - 1) is x and x.tolist() == [n - 1.0] * 4
+    assert comm.allgather(np.array([r, 2 * r])).tolist() == [[i, 2 * i] for i in range(n)]
+    assert comm.allgather_object({"r": r, "s": "x" * r}) == [{"r": i, "s": "x" * i} for i in range(n)]
+    assert comm.broadcast_object(("hello", r) if r == 1 else None, root=1) == ("hello", 1)
+    comm.barrier()
+    sub = comm.split(r % 2, key=-r)
+    members = [q for q in range(n) if q % 2 == r % 2]
+    assert sub.size == len(members) and sub.rank == sorted(members, reverse=True).index(r)
+    assert sub.allreduce(np.array([float(r)]), "sum")[0] == sum(members)
+    rest = comm.split(None if r == 0 else 0)
+    assert (rest is None) == (r == 0)
+    if rest is not None:
+        assert rest.size == n - 1
+
+
+def test_local_rank(comm):
+    # All ranks of these tests run on one host.
+    assert comm.local_size == comm.size and comm.local_rank == comm.rank
