@@ -75,8 +75,9 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type=2.0, error_if_nonfini
     coef = max_norm / (total + 1e-6)
     if coef < 1.0 or math.isnan(coef):  # multiplying by exactly 1 is a no-op; skip it
         coef = min(coef, 1.0) if not math.isnan(coef) else coef
-        for g in grads:
-            g *= coef
+        with np.errstate(invalid="ignore"):  # inf * 0 -> NaN is the documented outcome, not a surprise
+            for g in grads:
+                g *= coef
     return total
 
 
