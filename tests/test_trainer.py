@@ -1,0 +1,234 @@
+"""Trainer: N simulated ranks vs 1 process, accumulation, agreed early stopping and LR decisions, metrics."""
+import math
+import pickle
+
+import numpy as np
+import pytest
+
+import distnn
+from distnn.data import Dataset, build_transforms, load_dataset
+from distnn.distributed import LocalCommunicator, simulate
+from distnn.models import build_model
+from distnn.optim import SGD, Adam
+from distnn.optim.lr_scheduler import ReduceLROnPlateau
+from distnn.train.callbacks import Callback, EarlyStopping, LRSchedulerCallback
+from distnn.train.evaluation import (accuracy_from_cm, classification_report, confusion_matrix,
+                                     format_confusion_matrix, precision_recall_f1)
+from distnn.train.trainer import ShardPlan, Trainer
+
+
+@pytest.fixture(scope="module")
+def digits():
+    splits = load_dataset("digits")
+    train_tf, eval_tf = build_transforms(splits)
+    return splits, train_tf, eval_tf
+
+
+def make_trainer(comm, digits, batch_size=64, epochs=2, callbacks=(), accumulation_steps=1, dropout=0.0,
+                 optimizer="sgd", train_subset=None, **kw):
+    splits, train_tf, eval_tf = digits
+    distnn.manual_seed(0)
+    model = build_model("mlp", hidden_sizes=[32], dropout=dropout, input_shape=splits.input_shape, num_classes=10)
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9) if optimizer == "sgd" else Adam(model.parameters(), lr=1e-3)
+    train = splits.train if train_subset is None else splits.train.subset(np.arange(train_subset))
+    return Trainer(model, opt, train, splits.val, comm=comm, batch_size=batch_size, epochs=epochs,
+                   callbacks=list(callbacks), transform=train_tf, eval_transform=eval_tf,
+                   accumulation_steps=accumulation_steps, **kw)
+
+
+def fit(comm, digits, **kw):
+    t = make_trainer(comm, digits, **kw)
+    history = t.fit()
+    return history, t.model.state_dict(), t
+
+
+def assert_same_run(a, b, atol=1e-6):
+    (ha, sa), (hb, sb) = a, b
+    assert len(ha) == len(hb)
+    for ra, rb in zip(ha, hb):
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"):
+            assert ra[key] == pytest.approx(rb[key], abs=atol), key
+    for k in sa:
+        np.testing.assert_allclose(sa[k], sb[k], atol=atol, err_msg=k)
+
+
+# ------------------------------------------------------------------ equivalences
+def test_two_ranks_half_batch_match_one_rank(digits):
+    # 1257 training samples: the shards are uneven (one padded sample) and the last batch is partial.
+    one = fit(LocalCommunicator(), digits, batch_size=64)[:2]
+    two = simulate(2, lambda c: fit(c, digits, batch_size=64)[:2])
+    assert_same_run(one, two[0])
+    # replicas stay bitwise equal
+    for k in two[0][1]:
+        np.testing.assert_array_equal(two[0][1][k], two[1][1][k])
+
+
+def test_gradient_accumulation_matches_full_batch(digits):
+    full = fit(LocalCommunicator(), digits, batch_size=64)[:2]
+    accum = fit(LocalCommunicator(), digits, batch_size=64, accumulation_steps=2)[:2]
+    assert_same_run(full, accum)
+    # and with 2 ranks, each accumulating 2 micro-batches of 16
+    accum2 = simulate(2, lambda c: fit(c, digits, batch_size=64, accumulation_steps=2)[:2])
+    assert_same_run(full, accum2[0])
+
+
+def test_every_sample_counted_once_in_evaluation(digits):
+    splits = digits[0]
+
+    def run(comm):
+        t = make_trainer(comm, digits, epochs=0, batch_size=60)
+        return t.evaluate(splits.val, prefix="val_", confusion=True)
+
+    one = run(LocalCommunicator())
+    three = simulate(3, run)  # 180 val samples over 3 ranks; also test an uneven count below
+    assert one["val_count"] == len(splits.val) == three[0]["val_count"]
+    assert three[0] == three[1] == three[2]
+    assert one["val_accuracy"] == pytest.approx(three[0]["val_accuracy"], abs=1e-12)
+    assert one["val_loss"] == pytest.approx(three[0]["val_loss"], rel=1e-6)
+    assert np.sum(one["val_confusion_matrix"]) == len(splits.val)
+    small = Dataset(splits.val.x[:7], splits.val.y[:7], 10)
+    res = simulate(2, lambda c: make_trainer(c, digits, epochs=0).evaluate(small))
+    assert res[0]["count"] == 7
+
+
+def test_shard_plan_union_is_the_global_batch():
+    n, world, b = 23, 3, 2
+    plans = [ShardPlan(n, r, world, shuffle=True, seed=5) for r in range(world)]
+    for p in plans:
+        p.set_epoch(4)
+    one = ShardPlan(n, 0, 1, shuffle=True, seed=5)
+    one.set_epoch(4)
+    glob = one.indices()
+    for k in range(math.ceil(plans[0].num_samples / b)):
+        union = []
+        for p in plans:
+            idx, valid = p.indices()[k * b:(k + 1) * b], p.valid_mask()[k * b:(k + 1) * b]
+            union += idx[valid].tolist()
+        assert sorted(union) == sorted(glob[k * b * world:(k + 1) * b * world].tolist())
+
+
+# ------------------------------------------------------------ agreed decisions
+class InjectMetric(Callback):
+    """Overwrites a metric with a rank-dependent sequence (a stand-in for ranks that disagree)."""
+
+    def __init__(self, key, values_by_rank):
+        self.key, self.values = key, values_by_rank
+
+    def on_epoch_end(self, trainer, logs):
+        seq = self.values[trainer.rank]
+        logs[self.key] = seq[min(trainer.state.epoch, len(seq) - 1)]
+
+
+def test_early_stopping_is_agreed_across_ranks(digits):
+    # rank 0 sees a plateau after epoch 2 (stop after 2 more), rank 1 keeps improving.
+    values = {0: [1.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], 1: [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4]}
+
+    def run(comm):
+        es = EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
+        t = make_trainer(comm, digits, epochs=7, train_subset=200, callbacks=[InjectMetric("val_loss", values), es])
+        t.fit()
+        return len(t.history), t.state.stopped_early, es.best_epoch, t.model.state_dict()
+
+    res = simulate(2, run)
+    assert res[0][:3] == res[1][:3] == (4, True, 1)
+    for k in res[0][3]:
+        np.testing.assert_array_equal(res[0][3][k], res[1][3][k])
+
+
+def test_early_stopping_restores_best_weights(digits):
+    snapshots = []
+
+    class Snap(Callback):
+        def on_epoch_end(self, trainer, logs):
+            snapshots.append(trainer.model.state_dict())
+
+    es = EarlyStopping(monitor="val_loss", patience=1)
+    t = make_trainer(LocalCommunicator(), digits, epochs=5, train_subset=200,
+                     callbacks=[InjectMetric("val_loss", {0: [3.0, 1.0, 2.0, 2.5, 4.0]}), es, Snap()])
+    t.fit()
+    assert len(t.history) == 3 and t.state.stopped_early and es.best_epoch == 1
+    for k, v in t.model.state_dict().items():
+        np.testing.assert_array_equal(v, snapshots[1][k])
+    # without early stopping the run goes the full length
+    t2 = make_trainer(LocalCommunicator(), digits, epochs=3, train_subset=200)
+    t2.fit()
+    assert len(t2.history) == 3 and not t2.state.stopped_early
+
+
+def test_reduce_lr_on_plateau_follows_the_agreed_metric(digits):
+    # rank 0's val_loss never improves after epoch 1 -> LR halves after patience=1 bad epochs;
+    # rank 1's keeps improving, but every rank must follow rank 0.
+    values = {0: [1.0, 1.0, 1.0, 1.0, 1.0], 1: [1.0, 0.9, 0.8, 0.7, 0.6]}
+
+    def run(comm):
+        t = make_trainer(comm, digits, epochs=5, train_subset=100, batch_size=50)
+        sched = ReduceLROnPlateau(t.optimizer, mode="min", factor=0.5, patience=1)
+        t.callbacks.callbacks = [InjectMetric("val_loss", values), LRSchedulerCallback(sched, monitor="val_loss")]
+        t.fit()
+        return [round(h["lr"], 8) for h in t.history], t.lr
+
+    res = simulate(2, run)
+    assert res[0] == res[1]
+    # history's lr is the rate used during that epoch; reductions after epochs 3 and 5 (1-based)
+    assert res[0][0] == [0.1, 0.1, 0.1, 0.05, 0.05]
+    assert res[0][1] == pytest.approx(0.025)
+
+
+def test_monitored_metric_must_exist(digits):
+    t = make_trainer(LocalCommunicator(), digits, epochs=1, train_subset=100,
+                     callbacks=[EarlyStopping(monitor="val_f2")])
+    with pytest.raises(ValueError, match="val_f2"):
+        t.fit()
+
+
+# ----------------------------------------------------------------- validation
+@pytest.mark.parametrize("world,batch,n,match", [
+    (2, 63, None, "divisible by the number of ranks"),
+    (2, 400, 300, "larger than a rank's shard"),
+    (3, 3, 2, "more ranks"),
+])
+def test_size_checks(digits, world, batch, n, match):
+    def run(comm):
+        with pytest.raises(ValueError, match=match):
+            make_trainer(comm, digits, batch_size=batch, train_subset=n)
+        return True
+
+    assert all(simulate(world, run))
+
+
+def test_accumulation_must_divide_local_batch(digits):
+    with pytest.raises(ValueError, match="accumulation_steps"):
+        make_trainer(LocalCommunicator(), digits, batch_size=30, accumulation_steps=4)
+
+
+# -------------------------------------------------------------------- resume
+def test_state_dict_resume_matches_uninterrupted(digits):
+    full_h, full_s, _ = fit(LocalCommunicator(), digits, epochs=3, optimizer="adam", dropout=0.2, train_subset=300)
+    t = make_trainer(LocalCommunicator(), digits, epochs=2, optimizer="adam", dropout=0.2, train_subset=300)
+    t.fit()
+    sd = pickle.loads(pickle.dumps(t.state_dict()))
+    t2 = make_trainer(LocalCommunicator(), digits, epochs=3, optimizer="adam", dropout=0.2, train_subset=300)
+    t2.load_state_dict(sd)
+    t2.fit()
+    assert len(t2.history) == 3
+    assert_same_run((full_h, full_s), (t2.history, t2.model.state_dict()), atol=0)
+
+
+# ------------------------------------------------------------------- metrics
+def test_classification_metrics_match_sklearn(rng):
+    sk = pytest.importorskip("sklearn.metrics")
+    y = rng.integers(0, 4, 200)
+    p = np.where(rng.random(200) < 0.7, y, rng.integers(0, 4, 200))
+    p[p == 3] = 2  # class 3 never predicted: precision 0 by convention
+    cm = confusion_matrix(y, p, 4)
+    np.testing.assert_array_equal(cm, sk.confusion_matrix(y, p, labels=range(4)))
+    m = precision_recall_f1(cm)
+    ref = sk.precision_recall_fscore_support(y, p, labels=range(4), zero_division=0)
+    for got, want in zip((m["precision"], m["recall"], m["f1"], m["support"]), ref):
+        np.testing.assert_allclose(got, want)
+    assert accuracy_from_cm(cm) == pytest.approx(sk.accuracy_score(y, p))
+    text = classification_report(cm, ["a", "b", "c", "d"])
+    assert "macro avg" in text and "weighted avg" in text and len(text.splitlines()) == 7
+    assert "predicted" in format_confusion_matrix(cm)
+    with pytest.raises(ValueError, match="outside"):
+        confusion_matrix([0, 5], [0, 1], 4)
