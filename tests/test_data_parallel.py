@@ -1,0 +1,355 @@
+"""DataParallel through the in-process communicator: N ranks on shards == 1 process on the global batch.
+
+The oracle: a model trained 20 SGD-momentum steps by N simulated ranks, each
+on its shard of every global batch, ends with the parameters of one process
+trained on the whole batches (float64, 1e-6 relative), with replicas bitwise
+equal. The helpers here are shared with test_data_parallel_mpi.py.
+"""
+import numpy as np
+import pytest
+
+import distnn
+import distnn.functional as F
+import distnn.nn as nn
+from distnn.distributed import DataParallel, simulate
+from distnn.distributed.data_parallel import ReplicaMismatchError
+from distnn.optim.sgd import SGD
+
+N_SAMPLES = 40
+STEPS = 20
+
+
+def make_mlp(seed, dtype=np.float64, hidden=16):
+    distnn.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, hidden, dtype=dtype), nn.ReLU(), nn.Linear(hidden, 12, dtype=dtype), nn.ReLU(),
+                         nn.Linear(12, 3, dtype=dtype))
+
+
+def make_data(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((N_SAMPLES, 6)), rng.integers(0, 3, N_SAMPLES)
+
+
+def global_batches(batch, steps=STEPS, seed=0):
+    """``steps`` global batches of ``batch`` indices cycling over shuffled epochs; a short last batch per epoch."""
+    out, epoch = [], 0
+    while len(out) < steps:
+        order = np.random.default_rng([seed, epoch]).permutation(N_SAMPLES)
+        out += [order[i:i + batch] for i in range(0, N_SAMPLES, batch)]
+        epoch += 1
+    return out[:steps]
+
+
+def train_single(batches, model_seed=1, micro=1, lr=0.1):
+    X, Y = make_data()
+    model = make_mlp(model_seed)
+    opt = SGD(model.parameters(), lr=lr, momentum=0.9)
+    for idx in batches:
+        opt.zero_grad()
+        F.cross_entropy(model(distnn.Tensor(X[idx])), Y[idx]).backward()
+        opt.step()
+    return model.state_dict()
+
+
+def train_rank(comm, batches, micro=1, lr=0.1, **dp_kwargs):
+    """Rank ``comm.rank``'s part of the oracle run: its stride shard of every global batch.
+
+    Models start different on purpose (seed per rank): DataParallel must broadcast rank 0's.
+    ``micro`` > 1 splits each local batch into micro-batches, all but the last under no_sync.
+    A rank with no samples in a batch skips backward and relies on finish_gradient_synchronization.
+    """
+    X, Y = make_data()
+    model = make_mlp(1 + comm.rank)
+    dp = DataParallel(model, comm, **dp_kwargs)
+    opt = SGD(model.parameters(), lr=lr, momentum=0.9)
+    for idx in batches:
+        mine = idx[comm.rank::comm.size]
+        opt.zero_grad()
+        dp.set_num_samples(len(mine))
+        parts = [p for p in np.array_split(mine, micro) if len(p)]
+        for k, part in enumerate(parts):
+            ctx = dp.no_sync() if k < len(parts) - 1 else _nullcontext()
+            with ctx:
+                loss = F.cross_entropy(dp(distnn.Tensor(X[part])), Y[part], reduction="sum") * (1.0 / len(mine))
+                loss.backward()
+        dp.finish_gradient_synchronization()
+        opt.step()
+    return model.state_dict()
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def assert_rel_close(state, ref, tol):
+    for k in ref:
+        err = np.abs(state[k] - ref[k]).max() / max(np.abs(ref[k]).max(), 1e-300)
+        assert err <= tol, f"{k}: relative error {err:.3g} > {tol}"
+
+
+def assert_replicas_equal(states):
+    for s in states[1:]:
+        for k in states[0]:
+            assert np.array_equal(s[k], states[0][k]), f"replicas differ in {k}"
+
+
+# --------------------------------------------------------------------------- the oracle
+@pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.parametrize("batch,bucket_mb", [(12, 25.0), (7, 0.001)], ids=["even-one-bucket", "uneven-buckets"])
+def test_n_ranks_match_one_process(n, batch, bucket_mb):
+    batches = global_batches(batch)  # batch 7 of 40: shards like 3/2/2 and a last batch of 5
+    ref = train_single(batches)
+    states = simulate(n, train_rank, batches, bucket_mb=bucket_mb)
+    assert_rel_close(states[0], ref, 1e-6)
+    assert_replicas_equal(states)
+
+
+def test_rank_with_no_samples_in_the_last_batch():
+    # 41st..42nd sample of a batch of 2 over 3 ranks: rank 2 has nothing in it.
+    batches = [np.arange(0, 9), np.arange(9, 11)] * 5
+    ref = train_single(batches)
+    states = simulate(3, train_rank, batches, bucket_mb=0.001)
+    assert_rel_close(states[0], ref, 1e-6)
+    assert_replicas_equal(states)
+
+
+def test_no_sync_gradient_accumulation_matches_one_process():
+    batches = global_batches(11)
+    ref = train_single(batches)
+    states = simulate(2, train_rank, batches, micro=3, bucket_mb=0.001)
+    assert_rel_close(states[0], ref, 1e-6)
+    assert_replicas_equal(states)
+
+
+@pytest.mark.parametrize("compression,tol", [("fp16", 1e-2), ("bf16", 3e-2)])
+def test_compressed_gradients_stay_close_and_replicas_equal(compression, tol):
+    # Half-precision wire: each step's gradient carries ~1e-3 (fp16) / ~4e-3 (bf16) relative rounding;
+    # after 20 steps the parameters stay within `tol` of the float64 run (relative to each tensor's max).
+    batches = global_batches(7)
+    ref = train_single(batches)
+    states = simulate(3, train_rank, batches, bucket_mb=0.001, compression=compression)
+    assert_rel_close(states[0], ref, tol)
+    assert_replicas_equal(states)
+
+
+def test_fp16_compression_survives_gradients_beyond_half_range():
+    def fn(comm):
+        p = nn.Parameter(np.zeros(4, dtype=np.float32))
+        model = nn.Module()
+        model.p = p
+        dp = DataParallel(model, comm, compression="fp16")
+        big = np.array([1e6, -3e5, 1e-3, 0.0], dtype=np.float32) * (comm.rank + 1)
+        dp.set_num_samples(1)
+        (p * distnn.Tensor(big)).sum().backward()
+        return p.grad.copy()
+
+    g = simulate(2, fn)
+    expected = np.array([1e6, -3e5, 1e-3, 0.0]) * 1.5
+    np.testing.assert_allclose(g[0], expected, rtol=1e-3)
+    assert np.array_equal(g[0], g[1])
+
+
+# ------------------------------------------------------------------- mechanics
+def test_grads_are_averaged_when_backward_returns_and_buckets_overlap_backward():
+    events = []
+
+    class Recording:
+        """Wraps a communicator, logging the bucket allreduces it starts."""
+
+        def __init__(self, comm):
+            self.comm = comm
+
+        def __getattr__(self, name):
+            return getattr(self.comm, name)
+
+        def iallreduce(self, array, op="sum"):
+            if self.comm.rank == 0:
+                events.append("allreduce")
+            return self.comm.iallreduce(array, op)
+
+    def fn(comm):
+        X, Y = make_data()
+        model = make_mlp(1)
+        if comm.rank == 0:  # fires before DataParallel's own hook: the first layer is ready last
+            model[0].weight.register_post_accumulate_grad_hook(lambda t: events.append("first layer ready"))
+        dp = DataParallel(model, Recording(comm), bucket_mb=0.0005, weight_by_samples=False)
+        mine = np.arange(comm.rank, 8, comm.size)
+        F.cross_entropy(dp(distnn.Tensor(X[mine])), Y[mine]).backward()
+        return {n: p.grad.copy() for n, p in model.named_parameters()}, dp.bucket_layout
+
+    (g0, layout), (g1, _) = simulate(2, fn)
+    names = [n for n, _ in make_mlp(1).named_parameters()]
+    assert [n for b in layout for n in b] == names[::-1] and len(layout) > 2  # reverse registration order
+    assert events.index("allreduce") < events.index("first layer ready")  # communication started during backward
+    # after backward() returned the gradients are the average (no extra call was made)
+    X, Y = make_data()
+    model = make_mlp(1)
+    F.cross_entropy(model(distnn.Tensor(X[:8])), Y[:8]).backward()
+    for n, p in model.named_parameters():
+        np.testing.assert_allclose(g0[n], p.grad, rtol=1e-12, atol=1e-15)
+        assert np.array_equal(g0[n], g1[n])
+
+
+class TwoBranch(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 3, dtype=np.float64)
+        self.b = nn.Linear(4, 5, dtype=np.float64)
+        self.unused = nn.Linear(2, 2, dtype=np.float64)
+
+    def forward(self, x, order=0, use_b=True):
+        fa = (self.a(x) ** 2).sum()
+        if not use_b:
+            return fa
+        fb = self.b(x).sum()
+        return fa + fb if order == 0 else fb + fa
+
+
+def _two_branch(seed=0):
+    distnn.manual_seed(seed)
+    return TwoBranch()
+
+
+def test_buckets_launch_in_the_same_order_when_readiness_order_differs():
+    # `fa + fb` vs `fb + fa` makes the engine finish the branches in opposite orders on the two ranks;
+    # buckets must still start in one order everywhere (else the collectives would mismatch).
+    x = np.random.default_rng(3).standard_normal((6, 4))
+
+    def fn(comm):
+        model = _two_branch()
+        dp = DataParallel(model, comm, bucket_mb=1e-5)
+        mine = x[comm.rank::2]
+        dp(distnn.Tensor(mine), order=comm.rank).backward()
+        return {n: (None if p.grad is None else p.grad.copy()) for n, p in model.named_parameters()}
+
+    g0, g1 = simulate(2, fn)
+    ref = _two_branch()
+    (ref(distnn.Tensor(x[0::2])) * 0.5 + ref(distnn.Tensor(x[1::2])) * 0.5).backward()
+    for n, p in ref.named_parameters():
+        if p.grad is None:
+            assert g0[n] is None and g1[n] is None  # unused on every rank: stays None, as in one process
+        else:
+            np.testing.assert_allclose(g0[n], p.grad, rtol=1e-12)
+            assert np.array_equal(g0[n], g1[n])
+
+
+def test_parameter_unused_on_some_ranks_contributes_zeros():
+    x = np.random.default_rng(4).standard_normal((6, 4))
+
+    def fn(comm):
+        model = _two_branch()
+        dp = DataParallel(model, comm, bucket_mb=1e-5)
+        dp(distnn.Tensor(x[comm.rank::3]), use_b=comm.rank == 1).backward()
+        return {n: (None if p.grad is None else p.grad.copy()) for n, p in model.named_parameters()}
+
+    grads = simulate(3, fn)
+    ref = _two_branch()
+    total = sum(ref(distnn.Tensor(x[r::3]), use_b=r == 1) * (2 / 6) for r in range(3))
+    total.backward()
+    for n, p in ref.named_parameters():
+        for g in grads:
+            if p.grad is None:
+                assert g[n] is None
+            else:
+                np.testing.assert_allclose(g[n], p.grad, rtol=1e-12)
+
+
+def test_find_unused_parameters_false_raises_on_every_rank_naming_them():
+    x = np.ones((2, 4))
+
+    def fn(comm):
+        dp = DataParallel(_two_branch(), comm, find_unused_parameters=False)
+        try:
+            dp(distnn.Tensor(x), use_b=comm.rank == 0).backward()
+        except RuntimeError as e:
+            return str(e)
+        return None
+
+    msgs = simulate(2, fn)
+    for m in msgs:
+        assert m is not None and "'b.weight' (no gradient on 1 of 2 ranks)" in m and "'unused.weight'" in m
+
+
+def test_mismatched_models_raise_on_every_rank_naming_the_parameter():
+    def fn(comm):
+        distnn.manual_seed(0)
+        hidden = 17 if comm.rank == 2 else 16
+        try:
+            DataParallel(make_mlp(0, hidden=hidden), comm)
+        except ReplicaMismatchError as e:
+            return str(e)
+        return None
+
+    msgs = simulate(3, fn)
+    for m in msgs:
+        assert m is not None
+        assert "first difference at parameter #0 '0.weight'" in m
+        assert "ranks 0, 1: '0.weight' shape (16, 6)" in m and "rank 2: '0.weight' shape (17, 6)" in m
+
+
+def test_check_replicas_reports_divergence_and_step_on_every_rank():
+    batches = global_batches(8, steps=4)
+    X, Y = make_data()
+
+    def fn(comm):
+        model = make_mlp(1)
+        dp = DataParallel(model, comm, check_every=2)
+        dp.check_replicas()  # equal after the broadcast
+        opt = SGD(model.parameters(), lr=0.1)
+        try:
+            for step, idx in enumerate(batches):
+                mine = idx[comm.rank::comm.size]
+                opt.zero_grad()
+                F.cross_entropy(dp(distnn.Tensor(X[mine])), Y[mine]).backward()
+                opt.step()
+                if step == 0 and comm.rank == 1:
+                    model[2].bias.data[0] += 1e-12  # a silent divergence
+        except ReplicaMismatchError as e:
+            return step, str(e)
+        return None
+
+    for step, msg in simulate(3, fn):
+        assert step == 1
+        assert "after 2 synchronized steps" in msg and "'2.bias'" in msg and "ranks [0, 2] vs ranks [1]" in msg
+
+
+def test_buffers_are_broadcast_from_rank_0_after_each_step():
+    def fn(comm):
+        distnn.manual_seed(0)
+        model = nn.Sequential(nn.Linear(3, 4, dtype=np.float64), nn.BatchNorm1d(4, dtype=np.float64))
+        dp = DataParallel(model, comm)
+        x = np.random.default_rng(comm.rank).standard_normal((5, 3)) + comm.rank
+        dp(distnn.Tensor(x)).sum().backward()
+        return model[1].running_mean.numpy().copy()
+
+    rm = simulate(2, fn)
+    assert np.array_equal(rm[0], rm[1]) and np.abs(rm[0]).sum() > 0
+
+
+def test_single_rank_is_a_transparent_wrapper():
+    from distnn.distributed.local_comm import LocalCommunicator
+
+    X, Y = make_data()
+    model = make_mlp(1)
+    dp = DataParallel(model, LocalCommunicator())
+    F.cross_entropy(dp(distnn.Tensor(X[:5])), Y[:5]).backward()
+    ref = make_mlp(1)
+    F.cross_entropy(ref(distnn.Tensor(X[:5])), Y[:5]).backward()
+    for (n, p), q in zip(model.named_parameters(), ref.parameters()):
+        assert np.array_equal(p.grad, q.grad)
+    dp.finish_gradient_synchronization()
+
+
+def test_bad_arguments():
+    from distnn.distributed.local_comm import LocalCommunicator
+
+    with pytest.raises(ValueError, match="unknown compression 'int8'"):
+        DataParallel(make_mlp(0), LocalCommunicator(), compression="int8")
+    with pytest.raises(ValueError, match="bucket_mb must be > 0"):
+        DataParallel(make_mlp(0), LocalCommunicator(), bucket_mb=0)
+    with pytest.raises(TypeError, match="wraps a distnn.nn.Module"):
+        DataParallel(lambda x: x, LocalCommunicator())
