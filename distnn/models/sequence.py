@@ -126,7 +126,7 @@ class TransformerClassifier(nn.Module):
         pad = None
         if self.vocab_size is not None and self.padding_idx is not None:
             ids = x.data if isinstance(x, Tensor) else x
-            pad = ids == self.padding_idx  # (N, T), True = ignore
+            pad = get_array_module(h.data).asarray(ids == self.padding_idx)  # (N, T), True = ignore
         h = self.encoder(h, src_key_padding_mask=pad)
         if pad is None:
             pooled = h.mean(axis=1)
