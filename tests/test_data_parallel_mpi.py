@@ -1,0 +1,48 @@
+"""DataParallel under mpiexec (pytest-mpi): real MPI ranks on shards == 1 process on the global batch."""
+import numpy as np
+import pytest
+
+from test_data_parallel import (
+    assert_rel_close, global_batches, make_mlp, train_rank, train_single,
+)
+
+pytestmark = pytest.mark.mpi(min_size=2)
+
+
+@pytest.fixture(scope="module")
+def comm():
+    import distnn.distributed as dist
+
+    return dist.init()
+
+
+def _replicas_equal(comm, state):
+    every = comm.allgather_object(state)
+    return all(np.array_equal(s[k], every[0][k]) for s in every for k in state)
+
+
+@pytest.mark.parametrize("batch,bucket_mb", [(12, 25.0), (7, 0.001)], ids=["even-one-bucket", "uneven-buckets"])
+def test_mpi_ranks_match_one_process(comm, batch, bucket_mb):
+    batches = global_batches(batch)
+    state = train_rank(comm, batches, bucket_mb=bucket_mb)
+    assert_rel_close(state, train_single(batches), 1e-6)
+    assert _replicas_equal(comm, state)
+
+
+def test_mpi_no_sync_and_fp16_compression(comm):
+    batches = global_batches(11)
+    ref = train_single(batches)
+    state = train_rank(comm, batches, micro=2, bucket_mb=0.001)
+    assert_rel_close(state, ref, 1e-6)
+    state = train_rank(comm, batches, bucket_mb=0.001, compression="fp16")
+    assert_rel_close(state, ref, 1e-2)  # half-precision wire, see test_data_parallel.py
+    assert _replicas_equal(comm, state)
+
+
+def test_mpi_mismatched_models_raise_on_every_rank(comm):
+    from distnn.distributed import DataParallel
+    from distnn.distributed.data_parallel import ReplicaMismatchError
+
+    hidden = 16 if comm.rank == 0 else 15
+    with pytest.raises(ReplicaMismatchError, match=r"first difference at parameter #0 '0.weight'.*rank 0: "):
+        DataParallel(make_mlp(0, hidden=hidden), comm)
