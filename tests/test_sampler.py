@@ -1,0 +1,147 @@
+"""DistributedSampler (disjoint, complete, reshuffled per epoch, padding marked, resumable) and sharded metrics."""
+import numpy as np
+import pytest
+
+from distnn.distributed import Accuracy, DistributedSampler, Mean, Sum, reduce_sum_count, simulate
+
+
+@pytest.mark.parametrize("n,size", [(10, 2), (10, 3), (7, 4), (2, 3), (12, 4)])
+def test_disjoint_complete_and_padding_marked(n, size):
+    samplers = [DistributedSampler(n, num_replicas=size, rank=r, seed=5) for r in range(size)]
+    lens = {len(s) for s in samplers}
+    assert lens == {-(-n // size)}  # every rank the same number of steps
+    real = []
+    for s in samplers:
+        idx, valid = s.indices_and_mask()
+        assert list(s) == idx.tolist() and len(idx) == len(s)
+        assert np.array_equal(s.valid_mask, valid)
+        real += idx[valid].tolist()
+    assert sorted(real) == list(range(n))  # each sample exactly once among the valid ones
+    padded = sum((~s.valid_mask).sum() for s in samplers)
+    assert padded == len(samplers[0]) * size - n
+
+
+def test_drop_last_drops_the_tail_instead():
+    samplers = [DistributedSampler(10, num_replicas=3, rank=r, drop_last=True) for r in range(3)]
+    seen = [i for s in samplers for i in s]
+    assert all(len(s) == 3 for s in samplers) and len(set(seen)) == 9 and all(s.valid_mask.all() for s in samplers)
+
+
+def test_order_changes_per_epoch_and_repeats_for_same_seed_and_epoch():
+    a = DistributedSampler(50, num_replicas=2, rank=0, seed=1)
+    b = DistributedSampler(50, num_replicas=2, rank=0, seed=1)
+    c = DistributedSampler(50, num_replicas=2, rank=0, seed=2)
+    e0 = list(a)
+    a.set_epoch(1)
+    e1 = list(a)
+    b.set_epoch(1)
+    assert e0 != e1 and list(b) == e1 and list(c) != e0
+    a.set_epoch(0)
+    assert list(a) == e0
+
+
+def test_no_shuffle_is_strided_identity():
+    s = DistributedSampler(7, num_replicas=2, rank=1, shuffle=False)
+    assert list(s) == [1, 3, 5, 0] and s.valid_mask.tolist() == [True, True, True, False]
+
+
+def test_global_order_is_independent_of_world_size():
+    # The union over ranks, position by position, is the same global order for any number of ranks.
+    orders = []
+    for size in (1, 2, 4):
+        samplers = [DistributedSampler(20, num_replicas=size, rank=r, seed=3) for r in range(size)]
+        per = [s.indices_and_mask()[0] for s in samplers]
+        orders.append([int(per[p % size][p // size]) for p in range(20)])
+    assert orders[0] == orders[1] == orders[2]
+
+
+@pytest.mark.parametrize("new_size", [2, 3])
+def test_resume_mid_epoch_on_the_same_or_another_world_size(new_size):
+    n, size, consumed = 23, 2, 4  # every rank consumed 4 samples of epoch 3, then the job stopped
+    before = [DistributedSampler(n, num_replicas=size, rank=r, seed=9) for r in range(size)]
+    for s in before:
+        s.set_epoch(3)
+    done = [i for s in before for i in list(s)[:consumed]]
+    position = before[0].position_after(consumed)
+    assert position == consumed * size
+    after = [DistributedSampler(n, num_replicas=new_size, rank=r, seed=9) for r in range(new_size)]
+    rest = []
+    for s in after:
+        s.load_state_dict({"epoch": 3, "start": position})
+        idx, valid = s.indices_and_mask()
+        rest += idx[valid].tolist()
+    assert sorted(done + rest) == list(range(n))  # nothing lost, nothing repeated
+    assert after[0].global_order()[position:].tolist()[:1] == [after[0].indices_and_mask()[0][0]]
+    after[0].set_epoch(4)
+    assert after[0].start == 0
+
+
+def test_same_shards_as_the_trainers_plan():
+    trainer = pytest.importorskip("distnn.train.trainer")
+    plan_cls = getattr(trainer, "ShardPlan", None)
+    if plan_cls is None:
+        pytest.skip("distnn.train.trainer has no ShardPlan")
+    for n, size, epoch in [(23, 3, 2), (4, 5, 0), (40, 4, 1)]:
+        for r in range(size):
+            s = DistributedSampler(n, num_replicas=size, rank=r, seed=7)
+            s.set_epoch(epoch)
+            idx, valid = plan_cls(n, r, size, True, 7).indices(epoch)
+            mine, mask = s.indices_and_mask()
+            assert np.array_equal(mine, idx) and np.array_equal(mask, valid)
+
+
+def test_sampler_takes_rank_and_size_from_comm():
+    res = simulate(3, lambda comm: (len(DistributedSampler(10, comm)), DistributedSampler(10, comm).rank))
+    assert res == [(4, 0), (4, 1), (4, 2)]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="invalid rank 3 for num_replicas 3"):
+        DistributedSampler(10, num_replicas=3, rank=3)
+    with pytest.raises(ValueError, match="outside the dataset"):
+        DistributedSampler(10, num_replicas=1, rank=0).set_start(11)
+
+
+# --------------------------------------------------------------------------- metrics
+def test_sharded_evaluation_with_padding_equals_one_process():
+    rng = np.random.default_rng(0)
+    n, classes = 23, 4
+    logits = rng.standard_normal((n, classes))
+    labels = rng.integers(0, classes, n)
+    losses = rng.random(n)
+
+    def fn(comm):
+        s = DistributedSampler(n, comm, shuffle=True, seed=1)
+        idx, valid = s.indices_and_mask()
+        acc, loss, total = Accuracy(comm), Mean(comm), Sum(comm)
+        for part in np.array_split(np.arange(len(idx)), 2):  # two eval batches
+            acc.update(logits[idx[part]], labels[idx[part]], mask=valid[part])
+            loss.update(losses[idx[part]], mask=valid[part])
+            total.update(np.ones(len(part)), mask=valid[part])
+        return acc.compute(), loss.compute(), total.compute()
+
+    for size in (2, 3, 5):
+        for a, m, t in simulate(size, fn):
+            assert a == (logits.argmax(1) == labels).mean()
+            assert m == pytest.approx(losses.mean(), rel=1e-15)
+            assert t == n
+
+
+def test_mean_of_batch_means_with_counts_and_reduce_sum_count():
+    def fn(comm):
+        m = Mean(comm)
+        m.update(2.0 + comm.rank, count=1 + comm.rank)  # rank r: mean 2+r over 1+r samples
+        return m.compute(), reduce_sum_count(comm, 1.5, comm.rank)
+
+    for mean, (s, c) in simulate(3, fn):
+        assert mean == pytest.approx((2 * 1 + 3 * 2 + 4 * 3) / 6)
+        assert (s, c) == (4.5, 3.0)
+
+
+def test_metric_errors_are_clear():
+    from distnn.distributed.local_comm import LocalCommunicator
+
+    acc = Accuracy(LocalCommunicator())
+    with pytest.raises(ValueError, match="do not match targets"):
+        acc.update(np.zeros((3, 2)), np.zeros(4, dtype=int))
+    assert np.isnan(Mean(LocalCommunicator()).compute())
