@@ -76,20 +76,6 @@ def test_resume_mid_epoch_on_the_same_or_another_world_size(new_size):
     assert after[0].start == 0
 
 
-def test_same_shards_as_the_trainers_plan():
-    trainer = pytest.importorskip("distnn.train.trainer")
-    plan_cls = getattr(trainer, "ShardPlan", None)
-    if plan_cls is None:
-        pytest.skip("distnn.train.trainer has no ShardPlan")
-    for n, size, epoch in [(23, 3, 2), (4, 5, 0), (40, 4, 1)]:
-        for r in range(size):
-            s = DistributedSampler(n, num_replicas=size, rank=r, seed=7)
-            s.set_epoch(epoch)
-            idx, valid = plan_cls(n, r, size, True, 7).indices(epoch)
-            mine, mask = s.indices_and_mask()
-            assert np.array_equal(mine, idx) and np.array_equal(mask, valid)
-
-
 def test_sampler_takes_rank_and_size_from_comm():
     res = simulate(3, lambda comm: (len(DistributedSampler(10, comm)), DistributedSampler(10, comm).rank))
     assert res == [(4, 0), (4, 1), (4, 2)]
