@@ -134,14 +134,18 @@ class DataLoader:
     def _epoch_indices(self):
         if hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(self.epoch)
-        indices = np.fromiter((int(i) for i in self.sampler), dtype=np.int64)
-        if hasattr(self.sampler, "valid_mask"):
+        if hasattr(self.sampler, "indices_and_mask"):  # DistributedSampler: both arrays in one pass
+            indices, valid = self.sampler.indices_and_mask()
+            indices, valid = np.asarray(indices, dtype=np.int64), np.asarray(valid, dtype=bool)
+        else:
+            indices, valid = np.fromiter((int(i) for i in self.sampler), dtype=np.int64), None
+        if valid is None and hasattr(self.sampler, "valid_mask"):
             # A method here, a property on distnn.distributed.DistributedSampler: accept both.
             mask = self.sampler.valid_mask
             valid = np.asarray(mask() if callable(mask) else mask, dtype=bool)
-        elif getattr(self.sampler, "num_valid", None) is not None:
+        elif valid is None and getattr(self.sampler, "num_valid", None) is not None:
             valid = np.arange(len(indices)) < int(self.sampler.num_valid)
-        else:
+        elif valid is None:
             valid = np.ones(len(indices), dtype=bool)
         if len(valid) != len(indices):
             raise DataError(f"sampler valid mask has {len(valid)} entries for {len(indices)} indices")
@@ -160,7 +164,10 @@ class DataLoader:
             sel = indices[b * self.batch_size:(b + 1) * self.batch_size]
             xb, yb = self.x[sel], self.y[sel]
             if self.transform is not None:
-                xb = self.transform(xb, np.random.default_rng([self.seed, self.rank, epoch, b]))
+                # Deterministic transforms (standardization) need no generator: skip making one per batch.
+                rng = None if getattr(self.transform, "deterministic", False) else \
+                    np.random.default_rng([self.seed, self.rank, epoch, b])
+                xb = self.transform(xb, rng)
             self.batch_index = b + 1
             if with_mask:
                 yield xb, yb, valid[b * self.batch_size:(b + 1) * self.batch_size]

@@ -32,6 +32,8 @@ class Standardizer:
     Statistics are computed in float64 with a two-pass mean/variance.
     """
 
+    deterministic = True  # ignores rng: the loader need not make a generator per batch
+
     def __init__(self, mode: str = "feature", mean=None, std=None):
         if mode not in STANDARDIZE_MODES or mode == "none":
             raise DataError(f"standardize mode must be one of 'feature', 'channel', 'global', got {mode!r}")
@@ -182,6 +184,10 @@ class Compose:
 
     def __init__(self, transforms):
         self.transforms = [t for t in transforms if t is not None]
+
+    @property
+    def deterministic(self) -> bool:
+        return all(getattr(t, "deterministic", False) for t in self.transforms)
 
     def __call__(self, x, rng=None):
         for t in self.transforms:
