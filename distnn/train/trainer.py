@@ -127,6 +127,9 @@ class ShardPlan:
     def valid_mask(self) -> np.ndarray:
         return self._positions() < self.n
 
+    def indices_and_mask(self):
+        return self.indices(), self.valid_mask()
+
 
 def _train_sampler(n, comm, shuffle, seed):
     """distnn.distributed's DistributedSampler when it exists; else the equivalent ShardPlan."""
@@ -299,27 +302,38 @@ class Trainer:
     def train_step(self, x, y, valid):
         """One optimizer step on this rank's part ``(x, y)`` of the global batch (already transformed).
 
-        ``valid`` marks real (non-padded) rows. Returns (the step's mean loss on
-        this rank, number of counted targets here).
+        ``valid`` marks real (non-padded) rows. The loss is the mean over this
+        rank's counted targets (DataParallel then weights ranks by those
+        counts). Returns (that mean loss as a float, number of counted targets).
         """
-        y = self._mask_targets(y, valid)
-        n_valid = int(valid.sum()) if y.ndim == 1 else int((y != IGNORE_INDEX).sum())
+        all_valid = bool(valid.all())
+        if not all_valid:
+            y = y.copy()
+            y[~valid] = IGNORE_INDEX
+        n_valid = len(y) if all_valid and y.ndim == 1 else int((y != IGNORE_INDEX).sum())
         if self.ddp is not None:
             self._set_sample_count(n_valid)
         self.optimizer.zero_grad()
         m, A = self.micro_batch, self.accumulation_steps
-        loss_total = 0.0
-        scale = 1.0 / max(n_valid, 1)
+        loss_sum, correct = 0.0, 0
         for i in range(A):
-            sync = contextlib.nullcontext() if (i == A - 1 or self.ddp is None) else self.ddp.no_sync()
-            with sync:
+            last = i == A - 1
+            with (contextlib.nullcontext() if last or self.ddp is None else self.ddp.no_sync()):
                 xb, yb = (x, y) if A == 1 else (x[i * m:(i + 1) * m], y[i * m:(i + 1) * m])
                 if len(xb) == 0:
                     continue
-                loss_sum, correct = self._loss_and_correct(self._forward(xb), yb)
-                (loss_sum * scale).backward()
-            loss_total = loss_total + loss_sum.data
-            self.state.epoch_sums["correct"] += correct
+                out = self._forward(xb)
+                if A == 1 and n_valid:
+                    # mean over non-ignored targets == sum / n_valid: no extra scaling node
+                    loss = self._loss(out, yb, "mean")
+                    loss.backward()
+                    loss_sum += float(loss.data) * n_valid
+                else:
+                    loss = self._loss(out, yb, "sum")
+                    xp = get_array_module(loss.data)
+                    loss.backward(xp.full(loss.data.shape, 1.0 / max(n_valid, 1), dtype=loss.data.dtype))
+                    loss_sum += float(loss.data)
+                correct += self._correct(out, yb)
         if self.ddp is not None:
             self._finish_sync()
         if self.clip_grad_norm:
@@ -328,33 +342,28 @@ class Trainer:
             clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
         self.optimizer.step()
         s = self.state.epoch_sums
-        loss_total = float(loss_total)
-        s["loss"] += loss_total
+        s["loss"] += loss_sum
+        s["correct"] += correct
         s["count"] += n_valid
-        s["samples"] += float(valid.sum())
-        return loss_total * scale, n_valid
+        s["samples"] += len(y) if all_valid else int(valid.sum())
+        return loss_sum / max(n_valid, 1), n_valid
 
     def _forward(self, xb):
         x = distnn.Tensor(self.xp.asarray(xb) if self.xp is not np else xb)
         return (self.ddp or self.model)(x)
 
-    def _mask_targets(self, y, valid):
-        if valid.all():
-            return y
-        y = y.copy()
-        y[~valid] = IGNORE_INDEX
-        return y
+    def _loss(self, out, y, reduction):
+        """Cross-entropy over counted targets; sequence models give (N, T, C) logits for (N, T) targets."""
+        if out.ndim == 3 and y.ndim == 2:
+            out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1)
+        return F.cross_entropy(out, self.xp.asarray(y) if self.xp is not np else y, ignore_index=IGNORE_INDEX,
+                               reduction=reduction)
 
-    def _loss_and_correct(self, out, y):
-        """(sum of the loss over counted targets as a Tensor, number of correct predictions)."""
-        if out.ndim == 3 and y.ndim == 2:  # sequence models: (N, T, C) logits, (N, T) targets
-            out = out.reshape(-1, out.shape[-1])
-            y = y.reshape(-1)
-        yt = self.xp.asarray(y) if self.xp is not np else y
-        loss_sum = F.cross_entropy(out, yt, ignore_index=IGNORE_INDEX, reduction="sum")
+    def _correct(self, out, y) -> int:
         pred = out.data.argmax(axis=-1)
-        correct = int(((pred == yt) & (yt != IGNORE_INDEX)).sum())
-        return loss_sum, correct
+        y = self.xp.asarray(y) if self.xp is not np else y
+        hits = pred == y.reshape(pred.shape)
+        return int(hits.sum()) if y.min() >= 0 else int((hits & (y != IGNORE_INDEX)).sum())
 
     # DataParallel seams (kept in one place so the distributed API can evolve)
     def _set_sample_count(self, n):
