@@ -322,12 +322,13 @@ def test_resnet_step_frees_the_graph():
     loss = F.cross_entropy(model(x), y)
 
     owned = {id(t.data) for t in list(model.parameters()) + list(model.buffers())} | {id(x.data), id(y)}
-    refs, seen, stack = [], set(), [loss.grad_fn]
+    refs, nodes, seen, stack = [], [], set(), [loss.grad_fn]
     while stack:  # walk the graph, weakly referencing every saved intermediate array
         node = stack.pop()
         if node is None or id(node) in seen or not isinstance(node, Function):
             continue
         seen.add(id(node))
+        nodes.append(weakref.ref(node))
         for a in _saved_arrays(node):
             if id(a) not in owned and id(a.base) not in owned:
                 refs.append(weakref.ref(a))
@@ -339,6 +340,6 @@ def test_resnet_step_frees_the_graph():
     gc.collect()
     alive = [r() for r in refs if r() is not None]
     assert not alive, f"{len(alive)} saved arrays still alive after backward: {[a.shape for a in alive]}"
-    holding = [o for o in gc.get_objects() if issubclass(type(o), Function) and o.__dict__]
+    holding = [n() for n in nodes if n() is not None and vars(n())]
     assert not holding, f"graph nodes still holding state: {holding[:5]}"
     assert all(p.grad is not None for p in model.parameters())
