@@ -172,6 +172,15 @@ def _launcher_rank() -> int:
     return 0
 
 
+def _running_mpi_comm():
+    """This process's communicator if it is an MPI job of several ranks, else None."""
+    dist = sys.modules.get("distnn.distributed")
+    if dist is None or not dist.is_initialized():
+        return None
+    comm = dist.init()
+    return comm if comm.size > 1 and hasattr(comm, "abort") else None
+
+
 def one_line(exc: BaseException) -> str:
     msg = " ".join(str(exc).split())
     if isinstance(exc, KeyError) and msg.startswith("'") and msg.endswith("'"):
@@ -188,12 +197,20 @@ def main(argv=None) -> int:
     try:
         return int(args.func(args) or 0)
     except _user_errors() as e:
-        # Agreed errors (JobError) say whether this rank reports; otherwise only rank 0 does.
+        # Agreed errors (JobError: every rank raised it together) say whether this rank reports.
         report = getattr(e, "report", None)
-        if report is None:
-            report = _launcher_rank() == 0
-        if report:
-            print(f"distnn: error: {one_line(e)}", file=sys.stderr, flush=True)
+        if report is not None:
+            if report:
+                print(f"distnn: error: {one_line(e)}", file=sys.stderr, flush=True)
+            return EXIT_USAGE
+        # An error on this rank alone: the other ranks may be waiting in a collective. Say it
+        # (with the rank, if there are several) and end the whole job.
+        comm = _running_mpi_comm()
+        prefix = f"rank {comm.rank}: " if comm is not None else ""
+        if comm is not None or _launcher_rank() == 0:
+            print(f"distnn: error: {prefix}{one_line(e)}", file=sys.stderr, flush=True)
+        if comm is not None:
+            comm.abort(EXIT_USAGE)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("distnn: interrupted", file=sys.stderr, flush=True)
