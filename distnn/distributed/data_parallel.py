@@ -147,7 +147,7 @@ class DataParallel(Module):
         self.num_syncs = 0  # completed gradient synchronizations (= optimizer steps, normally)
         self._require_sync = True
         self._explicit_samples = None
-        self._forward_samples = 0
+        self._forward_samples = None  # samples seen by forward since the last sync (None: no forward)
         self._last_samples = 1
         self._in_sync = False
         self._synced_since_finish = False
@@ -168,7 +168,7 @@ class DataParallel(Module):
         if self._explicit_samples is None and is_grad_enabled():
             n = _leading_dim(inputs)
             if n is not None:
-                self._forward_samples += n
+                self._forward_samples = (self._forward_samples or 0) + n
         return self.module(*inputs, **kwargs)
 
     def set_num_samples(self, n: int) -> None:
@@ -299,7 +299,7 @@ class DataParallel(Module):
             return 1.0 / self.comm.size
         if self._explicit_samples is not None:
             n = self._explicit_samples
-        elif self._forward_samples:
+        elif self._forward_samples is not None:
             n = self._forward_samples
         else:
             n = self._last_samples
@@ -363,7 +363,7 @@ class DataParallel(Module):
         self._launched = self._probed = 0
         self._weight = None
         self._explicit_samples = None
-        self._forward_samples = 0
+        self._forward_samples = None
         self._in_sync = False
         self._synced_since_finish = True
         self.num_syncs += 1
