@@ -138,10 +138,13 @@ class MultiheadAttention(Module):
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
                 average_attn_weights=True, is_causal=False):
         self._check(query, key, value)
+        self_attn, kv_same = query is key and key is value, key is value
         unbatched = query.ndim == 2
         if unbatched:  # add the batch axis where the layout expects it
             ax = 0 if self.batch_first else 1
-            query, key, value = (S.Unsqueeze.apply(t, axis=ax) for t in (query, key, value))
+            query = S.Unsqueeze.apply(query, axis=ax)
+            key = query if self_attn else S.Unsqueeze.apply(key, axis=ax)
+            value = key if kv_same else S.Unsqueeze.apply(value, axis=ax)
             if key_padding_mask is not None:
                 key_padding_mask = _raw(key_padding_mask)[None]
         seq_first = not self.batch_first
@@ -156,12 +159,10 @@ class MultiheadAttention(Module):
         dropmask = None
         if self.training and self.dropout > 0:
             gen = self.generator if self.generator is not None else drandom.default_generator()
-            keep = gen.random((N, self.num_heads, L, S_)) >= self.dropout
+            keep = gen.random((N, self.num_heads, L, S_), dtype=np.float32) >= self.dropout
             dropmask = xp.asarray(keep.astype(query.dtype) * query.dtype.type(1.0 / (1.0 - self.dropout)))
 
-        E = self.embed_dim
         W, b = self.in_proj_weight, self.in_proj_bias
-        self_attn = query is key and key is value
         if need_weights:
             out, weights = self._composed(query, key, value, mask, dropmask, seq_first, self_attn)
         else:
