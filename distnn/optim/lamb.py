@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 
-from .optimizer import Optimizer, check_hyperparameter, chunk_sum_of_squares
+from .optimizer import Optimizer, check_betas, check_hyperparameter, chunk_sum_of_squares
 
 __all__ = ["LAMB"]
 
@@ -70,10 +70,7 @@ class LAMB(Optimizer):
     def _validate_group(self, group):
         check_hyperparameter(group["lr"] >= 0, "learning rate lr", group["lr"], "must be >= 0")
         check_hyperparameter(group["eps"] >= 0, "epsilon eps", group["eps"], "must be >= 0")
-        betas = group["betas"]
-        check_hyperparameter(len(betas) == 2, "betas", betas, "must be a pair (beta1, beta2)")
-        check_hyperparameter(0.0 <= betas[0] < 1.0, "beta parameter at index 0 (betas[0])", betas[0], "must be in [0, 1)")
-        check_hyperparameter(0.0 <= betas[1] < 1.0, "beta parameter at index 1 (betas[1])", betas[1], "must be in [0, 1)")
+        check_betas(group["betas"])
         check_hyperparameter(group["weight_decay"] >= 0, "weight_decay", group["weight_decay"], "must be >= 0")
         mwn = group["max_weight_norm"]
         check_hyperparameter(mwn is None or mwn > 0, "max_weight_norm", mwn, "must be None or > 0")

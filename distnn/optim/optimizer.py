@@ -47,6 +47,13 @@ def check_hyperparameter(ok: bool, name: str, value, requirement: str) -> None:
         raise ValueError(f"Invalid {name}: {value!r} ({requirement})")
 
 
+def check_betas(betas) -> None:
+    """Adam-style ``(beta1, beta2)``: each in [0, 1)."""
+    check_hyperparameter(len(betas) == 2, "betas", betas, "must be a pair (beta1, beta2)")
+    for i, b in enumerate(betas):
+        check_hyperparameter(0.0 <= b < 1.0, f"beta parameter at index {i} (betas[{i}])", b, "must be in [0, 1)")
+
+
 class Optimizer:
     """Base class of all optimizers.
 
