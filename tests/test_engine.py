@@ -82,6 +82,13 @@ def test_grad_accumulates_across_backward_calls_on_fresh_graphs():
     np.testing.assert_allclose(x.grad, 2 * 2 * x.data)
 
 
+def test_zero_dim_leaf_accumulates():
+    c, a = Tensor(np.float64(2.0), requires_grad=True), Tensor(np.arange(3.0))
+    for _ in range(2):
+        (a * c).sum().backward()
+    assert c.grad.shape == () and float(c.grad) == 6.0
+
+
 def test_leaf_grads_are_never_aliased():
     """Add hands the same array to both parents: each leaf must get its own copy, or
     accumulating into one would silently change the other."""

@@ -59,7 +59,8 @@ def _accumulate_leaf(leaf, grad, owned):
     old = leaf.grad
     if old is None:
         data = leaf.data
-        if not owned or grad.dtype != data.dtype or grad.strides != data.strides or not _sole_view(grad):
+        if (not owned or type(grad) is not type(data) or grad.dtype != data.dtype or grad.strides != data.strides
+                or not _sole_view(grad)):  # (a numpy scalar is immutable: += would not accumulate)
             fresh = get_array_module(data).empty_like(data)
             fresh[...] = grad
             grad = fresh
@@ -76,6 +77,14 @@ def _sole_view(a):
     """
     base = a.base
     return base is None or (_getrefcount(base) == 2 and base.nbytes == a.nbytes and a.flags.writeable)
+
+
+def _count_identical(items, x):
+    n = 0
+    for h in items:
+        if h is x:
+            n += 1
+    return n
 
 
 def _fire_hooks(leaf):
@@ -209,7 +218,9 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
             if isinstance(p, Tensor):
                 if pg is not None:
                     # The leaf may keep (and later add into) pg only if nothing else holds it.
-                    owned = pg is not g and sum(1 for h in in_grads if h is pg) == 1
+                    owned = pg is not g
+                    if owned and len(in_grads) > 1:
+                        owned = _count_identical(in_grads, pg) == 1
                     _accumulate_leaf(p, pg, owned)
                 left = leaf_deps[p] - 1
                 leaf_deps[p] = left

@@ -10,6 +10,8 @@ _object_new = object.__new__
 
 
 def _as_array(data, dtype=None):
+    if type(data) is np.ndarray and (dtype is None or data.dtype == dtype):
+        return data  # the common case, kept cheap: numpy arrays are used as they are
     if isinstance(data, Tensor):
         data = data.data
     xp = get_array_module(data)

@@ -26,15 +26,23 @@ def _reduce(loss, reduction):
 
 
 def _check_labels(xp, target, num_classes, ignore_index, what):
+    """Raise on non-integer or out-of-range labels; return True when no label is ignored."""
     if target.dtype.kind not in "iu":
         raise TypeError(f"{what}: target must hold integer class labels, got dtype {target.dtype}")
+    if target.size == 0:
+        return True
+    lo, hi = int(target.min()), int(target.max())  # two cheap reductions decide the common case
+    if lo >= 0 and hi < num_classes:
+        return not (0 <= ignore_index < num_classes and bool((target == ignore_index).any()))
     valid = target != ignore_index
-    if target.size and bool(((target < 0) | (target >= num_classes))[valid].any()):
-        bad = target[valid & ((target < 0) | (target >= num_classes))]
+    out_of_range = valid & ((target < 0) | (target >= num_classes))
+    if bool(out_of_range.any()):
+        bad = target[out_of_range]
         raise ValueError(
             f"{what}: labels must be in [0, {num_classes - 1}] for {num_classes} classes; "
             f"found {sorted(set(int(v) for v in bad.ravel()[:10].tolist()))}"
         )
+    return False
 
 
 class _ClassLoss(Function):
@@ -67,7 +75,7 @@ class _ClassLoss(Function):
                 f"{self.name}: target shape {tuple(target.shape)} does not match input batch shape {tuple(batch_shape)}"
             )
         t = target.reshape(-1)
-        _check_labels(xp, t, C, ignore_index, self.name)
+        all_valid = _check_labels(xp, t, C, ignore_index, self.name)
         if weight is not None:
             if tuple(weight.shape) != (C,):
                 raise ValueError(f"{self.name}: weight must have shape ({C},) (one per class), got {tuple(weight.shape)}")
@@ -76,6 +84,10 @@ class _ClassLoss(Function):
             raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+        self.in_dtype, self.batch_shape, self.reduction, self.C = x2.dtype, batch_shape, reduction, C
+        if all_valid and weight is None and label_smoothing == 0.0:
+            return self._forward_plain(xp, x2, t)
 
         if self.from_logits:
             shifted = x2 - x2.max(axis=1, keepdims=True)
@@ -111,8 +123,49 @@ class _ClassLoss(Function):
         self.batch_shape, self.reduction = batch_shape, reduction
         return out.astype(x2.dtype) if hasattr(out, "astype") else out
 
+    def _forward_plain(self, xp, x2, t):
+        """No class weights, no smoothing, nothing ignored: the floor's arithmetic, nothing more."""
+        M = x2.shape[0]
+        rows = xp.arange(M)
+        if self.from_logits:
+            shifted = x2 - x2.max(axis=1, keepdims=True)
+            e = xp.exp(shifted)
+            se = e.sum(axis=1, keepdims=True)
+            per = xp.log(se[:, 0]) - shifted[rows, t]
+            e /= se  # softmax probabilities, all backward needs
+            self.probs = e
+        else:
+            per = -x2[rows, t]
+            self.probs = None
+        self.rows, self.t, self.plain = rows, t, True
+        if self.reduction == "mean":
+            out = per.mean()
+        elif self.reduction == "sum":
+            out = per.sum()
+        else:
+            out = per.reshape(self.batch_shape if len(self.in_shape) > 1 else ())
+        return out.astype(x2.dtype, copy=False)
+
+    def _backward_plain(self, xp, g):
+        rows, t = self.rows, self.t
+        M = rows.shape[0]
+        if self.reduction == "none":
+            scale = g.reshape(-1)
+            col = scale[:, None]
+        else:
+            scale = col = (g / M if self.reduction == "mean" else g).astype(self.in_dtype, copy=False)
+        if self.probs is not None:
+            grad = self.probs * col
+            grad[rows, t] -= scale
+        else:
+            grad = xp.zeros((M, self.C), dtype=self.in_dtype)
+            grad[rows, t] = -scale
+        return grad
+
     def backward(self, g):
         xp = get_array_module(g)
+        if getattr(self, "plain", False):
+            return self._shape_back(xp, self._backward_plain(xp, g)), None, None
         logp, rows, t, eps, C = self.logp, self.rows, self.t, self.eps, self.C
         # a[i, c]: coefficients of -logp; sum_c a[i, c] is needed for the logits gradient.
         if self.scale is None:
@@ -132,13 +185,16 @@ class _ClassLoss(Function):
         else:
             grad -= (eps / C) * self.wc[None, :] * (self.valid * row_scale)[:, None]
             grad[rows, t] -= (1 - eps) * self.w_t * row_scale
-        grad = grad.astype(logp.dtype, copy=False)
+        return self._shape_back(xp, grad.astype(logp.dtype, copy=False)), None, None
+
+    def _shape_back(self, xp, grad):
+        """(M, C) gradient back to the input's layout (class axis 1, or a single (C,) sample)."""
         shape = self.in_shape
         if len(shape) > 2:
-            grad = xp.moveaxis(grad.reshape(self.batch_shape + (C,)), -1, 1)
-        elif len(shape) == 1:
-            grad = grad.reshape(shape)
-        return grad, None, None
+            return xp.moveaxis(grad.reshape(self.batch_shape + (self.C,)), -1, 1)
+        if len(shape) == 1:
+            return grad.reshape(shape)
+        return grad
 
 
 class _CrossEntropy(_ClassLoss):
