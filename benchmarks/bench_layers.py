@@ -6,8 +6,8 @@ Cases (the issue's targets: distnn within 2.0x of PyTorch on each):
 2. ``lstm``         2-layer LSTM, input and hidden 128, seq 32, batch 32.
 3. ``transformer``  2-layer TransformerEncoder, d_model 128, 4 heads, feed-forward 512,
                     seq 64, batch 16, dropout 0 (``--dropout`` to change).
-4. ``lstm`` also runs the *floor*: the same LSTM step hand-written in numpy with no
-   graph (what a numpy implementation can at best reach).
+The LSTM and transformer cases also run the *floor*: the same step hand-written in
+numpy with no graph (what a numpy implementation can at best reach).
 
 Both frameworks get identical weights and inputs; the LSTM and transformer take
 the loss ``sum(output * G)`` for a fixed random ``G``. Steps alternate between the
@@ -130,7 +130,12 @@ def case_transformer(torch, rng, args):
         tm.zero_grad()
         (tm(xt) * gt).sum().backward()
 
-    return {"distnn": step_d, "torch": step_t}, (f"TransformerEncoder 2 layers, d_model 128, 4 heads, ff {ff}, "
+    sd = dm.state_dict()
+    weights = [[sd[f"layers.{k}.{n}"] for n in TRANSFORMER_PARAMS] for k in range(2)]
+    steps = {"distnn": step_d, "torch": step_t}
+    if args.dropout == 0:
+        steps["floor"] = lambda: transformer_floor_step(x, g, weights, heads)
+    return steps, (f"TransformerEncoder 2 layers, d_model 128, 4 heads, ff {ff}, "
                                                  f"seq 64, batch 16, dropout {args.dropout}")
 
 
@@ -177,6 +182,72 @@ def lstm_floor_step(x, g, weights):
         _db = da2.sum(0)
         dout = (da2 @ w_ih).reshape(T, N, -1)
     return dout
+
+
+# ------------------------------------------------- the numpy floor (transformer)
+TRANSFORMER_PARAMS = ("self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight",
+                      "self_attn.out_proj.bias", "linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias",
+                      "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias")
+
+
+def _ln(x, w, b, eps=1e-5):
+    mu = x.mean(-1, keepdims=True)
+    xc = x - mu
+    rstd = 1 / np.sqrt((xc * xc).mean(-1, keepdims=True) + eps)
+    xh = xc * rstd
+    return xh * w + b, (xh, rstd, w)
+
+
+def _ln_back(dy, cache):
+    xh, rstd, w = cache
+    dxh = dy * w
+    dx = rstd * (dxh - dxh.mean(-1, keepdims=True) - xh * (dxh * xh).mean(-1, keepdims=True))
+    return dx, (dy * xh).sum(0), dy.sum(0)
+
+
+def transformer_floor_step(x, g, weights, heads):
+    """Post-norm ReLU encoder layers (seq-first, no dropout, no mask), forward and backward in plain numpy."""
+    L, N, E = x.shape
+    d = E // heads
+    scale = np.float32(1 / np.sqrt(d))
+    h2, caches = x.reshape(L * N, E), []
+
+    def split(a):  # (L*N, E) -> (N, heads, L, d)
+        return a.reshape(L, N, heads, d).transpose(1, 2, 0, 3)
+
+    def merge(a):  # (N, heads, L, d) -> (L*N, E)
+        return a.transpose(2, 0, 1, 3).reshape(L * N, E)
+
+    for w_in, b_in, w_o, b_o, w1, b1, w2, b2, g1, be1, g2, be2 in weights:
+        qkv = h2 @ w_in.T + b_in
+        q, k, v = split(qkv[:, :E]), split(qkv[:, E:2 * E]), split(qkv[:, 2 * E:])
+        s = (q * scale) @ k.swapaxes(-1, -2)
+        p = np.exp(s - s.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        o2 = merge(p @ v)
+        y1, ln1 = _ln(h2 + o2 @ w_o.T + b_o, g1, be1)
+        f1 = y1 @ w1.T + b1
+        a1 = np.maximum(f1, 0)
+        y2, ln2 = _ln(y1 + a1 @ w2.T + b2, g2, be2)
+        caches.append((h2, q, k, v, p, o2, y1, ln1, f1, a1, ln2))
+        h2 = y2
+    dh = g.reshape(L * N, E)
+    for (h_in, q, k, v, p, o2, y1, ln1, f1, a1, ln2), (w_in, _, w_o, _, w1, _, w2, _, _, _, _, _) in zip(
+            reversed(caches), reversed(weights)):
+        dr2, _dg2, _db2 = _ln_back(dh, ln2)
+        _dw2, _db2 = dr2.T @ a1, dr2.sum(0)
+        df1 = (dr2 @ w2) * (f1 > 0)
+        _dw1, _db1 = df1.T @ y1, df1.sum(0)
+        dr1, _dg1, _db1 = _ln_back(dr2 + df1 @ w1, ln1)
+        _dwo, _dbo = dr1.T @ o2, dr1.sum(0)
+        do4 = split(dr1 @ w_o)
+        dv = p.swapaxes(-1, -2) @ do4
+        dp = do4 @ v.swapaxes(-1, -2)
+        ds = p * (dp - (dp * p).sum(-1, keepdims=True)) * scale
+        dqkv = np.concatenate([merge(ds @ k), merge(ds.swapaxes(-1, -2) @ q), merge(dv)], axis=1)
+        _dw_in, _db_in = dqkv.T @ h_in, dqkv.sum(0)
+        dh = dr1 + dqkv @ w_in
+    return dh.reshape(L, N, E)
 
 
 # ------------------------------------------------------------------ driver
