@@ -283,7 +283,9 @@ class MPICommunicator(Communicator):
         if len({answers[r][2] for r in answers}) > 1:
             lines.append("[distnn] ranks disagree about the collective: a collective was skipped or reordered "
                          "(e.g. called inside `if rank == 0`)")
-        lines.append("[distnn] waiting here:\n" + "".join(traceback.format_stack(limit=12)[:-3]))
+        here = os.path.dirname(os.path.abspath(__file__))
+        user_frames = [f for f in traceback.extract_stack()[-16:] if not f.filename.startswith(here)]
+        lines.append("[distnn] waiting here:\n" + "".join(traceback.format_list(user_frames)))
         lines.append("[distnn] aborting the MPI job")
         sys.stderr.write("\n".join(lines) + "\n")
         sys.stderr.flush()

@@ -1,0 +1,40 @@
+"""Failures end multi-rank jobs instead of hanging them (mpiexec subprocesses with a deadline)."""
+import os
+import subprocess
+
+import pytest
+
+from distnn.distributed.launch import mpiexec_command, mpiexec_path
+
+SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpi_scripts")
+
+try:
+    mpiexec_path()
+    import mpi4py  # noqa: F401
+except (FileNotFoundError, ImportError) as e:  # pragma: no cover - depends on the install
+    pytest.skip(f"needs mpiexec and mpi4py: {e}", allow_module_level=True)
+
+
+def _run(script, n, timeout_env, deadline=30):
+    env = dict(os.environ, DISTNN_COLLECTIVE_TIMEOUT=str(timeout_env), OMP_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1")
+    # The deadline is the requirement itself: a job that hangs fails with TimeoutExpired.
+    return subprocess.run(mpiexec_command(n, [os.path.join(SCRIPTS, script)]), env=env, capture_output=True,
+                          text=True, timeout=deadline)
+
+
+def test_exception_on_one_rank_aborts_the_whole_job():
+    out = _run("raise_on_one_rank.py", 2, timeout_env=600)  # the collective timeout cannot be what ends it
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "[distnn] rank 1 of 2: uncaught ValueError; aborting all 2 ranks" in text
+    assert "deliberate failure on rank 1" in text
+
+
+def test_skipped_collective_times_out_naming_the_missing_rank():
+    out = _run("skip_collective.py", 2, timeout_env=2)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "rank 0 of 2: collective #2 allreduce(op='sum', shape=(3,), dtype=float64) did not complete" in text
+    assert "missing ranks (never reached a collective, no answer): [1]" in text
+    assert "aborting the MPI job" in text
