@@ -100,6 +100,22 @@ def test_leaf_grads_are_never_aliased():
     np.testing.assert_array_equal(b.grad, [2.0, 2.0])
 
 
+def test_adopted_views_do_not_alias_pending_gradients():
+    """A leaf may adopt a gradient without copying only when nothing else holds its buffer.
+
+    Here the inner Add hands one array G to a Reshape of w (whose backward returns a
+    view of G) and to w * 5. If w adopted that view, accumulating w * 5's gradient into
+    w.grad would overwrite G, which the Tanh branch has yet to read.
+    """
+    w = _leaf(np.arange(6.0).reshape(2, 3) / 10)
+    c = np.arange(6.0).reshape(2, 3) + 1
+    for _ in range(2):
+        (((w * 3.0).tanh() + (w * 5.0 + w.reshape(2, 3))) * c).sum().backward()
+        ((w.T + w.T) * c.T).sum().backward()  # one array handed to two Transpose nodes
+    expected = 2 * (c * (3 * (1 - np.tanh(3 * w.data) ** 2) + 6) + 2 * c)
+    np.testing.assert_allclose(w.grad, expected, rtol=1e-12)
+
+
 def test_explicit_gradient_is_not_modified_or_kept():
     x = _leaf([1.0, 2.0])
     seed = np.array([1.0, 1.0])

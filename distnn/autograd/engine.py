@@ -73,10 +73,13 @@ def _sole_view(a):
     """True when ``a`` owns its memory, or is the only view of a buffer nobody else holds.
 
     A transposed weight gradient arrives as the transpose of a fresh product: it
-    can be adopted as is. Refcount 2 = the view's own reference plus getrefcount's.
+    can be adopted as is. Refcount 2 = the view's own reference to its base plus
+    getrefcount's argument (so ``a.base`` must not be bound to a local first).
     """
-    base = a.base
-    return base is None or (_getrefcount(base) == 2 and base.nbytes == a.nbytes and a.flags.writeable)
+    if a.base is None:
+        return True
+    return (_getrefcount(a.base) == 2 and a.base.nbytes == a.nbytes
+            and getattr(a.flags, "writeable", True))  # cupy arrays have no writeable flag
 
 
 def _count_identical(items, x):
@@ -188,6 +191,7 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
     # algorithm, LIFO so memory is released depth-first). Gradients are dropped
     # as soon as they are consumed, and each node is freed right after its backward.
     grads = {node: grad}
+    grad = None  # the dict holds the only reference, so ownership tests below see true counts
     ready = [node]
     pop, push = ready.pop, ready.append
     while ready:
@@ -204,12 +208,17 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
                 raise RuntimeError(
                     f"{type(n).__name__}.backward returned {len(in_grads)} gradient(s) for {len(parents)} input(s)"
                 )
+        # Drop our reference to g now: a leaf may then adopt a view of g's buffer
+        # (e.g. Transpose's) when g itself is held nowhere else. Only g's id is kept.
+        gid = id(g)
+        g = None
         shapes = n.input_shapes
         if not retain_graph:
             n.__dict__.clear()  # saved arrays and graph edges go; class defaults mark it freed
         for p, pg, shape in zip(parents, in_grads, shapes):
             if p is None:
                 continue
+            raw = pg
             if pg is not None and pg.shape != shape:
                 try:
                     pg = sum_to_shape(pg, shape)
@@ -218,9 +227,10 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
             if isinstance(p, Tensor):
                 if pg is not None:
                     # The leaf may keep (and later add into) pg only if nothing else holds it.
-                    owned = pg is not g
-                    if owned and len(in_grads) > 1:
-                        owned = _count_identical(in_grads, pg) == 1
+                    if raw is not pg:  # reduced by sum_to_shape: a new array (or a view _sole_view vets)
+                        owned = True
+                    else:
+                        owned = id(pg) != gid and (len(in_grads) == 1 or _count_identical(in_grads, pg) == 1)
                     _accumulate_leaf(p, pg, owned)
                 left = leaf_deps[p] - 1
                 leaf_deps[p] = left
