@@ -8,12 +8,20 @@ in NCHW order (no transposing copy of the output):
     forward   out[n]  = W[O, C*kh*kw] @ cols[n]
     backward  dW      = sum_n dout[n] @ cols[n]^T
 
-The input gradient scatters columns back over the kernel offsets (col2im: one
-strided add per offset, kh*kw of them). Those adds run on a batch-LAST copy
-(C, H, W, N), where each window slice has a contiguous inner run of Wo*N (or N)
-elements, so they go at memory speed instead of paying numpy's per-row
-overhead on rows only Wo long. Groups split C and O into blocks and batch the
-GEMMs over them.
+The input gradient of a stride-1 layer whose output is about as large as its
+input (same padding) is itself a convolution: g, padded by d*(k-1) - p, with
+the flipped, transposed kernel (one more im2col and batched GEMM). Otherwise it
+scatters columns back over the kernel offsets (col2im: one strided add per
+offset, kh*kw of them) on a batch-LAST copy (C, H, W, N), where each window
+slice has a contiguous inner run of Wo*N (or N) elements, so the adds go at
+memory speed instead of paying numpy's per-row overhead on rows Wo long.
+Groups split C and O into blocks and batch the GEMMs over them.
+
+Note: numpy allocates fresh memory for every array; with glibc's default
+malloc settings the large column buffers are returned to the OS and page-faulted
+back in every step (~2500 page faults per LeNet step), which can cost as much as
+the arithmetic. glibc's mallopt(M_MMAP_THRESHOLD, 32 MiB) plus mallopt(M_TRIM_THRESHOLD,
+large) at startup keeps freed buffers for reuse.
 """
 from __future__ import annotations
 
@@ -40,6 +48,20 @@ def _as_strided(xp, a, shape, strides):
     return xp.lib.stride_tricks.as_strided(a, shape=shape, strides=strides)
 
 
+def _im2col(xp, x, kh, kw, stride, padding, dilation, Ho, Wo):
+    """cols[n, c*kh*kw + i*kw + j, oh*Wo + ow] = xpad[n, c, oh*sh + i*dh, ow*sw + j*dw]: one strided copy."""
+    N, C, H, W = x.shape
+    (sh, sw), (dh, dw), ((pt, pb), (pl, pr)) = stride, dilation, padding
+    if pt or pb or pl or pr:
+        xpad = xp.zeros((N, C, H + pt + pb, W + pl + pr), dtype=x.dtype)
+        xpad[:, :, pt:pt + H, pl:pl + W] = x
+    else:
+        xpad = xp.ascontiguousarray(x)
+    s = xpad.strides
+    win = _as_strided(xp, xpad, (N, C, kh, kw, Ho, Wo), (s[0], s[1], s[2] * dh, s[3] * dw, s[2] * sh, s[3] * sw))
+    return xp.ascontiguousarray(win).reshape(N, C * kh * kw, Ho * Wo)
+
+
 class Conv2d(Function):
     """x (N, C, H, W), weight (O, C/groups, kh, kw), bias (O,) -> (N, O, Ho, Wo)."""
 
@@ -52,15 +74,8 @@ class Conv2d(Function):
         Hp, Wp = H + pt + pb, W + pl + pr
         Ho = _out_size(H, kh, sh, pt, pb, dh)
         Wo = _out_size(W, kw, sw, pl, pr, dw)
-        if pt or pb or pl or pr:
-            xpad = xp.zeros((N, C, Hp, Wp), dtype=x.dtype)
-            xpad[:, :, pt:pt + H, pl:pl + W] = x
-        else:
-            xpad = xp.ascontiguousarray(x)
-        s = xpad.strides
-        win = _as_strided(xp, xpad, (N, C, kh, kw, Ho, Wo), (s[0], s[1], s[2] * dh, s[3] * dw, s[2] * sh, s[3] * sw))
         K = Cg * kh * kw
-        cols = xp.ascontiguousarray(win).reshape(N, G, K, Ho * Wo)
+        cols = _im2col(xp, x, kh, kw, stride, padding, dilation, Ho, Wo).reshape(N, G, K, Ho * Wo)
         w2 = weight.reshape(G, O // G, K)
         out = xp.matmul(w2, cols).reshape(N, O, Ho * Wo)  # (N, G, O/G, HoWo): already NCHW order
         if bias is not None:
@@ -77,21 +92,38 @@ class Conv2d(Function):
         need = self.needs_input_grad
         gx = gw = gb = None
         if need[1]:
+            # cols @ g^T (K x O per image) runs ~2x faster in OpenBLAS than g @ cols^T (O x K).
             g4 = g.reshape(N, G, O // G, Ho * Wo)
-            gw = xp.matmul(g4, self.cols.swapaxes(-1, -2)).sum(axis=0).reshape(O, Cg, kh, kw)
+            gwt = xp.matmul(self.cols, g4.swapaxes(-1, -2)).sum(axis=0)  # (G, K, O/G)
+            gw = xp.ascontiguousarray(gwt.swapaxes(-1, -2)).reshape(O, Cg, kh, kw)
         if self.has_bias and len(need) > 2 and need[2]:
             gb = g.sum(axis=(0, 2, 3))
         if need[0]:
-            # Batch-last: gcols (C*kh*kw, Ho*Wo*N) from one GEMM, then col2im with long contiguous rows.
-            gt = xp.ascontiguousarray(g.transpose(1, 2, 3, 0)).reshape(G, O // G, Ho * Wo * N)
-            gcols = xp.matmul(self.w2.transpose(0, 2, 1), gt).reshape(C, kh, kw, Ho, Wo, N)
-            gxt = xp.zeros((C, Hp, Wp, N), dtype=g.dtype)
-            hspan, wspan = sh * (Ho - 1) + 1, sw * (Wo - 1) + 1
-            for i in range(kh):  # col2im: one strided add per kernel offset
-                for j in range(kw):
-                    gxt[:, i * dh:i * dh + hspan:sh, j * dw:j * dw + wspan:sw, :] += gcols[:, i, j]
-            gx = xp.ascontiguousarray(gxt[:, pt:pt + H, pl:pl + W, :].transpose(3, 0, 1, 2))
+            gx = self._input_grad(xp, g)
         return gx, gw, gb
+
+    def _input_grad(self, xp, g):
+        N, C, H, W, O, Cg, kh, kw, Ho, Wo, sh, sw, dh, dw, pt, pl, Hp, Wp, G = self.geom
+        pb, pr = Hp - H - pt, Wp - W - pl
+        # Stride 1: dx is the convolution of g (padded by d*(k-1) - p) with the flipped, transposed
+        # kernel: an im2col copy and a batched GEMM, no scatter. Worth it when those columns are not
+        # much bigger than the col2im ones (same-padded layers: equal; LeNet's valid 5x5: 6x bigger).
+        q = (dh * (kh - 1) - pt, dh * (kh - 1) - pb, dw * (kw - 1) - pl, dw * (kw - 1) - pr)
+        if sh == 1 and sw == 1 and min(q) >= 0 and O * H * W <= 2 * C * Ho * Wo:
+            wf = self.w2.reshape(G, O // G, Cg, kh, kw)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)
+            wf = wf.reshape(G, Cg, (O // G) * kh * kw)
+            gcols = _im2col(xp, g, kh, kw, (1, 1), ((q[0], q[1]), (q[2], q[3])), (dh, dw), H, W)
+            return xp.matmul(wf, gcols.reshape(N, G, (O // G) * kh * kw, H * W)).reshape(N, C, H, W)
+        # Otherwise col2im, batch-last: gcols (C*kh*kw, Ho*Wo*N) from one GEMM, then one strided add
+        # per kernel offset on rows Wo*N long (in NCHW they would be only Wo long: slow in numpy).
+        gt = xp.ascontiguousarray(g.transpose(1, 2, 3, 0)).reshape(G, O // G, Ho * Wo * N)
+        gcols = xp.matmul(self.w2.transpose(0, 2, 1), gt).reshape(C, kh, kw, Ho, Wo, N)
+        gxt = xp.zeros((C, Hp, Wp, N), dtype=g.dtype)
+        hspan, wspan = sh * (Ho - 1) + 1, sw * (Wo - 1) + 1
+        for i in range(kh):
+            for j in range(kw):
+                gxt[:, i * dh:i * dh + hspan:sh, j * dw:j * dw + wspan:sw, :] += gcols[:, i, j]
+        return xp.ascontiguousarray(gxt[:, pt:pt + H, pl:pl + W, :].transpose(3, 0, 1, 2))
 
 
 def _resolve_padding(padding, kernel, dilation, stride, fname):
