@@ -39,7 +39,7 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--warmup", type=int, default=10, help="untimed warm-up steps per framework")
-    p.add_argument("--sections", type=int, default=10, help="timed sections the epoch is split into")
+    p.add_argument("--sections", type=int, default=20, help="timed sections the epoch is split into")
     p.add_argument("--chain", type=int, default=1000, help="ops in the per-op-overhead chain")
     p.add_argument("--chain-repeats", type=int, default=30)
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
@@ -84,6 +84,8 @@ def _passthrough(argv):
 
 def print_table(results, args):
     print()
+    if hasattr(os, "getloadavg"):  # a shared machine makes every figure noisy: say how busy it was
+        print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     print(f"MLP {'-'.join(map(str, SIZES))}, batch {args.batch}, float32, {args.samples} samples "
           f"(median of {args.sections} sections, frameworks interleaved)")
     print(f"{'threads':>7} {'impl':>11} {'samples/s':>11} {'final loss':>10} {'vs floor':>9} {'vs torch':>9}")
