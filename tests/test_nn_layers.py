@@ -121,6 +121,15 @@ def test_conv2d_bad_input_names_layer_and_shapes():
         model(distnn.Tensor(np.zeros((2, 3, 6, 6), np.float32)))
 
 
+def test_conv_argument_errors():
+    with pytest.raises(ValueError, match="padding='same'.*strided"):
+        nn.Conv2d(3, 4, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match="divisible by groups=2"):
+        nn.Conv2d(3, 4, 3, groups=2)
+    with pytest.raises(ValueError, match=r"Conv1d.*expected 4 input channels.*\(2, 3, 9\)"):
+        nn.Conv1d(4, 2, 3)(distnn.Tensor(np.zeros((2, 3, 9), np.float32)))
+
+
 def test_conv2d_unbatched_input(rng):
     conv = nn.Conv2d(2, 3, 3, padding=1)
     x = randn(rng, 2, 5, 5)
@@ -240,6 +249,15 @@ def test_batchnorm_bad_input_names_layer():
         nn.BatchNorm1d(3)(distnn.Tensor(np.zeros((1, 3), np.float32)))
 
 
+def test_batchnorm_updates_buffers_in_place(rng):
+    # Data parallelism and checkpoints hold references to the buffers: they must stay the same arrays.
+    bn = nn.BatchNorm2d(2)
+    rm, rv, nbt = bn.running_mean.data, bn.running_var.data, bn.num_batches_tracked.data
+    bn(distnn.Tensor(randn(rng, 3, 2, 4, 4)))
+    assert bn.running_mean.data is rm and bn.running_var.data is rv and bn.num_batches_tracked.data is nbt
+    assert not (rm == 0).all() and int(nbt) == 1
+
+
 def test_batchnorm_eval_leaves_running_stats_alone(rng):
     bn = nn.BatchNorm2d(2).eval()
     before = bn.state_dict()
@@ -285,7 +303,7 @@ def test_maxout_by_hand(rng):
     # over channels of a feature map
     fm = randn(rng, 2, 4, 3, 3)
     out = nn.Maxout(2)(distnn.Tensor(fm)).numpy()
-    np.testing.assert_array_equal(out, np.maximum(fm[:, 0::2], fm[:, 1::2]) * 0 + fm.reshape(2, 2, 2, 3, 3).max(2))
+    np.testing.assert_array_equal(out, fm.reshape(2, 2, 2, 3, 3).max(2))  # groups of channels (0, 1), (2, 3)
     with pytest.raises(ValueError, match="not divisible by pool_size=4"):
         nn.Maxout(4)(distnn.Tensor(x))
 

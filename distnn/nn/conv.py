@@ -26,6 +26,8 @@ class _ConvNd(Module):
             raise NotImplementedError(f"{type(self).__name__}: only padding_mode='zeros' is supported")
         if isinstance(padding, str) and padding not in ("same", "valid"):
             raise ValueError(f"{type(self).__name__}: padding string must be 'same' or 'valid', got {padding!r}")
+        if padding == "same" and any(s != 1 for s in stride):
+            raise ValueError(f"{type(self).__name__}: padding='same' is not supported for strided convolutions")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
         self.groups, self.padding_mode = int(groups), padding_mode
