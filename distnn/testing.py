@@ -54,5 +54,22 @@ def check_grad(fn, *inputs, eps=1e-6, rtol=1e-5, atol=1e-7, n_directions=3, seed
             raise AssertionError(
                 f"gradient check failed: analytic directional derivative {analytic:.10g} "
                 f"vs numeric {numeric:.10g} (difference {abs(analytic - numeric):.3g})"
+                + _blame(evaluate, base, grads, wrt, dirs, u, eps, rtol, atol)
             )
     return True
+
+
+def _blame(evaluate, base, grads, wrt, dirs, u, eps, rtol, atol):
+    """Re-check one input at a time, to say which gradient is wrong."""
+    bad = []
+    for g, i in zip(grads, wrt):
+        analytic = float(np.sum(g * dirs[i]))
+        with no_grad():
+            plus = [b + eps * dirs[i] if k == i else b for k, b in enumerate(base)]
+            minus = [b - eps * dirs[i] if k == i else b for k, b in enumerate(base)]
+            lp = float(np.sum(u * to_numpy(evaluate(plus, False)[0].data)))
+            lm = float(np.sum(u * to_numpy(evaluate(minus, False)[0].data)))
+        numeric = (lp - lm) / (2 * eps)
+        if not abs(analytic - numeric) <= atol + rtol * max(abs(analytic), abs(numeric)):
+            bad.append(f"input {i} (shape {np.shape(base[i])}): analytic {analytic:.6g} vs numeric {numeric:.6g}")
+    return ("; wrong: " + ", ".join(bad)) if bad else ""

@@ -275,3 +275,16 @@ def test_check_grad_catches_a_wrong_backward(rng):
 
     with pytest.raises(AssertionError, match="gradient check failed"):
         check_grad(lambda t: BadSquare.apply(t), rng.standard_normal((3, 2)))
+
+
+def test_check_grad_names_the_wrong_input(rng):
+    class BadSecond(distnn.Function):
+        def forward(self, a, b):
+            self.a, self.b = a, b
+            return a * b
+
+        def backward(self, g):
+            return g * self.b, 2 * g * self.a  # the second is wrong
+
+    with pytest.raises(AssertionError, match=r"wrong: input 1 \(shape \(3,\)\)"):
+        check_grad(lambda x, y: BadSecond.apply(x, y), rng.standard_normal(3), rng.standard_normal(3))
