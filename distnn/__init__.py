@@ -3,7 +3,11 @@
 numpy on the CPU, cupy on a GPU, MPI (mpi4py) between processes. Importing
 distnn needs only numpy.
 """
-from . import backend, random
+from ._malloc import tune_malloc as _tune_malloc
+
+_tune_malloc()
+
+from . import backend, random  # noqa: E402
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import get_array_module, to_numpy
 from .random import manual_seed
