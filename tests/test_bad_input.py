@@ -126,3 +126,16 @@ def test_shape_op_errors():
 def test_dropout_probability_out_of_range():
     with pytest.raises(ValueError, match="dropout probability must be in \\[0, 1\\], got 1.5"):
         F.dropout(_t(3), 1.5)
+
+
+def test_backward_returning_a_wrong_shape_is_reported():
+    class WrongShape(distnn.Function):
+        def forward(self, a):
+            return a * 2
+
+        def backward(self, g):
+            return (g[:, :2],)
+
+    with pytest.raises(RuntimeError, match=r"WrongShape.backward: gradient of shape \(3, 2\) cannot be reduced to "
+                                           r"input shape \(3, 4\)"):
+        WrongShape.apply(_t(3, 4)).sum().backward()

@@ -23,15 +23,18 @@ def sum_to_shape(grad, shape):
     """Sum ``grad`` over broadcast axes so it has ``shape`` (the one place this happens)."""
     if grad.shape == shape:
         return grad
+    original = tuple(grad.shape)
     lead = grad.ndim - len(shape)
     if lead > 0:
         grad = grad.sum(axis=tuple(range(lead)))
+    elif lead < 0:  # fewer dims than the input (e.g. (4,) for (1, 4)): align to the right
+        grad = grad.reshape((1,) * -lead + tuple(grad.shape))
     axes = tuple(i for i, s in enumerate(shape) if s == 1 and grad.shape[i] != 1)
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
     if grad.shape != shape:  # 0-d targets, or a backward that returned a wrong shape
         if grad.size != _prod(shape):
-            raise RuntimeError(f"gradient of shape {grad.shape} cannot be reduced to input shape {shape}")
+            raise RuntimeError(f"gradient of shape {original} cannot be reduced to input shape {tuple(shape)}")
         grad = grad.reshape(shape)
     return grad
 

@@ -330,28 +330,18 @@ class Tensor:
         return S.flatten(self, start_dim, end_dim)
 
     def relu(self):
-        from distnn.functional import activation as A
-
         return A.relu(self)
 
     def tanh(self):
-        from distnn.functional import activation as A
-
         return A.tanh(self)
 
     def sigmoid(self):
-        from distnn.functional import activation as A
-
         return A.sigmoid(self)
 
     def softmax(self, axis=-1):
-        from distnn.functional import activation as A
-
         return A.softmax(self, axis)
 
     def log_softmax(self, axis=-1):
-        from distnn.functional import activation as A
-
         return A.log_softmax(self, axis)
 
 
@@ -378,3 +368,4 @@ def _raw_index(index):
 from distnn.functional import elementwise as E  # noqa: E402
 from distnn.functional import reduce as R  # noqa: E402
 from distnn.functional import shape as S  # noqa: E402
+from distnn.functional import activation as A  # noqa: E402
