@@ -57,6 +57,8 @@ class TrainState:
     stop_reason: str = ""
     stopped_early: bool = False
     elapsed: float = 0.0            # training wall time of earlier sessions (resume)
+    skipped_steps: int = 0          # steps skipped on every rank for non-finite values (train.nonfinite="skip")
+    skipped_steps: int = 0          # optimizer steps skipped by the step guard (non-finite values)
     # running sums of the current epoch's training metrics (this rank's share)
     epoch_sums: dict = field(default_factory=lambda: {"loss": 0.0, "correct": 0.0, "count": 0.0, "samples": 0.0,
                                                       "time": 0.0})
@@ -185,6 +187,9 @@ class Trainer:
                                  transform=transform, seed=self.seed, rank=self.rank, with_mask=True)
         self.steps_per_epoch = len(self.loader)
         self.callbacks = CallbackList(callbacks)
+        #: optional ``guard(trainer, local_loss_sum) -> skip``: called on every rank after the gradient
+        #: average and before clipping and the update (see distnn.train.preemption.StepGuard)
+        self.step_guard = None
         self.state = TrainState()
         self.history: list[dict] = []
         self.start_epoch = 0
@@ -192,6 +197,8 @@ class Trainer:
         dn_random.manual_seed(np.random.SeedSequence([self.seed, self.rank, 17]))
         self.ddp = self._wrap(model) if data_parallel and self.world > 1 else None
         self.xp = get_array_module(next(iter(model.parameters())).data) if any(True for _ in model.parameters()) else np
+        # Per-step agreement (preemption stop, non-finite skip/error): distnn.train.preemption.StepGuard
+        self.step_guard = None
 
     # ------------------------------------------------------------------ setup
     def _check_sizes(self, n, drop_last):
@@ -237,7 +244,9 @@ class Trainer:
         for epoch in range(len(self.history), self.epochs):
             if self.state.stopped_early:
                 break
-            if self.state.epoch != epoch or self.state.batch_in_epoch >= self.steps_per_epoch:
+            # (a checkpoint after an epoch's last step resumes with batch_in_epoch == steps_per_epoch:
+            # the epoch's validation and end are still to come)
+            if self.state.epoch != epoch or self.state.batch_in_epoch > self.steps_per_epoch:
                 self._start_epoch(epoch)
             self.callbacks.on_epoch_begin(self)
             logs = {"epoch": epoch + 1, **self.train_epoch()}
@@ -336,6 +345,12 @@ class Trainer:
                 correct += self._correct(out, yb)
         if self.ddp is not None:
             self._finish_sync()
+        if self.step_guard is not None and self.step_guard(self, loss_sum):
+            return loss_sum / max(n_valid, 1), n_valid  # skipped on every rank (agreed): no update, not counted
+        # An agreed per-step check (non-finite values, preemption): every rank skips or stops together.
+        if self.step_guard is not None and self.step_guard(self, loss_sum):
+            self.optimizer.zero_grad()
+            return loss_sum / max(n_valid, 1), n_valid
         if self.clip_grad_norm:
             from distnn.nn.utils import clip_grad_norm_
 
