@@ -43,7 +43,7 @@ class Function:
         # nothing graph-related is built unless some input records a gradient.
         fn = _new(cls)
         arrays = []
-        if getattr(_state, "enabled", True):
+        if _state.enabled:
             needs = []
             parents = []
             shapes = []

@@ -4,11 +4,15 @@ Thread-local, because the in-process communicator runs simulated ranks as thread
 """
 import threading
 
-_state = threading.local()
+class _GradState(threading.local):
+    enabled = True  # class default: every thread starts recording, and reads need no getattr fallback
+
+
+_state = _GradState()
 
 
 def is_grad_enabled() -> bool:
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 def set_grad_enabled(mode: bool) -> None:
