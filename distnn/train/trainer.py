@@ -57,7 +57,6 @@ class TrainState:
     stop_reason: str = ""
     stopped_early: bool = False
     elapsed: float = 0.0            # training wall time of earlier sessions (resume)
-    skipped_steps: int = 0          # steps skipped on every rank for non-finite values (train.nonfinite="skip")
     skipped_steps: int = 0          # optimizer steps skipped by the step guard (non-finite values)
     # running sums of the current epoch's training metrics (this rank's share)
     epoch_sums: dict = field(default_factory=lambda: {"loss": 0.0, "correct": 0.0, "count": 0.0, "samples": 0.0,
@@ -197,8 +196,6 @@ class Trainer:
         dn_random.manual_seed(np.random.SeedSequence([self.seed, self.rank, 17]))
         self.ddp = self._wrap(model) if data_parallel and self.world > 1 else None
         self.xp = get_array_module(next(iter(model.parameters())).data) if any(True for _ in model.parameters()) else np
-        # Per-step agreement (preemption stop, non-finite skip/error): distnn.train.preemption.StepGuard
-        self.step_guard = None
 
     # ------------------------------------------------------------------ setup
     def _check_sizes(self, n, drop_last):
@@ -345,8 +342,6 @@ class Trainer:
                 correct += self._correct(out, yb)
         if self.ddp is not None:
             self._finish_sync()
-        if self.step_guard is not None and self.step_guard(self, loss_sum):
-            return loss_sum / max(n_valid, 1), n_valid  # skipped on every rank (agreed): no update, not counted
         # An agreed per-step check (non-finite values, preemption): every rank skips or stops together.
         if self.step_guard is not None and self.step_guard(self, loss_sum):
             self.optimizer.zero_grad()
