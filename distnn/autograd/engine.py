@@ -7,6 +7,12 @@ consumers have all delivered their gradient (Kahn's algorithm, LIFO so memory is
 released depth-first). A leaf's gradient is final when its count reaches zero;
 that is when its post-accumulate hooks fire, which lets data parallelism start
 bucket allreduces while the rest of backward is still running.
+
+Gradients are never modified in place except a leaf's own ``.grad`` (``+=`` when
+it already has one). A leaf adopts the first gradient it receives without a copy
+only when nothing else can see that array (checked by identity and refcount);
+otherwise it gets a copy laid out like its data. Each node is freed (saved arrays
+and edges dropped) right after its backward unless ``retain_graph=True``.
 """
 from __future__ import annotations
 
