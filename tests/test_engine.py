@@ -330,3 +330,27 @@ def test_import_without_cupy_or_mpi4py():
         print("ok")
     """)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_grad_mode_forms():
+    x = _leaf([1.0])
+
+    @distnn.no_grad
+    def f(t):
+        return t * 2.0
+
+    assert f(x).grad_fn is None and f.__name__ == "f"
+    ng = distnn.no_grad()
+    with ng:
+        with ng:  # the same instance entered twice
+            pass
+        assert not distnn.is_grad_enabled()
+    assert distnn.is_grad_enabled()
+    with distnn.set_grad_enabled(False):
+        assert (x * 2.0).grad_fn is None
+    assert distnn.is_grad_enabled()
+    distnn.set_grad_enabled(False)
+    try:
+        assert not distnn.is_grad_enabled()
+    finally:
+        distnn.set_grad_enabled(True)
