@@ -56,9 +56,16 @@ def get_array_module(*arrays):
     return np
 
 
+def _unwrap(x):
+    """A Tensor's array; arrays themselves pass through (their own ``.data`` is a raw buffer)."""
+    if isinstance(x, np.ndarray) or type(x).__module__.startswith("cupy"):
+        return x
+    return getattr(x, "data", x)
+
+
 def to_numpy(array):
     """Copy ``array`` (numpy or cupy, or a Tensor) to a numpy array on the host."""
-    array = getattr(array, "data", array)
+    array = _unwrap(array)
     if type(array).__module__.startswith("cupy"):
         return array.get()
     return np.asarray(array)
@@ -79,7 +86,7 @@ def to_device(array, device: str):
 
 
 def device_of(array) -> str:
-    array = getattr(array, "data", array)
+    array = _unwrap(array)
     if type(array).__module__.startswith("cupy"):
         return f"cuda:{array.device.id}"
     return "cpu"
