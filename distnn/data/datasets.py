@@ -80,9 +80,9 @@ def register_dataset(name: str, description: str):
     return deco
 
 
-def list_datasets() -> dict[str, str]:
-    """{name: one-line description} of every registered dataset."""
-    return {name: e.description for name, e in _REGISTRY.items()}
+def list_datasets() -> list[tuple[str, str]]:
+    """``[(name, one-line description), ...]`` of every registered dataset (``dict()`` it for a lookup)."""
+    return [(name, e.description) for name, e in _REGISTRY.items()]
 
 
 def get_dataset_entry(name: str) -> DatasetEntry:
@@ -241,33 +241,55 @@ def _charlm(path=None, seq_len: int = 64, stride: int | None = None, val_fractio
 _FILE_SOURCES = {".npz": "npz", ".csv": "csv"}
 
 
-def load_dataset(name: str = "digits", *, val_fraction: float = 0.1, test_fraction: float = 0.2,
+# Keys of the config's [data] table that concern batching and augmentation, not loading.
+TRAINING_KEYS = frozenset({"batch_size", "eval_batch_size", "shuffle", "drop_last", "augment"})
+
+
+def load_dataset(name="digits", *, val_fraction: float = 0.1, test_fraction: float = 0.2,
                  split_seed: int = 0, standardize: str = "feature", **options) -> DatasetSplits:
     """Load dataset ``name`` and split it into train / val / test.
 
     ``options`` go to the dataset's source (see ``list_dataset_options``); an
     unknown option is an error that suggests the closest one. A ``name`` that is
-    a path ending in .npz or .csv loads that file.
+    a path ending in .npz or .csv loads that file. ``name`` may also be the
+    config's ``[data]`` table (a mapping with ``name``, ``path``, the split keys
+    and dataset options; its batching/augmentation keys are ignored), so a run's
+    saved data config reloads exactly the same splits.
     """
+    if not isinstance(name, str):
+        spec = {k: v for k, v in dict(name).items() if k not in TRAINING_KEYS and v is not None}
+        spec.update({k: v for k, v in options.items()})
+        name = spec.pop("name", "digits")
+        val_fraction = spec.pop("val_fraction", val_fraction)
+        test_fraction = spec.pop("test_fraction", test_fraction)
+        split_seed = spec.pop("split_seed", split_seed)
+        standardize = spec.pop("standardize", standardize)
+        options = spec
     if name not in _REGISTRY and os.path.splitext(str(name))[1].lower() in _FILE_SOURCES:
         options.setdefault("path", name)
         name = _FILE_SOURCES[os.path.splitext(str(name))[1].lower()]
     entry = get_dataset_entry(name)
     if standardize not in STANDARDIZE_MODES:
         raise DataError(f"standardize must be one of {', '.join(STANDARDIZE_MODES)}, got {standardize!r}")
+    check_dataset_options(name, options)
     accepted = entry.options()
-    for key in options:
-        if key not in accepted:
-            close = difflib.get_close_matches(key, list(accepted), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            takes = ", ".join(accepted) if accepted else "no options"
-            raise DataError(f"dataset '{name}' has no option '{key}'{hint}; it takes: {takes}")
     # Sources that split themselves (charlm) receive the fractions.
     for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if key in accepted:
             options[key] = value
     raw = entry.source(**options)
     return make_splits(name, raw, val_fraction, test_fraction, split_seed, standardize)
+
+
+def check_dataset_options(name: str, options) -> None:
+    """Raise DataError for an option dataset ``name`` does not take (suggesting the closest)."""
+    accepted = {k for k in get_dataset_entry(name).options() if k not in ("val_fraction", "test_fraction")}
+    for key in options:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, sorted(accepted), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            takes = ", ".join(sorted(accepted)) if accepted else "no options"
+            raise DataError(f"dataset '{name}' has no option '{key}'{hint}; it takes: {takes}")
 
 
 def make_splits(name: str, raw: RawData, val_fraction: float = 0.1, test_fraction: float = 0.2,
@@ -303,4 +325,4 @@ def make_splits(name: str, raw: RawData, val_fraction: float = 0.1, test_fractio
 
 def list_dataset_options(name: str) -> dict:
     """{option: default} accepted by dataset ``name`` (besides the split/standardize options)."""
-    return get_dataset_entry(name).options()
+    return {k: v for k, v in get_dataset_entry(name).options().items() if k not in ("val_fraction", "test_fraction")}
