@@ -1,0 +1,396 @@
+"""Coordinated checkpointing from the training loop, and exact resume.
+
+:class:`ModelCheckpoint` saves every ``every_n_steps`` optimizer steps and/or
+every ``every_n_epochs`` epochs (and whenever the monitored metric improves,
+with ``save_best``), keeps the newest ``keep_last`` plus the best one, and
+stops at a preemption signal after writing a checkpoint. A save is
+collective: every rank sends its random generator state and its share of
+the epoch's running sums (``allgather_object``); rank 0 alone writes (the
+replicas are identical, so its model and optimizer stand for all); then rank
+0 broadcasts success or failure and every rank acts on the same answer
+(``on_error="stop"``: all raise :class:`~distnn.train.checkpoint.CheckpointError`;
+``"continue"``: all go on, rank 0 warns). With ``async_save`` the files are
+written by a background thread on rank 0 while training continues; the
+outcome is then agreed at the next save, at a preemption, or at the end of
+training (``latest`` only ever names a complete checkpoint either way).
+
+:func:`resume` loads a checkpoint chosen once on rank 0 (``auto``: the newest
+one whose checksums verify) and broadcast, and :func:`restore_trainer` puts
+every piece back, so a resumed run continues bitwise like the uninterrupted
+one. A checkpoint may be resumed on a different number of ranks: training
+continues at the same global sample position with the same global batch
+(the trainer's k-th step is the same global batch on any number of ranks);
+rank ``r`` restores rank ``r``'s random stream where one was saved, and new
+ranks start fresh streams from (seed, rank, step). Dropout masks and
+augmentation then differ from the uninterrupted run (they do between
+different world sizes anyway); everything else agrees to summation order.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+
+import numpy as np
+
+from distnn import random as dn_random
+
+from .. import checkpoint as ck
+from .. import preemption
+from ..logging_utils import get_logger
+from .base import Callback, monitor_mode
+
+ON_ERROR = ("stop", "continue")
+
+
+class ModelCheckpoint(Callback):
+    """Write checkpoints to ``directory`` (a checkpoint root, e.g. ``<run>/checkpoints``).
+
+    ``every_n_steps`` (0: never), ``every_n_epochs`` (0: never), ``keep_last``
+    (newest K kept, 0: keep all), ``save_best`` (also save when ``monitor``
+    improves, and never delete the best), ``on_error`` ("stop" or
+    "continue"), ``async_save`` (write in a background thread on rank 0),
+    ``fsync`` (make each checkpoint durable before it becomes ``latest``),
+    ``extra_files`` (``{name: str|bytes}`` stored in every checkpoint, e.g.
+    ``model.json`` and ``config.toml``).
+    """
+
+    state_key = "checkpoint"
+
+    def __init__(self, directory, every_n_steps: int = 0, every_n_epochs: int = 1, keep_last: int = 3,
+                 save_best: bool = True, monitor: str = "val_loss", mode: str = "auto", on_error: str = "stop",
+                 async_save: bool = False, fsync: bool = True, extra_files: dict | None = None, log=None):
+        if on_error not in ON_ERROR:
+            raise ValueError(f"checkpoint.on_error must be 'stop' or 'continue', got {on_error!r}")
+        for name, v in (("every_n_steps", every_n_steps), ("every_n_epochs", every_n_epochs),
+                        ("keep_last", keep_last)):
+            if int(v) != v or v < 0:
+                raise ValueError(f"checkpoint.{name} must be an integer >= 0, got {v!r}")
+        self.root = str(directory)
+        self.every_n_steps, self.every_n_epochs, self.keep_last = int(every_n_steps), int(every_n_epochs), int(keep_last)
+        self.save_best, self.monitor, self.mode = bool(save_best), monitor, monitor_mode(monitor, mode)
+        self.on_error, self.async_save, self.fsync = on_error, bool(async_save), bool(fsync)
+        self.extra_files = dict(extra_files or {})
+        self.log = log or get_logger("checkpoint")
+        self.best: float | None = None
+        self.best_name: str | None = None
+        self.last_path: str | None = None
+        self.saves = 0
+        self.failures = 0
+        self.resumed_from: tuple[str, int] | None = None
+        self.timings: list[float] = []   # seconds each save held training up (rank 0's view)
+        self._pending = None             # async: (thread, result box) on rank 0, True elsewhere
+        self._warned_monitor = False
+
+    # ------------------------------------------------------------------ hooks
+    def on_train_begin(self, trainer):
+        if trainer.is_main:
+            ck.cleanup_temporaries(self.root)
+            if self.resumed_from is not None:
+                path, step = self.resumed_from
+                if os.path.abspath(os.path.dirname(os.path.normpath(path))) == os.path.abspath(self.root):
+                    moved = ck.discard_newer(self.root, step)
+                    if moved:
+                        self.log.warning("resumed from %s: newer checkpoints %s were moved aside as "
+                                         "discarded-*", os.path.basename(path), ", ".join(moved))
+
+    def on_batch_end(self, trainer, logs):
+        guard = getattr(trainer, "step_guard", None)
+        signum = getattr(guard, "preempt_signal", None)
+        if signum:
+            self._preempt(trainer, signum)
+        n = self.every_n_steps
+        if n and trainer.state.global_step % n == 0:
+            if trainer.state.batch_in_epoch >= trainer.steps_per_epoch and self._epoch_due(trainer):
+                return  # the epoch-end checkpoint (after validation) follows at the same step
+            self.save(trainer, "step")
+
+    def on_epoch_end(self, trainer, logs):
+        due = self._epoch_due(trainer)
+        if self.save_best and self.monitor in logs:
+            value = trainer.agree(float(logs[self.monitor]))
+            if math.isfinite(value) and (self.best is None or
+                                         (value < self.best if self.mode == "min" else value > self.best)):
+                self.best, self.best_name = value, ck.step_name(trainer.state.global_step)
+                due = True
+        elif self.save_best and not self._warned_monitor:
+            self._warned_monitor = True
+            self.log.warning("checkpoint: monitored metric %r is not among the epoch metrics %s; keeping the "
+                             "newest checkpoints only", self.monitor, sorted(logs))
+        if due:
+            self.save(trainer, "epoch", logs)
+
+    def on_train_end(self, trainer, logs):
+        self.settle(trainer)
+
+    def _epoch_due(self, trainer) -> bool:
+        n = self.every_n_epochs
+        return bool(n) and (trainer.state.epoch + 1) % n == 0
+
+    # ------------------------------------------------------------------ saving
+    def save(self, trainer, reason: str = "manual", logs=None, wait: bool = False):
+        """Collective: checkpoint the trainer now. Returns the agreed path (None when async or failed)."""
+        t0 = time.perf_counter()
+        self.settle(trainer)
+        mine = {"rng": dn_random.get_state(), "epoch_sums": dict(trainer.state.epoch_sums),
+                "stop_requested": bool(trainer.state.stop_requested)}
+        ranks = trainer.comm.allgather_object(mine) if trainer.world > 1 else [mine]
+        job = None
+        if trainer.is_main:
+            try:
+                job = self._snapshot(trainer, reason, ranks, logs)
+            except (TypeError, ValueError) as e:  # a state that cannot be stored: a bug, report it as a failure
+                job = e
+        if self.async_save and not wait:
+            if trainer.is_main:
+                box = {}
+                thread = threading.Thread(target=self._write_into, args=(job, box), name="distnn-checkpoint",
+                                          daemon=False)
+                thread.start()
+                self._pending = (thread, box)
+            else:
+                self._pending = True
+            self.timings.append(time.perf_counter() - t0)
+            return None
+        result = self._write(job) if trainer.is_main else None
+        self.timings.append(time.perf_counter() - t0)
+        return self._agree(trainer, result)
+
+    def settle(self, trainer):
+        """Collective: wait for a background write and agree on its outcome (no-op when none is pending)."""
+        if self._pending is None:
+            return None
+        result = None
+        if trainer.is_main:
+            thread, box = self._pending
+            thread.join()
+            result = box.get("result")
+        self._pending = None
+        return self._agree(trainer, result)
+
+    def _snapshot(self, trainer, reason, ranks, logs):
+        """Rank 0: everything to write, as bytes, so training may go on while it is written."""
+        st = trainer.state
+        state = trainer.state_dict()
+        state["ranks"] = ranks
+        state["data_parallel"] = _ddp_state(trainer)
+        epoch_end = reason == "epoch" or (len(trainer.history) == st.epoch + 1)
+        metrics = {k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))}
+        manifest = {
+            "reason": reason, "global_step": st.global_step, "epoch": st.epoch, "batch_in_epoch": st.batch_in_epoch,
+            "steps_per_epoch": trainer.steps_per_epoch, "epoch_end": bool(epoch_end),
+            "global_sample_position": min(st.batch_in_epoch * trainer.batch_size, len(trainer.train_data)),
+            "world_size": trainer.world, "global_batch_size": trainer.batch_size,
+            "stop_agreed": any(r["stop_requested"] for r in ranks), "metrics": metrics,
+            "best": {"monitor": self.monitor, "value": self.best, "name": self.best_name},
+        }
+        return st.global_step, ck.serialize(state, self.extra_files), manifest
+
+    def _write_into(self, job, box):
+        box["result"] = self._write(job)
+
+    def _write(self, job) -> dict:
+        """Rank 0: write, point ``best``/``latest``, apply retention. Never raises."""
+        if isinstance(job, Exception):
+            return {"ok": False, "error": f"cannot serialize the training state: {job}"}
+        step, files, manifest = job
+        t0 = time.perf_counter()
+        try:
+            path = ck.write_checkpoint(self.root, step, files, manifest, fsync=self.fsync)
+            if self.best_name == ck.step_name(step):
+                ck.write_pointer(self.root, ck.BEST, self.best_name, self.fsync)
+            removed = ck.apply_retention(self.root, self.keep_last, protect=[self.best_name] if self.save_best else [])
+        except ck.CheckpointError as e:
+            return {"ok": False, "error": str(e)}
+        except OSError as e:
+            return {"ok": False, "error": f"checkpoint housekeeping in {self.root!r} failed: {e.strerror or e}"}
+        return {"ok": True, "path": path, "bytes": sum(len(b) for b in files.values()),
+                "seconds": time.perf_counter() - t0, "removed": removed, "step": step}
+
+    def _agree(self, trainer, result):
+        result = trainer.agree(result)
+        if result["ok"]:
+            self.saves += 1
+            self.last_path = result["path"]
+            self.log.info("checkpoint %s (%.2f MB, %.0f ms)%s", result["path"], result["bytes"] / 1e6,
+                          result["seconds"] * 1e3,
+                          f"; removed {', '.join(result['removed'])}" if result["removed"] else "")
+            return result["path"]
+        self.failures += 1
+        if self.on_error == "stop":
+            raise ck.CheckpointError(f"{result['error']} (checkpoint.on_error = \"stop\"; set it to \"continue\" "
+                                     f"to train on without checkpoints)")
+        self.log.warning("checkpoint failed, training continues without it (checkpoint.on_error = \"continue\"): "
+                         "%s", result["error"])
+        return None
+
+    def _preempt(self, trainer, signum):
+        error = None
+        try:
+            path = self.save(trainer, "preempt", wait=True)
+        except ck.CheckpointError as e:
+            path, error = None, str(e)
+        if path is None and error is None:
+            error = "the checkpoint could not be written (see the warning above)"
+        exc = preemption.Preempted(trainer.state.global_step, signum, path, error)
+        if trainer.is_main:
+            self.log.warning("%s; exiting with status %d (resume with --resume auto)", exc, exc.exit_code)
+        raise exc
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self):
+        return {"best": self.best, "best_name": self.best_name}
+
+    def load_state_dict(self, state):
+        self.best = state.get("best")
+        self.best_name = state.get("best_name")
+
+
+# ---------------------------------------------------------------------- resume
+def restore_trainer(trainer, state: dict, manifest: dict, log=None) -> None:
+    """Put a checkpoint's state back into ``trainer`` (on every rank; see the module docstring)."""
+    log = log or get_logger("checkpoint")
+    saved_world = int(manifest.get("world_size", 1))
+    gb = int(manifest.get("global_batch_size", trainer.batch_size))
+    if gb != trainer.batch_size:
+        raise ck.CheckpointError(f"the checkpoint was written with a global batch of {gb} samples but "
+                                 f"data.batch_size is {trainer.batch_size}; resume with the same global batch")
+    if int(manifest.get("steps_per_epoch", trainer.steps_per_epoch)) != trainer.steps_per_epoch:
+        raise ck.CheckpointError(f"the checkpoint has {manifest['steps_per_epoch']} steps per epoch, this run "
+                                 f"{trainer.steps_per_epoch}: the training data differs from the checkpointed run")
+    state = dict(state)
+    ranks = state.pop("ranks", None)
+    ddp_state = state.pop("data_parallel", None)
+    state.pop("_files", None)
+    trainer.load_state_dict(state)
+    _load_ddp_state(trainer, ddp_state)
+    r, world = trainer.rank, trainer.world
+    if ranks and saved_world == world:
+        dn_random.set_state(ranks[r]["rng"])
+        trainer.state.epoch_sums = dict(ranks[r]["epoch_sums"])
+    elif ranks:
+        if r < len(ranks):
+            dn_random.set_state(ranks[r]["rng"])
+        else:
+            dn_random.manual_seed(np.random.SeedSequence([trainer.seed, r, 17, trainer.state.global_step]))
+        sums = [rk["epoch_sums"] for rk in ranks]
+        keys = sums[0].keys()
+        # The epoch's running sums so far belong to no rank in particular: rank 0 carries them on.
+        total = {k: (sum(s[k] for s in sums) if r == 0 else 0.0) for k in keys}
+        if "time" in total:  # each rank's share is the mean time, so samples/s stays right
+            total["time"] = sum(s["time"] for s in sums) / len(sums)
+        trainer.state.epoch_sums = total
+        if trainer.is_main:
+            log.warning("resuming a %d-rank checkpoint on %d rank(s): same global batch (%d) and sample position; "
+                        "ranks >= %d start fresh random streams (dropout/augmentation differ from the "
+                        "uninterrupted run)", saved_world, world, trainer.batch_size, saved_world)
+    if manifest.get("epoch_end") and manifest.get("stop_agreed"):
+        trainer.state.stopped_early = True  # the agreed stop of that epoch end, not yet acted upon when saved
+
+
+# DataParallel packs each step's gradients against the previous step's global sample count and
+# rescales when it differs; that count is state (identical on every rank) that changes rounding, so
+# an exact resume must carry it. (Read through the attribute until DataParallel exposes it.)
+_DDP_STATE_ATTRS = ("_count_guess",)
+
+
+def _ddp_state(trainer) -> dict:
+    ddp = getattr(trainer, "ddp", None)
+    return {a: getattr(ddp, a) for a in _DDP_STATE_ATTRS if ddp is not None and hasattr(ddp, a)}
+
+
+def _load_ddp_state(trainer, state) -> None:
+    ddp = getattr(trainer, "ddp", None)
+    for a, v in (state or {}).items():
+        if ddp is not None and hasattr(ddp, a):
+            setattr(ddp, a, v)
+
+
+def resume(trainer, spec: str, root: str | None, callback: ModelCheckpoint | None = None, log=None):
+    """Collective: load ``spec`` (``auto``, a checkpoint directory, or a run directory) into ``trainer``.
+
+    The checkpoint is chosen and read (checksums verified) on rank 0 only and
+    broadcast. Returns the checkpoint's path, or None when ``auto`` found no
+    checkpoint yet (a fresh start). Raises CheckpointError on every rank.
+    """
+    log = log or get_logger("checkpoint")
+    found = None
+    if trainer.is_main:
+        try:
+            got = ck.resolve_and_load(spec, root, warn=log.warning)
+            found = ("ok", got)
+        except ck.CheckpointError as e:
+            found = ("error", str(e))
+    found = trainer.agree(found)
+    if found[0] == "error":
+        raise ck.CheckpointError(found[1])
+    if found[1] is None:
+        log.info("--resume %s: no checkpoint in %s yet; starting from the beginning", spec, root)
+        return None
+    path, state, manifest = found[1]
+    restore_trainer(trainer, state, manifest, log)
+    if callback is not None:
+        callback.resumed_from = (path, int(manifest["step"]))
+    log.info("resumed from %s (epoch %d, step %d of the epoch, global step %d, written on %d rank(s))", path,
+             int(manifest.get("epoch", 0)) + 1, int(manifest.get("batch_in_epoch", 0)),
+             int(manifest.get("global_step", manifest["step"])), int(manifest.get("world_size", 1)))
+    return path
+
+
+# ---------------------------------------------------------------------- config
+DEFAULTS = {"enabled": True, "dir": ck.DEFAULT_DIRNAME, "every_n_steps": 0, "every_n_epochs": 1, "keep_last": 3,
+            "save_best": True, "monitor": "val_loss", "mode": "auto", "on_error": "stop", "async_save": False,
+            "fsync": True, "signals": list(preemption.DEFAULT_SIGNALS)}
+
+
+def checkpoint_options(section) -> dict:
+    """The ``[checkpoint]`` config section with defaults filled in; unknown keys are an error."""
+    section = dict(section or {})
+    unknown = sorted(set(section) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown key(s) in [checkpoint]: {', '.join(unknown)}; known keys are "
+                         f"{', '.join(sorted(DEFAULTS))}")
+    out = {**DEFAULTS, **section}
+    if out["on_error"] not in ON_ERROR:
+        raise ValueError(f"checkpoint.on_error must be 'stop' or 'continue', got {out['on_error']!r}")
+    return out
+
+
+def attach(trainer, run_dir: str, options=None, nonfinite: str = "error", resume_spec: str | None = None,
+           extra_files: dict | None = None, log=None) -> ModelCheckpoint | None:
+    """Wire checkpointing, preemption and the non-finite policy into ``trainer``; resume if asked (collective).
+
+    ``options``: the ``[checkpoint]`` section (see :data:`DEFAULTS`). The
+    checkpoint callback is appended LAST, so it saves after every other
+    callback's per-step and per-epoch work (LR schedules, early stopping).
+    """
+    opts = checkpoint_options(options)
+    root = opts["dir"] if os.path.isabs(opts["dir"]) else os.path.join(run_dir, opts["dir"])
+    cb = None
+    if opts["enabled"]:
+        cb = ModelCheckpoint(root, every_n_steps=opts["every_n_steps"], every_n_epochs=opts["every_n_epochs"],
+                             keep_last=opts["keep_last"], save_best=opts["save_best"], monitor=opts["monitor"],
+                             mode=opts["mode"], on_error=opts["on_error"], async_save=opts["async_save"],
+                             fsync=opts["fsync"], extra_files=extra_files, log=log)
+        trainer.callbacks.append(cb)
+    watch_signals = cb is not None and bool(opts["signals"])
+    guard = preemption.StepGuard(trainer.comm, nonfinite=nonfinite, preemption=watch_signals,
+                                 log=log or get_logger("train"))
+    trainer.step_guard = guard if guard.active else None
+    if watch_signals:
+        trainer._preemption_handler = preemption.PreemptionHandler(opts["signals"]).install()
+    if resume_spec:
+        resume(trainer, resume_spec, root, cb, log)
+    return cb
+
+
+def extra_files_for(meta: dict | None = None, config_text: str | None = None) -> dict:
+    """``model.json`` (how to rebuild the model) and ``config.toml`` to store in every checkpoint."""
+    files = {}
+    if meta is not None:
+        files["model.json"] = json.dumps(ck._json_clean(meta), indent=2)
+    if config_text is not None:
+        files["config.toml"] = config_text
+    return files

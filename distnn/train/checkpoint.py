@@ -1,0 +1,520 @@
+"""Checkpoints on disk: format, atomic write, manifest, verification, retention, selection.
+
+A checkpoint is one directory per optimizer step under a checkpoint root
+(``<run>/checkpoints`` by default)::
+
+    checkpoints/
+      step-00000420/
+        model.npz        the model's state_dict (same format as a run's model.npz)
+        optimizer.npz    the optimizer's state arrays (Adam moments, momentum buffers)
+        state.npz        any other arrays of the trainer state (e.g. early stopping's best weights)
+        trainer.json     everything else: epoch, step, position in the epoch, history, LR
+                         schedulers, callbacks, and every rank's random generator state
+        model.json       how to rebuild the model (evaluate/predict read a checkpoint directly)
+        config.toml      the resolved configuration of the run
+        manifest.json    written LAST: format, step, world size, global batch, and the
+                         SHA-256 and size of every file above
+      latest             name of the newest checkpoint (replaced atomically)
+      best               name of the best checkpoint by the monitored metric
+
+Commit protocol (what makes a crash at any instant harmless, as in
+``torch.distributed.checkpoint``, whose metadata file is its commit point):
+files are written into ``.tmp-step-...``, each flushed and fsynced; the
+manifest goes last; the directory is fsynced and renamed to ``step-...``; the
+root is fsynced; then ``latest`` is replaced (temporary file, fsync,
+``os.replace``). A directory without a manifest whose checksums match is
+never loaded: :func:`load_latest_valid` skips it with a warning naming the
+file and falls back to the previous checkpoint.
+
+Arrays are stored with ``np.savez`` (uncompressed). Everything else goes to
+JSON with a few tags so that it round-trips exactly: ``{"__array__": [file,
+key]}``, ``{"__tuple__": [...]}``, ``{"__float__": "nan"}``, numpy scalars with
+their dtype, and dicts with non-string keys. No pickle: loading a checkpoint
+never executes code from the file.
+
+Fault injection for tests: ``DISTNN_CKPT_FAULT`` holds comma-separated
+``ACTION[:FILE][@STEP]`` entries; ``crash_after:FILE`` kills the process (SIGKILL)
+after writing FILE, ``crash_before_rename`` and ``crash_before_latest`` kill it
+at those points, ``enospc[:FILE]`` makes writing FILE fail with ENOSPC.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import time
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+
+FORMAT = "distnn.checkpoint"
+VERSION = 1
+MANIFEST = "manifest.json"
+TRAINER_JSON = "trainer.json"
+LATEST = "latest"
+BEST = "best"
+DEFAULT_DIRNAME = "checkpoints"
+FAULT_ENV = "DISTNN_CKPT_FAULT"
+_STEP_RE = re.compile(r"^step-(\d+)$")
+# top-level keys of the state whose arrays get a file of their own (the rest go to state.npz)
+_ARRAY_FILES = {"model": "model.npz", "optimizer": "optimizer.npz"}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be written, found or loaded (one-line message naming the path and file)."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint is incomplete or its files do not match the manifest's checksums."""
+
+
+def step_name(step: int) -> str:
+    return f"step-{int(step):08d}"
+
+
+# ---------------------------------------------------------------- encoding
+def encode_state(state: dict) -> tuple[dict, dict]:
+    """Split a nested state into a JSON-able skeleton and ``{file: {key: array}}``.
+
+    Arrays under the top-level key ``model`` go to ``model.npz`` keyed by their
+    name (so that file is an ordinary state_dict npz), ``optimizer`` arrays to
+    ``optimizer.npz``, all others to ``state.npz``, keyed by their path.
+    """
+    arrays: dict[str, dict] = {}
+
+    def enc(obj, path, file):
+        if isinstance(obj, np.ndarray) or _is_device_array(obj):
+            from distnn.backend import to_numpy
+
+            key = "/".join(path[1:]) if file in _ARRAY_FILES.values() else "/".join(path)
+            bucket = arrays.setdefault(file, {})
+            if key in bucket or not key:
+                raise TypeError(f"checkpoint state: duplicate array key {key!r} at {'/'.join(path)}")
+            bucket[key] = np.asarray(to_numpy(obj))
+            return {"__array__": [file, key]}
+        if isinstance(obj, np.generic):
+            return {"__scalar__": obj.dtype.str, "value": enc(obj.item(), path, file)}
+        if isinstance(obj, float):
+            return obj if math.isfinite(obj) else {"__float__": repr(obj)}
+        if obj is None or isinstance(obj, (bool, int, str)):
+            return obj
+        if isinstance(obj, dict):
+            if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+                return {k: enc(v, path + [k], file) for k, v in obj.items()}
+            return {"__dict__": [[enc(k, path + ["key"], file), enc(v, path + [str(k)], file)]
+                                 for k, v in obj.items()]}
+        if isinstance(obj, tuple):
+            return {"__tuple__": [enc(v, path + [str(i)], file) for i, v in enumerate(obj)]}
+        if isinstance(obj, list):
+            return [enc(v, path + [str(i)], file) for i, v in enumerate(obj)]
+        raise TypeError(f"checkpoint state: cannot store a {type(obj).__name__} at {'/'.join(path) or '<root>'}")
+
+    skeleton = {}
+    for top, value in state.items():
+        skeleton[top] = enc(value, [top], _ARRAY_FILES.get(top, "state.npz"))
+    return skeleton, arrays
+
+
+def decode_state(skeleton, arrays: dict):
+    """Inverse of :func:`encode_state` (``arrays``: ``{file: {key: array}}``)."""
+    def dec(obj):
+        if isinstance(obj, list):
+            return [dec(v) for v in obj]
+        if not isinstance(obj, dict):
+            return obj
+        if "__array__" in obj:
+            file, key = obj["__array__"]
+            return arrays[file][key]
+        if "__scalar__" in obj:
+            return np.dtype(obj["__scalar__"]).type(dec(obj["value"]))
+        if "__float__" in obj:
+            return float(obj["__float__"])
+        if "__tuple__" in obj:
+            return tuple(dec(v) for v in obj["__tuple__"])
+        if "__dict__" in obj:
+            return {_hashable(dec(k)): dec(v) for k, v in obj["__dict__"]}
+        return {k: dec(v) for k, v in obj.items()}
+
+    return dec(skeleton)
+
+
+def _hashable(k):
+    return tuple(_hashable(v) for v in k) if isinstance(k, (list, tuple)) else k
+
+
+def _is_device_array(obj) -> bool:
+    return type(obj).__module__.startswith("cupy") and hasattr(obj, "shape")
+
+
+def npz_bytes(arrays: dict) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def serialize(state: dict, extra_files: dict | None = None) -> dict:
+    """``{file name: bytes}`` of a checkpoint's content (everything but the manifest).
+
+    Done in the caller's thread: the result no longer refers to live training
+    state, so it can be written in the background while training goes on.
+    """
+    skeleton, arrays = encode_state(state)
+    files = {name: npz_bytes(arrs) for name, arrs in arrays.items()}
+    files[TRAINER_JSON] = json.dumps(skeleton, separators=(",", ":")).encode()
+    for name, content in (extra_files or {}).items():
+        files[name] = content.encode() if isinstance(content, str) else bytes(content)
+    return files
+
+
+# ---------------------------------------------------------------- fault injection
+def _faults(step):
+    out = []
+    for item in os.environ.get(FAULT_ENV, "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        spec, _, at = item.partition("@")
+        if at and int(at) != int(step):
+            continue
+        action, _, target = spec.partition(":")
+        out.append((action, target))
+    return out
+
+
+def _fault(step, action, target=""):
+    for a, t in _faults(step):
+        if a == action and (not t or t == target):
+            if action.startswith("crash"):
+                os.kill(os.getpid(), signal.SIGKILL)  # as sudden as a node failure
+                time.sleep(10)
+            if action == "enospc":
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), target)
+
+
+# ---------------------------------------------------------------- atomic writing
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some platforms cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: str, data: bytes, fsync: bool) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        if fsync:
+            os.fsync(f.fileno())
+
+
+def write_pointer(root: str, which: str, name: str, fsync: bool = True) -> None:
+    """Replace the pointer file ``root/which`` (``latest``/``best``) atomically with ``name``."""
+    path = os.path.join(root, which)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    _write_file(tmp, (name + "\n").encode(), fsync)
+    os.replace(tmp, path)
+    if fsync:
+        _fsync_dir(root)
+
+
+def read_pointer(root: str, which: str = LATEST) -> str | None:
+    try:
+        with open(os.path.join(root, which)) as f:
+            name = f.read().strip()
+    except OSError:
+        return None
+    return name if _STEP_RE.match(name) else None
+
+
+def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = None, fsync: bool = True,
+                     update_latest: bool = True) -> str:
+    """Write ``files`` (``{name: bytes}``) as checkpoint ``root/step-<step>`` atomically; return its path.
+
+    ``manifest`` adds fields to the manifest (epoch, world size, metrics...).
+    Raises :class:`CheckpointError` naming the file when anything fails; then
+    no partial directory is left and ``latest`` is unchanged.
+    """
+    name = step_name(step)
+    final = os.path.join(root, name)
+    tmp = os.path.join(root, f".tmp-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    current = "the checkpoint directory"
+    try:
+        current = root
+        os.makedirs(root, exist_ok=True)
+        os.mkdir(tmp)
+        entries = {}
+        for fname, data in files.items():
+            current = fname
+            _fault(step, "enospc", fname)
+            _write_file(os.path.join(tmp, fname), data, fsync)
+            entries[fname] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+            _fault(step, "crash_after", fname)
+        current = MANIFEST
+        man = {"format": FORMAT, "version": VERSION, "name": name, "step": int(step),
+               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(manifest or {}), "files": entries}
+        _fault(step, "enospc", MANIFEST)
+        _write_file(os.path.join(tmp, MANIFEST), json.dumps(_json_clean(man), indent=1).encode(), fsync)
+        if fsync:
+            _fsync_dir(tmp)
+        _fault(step, "crash_before_rename")
+        current = name
+        trash = None
+        if os.path.lexists(final):  # the same step again (a resumed run): move the old one aside first
+            trash = os.path.join(root, f".trash-{name}-{uuid.uuid4().hex[:8]}")
+            os.rename(final, trash)
+        os.rename(tmp, final)
+        if fsync:
+            _fsync_dir(root)
+        if trash:
+            shutil.rmtree(trash, ignore_errors=True)
+        _fault(step, "crash_before_latest")
+        if update_latest:
+            current = LATEST
+            write_pointer(root, LATEST, name, fsync)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"cannot write checkpoint {final!r} ({current}): {e.strerror or e}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _json_clean(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+# ---------------------------------------------------------------- reading and verification
+@dataclass
+class CheckpointInfo:
+    path: str
+    step: int
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+
+def is_checkpoint_dir(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, MANIFEST))
+
+
+def read_manifest(path: str) -> dict:
+    mpath = os.path.join(path, MANIFEST)
+    if not os.path.exists(mpath):
+        raise CorruptCheckpointError(f"checkpoint {path!r} is incomplete: {MANIFEST} is missing")
+    try:
+        with open(mpath, "rb") as f:
+            man = json.loads(f.read())
+    except (OSError, ValueError) as e:
+        raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is unreadable ({e})") from None
+    if not isinstance(man, dict) or man.get("format") != FORMAT or not isinstance(man.get("files"), dict):
+        raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is not a distnn checkpoint manifest")
+    if int(man.get("version", 0)) > VERSION:
+        raise CheckpointError(f"checkpoint {path!r} has format version {man['version']}; this distnn reads "
+                              f"up to {VERSION}")
+    return man
+
+
+def _read_verified(path: str, fname: str, entry: dict) -> bytes:
+    fpath = os.path.join(path, fname)
+    try:
+        with open(fpath, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise CorruptCheckpointError(f"checkpoint {path!r}: file {fname} is missing") from None
+    except OSError as e:
+        raise CorruptCheckpointError(f"checkpoint {path!r}: file {fname} is unreadable ({e.strerror or e})") from None
+    if len(data) != int(entry["bytes"]):
+        raise CorruptCheckpointError(f"checkpoint {path!r}: file {fname} has {len(data)} bytes, the manifest "
+                                     f"says {entry['bytes']} (truncated or overwritten)")
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise CorruptCheckpointError(f"checkpoint {path!r}: file {fname} fails its SHA-256 check (corrupt)")
+    return data
+
+
+def verify_checkpoint(path: str) -> list[str]:
+    """Problems found in checkpoint ``path`` (empty when complete and every checksum matches)."""
+    try:
+        man = read_manifest(path)
+    except CheckpointError as e:
+        return [str(e)]
+    problems = []
+    for fname, entry in man["files"].items():
+        try:
+            _read_verified(path, fname, entry)
+        except CheckpointError as e:
+            problems.append(str(e))
+    return problems
+
+
+def read_checkpoint(path: str) -> tuple[dict, dict]:
+    """``(state, manifest)`` of checkpoint ``path``, every file checked against its SHA-256.
+
+    Raises :class:`CorruptCheckpointError` naming the first bad file.
+    """
+    man = read_manifest(path)
+    raw = {fname: _read_verified(path, fname, entry) for fname, entry in man["files"].items()}
+    arrays = {}
+    for fname, data in raw.items():
+        if fname.endswith(".npz"):
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                arrays[fname] = {k: npz[k] for k in npz.files}
+    if TRAINER_JSON not in raw:
+        raise CorruptCheckpointError(f"checkpoint {path!r}: {TRAINER_JSON} is not listed in its manifest")
+    state = decode_state(json.loads(raw[TRAINER_JSON]), arrays)
+    state["_files"] = {k: v for k, v in raw.items() if not k.endswith(".npz") and k != TRAINER_JSON}
+    return state, man
+
+
+def list_checkpoints(root: str) -> list[CheckpointInfo]:
+    """The ``step-N`` directories under ``root``, oldest first (valid or not)."""
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    out = []
+    for n in names:
+        m = _STEP_RE.match(n)
+        if m and os.path.isdir(os.path.join(root, n)):
+            out.append(CheckpointInfo(os.path.join(root, n), int(m.group(1))))
+    return sorted(out, key=lambda c: c.step)
+
+
+def checkpoint_root(path: str) -> str:
+    """The checkpoint root for ``path``: a run directory (its ``checkpoints/``) or a root itself."""
+    sub = os.path.join(path, DEFAULT_DIRNAME)
+    if os.path.isdir(sub) and not list_checkpoints(path):
+        return sub
+    return path
+
+
+def load_latest_valid(root: str, warn=None) -> tuple[str, dict, dict] | None:
+    """``(path, state, manifest)`` of the newest checkpoint under ``root`` that verifies, or None.
+
+    Each newer checkpoint that is incomplete or corrupt is reported through
+    ``warn(message)`` (naming the bad file) and skipped.
+    """
+    for info in reversed(list_checkpoints(root)):
+        try:
+            state, man = read_checkpoint(info.path)
+        except CheckpointError as e:
+            if warn is not None:
+                warn(f"{e}; skipping it and trying the previous checkpoint")
+            continue
+        return info.path, state, man
+    return None
+
+
+def resolve_and_load(spec: str, default_root: str | None, warn=None):
+    """What ``--resume SPEC`` names: ``(path, state, manifest)`` or None (``auto`` with no checkpoint yet).
+
+    ``spec`` is ``auto`` (the newest valid checkpoint under ``default_root``),
+    a checkpoint directory (must verify), or a run directory / checkpoint root
+    (its newest valid checkpoint). Raises :class:`CheckpointError`.
+    """
+    if spec == "auto":
+        if default_root is None:
+            raise CheckpointError("--resume auto needs the run directory (--out RUN_DIR) to look for checkpoints in")
+        found = load_latest_valid(default_root, warn)
+        if found is None and list_checkpoints(default_root):
+            raise CheckpointError(f"no valid checkpoint in {default_root!r}: every one is incomplete or corrupt")
+        return found
+    path = str(spec)
+    if not os.path.exists(path):
+        raise CheckpointError(f"--resume {path!r}: no such checkpoint or run directory")
+    if is_checkpoint_dir(path) or _STEP_RE.match(os.path.basename(os.path.normpath(path))):
+        state, man = read_checkpoint(path)
+        return path, state, man
+    root = checkpoint_root(path)
+    found = load_latest_valid(root, warn)
+    if found is None:
+        raise CheckpointError(f"--resume {path!r}: no valid checkpoint found in {root!r}")
+    return found
+
+
+# ---------------------------------------------------------------- housekeeping
+def apply_retention(root: str, keep_last: int, protect=()) -> list[str]:
+    """Delete all but the newest ``keep_last`` checkpoints (never those named in ``protect``).
+
+    A directory is renamed to a hidden name before it is removed, so a crash
+    mid-delete never leaves a half-deleted ``step-N`` behind. Returns the removed names.
+    """
+    if keep_last is None or keep_last <= 0:
+        return []
+    cps = list_checkpoints(root)
+    protect = {os.path.basename(str(p)) for p in protect if p}
+    protect.add(read_pointer(root, LATEST))
+    removed = []
+    for info in cps[:-keep_last]:
+        if info.name in protect:
+            continue
+        trash = os.path.join(root, f".trash-{info.name}-{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(info.path, trash)
+        except OSError:
+            continue
+        shutil.rmtree(trash, ignore_errors=True)
+        removed.append(info.name)
+    return removed
+
+
+def cleanup_temporaries(root: str) -> list[str]:
+    """Remove ``.tmp-*``/``.trash-*`` directories left by a crash (call when no write is in flight)."""
+    out = []
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return out
+    for n in names:
+        if n.startswith((".tmp-step-", ".trash-step-")):
+            shutil.rmtree(os.path.join(root, n), ignore_errors=True)
+            out.append(n)
+        elif n.startswith((f"{LATEST}.tmp-", f"{BEST}.tmp-")):
+            try:
+                os.remove(os.path.join(root, n))
+            except OSError:
+                pass
+    return out
+
+
+def discard_newer(root: str, step: int) -> list[str]:
+    """Move checkpoints newer than ``step`` aside (``discarded-step-N``): a run resumed from an older
+    checkpoint must not later "resume" into the abandoned future."""
+    moved = []
+    for info in list_checkpoints(root):
+        if info.step > step:
+            dest = os.path.join(root, f"discarded-{info.name}-{uuid.uuid4().hex[:6]}")
+            os.rename(info.path, dest)
+            moved.append(info.name)
+    if moved and read_pointer(root, LATEST) in moved:
+        remaining = list_checkpoints(root)
+        if remaining:
+            write_pointer(root, LATEST, remaining[-1].name)
+        else:
+            try:
+                os.remove(os.path.join(root, LATEST))
+            except OSError:
+                pass
+    return moved

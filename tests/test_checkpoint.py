@@ -1,0 +1,390 @@
+"""Checkpoints in one process: format, atomicity, corruption, retention, exact resume (also simulated ranks).
+
+The multi-process cases (kill -9, crashes mid-write, SIGTERM to mpiexec, full
+disks) are in test_checkpoint_mpi.py.
+"""
+import json
+import logging
+import os
+
+import numpy as np
+import pytest
+
+import distnn
+from distnn.data import build_transforms, load_dataset
+from distnn.distributed import LocalCommunicator, simulate
+from distnn.models import build_model
+from distnn.optim import Adam
+from distnn.optim.lr_scheduler import LinearWarmup
+from distnn.train import checkpoint as ck
+from distnn.train import preemption
+from distnn.train.callbacks import Callback, EarlyStopping, LRSchedulerCallback
+from distnn.train.callbacks.checkpoint import attach
+from distnn.train.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def digits():
+    splits = load_dataset("digits")
+    return splits, build_transforms(splits, {"noise": 0.1}), build_transforms(splits)
+
+
+@pytest.fixture(autouse=True)
+def _clean_flags():
+    preemption.clear()
+    yield
+    preemption.clear()
+
+
+def make_trainer(comm, digits, *, epochs=3, dropout=0.2, augment=True, subset=300, batch_size=40, callbacks=()):
+    splits, (aug_tf, eval_tf), (plain_tf, _) = digits
+    distnn.manual_seed(0)
+    model = build_model("mlp", hidden_sizes=[32], dropout=dropout, input_shape=splits.input_shape, num_classes=10)
+    opt = Adam(model.parameters(), lr=3e-3)
+    warm = LRSchedulerCallback(LinearWarmup(opt, warmup_steps=5), interval="step")
+    es = EarlyStopping(monitor="val_loss", patience=50)
+    return Trainer(model, opt, splits.train.subset(np.arange(subset)), splits.val, comm=comm, batch_size=batch_size,
+                   epochs=epochs, callbacks=[warm, es, *callbacks], transform=aug_tf if augment else plain_tf,
+                   eval_transform=eval_tf, seed=3)
+
+
+def final_state(t):
+    return {"model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(), "history": t.history,
+            "step": t.state.global_step}
+
+
+def assert_bitwise(a, b):
+    assert a["step"] == b["step"]
+    for k in a["model"]:
+        np.testing.assert_array_equal(a["model"][k], b["model"][k], err_msg=k)
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert sa.keys() == sb.keys()
+    for i in sa:
+        for k in sa[i]:
+            np.testing.assert_array_equal(np.asarray(sa[i][k]), np.asarray(sb[i][k]), err_msg=f"{i}.{k}")
+    assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
+    for ra, rb in zip(a["history"], b["history"]):
+        for key in ("train_loss", "train_accuracy", "val_loss", "lr"):
+            assert ra[key] == rb[key], key
+
+
+def run_with_checkpoints(comm, digits, root, every=1, **kw):
+    t = make_trainer(comm, digits, **kw)
+    attach(t, str(root), {"dir": str(root), "every_n_steps": every, "keep_last": 0}, nonfinite="error")
+    t.fit()
+    return final_state(t)
+
+
+def resume_run(comm, digits, root, spec, **kw):
+    t = make_trainer(comm, digits, **kw)
+    attach(t, str(root), {"dir": str(root), "every_n_steps": 0, "keep_last": 0}, resume_spec=str(spec))
+    t.fit()
+    return final_state(t)
+
+
+# ------------------------------------------------------------------- format
+def test_encode_decode_round_trip_is_exact():
+    gen = np.random.default_rng(5)
+    gen.random(3)
+    state = {
+        "model": {"fc.weight": np.arange(6, dtype=np.float32).reshape(2, 3), "fc.bias": np.zeros(2, np.float64)},
+        "optimizer": {"state": {0: {"step": 3, "exp_avg": np.ones(3, np.float32)}},
+                      "param_groups": [{"lr": 0.1, "betas": (0.9, 0.999), "params": [0]}]},
+        "misc": {"nan": float("nan"), "inf": -float("inf"), "f32": np.float32(0.1), "i64": np.int64(7),
+                 "tuple": (1, "a", None), "nested": [{"k": [1.5, True]}], "rng": gen.bit_generator.state,
+                 "scalar_array": np.array(2.5)},
+    }
+    files = ck.serialize(state)
+    assert set(files) == {"model.npz", "optimizer.npz", "state.npz", ck.TRAINER_JSON}
+    skeleton = json.loads(files[ck.TRAINER_JSON])
+    import io
+
+    arrays = {f: dict(np.load(io.BytesIO(b))) for f, b in files.items() if f.endswith(".npz")}
+    # model.npz is an ordinary state_dict npz (what run directories hold)
+    assert sorted(arrays["model.npz"]) == ["fc.bias", "fc.weight"]
+    out = ck.decode_state(skeleton, arrays)
+    assert out["optimizer"]["state"][0]["step"] == 3 and 0 in out["optimizer"]["state"]
+    assert out["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)
+    assert np.isnan(out["misc"]["nan"]) and out["misc"]["inf"] == -np.inf
+    assert type(out["misc"]["f32"]) is np.float32 and out["misc"]["f32"] == np.float32(0.1)
+    assert type(out["misc"]["i64"]) is np.int64 and out["misc"]["tuple"] == (1, "a", None)
+    assert out["misc"]["nested"] == [{"k": [1.5, True]}]
+    g2 = np.random.default_rng()
+    g2.bit_generator.state = out["misc"]["rng"]
+    assert g2.random() == gen.random()
+    np.testing.assert_array_equal(out["model"]["fc.weight"], state["model"]["fc.weight"])
+    assert out["model"]["fc.bias"].dtype == np.float64
+    with pytest.raises(TypeError, match="misc/obj"):
+        ck.serialize({"misc": {"obj": object()}})
+
+
+def _write(root, step, payload=b"x"):
+    return ck.write_checkpoint(str(root), step, ck.serialize({"model": {"w": np.full(4, step, np.float32)}},
+                                                              {"note.txt": payload}), {"world_size": 1})
+
+
+def test_write_verify_and_latest(tmp_path):
+    p1 = _write(tmp_path, 10)
+    p2 = _write(tmp_path, 20)
+    assert os.path.basename(p2) == "step-00000020" and ck.read_pointer(str(tmp_path)) == "step-00000020"
+    assert ck.verify_checkpoint(p1) == [] and ck.verify_checkpoint(p2) == []
+    man = ck.read_manifest(p2)
+    assert man["step"] == 20 and set(man["files"]) == {"model.npz", ck.TRAINER_JSON, "note.txt"}
+    state, man = ck.read_checkpoint(p2)
+    np.testing.assert_array_equal(state["model"]["w"], np.full(4, 20, np.float32))
+    assert state["_files"]["note.txt"] == b"x"
+    # no temporary or trash directories are left behind
+    assert sorted(os.listdir(tmp_path)) == ["latest", "step-00000010", "step-00000020"]
+    # writing the same step again replaces it atomically
+    _write(tmp_path, 20, b"y")
+    assert ck.read_checkpoint(p2)[0]["_files"]["note.txt"] == b"y"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "bitflip", "delete_manifest", "delete_file", "bad_manifest"])
+def test_corrupt_newest_is_skipped_with_a_warning_naming_the_file(tmp_path, damage):
+    _write(tmp_path, 10)
+    newest = _write(tmp_path, 20)
+    target = os.path.join(newest, "model.npz")
+    if damage == "truncate":
+        data = open(target, "rb").read()
+        open(target, "wb").write(data[: len(data) // 2])
+    elif damage == "bitflip":
+        data = bytearray(open(target, "rb").read())
+        data[len(data) - 20] ^= 0x04
+        open(target, "wb").write(bytes(data))
+    elif damage == "delete_manifest":
+        os.remove(os.path.join(newest, ck.MANIFEST))
+    elif damage == "delete_file":
+        os.remove(target)
+    else:
+        open(os.path.join(newest, ck.MANIFEST), "w").write("{not json")
+    warnings = []
+    path, state, man = ck.load_latest_valid(str(tmp_path), warnings.append)
+    assert os.path.basename(path) == "step-00000010" and man["step"] == 10
+    assert len(warnings) == 1 and "step-00000020" in warnings[0]
+    expected = {"truncate": "model.npz", "bitflip": "model.npz", "delete_manifest": "manifest.json",
+                "delete_file": "model.npz", "bad_manifest": "manifest.json"}[damage]
+    assert expected in warnings[0]
+    assert ck.verify_checkpoint(newest) and expected in ck.verify_checkpoint(newest)[0]
+    # an explicit path to the corrupt checkpoint is an error, not a silent fallback
+    with pytest.raises(ck.CorruptCheckpointError, match=expected.replace(".", r"\.")):
+        ck.resolve_and_load(newest, None)
+
+
+def test_failed_write_leaves_no_partial_checkpoint(tmp_path, monkeypatch):
+    _write(tmp_path, 10)
+    for fault in ("enospc:model.npz", "enospc:manifest.json", "enospc"):
+        monkeypatch.setenv(ck.FAULT_ENV, f"{fault}@20")
+        with pytest.raises(ck.CheckpointError, match="No space left on device"):
+            _write(tmp_path, 20)
+        assert sorted(os.listdir(tmp_path)) == ["latest", "step-00000010"]
+        assert ck.read_pointer(str(tmp_path)) == "step-00000010"
+    # a checkpoint root that cannot be created (a file is in the way)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ck.CheckpointError, match="cannot write checkpoint"):
+        _write(blocker / "sub", 5)
+
+
+def test_retention_keeps_last_k_and_the_protected(tmp_path):
+    for s in (1, 2, 3, 4, 5):
+        _write(tmp_path, s)
+    removed = ck.apply_retention(str(tmp_path), 2, protect=["step-00000002"])
+    assert removed == ["step-00000001", "step-00000003"]
+    assert [c.step for c in ck.list_checkpoints(str(tmp_path))] == [2, 4, 5]
+    ck.discard_newer(str(tmp_path), 4)
+    assert [c.step for c in ck.list_checkpoints(str(tmp_path))] == [2, 4]
+    assert ck.read_pointer(str(tmp_path)) == "step-00000004"
+
+
+def test_resume_auto_without_checkpoints_and_errors(tmp_path):
+    assert ck.resolve_and_load("auto", str(tmp_path / "none")) is None
+    with pytest.raises(ck.CheckpointError, match="--out"):
+        ck.resolve_and_load("auto", None)
+    with pytest.raises(ck.CheckpointError, match="no such"):
+        ck.resolve_and_load(str(tmp_path / "missing"), None)
+    _write(tmp_path / "checkpoints", 3)
+    # a run directory resolves to its checkpoints/ root
+    path, _, _ = ck.resolve_and_load(str(tmp_path), None)
+    assert path.endswith("step-00000003")
+
+
+# ------------------------------------------------------------------- exact resume
+def test_exact_resume_bitwise_mid_epoch_and_epoch_end(digits, tmp_path):
+    # dropout, noise augmentation, Adam, per-step warmup, early-stopping state: everything must continue exactly
+    full = run_with_checkpoints(LocalCommunicator(), digits, tmp_path / "a", every=1)
+    spe = 8  # 300 samples / batch 40
+    assert full["step"] == 3 * spe
+    for step in (3, spe, spe + 5, 2 * spe):  # mid-epoch, after an epoch's last step, ...
+        resumed = resume_run(LocalCommunicator(), digits, tmp_path / f"r{step}",
+                             tmp_path / "a" / ck.step_name(step))
+        assert_bitwise(full, resumed)
+
+
+def test_exact_resume_bitwise_two_simulated_ranks(digits, tmp_path):
+    full = simulate(2, lambda c: run_with_checkpoints(c, digits, tmp_path / "a", every=5))
+    for k in full[0]["model"]:
+        np.testing.assert_array_equal(full[0]["model"][k], full[1]["model"][k])
+    man = ck.read_manifest(str(tmp_path / "a" / ck.step_name(10)))
+    assert man["world_size"] == 2 and man["batch_in_epoch"] == 2 and man["global_sample_position"] == 80
+    state, _ = ck.read_checkpoint(str(tmp_path / "a" / ck.step_name(10)))
+    assert len(state["ranks"]) == 2 and state["ranks"][0]["rng"] != state["ranks"][1]["rng"]
+    resumed = simulate(2, lambda c: resume_run(c, digits, tmp_path / "b", tmp_path / "a" / ck.step_name(10)))
+    assert_bitwise(full[0], resumed[0])
+    assert_bitwise(full[1], resumed[1])
+
+
+def test_preemption_request_stops_saves_and_resumes_exactly(digits, tmp_path):
+    full = final_state(_fit(make_trainer(LocalCommunicator(), digits)))
+
+    class Signal(Callback):
+        def on_batch_end(self, trainer, logs):
+            if trainer.state.global_step == 11:
+                preemption.request()  # what the SIGTERM handler does
+                preemption.request()  # a second signal changes nothing
+
+    t = make_trainer(LocalCommunicator(), digits, callbacks=[Signal()])
+    attach(t, str(tmp_path), {"dir": str(tmp_path), "every_n_epochs": 1})
+    with pytest.raises(preemption.Preempted) as info:
+        t.fit()
+    # the flag is seen at the next step boundary: step 12 is taken, then everyone stops
+    assert info.value.step == 12 and info.value.checkpoint.endswith("step-00000012")
+    assert info.value.exit_code == preemption.EXIT_PREEMPTED == 75
+    assert ck.read_pointer(str(tmp_path)) == "step-00000012"
+    preemption.clear()
+    t2 = make_trainer(LocalCommunicator(), digits, callbacks=[Signal()])
+    attach(t2, str(tmp_path), {"dir": str(tmp_path), "every_n_epochs": 1}, resume_spec="auto")
+    t2.fit()
+    assert_bitwise(full, final_state(t2))
+
+
+def _fit(t):
+    t.fit()
+    return t
+
+
+@pytest.mark.parametrize("saved,resumed", [(2, 1), (1, 2)])
+def test_resume_on_a_different_world_size(digits, tmp_path, saved, resumed):
+    # dropout and augmentation off: then only the summation order differs from the uninterrupted run
+    kw = dict(dropout=0.0, augment=False, batch_size=40)
+
+    def world(n, fn):
+        return fn(LocalCommunicator()) if n == 1 else simulate(n, fn)[0]
+
+    full = world(saved, lambda c: run_with_checkpoints(c, digits, tmp_path / "a", every=5, **kw))
+    res = world(resumed, lambda c: resume_run(c, digits, tmp_path / "b", tmp_path / "a" / ck.step_name(10), **kw))
+    assert res["step"] == full["step"]
+    for k in full["model"]:
+        np.testing.assert_allclose(res["model"][k], full["model"][k], rtol=1e-4, atol=1e-5, err_msg=k)
+    for a, b in zip(full["history"], res["history"]):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+
+
+def test_global_batch_must_match_on_resume(digits, tmp_path):
+    run_with_checkpoints(LocalCommunicator(), digits, tmp_path, every=0, epochs=1)
+    t = make_trainer(LocalCommunicator(), digits, batch_size=20)
+    with pytest.raises(ck.CheckpointError, match="global batch of 40"):
+        attach(t, str(tmp_path), {"dir": str(tmp_path)}, resume_spec="auto")
+
+
+def test_epoch_end_checkpoint_with_agreed_early_stop_does_not_train_on(digits, tmp_path):
+    class Stop(Callback):
+        def on_epoch_end(self, trainer, logs):
+            if trainer.state.epoch == 1:
+                trainer.request_stop("test stop")
+
+    t = make_trainer(LocalCommunicator(), digits, epochs=5, callbacks=[Stop()])
+    attach(t, str(tmp_path), {"dir": str(tmp_path), "keep_last": 0})
+    t.fit()
+    assert len(t.history) == 2 and t.state.stopped_early
+    t2 = make_trainer(LocalCommunicator(), digits, epochs=5)
+    attach(t2, str(tmp_path / "x"), {"dir": str(tmp_path / "x")}, resume_spec=str(tmp_path / ck.step_name(16)))
+    t2.fit()
+    assert len(t2.history) == 2 and t2.state.global_step == 16
+
+
+# ------------------------------------------------------------------- policies
+def test_policies_every_epoch_keep_last_and_best(digits, tmp_path):
+    t = make_trainer(LocalCommunicator(), digits, epochs=4)
+    cb = attach(t, str(tmp_path), {"dir": str(tmp_path), "every_n_epochs": 1, "keep_last": 2, "monitor": "val_loss"})
+    t.fit()
+    names = [c.name for c in ck.list_checkpoints(str(tmp_path))]
+    best = ck.read_pointer(str(tmp_path), ck.BEST)
+    assert best == cb.best_name and best in names
+    assert names[-2:] == ["step-00000024", "step-00000032"] and len(names) <= 3
+    best_epoch = min(range(4), key=lambda e: t.history[e]["val_loss"])
+    assert best == ck.step_name(8 * (best_epoch + 1))
+    man = ck.read_manifest(str(tmp_path / best))
+    assert man["metrics"]["val_loss"] == pytest.approx(t.history[best_epoch]["val_loss"])
+
+
+def test_async_save_writes_the_same_checkpoints(digits, tmp_path):
+    def run(root, async_save):
+        t = make_trainer(LocalCommunicator(), digits, epochs=2)
+        cb = attach(t, str(root), {"dir": str(root), "every_n_steps": 3, "keep_last": 0, "async_save": async_save})
+        t.fit()
+        return cb
+
+    run(tmp_path / "sync", False)
+    cb = run(tmp_path / "async", True)
+    assert cb._pending is None and cb.saves == len(ck.list_checkpoints(str(tmp_path / "async")))
+    for c in ck.list_checkpoints(str(tmp_path / "sync")):
+        a, _ = ck.read_checkpoint(c.path)
+        b, _ = ck.read_checkpoint(str(tmp_path / "async" / c.name))
+        for k in a["model"]:
+            np.testing.assert_array_equal(a["model"][k], b["model"][k])
+        assert [r["rng"] for r in a["ranks"]] == [r["rng"] for r in b["ranks"]]
+
+
+@pytest.mark.parametrize("async_save", [False, True])
+def test_on_error_stop_and_continue(digits, tmp_path, monkeypatch, caplog, async_save):
+    monkeypatch.setenv(ck.FAULT_ENV, "enospc:optimizer.npz@16")
+
+    def run(policy):
+        t = make_trainer(LocalCommunicator(), digits, epochs=3)
+        root = tmp_path / policy
+        attach(t, str(root), {"dir": str(root), "on_error": policy, "async_save": async_save})
+        return t, root
+
+    t, root = run("stop")
+    with pytest.raises(ck.CheckpointError, match=r"optimizer\.npz.*No space left.*on_error"):
+        t.fit()
+    assert ck.read_pointer(str(root)) == "step-00000008"
+    assert [c.name for c in ck.list_checkpoints(str(root))] == ["step-00000008"]
+    assert not [n for n in os.listdir(root) if n.startswith(".tmp")]
+    t, root = run("continue")
+    with caplog.at_level(logging.WARNING, logger="distnn"):
+        t.fit()
+    assert len(t.history) == 3
+    assert [c.name for c in ck.list_checkpoints(str(root))] == ["step-00000008", "step-00000024"]
+    assert any("No space left" in r.getMessage() for r in caplog.records)
+
+
+# ------------------------------------------------------------------- non-finite values
+def test_nonfinite_on_one_rank_is_skipped_on_every_rank(digits, monkeypatch):
+    monkeypatch.setenv("DISTNN_FAULT_NONFINITE_AT", "1:4")
+
+    def run(comm, policy):
+        t = make_trainer(comm, digits, epochs=1)
+        attach(t, "unused", {"enabled": False}, nonfinite=policy)
+        t.fit()
+        return t.state.skipped_steps, t.model.state_dict(), t.step_guard.last_bad_ranks
+
+    res = simulate(2, run, "skip")
+    assert res[0][0] == res[1][0] == 1
+    for k in res[0][1]:
+        assert np.isfinite(res[0][1][k]).all()
+        np.testing.assert_array_equal(res[0][1][k], res[1][1][k])  # replicas stay equal
+    with pytest.raises(preemption.NonFiniteError, match=r"step 4 \(epoch 1, batch 4\) on rank\(s\) \[1\]"):
+        simulate(2, run, "error")
+
+
+def test_attach_rejects_unknown_options(digits):
+    t = make_trainer(LocalCommunicator(), digits)
+    with pytest.raises(ValueError, match="every_n_step\\b.*known keys"):
+        attach(t, "x", {"every_n_step": 3})
+    with pytest.raises(ValueError, match="on_error"):
+        attach(t, "x", {"on_error": "ignore"})
+    with pytest.raises(ValueError, match="nonfinite"):
+        attach(t, "x", {"enabled": False}, nonfinite="maybe")
