@@ -56,6 +56,9 @@ def main(argv=None):
     results = []
     for n in args.threads:
         env = dict(os.environ, **{v: str(n) for v in THREAD_VARS})
+        # The frameworks share one process: idle OpenMP workers must sleep, not spin,
+        # or torch's pool steals the cores numpy's BLAS is about to use (and vice versa).
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", str(n)] + _passthrough(argv)
         print(f"[bench_engine] running at {n} thread(s) ...", flush=True)
         proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
