@@ -86,13 +86,14 @@ def _as_dict(section) -> dict:
 class Job:
     """Everything one rank needs to train, built from a config (phase 1)."""
 
-    def __init__(self, config, overrides, comm, quiet=False):
+    def __init__(self, config, overrides, comm, quiet=False, cfg=None):
         from distnn.train.config import load_config
+        from distnn.train.ensemble import member_splits
 
         self.comm = comm
-        self.cfg = load_config(config, overrides)
+        self.cfg = cfg if cfg is not None else load_config(config, overrides)  # cfg: an ensemble member's
         self.config_name = _cfg_get(self.cfg, "name", None) or os.path.splitext(os.path.basename(str(config)))[0]
-        self.splits = self._load_data()
+        self.splits = member_splits(self.cfg, self._load_data())  # an ensemble member's bootstrap resample
         self.train_tf, self.eval_tf = self._transforms()
         self.model, self.model_spec = self._build_model()
         self.optimizer, self.callbacks = self._build_optimizer()
@@ -223,6 +224,10 @@ def _guarded(comm, *args):
 def train_rank(comm, config, overrides=(), out=None, quiet=False, simulated=False):
     """Phase 1-3 on one rank (see the module docstring)."""
     set_rank(comm.rank, thread_only=simulated)
+    from . import ensemble
+
+    if ensemble.requested(config, overrides):  # ensemble.members > 1: members on groups of ranks
+        return ensemble.train_ensemble(comm, config, overrides, out, quiet)
     job, error = None, None
     try:
         job = Job(config, list(overrides or ()), comm, quiet=quiet)

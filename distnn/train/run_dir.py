@@ -157,6 +157,10 @@ def load_model(path: str):
     weights, meta_path = os.path.join(directory, MODEL_WEIGHTS), os.path.join(directory, MODEL_META)
     if not os.path.isdir(directory):
         raise ValueError(f"run directory {directory!r} does not exist")
+    from .ensemble import is_ensemble_dir, load_ensemble
+
+    if is_ensemble_dir(directory):  # an ensemble run: every member, probabilities averaged
+        return load_ensemble(directory)
     for p in (weights, meta_path):
         if not os.path.isfile(p):
             raise ValueError(f"{directory!r} holds no trained model ({os.path.basename(p)} is missing); "
