@@ -97,10 +97,21 @@ def assert_replicas_equal(states):
             assert np.array_equal(s[k], states[0][k]), f"replicas differ in {k}"
 
 
+@pytest.fixture
+def inplace_small(monkeypatch):
+    """Make gradients of 512 bytes or more take the in-place bucket path (real models: 1 MiB)."""
+    from distnn.distributed import buckets
+
+    monkeypatch.setattr(buckets, "INPLACE_BYTES", 512)
+
+
 # --------------------------------------------------------------------------- the oracle
 @pytest.mark.parametrize("n", [2, 3])
-@pytest.mark.parametrize("batch,bucket_mb", [(12, 25.0), (7, 0.001)], ids=["even-one-bucket", "uneven-buckets"])
-def test_n_ranks_match_one_process(n, batch, bucket_mb):
+@pytest.mark.parametrize("batch,bucket_mb,inplace", [(12, 25.0, False), (7, 0.001, False), (7, 25.0, True)],
+                         ids=["even-one-bucket", "uneven-buckets", "uneven-inplace"])
+def test_n_ranks_match_one_process(n, batch, bucket_mb, inplace, request):
+    if inplace:
+        request.getfixturevalue("inplace_small")
     batches = global_batches(batch)  # batch 7 of 40: shards like 3/2/2 and a last batch of 5
     ref = train_single(batches)
     states = simulate(n, train_rank, batches, bucket_mb=bucket_mb)
@@ -108,6 +119,7 @@ def test_n_ranks_match_one_process(n, batch, bucket_mb):
     assert_replicas_equal(states)
 
 
+@pytest.mark.usefixtures("inplace_small")
 def test_rank_with_no_samples_in_the_last_batch():
     # 41st..42nd sample of a batch of 2 over 3 ranks: rank 2 has nothing in it.
     batches = [np.arange(0, 9), np.arange(9, 11)] * 5
@@ -237,12 +249,17 @@ def test_buckets_launch_in_the_same_order_when_readiness_order_differs():
             assert np.array_equal(g0[n], g1[n])
 
 
-def test_parameter_unused_on_some_ranks_contributes_zeros():
+@pytest.mark.parametrize("inplace_bytes", [1 << 20, 64])
+def test_parameter_unused_on_some_ranks_contributes_zeros(inplace_bytes, monkeypatch):
+    from distnn.distributed import buckets
+
+    monkeypatch.setattr(buckets, "INPLACE_BYTES", inplace_bytes)
     x = np.random.default_rng(4).standard_normal((6, 4))
 
     def fn(comm):
         model = _two_branch()
         dp = DataParallel(model, comm, bucket_mb=1e-5)
+        assert any(type(b).__name__ == "InPlaceBucket" for b in dp._buckets) == (inplace_bytes == 64)
         dp(distnn.Tensor(x[comm.rank::3]), use_b=comm.rank == 1).backward()
         return {n: (None if p.grad is None else p.grad.copy()) for n, p in model.named_parameters()}
 

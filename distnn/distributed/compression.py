@@ -2,7 +2,9 @@
 
 Each rank encodes its (already sample-weighted) bucket into one uint16 message::
 
-    [scale: float32 as 2 x uint16][used flag per parameter][payload: one uint16 per value]
+    [scale: float32][meta: float32 each (used flags, sample count)][payload: one uint16 per value]
+
+(each float32 as 2 x uint16).
 
 The messages are allgathered, and every rank decodes all of them and sums
 them in its bucket's dtype in rank order, so every rank ends with the same
@@ -29,30 +31,32 @@ HEADER = 2  # uint16 words holding the float32 scale
 class _Codec:
     name = ""
 
-    def message_size(self, numel: int, nflags: int) -> int:
-        return HEADER + nflags + numel
+    def message_size(self, numel: int, nmeta: int) -> int:
+        return HEADER + 2 * nmeta + numel
 
-    def encode(self, values, flags, out) -> None:
-        """Write the message for ``values`` (1-D float) and ``flags`` (1-D, small ints) into ``out`` (uint16)."""
+    def encode(self, values, meta, out) -> None:
+        """Write the message for ``values`` (1-D float) and ``meta`` (1-D, small counts) into ``out`` (uint16)."""
         xp = get_array_module(values)
         scale = self._scale(xp, values)
-        out[:HEADER] = xp.asarray(np.array([scale], dtype=np.float32).view(np.uint16))
-        out[HEADER:HEADER + flags.size] = flags
-        self._pack(xp, values, scale, out[HEADER + flags.size:])
+        head = np.concatenate([[scale], np.asarray(_host(meta), dtype=np.float64)]).astype(np.float32)
+        out[:HEADER + 2 * meta.size] = xp.asarray(head.view(np.uint16))
+        self._pack(xp, values, scale, out[HEADER + 2 * meta.size:])
 
-    def decode_sum(self, messages, values, flags) -> None:
-        """Sum the decoded ``messages`` (size, message_size) into ``values`` and ``flags`` (overwritten)."""
+    def decode_sum(self, messages, values, meta) -> None:
+        """Sum the decoded ``messages`` (size, message_size) into ``values`` and ``meta`` (overwritten)."""
         xp = get_array_module(values)
-        nf = flags.size
+        nh = HEADER + 2 * meta.size
         values[...] = 0
-        flags[...] = 0
+        total = np.zeros(meta.size)
         for m in messages:  # rank order: every rank adds in the same order
-            scale = float(np.asarray(m[:HEADER].get() if xp is not np else m[:HEADER]).copy().view(np.float32)[0])
-            flags += m[HEADER:HEADER + nf]
-            part = self._unpack(xp, m[HEADER + nf:]).astype(values.dtype, copy=False)
+            head = np.ascontiguousarray(_host(m[:nh])).view(np.float32).astype(np.float64)
+            scale = float(head[0])
+            total += head[1:]
+            part = self._unpack(xp, m[nh:]).astype(values.dtype, copy=False)
             if scale != 1.0:
                 part = part / values.dtype.type(scale)
             values += part
+        meta[...] = xp.asarray(total, dtype=meta.dtype)
 
     def _scale(self, xp, values) -> float:
         return 1.0
@@ -92,6 +96,10 @@ class BF16Codec(_Codec):
 
     def _unpack(self, xp, payload):
         return (payload.astype(xp.uint32) << 16).view(xp.float32)
+
+
+def _host(a):
+    return a.get() if hasattr(a, "get") else np.asarray(a)
 
 
 CODECS = {"fp16": FP16Codec, "bf16": BF16Codec}

@@ -8,27 +8,33 @@ parameters and buffers are broadcast, so replicas start equal.
 During ``loss.backward()`` gradients are averaged in buckets while backward
 still runs (PyTorch DDP's design, ChainerMN's flat buffers):
 
-* parameters are packed, in reverse registration order (roughly the order
-  gradients become final), into flat buckets of about ``bucket_mb`` MiB, the
-  same layout on every rank;
+* parameters are grouped, in reverse registration order (roughly the order
+  gradients become final), into buckets of about ``bucket_mb`` MiB, the same
+  layout on every rank (:mod:`.buckets`): small gradients packed into flat
+  buffers, each large one (1 MiB or more) reduced in its own array;
 * each parameter's post-accumulate-grad hook marks it ready; when a bucket's
-  last gradient is ready, its gradients are copied into the flat buffer
-  (scaled by this rank's weight, see below) and a nonblocking allreduce
-  starts. Buckets always start in list order on every rank (a bucket that
-  becomes ready early waits for the ones before it), as MPI requires;
+  last gradient is ready, its gradients are weighted by this rank's share
+  (see below) and a nonblocking allreduce starts. Buckets always start in
+  list order on every rank (a bucket that becomes ready early waits for the
+  ones before it), as MPI requires;
 * when backward finishes (``distnn.autograd.engine.queue_callback``), buckets
   still waiting for parameters that got no gradient are sent with zeros for
-  them, every allreduce is waited for, and each ``p.grad`` becomes a view of
-  its bucket holding the average. So after ``backward()`` returns the
-  gradients are averaged, and ``optimizer.step()`` needs no extra call.
+  them, every allreduce is waited for, and each ``p.grad`` holds the average
+  (a view of its flat bucket, or its own array averaged in place). So after
+  ``backward()`` returns the gradients are averaged, and ``optimizer.step()``
+  needs no extra call.
 
 Averaging is exact for uneven shards: rank r's gradient is weighted by
-``n_r / N`` (its sample count over the global count, exchanged once per step),
-so the result is the gradient of the mean loss over the whole global batch,
-also when the last batch leaves ranks with different numbers of samples. The
-local loss must be the mean over the local samples (the default reduction).
-``n_r`` is the leading dimension of the first array argument of the forward
-calls since the last synchronization, or what :meth:`set_num_samples` set.
+``n_r / N`` (its sample count over the global count), so the result is the
+gradient of the mean loss over the whole global batch, also when the last
+batch leaves ranks with different numbers of samples. The local loss must be
+the mean over the local samples (the default reduction). ``n_r`` is the
+leading dimension of the first array argument of the forward calls since the
+last synchronization, or what :meth:`set_num_samples` set. ``N`` travels in
+every bucket (no extra collective): ranks pack with ``n_r / G``, where ``G``
+is the previous step's global count (the same on every rank), and rescale by
+``G / N`` in the rare step where the global count changed (an epoch's last
+batch).
 
 A parameter that received no gradient on some rank contributes zeros there;
 one that received none on any rank keeps ``grad = None``, as it would in a
@@ -59,52 +65,12 @@ from distnn.autograd.grad_mode import is_grad_enabled
 from distnn.backend import device_of, get_array_module, to_numpy
 from distnn.nn.module import Module
 
+from .buckets import FlatBucket, InPlaceMeta, build_buckets
 from .compression import get_codec
 
 
 class ReplicaMismatchError(RuntimeError):
     """Ranks hold different models (at construction) or their parameters diverged (check_replicas)."""
-
-
-class _Bucket:
-    """A fixed group of parameters whose gradients travel in one flat buffer.
-
-    Layout: the gradients back to back, then one "used" flag per parameter
-    (1 if the rank has a gradient for it); after the sum the flags count the
-    ranks that had one.
-    """
-
-    def __init__(self, index, entries):
-        self.index = index
-        self.names = [name for name, _ in entries]
-        self.params = [p for _, p in entries]
-        self.numel = sum(int(p.data.size) for p in self.params)
-        self.dtype = self.params[0].data.dtype
-        self.ready = [False] * len(self.params)
-        self.pending = len(self.params)
-        self.buffer = None
-        self.handle = None
-        self.message = None
-
-    @property
-    def nbytes(self):
-        return self.numel * self.dtype.itemsize
-
-    def allocate(self, codec):
-        xp = get_array_module(self.params[0].data)
-        self.buffer = xp.zeros(self.numel + len(self.params), dtype=self.dtype)
-        self.values, self.flags = self.buffer[:self.numel], self.buffer[self.numel:]
-        self.views, offset = [], 0
-        for p in self.params:
-            n = int(p.data.size)
-            self.views.append(self.values[offset:offset + n].reshape(p.data.shape))
-            offset += n
-        if codec is not None:
-            self.message = xp.empty(codec.message_size(self.numel, len(self.params)), dtype=xp.uint16)
-
-    def reset(self):
-        self.ready = [False] * len(self.params)
-        self.pending = len(self.params)
 
 
 class DataParallel(Module):
@@ -149,6 +115,7 @@ class DataParallel(Module):
         self._explicit_samples = None
         self._forward_samples = None  # samples seen by forward since the last sync (None: no forward)
         self._last_samples = 1
+        self._count_guess = float(comm.size)  # G: the global sample count ranks pack against (common)
         self._in_sync = False
         self._synced_since_finish = False
         self._launched = 0
@@ -230,17 +197,8 @@ class DataParallel(Module):
                 offset += n
 
     def _build_buckets(self):
-        cap = self.bucket_mb * (1 << 20)
-        open_, sizes, buckets = {}, {}, []
-        for name, p in reversed(self._train_params):
-            key = (p.data.dtype.str, device_of(p.data))
-            if key in open_ and sizes[key] + p.data.nbytes > cap:
-                buckets.append(open_.pop(key))
-            open_.setdefault(key, [])
-            sizes[key] = (sizes[key] if open_[key] else 0) + p.data.nbytes
-            open_[key].append((name, p))
-        buckets.extend(open_.values())
-        self._buckets = [_Bucket(i, entries) for i, entries in enumerate(buckets)]
+        self._buckets = build_buckets(self._train_params, self.bucket_mb * (1 << 20), self.codec)
+        self._inplace_meta = InPlaceMeta(self._buckets)
         self._slot = {}
         for b in self._buckets:
             for j, p in enumerate(b.params):
@@ -284,7 +242,7 @@ class DataParallel(Module):
             self._launch_ready()
         elif self._probed < self._launched:
             # MPI progresses nonblocking collectives only inside MPI calls: give it one.
-            if self._buckets[self._probed].handle.test():
+            if self._buckets[self._probed].test():
                 self._probed += 1
 
     def _launch_ready(self):
@@ -293,10 +251,7 @@ class DataParallel(Module):
             self._launch(buckets[self._launched])
             self._launched += 1
 
-    def _rank_weight(self) -> float:
-        """This rank's share of the averaged gradient: n_r / N (one tiny allreduce), or 1 / size."""
-        if not self.weight_by_samples:
-            return 1.0 / self.comm.size
+    def _local_samples(self) -> int:
         if self._explicit_samples is not None:
             n = self._explicit_samples
         elif self._forward_samples is not None:
@@ -304,37 +259,14 @@ class DataParallel(Module):
         else:
             n = self._last_samples
         self._last_samples = n
-        total = float(self.comm.allreduce(np.array([float(n)]), "sum")[0])
-        return n / total if total > 0 else 1.0 / self.comm.size
+        return n
 
     def _launch(self, b):
-        if self._weight is None:
-            self._weight = self._rank_weight()
-        w = self._weight
-        if b.buffer is None:
-            b.allocate(self.codec)
-        xp = get_array_module(b.buffer)
-        for j, p in enumerate(b.params):
-            view, g = b.views[j], p.grad
-            if g is None:
-                view[...] = 0
-                b.flags[j] = 0
-                continue
-            b.flags[j] = 1
-            if w == 0.0:
-                view[...] = 0  # even where the local gradient is nan (an empty local batch)
-            elif g is view:
-                if w != 1.0:
-                    view *= w
-            elif w == 1.0:
-                view[...] = g
-            else:
-                xp.multiply(g, w, out=view)  # pack and weight in one pass
-        if self.codec is None:
-            b.handle = self.comm.iallreduce(b.buffer, "sum")
-        else:
-            self.codec.encode(b.values, b.flags, b.message)
-            b.handle = self.comm.iallgather(b.message)
+        if self._weight is None:  # fixed for the whole synchronization: every bucket packs alike
+            self._samples = self._local_samples()
+            self._weight = (self._samples / self._count_guess if self.weight_by_samples
+                            else 1.0 / self.comm.size)
+        b.launch(self.comm, self._weight, self._samples)
 
     def _end_of_backward(self):
         if self._in_sync:
@@ -345,20 +277,30 @@ class DataParallel(Module):
         for b in self._buckets[self._launched:]:
             b.pending = 0
         self._launch_ready()
+        meta = self._inplace_meta
+        if meta:
+            meta.launch(self.comm, self._samples)
         for b in self._buckets:
-            result = b.handle.wait()
-            if self.codec is not None:
-                self.codec.decode_sum(result, b.values, b.flags)
-            b.handle = None
+            b.wait()
+        counts, total = {}, 0.0
+        for b in self._buckets:
+            if isinstance(b, FlatBucket):
+                counts[b.index], total = b.counts()
+        if meta:
+            inplace_counts, total = meta.wait()
+            counts.update((b.index, [c]) for b, c in zip(meta.buckets, inplace_counts))
+        # Ranks packed with n_r / G; when the global count N differs (an epoch's short last
+        # batch), turn the sums into the average with n_r / N. Every rank sees the same N.
+        if self.weight_by_samples and total > 0 and total != self._count_guess:
+            for b in self._buckets:
+                b.scale(self._count_guess / total)
+            self._count_guess = total  # the next step packs against this step's global count
         size = self.comm.size
         partly_unused = []
         for b in self._buckets:
-            counts = to_numpy(b.flags)
-            for j, p in enumerate(b.params):
-                c = int(round(float(counts[j])))
-                p.grad = b.views[j] if c > 0 else None
-                if c < size:
-                    partly_unused.append(f"'{b.names[j]}' (no gradient on {size - c} of {size} ranks)")
+            b.install(counts[b.index])
+            partly_unused += [f"'{name}' (no gradient on {size - c} of {size} ranks)"
+                              for name, c in zip(b.names, counts[b.index]) if c < size]
             b.reset()
         self._launched = self._probed = 0
         self._weight = None

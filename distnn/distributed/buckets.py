@@ -1,0 +1,228 @@
+"""Gradient buckets: how :class:`~.data_parallel.DataParallel` moves gradients through one collective each.
+
+A bucket is a fixed group of parameters, the same on every rank. Each
+synchronization it is *launched* once (its gradients weighted by this rank's
+share and a nonblocking collective started), then *finished* (waited for,
+rescaled if needed) and *installed* (the averages become ``p.grad``). Besides
+the gradients it carries a few numbers, its "meta": one flag per parameter
+(1 where this rank has a gradient) and the rank's sample count. Summed, they
+give how many ranks had each gradient and the global sample count, so no
+separate collective is needed for either.
+
+Two kinds:
+
+* :class:`FlatBucket` packs many gradients into one flat buffer (small
+  parameters: one collective instead of many; with compression, every
+  parameter). Packing and weighting are one pass; afterwards each ``p.grad``
+  is a view of the buffer, so nothing is copied back.
+* :class:`InPlaceBucket` holds one large parameter and reduces its gradient
+  array where it lies: weighting in place, no copy into a second buffer. The
+  meta of all in-place buckets travels in one tiny collective per step
+  (:class:`InPlaceMeta`), started after the last bucket.
+
+Lifecycle per synchronization: ``launch`` (in bucket order), ``wait``,
+``scale`` (rarely: when the global sample count changed), ``install``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from distnn.backend import device_of, get_array_module, to_numpy
+
+# Gradients at least this large are reduced in place (no packing copy); smaller ones are packed.
+INPLACE_BYTES = 1 << 20
+
+
+class _BucketBase:
+    def __init__(self, index, entries):
+        self.index = index
+        self.names = [name for name, _ in entries]
+        self.params = [p for _, p in entries]
+        self.dtype = self.params[0].data.dtype
+        self.numel = sum(int(p.data.size) for p in self.params)
+        self.reset()
+
+    def reset(self):
+        self.ready = [False] * len(self.params)
+        self.pending = len(self.params)
+
+
+def _weigh_into(xp, out, g, w):
+    """out = w * g, one pass; zeros when w == 0 (even where g is nan: an empty local batch)."""
+    if w == 0.0:
+        out[...] = 0
+    elif g is out:
+        if w != 1.0:
+            out *= w
+    elif w == 1.0:
+        out[...] = g
+    else:
+        xp.multiply(g, w, out=out)
+
+
+class FlatBucket(_BucketBase):
+    """Many gradients back to back in one buffer: ``[values..., flag per parameter, sample count]``."""
+
+    def __init__(self, index, entries, codec=None):
+        super().__init__(index, entries)
+        self.codec = codec
+        self.buffer = None
+        self.handle = None
+
+    def _allocate(self):
+        xp = get_array_module(self.params[0].data)
+        self.buffer = xp.zeros(self.numel + len(self.params) + 1, dtype=self.dtype)
+        self.values, self.meta = self.buffer[:self.numel], self.buffer[self.numel:]
+        self.views, offset = [], 0
+        for p in self.params:
+            n = int(p.data.size)
+            self.views.append(self.values[offset:offset + n].reshape(p.data.shape))
+            offset += n
+        if self.codec is not None:
+            self.message = xp.empty(self.codec.message_size(self.numel, self.meta.size), dtype=xp.uint16)
+
+    def launch(self, comm, weight, samples):
+        if self.buffer is None:
+            self._allocate()
+        xp = get_array_module(self.buffer)
+        for j, p in enumerate(self.params):
+            g = p.grad
+            self.meta[j] = g is not None
+            if g is None:
+                self.views[j][...] = 0
+            else:
+                _weigh_into(xp, self.views[j], g, weight)
+        self.meta[-1] = samples
+        if self.codec is None:
+            self.handle = comm.iallreduce(self.buffer, "sum")
+        else:
+            self.codec.encode(self.values, self.meta, self.message)
+            self.handle = comm.iallgather(self.message)
+
+    def test(self) -> bool:
+        return self.handle.test()
+
+    def wait(self) -> None:
+        result = self.handle.wait()
+        self.handle = None
+        if self.codec is not None:
+            self.codec.decode_sum(result, self.values, self.meta)
+
+    def counts(self):
+        """After wait: (ranks that had each parameter's gradient, global sample count)."""
+        m = to_numpy(self.meta)
+        return [int(round(float(c))) for c in m[:-1]], float(m[-1])
+
+    def scale(self, factor: float) -> None:
+        self.values *= factor
+
+    def install(self, counts):
+        for j, p in enumerate(self.params):
+            p.grad = self.views[j] if counts[j] > 0 else None
+
+
+class InPlaceBucket(_BucketBase):
+    """One large gradient, reduced in its own array (its meta goes in :class:`InPlaceMeta`)."""
+
+    def __init__(self, index, entries):
+        super().__init__(index, entries)
+        self.array = None
+        self.handle = None
+        self.used = False
+        self._zeros = None
+
+    def launch(self, comm, weight, samples):
+        p = self.params[0]
+        g = p.grad
+        xp = get_array_module(p.data)
+        self.used = g is not None
+        if g is None:  # no gradient here: contribute zeros (a spare array, reused)
+            if self._zeros is None:
+                self._zeros = xp.zeros(p.data.shape, dtype=self.dtype)
+            else:
+                self._zeros[...] = 0
+            arr = self._zeros
+        elif g.flags.c_contiguous and g.dtype == self.dtype and g.flags.writeable:
+            arr = g  # the leaf's own gradient array: averaged where it is
+            _weigh_into(xp, arr, g, weight)
+        else:
+            arr = xp.empty(p.data.shape, dtype=self.dtype)
+            _weigh_into(xp, arr, g, weight)
+        self.array = arr
+        self.handle = comm.iallreduce(arr, "sum")
+
+    def test(self) -> bool:
+        return self.handle.test()
+
+    def wait(self) -> None:
+        self.handle.wait()
+        self.handle = None
+
+    def scale(self, factor: float) -> None:
+        self.array *= factor
+
+    def install(self, counts):
+        p = self.params[0]
+        if counts[0] > 0:
+            p.grad = self.array
+            if self.array is self._zeros:
+                self._zeros = None  # now the gradient: do not reuse it
+        else:
+            p.grad = None
+        self.array = None
+
+
+class InPlaceMeta:
+    """The used flags of all in-place buckets plus the sample count, in one tiny allreduce per step."""
+
+    def __init__(self, buckets):
+        self.buckets = [b for b in buckets if isinstance(b, InPlaceBucket)]
+        self.meta = None
+        self.handle = None
+
+    def __bool__(self):
+        return bool(self.buckets)
+
+    def launch(self, comm, samples):
+        if self.meta is None:
+            self.meta = np.zeros(len(self.buckets) + 1)
+        for i, b in enumerate(self.buckets):
+            self.meta[i] = b.used
+        self.meta[-1] = samples
+        self.handle = comm.iallreduce(self.meta, "sum")
+
+    def wait(self):
+        """(ranks that had each in-place bucket's gradient, global sample count)."""
+        self.handle.wait()
+        self.handle = None
+        return [int(round(c)) for c in self.meta[:-1]], float(self.meta[-1])
+
+
+def build_buckets(named_params, bucket_bytes: float, codec=None, inplace_bytes=None) -> list:
+    """Buckets in launch order: parameters in reverse registration order, grouped per (dtype, device).
+
+    A parameter joins the open bucket of its dtype/device if it fits under
+    ``bucket_bytes``, else starts a new one. Without compression, a gradient
+    of ``inplace_bytes`` or more gets an :class:`InPlaceBucket` of its own
+    (the open bucket before it is closed first, keeping launch order close to
+    readiness order).
+    """
+    inplace_bytes = INPLACE_BYTES if inplace_bytes is None else inplace_bytes
+    open_, sizes, groups = {}, {}, []
+    for name, p in reversed(list(named_params)):
+        key = (p.data.dtype.str, device_of(p.data))
+        nbytes = p.data.nbytes
+        if codec is None and nbytes >= inplace_bytes:
+            if open_.get(key):
+                groups.append(("flat", open_.pop(key)))
+            groups.append(("inplace", [(name, p)]))
+            continue
+        if open_.get(key) and sizes[key] + nbytes > bucket_bytes:
+            groups.append(("flat", open_.pop(key)))
+        if not open_.get(key):
+            open_[key], sizes[key] = [], 0
+        open_[key].append((name, p))
+        sizes[key] += nbytes
+    groups.extend(("flat", entries) for entries in open_.values() if entries)
+    return [InPlaceBucket(i, entries) if kind == "inplace" else FlatBucket(i, entries, codec)
+            for i, (kind, entries) in enumerate(groups)]
