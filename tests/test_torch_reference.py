@@ -118,6 +118,8 @@ OPS = {
                  lambda t, a: t.nn.functional.softplus(a, beta=2.0, threshold=4.0)),
     "softmax": ([N((3, 4)) * 3], F.softmax, lambda t, a: t.softmax(a, -1)),
     "softmax_axis0": ([N((3, 4))], lambda a: F.softmax(a, axis=0), lambda t, a: t.softmax(a, 0)),
+    "softmax_dim": ([N((2, 3, 4))], lambda a: a.softmax(dim=1), lambda t, a: a.softmax(dim=1)),
+    "log_softmax_dim": ([N((2, 3, 4))], lambda a: F.log_softmax(a, dim=0), lambda t, a: a.log_softmax(dim=0)),
     "log_softmax": ([N((3, 4)) * 3], F.log_softmax, lambda t, a: t.log_softmax(a, -1)),
     "log_softmax_large": ([N((3, 4)) * 1000], F.log_softmax, lambda t, a: t.log_softmax(a, -1)),
     # losses

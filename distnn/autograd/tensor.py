@@ -338,11 +338,11 @@ class Tensor:
     def sigmoid(self):
         return A.sigmoid(self)
 
-    def softmax(self, axis=-1):
-        return A.softmax(self, axis)
+    def softmax(self, axis=-1, dim=None):
+        return A.softmax(self, axis, dim)
 
-    def log_softmax(self, axis=-1):
-        return A.log_softmax(self, axis)
+    def log_softmax(self, axis=-1, dim=None):
+        return A.log_softmax(self, axis, dim)
 
 
 class _HookHandle:

@@ -182,12 +182,14 @@ def softplus(x, beta=1.0, threshold=20.0):
     return Softplus.apply(x, beta=beta, threshold=threshold)
 
 
-def softmax(x, axis=-1):
-    return Softmax.apply(x, axis=axis)
+def softmax(x, axis=-1, dim=None):
+    """exp(x) / sum(exp(x)) along ``axis`` (``dim`` is accepted as PyTorch's name for it)."""
+    return Softmax.apply(x, axis=axis if dim is None else dim)
 
 
-def log_softmax(x, axis=-1):
-    return LogSoftmax.apply(x, axis=axis)
+def log_softmax(x, axis=-1, dim=None):
+    """x - logsumexp(x), stable (max subtracted first), along ``axis`` (or ``dim``)."""
+    return LogSoftmax.apply(x, axis=axis if dim is None else dim)
 
 
 def dropout(x, p=0.5, training=True, generator=None):
