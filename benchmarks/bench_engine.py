@@ -43,6 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--chain", type=int, default=1000, help="ops in the per-op-overhead chain")
     p.add_argument("--chain-repeats", type=int, default=30)
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
+    p.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                   help="also cProfile this many distnn MLP steps and print the top functions")
     p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)  # internal: child at N threads
     return p.parse_args(argv)
 
@@ -65,7 +67,11 @@ def main(argv=None):
         if proc.returncode != 0:
             print(proc.stdout)
             raise SystemExit(f"worker at {n} threads failed with exit code {proc.returncode}")
-        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+        lines = proc.stdout.splitlines()
+        for ln in lines:  # anything else the worker printed (e.g. a profile)
+            if not ln.startswith("RESULT "):
+                print(ln)
+        line = [ln for ln in lines if ln.startswith("RESULT ")][-1]
         results.append(json.loads(line[len("RESULT "):]))
     print_table(results, args)
     return 0
@@ -175,6 +181,17 @@ def worker(args):
             times[name].append((hi - lo) * args.batch / (time.perf_counter() - t0))
             last[name] = loss
     mlp = {name: {"samples_per_s": float(np.median(times[name])), "final_loss": float(last[name])} for name in impls}
+    if args.profile:
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile()
+        prof.enable()
+        for xb, yb in batches[: args.profile]:
+            impls["distnn"].step(xb, yb)
+        prof.disable()
+        print(f"cProfile of {args.profile} distnn MLP steps at {args.worker} thread(s), by own time:")
+        pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(15)
     del X, batches
     return {"threads": args.worker, "mlp": mlp, "chain": chain_bench(args, torch), "blas": blas}
 
