@@ -167,9 +167,11 @@ def test_graph_is_freed_after_backward():
         saved = weakref.ref(h._node.out)  # Exp keeps its output for backward
         loss = (h.tanh() * x).sum()
         inner = [weakref.ref(n) for n in _nodes(loss) if n is not loss._node]
+        tensor = weakref.ref(h)
         del h
         assert saved() is not None and all(r() is not None for r in inner)
         loss.backward()
+        assert tensor() is None, "an intermediate tensor must not outlive its last user reference"
         assert saved() is None, "saved arrays must be released after backward"
         assert all(r() is None for r in inner), "interior graph nodes must die after backward"
         assert loss._node.parents is None and not vars(loss._node)
