@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import distnn
-import distnn.functional as F
 from distnn import Function, Tensor
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

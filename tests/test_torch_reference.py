@@ -8,7 +8,6 @@ precision than the dtype has.
 import numpy as np
 import pytest
 
-import distnn
 import distnn.functional as F
 from distnn import Tensor
 
