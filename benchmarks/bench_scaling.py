@@ -1,0 +1,276 @@
+"""Weak scaling of data-parallel training: 1 rank vs 2 ranks, distnn vs PyTorch DDP vs numpy + mpi4py.
+
+MLP 784-512-256-10 (ReLU, cross-entropy, SGD momentum 0.9), float32, batch
+128 PER RANK, 1 BLAS thread per rank, synthetic data. Each configuration runs
+in fresh processes started from here:
+
+* distnn   ``DataParallel`` + ``distnn.optim.SGD`` under ``mpiexec -n W``
+           (1 rank: the plain model, no wrapper);
+* numpy    the floor: the same math hand-written in numpy into one flat
+           gradient buffer (pre-averaged through the loss gradient), one
+           in-place ``MPI.Allreduce`` per step, a flat momentum update;
+* torch    ``DistributedDataParallel`` with the gloo backend (W processes,
+           MASTER_ADDR=127.0.0.1), when torch is installed (1 rank: plain model).
+
+Configurations alternate over ``--repeats`` rounds so machine load hits them
+alike; the table shows the best round (samples/s over all ranks), the weak
+scaling efficiency ``throughput(2) / (2 * throughput(1))`` and ratios.
+
+    python benchmarks/bench_scaling.py [--steps 60] [--repeats 2]
+
+Targets: distnn efficiency >= 0.90; distnn(2) >= 1.5x torch DDP(2) and >= 0.9x numpy(2).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+SIZES = (784, 512, 256, 10)
+HERE = os.path.abspath(__file__)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=60, help="timed steps per run")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--batch", type=int, default=128, help="samples per rank per step")
+    p.add_argument("--repeats", type=int, default=2, help="rounds over all configurations")
+    p.add_argument("--ranks", type=int, default=2)
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--worker", choices=["distnn", "numpy", "torch"], help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------- workers
+def _data(rank, batch, n_batches=8):
+    import numpy as np
+
+    rng = np.random.default_rng(100 + rank)
+    xs = rng.standard_normal((n_batches, batch, SIZES[0])).astype(np.float32)
+    ys = rng.integers(0, SIZES[-1], (n_batches, batch))
+    return xs, ys
+
+
+def worker_distnn(args):
+    import distnn
+    import distnn.distributed as dist
+    import distnn.functional as F
+    import distnn.nn as nn
+    from distnn.optim.sgd import SGD
+
+    comm = dist.init()
+    distnn.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
+    net = dist.DataParallel(model, comm) if comm.size > 1 else model
+    opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
+    xs, ys = _data(comm.rank, args.batch)
+
+    def step(i):
+        opt.zero_grad()
+        F.cross_entropy(net(distnn.Tensor(xs[i % len(xs)])), ys[i % len(ys)]).backward()
+        opt.step()
+
+    return _timed(step, args, comm.barrier, comm.rank, comm.size,
+                  lambda v: float(comm.allreduce(__import__("numpy").array([v]), "max")[0]))
+
+
+def worker_numpy(args):
+    import numpy as np
+    from mpi4py import MPI
+
+    world = MPI.COMM_WORLD
+    rank, size = world.Get_rank(), world.Get_size()
+    shapes = []
+    for a, b in zip(SIZES[:-1], SIZES[1:]):
+        shapes += [(b, a), (b,)]
+    total = sum(int(np.prod(s)) for s in shapes)
+    rng = np.random.default_rng(0)
+    P, G, M = np.empty(total, np.float32), np.empty(total, np.float32), np.zeros(total, np.float32)
+
+    def views(flat):
+        out, o = [], 0
+        for s in shapes:
+            n = int(np.prod(s))
+            out.append(flat[o:o + n].reshape(s))
+            o += n
+        return out
+
+    pv, gv = views(P), views(G)
+    for w in pv[0::2]:
+        bound = 1 / np.sqrt(w.shape[1])
+        w[...] = rng.uniform(-bound, bound, w.shape)
+    for b in pv[1::2]:
+        b[...] = 0
+    W1, b1, W2, b2, W3, b3 = pv
+    gW1, gb1, gW2, gb2, gW3, gb3 = gv
+    xs, ys = _data(rank, args.batch)
+    B = args.batch
+    rows = np.arange(B)
+
+    def step(i):
+        x, y = xs[i % len(xs)], ys[i % len(ys)]
+        h1 = x @ W1.T
+        h1 += b1
+        a1 = np.maximum(h1, 0)
+        h2 = a1 @ W2.T
+        h2 += b2
+        a2 = np.maximum(h2, 0)
+        z = a2 @ W3.T
+        z += b3
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        z[rows, y] -= 1
+        z *= 1.0 / (B * size)  # the mean over the global batch, folded into the loss gradient
+        np.matmul(z.T, a2, out=gW3)
+        np.sum(z, axis=0, out=gb3)
+        d2 = z @ W3
+        d2 *= h2 > 0
+        np.matmul(d2.T, a1, out=gW2)
+        np.sum(d2, axis=0, out=gb2)
+        d1 = d2 @ W2
+        d1 *= h1 > 0
+        np.matmul(d1.T, x, out=gW1)
+        np.sum(d1, axis=0, out=gb1)
+        if size > 1:
+            world.Allreduce(MPI.IN_PLACE, G, MPI.SUM)
+        M[...] *= 0.9
+        M[...] += G
+        P[...] -= 0.01 * M
+
+    return _timed(step, args, world.Barrier, rank, size, lambda v: world.allreduce(v, op=MPI.MAX))
+
+
+def worker_torch(args):
+    import torch
+    import torch.distributed as tdist
+    import torch.nn.functional as TF
+
+    torch.set_num_threads(1)
+    rank, size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(784, 512), torch.nn.ReLU(), torch.nn.Linear(512, 256),
+                                torch.nn.ReLU(), torch.nn.Linear(256, 10))
+    if size > 1:
+        tdist.init_process_group("gloo", rank=rank, world_size=size)
+        net = torch.nn.parallel.DistributedDataParallel(model)
+        barrier = tdist.barrier
+
+        def reduce_max(v):
+            t = torch.tensor([v])
+            tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+            return float(t[0])
+    else:
+        net, barrier, reduce_max = model, (lambda: None), (lambda v: v)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    xs, ys = _data(rank, args.batch)
+    xs, ys = torch.from_numpy(xs), torch.from_numpy(ys)
+
+    def step(i):
+        opt.zero_grad()
+        TF.cross_entropy(net(xs[i % len(xs)]), ys[i % len(ys)]).backward()
+        opt.step()
+
+    out = _timed(step, args, barrier, rank, size, reduce_max)
+    if size > 1:
+        tdist.destroy_process_group()
+    return out
+
+
+def _timed(step, args, barrier, rank, size, reduce_max):
+    for i in range(args.warmup):
+        step(i)
+    barrier()
+    t0 = time.perf_counter()
+    for i in range(args.steps):
+        step(i)
+    barrier()
+    elapsed = reduce_max(time.perf_counter() - t0)
+    if rank == 0:
+        print("RESULT " + json.dumps({"samples_per_s": args.steps * args.batch * size / elapsed, "ranks": size}),
+              flush=True)
+
+
+# ------------------------------------------------------------------------------ driver
+def _env():
+    env = dict(os.environ)
+    for v in THREAD_VARS:
+        env[v] = "1"
+    return env
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(framework, ranks, args):
+    common = ["--worker", framework, "--steps", str(args.steps), "--warmup", str(args.warmup),
+              "--batch", str(args.batch)]
+    env = _env()
+    if framework == "torch":
+        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE=str(ranks))
+        procs = [subprocess.Popen([sys.executable, HERE, *common], env=dict(env, RANK=str(r)),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(ranks)]
+        outs = [p.communicate(timeout=600) for p in procs]
+        text = "".join(o[0] for o in outs)
+        errors = "".join(o[1] for o in outs)
+        ok = all(p.returncode == 0 for p in procs)
+    else:
+        sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
+        from distnn.distributed.launch import mpiexec_command
+
+        out = subprocess.run(mpiexec_command(ranks, [HERE, *common]), env=env, capture_output=True, text=True,
+                             timeout=600)
+        text, errors, ok = out.stdout, out.stderr, out.returncode == 0
+    for line in text.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])["samples_per_s"]
+    raise RuntimeError(f"{framework} with {ranks} ranks failed (ok={ok}):\n{errors[-3000:]}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        {"distnn": worker_distnn, "numpy": worker_numpy, "torch": worker_torch}[args.worker](args)
+        return 0
+    frameworks = ["distnn", "numpy"]
+    if not args.no_torch:
+        try:
+            import importlib.util
+
+            if importlib.util.find_spec("torch") is not None:
+                frameworks.append("torch")
+            else:
+                print("torch is not installed: PyTorch DDP skipped")
+        except Exception:  # noqa: BLE001
+            pass
+    configs = [(f, r) for f in frameworks for r in (1, args.ranks)]
+    best = {c: 0.0 for c in configs}
+    for _ in range(args.repeats):
+        for c in configs:
+            best[c] = max(best[c], _run(c[0], c[1], args))
+    W = args.ranks
+    print(f"MLP {'-'.join(map(str, SIZES))}, batch {args.batch} per rank, 1 BLAS thread per rank, "
+          f"{args.steps} timed steps, best of {args.repeats} rounds")
+    print(f"{'framework':10s} {'1 rank':>12s} {f'{W} ranks':>12s} {'efficiency':>11s}")
+    for f in frameworks:
+        one, many = best[(f, 1)], best[(f, W)]
+        print(f"{f:10s} {one:10.0f}/s {many:10.0f}/s {many / (W * one):11.2f}")
+    d = best[("distnn", W)]
+    print(f"distnn/numpy floor at {W} ranks: {d / best[('numpy', W)]:.2f}  (target >= 0.90)")
+    if "torch" in frameworks:
+        print(f"distnn/torch DDP gloo at {W} ranks: {d / best[('torch', W)]:.2f}  (target >= 1.50)")
+    print(f"distnn weak-scaling efficiency: {d / (W * best[('distnn', 1)]):.2f}  (target >= 0.90)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
