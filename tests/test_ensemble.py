@@ -60,30 +60,32 @@ def test_group_communicators(W, K):
 
 # --------------------------------------------------------------- settings
 def _cfg(**ens):
-    return {"model": {"name": "mlp", "hidden_sizes": [8]}, "optim": {"name": "sgd", "lr": 0.1},
-            "train": {"seed": 5, "epochs": 2}, "data": {"name": "digits", "batch_size": 16}, "ensemble": ens}
+    return {"model": {"name": "mlp", "hidden_sizes": [8]}, "optimizer": {"name": "sgd", "lr": 0.1},
+            "run": {"seed": 5}, "train": {"epochs": 2}, "data": {"name": "digits", "batch_size": 16}, "ensemble": ens}
 
 
 def test_member_configs_seeds_and_overrides():
-    cfg = _cfg(members=3, vary=["seed"], overrides=[{"optim.lr": 0.3}, {}, {"model": {"hidden_sizes": [4, 4]}}])
+    cfg = _cfg(members=3, vary=["seed"], overrides=[{"optimizer.lr": 0.3}, {}, {"model": {"hidden_sizes": [4, 4]}}])
     before = repr(cfg)
     subs = [E.member_config(cfg, k) for k in range(3)]
     assert repr(cfg) == before  # the run's config is untouched
-    assert [s["train"]["seed"] for s in subs] == [5, 6, 7]
-    assert [s["optim"]["lr"] for s in subs] == [0.3, 0.1, 0.1]
+    assert [s["run"]["seed"] for s in subs] == [5, 6, 7]
+    assert [s["optimizer"]["lr"] for s in subs] == [0.3, 0.1, 0.1]
     assert [s["model"]["hidden_sizes"] for s in subs] == [[8], [8], [4, 4]]
     for k, s in enumerate(subs):
         st = E.ensemble_settings(s)
         assert (st.members, st.member, st.active) == (1, k, False)
     # bootstrap only: the seed stays
-    assert E.member_config(_cfg(members=2, vary=["bootstrap"]), 1)["train"]["seed"] == 5
+    assert E.member_config(_cfg(members=2, vary=["bootstrap"]), 1)["run"]["seed"] == 5
+    # fewer override tables than members: the rest use the config as it is
+    assert E.member_config(_cfg(members=3, overrides=[{"optimizer.lr": 0.5}]), 2)["optimizer"]["lr"] == 0.1
 
 
 @pytest.mark.parametrize("ens,match", [
     ({"members": 0}, "ensemble.members must be an integer >= 1"),
     ({"members": 2, "vary": ["sed"]}, "unknown choice"),
     ({"members": 2, "vary": []}, "identical members"),
-    ({"members": 2, "overrides": [{"optim.lr": 1.0}]}, "has 1 entries but ensemble.members is 2"),
+    ({"members": 2, "overrides": [{}, {}, {}]}, "has 3 entries but ensemble.members is 2"),
     ({"members": 2, "overrides": [{"data.name": "iris"}, {}]}, "'data.name' cannot differ between members"),
     ({"members": 2, "overrides": [{}, {"ensemble.members": 3}]}, "cannot differ between members"),
 ])
@@ -92,8 +94,22 @@ def test_bad_settings(ens, match):
         E.ensemble_settings(_cfg(**ens))
 
 
+def test_member_config_of_a_validated_config_is_validated():
+    from distnn.train.config import ConfigError, config_from_dict
+
+    cfg = config_from_dict(_cfg(members=2, overrides=[{}, {"model.hidden_sizes": [4]}]))
+    sub = E.member_config(cfg, 1)
+    assert type(sub) is type(cfg) and sub.run.seed == 6 and sub.model.hidden_sizes == [4]
+    assert sub.ensemble.member == 1 and sub.ensemble.members == 1
+    assert config_from_dict(sub.to_dict()) == sub  # a member's config.toml reloads as the same config
+    bad = config_from_dict(_cfg(members=2))
+    bad["ensemble"]["overrides"] = [{}, {"optimizer.lr": -1.0}]
+    with pytest.raises(ConfigError, match="optimizer.lr must be > 0"):
+        E.member_config(bad, 1)
+
+
 def test_overrides_alone_may_differentiate_members():
-    cfg = _cfg(members=2, vary=[], overrides=[{"optim.lr": 0.1}, {"optim.lr": 0.2}])
+    cfg = _cfg(members=2, vary=[], overrides=[{"optimizer.lr": 0.1}, {"optimizer.lr": 0.2}])
     assert E.ensemble_settings(cfg).active
 
 

@@ -10,10 +10,10 @@ The config's ``[ensemble]`` section::
 
     [ensemble]
     members = 4                       # K (1 = a plain single-model run)
-    vary = ["seed"]                   # "seed": member k uses train.seed + k
+    vary = ["seed"]                   # "seed": member k uses run.seed + k
                                       # "bootstrap": member k trains on a bootstrap
                                       #   resample of the training split (n draws with replacement)
-    overrides = [{ "optim.lr" = 0.1 }, {}, {}, { "model.hidden_sizes" = [64] }]   # optional, one per member
+    overrides = [{ "optimizer.lr" = 0.1 }, {}, {}, { "model.hidden_sizes" = [64] }]   # optional, one per member
 
 **Groups.** With world size W and K members the world is split
 (``Communicator.split``) into ``G = gcd(W, K)`` groups of ``W/G`` consecutive
@@ -25,7 +25,7 @@ group). So W = K (or a multiple) trains all members at once; a plain
 on the ranks there are, and the same config works everywhere. K > 1 must divide
 W when W >= K: other choices stop the job at start with the valid ones.
 
-**Members.** Member k's config is the run's config with ``train.seed + k``
+**Members.** Member k's config is the run's config with ``run.seed + k``
 (when ``vary`` has "seed"), ``overrides[k]`` applied, and ``ensemble.member = k``
 (with ``members = 1``): ``members/member-k/config.toml`` retrains that member
 alone. Overrides may change the model, optimizer, schedule, training and
@@ -62,9 +62,9 @@ from distnn import nn
 
 MEMBERS_DIR = "members"
 VARY_CHOICES = ("seed", "bootstrap")
-#: config sections a per-member override may change (everything else fixes the data every member is scored on)
-OVERRIDABLE = ("model", "optim", "scheduler", "train", "early_stopping", "data.augment", "data.batch_size",
-               "data.eval_batch_size", "data.shuffle", "data.drop_last")
+#: config sections a per-member override may NOT change: the data every member is scored on (augmentation
+#: excepted), the run itself, the ensemble
+FIXED_SECTIONS = ("data", "run", "ensemble")
 
 
 class EnsembleError(ValueError):
@@ -98,7 +98,7 @@ def _set(cfg: dict, dotted: str, value) -> None:
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
-    """``{"optim": {"lr": 0.1}}`` and ``{"optim.lr": 0.1}`` both become ``{"optim.lr": 0.1}``."""
+    """``{"optimizer": {"lr": 0.1}}`` and ``{"optimizer.lr": 0.1}`` both become ``{"optimizer.lr": 0.1}``."""
     out = {}
     for k, v in d.items():
         if isinstance(v, dict) and v:
@@ -138,16 +138,16 @@ def ensemble_settings(cfg) -> EnsembleSettings:
     overrides = sec.get("overrides") or []
     if not isinstance(overrides, (list, tuple)) or not all(isinstance(o, dict) for o in overrides):
         raise EnsembleError("ensemble.overrides must be a list of tables, one per member, e.g. "
-                            "[{ \"optim.lr\" = 0.1 }, {}]")
-    if overrides and len(overrides) != members:
+                            "[{ \"optimizer.lr\" = 0.1 }, {}]")
+    if len(overrides) > members:
         raise EnsembleError(f"ensemble.overrides has {len(overrides)} entries but ensemble.members is {members}: "
-                            f"give one table per member ({{}} for no change)")
-    overrides = [_flatten(o) for o in overrides]
+                            f"give at most one table per member (members without one use the config as it is)")
+    overrides = [_flatten(o) for o in overrides] + [{}] * (members - len(overrides))
     for k, o in enumerate(overrides):
         for key in o:
-            if not any(key == p or key.startswith(p + ".") for p in OVERRIDABLE):
-                raise EnsembleError(f"ensemble.overrides[{k}]: {key!r} cannot differ between members (every member "
-                                    f"is scored on the same data); overridable sections: {', '.join(OVERRIDABLE)}")
+            if key.split(".")[0] in FIXED_SECTIONS and not key.startswith("data.augment."):
+                raise EnsembleError(f"ensemble.overrides[{k}]: {key!r} cannot differ between members (members share "
+                                    f"the data, its splits and the run; only data.augment.* may differ)")
     member = sec.get("member", -1)
     member = -1 if member is None else int(member)
     if members > 1 and not vary and not any(overrides):
@@ -156,8 +156,13 @@ def ensemble_settings(cfg) -> EnsembleSettings:
     return EnsembleSettings(int(members), tuple(vary), overrides, member)
 
 
+def seed_key(cfg) -> str:
+    """The config key of the run's seed (``run.seed``; ``train.seed`` in configs that keep it there)."""
+    return "train.seed" if _get(cfg, "run.seed") is None and _get(cfg, "train.seed") is not None else "run.seed"
+
+
 def member_seed(base_seed: int, member: int) -> int:
-    """Member k's ``train.seed``: the run's seed plus k (member 0 is the plain run's model)."""
+    """Member k's ``run.seed``: the run's seed plus k (member 0 is the plain run's model)."""
     return int(base_seed) + int(member)
 
 
@@ -168,11 +173,17 @@ def member_config(cfg: dict, member: int, settings: EnsembleSettings | None = No
         raise EnsembleError(f"member {member} is not in 0..{settings.members - 1}")
     out = copy.deepcopy(cfg)
     if "seed" in settings.vary:
-        _set(out, "train.seed", member_seed(_get(cfg, "train.seed", 0), member))
-    for key, value in (settings.overrides[member] if settings.overrides else {}).items():
+        key = seed_key(cfg)
+        _set(out, key, member_seed(_get(cfg, key, 0), member))
+    for key, value in settings.overrides[member].items():
         _set(out, key, copy.deepcopy(value))
     ens = out.setdefault("ensemble", {})
     ens.update({"members": 1, "member": int(member), "vary": list(settings.vary), "overrides": []})
+    if type(cfg) is not dict:  # a validated Config: validate the member's too (its overrides may be wrong)
+        from .config import config_from_dict
+
+        out = config_from_dict(out.to_dict() if hasattr(out, "to_dict") else dict(out),
+                               source=f"{getattr(cfg, 'source', '<config>')} member {member}")
     return out
 
 
@@ -189,7 +200,7 @@ def member_splits(cfg, splits):
     s = ensemble_settings(cfg)
     if s.member < 0 or "bootstrap" not in s.vary:
         return splits
-    idx = bootstrap_indices(len(splits.train), _get(cfg, "train.seed", 0), s.member)
+    idx = bootstrap_indices(len(splits.train), _get(cfg, seed_key(cfg), 0), s.member)
     info = dict(getattr(splits, "info", {}) or {})
     info["bootstrap"] = {"member": s.member, "unique": int(len(np.unique(idx))), "n": int(len(idx))}
     return replace(splits, train=splits.train.subset(idx), info=info)
@@ -562,7 +573,7 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path):
         if gcomm.rank == 0:
             os.makedirs(mdir, exist_ok=True)
         dn_random.set_state(rng_states[m])
-        log.info("member %d/%d: train.seed %s, run directory %s", m + 1, plan.members, job.trainer.seed, mdir)
+        log.info("member-%d (%d of %d): seed %s, run directory %s", m, m + 1, plan.members, job.trainer.seed, mdir)
         summaries[m] = J._train(job, mdir)
     wall = time.perf_counter() - t0
     splits = first.shared_splits

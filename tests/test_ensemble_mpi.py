@@ -1,0 +1,148 @@
+"""Ensembles on real MPI ranks equal the same ensemble trained in turns in one process.
+
+Two kinds of tests:
+
+* pytest-mpi (``mpiexec -n 2|3 python -m pytest --with-mpi -m mpi``): the one-collective
+  evaluation against a hand computation, and training K = W members at once vs the
+  same K members trained one after another by rank 0 alone;
+* a plain test that starts ``mpiexec -n 4 python -m distnn train`` (4 members on 4
+  oversubscribed ranks) and compares its summary with the in-process run, plus the
+  clear start-up error for a member count that does not divide the world.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import distnn
+from distnn.train import ensemble as E
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# digits_mlp made tiny: 2 epochs of a 16-unit MLP (a few seconds per member)
+TINY = ["train.epochs=2", "model.hidden_sizes=[16]"]
+KEYS = ("test_accuracy", "test_loss", "val_accuracy", "val_loss", "member_test_accuracy", "member_test_loss",
+        "member_val_accuracy", "member_val_loss")
+
+
+def assert_same_metrics(a: dict, b: dict, tol=1e-6):
+    for k in KEYS:
+        np.testing.assert_allclose(np.asarray(a[k], float), np.asarray(b[k], float), rtol=tol, atol=tol, err_msg=k)
+
+
+def _member_models(K):
+    from distnn.models import MLP
+
+    out = []
+    for m in range(K):
+        distnn.manual_seed(40 + m)
+        out.append(MLP([5, 7, 4]))
+    return out
+
+
+# ------------------------------------------------------------ under mpiexec
+@pytest.fixture(scope="module")
+def comm():
+    import distnn.distributed as dist
+
+    return dist.init()
+
+
+@pytest.mark.mpi(min_size=2)
+@pytest.mark.parametrize("per_rank", [1, 2])
+def test_evaluate_ensemble_mpi_equals_hand_computation(comm, per_rank):
+    from distnn.data import Dataset
+
+    K = comm.size * per_rank
+    plan = E.plan_groups(comm.size, K)
+    gcomm = E.group_communicator(comm, plan)
+    r = np.random.default_rng(7)
+    ds = Dataset(r.normal(size=(23, 5)).astype(np.float32), r.integers(0, 4, 23), 4, "toy")
+    models = _member_models(K)
+    mine = {m: (models[m], None) for m in plan.members_of(plan.group_of(comm.rank))}
+    calls = []
+    orig = comm.allreduce
+    comm.allreduce = lambda *a, **kw: (calls.append(1), orig(*a, **kw))[1]
+    try:
+        res = E.evaluate_ensemble(comm, gcomm, plan, mine, {"test": ds})["test"]
+    finally:
+        del comm.allreduce
+    assert len(calls) == 1  # one collective for the probabilities and every member's metrics
+    probs = [m(distnn.Tensor(ds.x)).softmax(axis=-1).numpy().astype(np.float64) for m in models]
+    avg = E.average_probabilities(probs)
+    np.testing.assert_allclose(res["probs"], avg, rtol=1e-5, atol=1e-7)
+    nll, acc = E.nll_and_accuracy(avg, ds.y)
+    assert res["loss"] == pytest.approx(nll, rel=1e-5) and res["accuracy"] == pytest.approx(acc)
+    np.testing.assert_allclose(res["member_accuracy"], [float((p.argmax(1) == ds.y).mean()) for p in probs])
+
+
+@pytest.mark.mpi(min_size=2)
+def test_ensemble_training_mpi_equals_one_process(comm, mpi_tmp_path):
+    from distnn.distributed import LocalCommunicator
+    from distnn.train.job import train_rank
+
+    K = comm.size  # one member per rank, all at once
+    ov = [f"ensemble.members={K}", *TINY]
+    par = train_rank(comm, "digits_mlp", ov, out=str(mpi_tmp_path / "ranks"), quiet=True)
+    ok = None
+    if comm.rank == 0:  # the oracle: the same K members one after another on one rank
+        seq = train_rank(LocalCommunicator(), "digits_mlp", ov, out=str(mpi_tmp_path / "one"), quiet=True)
+        assert par["ensemble"]["groups"] == K and seq["ensemble"]["groups"] == 1
+        try:
+            assert_same_metrics(par, seq)
+            ok = "ok"
+        except AssertionError as e:
+            ok = str(e)
+    assert comm.broadcast_object(ok, root=0) == "ok"
+
+
+@pytest.mark.mpi(min_size=3)
+def test_members_not_dividing_the_world_stop_every_rank(comm, mpi_tmp_path):
+    from distnn.train.job import JobError, train_rank
+
+    K = comm.size - 1
+    with pytest.raises(JobError, match=f"ensemble.members={K} does not divide the world size {comm.size}") as info:
+        train_rank(comm, "digits_mlp", [f"ensemble.members={K}", *TINY], out=str(mpi_tmp_path / "bad"), quiet=True)
+    assert info.value.report == (comm.rank == 0)
+    assert not os.path.exists(mpi_tmp_path / "bad")
+
+
+# ------------------------------------------------------ a 4-rank subprocess
+def _mpiexec(n, args, timeout=300):
+    try:
+        from distnn.distributed.launch import mpiexec_command
+
+        cmd = mpiexec_command(n, ["-m", "distnn", *args])
+        import mpi4py  # noqa: F401
+    except (FileNotFoundError, ImportError) as e:  # pragma: no cover - depends on the install
+        pytest.skip(f"needs mpiexec and mpi4py: {e}")
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.skipif(os.environ.get("OMPI_COMM_WORLD_SIZE") or os.environ.get("PMI_SIZE"),
+                    reason="starts its own mpiexec")
+def test_four_ranks_equal_one_process_and_bad_member_count(tmp_path):
+    from distnn.train.job import run_training
+
+    ov = ["ensemble.members=4", *TINY]
+    r = _mpiexec(4, ["train", "--config", "digits_mlp", *sum((["--set", o] for o in ov), []), "--quiet",
+                     "--out", str(tmp_path / "four")])
+    assert r.returncode == 0, r.stderr[-3000:]
+    with open(tmp_path / "four" / "summary.json") as f:
+        four = json.load(f)
+    assert four["world_size"] == 4 and four["ensemble"]["groups"] == 4
+    one = run_training("digits_mlp", ov, out=str(tmp_path / "one"), quiet=True)
+    assert one["ensemble"]["groups"] == 1 and one["ensemble"]["members_per_group"] == 4
+    assert_same_metrics(four, one)
+
+    bad = _mpiexec(4, ["train", "--config", "digits_mlp", "--set", "ensemble.members=3", *TINY[:0], "--quiet",
+                       "--out", str(tmp_path / "bad")], timeout=120)
+    assert bad.returncode == 2
+    lines = [ln for ln in bad.stderr.splitlines() if ln.startswith("distnn: error:")]
+    assert lines == ["distnn: error: ensemble.members=3 does not divide the world size 4: use members in {1, 2, 4} "
+                     "or a world size that is a multiple of 3 (more members than ranks also works: they train in "
+                     "turns)"], bad.stderr
+    assert not os.path.exists(tmp_path / "bad")
