@@ -20,6 +20,7 @@ examples:
   python -m distnn train --simulate-ranks 2               # 2 ranks simulated in one process
   python -m distnn train --config digits_cnn --set train.epochs=5 --set optim.lr=0.002
   python -m distnn train --config my_run.toml --out runs/my_run
+  mpiexec -n 4 python -m distnn train --set ensemble.members=4  # 4 members at once, probabilities averaged
 
 The run directory (default runs/<config>-<timestamp>) receives config.toml,
 metrics.jsonl, metrics.csv, curves.png, summary.json and model.npz/model.json.
@@ -119,7 +120,11 @@ def _print_train_summary(s: dict) -> None:
     acc = s.get("test_accuracy")
     where = s.get("run_dir", "")
     lines = []
-    if acc is not None:
+    if s.get("ensemble"):  # an ensemble run: every member's and the ensemble's test metrics
+        from distnn.train.ensemble import summary_lines
+
+        lines += summary_lines(s)
+    elif acc is not None:
         lines.append(f"test accuracy {acc:.4f}  test loss {s.get('test_loss', float('nan')):.4f}  "
                      f"({s.get('epochs_run')} epochs, best epoch {s.get('best_epoch')}, "
                      f"{s.get('world_size')} rank(s), {s.get('wall_time', 0):.1f}s)")

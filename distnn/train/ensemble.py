@@ -640,6 +640,22 @@ def ensemble_summary(path, config_name, plan, settings, members, ev, wall) -> di
     return out
 
 
+def summary_lines(s: dict) -> list:
+    """What ``distnn train`` prints at the end of an ensemble run (from its summary)."""
+    e = s["ensemble"]
+    head = f"ensemble of {e['members']} members ({e['schedule']}; {s.get('wall_time') or 0:.1f}s)"
+    if s.get("test_accuracy") is None:
+        return [head + ": no test split"]
+    lines = [head]
+    for r in s["members"]:
+        lines.append(f"  member-{r['member']}  test accuracy {r['test_accuracy']:.4f}  test NLL {r['test_loss']:.4f}  "
+                     f"(seed {r.get('seed')}, {r.get('epochs_run')} epochs)")
+    lines.append(f"  ensemble  test accuracy {s['test_accuracy']:.4f}  test NLL {s['test_loss']:.4f}  "
+                 f"(gain over the members' mean: accuracy {s['ensemble_gain_accuracy']:+.4f}, "
+                 f"NLL {-s['ensemble_nll_reduction']:+.4f})")
+    return lines
+
+
 #: columns of an ensemble run's top-level metrics.csv: one row per member, then one for the ensemble
 ENSEMBLE_CSV_COLUMNS = ["model", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "epochs_run"]
 
