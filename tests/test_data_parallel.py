@@ -370,3 +370,41 @@ def test_bad_arguments():
         DataParallel(make_mlp(0), LocalCommunicator(), bucket_mb=0)
     with pytest.raises(TypeError, match="wraps a distnn.nn.Module"):
         DataParallel(lambda x: x, LocalCommunicator())
+
+
+# ------------------------------------------------------------------- compression codecs
+def test_bf16_encoding_rounds_to_nearest_even_like_torch(torch):
+    from distnn.distributed.compression import BF16Codec, HEADER
+
+    x = np.random.default_rng(0).standard_normal(1000).astype(np.float32) * np.float32(1e3)
+    x[:6] = [np.inf, -np.inf, np.nan, 0.0, -0.0, 3.4e38]
+    x[6:10] = np.array([0x3F808000, 0x3F818000, 0x3F80C000, 0x3F80407F], dtype=np.uint32).view(np.float32)  # ties
+    meta = np.array([1.0, 5.0])
+    codec = BF16Codec()
+    msg = np.empty(codec.message_size(x.size, meta.size), dtype=np.uint16)
+    codec.encode(x, meta, msg)
+    ours = msg[HEADER + 2 * meta.size:]
+    ref = torch.from_numpy(x).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    finite = np.isfinite(x)
+    assert np.array_equal(ours[finite], ref[finite])
+    assert (ours[2] & 0x7F80) == 0x7F80 and (ours[2] & 0x007F) != 0  # nan stays nan
+    values, back = np.empty(x.size, np.float32), np.zeros(2)
+    codec.decode_sum(np.stack([msg, msg]), values, back)
+    assert back.tolist() == [2.0, 10.0]
+    np.testing.assert_allclose(values[10:], 2 * x[10:], rtol=2 ** -8)
+
+
+def test_fp16_encoding_scales_per_rank_by_a_power_of_two():
+    from distnn.distributed.compression import FP16Codec
+
+    codec = FP16Codec()
+    msgs = []
+    for v in (np.array([1e6, -2.5e5, 3.0], np.float32), np.array([1e-6, 2e-7, 0.0], np.float32)):
+        m = np.empty(codec.message_size(3, 1), np.uint16)
+        codec.encode(v, np.array([1.0]), m)
+        msgs.append(m)
+    out, meta = np.empty(3, np.float32), np.zeros(1)
+    codec.decode_sum(np.stack(msgs), out, meta)
+    np.testing.assert_allclose(out, [1e6 + 1e-6, -2.5e5 + 2e-7, 3.0], rtol=1e-3)
+    codec.decode_sum(np.stack([msgs[1], msgs[1]]), out, meta)
+    np.testing.assert_allclose(out, [2e-6, 4e-7, 0.0], rtol=1e-3)  # tiny values kept, not flushed to zero

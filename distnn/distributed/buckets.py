@@ -142,7 +142,7 @@ class InPlaceBucket(_BucketBase):
             else:
                 self._zeros[...] = 0
             arr = self._zeros
-        elif g.flags.c_contiguous and g.dtype == self.dtype and g.flags.writeable:
+        elif g.flags.c_contiguous and g.dtype == self.dtype and getattr(g.flags, "writeable", True):  # cupy: no flag
             arr = g  # the leaf's own gradient array: averaged where it is
             _weigh_into(xp, arr, g, weight)
         else:
