@@ -84,7 +84,10 @@ class DataParallel(Module):
     bitwise equal every K steps, 0 = never); ``broadcast_buffers`` (copy rank
     0's buffers, e.g. BatchNorm running statistics, to all ranks after each
     step, as DDP does); ``weight_by_samples`` (weight ranks by sample count;
-    False = plain mean over ranks, saving one tiny collective per step).
+    False = plain mean over ranks, for losses that are not per-sample means).
+
+    ``p.grad`` arrays are averaged in place or replaced by views of the
+    buckets: keep no references to them across steps.
     """
 
     def __init__(self, module: Module, comm=None, bucket_mb: float = 25.0, compression=None,
