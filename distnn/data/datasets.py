@@ -62,6 +62,7 @@ class DatasetEntry:
     name: str
     description: str
     source: object  # callable(**options) -> RawData
+    needs_path: bool = False  # the source cannot work without data.path
 
     def options(self) -> dict:
         """The source's options and their defaults (``path`` is required when it has no default)."""
@@ -72,10 +73,10 @@ class DatasetEntry:
 _REGISTRY: dict[str, DatasetEntry] = {}
 
 
-def register_dataset(name: str, description: str):
+def register_dataset(name: str, description: str, needs_path: bool = False):
     """Decorator: register ``fn(**options) -> RawData`` under ``name``."""
     def deco(fn):
-        _REGISTRY[name] = DatasetEntry(name, description, fn)
+        _REGISTRY[name] = DatasetEntry(name, description, fn, needs_path)
         return fn
     return deco
 
@@ -156,17 +157,17 @@ def _idx_source(path, flatten, class_names):
     return RawData(parts, 10, class_names, {"image_shape": (1,) + tuple(shape), "path": str(path)})
 
 
-@register_dataset("mnist", "MNIST handwritten digits from IDX files under data.path (plain or .gz)")
+@register_dataset("mnist", "MNIST handwritten digits from IDX files under data.path (plain or .gz)", needs_path=True)
 def _mnist(path=None, flatten: bool = True):
     return _idx_source(path, flatten, [str(i) for i in range(10)])
 
 
-@register_dataset("fashion_mnist", "Fashion-MNIST clothing images from IDX files under data.path")
+@register_dataset("fashion_mnist", "Fashion-MNIST clothing images from IDX files under data.path", needs_path=True)
 def _fashion(path=None, flatten: bool = True):
     return _idx_source(path, flatten, FASHION_CLASSES)
 
 
-@register_dataset("npz", "a .npz file (keys x/y or X/y, or x_train/y_train/...) at data.path")
+@register_dataset("npz", "a .npz file (keys x/y or X/y, or x_train/y_train/...) at data.path", needs_path=True)
 def _npz(path=None, x_key: str | None = None, y_key: str | None = None, num_classes: int | None = None):
     if path is None:
         raise DataError("dataset 'npz' needs data.path (a .npz file)")
@@ -175,7 +176,7 @@ def _npz(path=None, x_key: str | None = None, y_key: str | None = None, num_clas
     return RawData(parts, c, None, {"path": str(path)})
 
 
-@register_dataset("csv", "a CSV table at data.path (label column configurable, header optional)")
+@register_dataset("csv", "a CSV table at data.path (label column configurable, header optional)", needs_path=True)
 def _csv(path=None, label_column=-1, header="auto", delimiter: str = ",", num_classes: int | None = None):
     if path is None:
         raise DataError("dataset 'csv' needs data.path (a .csv file)")

@@ -8,8 +8,8 @@ deterministic given ``seed``, with balanced classes:
   lengths.
 - ``sorted``: tokens 0..V-1; label 1 when the sequence is non-decreasing. The
   unsorted half are random sequences that are not sorted.
-- ``majority``: tokens 0..V-1; label = the most frequent token (ties are
-  redrawn), a counting task that suits attention.
+- ``majority``: uniform tokens 0..V-1; label = the most frequent token
+  (sequences with a tie are redrawn), a counting task that suits attention.
 """
 from __future__ import annotations
 
@@ -49,11 +49,10 @@ def majority(n_samples: int = 2000, length: int = 16, vocab_size: int = 4, seed:
     x = np.empty((n, t), dtype=np.int64)
     y = (np.arange(n) % v).astype(np.int64)
     for i in range(n):
+        # Uniform sequences, redrawn until their strict majority is the target class: balanced
+        # classes and no hint in the token distribution beyond the counts themselves.
         while True:
-            # Bias towards the target class so every label is reachable, then check it is a strict majority.
-            p = np.full(v, 1.0)
-            p[y[i]] += rng.uniform(0.2, 1.5)
-            seq = rng.choice(v, size=t, p=p / p.sum())
+            seq = rng.integers(0, v, size=t)
             counts = np.bincount(seq, minlength=v)
             if counts.argmax() == y[i] and (counts == counts.max()).sum() == 1:
                 x[i] = seq

@@ -1,0 +1,11 @@
+"""distnn.train: run configuration (and, built on it, the trainer, callbacks and jobs).
+
+``load_config(name_or_path, overrides)`` gives a validated :class:`Config`
+(see ``distnn.train.config`` for the schema); ``dump_config`` writes it back
+as TOML.
+"""
+from .config import (SCHEMA, Config, ConfigError, default_config, describe_schema, dump_config, list_configs,
+                     load_config, loads_config, parse_override, save_config)
+
+__all__ = ["SCHEMA", "Config", "ConfigError", "load_config", "loads_config", "dump_config", "save_config",
+           "default_config", "describe_schema", "list_configs", "parse_override"]
