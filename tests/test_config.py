@@ -1,0 +1,175 @@
+"""distnn.train.config: schema defaults, validation messages, --set overrides, TOML round trip, built-ins."""
+import tomllib
+
+import numpy as np
+import pytest
+
+from distnn.train import config as C
+from distnn.train.config import ConfigError, dump_config, load_config, loads_config
+
+
+def test_defaults_and_default_config_name():
+    d = C.default_config()
+    assert d.optimizer.lr == 0.01 and d.data.name == "digits" and d.data.batch_size == 64
+    assert d.train.epochs == 20 and d.data.augment.shift == 0 and d.optimizer.betas == [0.9, 0.999]
+    assert "T_max" not in d.schedule and d.get_path("schedule.T_max") is None  # optional, unset
+    cfg = load_config()  # the default: digits_mlp
+    assert cfg.name == "digits_mlp" and cfg["model"]["name"] == "mlp"
+    # keys the file leaves out come from the schema
+    assert cfg.early_stopping.patience == C.SCHEMA["early_stopping.patience"].default
+    # every schema key is present (or deliberately unset when optional)
+    for path, key in C.SCHEMA.items():
+        assert cfg.get_path(path) is not None or key.optional, path
+
+
+@pytest.mark.parametrize("override,message", [
+    ("optimizer.learning_rate=0.1", "unknown key 'optimizer.learning_rate' (did you mean 'optimizer.lr'?)"),
+    ("optimizer.momentun=0.9", "unknown key 'optimizer.momentun' (did you mean 'optimizer.momentum'?)"),
+    ("train.lr=0.1", "unknown key 'train.lr' (did you mean 'optimizer.lr'?)"),
+    ("optimiser.lr=0.1", "unknown section 'optimiser' (did you mean 'optimizer'?)"),
+    ("data.flaten=false", "unknown key 'data.flaten' (did you mean 'data.flatten'?)"),
+    ("model.hiden_sizes=[8]", "unknown key 'model.hiden_sizes' (did you mean 'model.hidden_sizes'?)"),
+])
+def test_unknown_keys_suggest_the_closest(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config("digits_mlp", [override])
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("optimizer.lr=-1", "optimizer.lr must be > 0, got -1"),
+    ("optimizer.lr=abc", "optimizer.lr must be a number, got 'abc' (string)"),
+    ("train.epochs=2.5", "train.epochs must be an integer, got 2.5 (float)"),
+    ("train.epochs=0", "train.epochs must be >= 1, got 0"),
+    ("run.quiet=1", "run.quiet must be true or false, got 1 (integer)"),
+    ("optimizer.momentum=1.0", "optimizer.momentum must be in [0, 1), got 1.0"),
+    ("optimizer.betas=[0.9, 1.5]", "optimizer.betas[1] must be in [0, 1), got 1.5"),
+    ("optimizer.betas=[0.9]", "optimizer.betas must have 2 entries, got 1"),
+    ("optimizer.name=adma", "optimizer.name must be one of 'sgd', 'adam'"),
+    ("data.augment.rotate=200", "data.augment.rotate must be in [0, 180], got 200"),
+    ("data.name=digts", "data.name 'digts' is not a known dataset (did you mean 'digits'?)"),
+    ("model.name=mpl", "model.name 'mpl' is not a known model (did you mean 'mlp'?)"),
+    ("data=3", "data must be a table ([data]), got 3 (integer)"),
+    ("model.num_classes=3", "model.num_classes is set by the trainer from the data"),
+    ("data.path=/tmp/x", "data.path is set but dataset 'digits' reads no files"),
+])
+def test_wrong_types_and_ranges_name_the_dotted_key(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config("digits_mlp", [override])
+    assert message in str(info.value)
+    assert "(set by --set)" in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_cross_checks_and_all_problems_at_once():
+    with pytest.raises(ConfigError, match="schedule.step_size is required when schedule.name = 'step'"):
+        load_config("digits_mlp", ["schedule.name=step"])
+    with pytest.raises(ConfigError, match="schedule.milestones must be strictly increasing"):
+        load_config("digits_mlp", ["schedule.name=multistep", "schedule.milestones=[5, 3]"])
+    with pytest.raises(ConfigError, match="optimizer.nesterov needs"):
+        load_config("digits_mlp", ["optimizer.momentum=0"])
+    with pytest.raises(ConfigError, match=r"data.val_fraction \+ data.test_fraction must be < 1"):
+        load_config("digits_mlp", ["data.val_fraction=0.5", "data.test_fraction=0.5"])
+    with pytest.raises(ConfigError) as info:
+        load_config("digits_mlp", ["run.seed=-1", "train.epochs=0", "optimizer.lr=0"])
+    assert "3 problems" in str(info.value) and len(info.value.problems) == 3
+
+
+def test_overrides_are_typed_against_the_schema():
+    cfg = load_config("digits_mlp", [
+        "optimizer.lr=0.2", "train.epochs=3", "model.hidden_sizes=[32, 16]", "run.quiet=true",
+        "run.out_dir=/tmp/some dir", "run.run_name=123", "data.augment.rotate=5", "ensemble.vary=seed,bootstrap",
+        "data.flatten=false", "schedule.T_max=7", "model.activation='tanh'",
+    ])
+    assert cfg.optimizer.lr == 0.2 and cfg.train.epochs == 3 and isinstance(cfg.train.epochs, int)
+    assert cfg.model.hidden_sizes == [32, 16] and cfg.run.quiet is True
+    assert cfg.run.out_dir == "/tmp/some dir" and cfg.run.run_name == "123"  # str keys keep the text
+    assert cfg.data.augment.rotate == 5.0 and isinstance(cfg.data.augment.rotate, float)
+    assert cfg.ensemble.vary == ["seed", "bootstrap"] and cfg.data.flatten is False
+    assert cfg.schedule.T_max == 7 and cfg.model.activation == "tanh"
+    cleared = load_config("digits_mlp", ["schedule.T_max=7", "schedule.T_max=none"])
+    assert "T_max" not in cleared.schedule
+    assert C.parse_override("data.path=/x=y") == ("data.path", "/x=y")
+    with pytest.raises(ConfigError, match="--set expects key=value"):
+        load_config("digits_mlp", ["optimizer.lr"])
+
+
+def test_toml_round_trip_is_identical(tmp_path):
+    cfg = load_config("digits_cnn", ["optimizer.lr=1e-5", "run.out_dir=a \"quoted\"\tdir", "schedule.T_max=9",
+                                     "ensemble.members=2", 'ensemble.overrides=[{"optimizer.lr" = 0.1}]'])
+    text = dump_config(cfg)
+    assert tomllib.loads(text)["optimizer"]["lr"] == 1e-5
+    again = loads_config(text)
+    assert again.to_dict() == cfg.to_dict()
+    path = tmp_path / "resolved.toml"
+    C.save_config(cfg, path)
+    assert load_config(str(path)).to_dict() == cfg.to_dict()
+    assert dump_config(load_config(str(path))) == text
+
+
+def test_config_files_errors_name_the_file(tmp_path):
+    p = tmp_path / "mine.toml"
+    p.write_text('[optimizer]\nlr = 0.5\nlearning_rate = 2\n')
+    with pytest.raises(ConfigError, match=r"config '.*mine.toml': unknown key 'optimizer.learning_rate'"):
+        load_config(str(p))
+    p.write_text("[optimizer\nlr = 1")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(str(p))
+    p.write_text("[optimizer]\nlr = 0.5\n")
+    cfg = load_config(str(p))
+    assert cfg.name == "mine" and cfg.optimizer.lr == 0.5
+    with pytest.raises(ConfigError, match="neither a file nor a built-in config \\(did you mean 'digits_mlp'\\?\\)"):
+        load_config("digits_mpl")
+
+
+def test_every_builtin_config_loads_and_builds():
+    from distnn.data import load_dataset
+    from distnn.models import build_model
+
+    names = [n for n, _ in C.list_configs()]
+    for required in ("digits_mlp", "digits_cnn", "xor", "mnist_mlp", "sequence_lstm", "sequence_transformer",
+                     "charlm"):
+        assert required in names
+    for name, description in C.list_configs():
+        assert description, name
+        if name == "mnist_mlp":
+            with pytest.raises(ConfigError, match="data.path is required for dataset 'mnist'"):
+                load_config(name)
+            cfg = load_config(name, ["data.path=/nonexistent/mnist"])
+            assert cfg.data.name == "mnist"
+            continue
+        cfg = load_config(name)
+        assert cfg.name == name
+        assert loads_config(dump_config(cfg)).to_dict() == cfg.to_dict()
+        splits = load_dataset(cfg.data)
+        kwargs = {k: v for k, v in cfg.model.items() if k != "name"}
+        model = build_model(cfg.model.name, num_classes=splits.num_classes, input_shape=splits.input_shape, **kwargs)
+        assert sum(int(np.prod(p.shape)) for p in model.parameters()) > 0
+
+
+def test_ensemble_overrides_are_validated_per_member():
+    cfg = load_config("digits_mlp", ["ensemble.members=2", 'ensemble.overrides=[{"optimizer.lr" = 0.1}, {}]'])
+    assert cfg.ensemble.overrides == [{"optimizer.lr": 0.1}, {}]
+    with pytest.raises(ConfigError, match=r"ensemble.overrides\[0\]: optimizer.lr must be > 0, got -1"):
+        load_config("digits_mlp", ["ensemble.members=2", 'ensemble.overrides=[{"optimizer.lr" = -1}]'])
+    with pytest.raises(ConfigError, match=r"ensemble.overrides\[0\]: 'data.name' cannot differ between members"):
+        load_config("digits_mlp", ["ensemble.members=2", 'ensemble.overrides=[{"data.name" = "iris"}]'])
+    with pytest.raises(ConfigError, match="ensemble.overrides has 3 entries for 2 members"):
+        load_config("digits_mlp", ["ensemble.members=2", "ensemble.overrides=[{}, {}, {}]"])
+
+
+def test_config_object_access_and_schema_description():
+    cfg = load_config("xor")
+    assert cfg.optimizer.name == cfg["optimizer"]["name"] == cfg.get_path("optimizer.name") == "adam"
+    with pytest.raises(AttributeError):
+        cfg.optimizer.nonexistent
+    import copy
+
+    clone = copy.deepcopy(cfg)
+    clone.optimizer.lr = 1.0
+    assert cfg.optimizer.lr == 0.05 and isinstance(clone, C.Config)
+    again = load_config(cfg, ["train.epochs=5"])  # a Config can be re-validated with overrides
+    assert again.train.epochs == 5 and cfg.train.epochs == 300
+    text = C.describe_schema()
+    for path in C.SCHEMA:
+        assert path in text
