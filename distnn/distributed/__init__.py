@@ -79,7 +79,7 @@ def is_initialized() -> bool:
 def __getattr__(name):
     # The heavier pieces load on first use, so `import distnn.distributed` stays cheap.
     lazy = {
-        "DataParallel": ".data_parallel",
+        "DataParallel": ".data_parallel", "ReplicaMismatchError": ".data_parallel",
         "DistributedSampler": ".sampler",
         "SyncBatchNorm": ".sync_batchnorm",
         "Metric": ".metrics", "Mean": ".metrics", "Sum": ".metrics", "Accuracy": ".metrics",
@@ -96,7 +96,7 @@ def __getattr__(name):
 
 __all__ = [
     "init", "is_initialized", "simulate", "Communicator", "Handle", "LocalCommunicator", "InProcessCommunicator",
-    "MPICommunicator", "DataParallel", "DistributedSampler", "SyncBatchNorm", "Metric", "Mean", "Sum", "Accuracy",
+    "MPICommunicator", "DataParallel", "ReplicaMismatchError", "DistributedSampler", "SyncBatchNorm", "Metric", "Mean", "Sum", "Accuracy",
     "reduce_sum_count", "mpiexec_command", "CollectiveError", "CollectiveTimeoutError", "CollectiveAbortedError",
     "REDUCE_OPS",
 ]
