@@ -141,6 +141,12 @@ def _train_sampler(n, comm, shuffle, seed):
     return DistributedSampler(n, comm, shuffle=shuffle, seed=seed, drop_last=False)
 
 
+def _data_parallel(model, comm, **kwargs):
+    from distnn.distributed import DataParallel
+
+    return DataParallel(model, comm, **kwargs)
+
+
 class Trainer:
     """Data-parallel training of ``model`` on ``train_data`` (a :class:`distnn.data.Dataset`).
 
@@ -152,14 +158,19 @@ class Trainer:
     augmentation + standardization for training, standardization for eval);
     ``clip_grad_norm`` (max global L2 norm, or None); ``accumulation_steps``
     (micro-batches per step); ``seed`` (data order, augmentation and dropout);
-    ``monitor`` (metric tracked as the run's best, e.g. ``val_loss``).
+    ``shuffle``/``drop_last`` (training order; drop each rank's last partial batch);
+    ``eval_batch_size`` (per rank); ``eval_every`` (validate every N epochs);
+    ``max_steps`` (stop after this many optimizer steps); ``label_smoothing``;
+    ``monitor`` (metric tracked as the run's best, e.g. ``val_loss``);
+    ``ddp_kwargs`` (options of :class:`~distnn.distributed.DataParallel`).
     """
 
     def __init__(self, model, optimizer, train_data, val_data=None, *, comm=None, batch_size: int = 64,
                  epochs: int = 10, callbacks=(), transform=None, eval_transform=None, clip_grad_norm=None,
                  accumulation_steps: int = 1, seed: int = 0, shuffle: bool = True, drop_last: bool = False,
-                 eval_batch_size: int | None = None, monitor: str = "val_loss", monitor_mode: str = "auto",
-                 data_parallel: bool = True, log=None):
+                 eval_batch_size: int | None = None, eval_every: int = 1, max_steps: int | None = None,
+                 label_smoothing: float = 0.0, monitor: str = "val_loss", monitor_mode: str = "auto",
+                 data_parallel: bool = True, ddp_kwargs: dict | None = None, log=None):
         self.comm = comm if comm is not None else default_comm()
         self.rank, self.world = int(self.comm.rank), int(self.comm.size)
         self.is_main = self.rank == 0
@@ -173,6 +184,10 @@ class Trainer:
         self.clip_grad_norm = clip_grad_norm
         self.seed = int(seed)
         self.eval_batch_size = int(eval_batch_size or max(256, self.batch_size))
+        self.eval_every = max(1, int(eval_every))
+        self.max_steps = int(max_steps) if max_steps else None
+        self.label_smoothing = float(label_smoothing)
+        self.evaluated = False  # whether this epoch ran validation (eval_every)
         from .callbacks.base import monitor_mode as _mode
 
         self.monitor, self.monitor_mode = monitor, _mode(monitor, monitor_mode)
@@ -194,8 +209,11 @@ class Trainer:
         self.start_epoch = 0
         # Dropout draws from distnn.random's per-thread generator: one stream per rank.
         dn_random.manual_seed(np.random.SeedSequence([self.seed, self.rank, 17]))
-        self.ddp = self._wrap(model) if data_parallel and self.world > 1 else None
-        self.xp = get_array_module(next(iter(model.parameters())).data) if any(True for _ in model.parameters()) else np
+        self.ddp = _data_parallel(model, self.comm, **(ddp_kwargs or {})) if data_parallel and self.world > 1 else None
+        params = list(model.parameters())
+        self.xp = get_array_module(params[0].data) if params else np
+        # inputs are cast to the parameters' floating dtype (float64 runs); token ids stay integers
+        self.dtype = next((p.data.dtype for p in params if p.data.dtype.kind == "f"), np.dtype(np.float32))
 
     # ------------------------------------------------------------------ setup
     def _check_sizes(self, n, drop_last):
@@ -213,11 +231,6 @@ class Trainer:
         if B // W > shard:
             raise ValueError(f"per-rank batch {B // W} (global batch {B} / {W} ranks) is larger than a rank's shard "
                              f"of {shard} training samples; lower data.batch_size to at most {shard * W}")
-
-    def _wrap(self, model):
-        from distnn.distributed import DataParallel
-
-        return DataParallel(model, self.comm)
 
     def agree(self, value):
         """Rank 0's ``value`` on every rank: the basis of every collective decision."""
@@ -247,13 +260,18 @@ class Trainer:
                 self._start_epoch(epoch)
             self.callbacks.on_epoch_begin(self)
             logs = {"epoch": epoch + 1, **self.train_epoch()}
-            if self.val_data is not None:
+            self.evaluated = self.val_data is not None and ((epoch + 1) % self.eval_every == 0
+                                                            or epoch + 1 == self.epochs)
+            if self.evaluated:
                 logs.update(self.evaluate(self.val_data, prefix="val_"))
             logs["lr"] = self.lr
             logs["wall_time"] = self.state.elapsed + time.perf_counter() - t_start
             self._track_best(logs)
             self.history.append(logs)
             self.callbacks.on_epoch_end(self, logs)
+            if self.max_steps is not None and self.state.global_step >= self.max_steps:
+                self.log.info("reached train.max_steps = %d", self.max_steps)
+                break
             if self._agreed_stop():
                 self.state.stopped_early = True
                 self.log.info("%s", self.state.stop_reason or "stopping")
@@ -287,6 +305,8 @@ class Trainer:
         # The loader reseeds the sampler for this epoch and resumes at batch_in_epoch (mid-epoch resume).
         for xb, yb, valid in self.loader.batches(self.state.epoch, self.state.batch_in_epoch):
             step = self.state.batch_in_epoch
+            if self.max_steps is not None and self.state.global_step >= self.max_steps:
+                break  # the same step count on every rank: no collective needed
             loss, n = self.train_step(xb, yb, valid)
             self.state.batch_in_epoch = step + 1
             self.state.global_step += 1
@@ -359,6 +379,8 @@ class Trainer:
         return loss_sum / max(n_valid, 1), n_valid
 
     def _forward(self, xb):
+        if xb.dtype.kind == "f" and xb.dtype != self.dtype:
+            xb = xb.astype(self.dtype)
         x = distnn.Tensor(self.xp.asarray(xb) if self.xp is not np else xb)
         return (self.ddp or self.model)(x)
 
@@ -367,7 +389,7 @@ class Trainer:
         if out.ndim == 3 and y.ndim == 2:
             out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1)
         return F.cross_entropy(out, self.xp.asarray(y) if self.xp is not np else y, ignore_index=IGNORE_INDEX,
-                               reduction=reduction)
+                               reduction=reduction, label_smoothing=self.label_smoothing)
 
     def _correct(self, out, y) -> int:
         pred = out.data.argmax(axis=-1)
@@ -404,7 +426,7 @@ class Trainer:
         plan = ShardPlan(len(dataset), self.rank, self.world, shuffle=False)
         idx, valid = plan.indices(), plan.valid_mask()
         sums = evaluate_arrays(self.model, dataset.x[idx], dataset.y[idx], valid, self.eval_transform,
-                               self.eval_batch_size, dataset.num_classes if confusion else 0, self.xp)
+                               self.eval_batch_size, dataset.num_classes if confusion else 0, self.xp, self.dtype)
         k = dataset.num_classes
         flat = [sums["loss"], sums["correct"], sums["count"]]
         if confusion:
@@ -443,7 +465,7 @@ class Trainer:
             dn_random.set_state(rng["distnn"])
 
 
-def evaluate_arrays(model, x, y, valid, transform, batch_size, num_classes=0, xp=np) -> dict:
+def evaluate_arrays(model, x, y, valid, transform, batch_size, num_classes=0, xp=np, dtype=None) -> dict:
     """Sums of loss, correct predictions and counted targets (and a confusion matrix) over ``x, y``.
 
     ``valid`` masks padded rows out. Runs in eval mode without building a graph;
@@ -459,6 +481,8 @@ def evaluate_arrays(model, x, y, valid, transform, batch_size, num_classes=0, xp
                 xb, yb, vb = x[s:s + batch_size], y[s:s + batch_size], valid[s:s + batch_size]
                 if transform is not None:
                     xb = transform(xb, None)
+                if dtype is not None and xb.dtype.kind == "f" and xb.dtype != dtype:
+                    xb = xb.astype(dtype)
                 if not vb.all():
                     yb = yb.copy()
                     yb[~vb] = IGNORE_INDEX

@@ -102,7 +102,11 @@ def monitor_mode(monitor: str, mode: str) -> str:
     return mode
 
 
-def get_metric(logs: dict, monitor: str, who: str) -> float:
+def get_metric(logs: dict, monitor: str, who: str, trainer=None) -> float | None:
+    """The monitored value, or None on an epoch without validation (``eval_every`` > 1)."""
     if monitor not in logs:
+        if monitor.startswith("val_") and trainer is not None and trainer.val_data is not None \
+                and not trainer.evaluated:
+            return None
         raise ValueError(f"{who}: monitored metric {monitor!r} is not available; epoch metrics are {sorted(logs)}")
     return float(logs[monitor])

@@ -235,6 +235,9 @@ class ModelCheckpoint(Callback):
         if path is None and error is None:
             error = "the checkpoint could not be written (see the warning above)"
         exc = preemption.Preempted(trainer.state.global_step, signum, path, error)
+        handler = getattr(trainer, "_preemption_handler", None)
+        if handler is not None:
+            preemption.ignore_further_signals(handler.signals)
         if trainer.is_main:
             self.log.warning("%s; exiting with status %d (resume with --resume auto)", exc, exc.exit_code)
         raise exc

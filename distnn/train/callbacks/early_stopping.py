@@ -44,7 +44,10 @@ class EarlyStopping(Callback):
         return value > self.best + self.min_delta
 
     def on_epoch_end(self, trainer, logs):
-        value = trainer.agree(get_metric(logs, self.monitor, "EarlyStopping"))
+        value = get_metric(logs, self.monitor, "EarlyStopping", trainer)
+        if value is None:  # no validation this epoch: nothing to judge
+            return
+        value = trainer.agree(value)
         if self.improved(value):
             self.best, self.best_epoch, self.wait = value, trainer.state.epoch, 0
             if self.restore_best_weights:

@@ -32,7 +32,9 @@ class LRSchedulerCallback(Callback):
         if self.interval != "epoch":
             return
         if self.monitor is not None:
-            self.scheduler.step(trainer.agree(get_metric(logs, self.monitor, type(self.scheduler).__name__)))
+            value = get_metric(logs, self.monitor, type(self.scheduler).__name__, trainer)
+            if value is not None:
+                self.scheduler.step(trainer.agree(value))
         else:
             self.scheduler.step()
 
