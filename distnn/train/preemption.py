@@ -114,6 +114,22 @@ class PreemptionHandler:
         self.uninstall()
 
 
+def ignore_further_signals(signals=DEFAULT_SIGNALS) -> None:
+    """After the preemption checkpoint: ignore more of these signals until the process exits.
+
+    Python puts its own handlers back to the default action during interpreter
+    shutdown, so a late duplicate SIGTERM (``mpiexec`` forwards each one it
+    gets) would otherwise kill a rank that is already exiting cleanly.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for s in signals:
+        try:
+            signal.signal(_signum(s), signal.SIG_IGN)
+        except (ValueError, OSError):
+            pass
+
+
 def _handler(signum, frame):
     # Only a flag: a handler may run between any two bytecodes, even inside a checkpoint write.
     request(signum)

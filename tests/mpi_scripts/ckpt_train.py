@@ -1,0 +1,99 @@
+"""A small checkpointed training job for test_checkpoint_mpi.py (run under mpiexec, or alone for 1 rank).
+
+Digits, an MLP with dropout, noise augmentation, Adam with per-step warmup:
+every piece of state a resume must restore. Writes ``--final FILE`` (npz of
+the final model and optimizer state, rank 0) and ``FILE.json`` (steps,
+skipped steps, whether replicas are bitwise equal). Exit status: 0 done,
+75 preempted (checkpoint written), 2 a checkpoint or non-finite error.
+Fault injection through the DISTNN_FAULT_* / DISTNN_CKPT_FAULT variables.
+"""
+import argparse
+import hashlib
+import json
+import os
+import sys
+
+import numpy as np
+
+import distnn
+from distnn.data import build_transforms, load_dataset
+from distnn.distributed import init
+from distnn.models import build_model
+from distnn.optim import Adam
+from distnn.optim.lr_scheduler import LinearWarmup
+from distnn.train import checkpoint as ck
+from distnn.train import preemption
+from distnn.train.callbacks import LRSchedulerCallback
+from distnn.train.callbacks.checkpoint import attach
+from distnn.train.logging_utils import set_rank, setup_logging
+from distnn.train.trainer import Trainer
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", required=True)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--every-n-steps", type=int, default=0)
+    p.add_argument("--every-n-epochs", type=int, default=1)
+    p.add_argument("--keep-last", type=int, default=0)
+    p.add_argument("--resume", default=None)
+    p.add_argument("--nonfinite", default="error")
+    p.add_argument("--on-error", default="stop")
+    p.add_argument("--async-save", action="store_true")
+    p.add_argument("--no-save-best", dest="save_best", action="store_false")
+    p.add_argument("--ckpt-dir", default="checkpoints")
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--noise", type=float, default=0.1)
+    p.add_argument("--subset", type=int, default=400)
+    p.add_argument("--batch", type=int, default=40)
+    p.add_argument("--final", default=None)
+    a = p.parse_args()
+
+    comm = init()
+    os.makedirs(a.out, exist_ok=True)
+    set_rank(comm.rank)
+    setup_logging(all_ranks=True)
+    splits = load_dataset("digits")
+    train_tf, eval_tf = build_transforms(splits, {"noise": a.noise} if a.noise else None)
+    distnn.manual_seed(0)
+    model = build_model("mlp", hidden_sizes=[32], dropout=a.dropout, input_shape=splits.input_shape, num_classes=10)
+    opt = Adam(model.parameters(), lr=3e-3)
+    warm = LRSchedulerCallback(LinearWarmup(opt, warmup_steps=5), interval="step")
+    trainer = Trainer(model, opt, splits.train.subset(np.arange(a.subset)), splits.val, comm=comm,
+                      batch_size=a.batch, epochs=a.epochs, callbacks=[warm], transform=train_tf,
+                      eval_transform=eval_tf, seed=3)
+    options = {"dir": a.ckpt_dir, "every_n_steps": a.every_n_steps, "every_n_epochs": a.every_n_epochs,
+               "keep_last": a.keep_last, "save_best": a.save_best, "on_error": a.on_error, "async_save": a.async_save}
+    try:
+        attach(trainer, a.out, options, nonfinite=a.nonfinite, resume_spec=a.resume)
+        # the pid of every rank, once its signal handlers are installed (tests signal or kill from outside)
+        with open(os.path.join(a.out, f"pid.{comm.rank}"), "w") as f:
+            f.write(str(os.getpid()))
+        trainer.fit()
+    except preemption.Preempted as e:
+        if comm.rank == 0:
+            print(f"ckpt_train: {e}", file=sys.stderr, flush=True)
+        return preemption.EXIT_PREEMPTED
+    except (ck.CheckpointError, preemption.NonFiniteError) as e:
+        if comm.rank == 0:
+            print(f"ckpt_train: error: {e}", file=sys.stderr, flush=True)
+        return 2
+
+    digest = hashlib.sha256(b"".join(v.tobytes() for v in model.state_dict().values())).hexdigest()
+    digests = comm.allgather_object(digest) if comm.size > 1 else [digest]
+    if comm.rank == 0 and a.final:
+        arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
+        for i, s in opt.state_dict()["state"].items():
+            for k, v in s.items():
+                arrays[f"opt/{i}/{k}"] = np.asarray(v)
+        np.savez(a.final, **arrays)
+        with open(a.final + ".json", "w") as f:
+            json.dump({"global_step": trainer.state.global_step, "skipped_steps": trainer.state.skipped_steps,
+                       "replicas_equal": len(set(digests)) == 1, "world": comm.size,
+                       "history": [{k: v for k, v in h.items() if k != "wall_time" and k != "samples_per_sec"}
+                                   for h in trainer.history]}, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

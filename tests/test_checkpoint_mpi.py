@@ -1,0 +1,265 @@
+"""Fault tolerance under real processes: kill -9 of a rank, crashes mid-write, SIGTERM to mpiexec,
+corrupt files, full or read-only checkpoint directories, NaN on one rank, resuming on another world size.
+
+Each case runs tests/mpi_scripts/ckpt_train.py (digits, a small MLP with dropout
+and noise augmentation, Adam with warmup: 400 samples, global batch 40, 10
+steps per epoch, 3 epochs) under ``mpiexec -n 2`` with a deadline, and
+compares with an uninterrupted run of the same job: bitwise for the same
+world size, to summation tolerance across world sizes (dropout and noise off).
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from distnn.train import checkpoint as ck
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPT = os.path.join(HERE, "mpi_scripts", "ckpt_train.py")
+MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found (pip install mpich)")
+STEPS = 30
+
+
+def _env(extra=None):
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", DISTNN_COLLECTIVE_TIMEOUT="20")
+    for k in ("DISTNN_CKPT_FAULT", "DISTNN_FAULT_KILL_AT", "DISTNN_FAULT_NONFINITE_AT", "DISTNN_FAULT_SIGNAL_AT",
+              "DISTNN_FAULT_STEP_DELAY"):
+        env.pop(k, None)
+    env.update(extra or {})
+    return env
+
+
+def _cmd(out, n, args):
+    base = [sys.executable, SCRIPT, "--out", str(out), *args]
+    return base if n == 1 else [MPIEXEC, "-n", str(n), *base]
+
+
+def run_job(out, *args, n=2, env=None, timeout=90):
+    """Run the job to completion; returns (returncode, stderr, seconds)."""
+    t0 = time.monotonic()
+    p = subprocess.run(_cmd(out, n, args), env=_env(env), capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stderr, time.monotonic() - t0
+
+
+def final(out):
+    path = os.path.join(str(out), "final.npz")
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    with open(path + ".json") as f:
+        return arrays, json.load(f)
+
+
+def assert_same(a, b, exact=True):
+    (xa, ja), (xb, jb) = a, b
+    assert ja["global_step"] == jb["global_step"] == STEPS
+    assert sorted(xa) == sorted(xb)
+    for k in xa:
+        if exact:
+            np.testing.assert_array_equal(xa[k], xb[k], err_msg=k)
+        else:
+            np.testing.assert_allclose(xa[k], xb[k], rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+def finish(out, *extra, n=2, env=None):
+    """Resume ``out`` with --resume auto to the end and return its final state."""
+    rc, err, _ = run_job(out, "--resume", "auto", "--every-n-steps", "4", "--final", os.path.join(out, "final.npz"),
+                         *extra, n=n, env=env)
+    assert rc == 0, err
+    return final(out), err
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference")
+    rc, err, _ = run_job(out, "--every-n-steps", "4", "--final", os.path.join(out, "final.npz"))
+    assert rc == 0, err
+    res = final(out)
+    assert res[1]["replicas_equal"] and res[1]["skipped_steps"] == 0
+    return str(out), res
+
+
+def root_of(out):
+    return os.path.join(str(out), "checkpoints")
+
+
+def assert_all_checkpoints_valid(out):
+    cps = ck.list_checkpoints(root_of(out))
+    assert cps, "no checkpoint was written"
+    for c in cps:
+        assert ck.verify_checkpoint(c.path) == [], c.path
+    return cps
+
+
+# ------------------------------------------------------------------ node loss
+def test_kill_9_one_rank_then_resume_matches_uninterrupted(reference, tmp_path):
+    step = random.Random().randint(6, STEPS - 2)
+    rc, err, secs = run_job(tmp_path, "--every-n-steps", "4", env={"DISTNN_FAULT_KILL_AT": f"1:{step}"})
+    assert rc != 0, f"killed at step {step} but the job exited 0"
+    assert secs < 30, f"the job took {secs:.1f} s to end after rank 1 died at step {step}"
+    cps = assert_all_checkpoints_valid(tmp_path)
+    assert cps[-1].step < step and cps[-1].step >= step - 4, (step, [c.step for c in cps])
+    res, _ = finish(tmp_path)
+    assert_same(reference[1], res)
+
+
+# ------------------------------------------------------------------ crash while writing
+@pytest.mark.parametrize("fault", ["crash_after:model.npz", "crash_before_rename", "crash_before_latest"])
+def test_crash_while_writing_keeps_previous_latest(reference, tmp_path, fault):
+    # checkpoints at steps 4, 8, 10 (epoch end), 12: the write of step 12 dies
+    rc, err, _ = run_job(tmp_path, "--every-n-steps", "4", env={"DISTNN_CKPT_FAULT": f"{fault}@12"})
+    assert rc != 0
+    root = root_of(tmp_path)
+    assert ck.read_pointer(root) == "step-00000010"
+    assert ck.verify_checkpoint(os.path.join(root, "step-00000010")) == []
+    names = [c.name for c in ck.list_checkpoints(root)]
+    if fault == "crash_before_latest":
+        assert names[-1] == "step-00000012"  # complete and renamed: a valid newer checkpoint
+    else:
+        assert names[-1] == "step-00000010"
+        assert any(n.startswith(".tmp-step-00000012") for n in os.listdir(root))  # the abandoned write
+    assert_all_checkpoints_valid(tmp_path)
+    res, err = finish(tmp_path)
+    assert_same(reference[1], res)
+    assert not any(n.startswith(".tmp-") for n in os.listdir(root))  # cleaned up by the resumed run
+
+
+def test_corrupt_newest_checkpoint_is_reported_and_skipped(reference, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(reference[0], out)
+    os.remove(out / "final.npz")
+    newest = out / "checkpoints" / "step-00000030"
+    target = newest / "optimizer.npz"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    target.write_bytes(bytes(data))
+    # and truncate the one before it
+    prev = out / "checkpoints" / "step-00000028" / "model.npz"
+    prev.write_bytes(prev.read_bytes()[:100])
+    res, err = finish(out)
+    assert "step-00000030" in err and "optimizer.npz" in err and "SHA-256" in err
+    assert "step-00000028" in err and "model.npz" in err and "truncated" in err
+    assert "resumed from" in err and "step-00000024" in err
+    assert_same(reference[1], res)
+
+
+# ------------------------------------------------------------------ preemption
+@pytest.mark.parametrize("twice", [False, True])
+def test_sigterm_to_mpiexec_checkpoints_and_exits_75(reference, tmp_path, twice):
+    args = _cmd(tmp_path, 2, ["--every-n-epochs", "0", "--every-n-steps", "0", "--no-save-best"])
+    p = subprocess.Popen(args, env=_env({"DISTNN_FAULT_STEP_DELAY": "0.05"}), stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not all(os.path.exists(tmp_path / f"pid.{r}") for r in (0, 1)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(random.Random().uniform(0.1, 0.8))  # handlers are in place; somewhere in the first epochs
+        p.send_signal(signal.SIGTERM)
+        if twice:
+            time.sleep(0.02)
+            p.send_signal(signal.SIGTERM)  # a second signal while the checkpoint is written
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 75, err
+    assert "preempted by SIGTERM" in err
+    cps = assert_all_checkpoints_valid(tmp_path)
+    assert len(cps) == 1 and 0 < cps[0].step < STEPS  # periodic checkpoints are off: this is the preemption one
+    assert ck.read_manifest(cps[0].path)["reason"] == "preempt"
+    res, _ = finish(tmp_path)
+    assert_same(reference[1], res)
+
+
+# ------------------------------------------------------------------ storage failures
+def _mount_tmpfs(path, opts):
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    os.makedirs(path, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True)
+    return r.returncode == 0
+
+
+def _umount(path):
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.mark.parametrize("policy", ["stop", "continue"])
+def test_full_checkpoint_directory(tmp_path, policy):
+    mnt = tmp_path / "small"
+    # room for about three checkpoints (each ~40 KB); else ENOSPC from the fault-injection hook
+    mounted = _mount_tmpfs(mnt, "size=128k")
+    env = {} if mounted else {"DISTNN_CKPT_FAULT": "enospc:model.npz@12,enospc:model.npz@16,enospc:model.npz@20,"
+                                                   "enospc:model.npz@24,enospc:model.npz@28,enospc:model.npz@30"}
+    try:
+        rc, err, _ = run_job(tmp_path, "--every-n-steps", "4", "--ckpt-dir", str(mnt), "--on-error", policy,
+                             "--final", str(tmp_path / "final.npz"), env=env)
+        assert "No space left on device" in err
+        latest = ck.read_pointer(str(mnt))
+        assert latest is not None and ck.verify_checkpoint(str(mnt / latest)) == []
+        for c in ck.list_checkpoints(str(mnt)):
+            assert ck.verify_checkpoint(c.path) == []
+        assert not [n for n in os.listdir(mnt) if n.startswith(".tmp")]
+        if policy == "stop":
+            assert rc == 2 and "on_error" in err
+            assert not os.path.exists(tmp_path / "final.npz")
+        else:
+            assert rc == 0, err
+            assert final(tmp_path)[1]["global_step"] == STEPS
+    finally:
+        if mounted:
+            _umount(mnt)
+
+
+def test_read_only_checkpoint_directory(tmp_path):
+    mnt = tmp_path / "ro"
+    if _mount_tmpfs(mnt, "ro,size=64k"):
+        cleanup = lambda: _umount(mnt)  # noqa: E731
+    elif os.geteuid() != 0:
+        mnt.mkdir()
+        mnt.chmod(0o555)
+        cleanup = lambda: mnt.chmod(0o755)  # noqa: E731
+    else:
+        pytest.skip("running as root without mount: no way to make a read-only directory here")
+    try:
+        rc, err, _ = run_job(tmp_path, "--every-n-steps", "4", "--ckpt-dir", str(mnt / "checkpoints"))
+        assert rc == 2 and ("Read-only file system" in err or "Permission denied" in err), err
+        assert "cannot write checkpoint" in err
+    finally:
+        cleanup()
+
+
+# ------------------------------------------------------------------ non-finite values
+def test_nonfinite_gradient_on_one_rank_is_skipped_by_all(reference, tmp_path):
+    rc, err, _ = run_job(tmp_path, "--nonfinite", "skip", "--final", str(tmp_path / "final.npz"),
+                         env={"DISTNN_FAULT_NONFINITE_AT": "1:7"})
+    assert rc == 0, err
+    arrays, info = final(tmp_path)
+    assert info["skipped_steps"] == 1 and info["replicas_equal"] and info["global_step"] == STEPS
+    assert err.count("skipped step 7 (epoch 1, batch 7) on rank(s) [1]") == 2  # logged by both ranks
+    assert all(np.isfinite(v).all() for v in arrays.values())
+    assert not np.array_equal(arrays["model/0.weight"], reference[1][0]["model/0.weight"])
+    rc, err, _ = run_job(tmp_path / "e", "--nonfinite", "error", env={"DISTNN_FAULT_NONFINITE_AT": "1:7"})
+    assert rc == 2 and "non-finite loss or gradients at step 7" in err
+
+
+# ------------------------------------------------------------------ another world size
+def test_resume_two_ranks_on_one_and_one_on_two(tmp_path):
+    plain = ["--dropout", "0", "--noise", "0", "--every-n-steps", "4"]
+    two, one = tmp_path / "two", tmp_path / "one"
+    assert run_job(two, *plain, "--final", str(two / "final.npz"))[0] == 0
+    assert run_job(one, *plain, "--final", str(one / "final.npz"), n=1)[0] == 0
+    assert_same(final(two), final(one), exact=False)  # the oracle: 2 ranks with B/2 == 1 rank with B
+    for src, n in ((two, 1), (one, 2)):
+        out = tmp_path / f"from-{src.name}-on-{n}"
+        rc, err, _ = run_job(out, *plain, "--resume", str(src / "checkpoints" / "step-00000012"),
+                             "--final", str(out / "final.npz"), n=n)
+        assert rc == 0, err
+        assert "resumed from" in err and "step-00000012" in err
+        assert_same(final(src), final(out), exact=False)
