@@ -59,19 +59,6 @@ def agree_on_errors(comm, error: str | None) -> None:
 
 
 # --------------------------------------------------------------------- config
-def _cfg_get(cfg, dotted: str, default=None):
-    """``cfg["a"]["b"]`` or ``cfg.a.b`` for "a.b" (configs are nested tables)."""
-    cur = cfg
-    for part in dotted.split("."):
-        if cur is None:
-            return default
-        if isinstance(cur, dict):
-            cur = cur.get(part, None)
-        else:
-            cur = getattr(cur, part, None)
-    return default if cur is None else cur
-
-
 def _as_dict(section) -> dict:
     if section is None:
         return {}
@@ -84,7 +71,7 @@ def _as_dict(section) -> dict:
 
 # ------------------------------------------------------------------ the setup
 class Job:
-    """Everything one rank needs to train, built from a config (phase 1)."""
+    """Everything one rank needs to train, built from a config (phase 1: nothing is written)."""
 
     def __init__(self, config, overrides, comm, quiet=False, cfg=None):
         from distnn.train.config import load_config
@@ -92,95 +79,177 @@ class Job:
 
         self.comm = comm
         self.cfg = cfg if cfg is not None else load_config(config, overrides)  # cfg: an ensemble member's
-        self.config_name = _cfg_get(self.cfg, "name", None) or os.path.splitext(os.path.basename(str(config)))[0]
+        self.config_name = self.cfg.get("name") or os.path.splitext(os.path.basename(str(config)))[0]
+        self.quiet = bool(quiet or self.cfg.run.quiet)
         self.splits = member_splits(self.cfg, self._load_data())  # an ensemble member's bootstrap resample
         self.train_tf, self.eval_tf = self._transforms()
         self.model, self.model_spec = self._build_model()
-        self.optimizer, self.callbacks = self._build_optimizer()
-        self.trainer = self._build_trainer(quiet)
+        self.optimizer = self._build_optimizer()
+        self.trainer = self._build_trainer()
 
     def _load_data(self):
         from distnn.data import load_dataset
 
-        data = _as_dict(_cfg_get(self.cfg, "data"))
-        # A "{rank}" in a data path names per-rank files (pre-sharded data, or a test of one rank failing).
-        for key in ("path", "train_path", "test_path", "val_path"):
-            if isinstance(data.get(key), str) and "{rank}" in data[key]:
-                data[key] = data[key].replace("{rank}", str(self.comm.rank))
+        data = _as_dict(self.cfg.data)
+        # A "{rank}" in data.path names per-rank files (pre-sharded data, or a test of one rank failing).
+        if isinstance(data.get("path"), str) and "{rank}" in data["path"]:
+            data["path"] = data["path"].replace("{rank}", str(self.comm.rank))
         return load_dataset(data)
 
     def _transforms(self):
         from distnn.data.transforms import build_transforms
 
-        return build_transforms(self.splits, _as_dict(_cfg_get(self.cfg, "data.augment")))
+        return build_transforms(self.splits, _as_dict(self.cfg.data.get("augment")))
 
     def _build_model(self):
+        from distnn.backend import gpu_available
         from distnn.models import build_model
 
-        spec = _as_dict(_cfg_get(self.cfg, "model"))
+        spec = _as_dict(self.cfg.model)
         name = spec.pop("name")
-        spec.setdefault("num_classes", self.splits.num_classes)
-        spec.setdefault("input_shape", list(self.splits.input_shape))
-        distnn.manual_seed(int(_cfg_get(self.cfg, "train.seed", 0)))  # identical initial weights on every rank
+        k = self.splits.num_classes
+        if spec.get("num_classes") not in (None, k):
+            raise ValueError(f"model.num_classes is {spec['num_classes']} but dataset '{self.splits.name}' has labels "
+                             f"0..{k - 1} ({k} classes): labels outside the model's classes")
+        spec["num_classes"] = k
+        spec["input_shape"] = list(self.splits.input_shape)
+        if self.splits.meta.get("vocab_size") is not None and _accepts(name, "vocab_size"):
+            spec.setdefault("vocab_size", int(self.splits.meta["vocab_size"]))
+        distnn.manual_seed(int(self.cfg.run.seed))  # identical initial weights on every rank
         model = build_model(name, **spec)
+        run = self.cfg.run
+        if run.dtype == "float64":
+            model.to(np.float64)
+        device = run.device
+        if device == "gpu" and not gpu_available():
+            raise ValueError("run.device is 'gpu' but no GPU is usable here (cupy missing or no device); "
+                             "use run.device = 'cpu' or 'auto'")
+        if device == "gpu" or (device == "auto" and gpu_available()):
+            model.to("cuda")
+        if self.cfg.distributed.sync_batchnorm and self.comm.size > 1:
+            from distnn.distributed import SyncBatchNorm
+
+            model = SyncBatchNorm.convert_sync_batchnorm(model, self.comm)
         return model, {"name": name, "kwargs": spec}
 
     def _build_optimizer(self):
         from distnn import optim
 
-        o = _as_dict(_cfg_get(self.cfg, "optim"))
-        name = o.pop("name", "adam")
-        lr = float(o.pop("lr", 1e-3))
-        B = int(_cfg_get(self.cfg, "data.batch_size"))
-        scaling = o.pop("lr_scaling", None)
-        base_batch = o.pop("base_batch_size", None)
-        if scaling == "linear" and base_batch:
-            lr = lr * B / float(base_batch)  # the linear scaling rule (Goyal et al.)
-        optimizer = optim.build_optimizer(name, self.model.parameters(), lr=lr, **o)
+        o = self.cfg.optimizer
+        name = o.name
+        params = self.model.parameters()
+        wd = float(o.weight_decay)
+        if wd and o.no_decay_bias_norm:
+            params = optim.param_groups_no_decay(self.model, wd)  # no decay on biases and norm weights
+        common = {"lr": float(o.lr), "weight_decay": wd}
+        if name == "sgd":
+            return optim.SGD(params, momentum=o.momentum, nesterov=o.nesterov, **common)
+        if name in ("adam", "adamw"):
+            cls = optim.Adam if name == "adam" else optim.AdamW
+            return cls(params, betas=tuple(o.betas), eps=o.eps, **common)
+        if name == "rmsprop":
+            return optim.RMSprop(params, alpha=o.alpha, eps=o.eps, momentum=o.momentum, **common)
+        if name == "adagrad":
+            return optim.Adagrad(params, eps=o.eps, **common)
+        if name == "lars":
+            return optim.LARS(params, momentum=o.momentum, nesterov=o.nesterov, **common)
+        if name == "lamb":
+            return optim.LAMB(params, betas=tuple(o.betas), eps=o.eps, **common)
+        raise ValueError(f"optimizer.name {name!r} is not supported")
+
+    def _build_trainer(self):
+        cfg, t, d = self.cfg, self.cfg.train, self.cfg.data
         callbacks = []
-        sched = _as_dict(_cfg_get(self.cfg, "scheduler"))
-        if sched:
-            callbacks.extend(self._schedulers(optimizer, sched))
-        return optimizer, callbacks
-
-    def _schedulers(self, optimizer, s):
-        from distnn.optim import lr_scheduler as L
-
-        out = []
-        warmup = int(s.get("warmup_epochs", 0) or 0)
-        kind = s.get("name", "none")
-        if kind == "plateau":
-            out.append(LRSchedulerCallback(L.ReduceLROnPlateau(optimizer, mode=s.get("mode", "min"),
-                                                               factor=s.get("factor", 0.5),
-                                                               patience=s.get("patience", 3)),
-                                           monitor=s.get("monitor", "val_loss")))
-        elif kind == "cosine":
-            out.append(LRSchedulerCallback(L.CosineAnnealingLR(optimizer, T_max=int(_cfg_get(self.cfg, "train.epochs")))))
-        elif kind == "step":
-            out.append(LRSchedulerCallback(L.StepLR(optimizer, step_size=s.get("step_size", 10), gamma=s.get("gamma", 0.1))))
-        if warmup:
-            out.insert(0, LRSchedulerCallback(L.LinearWarmup(optimizer, warmup_steps=warmup), interval="step"))
-        return out
-
-    def _build_trainer(self, quiet):
-        t = _as_dict(_cfg_get(self.cfg, "train"))
-        callbacks = list(self.callbacks)
-        es = _as_dict(_cfg_get(self.cfg, "early_stopping"))
-        if es and es.pop("enabled", True):
-            callbacks.insert(0, EarlyStopping(**es))
-        callbacks.append(ProgressBar(quiet=quiet))
-        return Trainer(self.model, self.optimizer, self.splits.train, self.splits.val, comm=self.comm,
-                       batch_size=int(_cfg_get(self.cfg, "data.batch_size")), epochs=int(t.get("epochs", 10)),
-                       callbacks=callbacks, transform=self.train_tf, eval_transform=self.eval_tf,
-                       clip_grad_norm=t.get("clip_grad_norm") or None,
-                       accumulation_steps=int(t.get("accumulation_steps", 1)), seed=int(t.get("seed", 0)))
+        es = cfg.early_stopping
+        if es.enabled:
+            callbacks.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience,
+                                           min_delta=es.min_delta, restore_best_weights=es.restore_best))
+        callbacks.append(ProgressBar(quiet=self.quiet, log_every=t.log_every))
+        dist = cfg.distributed
+        ddp = {"bucket_mb": dist.bucket_mb, "check_every": dist.check_every,
+               "compression": None if dist.compression == "none" else dist.compression}
+        world = self.comm.size
+        trainer = Trainer(self.model, self.optimizer, self.splits.train, self.splits.val, comm=self.comm,
+                          batch_size=d.batch_size, epochs=t.epochs, callbacks=callbacks, transform=self.train_tf,
+                          eval_transform=self.eval_tf, clip_grad_norm=t.grad_clip or None,
+                          accumulation_steps=t.grad_accumulation, seed=cfg.run.seed, shuffle=d.shuffle,
+                          drop_last=d.drop_last, eval_batch_size=-(-d.eval_batch_size // world),
+                          eval_every=t.eval_every, max_steps=t.get("max_steps"), label_smoothing=t.label_smoothing,
+                          monitor=es.monitor if es.enabled else "val_loss", ddp_kwargs=ddp)
+        # LR schedules go first: EarlyStopping and the progress line then see the epoch's final state.
+        for i, cb in enumerate(build_schedule(cfg, self.optimizer, trainer.steps_per_epoch)):
+            trainer.callbacks.callbacks.insert(i, cb)
+        return trainer
 
     def model_meta(self) -> dict:
         std = self.splits.standardizer
         return {"model": self.model_spec, "dataset": self.splits.name, "num_classes": self.splits.num_classes,
                 "input_shape": list(self.splits.input_shape), "class_names": list(self.splits.class_names),
                 "standardizer": std.state_dict() if std is not None else None,
-                "data": _as_dict(_cfg_get(self.cfg, "data")), "meta": _json_safe(self.splits.meta)}
+                "dtype": self.cfg.run.dtype, "data": _as_dict(self.cfg.data), "meta": _json_safe(self.splits.meta)}
+
+
+def _accepts(model_name, arg) -> bool:
+    import inspect
+
+    from distnn.models.registry import _MODELS
+
+    cls = _MODELS.get(str(model_name).lower())
+    return cls is not None and arg in inspect.signature(cls.__init__).parameters
+
+
+def build_schedule(cfg, optimizer, steps_per_epoch: int) -> list:
+    """The LR callbacks of ``[schedule]`` (and the linear scaling rule), built on ``optimizer``.
+
+    Closed-form schedules run per epoch, or per optimizer step with
+    ``schedule.interval = "step"``. A warmup (``warmup_steps`` or
+    ``warmup_epochs``) always counts optimizer steps; the schedule that follows
+    it is then also stepped per optimizer step, its epoch counts
+    (``step_size``, ``milestones``, ``T_max``) converted to steps.
+    ``plateau`` is driven by the agreed validation metric once per epoch.
+    """
+    from distnn.optim import lr_scheduler as L
+    from distnn.optim import scale_lr_
+
+    s, epochs = cfg.schedule, int(cfg.train.epochs)
+    if s.linear_scaling:  # lr * global batch / reference batch (Goyal et al.), before any scheduler exists
+        scale_lr_(optimizer, int(cfg.data.batch_size), int(s.reference_batch))
+    warm = int(s.warmup_steps or 0) or int(s.warmup_epochs or 0) * steps_per_epoch
+    per_step = s.interval == "step" or warm > 0 or s.name == "onecycle"
+    unit = steps_per_epoch if per_step and s.interval == "epoch" else 1   # epoch counts -> steps
+    total = epochs * steps_per_epoch if per_step else epochs
+    main, plateau = None, None
+    if s.name == "step":
+        if not s.get("step_size"):
+            raise ValueError("schedule.step_size is required with schedule.name = 'step'")
+        main = L.StepLR(optimizer, step_size=int(s.get("step_size")) * unit, gamma=s.gamma)
+    elif s.name == "multistep":
+        main = L.MultiStepLR(optimizer, milestones=[int(m) * unit for m in s.milestones], gamma=s.gamma)
+    elif s.name == "exponential":
+        main = L.ExponentialLR(optimizer, gamma=float(s.gamma) ** (1.0 / unit))
+    elif s.name == "cosine":
+        t_max = int(s.get("T_max")) * unit if s.get("T_max") else max(1, total - warm)
+        main = L.CosineAnnealingLR(optimizer, T_max=t_max, eta_min=s.eta_min)
+    elif s.name == "onecycle":
+        if warm:
+            raise ValueError("schedule.name = 'onecycle' warms up by itself; leave schedule.warmup_* at 0")
+        main = L.OneCycleLR(optimizer, max_lr=s.get("max_lr") or optimizer.param_groups[0]["lr"],
+                            total_steps=epochs * steps_per_epoch)
+    elif s.name == "plateau":
+        from .callbacks.base import monitor_mode
+
+        plateau = L.ReduceLROnPlateau(optimizer, mode=monitor_mode(s.monitor, s.mode), factor=s.factor,
+                                      patience=s.patience, threshold=s.threshold, cooldown=s.cooldown,
+                                      min_lr=s.min_lr)
+    out = []
+    if warm:
+        out.append(LRSchedulerCallback(L.LinearWarmup(optimizer, warm, start_factor=s.warmup_start_factor,
+                                                      after=main), interval="step", name="lr_warmup"))
+    elif main is not None:
+        out.append(LRSchedulerCallback(main, interval="step" if per_step else "epoch", name="lr_schedule"))
+    if plateau is not None:
+        out.append(LRSchedulerCallback(plateau, monitor=s.monitor, name="lr_plateau"))
+    return out
 
 
 def _json_safe(obj):
@@ -213,6 +282,13 @@ def run_training(config="digits_mlp", overrides=(), out=None, simulate_ranks=Non
     return train_rank(comm or default_comm(), config, overrides, out, quiet)
 
 
+def _default_path(job) -> str:
+    run = job.cfg.run
+    if run.get("run_name"):
+        return os.path.join(run.out_dir, run.run_name)
+    return rd.default_run_dir(job.config_name, root=run.out_dir)
+
+
 def _guarded(comm, *args):
     # Agreed errors are values in simulated ranks: the driver re-raises rank 0's once.
     try:
@@ -234,7 +310,7 @@ def train_rank(comm, config, overrides=(), out=None, quiet=False, simulated=Fals
     except (ValueError, OSError, KeyError, TypeError) as e:  # DataError/ConfigError are ValueErrors
         error = _one_line(e)
     agree_on_errors(comm, error)
-    path = out or (rd.default_run_dir(job.config_name) if comm.rank == 0 else None)
+    path = out or (_default_path(job) if comm.rank == 0 else None)
     if comm.size > 1:
         path = comm.broadcast_object(path, root=0)
     try:
@@ -260,7 +336,8 @@ def _train(job, path):
         log.info("%s; %d rank(s), global batch %d (%d per rank), %d steps per epoch", job.splits.summary(),
                  comm.size, trainer.batch_size, trainer.local_batch, trainer.steps_per_epoch)
     trainer.callbacks.append(MetricsLogger(path))
-    trainer.callbacks.append(PlotCurves(path, title=f"{job.config_name} ({comm.size} rank(s))"))
+    if job.cfg.run.plots:
+        trainer.callbacks.append(PlotCurves(path, title=f"{job.config_name} ({comm.size} rank(s))"))
     t0 = time.perf_counter()
     history = trainer.fit()
     wall = time.perf_counter() - t0
@@ -293,10 +370,97 @@ def _train(job, path):
 
 # ------------------------------------------------------- evaluate / predict
 def _load_run_data(meta, path):
-    """Load a data file in the run's format: (x, y or None)."""
-    from distnn.data import load_file
+    """Read a data file for a trained run: ``(x, y or None)``, strictly validated.
 
-    return load_file(path, meta)
+    ``.npz``: arrays ``x``/``X`` and optionally ``y``/``Y``. ``.csv``: one row per
+    sample, the features in the units of the run's training data, plus a
+    label column (the last, unless the run's ``data.label_column`` says
+    otherwise) or none. IDX: an ``*-images-idx3-ubyte[.gz]`` file (labels from
+    its matching labels file), scaled to [0, 1] like the MNIST loader.
+    """
+    from distnn.data import DataError, check_labels, find_mnist_files, load_idx_pair
+    from distnn.data.files import load_npz
+
+    path = str(path)
+    k = int(meta["num_classes"])
+    n_features = int(np.prod(meta["input_shape"]))
+    source = f"data file {path!r}"
+    if not os.path.exists(path):
+        raise DataError(f"{source} not found")
+    if not os.path.isfile(path):
+        raise DataError(f"{source} is not a file")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{source} is not readable (permission denied)")
+    lower = path.lower()
+    if lower.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+        if keys & {"y", "Y"}:
+            parts = load_npz(path, num_classes=k)
+            x, y = parts["all"]
+            return x, y
+        if not keys & {"x", "X"}:
+            raise DataError(f"{source} has no 'x' or 'X' array (keys: {sorted(keys)})")
+        with np.load(path, allow_pickle=False) as z:
+            x = z["x" if "x" in keys else "X"]
+        if x.dtype.kind not in "iufb":
+            raise DataError(f"{source} array 'x' must be numeric, got dtype {x.dtype}")
+        return x.astype(np.float32), None
+    if lower.endswith(".csv"):
+        return _read_csv(path, source, n_features, k, (meta.get("data") or {}).get("label_column", -1),
+                         check_labels, DataError)
+    if "idx" in os.path.basename(lower) or "ubyte" in lower:
+        pair = find_mnist_files(path)["train"]
+        images, labels = load_idx_pair(*pair, num_classes=k)
+        return images.astype(np.float32) / 255.0, labels
+    raise DataError(f"{source}: unknown format (expected .csv, .npz or an IDX '*-images-idx3-ubyte' file)")
+
+
+def _read_csv(path, source, n_features, k, label_column, check_labels, DataError):
+    """A CSV of features with or without a label column (told apart by the number of columns)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        try:
+            rows = [(r.line_num, row) for r in [csv.reader(f)] for row in r if any(c.strip() for c in row)]
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise DataError(f"{source} is not readable CSV: {e}") from None
+    if rows and not all(_is_number(c) for c in rows[0][1]):
+        rows = rows[1:]  # a header
+    if not rows:
+        raise DataError(f"{source} has no data rows")
+    ncol = len(rows[0][1])
+    if ncol not in (n_features, n_features + 1):
+        raise DataError(f"{source} line {rows[0][0]}: expected {n_features} feature columns (plus an optional "
+                        f"label column) for this model, got {ncol} columns")
+    for line, row in rows:
+        if len(row) != ncol:
+            raise DataError(f"{source} line {line}: expected {ncol} columns, got {len(row)}")
+        for j, cell in enumerate(row):
+            if not _is_number(cell):
+                what = "empty cell" if not cell.strip() else f"cannot parse {cell.strip()!r} as a number"
+                raise DataError(f"{source} line {line} column {j + 1}: {what}")
+    values = np.asarray([r for _, r in rows], dtype=np.float64)
+    lines = [ln for ln, _ in rows]
+    if ncol == n_features:
+        x, y = values, None
+    else:
+        li = int(label_column) % ncol
+        x = np.delete(values, li, axis=1)
+        y, _ = check_labels(values[:, li], source, lambda i: f"line {lines[i]}", k)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        i, j = map(int, np.argwhere(bad)[0])
+        raise DataError(f"{source} line {lines[i]}: non-finite feature value {x[i, j]}")
+    return x.astype(np.float32), y
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False
 
 
 def _check_inputs(x, meta, what):
