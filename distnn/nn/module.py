@@ -46,7 +46,11 @@ class Module:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning attributes")
         params, modules, buffers = self._parameters, self._modules, self._buffers
         for d in (params, modules, buffers):
-            if name in d and not (d is buffers and (value is None or isinstance(value, Tensor))):
+            # Replacing an entry with one of the same kind keeps its position (as in PyTorch):
+            # a Sequential whose layer is swapped must still run in order.
+            keep = (d is buffers and (value is None or isinstance(value, Tensor))) or \
+                (d is modules and isinstance(value, Module)) or (d is params and isinstance(value, Parameter))
+            if name in d and not keep:
                 del d[name]
         if isinstance(value, Parameter):
             params[name] = value
