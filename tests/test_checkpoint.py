@@ -70,14 +70,14 @@ def assert_bitwise(a, b):
 
 def run_with_checkpoints(comm, digits, root, every=1, **kw):
     t = make_trainer(comm, digits, **kw)
-    attach(t, str(root), {"dir": str(root), "every_n_steps": every, "keep_last": 0}, nonfinite="error")
+    attach(t, str(root), {"dir": str(root), "every_steps": every, "keep_last": 0}, nonfinite="error")
     t.fit()
     return final_state(t)
 
 
 def resume_run(comm, digits, root, spec, **kw):
     t = make_trainer(comm, digits, **kw)
-    attach(t, str(root), {"dir": str(root), "every_n_steps": 0, "keep_last": 0}, resume_spec=str(spec))
+    attach(t, str(root), {"dir": str(root), "every_steps": 0, "keep_last": 0}, resume_spec=str(spec))
     t.fit()
     return final_state(t)
 
@@ -244,7 +244,7 @@ def test_preemption_request_stops_saves_and_resumes_exactly(digits, tmp_path):
                 preemption.request()  # a second signal changes nothing
 
     t = make_trainer(LocalCommunicator(), digits, callbacks=[Signal()])
-    attach(t, str(tmp_path), {"dir": str(tmp_path), "every_n_epochs": 1})
+    attach(t, str(tmp_path), {"dir": str(tmp_path), "every_epochs": 1})
     with pytest.raises(preemption.Preempted) as info:
         t.fit()
     # the flag is seen at the next step boundary: step 12 is taken, then everyone stops
@@ -253,7 +253,7 @@ def test_preemption_request_stops_saves_and_resumes_exactly(digits, tmp_path):
     assert ck.read_pointer(str(tmp_path)) == "step-00000012"
     preemption.clear()
     t2 = make_trainer(LocalCommunicator(), digits, callbacks=[Signal()])
-    attach(t2, str(tmp_path), {"dir": str(tmp_path), "every_n_epochs": 1}, resume_spec="auto")
+    attach(t2, str(tmp_path), {"dir": str(tmp_path), "every_epochs": 1}, resume_spec="auto")
     t2.fit()
     assert_bitwise(full, final_state(t2))
 
@@ -307,7 +307,7 @@ def test_epoch_end_checkpoint_with_agreed_early_stop_does_not_train_on(digits, t
 # ------------------------------------------------------------------- policies
 def test_policies_every_epoch_keep_last_and_best(digits, tmp_path):
     t = make_trainer(LocalCommunicator(), digits, epochs=4)
-    cb = attach(t, str(tmp_path), {"dir": str(tmp_path), "every_n_epochs": 1, "keep_last": 2, "monitor": "val_loss"})
+    cb = attach(t, str(tmp_path), {"dir": str(tmp_path), "every_epochs": 1, "keep_last": 2, "monitor": "val_loss"})
     t.fit()
     names = [c.name for c in ck.list_checkpoints(str(tmp_path))]
     best = ck.read_pointer(str(tmp_path), ck.BEST)
@@ -322,7 +322,7 @@ def test_policies_every_epoch_keep_last_and_best(digits, tmp_path):
 def test_async_save_writes_the_same_checkpoints(digits, tmp_path):
     def run(root, async_save):
         t = make_trainer(LocalCommunicator(), digits, epochs=2)
-        cb = attach(t, str(root), {"dir": str(root), "every_n_steps": 3, "keep_last": 0, "async_save": async_save})
+        cb = attach(t, str(root), {"dir": str(root), "every_steps": 3, "keep_last": 0, "async_save": async_save})
         t.fit()
         return cb
 
@@ -380,10 +380,19 @@ def test_nonfinite_on_one_rank_is_skipped_on_every_rank(digits, monkeypatch):
         simulate(2, run, "error")
 
 
+def test_too_many_consecutive_nonfinite_steps_is_an_error(digits, monkeypatch):
+    monkeypatch.setenv("DISTNN_FAULT_NONFINITE_AT", "0:2,0:3,0:5,0:6,0:7")
+    t = make_trainer(LocalCommunicator(), digits, epochs=1)
+    attach(t, "unused", {"enabled": False}, nonfinite="skip", max_nonfinite=3)
+    with pytest.raises(preemption.NonFiniteError, match=r"step 7 .* 3 steps in a row \(train.max_nonfinite = 3\)"):
+        t.fit()
+    assert t.state.skipped_steps == 4
+
+
 def test_attach_rejects_unknown_options(digits):
     t = make_trainer(LocalCommunicator(), digits)
-    with pytest.raises(ValueError, match="every_n_step\\b.*known keys"):
-        attach(t, "x", {"every_n_step": 3})
+    with pytest.raises(ValueError, match="every_step\\b.*known keys"):
+        attach(t, "x", {"every_step": 3})
     with pytest.raises(ValueError, match="on_error"):
         attach(t, "x", {"on_error": "ignore"})
     with pytest.raises(ValueError, match="nonfinite"):

@@ -35,7 +35,7 @@ meaning; the table below is the overview):
                    label_smoothing, log_every, eval_every, nonfinite policy
 ``[early_stopping]``  enabled, monitor, mode, patience, min_delta, restore_best
 ``[checkpoint]``   enabled, dir, every_steps, every_epochs, keep_last, keep_best,
-                   monitor, mode, resume
+                   monitor, mode, resume, on_error, async_save
 ``[ensemble]``     members, vary (seed / bootstrap), per-member overrides, member
 ``[distributed]``  bucket_mb, compression, overlap, check_every, timeout,
                    sync_batchnorm
@@ -207,6 +207,9 @@ SCHEMA: dict[str, Key] = {
     "checkpoint.mode": _k("str", "auto", "min or max (auto: from the metric name)", choices=MODES),
     "checkpoint.resume": _k("str", None, "resume from 'auto' (latest in the run dir) or a checkpoint path",
                             optional=True),
+    "checkpoint.on_error": _k("str", "stop", "a checkpoint that cannot be written: stop the job, or train on",
+                              choices=("stop", "continue")),
+    "checkpoint.async_save": _k("bool", False, "write checkpoint files in a background thread on rank 0"),
     # --- ensemble
     "ensemble.members": _k("int", 1, "number of independently trained members (1 = no ensemble)", (">=", 1)),
     "ensemble.vary": _k("list[str]", ["seed"], "what differs between members: seed, bootstrap",

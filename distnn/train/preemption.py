@@ -157,17 +157,22 @@ def _parse_at(env: str) -> list[tuple]:
 class StepGuard:
     """Called by the trainer once per optimizer step, after the gradient average and before the update.
 
-    ``nonfinite``: ``"error"``, ``"skip"`` or ``"off"``. ``preemption``: watch
-    the preemption flag. Returns True when the step must be skipped. One
+    ``nonfinite``: ``"error"``, ``"skip"`` or ``"off"``; ``max_nonfinite``
+    consecutive skipped steps are an error too. ``preemption``: watch the
+    preemption flag. Returns True when the step must be skipped. One
     allgather of two numbers per step (only in multi-rank runs, and only when
     something is watched); afterwards :attr:`preempt_signal` is the agreed
     signal (or None) and :attr:`last_bad_ranks` the ranks that saw non-finite values.
     """
 
-    def __init__(self, comm, nonfinite: str = "error", preemption: bool = True, log=None):
+    def __init__(self, comm, nonfinite: str = "skip", preemption: bool = True, max_nonfinite: int = 10, log=None):
         if nonfinite not in NONFINITE_POLICIES:
             raise ValueError(f"train.nonfinite must be one of {', '.join(NONFINITE_POLICIES)}, got {nonfinite!r}")
+        if int(max_nonfinite) < 1:
+            raise ValueError(f"train.max_nonfinite must be >= 1, got {max_nonfinite!r}")
         self.comm, self.nonfinite, self.preemption = comm, nonfinite, bool(preemption)
+        self.max_nonfinite = int(max_nonfinite)
+        self.consecutive = 0  # steps skipped in a row (a resumed run starts counting afresh)
         self.rank, self.world = int(comm.rank), int(comm.size)
         self.preempt_signal: int | None = None
         self.last_bad_ranks: list[int] = []
@@ -197,12 +202,18 @@ class StepGuard:
         if sig and self.preempt_signal is None:
             self.preempt_signal = sig
         if not bad_ranks:
+            self.consecutive = 0
             return False
         where = (f"step {step} (epoch {trainer.state.epoch + 1}, batch {trainer.state.batch_in_epoch + 1}) "
                  f"on rank(s) {bad_ranks}")
         if self.nonfinite == "error":
             raise NonFiniteError(f"non-finite loss or gradients at {where}; the step was not applied and nothing "
                                  f"was saved from it (set train.nonfinite = \"skip\" to skip such steps)")
+        self.consecutive += 1
+        if self.consecutive >= self.max_nonfinite:
+            raise NonFiniteError(f"non-finite loss or gradients at {where}: {self.consecutive} steps in a row "
+                                 f"(train.max_nonfinite = {self.max_nonfinite}); the run is diverging (lower "
+                                 f"optimizer.lr, or set train.grad_clip)")
         trainer.state.skipped_steps = getattr(trainer.state, "skipped_steps", 0) + 1
         if self.log is not None:
             self.log.warning("skipped %s: non-finite loss or gradients (%d step(s) skipped so far)", where,

@@ -40,7 +40,7 @@ def main():
     p.add_argument("--nonfinite", default="error")
     p.add_argument("--on-error", default="stop")
     p.add_argument("--async-save", action="store_true")
-    p.add_argument("--no-save-best", dest="save_best", action="store_false")
+    p.add_argument("--no-save-best", dest="keep_best", action="store_false")
     p.add_argument("--ckpt-dir", default="checkpoints")
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--noise", type=float, default=0.1)
@@ -62,8 +62,8 @@ def main():
     trainer = Trainer(model, opt, splits.train.subset(np.arange(a.subset)), splits.val, comm=comm,
                       batch_size=a.batch, epochs=a.epochs, callbacks=[warm], transform=train_tf,
                       eval_transform=eval_tf, seed=3)
-    options = {"dir": a.ckpt_dir, "every_n_steps": a.every_n_steps, "every_n_epochs": a.every_n_epochs,
-               "keep_last": a.keep_last, "save_best": a.save_best, "on_error": a.on_error, "async_save": a.async_save}
+    options = {"dir": a.ckpt_dir, "every_steps": a.every_n_steps, "every_epochs": a.every_n_epochs,
+               "keep_last": a.keep_last, "keep_best": a.save_best, "on_error": a.on_error, "async_save": a.async_save}
     try:
         attach(trainer, a.out, options, nonfinite=a.nonfinite, resume_spec=a.resume)
         # the pid of every rank, once its signal handlers are installed (tests signal or kill from outside)

@@ -343,14 +343,14 @@ def resume(trainer, spec: str, root: str | None, callback: ModelCheckpoint | Non
 
 
 # ---------------------------------------------------------------------- config
-DEFAULTS = {"enabled": True, "dir": ck.DEFAULT_DIRNAME, "every_n_steps": 0, "every_n_epochs": 1, "keep_last": 3,
-            "save_best": True, "monitor": "val_loss", "mode": "auto", "on_error": "stop", "async_save": False,
-            "fsync": True, "signals": list(preemption.DEFAULT_SIGNALS)}
+#: the [checkpoint] config section (distnn.train.config.SCHEMA) with its defaults
+DEFAULTS = {"enabled": True, "dir": None, "every_steps": 0, "every_epochs": 1, "keep_last": 2, "keep_best": True,
+            "monitor": "val_loss", "mode": "auto", "resume": None, "on_error": "stop", "async_save": False}
 
 
 def checkpoint_options(section) -> dict:
     """The ``[checkpoint]`` config section with defaults filled in; unknown keys are an error."""
-    section = dict(section or {})
+    section = {k: v for k, v in dict(section or {}).items() if v is not None}
     unknown = sorted(set(section) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"unknown key(s) in [checkpoint]: {', '.join(unknown)}; known keys are "
@@ -361,31 +361,36 @@ def checkpoint_options(section) -> dict:
     return out
 
 
-def attach(trainer, run_dir: str, options=None, nonfinite: str = "error", resume_spec: str | None = None,
-           extra_files: dict | None = None, log=None) -> ModelCheckpoint | None:
+def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_spec: str | None = None,
+           extra_files: dict | None = None, max_nonfinite: int = 10, signals=preemption.DEFAULT_SIGNALS,
+           log=None) -> ModelCheckpoint | None:
     """Wire checkpointing, preemption and the non-finite policy into ``trainer``; resume if asked (collective).
 
-    ``options``: the ``[checkpoint]`` section (see :data:`DEFAULTS`). The
+    ``options``: the ``[checkpoint]`` section (see :data:`DEFAULTS`); its
+    ``resume`` applies when ``resume_spec`` (``--resume``) is not given. The
     checkpoint callback is appended LAST, so it saves after every other
     callback's per-step and per-epoch work (LR schedules, early stopping).
+    With checkpointing enabled, SIGTERM and SIGUSR1 mean "checkpoint and stop".
     """
     opts = checkpoint_options(options)
-    root = opts["dir"] if os.path.isabs(opts["dir"]) else os.path.join(run_dir, opts["dir"])
+    directory = opts["dir"] or ck.DEFAULT_DIRNAME
+    root = directory if os.path.isabs(directory) else os.path.join(run_dir, directory)
     cb = None
     if opts["enabled"]:
-        cb = ModelCheckpoint(root, every_n_steps=opts["every_n_steps"], every_n_epochs=opts["every_n_epochs"],
-                             keep_last=opts["keep_last"], save_best=opts["save_best"], monitor=opts["monitor"],
+        cb = ModelCheckpoint(root, every_n_steps=opts["every_steps"], every_n_epochs=opts["every_epochs"],
+                             keep_last=opts["keep_last"], save_best=opts["keep_best"], monitor=opts["monitor"],
                              mode=opts["mode"], on_error=opts["on_error"], async_save=opts["async_save"],
-                             fsync=opts["fsync"], extra_files=extra_files, log=log)
+                             extra_files=extra_files, log=log)
         trainer.callbacks.append(cb)
-    watch_signals = cb is not None and bool(opts["signals"])
+    watch_signals = cb is not None and bool(signals)
     guard = preemption.StepGuard(trainer.comm, nonfinite=nonfinite, preemption=watch_signals,
-                                 log=log or get_logger("train"))
+                                 max_nonfinite=max_nonfinite, log=log or get_logger("train"))
     trainer.step_guard = guard if guard.active else None
     if watch_signals:
-        trainer._preemption_handler = preemption.PreemptionHandler(opts["signals"]).install()
-    if resume_spec:
-        resume(trainer, resume_spec, root, cb, log)
+        trainer._preemption_handler = preemption.PreemptionHandler(signals).install()
+    spec = resume_spec or opts["resume"]
+    if spec:
+        resume(trainer, spec, root, cb, log)
     return cb
 
 
