@@ -209,7 +209,11 @@ class Trainer:
         self.start_epoch = 0
         # Dropout draws from distnn.random's per-thread generator: one stream per rank.
         dn_random.manual_seed(np.random.SeedSequence([self.seed, self.rank, 17]))
-        self.ddp = _data_parallel(model, self.comm, **(ddp_kwargs or {})) if data_parallel and self.world > 1 else None
+        # DataParallel talks to the other ranks when built (replica check, weight broadcast), so it is made
+        # at the start of fit(): constructing a Trainer is communication-free, and a setup error on one rank
+        # cannot leave the others stuck in a mismatched collective.
+        self._ddp_kwargs = dict(ddp_kwargs or {}) if data_parallel and self.world > 1 else None
+        self.ddp = None
         params = list(model.parameters())
         self.xp = get_array_module(params[0].data) if params else np
         # inputs are cast to the parameters' floating dtype (float64 runs); token ids stay integers
@@ -250,6 +254,8 @@ class Trainer:
         """Train for ``epochs`` (or until an agreed stop); returns the per-epoch history."""
         self.start_epoch = len(self.history)
         t_start = time.perf_counter()
+        if self._ddp_kwargs is not None and self.ddp is None:
+            self.ddp = _data_parallel(self.model, self.comm, **self._ddp_kwargs)  # collective
         self.callbacks.on_train_begin(self)
         for epoch in range(len(self.history), self.epochs):
             if self.state.stopped_early:
