@@ -1,0 +1,259 @@
+"""``python -m distnn``: help, train end to end (1 process and --simulate-ranks), evaluate, predict, bad input."""
+import csv
+import json
+import os
+import subprocess
+import sys
+import tomllib
+
+import numpy as np
+import pytest
+
+from distnn.cli import main
+from distnn.train.callbacks import CSV_COLUMNS
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A fast digits_mlp: 3 epochs; no dropout and no augmentation, so that 1 rank and 2 ranks draw nothing different.
+FAST = ["--set", "train.epochs=3", "--set", "model.dropout=0.0", "--set", "data.augment.shift=0"]
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One single-process and one --simulate-ranks 2 run of a fast digits_mlp, shared by the tests below."""
+    root = tmp_path_factory.mktemp("runs")
+    runs = {}
+    for name, extra in (("one", []), ("sim2", ["--simulate-ranks", "2"])):
+        out = str(root / name)
+        assert main(["train", "--config", "digits_mlp", *FAST, "--out", out, "--quiet", *extra]) == 0
+        runs[name] = out
+    return runs
+
+
+# ----------------------------------------------------------------------- help
+def test_help_for_every_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("train", "evaluate", "predict", "datasets"):
+        assert cmd in out
+    for cmd, must in (("train", ["--config", "--set", "--out", "--simulate-ranks", "--quiet", "mpiexec"]),
+                      ("evaluate", ["--split", "--data", "confusion"]),
+                      ("predict", ["--input", "--output", "prob_"]),
+                      ("datasets", ["examples"])):
+        with pytest.raises(SystemExit) as e:
+            main([cmd, "--help"])
+        assert e.value.code == 0
+        text = capsys.readouterr().out
+        assert "examples:" in text
+        for m in must:
+            assert m in text, (cmd, m)
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    assert "train" in capsys.readouterr().out
+
+
+def test_datasets_lists_datasets_and_configs(capsys):
+    code, out, _ = run_cli(["datasets"], capsys)
+    assert code == 0
+    for name in ("digits", "mnist", "csv", "digits_mlp", "digits_cnn"):
+        assert name in out
+
+
+def test_python_dash_m_entry_point():
+    # the module entry point and exit code, in a real subprocess
+    r = subprocess.run([sys.executable, "-m", "distnn", "train", "--config", "no_such_config_xyz"],
+                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("distnn: error:") and "no_such_config_xyz" in lines[0]
+
+
+# ---------------------------------------------------------------------- train
+def test_run_directory_contents(trained):
+    for name, world in (("one", 1), ("sim2", 2)):
+        d = trained[name]
+        for f in ("config.toml", "metrics.jsonl", "metrics.csv", "curves.png", "summary.json", "model.npz",
+                  "model.json"):
+            assert os.path.isfile(os.path.join(d, f)), f
+        assert not [f for f in os.listdir(d) if f.endswith(".tmp") or f.startswith(".distnn")]
+        with open(os.path.join(d, "config.toml"), "rb") as f:
+            cfg = tomllib.load(f)
+        assert cfg["train"]["epochs"] == 3
+        rows = [json.loads(line) for line in open(os.path.join(d, "metrics.jsonl"))]
+        assert [r["epoch"] for r in rows] == [1, 2, 3]
+        with open(os.path.join(d, "metrics.csv")) as f:
+            table = list(csv.reader(f))
+        assert table[0] == CSV_COLUMNS and len(table) == 4
+        for r in rows:
+            assert 0 < r["train_loss"] < 3 and 0 <= r["val_accuracy"] <= 1 and r["samples_per_sec"] > 0
+            assert r["lr"] > 0 and r["wall_time"] > 0
+        assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+        with open(os.path.join(d, "curves.png"), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        s = json.load(open(os.path.join(d, "summary.json")))
+        assert s["world_size"] == world and s["epochs_run"] == 3 and s["stopped_early"] is False
+        assert 0.8 < s["test_accuracy"] <= 1 and s["test_loss"] > 0 and s["test_samples"] == 360
+        assert s["global_batch_size"] == cfg["data"]["batch_size"] and 1 <= s["best_epoch"] <= 3
+        for key in ("samples_per_sec", "wall_time"):
+            assert s[key] > 0
+        meta = json.load(open(os.path.join(d, "model.json")))
+        assert meta["num_classes"] == 10 and meta["standardizer"] is not None
+
+
+def test_simulated_ranks_match_one_process_up_to_rounding(trained):
+    # same global batch: 1 rank with B and 2 simulated ranks with B/2 each give the same run
+    a = json.load(open(os.path.join(trained["one"], "summary.json")))
+    b = json.load(open(os.path.join(trained["sim2"], "summary.json")))
+    assert a["test_accuracy"] == pytest.approx(b["test_accuracy"], abs=1e-9)
+    assert a["test_loss"] == pytest.approx(b["test_loss"], abs=2e-5)
+
+
+def test_evaluate_and_predict(trained, tmp_path, capsys):
+    d = trained["one"]
+    s = json.load(open(os.path.join(d, "summary.json")))
+    code, out, _ = run_cli(["evaluate", d], capsys)
+    assert code == 0
+    assert f"accuracy {s['test_accuracy']:.4f}" in out
+    assert "confusion matrix" in out and "precision" in out and "macro avg" in out
+    code, out, _ = run_cli(["evaluate", d, "--split", "val"], capsys)
+    assert code == 0 and "val split: 180 samples" in out
+
+    from distnn.data import load_dataset
+
+    test = load_dataset("digits").test
+    inp = tmp_path / "inputs.csv"
+    np.savetxt(inp, test.x[:25], delimiter=",", fmt="%.6f")
+    labelled = tmp_path / "labelled.csv"
+    np.savetxt(labelled, np.column_stack([test.x[:25], test.y[:25]]), delimiter=",", fmt="%.6f")
+    preds = tmp_path / "preds.csv"
+    code, out, _ = run_cli(["predict", d, "--input", str(inp), "--output", str(preds)], capsys)
+    assert code == 0 and "25" in out
+    with open(preds) as f:
+        table = list(csv.reader(f))
+    assert table[0][:2] == ["predicted_label", "predicted_class"] and len(table[0]) == 12 and len(table) == 26
+    probs = np.array([[float(v) for v in r[2:]] for r in table[1:]])
+    labels = np.array([int(r[0]) for r in table[1:]])
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-4)
+    np.testing.assert_array_equal(labels, probs.argmax(axis=1))
+    assert (labels == test.y[:25]).mean() > 0.8
+    code, out, _ = run_cli(["evaluate", d, "--data", str(labelled)], capsys)
+    assert code == 0 and "25 samples" in out
+    acc = float(out.split("accuracy ")[1].split()[0])
+    assert acc == pytest.approx((labels == test.y[:25]).mean(), abs=1e-4)
+
+
+# ------------------------------------------------------------------ bad input
+def _digits_csv(path, rows=40, ragged_line=None, bad_cell=None, nan_line=None, label=None):
+    from distnn.data import load_dataset
+
+    tr = load_dataset("digits").train
+    lines = []
+    for i in range(rows):
+        cells = [f"{v:.4f}" for v in tr.x[i]] + [str(int(tr.y[i]) if label is None or i != 3 else label)]
+        if i == ragged_line:
+            cells = cells[:-2] + cells[-1:]
+        if i == bad_cell:
+            cells[5] = "abc"
+        if i == nan_line:
+            cells[7] = "nan"
+        lines.append(",".join(cells))
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _idx(path, magic=0x00000803, truncate=False):
+    """An images file (wrong magic or truncated as asked) next to a valid labels file."""
+    import struct
+
+    data = struct.pack(">IIII", magic, 10, 4, 4) + bytes(range(160))
+    path.write_bytes(data[:-7] if truncate else data)
+    labels = str(path).replace("images", "labels").replace("idx3", "idx1")
+    with open(labels, "wb") as f:
+        f.write(struct.pack(">II", 0x00000801, 10) + bytes(range(10)))
+    return str(path)
+
+
+BAD = {
+    "missing data file": (lambda t: ["--set", "data.name=csv", "--set", f"data.path={t}/nope.csv"], "not found"),
+    "ragged csv": (lambda t: ["--set", "data.name=csv", "--set",
+                              f"data.path={_digits_csv(t / 'r.csv', ragged_line=6)}"], "line 7"),
+    "non-numeric csv": (lambda t: ["--set", "data.name=csv", "--set",
+                                   f"data.path={_digits_csv(t / 'n.csv', bad_cell=2)}"], "abc"),
+    "nan feature": (lambda t: ["--set", "data.name=csv", "--set",
+                               f"data.path={_digits_csv(t / 'f.csv', nan_line=4)}"], "non-finite"),
+    "label outside classes": (lambda t: ["--set", "data.name=csv", "--set", "data.num_classes=10", "--set",
+                                         f"data.path={_digits_csv(t / 'l.csv', label=12)}"], "12"),
+    "idx wrong magic": (lambda t: ["--set", "data.name=mnist", "--set",
+                                   f"data.path={_idx(t / 'train-images-idx3-ubyte', magic=0x1234)}"], "magic"),
+    "idx truncated": (lambda t: ["--set", "data.name=mnist", "--set",
+                                 f"data.path={_idx(t / 'train-images-idx3-ubyte', truncate=True)}"], "truncated"),
+    "unknown config key": (lambda t: ["--set", "train.epochz=3"], "epochz"),
+    "batch larger than shard": (lambda t: ["--set", "data.batch_size=4000"], "shard"),
+    "output not writable": (lambda t: ["--out", f"{_file(t / 'afile')}/sub"], "not writable"),
+}
+
+
+def _file(path):
+    path.write_text("x")
+    return str(path)
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_one_line_error(case, tmp_path, capsys):
+    make_args, needle = BAD[case]
+    out = tmp_path / "run"
+    args = make_args(tmp_path)
+    if "--out" not in args:
+        args += ["--out", str(out)]
+    code, stdout, err = run_cli(["train", "--config", "digits_mlp", "--quiet", *FAST, *args], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("distnn: error: "), err
+    assert needle in lines[0], lines[0]
+    assert not out.exists(), "a failed run must leave no run directory behind"
+
+
+def test_more_ranks_than_samples(tmp_path, capsys):
+    csv_path = _digits_csv(tmp_path / "tiny.csv", rows=3)
+    code, _, err = run_cli(["train", "--config", "digits_mlp", *FAST, "--set", "data.name=csv", "--set",
+                            f"data.path={csv_path}", "--set", "data.num_classes=10", "--set", "data.val_fraction=0",
+                            "--set", "data.test_fraction=0",
+                            "--set", "data.batch_size=4", "--simulate-ranks", "4", "--out", str(tmp_path / "r")],
+                           capsys)
+    assert code == 2 and "more ranks" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_one_rank_failing_stops_all_simulated_ranks(tmp_path, capsys):
+    # A per-rank data path: rank 1's file is missing, rank 0's exists. Every rank exits with the error.
+    good = _digits_csv(tmp_path / "d_0.csv", rows=200)
+    assert os.path.exists(good)
+    code, _, err = run_cli(["train", "--config", "digits_mlp", *FAST, "--set", "data.name=csv", "--set",
+                            f"data.path={tmp_path}/d_{{rank}}.csv", "--simulate-ranks", "2",
+                            "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and err.count("distnn: error:") == 1
+    assert "rank 1:" in err and "d_1.csv" in err and "not found" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_evaluate_and_predict_bad_input(trained, tmp_path, capsys):
+    d = trained["one"]
+    code, _, err = run_cli(["evaluate", str(tmp_path / "nothing")], capsys)
+    assert code == 2 and "does not exist" in err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,2,3\n4,5,6\n")
+    code, _, err = run_cli(["predict", d, "--input", str(bad), "--output", str(tmp_path / "p.csv")], capsys)
+    assert code == 2 and "expected 64 feature columns" in err and not (tmp_path / "p.csv").exists()
+    labelled = tmp_path / "lab.csv"
+    _digits_csv(labelled, rows=10, label=11)
+    code, _, err = run_cli(["evaluate", d, "--data", str(labelled)], capsys)
+    assert code == 2 and "11" in err and len(err.strip().splitlines()) == 1

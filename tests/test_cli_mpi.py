@@ -1,0 +1,120 @@
+"""``distnn train`` under a real ``mpiexec -n 2`` (subprocesses), compared with in-process runs.
+
+These tests launch ``.venv/bin/mpiexec`` themselves, so plain ``pytest`` runs
+them (they skip when mpiexec or mpi4py is missing). Each launch costs a few
+seconds, so the assertions are grouped into few launches:
+
+1. one real ``python -m distnn train`` on 2 ranks, compared with the same
+   config under ``--simulate-ranks 2`` (equal to 1e-6) and with 1 process at
+   the same global batch (equal up to float32 summation order);
+2. one launch of a driver that runs every bad-input case on 2 ranks, each case
+   hit either by both ranks or by rank 1 only: every rank must return exit
+   status 2 with rank 0 printing one line, and no run directory may appear;
+3. one real ``python -m distnn train`` where only rank 1's data file is
+   missing: the job ends quickly with status 2 and one error line.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MPIEXEC = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+if not os.path.exists(MPIEXEC):
+    MPIEXEC = shutil.which("mpiexec")
+
+pytestmark = [
+    pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found (install distnn[mpi] into the venv)"),
+    pytest.mark.timeout(300),
+]
+# dropout and augmentation off so that 1 rank and 2 ranks draw nothing different
+TRAIN = ["--config", "digits_mlp", "--set", "train.epochs=3", "--set", "model.dropout=0.0", "--set",
+         "data.augment.shift=0", "--quiet"]
+
+
+def _env():
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env.pop("DISTNN_LOG_ALL_RANKS", None)
+    return env
+
+
+def mpirun(n, args, timeout=180):
+    pytest.importorskip("mpi4py")
+    t0 = time.monotonic()
+    r = subprocess.run([MPIEXEC, "-n", str(n), sys.executable, *args], capture_output=True, text=True, cwd=REPO,
+                       env=_env(), timeout=timeout)
+    return r, time.monotonic() - t0
+
+
+def _rows(run):
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def _summary(run):
+    with open(os.path.join(run, "summary.json")) as f:
+        return json.load(f)
+
+
+def test_mpiexec_matches_simulated_ranks_and_one_process(tmp_path):
+    from distnn.cli import main
+
+    real = str(tmp_path / "mpi2")
+    r, _ = mpirun(2, ["-m", "distnn", "train", *TRAIN, "--out", real])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "test accuracy" in r.stdout and r.stdout.count("test accuracy") == 1  # rank 0 only
+    assert "[rank 0]" in r.stderr and "[rank 1]" not in r.stderr                   # rank 0 logs only
+    sim = str(tmp_path / "sim2")
+    one = str(tmp_path / "one")
+    assert main(["train", *TRAIN, "--simulate-ranks", "2", "--out", sim]) == 0
+    assert main(["train", *TRAIN, "--out", one]) == 0
+
+    s_real, s_sim, s_one = _summary(real), _summary(sim), _summary(one)
+    assert s_real["world_size"] == s_sim["world_size"] == 2 and s_one["world_size"] == 1
+    keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr")
+    for a, b, c in zip(_rows(real), _rows(sim), _rows(one), strict=True):
+        for k in keys:
+            assert a[k] == pytest.approx(b[k], abs=1e-6), k      # same algorithm, different transport
+            assert a[k] == pytest.approx(c[k], abs=2e-5), k      # 1 rank x B == 2 ranks x B/2
+    for k in ("test_accuracy", "test_loss"):
+        assert s_real[k] == pytest.approx(s_sim[k], abs=1e-6)
+        assert s_real[k] == pytest.approx(s_one[k], abs=2e-5)
+    assert s_real["epochs_run"] == s_sim["epochs_run"] == s_one["epochs_run"]
+
+
+def test_bad_input_on_one_or_all_ranks_ends_every_rank(tmp_path):
+    r, elapsed = mpirun(2, [os.path.join(REPO, "tests", "mpi_cli_driver.py"), str(tmp_path)], timeout=240)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    results = [json.loads(line[len("RESULT "):]) for line in r.stdout.splitlines() if line.startswith("RESULT ")]
+    assert len(results) == 2, r.stdout + r.stderr
+    by_rank = {res["rank"]: res["cases"] for res in results}
+    assert sorted(by_rank) == [0, 1]
+    for case, got0 in by_rank[0].items():
+        got1 = by_rank[1][case]
+        assert got0["code"] == got1["code"] == 2, (case, got0, got1)
+        lines = got0["stderr"].strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("distnn: error: "), (case, got0["stderr"])
+        assert got0["needle"] in lines[0], (case, lines[0])
+        assert got1["stderr"].strip() == "", (case, got1["stderr"])    # only rank 0 reports
+        assert not got0["out_exists"], case
+
+
+def test_rank1_missing_file_real_cli(tmp_path):
+    from distnn.data import load_dataset
+
+    tr = load_dataset("digits").train
+    import numpy as np
+
+    np.savetxt(tmp_path / "d_0.csv", np.column_stack([tr.x[:200], tr.y[:200]]), delimiter=",", fmt="%.5g")
+    out = tmp_path / "run"
+    r, elapsed = mpirun(2, ["-m", "distnn", "train", *TRAIN, "--set", "data.name=csv", "--set",
+                            f"data.path={tmp_path}/d_{{rank}}.csv", "--out", str(out)])
+    assert r.returncode != 0
+    errors = [ln for ln in r.stderr.splitlines() if "error" in ln.lower()]
+    assert len(errors) == 1 and errors[0].startswith("distnn: error: rank 1:") and "d_1.csv" in errors[0], r.stderr
+    assert not out.exists()
+    assert elapsed < 60
