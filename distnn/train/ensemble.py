@@ -536,7 +536,7 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
         error = f"ensemble member {current}: {J._one_line(e)}"
     J.agree_on_errors(comm, error)
     first = next(iter(jobs.values()))
-    path = out or (rd.default_run_dir(first.config_name) if comm.rank == 0 else None)
+    path = out or (J._default_path(first) if comm.rank == 0 else None)
     if comm.size > 1:
         path = comm.broadcast_object(path, root=0)
     try:
