@@ -272,3 +272,111 @@ def test_evaluate_ensemble_sequence_targets():
     assert res["count"] == keep.sum()
     assert res["loss"] == pytest.approx(-np.log(p_true[keep]).mean(), rel=1e-6)
     assert res["accuracy"] == pytest.approx(((avg.argmax(-1) == y) & keep).sum() / keep.sum())
+
+
+# ------------------------------------------------------------ whole runs
+TINY = ["train.epochs=2", "model.hidden_sizes=[16]", "checkpoint.enabled=false", "run.plots=false"]
+
+
+def _train(out, *overrides, simulate_ranks=None):
+    from distnn.train.job import run_training
+
+    return run_training("digits_mlp", [*TINY, *overrides], out=str(out), quiet=True, simulate_ranks=simulate_ranks)
+
+
+def _weights(run, member):
+    from distnn.train import run_dir as rd
+
+    model, _, _ = rd.load_model(E.member_dir(run, member))
+    return model.state_dict()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A 3-member ensemble trained in turns in one process, and the same on 3 simulated ranks at once."""
+    root = tmp_path_factory.mktemp("ens")
+    one = _train(root / "one", "ensemble.members=3")
+    sim = _train(root / "sim", "ensemble.members=3", simulate_ranks=3)
+    return {"one": (root / "one", one), "sim": (root / "sim", sim)}
+
+
+def test_run_layout_and_summary(runs):
+    path, s = runs["one"]
+    for f in ("config.toml", "model.json", "summary.json", "metrics.jsonl", "metrics.csv"):
+        assert (path / f).is_file(), f
+    for m in range(3):
+        for f in ("config.toml", "model.npz", "model.json", "summary.json", "metrics.jsonl"):
+            assert (path / "members" / f"member-{m}" / f).is_file(), (m, f)
+    assert s["ensemble"]["members"] == 3 and [r["seed"] for r in s["members"]] == [0, 1, 2]
+    accs = s["member_test_accuracy"]
+    assert s["ensemble_gain_accuracy"] == pytest.approx(s["test_accuracy"] - np.mean(accs))
+    assert s["ensemble_nll_reduction"] == pytest.approx(np.mean(s["member_test_loss"]) - s["test_loss"])
+    # each member's own summary (float32 cross-entropy) agrees with the ensemble's float64 scoring
+    import json
+
+    for m in range(3):
+        with open(path / "members" / f"member-{m}" / "summary.json") as f:
+            ms = json.load(f)
+        assert ms["test_accuracy"] == pytest.approx(accs[m], abs=1e-12)
+        assert ms["test_loss"] == pytest.approx(s["member_test_loss"][m], rel=1e-5)
+    rows = (path / "metrics.csv").read_text().splitlines()
+    assert rows[0].split(",") == E.ENSEMBLE_CSV_COLUMNS
+    assert [r.split(",")[0] for r in rows[1:]] == ["member-0", "member-1", "member-2", "ensemble"]
+
+
+def test_members_differ_and_simulated_ranks_equal_one_process(runs):
+    (p1, s1), (p3, s3) = runs["one"], runs["sim"]
+    assert s3["ensemble"]["groups"] == 3 and s1["ensemble"]["groups"] == 1
+    for m in range(3):  # deterministic: the same member whichever schedule trained it
+        w1, w3 = _weights(p1, m), _weights(p3, m)
+        assert all(np.array_equal(w1[k], w3[k]) for k in w1)
+    w0, w1 = _weights(p1, 0), _weights(p1, 1)
+    assert not np.allclose(w0["0.weight"], w1["0.weight"])  # seeds differ
+    for k in ("test_accuracy", "test_loss", "member_test_accuracy", "member_test_loss", "val_loss"):
+        np.testing.assert_allclose(s1[k], s3[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_evaluate_and_predict_use_every_member(runs, tmp_path):
+    from distnn.train import run_dir as rd
+    from distnn.train.job import evaluate_run, predict_run
+
+    path, s = runs["one"]
+    text = evaluate_run(str(path))
+    assert f"accuracy {s['test_accuracy']:.4f}" in text and f"loss     {s['test_loss']:.4f}" in text
+    model, meta, tf = rd.load_model(str(path))
+    assert isinstance(model, E.EnsembleModel) and len(model.members) == 3
+    x = np.random.default_rng(0).uniform(0, 16, size=(9, 64)).astype(np.float32)
+    np.savez(tmp_path / "in.npz", x=x)
+    assert predict_run(str(path), str(tmp_path / "in.npz"), str(tmp_path / "out.csv")) == 9
+    lines = (tmp_path / "out.csv").read_text().splitlines()
+    got = np.array([[float(v) for v in ln.split(",")[2:]] for ln in lines[1:]])
+    members = []
+    for m in range(3):
+        mm, _, mtf = rd.load_model(E.member_dir(path, m))
+        members.append(mm(distnn.Tensor(mtf(x, None))).softmax(axis=-1).numpy().astype(np.float64))
+    by_hand = E.average_probabilities(members)
+    np.testing.assert_allclose(got, by_hand, rtol=1e-4, atol=1e-6)
+    assert [int(ln.split(",")[0]) for ln in lines[1:]] == by_hand.argmax(1).tolist()
+
+
+def test_member_config_retrains_that_member_bootstrap_and_overrides(tmp_path):
+    s = _train(tmp_path / "ens", "ensemble.members=3", 'ensemble.vary=["bootstrap"]',
+               'ensemble.overrides=[{}, {}, {"model.hidden_sizes" = [8], "optimizer.lr" = 0.02}]')
+    assert s["ensemble"]["vary"] == ["bootstrap"] and [r["seed"] for r in s["members"]] == [0, 0, 0]
+    w0, w1, w2 = (_weights(tmp_path / "ens", m) for m in range(3))
+    # same seed, same initial weights: members 0 and 1 differ only by their bootstrap resamples
+    assert w0["0.weight"].shape == w1["0.weight"].shape == (16, 64)
+    assert not np.allclose(w0["0.weight"], w1["0.weight"])
+    assert w2["0.weight"].shape == (8, 64)  # the override
+    from distnn.train.config import load_config
+
+    c2 = load_config(E.member_dir(tmp_path / "ens", 2) + "/config.toml")
+    assert c2.ensemble.member == 2 and c2.ensemble.members == 1 and c2.optimizer.lr == 0.02
+    # member-2's config.toml alone retrains member 2 exactly (same bootstrap resample, same seed)
+    from distnn.train.job import run_training
+
+    run_training(E.member_dir(tmp_path / "ens", 2) + "/config.toml", [], out=str(tmp_path / "again"), quiet=True)
+    from distnn.train import run_dir as rd
+
+    again, _, _ = rd.load_model(str(tmp_path / "again"))
+    assert all(np.array_equal(again.state_dict()[k], w2[k]) for k in w2)
