@@ -3,7 +3,7 @@
 Launched by tests/test_cli_mpi.py as ``mpiexec -n 2 python tests/mpi_cli_driver.py TMPDIR``.
 Each case runs on every rank; some are hit by all ranks, some by rank 1 only
 (a per-rank data path ``d_{rank}.csv``). Rank 0 creates the files and
-broadcasts the arguments. Every rank prints one ``RESULT {json}`` line with
+broadcasts the arguments. Every rank writes ``TMPDIR/result-RANK.json`` with
 its exit status and captured stderr per case.
 """
 import contextlib
@@ -41,6 +41,8 @@ def build_cases(tmp):
 
 
 def run():
+    import test_cli as T
+
     comm = init()
     tmp = Path(sys.argv[1])
     cases = build_cases(tmp) if comm.rank == 0 else None
@@ -51,11 +53,12 @@ def run():
             args = args + ["--out", out]
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
-            code = main(["train", "--config", "digits_mlp", "--quiet", "--set", "train.epochs=2", *args])
+            code = main(["train", "--config", "digits_mlp", "--quiet", *T.FAST, *args])
         comm.barrier()
         results[name] = {"code": code, "stderr": err.getvalue(), "needle": needle,
                          "out_exists": os.path.exists(out)}
-    print("RESULT " + json.dumps({"rank": comm.rank, "cases": results}), flush=True)
+    with open(tmp / f"result-{comm.rank}.json", "w") as f:  # a file per rank: stdout lines could interleave
+        json.dump({"rank": comm.rank, "cases": results}, f)
 
 
 if __name__ == "__main__":
