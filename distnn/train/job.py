@@ -321,9 +321,16 @@ def train_rank(comm, config, overrides=(), out=None, quiet=False, simulated=Fals
         return _train(job, path)
     except BaseException:
         # Nothing half-written: a run that never finished one epoch leaves no directory behind.
-        if comm.rank == 0 and created and not job.trainer.history:
+        # (unless it holds a checkpoint: a preempted or failed run is resumed from there)
+        if comm.rank == 0 and created and not job.trainer.history and not _has_checkpoint(path):
             rd.remove_run_dir(path)
         raise
+
+
+def _has_checkpoint(path) -> bool:
+    from .checkpoint import DEFAULT_DIRNAME, list_checkpoints
+
+    return bool(list_checkpoints(os.path.join(path, DEFAULT_DIRNAME)))
 
 
 def _train(job, path):
@@ -337,7 +344,12 @@ def _train(job, path):
                  comm.size, trainer.batch_size, trainer.local_batch, trainer.steps_per_epoch)
     trainer.callbacks.append(MetricsLogger(path))
     if job.cfg.run.plots:
-        trainer.callbacks.append(PlotCurves(path, title=f"{job.config_name} ({comm.size} rank(s))"))
+        trainer.callbacks.append(PlotCurves(path, title=f"{job.config_name} ({comm.size} rank{'s' if comm.size > 1 else ''})"))
+    # Checkpoints (the last callback), SIGTERM/SIGUSR1 preemption, the non-finite policy; resume (collective).
+    from .callbacks.checkpoint import attach, extra_files_for
+
+    attach(trainer, path, job.cfg.checkpoint, nonfinite=job.cfg.train.nonfinite,
+           max_nonfinite=job.cfg.train.max_nonfinite, extra_files=extra_files_for(job.model_meta(), dump_config(job.cfg)))
     t0 = time.perf_counter()
     history = trainer.fit()
     wall = time.perf_counter() - t0
