@@ -26,6 +26,19 @@ The run directory (default runs/<config>-<timestamp>) receives config.toml,
 metrics.jsonl, metrics.csv, curves.png, summary.json and model.npz/model.json.
 data.batch_size is the GLOBAL batch: each of N ranks takes batch_size/N.
 Log lines come from rank 0 only; DISTNN_LOG_ALL_RANKS=1 shows every rank.
+
+checkpoints and preemption:
+  mpiexec -n 2 python -m distnn train --out runs/r1 --resume auto   # continue runs/r1 (or start it)
+  python -m distnn train --out runs/r2 --resume runs/r1/checkpoints/step-00000420
+Checkpoints go to <run>/checkpoints/step-<N>/ (checkpoint.every_epochs,
+checkpoint.every_steps, checkpoint.keep_last); --resume auto picks the newest
+one whose checksums verify, also on a different number of ranks. SIGTERM or
+SIGUSR1 (e.g. sbatch --signal=USR1@60, scancel, mpiexec forwarding a kill):
+every rank stops at the next step, a checkpoint is written, and the exit
+status is 75; run the same command with --resume auto to continue.
+
+exit status: 0 finished, 2 error (one line on stderr), 75 preempted after
+writing a checkpoint, 130 interrupted (Ctrl-C).
 """
 
 _EVAL_EPILOG = """\
@@ -68,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value, e.g. --set train.epochs=5 (repeatable; typed and checked)")
     t.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config>-<timestamp>)")
+    t.add_argument("--resume", metavar="auto|PATH",
+                   help="continue from a checkpoint: 'auto' = the newest valid one in --out RUN_DIR (a fresh "
+                        "start if there is none yet), or a checkpoint directory or run directory")
     t.add_argument("--simulate-ranks", type=int, default=0, metavar="N",
                    help="run N ranks as threads in this process (same sharding and averaging as mpiexec -n N)")
     t.add_argument("--quiet", action="store_true", help="no progress bar: one log line per epoch")
@@ -109,7 +125,12 @@ def cmd_train(args) -> int:
         os.environ["DISTNN_LOG_ALL_RANKS"] = "1"
     if args.simulate_ranks < 0:
         raise ValueError(f"--simulate-ranks must be >= 1, got {args.simulate_ranks}")
-    summary = run_training(args.config, args.overrides, out=args.out, simulate_ranks=args.simulate_ranks or None,
+    overrides = list(args.overrides)
+    if args.resume:
+        if args.resume == "auto" and not args.out:
+            raise ValueError("--resume auto needs --out RUN_DIR: the run directory whose checkpoints to continue")
+        overrides.append(f"checkpoint.resume={args.resume}")
+    summary = run_training(args.config, overrides, out=args.out, simulate_ranks=args.simulate_ranks or None,
                            quiet=args.quiet)
     if summary is not None:  # rank 0 (every other rank returns None)
         _print_train_summary(summary)
@@ -220,6 +241,16 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("distnn: interrupted", file=sys.stderr, flush=True)
         return 130
+    except _preempted() as e:  # every rank stopped at the same step after the checkpoint (agreed)
+        if _launcher_rank() == 0:
+            print(f"distnn: {one_line(e)}; run again with --resume auto to continue", file=sys.stderr, flush=True)
+        return e.exit_code
+
+
+def _preempted() -> tuple:
+    from distnn.train.preemption import Preempted
+
+    return (Preempted,)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -518,3 +518,28 @@ def discard_newer(root: str, step: int) -> list[str]:
             except OSError:
                 pass
     return moved
+
+
+def model_directory(directory: str, warn=None) -> str:
+    """Where ``evaluate``/``predict`` find a model for ``directory``.
+
+    A checkpoint directory is verified (ValueError naming the bad file) and
+    used as is; a run directory without a final ``model.npz`` (an interrupted
+    run) or a checkpoint root gives its newest valid checkpoint; anything else
+    is returned unchanged.
+    """
+    if is_checkpoint_dir(directory) or _STEP_RE.match(os.path.basename(os.path.normpath(directory))):
+        problems = verify_checkpoint(directory)
+        if problems:
+            raise CheckpointError(problems[0])
+        return directory
+    if os.path.isfile(os.path.join(directory, "model.npz")):
+        return directory
+    root = checkpoint_root(directory)
+    for info in reversed(list_checkpoints(root)):
+        problems = verify_checkpoint(info.path)
+        if not problems:
+            return info.path
+        if warn is not None:
+            warn(f"{problems[0]}; trying the previous checkpoint")
+    return directory

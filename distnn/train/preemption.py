@@ -207,18 +207,24 @@ class StepGuard:
         where = (f"step {step} (epoch {trainer.state.epoch + 1}, batch {trainer.state.batch_in_epoch + 1}) "
                  f"on rank(s) {bad_ranks}")
         if self.nonfinite == "error":
-            raise NonFiniteError(f"non-finite loss or gradients at {where}; the step was not applied and nothing "
-                                 f"was saved from it (set train.nonfinite = \"skip\" to skip such steps)")
+            raise self._agreed(NonFiniteError(
+                f"non-finite loss or gradients at {where}; the step was not applied and nothing was saved "
+                f"from it (set train.nonfinite = \"skip\" to skip such steps)"))
         self.consecutive += 1
         if self.consecutive >= self.max_nonfinite:
-            raise NonFiniteError(f"non-finite loss or gradients at {where}: {self.consecutive} steps in a row "
-                                 f"(train.max_nonfinite = {self.max_nonfinite}); the run is diverging (lower "
-                                 f"optimizer.lr, or set train.grad_clip)")
+            raise self._agreed(NonFiniteError(
+                f"non-finite loss or gradients at {where}: {self.consecutive} steps in a row "
+                f"(train.max_nonfinite = {self.max_nonfinite}); the run is diverging (lower optimizer.lr, "
+                f"or set train.grad_clip)"))
         trainer.state.skipped_steps = getattr(trainer.state, "skipped_steps", 0) + 1
         if self.log is not None:
             self.log.warning("skipped %s: non-finite loss or gradients (%d step(s) skipped so far)", where,
                              trainer.state.skipped_steps)
         return True
+
+    def _agreed(self, exc):
+        exc.report = self.rank == 0  # raised on every rank at the same step: rank 0 reports it
+        return exc
 
     def _inject(self, trainer, step):
         if self._delay:

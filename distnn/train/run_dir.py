@@ -21,6 +21,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 
 import numpy as np
@@ -161,6 +162,11 @@ def load_model(path: str):
 
     if is_ensemble_dir(directory):  # an ensemble run: every member, probabilities averaged
         return load_ensemble(directory)
+    from .checkpoint import model_directory
+
+    # A checkpoint directory (checksums verified), or an interrupted run's newest valid checkpoint.
+    directory = model_directory(directory, warn=lambda m: sys.stderr.write(f"distnn: warning: {m}\n"))
+    weights, meta_path = os.path.join(directory, MODEL_WEIGHTS), os.path.join(directory, MODEL_META)
     for p in (weights, meta_path):
         if not os.path.isfile(p):
             raise ValueError(f"{directory!r} holds no trained model ({os.path.basename(p)} is missing); "

@@ -86,6 +86,7 @@ class ModelCheckpoint(Callback):
 
     # ------------------------------------------------------------------ hooks
     def on_train_begin(self, trainer):
+        _apply_ddp_state(trainer)
         if trainer.is_main:
             ck.cleanup_temporaries(self.root)
             if self.resumed_from is not None:
@@ -220,8 +221,8 @@ class ModelCheckpoint(Callback):
             return result["path"]
         self.failures += 1
         if self.on_error == "stop":
-            raise ck.CheckpointError(f"{result['error']} (checkpoint.on_error = \"stop\"; set it to \"continue\" "
-                                     f"to train on without checkpoints)")
+            raise _agreed(ck.CheckpointError(f"{result['error']} (checkpoint.on_error = \"stop\"; set it to "
+                                             f"\"continue\" to train on without checkpoints)"), trainer)
         self.log.warning("checkpoint failed, training continues without it (checkpoint.on_error = \"continue\"): "
                          "%s", result["error"])
         return None
@@ -249,6 +250,12 @@ class ModelCheckpoint(Callback):
     def load_state_dict(self, state):
         self.best = state.get("best")
         self.best_name = state.get("best_name")
+
+
+def _agreed(exc, trainer):
+    """Mark an error every rank raises together: only rank 0 reports it (the CLI's protocol)."""
+    exc.report = trainer.is_main
+    return exc
 
 
 # ---------------------------------------------------------------------- resume
@@ -305,10 +312,28 @@ def _ddp_state(trainer) -> dict:
 
 
 def _load_ddp_state(trainer, state) -> None:
-    ddp = getattr(trainer, "ddp", None)
-    for a, v in (state or {}).items():
-        if ddp is not None and hasattr(ddp, a):
+    """Apply now, or when ``fit`` has built the DataParallel wrapper (see :class:`_ApplyDDPState`)."""
+    trainer._restored_ddp_state = state or {}
+    _apply_ddp_state(trainer)
+
+
+def _apply_ddp_state(trainer) -> None:
+    ddp, state = getattr(trainer, "ddp", None), getattr(trainer, "_restored_ddp_state", None)
+    if ddp is None or not state:
+        return
+    for a, v in state.items():
+        if hasattr(ddp, a):
             setattr(ddp, a, v)
+    trainer._restored_ddp_state = None
+
+
+class _ApplyDDPState(Callback):
+    """Resumed without a ModelCheckpoint: still restore DataParallel's state once ``fit`` built it."""
+
+    state_key = "_ddp_state"
+
+    def on_train_begin(self, trainer):
+        _apply_ddp_state(trainer)
 
 
 def resume(trainer, spec: str, root: str | None, callback: ModelCheckpoint | None = None, log=None):
@@ -328,12 +353,15 @@ def resume(trainer, spec: str, root: str | None, callback: ModelCheckpoint | Non
             found = ("error", str(e))
     found = trainer.agree(found)
     if found[0] == "error":
-        raise ck.CheckpointError(found[1])
+        raise _agreed(ck.CheckpointError(found[1]), trainer)
     if found[1] is None:
         log.info("--resume %s: no checkpoint in %s yet; starting from the beginning", spec, root)
         return None
     path, state, manifest = found[1]
-    restore_trainer(trainer, state, manifest, log)
+    try:
+        restore_trainer(trainer, state, manifest, log)
+    except ck.CheckpointError as e:  # the same on every rank (the same checkpoint, the same config)
+        raise _agreed(e, trainer) from None
     if callback is not None:
         callback.resumed_from = (path, int(manifest["step"]))
     log.info("resumed from %s (epoch %d, step %d of the epoch, global step %d, written on %d rank(s))", path,
@@ -391,6 +419,8 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
     spec = resume_spec or opts["resume"]
     if spec:
         resume(trainer, spec, root, cb, log)
+        if cb is None:
+            trainer.callbacks.append(_ApplyDDPState())
     return cb
 
 
