@@ -1,4 +1,6 @@
 """Ensembles: group planning, member configs, probability averaging (never logits), collective evaluation."""
+import os
+
 import numpy as np
 import pytest
 
@@ -380,3 +382,55 @@ def test_member_config_retrains_that_member_bootstrap_and_overrides(tmp_path):
 
     again, _, _ = rd.load_model(str(tmp_path / "again"))
     assert all(np.array_equal(again.state_dict()[k], w2[k]) for k in w2)
+
+
+def test_preempted_ensemble_resumes_every_member(tmp_path, monkeypatch):
+    """Preempted while member 1 trains (members in turns): --resume auto keeps finished member 0, resumes
+    member 1 from its checkpoint, and ends exactly like the uninterrupted ensemble."""
+    from distnn.train import job as J
+    from distnn.train.job import run_training
+    from distnn.train.preemption import Preempted
+
+    ov = [*TINY[:2], "train.epochs=3", "checkpoint.every_epochs=1", "run.plots=false", "ensemble.members=2"]
+    ref = run_training("digits_mlp", ov, out=str(tmp_path / "ref"), quiet=True)
+
+    trained, real_train = [], J._train
+
+    def train_with_fault(job, path):  # SIGTERM this process at member 1's step 30 (epoch 2 of 3)
+        trained.append(job.cfg.ensemble.member)
+        if job.cfg.ensemble.member == 1:
+            monkeypatch.setenv("DISTNN_FAULT_SIGNAL_AT", "0:30")
+        try:
+            return real_train(job, path)
+        finally:
+            monkeypatch.delenv("DISTNN_FAULT_SIGNAL_AT", raising=False)
+
+    monkeypatch.setattr(J, "_train", train_with_fault)
+    with pytest.raises(Preempted):
+        run_training("digits_mlp", ov, out=str(tmp_path / "cut"), quiet=True)
+    assert trained == [0, 1] and not (tmp_path / "cut" / "summary.json").exists()
+    assert (tmp_path / "cut" / "members" / "member-0" / "summary.json").exists()
+    trained.clear()
+    again = run_training("digits_mlp", [*ov, "checkpoint.resume=auto"], out=str(tmp_path / "cut"), quiet=True)
+    assert trained == [1]  # member 0 was finished: not trained again
+    for k in ("test_accuracy", "test_loss", "member_test_accuracy", "member_test_loss", "val_loss"):
+        np.testing.assert_allclose(again[k], ref[k], rtol=1e-6, atol=1e-9, err_msg=k)
+    for m in range(2):
+        w_ref, w = _weights(tmp_path / "ref", m), _weights(tmp_path / "cut", m)
+        assert all(np.allclose(w_ref[k], w[k], rtol=1e-6, atol=1e-7) for k in w_ref)
+
+
+def test_member_checkpoint_paths(tmp_path):
+    cfg = _cfg(members=2)
+    cfg["checkpoint"] = {"dir": "/ck/root", "resume": "auto"}
+    sub = E.member_config(cfg, 1)
+    assert sub["checkpoint"] == {"dir": "/ck/root/member-1", "resume": "auto"}
+    # --resume RUN_DIR of an ensemble: each member resumes from its own run directory / checkpoint root
+    os.makedirs(E.member_dir(tmp_path / "run", 1))
+    os.makedirs(tmp_path / "root" / "member-1")
+    cfg["checkpoint"] = {"resume": str(tmp_path / "run")}
+    assert E.member_config(cfg, 1)["checkpoint"]["resume"] == E.member_dir(tmp_path / "run", 1)
+    cfg["checkpoint"] = {"resume": str(tmp_path / "root")}
+    assert E.member_config(cfg, 1)["checkpoint"]["resume"] == str(tmp_path / "root" / "member-1")
+    cfg["checkpoint"] = {"resume": str(tmp_path / "elsewhere")}
+    assert E.member_config(cfg, 1)["checkpoint"]["resume"] == str(tmp_path / "elsewhere")

@@ -179,12 +179,28 @@ def member_config(cfg: dict, member: int, settings: EnsembleSettings | None = No
         _set(out, key, copy.deepcopy(value))
     ens = out.setdefault("ensemble", {})
     ens.update({"members": 1, "member": int(member), "vary": list(settings.vary), "overrides": []})
+    # Checkpoints are per member: an explicit checkpoint.dir gets a member-k subdirectory, and resuming
+    # from an ensemble's run directory (or checkpoint root) resumes each member from its own part of it.
+    ckdir, resume = _get(cfg, "checkpoint.dir"), _get(cfg, "checkpoint.resume")
+    if ckdir:
+        _set(out, "checkpoint.dir", os.path.join(str(ckdir), f"member-{member}"))
+    if resume and resume != "auto":
+        _set(out, "checkpoint.resume", member_resume_path(str(resume), member))
     if type(cfg) is not dict:  # a validated Config: validate the member's too (its overrides may be wrong)
         from .config import config_from_dict
 
         out = config_from_dict(out.to_dict() if hasattr(out, "to_dict") else dict(out),
                                source=f"{getattr(cfg, 'source', '<config>')} member {member}")
     return out
+
+
+def member_resume_path(path: str, member: int) -> str:
+    """Where member ``member`` resumes from when the ensemble resumes from ``path``: its run directory
+    inside an ensemble run directory, its ``member-k`` root inside a shared checkpoint root, else ``path``."""
+    for candidate in (member_dir(path, member), os.path.join(path, f"member-{int(member)}")):
+        if os.path.isdir(candidate):
+            return candidate
+    return path
 
 
 # --------------------------------------------------------------- bootstrap
@@ -546,9 +562,49 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
     try:
         return _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path)
     except BaseException:
-        if comm.rank == 0 and created and not any(j.trainer.history for j in jobs.values()):
+        # Nothing half-written, unless some member trained an epoch or left a checkpoint to resume from.
+        if comm.rank == 0 and created and not any(j.trainer.history for j in jobs.values()) and not any(
+                _has_checkpoint(member_dir(path, m)) for m in range(plan.members)):
             rd.remove_run_dir(path)
         raise
+
+
+def _has_checkpoint(directory) -> bool:
+    from .checkpoint import DEFAULT_DIRNAME, list_checkpoints
+
+    return bool(list_checkpoints(os.path.join(directory, DEFAULT_DIRNAME)))
+
+
+def finished_member(gcomm, job, directory):
+    """Collective over the group: the member in ``directory`` if a previous session finished it with this
+    very config (a resumed ensemble does not train it again), else None.
+
+    Returns ``(state_dict, history, summary)``; read on group rank 0 and broadcast.
+    """
+    import json
+
+    from . import run_dir as rd
+    from .config import load_config
+
+    found = None
+    if gcomm.rank == 0:
+        try:
+            s = rd.read_summary(directory)
+            old = load_config(os.path.join(directory, rd.CONFIG)).to_dict()
+            new = job.cfg.to_dict() if hasattr(job.cfg, "to_dict") else copy.deepcopy(dict(job.cfg))
+            for c in (old, new):
+                c.get("checkpoint", {}).pop("resume", None)
+            done = s.get("epochs") == job.trainer.epochs and (s.get("epochs_run") == s.get("epochs")
+                                                              or s.get("stopped_early"))
+            if done and old == new:
+                with np.load(os.path.join(directory, rd.MODEL_WEIGHTS)) as npz:
+                    sd = {k: npz[k] for k in npz.files}
+                with open(os.path.join(directory, "metrics.jsonl")) as f:
+                    history = [json.loads(line) for line in f if line.strip()]
+                found = (sd, history, s)
+        except (OSError, ValueError, KeyError):
+            found = None
+    return gcomm.broadcast_object(found, root=0) if gcomm.size > 1 else found
 
 
 def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path):
@@ -572,6 +628,14 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path):
         mdir = member_dir(path, m)
         if gcomm.rank == 0:
             os.makedirs(mdir, exist_ok=True)
+        done = finished_member(gcomm, job, mdir) if _get(job.cfg, "checkpoint.resume") else None
+        if done is not None:
+            sd, job.trainer.history, summary = done
+            job.model.load_state_dict(sd)
+            summaries[m] = summary if gcomm.rank == 0 else None
+            log.info("member-%d (%d of %d): finished in an earlier session, not trained again", m, m + 1,
+                     plan.members)
+            continue
         dn_random.set_state(rng_states[m])
         log.info("member-%d (%d of %d): seed %s, run directory %s", m, m + 1, plan.members, job.trainer.seed, mdir)
         summaries[m] = J._train(job, mdir)
