@@ -397,3 +397,37 @@ def test_attach_rejects_unknown_options(digits):
         attach(t, "x", {"on_error": "ignore"})
     with pytest.raises(ValueError, match="nonfinite"):
         attach(t, "x", {"enabled": False}, nonfinite="maybe")
+
+
+# ------------------------------------------------------------------- the CLI
+def test_cli_train_checkpoints_and_evaluate_predict_read_them(tmp_path, capsys, digits):
+    from distnn.cli import main
+
+    run = tmp_path / "run"
+    args = ["train", "--out", str(run), "--simulate-ranks", "2", "--quiet", "--set", "train.epochs=2",
+            "--set", "run.plots=false"]
+    assert main(args) == 0
+    cps = ck.list_checkpoints(str(run / "checkpoints"))
+    assert [c.step for c in cps] == [20, 40]  # digits_mlp: 1257 samples, global batch 64; every epoch
+    man = ck.read_manifest(cps[0].path)
+    assert man["world_size"] == 2 and man["global_batch_size"] == 64 and man["epoch_end"]
+    assert {"model.npz", "optimizer.npz", "trainer.json", "model.json", "config.toml"} <= set(man["files"])
+    capsys.readouterr()
+    assert main(["evaluate", cps[0].path]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    inputs = tmp_path / "in.npz"
+    np.savez(inputs, x=digits[0].test.x[:5])
+    assert main(["predict", cps[0].path, "--input", str(inputs), "--output", str(tmp_path / "p.csv")]) == 0
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 6
+    # the same checkpoint resumed (a finished run: nothing left to train) gives the same final model
+    assert main(args + ["--resume", "auto"]) == 0
+    # a corrupt checkpoint is refused with the file named
+    target = os.path.join(cps[0].path, "model.npz")
+    data = bytearray(open(target, "rb").read())
+    data[-30] ^= 1
+    open(target, "wb").write(bytes(data))
+    capsys.readouterr()
+    assert main(["evaluate", cps[0].path]) == 2
+    assert "model.npz fails its SHA-256 check" in capsys.readouterr().err
+    assert main(["train", "--resume", "auto"]) == 2
+    assert "--out RUN_DIR" in capsys.readouterr().err
