@@ -39,7 +39,14 @@ def run_one(config, members, seed, vary, extra, root, quiet=True):
     overrides = [f"ensemble.members={members}", f"run.seed={seed}", f"ensemble.vary={vary}", *extra]
     out = os.path.join(root, f"seed{seed}")
     t0 = time.perf_counter()
-    summary = run_training(config, overrides, out=out, quiet=quiet)
+    if quiet:  # the training log goes to stderr: keep only the table
+        import contextlib
+        import io
+
+        with contextlib.redirect_stderr(io.StringIO()):
+            summary = run_training(config, overrides, out=out, quiet=True)
+    else:
+        summary = run_training(config, overrides, out=out, quiet=False)
     return summary, time.perf_counter() - t0
 
 
@@ -55,12 +62,6 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     vary = "[" + ", ".join(f'"{v.strip()}"' for v in args.vary.split(",") if v.strip()) + "]"
-    if not args.verbose:
-        import logging
-
-        from distnn.train.logging_utils import setup_logging
-
-        setup_logging(level=logging.WARNING)
 
     rows, ok_nll, ok_acc = [], [], []
     with tempfile.TemporaryDirectory() as tmp:

@@ -322,7 +322,9 @@ def test_run_layout_and_summary(runs):
         assert ms["test_accuracy"] == pytest.approx(accs[m], abs=1e-12)
         assert ms["test_loss"] == pytest.approx(s["member_test_loss"][m], rel=1e-5)
     rows = (path / "metrics.csv").read_text().splitlines()
-    assert rows[0].split(",") == E.ENSEMBLE_CSV_COLUMNS
+    from distnn.train.ensemble_run import ENSEMBLE_CSV_COLUMNS
+
+    assert rows[0].split(",") == ENSEMBLE_CSV_COLUMNS
     assert [r.split(",")[0] for r in rows[1:]] == ["member-0", "member-1", "member-2", "ensemble"]
 
 

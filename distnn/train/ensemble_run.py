@@ -1,0 +1,314 @@
+"""Running an ensemble job: members trained on groups of ranks, scored together, written to one run directory.
+
+:func:`train_ensemble` follows the phases of :func:`distnn.train.job.train_rank`:
+
+1. every rank loads the config and plans the groups (:func:`~distnn.train.ensemble.plan_groups`);
+   a member count that does not fit the world stops every rank with the same message;
+2. the world is split into groups; each rank builds a Job for each member its group trains
+   (data loaded once per process, shared by those members), all errors agreed over the world;
+3. world rank 0 creates the run directory; each group trains its members in turn with
+   :func:`distnn.train.job._train` into ``members/member-k`` (checkpoints, preemption and resume
+   included), exactly as a single-model run on the group communicator;
+4. one allreduce scores every member and the ensemble on the validation and test splits
+   (:func:`~distnn.train.ensemble.evaluate_ensemble`); world rank 0 writes the top level.
+
+Preemption is agreed within each group (a scheduler's signal reaches every rank, so every
+group stops and checkpoints); ``--resume auto`` resumes every member from its own checkpoints
+and does not train again a member an earlier session finished with the same config.
+"""
+from __future__ import annotations
+
+import copy
+import os
+
+import numpy as np
+
+from .ensemble import (MEMBERS_DIR, _get, ensemble_gain, ensemble_settings, evaluate_ensemble, group_communicator,
+                       member_config, member_dir, plan_groups)
+
+
+def _member_job_class():
+    from .job import Job
+
+    class MemberJob(Job):
+        """A Job for one member: its own config, the group communicator, data loaded once per process."""
+
+        def __init__(self, config, comm, cfg, quiet=False, shared_splits=None):
+            self.shared_splits = shared_splits
+            super().__init__(config, [], comm, quiet=quiet, cfg=cfg)
+
+        def _load_data(self):
+            if self.shared_splits is None:
+                self.shared_splits = super()._load_data()
+            return self.shared_splits
+
+    return MemberJob
+
+
+def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
+    """Train every member of an ensemble run and score the ensemble (every rank; collective).
+
+    Phases as in :func:`distnn.train.job.train_rank`: build and check every
+    member's job (errors agreed over the whole world), create the run
+    directory, train this group's members in turn on the group communicator,
+    then one allreduce scores members and ensemble. Returns the summary on
+    world rank 0, None elsewhere.
+    """
+    from distnn import random as dn_random
+
+    from . import job as J
+    from . import run_dir as rd
+    from .config import load_config
+
+    error, jobs, rng_states, plan, gcomm, cfg = None, {}, {}, None, None, None
+    try:
+        cfg = load_config(config, list(overrides or ()))
+        settings = ensemble_settings(cfg)
+        plan = plan_groups(comm.size, settings.members)
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        error = J._one_line(e)
+    J.agree_on_errors(comm, error)
+    gcomm = group_communicator(comm, plan)
+    MemberJob, shared, current = _member_job_class(), None, None
+    try:
+        for m in plan.members_of(plan.group_of(comm.rank)):
+            current = m
+            job = MemberJob(config, gcomm, member_config(cfg, m, settings), quiet=quiet or comm.rank != 0,
+                            shared_splits=shared)
+            shared, jobs[m] = job.shared_splits, job
+            # The trainer seeded this thread's dropout stream for member m; the next member's setup reseeds
+            # it, so it is restored right before member m trains (same stream as a member trained alone).
+            rng_states[m] = dn_random.get_state()
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        error = f"ensemble member {current}: {J._one_line(e)}"
+    J.agree_on_errors(comm, error)
+    first = next(iter(jobs.values()))
+    path = out or (J._default_path(first) if comm.rank == 0 else None)
+    if comm.size > 1:
+        path = comm.broadcast_object(path, root=0)
+    try:
+        created = rd.prepare_run_dir(path, comm)
+    except rd.RunDirError as e:
+        raise J.JobError(str(e), report=comm.rank == 0) from None
+    try:
+        return _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path)
+    except BaseException:
+        # Nothing half-written, unless some member trained an epoch or left a checkpoint to resume from.
+        if comm.rank == 0 and created and not any(j.trainer.history for j in jobs.values()) and not any(
+                _has_checkpoint(member_dir(path, m)) for m in range(plan.members)):
+            rd.remove_run_dir(path)
+        raise
+
+
+def _has_checkpoint(directory) -> bool:
+    from .checkpoint import DEFAULT_DIRNAME, list_checkpoints
+
+    return bool(list_checkpoints(os.path.join(directory, DEFAULT_DIRNAME)))
+
+
+def finished_member(gcomm, job, directory):
+    """Collective over the group: the member in ``directory`` if a previous session finished it with this
+    very config (a resumed ensemble does not train it again), else None.
+
+    Returns ``(state_dict, history, summary)``; read on group rank 0 and broadcast.
+    """
+    import json
+
+    from . import run_dir as rd
+    from .config import load_config
+
+    found = None
+    if gcomm.rank == 0:
+        try:
+            s = rd.read_summary(directory)
+            old = load_config(os.path.join(directory, rd.CONFIG)).to_dict()
+            new = job.cfg.to_dict() if hasattr(job.cfg, "to_dict") else copy.deepcopy(dict(job.cfg))
+            for c in (old, new):
+                c.get("checkpoint", {}).pop("resume", None)
+            done = s.get("epochs") == job.trainer.epochs and (s.get("epochs_run") == s.get("epochs")
+                                                              or s.get("stopped_early"))
+            if done and old == new:
+                with np.load(os.path.join(directory, rd.MODEL_WEIGHTS)) as npz:
+                    sd = {k: npz[k] for k in npz.files}
+                with open(os.path.join(directory, "metrics.jsonl")) as f:
+                    history = [json.loads(line) for line in f if line.strip()]
+                found = (sd, history, s)
+        except (OSError, ValueError, KeyError):
+            found = None
+    return gcomm.broadcast_object(found, root=0) if gcomm.size > 1 else found
+
+
+def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path):
+    import time
+
+    from distnn import random as dn_random
+
+    from . import job as J
+    from . import run_dir as rd
+    from .config import dump_config
+    from .logging_utils import get_logger
+
+    log = get_logger("ensemble")
+    first = next(iter(jobs.values()))
+    if comm.rank == 0:
+        rd.write_text(os.path.join(path, rd.CONFIG), dump_config(cfg))
+        log.info("ensemble: %s (vary: %s)", plan.describe(), ", ".join(settings.vary) or "overrides only")
+    t0 = time.perf_counter()
+    summaries = {}
+    for m, job in jobs.items():
+        mdir = member_dir(path, m)
+        if gcomm.rank == 0:
+            os.makedirs(mdir, exist_ok=True)
+        done = finished_member(gcomm, job, mdir) if _get(job.cfg, "checkpoint.resume") else None
+        if done is not None:
+            sd, job.trainer.history, summary = done
+            job.model.load_state_dict(sd)
+            summaries[m] = summary if gcomm.rank == 0 else None
+            log.info("member-%d (%d of %d): finished in an earlier session, not trained again", m, m + 1,
+                     plan.members)
+            continue
+        dn_random.set_state(rng_states[m])
+        log.info("member-%d (%d of %d): seed %s, run directory %s", m, m + 1, plan.members, job.trainer.seed, mdir)
+        summaries[m] = J._train(job, mdir)
+    wall = time.perf_counter() - t0
+    splits = first.shared_splits
+    ev = evaluate_ensemble(comm, gcomm, plan, {m: (j.model, j.eval_tf) for m, j in jobs.items()},
+                           {"val": splits.val, "test": splits.test}, batch_size=first.trainer.eval_batch_size)
+    mine = {m: {"summary": summaries[m], "history": jobs[m].trainer.history, "seed": jobs[m].trainer.seed}
+            for m in jobs} if gcomm.rank == 0 else {}
+    members = {}
+    for part in (comm.allgather_object(mine) if comm.size > 1 else [mine]):
+        members.update(part)
+    summary = None
+    if comm.rank == 0:
+        summary = ensemble_summary(path, first.config_name, plan, settings, members, ev, wall)
+        write_ensemble_files(path, first.model_meta(), plan, summary, members, ev)
+        t = summary
+        if t["test_accuracy"] is not None:
+            log.info("ensemble of %d: test accuracy %.4f (members %s; gain %+.4f), test NLL %.4f (members' mean "
+                     "%.4f)", plan.members, t["test_accuracy"],
+                     " ".join(f"{a:.4f}" for a in t["member_test_accuracy"]), t["ensemble_gain_accuracy"],
+                     t["test_loss"], t["mean_member_test_loss"])
+    if comm.size > 1:
+        comm.barrier()  # nobody leaves before rank 0 has written the results
+    return summary
+
+
+def ensemble_summary(path, config_name, plan, settings, members, ev, wall) -> dict:
+    """The top-level ``summary.json`` of an ensemble run (members' and ensemble's metrics, gains)."""
+    K = plan.members
+    rows = []
+    for m in range(K):
+        s, h = members[m]["summary"] or {}, members[m]["history"]
+        row = {"member": m, "run_dir": os.path.join(MEMBERS_DIR, f"member-{m}"),
+               "seed": members[m].get("seed"), "epochs_run": s.get("epochs_run", len(h)), "best_epoch": s.get("best_epoch"),
+               "stopped_early": s.get("stopped_early"), "wall_time": s.get("wall_time")}
+        for split in ("val", "test"):
+            if split in ev:
+                row[f"{split}_accuracy"] = ev[split]["member_accuracy"][m]
+                row[f"{split}_loss"] = ev[split]["member_loss"][m]
+        rows.append(row)
+    out = {"config": config_name, "run_dir": os.path.abspath(path), "ensemble_members": K,
+           "test_accuracy": None, "test_loss": None, "test_samples": None}
+    for split in ("val", "test"):
+        if split not in ev:
+            continue
+        r, g = ev[split], ensemble_gain(ev[split])
+        out.update({f"{split}_accuracy": r["accuracy"], f"{split}_loss": r["loss"], f"{split}_samples": r["count"],
+                    f"member_{split}_accuracy": list(r["member_accuracy"]),
+                    f"member_{split}_loss": list(r["member_loss"]),
+                    f"mean_member_{split}_accuracy": g["mean_member_accuracy"],
+                    f"median_member_{split}_accuracy": g["median_member_accuracy"],
+                    f"mean_member_{split}_loss": g["mean_member_loss"]})
+        if split == "test":
+            out.update({"ensemble_gain_accuracy": g["accuracy_gain"], "ensemble_nll_reduction": g["nll_reduction"]})
+    s0 = members[0]["summary"] or {}
+    out.update({
+        "ensemble": {"members": K, "vary": list(settings.vary), "overrides": settings.overrides,
+                     "groups": plan.groups, "ranks_per_group": plan.group_size, "members_per_group": plan.rounds,
+                     "schedule": plan.describe(), "averaging": "mean of the members' class probabilities"},
+        "members": rows,
+        "epochs_run": [r["epochs_run"] for r in rows], "epochs": s0.get("epochs"),
+        "world_size": plan.world_size, "global_batch_size": s0.get("global_batch_size"),
+        "wall_time": wall,
+    })
+    return out
+
+
+def summary_lines(s: dict) -> list:
+    """What ``distnn train`` prints at the end of an ensemble run (from its summary)."""
+    e = s["ensemble"]
+    head = f"ensemble of {e['members']} members ({e['schedule']}; {s.get('wall_time') or 0:.1f}s)"
+    if s.get("test_accuracy") is None:
+        return [head + ": no test split"]
+    lines = [head]
+    for r in s["members"]:
+        lines.append(f"  member-{r['member']}  test accuracy {r['test_accuracy']:.4f}  test NLL {r['test_loss']:.4f}  "
+                     f"(seed {r.get('seed')}, {r.get('epochs_run')} epochs)")
+    lines.append(f"  ensemble  test accuracy {s['test_accuracy']:.4f}  test NLL {s['test_loss']:.4f}  "
+                 f"(gain over the members' mean: accuracy {s['ensemble_gain_accuracy']:+.4f}, "
+                 f"NLL {-s['ensemble_nll_reduction']:+.4f})")
+    return lines
+
+
+#: columns of an ensemble run's top-level metrics.csv: one row per member, then one for the ensemble
+ENSEMBLE_CSV_COLUMNS = ["model", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "epochs_run"]
+
+
+def write_ensemble_files(path, meta, plan, summary, members, ev) -> None:
+    """Rank 0: the top level of an ensemble run (model.json, summary.json, metrics.jsonl/csv, curves.png)."""
+    import csv
+    import json
+
+    from . import run_dir as rd
+
+    meta = {k: v for k, v in meta.items() if k != "model"}
+    meta["ensemble"] = {"members": plan.members, "weights": [1.0 / plan.members] * plan.members,
+                        "paths": [os.path.join(MEMBERS_DIR, f"member-{m}") for m in range(plan.members)],
+                        "averaging": "probabilities"}
+    rd.write_json(os.path.join(path, rd.MODEL_META), meta)
+    rd.write_json(os.path.join(path, rd.SUMMARY), summary)
+    rows = [{"model": f"member-{r['member']}", **{c: r.get(c) for c in ENSEMBLE_CSV_COLUMNS[1:]}}
+            for r in summary["members"]]
+    rows.append({"model": "ensemble", **{c: summary.get(c) for c in ENSEMBLE_CSV_COLUMNS[1:-1]},
+                 "epochs_run": None})
+    rd.write_text(os.path.join(path, "metrics.jsonl"),
+                  "".join(json.dumps(rd._clean(r)) + "\n" for r in rows))
+    tmp = os.path.join(path, "metrics.csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=ENSEMBLE_CSV_COLUMNS)
+        w.writeheader()
+        w.writerows([{k: ("" if v is None else v) for k, v in r.items()} for r in rows])
+    os.replace(tmp, os.path.join(path, "metrics.csv"))
+    plot_members(members, summary, os.path.join(path, "curves.png"))
+
+
+def plot_members(members, summary, path) -> str | None:
+    """Each member's validation loss/accuracy vs epoch, with the ensemble's as a dashed line."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        from matplotlib.figure import Figure  # no pyplot: no global state shared with other threads
+    except ImportError:
+        return None
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for m in sorted(members):
+            pts = [(r["epoch"], r.get(f"val_{metric}")) for r in members[m]["history"]
+                   if r.get(f"val_{metric}") is not None]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "-", alpha=0.7, label=f"member {m}")
+        if summary.get(f"val_{metric}") is not None:
+            ax.axhline(summary[f"val_{metric}"], color="k", linestyle="--", label="ensemble (final)")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"validation {metric}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{summary.get('config')}: ensemble of {len(members)}")
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=100)
+    os.replace(tmp, path)
+    return path
