@@ -148,12 +148,16 @@ def _print_train_summary(s: dict) -> None:
     elif acc is not None:
         lines.append(f"test accuracy {acc:.4f}  test loss {s.get('test_loss', float('nan')):.4f}  "
                      f"({s.get('epochs_run')} epochs, best epoch {s.get('best_epoch')}, "
-                     f"{s.get('world_size')} rank(s), {s.get('wall_time', 0):.1f}s)")
+                     f"{_ranks(s.get('world_size'))}, {s.get('wall_time', 0):.1f}s)")
     else:
         lines.append(f"trained {s.get('epochs_run')} epochs in {s.get('wall_time', 0):.1f}s (no test split)")
     lines.append(f"run directory: {where}")
     lines.append(f"curves:        {os.path.join(where, 'curves.png')}")
     print("\n".join(lines), flush=True)
+
+
+def _ranks(n) -> str:
+    return f"{n} rank" + ("" if n == 1 else "s")
 
 
 def cmd_evaluate(args) -> int:
