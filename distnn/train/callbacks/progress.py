@@ -63,7 +63,7 @@ class ProgressBar(Callback):
             self.bar.update(1)
             if step % 5 == 0 or step == trainer.steps_per_epoch:
                 rate = self._samples / max(time.perf_counter() - self._t0, 1e-9)
-                self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}", samples_s=f"{rate:.0f}", refresh=False)
+                self.bar.set_postfix({"loss": f"{float(logs['loss']):.4f}", "samples/s": f"{rate:.0f}"}, refresh=False)
         elif self.log_every and step % self.log_every == 0:
             rate = self._samples / max(time.perf_counter() - self._t0, 1e-9)
             left = (trainer.steps_per_epoch - step) * (time.perf_counter() - self._t0) / max(step, 1)
