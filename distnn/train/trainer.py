@@ -316,8 +316,9 @@ class Trainer:
             loss, n = self.train_step(xb, yb, valid)
             self.state.batch_in_epoch = step + 1
             self.state.global_step += 1
-            self.callbacks.on_batch_end(self, {"loss": loss, "samples": n, "step": step + 1,
-                                               "global_samples": self._global_count(step)})
+            if self.callbacks.callbacks:
+                self.callbacks.on_batch_end(self, {"loss": loss, "samples": n, "step": step + 1,
+                                                   "global_samples": self._global_count(step)})
         sums["time"] += time.perf_counter() - t0
         # One collective per epoch; the time is averaged so samples/s is the same on every rank.
         loss_sum, correct, count, samples, secs = self._reduce(
@@ -346,26 +347,14 @@ class Trainer:
         if self.ddp is not None:
             self._set_sample_count(n_valid)
         self.optimizer.zero_grad()
-        m, A = self.micro_batch, self.accumulation_steps
-        loss_sum, correct = 0.0, 0
-        for i in range(A):
-            last = i == A - 1
-            with (contextlib.nullcontext() if last or self.ddp is None else self.ddp.no_sync()):
-                xb, yb = (x, y) if A == 1 else (x[i * m:(i + 1) * m], y[i * m:(i + 1) * m])
-                if len(xb) == 0:
-                    continue
-                out = self._forward(xb)
-                if A == 1 and n_valid:
-                    # mean over non-ignored targets == sum / n_valid: no extra scaling node
-                    loss = self._loss(out, yb, "mean")
-                    loss.backward()
-                    loss_sum += float(loss.data) * n_valid
-                else:
-                    loss = self._loss(out, yb, "sum")
-                    xp = get_array_module(loss.data)
-                    loss.backward(xp.full(loss.data.shape, 1.0 / max(n_valid, 1), dtype=loss.data.dtype))
-                    loss_sum += float(loss.data)
-                correct += self._correct(out, yb)
+        if self.accumulation_steps == 1 and n_valid:
+            # the common case: the mean over counted targets (= sum / n_valid) straight from the loss
+            out = self._forward(x)
+            loss = self._loss(out, y, "mean")
+            loss.backward()
+            loss_sum, correct = float(loss.data) * n_valid, self._correct(out, y, all_valid)
+        else:
+            loss_sum, correct = self._accumulate(x, y, n_valid, all_valid)
         if self.ddp is not None:
             self._finish_sync()
         # An agreed per-step check (non-finite values, preemption): every rank skips or stops together.
@@ -384,6 +373,24 @@ class Trainer:
         s["samples"] += len(y) if all_valid else int(valid.sum())
         return loss_sum / max(n_valid, 1), n_valid
 
+    def _accumulate(self, x, y, n_valid, all_valid):
+        """Micro-batches of one step: local gradients under no_sync, synchronized on the last."""
+        m, A = self.micro_batch, self.accumulation_steps
+        loss_sum, correct = 0.0, 0
+        for i in range(A):
+            last = i == A - 1
+            with (contextlib.nullcontext() if last or self.ddp is None else self.ddp.no_sync()):
+                xb, yb = x[i * m:(i + 1) * m], y[i * m:(i + 1) * m]
+                if len(xb) == 0:  # a short last batch; finish_gradient_synchronization covers the sync
+                    continue
+                out = self._forward(xb)
+                loss = self._loss(out, yb, "sum")
+                xp = get_array_module(loss.data)
+                loss.backward(xp.full(loss.data.shape, 1.0 / max(n_valid, 1), dtype=loss.data.dtype))
+                loss_sum += float(loss.data)
+                correct += self._correct(out, yb, all_valid)
+        return loss_sum, correct
+
     def _forward(self, xb):
         if xb.dtype.kind == "f" and xb.dtype != self.dtype:
             xb = xb.astype(self.dtype)
@@ -397,11 +404,13 @@ class Trainer:
         return F.cross_entropy(out, self.xp.asarray(y) if self.xp is not np else y, ignore_index=IGNORE_INDEX,
                                reduction=reduction, label_smoothing=self.label_smoothing)
 
-    def _correct(self, out, y) -> int:
+    def _correct(self, out, y, all_valid=False) -> int:
         pred = out.data.argmax(axis=-1)
         y = self.xp.asarray(y) if self.xp is not np else y
         hits = pred == y.reshape(pred.shape)
-        return int(hits.sum()) if y.min() >= 0 else int((hits & (y != IGNORE_INDEX)).sum())
+        if not all_valid:
+            hits &= y.reshape(pred.shape) != IGNORE_INDEX
+        return int(self.xp.count_nonzero(hits))
 
     # DataParallel seams (kept in one place so the distributed API can evolve)
     def _set_sample_count(self, n):
