@@ -175,6 +175,8 @@ def load_model(path: str):
         with open(meta_path) as f:
             meta = json.load(f)
         model = build_model(meta["model"]["name"], **meta["model"].get("kwargs", {}))
+        if meta.get("dtype") == "float64":
+            model.to(np.float64)
         with np.load(weights) as npz:
             model.load_state_dict({k: npz[k] for k in npz.files})
     except (OSError, KeyError, json.JSONDecodeError) as e:
