@@ -335,6 +335,7 @@ def member_log_probs(model, x, transform=None, batch_size: int = 512) -> np.ndar
 
     params = list(model.parameters())
     xp = get_array_module(params[0].data) if params else np
+    dtype = params[0].data.dtype if params else None  # float inputs in the parameters' dtype (as in training)
     was_training = model.training
     model.eval()
     out = []
@@ -344,6 +345,8 @@ def member_log_probs(model, x, transform=None, batch_size: int = 512) -> np.ndar
                 xb = x[s:s + batch_size]
                 if transform is not None:
                     xb = transform(xb, None)
+                if dtype is not None and xb.dtype.kind == "f" and xb.dtype != dtype:
+                    xb = xb.astype(dtype)
                 logits = model(distnn.Tensor(xp.asarray(xb) if xp is not np else xb)).data
                 out.append(log_softmax_np(to_numpy(logits)))
     finally:
