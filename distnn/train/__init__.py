@@ -9,3 +9,13 @@ from .config import (SCHEMA, Config, ConfigError, default_config, describe_schem
 
 __all__ = ["SCHEMA", "Config", "ConfigError", "load_config", "loads_config", "dump_config", "save_config",
            "default_config", "describe_schema", "list_configs", "parse_override"]
+
+# The training loop and its callbacks (distnn.train.trainer, distnn.train.callbacks).
+from .callbacks import (Callback, CallbackList, EarlyStopping, LRSchedulerCallback, MetricsLogger,  # noqa: E402
+                        PlotCurves, ProgressBar)
+from .evaluation import classification_report, confusion_matrix, precision_recall_f1  # noqa: E402
+from .trainer import Trainer, TrainState  # noqa: E402
+
+__all__ += ["Trainer", "TrainState", "Callback", "CallbackList", "EarlyStopping", "LRSchedulerCallback",
+            "MetricsLogger", "PlotCurves", "ProgressBar", "confusion_matrix", "precision_recall_f1",
+            "classification_report"]

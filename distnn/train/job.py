@@ -515,7 +515,9 @@ def evaluate_run(run_path, split=None, data=None) -> str:
     if y.ndim == 1 and y.size and (y.min() < 0 or y.max() >= k):
         raise ValueError(f"{what}: labels must be in [0, {k - 1}] for this {k}-class model; found "
                          f"{sorted(set(int(v) for v in y[(y < 0) | (y >= k)][:10]))}")
-    sums = evaluate_arrays(model, x, y, np.ones(len(x), bool), transform, 512, k if y.ndim == 1 else 0)
+    dtype = np.float64 if meta.get("dtype") == "float64" else np.float32
+    sums = evaluate_arrays(model, x, y, np.ones(len(x), bool), transform, 512, k if y.ndim == 1 else 0,
+                           dtype=dtype)
     lines = [f"evaluated {what}: {sums['count']} samples",
              f"loss     {sums['loss'] / max(sums['count'], 1):.4f}",
              f"accuracy {sums['correct'] / max(sums['count'], 1):.4f}"]
@@ -530,12 +532,16 @@ def predict_proba(model, x, transform, batch_size=512) -> np.ndarray:
     """Class probabilities (N, C) in eval mode."""
     from distnn.backend import to_numpy
 
+    params = list(model.parameters()) if hasattr(model, "parameters") else []
+    dtype = params[0].data.dtype if params and params[0].data.dtype.kind == "f" else None
     out = []
     with distnn.no_grad():
         for s in range(0, len(x), batch_size):
             xb = x[s:s + batch_size]
             if transform is not None:
                 xb = transform(xb, None)
+            if dtype is not None and xb.dtype.kind == "f" and xb.dtype != dtype:
+                xb = xb.astype(dtype)
             out.append(to_numpy(model(distnn.Tensor(xb)).softmax(axis=-1).data))
     return np.concatenate(out) if out else np.zeros((0, 0))
 
