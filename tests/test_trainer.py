@@ -232,3 +232,45 @@ def test_classification_metrics_match_sklearn(rng):
     assert "predicted" in format_confusion_matrix(cm)
     with pytest.raises(ValueError, match="outside"):
         confusion_matrix([0, 5], [0, 1], 4)
+
+
+# ------------------------------------------------------- clipping and schedules
+def test_gradient_clipping_bounds_the_update(digits):
+    # plain SGD, one step: the update is lr * g * min(1, clip / |g|), so its norm is lr * clip when clipping
+    def one_step(clip):
+        t = make_trainer(LocalCommunicator(), digits, epochs=1, max_steps=1, clip_grad_norm=clip)
+        t.optimizer = SGD(t.model.parameters(), lr=0.1)
+        before = t.model.state_dict()
+        t.fit()
+        after = t.model.state_dict()
+        return math.sqrt(sum(float(((after[k] - before[k]).astype(np.float64) ** 2).sum()) for k in before))
+
+    free = one_step(None)
+    assert free > 0.1 * 0.05
+    assert one_step(0.05) == pytest.approx(0.1 * 0.05, rel=1e-4)
+    assert one_step(1e6) == pytest.approx(free, rel=1e-6)
+
+
+def test_config_schedule_warmup_and_linear_scaling(digits):
+    from distnn.train.config import load_config
+    from distnn.train.job import build_schedule
+
+    cfg = load_config("digits_mlp", ["optimizer.lr=0.1", "data.batch_size=128", "schedule.linear_scaling=true",
+                                     "schedule.reference_batch=64", "schedule.warmup_epochs=1",
+                                     "schedule.warmup_start_factor=0.5", "schedule.name=cosine", "train.epochs=3"])
+    t = make_trainer(LocalCommunicator(), digits, batch_size=128, epochs=3)
+    t.callbacks.callbacks = build_schedule(cfg, t.optimizer, t.steps_per_epoch)
+    lrs = []
+
+    class Record(Callback):
+        def on_batch_end(self, trainer, logs):
+            lrs.append(trainer.lr)
+
+    t.callbacks.append(Record())
+    first = t.lr
+    t.fit()
+    spe = t.steps_per_epoch
+    assert first == pytest.approx(0.1 * 2 * 0.5)           # scaled by 128/64, warmup starts at half
+    assert lrs[spe - 1] == pytest.approx(0.2)               # warmup over after one epoch of steps
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-12)         # cosine down to eta_min at the last step
+    assert all(a >= b - 1e-12 for a, b in zip(lrs[spe - 1:], lrs[spe:]))  # then decreasing
