@@ -160,12 +160,17 @@ def npz_bytes(arrays: dict) -> bytes:
 
 
 def serialize(state: dict, extra_files: dict | None = None) -> dict:
-    """``{file name: bytes}`` of a checkpoint's content (everything but the manifest).
+    """``{file name: bytes}`` of a checkpoint's content (everything but the manifest)."""
+    return to_files(*encode_state(state), extra_files)
 
-    Done in the caller's thread: the result no longer refers to live training
-    state, so it can be written in the background while training goes on.
+
+def to_files(skeleton: dict, arrays: dict, extra_files: dict | None = None) -> dict:
+    """The second half of :func:`serialize`: npz and JSON bytes from :func:`encode_state`'s output.
+
+    The skeleton holds no reference to live objects, and the arrays are the
+    state dicts' own copies, so this may run in a background thread while
+    training goes on (the expensive part: npz packing).
     """
-    skeleton, arrays = encode_state(state)
     files = {name: npz_bytes(arrs) for name, arrs in arrays.items()}
     files[TRAINER_JSON] = json.dumps(skeleton, separators=(",", ":")).encode()
     for name, content in (extra_files or {}).items():

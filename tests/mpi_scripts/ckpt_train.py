@@ -63,7 +63,7 @@ def main():
                       batch_size=a.batch, epochs=a.epochs, callbacks=[warm], transform=train_tf,
                       eval_transform=eval_tf, seed=3)
     options = {"dir": a.ckpt_dir, "every_steps": a.every_n_steps, "every_epochs": a.every_n_epochs,
-               "keep_last": a.keep_last, "keep_best": a.save_best, "on_error": a.on_error, "async_save": a.async_save}
+               "keep_last": a.keep_last, "keep_best": a.keep_best, "on_error": a.on_error, "async_save": a.async_save}
     try:
         attach(trainer, a.out, options, nonfinite=a.nonfinite, resume_spec=a.resume)
         # the pid of every rank, once its signal handlers are installed (tests signal or kill from outside)

@@ -9,10 +9,15 @@ the epoch's running sums (``allgather_object``); rank 0 alone writes (the
 replicas are identical, so its model and optimizer stand for all); then rank
 0 broadcasts success or failure and every rank acts on the same answer
 (``on_error="stop"``: all raise :class:`~distnn.train.checkpoint.CheckpointError`;
-``"continue"``: all go on, rank 0 warns). With ``async_save`` the files are
-written by a background thread on rank 0 while training continues; the
-outcome is then agreed at the next save, at a preemption, or at the end of
-training (``latest`` only ever names a complete checkpoint either way).
+``"continue"``: all go on, rank 0 warns). With ``async_save`` (the config
+default) only the state copy and its encoding happen at the save point; npz
+packing, hashing, writing and fsync run in a background thread on rank 0
+while training continues, and the outcome is agreed at the next save, at a
+preemption (which always waits for its own write), or at the end of
+training. ``latest`` only ever names a complete checkpoint either way; a
+failure is then acted on one save later. Synchronous saves cost a few fsyncs
+per checkpoint (milliseconds each on a busy disk), which is why the job
+default is asynchronous (see benchmarks/bench_checkpoint.py).
 
 :func:`resume` loads a checkpoint chosen once on rank 0 (``auto``: the newest
 one whose checksums verify) and broadcast, and :func:`restore_trainer` puts
@@ -109,19 +114,21 @@ class ModelCheckpoint(Callback):
             self.save(trainer, "step")
 
     def on_epoch_end(self, trainer, logs):
-        due = self._epoch_due(trainer)
+        value = None
         if self.save_best and self.monitor in logs:
-            value = trainer.agree(float(logs[self.monitor]))
-            if math.isfinite(value) and (self.best is None or
-                                         (value < self.best if self.mode == "min" else value > self.best)):
-                self.best, self.best_name = value, ck.step_name(trainer.state.global_step)
-                due = True
+            value = float(logs[self.monitor])
         elif self.save_best and not self._warned_monitor:
             self._warned_monitor = True
             self.log.warning("checkpoint: monitored metric %r is not among the epoch metrics %s; keeping the "
                              "newest checkpoints only", self.monitor, sorted(logs))
-        if due:
-            self.save(trainer, "epoch", logs)
+        if self._epoch_due(trainer):
+            self.save(trainer, "epoch", logs, metric=value)  # rank 0's value travels with the save's gather
+        elif value is not None and self._improves(trainer.agree(value)):
+            self.save(trainer, "epoch", logs, metric=value)
+
+    def _improves(self, value) -> bool:
+        return value is not None and math.isfinite(value) and (
+            self.best is None or (value < self.best if self.mode == "min" else value > self.best))
 
     def on_train_end(self, trainer, logs):
         self.settle(trainer)
@@ -131,13 +138,26 @@ class ModelCheckpoint(Callback):
         return bool(n) and (trainer.state.epoch + 1) % n == 0
 
     # ------------------------------------------------------------------ saving
-    def save(self, trainer, reason: str = "manual", logs=None, wait: bool = False):
-        """Collective: checkpoint the trainer now. Returns the agreed path (None when async or failed)."""
+    def save(self, trainer, reason: str = "manual", logs=None, wait: bool = False, metric=None):
+        """Collective: checkpoint the trainer now. Returns the agreed path (None when async or failed).
+
+        One ``allgather_object`` carries every rank's random state and running
+        sums, rank 0's outcome of the previous background write and rank 0's
+        ``metric`` (which makes this checkpoint the best one if it improves).
+        """
         t0 = time.perf_counter()
-        self.settle(trainer)
+        previous = self._join_pending() if trainer.is_main else None
+        had_pending, self._pending = self._pending is not None, None
         mine = {"rng": dn_random.get_state(), "epoch_sums": dict(trainer.state.epoch_sums),
-                "stop_requested": bool(trainer.state.stop_requested)}
+                "stop_requested": bool(trainer.state.stop_requested), "previous": previous, "metric": metric}
         ranks = trainer.comm.allgather_object(mine) if trainer.world > 1 else [mine]
+        if had_pending:
+            self._accept(trainer, ranks[0]["previous"])  # may raise on every rank (on_error="stop")
+        if self.save_best and self._improves(ranks[0]["metric"]):
+            self.best, self.best_name = float(ranks[0]["metric"]), ck.step_name(trainer.state.global_step)
+        for r in ranks:
+            r.pop("previous", None)
+            r.pop("metric", None)
         job = None
         if trainer.is_main:
             try:
@@ -163,13 +183,17 @@ class ModelCheckpoint(Callback):
         """Collective: wait for a background write and agree on its outcome (no-op when none is pending)."""
         if self._pending is None:
             return None
-        result = None
-        if trainer.is_main:
-            thread, box = self._pending
-            thread.join()
-            result = box.get("result")
+        result = self._join_pending() if trainer.is_main else None
         self._pending = None
         return self._agree(trainer, result)
+
+    def _join_pending(self):
+        """Rank 0: the result of the background write in flight (None when there is none)."""
+        if not isinstance(self._pending, tuple):
+            return None
+        thread, box = self._pending
+        thread.join()
+        return box.get("result")
 
     def _snapshot(self, trainer, reason, ranks, logs):
         """Rank 0: everything to write, as bytes, so training may go on while it is written."""
@@ -187,7 +211,8 @@ class ModelCheckpoint(Callback):
             "stop_agreed": any(r["stop_requested"] for r in ranks), "metrics": metrics,
             "best": {"monitor": self.monitor, "value": self.best, "name": self.best_name},
         }
-        return st.global_step, ck.serialize(state, self.extra_files), manifest
+        # Only the encoding happens here; packing and writing may go on in the background.
+        return st.global_step, ck.encode_state(state), manifest
 
     def _write_into(self, job, box):
         box["result"] = self._write(job)
@@ -196,8 +221,12 @@ class ModelCheckpoint(Callback):
         """Rank 0: write, point ``best``/``latest``, apply retention. Never raises."""
         if isinstance(job, Exception):
             return {"ok": False, "error": f"cannot serialize the training state: {job}"}
-        step, files, manifest = job
+        step, (skeleton, arrays), manifest = job
         t0 = time.perf_counter()
+        try:
+            files = ck.to_files(skeleton, arrays, self.extra_files)
+        except (TypeError, ValueError) as e:
+            return {"ok": False, "error": f"cannot serialize the training state: {e}"}
         try:
             path = ck.write_checkpoint(self.root, step, files, manifest, fsync=self.fsync)
             if self.best_name == ck.step_name(step):
@@ -211,7 +240,10 @@ class ModelCheckpoint(Callback):
                 "seconds": time.perf_counter() - t0, "removed": removed, "step": step}
 
     def _agree(self, trainer, result):
-        result = trainer.agree(result)
+        return self._accept(trainer, trainer.agree(result))
+
+    def _accept(self, trainer, result):
+        """Act on rank 0's outcome of a write, identically on every rank."""
         if result["ok"]:
             self.saves += 1
             self.last_path = result["path"]
@@ -373,7 +405,7 @@ def resume(trainer, spec: str, root: str | None, callback: ModelCheckpoint | Non
 # ---------------------------------------------------------------------- config
 #: the [checkpoint] config section (distnn.train.config.SCHEMA) with its defaults
 DEFAULTS = {"enabled": True, "dir": None, "every_steps": 0, "every_epochs": 1, "keep_last": 2, "keep_best": True,
-            "monitor": "val_loss", "mode": "auto", "resume": None, "on_error": "stop", "async_save": False}
+            "monitor": "val_loss", "mode": "auto", "resume": None, "on_error": "stop", "async_save": True}
 
 
 def checkpoint_options(section) -> dict:

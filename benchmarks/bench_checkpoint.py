@@ -1,0 +1,192 @@
+"""Checkpoint cost: save/load of an MLP with Adam state, and the overhead of checkpointing every epoch.
+
+Part 1 (one process): the MLP 784-512-256-10 with Adam's two moment buffers
+(about 6.4 MB of float32). distnn's checkpoint (npz files, SHA-256 manifest,
+fsync of files and directories, atomic rename, ``latest`` pointer; load with
+every checksum verified) against the floor, a raw ``np.savez`` of the same
+arrays (no fsync, no checks) and its ``np.load``, and against the peer,
+``torch.save``/``torch.load`` of the same tensors (when torch is installed).
+
+Part 2 (``mpiexec -n 2``, started by this script): the built-in digits_mlp
+job trained with checkpoints off, every epoch (synchronous), and every epoch
+with ``async_save``, alternated in the same processes, several rounds;
+reports the median training wall time of each and the overhead in percent,
+plus the time the checkpoint callback held training up (rank 0's measure).
+
+    python benchmarks/bench_checkpoint.py [--reps 7] [--epochs 10] [--rounds 3] [--skip-job]
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+def _median_ms(fn, reps):
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times))
+
+
+def _mlp_with_adam():
+    import distnn
+    from distnn.models import build_model
+    from distnn.optim import Adam
+
+    distnn.manual_seed(0)
+    model = build_model("mlp", hidden_sizes=[512, 256], input_shape=(784,), num_classes=10)
+    opt = Adam(model.parameters(), lr=1e-3)
+    import distnn.functional as F
+
+    x = distnn.Tensor(np.random.default_rng(0).standard_normal((64, 784)).astype(np.float32))
+    y = np.random.default_rng(1).integers(0, 10, 64)
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    return model, opt
+
+
+def save_load(reps: int) -> None:
+    from distnn.train import checkpoint as ck
+
+    model, opt = _mlp_with_adam()
+    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "state": {"epoch": 3, "global_step": 420}}
+    flat = {f"model/{k}": v for k, v in state["model"].items()}
+    for i, s in state["optimizer"]["state"].items():
+        flat.update({f"opt/{i}/{k}": v for k, v in s.items() if isinstance(v, np.ndarray)})
+    mb = sum(v.nbytes for v in flat.values()) / 1e6
+    tmp = tempfile.mkdtemp(prefix="bench-ckpt-")
+    rows = []
+    try:
+        raw = os.path.join(tmp, "raw.npz")
+
+        def floor_save():
+            np.savez(raw, **flat)
+
+        def floor_load():
+            with np.load(raw) as z:
+                {k: z[k] for k in z.files}
+
+        def floor_save_fsync():
+            with open(raw, "wb") as f:
+                np.savez(f, **flat)
+                f.flush()
+                os.fsync(f.fileno())
+
+        counter = iter(range(10**9))
+
+        def ours(fsync):
+            def run():
+                ck.write_checkpoint(os.path.join(tmp, "ck"), next(counter), ck.serialize(state), {"world_size": 1},
+                                    fsync=fsync)
+                ck.apply_retention(os.path.join(tmp, "ck"), 2)
+            return run
+
+        floor_save()
+        rows.append(("np.savez (floor: no fsync, no checks)", _median_ms(floor_save, reps), "save"))
+        rows.append(("np.savez + fsync", _median_ms(floor_save_fsync, reps), "save"))
+        rows.append(("distnn checkpoint, fsync=False", _median_ms(ours(False), reps), "save"))
+        rows.append(("distnn checkpoint (fsync, atomic rename)", _median_ms(ours(True), reps), "save"))
+        latest = os.path.join(tmp, "ck", ck.read_pointer(os.path.join(tmp, "ck")))
+        rows.append(("np.load (floor)", _median_ms(floor_load, reps), "load"))
+        rows.append(("distnn read_checkpoint (SHA-256 verified)", _median_ms(lambda: ck.read_checkpoint(latest), reps),
+                     "load"))
+        try:
+            import torch
+
+            torch.set_num_threads(1)
+            tstate = {k: torch.from_numpy(v) for k, v in flat.items()}
+            tpath = os.path.join(tmp, "t.pt")
+            rows.append(("torch.save (peer)", _median_ms(lambda: torch.save(tstate, tpath), reps), "save"))
+            rows.append(("torch.load (peer)", _median_ms(lambda: torch.load(tpath), reps), "load"))
+        except ImportError:
+            print("(torch not installed: no peer rows)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    floor = {"save": rows[0][1], "load": rows[4][1]}
+    print(f"\nMLP 784-512-256-10 + Adam state: {mb:.2f} MB of arrays (median of {reps})")
+    print(f"  {'':46s} {'ms':>8s} {'MB/s':>8s} {'x floor':>8s}")
+    for name, ms, kind in rows:
+        print(f"  {kind} {name:41s} {ms:8.2f} {mb / (ms / 1e3):8.0f} {ms / floor[kind]:8.2f}")
+
+
+# --------------------------------------------------------------------- part 2
+def job_worker(epochs: int, rounds: int) -> None:
+    """Runs under mpiexec: digits_mlp with checkpoints off / every epoch / every epoch async, alternated."""
+    import logging
+
+    from distnn.distributed import init
+    from distnn.train.callbacks.checkpoint import attach
+    from distnn.train.job import Job
+    from distnn.train.logging_utils import set_rank, setup_logging
+
+    comm = init()
+    set_rank(comm.rank)
+    setup_logging(level=logging.WARNING)
+    tmp = comm.broadcast_object(tempfile.mkdtemp(prefix="bench-ckpt-job-") if comm.rank == 0 else None)
+    variants = {"off": {"enabled": False}, "every epoch": {"every_epochs": 1, "async_save": False},
+                "every epoch, async_save": {"every_epochs": 1, "async_save": True}}
+    results = {v: [] for v in variants}
+    saves = {}
+    for r in range(rounds):
+        for name, opts in variants.items():
+            job = Job("digits_mlp", [f"train.epochs={epochs}", "run.plots=false"], comm, quiet=True)
+            out = os.path.join(tmp, f"{r}-{len(results[name])}-{name.replace(' ', '_').replace(',', '')}")
+            cb = attach(job.trainer, out, {**opts, "keep_last": 2}, nonfinite=job.cfg.train.nonfinite)
+            comm.barrier()
+            t0 = time.perf_counter()
+            job.trainer.fit()
+            wall = time.perf_counter() - t0
+            stall = sum(cb.timings) if cb is not None else 0.0
+            saves[name] = cb.saves if cb is not None else 0
+            results[name].append((wall, stall))
+    if comm.rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        base = float(np.median([w for w, _ in results["off"]]))
+        print(f"\n2-rank digits_mlp, {epochs} epochs per run, {rounds} rounds alternated (median wall time of fit)")
+        print(f"  {'checkpoints':28s} {'fit s':>7s} {'overhead':>9s} {'held up':>9s} {'saves':>6s}")
+        for name in variants:
+            wall = float(np.median([w for w, _ in results[name]]))
+            stall = float(np.median([s / w for w, s in results[name]]))
+            print(f"  {name:28s} {wall:7.3f} {100 * (wall - base) / base:8.1f}% {100 * stall:8.2f}% "
+                  f"{saves[name]:6d}   runs: {' '.join(f'{w:.3f}' for w, _ in results[name])}")
+        print("  overhead: vs 'off' (noisy: same-machine load varies); held up: time inside the checkpoint\n"
+              "  callback (gather, snapshot, write or hand-off, agreement) / fit time, rank 0")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--skip-job", action="store_true")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.worker:
+        job_worker(a.epochs, a.rounds)
+        return
+    print("measured on a shared machine: figures vary run to run")
+    save_load(a.reps)
+    if not a.skip_job:
+        mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+        if mpiexec is None:
+            print("mpiexec not found: skipping the 2-rank job")
+            return
+        subprocess.run([mpiexec, "-n", "2", sys.executable, os.path.abspath(__file__), "--worker",
+                        "--epochs", str(a.epochs), "--rounds", str(a.rounds)], check=True)
+
+
+if __name__ == "__main__":
+    main()
