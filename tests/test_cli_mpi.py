@@ -4,9 +4,10 @@ These tests launch ``.venv/bin/mpiexec`` themselves, so plain ``pytest`` runs
 them (they skip when mpiexec or mpi4py is missing). Each launch costs a few
 seconds, so the assertions are grouped into few launches:
 
-1. one real ``python -m distnn train`` on 2 ranks, compared with the same
-   config under ``--simulate-ranks 2`` (equal to 1e-6) and with 1 process at
-   the same global batch (equal up to float32 summation order);
+1. ``python -m distnn train`` on 2 MPI ranks, compared with the same config
+   under ``--simulate-ranks 2`` (equal to 1e-6, dropout and augmentation on),
+   and, with nothing random, with 1 process at the same global batch (equal
+   up to float32 summation order);
 2. one launch of a driver that runs every bad-input case on 2 ranks, each case
    hit either by both ranks or by rank 1 only: every rank must return exit
    status 2 with rank 0 printing one line, and no run directory may appear;
@@ -63,27 +64,36 @@ def _summary(run):
 def test_mpiexec_matches_simulated_ranks_and_one_process(tmp_path):
     from distnn.cli import main
 
+    # The built-in config as it is (dropout and shift augmentation on): per-rank random streams must be
+    # the same whether the ranks are processes or threads.
+    full = ["--config", "digits_mlp", "--set", "train.epochs=3", "--quiet"]
     real = str(tmp_path / "mpi2")
-    r, _ = mpirun(2, ["-m", "distnn", "train", *TRAIN, "--out", real])
+    r, _ = mpirun(2, ["-m", "distnn", "train", *full, "--out", real])
     assert r.returncode == 0, r.stderr[-3000:]
     assert "test accuracy" in r.stdout and r.stdout.count("test accuracy") == 1  # rank 0 only
     assert "[rank 0]" in r.stderr and "[rank 1]" not in r.stderr                   # rank 0 logs only
     sim = str(tmp_path / "sim2")
-    one = str(tmp_path / "one")
-    assert main(["train", *TRAIN, "--simulate-ranks", "2", "--out", sim]) == 0
-    assert main(["train", *TRAIN, "--out", one]) == 0
-
-    s_real, s_sim, s_one = _summary(real), _summary(sim), _summary(one)
-    assert s_real["world_size"] == s_sim["world_size"] == 2 and s_one["world_size"] == 1
+    assert main(["train", *full, "--simulate-ranks", "2", "--out", sim]) == 0
     keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr")
-    for a, b, c in zip(_rows(real), _rows(sim), _rows(one), strict=True):
+    for a, b in zip(_rows(real), _rows(sim), strict=True):
         for k in keys:
             assert a[k] == pytest.approx(b[k], abs=1e-6), k      # same algorithm, different transport
-            assert a[k] == pytest.approx(c[k], abs=2e-5), k      # 1 rank x B == 2 ranks x B/2
+    s_real, s_sim = _summary(real), _summary(sim)
+    assert s_real["world_size"] == s_sim["world_size"] == 2 and s_real["epochs_run"] == s_sim["epochs_run"] == 3
     for k in ("test_accuracy", "test_loss"):
         assert s_real[k] == pytest.approx(s_sim[k], abs=1e-6)
-        assert s_real[k] == pytest.approx(s_one[k], abs=2e-5)
-    assert s_real["epochs_run"] == s_sim["epochs_run"] == s_one["epochs_run"]
+
+    # 1 process with global batch B == 2 MPI ranks with B/2 each (nothing random that depends on the rank)
+    real_b = str(tmp_path / "mpi2_det")
+    r, _ = mpirun(2, ["-m", "distnn", "train", *TRAIN, "--out", real_b])
+    assert r.returncode == 0, r.stderr[-3000:]
+    one = str(tmp_path / "one")
+    assert main(["train", *TRAIN, "--out", one]) == 0
+    for a, c in zip(_rows(real_b), _rows(one), strict=True):
+        for k in keys:
+            assert a[k] == pytest.approx(c[k], abs=2e-5), k
+    for k in ("test_accuracy", "test_loss"):
+        assert _summary(real_b)[k] == pytest.approx(_summary(one)[k], abs=2e-5)
 
 
 def test_bad_input_on_one_or_all_ranks_ends_every_rank(tmp_path):
