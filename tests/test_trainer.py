@@ -14,7 +14,7 @@ from distnn.optim.lr_scheduler import ReduceLROnPlateau
 from distnn.train.callbacks import Callback, EarlyStopping, LRSchedulerCallback
 from distnn.train.evaluation import (accuracy_from_cm, classification_report, confusion_matrix,
                                      format_confusion_matrix, precision_recall_f1)
-from distnn.train.trainer import ShardPlan, Trainer
+from distnn.train.trainer import Trainer, shard
 
 
 @pytest.fixture(scope="module")
@@ -91,19 +91,23 @@ def test_every_sample_counted_once_in_evaluation(digits):
     assert res[0]["count"] == 7
 
 
-def test_shard_plan_union_is_the_global_batch():
+def test_rank_batches_union_is_the_global_batch():
+    # the trainer's sharding: the k-th local batches of all ranks together are the k-th batch of 1 rank
+    class C:
+        def __init__(self, rank, size):
+            self.rank, self.size = rank, size
+
     n, world, b = 23, 3, 2
-    plans = [ShardPlan(n, r, world, shuffle=True, seed=5) for r in range(world)]
-    for p in plans:
-        p.set_epoch(4)
-    one = ShardPlan(n, 0, 1, shuffle=True, seed=5)
-    one.set_epoch(4)
-    glob = one.indices()
-    for k in range(math.ceil(plans[0].num_samples / b)):
+    shards = [shard(n, C(r, world), shuffle=True, seed=5) for r in range(world)]
+    one = shard(n, C(0, 1), shuffle=True, seed=5)
+    for s in shards + [one]:
+        s.set_epoch(4)
+    glob = one.indices_and_mask()[0]
+    parts = [s.indices_and_mask() for s in shards]
+    for k in range(math.ceil(len(shards[0]) / b)):
         union = []
-        for p in plans:
-            idx, valid = p.indices()[k * b:(k + 1) * b], p.valid_mask()[k * b:(k + 1) * b]
-            union += idx[valid].tolist()
+        for idx, valid in parts:
+            union += idx[k * b:(k + 1) * b][valid[k * b:(k + 1) * b]].tolist()
         assert sorted(union) == sorted(glob[k * b * world:(k + 1) * b * world].tolist())
 
 

@@ -63,82 +63,18 @@ class TrainState:
                                                       "time": 0.0})
 
 
-class _LocalComm:
-    """A one-rank communicator for plain single-process runs when distnn.distributed is absent."""
-
-    rank, size, local_rank = 0, 1, 0
-
-    def allreduce(self, x, op="sum"):
-        return x
-
-    def broadcast_object(self, obj, root=0):
-        return obj
-
-    def allgather_object(self, obj):
-        return [obj]
-
-    def barrier(self):
-        pass
-
-
 def default_comm():
-    try:
-        from distnn.distributed import init
-    except ImportError:
-        return _LocalComm()
+    """This process's communicator: MPI under an MPI launcher, else a single local rank."""
+    from distnn.distributed import init
+
     return init()
 
 
-class ShardPlan:
-    """Which samples this rank sees, in which order, and which of them are padding.
+def shard(n: int, comm, shuffle: bool, seed: int = 0):
+    """This rank's :class:`~distnn.distributed.DistributedSampler` over ``n`` samples (no communication)."""
+    from distnn.distributed import DistributedSampler
 
-    A sampler (``set_epoch``/``__iter__``/``__len__``/``valid_mask``) with the
-    semantics of :class:`distnn.distributed.DistributedSampler`, used for
-    evaluation shards and when distnn.distributed is not available: a seeded
-    per-epoch permutation (or 0..n-1 without ``shuffle``), padded at the end
-    with its own first entries up to a multiple of ``world``; rank ``r`` takes
-    positions ``r::world``. Position ``p`` of the padded order is padding iff ``p >= n``.
-    """
-
-    def __init__(self, n: int, rank: int, world: int, shuffle: bool = True, seed: int = 0):
-        self.n, self.rank, self.world, self.shuffle, self.seed = n, rank, world, shuffle, seed
-        self.num_samples = math.ceil(n / world)
-        self.total_size = self.num_samples * world
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def _positions(self):
-        return np.arange(self.rank, self.total_size, self.world)
-
-    def indices(self) -> np.ndarray:
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
-        if self.total_size > self.n:
-            reps = math.ceil(self.total_size / max(self.n, 1))
-            order = np.tile(order, reps)[: self.total_size]
-        return order[self._positions()]
-
-    def __iter__(self):
-        return iter(self.indices().tolist())
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def valid_mask(self) -> np.ndarray:
-        return self._positions() < self.n
-
-    def indices_and_mask(self):
-        return self.indices(), self.valid_mask()
-
-
-def _train_sampler(n, comm, shuffle, seed):
-    """distnn.distributed's DistributedSampler when it exists; else the equivalent ShardPlan."""
-    try:
-        from distnn.distributed import DistributedSampler
-    except ImportError:
-        return ShardPlan(n, comm.rank, comm.size, shuffle, seed)
-    return DistributedSampler(n, comm, shuffle=shuffle, seed=seed, drop_last=False)
+    return DistributedSampler(n, num_replicas=comm.size, rank=comm.rank, shuffle=shuffle, seed=seed)
 
 
 def _data_parallel(model, comm, **kwargs):
@@ -196,7 +132,7 @@ class Trainer:
         self.micro_batch = self.local_batch // self.accumulation_steps
         from distnn.data.loader import DataLoader
 
-        self.sampler = _train_sampler(len(train_data), self.comm, shuffle, self.seed)
+        self.sampler = shard(len(train_data), self.comm, shuffle, self.seed)
         self.loader = DataLoader(train_data, batch_size=self.local_batch, sampler=self.sampler, drop_last=drop_last,
                                  transform=transform, seed=self.seed, rank=self.rank, with_mask=True)
         self.steps_per_epoch = len(self.loader)
@@ -438,8 +374,7 @@ class Trainer:
         ``prefix+"confusion_matrix"`` as a nested list with ``confusion``);
         identical on every rank.
         """
-        plan = ShardPlan(len(dataset), self.rank, self.world, shuffle=False)
-        idx, valid = plan.indices(), plan.valid_mask()
+        idx, valid = shard(len(dataset), self.comm, shuffle=False).indices_and_mask()
         sums = evaluate_arrays(self.model, dataset.x[idx], dataset.y[idx], valid, self.eval_transform,
                                self.eval_batch_size, dataset.num_classes if confusion else 0, self.xp, self.dtype)
         k = dataset.num_classes
