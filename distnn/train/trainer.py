@@ -159,18 +159,20 @@ class Trainer:
     def _check_sizes(self, n, drop_last):
         B, W, A = self.batch_size, self.world, self.accumulation_steps
         if B < 1 or self.epochs < 0 or A < 1:
-            raise ValueError(f"batch_size and accumulation_steps must be >= 1 (got {B}, {A}); epochs >= 0 (got {self.epochs})")
+            raise ValueError(f"batch_size and accumulation_steps must be >= 1 (got {B}, {A}); "
+                             f"epochs >= 0 (got {self.epochs})")
         if n < W:
             raise ValueError(f"more ranks ({W}) than training samples ({n}): every rank needs at least one sample")
         if B % W:
-            raise ValueError(f"data.batch_size {B} is the global batch and must be divisible by the number of ranks {W}")
+            raise ValueError(f"data.batch_size {B} is the global batch and must be divisible by the number of "
+                             f"ranks {W}")
         if (B // W) % A:
             raise ValueError(f"per-rank batch {B // W} (global {B} / {W} ranks) must be divisible by "
                              f"train.accumulation_steps {A}")
-        shard = math.ceil(n / W)
-        if B // W > shard:
+        per_rank = math.ceil(n / W)
+        if B // W > per_rank:
             raise ValueError(f"per-rank batch {B // W} (global batch {B} / {W} ranks) is larger than a rank's shard "
-                             f"of {shard} training samples; lower data.batch_size to at most {shard * W}")
+                             f"of {per_rank} training samples; lower data.batch_size to at most {per_rank * W}")
 
     def agree(self, value):
         """Rank 0's ``value`` on every rank: the basis of every collective decision."""
@@ -281,7 +283,7 @@ class Trainer:
             y[~valid] = IGNORE_INDEX
         n_valid = len(y) if all_valid and y.ndim == 1 else int((y != IGNORE_INDEX).sum())
         if self.ddp is not None:
-            self._set_sample_count(n_valid)
+            self.ddp.set_num_samples(n_valid)  # this rank's weight in the gradient average
         self.optimizer.zero_grad()
         if self.accumulation_steps == 1 and n_valid:
             # the common case: the mean over counted targets (= sum / n_valid) straight from the loss
@@ -292,7 +294,7 @@ class Trainer:
         else:
             loss_sum, correct = self._accumulate(x, y, n_valid, all_valid)
         if self.ddp is not None:
-            self._finish_sync()
+            self.ddp.finish_gradient_synchronization()  # a no-op unless no backward synchronized
         # An agreed per-step check (non-finite values, preemption): every rank skips or stops together.
         if self.step_guard is not None and self.step_guard(self, loss_sum):
             self.optimizer.zero_grad()
@@ -347,17 +349,6 @@ class Trainer:
         if not all_valid:
             hits &= y.reshape(pred.shape) != IGNORE_INDEX
         return int(self.xp.count_nonzero(hits))
-
-    # DataParallel seams (kept in one place so the distributed API can evolve)
-    def _set_sample_count(self, n):
-        setter = getattr(self.ddp, "set_sample_count", None)
-        if setter is not None:
-            setter(n)
-
-    def _finish_sync(self):
-        fin = getattr(self.ddp, "finish_gradient_synchronization", None)
-        if fin is not None:
-            fin()
 
     def _reduce(self, values) -> list[float]:
         """Sum ``values`` over ranks (float64)."""
