@@ -117,7 +117,7 @@ class ModelCheckpoint(Callback):
         value = None
         if self.save_best and self.monitor in logs:
             value = float(logs[self.monitor])
-        elif self.save_best and not self._warned_monitor:
+        elif self.save_best and not self._warned_monitor and getattr(trainer, "evaluated", True):
             self._warned_monitor = True
             self.log.warning("checkpoint: monitored metric %r is not among the epoch metrics %s; keeping the "
                              "newest checkpoints only", self.monitor, sorted(logs))
