@@ -161,14 +161,14 @@ def _ranks(n) -> str:
 
 
 def cmd_evaluate(args) -> int:
-    from distnn.train.job import evaluate_run
+    from distnn.train.inference import evaluate_run
 
     print(evaluate_run(args.run_dir, split=args.split, data=args.data), flush=True)
     return 0
 
 
 def cmd_predict(args) -> int:
-    from distnn.train.job import predict_run
+    from distnn.train.inference import predict_run
 
     n = predict_run(args.run_dir, args.input, args.output)
     print(f"wrote {n} predictions to {args.output}", flush=True)
@@ -176,7 +176,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from distnn.train.job import describe_datasets
+    from distnn.train.inference import describe_datasets
 
     print(describe_datasets(), flush=True)
     return 0
