@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 
@@ -339,19 +338,20 @@ def _train(job, path):
     if comm.rank == 0:
         rd.write_text(os.path.join(path, rd.CONFIG), dump_config(job.cfg))
         log.info("run directory %s", path)
-        log.info("%s; %d rank(s), global batch %d (%d per rank), %d steps per epoch", job.splits.summary(),
-                 comm.size, trainer.batch_size, trainer.local_batch, trainer.steps_per_epoch)
+        log.info("%s; %d rank%s, global batch %d (%d per rank), %d steps per epoch", job.splits.summary(),
+                 comm.size, "s" if comm.size > 1 else "", trainer.batch_size, trainer.local_batch,
+                 trainer.steps_per_epoch)
     trainer.callbacks.append(MetricsLogger(path))
     if job.cfg.run.plots:
-        trainer.callbacks.append(PlotCurves(path, title=f"{job.config_name} ({comm.size} rank{'s' if comm.size > 1 else ''})"))
+        ranks = f"{comm.size} rank" + ("s" if comm.size > 1 else "")
+        trainer.callbacks.append(PlotCurves(path, title=f"{job.config_name} ({ranks})"))
     # Checkpoints (the last callback), SIGTERM/SIGUSR1 preemption, the non-finite policy; resume (collective).
     from .callbacks.checkpoint import attach, extra_files_for
 
     attach(trainer, path, job.cfg.checkpoint, nonfinite=job.cfg.train.nonfinite,
            max_nonfinite=job.cfg.train.max_nonfinite, extra_files=extra_files_for(job.model_meta(), dump_config(job.cfg)))
-    t0 = time.perf_counter()
     history = trainer.fit()
-    wall = time.perf_counter() - t0
+    wall = trainer.state.elapsed  # training wall time, earlier sessions of a resumed run included
     test = trainer.evaluate(job.splits.test, prefix="test_") if job.splits.test is not None else {}
     es = next((cb for cb in trainer.callbacks if isinstance(cb, EarlyStopping)), None)
     best_epoch = (es.best_epoch if es is not None and es.best_epoch >= 0 else trainer.state.best_epoch)
