@@ -215,7 +215,14 @@ class ModelCheckpoint(Callback):
         return st.global_step, ck.encode_state(state), manifest
 
     def _write_into(self, job, box):
-        box["result"] = self._write(job)
+        result = box["result"] = self._write(job)
+        if result["ok"]:  # say so when it happens (the agreement comes one save later)
+            self._log_saved(result)
+            result["logged"] = True
+
+    def _log_saved(self, result):
+        self.log.info("checkpoint %s (%.2f MB, %.0f ms)%s", result["path"], result["bytes"] / 1e6,
+                      result["seconds"] * 1e3, f"; removed {', '.join(result['removed'])}" if result["removed"] else "")
 
     def _write(self, job) -> dict:
         """Rank 0: write, point ``best``/``latest``, apply retention. Never raises."""
@@ -247,9 +254,8 @@ class ModelCheckpoint(Callback):
         if result["ok"]:
             self.saves += 1
             self.last_path = result["path"]
-            self.log.info("checkpoint %s (%.2f MB, %.0f ms)%s", result["path"], result["bytes"] / 1e6,
-                          result["seconds"] * 1e3,
-                          f"; removed {', '.join(result['removed'])}" if result["removed"] else "")
+            if not result.get("logged"):
+                self._log_saved(result)
             return result["path"]
         self.failures += 1
         if self.on_error == "stop":
