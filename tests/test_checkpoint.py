@@ -288,6 +288,18 @@ def test_global_batch_must_match_on_resume(digits, tmp_path):
         attach(t, str(tmp_path), {"dir": str(tmp_path)}, resume_spec="auto")
 
 
+def test_checkpoint_of_another_model_is_a_clear_error(digits, tmp_path):
+    run_with_checkpoints(LocalCommunicator(), digits, tmp_path, every=0, epochs=1)
+    splits = digits[0]
+    distnn.manual_seed(0)
+    model = build_model("mlp", hidden_sizes=[16], input_shape=splits.input_shape, num_classes=10)
+    t = Trainer(model, Adam(model.parameters()), splits.train.subset(np.arange(300)), comm=LocalCommunicator(),
+                batch_size=40, epochs=2)
+    with pytest.raises(ck.CheckpointError, match="cannot resume from .*step-00000008.*this config's model") as e:
+        attach(t, str(tmp_path), {"dir": str(tmp_path)}, resume_spec="auto")
+    assert e.value.report is True
+
+
 def test_epoch_end_checkpoint_with_agreed_early_stop_does_not_train_on(digits, tmp_path):
     class Stop(Callback):
         def on_epoch_end(self, trainer, logs):

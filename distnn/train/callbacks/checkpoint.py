@@ -400,6 +400,10 @@ def resume(trainer, spec: str, root: str | None, callback: ModelCheckpoint | Non
         restore_trainer(trainer, state, manifest, log)
     except ck.CheckpointError as e:  # the same on every rank (the same checkpoint, the same config)
         raise _agreed(e, trainer) from None
+    except (ValueError, KeyError, TypeError) as e:  # e.g. a checkpoint of another model or optimizer
+        msg = " ".join(str(e).split())
+        raise _agreed(ck.CheckpointError(f"cannot resume from {path!r}: {msg} (was it written with this "
+                                         f"config's model and optimizer?)"), trainer) from None
     if callback is not None:
         callback.resumed_from = (path, int(manifest["step"]))
     log.info("resumed from %s (epoch %d, step %d of the epoch, global step %d, written on %d rank(s))", path,
