@@ -45,7 +45,8 @@ Overrides: ``"optimizer.lr=0.05"``, ``"model.hidden_sizes=[256, 128]"``,
 ``"data.name=iris"``. The value is parsed as a TOML literal, falling back to
 the plain string (so ``data.path=/tmp/mnist`` needs no quotes); string keys
 always take the text as written; ``key=none`` clears an optional key. The
-schema is one table, so a later feature adds a key in one place.
+schema is one table (``config_schema.py``), so a later feature adds a key in
+one place.
 """
 from __future__ import annotations
 
@@ -54,9 +55,10 @@ import difflib
 import math
 import os
 import tomllib
-from dataclasses import dataclass
 from importlib import resources
 
+from .config_schema import (ALIASES, MODEL_RESERVED, MODES, MONITORS, OPEN_TABLES, SCHEMA, TABLES,  # noqa: F401
+                            TYPE_WORDS as _TYPE_WORDS, Key, bound_text, describe_schema)
 from .toml_writer import dumps as toml_dumps
 
 
@@ -73,182 +75,6 @@ class ConfigError(ValueError):
         else:
             msg = f"{where}{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)
         super().__init__(msg)
-
-
-# ---------------------------------------------------------------- the schema
-
-@dataclass(frozen=True)
-class Key:
-    """One config key: type, default, doc, and optional bounds / choices.
-
-    type: "int" | "float" | "bool" | "str" | "list[int]" | "list[float]" |
-    "list[str]" | "list[table]". ``bounds`` is a tuple of (op, value) with op in
-    ">", ">=", "<", "<=", applied to the value (to each element of a list).
-    ``optional`` keys default to ``None`` (absent from TOML).
-    """
-
-    type: str
-    default: object
-    doc: str
-    bounds: tuple = ()
-    choices: tuple | None = None
-    optional: bool = False
-    length: int | None = None
-
-
-def _k(type_, default, doc, *bounds, choices=None, optional=False, length=None):
-    return Key(type_, default, doc, tuple(bounds), tuple(choices) if choices else None, optional, length)
-
-
-POS = (">", 0)
-NONNEG = (">=", 0)
-MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
-MODES = ("auto", "min", "max")
-
-SCHEMA: dict[str, Key] = {
-    # --- top level
-    "name": _k("str", "", "config name (default: the built-in name or the file's stem)"),
-    "description": _k("str", "", "one-line description"),
-    # --- run
-    "run.seed": _k("int", 0, "seed of weight init, data order, augmentation and dropout", NONNEG),
-    "run.out_dir": _k("str", "runs", "parent directory of run directories"),
-    "run.run_name": _k("str", None, "run directory name (default: config name + timestamp)", optional=True),
-    "run.device": _k("str", "auto", "where to compute: auto (GPU when cupy sees one), cpu, gpu",
-                     choices=("auto", "cpu", "gpu")),
-    "run.dtype": _k("str", "float32", "floating-point type of parameters and inputs",
-                    choices=("float32", "float64")),
-    "run.quiet": _k("bool", False, "only warnings and the final summary on the console"),
-    "run.plots": _k("bool", True, "write curves.png (needs matplotlib)"),
-    # --- data
-    "data.name": _k("str", "digits", "dataset name (distnn datasets lists them) or a .npz/.csv path"),
-    "data.path": _k("str", None, "file or directory for file-based datasets (mnist, npz, csv, charlm)",
-                    optional=True),
-    "data.batch_size": _k("int", 64, "GLOBAL samples per optimizer step (split evenly over ranks)", (">=", 1)),
-    "data.eval_batch_size": _k("int", 512, "GLOBAL samples per evaluation batch", (">=", 1)),
-    "data.val_fraction": _k("float", 0.1, "fraction of samples held out for validation", NONNEG, ("<", 1)),
-    "data.test_fraction": _k("float", 0.2, "fraction of samples held out for the final test", NONNEG, ("<", 1)),
-    "data.split_seed": _k("int", 0, "seed of the fixed stratified split (independent of run.seed)", NONNEG),
-    "data.standardize": _k("str", "feature", "statistics fitted on the training split: per feature, per "
-                           "channel, one global mean/std, or none",
-                           choices=("feature", "channel", "global", "none")),
-    "data.shuffle": _k("bool", True, "reshuffle the training data every epoch"),
-    "data.drop_last": _k("bool", False, "drop the last incomplete training batch of each epoch"),
-    "data.augment.shift": _k("int", 0, "random image shifts of up to this many pixels (0 = off)", NONNEG),
-    "data.augment.rotate": _k("float", 0.0, "random rotations of up to this many degrees (0 = off)",
-                              NONNEG, ("<=", 180)),
-    "data.augment.noise": _k("float", 0.0, "std of gaussian noise added after standardization (0 = off)",
-                             NONNEG),
-    # --- model (open: other keys are the model's keyword arguments)
-    "model.name": _k("str", "mlp", "model name in distnn.models (mlp, lenet, resnet, lstm, transformer, charlm)"),
-    # --- optimizer
-    "optimizer.name": _k("str", "sgd", "optimizer", choices=("sgd", "adam", "adamw", "rmsprop", "adagrad",
-                                                            "lars", "lamb")),
-    "optimizer.lr": _k("float", 0.01, "base learning rate (before linear scaling)", POS),
-    "optimizer.momentum": _k("float", 0.0, "momentum (sgd, rmsprop, lars)", NONNEG, ("<", 1)),
-    "optimizer.nesterov": _k("bool", False, "Nesterov momentum (sgd; needs momentum > 0)"),
-    "optimizer.weight_decay": _k("float", 0.0, "L2 weight decay (decoupled for adamw)", NONNEG),
-    "optimizer.betas": _k("list[float]", [0.9, 0.999], "Adam-family (beta1, beta2)", NONNEG, ("<", 1), length=2),
-    "optimizer.eps": _k("float", 1e-8, "denominator epsilon (adam, rmsprop, adagrad, lamb)", POS),
-    "optimizer.alpha": _k("float", 0.99, "RMSprop smoothing constant", POS, ("<", 1)),
-    "optimizer.no_decay_bias_norm": _k("bool", True, "exempt biases and normalization weights from weight decay"),
-    # --- schedule
-    "schedule.name": _k("str", "constant", "learning-rate schedule",
-                        choices=("constant", "step", "multistep", "exponential", "cosine", "plateau", "onecycle")),
-    "schedule.interval": _k("str", "epoch", "advance the schedule every epoch or every optimizer step",
-                            choices=("epoch", "step")),
-    "schedule.warmup_steps": _k("int", 0, "linear warmup over this many optimizer steps (0 = none)", NONNEG),
-    "schedule.warmup_epochs": _k("int", 0, "linear warmup over this many epochs (alternative to warmup_steps)",
-                                 NONNEG),
-    "schedule.warmup_start_factor": _k("float", 0.1, "warmup starts at lr * this factor", POS, ("<=", 1)),
-    "schedule.step_size": _k("int", None, "step: decay every step_size intervals", (">=", 1), optional=True),
-    "schedule.gamma": _k("float", 0.1, "step/multistep/exponential decay factor", POS, ("<=", 1)),
-    "schedule.milestones": _k("list[int]", [], "multistep: intervals at which to decay", (">=", 1)),
-    "schedule.T_max": _k("int", None, "cosine: intervals of one half-period (default: the whole run after "
-                         "warmup)", (">=", 1), optional=True),
-    "schedule.eta_min": _k("float", 0.0, "cosine: final learning rate", NONNEG),
-    "schedule.max_lr": _k("float", None, "onecycle: peak learning rate (default: optimizer.lr)", POS,
-                          optional=True),
-    "schedule.monitor": _k("str", "val_loss", "plateau: metric watched", choices=MONITORS),
-    "schedule.mode": _k("str", "auto", "plateau: min or max (auto: from the metric name)", choices=MODES),
-    "schedule.patience": _k("int", 5, "plateau: epochs without improvement before decaying", NONNEG),
-    "schedule.factor": _k("float", 0.1, "plateau: decay factor", POS, ("<", 1)),
-    "schedule.threshold": _k("float", 1e-4, "plateau: relative improvement that counts", NONNEG),
-    "schedule.cooldown": _k("int", 0, "plateau: epochs to wait after a decay", NONNEG),
-    "schedule.min_lr": _k("float", 0.0, "plateau: lower bound of the learning rate", NONNEG),
-    "schedule.linear_scaling": _k("bool", False, "scale lr by data.batch_size / reference_batch (Goyal et al.)"),
-    "schedule.reference_batch": _k("int", 256, "global batch at which optimizer.lr was tuned", (">=", 1)),
-    # --- train
-    "train.epochs": _k("int", 20, "number of passes over the training data", (">=", 1)),
-    "train.max_steps": _k("int", None, "stop after this many optimizer steps", (">=", 1), optional=True),
-    "train.grad_clip": _k("float", 0.0, "clip the global gradient L2 norm to this (0 = off)", NONNEG),
-    "train.grad_accumulation": _k("int", 1, "micro-batches per optimizer step (per-rank batch must divide)",
-                                  (">=", 1)),
-    "train.label_smoothing": _k("float", 0.0, "cross-entropy label smoothing", NONNEG, ("<", 1)),
-    "train.log_every": _k("int", 0, "log the running loss every N steps (0 = once per epoch)", NONNEG),
-    "train.eval_every": _k("int", 1, "evaluate on the validation split every N epochs", (">=", 1)),
-    "train.nonfinite": _k("str", "skip", "a NaN/inf loss or gradient: skip the step on every rank, or stop",
-                          choices=("skip", "error")),
-    "train.max_nonfinite": _k("int", 10, "stop after this many consecutive skipped steps", (">=", 1)),
-    # --- early stopping
-    "early_stopping.enabled": _k("bool", False, "stop when the monitored metric stops improving"),
-    "early_stopping.monitor": _k("str", "val_loss", "metric watched", choices=MONITORS),
-    "early_stopping.mode": _k("str", "auto", "min or max (auto: from the metric name)", choices=MODES),
-    "early_stopping.patience": _k("int", 10, "evaluations without improvement before stopping", (">=", 1)),
-    "early_stopping.min_delta": _k("float", 0.0, "smallest change that counts as improvement", NONNEG),
-    "early_stopping.restore_best": _k("bool", True, "end with the best weights seen"),
-    # --- checkpoint
-    "checkpoint.enabled": _k("bool", True, "write checkpoints"),
-    "checkpoint.dir": _k("str", None, "checkpoint directory (default: <run dir>/checkpoints)", optional=True),
-    "checkpoint.every_steps": _k("int", 0, "also save every N optimizer steps (0 = off)", NONNEG),
-    "checkpoint.every_epochs": _k("int", 1, "save every N epochs (0 = off)", NONNEG),
-    "checkpoint.keep_last": _k("int", 2, "keep this many most recent checkpoints (0 = all)", NONNEG),
-    "checkpoint.keep_best": _k("bool", True, "also keep the best checkpoint by checkpoint.monitor"),
-    "checkpoint.monitor": _k("str", "val_loss", "metric that picks the best checkpoint", choices=MONITORS),
-    "checkpoint.mode": _k("str", "auto", "min or max (auto: from the metric name)", choices=MODES),
-    "checkpoint.resume": _k("str", None, "resume from 'auto' (latest in the run dir) or a checkpoint path",
-                            optional=True),
-    "checkpoint.on_error": _k("str", "stop", "a checkpoint that cannot be written: stop the job, or train on",
-                              choices=("stop", "continue")),
-    "checkpoint.async_save": _k("bool", True, "write checkpoint files in a background thread on rank 0 (the "
-                                "outcome is agreed at the next save or the end of training)"),
-    # --- ensemble
-    "ensemble.members": _k("int", 1, "number of independently trained members (1 = no ensemble)", (">=", 1)),
-    "ensemble.vary": _k("list[str]", ["seed"], "what differs between members: seed, bootstrap",
-                        choices=("seed", "bootstrap")),
-    "ensemble.overrides": _k("list[table]", [], "per-member overrides: a list of {\"dotted.key\" = value} tables"),
-    "ensemble.member": _k("int", None, "index of the member this config trains (set by the ensemble runner)",
-                          NONNEG, optional=True),
-    # --- distributed
-    "distributed.bucket_mb": _k("float", 25.0, "gradient bucket size in MiB for overlapped allreduce", POS),
-    "distributed.compression": _k("str", "none", "gradient compression on the wire", choices=("none", "fp16", "bf16")),
-    "distributed.overlap": _k("bool", True, "start bucket allreduces during backward"),
-    "distributed.check_every": _k("int", 0, "check replicas are identical every N steps (0 = off)", NONNEG),
-    "distributed.timeout": _k("float", 300.0, "seconds a collective may take before the job is aborted", POS),
-    "distributed.sync_batchnorm": _k("bool", False, "batch-norm statistics over all ranks"),
-}
-
-#: Tables whose other keys are passed through (the model's keyword arguments).
-OPEN_TABLES = frozenset({"model"})
-#: Keys the trainer fills from the data; a config must not set them.
-MODEL_RESERVED = frozenset({"num_classes", "input_shape", "generator"})
-#: Common misspellings / names from other tools, to suggest the right key.
-ALIASES = {
-    "learning_rate": "optimizer.lr", "lr": "optimizer.lr", "wd": "optimizer.weight_decay",
-    "weightdecay": "optimizer.weight_decay", "batchsize": "data.batch_size", "batch": "data.batch_size",
-    "batch_size": "data.batch_size", "epoch": "train.epochs", "epochs": "train.epochs", "seed": "run.seed",
-    "clip_grad_norm": "train.grad_clip", "max_grad_norm": "train.grad_clip", "gradient_clip": "train.grad_clip",
-    "accumulation_steps": "train.grad_accumulation", "grad_accum": "train.grad_accumulation",
-    "restore_best_weights": "early_stopping.restore_best", "optim": "optimizer", "scheduler": "schedule",
-    "lr_schedule": "schedule", "output_dir": "run.out_dir", "outdir": "run.out_dir", "dataset": "data",
-    "warmup": "schedule.warmup_steps", "step_size": "schedule.step_size",
-}
-
-# Every proper prefix of a key is a table: "data", "data.augment", ...
-TABLES = list(dict.fromkeys(".".join(k.split(".")[:i]) for k in SCHEMA for i in range(1, k.count(".") + 1)))
-
-_TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-               "list[int]": "a list of integers", "list[float]": "a list of numbers",
-               "list[str]": "a list of strings", "list[table]": "a list of tables"}
 
 
 # ---------------------------------------------------------------- the Config object
@@ -301,14 +127,6 @@ def _describe(v) -> str:
     return f"{v!r} ({kind})"
 
 
-def _bound_text(bounds) -> str:
-    if len(bounds) == 2:
-        (op1, a), (op2, b) = bounds
-        return f"in {'[' if op1 == '>=' else '('}{a}, {b}{']' if op2 == '<=' else ')'}"
-    op, a = bounds[0]
-    return f"{op} {a}"
-
-
 _OPS = {">": lambda v, a: v > a, ">=": lambda v, a: v >= a, "<": lambda v, a: v < a, "<=": lambda v, a: v <= a}
 
 
@@ -356,7 +174,7 @@ def _check_value(path: str, key: Key, value, problems: list):
     for where, raw, v in items:
         if key.bounds and isinstance(v, (int, float)):
             if (isinstance(v, float) and math.isnan(v)) or not all(_OPS[op](v, a) for op, a in key.bounds):
-                problems.append(f"{where} must be {_bound_text(key.bounds)}, got {raw!r}")
+                problems.append(f"{where} must be {bound_text(key.bounds)}, got {raw!r}")
                 return None
         if key.choices is not None and v not in key.choices:
             close = difflib.get_close_matches(str(v), key.choices, n=1)
@@ -706,19 +524,3 @@ def dump_config(cfg) -> str:
 def save_config(cfg, path) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.write(dump_config(cfg))
-
-
-def describe_schema() -> str:
-    """Every key: dotted name, type, default, allowed values, meaning (for ``--help`` screens)."""
-    lines = []
-    for path, key in SCHEMA.items():
-        default = "(unset)" if key.default is None else repr(key.default)
-        allowed = ""
-        if key.choices:
-            allowed = " {" + "|".join(key.choices) + "}"
-        elif key.bounds:
-            allowed = " " + _bound_text(key.bounds)
-        lines.append(f"{path:<34} {key.type:<11} {default:<14}{allowed}  {key.doc}")
-    lines.append(f"{'model.*':<34} {'any':<11} {'':<14}  keyword arguments of the model (see distnn.models)")
-    lines.append(f"{'data.*':<34} {'any':<11} {'':<14}  options of the chosen dataset (distnn datasets)")
-    return "\n".join(lines)
