@@ -61,6 +61,22 @@ def test_wrong_types_and_ranges_name_the_dotted_key(override, message):
     assert isinstance(info.value, ValueError)
 
 
+def test_dataset_options_are_typed_by_the_dataset(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,y\n1,2,0\n3,4,1\n")
+    base = ["data.name=csv", f"data.path={path}", "data.augment.shift=0"]
+    cfg = load_config("digits_mlp", base + ["data.header=true", "data.label_column='y'", "data.num_classes=2"])
+    assert cfg.data.header is True and cfg.data.label_column == "y" and cfg.data.num_classes == 2
+    with pytest.raises(ConfigError, match=r"data.label_column must be an integer or a string, got 1.5"):
+        load_config("digits_mlp", base + ["data.label_column=1.5"])
+    with pytest.raises(ConfigError, match=r"data.length must be an integer, got 3.0 \(float\)"):
+        load_config("sequence_lstm", ["data.length=3.0"])
+    with pytest.raises(ConfigError, match="unknown key 'data.lenght' \\(did you mean 'data.length'\\?\\)"):
+        load_config("sequence_lstm", ["data.lenght=3"])
+    with pytest.raises(ConfigError, match="data.path is required for dataset 'csv'"):
+        load_config("digits_mlp", ["data.name=csv"])
+
+
 def test_cross_checks_and_all_problems_at_once():
     with pytest.raises(ConfigError, match="schedule.step_size is required when schedule.name = 'step'"):
         load_config("digits_mlp", ["schedule.name=step"])

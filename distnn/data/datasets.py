@@ -69,6 +69,24 @@ class DatasetEntry:
         sig = inspect.signature(self.source)
         return {k: (None if p.default is inspect.Parameter.empty else p.default) for k, p in sig.parameters.items()}
 
+    def check_option(self, key: str, value) -> str | None:
+        """None if ``value`` has the type the source declares for ``key``, else the expected type in words."""
+        hints = inspect.get_annotations(self.source, eval_str=True)
+        allowed = hints.get(key)
+        if allowed is None:
+            default = self.options().get(key)
+            allowed = type(default) if default is not None else None
+        if allowed is None:
+            return None
+        kinds = tuple(dict.fromkeys(getattr(allowed, "__args__", (allowed,))))
+        ok = any(isinstance(value, k) and not (k is int and isinstance(value, bool) and bool not in kinds)
+                 for k in kinds if k is not type(None))
+        ok = ok or (float in kinds and isinstance(value, int) and not isinstance(value, bool))
+        if ok:
+            return None
+        words = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+        return " or ".join(words.get(k, k.__name__) for k in kinds if k is not type(None))
+
 
 _REGISTRY: dict[str, DatasetEntry] = {}
 
@@ -158,17 +176,17 @@ def _idx_source(path, flatten, class_names):
 
 
 @register_dataset("mnist", "MNIST handwritten digits from IDX files under data.path (plain or .gz)", needs_path=True)
-def _mnist(path=None, flatten: bool = True):
+def _mnist(path: str | None = None, flatten: bool = True):
     return _idx_source(path, flatten, [str(i) for i in range(10)])
 
 
 @register_dataset("fashion_mnist", "Fashion-MNIST clothing images from IDX files under data.path", needs_path=True)
-def _fashion(path=None, flatten: bool = True):
+def _fashion(path: str | None = None, flatten: bool = True):
     return _idx_source(path, flatten, FASHION_CLASSES)
 
 
 @register_dataset("npz", "a .npz file (keys x/y or X/y, or x_train/y_train/...) at data.path", needs_path=True)
-def _npz(path=None, x_key: str | None = None, y_key: str | None = None, num_classes: int | None = None):
+def _npz(path: str | None = None, x_key: str | None = None, y_key: str | None = None, num_classes: int | None = None):
     if path is None:
         raise DataError("dataset 'npz' needs data.path (a .npz file)")
     parts = load_npz(path, x_key, y_key, num_classes)
@@ -177,7 +195,8 @@ def _npz(path=None, x_key: str | None = None, y_key: str | None = None, num_clas
 
 
 @register_dataset("csv", "a CSV table at data.path (label column configurable, header optional)", needs_path=True)
-def _csv(path=None, label_column=-1, header="auto", delimiter: str = ",", num_classes: int | None = None):
+def _csv(path: str | None = None, label_column: int | str = -1, header: bool | str = "auto", delimiter: str = ",",
+         num_classes: int | None = None):
     if path is None:
         raise DataError("dataset 'csv' needs data.path (a .csv file)")
     x, y, features = load_csv(path, label_column, header, delimiter, num_classes)
@@ -230,7 +249,7 @@ def _seq_majority(n_samples: int = 2000, length: int = 16, vocab_size: int = 4, 
 
 
 @register_dataset("charlm", "next-character prediction on a small built-in text, or a UTF-8 file at data.path")
-def _charlm(path=None, seq_len: int = 64, stride: int | None = None, val_fraction: float = 0.1,
+def _charlm(path: str | None = None, seq_len: int = 64, stride: int | None = None, val_fraction: float = 0.1,
             test_fraction: float = 0.1):
     parts, vocab = text.char_lm_splits(text.load_text(path), seq_len, stride, val_fraction, test_fraction)
     return RawData(parts, len(vocab), list(vocab), {"vocab": vocab, "vocab_size": len(vocab), "seq_len": seq_len},

@@ -375,15 +375,12 @@ def _check_data(extra: dict, out: dict, problems: list):
             takes = ", ".join(o for o in options if o != "path") or "none"
             problems.append(f"unknown key 'data.{k}'{hint}; dataset '{name}' options: {takes}")
             continue
-        default, v = options[k], extra[k]
-        expected = type(default) if default is not None else None
-        ok = (expected is None or isinstance(v, expected) and not (expected is int and isinstance(v, bool))
-              or (expected is float and isinstance(v, int) and not isinstance(v, bool)))
-        if not ok:
-            problems.append(f"data.{k} must be {_TYPE_WORDS.get(expected.__name__, expected.__name__)}, "
-                            f"got {_describe(v)}")
+        v = extra[k]
+        expected = dsets.get_dataset_entry(name).check_option(k, v)
+        if expected is not None:
+            problems.append(f"data.{k} must be {expected}, got {_describe(v)}")
             continue
-        data[k] = float(v) if expected is float else v
+        data[k] = float(v) if isinstance(options[k], float) and isinstance(v, int) else v
     needs_path = dsets.get_dataset_entry(name).needs_path
     if "path" not in options and data.get("path") is not None and name == data["name"]:
         problems.append(f"data.path is set but dataset '{name}' reads no files; remove data.path")
