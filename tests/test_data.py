@@ -120,6 +120,18 @@ def test_charlm_windows_are_next_character_and_splits_contiguous():
     assert BUILTIN_TEXT.find(val_text) >= int(len(BUILTIN_TEXT) * 0.7) - 1  # val comes after train
 
 
+def test_charlm_reads_a_user_text_file(tmp_path):
+    p = tmp_path / "t.txt"
+    p.write_text("abcdefghij" * 30)
+    s = D.load_dataset("charlm", path=str(p), seq_len=16, stride=4)
+    assert s.meta["vocab"] == list("abcdefghij") and s.num_classes == 10
+    p.write_text("too short")
+    with pytest.raises(DataError, match="too short for language modelling"):
+        D.load_dataset("charlm", path=str(p))
+    with pytest.raises(DataError, match="not found"):
+        D.load_dataset("charlm", path=str(tmp_path / "missing.txt"))
+
+
 # ---------------------------------------------------------------- IDX
 
 def _write_mnist(tmp_path, n_train=30, n_test=10, gz=False, side=6):
