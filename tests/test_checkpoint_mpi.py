@@ -179,6 +179,18 @@ def test_sigterm_twice_to_mpiexec_checkpoints_and_exits_75(reference, tmp_path):
     assert_same(reference[1], res)
 
 
+def test_signal_to_one_rank_only_stops_every_rank_at_the_same_step(reference, tmp_path):
+    # SIGUSR1 reaches rank 1 alone (a scheduler signalling one node); rank 0 must stop at the same step
+    rc, err, _ = run_job(tmp_path, "--every-n-epochs", "0", "--no-save-best",
+                         env={"DISTNN_FAULT_SIGNAL_AT": "1:7:SIGUSR1"})
+    assert rc == 75, err
+    cps = assert_all_checkpoints_valid(tmp_path)
+    assert [c.step for c in cps] in ([8], [9]), [c.step for c in cps]  # flags are read one step later
+    assert "preempted by SIGUSR1" in err
+    res, _ = finish(tmp_path)
+    assert_same(reference[1], res)
+
+
 def test_cli_sigterm_exit_75_then_resume_auto_is_bitwise_equal(tmp_path):
     # the real thing: `distnn train` with the digits_mlp config (dropout, shift augmentation, SGD with
     # Nesterov momentum, cosine schedule) on 2 ranks; SIGTERM to mpiexec; rerun with --resume auto

@@ -2,29 +2,32 @@
 
 Preemption (SLURM ``--signal=USR1@60``, ``scancel``, a node drain, ``kill``):
 SIGTERM or SIGUSR1 only *sets a flag* here (:class:`PreemptionHandler`);
-nothing is written from a signal handler. At the next step boundary every
-rank learns, in the same tiny collective, whether ANY rank was signalled
-(``mpiexec`` forwards SIGTERM/SIGUSR1 to every rank, a scheduler may signal
-only some), and all of them stop at that same step: the checkpoint callback
-writes a checkpoint and raises :class:`Preempted`; ``distnn train`` then exits
-with :data:`EXIT_PREEMPTED` (75, ``EX_TEMPFAIL``: "try again"), and
-``--resume auto`` continues. A second signal during the save only sets the
-flag again; the atomic write protocol (:mod:`distnn.train.checkpoint`) keeps
-the checkpoint directory consistent whatever happens.
+nothing is written from a signal handler. Every rank's flag travels in a
+nonblocking allgather started at each step and read at the next one, so all
+ranks learn together whether ANY rank was signalled (``mpiexec`` forwards
+SIGTERM/SIGUSR1 to every rank, a scheduler may signal only some) and stop at
+the same step: the checkpoint callback writes a checkpoint and raises
+:class:`Preempted`; ``distnn train`` then exits with :data:`EXIT_PREEMPTED`
+(75, ``EX_TEMPFAIL``: "try again"), and ``--resume auto`` continues. A second
+signal during the save only sets the flag again; the atomic write protocol
+(:mod:`distnn.train.checkpoint`) keeps the checkpoint directory consistent
+whatever happens.
 
-Non-finite loss or gradients (``train.nonfinite``): the same collective tells
-every rank whether any rank saw a NaN/inf (one rank's bad batch, an injected
-fault); with ``"skip"`` every rank skips the optimizer step together (counted
-in ``trainer.state.skipped_steps`` and logged), with ``"error"`` every rank
-raises :class:`NonFiniteError` naming the step before the update, so no NaN
-reaches the weights or any checkpoint.
+Non-finite loss or gradients (``train.nonfinite``): decided on the averaged
+gradients, which are identical on every rank, so one rank's bad batch makes
+every rank take the same decision without a collective: with ``"skip"``
+every rank skips the optimizer step together (counted in
+``trainer.state.skipped_steps`` and logged with the ranks whose loss was
+non-finite), with ``"error"`` every rank raises :class:`NonFiniteError`
+naming the step before the update, so no NaN reaches the weights or any
+checkpoint.
 
 Fault injection for tests (environment): ``DISTNN_FAULT_KILL_AT=RANK:STEP``
 kills that rank with SIGKILL when it reaches global step STEP (1-based, the
 step being taken); ``DISTNN_FAULT_NONFINITE_AT=RANK:STEP[,...]`` puts a NaN
-into that rank's gradient at that step (after the gradient average, so only
-that rank sees it); ``DISTNN_FAULT_SIGNAL_AT=RANK:STEP[:SIG]`` sends this
-process SIG (default SIGTERM) at that step; ``DISTNN_FAULT_STEP_DELAY=SECONDS``
+into that rank's local gradient at that step (before the average);
+``DISTNN_FAULT_SIGNAL_AT=RANK:STEP[:SIG]`` sends this process SIG (default
+SIGTERM) at that step; ``DISTNN_FAULT_STEP_DELAY=SECONDS``
 sleeps at every step (to make a short job long enough to signal).
 """
 from __future__ import annotations
@@ -36,6 +39,8 @@ import threading
 import time
 
 import numpy as np
+
+from .callbacks.base import Callback
 
 #: exit status of a run that stopped for preemption after writing its checkpoint (sysexits EX_TEMPFAIL)
 EXIT_PREEMPTED = 75
@@ -154,16 +159,27 @@ def _parse_at(env: str) -> list[tuple]:
     return out
 
 
-class StepGuard:
+class StepGuard(Callback):
     """Called by the trainer once per optimizer step, after the gradient average and before the update.
 
     ``nonfinite``: ``"error"``, ``"skip"`` or ``"off"``; ``max_nonfinite``
     consecutive skipped steps are an error too. ``preemption``: watch the
-    preemption flag. Returns True when the step must be skipped. One
-    allgather of two numbers per step (only in multi-rank runs, and only when
-    something is watched); afterwards :attr:`preempt_signal` is the agreed
-    signal (or None) and :attr:`last_bad_ranks` the ranks that saw non-finite values.
+    preemption flag. Returns True when the step must be skipped.
+
+    No blocking collective per step. The skip decision looks at the AVERAGED
+    gradients, which are the same bits on every rank: a NaN or inf in any
+    rank's loss or gradient reaches every rank's average, so every rank
+    decides alike by itself. Only on such a step do the ranks run one
+    allgather (all of them are there, since all saw it) to name the ranks
+    whose loss was non-finite. The preemption flags travel in a nonblocking
+    allgather started at each step and read at the next one (complete by
+    then), so a signal stops the run one step later than it could, at no
+    waiting cost. (Without a DataParallel average, with ``data_parallel=False``,
+    the flags are gathered synchronously instead.) Also a callback: its
+    ``on_train_end`` completes the last flags collective.
     """
+
+    state_key = "_step_guard"
 
     def __init__(self, comm, nonfinite: str = "skip", preemption: bool = True, max_nonfinite: int = 10, log=None):
         if nonfinite not in NONFINITE_POLICIES:
@@ -177,6 +193,9 @@ class StepGuard:
         self.preempt_signal: int | None = None
         self.last_bad_ranks: list[int] = []
         self.log = log
+        self._pending = None          # the flags collective started at the previous step
+        self._local_bad = False       # this rank's own loss (or an injected gradient) was non-finite
+        self._trainer = None
         self._kill = [(r, s) for r, s, *_ in _parse_at("DISTNN_FAULT_KILL_AT") if r == self.rank]
         self._nan = {s for r, s, *_ in _parse_at("DISTNN_FAULT_NONFINITE_AT") if r == self.rank}
         self._sig = [(s, (rest[0] if rest else "SIGTERM")) for r, s, *rest in _parse_at("DISTNN_FAULT_SIGNAL_AT")
@@ -187,25 +206,52 @@ class StepGuard:
     def active(self) -> bool:
         return self.nonfinite != "off" or self.preemption
 
+    def bind(self, trainer) -> "StepGuard":
+        """Attach to ``trainer`` (as its ``step_guard`` and a callback); installs the NaN fault hook if asked."""
+        self._trainer = trainer
+        trainer.step_guard = self
+        trainer.callbacks.append(self)
+        if self._nan:
+            # A NaN in this rank's LOCAL gradient, before the average (registered before DataParallel's
+            # hooks, which fit() adds later): the realistic fault, one bad batch on one rank.
+            p = next(iter(trainer.model.parameters()))
+            p.register_post_accumulate_grad_hook(self._nan_hook)
+        return self
+
+    def _nan_hook(self, tensor):
+        if self._trainer is not None and self._trainer.state.global_step + 1 in self._nan and tensor.grad is not None:
+            tensor.grad.reshape(-1)[0] = np.nan
+            self._local_bad = True
+
+    # ------------------------------------------------------------------ the step
     def __call__(self, trainer, loss_sum: float) -> bool:
         step = trainer.state.global_step + 1  # the step being taken
-        self._inject(trainer, step)
-        bad = self.nonfinite != "off" and not (math.isfinite(loss_sum) and _grads_finite(trainer.model))
+        self._inject(step)
+        self._local_bad = self._local_bad or not math.isfinite(loss_sum)
         sig = (_requested or 0) if self.preemption else 0
-        if self.world > 1 and self.active:
-            flags = np.asarray(self.comm.allgather(np.array([float(bad), float(sig)])))
-            bad_ranks = [r for r in range(self.world) if flags[r, 0]]
-            sig = int(flags[:, 1].max())
-        else:
-            bad_ranks = [self.rank] if bad else []
-        self.last_bad_ranks = bad_ranks
-        if sig and self.preempt_signal is None:
-            self.preempt_signal = sig
-        if not bad_ranks:
+        averaged = self.world == 1 or getattr(trainer, "ddp", None) is not None
+        if averaged:
+            self._collect()                                   # the previous step's flags
+            bad = self.nonfinite != "off" and (not _grads_finite(trainer.model) or
+                                               (self.world == 1 and self._local_bad))
+            if self.world == 1 and sig and self.preempt_signal is None:
+                self.preempt_signal = sig
+            elif self.world > 1 and self.active:
+                self._pending = self.comm.iallgather(np.array([float(self._local_bad), float(sig)]))
+        else:  # gradients not averaged (data_parallel=False): agree synchronously
+            flags = np.asarray(self.comm.allgather(np.array([float(self._local_bad), float(sig)])))
+            bad = self.nonfinite != "off" and bool(flags[:, 0].any())
+            self._note_signal(flags)
+        local_bad, self._local_bad = self._local_bad, False
+        if not bad:
             self.consecutive = 0
             return False
-        where = (f"step {step} (epoch {trainer.state.epoch + 1}, batch {trainer.state.batch_in_epoch + 1}) "
-                 f"on rank(s) {bad_ranks}")
+        self.finish()  # every rank is here (the same averaged bits): one allgather names the ranks
+        who = (np.asarray(self.comm.allgather(np.array([float(local_bad)])))[:, 0] if self.world > 1
+               else np.array([float(local_bad)]))
+        self.last_bad_ranks = [r for r in range(self.world) if who[r]]
+        where = (f"step {step} (epoch {trainer.state.epoch + 1}, batch {trainer.state.batch_in_epoch + 1})"
+                 + (f" on rank(s) {self.last_bad_ranks}" if self.last_bad_ranks else ""))
         if self.nonfinite == "error":
             raise self._agreed(NonFiniteError(
                 f"non-finite loss or gradients at {where}; the step was not applied and nothing was saved "
@@ -222,11 +268,28 @@ class StepGuard:
                              trainer.state.skipped_steps)
         return True
 
+    def _collect(self):
+        if self._pending is not None:
+            flags, self._pending = np.asarray(self._pending.wait()), None
+            self._note_signal(flags)
+
+    def _note_signal(self, flags):
+        sig = int(flags[:, 1].max())
+        if sig and self.preempt_signal is None:
+            self.preempt_signal = sig
+
+    def finish(self) -> None:
+        """Complete the flags collective in flight (collective: every rank has the same one pending)."""
+        self._collect()
+
+    def on_train_end(self, trainer, logs):
+        self.finish()
+
     def _agreed(self, exc):
         exc.report = self.rank == 0  # raised on every rank at the same step: rank 0 reports it
         return exc
 
-    def _inject(self, trainer, step):
+    def _inject(self, step):
         if self._delay:
             time.sleep(self._delay)
         for r, s in self._kill:
@@ -236,11 +299,6 @@ class StepGuard:
         for s, name in self._sig:
             if s == step:
                 os.kill(os.getpid(), _signum(name))
-        if step in self._nan:
-            for p in trainer.model.parameters():
-                if p.grad is not None:
-                    p.grad.reshape(-1)[0] = np.nan
-                    break
 
 
 def _grads_finite(model) -> bool:

@@ -10,9 +10,9 @@ replicas are identical, so its model and optimizer stand for all); then rank
 0 broadcasts success or failure and every rank acts on the same answer
 (``on_error="stop"``: all raise :class:`~distnn.train.checkpoint.CheckpointError`;
 ``"continue"``: all go on, rank 0 warns). With ``async_save`` (the config
-default) only the state copy and its encoding happen at the save point; npz
-packing, hashing, writing and fsync run in a background thread on rank 0
-while training continues, and the outcome is agreed at the next save, at a
+default) the state is copied and packed into bytes at the save point (about
+a millisecond for a small model); hashing, writing and fsync run in a
+background thread on rank 0 while training continues, and the outcome is agreed at the next save, at a
 preemption (which always waits for its own write), or at the end of
 training. ``latest`` only ever names a complete checkpoint either way; a
 failure is then acted on one save later. Synchronous saves cost a few fsyncs
@@ -211,8 +211,10 @@ class ModelCheckpoint(Callback):
             "stop_agreed": any(r["stop_requested"] for r in ranks), "metrics": metrics,
             "best": {"monitor": self.monitor, "value": self.best, "name": self.best_name},
         }
-        # Only the encoding happens here; packing and writing may go on in the background.
-        return st.global_step, ck.encode_state(state), manifest
+        # Packing (npz, JSON) happens here too: it is pure-Python-heavy work that, in a background thread,
+        # would hold the GIL against the training loop; what is left for the thread (hashing, writing,
+        # fsync) mostly releases it.
+        return st.global_step, ck.serialize(state, self.extra_files), manifest
 
     def _write_into(self, job, box):
         result = box["result"] = self._write(job)
@@ -228,12 +230,8 @@ class ModelCheckpoint(Callback):
         """Rank 0: write, point ``best``/``latest``, apply retention. Never raises."""
         if isinstance(job, Exception):
             return {"ok": False, "error": f"cannot serialize the training state: {job}"}
-        step, (skeleton, arrays), manifest = job
+        step, files, manifest = job
         t0 = time.perf_counter()
-        try:
-            files = ck.to_files(skeleton, arrays, self.extra_files)
-        except (TypeError, ValueError) as e:
-            return {"ok": False, "error": f"cannot serialize the training state: {e}"}
         try:
             path = ck.write_checkpoint(self.root, step, files, manifest, fsync=self.fsync)
             if self.best_name == ck.step_name(step):
@@ -259,6 +257,7 @@ class ModelCheckpoint(Callback):
             return result["path"]
         self.failures += 1
         if self.on_error == "stop":
+            _finish_guard(trainer)
             raise _agreed(ck.CheckpointError(f"{result['error']} (checkpoint.on_error = \"stop\"; set it to "
                                              f"\"continue\" to train on without checkpoints)"), trainer)
         self.log.warning("checkpoint failed, training continues without it (checkpoint.on_error = \"continue\"): "
@@ -266,6 +265,7 @@ class ModelCheckpoint(Callback):
         return None
 
     def _preempt(self, trainer, signum):
+        _finish_guard(trainer)  # no collective left in flight when every rank leaves
         error = None
         try:
             path = self.save(trainer, "preempt", wait=True)
@@ -288,6 +288,12 @@ class ModelCheckpoint(Callback):
     def load_state_dict(self, state):
         self.best = state.get("best")
         self.best_name = state.get("best_name")
+
+
+def _finish_guard(trainer):
+    guard = getattr(trainer, "step_guard", None)
+    if hasattr(guard, "finish"):
+        guard.finish()
 
 
 def _agreed(exc, trainer):
@@ -455,7 +461,13 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
     watch_signals = cb is not None and bool(signals)
     guard = preemption.StepGuard(trainer.comm, nonfinite=nonfinite, preemption=watch_signals,
                                  max_nonfinite=max_nonfinite, log=log or get_logger("train"))
-    trainer.step_guard = guard if guard.active else None
+    if guard.active:
+        guard.bind(trainer)  # trainer.step_guard, and a callback (placed before the checkpoint callback)
+        if cb is not None:
+            callbacks = trainer.callbacks.callbacks
+            callbacks.insert(callbacks.index(cb), callbacks.pop(callbacks.index(guard)))
+    else:
+        trainer.step_guard = None
     if watch_signals:
         trainer._preemption_handler = preemption.PreemptionHandler(signals).install()
     spec = resume_spec or opts["resume"]
