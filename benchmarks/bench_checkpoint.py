@@ -18,7 +18,6 @@ plus the time the checkpoint callback held training up (rank 0's measure).
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import shutil
 import subprocess

@@ -34,8 +34,9 @@ Checkpoints go to <run>/checkpoints/step-<N>/ (checkpoint.every_epochs,
 checkpoint.every_steps, checkpoint.keep_last); --resume auto picks the newest
 one whose checksums verify, also on a different number of ranks. SIGTERM or
 SIGUSR1 (e.g. sbatch --signal=USR1@60, scancel, mpiexec forwarding a kill):
-every rank stops at the next step, a checkpoint is written, and the exit
-status is 75; run the same command with --resume auto to continue.
+every rank stops at the same step (within two steps of the signal), a
+checkpoint is written, and the exit status is 75; run the same command with
+--resume auto to continue.
 
 exit status: 0 finished, 2 error (one line on stderr), 75 preempted after
 writing a checkpoint, 130 interrupted (Ctrl-C).

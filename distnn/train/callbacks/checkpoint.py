@@ -74,7 +74,8 @@ class ModelCheckpoint(Callback):
             if int(v) != v or v < 0:
                 raise ValueError(f"checkpoint.{name} must be an integer >= 0, got {v!r}")
         self.root = str(directory)
-        self.every_n_steps, self.every_n_epochs, self.keep_last = int(every_n_steps), int(every_n_epochs), int(keep_last)
+        self.every_n_steps, self.every_n_epochs = int(every_n_steps), int(every_n_epochs)
+        self.keep_last = int(keep_last)
         self.save_best, self.monitor, self.mode = bool(save_best), monitor, monitor_mode(monitor, mode)
         self.on_error, self.async_save, self.fsync = on_error, bool(async_save), bool(fsync)
         self.extra_files = dict(extra_files or {})
