@@ -127,6 +127,10 @@ class InProcessCommunicator(Communicator):
         group = _Group(size, collective_timeout() if timeout == "env" else timeout)
         return [cls(group, r) for r in range(size)]
 
+    def set_timeout(self, seconds) -> None:
+        """Seconds a collective may wait for the other simulated ranks (None: forever); group-wide."""
+        self._group.timeout = seconds
+
     # ------------------------------------------------------------ plumbing
     def _post(self, kind: str, value, meta, finish) -> Handle:
         """Deposit this rank's contribution to its next collective; returns the handle to wait on."""

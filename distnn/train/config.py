@@ -37,7 +37,7 @@ meaning; the table below is the overview):
 ``[checkpoint]``   enabled, dir, every_steps, every_epochs, keep_last, keep_best,
                    monitor, mode, resume, on_error, async_save
 ``[ensemble]``     members, vary (seed / bootstrap), per-member overrides, member
-``[distributed]``  bucket_mb, compression, overlap, check_every, timeout,
+``[distributed]``  bucket_mb, compression, check_every, timeout,
                    sync_batchnorm
 =================  ==============================================================
 

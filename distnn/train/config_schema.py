@@ -156,7 +156,6 @@ SCHEMA: dict[str, Key] = {
     # --- distributed
     "distributed.bucket_mb": _k("float", 25.0, "gradient bucket size in MiB for overlapped allreduce", POS),
     "distributed.compression": _k("str", "none", "gradient compression on the wire", choices=("none", "fp16", "bf16")),
-    "distributed.overlap": _k("bool", True, "start bucket allreduces during backward"),
     "distributed.check_every": _k("int", 0, "check replicas are identical every N steps (0 = off)", NONNEG),
     "distributed.timeout": _k("float", 300.0, "seconds a collective may take before the job is aborted", POS),
     "distributed.sync_batchnorm": _k("bool", False, "batch-norm statistics over all ranks"),

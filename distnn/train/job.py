@@ -67,6 +67,17 @@ def _as_dict(section) -> dict:
     return dict(vars(section))
 
 
+def _apply_collective_timeout(comm, seconds):
+    """``distributed.timeout`` from the config; DISTNN_COLLECTIVE_TIMEOUT in the environment wins."""
+    if "DISTNN_COLLECTIVE_TIMEOUT" in os.environ:
+        return
+    setter = getattr(comm, "set_timeout", None)
+    if setter is not None:
+        setter(seconds)
+    elif hasattr(comm, "timeout"):
+        comm.timeout = seconds
+
+
 # ------------------------------------------------------------------ the setup
 class Job:
     """Everything one rank needs to train, built from a config (phase 1: nothing is written)."""
@@ -79,6 +90,7 @@ class Job:
         self.cfg = cfg if cfg is not None else load_config(config, overrides)  # cfg: an ensemble member's
         self.config_name = self.cfg.get("name") or os.path.splitext(os.path.basename(str(config)))[0]
         self.quiet = bool(quiet or self.cfg.run.quiet)
+        _apply_collective_timeout(comm, self.cfg.distributed.timeout)
         self.splits = member_splits(self.cfg, self._load_data())  # an ensemble member's bootstrap resample
         self.train_tf, self.eval_tf = self._transforms()
         self.model, self.model_spec = self._build_model()
