@@ -13,6 +13,11 @@ it already has one). A leaf adopts the first gradient it receives without a copy
 only when nothing else can see that array (checked by identity and refcount);
 otherwise it gets a copy laid out like its data. Each node is freed (saved arrays
 and edges dropped) right after its backward unless ``retain_graph=True``.
+
+Backward-begin hooks (:func:`register_backward_begin_hook`) see each pass's root
+and the leaves it will reach before any gradient flows, and may scale the root
+gradient (the "seed"): data parallelism pre-weights every gradient of the pass by
+this rank's share of the global batch that way, at no cost per gradient.
 """
 from __future__ import annotations
 
@@ -124,6 +129,62 @@ def queue_callback(fn) -> None:
     stack[-1].append(fn)
 
 
+# Hooks called at the start of every backward pass (any thread); see register_backward_begin_hook.
+_begin_hooks: list = []
+
+
+class _BeginHookHandle:
+    def __init__(self, hook):
+        self._hook = hook
+
+    def remove(self) -> None:
+        try:
+            _begin_hooks.remove(self._hook)
+        except ValueError:
+            pass
+
+
+def register_backward_begin_hook(hook):
+    """Call ``hook(root, leaves)`` at the start of every backward pass; returns a handle with ``remove()``.
+
+    ``root`` is the tensor ``backward()`` was called on; ``leaves`` the leaf
+    tensors (requiring grad) this pass will give a gradient to, a mapping that
+    supports ``in`` and iteration (do not modify or keep it). The hook runs
+    in the thread of the backward pass, after the graph was walked and before
+    any gradient is computed; it may call :func:`queue_callback` and note
+    facts in :func:`backward_context`. It returns
+    None, or a number the root gradient (the implicit ones or the
+    ``gradient`` argument) is multiplied by: every gradient of the pass is
+    then scaled by it (backward is linear in the seed), at no cost per
+    gradient. Factors of several hooks multiply. Hooks are global (all
+    threads); one must ignore passes that are none of its business (e.g. by
+    checking ``leaves``) and be cheap.
+    """
+    _begin_hooks.append(hook)
+    return _BeginHookHandle(hook)
+
+
+def _seed_factor(root, leaves):
+    factor = None
+    for hook in tuple(_begin_hooks):  # a copy: another thread may register or remove meanwhile
+        f = hook(root, leaves)
+        if f is not None:
+            factor = f if factor is None else factor * f
+    return factor
+
+
+def backward_context():
+    """A dict private to the backward pass now running in this thread (None outside backward).
+
+    Hooks note facts about the pass there for the ``Function.backward`` calls
+    of the same pass to read (e.g. DataParallel marks a pass whose seed carries
+    this rank's weight, which SyncBatchNorm's backward must know); it is
+    discarded when the pass ends.
+    """
+    contexts = getattr(_callbacks, "contexts", None)
+    return contexts[-1] if contexts else None
+
+
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
 
@@ -132,12 +193,15 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     stack = getattr(_callbacks, "stack", None)
     if stack is None:
         stack = _callbacks.stack = []
+        _callbacks.contexts = []
     queued = []
     stack.append(queued)
+    _callbacks.contexts.append({})
     try:
         _backward(root, grad, retain_graph)
     finally:
         stack.pop()
+        _callbacks.contexts.pop()
     for fn in queued:  # a callback may queue no more: the pass is over
         fn()
 
@@ -167,6 +231,10 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
 
     node = root._node
     if node is None:  # backward on a leaf
+        if _begin_hooks:
+            factor = _seed_factor(root, {root: 1})
+            if factor is not None and factor != 1:
+                grad *= factor  # ours (a fresh array)
         _accumulate_leaf(root, grad, owned=True)
         if root._hooks:
             _fire_hooks(root)
@@ -195,6 +263,11 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
                 push(p)
             else:
                 node_deps[p] = count + 1
+
+    if _begin_hooks:
+        factor = _seed_factor(root, leaf_deps)
+        if factor is not None and factor != 1:
+            grad *= factor  # ours: ones_like or the caller's gradient copied above
 
     # Pass 2: run each node once all its consumers have delivered (Kahn's
     # algorithm, LIFO so memory is released depth-first). Gradients are dropped

@@ -2,12 +2,17 @@
 
 A bucket is a fixed group of parameters, the same on every rank. Each
 synchronization it is *launched* once (its gradients weighted by this rank's
-share and a nonblocking collective started), then *finished* (waited for,
-rescaled if needed) and *installed* (the averages become ``p.grad``). Besides
-the gradients it carries a few numbers, its "meta": one flag per parameter
-(1 where this rank has a gradient) and the rank's sample count. Summed, they
-give how many ranks had each gradient and the global sample count, so no
-separate collective is needed for either.
+share, unless backward already did that through its seed, and a nonblocking
+collective started), then *finished* (waited for, rescaled if needed) and
+*installed* (the averages become ``p.grad``). Besides the gradients a bucket
+carries one flag per parameter (1 where this rank has a gradient); summed,
+they give how many ranks had each gradient.
+
+The step's other numbers (the in-place buckets' flags, the sample count, the
+caller's step flags: the "step meta") ride in the LAST bucket launched when
+it is a flat one, so a typical step costs one collective per bucket and
+nothing more; otherwise they go in one tiny collective of their own
+(:class:`StepMeta`), started after the last bucket.
 
 Two kinds:
 
@@ -16,9 +21,8 @@ Two kinds:
   parameter). Packing and weighting are one pass; afterwards each ``p.grad``
   is a view of the buffer, so nothing is copied back.
 * :class:`InPlaceBucket` holds one large parameter and reduces its gradient
-  array where it lies: weighting in place, no copy into a second buffer. The
-  meta of all in-place buckets travels in one tiny collective per step
-  (:class:`InPlaceMeta`), started after the last bucket.
+  array where it lies: no copy into a second buffer, and no pass at all when
+  backward's seed already weighted it.
 
 Lifecycle per synchronization: ``launch`` (in bucket order), ``wait``,
 ``scale`` (rarely: when the global sample count changed), ``install``.
@@ -34,6 +38,8 @@ INPLACE_BYTES = 1 << 20
 
 
 class _BucketBase:
+    extra = 0  # step-meta slots this bucket carries (the last flat bucket only)
+
     def __init__(self, index, entries):
         self.index = index
         self.names = [name for name, _ in entries]
@@ -61,7 +67,11 @@ def _weigh_into(xp, out, g, w):
 
 
 class FlatBucket(_BucketBase):
-    """Many gradients back to back in one buffer: ``[values..., flag per parameter, sample count]``."""
+    """Many gradients back to back in one buffer: ``[values..., flag per parameter, step meta...]``.
+
+    ``extra`` slots of step meta are reserved when this bucket carries it
+    (the last bucket launched); :meth:`launch` fills them.
+    """
 
     def __init__(self, index, entries, codec=None):
         super().__init__(index, entries)
@@ -71,8 +81,9 @@ class FlatBucket(_BucketBase):
 
     def _allocate(self):
         xp = get_array_module(self.params[0].data)
-        self.buffer = xp.zeros(self.numel + len(self.params) + 1, dtype=self.dtype)
+        self.buffer = xp.zeros(self.numel + len(self.params) + self.extra, dtype=self.dtype)
         self.values, self.meta = self.buffer[:self.numel], self.buffer[self.numel:]
+        self.flags = self.meta[:len(self.params)]
         self.views, offset = [], 0
         for p in self.params:
             n = int(p.data.size)
@@ -81,18 +92,22 @@ class FlatBucket(_BucketBase):
         if self.codec is not None:
             self.message = xp.empty(self.codec.message_size(self.numel, self.meta.size), dtype=xp.uint16)
 
-    def launch(self, comm, weight, samples):
+    def launch(self, comm, weight, extra=None):
+        """Pack ``weight * p.grad`` (zeros where None), the flags and ``extra`` (the step meta); start the sum."""
         if self.buffer is None:
             self._allocate()
         xp = get_array_module(self.buffer)
+        flags = [0.0] * len(self.params)
         for j, p in enumerate(self.params):
             g = p.grad
-            self.meta[j] = g is not None
             if g is None:
                 self.views[j][...] = 0
             else:
+                flags[j] = 1.0
                 _weigh_into(xp, self.views[j], g, weight)
-        self.meta[-1] = samples
+        if self.extra:
+            flags.extend(extra)
+        self.meta[...] = xp.asarray(flags, dtype=self.dtype)  # one write (a single transfer on a GPU)
         if self.codec is None:
             self.handle = comm.iallreduce(self.buffer, "sum")
         else:
@@ -109,9 +124,10 @@ class FlatBucket(_BucketBase):
             self.codec.decode_sum(result, self.values, self.meta)
 
     def counts(self):
-        """After wait: (ranks that had each parameter's gradient, global sample count)."""
-        m = to_numpy(self.meta)
-        return [int(round(float(c))) for c in m[:-1]], float(m[-1])
+        """After wait: (ranks that had each parameter's gradient, the summed step meta or None)."""
+        m = to_numpy(self.meta).tolist()
+        k = len(self.params)
+        return [int(round(c)) for c in m[:k]], (m[k:] if self.extra else None)
 
     def scale(self, factor: float) -> None:
         self.values *= factor
@@ -122,7 +138,7 @@ class FlatBucket(_BucketBase):
 
 
 class InPlaceBucket(_BucketBase):
-    """One large gradient, reduced in its own array (its meta goes in :class:`InPlaceMeta`)."""
+    """One large gradient, reduced in its own array (its used flag travels in the step meta)."""
 
     def __init__(self, index, entries):
         super().__init__(index, entries)
@@ -131,7 +147,7 @@ class InPlaceBucket(_BucketBase):
         self.used = False
         self._zeros = None
 
-    def launch(self, comm, weight, samples):
+    def launch(self, comm, weight, extra=None):
         p = self.params[0]
         g = p.grad
         xp = get_array_module(p.data)
@@ -172,30 +188,26 @@ class InPlaceBucket(_BucketBase):
         self.array = None
 
 
-class InPlaceMeta:
-    """The used flags of all in-place buckets plus the sample count, in one tiny allreduce per step."""
+class StepMeta:
+    """The step meta in a tiny allreduce of its own (when the last bucket launched is an in-place one)."""
 
-    def __init__(self, buckets):
-        self.buckets = [b for b in buckets if isinstance(b, InPlaceBucket)]
-        self.meta = None
+    def __init__(self, size):
+        self.meta = np.zeros(size)
         self.handle = None
 
-    def __bool__(self):
-        return bool(self.buckets)
-
-    def launch(self, comm, samples):
-        if self.meta is None:
-            self.meta = np.zeros(len(self.buckets) + 1)
-        for i, b in enumerate(self.buckets):
-            self.meta[i] = b.used
-        self.meta[-1] = samples
+    def launch(self, comm, extra):
+        self.meta[...] = extra
         self.handle = comm.iallreduce(self.meta, "sum")
 
-    def wait(self):
-        """(ranks that had each in-place bucket's gradient, global sample count)."""
+    def test(self) -> bool:
+        return self.handle.test()
+
+    def wait(self) -> None:
         self.handle.wait()
         self.handle = None
-        return [int(round(c)) for c in self.meta[:-1]], float(self.meta[-1])
+
+    def values(self) -> list:
+        return self.meta.tolist()
 
 
 def build_buckets(named_params, bucket_bytes: float, codec=None, inplace_bytes=None) -> list:
@@ -205,7 +217,11 @@ def build_buckets(named_params, bucket_bytes: float, codec=None, inplace_bytes=N
     ``bucket_bytes``, else starts a new one. Without compression, a gradient
     of ``inplace_bytes`` or more gets an :class:`InPlaceBucket` of its own
     (the open bucket before it is closed first, keeping launch order close to
-    readiness order).
+    readiness order). One exception lets the step meta ride in a flat
+    bucket: when the list would end with in-place buckets of the same module
+    as the flat bucket before them (a first layer's bias packed, its weight
+    in place), that flat bucket moves to the end. A module's parameters get
+    their gradients in the same backward step, so this costs no overlap.
     """
     inplace_bytes = INPLACE_BYTES if inplace_bytes is None else inplace_bytes
     open_, sizes, groups = {}, {}, []
@@ -224,5 +240,16 @@ def build_buckets(named_params, bucket_bytes: float, codec=None, inplace_bytes=N
         open_[key].append((name, p))
         sizes[key] += nbytes
     groups.extend(("flat", entries) for entries in open_.values() if entries)
+    k = len(groups)
+    while k > 0 and groups[k - 1][0] == "inplace":
+        k -= 1
+    if 0 < k < len(groups) and groups[k - 1][0] == "flat":
+        module = _module_of(groups[k - 1][1][-1][0])
+        if all(_module_of(entries[0][0]) == module for _, entries in groups[k:]):
+            groups.append(groups.pop(k - 1))
     return [InPlaceBucket(i, entries) if kind == "inplace" else FlatBucket(i, entries, codec)
             for i, (kind, entries) in enumerate(groups)]
+
+
+def _module_of(name: str) -> str:
+    return name.rpartition(".")[0]

@@ -129,6 +129,12 @@ class Communicator:
         """Start an allgather of same-shape arrays; ``wait()`` returns a (size, *shape) array."""
         raise NotImplementedError
 
+    def wait_all(self, handles) -> None:
+        """Complete every handle in ``handles`` (None entries are skipped); their ``wait()`` then returns at once."""
+        for h in handles:
+            if h is not None:
+                h.wait()
+
     def allgather(self, array):
         """Every rank's ``array`` (same shape and dtype everywhere) stacked in rank order."""
         return self.iallgather(array).wait()

@@ -13,10 +13,11 @@ still runs (PyTorch DDP's design, ChainerMN's flat buffers):
   layout on every rank (:mod:`.buckets`): small gradients packed into flat
   buffers, each large one (1 MiB or more) reduced in its own array;
 * each parameter's post-accumulate-grad hook marks it ready; when a bucket's
-  last gradient is ready, its gradients are weighted by this rank's share
-  (see below) and a nonblocking allreduce starts. Buckets always start in
-  list order on every rank (a bucket that becomes ready early waits for the
-  ones before it), as MPI requires;
+  last gradient is ready, a nonblocking allreduce of its (weighted, see
+  below) gradients starts. Buckets always start in list order on every rank
+  (a bucket that becomes ready early waits for the ones before it), as MPI
+  requires. The flags and counts the step needs ride in the last bucket:
+  usually one collective per bucket and nothing else;
 * when backward finishes (``distnn.autograd.engine.queue_callback``), buckets
   still waiting for parameters that got no gradient are sent with zeros for
   them, every allreduce is waited for, and each ``p.grad`` holds the average
@@ -31,10 +32,21 @@ batch leaves ranks with different numbers of samples. The local loss must be
 the mean over the local samples (the default reduction). ``n_r`` is the
 leading dimension of the first array argument of the forward calls since the
 last synchronization, or what :meth:`set_num_samples` set. ``N`` travels in
-every bucket (no extra collective): ranks pack with ``n_r / G``, where ``G``
-is the previous step's global count (the same on every rank), and rescale by
-``G / N`` in the rare step where the global count changed (an epoch's last
-batch).
+the step's meta (no extra collective): ranks weight with ``n_r / G``, where
+``G`` is the previous step's global count (the same on every rank), and
+rescale by ``G / N`` in the rare step where the global count changed (an
+epoch's last batch).
+
+The weighting costs nothing in the usual step: at the start of a
+synchronizing ``backward()`` (an engine backward-begin hook, see
+:func:`distnn.autograd.engine.register_backward_begin_hook`) the root
+gradient is multiplied by ``n_r / G``, so every gradient of the pass comes out
+weighted (backward is linear in it) and the allreduce sum is the average.
+That happens when every leaf the pass reaches is a parameter of this model
+and no parameter holds a gradient yet (optimizer.zero_grad() with
+set_to_none); otherwise (gradient accumulation with :meth:`no_sync`, a
+backward that also reaches inputs or other models' parameters, a rank with
+no samples) gradients are weighted while they are packed, one pass each.
 
 A parameter that received no gradient on some rank contributes zeros there;
 one that received none on any rank keeps ``grad = None``, as it would in a
@@ -47,6 +59,10 @@ micro-batch) calls :meth:`finish_gradient_synchronization` before the
 optimizer step: it synchronizes if this rank's backward did not (a no-op
 otherwise), so no rank is left waiting.
 
+:attr:`step_flags` is a small float array summed over ranks in the same
+exchange (e.g. "this rank was asked to stop"): set it before the
+synchronizing backward, read :attr:`step_flags_sum` after it.
+
 Gradients may be sent as fp16 or bf16 (``compression``, see
 :mod:`.compression`); ``check_every=K`` verifies every K steps (and
 :meth:`check_replicas` on demand) that the parameters are bitwise equal on
@@ -56,17 +72,22 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import weakref
 
 import numpy as np
 
-from distnn.autograd.engine import queue_callback
+from distnn.autograd.engine import backward_context, queue_callback, register_backward_begin_hook
 from distnn.autograd.grad_mode import is_grad_enabled
 from distnn.backend import device_of, get_array_module, to_numpy
 from distnn.nn.module import Module
 
-from .buckets import FlatBucket, InPlaceMeta, build_buckets
+from .buckets import FlatBucket, InPlaceBucket, StepMeta, build_buckets
 from .compression import get_codec
+
+
+# backward_context() key: this pass's seed carries the rank's weight n_r / G (see _on_backward_begin).
+RANK_WEIGHTED = "distnn.data_parallel.rank_weighted"
 
 
 class ReplicaMismatchError(RuntimeError):
@@ -89,6 +110,19 @@ class DataParallel(Module):
     ``p.grad`` arrays are averaged in place or replaced by views of the
     buckets: keep no references to them across steps.
     """
+
+    num_step_flags = 4  # length of step_flags
+
+    # Per-step state set on the hot path: plain attributes, past Module.__setattr__'s registration checks.
+    _PLAIN = frozenset(("num_syncs", "_require_sync", "_explicit_samples", "_forward_samples", "_last_samples",
+                        "_count_guess", "_in_sync", "_synced_since_finish", "_launched", "_probed", "_weight",
+                        "_samples", "step_flags_sum"))
+
+    def __setattr__(self, name, value):
+        if name in self._PLAIN:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def __init__(self, module: Module, comm=None, bucket_mb: float = 25.0, compression=None,
                  find_unused_parameters: bool = True, check_every: int = 0, broadcast_buffers: bool = True,
@@ -123,10 +157,15 @@ class DataParallel(Module):
         self._synced_since_finish = False
         self._launched = 0
         self._probed = 0
-        self._weight = None
+        self._weight = None   # this sync's packing weight (1.0 when backward's seed already weighted)
+        self._samples = None
         self._hooks = []
         self._buckets = []
         self._train_params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        self._params = [p for _, p in self._train_params]
+        self._buffers = [b for _, b in module.named_buffers()]
+        self.step_flags = np.zeros(self.num_step_flags)      # this rank's, sent with the next sync
+        self.step_flags_sum = np.zeros(self.num_step_flags)  # summed over ranks at the last sync
         if comm.size > 1:
             self._verify_same_model()
             self._broadcast_tensors([t for _, t in module.named_parameters()] + [b for _, b in module.named_buffers()])
@@ -141,15 +180,22 @@ class DataParallel(Module):
                 self._forward_samples = (self._forward_samples or 0) + n
         return self.module(*inputs, **kwargs)
 
-    def set_num_samples(self, n: int) -> None:
+    def set_num_samples(self, n: int, n_global=None) -> None:
         """Weight this rank's gradient by ``n`` samples at the next synchronization.
 
         Overrides the count inferred from forward inputs (use it when padded
         rows are masked out of the loss). Cleared after each synchronization.
+        ``n_global``: the sum of ``n`` over all ranks, when the caller knows it
+        (e.g. from the sampler; the same on every rank): gradients are then
+        weighted right the first time even in a step whose global count
+        differs from the previous one. A wrong value is only slower (it is
+        checked and corrected), never wrong.
         """
         if n < 0:
             raise ValueError(f"number of samples must be >= 0, got {n}")
         self._explicit_samples = int(n)
+        if n_global is not None and n_global > 0:
+            self._count_guess = float(n_global)
 
     set_sample_count = set_num_samples
 
@@ -201,7 +247,14 @@ class DataParallel(Module):
 
     def _build_buckets(self):
         self._buckets = build_buckets(self._train_params, self.bucket_mb * (1 << 20), self.codec)
-        self._inplace_meta = InPlaceMeta(self._buckets)
+        self._inplace = [b for b in self._buckets if isinstance(b, InPlaceBucket)]
+        # The step meta: used flags of the in-place buckets, the sample count, the step flags.
+        meta_size = len(self._inplace) + 1 + self.num_step_flags
+        last = self._buckets[-1]
+        if isinstance(last, FlatBucket):
+            last.extra, self._step_meta = meta_size, None  # rides in the last bucket launched
+        else:
+            self._step_meta = StepMeta(meta_size)
         self._slot = {}
         for b in self._buckets:
             for j, p in enumerate(b.params):
@@ -219,6 +272,14 @@ class DataParallel(Module):
 
             self._hooks.append(p.register_post_accumulate_grad_hook(hook))
 
+        def begin(root, leaves):
+            dp = ref()
+            return None if dp is None else dp._on_backward_begin(root, leaves)
+
+        handle = register_backward_begin_hook(begin)
+        self._hooks.append(handle)
+        weakref.finalize(self, handle.remove)
+
     def remove_hooks(self) -> None:
         """Detach from the model's parameters (the model then trains without synchronization)."""
         for h in self._hooks:
@@ -231,6 +292,29 @@ class DataParallel(Module):
         return [list(b.names) for b in self._buckets]
 
     # ------------------------------------------------------ synchronization
+    def _on_backward_begin(self, root, leaves):
+        """Engine hook: the seed factor ``n_r / G`` for a synchronizing backward over this model alone."""
+        if not self._require_sync or self._in_sync:
+            return None
+        slot = self._slot
+        for t in leaves:
+            if id(t) not in slot:
+                return None  # another leaf (an input, another model) must get its own, unweighted gradient
+        self._weight = None  # (a stale seed of a backward that raised)
+        for p in self._params:
+            if p.grad is not None:
+                return None  # accumulated gradients: weighted when packed
+        samples = self._local_samples()
+        w = self._share(samples)
+        if not (w > 0.0 and math.isfinite(w)):
+            return None  # no samples here: packing writes zeros (also over a nan of an empty mean)
+        self._samples, self._weight = samples, 1.0  # the gradients arrive weighted
+        backward_context()[RANK_WEIGHTED] = True  # for SyncBatchNorm's backward
+        return w
+
+    def _share(self, samples):
+        return samples / self._count_guess if self.weight_by_samples else 1.0 / self.comm.size
+
     def _grad_ready(self, bucket, j):
         if not self._require_sync:
             return
@@ -267,9 +351,14 @@ class DataParallel(Module):
     def _launch(self, b):
         if self._weight is None:  # fixed for the whole synchronization: every bucket packs alike
             self._samples = self._local_samples()
-            self._weight = (self._samples / self._count_guess if self.weight_by_samples
-                            else 1.0 / self.comm.size)
-        b.launch(self.comm, self._weight, self._samples)
+            self._weight = self._share(self._samples)
+        if b.extra:  # the last bucket: every in-place bucket launched before it
+            b.launch(self.comm, self._weight, self._meta_values())
+        else:
+            b.launch(self.comm, self._weight)
+
+    def _meta_values(self):
+        return [float(b.used) for b in self._inplace] + [float(self._samples)] + self.step_flags.tolist()
 
     def _end_of_backward(self):
         if self._in_sync:
@@ -280,18 +369,24 @@ class DataParallel(Module):
         for b in self._buckets[self._launched:]:
             b.pending = 0
         self._launch_ready()
-        meta = self._inplace_meta
-        if meta:
-            meta.launch(self.comm, self._samples)
+        waiting = self._buckets
+        if self._step_meta is not None:
+            self._step_meta.launch(self.comm, self._meta_values())
+            waiting = waiting + [self._step_meta]
+        self.comm.wait_all([b.handle for b in waiting])  # one polling loop for all of them
+        counts = {}
         for b in self._buckets:
             b.wait()
-        counts, total = {}, 0.0
-        for b in self._buckets:
             if isinstance(b, FlatBucket):
-                counts[b.index], total = b.counts()
-        if meta:
-            inplace_counts, total = meta.wait()
-            counts.update((b.index, [c]) for b, c in zip(meta.buckets, inplace_counts))
+                counts[b.index], meta = b.counts()  # the last one's meta: the step meta
+        if self._step_meta is not None:
+            self._step_meta.wait()
+            meta = self._step_meta.values()
+        k = len(self._inplace)
+        counts.update((b.index, [int(round(c))]) for b, c in zip(self._inplace, meta[:k]))
+        total = meta[k]
+        self.step_flags_sum = np.array(meta[k + 1:])
+        self.step_flags[...] = 0
         # Ranks packed with n_r / G; when the global count N differs (an epoch's short last
         # batch), turn the sums into the average with n_r / N. Every rank sees the same N.
         if self.weight_by_samples and total > 0 and total != self._count_guess:
@@ -312,10 +407,8 @@ class DataParallel(Module):
         self._in_sync = False
         self._synced_since_finish = True
         self.num_syncs += 1
-        if self.broadcast_buffers:
-            buffers = [b for _, b in self.module.named_buffers()]
-            if buffers:
-                self._broadcast_tensors(buffers)
+        if self.broadcast_buffers and self._buffers:
+            self._broadcast_tensors(self._buffers)
         if self.check_every and self.num_syncs % self.check_every == 0:
             self.check_replicas()
         if partly_unused and not self.find_unused_parameters:
@@ -336,6 +429,8 @@ class DataParallel(Module):
         if self.comm.size == 1:
             return
         if self._in_sync or not self._synced_since_finish:
+            if not self._in_sync:
+                self._weight = None  # no backward of this rank weighted anything
             self._in_sync = True
             self._complete_sync()
         self._synced_since_finish = False

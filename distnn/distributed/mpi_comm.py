@@ -206,6 +206,24 @@ class MPICommunicator(Communicator):
 
         return _MPIHandle(self, req, what, finish)
 
+    def wait_all(self, handles) -> None:
+        pending = [h for h in handles if h is not None and not h.done]
+        if not pending:
+            return
+        if len(pending) == 1:
+            pending[0].wait()
+            return
+        reqs = [h.req for h in pending]
+        testall = _mpi().Request.Testall
+
+        def timed_out(waited):
+            first = next((h for h in pending if not h.req.Test()), pending[0])
+            self._timed_out(first.what, waited)
+
+        wait_until(lambda: testall(reqs), self.timeout, timed_out)
+        for h in pending:
+            h._complete()
+
     def broadcast(self, array, root: int = 0):
         self._check_root(root)
         array = as_array(array)

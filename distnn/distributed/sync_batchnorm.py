@@ -19,16 +19,21 @@ Backward: the input gradient needs the per-channel sums of ``dy`` and
 ``w_r = n_r / N``; the global loss is ``sum_r w_r L_r``, so the sums are
 taken of ``w_r * dy`` and divided by the local count ``n_r`` (= ``w_r N``),
 which makes the weighted result exactly the single-process gradient on the
-global batch. Weight and bias gradients stay local sums (DataParallel
-averages them like any parameter).
+global batch. When DataParallel's backward seed already carries ``w_r``
+(its usual step), ``dy`` is summed as it comes and multiplied by ``w_r``
+afterwards, which is the same. Weight and bias gradients stay local sums
+(DataParallel averages them like any parameter).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from distnn.autograd.engine import backward_context
 from distnn.backend import get_array_module, to_numpy
 from distnn.functional.norm import BatchNormTrain, update_running_stats
 from distnn.nn.normalization import _BatchNorm
+
+from .data_parallel import RANK_WEIGHTED
 
 
 def _channel_stats(x):
@@ -70,8 +75,16 @@ class SyncBatchNormTrain(BatchNormTrain):
     def combine_grad_sums(self, sum_g, sum_gxhat):
         xp = get_array_module(sum_g)
         c = sum_g.shape[0]
-        buf = np.concatenate([to_numpy(sum_g), to_numpy(sum_gxhat)]).astype(np.float64) * self.rank_weight
-        self.comm.allreduce(buf, "sum")
+        buf = np.concatenate([to_numpy(sum_g), to_numpy(sum_gxhat)]).astype(np.float64)
+        context = backward_context()
+        if context and context.get(RANK_WEIGHTED):
+            # DataParallel's seed already weighted dy by w_r (times a factor common to all ranks): sum
+            # as is; the local formula divides by n_r = w_r N, hence the w_r after the sum.
+            self.comm.allreduce(buf, "sum")
+            buf *= self.rank_weight
+        else:
+            buf *= self.rank_weight
+            self.comm.allreduce(buf, "sum")
         dtype = sum_g.dtype
         return xp.asarray(buf[:c].astype(dtype)), xp.asarray(buf[c:].astype(dtype))
 

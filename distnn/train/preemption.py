@@ -174,8 +174,10 @@ class StepGuard(Callback):
     whose loss was non-finite. The preemption flags travel in a nonblocking
     allgather started at each step and read at the next one (complete by
     then), so a signal stops the run one step later than it could, at no
-    waiting cost. (Without a DataParallel average, with ``data_parallel=False``,
-    the flags are gathered synchronously instead.) Also a callback: its
+    waiting cost; with a DataParallel they ride in its gradient exchange
+    instead (``step_flags``), no collective of their own. (Without a
+    DataParallel average, with ``data_parallel=False``, the flags are
+    gathered synchronously instead.) Also a callback: its
     ``on_train_end`` completes the last flags collective.
     """
 
@@ -237,7 +239,15 @@ class StepGuard(Callback):
             if self.world == 1 and sig and self.preempt_signal is None:
                 self.preempt_signal = sig
             elif self.world > 1 and self.active:
-                self._pending = self.comm.iallgather(np.array([float(self._local_bad), float(sig)]))
+                ddp = trainer.ddp
+                flags = getattr(ddp, "step_flags", None)
+                if flags is not None and len(flags) >= 2:
+                    # Piggyback on DataParallel's gradient exchange (no collective of our own): what we
+                    # set here is summed over ranks in the next step's exchange, read at the next step.
+                    self._note_signal_sum(ddp.step_flags_sum)
+                    flags[0], flags[1] = float(sig), float(sig > 0)
+                else:
+                    self._pending = self.comm.iallgather(np.array([float(self._local_bad), float(sig)]))
         else:  # gradients not averaged (data_parallel=False): agree synchronously
             flags = np.asarray(self.comm.allgather(np.array([float(self._local_bad), float(sig)])))
             bad = self.nonfinite != "off" and bool(flags[:, 0].any())
@@ -277,6 +287,14 @@ class StepGuard(Callback):
         sig = int(flags[:, 1].max())
         if sig and self.preempt_signal is None:
             self.preempt_signal = sig
+
+    def _note_signal_sum(self, sums):
+        """From step flags summed over ranks: [sum of signal numbers, ranks signalled]."""
+        count = int(round(float(sums[1]))) if len(sums) >= 2 else 0
+        if count and self.preempt_signal is None:
+            total = int(round(float(sums[0])))
+            # the same signal on every signalled rank (the usual case), else SIGTERM's meaning
+            self.preempt_signal = total // count if total % count == 0 else int(signal.SIGTERM)
 
     def finish(self) -> None:
         """Complete the flags collective in flight (collective: every rank has the same one pending)."""
