@@ -26,7 +26,9 @@ root is fsynced; then ``latest`` is replaced (temporary file, fsync,
 never loaded: :func:`load_latest_valid` skips it with a warning naming the
 file and falls back to the previous checkpoint.
 
-Arrays are stored with ``np.savez`` (uncompressed). Everything else goes to
+Arrays are stored as uncompressed ``.npz`` files (``np.load`` reads them;
+distnn/train/npz_io.py packs them into buffers reused between saves and
+reads them back as views of the verified bytes). Everything else goes to
 JSON with a few tags so that it round-trips exactly: ``{"__array__": [file,
 key]}``, ``{"__tuple__": [...]}``, ``{"__float__": "nan"}``, numpy scalars with
 their dtype, and dicts with non-string keys. No pickle: loading a checkpoint
@@ -41,7 +43,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import json
 import math
 import os
@@ -53,6 +54,8 @@ import uuid
 from dataclasses import dataclass
 
 import numpy as np
+
+from . import npz_io
 
 FORMAT = "distnn.checkpoint"
 VERSION = 1
@@ -88,11 +91,52 @@ def encode_state(state: dict) -> tuple[dict, dict]:
     ``optimizer.npz``, all others to ``state.npz``, keyed by their path.
     """
     arrays: dict[str, dict] = {}
+    # This runs at every save on the training thread, over a history that grows every epoch: plain
+    # values are copied without a call, and the path of a value is a chain of (parent, key) tuples
+    # spelled out only for an array's key or an error message.
 
-    def enc(obj, path, file):
+    def spell(node):
+        keys = []
+        while node is not None:
+            node, key = node
+            keys.append(key)
+        return keys[::-1]
+
+    def enc(obj, node, file):
+        t = type(obj)
+        if t is dict:
+            out = {}
+            for k, v in obj.items():
+                if (type(k) is not str and not isinstance(k, str)) or k[:2] == "__":
+                    return {"__dict__": [[enc(k, (node, "key"), file), enc(v, (node, str(k)), file)]
+                                         for k, v in obj.items()]}
+                tv = type(v)
+                if tv is float:
+                    out[k] = v if v - v == 0 else {"__float__": repr(v)}
+                elif tv is str or tv is int or tv is bool or v is None:
+                    out[k] = v
+                else:
+                    out[k] = enc(v, (node, k), file)
+            return out
+        if t is list:
+            out = []
+            for i, v in enumerate(obj):
+                tv = type(v)
+                if tv is float:
+                    out.append(v if v - v == 0 else {"__float__": repr(v)})
+                elif tv is str or tv is int or tv is bool or v is None:
+                    out.append(v)
+                else:
+                    out.append(enc(v, (node, str(i)), file))
+            return out
+        if t is float:
+            return obj if obj - obj == 0 else {"__float__": repr(obj)}
+        if t is str or t is int or t is bool or obj is None:
+            return obj
         if isinstance(obj, np.ndarray) or _is_device_array(obj):
             from distnn.backend import to_numpy
 
+            path = spell(node)
             key = "/".join(path[1:]) if file in _ARRAY_FILES.values() else "/".join(path)
             bucket = arrays.setdefault(file, {})
             if key in bucket or not key:
@@ -100,25 +144,23 @@ def encode_state(state: dict) -> tuple[dict, dict]:
             bucket[key] = np.asarray(to_numpy(obj))
             return {"__array__": [file, key]}
         if isinstance(obj, np.generic):
-            return {"__scalar__": obj.dtype.str, "value": enc(obj.item(), path, file)}
+            return {"__scalar__": obj.dtype.str, "value": enc(obj.item(), node, file)}
         if isinstance(obj, float):
             return obj if math.isfinite(obj) else {"__float__": repr(obj)}
-        if obj is None or isinstance(obj, (bool, int, str)):
+        if isinstance(obj, (bool, int, str)):
             return obj
         if isinstance(obj, dict):
-            if all(isinstance(k, str) and not k.startswith("__") for k in obj):
-                return {k: enc(v, path + [k], file) for k, v in obj.items()}
-            return {"__dict__": [[enc(k, path + ["key"], file), enc(v, path + [str(k)], file)]
-                                 for k, v in obj.items()]}
+            return enc(dict(obj), node, file)
         if isinstance(obj, tuple):
-            return {"__tuple__": [enc(v, path + [str(i)], file) for i, v in enumerate(obj)]}
+            return {"__tuple__": [enc(v, (node, str(i)), file) for i, v in enumerate(obj)]}
         if isinstance(obj, list):
-            return [enc(v, path + [str(i)], file) for i, v in enumerate(obj)]
-        raise TypeError(f"checkpoint state: cannot store a {type(obj).__name__} at {'/'.join(path) or '<root>'}")
+            return enc(list(obj), node, file)
+        raise TypeError(f"checkpoint state: cannot store a {type(obj).__name__} at "
+                        f"{'/'.join(spell(node)) or '<root>'}")
 
     skeleton = {}
     for top, value in state.items():
-        skeleton[top] = enc(value, [top], _ARRAY_FILES.get(top, "state.npz"))
+        skeleton[top] = enc(value, (None, top), _ARRAY_FILES.get(top, "state.npz"))
     return skeleton, arrays
 
 
@@ -153,10 +195,7 @@ def _is_device_array(obj) -> bool:
     return type(obj).__module__.startswith("cupy") and hasattr(obj, "shape")
 
 
-def npz_bytes(arrays: dict) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
+npz_bytes = npz_io.npz_bytes
 
 
 def serialize(state: dict, extra_files: dict | None = None) -> dict:
@@ -164,18 +203,38 @@ def serialize(state: dict, extra_files: dict | None = None) -> dict:
     return to_files(*encode_state(state), extra_files)
 
 
-def to_files(skeleton: dict, arrays: dict, extra_files: dict | None = None) -> dict:
+def to_files(skeleton: dict, arrays: dict, extra_files: dict | None = None, packers: dict | None = None) -> dict:
     """The second half of :func:`serialize`: npz and JSON bytes from :func:`encode_state`'s output.
 
-    The skeleton holds no reference to live objects, and the arrays are the
-    state dicts' own copies, so this may run in a background thread while
-    training goes on (the expensive part: npz packing).
+    With ``packers`` (a dict kept between saves, see :class:`Serializer`) the
+    npz images are packed into buffers reused from the previous call
+    (memoryviews, valid until the next call with the same ``packers``).
     """
-    files = {name: npz_bytes(arrs) for name, arrs in arrays.items()}
+    files = {}
+    for name, arrs in arrays.items():
+        if packers is not None and npz_io.packable(arrs):
+            files[name] = packers.setdefault(name, npz_io.NpzPacker()).pack(arrs)
+        else:
+            files[name] = npz_bytes(arrs)
     files[TRAINER_JSON] = json.dumps(skeleton, separators=(",", ":")).encode()
     for name, content in (extra_files or {}).items():
         files[name] = content.encode() if isinstance(content, str) else bytes(content)
     return files
+
+
+class Serializer:
+    """:func:`serialize` for repeated saves of the same state layout: the npz images (and the
+    extra files' bytes) live in buffers reused from one call to the next, so a save allocates
+    nothing large and packs each array with one copy. What a call returns is valid until the
+    next call (the checkpoint callback writes it before it saves again)."""
+
+    def __init__(self, extra_files: dict | None = None):
+        self._packers: dict = {}
+        self._extra = {name: content.encode() if isinstance(content, str) else bytes(content)
+                       for name, content in (extra_files or {}).items()}
+
+    def __call__(self, state: dict) -> dict:
+        return to_files(*encode_state(state), self._extra, self._packers)
 
 
 # ---------------------------------------------------------------- fault injection
@@ -193,8 +252,8 @@ def _faults(step):
     return out
 
 
-def _fault(step, action, target=""):
-    for a, t in _faults(step):
+def _fault(step, action, target="", faults=None):
+    for a, t in (_faults(step) if faults is None else faults):
         if a == action and (not t or t == target):
             if action.startswith("crash"):
                 os.kill(os.getpid(), signal.SIGKILL)  # as sudden as a node failure
@@ -217,22 +276,63 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _write_file(path: str, data: bytes, fsync: bool) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
+def _write_file(path: str, data, fsync: bool) -> None:
+    """Write ``data`` (bytes-like) to ``path`` with unbuffered writes (no copy), then fsync it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
         if fsync:
-            os.fsync(f.fileno())
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_tree(path: str) -> None:
+    """Remove a checkpoint directory (flat: files only) quietly; ``shutil.rmtree`` for anything else."""
+    try:
+        for n in os.listdir(path):
+            os.unlink(os.path.join(path, n))
+        os.rmdir(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _tmp_suffix() -> str:
+    return os.urandom(4).hex()
+
+
+def write_pointers(root: str, name: str, which=(LATEST,), fsync: bool = True) -> None:
+    """Point each of the pointer files ``which`` (``latest``, ``best``) at ``name``, atomically each.
+
+    Each is written to a temporary file and fsynced, then renamed over the
+    pointer; one fsync of ``root`` makes all the renames durable.
+    """
+    done = []
+    try:
+        for w in which:
+            path = os.path.join(root, w)
+            tmp = f"{path}.tmp-{os.getpid()}"
+            _write_file(tmp, (name + "\n").encode(), fsync)
+            done.append((tmp, path))
+        for tmp, path in done:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in done:
+            if os.path.lexists(tmp):
+                try:
+                    os.remove(tmp)
+                except OSError:
+                    pass
+        raise
+    if fsync:
+        _fsync_dir(root)
 
 
 def write_pointer(root: str, which: str, name: str, fsync: bool = True) -> None:
     """Replace the pointer file ``root/which`` (``latest``/``best``) atomically with ``name``."""
-    path = os.path.join(root, which)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    _write_file(tmp, (name + "\n").encode(), fsync)
-    os.replace(tmp, path)
-    if fsync:
-        _fsync_dir(root)
+    write_pointers(root, name, (which,), fsync)
 
 
 def read_pointer(root: str, which: str = LATEST) -> str | None:
@@ -245,55 +345,69 @@ def read_pointer(root: str, which: str = LATEST) -> str | None:
 
 
 def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = None, fsync: bool = True,
-                     update_latest: bool = True) -> str:
-    """Write ``files`` (``{name: bytes}``) as checkpoint ``root/step-<step>`` atomically; return its path.
+                     update_latest: bool = True, update_best: bool = False) -> str:
+    """Write ``files`` (``{name: bytes-like}``) as checkpoint ``root/step-<step>`` atomically; return its path.
 
     ``manifest`` adds fields to the manifest (epoch, world size, metrics...).
+    ``update_best`` also points ``best`` at it (in the same step as ``latest``).
     Raises :class:`CheckpointError` naming the file when anything fails; then
     no partial directory is left and ``latest`` is unchanged.
     """
     name = step_name(step)
     final = os.path.join(root, name)
-    tmp = os.path.join(root, f".tmp-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp = os.path.join(root, f".tmp-{name}-{os.getpid()}-{_tmp_suffix()}")
+    faults = _faults(step)
     current = "the checkpoint directory"
     try:
         current = root
-        os.makedirs(root, exist_ok=True)
-        os.mkdir(tmp)
+        try:
+            os.mkdir(tmp)
+        except FileNotFoundError:
+            os.makedirs(root, exist_ok=True)
+            os.mkdir(tmp)
         entries = {}
         for fname, data in files.items():
             current = fname
-            _fault(step, "enospc", fname)
+            if faults:
+                _fault(step, "enospc", fname, faults)
             _write_file(os.path.join(tmp, fname), data, fsync)
-            entries[fname] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-            _fault(step, "crash_after", fname)
+            # hashlib releases the GIL while it hashes a large buffer (the bytes are in memory: no re-read)
+            entries[fname] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": memoryview(data).nbytes}
+            if faults:
+                _fault(step, "crash_after", fname, faults)
         current = MANIFEST
         man = {"format": FORMAT, "version": VERSION, "name": name, "step": int(step),
                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(manifest or {}), "files": entries}
-        _fault(step, "enospc", MANIFEST)
-        _write_file(os.path.join(tmp, MANIFEST), json.dumps(_json_clean(man), indent=1).encode(), fsync)
+        if faults:
+            _fault(step, "enospc", MANIFEST, faults)
+        _write_file(os.path.join(tmp, MANIFEST), json.dumps(_json_clean(man)).encode(), fsync)
         if fsync:
             _fsync_dir(tmp)
-        _fault(step, "crash_before_rename")
+        if faults:
+            _fault(step, "crash_before_rename", "", faults)
         current = name
         trash = None
         if os.path.lexists(final):  # the same step again (a resumed run): move the old one aside first
-            trash = os.path.join(root, f".trash-{name}-{uuid.uuid4().hex[:8]}")
+            trash = os.path.join(root, f".trash-{name}-{_tmp_suffix()}")
             os.rename(final, trash)
         os.rename(tmp, final)
         if fsync:
             _fsync_dir(root)
         if trash:
-            shutil.rmtree(trash, ignore_errors=True)
-        _fault(step, "crash_before_latest")
-        if update_latest:
-            current = LATEST
-            write_pointer(root, LATEST, name, fsync)
+            _remove_tree(trash)
+        if faults:
+            _fault(step, "crash_before_latest", "", faults)
+        pointers = (LATEST,) * bool(update_latest) + (BEST,) * bool(update_best)
+        if pointers:
+            current = " and ".join(pointers)
+            write_pointers(root, name, pointers, fsync)
     except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if os.path.isdir(tmp):
+            _remove_tree(tmp)
         raise CheckpointError(f"cannot write checkpoint {final!r} ({current}): {e.strerror or e}") from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if os.path.isdir(tmp):
+            _remove_tree(tmp)
         raise
     return final
 
@@ -345,8 +459,16 @@ def read_manifest(path: str) -> dict:
 def _read_verified(path: str, fname: str, entry: dict) -> bytes:
     fpath = os.path.join(path, fname)
     try:
-        with open(fpath, "rb") as f:
-            data = f.read()
+        with open(fpath, "rb", buffering=0) as f:
+            size = os.fstat(f.fileno()).st_size
+            data = bytearray(size)  # writable: the arrays loaded from it are views of it, not copies
+            got = f.readinto(data)
+            while got < size:
+                n = f.readinto(memoryview(data)[got:])
+                if not n:
+                    break
+                got += n
+            del data[got:]
     except FileNotFoundError:
         raise CorruptCheckpointError(f"checkpoint {path!r}: file {fname} is missing") from None
     except OSError as e:
@@ -384,26 +506,25 @@ def read_checkpoint(path: str) -> tuple[dict, dict]:
     arrays = {}
     for fname, data in raw.items():
         if fname.endswith(".npz"):
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                arrays[fname] = {k: npz[k] for k in npz.files}
+            arrays[fname] = npz_io.load_npz(data)  # views of the verified buffer (np.load for other layouts)
     if TRAINER_JSON not in raw:
         raise CorruptCheckpointError(f"checkpoint {path!r}: {TRAINER_JSON} is not listed in its manifest")
     state = decode_state(json.loads(raw[TRAINER_JSON]), arrays)
-    state["_files"] = {k: v for k, v in raw.items() if not k.endswith(".npz") and k != TRAINER_JSON}
+    state["_files"] = {k: bytes(v) for k, v in raw.items() if not k.endswith(".npz") and k != TRAINER_JSON}
     return state, man
 
 
 def list_checkpoints(root: str) -> list[CheckpointInfo]:
     """The ``step-N`` directories under ``root``, oldest first (valid or not)."""
+    out = []
     try:
-        names = os.listdir(root)
+        with os.scandir(root) as it:
+            for e in it:
+                m = _STEP_RE.match(e.name)
+                if m and e.is_dir():
+                    out.append(CheckpointInfo(e.path, int(m.group(1))))
     except OSError:
         return []
-    out = []
-    for n in names:
-        m = _STEP_RE.match(n)
-        if m and os.path.isdir(os.path.join(root, n)):
-            out.append(CheckpointInfo(os.path.join(root, n), int(m.group(1))))
     return sorted(out, key=lambda c: c.step)
 
 
@@ -475,12 +596,12 @@ def apply_retention(root: str, keep_last: int, protect=()) -> list[str]:
     for info in cps[:-keep_last]:
         if info.name in protect:
             continue
-        trash = os.path.join(root, f".trash-{info.name}-{uuid.uuid4().hex[:8]}")
+        trash = os.path.join(root, f".trash-{info.name}-{_tmp_suffix()}")
         try:
             os.rename(info.path, trash)
         except OSError:
             continue
-        shutil.rmtree(trash, ignore_errors=True)
+        _remove_tree(trash)
         removed.append(info.name)
     return removed
 

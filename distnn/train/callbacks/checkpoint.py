@@ -89,6 +89,7 @@ class ModelCheckpoint(Callback):
         self.timings: list[float] = []   # seconds each save held training up (rank 0's view)
         self._pending = None             # async: (thread, result box) on rank 0, True elsewhere
         self._warned_monitor = False
+        self._serializer = self._serializer_extra = None  # ck.Serializer: npz buffers reused between saves
 
     # ------------------------------------------------------------------ hooks
     def on_train_begin(self, trainer):
@@ -212,10 +213,12 @@ class ModelCheckpoint(Callback):
             "stop_agreed": any(r["stop_requested"] for r in ranks), "metrics": metrics,
             "best": {"monitor": self.monitor, "value": self.best, "name": self.best_name},
         }
-        # Packing (npz, JSON) happens here too: it is pure-Python-heavy work that, in a background thread,
-        # would hold the GIL against the training loop; what is left for the thread (hashing, writing,
-        # fsync) mostly releases it.
-        return st.global_step, ck.serialize(state, self.extra_files), manifest
+        # Packing (npz, JSON) happens here too: the arrays are copied straight into npz images reused
+        # from the previous save (safe: that save's write has been joined), and the JSON is small; what is
+        # left for the thread (hashing, writing, fsync) releases the GIL.
+        if self._serializer is None or self._serializer_extra is not self.extra_files:
+            self._serializer, self._serializer_extra = ck.Serializer(self.extra_files), self.extra_files
+        return st.global_step, self._serializer(state), manifest
 
     def _write_into(self, job, box):
         result = box["result"] = self._write(job)
@@ -234,9 +237,8 @@ class ModelCheckpoint(Callback):
         step, files, manifest = job
         t0 = time.perf_counter()
         try:
-            path = ck.write_checkpoint(self.root, step, files, manifest, fsync=self.fsync)
-            if self.best_name == ck.step_name(step):
-                ck.write_pointer(self.root, ck.BEST, self.best_name, self.fsync)
+            path = ck.write_checkpoint(self.root, step, files, manifest, fsync=self.fsync,
+                                       update_best=self.best_name == ck.step_name(step))
             removed = ck.apply_retention(self.root, self.keep_last, protect=[self.best_name] if self.save_best else [])
         except ck.CheckpointError as e:
             return {"ok": False, "error": str(e)}
