@@ -309,7 +309,9 @@ class DataParallel(Module):
         if not (w > 0.0 and math.isfinite(w)):
             return None  # no samples here: packing writes zeros (also over a nan of an empty mean)
         self._samples, self._weight = samples, 1.0  # the gradients arrive weighted
-        backward_context()[RANK_WEIGHTED] = True  # for SyncBatchNorm's backward
+        context = backward_context()
+        if context is not None:
+            context[RANK_WEIGHTED] = True  # for SyncBatchNorm's backward
         return w
 
     def _share(self, samples):
@@ -429,8 +431,6 @@ class DataParallel(Module):
         if self.comm.size == 1:
             return
         if self._in_sync or not self._synced_since_finish:
-            if not self._in_sync:
-                self._weight = None  # no backward of this rank weighted anything
             self._in_sync = True
             self._complete_sync()
         self._synced_since_finish = False

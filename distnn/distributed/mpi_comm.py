@@ -178,7 +178,8 @@ class MPICommunicator(Communicator):
     def iallreduce(self, array, op: str = "sum") -> Handle:
         array = as_array(array)
         check_op(op, array)
-        what = self._next(f"allreduce(op={op!r}, shape={tuple(array.shape)}, dtype={array.dtype})")
+        self._seq += 1  # (the hot path: the description is formatted only if it is ever reported)
+        what = (self._seq, op, array.shape, array.dtype)
         buf, writeback = self._host_buffer(array)
         req = self._comm.Iallreduce(_mpi().IN_PLACE, buf, _OPS[op])
         size = self.size
@@ -275,9 +276,11 @@ class MPICommunicator(Communicator):
         _mpi().COMM_WORLD.Abort(code)
 
     # -------------------------------------------------------- the watchdog
-    def _timed_out(self, what: str, waited: float) -> None:
+    def _timed_out(self, what, waited: float) -> None:
         """Learn which ranks are missing, print a report, abort the job. Does not return."""
         MPI = _mpi()
+        if isinstance(what, tuple):  # an allreduce's (seq, op, shape, dtype)
+            what = f"collective #{what[0]} allreduce(op={what[1]!r}, shape={tuple(what[2])}, dtype={what[3]})"
         me = (self.rank, self._seq, what, socket.gethostname(), os.getpid())
         # Every rank that times out tells all others where it waits; ranks that never
         # answer within the grace period are not waiting in any collective.

@@ -47,11 +47,12 @@ def report_grace(timeout) -> float:
 def wait_until(test, timeout, on_timeout) -> None:
     """Call ``test()`` until it returns True; call ``on_timeout(waited)`` if ``timeout`` seconds pass.
 
-    Spins for the first 0.1 ms (a quick collective keeps its latency), then
-    yields the core between polls (as MPICH's own blocking wait does: on an
-    oversubscribed machine the peer we wait for may need this core), and after
-    5 ms backs off to short sleeps so a rank waiting long for a slow peer does
-    not burn a shared core.
+    Spins for the first 1 ms (each poll lets MPI progress the collective:
+    a gradient exchange of a few MB completes at the speed of MPI's own
+    blocking wait), then yields the core between polls (on an oversubscribed
+    machine the peer we wait for may need this core), and after 5 ms backs
+    off to short sleeps so a rank waiting long for a slow peer does not burn
+    a shared core.
     """
     if test():
         return
@@ -66,7 +67,7 @@ def wait_until(test, timeout, on_timeout) -> None:
             return
         if waited > 0.005:
             time.sleep(0.00005 if waited < 0.1 else 0.001)
-        elif waited > 0.0001:
+        elif waited > 0.001:
             os.sched_yield()
 
 
