@@ -408,3 +408,86 @@ def test_fp16_encoding_scales_per_rank_by_a_power_of_two():
     np.testing.assert_allclose(out, [1e6 + 1e-6, -2.5e5 + 2e-7, 3.0], rtol=1e-3)
     codec.decode_sum(np.stack([msgs[1], msgs[1]]), out, meta)
     np.testing.assert_allclose(out, [2e-6, 4e-7, 0.0], rtol=1e-3)  # tiny values kept, not flushed to zero
+
+
+# ------------------------------------------------- seed weighting and the step meta
+@pytest.mark.usefixtures("inplace_small")
+def test_one_collective_per_bucket_and_step_flags_summed():
+    calls = []
+
+    class Counting:
+        def __init__(self, comm):
+            self.comm = comm
+
+        def __getattr__(self, name):
+            return getattr(self.comm, name)
+
+        def iallreduce(self, array, op="sum"):
+            if self.comm.rank == 0:
+                calls.append(array.size)
+            return self.comm.iallreduce(array, op)
+
+    X, Y = make_data()
+
+    def fn(comm):
+        model = make_mlp(1)
+        dp = DataParallel(model, Counting(comm))
+        dp.step_flags[0] = comm.rank + 1
+        mine = np.arange(comm.rank, 9, comm.size)  # 5 and 4 samples
+        F.cross_entropy(dp(distnn.Tensor(X[mine])), Y[mine]).backward()
+        sums = dp.step_flags_sum.copy()
+        assert not dp.step_flags.any()  # sent: cleared for the next step
+        return dp.bucket_layout, sums, {n: p.grad.copy() for n, p in model.named_parameters()}
+
+    (layout, sums, g0), (_, _, g1) = simulate(2, fn)
+    # the first layer's bias packed, its weight in place: the flat bucket moves last and carries the meta
+    assert layout == [["4.bias", "4.weight", "2.bias"], ["2.weight"], ["0.weight"], ["0.bias"]]
+    assert len(calls) == len(layout)  # no collective besides the buckets
+    assert sums[0] == 3.0 and not sums[1:].any()
+    model = make_mlp(1)
+    F.cross_entropy(model(distnn.Tensor(X[:9])), Y[:9]).backward()
+    for n, p in model.named_parameters():
+        np.testing.assert_allclose(g0[n], p.grad, rtol=1e-12, atol=1e-15)
+        assert np.array_equal(g0[n], g1[n])
+
+
+def test_backward_reaching_other_leaves_keeps_their_gradients_local():
+    # The seed carries the rank weight only when every leaf is the model's: an input gradient stays
+    # this rank's own (as without DataParallel), while parameters are still averaged.
+    X, Y = make_data()
+
+    def fn(comm):
+        model = make_mlp(1)
+        dp = DataParallel(model, comm)
+        x = distnn.Tensor(X[comm.rank::2][:5], requires_grad=True)
+        F.cross_entropy(dp(x), Y[comm.rank::2][:5]).backward()
+        return x.grad.copy(), {n: p.grad.copy() for n, p in model.named_parameters()}
+
+    results = simulate(2, fn)
+    for r, (xg, grads) in enumerate(results):
+        model = make_mlp(1)
+        x = distnn.Tensor(X[r::2][:5], requires_grad=True)
+        F.cross_entropy(model(x), Y[r::2][:5]).backward()
+        np.testing.assert_allclose(xg, x.grad, rtol=1e-12)
+    model = make_mlp(1)
+    idx = np.concatenate([np.arange(40)[0::2][:5], np.arange(40)[1::2][:5]])
+    F.cross_entropy(model(distnn.Tensor(X[idx])), Y[idx]).backward()
+    for n, p in model.named_parameters():
+        np.testing.assert_allclose(results[0][1][n], p.grad, rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.usefixtures("inplace_small")
+def test_step_meta_in_its_own_collective_when_the_last_bucket_is_in_place():
+    def fn(comm):
+        model = nn.Module()
+        model.p = nn.Parameter(np.zeros(100))  # 800 bytes: in place, the only bucket
+        dp = DataParallel(model, comm)
+        dp.step_flags[1] = 1.0
+        dp.set_num_samples(comm.rank + 1)
+        (model.p * distnn.Tensor(np.full(100, comm.rank + 1.0))).sum().backward()
+        return model.p.grad.copy(), dp.step_flags_sum.copy(), dp.bucket_layout
+
+    (g0, s0, layout), (g1, _, _) = simulate(2, fn)
+    assert layout == [["p"]]
+    np.testing.assert_allclose(g0, (1 * 1 + 2 * 2) / 3)  # weighted by samples 1 and 2
+    assert np.array_equal(g0, g1) and s0[1] == 2.0

@@ -355,3 +355,43 @@ def test_grad_mode_forms():
         assert not distnn.is_grad_enabled()
     finally:
         distnn.set_grad_enabled(True)
+
+
+def test_backward_begin_hook_sees_the_leaves_and_scales_the_seed():
+    from distnn.autograd.engine import backward_context, register_backward_begin_hook
+
+    a, b, c = _leaf([1.0, 2.0]), _leaf([3.0, 4.0]), _leaf([5.0])
+    seen = []
+
+    def hook(root, leaves):
+        seen.append(sorted(id(t) for t in leaves))
+        backward_context()["mark"] = True
+        return 0.5 if a in leaves else None
+
+    marks = []
+
+    class Probe(Function):
+        def forward(self, x):
+            return x.copy()
+
+        def backward(self, g):
+            marks.append(backward_context().get("mark"))
+            return g
+
+    handle = register_backward_begin_hook(hook)
+    try:
+        (Probe.apply(a) * b).sum().backward()
+        np.testing.assert_allclose(a.grad, [1.5, 2.0])  # b * 0.5: every gradient of the pass is scaled
+        np.testing.assert_allclose(b.grad, [0.5, 1.0])
+        assert seen[-1] == sorted([id(a), id(b)]) and marks == [True]
+        c.sum().backward(Tensor(np.array(2.0, dtype=np.float32)))  # a pass that is none of the hook's business
+        np.testing.assert_allclose(c.grad, [2.0])
+        assert seen[-1] == [id(c)] and backward_context() is None
+        g = np.array([1.0, 1.0], dtype=np.float32)
+        (a * 1.0).backward(g)  # an explicit gradient is scaled too, the caller's array left alone
+        np.testing.assert_allclose(a.grad, [2.0, 2.5])
+        assert np.array_equal(g, [1.0, 1.0])
+    finally:
+        handle.remove()
+    (a * 1.0).sum().backward()
+    np.testing.assert_allclose(a.grad, [3.0, 3.5])  # removed: no scaling
