@@ -8,8 +8,10 @@ arrays (no fsync, no checks) and its ``np.load``, and against the peer,
 ``torch.save``/``torch.load`` of the same tensors (when torch is installed).
 
 Part 2 (``mpiexec -n 2``, started by this script): the built-in digits_mlp
-job trained with checkpoints off, every epoch (synchronous), and every epoch
-with ``async_save``, alternated in the same processes, several rounds;
+job trained with checkpoints off, with the floor (rank 0 writes the model and
+optimizer arrays with a bare ``np.savez`` + fsync at every epoch end), every
+epoch (synchronous), and every epoch with ``async_save``, alternated in the
+same processes, several rounds;
 reports the median training wall time of each and the overhead in percent,
 plus the time the checkpoint callback held training up (rank 0's measure).
 
@@ -86,9 +88,11 @@ def save_load(reps: int) -> None:
 
         counter = iter(range(10**9))
 
+        serializer = ck.Serializer()  # as the checkpoint callback packs: buffers reused between saves
+
         def ours(fsync):
             def run():
-                ck.write_checkpoint(os.path.join(tmp, "ck"), next(counter), ck.serialize(state), {"world_size": 1},
+                ck.write_checkpoint(os.path.join(tmp, "ck"), next(counter), serializer(state), {"world_size": 1},
                                     fsync=fsync)
                 ck.apply_retention(os.path.join(tmp, "ck"), 2)
             return run
@@ -122,6 +126,39 @@ def save_load(reps: int) -> None:
 
 
 # --------------------------------------------------------------------- part 2
+def _floor_callback():
+    from distnn.train.callbacks.base import Callback
+
+    class FloorSave(Callback):
+        """Rank 0: np.savez of the model and optimizer arrays + fsync at every epoch end (the floor)."""
+
+        state_key = "_floor_save"
+
+        def __init__(self, directory):
+            self.path, self.timings, self.saves = os.path.join(directory, "floor.npz"), [], 0
+
+        def on_epoch_end(self, trainer, logs):
+            if not trainer.is_main:
+                return
+            t0 = time.perf_counter()
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            arrays = {f"model/{k}": v for k, v in trainer.model.state_dict().items()}
+            for i, st in trainer.optimizer.state_dict()["state"].items():
+                arrays.update({f"opt/{i}/{k}": v for k, v in st.items() if isinstance(v, np.ndarray)})
+            with open(self.path, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            self.saves += 1
+            self.timings.append(time.perf_counter() - t0)
+
+    return FloorSave
+
+
+def _FloorSave(directory):
+    return _floor_callback()(directory)
+
+
 def job_worker(epochs: int, rounds: int) -> None:
     """Runs under mpiexec: digits_mlp with checkpoints off / every epoch / every epoch async, alternated."""
     import logging
@@ -137,7 +174,10 @@ def job_worker(epochs: int, rounds: int) -> None:
     tmp = comm.broadcast_object(tempfile.mkdtemp(prefix="bench-ckpt-job-") if comm.rank == 0 else None)
     # "off": no checkpoints but the per-step guard (non-finite check, one tiny allgather per step) as in
     # every distnn train run; "no guard": neither, the bare trainer (what the guard costs)
+    # "floor": no distnn checkpoint, but rank 0 writes the model and optimizer arrays with a bare
+    # np.savez + fsync into one file at every epoch end (no manifest, no atomic rename, no RNG states)
     variants = {"no guard": {"enabled": False}, "off": {"enabled": False},
+                "floor: np.savez+fsync": {"enabled": False},
                 "every epoch": {"every_epochs": 1, "async_save": False},
                 "every epoch, async_save": {"every_epochs": 1, "async_save": True}}
     results = {v: [] for v in variants}
@@ -148,6 +188,9 @@ def job_worker(epochs: int, rounds: int) -> None:
             out = os.path.join(tmp, f"{r}-{len(results[name])}-{name.replace(' ', '_').replace(',', '')}")
             cb = attach(job.trainer, out, {**opts, "keep_last": 2},
                         nonfinite="off" if name == "no guard" else job.cfg.train.nonfinite)
+            if name.startswith("floor"):
+                cb = _FloorSave(out)
+                job.trainer.callbacks.append(cb)
             comm.barrier()
             t0 = time.perf_counter()
             job.trainer.fit()

@@ -78,3 +78,29 @@ def test_object_arrays_are_not_packed():
     objs = {"o": np.array([{"a": 1}], dtype=object)}
     assert not npz_io.packable(objs)
     assert npz_io.packable(ARRAYS)
+
+
+def test_serializer_reuses_buffers_and_history_text_but_writes_what_serialize_writes():
+    from distnn.train import checkpoint as ck
+
+    rec = {"epoch": 0, "train_loss": 2.5, "val_loss": float("nan"), "lr": 0.05, "count": 180, "note": "x"}
+    state = {"model": {"w": np.ones(3, np.float32)}, "optimizer": {"state": {0: {"m": np.zeros(3)}}},
+             "history": [], "misc": {"t": (1, 2)}}
+    ser = ck.Serializer({"model.json": "{}"})
+
+    def check():
+        got = {k: bytes(v) for k, v in ser(state).items()}
+        assert got == {k: bytes(v) for k, v in ck.serialize(state, {"model.json": "{}"}).items()}
+
+    for epoch in range(4):
+        state["history"].append(dict(rec, epoch=epoch))
+        state["model"]["w"] += 1
+        check()
+    state["history"][1]["lr"] = 1           # the same value as another type is encoded again
+    check()
+    state["history"][1]["lr"] = np.float64(1.0)
+    check()
+    state["history"][2]["extra"] = [1, 2]   # not flat: the whole state is encoded the plain way
+    check()
+    del state["history"][2:]
+    check()

@@ -226,15 +226,48 @@ class Serializer:
     """:func:`serialize` for repeated saves of the same state layout: the npz images (and the
     extra files' bytes) live in buffers reused from one call to the next, so a save allocates
     nothing large and packs each array with one copy. What a call returns is valid until the
-    next call (the checkpoint callback writes it before it saves again)."""
+    next call (the checkpoint callback writes it before it saves again).
+
+    The training history grows by a record every epoch and its old records do not change:
+    the JSON text of each flat record (scalars only) is kept and reused while the record is
+    equal to it, value types included, so a save does not re-encode the whole history
+    (which made saving every epoch quadratic in the number of epochs). The bytes are the
+    same as :func:`serialize` gives.
+    """
+
+    _PLAIN = frozenset((float, int, str, bool, type(None)))
 
     def __init__(self, extra_files: dict | None = None):
         self._packers: dict = {}
         self._extra = {name: content.encode() if isinstance(content, str) else bytes(content)
                        for name, content in (extra_files or {}).items()}
+        self._records: list[tuple[tuple, str]] = []  # (record's items and value types, its JSON)
+        self._marker = f"history-{os.urandom(8).hex()}"
 
     def __call__(self, state: dict) -> dict:
-        return to_files(*encode_state(state), self._extra, self._packers)
+        history = state.get("history")
+        if type(history) is not list:
+            return to_files(*encode_state(state), self._extra, self._packers)
+        fragments = []
+        for i, rec in enumerate(history):
+            if type(rec) is not dict:
+                return to_files(*encode_state(state), self._extra, self._packers)
+            key = (tuple(rec.items()), tuple(map(type, rec.values())))
+            if i < len(self._records) and self._records[i][0] == key:
+                fragments.append(self._records[i][1])
+                continue
+            if not self._PLAIN.issuperset(key[1]) or any(type(k) is not str or k[:2] == "__" for k in rec):
+                return to_files(*encode_state(state), self._extra, self._packers)
+            text = json.dumps(encode_state({"r": rec})[0]["r"], separators=(",", ":"))
+            del self._records[i:]
+            self._records.append((key, text))
+            fragments.append(text)
+        del self._records[len(history):]
+        skeleton, arrays = encode_state({**state, "history": self._marker})
+        files = to_files(skeleton, arrays, self._extra, self._packers)
+        text = files[TRAINER_JSON].decode()
+        files[TRAINER_JSON] = text.replace(f'"{self._marker}"', "[" + ",".join(fragments) + "]", 1).encode()
+        return files
 
 
 # ---------------------------------------------------------------- fault injection
@@ -276,13 +309,21 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def _create(path: str) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
+
+
+def _write_all(fd: int, data) -> None:
+    view = memoryview(data)  # unbuffered: no copy of the data
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _write_file(path: str, data, fsync: bool) -> None:
-    """Write ``data`` (bytes-like) to ``path`` with unbuffered writes (no copy), then fsync it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
+    """Write ``data`` (bytes-like) to ``path``, then fsync it."""
+    fd = _create(path)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        _write_all(fd, data)
         if fsync:
             os.fsync(fd)
     finally:
@@ -352,11 +393,19 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
     ``update_best`` also points ``best`` at it (in the same step as ``latest``).
     Raises :class:`CheckpointError` naming the file when anything fails; then
     no partial directory is left and ``latest`` is unchanged.
+
+    Every file (the manifest and the pointers' temporary files included) is
+    written first and only then fsynced, all of them before the directory is
+    renamed: the same guarantee as an fsync after each file, but a journaling
+    file system commits them together instead of once per file.
     """
     name = step_name(step)
     final = os.path.join(root, name)
     tmp = os.path.join(root, f".tmp-{name}-{os.getpid()}-{_tmp_suffix()}")
     faults = _faults(step)
+    pointers = (LATEST,) * bool(update_latest) + (BEST,) * bool(update_best)
+    opened: list[tuple[str, int]] = []  # (name for error messages, fd) still to fsync and close
+    staged: list[tuple[str, str]] = []  # pointer (temporary file, pointer file)
     current = "the checkpoint directory"
     try:
         current = root
@@ -370,7 +419,8 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
             current = fname
             if faults:
                 _fault(step, "enospc", fname, faults)
-            _write_file(os.path.join(tmp, fname), data, fsync)
+            opened.append((fname, _create(os.path.join(tmp, fname))))
+            _write_all(opened[-1][1], data)
             # hashlib releases the GIL while it hashes a large buffer (the bytes are in memory: no re-read)
             entries[fname] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": memoryview(data).nbytes}
             if faults:
@@ -380,7 +430,19 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(manifest or {}), "files": entries}
         if faults:
             _fault(step, "enospc", MANIFEST, faults)
-        _write_file(os.path.join(tmp, MANIFEST), json.dumps(_json_clean(man)).encode(), fsync)
+        opened.append((MANIFEST, _create(os.path.join(tmp, MANIFEST))))
+        _write_all(opened[-1][1], json.dumps(_json_clean(man)).encode())
+        for w in pointers:
+            current = w
+            staged.append((os.path.join(root, f"{w}.tmp-{os.getpid()}"), os.path.join(root, w)))
+            opened.append((w, _create(staged[-1][0])))
+            _write_all(opened[-1][1], (name + "\n").encode())
+        while opened:
+            current, fd = opened[-1]
+            if fsync:
+                os.fsync(fd)
+            opened.pop()
+            os.close(fd)
         if fsync:
             _fsync_dir(tmp)
         if faults:
@@ -392,22 +454,30 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
             os.rename(final, trash)
         os.rename(tmp, final)
         if fsync:
-            _fsync_dir(root)
+            _fsync_dir(root)  # the checkpoint is durable before any pointer names it
         if trash:
             _remove_tree(trash)
         if faults:
             _fault(step, "crash_before_latest", "", faults)
-        pointers = (LATEST,) * bool(update_latest) + (BEST,) * bool(update_best)
         if pointers:
             current = " and ".join(pointers)
-            write_pointers(root, name, pointers, fsync)
-    except OSError as e:
+            while staged:
+                os.replace(*staged[0])
+                staged.pop(0)
+            if fsync:
+                _fsync_dir(root)
+    except BaseException as e:
+        for _, fd in opened:
+            os.close(fd)
+        for ptmp, _ in staged:
+            try:
+                os.remove(ptmp)
+            except OSError:
+                pass
         if os.path.isdir(tmp):
             _remove_tree(tmp)
-        raise CheckpointError(f"cannot write checkpoint {final!r} ({current}): {e.strerror or e}") from None
-    except BaseException:
-        if os.path.isdir(tmp):
-            _remove_tree(tmp)
+        if isinstance(e, OSError):
+            raise CheckpointError(f"cannot write checkpoint {final!r} ({current}): {e.strerror or e}") from None
         raise
     return final
 
