@@ -31,6 +31,7 @@ _END = struct.Struct("<IHHHHIIH")               # end of central directory, 22 b
 _LOCAL_SIG, _CENTRAL_SIG, _END_SIG = 0x04034B50, 0x02014B50, 0x06054B50
 _DOS_TIME, _DOS_DATE = 0, (0 << 9) | (1 << 5) | 1  # 1980-01-01 00:00: the same bytes every save
 _PAD_ID = 0xD935  # the "alignment" extra field (as zipalign writes it); readers skip unknown ids
+_MADE_BY = (3 << 8) | 20  # made on Unix (so the external attributes are rw------- permissions), ZIP 2.0
 _LIMIT = 2**32 - 2**20  # larger archives need ZIP64: left to np.savez
 
 
@@ -82,7 +83,7 @@ class NpzPacker:
             data_off = off + len(local) + len(fname) + len(extra) + len(head)
             parts.append((off, local + fname + extra + head))
             slots.append((off + 14, data_off - len(head), data_off, zlib.crc32(head), len(central)))
-            central.append(bytearray(_CENTRAL.pack(_CENTRAL_SIG, 20, 20, flags, 0, _DOS_TIME, _DOS_DATE, 0, size,
+            central.append(bytearray(_CENTRAL.pack(_CENTRAL_SIG, _MADE_BY, 20, flags, 0, _DOS_TIME, _DOS_DATE, 0, size,
                                                    size, len(fname), 0, 0, 0, 0, 0o600 << 16, off) + fname))
             off = data_off + a.nbytes
         cd_off = off
