@@ -214,7 +214,9 @@ def job_worker(epochs: int, rounds: int) -> None:
                   f"runs: {' '.join(f'{w:.3f}' for w in walls)}")
         print("  overhead: vs 'off' (noisy: same-machine load varies); held up: time inside the checkpoint\n"
               "  callback (gather, snapshot, write or hand-off, agreement) / fit time, rank 0;\n"
-              "  'no guard' vs 'off' is the per-step agreement (non-finite check + preemption flag)")
+              "  'no guard' vs 'off' is the per-step agreement (non-finite check + preemption flag);\n"
+              "  floor: rank 0 np.savez + fsync of the model and optimizer arrays into one file per epoch\n"
+              "  (no manifest, checksums, atomic rename, pointers, retention or random states)")
 
 
 def main():
