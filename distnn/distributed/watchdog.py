@@ -89,10 +89,12 @@ def install_excepthook(rank: int, size: int, abort) -> None:
 
     def hook(exc_type, exc, tb):
         try:
+            # One write, then a moment for the launcher to forward it: MPI_Abort kills the
+            # forwarding processes too, and a report cut in half names nothing.
             sys.stderr.write(f"[distnn] rank {rank} of {size}: uncaught {exc_type.__name__}; "
-                             f"aborting all {size} ranks\n")
-            traceback.print_exception(exc_type, exc, tb, file=sys.stderr)
+                             f"aborting all {size} ranks\n" + "".join(traceback.format_exception(exc_type, exc, tb)))
             sys.stderr.flush()
+            time.sleep(0.5)
         except Exception:  # noqa: BLE001 - never let printing stop the abort
             previous(exc_type, exc, tb)
         finally:
