@@ -104,3 +104,14 @@ def test_serializer_reuses_buffers_and_history_text_but_writes_what_serialize_wr
     check()
     del state["history"][2:]
     check()
+
+
+def test_dict_with_an_array_and_a_non_string_key_round_trips():
+    from distnn.train import checkpoint as ck
+
+    state = {"misc": {"a": np.arange(2.0), 1: (3, "x"), "__x": {"y": np.ones(1, np.int8)}}}
+    skeleton, arrays = ck.encode_state(state)
+    out = ck.decode_state(skeleton, arrays)["misc"]
+    assert list(out) == ["a", 1, "__x"] and out[1] == (3, "x")
+    np.testing.assert_array_equal(out["a"], [0.0, 1.0])
+    assert out["__x"]["y"].dtype == np.int8

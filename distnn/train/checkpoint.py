@@ -105,11 +105,12 @@ def encode_state(state: dict) -> tuple[dict, dict]:
     def enc(obj, node, file):
         t = type(obj)
         if t is dict:
-            out = {}
-            for k, v in obj.items():
+            for k in obj:  # all keys first: encoding a value may register an array
                 if (type(k) is not str and not isinstance(k, str)) or k[:2] == "__":
                     return {"__dict__": [[enc(k, (node, "key"), file), enc(v, (node, str(k)), file)]
                                          for k, v in obj.items()]}
+            out = {}
+            for k, v in obj.items():
                 tv = type(v)
                 if tv is float:
                     out[k] = v if v - v == 0 else {"__float__": repr(v)}

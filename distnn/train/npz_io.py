@@ -51,7 +51,7 @@ def packable(arrays: dict) -> bool:
     """Whether :class:`NpzPacker` can store ``arrays`` (numpy arrays without Python objects, < 4 GB)."""
     total = 0
     for a in arrays.values():
-        if not isinstance(a, np.ndarray) or a.dtype.hasobject:
+        if not isinstance(a, np.ndarray) or a.dtype.hasobject or a.dtype.itemsize == 0:
             return False
         total += a.nbytes + 512
     return total < _LIMIT
