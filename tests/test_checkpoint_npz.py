@@ -115,3 +115,18 @@ def test_dict_with_an_array_and_a_non_string_key_round_trips():
     assert list(out) == ["a", 1, "__x"] and out[1] == (3, "x")
     np.testing.assert_array_equal(out["a"], [0.0, 1.0])
     assert out["__x"]["y"].dtype == np.int8
+
+
+def test_deferred_crc_is_stale_until_filled_then_matches_serialize():
+    from distnn.train import checkpoint as ck
+
+    state = {"model": {"w": np.arange(4000, dtype=np.float32)}, "optimizer": {"state": {0: {"m": np.ones(5)}}}}
+    ser = ck.Serializer()
+    ser(state)                                  # a first save: the CRCs in the buffer are those of arange
+    state["model"]["w"] = state["model"]["w"] * 2
+    files = ser(state, crc=False)               # the arrays are copied, their CRC-32s not yet updated
+    want = {k: bytes(v) for k, v in ck.serialize(state).items()}
+    assert bytes(files["model.npz"]) != want["model.npz"]
+    ser.fill_crc(files)
+    assert {k: bytes(v) for k, v in files.items()} == want
+    _same(_np_load(bytes(files["model.npz"])), state["model"])

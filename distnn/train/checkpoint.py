@@ -204,17 +204,19 @@ def serialize(state: dict, extra_files: dict | None = None) -> dict:
     return to_files(*encode_state(state), extra_files)
 
 
-def to_files(skeleton: dict, arrays: dict, extra_files: dict | None = None, packers: dict | None = None) -> dict:
+def to_files(skeleton: dict, arrays: dict, extra_files: dict | None = None, packers: dict | None = None,
+             crc: bool = True) -> dict:
     """The second half of :func:`serialize`: npz and JSON bytes from :func:`encode_state`'s output.
 
     With ``packers`` (a dict kept between saves, see :class:`Serializer`) the
     npz images are packed into buffers reused from the previous call
-    (memoryviews, valid until the next call with the same ``packers``).
+    (memoryviews, valid until the next call with the same ``packers``);
+    ``crc=False`` leaves their CRC-32s to :meth:`Serializer.fill_crc`.
     """
     files = {}
     for name, arrs in arrays.items():
         if packers is not None and npz_io.packable(arrs):
-            files[name] = packers.setdefault(name, npz_io.NpzPacker()).pack(arrs)
+            files[name] = packers.setdefault(name, npz_io.NpzPacker()).pack(arrs, crc=crc)
         else:
             files[name] = npz_bytes(arrs)
     files[TRAINER_JSON] = json.dumps(skeleton, separators=(",", ":")).encode()
@@ -245,30 +247,39 @@ class Serializer:
         self._records: list[tuple[tuple, str]] = []  # (record's items and value types, its JSON)
         self._marker = f"history-{os.urandom(8).hex()}"
 
-    def __call__(self, state: dict) -> dict:
+    def __call__(self, state: dict, crc: bool = True) -> dict:
+        """``{file name: bytes-like}`` of ``state``. With ``crc=False`` the npz images are not
+        complete until :meth:`fill_crc` has run (a background writer runs it: the training
+        thread then only copies the arrays)."""
         history = state.get("history")
         if type(history) is not list:
-            return to_files(*encode_state(state), self._extra, self._packers)
+            return to_files(*encode_state(state), self._extra, self._packers, crc)
         fragments = []
         for i, rec in enumerate(history):
             if type(rec) is not dict:
-                return to_files(*encode_state(state), self._extra, self._packers)
+                return to_files(*encode_state(state), self._extra, self._packers, crc)
             key = (tuple(rec.items()), tuple(map(type, rec.values())))
             if i < len(self._records) and self._records[i][0] == key:
                 fragments.append(self._records[i][1])
                 continue
             if not self._PLAIN.issuperset(key[1]) or any(type(k) is not str or k[:2] == "__" for k in rec):
-                return to_files(*encode_state(state), self._extra, self._packers)
+                return to_files(*encode_state(state), self._extra, self._packers, crc)
             text = json.dumps(encode_state({"r": rec})[0]["r"], separators=(",", ":"))
             del self._records[i:]
             self._records.append((key, text))
             fragments.append(text)
         del self._records[len(history):]
         skeleton, arrays = encode_state({**state, "history": self._marker})
-        files = to_files(skeleton, arrays, self._extra, self._packers)
+        files = to_files(skeleton, arrays, self._extra, self._packers, crc)
         text = files[TRAINER_JSON].decode()
         files[TRAINER_JSON] = text.replace(f'"{self._marker}"', "[" + ",".join(fragments) + "]", 1).encode()
         return files
+
+    def fill_crc(self, files: dict) -> None:
+        """Complete the npz images of ``files`` (what ``self(state, crc=False)`` returned)."""
+        for name, packer in self._packers.items():
+            if packer._buf is not None and getattr(files.get(name), "obj", None) is packer._buf:
+                packer.fill_crc()
 
 
 # ---------------------------------------------------------------- fault injection
@@ -308,6 +319,14 @@ def _fsync_dir(path: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _fsync_fd(fd) -> None:
+    if fd is not None:
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
 
 
 def _create(path: str) -> int:
@@ -407,6 +426,7 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
     pointers = (LATEST,) * bool(update_latest) + (BEST,) * bool(update_best)
     opened: list[tuple[str, int]] = []  # (name for error messages, fd) still to fsync and close
     staged: list[tuple[str, str]] = []  # pointer (temporary file, pointer file)
+    root_fd = None
     current = "the checkpoint directory"
     try:
         current = root
@@ -454,8 +474,12 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
             trash = os.path.join(root, f".trash-{name}-{_tmp_suffix()}")
             os.rename(final, trash)
         os.rename(tmp, final)
-        if fsync:
-            _fsync_dir(root)  # the checkpoint is durable before any pointer names it
+        if fsync:  # the checkpoint is durable before any pointer names it
+            try:  # one descriptor for both fsyncs of the root
+                root_fd = os.open(root, os.O_RDONLY)
+            except OSError:  # some platforms cannot open directories
+                root_fd = None
+            _fsync_fd(root_fd)
         if trash:
             _remove_tree(trash)
         if faults:
@@ -466,10 +490,13 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
                 os.replace(*staged[0])
                 staged.pop(0)
             if fsync:
-                _fsync_dir(root)
+                _fsync_fd(root_fd)
     except BaseException as e:
         for _, fd in opened:
             os.close(fd)
+        if root_fd is not None:
+            os.close(root_fd)
+            root_fd = None
         for ptmp, _ in staged:
             try:
                 os.remove(ptmp)
@@ -480,6 +507,8 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
         if isinstance(e, OSError):
             raise CheckpointError(f"cannot write checkpoint {final!r} ({current}): {e.strerror or e}") from None
         raise
+    if root_fd is not None:
+        os.close(root_fd)
     return final
 
 
@@ -652,17 +681,20 @@ def resolve_and_load(spec: str, default_root: str | None, warn=None):
 
 
 # ---------------------------------------------------------------- housekeeping
-def apply_retention(root: str, keep_last: int, protect=()) -> list[str]:
+def apply_retention(root: str, keep_last: int, protect=(), latest: str | None = None) -> list[str]:
     """Delete all but the newest ``keep_last`` checkpoints (never those named in ``protect``).
 
     A directory is renamed to a hidden name before it is removed, so a crash
     mid-delete never leaves a half-deleted ``step-N`` behind. Returns the removed names.
+    ``latest``: the name ``latest`` points at when the caller just wrote it (else it is read).
     """
     if keep_last is None or keep_last <= 0:
         return []
     cps = list_checkpoints(root)
+    if len(cps) <= keep_last:
+        return []
     protect = {os.path.basename(str(p)) for p in protect if p}
-    protect.add(read_pointer(root, LATEST))
+    protect.add(latest or read_pointer(root, LATEST))
     removed = []
     for info in cps[:-keep_last]:
         if info.name in protect:

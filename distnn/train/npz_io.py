@@ -102,20 +102,30 @@ class NpzPacker:
         self._views = [np.ndarray(a.shape, a.dtype, buffer=buf, offset=s[3]) for a, s in zip(arrays.values(),
                                                                                               self._slots)]
 
-    def pack(self, arrays: dict) -> memoryview:
-        """The ``.npz`` bytes of ``arrays`` (numpy arrays), in the reused buffer."""
+    def pack(self, arrays: dict, crc: bool = True) -> memoryview:
+        """The ``.npz`` bytes of ``arrays`` (numpy arrays), in the reused buffer.
+
+        ``crc=False`` only copies the arrays: the members' CRC-32s are stale
+        until :meth:`fill_crc` (which a background writer can run: zlib
+        releases the GIL while it checksums a large buffer).
+        """
         key = tuple((k, a.dtype.str, a.dtype.descr if a.dtype.names else None, a.shape) for k, a in arrays.items())
         if key != self._key:
             self._layout(arrays, key)
+        for view, a in zip(self._views, arrays.values()):
+            np.copyto(view, a, casting="no")
+        if crc:
+            self.fill_crc()
+        return memoryview(self._buf)
+
+    def fill_crc(self) -> None:
+        """Write the CRC-32 of each member's current bytes into its local and central headers."""
         buf = self._buf
         mv = memoryview(buf)
-        for view, a, (crc_off, central_crc_off, member_off, data_off, head_crc) in zip(
-                self._views, arrays.values(), self._slots):
-            np.copyto(view, a, casting="no")
+        for view, (crc_off, central_crc_off, member_off, data_off, head_crc) in zip(self._views, self._slots):
             crc = zlib.crc32(mv[data_off:data_off + view.nbytes], head_crc)
             struct.pack_into("<I", buf, crc_off, crc)
             struct.pack_into("<I", buf, central_crc_off, crc)
-        return mv
 
 
 def npz_bytes(arrays: dict) -> bytes:

@@ -11,8 +11,8 @@ replicas are identical, so its model and optimizer stand for all); then rank
 (``on_error="stop"``: all raise :class:`~distnn.train.checkpoint.CheckpointError`;
 ``"continue"``: all go on, rank 0 warns). With ``async_save`` (the config
 default) the state is copied and packed into bytes at the save point (about
-a millisecond for a small model); hashing, writing and fsync run in a
-background thread on rank 0 while training continues, and the outcome is agreed at the next save, at a
+a millisecond for a small model); the npz CRC-32s, hashing, writing and fsync run in
+one long-lived background thread on rank 0 while training continues, and the outcome is agreed at the next save, at a
 preemption (which always waits for its own write), or at the end of
 training. ``latest`` only ever names a complete checkpoint either way; a
 failure is then acted on one save later. Synchronous saves cost a few fsyncs
@@ -32,9 +32,11 @@ different world sizes anyway); everything else agrees to summation order.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
+import queue
 import threading
 import time
 
@@ -168,11 +170,7 @@ class ModelCheckpoint(Callback):
                 job = e
         if self.async_save and not wait:
             if trainer.is_main:
-                box = {}
-                thread = threading.Thread(target=self._write_into, args=(job, box), name="distnn-checkpoint",
-                                          daemon=False)
-                thread.start()
-                self._pending = (thread, box)
+                self._pending = _writer().submit(self._write_into, job)
             else:
                 self._pending = True
             self.timings.append(time.perf_counter() - t0)
@@ -191,11 +189,9 @@ class ModelCheckpoint(Callback):
 
     def _join_pending(self):
         """Rank 0: the result of the background write in flight (None when there is none)."""
-        if not isinstance(self._pending, tuple):
+        if not isinstance(self._pending, _Job):
             return None
-        thread, box = self._pending
-        thread.join()
-        return box.get("result")
+        return self._pending.result()
 
     def _snapshot(self, trainer, reason, ranks, logs):
         """Rank 0: everything to write, as bytes, so training may go on while it is written."""
@@ -218,13 +214,14 @@ class ModelCheckpoint(Callback):
         # left for the thread (hashing, writing, fsync) releases the GIL.
         if self._serializer is None or self._serializer_extra is not self.extra_files:
             self._serializer, self._serializer_extra = ck.Serializer(self.extra_files), self.extra_files
-        return st.global_step, self._serializer(state), manifest
+        return st.global_step, self._serializer(state, crc=False), manifest, self._serializer
 
-    def _write_into(self, job, box):
-        result = box["result"] = self._write(job)
+    def _write_into(self, job):
+        result = self._write(job)
         if result["ok"]:  # say so when it happens (the agreement comes one save later)
             self._log_saved(result)
             result["logged"] = True
+        return result
 
     def _log_saved(self, result):
         self.log.info("checkpoint %s (%.2f MB, %.0f ms)%s", result["path"], result["bytes"] / 1e6,
@@ -234,12 +231,14 @@ class ModelCheckpoint(Callback):
         """Rank 0: write, point ``best``/``latest``, apply retention. Never raises."""
         if isinstance(job, Exception):
             return {"ok": False, "error": f"cannot serialize the training state: {job}"}
-        step, files, manifest = job
+        step, files, manifest, serializer = job
         t0 = time.perf_counter()
         try:
+            serializer.fill_crc(files)  # here, not at the save point: zlib releases the GIL meanwhile
             path = ck.write_checkpoint(self.root, step, files, manifest, fsync=self.fsync,
                                        update_best=self.best_name == ck.step_name(step))
-            removed = ck.apply_retention(self.root, self.keep_last, protect=[self.best_name] if self.save_best else [])
+            removed = ck.apply_retention(self.root, self.keep_last, protect=[self.best_name] if self.save_best else [],
+                                         latest=ck.step_name(step))
         except ck.CheckpointError as e:
             return {"ok": False, "error": str(e)}
         except OSError as e:
@@ -291,6 +290,79 @@ class ModelCheckpoint(Callback):
     def load_state_dict(self, state):
         self.best = state.get("best")
         self.best_name = state.get("best_name")
+
+
+class _Job:
+    """A write handed to the background writer; :meth:`result` waits for it."""
+
+    __slots__ = ("fn", "args", "_done")
+
+    def __init__(self, fn, args):
+        self.fn, self.args, self._done = fn, args, queue.SimpleQueue()
+
+    def run(self):
+        try:
+            out = self.fn(*self.args)
+        except BaseException as e:  # _write never raises; anything else is a bug to report, not to hang on
+            out = {"ok": False, "error": f"checkpoint writer failed: {type(e).__name__}: {e}"}
+        self._done.put(out)
+
+    def result(self):
+        out = self._done.get()  # blocks in C with the GIL released
+        self._done.put(out)  # a second result() sees it too
+        return out
+
+
+class _BackgroundWriter:
+    """One long-lived thread per process that runs checkpoint writes in order.
+
+    Starting a thread per save made the training thread wait until the new
+    thread had been scheduled (``Thread.start`` does), which on a busy 2-core
+    machine can take a scheduler slice; handing a job to a waiting thread is a
+    queue put. The thread is a daemon (an idle one must not keep the process
+    alive), so a write in flight at interpreter exit is finished by an
+    ``atexit`` hook instead.
+    """
+
+    def __init__(self):
+        self._jobs = queue.SimpleQueue()
+        self._thread = None
+        self._last = None
+        atexit.register(self.drain)
+
+    def submit(self, fn, *args) -> _Job:
+        job = _Job(fn, args)
+        if self._thread is None or not self._thread.is_alive():  # first use, or after a fork
+            self._jobs = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._loop, args=(self._jobs,), name="distnn-checkpoint",
+                                            daemon=True)
+            self._thread.start()
+        self._last = job
+        self._jobs.put(job)
+        return job
+
+    @staticmethod
+    def _loop(jobs):
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            job.run()
+
+    def drain(self):
+        """Wait for the last write handed over (at exit: it must not be cut short)."""
+        if self._last is not None and self._thread is not None and self._thread.is_alive():
+            self._last.result()
+
+
+_WRITER: _BackgroundWriter | None = None
+
+
+def _writer() -> _BackgroundWriter:
+    global _WRITER
+    if _WRITER is None:
+        _WRITER = _BackgroundWriter()
+    return _WRITER
 
 
 def _finish_guard(trainer):
