@@ -34,7 +34,7 @@ import numpy as np
 from distnn.backend import device_of, get_array_module, to_numpy
 
 # Gradients at least this large are reduced in place (no packing copy); smaller ones are packed.
-INPLACE_BYTES = 1 << 20
+INPLACE_BYTES = 1 << 18
 
 
 class _BucketBase:
