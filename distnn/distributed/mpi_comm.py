@@ -25,7 +25,7 @@ import numpy as np
 from distnn.backend import get_array_module
 
 from .comm_base import Communicator, Handle, as_array, check_op
-from .watchdog import collective_timeout, install_excepthook, report_grace, wait_until
+from .watchdog import FORWARD_GRACE_S, collective_timeout, install_excepthook, report_grace, wait_until
 
 _MPI = None
 _DIAG_TAG = 7771
@@ -310,5 +310,6 @@ class MPICommunicator(Communicator):
         lines.append("[distnn] aborting the MPI job")
         sys.stderr.write("\n".join(lines) + "\n")
         sys.stderr.flush()
+        time.sleep(FORWARD_GRACE_S)  # let the launcher forward the report before the abort
         del sends
         MPI.COMM_WORLD.Abort(1)

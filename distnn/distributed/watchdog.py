@@ -74,6 +74,11 @@ def wait_until(test, timeout, on_timeout) -> None:
 _hook_installed = False
 
 
+# MPI_Abort also kills the launcher's output forwarding: a report written just before it
+# can vanish (seen under load). Wait this long after writing one.
+FORWARD_GRACE_S = 0.5
+
+
 def install_excepthook(rank: int, size: int, abort) -> None:
     """Make an uncaught exception on this rank end the whole job (``abort(1)``) after printing it.
 
@@ -94,7 +99,7 @@ def install_excepthook(rank: int, size: int, abort) -> None:
             sys.stderr.write(f"[distnn] rank {rank} of {size}: uncaught {exc_type.__name__}; "
                              f"aborting all {size} ranks\n" + "".join(traceback.format_exception(exc_type, exc, tb)))
             sys.stderr.flush()
-            time.sleep(0.5)
+            time.sleep(FORWARD_GRACE_S)
         except Exception:  # noqa: BLE001 - never let printing stop the abort
             previous(exc_type, exc, tb)
         finally:
