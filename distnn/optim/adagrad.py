@@ -8,7 +8,7 @@ At step t, with ``d = g + weight_decay * p`` (``-g`` when maximizing)::
 """
 from __future__ import annotations
 
-from .optimizer import Optimizer, check_hyperparameter, grad_with_decay
+from .optimizer import Optimizer, check_non_negative, grad_with_decay
 
 __all__ = ["Adagrad"]
 
@@ -42,12 +42,7 @@ class Adagrad(Optimizer):
             self.state.setdefault(p, {"step": 0, "sum": self._zeros_like(p, group["initial_accumulator_value"])})
 
     def _validate_group(self, group):
-        check_hyperparameter(group["lr"] >= 0, "learning rate lr", group["lr"], "must be >= 0")
-        check_hyperparameter(group["lr_decay"] >= 0, "lr_decay", group["lr_decay"], "must be >= 0")
-        check_hyperparameter(group["weight_decay"] >= 0, "weight_decay", group["weight_decay"], "must be >= 0")
-        check_hyperparameter(group["initial_accumulator_value"] >= 0, "initial_accumulator_value",
-                             group["initial_accumulator_value"], "must be >= 0")
-        check_hyperparameter(group["eps"] >= 0, "epsilon eps", group["eps"], "must be >= 0")
+        check_non_negative(group, "lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
 
     def _step_group(self, group):
         for p in group["params"]:

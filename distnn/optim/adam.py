@@ -13,7 +13,7 @@ The lecture notes' Adam is this without bias correction and eps.
 """
 from __future__ import annotations
 
-from .optimizer import Optimizer, check_betas, check_hyperparameter, grad_with_decay
+from .optimizer import Optimizer, check_betas, check_non_negative, grad_with_decay
 
 __all__ = ["Adam", "AdamW"]
 
@@ -60,10 +60,8 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _validate_group(self, group):
-        check_hyperparameter(group["lr"] >= 0, "learning rate lr", group["lr"], "must be >= 0")
-        check_hyperparameter(group["eps"] >= 0, "epsilon eps", group["eps"], "must be >= 0")
+        check_non_negative(group, "lr", "eps", "weight_decay")
         check_betas(group["betas"])
-        check_hyperparameter(group["weight_decay"] >= 0, "weight_decay", group["weight_decay"], "must be >= 0")
 
     def _step_group(self, group):
         beta1, beta2 = group["betas"]

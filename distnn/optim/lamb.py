@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 
-from .optimizer import Optimizer, check_betas, check_hyperparameter, chunk_sum_of_squares
+from .optimizer import Optimizer, check_betas, check_hyperparameter, check_non_negative, chunk_sum_of_squares
 
 __all__ = ["LAMB"]
 
@@ -68,10 +68,8 @@ class LAMB(Optimizer):
         super().__init__(params, defaults)
 
     def _validate_group(self, group):
-        check_hyperparameter(group["lr"] >= 0, "learning rate lr", group["lr"], "must be >= 0")
-        check_hyperparameter(group["eps"] >= 0, "epsilon eps", group["eps"], "must be >= 0")
+        check_non_negative(group, "lr", "eps", "weight_decay")
         check_betas(group["betas"])
-        check_hyperparameter(group["weight_decay"] >= 0, "weight_decay", group["weight_decay"], "must be >= 0")
         mwn = group["max_weight_norm"]
         check_hyperparameter(mwn is None or mwn > 0, "max_weight_norm", mwn, "must be None or > 0")
 

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import math
 
-from .optimizer import Optimizer, check_hyperparameter, chunk_sum_of_squares, grad_with_decay, required
+from .optimizer import (
+    Optimizer, check_hyperparameter, check_non_negative, chunk_sum_of_squares, grad_with_decay, required,
+)
 
 __all__ = ["LARS"]
 
@@ -62,12 +64,9 @@ class LARS(Optimizer):
         super().__init__(params, defaults)
 
     def _validate_group(self, group):
-        check_hyperparameter(group["lr"] >= 0, "learning rate lr", group["lr"], "must be >= 0")
-        check_hyperparameter(group["momentum"] >= 0, "momentum", group["momentum"], "must be >= 0")
-        check_hyperparameter(group["weight_decay"] >= 0, "weight_decay", group["weight_decay"], "must be >= 0")
+        check_non_negative(group, "lr", "momentum", "weight_decay", "eps")
         check_hyperparameter(group["trust_coefficient"] > 0, "trust_coefficient", group["trust_coefficient"],
                              "must be > 0")
-        check_hyperparameter(group["eps"] >= 0, "epsilon eps", group["eps"], "must be >= 0")
         if group["nesterov"] and group["momentum"] <= 0:
             raise ValueError(f"Nesterov momentum requires a momentum > 0 (got momentum={group['momentum']!r})")
 

@@ -47,6 +47,15 @@ def check_hyperparameter(ok: bool, name: str, value, requirement: str) -> None:
         raise ValueError(f"Invalid {name}: {value!r} ({requirement})")
 
 
+_LONG_NAMES = {"lr": "learning rate lr", "eps": "epsilon eps"}
+
+
+def check_non_negative(group: dict, *keys: str) -> None:
+    """The usual ``>= 0`` checks (lr, eps, weight_decay, ...) on a param group, one error naming the first bad key."""
+    for key in keys:
+        check_hyperparameter(group[key] >= 0, _LONG_NAMES.get(key, key), group[key], "must be >= 0")
+
+
 def check_betas(betas) -> None:
     """Adam-style ``(beta1, beta2)``: each in [0, 1)."""
     check_hyperparameter(len(betas) == 2, "betas", betas, "must be a pair (beta1, beta2)")

@@ -12,7 +12,7 @@ With ``d = g + weight_decay * p`` (``-g`` when maximizing)::
 """
 from __future__ import annotations
 
-from .optimizer import Optimizer, check_hyperparameter, grad_with_decay
+from .optimizer import Optimizer, check_non_negative, grad_with_decay
 
 __all__ = ["RMSprop"]
 
@@ -56,11 +56,7 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults)
 
     def _validate_group(self, group):
-        check_hyperparameter(group["lr"] >= 0, "learning rate lr", group["lr"], "must be >= 0")
-        check_hyperparameter(group["eps"] >= 0, "epsilon eps", group["eps"], "must be >= 0")
-        check_hyperparameter(group["momentum"] >= 0, "momentum", group["momentum"], "must be >= 0")
-        check_hyperparameter(group["weight_decay"] >= 0, "weight_decay", group["weight_decay"], "must be >= 0")
-        check_hyperparameter(group["alpha"] >= 0, "alpha", group["alpha"], "must be >= 0")
+        check_non_negative(group, "lr", "eps", "momentum", "weight_decay", "alpha")
 
     def _step_group(self, group):
         for p in group["params"]:

@@ -12,7 +12,7 @@ with a constant learning rate that is the same trajectory (rho = -lr * buf).
 """
 from __future__ import annotations
 
-from .optimizer import Optimizer, check_hyperparameter, grad_with_decay
+from .optimizer import Optimizer, check_non_negative, grad_with_decay
 
 __all__ = ["SGD"]
 
@@ -53,9 +53,7 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _validate_group(self, group):
-        check_hyperparameter(group["lr"] >= 0, "learning rate lr", group["lr"], "must be >= 0")
-        check_hyperparameter(group["momentum"] >= 0, "momentum", group["momentum"], "must be >= 0")
-        check_hyperparameter(group["weight_decay"] >= 0, "weight_decay", group["weight_decay"], "must be >= 0")
+        check_non_negative(group, "lr", "momentum", "weight_decay")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(f"Nesterov momentum requires a momentum > 0 and zero dampening "
                              f"(got momentum={group['momentum']!r}, dampening={group['dampening']!r})")
