@@ -1,15 +1,13 @@
 """``Conv1d`` and ``Conv2d`` with PyTorch's arguments, parameter shapes and default initialization."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
 from distnn.backend import DEFAULT_DTYPE
 from distnn.functional.conv import _pair, _resolve_padding, check_conv2d_shapes, conv1d, conv2d
 
-from . import init
-from .linear import _finish
+from .linear import _finish, reset_weight_and_bias_
 from .module import Module, Parameter
 
 
@@ -42,12 +40,7 @@ class _ConvNd(Module):
         _finish(self, device)
 
     def reset_parameters(self, generator=None):
-        """PyTorch's default: kaiming_uniform_(a=sqrt(5)) on the weight, U(+-1/sqrt(fan_in)) on the bias."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound, generator=generator)
+        reset_weight_and_bias_(self.weight, self.bias, generator)
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

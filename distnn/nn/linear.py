@@ -18,6 +18,15 @@ def _finish(module, device):
         module.to(str(device))
 
 
+def reset_weight_and_bias_(weight, bias, generator=None):
+    """PyTorch's default for Linear and Conv: kaiming_uniform_(a=sqrt(5)) on the weight, U(+-1/sqrt(fan_in)) on the bias."""
+    init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
+    if bias is not None:
+        fan_in, _ = init._calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        init.uniform_(bias, -bound, bound, generator=generator)
+
+
 class Identity(Module):
     """Returns its input unchanged (accepts and ignores constructor arguments, as PyTorch)."""
 
@@ -49,11 +58,7 @@ class Linear(Module):
         _finish(self, device)
 
     def reset_parameters(self, generator=None):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
-        if self.bias is not None:
-            fan_in = self.in_features
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound, generator=generator)
+        reset_weight_and_bias_(self.weight, self.bias, generator)
 
     def forward(self, x):
         shape = tuple(x.shape)
