@@ -12,7 +12,6 @@ Two kinds of tests:
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest

@@ -8,7 +8,7 @@ import pytest
 
 import distnn
 import distnn.functional as F
-from distnn import models, nn
+from distnn import models
 
 from test_nn_rnn import close
 
