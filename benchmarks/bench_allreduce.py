@@ -10,15 +10,17 @@ The gradients are those of the MLP 784-512-256-10 (float32, 535,818 values,
 * raw       ``COMM_WORLD.Allreduce(IN_PLACE, flat, SUM)`` on one preallocated
             flat float32 buffer (the floor: no packing, no averaging);
 * distnn    ``DataParallel``'s exchange as a training step pays it, driven
-            through ``finish_gradient_synchronization()`` with a gradient
-            array on every parameter: packing the small gradients into the
-            flat bucket (the first layer's weight is reduced in place), the
-            allreduces (the flags and sample count ride in the last one), and
-            the gradients installed; with the default 25 MiB buckets and
-            1 MiB. Before setting the gradients it calls the engine hook that
-            ``loss.backward()`` calls, so the gradients count as weighted by
-            the seed, as in training;
-* unseeded the same when backward could not pre-weight (gradient
+            through ``finish_gradient_synchronization()`` after what backward
+            leaves: each gradient already in its bucket view (Linear writes
+            its GEMM and sum there, see ``engine.set_grad_destination``), so
+            the exchange is the bookkeeping, the flags and sample count, one
+            persistent allreduce per bucket and installing the views; with the
+            default 25 MiB buckets (one bucket) and 1 MiB (two). Before that
+            it calls the engine hook that ``loss.backward()`` calls, so the
+            gradients count as weighted by the seed, as in training;
+* copied    the same when backward left fresh gradient arrays (ops that
+            cannot write into a destination): the packing copy is paid;
+* unseeded  the same when backward could not pre-weight (gradient
             accumulation under ``no_sync``): one weighting pass more.
 
 The methods take turns block by block (round robin), so machine load hits
@@ -67,6 +69,7 @@ def main(argv=None):
     from mpi4py import MPI  # the raw floor talks to MPI directly
 
     import distnn.distributed as dist
+    from distnn.autograd.engine import get_grad_destination
 
     comm = dist.init()
     world = MPI.COMM_WORLD
@@ -86,29 +89,34 @@ def main(argv=None):
     dps = {
         "distnn 25MiB": dist.DataParallel(model, comm, bucket_mb=25),
         "distnn 1MiB": dist.DataParallel(make_model(), comm, bucket_mb=1),
+        "copied 25MiB": dist.DataParallel(make_model(), comm, bucket_mb=25),
         "unseeded 25MiB": dist.DataParallel(make_model(), comm, bucket_mb=25),
     }
-    for dp in dps.values():
-        dp.remove_hooks()  # the exchange is driven by finish_gradient_synchronization() here
+    for dp in dps.values():  # the exchange is driven by finish_gradient_synchronization() here
+        for h in dp._hooks:
+            h.remove()
 
-    def dp_exchange(dp, seeded):
+    def dp_exchange(dp, seeded, in_place):
         ps = list(dp.module.parameters())
         leaves = dict.fromkeys(ps, 1)
+        dests = [get_grad_destination(p) for p in ps]
+        for d, g in zip(dests, grads):
+            d[...] = g  # what Linear's backward wrote there (the GEMMs' and sums' out=)
 
         def run():
             for p in ps:
                 p.grad = None  # optimizer.zero_grad()
             if seeded:  # what loss.backward() does first: the seed factor (gradients come out weighted)
                 dp._on_backward_begin(None, leaves)
-            for p, g in zip(ps, grads):
-                p.grad = g  # what backward leaves: a gradient array per parameter
+            for p, d, g in zip(ps, dests, grads):
+                p.grad = d if in_place else g  # what backward leaves: the bucket view, or a fresh array
             dp.finish_gradient_synchronization()
 
         return run
 
     methods = {"raw MPI.Allreduce": raw_exchange}
     for name, dp in dps.items():
-        methods[name] = dp_exchange(dp, not name.startswith("unseeded"))
+        methods[name] = dp_exchange(dp, not name.startswith("unseeded"), name.startswith("distnn"))
 
     for fn in methods.values():
         for _ in range(args.warmup):
@@ -125,6 +133,9 @@ def main(argv=None):
         flat[...] = 1.0  # sums grow by x size per call: reset between blocks (outside the timing)
         for g in grads:
             g[...] = 1.0
+        for dp in dps.values():
+            for p in dp.module.parameters():
+                get_grad_destination(p)[...] = 1.0
     if comm.rank == 0:
         nbytes = numel * 4
         base = statistics.median(times["raw MPI.Allreduce"])

@@ -35,6 +35,24 @@ def test_allreduce_matches_numpy_in_place_and_identical_on_all_ranks(op, n):
         assert np.array_equal(r.view(np.uint64), results[0].view(np.uint64))  # bitwise equal everywhere
 
 
+@pytest.mark.parametrize("n", [1, 3])
+def test_persistent_allreduce_reduces_its_array_at_every_start(n):
+    def fn(comm):
+        a = np.zeros(4)
+        reduce = comm.allreduce_init(a, "mean")
+        seen = []
+        for step in range(3):
+            a[...] = comm.rank + step
+            assert reduce.start().wait() is a
+            seen.append(a.copy())
+        reduce.free()
+        return seen
+
+    for seen in dist.simulate(n, fn):
+        for step, a in enumerate(seen):
+            np.testing.assert_allclose(a, (n - 1) / 2 + step)
+
+
 def test_sum_is_in_rank_order_and_reproducible():
     # float32 values whose sum depends on the order of additions
     vals = [np.float32(1e8), np.float32(1.0), np.float32(-1e8)]

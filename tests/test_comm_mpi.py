@@ -48,6 +48,26 @@ def test_iallreduce_overlaps_other_calls(comm):
     assert h1.test()
 
 
+@pytest.mark.parametrize("persistent", ["1", "0"], ids=["mpi4-persistent", "fallback"])
+def test_persistent_allreduce_restarts_and_mixes_with_other_collectives(comm, persistent, monkeypatch):
+    from distnn.distributed.mpi_comm import _MPIPersistentAllreduce
+
+    monkeypatch.setenv("DISTNN_MPI_PERSISTENT", persistent)
+    big, small = np.zeros(100_000, np.float32), np.zeros(3)
+    sums, means = comm.allreduce_init(big, "sum"), comm.allreduce_init(small, "mean")
+    assert isinstance(sums, _MPIPersistentAllreduce) == (persistent == "1")
+    for step in range(4):
+        big[...] = comm.rank + step
+        small[...] = 2.0 * comm.rank
+        other = comm.iallreduce(np.full(7, 1.0), "sum")  # an ordinary collective between the rounds
+        handles = [sums.start(), other, means.start()]
+        comm.wait_all(handles)  # (MPICH fails Testall on persistent requests: waited one by one)
+        assert (big == sum(range(comm.size)) + comm.size * step).all()
+        assert np.allclose(small, comm.size - 1.0) and (other.wait() == comm.size).all()
+    sums.free()
+    means.free()
+
+
 def test_broadcast_gather_objects_barrier_split(comm):
     r, n = comm.rank, comm.size
     x = np.full(4, float(r))

@@ -14,6 +14,13 @@ only when nothing else can see that array (checked by identity and refcount);
 otherwise it gets a copy laid out like its data. Each node is freed (saved arrays
 and edges dropped) right after its backward unless ``retain_graph=True``.
 
+A leaf may have a gradient destination (:func:`set_grad_destination`): an
+array its gradient should land in. The engine offers it to the op that
+produces the leaf's first gradient (``Function.grad_out``); ops that can write
+there (Linear's and Conv2d's GEMMs and sums) do, and the leaf adopts that array
+without a copy. Data parallelism points destinations at views of its flat
+communication buffers, so the gradient exchange needs no packing copy.
+
 Backward-begin hooks (:func:`register_backward_begin_hook`) see each pass's root
 and the leaves it will reach before any gradient flows, and may scale the root
 gradient (the "seed"): data parallelism pre-weights every gradient of the pass by
@@ -72,6 +79,9 @@ def _accumulate_leaf(leaf, grad, owned):
     """
     old = leaf.grad
     if old is None:
+        if grad is leaf._grad_dest:  # written by the op into the leaf's destination: ours to keep
+            leaf.grad = grad
+            return
         data = leaf.data
         if (not owned or type(grad) is not type(data) or grad.dtype != data.dtype or grad.strides != data.strides
                 or not _sole_view(grad)):  # (a numpy scalar is immutable: += would not accumulate)
@@ -81,6 +91,43 @@ def _accumulate_leaf(leaf, grad, owned):
         leaf.grad = grad
     else:
         old += grad
+
+
+def set_grad_destination(leaf: Tensor, array) -> None:
+    """Ask backward to produce ``leaf``'s gradient in ``array`` (None: stop asking).
+
+    ``array`` must match the leaf's data in shape, dtype and array type;
+    otherwise (e.g. after the model moved to another device) it is ignored.
+    When the leaf has no gradient yet, the op producing its gradient is
+    offered ``array`` (:attr:`Function.grad_out`); if the op writes there,
+    ``leaf.grad`` becomes ``array`` itself. Later contributions (a leaf used
+    twice, gradient accumulation) are added into it as usual. Ops that cannot
+    write in place produce a fresh array as before: a destination is a hint,
+    never a requirement. Whoever sets it owns ``array`` and must not reuse it
+    while it is a gradient.
+    """
+    if leaf._node is not None:
+        raise RuntimeError("gradient destinations can only be set on leaf tensors")
+    leaf._grad_dest = array
+
+
+def get_grad_destination(leaf: Tensor):
+    """The array set with :func:`set_grad_destination` for ``leaf`` (None if none)."""
+    return leaf._grad_dest
+
+
+def _offer_destinations(node, parents):
+    """Set ``node.grad_out`` to the destinations of parent leaves about to get their first gradient."""
+    outs = None
+    for i, p in enumerate(parents):
+        if isinstance(p, Tensor) and p.grad is None:
+            d = p._grad_dest
+            if (d is not None and type(d) is type(p.data) and d.dtype == p.data.dtype and d.shape == p.data.shape
+                    and _count_identical(parents, p) == 1):  # (two inputs cannot share one output)
+                if outs is None:
+                    outs = [None] * len(parents)
+                outs[i] = d
+    node.grad_out = outs
 
 
 def _sole_view(a):
@@ -268,6 +315,11 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
         factor = _seed_factor(root, leaf_deps)
         if factor is not None and factor != 1:
             grad *= factor  # ours: ones_like or the caller's gradient copied above
+    with_dests = False
+    for p in leaf_deps:
+        if p._grad_dest is not None:
+            with_dests = True
+            break
 
     # Pass 2: run each node once all its consumers have delivered (Kahn's
     # algorithm, LIFO so memory is released depth-first). Gradients are dropped
@@ -283,7 +335,11 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
         if g is None:  # nothing flowed here (all consumers returned None)
             in_grads = (None,) * len(parents)
         else:
+            if with_dests:
+                _offer_destinations(n, parents)
             in_grads = n.backward(g)
+            if with_dests and retain_graph:
+                n.grad_out = None  # an offer is for this pass only
             if type(in_grads) is not tuple:
                 in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
             if len(in_grads) != len(parents):

@@ -10,6 +10,13 @@ A subclass implements
   the input's shape in one place (``engine.sum_to_shape``). Backward never
   modifies ``grad`` in place; it may return ``grad`` itself or a view of it.
 
+Optionally, backward may honour ``self.grad_out``: None, or a list giving per
+input an array the engine would like that input's gradient written into (a
+leaf's gradient destination, see ``engine.set_grad_destination``). An op that
+produces the gradient with an ``out=`` argument anyway (a GEMM, a sum) writes
+it there and returns that very array, and the leaf adopts it with no copy.
+Ignoring ``grad_out`` is always correct, only slower for data parallelism.
+
 ``Function.apply(*inputs, **params)`` runs forward on the inputs' arrays and, when
 recording is on and some input requires a gradient, links the node into the graph.
 Inputs that are not Tensors (Python scalars, arrays) are constants.
@@ -30,6 +37,7 @@ class Function:
     parents: tuple | None = None  # per input: parent Function, leaf Tensor, or None
     input_shapes: tuple = ()
     needs_input_grad: tuple = ()
+    grad_out: list | None = None  # per input: where to write its gradient, if the op can (see above)
 
     def forward(self, *arrays, **params):  # pragma: no cover - interface
         raise NotImplementedError

@@ -37,6 +37,7 @@ class Tensor:
 
     __slots__ = ("data", "grad", "requires_grad", "_node", "_hooks", "__weakref__", "__dict__")
     __array_priority__ = 1000  # make ndarray <op> Tensor defer to Tensor's reflected op
+    _grad_dest = None  # leaves only: where ops may write the gradient (engine.set_grad_destination)
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         self.data = _as_array(data, dtype)

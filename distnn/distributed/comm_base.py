@@ -102,6 +102,27 @@ class CompletedHandle(Handle):
         return True
 
 
+class PersistentAllreduce:
+    """An allreduce of one fixed array, set up once and started many times (e.g. every training step).
+
+    ``start()`` begins the next round and returns a :class:`Handle`; the
+    array must not be touched until that handle completes. This generic
+    version starts an ordinary ``iallreduce`` each time; the MPI backend
+    uses MPI-4 persistent collectives where the library has them (setup
+    paid once, each start is cheap). Creating one is collective, like any
+    collective call. ``free()`` releases it (when no round is running).
+    """
+
+    def __init__(self, comm, array, op: str = "sum"):
+        self.comm, self.array, self.op = comm, array, op
+
+    def start(self) -> Handle:
+        return self.comm.iallreduce(self.array, self.op)
+
+    def free(self) -> None:
+        pass
+
+
 class Communicator:
     """Base class of the MPI, local and in-process communicators (see the module docstring).
 
@@ -124,6 +145,12 @@ class Communicator:
     def iallreduce(self, array, op: str = "sum") -> Handle:  # pragma: no cover - interface
         """Start an allreduce; ``handle.wait()`` completes it and returns the reduced array."""
         raise NotImplementedError
+
+    def allreduce_init(self, array, op: str = "sum") -> PersistentAllreduce:
+        """Prepare an allreduce of ``array`` (fixed buffer, in place) to be started repeatedly. Collective."""
+        array = as_array(array)
+        check_op(op, array)
+        return PersistentAllreduce(self, array, op)
 
     def iallgather(self, array) -> Handle:  # pragma: no cover - interface
         """Start an allgather of same-shape arrays; ``wait()`` returns a (size, *shape) array."""

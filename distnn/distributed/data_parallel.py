@@ -10,20 +10,22 @@ still runs (PyTorch DDP's design, ChainerMN's flat buffers):
 
 * parameters are grouped, in reverse registration order (roughly the order
   gradients become final), into buckets of about ``bucket_mb`` MiB, the same
-  layout on every rank (:mod:`.buckets`): small gradients packed into flat
-  buffers, each large one (1 MiB or more) reduced in its own array;
+  layout on every rank (:mod:`.buckets`). A bucket is one flat buffer, and
+  each parameter's gradient destination is its view of it: Linear and Conv2d
+  write their weight and bias gradients straight there (the engine offers
+  the view, see :func:`distnn.autograd.engine.set_grad_destination`), so
+  there is nothing to pack; other ops' gradients are copied in;
 * each parameter's post-accumulate-grad hook marks it ready; when a bucket's
-  last gradient is ready, a nonblocking allreduce of its (weighted, see
-  below) gradients starts. Buckets always start in list order on every rank
-  (a bucket that becomes ready early waits for the ones before it), as MPI
-  requires. The flags and counts the step needs ride in the last bucket:
-  usually one collective per bucket and nothing else;
+  last gradient is ready, a nonblocking allreduce of the buffer starts (a
+  persistent MPI-4 collective, set up once). Buckets always start in list
+  order on every rank (a bucket that becomes ready early waits for the ones
+  before it), as MPI requires. The flags and counts the step needs ride in
+  the last bucket: one collective per bucket and nothing else;
 * when backward finishes (``distnn.autograd.engine.queue_callback``), buckets
   still waiting for parameters that got no gradient are sent with zeros for
-  them, every allreduce is waited for, and each ``p.grad`` holds the average
-  (a view of its flat bucket, or its own array averaged in place). So after
-  ``backward()`` returns the gradients are averaged, and ``optimizer.step()``
-  needs no extra call.
+  them, every allreduce is waited for, and each ``p.grad`` is its view of the
+  bucket, holding the average. So after ``backward()`` returns the gradients
+  are averaged, and ``optimizer.step()`` needs no extra call.
 
 Averaging is exact for uneven shards: rank r's gradient is weighted by
 ``n_r / N`` (its sample count over the global count), so the result is the
@@ -82,7 +84,7 @@ from distnn.autograd.grad_mode import is_grad_enabled
 from distnn.backend import device_of, get_array_module, to_numpy
 from distnn.nn.module import Module
 
-from .buckets import FlatBucket, InPlaceBucket, StepMeta, build_buckets
+from .buckets import build_buckets
 from .compression import get_codec
 
 
@@ -107,8 +109,9 @@ class DataParallel(Module):
     step, as DDP does); ``weight_by_samples`` (weight ranks by sample count;
     False = plain mean over ranks, for losses that are not per-sample means).
 
-    ``p.grad`` arrays are averaged in place or replaced by views of the
-    buckets: keep no references to them across steps.
+    After a synchronized backward ``p.grad`` is a view of a bucket buffer,
+    which the next step overwrites: keep no references to it across steps
+    (copy it if you need it).
     """
 
     num_step_flags = 4  # length of step_flags
@@ -247,14 +250,16 @@ class DataParallel(Module):
 
     def _build_buckets(self):
         self._buckets = build_buckets(self._train_params, self.bucket_mb * (1 << 20), self.codec)
-        self._inplace = [b for b in self._buckets if isinstance(b, InPlaceBucket)]
-        # The step meta: used flags of the in-place buckets, the sample count, the step flags.
-        meta_size = len(self._inplace) + 1 + self.num_step_flags
+        # The step meta (sample count, step flags) rides in the last bucket when its dtype holds
+        # counts exactly (float32: up to 2**24); otherwise it gets a tiny float64 allreduce of its own.
+        meta_size = 1 + self.num_step_flags
         last = self._buckets[-1]
-        if isinstance(last, FlatBucket):
-            last.extra, self._step_meta = meta_size, None  # rides in the last bucket launched
+        if last.dtype.kind == "f" and last.dtype.itemsize >= 4:
+            last.extra, self._step_meta = meta_size, None
         else:
-            self._step_meta = StepMeta(meta_size)
+            self._step_meta = self.comm.allreduce_init(np.zeros(meta_size))
+        for b in self._buckets:  # collective, in bucket order: sets up each persistent allreduce
+            b.allocate(self.comm)
         self._slot = {}
         for b in self._buckets:
             for j, p in enumerate(b.params):
@@ -285,6 +290,8 @@ class DataParallel(Module):
         for h in self._hooks:
             h.remove()
         self._hooks = []
+        for b in self._buckets:
+            b.release()
 
     @property
     def bucket_layout(self) -> list:
@@ -354,13 +361,13 @@ class DataParallel(Module):
         if self._weight is None:  # fixed for the whole synchronization: every bucket packs alike
             self._samples = self._local_samples()
             self._weight = self._share(self._samples)
-        if b.extra:  # the last bucket: every in-place bucket launched before it
+        if b.extra:  # the last bucket carries the step meta
             b.launch(self.comm, self._weight, self._meta_values())
         else:
             b.launch(self.comm, self._weight)
 
     def _meta_values(self):
-        return [float(b.used) for b in self._inplace] + [float(self._samples)] + self.step_flags.tolist()
+        return [float(self._samples)] + self.step_flags.tolist()
 
     def _end_of_backward(self):
         if self._in_sync:
@@ -371,23 +378,20 @@ class DataParallel(Module):
         for b in self._buckets[self._launched:]:
             b.pending = 0
         self._launch_ready()
-        waiting = self._buckets
+        waiting = [b.handle for b in self._buckets]
         if self._step_meta is not None:
-            self._step_meta.launch(self.comm, self._meta_values())
-            waiting = waiting + [self._step_meta]
-        self.comm.wait_all([b.handle for b in waiting])  # one polling loop for all of them
+            self._step_meta.array[...] = self._meta_values()
+            meta_handle = self._step_meta.start()
+            waiting.append(meta_handle)
+        self.comm.wait_all(waiting)  # one polling loop for all of them
         counts = {}
         for b in self._buckets:
             b.wait()
-            if isinstance(b, FlatBucket):
-                counts[b.index], meta = b.counts()  # the last one's meta: the step meta
+            counts[b.index], meta = b.counts()  # the last one's meta: the step meta
         if self._step_meta is not None:
-            self._step_meta.wait()
-            meta = self._step_meta.values()
-        k = len(self._inplace)
-        counts.update((b.index, [int(round(c))]) for b, c in zip(self._inplace, meta[:k]))
-        total = meta[k]
-        self.step_flags_sum = np.array(meta[k + 1:])
+            meta = meta_handle.wait().tolist()
+        total = meta[0]
+        self.step_flags_sum = np.array(meta[1:])
         self.step_flags[...] = 0
         # Ranks packed with n_r / G; when the global count N differs (an epoch's short last
         # batch), turn the sums into the average with n_r / N. Every rank sees the same N.

@@ -24,7 +24,7 @@ import numpy as np
 
 from distnn.backend import get_array_module
 
-from .comm_base import Communicator, Handle, as_array, check_op
+from .comm_base import Communicator, Handle, PersistentAllreduce, as_array, check_op
 from .watchdog import FORWARD_GRACE_S, collective_timeout, install_excepthook, report_grace, wait_until
 
 _MPI = None
@@ -93,6 +93,13 @@ def _cuda_aware() -> bool:
         return False
 
 
+def _persistent_ok() -> bool:
+    """Whether to use MPI-4 persistent collectives (``DISTNN_MPI_PERSISTENT=0`` turns them off)."""
+    if os.environ.get("DISTNN_MPI_PERSISTENT", "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    return _mpi().Get_version() >= (4, 0)
+
+
 class _MPIHandle(Handle):
     """A started MPI request; ``finish`` turns the completed buffers into the result."""
 
@@ -117,6 +124,46 @@ class _MPIHandle(Handle):
         self.done = True
         self.result = self.finish()
         self.finish = None
+
+
+class _MPIPersistentAllreduce(PersistentAllreduce, Handle):
+    """An MPI-4 persistent allreduce (``MPI_Allreduce_init``): the object is its own handle."""
+
+    def __init__(self, comm, array, op, req):
+        super().__init__(comm, array, op)
+        self.req, self.done, self.result, self.what = req, True, array, None
+        self._device = get_array_module(array) is not np
+
+    def start(self):
+        comm = self.comm
+        if self._device:  # MPI reads the device buffer outside any stream: finish writing it first
+            get_array_module(self.array).cuda.get_current_stream().synchronize()
+        comm._seq += 1
+        self.what = (comm._seq, self.op, self.array.shape, self.array.dtype)
+        self.done = False
+        self.req.Start()
+        return self
+
+    def test(self) -> bool:
+        if not self.done and self.req.Test():
+            self._complete()
+        return self.done
+
+    def wait(self):
+        if not self.done:
+            self.comm._wait(self.req, self.what)
+            self._complete()
+        return self.array
+
+    def _complete(self):
+        self.done = True
+        if self.op == "mean":
+            self.array /= self.comm.size
+
+    def free(self) -> None:
+        if self.req is not None and self.done:
+            self.req.Free()
+            self.req = None
 
 
 class MPICommunicator(Communicator):
@@ -192,6 +239,21 @@ class MPICommunicator(Communicator):
 
         return _MPIHandle(self, req, what, finish)
 
+    def allreduce_init(self, array, op: str = "sum") -> PersistentAllreduce:
+        array = as_array(array)
+        check_op(op, array)
+        # MPI needs the very buffer every round: host arrays it can use directly, or device
+        # arrays with a CUDA-aware MPI. Anything else falls back to an iallreduce per start.
+        if get_array_module(array) is np:
+            direct = array.flags.c_contiguous and array.flags.writeable
+        else:
+            direct = self.cuda_aware and array.flags.c_contiguous
+        init = getattr(self._comm, "Allreduce_init", None)
+        if direct and init is not None and _persistent_ok():
+            self._next(f"allreduce_init(shape={tuple(array.shape)})")
+            return _MPIPersistentAllreduce(self, array, op, init(_mpi().IN_PLACE, array, _OPS[op]))
+        return PersistentAllreduce(self, array, op)
+
     def iallgather(self, array) -> Handle:
         array = as_array(array)
         xp = get_array_module(array)
@@ -214,16 +276,19 @@ class MPICommunicator(Communicator):
         if len(pending) == 1:
             pending[0].wait()
             return
-        reqs = [h.req for h in pending]
-        testall = _mpi().Request.Testall
+        pending.reverse()  # complete in start order; popping from the end is cheap
+
+        def all_done():
+            # Each Test lets MPI progress every started collective. (Not Testall: MPICH 5.0
+            # fails it with MPI_ERR_IN_STATUS when the list holds persistent requests.)
+            while pending and pending[-1].test():
+                pending.pop()
+            return not pending
 
         def timed_out(waited):
-            first = next((h for h in pending if not h.req.Test()), pending[0])
-            self._timed_out(first.what, waited)
+            self._timed_out(pending[-1].what, waited)
 
-        wait_until(lambda: testall(reqs), self.timeout, timed_out)
-        for h in pending:
-            h._complete()
+        wait_until(all_done, self.timeout, timed_out)
 
     def broadcast(self, array, root: int = 0):
         self._check_root(root)

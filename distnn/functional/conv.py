@@ -91,13 +91,21 @@ class Conv2d(Function):
         N, C, H, W, O, Cg, kh, kw, Ho, Wo, sh, sw, dh, dw, pt, pl, Hp, Wp, G = self.geom
         need = self.needs_input_grad
         gx = gw = gb = None
+        dest = self.grad_out or (None, None, None)  # where the engine wants weight/bias gradients, if anywhere
         if need[1]:
             # cols @ g^T (K x O per image) runs ~2x faster in OpenBLAS than g @ cols^T (O x K).
             g4 = g.reshape(N, G, O // G, Ho * Wo)
             gwt = xp.matmul(self.cols, g4.swapaxes(-1, -2)).sum(axis=0)  # (G, K, O/G)
-            gw = xp.ascontiguousarray(gwt.swapaxes(-1, -2)).reshape(O, Cg, kh, kw)
+            if dest[1] is not None and dest[1].dtype == gwt.dtype:  # the same transposing copy, into place
+                dest[1].reshape(G, O // G, Cg * kh * kw)[...] = gwt.swapaxes(-1, -2)
+                gw = dest[1]
+            else:
+                gw = xp.ascontiguousarray(gwt.swapaxes(-1, -2)).reshape(O, Cg, kh, kw)
         if self.has_bias and len(need) > 2 and need[2]:
-            gb = g.sum(axis=(0, 2, 3))
+            if dest[2] is not None and dest[2].dtype == g.dtype:
+                gb = g.sum(axis=(0, 2, 3), out=dest[2])
+            else:
+                gb = g.sum(axis=(0, 2, 3))
         if need[0]:
             gx = self._input_grad(xp, g)
         return gx, gw, gb

@@ -7,6 +7,7 @@ only the products whose inputs need a gradient (the first layer's input never do
 from __future__ import annotations
 
 from distnn.autograd.function import Function
+from distnn.backend import get_array_module
 
 
 class Linear(Function):
@@ -40,6 +41,7 @@ class Linear(Function):
     def backward(self, g):
         need = self.needs_input_grad
         gx = gw = gb = None
+        dest = self.grad_out or (None, None, None)  # where the engine wants weight/bias gradients, if anywhere
         if need[0]:
             if g.ndim > 2:  # one GEMM over the folded batch dims (see forward)
                 gx = (g.reshape(-1, g.shape[-1]) @ self.w).reshape(g.shape[:-1] + (self.w.shape[1],))
@@ -48,12 +50,24 @@ class Linear(Function):
         if need[1]:
             x = self.x
             if g.ndim == 2:
-                gw = g.T @ x
+                gw = _matmul(g.T, x, dest[1])
             else:  # fold leading batch dims (and promote a 1-D input) into one
-                gw = g.reshape(-1, g.shape[-1]).T @ x.reshape(-1, x.shape[-1])
+                gw = _matmul(g.reshape(-1, g.shape[-1]).T, x.reshape(-1, x.shape[-1]), dest[1])
         if len(need) > 2 and need[2]:
-            gb = g.sum(axis=tuple(range(g.ndim - 1))) if g.ndim > 1 else g
+            if g.ndim == 1:
+                gb = g
+            elif dest[2] is not None and g.dtype == dest[2].dtype:
+                gb = g.sum(axis=tuple(range(g.ndim - 1)), out=dest[2])
+            else:
+                gb = g.sum(axis=tuple(range(g.ndim - 1)))
         return gx, gw, gb
+
+
+def _matmul(a, b, out=None):
+    """``a @ b``, written into ``out`` when given and of the product's dtype."""
+    if out is not None and a.dtype == out.dtype and b.dtype == out.dtype:
+        return get_array_module(a).matmul(a, b, out=out)
+    return a @ b
 
 
 def linear(input, weight, bias=None):
