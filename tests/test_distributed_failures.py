@@ -23,6 +23,14 @@ def _run(script, n, timeout_env, deadline=30):
                           text=True, timeout=deadline)
 
 
+def test_skipped_split_times_out_naming_the_missing_rank():
+    out = _run("skip_split.py", 2, timeout_env=2)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "rank 0 of 2: collective #1 split(color=0) did not complete" in text
+    assert "missing ranks (never reached a collective, no answer): [1]" in text
+
+
 def test_exception_on_one_rank_aborts_the_whole_job():
     out = _run("raise_on_one_rank.py", 2, timeout_env=600)  # the collective timeout cannot be what ends it
     text = out.stdout + out.stderr

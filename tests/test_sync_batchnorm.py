@@ -81,6 +81,53 @@ def test_forward_backward_and_running_stats_match_batchnorm_on_the_global_batch(
     np.testing.assert_allclose(gb, ref.bias.grad, rtol=1e-10)
 
 
+@pytest.mark.parametrize("sizes,pads", [((4, 4, 3), (0, 1, 2)), ((3, 2), (0, 2))],
+                         ids=["some-padded", "one-rank-all-padding"])
+def test_padded_rows_are_left_out_of_statistics_and_gradients(sizes, pads):
+    # Rank r holds sizes[r] rows of which the last pads[r] repeat other samples (sampler padding); the
+    # trainer masks them out of the loss, and valid_rows() out of the statistics: equal to BatchNorm on
+    # the real rows alone.
+    from distnn.distributed import valid_rows
+
+    c, shape = 3, (3, 2, 2)
+    rng = np.random.default_rng(5)
+    shards = [rng.standard_normal((k,) + shape) * 2 + 1 for k in sizes]
+    real = [x[:k - p] for x, k, p in zip(shards, sizes, pads)]
+    n_real = sum(len(x) for x in real)
+    gy = [rng.standard_normal(x.shape) for x in shards]
+
+    ref = nn.BatchNorm2d(c, momentum=0.3, dtype=D)
+    xt = distnn.Tensor(np.concatenate(real), requires_grad=True)
+    out = ref(xt)
+    (out * distnn.Tensor(np.concatenate([g[:len(x)] for g, x in zip(gy, real)]) / n_real)).sum().backward()
+
+    def fn(comm):
+        bn = SyncBatchNorm(c, momentum=0.3, comm=comm, dtype=D)
+        x, k, p = shards[comm.rank], sizes[comm.rank], pads[comm.rank]
+        mask = np.arange(k) < k - p
+        xr = distnn.Tensor(x, requires_grad=True)
+        with valid_rows(mask):
+            o = bn(xr)
+        g = gy[comm.rank] * mask[:, None, None, None] / max(k - p, 1)  # the loss ignores padded rows
+        (o * distnn.Tensor(g)).sum().backward()
+        return o.numpy(), xr.grad, bn.weight.grad, bn.bias.grad, bn.running_mean.numpy(), bn.running_var.numpy()
+
+    lo, gw, gb = 0, np.zeros(c), np.zeros(c)
+    for r, (o, gx, gwr, gbr, rm, rv) in enumerate(simulate(len(sizes), fn)):
+        k = sizes[r] - pads[r]
+        w = k / n_real
+        np.testing.assert_allclose(o[:k], out.numpy()[lo:lo + k], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(w * gx[:k], xt.grad[lo:lo + k], rtol=1e-10, atol=1e-14)
+        assert not gx[k:].any()  # padded rows pass nothing back
+        gw += w * gwr
+        gb += w * gbr
+        np.testing.assert_allclose(rm, ref.running_mean.numpy(), rtol=1e-13)
+        np.testing.assert_allclose(rv, ref.running_var.numpy(), rtol=1e-13)
+        lo += k
+    np.testing.assert_allclose(gw, ref.weight.grad, rtol=1e-10)
+    np.testing.assert_allclose(gb, ref.bias.grad, rtol=1e-10)
+
+
 def _cnn(seed):
     distnn.manual_seed(seed)
     return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, dtype=D), nn.BatchNorm2d(4, dtype=D), nn.ReLU(),

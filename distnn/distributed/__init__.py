@@ -81,7 +81,7 @@ def __getattr__(name):
     lazy = {
         "DataParallel": ".data_parallel", "ReplicaMismatchError": ".data_parallel",
         "DistributedSampler": ".sampler",
-        "SyncBatchNorm": ".sync_batchnorm",
+        "SyncBatchNorm": ".sync_batchnorm", "valid_rows": ".sync_batchnorm",
         "Metric": ".metrics", "Mean": ".metrics", "Sum": ".metrics", "Accuracy": ".metrics",
         "reduce_sum_count": ".metrics",
         "MPICommunicator": ".mpi_comm",
@@ -96,7 +96,7 @@ def __getattr__(name):
 
 __all__ = [
     "init", "is_initialized", "simulate", "Communicator", "Handle", "LocalCommunicator", "InProcessCommunicator",
-    "MPICommunicator", "DataParallel", "ReplicaMismatchError", "DistributedSampler", "SyncBatchNorm", "Metric", "Mean", "Sum", "Accuracy",
+    "MPICommunicator", "DataParallel", "ReplicaMismatchError", "DistributedSampler", "SyncBatchNorm", "valid_rows", "Metric", "Mean", "Sum", "Accuracy",
     "reduce_sum_count", "mpiexec_command", "CollectiveError", "CollectiveTimeoutError", "CollectiveAbortedError",
     "REDUCE_OPS",
 ]

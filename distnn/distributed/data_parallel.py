@@ -90,6 +90,9 @@ from .compression import get_codec
 
 # backward_context() key: this pass's seed carries the rank's weight n_r / G (see _on_backward_begin).
 RANK_WEIGHTED = "distnn.data_parallel.rank_weighted"
+# backward_context() key: the weight n_r / G this rank's gradients of the pass get (by the seed or when
+# packed; G may later be corrected by a factor common to all ranks). SyncBatchNorm's backward needs it.
+RANK_SHARE = "distnn.data_parallel.rank_share"
 
 
 class ReplicaMismatchError(RuntimeError):
@@ -301,9 +304,16 @@ class DataParallel(Module):
     # ------------------------------------------------------ synchronization
     def _on_backward_begin(self, root, leaves):
         """Engine hook: the seed factor ``n_r / G`` for a synchronizing backward over this model alone."""
-        if not self._require_sync or self._in_sync:
+        if self._in_sync:
             return None
         slot = self._slot
+        context = backward_context()
+        if context is not None and any(id(t) in slot for t in leaves):
+            n = self._explicit_samples if self._explicit_samples is not None else \
+                self._forward_samples if self._forward_samples is not None else self._last_samples
+            context[RANK_SHARE] = self._share(n)
+        if not self._require_sync:
+            return None
         for t in leaves:
             if id(t) not in slot:
                 return None  # another leaf (an input, another model) must get its own, unweighted gradient
@@ -316,7 +326,6 @@ class DataParallel(Module):
         if not (w > 0.0 and math.isfinite(w)):
             return None  # no samples here: packing writes zeros (also over a nan of an empty mean)
         self._samples, self._weight = samples, 1.0  # the gradients arrive weighted
-        context = backward_context()
         if context is not None:
             context[RANK_WEIGHTED] = True  # for SyncBatchNorm's backward
         return w

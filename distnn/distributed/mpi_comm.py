@@ -250,7 +250,8 @@ class MPICommunicator(Communicator):
             direct = self.cuda_aware and array.flags.c_contiguous
         init = getattr(self._comm, "Allreduce_init", None)
         if direct and init is not None and _persistent_ok():
-            self._next(f"allreduce_init(shape={tuple(array.shape)})")
+            # Setting up may synchronize (no deadline): meet in a barrier that has one first.
+            self._wait(self._comm.Ibarrier(), self._next(f"allreduce_init(shape={tuple(array.shape)})"))
             return _MPIPersistentAllreduce(self, array, op, init(_mpi().IN_PLACE, array, _OPS[op]))
         return PersistentAllreduce(self, array, op)
 
@@ -327,7 +328,9 @@ class MPICommunicator(Communicator):
 
     def split(self, color, key: int = 0):
         MPI = _mpi()
-        self._next(f"split(color={color!r})")
+        # MPI_Comm_split blocks with no deadline: first meet in a barrier that has one, so a rank
+        # that never calls split is reported instead of hanging the others.
+        self._wait(self._comm.Ibarrier(), self._next(f"split(color={color!r})"))
         sub = self._comm.Split(MPI.UNDEFINED if color is None else int(color), int(key))
         if sub == MPI.COMM_NULL:
             return None

@@ -16,24 +16,37 @@ get the unbiased one, as in PyTorch.
 Backward: the input gradient needs the per-channel sums of ``dy`` and
 ``dy * xhat`` over the global batch: one allreduce of 2C numbers.
 :class:`~.data_parallel.DataParallel` weights rank r's gradients by
-``w_r = n_r / N``; the global loss is ``sum_r w_r L_r``, so the sums are
-taken of ``w_r * dy`` and divided by the local count ``n_r`` (= ``w_r N``),
-which makes the weighted result exactly the single-process gradient on the
-global batch. When DataParallel's backward seed already carries ``w_r``
+``w_r`` (``n_r / N`` for a loss that is the mean over its ``n_r`` samples);
+the global loss is ``sum_r w_r L_r``, so the sums are taken of ``w_r * dy``
+and divided by ``w_r N``, which makes the weighted result exactly the
+single-process gradient on the global batch. DataParallel tells the
+backward pass its ``w_r`` (with gradient accumulation the step's counts, not
+the micro-batch's); without DataParallel ``w_r`` is this rank's share of
+the rows. When DataParallel's backward seed already carries ``w_r``
 (its usual step), ``dy`` is summed as it comes and multiplied by ``w_r``
 afterwards, which is the same. Weight and bias gradients stay local sums
 (DataParallel averages them like any parameter).
+
+Padded rows: a sharded batch may repeat samples to even out the shards
+(:class:`~.sampler.DistributedSampler`); the trainer masks them out of the
+loss. Inside ``with valid_rows(mask):`` SyncBatchNorm also leaves them out of
+the statistics (they are normalized with the statistics of the real rows and
+get no share of the statistics' gradient), so the result equals one process
+on the real global batch.
 """
 from __future__ import annotations
+
+import contextlib
+import threading
 
 import numpy as np
 
 from distnn.autograd.engine import backward_context
 from distnn.backend import get_array_module, to_numpy
-from distnn.functional.norm import BatchNormTrain, update_running_stats
+from distnn.functional.norm import BatchNormTrain, _bcast, _bn_axes, update_running_stats
 from distnn.nn.normalization import _BatchNorm
 
-from .data_parallel import RANK_WEIGHTED
+from .data_parallel import RANK_SHARE, RANK_WEIGHTED
 
 
 def _channel_stats(x):
@@ -49,6 +62,32 @@ def _channel_stats(x):
     dev = x64 - mean.reshape((1, -1) + (1,) * (x.ndim - 2))
     m2 = (dev * dev).sum(axis=axes)
     return count, to_numpy(mean), to_numpy(m2)
+
+
+_mask = threading.local()  # per thread: simulated ranks are threads
+
+
+@contextlib.contextmanager
+def valid_rows(mask):
+    """Inside, SyncBatchNorm computes batch statistics over the rows where ``mask`` is True.
+
+    ``mask``: a boolean array over the batch dimension (rows marked False are
+    padding), or None for "every row". Applies to inputs whose batch size is
+    ``len(mask)``.
+    """
+    previous = getattr(_mask, "value", None)
+    _mask.value = None if mask is None else np.asarray(mask, dtype=bool)
+    try:
+        yield
+    finally:
+        _mask.value = previous
+
+
+def _current_mask(n_rows):
+    mask = getattr(_mask, "value", None)
+    if mask is None or len(mask) != n_rows or mask.all():
+        return None
+    return mask
 
 
 def combine_stats(counts, means, m2s):
@@ -68,29 +107,57 @@ def combine_stats(counts, means, m2s):
 class SyncBatchNormTrain(BatchNormTrain):
     """BatchNormTrain whose backward sums ``w_r * dy`` statistics over the ranks of ``comm``."""
 
-    def forward(self, x, weight, bias, mean, var, count, eps=1e-5, comm=None, rank_weight=1.0):
-        self.comm, self.rank_weight = comm, rank_weight
+    def forward(self, x, weight, bias, mean, var, count, eps=1e-5, comm=None, total=1, valid=None):
+        self.comm, self.total, self.valid = comm, total, valid
         return super().forward(x, weight, bias, mean, var, count, eps)
 
     def combine_grad_sums(self, sum_g, sum_gxhat):
         xp = get_array_module(sum_g)
         c = sum_g.shape[0]
         buf = np.concatenate([to_numpy(sum_g), to_numpy(sum_gxhat)]).astype(np.float64)
-        context = backward_context()
-        if context and context.get(RANK_WEIGHTED):
-            # DataParallel's seed already weighted dy by w_r (times a factor common to all ranks): sum
-            # as is; the local formula divides by n_r = w_r N, hence the w_r after the sum.
+        context = backward_context() or {}
+        # The formula divides these sums by the local count n; they must come back such that
+        # sum / n = (sum over ranks of w_r * sums_r) / (w_r * N), w_r the weight DataParallel gives
+        # this rank's gradients (N: rows over all ranks).
+        count, total = self.count, self.total
+        if context.get(RANK_WEIGHTED):  # the seed already carries w_r
             self.comm.allreduce(buf, "sum")
-            buf *= self.rank_weight
+            buf *= count / total
         else:
-            buf *= self.rank_weight
+            w = context.get(RANK_SHARE)  # weighted later, when packed (gradient accumulation)
+            if w is None:  # no DataParallel: ranks are taken to weigh by their share of the rows
+                w = count / total
+            buf *= w
             self.comm.allreduce(buf, "sum")
+            buf *= count / (w * total) if w > 0 else 0.0  # (w = 0: this rank's gradient is dropped anyway)
         dtype = sum_g.dtype
         return xp.asarray(buf[:c].astype(dtype)), xp.asarray(buf[c:].astype(dtype))
 
     def backward(self, g):
-        with np.errstate(divide="ignore", invalid="ignore"):  # an empty local batch: count 0, no rows
-            return super().backward(g)
+        if self.valid is None:
+            with np.errstate(divide="ignore", invalid="ignore"):  # an empty local batch: count 0, no rows
+                return super().backward(g)
+        return self._masked_backward(g)
+
+    def _masked_backward(self, g):
+        """Padded rows took no part in the statistics: only the real rows share their gradient."""
+        nd, axes = g.ndim, _bn_axes(g.ndim)
+        xp = get_array_module(g)
+        valid = xp.asarray(self.valid)
+        gv, xv = g[valid], self.xhat[valid]
+        sum_g, sum_gxhat = gv.sum(axis=axes), (gv * xv).sum(axis=axes)
+        nin = self.needs_input_grad
+        gx = None
+        if nin[0]:
+            tot_g, tot_gxhat = self.combine_grad_sums(sum_g, sum_gxhat)  # collective: every rank calls it
+            scale = _bcast(self.rstd if self.weight is None else self.weight * self.rstd, nd)
+            gx = scale * g  # a padded row's output depends on its input only through the normalization
+            if self.count:
+                M = self.count
+                gx[valid] -= scale * (_bcast(tot_g / M, nd) + xv * _bcast(tot_gxhat / M, nd))
+        gw = sum_gxhat if (self.weight is not None and nin[1]) else None
+        gb = sum_g if (self.has_bias and nin[2]) else None
+        return gx, gw, gb
 
 
 class SyncBatchNorm(_BatchNorm):
@@ -98,8 +165,9 @@ class SyncBatchNorm(_BatchNorm):
 
     Same arguments, parameters and buffers as ``BatchNorm1d/2d``, plus
     ``comm`` (default: ``distnn.distributed.init()`` at first use). Ranks may
-    hold different batch sizes, even zero. In eval mode (with running
-    statistics) no communication happens. Every rank must call forward (and
+    hold different batch sizes, even zero; rows marked as padding with
+    :func:`valid_rows` are left out of the statistics. In eval mode (with
+    running statistics) no communication happens. Every rank must call forward (and
     backward) the same number of times.
     """
 
@@ -125,7 +193,8 @@ class SyncBatchNorm(_BatchNorm):
         self._check_input_dim(x)
         factor = self._momentum_factor()
         data = x.data
-        count, mean, m2 = _channel_stats(data)
+        mask = _current_mask(data.shape[0])
+        count, mean, m2 = _channel_stats(data if mask is None else data[get_array_module(data).asarray(mask)])
         c = self.num_features
         local = np.concatenate([[float(count)], mean, m2])
         every = to_numpy(comm.allgather(local)) if comm.size > 1 else local[None]
@@ -140,7 +209,7 @@ class SyncBatchNorm(_BatchNorm):
             update_running_stats(self.running_mean, self.running_var, xp.asarray(gmean), xp.asarray(var),
                                  int(total), factor)
         return SyncBatchNormTrain.apply(x, self.weight, self.bias, mean=mean_x, var=var_x, count=count,
-                                        eps=self.eps, comm=comm, rank_weight=count / total)
+                                        eps=self.eps, comm=comm, total=total, valid=mask)
 
     @classmethod
     def convert_sync_batchnorm(cls, module, comm=None):

@@ -37,6 +37,7 @@ import distnn
 import distnn.functional as F
 from distnn import random as dn_random
 from distnn.backend import get_array_module, to_numpy
+from distnn.distributed.sync_batchnorm import valid_rows
 
 from .callbacks.base import CallbackList
 from .logging_utils import get_logger
@@ -287,12 +288,13 @@ class Trainer:
         self.optimizer.zero_grad()
         if self.accumulation_steps == 1 and n_valid:
             # the common case: the mean over counted targets (= sum / n_valid) straight from the loss
-            out = self._forward(x)
+            with self._padding_excluded(valid, all_valid):
+                out = self._forward(x)
             loss = self._loss(out, y, "mean")
             loss.backward()
             loss_sum, correct = float(loss.data) * n_valid, self._correct(out, y, all_valid)
         else:
-            loss_sum, correct = self._accumulate(x, y, n_valid, all_valid)
+            loss_sum, correct = self._accumulate(x, y, valid, n_valid, all_valid)
         if self.ddp is not None:
             self.ddp.finish_gradient_synchronization()  # a no-op unless no backward synchronized
         # An agreed per-step check (non-finite values, preemption): every rank skips or stops together.
@@ -311,7 +313,12 @@ class Trainer:
         s["samples"] += len(y) if all_valid else int(valid.sum())
         return loss_sum / max(n_valid, 1), n_valid
 
-    def _accumulate(self, x, y, n_valid, all_valid):
+    @staticmethod
+    def _padding_excluded(valid, all_valid):
+        """SyncBatchNorm leaves padded rows out of its statistics (they are already out of the loss)."""
+        return contextlib.nullcontext() if all_valid else valid_rows(valid)
+
+    def _accumulate(self, x, y, valid, n_valid, all_valid):
         """Micro-batches of one step: local gradients under no_sync, synchronized on the last."""
         m, A = self.micro_batch, self.accumulation_steps
         loss_sum, correct = 0.0, 0
@@ -321,7 +328,8 @@ class Trainer:
                 xb, yb = x[i * m:(i + 1) * m], y[i * m:(i + 1) * m]
                 if len(xb) == 0:  # a short last batch; finish_gradient_synchronization covers the sync
                     continue
-                out = self._forward(xb)
+                with self._padding_excluded(valid[i * m:(i + 1) * m], all_valid):
+                    out = self._forward(xb)
                 loss = self._loss(out, yb, "sum")
                 xp = get_array_module(loss.data)
                 loss.backward(xp.full(loss.data.shape, 1.0 / max(n_valid, 1), dtype=loss.data.dtype))
