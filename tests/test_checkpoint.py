@@ -5,6 +5,7 @@ disks) are in test_checkpoint_mpi.py.
 """
 import json
 import logging
+import math
 import os
 
 import numpy as np
@@ -36,7 +37,8 @@ def _clean_flags():
     preemption.clear()
 
 
-def make_trainer(comm, digits, *, epochs=3, dropout=0.2, augment=True, subset=300, batch_size=40, callbacks=()):
+def make_trainer(comm, digits, *, epochs=3, dropout=0.2, augment=True, subset=300, batch_size=40, callbacks=(),
+                 accumulation_steps=1):
     splits, (aug_tf, eval_tf), (plain_tf, _) = digits
     distnn.manual_seed(0)
     model = build_model("mlp", hidden_sizes=[32], dropout=dropout, input_shape=splits.input_shape, num_classes=10)
@@ -45,7 +47,7 @@ def make_trainer(comm, digits, *, epochs=3, dropout=0.2, augment=True, subset=30
     es = EarlyStopping(monitor="val_loss", patience=50)
     return Trainer(model, opt, splits.train.subset(np.arange(subset)), splits.val, comm=comm, batch_size=batch_size,
                    epochs=epochs, callbacks=[warm, es, *callbacks], transform=aug_tf if augment else plain_tf,
-                   eval_transform=eval_tf, seed=3)
+                   eval_transform=eval_tf, seed=3, accumulation_steps=accumulation_steps)
 
 
 def final_state(t):
@@ -389,6 +391,26 @@ def test_nonfinite_on_one_rank_is_skipped_on_every_rank(digits, monkeypatch):
         assert np.isfinite(res[0][1][k]).all()
         np.testing.assert_array_equal(res[0][1][k], res[1][1][k])  # replicas stay equal
     with pytest.raises(preemption.NonFiniteError, match=r"step 4 \(epoch 1, batch 4\) on rank\(s\) \[1\]"):
+        simulate(2, run, "error")
+
+
+@pytest.mark.parametrize("accumulation_steps", [1, 2])
+def test_nonfinite_loss_with_finite_gradients_on_one_rank_is_skipped_on_every_rank(digits, monkeypatch,
+                                                                                      accumulation_steps):
+    monkeypatch.setenv("DISTNN_FAULT_NONFINITE_LOSS_AT", "1:3")  # rank 1's loss is NaN, its gradients are not
+
+    def run(comm, policy):
+        t = make_trainer(comm, digits, epochs=1, accumulation_steps=accumulation_steps)
+        attach(t, "unused", {"enabled": False}, nonfinite=policy)
+        t.fit()
+        return t.state.skipped_steps, t.model.state_dict(), t.step_guard.last_bad_ranks, t.history[-1]
+
+    res = simulate(2, run, "skip")
+    assert res[0][0] == res[1][0] == 1 and res[0][2] == res[1][2] == [1]
+    assert math.isfinite(res[0][3]["train_loss"])  # the skipped step's loss is not counted
+    for k in res[0][1]:
+        np.testing.assert_array_equal(res[0][1][k], res[1][1][k])  # replicas stay equal
+    with pytest.raises(preemption.NonFiniteError, match=r"step 3 \(epoch 1, batch 3\) on rank\(s\) \[1\]"):
         simulate(2, run, "error")
 
 

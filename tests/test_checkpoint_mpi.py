@@ -282,6 +282,15 @@ def test_read_only_checkpoint_directory(tmp_path):
 
 
 # ------------------------------------------------------------------ non-finite values
+def test_nonfinite_loss_with_finite_gradients_on_one_rank_is_skipped_by_all(reference, tmp_path):
+    rc, err, _ = run_job(tmp_path, "--nonfinite", "skip", "--final", str(tmp_path / "final.npz"),
+                         env={"DISTNN_FAULT_NONFINITE_LOSS_AT": "1:5"})
+    assert rc == 0, err
+    arrays, info = final(tmp_path)
+    assert info["skipped_steps"] == 1 and info["replicas_equal"] and info["global_step"] == STEPS
+    assert err.count("skipped step 5 (epoch 1, batch 5) on rank(s) [1]") == 2  # logged by both ranks
+
+
 def test_nonfinite_gradient_on_one_rank_is_skipped_by_all(reference, tmp_path):
     rc, err, _ = run_job(tmp_path, "--nonfinite", "skip", "--final", str(tmp_path / "final.npz"),
                          env={"DISTNN_FAULT_NONFINITE_AT": "1:7"})

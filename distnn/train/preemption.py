@@ -14,8 +14,10 @@ signal during the save only sets the flag again; the atomic write protocol
 whatever happens.
 
 Non-finite loss or gradients (``train.nonfinite``): decided on the averaged
-gradients, which are identical on every rank, so one rank's bad batch makes
-every rank take the same decision without a collective: with ``"skip"``
+gradients, which are identical on every rank, and on a "my loss is not
+finite" flag each rank sends with the same gradient exchange (a loss can be
+infinite while its gradients are not), so one rank's bad batch makes every
+rank take the same decision without a collective of its own: with ``"skip"``
 every rank skips the optimizer step together (counted in
 ``trainer.state.skipped_steps`` and logged with the ranks whose loss was
 non-finite), with ``"error"`` every rank raises :class:`NonFiniteError`
@@ -26,6 +28,8 @@ Fault injection for tests (environment): ``DISTNN_FAULT_KILL_AT=RANK:STEP``
 kills that rank with SIGKILL when it reaches global step STEP (1-based, the
 step being taken); ``DISTNN_FAULT_NONFINITE_AT=RANK:STEP[,...]`` puts a NaN
 into that rank's local gradient at that step (before the average);
+``DISTNN_FAULT_NONFINITE_LOSS_AT=RANK:STEP[,...]`` makes that rank's loss
+NaN at that step while its gradients stay finite;
 ``DISTNN_FAULT_SIGNAL_AT=RANK:STEP[:SIG]`` sends this process SIG (default
 SIGTERM) at that step; ``DISTNN_FAULT_STEP_DELAY=SECONDS``
 sleeps at every step (to make a short job long enough to signal).
@@ -159,6 +163,10 @@ def _parse_at(env: str) -> list[tuple]:
     return out
 
 
+# Index in DataParallel.step_flags: "this rank's loss was non-finite", sent with this step's own exchange.
+LOSS_FLAG = 2
+
+
 class StepGuard(Callback):
     """Called by the trainer once per optimizer step, after the gradient average and before the update.
 
@@ -200,6 +208,7 @@ class StepGuard(Callback):
         self._trainer = None
         self._kill = [(r, s) for r, s, *_ in _parse_at("DISTNN_FAULT_KILL_AT") if r == self.rank]
         self._nan = {s for r, s, *_ in _parse_at("DISTNN_FAULT_NONFINITE_AT") if r == self.rank}
+        self._nan_loss = {s for r, s, *_ in _parse_at("DISTNN_FAULT_NONFINITE_LOSS_AT") if r == self.rank}
         self._sig = [(s, (rest[0] if rest else "SIGTERM")) for r, s, *rest in _parse_at("DISTNN_FAULT_SIGNAL_AT")
                      if r == self.rank]
         self._delay = float(os.environ.get("DISTNN_FAULT_STEP_DELAY", "0") or 0)
@@ -226,6 +235,22 @@ class StepGuard(Callback):
             self._local_bad = True
 
     # ------------------------------------------------------------------ the step
+    def before_exchange(self, trainer, loss_sum: float) -> float:
+        """Called by the trainer with this rank's loss before the synchronizing backward; returns the loss.
+
+        A non-finite loss can come with finite gradients (e.g. an infinite
+        loss term whose gradient is masked): its flag rides in this step's
+        gradient exchange (``DataParallel.step_flags``), so every rank sees it
+        in time to skip this very step.
+        """
+        if trainer.state.global_step + 1 in self._nan_loss:
+            loss_sum = float("nan")
+        if self.nonfinite != "off" and not math.isfinite(loss_sum):
+            flags = getattr(getattr(trainer, "ddp", None), "step_flags", None)
+            if flags is not None and len(flags) > LOSS_FLAG:
+                flags[LOSS_FLAG] = 1.0
+        return loss_sum
+
     def __call__(self, trainer, loss_sum: float) -> bool:
         step = trainer.state.global_step + 1  # the step being taken
         self._inject(step)
@@ -234,7 +259,9 @@ class StepGuard(Callback):
         averaged = self.world == 1 or getattr(trainer, "ddp", None) is not None
         if averaged:
             self._collect()                                   # the previous step's flags
-            bad = self.nonfinite != "off" and (not _grads_finite(trainer.model) or
+            sums = getattr(getattr(trainer, "ddp", None), "step_flags_sum", None)
+            loss_flagged = sums is not None and len(sums) > LOSS_FLAG and sums[LOSS_FLAG] > 0
+            bad = self.nonfinite != "off" and (not _grads_finite(trainer.model) or loss_flagged or
                                                (self.world == 1 and self._local_bad))
             if self.world == 1 and sig and self.preempt_signal is None:
                 self.preempt_signal = sig

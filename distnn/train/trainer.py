@@ -291,8 +291,9 @@ class Trainer:
             with self._padding_excluded(valid, all_valid):
                 out = self._forward(x)
             loss = self._loss(out, y, "mean")
+            loss_sum = self._before_exchange(float(loss.data) * n_valid)
             loss.backward()
-            loss_sum, correct = float(loss.data) * n_valid, self._correct(out, y, all_valid)
+            correct = self._correct(out, y, all_valid)
         else:
             loss_sum, correct = self._accumulate(x, y, valid, n_valid, all_valid)
         if self.ddp is not None:
@@ -313,6 +314,11 @@ class Trainer:
         s["samples"] += len(y) if all_valid else int(valid.sum())
         return loss_sum / max(n_valid, 1), n_valid
 
+    def _before_exchange(self, loss_sum: float) -> float:
+        """This rank's loss, known before the synchronizing backward, to the step guard (it may flag it)."""
+        hook = getattr(self.step_guard, "before_exchange", None)
+        return loss_sum if hook is None else hook(self, loss_sum)
+
     @staticmethod
     def _padding_excluded(valid, all_valid):
         """SyncBatchNorm leaves padded rows out of its statistics (they are already out of the loss)."""
@@ -327,13 +333,17 @@ class Trainer:
             with (contextlib.nullcontext() if last or self.ddp is None else self.ddp.no_sync()):
                 xb, yb = x[i * m:(i + 1) * m], y[i * m:(i + 1) * m]
                 if len(xb) == 0:  # a short last batch; finish_gradient_synchronization covers the sync
+                    if last:
+                        loss_sum = self._before_exchange(loss_sum)
                     continue
                 with self._padding_excluded(valid[i * m:(i + 1) * m], all_valid):
                     out = self._forward(xb)
                 loss = self._loss(out, yb, "sum")
+                loss_sum += float(loss.data)
+                if last:
+                    loss_sum = self._before_exchange(loss_sum)
                 xp = get_array_module(loss.data)
                 loss.backward(xp.full(loss.data.shape, 1.0 / max(n_valid, 1), dtype=loss.data.dtype))
-                loss_sum += float(loss.data)
                 correct += self._correct(out, yb, all_valid)
         return loss_sum, correct
 
