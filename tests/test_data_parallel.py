@@ -500,3 +500,23 @@ def test_step_meta_in_its_own_collective_when_the_last_bucket_cannot_hold_counts
     assert layout == [["p"]]
     np.testing.assert_allclose(g0, (1 * 1 + 2 * 2) / 3, rtol=1e-3)  # weighted by samples 1 and 2
     assert np.array_equal(g0, g1) and s0[1] == 2.0
+
+
+def test_sync_state_round_trips_the_global_count():
+    X, Y = make_data()
+
+    def fn(comm):
+        dp = DataParallel(make_mlp(1), comm)
+        mine = np.arange(comm.rank, 7, comm.size)  # 7 samples over the ranks this step
+        F.cross_entropy(dp(distnn.Tensor(X[mine])), Y[mine]).backward()
+        state = dp.sync_state_dict()
+        fresh = DataParallel(make_mlp(1), comm)
+        fresh.load_sync_state_dict(state)
+        legacy = DataParallel(make_mlp(1), comm)
+        legacy.load_sync_state_dict({"_count_guess": 5.0})  # what older checkpoints stored
+        return state, fresh.sync_state_dict(), legacy.sync_state_dict()
+
+    for state, restored, legacy in simulate(2, fn):
+        assert state == restored == {"global_count": 7.0} and legacy == {"global_count": 5.0}
+    with pytest.raises(ValueError, match="global_count must be > 0"):
+        DataParallel(make_mlp(1)).load_sync_state_dict({"global_count": 0})

@@ -296,6 +296,22 @@ class DataParallel(Module):
         for b in self._buckets:
             b.release()
 
+    def sync_state_dict(self) -> dict:
+        """What an exact resume needs besides the model: the global sample count the next step weighs against.
+
+        (Gradients are pre-weighted with the previous step's global count; a
+        resumed run that started from another guess would round differently.)
+        """
+        return {"global_count": float(self._count_guess)}
+
+    def load_sync_state_dict(self, state: dict) -> None:
+        """Restore :meth:`sync_state_dict` (also accepts checkpoints that stored ``_count_guess``)."""
+        value = state.get("global_count", state.get("_count_guess"))
+        if value is not None:
+            if not value > 0:
+                raise ValueError(f"DataParallel sync state: global_count must be > 0, got {value!r}")
+            self._count_guess = float(value)
+
     @property
     def bucket_layout(self) -> list:
         """Parameter names per bucket, in launch order."""

@@ -422,12 +422,9 @@ def restore_trainer(trainer, state: dict, manifest: dict, log=None) -> None:
 # DataParallel packs each step's gradients against the previous step's global sample count and
 # rescales when it differs; that count is state (identical on every rank) that changes rounding, so
 # an exact resume must carry it. (Read through the attribute until DataParallel exposes it.)
-_DDP_STATE_ATTRS = ("_count_guess",)
-
-
 def _ddp_state(trainer) -> dict:
     ddp = getattr(trainer, "ddp", None)
-    return {a: getattr(ddp, a) for a in _DDP_STATE_ATTRS if ddp is not None and hasattr(ddp, a)}
+    return ddp.sync_state_dict() if hasattr(ddp, "sync_state_dict") else {}
 
 
 def _load_ddp_state(trainer, state) -> None:
@@ -440,9 +437,8 @@ def _apply_ddp_state(trainer) -> None:
     ddp, state = getattr(trainer, "ddp", None), getattr(trainer, "_restored_ddp_state", None)
     if ddp is None or not state:
         return
-    for a, v in state.items():
-        if hasattr(ddp, a):
-            setattr(ddp, a, v)
+    if hasattr(ddp, "load_sync_state_dict"):
+        ddp.load_sync_state_dict(state)
     trainer._restored_ddp_state = None
 
 
