@@ -56,6 +56,25 @@ def test_conv2d_writes_weight_and_bias_gradients_into_their_destinations():
         assert np.array_equal(g, ref)
 
 
+def test_embedding_and_lstm_write_their_weight_gradients_into_destinations():
+    import distnn.nn as nn
+
+    distnn.manual_seed(0)
+    emb, lstm = nn.Embedding(11, 6, padding_idx=0), nn.LSTM(6, 5, num_layers=1)
+    tokens = np.random.default_rng(6).integers(0, 11, (7, 3))
+    params = list(emb.parameters()) + list(lstm.parameters())
+
+    def loss():
+        out, _ = lstm(emb(distnn.Tensor(tokens)))
+        return (out ** 2).sum()
+
+    plain = [g.copy() for g in _grads(params, loss, with_dest=False)]
+    got = _grads(params, loss, with_dest=True)
+    for p, g, ref in zip(params, got, plain):
+        assert g is get_grad_destination(p)
+        assert np.array_equal(g, ref)
+
+
 def test_a_leaf_used_twice_accumulates_into_its_destination():
     rng = np.random.default_rng(2)
     x = distnn.Tensor(rng.standard_normal((5, 4)))

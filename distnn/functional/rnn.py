@@ -71,6 +71,13 @@ def _weight_grads(need, k, dpre_x, dpre_h, x, hprev, w_ih, w_hh):
     return dx, dw_ih, dw_hh, (db_ih if need[k + 2] else None), db_hh
 
 
+def _rows(xp, g, order, dest=None):
+    """``g[order]``, gathered straight into ``dest`` when one of g's dtype is given."""
+    if dest is not None and dest.dtype == g.dtype:
+        return xp.take(g, order, axis=0, out=dest)
+    return g[order]
+
+
 class LSTMLayer(Function):
     """One LSTM layer over a sequence.
 
@@ -152,8 +159,10 @@ class LSTMLayer(Function):
         need = self.needs_input_grad
         grads = _weight_grads(need, 3, dpre, dpre, x, hprev, self.w_ih_p, self.w_hh_p)
         dx, dw_ih, dw_hh, db_ih, db_hh = (None if g is None else g for g in grads)
-        inv = xp.argsort(self.perm)  # back to PyTorch's (i, f, g, o) rows
-        dw_ih, dw_hh, db_ih, db_hh = (None if g is None else g[inv] for g in (dw_ih, dw_hh, db_ih, db_hh))
+        inv = xp.argsort(self.perm)  # back to PyTorch's (i, f, g, o) rows, into the engine's destinations if any
+        dests = (self.grad_out or (None,) * 7)[3:7]
+        dw_ih, dw_hh, db_ih, db_hh = (None if g is None else _rows(xp, g, inv, d)
+                                      for g, d in zip((dw_ih, dw_hh, db_ih, db_hh), dests))
         return (dx, (dh if need[1] else None), (dc if need[2] else None), dw_ih, dw_hh, db_ih, db_hh)[: len(need)]
 
 

@@ -26,7 +26,12 @@ class EmbeddingLookup(Function):
         dim = grad.shape[-1]
         flat_idx = self.indices.reshape(-1)
         flat_g = grad.reshape(-1, dim)
-        out = xp.zeros((self.num, dim), dtype=grad.dtype)
+        dest = self.grad_out[0] if self.grad_out else None  # the engine's destination for the weight gradient
+        if dest is not None and dest.dtype == grad.dtype:
+            out = dest
+            out[...] = 0
+        else:
+            out = xp.zeros((self.num, dim), dtype=grad.dtype)
         if xp.__name__ == "numpy":
             np.add.at(out, flat_idx, flat_g)
         else:  # cupy
