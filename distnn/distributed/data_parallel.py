@@ -323,16 +323,19 @@ class DataParallel(Module):
         if self._in_sync:
             return None
         slot = self._slot
+        mine = others = False
+        for t in leaves:
+            if id(t) in slot:
+                mine = True
+            else:
+                others = True
         context = backward_context()
-        if context is not None and any(id(t) in slot for t in leaves):
+        if context is not None and mine:
             n = self._explicit_samples if self._explicit_samples is not None else \
                 self._forward_samples if self._forward_samples is not None else self._last_samples
             context[RANK_SHARE] = self._share(n)
-        if not self._require_sync:
-            return None
-        for t in leaves:
-            if id(t) not in slot:
-                return None  # another leaf (an input, another model) must get its own, unweighted gradient
+        if not self._require_sync or others:
+            return None  # another leaf (an input, another model) must get its own, unweighted gradient
         self._weight = None  # (a stale seed of a backward that raised)
         for p in self._params:
             if p.grad is not None:

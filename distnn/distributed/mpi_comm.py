@@ -126,12 +126,13 @@ class _MPIHandle(Handle):
         self.finish = None
 
 
-class _MPIPersistentAllreduce(PersistentAllreduce, Handle):
-    """An MPI-4 persistent allreduce (``MPI_Allreduce_init``): the object is its own handle."""
+class _MPIPersistentAllreduce(_MPIHandle, PersistentAllreduce):
+    """An MPI-4 persistent allreduce (``MPI_Allreduce_init``): the object is its own handle, restarted each round."""
 
     def __init__(self, comm, array, op, req):
-        super().__init__(comm, array, op)
-        self.req, self.done, self.result, self.what = req, True, array, None
+        PersistentAllreduce.__init__(self, comm, array, op)
+        _MPIHandle.__init__(self, comm, req, None, None)
+        self.done, self.result = True, array
         self._device = get_array_module(array) is not np
 
     def start(self):
@@ -140,25 +141,14 @@ class _MPIPersistentAllreduce(PersistentAllreduce, Handle):
             get_array_module(self.array).cuda.get_current_stream().synchronize()
         comm._seq += 1
         self.what = (comm._seq, self.op, self.array.shape, self.array.dtype)
-        self.done = False
+        self.done, self.finish = False, self._finish
         self.req.Start()
         return self
 
-    def test(self) -> bool:
-        if not self.done and self.req.Test():
-            self._complete()
-        return self.done
-
-    def wait(self):
-        if not self.done:
-            self.comm._wait(self.req, self.what)
-            self._complete()
-        return self.array
-
-    def _complete(self):
-        self.done = True
+    def _finish(self):
         if self.op == "mean":
             self.array /= self.comm.size
+        return self.array
 
     def free(self) -> None:
         if self.req is not None and self.done:
