@@ -119,7 +119,8 @@ def load_npz(path, x_key: str | None = None, y_key: str | None = None, num_class
 
 # ---------------------------------------------------------------- CSV
 
-def _is_number(cell: str) -> bool:
+def is_number(cell: str) -> bool:
+    """Whether a CSV cell parses as a number (header detection)."""
     try:
         float(cell)
         return True
@@ -146,7 +147,7 @@ def load_csv(path, label_column=-1, header="auto", delimiter: str = ",", num_cla
     if not rows:
         raise DataError(f"{source} is empty")
     names = None
-    if header is True or (header == "auto" and not all(_is_number(c) for c in rows[0][1])):
+    if header is True or (header == "auto" and not all(is_number(c) for c in rows[0][1])):
         names = [c.strip() for c in rows[0][1]]
         rows = rows[1:]
     elif header not in (False, "auto"):

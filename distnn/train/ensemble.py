@@ -333,24 +333,12 @@ def member_log_probs(model, x, transform=None, batch_size: int = 512) -> np.ndar
     """float64 log-probabilities of ``model`` (eval mode, no graph) on the raw inputs ``x``."""
     from distnn.backend import get_array_module, to_numpy
 
+    from .trainer import eval_outputs
+
     params = list(model.parameters())
     xp = get_array_module(params[0].data) if params else np
     dtype = params[0].data.dtype if params else None  # float inputs in the parameters' dtype (as in training)
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        with distnn.no_grad():
-            for s in range(0, len(x), batch_size):
-                xb = x[s:s + batch_size]
-                if transform is not None:
-                    xb = transform(xb, None)
-                if dtype is not None and xb.dtype.kind == "f" and xb.dtype != dtype:
-                    xb = xb.astype(dtype)
-                logits = model(distnn.Tensor(xp.asarray(xb) if xp is not np else xb)).data
-                out.append(log_softmax_np(to_numpy(logits)))
-    finally:
-        model.train(was_training)
+    out = [log_softmax_np(to_numpy(o.data)) for _, o in eval_outputs(model, x, transform, batch_size, xp, dtype)]
     return np.concatenate(out) if out else np.zeros((0,), np.float64)
 
 

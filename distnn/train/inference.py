@@ -11,11 +11,11 @@ import os
 
 import numpy as np
 
-import distnn
+from distnn.data.files import is_number
 
 from . import run_dir as rd
 from .evaluation import classification_report, format_confusion_matrix
-from .trainer import evaluate_arrays
+from .trainer import eval_outputs, evaluate_arrays
 
 
 def _load_run_data(meta, path):
@@ -74,7 +74,7 @@ def _read_csv(path, source, n_features, k, label_column, check_labels, DataError
             rows = [(r.line_num, row) for r in [csv.reader(f)] for row in r if any(c.strip() for c in row)]
         except (csv.Error, UnicodeDecodeError) as e:
             raise DataError(f"{source} is not readable CSV: {e}") from None
-    if rows and not all(_is_number(c) for c in rows[0][1]):
+    if rows and not all(is_number(c) for c in rows[0][1]):
         rows = rows[1:]  # a header
     if not rows:
         raise DataError(f"{source} has no data rows")
@@ -86,7 +86,7 @@ def _read_csv(path, source, n_features, k, label_column, check_labels, DataError
         if len(row) != ncol:
             raise DataError(f"{source} line {line}: expected {ncol} columns, got {len(row)}")
         for j, cell in enumerate(row):
-            if not _is_number(cell):
+            if not is_number(cell):
                 what = "empty cell" if not cell.strip() else f"cannot parse {cell.strip()!r} as a number"
                 raise DataError(f"{source} line {line} column {j + 1}: {what}")
     values = np.asarray([r for _, r in rows], dtype=np.float64)
@@ -102,14 +102,6 @@ def _read_csv(path, source, n_features, k, label_column, check_labels, DataError
         i, j = map(int, np.argwhere(bad)[0])
         raise DataError(f"{source} line {lines[i]}: non-finite feature value {x[i, j]}")
     return x.astype(np.float32), y
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-        return True
-    except ValueError:
-        return False
 
 
 def _check_inputs(x, meta, what):
@@ -171,15 +163,7 @@ def predict_proba(model, x, transform, batch_size=512) -> np.ndarray:
 
     params = list(model.parameters()) if hasattr(model, "parameters") else []
     dtype = params[0].data.dtype if params and params[0].data.dtype.kind == "f" else None
-    out = []
-    with distnn.no_grad():
-        for s in range(0, len(x), batch_size):
-            xb = x[s:s + batch_size]
-            if transform is not None:
-                xb = transform(xb, None)
-            if dtype is not None and xb.dtype.kind == "f" and xb.dtype != dtype:
-                xb = xb.astype(dtype)
-            out.append(to_numpy(model(distnn.Tensor(xb)).softmax(axis=-1).data))
+    out = [to_numpy(o.softmax(axis=-1).data) for _, o in eval_outputs(model, x, transform, batch_size, dtype=dtype)]
     return np.concatenate(out) if out else np.zeros((0, 0))
 
 
