@@ -26,6 +26,7 @@ import math
 from .optimizer import (
     Optimizer, check_hyperparameter, check_non_negative, chunk_sum_of_squares, grad_with_decay, required,
 )
+from .sgd import apply_momentum_update
 
 __all__ = ["LARS"]
 
@@ -42,14 +43,7 @@ def _lars_kernel(xp, p, g, buf, s1, s2, *, lr, weight_decay, momentum, nesterov,
     if momentum != 0:
         buf *= momentum
         buf += d
-        if nesterov:
-            xp.multiply(buf, momentum, out=s2)
-            s2 += d
-            d = s2
-        else:
-            d = buf
-    xp.multiply(d, -lr, out=s2)
-    p += s2
+    apply_momentum_update(xp, p, d, buf, s2, lr, momentum, nesterov)
 
 
 class LARS(Optimizer):

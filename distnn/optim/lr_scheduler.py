@@ -43,7 +43,22 @@ def _check_optimizer(optimizer):
         raise TypeError(f"{type(optimizer).__name__} is not a distnn.optim.Optimizer")
 
 
-class LRScheduler:
+class _SchedulerState:
+    """What every scheduler shares: the last rates set, and its state without the optimizer."""
+
+    def get_last_lr(self) -> list:
+        """The rates most recently set by this scheduler (a copy)."""
+        return list(self._last_lr)
+
+    def state_dict(self) -> dict:
+        """Everything but the optimizer: plain values only (pickle- and ``flatten_state``-friendly)."""
+        return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.__dict__.update(copy.deepcopy(state_dict))
+
+
+class LRScheduler(_SchedulerState):
     """Base class: subclasses define ``lr_at(step) -> list of rates`` (one per param group)."""
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
@@ -82,16 +97,6 @@ class LRScheduler:
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
-    def get_last_lr(self) -> list:
-        """The rates most recently set by this scheduler (a copy)."""
-        return list(self._last_lr)
-
-    def state_dict(self) -> dict:
-        """Everything but the optimizer: plain values only (pickle- and ``flatten_state``-friendly)."""
-        return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k != "optimizer"}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.__dict__.update(copy.deepcopy(state_dict))
 
     def __repr__(self):
         return f"{type(self).__name__}(last_epoch={self.last_epoch}, last_lr={self._last_lr})"
@@ -325,7 +330,7 @@ def _per_group(name, groups, value):
     return [value] * len(groups)
 
 
-class ReduceLROnPlateau:
+class ReduceLROnPlateau(_SchedulerState):
     """Multiply the rates by ``factor`` when a metric has stopped improving (``torch.optim.lr_scheduler``'s).
 
     ``step(metric)`` once per evaluation. An improvement means
@@ -410,11 +415,3 @@ class ReduceLROnPlateau:
             if old - new > self.eps:
                 group["lr"] = new
 
-    def get_last_lr(self) -> list:
-        return list(self._last_lr)
-
-    def state_dict(self) -> dict:
-        return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k != "optimizer"}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.__dict__.update(copy.deepcopy(state_dict))

@@ -17,6 +17,22 @@ from .optimizer import Optimizer, check_non_negative, grad_with_decay
 __all__ = ["SGD"]
 
 
+def apply_momentum_update(xp, p, d, buf, s2, lr, momentum, nesterov):
+    """``p -= lr * step``: step = d + momentum * buf (nesterov), buf, or d without momentum.
+
+    ``buf`` is already updated; ``s2`` is scratch. Shared by SGD and LARS.
+    """
+    if momentum != 0:
+        if nesterov:
+            xp.multiply(buf, momentum, out=s2)
+            s2 += d
+            d = s2
+        else:
+            d = buf
+    xp.multiply(d, -lr, out=s2)
+    p += s2
+
+
 def _sgd_kernel(xp, p, g, buf, s1, s2, *, lr, weight_decay, momentum, dampening, nesterov, maximize, first):
     d = grad_with_decay(xp, p, g, weight_decay, maximize, s1)
     if momentum != 0:
@@ -29,14 +45,7 @@ def _sgd_kernel(xp, p, g, buf, s1, s2, *, lr, weight_decay, momentum, dampening,
             else:
                 xp.multiply(d, 1 - dampening, out=s2)
                 buf += s2
-        if nesterov:
-            xp.multiply(buf, momentum, out=s2)
-            s2 += d
-            d = s2
-        else:
-            d = buf
-    xp.multiply(d, -lr, out=s2)
-    p += s2
+    apply_momentum_update(xp, p, d, buf, s2, lr, momentum, nesterov)
 
 
 class SGD(Optimizer):
