@@ -172,32 +172,34 @@ def test_fp16_compression_survives_gradients_beyond_half_range():
 
 
 # ------------------------------------------------------------------- mechanics
+class _AllreduceSpy:
+    """Wraps a communicator; on rank 0 calls ``note(array)`` for every allreduce it starts."""
+
+    def __init__(self, comm, note):
+        self.comm, self.note = comm, note
+
+    def __getattr__(self, name):
+        return getattr(self.comm, name)
+
+    def iallreduce(self, array, op="sum"):
+        if self.comm.rank == 0:
+            self.note(array)
+        return self.comm.iallreduce(array, op)
+
+    def allreduce_init(self, array, op="sum"):
+        return PersistentAllreduce(self, array, op)  # each start goes through iallreduce above
+
+
 def test_grads_are_averaged_when_backward_returns_and_buckets_overlap_backward():
     events = []
-
-    class Recording:
-        """Wraps a communicator, logging the bucket allreduces it starts."""
-
-        def __init__(self, comm):
-            self.comm = comm
-
-        def __getattr__(self, name):
-            return getattr(self.comm, name)
-
-        def iallreduce(self, array, op="sum"):
-            if self.comm.rank == 0:
-                events.append("allreduce")
-            return self.comm.iallreduce(array, op)
-
-        def allreduce_init(self, array, op="sum"):
-            return PersistentAllreduce(self, array, op)  # each start recorded through iallreduce above
 
     def fn(comm):
         X, Y = make_data()
         model = make_mlp(1)
         if comm.rank == 0:  # fires before DataParallel's own hook: the first layer is ready last
             model[0].weight.register_post_accumulate_grad_hook(lambda t: events.append("first layer ready"))
-        dp = DataParallel(model, Recording(comm), bucket_mb=0.0005, weight_by_samples=False)
+        spy = _AllreduceSpy(comm, lambda array: events.append("allreduce"))
+        dp = DataParallel(model, spy, bucket_mb=0.0005, weight_by_samples=False)
         mine = np.arange(comm.rank, 8, comm.size)
         F.cross_entropy(dp(distnn.Tensor(X[mine])), Y[mine]).backward()
         return {n: p.grad.copy() for n, p in model.named_parameters()}, dp.bucket_layout
@@ -421,26 +423,11 @@ def test_fp16_encoding_scales_per_rank_by_a_power_of_two():
 def test_one_collective_per_bucket_and_step_flags_summed():
     calls = []
 
-    class Counting:
-        def __init__(self, comm):
-            self.comm = comm
-
-        def __getattr__(self, name):
-            return getattr(self.comm, name)
-
-        def iallreduce(self, array, op="sum"):
-            if self.comm.rank == 0:
-                calls.append(array.size)
-            return self.comm.iallreduce(array, op)
-
-        def allreduce_init(self, array, op="sum"):
-            return PersistentAllreduce(self, array, op)  # each start counted through iallreduce above
-
     X, Y = make_data()
 
     def fn(comm):
         model = make_mlp(1)
-        dp = DataParallel(model, Counting(comm))
+        dp = DataParallel(model, _AllreduceSpy(comm, lambda array: calls.append(array.size)))
         dp.step_flags[0] = comm.rank + 1
         mine = np.arange(comm.rank, 9, comm.size)  # 5 and 4 samples
         F.cross_entropy(dp(distnn.Tensor(X[mine])), Y[mine]).backward()
