@@ -172,7 +172,7 @@ def job_worker(epochs: int, rounds: int) -> None:
     set_rank(comm.rank)
     setup_logging(level=logging.WARNING)
     tmp = comm.broadcast_object(tempfile.mkdtemp(prefix="bench-ckpt-job-") if comm.rank == 0 else None)
-    # "off": no checkpoints but the per-step guard (non-finite check, one tiny allgather per step) as in
+    # "off": no checkpoints but the per-step guard (non-finite check, preemption flags in the gradient exchange) as in
     # every distnn train run; "no guard": neither, the bare trainer (what the guard costs)
     # "floor": no distnn checkpoint, but rank 0 writes the model and optimizer arrays with a bare
     # np.savez + fsync into one file at every epoch end (no manifest, no atomic rename, no RNG states)

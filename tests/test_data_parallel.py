@@ -507,3 +507,36 @@ def test_sync_state_round_trips_the_global_count():
         assert state == restored == {"global_count": 7.0} and legacy == {"global_count": 5.0}
     with pytest.raises(ValueError, match="global_count must be > 0"):
         DataParallel(make_mlp(1)).load_sync_state_dict({"global_count": 0})
+
+
+@pytest.mark.parametrize("bad_rank", [None, 0, 1])
+def test_grads_finite_sees_one_ranks_bad_gradient_on_every_rank(bad_rank):
+    X, Y = make_data()
+
+    def fn(comm):
+        dp = DataParallel(make_mlp(1), comm, bucket_mb=0.001)  # several buckets
+        mine = np.arange(comm.rank, 8, comm.size)
+        x = X[mine].copy()
+        if comm.rank == bad_rank:
+            x[0, 2] = np.nan  # one bad sample on one rank
+        F.cross_entropy(dp(distnn.Tensor(x)), Y[mine]).backward()
+        return dp.grads_finite(), len(dp.bucket_layout)
+
+    results = simulate(2, fn)
+    assert all(n_buckets > 1 for _, n_buckets in results)
+    assert [finite for finite, _ in results] == [bad_rank is None] * 2
+
+
+@pytest.mark.parametrize("dtype,big", [(np.float16, 6e4), (np.float32, 3e37), (np.float64, 1e307)])
+def test_all_finite_is_exact_when_the_sum_of_finite_values_overflows(dtype, big):
+    from distnn.distributed.buckets import all_finite
+
+    values = np.full(1000, big, dtype=dtype)
+    with np.errstate(over="ignore"):
+        assert np.isinf(values.sum())
+    assert all_finite(values)
+    for bad in (np.inf, -np.inf, np.nan):
+        values[7] = bad
+        assert not all_finite(values)
+        values[7] = big
+    assert all_finite(np.zeros(0, dtype=dtype)) and not all_finite(np.array([1.0, np.nan], dtype=dtype))

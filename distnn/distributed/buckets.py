@@ -24,6 +24,8 @@ start costs next to nothing.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from distnn.autograd.engine import set_grad_destination
 from distnn.backend import device_of, get_array_module, to_numpy
 
@@ -137,9 +139,30 @@ class FlatBucket:
     def scale(self, factor: float) -> None:
         self.values *= factor
 
+    def finite(self) -> bool:
+        """Whether every gradient value in the bucket is finite: one reduction over the flat buffer."""
+        if self.buffer is None:
+            return True
+        return all_finite(self.values)
+
     def install(self, counts):
         for j, p in enumerate(self.params):
             p.grad = self.views[j] if counts[j] > 0 else None
+
+
+def all_finite(array) -> bool:
+    """True when no entry of ``array`` is NaN or inf: usually one reduction and no temporary.
+
+    A finite sum proves every entry finite (a NaN or inf entry makes the sum
+    NaN or inf). A sum that is not finite may come from overflow of large
+    finite values, so then min and max decide (they propagate NaN and never
+    overflow). ``isfinite(array).all()`` would allocate a mask as large as the array.
+    """
+    xp = get_array_module(array)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing sum is expected here, not a warning
+        if array.size == 0 or bool(xp.isfinite(array.sum())):
+            return True
+    return bool(xp.isfinite(array.min())) and bool(xp.isfinite(array.max()))
 
 
 def build_buckets(named_params, bucket_bytes: float, codec=None) -> list:

@@ -84,7 +84,7 @@ from distnn.autograd.grad_mode import is_grad_enabled
 from distnn.backend import device_of, get_array_module, to_numpy
 from distnn.nn.module import Module
 
-from .buckets import build_buckets
+from .buckets import all_finite, build_buckets
 from .compression import get_codec
 
 
@@ -468,6 +468,16 @@ class DataParallel(Module):
         self._synced_since_finish = False
 
     # --------------------------------------------------------------- checks
+    def grads_finite(self) -> bool:
+        """After a synchronized backward: True when every averaged gradient is finite.
+
+        One reduction per bucket rather than one per parameter. The same bits on
+        every rank, so every rank answers alike without communicating.
+        """
+        if self.comm.size == 1:
+            return all(all_finite(p.grad) for p in self._params if p.grad is not None)
+        return all(b.finite() for b in self._buckets)
+
     def check_replicas(self) -> None:
         """Raise :class:`ReplicaMismatchError` on every rank unless parameters are bitwise equal everywhere.
 

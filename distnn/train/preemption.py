@@ -261,7 +261,7 @@ class StepGuard(Callback):
             self._collect()                                   # the previous step's flags
             sums = getattr(getattr(trainer, "ddp", None), "step_flags_sum", None)
             loss_flagged = sums is not None and len(sums) > LOSS_FLAG and sums[LOSS_FLAG] > 0
-            bad = self.nonfinite != "off" and (not _grads_finite(trainer.model) or loss_flagged or
+            bad = self.nonfinite != "off" and (not _grads_finite(trainer) or loss_flagged or
                                                (self.world == 1 and self._local_bad))
             if self.world == 1 and sig and self.preempt_signal is None:
                 self.preempt_signal = sig
@@ -346,14 +346,11 @@ class StepGuard(Callback):
                 os.kill(os.getpid(), _signum(name))
 
 
-def _grads_finite(model) -> bool:
-    """One reduction per gradient (a sum is NaN/inf iff some entry is, barring float overflow)."""
-    from distnn.backend import get_array_module
+def _grads_finite(trainer) -> bool:
+    """Whether the averaged gradients are finite: one reduction per DataParallel bucket (else per gradient)."""
+    ddp = getattr(trainer, "ddp", None)
+    if ddp is not None:
+        return ddp.grads_finite()
+    from distnn.distributed.buckets import all_finite
 
-    for p in model.parameters():
-        g = p.grad
-        if g is not None:
-            xp = get_array_module(g)
-            if not bool(xp.isfinite(g.sum())):
-                return False
-    return True
+    return all(all_finite(p.grad) for p in trainer.model.parameters() if p.grad is not None)
