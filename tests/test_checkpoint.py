@@ -375,6 +375,29 @@ def test_on_error_stop_and_continue(digits, tmp_path, monkeypatch, caplog, async
     assert any("No space left" in r.getMessage() for r in caplog.records)
 
 
+class _Score(Callback):
+    """Puts a scripted ``score`` into the epoch metrics (before the checkpoint callback reads them)."""
+
+    def __init__(self, values):
+        self.values = values
+
+    def on_epoch_end(self, trainer, logs):
+        logs["score"] = self.values[trainer.state.epoch]
+
+
+@pytest.mark.parametrize("async_save", [False, True])
+def test_a_failed_save_of_an_improvement_does_not_become_the_best(digits, tmp_path, monkeypatch, async_save):
+    monkeypatch.setenv(ck.FAULT_ENV, "enospc:model.npz@16")  # epoch 2, the new best score, is not written
+    t = make_trainer(LocalCommunicator(), digits, epochs=4, callbacks=[_Score([3.0, 1.0, 2.0, 2.5])])
+    cb = attach(t, str(tmp_path), {"dir": str(tmp_path), "every_epochs": 1, "keep_last": 1, "monitor": "score",
+                                   "mode": "min", "on_error": "continue", "async_save": async_save})
+    t.fit()
+    # epoch 3 (score 2) is the best that was written: it is kept and pointed at, not the failed step 16
+    assert (cb.best, cb.best_name) == (2.0, "step-00000024")
+    assert ck.read_pointer(str(tmp_path), ck.BEST) == "step-00000024"
+    assert [c.name for c in ck.list_checkpoints(str(tmp_path))] == ["step-00000024", "step-00000032"]
+
+
 # ------------------------------------------------------------------- non-finite values
 def test_nonfinite_on_one_rank_is_skipped_on_every_rank(digits, monkeypatch):
     monkeypatch.setenv("DISTNN_FAULT_NONFINITE_AT", "1:4")

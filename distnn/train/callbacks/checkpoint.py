@@ -90,6 +90,7 @@ class ModelCheckpoint(Callback):
         self.resumed_from: tuple[str, int] | None = None
         self.timings: list[float] = []   # seconds each save held training up (rank 0's view)
         self._pending = None             # async: (thread, result box) on rank 0, True elsewhere
+        self._best_before = (None, None)  # (best, best_name) before the save in flight
         self._warned_monitor = False
         self._serializer = self._serializer_extra = None  # ck.Serializer: npz buffers reused between saves
 
@@ -157,6 +158,8 @@ class ModelCheckpoint(Callback):
         ranks = trainer.comm.allgather_object(mine) if trainer.world > 1 else [mine]
         if had_pending:
             self._accept(trainer, ranks[0]["previous"])  # may raise on every rank (on_error="stop")
+        # the best until this save: what it stays if this save fails (a checkpoint never written is no best)
+        self._best_before = (self.best, self.best_name)
         if self.save_best and self._improves(ranks[0]["metric"]):
             self.best, self.best_name = float(ranks[0]["metric"]), ck.step_name(trainer.state.global_step)
         for r in ranks:
@@ -258,6 +261,7 @@ class ModelCheckpoint(Callback):
                 self._log_saved(result)
             return result["path"]
         self.failures += 1
+        self.best, self.best_name = self._best_before
         if self.on_error == "stop":
             _finish_guard(trainer)
             raise _agreed(ck.CheckpointError(f"{result['error']} (checkpoint.on_error = \"stop\"; set it to "
