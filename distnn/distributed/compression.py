@@ -2,7 +2,7 @@
 
 Each rank encodes its (already sample-weighted) bucket into one uint16 message::
 
-    [scale: float32][meta: float32 each (used flags, sample count)][payload: one uint16 per value]
+    [scale exponent: float32][meta: float32 each (used flags, sample count)][payload: one uint16 per value]
 
 (each float32 as 2 x uint16).
 
@@ -11,9 +11,12 @@ them in its bucket's dtype in rank order, so every rank ends with the same
 bits (no half-precision partial sums on the wire, no custom MPI op).
 
 fp16 would overflow above 65504 and flush tiny values to zero, so each rank
-multiplies its values by its own power of two ``scale`` that puts its largest
-magnitude in [2**14, 2**15) and sends the scale along; receivers divide by it
-(exactly: a power of two). bf16 has float32's range and needs no scale; it is
+multiplies its values by its own power of two ``2**e`` that puts its largest
+magnitude in [2**14, 2**15) and sends ``e`` along; receivers divide by ``2**e``
+(exactly). ``e`` is limited to what the bucket's dtype can hold as a normal
+number, which never limits the scaling down: any finite float32 or float64
+gradient fits (the float32 header holds the exponent, not the factor, which
+for float64 gradients could be far below float32's range). bf16 has float32's range and needs no scale; it is
 float32's top 16 bits, rounded to nearest even. Non-finite gradients stay
 non-finite, so overflow checks downstream still see them.
 """
@@ -25,7 +28,7 @@ import numpy as np
 
 from distnn.backend import get_array_module
 
-HEADER = 2  # uint16 words holding the float32 scale
+HEADER = 2  # uint16 words holding the scale's exponent as a float32
 
 
 class _Codec:
@@ -37,10 +40,10 @@ class _Codec:
     def encode(self, values, meta, out) -> None:
         """Write the message for ``values`` (1-D float) and ``meta`` (1-D, small counts) into ``out`` (uint16)."""
         xp = get_array_module(values)
-        scale = self._scale(xp, values)
-        head = np.concatenate([[scale], np.asarray(_host(meta), dtype=np.float64)]).astype(np.float32)
+        exponent = self._scale_exponent(xp, values)
+        head = np.concatenate([[exponent], np.asarray(_host(meta), dtype=np.float64)]).astype(np.float32)
         out[:HEADER + 2 * meta.size] = xp.asarray(head.view(np.uint16))
-        self._pack(xp, values, scale, out[HEADER + 2 * meta.size:])
+        self._pack(xp, values, values.dtype.type(2.0 ** exponent), out[HEADER + 2 * meta.size:])
 
     def decode_sum(self, messages, values, meta) -> None:
         """Sum the decoded ``messages`` (size, message_size) into ``values`` and ``meta`` (overwritten)."""
@@ -50,32 +53,34 @@ class _Codec:
         total = np.zeros(meta.size)
         for m in messages:  # rank order: every rank adds in the same order
             head = np.ascontiguousarray(_host(m[:nh])).view(np.float32).astype(np.float64)
-            scale = float(head[0])
+            exponent = int(head[0])
             total += head[1:]
             part = self._unpack(xp, m[nh:]).astype(values.dtype, copy=False)
-            if scale != 1.0:
-                part = part / values.dtype.type(scale)
+            if exponent:
+                part = part / values.dtype.type(2.0 ** exponent)
             values += part
         meta[...] = xp.asarray(total, dtype=meta.dtype)
 
-    def _scale(self, xp, values) -> float:
-        return 1.0
+    def _scale_exponent(self, xp, values) -> int:
+        return 0
 
 
 class FP16Codec(_Codec):
     name = "fp16"
 
-    def _scale(self, xp, values) -> float:
+    def _scale_exponent(self, xp, values) -> int:
         if values.size == 0:
-            return 1.0
+            return 0
         peak = float(xp.max(xp.abs(values)))
         if not (peak > 0.0 and math.isfinite(peak)):
-            return 1.0
-        exponent = math.frexp(peak)[1]          # peak < 2**exponent
-        return 2.0 ** min(100, max(-100, 15 - exponent))
+            return 0
+        info = np.finfo(values.dtype)
+        # peak < 2**frexp(peak)[1]; scaling down always fits (15 - maxexp >= minexp for float16/32/64),
+        # scaling up stops at the dtype's largest power of two (tiny values then become fp16 subnormals)
+        return min(info.maxexp - 1, 15 - math.frexp(peak)[1])
 
     def _pack(self, xp, values, scale, out):
-        scaled = values * values.dtype.type(scale) if scale != 1.0 else values
+        scaled = values * scale if scale != 1.0 else values
         out[...] = scaled.astype(xp.float16).view(xp.uint16)
 
     def _unpack(self, xp, payload):
