@@ -63,6 +63,18 @@ def test_two_ranks_half_batch_match_one_rank(digits):
         np.testing.assert_array_equal(two[0][1][k], two[1][1][k])
 
 
+@pytest.mark.parametrize("world", [2, 3])
+def test_drop_last_drops_the_same_global_batches_on_any_number_of_ranks(digits, world):
+    # 659 samples, global batch 60: 10 complete global batches; the last 59 samples are dropped.
+    # (Dropping each rank's partial batch of a padded shard kept an 11th step, mostly padding, on 2 and 3 ranks.)
+    kw = dict(batch_size=60, drop_last=True, train_subset=659)
+    one = fit(LocalCommunicator(), digits, **kw)
+    many = simulate(world, lambda c: fit(c, digits, **kw))
+    assert one[2].steps_per_epoch == 10 and all(t.steps_per_epoch == 10 for _, _, t in many)
+    assert one[2].state.global_step == 20
+    assert_same_run(one[:2], many[0][:2])
+
+
 @pytest.mark.parametrize("accumulation_steps", [1, 2])
 def test_two_ranks_with_sync_batchnorm_match_one_rank_despite_padding(digits, accumulation_steps):
     # 1257 samples over 2 ranks: one padded row, in each epoch's last batch. The trainer keeps it out

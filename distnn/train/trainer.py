@@ -71,11 +71,12 @@ def default_comm():
     return init()
 
 
-def shard(n: int, comm, shuffle: bool, seed: int = 0):
+def shard(n: int, comm, shuffle: bool, seed: int = 0, drop_last: bool = False):
     """This rank's :class:`~distnn.distributed.DistributedSampler` over ``n`` samples (no communication)."""
     from distnn.distributed import DistributedSampler
 
-    return DistributedSampler(n, num_replicas=comm.size, rank=comm.rank, shuffle=shuffle, seed=seed)
+    return DistributedSampler(n, num_replicas=comm.size, rank=comm.rank, shuffle=shuffle, seed=seed,
+                              drop_last=drop_last)
 
 
 def _data_parallel(model, comm, **kwargs):
@@ -95,7 +96,8 @@ class Trainer:
     augmentation + standardization for training, standardization for eval);
     ``clip_grad_norm`` (max global L2 norm, or None); ``accumulation_steps``
     (micro-batches per step); ``seed`` (data order, augmentation and dropout);
-    ``shuffle``/``drop_last`` (training order; drop each rank's last partial batch);
+    ``shuffle``/``drop_last`` (training order; drop the epoch's last incomplete GLOBAL batch,
+    so an epoch has ``len(train_data) // batch_size`` steps on any number of ranks);
     ``eval_batch_size`` (per rank); ``eval_every`` (validate every N epochs);
     ``max_steps`` (stop after this many optimizer steps); ``label_smoothing``;
     ``monitor`` (metric tracked as the run's best, e.g. ``val_loss``);
@@ -133,7 +135,9 @@ class Trainer:
         self.micro_batch = self.local_batch // self.accumulation_steps
         from distnn.data.loader import DataLoader
 
-        self.sampler = shard(len(train_data), self.comm, shuffle, self.seed)
+        # With drop_last the sampler drops the tail too (no padding): then a rank's complete local batches
+        # are exactly the complete global batches, (n // W) // (B // W) == n // B, whatever W is.
+        self.sampler = shard(len(train_data), self.comm, shuffle, self.seed, drop_last)
         self.loader = DataLoader(train_data, batch_size=self.local_batch, sampler=self.sampler, drop_last=drop_last,
                                  transform=transform, seed=self.seed, rank=self.rank, with_mask=True)
         self.steps_per_epoch = len(self.loader)
@@ -170,7 +174,7 @@ class Trainer:
         if (B // W) % A:
             raise ValueError(f"per-rank batch {B // W} (global {B} / {W} ranks) must be divisible by "
                              f"train.accumulation_steps {A}")
-        per_rank = math.ceil(n / W)
+        per_rank = n // W if drop_last else math.ceil(n / W)
         if B // W > per_rank:
             raise ValueError(f"per-rank batch {B // W} (global batch {B} / {W} ranks) is larger than a rank's shard "
                              f"of {per_rank} training samples; lower data.batch_size to at most {per_rank * W}")
