@@ -197,7 +197,8 @@ def _user_errors() -> tuple:
 
 def _launcher_rank() -> int:
     """This process's rank as the MPI launcher announced it (0 when not under a launcher)."""
-    for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID", "MPI_LOCALRANKID"):
+    # (not MPI_LOCALRANKID: it numbers ranks per host, so on several nodes more than one would be "0")
+    for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"):
         if os.environ.get(var, "").isdigit():
             return int(os.environ[var])
     return 0

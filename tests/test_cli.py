@@ -257,3 +257,17 @@ def test_evaluate_and_predict_bad_input(trained, tmp_path, capsys):
     _digits_csv(labelled, rows=10, label=11)
     code, _, err = run_cli(["evaluate", d, "--data", str(labelled)], capsys)
     assert code == 2 and "11" in err and len(err.strip().splitlines()) == 1
+
+
+def test_launcher_rank_reads_world_ranks_not_host_local_ones(monkeypatch):
+    from distnn.cli import _launcher_rank
+
+    for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID", "MPI_LOCALRANKID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MPI_LOCALRANKID", "1")  # a host-local number, not the rank in the job
+    monkeypatch.setenv("SLURM_PROCID", "5")
+    assert _launcher_rank() == 5
+    monkeypatch.delenv("SLURM_PROCID")
+    assert _launcher_rank() == 0  # no world rank announced: a plain run
+    monkeypatch.setenv("PMI_RANK", "3")
+    assert _launcher_rank() == 3
