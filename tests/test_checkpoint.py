@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -186,6 +187,16 @@ def test_failed_write_leaves_no_partial_checkpoint(tmp_path, monkeypatch):
     blocker.write_text("")
     with pytest.raises(ck.CheckpointError, match="cannot write checkpoint"):
         _write(blocker / "sub", 5)
+
+
+def test_a_preemption_signal_in_the_middle_of_a_write_leaves_it_complete(tmp_path, monkeypatch):
+    monkeypatch.setenv(ck.FAULT_ENV, "signal_after:model.npz@20")  # SIGTERM between two files of step 20
+    _write(tmp_path, 10)
+    with preemption.PreemptionHandler():
+        _write(tmp_path, 20)
+        assert preemption.requested() == signal.SIGTERM  # the handler only noted it
+    assert ck.read_pointer(str(tmp_path)) == "step-00000020"
+    assert ck.verify_checkpoint(str(tmp_path / "step-00000020")) == []
 
 
 def test_retention_keeps_last_k_and_the_protected(tmp_path):

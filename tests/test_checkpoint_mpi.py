@@ -154,9 +154,11 @@ def test_corrupt_newest_checkpoint_is_reported_and_skipped(reference, tmp_path):
 
 # ------------------------------------------------------------------ preemption
 def test_sigterm_twice_to_mpiexec_checkpoints_and_exits_75(reference, tmp_path):
-    twice = True  # a second SIGTERM arrives while the checkpoint is written (a single one: the CLI test below)
+    twice = True  # a second SIGTERM soon after the first (a single one: the CLI test below)
     args = _cmd(tmp_path, 2, ["--every-n-epochs", "0", "--every-n-steps", "0", "--no-save-best"])
-    p = subprocess.Popen(args, env=_env({"DISTNN_FAULT_STEP_DELAY": "0.05"}), stderr=subprocess.PIPE, text=True)
+    # and a third one, certainly in the middle of the save: rank 0 signals itself after writing model.npz
+    env = _env({"DISTNN_FAULT_STEP_DELAY": "0.05", ck.FAULT_ENV: "signal_after:model.npz"})
+    p = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
         while not all(os.path.exists(tmp_path / f"pid.{r}") for r in (0, 1)) and time.monotonic() < deadline:

@@ -38,7 +38,9 @@ never executes code from the file.
 Fault injection for tests: ``DISTNN_CKPT_FAULT`` holds comma-separated
 ``ACTION[:FILE][@STEP]`` entries; ``crash_after:FILE`` kills the process (SIGKILL)
 after writing FILE, ``crash_before_rename`` and ``crash_before_latest`` kill it
-at those points, ``enospc[:FILE]`` makes writing FILE fail with ENOSPC.
+at those points, ``enospc[:FILE]`` makes writing FILE fail with ENOSPC,
+``signal_after:FILE`` sends the process SIGTERM after writing FILE (a second
+preemption signal in the middle of the preemption checkpoint).
 """
 from __future__ import annotations
 
@@ -307,6 +309,8 @@ def _fault(step, action, target="", faults=None):
                 time.sleep(10)
             if action == "enospc":
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), target)
+            if action == "signal_after":
+                os.kill(os.getpid(), signal.SIGTERM)
 
 
 # ---------------------------------------------------------------- atomic writing
@@ -482,6 +486,7 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
             entries[fname] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": memoryview(data).nbytes}
             if faults:
                 _fault(step, "crash_after", fname, faults)
+                _fault(step, "signal_after", fname, faults)
         current = MANIFEST
         man = {"format": FORMAT, "version": VERSION, "name": name, "step": int(step),
                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(manifest or {}), "files": entries}
