@@ -29,14 +29,39 @@ def test_mpi_ranks_match_one_process(comm, batch, bucket_mb):
     assert _replicas_equal(comm, state)
 
 
-def test_mpi_no_sync_and_fp16_compression(comm):
+def test_mpi_no_sync_and_compression(comm):
     batches = global_batches(11)
     ref = train_single(batches)
     state = train_rank(comm, batches, micro=2, bucket_mb=0.001)
     assert_rel_close(state, ref, 1e-6)
-    state = train_rank(comm, batches, bucket_mb=0.001, compression="fp16")
-    assert_rel_close(state, ref, 1e-2)  # half-precision wire, see test_data_parallel.py
     assert _replicas_equal(comm, state)
+    for compression, tol in (("fp16", 1e-2), ("bf16", 3e-2)):  # half-precision wire, see test_data_parallel.py
+        state = train_rank(comm, batches, bucket_mb=0.001, compression=compression)
+        assert_rel_close(state, ref, tol)
+        assert _replicas_equal(comm, state)
+
+
+def test_mpi_check_replicas_reports_the_diverging_rank_on_every_rank(comm):
+    import distnn
+    import distnn.functional as F
+    from distnn.distributed import DataParallel
+    from distnn.distributed.data_parallel import ReplicaMismatchError
+    from distnn.optim.sgd import SGD
+    from test_data_parallel import make_data
+
+    X, Y = make_data()
+    model = make_mlp(1)
+    dp = DataParallel(model, comm, check_every=2)
+    opt = SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ReplicaMismatchError, match=r"after 2 synchronized steps: '2.bias' differs between "
+                                                   r"ranks \[0(, 2)?\] vs ranks \[1\]"):
+        for step, idx in enumerate(global_batches(12)):
+            mine = idx[comm.rank::comm.size]
+            opt.zero_grad()
+            F.cross_entropy(dp(distnn.Tensor(X[mine])), Y[mine]).backward()
+            opt.step()
+            if step == 0 and comm.rank == 1:
+                model[2].bias.data[0] += 1e-12  # a silent divergence on rank 1
 
 
 def test_mpi_mismatched_models_raise_on_every_rank(comm):
