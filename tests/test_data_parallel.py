@@ -546,3 +546,28 @@ def test_all_finite_is_exact_when_the_sum_of_finite_values_overflows(dtype, big)
         assert not all_finite(values)
         values[7] = big
     assert all_finite(np.zeros(0, dtype=dtype)) and not all_finite(np.array([1.0, np.nan], dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float16], ids=["meta-in-bucket", "meta-on-its-own"])
+def test_a_dropped_data_parallel_lets_go_of_the_model(dtype):
+    import gc
+
+    from distnn.autograd.engine import get_grad_destination
+
+    def fn(comm):
+        model = make_mlp(1, dtype=dtype)
+        dp = DataParallel(model, comm)
+        x = distnn.Tensor(np.ones((2, 6), dtype=dtype))
+        dp(x).sum().backward()
+        steered = all(get_grad_destination(p) is not None for p in model.parameters())
+        del dp
+        gc.collect()
+        released = all(get_grad_destination(p) is None for p in model.parameters())
+        for p in model.parameters():
+            p.grad = None
+        model(x).sum().backward()  # trains alone again: local gradients, no collective
+        return steered, released, model[0].weight.grad.copy()
+
+    (s0, r0, g0), (s1, r1, g1) = simulate(2, fn)
+    assert s0 and s1 and r0 and r1
+    assert np.array_equal(g0, g1)  # same broadcast weights, same input

@@ -64,6 +64,17 @@ def test_mpi_check_replicas_reports_the_diverging_rank_on_every_rank(comm):
                 model[2].bias.data[0] += 1e-12  # a silent divergence on rank 1
 
 
+def test_mpi_data_parallels_dropped_without_remove_hooks_free_their_requests(comm):
+    import gc
+
+    batches = global_batches(12, steps=3)
+    ref = train_single(batches)
+    for _ in range(3):  # each train_rank's DataParallel is garbage: its persistent allreduces are freed
+        state = train_rank(comm, batches)
+        gc.collect()
+    assert_rel_close(state, ref, 1e-6)
+
+
 def test_mpi_mismatched_models_raise_on_every_rank(comm):
     from distnn.distributed import DataParallel
     from distnn.distributed.data_parallel import ReplicaMismatchError

@@ -167,6 +167,7 @@ class DataParallel(Module):
         self._samples = None
         self._hooks = []
         self._buckets = []
+        self._step_meta = None  # the step meta's own persistent allreduce, when the last bucket cannot carry it
         self._train_params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         self._params = [p for _, p in self._train_params]
         self._buffers = [b for _, b in module.named_buffers()]
@@ -287,14 +288,17 @@ class DataParallel(Module):
         handle = register_backward_begin_hook(begin)
         self._hooks.append(handle)
         weakref.finalize(self, handle.remove)
+        # A DataParallel dropped without remove_hooks() (a Trainer that is done) still lets go of its
+        # parameters' gradient destinations and frees its persistent MPI requests.
+        weakref.finalize(self, _release, self._buckets, self._step_meta)
 
     def remove_hooks(self) -> None:
         """Detach from the model's parameters (the model then trains without synchronization)."""
         for h in self._hooks:
             h.remove()
         self._hooks = []
-        for b in self._buckets:
-            b.release()
+        _release(self._buckets, self._step_meta)
+        self._step_meta = None
 
     def sync_state_dict(self) -> dict:
         """What an exact resume needs besides the model: the global sample count the next step weighs against.
@@ -499,6 +503,13 @@ class DataParallel(Module):
                     f"DataParallel: replicas diverged after {self.num_syncs} synchronized steps: '{name}' "
                     f"differs between {parts} (first differing tensor; something updated the model "
                     "differently on some rank)")
+
+
+def _release(buckets, step_meta):
+    for b in buckets:
+        b.release()
+    if step_meta is not None:
+        step_meta.free()
 
 
 def _leading_dim(inputs):

@@ -17,6 +17,7 @@ import os
 import pickle
 import socket
 import sys
+import threading
 import time
 import traceback
 
@@ -152,7 +153,12 @@ class _MPIPersistentAllreduce(_MPIHandle, PersistentAllreduce):
 
     def free(self) -> None:
         if self.req is not None and self.done:
-            self.req.Free()
+            # A garbage-collected DataParallel frees its requests late, perhaps after MPI_Finalize or
+            # from another thread (the collector runs where it runs): then only with THREAD_MULTIPLE.
+            mpi = _mpi()
+            if not mpi.Is_finalized() and (threading.current_thread() is threading.main_thread()
+                                           or mpi.Query_thread() == mpi.THREAD_MULTIPLE):
+                self.req.Free()
             self.req = None
 
 
