@@ -135,6 +135,33 @@ def test_rank_with_no_samples_in_the_last_batch(copied, request):
     assert_replicas_equal(states)
 
 
+def test_a_rank_without_data_may_call_finish_alone():
+    # The pattern "if batch: backward() else: finish_gradient_synchronization()": only the rank without
+    # samples calls it, after steps in which its own backward synchronized.
+    batches = [np.arange(0, 9), np.arange(9, 11), np.arange(11, 20)] * 3
+    ref = train_single(batches)
+    X, Y = make_data()
+
+    def fn(comm):
+        model = make_mlp(1 + comm.rank)
+        dp = DataParallel(model, comm)
+        opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
+        for idx in batches:
+            mine = idx[comm.rank::comm.size]
+            opt.zero_grad()
+            dp.set_num_samples(len(mine))
+            if len(mine):
+                F.cross_entropy(dp(distnn.Tensor(X[mine])), Y[mine]).backward()
+            else:
+                dp.finish_gradient_synchronization()
+            opt.step()
+        return model.state_dict()
+
+    states = simulate(3, fn)
+    assert_rel_close(states[0], ref, 1e-6)
+    assert_replicas_equal(states)
+
+
 def test_no_sync_gradient_accumulation_matches_one_process():
     batches = global_batches(11)
     ref = train_single(batches)

@@ -458,18 +458,30 @@ class DataParallel(Module):
     def finish_gradient_synchronization(self) -> None:
         """Make sure this step's gradients are averaged; call before ``optimizer.step()`` if unsure.
 
-        A no-op when backward already synchronized (the usual case). When this
-        rank ran no synchronizing backward since the last call (every
-        micro-batch was empty, or all ran under ``no_sync``), it synchronizes
-        now with whatever local gradients exist, so the other ranks are not
-        left waiting. Collective: call it on every rank or on none.
+        A no-op when backward already synchronized this step (the usual case).
+        When this rank ran no synchronizing backward since the last call or
+        since its gradients were last reset (``zero_grad()``: every micro-batch
+        was empty, or all ran under ``no_sync``), it synchronizes now with
+        whatever local gradients exist, so the other ranks are not left
+        waiting. So ``if batch: loss.backward() else: dp.finish_gradient_synchronization()``
+        works too. Collective: a rank whose backward did not synchronize this
+        step must call it. (``zero_grad(set_to_none=False)`` keeps the old
+        gradients' arrays, which hides a reset: then call it on every rank.)
         """
         if self.comm.size == 1:
             return
-        if self._in_sync or not self._synced_since_finish:
+        if self._in_sync or not self._synced_since_finish or self._grads_reset_since_sync():
             self._in_sync = True
             self._complete_sync()
         self._synced_since_finish = False
+
+    def _grads_reset_since_sync(self) -> bool:
+        """True when no parameter still holds the gradient the last synchronization installed."""
+        for b in self._buckets:
+            for p, view in zip(b.params, b.views):
+                if p.grad is view:
+                    return False
+        return True
 
     # --------------------------------------------------------------- checks
     def grads_finite(self) -> bool:
