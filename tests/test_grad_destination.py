@@ -75,6 +75,50 @@ def test_embedding_and_lstm_write_their_weight_gradients_into_destinations():
         assert np.array_equal(g, ref)
 
 
+@pytest.mark.parametrize("layer", ["gru", "rnn", "rnn-no-bias", "layernorm", "batchnorm-train",
+                                   "batchnorm-eval", "syncbatchnorm"])
+def test_recurrent_and_norm_layers_write_their_parameter_gradients_into_destinations(layer):
+    import distnn.nn as nn
+
+    distnn.manual_seed(0)
+    rng = np.random.default_rng(7)
+    if layer in ("gru", "rnn", "rnn-no-bias"):
+        module = nn.GRU(6, 5, num_layers=2) if layer == "gru" else nn.RNN(6, 5, bias=layer == "rnn")
+        x = distnn.Tensor(rng.standard_normal((7, 3, 6)).astype(np.float32))
+
+        def forward():
+            return module(x)[0]
+    else:
+        if layer == "layernorm":
+            module, x = nn.LayerNorm((3, 4), dtype=np.float64), rng.standard_normal((5, 3, 4))
+        elif layer == "syncbatchnorm":
+            from distnn.distributed import LocalCommunicator, SyncBatchNorm
+
+            module, x = SyncBatchNorm(3, comm=LocalCommunicator(), dtype=np.float64), rng.standard_normal((5, 3, 4))
+        else:
+            module, x = nn.BatchNorm1d(3, dtype=np.float64), rng.standard_normal((5, 3, 4))
+        with distnn.no_grad():  # give the affine parameters values other than ones and zeros
+            for p in module.parameters():
+                p.data[...] = rng.standard_normal(p.data.shape)
+        module.train(layer != "batchnorm-eval")
+        x = distnn.Tensor(x)
+
+        def forward():
+            return module(x)
+
+    params = list(module.parameters())
+    assert params
+
+    def loss():
+        return (forward() ** 3).sum()
+
+    plain = [g.copy() for g in _grads(params, loss, with_dest=False)]
+    got = _grads(params, loss, with_dest=True)
+    for p, g, ref in zip(params, got, plain):
+        assert g is get_grad_destination(p)
+        assert np.array_equal(g, ref)
+
+
 def test_a_leaf_used_twice_accumulates_into_its_destination():
     rng = np.random.default_rng(2)
     x = distnn.Tensor(rng.standard_normal((5, 4)))

@@ -17,7 +17,8 @@ and edges dropped) right after its backward unless ``retain_graph=True``.
 A leaf may have a gradient destination (:func:`set_grad_destination`): an
 array its gradient should land in. The engine offers it to the op that
 produces the leaf's first gradient (``Function.grad_out``); ops that can write
-there (Linear's and Conv2d's GEMMs and sums) do, and the leaf adopts that array
+there (the GEMMs and sums of Linear, Conv2d, Embedding, the recurrent and the
+normalization layers) do, and the leaf adopts that array
 without a copy. Data parallelism points destinations at views of its flat
 communication buffers, so the gradient exchange needs no packing copy.
 

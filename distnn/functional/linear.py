@@ -7,7 +7,8 @@ only the products whose inputs need a gradient (the first layer's input never do
 from __future__ import annotations
 
 from distnn.autograd.function import Function
-from distnn.backend import get_array_module
+
+from ._into import matmul_into, sum_into
 
 
 class Linear(Function):
@@ -50,24 +51,15 @@ class Linear(Function):
         if need[1]:
             x = self.x
             if g.ndim == 2:
-                gw = _matmul(g.T, x, dest[1])
+                gw = matmul_into(g.T, x, dest[1])
             else:  # fold leading batch dims (and promote a 1-D input) into one
-                gw = _matmul(g.reshape(-1, g.shape[-1]).T, x.reshape(-1, x.shape[-1]), dest[1])
+                gw = matmul_into(g.reshape(-1, g.shape[-1]).T, x.reshape(-1, x.shape[-1]), dest[1])
         if len(need) > 2 and need[2]:
             if g.ndim == 1:
                 gb = g
-            elif dest[2] is not None and g.dtype == dest[2].dtype:
-                gb = g.sum(axis=tuple(range(g.ndim - 1)), out=dest[2])
             else:
-                gb = g.sum(axis=tuple(range(g.ndim - 1)))
+                gb = sum_into(g, tuple(range(g.ndim - 1)), dest[2])
         return gx, gw, gb
-
-
-def _matmul(a, b, out=None):
-    """``a @ b``, written into ``out`` when given and of the product's dtype."""
-    if out is not None and a.dtype == out.dtype and b.dtype == out.dtype:
-        return get_array_module(a).matmul(a, b, out=out)
-    return a @ b
 
 
 def linear(input, weight, bias=None):

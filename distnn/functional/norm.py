@@ -18,6 +18,8 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
+from ._into import destinations, sum_into
+
 
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
@@ -49,10 +51,11 @@ class LayerNorm(Function):
             gxh = g * self.weight if self.weight is not None else g
             gx = self.rstd * (gxh - gxh.mean(axis=axes, keepdims=True)
                               - xhat * (gxh * xhat).mean(axis=axes, keepdims=True))
+        dest = destinations(self, 3)
         if self.weight is not None and nin[1]:
-            gw = (g * xhat).sum(axis=lead)
+            gw = sum_into(g * xhat, lead, dest[1])
         if self.has_bias and nin[2]:
-            gb = g.sum(axis=lead)
+            gb = sum_into(g, lead, dest[2])
         return gx, gw, gb
 
 
@@ -120,9 +123,10 @@ class BatchNormTrain(Function):
     def backward(self, g):
         nd, xhat = g.ndim, self.xhat
         axes = _bn_axes(nd)
-        sum_g = g.sum(axis=axes)
-        sum_gxhat = (g * xhat).sum(axis=axes)
         nin = self.needs_input_grad
+        dest = destinations(self, 3)  # the weight's and bias's gradients are these sums: write them in place
+        sum_g = sum_into(g, axes, dest[2] if self.has_bias and nin[2] else None)
+        sum_gxhat = sum_into(g * xhat, axes, dest[1] if self.weight is not None and nin[1] else None)
         gx = None
         if nin[0]:
             tot_g, tot_gxhat = self.combine_grad_sums(sum_g, sum_gxhat)
@@ -155,11 +159,12 @@ class BatchNormEval(Function):
         nin = self.needs_input_grad
         gx = g * _bcast(self.scale, nd) if nin[0] else None
         gw = gb = None
+        dest = destinations(self, 3)
         if self.has_weight and nin[1]:
             xhat = (self.x - _bcast(self.mean, nd)) * _bcast(self.rstd, nd)
-            gw = (g * xhat).sum(axis=axes)
+            gw = sum_into(g * xhat, axes, dest[1])
         if self.has_bias and nin[2]:
-            gb = g.sum(axis=axes)
+            gb = sum_into(g, axes, dest[2])
         return gx, gw, gb
 
 

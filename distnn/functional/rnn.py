@@ -26,6 +26,8 @@ from __future__ import annotations
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
+from ._into import destinations, matmul_into, sum_into
+
 
 def _check_rnn_args(x, h0, w_ih, w_hh, ngates, what):
     if x.ndim != 3:
@@ -51,11 +53,12 @@ def _input_projection(x, w_ih, b_ih, b_hh):
     return out
 
 
-def _weight_grads(need, k, dpre_x, dpre_h, x, hprev, w_ih, w_hh):
+def _weight_grads(need, k, dpre_x, dpre_h, x, hprev, w_ih, w_hh, dests=(None,) * 4):
     """dx, dW_ih, dW_hh, db_ih, db_hh from stacked per-step pre-activation grads (T, B, G).
 
     ``need`` is the Function's needs_input_grad; ``k`` the position of w_ih among
-    its inputs (followed by w_hh, b_ih, b_hh). The bias grads may be one array
+    its inputs (followed by w_hh, b_ih, b_hh); ``dests`` the engine's destinations
+    for those four (written in place when offered). The bias grads may be one array
     when both paths share the pre-activation (the engine copies before keeping it).
     """
     T, B, I = x.shape
@@ -64,11 +67,16 @@ def _weight_grads(need, k, dpre_x, dpre_h, x, hprev, w_ih, w_hh):
     dx2 = dpre_x.reshape(T * B, G)
     dh2 = dx2 if dpre_h is dpre_x else dpre_h.reshape(T * B, G)
     dx = (dx2 @ w_ih).reshape(T, B, I) if need[0] else None
-    dw_ih = dx2.T @ x.reshape(T * B, I) if need[k] else None
-    dw_hh = dh2.T @ hprev.reshape(T * B, hprev.shape[2]) if need[k + 1] else None
-    db_ih = dx2.sum(axis=0) if need[k + 2] or (need[k + 3] and dh2 is dx2) else None
-    db_hh = (db_ih if dh2 is dx2 else dh2.sum(axis=0)) if need[k + 3] else None
-    return dx, dw_ih, dw_hh, (db_ih if need[k + 2] else None), db_hh
+    dw_ih = matmul_into(dx2.T, x.reshape(T * B, I), dests[0]) if need[k] else None
+    dw_hh = matmul_into(dh2.T, hprev.reshape(T * B, hprev.shape[2]), dests[1]) if need[k + 1] else None
+    db_ih = sum_into(dx2, 0, dests[2]) if need[k + 2] else None
+    db_hh = None
+    if need[k + 3]:
+        if dh2 is dx2 and db_ih is not None and dests[3] is None:
+            db_hh = db_ih  # one sum serves both
+        else:
+            db_hh = sum_into(dh2, 0, dests[3])
+    return dx, dw_ih, dw_hh, db_ih, db_hh
 
 
 def _rows(xp, g, order, dest=None):
@@ -244,7 +252,8 @@ class GRULayer(Function):
             dh = dh * z + dh_t @ self.w_hh
         hprev = hs[:-1][::-1] if self.reverse else hs[:-1]
         need = self.needs_input_grad
-        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(need, 2, dpre_x, dpre_h, x, hprev, self.w_ih, self.w_hh)
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(need, 2, dpre_x, dpre_h, x, hprev, self.w_ih, self.w_hh,
+                                                       destinations(self, 6)[2:6])
         return (dx, (dh if need[1] else None), dw_ih, dw_hh, db_ih, db_hh)[: len(need)]
 
 
@@ -297,5 +306,6 @@ class RNNLayer(Function):
             dh = d @ self.w_hh
         hprev = hs[:-1][::-1] if self.reverse else hs[:-1]
         need = self.needs_input_grad
-        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(need, 2, dpre, dpre, x, hprev, self.w_ih, self.w_hh)
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(need, 2, dpre, dpre, x, hprev, self.w_ih, self.w_hh,
+                                                       destinations(self, 6)[2:6])
         return (dx, (dh if need[1] else None), dw_ih, dw_hh, db_ih, db_hh)[: len(need)]
