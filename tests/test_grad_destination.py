@@ -40,14 +40,16 @@ def test_linear_writes_weight_and_bias_gradients_into_their_destinations(dtype, 
         assert np.array_equal(g, ref)  # and bitwise what the op computes without one
 
 
-def test_conv2d_writes_weight_and_bias_gradients_into_their_destinations():
+@pytest.mark.parametrize("dims", [2, 1], ids=["conv2d", "conv1d"])
+def test_conv_writes_weight_and_bias_gradients_into_their_destinations(dims):
     rng = np.random.default_rng(1)
-    x = distnn.Tensor(rng.standard_normal((2, 4, 6, 6)))
-    w = distnn.Tensor(rng.standard_normal((6, 2, 3, 3)), requires_grad=True)
+    x = distnn.Tensor(rng.standard_normal((2, 4) + (6,) * dims))
+    w = distnn.Tensor(rng.standard_normal((6, 2) + (3,) * dims), requires_grad=True)
     b = distnn.Tensor(rng.standard_normal(6), requires_grad=True)
+    conv = F.conv2d if dims == 2 else F.conv1d
 
     def loss():
-        return (F.conv2d(x, w, b, padding=1, groups=2) ** 2).sum()
+        return (conv(x, w, b, padding=1, groups=2) ** 2).sum()
 
     plain = [g.copy() for g in _grads([w, b], loss, with_dest=False)]
     got = _grads([w, b], loss, with_dest=True)

@@ -63,12 +63,18 @@ def _im2col(xp, x, kh, kw, stride, padding, dilation, Ho, Wo):
 
 
 class Conv2d(Function):
-    """x (N, C, H, W), weight (O, C/groups, kh, kw), bias (O,) -> (N, O, Ho, Wo)."""
+    """x (N, C, H, W), weight (O, C/groups, kh, kw), bias (O,) -> (N, O, Ho, Wo).
+
+    A 3-D weight (O, C/groups, k) is a kernel of height 1 (conv1d's): taking it as
+    it is, rather than through an unsqueeze, lets its gradient land in the
+    weight's destination like a 4-D one.
+    """
 
     def forward(self, x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
         xp = get_array_module(x)
         N, C, H, W = x.shape
-        O, Cg, kh, kw = weight.shape
+        O, Cg, kh, kw = weight.shape if weight.ndim == 4 else weight.shape[:2] + (1,) + weight.shape[2:]
+        self.weight_shape = weight.shape
         (sh, sw), (dh, dw), G = stride, dilation, groups
         (pt, pb), (pl, pr) = padding
         Hp, Wp = H + pt + pb, W + pl + pr
@@ -100,7 +106,7 @@ class Conv2d(Function):
                 dest[1].reshape(G, O // G, Cg * kh * kw)[...] = gwt.swapaxes(-1, -2)
                 gw = dest[1]
             else:
-                gw = xp.ascontiguousarray(gwt.swapaxes(-1, -2)).reshape(O, Cg, kh, kw)
+                gw = xp.ascontiguousarray(gwt.swapaxes(-1, -2)).reshape(self.weight_shape)
         if self.has_bias and len(need) > 2 and need[2]:
             if dest[2] is not None and dest[2].dtype == g.dtype:
                 gb = g.sum(axis=(0, 2, 3), out=dest[2])
@@ -204,6 +210,5 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         pad = ((0, 0), (p, p))
     check_conv2d_shapes(tuple(input.shape[:2]) + (1, input.shape[2]), tuple(weight.shape[:2]) + (1, weight.shape[2]),
                         (1, s), pad, (1, d), groups, who="conv1d")
-    out = Conv2d.apply(input.unsqueeze(2), weight.unsqueeze(2), bias, stride=(1, s), padding=pad,
-                       dilation=(1, d), groups=groups)
+    out = Conv2d.apply(input.unsqueeze(2), weight, bias, stride=(1, s), padding=pad, dilation=(1, d), groups=groups)
     return out.squeeze(2)
