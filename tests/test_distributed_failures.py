@@ -28,7 +28,7 @@ def test_skipped_split_times_out_naming_the_missing_rank():
     text = out.stdout + out.stderr
     assert out.returncode != 0
     assert "rank 0 of 2: collective #1 split(color=0) did not complete" in text
-    assert "missing ranks (never reached a collective, no answer): [1]" in text
+    assert "missing ranks (in no collective: no answer): [1]" in text
 
 
 def test_exception_on_one_rank_aborts_the_whole_job():
@@ -44,5 +44,18 @@ def test_skipped_collective_times_out_naming_the_missing_rank():
     text = out.stdout + out.stderr
     assert out.returncode != 0
     assert "rank 0 of 2: collective #2 allreduce(op='sum', shape=(3,), dtype=float64) did not complete" in text
-    assert "missing ranks (never reached a collective, no answer): [1]" in text
+    assert "missing ranks (in no collective: no answer): [1]" in text
     assert "aborting the MPI job" in text
+
+
+def test_a_rank_late_into_another_collective_is_reported_as_waiting_not_missing():
+    # rank 1 reaches a different collective 1.5 s late and has no timeout of its own: rank 0 times out
+    # (2 s), and rank 1, waiting, answers rank 0's report in time
+    out = _run("late_other_collective.py", 2, timeout_env=2)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "rank 0 of 2: collective #2 allreduce(op='sum', shape=(3,), dtype=float64) did not complete" in text
+    assert "rank 1 of 2" not in text  # the report below is rank 0's
+    assert "missing ranks (in no collective: no answer): []" in text
+    assert "waits in collective #2 broadcast_object(root=0)" in text
+    assert "ranks disagree about the collective" in text

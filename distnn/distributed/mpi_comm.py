@@ -192,6 +192,8 @@ class MPICommunicator(Communicator):
         self.timeout = collective_timeout() if timeout == "env" else timeout
         self.cuda_aware = _cuda_aware()
         self._seq = 0
+        self._heard = {}     # timeout reports other ranks sent us while we waited: rank -> where it waits
+        self._answered = []  # our answers to them (nonblocking sends, kept alive)
         if is_world and self.size > 1 and abort_on_exception:
             install_excepthook(self.rank, self.size, MPI.COMM_WORLD.Abort)
 
@@ -201,7 +203,8 @@ class MPICommunicator(Communicator):
         return f"collective #{self._seq} {what}"
 
     def _wait(self, req, what: str) -> None:
-        wait_until(req.Test, self.timeout, lambda waited: self._timed_out(what, waited))
+        wait_until(req.Test, self.timeout, lambda waited: self._timed_out(what, waited),
+                   lambda: self._answer_reports(what))
 
     def _host_buffer(self, array):
         """(buffer MPI can use, function that copies it back into ``array``)."""
@@ -285,7 +288,7 @@ class MPICommunicator(Communicator):
         def timed_out(waited):
             self._timed_out(pending[-1].what, waited)
 
-        wait_until(all_done, self.timeout, timed_out)
+        wait_until(all_done, self.timeout, timed_out, lambda: self._answer_reports(pending[-1].what))
 
     def broadcast(self, array, root: int = 0):
         self._check_root(root)
@@ -340,16 +343,35 @@ class MPICommunicator(Communicator):
         _mpi().COMM_WORLD.Abort(code)
 
     # -------------------------------------------------------- the watchdog
+    def _where(self, what) -> tuple:
+        """(rank, collectives started, the one we wait in, host, pid): what a timeout report says of a rank."""
+        if isinstance(what, tuple):  # an allreduce's (seq, op, shape, dtype)
+            what = f"collective #{what[0]} allreduce(op={what[1]!r}, shape={tuple(what[2])}, dtype={what[3]})"
+        return (self.rank, self._seq, what, socket.gethostname(), os.getpid())
+
+    def _answer_reports(self, what) -> None:
+        """While waiting long: tell each rank whose collective timed out where we wait.
+
+        Its report then lists this rank as waiting in a collective (perhaps a
+        different one) rather than as missing, even when our own timeout has
+        not come yet.
+        """
+        MPI = _mpi()
+        status = MPI.Status()
+        while self._diag.iprobe(source=MPI.ANY_SOURCE, tag=_DIAG_TAG, status=status):
+            src = status.Get_source()
+            self._heard[src] = self._diag.recv(source=src, tag=_DIAG_TAG)
+            self._answered.append(self._diag.isend(self._where(what), dest=src, tag=_DIAG_TAG))
+
     def _timed_out(self, what, waited: float) -> None:
         """Learn which ranks are missing, print a report, abort the job. Does not return."""
         MPI = _mpi()
-        if isinstance(what, tuple):  # an allreduce's (seq, op, shape, dtype)
-            what = f"collective #{what[0]} allreduce(op={what[1]!r}, shape={tuple(what[2])}, dtype={what[3]})"
-        me = (self.rank, self._seq, what, socket.gethostname(), os.getpid())
-        # Every rank that times out tells all others where it waits; ranks that never
-        # answer within the grace period are not waiting in any collective.
+        me = self._where(what)
+        what = me[2]
+        # Every rank that times out tells all others where it waits, and ranks waiting long answer
+        # (_answer_reports); ranks that never answer within the grace period are in no collective.
         sends = [self._diag.isend(me, dest=r, tag=_DIAG_TAG) for r in range(self.size) if r != self.rank]
-        answers = {self.rank: me}
+        answers = {**self._heard, self.rank: me}
         end = time.monotonic() + report_grace(self.timeout)
         status = MPI.Status()
         while len(answers) < self.size and time.monotonic() < end:
@@ -361,7 +383,7 @@ class MPICommunicator(Communicator):
         missing = [r for r in range(self.size) if r not in answers]
         lines = [f"[distnn] rank {self.rank} of {self.size}: {what} did not complete within {waited:.1f} s "
                  f"(DISTNN_COLLECTIVE_TIMEOUT={self.timeout}).",
-                 f"[distnn] missing ranks (never reached a collective, no answer): {missing}"]
+                 f"[distnn] missing ranks (in no collective: no answer): {missing}"]
         for r in sorted(answers):
             _, seq, w, host, pid = answers[r]
             lines.append(f"[distnn]   rank {r} ({host} pid {pid}) waits in {w}")

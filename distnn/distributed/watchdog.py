@@ -44,7 +44,12 @@ def report_grace(timeout) -> float:
     return 5.0 if timeout is None else min(10.0, max(1.0, 0.1 * timeout))
 
 
-def wait_until(test, timeout, on_timeout) -> None:
+#: after this long in one wait, ``wait_until`` starts calling its ``on_slow`` (every SLOW_EVERY_S)
+SLOW_AFTER_S = 1.0
+SLOW_EVERY_S = 0.1
+
+
+def wait_until(test, timeout, on_timeout, on_slow=None) -> None:
     """Call ``test()`` until it returns True; call ``on_timeout(waited)`` if ``timeout`` seconds pass.
 
     Spins for the first 1 ms (each poll lets MPI progress the collective:
@@ -52,12 +57,14 @@ def wait_until(test, timeout, on_timeout) -> None:
     blocking wait), then yields the core between polls (on an oversubscribed
     machine the peer we wait for may need this core), and after 5 ms backs
     off to short sleeps so a rank waiting long for a slow peer does not burn
-    a shared core.
+    a shared core. A wait longer than ``SLOW_AFTER_S`` also calls ``on_slow()``
+    now and then (the MPI communicator answers other ranks' timeout reports there).
     """
     if test():
         return
     start = time.monotonic()
     deadline = None if timeout is None else start + timeout
+    next_slow = start + SLOW_AFTER_S
     now = start
     while not test():
         now = time.monotonic()
@@ -67,6 +74,9 @@ def wait_until(test, timeout, on_timeout) -> None:
             return
         if waited > 0.005:
             time.sleep(0.00005 if waited < 0.1 else 0.001)
+            if on_slow is not None and now >= next_slow:
+                on_slow()
+                next_slow = now + SLOW_EVERY_S
         elif waited > 0.001:
             os.sched_yield()
 
