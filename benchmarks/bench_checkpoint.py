@@ -31,10 +31,11 @@ import tempfile
 import threading
 import time
 
-import numpy as np
-
+# before numpy loads its BLAS (which reads them once): also when the worker is started by hand under mpiexec
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 
 def _median_ms(fn, reps):
