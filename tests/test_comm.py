@@ -256,3 +256,25 @@ def test_simulate_many_collectives_no_lost_wakeups():
         return a[0]
 
     assert dist.simulate(3, fn) == [200.0, 200.0, 200.0]
+
+
+def test_local_rank_follows_the_launchers_variables():
+    # Launchers publish the host-local rank they bound devices with; when it differs from the
+    # shared-memory split's order (here: swapped on purpose, per rank via MPMD), the launcher wins.
+    code = ("import distnn.distributed as d; c = d.init(); "
+            "print(f'RANK {c.rank} LOCAL {c.local_rank} OF {c.local_size}', flush=True)")
+    try:
+        from distnn.distributed.launch import mpiexec_path
+
+        cmd = [mpiexec_path()]
+        import mpi4py  # noqa: F401
+    except (FileNotFoundError, ImportError) as e:  # pragma: no cover - depends on the install
+        pytest.skip(f"needs mpiexec and mpi4py: {e}")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    for local in ("1", "0"):
+        cmd += ["-n", "1", "-env", "OMPI_COMM_WORLD_LOCAL_RANK", local, "-env", "OMPI_COMM_WORLD_LOCAL_SIZE", "2",
+                sys.executable, "-c", code, ":"]
+    out = subprocess.run(cmd[:-1], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert sorted(line for line in out.stdout.splitlines() if line.startswith("RANK")) == [
+        "RANK 0 LOCAL 1 OF 2", "RANK 1 LOCAL 0 OF 2"]
