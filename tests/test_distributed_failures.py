@@ -59,4 +59,3 @@ def test_a_rank_late_into_another_collective_is_reported_as_waiting_not_missing(
     assert "missing ranks (in no collective: no answer): []" in text
     assert "waits in collective #2 broadcast_object(root=0)" in text
     assert "ranks disagree about the collective" in text
-
