@@ -13,12 +13,13 @@ bits (no half-precision partial sums on the wire, no custom MPI op).
 fp16 would overflow above 65504 and flush tiny values to zero, so each rank
 multiplies its values by its own power of two ``2**e`` that puts its largest
 magnitude in [2**14, 2**15) and sends ``e`` along; receivers divide by ``2**e``
-(exactly). ``e`` is limited to what the bucket's dtype can hold as a normal
-number, which never limits the scaling down: any finite float32 or float64
-gradient fits (the float32 header holds the exponent, not the factor, which
-for float64 gradients could be far below float32's range). bf16 has float32's range and needs no scale; it is
-float32's top 16 bits, rounded to nearest even. Non-finite gradients stay
-non-finite, so overflow checks downstream still see them.
+(exactly). ``e`` is limited to what the bucket's dtype holds as a normal
+number, which never limits scaling down: any finite float32 or float64
+gradient fits. (The header holds the exponent, not the factor: for float64
+gradients the factor can be far below float32's range.) bf16 has float32's
+range and needs no scale; it is float32's top 16 bits, rounded to nearest
+even. Non-finite gradients stay non-finite, so overflow checks downstream
+still see them.
 """
 from __future__ import annotations
 
