@@ -503,3 +503,23 @@ def test_cli_train_checkpoints_and_evaluate_predict_read_them(tmp_path, capsys, 
     assert "model.npz fails its SHA-256 check" in capsys.readouterr().err
     assert main(["train", "--resume", "auto"]) == 2
     assert "--out RUN_DIR" in capsys.readouterr().err
+
+
+def test_cli_resume_path_continues_from_that_checkpoint_bitwise(tmp_path, capsys):
+    from distnn.cli import main
+
+    def args(out, *extra):
+        return ["train", "--out", str(out), "--simulate-ranks", "2", "--quiet", "--set", "train.epochs=3",
+                "--set", "run.plots=false", *extra]
+
+    assert main(args(tmp_path / "full")) == 0
+    first = ck.list_checkpoints(str(tmp_path / "full" / "checkpoints"))[0]
+    assert first.step == 40  # after epoch 2 of 3 (retention removed epoch 1's)
+    capsys.readouterr()
+    assert main(args(tmp_path / "resumed", "--resume", first.path)) == 0
+    assert f"resumed from {first.path}" in capsys.readouterr().err
+    with np.load(tmp_path / "full" / "model.npz") as a, np.load(tmp_path / "resumed" / "model.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for k in a.files:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert [c.step for c in ck.list_checkpoints(str(tmp_path / "resumed" / "checkpoints"))] == [60]
