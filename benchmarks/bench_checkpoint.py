@@ -203,7 +203,8 @@ def job_worker(epochs: int, rounds: int) -> None:
     import logging
 
     from distnn.distributed import init
-    from distnn.train.callbacks.checkpoint import attach
+    from distnn.train.callbacks.checkpoint import attach, extra_files_for
+    from distnn.train.config import dump_config
     from distnn.train.job import Job
     from distnn.train.logging_utils import set_rank, setup_logging
 
@@ -230,8 +231,10 @@ def job_worker(epochs: int, rounds: int) -> None:
             opts = variants[name]
             job = Job("digits_mlp", [f"train.epochs={epochs}", "run.plots=false"], comm, quiet=True)
             out = os.path.join(tmp, f"{r}-{len(results[name])}-{name.replace(' ', '_').replace(',', '')}")
+            # as `distnn train` attaches it: model.json and config.toml go into every checkpoint too
             cb = attach(job.trainer, out, {**opts, "keep_last": 2},
-                        nonfinite="off" if name == "no guard" else job.cfg.train.nonfinite)
+                        nonfinite="off" if name == "no guard" else job.cfg.train.nonfinite,
+                        extra_files=extra_files_for(job.model_meta(), dump_config(job.cfg)))
             if name.startswith("floor"):
                 cb = _FloorSave(out, background="async" in name)
                 job.trainer.callbacks.append(cb)

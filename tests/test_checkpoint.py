@@ -201,6 +201,27 @@ def test_a_preemption_signal_in_the_middle_of_a_write_leaves_it_complete(tmp_pat
     assert ck.verify_checkpoint(str(tmp_path / "step-00000020")) == []
 
 
+@pytest.mark.parametrize("links", [True, False], ids=["linked", "no-links"])
+def test_files_equal_in_every_checkpoint_are_linked_not_rewritten(digits, tmp_path, monkeypatch, links):
+    if not links:  # a file system without hard links: written as usual
+        def no_link(*a, **k):
+            raise OSError(1, "Operation not permitted")
+
+        monkeypatch.setattr(os, "link", no_link)
+    t = make_trainer(LocalCommunicator(), digits, epochs=4)
+    attach(t, str(tmp_path), {"dir": str(tmp_path), "every_epochs": 1, "keep_last": 3, "keep_best": False},
+           extra_files={"config.toml": "a = 1\n", "model.json": "{}"})
+    t.fit()
+    cps = ck.list_checkpoints(str(tmp_path))
+    assert [c.step for c in cps] == [16, 24, 32]  # step 8's was removed: its links there are gone, not the data
+    for c in cps:
+        assert ck.verify_checkpoint(c.path) == []
+        assert open(os.path.join(c.path, "config.toml")).read() == "a = 1\n"
+    inodes = {os.stat(os.path.join(c.path, "config.toml")).st_ino for c in cps}
+    assert len(inodes) == (1 if links else 3)
+    assert len({os.stat(os.path.join(c.path, "model.npz")).st_ino for c in cps}) == 3  # the state: written
+
+
 def test_retention_keeps_last_k_and_the_protected(tmp_path):
     for s in (1, 2, 3, 4, 5):
         _write(tmp_path, s)

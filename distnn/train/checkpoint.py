@@ -248,6 +248,10 @@ class Serializer:
         self._packers: dict = {}
         self._extra = {name: content.encode() if isinstance(content, str) else bytes(content)
                        for name, content in (extra_files or {}).items()}
+        self._extra_sha = {name: hashlib.sha256(data).hexdigest() for name, data in self._extra.items()}
+        #: ``{name: (path, sha256)}``: the extra files as last written (see :meth:`note_written`),
+        #: for :func:`write_checkpoint`'s ``reuse``
+        self.reuse: dict = {}
         self._records: list[tuple[tuple, str]] = []  # (record's items and value types, its JSON)
         self._marker = f"history-{os.urandom(8).hex()}"
 
@@ -278,6 +282,10 @@ class Serializer:
         text = files[TRAINER_JSON].decode()
         files[TRAINER_JSON] = text.replace(f'"{self._marker}"', "[" + ",".join(fragments) + "]", 1).encode()
         return files
+
+    def note_written(self, path: str) -> None:
+        """Record that checkpoint ``path`` holds this serializer's extra files: the next write may link them."""
+        self.reuse = {name: (os.path.join(path, name), sha) for name, sha in self._extra_sha.items()}
 
     def fill_crc(self, files: dict) -> None:
         """Complete the npz images of ``files`` (what ``self(state, crc=False)`` returned)."""
@@ -390,6 +398,17 @@ def _write_file(path: str, data, fsync: bool) -> None:
         os.close(fd)
 
 
+def _link(source: str, target: str, nbytes: int) -> bool:
+    """Hard-link ``source`` as ``target`` if it is there with ``nbytes`` bytes; False when it cannot be."""
+    try:
+        if os.stat(source).st_size != nbytes:
+            return False
+        os.link(source, target)
+    except (OSError, NotImplementedError):  # gone, another file system, or links not supported
+        return False
+    return True
+
+
 def _remove_tree(path: str) -> None:
     """Remove a checkpoint directory (flat: files only) quietly; ``shutil.rmtree`` for anything else."""
     try:
@@ -446,11 +465,16 @@ def read_pointer(root: str, which: str = LATEST) -> str | None:
 
 
 def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = None, fsync: bool = True,
-                     update_latest: bool = True, update_best: bool = False) -> str:
+                     update_latest: bool = True, update_best: bool = False, reuse: dict | None = None) -> str:
     """Write ``files`` (``{name: bytes-like}``) as checkpoint ``root/step-<step>`` atomically; return its path.
 
     ``manifest`` adds fields to the manifest (epoch, world size, metrics...).
     ``update_best`` also points ``best`` at it (in the same step as ``latest``).
+    ``reuse`` (``{name: (path, sha256)}``) names files of an earlier checkpoint
+    that hold exactly these bytes (``model.json``, ``config.toml``: the same at
+    every save): they are hard-linked instead of written, hashed and fsynced
+    again (their data is durable already), and written as usual where a link
+    cannot be made.
     Raises :class:`CheckpointError` naming the file when anything fails; then
     no partial directory is left and ``latest`` is unchanged.
 
@@ -480,10 +504,15 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
             current = fname
             if faults:
                 _fault(step, "enospc", fname, faults)
-            opened.append((fname, _create(os.path.join(tmp, fname))))
-            _write_all(opened[-1][1], data)
-            # hashlib releases the GIL while it hashes a large buffer (the bytes are in memory: no re-read)
-            entries[fname] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": memoryview(data).nbytes}
+            nbytes = memoryview(data).nbytes
+            same = reuse.get(fname) if reuse else None
+            if same is not None and _link(same[0], os.path.join(tmp, fname), nbytes):
+                entries[fname] = {"sha256": same[1], "bytes": nbytes}
+            else:
+                opened.append((fname, _create(os.path.join(tmp, fname))))
+                _write_all(opened[-1][1], data)
+                # hashlib releases the GIL while it hashes a large buffer (the bytes are in memory: no re-read)
+                entries[fname] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": nbytes}
             if faults:
                 _fault(step, "crash_after", fname, faults)
                 _fault(step, "signal_after", fname, faults)

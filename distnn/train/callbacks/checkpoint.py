@@ -239,7 +239,8 @@ class ModelCheckpoint(Callback):
         try:
             serializer.fill_crc(files)  # here, not at the save point: zlib releases the GIL meanwhile
             path = ck.write_checkpoint(self.root, step, files, manifest, fsync=self.fsync,
-                                       update_best=self.best_name == ck.step_name(step))
+                                       update_best=self.best_name == ck.step_name(step), reuse=serializer.reuse)
+            serializer.note_written(path)
             removed = ck.apply_retention(self.root, self.keep_last, protect=[self.best_name] if self.save_best else [],
                                          latest=ck.step_name(step))
         except ck.CheckpointError as e:
