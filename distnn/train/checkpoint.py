@@ -26,6 +26,10 @@ root is fsynced; then ``latest`` is replaced (temporary file, fsync,
 ``os.replace``). A directory without a manifest whose checksums match is
 never loaded: :func:`load_latest_valid` skips it with a warning naming the
 file and falls back to the previous checkpoint.
+Files that are the same in every checkpoint of a run (``model.json``,
+``config.toml``) are hard links to the previous checkpoint's copy where the
+file system allows: deleting an old checkpoint leaves the others intact, and
+the manifest checks them like any other file (do not edit them in place).
 
 Arrays are stored as uncompressed ``.npz`` files (``np.load`` reads them;
 distnn/train/npz_io.py packs them into buffers reused between saves and
