@@ -1,17 +1,12 @@
 """``Conv1d`` and ``Conv2d`` with PyTorch's arguments, parameter shapes and default initialization."""
 from __future__ import annotations
 
-
-import numpy as np
-
-from distnn.backend import DEFAULT_DTYPE
 from distnn.functional.conv import _pair, _resolve_padding, check_conv2d_shapes, conv1d, conv2d
 
-from .linear import _finish, reset_weight_and_bias_
-from .module import Module, Parameter
+from .linear import _WeightAndBias
 
 
-class _ConvNd(Module):
+class _ConvNd(_WeightAndBias):
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                  padding_mode, device, dtype, generator):
         super().__init__()
@@ -29,18 +24,8 @@ class _ConvNd(Module):
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
         self.groups, self.padding_mode = int(groups), padding_mode
-        dtype = np.dtype(dtype or DEFAULT_DTYPE)
         shape = (self.out_channels, self.in_channels // self.groups) + tuple(kernel_size)
-        self.weight = Parameter(np.empty(shape, dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty(self.out_channels, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters(generator)
-        _finish(self, device)
-
-    def reset_parameters(self, generator=None):
-        reset_weight_and_bias_(self.weight, self.bias, generator)
+        self._build(shape, bias, dtype, device, generator)
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

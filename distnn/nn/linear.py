@@ -27,6 +27,23 @@ def reset_weight_and_bias_(weight, bias, generator=None):
         init.uniform_(bias, -bound, bound, generator=generator)
 
 
+class _WeightAndBias(Module):
+    """A layer with ``weight`` (out, ...) and an optional ``bias`` (out,), initialized as PyTorch's Linear and Conv."""
+
+    def _build(self, weight_shape, bias: bool, dtype, device, generator) -> None:
+        dtype = np.dtype(dtype or DEFAULT_DTYPE)
+        self.weight = Parameter(np.empty(weight_shape, dtype=dtype))
+        if bias:
+            self.bias = Parameter(np.empty(weight_shape[0], dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters(generator)
+        _finish(self, device)
+
+    def reset_parameters(self, generator=None):
+        reset_weight_and_bias_(self.weight, self.bias, generator)
+
+
 class Identity(Module):
     """Returns its input unchanged (accepts and ignores constructor arguments, as PyTorch)."""
 
@@ -37,7 +54,7 @@ class Identity(Module):
         return x
 
 
-class Linear(Module):
+class Linear(_WeightAndBias):
     """y = x W^T + b with ``weight`` (out_features, in_features) and ``bias`` (out_features,).
 
     Initialized as PyTorch: weight ~ kaiming_uniform_(a=sqrt(5)), i.e.
@@ -47,18 +64,8 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  device=None, dtype=None, generator=None):
         super().__init__()
-        dtype = np.dtype(dtype or DEFAULT_DTYPE)
         self.in_features, self.out_features = int(in_features), int(out_features)
-        self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty(self.out_features, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters(generator)
-        _finish(self, device)
-
-    def reset_parameters(self, generator=None):
-        reset_weight_and_bias_(self.weight, self.bias, generator)
+        self._build((self.out_features, self.in_features), bias, dtype, device, generator)
 
     def forward(self, x):
         shape = tuple(x.shape)
