@@ -45,10 +45,7 @@ class Adagrad(Optimizer):
         check_non_negative(group, "lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
 
     def _step_group(self, group):
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state[p]
+        for p, state in self._params_with_grad(group):
             state["step"] += 1
             clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
             self._foreach_chunk(_adagrad_kernel, [p.data, self._grad_array(p), state["sum"]], 2,

@@ -65,10 +65,7 @@ class Adam(Optimizer):
 
     def _step_group(self, group):
         beta1, beta2 = group["betas"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state.setdefault(p, {})
+        for p, state in self._params_with_grad(group):
             if not state:
                 state["step"] = 0
                 state["exp_avg"] = self._zeros_like(p)

@@ -83,11 +83,8 @@ class LAMB(Optimizer):
 
     def _step_group(self, group):
         beta1, beta2 = group["betas"]
-        for p in group["params"]:
-            if p.grad is None or p.data.size == 0:
-                continue
+        for p, state in self._params_with_grad(group, skip_empty=True):
             g = self._grad_array(p)
-            state = self.state.setdefault(p, {})
             if "step" not in state:
                 state["step"] = 0
                 state["exp_avg"] = self._zeros_like(p)

@@ -73,11 +73,8 @@ class LARS(Optimizer):
         return 1.0
 
     def _step_group(self, group):
-        for p in group["params"]:
-            if p.grad is None or p.data.size == 0:
-                continue
+        for p, state in self._params_with_grad(group, skip_empty=True):
             g = self._grad_array(p)
-            state = self.state.setdefault(p, {})
             if group["momentum"] != 0 and "momentum_buffer" not in state:
                 state["momentum_buffer"] = self._zeros_like(p)
             trust = 1.0

@@ -218,6 +218,14 @@ class Optimizer:
             a[...] = c
         return total
 
+    def _params_with_grad(self, group, skip_empty: bool = False):
+        """``(parameter, its state dict)`` for each parameter of ``group`` a step updates: those with a gradient
+        (and, with ``skip_empty``, at least one element)."""
+        for p in group["params"]:
+            if p.grad is None or (skip_empty and p.data.size == 0):
+                continue
+            yield p, self.state.setdefault(p, {})
+
     @staticmethod
     def _grad_array(p):
         """The gradient as a C-contiguous array (a copy only when it is not contiguous)."""

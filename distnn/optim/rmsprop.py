@@ -59,10 +59,7 @@ class RMSprop(Optimizer):
         check_non_negative(group, "lr", "eps", "momentum", "weight_decay", "alpha")
 
     def _step_group(self, group):
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state.setdefault(p, {})
+        for p, state in self._params_with_grad(group):
             if not state:
                 state["step"] = 0
                 state["square_avg"] = self._zeros_like(p)

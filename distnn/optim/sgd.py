@@ -69,10 +69,7 @@ class SGD(Optimizer):
 
     def _step_group(self, group):
         momentum = group["momentum"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state.setdefault(p, {})
+        for p, state in self._params_with_grad(group):
             buf = state.get("momentum_buffer")
             first = momentum != 0 and buf is None
             if first:
