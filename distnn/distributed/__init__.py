@@ -83,7 +83,7 @@ def __getattr__(name):
         "DistributedSampler": ".sampler",
         "SyncBatchNorm": ".sync_batchnorm", "valid_rows": ".sync_batchnorm",
         "Metric": ".metrics", "Mean": ".metrics", "Sum": ".metrics", "Accuracy": ".metrics",
-        "reduce_sum_count": ".metrics",
+        "reduce_sum_count": ".metrics", "ExactSum": ".exact_sum",
         "MPICommunicator": ".mpi_comm",
         "mpiexec_command": ".launch",
     }
@@ -96,7 +96,7 @@ def __getattr__(name):
 
 __all__ = [
     "init", "is_initialized", "simulate", "Communicator", "Handle", "LocalCommunicator", "InProcessCommunicator",
-    "MPICommunicator", "DataParallel", "ReplicaMismatchError", "DistributedSampler", "SyncBatchNorm", "valid_rows", "Metric", "Mean", "Sum", "Accuracy",
-    "reduce_sum_count", "mpiexec_command", "CollectiveError", "CollectiveTimeoutError", "CollectiveAbortedError",
+    "MPICommunicator", "DataParallel", "ReplicaMismatchError", "DistributedSampler", "SyncBatchNorm", "valid_rows",
+    "Metric", "Mean", "Sum", "Accuracy", "ExactSum", "reduce_sum_count", "mpiexec_command", "CollectiveError", "CollectiveTimeoutError", "CollectiveAbortedError",
     "REDUCE_OPS",
 ]

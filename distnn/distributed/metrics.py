@@ -1,11 +1,13 @@
 """Metrics over a sharded evaluation: sums and counts, reduced over ranks.
 
 A mean of per-rank means is wrong when shards differ in size, and a padded
-sample counted on two ranks is counted twice. These metrics keep a float64
-sum and a count per rank (skipping samples whose ``mask`` is False, e.g.
-:attr:`DistributedSampler.valid_mask`) and allreduce both in
-:meth:`Metric.compute`, so every rank gets the value a single process would
-compute over the whole set.
+sample counted on two ranks is counted twice. These metrics keep an exact
+sum (:class:`~distnn.distributed.exact_sum.ExactSum`: no rounding until the
+value is read) and a count per rank, skipping samples whose ``mask`` is False
+(e.g. :attr:`DistributedSampler.valid_mask`), and allreduce both in
+:meth:`Metric.compute`: every rank gets, bit for bit, the value one process
+computes over the whole set from the same per-sample values, whatever the
+number of ranks and the order of the samples.
 
 ``compute()`` is a collective: call it on every rank.
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from distnn.backend import to_numpy
+
+from .exact_sum import ExactSum
 
 
 def reduce_sum_count(comm, total: float, count: float) -> tuple[float, float]:
@@ -39,15 +43,20 @@ def _masked(values, mask):
 
 
 class Metric:
-    """Base: a float64 ``total`` and ``count`` per rank; ``compute()`` reduces them over ``comm``."""
+    """Base: an exact ``sum`` and a ``count`` per rank; ``compute()`` reduces them over ``comm``."""
 
     def __init__(self, comm=None):
         self.comm = comm
         self.reset()
 
     def reset(self) -> None:
-        self.total = 0.0
+        self.sum = ExactSum()
         self.count = 0.0
+
+    @property
+    def total(self) -> float:
+        """This rank's sum so far (rounded once)."""
+        return self.sum.value()
 
     def _comm(self):
         if self.comm is None:
@@ -57,8 +66,12 @@ class Metric:
         return self.comm
 
     def reduced(self) -> tuple[float, float]:
-        """(global total, global count). Collective."""
-        return reduce_sum_count(self._comm(), self.total, self.count)
+        """(global total, global count). Collective: one allreduce, exact for the total too."""
+        comm = self._comm()
+        if comm.size == 1:
+            return self.sum.value(), self.count
+        both = comm.allreduce(np.append(self.sum.to_array(), self.count), "sum")
+        return ExactSum.from_array(both[:-1]).value(), float(both[-1])
 
     def compute(self) -> float:  # pragma: no cover - interface
         raise NotImplementedError
@@ -69,7 +82,7 @@ class Sum(Metric):
 
     def update(self, values, mask=None) -> None:
         v = _masked(values, mask)
-        self.total += float(v.sum(dtype=np.float64))
+        self.sum.add(v)
         self.count += float(v.size)
 
     def compute(self) -> float:
@@ -79,19 +92,20 @@ class Sum(Metric):
 class Mean(Metric):
     """Mean over every value seen on every rank (e.g. per-sample losses).
 
-    ``update(values, mask)`` takes per-sample values; ``update(batch_mean,
-    count=n)`` takes an already averaged value of ``n`` samples.
+    ``update(values, mask)`` takes per-sample values (the exact case);
+    ``update(batch_mean, count=n)`` takes an already averaged value of ``n``
+    samples, whose rounding depends on how the samples were batched.
     """
 
     def update(self, values, mask=None, count=None) -> None:
         if count is not None:
             if mask is not None:
                 raise ValueError("Mean.update: pass either per-sample values with a mask, or a mean with count")
-            self.total += float(_host(values)) * float(count)
+            self.sum.add(float(_host(values)) * float(count))
             self.count += float(count)
             return
         v = _masked(values, mask)
-        self.total += float(v.sum(dtype=np.float64))
+        self.sum.add(v)
         self.count += float(v.size)
 
     def compute(self) -> float:
@@ -113,7 +127,7 @@ class Accuracy(Metric):
             raise ValueError(f"Accuracy.update: predictions of shape {pred.shape} (from output {out.shape}) do not "
                              f"match targets of shape {tgt.shape}")
         correct = _masked(pred == tgt, mask)
-        self.total += float(correct.sum())
+        self.sum.add(int(correct.sum()))
         self.count += float(correct.size)
 
     def compute(self) -> float:

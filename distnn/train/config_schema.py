@@ -59,7 +59,8 @@ SCHEMA: dict[str, Key] = {
     "data.path": _k("str", None, "file or directory for file-based datasets (mnist, npz, csv, charlm)",
                     optional=True),
     "data.batch_size": _k("int", 64, "GLOBAL samples per optimizer step (split evenly over ranks)", (">=", 1)),
-    "data.eval_batch_size": _k("int", 512, "GLOBAL samples per evaluation batch", (">=", 1)),
+    "data.eval_batch_size": _k("int", 512, "samples per evaluation batch (ranks take whole batches in turn, "
+                               "so metrics match 1 rank bitwise)", (">=", 1)),
     "data.val_fraction": _k("float", 0.1, "fraction of samples held out for validation", NONNEG, ("<", 1)),
     "data.test_fraction": _k("float", 0.2, "fraction of samples held out for the final test", NONNEG, ("<", 1)),
     "data.split_seed": _k("int", 0, "seed of the fixed stratified split (independent of run.seed)", NONNEG),

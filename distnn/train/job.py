@@ -178,12 +178,11 @@ class Job:
         dist = cfg.distributed
         ddp = {"bucket_mb": dist.bucket_mb, "check_every": dist.check_every,
                "compression": None if dist.compression == "none" else dist.compression}
-        world = self.comm.size
         trainer = Trainer(self.model, self.optimizer, self.splits.train, self.splits.val, comm=self.comm,
                           batch_size=d.batch_size, epochs=t.epochs, callbacks=callbacks, transform=self.train_tf,
                           eval_transform=self.eval_tf, clip_grad_norm=t.grad_clip or None,
                           accumulation_steps=t.grad_accumulation, seed=cfg.run.seed, shuffle=d.shuffle,
-                          drop_last=d.drop_last, eval_batch_size=-(-d.eval_batch_size // world),
+                          drop_last=d.drop_last, eval_batch_size=d.eval_batch_size,
                           eval_every=t.eval_every, max_steps=t.get("max_steps"), label_smoothing=t.label_smoothing,
                           monitor=es.monitor if es.enabled else "val_loss", ddp_kwargs=ddp)
         # LR schedules go first: EarlyStopping and the progress line then see the epoch's final state.

@@ -37,6 +37,7 @@ import distnn
 import distnn.functional as F
 from distnn import random as dn_random
 from distnn.backend import get_array_module, to_numpy
+from distnn.distributed.exact_sum import ExactSum
 from distnn.distributed.sync_batchnorm import valid_rows
 
 from .callbacks.base import CallbackList
@@ -98,7 +99,8 @@ class Trainer:
     (micro-batches per step); ``seed`` (data order, augmentation and dropout);
     ``shuffle``/``drop_last`` (training order; drop the epoch's last incomplete GLOBAL batch,
     so an epoch has ``len(train_data) // batch_size`` steps on any number of ranks);
-    ``eval_batch_size`` (per rank); ``eval_every`` (validate every N epochs);
+    ``eval_batch_size`` (samples per evaluation batch; ranks evaluate whole batches in turn);
+    ``eval_every`` (validate every N epochs);
     ``max_steps`` (stop after this many optimizer steps); ``label_smoothing``;
     ``monitor`` (metric tracked as the run's best, e.g. ``val_loss``);
     ``ddp_kwargs`` (options of :class:`~distnn.distributed.DataParallel`).
@@ -381,25 +383,36 @@ class Trainer:
 
     # ------------------------------------------------------------- evaluation
     def evaluate(self, dataset, prefix: str = "", confusion: bool = False) -> dict:
-        """Loss and accuracy of the model on ``dataset``, sharded over ranks and reduced from sums.
+        """Loss and accuracy of the model on ``dataset``, split over ranks and reduced from exact sums.
 
         Returns ``{prefix+"loss", prefix+"accuracy", prefix+"count"}`` (and
         ``prefix+"confusion_matrix"`` as a nested list with ``confusion``);
-        identical on every rank.
+        identical on every rank, and bit for bit what one process computes:
+        the ranks take whole evaluation batches in turn (batch ``i`` goes to
+        rank ``i % world``), so every sample's output comes from the same
+        batch on any number of ranks (a matrix product's last bits depend on
+        the batch it is part of), and the loss is an exact sum (no rounding
+        until the mean is taken). A set smaller than one batch is evaluated by
+        rank 0 alone.
         """
-        idx, valid = shard(len(dataset), self.comm, shuffle=False).indices_and_mask()
-        sums = evaluate_arrays(self.model, dataset.x[idx], dataset.y[idx], valid, self.eval_transform,
-                               self.eval_batch_size, dataset.num_classes if confusion else 0, self.xp, self.dtype)
+        n, B = len(dataset), self.eval_batch_size
+        starts = range(self.rank * B, n, self.world * B)
+        idx = (np.concatenate([np.arange(s, min(s + B, n)) for s in starts]) if len(starts)
+               else np.zeros(0, dtype=np.int64))
+        # idx is whole batches in order (only the set's last batch can be short, and it comes last), so
+        # evaluate_arrays cuts it into exactly those batches
+        sums = evaluate_arrays(self.model, dataset.x[idx], dataset.y[idx], np.ones(len(idx), dtype=bool),
+                               self.eval_transform, B, dataset.num_classes if confusion else 0, self.xp, self.dtype)
         k = dataset.num_classes
-        flat = [sums["loss"], sums["correct"], sums["count"]]
-        if confusion:
-            flat += sums["cm"].ravel().tolist()
-        red = self._reduce(flat)
-        loss, correct, count = red[:3]
+        flat = np.concatenate([sums["loss_sum"].to_array(), [sums["correct"], sums["count"]],
+                               sums["cm"].ravel() if confusion else []])
+        red = np.asarray(self.comm.allreduce(flat, "sum") if self.world > 1 else flat, dtype=np.float64)
+        size = ExactSum.ARRAY_SIZE
+        loss, (correct, count) = ExactSum.from_array(red[:size]).value(), red[size:size + 2]
         out = {f"{prefix}loss": loss / count if count else float("nan"),
-               f"{prefix}accuracy": correct / count if count else float("nan"), f"{prefix}count": int(count)}
+               f"{prefix}accuracy": float(correct / count) if count else float("nan"), f"{prefix}count": int(count)}
         if confusion:
-            out[f"{prefix}confusion_matrix"] = np.asarray(red[3:], dtype=np.int64).reshape(k, k).tolist()
+            out[f"{prefix}confusion_matrix"] = np.asarray(red[size + 2:], dtype=np.int64).reshape(k, k).tolist()
         return out
 
     # --------------------------------------------------------------- state
@@ -452,10 +465,13 @@ def eval_outputs(model, x, transform=None, batch_size: int = 512, xp=np, dtype=N
 def evaluate_arrays(model, x, y, valid, transform, batch_size, num_classes=0, xp=np, dtype=None) -> dict:
     """Sums of loss, correct predictions and counted targets (and a confusion matrix) over ``x, y``.
 
-    ``valid`` masks padded rows out. Runs in eval mode without building a graph;
-    puts the model back into its previous mode.
+    ``valid`` masks padded rows out. ``loss_sum`` is the exact sum of the
+    per-target losses (:class:`~distnn.distributed.exact_sum.ExactSum`; it adds
+    up over ranks without rounding) and ``loss`` that sum rounded. Runs in
+    eval mode without building a graph; puts the model back into its previous
+    mode.
     """
-    loss, correct, count = 0.0, 0, 0
+    loss, correct, count = ExactSum(), 0, 0
     cm = np.zeros((num_classes, num_classes), dtype=np.int64) if num_classes else None
     for s, out in eval_outputs(model, x, transform, batch_size, xp, dtype):
         yb, vb = y[s:s + batch_size], valid[s:s + batch_size]
@@ -467,14 +483,14 @@ def evaluate_arrays(model, x, y, valid, transform, batch_size, num_classes=0, xp
             logits = logits.reshape(-1, logits.shape[-1])
             yb = yb.reshape(-1)
         yt = xp.asarray(yb) if xp is not np else yb
-        loss += float(F.cross_entropy(distnn.Tensor(logits), yt, ignore_index=IGNORE_INDEX,
-                                      reduction="sum").item())
-        pred = logits.argmax(axis=-1)
         keep = yt != IGNORE_INDEX
+        per_target = F.cross_entropy(distnn.Tensor(logits), yt, ignore_index=IGNORE_INDEX, reduction="none").data
+        loss.add(per_target[keep])
+        pred = logits.argmax(axis=-1)
         correct += int(((pred == yt) & keep).sum())
         count += int(keep.sum())
         if cm is not None:
             p, t = to_numpy(pred)[to_numpy(keep)], to_numpy(yt)[to_numpy(keep)]
             cm += np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(
                 num_classes, num_classes)
-    return {"loss": loss, "correct": correct, "count": count, "cm": cm}
+    return {"loss": loss.value(), "loss_sum": loss, "correct": correct, "count": count, "cm": cm}
