@@ -16,7 +16,7 @@ Configurations alternate over ``--repeats`` rounds so machine load hits them
 alike; the table shows the best round (samples/s over all ranks), the weak
 scaling efficiency ``throughput(2) / (2 * throughput(1))`` and ratios.
 
-    python benchmarks/bench_scaling.py [--steps 60] [--repeats 2]
+    python benchmarks/bench_scaling.py [--steps 60] [--repeats 2] [--compression fp16]
 
 Targets: distnn efficiency >= 0.90; distnn(2) >= 1.5x torch DDP(2) and >= 0.9x numpy(2).
 """
@@ -43,6 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=2, help="rounds over all configurations")
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--compression", choices=["none", "fp16", "bf16"], default="none",
+                   help="distnn's wire compression (the targets are for none)")
     p.add_argument("--worker", choices=["distnn", "numpy", "torch"], help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -67,7 +69,8 @@ def worker_distnn(args):
     comm = dist.init()
     distnn.manual_seed(0)
     model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
-    net = dist.DataParallel(model, comm) if comm.size > 1 else model
+    compression = None if args.compression == "none" else args.compression
+    net = dist.DataParallel(model, comm, compression=compression) if comm.size > 1 else model
     opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
     xs, ys = _data(comm.rank, args.batch)
 
@@ -213,7 +216,7 @@ def _free_port():
 
 def _run(framework, ranks, args):
     common = ["--worker", framework, "--steps", str(args.steps), "--warmup", str(args.warmup),
-              "--batch", str(args.batch)]
+              "--batch", str(args.batch), "--compression", args.compression]
     env = _env()
     if framework == "torch":
         env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE=str(ranks))
@@ -259,7 +262,8 @@ def main(argv=None):
             best[c] = max(best[c], _run(c[0], c[1], args))
     W = args.ranks
     print(f"MLP {'-'.join(map(str, SIZES))}, batch {args.batch} per rank, 1 BLAS thread per rank, "
-          f"{args.steps} timed steps, best of {args.repeats} rounds")
+          f"{args.steps} timed steps, best of {args.repeats} rounds"
+          + ("" if args.compression == "none" else f"; distnn with {args.compression} wire compression"))
     print(f"{'framework':10s} {'1 rank':>12s} {f'{W} ranks':>12s} {'efficiency':>11s}")
     for f in frameworks:
         one, many = best[(f, 1)], best[(f, W)]
