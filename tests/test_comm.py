@@ -70,6 +70,7 @@ def test_collectives_broadcast_gather_objects_split_barrier():
         x = np.full(3, float(r))
         comm.broadcast(x, root=2)
         g = comm.allgather(np.array([r, 10 * r]))
+        a2a = comm.ialltoall(np.array([[10 * r + j, 7 * j] for j in range(comm.size)], dtype=np.uint16))
         h = comm.iallreduce(np.array([float(r)]), "max")
         objs = comm.allgather_object({"rank": r})
         o = comm.broadcast_object({"from": r} if r == 1 else None, root=1)
@@ -77,12 +78,13 @@ def test_collectives_broadcast_gather_objects_split_barrier():
         sub = comm.split(r % 2, key=-r)  # even/odd groups, reversed order inside
         s = sub.allreduce(np.array([r]), "sum")
         none = comm.split(None if r == 0 else 1)
-        return x, g, h.wait(), objs, o, (sub.rank, sub.size, int(s[0])), none is None
+        return x, g, h.wait(), objs, o, (sub.rank, sub.size, int(s[0])), none is None, a2a.wait()
 
     res = dist.simulate(4, fn)
-    for r, (x, g, h, objs, o, sub, none) in enumerate(res):
+    for r, (x, g, h, objs, o, sub, none, a2a) in enumerate(res):
         assert x.tolist() == [2.0, 2.0, 2.0]
         assert g.tolist() == [[0, 0], [1, 10], [2, 20], [3, 30]]
+        assert a2a.dtype == np.uint16 and a2a.tolist() == [[10 * i + r, 7 * r] for i in range(4)]
         assert h.tolist() == [3.0]
         assert objs == [{"rank": i} for i in range(4)]
         assert o == {"from": 1}
@@ -196,6 +198,9 @@ def test_local_communicator_is_identity():
     a = np.arange(3.0)
     assert c.allreduce(a, "mean") is a and c.iallreduce(a).wait() is a
     assert c.allgather(a).shape == (1, 3) and c.allgather_object({"x": 1}) == [{"x": 1}]
+    assert c.ialltoall(a[None]).wait().tolist() == [a.tolist()]
+    with pytest.raises(ValueError, match=r"shape \(1, ...\) on 1 rank"):
+        c.ialltoall(a)
     assert c.broadcast_object("o") == "o" and c.split(0).size == 1 and c.split(None) is None
     assert (c.rank, c.size, c.local_rank, c.local_size) == (0, 1, 0, 1)
 

@@ -73,6 +73,10 @@ def test_broadcast_gather_objects_barrier_split(comm):
     x = np.full(4, float(r))
     assert comm.broadcast(x, root=n - 1) is x and x.tolist() == [n - 1.0] * 4
     assert comm.allgather(np.array([r, 2 * r])).tolist() == [[i, 2 * i] for i in range(n)]
+    sent = np.array([[100 * r + j, j] for j in range(n)], dtype=np.uint16)  # row j goes to rank j
+    assert comm.ialltoall(sent).wait().tolist() == [[100 * i + r, r] for i in range(n)]
+    with pytest.raises(ValueError, match="alltoall: expected an array of shape"):
+        comm.ialltoall(sent[:1] if n > 1 else sent[:0])
     assert comm.allgather_object({"r": r, "s": "x" * r}) == [{"r": i, "s": "x" * i} for i in range(n)]
     assert comm.broadcast_object(("hello", r) if r == 1 else None, root=1) == ("hello", 1)
     comm.barrier()

@@ -204,6 +204,54 @@ def test_fp16_compression_survives_gradients_beyond_half_range(dtype, peak):
     assert np.array_equal(g[0], g[1])
 
 
+@pytest.mark.parametrize("world", [2, 4])
+def test_compression_receives_about_half_the_float32_bytes_on_any_world_size(world):
+    # reduce-scatter + allgather in half precision: a rank receives its chunk from every rank and every
+    # summed chunk, about 2 + 2 bytes per value for any world size (allgathering whole buckets: 2 * world)
+    class ReceivedBytes:
+        def __init__(self, comm):
+            self.comm, self.received = comm, 0
+
+        def __getattr__(self, name):
+            return getattr(self.comm, name)
+
+        def _counted(self, handle):
+            outer = self
+
+            class Counted:
+                counted = False
+
+                def test(self):
+                    return handle.test()
+
+                def wait(self):  # waited for twice (wait_all, then the bucket): count once
+                    out = handle.wait()
+                    if not self.counted:
+                        self.counted = True
+                        outer.received += out.nbytes
+                    return out
+            return Counted()
+
+        def ialltoall(self, array):
+            return self._counted(self.comm.ialltoall(array))
+
+        def iallgather(self, array):
+            return self._counted(self.comm.iallgather(array))
+
+    def fn(comm):
+        X, Y = make_data()
+        model = make_mlp(1)
+        spy = ReceivedBytes(comm)
+        dp = DataParallel(model, spy, compression="fp16")
+        mine = np.arange(comm.rank, 12, comm.size)
+        F.cross_entropy(dp(distnn.Tensor(X[mine])), Y[mine]).backward()
+        return spy.received, sum(p.data.size for p in model.parameters()), next(model.parameters()).data.itemsize
+
+    for received, numel, itemsize in simulate(world, fn):
+        assert itemsize == 8  # the float64 test model: an uncompressed allreduce moves 8 bytes a value
+        assert 4 * numel <= received <= 4 * numel + 2 * world * 50  # + headers (11 meta values) and padding
+
+
 # ------------------------------------------------------------------- mechanics
 class _AllreduceSpy:
     """Wraps a communicator; on rank 0 calls ``note(array)`` for every allreduce it starts."""

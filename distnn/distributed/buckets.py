@@ -20,7 +20,9 @@ The step's other numbers (the sample count and the caller's step flags: the
 "step meta") ride in the LAST bucket, so a step costs one collective per
 bucket and nothing more. Without compression the allreduce is a persistent
 one (:meth:`~.comm_base.Communicator.allreduce_init`), set up once: each
-start costs next to nothing.
+start costs next to nothing. With compression a bucket takes two collectives
+(:class:`~.compression.CompressedExchange`: an all-to-all started at launch,
+an allgather when the bucket is finished, in bucket order on every rank).
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ import numpy as np
 
 from distnn.autograd.engine import set_grad_destination
 from distnn.backend import device_of, get_array_module, to_numpy
+
+from .compression import CompressedExchange
 
 
 def _weigh_into(xp, out, g, w):
@@ -84,7 +88,7 @@ class FlatBucket:
             set_grad_destination(p, view)
             offset += n
         if self.codec is not None:
-            self.message = xp.empty(self.codec.message_size(self.numel, self.meta.size), dtype=xp.uint16)
+            self.exchange = CompressedExchange(self.codec, comm, self.numel, self.meta.size, xp)
         else:
             self._allreduce = comm.allreduce_init(self.buffer, "sum")
 
@@ -118,8 +122,7 @@ class FlatBucket:
         if self.codec is None:
             self.handle = self._allreduce.start()
         else:
-            self.codec.encode(self.values, self.meta, self.message)
-            self.handle = comm.iallgather(self.message)
+            self.handle = self.exchange.start(self.values, self.meta)
 
     def test(self) -> bool:
         return self.handle.test()
@@ -128,7 +131,7 @@ class FlatBucket:
         result = self.handle.wait()
         self.handle = None
         if self.codec is not None:
-            self.codec.decode_sum(result, self.values, self.meta)
+            self.exchange.finish(result, self.values, self.meta)  # the second collective, in bucket order
 
     def counts(self):
         """After wait: (ranks that had each parameter's gradient, the summed step meta or None)."""

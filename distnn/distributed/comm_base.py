@@ -156,6 +156,11 @@ class Communicator:
         """Start an allgather of same-shape arrays; ``wait()`` returns a (size, *shape) array."""
         raise NotImplementedError
 
+    def ialltoall(self, array) -> Handle:  # pragma: no cover - interface
+        """Start an all-to-all of ``array`` (shape (size, ...)): row ``j`` goes to rank ``j``;
+        ``wait()`` returns a (size, ...) array whose row ``i`` came from rank ``i``."""
+        raise NotImplementedError
+
     def wait_all(self, handles) -> None:
         """Complete every handle in ``handles`` (None entries are skipped); their ``wait()`` then returns at once."""
         for h in handles:

@@ -209,6 +209,16 @@ class InProcessCommunicator(Communicator):
 
         return self._post("allgather", array.copy(), (tuple(array.shape), str(array.dtype)), finish)
 
+    def ialltoall(self, array) -> Handle:
+        array = as_array(array)
+        if array.shape[:1] != (self.size,):
+            raise ValueError(f"alltoall: expected an array of shape ({self.size}, ...), got {tuple(array.shape)}")
+
+        def finish(values):
+            return get_array_module(array).stack([v[self.rank] for v in values])
+
+        return self._post("alltoall", array.copy(), (tuple(array.shape), str(array.dtype)), finish)
+
     def broadcast(self, array, root: int = 0):
         self._check_root(root)
         array = as_array(array)

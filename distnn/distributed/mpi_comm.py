@@ -269,6 +269,23 @@ class MPICommunicator(Communicator):
 
         return _MPIHandle(self, req, what, finish)
 
+    def ialltoall(self, array) -> Handle:
+        array = as_array(array)
+        if array.shape[:1] != (self.size,):
+            raise ValueError(f"alltoall: expected an array of shape ({self.size}, ...), got {tuple(array.shape)}")
+        xp = get_array_module(array)
+        what = self._next(f"alltoall(shape={tuple(array.shape)}, dtype={array.dtype})")
+        send, _ = self._host_buffer(array)
+        out = xp.empty_like(array)
+        recv, writeback = self._host_buffer(out)
+        req = self._comm.Ialltoall(send, recv)
+
+        def finish():
+            writeback()
+            return out
+
+        return _MPIHandle(self, req, what, finish)
+
     def wait_all(self, handles) -> None:
         pending = [h for h in handles if h is not None and not h.done]
         if not pending:
