@@ -44,6 +44,14 @@ class CollectiveAbortedError(CollectiveError):
     """Raised on the ranks of a group that another rank's failure aborted."""
 
 
+def check_alltoall(array, size: int):
+    """``array`` if its leading dimension is ``size`` (one row per destination rank), else a clear error."""
+    if tuple(array.shape[:1]) != (size,):
+        raise ValueError(f"alltoall: expected an array of shape ({size}, ...) on {size} rank(s), got "
+                         f"{tuple(array.shape)}")
+    return array
+
+
 def check_op(op: str, array) -> None:
     """Raise a clear error for an unknown reduction, or ``mean`` of an integer array."""
     if op not in REDUCE_OPS:

@@ -27,8 +27,8 @@ import time
 from distnn.backend import get_array_module
 
 from .comm_base import (
-    CollectiveAbortedError, CollectiveError, CollectiveTimeoutError, Communicator, Handle, as_array, check_op,
-    reduce_in_order,
+    CollectiveAbortedError, CollectiveError, CollectiveTimeoutError, Communicator, Handle, as_array, check_alltoall,
+    check_op, reduce_in_order,
 )
 from .watchdog import collective_timeout
 
@@ -210,9 +210,7 @@ class InProcessCommunicator(Communicator):
         return self._post("allgather", array.copy(), (tuple(array.shape), str(array.dtype)), finish)
 
     def ialltoall(self, array) -> Handle:
-        array = as_array(array)
-        if array.shape[:1] != (self.size,):
-            raise ValueError(f"alltoall: expected an array of shape ({self.size}, ...), got {tuple(array.shape)}")
+        array = check_alltoall(as_array(array), self.size)
 
         def finish(values):
             return get_array_module(array).stack([v[self.rank] for v in values])

@@ -9,7 +9,7 @@ import copy
 
 from distnn.backend import get_array_module
 
-from .comm_base import CompletedHandle, Communicator, as_array, check_op
+from .comm_base import CompletedHandle, Communicator, as_array, check_alltoall, check_op
 
 
 class LocalCommunicator(Communicator):
@@ -35,10 +35,7 @@ class LocalCommunicator(Communicator):
         return CompletedHandle(get_array_module(array).expand_dims(array, 0).copy())
 
     def ialltoall(self, array):
-        array = as_array(array)
-        if array.shape[:1] != (1,):
-            raise ValueError(f"alltoall: expected an array of shape (1, ...) on 1 rank, got {tuple(array.shape)}")
-        return CompletedHandle(array.copy())
+        return CompletedHandle(check_alltoall(as_array(array), 1).copy())
 
     def broadcast(self, array, root: int = 0):
         self._check_root(root)

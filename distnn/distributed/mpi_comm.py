@@ -25,7 +25,7 @@ import numpy as np
 
 from distnn.backend import get_array_module
 
-from .comm_base import Communicator, Handle, PersistentAllreduce, as_array, check_op
+from .comm_base import Communicator, Handle, PersistentAllreduce, as_array, check_alltoall, check_op
 from .watchdog import FORWARD_GRACE_S, collective_timeout, install_excepthook, report_grace, wait_until
 
 _MPI = None
@@ -256,29 +256,19 @@ class MPICommunicator(Communicator):
 
     def iallgather(self, array) -> Handle:
         array = as_array(array)
-        xp = get_array_module(array)
-        what = self._next(f"allgather(shape={tuple(array.shape)}, dtype={array.dtype})")
-        send, _ = self._host_buffer(array)
-        out = xp.empty((self.size,) + tuple(array.shape), dtype=array.dtype)
-        recv, writeback = self._host_buffer(out)
-        req = self._comm.Iallgather(send, recv)
-
-        def finish():
-            writeback()
-            return out
-
-        return _MPIHandle(self, req, what, finish)
+        out = get_array_module(array).empty((self.size,) + tuple(array.shape), dtype=array.dtype)
+        return self._exchange("allgather", self._comm.Iallgather, array, out)
 
     def ialltoall(self, array) -> Handle:
-        array = as_array(array)
-        if array.shape[:1] != (self.size,):
-            raise ValueError(f"alltoall: expected an array of shape ({self.size}, ...), got {tuple(array.shape)}")
-        xp = get_array_module(array)
-        what = self._next(f"alltoall(shape={tuple(array.shape)}, dtype={array.dtype})")
+        array = check_alltoall(as_array(array), self.size)
+        return self._exchange("alltoall", self._comm.Ialltoall, array, get_array_module(array).empty_like(array))
+
+    def _exchange(self, name, start, array, out) -> Handle:
+        """Start ``start(send, recv)`` (Iallgather, Ialltoall) from ``array`` into ``out``; wait() returns ``out``."""
+        what = self._next(f"{name}(shape={tuple(array.shape)}, dtype={array.dtype})")
         send, _ = self._host_buffer(array)
-        out = xp.empty_like(array)
         recv, writeback = self._host_buffer(out)
-        req = self._comm.Ialltoall(send, recv)
+        req = start(send, recv)
 
         def finish():
             writeback()
