@@ -18,6 +18,18 @@ from .optimizer import Optimizer, check_betas, check_non_negative, grad_with_dec
 __all__ = ["Adam", "AdamW"]
 
 
+def update_moments(xp, d, m, v, scratch, beta1, beta2) -> None:
+    """Adam's moments in place: ``m += (1 - beta1) * (d - m)``, ``v = beta2 * v + (1 - beta2) * d*d``
+    (``scratch``: a buffer of their shape). LAMB shares them."""
+    xp.subtract(d, m, out=scratch)
+    scratch *= 1 - beta1
+    m += scratch
+    v *= beta2
+    xp.multiply(d, d, out=scratch)
+    scratch *= 1 - beta2
+    v += scratch
+
+
 def _adam_kernel(xp, p, g, m, v, vmax, s1, s2, *, lr, beta1, beta2, eps, weight_decay, decoupled, maximize,
                  step_size, bias_correction2_sqrt):
     if decoupled:
@@ -26,13 +38,7 @@ def _adam_kernel(xp, p, g, m, v, vmax, s1, s2, *, lr, beta1, beta2, eps, weight_
         d = grad_with_decay(xp, p, g, 0.0, maximize, s1)
     else:
         d = grad_with_decay(xp, p, g, weight_decay, maximize, s1)
-    xp.subtract(d, m, out=s2)
-    s2 *= 1 - beta1
-    m += s2
-    v *= beta2
-    xp.multiply(d, d, out=s2)
-    s2 *= 1 - beta2
-    v += s2
+    update_moments(xp, d, m, v, s2, beta1, beta2)
     if vmax is not None:
         xp.maximum(vmax, v, out=vmax)
         v = vmax

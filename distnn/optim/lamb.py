@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+from .adam import update_moments as adam_moments
 from .optimizer import Optimizer, check_betas, check_hyperparameter, check_non_negative, chunk_sum_of_squares
 
 __all__ = ["LAMB"]
@@ -30,13 +31,7 @@ __all__ = ["LAMB"]
 def _lamb_kernel(xp, p, g, m, v, s1, s2, *, beta1, beta2, eps, weight_decay, bias_correction1,
                  bias_correction2_sqrt, update_moments, scale):
     if update_moments:
-        xp.subtract(g, m, out=s2)
-        s2 *= 1 - beta1
-        m += s2
-        v *= beta2
-        xp.multiply(g, g, out=s2)
-        s2 *= 1 - beta2
-        v += s2
+        adam_moments(xp, g, m, v, s2, beta1, beta2)
     xp.sqrt(v, out=s2)
     s2 /= bias_correction2_sqrt
     s2 += eps
