@@ -131,6 +131,14 @@ def save_load(reps: int) -> None:
 
 
 # --------------------------------------------------------------------- part 2
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process, all its threads."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _floor_callback():
     from distnn.train.callbacks.base import Callback
 
@@ -240,28 +248,38 @@ def job_worker(epochs: int, rounds: int) -> None:
                 job.trainer.callbacks.append(cb)
             gc.collect()
             comm.barrier()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), _cpu_seconds()
             job.trainer.fit()
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
+            # every thread of every rank (kernel threads doing write-back for them are not counted)
+            cpu = sum(comm.allgather_object(cpu))
             stall = sum(cb.timings) if cb is not None else 0.0
             saves[name] = cb.saves if cb is not None else 0
-            results[name].append((wall, stall))
+            results[name].append((wall, stall, cpu))
     if comm.rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
-        base = float(np.median([w for w, _ in results["off"]]))
-        base_min = float(np.min([w for w, _ in results["off"]]))
-        print(f"\n2-rank digits_mlp, {epochs} epochs per run, {rounds} rounds alternated (wall time of fit)")
+        base = float(np.median([w for w, _, _ in results["off"]]))
+        base_min = float(np.min([w for w, _, _ in results["off"]]))
+        base_cpu = float(np.median([c for _, _, c in results["off"]]))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        print(f"\n2-rank digits_mlp, {epochs} epochs per run, {rounds} rounds alternated (wall time of fit), "
+              f"{cores} cores")
         print(f"  {'checkpoints':26s} {'median s':>8s} {'overhead':>9s} {'min s':>7s} {'overhead':>9s} "
-              f"{'held up':>8s} {'saves':>6s}")
+              f"{'held up':>8s} {'saves':>6s} {'CPU s':>6s} {'+CPU/save':>9s}")
         for name in variants:
-            walls = [w for w, _ in results[name]]
+            walls = [w for w, _, _ in results[name]]
             wall, wmin = float(np.median(walls)), float(np.min(walls))
-            stall = float(np.median([s / w for w, s in results[name]]))
+            stall = float(np.median([s / w for w, s, _ in results[name]]))
+            cpu = float(np.median([c for _, _, c in results[name]]))
+            per_save = f"{1e3 * (cpu - base_cpu) / saves[name]:7.1f}ms" if saves[name] else f"{'':9s}"
             print(f"  {name:26s} {wall:8.3f} {100 * (wall - base) / base:8.1f}% {wmin:7.3f} "
-                  f"{100 * (wmin - base_min) / base_min:8.1f}% {100 * stall:7.2f}% {saves[name]:6d}   "
-                  f"runs: {' '.join(f'{w:.3f}' for w in walls)}")
+                  f"{100 * (wmin - base_min) / base_min:8.1f}% {100 * stall:7.2f}% {saves[name]:6d} "
+                  f"{cpu:6.3f} {per_save}   runs: {' '.join(f'{w:.3f}' for w in walls)}")
         print("  overhead: vs 'off' (noisy: same-machine load varies); held up: time inside the checkpoint\n"
               "  callback (gather, snapshot, write or hand-off, agreement) / fit time, rank 0;\n"
+              "  CPU s: user + system time of both ranks' processes (all threads) during fit; +CPU/save:\n"
+              "  its excess over 'off' per save. With every core busy training, a background writer's CPU\n"
+              "  comes out of training time: the overhead is then about that excess / cores;\n"
               "  'no guard' vs 'off' is the per-step agreement (non-finite check + preemption flag);\n"
               "  floors: rank 0 writes the model and optimizer arrays into one file per epoch, np.savez +\n"
               "  fsync in the training thread, or their raw bytes from a background thread (write, fsync,\n"

@@ -411,6 +411,31 @@ def test_on_error_stop_and_continue(digits, tmp_path, monkeypatch, caplog, async
     assert any("No space left" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("world", [1, 2])
+def test_async_failure_is_agreed_a_step_after_the_write_ends(digits, tmp_path, monkeypatch, world):
+    # 8 steps per epoch: the epoch-2 save (step 16) fails in the background; every step sleeps 10 ms
+    # (the write has ended by the next step's end). Agreed at step 17 (1 rank) or 18 (2 ranks: rank 0 says
+    # so at step 17's end, in step 18's gradient exchange), on every rank alike; before, at the next save (24).
+    monkeypatch.setenv(ck.FAULT_ENV, "enospc:optimizer.npz@16")
+    monkeypatch.setenv("DISTNN_FAULT_STEP_DELAY", "0.01")
+
+    def run(comm):
+        t = make_trainer(comm, digits, epochs=3, subset=320)
+        root = tmp_path / f"w{world}"
+        attach(t, str(root), {"dir": str(root), "async_save": True, "keep_last": 0})
+        with pytest.raises(ck.CheckpointError, match=r"optimizer\.npz.*No space left.*background from global step 16"
+                                                      r"; agreed at step (\d+)\)") as e:
+            t.fit()
+        if comm.rank == 0:
+            assert [c.name for c in ck.list_checkpoints(str(root))] == ["step-00000008"]
+        return t.state.global_step, str(e.value)
+
+    res = simulate(world, run) if world > 1 else [run(LocalCommunicator())]
+    assert len({step for step, _ in res}) == 1  # the same step on every rank
+    assert res[0][0] == 16 + world, res
+    assert f"agreed at step {16 + world})" in res[0][1]
+
+
 class _Score(Callback):
     """Puts a scripted ``score`` into the epoch metrics (before the checkpoint callback reads them)."""
 

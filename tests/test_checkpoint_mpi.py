@@ -283,6 +283,21 @@ def test_read_only_checkpoint_directory(tmp_path):
         cleanup()
 
 
+def test_async_write_failure_stops_every_rank_a_step_after_the_write(tmp_path):
+    # checkpoints at steps 4, 8, 10 (epoch end), 12: the background write of step 12 fails at once. Rank 0
+    # sees it ended at step 13's end (each step sleeps 50 ms), says so in step 14's gradient exchange, and
+    # both ranks stop there together, before the next save (16), which used to be where it was noticed.
+    rc, err, _ = run_job(tmp_path, "--every-n-steps", "4", "--async-save", "--final", str(tmp_path / "final.npz"),
+                         env={"DISTNN_CKPT_FAULT": "enospc:model.npz@12", "DISTNN_FAULT_STEP_DELAY": "0.05"})
+    assert rc == 2, err
+    assert "No space left on device" in err and "background from global step 12; agreed at step 14)" in err, err
+    root = root_of(tmp_path)
+    assert ck.read_pointer(root) == "step-00000010"
+    assert [c.name for c in ck.list_checkpoints(root)][-1] == "step-00000010"
+    assert not [n for n in os.listdir(root) if n.startswith(".tmp")]
+    assert not os.path.exists(tmp_path / "final.npz")
+
+
 # ------------------------------------------------------------------ non-finite values
 def test_nonfinite_loss_with_finite_gradients_on_one_rank_is_skipped_by_all(reference, tmp_path):
     rc, err, _ = run_job(tmp_path, "--nonfinite", "skip", "--final", str(tmp_path / "final.npz"),

@@ -145,8 +145,9 @@ SCHEMA: dict[str, Key] = {
                             optional=True),
     "checkpoint.on_error": _k("str", "stop", "a checkpoint that cannot be written: stop the job, or train on",
                               choices=("stop", "continue")),
-    "checkpoint.async_save": _k("bool", True, "write checkpoint files in a background thread on rank 0 (the "
-                                "outcome is agreed at the next save or the end of training)"),
+    "checkpoint.async_save": _k("bool", False, "write checkpoint files in a background thread on rank 0 while "
+                                "training continues (the ranks agree on the outcome a step or two after the "
+                                "write ends, not before training goes on)"),
     # --- ensemble
     "ensemble.members": _k("int", 1, "number of independently trained members (1 = no ensemble)", (">=", 1)),
     "ensemble.vary": _k("list[str]", ["seed"], "what differs between members: seed, bootstrap",

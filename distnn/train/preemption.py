@@ -163,8 +163,12 @@ def _parse_at(env: str) -> list[tuple]:
     return out
 
 
-# Index in DataParallel.step_flags: "this rank's loss was non-finite", sent with this step's own exchange.
+# Indices in DataParallel.step_flags (0 and 1: the preemption signal, see StepGuard).
+# "This rank's loss was non-finite", sent with this step's own exchange.
 LOSS_FLAG = 2
+# "Rank 0's background checkpoint write number k has finished" (the value is k), read by the
+# checkpoint callback so every rank agrees on its outcome at the same step (callbacks/checkpoint.py).
+WRITE_DONE_FLAG = 3
 
 
 class StepGuard(Callback):

@@ -9,15 +9,24 @@ the epoch's running sums (``allgather_object``); rank 0 alone writes (the
 replicas are identical, so its model and optimizer stand for all); then rank
 0 broadcasts success or failure and every rank acts on the same answer
 (``on_error="stop"``: all raise :class:`~distnn.train.checkpoint.CheckpointError`;
-``"continue"``: all go on, rank 0 warns). With ``async_save`` (the config
-default) the state is copied and packed into bytes at the save point (about
-a millisecond for a small model); the npz CRC-32s, hashing, writing and fsync run in
-one long-lived background thread on rank 0 while training continues, and the outcome is agreed at the next save, at a
-preemption (which always waits for its own write), or at the end of
-training. ``latest`` only ever names a complete checkpoint either way; a
-failure is then acted on one save later. Synchronous saves cost a few fsyncs
-per checkpoint (milliseconds each on a busy disk), which is why the job
-default is asynchronous (see benchmarks/bench_checkpoint.py).
+``"continue"``: all go on, rank 0 warns) before training continues: the
+default.
+
+``async_save`` trades that for less time held up: the state is copied and
+packed into bytes at the save point (about a millisecond for a small model);
+the npz CRC-32s, hashing, writing and fsync run in one long-lived background
+thread on rank 0 while training continues. The outcome is agreed at the
+first step boundary every rank can know of it: when rank 0 sees its write
+finished, it says so in the next step's gradient exchange (a
+DataParallel step flag, no collective of its own), and at the end of that
+step every rank takes rank 0's outcome together. (Without a DataParallel
+exchange across ranks the outcome waits for the next save.) A save, a
+preemption (which always waits for its own write) and the end of training
+also settle it. ``latest`` only ever names a complete checkpoint either
+way; a failure is acted on a step or two after the write ends instead of at
+the save point. On a machine with a core to spare for the writer, the
+training thread then only pays for the copy (see
+benchmarks/bench_checkpoint.py).
 
 :func:`resume` loads a checkpoint chosen once on rank 0 (``auto``: the newest
 one whose checksums verify) and broadcast, and :func:`restore_trainer` puts
@@ -89,7 +98,9 @@ class ModelCheckpoint(Callback):
         self.failures = 0
         self.resumed_from: tuple[str, int] | None = None
         self.timings: list[float] = []   # seconds each save held training up (rank 0's view)
-        self._pending = None             # async: (thread, result box) on rank 0, True elsewhere
+        self._pending = None             # async: the write in flight (_Job) on rank 0, True elsewhere
+        self._writes = 0                 # background writes started (the same count on every rank)
+        self._submitted_at = 0           # the global step of the write in flight
         self._best_before = (None, None)  # (best, best_name) before the save in flight
         self._warned_monitor = False
         self._serializer = self._serializer_extra = None  # ck.Serializer: npz buffers reused between saves
@@ -112,6 +123,8 @@ class ModelCheckpoint(Callback):
         signum = getattr(guard, "preempt_signal", None)
         if signum:
             self._preempt(trainer, signum)
+        if self._pending is not None:
+            self._settle_if_finished(trainer)
         n = self.every_n_steps
         if n and trainer.state.global_step % n == 0:
             if trainer.state.batch_in_epoch >= trainer.steps_per_epoch and self._epoch_due(trainer):
@@ -176,11 +189,28 @@ class ModelCheckpoint(Callback):
                 self._pending = _writer().submit(self._write_into, job)
             else:
                 self._pending = True
+            self._writes += 1
+            self._submitted_at = trainer.state.global_step
             self.timings.append(time.perf_counter() - t0)
             return None
         result = self._write(job) if trainer.is_main else None
         self.timings.append(time.perf_counter() - t0)
         return self._agree(trainer, result)
+
+    def _settle_if_finished(self, trainer):
+        """Async: agree on rank 0's finished background write at the first step every rank knows of it."""
+        if trainer.world == 1:
+            if self._pending.done():
+                self.settle(trainer)
+            return
+        ddp = getattr(trainer, "ddp", None)
+        flags = getattr(ddp, "step_flags", None)
+        if flags is None or len(flags) <= preemption.WRITE_DONE_FLAG:
+            return  # no exchange to ride in: agreed at the next save or at the end
+        if float(ddp.step_flags_sum[preemption.WRITE_DONE_FLAG]) == self._writes:
+            self.settle(trainer)  # rank 0 said so in this step's exchange: every rank is here alike
+        elif trainer.is_main and self._pending.done():
+            flags[preemption.WRITE_DONE_FLAG] = self._writes  # sent with the next step's exchange
 
     def settle(self, trainer):
         """Collective: wait for a background write and agree on its outcome (no-op when none is pending)."""
@@ -220,7 +250,7 @@ class ModelCheckpoint(Callback):
         return st.global_step, self._serializer(state, crc=False), manifest, self._serializer
 
     def _write_into(self, job):
-        result = self._write(job)
+        result = {**self._write(job), "background": True}
         if result["ok"]:  # say so when it happens (the agreement comes one save later)
             self._log_saved(result)
             result["logged"] = True
@@ -255,6 +285,9 @@ class ModelCheckpoint(Callback):
 
     def _accept(self, trainer, result):
         """Act on rank 0's outcome of a write, identically on every rank."""
+        if not result["ok"] and result.get("background"):
+            result = {**result, "error": f"{result['error']} (written in the background from global step "
+                                         f"{self._submitted_at}; agreed at step {trainer.state.global_step})"}
         if result["ok"]:
             self.saves += 1
             self.last_path = result["path"]
@@ -316,6 +349,10 @@ class _Job:
         out = self._done.get()  # blocks in C with the GIL released
         self._done.put(out)  # a second result() sees it too
         return out
+
+    def done(self) -> bool:
+        """Whether the write has ended (its result is ready): never blocks."""
+        return not self._done.empty()
 
 
 class _BackgroundWriter:
@@ -497,7 +534,7 @@ def resume(trainer, spec: str, root: str | None, callback: ModelCheckpoint | Non
 # ---------------------------------------------------------------------- config
 #: the [checkpoint] config section (distnn.train.config.SCHEMA) with its defaults
 DEFAULTS = {"enabled": True, "dir": None, "every_steps": 0, "every_epochs": 1, "keep_last": 2, "keep_best": True,
-            "monitor": "val_loss", "mode": "auto", "resume": None, "on_error": "stop", "async_save": True}
+            "monitor": "val_loss", "mode": "auto", "resume": None, "on_error": "stop", "async_save": False}
 
 
 def checkpoint_options(section) -> dict:
