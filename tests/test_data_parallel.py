@@ -469,6 +469,8 @@ def test_bf16_encoding_rounds_to_nearest_even_like_torch(torch):
     x = np.random.default_rng(0).standard_normal(1000).astype(np.float32) * np.float32(1e3)
     x[:6] = [np.inf, -np.inf, np.nan, 0.0, -0.0, 3.4e38]
     x[6:10] = np.array([0x3F808000, 0x3F818000, 0x3F80C000, 0x3F80407F], dtype=np.uint32).view(np.float32)  # ties
+    # nans whose low bits would round into -0.0, 0.0 (a carry out of 32 bits) and inf
+    x[10:13] = np.array([0x7FFFFFFF, 0xFFFFFFFF, 0x7F800001], dtype=np.uint32).view(np.float32)
     meta = np.array([1.0, 5.0])
     codec = BF16Codec()
     msg = np.empty(codec.message_size(x.size, meta.size), dtype=np.uint16)
@@ -477,11 +479,14 @@ def test_bf16_encoding_rounds_to_nearest_even_like_torch(torch):
     ref = torch.from_numpy(x).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
     finite = np.isfinite(x)
     assert np.array_equal(ours[finite], ref[finite])
-    assert (ours[2] & 0x7F80) == 0x7F80 and (ours[2] & 0x007F) != 0  # nan stays nan
+    for i in (2, 10, 11, 12):
+        assert (ours[i] & 0x7F80) == 0x7F80 and (ours[i] & 0x007F) != 0  # nan stays nan
     values, back = np.empty(x.size, np.float32), np.zeros(2)
     codec.decode_sum(np.stack([msg, msg]), values, back)
     assert back.tolist() == [2.0, 10.0]
-    np.testing.assert_allclose(values[10:], 2 * x[10:], rtol=2 ** -8)
+    np.testing.assert_array_equal(np.isnan(values), np.isnan(x))
+    assert values[:2].tolist() == [np.inf, -np.inf]
+    np.testing.assert_allclose(values[13:], 2 * x[13:], rtol=2 ** -8)
 
 
 def test_fp16_encoding_scales_per_rank_by_a_power_of_two():

@@ -59,16 +59,17 @@ class _Codec:
         """Sum the decoded ``messages`` (size, message_size) into ``values`` and ``meta`` (overwritten)."""
         xp = get_array_module(values)
         nh = HEADER + 2 * meta.size
-        values[...] = 0
         total = np.zeros(meta.size)
-        for m in messages:  # rank order: every rank adds in the same order
+        part = None
+        for i, m in enumerate(messages):  # rank order: every rank adds in the same order
             head = np.ascontiguousarray(_host(m[:nh])).view(np.float32).astype(np.float64)
-            exponent = int(head[0])
             total += head[1:]
-            part = self._unpack(xp, m[nh:]).astype(values.dtype, copy=False)
-            if exponent:
-                part = part / values.dtype.type(2.0 ** exponent)
-            values += part
+            if i == 0:
+                self._decode_into(xp, m[nh:], int(head[0]), values)
+            else:
+                part = xp.empty_like(values) if part is None else part
+                self._decode_into(xp, m[nh:], int(head[0]), part)
+                values += part
         meta[...] = xp.asarray(total, dtype=meta.dtype)
 
     def _scale_exponent(self, xp, values) -> int:
@@ -81,7 +82,7 @@ class FP16Codec(_Codec):
     def _scale_exponent(self, xp, values) -> int:
         if values.size == 0:
             return 0
-        peak = float(xp.max(xp.abs(values)))
+        peak = max(float(values.max()), -float(values.min()))  # max |x| without an |x| array; nan stays nan
         if not (peak > 0.0 and math.isfinite(peak)):
             return 0
         info = np.finfo(values.dtype)
@@ -90,11 +91,14 @@ class FP16Codec(_Codec):
         return min(info.maxexp - 1, 15 - math.frexp(peak)[1])
 
     def _pack(self, xp, values, scale, out):
-        scaled = values * scale if scale != 1.0 else values
-        out[...] = scaled.astype(xp.float16).view(xp.uint16)
+        xp.copyto(out.view(xp.float16), values * scale if scale != 1.0 else values, casting="same_kind")
 
-    def _unpack(self, xp, payload):
-        return payload.view(xp.float16)
+    def _decode_into(self, xp, payload, exponent, out):
+        xp.copyto(out, payload.view(xp.float16), casting="same_kind")
+        if exponent:
+            # 2**-exponent is exact in out's dtype (the exponent was limited to its normal range), so
+            # the product is x / 2**exponent rounded once: the same bits as the division
+            out *= out.dtype.type(2.0 ** -exponent)
 
 
 class BF16Codec(_Codec):
@@ -103,14 +107,26 @@ class BF16Codec(_Codec):
     def _pack(self, xp, values, scale, out):
         f = values.astype(xp.float32, copy=False)
         u = f.view(xp.uint32)
-        rounded = (u + (xp.uint32(0x7FFF) + ((u >> 16) & xp.uint32(1)))) >> 16  # round to nearest even
-        out[...] = rounded.astype(xp.uint16)
-        nan = xp.isnan(f)
-        if nan.any():
-            out[nan] = 0x7FC0
+        # round to nearest even: u + 0x7FFF + (bit 16 of u), then the top 16 bits; in place, one
+        # temporary (a pass per operation over the bucket is what this costs)
+        t = xp.right_shift(u, 16)
+        xp.bitwise_and(t, 1, out=t)
+        xp.add(t, 0x7FFF, out=t)
+        xp.add(t, u, out=t)
+        xp.right_shift(t, 16, out=t)
+        xp.copyto(out, t, casting="unsafe")
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = f.size == 0 or bool(xp.isfinite(f.sum()))  # a finite sum: no nan (one cheap pass)
+        if not finite:  # a nan's low bits may round into inf or a sign flip: send the canonical nan
+            nan = xp.isnan(f)
+            if nan.any():
+                out[nan] = 0x7FC0
 
-    def _unpack(self, xp, payload):
-        return (payload.astype(xp.uint32) << 16).view(xp.float32)
+    def _decode_into(self, xp, payload, exponent, out):
+        if out.dtype == xp.float32:
+            xp.left_shift(payload, 16, out=out.view(xp.uint32), dtype=xp.uint32)
+        else:
+            xp.copyto(out, xp.left_shift(payload, 16, dtype=xp.uint32).view(xp.float32), casting="same_kind")
 
 
 class CompressedExchange:
