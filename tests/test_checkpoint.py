@@ -388,6 +388,42 @@ def test_async_save_writes_the_same_checkpoints(digits, tmp_path):
 
 
 @pytest.mark.parametrize("async_save", [False, True])
+def test_checkpoint_npz_files_have_valid_crcs_and_checksums(digits, tmp_path, monkeypatch, async_save):
+    import zipfile
+
+    # every npz file on the hashing threads (the digits MLP's files are smaller than the default threshold)
+    monkeypatch.setattr(ck, "PARALLEL_HASH_BYTES", 1)
+    t = make_trainer(LocalCommunicator(), digits, epochs=2)
+    attach(t, str(tmp_path), {"dir": str(tmp_path), "every_steps": 3, "keep_last": 0, "async_save": async_save})
+    t.fit()
+    cps = ck.list_checkpoints(str(tmp_path))
+    assert len(cps) >= 5
+    for c in cps:
+        assert ck.verify_checkpoint(c.path) == []
+        for name in ("model.npz", "optimizer.npz"):
+            with zipfile.ZipFile(os.path.join(c.path, name)) as z:
+                assert z.testzip() is None, (c.name, name)  # the CRC-32s were filled before the write
+
+
+def test_a_failed_write_returns_only_after_the_hashing_threads(tmp_path, monkeypatch):
+    monkeypatch.setattr(ck, "PARALLEL_HASH_BYTES", 1)
+    monkeypatch.setenv(ck.FAULT_ENV, "enospc:b.npz")
+    done = []
+
+    def slow_prepare():
+        import time
+
+        time.sleep(0.2)
+        done.append(True)
+
+    files = {"a.npz": b"x" * 1000, "b.npz": b"y" * 1000, "c.npz": b"z" * 1000}
+    with pytest.raises(ck.CheckpointError, match=r"b\.npz.*No space left"):
+        ck.write_checkpoint(str(tmp_path), 5, files, prepare={"c.npz": slow_prepare})
+    assert done == [True]  # c.npz's preparation (it writes into the caller's buffer) had finished
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("async_save", [False, True])
 def test_on_error_stop_and_continue(digits, tmp_path, monkeypatch, caplog, async_save):
     monkeypatch.setenv(ck.FAULT_ENV, "enospc:optimizer.npz@16")
 

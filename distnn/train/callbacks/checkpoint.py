@@ -267,9 +267,10 @@ class ModelCheckpoint(Callback):
         step, files, manifest, serializer = job
         t0 = time.perf_counter()
         try:
-            serializer.fill_crc(files)  # here, not at the save point: zlib releases the GIL meanwhile
+            # the npz CRC-32s here, not at the save point, beside the SHA-256s (both release the GIL)
             path = ck.write_checkpoint(self.root, step, files, manifest, fsync=self.fsync,
-                                       update_best=self.best_name == ck.step_name(step), reuse=serializer.reuse)
+                                       update_best=self.best_name == ck.step_name(step), reuse=serializer.reuse,
+                                       prepare=serializer.crc_fillers(files))
             serializer.note_written(path)
             removed = ck.apply_retention(self.root, self.keep_last, protect=[self.best_name] if self.save_best else [],
                                          latest=ck.step_name(step))
