@@ -299,22 +299,23 @@ def test_async_write_failure_stops_every_rank_a_step_after_the_write(tmp_path):
 
 
 # ------------------------------------------------------------------ non-finite values
-def test_nonfinite_loss_with_finite_gradients_on_one_rank_is_skipped_by_all(reference, tmp_path):
+def _skipped_once_by_all(tmp_path, fault_var, step):
+    """Run with a non-finite value on rank 1 at ``step`` under nonfinite=skip; the final arrays."""
     rc, err, _ = run_job(tmp_path, "--nonfinite", "skip", "--final", str(tmp_path / "final.npz"),
-                         env={"DISTNN_FAULT_NONFINITE_LOSS_AT": "1:5"})
+                         env={fault_var: f"1:{step}"})
     assert rc == 0, err
     arrays, info = final(tmp_path)
     assert info["skipped_steps"] == 1 and info["replicas_equal"] and info["global_step"] == STEPS
-    assert err.count("skipped step 5 (epoch 1, batch 5) on rank(s) [1]") == 2  # logged by both ranks
+    assert err.count(f"skipped step {step} (epoch 1, batch {step}) on rank(s) [1]") == 2  # logged by both ranks
+    return arrays
+
+
+def test_nonfinite_loss_with_finite_gradients_on_one_rank_is_skipped_by_all(reference, tmp_path):
+    _skipped_once_by_all(tmp_path, "DISTNN_FAULT_NONFINITE_LOSS_AT", 5)
 
 
 def test_nonfinite_gradient_on_one_rank_is_skipped_by_all(reference, tmp_path):
-    rc, err, _ = run_job(tmp_path, "--nonfinite", "skip", "--final", str(tmp_path / "final.npz"),
-                         env={"DISTNN_FAULT_NONFINITE_AT": "1:7"})
-    assert rc == 0, err
-    arrays, info = final(tmp_path)
-    assert info["skipped_steps"] == 1 and info["replicas_equal"] and info["global_step"] == STEPS
-    assert err.count("skipped step 7 (epoch 1, batch 7) on rank(s) [1]") == 2  # logged by both ranks
+    arrays = _skipped_once_by_all(tmp_path, "DISTNN_FAULT_NONFINITE_AT", 7)
     assert all(np.isfinite(v).all() for v in arrays.values())
     assert not np.array_equal(arrays["model/0.weight"], reference[1][0]["model/0.weight"])
     rc, err, _ = run_job(tmp_path / "e", "--nonfinite", "error", env={"DISTNN_FAULT_NONFINITE_AT": "1:7"})

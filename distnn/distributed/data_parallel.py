@@ -335,9 +335,7 @@ class DataParallel(Module):
                 others = True
         context = backward_context()
         if context is not None and mine:
-            n = self._explicit_samples if self._explicit_samples is not None else \
-                self._forward_samples if self._forward_samples is not None else self._last_samples
-            context[RANK_SHARE] = self._share(n)
+            context[RANK_SHARE] = self._share(self._pending_samples())
         if not self._require_sync or others:
             return None  # another leaf (an input, another model) must get its own, unweighted gradient
         self._weight = None  # (a stale seed of a backward that raised)
@@ -379,14 +377,16 @@ class DataParallel(Module):
             self._launch(buckets[self._launched])
             self._launched += 1
 
-    def _local_samples(self) -> int:
+    def _pending_samples(self) -> int:
+        """This rank's sample count for the coming synchronization: set, else counted in forward, else the last."""
         if self._explicit_samples is not None:
-            n = self._explicit_samples
-        elif self._forward_samples is not None:
-            n = self._forward_samples
-        else:
-            n = self._last_samples
-        self._last_samples = n
+            return self._explicit_samples
+        if self._forward_samples is not None:
+            return self._forward_samples
+        return self._last_samples
+
+    def _local_samples(self) -> int:
+        self._last_samples = n = self._pending_samples()
         return n
 
     def _launch(self, b):
