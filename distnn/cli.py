@@ -18,7 +18,7 @@ examples:
   python -m distnn train                                  # digits_mlp on this process
   mpiexec -n 2 python -m distnn train --config digits_mlp # the same job on 2 MPI ranks
   python -m distnn train --simulate-ranks 2               # 2 ranks simulated in one process
-  python -m distnn train --config digits_cnn --set train.epochs=5 --set optim.lr=0.002
+  python -m distnn train --config digits_cnn --set train.epochs=5 --set optimizer.lr=0.002
   python -m distnn train --config my_run.toml --out runs/my_run
   mpiexec -n 4 python -m distnn train --set ensemble.members=4  # 4 members at once, probabilities averaged
 

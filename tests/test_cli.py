@@ -56,6 +56,25 @@ def test_help_for_every_command(capsys):
             assert m in text, (cmd, m)
 
 
+def test_help_examples_use_config_keys_that_exist():
+    import shlex
+
+    from distnn.cli import _TRAIN_EPILOG
+    from distnn.train.config import load_config
+
+    examples = [line.split("#")[0] for line in _TRAIN_EPILOG.splitlines() if "python -m distnn train" in line]
+    checked = 0
+    for line in examples:
+        words = shlex.split(line)
+        config = words[words.index("--config") + 1] if "--config" in words else "digits_mlp"
+        if config.endswith(".toml"):
+            config = "digits_mlp"  # a user's file: only its overrides can be checked here
+        sets = [words[i + 1] for i, w in enumerate(words) if w == "--set"]
+        load_config(config, sets)  # raises on an unknown section or key, naming it
+        checked += len(sets)
+    assert checked >= 2
+
+
 def test_no_command_prints_help_and_fails(capsys):
     assert main([]) == 2
     assert "train" in capsys.readouterr().out
