@@ -145,6 +145,61 @@ def test_write_verify_and_latest(tmp_path):
     assert ck.read_checkpoint(p2)[0]["_files"]["note.txt"] == b"y"
 
 
+@pytest.mark.parametrize("again", [False, True], ids=["new step", "same step again"])
+def test_every_file_is_durable_before_a_name_points_at_it(tmp_path, monkeypatch, again):
+    # The commit protocol, from the calls it makes: each file (manifest and pointer included) is fsynced,
+    # after its write-back was started with all the others' (Linux), before the directory is renamed or
+    # the pointer replaced; one fsync of the root follows both renames; a replaced checkpoint of the
+    # same step is removed only after that fsync.
+    if again:
+        _write(tmp_path, 20, b"old")
+    paths, events = {}, []
+    real_open, real_fsync, real_rename, real_replace, real_unlink = os.open, os.fsync, os.rename, os.replace, os.unlink
+
+    def opened(path, *args, **kw):
+        fd = real_open(path, *args, **kw)
+        paths[fd] = os.path.relpath(path, tmp_path)
+        return fd
+
+    def record(kind, real):
+        def call(*args):
+            events.append((kind, *[paths.get(a, a) if isinstance(a, int) else os.path.relpath(a, tmp_path)
+                                   for a in args]))
+            return real(*args)
+        return call
+
+    monkeypatch.setattr(os, "open", opened)
+    monkeypatch.setattr(os, "fsync", record("fsync", real_fsync))
+    monkeypatch.setattr(os, "rename", record("rename", real_rename))
+    monkeypatch.setattr(os, "replace", record("replace", real_replace))
+    monkeypatch.setattr(os, "unlink", record("unlink", real_unlink))
+    if ck._START_WRITEBACK is not None:
+        monkeypatch.setattr(ck, "_START_WRITEBACK", record("writeback", ck._START_WRITEBACK))
+    _write(tmp_path, 20)
+    monkeypatch.undo()
+
+    def first(kind, pred=lambda e: True):
+        return next(i for i, e in enumerate(events) if e[0] == kind and pred(e))
+
+    commit = first("rename", lambda e: e[2] == "step-00000020")
+    tmp_dir = events[commit][1]
+    assert tmp_dir.startswith(".tmp-step-00000020")
+    written = {f"{tmp_dir}/{n}" for n in ("model.npz", ck.TRAINER_JSON, "note.txt", ck.MANIFEST)}
+    pointer_tmp = events[first("replace")][1]
+    assert events[first("replace")][2] == "latest"
+    fsynced = {e[1]: i for i, e in enumerate(events) if e[0] == "fsync"}
+    for f in written | {pointer_tmp, tmp_dir}:
+        assert fsynced.get(f, commit) < commit, (f, events)
+    if ck._START_WRITEBACK is not None:
+        started = [e[1] for e in events[:first("fsync")] if e[0] == "writeback"]
+        assert set(started) == written | {pointer_tmp}, events
+    root_syncs = [i for i, e in enumerate(events) if e == ("fsync", ".")]
+    assert len(root_syncs) == 1 and root_syncs[0] > first("replace") > commit, events
+    removed = [i for i, e in enumerate(events) if e[0] == "unlink"]
+    assert bool(removed) == again and all(i > root_syncs[0] for i in removed), events
+    assert ck.read_checkpoint(os.path.join(tmp_path, "step-00000020"))[0]["_files"]["note.txt"] == b"x"
+
+
 @pytest.mark.parametrize("damage", ["truncate", "bitflip", "delete_manifest", "delete_file", "bad_manifest"])
 def test_corrupt_newest_is_skipped_with_a_warning_naming_the_file(tmp_path, damage):
     _write(tmp_path, 10)
