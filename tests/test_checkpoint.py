@@ -288,6 +288,43 @@ def test_retention_keeps_last_k_and_the_protected(tmp_path):
     assert ck.read_pointer(str(tmp_path)) == "step-00000004"
 
 
+def test_a_retired_checkpoint_is_recycled_in_place_by_the_next_write(tmp_path):
+    root = str(tmp_path)
+    big = np.random.default_rng(0).standard_normal(5000).astype(np.float32)
+
+    def files(scale, note, extra=()):
+        out = ck.serialize({"model": {"w": big * scale}}, {"note.txt": note, "shared.json": b"{}"})
+        out.update(extra)
+        return out
+
+    def reuse_from(path):
+        return {"shared.json": (os.path.join(path, "shared.json"), ck.read_manifest(path)["files"]["shared.json"]["sha256"])}
+
+    p1 = ck.write_checkpoint(root, 1, files(1, b"long note " * 50, {"old.bin": b"z" * 10}))
+    p2 = ck.write_checkpoint(root, 2, files(2, b"second"), reuse=reuse_from(p1))
+    assert os.stat(os.path.join(p2, "shared.json")).st_nlink == 2  # linked with step 1's copy
+    inode = os.stat(os.path.join(p1, "model.npz")).st_ino
+    spares = []
+    assert ck.apply_retention(root, 1, spare=spares) == ["step-00000001"]
+    assert [c.name for c in ck.list_checkpoints(root)] == ["step-00000002"] and len(spares) == 1
+    assert os.path.basename(spares[0]).startswith(".spare-step-00000001")
+    p3 = ck.write_checkpoint(root, 3, files(3, b"short"), reuse=reuse_from(p2), recycle=spares.pop())
+    # step 1's files became step 3's: the same inode rewritten, shorter ones truncated, the others gone
+    assert os.stat(os.path.join(p3, "model.npz")).st_ino == inode
+    assert sorted(os.listdir(p3)) == ["manifest.json", "model.npz", "note.txt", "shared.json", ck.TRAINER_JSON]
+    state, _ = ck.read_checkpoint(p3)
+    np.testing.assert_array_equal(state["model"]["w"], big * 3)
+    assert state["_files"]["note.txt"] == b"short"
+    # the shared (linked) file was re-linked, never written through: step 2 still verifies
+    assert ck.verify_checkpoint(p2) == [] and ck.verify_checkpoint(p3) == []
+    assert os.stat(os.path.join(p3, "shared.json")).st_ino == os.stat(os.path.join(p2, "shared.json")).st_ino
+    assert sorted(n for n in os.listdir(root) if n.startswith(".")) == []
+    # a spare left behind by a crash is cleaned up like a temporary directory
+    ck.apply_retention(root, 1, spare=spares)
+    assert len(spares) == 1 and os.path.isdir(spares[0])
+    assert ck.cleanup_temporaries(root) == [os.path.basename(spares[0])] and not os.path.exists(spares[0])
+
+
 def test_resume_auto_without_checkpoints_and_errors(tmp_path):
     assert ck.resolve_and_load("auto", str(tmp_path / "none")) is None
     with pytest.raises(ck.CheckpointError, match="--out"):
@@ -415,6 +452,8 @@ def test_policies_every_epoch_keep_last_and_best(digits, tmp_path):
     cb = attach(t, str(tmp_path), {"dir": str(tmp_path), "every_epochs": 1, "keep_last": 2, "monitor": "val_loss"})
     t.fit()
     names = [c.name for c in ck.list_checkpoints(str(tmp_path))]
+    assert all(ck.verify_checkpoint(str(tmp_path / n)) == [] for n in names)
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no spare left after training
     best = ck.read_pointer(str(tmp_path), ck.BEST)
     assert best == cb.best_name and best in names
     assert names[-2:] == ["step-00000024", "step-00000032"] and len(names) <= 3

@@ -104,6 +104,7 @@ class ModelCheckpoint(Callback):
         self._best_before = (None, None)  # (best, best_name) before the save in flight
         self._warned_monitor = False
         self._serializer = self._serializer_extra = None  # ck.Serializer: npz buffers reused between saves
+        self._spares: list = []          # rank 0: a retired checkpoint directory the next write recycles
 
     # ------------------------------------------------------------------ hooks
     def on_train_begin(self, trainer):
@@ -150,6 +151,7 @@ class ModelCheckpoint(Callback):
 
     def on_train_end(self, trainer, logs):
         self.settle(trainer)
+        ck.remove_spares(self._spares)
 
     def _epoch_due(self, trainer) -> bool:
         n = self.every_n_epochs
@@ -270,10 +272,11 @@ class ModelCheckpoint(Callback):
             # the npz CRC-32s here, not at the save point, beside the SHA-256s (both release the GIL)
             path = ck.write_checkpoint(self.root, step, files, manifest, fsync=self.fsync,
                                        update_best=self.best_name == ck.step_name(step), reuse=serializer.reuse,
-                                       prepare=serializer.crc_fillers(files))
+                                       prepare=serializer.crc_fillers(files),
+                                       recycle=self._spares.pop() if self._spares else None)
             serializer.note_written(path)
             removed = ck.apply_retention(self.root, self.keep_last, protect=[self.best_name] if self.save_best else [],
-                                         latest=ck.step_name(step))
+                                         latest=ck.step_name(step), spare=self._spares)
         except ck.CheckpointError as e:
             return {"ok": False, "error": str(e)}
         except OSError as e:
