@@ -239,6 +239,17 @@ def test_failed_write_leaves_no_partial_checkpoint(tmp_path, monkeypatch):
             _write(tmp_path, 20)
         assert sorted(os.listdir(tmp_path)) == ["latest", "step-00000010"]
         assert ck.read_pointer(str(tmp_path)) == "step-00000010"
+    # the same when the write recycles a retired checkpoint: the spare is used up, nothing else is touched
+    _write(tmp_path, 15)
+    spares = []
+    ck.apply_retention(str(tmp_path), 1, spare=spares)
+    for fault in ("enospc:model.npz", "enospc:manifest.json"):
+        monkeypatch.setenv(ck.FAULT_ENV, f"{fault}@20")
+        with pytest.raises(ck.CheckpointError, match="No space left on device"):
+            ck.write_checkpoint(str(tmp_path), 20, ck.serialize({"model": {"w": np.zeros(4, np.float32)}}),
+                                recycle=spares.pop() if spares else None)
+        assert sorted(os.listdir(tmp_path)) == ["latest", "step-00000015"]
+        assert ck.verify_checkpoint(str(tmp_path / "step-00000015")) == []
     # a checkpoint root that cannot be created (a file is in the way)
     blocker = tmp_path / "file"
     blocker.write_text("")
