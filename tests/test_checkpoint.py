@@ -383,13 +383,15 @@ def test_preemption_request_stops_saves_and_resumes_exactly(digits, tmp_path):
                 preemption.request()  # a second signal changes nothing
 
     t = make_trainer(LocalCommunicator(), digits, callbacks=[Signal()])
-    attach(t, str(tmp_path), {"dir": str(tmp_path), "every_epochs": 1})
+    attach(t, str(tmp_path), {"dir": str(tmp_path), "every_epochs": 1, "keep_last": 1, "keep_best": False})
     with pytest.raises(preemption.Preempted) as info:
         t.fit()
     # the flag is seen at the next step boundary: step 12 is taken, then everyone stops
     assert info.value.step == 12 and info.value.checkpoint.endswith("step-00000012")
     assert info.value.exit_code == preemption.EXIT_PREEMPTED == 75
     assert ck.read_pointer(str(tmp_path)) == "step-00000012"
+    # step 8's checkpoint, retired at step 12, is not left behind as a spare by the preempted run
+    assert sorted(os.listdir(tmp_path)) == ["latest", "step-00000012"]
     preemption.clear()
     t2 = make_trainer(LocalCommunicator(), digits, callbacks=[Signal()])
     attach(t2, str(tmp_path), {"dir": str(tmp_path), "every_epochs": 1}, resume_spec="auto")

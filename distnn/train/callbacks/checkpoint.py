@@ -317,6 +317,7 @@ class ModelCheckpoint(Callback):
             path, error = None, str(e)
         if path is None and error is None:
             error = "the checkpoint could not be written (see the warning above)"
+        ck.remove_spares(self._spares)  # the job ends here: leave no hidden spare behind
         exc = preemption.Preempted(trainer.state.global_step, signum, path, error)
         handler = getattr(trainer, "_preemption_handler", None)
         if handler is not None:
