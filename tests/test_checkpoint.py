@@ -19,6 +19,7 @@ from distnn.models import build_model
 from distnn.optim import Adam
 from distnn.optim.lr_scheduler import LinearWarmup
 from distnn.train import checkpoint as ck
+from distnn.train.checkpoint import fsio, hashing
 from distnn.train import preemption
 from distnn.train.callbacks import Callback, EarlyStopping, LRSchedulerCallback
 from distnn.train.callbacks.checkpoint import attach
@@ -173,8 +174,8 @@ def test_every_file_is_durable_before_a_name_points_at_it(tmp_path, monkeypatch,
     monkeypatch.setattr(os, "rename", record("rename", real_rename))
     monkeypatch.setattr(os, "replace", record("replace", real_replace))
     monkeypatch.setattr(os, "unlink", record("unlink", real_unlink))
-    if ck._START_WRITEBACK is not None:
-        monkeypatch.setattr(ck, "_START_WRITEBACK", record("writeback", ck._START_WRITEBACK))
+    if fsio.START_WRITEBACK is not None:
+        monkeypatch.setattr(fsio, "START_WRITEBACK", record("writeback", fsio.START_WRITEBACK))
     _write(tmp_path, 20)
     monkeypatch.undo()
 
@@ -190,7 +191,7 @@ def test_every_file_is_durable_before_a_name_points_at_it(tmp_path, monkeypatch,
     fsynced = {e[1]: i for i, e in enumerate(events) if e[0] == "fsync"}
     for f in written | {pointer_tmp, tmp_dir}:
         assert fsynced.get(f, commit) < commit, (f, events)
-    if ck._START_WRITEBACK is not None:
+    if fsio.START_WRITEBACK is not None:
         started = [e[1] for e in events[:first("fsync")] if e[0] == "writeback"]
         assert set(started) == written | {pointer_tmp}, events
     root_syncs = [i for i, e in enumerate(events) if e == ("fsync", ".")]
@@ -499,7 +500,7 @@ def test_checkpoint_npz_files_have_valid_crcs_and_checksums(digits, tmp_path, mo
     import zipfile
 
     # every npz file on the hashing threads (the digits MLP's files are smaller than the default threshold)
-    monkeypatch.setattr(ck, "PARALLEL_HASH_BYTES", 1)
+    monkeypatch.setattr(hashing, "PARALLEL_HASH_BYTES", 1)
     t = make_trainer(LocalCommunicator(), digits, epochs=2)
     attach(t, str(tmp_path), {"dir": str(tmp_path), "every_steps": 3, "keep_last": 0, "async_save": async_save})
     t.fit()
@@ -513,7 +514,7 @@ def test_checkpoint_npz_files_have_valid_crcs_and_checksums(digits, tmp_path, mo
 
 
 def test_a_failed_write_returns_only_after_the_hashing_threads(tmp_path, monkeypatch):
-    monkeypatch.setattr(ck, "PARALLEL_HASH_BYTES", 1)
+    monkeypatch.setattr(hashing, "PARALLEL_HASH_BYTES", 1)
     monkeypatch.setenv(ck.FAULT_ENV, "enospc:b.npz")
     done = []
 

@@ -600,7 +600,7 @@ def extra_files_for(meta: dict | None = None, config_text: str | None = None) ->
     """``model.json`` (how to rebuild the model) and ``config.toml`` to store in every checkpoint."""
     files = {}
     if meta is not None:
-        files["model.json"] = json.dumps(ck._json_clean(meta), indent=2)
+        files["model.json"] = json.dumps(ck.json_clean(meta), indent=2)
     if config_text is not None:
         files["config.toml"] = config_text
     return files

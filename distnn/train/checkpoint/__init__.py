@@ -1,0 +1,74 @@
+"""Checkpoints on disk: format, atomic write, manifest, verification, retention, selection.
+
+The package is the public interface (``from distnn.train import checkpoint as ck``); its
+modules, one concept each: :mod:`.names` (file names, errors), :mod:`.state` (a state
+<-> npz and JSON bytes), :mod:`.commit` (the atomic write and the pointers),
+:mod:`.fsio` (the file-system steps it is made of), :mod:`.hashing` (checksums on two
+threads), :mod:`.read` (verification and choosing a checkpoint), :mod:`.retention`
+(housekeeping), :mod:`.faults` (fault injection for tests).
+
+A checkpoint is one directory per optimizer step under a checkpoint root
+(``<run>/checkpoints`` by default)::
+
+    checkpoints/
+      step-00000420/
+        model.npz        the model's state_dict (same format as a run's model.npz)
+        optimizer.npz    the optimizer's state arrays (Adam moments, momentum buffers)
+        state.npz        any other arrays of the trainer state (e.g. early stopping's best weights)
+        trainer.json     everything else: epoch, step, position in the epoch, history, LR
+                         schedulers, callbacks, and every rank's random generator state
+        model.json       how to rebuild the model (evaluate/predict read a checkpoint directly)
+        config.toml      the resolved configuration of the run
+        manifest.json    written LAST: format, step, world size, global batch, and the
+                         SHA-256 and size of every file above
+      latest             name of the newest checkpoint (replaced atomically)
+      best               name of the best checkpoint by the monitored metric
+
+Commit protocol (what makes a crash at any instant harmless, as in
+``torch.distributed.checkpoint``, whose metadata file is its commit point):
+files are written into ``.tmp-step-...`` and made durable (one ``syncfs`` of the
+file system on Linux >= 5.8, else an fsync of each file and of the directory); the
+manifest goes last; the directory is fsynced and renamed to ``step-...``; then
+``latest`` is replaced (temporary file, fsynced with the others,
+``os.replace``) and the root is fsynced once (see :func:`write_checkpoint`).
+A directory without a manifest whose checksums match is never loaded:
+:func:`load_latest_valid` skips it with a warning naming the file and falls
+back to the previous checkpoint.
+Files that are the same in every checkpoint of a run (``model.json``,
+``config.toml``) are hard links to the previous checkpoint's copy where the
+file system allows: deleting an old checkpoint leaves the others intact, and
+the manifest checks them like any other file (do not edit them in place).
+
+Arrays are stored as uncompressed ``.npz`` files (``np.load`` reads them;
+distnn/train/npz_io.py packs them into buffers reused between saves and
+reads them back as views of the verified bytes). Everything else goes to
+JSON with a few tags so that it round-trips exactly: ``{"__array__": [file,
+key]}``, ``{"__tuple__": [...]}``, ``{"__float__": "nan"}``, numpy scalars with
+their dtype, and dicts with non-string keys. No pickle: loading a checkpoint
+never executes code from the file.
+
+Fault injection for tests: ``DISTNN_CKPT_FAULT`` holds comma-separated
+``ACTION[:FILE][@STEP]`` entries; ``crash_after:FILE`` kills the process (SIGKILL)
+after writing FILE, ``crash_before_rename`` and ``crash_before_latest`` kill it
+at those points, ``enospc[:FILE]`` makes writing FILE fail with ENOSPC,
+``signal_after:FILE`` sends the process SIGTERM after writing FILE (a second
+preemption signal in the middle of the preemption checkpoint).
+"""
+from __future__ import annotations
+
+from .commit import json_clean, read_pointer, write_checkpoint, write_pointer, write_pointers
+from .names import (BEST, DEFAULT_DIRNAME, FAULT_ENV, FORMAT, LATEST, MANIFEST, TRAINER_JSON, VERSION, CheckpointError,
+                    CorruptCheckpointError, step_name)
+from .read import (CheckpointInfo, checkpoint_root, is_checkpoint_dir, list_checkpoints, load_latest_valid,
+                   model_directory, read_checkpoint, read_manifest, resolve_and_load, verify_checkpoint)
+from .retention import apply_retention, cleanup_temporaries, discard_newer, remove_spares
+from .state import Serializer, decode_state, encode_state, npz_bytes, serialize, to_files
+
+__all__ = [
+    "BEST", "DEFAULT_DIRNAME", "FAULT_ENV", "FORMAT", "LATEST", "MANIFEST", "TRAINER_JSON", "VERSION",
+    "CheckpointError", "CorruptCheckpointError", "CheckpointInfo", "Serializer",
+    "apply_retention", "checkpoint_root", "cleanup_temporaries", "decode_state", "discard_newer", "encode_state",
+    "is_checkpoint_dir", "json_clean", "list_checkpoints", "load_latest_valid", "model_directory", "npz_bytes",
+    "read_checkpoint", "read_manifest", "read_pointer", "remove_spares", "resolve_and_load", "serialize",
+    "step_name", "to_files", "verify_checkpoint", "write_checkpoint", "write_pointer", "write_pointers",
+]

@@ -1,0 +1,230 @@
+"""Writing a checkpoint: the commit protocol (see the package docstring), checksums and pointers."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from concurrent.futures import wait as wait_futures
+
+import numpy as np
+
+from . import fsio, hashing
+from .faults import active_faults, fault
+from .fsio import (create, fsync_dir, fsync_fd, link, open_for_write, recycle_dir, remove_tree, tmp_suffix,
+                   write_all, write_file)
+from .names import BEST, FORMAT, LATEST, MANIFEST, STEP_RE, VERSION, CheckpointError, step_name
+
+
+def write_pointers(root: str, name: str, which=(LATEST,), fsync: bool = True) -> None:
+    """Point each of the pointer files ``which`` (``latest``, ``best``) at ``name``, atomically each.
+
+    Each is written to a temporary file and fsynced, then renamed over the
+    pointer; one fsync of ``root`` makes all the renames durable.
+    """
+    done = []
+    try:
+        for w in which:
+            path = os.path.join(root, w)
+            tmp = f"{path}.tmp-{os.getpid()}"
+            write_file(tmp, (name + "\n").encode(), fsync)
+            done.append((tmp, path))
+        for tmp, path in done:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in done:
+            if os.path.lexists(tmp):
+                try:
+                    os.remove(tmp)
+                except OSError:
+                    pass
+        raise
+    if fsync:
+        fsync_dir(root)
+
+
+def write_pointer(root: str, which: str, name: str, fsync: bool = True) -> None:
+    """Replace the pointer file ``root/which`` (``latest``/``best``) atomically with ``name``."""
+    write_pointers(root, name, (which,), fsync)
+
+
+def read_pointer(root: str, which: str = LATEST) -> str | None:
+    try:
+        with open(os.path.join(root, which)) as f:
+            name = f.read().strip()
+    except OSError:
+        return None
+    return name if STEP_RE.match(name) else None
+
+
+def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = None, fsync: bool = True,
+                     update_latest: bool = True, update_best: bool = False, reuse: dict | None = None,
+                     prepare: dict | None = None, recycle: str | None = None) -> str:
+    """Write ``files`` (``{name: bytes-like}``) as checkpoint ``root/step-<step>`` atomically; return its path.
+
+    ``manifest`` adds fields to the manifest (epoch, world size, metrics...).
+    ``update_best`` also points ``best`` at it (in the same step as ``latest``).
+    ``reuse`` (``{name: (path, sha256)}``) names files of an earlier checkpoint
+    that hold exactly these bytes (``model.json``, ``config.toml``: the same at
+    every save): they are hard-linked instead of written, hashed and fsynced
+    again (their data is durable already), and written as usual where a link
+    cannot be made. ``prepare`` (``{name: callable}``) completes a file's bytes
+    before it is written and hashed (:meth:`Serializer.crc_fillers`: the npz
+    CRC-32s); large files are finished and hashed on two threads while this
+    one writes. ``recycle`` names a spare directory (see :func:`apply_retention`)
+    to become the new checkpoint: its files are overwritten in place.
+    Raises :class:`CheckpointError` naming the file when anything fails; then
+    no partial directory is left and ``latest`` is unchanged.
+
+    Every file (the manifest and the pointers' temporary files included) is
+    written first, its write-back started on all of them (Linux), and only then
+    fsynced, all of them before the directory is renamed: the same guarantee as
+    an fsync after each file, but a journaling file system commits them
+    together instead of once per file. The directory's rename and the
+    pointers' replacements are made durable by one fsync of the root, after
+    all of them: a journaling file system (ext4, XFS, btrfs) commits metadata
+    changes in the order they were made, so after a power loss ``latest``
+    names the new checkpoint only if its rename survived too. (Where a file
+    system does not order them, ``latest`` could name a checkpoint that is
+    not there; distnn never loads through ``latest``: resume, evaluate and
+    predict take the newest checkpoint whose checksums verify.)
+    """
+    name = step_name(step)
+    final = os.path.join(root, name)
+    tmp = os.path.join(root, f".tmp-{name}-{os.getpid()}-{tmp_suffix()}")
+    faults = active_faults(step)
+    pointers = (LATEST,) * bool(update_latest) + (BEST,) * bool(update_best)
+    opened: list[tuple[str, int]] = []  # (name for error messages, fd) still to fsync and close
+    staged: list[tuple[str, str]] = []  # pointer (temporary file, pointer file)
+    root_fd = None
+    current = "the checkpoint directory"
+    prepare = prepare or {}
+    digests = {}  # name: _Digest running on the hashing threads
+    try:
+        for fname, data in files.items():
+            if not (reuse and fname in reuse) and memoryview(data).nbytes >= hashing.PARALLEL_HASH_BYTES:
+                digests[fname] = hashing.Digest(data, prepare.get(fname))
+        current = root
+        recycled = recycle_dir(recycle, tmp) if recycle else None
+        if recycled is None:
+            try:
+                os.mkdir(tmp)
+            except FileNotFoundError:
+                os.makedirs(root, exist_ok=True)
+                os.mkdir(tmp)
+        entries = {}
+        for fname, data in files.items():
+            current = fname
+            if faults:
+                fault(step, "enospc", fname, faults)
+            nbytes = memoryview(data).nbytes
+            same = reuse.get(fname) if reuse else None
+            digest = digests.get(fname)
+            if same is not None and recycled and recycled.pop(fname, None) is not None:
+                os.unlink(os.path.join(tmp, fname))  # a link replaces it
+            if same is not None and link(same[0], os.path.join(tmp, fname), nbytes):
+                entries[fname] = {"sha256": same[1], "bytes": nbytes}
+            else:
+                if digest is not None:
+                    digest.ready.wait()
+                elif fname in prepare:
+                    prepare[fname]()
+                opened.append((fname, open_for_write(os.path.join(tmp, fname), recycled)))
+                write_all(opened[-1][1], data)
+                if recycled and recycled.pop(fname, nbytes) > nbytes:
+                    os.ftruncate(opened[-1][1], nbytes)
+                # the bytes are in memory: hashing them does not read the file back
+                sha = digest.future.result() if digest is not None else hashlib.sha256(data).hexdigest()
+                entries[fname] = {"sha256": sha, "bytes": nbytes}
+            if faults:
+                fault(step, "crash_after", fname, faults)
+                fault(step, "signal_after", fname, faults)
+        current = MANIFEST
+        for old in recycled or ():  # files of the recycled checkpoint that this one does not have
+            if old != MANIFEST:
+                os.unlink(os.path.join(tmp, old))
+        man = {"format": FORMAT, "version": VERSION, "name": name, "step": int(step),
+               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(manifest or {}), "files": entries}
+        if faults:
+            fault(step, "enospc", MANIFEST, faults)
+        opened.append((MANIFEST, open_for_write(os.path.join(tmp, MANIFEST), recycled)))
+        text = json.dumps(json_clean(man)).encode()
+        write_all(opened[-1][1], text)
+        if recycled and recycled.get(MANIFEST, 0) > len(text):
+            os.ftruncate(opened[-1][1], len(text))
+        for w in pointers:
+            current = w
+            staged.append((os.path.join(root, f"{w}.tmp-{os.getpid()}"), os.path.join(root, w)))
+            opened.append((w, create(staged[-1][0])))
+            write_all(opened[-1][1], (name + "\n").encode())
+        if fsync and fsio.SYNCFS is not None and opened:
+            current = "the checkpoint's files"
+            fsio.SYNCFS(opened[0][1])  # all of them and the new directory's entries, in one commit
+        if fsync and fsio.SYNCFS is None and fsio.START_WRITEBACK is not None:
+            for _, fd in opened:
+                fsio.START_WRITEBACK(fd)
+        while opened:
+            current, fd = opened[-1]
+            if fsync and fsio.SYNCFS is None:
+                os.fsync(fd)
+            opened.pop()
+            os.close(fd)
+        if fsync and fsio.SYNCFS is None:
+            fsync_dir(tmp)
+        if faults:
+            fault(step, "crash_before_rename", "", faults)
+        current = name
+        trash = None
+        if os.path.lexists(final):  # the same step again (a resumed run): move the old one aside first
+            trash = os.path.join(root, f".trash-{name}-{tmp_suffix()}")
+            os.rename(final, trash)
+        os.rename(tmp, final)
+        if faults:
+            fault(step, "crash_before_latest", "", faults)
+        if pointers:
+            current = " and ".join(pointers)
+            while staged:
+                os.replace(*staged[0])
+                staged.pop(0)
+        if fsync:  # one fsync of the root commits the directory's rename and the pointers' (see above)
+            try:
+                root_fd = os.open(root, os.O_RDONLY)
+            except OSError:  # some platforms cannot open directories
+                root_fd = None
+            fsync_fd(root_fd)
+        if trash:  # after the fsync: the step's new checkpoint is durable before its old one goes
+            remove_tree(trash)
+    except BaseException as e:
+        # no hashing thread may still touch the caller's buffers once we return (they are reused)
+        wait_futures([d.future for d in digests.values()])
+        for _, fd in opened:
+            os.close(fd)
+        if root_fd is not None:
+            os.close(root_fd)
+            root_fd = None
+        for ptmp, _ in staged:
+            try:
+                os.remove(ptmp)
+            except OSError:
+                pass
+        if os.path.isdir(tmp):
+            remove_tree(tmp)
+        if isinstance(e, OSError):
+            raise CheckpointError(f"cannot write checkpoint {final!r} ({current}): {e.strerror or e}") from None
+        raise
+    if root_fd is not None:
+        os.close(root_fd)
+    return final
+
+
+def json_clean(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj

@@ -1,0 +1,35 @@
+"""Fault injection for tests (``DISTNN_CKPT_FAULT``, see the package docstring)."""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+
+from .names import FAULT_ENV
+
+
+def active_faults(step):
+    out = []
+    for item in os.environ.get(FAULT_ENV, "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        spec, _, at = item.partition("@")
+        if at and int(at) != int(step):
+            continue
+        action, _, target = spec.partition(":")
+        out.append((action, target))
+    return out
+
+
+def fault(step, action, target="", faults=None):
+    for a, t in (active_faults(step) if faults is None else faults):
+        if a == action and (not t or t == target):
+            if action.startswith("crash"):
+                os.kill(os.getpid(), signal.SIGKILL)  # as sudden as a node failure
+                time.sleep(10)
+            if action == "enospc":
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), target)
+            if action == "signal_after":
+                os.kill(os.getpid(), signal.SIGTERM)

@@ -1,0 +1,167 @@
+"""File-system steps of an atomic checkpoint write: create, write, make durable, link, recycle, remove."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import sys
+
+
+def fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some platforms cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _load_syncfs():
+    """``syncfs(fd)`` from the C library where it reports write-back errors (Linux >= 5.8), else None.
+
+    Opt-in (``DISTNN_CKPT_SYNCFS=1``): syncfs also flushes other processes' dirty data on the
+    same file system, which on a shared node or a network file system can take far longer
+    than fsyncing our own files. The default is one fsync per file.
+    """
+    if not sys.platform.startswith("linux") or os.environ.get("DISTNN_CKPT_SYNCFS", "0") != "1":
+        return None
+    try:
+        release = tuple(int(x) for x in re.match(r"(\d+)\.(\d+)", os.uname().release).groups())
+        if release < (5, 8):  # older kernels' syncfs returned 0 even when write-back failed
+            return None
+        import ctypes
+
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (AttributeError, OSError, ValueError, TypeError):
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+
+    def syncfs(fd: int) -> None:
+        if fn(fd) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+    return syncfs
+
+
+#: One ``syncfs`` makes every file of a checkpoint and their directory entries durable with one
+#: journal commit; an fsync per file (and of the directory) costs a commit each: about 3 times the
+#: time and CPU for a checkpoint's 5-7 files (benchmarks/bench_checkpoint.py). On a 2-core machine
+#: the I/O of each commit slows training even when a background thread issues it.
+SYNCFS = _load_syncfs()
+
+
+def _load_start_writeback():
+    """``sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE)`` from the C library on Linux, else None.
+
+    It starts the write-back of a file's dirty pages and returns without
+    waiting. Started on every file of a checkpoint before the first fsync, the
+    write-back (and the block allocation of delayed-allocation file systems)
+    of all of them lands in one journal commit: the fsyncs that follow mostly
+    find their data on its way. A hint only: the fsyncs still report errors.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (AttributeError, OSError):
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint], ctypes.c_int
+    return lambda fd: fn(fd, 0, 0, 2)  # 2: SYNC_FILE_RANGE_WRITE
+
+
+START_WRITEBACK = _load_start_writeback()
+
+
+def fsync_fd(fd) -> None:
+    if fd is not None:
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+
+
+def create(path: str) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
+
+
+def write_all(fd: int, data) -> None:
+    view = memoryview(data)  # unbuffered: no copy of the data
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def write_file(path: str, data, fsync: bool) -> None:
+    """Write ``data`` (bytes-like) to ``path``, then fsync it."""
+    fd = create(path)
+    try:
+        write_all(fd, data)
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def link(source: str, target: str, nbytes: int) -> bool:
+    """Hard-link ``source`` as ``target`` if it is there with ``nbytes`` bytes; False when it cannot be."""
+    try:
+        if os.stat(source).st_size != nbytes:
+            return False
+        os.link(source, target)
+    except (OSError, NotImplementedError):  # gone, another file system, or links not supported
+        return False
+    return True
+
+
+def remove_tree(path: str) -> None:
+    """Remove a checkpoint directory (flat: files only) quietly; ``shutil.rmtree`` for anything else."""
+    try:
+        for n in os.listdir(path):
+            os.unlink(os.path.join(path, n))
+        os.rmdir(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def recycle_dir(spare: str, tmp: str) -> dict | None:
+    """Rename the spare directory ``spare`` to ``tmp``; ``{name: size}`` of its files that may be
+    overwritten in place. None when it cannot be used (then ``tmp`` does not exist).
+
+    A file with more than one link (``model.json``, ``config.toml``: shared with other
+    checkpoints) is unlinked, never written through.
+    """
+    try:
+        os.rename(spare, tmp)
+    except OSError:
+        return None
+    sizes = {}
+    try:
+        with os.scandir(tmp) as it:
+            for e in it:
+                st = e.stat(follow_symlinks=False)
+                if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+                    sizes[e.name] = st.st_size
+                else:
+                    os.unlink(e.path)
+    except OSError:
+        remove_tree(tmp)
+        return None
+    return sizes
+
+
+def open_for_write(path: str, recycled: dict | None) -> int:
+    """A descriptor to write ``path`` from its start: the recycled file itself (its blocks are
+    rewritten, not freed and allocated again) or a new file."""
+    if recycled is not None and os.path.basename(path) in recycled:
+        return os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+    return create(path)
+
+
+def tmp_suffix() -> str:
+    return os.urandom(4).hex()

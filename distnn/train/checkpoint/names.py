@@ -1,0 +1,27 @@
+"""The names a checkpoint directory uses, and the errors of the checkpoint package."""
+from __future__ import annotations
+
+import re
+
+
+FORMAT = "distnn.checkpoint"
+VERSION = 1
+MANIFEST = "manifest.json"
+TRAINER_JSON = "trainer.json"
+LATEST = "latest"
+BEST = "best"
+DEFAULT_DIRNAME = "checkpoints"
+FAULT_ENV = "DISTNN_CKPT_FAULT"
+STEP_RE = re.compile(r"^step-(\d+)$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be written, found or loaded (one-line message naming the path and file)."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint is incomplete or its files do not match the manifest's checksums."""
+
+
+def step_name(step: int) -> str:
+    return f"step-{int(step):08d}"

@@ -1,0 +1,218 @@
+"""Reading checkpoints: manifests, checksum verification, and choosing the one to load."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass
+
+from .. import npz_io
+from . import hashing
+from .names import (DEFAULT_DIRNAME, FORMAT, MANIFEST, STEP_RE, TRAINER_JSON, VERSION, CheckpointError,
+                    CorruptCheckpointError)
+from .state import decode_state
+
+
+@dataclass
+class CheckpointInfo:
+    path: str
+    step: int
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+
+def is_checkpoint_dir(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, MANIFEST))
+
+
+def read_manifest(path: str) -> dict:
+    mpath = os.path.join(path, MANIFEST)
+    if not os.path.exists(mpath):
+        raise CorruptCheckpointError(f"checkpoint {path!r} is incomplete: {MANIFEST} is missing")
+    try:
+        with open(mpath, "rb") as f:
+            man = json.loads(f.read())
+    except (OSError, ValueError) as e:
+        raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is unreadable ({e})") from None
+    if not isinstance(man, dict) or man.get("format") != FORMAT or not isinstance(man.get("files"), dict):
+        raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is not a distnn checkpoint manifest")
+    if int(man.get("version", 0)) > VERSION:
+        raise CheckpointError(f"checkpoint {path!r} has format version {man['version']}; this distnn reads "
+                              f"up to {VERSION}")
+    return man
+
+
+def _read_verified(path: str, fname: str, entry: dict) -> bytes:
+    fpath = os.path.join(path, fname)
+    try:
+        with open(fpath, "rb", buffering=0) as f:
+            size = os.fstat(f.fileno()).st_size
+            data = bytearray(size)  # writable: the arrays loaded from it are views of it, not copies
+            got = f.readinto(data)
+            while got < size:
+                n = f.readinto(memoryview(data)[got:])
+                if not n:
+                    break
+                got += n
+            del data[got:]
+    except FileNotFoundError:
+        raise CorruptCheckpointError(f"checkpoint {path!r}: file {fname} is missing") from None
+    except OSError as e:
+        raise CorruptCheckpointError(f"checkpoint {path!r}: file {fname} is unreadable ({e.strerror or e})") from None
+    if len(data) != int(entry["bytes"]):
+        raise CorruptCheckpointError(f"checkpoint {path!r}: file {fname} has {len(data)} bytes, the manifest "
+                                     f"says {entry['bytes']} (truncated or overwritten)")
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise CorruptCheckpointError(f"checkpoint {path!r}: file {fname} fails its SHA-256 check (corrupt)")
+    return data
+
+
+def _read_all_verified(path: str, files: dict) -> dict:
+    """``{name: bytes or the CheckpointError it raised}`` for the manifest's ``files``, in its order.
+
+    Large files are read and checked on the hashing threads, side by side
+    (reading and SHA-256 both release the GIL), the rest here meanwhile.
+    """
+    def size(entry):
+        try:
+            return int(entry.get("bytes", 0))
+        except (AttributeError, TypeError, ValueError):
+            return 0
+
+    def read(fname, entry):
+        try:
+            return _read_verified(path, fname, entry)
+        except CheckpointError as e:
+            return e
+
+    futures = {fname: hashing.hash_pool().submit(read, fname, entry) for fname, entry in files.items()
+               if size(entry) >= hashing.PARALLEL_HASH_BYTES}
+    try:
+        return {fname: futures[fname].result() if fname in futures else read(fname, entry)
+                for fname, entry in files.items()}
+    finally:
+        wait_futures(futures.values())
+
+
+def verify_checkpoint(path: str) -> list[str]:
+    """Problems found in checkpoint ``path`` (empty when complete and every checksum matches)."""
+    try:
+        man = read_manifest(path)
+    except CheckpointError as e:
+        return [str(e)]
+    return [str(got) for got in _read_all_verified(path, man["files"]).values() if isinstance(got, CheckpointError)]
+
+
+def read_checkpoint(path: str) -> tuple[dict, dict]:
+    """``(state, manifest)`` of checkpoint ``path``, every file checked against its SHA-256.
+
+    Raises :class:`CorruptCheckpointError` naming the first bad file.
+    """
+    man = read_manifest(path)
+    raw = _read_all_verified(path, man["files"])
+    for got in raw.values():
+        if isinstance(got, CheckpointError):
+            raise got  # the first bad file in the manifest's order
+    arrays = {}
+    for fname, data in raw.items():
+        if fname.endswith(".npz"):
+            arrays[fname] = npz_io.load_npz(data)  # views of the verified buffer (np.load for other layouts)
+    if TRAINER_JSON not in raw:
+        raise CorruptCheckpointError(f"checkpoint {path!r}: {TRAINER_JSON} is not listed in its manifest")
+    state = decode_state(json.loads(raw[TRAINER_JSON]), arrays)
+    state["_files"] = {k: bytes(v) for k, v in raw.items() if not k.endswith(".npz") and k != TRAINER_JSON}
+    return state, man
+
+
+def list_checkpoints(root: str) -> list[CheckpointInfo]:
+    """The ``step-N`` directories under ``root``, oldest first (valid or not)."""
+    out = []
+    try:
+        with os.scandir(root) as it:
+            for e in it:
+                m = STEP_RE.match(e.name)
+                if m and e.is_dir():
+                    out.append(CheckpointInfo(e.path, int(m.group(1))))
+    except OSError:
+        return []
+    return sorted(out, key=lambda c: c.step)
+
+
+def checkpoint_root(path: str) -> str:
+    """The checkpoint root for ``path``: a run directory (its ``checkpoints/``) or a root itself."""
+    sub = os.path.join(path, DEFAULT_DIRNAME)
+    if os.path.isdir(sub) and not list_checkpoints(path):
+        return sub
+    return path
+
+
+def load_latest_valid(root: str, warn=None) -> tuple[str, dict, dict] | None:
+    """``(path, state, manifest)`` of the newest checkpoint under ``root`` that verifies, or None.
+
+    Each newer checkpoint that is incomplete or corrupt is reported through
+    ``warn(message)`` (naming the bad file) and skipped.
+    """
+    for info in reversed(list_checkpoints(root)):
+        try:
+            state, man = read_checkpoint(info.path)
+        except CheckpointError as e:
+            if warn is not None:
+                warn(f"{e}; skipping it and trying the previous checkpoint")
+            continue
+        return info.path, state, man
+    return None
+
+
+def resolve_and_load(spec: str, default_root: str | None, warn=None):
+    """What ``--resume SPEC`` names: ``(path, state, manifest)`` or None (``auto`` with no checkpoint yet).
+
+    ``spec`` is ``auto`` (the newest valid checkpoint under ``default_root``),
+    a checkpoint directory (must verify), or a run directory / checkpoint root
+    (its newest valid checkpoint). Raises :class:`CheckpointError`.
+    """
+    if spec == "auto":
+        if default_root is None:
+            raise CheckpointError("--resume auto needs the run directory (--out RUN_DIR) to look for checkpoints in")
+        found = load_latest_valid(default_root, warn)
+        if found is None and list_checkpoints(default_root):
+            raise CheckpointError(f"no valid checkpoint in {default_root!r}: every one is incomplete or corrupt")
+        return found
+    path = str(spec)
+    if not os.path.exists(path):
+        raise CheckpointError(f"--resume {path!r}: no such checkpoint or run directory")
+    if is_checkpoint_dir(path) or STEP_RE.match(os.path.basename(os.path.normpath(path))):
+        state, man = read_checkpoint(path)
+        return path, state, man
+    root = checkpoint_root(path)
+    found = load_latest_valid(root, warn)
+    if found is None:
+        raise CheckpointError(f"--resume {path!r}: no valid checkpoint found in {root!r}")
+    return found
+
+
+def model_directory(directory: str, warn=None) -> str:
+    """Where ``evaluate``/``predict`` find a model for ``directory``.
+
+    A checkpoint directory is verified (ValueError naming the bad file) and
+    used as is; a run directory without a final ``model.npz`` (an interrupted
+    run) or a checkpoint root gives its newest valid checkpoint; anything else
+    is returned unchanged.
+    """
+    if is_checkpoint_dir(directory) or STEP_RE.match(os.path.basename(os.path.normpath(directory))):
+        problems = verify_checkpoint(directory)
+        if problems:
+            raise CheckpointError(problems[0])
+        return directory
+    if os.path.isfile(os.path.join(directory, "model.npz")):
+        return directory
+    root = checkpoint_root(directory)
+    for info in reversed(list_checkpoints(root)):
+        problems = verify_checkpoint(info.path)
+        if not problems:
+            return info.path
+        if warn is not None:
+            warn(f"{problems[0]}; trying the previous checkpoint")
+    return directory

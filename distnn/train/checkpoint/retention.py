@@ -1,0 +1,105 @@
+"""Housekeeping of a checkpoint root: retention, spares, leftovers of crashes, abandoned futures."""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+
+from .commit import read_pointer, write_pointer
+from .fsio import remove_tree, tmp_suffix
+from .names import BEST, LATEST
+from .read import list_checkpoints
+
+
+def apply_retention(root: str, keep_last: int, protect=(), latest: str | None = None,
+                    spare: list | None = None) -> list[str]:
+    """Delete all but the newest ``keep_last`` checkpoints (never those named in ``protect``).
+
+    A directory is renamed to a hidden name before it is removed, so a crash
+    mid-delete never leaves a half-deleted ``step-N`` behind. Returns the removed names.
+    ``latest``: the name ``latest`` points at when the caller just wrote it (else it is read).
+
+    ``spare``: a list; while it is empty, the first checkpoint retired is not
+    deleted but renamed to a hidden ``.spare-step-N-...`` directory (its path
+    appended to the list) for the next :func:`write_checkpoint` to ``recycle``:
+    rewriting a file's blocks in place costs less than freeing them here and
+    allocating new ones there (on the digits job's checkpoints about 1.0 ms
+    against 1.6 ms a save, benchmarks/bench_checkpoint.py's machine). The spare
+    is no longer a checkpoint (its name says so), so ``keep_last`` valid ones
+    remain at every instant, as without it; :func:`cleanup_temporaries` removes
+    one left behind.
+    """
+    if keep_last is None or keep_last <= 0:
+        return []
+    cps = list_checkpoints(root)
+    if len(cps) <= keep_last:
+        return []
+    protect = {os.path.basename(str(p)) for p in protect if p}
+    protect.add(latest or read_pointer(root, LATEST))
+    removed = []
+    for info in cps[:-keep_last]:
+        if info.name in protect:
+            continue
+        if spare is not None and not spare:
+            dest = os.path.join(root, f".spare-{info.name}-{os.getpid()}-{tmp_suffix()}")
+            try:
+                os.rename(info.path, dest)
+            except OSError:
+                continue
+            spare.append(dest)
+            removed.append(info.name)
+            continue
+        trash = os.path.join(root, f".trash-{info.name}-{tmp_suffix()}")
+        try:
+            os.rename(info.path, trash)
+        except OSError:
+            continue
+        remove_tree(trash)
+        removed.append(info.name)
+    return removed
+
+
+def cleanup_temporaries(root: str) -> list[str]:
+    """Remove ``.tmp-*``/``.trash-*``/``.spare-*`` directories left by a crash (call when no write is in flight)."""
+    out = []
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return out
+    for n in names:
+        if n.startswith((".tmp-step-", ".trash-step-", ".spare-step-")):
+            shutil.rmtree(os.path.join(root, n), ignore_errors=True)
+            out.append(n)
+        elif n.startswith((f"{LATEST}.tmp-", f"{BEST}.tmp-")):
+            try:
+                os.remove(os.path.join(root, n))
+            except OSError:
+                pass
+    return out
+
+
+def remove_spares(spares: list) -> None:
+    """Delete the spare directories of :func:`apply_retention` (``spares`` is emptied)."""
+    while spares:
+        remove_tree(spares.pop())
+
+
+def discard_newer(root: str, step: int) -> list[str]:
+    """Move checkpoints newer than ``step`` aside (``discarded-step-N``): a run resumed from an older
+    checkpoint must not later "resume" into the abandoned future."""
+    moved = []
+    for info in list_checkpoints(root):
+        if info.step > step:
+            dest = os.path.join(root, f"discarded-{info.name}-{uuid.uuid4().hex[:6]}")
+            os.rename(info.path, dest)
+            moved.append(info.name)
+    if moved and read_pointer(root, LATEST) in moved:
+        remaining = list_checkpoints(root)
+        if remaining:
+            write_pointer(root, LATEST, remaining[-1].name)
+        else:
+            try:
+                os.remove(os.path.join(root, LATEST))
+            except OSError:
+                pass
+    return moved
