@@ -28,35 +28,23 @@ the save point. On a machine with a core to spare for the writer, the
 training thread then only pays for the copy (see
 benchmarks/bench_checkpoint.py).
 
-:func:`resume` loads a checkpoint chosen once on rank 0 (``auto``: the newest
-one whose checksums verify) and broadcast, and :func:`restore_trainer` puts
-every piece back, so a resumed run continues bitwise like the uninterrupted
-one. A checkpoint may be resumed on a different number of ranks: training
-continues at the same global sample position with the same global batch
-(the trainer's k-th step is the same global batch on any number of ranks);
-rank ``r`` restores rank ``r``'s random stream where one was saved, and new
-ranks start fresh streams from (seed, rank, step). Dropout masks and
-augmentation then differ from the uninterrupted run (they do between
-different world sizes anyway); everything else agrees to summation order.
+:func:`~.resume.resume` (see :mod:`.resume`) loads a checkpoint into a trainer.
 """
 from __future__ import annotations
 
-import atexit
 import json
 import math
 import os
-import queue
-import threading
 import time
-
-import numpy as np
 
 from distnn import random as dn_random
 
 from .. import checkpoint as ck
 from .. import preemption
 from ..logging_utils import get_logger
+from .background_writer import Job, writer
 from .base import Callback, monitor_mode
+from .resume import ApplyDDPState, agreed, apply_ddp_state, ddp_state, resume
 
 ON_ERROR = ("stop", "continue")
 
@@ -108,7 +96,7 @@ class ModelCheckpoint(Callback):
 
     # ------------------------------------------------------------------ hooks
     def on_train_begin(self, trainer):
-        _apply_ddp_state(trainer)
+        apply_ddp_state(trainer)
         if trainer.is_main:
             ck.cleanup_temporaries(self.root)
             if self.resumed_from is not None:
@@ -188,7 +176,7 @@ class ModelCheckpoint(Callback):
                 job = e
         if self.async_save and not wait:
             if trainer.is_main:
-                self._pending = _writer().submit(self._write_into, job)
+                self._pending = writer().submit(self._write_into, job)
             else:
                 self._pending = True
             self._writes += 1
@@ -224,7 +212,7 @@ class ModelCheckpoint(Callback):
 
     def _join_pending(self):
         """Rank 0: the result of the background write in flight (None when there is none)."""
-        if not isinstance(self._pending, _Job):
+        if not isinstance(self._pending, Job):
             return None
         return self._pending.result()
 
@@ -233,7 +221,7 @@ class ModelCheckpoint(Callback):
         st = trainer.state
         state = trainer.state_dict()
         state["ranks"] = ranks
-        state["data_parallel"] = _ddp_state(trainer)
+        state["data_parallel"] = ddp_state(trainer)
         epoch_end = reason == "epoch" or (len(trainer.history) == st.epoch + 1)
         metrics = {k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))}
         manifest = {
@@ -302,7 +290,7 @@ class ModelCheckpoint(Callback):
         self.best, self.best_name = self._best_before
         if self.on_error == "stop":
             _finish_guard(trainer)
-            raise _agreed(ck.CheckpointError(f"{result['error']} (checkpoint.on_error = \"stop\"; set it to "
+            raise agreed(ck.CheckpointError(f"{result['error']} (checkpoint.on_error = \"stop\"; set it to "
                                              f"\"continue\" to train on without checkpoints)"), trainer)
         self.log.warning("checkpoint failed, training continues without it (checkpoint.on_error = \"continue\"): "
                          "%s", result["error"])
@@ -335,205 +323,10 @@ class ModelCheckpoint(Callback):
         self.best_name = state.get("best_name")
 
 
-class _Job:
-    """A write handed to the background writer; :meth:`result` waits for it."""
-
-    __slots__ = ("fn", "args", "_done")
-
-    def __init__(self, fn, args):
-        self.fn, self.args, self._done = fn, args, queue.SimpleQueue()
-
-    def run(self):
-        try:
-            out = self.fn(*self.args)
-        except BaseException as e:  # _write never raises; anything else is a bug to report, not to hang on
-            out = {"ok": False, "error": f"checkpoint writer failed: {type(e).__name__}: {e}"}
-        self._done.put(out)
-
-    def result(self):
-        out = self._done.get()  # blocks in C with the GIL released
-        self._done.put(out)  # a second result() sees it too
-        return out
-
-    def done(self) -> bool:
-        """Whether the write has ended (its result is ready): never blocks."""
-        return not self._done.empty()
-
-
-class _BackgroundWriter:
-    """One long-lived thread per process that runs checkpoint writes in order.
-
-    Starting a thread per save made the training thread wait until the new
-    thread had been scheduled (``Thread.start`` does), which on a busy 2-core
-    machine can take a scheduler slice; handing a job to a waiting thread is a
-    queue put. The thread is a daemon (an idle one must not keep the process
-    alive), so a write in flight at interpreter exit is finished by an
-    ``atexit`` hook instead.
-    """
-
-    def __init__(self):
-        self._jobs = queue.SimpleQueue()
-        self._thread = None
-        self._last = None
-        atexit.register(self.drain)
-
-    def submit(self, fn, *args) -> _Job:
-        job = _Job(fn, args)
-        if self._thread is None or not self._thread.is_alive():  # first use, or after a fork
-            self._jobs = queue.SimpleQueue()
-            self._thread = threading.Thread(target=self._loop, args=(self._jobs,), name="distnn-checkpoint",
-                                            daemon=True)
-            self._thread.start()
-        self._last = job
-        self._jobs.put(job)
-        return job
-
-    @staticmethod
-    def _loop(jobs):
-        while True:
-            job = jobs.get()
-            if job is None:
-                return
-            job.run()
-
-    def drain(self):
-        """Wait for the last write handed over (at exit: it must not be cut short)."""
-        if self._last is not None and self._thread is not None and self._thread.is_alive():
-            self._last.result()
-
-
-_WRITER: _BackgroundWriter | None = None
-
-
-def _writer() -> _BackgroundWriter:
-    global _WRITER
-    if _WRITER is None:
-        _WRITER = _BackgroundWriter()
-    return _WRITER
-
-
 def _finish_guard(trainer):
     guard = getattr(trainer, "step_guard", None)
     if hasattr(guard, "finish"):
         guard.finish()
-
-
-def _agreed(exc, trainer):
-    """Mark an error every rank raises together: only rank 0 reports it (the CLI's protocol)."""
-    exc.report = trainer.is_main
-    return exc
-
-
-# ---------------------------------------------------------------------- resume
-def restore_trainer(trainer, state: dict, manifest: dict, log=None) -> None:
-    """Put a checkpoint's state back into ``trainer`` (on every rank; see the module docstring)."""
-    log = log or get_logger("checkpoint")
-    saved_world = int(manifest.get("world_size", 1))
-    gb = int(manifest.get("global_batch_size", trainer.batch_size))
-    if gb != trainer.batch_size:
-        raise ck.CheckpointError(f"the checkpoint was written with a global batch of {gb} samples but "
-                                 f"data.batch_size is {trainer.batch_size}; resume with the same global batch")
-    if int(manifest.get("steps_per_epoch", trainer.steps_per_epoch)) != trainer.steps_per_epoch:
-        raise ck.CheckpointError(f"the checkpoint has {manifest['steps_per_epoch']} steps per epoch, this run "
-                                 f"{trainer.steps_per_epoch}: the training data differs from the checkpointed run")
-    state = dict(state)
-    ranks = state.pop("ranks", None)
-    ddp_state = state.pop("data_parallel", None)
-    state.pop("_files", None)
-    trainer.load_state_dict(state)
-    _load_ddp_state(trainer, ddp_state)
-    r, world = trainer.rank, trainer.world
-    if ranks and saved_world == world:
-        dn_random.set_state(ranks[r]["rng"])
-        trainer.state.epoch_sums = dict(ranks[r]["epoch_sums"])
-    elif ranks:
-        if r < len(ranks):
-            dn_random.set_state(ranks[r]["rng"])
-        else:
-            dn_random.manual_seed(np.random.SeedSequence([trainer.seed, r, 17, trainer.state.global_step]))
-        sums = [rk["epoch_sums"] for rk in ranks]
-        keys = sums[0].keys()
-        # The epoch's running sums so far belong to no rank in particular: rank 0 carries them on.
-        total = {k: (sum(s[k] for s in sums) if r == 0 else 0.0) for k in keys}
-        if "time" in total:  # each rank's share is the mean time, so samples/s stays right
-            total["time"] = sum(s["time"] for s in sums) / len(sums)
-        trainer.state.epoch_sums = total
-        if trainer.is_main:
-            log.warning("resuming a %d-rank checkpoint on %d rank(s): same global batch (%d) and sample position; "
-                        "ranks >= %d start fresh random streams (dropout/augmentation differ from the "
-                        "uninterrupted run)", saved_world, world, trainer.batch_size, saved_world)
-    if manifest.get("epoch_end") and manifest.get("stop_agreed"):
-        trainer.state.stopped_early = True  # the agreed stop of that epoch end, not yet acted upon when saved
-
-
-# DataParallel packs each step's gradients against the previous step's global sample count and
-# rescales when it differs; that count is state (identical on every rank) that changes rounding, so
-# an exact resume must carry it. (Read through the attribute until DataParallel exposes it.)
-def _ddp_state(trainer) -> dict:
-    ddp = getattr(trainer, "ddp", None)
-    return ddp.sync_state_dict() if hasattr(ddp, "sync_state_dict") else {}
-
-
-def _load_ddp_state(trainer, state) -> None:
-    """Apply now, or when ``fit`` has built the DataParallel wrapper (see :class:`_ApplyDDPState`)."""
-    trainer._restored_ddp_state = state or {}
-    _apply_ddp_state(trainer)
-
-
-def _apply_ddp_state(trainer) -> None:
-    ddp, state = getattr(trainer, "ddp", None), getattr(trainer, "_restored_ddp_state", None)
-    if ddp is None or not state:
-        return
-    if hasattr(ddp, "load_sync_state_dict"):
-        ddp.load_sync_state_dict(state)
-    trainer._restored_ddp_state = None
-
-
-class _ApplyDDPState(Callback):
-    """Resumed without a ModelCheckpoint: still restore DataParallel's state once ``fit`` built it."""
-
-    state_key = "_ddp_state"
-
-    def on_train_begin(self, trainer):
-        _apply_ddp_state(trainer)
-
-
-def resume(trainer, spec: str, root: str | None, callback: ModelCheckpoint | None = None, log=None):
-    """Collective: load ``spec`` (``auto``, a checkpoint directory, or a run directory) into ``trainer``.
-
-    The checkpoint is chosen and read (checksums verified) on rank 0 only and
-    broadcast. Returns the checkpoint's path, or None when ``auto`` found no
-    checkpoint yet (a fresh start). Raises CheckpointError on every rank.
-    """
-    log = log or get_logger("checkpoint")
-    found = None
-    if trainer.is_main:
-        try:
-            got = ck.resolve_and_load(spec, root, warn=log.warning)
-            found = ("ok", got)
-        except ck.CheckpointError as e:
-            found = ("error", str(e))
-    found = trainer.agree(found)
-    if found[0] == "error":
-        raise _agreed(ck.CheckpointError(found[1]), trainer)
-    if found[1] is None:
-        log.info("--resume %s: no checkpoint in %s yet; starting from the beginning", spec, root)
-        return None
-    path, state, manifest = found[1]
-    try:
-        restore_trainer(trainer, state, manifest, log)
-    except ck.CheckpointError as e:  # the same on every rank (the same checkpoint, the same config)
-        raise _agreed(e, trainer) from None
-    except (ValueError, KeyError, TypeError) as e:  # e.g. a checkpoint of another model or optimizer
-        msg = " ".join(str(e).split())
-        raise _agreed(ck.CheckpointError(f"cannot resume from {path!r}: {msg} (was it written with this "
-                                         f"config's model and optimizer?)"), trainer) from None
-    if callback is not None:
-        callback.resumed_from = (path, int(manifest["step"]))
-    log.info("resumed from %s (epoch %d, step %d of the epoch, global step %d, written on %d rank(s))", path,
-             int(manifest.get("epoch", 0)) + 1, int(manifest.get("batch_in_epoch", 0)),
-             int(manifest.get("global_step", manifest["step"])), int(manifest.get("world_size", 1)))
-    return path
 
 
 # ---------------------------------------------------------------------- config
@@ -592,7 +385,7 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
     if spec:
         resume(trainer, spec, root, cb, log)
         if cb is None:
-            trainer.callbacks.append(_ApplyDDPState())
+            trainer.callbacks.append(ApplyDDPState())
     return cb
 
 

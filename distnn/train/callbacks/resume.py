@@ -1,0 +1,139 @@
+"""Resuming a trainer from a checkpoint (collective), and what must be restored for an exact resume.
+
+:func:`resume` loads a checkpoint chosen once on rank 0 (``auto``: the newest
+one whose checksums verify) and broadcast, and :func:`restore_trainer` puts
+every piece back, so a resumed run continues bitwise like the uninterrupted
+one. A checkpoint may be resumed on a different number of ranks: training
+continues at the same global sample position with the same global batch
+(the trainer's k-th step is the same global batch on any number of ranks);
+rank ``r`` restores rank ``r``'s random stream where one was saved, and new
+ranks start fresh streams from (seed, rank, step). Dropout masks and
+augmentation then differ from the uninterrupted run (they do between
+different world sizes anyway); everything else agrees to summation order.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from distnn import random as dn_random
+
+from .. import checkpoint as ck
+from ..logging_utils import get_logger
+from .base import Callback
+
+
+def agreed(exc, trainer):
+    """Mark an error every rank raises together: only rank 0 reports it (the CLI's protocol)."""
+    exc.report = trainer.is_main
+    return exc
+
+
+def restore_trainer(trainer, state: dict, manifest: dict, log=None) -> None:
+    """Put a checkpoint's state back into ``trainer`` (on every rank; see the module docstring)."""
+    log = log or get_logger("checkpoint")
+    saved_world = int(manifest.get("world_size", 1))
+    gb = int(manifest.get("global_batch_size", trainer.batch_size))
+    if gb != trainer.batch_size:
+        raise ck.CheckpointError(f"the checkpoint was written with a global batch of {gb} samples but "
+                                 f"data.batch_size is {trainer.batch_size}; resume with the same global batch")
+    if int(manifest.get("steps_per_epoch", trainer.steps_per_epoch)) != trainer.steps_per_epoch:
+        raise ck.CheckpointError(f"the checkpoint has {manifest['steps_per_epoch']} steps per epoch, this run "
+                                 f"{trainer.steps_per_epoch}: the training data differs from the checkpointed run")
+    state = dict(state)
+    ranks = state.pop("ranks", None)
+    saved_ddp = state.pop("data_parallel", None)
+    state.pop("_files", None)
+    trainer.load_state_dict(state)
+    _load_ddp_state(trainer, saved_ddp)
+    r, world = trainer.rank, trainer.world
+    if ranks and saved_world == world:
+        dn_random.set_state(ranks[r]["rng"])
+        trainer.state.epoch_sums = dict(ranks[r]["epoch_sums"])
+    elif ranks:
+        if r < len(ranks):
+            dn_random.set_state(ranks[r]["rng"])
+        else:
+            dn_random.manual_seed(np.random.SeedSequence([trainer.seed, r, 17, trainer.state.global_step]))
+        sums = [rk["epoch_sums"] for rk in ranks]
+        keys = sums[0].keys()
+        # The epoch's running sums so far belong to no rank in particular: rank 0 carries them on.
+        total = {k: (sum(s[k] for s in sums) if r == 0 else 0.0) for k in keys}
+        if "time" in total:  # each rank's share is the mean time, so samples/s stays right
+            total["time"] = sum(s["time"] for s in sums) / len(sums)
+        trainer.state.epoch_sums = total
+        if trainer.is_main:
+            log.warning("resuming a %d-rank checkpoint on %d rank(s): same global batch (%d) and sample position; "
+                        "ranks >= %d start fresh random streams (dropout/augmentation differ from the "
+                        "uninterrupted run)", saved_world, world, trainer.batch_size, saved_world)
+    if manifest.get("epoch_end") and manifest.get("stop_agreed"):
+        trainer.state.stopped_early = True  # the agreed stop of that epoch end, not yet acted upon when saved
+
+
+# DataParallel packs each step's gradients against the previous step's global sample count and
+# rescales when it differs; that count is state (identical on every rank) that changes rounding, so
+# an exact resume must carry it. (Read through the attribute until DataParallel exposes it.)
+def ddp_state(trainer) -> dict:
+    ddp = getattr(trainer, "ddp", None)
+    return ddp.sync_state_dict() if hasattr(ddp, "sync_state_dict") else {}
+
+
+def _load_ddp_state(trainer, state) -> None:
+    """Apply now, or when ``fit`` has built the DataParallel wrapper (see :class:`ApplyDDPState`)."""
+    trainer._restored_ddp_state = state or {}
+    apply_ddp_state(trainer)
+
+
+def apply_ddp_state(trainer) -> None:
+    ddp, state = getattr(trainer, "ddp", None), getattr(trainer, "_restored_ddp_state", None)
+    if ddp is None or not state:
+        return
+    if hasattr(ddp, "load_sync_state_dict"):
+        ddp.load_sync_state_dict(state)
+    trainer._restored_ddp_state = None
+
+
+class ApplyDDPState(Callback):
+    """Resumed without a ModelCheckpoint: still restore DataParallel's state once ``fit`` built it."""
+
+    state_key = "_ddp_state"
+
+    def on_train_begin(self, trainer):
+        apply_ddp_state(trainer)
+
+
+def resume(trainer, spec: str, root: str | None, callback=None, log=None):
+    """Collective: load ``spec`` (``auto``, a checkpoint directory, or a run directory) into ``trainer``.
+
+    The checkpoint is chosen and read (checksums verified) on rank 0 only and
+    broadcast. Returns the checkpoint's path, or None when ``auto`` found no
+    checkpoint yet (a fresh start). Raises CheckpointError on every rank.
+    """
+    log = log or get_logger("checkpoint")
+    found = None
+    if trainer.is_main:
+        try:
+            got = ck.resolve_and_load(spec, root, warn=log.warning)
+            found = ("ok", got)
+        except ck.CheckpointError as e:
+            found = ("error", str(e))
+    found = trainer.agree(found)
+    if found[0] == "error":
+        raise agreed(ck.CheckpointError(found[1]), trainer)
+    if found[1] is None:
+        log.info("--resume %s: no checkpoint in %s yet; starting from the beginning", spec, root)
+        return None
+    path, state, manifest = found[1]
+    try:
+        restore_trainer(trainer, state, manifest, log)
+    except ck.CheckpointError as e:  # the same on every rank (the same checkpoint, the same config)
+        raise agreed(e, trainer) from None
+    except (ValueError, KeyError, TypeError) as e:  # e.g. a checkpoint of another model or optimizer
+        msg = " ".join(str(e).split())
+        raise agreed(ck.CheckpointError(f"cannot resume from {path!r}: {msg} (was it written with this "
+                                         f"config's model and optimizer?)"), trainer) from None
+    if callback is not None:
+        callback.resumed_from = (path, int(manifest["step"]))
+    log.info("resumed from %s (epoch %d, step %d of the epoch, global step %d, written on %d rank(s))", path,
+             int(manifest.get("epoch", 0)) + 1, int(manifest.get("batch_in_epoch", 0)),
+             int(manifest.get("global_step", manifest["step"])), int(manifest.get("world_size", 1)))
+    return path
