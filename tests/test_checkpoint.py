@@ -430,7 +430,7 @@ def _fit(t):
     return t
 
 
-@pytest.mark.parametrize("saved,resumed", [(2, 1), (1, 2)])
+@pytest.mark.parametrize("saved,resumed", [(2, 1), (1, 2), (4, 2), (4, 1)])
 def test_resume_on_a_different_world_size(digits, tmp_path, saved, resumed):
     # dropout and augmentation off: then only the summation order differs from the uninterrupted run
     # (float64, so that "summation tolerance" is tight)
