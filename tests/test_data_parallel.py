@@ -135,9 +135,13 @@ def test_rank_with_no_samples_in_the_last_batch(copied, request):
     assert_replicas_equal(states)
 
 
-def test_a_rank_without_data_may_call_finish_alone():
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_a_rank_without_data_may_call_finish_alone(monkeypatch, set_to_none):
     # The pattern "if batch: backward() else: finish_gradient_synchronization()": only the rank without
-    # samples calls it, after steps in which its own backward synchronized.
+    # samples calls it, after steps in which its own backward synchronized. Gradients zeroed in place
+    # (set_to_none=False) are the same arrays as the synchronized ones: finish must still see the reset
+    # (else that rank skips the collective and the others time out).
+    monkeypatch.setenv("DISTNN_COLLECTIVE_TIMEOUT", "20")
     batches = [np.arange(0, 9), np.arange(9, 11), np.arange(11, 20)] * 3
     ref = train_single(batches)
     X, Y = make_data()
@@ -148,7 +152,7 @@ def test_a_rank_without_data_may_call_finish_alone():
         opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
         for idx in batches:
             mine = idx[comm.rank::comm.size]
-            opt.zero_grad()
+            opt.zero_grad(set_to_none=set_to_none)
             dp.set_num_samples(len(mine))
             if len(mine):
                 F.cross_entropy(dp(distnn.Tensor(X[mine])), Y[mine]).backward()

@@ -38,6 +38,9 @@ class Tensor:
     __slots__ = ("data", "grad", "requires_grad", "_node", "_hooks", "__weakref__", "__dict__")
     __array_priority__ = 1000  # make ndarray <op> Tensor defer to Tensor's reflected op
     _grad_dest = None  # leaves only: where ops may write the gradient (engine.set_grad_destination)
+    # zero_grad(set_to_none=False) zeroed .grad in place: the array is the same, its gradient is gone
+    # (DataParallel.finish_gradient_synchronization tells a reset from an installed gradient by it)
+    _grad_zeroed = False
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         self.data = _as_array(data, dtype)

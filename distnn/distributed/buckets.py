@@ -151,6 +151,7 @@ class FlatBucket:
     def install(self, counts):
         for j, p in enumerate(self.params):
             p.grad = self.views[j] if counts[j] > 0 else None
+            p._grad_zeroed = False
 
 
 def all_finite(array) -> bool:

@@ -465,8 +465,9 @@ class DataParallel(Module):
         whatever local gradients exist, so the other ranks are not left
         waiting. So ``if batch: loss.backward() else: dp.finish_gradient_synchronization()``
         works too. Collective: a rank whose backward did not synchronize this
-        step must call it. (``zero_grad(set_to_none=False)`` keeps the old
-        gradients' arrays, which hides a reset: then call it on every rank.)
+        step must call it. (A gradient zeroed by hand, ``p.grad[...] = 0``,
+        looks like the synchronized one; ``zero_grad(set_to_none=False)`` is
+        told apart.)
         """
         if self.comm.size == 1:
             return
@@ -476,10 +477,11 @@ class DataParallel(Module):
         self._synced_since_finish = False
 
     def _grads_reset_since_sync(self) -> bool:
-        """True when no parameter still holds the gradient the last synchronization installed."""
+        """True when no parameter still holds the gradient the last synchronization installed
+        (set to None, replaced, or zeroed in place by ``zero_grad(set_to_none=False)``)."""
         for b in self._buckets:
             for p, view in zip(b.params, b.views):
-                if p.grad is view:
+                if p.grad is view and not p._grad_zeroed:
                     return False
         return True
 

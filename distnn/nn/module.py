@@ -176,6 +176,7 @@ class Module:
                 p.grad = None
             else:
                 p.grad[...] = 0
+                p._grad_zeroed = True
 
     def requires_grad_(self, flag: bool = True):
         for p in self.parameters():

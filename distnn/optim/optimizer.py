@@ -146,6 +146,7 @@ class Optimizer:
                         p.grad = None
                     else:
                         p.grad[...] = 0
+                        p._grad_zeroed = True
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; ``closure`` re-evaluates and returns the loss."""
