@@ -28,6 +28,8 @@ from __future__ import annotations
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
+from ._into import destinations, sum_into
+
 
 def _pair(v, name):
     if isinstance(v, int):
@@ -97,7 +99,7 @@ class Conv2d(Function):
         N, C, H, W, O, Cg, kh, kw, Ho, Wo, sh, sw, dh, dw, pt, pl, Hp, Wp, G = self.geom
         need = self.needs_input_grad
         gx = gw = gb = None
-        dest = self.grad_out or (None, None, None)  # where the engine wants weight/bias gradients, if anywhere
+        dest = destinations(self, 3)  # where the engine wants weight/bias gradients, if anywhere
         if need[1]:
             # cols @ g^T (K x O per image) runs ~2x faster in OpenBLAS than g @ cols^T (O x K).
             g4 = g.reshape(N, G, O // G, Ho * Wo)
@@ -108,10 +110,7 @@ class Conv2d(Function):
             else:
                 gw = xp.ascontiguousarray(gwt.swapaxes(-1, -2)).reshape(self.weight_shape)
         if self.has_bias and len(need) > 2 and need[2]:
-            if dest[2] is not None and dest[2].dtype == g.dtype:
-                gb = g.sum(axis=(0, 2, 3), out=dest[2])
-            else:
-                gb = g.sum(axis=(0, 2, 3))
+            gb = sum_into(g, (0, 2, 3), dest[2])
         if need[0]:
             gx = self._input_grad(xp, g)
         return gx, gw, gb

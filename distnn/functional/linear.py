@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from distnn.autograd.function import Function
 
-from ._into import matmul_into, sum_into
+from ._into import destinations, matmul_into, sum_into
 
 
 class Linear(Function):
@@ -42,7 +42,7 @@ class Linear(Function):
     def backward(self, g):
         need = self.needs_input_grad
         gx = gw = gb = None
-        dest = self.grad_out or (None, None, None)  # where the engine wants weight/bias gradients, if anywhere
+        dest = destinations(self, 3)  # where the engine wants weight/bias gradients, if anywhere
         if need[0]:
             if g.ndim > 2:  # one GEMM over the folded batch dims (see forward)
                 gx = (g.reshape(-1, g.shape[-1]) @ self.w).reshape(g.shape[:-1] + (self.w.shape[1],))

@@ -168,7 +168,7 @@ class LSTMLayer(Function):
         grads = _weight_grads(need, 3, dpre, dpre, x, hprev, self.w_ih_p, self.w_hh_p)
         dx, dw_ih, dw_hh, db_ih, db_hh = (None if g is None else g for g in grads)
         inv = xp.argsort(self.perm)  # back to PyTorch's (i, f, g, o) rows, into the engine's destinations if any
-        dests = (self.grad_out or (None,) * 7)[3:7]
+        dests = destinations(self, 7)[3:7]
         dw_ih, dw_hh, db_ih, db_hh = (None if g is None else _rows(xp, g, inv, d)
                                       for g, d in zip((dw_ih, dw_hh, db_ih, db_hh), dests))
         return (dx, (dh if need[1] else None), (dc if need[2] else None), dw_ih, dw_hh, db_ih, db_hh)[: len(need)]

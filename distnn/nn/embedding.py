@@ -7,6 +7,7 @@ from distnn import random as drandom
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
+from distnn.functional._into import destinations
 
 from .module import Module, Parameter
 
@@ -26,7 +27,7 @@ class EmbeddingLookup(Function):
         dim = grad.shape[-1]
         flat_idx = self.indices.reshape(-1)
         flat_g = grad.reshape(-1, dim)
-        dest = self.grad_out[0] if self.grad_out else None  # the engine's destination for the weight gradient
+        dest = destinations(self, 1)[0]  # the engine's destination for the weight gradient
         if dest is not None and dest.dtype == grad.dtype:
             out = dest
             out[...] = 0
