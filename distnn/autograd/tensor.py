@@ -349,6 +349,18 @@ class Tensor:
         return A.log_softmax(self, axis, dim)
 
 
+def reset_grad(t: Tensor, set_to_none: bool = True) -> None:
+    """Clear ``t.grad``: to None, or to zeros in place (``set_to_none=False``: the array is kept, and
+    marked as reset for DataParallel, see ``Tensor._grad_zeroed``). What every ``zero_grad`` does."""
+    if t.grad is None:
+        return
+    if set_to_none:
+        t.grad = None
+    else:
+        t.grad[...] = 0
+        t._grad_zeroed = True
+
+
 class _HookHandle:
     def __init__(self, hooks, hook):
         self._hooks, self._hook = hooks, hook

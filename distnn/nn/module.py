@@ -11,7 +11,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from distnn.autograd.tensor import Tensor
+from distnn.autograd.tensor import Tensor, reset_grad
 from distnn.backend import DEFAULT_DTYPE, get_array_module, to_device, to_numpy
 
 
@@ -172,11 +172,7 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True):
         for p in self.parameters():
-            if set_to_none or p.grad is None:
-                p.grad = None
-            else:
-                p.grad[...] = 0
-                p._grad_zeroed = True
+            reset_grad(p, set_to_none)
 
     def requires_grad_(self, flag: bool = True):
         for p in self.parameters():

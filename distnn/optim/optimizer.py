@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from distnn import autograd
-from distnn.autograd.tensor import Tensor
+from distnn.autograd.tensor import Tensor, reset_grad
 from distnn.backend import get_array_module, to_numpy
 
 __all__ = ["Optimizer", "required", "sum_of_squares", "flatten_state", "unflatten_state"]
@@ -141,12 +141,7 @@ class Optimizer:
         """Reset every parameter's gradient: to None (default) or to zeros in place."""
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is not None:
-                    if set_to_none:
-                        p.grad = None
-                    else:
-                        p.grad[...] = 0
-                        p._grad_zeroed = True
+                reset_grad(p, set_to_none)
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; ``closure`` re-evaluates and returns the loss."""
