@@ -97,7 +97,6 @@ class LRScheduler(_SchedulerState):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
-
     def __repr__(self):
         return f"{type(self).__name__}(last_epoch={self.last_epoch}, last_lr={self._last_lr})"
 
@@ -414,4 +413,3 @@ class ReduceLROnPlateau(_SchedulerState):
             new = max(old * self.factor, min_lr)
             if old - new > self.eps:
                 group["lr"] = new
-
