@@ -502,6 +502,54 @@ def test_policies_every_epoch_keep_last_and_best(digits, tmp_path):
     assert man["metrics"]["val_loss"] == pytest.approx(t.history[best_epoch]["val_loss"])
 
 
+class _Boom(Callback):
+    """Raises at the start of epoch ``epoch`` (index): right after the previous epoch's save was handed over."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_begin(self, trainer):
+        if trainer.state.epoch == self.epoch:
+            raise RuntimeError("boom in a user callback")
+
+
+@pytest.mark.parametrize("async_save", [False, True])
+def test_an_error_during_fit_leaves_no_spare_and_a_whole_newest_checkpoint(digits, tmp_path, async_save):
+    # keep_last 1: the epoch-2 save retires step 8 as the spare; the error comes before the next save uses it
+    t = make_trainer(LocalCommunicator(), digits, epochs=5, callbacks=[_Boom(2)])
+    cb = attach(t, str(tmp_path), {"dir": str(tmp_path), "keep_last": 1, "keep_best": False,
+                                   "async_save": async_save})
+    with pytest.raises(RuntimeError, match="boom in a user callback"):
+        t.fit()
+    assert cb._pending is None or cb._pending is True or cb._pending.done()  # the write in flight was finished
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")], os.listdir(tmp_path)
+    assert [c.name for c in ck.list_checkpoints(str(tmp_path))] == ["step-00000016"]
+    assert ck.verify_checkpoint(str(tmp_path / "step-00000016")) == []
+
+
+def test_every_callback_cleans_up_after_an_error_even_when_one_clean_up_fails(digits):
+    from distnn.train.callbacks import ProgressBar
+
+    class BadCleanUp(Callback):
+        def on_exception(self, trainer, exception):
+            raise OSError("clean-up failed too")
+
+    class Seen(Callback):
+        def __init__(self):
+            self.seen = None
+
+        def on_exception(self, trainer, exception):
+            self.seen = exception
+
+    bar, seen = ProgressBar(use_bar=True), Seen()
+    t = make_trainer(LocalCommunicator(), digits, epochs=3, callbacks=[bar, BadCleanUp(), _Boom(1), seen])
+    with pytest.raises(RuntimeError, match="boom") as e:
+        t.fit()
+    assert seen.seen is e.value  # the original error, not the failed clean-up's
+    assert any("BadCleanUp.on_exception failed: OSError: clean-up failed too" in n for n in e.value.__notes__)
+    assert bar.bar is None  # the progress bar was closed before the traceback
+
+
 def test_async_save_writes_the_same_checkpoints(digits, tmp_path):
     def run(root, async_save):
         t = make_trainer(LocalCommunicator(), digits, epochs=2)

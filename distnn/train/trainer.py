@@ -201,7 +201,18 @@ class Trainer:
         t_start = time.perf_counter()
         if self._ddp_kwargs is not None and self.ddp is None:
             self.ddp = _data_parallel(self.model, self.comm, **self._ddp_kwargs)  # collective
-        self.callbacks.on_train_begin(self)
+        try:
+            self.callbacks.on_train_begin(self)
+            self._epochs(t_start)
+            self.state.elapsed += time.perf_counter() - t_start
+            self.callbacks.on_train_end(self, self.history[-1] if self.history else {})
+        except BaseException as e:
+            self.callbacks.on_exception(self, e)  # local clean-up (progress bar, checkpoint spares), no collective
+            raise
+        return self.history
+
+    def _epochs(self, t_start):
+        """The epoch loop of :meth:`fit`: train, validate, call back, until the last epoch or an agreed stop."""
         for epoch in range(len(self.history), self.epochs):
             if self.state.stopped_early:
                 break
@@ -226,9 +237,6 @@ class Trainer:
             if self._agreed_stop():
                 self.state.stopped_early = True
                 self.log.info("%s", self.state.stop_reason or "stopping")
-        self.state.elapsed += time.perf_counter() - t_start
-        self.callbacks.on_train_end(self, self.history[-1] if self.history else {})
-        return self.history
 
     def _start_epoch(self, epoch):
         self.state.epoch, self.state.batch_in_epoch = epoch, 0

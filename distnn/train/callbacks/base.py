@@ -34,6 +34,13 @@ class Callback:
     def on_train_end(self, trainer, logs: dict) -> None:
         pass
 
+    def on_exception(self, trainer, exception: BaseException) -> None:
+        """``fit`` is ending with ``exception`` (on this rank; it is re-raised after the callbacks).
+
+        For local clean-up only (close a bar, finish a file, drop a temporary
+        directory): never a collective, since the other ranks may be anywhere.
+        """
+
     def state_dict(self) -> dict:
         return {}
 
@@ -75,6 +82,14 @@ class CallbackList:
     def on_train_end(self, trainer, logs):
         for cb in self.callbacks:
             cb.on_train_end(trainer, logs)
+
+    def on_exception(self, trainer, exception):
+        """Every callback's clean-up runs; one that fails is noted on ``exception``, which stays the error."""
+        for cb in self.callbacks:
+            try:
+                cb.on_exception(trainer, exception)
+            except Exception as e:  # noqa: BLE001 (the original error must not be masked by a clean-up's)
+                exception.add_note(f"(and {type(cb).__name__}.on_exception failed: {type(e).__name__}: {e})")
 
     def _keys(self):
         keys, seen = [], {}

@@ -141,6 +141,12 @@ class ModelCheckpoint(Callback):
         self.settle(trainer)
         ck.remove_spares(self._spares)
 
+    def on_exception(self, trainer, exception):
+        """Training ends on an error: finish rank 0's write in flight (it may use the spare), drop the spare."""
+        if trainer.is_main:
+            self._join_pending()  # local: the write's outcome is not agreed, but its checkpoint is whole
+        ck.remove_spares(self._spares)
+
     def _epoch_due(self, trainer) -> bool:
         n = self.every_n_epochs
         return bool(n) and (trainer.state.epoch + 1) % n == 0

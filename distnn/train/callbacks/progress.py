@@ -73,9 +73,7 @@ class ProgressBar(Callback):
     def on_epoch_end(self, trainer, logs):
         if not trainer.is_main:
             return
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        self._close()
         parts = [f"epoch {int(logs['epoch'])}/{trainer.epochs}"]
         for key, fmt in (("train_loss", "train loss {:.4f}"), ("train_accuracy", "acc {:.4f}"),
                          ("val_loss", "| val loss {:.4f}"), ("val_accuracy", "acc {:.4f}"), ("lr", "| lr {:.3g}"),
@@ -89,6 +87,12 @@ class ProgressBar(Callback):
         trainer.log.info(" ".join(parts))
 
     def on_train_end(self, trainer, logs):
+        self._close()
+
+    def on_exception(self, trainer, exception):
+        self._close()  # the traceback then starts on a line of its own
+
+    def _close(self):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
