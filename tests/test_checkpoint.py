@@ -40,7 +40,7 @@ def _clean_flags():
 
 
 def make_trainer(comm, digits, *, epochs=3, dropout=0.2, augment=True, subset=300, batch_size=40, callbacks=(),
-                 accumulation_steps=1, dtype=None):
+                 accumulation_steps=1, dtype=None, data_parallel=True):
     splits, (aug_tf, eval_tf), (plain_tf, _) = digits
     distnn.manual_seed(0)
     model = build_model("mlp", hidden_sizes=[32], dropout=dropout, input_shape=splits.input_shape, num_classes=10)
@@ -51,7 +51,7 @@ def make_trainer(comm, digits, *, epochs=3, dropout=0.2, augment=True, subset=30
     es = EarlyStopping(monitor="val_loss", patience=50)
     return Trainer(model, opt, splits.train.subset(np.arange(subset)), splits.val, comm=comm, batch_size=batch_size,
                    epochs=epochs, callbacks=[warm, es, *callbacks], transform=aug_tf if augment else plain_tf,
-                   eval_transform=eval_tf, seed=3, accumulation_steps=accumulation_steps)
+                   eval_transform=eval_tf, seed=3, accumulation_steps=accumulation_steps, data_parallel=data_parallel)
 
 
 def final_state(t):
@@ -628,17 +628,18 @@ def test_on_error_stop_and_continue(digits, tmp_path, monkeypatch, caplog, async
     assert any("No space left" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize("world", [1, 2])
-def test_async_failure_is_agreed_a_step_after_the_write_ends(digits, tmp_path, monkeypatch, world):
+@pytest.mark.parametrize("world,data_parallel", [(1, True), (2, True), (2, False)])
+def test_async_failure_is_agreed_a_step_after_the_write_ends(digits, tmp_path, monkeypatch, world, data_parallel):
     # 8 steps per epoch: the epoch-2 save (step 16) fails in the background; every step sleeps 10 ms
     # (the write has ended by the next step's end). Agreed at step 17 (1 rank) or 18 (2 ranks: rank 0 says
-    # so at step 17's end, in step 18's gradient exchange), on every rank alike; before, at the next save (24).
+    # so at step 17's end, in step 18's gradient exchange, or without DataParallel in the step guard's
+    # allgather), on every rank alike; before, at the next save (24).
     monkeypatch.setenv(ck.FAULT_ENV, "enospc:optimizer.npz@16")
     monkeypatch.setenv("DISTNN_FAULT_STEP_DELAY", "0.01")
 
     def run(comm):
-        t = make_trainer(comm, digits, epochs=3, subset=320)
-        root = tmp_path / f"w{world}"
+        t = make_trainer(comm, digits, epochs=3, subset=320, data_parallel=data_parallel)
+        root = tmp_path / f"w{world}{data_parallel}"
         attach(t, str(root), {"dir": str(root), "async_save": True, "keep_last": 0})
         with pytest.raises(ck.CheckpointError, match=r"optimizer\.npz.*No space left.*background from global step 16"
                                                       r"; agreed at step (\d+)\)") as e:

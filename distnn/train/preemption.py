@@ -169,6 +169,22 @@ LOSS_FLAG = 2
 # "Rank 0's background checkpoint write number k has finished" (the value is k), read by the
 # checkpoint callback so every rank agrees on its outcome at the same step (callbacks/checkpoint.py).
 WRITE_DONE_FLAG = 3
+NUM_STEP_FLAGS = 4
+
+
+def step_flags_carrier(trainer):
+    """What sums a per-step flag over ranks at every step: the trainer's DataParallel (its gradient
+    exchange) or, without one on several ranks, its StepGuard (its synchronous allgather); else None.
+
+    A flag set in ``carrier.step_flags`` after a step is summed into
+    ``carrier.step_flags_sum`` at the next step, on every rank alike.
+    """
+    ddp = getattr(trainer, "ddp", None)
+    if ddp is not None:
+        flags = getattr(ddp, "step_flags", None)
+        return ddp if flags is not None and len(flags) >= NUM_STEP_FLAGS else None
+    guard = getattr(trainer, "step_guard", None)
+    return guard if isinstance(guard, StepGuard) and guard.world > 1 else None
 
 
 class StepGuard(Callback):
@@ -208,6 +224,10 @@ class StepGuard(Callback):
         self.last_bad_ranks: list[int] = []
         self.log = log
         self._pending = None          # the flags collective started at the previous step
+        # With data_parallel=False on several ranks this guard's per-step allgather carries the step
+        # flags that DataParallel's exchange carries otherwise (slots from LOSS_FLAG on; see step_flags_carrier).
+        self.step_flags = np.zeros(NUM_STEP_FLAGS)
+        self.step_flags_sum = np.zeros(NUM_STEP_FLAGS)
         self._local_bad = False       # this rank's own loss (or an injected gradient) was non-finite
         self._trainer = None
         self._kill = [(r, s) for r, s, *_ in _parse_at("DISTNN_FAULT_KILL_AT") if r == self.rank]
@@ -279,10 +299,13 @@ class StepGuard(Callback):
                     flags[0], flags[1] = float(sig), float(sig > 0)
                 else:
                     self._pending = self.comm.iallgather(np.array([float(self._local_bad), float(sig)]))
-        else:  # gradients not averaged (data_parallel=False): agree synchronously
-            flags = np.asarray(self.comm.allgather(np.array([float(self._local_bad), float(sig)])))
-            bad = self.nonfinite != "off" and bool(flags[:, 0].any())
-            self._note_signal(flags)
+        else:  # gradients not averaged (data_parallel=False): agree synchronously, the step flags alongside
+            mine = self.step_flags.copy()
+            mine[0], mine[1] = float(self._local_bad), float(sig)
+            rows = np.asarray(self.comm.allgather(mine))
+            self.step_flags_sum, self.step_flags[:] = rows.sum(axis=0), 0.0
+            bad = self.nonfinite != "off" and bool(rows[:, 0].any())
+            self._note_signal(rows)
         local_bad, self._local_bad = self._local_bad, False
         if not bad:
             self.consecutive = 0

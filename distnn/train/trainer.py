@@ -103,6 +103,8 @@ class Trainer:
     ``eval_every`` (validate every N epochs);
     ``max_steps`` (stop after this many optimizer steps); ``label_smoothing``;
     ``monitor`` (metric tracked as the run's best, e.g. ``val_loss``);
+    ``data_parallel`` (False: no DataParallel on several ranks, so gradients are not averaged and
+    each rank steps on its own shard; for a model that synchronizes itself);
     ``ddp_kwargs`` (options of :class:`~distnn.distributed.DataParallel`).
     """
 

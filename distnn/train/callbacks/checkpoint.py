@@ -199,14 +199,13 @@ class ModelCheckpoint(Callback):
             if self._pending.done():
                 self.settle(trainer)
             return
-        ddp = getattr(trainer, "ddp", None)
-        flags = getattr(ddp, "step_flags", None)
-        if flags is None or len(flags) <= preemption.WRITE_DONE_FLAG:
-            return  # no exchange to ride in: agreed at the next save or at the end
-        if float(ddp.step_flags_sum[preemption.WRITE_DONE_FLAG]) == self._writes:
+        carrier = preemption.step_flags_carrier(trainer)
+        if carrier is None:
+            return  # no per-step collective to ride in: agreed at the next save or at the end
+        if float(carrier.step_flags_sum[preemption.WRITE_DONE_FLAG]) == self._writes:
             self.settle(trainer)  # rank 0 said so in this step's exchange: every rank is here alike
         elif trainer.is_main and self._pending.done():
-            flags[preemption.WRITE_DONE_FLAG] = self._writes  # sent with the next step's exchange
+            carrier.step_flags[preemption.WRITE_DONE_FLAG] = self._writes  # sent with the next step's exchange
 
     def settle(self, trainer):
         """Collective: wait for a background write and agree on its outcome (no-op when none is pending)."""
