@@ -192,34 +192,34 @@ class Tensor:
 
     # ---------------------------------------------------------- arithmetic
     def __add__(self, o):
-        return E.Add.apply(self, o)
+        return E.Add.apply(self, _weak(self, o))
 
     def __radd__(self, o):
-        return E.Add.apply(o, self)
+        return E.Add.apply(_weak(self, o), self)
 
     def __sub__(self, o):
-        return E.Sub.apply(self, o)
+        return E.Sub.apply(self, _weak(self, o))
 
     def __rsub__(self, o):
-        return E.Sub.apply(o, self)
+        return E.Sub.apply(_weak(self, o), self)
 
     def __mul__(self, o):
-        return E.Mul.apply(self, o)
+        return E.Mul.apply(self, _weak(self, o))
 
     def __rmul__(self, o):
-        return E.Mul.apply(o, self)
+        return E.Mul.apply(_weak(self, o), self)
 
     def __truediv__(self, o):
-        return E.Div.apply(self, o)
+        return E.Div.apply(self, _weak(self, o))
 
     def __rtruediv__(self, o):
-        return E.Div.apply(o, self)
+        return E.Div.apply(_weak(self, o), self)
 
     def __pow__(self, o):
-        return E.Pow.apply(self, o)
+        return E.Pow.apply(self, _weak(self, o))
 
     def __rpow__(self, o):
-        return E.Pow.apply(o, self)
+        return E.Pow.apply(_weak(self, o), self)
 
     def __matmul__(self, o):
         return E.MatMul.apply(self, o)
@@ -372,6 +372,26 @@ class _HookHandle:
 
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
+
+
+def _weak(tensor, o):
+    """A constant operand of an arithmetic operator, typed as PyTorch types it.
+
+    numpy would promote a float32 tensor to float64 against a numpy scalar
+    (``np.sqrt(d)``, ``np.float64(2)``), a 0-d array or an int64 array; in
+    PyTorch these do not decide the result's dtype. So against a floating
+    tensor a numpy scalar or 0-d array becomes a Python scalar (weak, NEP 50)
+    and an integer or bool array takes the tensor's dtype.
+    """
+    t = type(o)
+    if t is Tensor or t is float or t is int or tensor.data.dtype.kind != "f":
+        return o
+    kind = getattr(getattr(o, "dtype", None), "kind", None)
+    if kind is None or isinstance(o, Tensor):
+        return o
+    if getattr(o, "ndim", 1) == 0:
+        return o.item() if kind in "biuf" else o
+    return o.astype(tensor.data.dtype) if kind in "biu" else o
 
 
 def _raw_index(index):

@@ -91,10 +91,17 @@ class Tanh(Function):
         return (g * (1 - self.out * self.out),)
 
 
+def sigmoid_array(x):
+    """1 / (1 + e^-x) on a raw array, to full relative precision in both tails (e^-|x| never overflows;
+    the tanh form 0.5 (1 + tanh(x/2)) cancels to 0 below about x = -17 in float32)."""
+    xp = get_array_module(x)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1, e) / (1 + e)
+
+
 class Sigmoid(Function):
     def forward(self, x):
-        xp = get_array_module(x)
-        self.out = 0.5 * (1 + xp.tanh(0.5 * x))  # stable for large |x|
+        self.out = sigmoid_array(x)
         return self.out
 
     def backward(self, g):
@@ -109,7 +116,7 @@ class Softplus(Function):
         bx = beta * x
         self.linear = bx > threshold
         soft = (xp.log1p(xp.exp(-xp.abs(bx))) + xp.maximum(bx, 0)) / beta
-        self.sig = 0.5 * (1 + xp.tanh(0.5 * bx))
+        self.sig = sigmoid_array(bx)
         return xp.where(self.linear, x, soft)
 
     def backward(self, g):

@@ -10,7 +10,9 @@ reads them in place), and the merged output has the input's layout, ready for
 ``out_proj``.
 
 ``mask`` is an additive float array broadcastable to (N, heads, L, S) (-inf
-where attention is forbidden); ``dropmask`` the inverted-dropout multiplier on
+where attention is forbidden; a query with every key forbidden gets probabilities
+0, so its output is 0 and no NaN reaches any gradient, as in PyTorch's
+``need_weights=False`` training path); ``dropmask`` the inverted-dropout multiplier on
 the attention probabilities (or None). Backward of softmax:
 dS = P * (dP - sum(dP * P, -1)).
 """
@@ -55,9 +57,15 @@ class MultiheadAttentionCore(Function):
         scores = (q4 * q4.dtype.type(scale)) @ k4.swapaxes(-1, -2)  # (N, h, L, S)
         if mask is not None:
             scores += mask
-        scores -= scores.max(axis=-1, keepdims=True)
+        top = scores.max(axis=-1, keepdims=True)
+        if mask is not None:  # a query whose keys are all masked attends to nothing: probabilities 0, not NaN
+            top[top == -xp.inf] = 0
+        scores -= top
         p = xp.exp(scores, out=scores)
-        p /= p.sum(axis=-1, keepdims=True)
+        total = p.sum(axis=-1, keepdims=True)
+        if mask is not None:
+            total[total == 0] = 1
+        p /= total
         pd = p if dropmask is None else p * dropmask
         out = _merge(pd @ v4, seq_first)
         self.q4, self.k4, self.v4, self.p, self.pd, self.dropmask = q4, k4, v4, p, pd, dropmask

@@ -94,12 +94,25 @@ class Pow(Function):
         na, nb = self.needs_input_grad
         a, b = self.a, self.b
         ga = gb = None
+        xp = get_array_module(a)
         if na:
-            ga = g * b * a ** (b - 1)
+            if getattr(b, "ndim", 0) == 0 and b != 0:  # the common case, x ** 2
+                ga = g * b * a ** (b - 1)
+            else:  # d(a^0)/da is 0, also at a = 0 where b * a^(b-1) would be 0 * inf (PyTorch masks it too)
+                with _quiet(xp):
+                    d = b * a ** (b - 1)
+                ga = g * xp.where(b == 0, 0, d)
         if nb:
-            xp = get_array_module(a)
-            gb = g * self.out * xp.log(xp.where(a > 0, a, 1))
+            gb = g * self.out * xp.log(xp.where(a > 0, a, 1))  # (taken as 0 for a <= 0, where a^b is real only
+            # for integer b and has no derivative in b)
         return ga, gb
+
+
+def _quiet(xp):
+    """numpy's floating-point warnings off (for values that are masked right after); cupy has none."""
+    import contextlib
+
+    return xp.errstate(divide="ignore", invalid="ignore") if hasattr(xp, "errstate") else contextlib.nullcontext()
 
 
 class Neg(Function):

@@ -8,7 +8,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from . import elementwise as E
-from .activation import log_softmax
+from .activation import log_softmax, relu, sigmoid_array
 
 
 def _raw(x):
@@ -16,6 +16,7 @@ def _raw(x):
 
 
 def _reduce(loss, reduction):
+    """A Tensor's or a raw array's per-sample losses reduced as ``reduction`` says."""
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":
@@ -110,8 +111,9 @@ class _ClassLoss(Function):
             per = (1 - eps) * (-logp[rows, safe_t] * w_t) + (eps / C) * smooth
         if reduction == "mean":
             denom = w_t.sum()
-            out = per.sum() / denom
-            self.scale = 1.0 / denom
+            out = per.sum() / denom  # NaN when every target is ignored, as in PyTorch
+            # ... but the gradient is then zero, not 0 * inf: one such batch must not poison the weights
+            self.scale = (denom != 0) / xp.where(denom == 0, 1, denom)
         elif reduction == "sum":
             out = per.sum()
             self.scale = 1.0
@@ -245,7 +247,7 @@ class _BCEWithLogits(Function):
             loss = loss * weight
         self.x, self.y, self.L, self.sp = x, y, L, sp
         self.weight, self.pos_weight, self.reduction = weight, pos_weight, reduction
-        return _reduce_array(loss, reduction).astype(dt, copy=False)
+        return _reduce(loss, reduction).astype(dt, copy=False)
 
     def backward(self, g):
         xp = get_array_module(g)
@@ -255,22 +257,12 @@ class _BCEWithLogits(Function):
             scale = scale * self.weight
         gx = gy = None
         if need_x:
-            sig = 0.5 * (1 + xp.tanh(0.5 * self.x))
+            sig = sigmoid_array(self.x)
             gx = ((1 - self.y) - self.L * (1 - sig)) * scale
         if need_y:
             dy = -self.x if self.pos_weight is None else (self.pos_weight - 1) * self.sp - self.x
             gy = dy * scale
         return gx, gy, None, None
-
-
-def _reduce_array(loss, reduction):
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None, reduction="mean"):
@@ -304,11 +296,14 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="me
         raise ValueError(f"multi_margin_loss: p must be 1 or 2, got {p}")
     t = np.asarray(_raw(target)) if get_array_module(_raw(input)) is np else _raw(target)
     xp = get_array_module(_raw(input))
+    if input.ndim == 1:  # one sample (C,) with a 0-d target, as PyTorch allows: a batch of one, a 0-d result
+        per = multi_margin_loss(input.reshape(1, -1), t.reshape(1), p, margin, weight, reduction="none")
+        return _reduce(per.reshape(()), reduction)
     N, C = input.shape
     _check_labels(xp, xp.asarray(t), C, -10**9, "multi_margin_loss")
     rows = xp.arange(N)
     x_y = input[rows, t].reshape(N, 1)
-    h = E.maximum(margin - x_y + input, 0.0)
+    h = relu(margin - x_y + input)  # no gradient at a hinge of exactly 0 (PyTorch's z > 0)
     if p == 2:
         h = h * h
     not_target = xp.ones((N, C), dtype=_raw(input).dtype)

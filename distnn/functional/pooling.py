@@ -9,6 +9,7 @@ Adaptive average pooling is two small matrix products with averaging matrices.
 """
 from __future__ import annotations
 
+import functools
 
 import numpy as np
 
@@ -20,7 +21,8 @@ from .conv import _pair
 
 def _geometry(shape, kernel, stride, padding, dilation, ceil_mode, who):
     if len(shape) != 4:
-        raise ValueError(f"{who}: expected a 4-D input (N, C, H, W), got shape {tuple(shape)}")
+        raise ValueError(f"{who}: expected a 4-D input (N, C, H, W) or a 3-D one (C, H, W), got shape "
+                         f"{tuple(shape)}")
     N, C, H, W = shape
     out = []
     for size, k, s, p, d in zip((H, W), kernel, stride, padding, dilation):
@@ -91,8 +93,11 @@ class MaxPool2d(Function):
         found = xp.zeros(out.shape, dtype=bool)
         hit = xp.empty(out.shape, dtype=bool)
         gviews = _views(gpad, kernel, stride, dilation, Ho, Wo)
+        nan_windows = bool(xp.isnan(out).any())  # their maximum is a NaN, which equals nothing
         for q, (xv, gv) in enumerate(zip(_views(xpad, kernel, stride, dilation, Ho, Wo), gviews)):
             xp.equal(xv, out, out=hit)
+            if nan_windows:  # the first NaN wins, as in PyTorch
+                hit |= xp.isnan(xv)
             if q:
                 xp.greater(hit, found, out=hit)  # hit and not found: the first maximum wins ties, as PyTorch
             xp.logical_or(found, hit, out=found)
@@ -144,6 +149,17 @@ class AvgPool2d(Function):
         return (gpad[:, :, ph:ph + H, pw:pw + W] if gpad.shape != xshape else gpad),
 
 
+def _unbatched_as_one(pool):
+    """Let ``pool`` take an unbatched (C, H, W) input as well, as PyTorch (and Conv2d) do: a batch of one."""
+    @functools.wraps(pool)
+    def wrapper(input, *args, **kwargs):
+        if input.ndim == 3:
+            return pool(input.reshape((1,) + tuple(input.shape)), *args, **kwargs)[0]
+        return pool(input, *args, **kwargs)
+    return wrapper
+
+
+@_unbatched_as_one
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """Max over (dilated) kh x kw windows; padding counts as -inf. ``stride`` defaults to ``kernel_size``."""
     kernel = _pair(kernel_size, "kernel_size")
@@ -158,6 +174,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                            Ho=Ho, Wo=Wo, extra=extra)
 
 
+@_unbatched_as_one
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     """Mean over kh x kw windows (zero padding counted when ``count_include_pad``, as PyTorch)."""
@@ -204,10 +221,12 @@ class AdaptiveAvgPool2d(Function):
         return (xp.matmul(xp.matmul(self.ph.T, g), self.pw),)
 
 
+@_unbatched_as_one
 def adaptive_avg_pool2d(input, output_size):
     """Average pooling to a fixed ``output_size`` (int or pair; None keeps that input size)."""
     if input.ndim != 4:
-        raise ValueError(f"adaptive_avg_pool2d: expected a 4-D input (N, C, H, W), got shape {tuple(input.shape)}")
+        raise ValueError(f"adaptive_avg_pool2d: expected a 4-D input (N, C, H, W) or a 3-D one (C, H, W), got "
+                         f"shape {tuple(input.shape)}")
     if isinstance(output_size, int):
         output_size = (output_size, output_size)
     H, W = input.shape[2], input.shape[3]

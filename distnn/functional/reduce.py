@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import builtins
+import math
 
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
@@ -103,7 +104,8 @@ class Var(Function):
         xp = get_array_module(g)
         if not self.keepdims and self.centered.ndim:
             g = xp.expand_dims(g, self.axes)
-        return (g * (2.0 / self.denom) * self.centered,)
+        # (no degrees of freedom left after ddof: the value is inf or NaN, and so is its gradient, as in PyTorch)
+        return (g * (2.0 / self.denom if self.denom else math.inf) * self.centered,)
 
 
 def sum(a, axis=None, keepdims=False):  # noqa: A001

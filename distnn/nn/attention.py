@@ -4,8 +4,11 @@ Parameters: ``in_proj_weight`` (3E, E), ``in_proj_bias`` (3E,), ``out_proj.weigh
 (E, E), ``out_proj.bias`` (E,), so a PyTorch state_dict loads unchanged.
 Masks: boolean masks are True where attention is NOT allowed; float masks are
 added to the scores. ``attn_mask`` is (L, S) or (N*num_heads, L, S);
-``key_padding_mask`` is (N, S). A query whose keys are all masked gives NaN, as
-in PyTorch's reference path.
+``key_padding_mask`` is (N, S). A query whose keys are all masked gets an
+attention output of 0 with ``need_weights=False`` (the fused path, which
+TransformerEncoderLayer uses; PyTorch's training path does the same), so one
+empty sequence does not turn the batch's gradients into NaN; with
+``need_weights=True`` it gives NaN, as PyTorch's reference path does.
 
 Not supported (PyTorch options): kdim/vdim different from embed_dim,
 add_bias_kv, add_zero_attn.
