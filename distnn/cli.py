@@ -3,7 +3,8 @@
 Errors caused by the user's input (a bad config key, an unreadable data file,
 a batch size that does not fit) end the program with ONE line on stderr,
 ``distnn: error: <message>``, and exit status 2. Under MPI every rank exits
-with that status; only rank 0 prints.
+with that status; only rank 0 prints. ``evaluate`` and ``predict`` run in one
+process: started under an MPI launcher, ranks other than 0 do nothing.
 """
 from __future__ import annotations
 
@@ -63,8 +64,18 @@ label column; see 'distnn evaluate --help' to score labelled data.
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but under an MPI launcher a usage error is printed by rank 0 only (every rank exits 2)."""
+
+    def error(self, message):
+        if _launcher_rank() == 0:
+            self.print_usage(sys.stderr)
+            self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="distnn",
         description="Data-parallel neural-network training over MPI on distnn's own autograd engine.",
         epilog="Run 'python -m distnn <command> --help' for the options of each command.\n"
@@ -127,9 +138,7 @@ def cmd_train(args) -> int:
     if args.simulate_ranks < 0:
         raise ValueError(f"--simulate-ranks must be >= 1, got {args.simulate_ranks}")
     overrides = list(args.overrides)
-    if args.resume:
-        if args.resume == "auto" and not args.out:
-            raise ValueError("--resume auto needs --out RUN_DIR: the run directory whose checkpoints to continue")
+    if args.resume:  # (resume = auto needs --out: checked with the resolved config, which may set it too)
         overrides.append(f"checkpoint.resume={args.resume}")
     summary = run_training(args.config, overrides, out=args.out, simulate_ranks=args.simulate_ranks or None,
                            quiet=args.quiet)
@@ -161,8 +170,17 @@ def _ranks(n) -> str:
     return f"{n} rank" + ("" if n == 1 else "s")
 
 
+def _one_process_only() -> bool:
+    """evaluate and predict run in one process: under an MPI launcher, ranks other than 0 do nothing
+    (they would repeat the report, or race rank 0 writing the same output file)."""
+    return _launcher_rank() != 0
+
+
 def cmd_evaluate(args) -> int:
     from distnn.train.inference import evaluate_run
+
+    if _one_process_only():
+        return 0
 
     print(evaluate_run(args.run_dir, split=args.split, data=args.data), flush=True)
     return 0
@@ -170,6 +188,9 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from distnn.train.inference import predict_run
+
+    if _one_process_only():
+        return 0
 
     n = predict_run(args.run_dir, args.input, args.output)
     print(f"wrote {n} predictions to {args.output}", flush=True)
@@ -187,7 +208,8 @@ def cmd_datasets(args) -> int:
 def _user_errors() -> tuple:
     """Exception types that mean bad input (reported in one line), not a bug."""
     types = [ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError]
-    for mod, name in (("distnn.train.config", "ConfigError"), ("distnn.data", "DataError")):
+    for mod, name in (("distnn.train.config", "ConfigError"), ("distnn.data", "DataError"),
+                      ("distnn.distributed.data_parallel", "ReplicaMismatchError")):
         try:
             types.append(getattr(__import__(mod, fromlist=[name]), name))
         except (ImportError, AttributeError):
@@ -232,7 +254,8 @@ def main(argv=None) -> int:
         # Agreed errors (JobError: every rank raised it together) say whether this rank reports.
         report = getattr(e, "report", None)
         if report is not None:
-            if report:
+            # (simulated ranks re-raise whichever rank failed first: in one process, it is ours to print)
+            if report or (_running_mpi_comm() is None and _launcher_rank() == 0):
                 print(f"distnn: error: {one_line(e)}", file=sys.stderr, flush=True)
             return EXIT_USAGE
         # An error on this rank alone: the other ranks may be waiting in a collective. Say it

@@ -96,7 +96,15 @@ RANK_SHARE = "distnn.data_parallel.rank_share"
 
 
 class ReplicaMismatchError(RuntimeError):
-    """Ranks hold different models (at construction) or their parameters diverged (check_replicas)."""
+    """Ranks hold different models (at construction) or their parameters diverged (check_replicas).
+
+    Raised on every rank together; ``report`` is True on rank 0 only (so a launcher
+    prints it once: the CLI's protocol for agreed errors).
+    """
+
+    def __init__(self, message: str, rank: int = 0):
+        super().__init__(message)
+        self.report = rank == 0
 
 
 class DataParallel(Module):
@@ -234,7 +242,7 @@ class DataParallel(Module):
                                for e, rs in groups.items())
             raise ReplicaMismatchError(
                 f"DataParallel: the model differs across ranks; first difference at {kind} #{i} '{name}': {detail}. "
-                "Every rank must build the same model.")
+                "Every rank must build the same model.", self.comm.rank)
 
     def _broadcast_tensors(self, tensors, root: int = 0):
         """Broadcast the tensors' data from ``root``, one flat message per (dtype, device)."""
@@ -516,7 +524,7 @@ class DataParallel(Module):
                 raise ReplicaMismatchError(
                     f"DataParallel: replicas diverged after {self.num_syncs} synchronized steps: '{name}' "
                     f"differs between {parts} (first differing tensor; something updated the model "
-                    "differently on some rank)")
+                    "differently on some rank)", self.comm.rank)
 
 
 def _release(buckets, step_meta):

@@ -83,11 +83,9 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
         error = f"ensemble member {current}: {J._one_line(e)}"
     J.agree_on_errors(comm, error)
     first = next(iter(jobs.values()))
-    path = out or (J._default_path(first) if comm.rank == 0 else None)
-    if comm.size > 1:
-        path = comm.broadcast_object(path, root=0)
+    path = J.run_dir_for(cfg, out, comm, lambda: J._default_path(first))
     try:
-        created = rd.prepare_run_dir(path, comm)
+        created = rd.prepare_run_dir(path, comm, resuming=bool(dict(cfg.checkpoint).get("resume")))
     except rd.RunDirError as e:
         raise J.JobError(str(e), report=comm.rank == 0) from None
     try:

@@ -298,6 +298,19 @@ def _default_path(job) -> str:
     return rd.default_run_dir(job.config_name, root=run.out_dir)
 
 
+def run_dir_for(cfg, out, comm, default) -> str:
+    """The run directory, the same on every rank: ``out``, or rank 0's ``default()`` (a new timestamped one).
+
+    ``checkpoint.resume = "auto"`` continues the run in a known directory, so it needs ``out`` (or
+    ``run.run_name``, which names the directory): a fresh default directory has nothing to continue.
+    """
+    if dict(cfg.checkpoint).get("resume") == "auto" and not out and not cfg.run.get("run_name"):
+        raise JobError("--resume auto (checkpoint.resume = \"auto\") needs --out RUN_DIR: the run directory "
+                       "whose checkpoints to continue", report=comm.rank == 0)
+    path = out or (default() if comm.rank == 0 else None)
+    return comm.broadcast_object(path, root=0) if comm.size > 1 else path
+
+
 def _guarded(comm, *args):
     # Agreed errors are values in simulated ranks: the driver re-raises rank 0's once.
     try:
@@ -319,11 +332,9 @@ def train_rank(comm, config, overrides=(), out=None, quiet=False, simulated=Fals
     except (ValueError, OSError, KeyError, TypeError) as e:  # DataError/ConfigError are ValueErrors
         error = _one_line(e)
     agree_on_errors(comm, error)
-    path = out or (_default_path(job) if comm.rank == 0 else None)
-    if comm.size > 1:
-        path = comm.broadcast_object(path, root=0)
+    path = run_dir_for(job.cfg, out, comm, lambda: _default_path(job))
     try:
-        created = rd.prepare_run_dir(path, comm)
+        created = rd.prepare_run_dir(path, comm, resuming=bool(dict(job.cfg.checkpoint).get("resume")))
     except rd.RunDirError as e:
         raise JobError(str(e), report=comm.rank == 0) from None
     try:

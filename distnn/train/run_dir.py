@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 import time
+import zipfile
 
 import numpy as np
 
@@ -74,11 +75,29 @@ def check_writable(path: str) -> bool:
     return created
 
 
-def prepare_run_dir(path: str, comm) -> bool:
-    """Rank 0 creates and checks ``path``; the outcome is broadcast so every rank raises (or not) together."""
+#: what a run leaves in its directory: one of these means the directory already holds a run
+PREVIOUS_RUN_MARKS = (CONFIG, SUMMARY, MODEL_WEIGHTS, "metrics.csv", "checkpoints", "members")
+
+
+def previous_run_marks(path: str) -> list[str]:
+    """The names in ``path`` that show a run was already started there (empty if none)."""
+    return [name for name in PREVIOUS_RUN_MARKS if os.path.lexists(os.path.join(str(path), name))]
+
+
+def prepare_run_dir(path: str, comm, resuming: bool = False) -> bool:
+    """Rank 0 creates and checks ``path``; the outcome is broadcast so every rank raises (or not) together.
+
+    A directory that already holds a run is refused unless the run is
+    ``resuming``: a second run there would overwrite the first one's results and
+    mix its checkpoints with the first one's, which ``--resume auto`` then picks from.
+    """
     result = None
     if comm.rank == 0:
         try:
+            marks = [] if resuming else previous_run_marks(path)
+            if marks:
+                raise RunDirError(f"run directory {path!r} already holds a run ({', '.join(marks)}); continue it "
+                                  f"with --resume auto, or choose another --out")
             result = ("ok", check_writable(path))
         except RunDirError as e:
             result = ("error", str(e))
@@ -174,17 +193,22 @@ def load_model(path: str):
     try:
         with open(meta_path) as f:
             meta = json.load(f)
+        if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict):
+            raise ValueError(f"{MODEL_META} does not describe a model (no \"model\" table)")
         model = build_model(meta["model"]["name"], **meta["model"].get("kwargs", {}))
         if meta.get("dtype") == "float64":
             model.to(np.float64)
         with np.load(weights) as npz:
             model.load_state_dict({k: npz[k] for k in npz.files})
-    except (OSError, KeyError, json.JSONDecodeError) as e:
-        raise ValueError(f"cannot load the model of {directory!r}: {e}") from None
-    model.eval()
-    transform = None
-    if meta.get("standardizer"):
-        from distnn.data.transforms import Standardizer
+        transform = None
+        if meta.get("standardizer"):
+            from distnn.data.transforms import Standardizer
 
-        transform = Standardizer.from_state_dict(meta["standardizer"])
+            transform = Standardizer.from_state_dict(meta["standardizer"])
+    except (OSError, KeyError, TypeError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        # a damaged or foreign file (the run directory's model has no checksum, unlike a checkpoint)
+        what = f"{type(e).__name__}: " if isinstance(e, (KeyError, zipfile.BadZipFile, EOFError)) else ""
+        raise ValueError(f"cannot load the model of {directory!r}: {what}{' '.join(str(e).split())} "
+                         f"(its checkpoints, if any, can be evaluated instead)") from None
+    model.eval()
     return model, meta, transform

@@ -1,0 +1,120 @@
+"""The CLI around the run directory: a second run is not written over the first, a damaged model is a
+one-line error, a resume needs a directory to resume in, and one-process commands under a launcher."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from distnn.cli import main
+
+FAST = ["--config", "digits_mlp", "--quiet", "--set", "train.epochs=1", "--set", "run.plots=false"]
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("runs") / "r1")
+    assert main(["train", *FAST, "--out", out]) == 0
+    return out
+
+
+def _snapshot(directory):
+    return {name: open(os.path.join(directory, name), "rb").read() for name in ("summary.json", "model.npz",
+                                                                                  "config.toml")}
+
+
+def test_a_second_run_into_the_same_directory_is_refused_and_the_first_is_kept(finished, capsys):
+    before = _snapshot(finished)
+    code, _, err = run_cli(["train", *FAST, "--set", "optimizer.lr=0.01", "--out", finished], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "already holds a run" in err and "--resume auto" in err and "checkpoints" in err
+    assert _snapshot(finished) == before
+
+
+def test_resume_auto_continues_the_run_in_its_directory(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    assert main(["train", *FAST, "--out", out]) == 0
+    code, _, _ = run_cli(["train", *FAST, "--set", "train.epochs=2", "--out", out, "--resume", "auto"], capsys)
+    assert code == 0
+    assert json.load(open(os.path.join(out, "summary.json")))["epochs_run"] == 2
+
+
+@pytest.mark.parametrize("how", [["--resume", "auto"], ["--set", "checkpoint.resume=auto"]])
+def test_resume_auto_without_a_run_directory_is_refused(tmp_path, monkeypatch, capsys, how):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(["train", *FAST, *how], capsys)
+    assert code == 2 and "needs --out RUN_DIR" in err
+    assert not (tmp_path / "runs").exists()  # no fresh timestamped directory was started instead
+
+
+def _damage(path, how):
+    data = open(path, "rb").read()
+    if how == "bit flip":
+        data = bytearray(data)
+        data[len(data) // 2] ^= 0x40
+    elif how == "truncated":
+        data = data[: len(data) // 2]
+    elif how == "empty":
+        data = b""
+    else:
+        data = how.encode()
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+
+
+@pytest.mark.parametrize("name,how", [("model.npz", "bit flip"), ("model.npz", "truncated"), ("model.npz", "empty"),
+                                      ("model.json", "[]"), ("model.json", '{"model": {"name": "mlp"}, '
+                                                                           '"standardizer": {"mean": 1}}')])
+def test_a_damaged_model_in_the_run_directory_is_a_one_line_error(finished, tmp_path, capsys, name, how):
+    import shutil
+
+    run = str(tmp_path / "copy")
+    shutil.copytree(finished, run)
+    shutil.rmtree(os.path.join(run, "checkpoints"))  # the run's own model, not a checkpoint's
+    _damage(os.path.join(run, name), how)
+    code, _, err = run_cli(["evaluate", run], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "cannot load the model of" in err
+
+
+def test_evaluate_and_predict_run_once_under_a_launcher(finished, tmp_path, monkeypatch, capsys):
+    # mpiexec -n 2 python -m distnn predict ...: rank 1 does nothing (it used to race rank 0 on the output)
+    csv = tmp_path / "in.csv"
+    np.savetxt(csv, np.zeros((3, 64)), delimiter=",")
+    monkeypatch.setenv("PMI_RANK", "1")
+    assert run_cli(["evaluate", finished], capsys) == (0, "", "")
+    assert run_cli(["predict", finished, "--input", str(csv), "--output", str(tmp_path / "p.csv")], capsys) \
+        == (0, "", "")
+    assert not (tmp_path / "p.csv").exists()
+    monkeypatch.setenv("PMI_RANK", "0")
+    code, out, _ = run_cli(["predict", finished, "--input", str(csv), "--output", str(tmp_path / "p.csv")], capsys)
+    assert code == 0 and "wrote 3 predictions" in out
+
+
+def test_a_usage_error_is_printed_by_rank_zero_only(monkeypatch, capsys):
+    monkeypatch.setenv("PMI_RANK", "1")
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--bogus"])
+    assert e.value.code == 2 and capsys.readouterr().err == ""
+    monkeypatch.setenv("PMI_RANK", "0")
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--bogus"])
+    assert e.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_ranks_with_differently_shaped_data_get_one_line(tmp_path, capsys):
+    # Per-rank data files whose samples have 8 features on rank 0 and 5 on rank 1: the models differ.
+    rng = np.random.default_rng(0)
+    for rank, features in ((0, 8), (1, 5)):
+        np.savez(tmp_path / f"e{rank}.npz", x=rng.standard_normal((120, features)), y=np.arange(120) % 3)
+    code, _, err = run_cli(["train", *FAST, "--set", "data.name=npz", "--set", "data.augment.shift=0", "--set",
+                            f"data.path={tmp_path}/e{{rank}}.npz",
+                            "--simulate-ranks", "2", "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and err.count("distnn: error:") == 1, err
+    assert "differs across ranks" in err and "Traceback" not in err
