@@ -35,3 +35,20 @@ def get_state() -> dict:
 
 def set_state(state: dict) -> None:
     default_generator().bit_generator.state = state
+
+
+def module_generator_states(model) -> dict:
+    """The states of the generators a model's layers were given (``Dropout(generator=...)``), by module path.
+
+    A layer with its own generator draws its masks from it, not from the default
+    generator, so an exact resume must carry that generator's state too.
+    """
+    return {name: m.generator.bit_generator.state for name, m in model.named_modules()
+            if isinstance(getattr(m, "generator", None), np.random.Generator)}
+
+
+def set_module_generator_states(model, states: dict) -> None:
+    """Restore :func:`module_generator_states` (modules without a saved state are left alone)."""
+    for name, m in model.named_modules():
+        if name in states and isinstance(getattr(m, "generator", None), np.random.Generator):
+            m.generator.bit_generator.state = states[name]

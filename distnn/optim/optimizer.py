@@ -275,6 +275,10 @@ class Optimizer:
             if len(g["params"]) != len(sg["params"]):
                 raise ValueError(f"loaded state dict's parameter group {i} has {len(sg['params'])} parameters, "
                                  f"this optimizer's has {len(g['params'])}")
+            missing = [k for k in self.defaults if k not in sg]
+            if missing:  # the groups replace ours wholesale: a step would fail on the first missing one
+                raise ValueError(f"loaded state dict's parameter group {i} has no {', '.join(map(repr, missing))}: "
+                                 f"it was saved by another optimizer than {type(self).__name__}")
         id_map = {}
         for g, sg in zip(self.param_groups, saved_groups):
             for idx, p in zip(sg["params"], g["params"]):

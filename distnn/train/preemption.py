@@ -218,7 +218,7 @@ class StepGuard(Callback):
             raise ValueError(f"train.max_nonfinite must be >= 1, got {max_nonfinite!r}")
         self.comm, self.nonfinite, self.preemption = comm, nonfinite, bool(preemption)
         self.max_nonfinite = int(max_nonfinite)
-        self.consecutive = 0  # steps skipped in a row (a resumed run starts counting afresh)
+        self.consecutive = 0  # steps skipped in a row (checkpointed: a streak goes on across a resume)
         self.rank, self.world = int(comm.rank), int(comm.size)
         self.preempt_signal: int | None = None
         self.last_bad_ranks: list[int] = []
@@ -349,6 +349,12 @@ class StepGuard(Callback):
             total = int(round(float(sums[0])))
             # the same signal on every signalled rank (the usual case), else SIGTERM's meaning
             self.preempt_signal = total // count if total % count == 0 else int(signal.SIGTERM)
+
+    def state_dict(self) -> dict:
+        return {"consecutive": self.consecutive}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.consecutive = int(state.get("consecutive", 0))
 
     def finish(self) -> None:
         """Complete the flags collective in flight (collective: every rank has the same one pending)."""

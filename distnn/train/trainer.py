@@ -104,7 +104,8 @@ class Trainer:
     ``max_steps`` (stop after this many optimizer steps); ``label_smoothing``;
     ``monitor`` (metric tracked as the run's best, e.g. ``val_loss``);
     ``data_parallel`` (False: no DataParallel on several ranks, so gradients are not averaged and
-    each rank steps on its own shard; for a model that synchronizes itself);
+    each rank steps on its own shard; for a model that synchronizes itself: checkpoints hold rank
+    0's replica);
     ``ddp_kwargs`` (options of :class:`~distnn.distributed.DataParallel`).
     """
 
@@ -200,17 +201,20 @@ class Trainer:
     def fit(self) -> list[dict]:
         """Train for ``epochs`` (or until an agreed stop); returns the per-epoch history."""
         self.start_epoch = len(self.history)
-        t_start = time.perf_counter()
+        t_start = self._fit_started = time.perf_counter()
         if self._ddp_kwargs is not None and self.ddp is None:
             self.ddp = _data_parallel(self.model, self.comm, **self._ddp_kwargs)  # collective
         try:
             self.callbacks.on_train_begin(self)
             self._epochs(t_start)
             self.state.elapsed += time.perf_counter() - t_start
+            self._fit_started = None
             self.callbacks.on_train_end(self, self.history[-1] if self.history else {})
         except BaseException as e:
             self.callbacks.on_exception(self, e)  # local clean-up (progress bar, checkpoint spares), no collective
             raise
+        finally:
+            self._fit_started = None
         return self.history
 
     def _epochs(self, t_start):
@@ -221,6 +225,8 @@ class Trainer:
             # (a checkpoint after an epoch's last step resumes with batch_in_epoch == steps_per_epoch:
             # the epoch's validation and end are still to come)
             if self.state.epoch != epoch or self.state.batch_in_epoch > self.steps_per_epoch:
+                if self.max_steps is not None and self.state.global_step >= self.max_steps:
+                    break  # (a run that max_steps ended, resumed: no empty epoch is added)
                 self._start_epoch(epoch)
             self.callbacks.on_epoch_begin(self)
             logs = {"epoch": epoch + 1, **self.train_epoch()}
@@ -271,6 +277,9 @@ class Trainer:
             loss, n = self.train_step(xb, yb, valid)
             self.state.batch_in_epoch = step + 1
             self.state.global_step += 1
+            now = time.perf_counter()  # the time so far is in the sums a mid-epoch checkpoint saves
+            sums["time"] += now - t0
+            t0 = now
             if self.callbacks.callbacks:
                 self.callbacks.on_batch_end(self, {"loss": loss, "samples": n, "step": step + 1,
                                                    "global_samples": self._global_count(step)})
@@ -431,12 +440,17 @@ class Trainer:
 
         ``model``/``optimizer`` are those objects' state dicts; ``callbacks``
         maps each callback's key to its state; ``rng`` holds this rank's
-        distnn.random state (dropout). Data order and augmentation are derived
-        from (seed, epoch, batch), so they need no saved state.
+        distnn.random state (dropout) and the states of generators given to
+        the model's layers. Data order and augmentation are derived from
+        (seed, epoch, batch), so they need no saved state.
         """
-        return {"state": asdict(self.state), "history": [dict(r) for r in self.history],
+        state = asdict(self.state)
+        if getattr(self, "_fit_started", None) is not None:  # saved during fit: this session's time so far too
+            state["elapsed"] += time.perf_counter() - self._fit_started
+        return {"state": state, "history": [dict(r) for r in self.history],
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "callbacks": self.callbacks.state_dict(), "rng": {"distnn": dn_random.get_state()},
+                "callbacks": self.callbacks.state_dict(),
+                "rng": {"distnn": dn_random.get_state(), "modules": dn_random.module_generator_states(self.model)},
                 "seed": self.seed, "world": self.world, "batch_size": self.batch_size}
 
     def load_state_dict(self, sd: dict) -> None:
@@ -449,6 +463,7 @@ class Trainer:
         rng = sd.get("rng", {})
         if "distnn" in rng:
             dn_random.set_state(rng["distnn"])
+        dn_random.set_module_generator_states(self.model, rng.get("modules", {}))
 
 
 def eval_outputs(model, x, transform=None, batch_size: int = 512, xp=np, dtype=None):

@@ -162,7 +162,8 @@ class ModelCheckpoint(Callback):
         t0 = time.perf_counter()
         previous = self._join_pending() if trainer.is_main else None
         had_pending, self._pending = self._pending is not None, None
-        mine = {"rng": dn_random.get_state(), "epoch_sums": dict(trainer.state.epoch_sums),
+        mine = {"rng": dn_random.get_state(), "module_rng": dn_random.module_generator_states(trainer.model),
+                "epoch_sums": dict(trainer.state.epoch_sums),
                 "stop_requested": bool(trainer.state.stop_requested), "previous": previous, "metric": metric}
         ranks = trainer.comm.allgather_object(mine) if trainer.world > 1 else [mine]
         if had_pending:
@@ -388,7 +389,7 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
         trainer._preemption_handler = preemption.PreemptionHandler(signals).install()
     spec = resume_spec or opts["resume"]
     if spec:
-        resume(trainer, spec, root, cb, log)
+        resume(trainer, spec, root, cb, log, config_text=(extra_files or {}).get("config.toml"))
         if cb is None:
             trainer.callbacks.append(ApplyDDPState())
     return cb

@@ -46,6 +46,8 @@ def restore_trainer(trainer, state: dict, manifest: dict, log=None) -> None:
     trainer.load_state_dict(state)
     _load_ddp_state(trainer, saved_ddp)
     r, world = trainer.rank, trainer.world
+    if ranks and r < len(ranks):  # this rank's own generators (the layers' too), where that rank was saved
+        dn_random.set_module_generator_states(trainer.model, ranks[r].get("module_rng", {}))
     if ranks and saved_world == world:
         dn_random.set_state(ranks[r]["rng"])
         trainer.state.epoch_sums = dict(ranks[r]["epoch_sums"])
@@ -101,12 +103,49 @@ class ApplyDDPState(Callback):
         apply_ddp_state(trainer)
 
 
-def resume(trainer, spec: str, root: str | None, callback=None, log=None):
+def config_changes(saved_text, current_text) -> list[str]:
+    """``key: old -> new`` for each setting that differs between two config.toml texts (not
+    ``checkpoint.resume``, which is how a resume is asked for); empty when either is missing."""
+    import tomllib
+
+    if not saved_text or not current_text:
+        return []
+
+    def flat(table, prefix=""):
+        out = {}
+        for k, v in table.items():
+            if isinstance(v, dict):
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    try:
+        old = flat(tomllib.loads(bytes(saved_text).decode() if not isinstance(saved_text, str) else saved_text))
+        new = flat(tomllib.loads(current_text))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return []
+    return [f"{k}: {old.get(k, '(unset)')!r} -> {new.get(k, '(unset)')!r}" for k in sorted(set(old) | set(new))
+            if k != "checkpoint.resume" and old.get(k) != new.get(k)]
+
+
+def _warn_changed_config(state, config_text, path, log):
+    changes = config_changes(state.get("_files", {}).get("config.toml"), config_text)
+    if changes:
+        log.warning("resuming from %s with a config that differs from the checkpoint's: %s. What the checkpoint "
+                    "restores keeps the checkpoint's values: the optimizer's hyperparameters (lr, momentum, "
+                    "weight decay, betas), the LR schedule's state (its length too) and the random streams",
+                    path, "; ".join(changes))
+
+
+def resume(trainer, spec: str, root: str | None, callback=None, log=None, config_text: str | None = None):
     """Collective: load ``spec`` (``auto``, a checkpoint directory, or a run directory) into ``trainer``.
 
     The checkpoint is chosen and read (checksums verified) on rank 0 only and
     broadcast. Returns the checkpoint's path, or None when ``auto`` found no
     checkpoint yet (a fresh start). Raises CheckpointError on every rank.
+    ``config_text``: this run's config.toml; rank 0 warns about every setting
+    that differs from the checkpoint's.
     """
     log = log or get_logger("checkpoint")
     found = None
@@ -123,6 +162,8 @@ def resume(trainer, spec: str, root: str | None, callback=None, log=None):
         log.info("--resume %s: no checkpoint in %s yet; starting from the beginning", spec, root)
         return None
     path, state, manifest = found[1]
+    if trainer.is_main:
+        _warn_changed_config(state, config_text, path, log)
     try:
         restore_trainer(trainer, state, manifest, log)
     except ck.CheckpointError as e:  # the same on every rank (the same checkpoint, the same config)
