@@ -4,17 +4,25 @@ Both give float32 features and int64 labels 0..C-1. Problems are one-line
 :class:`DataError` messages naming the file and the place:
 
 - CSV: ragged rows (``line 7: expected 65 columns, got 64``), non-numeric or
-  empty cells (line and column), non-finite features (first bad line);
-- npz: missing keys (lists the keys present), non-numeric arrays, non-finite
-  features (first bad row), x/y length mismatch;
+  empty cells (line and column), a first row that mixes numbers and text (a
+  header has no numeric cell), non-finite features or features beyond float32
+  (first bad line);
+- npz: not an archive, arrays of Python objects, missing keys (lists the keys
+  present), non-numeric arrays, non-finite or out-of-range features (first bad
+  row), x/y length mismatch;
 - both: labels that are not integers 0..C-1 (names the offending labels and
   where the first one is).
+
+:func:`token_ids` turns features into the int64 token ids of a model that
+starts with an embedding (exact conversion, ids checked against the
+vocabulary).
 """
 from __future__ import annotations
 
 import csv
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -54,15 +62,118 @@ def _fmt_label(v: float) -> str:
     return str(int(v)) if np.isfinite(v) and v == int(v) else repr(v) if np.isfinite(v) else str(v)
 
 
-def _check_finite(x, source: str, locate) -> None:
-    bad = ~np.isfinite(x)
+def check_feature_range(x, dtype, source: str, locate) -> None:
+    """Raise unless every value of ``x`` is finite and fits ``dtype`` (float32 or float64).
+
+    Checked before the cast, so that 1e300 is reported as out of float32 range
+    rather than as the ``inf`` the cast would make of it. ``locate(i, j)`` turns
+    a sample index and a flat feature index into words (``"line 4 column 2"``).
+    """
+    x = np.asarray(x)
+    if x.dtype.kind != "f" or not len(x):
+        return  # integers all fit float32's range (float32 max ~3.4e38 > 2**64)
+    flat = x.reshape(len(x), -1)
+    bad = ~np.isfinite(flat)
     if bad.any():
-        row = int(np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))[0])
-        value = x.reshape(len(x), -1)[row][bad.reshape(len(x), -1)[row]][0]
-        raise DataError(f"{source}: non-finite feature value {value} at {locate(row)}")
+        i, j = map(int, np.argwhere(bad)[0])
+        raise DataError(f"{source}: non-finite feature value {flat[i, j]} at {locate(i, j)}")
+    limit = float(np.finfo(dtype).max)
+    if np.dtype(dtype).itemsize < x.dtype.itemsize:
+        over = np.abs(flat) > limit
+        if over.any():
+            i, j = map(int, np.argwhere(over)[0])
+            raise DataError(f"{source}: value {float(flat[i, j]):g} at {locate(i, j)} is out of "
+                            f"{np.dtype(dtype).name} range (largest magnitude {limit:.4g})")
+
+
+def token_ids(x, vocab_size: int, source: str, locate) -> np.ndarray:
+    """int64 token ids from integer (or integer-valued float) ``x``, each in ``0..vocab_size-1``.
+
+    Floats are converted exactly: a value with a fraction (or NaN/inf) is an
+    error, as is an id outside the vocabulary. ``locate(i, j)`` turns a sample
+    index and a flat position into words for the one-line message.
+    """
+    x = np.asarray(x)
+    if x.dtype.kind == "b":
+        x = x.astype(np.int64)
+    if x.dtype.kind not in "iuf":
+        raise DataError(f"{source}: token ids must be integers, got dtype {x.dtype}")
+    flat = x.reshape(len(x), -1)
+    if x.dtype.kind == "f":
+        # np.round of inf is inf: the isfinite test catches NaN and inf.
+        bad = ~np.isfinite(flat) | (flat != np.round(flat))
+        if bad.any():
+            i, j = map(int, np.argwhere(bad)[0])
+            raise DataError(f"{source}: token ids must be whole numbers; {flat[i, j]!r} at {locate(i, j)} is not")
+    # compared in x's own dtype (before the cast), so 1e30 is out of range, not wrapped around
+    outside = (flat < 0) | (flat >= vocab_size)
+    if outside.any():
+        i, j = map(int, np.argwhere(outside)[0])
+        v = flat[i, j].item()
+        shown = f"{v:g}" if abs(v) >= 1e15 else str(int(v))  # 1e+30, not its 31 digits
+        raise DataError(f"{source}: token id {shown} at {locate(i, j)} is outside the "
+                        f"vocabulary 0..{vocab_size - 1} (vocab_size {vocab_size})")
+    return x.astype(np.int64)
 
 
 # ---------------------------------------------------------------- npz
+
+class NpzArrays:
+    """The arrays of an ``.npz`` archive, each read (and checked) on first access.
+
+    ``keys`` lists every array; ``arrays[name]`` loads one. Unused arrays are
+    never read, so a stray object array elsewhere in the archive does no harm.
+    """
+
+    def __init__(self, path, source: str):
+        self.path, self.source = str(path), source
+        with np.load(self.path, allow_pickle=False) as archive:
+            self.keys = list(archive.files)
+
+    def __contains__(self, key) -> bool:
+        return key in self.keys
+
+    def __iter__(self):
+        return iter(self.keys)
+
+    def __getitem__(self, key) -> np.ndarray:
+        try:
+            with np.load(self.path, allow_pickle=False) as archive:
+                return archive[key]
+        except ValueError as e:
+            if "pickle" in str(e) or "Object arrays" in str(e):
+                raise DataError(f"{self.source} array {key!r} holds Python objects (dtype object); only numeric "
+                                f"arrays can be read (save it with a numeric dtype)") from None
+            raise DataError(f"{self.source} array {key!r} cannot be read: {e}") from None
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            raise DataError(f"{self.source} array {key!r} cannot be read (damaged archive?): {e}") from None
+
+
+def read_npz(path, source: str | None = None) -> NpzArrays:
+    """Open an ``.npz`` archive for reading its arrays one by one; one-line errors naming the file.
+
+    A file that is not a zip archive (a single ``.npy`` array, a text file, a
+    truncated download) is reported as such, not as numpy's "pickled data".
+    """
+    source = source or f"data file {str(path)!r}"
+    if not os.path.isfile(path):
+        raise DataError(f"{source} not found" if not os.path.exists(path) else f"{source} is not a file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as e:
+        raise DataError(f"{source} cannot be read: {e.strerror or e}") from None
+    if head == b"\x93NUMPY":
+        raise DataError(f"{source} is not a readable .npz archive: it holds a single .npy array (save with "
+                        f"np.savez(path, x=...) instead)")
+    if not is_zip:
+        raise DataError(f"{source} is not a readable .npz archive (not a zip file)")
+    try:
+        return NpzArrays(path, source)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as e:
+        raise DataError(f"{source} is not a readable .npz archive: {e}") from None
+
 
 def load_npz(path, x_key: str | None = None, y_key: str | None = None, num_classes: int | None = None) -> dict:
     """Arrays from an ``.npz`` archive, as ``{split: (x float32, y int64)}``.
@@ -73,13 +184,7 @@ def load_npz(path, x_key: str | None = None, y_key: str | None = None, num_class
     ``y`` or ``Y``). ``num_classes`` defaults to the distinct training labels.
     """
     source = f"data file {str(path)!r}"
-    if not os.path.isfile(path):
-        raise DataError(f"{source} not found")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f"{source} is not a readable .npz archive: {e}") from None
+    arrays = read_npz(path, source)
 
     def pick(explicit, candidates, role):
         if explicit is not None:
@@ -104,12 +209,14 @@ def load_npz(path, x_key: str | None = None, y_key: str | None = None, num_class
         where = f"{source} array {xk!r}"
         if x.dtype.kind not in "iufb":
             raise DataError(f"{where} must be numeric, got dtype {x.dtype}")
+        if x.ndim == 0:
+            raise DataError(f"{where} is a single number, not an array of samples")
         if x.ndim == 1:
             x = x[:, None]
         if len(x) != len(y):
             raise DataError(f"{source}: {xk!r} has {len(x)} rows but {yk!r} has {len(y)}")
+        check_feature_range(x, np.float32, where, lambda r, j: f"row {r}")
         x = x.astype(np.float32)
-        _check_finite(x, where, lambda r: f"row {r}")
         out[split] = (x, y)
     first = next(iter(out))
     _, c = check_labels(out[first][1], f"{source} array {names[first][1]!r}", lambda r: f"row {r}", num_classes)
@@ -128,12 +235,39 @@ def is_number(cell: str) -> bool:
         return False
 
 
+def split_header(rows, source: str, header="auto"):
+    """``(column names or None, data rows)`` from CSV ``rows`` of ``(line number, cells)``.
+
+    ``header``: ``True`` (the first row is a header), ``False`` (none) or
+    ``"auto"``: the first row is a header only if NONE of its cells parses as a
+    number. A first row with some numeric and some other cells is neither (a
+    headerless file with one bad cell must not lose its first sample), so it
+    is an error naming the line, column and value.
+    """
+    if header not in (True, False, "auto"):
+        raise DataError(f"CSV header option must be true, false or 'auto', got {header!r}")
+    if not rows or header is False:
+        return None, rows
+    line, first = rows[0]
+    numeric = [is_number(c) for c in first]
+    if header is True or not any(numeric):
+        return [c.strip() for c in first], rows[1:]
+    if all(numeric):
+        return None, rows
+    j = numeric.index(False)
+    cell = first[j].strip()
+    what = "empty cell" if not cell else f"cannot parse {cell!r} as a number"
+    raise DataError(f"{source} line {line} column {j + 1}: {what} (the first row mixes numbers and text: a header "
+                    f"row has no numeric cell, a data row only numeric ones)")
+
+
 def load_csv(path, label_column=-1, header="auto", delimiter: str = ",", num_classes: int | None = None):
     """(x float32 (N, D), y int64 (N,), feature names) from a CSV file.
 
     label_column: index (negative counts from the end) or a header name.
-    header: ``True``, ``False`` or ``"auto"`` (a first row with any
-    non-numeric cell is a header). Blank lines are skipped.
+    header: ``True``, ``False`` or ``"auto"`` (the first row is a header when
+    none of its cells is a number; a first row mixing numbers and text is an
+    error, see :func:`split_header`). Blank lines are skipped.
     """
     source = f"data file {str(path)!r}"
     if not os.path.isfile(path):
@@ -146,12 +280,7 @@ def load_csv(path, label_column=-1, header="auto", delimiter: str = ",", num_cla
     rows = [(ln, r) for ln, r in rows if any(c.strip() for c in r)]
     if not rows:
         raise DataError(f"{source} is empty")
-    names = None
-    if header is True or (header == "auto" and not all(is_number(c) for c in rows[0][1])):
-        names = [c.strip() for c in rows[0][1]]
-        rows = rows[1:]
-    elif header not in (False, "auto"):
-        raise DataError(f"CSV header option must be true, false or 'auto', got {header!r}")
+    names, rows = split_header(rows, source, header)
     if not rows:
         raise DataError(f"{source} has a header but no data rows")
     ncol = len(names) if names is not None else len(rows[0][1])
@@ -191,6 +320,7 @@ def load_csv(path, label_column=-1, header="auto", delimiter: str = ",", num_cla
     if bad.any():
         i, j = map(int, np.argwhere(bad)[0])
         raise DataError(f"{source} line {lines[i]} {colname(feat_idx[j])}: non-finite feature value {x[i, j]}")
+    check_feature_range(x, np.float32, source, lambda i, j: f"line {lines[i]} {colname(feat_idx[j])}")
     y, _ = check_labels(values[:, label_idx], source, lambda i: f"line {lines[i]}", num_classes)
     features = [names[j] for j in feat_idx] if names is not None else [f"x{j}" for j in range(len(feat_idx))]
     return x.astype(np.float32), y, features

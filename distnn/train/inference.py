@@ -4,35 +4,59 @@ The model comes from :func:`distnn.train.run_dir.load_model` (the one place
 that rebuilds models: run directories, checkpoints, ensembles). Data files are
 read strictly: a bad file gets a one-line :class:`~distnn.data.DataError`
 naming the file and the place, and nothing is written.
+
+Inputs are read in the form the model takes: features as float32 (float64 for
+a float64 run) or, for a model that starts with an embedding (``vocab_size`` in
+``model.json``: the token-sequence classifiers and CharLM), int64 token ids.
+Ids may come as integer-valued floats (a CSV, a float array) and are converted
+exactly; fractions and ids outside the vocabulary are refused.
 """
 from __future__ import annotations
 
+import csv
+import io
 import os
+import stat
+import sys
 
 import numpy as np
 
-from distnn.data.files import is_number
+from distnn.data.files import check_feature_range, is_number, read_npz, split_header, token_ids
 
 from . import run_dir as rd
 from .evaluation import classification_report, format_confusion_matrix
 from .trainer import eval_outputs, evaluate_arrays
 
 
-def _load_run_data(meta, path):
+def token_vocab(model, meta) -> int | None:
+    """The vocabulary size when the run's model reads token ids (it starts with an Embedding), else None."""
+    kwargs = (meta.get("model") or {}).get("kwargs") or {}
+    if kwargs.get("vocab_size") is not None:
+        return int(kwargs["vocab_size"])
+    # CharLM defaults vocab_size to num_classes, so model.json may not name it: ask the built model
+    # (an ensemble: its first member; all members share one architecture).
+    for m in [model, *list(getattr(model, "members", None) or [])[:1]]:
+        if getattr(m, "vocab_size", None) is not None:
+            return int(m.vocab_size)
+    return None
+
+
+def _load_run_data(meta, path, vocab=None, labels=True):
     """Read a data file for a trained run: ``(x, y or None)``, strictly validated.
 
     ``.npz``: arrays ``x``/``X`` and optionally ``y``/``Y``. ``.csv``: one row per
     sample, the features in the units of the run's training data, plus a
     label column (the last, unless the run's ``data.label_column`` says
-    otherwise) or none. IDX: an ``*-images-idx3-ubyte[.gz]`` file (labels from
-    its matching labels file), scaled to [0, 1] like the MNIST loader.
+    otherwise) or none. IDX: an ``*-images-idx3-ubyte[.gz]`` file, scaled to
+    [0, 1] like the MNIST loader; its labels come from the matching labels file
+    when ``labels`` is true (evaluate), and are not needed otherwise (predict).
+    ``vocab``: the model reads token ids 0..vocab-1 (int64) instead of features.
+    With ``labels`` false, labels are neither read nor checked (``y`` is None).
     """
-    from distnn.data import DataError, check_labels, find_mnist_files, load_idx_pair
-    from distnn.data.files import load_npz
+    from distnn.data import DataError
 
     path = str(path)
     k = int(meta["num_classes"])
-    n_features = int(np.prod(meta["input_shape"]))
     source = f"data file {path!r}"
     if not os.path.exists(path):
         raise DataError(f"{source} not found")
@@ -40,44 +64,81 @@ def _load_run_data(meta, path):
         raise DataError(f"{source} is not a file")
     if not os.access(path, os.R_OK):
         raise DataError(f"{source} is not readable (permission denied)")
+    dtype = np.float64 if meta.get("dtype") == "float64" else np.float32
     lower = path.lower()
     if lower.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
-        if keys & {"y", "Y"}:
-            parts = load_npz(path, num_classes=k)
-            x, y = parts["all"]
-            return x, y
-        if not keys & {"x", "X"}:
-            raise DataError(f"{source} has no 'x' or 'X' array (keys: {sorted(keys)})")
-        with np.load(path, allow_pickle=False) as z:
-            x = z["x" if "x" in keys else "X"]
-        if x.dtype.kind not in "iufb":
-            raise DataError(f"{source} array 'x' must be numeric, got dtype {x.dtype}")
-        return x.astype(np.float32), None
-    if lower.endswith(".csv"):
-        return _read_csv(path, source, n_features, k, (meta.get("data") or {}).get("label_column", -1),
-                         check_labels, DataError)
-    if "idx" in os.path.basename(lower) or "ubyte" in lower:
-        pair = find_mnist_files(path)["train"]
-        images, labels = load_idx_pair(*pair, num_classes=k)
-        return images.astype(np.float32) / 255.0, labels
-    raise DataError(f"{source}: unknown format (expected .csv, .npz or an IDX '*-images-idx3-ubyte' file)")
+        x, y = _read_npz(path, source, k, dtype, vocab, labels)
+    elif lower.endswith(".csv"):
+        x, y = _read_csv(path, source, meta, k, dtype, vocab, labels)
+    elif "idx" in os.path.basename(lower) or "ubyte" in lower:
+        x, y = _read_idx(path, source, k, dtype, vocab, labels)
+    else:
+        raise DataError(f"{source}: unknown format (expected .csv, .npz or an IDX '*-images-idx3-ubyte' file)")
+    if not len(x):
+        raise DataError(f"{source} has 0 samples")
+    return x, y
 
 
-def _read_csv(path, source, n_features, k, label_column, check_labels, DataError):
+def _as_model_input(x, source, dtype, vocab, locate):
+    """Features cast to ``dtype`` (range checked first) or exact int64 token ids (vocabulary checked)."""
+    if vocab is not None:
+        return token_ids(x, vocab, source, locate)
+    check_feature_range(x, dtype, source, locate)
+    return x.astype(dtype)
+
+
+def _read_npz(path, source, k, dtype, vocab, labels):
+    from distnn.data import DataError, check_labels
+
+    arrays = read_npz(path, source)
+    xk = next((key for key in ("x", "X") if key in arrays), None)
+    if xk is None:
+        raise DataError(f"{source} has no 'x' or 'X' array (keys: {sorted(arrays)})")
+    x = arrays[xk]
+    where = f"{source} array {xk!r}"
+    if x.dtype.kind not in "iufb":
+        raise DataError(f"{where} must be numeric, got dtype {x.dtype}")
+    if x.ndim == 0:
+        raise DataError(f"{where} is a single number, not an array of samples")
+    if len(x) == 0:
+        raise DataError(f"{where} has 0 samples")
+    width = int(np.prod(x.shape[1:]))
+    locate = (lambda i, j: f"row {i} position {j}") if vocab is not None and width > 1 else (lambda i, j: f"row {i}")
+    x = _as_model_input(x, where, dtype, vocab, locate)
+    yk = next((key for key in ("y", "Y") if key in arrays), None) if labels else None
+    if yk is None:
+        return x, None
+    y = arrays[yk]
+    ywhere = f"{source} array {yk!r}"
+    if y.ndim == 0 or len(y) != len(x):
+        raise DataError(f"{source}: {xk!r} has {len(x)} rows but {yk!r} has {len(y) if y.ndim else 'none'}")
+    if y.ndim == 1:
+        return x, check_labels(y, ywhere, lambda r: f"row {r}", k)[0]
+    if y.ndim == 2:  # a target at every position (a language model)
+        t = y.shape[1]
+        flat, _ = check_labels(y.reshape(-1), ywhere, lambda f: f"row {f // t} position {f % t}", k)
+        return x, flat.reshape(y.shape)
+    raise DataError(f"{ywhere}: labels must be 1-D (one per sample) or 2-D (one per position), got shape {y.shape}")
+
+
+def _read_csv(path, source, meta, k, dtype, vocab, labels):
     """A CSV of features with or without a label column (told apart by the number of columns)."""
-    import csv
+    from distnn.data import DataError, check_labels
 
+    data_cfg = meta.get("data") or {}
+    n_features = int(np.prod(meta["input_shape"]))
     with open(path, newline="", encoding="utf-8-sig") as f:
         try:
-            rows = [(r.line_num, row) for r in [csv.reader(f)] for row in r if any(c.strip() for c in row)]
+            reader = csv.reader(f, delimiter=data_cfg.get("delimiter", ","))
+            rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
         except (csv.Error, UnicodeDecodeError) as e:
             raise DataError(f"{source} is not readable CSV: {e}") from None
-    if rows and not all(is_number(c) for c in rows[0][1]):
-        rows = rows[1:]  # a header
     if not rows:
-        raise DataError(f"{source} has no data rows")
+        raise DataError(f"{source} has 0 samples (the file is empty)")
+    # the rule of the training loader: a header only if none of the first row's cells is a number
+    names, rows = split_header(rows, source, data_cfg.get("header", "auto"))
+    if not rows:
+        raise DataError(f"{source} has 0 samples (a header but no data rows)")
     ncol = len(rows[0][1])
     if ncol not in (n_features, n_features + 1):
         raise DataError(f"{source} line {rows[0][0]}: expected {n_features} feature columns (plus an optional "
@@ -91,17 +152,34 @@ def _read_csv(path, source, n_features, k, label_column, check_labels, DataError
                 raise DataError(f"{source} line {line} column {j + 1}: {what}")
     values = np.asarray([r for _, r in rows], dtype=np.float64)
     lines = [ln for ln, _ in rows]
-    if ncol == n_features:
-        x, y = values, None
-    else:
-        li = int(label_column) % ncol
-        x = np.delete(values, li, axis=1)
-        y, _ = check_labels(values[:, li], source, lambda i: f"line {lines[i]}", k)
-    bad = ~np.isfinite(x)
-    if bad.any():
-        i, j = map(int, np.argwhere(bad)[0])
-        raise DataError(f"{source} line {lines[i]}: non-finite feature value {x[i, j]}")
-    return x.astype(np.float32), y
+    li = None
+    if ncol == n_features + 1:
+        label_column = data_cfg.get("label_column", -1)
+        if isinstance(label_column, str):
+            if names is None or label_column not in names:
+                raise DataError(f"{source} has {ncol} columns but no column named {label_column!r} (the run's "
+                                f"data.label_column) to hold the labels")
+            li = names.index(label_column)
+        else:
+            li = int(label_column) % ncol
+    cols = [j for j in range(ncol) if j != li]
+    x = _as_model_input(values[:, cols], source, dtype, vocab, lambda i, j: f"line {lines[i]} column {cols[j] + 1}")
+    if li is None or not labels:
+        return x, None
+    y, _ = check_labels(values[:, li], source, lambda i: f"line {lines[i]}", k)
+    return x, y
+
+
+def _read_idx(path, source, k, dtype, vocab, labels):
+    from distnn.data import DataError, find_mnist_files, load_idx_pair, read_idx
+
+    if vocab is not None:
+        raise DataError(f"{source}: IDX images cannot be the token ids this model reads; give a .csv or .npz of ids")
+    if labels:
+        images, y = load_idx_pair(*find_mnist_files(path)["train"], num_classes=k)
+    else:  # predicting needs no labels: the images file alone
+        images, y = read_idx(path, expect_ndim=3), None
+    return images.astype(dtype) / 255.0, y
 
 
 def _check_inputs(x, meta, what):
@@ -126,25 +204,45 @@ def _split_data(meta, split):
     return ds.x, ds.y
 
 
+def _predicts_every_position(model, x, transform, dtype) -> bool:
+    """Whether the model's output is (N, T, C) (a language model) rather than (N, C), from one sample."""
+    batches = eval_outputs(model, x[:1], transform, 1, dtype=dtype)
+    try:
+        _, out = next(batches)
+    finally:
+        batches.close()  # leaves no_grad and restores the model's mode now, not at garbage collection
+    return out.ndim == 3
+
+
 def evaluate_run(run_path, split=None, data=None) -> str:
     """Loss, accuracy, confusion matrix and per-class precision/recall/F1 of a run, as text."""
     model, meta, transform = rd.load_model(run_path)
+    dtype = np.float64 if meta.get("dtype") == "float64" else np.float32
     if data is not None:
-        x, y = _load_run_data(meta, data)
+        from distnn.data import DataError
+
+        x, y = _load_run_data(meta, data, vocab=token_vocab(model, meta))
         if y is None:
             raise ValueError(f"data file {data!r} has no labels; use 'distnn predict' for unlabelled inputs")
         what = repr(data)
+        x = _check_inputs(x, meta, what)
+        per_position = _predicts_every_position(model, x, transform, dtype)
+        if per_position and (y.ndim != 2 or y.shape != x.shape[:2]):
+            raise DataError(f"data file {data!r}: this model predicts a token at every position, so its labels "
+                            f"must be an npz 'y' array of shape {x.shape[:2]}; got shape {y.shape}")
+        if not per_position and y.ndim != 1:
+            raise DataError(f"data file {data!r}: this model predicts one class per sample, so its labels must be "
+                            f"1-D ({len(x)},); got shape {y.shape}")
     else:
         split = split or "test"
         x, y = _split_data(meta, split)
         what = f"{meta.get('dataset', 'dataset')} {split} split"
-    x = _check_inputs(x, meta, what)
+        x = _check_inputs(x, meta, what)
     k = int(meta["num_classes"])
     y = np.asarray(y)
     if y.ndim == 1 and y.size and (y.min() < 0 or y.max() >= k):
         raise ValueError(f"{what}: labels must be in [0, {k - 1}] for this {k}-class model; found "
                          f"{sorted(set(int(v) for v in y[(y < 0) | (y >= k)][:10]))}")
-    dtype = np.float64 if meta.get("dtype") == "float64" else np.float32
     sums = evaluate_arrays(model, x, y, np.ones(len(x), bool), transform, 512, k if y.ndim == 1 else 0,
                            dtype=dtype)
     lines = [f"evaluated {what}: {sums['count']} samples",
@@ -158,7 +256,7 @@ def evaluate_run(run_path, split=None, data=None) -> str:
 
 
 def predict_proba(model, x, transform, batch_size=512) -> np.ndarray:
-    """Class probabilities (N, C) in eval mode."""
+    """Class probabilities in eval mode: (N, C), or (N, T, C) for a model that predicts every position."""
     from distnn.backend import to_numpy
 
     params = list(model.parameters()) if hasattr(model, "parameters") else []
@@ -168,31 +266,103 @@ def predict_proba(model, x, transform, batch_size=512) -> np.ndarray:
 
 
 def predict_run(run_path, input_path, output_path) -> int:
-    """Write ``label,prob_<c>...`` rows for each input sample; returns the number written."""
+    """Write ``predicted_label,predicted_class,prob_<c>...`` rows, one per input sample; returns how many.
+
+    A model that predicts every position (CharLM) gets one row per input
+    sequence: the distribution of the token that follows it (its last
+    position). ``output_path`` ``-`` is standard output; an existing path that
+    is not a regular file (a FIFO, ``/dev/stdout``) is written in place; a
+    regular file is replaced atomically (through a symlink: its target), and
+    never the input file.
+    """
+    how, where = _output_plan(output_path, input_path)  # refuse a bad output before any work
     model, meta, transform = rd.load_model(run_path)
-    x, _ = _load_run_data(meta, input_path)
+    x, _ = _load_run_data(meta, input_path, vocab=token_vocab(model, meta), labels=False)
     x = _check_inputs(x, meta, repr(input_path))
     probs = predict_proba(model, x, transform)
+    if probs.ndim == 3:
+        probs = probs[:, -1, :]  # the next token after each input sequence
     names = [str(c) for c in meta.get("class_names") or range(probs.shape[1])]
     labels = probs.argmax(axis=1)
-    out_dir = os.path.dirname(os.path.abspath(output_path))
+    # through the csv module: CharLM's classes are characters, and ',' '"' or a newline must be quoted
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["predicted_label", "predicted_class"] + [f"prob_{n}" for n in names])
+    w.writerows([int(lab), names[lab], *(f"{v:.6g}" for v in p)] for lab, p in zip(labels, probs))
+    _write_output(how, where, output_path, buf.getvalue())
+    return len(labels)
+
+
+def _same_file_as_fd(path, fd) -> bool:
+    try:
+        a, b = os.stat(path), os.fstat(fd)
+    except (OSError, ValueError):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _output_plan(output_path, input_path):
+    """How predictions reach ``output_path``: ``("stream", file object)``, ``("direct", path)`` or
+    ``("replace", target path)``. Raises ValueError for an output that must not be written."""
+    output_path = str(output_path)
+    if output_path == "-":
+        return "stream", sys.stdout
+    if os.path.exists(output_path):
+        if os.path.exists(str(input_path)) and os.path.samefile(output_path, str(input_path)):
+            raise ValueError(f"--output {output_path!r} is the input file {str(input_path)!r}; refusing to "
+                             f"overwrite the input (choose another output file)")
+        if os.path.isdir(output_path):
+            raise ValueError(f"cannot write {output_path!r}: it is a directory")
+        # /dev/stdout, /dev/stderr, /proc/self/fd/N: the stream this process already writes there, so
+        # that the output is not interleaved out of order with (or truncated by) other output to it.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                fd = stream.fileno()
+            except (AttributeError, OSError, ValueError):
+                continue
+            if _same_file_as_fd(output_path, fd):
+                return "stream", stream
+        if not stat.S_ISREG(os.stat(output_path).st_mode):
+            # A FIFO, a device, a socket: renaming a temporary file over it would replace it (as root,
+            # even /dev/null) with a regular file, so write to it in place.
+            return "direct", output_path
+    # A regular file (or a new one): write a temporary file next to the real file and rename it over,
+    # so readers never see a half-written table; through a symlink, the link's target is replaced.
+    target = os.path.realpath(output_path)
+    out_dir = os.path.dirname(target)
     if not os.path.isdir(out_dir):
         raise ValueError(f"cannot write {output_path!r}: directory {out_dir!r} does not exist")
-    tmp = output_path + ".tmp"
+    return "replace", target
+
+
+def _write_output(how, where, output_path, text) -> None:
+    if how == "stream":
+        try:
+            where.write(text)
+            where.flush()
+        except OSError as e:
+            raise ValueError(f"cannot write {output_path!r}: {e.strerror or e}") from None
+        return
+    if how == "direct":
+        try:
+            with open(where, "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise ValueError(f"cannot write {output_path!r}: {e.strerror or e}") from None
+        return
+    tmp = where + ".tmp"
     try:
         with open(tmp, "w") as f:
-            f.write(",".join(["predicted_label", "predicted_class"] + [f"prob_{n}" for n in names]) + "\n")
-            for lab, p in zip(labels, probs):
-                f.write(f"{int(lab)},{names[lab]}," + ",".join(f"{v:.6g}" for v in p) + "\n")
-        os.replace(tmp, output_path)
+            f.write(text)
+        os.replace(tmp, where)
     except OSError as e:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise ValueError(f"cannot write {output_path!r}: {e.strerror or e}") from None
-    return len(labels)
 
 
 def describe_datasets() -> str:
+    """The ``distnn datasets`` listing: datasets and built-in configs."""
     from distnn.data import list_datasets
     from distnn.train.config import list_configs
 
