@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by 'distnn train'")
     r.add_argument("--input", required=True, metavar="FILE", help="inputs to classify (CSV, npz or IDX)")
-    r.add_argument("--output", required=True, metavar="FILE", help="CSV file to write (e.g. preds.csv)")
+    r.add_argument("--output", required=True, metavar="FILE",
+                   help="CSV file to write (e.g. preds.csv; - for standard output)")
     r.set_defaults(func=cmd_predict)
 
     d = sub.add_parser("datasets", help="list the datasets and built-in configs",
@@ -193,7 +194,9 @@ def cmd_predict(args) -> int:
         return 0
 
     n = predict_run(args.run_dir, args.input, args.output)
-    print(f"wrote {n} predictions to {args.output}", flush=True)
+    # (on stderr when the predictions themselves went to a stream, e.g. --output - or /dev/stdout)
+    stream = args.output == "-" or (os.path.exists(args.output) and not os.path.isfile(args.output))
+    print(f"wrote {n} predictions to {args.output}", file=sys.stderr if stream else sys.stdout, flush=True)
     return 0
 
 

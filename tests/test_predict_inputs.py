@@ -205,7 +205,8 @@ def test_output_dash_is_standard_output(runs, tmp_path, capsys):
     code, out, err = cli(["predict", run, "--input", inp, "--output", "-"], capsys)
     assert code == 0, err
     assert not (tmp_path / "-").exists()
-    assert out.startswith(file_out.read_text())  # the same table, first on standard output
+    assert out == file_out.read_text()  # the same table, and nothing else, on standard output
+    assert "wrote" in err  # the summary line goes to stderr then
 
 
 # ------------------------------------------------------------------ CSV header rule
