@@ -225,6 +225,42 @@ def test_cli_sigterm_exit_75_then_resume_auto_is_bitwise_equal(tmp_path):
             np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+def test_simulated_ranks_take_sigterm_like_mpi_ranks(tmp_path):
+    # --simulate-ranks 2: the ranks are threads, and signal handlers only run in the main thread. A SIGTERM
+    # used to kill the process with no checkpoint (exit -15); now it preempts the ranks as under mpiexec.
+    def cmd(out, *extra):
+        return [sys.executable, "-m", "distnn", "train", "--simulate-ranks", "2", "--out", str(out), "--quiet",
+                "--set", "train.epochs=3", "--set", "run.plots=false", "--resume", "auto", *extra]
+
+    def interrupted(out, *extra):
+        p = subprocess.Popen(cmd(out, *extra), env=_env({"DISTNN_FAULT_STEP_DELAY": "0.03"}),
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not os.path.exists(out / "metrics.csv") and time.monotonic() < deadline:
+                time.sleep(0.05)  # an epoch is done: the handlers are in place, training is under way
+            p.send_signal(signal.SIGTERM)
+            _, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        return p.returncode, err
+
+    full = subprocess.run(cmd(tmp_path / "full"), env=_env(), capture_output=True, text=True, timeout=120)
+    assert full.returncode == 0, full.stderr
+    out = tmp_path / "run"
+    code, err = interrupted(out)
+    assert code == 75 and "distnn: preempted by SIGTERM" in err, err
+    again = subprocess.run(cmd(out), env=_env(), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "resumed from" in again.stderr, again.stderr
+    with np.load(tmp_path / "full" / "model.npz") as a, np.load(out / "model.npz") as b:
+        for k in a.files:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    # with nothing to checkpoint, SIGTERM keeps its default action: the run ends at once
+    code, _ = interrupted(tmp_path / "plain", "--set", "checkpoint.enabled=false")
+    assert code == -signal.SIGTERM
+
+
 # ------------------------------------------------------------------ storage failures
 def _mount_tmpfs(path, opts):
     if os.geteuid() != 0 or shutil.which("mount") is None:

@@ -283,7 +283,12 @@ def run_training(config="digits_mlp", overrides=(), out=None, simulate_ranks=Non
     if simulate_ranks:
         from distnn.distributed import simulate
 
-        results = simulate(int(simulate_ranks), _guarded, config, overrides, out, quiet, True)
+        from .preemption import PreemptionHandler
+
+        # Signal handlers live in the main thread, not in the ranks' threads: SIGTERM/SIGUSR1 then
+        # preempt the simulated ranks as they would MPI ranks (when they checkpoint).
+        with PreemptionHandler(only_when_watched=True):
+            results = simulate(int(simulate_ranks), _guarded, config, overrides, out, quiet, True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise errors[0]

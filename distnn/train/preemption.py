@@ -52,6 +52,7 @@ DEFAULT_SIGNALS = ("SIGTERM", "SIGUSR1")
 NONFINITE_POLICIES = ("error", "skip", "off")
 
 _requested: int | None = None  # the signal number received (process-wide), or None
+_watchers = 0  # step guards that act on the flag now (one per simulated rank; see PreemptionHandler)
 
 
 class Preempted(Exception):
@@ -93,11 +94,16 @@ class PreemptionHandler:
     """Installs flag-setting handlers for ``signals`` (names or numbers); :meth:`uninstall` restores the old ones.
 
     Handlers can only be installed from the main thread; elsewhere (simulated
-    ranks) this is a no-op and :func:`request` stands in for a signal.
+    ranks) this is a no-op. So ``--simulate-ranks`` installs one from the main
+    thread around the ranks with ``only_when_watched``: a signal sets the flag
+    while some rank's step guard watches it (checkpointing is on), and
+    otherwise takes its previous action (SIGTERM's: terminate), so that a run
+    with nothing to save is not kept alive.
     """
 
-    def __init__(self, signals=DEFAULT_SIGNALS):
+    def __init__(self, signals=DEFAULT_SIGNALS, only_when_watched: bool = False):
         self.signals = [_signum(s) for s in signals]
+        self.only_when_watched = bool(only_when_watched)
         self._previous = {}
 
     def install(self) -> "PreemptionHandler":
@@ -105,8 +111,19 @@ class PreemptionHandler:
             return self
         clear()
         for s in self.signals:
-            self._previous[s] = signal.signal(s, _handler)
+            self._previous[s] = signal.signal(s, self._if_watched if self.only_when_watched else _handler)
         return self
+
+    def _if_watched(self, signum, frame):
+        if _watchers:
+            request(signum)
+            return
+        previous = self._previous.get(signum)
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:  # the default action, as if no handler had been installed
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
 
     def uninstall(self) -> None:
         for s, prev in self._previous.items():
@@ -243,9 +260,13 @@ class StepGuard(Callback):
 
     def bind(self, trainer) -> "StepGuard":
         """Attach to ``trainer`` (as its ``step_guard`` and a callback); installs the NaN fault hook if asked."""
+        global _watchers
         self._trainer = trainer
         trainer.step_guard = self
         trainer.callbacks.append(self)
+        if self.preemption:
+            _watchers += 1
+            self._watching = True
         if self._nan:
             # A NaN in this rank's LOCAL gradient, before the average (registered before DataParallel's
             # hooks, which fit() adds later): the realistic fault, one bad batch on one rank.
@@ -362,6 +383,16 @@ class StepGuard(Callback):
 
     def on_train_end(self, trainer, logs):
         self.finish()
+        self._unwatch()
+
+    def on_exception(self, trainer, exception):
+        self._unwatch()  # (no finish(): it is a collective, and the other ranks may be anywhere)
+
+    def _unwatch(self):
+        global _watchers
+        if getattr(self, "_watching", False):
+            self._watching = False
+            _watchers -= 1
 
     def _agreed(self, exc):
         exc.report = self.rank == 0  # raised on every rank at the same step: rank 0 reports it
