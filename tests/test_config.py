@@ -189,3 +189,49 @@ def test_config_object_access_and_schema_description():
     text = C.describe_schema()
     for path in C.SCHEMA:
         assert path in text
+
+
+# ---------------------------------------------------------------- audit: gaps in the validation
+
+@pytest.mark.parametrize("override,message", [
+    ("optimizer.lr=inf", "optimizer.lr must be a finite number > 0, got inf"),
+    ("optimizer.lr=nan", "optimizer.lr must be a finite number > 0, got nan"),
+    ("optimizer.weight_decay=inf", "optimizer.weight_decay must be a finite number >= 0, got inf"),
+    ("optimizer.eps=inf", "optimizer.eps must be a finite number > 0, got inf"),
+    ("optimizer.betas=[0.9, nan]", "optimizer.betas[1] must be a finite number in [0, 1), got nan"),
+    ("train.grad_clip=inf", "train.grad_clip must be a finite number >= 0, got inf"),
+    ("train.label_smoothing=nan", "train.label_smoothing must be a finite number in [0, 1), got nan"),
+    ("schedule.max_lr=inf", "schedule.max_lr must be a finite number > 0, got inf"),
+    ("schedule.eta_min=inf", "schedule.eta_min must be a finite number >= 0, got inf"),
+    ("early_stopping.min_delta=inf", "early_stopping.min_delta must be a finite number >= 0, got inf"),
+    ("data.augment.noise=inf", "data.augment.noise must be a finite number >= 0, got inf"),
+    ("distributed.bucket_mb=inf", "distributed.bucket_mb must be a finite number > 0, got inf"),
+    ("distributed.timeout=nan", "distributed.timeout must be >= 1 (or inf: no limit), got nan"),
+    ("distributed.timeout=-inf", "distributed.timeout must be >= 1 (or inf: no limit), got -inf"),
+])
+def test_non_finite_numbers_are_refused(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config("digits_mlp", [override])
+    assert str(info.value).endswith(message + " (set by --set)")
+
+
+def test_non_finite_numbers_are_refused_in_files_and_dataset_options(tmp_path):
+    p = tmp_path / "mine.toml"
+    p.write_text("[optimizer]\nlr = inf\nweight_decay = -inf\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(p))
+    assert info.value.problems == ["optimizer.lr must be a finite number > 0, got inf",
+                                   "optimizer.weight_decay must be a finite number >= 0, got -inf"]
+    with pytest.raises(ConfigError, match=r"data.spread must be a finite number, got inf"):
+        load_config("digits_mlp", ["data.name=blobs", "data.spread=inf"])
+
+
+def test_collective_timeout_has_a_sane_minimum_and_inf_means_no_limit():
+    for bad, shown in (("1e-9", "1e-09"), ("0.5", "0.5"), ("0", "0")):
+        with pytest.raises(ConfigError, match=rf"distributed.timeout must be >= 1 \(or inf: no limit\), got {shown}"):
+            load_config("digits_mlp", [f"distributed.timeout={bad}"])
+    assert load_config("digits_mlp", ["distributed.timeout=1"]).distributed.timeout == 1.0
+    cfg = load_config("digits_mlp", ["distributed.timeout=inf"])  # as DISTNN_COLLECTIVE_TIMEOUT=inf: never
+    assert cfg.distributed.timeout == float("inf")
+    assert loads_config(dump_config(cfg)).to_dict() == cfg.to_dict()
+

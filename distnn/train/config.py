@@ -172,10 +172,16 @@ def _check_value(path: str, key: Key, value, problems: list):
         out = c
         items = [(path, value, c)]
     for where, raw, v in items:
-        if key.bounds and isinstance(v, (int, float)):
-            if (isinstance(v, float) and math.isnan(v)) or not all(_OPS[op](v, a) for op, a in key.bounds):
-                problems.append(f"{where} must be {bound_text(key.bounds)}, got {raw!r}")
-                return None
+        rng = bound_text(key.bounds) if key.bounds else ""
+        if isinstance(v, float) and not math.isfinite(v) and not (key.allow_inf and v == math.inf):
+            # inf passes a one-sided bound ("> 0") and would only surface later, as skipped steps
+            # and a "diverging" run; NaN fails every bound. Both are refused here, naming the key.
+            allowed = f"{rng} (or inf: no limit)" if key.allow_inf else f"a finite number {rng}".rstrip()
+            problems.append(f"{where} must be {allowed}, got {raw!r}")
+            return None
+        if key.bounds and isinstance(v, (int, float)) and not all(_OPS[op](v, a) for op, a in key.bounds):
+            problems.append(f"{where} must be {rng}{' (or inf: no limit)' if key.allow_inf else ''}, got {raw!r}")
+            return None
         if key.choices is not None and v not in key.choices:
             close = difflib.get_close_matches(str(v), key.choices, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -379,6 +385,9 @@ def _check_data(extra: dict, out: dict, problems: list):
         expected = dsets.get_dataset_entry(name).check_option(k, v)
         if expected is not None:
             problems.append(f"data.{k} must be {expected}, got {_describe(v)}")
+            continue
+        if isinstance(v, float) and not math.isfinite(v):  # no dataset option means anything at inf or NaN
+            problems.append(f"data.{k} must be a finite number, got {v!r}")
             continue
         data[k] = float(v) if isinstance(options[k], float) and isinstance(v, int) else v
     needs_path = dsets.get_dataset_entry(name).needs_path

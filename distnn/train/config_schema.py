@@ -19,7 +19,9 @@ class Key:
     type: "int" | "float" | "bool" | "str" | "list[int]" | "list[float]" |
     "list[str]" | "list[table]". ``bounds`` is a tuple of (op, value) with op in
     ">", ">=", "<", "<=", applied to the value (to each element of a list).
-    ``optional`` keys default to ``None`` (absent from TOML).
+    ``optional`` keys default to ``None`` (absent from TOML). Float values must
+    be finite (NaN and inf are refused) unless ``allow_inf``: then ``inf`` is
+    accepted as "no limit" (still never NaN or -inf).
     """
 
     type: str
@@ -29,10 +31,11 @@ class Key:
     choices: tuple | None = None
     optional: bool = False
     length: int | None = None
+    allow_inf: bool = False
 
 
-def _k(type_, default, doc, *bounds, choices=None, optional=False, length=None):
-    return Key(type_, default, doc, tuple(bounds), tuple(choices) if choices else None, optional, length)
+def _k(type_, default, doc, *bounds, choices=None, optional=False, length=None, allow_inf=False):
+    return Key(type_, default, doc, tuple(bounds), tuple(choices) if choices else None, optional, length, allow_inf)
 
 
 POS = (">", 0)
@@ -159,7 +162,10 @@ SCHEMA: dict[str, Key] = {
     "distributed.bucket_mb": _k("float", 25.0, "gradient bucket size in MiB for overlapped allreduce", POS),
     "distributed.compression": _k("str", "none", "gradient compression on the wire", choices=("none", "fp16", "bf16")),
     "distributed.check_every": _k("int", 0, "check replicas are identical every N steps (0 = off)", NONNEG),
-    "distributed.timeout": _k("float", 300.0, "seconds a collective may take before the job is aborted", POS),
+    # At least a second: below that, ordinary jitter (a slow rank, a checkpoint save) aborts the job.
+    # inf means no limit, as DISTNN_COLLECTIVE_TIMEOUT=inf does.
+    "distributed.timeout": _k("float", 300.0, "seconds a collective may take before the job is aborted "
+                              "(inf = no limit)", (">=", 1), allow_inf=True),
     "distributed.sync_batchnorm": _k("bool", False, "batch-norm statistics over all ranks"),
 }
 
