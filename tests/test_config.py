@@ -235,3 +235,63 @@ def test_collective_timeout_has_a_sane_minimum_and_inf_means_no_limit():
     assert cfg.distributed.timeout == float("inf")
     assert loads_config(dump_config(cfg)).to_dict() == cfg.to_dict()
 
+
+@pytest.mark.parametrize("config,override,message", [
+    ("digits_mlp", "model.hidden_sizes=[1.9]", "model.hidden_sizes must be a list of positive integers, got [1.9]"),
+    ("digits_mlp", "model.hidden_sizes=abc", "model.hidden_sizes must be a list of positive integers, got 'abc'"),
+    ("digits_mlp", "model.hidden_sizes=64", "model.hidden_sizes must be a list of positive integers, got 64"),
+    ("digits_mlp", "model.hidden_sizes=[64, 0]", "model.hidden_sizes must be a list of positive integers, got [64, 0]"),
+    ("digits_mlp", "model.dropout=2", "model.dropout must be a number in [0, 1), got 2"),
+    ("digits_mlp", "model.dropout=1.0", "model.dropout must be a number in [0, 1), got 1.0"),
+    ("digits_mlp", "model.activation=relu6", "model.activation must be one of 'relu', 'tanh'"),
+    ("digits_mlp", "model.norm=group", "model.norm must be one of None, 'batch', 'layer', got 'group'"),
+    ("digits_cnn", "model.widths=[16, 0]", "model.widths must be a list of positive integers (at least one), "
+                                           "got [16, 0]"),
+    ("digits_cnn", "model.layers=[1]", "model.layers [1] and model.widths"),
+    ({"model": {"name": "lenet"}}, "model.channels=[6]", "model.channels must be a list of 2 positive integers, "
+                                                         "got [6]"),
+    ("sequence_lstm", "model.num_layers=0", "model.num_layers must be a positive integer, got 0"),
+    ("sequence_lstm", "model.hidden_size=2.5", "model.hidden_size must be a positive integer, got 2.5"),
+    ("sequence_lstm", "model.bidirectional=1", "model.bidirectional must be true or false, got 1"),
+    ("sequence_transformer", "model.d_model=30", "model.nhead (4) must divide model.d_model (30)"),
+    ("sequence_transformer", "model.nhead=0", "model.nhead must be a positive integer, got 0"),
+    ("sequence_transformer", "model.dropout=-0.1", "model.dropout must be a number in [0, 1), got -0.1"),
+    ("charlm", "model.arch=rnn", "model.arch must be one of 'transformer', 'lstm', got 'rnn'"),
+    ("charlm", "model.max_len=0", "model.max_len must be a positive integer (or None), got 0"),
+])
+def test_model_arguments_are_typed_and_ranged(config, override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(config, [override])
+    assert len(info.value.problems) == 1 and message in info.value.problems[0]
+
+
+def test_model_argument_relations_use_the_models_defaults():
+    load_config("charlm", ["model.arch=lstm", "model.d_model=30"])  # no attention: nhead does not matter
+    load_config("sequence_transformer", ["model.d_model=32", "model.nhead=8"])
+    with pytest.raises(ConfigError, match=r"model.padding_idx \(20\) must be in \[-10, 10\) for model.vocab_size"):
+        load_config("sequence_lstm", ["model.vocab_size=10", "model.padding_idx=20"])
+
+
+def test_models_check_their_own_arguments_the_same_way():
+    from distnn import models
+
+    cases = [
+        (lambda: models.MLP(hidden_sizes=[1.9], num_classes=3, input_shape=[4]),
+         "MLP: hidden_sizes must be a list of positive integers, got [1.9]"),
+        (lambda: models.MLP([4, 8, 3], dropout=2), "MLP: dropout must be a number in [0, 1), got 2"),
+        (lambda: models.MLP([4.0, 3]), "MLP: sizes must be a list of at least 2 positive integers"),
+        (lambda: models.LeNet(channels=(6,)), "LeNet: channels must be a list of 2 positive integers, got (6,)"),
+        (lambda: models.ResNet(widths=(0, 1, 2)), "ResNet: widths must be a list of positive integers"),
+        (lambda: models.LSTMClassifier(input_size=3, dropout=1.5), "LSTMClassifier: dropout must be a number in "
+                                                                   "[0, 1), got 1.5"),
+        (lambda: models.TransformerClassifier(input_size=3, d_model=30, nhead=4),
+         "TransformerClassifier: nhead (4) must divide d_model (30)"),
+        (lambda: models.CharLM(vocab_size=5, arch="gru"), "CharLM: arch must be one of 'transformer', 'lstm'"),
+    ]
+    for build, message in cases:
+        with pytest.raises(ValueError) as info:
+            build()
+        assert str(info.value).startswith(message), str(info.value)
+    # numpy integers are integers
+    assert models.MLP([np.int64(4), np.int32(3)]).sizes == [4, 3]
+

@@ -10,6 +10,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import to_numpy
 from distnn.functional import activation as A
 
+from . import arguments as argspec
 from .registry import register_model
 
 
@@ -26,16 +27,29 @@ class CharLM(nn.Module):
     ``max_len`` to ``input_shape[0]`` (else 256).
     """
 
+    arguments = argspec.Arguments({
+        "vocab_size": argspec.integer(optional=True),
+        "arch": argspec.choice("transformer", "lstm"),
+        "d_model": argspec.integer(),
+        "nhead": argspec.integer(),
+        "num_layers": argspec.integer(),
+        "dim_feedforward": argspec.integer(),
+        "dropout": argspec.probability(),
+        "max_len": argspec.integer(optional=True),
+        "hidden_size": argspec.integer(),
+    }, relations=[argspec.heads_divide_width(when=lambda v: v["arch"] == "transformer")])
+
     def __init__(self, vocab_size=None, arch="transformer", d_model=64, nhead=4, num_layers=2, dim_feedforward=256,
                  dropout=0.0, max_len=None, hidden_size=128, num_classes=None, input_shape=None, generator=None):
         super().__init__()
+        self.arguments.check("CharLM", vocab_size=vocab_size, arch=arch, d_model=d_model, nhead=nhead,
+                             num_layers=num_layers, dim_feedforward=dim_feedforward, dropout=dropout, max_len=max_len,
+                             hidden_size=hidden_size)
         vocab_size = vocab_size if vocab_size is not None else num_classes
         if vocab_size is None:
             raise ValueError("CharLM: give vocab_size (or num_classes)")
         if num_classes is not None and num_classes != vocab_size:
             raise ValueError(f"CharLM: num_classes {num_classes} must equal vocab_size {vocab_size}")
-        if arch not in ("transformer", "lstm"):
-            raise ValueError(f"CharLM: arch must be 'transformer' or 'lstm', got {arch!r}")
         if max_len is None:
             max_len = int(input_shape[0]) if input_shape else 256
         self.vocab_size, self.arch, self.max_len = vocab_size, arch, max_len

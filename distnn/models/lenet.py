@@ -6,6 +6,7 @@ import math
 from distnn import nn
 from distnn.functional import activation as A
 
+from . import arguments as argspec
 from .registry import register_model
 
 
@@ -21,9 +22,18 @@ class LeNet(nn.Module):
     (H*W,) shape means a square single-channel image, reshaped on the fly.
     """
 
+    arguments = argspec.Arguments({
+        "in_channels": argspec.integer(),
+        "image_size": argspec.integer_or_pair(),
+        "channels": argspec.integers(length=2),  # conv1, conv2 output channels
+        "hidden": argspec.integers(length=2),    # fc1, fc2 widths
+    })
+
     def __init__(self, in_channels=1, num_classes=10, image_size=28, input_shape=None, channels=(6, 16),
                  hidden=(120, 84), generator=None):
         super().__init__()
+        self.arguments.check("LeNet", in_channels=in_channels, image_size=image_size, channels=channels,
+                             hidden=hidden)
         self.flat_input = False
         if input_shape is not None:
             shape = tuple(int(s) for s in input_shape)

@@ -5,6 +5,7 @@ import math
 
 from distnn import nn
 
+from . import arguments as argspec
 from .registry import register_model
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid, "elu": nn.ELU,
@@ -29,8 +30,18 @@ class MLP(nn.Sequential):
     ``num_classes`` (as the trainer does).
     """
 
+    arguments = argspec.Arguments({
+        "sizes": argspec.integers(min_length=2, optional=True),
+        "hidden_sizes": argspec.integers(min_length=0),  # [] is a linear model
+        "activation": argspec.choice(*_ACTIVATIONS),
+        "dropout": argspec.probability(),
+        "norm": argspec.choice(None, "batch", "layer"),
+    })
+
     def __init__(self, sizes=None, activation="relu", dropout=0.0, norm=None, hidden_sizes=(128,),
                  num_classes=None, input_shape=None, generator=None):
+        self.arguments.check("MLP", sizes=sizes, activation=activation, dropout=dropout, norm=norm,
+                             hidden_sizes=hidden_sizes)
         in_features = _in_features(input_shape)
         if sizes is None:
             if in_features is None or num_classes is None:
@@ -44,10 +55,6 @@ class MLP(nn.Sequential):
         if in_features is not None and sizes[0] != in_features:
             raise ValueError(f"MLP: sizes start with {sizes[0]} inputs but input_shape {tuple(input_shape)} "
                              f"has {in_features} features")
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"MLP: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
-        if norm not in (None, "batch", "layer"):
-            raise ValueError(f"MLP: norm must be None, 'batch' or 'layer', got {norm!r}")
         layers = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers.append(nn.Linear(a, b, generator=generator))

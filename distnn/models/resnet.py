@@ -7,6 +7,7 @@ from distnn import nn
 from distnn.functional import activation as A
 from distnn.nn.residual import BasicBlock
 
+from . import arguments as argspec
 from .registry import register_model
 
 
@@ -25,11 +26,16 @@ class ResNet(nn.Module):
     square single-channel image, reshaped on the fly.
     """
 
+    arguments = argspec.Arguments({
+        "layers": argspec.integers(),   # BasicBlocks per stage
+        "widths": argspec.integers(),   # channels per stage
+        "in_channels": argspec.integer(),
+    }, relations=[argspec.same_length("layers", "widths", "one width per stage")])
+
     def __init__(self, layers=(2, 2, 2), widths=(16, 32, 64), in_channels=3, num_classes=10, input_shape=None,
                  generator=None):
         super().__init__()
-        if len(layers) != len(widths) or not layers:
-            raise ValueError(f"ResNet: layers {tuple(layers)} and widths {tuple(widths)} must have the same length")
+        self.arguments.check("ResNet", layers=layers, widths=widths, in_channels=in_channels)
         self.image_shape = None
         if input_shape is not None:
             shape = tuple(int(s) for s in input_shape)

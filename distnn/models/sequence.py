@@ -14,6 +14,7 @@ from distnn import random as drandom
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
+from . import arguments as argspec
 from .registry import register_model
 
 
@@ -62,10 +63,24 @@ class LSTMClassifier(nn.Module):
     packed: all samples of a batch run the full length.
     """
 
+    arguments = argspec.Arguments({
+        "input_size": argspec.integer(optional=True),
+        "hidden_size": argspec.integer(),
+        "num_layers": argspec.integer(),
+        "vocab_size": argspec.integer(optional=True),
+        "embedding_dim": argspec.integer(),
+        "bidirectional": argspec.boolean(),
+        "dropout": argspec.probability(),
+        "padding_idx": argspec.integer(minimum=None, optional=True),
+    }, relations=[argspec.index_in_vocabulary()])
+
     def __init__(self, input_size=None, hidden_size=64, num_layers=1, num_classes=2, vocab_size=None,
                  embedding_dim=32, bidirectional=False, dropout=0.0, padding_idx=None, input_shape=None,
                  generator=None):
         super().__init__()
+        self.arguments.check("LSTMClassifier", input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
+                             vocab_size=vocab_size, embedding_dim=embedding_dim, bidirectional=bidirectional,
+                             dropout=dropout, padding_idx=padding_idx)
         input_size, _ = _feature_layout(input_size, input_shape, vocab_size, "LSTMClassifier")
         self.vocab_size, self.input_size = vocab_size, input_size
         if vocab_size is not None:
@@ -97,10 +112,27 @@ class TransformerClassifier(nn.Module):
     -> ``fc``.
     """
 
+    arguments = argspec.Arguments({
+        "vocab_size": argspec.integer(optional=True),
+        "input_size": argspec.integer(optional=True),
+        "d_model": argspec.integer(),
+        "nhead": argspec.integer(),
+        "num_layers": argspec.integer(),
+        "dim_feedforward": argspec.integer(),
+        "dropout": argspec.probability(),
+        "max_len": argspec.integer(optional=True),
+        "norm_first": argspec.boolean(),
+        "activation": argspec.Rule("'relu', 'gelu' or a callable", lambda v: v in ("relu", "gelu") or callable(v)),
+        "padding_idx": argspec.integer(minimum=None, optional=True),
+    }, relations=[argspec.heads_divide_width(), argspec.index_in_vocabulary()])
+
     def __init__(self, vocab_size=None, input_size=None, d_model=64, nhead=4, num_layers=2, dim_feedforward=128,
                  dropout=0.1, num_classes=2, max_len=None, norm_first=True, activation="gelu", padding_idx=None,
                  input_shape=None, generator=None):
         super().__init__()
+        self.arguments.check("TransformerClassifier", vocab_size=vocab_size, input_size=input_size, d_model=d_model,
+                             nhead=nhead, num_layers=num_layers, dim_feedforward=dim_feedforward, dropout=dropout,
+                             max_len=max_len, norm_first=norm_first, activation=activation, padding_idx=padding_idx)
         input_size, image = _feature_layout(input_size, input_shape, vocab_size, "TransformerClassifier")
         self.vocab_size, self.input_size, self.padding_idx = vocab_size, input_size, padding_idx
         if max_len is None:

@@ -356,6 +356,12 @@ def _check_model(extra: dict, out: dict, problems: list):
             close = difflib.get_close_matches(k, accepted, n=1)
             hint = f" (did you mean 'model.{close[0]}'?)" if close else ""
             problems.append(f"unknown key 'model.{k}'{hint}; model {name!r} takes: {', '.join(accepted)}")
+    # The known keys against the model's own rules (types, ranges, relations), as the model applies them
+    # when it is built; here every problem is reported before any data is loaded or directory created.
+    from distnn.models.arguments import config_problems
+
+    given = {k: v for k, v in extra.items() if k not in MODEL_RESERVED and k in params}
+    problems.extend(config_problems(models[name.lower()], given))
 
 
 def _check_data(extra: dict, out: dict, problems: list):

@@ -1,0 +1,178 @@
+"""Checks of the zoo models' keyword arguments, shared by the models and the config validation.
+
+Each zoo model declares its arguments' rules once, as an :class:`Arguments`
+table (class attribute ``arguments``). The model checks its own values before
+building anything::
+
+    MLP(hidden_sizes=[1.9])  ->  ValueError: MLP: hidden_sizes must be a list of positive integers, got [1.9]
+
+and the config validation (``distnn.train.config``) checks the ``[model]``
+keys of a config against the same table before a run starts, with each key's
+dotted name: ``model.hidden_sizes must be a list of positive integers, got [1.9]``.
+
+Values must already have the right type: a float is not silently truncated to
+an int (``int(1.9)`` would build a 1-unit layer), a string is not a list.
+Arguments the trainer fills from the data (``num_classes``, ``input_shape``)
+are not listed: the models check those themselves.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One argument's rule: ``test(value) -> bool`` and what it requires, in words."""
+
+    requirement: str
+    test: Callable
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _maybe(rule: Rule, optional: bool) -> Rule:
+    if not optional:
+        return rule
+    return Rule(rule.requirement + " (or None)", lambda v: v is None or rule.test(v))
+
+
+def integer(minimum: int | None = 1, optional: bool = False) -> Rule:
+    """An integer >= ``minimum`` (None: any integer); ``optional``: or None."""
+    words = {1: "a positive integer", 0: "an integer >= 0", None: "an integer"}.get(minimum,
+                                                                                 f"an integer >= {minimum}")
+    return _maybe(Rule(words, lambda v: _is_int(v) and (minimum is None or v >= minimum)), optional)
+
+
+def integers(min_length: int = 1, length: int | None = None, optional: bool = False) -> Rule:
+    """A list (or tuple) of positive integers, of exactly ``length`` or at least ``min_length`` entries."""
+    if length is not None:
+        words = f"a list of {length} positive integers"
+    elif min_length > 1:
+        words = f"a list of at least {min_length} positive integers"
+    else:
+        words = "a list of positive integers" + (" (at least one)" if min_length == 1 else "")
+
+    def test(v):
+        if not isinstance(v, (list, tuple)) or not all(_is_int(s) and s >= 1 for s in v):
+            return False
+        return len(v) == length if length is not None else len(v) >= min_length
+
+    return _maybe(Rule(words, test), optional)
+
+
+def integer_or_pair(optional: bool = False) -> Rule:
+    """A positive integer, or a list of two (height, width)."""
+    pair = integers(length=2)
+    return _maybe(Rule("a positive integer or a list of 2 positive integers",
+                       lambda v: (_is_int(v) and v >= 1) or pair.test(v)), optional)
+
+
+def probability() -> Rule:
+    """A dropout-like probability in [0, 1) (1 would drop everything)."""
+    return Rule("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1)
+
+
+def choice(*options) -> Rule:
+    """One of ``options`` (None may be one of them)."""
+    words = "one of " + ", ".join("None" if o is None else repr(o) for o in options)
+    return Rule(words, lambda v: any(v is o if o is None else (isinstance(v, str) and v == o) for o in options))
+
+
+def boolean() -> Rule:
+    """True or False (not 0/1: a config's ``= 1`` is a typo more often than a choice)."""
+    return Rule("true or false", lambda v: isinstance(v, bool))
+
+
+class Arguments:
+    """A model's argument rules, plus relations between arguments.
+
+    ``rules``: ``{name: Rule}``. ``relations``: functions ``f(values, q)`` that
+    get every argument's value (given or default) and ``q(name)``, the name as
+    the message should spell it; they return a problem (e.g. ``f"{q('nhead')}
+    ({values['nhead']}) must divide {q('d_model')} ..."``) or None. Relations
+    run only when every rule holds.
+    """
+
+    def __init__(self, rules: dict, relations=()):
+        self.rules = dict(rules)
+        self.relations = tuple(relations)
+
+    def problems(self, values: dict, prefix: str = "", defaults: dict | None = None) -> list:
+        """Every problem with ``values``, each naming ``prefix + argument``; ``defaults`` fill unset ones."""
+        def q(name):
+            return prefix + name
+
+        out = [f"{q(k)} must be {self.rules[k].requirement}, got {v!r}"
+               for k, v in values.items() if k in self.rules and not self.rules[k].test(v)]
+        if out:
+            return out
+        merged = {**(defaults or {}), **values}
+        return [p for p in (rel(merged, q) for rel in self.relations) if p]
+
+    def check(self, who: str, **values) -> None:
+        """Raise ``ValueError("who: ...")`` listing every problem of ``values`` (all of the model's arguments)."""
+        found = self.problems(values)
+        if found:
+            raise ValueError(f"{who}: " + "; ".join(found))
+
+
+def signature_defaults(cls) -> dict:
+    """``{argument: default}`` of ``cls.__init__`` (arguments without a default are left out)."""
+    params = inspect.signature(cls.__init__).parameters
+    return {k: p.default for k, p in params.items() if k != "self" and p.default is not inspect.Parameter.empty}
+
+
+def config_problems(cls, values: dict, prefix: str = "model.") -> list:
+    """Problems of a config's model arguments ``values`` for zoo class ``cls`` ([] if it declares no rules).
+
+    Unset arguments take ``cls``'s defaults, so a relation such as "nhead divides
+    d_model" is checked even when the config sets only one of the two.
+    """
+    table = getattr(cls, "arguments", None)
+    if not isinstance(table, Arguments):
+        return []
+    return table.problems(values, prefix, signature_defaults(cls))
+
+
+def heads_divide_width(width: str = "d_model", heads: str = "nhead", when=None):
+    """Relation: ``heads`` divides ``width`` (attention splits the width into equal heads)."""
+    def rel(v, q):
+        if when is not None and not when(v):
+            return None
+        if v[width] % v[heads]:
+            return (f"{q(heads)} ({v[heads]}) must divide {q(width)} ({v[width]}): every attention head "
+                    f"takes {q(width)} / {q(heads)} features")
+        return None
+
+    return rel
+
+
+def same_length(a: str, b: str, why: str):
+    """Relation: the lists ``a`` and ``b`` have as many entries (``why`` says what pairs them)."""
+    def rel(v, q):
+        if len(v[a]) == len(v[b]):
+            return None
+        return f"{q(a)} {list(v[a])} and {q(b)} {list(v[b])} must have the same length ({why})"
+
+    return rel
+
+
+def index_in_vocabulary(index: str = "padding_idx", vocab: str = "vocab_size"):
+    """Relation: a token index (e.g. ``padding_idx``) lies in ``[-vocab_size, vocab_size)`` when both are set."""
+    def rel(v, q):
+        i, n = v.get(index), v.get(vocab)
+        if i is None or n is None or -n <= i < n:
+            return None
+        return f"{q(index)} ({i}) must be in [-{n}, {n}) for {q(vocab)} = {n}"
+
+    return rel
