@@ -236,6 +236,50 @@ def test_collective_timeout_has_a_sane_minimum_and_inf_means_no_limit():
     assert loads_config(dump_config(cfg)).to_dict() == cfg.to_dict()
 
 
+def _npz(path, with_val):
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((40, 4)).astype(np.float32), np.arange(40) % 2
+    arrays = {"x_train": x[:30], "y_train": y[:30], "x_val": x[30:], "y_val": y[30:]} if with_val else {"x": x, "y": y}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def test_validation_monitors_need_a_validation_split(tmp_path):
+    no_val = ["data.val_fraction=0"]
+    with pytest.raises(ConfigError) as info:
+        load_config("digits_mlp", no_val + ["early_stopping.enabled=true", "schedule.name=plateau"])
+    assert info.value.problems == [
+        "early_stopping.monitor is 'val_loss' (early_stopping.enabled = true) but data.val_fraction = 0 leaves no "
+        "validation split: set data.val_fraction > 0, or monitor 'train_loss'",
+        "schedule.monitor is 'val_loss' (schedule.name = 'plateau') but data.val_fraction = 0 leaves no "
+        "validation split: set data.val_fraction > 0, or monitor 'train_loss'"]
+    with pytest.raises(ConfigError, match="early_stopping.monitor is 'val_accuracy'"):
+        load_config("digits_mlp", no_val + ["early_stopping.enabled=true", "early_stopping.monitor=val_accuracy"])
+    # Fine: training metrics, a disabled early stopping, and checkpoint.keep_best (it warns and keeps the newest).
+    load_config("digits_mlp", no_val + ["early_stopping.enabled=true", "early_stopping.monitor=train_loss",
+                                        "schedule.name=plateau", "schedule.monitor=train_accuracy"])
+    load_config("digits_mlp", no_val + ["checkpoint.keep_best=true", "checkpoint.monitor=val_loss"])
+    # Datasets that bring their own validation split regardless of data.val_fraction.
+    load_config("xor", no_val + ["early_stopping.enabled=true"])
+    own = _npz(tmp_path / "own.npz", with_val=True)
+    load_config("digits_mlp", no_val + ["data.name=npz", f"data.path={own}", "early_stopping.enabled=true"])
+    load_config("digits_mlp", no_val + [f"data.name={own}", "early_stopping.enabled=true"])
+    flat = _npz(tmp_path / "flat.npz", with_val=False)
+    with pytest.raises(ConfigError, match="early_stopping.monitor is 'val_loss'"):
+        load_config("digits_mlp", no_val + ["data.name=npz", f"data.path={flat}", "early_stopping.enabled=true"])
+
+
+def test_a_validation_monitor_without_validation_fails_before_the_run_directory(tmp_path):
+    from distnn.train.job import run_training
+
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="early_stopping.monitor is 'val_loss'"):
+        run_training("digits_mlp", ["data.val_fraction=0", "early_stopping.enabled=true", "train.epochs=2",
+                                    "run.plots=false"], out=str(out), quiet=True)
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("config,override,message", [
     ("digits_mlp", "model.hidden_sizes=[1.9]", "model.hidden_sizes must be a list of positive integers, got [1.9]"),
     ("digits_mlp", "model.hidden_sizes=abc", "model.hidden_sizes must be a list of positive integers, got 'abc'"),

@@ -55,7 +55,10 @@ import difflib
 import math
 import os
 import tomllib
+import zipfile
 from importlib import resources
+
+import numpy as np
 
 from .config_schema import (ALIASES, MODEL_RESERVED, MODES, MONITORS, OPEN_TABLES, SCHEMA, TABLES,  # noqa: F401
                             TYPE_WORDS as _TYPE_WORDS, Key, bound_text, describe_schema)
@@ -421,6 +424,7 @@ def _check_cross(out: dict, problems: list):
             problems.append(f"schedule.milestones must be strictly increasing, got {m}")
     if s["warmup_steps"] and s["warmup_epochs"]:
         problems.append("set schedule.warmup_steps or schedule.warmup_epochs, not both")
+    _check_validation_monitors(out, problems)
     e = out["ensemble"]
     if len(e["vary"]) != len(set(e["vary"])):
         problems.append(f"ensemble.vary lists a value twice: {e['vary']}")
@@ -428,6 +432,57 @@ def _check_cross(out: dict, problems: list):
         problems.append(f"ensemble.overrides has {len(e['overrides'])} entries for {e['members']} members")
     if e.get("member") is not None and e["member"] >= max(e["members"], 1) and e["members"] > 1:
         problems.append(f"ensemble.member {e['member']} is out of range for {e['members']} members")
+
+
+#: datasets whose every split is the whole data (data.val_fraction does not apply)
+_SPLITS_ARE_ALL_DATA = frozenset({"xor"})
+
+
+def _check_validation_monitors(out: dict, problems: list):
+    """A ``val_*`` monitor of early stopping or the plateau schedule needs a validation split.
+
+    Without one, the run would fail after its first epoch ("monitored metric
+    'val_loss' is not available"), leaving a run directory behind. The
+    checkpoint's ``keep_best`` only warns then and keeps the newest checkpoints
+    (its default monitor is val_loss, so a config without validation must work).
+    """
+    d = out["data"]
+    if d["val_fraction"] > 0 or _may_bring_validation_split(d):
+        return
+    users = []
+    es, s = out["early_stopping"], out["schedule"]
+    if es["enabled"] and es["monitor"].startswith("val_"):
+        users.append(("early_stopping.monitor", es["monitor"], "early_stopping.enabled = true"))
+    if s["name"] == "plateau" and s["monitor"].startswith("val_"):
+        users.append(("schedule.monitor", s["monitor"], "schedule.name = 'plateau'"))
+    for key, monitor, setting in users:
+        problems.append(f"{key} is {monitor!r} ({setting}) but data.val_fraction = 0 leaves no validation split: "
+                        f"set data.val_fraction > 0, or monitor '{monitor.replace('val_', 'train_', 1)}'")
+
+
+def _may_bring_validation_split(data: dict) -> bool:
+    """True when the dataset has (or may have) a validation split even with data.val_fraction = 0."""
+    name = data["name"]
+    if name in _SPLITS_ARE_ALL_DATA:
+        return True
+    if name == "npz":
+        path = data.get("path")
+    elif name.lower().endswith(".npz"):
+        path = name
+    else:
+        return False
+    if data.get("x_key") is not None or data.get("y_key") is not None:
+        return False  # explicit keys: one array pair, split by the fractions
+    if not isinstance(path, str) or "{rank}" in path:
+        return True  # nothing to look at here; the data loader reports what is wrong with the file
+    # An archive with x_train/x_val keeps its own validation split. Its table of contents is cheap
+    # to read; a file unreadable here is the data loader's to report, so give it the benefit of the doubt.
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            files = set(archive.files)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return True
+    return "x_train" in files and "x_val" in files
 
 
 def _check_ensemble(raw: dict, out: dict, source: str, problems: list):
