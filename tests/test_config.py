@@ -1,4 +1,6 @@
 """distnn.train.config: schema defaults, validation messages, --set overrides, TOML round trip, built-ins."""
+import json
+import os
 import tomllib
 
 import numpy as np
@@ -339,3 +341,27 @@ def test_models_check_their_own_arguments_the_same_way():
     # numpy integers are integers
     assert models.MLP([np.int64(4), np.int32(3)]).sizes == [4, 3]
 
+
+def test_a_relative_data_path_is_resolved_against_the_working_directory(tmp_path, monkeypatch):
+    from distnn.train.inference import evaluate_run
+    from distnn.train.job import run_training
+
+    monkeypatch.chdir(tmp_path)
+    _npz(tmp_path / "inp" / "moved.npz", with_val=False)
+    absolute = str(tmp_path / "inp" / "moved.npz")
+    cfg = load_config("digits_mlp", ["data.name=npz", "data.path=inp/moved.npz"])
+    assert cfg.data.path == absolute
+    assert load_config("digits_mlp", ["data.name=inp/moved.npz"]).data.name == absolute
+    home = load_config("digits_mlp", ["data.name=npz", "data.path=~/x.npz"]).data.path
+    assert home == os.path.join(os.path.expanduser("~"), "x.npz")
+    run_training("digits_mlp", ["data.name=npz", "data.path=inp/moved.npz", "data.augment.shift=0",
+                                "data.augment.rotate=0", "data.batch_size=8", "train.epochs=1", "run.plots=false",
+                                "checkpoint.enabled=false", "model.hidden_sizes=[8]"], out="run", quiet=True)
+    saved = tomllib.loads((tmp_path / "run" / "config.toml").read_text())
+    assert saved["data"]["path"] == absolute
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert meta["data"]["path"] == absolute
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # evaluating from another directory reads the same file
+    assert "accuracy" in evaluate_run(str(tmp_path / "run"))

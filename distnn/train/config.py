@@ -11,6 +11,12 @@ Errors are :class:`ConfigError` (a ``ValueError``) naming the dotted key:
 ``unknown key 'optimizer.learning_rate' (did you mean 'optimizer.lr'?)``,
 ``optimizer.lr must be > 0, got -1``, ``train.epochs must be an integer, got
 'ten' (string)``. All problems found are reported at once, one per line.
+Numbers must be finite (``distributed.timeout`` alone takes ``inf``: no limit);
+``model.*`` keys are checked against the chosen model's argument rules
+(``distnn.models.arguments``); a ``val_*`` monitor of early stopping or the
+plateau schedule needs a validation split. ``data.path`` (and a file named as
+``data.name``) is made absolute, so the resolved config saved with a run names
+the same file from any working directory.
 
 Sections (``describe_schema()`` prints every key with its type, default and
 meaning; the table below is the overview):
@@ -405,6 +411,30 @@ def _check_data(extra: dict, out: dict, problems: list):
     elif needs_path and data.get("path") is None and name == data["name"]:
         problems.append(f"data.path is required for dataset '{name}': add path = \"...\" under [data] "
                         f"or pass --set data.path=PATH")
+    _absolute_data_paths(data)
+
+
+def _absolute_data_paths(data: dict) -> None:
+    """Make ``data.path`` (and a file given as ``data.name``) absolute, relative to the working directory.
+
+    The resolved config is saved in the run directory (config.toml, and the data
+    section of model.json) and read back by ``distnn evaluate``/``predict`` and by
+    resumed runs, possibly from another working directory: a path kept as written
+    would then name the wrong file, or none.
+    """
+    if isinstance(data.get("path"), str) and data["path"]:
+        data["path"] = _absolute(data["path"])
+    name = data.get("name")
+    if isinstance(name, str) and os.path.splitext(name)[1].lower() in (".npz", ".csv"):
+        from distnn.data import datasets as dsets
+
+        if name not in dict(dsets.list_datasets()):  # a file path, not a registered dataset's name
+            data["name"] = _absolute(name)
+
+
+def _absolute(path: str) -> str:
+    # ~ is expanded first: abspath would otherwise make "~/data" a directory named "~" under the cwd.
+    return os.path.abspath(os.path.expanduser(path))
 
 
 def _check_cross(out: dict, problems: list):

@@ -59,8 +59,8 @@ SCHEMA: dict[str, Key] = {
     "run.plots": _k("bool", True, "write curves.png (needs matplotlib)"),
     # --- data
     "data.name": _k("str", "digits", "dataset name (distnn datasets lists them) or a .npz/.csv path"),
-    "data.path": _k("str", None, "file or directory for file-based datasets (mnist, npz, csv, charlm)",
-                    optional=True),
+    "data.path": _k("str", None, "file or directory for file-based datasets (mnist, npz, csv, charlm); "
+                    "made absolute (from the working directory) when the config is loaded", optional=True),
     "data.batch_size": _k("int", 64, "GLOBAL samples per optimizer step (split evenly over ranks)", (">=", 1)),
     "data.eval_batch_size": _k("int", 512, "samples per evaluation batch (ranks take whole batches in turn, "
                                "so metrics match 1 rank bitwise)", (">=", 1)),
