@@ -261,6 +261,18 @@ def split_header(rows, source: str, header="auto"):
                     f"row has no numeric cell, a data row only numeric ones)")
 
 
+def label_column_index(label_column, names, ncol: int, source: str) -> int:
+    """The index of the label column: ``label_column`` is a header name or a (possibly negative) index."""
+    if isinstance(label_column, str):
+        if names is None or label_column not in names:
+            raise DataError(f"{source} has no column named {label_column!r} "
+                            f"(header: {names if names is not None else 'none'})")
+        return names.index(label_column)
+    if not -ncol <= int(label_column) < ncol:
+        raise DataError(f"{source}: label_column {label_column} is out of range for {ncol} columns")
+    return int(label_column) % ncol
+
+
 def load_csv(path, label_column=-1, header="auto", delimiter: str = ",", num_classes: int | None = None):
     """(x float32 (N, D), y int64 (N,), feature names) from a CSV file.
 
@@ -286,15 +298,7 @@ def load_csv(path, label_column=-1, header="auto", delimiter: str = ",", num_cla
     ncol = len(names) if names is not None else len(rows[0][1])
     if ncol < 2:
         raise DataError(f"{source} line {rows[0][0]}: need at least 2 columns (features and a label), got {ncol}")
-    if isinstance(label_column, str):
-        if names is None or label_column not in names:
-            raise DataError(f"{source} has no column named {label_column!r} "
-                            f"(header: {names if names is not None else 'none'})")
-        label_idx = names.index(label_column)
-    else:
-        if not -ncol <= int(label_column) < ncol:
-            raise DataError(f"{source}: label_column {label_column} is out of range for {ncol} columns")
-        label_idx = int(label_column) % ncol
+    label_idx = label_column_index(label_column, names, ncol, source)
 
     def colname(j):
         return f"column {j + 1}" + (f" ({names[j]!r})" if names is not None and names[j] else "")

@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 
-from distnn.data.files import check_feature_range, is_number, read_npz, split_header, token_ids
+from distnn.data.files import check_feature_range, is_number, label_column_index, read_npz, split_header, token_ids
 
 from . import run_dir as rd
 from .evaluation import classification_report, format_confusion_matrix
@@ -154,14 +154,7 @@ def _read_csv(path, source, meta, k, dtype, vocab, labels):
     lines = [ln for ln, _ in rows]
     li = None
     if ncol == n_features + 1:
-        label_column = data_cfg.get("label_column", -1)
-        if isinstance(label_column, str):
-            if names is None or label_column not in names:
-                raise DataError(f"{source} has {ncol} columns but no column named {label_column!r} (the run's "
-                                f"data.label_column) to hold the labels")
-            li = names.index(label_column)
-        else:
-            li = int(label_column) % ncol
+        li = label_column_index(data_cfg.get("label_column", -1), names, ncol, source)
     cols = [j for j in range(ncol) if j != li]
     x = _as_model_input(values[:, cols], source, dtype, vocab, lambda i, j: f"line {lines[i]} column {cols[j] + 1}")
     if li is None or not labels:
