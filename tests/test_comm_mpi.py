@@ -93,3 +93,16 @@ def test_broadcast_gather_objects_barrier_split(comm):
 def test_local_rank(comm):
     # All ranks of these tests run on one host.
     assert comm.local_size == comm.size and comm.local_rank == comm.rank
+
+
+def test_numpy_scalars_and_reductions_mpi_lacks(comm):
+    # as on the other backends (tests/test_data_parallel_edges.py): a numpy scalar reduces, and a reduction
+    # MPI has no op for is a clear TypeError on every rank, not MPICH's "Invalid MPI_Op"
+    assert float(comm.allreduce(np.float64(2.5), "sum")) == 2.5 * comm.size
+    with pytest.raises(TypeError, match="bool array"):
+        comm.allreduce(np.ones(3, bool), "max")
+    with pytest.raises(TypeError, match="complex arrays"):
+        comm.allreduce(np.ones(2, complex), "min")
+    with pytest.raises(TypeError, match="color must be an int or None"):
+        comm.split("a")
+    comm.barrier()

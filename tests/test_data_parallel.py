@@ -135,12 +135,13 @@ def test_rank_with_no_samples_in_the_last_batch(copied, request):
     assert_replicas_equal(states)
 
 
-@pytest.mark.parametrize("set_to_none", [True, False])
-def test_a_rank_without_data_may_call_finish_alone(monkeypatch, set_to_none):
+@pytest.mark.parametrize("set_to_none,tell_counts", [(True, True), (False, True), (True, False)])
+def test_a_rank_without_data_may_call_finish_alone(monkeypatch, set_to_none, tell_counts):
     # The pattern "if batch: backward() else: finish_gradient_synchronization()": only the rank without
     # samples calls it, after steps in which its own backward synchronized. Gradients zeroed in place
     # (set_to_none=False) are the same arrays as the synchronized ones: finish must still see the reset
-    # (else that rank skips the collective and the others time out).
+    # (else that rank skips the collective and the others time out). Without set_num_samples the empty
+    # rank counts 0 samples (no forward), not the last step's count (which weighted the step wrongly).
     monkeypatch.setenv("DISTNN_COLLECTIVE_TIMEOUT", "20")
     batches = [np.arange(0, 9), np.arange(9, 11), np.arange(11, 20)] * 3
     ref = train_single(batches)
@@ -153,7 +154,8 @@ def test_a_rank_without_data_may_call_finish_alone(monkeypatch, set_to_none):
         for idx in batches:
             mine = idx[comm.rank::comm.size]
             opt.zero_grad(set_to_none=set_to_none)
-            dp.set_num_samples(len(mine))
+            if tell_counts:
+                dp.set_num_samples(len(mine))
             if len(mine):
                 F.cross_entropy(dp(distnn.Tensor(X[mine])), Y[mine]).backward()
             else:

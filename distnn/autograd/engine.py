@@ -221,6 +221,11 @@ def _seed_factor(root, leaves):
     return factor
 
 
+def backward_depth() -> int:
+    """How many backward passes are running in this thread (1 inside a top-level pass, 0 outside)."""
+    return len(getattr(_callbacks, "stack", None) or ())
+
+
 def backward_context():
     """A dict private to the backward pass now running in this thread (None outside backward).
 

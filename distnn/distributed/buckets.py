@@ -114,6 +114,10 @@ class FlatBucket:
             if g is None:
                 views[j][...] = 0
             else:
+                if g.dtype != views[j].dtype:  # (the engine keeps a gradient in its parameter's dtype)
+                    raise TypeError(f"DataParallel: parameter '{self.names[j]}' is {g.dtype} now but was "
+                                    f"{views[j].dtype} when DataParallel was built; change a model's dtype "
+                                    "before wrapping it")
                 flags[j] = 1.0
                 _weigh_into(xp, views[j], g, weight)  # nothing to do when the op wrote it there, seeded
         if self.extra:

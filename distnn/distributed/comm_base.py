@@ -53,16 +53,35 @@ def check_alltoall(array, size: int):
 
 
 def check_op(op: str, array) -> None:
-    """Raise a clear error for an unknown reduction, or ``mean`` of an integer array."""
+    """Raise a clear error for an unknown reduction, or one the array's dtype does not have.
+
+    The rules are MPI's, enforced on every backend alike (so what runs in one
+    process also runs under mpiexec): ``sum`` and ``mean`` for numbers,
+    ``max``/``min`` for integers and reals; none for booleans.
+    """
     if op not in REDUCE_OPS:
         raise ValueError(f"unknown reduction op {op!r}; expected one of {', '.join(REDUCE_OPS)}")
-    if op == "mean" and array.dtype.kind not in "fc":
+    kind = array.dtype.kind
+    if kind == "b":
+        raise TypeError(f"allreduce(op={op!r}) of a bool array: MPI has no such reduction; cast it to an "
+                        "integer dtype first (sum counts the True values, max is 'any', min is 'all')")
+    if op == "mean" and kind not in "fc":
         raise TypeError(f"allreduce(op='mean') needs a floating-point array, got dtype {array.dtype} "
                         "(reduce with op='sum' and divide instead)")
+    if op in ("max", "min") and kind == "c":
+        raise TypeError(f"allreduce(op={op!r}) is not defined for complex arrays (dtype {array.dtype})")
+
+
+def check_color(color) -> None:
+    """``split``'s color: an int (or None to take part in no group), as MPI requires."""
+    if color is not None and not isinstance(color, (int, np.integer)):
+        raise TypeError(f"split: color must be an int or None, got {color!r}")
 
 
 def as_array(x):
     """``x`` as a numpy/cupy array (Tensors are looked through; scalars become 0-d arrays)."""
+    if isinstance(x, np.generic):  # (before .data: a numpy scalar's .data is a read-only memoryview)
+        return np.asarray(x)
     x = getattr(x, "data", x) if not isinstance(x, np.ndarray) else x
     if isinstance(x, (int, float, bool, list, tuple)) or np.isscalar(x):
         return np.asarray(x)

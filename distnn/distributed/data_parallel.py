@@ -79,7 +79,7 @@ import weakref
 
 import numpy as np
 
-from distnn.autograd.engine import backward_context, queue_callback, register_backward_begin_hook
+from distnn.autograd.engine import backward_context, backward_depth, queue_callback, register_backward_begin_hook
 from distnn.autograd.grad_mode import is_grad_enabled
 from distnn.backend import device_of, get_array_module, to_numpy
 from distnn.nn.module import Module
@@ -123,6 +123,15 @@ class DataParallel(Module):
     After a synchronized backward ``p.grad`` is a view of a bucket buffer,
     which the next step overwrites: keep no references to it across steps
     (copy it if you need it).
+
+    As with PyTorch's DDP, build the model completely first: parameters must
+    not change dtype (an error) or ``requires_grad`` (not noticed; the
+    replica check of ``check_every`` finds the drift) after wrapping. Forward
+    calls with gradients enabled count samples even in eval mode: run
+    evaluation under ``distnn.no_grad()``. float16 parameters: pass the global
+    count, ``set_num_samples(n, n_global)`` (the Trainer does), else the first
+    step and a step after a short batch weight with a too-small global count
+    and can overflow.
     """
 
     num_step_flags = 4  # length of step_flags
@@ -261,6 +270,9 @@ class DataParallel(Module):
                 offset += n
 
     def _build_buckets(self):
+        if not self._train_params:
+            raise ValueError("DataParallel: the model has no parameter that requires a gradient; there is nothing "
+                             "to synchronize (a frozen model needs no DataParallel)")
         self._buckets = build_buckets(self._train_params, self.bucket_mb * (1 << 20), self.codec)
         # The step meta (sample count, step flags) rides in the last bucket when its dtype holds
         # counts exactly (float32: up to 2**24); otherwise it gets a tiny float64 allreduce of its own.
@@ -332,8 +344,6 @@ class DataParallel(Module):
     # ------------------------------------------------------ synchronization
     def _on_backward_begin(self, root, leaves):
         """Engine hook: the seed factor ``n_r / G`` for a synchronizing backward over this model alone."""
-        if self._in_sync:
-            return None
         slot = self._slot
         mine = others = False
         for t in leaves:
@@ -341,6 +351,17 @@ class DataParallel(Module):
                 mine = True
             else:
                 others = True
+        if self._in_sync:
+            if mine and backward_depth() == 1:
+                # A new top-level pass while the last synchronization never completed: that backward raised
+                # (the engine drops its end-of-pass callbacks). Going on would leave its buckets started and
+                # every later step unsynchronized, so the replicas would drift apart without a word.
+                raise RuntimeError(
+                    "DataParallel: the previous backward raised after its gradient synchronization had started, "
+                    "so that step's gradients were never averaged. After catching such an error, call "
+                    "finish_gradient_synchronization() on every rank (it completes the exchange) and zero the "
+                    "gradients before the next backward.")
+            return None
         context = backward_context()
         if context is not None and mine:
             context[RANK_SHARE] = self._share(self._pending_samples())
@@ -480,6 +501,8 @@ class DataParallel(Module):
         if self.comm.size == 1:
             return
         if self._in_sync or not self._synced_since_finish or self._grads_reset_since_sync():
+            if not self._in_sync and self._explicit_samples is None and self._forward_samples is None:
+                self._explicit_samples = 0  # no forward since the last step: no samples, whatever the last had
             self._in_sync = True
             self._complete_sync()
         self._synced_since_finish = False

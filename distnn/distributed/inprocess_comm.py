@@ -28,7 +28,7 @@ from distnn.backend import get_array_module
 
 from .comm_base import (
     CollectiveAbortedError, CollectiveError, CollectiveTimeoutError, Communicator, Handle, as_array, check_alltoall,
-    check_op, reduce_in_order,
+    check_color, check_op, reduce_in_order,
 )
 from .watchdog import collective_timeout
 
@@ -246,6 +246,7 @@ class InProcessCommunicator(Communicator):
         self._post("barrier", None, (), lambda values: None).wait()
 
     def split(self, color, key: int = 0):
+        check_color(color)
         pairs = self.allgather_object((color, key))
         split_id = self._seq  # the same on every rank: it follows the allgather
         if color is None:

@@ -9,7 +9,7 @@ import copy
 
 from distnn.backend import get_array_module
 
-from .comm_base import CompletedHandle, Communicator, as_array, check_alltoall, check_op
+from .comm_base import CompletedHandle, Communicator, as_array, check_alltoall, check_color, check_op
 
 
 class LocalCommunicator(Communicator):
@@ -53,4 +53,5 @@ class LocalCommunicator(Communicator):
         pass
 
     def split(self, color, key: int = 0):
+        check_color(color)
         return None if color is None else LocalCommunicator()

@@ -25,7 +25,9 @@ import numpy as np
 
 from distnn.backend import get_array_module
 
-from .comm_base import Communicator, Handle, PersistentAllreduce, as_array, check_alltoall, check_op
+from .comm_base import (
+    Communicator, Handle, PersistentAllreduce, as_array, check_alltoall, check_color, check_op,
+)
 from .watchdog import FORWARD_GRACE_S, collective_timeout, install_excepthook, report_grace, wait_until
 
 _MPI = None
@@ -181,6 +183,7 @@ class MPICommunicator(Communicator):
         self._diag = base.Dup()   # timeout reports only
         self.rank, self.size = self._comm.Get_rank(), self._comm.Get_size()
         self.world_rank = MPI.COMM_WORLD.Get_rank()
+        self._is_world = is_world
         node = self._comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
         self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
         node.Free()
@@ -333,6 +336,7 @@ class MPICommunicator(Communicator):
         self._wait(self._comm.Ibarrier(), self._next("barrier"))
 
     def split(self, color, key: int = 0):
+        check_color(color)
         MPI = _mpi()
         # MPI_Comm_split blocks with no deadline: first meet in a barrier that has one, so a rank
         # that never calls split is reported instead of hanging the others.
@@ -388,7 +392,8 @@ class MPICommunicator(Communicator):
             else:
                 time.sleep(0.01)
         missing = [r for r in range(self.size) if r not in answers]
-        lines = [f"[distnn] rank {self.rank} of {self.size}: {what} did not complete within {waited:.1f} s "
+        where = "" if self._is_world else f" (world rank {self.world_rank})"  # a sub-communicator's ranks differ
+        lines = [f"[distnn] rank {self.rank} of {self.size}{where}: {what} did not complete within {waited:.1f} s "
                  f"(DISTNN_COLLECTIVE_TIMEOUT={self.timeout}).",
                  f"[distnn] missing ranks (in no collective: no answer): {missing}"]
         for r in sorted(answers):

@@ -20,9 +20,12 @@ Backward: the input gradient needs the per-channel sums of ``dy`` and
 the global loss is ``sum_r w_r L_r``, so the sums are taken of ``w_r * dy``
 and divided by ``w_r N``, which makes the weighted result exactly the
 single-process gradient on the global batch. DataParallel tells the
-backward pass its ``w_r`` (with gradient accumulation the step's counts, not
-the micro-batch's); without DataParallel ``w_r`` is this rank's share of
-the rows. When DataParallel's backward seed already carries ``w_r``
+backward pass its ``w_r``; with gradient accumulation (``no_sync``) that is
+only the step's share when the step's count was set first
+(``set_num_samples``, as the Trainer does), else the share of the samples
+seen so far, which is exact only when every rank's micro-batches hold the
+same proportions of its samples. Without DataParallel ``w_r`` is this rank's
+share of the rows. When DataParallel's backward seed already carries ``w_r``
 (its usual step), ``dy`` is summed as it comes and multiplied by ``w_r``
 afterwards, which is the same. Weight and bias gradients stay local sums
 (DataParallel averages them like any parameter).
@@ -175,8 +178,9 @@ class SyncBatchNorm(_BatchNorm):
     _shape_text = "(N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W)"
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
-                 track_running_stats: bool = True, comm=None, device=None, dtype=None):
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, device=device, dtype=dtype)
+                 track_running_stats: bool = True, comm=None, device=None, dtype=None, *, bias: bool = True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device=device, dtype=dtype,
+                         bias=bias)
         self.comm = comm
 
     def _get_comm(self):
@@ -219,7 +223,8 @@ class SyncBatchNorm(_BatchNorm):
         """
         if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
             sync = cls(module.num_features, module.eps, module.momentum, module.affine,
-                       module.track_running_stats, comm=comm, dtype=_dtype_of(module))
+                       module.track_running_stats, comm=comm, dtype=_dtype_of(module),
+                       bias=not module.affine or module.bias is not None)
             for name in ("weight", "bias"):
                 if getattr(module, name) is not None:
                     setattr(sync, name, getattr(module, name))

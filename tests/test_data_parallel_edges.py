@@ -1,0 +1,118 @@
+"""DataParallel and the communicators where users of DDP and Horovod stumble: a backward that raised,
+a converted BatchNorm without bias, a model changed after wrapping, and reductions MPI does not have."""
+import numpy as np
+import pytest
+
+import distnn
+import distnn.functional as F
+import distnn.nn as nn
+from distnn.autograd.function import Function
+from distnn.distributed import DataParallel, LocalCommunicator, SyncBatchNorm, simulate
+from distnn.optim.sgd import SGD
+
+
+class _Raising(Function):
+    """Identity whose backward raises while ``fail[0]`` is set (a bad batch found deep in backward)."""
+
+    def forward(self, x, fail=None):
+        self.fail = fail
+        return x
+
+    def backward(self, g):
+        if self.fail[0]:
+            raise FloatingPointError("bad batch")
+        return (g,)
+
+
+class _Net(nn.Module):
+    def __init__(self, fail):
+        super().__init__()
+        self.fail = fail
+        self.fc1, self.fc2 = nn.Linear(4, 8, dtype=np.float64), nn.Linear(8, 3, dtype=np.float64)
+
+    def forward(self, x):
+        return self.fc2(_Raising.apply(F.relu(self.fc1(x)), fail=self.fail))
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
+
+
+def _train(comm, bad_step, recover):
+    """8 steps of 8 samples each; at ``bad_step`` backward raises on every rank after fc2's bucket started."""
+    X, Y = _data()
+    distnn.manual_seed(0)
+    fail = [False]
+    model = _Net(fail)
+    dp = DataParallel(model, comm, bucket_mb=1e-6) if comm.size > 1 else model  # one bucket per parameter
+    opt = SGD(model.parameters(), lr=0.1)
+    for step in range(5):
+        idx = np.arange(step * 8, step * 8 + 8)[comm.rank::comm.size]
+        opt.zero_grad()
+        fail[0] = step == bad_step
+        try:
+            F.cross_entropy(dp(distnn.Tensor(X[idx])), Y[idx]).backward()
+        except FloatingPointError:
+            if recover and comm.size > 1:
+                dp.finish_gradient_synchronization()  # completes the started exchange on every rank
+            opt.zero_grad()
+            continue  # the bad batch is skipped
+        opt.step()
+    return model.state_dict()
+
+
+def test_a_backward_that_raised_mid_synchronization_is_not_silently_left_behind():
+    # It used to leave DataParallel "in sync" forever: no later step was averaged, and replicas drifted.
+    with pytest.raises(RuntimeError, match="previous backward raised after its gradient synchronization"):
+        simulate(2, _train, 2, False)
+    ref = _train(LocalCommunicator(), 2, True)  # one process skipping the same batch
+    states = simulate(2, _train, 2, True)
+    for k in ref:
+        np.testing.assert_allclose(states[0][k], ref[k], rtol=1e-12, atol=1e-14, err_msg=k)
+        np.testing.assert_array_equal(states[0][k], states[1][k], err_msg=k)
+
+
+def test_converting_a_batchnorm_without_bias_keeps_it_without_bias():
+    model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6, bias=False))
+    keys = list(model.state_dict())
+    converted = SyncBatchNorm.convert_sync_batchnorm(model, comm=LocalCommunicator())
+    assert isinstance(converted[1], SyncBatchNorm) and converted[1].bias is None
+    assert list(converted.state_dict()) == keys  # no new trainable bias, and the old checkpoint still loads
+    assert SyncBatchNorm(6, affine=False).bias is None
+
+
+def test_a_model_changed_after_wrapping_is_reported():
+    def fn(comm):
+        model = nn.Sequential(nn.Linear(4, 3))
+        dp = DataParallel(model, comm)
+        model.to(np.float64)  # after wrapping: the buckets are float32
+        F.cross_entropy(dp(distnn.Tensor(np.ones((2, 4)))), np.array([0, 1])).backward()
+
+    with pytest.raises(TypeError, match=r"parameter '0\.(weight|bias)' is float64 now but was float32"):
+        simulate(2, fn)
+
+    def frozen(comm):
+        model = nn.Linear(4, 3)
+        for p in model.parameters():
+            p.requires_grad = False
+        DataParallel(model, comm)
+
+    with pytest.raises(ValueError, match="no parameter that requires a gradient"):
+        simulate(2, frozen)
+
+
+@pytest.mark.parametrize("backend", ["local", "inprocess"])
+def test_reductions_behave_alike_on_every_backend(backend):
+    # what runs in one process must also run under mpiexec (tests/test_comm_mpi.py checks MPI alike)
+    def fn(comm):
+        assert float(comm.allreduce(np.float64(2.5), "sum")) == 2.5 * comm.size  # a numpy scalar
+        for array, op in ((np.ones(3, bool), "sum"), (np.ones(3, bool), "max"), (np.ones(2, complex), "max")):
+            with pytest.raises(TypeError, match="bool array|complex arrays"):
+                comm.allreduce(array, op)
+        np.testing.assert_array_equal(comm.allreduce(np.ones(2, complex), "sum"), np.full(2, comm.size + 0j))
+        with pytest.raises(TypeError, match="color must be an int or None"):
+            comm.split("a")
+        return True
+
+    assert fn(LocalCommunicator()) if backend == "local" else all(simulate(2, fn))
