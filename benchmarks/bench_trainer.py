@@ -1,6 +1,7 @@
 """Trainer overhead: ``Trainer.fit`` vs a bare step loop doing the same work.
 
-Both train the same model (digits MLP, the built-in digits_mlp shape) on the
+Both train the same model (an MLP on the digits: hidden 128-64 by default,
+``--hidden 256 128`` for digits_mlp's shape) on the
 same standardized digits data with the same optimizer and batch size, one
 process. The bare loop is the floor: permute, slice, standardize, forward,
 cross-entropy, backward, step. The trainer adds its bookkeeping (sampler and

@@ -50,7 +50,8 @@ examples:
   python -m distnn evaluate runs/my_run --data new_samples.csv
 
 Prints loss, accuracy, the confusion matrix and per-class precision/recall/F1.
-A --data file is read like the run's training data (same format and columns)
+A --data file is read like the run's training data (same format, columns and
+units: digits pixel values 0..16 divided by 16, IDX images scaled to [0, 1])
 and standardized with the statistics saved in the run.
 """
 
@@ -58,9 +59,13 @@ _PREDICT_EPILOG = """\
 examples:
   python -m distnn predict runs/digits_mlp-20250101-120000 --input samples.csv --output preds.csv
 
-The output CSV has one row per input sample: the predicted label, then one
-probability column per class (prob_<class>). A CSV input may or may not have a
-label column; see 'distnn evaluate --help' to score labelled data.
+The output CSV has one row per input sample: predicted_label (the class
+index), predicted_class (its name), then one probability column per class
+(prob_<class>). --output - writes it to standard output. A CSV input may or may
+not have a label column; see 'distnn evaluate --help' to score labelled data.
+Inputs are in the units the run's dataset loader gives (digits: pixel values
+0..16 divided by 16; IDX images are scaled to [0, 1] when read); the run's
+standardization is then applied as in training.
 """
 
 
@@ -273,6 +278,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("distnn: interrupted", file=sys.stderr, flush=True)
         return 130
+    except BrokenPipeError:  # e.g. `distnn evaluate RUN | head -1`: the reader has gone, which is no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (Python flushes stdout at exit)
+        return 0
     except _preempted() as e:  # every rank stopped at the same step after the checkpoint (agreed)
         if _launcher_rank() == 0:
             print(f"distnn: {one_line(e)}; run again with --resume auto to continue", file=sys.stderr, flush=True)

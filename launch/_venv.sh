@@ -5,9 +5,19 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO_ROOT/.venv"
 PY="${PYTHON:-python3}"
+new_enough() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
+if [ -x "$VENV/bin/python" ] && ! new_enough "$VENV/bin/python"; then
+  # a .venv made by an older python (an earlier failed attempt): it would fail the install every time
+  echo "[distnn] $VENV uses $("$VENV/bin/python" -V 2>&1); distnn needs >= 3.11: recreating it" >&2
+  rm -rf "$VENV"
+fi
 if [ ! -x "$VENV/bin/python" ]; then
+  if ! new_enough "$PY"; then
+    echo "[distnn] error: $PY is $("$PY" -V 2>&1 || echo missing); distnn needs python >= 3.11 (set PYTHON=python3.11 or newer)" >&2
+    exit 2
+  fi
   echo "[distnn] creating virtual environment in $VENV" >&2
-  "$PY" -m venv "$VENV"
+  "$PY" -m venv "$VENV" || { echo "[distnn] error: '$PY -m venv' failed (on Debian/Ubuntu: install python3-venv)" >&2; rm -rf "$VENV"; exit 2; }
 fi
 EXTRAS="${DISTNN_EXTRAS:-mpi,data,viz}"
 STAMP="$VENV/.distnn-installed-$(echo "$EXTRAS" | tr ',' '-')"

@@ -15,4 +15,4 @@ echo "[distnn] training digits_mlp on $NP MPI rank(s) -> $OUT" >&2
 # --quiet: one log line per epoch instead of a progress bar (readable in any terminal or log file).
 mpiexec -n "$NP" python -m distnn train --config digits_mlp --out "$OUT" --quiet "$@"
 echo
-echo "next: python -m distnn evaluate $OUT      # confusion matrix, per-class precision/recall/F1"
+echo "next: .venv/bin/python -m distnn evaluate $OUT      # confusion matrix, per-class precision/recall/F1"

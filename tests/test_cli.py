@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from distnn.cli import main
-from distnn.train.callbacks import CSV_COLUMNS
+from distnn.train.callbacks import CSV_COLUMNS, read_metrics_csv
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A fast digits_mlp: 3 epochs; no dropout and no augmentation, so that 1 rank and 2 ranks draw nothing different.
@@ -112,6 +112,10 @@ def test_run_directory_contents(trained):
         with open(os.path.join(d, "metrics.csv")) as f:
             table = list(csv.reader(f))
         assert table[0] == CSV_COLUMNS and len(table) == 4
+        # every cell is a plain number (val_loss once read "np.float64(...)"), and the reader takes it back
+        csv_rows = read_metrics_csv(os.path.join(d, "metrics.csv"))
+        for r, c in zip(rows, csv_rows):
+            assert all(isinstance(c[k], (int, float)) for k in CSV_COLUMNS) and c["val_loss"] == r["val_loss"]
         for r in rows:
             assert 0 < r["train_loss"] < 3 and 0 <= r["val_accuracy"] <= 1 and r["samples_per_sec"] > 0
             assert r["lr"] > 0 and r["wall_time"] > 0

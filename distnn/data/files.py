@@ -53,8 +53,8 @@ def check_labels(labels, source: str, locate, num_classes: int | None = None) ->
         hint = ""
         if num_classes is None and integral.all() and as_float.min() == 1 and as_float.max() == c:
             hint = " (labels look 1-based; subtract 1)"
-        raise DataError(f"{source}: labels must be integers 0..{c - 1} ({c} classes); offending labels "
-                        f"{shown} (first at {locate(first)}){hint}")
+        want = f"integers 0..{c - 1} ({c} classes)" if c > 0 else "whole numbers (class indices 0, 1, ...)"
+        raise DataError(f"{source}: labels must be {want}; offending labels {shown} (first at {locate(first)}){hint}")
     return labels.astype(np.int64), int(c)
 
 
@@ -104,7 +104,8 @@ def token_ids(x, vocab_size: int, source: str, locate) -> np.ndarray:
         bad = ~np.isfinite(flat) | (flat != np.round(flat))
         if bad.any():
             i, j = map(int, np.argwhere(bad)[0])
-            raise DataError(f"{source}: token ids must be whole numbers; {flat[i, j]!r} at {locate(i, j)} is not")
+            raise DataError(f"{source}: token ids must be whole numbers; {float(flat[i, j])!r} at {locate(i, j)} "
+                            "is not")
     # compared in x's own dtype (before the cast), so 1e30 is out of range, not wrapped around
     outside = (flat < 0) | (flat >= vocab_size)
     if outside.any():

@@ -18,8 +18,9 @@ Every rank runs the same :class:`Trainer` on its own shard of the data:
   batch. Gradient accumulation splits a step into micro-batches; all but the
   last run under ``no_sync()``.
 * Validation metrics are sums and counts reduced over ranks, so every rank
-  holds the same values; decisions (stop, LR change) use rank 0's value,
-  broadcast (``agree``), so ranks cannot take different paths.
+  holds the same values; decisions (stop, LR change) are agreed: rank 0's
+  value broadcast (``agree``), or a stop any rank asks for (an allgather), so
+  ranks cannot take different paths.
 
 The loop itself is short; early stopping, LR schedules, progress, metrics files
 and plots are callbacks. All run state is reachable from :meth:`state_dict`.
@@ -428,7 +429,7 @@ class Trainer:
         red = np.asarray(self.comm.allreduce(flat, "sum") if self.world > 1 else flat, dtype=np.float64)
         size = ExactSum.ARRAY_SIZE
         loss, (correct, count) = ExactSum.from_array(red[:size]).value(), red[size:size + 2]
-        out = {f"{prefix}loss": loss / count if count else float("nan"),
+        out = {f"{prefix}loss": float(loss / count) if count else float("nan"),
                f"{prefix}accuracy": float(correct / count) if count else float("nan"), f"{prefix}count": int(count)}
         if confusion:
             out[f"{prefix}confusion_matrix"] = np.asarray(red[size + 2:], dtype=np.int64).reshape(k, k).tolist()

@@ -7,7 +7,8 @@ from .base import Callback, get_metric, monitor_mode
 
 
 class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` evaluations
+    (epochs, or every ``eval_every``-th epoch when validation is not every epoch).
 
     The decision is taken on rank 0's value of the metric, broadcast to all
     ranks (``trainer.agree``), so every rank counts the same patience and stops

@@ -6,6 +6,8 @@ import json
 import math
 import os
 
+import numpy as np
+
 from .base import Callback
 
 #: the CSV columns, in order (the JSON lines hold these plus any extra metrics)
@@ -50,8 +52,8 @@ class MetricsLogger(Callback):
 
 
 def _fmt(v):
-    if isinstance(v, float):
-        return repr(v) if math.isfinite(v) else ""
+    if isinstance(v, (float, np.floating)):  # (repr of a numpy float is "np.float64(...)" under numpy 2)
+        return repr(float(v)) if math.isfinite(v) else ""
     return v
 
 

@@ -64,9 +64,11 @@ def restore_trainer(trainer, state: dict, manifest: dict, log=None) -> None:
             total["time"] = sum(s["time"] for s in sums) / len(sums)
         trainer.state.epoch_sums = total
         if trainer.is_main:
+            fresh = (f"ranks >= {saved_world} start fresh random streams" if world > saved_world
+                     else f"the random streams of ranks >= {world} are not continued")
             log.warning("resuming a %d-rank checkpoint on %d rank(s): same global batch (%d) and sample position; "
-                        "ranks >= %d start fresh random streams (dropout/augmentation differ from the "
-                        "uninterrupted run)", saved_world, world, trainer.batch_size, saved_world)
+                        "%s (dropout/augmentation differ from the uninterrupted run)", saved_world, world,
+                        trainer.batch_size, fresh)
     if manifest.get("epoch_end") and manifest.get("stop_agreed"):
         trainer.state.stopped_early = True  # the agreed stop of that epoch end, not yet acted upon when saved
 
