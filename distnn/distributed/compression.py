@@ -27,7 +27,8 @@ number, which never limits scaling down: any finite float32 or float64
 gradient fits. (The header holds the exponent, not the factor: for float64
 gradients the factor can be far below float32's range.) bf16 has float32's
 range and needs no scale; it is float32's top 16 bits, rounded to nearest
-even. Non-finite gradients stay non-finite, so overflow checks downstream
+even (so float64 gradients pass through float32: magnitudes below about 1e-38
+become 0 and above 3.4e38 inf; fp16's scaling has no such limit). Non-finite gradients stay non-finite, so overflow checks downstream
 still see them.
 """
 from __future__ import annotations
