@@ -28,7 +28,9 @@ class Standardizer:
     mode ``"feature"``: one mean/std per input element (per pixel for images);
     ``"channel"``: one per channel of (N, C, ...) inputs (one in total for flat
     inputs); ``"global"``: a single mean/std. Features whose training std is
-    (numerically) zero get std 1, so constant pixels map to 0 instead of inf.
+    (numerically) zero, i.e. at most 1e-7 times that feature's own largest
+    magnitude (or 1e-7 when that is below 1), get std 1, so constant pixels
+    map to 0 instead of inf.
     Statistics are computed in float64 with a two-pass mean/variance.
     """
 
@@ -49,13 +51,16 @@ class Standardizer:
         return tuple(range(ndim))
 
     def fit(self, x) -> "Standardizer":
+        """Fit mean and std on ``x`` (the training split; first axis = samples); returns self."""
         x = np.asarray(x, dtype=np.float64)
         if len(x) == 0:
             raise DataError("cannot fit standardization on an empty training split")
         axes = self._axes(x.ndim)
         mean = x.mean(axis=axes, keepdims=True)
         std = np.sqrt(((x - mean) ** 2).mean(axis=axes, keepdims=True))
-        scale = max(float(np.abs(x).max()), 1.0)
+        # "Numerically zero" is relative to each feature's own magnitude (at least 1): a threshold from
+        # the whole array would treat a small-variance feature as constant when another feature is large.
+        scale = np.maximum(np.abs(x).max(axis=axes, keepdims=True), 1.0)
         std = np.where(std <= 1e-7 * scale, 1.0, std)
         self.mean, self.std = mean[0], std[0]  # drop the sample axis: broadcasts over a batch
         return self
