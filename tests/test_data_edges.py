@@ -30,3 +30,36 @@ def test_channel_statistics_use_each_channels_own_scale():
     x = np.stack([rng.normal(0, 1e6, (40, 3, 3)), rng.normal(2.0, 1e-3, (40, 3, 3))], axis=1)
     c = D.Standardizer("channel").fit(x)
     np.testing.assert_allclose(c.std[:, 0, 0], x.std(axis=(0, 2, 3)), rtol=1e-9)
+
+
+# ---------------------------------------------------------------- charlm held-out stretches
+
+def test_charlm_val_split_too_short_for_one_window_is_an_error():
+    # The built-in text has 3221 characters: val_fraction 0.1 gives 322, less than 400 + 1.
+    with pytest.raises(DataError, match=r"the val split is 322 characters .*seq_len \+ 1 = 401"):
+        D.load_dataset("charlm", seq_len=400, val_fraction=0.1, test_fraction=0.2)
+    with pytest.raises(DataError, match=r"the test split is 322 characters .*seq_len \+ 1 = 401"):
+        D.load_dataset("charlm", seq_len=400, val_fraction=0.2, test_fraction=0.1)
+    # The suggested fraction is enough.
+    s = D.load_dataset("charlm", seq_len=400, val_fraction=0.125, test_fraction=0.2)
+    assert len(s.val) == 1 and len(s.test) == 1
+
+
+def test_charlm_tiny_fraction_asks_for_a_split_and_zero_gives_none():
+    with pytest.raises(DataError, match=r"the val split is 1 character \(val_fraction 1e-06"):
+        D.load_dataset("charlm", seq_len=16, val_fraction=1e-6)
+    s = D.load_dataset("charlm", seq_len=16, val_fraction=0.0, test_fraction=0.1)
+    assert s.val is None and len(s.test) > 0
+    with pytest.raises(DataError, match="val_fraction must be in"):
+        D.load_dataset("charlm", val_fraction=1.5)
+
+
+def test_charlm_early_stopping_with_a_val_split_too_short_fails_before_any_run_directory(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--config", "charlm", "--set", "data.seq_len=400", "--set", "data.batch_size=4",
+            "--set", "early_stopping.enabled=true", "--set", "train.epochs=1", "--set", "model.num_layers=1",
+            "--out", str(out), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "val split is 322 characters" in err
+    assert not out.exists()

@@ -9,6 +9,7 @@ one). ``stride`` sets how far consecutive training windows start apart.
 """
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -100,19 +101,41 @@ def load_text(path=None) -> str:
 
 def char_lm_splits(text: str, seq_len: int = 64, stride: int | None = None, val_fraction: float = 0.1,
                    test_fraction: float = 0.1):
-    """{split: (x, y)} of contiguous text stretches, plus the vocabulary."""
+    """{split: (x, y)} of contiguous text stretches, plus the vocabulary.
+
+    The val and test stretches hold ``round(n * fraction)`` characters (at
+    least one for a fraction > 0), training the rest. A requested val/test
+    stretch too short for one window of ``seq_len + 1`` characters is a
+    DataError: silently dropping it would surface only after an epoch, as a
+    missing ``val_loss``. A fraction of 0 gives an empty split.
+    """
     seq_len = _positive("seq_len", seq_len)
     stride = max(1, seq_len // 4) if stride is None else _positive("stride", stride)
+    for label, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= f < 1.0:
+            raise DataError(f"{label} must be in [0, 1), got {f}")
+    if val_fraction + test_fraction >= 1.0:
+        raise DataError(f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}")
     ids, vocab = encode(text)
     n = len(ids)
-    n_test, n_val = int(round(n * test_fraction)), int(round(n * val_fraction))
+    # round() (not the ceil of the stratified split) keeps the stretches of existing runs unchanged;
+    # a tiny positive fraction still asks for a split, so it gets at least one character.
+    n_test, n_val = (max(1, int(round(n * f))) if f > 0 else 0 for f in (test_fraction, val_fraction))
     n_train = n - n_val - n_test
     bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n)}
+    fractions = {"val": val_fraction, "test": test_fraction}
     out = {}
     for split, (a, b) in bounds.items():
         # Evaluation windows never overlap, so every held-out character is scored once.
         x, y = windows(ids[a:b], seq_len, stride if split == "train" else seq_len)
         if split == "train" and len(x) == 0:
-            raise DataError(f"text of {n} characters is too short for seq_len {seq_len}")
+            raise DataError(f"text of {n} characters is too short for seq_len {seq_len}"
+                            + (f" (the training stretch is {max(b - a, 0)} characters)" if a < b < n else ""))
+        if split != "train" and fractions[split] > 0 and len(x) == 0:
+            length = f"{b - a} character" + ("s" if b - a != 1 else "")
+            need = math.ceil((seq_len + 1) / n * 1000) / 1000  # rounds to >= seq_len + 1 characters
+            raise DataError(f"the {split} split is {length} ({split}_fraction {fractions[split]} of {n}), shorter "
+                            f"than one window of seq_len + 1 = {seq_len + 1} characters: raise {split}_fraction "
+                            f"to at least {need:g}, lower seq_len, or set {split}_fraction = 0 for no {split} split")
         out[split] = (x, y)
     return out, vocab
