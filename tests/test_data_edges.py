@@ -63,3 +63,20 @@ def test_charlm_early_stopping_with_a_val_split_too_short_fails_before_any_run_d
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "val split is 322 characters" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("setting", ["early_stopping.enabled=true", "schedule.name=plateau"])
+def test_val_monitor_without_a_loaded_val_split_fails_before_any_run_directory(tmp_path, capsys, setting):
+    # data.val_fraction > 0 passes the config check, but the archive's own x_val is empty: no val split.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 2)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    path = tmp_path / "noval.npz"
+    np.savez(path, x_train=x, y_train=y, x_val=x[:0], y_val=y[:0], x_test=x[:8], y_test=y[:8])
+    out = tmp_path / "run"
+    code = main(["train", "--config", "xor", "--set", "data.name=npz", "--set", f"data.path={path}",
+                 "--set", "train.epochs=1", "--set", setting, "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "monitor is 'val_loss'" in err and "no validation split" in err and "train 64 / test 8" in err
+    assert not out.exists()

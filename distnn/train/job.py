@@ -92,6 +92,7 @@ class Job:
         self.quiet = bool(quiet or self.cfg.run.quiet)
         _apply_collective_timeout(comm, self.cfg.distributed.timeout)
         self.splits = member_splits(self.cfg, self._load_data())  # an ensemble member's bootstrap resample
+        self._check_validation_monitors()
         self.train_tf, self.eval_tf = self._transforms()
         self.model, self.model_spec = self._build_model()
         self.optimizer = self._build_optimizer()
@@ -105,6 +106,28 @@ class Job:
         if isinstance(data.get("path"), str) and "{rank}" in data["path"]:
             data["path"] = data["path"].replace("{rank}", str(self.comm.rank))
         return load_dataset(data)
+
+    def _check_validation_monitors(self):
+        """A ``val_*`` monitor needs a validation split that exists once the data is loaded.
+
+        config.py refuses ``data.val_fraction = 0`` up front; this catches a split that turns out
+        empty only after loading (an npz's empty ``x_val``), which would otherwise fail after the
+        first epoch ("monitored metric 'val_loss' is not available") with a run directory left behind.
+        """
+        if self.splits.val is not None:
+            return
+        es, s = self.cfg.early_stopping, self.cfg.schedule
+        users = []
+        if es.enabled and str(es.monitor).startswith("val_"):
+            users.append(("early_stopping.monitor", es.monitor, "early_stopping.enabled = true"))
+        if s.name == "plateau" and str(s.monitor).startswith("val_"):
+            users.append(("schedule.monitor", s.monitor, "schedule.name = 'plateau'"))
+        if users:
+            key, monitor, setting = users[0]
+            sizes = " / ".join(f"{k} {len(d)}" for k, d in self.splits.items())
+            raise ValueError(f"{key} is {monitor!r} ({setting}) but dataset '{self.splits.name}' has no validation "
+                             f"split once loaded ({sizes}): give it validation data, or monitor "
+                             f"'{monitor.replace('val_', 'train_', 1)}'")
 
     def _transforms(self):
         from distnn.data.transforms import build_transforms
