@@ -9,7 +9,7 @@ per-batch transforms with a generator derived from (seed, rank, epoch, batch).
 Bad input raises ``DataError`` (a ``ValueError``) with a one-line message.
 """
 from .dataset import Dataset, DatasetSplits
-from .datasets import (RawData, check_dataset_options, get_dataset_entry, list_dataset_options, list_datasets, load_dataset, make_splits,
+from .datasets import (RawData, as_token_ids, check_dataset_options, get_dataset_entry, list_dataset_options, list_datasets, load_dataset, make_splits,
                        register_dataset)
 from .errors import DataError
 from .files import check_labels, load_csv, load_npz
@@ -21,7 +21,7 @@ from .transforms import (Compose, GaussianNoise, RandomAffine, Standardizer, aff
 __all__ = [
     "Dataset", "DatasetSplits", "DataError", "DataLoader", "RandomSampler", "SequentialSampler", "RawData",
     "load_dataset", "list_datasets", "list_dataset_options", "register_dataset", "get_dataset_entry",
-    "make_splits", "check_dataset_options", "load_csv", "load_npz", "check_labels", "read_idx", "write_idx", "find_mnist_files",
+    "make_splits", "as_token_ids", "check_dataset_options", "load_csv", "load_npz", "check_labels", "read_idx", "write_idx", "find_mnist_files",
     "load_idx_pair", "stratified_split", "split_sizes", "Standardizer", "RandomAffine", "GaussianNoise",
     "Compose", "affine_images", "build_transforms",
 ]

@@ -36,7 +36,7 @@ import numpy as np
 from . import idx, sequences, synthetic, text
 from .dataset import Dataset, DatasetSplits
 from .errors import DataError
-from .files import load_csv, load_npz
+from .files import load_csv, load_npz, token_ids
 from .split import stratified_split
 from .transforms import STANDARDIZE_MODES, Standardizer
 
@@ -266,7 +266,8 @@ TRAINING_KEYS = frozenset({"batch_size", "eval_batch_size", "shuffle", "drop_las
 
 
 def load_dataset(name="digits", *, val_fraction: float = 0.1, test_fraction: float = 0.2,
-                 split_seed: int = 0, standardize: str = "feature", **options) -> DatasetSplits:
+                 split_seed: int = 0, standardize: str = "feature", token_vocab: int | None = None,
+                 **options) -> DatasetSplits:
     """Load dataset ``name`` and split it into train / val / test.
 
     ``options`` go to the dataset's source (see ``list_dataset_options``); an
@@ -275,6 +276,11 @@ def load_dataset(name="digits", *, val_fraction: float = 0.1, test_fraction: flo
     config's ``[data]`` table (a mapping with ``name``, ``path``, the split keys
     and dataset options; its batching/augmentation keys are ignored), so a run's
     saved data config reloads exactly the same splits.
+
+    ``token_vocab``: the data feeds a model that reads token ids
+    ``0..token_vocab-1``; every split's ``x`` becomes int64 ids and nothing is
+    standardized (see :func:`as_token_ids`). A run records it in its saved data
+    table, so evaluation reloads the ids the model was trained on.
     """
     if not isinstance(name, str):
         spec = {k: v for k, v in dict(name).items() if k not in TRAINING_KEYS and v is not None}
@@ -284,6 +290,7 @@ def load_dataset(name="digits", *, val_fraction: float = 0.1, test_fraction: flo
         test_fraction = spec.pop("test_fraction", test_fraction)
         split_seed = spec.pop("split_seed", split_seed)
         standardize = spec.pop("standardize", standardize)
+        token_vocab = spec.pop("token_vocab", token_vocab)
         options = spec
     if name not in _REGISTRY and os.path.splitext(str(name))[1].lower() in _FILE_SOURCES:
         options.setdefault("path", name)
@@ -298,7 +305,10 @@ def load_dataset(name="digits", *, val_fraction: float = 0.1, test_fraction: flo
         if key in accepted:
             options[key] = value
     raw = entry.source(**options)
-    return make_splits(name, raw, val_fraction, test_fraction, split_seed, standardize)
+    if token_vocab is None:
+        return make_splits(name, raw, val_fraction, test_fraction, split_seed, standardize)
+    splits = make_splits(name, raw, val_fraction, test_fraction, split_seed, "none")  # ids: no statistics
+    return as_token_ids(splits, token_vocab)
 
 
 def check_dataset_options(name: str, options) -> None:
@@ -341,6 +351,31 @@ def make_splits(name: str, raw: RawData, val_fraction: float = 0.1, test_fractio
     info = {"name": name, "split": raw.split, "split_seed": split_seed, "val_fraction": val_fraction,
             "test_fraction": test_fraction, "standardize": standardize if standardizer else "none", "sizes": sizes}
     return DatasetSplits(train, val, test, standardizer, info)
+
+
+def as_token_ids(splits: DatasetSplits, vocab_size: int) -> DatasetSplits:
+    """``splits`` with every split's ``x`` as int64 token ids ``0..vocab_size-1``, and no standardizer.
+
+    For a model that reads tokens (it starts with an Embedding) trained on
+    data loaded as float features (an npz or CSV file: their loaders cast to
+    float32). The conversion is exact (:func:`~distnn.data.files.token_ids`): a
+    value with a fraction, or an id outside the vocabulary, is a one-line
+    DataError naming the split, the sample and the position. Ids are labels of
+    table rows, not quantities, so they are never standardized.
+    """
+    vocab_size = int(vocab_size)
+    if vocab_size < 1:
+        raise DataError(f"vocab_size must be a positive integer, got {vocab_size}")
+    converted = {}
+    for split, ds in splits.items():
+        if ds.x.dtype == np.int64 and (not ds.x.size or (ds.x.min() >= 0 and ds.x.max() < vocab_size)):
+            converted[split] = ds  # already ids in range (the built-in token datasets): no copy
+            continue
+        source = f"dataset '{ds.name}' {split} split"
+        x = token_ids(ds.x, vocab_size, source, lambda i, j: f"sample {i} position {j}")
+        converted[split] = Dataset(x, ds.y, ds.num_classes, ds.name, list(ds.class_names), dict(ds.meta))
+    info = dict(splits.info, standardize="none")
+    return DatasetSplits(converted["train"], converted.get("val"), converted.get("test"), None, info)
 
 
 def list_dataset_options(name: str) -> dict:

@@ -92,6 +92,7 @@ class Job:
         self.quiet = bool(quiet or self.cfg.run.quiet)
         _apply_collective_timeout(comm, self.cfg.distributed.timeout)
         self.splits = member_splits(self.cfg, self._load_data())  # an ensemble member's bootstrap resample
+        self.token_vocab = self._token_vocab(self.splits)  # recorded in model.json's data table
         self._check_validation_monitors()
         self.train_tf, self.eval_tf = self._transforms()
         self.model, self.model_spec = self._build_model()
@@ -100,12 +101,30 @@ class Job:
 
     def _load_data(self):
         from distnn.data import load_dataset
+        from distnn.data.datasets import as_token_ids
 
         data = _as_dict(self.cfg.data)
         # A "{rank}" in data.path names per-rank files (pre-sharded data, or a test of one rank failing).
         if isinstance(data.get("path"), str) and "{rank}" in data["path"]:
             data["path"] = data["path"].replace("{rank}", str(self.comm.rank))
-        return load_dataset(data)
+        # A model that reads token ids gets int64 ids, checked exactly and never standardized: the
+        # npz/csv loaders give float32 features, which an Embedding refuses.
+        explicit = _as_dict(self.cfg.model).get("vocab_size")
+        splits = load_dataset(data, token_vocab=None if explicit is None else int(explicit))
+        vocab = self._token_vocab(splits)
+        return splits if vocab is None or explicit is not None else as_token_ids(splits, vocab)
+
+    def _token_vocab(self, splits):
+        """The vocabulary size when the configured model reads token ids, else None.
+
+        ``model.vocab_size``, or the dataset's when the model takes one (as ``_build_model`` fills it in).
+        """
+        model = _as_dict(self.cfg.model)
+        if model.get("vocab_size") is not None:
+            return int(model["vocab_size"])
+        if splits.meta.get("vocab_size") is not None and _accepts(model.get("name"), "vocab_size"):
+            return int(splits.meta["vocab_size"])
+        return None
 
     def _check_validation_monitors(self):
         """A ``val_*`` monitor needs a validation split that exists once the data is loaded.
@@ -218,7 +237,15 @@ class Job:
         return {"model": self.model_spec, "dataset": self.splits.name, "num_classes": self.splits.num_classes,
                 "input_shape": list(self.splits.input_shape), "class_names": list(self.splits.class_names),
                 "standardizer": std.state_dict() if std is not None else None,
-                "dtype": self.cfg.run.dtype, "data": _as_dict(self.cfg.data), "meta": _json_safe(self.splits.meta)}
+                "dtype": self.cfg.run.dtype, "data": self._saved_data(), "meta": _json_safe(self.splits.meta)}
+
+    def _saved_data(self) -> dict:
+        """The [data] table for model.json; with ``token_vocab`` when the model reads ids, so that
+        ``load_dataset`` of it (evaluate on a split) gives the int64 ids the model was trained on."""
+        data = _as_dict(self.cfg.data)
+        if self.token_vocab is not None:
+            data["token_vocab"] = self.token_vocab
+        return data
 
 
 def _accepts(model_name, arg) -> bool:
