@@ -32,7 +32,9 @@ def compare(torch, tm, dm, x, rng, train=True, grads=True):
         (out_d * distnn.Tensor(w)).sum().backward()
         dparams = dict(dm.named_parameters())
         for name, p in tm.named_parameters():
-            close(dparams[name].grad, p.grad.numpy(), rtol=2e-4, what=f"grad of {name}")
+            # (atol: a bias right before a BatchNorm has a gradient of exactly 0, which comes out as float32
+            # noise of a sum over the batch in both frameworks; its size depends on the random weights)
+            close(dparams[name].grad, p.grad.numpy(), rtol=2e-4, atol=5e-6, what=f"grad of {name}")
     for name, b in tm.named_buffers():  # BatchNorm running statistics after the step
         close(dict(dm.named_buffers())[name].numpy(), b.numpy(), what=f"buffer {name}")
 

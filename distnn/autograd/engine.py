@@ -51,9 +51,11 @@ def sum_to_shape(grad, shape):
     axes = tuple(i for i, s in enumerate(shape) if s == 1 and grad.shape[i] != 1)
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
-    if grad.shape != shape:  # 0-d targets, or a backward that returned a wrong shape
-        if grad.size != _prod(shape):
-            raise RuntimeError(f"gradient of shape {original} cannot be reduced to input shape {tuple(shape)}")
+    if grad.shape != shape:  # 0-d targets, or shapes that differ only in axes of size 1
+        # (a reshape across real axes, e.g. (4, 3) for (3, 4), would hide a backward that forgot a transpose)
+        if grad.size != _prod(shape) or [s for s in grad.shape if s != 1] != [s for s in shape if s != 1]:
+            raise RuntimeError(f"gradient of shape {original} cannot be reduced to input shape {tuple(shape)} "
+                               "(a Function.backward returned a wrong shape?)")
         grad = grad.reshape(shape)
     return grad
 
@@ -275,6 +277,8 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
         grad = get_array_module(data).ones_like(data)
     else:
         grad = grad.data if isinstance(grad, Tensor) else grad
+        if not hasattr(grad, "shape"):  # a number or a (nested) list
+            grad = get_array_module(data).asarray(grad, dtype=data.dtype)
         if tuple(grad.shape) != tuple(data.shape):
             raise RuntimeError(
                 f"gradient shape {tuple(grad.shape)} does not match the shape {tuple(data.shape)} of the tensor "

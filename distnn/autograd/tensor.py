@@ -5,6 +5,8 @@ import numpy as np
 
 from distnn.backend import DEFAULT_DTYPE, get_array_module, to_numpy
 
+from .grad_mode import is_grad_enabled
+
 
 _object_new = object.__new__
 
@@ -181,10 +183,10 @@ class Tensor:
         return bool(self.data)
 
     def __float__(self):
-        return float(self.data)
+        return float(self.data.item())  # (numpy 2 refuses float() of a 1-element array that is not 0-d)
 
     def __int__(self):
-        return int(self.data)
+        return int(self.data.item())
 
     def __array__(self, dtype=None, copy=None):
         a = to_numpy(self.data)
@@ -229,6 +231,37 @@ class Tensor:
 
     def __neg__(self):
         return E.Neg.apply(self)
+
+    # In-place operators (``p -= lr * p.grad``). Without them Python would rebind the name to a new
+    # tensor: the parameter a loop or an attribute names would silently stay unchanged (or drop out
+    # of the module). Under no_grad() they change the array in place, as in PyTorch; on a leaf that
+    # requires grad while recording they are an error, as in PyTorch. Otherwise, while recording,
+    # the result is a new tensor bound to the name: distnn has no version counters to catch an
+    # array changed in place after an op saved it for backward, so it never changes one.
+    def _inplace(self, op, o):
+        if not is_grad_enabled():
+            op(self.data, _weak(self, _raw(o)), out=self.data, casting="same_kind")
+            return self
+        if self.requires_grad and self._node is None:
+            raise RuntimeError("a leaf tensor that requires grad is used in an in-place operation; do it under "
+                               "distnn.no_grad() (e.g. a manual update of parameters) or write x = x - y")
+        return None
+
+    def __iadd__(self, o):
+        done = self._inplace(get_array_module(self.data).add, o)
+        return self + o if done is None else done
+
+    def __isub__(self, o):
+        done = self._inplace(get_array_module(self.data).subtract, o)
+        return self - o if done is None else done
+
+    def __imul__(self, o):
+        done = self._inplace(get_array_module(self.data).multiply, o)
+        return self * o if done is None else done
+
+    def __itruediv__(self, o):
+        done = self._inplace(get_array_module(self.data).true_divide, o)
+        return self / o if done is None else done
 
     # Comparisons give plain boolean tensors (no gradient).
     def __lt__(self, o):

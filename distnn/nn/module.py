@@ -45,18 +45,28 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning attributes")
         params, modules, buffers = self._parameters, self._modules, self._buffers
-        for d in (params, modules, buffers):
-            # Replacing an entry with one of the same kind keeps its position (as in PyTorch):
-            # a Sequential whose layer is swapped must still run in order.
-            keep = (d is buffers and (value is None or isinstance(value, Tensor))) or \
-                (d is modules and isinstance(value, Module)) or (d is params and isinstance(value, Parameter))
-            if name in d and not keep:
-                del d[name]
-        if isinstance(value, Parameter):
-            params[name] = value
-        elif isinstance(value, Module):
-            modules[name] = value
-            value._set_qualnames(self._child_name(name))
+        # PyTorch's rules. Replacing an entry with one of the same kind keeps its position (a Sequential
+        # whose layer is swapped must still run in order); a registered name never hides behind a plain
+        # attribute of the same name; and a parameter or child module is only replaced by its own kind or
+        # None, since anything else would silently drop it from parameters() and state_dict.
+        if isinstance(value, (Parameter, Module)):
+            self.__dict__.pop(name, None)
+            for d in (params, modules, buffers):
+                if name in d and not (d is params and isinstance(value, Parameter)) and \
+                        not (d is modules and isinstance(value, Module)):
+                    del d[name]
+                    self._non_persistent.discard(name)
+            if isinstance(value, Parameter):
+                params[name] = value
+            else:
+                modules[name] = value
+                value._set_qualnames(self._child_name(name))
+        elif name in params or name in modules:
+            kind = "parameter" if name in params else "child module"
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} as {kind} '{name}' of {self.where()} "
+                                f"({'a Parameter' if kind == 'parameter' else 'a Module'} or None expected)")
+            (params if name in params else modules)[name] = None
         elif name in buffers:
             buffers[name] = value if value is None or isinstance(value, Tensor) else Tensor(value)
         else:
@@ -93,8 +103,12 @@ class Module:
 
     def register_buffer(self, name: str, value, persistent: bool = True):
         """A non-trainable state array (e.g. running statistics), saved in state_dict when persistent."""
+        if name in self._parameters or name in self._modules or (name in self.__dict__ and name not in self._buffers):
+            raise KeyError(f"{self.where()}: attribute '{name}' already exists (a buffer needs a name of its own)")
         self._buffers[name] = value if value is None or isinstance(value, Tensor) else Tensor(value)
-        if not persistent:
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
             self._non_persistent.add(name)
 
     def add_module(self, name: str, module):
@@ -107,14 +121,19 @@ class Module:
         return f"{type(self).__name__} '{self._qualname}'" if self._qualname else type(self).__name__
 
     # ------------------------------------------------------------ iteration
-    def named_modules(self, prefix: str = "", memo=None):
+    def named_modules(self, prefix: str = "", memo=None, remove_duplicate: bool = True):
+        """(qualified name, module) for this module and every descendant, depth first.
+
+        A module reachable under several names is given once, unless ``remove_duplicate`` is False.
+        """
         memo = set() if memo is None else memo
         stack = [(prefix, self)]
         while stack:
             name, m = stack.pop()
-            if id(m) in memo:
-                continue
-            memo.add(id(m))
+            if remove_duplicate:
+                if id(m) in memo:
+                    continue
+                memo.add(id(m))
             yield name, m
             children = [(f"{name}.{n}" if name else n, c) for n, c in m._modules.items() if c is not None]
             stack.extend(reversed(children))
@@ -199,7 +218,8 @@ class Module:
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
         """Parameters and persistent buffers as name -> numpy array (copies)."""
         out = OrderedDict()
-        for mname, m in self.named_modules():
+        # every name a shared (tied) submodule has, as PyTorch's state_dict gives them
+        for mname, m in self.named_modules(remove_duplicate=False):
             for pname, p in m._parameters.items():
                 if p is not None:
                     out[f"{mname}.{pname}" if mname else pname] = to_numpy(p.data).copy()
@@ -210,7 +230,7 @@ class Module:
 
     def _state_tensors(self):
         out = OrderedDict()
-        for mname, m in self.named_modules():
+        for mname, m in self.named_modules(remove_duplicate=False):
             for pname, p in m._parameters.items():
                 if p is not None:
                     out[f"{mname}.{pname}" if mname else pname] = p
