@@ -105,3 +105,46 @@ def test_one_element_tensors_convert_and_backward_takes_a_list():
     x = dn.Tensor(np.ones(2), requires_grad=True)
     (x * 3).backward([1.0, 2.0])
     np.testing.assert_array_equal(x.grad, [3.0, 6.0])
+
+
+def test_grad_modes_decorate_functions_and_generators():
+    from distnn.autograd.grad_mode import is_grad_enabled
+
+    @dn.set_grad_enabled(False)
+    def off():
+        return is_grad_enabled()
+
+    assert is_grad_enabled()  # decorating does not leave this thread off (it used to, for good)
+    assert off() is False and is_grad_enabled()
+
+    @dn.no_grad()
+    def gen():
+        for _ in range(2):
+            yield is_grad_enabled()
+        return "done"
+
+    assert list(gen()) == [False, False] and is_grad_enabled()
+
+
+def test_requires_grad_turned_off_after_the_graph_was_built_gets_no_gradient():
+    x = dn.Tensor(np.ones(2), requires_grad=True)
+    w = dn.Tensor(np.ones(2), requires_grad=True)
+    y = (x * w).sum()
+    w.requires_grad_(False)
+    y.backward()
+    assert w.grad is None and x.grad is not None
+    with pytest.raises(TypeError, match=r"only floating-point tensors can require gradients \(real ones\); .* complex128"):
+        dn.Tensor(np.ones(2, complex), requires_grad=True)
+
+
+def test_apply_visits_children_first_and_train_calls_each_childs_own_train():
+    class Frozen(nn.Linear):
+        def train(self, mode=True):
+            return super().train(False)  # stays in eval mode
+
+    seen = []
+    model = nn.Sequential(nn.Linear(2, 2), nn.Sequential(Frozen(2, 2)))
+    model.apply(lambda m: seen.append(type(m).__name__))
+    assert seen == ["Linear", "Frozen", "Sequential", "Sequential"]  # PyTorch's order
+    model.train()
+    assert model.training and model[0].training and not model[1][0].training

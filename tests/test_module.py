@@ -179,7 +179,7 @@ def test_sequential_indexing_and_apply():
     assert [type(m).__name__ for m in seq[1:]] == ["ReLU", "Linear"]
     seen = []
     seq.apply(lambda m: seen.append(type(m).__name__))
-    assert seen == ["Sequential", "Linear", "ReLU", "Linear"]
+    assert seen == ["Linear", "ReLU", "Linear", "Sequential"]  # children first, as PyTorch
     out = seq(distnn.Tensor(np.ones((5, 2), np.float32)))
     assert out.shape == (5, 1)
 

@@ -373,7 +373,7 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
                 except RuntimeError as e:
                     raise RuntimeError(f"{type(n).__name__}.backward: {e}") from None
             if isinstance(p, Tensor):
-                if pg is not None:
+                if pg is not None and p.requires_grad:  # (requires_grad_(False) since the graph was built)
                     # The leaf may keep (and later add into) pg only if nothing else holds it.
                     if raw is not pg:  # reduced by sum_to_shape: a new array (or a view _sole_view vets)
                         owned = True

@@ -3,6 +3,7 @@
 Thread-local, because the in-process communicator runs simulated ranks as threads.
 """
 import functools
+import inspect
 import threading
 
 class _GradState(threading.local):
@@ -25,13 +26,19 @@ class set_grad_enabled:
 
     def __init__(self, mode: bool):
         self._prev = _state.enabled
-        _state.enabled = bool(mode)
+        self.mode = bool(mode)
+        _state.enabled = self.mode
 
     def __enter__(self):
         return None
 
     def __exit__(self, *exc):
         _state.enabled = self._prev
+
+    def __call__(self, fn):
+        """As a decorator (``@set_grad_enabled(False)``): the mode holds while ``fn`` runs, not from here on."""
+        _state.enabled = self._prev  # (as in PyTorch: __init__ switched it already)
+        return _decorate(fn, lambda: set_grad_enabled(self.mode))
 
 
 class no_grad:
@@ -52,14 +59,43 @@ class no_grad:
         _state.enabled = self._prev.pop()
 
     def __call__(self, fn):
-        mode_cls = type(self)
+        return _decorate(fn, type(self))
 
+
+def _decorate(fn, mode):
+    """``fn`` run inside ``mode()`` (a context manager factory); a generator function's body too, at
+    every resumption, as PyTorch does (a generator otherwise runs after the decorator's block ended)."""
+    if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with mode_cls():
-                return fn(*args, **kwargs)
+        def generator(*args, **kwargs):
+            gen = fn(*args, **kwargs)
+            try:
+                with mode():
+                    response = gen.send(None)
+                while True:
+                    try:
+                        request = yield response
+                    except GeneratorExit:
+                        with mode():
+                            gen.close()
+                        raise
+                    except BaseException as e:
+                        with mode():
+                            response = gen.throw(e)
+                    else:
+                        with mode():
+                            response = gen.send(request)
+            except StopIteration as done:
+                return done.value
 
-        return wrapper
+        return generator
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with mode():
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 class enable_grad(no_grad):

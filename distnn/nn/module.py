@@ -176,14 +176,21 @@ class Module:
             yield b
 
     def apply(self, fn):
-        for m in self.modules():
-            fn(m)
+        """Call ``fn`` on every submodule, children before their parent (PyTorch's order), then on self."""
+        for child in self._modules.values():
+            if child is not None:
+                child.apply(fn)
+        fn(self)
         return self
 
     # ---------------------------------------------------------------- modes
     def train(self, mode: bool = True):
-        for m in self.modules():
-            object.__setattr__(m, "training", bool(mode))
+        """Set training mode here and, through each child's own ``train`` (which a subclass may
+        override, e.g. to keep a frozen part in eval mode), in every submodule."""
+        object.__setattr__(self, "training", bool(mode))
+        for child in self._modules.values():
+            if child is not None:
+                child.train(mode)
         return self
 
     def eval(self):
