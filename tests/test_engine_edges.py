@@ -148,3 +148,15 @@ def test_apply_visits_children_first_and_train_calls_each_childs_own_train():
     assert seen == ["Linear", "Frozen", "Sequential", "Sequential"]  # PyTorch's order
     model.train()
     assert model.training and model[0].training and not model[1][0].training
+
+
+def test_to_casts_gradients_takes_dtype_names_and_slices_keep_names():
+    m = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    m[0].weight.grad = np.ones((3, 2), np.float32)
+    m.to("float64")  # a dtype name, not a device
+    assert m[0].weight.dtype == np.float64 and m[0].weight.grad.dtype == np.float64  # the gradient came along
+    with pytest.raises(TypeError, match="floating dtype"):
+        m.to("int32")
+    tail = m[1:]
+    assert [n for n, _ in tail.named_parameters()] == ["2.weight", "2.bias"]  # PyTorch keeps the names
+    assert m[2].where() == "Linear '2'"  # the original layer's name is untouched

@@ -206,13 +206,27 @@ class Module:
         return self
 
     def to(self, device_or_dtype):
-        """Move parameters and buffers to ``"cpu"``/``"cuda"``, or cast floating ones to a dtype (in place)."""
+        """Move parameters and buffers to ``"cpu"``/``"cuda"``, or cast floating ones to a dtype (in place).
+
+        Gradients move or are cast along with their parameters, as in PyTorch.
+        A dtype may be given as a name (``"float64"``).
+        """
+        device = None
+        if isinstance(device_or_dtype, str) and device_or_dtype.split(":")[0] in ("cpu", "cuda", "gpu"):
+            device = device_or_dtype
+        else:
+            dtype = np.dtype(device_or_dtype)  # (a name that is neither a device nor a dtype: TypeError here)
+            if dtype.kind != "f":
+                raise TypeError(f"{self.where()}.to(): parameters can only be cast to a floating dtype, got {dtype}")
         for t in list(self.parameters()) + list(self.buffers()):
-            if isinstance(device_or_dtype, str):
-                t.data = to_device(t.data, device_or_dtype)
+            if device is not None:
+                t.data = to_device(t.data, device)
+                if t.grad is not None:
+                    t.grad = to_device(t.grad, device)
             elif t.data.dtype.kind == "f":
-                t.data = t.data.astype(device_or_dtype)
-            t.grad = None
+                t.data = t.data.astype(dtype)
+                if t.grad is not None:
+                    t.grad = t.grad.astype(dtype)
         return self
 
     def cuda(self):
@@ -326,10 +340,13 @@ class Sequential(Module):
         return x
 
     def __getitem__(self, i):
-        mods = list(self._modules.values())
         if isinstance(i, slice):
-            return Sequential(*mods[i])
-        return mods[i]
+            # the same layers under their own names, as PyTorch does; their qualified names (used in error
+            # messages) stay those of this model
+            part = Sequential()
+            part._modules.update(list(self._modules.items())[i])
+            return part
+        return list(self._modules.values())[i]
 
     def __len__(self):
         return len(self._modules)
