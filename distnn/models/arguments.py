@@ -144,6 +144,12 @@ def config_problems(cls, values: dict, prefix: str = "model.") -> list:
     return table.problems(values, prefix, signature_defaults(cls))
 
 
+def transformer_stack() -> dict:
+    """The rules of a TransformerEncoder stack's arguments, shared by the models that build one."""
+    return {"d_model": integer(), "nhead": integer(), "num_layers": integer(), "dim_feedforward": integer(),
+            "dropout": probability(), "max_len": integer(optional=True)}
+
+
 def heads_divide_width(width: str = "d_model", heads: str = "nhead", when=None):
     """Relation: ``heads`` divides ``width`` (attention splits the width into equal heads)."""
     def rel(v, q):

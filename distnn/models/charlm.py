@@ -30,12 +30,7 @@ class CharLM(nn.Module):
     arguments = argspec.Arguments({
         "vocab_size": argspec.integer(optional=True),
         "arch": argspec.choice("transformer", "lstm"),
-        "d_model": argspec.integer(),
-        "nhead": argspec.integer(),
-        "num_layers": argspec.integer(),
-        "dim_feedforward": argspec.integer(),
-        "dropout": argspec.probability(),
-        "max_len": argspec.integer(optional=True),
+        **argspec.transformer_stack(),
         "hidden_size": argspec.integer(),
     }, relations=[argspec.heads_divide_width(when=lambda v: v["arch"] == "transformer")])
 

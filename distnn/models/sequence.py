@@ -115,12 +115,7 @@ class TransformerClassifier(nn.Module):
     arguments = argspec.Arguments({
         "vocab_size": argspec.integer(optional=True),
         "input_size": argspec.integer(optional=True),
-        "d_model": argspec.integer(),
-        "nhead": argspec.integer(),
-        "num_layers": argspec.integer(),
-        "dim_feedforward": argspec.integer(),
-        "dropout": argspec.probability(),
-        "max_len": argspec.integer(optional=True),
+        **argspec.transformer_stack(),
         "norm_first": argspec.boolean(),
         "activation": argspec.Rule("'relu', 'gelu' or a callable", lambda v: v in ("relu", "gelu") or callable(v)),
         "padding_idx": argspec.integer(minimum=None, optional=True),
