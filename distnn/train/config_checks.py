@@ -1,0 +1,210 @@
+"""The checks of a config beyond each key's own type and range: the model's and the dataset's
+open keyword arguments, relations between keys, and an ensemble's member configs.
+
+Called by :func:`distnn.train.config.validate`; each appends one-line problems to ``problems``.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import zipfile
+
+import numpy as np
+
+from . import config as C
+from .config_schema import MODEL_RESERVED, SCHEMA
+
+
+def check_model(extra: dict, out: dict, problems: list):
+    for k in sorted(extra):
+        if k in MODEL_RESERVED:
+            problems.append(f"model.{k} is set by the trainer from the data; remove it from the config")
+    out["model"].update({k: v for k, v in extra.items() if k not in MODEL_RESERVED})
+    name = out["model"]["name"]
+    try:
+        from distnn.models import registry
+    except ImportError:  # the model zoo is optional here; the trainer reports it at build time
+        return
+    models = getattr(registry, "_MODELS", {})
+    if not models:
+        return
+    if name.lower() not in models:
+        close = difflib.get_close_matches(name.lower(), sorted(models), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        problems.append(f"model.name {name!r} is not a known model{hint}; available: {', '.join(sorted(models))}")
+        return
+    import inspect
+
+    params = inspect.signature(models[name.lower()].__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = sorted(p for p in params if p != "self" and p not in MODEL_RESERVED)
+    for k in sorted(extra):
+        if k not in MODEL_RESERVED and k not in params:
+            close = difflib.get_close_matches(k, accepted, n=1)
+            hint = f" (did you mean 'model.{close[0]}'?)" if close else ""
+            problems.append(f"unknown key 'model.{k}'{hint}; model {name!r} takes: {', '.join(accepted)}")
+    # The known keys against the model's own rules (types, ranges, relations), as the model applies them
+    # when it is built; here every problem is reported before any data is loaded or directory created.
+    from distnn.models.arguments import config_problems
+
+    given = {k: v for k, v in extra.items() if k not in MODEL_RESERVED and k in params}
+    problems.extend(config_problems(models[name.lower()], given))
+
+
+def check_data(extra: dict, out: dict, problems: list):
+    """Dataset options (e.g. data.flatten) are checked against the chosen dataset's source."""
+    from distnn.data import datasets as dsets
+
+    data = out["data"]
+    name = data["name"]
+    if name not in dict(dsets.list_datasets()):
+        if os.path.splitext(name)[1].lower() in (".npz", ".csv"):
+            name = os.path.splitext(name)[1].lower()[1:]
+        else:
+            close = difflib.get_close_matches(name, [n for n, _ in dsets.list_datasets()], n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"data.name {name!r} is not a known dataset{hint}; run 'distnn datasets' for the list")
+            for k in sorted(extra):
+                problems.append(f"unknown key 'data.{k}'{C.suggest_key('data.' + k, SCHEMA)}")
+            return
+    options = dsets.list_dataset_options(name)
+    for k in sorted(extra):
+        if k not in options or k == "path":
+            hint = C.suggest_key(f"data.{k}", list(SCHEMA) + [f"data.{o}" for o in options if o != "path"])
+            takes = ", ".join(o for o in options if o != "path") or "none"
+            problems.append(f"unknown key 'data.{k}'{hint}; dataset '{name}' options: {takes}")
+            continue
+        v = extra[k]
+        expected = dsets.get_dataset_entry(name).check_option(k, v)
+        if expected is not None:
+            problems.append(f"data.{k} must be {expected}, got {C._describe(v)}")
+            continue
+        if isinstance(v, float) and not math.isfinite(v):  # no dataset option means anything at inf or NaN
+            problems.append(f"data.{k} must be a finite number, got {v!r}")
+            continue
+        data[k] = float(v) if isinstance(options[k], float) and isinstance(v, int) else v
+    needs_path = dsets.get_dataset_entry(name).needs_path
+    if "path" not in options and data.get("path") is not None and name == data["name"]:
+        problems.append(f"data.path is set but dataset '{name}' reads no files; remove data.path")
+    elif needs_path and data.get("path") is None and name == data["name"]:
+        problems.append(f"data.path is required for dataset '{name}': add path = \"...\" under [data] "
+                        f"or pass --set data.path=PATH")
+    _absolute_data_paths(data)
+
+
+def _absolute_data_paths(data: dict) -> None:
+    """Make ``data.path`` (and a file given as ``data.name``) absolute, relative to the working directory.
+
+    The resolved config is saved in the run directory (config.toml, and the data
+    section of model.json) and read back by ``distnn evaluate``/``predict`` and by
+    resumed runs, possibly from another working directory: a path kept as written
+    would then name the wrong file, or none.
+    """
+    if isinstance(data.get("path"), str) and data["path"]:
+        data["path"] = _absolute(data["path"])
+    name = data.get("name")
+    if isinstance(name, str) and os.path.splitext(name)[1].lower() in (".npz", ".csv"):
+        from distnn.data import datasets as dsets
+
+        if name not in dict(dsets.list_datasets()):  # a file path, not a registered dataset's name
+            data["name"] = _absolute(name)
+
+
+def _absolute(path: str) -> str:
+    # ~ is expanded first: abspath would otherwise make "~/data" a directory named "~" under the cwd.
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def check_cross(out: dict, problems: list):
+    d, o, s = out["data"], out["optimizer"], out["schedule"]
+    if d["val_fraction"] + d["test_fraction"] >= 1:
+        problems.append(f"data.val_fraction + data.test_fraction must be < 1, got "
+                        f"{d['val_fraction']} + {d['test_fraction']}")
+    if o["nesterov"] and (o["name"] != "sgd" or o["momentum"] <= 0):
+        problems.append("optimizer.nesterov needs optimizer.name = 'sgd' and optimizer.momentum > 0")
+    if s["name"] == "step" and s.get("step_size") is None:
+        problems.append("schedule.step_size is required when schedule.name = 'step'")
+    if s["name"] == "multistep":
+        m = s["milestones"]
+        if not m:
+            problems.append("schedule.milestones is required when schedule.name = 'multistep'")
+        elif any(b <= a for a, b in zip(m, m[1:])):
+            problems.append(f"schedule.milestones must be strictly increasing, got {m}")
+    if s["warmup_steps"] and s["warmup_epochs"]:
+        problems.append("set schedule.warmup_steps or schedule.warmup_epochs, not both")
+    check_validation_monitors(out, problems)
+    e = out["ensemble"]
+    if len(e["vary"]) != len(set(e["vary"])):
+        problems.append(f"ensemble.vary lists a value twice: {e['vary']}")
+    if len(e["overrides"]) > e["members"]:
+        problems.append(f"ensemble.overrides has {len(e['overrides'])} entries for {e['members']} members")
+    if e.get("member") is not None and e["member"] >= max(e["members"], 1) and e["members"] > 1:
+        problems.append(f"ensemble.member {e['member']} is out of range for {e['members']} members")
+
+
+#: datasets whose every split is the whole data (data.val_fraction does not apply)
+_SPLITS_ARE_ALL_DATA = frozenset({"xor"})
+
+
+def check_validation_monitors(out: dict, problems: list):
+    """A ``val_*`` monitor of early stopping or the plateau schedule needs a validation split.
+
+    Without one, the run would fail after its first epoch ("monitored metric
+    'val_loss' is not available"), leaving a run directory behind. The
+    checkpoint's ``keep_best`` only warns then and keeps the newest checkpoints
+    (its default monitor is val_loss, so a config without validation must work).
+    """
+    d = out["data"]
+    if d["val_fraction"] > 0 or _may_bring_validation_split(d):
+        return
+    users = []
+    es, s = out["early_stopping"], out["schedule"]
+    if es["enabled"] and es["monitor"].startswith("val_"):
+        users.append(("early_stopping.monitor", es["monitor"], "early_stopping.enabled = true"))
+    if s["name"] == "plateau" and s["monitor"].startswith("val_"):
+        users.append(("schedule.monitor", s["monitor"], "schedule.name = 'plateau'"))
+    for key, monitor, setting in users:
+        problems.append(f"{key} is {monitor!r} ({setting}) but data.val_fraction = 0 leaves no validation split: "
+                        f"set data.val_fraction > 0, or monitor '{monitor.replace('val_', 'train_', 1)}'")
+
+
+def _may_bring_validation_split(data: dict) -> bool:
+    """True when the dataset has (or may have) a validation split even with data.val_fraction = 0."""
+    name = data["name"]
+    if name in _SPLITS_ARE_ALL_DATA:
+        return True
+    if name == "npz":
+        path = data.get("path")
+    elif name.lower().endswith(".npz"):
+        path = name
+    else:
+        return False
+    if data.get("x_key") is not None or data.get("y_key") is not None:
+        return False  # explicit keys: one array pair, split by the fractions
+    if not isinstance(path, str) or "{rank}" in path:
+        return True  # nothing to look at here; the data loader reports what is wrong with the file
+    # An archive with x_train/x_val keeps its own validation split. Its table of contents is cheap
+    # to read; a file unreadable here is the data loader's to report, so give it the benefit of the doubt.
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            files = set(archive.files)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return True
+    return "x_train" in files and "x_val" in files
+
+
+def check_ensemble(raw: dict, out: dict, source: str, problems: list):
+    """Each member's overrides must give a valid config (the data may not change)."""
+    for i, table in enumerate(out["ensemble"]["overrides"]):
+        for key in table:
+            if key.split(".")[0] in ("data", "ensemble", "run") and not key.startswith("data.augment"):
+                problems.append(f"ensemble.overrides[{i}]: '{key}' cannot differ between members (members share "
+                                f"the data, its splits and the run)")
+        member_raw, _ = C.apply_overrides(raw, list(table.items()))
+        member_raw.get("ensemble", {}).pop("overrides", None)
+        try:
+            C.validate(member_raw, source, _nested=True)
+        except C.ConfigError as err:
+            problems.extend(f"ensemble.overrides[{i}]: {p}" for p in err.problems)
