@@ -79,7 +79,7 @@ def is_initialized() -> bool:
 def __getattr__(name):
     # The heavier pieces load on first use, so `import distnn.distributed` stays cheap.
     lazy = {
-        "DataParallel": ".data_parallel", "ReplicaMismatchError": ".data_parallel",
+        "DataParallel": ".data_parallel", "ReplicaMismatchError": ".replicas",
         "DistributedSampler": ".sampler",
         "SyncBatchNorm": ".sync_batchnorm", "valid_rows": ".sync_batchnorm",
         "Metric": ".metrics", "Mean": ".metrics", "Sum": ".metrics", "Accuracy": ".metrics",

@@ -73,7 +73,6 @@ all ranks.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import weakref
 
@@ -81,11 +80,12 @@ import numpy as np
 
 from distnn.autograd.engine import backward_context, backward_depth, queue_callback, register_backward_begin_hook
 from distnn.autograd.grad_mode import is_grad_enabled
-from distnn.backend import device_of, get_array_module, to_numpy
+from distnn.backend import device_of, get_array_module
 from distnn.nn.module import Module
 
 from .buckets import all_finite, build_buckets
 from .compression import get_codec
+from .replicas import ReplicaMismatchError, check_replicas, verify_same_model  # noqa: F401 (still importable here)
 
 
 # backward_context() key: this pass's seed carries the rank's weight n_r / G (see _on_backward_begin).
@@ -93,18 +93,6 @@ RANK_WEIGHTED = "distnn.data_parallel.rank_weighted"
 # backward_context() key: the weight n_r / G this rank's gradients of the pass get (by the seed or when
 # packed; G may later be corrected by a factor common to all ranks). SyncBatchNorm's backward needs it.
 RANK_SHARE = "distnn.data_parallel.rank_share"
-
-
-class ReplicaMismatchError(RuntimeError):
-    """Ranks hold different models (at construction) or their parameters diverged (check_replicas).
-
-    Raised on every rank together; ``report`` is True on rank 0 only (so a launcher
-    prints it once: the CLI's protocol for agreed errors).
-    """
-
-    def __init__(self, message: str, rank: int = 0):
-        super().__init__(message)
-        self.report = rank == 0
 
 
 class DataParallel(Module):
@@ -235,23 +223,7 @@ class DataParallel(Module):
 
     # -------------------------------------------------------- construction
     def _verify_same_model(self):
-        sig = [("parameter", n, tuple(p.shape), str(p.dtype), bool(p.requires_grad))
-               for n, p in self.module.named_parameters()]
-        sig += [("buffer", n, tuple(b.shape), str(b.dtype)) for n, b in self.module.named_buffers()]
-        every = self.comm.allgather_object(sig)
-        for i in range(max(len(s) for s in every)):
-            entries = [s[i] if i < len(s) else None for s in every]
-            if all(e == entries[0] for e in entries):
-                continue
-            kind, name = next((e[0], e[1]) for e in entries if e is not None)
-            groups = {}
-            for r, e in enumerate(entries):
-                groups.setdefault(e, []).append(r)
-            detail = "; ".join(f"rank{'s' if len(rs) > 1 else ''} {', '.join(map(str, rs))}: {_describe(e)}"
-                               for e, rs in groups.items())
-            raise ReplicaMismatchError(
-                f"DataParallel: the model differs across ranks; first difference at {kind} #{i} '{name}': {detail}. "
-                "Every rank must build the same model.", self.comm.rank)
+        verify_same_model(self.module, self.comm)
 
     def _broadcast_tensors(self, tensors, root: int = 0):
         """Broadcast the tensors' data from ``root``, one flat message per (dtype, device)."""
@@ -532,22 +504,7 @@ class DataParallel(Module):
 
         Collective. Buffers are compared too when ``broadcast_buffers`` keeps them equal.
         """
-        tensors = list(self.module.named_parameters())
-        if self.broadcast_buffers:
-            tensors += list(self.module.named_buffers())
-        digests = [hashlib.blake2b(np.ascontiguousarray(to_numpy(t.data)), digest_size=16).digest()
-                   for _, t in tensors]
-        every = self.comm.allgather_object(digests)
-        for i, (name, _) in enumerate(tensors):
-            groups = {}
-            for r, d in enumerate(every):
-                groups.setdefault(d[i], []).append(r)
-            if len(groups) > 1:
-                parts = " vs ".join(f"ranks {rs}" for rs in groups.values())
-                raise ReplicaMismatchError(
-                    f"DataParallel: replicas diverged after {self.num_syncs} synchronized steps: '{name}' "
-                    f"differs between {parts} (first differing tensor; something updated the model "
-                    "differently on some rank)", self.comm.rank)
+        check_replicas(self.module, self.comm, self.broadcast_buffers, self.num_syncs)
 
 
 def _release(buckets, step_meta):
@@ -564,12 +521,3 @@ def _leading_dim(inputs):
         if shape is not None and len(shape) >= 1:
             return int(shape[0])
     return None
-
-
-def _describe(entry) -> str:
-    if entry is None:
-        return "(missing)"
-    text = f"'{entry[1]}' shape {entry[2]} {entry[3]}"
-    if entry[0] == "parameter" and not entry[4]:
-        text += " (frozen)"
-    return text
