@@ -160,3 +160,28 @@ def test_to_casts_gradients_takes_dtype_names_and_slices_keep_names():
     tail = m[1:]
     assert [n for n, _ in tail.named_parameters()] == ["2.weight", "2.bias"]  # PyTorch keeps the names
     assert m[2].where() == "Linear '2'"  # the original layer's name is untouched
+
+
+def test_a_graph_refuses_to_backward_through_weights_updated_since_the_forward():
+    # PyTorch's version-counter check: a backward after optimizer.step() (or an in-place update under
+    # no_grad) would silently use the new weights (x.grad came out [1.07 1.61 1.95] instead of [-0.20 ...])
+    m = nn.Linear(3, 2)
+    opt = dn.optim.SGD(m.parameters(), lr=0.1)
+    x = dn.Tensor(np.ones((4, 3)), requires_grad=True)
+    loss = (m(x) ** 2).sum()
+    for p in m.parameters():
+        p.grad = np.ones_like(p.data)
+    opt.step()
+    with pytest.raises(RuntimeError, match="changed in place after the forward pass.*optimizer.step"):
+        loss.backward()
+    loss = (m(x) ** 2).sum()
+    loss.backward(retain_graph=True)
+    with dn.no_grad():
+        m.bias -= 1.0
+    with pytest.raises(RuntimeError, match="version 2, the graph recorded 1"):
+        loss.backward()
+    for _ in range(2):  # the usual loop, and accumulation over two forwards before one step, are untouched
+        opt.zero_grad()
+        (m(x) ** 2).sum().backward()
+        (m(x) ** 2).sum().backward()
+        opt.step()

@@ -73,6 +73,13 @@ _FREED = (
 )
 
 
+def _modified(node, leaf, version) -> str:
+    return (f"a tensor this backward needs was changed in place after the forward pass: a leaf of shape "
+            f"{tuple(leaf.shape)} used by {type(node).__name__} is at version {leaf._version}, the graph recorded "
+            f"{version} (optimizer.step() or an in-place update between forward and backward?). Call backward "
+            "before updating, or run the forward pass again.")
+
+
 def _accumulate_leaf(leaf, grad, owned):
     """Add ``grad`` into ``leaf.grad``.
 
@@ -345,6 +352,9 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
         if g is None:  # nothing flowed here (all consumers returned None)
             in_grads = (None,) * len(parents)
         else:
+            for leaf, version in n.leaf_versions:
+                if leaf._version != version:
+                    raise RuntimeError(_modified(n, leaf, version))
             if with_dests:
                 _offer_destinations(n, parents)
             in_grads = n.backward(g)

@@ -38,6 +38,7 @@ class Function:
     input_shapes: tuple = ()
     needs_input_grad: tuple = ()
     grad_out: list | None = None  # per input: where to write its gradient, if the op can (see above)
+    leaf_versions: tuple = ()  # (leaf, its _version) for each leaf input that requires grad
 
     def forward(self, *arrays, **params):  # pragma: no cover - interface
         raise NotImplementedError
@@ -56,6 +57,7 @@ class Function:
             parents = []
             shapes = []
             any_needs = False
+            versions = None
             for x in inputs:
                 if isinstance(x, Tensor):
                     a = x.data
@@ -64,7 +66,13 @@ class Function:
                         any_needs = True
                         needs.append(True)
                         node = x._node
-                        parents.append(x if node is None else node)
+                        if node is None:
+                            parents.append(x)
+                            if versions is None:
+                                versions = []
+                            versions.append((x, x._version))
+                        else:
+                            parents.append(node)
                         shapes.append(a.shape)
                         continue
                 else:
@@ -77,6 +85,8 @@ class Function:
                 out = fn.forward(*arrays, **params)
                 fn.parents = tuple(parents)
                 fn.input_shapes = tuple(shapes)
+                if versions is not None:
+                    fn.leaf_versions = tuple(versions)
                 return _make(out, fn)
         else:
             for x in inputs:

@@ -40,6 +40,9 @@ class Tensor:
     __slots__ = ("data", "grad", "requires_grad", "_node", "_hooks", "__weakref__", "__dict__")
     __array_priority__ = 1000  # make ndarray <op> Tensor defer to Tensor's reflected op
     _grad_dest = None  # leaves only: where ops may write the gradient (engine.set_grad_destination)
+    # Leaves only: bumped when the data is changed in place (optimizer.step(), +=, ... under no_grad());
+    # a graph that recorded an older version refuses to backward through it (PyTorch's check).
+    _version = 0
     # zero_grad(set_to_none=False) zeroed .grad in place: the array is the same, its gradient is gone
     # (DataParallel.finish_gradient_synchronization tells a reset from an installed gradient by it)
     _grad_zeroed = False
@@ -241,6 +244,7 @@ class Tensor:
     def _inplace(self, op, o):
         if not is_grad_enabled():
             op(self.data, _weak(self, _raw(o)), out=self.data, casting="same_kind")
+            self._version += 1
             return self
         if self.requires_grad and self._node is None:
             raise RuntimeError("a leaf tensor that requires grad is used in an in-place operation; do it under "

@@ -152,6 +152,9 @@ class Optimizer:
         with autograd.no_grad():
             for group in self.param_groups:
                 self._step_group(group)
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p._version += 1  # updated in place: a graph built before this step must not backward
         return loss
 
     def _step_group(self, group: dict) -> None:  # pragma: no cover - interface
