@@ -261,6 +261,24 @@ def test_simulated_ranks_take_sigterm_like_mpi_ranks(tmp_path):
     assert code == -signal.SIGTERM
 
 
+@pytest.mark.parametrize("n,signalled", [(1, 0), (2, 0), (2, 1)])
+def test_a_signal_during_start_up_exits_75_at_once(tmp_path, n, signalled):
+    # Before training there is no step to stop at and nothing to save: the job (every rank) exits with 75
+    # so a scheduler requeues it. It used to die by the signal (143: not requeued), or, on one MPI rank
+    # only, leave the others waiting.
+    cmd = [sys.executable, "-m", "distnn", "train", "--out", str(tmp_path / "r"), "--quiet", "--set",
+           "train.epochs=1", "--set", "run.plots=false"]
+    if n > 1:
+        cmd = [MPIEXEC, "-n", str(n), *cmd]
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, env=_env({"DISTNN_FAULT_SIGNAL_AT": f"{signalled}:0"}), capture_output=True,
+                       text=True, timeout=90)
+    assert p.returncode == 75, p.stderr
+    assert "preempted by SIGTERM during start-up" in p.stderr and time.monotonic() - t0 < 60
+    if n == 1:
+        assert not (tmp_path / "r").exists()
+
+
 # ------------------------------------------------------------------ storage failures
 def _mount_tmpfs(path, opts):
     if os.geteuid() != 0 or shutil.which("mount") is None:

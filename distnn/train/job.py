@@ -387,6 +387,9 @@ def train_rank(comm, config, overrides=(), out=None, quiet=False, simulated=Fals
     except (ValueError, OSError, KeyError, TypeError) as e:  # DataError/ConfigError are ValueErrors
         error = _one_line(e)
     agree_on_errors(comm, error)
+    from .preemption import inject_startup_fault
+
+    inject_startup_fault(comm.rank)
     path = run_dir_for(job.cfg, out, comm, lambda: _default_path(job))
     try:
         created = rd.prepare_run_dir(path, comm, resuming=bool(dict(job.cfg.checkpoint).get("resume")))

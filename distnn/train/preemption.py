@@ -31,7 +31,7 @@ into that rank's local gradient at that step (before the average);
 ``DISTNN_FAULT_NONFINITE_LOSS_AT=RANK:STEP[,...]`` makes that rank's loss
 NaN at that step while its gradients stay finite;
 ``DISTNN_FAULT_SIGNAL_AT=RANK:STEP[:SIG]`` sends this process SIG (default
-SIGTERM) at that step; ``DISTNN_FAULT_STEP_DELAY=SECONDS``
+SIGTERM) at that step (step 0: during start-up, once the job is set up); ``DISTNN_FAULT_STEP_DELAY=SECONDS``
 sleeps at every step (to make a short job long enough to signal).
 """
 from __future__ import annotations
@@ -53,6 +53,7 @@ NONFINITE_POLICIES = ("error", "skip", "off")
 
 _requested: int | None = None  # the signal number received (process-wide), or None
 _watchers = 0  # step guards that act on the flag now (one per simulated rank; see PreemptionHandler)
+_starting = False  # between start_up() and end_startup(): a signal stops the job at once (exit 75)
 
 
 class Preempted(Exception):
@@ -68,6 +69,15 @@ class Preempted(Exception):
         else:
             msg = f"preempted by {name}: stopped after step {step}; NO checkpoint written ({error or 'disabled'})"
         super().__init__(msg)
+
+
+class PreemptedAtStartup(Preempted):
+    """A preemption signal came while the job was starting (before training): nothing new to save."""
+
+    def __init__(self, signum: int):
+        Exception.__init__(self, f"preempted by {signal.Signals(signum).name} during start-up, before training "
+                                 "began: nothing new to save")
+        self.step, self.signum, self.checkpoint, self.error = 0, signum, None, None
 
 
 class NonFiniteError(ValueError):
@@ -118,6 +128,9 @@ class PreemptionHandler:
         if _watchers:
             request(signum)
             return
+        if _starting:  # no step boundary yet to stop at, and nothing to save: stop now, resumable
+            end_startup()
+            raise PreemptedAtStartup(signum)
         previous = self._previous.get(signum)
         if callable(previous):
             previous(signum, frame)
@@ -138,6 +151,28 @@ class PreemptionHandler:
 
     def __exit__(self, *exc):
         self.uninstall()
+
+
+def start_up(signals=DEFAULT_SIGNALS) -> "PreemptionHandler":
+    """The CLI's handler for a job's start-up (imports done; data loading, model building): a SIGTERM or
+    SIGUSR1 then raises :class:`PreemptedAtStartup`, so the job exits with :data:`EXIT_PREEMPTED` and a
+    scheduler requeues it, instead of dying by the signal. Once training is wired up
+    (:func:`end_startup`), signals take the checkpointing handler's way, or their default one."""
+    global _starting
+    _starting = True
+    return PreemptionHandler(signals, only_when_watched=True).install()
+
+
+def end_startup() -> None:
+    global _starting
+    _starting = False
+
+
+def inject_startup_fault(rank: int) -> None:
+    """``DISTNN_FAULT_SIGNAL_AT=RANK:0[:SIG]``: this rank signals itself during start-up (step 0: before any)."""
+    for r, s, *rest in _parse_at("DISTNN_FAULT_SIGNAL_AT"):
+        if r == rank and s == 0:
+            os.kill(os.getpid(), _signum(rest[0] if rest else "SIGTERM"))
 
 
 def ignore_further_signals(signals=DEFAULT_SIGNALS) -> None:

@@ -366,6 +366,7 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
     With checkpointing enabled, SIGTERM and SIGUSR1 mean "checkpoint and stop".
     """
     opts = checkpoint_options(options)
+    preemption.end_startup()  # from here on a signal is this run's to handle (or its default action)
     directory = opts["dir"] or ck.DEFAULT_DIRNAME
     root = directory if os.path.isabs(directory) else os.path.join(run_dir, directory)
     cb = None
