@@ -285,11 +285,6 @@ def main(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (Python flushes stdout at exit)
         return 0
     except _preempted() as e:  # every rank stopped at the same step after the checkpoint (agreed)
-        comm = _running_mpi_comm() if getattr(e, "step", None) == 0 else None
-        if comm is not None:  # at start-up, this rank alone may have the signal: end the whole job, with 75
-            print(f"distnn: rank {comm.rank}: {one_line(e)}; run again with --resume auto to continue",
-                  file=sys.stderr, flush=True)
-            comm.abort(e.exit_code)
         if _launcher_rank() == 0:
             print(f"distnn: {one_line(e)}; run again with --resume auto to continue", file=sys.stderr, flush=True)
         return e.exit_code
