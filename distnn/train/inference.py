@@ -329,27 +329,21 @@ def _output_plan(output_path, input_path):
 
 
 def _write_output(how, where, output_path, text) -> None:
-    if how == "stream":
-        try:
+    tmp = None
+    try:
+        if how == "stream":
             where.write(text)
             where.flush()
-        except OSError as e:
-            raise ValueError(f"cannot write {output_path!r}: {e.strerror or e}") from None
-        return
-    if how == "direct":
-        try:
+        elif how == "direct":
             with open(where, "w") as f:
                 f.write(text)
-        except OSError as e:
-            raise ValueError(f"cannot write {output_path!r}: {e.strerror or e}") from None
-        return
-    tmp = where + ".tmp"
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, where)
+        else:  # "replace": a temporary file renamed over the target
+            tmp = where + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(text)
+            os.replace(tmp, where)
     except OSError as e:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
         raise ValueError(f"cannot write {output_path!r}: {e.strerror or e}") from None
 

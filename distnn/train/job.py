@@ -83,6 +83,7 @@ class Job:
     """Everything one rank needs to train, built from a config (phase 1: nothing is written)."""
 
     def __init__(self, config, overrides, comm, quiet=False, cfg=None):
+        from distnn.data.datasets import as_token_ids
         from distnn.train.config import load_config
         from distnn.train.ensemble import member_splits
 
@@ -91,8 +92,13 @@ class Job:
         self.config_name = self.cfg.get("name") or os.path.splitext(os.path.basename(str(config)))[0]
         self.quiet = bool(quiet or self.cfg.run.quiet)
         _apply_collective_timeout(comm, self.cfg.distributed.timeout)
-        self.splits = member_splits(self.cfg, self._load_data())  # an ensemble member's bootstrap resample
-        self.token_vocab = self._token_vocab(self.splits)  # recorded in model.json's data table
+        splits = self._load_data()
+        self.token_vocab = self._token_vocab(splits)  # recorded in model.json's data table
+        if self.token_vocab is not None:
+            # A model that reads token ids gets int64 ids, checked exactly and never standardized: the
+            # npz/csv loaders give float32 features, which an Embedding refuses.
+            splits = as_token_ids(splits, self.token_vocab)
+        self.splits = member_splits(self.cfg, splits)  # an ensemble member's bootstrap resample
         self._check_validation_monitors()
         self.train_tf, self.eval_tf = self._transforms()
         self.model, self.model_spec = self._build_model()
@@ -101,18 +107,12 @@ class Job:
 
     def _load_data(self):
         from distnn.data import load_dataset
-        from distnn.data.datasets import as_token_ids
 
         data = _as_dict(self.cfg.data)
         # A "{rank}" in data.path names per-rank files (pre-sharded data, or a test of one rank failing).
         if isinstance(data.get("path"), str) and "{rank}" in data["path"]:
             data["path"] = data["path"].replace("{rank}", str(self.comm.rank))
-        # A model that reads token ids gets int64 ids, checked exactly and never standardized: the
-        # npz/csv loaders give float32 features, which an Embedding refuses.
-        explicit = _as_dict(self.cfg.model).get("vocab_size")
-        splits = load_dataset(data, token_vocab=None if explicit is None else int(explicit))
-        vocab = self._token_vocab(splits)
-        return splits if vocab is None or explicit is not None else as_token_ids(splits, vocab)
+        return load_dataset(data)
 
     def _token_vocab(self, splits):
         """The vocabulary size when the configured model reads token ids, else None.
