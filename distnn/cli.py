@@ -220,7 +220,7 @@ def _user_errors() -> tuple:
     """Exception types that mean bad input (reported in one line), not a bug."""
     types = [ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError]
     for mod, name in (("distnn.train.config", "ConfigError"), ("distnn.data", "DataError"),
-                      ("distnn.distributed.data_parallel", "ReplicaMismatchError")):
+                      ("distnn.distributed.replicas", "ReplicaMismatchError")):
         try:
             types.append(getattr(__import__(mod, fromlist=[name]), name))
         except (ImportError, AttributeError):

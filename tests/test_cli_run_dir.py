@@ -7,14 +7,9 @@ import numpy as np
 import pytest
 
 from distnn.cli import main
+from test_cli import run_cli
 
 FAST = ["--config", "digits_mlp", "--quiet", "--set", "train.epochs=1", "--set", "run.plots=false"]
-
-
-def run_cli(args, capsys):
-    code = main(args)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -237,10 +237,10 @@ class Tensor:
 
     # In-place operators (``p -= lr * p.grad``). Without them Python would rebind the name to a new
     # tensor: the parameter a loop or an attribute names would silently stay unchanged (or drop out
-    # of the module). Under no_grad() they change the array in place, as in PyTorch; on a leaf that
-    # requires grad while recording they are an error, as in PyTorch. Otherwise, while recording,
-    # the result is a new tensor bound to the name: distnn has no version counters to catch an
-    # array changed in place after an op saved it for backward, so it never changes one.
+    # of the module). Under no_grad() they change the array in place (and bump the version a graph
+    # checks, see _version), as in PyTorch; on a leaf that requires grad while recording they are an
+    # error, as in PyTorch. Otherwise, while recording, the result is a new tensor bound to the name:
+    # only leaves carry versions, so distnn never changes a graph's intermediate tensor in place.
     def _inplace(self, op, o):
         if not is_grad_enabled():
             op(self.data, _weak(self, _raw(o)), out=self.data, casting="same_kind")

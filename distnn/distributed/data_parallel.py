@@ -85,7 +85,7 @@ from distnn.nn.module import Module
 
 from .buckets import all_finite, build_buckets
 from .compression import get_codec
-from .replicas import ReplicaMismatchError, check_replicas, verify_same_model  # noqa: F401 (still importable here)
+from .replicas import ReplicaMismatchError, check_replicas, verify_same_model  # noqa: F401 (importable here too)
 
 
 # backward_context() key: this pass's seed carries the rank's weight n_r / G (see _on_backward_begin).
@@ -179,7 +179,7 @@ class DataParallel(Module):
         self.step_flags = np.zeros(self.num_step_flags)      # this rank's, sent with the next sync
         self.step_flags_sum = np.zeros(self.num_step_flags)  # summed over ranks at the last sync
         if comm.size > 1:
-            self._verify_same_model()
+            verify_same_model(module, comm)
             self._broadcast_tensors([t for _, t in module.named_parameters()] + [b for _, b in module.named_buffers()])
             self._build_buckets()
             self._register_hooks()
@@ -222,9 +222,6 @@ class DataParallel(Module):
             self._require_sync = previous
 
     # -------------------------------------------------------- construction
-    def _verify_same_model(self):
-        verify_same_model(self.module, self.comm)
-
     def _broadcast_tensors(self, tensors, root: int = 0):
         """Broadcast the tensors' data from ``root``, one flat message per (dtype, device)."""
         groups = {}

@@ -238,18 +238,10 @@ class Module:
     # ----------------------------------------------------------- state dict
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
         """Parameters and persistent buffers as name -> numpy array (copies)."""
-        out = OrderedDict()
-        # every name a shared (tied) submodule has, as PyTorch's state_dict gives them
-        for mname, m in self.named_modules(remove_duplicate=False):
-            for pname, p in m._parameters.items():
-                if p is not None:
-                    out[f"{mname}.{pname}" if mname else pname] = to_numpy(p.data).copy()
-            for bname, b in m._buffers.items():
-                if b is not None and bname not in m._non_persistent:
-                    out[f"{mname}.{bname}" if mname else bname] = to_numpy(b.data).copy()
-        return out
+        return OrderedDict((name, to_numpy(t.data).copy()) for name, t in self._state_tensors().items())
 
     def _state_tensors(self):
+        """The tensors of :meth:`state_dict` by name: every name a shared (tied) submodule has, as in PyTorch."""
         out = OrderedDict()
         for mname, m in self.named_modules(remove_duplicate=False):
             for pname, p in m._parameters.items():

@@ -44,6 +44,8 @@ import time
 
 import numpy as np
 
+from distnn.distributed.data_parallel import DataParallel
+
 from .callbacks.base import Callback
 
 #: exit status of a run that stopped for preemption after writing its checkpoint (sysexits EX_TEMPFAIL)
@@ -221,7 +223,7 @@ LOSS_FLAG = 2
 # "Rank 0's background checkpoint write number k has finished" (the value is k), read by the
 # checkpoint callback so every rank agrees on its outcome at the same step (callbacks/checkpoint.py).
 WRITE_DONE_FLAG = 3
-NUM_STEP_FLAGS = 4
+NUM_STEP_FLAGS = DataParallel.num_step_flags  # the guard's own flags (data_parallel=False) have the same slots
 
 
 def step_flags_carrier(trainer):
