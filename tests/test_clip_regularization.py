@@ -188,3 +188,61 @@ def test_no_decay_group_leaves_bias_undecayed():
     opt.step()
     np.testing.assert_allclose(model[0].weight.data, w0 * (1 - 0.05), rtol=1e-6)
     np.testing.assert_array_equal(model[0].bias.data, b0)
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, "inf"])
+def test_clip_grad_norm_scales_a_tensor_grad_in_place(norm_type):
+    """A Tensor stored as .grad (the optimizers accept one) is clipped like an array, in its own .data."""
+    g = np.array([3.0, -4.0, 12.0])
+    expected = Parameter(np.zeros(3))
+    expected.grad = g.copy()
+    total_expected = clip_grad_norm_([expected], 1.0, norm_type=norm_type)
+    p = Parameter(np.zeros(3))
+    p.grad = distnn.Tensor(g.copy())
+    data = p.grad.data
+    assert clip_grad_norm_([p], 1.0, norm_type=norm_type) == total_expected
+    assert p.grad.data is data  # in place, not rebound
+    np.testing.assert_array_equal(data, expected.grad)
+    assert grad_norm([p], norm_type) == pytest.approx(1.0, rel=1e-5)
+    SGD([p], lr=1.0).step()  # the optimizer reads the clipped gradient
+    np.testing.assert_array_equal(p.data, -expected.grad)
+
+
+def test_clip_grad_norm_clips_a_numpy_scalar_grad():
+    p = Parameter(np.array(0.0))
+    p.grad = np.float64(10.0)  # not an array: ``g *= coef`` alone would rebind a local name
+    assert clip_grad_norm_([p], 1.0) == 10.0
+    np.testing.assert_allclose(p.grad, 1.0, rtol=1e-6)
+
+
+def test_clip_grad_value_clamps_a_tensor_grad_in_place():
+    p = Parameter(np.zeros(3))
+    p.grad = distnn.Tensor(np.array([-5.0, 0.5, 5.0]))
+    data = p.grad.data
+    clip_grad_value_([p], 1.0)
+    assert p.grad.data is data
+    np.testing.assert_array_equal(data, [-1.0, 0.5, 1.0])
+
+
+@pytest.mark.parametrize("name", ["lars", "lamb"])
+@pytest.mark.parametrize("wd", [0.0, 1e-4])
+def test_job_excludes_biases_from_lars_lamb_adaptation(name, wd):
+    """You et al. leave biases and norm parameters out of the trust ratio as well as the decay: the job's
+    optimizer puts them in a group with layer_adaptation=False, whether or not weight decay is on."""
+    import distnn.distributed as dist
+    from distnn.train.job import Job
+
+    def build(comm):
+        job = Job("xor", [f"optimizer.name={name}", f"optimizer.weight_decay={wd}", "train.epochs=1"], comm,
+                  quiet=True)
+        return job.model, job.optimizer
+
+    model, opt = dist.simulate(1, build)[0]
+    _, no_decay = split_decay_parameters(model)
+    assert no_decay, "the xor model should have biases"
+    groups = {id(p): g for g in opt.param_groups for p in g["params"]}
+    assert len(groups) == len(list(model.parameters()))
+    for p in model.parameters():
+        excluded = any(p is q for q in no_decay)
+        assert groups[id(p)]["layer_adaptation"] is (not excluded)
+        assert groups[id(p)]["weight_decay"] == (0.0 if excluded else wd)

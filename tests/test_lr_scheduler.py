@@ -264,3 +264,15 @@ def test_linear_scaling_rule():
     assert opt.param_groups[1]["initial_lr"] == pytest.approx(0.04)
     with pytest.raises(RuntimeError, match="before creating schedulers"):
         linear_scaling_warmup(opt, global_batch=512, warmup_steps=2)
+
+
+@pytest.mark.parametrize("make", [lambda o: S.StepLR(o, step_size=2),
+                                  lambda o: S.OneCycleLR(o, max_lr=0.5, total_steps=10)],
+                         ids=["StepLR", "OneCycleLR"])
+def test_group_added_after_the_scheduler_is_a_clear_error(make):
+    """A group added later has no initial_lr/max_lr: every schedule says so instead of a bare KeyError."""
+    opt = _ours(momentum=0.9)
+    sched = make(opt)
+    opt.add_param_group({"params": [Parameter(np.zeros(2))]})
+    with pytest.raises(RuntimeError, match=r"3 parameter groups \(added after the scheduler\?\)"):
+        sched.step()

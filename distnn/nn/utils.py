@@ -12,15 +12,26 @@ import math
 import numpy as np
 
 from distnn.backend import get_array_module
-from distnn.optim.optimizer import sum_of_squares
+from distnn.optim.optimizer import _raw, sum_of_squares
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "grad_norm"]
 
 
 def _grads(parameters):
+    """The gradient arrays themselves (a Tensor stored as ``.grad`` is unwrapped, as the optimizers do), so
+    ``g *= coef`` and ``clip(..., out=g)`` change the gradient the optimizer will read, in place."""
     if hasattr(parameters, "grad") and hasattr(parameters, "data"):
         parameters = [parameters]
-    return [p.grad for p in parameters if p.grad is not None]
+    grads = []
+    for p in parameters:
+        if p.grad is None:
+            continue
+        g = _raw(p.grad)
+        if isinstance(g, (np.generic, int, float)):  # a scalar set by hand cannot change in place: use a 0-d array
+            g = np.asarray(g, dtype=p.data.dtype)
+            p.grad = g
+        grads.append(g)
+    return grads
 
 
 def _norm_type(norm_type) -> float:
@@ -56,7 +67,9 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type=2.0, error_if_nonfini
     """Rescale gradients in place so their global ``norm_type``-norm is at most ``max_norm``.
 
     Gradients are multiplied by ``min(1, max_norm / (total_norm + 1e-6))``
-    (PyTorch's formula); returns ``total_norm`` (before clipping) as a float.
+    (PyTorch's formula), in place: a ``.grad`` holding a Tensor has its
+    ``.data`` array scaled, so the optimizer sees the clipped values; returns
+    ``total_norm`` (before clipping) as a float.
     A non-finite norm raises ``RuntimeError`` with ``error_if_nonfinite=True``;
     otherwise, as in PyTorch, the gradients are scaled anyway (an infinite norm
     zeroes the finite entries and makes the infinite ones NaN; a NaN norm makes
@@ -82,7 +95,7 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type=2.0, error_if_nonfini
 
 
 def clip_grad_value_(parameters, clip_value: float) -> None:
-    """Clamp every gradient element into ``[-clip_value, clip_value]`` in place."""
+    """Clamp every gradient element into ``[-clip_value, clip_value]`` in place (a Tensor ``.grad``'s array)."""
     clip_value = float(clip_value)
     if clip_value < 0:
         raise ValueError(f"clip_value must be >= 0, got {clip_value!r}")

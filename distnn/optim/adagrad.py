@@ -26,7 +26,13 @@ def _adagrad_kernel(xp, p, g, acc, s1, s2, *, clr, weight_decay, eps, maximize):
 
 class Adagrad(Optimizer):
     """``Adagrad(params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
-    *, maximize=False)``. State per parameter: ``step`` and ``sum``."""
+    *, maximize=False)``. State per parameter: ``step`` and ``sum``.
+
+    The state is created when a parameter group is added (so it is in
+    ``state_dict()`` before the first step, as in PyTorch) and, for a parameter
+    that a loaded ``state`` left out, at its next step: step 0 and ``sum`` at
+    the group's ``initial_accumulator_value``, like a fresh Adagrad.
+    """
 
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0, eps: float = 1e-10, *, maximize: bool = False):
@@ -46,6 +52,9 @@ class Adagrad(Optimizer):
 
     def _step_group(self, group):
         for p, state in self._params_with_grad(group):
+            if "sum" not in state:  # state loaded without this parameter's entry: start fresh, as PyTorch does
+                state["step"] = 0
+                state["sum"] = self._zeros_like(p, group["initial_accumulator_value"])
             state["step"] += 1
             clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
             self._foreach_chunk(_adagrad_kernel, [p.data, self._grad_array(p), state["sum"]], 2,

@@ -89,10 +89,14 @@ class LRScheduler(_SchedulerState):
         self.last_epoch += 1
         self._apply(self.get_lr())
 
-    def _apply(self, lrs) -> None:
-        if len(lrs) != len(self.optimizer.param_groups):
-            raise RuntimeError(f"{type(self).__name__} has {len(lrs)} base rates but the optimizer has "
+    def _check_groups(self, n_rates: int) -> None:
+        """A group added to the optimizer after the scheduler was built has no rate (or ``initial_lr``) here."""
+        if n_rates != len(self.optimizer.param_groups):
+            raise RuntimeError(f"{type(self).__name__} has {n_rates} base rates but the optimizer has "
                                f"{len(self.optimizer.param_groups)} parameter groups (added after the scheduler?)")
+
+    def _apply(self, lrs) -> None:
+        self._check_groups(len(lrs))
         for group, lr in zip(self.optimizer.param_groups, lrs):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
@@ -297,6 +301,7 @@ class OneCycleLR(LRScheduler):
         if step > self.total_steps:
             raise ValueError(f"OneCycleLR: tried to step {step} times; the specified number of total steps is "
                              f"{self.total_steps}")
+        self._check_groups(len(self.base_lrs))  # before reading a new group's missing initial_lr / max_lr
         lrs, moms = [], []
         for group in self.optimizer.param_groups:
             start_step = 0.0

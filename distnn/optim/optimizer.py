@@ -268,7 +268,10 @@ class Optimizer:
         """Restore hyperparameters and per-parameter state saved by ``state_dict()``.
 
         State arrays are copied onto each parameter's device in its dtype, so a
-        checkpoint written on one device loads on another.
+        checkpoint written on one device loads on another. ``step`` loads as a
+        Python int (PyTorch's state dicts hold it as a 0-d float tensor), and so
+        does any other 0-d non-floating value; other 0-d arrays become floats
+        unless the parameter itself is 0-d (then they are its state arrays).
         """
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
@@ -295,7 +298,11 @@ class Optimizer:
             xp = get_array_module(p.data)
             ps = {}
             for k, v in s.items():
-                if _is_array(v) and tuple(v.shape) == tuple(p.data.shape):
+                if k == "step" or (_is_array(v) and v.ndim == 0 and not _is_floating(v)):
+                    # Counters first: a 0-d parameter's shape matches a 0-d step, which must not become a
+                    # float32 array (it would stop counting at 2**24). PyTorch saves step as a 0-d float tensor.
+                    ps[k] = _as_count(v, k, idx) if k == "step" else to_numpy(v).item()
+                elif _is_array(v) and tuple(v.shape) == tuple(p.data.shape):
                     arr = xp.empty(p.data.shape, dtype=p.data.dtype)
                     arr[...] = xp.asarray(v)  # copy onto the parameter's device, in its dtype
                     ps[k] = arr
@@ -322,6 +329,19 @@ def _raw(x):
 
 def _is_array(v) -> bool:
     return hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, (int, float))
+
+
+def _is_floating(v) -> bool:
+    return np.issubdtype(np.dtype(v.dtype), np.floating) or np.issubdtype(np.dtype(v.dtype), np.complexfloating)
+
+
+def _as_count(v, key, idx) -> int:
+    """A loaded step counter (int, float, 0-d or 1-element array) as a Python int."""
+    x = to_numpy(v).item() if _is_array(v) and getattr(v, "size", 0) == 1 else v
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(x) or x != int(x):
+        raise ValueError(f"loaded state '{key}' of parameter {idx} is {v!r}, not a whole number of steps")
+    return int(x)
 
 
 def _add(a, b):
@@ -384,12 +404,21 @@ def flatten_state(obj, prefix: str = "") -> dict:
     tuples, lists, dicts with str/int keys, inf/nan) goes into a JSON
     description under ``prefix + "__structure__"``. ``unflatten_state``
     inverts it exactly, with no pickle involved.
+
+    An array's key is its path joined with dots (``prefix + ".m.0"``); paths
+    can coincide (``{"a.0": x, "a": [y]}``), so a key already taken gets a
+    ``"~1"``, ``"~2"``, ... suffix. The structure records each array's key,
+    so ``unflatten_state`` needs no rule to find it, and files written before
+    the suffix existed load as before.
     """
-    arrays = {}
+    arrays = {prefix + "__structure__": None}  # reserved: no array may take the structure's key
 
     def enc(v, path):
         if _is_array(v):
-            key = prefix + path
+            key, n = prefix + path, 0
+            while key in arrays:
+                n += 1
+                key = f"{prefix}{path}~{n}"
             arrays[key] = to_numpy(v).copy()
             return {"__array__": key}
         if isinstance(v, dict):

@@ -191,8 +191,11 @@ class Job:
         name = o.name
         params = self.model.parameters()
         wd = float(o.weight_decay)
-        if wd and o.no_decay_bias_norm:
-            params = optim.param_groups_no_decay(self.model, wd)  # no decay on biases and norm weights
+        adaptive = name in ("lars", "lamb")
+        if o.no_decay_bias_norm and (wd or adaptive):
+            # No decay on biases and norm weights; LARS/LAMB (You et al.) also leave them out of the trust
+            # ratio, with or without weight decay, so for those the groups are built even when wd is 0.
+            params = optim.param_groups_no_decay(self.model, wd, {"layer_adaptation": False} if adaptive else None)
         common = {"lr": float(o.lr), "weight_decay": wd}
         if name == "sgd":
             return optim.SGD(params, momentum=o.momentum, nesterov=o.nesterov, **common)
