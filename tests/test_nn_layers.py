@@ -380,3 +380,78 @@ def test_layers_accept_dtype_and_generator():
     np.testing.assert_array_equal(a.weight.data, b.weight.data)
     lin = nn.Linear(5, 2, dtype=np.float64, generator=np.random.default_rng(7))
     assert lin(distnn.Tensor(np.ones((1, 5)))).dtype == np.float64
+
+
+# ------------------------------------------------ malformed arguments and raw inputs
+@pytest.mark.parametrize("make,match", [
+    (lambda: nn.Conv1d(2, 3, 3, padding=(1, 2)), r"Conv1d.*padding.*\(1, 2\)"),
+    (lambda: nn.Conv1d(2, 3, 3, stride=(1, 2)), r"Conv1d.*stride.*\(1, 2\)"),
+    (lambda: nn.Conv1d(2, 3, (3, 3)), r"Conv1d.*kernel_size.*\(3, 3\)"),
+    (lambda: nn.AdaptiveAvgPool2d((2, 2, 2)), r"output_size.*\(2, 2, 2\)"),
+    (lambda: nn.AvgPool2d(2, divisor_override=0), r"divisor_override.*0"),
+    (lambda: nn.AvgPool2d(2, divisor_override=-2), r"divisor_override.*-2"),
+])
+def test_malformed_layer_arguments_are_refused(make, match):
+    # PyTorch refuses each of these; distnn once used half of a pair, or divided by the kernel size.
+    x1, x2 = distnn.Tensor(np.ones((1, 2, 6), np.float32)), distnn.Tensor(np.ones((1, 2, 6, 6), np.float32))
+    with pytest.raises(ValueError, match=match):
+        layer = make()
+        layer(x1 if isinstance(layer, nn.Conv1d) else x2)
+
+
+def test_malformed_functional_conv1d_and_pool_arguments_are_refused():
+    x, w = distnn.Tensor(np.ones((1, 2, 6), np.float32)), distnn.Tensor(np.ones((3, 2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"conv1d.*padding.*\(1, 2\)"):
+        F.conv1d(x, w, padding=(1, 2))
+    with pytest.raises(ValueError, match=r"conv1d.*stride.*\(2, 2\)"):
+        F.conv1d(x, w, stride=(2, 2))
+    with pytest.raises(ValueError, match=r"conv1d.*padding must be non-negative"):
+        F.conv1d(x, w, padding=-1)
+    x4 = distnn.Tensor(np.ones((1, 2, 6, 6), np.float32))
+    with pytest.raises(ValueError, match="divisor_override"):
+        F.avg_pool2d(x4, 2, divisor_override=0)
+    np.testing.assert_allclose(F.avg_pool2d(x4, 2, divisor_override=2).numpy(), 2.0)
+
+
+def test_conv1d_negative_padding_names_the_layer():
+    model = nn.Sequential(nn.Conv1d(2, 3, 3, padding=-1))
+    with pytest.raises(ValueError, match=r"Conv1d '0'.*padding must be non-negative"):
+        model(distnn.Tensor(np.ones((1, 2, 6), np.float32)))
+
+
+def test_layers_take_a_raw_numpy_input_like_the_others(rng):
+    # Linear, ReLU, Conv2d... take a numpy array as a constant input; Dropout, Flatten and Conv1d crashed.
+    x = randn(rng, 2, 3, 4)
+    y = nn.Dropout(0.5, generator=np.random.default_rng(1))(x)
+    np.testing.assert_array_equal(
+        y.numpy(), nn.Dropout(0.5, generator=np.random.default_rng(1))(distnn.Tensor(x)).numpy())
+    np.testing.assert_array_equal(nn.Flatten()(x).numpy(), x.reshape(2, 12))
+    np.testing.assert_array_equal(nn.Unflatten(1, (3, 1))(x).numpy(), x.reshape(2, 3, 1, 4))
+    conv = nn.Conv1d(3, 2, 3)
+    np.testing.assert_array_equal(conv(x).numpy(), conv(distnn.Tensor(x)).numpy())
+    np.testing.assert_array_equal(conv(x[0]).numpy(), conv(distnn.Tensor(x[0])).numpy())  # unbatched
+    w = distnn.Tensor(randn(rng, 2, 3, 3))
+    np.testing.assert_array_equal(F.conv1d(x, w).numpy(), F.conv1d(distnn.Tensor(x), w).numpy())
+    conv2 = nn.Conv2d(2, 2, 3)
+    np.testing.assert_array_equal(conv2(x[:2]).numpy(), conv2(distnn.Tensor(x[:2])).numpy())  # unbatched
+
+
+def test_batchnorm_batch_of_one_names_the_layer():
+    model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
+    with pytest.raises(ValueError, match=r"BatchNorm1d '1'.*more than 1 value per channel.*\(1, 3\)"):
+        model(distnn.Tensor(np.zeros((1, 3), np.float32)))
+    assert int(model[1].num_batches_tracked.data) == 0  # the refused batch was not counted
+
+
+def test_batchnorm_eval_backward_after_a_training_forward(rng):
+    # An eval forward, then a training forward (which updates the running statistics in place), then the
+    # eval output's backward: the weight gradient must use the statistics the eval forward used.
+    bn, ref = nn.BatchNorm2d(3), nn.BatchNorm2d(3)
+    bn.running_mean.data[...] = randn(rng, 3)
+    ref.load_state_dict(bn.state_dict())
+    x = randn(rng, 2, 3, 4, 4)
+    y = bn.eval()(distnn.Tensor(x, requires_grad=True))
+    bn.train()(distnn.Tensor(randn(rng, 4, 3, 4, 4) + 5))
+    y.sum().backward()
+    ref.eval()(distnn.Tensor(x, requires_grad=True)).sum().backward()
+    np.testing.assert_allclose(bn.weight.grad, ref.weight.grad, rtol=1e-6)

@@ -106,3 +106,14 @@ def test_bad_labels_and_reduction_are_reported():
         nn.MSELoss(reduction="avg")
     with pytest.raises(ValueError, match=r"\[0, 2\].*3 classes.*\[3\]"):
         nn.CrossEntropyLoss()(distnn.Tensor(np.zeros((2, 3), np.float32)), np.array([0, 3]))
+
+
+def test_class_probability_targets_are_refused_by_name():
+    # PyTorch accepts a floating target shaped like the input (class probabilities); distnn does not
+    # support it and says so, rather than complaining about the target's shape.
+    x = distnn.Tensor(np.zeros((2, 3), np.float32))
+    probs = np.full((2, 3), 1 / 3, np.float32)
+    with pytest.raises(ValueError, match=r"cross_entropy: class-probability targets.*\(2, 3\).*not supported"):
+        nn.CrossEntropyLoss()(x, probs)
+    with pytest.raises(ValueError, match=r"probabilit.*not supported"):
+        nn.CrossEntropyLoss()(distnn.Tensor(np.zeros((2, 3, 4), np.float32)), np.zeros((2, 3, 4), np.float32))

@@ -1,4 +1,6 @@
 """Recurrent layers and Embedding vs PyTorch with copied weights, gradient checks, truncated BPTT."""
+import re
+
 import numpy as np
 import pytest
 
@@ -241,3 +243,16 @@ def test_embedding_matches_torch_with_padding(torch, rng):
         dm(np.array([0, 6]))
     with pytest.raises(TypeError, match="integers"):
         dm(np.array([0.5]))
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("batch_first,shape", [(False, (0, 2, 7)), (True, (2, 0, 7)), (False, (0, 7)),
+                                               (True, (0, 7))])
+def test_an_empty_sequence_is_refused_naming_the_layer(kind, batch_first, shape):
+    # PyTorch refuses a sequence of length 0; distnn's LSTM once returned c_0 as h_n without a word.
+    m = nn.Sequential(getattr(nn, kind)(7, 4, batch_first=batch_first))
+    with pytest.raises(ValueError, match=rf"{kind} '0'.*sequence length.*0.*" + re.escape(str(shape))):
+        m[0](distnn.Tensor(np.zeros(shape, np.float32)))
+    if len(shape) == 3:  # a batch of no sequences of length 3 is not an empty sequence (as PyTorch)
+        ok_shape = (0, 3, 7) if batch_first else (3, 0, 7)
+        assert m[0](distnn.Tensor(np.zeros(ok_shape, np.float32)))[0].shape == ok_shape[:2] + (4,)

@@ -200,3 +200,46 @@ def test_a_numpy_constant_does_not_promote_a_float32_tensor(torch, constant, op)
         ty = fn(torch.as_tensor(constant), t) if flip else fn(t, torch.as_tensor(constant))
         assert dy.dtype == np.float32 and ty.dtype == torch.float32
         np.testing.assert_allclose(dy.data, ty.detach().numpy(), rtol=1e-6)
+
+
+# ---------------------------------------------------------------- -inf and NaN in gradients
+@pytest.mark.parametrize("case", [
+    dict(shape=(1, 1, 3, 3), k=3, s=1, p=1, fill="all"),
+    dict(shape=(2, 3, 5, 6), k=3, s=2, p=1, fill="some"),
+    dict(shape=(1, 2, 5, 5), k=2, s=2, p=1, fill="all", ceil_mode=True),
+    dict(shape=(1, 2, 6, 7), k=3, s=2, p=1, d=2, fill="some"),
+])
+def test_max_pool_windows_of_minus_inf_give_their_gradient_to_a_real_input(torch, case):
+    # Padding counts as -inf; a window whose maximum is -inf must still send its gradient to an input cell
+    # (the first in-bounds one, as PyTorch), not to the padding where it is lost.
+    rng = np.random.default_rng(4)
+    x = np.full(case["shape"], -np.inf)
+    if case["fill"] == "some":
+        x = rng.standard_normal(case["shape"])
+        x[rng.random(x.shape) < 0.8] = -np.inf
+    kw = dict(stride=case["s"], padding=case["p"], dilation=case.get("d", 1), ceil_mode=case.get("ceil_mode", False))
+    d, t = _pair(torch, x)
+    g = rng.standard_normal(torch.nn.functional.max_pool2d(t, case["k"], **kw).shape)
+    dy, ty = F.max_pool2d(d, case["k"], **kw), torch.nn.functional.max_pool2d(t, case["k"], **kw)
+    np.testing.assert_array_equal(dy.data, ty.detach().numpy())
+    dy.backward(g)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(d.grad, t.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_relu_passes_the_gradient_of_a_nan_input_as_pytorch(torch):
+    x = np.array([np.nan, -1.0, 0.0, 2.0])
+    d, t = _pair(torch, x)
+    F.relu(d).sum().backward()
+    torch.relu(t).sum().backward()
+    np.testing.assert_array_equal(d.grad, t.grad.numpy())  # [1, 0, 0, 1]
+
+
+@pytest.mark.parametrize("op", ["max", "min"])
+@pytest.mark.parametrize("x", [[1.0, np.nan, 2.0, np.nan], [np.nan, 3.0, -1.0]])
+def test_a_full_max_or_min_over_nan_gives_the_gradient_to_the_nans(torch, op, x):
+    x = np.array(x)
+    d, t = _pair(torch, x)
+    getattr(d, op)().backward()
+    getattr(t, op)().backward()
+    np.testing.assert_array_equal(d.grad, t.grad.numpy())

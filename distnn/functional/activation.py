@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from distnn.autograd.function import Function
+from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 
@@ -15,7 +16,8 @@ class ReLU(Function):
         return out
 
     def backward(self, g):
-        return (g * (self.out > 0),)
+        # out is 0 where x <= 0 and NaN where x is: != 0 passes the gradient of a NaN, as PyTorch.
+        return (g * (self.out != 0),)
 
 
 class LeakyReLU(Function):
@@ -214,7 +216,7 @@ def dropout(x, p=0.5, training=True, generator=None):
 
     xp = get_array_module(x)
     rng = generator if generator is not None else drandom.default_generator()
-    data = x.data if hasattr(x, "data") else x
+    data = x.data if isinstance(x, Tensor) else xp.asarray(x)  # an ndarray's .data is a memoryview
     if p == 1.0:
         mask = xp.zeros(data.shape, dtype=data.dtype)
     else:

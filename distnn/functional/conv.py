@@ -28,6 +28,7 @@ from __future__ import annotations
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
+from . import shape as S
 from ._into import destinations, sum_into
 
 
@@ -40,6 +41,16 @@ def _pair(v, name):
     if len(v) != 2:
         raise ValueError(f"conv2d: {name} must be an int or a pair, got {v}")
     return v
+
+
+def _single(v, name, who="conv1d"):
+    """An int, or a sequence of exactly one int (PyTorch refuses longer ones rather than using half)."""
+    if isinstance(v, int):
+        return v
+    t = tuple(int(a) for a in v)
+    if len(t) != 1:
+        raise ValueError(f"{who}: {name} must be an int or a sequence of 1 int, got {tuple(v)}")
+    return t[0]
 
 
 def _out_size(size, k, stride, pad_lo, pad_hi, dilation):
@@ -200,14 +211,17 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
             f"conv1d: expected input (N, C, L) and weight (O, C/groups, k), got {tuple(input.shape)} and "
             f"{tuple(weight.shape)}"
         )
-    s = stride if isinstance(stride, int) else stride[0]
-    d = dilation if isinstance(dilation, int) else dilation[0]
+    s, d = _single(stride, "stride"), _single(dilation, "dilation")
     if isinstance(padding, str):
         pad = _resolve_padding(padding, (1, weight.shape[2]), (1, d), (1, s), "conv1d")
     else:
-        p = padding if isinstance(padding, int) else padding[0]
+        p = _single(padding, "padding")
+        if p < 0:
+            raise ValueError(f"conv1d: padding must be non-negative, got {padding}")
         pad = ((0, 0), (p, p))
     check_conv2d_shapes(tuple(input.shape[:2]) + (1, input.shape[2]), tuple(weight.shape[:2]) + (1, weight.shape[2]),
                         (1, s), pad, (1, d), groups, who="conv1d")
-    out = Conv2d.apply(input.unsqueeze(2), weight, bias, stride=(1, s), padding=pad, dilation=(1, d), groups=groups)
+    # Unsqueeze.apply, not input.unsqueeze: the input may be a raw array (a constant), as for conv2d
+    out = Conv2d.apply(S.Unsqueeze.apply(input, axis=2), weight, bias, stride=(1, s), padding=pad, dilation=(1, d),
+                       groups=groups)
     return out.squeeze(2)

@@ -62,6 +62,11 @@ class _ClassLoss(Function):
         if x.ndim < 1:
             raise ValueError(f"{self.name}: input must have a class dimension")
         self.in_shape = x.shape
+        if getattr(target, "dtype", None) is not None and target.dtype.kind == "f" and target.shape == x.shape:
+            raise ValueError(  # (PyTorch's cross_entropy takes them; a floating label vector is refused below)
+                f"{self.name}: class-probability targets (a floating target of the input's shape {tuple(x.shape)}) "
+                f"are not supported; pass integer class labels"
+            )
         if x.ndim == 1:  # one sample: (C,) with a 0-d target
             x, target = x[None], xp.asarray(target).reshape(1)
         # Move the class axis (1) last, flatten the rest: (M, C) and (M,).

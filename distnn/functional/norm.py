@@ -149,7 +149,10 @@ class BatchNormEval(Function):
         shift = -mean * scale
         if bias is not None:
             shift = shift + bias
-        self.scale, self.x, self.mean, self.rstd = scale, x, mean, rstd
+        # mean is the running-mean buffer, which a training forward updates in place before this
+        # backward may run: keep a copy (C values) for the weight's gradient.
+        needs_w = weight is not None and len(self.needs_input_grad) > 1 and self.needs_input_grad[1]
+        self.scale, self.x, self.mean, self.rstd = scale, x, mean.copy() if needs_w else None, rstd
         self.has_weight, self.has_bias = weight is not None, bias is not None
         return x * _bcast(scale.astype(x.dtype, copy=False), nd) + _bcast(shift.astype(x.dtype, copy=False), nd)
 

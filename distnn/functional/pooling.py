@@ -4,7 +4,8 @@ Max and average pooling loop over the kh*kw kernel offsets only; each step is
 one vectorized op on a strided view covering every (batch, channel, output
 pixel). Max pooling's backward finds, per output, the first offset holding the
 maximum (as PyTorch), so the gradient goes to exactly one input even when a
-window holds ties (common after ReLU, where many values are 0).
+window holds ties (common after ReLU, where many values are 0); padding never
+wins, even in a window of -inf.
 Adaptive average pooling is two small matrix products with averaging matrices.
 """
 from __future__ import annotations
@@ -75,7 +76,7 @@ class MaxPool2d(Function):
             xp.maximum(out, v, out=out)
         # Backward finds the winners again from the input and the output: cheaper than
         # tracking an argmax here (masked copies are slow in numpy).
-        self.xpad, self.out = xpad, out
+        self.xpad, self.out, self.extra = xpad, out, extra
         self.geom = (x.shape, kernel, stride, padding, dilation, Ho, Wo)
         return out
 
@@ -94,10 +95,19 @@ class MaxPool2d(Function):
         hit = xp.empty(out.shape, dtype=bool)
         gviews = _views(gpad, kernel, stride, dilation, Ho, Wo)
         nan_windows = bool(xp.isnan(out).any())  # their maximum is a NaN, which equals nothing
+        # A window whose maximum is -inf also "finds" it in the padding (filled with -inf), which comes
+        # first in a top or left window: there only real cells may win, as in PyTorch (the first in-bounds
+        # one). Rare, so the mask of real cells is built only then.
+        real = None
+        if pshape != xshape and bool(xp.isneginf(out).any()):
+            real = _views(_padded(xp.ones(xshape, dtype=bool), padding, self.extra, False),
+                          kernel, stride, dilation, Ho, Wo)
         for q, (xv, gv) in enumerate(zip(_views(xpad, kernel, stride, dilation, Ho, Wo), gviews)):
             xp.equal(xv, out, out=hit)
             if nan_windows:  # the first NaN wins, as in PyTorch
                 hit |= xp.isnan(xv)
+            if real is not None:
+                hit &= next(real)
             if q:
                 xp.greater(hit, found, out=hit)  # hit and not found: the first maximum wins ties, as PyTorch
             xp.logical_or(found, hit, out=found)
@@ -126,7 +136,7 @@ class AvgPool2d(Function):
 
     @staticmethod
     def _divisor(xp, xshape, kernel, stride, padding, Ho, Wo, count_include_pad, divisor_override, dtype):
-        if divisor_override:
+        if divisor_override is not None:
             return dtype.type(divisor_override)
         if count_include_pad or padding == (0, 0):
             return dtype.type(kernel[0] * kernel[1])
@@ -183,6 +193,8 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     kernel = _pair(kernel_size, "kernel_size")
     stride = kernel if stride is None or stride == [] else _pair(stride, "stride")
     padding = _pair(padding, "padding")
+    if divisor_override is not None and not divisor_override > 0:  # 0 once meant "no override"
+        raise ValueError(f"avg_pool2d: divisor_override must be positive, got {divisor_override}")
     Ho, Wo = _geometry(tuple(input.shape), kernel, stride, padding, (1, 1), False, "avg_pool2d")
     return AvgPool2d.apply(input, kernel=kernel, stride=stride, padding=padding, Ho=Ho, Wo=Wo,
                            count_include_pad=count_include_pad, divisor_override=divisor_override)
@@ -229,6 +241,8 @@ def adaptive_avg_pool2d(input, output_size):
                          f"shape {tuple(input.shape)}")
     if isinstance(output_size, int):
         output_size = (output_size, output_size)
+    if len(output_size) != 2:
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be an int or a pair, got {tuple(output_size)}")
     H, W = input.shape[2], input.shape[3]
     size = (H if output_size[0] is None else int(output_size[0]), W if output_size[1] is None else int(output_size[1]))
     if min(size) < 1:

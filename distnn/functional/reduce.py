@@ -63,6 +63,9 @@ class _Extremum(Function):
         axes = _axes(axis, a.ndim)
         out = self.reduce(a, axes)
         self.mask = a == out  # out kept its dims, so it broadcasts against a
+        xp = get_array_module(a)
+        if a.dtype.kind in "fc" and bool(xp.isnan(out).any()):  # NaN equals nothing: the NaNs are the extrema
+            self.mask |= xp.isnan(a) & xp.isnan(out)
         self.axes, self.keepdims = axes, keepdims
         return out if keepdims else out.reshape([s for i, s in enumerate(a.shape) if i not in axes])
 

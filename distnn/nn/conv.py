@@ -1,7 +1,8 @@
 """``Conv1d`` and ``Conv2d`` with PyTorch's arguments, parameter shapes and default initialization."""
 from __future__ import annotations
 
-from distnn.functional.conv import _pair, _resolve_padding, check_conv2d_shapes, conv1d, conv2d
+from distnn.functional import shape as S
+from distnn.functional.conv import _pair, _resolve_padding, _single, check_conv2d_shapes, conv1d, conv2d
 
 from .linear import _WeightAndBias
 
@@ -55,8 +56,8 @@ class Conv2d(_ConvNd):
         unbatched = len(shape) == 3
         if len(shape) not in (3, 4):
             raise ValueError(f"{self.where()}: expected a 4-D input (N, C, H, W) or 3-D (C, H, W), got shape {shape}")
-        if unbatched:
-            x = x.unsqueeze(0)
+        if unbatched:  # Unsqueeze.apply, not x.unsqueeze: x may be a raw array (a constant input)
+            x = S.Unsqueeze.apply(x, axis=0)
         pad = _resolve_padding(self.padding, self.kernel_size, self.dilation, self.stride, self.where())
         check_conv2d_shapes(tuple(x.shape), tuple(self.weight.shape), self.stride, pad, self.dilation, self.groups,
                             who=self.where())
@@ -73,11 +74,11 @@ class Conv1d(_ConvNd):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None,
                  generator=None):
-        def one(v):
-            return (int(v),) if isinstance(v, int) else tuple(int(a) for a in v)
+        def one(v, name):
+            return (_single(v, name, type(self).__name__),)
 
-        super().__init__(in_channels, out_channels, one(kernel_size), one(stride),
-                         padding if isinstance(padding, str) else one(padding), one(dilation),
+        super().__init__(in_channels, out_channels, one(kernel_size, "kernel_size"), one(stride, "stride"),
+                         padding if isinstance(padding, str) else one(padding, "padding"), one(dilation, "dilation"),
                          groups, bias, padding_mode, device, dtype, generator)
 
     def forward(self, x):
@@ -85,8 +86,8 @@ class Conv1d(_ConvNd):
         if len(shape) not in (2, 3):
             raise ValueError(f"{self.where()}: expected a 3-D input (N, C, L) or 2-D (C, L), got shape {shape}")
         unbatched = len(shape) == 2
-        if unbatched:
-            x = x.unsqueeze(0)
+        if unbatched:  # Unsqueeze.apply, not x.unsqueeze: x may be a raw array (a constant input)
+            x = S.Unsqueeze.apply(x, axis=0)
         if x.shape[1] != self.in_channels:
             raise ValueError(
                 f"{self.where()}: expected {self.in_channels} input channels (dim 1), got input of shape {shape}"

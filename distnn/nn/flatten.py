@@ -1,6 +1,8 @@
 """``Flatten`` and ``Unflatten``."""
 from __future__ import annotations
 
+from distnn.functional import shape as S
+
 from .module import Module
 
 
@@ -12,7 +14,7 @@ class Flatten(Module):
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x):
-        return x.flatten(self.start_dim, self.end_dim)
+        return S.flatten(x, self.start_dim, self.end_dim)  # x may be a raw array, as for the other layers
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
@@ -28,7 +30,7 @@ class Unflatten(Module):
     def forward(self, x):
         shape = tuple(x.shape)
         d = self.dim % len(shape)
-        return x.reshape(*shape[:d], *self.unflattened_size, *shape[d + 1:])
+        return S.reshape(x, (*shape[:d], *self.unflattened_size, *shape[d + 1:]))
 
     def extra_repr(self):
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"

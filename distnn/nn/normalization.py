@@ -9,6 +9,8 @@ input check; ``forward`` calls ``distnn.functional.norm`` whose pieces
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from distnn.backend import DEFAULT_DTYPE
@@ -131,8 +133,13 @@ class _BatchNorm(Module):
 
     def forward(self, x):
         self._check_input_dim(x)
-        factor = self._momentum_factor()
         use_batch = self._use_batch_stats()
+        shape = tuple(x.shape)
+        if use_batch and math.prod(shape[:1] + shape[2:]) <= 1:  # checked before the batch is counted
+            raise ValueError(
+                f"{self.where()}: expected more than 1 value per channel when training, got input of shape {shape}"
+            )
+        factor = self._momentum_factor()
         # Running stats are updated only when training; in eval they are read.
         track = not self.training or self.track_running_stats
         return batch_norm(

@@ -92,6 +92,12 @@ class RNNBase(Module):
                 f"{self.where()}: expected a 3-D input {layout} or a 2-D unbatched input (L, input_size), "
                 f"got shape {tuple(x.shape)}"
             )
+        time_axis = 1 if self.batch_first and x.ndim == 3 else 0
+        if x.shape[time_axis] == 0:  # there would be no h_n to return (LSTM once returned c_0 in its place)
+            raise ValueError(
+                f"{self.where()}: expected a sequence length larger than 0, got input of shape {tuple(x.shape)} "
+                f"(expected {layout})"
+            )
         if x.shape[-1] != self.input_size:
             raise ValueError(
                 f"{self.where()}: input has {x.shape[-1]} features but input_size is {self.input_size} "
