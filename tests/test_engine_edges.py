@@ -178,7 +178,7 @@ def test_a_graph_refuses_to_backward_through_weights_updated_since_the_forward()
     loss.backward(retain_graph=True)
     with dn.no_grad():
         m.bias -= 1.0
-    with pytest.raises(RuntimeError, match="version 2, the graph recorded 1"):
+    with pytest.raises(RuntimeError, match="version 3, the graph recorded 2"):
         loss.backward()
     for _ in range(2):  # the usual loop, and accumulation over two forwards before one step, are untouched
         opt.zero_grad()

@@ -73,11 +73,16 @@ _FREED = (
 )
 
 
-def _modified(node, leaf, version) -> str:
-    return (f"a tensor this backward needs was changed in place after the forward pass: a leaf of shape "
-            f"{tuple(leaf.shape)} used by {type(node).__name__} is at version {leaf._version}, the graph recorded "
-            f"{version} (optimizer.step() or an in-place update between forward and backward?). Call backward "
-            "before updating, or run the forward pass again.")
+def _check_versions(node) -> None:
+    """Raise if a tensor ``node`` recorded (an input or its output) was changed in place since."""
+    for position, counter, version in node.saved_versions:
+        if counter[0] != version:
+            what = "the output" if position < 0 else f"input {position}"
+            raise RuntimeError(
+                f"a tensor this backward needs was changed in place after the forward pass: {what} of "
+                f"{type(node).__name__} is at version {counter[0]}, the graph recorded {version} "
+                "(optimizer.step(), load_state_dict() or an in-place update such as += under no_grad() between "
+                "forward and backward?). Call backward before updating, or run the forward pass again.")
 
 
 def _accumulate_leaf(leaf, grad, owned):
@@ -307,7 +312,9 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
         raise RuntimeError(_FREED)
 
     # Pass 1: count the consumers of every node and leaf reachable from the root
-    # (an explicit stack, no recursion: graphs of any depth).
+    # (an explicit stack, no recursion: graphs of any depth), and check that no tensor
+    # a node recorded was changed in place since (before any gradient is accumulated).
+    _check_versions(node)
     node_deps = {node: 0}
     leaf_deps = {}
     stack = [node]
@@ -323,6 +330,9 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
             if count is None:
                 if p.parents is None:
                     raise RuntimeError(_FREED)
+                for _, counter, version in p.saved_versions:
+                    if counter[0] != version:
+                        _check_versions(p)  # raises, naming the tensor
                 node_deps[p] = 1
                 push(p)
             else:
@@ -352,9 +362,6 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
         if g is None:  # nothing flowed here (all consumers returned None)
             in_grads = (None,) * len(parents)
         else:
-            for leaf, version in n.leaf_versions:
-                if leaf._version != version:
-                    raise RuntimeError(_modified(n, leaf, version))
             if with_dests:
                 _offer_destinations(n, parents)
             in_grads = n.backward(g)

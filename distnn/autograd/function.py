@@ -20,15 +20,32 @@ Ignoring ``grad_out`` is always correct, only slower for data parallelism.
 ``Function.apply(*inputs, **params)`` runs forward on the inputs' arrays and, when
 recording is on and some input requires a gradient, links the node into the graph.
 Inputs that are not Tensors (Python scalars, arrays) are constants.
+
+Version counters (PyTorch's in-place check): when a node is recorded it notes
+the version of every Tensor input and of its output; an in-place change of any
+of them before backward (``optimizer.step()``, ``+=`` under ``no_grad()``,
+``load_state_dict``) bumps the version and backward refuses to run on stale
+saved values. An op whose output is a view of an input's memory (reshape,
+transpose, basic indexing...) gives the output the input's counter, so an
+in-place change through either is seen by both. Ops that save no input or
+output array set ``saves_tensors = False`` and are not checked.
 """
 from __future__ import annotations
 
 from .grad_mode import _state
-from .tensor import Tensor
+from .tensor import Tensor, _link_views
 
 _new = object.__new__
 _make = Tensor._make
 _NO_NEEDS = [(False,) * n for n in range(8)]  # shared needs_input_grad tuples when nothing records
+_INPUTS, _OUTPUT = "inputs", "output"
+
+
+def _any_is(items, x) -> bool:
+    for item in items:
+        if item is x:
+            return True
+    return False
 
 
 class Function:
@@ -38,7 +55,12 @@ class Function:
     input_shapes: tuple = ()
     needs_input_grad: tuple = ()
     grad_out: list | None = None  # per input: where to write its gradient, if the op can (see above)
-    leaf_versions: tuple = ()  # (leaf, its _version) for each leaf input that requires grad
+    # (input position or -1 for the output, its version counter, the version then) for every Tensor
+    # input and the output; the engine checks them before backward (see the module docstring)
+    saved_versions: list | tuple = ()
+    # which recorded arrays backward reads: True (inputs and output, the safe default), "inputs",
+    # "output" or False (none: nothing to check); a stricter answer only makes the check stricter
+    saves_tensors = True
 
     def forward(self, *arrays, **params):  # pragma: no cover - interface
         raise NotImplementedError
@@ -57,22 +79,22 @@ class Function:
             parents = []
             shapes = []
             any_needs = False
-            versions = None
-            for x in inputs:
+            saves = cls.saves_tensors
+            versions = [] if saves and saves is not _OUTPUT else None
+            for i, x in enumerate(inputs):
                 if isinstance(x, Tensor):
                     a = x.data
                     arrays.append(a)
+                    if versions is not None:
+                        vc = x._vc
+                        if vc is None:
+                            vc = x._vc = [0]  # (tensor._counter, inlined: the hot path)
+                        versions.append((i, vc, vc[0]))
                     if x.requires_grad:
                         any_needs = True
                         needs.append(True)
                         node = x._node
-                        if node is None:
-                            parents.append(x)
-                            if versions is None:
-                                versions = []
-                            versions.append((x, x._version))
-                        else:
-                            parents.append(node)
+                        parents.append(x if node is None else node)
                         shapes.append(a.shape)
                         continue
                 else:
@@ -85,15 +107,30 @@ class Function:
                 out = fn.forward(*arrays, **params)
                 fn.parents = tuple(parents)
                 fn.input_shapes = tuple(shapes)
-                if versions is not None:
-                    fn.leaf_versions = tuple(versions)
-                return _make(out, fn)
+                t = _make(out, fn)
+                if getattr(out, "base", None) is not None or _any_is(arrays, out):
+                    _link_views(t, out, inputs, arrays)  # a view: one version counter with its input
+                if saves:
+                    if saves is not _INPUTS:
+                        vc = t._vc
+                        if vc is None:
+                            vc = t._vc = [0]
+                        if versions is None:
+                            versions = [(-1, vc, vc[0])]
+                        else:
+                            versions.append((-1, vc, vc[0]))
+                    fn.saved_versions = versions
+                return t
         else:
             for x in inputs:
                 arrays.append(x.data if isinstance(x, Tensor) else x)
         n = len(arrays)
         fn.needs_input_grad = _NO_NEEDS[n] if n < 8 else (False,) * n
-        return _make(fn.forward(*arrays, **params), None)
+        out = fn.forward(*arrays, **params)
+        t = _make(out, None)
+        if getattr(out, "base", None) is not None or _any_is(arrays, out):
+            _link_views(t, out, inputs, arrays)
+        return t
 
     def release(self):
         """Drop saved arrays and graph edges (the engine does this after backward)."""

@@ -1,6 +1,8 @@
 """``Tensor``: an xp array with an optional gradient and a link to the op that made it."""
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from distnn.backend import DEFAULT_DTYPE, get_array_module, to_numpy
@@ -37,12 +39,9 @@ class Tensor:
     None), ``requires_grad`` whether ops on it are recorded for ``backward()``.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_node", "_hooks", "__weakref__", "__dict__")
+    __slots__ = ("data", "grad", "requires_grad", "_node", "_hooks", "_vc", "__weakref__", "__dict__")
     __array_priority__ = 1000  # make ndarray <op> Tensor defer to Tensor's reflected op
     _grad_dest = None  # leaves only: where ops may write the gradient (engine.set_grad_destination)
-    # Leaves only: bumped when the data is changed in place (optimizer.step(), +=, ... under no_grad());
-    # a graph that recorded an older version refuses to backward through it (PyTorch's check).
-    _version = 0
     # zero_grad(set_to_none=False) zeroed .grad in place: the array is the same, its gradient is gone
     # (DataParallel.finish_gradient_synchronization tells a reset from an installed gradient by it)
     _grad_zeroed = False
@@ -52,7 +51,10 @@ class Tensor:
         self.grad = None
         self._node = None
         self._hooks = None
+        self._vc = None
         self.requires_grad = False
+        if isinstance(data, Tensor) and self.data is data.data:
+            _share(data, self)  # the same memory: an in-place change through either is seen by both
         if requires_grad:
             self.requires_grad_(True)
 
@@ -64,8 +66,25 @@ class Tensor:
         t.grad = None
         t._node = node
         t._hooks = None
+        t._vc = None  # the version counter, made when first needed (see _counter)
         t.requires_grad = node is not None
         return t
+
+    # Version counter (PyTorch's): bumped by every in-place change of the data (optimizer.step(),
+    # += under no_grad(), load_state_dict); shared with the views of the same memory. A graph
+    # that recorded an older version refuses to backward through it (see Function.apply).
+    @property
+    def _version(self) -> int:
+        vc = self._vc
+        return 0 if vc is None else vc[0]
+
+    @_version.setter
+    def _version(self, value: int) -> None:
+        (self._vc or _counter(self))[0] = value
+
+    def _bump_version(self) -> None:
+        """Note an in-place change of ``data`` (made by code outside the ops, e.g. a state load)."""
+        (self._vc or _counter(self))[0] += 1
 
     # ----------------------------------------------------------------- grads
     def requires_grad_(self, flag: bool = True) -> "Tensor":
@@ -105,8 +124,10 @@ class Tensor:
         return _HookHandle(self._hooks, hook)
 
     def detach(self) -> "Tensor":
-        """A new leaf sharing this tensor's data, cut from the graph."""
-        return Tensor._make(self.data, None)
+        """A new leaf sharing this tensor's data (and its version counter), cut from the graph."""
+        t = Tensor._make(self.data, None)
+        _share(self, t)
+        return t
 
     def zero_grad_(self):
         self.grad = None
@@ -128,11 +149,20 @@ class Tensor:
         return E.Cast.apply(self, dtype=np.dtype(dtype))
 
     def to(self, dtype_or_device) -> "Tensor":
-        """Cast to a dtype, or move to ``"cpu"``/``"cuda"`` (a new leaf)."""
-        if isinstance(dtype_or_device, str) and (dtype_or_device == "cpu" or dtype_or_device.startswith("cuda")):
-            from distnn.backend import to_device
+        """Cast to a dtype, or move to ``"cpu"``/``"cuda[:N]"``; ``self`` when it is that already.
 
-            return Tensor(to_device(self.data, dtype_or_device), requires_grad=self.requires_grad)
+        As in PyTorch the result is part of the graph: gradients flow back
+        through the cast or the copy to this tensor.
+        """
+        if isinstance(dtype_or_device, str) and (dtype_or_device == "cpu" or dtype_or_device.startswith("cuda")):
+            from distnn.backend import device_of
+
+            here = device_of(self.data)
+            if here == dtype_or_device or (dtype_or_device == "cuda" and here == "cuda:0"):
+                return self
+            return E.ToDevice.apply(self, device=dtype_or_device)
+        if np.dtype(dtype_or_device) == self.data.dtype:
+            return self
         return self.astype(dtype_or_device)
 
     def float(self):
@@ -237,35 +267,49 @@ class Tensor:
 
     # In-place operators (``p -= lr * p.grad``). Without them Python would rebind the name to a new
     # tensor: the parameter a loop or an attribute names would silently stay unchanged (or drop out
-    # of the module). Under no_grad() they change the array in place (and bump the version a graph
-    # checks, see _version), as in PyTorch; on a leaf that requires grad while recording they are an
-    # error, as in PyTorch. Otherwise, while recording, the result is a new tensor bound to the name:
-    # only leaves carry versions, so distnn never changes a graph's intermediate tensor in place.
-    def _inplace(self, op, o):
-        if not is_grad_enabled():
-            op(self.data, _weak(self, _raw(o)), out=self.data, casting="same_kind")
-            self._version += 1
+    # of the module). Under no_grad(), or when no operand requires grad, the array changes in place
+    # (and every view of it), and its version is bumped so that a graph which saved it refuses to
+    # backward (PyTorch's check). On a leaf that requires grad while recording they are an error, as
+    # in PyTorch. Otherwise (recording, a graph tensor) the result is computed out of place and this
+    # tensor becomes it: the same object, shape and dtype, with the new value and graph node, while
+    # the arrays earlier nodes saved stay intact (so their gradients stay right).
+    def _inplace(self, ufunc_name, o, out_of_place):
+        if not is_grad_enabled() or not (self.requires_grad or (isinstance(o, Tensor) and o.requires_grad)):
+            getattr(get_array_module(self.data), ufunc_name)(self.data, _weak(self, _raw(o)), out=self.data,
+                                                            casting="same_kind")
+            self._bump_version()
             return self
-        if self.requires_grad and self._node is None:
+        if self._node is None and self.requires_grad:
             raise RuntimeError("a leaf tensor that requires grad is used in an in-place operation; do it under "
                                "distnn.no_grad() (e.g. a manual update of parameters) or write x = x - y")
-        return None
+        result = out_of_place(self, o)
+        if result.shape != self.shape:
+            raise RuntimeError(f"in-place operation: the result's shape {tuple(result.shape)} does not match the "
+                               f"tensor's shape {tuple(self.shape)} (an in-place operation cannot broadcast it)")
+        if result.dtype != self.dtype:
+            if not np.can_cast(result.dtype, self.dtype, casting="same_kind"):
+                raise TypeError(f"in-place operation: result type {result.dtype} cannot be cast to the tensor's "
+                                f"dtype {self.dtype}")
+            result = result.astype(self.dtype)
+        if _shared_with_another(self):
+            raise RuntimeError(
+                f"in-place operation on a tensor of shape {tuple(self.shape)} that shares its memory with another "
+                "live tensor (a view such as reshape/transpose/indexing, or detach()) while recording gradients: "
+                "distnn cannot carry the change over to the other tensor's graph. Write y = y + x instead.")
+        self.data, self._node, self._vc, self.requires_grad = result.data, result._node, result._vc, True
+        return self
 
     def __iadd__(self, o):
-        done = self._inplace(get_array_module(self.data).add, o)
-        return self + o if done is None else done
+        return self._inplace("add", o, Tensor.__add__)
 
     def __isub__(self, o):
-        done = self._inplace(get_array_module(self.data).subtract, o)
-        return self - o if done is None else done
+        return self._inplace("subtract", o, Tensor.__sub__)
 
     def __imul__(self, o):
-        done = self._inplace(get_array_module(self.data).multiply, o)
-        return self * o if done is None else done
+        return self._inplace("multiply", o, Tensor.__mul__)
 
     def __itruediv__(self, o):
-        done = self._inplace(get_array_module(self.data).true_divide, o)
-        return self / o if done is None else done
+        return self._inplace("true_divide", o, Tensor.__truediv__)
 
     # Comparisons give plain boolean tensors (no gradient).
     def __lt__(self, o):
@@ -409,6 +453,50 @@ class _HookHandle:
 
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
+
+
+# A version counter is a list, cheap to make on the hot path: [version], or, once other tensors view the
+# same memory, [version, weak references to those tensors, how many there may be before the dead ones
+# are dropped] (so an in-place change while recording can tell whether another live tensor sees it).
+_VERSION, _SHARERS, _PRUNE_AT = 0, 1, 2
+
+
+def _counter(t: Tensor) -> list:
+    vc = t._vc = [0]
+    return vc
+
+
+def _share(src: Tensor, dst: Tensor) -> None:
+    """``dst``'s array is ``src``'s memory (or a view of it): one version counter for both."""
+    vc = src._vc or _counter(src)
+    if len(vc) == 1:
+        vc += [[weakref.ref(src)], 16]
+    elif len(vc[_SHARERS]) >= vc[_PRUNE_AT]:  # drop the dead (amortized: the bound doubles with the living)
+        vc[_SHARERS] = [r for r in vc[_SHARERS] if r() is not None]
+        vc[_PRUNE_AT] = max(16, 2 * len(vc[_SHARERS]))
+    vc[_SHARERS].append(weakref.ref(dst))
+    dst._vc = vc
+
+
+def _shared_with_another(t: Tensor) -> bool:
+    vc = t._vc
+    if vc is None or len(vc) == 1:
+        return False
+    for r in vc[_SHARERS]:
+        other = r()
+        if other is not None and other is not t:
+            return True
+    return False
+
+
+def _link_views(t: Tensor, out, inputs, arrays) -> None:
+    """An op's output ``t`` whose array ``out`` is an input's array or a view of it shares its counter."""
+    for i, a in enumerate(arrays):
+        if a is out or (hasattr(a, "shape") and get_array_module(out).may_share_memory(out, a)):
+            x = inputs[i]
+            if isinstance(x, Tensor):
+                _share(x, t)
+            return
 
 
 def _weak(tensor, o):

@@ -236,6 +236,7 @@ class DataParallel(Module):
             for t in group:
                 n = int(t.data.size)
                 t.data[...] = flat[offset:offset + n].reshape(t.data.shape)
+                t._bump_version()
                 offset += n
 
     def _build_buckets(self):

@@ -24,6 +24,8 @@ def _check_broadcast(a, b, op):
 
 
 class Add(Function):
+    saves_tensors = False
+
     def forward(self, a, b):
         try:
             return a + b
@@ -36,6 +38,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    saves_tensors = False
+
     def forward(self, a, b):
         try:
             return a - b
@@ -48,6 +52,8 @@ class Sub(Function):
 
 
 class Mul(Function):
+    saves_tensors = "inputs"
+
     def forward(self, a, b):
         self.a, self.b = (a if self.needs_input_grad[1] else None), (b if self.needs_input_grad[0] else None)
         try:
@@ -116,6 +122,8 @@ def _quiet(xp):
 
 
 class Neg(Function):
+    saves_tensors = False
+
     def forward(self, a):
         return -a
 
@@ -124,12 +132,31 @@ class Neg(Function):
 
 
 class Cast(Function):
+    saves_tensors = False
+
     def forward(self, a, dtype):
         self.src = a.dtype
         return a.astype(dtype)
 
     def backward(self, g):
         return (g.astype(self.src),)
+
+
+class ToDevice(Function):
+    """A copy on another device (``Tensor.to("cuda")``); the gradient goes back to the source's device."""
+
+    saves_tensors = False
+
+    def forward(self, a, device):
+        from distnn.backend import device_of, to_device
+
+        self.source = device_of(a)
+        return to_device(a, device)
+
+    def backward(self, g):
+        from distnn.backend import to_device
+
+        return (to_device(g, self.source),)
 
 
 def _f_only(x):
@@ -139,6 +166,8 @@ def _f_only(x):
 
 class MatMul(Function):
     """Batched matrix product with numpy's 1-D promotion rules."""
+
+    saves_tensors = "inputs"
 
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0:
@@ -195,6 +224,8 @@ class MatMul(Function):
 
 
 class Exp(Function):
+    saves_tensors = "output"
+
     def forward(self, a):
         xp = get_array_module(a)
         self.out = xp.exp(a)
@@ -205,6 +236,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    saves_tensors = "inputs"
+
     def forward(self, a):
         self.a = a
         return get_array_module(a).log(a)
@@ -214,6 +247,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    saves_tensors = "output"
+
     def forward(self, a):
         self.out = get_array_module(a).sqrt(a)
         return self.out
@@ -223,6 +258,8 @@ class Sqrt(Function):
 
 
 class Abs(Function):
+    saves_tensors = False
+
     def forward(self, a):
         xp = get_array_module(a)
         self.sign = xp.sign(a)
@@ -234,6 +271,8 @@ class Abs(Function):
 
 class _Select(Function):
     """maximum/minimum: the gradient goes to the chosen operand, split evenly on ties (as PyTorch)."""
+
+    saves_tensors = False
 
     pick_first = None
 
@@ -262,6 +301,8 @@ class Minimum(_Select):
 
 
 class Clip(Function):
+    saves_tensors = False
+
     def forward(self, a, lo=None, hi=None):
         xp = get_array_module(a)
         self.mask = xp.ones(a.shape, dtype=bool)
@@ -276,6 +317,8 @@ class Clip(Function):
 
 
 class Where(Function):
+    saves_tensors = "inputs"
+
     def forward(self, cond, a, b):
         xp = get_array_module(cond, a, b)
         self.cond = cond

@@ -30,6 +30,8 @@ def _expand_back(g, axes, keepdims, shape):
 
 
 class Sum(Function):
+    saves_tensors = False
+
     def forward(self, a, axis=None, keepdims=False):
         self.shape = a.shape
         self.axes = _axes(axis, a.ndim)
@@ -41,6 +43,8 @@ class Sum(Function):
 
 
 class Mean(Function):
+    saves_tensors = False
+
     def forward(self, a, axis=None, keepdims=False):
         self.shape = a.shape
         self.axes = _axes(axis, a.ndim)

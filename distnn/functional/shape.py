@@ -7,6 +7,8 @@ from distnn.backend import get_array_module
 
 
 class Reshape(Function):
+    saves_tensors = False
+
     def forward(self, a, shape):
         self.shape = a.shape
         try:
@@ -19,6 +21,8 @@ class Reshape(Function):
 
 
 class Transpose(Function):
+    saves_tensors = False
+
     def forward(self, a, axes=None):
         xp = get_array_module(a)
         if axes is not None:
@@ -41,6 +45,8 @@ class Transpose(Function):
 class BroadcastTo(Function):
     """The engine's sum_to_shape is the whole backward."""
 
+    saves_tensors = False
+
     def forward(self, a, shape):
         try:
             return get_array_module(a).broadcast_to(a, shape)
@@ -52,6 +58,8 @@ class BroadcastTo(Function):
 
 
 class Squeeze(Function):
+    saves_tensors = False
+
     def forward(self, a, axis=None):
         self.shape = a.shape
         if axis is not None:
@@ -65,6 +73,8 @@ class Squeeze(Function):
 
 
 class Unsqueeze(Function):
+    saves_tensors = False
+
     def forward(self, a, axis):
         self.shape = a.shape
         return get_array_module(a).expand_dims(a, axis)
@@ -92,6 +102,8 @@ def _is_advanced(index):
 class GetItem(Function):
     """Basic and advanced indexing; backward scatter-adds (repeated indices accumulate)."""
 
+    saves_tensors = False
+
     def forward(self, a, index):
         self.shape, self.dtype, self.index = a.shape, a.dtype, index
         try:
@@ -115,6 +127,8 @@ class GetItem(Function):
 
 
 class Concat(Function):
+    saves_tensors = False
+
     def forward(self, *arrays, axis=0):
         xp = get_array_module(*arrays)
         self.axis = axis
@@ -135,6 +149,8 @@ class Concat(Function):
 
 
 class Stack(Function):
+    saves_tensors = False
+
     def forward(self, *arrays, axis=0):
         xp = get_array_module(*arrays)
         self.axis = axis
@@ -151,6 +167,8 @@ class Stack(Function):
 
 class Pad(Function):
     """Constant padding with numpy's ``pad_width`` convention."""
+
+    saves_tensors = False
 
     def forward(self, a, pad_width, value=0.0):
         xp = get_array_module(a)

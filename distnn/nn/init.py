@@ -34,7 +34,13 @@ def _fill(tensor, values):
     data = tensor.data
     xp = get_array_module(data)
     data[...] = xp.asarray(np.asarray(values).astype(data.dtype, copy=False))
+    _bump(tensor)
     return tensor
+
+
+def _bump(tensor):
+    if hasattr(tensor, "_bump_version"):  # (init functions also take raw arrays)
+        tensor._bump_version()
 
 
 def calculate_gain(nonlinearity: str, param=None) -> float:
@@ -82,6 +88,7 @@ def _calculate_correct_fan(tensor, mode):
 
 def constant_(tensor, val):
     tensor.data[...] = val
+    _bump(tensor)
     return tensor
 
 

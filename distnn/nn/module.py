@@ -291,6 +291,7 @@ class Module:
             t = own[k]
             xp = get_array_module(t.data)
             t.data[...] = xp.asarray(v).astype(t.data.dtype, copy=False)
+            t._bump_version()  # a graph built with the old values must not backward (PyTorch's check)
         return missing, unexpected
 
     # ------------------------------------------------------------- calling

@@ -1,0 +1,184 @@
+"""Version counters on every tensor (PyTorch's in-place check) and in-place operators that keep the tensor.
+
+Each case once gave a silently wrong gradient or value: only leaves carried versions, views and detach()
+did not share them, and `y += x` while recording rebound the name to a new tensor.
+"""
+import numpy as np
+import pytest
+
+import distnn as dn
+from distnn import nn
+
+MODIFIED = "changed in place after the forward pass"
+
+
+def _x():
+    return dn.Tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+
+
+def _changed_under_no_grad(torch, make, change):
+    """``make(x)`` builds a loss, ``change(...)`` mutates something it saved: torch and distnn both refuse."""
+    for lib, x in (("torch", torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64, requires_grad=True)), ("dn", _x())):
+        loss, victim = make(x)
+        with (torch.no_grad() if lib == "torch" else dn.no_grad()):
+            change(victim)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation" if lib == "torch" else MODIFIED):
+            loss.backward()
+
+
+def test_an_intermediate_saved_for_backward_and_changed_under_no_grad_is_refused(torch):
+    def make(x):
+        y = x.exp()  # exp saves its output
+        return y.sum(), y
+
+    def change(y):
+        y += 1
+
+    _changed_under_no_grad(torch, make, change)
+
+
+def test_a_change_through_a_view_or_detach_is_seen_by_the_saved_tensor(torch):
+    def through_view(x):
+        y = x.exp()
+        return y.sum(), y.reshape(3, 1)
+
+    def zero(v):
+        v *= 0
+
+    _changed_under_no_grad(torch, through_view, zero)
+
+    def through_detach(x):
+        return (x * x).sum(), x.detach()
+
+    def add_one(d):
+        d += 1
+
+    _changed_under_no_grad(torch, through_detach, add_one)
+
+    def through_transpose(x):
+        w = x * 1.0
+        return (w.reshape(3, 1).T * w.reshape(1, 3)).sum(), w.reshape(1, 3).T
+
+    _changed_under_no_grad(torch, through_transpose, add_one)
+
+
+def test_a_constant_operand_changed_in_place_is_refused(torch):
+    for lib in ("torch", "dn"):
+        if lib == "torch":
+            x, c = torch.ones(3, dtype=torch.float64, requires_grad=True), torch.full((3,), 2.0, dtype=torch.float64)
+        else:
+            x, c = dn.Tensor(np.ones(3), requires_grad=True), dn.Tensor(np.full(3, 2.0))
+        loss = (x * c).sum()
+        c *= 10  # nothing requires grad: in place even while recording
+        with pytest.raises(RuntimeError, match="modified by an inplace operation" if lib == "torch" else MODIFIED):
+            loss.backward()
+
+
+def test_load_state_dict_between_forward_and_backward_is_refused():
+    m = nn.Linear(3, 2)
+    sd = {k: v + 1 for k, v in m.state_dict().items()}
+    x = dn.Tensor(np.ones((4, 3)), requires_grad=True)
+    loss = (m(x) ** 2).sum()
+    m.load_state_dict(sd)
+    with pytest.raises(RuntimeError, match=MODIFIED + ".*load_state_dict"):
+        loss.backward()
+
+
+def test_the_check_runs_before_any_gradient_is_accumulated():
+    x = dn.Tensor(np.ones((2, 2)), requires_grad=True)
+    w = dn.Tensor(np.ones((2, 2)), requires_grad=True)
+    loss = (x.T * w).sum()
+    with dn.no_grad():
+        x *= 5
+    with pytest.raises(RuntimeError, match=MODIFIED):
+        loss.backward()
+    assert w.grad is None and x.grad is None  # (w's gradient used to be accumulated before the error)
+
+
+def test_changing_a_tensor_no_node_saved_is_allowed_as_in_pytorch(torch):
+    grads = []
+    for lib in ("torch", "dn"):
+        x = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True) if lib == "torch" else \
+            dn.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+        y = x * 3.0  # Mul saves x and the constant, not its output
+        z = (y + 1).sum()
+        with (torch.no_grad() if lib == "torch" else dn.no_grad()):
+            y += 100
+        z.backward()
+        grads.append(np.asarray(x.grad))
+    np.testing.assert_array_equal(grads[1], grads[0])
+
+
+def test_in_place_while_recording_changes_the_tensor_itself(torch):
+    # the same object changes (aliases, lists and attributes see it), gradients stay right
+    ref_x = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    ref_y = ref_x.exp()
+    ref_y = ref_y * 1.0
+    ref_y += ref_x
+    ref_y *= ref_x
+    ref_y.sum().backward()
+    x = _x()
+    y = x.exp() * 1.0
+    held = [y]
+    alias = y
+    y += x
+    y *= x
+    assert held[0] is y and alias is y
+    np.testing.assert_allclose(alias.data, ref_y.detach().numpy(), rtol=1e-12)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, ref_x.grad.numpy(), rtol=1e-12)
+
+    t = dn.Tensor(np.zeros(3))
+    other = t
+
+    def bump(a):
+        a += 1
+
+    bump(t)
+    t += 1  # nothing requires grad: in place
+    np.testing.assert_array_equal(other.data, np.full(3, 2.0))
+
+
+def test_in_place_keeps_shape_and_dtype_or_refuses_in_both_modes():
+    for recording in (True, False):
+        ctx = dn.enable_grad() if recording else dn.no_grad()
+        with ctx:
+            y = _x() * 1.0
+            y32 = dn.Tensor(np.ones(3, np.float32), requires_grad=True) * 1.0
+            y32 += dn.Tensor(np.ones(3, np.float64))
+            assert y32.dtype == np.float32  # PyTorch keeps the tensor's dtype
+            with pytest.raises((RuntimeError, ValueError)):
+                y += dn.Tensor(np.ones((2, 3)))  # would have to grow to (2, 3)
+            assert y.shape == (3,)
+            n = dn.Tensor(np.arange(3))
+            with pytest.raises(TypeError):
+                n /= 2  # an int tensor cannot hold the quotient
+            if recording:
+                n = dn.Tensor(np.arange(3))
+                with pytest.raises(TypeError):
+                    n += _x()  # a float result cannot go back into an int tensor
+            assert n.dtype.kind == "i"
+
+
+def test_in_place_while_recording_on_a_tensor_whose_memory_another_sees_is_refused():
+    x = _x()
+    y = x * 2.0
+    view = y.reshape(3, 1)
+    with pytest.raises(RuntimeError, match="shares its memory with another live tensor"):
+        y += x  # the view would not see it
+    del view
+    y += x  # nothing else sees y's memory now
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, np.full(3, 3.0))
+
+
+def test_to_keeps_the_graph_and_returns_self_when_nothing_changes(torch):
+    x = _x()
+    assert x.to("cpu") is x and x.to(np.float64) is x and x.to("float64") is x
+    z = (x * 2).to("cpu")
+    (z * z).sum().backward()
+    np.testing.assert_allclose(x.grad, 8 * x.data)  # it went to z, a new leaf, and x got none
+    x.grad = None
+    (x.to(np.float32) ** 2).sum().backward()
+    assert x.grad.dtype == np.float64
+    np.testing.assert_allclose(x.grad, 2 * x.data, rtol=1e-6)
