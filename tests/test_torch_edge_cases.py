@@ -202,6 +202,40 @@ def test_a_numpy_constant_does_not_promote_a_float32_tensor(torch, constant, op)
         np.testing.assert_allclose(dy.data, ty.detach().numpy(), rtol=1e-6)
 
 
+_TENSOR_OPERANDS = {
+    "int64[3]": lambda: np.arange(1, 4), "bool[3]": lambda: np.array([True, False, True]),
+    "float32[3]": lambda: np.array([0.5, 1.5, 2.0], np.float32), "float64[3]": lambda: np.array([0.5, 1.5, 2.0]),
+    "float64 0-d": lambda: np.array(2.5), "float32 0-d": lambda: np.array(2.5, np.float32),
+    "int64 0-d": lambda: np.array(3),
+}
+
+
+@pytest.mark.parametrize("left", list(_TENSOR_OPERANDS))
+@pytest.mark.parametrize("right", list(_TENSOR_OPERANDS))
+@pytest.mark.parametrize("op", ["add", "mul", "div"])
+def test_two_tensors_of_different_dtypes_give_pytorchs_result_dtype(torch, left, right, op):
+    # numpy promoted int64 tensor * float32 tensor (and float32 * a 0-d float64 tensor) to float64, and
+    # int / int to float64; PyTorch lets the float operand, and a tensor with dimensions, decide
+    a, b = _TENSOR_OPERANDS[left](), _TENSOR_OPERANDS[right]()
+    fn = {"add": lambda x, y: x + y, "mul": lambda x, y: x * y, "div": lambda x, y: x / y}[op]
+    if op == "add" and a.dtype == bool and b.dtype == bool:
+        pytest.skip("bool + bool: numpy's or vs PyTorch's add, not a promotion question")
+    with np.errstate(divide="ignore", invalid="ignore"):  # (x / False)
+        dy = fn(Tensor(a), Tensor(b))
+    ty = fn(torch.from_numpy(a), torch.from_numpy(b))
+    assert str(dy.dtype) == str(ty.dtype).replace("torch.", "")
+    np.testing.assert_allclose(dy.data, ty.numpy(), rtol=1e-6)
+
+
+def test_a_0d_float64_tensor_that_requires_grad_still_gets_its_gradient_in_float64():
+    x = Tensor(np.ones(3, np.float32), requires_grad=True)
+    s = Tensor(np.array(2.0), requires_grad=True)
+    y = x * s
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert s.grad.dtype == np.float64 and s.grad == 3.0 and x.grad.dtype == np.float32
+
+
 # ---------------------------------------------------------------- -inf and NaN in gradients
 @pytest.mark.parametrize("case", [
     dict(shape=(1, 1, 3, 3), k=3, s=1, p=1, fill="all"),

@@ -227,31 +227,31 @@ class Tensor:
 
     # ---------------------------------------------------------- arithmetic
     def __add__(self, o):
-        return E.Add.apply(self, _weak(self, o))
+        return E.Add.apply(*_operands(self, o))
 
     def __radd__(self, o):
         return E.Add.apply(_weak(self, o), self)
 
     def __sub__(self, o):
-        return E.Sub.apply(self, _weak(self, o))
+        return E.Sub.apply(*_operands(self, o))
 
     def __rsub__(self, o):
         return E.Sub.apply(_weak(self, o), self)
 
     def __mul__(self, o):
-        return E.Mul.apply(self, _weak(self, o))
+        return E.Mul.apply(*_operands(self, o))
 
     def __rmul__(self, o):
         return E.Mul.apply(_weak(self, o), self)
 
     def __truediv__(self, o):
-        return E.Div.apply(self, _weak(self, o))
+        return E.Div.apply(*_true_division(*_operands(self, o)))
 
     def __rtruediv__(self, o):
-        return E.Div.apply(_weak(self, o), self)
+        return E.Div.apply(*_true_division(_weak(self, o), self))
 
     def __pow__(self, o):
-        return E.Pow.apply(self, _weak(self, o))
+        return E.Pow.apply(*_operands(self, o))
 
     def __rpow__(self, o):
         return E.Pow.apply(_weak(self, o), self)
@@ -517,6 +517,53 @@ def _weak(tensor, o):
     if getattr(o, "ndim", 1) == 0:
         return o.item() if kind in "biuf" else o
     return o.astype(tensor.data.dtype) if kind in "biu" else o
+
+
+def _operands(t: Tensor, o):
+    """``t`` and ``o`` of ``t <op> o``, typed as PyTorch types them.
+
+    A constant goes through :func:`_weak`. Between two tensors numpy would
+    promote an integer tensor times a float32 one, or a float32 tensor times a
+    0-d float64 one, to float64; in PyTorch the float operand decides (an
+    integer or bool tensor takes the float tensor's dtype), and a 0-d tensor
+    does not decide against a tensor with dimensions of its own category.
+    """
+    if not isinstance(o, Tensor):
+        return t, _weak(t, o)
+    dt, do = t.data.dtype, o.data.dtype
+    if dt == do or dt.kind not in "biuf" or do.kind not in "biuf":
+        return t, o
+    t_float, o_float = dt.kind == "f", do.kind == "f"
+    if t_float and not o_float:
+        return t, o.data.astype(dt)  # an integer tensor cannot require grad: a constant
+    if o_float and not t_float:
+        return t.data.astype(do), o
+    if t_float and o_float:
+        if t.data.ndim == 0 and o.data.ndim != 0:
+            return t.astype(do), o
+        if o.data.ndim == 0 and t.data.ndim != 0:
+            return t, o.astype(dt)
+    return t, o
+
+
+def _true_division(a, b):
+    """PyTorch's ``/`` of integers is a float of the default dtype (numpy's is float64)."""
+    if _integer(a) and _integer(b):
+        return _to_default_float(a), _to_default_float(b)
+    return a, b
+
+
+def _integer(x) -> bool:
+    if isinstance(x, (bool, int)):
+        return True
+    kind = getattr(getattr(_raw(x), "dtype", None), "kind", None)
+    return kind is not None and kind in "biu"
+
+
+def _to_default_float(x):
+    if isinstance(x, (bool, int)):
+        return float(x)  # weak: the tensor operand's float32 decides
+    return _raw(x).astype(DEFAULT_DTYPE)  # an integer tensor cannot require grad: a constant
 
 
 def _raw_index(index):
