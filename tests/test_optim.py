@@ -438,6 +438,13 @@ BAD = [
     (LARS, dict(lr=0.1, trust_coefficient=0.0), "trust_coefficient"),
     (LARS, dict(lr=-0.1), "lr"),
     (LAMB, dict(betas=(0.9, 1.5)), "betas\\[1\\]"),
+    # the wrong kind of value: named, not a TypeError from deep inside (betas=0.9 was "float is not iterable")
+    (Adam, dict(betas=0.9), "betas: 0.9 .must be a pair"),
+    (LAMB, dict(betas=0.9), "betas: 0.9 .must be a pair"),
+    (Adam, dict(betas=("0.9", 0.999)), "betas\\[0\\].*must be a number"),
+    (SGD, dict(lr="0.1"), "learning rate lr: '0.1' .must be a number"),
+    (RMSprop, dict(lr=0.1, momentum=None), "momentum: None .must be a number"),
+    (Adam, dict(weight_decay=True), "weight_decay: True .must be a number"),
 ]
 
 

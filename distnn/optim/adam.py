@@ -13,7 +13,7 @@ The lecture notes' Adam is this without bias correction and eps.
 """
 from __future__ import annotations
 
-from .optimizer import Optimizer, check_betas, check_non_negative, grad_with_decay
+from .optimizer import Optimizer, betas_tuple, check_betas, check_non_negative, grad_with_decay
 
 __all__ = ["Adam", "AdamW"]
 
@@ -61,7 +61,7 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
                  amsgrad: bool = False, *, maximize: bool = False):
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+        defaults = dict(lr=lr, betas=betas_tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize)
         super().__init__(params, defaults)
 

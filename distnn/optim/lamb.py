@@ -23,7 +23,8 @@ from __future__ import annotations
 import math
 
 from .adam import update_moments as adam_moments
-from .optimizer import Optimizer, check_betas, check_hyperparameter, check_non_negative, chunk_sum_of_squares
+from .optimizer import (Optimizer, betas_tuple, check_betas, check_hyperparameter, check_non_negative,
+                        chunk_sum_of_squares)
 
 __all__ = ["LAMB"]
 
@@ -57,7 +58,7 @@ class LAMB(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0,
                  bias_correction: bool = True, *, layer_adaptation: bool = True, max_weight_norm=None):
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+        defaults = dict(lr=lr, betas=betas_tuple(betas), eps=eps, weight_decay=weight_decay,
                         bias_correction=bias_correction, layer_adaptation=layer_adaptation,
                         max_weight_norm=max_weight_norm)
         super().__init__(params, defaults)

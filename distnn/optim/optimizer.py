@@ -50,17 +50,32 @@ def check_hyperparameter(ok: bool, name: str, value, requirement: str) -> None:
 _LONG_NAMES = {"lr": "learning rate lr", "eps": "epsilon eps"}
 
 
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
 def check_non_negative(group: dict, *keys: str) -> None:
     """The usual ``>= 0`` checks (lr, eps, weight_decay, ...) on a param group, one error naming the first bad key."""
     for key in keys:
-        check_hyperparameter(group[key] >= 0, _LONG_NAMES.get(key, key), group[key], "must be >= 0")
+        v = group[key]
+        name = _LONG_NAMES.get(key, key)
+        check_hyperparameter(_is_real(v), name, v, "must be a number")
+        check_hyperparameter(v >= 0, name, v, "must be >= 0")
+
+
+def betas_tuple(betas):
+    """``betas`` as a tuple when it is a sequence (anything else is left for :func:`check_betas` to name)."""
+    return tuple(betas) if isinstance(betas, (tuple, list)) else betas
 
 
 def check_betas(betas) -> None:
     """Adam-style ``(beta1, beta2)``: each in [0, 1)."""
-    check_hyperparameter(len(betas) == 2, "betas", betas, "must be a pair (beta1, beta2)")
+    check_hyperparameter(isinstance(betas, (tuple, list)) and len(betas) == 2, "betas", betas,
+                         "must be a pair (beta1, beta2)")
     for i, b in enumerate(betas):
-        check_hyperparameter(0.0 <= b < 1.0, f"beta parameter at index {i} (betas[{i}])", b, "must be in [0, 1)")
+        name = f"beta parameter at index {i} (betas[{i}])"
+        check_hyperparameter(_is_real(b), name, b, "must be a number")
+        check_hyperparameter(0.0 <= b < 1.0, name, b, "must be in [0, 1)")
 
 
 class Optimizer:

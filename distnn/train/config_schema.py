@@ -89,7 +89,8 @@ SCHEMA: dict[str, Key] = {
     "optimizer.betas": _k("list[float]", [0.9, 0.999], "Adam-family (beta1, beta2)", NONNEG, ("<", 1), length=2),
     "optimizer.eps": _k("float", 1e-8, "denominator epsilon (adam, rmsprop, adagrad, lamb)", POS),
     "optimizer.alpha": _k("float", 0.99, "RMSprop smoothing constant", POS, ("<", 1)),
-    "optimizer.no_decay_bias_norm": _k("bool", True, "exempt biases and normalization weights from weight decay"),
+    "optimizer.no_decay_bias_norm": _k("bool", True, "exempt biases and normalization weights from weight decay "
+                                             "(and, for lars/lamb, from layer adaptation)"),
     # --- schedule
     "schedule.name": _k("str", "constant", "learning-rate schedule",
                         choices=("constant", "step", "multistep", "exponential", "cosine", "plateau", "onecycle")),
