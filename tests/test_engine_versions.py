@@ -182,3 +182,45 @@ def test_to_keeps_the_graph_and_returns_self_when_nothing_changes(torch):
     (x.to(np.float32) ** 2).sum().backward()
     assert x.grad.dtype == np.float64
     np.testing.assert_allclose(x.grad, 2 * x.data, rtol=1e-6)
+
+
+def test_item_assignment_matches_pytorch_values_and_gradients(torch):
+    # x[index] = v did not exist (a TypeError); PyTorch users write it for masks and slices
+    results = []
+    for lib in ("torch", "dn"):
+        if lib == "torch":
+            x = torch.arange(6.0, dtype=torch.float64).reshape(2, 3).requires_grad_()
+            v = torch.tensor([10.0, 20.0, 30.0], dtype=torch.float64, requires_grad=True)
+            w = torch.arange(6.0, dtype=torch.float64).reshape(2, 3) + 1
+        else:
+            x = dn.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+            v = dn.Tensor(np.array([10.0, 20.0, 30.0]), requires_grad=True)
+            w = dn.Tensor(np.arange(6.0).reshape(2, 3) + 1)
+        y = x * 2
+        alias = y
+        y[1] = v  # a row from a tensor that requires grad
+        y[0, 1:] = v[:2] * 3  # a slice from an expression
+        y[(y > 50) if lib == "dn" else (y.detach() > 50)] = 0.5  # a boolean mask and a constant
+        y[np.array([0, 1]) if lib == "dn" else torch.tensor([0, 1]), 0] = 7.0  # advanced indexing
+        (alias * w).sum().backward()  # the same object changed
+        results.append([np.asarray(a) for a in (y.detach(), x.grad, v.grad)])
+    for ours, ref in zip(results[1], results[0]):
+        np.testing.assert_allclose(ours, ref, rtol=1e-12)
+
+
+def test_item_assignment_in_place_under_no_grad_and_refused_on_a_recorded_leaf():
+    m = nn.Linear(3, 2)
+    x = dn.Tensor(np.ones((4, 3)))
+    loss = (m(x) ** 2).sum()
+    with dn.no_grad():
+        m.weight[0] = 0.0  # in place: the parameter object keeps its new values
+    np.testing.assert_array_equal(m.weight.data[0], np.zeros(3, np.float32))
+    with pytest.raises(RuntimeError, match=MODIFIED):
+        loss.backward()  # the graph saved the old weight
+    with pytest.raises(RuntimeError, match="leaf tensor that requires grad is used in an in-place operation"):
+        m.weight[0] = 1.0
+    c = dn.Tensor(np.zeros(3))  # a constant receiving a value that requires grad joins the graph
+    v = dn.Tensor(np.array(2.0), requires_grad=True)
+    c[1:] = v
+    (c * dn.Tensor(np.array([1.0, 3.0, 4.0]))).sum().backward()
+    assert c.requires_grad and v.grad == 7.0

@@ -279,9 +279,7 @@ class Tensor:
                                                             casting="same_kind")
             self._bump_version()
             return self
-        if self._node is None and self.requires_grad:
-            raise RuntimeError("a leaf tensor that requires grad is used in an in-place operation; do it under "
-                               "distnn.no_grad() (e.g. a manual update of parameters) or write x = x - y")
+        _refuse_recorded_leaf(self)
         result = out_of_place(self, o)
         if result.shape != self.shape:
             raise RuntimeError(f"in-place operation: the result's shape {tuple(result.shape)} does not match the "
@@ -291,6 +289,10 @@ class Tensor:
                 raise TypeError(f"in-place operation: result type {result.dtype} cannot be cast to the tensor's "
                                 f"dtype {self.dtype}")
             result = result.astype(self.dtype)
+        return self._become(result)
+
+    def _become(self, result: "Tensor") -> "Tensor":
+        """Take ``result``'s value and graph node: an in-place change while recording (see _inplace)."""
         if _shared_with_another(self):
             raise RuntimeError(
                 f"in-place operation on a tensor of shape {tuple(self.shape)} that shares its memory with another "
@@ -329,6 +331,18 @@ class Tensor:
 
     def __getitem__(self, index):
         return S.GetItem.apply(self, index=_raw_index(index))
+
+    def __setitem__(self, index, value):
+        """``x[index] = value`` as in PyTorch: in place under no_grad() or when nothing requires grad;
+        while recording, a graph tensor takes the result (its gradient is zero where it was
+        overwritten, and ``value`` gets the gradient of the positions it was written to)."""
+        index = _raw_index(index)
+        if not is_grad_enabled() or not (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)):
+            self.data[index] = _weak(self, _raw(value))
+            self._bump_version()
+            return
+        _refuse_recorded_leaf(self)
+        self._become(S.SetItem.apply(self, _weak(self, value), index=index))
 
     # ---------------------------------------------------- methods as in numpy/torch
     def exp(self):
@@ -517,6 +531,12 @@ def _weak(tensor, o):
     if getattr(o, "ndim", 1) == 0:
         return o.item() if kind in "biuf" else o
     return o.astype(tensor.data.dtype) if kind in "biu" else o
+
+
+def _refuse_recorded_leaf(t: Tensor) -> None:
+    if t._node is None and t.requires_grad:
+        raise RuntimeError("a leaf tensor that requires grad is used in an in-place operation; do it under "
+                           "distnn.no_grad() (e.g. a manual update of parameters) or write x = x - y")
 
 
 def _operands(t: Tensor, o):

@@ -126,6 +126,35 @@ class GetItem(Function):
         return (out,)
 
 
+class SetItem(Function):
+    """``x[index] = v`` while recording: a copy of ``a`` with ``v`` written at ``index``.
+
+    Backward: ``a`` gets the gradient with the overwritten positions zeroed; ``v``
+    gets the gradient at the positions written (summed over broadcast axes by the engine).
+    """
+
+    saves_tensors = False
+
+    def forward(self, a, v, index):
+        self.index = index
+        out = a.copy()
+        try:
+            out[index] = v
+        except (IndexError, ValueError) as e:
+            raise type(e)(f"cannot assign a value of shape {tuple(getattr(v, 'shape', ()))} to index {index!r} of "
+                          f"a tensor of shape {tuple(a.shape)}: {e}") from None
+        return out
+
+    def backward(self, g):
+        ga = gv = None
+        if self.needs_input_grad[0]:
+            ga = g.copy()
+            ga[self.index] = 0
+        if self.needs_input_grad[1]:
+            gv = g[self.index]
+        return ga, gv
+
+
 class Concat(Function):
     saves_tensors = False
 
