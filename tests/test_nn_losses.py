@@ -117,3 +117,47 @@ def test_class_probability_targets_are_refused_by_name():
         nn.CrossEntropyLoss()(x, probs)
     with pytest.raises(ValueError, match=r"probabilit.*not supported"):
         nn.CrossEntropyLoss()(distnn.Tensor(np.zeros((2, 3, 4), np.float32)), np.zeros((2, 3, 4), np.float32))
+
+
+@pytest.mark.parametrize("which", ["weight", "pos_weight"])
+def test_bce_with_logits_refuses_a_weight_that_enlarges_the_loss(torch, which):
+    # A (2, 3) weight against a (3,) input averaged the loss over 6 terms but gave the gradient of 3:
+    # twice too large. PyTorch refuses the shape; so does distnn now, naming it.
+    x = distnn.Tensor(np.array([0.3, -1.0, 2.0]), requires_grad=True)
+    y = np.array([1.0, 0.0, 1.0])
+    w = np.ones((2, 3))
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor(x.data), torch.tensor(y),
+                                                             **{which: torch.tensor(w)})
+    with pytest.raises(ValueError, match=rf"{which} of shape \(2, 3\) must broadcast to the input's shape \(3,\)"):
+        nn.BCEWithLogitsLoss(**{which: w})(x, y)
+
+
+@pytest.mark.parametrize("delta", [0, -1.0, float("nan")])
+def test_huber_refuses_a_delta_that_is_not_positive(delta):
+    # delta = -1 gave a negative loss and delta = 0 a loss of 0 with no gradient (PyTorch refuses both)
+    with pytest.raises(ValueError, match="delta must be a number > 0"):
+        nn.HuberLoss(delta=delta)
+    with pytest.raises(ValueError, match="delta must be a number > 0"):
+        distnn.functional.huber_loss(distnn.Tensor(np.ones(3)), np.zeros(3), delta=delta)
+
+
+@pytest.mark.parametrize("loss", [nn.MSELoss(), nn.L1Loss(), nn.HuberLoss()], ids=["mse", "l1", "huber"])
+def test_a_target_that_only_broadcasts_warns_as_in_pytorch(loss):
+    out = distnn.Tensor(np.zeros((4, 1)))  # a regression head's (N, 1) against a (N,) target: an N x N loss
+    with pytest.warns(UserWarning, match=r"target's shape \(4,\) differs from the input's \(4, 1\)"):
+        loss(out, np.arange(4.0))
+
+
+@pytest.mark.parametrize("x_shape,target,weight,match", [
+    ((4, 3), np.array([0, 1, 2]), None, r"target shape \(3,\) does not match the input's batch \(4,\)"),
+    ((4, 3), np.zeros((4, 1), np.int64), None, r"target shape \(4, 1\)"),
+    ((2, 4, 3), np.zeros(2, np.int64), None, r"input of shape \(N, C\) or \(C,\), got \(2, 4, 3\)"),
+    ((4, 3), np.zeros(4, np.int64), np.ones(5), r"weight of shape \(5,\) must have one entry per class \(3,\)"),
+    ((4, 3), np.zeros(4, np.int64), np.ones(2), r"weight of shape \(2,\)"),
+])
+def test_multi_margin_names_mismatched_shapes(x_shape, target, weight, match):
+    # these were an IndexError about broadcasting, a reshape error, an unpacking error, or (a weight longer
+    # than C) silently accepted
+    with pytest.raises(ValueError, match=match):
+        distnn.functional.multi_margin_loss(distnn.Tensor(np.zeros(x_shape)), target, weight=weight)

@@ -4,6 +4,8 @@ import math
 import numpy as np
 import pytest
 
+import distnn
+
 from distnn.distributed import Accuracy, DistributedSampler, Mean, Sum, reduce_sum_count, simulate
 
 
@@ -124,6 +126,17 @@ def test_mean_of_batch_means_with_counts_and_reduce_sum_count():
     for mean, (s, c) in simulate(3, fn):
         assert mean == pytest.approx((2 * 1 + 3 * 2 + 4 * 3) / 6)
         assert (s, c) == (4.5, 3.0)
+
+
+def test_a_batch_mean_may_be_a_one_element_array_and_anything_larger_is_named():
+    from distnn.distributed.local_comm import LocalCommunicator
+
+    m = Mean(LocalCommunicator())
+    m.update(np.array([5.0]), count=2)  # (a 1-element array was a TypeError from float() under numpy 2)
+    m.update(distnn.Tensor(np.float32(2.0)), count=1)
+    assert m.compute() == 4.0
+    with pytest.raises(ValueError, match=r"Mean.update\(values, count=...\).*one number; got shape \(2,\)"):
+        m.update(np.array([1.0, 2.0]), count=2)
 
 
 def test_metric_errors_are_clear():

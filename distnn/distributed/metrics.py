@@ -101,7 +101,11 @@ class Mean(Metric):
         if count is not None:
             if mask is not None:
                 raise ValueError("Mean.update: pass either per-sample values with a mask, or a mean with count")
-            self.sum.add(float(_host(values)) * float(count))
+            mean = np.asarray(_host(values))
+            if mean.size != 1:
+                raise ValueError(f"Mean.update(values, count=...): values is the mean of the count samples, one "
+                                 f"number; got shape {mean.shape}")
+            self.sum.add(float(mean.reshape(())) * float(count))
             self.count += float(count)
             return
         v = _masked(values, mask)

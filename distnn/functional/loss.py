@@ -1,6 +1,8 @@
 """Losses. cross_entropy is one fused op (log-softmax + NLL), stable and cheap."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from distnn.autograd.function import Function
@@ -240,6 +242,11 @@ class _BCEWithLogits(Function):
             raise ValueError(f"binary_cross_entropy_with_logits: target shape {tuple(y.shape)} != input shape {tuple(x.shape)}")
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        for name, w in (("weight", weight), ("pos_weight", pos_weight)):
+            if w is not None and xp.broadcast_shapes(x.shape, w.shape) != x.shape:
+                # (a larger broadcast loss would be averaged over more terms than the input has: PyTorch refuses too)
+                raise ValueError(f"binary_cross_entropy_with_logits: {name} of shape {tuple(w.shape)} must broadcast "
+                                 f"to the input's shape {tuple(x.shape)}, not enlarge it")
         dt = x.dtype
         y = y.astype(dt, copy=False)
         weight = None if weight is None else weight.astype(dt, copy=False)
@@ -255,7 +262,6 @@ class _BCEWithLogits(Function):
         return _reduce(loss, reduction).astype(dt, copy=False)
 
     def backward(self, g):
-        xp = get_array_module(g)
         need_x, need_y = self.needs_input_grad[0], self.needs_input_grad[1]
         scale = g / self.x.size if self.reduction == "mean" else g
         if self.weight is not None:
@@ -277,22 +283,40 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
     return _BCEWithLogits.apply(input, target, _raw(weight), _raw(pos_weight), reduction=reduction)
 
 
+def _warn_if_shapes_differ(name, input, target):
+    """As PyTorch: a target that only broadcasts against the input (a (N, 1) output for a (N,) target)
+    is almost always a bug: the loss is taken over the N x N broadcast."""
+    ts = getattr(target, "shape", None)
+    if ts is not None and tuple(ts) != tuple(input.shape):
+        warnings.warn(f"{name}: the target's shape {tuple(ts)} differs from the input's {tuple(input.shape)}; they "
+                      "are broadcast, which is likely not what you want (make the shapes equal)", stacklevel=3)
+
+
 def mse_loss(input, target, reduction="mean"):
+    _warn_if_shapes_differ("mse_loss", input, target)
     diff = input - target
     return _reduce(diff * diff, reduction)
 
 
 def l1_loss(input, target, reduction="mean"):
+    _warn_if_shapes_differ("l1_loss", input, target)
     return _reduce(E.abs(input - target), reduction)
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0):
-    """0.5 d^2 where |d| <= delta, else delta (|d| - 0.5 delta) (PyTorch's HuberLoss)."""
+    """0.5 d^2 where |d| <= delta, else delta (|d| - 0.5 delta) (PyTorch's HuberLoss); delta > 0."""
+    check_huber_delta(delta)
+    _warn_if_shapes_differ("huber_loss", input, target)
     diff = input - target
     ad = E.abs(diff)
     quad = E.minimum(ad, delta)
     lin = ad - quad
     return _reduce(0.5 * quad * quad + delta * lin, reduction)
+
+
+def check_huber_delta(delta) -> None:
+    if not (isinstance(delta, (int, float, np.integer, np.floating)) and delta > 0):
+        raise ValueError(f"huber_loss: delta must be a number > 0, got {delta!r}")
 
 
 def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="mean"):
@@ -304,7 +328,14 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="me
     if input.ndim == 1:  # one sample (C,) with a 0-d target, as PyTorch allows: a batch of one, a 0-d result
         per = multi_margin_loss(input.reshape(1, -1), t.reshape(1), p, margin, weight, reduction="none")
         return _reduce(per.reshape(()), reduction)
+    if input.ndim != 2:
+        raise ValueError(f"multi_margin_loss: expected an input of shape (N, C) or (C,), got {tuple(input.shape)}")
     N, C = input.shape
+    if tuple(t.shape) != (N,):
+        raise ValueError(f"multi_margin_loss: target shape {tuple(t.shape)} does not match the input's batch ({N},)")
+    if weight is not None and tuple(_raw(weight).shape) != (C,):
+        raise ValueError(f"multi_margin_loss: weight of shape {tuple(_raw(weight).shape)} must have one entry per "
+                         f"class ({C},)")
     _check_labels(xp, xp.asarray(t), C, -10**9, "multi_margin_loss")
     rows = xp.arange(N)
     x_y = input[rows, t].reshape(N, 1)

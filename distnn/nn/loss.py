@@ -86,6 +86,7 @@ class HuberLoss(_Loss):
 
     def __init__(self, reduction: str = "mean", delta: float = 1.0):
         super().__init__(reduction)
+        L.check_huber_delta(delta)  # a bad config fails when the loss is built
         self.delta = delta
 
     def forward(self, input, target):
