@@ -56,11 +56,15 @@ def get_array_module(*arrays):
     return np
 
 
-def _unwrap(x):
-    """A Tensor's array; arrays themselves pass through (their own ``.data`` is a raw buffer)."""
-    if isinstance(x, np.ndarray) or type(x).__module__.startswith("cupy"):
+def unwrap(x):
+    """A Tensor's array; arrays themselves pass through (their own ``.data`` is a raw buffer: a
+    memoryview for numpy, the device memory pointer for cupy)."""
+    if isinstance(x, (np.ndarray, np.generic)) or type(x).__module__.startswith("cupy"):
         return x
     return getattr(x, "data", x)
+
+
+_unwrap = unwrap
 
 
 def to_numpy(array):
@@ -71,18 +75,37 @@ def to_numpy(array):
     return np.asarray(array)
 
 
-def to_device(array, device: str):
-    """Move a numpy/cupy array to ``"cpu"`` or ``"cuda"`` (``"cuda:N"`` selects device N)."""
+def resolve_device(device: str) -> str:
+    """``"cpu"``, or ``"cuda:N"`` for ``"cuda"``/``"gpu"`` (the current device, as in PyTorch) or ``"cuda:N"``."""
     if device == "cpu":
+        return "cpu"
+    kind, _, index = device.partition(":")
+    if kind not in ("cuda", "gpu"):
+        raise ValueError(f"unknown device {device!r}; expected 'cpu' or 'cuda[:N]'")
+    cp = _try_cupy()
+    if cp is None:
+        raise RuntimeError(f"device {device!r} requested but cupy with a CUDA GPU is not available")
+    return f"cuda:{int(index) if index else cp.cuda.Device().id}"
+
+
+def to_device(array, device: str):
+    """Move a numpy/cupy array to ``"cpu"`` or ``"cuda"`` (the current GPU; ``"cuda:N"``: GPU N)."""
+    target = resolve_device(device)
+    if target == "cpu":
         return to_numpy(array)
-    if device.startswith("cuda"):
-        cp = _try_cupy()
-        if cp is None:
-            raise RuntimeError(f"device {device!r} requested but cupy with a CUDA GPU is not available")
-        index = int(device.split(":")[1]) if ":" in device else 0
-        with cp.cuda.Device(index):
-            return cp.asarray(array)
-    raise ValueError(f"unknown device {device!r}; expected 'cpu' or 'cuda[:N]'")
+    array = _unwrap(array)
+    if device_of(array) == target:
+        return array
+    with _cupy.cuda.Device(int(target.split(":")[1])):
+        # (cp.asarray would hand back an array of another GPU unmoved)
+        return _cupy.array(array, copy=True) if type(array).__module__.startswith("cupy") else _cupy.asarray(array)
+
+
+def select_gpu(local_rank: int) -> None:
+    """Make GPU ``local_rank % count`` the current device of this thread (one GPU per rank on a node)."""
+    cp = _try_cupy()
+    if cp is not None:
+        cp.cuda.Device(int(local_rank) % cp.cuda.runtime.getDeviceCount()).use()
 
 
 def device_of(array) -> str:

@@ -116,3 +116,18 @@ def test_reductions_behave_alike_on_every_backend(backend):
         return True
 
     assert fn(LocalCommunicator()) if backend == "local" else all(simulate(2, fn))
+
+
+def test_the_wrapper_has_a_state_dict_and_buffers_like_pytorchs_ddp():
+    # DataParallel kept its list of buffers to broadcast as `_buffers`, Module's own registry: the
+    # wrapper's state_dict(), buffers() and load_state_dict() all failed ("'list' object has no attribute 'items'")
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    ddp = DataParallel(model, LocalCommunicator())
+    sd = ddp.state_dict()
+    assert sorted(sd) == sorted(f"module.{k}" for k in model.state_dict())  # PyTorch's DDP prefix
+    assert [b for b in ddp.buffers()] and all(any(b is c for c in model.buffers()) for b in ddp.buffers())
+    changed = {k: v + 1 for k, v in sd.items()}
+    ddp.load_state_dict(changed)
+    np.testing.assert_array_equal(model[0].weight.data, changed["module.0.weight"])
+    with pytest.raises(AttributeError, match="'_buffers' is Module's own registry"):
+        ddp._buffers = []

@@ -224,3 +224,15 @@ def test_item_assignment_in_place_under_no_grad_and_refused_on_a_recorded_leaf()
     c[1:] = v
     (c * dn.Tensor(np.array([1.0, 3.0, 4.0]))).sum().backward()
     assert c.requires_grad and v.grad == 7.0
+
+
+def test_equality_is_elementwise_as_in_pytorch_and_tensors_stay_hashable(torch):
+    # `==` compared identity: (pred == target) was False, so np.mean(pred == target) silently gave 0.0
+    pred, target = dn.Tensor(np.array([0, 2, 1, 2])), dn.Tensor(np.array([0, 1, 1, 2]))
+    ref = torch.tensor([0, 2, 1, 2]) == torch.tensor([0, 1, 1, 2])
+    np.testing.assert_array_equal((pred == target).data, ref.numpy())
+    np.testing.assert_array_equal((pred != target).data, ~ref.numpy())
+    np.testing.assert_array_equal((pred == 2).data, np.array([False, True, False, True]))
+    assert np.mean((pred == target).data) == 0.75
+    seen = {pred: "a", target: "b"}  # hashed by identity, as in PyTorch
+    assert seen[pred] == "a" and len({pred, target, pred}) == 2

@@ -32,7 +32,9 @@ from __future__ import annotations
 import threading
 from sys import getrefcount as _getrefcount
 
-from distnn.backend import get_array_module
+import numpy as np
+
+from distnn.backend import get_array_module, to_numpy
 
 from .function import Function  # noqa: F401  (the node type the graph is made of)
 from .tensor import Tensor
@@ -289,8 +291,9 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
         grad = get_array_module(data).ones_like(data)
     else:
         grad = grad.data if isinstance(grad, Tensor) else grad
-        if not hasattr(grad, "shape"):  # a number or a (nested) list
-            grad = get_array_module(data).asarray(grad, dtype=data.dtype)
+        xp = get_array_module(data)
+        if not hasattr(grad, "shape") or get_array_module(grad) is not xp:  # a number, a list, or another device's
+            grad = xp.asarray(to_numpy(grad) if xp is np else grad, dtype=data.dtype)
         if tuple(grad.shape) != tuple(data.shape):
             raise RuntimeError(
                 f"gradient shape {tuple(grad.shape)} does not match the shape {tuple(data.shape)} of the tensor "

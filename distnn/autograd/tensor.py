@@ -155,10 +155,9 @@ class Tensor:
         through the cast or the copy to this tensor.
         """
         if isinstance(dtype_or_device, str) and (dtype_or_device == "cpu" or dtype_or_device.startswith("cuda")):
-            from distnn.backend import device_of
+            from distnn.backend import device_of, resolve_device
 
-            here = device_of(self.data)
-            if here == dtype_or_device or (dtype_or_device == "cuda" and here == "cuda:0"):
+            if device_of(self.data) == resolve_device(dtype_or_device):
                 return self
             return E.ToDevice.apply(self, device=dtype_or_device)
         if np.dtype(dtype_or_device) == self.data.dtype:
@@ -328,6 +327,15 @@ class Tensor:
 
     def eq(self, o):
         return Tensor(self.data == _raw(o))
+
+    def ne(self, o):
+        return Tensor(self.data != _raw(o))
+
+    # Elementwise, as in PyTorch (``(pred == target).mean()``): a tensor is hashed by identity, so
+    # sets and dict keys still work; ``x in some_list`` compares elementwise, as in PyTorch (use
+    # ``any(x is t for t in some_list)``).
+    __eq__ = eq
+    __ne__ = ne
 
     def __getitem__(self, index):
         return S.GetItem.apply(self, index=_raw_index(index))

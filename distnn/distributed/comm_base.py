@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from distnn.backend import get_array_module
+from distnn.backend import get_array_module, unwrap
 
 REDUCE_OPS = ("sum", "mean", "max", "min")
 
@@ -82,7 +82,7 @@ def as_array(x):
     """``x`` as a numpy/cupy array (Tensors are looked through; scalars become 0-d arrays)."""
     if isinstance(x, np.generic):  # (before .data: a numpy scalar's .data is a read-only memoryview)
         return np.asarray(x)
-    x = getattr(x, "data", x) if not isinstance(x, np.ndarray) else x
+    x = unwrap(x)  # (not getattr(x, "data"): a cupy array's .data is its memory pointer)
     if isinstance(x, (int, float, bool, list, tuple)) or np.isscalar(x):
         return np.asarray(x)
     return x

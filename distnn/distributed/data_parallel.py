@@ -175,7 +175,7 @@ class DataParallel(Module):
         self._step_meta = None  # the step meta's own persistent allreduce, when the last bucket cannot carry it
         self._train_params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         self._params = [p for _, p in self._train_params]
-        self._buffers = [b for _, b in module.named_buffers()]
+        self._synced_buffers = [b for _, b in module.named_buffers()]  # (not _buffers: Module's registry)
         self.step_flags = np.zeros(self.num_step_flags)      # this rank's, sent with the next sync
         self.step_flags_sum = np.zeros(self.num_step_flags)  # summed over ranks at the last sync
         if comm.size > 1:
@@ -444,8 +444,8 @@ class DataParallel(Module):
         self._in_sync = False
         self._synced_since_finish = True
         self.num_syncs += 1
-        if self.broadcast_buffers and self._buffers:
-            self._broadcast_tensors(self._buffers)
+        if self.broadcast_buffers and self._synced_buffers:
+            self._broadcast_tensors(self._synced_buffers)
         if self.check_every and self.num_syncs % self.check_every == 0:
             self.check_replicas()
         if partly_unused and not self.find_unused_parameters:

@@ -29,7 +29,7 @@ def reduce_sum_count(comm, total: float, count: float) -> tuple[float, float]:
 
 
 def _host(x):
-    return np.asarray(to_numpy(getattr(x, "data", x)))
+    return to_numpy(x)  # (looks through Tensors; a cupy array's own .data is its memory pointer)
 
 
 def _masked(values, mask):

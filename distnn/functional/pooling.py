@@ -99,7 +99,7 @@ class MaxPool2d(Function):
         # first in a top or left window: there only real cells may win, as in PyTorch (the first in-bounds
         # one). Rare, so the mask of real cells is built only then.
         real = None
-        if pshape != xshape and bool(xp.isneginf(out).any()):
+        if pshape != xshape and bool((out == -xp.inf).any()):
             real = _views(_padded(xp.ones(xshape, dtype=bool), padding, self.extra, False),
                           kernel, stride, dilation, Ho, Wo)
         for q, (xv, gv) in enumerate(zip(_views(xpad, kernel, stride, dilation, Ho, Wo), gviews)):

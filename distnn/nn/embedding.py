@@ -6,7 +6,7 @@ import numpy as np
 from distnn import random as drandom
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module
+from distnn.backend import get_array_module, to_numpy
 from distnn.functional._into import destinations
 
 from .module import Module, Parameter
@@ -68,14 +68,14 @@ class Embedding(Module):
             if padding_idx is not None:
                 w[padding_idx] = 0
         else:
-            w = np.asarray(getattr(_weight, "data", _weight), dtype=dtype)
+            w = to_numpy(_weight).astype(dtype, copy=False)
             if w.shape != (num_embeddings, embedding_dim):
                 raise ValueError(f"Embedding: _weight has shape {w.shape}, expected {(num_embeddings, embedding_dim)}")
         self.weight = Parameter(w)
 
     @classmethod
     def from_pretrained(cls, embeddings, freeze=True, padding_idx=None):
-        w = np.asarray(getattr(embeddings, "data", embeddings))
+        w = to_numpy(embeddings)
         m = cls(w.shape[0], w.shape[1], padding_idx=padding_idx, _weight=w, dtype=w.dtype)
         m.weight.requires_grad = not freeze
         return m

@@ -29,6 +29,11 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+#: Module's own bookkeeping: a subclass assigning one of these names (DataParallel once kept a list as
+#: ``_buffers``) would break named_buffers(), state_dict() and to() with an obscure error
+_REGISTRIES = frozenset(("_parameters", "_buffers", "_modules", "_non_persistent"))
+
+
 class Module:
     """Base class of every layer and model. Subclasses define ``forward``."""
 
@@ -44,6 +49,9 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning attributes")
+        if name in _REGISTRIES:
+            raise AttributeError(f"'{name}' is Module's own registry and cannot be assigned in {type(self).__name__}; "
+                                 "pick another attribute name")
         params, modules, buffers = self._parameters, self._modules, self._buffers
         # PyTorch's rules. Replacing an entry with one of the same kind keeps its position (a Sequential
         # whose layer is swapped must still run in order); a registered name never hides behind a plain
@@ -290,7 +298,8 @@ class Module:
         for k, v in converted.items():
             t = own[k]
             xp = get_array_module(t.data)
-            t.data[...] = xp.asarray(v).astype(t.data.dtype, copy=False)
+            v = to_numpy(v) if xp is np else xp.asarray(v)  # (numpy refuses a cupy array: copied to the host)
+            t.data[...] = v.astype(t.data.dtype, copy=False)
             t._bump_version()  # a graph built with the old values must not backward (PyTorch's check)
         return missing, unexpected
 

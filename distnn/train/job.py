@@ -154,7 +154,7 @@ class Job:
         return build_transforms(self.splits, _as_dict(self.cfg.data.get("augment")))
 
     def _build_model(self):
-        from distnn.backend import gpu_available
+        from distnn.backend import gpu_available, select_gpu
         from distnn.models import build_model
 
         spec = _as_dict(self.cfg.model)
@@ -177,6 +177,7 @@ class Job:
             raise ValueError("run.device is 'gpu' but no GPU is usable here (cupy missing or no device); "
                              "use run.device = 'cpu' or 'auto'")
         if device == "gpu" or (device == "auto" and gpu_available()):
+            select_gpu(self.comm.local_rank)  # one GPU per rank on a node, not every rank on GPU 0
             model.to("cuda")
         if self.cfg.distributed.sync_batchnorm and self.comm.size > 1:
             from distnn.distributed import SyncBatchNorm

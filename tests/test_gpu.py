@@ -1,0 +1,100 @@
+"""The cupy (GPU) paths. The first tests run everywhere (the rules that keep device arrays intact); the
+rest need cupy with a CUDA device and skip, saying so, on a machine without one (as in CI here).
+
+Found by a static review (no GPU was available): every collective took ``x.data`` of its argument,
+which for a cupy array is its memory pointer; "cuda" always meant GPU 0 (every rank on one GPU);
+a state_dict on the GPU could not be loaded into a CPU model; a numpy gradient given to backward
+on a GPU tensor reached the ops as a host array.
+"""
+import numpy as np
+import pytest
+
+import distnn as dn
+from distnn import backend, nn
+from distnn.distributed import DataParallel, LocalCommunicator, simulate
+from distnn.distributed.comm_base import as_array
+
+GPU = backend.gpu_available()
+needs_gpu = pytest.mark.skipif(not GPU, reason="needs cupy and a CUDA device (none here)")
+
+
+class _DeviceArrayStandIn:
+    """Looks like a cupy array to distnn's type checks: its own ``.data`` is a memory pointer, not an array."""
+
+    __module__ = "cupy._core.core"
+
+    def __init__(self):
+        self.data = object()  # cupy.cuda.MemoryPointer
+        self.shape, self.dtype = (3,), np.dtype(np.float32)
+
+
+def test_device_arrays_are_not_unwrapped_like_tensors():
+    fake = _DeviceArrayStandIn()
+    assert backend.unwrap(fake) is fake and as_array(fake) is fake
+    t = dn.Tensor(np.ones(3))
+    assert backend.unwrap(t) is t.data and as_array(t) is t.data
+    assert backend.unwrap(np.float64(2.0)) == 2.0  # a numpy scalar's .data is a memoryview, not its value
+
+
+def test_device_names_are_checked_and_gpu_means_cuda():
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        backend.resolve_device("tpu")
+    assert backend.resolve_device("cpu") == "cpu"
+    if not GPU:
+        for name in ("cuda", "gpu", "cuda:1"):
+            with pytest.raises(RuntimeError, match="cupy with a CUDA GPU is not available"):
+                backend.resolve_device(name)
+        with pytest.raises(RuntimeError, match="'gpu' requested"):
+            nn.Linear(2, 2).to("gpu")  # ("gpu" was accepted by Module.to, then an unknown device)
+
+
+# ------------------------------------------------------------------ on a GPU
+@needs_gpu
+def test_to_cuda_keeps_the_graph_and_cuda_means_the_current_device():
+    import cupy as cp
+
+    x = dn.Tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+    y = x.to("cuda")
+    assert backend.device_of(y.data) == f"cuda:{cp.cuda.Device().id}" and y.to("cuda") is y
+    (y * y).sum().backward()
+    assert isinstance(x.grad, np.ndarray)
+    np.testing.assert_allclose(x.grad, 2 * x.data)
+
+
+@needs_gpu
+def test_a_model_on_the_gpu_matches_the_cpu_and_state_moves_between_devices():
+    dn.manual_seed(0)
+    cpu = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.BatchNorm1d(8), nn.Linear(8, 3))
+    gpu = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.BatchNorm1d(8), nn.Linear(8, 3))
+    gpu.load_state_dict(cpu.state_dict())
+    gpu.to("cuda")
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    y = np.array([0, 1, 2, 1, 0])
+    for model, data in ((cpu, x), (gpu, backend.to_device(x, "cuda"))):
+        loss = dn.functional.cross_entropy(model(dn.Tensor(data)), y)
+        loss.backward(np.float32(1.0))  # a host gradient for a GPU root (it used to stay on the host)
+    for (name, p), q in zip(cpu.named_parameters(), gpu.parameters()):
+        np.testing.assert_allclose(backend.to_numpy(q.grad), p.grad, rtol=1e-4, atol=1e-6, err_msg=name)
+    cpu2 = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.BatchNorm1d(8), nn.Linear(8, 3))
+    cpu2.load_state_dict({k: backend.to_device(v, "cuda") for k, v in gpu.state_dict().items()})  # GPU -> CPU
+
+
+@needs_gpu
+def test_collectives_and_data_parallel_on_device_arrays():
+    import cupy as cp
+
+    a = cp.arange(4, dtype=cp.float32)
+    out = LocalCommunicator().allreduce(a, "sum")
+    assert isinstance(out, cp.ndarray) and float(out.sum()) == 6.0
+
+    def fn(comm):
+        dn.manual_seed(1)
+        model = nn.Linear(3, 2)
+        model.to("cuda")
+        ddp = DataParallel(model, comm)
+        x = cp.full((2, 3), float(comm.rank + 1), dtype=cp.float32)
+        (ddp(dn.Tensor(x)) ** 2).sum().backward()
+        return backend.to_numpy(model.weight.grad)
+
+    g0, g1 = simulate(2, fn)
+    np.testing.assert_array_equal(g0, g1)
