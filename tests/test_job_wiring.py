@@ -21,3 +21,28 @@ def test_environment_timeout_wins_over_the_config(monkeypatch):
         return comm._group.timeout
 
     assert dist.simulate(2, build) == [42.0, 42.0]
+
+
+def _digits_job(*overrides):
+    return Job("digits_mlp", ["train.epochs=10", "data.batch_size=128", "data.drop_last=true", "run.plots=false",
+                              "data.augment.shift=0", *overrides], dist.LocalCommunicator(), quiet=True)
+
+
+def test_schedules_spanning_the_run_end_where_max_steps_ends_it():
+    # 9 steps per epoch; max_steps = 30 stops in epoch 4: cosine used to be sized for 10 epochs and stopped at
+    # 65% of its peak, onecycle mid-cycle
+    job = _digits_job("schedule.name=cosine", "train.max_steps=30")
+    job.trainer.fit()
+    assert job.trainer.state.global_step == 30 and job.trainer.lr == 0.0  # eta_min
+    job = _digits_job("schedule.name=onecycle", "train.max_steps=30")
+    job.trainer.fit()
+    assert job.trainer.lr < 1e-3  # annealed to (one step before) the end of its cycle; the peak is 0.05
+    job = _digits_job("schedule.name=cosine", "schedule.interval=epoch", "train.max_steps=30")
+    job.trainer.fit()
+    assert job.trainer.history[-1]["lr"] < job.trainer.history[0]["lr"] / 2  # sized in (4) epochs
+
+
+def test_the_epoch_max_steps_ends_is_validated():
+    job = _digits_job("train.eval_every=3", "train.max_steps=30")
+    job.trainer.fit()
+    assert [("val_loss" in row) for row in job.trainer.history] == [False, False, True, True]

@@ -317,3 +317,32 @@ def test_config_schedule_warmup_and_linear_scaling(digits):
     assert lrs[spe - 1] == pytest.approx(0.2)               # warmup over after one epoch of steps
     assert lrs[-1] == pytest.approx(0.0, abs=1e-12)         # cosine down to eta_min at the last step
     assert all(a >= b - 1e-12 for a, b in zip(lrs[spe - 1:], lrs[spe:]))  # then decreasing
+
+
+def test_a_second_fit_trains_no_more_and_says_so(digits, caplog):
+    from distnn.distributed import LocalCommunicator
+
+    t = make_trainer(LocalCommunicator(), digits, epochs=1)
+    t.fit()
+    state = {k: v.copy() for k, v in t.model.state_dict().items()}
+    with caplog.at_level("INFO"):
+        history = t.fit()
+    assert len(history) == 1 and "fit: nothing left to train (1 of 1 epochs run)" in caplog.text
+    for k, v in t.model.state_dict().items():
+        np.testing.assert_array_equal(v, state[k])
+
+
+def test_plotting_leaves_the_process_matplotlib_backend_alone(tmp_path):
+    # plot_curves forced the whole process onto Agg (a notebook's inline backend was replaced)
+    matplotlib = pytest.importorskip("matplotlib")
+    from distnn.train.callbacks.plots import plot_curves
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        path = plot_curves([{"epoch": 1, "train_loss": 1.0, "val_loss": 1.2, "train_accuracy": 0.5}],
+                           str(tmp_path / "curves.png"))
+        assert path and (tmp_path / "curves.png").stat().st_size > 0
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)

@@ -104,13 +104,15 @@ SCHEMA: dict[str, Key] = {
     "schedule.gamma": _k("float", 0.1, "step/multistep/exponential decay factor", POS, ("<=", 1)),
     "schedule.milestones": _k("list[int]", [], "multistep: intervals at which to decay", (">=", 1)),
     "schedule.T_max": _k("int", None, "cosine: intervals of one half-period (default: the whole run after "
-                         "warmup)", (">=", 1), optional=True),
+                         "warmup: train.epochs, or train.max_steps when it ends the run sooner)", (">=", 1),
+                         optional=True),
     "schedule.eta_min": _k("float", 0.0, "cosine: final learning rate", NONNEG),
     "schedule.max_lr": _k("float", None, "onecycle: peak learning rate (default: optimizer.lr)", POS,
                           optional=True),
     "schedule.monitor": _k("str", "val_loss", "plateau: metric watched", choices=MONITORS),
     "schedule.mode": _k("str", "auto", "plateau: min or max (auto: from the metric name)", choices=MODES),
-    "schedule.patience": _k("int", 5, "plateau: epochs without improvement before decaying", NONNEG),
+    "schedule.patience": _k("int", 5, "plateau: validations without improvement before decaying (one per "
+                            "train.eval_every epochs)", NONNEG),
     "schedule.factor": _k("float", 0.1, "plateau: decay factor", POS, ("<", 1)),
     "schedule.threshold": _k("float", 1e-4, "plateau: relative improvement that counts", NONNEG),
     "schedule.cooldown": _k("int", 0, "plateau: epochs to wait after a decay", NONNEG),
@@ -119,11 +121,14 @@ SCHEMA: dict[str, Key] = {
     "schedule.reference_batch": _k("int", 256, "global batch at which optimizer.lr was tuned", (">=", 1)),
     # --- train
     "train.epochs": _k("int", 20, "number of passes over the training data", (">=", 1)),
-    "train.max_steps": _k("int", None, "stop after this many optimizer steps", (">=", 1), optional=True),
+    "train.max_steps": _k("int", None, "stop after this many optimizer steps (schedules that span the whole run "
+                          "end there too, and that last epoch is validated; a run resumed with a larger "
+                          "max_steps goes on from the next epoch)", (">=", 1), optional=True),
     "train.grad_clip": _k("float", 0.0, "clip the global gradient L2 norm to this (0 = off)", NONNEG),
     "train.grad_accumulation": _k("int", 1, "micro-batches per optimizer step (per-rank batch must divide)",
                                   (">=", 1)),
-    "train.label_smoothing": _k("float", 0.0, "cross-entropy label smoothing", NONNEG, ("<", 1)),
+    "train.label_smoothing": _k("float", 0.0, "cross-entropy label smoothing of the training loss (val_loss and "
+                                "the test loss are plain cross-entropy)", NONNEG, ("<", 1)),
     "train.log_every": _k("int", 0, "log the running loss every N steps (0 = once per epoch)", NONNEG),
     "train.eval_every": _k("int", 1, "evaluate on the validation split every N epochs", (">=", 1)),
     "train.nonfinite": _k("str", "skip", "a NaN/inf loss or gradient: skip the step on every rank, or stop",

@@ -280,7 +280,10 @@ def build_schedule(cfg, optimizer, steps_per_epoch: int) -> list:
     warm = int(s.warmup_steps or 0) or int(s.warmup_epochs or 0) * steps_per_epoch
     per_step = s.interval == "step" or warm > 0 or s.name == "onecycle"
     unit = steps_per_epoch if per_step and s.interval == "epoch" else 1   # epoch counts -> steps
-    total = epochs * steps_per_epoch if per_step else epochs
+    run_steps = epochs * steps_per_epoch
+    if cfg.train.get("max_steps"):  # the run ends there: so do the schedules that span "the whole run"
+        run_steps = min(run_steps, int(cfg.train.max_steps))
+    total = run_steps if per_step else -(-run_steps // steps_per_epoch)
     main, plateau = None, None
     if s.name == "step":
         if not s.get("step_size"):
@@ -297,7 +300,7 @@ def build_schedule(cfg, optimizer, steps_per_epoch: int) -> list:
         if warm:
             raise ValueError("schedule.name = 'onecycle' warms up by itself; leave schedule.warmup_* at 0")
         main = L.OneCycleLR(optimizer, max_lr=s.get("max_lr") or optimizer.param_groups[0]["lr"],
-                            total_steps=epochs * steps_per_epoch)
+                            total_steps=run_steps)
     elif s.name == "plateau":
         from .callbacks.base import monitor_mode
 

@@ -200,8 +200,16 @@ class Trainer:
 
     # -------------------------------------------------------------- the loop
     def fit(self) -> list[dict]:
-        """Train for ``epochs`` (or until an agreed stop); returns the per-epoch history."""
+        """Train for ``epochs`` (or until an agreed stop); returns the per-epoch history.
+
+        ``fit`` continues from where the trainer is (a resumed or an earlier run): it never restarts.
+        Called again after the last epoch (or an early stop) it trains no more, and says so.
+        """
         self.start_epoch = len(self.history)
+        if self.history and (self.start_epoch >= self.epochs or self.state.stopped_early or (
+                self.max_steps is not None and self.state.global_step >= self.max_steps)):
+            self.log.info("fit: nothing left to train (%d of %d epochs run%s)", self.start_epoch, self.epochs,
+                          ", stopped early" if self.state.stopped_early else "")
         t_start = self._fit_started = time.perf_counter()
         if self._ddp_kwargs is not None and self.ddp is None:
             self.ddp = _data_parallel(self.model, self.comm, **self._ddp_kwargs)  # collective
@@ -231,8 +239,10 @@ class Trainer:
                 self._start_epoch(epoch)
             self.callbacks.on_epoch_begin(self)
             logs = {"epoch": epoch + 1, **self.train_epoch()}
-            self.evaluated = self.val_data is not None and ((epoch + 1) % self.eval_every == 0
-                                                            or epoch + 1 == self.epochs)
+            last = epoch + 1 == self.epochs or (self.max_steps is not None
+                                                and self.state.global_step >= self.max_steps)
+            # (the last epoch is always validated, also when max_steps ends it: the final weights get a score)
+            self.evaluated = self.val_data is not None and ((epoch + 1) % self.eval_every == 0 or last)
             if self.evaluated:
                 logs.update(self.evaluate(self.val_data, prefix="val_"))
             logs["lr"] = self.lr

@@ -57,7 +57,8 @@ class EarlyStopping(Callback):
             self.wait += 1
             if self.wait >= self.patience:
                 self.stopped_epoch = trainer.state.epoch
-                trainer.request_stop(f"early stopping: {self.monitor} has not improved for {self.patience} epochs "
+                trainer.request_stop(f"early stopping: {self.monitor} has not improved for {self.patience} "
+                                     f"{'epochs' if getattr(trainer, 'eval_every', 1) == 1 else 'evaluations'} "
                                      f"(best {self.best:.6g} at epoch {self.best_epoch + 1})")
 
     def on_train_end(self, trainer, logs):

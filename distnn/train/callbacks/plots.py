@@ -12,14 +12,15 @@ def plot_curves(history: list[dict], path: str, title: str = "") -> str | None:
     Returns the path written, or None when matplotlib is not installed.
     """
     try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=True)
-        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
         return None
     epochs = [row["epoch"] for row in history]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    # A Figure with its own Agg canvas, not pyplot: the process's backend (a notebook's) is left alone
+    fig = Figure(figsize=(10, 4))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
     for ax, metric, label in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
         for split, style in (("train", "-o"), ("val", "-s")):
             key = f"{split}_{metric}"
@@ -36,7 +37,6 @@ def plot_curves(history: list[dict], path: str, title: str = "") -> str | None:
     fig.tight_layout()
     tmp = path + ".tmp.png"
     fig.savefig(tmp, dpi=100)
-    plt.close(fig)
     os.replace(tmp, path)
     return path
 
