@@ -1,4 +1,4 @@
-"""``python -m distnn`` / ``distnn``: train, evaluate, predict, list datasets.
+"""``python -m distnn`` / ``distnn``: train, evaluate, predict, list datasets and config keys.
 
 Errors caused by the user's input (a bad config key, an unreadable data file,
 a batch size that does not fit) end the program with ONE line on stderr,
@@ -69,6 +69,18 @@ standardization is then applied as in training.
 """
 
 
+_KEYS_EPILOG = """\
+examples:
+  python -m distnn config-keys                     # every key
+  python -m distnn config-keys optimizer schedule  # the keys of these tables
+  python -m distnn train --set optimizer.lr=0.02 --set train.epochs=20
+
+columns: key, type, default, allowed values, meaning. The built-in configs
+(python -m distnn datasets lists them) are TOML files in distnn/configs/:
+copy one as a starting point for your own (--config my.toml).
+"""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but under an MPI launcher a usage error is printed by rank 0 only (every rank exits 2)."""
 
@@ -84,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="distnn",
         description="Data-parallel neural-network training over MPI on distnn's own autograd engine.",
         epilog="Run 'python -m distnn <command> --help' for the options of each command.\n"
-               "Quick start: ./launch/quickstart.sh (2 MPI ranks on the digits data).",
+               "Quick start: ./launch/quickstart.sh (2 MPI ranks on the digits data).\n"
+               "Config keys: 'python -m distnn config-keys'; built-in configs: distnn/configs/*.toml.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="<command>")
 
@@ -96,13 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a TOML config file or a built-in config name (default: digits_mlp; "
                         "'python -m distnn datasets' lists them)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value, e.g. --set train.epochs=5 (repeatable; typed and checked)")
+                   help="override one config value, e.g. --set train.epochs=5 (repeatable; typed and checked; "
+                        "'python -m distnn config-keys' lists the keys)")
     t.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config>-<timestamp>)")
     t.add_argument("--resume", metavar="auto|PATH",
                    help="continue from a checkpoint: 'auto' = the newest valid one in --out RUN_DIR (a fresh "
                         "start if there is none yet), or a checkpoint directory or run directory")
-    t.add_argument("--simulate-ranks", type=int, default=0, metavar="N",
-                   help="run N ranks as threads in this process (same sharding and averaging as mpiexec -n N)")
+    t.add_argument("--simulate-ranks", type=int, default=None, metavar="N",
+                   help="run N >= 1 ranks as threads in this process (same sharding and averaging as mpiexec -n N)")
     t.add_argument("--quiet", action="store_true", help="no progress bar: one log line per epoch")
     t.add_argument("--log-all-ranks", action="store_true", help="show log lines of every rank, not only rank 0")
     t.set_defaults(func=cmd_train)
@@ -132,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
                               "  python -m distnn train --config digits_cnn",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     d.set_defaults(func=cmd_datasets)
+
+    k = sub.add_parser("config-keys", help="list the config keys with their types, defaults and meaning",
+                       description="List every config key: dotted name, type, default, allowed values, "
+                                   "meaning. Set a key in a TOML config file (its table, then the key) "
+                                   "or with 'train --set KEY=VALUE'.",
+                       epilog=_KEYS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    k.add_argument("tables", nargs="*", metavar="TABLE",
+                   help="list only the keys of these tables (e.g. optimizer, data.augment)")
+    k.set_defaults(func=cmd_config_keys)
     return p
 
 
@@ -141,7 +164,7 @@ def cmd_train(args) -> int:
 
     if args.log_all_ranks:
         os.environ["DISTNN_LOG_ALL_RANKS"] = "1"
-    if args.simulate_ranks < 0:
+    if args.simulate_ranks is not None and args.simulate_ranks < 1:
         raise ValueError(f"--simulate-ranks must be >= 1, got {args.simulate_ranks}")
     overrides = list(args.overrides)
     if args.resume:  # (resume = auto needs --out: checked with the resolved config, which may set it too)
@@ -149,7 +172,7 @@ def cmd_train(args) -> int:
     from distnn.train.preemption import start_up
 
     start_up()  # a SIGTERM/SIGUSR1 while the job sets up: exit 75 (requeue), not death by the signal
-    summary = run_training(args.config, overrides, out=args.out, simulate_ranks=args.simulate_ranks or None,
+    summary = run_training(args.config, overrides, out=args.out, simulate_ranks=args.simulate_ranks,
                            quiet=args.quiet)
     if summary is not None:  # rank 0 (every other rank returns None)
         _print_train_summary(summary)
@@ -212,6 +235,26 @@ def cmd_datasets(args) -> int:
     from distnn.train.inference import describe_datasets
 
     print(describe_datasets(), flush=True)
+    return 0
+
+
+def cmd_config_keys(args) -> int:
+    from distnn.train.config_schema import TABLES, describe_schema
+
+    lines = describe_schema().splitlines()
+    if args.tables:
+        # (model.* and data.* stand for the model's and the dataset's own options)
+        known = set(TABLES) | {"model", "data"}
+        for table in args.tables:
+            if table not in known:
+                import difflib
+
+                close = difflib.get_close_matches(table, sorted(known), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ValueError(f"no config table '{table}'{hint}; tables: "
+                                 + ", ".join(t for t in TABLES if "." not in t))
+        lines = [line for line in lines if any(line.split()[0].startswith(t + ".") for t in args.tables)]
+    print("\n".join(lines), flush=True)
     return 0
 
 

@@ -41,12 +41,13 @@ def test_help_for_every_command(capsys):
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("train", "evaluate", "predict", "datasets"):
+    for cmd in ("train", "evaluate", "predict", "datasets", "config-keys"):
         assert cmd in out
     for cmd, must in (("train", ["--config", "--set", "--out", "--simulate-ranks", "--quiet", "mpiexec"]),
                       ("evaluate", ["--split", "--data", "confusion"]),
                       ("predict", ["--input", "--output", "prob_"]),
-                      ("datasets", ["examples"])):
+                      ("datasets", ["examples"]),
+                      ("config-keys", ["TABLE", "distnn/configs"])):
         with pytest.raises(SystemExit) as e:
             main([cmd, "--help"])
         assert e.value.code == 0
@@ -85,6 +86,26 @@ def test_datasets_lists_datasets_and_configs(capsys):
     assert code == 0
     for name in ("digits", "mnist", "csv", "digits_mlp", "digits_cnn"):
         assert name in out
+
+
+def test_config_keys_lists_the_schema(capsys):
+    from distnn.train.config_schema import SCHEMA
+
+    code, out, _ = run_cli(["config-keys"], capsys)
+    assert code == 0
+    keys = [line.split()[0] for line in out.splitlines()]
+    assert set(SCHEMA) <= set(keys) and "model.*" in keys
+    line = out.splitlines()[keys.index("optimizer.lr")]
+    assert "float" in line and "> 0" in line  # type, bounds and meaning, as describe_schema() gives them
+
+    code, out, _ = run_cli(["config-keys", "optimizer", "data.augment"], capsys)
+    keys = [line.split()[0] for line in out.splitlines()]
+    assert code == 0 and "optimizer.lr" in keys and "data.augment.shift" in keys
+    assert all(k.startswith(("optimizer.", "data.augment.")) for k in keys)
+
+    code, out, err = run_cli(["config-keys", "optimzer"], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("distnn: error:") and "did you mean 'optimizer'" in err and len(err.splitlines()) == 1
 
 
 def test_python_dash_m_entry_point():
@@ -222,6 +243,8 @@ BAD = {
     "unknown config key": (lambda t: ["--set", "train.epochz=3"], "epochz"),
     "batch larger than shard": (lambda t: ["--set", "data.batch_size=4000"], "shard"),
     "output not writable": (lambda t: ["--out", f"{_file(t / 'afile')}/sub"], "not writable"),
+    "zero simulated ranks": (lambda t: ["--simulate-ranks", "0"], "--simulate-ranks must be >= 1, got 0"),
+    "negative simulated ranks": (lambda t: ["--simulate-ranks", "-2"], "--simulate-ranks must be >= 1, got -2"),
 }
 
 
