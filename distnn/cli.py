@@ -165,7 +165,10 @@ def cmd_train(args) -> int:
     if args.log_all_ranks:
         os.environ["DISTNN_LOG_ALL_RANKS"] = "1"
     if args.simulate_ranks is not None and args.simulate_ranks < 1:
-        raise ValueError(f"--simulate-ranks must be >= 1, got {args.simulate_ranks}")
+        from distnn.train.job import JobError
+
+        # the same arguments on every rank: an agreed usage error, printed once, no MPI abort
+        raise JobError(f"--simulate-ranks must be >= 1, got {args.simulate_ranks}", report=_launcher_rank() == 0)
     overrides = list(args.overrides)
     if args.resume:  # (resume = auto needs --out: checked with the resolved config, which may set it too)
         overrides.append(f"checkpoint.resume={args.resume}")
