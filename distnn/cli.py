@@ -197,7 +197,8 @@ def _print_train_summary(s: dict) -> None:
     else:
         lines.append(f"trained {s.get('epochs_run')} epochs in {s.get('wall_time', 0):.1f}s (no test split)")
     lines.append(f"run directory: {where}")
-    lines.append(f"curves:        {os.path.join(where, 'curves.png')}")
+    if os.path.exists(os.path.join(where, "curves.png")):  # (not drawn with run.plots = false)
+        lines.append(f"curves:        {os.path.join(where, 'curves.png')}")
     print("\n".join(lines), flush=True)
 
 

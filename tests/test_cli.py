@@ -317,3 +317,10 @@ def test_launcher_rank_reads_world_ranks_not_host_local_ones(monkeypatch):
     assert _launcher_rank() == 0  # no world rank announced: a plain run
     monkeypatch.setenv("PMI_RANK", "3")
     assert _launcher_rank() == 3
+
+
+def test_the_summary_names_the_curves_only_when_they_were_drawn(tmp_path, capsys):
+    code, out, _ = run_cli(["train", "--config", "xor", "--set", "train.epochs=1", "--set", "run.plots=false",
+                            "--out", str(tmp_path / "run")], capsys)
+    assert code == 0 and "run directory:" in out and "curves:" not in out
+    assert not (tmp_path / "run" / "curves.png").exists()

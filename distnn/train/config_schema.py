@@ -215,10 +215,10 @@ def describe_schema() -> str:
         default = "(unset)" if key.default is None else repr(key.default)
         allowed = ""
         if key.choices:
-            allowed = " {" + "|".join(key.choices) + "}"
+            allowed = "{" + "|".join(key.choices) + "}"
         elif key.bounds:
-            allowed = " " + bound_text(key.bounds)
-        lines.append(f"{path:<34} {key.type:<11} {default:<14}{allowed}  {key.doc}")
-    lines.append(f"{'model.*':<34} {'any':<11} {'':<14}  keyword arguments of the model (see distnn.models)")
-    lines.append(f"{'data.*':<34} {'any':<11} {'':<14}  options of the chosen dataset (distnn datasets)")
+            allowed = bound_text(key.bounds)
+        lines.append(f"{path:<34} {key.type:<11} {default:<14} {allowed:<12} {key.doc}")  # (columns line up)
+    lines.append(f"{'model.*':<34} {'any':<11} {'':<14} {'':<12} keyword arguments of the model (see distnn.models)")
+    lines.append(f"{'data.*':<34} {'any':<11} {'':<14} {'':<12} options of the chosen dataset (distnn datasets)")
     return "\n".join(lines)
