@@ -236,3 +236,16 @@ def test_equality_is_elementwise_as_in_pytorch_and_tensors_stay_hashable(torch):
     assert np.mean((pred == target).data) == 0.75
     seen = {pred: "a", target: "b"}  # hashed by identity, as in PyTorch
     assert seen[pred] == "a" and len({pred, target, pred}) == 2
+
+
+def test_a_tensor_that_requires_grad_does_not_silently_leave_the_graph_through_numpy():
+    # np.exp(x) returned a plain array: a loss built from it had no path back to x, which got no gradient
+    x = _x()
+    with pytest.raises(TypeError, match="requires grad cannot become a numpy array implicitly"):
+        np.exp(x)
+    with pytest.raises(TypeError, match="requires grad"):
+        np.asarray(x * 2)
+    np.testing.assert_array_equal(x.numpy(), x.data)  # explicit: the values
+    np.testing.assert_array_equal(np.asarray(x.detach()), x.data)
+    with dn.no_grad():
+        np.testing.assert_array_equal(np.asarray(x), x.data)  # nothing is recorded there anyway

@@ -221,6 +221,11 @@ class Tensor:
         return int(self.data.item())
 
     def __array__(self, dtype=None, copy=None):
+        if self.requires_grad and is_grad_enabled():
+            # np.exp(x) would return a plain array and silently cut x out of the graph (PyTorch refuses too)
+            raise TypeError(f"a tensor of shape {tuple(self.shape)} that requires grad cannot become a numpy array "
+                            "implicitly (the graph would be cut): use distnn's ops (x.exp(), F.*), or .detach() / "
+                            ".numpy() for the values")
         a = to_numpy(self.data)
         return a if dtype is None else a.astype(dtype)
 
