@@ -131,3 +131,57 @@ def test_the_wrapper_has_a_state_dict_and_buffers_like_pytorchs_ddp():
     np.testing.assert_array_equal(model[0].weight.data, changed["module.0.weight"])
     with pytest.raises(AttributeError, match="'_buffers' is Module's own registry"):
         ddp._buffers = []
+
+
+class _TimeMajor(nn.Module):
+    """LSTM on (L, N, F) input, the last step's output classified: PyTorch's default layout."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(4, 6, batch_first=False, dtype=np.float64)
+        self.head = nn.Linear(6, 3, dtype=np.float64)
+
+    def forward(self, x=None):
+        out, _ = self.lstm(x)
+        return self.head(out[-1])
+
+
+def _train_time_major(comm, batch_dim, by_keyword=False):
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((5, 21, 4)), rng.integers(0, 3, 21)  # sequence length 5, 3 batches of 7
+    distnn.manual_seed(0)
+    model = _TimeMajor()
+    dp = DataParallel(model, comm, batch_dim=batch_dim) if comm.size > 1 else model
+    opt = SGD(model.parameters(), lr=0.2, momentum=0.9)
+    for step in range(3):
+        idx = np.arange(step * 7, step * 7 + 7)[comm.rank::comm.size]  # 3 ranks: 3 / 2 / 2 samples
+        opt.zero_grad()
+        x = distnn.Tensor(X[:, idx])
+        F.cross_entropy(dp(x=x) if by_keyword else dp(x), Y[idx]).backward()
+        opt.step()
+    return model.state_dict()
+
+
+def test_time_major_inputs_are_counted_along_batch_dim_and_keyword_inputs_are_counted():
+    # Samples were counted along axis 0 only: an (L, N, F) input weighted each rank by the sequence length L
+    # (3 uneven ranks: 5 % off after 3 steps), and a keyword-only forward was not counted at all.
+    one = _train_time_major(LocalCommunicator(), None)
+    for by_keyword in (False, True):
+        for state in simulate(3, _train_time_major, 1, by_keyword):
+            for k in one:
+                np.testing.assert_allclose(state[k], one[k], rtol=1e-10, atol=1e-12, err_msg=k)
+
+
+def test_an_unset_batch_dim_with_a_time_major_layer_warns_and_an_uncounted_sync_is_an_error():
+    with pytest.warns(UserWarning, match=r"LSTM 'lstm' takes time-major .* pass batch_dim=1"):
+        DataParallel(_TimeMajor(), LocalCommunicator())
+
+    def bypass(comm):
+        model = nn.Linear(3, 2)
+        dp = DataParallel(model, comm)
+        with pytest.raises(RuntimeError, match="no sample count is known on this rank"):
+            dp.module(distnn.Tensor(np.ones((2, 3), np.float32))).sum().backward()  # not through the wrapper
+        assert model.weight.grad is None  # refused before any gradient flowed
+        return True
+
+    assert simulate(2, bypass) == [True, True]

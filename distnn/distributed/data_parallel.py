@@ -32,8 +32,11 @@ Averaging is exact for uneven shards: rank r's gradient is weighted by
 gradient of the mean loss over the whole global batch, also when the last
 batch leaves ranks with different numbers of samples. The local loss must be
 the mean over the local samples (the default reduction). ``n_r`` is the
-leading dimension of the first array argument of the forward calls since the
-last synchronization, or what :meth:`set_num_samples` set. ``N`` travels in
+size along ``batch_dim`` (default 0; 1 for time-major ``(L, N, ...)`` inputs)
+of the first array argument (positional, else keyword) of the forward calls
+since the last synchronization, or what :meth:`set_num_samples` set. A
+synchronizing backward with no count at all (no forward went through the
+wrapper, or its inputs had no array) is an error rather than a guess. ``N`` travels in
 the step's meta (no extra collective): ranks weight with ``n_r / G``, where
 ``G`` is the previous step's global count (the same on every rank), and
 rescale by ``G / N`` in the rare step where the global count changed (an
@@ -74,6 +77,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 import weakref
 
 import numpy as np
@@ -106,7 +110,10 @@ class DataParallel(Module):
     bitwise equal every K steps, 0 = never); ``broadcast_buffers`` (copy rank
     0's buffers, e.g. BatchNorm running statistics, to all ranks after each
     step, as DDP does); ``weight_by_samples`` (weight ranks by sample count;
-    False = plain mean over ranks, for losses that are not per-sample means).
+    False = plain mean over ranks, for losses that are not per-sample means);
+    ``batch_dim`` (the axis of the forward input that counts samples: 0, or 1
+    for time-major inputs; left unset with a time-major recurrent or attention
+    layer inside, a warning says to choose).
 
     After a synchronized backward ``p.grad`` is a view of a bucket buffer,
     which the next step overwrites: keep no references to it across steps
@@ -137,7 +144,7 @@ class DataParallel(Module):
 
     def __init__(self, module: Module, comm=None, bucket_mb: float = 25.0, compression=None,
                  find_unused_parameters: bool = True, check_every: int = 0, broadcast_buffers: bool = True,
-                 weight_by_samples: bool = True):
+                 weight_by_samples: bool = True, batch_dim: int | None = None):
         super().__init__()
         if not isinstance(module, Module):
             raise TypeError(f"DataParallel wraps a distnn.nn.Module, got {type(module).__name__}")
@@ -162,7 +169,10 @@ class DataParallel(Module):
         self._require_sync = True
         self._explicit_samples = None
         self._forward_samples = None  # samples seen by forward since the last sync (None: no forward)
-        self._last_samples = 1
+        self._last_samples = None  # (None: no count yet; a synchronization then refuses to guess)
+        self.batch_dim = 0 if batch_dim is None else int(batch_dim)
+        if batch_dim is None and weight_by_samples:
+            _warn_if_time_major(module)
         self._count_guess = float(comm.size)  # G: the global sample count ranks pack against (common)
         self._in_sync = False
         self._synced_since_finish = False
@@ -187,7 +197,7 @@ class DataParallel(Module):
     # -------------------------------------------------------------- forward
     def forward(self, *inputs, **kwargs):
         if self._explicit_samples is None and is_grad_enabled():
-            n = _leading_dim(inputs)
+            n = _batch_size(inputs, kwargs, self.batch_dim)
             if n is not None:
                 self._forward_samples = (self._forward_samples or 0) + n
         return self.module(*inputs, **kwargs)
@@ -332,6 +342,11 @@ class DataParallel(Module):
                     "finish_gradient_synchronization() on every rank (it completes the exchange) and zero the "
                     "gradients before the next backward.")
             return None
+        if mine and self.weight_by_samples and self._pending_samples() is None:
+            raise RuntimeError(
+                "DataParallel: this backward would synchronize gradients, but no sample count is known on this "
+                "rank: no forward went through the wrapper with an array input (a call of .module(...), or inputs "
+                "without an array). Call the wrapper (ddp(x)) or set_num_samples(n) before backward.")
         context = backward_context()
         if context is not None and mine:
             context[RANK_SHARE] = self._share(self._pending_samples())
@@ -512,10 +527,22 @@ def _release(buckets, step_meta):
         step_meta.free()
 
 
-def _leading_dim(inputs):
-    """Batch size of a forward call: the leading dimension of its first array argument."""
-    for x in inputs:
+def _batch_size(inputs, kwargs, dim: int):
+    """Batch size of a forward call: the size along ``dim`` of its first array argument (positional first)."""
+    for x in (*inputs, *kwargs.values()):
         shape = getattr(x, "shape", None)
-        if shape is not None and len(shape) >= 1:
-            return int(shape[0])
+        if shape is not None and len(shape) > dim:
+            return int(shape[dim])
     return None
+
+
+def _warn_if_time_major(module) -> None:
+    """Samples are counted along axis 0 of the input: say so when a layer inside takes (L, N, ...) inputs."""
+    for name, m in module.named_modules():
+        if getattr(m, "batch_first", True) is False:
+            warnings.warn(f"DataParallel: {type(m).__name__} {name or '(the model)'!r} takes time-major (L, N, ...) "
+                          "input (batch_first=False), but samples are counted along axis 0 of the forward input: "
+                          "if the model's input is time-major, pass batch_dim=1 (or call set_num_samples), else "
+                          "batch_dim=0 to silence this. Uneven shards would otherwise be weighted by sequence "
+                          "length.", stacklevel=3)
+            return
