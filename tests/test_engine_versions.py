@@ -249,3 +249,69 @@ def test_a_tensor_that_requires_grad_does_not_silently_leave_the_graph_through_n
     np.testing.assert_array_equal(np.asarray(x.detach()), x.data)
     with dn.no_grad():
         np.testing.assert_array_equal(np.asarray(x), x.data)  # nothing is recorded there anyway
+
+
+def test_in_place_on_scalars_and_indexed_elements_as_in_pytorch(torch):
+    # a full reduction or a scalar index gave a numpy scalar: c[0] += 1 was "return arrays must be of ArrayType"
+    c = dn.Tensor(np.zeros(3, np.float32))
+    c[0] += 1
+    grid = dn.Tensor(np.zeros((2, 3)))
+    grid[0, 1] += 2
+    grid[0, 1] *= 3
+    total = (c == c).sum()
+    total += (c == c).sum()
+    np.testing.assert_array_equal(c.data, [1, 0, 0])
+    assert grid.data[0, 1] == 6 and total.item() == 6
+    results = []
+    for lib in ("torch", "dn"):  # h[i] op= v on a graph tensor: the base changes through the view
+        if lib == "torch":
+            x = torch.arange(6.0, dtype=torch.float64).reshape(2, 3).requires_grad_()
+            v = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
+        else:
+            x = dn.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+            v = dn.Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+        h = x * 2
+        h[0] += v
+        h[:, 1] *= 3
+        (h * h).sum().backward()
+        results.append([np.asarray(a) for a in ((h.detach() if lib == "torch" else h.data), x.grad, v.grad)])
+    for ours, ref in zip(results[1], results[0]):
+        np.testing.assert_allclose(ours, ref, rtol=1e-12)
+
+
+def test_indices_conditions_and_parameter_sources_are_version_checked():
+    x = _x()
+    index = dn.Tensor(np.array([0, 1]))
+    by_index = (x[index] * x[index]).sum()
+    cond = dn.Tensor(np.array([True, False, True]))
+    by_condition = dn.functional.where(cond, x * x, 0.0).sum()
+    with dn.no_grad():  # the gradient would silently move to other rows / through other elements
+        index[...] = 2
+        cond[...] = False
+    for loss in (by_index, by_condition):
+        with pytest.raises(RuntimeError, match=MODIFIED):
+            loss.backward()
+    t = dn.Tensor(np.array([1.0, 2.0]))
+    p = nn.Parameter(t)  # the same memory: one version counter, as in PyTorch
+    loss = (p * p).sum()
+    t += 1
+    with pytest.raises(RuntimeError, match=MODIFIED):
+        loss.backward()
+
+
+def test_what_pytorch_allows_stays_allowed_and_copies_are_independent():
+    import copy
+    import pickle
+
+    m = nn.Linear(3, 2)
+    out = m(dn.Tensor(np.ones((2, 3))))
+    with dn.no_grad():
+        out *= 2  # Linear's backward does not read its output (PyTorch runs this too)
+    out.sum().backward()
+    _ = dn.Tensor(np.ones((4, 3))) @ m.weight.T  # a view of the weight is alive somewhere
+    clone = pickle.loads(pickle.dumps(m))  # weak references to views made pickling fail
+    np.testing.assert_array_equal(clone.weight.data, m.weight.data)
+    twin = copy.deepcopy(m)
+    y = twin.weight * 1.0
+    y += 1  # the copy's tensors are views of nothing alive
+    assert (dn.Tensor(np.ones(2)) == None) is False and (dn.Tensor(np.ones(2)) != None) is True  # noqa: E711

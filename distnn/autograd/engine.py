@@ -79,7 +79,7 @@ def _check_versions(node) -> None:
     """Raise if a tensor ``node`` recorded (an input or its output) was changed in place since."""
     for position, counter, version in node.saved_versions:
         if counter[0] != version:
-            what = "the output" if position < 0 else f"input {position}"
+            what = "the output" if position == -1 else "an index" if position < 0 else f"input {position}"
             raise RuntimeError(
                 f"a tensor this backward needs was changed in place after the forward pass: {what} of "
                 f"{type(node).__name__} is at version {counter[0]}, the graph recorded {version} "

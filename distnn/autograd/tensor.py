@@ -1,6 +1,7 @@
 """``Tensor``: an xp array with an optional gradient and a link to the op that made it."""
 from __future__ import annotations
 
+import threading
 import weakref
 
 import numpy as np
@@ -62,6 +63,8 @@ class Tensor:
     def _make(data, node):
         """A Tensor around an op's output array (no checks: the hot path of every op)."""
         t = _object_new(Tensor)
+        if type(data) is not np.ndarray and isinstance(data, np.generic):
+            data = np.asarray(data)  # (a full reduction or scalar index gives a numpy scalar: a tensor holds arrays)
         t.data = data
         t.grad = None
         t._node = node
@@ -154,7 +157,8 @@ class Tensor:
         As in PyTorch the result is part of the graph: gradients flow back
         through the cast or the copy to this tensor.
         """
-        if isinstance(dtype_or_device, str) and (dtype_or_device == "cpu" or dtype_or_device.startswith("cuda")):
+        if isinstance(dtype_or_device, str) and (dtype_or_device == "cpu"
+                                                 or dtype_or_device.startswith(("cuda", "gpu"))):
             from distnn.backend import device_of, resolve_device
 
             if device_of(self.data) == resolve_device(dtype_or_device):
@@ -210,6 +214,15 @@ class Tensor:
 
     def __hash__(self):
         return id(self)
+
+    def __getstate__(self):
+        # (pickle, deepcopy) the version counter and a view's link hold weak references to other tensors:
+        # a copy is a tensor of its own, with a fresh counter
+        state = object.__getstate__(self)
+        d, slots = state if isinstance(state, tuple) else (state, {})
+        if d and "_view_of" in d:
+            d = {k: v for k, v in d.items() if k != "_view_of"}
+        return d, {**slots, "_vc": None}
 
     def __bool__(self):
         return bool(self.data)
@@ -293,11 +306,16 @@ class Tensor:
                 raise TypeError(f"in-place operation: result type {result.dtype} cannot be cast to the tensor's "
                                 f"dtype {self.dtype}")
             result = result.astype(self.dtype)
+        view = self.__dict__.pop("_view_of", None)  # (x[i] op= v is x[i].__iop__(v), then x[i] = that)
+        base = view[0]() if view is not None else None
+        if base is not None and base._vc is self._vc:  # an indexing view of a live base: the base changes too,
+            _refuse_recorded_leaf(base)                  # through SetItem (PyTorch's CopySlices)
+            base._become(S.SetItem.apply(base, result, index=view[1]), allow=self)
         return self._become(result)
 
-    def _become(self, result: "Tensor") -> "Tensor":
+    def _become(self, result: "Tensor", allow: "Tensor | None" = None) -> "Tensor":
         """Take ``result``'s value and graph node: an in-place change while recording (see _inplace)."""
-        if _shared_with_another(self):
+        if _shared_with_another(self, allow):
             raise RuntimeError(
                 f"in-place operation on a tensor of shape {tuple(self.shape)} that shares its memory with another "
                 "live tensor (a view such as reshape/transpose/indexing, or detach()) while recording gradients: "
@@ -338,24 +356,32 @@ class Tensor:
 
     # Elementwise, as in PyTorch (``(pred == target).mean()``): a tensor is hashed by identity, so
     # sets and dict keys still work; ``x in some_list`` compares elementwise, as in PyTorch (use
-    # ``any(x is t for t in some_list)``).
-    __eq__ = eq
-    __ne__ = ne
+    # ``any(x is t for t in some_list)``). None and strings are not values: ``x == None`` is False.
+    def __eq__(self, o):
+        return NotImplemented if o is None or isinstance(o, (str, bytes)) else self.eq(o)
+
+    def __ne__(self, o):
+        return NotImplemented if o is None or isinstance(o, (str, bytes)) else self.ne(o)
 
     def __getitem__(self, index):
-        return S.GetItem.apply(self, index=_raw_index(index))
+        t = S.GetItem.apply(self, index=_raw_index(index))
+        if t._vc is not None and t._vc is self._vc:  # a view: an in-place change of it reaches this tensor
+            t.__dict__["_view_of"] = (weakref.ref(self), _raw_index(index))
+        _note_index_versions(t, index)
+        return t
 
     def __setitem__(self, index, value):
         """``x[index] = value`` as in PyTorch: in place under no_grad() or when nothing requires grad;
         while recording, a graph tensor takes the result (its gradient is zero where it was
         overwritten, and ``value`` gets the gradient of the positions it was written to)."""
-        index = _raw_index(index)
+        original, index = index, _raw_index(index)
         if not is_grad_enabled() or not (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)):
             self.data[index] = _weak(self, _raw(value))
             self._bump_version()
             return
         _refuse_recorded_leaf(self)
         self._become(S.SetItem.apply(self, _weak(self, value), index=index))
+        _note_index_versions(self, original)
 
     # ---------------------------------------------------- methods as in numpy/torch
     def exp(self):
@@ -493,27 +519,43 @@ def _counter(t: Tensor) -> list:
     return vc
 
 
+_SHARE_LOCK = threading.Lock()  # (simulated ranks are threads and may view one tensor at once)
+
+
 def _share(src: Tensor, dst: Tensor) -> None:
     """``dst``'s array is ``src``'s memory (or a view of it): one version counter for both."""
-    vc = src._vc or _counter(src)
-    if len(vc) == 1:
-        vc += [[weakref.ref(src)], 16]
-    elif len(vc[_SHARERS]) >= vc[_PRUNE_AT]:  # drop the dead (amortized: the bound doubles with the living)
-        vc[_SHARERS] = [r for r in vc[_SHARERS] if r() is not None]
-        vc[_PRUNE_AT] = max(16, 2 * len(vc[_SHARERS]))
-    vc[_SHARERS].append(weakref.ref(dst))
-    dst._vc = vc
+    with _SHARE_LOCK:
+        vc = src._vc or _counter(src)
+        if len(vc) == 1:
+            vc += [[weakref.ref(src)], 16]
+        elif len(vc[_SHARERS]) >= vc[_PRUNE_AT]:  # drop the dead (amortized: the bound doubles with the living)
+            vc[_SHARERS] = [r for r in vc[_SHARERS] if r() is not None]
+            vc[_PRUNE_AT] = max(16, 2 * len(vc[_SHARERS]))
+        vc[_SHARERS].append(weakref.ref(dst))
+        dst._vc = vc
 
 
-def _shared_with_another(t: Tensor) -> bool:
+def _shared_with_another(t: Tensor, allow: Tensor | None = None) -> bool:
+    """Whether a live tensor other than ``t`` (and ``allow``) still views ``t``'s memory."""
     vc = t._vc
     if vc is None or len(vc) == 1:
         return False
     for r in vc[_SHARERS]:
         other = r()
-        if other is not None and other is not t:
+        if other is not None and other is not t and other is not allow and other._vc is vc:
             return True
     return False
+
+
+def _note_index_versions(t: Tensor, index) -> None:
+    """Tensor indices of ``t``'s indexing node are version-checked too (changing one would move the gradient)."""
+    node = t._node
+    if node is None:
+        return
+    extra = [(-2, it._vc or _counter(it), (it._vc or _counter(it))[0])
+             for it in (index if isinstance(index, tuple) else (index,)) if isinstance(it, Tensor)]
+    if extra:
+        node.saved_versions = [*node.saved_versions, *extra]
 
 
 def _link_views(t: Tensor, out, inputs, arrays) -> None:

@@ -155,6 +155,8 @@ class LogSoftmax(Function):
 class Dropout(Function):
     """Inverted dropout: kept units are scaled by 1/(1-p); the same mask is reused in backward."""
 
+    saves_tensors = False
+
     def forward(self, x, mask):
         self.mask = mask
         return x * mask

@@ -83,6 +83,8 @@ class Conv2d(Function):
     weight's destination like a 4-D one.
     """
 
+    saves_tensors = "inputs"
+
     def forward(self, x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
         xp = get_array_module(x)
         N, C, H, W = x.shape

@@ -395,6 +395,6 @@ def clip(a, min=None, max=None):  # noqa: A002
 
 
 def where(cond, a, b):
-    """Elementwise ``a`` where ``cond`` else ``b``; ``cond`` carries no gradient."""
-    cond = cond.data if isinstance(cond, Tensor) else cond
+    """Elementwise ``a`` where ``cond`` else ``b``; ``cond`` carries no gradient (a Tensor ``cond`` is
+    version-checked like the other inputs: changing it in place before backward is an error)."""
     return Where.apply(cond, a, b)

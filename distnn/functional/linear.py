@@ -12,6 +12,8 @@ from ._into import destinations, matmul_into, sum_into
 
 
 class Linear(Function):
+    saves_tensors = "inputs"
+
     def forward(self, x, weight, bias=None):
         if weight.ndim != 2:
             raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {tuple(weight.shape)}")

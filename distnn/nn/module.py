@@ -19,11 +19,9 @@ class Parameter(Tensor):
     """A leaf Tensor that a Module registers as a trainable parameter."""
 
     def __init__(self, data, requires_grad: bool = True, dtype=None):
-        if isinstance(data, Tensor):
-            data = data.data
-        if dtype is None and getattr(data, "dtype", None) is None:
+        if dtype is None and getattr(data.data if isinstance(data, Tensor) else data, "dtype", None) is None:
             dtype = DEFAULT_DTYPE
-        super().__init__(data, requires_grad=requires_grad, dtype=dtype)
+        super().__init__(data, requires_grad=requires_grad, dtype=dtype)  # (a Tensor's memory: its counter too)
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
