@@ -185,3 +185,31 @@ def test_an_unset_batch_dim_with_a_time_major_layer_warns_and_an_uncounted_sync_
         return True
 
     assert simulate(2, bypass) == [True, True]
+
+
+def test_a_graph_that_saved_a_buffer_backwards_after_the_buffer_broadcast():
+    # DataParallel broadcasts buffers after every synchronization and bumped their versions even where
+    # nothing changed: a retained graph, or a second forward's graph, that saved a buffer then refused
+    # to backward on 2 ranks (not on 1)
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 3)
+            self.register_buffer("scale", np.full(3, 2.0, np.float32))
+
+        def forward(self, x):
+            return self.lin(x) * self.scale
+
+    def run(comm):
+        distnn.manual_seed(0)
+        dp = DataParallel(Scaled(), comm)
+        x = distnn.Tensor(np.ones((4, 4), np.float32))
+        first, second = dp(x), dp(x)
+        first.sum().backward()  # synchronizes, then broadcasts the buffer
+        second.sum().backward()
+        out = dp(x)
+        out.sum().backward(retain_graph=True)
+        (out * out).sum().backward()
+        return True
+
+    assert simulate(2, run) == [True, True]

@@ -121,3 +121,19 @@ def test_a_preempted_session_counts_in_the_saved_training_time(digits, tmp_path)
     assert state["state"]["elapsed"] >= 12 * 0.02  # was 0: only a finished fit() added its time
     # the epoch's running time so far is saved with its samples (the resumed epoch's samples/s stays right)
     assert state["ranks"][0]["epoch_sums"]["time"] >= 3 * 0.02  # (steps 10-12; each includes the previous sleep)
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+def test_a_run_resumed_with_a_larger_max_steps_follows_its_new_length(tmp_path, schedule):
+    # Schedules spanning the run are sized by train.max_steps; the checkpoint of a 40-step run restored that
+    # size into an 80-step resume: onecycle stopped with "tried to step 41 times", cosine spent an epoch at lr 0
+    from distnn.cli import main
+    from distnn.train.callbacks.metrics_logger import read_metrics_csv
+
+    out = str(tmp_path / "run")
+    args = ["train", "--config", "digits_mlp", "--quiet", "--out", out, "--set", "train.epochs=4", "--set",
+            "run.plots=false", "--set", f"schedule.name={schedule}", "--set", "data.augment.shift=0"]
+    assert main([*args, "--set", "train.max_steps=40"]) == 0  # 2 of 4 epochs (20 steps each)
+    assert main([*args, "--set", "train.max_steps=80", "--resume", "auto"]) == 0
+    lrs = [row["lr"] for row in read_metrics_csv(f"{out}/metrics.csv")]
+    assert len(lrs) == 4 and all(lr > 1e-4 for lr in lrs[:3])  # no epoch spent at (or near) lr 0

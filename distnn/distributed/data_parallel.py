@@ -245,9 +245,12 @@ class DataParallel(Module):
             offset = 0
             for t in group:
                 n = int(t.data.size)
-                t.data[...] = flat[offset:offset + n].reshape(t.data.shape)
-                t._bump_version()
+                new = flat[offset:offset + n].reshape(t.data.shape)
                 offset += n
+                # only a real change is one: a graph that saved an unchanged buffer may still backward
+                if self.comm.rank != root and not xp.array_equal(t.data, new, equal_nan=t.data.dtype.kind in "fc"):
+                    t.data[...] = new
+                    t._bump_version()
 
     def _build_buckets(self):
         if not self._train_params:

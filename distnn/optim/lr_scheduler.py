@@ -54,8 +54,17 @@ class _SchedulerState:
         """Everything but the optimizer: plain values only (pickle- and ``flatten_state``-friendly)."""
         return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k != "optimizer"}
 
+    #: attribute names this scheduler keeps from its construction when a state is loaded (set by whoever
+    #: sized it from the run's length: a resumed run whose length changed follows its new length)
+    keep_on_load: tuple = ()
+
     def load_state_dict(self, state_dict: dict) -> None:
+        kept = {k: self.__dict__[k] for k in self.keep_on_load if k in self.__dict__}
         self.__dict__.update(copy.deepcopy(state_dict))
+        changed = any(k in state_dict and state_dict[k] != v for k, v in kept.items())
+        self.__dict__.update(kept)
+        if changed and hasattr(self, "lr_at") and self.last_epoch >= 0:
+            self._apply(self.lr_at(self.last_epoch))  # the rate of the new length, from the current step on
 
 
 class LRScheduler(_SchedulerState):

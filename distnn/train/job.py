@@ -296,11 +296,14 @@ def build_schedule(cfg, optimizer, steps_per_epoch: int) -> list:
     elif s.name == "cosine":
         t_max = int(s.get("T_max")) * unit if s.get("T_max") else max(1, total - warm)
         main = L.CosineAnnealingLR(optimizer, T_max=t_max, eta_min=s.eta_min)
+        if not s.get("T_max"):  # sized by the run: a resumed run of another length follows its new length
+            main.keep_on_load = ("T_max",)
     elif s.name == "onecycle":
         if warm:
             raise ValueError("schedule.name = 'onecycle' warms up by itself; leave schedule.warmup_* at 0")
         main = L.OneCycleLR(optimizer, max_lr=s.get("max_lr") or optimizer.param_groups[0]["lr"],
                             total_steps=run_steps)
+        main.keep_on_load = ("total_steps", "_phases")  # (as cosine's T_max)
     elif s.name == "plateau":
         from .callbacks.base import monitor_mode
 

@@ -203,7 +203,9 @@ class Trainer:
         """Train for ``epochs`` (or until an agreed stop); returns the per-epoch history.
 
         ``fit`` continues from where the trainer is (a resumed or an earlier run): it never restarts.
-        Called again after the last epoch (or an early stop) it trains no more, and says so.
+        Called again after the last epoch (or an early stop) it trains no more, and says so; the
+        callbacks' ``on_train_begin``/``on_train_end`` still run, so that a run resumed after its last
+        step ends as an uninterrupted one does (best weights restored, files written).
         """
         self.start_epoch = len(self.history)
         if self.history and (self.start_epoch >= self.epochs or self.state.stopped_early or (
