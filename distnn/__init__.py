@@ -52,7 +52,7 @@ def rand(*shape, dtype=float32, requires_grad=False, generator=None) -> Tensor:
 from .functional import (  # noqa: E402
     abs, cat, clip, concat, exp, log, matmul, maximum, minimum, pad, reshape, split, sqrt, stack, transpose, where,
 )
-from .functional.reduce import max, mean, min, sum, var  # noqa: E402
+from .functional.reduce import max, mean, min, std, sum, var  # noqa: E402
 
 _LAZY_SUBMODULES = {"nn", "optim", "distributed", "data", "train", "models", "testing", "cli"}
 

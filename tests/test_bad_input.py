@@ -116,7 +116,9 @@ def test_shape_op_errors():
     with pytest.raises(IndexError, match=r"invalid for tensor of shape \(2, 3\)"):
         _t(2, 3)[5]
     with pytest.raises(ValueError, match=r"split: axis 0 of size 5 does not divide into 2"):
-        F.split(_t(5, 2), 2)
+        F.split(_t(5, 2), 2, axis=0)  # numpy's meaning with numpy's keyword
+    with pytest.raises(ValueError, match=r"split: the sizes \[2, 2\] add up to 4, not to the size 5 of dim 0"):
+        F.split(_t(5, 2), [2, 2])
     with pytest.raises(ValueError, match=r"axes .* not a permutation of the 3 dimensions"):
         _t(2, 3, 4).permute(0, 1, 1)
     with pytest.raises(ValueError, match=r"axis 3 is out of range for a tensor with 2 dimensions"):

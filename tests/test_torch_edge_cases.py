@@ -277,3 +277,49 @@ def test_a_full_max_or_min_over_nan_gives_the_gradient_to_the_nans(torch, op, x)
     getattr(d, op)().backward()
     getattr(t, op)().backward()
     np.testing.assert_array_equal(d.grad, t.grad.numpy())
+
+
+# ---------------------------------------------------------------- PyTorch's reduction arguments
+def test_reductions_take_pytorchs_dim_arguments_with_pytorchs_meaning(torch):
+    # x.max(1) returned the values only (pred = out.max(1)[1] gave one number), var was the population
+    # variance, and dim=/keepdim= were TypeErrors; numpy's axis=/keepdims=/ddof= keep numpy's meaning
+    x = np.random.default_rng(3).standard_normal((4, 6))
+    d, t = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    values, indices = d.max(1)
+    ref = t.max(1)
+    np.testing.assert_array_equal(indices.data, ref.indices.numpy())
+    np.testing.assert_allclose(values.data, ref.values.detach().numpy())
+    assert d.max(1)[1].data.tolist() == ref[1].tolist() and distnn.min(d, 0).indices.data.tolist() == \
+        t.min(0).indices.tolist()
+    assert d.max(dim=1, keepdim=True).values.shape == (4, 1) and d.argmax(dim=1, keepdim=True).shape == (4, 1)
+    values.sum().backward()
+    ref.values.sum().backward()
+    np.testing.assert_allclose(d.grad, t.grad.numpy())  # (no ties here)
+    pairs = ((d.var(), t.var()), (d.var(1), t.var(1)), (d.std(0, keepdim=True), t.std(0, keepdim=True)),
+             (d.var(1, unbiased=False), t.var(1, unbiased=False)), (d.var(correction=0), t.var(correction=0)),
+             (d.sum(dim=1, keepdim=True), t.sum(dim=1, keepdim=True)), (d.mean(dim=0), t.mean(dim=0)))
+    for ours, theirs in pairs:
+        np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(d.var(axis=1).data, x.var(axis=1), rtol=1e-12)  # numpy's keywords: numpy's ddof=0
+    assert d.max(axis=1).shape == (4,) and d.max().shape == ()
+    with pytest.raises(TypeError, match="distnn.functional.maximum"):
+        distnn.max(d, d)
+
+
+def test_split_and_pad_take_pytorchs_arguments_with_pytorchs_meaning(torch):
+    # split read an int as a number of sections and a list as split points (numpy), pad's (1, 1) padded
+    # every axis: the same calls silently gave other shapes than PyTorch's
+    x = np.arange(24.0).reshape(4, 6)
+    d, t = Tensor(x), torch.tensor(x)
+    for args in ((2, 1), ([2, 4], 1), (4, 1), (3,)):
+        ours, theirs = F.split(d, *args), torch.split(t, *args)
+        assert [p.shape for p in ours] == [tuple(p.shape) for p in theirs]
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a.data, b.numpy())
+    assert [p.shape for p in F.split(d, 3, axis=1)] == [(4, 2)] * 3  # numpy's keyword: 3 sections
+    x4 = np.ones((2, 3, 4, 5))
+    for pad in ((1, 1), (0, 2, 1, 0), (1, 2, 3, 4, 5, 6)):
+        ours = F.pad(Tensor(x4), pad, value=1.5)
+        theirs = torch.nn.functional.pad(torch.tensor(x4), pad, value=1.5)
+        np.testing.assert_array_equal(ours.data, theirs.numpy())
+    assert F.pad(Tensor(x), ((1, 0), (0, 2))).shape == (5, 8)  # numpy's pairs per axis

@@ -401,26 +401,33 @@ class Tensor:
 
     clamp = clip
 
-    def sum(self, axis=None, keepdims=False):
-        return R.Sum.apply(self, axis=axis, keepdims=keepdims)
+    # Reductions take PyTorch's dim/keepdim (x.max(1) is (values, indices), var is unbiased) or
+    # numpy's axis/keepdims/ddof with numpy's meaning: see distnn.functional.reduce.
+    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return R.sum(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis=None, keepdims=False):
-        return R.Mean.apply(self, axis=axis, keepdims=keepdims)
+    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return R.mean(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def max(self, axis=None, keepdims=False):
-        return R.Max.apply(self, axis=axis, keepdims=keepdims)
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return R.max(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def min(self, axis=None, keepdims=False):
-        return R.Min.apply(self, axis=axis, keepdims=keepdims)
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return R.min(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def var(self, axis=None, ddof=0, keepdims=False):
-        return R.Var.apply(self, axis=axis, ddof=ddof, keepdims=keepdims)
+    def var(self, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None,
+            keepdims=None):
+        return R.var(self, dim, unbiased, keepdim, axis=axis, ddof=ddof, correction=correction, keepdims=keepdims)
 
-    def argmax(self, axis=None):
-        return Tensor(self.data.argmax(axis=axis))
+    def std(self, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None,
+            keepdims=None):
+        return R.std(self, dim, unbiased, keepdim, axis=axis, ddof=ddof, correction=correction, keepdims=keepdims)
 
-    def argmin(self, axis=None):
-        return Tensor(self.data.argmin(axis=axis))
+    def argmax(self, dim=None, keepdim=False, *, axis=None):
+        return Tensor(_arg_extremum(self.data, "argmax", dim if axis is None else axis, keepdim))
+
+    def argmin(self, dim=None, keepdim=False, *, axis=None):
+        return Tensor(_arg_extremum(self.data, "argmin", dim if axis is None else axis, keepdim))
 
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -586,6 +593,13 @@ def _weak(tensor, o):
     if getattr(o, "ndim", 1) == 0:
         return o.item() if kind in "biuf" else o
     return o.astype(tensor.data.dtype) if kind in "biu" else o
+
+
+def _arg_extremum(data, name, axis, keepdim):
+    out = getattr(data, name)(axis=axis)
+    if keepdim:
+        out = get_array_module(data).expand_dims(out, axis) if axis is not None else out.reshape((1,) * data.ndim)
+    return out
 
 
 def _refuse_recorded_leaf(t: Tensor) -> None:

@@ -8,7 +8,7 @@ from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from .loss import (
     binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss, mse_loss, multi_margin_loss, nll_loss,
 )
-from .reduce import max, mean, min, sum, var
+from .reduce import max, mean, min, std, sum, var
 from .shape import (
     broadcast_to, cat, concat, expand, flatten, pad, reshape, split, squeeze, stack, transpose, unsqueeze,
 )

@@ -1,8 +1,17 @@
-"""Reductions over an axis (or all axes): sum, mean, max, min, var."""
+"""Reductions over an axis (or all axes): sum, mean, max, min, var, std.
+
+The functions (and the Tensor methods) take PyTorch's arguments, ``dim`` and
+``keepdim`` (also positionally), with PyTorch's meaning: ``max(x, 1)`` is the
+pair (values, indices), ``var``/``std`` are unbiased unless ``unbiased=False``
+or ``correction=0``. numpy's keywords ``axis``, ``keepdims`` and ``ddof`` are
+accepted too and keep numpy's meaning (``max(x, axis=1)`` is the values, ``var``
+with ``axis=`` defaults to ``ddof=0``).
+"""
 from __future__ import annotations
 
 import builtins
 import math
+from collections import namedtuple
 
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
@@ -115,21 +124,80 @@ class Var(Function):
         return (g * (2.0 / self.denom if self.denom else math.inf) * self.centered,)
 
 
-def sum(a, axis=None, keepdims=False):  # noqa: A001
+#: what ``max(x, dim)``/``min(x, dim)`` return, as PyTorch's ``torch.return_types.max``
+MaxResult = namedtuple("max", ["values", "indices"])
+MinResult = namedtuple("min", ["values", "indices"])
+
+
+def _resolve(dim, keepdim, axis, keepdims):
+    """(axis, keepdims, numpy_style) from PyTorch's and numpy's spellings (not both)."""
+    if axis is not None and dim is not None:
+        raise TypeError("give dim (PyTorch) or axis (numpy), not both")
+    numpy_style = axis is not None or keepdims is not None
+    return (axis if axis is not None else dim), bool(keepdims if keepdims is not None else keepdim), numpy_style
+
+
+def sum(a, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
+    axis, keepdims, _ = _resolve(dim, keepdim, axis, keepdims)
     return Sum.apply(a, axis=axis, keepdims=keepdims)
 
 
-def mean(a, axis=None, keepdims=False):
+def mean(a, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    axis, keepdims, _ = _resolve(dim, keepdim, axis, keepdims)
     return Mean.apply(a, axis=axis, keepdims=keepdims)
 
 
-def max(a, axis=None, keepdims=False):  # noqa: A001
-    return Max.apply(a, axis=axis, keepdims=keepdims)
+def _extremum(cls, result, arg, a, dim, keepdim, axis, keepdims):
+    if dim is not None and not isinstance(dim, (int, tuple, list)) and hasattr(dim, "shape"):
+        raise TypeError(f"{cls.__name__.lower()}(a, b) of two tensors is distnn.functional."
+                        f"{'maximum' if cls is Max else 'minimum'}(a, b); the second argument of "
+                        f"{cls.__name__.lower()} is a dim")
+    axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
+    values = cls.apply(a, axis=axis, keepdims=keepdims)
+    if numpy_style or axis is None or not isinstance(axis, int):
+        return values
+    from distnn.autograd.tensor import Tensor
+
+    data = a.data if isinstance(a, Tensor) else a
+    indices = getattr(data, arg)(axis=axis)  # (the first extremum, as PyTorch on CPU; a NaN counts as one)
+    if keepdims:
+        indices = get_array_module(data).expand_dims(indices, axis)
+    return result(values, Tensor(indices))
 
 
-def min(a, axis=None, keepdims=False):  # noqa: A001
-    return Min.apply(a, axis=axis, keepdims=keepdims)
+def max(a, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
+    """The maximum; ``max(a, dim)`` (an int dim): the pair (values, indices), as PyTorch."""
+    return _extremum(Max, MaxResult, "argmax", a, dim, keepdim, axis, keepdims)
 
 
-def var(a, axis=None, ddof=0, keepdims=False):
-    return Var.apply(a, axis=axis, ddof=ddof, keepdims=keepdims)
+def min(a, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
+    """The minimum; ``min(a, dim)`` (an int dim): the pair (values, indices), as PyTorch."""
+    return _extremum(Min, MinResult, "argmin", a, dim, keepdim, axis, keepdims)
+
+
+def _ddof(numpy_style, unbiased, correction, ddof):
+    given = [v is not None for v in (unbiased, correction, ddof)]
+    if builtins.sum(given) > 1:
+        raise TypeError("give one of unbiased, correction (PyTorch) or ddof (numpy)")
+    if ddof is not None:
+        return ddof
+    if correction is not None:
+        return correction
+    if unbiased is not None:
+        return int(bool(unbiased))
+    return 0 if numpy_style else 1  # numpy's default with numpy's keywords, PyTorch's (unbiased) otherwise
+
+
+def var(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None, keepdims=None):
+    """Variance: unbiased by default (PyTorch); with numpy's ``axis``/``ddof``/``keepdims``, ``ddof=0``."""
+    axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
+    return Var.apply(a, axis=axis, ddof=_ddof(numpy_style or ddof is not None, unbiased, correction, ddof),
+                     keepdims=keepdims)
+
+
+def std(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None, keepdims=None):
+    """Standard deviation: the square root of :func:`var` (same arguments and defaults)."""
+    from .elementwise import Sqrt
+
+    return Sqrt.apply(var(a, dim, unbiased, keepdim, axis=axis, ddof=ddof, correction=correction,
+                          keepdims=keepdims))

@@ -1,6 +1,8 @@
 """Shape ops: reshape, transpose, broadcast, squeeze, indexing, concat/stack/split, pad."""
 from __future__ import annotations
 
+import numpy as np
+
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
@@ -257,16 +259,37 @@ def stack(tensors, axis=0):
     return Stack.apply(*tensors, axis=axis)
 
 
-def split(a, indices_or_sections, axis=0):
-    """numpy-style split: an int number of equal sections, or a list of split points."""
-    n = a.shape[axis]
+def split(a, split_size_or_sections, dim=0, *, axis=None):
+    """PyTorch's split: pieces of ``split_size_or_sections`` along ``dim`` (an int: that size, the last
+    piece smaller; a list: the sizes). With numpy's keyword ``axis=``, numpy's meaning: an int number
+    of equal sections, or a list of split points."""
+    if axis is not None:
+        return _split_at(a, _numpy_bounds(a.shape[axis], split_size_or_sections, axis), axis)
+    n = a.shape[dim]
+    if isinstance(split_size_or_sections, int):
+        if split_size_or_sections <= 0:
+            raise ValueError(f"split: split_size must be a positive int, got {split_size_or_sections}")
+        bounds = list(range(0, n, split_size_or_sections)) + [n]
+    else:
+        sizes = [int(s) for s in split_size_or_sections]
+        if sum(sizes) != n:
+            raise ValueError(f"split: the sizes {sizes} add up to {sum(sizes)}, not to the size {n} of dim {dim}")
+        bounds = [0]
+        for s in sizes:
+            bounds.append(bounds[-1] + s)
+    return _split_at(a, bounds, dim)
+
+
+def _numpy_bounds(n, indices_or_sections, axis):
     if isinstance(indices_or_sections, int):
         if n % indices_or_sections:
             raise ValueError(f"split: axis {axis} of size {n} does not divide into {indices_or_sections} equal sections")
         step = n // indices_or_sections
-        bounds = list(range(0, n + 1, step))
-    else:
-        bounds = [0] + list(indices_or_sections) + [n]
+        return list(range(0, n + 1, step))
+    return [0] + list(indices_or_sections) + [n]
+
+
+def _split_at(a, bounds, axis):
     pieces = []
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         index = [slice(None)] * a.ndim
@@ -275,8 +298,21 @@ def split(a, indices_or_sections, axis=0):
     return pieces
 
 
-def pad(a, pad_width, value=0.0):
-    return Pad.apply(a, pad_width=pad_width, value=value)
+def pad(a, pad, mode="constant", value=0.0):
+    """Constant padding. PyTorch's ``pad``: a flat tuple of (before, after) pairs from the LAST
+    dimension backwards, e.g. ``(1, 1)`` pads the last dim and ``(1, 1, 2, 2)`` the last two. numpy's
+    ``pad_width`` (one ``(before, after)`` pair per axis, as pairs; or an int for every axis) is taken too."""
+    if mode != "constant":
+        raise ValueError(f"pad: only mode='constant' is supported, got {mode!r}")
+    if isinstance(pad, (tuple, list)) and pad and all(isinstance(p, (int, np.integer)) for p in pad):
+        if len(pad) % 2 or len(pad) // 2 > a.ndim:
+            raise ValueError(f"pad: {tuple(pad)} must be (before, after) pairs for at most {a.ndim} dimensions, "
+                             "last dimension first")
+        pairs = [(0, 0)] * a.ndim
+        for i in range(len(pad) // 2):
+            pairs[a.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+        pad = pairs
+    return Pad.apply(a, pad_width=pad, value=value)  # (an int: numpy's, every axis)
 
 
 def getitem(a, index):
