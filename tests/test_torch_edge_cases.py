@@ -323,3 +323,18 @@ def test_split_and_pad_take_pytorchs_arguments_with_pytorchs_meaning(torch):
         theirs = torch.nn.functional.pad(torch.tensor(x4), pad, value=1.5)
         np.testing.assert_array_equal(ours.data, theirs.numpy())
     assert F.pad(Tensor(x), ((1, 0), (0, 2))).shape == (5, 8)  # numpy's pairs per axis
+
+
+def test_more_pytorch_calls_mean_the_same(torch):
+    # int tensor * 0.5 was float64 (PyTorch: float32); transpose(x, 0, 1) and F.dropout(x, p, training, inplace)
+    # and inplace=True on the activations were TypeErrors/AttributeErrors
+    i = Tensor(np.arange(4))
+    for ours, theirs in ((i * 0.5, torch.arange(4) * 0.5), (0.5 * i, 0.5 * torch.arange(4)),
+                         (i + 1.5, torch.arange(4) + 1.5), (2.0 - i, 2.0 - torch.arange(4)), (1.0 / (i + 1), None)):
+        assert ours.dtype == np.float32, ours.dtype
+        if theirs is not None:
+            np.testing.assert_allclose(ours.data, theirs.numpy())
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(F.transpose(Tensor(x), 0, 1).data, torch.transpose(torch.tensor(x), 0, 1).numpy())
+    np.testing.assert_array_equal(F.dropout(Tensor(x), 0.5, False, False).data, x)
+    np.testing.assert_array_equal(F.relu(Tensor(x - 2), inplace=True).data, np.maximum(x - 2, 0))

@@ -247,31 +247,31 @@ class Tensor:
         return E.Add.apply(*_operands(self, o))
 
     def __radd__(self, o):
-        return E.Add.apply(_weak(self, o), self)
+        return E.Add.apply(_weak(self, o), _int_meets_float(self, o))
 
     def __sub__(self, o):
         return E.Sub.apply(*_operands(self, o))
 
     def __rsub__(self, o):
-        return E.Sub.apply(_weak(self, o), self)
+        return E.Sub.apply(_weak(self, o), _int_meets_float(self, o))
 
     def __mul__(self, o):
         return E.Mul.apply(*_operands(self, o))
 
     def __rmul__(self, o):
-        return E.Mul.apply(_weak(self, o), self)
+        return E.Mul.apply(_weak(self, o), _int_meets_float(self, o))
 
     def __truediv__(self, o):
         return E.Div.apply(*_true_division(*_operands(self, o)))
 
     def __rtruediv__(self, o):
-        return E.Div.apply(*_true_division(_weak(self, o), self))
+        return E.Div.apply(*_true_division(_weak(self, o), _int_meets_float(self, o)))
 
     def __pow__(self, o):
         return E.Pow.apply(*_operands(self, o))
 
     def __rpow__(self, o):
-        return E.Pow.apply(_weak(self, o), self)
+        return E.Pow.apply(_weak(self, o), _int_meets_float(self, o))
 
     def __matmul__(self, o):
         return E.MatMul.apply(self, o)
@@ -618,7 +618,7 @@ def _operands(t: Tensor, o):
     does not decide against a tensor with dimensions of its own category.
     """
     if not isinstance(o, Tensor):
-        return t, _weak(t, o)
+        return _int_meets_float(t, o), _weak(t, o)
     dt, do = t.data.dtype, o.data.dtype
     if dt == do or dt.kind not in "biuf" or do.kind not in "biuf":
         return t, o
@@ -633,6 +633,14 @@ def _operands(t: Tensor, o):
         if o.data.ndim == 0 and t.data.ndim != 0:
             return t, o.astype(dt)
     return t, o
+
+
+def _int_meets_float(t: Tensor, o):
+    """An integer or bool tensor against a Python float computes in float32 (PyTorch's default dtype);
+    numpy would compute in float64. (An integer tensor cannot require grad: a constant array.)"""
+    if type(o) is float and t.data.dtype.kind in "biu":
+        return t.data.astype(DEFAULT_DTYPE)
+    return t
 
 
 def _true_division(a, b):

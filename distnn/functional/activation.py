@@ -165,15 +165,17 @@ class Dropout(Function):
         return g * self.mask, None  # no gradient for the mask
 
 
-def relu(x):
+# (``inplace`` is accepted for PyTorch's signatures and ignored: the result is a new tensor, which is
+# what a graph needs anyway; code that relies on the input changing must use the returned tensor)
+def relu(x, inplace=False):
     return ReLU.apply(x)
 
 
-def leaky_relu(x, negative_slope=0.01):
+def leaky_relu(x, negative_slope=0.01, inplace=False):
     return LeakyReLU.apply(x, negative_slope=negative_slope)
 
 
-def elu(x, alpha=1.0):
+def elu(x, alpha=1.0, inplace=False):
     return ELU.apply(x, alpha=alpha)
 
 
@@ -203,7 +205,7 @@ def log_softmax(x, axis=-1, dim=None):
     return LogSoftmax.apply(x, axis=axis if dim is None else dim)
 
 
-def dropout(x, p=0.5, training=True, generator=None):
+def dropout(x, p=0.5, training=True, inplace=False, *, generator=None):
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p).
 
     Identity when ``training`` is False or ``p == 0``. ``generator`` is a

@@ -229,8 +229,12 @@ def reshape(a, shape):
     return Reshape.apply(a, shape=tuple(shape))
 
 
-def transpose(a, axes=None):
-    return Transpose.apply(a, axes=axes)
+def transpose(a, *axes):
+    """As ``Tensor.transpose``: no axes reverse them, two swap them (PyTorch's ``transpose(x, 0, 1)``),
+    else a permutation (one tuple, numpy's)."""
+    if not isinstance(a, Tensor):
+        a = Tensor(a)
+    return a.transpose(*axes)
 
 
 def broadcast_to(a, shape):

@@ -22,7 +22,7 @@ class Dropout(Module):
         self.generator = generator
 
     def forward(self, x):
-        return dropout(x, self.p, self.training, self.generator)
+        return dropout(x, self.p, self.training, generator=self.generator)
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"

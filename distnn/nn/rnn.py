@@ -172,7 +172,7 @@ class RNNBase(Module):
                 outs.append(out)
             x = outs[0] if D == 1 else S.Concat.apply(*outs, axis=2)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                x = A.dropout(x, self.dropout, True, self.generator)
+                x = A.dropout(x, self.dropout, True, generator=self.generator)
 
         output = x
         if unbatched:
