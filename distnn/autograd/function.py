@@ -33,7 +33,8 @@ output array set ``saves_tensors = False`` and are not checked.
 from __future__ import annotations
 
 from .grad_mode import _state
-from .tensor import Tensor, _link_views
+from .tensor import Tensor
+from .versions import _link_views
 
 _new = object.__new__
 _make = Tensor._make

@@ -1,7 +1,6 @@
 """``Tensor``: an xp array with an optional gradient and a link to the op that made it."""
 from __future__ import annotations
 
-import threading
 import weakref
 
 import numpy as np
@@ -515,86 +514,6 @@ def _raw(x):
     return x.data if isinstance(x, Tensor) else x
 
 
-# A version counter is a list, cheap to make on the hot path: [version], or, once other tensors view the
-# same memory, [version, weak references to those tensors, how many there may be before the dead ones
-# are dropped] (so an in-place change while recording can tell whether another live tensor sees it).
-_VERSION, _SHARERS, _PRUNE_AT = 0, 1, 2
-
-
-def _counter(t: Tensor) -> list:
-    vc = t._vc = [0]
-    return vc
-
-
-_SHARE_LOCK = threading.Lock()  # (simulated ranks are threads and may view one tensor at once)
-
-
-def _share(src: Tensor, dst: Tensor) -> None:
-    """``dst``'s array is ``src``'s memory (or a view of it): one version counter for both."""
-    with _SHARE_LOCK:
-        vc = src._vc or _counter(src)
-        if len(vc) == 1:
-            vc += [[weakref.ref(src)], 16]
-        elif len(vc[_SHARERS]) >= vc[_PRUNE_AT]:  # drop the dead (amortized: the bound doubles with the living)
-            vc[_SHARERS] = [r for r in vc[_SHARERS] if r() is not None]
-            vc[_PRUNE_AT] = max(16, 2 * len(vc[_SHARERS]))
-        vc[_SHARERS].append(weakref.ref(dst))
-        dst._vc = vc
-
-
-def _shared_with_another(t: Tensor, allow: Tensor | None = None) -> bool:
-    """Whether a live tensor other than ``t`` (and ``allow``) still views ``t``'s memory."""
-    vc = t._vc
-    if vc is None or len(vc) == 1:
-        return False
-    for r in vc[_SHARERS]:
-        other = r()
-        if other is not None and other is not t and other is not allow and other._vc is vc:
-            return True
-    return False
-
-
-def _note_index_versions(t: Tensor, index) -> None:
-    """Tensor indices of ``t``'s indexing node are version-checked too (changing one would move the gradient)."""
-    node = t._node
-    if node is None:
-        return
-    extra = [(-2, it._vc or _counter(it), (it._vc or _counter(it))[0])
-             for it in (index if isinstance(index, tuple) else (index,)) if isinstance(it, Tensor)]
-    if extra:
-        node.saved_versions = [*node.saved_versions, *extra]
-
-
-def _link_views(t: Tensor, out, inputs, arrays) -> None:
-    """An op's output ``t`` whose array ``out`` is an input's array or a view of it shares its counter."""
-    for i, a in enumerate(arrays):
-        if a is out or (hasattr(a, "shape") and get_array_module(out).may_share_memory(out, a)):
-            x = inputs[i]
-            if isinstance(x, Tensor):
-                _share(x, t)
-            return
-
-
-def _weak(tensor, o):
-    """A constant operand of an arithmetic operator, typed as PyTorch types it.
-
-    numpy would promote a float32 tensor to float64 against a numpy scalar
-    (``np.sqrt(d)``, ``np.float64(2)``), a 0-d array or an int64 array; in
-    PyTorch these do not decide the result's dtype. So against a floating
-    tensor a numpy scalar or 0-d array becomes a Python scalar (weak, NEP 50)
-    and an integer or bool array takes the tensor's dtype.
-    """
-    t = type(o)
-    if t is Tensor or t is float or t is int or tensor.data.dtype.kind != "f":
-        return o
-    kind = getattr(getattr(o, "dtype", None), "kind", None)
-    if kind is None or isinstance(o, Tensor):
-        return o
-    if getattr(o, "ndim", 1) == 0:
-        return o.item() if kind in "biuf" else o
-    return o.astype(tensor.data.dtype) if kind in "biu" else o
-
-
 def _arg_extremum(data, name, axis, keepdim):
     out = getattr(data, name)(axis=axis)
     if keepdim:
@@ -608,61 +527,6 @@ def _refuse_recorded_leaf(t: Tensor) -> None:
                            "distnn.no_grad() (e.g. a manual update of parameters) or write x = x - y")
 
 
-def _operands(t: Tensor, o):
-    """``t`` and ``o`` of ``t <op> o``, typed as PyTorch types them.
-
-    A constant goes through :func:`_weak`. Between two tensors numpy would
-    promote an integer tensor times a float32 one, or a float32 tensor times a
-    0-d float64 one, to float64; in PyTorch the float operand decides (an
-    integer or bool tensor takes the float tensor's dtype), and a 0-d tensor
-    does not decide against a tensor with dimensions of its own category.
-    """
-    if not isinstance(o, Tensor):
-        return _int_meets_float(t, o), _weak(t, o)
-    dt, do = t.data.dtype, o.data.dtype
-    if dt == do or dt.kind not in "biuf" or do.kind not in "biuf":
-        return t, o
-    t_float, o_float = dt.kind == "f", do.kind == "f"
-    if t_float and not o_float:
-        return t, o.data.astype(dt)  # an integer tensor cannot require grad: a constant
-    if o_float and not t_float:
-        return t.data.astype(do), o
-    if t_float and o_float:
-        if t.data.ndim == 0 and o.data.ndim != 0:
-            return t.astype(do), o
-        if o.data.ndim == 0 and t.data.ndim != 0:
-            return t, o.astype(dt)
-    return t, o
-
-
-def _int_meets_float(t: Tensor, o):
-    """An integer or bool tensor against a Python float computes in float32 (PyTorch's default dtype);
-    numpy would compute in float64. (An integer tensor cannot require grad: a constant array.)"""
-    if type(o) is float and t.data.dtype.kind in "biu":
-        return t.data.astype(DEFAULT_DTYPE)
-    return t
-
-
-def _true_division(a, b):
-    """PyTorch's ``/`` of integers is a float of the default dtype (numpy's is float64)."""
-    if _integer(a) and _integer(b):
-        return _to_default_float(a), _to_default_float(b)
-    return a, b
-
-
-def _integer(x) -> bool:
-    if isinstance(x, (bool, int)):
-        return True
-    kind = getattr(getattr(_raw(x), "dtype", None), "kind", None)
-    return kind is not None and kind in "biu"
-
-
-def _to_default_float(x):
-    if isinstance(x, (bool, int)):
-        return float(x)  # weak: the tensor operand's float32 decides
-    return _raw(x).astype(DEFAULT_DTYPE)  # an integer tensor cannot require grad: a constant
-
-
 def _raw_index(index):
     if isinstance(index, tuple):
         return tuple(_raw(i) for i in index)
@@ -670,6 +534,8 @@ def _raw_index(index):
 
 
 # Bound at the bottom: these modules import Tensor from here.
+from .versions import _counter, _share, _shared_with_another, _note_index_versions  # noqa: E402
+from .dtype_rules import _weak, _operands, _int_meets_float, _true_division  # noqa: E402
 from distnn.functional import elementwise as E  # noqa: E402
 from distnn.functional import reduce as R  # noqa: E402
 from distnn.functional import shape as S  # noqa: E402

@@ -1,0 +1,72 @@
+"""Version counters (PyTorch's in-place check): how a tensor's memory is tracked across views.
+
+Every tensor gets a counter when first needed; in-place changes bump it, views share it,
+and recorded graph nodes note the versions they read (see ``Function.apply`` and the engine).
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+
+from distnn.backend import get_array_module
+
+from .tensor import Tensor
+
+# A version counter is a list, cheap to make on the hot path: [version], or, once other tensors view the
+# same memory, [version, weak references to those tensors, how many there may be before the dead ones
+# are dropped] (so an in-place change while recording can tell whether another live tensor sees it).
+_VERSION, _SHARERS, _PRUNE_AT = 0, 1, 2
+
+
+def _counter(t: Tensor) -> list:
+    vc = t._vc = [0]
+    return vc
+
+
+_SHARE_LOCK = threading.Lock()  # (simulated ranks are threads and may view one tensor at once)
+
+
+def _share(src: Tensor, dst: Tensor) -> None:
+    """``dst``'s array is ``src``'s memory (or a view of it): one version counter for both."""
+    with _SHARE_LOCK:
+        vc = src._vc or _counter(src)
+        if len(vc) == 1:
+            vc += [[weakref.ref(src)], 16]
+        elif len(vc[_SHARERS]) >= vc[_PRUNE_AT]:  # drop the dead (amortized: the bound doubles with the living)
+            vc[_SHARERS] = [r for r in vc[_SHARERS] if r() is not None]
+            vc[_PRUNE_AT] = max(16, 2 * len(vc[_SHARERS]))
+        vc[_SHARERS].append(weakref.ref(dst))
+        dst._vc = vc
+
+
+def _shared_with_another(t: Tensor, allow: Tensor | None = None) -> bool:
+    """Whether a live tensor other than ``t`` (and ``allow``) still views ``t``'s memory."""
+    vc = t._vc
+    if vc is None or len(vc) == 1:
+        return False
+    for r in vc[_SHARERS]:
+        other = r()
+        if other is not None and other is not t and other is not allow and other._vc is vc:
+            return True
+    return False
+
+
+def _note_index_versions(t: Tensor, index) -> None:
+    """Tensor indices of ``t``'s indexing node are version-checked too (changing one would move the gradient)."""
+    node = t._node
+    if node is None:
+        return
+    extra = [(-2, it._vc or _counter(it), (it._vc or _counter(it))[0])
+             for it in (index if isinstance(index, tuple) else (index,)) if isinstance(it, Tensor)]
+    if extra:
+        node.saved_versions = [*node.saved_versions, *extra]
+
+
+def _link_views(t: Tensor, out, inputs, arrays) -> None:
+    """An op's output ``t`` whose array ``out`` is an input's array or a view of it shares its counter."""
+    for i, a in enumerate(arrays):
+        if a is out or (hasattr(a, "shape") and get_array_module(out).may_share_memory(out, a)):
+            x = inputs[i]
+            if isinstance(x, Tensor):
+                _share(x, t)
+            return
