@@ -106,6 +106,7 @@ def main(argv=None):
         def run():
             for p in ps:
                 p.grad = None  # optimizer.zero_grad()
+            dp.set_num_samples(128)  # what the forward counts (no forward runs here)
             if seeded:  # what loss.backward() does first: the seed factor (gradients come out weighted)
                 dp._on_backward_begin(None, leaves)
             for p, d, g in zip(ps, dests, grads):
