@@ -324,3 +324,22 @@ def test_the_summary_names_the_curves_only_when_they_were_drawn(tmp_path, capsys
                             "--out", str(tmp_path / "run")], capsys)
     assert code == 0 and "run directory:" in out and "curves:" not in out
     assert not (tmp_path / "run" / "curves.png").exists()
+
+
+def test_the_latest_and_best_pointers_name_their_checkpoint(trained, tmp_path, capsys):
+    # <run>/checkpoints/latest is a pointer file: evaluate said "run directory ... does not exist" and
+    # --resume said "no valid checkpoint found"
+    d = trained["one"]
+    latest = os.path.join(d, "checkpoints", "latest")
+    assert os.path.isfile(latest)
+    code, out, err = run_cli(["evaluate", latest], capsys)
+    assert code == 0 and "accuracy" in out, err
+    from distnn.train import checkpoint as ck
+
+    path, state, _ = ck.resolve_and_load(latest, None)
+    assert path == os.path.join(d, "checkpoints", open(latest).read().strip()) and state
+    stale = tmp_path / "checkpoints"
+    stale.mkdir()
+    (stale / "best").write_text("step-00000999\n")
+    code, _, err = run_cli(["evaluate", str(stale / "best")], capsys)
+    assert code == 2 and "points at 'step-00000999', which is not a checkpoint here" in err

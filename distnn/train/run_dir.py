@@ -172,7 +172,9 @@ def load_model(path: str):
     """
     from distnn.models import build_model
 
-    path = str(path)
+    from .checkpoint import follow_pointer
+
+    path = follow_pointer(str(path))  # (<run>/checkpoints/latest or best: the checkpoint it names)
     directory = os.path.dirname(path) if path.endswith(".npz") else path
     weights, meta_path = os.path.join(directory, MODEL_WEIGHTS), os.path.join(directory, MODEL_META)
     if not os.path.isdir(directory):

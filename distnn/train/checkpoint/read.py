@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from .. import npz_io
 from . import hashing
-from .names import (DEFAULT_DIRNAME, FORMAT, MANIFEST, STEP_RE, TRAINER_JSON, VERSION, CheckpointError,
-                    CorruptCheckpointError)
+from .names import (BEST, DEFAULT_DIRNAME, FORMAT, LATEST, MANIFEST, STEP_RE, TRAINER_JSON, VERSION,
+                    CheckpointError, CorruptCheckpointError)
 from .state import decode_state
 
 
@@ -166,6 +166,21 @@ def load_latest_valid(root: str, warn=None) -> tuple[str, dict, dict] | None:
     return None
 
 
+def follow_pointer(path: str) -> str:
+    """``<root>/latest`` or ``<root>/best`` (pointer files) as the checkpoint directory they name; any
+    other path unchanged. A pointer naming no checkpoint is a CheckpointError."""
+    name = os.path.basename(os.path.normpath(path))
+    if name not in (LATEST, BEST) or not os.path.isfile(path):
+        return path
+    with open(path) as f:
+        target = f.read().strip()
+    step_dir = os.path.join(os.path.dirname(os.path.normpath(path)), target)
+    if not STEP_RE.match(target) or not os.path.isdir(step_dir):
+        raise CheckpointError(f"{path!r} points at {target!r}, which is not a checkpoint here (removed?); give "
+                              "the run directory to use its newest valid checkpoint")
+    return step_dir
+
+
 def resolve_and_load(spec: str, default_root: str | None, warn=None):
     """What ``--resume SPEC`` names: ``(path, state, manifest)`` or None (``auto`` with no checkpoint yet).
 
@@ -180,7 +195,7 @@ def resolve_and_load(spec: str, default_root: str | None, warn=None):
         if found is None and list_checkpoints(default_root):
             raise CheckpointError(f"no valid checkpoint in {default_root!r}: every one is incomplete or corrupt")
         return found
-    path = str(spec)
+    path = follow_pointer(str(spec))
     if not os.path.exists(path):
         raise CheckpointError(f"--resume {path!r}: no such checkpoint or run directory")
     if is_checkpoint_dir(path) or STEP_RE.match(os.path.basename(os.path.normpath(path))):
