@@ -48,11 +48,46 @@ def rand(*shape, dtype=float32, requires_grad=False, generator=None) -> Tensor:
     return Tensor(gen.random(shape).astype(dtype), requires_grad=requires_grad)
 
 
+def arange(start, end=None, step=1, dtype=None, requires_grad=False) -> Tensor:
+    """PyTorch's ``arange``: integers give int64, a float anywhere gives float32 (unless ``dtype``)."""
+    if end is None:
+        start, end = 0, start
+    floats = any(isinstance(v, float) for v in (start, end, step))
+    dtype = dtype if dtype is not None else (float32 if floats else _np.int64)
+    return Tensor(_np.arange(start, end, step).astype(dtype), requires_grad=requires_grad)
+
+
+def full(shape, fill_value, dtype=float32, requires_grad=False) -> Tensor:
+    return Tensor(_np.full(tuple(shape) if isinstance(shape, (tuple, list)) else (shape,), fill_value, dtype=dtype),
+                  requires_grad=requires_grad)
+
+
+def zeros_like(t, dtype=None, requires_grad=False) -> Tensor:
+    """Zeros of ``t``'s shape, dtype and device."""
+    data = t.data if isinstance(t, Tensor) else _np.asarray(t)
+    return Tensor(get_array_module(data).zeros_like(data, dtype=dtype), requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False) -> Tensor:
+    data = t.data if isinstance(t, Tensor) else _np.asarray(t)
+    return Tensor(get_array_module(data).ones_like(data, dtype=dtype), requires_grad=requires_grad)
+
+
+def from_numpy(array) -> Tensor:
+    """A tensor sharing ``array``'s memory (and keeping its dtype), as PyTorch's ``from_numpy``."""
+    return Tensor(_np.asarray(array))
+
+
+def argmax(t, dim=None, keepdim=False) -> Tensor:
+    return t.argmax(dim, keepdim) if isinstance(t, Tensor) else Tensor(t).argmax(dim, keepdim)
+
+
 # numpy-style free functions on tensors
 from .functional import (  # noqa: E402
     abs, cat, clip, concat, exp, log, matmul, maximum, minimum, pad, reshape, split, sqrt, stack, transpose, where,
 )
-from .functional.reduce import max, mean, min, std, sum, var  # noqa: E402
+from .functional.reduce import max, mean, min, norm, std, sum, var  # noqa: E402
+from .functional.activation import log_softmax, softmax  # noqa: E402
 
 _LAZY_SUBMODULES = {"nn", "optim", "distributed", "data", "train", "models", "testing", "cli"}
 
@@ -68,5 +103,6 @@ def __getattr__(name):
 
 __all__ = [
     "Tensor", "Function", "tensor", "zeros", "ones", "randn", "rand", "no_grad", "enable_grad", "manual_seed",
+    "arange", "full", "zeros_like", "ones_like", "from_numpy", "argmax",
     "functional", "backend", "get_array_module", "to_numpy", "float32", "float64",
 ]

@@ -338,3 +338,40 @@ def test_more_pytorch_calls_mean_the_same(torch):
     np.testing.assert_array_equal(F.transpose(Tensor(x), 0, 1).data, torch.transpose(torch.tensor(x), 0, 1).numpy())
     np.testing.assert_array_equal(F.dropout(Tensor(x), 0.5, False, False).data, x)
     np.testing.assert_array_equal(F.relu(Tensor(x - 2), inplace=True).data, np.maximum(x - 2, 0))
+
+
+def test_pytorch_tensor_methods_and_constructors_match_values_and_gradients(torch):
+    # each was an AttributeError; a ported script used them
+    x = np.arange(12.0).reshape(3, 4) - 5.5
+    index = np.array([[0, 1, 1], [2, 0, 3], [1, 1, 0]])
+    mask = x > 0
+    cases = {
+        "clone": lambda a, lib: a.clone() * 2,
+        "norm": lambda a, lib: a.norm() + a.norm(1) + a.norm(dim=1).sum(),
+        "norm of zeros": lambda a, lib: (a * 0).norm(),  # a subgradient of 0, not NaN
+        "masked_fill": lambda a, lib: a.masked_fill(mask if lib == "dn" else torch.tensor(mask), -1.0) * a,
+        "chunk": lambda a, lib: a.chunk(3, 1)[1] * a.chunk(3, 1)[0][:, :1],
+        "repeat": lambda a, lib: a.repeat(2, 1, 3) * 1.5,
+        "gather": lambda a, lib: a.gather(1, index if lib == "dn" else torch.tensor(index)) ** 2,
+        "remainder": lambda a, lib: (a % 3.0) * a,
+        "pow/matmul/mul": lambda a, lib: a.pow(2).matmul(a.T).mul(0.5).add(1).sub(a.sum()).div(4),
+        "zero_ via clone": lambda a, lib: a.clone().zero_() + a,
+    }
+    for name, fn in cases.items():
+        d, t = Tensor(x.copy(), requires_grad=True), torch.tensor(x.copy(), requires_grad=True)
+        ours, theirs = fn(d, "dn"), fn(t, "torch")
+        np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-12, err_msg=name)
+        (ours * ours).sum().backward()
+        (theirs * theirs).sum().backward()
+        np.testing.assert_allclose(d.grad, t.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
+    d = Tensor(x)
+    assert d.long().dtype == np.int64 and d.int().dtype == np.int32 and d.bool().dtype == bool
+    assert (d // 2).data.tolist() == (torch.tensor(x) // 2).tolist() and d.contiguous() is d and d.cpu() is d
+    assert (d > 0).all().item() is False and d.all().item() is True and d.any(1, keepdim=True).shape == (3, 1)
+    assert distnn.arange(5).dtype == np.int64 and distnn.arange(0.0, 1.0, 0.25).dtype == np.float32
+    np.testing.assert_array_equal(distnn.arange(1, 7, 2).data, torch.arange(1, 7, 2).numpy())
+    assert distnn.zeros_like(d).shape == (3, 4) and distnn.full((2, 2), 7.0).data.sum() == 28
+    a = np.ones(3)
+    shared = distnn.from_numpy(a)
+    a[0] = 5
+    assert shared.data[0] == 5 and distnn.argmax(d, 1).data.tolist() == [3, 3, 3]

@@ -8,6 +8,7 @@ import numpy as np
 from distnn.backend import DEFAULT_DTYPE, get_array_module, to_numpy
 
 from .grad_mode import is_grad_enabled
+from .tensor_methods import TensorMethods
 
 
 _object_new = object.__new__
@@ -32,7 +33,7 @@ def _as_array(data, dtype=None):
     return arr
 
 
-class Tensor:
+class Tensor(TensorMethods):
     """An n-dimensional array (numpy or cupy) that can record the ops applied to it.
 
     ``data`` is the raw array, ``grad`` the accumulated gradient (same shape, or

@@ -6,7 +6,6 @@ output's (broadcast) shape and ``engine.sum_to_shape`` reduces it.
 from __future__ import annotations
 
 from distnn.autograd.function import Function
-from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 
@@ -398,3 +397,15 @@ def where(cond, a, b):
     """Elementwise ``a`` where ``cond`` else ``b``; ``cond`` carries no gradient (a Tensor ``cond`` is
     version-checked like the other inputs: changing it in place before backward is an error)."""
     return Where.apply(cond, a, b)
+
+
+class Clone(Function):
+    """A copy in the graph (``x.clone()``): the gradient passes through."""
+
+    saves_tensors = False
+
+    def forward(self, a):
+        return a.copy()
+
+    def backward(self, g):
+        return (g,)

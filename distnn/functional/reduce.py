@@ -201,3 +201,35 @@ def std(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, corr
 
     return Sqrt.apply(var(a, dim, unbiased, keepdim, axis=axis, ddof=ddof, correction=correction,
                           keepdims=keepdims))
+
+
+class Norm2(Function):
+    """The 2-norm over ``axis``; its gradient at a zero vector is 0 (a subgradient, as PyTorch)."""
+
+    saves_tensors = True
+
+    def forward(self, a, axis=None, keepdims=False):
+        xp = get_array_module(a)
+        self.axes, self.keepdims, self.a = _axes(axis, a.ndim), keepdims, a
+        self.n = xp.sqrt((a * a).sum(axis=self.axes, keepdims=True))
+        return self.n if keepdims else self.n.reshape([s for i, s in enumerate(a.shape) if i not in self.axes])
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        if not self.keepdims and self.a.ndim:
+            g = xp.expand_dims(g, self.axes)
+        safe = xp.where(self.n == 0, 1, self.n)
+        return (g * xp.where(self.n == 0, 0, self.a / safe),)
+
+
+def norm(a, p=2, dim=None, keepdim=False):
+    """PyTorch's ``norm``: p = 2 (or 'fro'), 1 or inf over ``dim`` (all of them by default)."""
+    if p in (2, "fro"):
+        return Norm2.apply(a, axis=dim, keepdims=keepdim)
+    from .elementwise import Abs
+
+    if p == 1:
+        return Sum.apply(Abs.apply(a), axis=dim, keepdims=keepdim)
+    if p == float("inf"):
+        return Max.apply(Abs.apply(a), axis=dim, keepdims=keepdim)
+    raise ValueError(f"norm: p must be 2, 'fro', 1 or inf, got {p!r}")

@@ -321,3 +321,54 @@ def pad(a, pad, mode="constant", value=0.0):
 
 def getitem(a, index):
     return a[index] if isinstance(a, Tensor) else GetItem.apply(a, index=index)
+
+
+class Repeat(Function):
+    """PyTorch's ``x.repeat(*sizes)`` (numpy's ``tile``); backward sums the copies."""
+
+    saves_tensors = False
+
+    def forward(self, a, sizes):
+        sizes = tuple(int(s) for s in sizes)
+        if len(sizes) < a.ndim:
+            raise ValueError(f"repeat: {len(sizes)} sizes for a tensor of {a.ndim} dimensions (need at least "
+                             f"{a.ndim})")
+        self.shape = (1,) * (len(sizes) - a.ndim) + tuple(a.shape)  # (extra sizes add leading dims)
+        self.sizes = sizes
+        return get_array_module(a).tile(a.reshape(self.shape), sizes)
+
+    def backward(self, g):
+        split = []
+        for r, s in zip(self.sizes, self.shape):
+            split += [r, s]
+        summed = g.reshape(split).sum(axis=tuple(range(0, len(split), 2)))
+        return (summed,)  # (the engine's sum_to_shape drops the leading dims the sizes added)
+
+
+class Gather(Function):
+    """PyTorch's ``x.gather(dim, index)``: ``out[i][j] = x[index[i][j]][j]`` for dim 0 (and so on);
+    backward scatter-adds (an index used twice gets both gradients)."""
+
+    saves_tensors = "inputs"
+
+    def forward(self, a, index, dim):
+        xp = get_array_module(a)
+        if index.dtype.kind not in "iu":
+            raise TypeError(f"gather: index must hold integers, got {index.dtype}")
+        if index.ndim != a.ndim:
+            raise ValueError(f"gather: index has {index.ndim} dimensions, the tensor {a.ndim}")
+        self.dim, self.shape, self.index = dim % a.ndim, a.shape, index
+        return xp.take_along_axis(a, index, axis=self.dim)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        out = xp.zeros(self.shape, dtype=g.dtype)
+        grid = list(xp.indices(self.index.shape, sparse=True))
+        grid[self.dim] = self.index
+        if xp.__name__ == "numpy":
+            xp.add.at(out, tuple(grid), g)
+        else:  # cupy
+            import cupyx
+
+            cupyx.scatter_add(out, tuple(grid), g)
+        return out, None

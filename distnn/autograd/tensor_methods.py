@@ -1,0 +1,129 @@
+"""PyTorch's Tensor methods that are compositions of distnn's ops (a mixin of :class:`Tensor`).
+
+Kept apart from ``tensor.py`` (the core: data, gradients, operators, the common methods) so that
+each file stays readable; every method here follows PyTorch's name, arguments and meaning.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class TensorMethods:
+    __slots__ = ()
+
+    # ------------------------------------------------------------ copies and casts
+    def clone(self):
+        """A copy that stays in the graph (the gradient passes through)."""
+        return _ops.elementwise.Clone.apply(self)
+
+    def contiguous(self):
+        return self  # (any memory layout works with every distnn op)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def half(self):
+        return self.astype(np.float16)
+
+    def long(self):
+        return _const(self.data.astype(np.int64))  # (integer tensors carry no gradient)
+
+    def int(self):
+        return _const(self.data.astype(np.int32))
+
+    def bool(self):
+        return _const(self.data.astype(bool))
+
+    # ------------------------------------------------------------ arithmetic by name
+    def add(self, other):
+        return self + other
+
+    def sub(self, other):
+        return self - other
+
+    def mul(self, other):
+        return self * other
+
+    def div(self, other):
+        return self / other
+
+    def pow(self, exponent):
+        return self ** exponent
+
+    def matmul(self, other):
+        return self @ other
+
+    def __floordiv__(self, other):
+        return _const(self.data // _raw(other))  # (a step function: no gradient, as in PyTorch)
+
+    def __mod__(self, other):
+        """``x - floor(x / y) * y``, differentiable in ``x`` (gradient 1), as PyTorch's remainder."""
+        return self - _const(self.data // _raw(other) * _raw(other))
+
+    # ------------------------------------------------------------ in place
+    def zero_(self):
+        self[...] = 0
+        return self
+
+    def fill_(self, value):
+        self[...] = value
+        return self
+
+    # ------------------------------------------------------------ reductions and masks
+    def norm(self, p=2, dim=None, keepdim=False):
+        return _ops.reduce.norm(self, p, dim, keepdim)
+
+    def all(self, dim=None, keepdim=False):
+        return _const(self.data.all(axis=dim, keepdims=keepdim))
+
+    def any(self, dim=None, keepdim=False):
+        return _const(self.data.any(axis=dim, keepdims=keepdim))
+
+    def masked_fill(self, mask, value):
+        """``value`` where ``mask`` is true, else this tensor (the gradient flows where it is kept)."""
+        return _ops.elementwise.Where.apply(_raw(mask).astype(bool), float(value), self)
+
+    # ------------------------------------------------------------ pieces and copies
+    def split(self, split_size_or_sections, dim=0):
+        return _ops.shape.split(self, split_size_or_sections, dim)
+
+    def chunk(self, chunks, dim=0):
+        """``chunks`` pieces of equal size along ``dim`` (the last one smaller), as PyTorch."""
+        return _ops.shape.split(self, max(1, math.ceil(self.shape[dim] / chunks)), dim)
+
+    def repeat(self, *sizes):
+        if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+            sizes = tuple(sizes[0])
+        return _ops.shape.Repeat.apply(self, sizes=sizes)
+
+    def gather(self, dim, index):
+        return _ops.shape.Gather.apply(self, _raw(index), dim=dim)
+
+
+def _const(array):
+    from .tensor import Tensor
+
+    return Tensor(array)
+
+
+def _raw(x):
+    from .tensor import Tensor
+
+    return x.data if isinstance(x, Tensor) else x
+
+
+class _Ops:
+    """The op modules, imported on first use (they import Tensor, which imports this mixin)."""
+
+    def __getattr__(self, name):
+        import importlib
+
+        return importlib.import_module(f"distnn.functional.{name}")
+
+
+_ops = _Ops()
