@@ -49,6 +49,11 @@ SIMPLE = [
     ("ExponentialLR", dict(gamma=0.93)),
     ("CosineAnnealingLR", dict(T_max=20, eta_min=0.001)),
     ("CosineAnnealingLR", dict(T_max=17)),
+    # PyTorch's other schedulers (they were missing)
+    ("LinearLR", dict(start_factor=0.2, end_factor=0.9, total_iters=13)),
+    ("LinearLR", dict()),
+    ("CosineAnnealingWarmRestarts", dict(T_0=7, eta_min=0.002)),
+    ("CosineAnnealingWarmRestarts", dict(T_0=3, T_mult=2)),
 ]
 
 
@@ -276,3 +281,36 @@ def test_group_added_after_the_scheduler_is_a_clear_error(make):
     opt.add_param_group({"params": [Parameter(np.zeros(2))]})
     with pytest.raises(RuntimeError, match=r"3 parameter groups \(added after the scheduler\?\)"):
         sched.step()
+
+
+def test_lambda_and_sequential_lr_match_torch(torch):
+    def lam(step):
+        return 0.95 ** step if step % 2 else 1.0 / (1 + step)
+
+    ours = _sequence(S.LambdaLR(_ours(), [lam, lambda s: 0.5 + 0.5 * math.cos(s / 5)]))
+    theirs = _sequence(torch.optim.lr_scheduler.LambdaLR(_theirs(torch), [lam, lambda s: 0.5 + 0.5 * math.cos(s / 5)]))
+    _compare(ours, theirs)
+
+    def sequential(lib, opt):
+        L = S if lib is S else torch.optim.lr_scheduler
+        parts = [L.LinearLR(opt, start_factor=0.1, total_iters=5), L.ExponentialLR(opt, gamma=0.9),
+                 L.CosineAnnealingLR(opt, T_max=9)]
+        return L.SequentialLR(opt, parts, milestones=[5, 20])
+
+    _compare(_sequence(sequential(S, _ours())), _sequence(sequential(None, _theirs(torch))))
+
+
+def test_lambda_and_sequential_lr_resume_from_their_state():
+    opt = _ours()
+    sched = S.SequentialLR(opt, [S.LambdaLR(opt, lambda s: 1.0 / (1 + s)), S.StepLR(opt, step_size=3)], milestones=[4])
+    for _ in range(6):
+        sched.step()
+    state = pickle.loads(pickle.dumps(sched.state_dict()))  # (functions are left out, as in PyTorch)
+    opt2 = _ours()
+    again = S.SequentialLR(opt2, [S.LambdaLR(opt2, lambda s: 1.0 / (1 + s)), S.StepLR(opt2, step_size=3)],
+                           milestones=[4])
+    again.load_state_dict(state)
+    for _ in range(5):
+        sched.step()
+        again.step()
+        assert again.get_last_lr() == sched.get_last_lr()

@@ -35,7 +35,7 @@ from bisect import bisect_right
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
-           "OneCycleLR", "ReduceLROnPlateau"]
+           "OneCycleLR", "ReduceLROnPlateau", "LambdaLR", "LinearLR", "CosineAnnealingWarmRestarts", "SequentialLR"]
 
 
 def _check_optimizer(optimizer):
@@ -427,3 +427,7 @@ class ReduceLROnPlateau(_SchedulerState):
             new = max(old * self.factor, min_lr)
             if old - new > self.eps:
                 group["lr"] = new
+
+
+# PyTorch's other closed-form schedulers (a file of their own; they build on LRScheduler above)
+from .lr_scheduler_more import CosineAnnealingWarmRestarts, LambdaLR, LinearLR, SequentialLR  # noqa: E402
