@@ -375,3 +375,31 @@ def test_pytorch_tensor_methods_and_constructors_match_values_and_gradients(torc
     shared = distnn.from_numpy(a)
     a[0] = 5
     assert shared.data[0] == 5 and distnn.argmax(d, 1).data.tolist() == [3, 3, 3]
+
+
+def test_late_review_edge_cases_match_pytorch(torch):
+    # found by a review of the added methods: gather broadcast a smaller index and wrapped negative ones,
+    # std's gradient was NaN on a constant slice, max(dim) split tied gradients, masked_fill dropped a tensor
+    # value's gradient and changed integer dtypes
+    x = np.arange(12.0).reshape(3, 4)
+    assert Tensor(x).gather(1, np.array([[1, 2]])).data.tolist() == \
+        torch.tensor(x).gather(1, torch.tensor([[1, 2]])).tolist()
+    for bad in (np.array([[-1]]), np.array([[4]])):
+        with pytest.raises(IndexError, match="indices must be in"):
+            Tensor(x).gather(1, bad)
+    const = Tensor(np.ones((2, 3)), requires_grad=True)
+    const.std(1).sum().backward()
+    assert const.grad.tolist() == [[0.0] * 3] * 2
+    ties = np.array([[1.0, 3, 3], [2, 2, 0]])
+    d, t = Tensor(ties, requires_grad=True), torch.tensor(ties, requires_grad=True)
+    d.max(1).values.sum().backward()
+    t.max(1).values.sum().backward()
+    np.testing.assert_array_equal(d.grad, t.grad.numpy())
+    mask = np.array([True, False, True, False])
+    base, value = Tensor(np.arange(4.0), requires_grad=True), Tensor(np.array(2.0), requires_grad=True)
+    (base.masked_fill(mask, value) * 3).sum().backward()
+    assert value.grad == 6.0 and base.grad.tolist() == [0, 3, 0, 3]
+    assert Tensor(np.arange(4)).masked_fill(mask, 9).dtype == np.int64
+    assert (Tensor(np.arange(3)) * np.float64(1.5)).dtype == np.float32
+    with pytest.raises(TypeError, match="4th argument is inplace"):
+        F.dropout(Tensor(x), 0.5, True, np.random.default_rng(0))

@@ -5,6 +5,8 @@ an integer tensor, a 0-d float64 tensor, or in integer division; PyTorch does no
 """
 from __future__ import annotations
 
+import numpy as np
+
 from distnn.backend import DEFAULT_DTYPE
 
 from .tensor import Tensor, _raw
@@ -39,7 +41,8 @@ def _operands(t: Tensor, o):
     does not decide against a tensor with dimensions of its own category.
     """
     if not isinstance(o, Tensor):
-        return _int_meets_float(t, o), _weak(t, o)
+        t2 = _int_meets_float(t, o)
+        return t2, (float(o) if t2 is not t else _weak(t, o))  # (a numpy float would still promote)
     dt, do = t.data.dtype, o.data.dtype
     if dt == do or dt.kind not in "biuf" or do.kind not in "biuf":
         return t, o
@@ -59,7 +62,7 @@ def _operands(t: Tensor, o):
 def _int_meets_float(t: Tensor, o):
     """An integer or bool tensor against a Python float computes in float32 (PyTorch's default dtype);
     numpy would compute in float64. (An integer tensor cannot require grad: a constant array.)"""
-    if type(o) is float and t.data.dtype.kind in "biu":
+    if isinstance(o, (float, np.floating)) and t.data.dtype.kind in "biu":
         return t.data.astype(DEFAULT_DTYPE)
     return t
 

@@ -85,8 +85,13 @@ class TensorMethods:
         return _const(self.data.any(axis=dim, keepdims=keepdim))
 
     def masked_fill(self, mask, value):
-        """``value`` where ``mask`` is true, else this tensor (the gradient flows where it is kept)."""
-        return _ops.elementwise.Where.apply(_raw(mask).astype(bool), float(value), self)
+        """``value`` where ``mask`` is true, else this tensor (the gradient flows where it is kept; a 0-d
+        tensor ``value`` gets the gradient of the filled places)."""
+        from .tensor import Tensor
+
+        if not isinstance(value, Tensor):
+            value = np.asarray(value, dtype=self.data.dtype)  # (the tensor's dtype, as PyTorch)
+        return _ops.elementwise.Where.apply(_raw(mask).astype(bool), value, self)
 
     # ------------------------------------------------------------ pieces and copies
     def split(self, split_size_or_sections, dim=0):
@@ -94,7 +99,9 @@ class TensorMethods:
 
     def chunk(self, chunks, dim=0):
         """``chunks`` pieces of equal size along ``dim`` (the last one smaller), as PyTorch."""
-        return _ops.shape.split(self, max(1, math.ceil(self.shape[dim] / chunks)), dim)
+        if int(chunks) != chunks or chunks < 1:
+            raise ValueError(f"chunk: chunks must be an integer >= 1, got {chunks!r}")
+        return _ops.shape.split(self, max(1, math.ceil(self.shape[dim] / int(chunks))), dim)
 
     def repeat(self, *sizes):
         if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):

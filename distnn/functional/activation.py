@@ -212,6 +212,9 @@ def dropout(x, p=0.5, training=True, inplace=False, *, generator=None):
     ``numpy.random.Generator``; by default distnn's per-thread generator
     (``distnn.random``), so runs are reproducible and checkpointable.
     """
+    if not isinstance(inplace, bool):  # (an older positional call passed the generator here)
+        raise TypeError(f"dropout: the 4th argument is inplace (PyTorch's order), got {type(inplace).__name__}; "
+                        "pass a generator as generator=...")
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability must be in [0, 1], got {p}")
     if not training or p == 0.0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import numbers
 from collections import namedtuple
 
 from distnn.autograd.function import Function
@@ -148,20 +149,27 @@ def mean(a, dim=None, keepdim=False, *, axis=None, keepdims=None):
 
 
 def _extremum(cls, result, arg, a, dim, keepdim, axis, keepdims):
-    if dim is not None and not isinstance(dim, (int, tuple, list)) and hasattr(dim, "shape"):
+    if isinstance(dim, numbers.Integral):
+        dim = int(dim)
+    elif dim is not None and not isinstance(dim, (tuple, list)) and hasattr(dim, "shape"):
         raise TypeError(f"{cls.__name__.lower()}(a, b) of two tensors is distnn.functional."
                         f"{'maximum' if cls is Max else 'minimum'}(a, b); the second argument of "
                         f"{cls.__name__.lower()} is a dim")
     axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
-    values = cls.apply(a, axis=axis, keepdims=keepdims)
     if numpy_style or axis is None or not isinstance(axis, int):
-        return values
+        return cls.apply(a, axis=axis, keepdims=keepdims)  # (ties share the gradient, as PyTorch's amax)
     from distnn.autograd.tensor import Tensor
 
+    from .shape import Gather, Squeeze
+
     data = a.data if isinstance(a, Tensor) else a
-    indices = getattr(data, arg)(axis=axis)  # (the first extremum, as PyTorch on CPU; a NaN counts as one)
-    if keepdims:
-        indices = get_array_module(data).expand_dims(indices, axis)
+    if data.size == 0:
+        raise ValueError(f"{cls.__name__.lower()} of an empty tensor of shape {data.shape}")
+    # the first extremum (a NaN counts as one), and the gradient goes to it alone, as PyTorch's max(dim)
+    indices = get_array_module(data).expand_dims(getattr(data, arg)(axis=axis), axis)
+    values = Gather.apply(a, indices, dim=axis)
+    if not keepdims:
+        values, indices = Squeeze.apply(values, axis=axis), indices.squeeze(axis)
     return result(values, Tensor(indices))
 
 
@@ -195,12 +203,34 @@ def var(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, corr
                      keepdims=keepdims)
 
 
+class Std(Var):
+    """sqrt(Var); its gradient is 0 where the deviation is 0 (a constant slice), as in PyTorch."""
+
+    def forward(self, a, axis=None, ddof=0, keepdims=False):
+        self.s = get_array_module(a).sqrt(super().forward(a, axis=axis, ddof=ddof, keepdims=True))
+        self.keepdims = keepdims
+        return self.s if keepdims else self.s.reshape([n for i, n in enumerate(a.shape) if i not in self.axes])
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        if not self.keepdims and self.centered.ndim:
+            g = xp.expand_dims(g, self.axes)
+        with xp.errstate(divide="ignore", invalid="ignore") if hasattr(xp, "errstate") else _nullcontext():
+            d = g * self.centered / (self.denom * self.s)
+        return (xp.where(self.s == 0, 0, d) if self.denom else d,)
+
+
+def _nullcontext():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
 def std(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None, keepdims=None):
     """Standard deviation: the square root of :func:`var` (same arguments and defaults)."""
-    from .elementwise import Sqrt
-
-    return Sqrt.apply(var(a, dim, unbiased, keepdim, axis=axis, ddof=ddof, correction=correction,
-                          keepdims=keepdims))
+    axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
+    return Std.apply(a, axis=axis, ddof=_ddof(numpy_style or ddof is not None, unbiased, correction, ddof),
+                     keepdims=keepdims)
 
 
 class Norm2(Function):

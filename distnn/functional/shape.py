@@ -1,6 +1,8 @@
 """Shape ops: reshape, transpose, broadcast, squeeze, indexing, concat/stack/split, pad."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from distnn.autograd.function import Function
@@ -270,7 +272,8 @@ def split(a, split_size_or_sections, dim=0, *, axis=None):
     if axis is not None:
         return _split_at(a, _numpy_bounds(a.shape[axis], split_size_or_sections, axis), axis)
     n = a.shape[dim]
-    if isinstance(split_size_or_sections, int):
+    if isinstance(split_size_or_sections, numbers.Integral):
+        split_size_or_sections = int(split_size_or_sections)
         if split_size_or_sections <= 0:
             raise ValueError(f"split: split_size must be a positive int, got {split_size_or_sections}")
         bounds = list(range(0, n, split_size_or_sections)) + [n]
@@ -312,6 +315,8 @@ def pad(a, pad, mode="constant", value=0.0):
         if len(pad) % 2 or len(pad) // 2 > a.ndim:
             raise ValueError(f"pad: {tuple(pad)} must be (before, after) pairs for at most {a.ndim} dimensions, "
                              "last dimension first")
+        if any(p < 0 for p in pad):
+            raise ValueError(f"pad: negative amounts (cropping) are not supported, got {tuple(pad)}; slice the tensor")
         pairs = [(0, 0)] * a.ndim
         for i in range(len(pad) // 2):
             pairs[a.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
@@ -355,10 +360,20 @@ class Gather(Function):
         xp = get_array_module(a)
         if index.dtype.kind not in "iu":
             raise TypeError(f"gather: index must hold integers, got {index.dtype}")
-        if index.ndim != a.ndim:
-            raise ValueError(f"gather: index has {index.ndim} dimensions, the tensor {a.ndim}")
-        self.dim, self.shape, self.index = dim % a.ndim, a.shape, index
-        return xp.take_along_axis(a, index, axis=self.dim)
+        if index.ndim != a.ndim or not -a.ndim <= dim < a.ndim:
+            raise IndexError(f"gather: index of {index.ndim} dimensions and dim {dim} for a tensor of shape "
+                             f"{tuple(a.shape)} (both must have its {a.ndim} dimensions)")
+        d = dim % a.ndim
+        if any(index.shape[k] > a.shape[k] for k in range(a.ndim) if k != d):
+            raise IndexError(f"gather: index of shape {tuple(index.shape)} is larger than the tensor's "
+                             f"{tuple(a.shape)} outside dim {d}")
+        if index.size and (int(index.min()) < 0 or int(index.max()) >= a.shape[d]):
+            raise IndexError(f"gather: indices must be in [0, {a.shape[d]}) along dim {d}, got "
+                             f"[{int(index.min())}, {int(index.max())}]")
+        self.dim, self.shape, self.index = d, a.shape, index
+        # (an index smaller than the tensor outside dim takes the leading part, as PyTorch)
+        part = tuple(slice(None) if k == d else slice(0, index.shape[k]) for k in range(a.ndim))
+        return xp.take_along_axis(a[part], index, axis=d)
 
     def backward(self, g):
         xp = get_array_module(g)

@@ -87,8 +87,9 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
     changes in the order they were made, so after a power loss ``latest``
     names the new checkpoint only if its rename survived too. (Where a file
     system does not order them, ``latest`` could name a checkpoint that is
-    not there; distnn never loads through ``latest``: resume, evaluate and
-    predict take the newest checkpoint whose checksums verify.)
+    not there; distnn loads through ``latest`` only when a user names it, and
+    then verifies that checkpoint's checksums: ``--resume auto`` and a run
+    directory take the newest checkpoint whose checksums verify.)
     """
     name = step_name(step)
     final = os.path.join(root, name)

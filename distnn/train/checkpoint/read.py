@@ -169,7 +169,8 @@ def load_latest_valid(root: str, warn=None) -> tuple[str, dict, dict] | None:
 def follow_pointer(path: str) -> str:
     """``<root>/latest`` or ``<root>/best`` (pointer files) as the checkpoint directory they name; any
     other path unchanged. A pointer naming no checkpoint is a CheckpointError."""
-    name = os.path.basename(os.path.normpath(path))
+    path = os.path.normpath(path) if path.rstrip(os.sep) else path  # (a trailing slash)
+    name = os.path.basename(path)
     if name not in (LATEST, BEST) or not os.path.isfile(path):
         return path
     with open(path) as f:
