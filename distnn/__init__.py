@@ -57,7 +57,10 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False) -> Tensor:
     return Tensor(_np.arange(start, end, step).astype(dtype), requires_grad=requires_grad)
 
 
-def full(shape, fill_value, dtype=float32, requires_grad=False) -> Tensor:
+def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:
+    """``fill_value`` everywhere; the dtype follows it as in PyTorch (bool, int64, else float32)."""
+    if dtype is None:
+        dtype = bool if isinstance(fill_value, bool) else _np.int64 if isinstance(fill_value, int) else float32
     return Tensor(_np.full(tuple(shape) if isinstance(shape, (tuple, list)) else (shape,), fill_value, dtype=dtype),
                   requires_grad=requires_grad)
 

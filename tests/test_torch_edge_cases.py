@@ -403,3 +403,17 @@ def test_late_review_edge_cases_match_pytorch(torch):
     assert (Tensor(np.arange(3)) * np.float64(1.5)).dtype == np.float32
     with pytest.raises(TypeError, match="4th argument is inplace"):
         F.dropout(Tensor(x), 0.5, True, np.random.default_rng(0))
+
+
+def test_pad_crops_with_negative_amounts_and_full_follows_its_value(torch):
+    x = np.arange(24.0).reshape(2, 3, 4)
+    for pad in ((-1, 1), (1, -2, -1, 0), (-1, -1, 0, 2, 1, 0)):
+        d, t = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        ours, theirs = F.pad(d, pad, value=0.5), torch.nn.functional.pad(t, pad, value=0.5)
+        np.testing.assert_array_equal(ours.data, theirs.detach().numpy())
+        (ours * ours).sum().backward()
+        (theirs * theirs).sum().backward()
+        np.testing.assert_array_equal(d.grad, t.grad.numpy())
+    assert distnn.full((2,), 3).dtype == np.int64 and distnn.full((2,), True).dtype == bool
+    assert distnn.full((2,), 0.5).dtype == np.float32
+    assert F.transpose(Tensor(x), axes=(2, 0, 1)).shape == (4, 2, 3)  # numpy's keyword still works

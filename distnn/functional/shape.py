@@ -199,18 +199,29 @@ class Stack(Function):
 
 
 class Pad(Function):
-    """Constant padding with numpy's ``pad_width`` convention."""
+    """Constant padding with numpy's ``pad_width`` convention; a negative amount crops (as PyTorch)."""
 
     saves_tensors = False
 
     def forward(self, a, pad_width, value=0.0):
         xp = get_array_module(a)
         pw = _normalize_pad(pad_width, a.ndim)
-        self.slices = tuple(slice(lo, lo + n) for (lo, _), n in zip(pw, a.shape))
-        return xp.pad(a, pw, mode="constant", constant_values=value)
+        self.crop = tuple(slice(max(-lo, 0), n - max(-hi, 0)) for (lo, hi), n in zip(pw, a.shape))
+        kept = a[self.crop]
+        if any(n - max(-lo, 0) - max(-hi, 0) < 0 for (lo, hi), n in zip(pw, a.shape)):
+            raise ValueError(f"pad: cropping {pad_width} removes more than the shape {tuple(a.shape)} has")
+        pos = [(max(lo, 0), max(hi, 0)) for lo, hi in pw]
+        self.slices = tuple(slice(lo, lo + n) for (lo, _), n in zip(pos, kept.shape))
+        self.shape, self.cropped = a.shape, any(lo < 0 or hi < 0 for lo, hi in pw)
+        return xp.pad(kept, pos, mode="constant", constant_values=value)
 
     def backward(self, g):
-        return (g[self.slices],)
+        inner = g[self.slices]
+        if not self.cropped:
+            return (inner,)
+        out = get_array_module(g).zeros(self.shape, dtype=g.dtype)  # (cropped cells get no gradient)
+        out[self.crop] = inner
+        return (out,)
 
 
 def _normalize_pad(pad_width, ndim):
@@ -231,12 +242,12 @@ def reshape(a, shape):
     return Reshape.apply(a, shape=tuple(shape))
 
 
-def transpose(a, *axes):
+def transpose(a, *dims, axes=None):
     """As ``Tensor.transpose``: no axes reverse them, two swap them (PyTorch's ``transpose(x, 0, 1)``),
-    else a permutation (one tuple, numpy's)."""
+    else a permutation (one tuple, or numpy's ``axes=``)."""
     if not isinstance(a, Tensor):
         a = Tensor(a)
-    return a.transpose(*axes)
+    return a.transpose(*dims) if axes is None else a.transpose(tuple(axes))
 
 
 def broadcast_to(a, shape):
@@ -307,7 +318,8 @@ def _split_at(a, bounds, axis):
 
 def pad(a, pad, mode="constant", value=0.0):
     """Constant padding. PyTorch's ``pad``: a flat tuple of (before, after) pairs from the LAST
-    dimension backwards, e.g. ``(1, 1)`` pads the last dim and ``(1, 1, 2, 2)`` the last two. numpy's
+    dimension backwards, e.g. ``(1, 1)`` pads the last dim and ``(1, 1, 2, 2)`` the last two; a
+    negative amount crops, as in PyTorch. numpy's
     ``pad_width`` (one ``(before, after)`` pair per axis, as pairs; or an int for every axis) is taken too."""
     if mode != "constant":
         raise ValueError(f"pad: only mode='constant' is supported, got {mode!r}")
@@ -315,8 +327,6 @@ def pad(a, pad, mode="constant", value=0.0):
         if len(pad) % 2 or len(pad) // 2 > a.ndim:
             raise ValueError(f"pad: {tuple(pad)} must be (before, after) pairs for at most {a.ndim} dimensions, "
                              "last dimension first")
-        if any(p < 0 for p in pad):
-            raise ValueError(f"pad: negative amounts (cropping) are not supported, got {tuple(pad)}; slice the tensor")
         pairs = [(0, 0)] * a.ndim
         for i in range(len(pad) // 2):
             pairs[a.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
