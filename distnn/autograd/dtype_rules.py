@@ -41,8 +41,13 @@ def _operands(t: Tensor, o):
     does not decide against a tensor with dimensions of its own category.
     """
     if not isinstance(o, Tensor):
-        t2 = _int_meets_float(t, o)
-        return t2, (float(o) if t2 is not t else _weak(t, o))  # (a numpy float would still promote)
+        kind = t.data.dtype.kind
+        if kind == "f":  # the common case first (a float tensor and a constant)
+            t_o = type(o)
+            return t, (o if t_o is float or t_o is int else _weak(t, o))
+        if kind in "biu" and isinstance(o, (float, np.floating)):
+            return t.data.astype(DEFAULT_DTYPE), float(o)  # (int vs float: float32, as PyTorch)
+        return t, _weak(t, o)
     dt, do = t.data.dtype, o.data.dtype
     if dt == do or dt.kind not in "biuf" or do.kind not in "biuf":
         return t, o
