@@ -401,6 +401,7 @@ def test_late_review_edge_cases_match_pytorch(torch):
     assert value.grad == 6.0 and base.grad.tolist() == [0, 3, 0, 3]
     assert Tensor(np.arange(4)).masked_fill(mask, 9).dtype == np.int64
     assert (Tensor(np.arange(3)) * np.float64(1.5)).dtype == np.float32
+    assert (np.float64(1.5) * Tensor(np.arange(3))).dtype == np.float32  # (the reflected order too)
     with pytest.raises(TypeError, match="4th argument is inplace"):
         F.dropout(Tensor(x), 0.5, True, np.random.default_rng(0))
 

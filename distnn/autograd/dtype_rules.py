@@ -41,13 +41,7 @@ def _operands(t: Tensor, o):
     does not decide against a tensor with dimensions of its own category.
     """
     if not isinstance(o, Tensor):
-        kind = t.data.dtype.kind
-        if kind == "f":  # the common case first (a float tensor and a constant)
-            t_o = type(o)
-            return t, (o if t_o is float or t_o is int else _weak(t, o))
-        if kind in "biu" and isinstance(o, (float, np.floating)):
-            return t.data.astype(DEFAULT_DTYPE), float(o)  # (int vs float: float32, as PyTorch)
-        return t, _weak(t, o)
+        return _with_constant(t, o)
     dt, do = t.data.dtype, o.data.dtype
     if dt == do or dt.kind not in "biuf" or do.kind not in "biuf":
         return t, o
@@ -64,12 +58,20 @@ def _operands(t: Tensor, o):
     return t, o
 
 
-def _int_meets_float(t: Tensor, o):
-    """An integer or bool tensor against a Python float computes in float32 (PyTorch's default dtype);
-    numpy would compute in float64. (An integer tensor cannot require grad: a constant array.)"""
-    if isinstance(o, (float, np.floating)) and t.data.dtype.kind in "biu":
-        return t.data.astype(DEFAULT_DTYPE)
-    return t
+def _with_constant(t: Tensor, o):
+    """``t`` and the constant ``o`` of ``t <op> o`` or ``o <op> t`` (the caller orders them).
+
+    An integer or bool tensor against a float constant computes in float32 (PyTorch's default
+    dtype; numpy would compute in float64; an integer tensor cannot require grad, so it becomes a
+    constant array); otherwise the constant goes through :func:`_weak`.
+    """
+    kind = t.data.dtype.kind
+    if kind == "f":  # the common case first (a float tensor and a constant)
+        t_o = type(o)
+        return t, (o if t_o is float or t_o is int else _weak(t, o))
+    if kind in "biu" and isinstance(o, (float, np.floating)):
+        return t.data.astype(DEFAULT_DTYPE), float(o)
+    return t, _weak(t, o)
 
 
 def _true_division(a, b):

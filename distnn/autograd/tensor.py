@@ -247,31 +247,36 @@ class Tensor(TensorMethods):
         return E.Add.apply(*_operands(self, o))
 
     def __radd__(self, o):
-        return E.Add.apply(_weak(self, o), _int_meets_float(self, o))
+        t, c = _with_constant(self, o)
+        return E.Add.apply(c, t)
 
     def __sub__(self, o):
         return E.Sub.apply(*_operands(self, o))
 
     def __rsub__(self, o):
-        return E.Sub.apply(_weak(self, o), _int_meets_float(self, o))
+        t, c = _with_constant(self, o)
+        return E.Sub.apply(c, t)
 
     def __mul__(self, o):
         return E.Mul.apply(*_operands(self, o))
 
     def __rmul__(self, o):
-        return E.Mul.apply(_weak(self, o), _int_meets_float(self, o))
+        t, c = _with_constant(self, o)
+        return E.Mul.apply(c, t)
 
     def __truediv__(self, o):
         return E.Div.apply(*_true_division(*_operands(self, o)))
 
     def __rtruediv__(self, o):
-        return E.Div.apply(*_true_division(_weak(self, o), _int_meets_float(self, o)))
+        t, c = _with_constant(self, o)
+        return E.Div.apply(*_true_division(c, t))
 
     def __pow__(self, o):
         return E.Pow.apply(*_operands(self, o))
 
     def __rpow__(self, o):
-        return E.Pow.apply(_weak(self, o), _int_meets_float(self, o))
+        t, c = _with_constant(self, o)
+        return E.Pow.apply(c, t)
 
     def __matmul__(self, o):
         return E.MatMul.apply(self, o)
@@ -536,7 +541,7 @@ def _raw_index(index):
 
 # Bound at the bottom: these modules import Tensor from here.
 from .versions import _counter, _share, _shared_with_another, _note_index_versions  # noqa: E402
-from .dtype_rules import _weak, _operands, _int_meets_float, _true_division  # noqa: E402
+from .dtype_rules import _weak, _operands, _with_constant, _true_division  # noqa: E402
 from distnn.functional import elementwise as E  # noqa: E402
 from distnn.functional import reduce as R  # noqa: E402
 from distnn.functional import shape as S  # noqa: E402
