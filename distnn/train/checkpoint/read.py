@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from .. import npz_io
 from . import hashing
+from .commit import read_pointer
 from .names import (BEST, DEFAULT_DIRNAME, FORMAT, LATEST, MANIFEST, STEP_RE, TRAINER_JSON, VERSION,
                     CheckpointError, CorruptCheckpointError)
 from .state import decode_state
@@ -173,13 +174,12 @@ def follow_pointer(path: str) -> str:
     name = os.path.basename(path)
     if name not in (LATEST, BEST) or not os.path.isfile(path):
         return path
-    with open(path) as f:
-        target = f.read().strip()
-    step_dir = os.path.join(os.path.dirname(os.path.normpath(path)), target)
-    if not STEP_RE.match(target) or not os.path.isdir(step_dir):
-        raise CheckpointError(f"{path!r} points at {target!r}, which is not a checkpoint here (removed?); give "
-                              "the run directory to use its newest valid checkpoint")
-    return step_dir
+    root = os.path.dirname(path)
+    target = read_pointer(root, name)
+    if target is None or not os.path.isdir(os.path.join(root, target)):
+        raise CheckpointError(f"{path!r} points at {target or 'no step name'!r}, which is not a checkpoint here "
+                              "(removed?); give the run directory to use its newest valid checkpoint")
+    return os.path.join(root, target)
 
 
 def resolve_and_load(spec: str, default_root: str | None, warn=None):
