@@ -75,6 +75,11 @@ def to_numpy(array):
     return np.asarray(array)
 
 
+def is_device_name(name) -> bool:
+    """Whether ``name`` names a device (``cpu``, ``cuda``, ``cuda:N``, ``gpu``) rather than a dtype."""
+    return isinstance(name, str) and name.split(":")[0] in ("cpu", "cuda", "gpu")
+
+
 def resolve_device(device: str) -> str:
     """``"cpu"``, or ``"cuda:N"`` for ``"cuda"``/``"gpu"`` (the current device, as in PyTorch) or ``"cuda:N"``."""
     if device == "cpu":

@@ -5,7 +5,7 @@ import weakref
 
 import numpy as np
 
-from distnn.backend import DEFAULT_DTYPE, get_array_module, to_numpy
+from distnn.backend import DEFAULT_DTYPE, get_array_module, is_device_name, to_numpy
 
 from .grad_mode import is_grad_enabled
 from .tensor_methods import TensorMethods
@@ -157,8 +157,7 @@ class Tensor(TensorMethods):
         As in PyTorch the result is part of the graph: gradients flow back
         through the cast or the copy to this tensor.
         """
-        if isinstance(dtype_or_device, str) and (dtype_or_device == "cpu"
-                                                 or dtype_or_device.startswith(("cuda", "gpu"))):
+        if is_device_name(dtype_or_device):
             from distnn.backend import device_of, resolve_device
 
             if device_of(self.data) == resolve_device(dtype_or_device):

@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 
+from distnn.backend import unwrap
+
 
 class TensorMethods:
     __slots__ = ()
@@ -59,11 +61,11 @@ class TensorMethods:
         return self @ other
 
     def __floordiv__(self, other):
-        return _const(self.data // _raw(other))  # (a step function: no gradient, as in PyTorch)
+        return _const(self.data // unwrap(other))  # (a step function: no gradient, as in PyTorch)
 
     def __mod__(self, other):
         """``x - floor(x / y) * y``, differentiable in ``x`` (gradient 1), as PyTorch's remainder."""
-        return self - _const(self.data // _raw(other) * _raw(other))
+        return self - _const(self.data // unwrap(other) * unwrap(other))
 
     # ------------------------------------------------------------ in place
     def zero_(self):
@@ -91,7 +93,7 @@ class TensorMethods:
 
         if not isinstance(value, Tensor):
             value = np.asarray(value, dtype=self.data.dtype)  # (the tensor's dtype, as PyTorch)
-        return _ops.elementwise.Where.apply(_raw(mask).astype(bool), value, self)
+        return _ops.elementwise.Where.apply(unwrap(mask).astype(bool), value, self)
 
     # ------------------------------------------------------------ pieces and copies
     def split(self, split_size_or_sections, dim=0):
@@ -109,19 +111,13 @@ class TensorMethods:
         return _ops.shape.Repeat.apply(self, sizes=sizes)
 
     def gather(self, dim, index):
-        return _ops.shape.Gather.apply(self, _raw(index), dim=dim)
+        return _ops.shape.Gather.apply(self, unwrap(index), dim=dim)
 
 
 def _const(array):
     from .tensor import Tensor
 
     return Tensor(array)
-
-
-def _raw(x):
-    from .tensor import Tensor
-
-    return x.data if isinstance(x, Tensor) else x
 
 
 class _Ops:

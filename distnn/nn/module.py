@@ -12,7 +12,7 @@ from collections import OrderedDict
 import numpy as np
 
 from distnn.autograd.tensor import Tensor, reset_grad
-from distnn.backend import DEFAULT_DTYPE, get_array_module, to_device, to_numpy
+from distnn.backend import DEFAULT_DTYPE, get_array_module, is_device_name, to_device, to_numpy
 
 
 class Parameter(Tensor):
@@ -218,7 +218,7 @@ class Module:
         A dtype may be given as a name (``"float64"``).
         """
         device = None
-        if isinstance(device_or_dtype, str) and device_or_dtype.split(":")[0] in ("cpu", "cuda", "gpu"):
+        if is_device_name(device_or_dtype):
             device = device_or_dtype
         else:
             dtype = np.dtype(device_or_dtype)  # (a name that is neither a device nor a dtype: TypeError here)
