@@ -81,15 +81,11 @@ def from_numpy(array) -> Tensor:
     return Tensor(_np.asarray(array))
 
 
-def argmax(t, dim=None, keepdim=False) -> Tensor:
-    return t.argmax(dim, keepdim) if isinstance(t, Tensor) else Tensor(t).argmax(dim, keepdim)
-
-
 # numpy-style free functions on tensors
 from .functional import (  # noqa: E402
     abs, cat, clip, concat, exp, log, matmul, maximum, minimum, pad, reshape, split, sqrt, stack, transpose, where,
 )
-from .functional.reduce import max, mean, min, norm, std, sum, var  # noqa: E402
+from .functional.reduce import argmax, argmin, max, mean, min, norm, std, sum, var  # noqa: E402
 from .functional.activation import log_softmax, softmax  # noqa: E402
 
 _LAZY_SUBMODULES = {"nn", "optim", "distributed", "data", "train", "models", "testing", "cli"}

@@ -295,7 +295,7 @@ class Tensor(TensorMethods):
     # tensor becomes it: the same object, shape and dtype, with the new value and graph node, while
     # the arrays earlier nodes saved stay intact (so their gradients stay right).
     def _inplace(self, ufunc_name, o, out_of_place):
-        if not is_grad_enabled() or not (self.requires_grad or (isinstance(o, Tensor) and o.requires_grad)):
+        if not _records(self, o):
             getattr(get_array_module(self.data), ufunc_name)(self.data, _weak(self, _raw(o)), out=self.data,
                                                             casting="same_kind")
             self._bump_version()
@@ -379,7 +379,7 @@ class Tensor(TensorMethods):
         while recording, a graph tensor takes the result (its gradient is zero where it was
         overwritten, and ``value`` gets the gradient of the positions it was written to)."""
         original, index = index, _raw_index(index)
-        if not is_grad_enabled() or not (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)):
+        if not _records(self, value):
             self.data[index] = _weak(self, _raw(value))
             self._bump_version()
             return
@@ -428,10 +428,10 @@ class Tensor(TensorMethods):
         return R.std(self, dim, unbiased, keepdim, axis=axis, ddof=ddof, correction=correction, keepdims=keepdims)
 
     def argmax(self, dim=None, keepdim=False, *, axis=None):
-        return Tensor(_arg_extremum(self.data, "argmax", dim if axis is None else axis, keepdim))
+        return R.argmax(self, dim, keepdim, axis=axis)
 
     def argmin(self, dim=None, keepdim=False, *, axis=None):
-        return Tensor(_arg_extremum(self.data, "argmin", dim if axis is None else axis, keepdim))
+        return R.argmin(self, dim, keepdim, axis=axis)
 
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -519,11 +519,9 @@ def _raw(x):
     return x.data if isinstance(x, Tensor) else x
 
 
-def _arg_extremum(data, name, axis, keepdim):
-    out = getattr(data, name)(axis=axis)
-    if keepdim:
-        out = get_array_module(data).expand_dims(out, axis) if axis is not None else out.reshape((1,) * data.ndim)
-    return out
+def _records(t: Tensor, o) -> bool:
+    """Whether ``t <op>= o`` is recorded (else it changes ``t``'s array in place)."""
+    return is_grad_enabled() and (t.requires_grad or (isinstance(o, Tensor) and o.requires_grad))
 
 
 def _refuse_recorded_leaf(t: Tensor) -> None:

@@ -166,7 +166,7 @@ def _extremum(cls, result, arg, a, dim, keepdim, axis, keepdims):
     if data.size == 0:
         raise ValueError(f"{cls.__name__.lower()} of an empty tensor of shape {data.shape}")
     # the first extremum (a NaN counts as one), and the gradient goes to it alone, as PyTorch's max(dim)
-    indices = get_array_module(data).expand_dims(getattr(data, arg)(axis=axis), axis)
+    indices = _arg(data, arg, axis, True)
     values = Gather.apply(a, indices, dim=axis)
     if not keepdims:
         values, indices = Squeeze.apply(values, axis=axis), indices.squeeze(axis)
@@ -181,6 +181,27 @@ def max(a, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
 def min(a, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
     """The minimum; ``min(a, dim)`` (an int dim): the pair (values, indices), as PyTorch."""
     return _extremum(Min, MinResult, "argmin", a, dim, keepdim, axis, keepdims)
+
+
+def _arg(data, name, axis, keepdim):
+    out = getattr(data, name)(axis=axis)
+    if keepdim:
+        out = get_array_module(data).expand_dims(out, axis) if axis is not None else out.reshape((1,) * data.ndim)
+    return out
+
+
+def argmax(a, dim=None, keepdim=False, *, axis=None):
+    """Index of the (first) maximum, over all elements or along ``dim``; no gradient."""
+    from distnn.autograd.tensor import Tensor
+
+    return Tensor(_arg(a.data if isinstance(a, Tensor) else a, "argmax", dim if axis is None else axis, keepdim))
+
+
+def argmin(a, dim=None, keepdim=False, *, axis=None):
+    """Index of the (first) minimum, over all elements or along ``dim``; no gradient."""
+    from distnn.autograd.tensor import Tensor
+
+    return Tensor(_arg(a.data if isinstance(a, Tensor) else a, "argmin", dim if axis is None else axis, keepdim))
 
 
 def _ddof(numpy_style, unbiased, correction, ddof):
