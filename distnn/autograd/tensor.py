@@ -368,10 +368,12 @@ class Tensor(TensorMethods):
         return NotImplemented if o is None or isinstance(o, (str, bytes)) else self.ne(o)
 
     def __getitem__(self, index):
-        t = S.GetItem.apply(self, index=_raw_index(index))
+        raw = _raw_index(index)
+        t = S.GetItem.apply(self, index=raw)
         if t._vc is not None and t._vc is self._vc:  # a view: an in-place change of it reaches this tensor
-            t.__dict__["_view_of"] = (weakref.ref(self), _raw_index(index))
-        _note_index_versions(t, index)
+            t.__dict__["_view_of"] = (weakref.ref(self), raw)
+        if t._node is not None and raw is not index:  # (a Tensor among the indices: version-checked too)
+            _note_index_versions(t, index)
         return t
 
     def __setitem__(self, index, value):
