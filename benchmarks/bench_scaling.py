@@ -9,6 +9,12 @@ in fresh processes started from here:
 * numpy    the floor: the same math hand-written in numpy into one flat
            gradient buffer (pre-averaged through the loss gradient), one
            in-place ``MPI.Allreduce`` per step, a flat momentum update;
+* numpy-shm the same floor with the flat gradient in an MPI shared-memory
+           window, each rank summing its half and storing it in both buffers
+           between two barriers: by hand, what distnn's communicator does
+           when all ranks share a host (W ranks only; its 1-rank run is numpy's);
+* distnn-mpi distnn with ``DISTNN_MPI_SHARED_MEMORY=0``: its gradient
+           exchange through ``MPI_Allreduce``, as between hosts (W ranks only);
 * torch    ``DistributedDataParallel`` with the gloo backend (W processes,
            MASTER_ADDR=127.0.0.1), when torch is installed (1 rank: plain model).
 
@@ -18,7 +24,8 @@ scaling efficiency ``throughput(2) / (2 * throughput(1))`` and ratios.
 
     python benchmarks/bench_scaling.py [--steps 60] [--repeats 2] [--compression fp16]
 
-Targets: distnn efficiency >= 0.90; distnn(2) >= 1.5x torch DDP(2) and >= 0.9x numpy(2).
+Targets: distnn efficiency >= 0.90; distnn(2) >= 1.5x torch DDP(2) and >= 0.9x numpy(2)
+(the ratio to numpy-shm is printed too: the floor of the algorithm distnn uses).
 """
 from __future__ import annotations
 
@@ -45,7 +52,7 @@ def parse_args(argv=None):
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--compression", choices=["none", "fp16", "bf16"], default="none",
                    help="distnn's wire compression (the targets are for none)")
-    p.add_argument("--worker", choices=["distnn", "numpy", "torch"], help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=["distnn", "numpy", "numpy-shm", "torch"], help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -95,6 +102,35 @@ def worker_numpy(args):
     total = sum(int(np.prod(s)) for s in shapes)
     rng = np.random.default_rng(0)
     P, G, M = np.empty(total, np.float32), np.empty(total, np.float32), np.zeros(total, np.float32)
+    shared = args.worker == "numpy-shm" and size > 1
+    if shared:  # G lives in a shared-memory window; each rank reduces its share into every buffer
+        node = world.Split_type(MPI.COMM_TYPE_SHARED)
+        assert node.Get_size() == size, "numpy-shm needs every rank on one host"
+        win = MPI.Win.Allocate_shared(total * 4, 4, comm=node)
+        buffers = [np.frombuffer(win.Shared_query(k)[0], dtype=np.float32, count=total) for k in range(size)]
+        G = buffers[rank]
+        win.Lock_all()
+        share = slice(total * rank // size, total * (rank + 1) // size)
+        parts = [b[share] for b in buffers]
+        mine = parts[rank]
+        own = np.empty_like(mine)  # (rank >= 2 overwrites its share before adding it: reads a copy)
+        inputs = [own if k == rank and rank >= 2 else parts[k] for k in range(size)]
+
+        def exchange():
+            win.Sync()
+            node.Barrier()
+            win.Sync()
+            if rank >= 2:
+                own[...] = mine
+            np.add(inputs[0], inputs[1], out=mine)
+            for x in inputs[2:]:
+                np.add(mine, x, out=mine)
+            for k in range(size):
+                if k != rank:
+                    parts[k][...] = mine
+            win.Sync()
+            node.Barrier()
+            win.Sync()
 
     def views(flat):
         out, o = [], 0
@@ -141,7 +177,9 @@ def worker_numpy(args):
         d1 *= h1 > 0
         np.matmul(d1.T, x, out=gW1)
         np.sum(d1, axis=0, out=gb1)
-        if size > 1:
+        if shared:
+            exchange()
+        elif size > 1:
             world.Allreduce(MPI.IN_PLACE, G, MPI.SUM)
         M[...] *= 0.9
         M[...] += G
@@ -215,9 +253,11 @@ def _free_port():
 
 
 def _run(framework, ranks, args):
-    common = ["--worker", framework, "--steps", str(args.steps), "--warmup", str(args.warmup),
+    worker = "distnn" if framework == "distnn-mpi" else framework
+    common = ["--worker", worker, "--steps", str(args.steps), "--warmup", str(args.warmup),
               "--batch", str(args.batch), "--compression", args.compression]
     env = _env()
+    env["DISTNN_MPI_SHARED_MEMORY"] = "0" if framework == "distnn-mpi" else "1"
     if framework == "torch":
         env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE=str(ranks))
         procs = [subprocess.Popen([sys.executable, HERE, *common], env=dict(env, RANK=str(r)),
@@ -242,7 +282,8 @@ def _run(framework, ranks, args):
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
-        {"distnn": worker_distnn, "numpy": worker_numpy, "torch": worker_torch}[args.worker](args)
+        {"distnn": worker_distnn, "numpy": worker_numpy, "numpy-shm": worker_numpy,
+         "torch": worker_torch}[args.worker](args)
         return 0
     frameworks = ["distnn", "numpy"]
     if not args.no_torch:
@@ -255,21 +296,24 @@ def main(argv=None):
                 print("torch is not installed: PyTorch DDP skipped")
         except Exception:  # noqa: BLE001
             pass
-    configs = [(f, r) for f in frameworks for r in (1, args.ranks)]
+    W = args.ranks
+    configs = [(f, r) for f in frameworks for r in (1, W)]
+    configs += [("numpy-shm", W), ("distnn-mpi", W)]  # their 1-rank runs are numpy's and distnn's
     best = {c: 0.0 for c in configs}
     for _ in range(args.repeats):
         for c in configs:
             best[c] = max(best[c], _run(c[0], c[1], args))
-    W = args.ranks
     print(f"MLP {'-'.join(map(str, SIZES))}, batch {args.batch} per rank, 1 BLAS thread per rank, "
           f"{args.steps} timed steps, best of {args.repeats} rounds"
           + ("" if args.compression == "none" else f"; distnn with {args.compression} wire compression"))
     print(f"{'framework':10s} {'1 rank':>12s} {f'{W} ranks':>12s} {'efficiency':>11s}")
-    for f in frameworks:
-        one, many = best[(f, 1)], best[(f, W)]
+    for f in frameworks[:2] + ["numpy-shm", "distnn-mpi"] + frameworks[2:]:
+        one = best[({"numpy-shm": "numpy", "distnn-mpi": "distnn"}.get(f, f), 1)]
+        many = best[(f, W)]
         print(f"{f:10s} {one:10.0f}/s {many:10.0f}/s {many / (W * one):11.2f}")
     d = best[("distnn", W)]
     print(f"distnn/numpy floor at {W} ranks: {d / best[('numpy', W)]:.2f}  (target >= 0.90)")
+    print(f"distnn/numpy-shm floor at {W} ranks: {d / best[('numpy-shm', W)]:.2f}  (the same exchange by hand)")
     if "torch" in frameworks:
         print(f"distnn/torch DDP gloo at {W} ranks: {d / best[('torch', W)]:.2f}  (target >= 1.50)")
     print(f"distnn weak-scaling efficiency: {d / (W * best[('distnn', 1)]):.2f}  (target >= 0.90)")

@@ -106,3 +106,84 @@ def test_numpy_scalars_and_reductions_mpi_lacks(comm):
     with pytest.raises(TypeError, match="color must be an int or None"):
         comm.split("a")
     comm.barrier()
+
+
+@pytest.fixture(scope="module")
+def comm_without_shared_memory():
+    from distnn.distributed.mpi_comm import MPICommunicator
+
+    return MPICommunicator(shared_memory=False)
+
+
+@pytest.mark.parametrize("op,dtype", [("sum", np.float32), ("mean", np.float64), ("max", np.float32),
+                                      ("min", np.float64), ("sum", np.int64), ("max", np.int32)])
+@pytest.mark.parametrize("size", [1, 2, 17, 100_003])
+def test_allreduce_buffer_reduces_in_shared_memory_with_identical_bits(comm, op, dtype, size):
+    from distnn.distributed.shared_memory import SharedAllreduce
+
+    reduce = comm.allreduce_buffer(size, dtype, op)
+    assert isinstance(reduce, SharedAllreduce)  # pytest-mpi's ranks share this host
+    assert reduce.array.shape == (size,) and reduce.array.dtype == dtype and not reduce.array.any()
+
+    def mine(rank, step):
+        values = np.random.default_rng(1000 * rank + step).standard_normal(size) * 100
+        return values.astype(dtype)
+
+    for step in range(3):  # restarted rounds, each with other ranks' new values
+        reduce.array[...] = mine(comm.rank, step)
+        reduce.start().wait()
+        stack = np.stack([mine(r, step) for r in range(comm.size)])
+        expected = {"sum": stack.sum(0), "mean": stack.mean(0), "max": stack.max(0), "min": stack.min(0)}[op]
+        np.testing.assert_allclose(reduce.array, expected.astype(dtype), rtol=1e-6)
+        every = comm.allgather(reduce.array)
+        assert all(np.array_equal(every[0], e) for e in every)  # one rank computes each share: same bits
+    reduce.free()
+
+
+def test_shared_memory_buffers_in_flight_together_and_between_other_collectives(comm):
+    a, b = comm.allreduce_buffer(1000, np.float32), comm.allreduce_buffer(10, np.float64, "max")
+    for step in range(5):
+        a.array[...] = comm.rank + step
+        b.array[...] = -float(comm.rank)
+        handles = [a.start(), comm.iallreduce(np.full(7, 1.0)), b.start()]
+        # Wait in the opposite order on alternate ranks: each window's barriers are its own,
+        # so no rank can take one buffer's barrier for another's.
+        order = handles if comm.rank % 2 else handles[::-1]
+        for h in order:
+            h.wait()
+        assert (a.array == sum(range(comm.size)) + comm.size * step).all()
+        assert (b.array == 0.0).all() and (handles[1].wait() == comm.size).all()
+    a.free()
+    b.free()
+
+
+def test_allreduce_buffer_without_shared_memory_is_an_mpi_persistent_allreduce(comm_without_shared_memory):
+    from distnn.distributed.shared_memory import SharedAllreduce
+
+    c = comm_without_shared_memory
+    reduce = c.allreduce_buffer(5, np.float32, "sum")
+    assert not isinstance(reduce, SharedAllreduce)
+    reduce.array[...] = c.rank + 1
+    reduce.start().wait()
+    assert (reduce.array == c.size * (c.size + 1) / 2).all()
+    reduce.free()
+
+
+def test_released_windows_are_freed_only_when_no_array_views_them(comm):
+    import gc
+
+    arena = comm._arena
+    reduce = comm.allreduce_buffer(64, np.float32)
+    seg = max(arena.segments)
+    kept = reduce.array[:8]  # a view that outlives the allreduce (as a p.grad kept after a step)
+    reduce.array[...] = 2.0
+    reduce.free()
+    del reduce
+    gc.collect()
+    other = comm.allreduce_buffer(4, np.float32)  # a collective allocation: frees what all ranks released
+    assert seg in arena.segments  # still viewed here: kept alive
+    assert (kept == 2.0).all()
+    del kept
+    other.free()
+    comm.allreduce_buffer(4, np.float32).free()
+    assert seg not in arena.segments

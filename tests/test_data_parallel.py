@@ -276,6 +276,9 @@ class _AllreduceSpy:
     def allreduce_init(self, array, op="sum"):
         return PersistentAllreduce(self, array, op)  # each start goes through iallreduce above
 
+    def allreduce_buffer(self, size, dtype, op="sum", xp=np):
+        return self.allreduce_init(xp.zeros(size, dtype=dtype), op)
+
 
 def test_grads_are_averaged_when_backward_returns_and_buckets_overlap_backward():
     events = []

@@ -21,12 +21,21 @@ def _replicas_equal(comm, state):
     return all(np.array_equal(s[k], every[0][k]) for s in every for k in state)
 
 
+@pytest.fixture(scope="module")
+def comm_without_shared_memory():
+    from distnn.distributed.mpi_comm import MPICommunicator
+
+    return MPICommunicator(shared_memory=False)
+
+
+@pytest.mark.parametrize("shared_memory", [True, False], ids=["shared-memory", "mpi-allreduce"])
 @pytest.mark.parametrize("batch,bucket_mb", [(12, 25.0), (7, 0.001)], ids=["even-one-bucket", "uneven-buckets"])
-def test_mpi_ranks_match_one_process(comm, batch, bucket_mb):
+def test_mpi_ranks_match_one_process(comm, comm_without_shared_memory, batch, bucket_mb, shared_memory):
+    c = comm if shared_memory else comm_without_shared_memory
     batches = global_batches(batch)
-    state = train_rank(comm, batches, bucket_mb=bucket_mb)
+    state = train_rank(c, batches, bucket_mb=bucket_mb)
     assert_rel_close(state, train_single(batches), 1e-6)
-    assert _replicas_equal(comm, state)
+    assert _replicas_equal(c, state)
 
 
 def test_mpi_no_sync_and_compression(comm):
@@ -70,10 +79,37 @@ def test_mpi_data_parallels_dropped_without_remove_hooks_free_their_requests(com
 
     batches = global_batches(12, steps=3)
     ref = train_single(batches)
-    for _ in range(3):  # each train_rank's DataParallel is garbage: its persistent allreduces are freed
+    windows = []
+    for _ in range(4):  # each train_rank's DataParallel is garbage: its persistent allreduces are freed
         state = train_rank(comm, batches)
         gc.collect()
+        windows.append(len(comm._arena.segments))
     assert_rel_close(state, ref, 1e-6)
+    assert windows[-1] <= windows[1]  # shared-memory windows too: their number does not grow
+
+
+def test_mpi_gradients_kept_after_the_data_parallel_is_dropped_stay_valid(comm):
+    """p.grad is a view of a shared-memory bucket: dropping the wrapper must not free the memory under it."""
+    import gc
+
+    import distnn
+    import distnn.functional as F
+    from distnn.distributed import DataParallel
+    from test_data_parallel import make_data
+
+    X, Y = make_data()
+    model = make_mlp(3)
+    dp = DataParallel(model, comm)
+    mine = np.arange(comm.rank, 24, comm.size)
+    F.cross_entropy(dp(distnn.Tensor(X[mine])), Y[mine]).backward()
+    grads = [p.grad for p in model.parameters()]
+    copies = [g.copy() for g in grads]
+    del dp
+    gc.collect()
+    for _ in range(2):  # allocations free released windows that nothing views
+        DataParallel(make_mlp(3), comm)
+        gc.collect()
+    assert all(np.array_equal(g, c) for g, c in zip(grads, copies))
 
 
 def test_mpi_mismatched_models_raise_on_every_rank(comm):

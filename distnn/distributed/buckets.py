@@ -78,7 +78,12 @@ class FlatBucket:
         """
         self.release()
         xp = get_array_module(self.params[0].data)
-        self.buffer = xp.zeros(self.numel + len(self.params) + self.extra, dtype=self.dtype)
+        size = self.numel + len(self.params) + self.extra
+        if self.codec is None:
+            self._allreduce = comm.allreduce_buffer(size, self.dtype, "sum", xp)
+            self.buffer = self._allreduce.array
+        else:
+            self.buffer = xp.zeros(size, dtype=self.dtype)
         self.values, self.meta = self.buffer[:self.numel], self.buffer[self.numel:]
         self.views, offset = [], 0
         for p in self.params:
@@ -89,8 +94,6 @@ class FlatBucket:
             offset += n
         if self.codec is not None:
             self.exchange = CompressedExchange(self.codec, comm, self.numel, self.meta.size, xp)
-        else:
-            self._allreduce = comm.allreduce_init(self.buffer, "sum")
 
     def release(self) -> None:
         """Stop steering gradients here and free the persistent allreduce."""

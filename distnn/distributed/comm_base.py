@@ -10,6 +10,8 @@ alone. Arrays are numpy or cupy; reductions are elementwise.
 ``local_rank``, ``local_size``   index and count of the ranks on this host
 ``allreduce(a, op)``             ``op`` in sum/mean/max/min; in place, returns ``a``
 ``iallreduce(a, op)``            nonblocking allreduce; ``handle.wait()`` returns ``a``
+``allreduce_init(a, op)``        persistent allreduce of ``a``: ``start()`` each round
+``allreduce_buffer(n, dtype)``   the same, of a buffer the communicator allocates
 ``iallgather(a)``                nonblocking allgather; ``wait()`` returns (size, *a.shape)
 ``broadcast(a, root)``           in place, returns ``a``
 ``allgather(a)``                 (size, *a.shape) array; every rank passes the same shape
@@ -178,6 +180,16 @@ class Communicator:
         array = as_array(array)
         check_op(op, array)
         return PersistentAllreduce(self, array, op)
+
+    def allreduce_buffer(self, size: int, dtype, op: str = "sum", xp=np) -> PersistentAllreduce:
+        """A persistent allreduce of a zeroed 1-D buffer it allocates itself (its ``.array``). Collective.
+
+        Every rank passes the same size and dtype. Where a backend can place
+        the buffer so that it reduces faster, it does: the MPI communicator,
+        when all its ranks share a host, allocates it in shared memory
+        (:mod:`.shared_memory`). ``free()`` releases it.
+        """
+        return self.allreduce_init(xp.zeros(int(size), dtype=dtype), op)
 
     def iallgather(self, array) -> Handle:  # pragma: no cover - interface
         """Start an allgather of same-shape arrays; ``wait()`` returns a (size, *shape) array."""

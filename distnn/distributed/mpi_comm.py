@@ -28,6 +28,7 @@ from distnn.backend import get_array_module
 from .comm_base import (
     Communicator, Handle, PersistentAllreduce, as_array, check_alltoall, check_color, check_op,
 )
+from .shared_memory import SharedArena
 from .watchdog import FORWARD_GRACE_S, collective_timeout, install_excepthook, report_grace, wait_until
 
 _MPI = None
@@ -103,6 +104,36 @@ def _persistent_ok() -> bool:
     return _mpi().Get_version() >= (4, 0)
 
 
+_SEGMENT_PREFIX = "/dev/shm/mpich_shm_"
+
+
+def unlink_start_up_segments() -> None:
+    """Remove the names of the shared-memory files MPICH maps at start-up (the memory stays while mapped).
+
+    MPICH removes its start-up file only in ``MPI_Finalize``: every job that
+    aborts (as distnn's do on a failure) or is killed left one in /dev/shm,
+    host memory lost until reboot. Every local process maps it in
+    ``MPI_Init``, so once a collective over the whole group has returned
+    here the name is no longer needed. Linux only; anything else is left alone.
+    """
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split(None, 5)[5].rstrip("\n") for line in maps if _SEGMENT_PREFIX in line}
+    except OSError:
+        return
+    for path in paths:
+        if path.startswith(_SEGMENT_PREFIX) and not path.endswith("(deleted)"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def _shared_memory_ok() -> bool:
+    """Whether ``allreduce_buffer`` may use shared-memory windows (``DISTNN_MPI_SHARED_MEMORY=0`` turns them off)."""
+    return os.environ.get("DISTNN_MPI_SHARED_MEMORY", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 class _MPIHandle(Handle):
     """A started MPI request; ``finish`` turns the completed buffers into the result."""
 
@@ -170,12 +201,15 @@ class MPICommunicator(Communicator):
     Construction is collective. ``timeout`` (seconds, None = wait forever)
     defaults to ``DISTNN_COLLECTIVE_TIMEOUT``. For ``COMM_WORLD`` with more
     than one rank, an uncaught exception on any rank aborts the job
-    (``abort_on_exception=False`` turns that off).
+    (``abort_on_exception=False`` turns that off). When every rank is on one
+    host, :meth:`allreduce_buffer` reduces in shared memory
+    (:mod:`.shared_memory`) unless ``shared_memory=False`` (default:
+    ``DISTNN_MPI_SHARED_MEMORY``, on).
     """
 
     backend = "mpi"
 
-    def __init__(self, comm=None, timeout="env", abort_on_exception: bool = True):
+    def __init__(self, comm=None, timeout="env", abort_on_exception: bool = True, shared_memory=None):
         MPI = _mpi()
         base = MPI.COMM_WORLD if comm is None else comm
         is_world = base == MPI.COMM_WORLD or MPI.Comm.Compare(base, MPI.COMM_WORLD) in (MPI.IDENT, MPI.CONGRUENT)
@@ -186,7 +220,12 @@ class MPICommunicator(Communicator):
         self._is_world = is_world
         node = self._comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
         self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
+        if node.Get_rank() == 0:
+            unlink_start_up_segments()
+        one_host = node.Get_size() == self.size
         node.Free()
+        self._shared_memory = _shared_memory_ok() if shared_memory is None else bool(shared_memory)
+        self._arena = SharedArena(self, MPI) if one_host and self.size > 1 and self._shared_memory else None
         if is_world:  # launchers publish the host-local rank they bound devices with: respect it
             env_rank, env_size = _env_int(_LOCAL_RANK_VARS), _env_int(_LOCAL_SIZE_VARS)
             if env_rank is not None:
@@ -206,7 +245,15 @@ class MPICommunicator(Communicator):
         return f"collective #{self._seq} {what}"
 
     def _wait(self, req, what: str) -> None:
-        wait_until(req.Test, self.timeout, lambda waited: self._timed_out(what, waited),
+        test = req.Test
+        if self._arena is not None:  # do our part of shared-memory rounds in flight while we wait
+            arena = self._arena
+
+            def test():
+                arena.progress()
+                return req.Test()
+
+        wait_until(test, self.timeout, lambda waited: self._timed_out(what, waited),
                    lambda: self._answer_reports(what))
 
     def _host_buffer(self, array):
@@ -257,6 +304,12 @@ class MPICommunicator(Communicator):
             return _MPIPersistentAllreduce(self, array, op, init(_mpi().IN_PLACE, array, _OPS[op]))
         return PersistentAllreduce(self, array, op)
 
+    def allreduce_buffer(self, size: int, dtype, op: str = "sum", xp=np) -> PersistentAllreduce:
+        if self._arena is None or xp is not np or int(size) == 0:
+            return super().allreduce_buffer(size, dtype, op, xp)
+        check_op(op, np.zeros(0, dtype=dtype))
+        return self._arena.allreduce_buffer(int(size), dtype, op)
+
     def iallgather(self, array) -> Handle:
         array = as_array(array)
         out = get_array_module(array).empty((self.size,) + tuple(array.shape), dtype=array.dtype)
@@ -288,9 +341,13 @@ class MPICommunicator(Communicator):
             return
         pending.reverse()  # complete in start order; popping from the end is cheap
 
+        arena = self._arena
+
         def all_done():
             # Each Test lets MPI progress every started collective. (Not Testall: MPICH 5.0
             # fails it with MPI_ERR_IN_STATUS when the list holds persistent requests.)
+            if arena is not None:
+                arena.progress()
             while pending and pending[-1].test():
                 pending.pop()
             return not pending
@@ -345,7 +402,7 @@ class MPICommunicator(Communicator):
         if sub == MPI.COMM_NULL:
             return None
         try:
-            return MPICommunicator(sub, timeout=self.timeout)
+            return MPICommunicator(sub, timeout=self.timeout, shared_memory=self._shared_memory)
         finally:
             sub.Free()
 

@@ -1,0 +1,202 @@
+"""Persistent allreduces through memory the ranks of one host share (MPI-3 shared-memory windows).
+
+MPI's own allreduce moves a buffer between processes of one host through its
+message cells: every rank copies its data in, the peer copies it out and adds,
+and the result travels back the same way. When every rank of a communicator
+is on one host, :meth:`MPICommunicator.allreduce_buffer
+<distnn.distributed.mpi_comm.MPICommunicator.allreduce_buffer>` instead
+allocates the buffer itself in an MPI shared-memory window
+(``MPI_Win_allocate_shared``), where each rank can load the others' buffers.
+A round is then:
+
+1. a barrier: every rank has written its buffer;
+2. rank ``r`` reduces its ``1/P`` share of the buffer over all ``P`` buffers,
+   in rank order, and stores the result into that share of every buffer;
+3. a barrier: every share is in every buffer.
+
+Unlike MPI's nonblocking collectives, step 2 needs this rank's own work: every
+wait of the communicator advances every round in flight, so a rank waiting in
+any collective still does its share of the rounds the others wait for.
+
+MPI provides the memory and the barriers (nonblocking, so the watchdog's
+deadline applies as to any collective); the reduction is one numpy pass. Each
+share is computed once, by one rank, so every rank ends with the same bits.
+A 2.14 MB gradient reduced this way takes about 0.10 ms on the 2-core test
+machine against 0.37 ms for ``MPI_Allreduce`` (``benchmarks/bench_allreduce.py``).
+
+Windows are freed collectively, so a buffer whose allreduce is freed (a
+DataParallel dropped, perhaps by the garbage collector at a different moment
+on each rank) is only marked; a later collective allocation frees, in one
+agreed order, the windows every rank has let go of and no array still views
+(a ``p.grad`` kept from the last step is such a view: freeing the memory under
+it would crash the process).
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from .watchdog import wait_until
+
+_UFUNCS = {"sum": np.add, "mean": np.add, "max": np.maximum, "min": np.minimum}
+_ALIGN = 64  # bytes: shares start on cache lines, so two ranks never write one line
+
+
+class SharedAllreduce:
+    """A persistent allreduce of one shared-memory buffer (``.array``): its own handle, restarted each round."""
+
+    def __init__(self, comm, arena, segment, op: str):
+        self.comm, self.arena, self.op, self.segment = comm, arena, op, segment
+        self.array = segment.array
+        self.done, self.what = True, None
+        self._req = None
+        self._phase = 0
+        size, rank = comm.size, comm.rank
+        n, itemsize = self.array.size, self.array.itemsize
+        step = max(1, _ALIGN // itemsize)
+        bounds = [min(n, (n * k // size) // step * step) for k in range(size)] + [n]
+        share = slice(bounds[rank], bounds[rank + 1])
+        views = [b[share] for b in segment.buffers]
+        self._mine = views[rank]
+        # Rank r >= 2 overwrites its share with the sum of ranks 0 and 1 before it adds its own:
+        # it reads its own values from a copy taken first.
+        self._scratch = np.empty_like(self._mine) if rank >= 2 else None
+        self._inputs = [self._scratch if k == rank and rank >= 2 else v for k, v in enumerate(views)]
+        self._others = [v for k, v in enumerate(views) if k != rank]
+        self._ufunc = _UFUNCS[op]
+
+    def start(self):
+        """Begin a round: announce that this rank's buffer is written (the array is off limits until done)."""
+        comm = self.comm
+        comm._seq += 1
+        self.what = (comm._seq, self.op, self.array.shape, self.array.dtype)
+        self.done = False
+        self.segment.win.Sync()
+        self._req, self._phase = self.segment.comm.Ibarrier(), 1
+        self.arena.in_flight.append(self)
+        return self
+
+    def test(self) -> bool:
+        """Advance every round in flight as far as it can go without waiting; True when this one is complete."""
+        if not self.done:
+            self.arena.progress()
+        return self.done
+
+    def _advance(self) -> bool:
+        """Advance this round without waiting; True when it is complete."""
+        if not self._req.Test():
+            return False
+        win = self.segment.win
+        win.Sync()
+        if self._phase == 1:  # everyone has written: reduce our share into every buffer
+            self._reduce_share()
+            win.Sync()
+            self._req, self._phase = self.segment.comm.Ibarrier(), 2
+            if not self._req.Test():
+                return False
+            win.Sync()
+        self.done, self._req, self._phase = True, None, 0
+        return True
+
+    def wait(self):
+        if not self.done:
+            comm = self.comm
+            wait_until(self.test, comm.timeout, lambda waited: comm._timed_out(self.what, waited),
+                       lambda: comm._answer_reports(self.what))
+        return self.array
+
+    def _reduce_share(self) -> None:
+        mine, inputs, ufunc = self._mine, self._inputs, self._ufunc
+        if mine.size == 0:
+            return
+        if self._scratch is not None:
+            self._scratch[...] = mine
+        with np.errstate(over="ignore", invalid="ignore"):  # as MPI: an overflow is a value, not a warning
+            ufunc(inputs[0], inputs[1], out=mine)
+            for x in inputs[2:]:
+                ufunc(mine, x, out=mine)
+            if self.op == "mean":
+                mine /= len(inputs)
+        for other in self._others:
+            other[...] = mine
+
+    def free(self) -> None:
+        """Let go of the buffer: its window is freed at a later collective allocation, once no array views it."""
+        if self.done and self.segment is not None:
+            self.segment.released = True
+            self.segment = self.array = self._mine = self._scratch = self._inputs = self._others = None
+
+
+class _Segment:
+    """One window: its communicator, every rank's buffer (this rank's is ``array``)."""
+
+    __slots__ = ("id", "win", "comm", "buffers", "array", "released")
+
+    def __init__(self, id_, win, comm, buffers, rank):
+        self.id, self.win, self.comm, self.buffers = id_, win, comm, buffers
+        self.array = buffers[rank]
+        self.released = False
+
+    def unused(self) -> bool:
+        """Released, and no array views this rank's buffer any more (a gradient kept from the last step would)."""
+        return self.released and sys.getrefcount(self.array) <= 3  # (self.array, self.buffers, the argument)
+
+    def free(self) -> None:  # collective over the segment's communicator
+        self.buffers = self.array = None
+        self.win.Unlock_all()
+        self.win.Free()
+        self.comm.Free()
+
+
+class SharedArena:
+    """The shared-memory windows of one :class:`MPICommunicator` whose ranks all share a host."""
+
+    def __init__(self, owner, MPI):
+        self.owner, self.MPI = owner, MPI
+        self.segments = {}
+        self.in_flight = []  # started rounds, in start order
+        self._next_id = 0
+
+    def progress(self) -> None:
+        """Advance every round in flight (a rank must do its part of each: MPI's own progress does not).
+
+        Called from every wait of the communicator, so a rank waiting in any
+        collective still does its share of the rounds the others wait for.
+        """
+        in_flight = self.in_flight
+        if in_flight:
+            in_flight[:] = [h for h in in_flight if not h._advance()]
+
+    def allreduce_buffer(self, size: int, dtype, op: str) -> SharedAllreduce:
+        """A zeroed shared buffer of ``size`` elements and its persistent allreduce. Collective."""
+        owner, MPI = self.owner, self.MPI
+        self._free_released()  # (collective: also the deadline-guarded meeting point before the window)
+        dtype = np.dtype(dtype)
+        # A window per buffer, on a communicator of its own: the barriers of buckets in flight
+        # together can then never be matched across buckets.
+        comm = owner._comm.Dup()
+        win = MPI.Win.Allocate_shared(max(1, size) * dtype.itemsize, dtype.itemsize, comm=comm)
+        buffers = []
+        for k in range(owner.size):
+            memory, _ = win.Shared_query(k)
+            if len(memory) < size * dtype.itemsize:
+                raise ValueError(f"allreduce_buffer: rank {k} asked for {len(memory) // dtype.itemsize} elements, "
+                                 f"rank {owner.rank} for {size}: every rank must pass the same size")
+            buffers.append(np.frombuffer(memory, dtype=dtype, count=size))
+        win.Lock_all(MPI.MODE_NOCHECK)
+        segment = _Segment(self._next_id, win, comm, buffers, owner.rank)
+        self._next_id += 1
+        segment.array[...] = 0
+        self.segments[segment.id] = segment
+        return SharedAllreduce(owner, self, segment, op)
+
+    def _free_released(self) -> None:
+        """Free, in id order on every rank, the windows all ranks have released."""
+        released = sorted(i for i, s in self.segments.items() if s.unused())
+        everywhere = set(released)
+        for theirs in self.owner.allgather_object(released):
+            everywhere &= set(theirs)
+        for i in sorted(everywhere):
+            self.segments.pop(i).free()
+
