@@ -245,13 +245,12 @@ class MPICommunicator(Communicator):
         return f"collective #{self._seq} {what}"
 
     def _wait(self, req, what: str) -> None:
-        test = req.Test
-        if self._arena is not None:  # do our part of shared-memory rounds in flight while we wait
-            arena = self._arena
+        arena = self._arena
 
-            def test():
+        def test():
+            if arena is not None:  # do our part of shared-memory rounds in flight while we wait
                 arena.progress()
-                return req.Test()
+            return req.Test()
 
         wait_until(test, self.timeout, lambda waited: self._timed_out(what, waited),
                    lambda: self._answer_reports(what))
