@@ -187,3 +187,25 @@ def test_released_windows_are_freed_only_when_no_array_views_them(comm):
     other.free()
     comm.allreduce_buffer(4, np.float32).free()
     assert seg not in arena.segments
+
+
+def test_allreduce_buffer_falls_back_to_mpi_on_every_rank_when_dev_shm_is_small_on_one(monkeypatch):
+    from distnn.distributed import shared_memory
+    from distnn.distributed.mpi_comm import MPICommunicator
+
+    c = MPICommunicator()
+    if c.rank == 0:  # a small /dev/shm seen by one rank is enough: the choice is agreed
+        monkeypatch.setattr(shared_memory, "shm_free_bytes", lambda: 1 << 20)
+    with pytest.warns(RuntimeWarning, match=r"/dev/shm has \d+ MiB free, too little .* using MPI_Allreduce"):
+        reduce = c.allreduce_buffer(1_000_000, np.float32)
+    assert not isinstance(reduce, shared_memory.SharedAllreduce)
+    reduce.array[...] = c.rank + 1
+    reduce.start().wait()
+    assert (reduce.array == c.size * (c.size + 1) / 2).all()
+    reduce.free()
+
+
+def test_allreduce_buffer_sizes_that_differ_across_ranks_raise_on_every_rank(comm):
+    with pytest.raises(ValueError, match=r"every rank must ask for the same size and dtype; got rank 0: 4 x "
+                                         r"float32, rank 1: 5 x float32"):
+        comm.allreduce_buffer(4 + min(comm.rank, 1), np.float32)

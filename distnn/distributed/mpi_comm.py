@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from distnn.backend import get_array_module
 from .comm_base import (
     Communicator, Handle, PersistentAllreduce, as_array, check_alltoall, check_color, check_op,
 )
-from .shared_memory import SharedArena
+from .shared_memory import SharedArena, shm_free_bytes
 from .watchdog import FORWARD_GRACE_S, collective_timeout, install_excepthook, report_grace, wait_until
 
 _MPI = None
@@ -234,6 +235,7 @@ class MPICommunicator(Communicator):
         self.timeout = collective_timeout() if timeout == "env" else timeout
         self.cuda_aware = _cuda_aware()
         self._seq = 0
+        self._warned_shm = False
         self._heard = {}     # timeout reports other ranks sent us while we waited: rank -> where it waits
         self._answered = []  # our answers to them (nonblocking sends, kept alive)
         if is_world and self.size > 1 and abort_on_exception:
@@ -307,7 +309,17 @@ class MPICommunicator(Communicator):
         if self._arena is None or xp is not np or int(size) == 0:
             return super().allreduce_buffer(size, dtype, op, xp)
         check_op(op, np.zeros(0, dtype=dtype))
-        return self._arena.allreduce_buffer(int(size), dtype, op)
+        shared = self._arena.allreduce_buffer(int(size), dtype, op)
+        if shared is not None:
+            return shared
+        if not self._warned_shm:
+            self._warned_shm = True
+            free = shm_free_bytes()
+            warnings.warn(f"distnn: /dev/shm has {free / 2**20:.0f} MiB free, too little for a "
+                          f"{self.size} x {int(size) * np.dtype(dtype).itemsize / 2**20:.1f} MiB shared-memory "
+                          "gradient buffer: using MPI_Allreduce (slower on one host). Enlarge /dev/shm "
+                          "(docker run --shm-size=...) to get it back.", RuntimeWarning, stacklevel=3)
+        return super().allreduce_buffer(size, dtype, op, xp)
 
     def iallgather(self, array) -> Handle:
         array = as_array(array)

@@ -33,6 +33,7 @@ it would crash the process).
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -168,22 +169,36 @@ class SharedArena:
         if in_flight:
             in_flight[:] = [h for h in in_flight if not h._advance()]
 
-    def allreduce_buffer(self, size: int, dtype, op: str) -> SharedAllreduce:
-        """A zeroed shared buffer of ``size`` elements and its persistent allreduce. Collective."""
+    def allreduce_buffer(self, size: int, dtype, op: str):
+        """A zeroed shared buffer of ``size`` elements and its persistent allreduce; None if it cannot fit.
+
+        Collective. Every rank must pass the same size and dtype (else a
+        ValueError on every rank). None when /dev/shm has too little room for
+        the window (a container's default 64 MB, say): touching memory beyond a
+        full tmpfs would kill the process with SIGBUS.
+        """
         owner, MPI = self.owner, self.MPI
-        self._free_released()  # (collective: also the deadline-guarded meeting point before the window)
         dtype = np.dtype(dtype)
+        nbytes = max(1, size) * dtype.itemsize
+        # One exchange (deadline-guarded, so also the meeting point before the blocking window
+        # calls): what each rank released, the room it sees, what it asks for.
+        released = sorted(i for i, s in self.segments.items() if s.unused())
+        every = owner.allgather_object((released, shm_free_bytes(), size, dtype.str))
+        everywhere = set(released).intersection(*(set(r) for r, _, _, _ in every))
+        for i in sorted(everywhere):  # the same windows, in the same order, on every rank
+            self.segments.pop(i).free()
+        asks = [(n, np.dtype(d)) for _, _, n, d in every]
+        if any(a != asks[0] for a in asks):
+            raise ValueError("allreduce_buffer: every rank must ask for the same size and dtype; got "
+                             + ", ".join(f"rank {r}: {n} x {d}" for r, (n, d) in enumerate(asks)))
+        room = min(free for _, free, _, _ in every)
+        if room is not None and room < owner.size * nbytes + SHM_HEADROOM:
+            return None
         # A window per buffer, on a communicator of its own: the barriers of buckets in flight
         # together can then never be matched across buckets.
         comm = owner._comm.Dup()
-        win = MPI.Win.Allocate_shared(max(1, size) * dtype.itemsize, dtype.itemsize, comm=comm)
-        buffers = []
-        for k in range(owner.size):
-            memory, _ = win.Shared_query(k)
-            if len(memory) < size * dtype.itemsize:
-                raise ValueError(f"allreduce_buffer: rank {k} asked for {len(memory) // dtype.itemsize} elements, "
-                                 f"rank {owner.rank} for {size}: every rank must pass the same size")
-            buffers.append(np.frombuffer(memory, dtype=dtype, count=size))
+        win = MPI.Win.Allocate_shared(nbytes, dtype.itemsize, comm=comm)
+        buffers = [np.frombuffer(win.Shared_query(k)[0], dtype=dtype, count=size) for k in range(owner.size)]
         win.Lock_all(MPI.MODE_NOCHECK)
         segment = _Segment(self._next_id, win, comm, buffers, owner.rank)
         self._next_id += 1
@@ -191,12 +206,15 @@ class SharedArena:
         self.segments[segment.id] = segment
         return SharedAllreduce(owner, self, segment, op)
 
-    def _free_released(self) -> None:
-        """Free, in id order on every rank, the windows all ranks have released."""
-        released = sorted(i for i, s in self.segments.items() if s.unused())
-        everywhere = set(released)
-        for theirs in self.owner.allgather_object(released):
-            everywhere &= set(theirs)
-        for i in sorted(everywhere):
-            self.segments.pop(i).free()
 
+#: room left free in /dev/shm beside a window (MPI's own segments, other jobs' files)
+SHM_HEADROOM = 16 << 20
+
+
+def shm_free_bytes():
+    """Free bytes in /dev/shm, where MPICH places shared-memory windows (None when unknown)."""
+    try:
+        st = os.statvfs("/dev/shm")
+    except (OSError, AttributeError):
+        return None
+    return st.f_bavail * st.f_frsize
