@@ -310,13 +310,13 @@ def main(argv=None):
     for f in frameworks[:2] + ["numpy-shm", "distnn-mpi"] + frameworks[2:]:
         one = best[({"numpy-shm": "numpy", "distnn-mpi": "distnn"}.get(f, f), 1)]
         many = best[(f, W)]
-        print(f"{f:10s} {one:10.0f}/s {many:10.0f}/s {many / (W * one):11.2f}")
+        print(f"{f:10s} {one:10.0f}/s {many:10.0f}/s {many / (W * one):11.3f}")
     d = best[("distnn", W)]
     print(f"distnn/numpy floor at {W} ranks: {d / best[('numpy', W)]:.2f}  (target >= 0.90)")
     print(f"distnn/numpy-shm floor at {W} ranks: {d / best[('numpy-shm', W)]:.2f}  (the same exchange by hand)")
     if "torch" in frameworks:
         print(f"distnn/torch DDP gloo at {W} ranks: {d / best[('torch', W)]:.2f}  (target >= 1.50)")
-    print(f"distnn weak-scaling efficiency: {d / (W * best[('distnn', 1)]):.2f}  (target >= 0.90)")
+    print(f"distnn weak-scaling efficiency: {d / (W * best[('distnn', 1)]):.3f}  (target >= 0.90)")
     return 0
 
 
