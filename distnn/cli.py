@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 EXIT_USAGE = 2
 
@@ -331,8 +332,20 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # e.g. `distnn evaluate RUN | head -1`: the reader has gone, which is no error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (Python flushes stdout at exit)
         return 0
-    except _preempted() as e:  # every rank stopped at the same step after the checkpoint (agreed)
-        if _launcher_rank() == 0:
+    except _preempted() as e:
+        from distnn.train.preemption import PreemptedAtStartup
+
+        comm = _running_mpi_comm() if isinstance(e, PreemptedAtStartup) else None
+        if comm is not None:
+            # A start-up signal reaches this rank alone (there is no step yet to agree on): the others
+            # would wait in their next collective until its timeout. Nothing is saved yet: end them all.
+            print(f"distnn: rank {comm.rank}: {one_line(e)}; ending all {comm.size} ranks; run again with "
+                  "--resume auto to continue", file=sys.stderr, flush=True)
+            from distnn.distributed.watchdog import FORWARD_GRACE_S
+
+            time.sleep(FORWARD_GRACE_S)  # MPI_Abort also ends the launcher's forwarding of what we wrote
+            comm.abort(e.exit_code)
+        if _launcher_rank() == 0:  # (otherwise every rank stopped at the same step after the checkpoint: agreed)
             print(f"distnn: {one_line(e)}; run again with --resume auto to continue", file=sys.stderr, flush=True)
         return e.exit_code
 
