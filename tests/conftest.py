@@ -10,6 +10,21 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def pytest_configure(config):
+    """Under mpiexec, a temporary-directory root of its own for each rank.
+
+    The ranks are separate pytest sessions; sharing pytest's default root, each
+    cleaned up old numbered directories while another did, and one now and then
+    printed "PytestWarning: (rm_rf) error removing .../garbage-...".
+    """
+    rank = next((os.environ[v] for v in ("PMI_RANK", "OMPI_COMM_WORLD_RANK") if os.environ.get(v, "").isdigit()),
+                None)
+    if rank is not None and config.option.basetemp is None:
+        import tempfile
+
+        config.option.basetemp = os.path.join(tempfile.gettempdir(), f"pytest-distnn-{os.getuid()}-rank{rank}")
+
+
 def import_torch():
     """The PyTorch oracle, or a visible skip when it is not installed."""
     return pytest.importorskip("torch", reason="PyTorch (torch==2.13.0) is the test oracle; .ci/run installs it")

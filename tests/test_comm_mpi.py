@@ -196,7 +196,7 @@ def test_allreduce_buffer_falls_back_to_mpi_on_every_rank_when_dev_shm_is_small_
     c = MPICommunicator()
     if c.rank == 0:  # a small /dev/shm seen by one rank is enough: the choice is agreed
         monkeypatch.setattr(shared_memory, "shm_free_bytes", lambda: 1 << 20)
-    with pytest.warns(RuntimeWarning, match=r"/dev/shm has \d+ MiB free, too little .* using MPI_Allreduce"):
+    with pytest.warns(RuntimeWarning, match=r"/dev/shm has \d+ MiB free, too little .* reduced with MPI_Allreduce"):
         reduce = c.allreduce_buffer(1_000_000, np.float32)
     assert not isinstance(reduce, shared_memory.SharedAllreduce)
     reduce.array[...] = c.rank + 1
@@ -209,3 +209,42 @@ def test_allreduce_buffer_sizes_that_differ_across_ranks_raise_on_every_rank(com
     with pytest.raises(ValueError, match=r"every rank must ask for the same size and dtype; got rank 0: 4 x "
                                          r"float32, rank 1: 5 x float32"):
         comm.allreduce_buffer(4 + min(comm.rank, 1), np.float32)
+
+
+def test_allreduce_buffer_past_the_window_cap_falls_back_to_mpi(monkeypatch):
+    from distnn.distributed import shared_memory
+    from distnn.distributed.mpi_comm import MPICommunicator
+
+    monkeypatch.setattr(shared_memory, "MAX_WINDOWS", 2)
+    c = MPICommunicator()
+    kept = [c.allreduce_buffer(10, np.float64) for _ in range(2)]
+    assert all(isinstance(r, shared_memory.SharedAllreduce) for r in kept)
+    with pytest.warns(RuntimeWarning, match=r"2 shared-memory buffers are alive"):
+        third = c.allreduce_buffer(10, np.float64)
+    assert not isinstance(third, shared_memory.SharedAllreduce)
+    for r in kept + [third]:
+        r.array[...] = 1.0
+        r.start().wait()
+        assert (r.array == c.size).all()
+        r.free()
+
+
+def test_shared_rounds_of_two_communicators_waited_in_opposite_orders(comm):
+    from distnn.distributed.mpi_comm import MPICommunicator
+
+    other = MPICommunicator()
+    a, b = comm.allreduce_buffer(10, np.float64), other.allreduce_buffer(10, np.float64)
+    a.array[...], b.array[...] = 1.0, 2.0
+    handles = [a.start(), b.start()]
+    for h in (handles if comm.rank % 2 else handles[::-1]):  # legal with MPI's own nonblocking collectives
+        h.wait()
+    assert (a.array == comm.size).all() and (b.array == 2.0 * comm.size).all()
+    a.free()
+    b.free()
+
+
+def test_every_ranks_shared_buffer_starts_on_a_cache_line(comm):
+    for size in (3, 1001):
+        reduce = comm.allreduce_buffer(size, np.float32)
+        assert all(buf.ctypes.data % 64 == 0 for buf in reduce.segment.buffers)
+        reduce.free()

@@ -119,3 +119,27 @@ def test_mpi_mismatched_models_raise_on_every_rank(comm):
     hidden = 16 if comm.rank == 0 else 15
     with pytest.raises(ReplicaMismatchError, match=r"first difference at parameter #0 '0.weight'.*rank 0: "):
         DataParallel(make_mlp(0, hidden=hidden), comm)
+
+
+def test_mpi_wrapping_the_same_model_again_frees_the_last_wrappers_windows(comm):
+    """The model's gradient hooks outlive a dropped DataParallel; its shared-memory window must not."""
+    import gc
+
+    import distnn
+    import distnn.functional as F
+    from distnn.distributed import DataParallel
+    from test_data_parallel import make_data
+
+    X, Y = make_data()
+    model = make_mlp(4)
+    mine = np.arange(comm.rank, 24, comm.size)
+    held = []
+    for _ in range(5):
+        dp = DataParallel(model, comm)
+        F.cross_entropy(dp(distnn.Tensor(X[mine])), Y[mine]).backward()
+        for p in model.parameters():
+            p.grad = None  # zero_grad(set_to_none=True): nothing views the buckets any more
+        del dp
+        gc.collect()
+        held.append(len(comm._arena.segments))
+    assert held[-1] <= held[1], held

@@ -96,7 +96,11 @@ class FlatBucket:
             self.exchange = CompressedExchange(self.codec, comm, self.numel, self.meta.size, xp)
 
     def release(self) -> None:
-        """Stop steering gradients here and free the persistent allreduce."""
+        """Stop steering gradients here, free the persistent allreduce and let go of the buffer.
+
+        (The model's gradient hooks keep the bucket itself alive; a buffer kept
+        here would keep a shared-memory window from ever being freed.)
+        """
         if self.buffer is not None:
             for p, view in zip(self.params, self.views):
                 if p._grad_dest is view:
@@ -104,6 +108,8 @@ class FlatBucket:
         if self._allreduce is not None:
             self._allreduce.free()
             self._allreduce = None
+        self.buffer = self.values = self.meta = None
+        self.views = []
 
     def launch(self, comm, weight, extra=None):
         """Pack ``weight * p.grad`` (zeros where None), the flags and ``extra`` (the step meta); start the sum."""

@@ -29,7 +29,7 @@ from distnn.backend import get_array_module
 from .comm_base import (
     Communicator, Handle, PersistentAllreduce, as_array, check_alltoall, check_color, check_op,
 )
-from .shared_memory import SharedArena, shm_free_bytes
+from .shared_memory import SharedArena, _busy, progress_all
 from .watchdog import FORWARD_GRACE_S, collective_timeout, install_excepthook, report_grace, wait_until
 
 _MPI = None
@@ -130,6 +130,16 @@ def unlink_start_up_segments() -> None:
                 pass
 
 
+def _within_world(comm, MPI) -> bool:
+    """Whether every rank of ``comm`` belongs to this job's ``COMM_WORLD``."""
+    group, world = comm.Get_group(), MPI.COMM_WORLD.Get_group()
+    try:
+        return MPI.UNDEFINED not in MPI.Group.Translate_ranks(group, list(range(group.Get_size())), world)
+    finally:
+        group.Free()
+        world.Free()
+
+
 def _shared_memory_ok() -> bool:
     """Whether ``allreduce_buffer`` may use shared-memory windows (``DISTNN_MPI_SHARED_MEMORY=0`` turns them off)."""
     return os.environ.get("DISTNN_MPI_SHARED_MEMORY", "1").strip().lower() not in ("0", "false", "no", "off")
@@ -223,7 +233,9 @@ class MPICommunicator(Communicator):
         self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
         if node.Get_rank() == 0:
             unlink_start_up_segments()
-        one_host = node.Get_size() == self.size
+        # (ranks of a communicator merged with spawned processes may share a host but not MPI's
+        # shared-memory domain: windows then need every rank in COMM_WORLD)
+        one_host = node.Get_size() == self.size and _within_world(self._comm, MPI)
         node.Free()
         self._shared_memory = _shared_memory_ok() if shared_memory is None else bool(shared_memory)
         self._arena = SharedArena(self, MPI) if one_host and self.size > 1 and self._shared_memory else None
@@ -247,11 +259,9 @@ class MPICommunicator(Communicator):
         return f"collective #{self._seq} {what}"
 
     def _wait(self, req, what: str) -> None:
-        arena = self._arena
-
         def test():
-            if arena is not None:  # do our part of shared-memory rounds in flight while we wait
-                arena.progress()
+            if _busy:  # do our part of the shared-memory rounds in flight while we wait
+                progress_all()
             return req.Test()
 
         wait_until(test, self.timeout, lambda waited: self._timed_out(what, waited),
@@ -310,15 +320,12 @@ class MPICommunicator(Communicator):
             return super().allreduce_buffer(size, dtype, op, xp)
         check_op(op, np.zeros(0, dtype=dtype))
         shared = self._arena.allreduce_buffer(int(size), dtype, op)
-        if shared is not None:
+        if not isinstance(shared, str):
             return shared
-        if not self._warned_shm:
+        if not self._warned_shm:  # (the reason is agreed: every rank warns alike)
             self._warned_shm = True
-            free = shm_free_bytes()
-            warnings.warn(f"distnn: /dev/shm has {free / 2**20:.0f} MiB free, too little for a "
-                          f"{self.size} x {int(size) * np.dtype(dtype).itemsize / 2**20:.1f} MiB shared-memory "
-                          "gradient buffer: using MPI_Allreduce (slower on one host). Enlarge /dev/shm "
-                          "(docker run --shm-size=...) to get it back.", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"distnn: {shared}: this buffer and others like it are reduced with MPI_Allreduce "
+                          "(slower on one host)", RuntimeWarning, stacklevel=3)
         return super().allreduce_buffer(size, dtype, op, xp)
 
     def iallgather(self, array) -> Handle:
@@ -352,13 +359,11 @@ class MPICommunicator(Communicator):
             return
         pending.reverse()  # complete in start order; popping from the end is cheap
 
-        arena = self._arena
-
         def all_done():
             # Each Test lets MPI progress every started collective. (Not Testall: MPICH 5.0
             # fails it with MPI_ERR_IN_STATUS when the list holds persistent requests.)
-            if arena is not None:
-                arena.progress()
+            if _busy:
+                progress_all()
             while pending and pending[-1].test():
                 pending.pop()
             return not pending

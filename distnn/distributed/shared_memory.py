@@ -75,13 +75,16 @@ class SharedAllreduce:
         self.done = False
         self.segment.win.Sync()
         self._req, self._phase = self.segment.comm.Ibarrier(), 1
-        self.arena.in_flight.append(self)
+        arena = self.arena
+        if not arena.in_flight:
+            _busy.append(arena)
+        arena.in_flight.append(self)
         return self
 
     def test(self) -> bool:
         """Advance every round in flight as far as it can go without waiting; True when this one is complete."""
         if not self.done:
-            self.arena.progress()
+            progress_all()
         return self.done
 
     def _advance(self) -> bool:
@@ -132,22 +135,45 @@ class SharedAllreduce:
 class _Segment:
     """One window: its communicator, every rank's buffer (this rank's is ``array``)."""
 
-    __slots__ = ("id", "win", "comm", "buffers", "array", "released")
+    __slots__ = ("id", "win", "comm", "buffers", "array", "released", "_own_references")
 
     def __init__(self, id_, win, comm, buffers, rank):
         self.id, self.win, self.comm, self.buffers = id_, win, comm, buffers
         self.array = buffers[rank]
         self.released = False
+        # What the reference count reads with only our own references (measured, not assumed: how
+        # getrefcount counts its argument differs between Python versions); each view adds one.
+        self._own_references = sys.getrefcount(self.array)
 
     def unused(self) -> bool:
         """Released, and no array views this rank's buffer any more (a gradient kept from the last step would)."""
-        return self.released and sys.getrefcount(self.array) <= 3  # (self.array, self.buffers, the argument)
+        return self.released and sys.getrefcount(self.array) <= self._own_references
 
     def free(self) -> None:  # collective over the segment's communicator
         self.buffers = self.array = None
         self.win.Unlock_all()
         self.win.Free()
         self.comm.Free()
+
+
+#: every arena with rounds in flight: any communicator's wait advances them all (see progress_all)
+_busy = []
+
+#: live windows an arena keeps at most; more buffers take MPI's allreduce (each window holds two of
+#: the process's 2048-odd MPI communicator ids: its own and the one MPICH makes for it)
+MAX_WINDOWS = 256
+
+
+def progress_all() -> None:
+    """Advance the shared-memory rounds in flight of every communicator of this process.
+
+    Called from every wait of every MPI communicator: two communicators' rounds
+    waited in opposite orders on two ranks (legal with MPI's own nonblocking
+    collectives) would otherwise wait for each other forever. A blocking MPI
+    call made outside distnn does not advance them.
+    """
+    for arena in list(_busy):
+        arena.progress()
 
 
 class SharedArena:
@@ -168,18 +194,23 @@ class SharedArena:
         in_flight = self.in_flight
         if in_flight:
             in_flight[:] = [h for h in in_flight if not h._advance()]
+            if not in_flight:
+                _busy.remove(self)
 
     def allreduce_buffer(self, size: int, dtype, op: str):
-        """A zeroed shared buffer of ``size`` elements and its persistent allreduce; None if it cannot fit.
+        """A zeroed shared buffer of ``size`` elements and its persistent allreduce, or why not (a str).
 
         Collective. Every rank must pass the same size and dtype (else a
-        ValueError on every rank). None when /dev/shm has too little room for
-        the window (a container's default 64 MB, say): touching memory beyond a
-        full tmpfs would kill the process with SIGBUS.
+        ValueError on every rank). Not when /dev/shm has too little room for
+        the window (a container's default 64 MB, say: touching memory beyond a
+        full tmpfs would kill the process with SIGBUS), or when MAX_WINDOWS
+        windows are alive.
         """
         owner, MPI = self.owner, self.MPI
         dtype = np.dtype(dtype)
-        nbytes = max(1, size) * dtype.itemsize
+        # Whole cache lines per rank: MPICH lays the ranks' buffers out back to back, and the
+        # shares two ranks write must not meet in one line.
+        nbytes = -(-max(1, size) * dtype.itemsize // _ALIGN) * _ALIGN
         # One exchange (deadline-guarded, so also the meeting point before the blocking window
         # calls): what each rank released, the room it sees, what it asks for.
         released = sorted(i for i, s in self.segments.items() if s.unused())
@@ -191,9 +222,12 @@ class SharedArena:
         if any(a != asks[0] for a in asks):
             raise ValueError("allreduce_buffer: every rank must ask for the same size and dtype; got "
                              + ", ".join(f"rank {r}: {n} x {d}" for r, (n, d) in enumerate(asks)))
-        room = min(free for _, free, _, _ in every)
-        if room is not None and room < owner.size * nbytes + SHM_HEADROOM:
-            return None
+        rooms = [free for _, free, _, _ in every if free is not None]
+        if rooms and min(rooms) < owner.size * nbytes + SHM_HEADROOM:
+            return (f"/dev/shm has {min(rooms) / 2**20:.0f} MiB free, too little for a {owner.size} x "
+                    f"{nbytes / 2**20:.1f} MiB shared-memory buffer (enlarge it, e.g. docker run --shm-size=...)")
+        if len(self.segments) >= MAX_WINDOWS:  # (the same on every rank: windows come and go in agreement)
+            return f"{MAX_WINDOWS} shared-memory buffers are alive (each holds two MPI communicator ids)"
         # A window per buffer, on a communicator of its own: the barriers of buckets in flight
         # together can then never be matched across buckets.
         comm = owner._comm.Dup()
