@@ -1,5 +1,6 @@
 """Trainer: N simulated ranks vs 1 process, accumulation, agreed early stopping and LR decisions, metrics."""
 import math
+import os
 import pickle
 
 import numpy as np
@@ -346,3 +347,32 @@ def test_plotting_leaves_the_process_matplotlib_backend_alone(tmp_path):
         assert matplotlib.get_backend() == "svg"
     finally:
         matplotlib.use(before)
+
+
+def test_metrics_files_after_many_epochs_and_a_resumed_history_equal_a_fresh_write(tmp_path):
+    """MetricsLogger keeps the rows it formatted; what it writes must not differ from formatting them all."""
+    from distnn.train.callbacks.metrics_logger import MetricsLogger, read_metrics_csv
+
+    def row(e, **extra):
+        return {"epoch": e, "train_loss": 1.0 / e, "train_accuracy": np.float64(0.5), "val_loss": None,
+                "lr": 0.1, "samples_per_sec": float("nan"), "wall_time": e * 0.25, **extra}
+
+    def files(directory):
+        return [open(os.path.join(directory, n)).read() for n in ("metrics.csv", "metrics.jsonl")]
+
+    live, fresh = tmp_path / "live", tmp_path / "fresh"
+    live.mkdir()
+    fresh.mkdir()
+    logger = MetricsLogger(live)
+    history = []
+    for e in range(1, 6):
+        history.append(row(e, val_accuracy=0.9 if e % 2 else None))
+        logger.write(history)
+    assert files(live) == (MetricsLogger(fresh).write(history) or files(fresh))
+    # a resumed run: its history comes from the checkpoint (copies, fewer rows), then grows again
+    history = [dict(r) for r in history[:3]] + [row(4, val_accuracy=0.25)]
+    logger.write(history)
+    assert files(live) == (MetricsLogger(fresh).write(history) or files(fresh))
+    assert [r["epoch"] for r in read_metrics_csv(live / "metrics.csv")] == [1, 2, 3, 4]
+    assert read_metrics_csv(live / "metrics.csv")[3]["val_accuracy"] == 0.25
+    assert not [n for n in os.listdir(live) if n.endswith(".tmp")]
