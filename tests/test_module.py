@@ -187,3 +187,26 @@ def test_sequential_indexing_and_apply():
 def test_attribute_errors_are_clear():
     with pytest.raises(AttributeError, match="'Linear' object has no attribute 'wieght'"):
         nn.Linear(2, 2).wieght
+
+
+def test_a_batchnorm_state_dict_without_num_batches_tracked_loads_as_in_pytorch(torch):
+    """PyTorch fills the key in for version-less dicts (older checkpoints lack it) and keeps the module's count."""
+    from distnn.models import build_model
+
+    tbn = torch.nn.BatchNorm2d(3)
+    tbn(torch.randn(4, 3, 2, 2))
+    sd = {k: v.numpy() for k, v in tbn.state_dict().items() if k != "num_batches_tracked"}
+    bn = nn.BatchNorm2d(3)
+    bn.num_batches_tracked.data[...] = 7
+    assert bn.load_state_dict(sd) == ([], [])
+    np.testing.assert_allclose(bn.running_mean.data, tbn.running_mean.numpy(), rtol=1e-6)
+    assert int(bn.num_batches_tracked.data) == 7  # kept, as torch keeps it
+    with pytest.raises(KeyError, match=r"missing keys: \['running_mean'\]"):  # the other keys stay required
+        bn.load_state_dict({k: v for k, v in sd.items() if k != "running_mean"})
+    # nested (a ResNet's blocks): every BatchNorm's count may be absent, nothing else
+    model = build_model("resnet", input_shape=(3, 8, 8), num_classes=4)
+    full = model.state_dict()
+    lean = {k: v for k, v in full.items() if not k.endswith("num_batches_tracked")}
+    assert len(lean) < len(full) and model.load_state_dict(lean) == ([], [])
+    with pytest.raises(KeyError, match="missing keys"):
+        model.load_state_dict({k: v for k, v in lean.items() if not k.endswith("bn1.running_var")})

@@ -35,6 +35,9 @@ _REGISTRIES = frozenset(("_parameters", "_buffers", "_modules", "_non_persistent
 class Module:
     """Base class of every layer and model. Subclasses define ``forward``."""
 
+    #: state_dict keys of this module that load_state_dict does not require (the current value stays)
+    _optional_state_keys = ()
+
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
@@ -267,7 +270,11 @@ class Module:
         Returns ``(missing_keys, unexpected_keys)``.
         """
         own = self._state_tensors()
-        missing = [k for k in own if k not in state_dict]
+        # Keys a module may do without (its current value is kept), as PyTorch's modules do for
+        # state dicts without version metadata: BatchNorm's num_batches_tracked, which older ones lack.
+        optional = {f"{mname}.{key}" if mname else key for mname, m in self.named_modules(remove_duplicate=False)
+                    for key in m._optional_state_keys}
+        missing = [k for k in own if k not in state_dict and k not in optional]
         unexpected = [k for k in state_dict if k not in own]
         problems = []
         if strict and (missing or unexpected):

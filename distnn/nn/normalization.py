@@ -64,6 +64,10 @@ class LayerNorm(Module):
 class _BatchNorm(Module):
     """Shared by BatchNorm1d/2d (and SyncBatchNorm): per-channel normalization over (N, C, ...)."""
 
+    # PyTorch fills a missing num_batches_tracked in (keeping the module's count) when a state dict
+    # has no version metadata, as every plain dict of arrays has: older checkpoints lack the key.
+    _optional_state_keys = ("num_batches_tracked",)
+
     _expected_ndims = (2, 3, 4)
     _shape_text = "(N, C, ...)"
 
