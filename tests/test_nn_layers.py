@@ -455,3 +455,26 @@ def test_batchnorm_eval_backward_after_a_training_forward(rng):
     y.sum().backward()
     ref.eval()(distnn.Tensor(x, requires_grad=True)).sum().backward()
     np.testing.assert_allclose(bn.weight.grad, ref.weight.grad, rtol=1e-6)
+
+
+def test_softmax_modules_without_dim_warn_where_pytorch_would_pick_another_dimension(torch):
+    import warnings as _w
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    for ours, theirs in ((nn.Softmax(), torch.nn.Softmax(dim=1)), (nn.LogSoftmax(), torch.nn.LogSoftmax(dim=1))):
+        # 2-D input: both take the last dimension (PyTorch's implicit dim 1), no warning here
+        with _w.catch_warnings():
+            _w.simplefilter("error")
+            got = ours(distnn.Tensor(x[:, :, 0, 0])).data
+        np.testing.assert_allclose(got, theirs(torch.from_numpy(x[:, :, 0, 0])).numpy(), rtol=1e-5, atol=1e-6)
+        # 4-D input: PyTorch's implicit choice is dim 1, ours the last: said once, then silent
+        with pytest.warns(UserWarning, match=r"without dim takes the last dimension \(3\) of this 4-D input; "
+                                             r"PyTorch's deprecated implicit choice is dim=1"):
+            got = ours(distnn.Tensor(x)).data
+        with _w.catch_warnings():
+            _w.simplefilter("error")
+            ours(distnn.Tensor(x))
+        last = type(ours)(dim=-1)(distnn.Tensor(x)).data
+        np.testing.assert_array_equal(got, last)
+    np.testing.assert_allclose(nn.Softmax(dim=1)(distnn.Tensor(x)).data,
+                               torch.nn.Softmax(dim=1)(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-6)
