@@ -283,3 +283,21 @@ def test_local_rank_follows_the_launchers_variables():
     assert out.returncode == 0, out.stderr
     assert sorted(line for line in out.stdout.splitlines() if line.startswith("RANK")) == [
         "RANK 0 LOCAL 1 OF 2", "RANK 1 LOCAL 0 OF 2"]
+
+
+def test_wait_until_yields_the_core_at_once_without_spinning(monkeypatch):
+    """With more ranks than cores a spinning wait starves the peer it waits for: spin_s=0 yields from the first poll."""
+    import os
+
+    from distnn.distributed import watchdog
+
+    yields, clock = [], iter(range(10**6))
+    monkeypatch.setattr(os, "sched_yield", lambda: yields.append(1))
+    monkeypatch.setattr(watchdog.time, "monotonic", lambda: next(clock) * 1e-6)  # a microsecond a reading
+    polls = iter([False, False, False, True])
+    watchdog.wait_until(lambda: next(polls), None, None, spin_s=0.0)
+    assert len(yields) == 2  # after each poll that failed in the loop
+    yields.clear()
+    polls = iter([False, False, False, True])
+    watchdog.wait_until(lambda: next(polls), None, None)  # default: spin first (the peer has its own core)
+    assert yields == []

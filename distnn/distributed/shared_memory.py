@@ -109,7 +109,7 @@ class SharedAllreduce:
         if not self.done:
             comm = self.comm
             wait_until(self.test, comm.timeout, lambda waited: comm._timed_out(self.what, waited),
-                       lambda: comm._answer_reports(self.what))
+                       lambda: comm._answer_reports(self.what), comm._spin_s)
         return self.array
 
     def _reduce_share(self) -> None:

@@ -49,13 +49,18 @@ SLOW_AFTER_S = 1.0
 SLOW_EVERY_S = 0.1
 
 
-def wait_until(test, timeout, on_timeout, on_slow=None) -> None:
+#: how long ``wait_until`` spins before it yields the core between polls
+SPIN_S = 0.001
+
+
+def wait_until(test, timeout, on_timeout, on_slow=None, spin_s: float = SPIN_S) -> None:
     """Call ``test()`` until it returns True; call ``on_timeout(waited)`` if ``timeout`` seconds pass.
 
-    Spins for the first 1 ms (each poll lets MPI progress the collective:
+    Spins for the first ``spin_s`` (each poll lets MPI progress the collective:
     a gradient exchange of a few MB completes at the speed of MPI's own
     blocking wait), then yields the core between polls (on an oversubscribed
-    machine the peer we wait for may need this core), and after 5 ms backs
+    machine the peer we wait for may need this core: communicators with more
+    ranks on the host than it has cores pass ``spin_s=0``), and after 5 ms backs
     off to short sleeps so a rank waiting long for a slow peer does not burn
     a shared core. A wait longer than ``SLOW_AFTER_S`` also calls ``on_slow()``
     now and then (the MPI communicator answers other ranks' timeout reports there).
@@ -77,7 +82,7 @@ def wait_until(test, timeout, on_timeout, on_slow=None) -> None:
             if on_slow is not None and now >= next_slow:
                 on_slow()
                 next_slow = now + SLOW_EVERY_S
-        elif waited > 0.001:
+        elif waited >= spin_s:
             os.sched_yield()
 
 
