@@ -467,14 +467,27 @@ def test_softmax_modules_without_dim_warn_where_pytorch_would_pick_another_dimen
             _w.simplefilter("error")
             got = ours(distnn.Tensor(x[:, :, 0, 0])).data
         np.testing.assert_allclose(got, theirs(torch.from_numpy(x[:, :, 0, 0])).numpy(), rtol=1e-5, atol=1e-6)
-        # 4-D input: PyTorch's implicit choice is dim 1, ours the last: said once, then silent
+        # 4-D input: PyTorch's implicit choice is dim 1, ours the last: said
         with pytest.warns(UserWarning, match=r"without dim takes the last dimension \(3\) of this 4-D input; "
                                              r"PyTorch's deprecated implicit choice is dim=1"):
             got = ours(distnn.Tensor(x)).data
-        with _w.catch_warnings():
-            _w.simplefilter("error")
-            ours(distnn.Tensor(x))
         last = type(ours)(dim=-1)(distnn.Tensor(x)).data
         np.testing.assert_array_equal(got, last)
     np.testing.assert_allclose(nn.Softmax(dim=1)(distnn.Tensor(x)).data,
                                torch.nn.Softmax(dim=1)(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-6)
+
+
+
+def test_functional_softmax_without_dim_or_axis_warns_where_pytorch_would_pick_another_dimension():
+    import warnings as _w
+
+    x = distnn.Tensor(np.random.default_rng(1).standard_normal((2, 3, 4)).astype(np.float32))
+    for fn in (F.softmax, F.log_softmax):
+        with pytest.warns(UserWarning, match=r"without dim takes the last dimension \(2\) of this 3-D input; "
+                                             r"PyTorch's deprecated implicit choice is dim=0"):
+            got = fn(x).data
+        with _w.catch_warnings():
+            _w.simplefilter("error")  # an explicit dim or axis (numpy's keyword) is never questioned
+            np.testing.assert_array_equal(got, fn(x, dim=-1).data)
+            np.testing.assert_array_equal(got, fn(x, axis=2).data)
+            np.testing.assert_array_equal(fn(x, 0).data, fn(x, dim=0).data)

@@ -1,6 +1,8 @@
 """Activations, softmax/log_softmax and dropout. Each saves the cheapest thing its backward needs."""
 from __future__ import annotations
 
+import warnings
+
 import math
 
 from distnn.autograd.function import Function
@@ -195,14 +197,31 @@ def softplus(x, beta=1.0, threshold=20.0):
     return Softplus.apply(x, beta=beta, threshold=threshold)
 
 
-def softmax(x, axis=-1, dim=None):
-    """exp(x) / sum(exp(x)) along ``axis`` (``dim`` is accepted as PyTorch's name for it)."""
-    return Softmax.apply(x, axis=axis if dim is None else dim)
+def _softmax_dim(name, x, axis, dim) -> int:
+    """``dim``, else numpy's ``axis``, else the last dimension: with a warning where PyTorch's deprecated
+    implicit choice (dim 0 of 0-, 1- and 3-D input, dim 1 otherwise) differs, as a ported softmax over
+    (N, C, H, W) channels would otherwise normalize over W without a word."""
+    if dim is not None:
+        return dim
+    if axis is not None:
+        return axis
+    ndim = len(x.shape)
+    theirs = 0 if ndim in (0, 1, 3) else 1
+    if ndim > 1 and theirs != ndim - 1:
+        warnings.warn(f"{name} without dim takes the last dimension ({ndim - 1}) of this {ndim}-D input; "
+                      f"PyTorch's deprecated implicit choice is dim={theirs}. Pass dim explicitly.",
+                      UserWarning, stacklevel=3)
+    return -1
 
 
-def log_softmax(x, axis=-1, dim=None):
-    """x - logsumexp(x), stable (max subtracted first), along ``axis`` (or ``dim``)."""
-    return LogSoftmax.apply(x, axis=axis if dim is None else dim)
+def softmax(x, axis=None, dim=None):
+    """exp(x) / sum(exp(x)) along ``dim`` (or numpy's ``axis``; neither: the last dimension, see _softmax_dim)."""
+    return Softmax.apply(x, axis=_softmax_dim("softmax", x, axis, dim))
+
+
+def log_softmax(x, axis=None, dim=None):
+    """x - logsumexp(x), stable (max subtracted first), along ``dim`` (or ``axis``; neither: the last)."""
+    return LogSoftmax.apply(x, axis=_softmax_dim("log_softmax", x, axis, dim))
 
 
 def dropout(x, p=0.5, training=True, inplace=False, *, generator=None):

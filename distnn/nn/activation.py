@@ -1,8 +1,6 @@
 """Activation modules: thin wrappers over ``distnn.functional``, plus PReLU and Maxout."""
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from distnn.autograd.function import Function
@@ -82,33 +80,15 @@ class Softplus(Module):
         return f"beta={self.beta}, threshold={self.threshold}"
 
 
-def _implicit_dim(module, x) -> int:
-    """The last dimension; a warning (once) where PyTorch's deprecated implicit choice would differ.
-
-    ``nn.Softmax()`` without ``dim`` takes dim 0 of 0-, 1- and 3-D input and dim 1
-    otherwise in PyTorch (with a deprecation warning): a ported model whose
-    softmax runs over (N, C, H, W) channels would silently normalize over W here.
-    """
-    ndim = len(x.shape)
-    theirs = 0 if ndim in (0, 1, 3) else 1
-    if ndim > 1 and theirs != ndim - 1 and not module._warned:
-        module._warned = True
-        warnings.warn(f"{type(module).__name__}() without dim takes the last dimension ({ndim - 1}) of this "
-                      f"{ndim}-D input; PyTorch's deprecated implicit choice is dim={theirs}. Pass dim "
-                      "explicitly.", UserWarning, stacklevel=3)
-    return -1
-
-
 class Softmax(Module):
     """Softmax along ``dim`` (default: the last dimension, with a warning where PyTorch would pick another)."""
 
     def __init__(self, dim: int | None = None):
         super().__init__()
         self.dim = dim
-        self._warned = False
 
     def forward(self, x):
-        return F.softmax(x, _implicit_dim(self, x) if self.dim is None else self.dim)
+        return F.softmax(x, dim=self.dim)
 
     def extra_repr(self):
         return f"dim={self.dim}"
@@ -120,10 +100,9 @@ class LogSoftmax(Module):
     def __init__(self, dim: int | None = None):
         super().__init__()
         self.dim = dim
-        self._warned = False
 
     def forward(self, x):
-        return F.log_softmax(x, _implicit_dim(self, x) if self.dim is None else self.dim)
+        return F.log_softmax(x, dim=self.dim)
 
     def extra_repr(self):
         return f"dim={self.dim}"
