@@ -335,19 +335,42 @@ def main(argv=None) -> int:
     except _preempted() as e:
         from distnn.train.preemption import PreemptedAtStartup
 
-        comm = _running_mpi_comm() if isinstance(e, PreemptedAtStartup) else None
-        if comm is not None:
-            # A start-up signal reaches this rank alone (there is no step yet to agree on): the others
-            # would wait in their next collective until its timeout. Nothing is saved yet: end them all.
-            print(f"distnn: rank {comm.rank}: {one_line(e)}; ending all {comm.size} ranks; run again with "
-                  "--resume auto to continue", file=sys.stderr, flush=True)
-            from distnn.distributed.watchdog import FORWARD_GRACE_S
-
-            time.sleep(FORWARD_GRACE_S)  # MPI_Abort also ends the launcher's forwarding of what we wrote
-            comm.abort(e.exit_code)
+        if isinstance(e, PreemptedAtStartup):
+            _end_job_preempted_at_startup(e)
         if _launcher_rank() == 0:  # (otherwise every rank stopped at the same step after the checkpoint: agreed)
             print(f"distnn: {one_line(e)}; run again with --resume auto to continue", file=sys.stderr, flush=True)
         return e.exit_code
+
+
+def _end_job_preempted_at_startup(e) -> None:
+    """A start-up signal reaches each rank on its own (there is no step yet to agree on): in a job of
+    several ranks, end them all with the exit status now. The others would otherwise wait in their next
+    collective until its timeout, or forever inside MPI's start-up. Nothing is saved yet. Returns only
+    in a one-process run."""
+    from distnn.train.preemption import ignore_further_signals
+
+    ignore_further_signals()  # (a repeated signal during the grace below would kill the rank with 15)
+    comm = _running_mpi_comm()
+    if comm is None:
+        from distnn.distributed.mpi_comm import launcher_world_size
+
+        if (launcher_world_size() or 1) <= 1:
+            return
+        from mpi4py import MPI  # signalled before the communicator existed: the others may be in MPI_Init
+
+        from distnn.distributed.mpi_comm import unlink_start_up_segments
+
+        unlink_start_up_segments()  # (the communicator would have: every local rank maps it once MPI_Init returns)
+        rank, size, abort = MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size(), MPI.COMM_WORLD.Abort
+    else:
+        rank, size, abort = comm.rank, comm.size, comm.abort
+    print(f"distnn: rank {rank}: {one_line(e)}; ending all {size} ranks; run again with --resume auto to "
+          "continue", file=sys.stderr, flush=True)
+    from distnn.distributed.watchdog import FORWARD_GRACE_S
+
+    time.sleep(FORWARD_GRACE_S)  # MPI_Abort also ends the launcher's forwarding of what we wrote
+    abort(e.exit_code)
+    sys.exit(e.exit_code)  # (MPI_Abort may return when every rank aborts at once: exit, print nothing more)
 
 
 def _preempted() -> tuple:

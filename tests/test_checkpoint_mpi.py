@@ -285,6 +285,25 @@ def test_a_signal_during_start_up_exits_75_at_once(tmp_path, n, signalled):
         assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("mode", ["twice", "before-comm"])
+def test_start_up_signals_repeated_or_before_the_communicator_still_end_the_job_with_75(tmp_path, mode):
+    # twice: a duplicate SIGTERM during the grace before the abort killed the rank by the signal (exit 15);
+    # before-comm: rank 1 signalled before its communicator existed returned 75 on its own while rank 0
+    # waited in MPI's start-up, where no collective timeout applies: forever.
+    script = os.path.join(HERE, "mpi_scripts", "start_up_signals.py")
+    out = tmp_path / "r"
+    cmd = [MPIEXEC, "-n", "2", sys.executable, script, mode, "train", "--out", str(out), "--quiet", "--set",
+           "train.epochs=1", "--set", "run.plots=false"]
+    p = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 75, p.stderr
+    assert "preempted by SIGTERM during start-up" in p.stderr and "ending all 2 ranks" in p.stderr, p.stderr
+    # a run that never trained leaves at most its config.toml, and the same command starts again
+    again = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "distnn", "train", "--out", str(out),
+                            "--quiet", "--set", "train.epochs=1", "--set", "run.plots=false"],
+                           env=_env(), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+
+
 # ------------------------------------------------------------------ storage failures
 def _mount_tmpfs(path, opts):
     if os.geteuid() != 0 or shutil.which("mount") is None:

@@ -491,3 +491,14 @@ def test_functional_softmax_without_dim_or_axis_warns_where_pytorch_would_pick_a
             np.testing.assert_array_equal(got, fn(x, dim=-1).data)
             np.testing.assert_array_equal(got, fn(x, axis=2).data)
             np.testing.assert_array_equal(fn(x, 0).data, fn(x, dim=0).data)
+
+
+def test_softmax_axis_none_keeps_numpys_meaning_every_element():
+    import warnings as _w
+
+    x = distnn.Tensor(np.random.default_rng(2).standard_normal((2, 3, 4)).astype(np.float32))
+    with _w.catch_warnings():
+        _w.simplefilter("error")  # an explicit axis=None is not the implicit choice: no warning
+        for out in (F.softmax(x, axis=None), x.softmax(axis=None), F.softmax(x, None)):
+            assert out.shape == (2, 3, 4) and abs(float(out.data.sum()) - 1.0) < 1e-5
+        np.testing.assert_allclose(np.exp(F.log_softmax(x, axis=None).data).sum(), 1.0, rtol=1e-5)

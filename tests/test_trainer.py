@@ -376,3 +376,26 @@ def test_metrics_files_after_many_epochs_and_a_resumed_history_equal_a_fresh_wri
     assert [r["epoch"] for r in read_metrics_csv(live / "metrics.csv")] == [1, 2, 3, 4]
     assert read_metrics_csv(live / "metrics.csv")[3]["val_accuracy"] == 0.25
     assert not [n for n in os.listdir(live) if n.endswith(".tmp")]
+
+
+def test_metrics_logger_keeps_no_half_formatted_row_after_a_write_that_raised(tmp_path):
+    from distnn.train.callbacks.metrics_logger import MetricsLogger, read_metrics_csv
+
+    logger = MetricsLogger(tmp_path)
+    row = {"epoch": 1, "train_loss": np.float32(0.5)}  # not JSON-serializable: the write raises
+    with pytest.raises(TypeError):
+        logger.write([row])
+    row["train_loss"] = 0.5  # mended in place (the same dict)
+    logger.write([row, {"epoch": 2, "train_loss": 0.25}])
+    assert [r["epoch"] for r in read_metrics_csv(tmp_path / "metrics.csv")] == [1, 2]
+    assert len(open(tmp_path / "metrics.jsonl").read().splitlines()) == 2
+
+
+def test_a_run_directory_holding_only_its_config_is_no_previous_run(tmp_path):
+    """A job aborted during start-up may leave the config.toml rank 0 wrote first: the same command must start."""
+    from distnn.train.run_dir import previous_run_marks
+
+    (tmp_path / "config.toml").write_text("[train]\n")
+    assert previous_run_marks(tmp_path) == []
+    (tmp_path / "metrics.csv").write_text("epoch\n")
+    assert previous_run_marks(tmp_path) == ["config.toml", "metrics.csv"]

@@ -197,13 +197,16 @@ def softplus(x, beta=1.0, threshold=20.0):
     return Softplus.apply(x, beta=beta, threshold=threshold)
 
 
-def _softmax_dim(name, x, axis, dim) -> int:
+_LAST = "last"  # softmax's default axis: the last dimension, questioned where PyTorch would pick another
+
+
+def _softmax_dim(name, x, axis, dim):
     """``dim``, else numpy's ``axis``, else the last dimension: with a warning where PyTorch's deprecated
     implicit choice (dim 0 of 0-, 1- and 3-D input, dim 1 otherwise) differs, as a ported softmax over
     (N, C, H, W) channels would otherwise normalize over W without a word."""
     if dim is not None:
         return dim
-    if axis is not None:
+    if axis is not _LAST:  # (axis=None: every element, numpy's meaning)
         return axis
     ndim = len(x.shape)
     theirs = 0 if ndim in (0, 1, 3) else 1
@@ -214,12 +217,12 @@ def _softmax_dim(name, x, axis, dim) -> int:
     return -1
 
 
-def softmax(x, axis=None, dim=None):
+def softmax(x, axis=_LAST, dim=None):
     """exp(x) / sum(exp(x)) along ``dim`` (or numpy's ``axis``; neither: the last dimension, see _softmax_dim)."""
     return Softmax.apply(x, axis=_softmax_dim("softmax", x, axis, dim))
 
 
-def log_softmax(x, axis=None, dim=None):
+def log_softmax(x, axis=_LAST, dim=None):
     """x - logsumexp(x), stable (max subtracted first), along ``dim`` (or ``axis``; neither: the last)."""
     return LogSoftmax.apply(x, axis=_softmax_dim("log_softmax", x, axis, dim))
 

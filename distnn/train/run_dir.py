@@ -80,8 +80,13 @@ PREVIOUS_RUN_MARKS = (CONFIG, SUMMARY, MODEL_WEIGHTS, "metrics.csv", "checkpoint
 
 
 def previous_run_marks(path: str) -> list[str]:
-    """The names in ``path`` that show a run was already started there (empty if none)."""
-    return [name for name in PREVIOUS_RUN_MARKS if os.path.lexists(os.path.join(str(path), name))]
+    """The names in ``path`` that show a run was already started there (empty if none).
+
+    ``config.toml`` alone is no mark: a run writes it first, and one that never trained (a job
+    aborted during start-up, after rank 0 wrote it) has nothing a second run could overwrite.
+    """
+    marks = [name for name in PREVIOUS_RUN_MARKS if os.path.lexists(os.path.join(str(path), name))]
+    return [] if marks == [CONFIG] else marks
 
 
 def prepare_run_dir(path: str, comm, resuming: bool = False) -> bool:

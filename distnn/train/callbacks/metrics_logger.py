@@ -48,10 +48,11 @@ class MetricsLogger(Callback):
             kept += 1
         del self._rows[kept:], self._json[kept:], self._csv[kept:]
         for row in history[kept:]:
-            self._rows.append(row)
-            self._json.append(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
+            text = json.dumps({k: _clean(v) for k, v in row.items()}) + "\n"  # (may raise: nothing kept yet)
             line = io.StringIO()
             csv.writer(line).writerow(["" if row.get(c) is None else _fmt(row[c]) for c in CSV_COLUMNS])
+            self._rows.append(row)
+            self._json.append(text)
             self._csv.append(line.getvalue())
         _atomic_write(os.path.join(self.directory, "metrics.jsonl"), "".join(self._json))
         header = io.StringIO()
