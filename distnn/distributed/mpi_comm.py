@@ -271,14 +271,22 @@ class MPICommunicator(Communicator):
         self._seq += 1
         return f"collective #{self._seq} {what}"
 
-    def _wait(self, req, what: str) -> None:
-        def test():
-            if _busy:  # do our part of the shared-memory rounds in flight while we wait
-                progress_all()
-            return req.Test()
+    def _wait(self, req, what) -> None:
+        self._wait_until(req.Test, lambda: what)
 
-        wait_until(test, self.timeout, lambda waited: self._timed_out(what, waited),
-                   lambda: self._answer_reports(what), self._spin_s)
+    def _wait_until(self, done, what) -> None:
+        """Poll ``done()`` under the collective deadline; ``what()`` names the collective waited for.
+
+        Every poll first does this rank's part of the shared-memory rounds in
+        flight (of any communicator): a peer may be waiting for it.
+        """
+        def test():
+            if _busy:
+                progress_all()
+            return done()
+
+        wait_until(test, self.timeout, lambda waited: self._timed_out(what(), waited),
+                   lambda: self._answer_reports(what()), self._spin_s)
 
     def _host_buffer(self, array):
         """(buffer MPI can use, function that copies it back into ``array``)."""
@@ -375,16 +383,11 @@ class MPICommunicator(Communicator):
         def all_done():
             # Each Test lets MPI progress every started collective. (Not Testall: MPICH 5.0
             # fails it with MPI_ERR_IN_STATUS when the list holds persistent requests.)
-            if _busy:
-                progress_all()
             while pending and pending[-1].test():
                 pending.pop()
             return not pending
 
-        def timed_out(waited):
-            self._timed_out(pending[-1].what, waited)
-
-        wait_until(all_done, self.timeout, timed_out, lambda: self._answer_reports(pending[-1].what), self._spin_s)
+        self._wait_until(all_done, lambda: pending[-1].what)
 
     def broadcast(self, array, root: int = 0):
         self._check_root(root)

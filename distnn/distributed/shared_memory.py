@@ -40,8 +40,6 @@ import sys
 
 import numpy as np
 
-from .watchdog import wait_until
-
 _UFUNCS = {"sum": np.add, "mean": np.add, "max": np.maximum, "min": np.minimum}
 _ALIGN = 64  # bytes: shares start on cache lines, so two ranks never write one line
 
@@ -107,9 +105,7 @@ class SharedAllreduce:
 
     def wait(self):
         if not self.done:
-            comm = self.comm
-            wait_until(self.test, comm.timeout, lambda waited: comm._timed_out(self.what, waited),
-                       lambda: comm._answer_reports(self.what), comm._spin_s)
+            self.comm._wait_until(lambda: self.done, lambda: self.what)  # (its polls advance this round)
         return self.array
 
     def _reduce_share(self) -> None:
