@@ -90,17 +90,28 @@ def as_array(x):
     return x
 
 
-def reduce_in_order(arrays, op: str):
-    """Reduce a list of same-shape arrays in list (rank) order: same result on every rank, every run."""
+_UFUNC_NAMES = {"sum": "add", "mean": "add", "max": "maximum", "min": "minimum"}
+
+
+def reduce_in_order(arrays, op: str, out=None):
+    """Reduce a list of same-shape arrays in list (rank) order: same result on every rank, every run.
+
+    Into ``out`` when given (a new array otherwise); ``out`` may be the first
+    or second array, never a later one (it is overwritten by the first step).
+    """
     xp = get_array_module(arrays[0])
-    out = arrays[0].copy()
-    for a in arrays[1:]:
-        if op in ("sum", "mean"):
-            out += a
-        elif op == "max":
-            xp.maximum(out, a, out=out)
-        else:
-            xp.minimum(out, a, out=out)
+    ufunc = getattr(xp, _UFUNC_NAMES[op])
+    if out is None:
+        out = arrays[0].copy()
+        rest = arrays[1:]
+    elif len(arrays) > 1:
+        ufunc(arrays[0], arrays[1], out=out)
+        rest = arrays[2:]
+    else:
+        out[...] = arrays[0]
+        rest = ()
+    for a in rest:
+        ufunc(out, a, out=out)
     if op == "mean":
         out /= len(arrays)
     return out

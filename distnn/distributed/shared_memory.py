@@ -40,7 +40,9 @@ import sys
 
 import numpy as np
 
-_UFUNCS = {"sum": np.add, "mean": np.add, "max": np.maximum, "min": np.minimum}
+from .comm_base import reduce_in_order
+
+
 _ALIGN = 64  # bytes: shares start on cache lines, so two ranks never write one line
 
 
@@ -65,7 +67,6 @@ class SharedAllreduce:
         self._scratch = np.empty_like(self._mine) if rank >= 2 else None
         self._inputs = [self._scratch if k == rank and rank >= 2 else v for k, v in enumerate(views)]
         self._others = [v for k, v in enumerate(views) if k != rank]
-        self._ufunc = _UFUNCS[op]
 
     def start(self):
         """Begin a round: announce that this rank's buffer is written (the array is off limits until done)."""
@@ -109,17 +110,13 @@ class SharedAllreduce:
         return self.array
 
     def _reduce_share(self) -> None:
-        mine, inputs, ufunc = self._mine, self._inputs, self._ufunc
+        mine = self._mine
         if mine.size == 0:
             return
         if self._scratch is not None:
             self._scratch[...] = mine
         with np.errstate(over="ignore", invalid="ignore"):  # as MPI: an overflow is a value, not a warning
-            ufunc(inputs[0], inputs[1], out=mine)
-            for x in inputs[2:]:
-                ufunc(mine, x, out=mine)
-            if self.op == "mean":
-                mine /= len(inputs)
+            reduce_in_order(self._inputs, self.op, out=mine)
         for other in self._others:
             other[...] = mine
 
