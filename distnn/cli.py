@@ -351,19 +351,15 @@ def _end_job_preempted_at_startup(e) -> None:
 
     ignore_further_signals()  # (a repeated signal during the grace below would kill the rank with 15)
     comm = _running_mpi_comm()
-    if comm is None:
-        from distnn.distributed.mpi_comm import launcher_world_size
-
-        if (launcher_world_size() or 1) <= 1:
-            return
-        from mpi4py import MPI  # signalled before the communicator existed: the others may be in MPI_Init
-
-        from distnn.distributed.mpi_comm import unlink_start_up_segments
-
-        unlink_start_up_segments()  # (the communicator would have: every local rank maps it once MPI_Init returns)
-        rank, size, abort = MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size(), MPI.COMM_WORLD.Abort
-    else:
+    if comm is not None:
         rank, size, abort = comm.rank, comm.size, comm.abort
+    else:  # signalled before the communicator existed: the others may be inside MPI's start-up
+        from distnn.distributed.mpi_comm import abort_job, launcher_world_size
+
+        size = launcher_world_size() or 1
+        if size <= 1:
+            return
+        rank, abort = _launcher_rank(), abort_job
     print(f"distnn: rank {rank}: {one_line(e)}; ending all {size} ranks; run again with --resume auto to "
           "continue", file=sys.stderr, flush=True)
     from distnn.distributed.watchdog import FORWARD_GRACE_S

@@ -130,6 +130,14 @@ def unlink_start_up_segments() -> None:
                 pass
 
 
+def abort_job(code: int) -> None:
+    """End every process of this MPI job with ``code``, from a process that has no communicator yet
+    (MPI is initialized if need be; MPICH's start-up file is removed first, as a communicator would)."""
+    world = _mpi().COMM_WORLD
+    unlink_start_up_segments()  # (every local rank maps it once MPI_Init has returned here)
+    world.Abort(code)
+
+
 def _usable_cores() -> list:
     """The CPUs this process may run on (its affinity mask; every CPU where the OS cannot tell)."""
     try:
