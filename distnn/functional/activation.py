@@ -1,9 +1,8 @@
 """Activations, softmax/log_softmax and dropout. Each saves the cheapest thing its backward needs."""
 from __future__ import annotations
 
-import warnings
-
 import math
+import warnings
 
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
