@@ -49,15 +49,22 @@ class MetricsLogger(Callback):
         del self._rows[kept:], self._json[kept:], self._csv[kept:]
         for row in history[kept:]:
             text = json.dumps({k: _clean(v) for k, v in row.items()}) + "\n"  # (may raise: nothing kept yet)
-            line = io.StringIO()
-            csv.writer(line).writerow(["" if row.get(c) is None else _fmt(row[c]) for c in CSV_COLUMNS])
+            line = _csv_line(["" if row.get(c) is None else _fmt(row[c]) for c in CSV_COLUMNS])
             self._rows.append(row)
             self._json.append(text)
-            self._csv.append(line.getvalue())
+            self._csv.append(line)
         _atomic_write(os.path.join(self.directory, "metrics.jsonl"), "".join(self._json))
-        header = io.StringIO()
-        csv.writer(header).writerow(CSV_COLUMNS)
-        _atomic_write(os.path.join(self.directory, "metrics.csv"), header.getvalue() + "".join(self._csv))
+        _atomic_write(os.path.join(self.directory, "metrics.csv"), _CSV_HEADER + "".join(self._csv))
+
+
+def _csv_line(values) -> str:
+    """One CSV record, with csv's quoting and line end."""
+    out = io.StringIO()
+    csv.writer(out).writerow(values)
+    return out.getvalue()
+
+
+_CSV_HEADER = _csv_line(CSV_COLUMNS)
 
 
 def _fmt(v):
