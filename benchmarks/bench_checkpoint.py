@@ -10,8 +10,10 @@ arrays (no fsync, no checks) and its ``np.load``, and against the peer,
 Part 2 (``mpiexec -n 2``, started by this script): the built-in digits_mlp
 job trained with checkpoints off, with two floors (rank 0 writes the model and
 optimizer arrays into one file at every epoch end: a bare ``np.savez`` + fsync,
-or their raw bytes from a background thread with fsync and an atomic rename),
-every epoch (synchronous), and every epoch with ``async_save``, alternated in
+or their raw bytes from a background thread with fsync and an atomic rename;
+and distnn's asynchronous checkpoint callback writing its files through the
+least code the commit protocol needs), every epoch (synchronous), and every
+epoch with ``async_save``, alternated in
 the same processes, several rounds (a different order each round);
 reports the median training wall time of each and the overhead in percent,
 plus the time the checkpoint callback held training up (rank 0's measure).
@@ -207,6 +209,60 @@ def _FloorSave(directory, background=False):
     return _floor_callback()(directory, background)
 
 
+def _minimal_protocol_checkpoint():
+    from distnn.train.callbacks.checkpoint import ModelCheckpoint
+
+    class MinimalProtocolCheckpoint(ModelCheckpoint):
+        """distnn's checkpoint callback with its writer replaced by the least code the commit protocol needs.
+
+        The same files (distnn's snapshot: the npz images, trainer.json,
+        model.json, config.toml), each written, SHA-256-hashed and fsynced in
+        a new temporary directory, a manifest, the rename, ``latest`` written,
+        fsynced and renamed, one fsync of the root, and the checkpoint
+        ``keep_last`` saves back deleted. No recycling, links, fault hooks,
+        error handling or retention rules. It shows what the protocol itself
+        costs on this machine, apart from how distnn's writer does it.
+        """
+
+        def _write(self, job):
+            import hashlib
+            import json
+
+            step, files, manifest, serializer = job
+            serializer.fill_crc(files)
+            os.makedirs(self.root, exist_ok=True)
+            name = f"step-{step:08d}"
+            tmp, final = os.path.join(self.root, ".tmp-" + name), os.path.join(self.root, name)
+            os.mkdir(tmp)
+
+            def put(path, data):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+                os.write(fd, data)
+                os.fsync(fd)
+                os.close(fd)
+
+            entries = {}
+            for fname, data in files.items():
+                put(os.path.join(tmp, fname), data)
+                entries[fname] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": memoryview(data).nbytes}
+            put(os.path.join(tmp, "manifest.json"), json.dumps({**manifest, "files": entries}).encode())
+            os.rename(tmp, final)
+            put(os.path.join(self.root, "latest.tmp"), name.encode())
+            os.replace(os.path.join(self.root, "latest.tmp"), os.path.join(self.root, "latest"))
+            fd = os.open(self.root, os.O_RDONLY)
+            os.fsync(fd)
+            os.close(fd)
+            self._written.append(final)
+            if len(self._written) > self.keep_last:
+                old = self._written.pop(0)
+                for n in os.listdir(old):
+                    os.unlink(os.path.join(old, n))
+                os.rmdir(old)
+            return {"ok": True, "path": final, "bytes": 0, "seconds": 0.0, "removed": [], "step": step}
+
+    return MinimalProtocolCheckpoint
+
+
 def job_worker(epochs: int, rounds: int) -> None:
     """Runs under mpiexec: digits_mlp with checkpoints off / every epoch / every epoch async, alternated."""
     import logging
@@ -228,6 +284,7 @@ def job_worker(epochs: int, rounds: int) -> None:
     variants = {"no guard": {"enabled": False}, "off": {"enabled": False},
                 "floor: np.savez+fsync": {"enabled": False},
                 "floor: async raw+fsync": {"enabled": False},
+                "floor: async protocol": {"enabled": False},
                 "every epoch": {"every_epochs": 1, "async_save": False},
                 "every epoch, async_save": {"every_epochs": 1, "async_save": True}}
     results = {v: [] for v in variants}
@@ -241,10 +298,16 @@ def job_worker(epochs: int, rounds: int) -> None:
             job = Job("digits_mlp", [f"train.epochs={epochs}", "run.plots=false"], comm, quiet=True)
             out = os.path.join(tmp, f"{r}-{len(results[name])}-{name.replace(' ', '_').replace(',', '')}")
             # as `distnn train` attaches it: model.json and config.toml go into every checkpoint too
+            cb_extra = extra_files_for(job.model_meta(), dump_config(job.cfg))
             cb = attach(job.trainer, out, {**opts, "keep_last": 2},
-                        nonfinite="off" if name == "no guard" else job.cfg.train.nonfinite,
-                        extra_files=extra_files_for(job.model_meta(), dump_config(job.cfg)))
-            if name.startswith("floor"):
+                        nonfinite="off" if name == "no guard" else job.cfg.train.nonfinite, extra_files=cb_extra)
+            if name == "floor: async protocol":
+                # distnn's callback (snapshot, gather, agreement) writing through the minimal protocol
+                cb = _minimal_protocol_checkpoint()(os.path.join(out, "checkpoints"), keep_last=2, async_save=True,
+                                                    extra_files=cb_extra)
+                cb._written = []
+                job.trainer.callbacks.append(cb)
+            elif name.startswith("floor"):
                 cb = _FloorSave(out, background="async" in name)
                 job.trainer.callbacks.append(cb)
             gc.collect()
@@ -284,7 +347,9 @@ def job_worker(epochs: int, rounds: int) -> None:
               "  'no guard' vs 'off' is the per-step agreement (non-finite check + preemption flag);\n"
               "  floors: rank 0 writes the model and optimizer arrays into one file per epoch, np.savez +\n"
               "  fsync in the training thread, or their raw bytes from a background thread (write, fsync,\n"
-              "  rename, fsync of the directory); no manifest, checksums, pointers, retention or random states")
+              "  rename, fsync of the directory); no manifest, checksums, pointers, retention or random states;\n"
+              "  'async protocol': distnn's async callback with the least writer the commit protocol needs\n"
+              "  (same files, SHA-256s, fsyncs, manifest, rename, latest; no recycling or links)")
 
 
 def main():
