@@ -291,6 +291,12 @@ def test_npz_keys_presplit_and_errors(tmp_path):
     np.savez(tmp_path / "d.npz", x=bad, y=y)
     with pytest.raises(DataError, match=r"d.npz' array 'x': non-finite feature value nan at row 7"):
         D.load_npz(str(tmp_path / "d.npz"))
+    np.savez(tmp_path / "f.npz", x=np.array(["a"] * 10), y=y)
+    with pytest.raises(DataError, match=r"f.npz' array 'x' must be numeric, got dtype <U1"):
+        D.load_npz(str(tmp_path / "f.npz"))
+    np.savez(tmp_path / "g.npz", x=np.float64(1.0), y=y)
+    with pytest.raises(DataError, match=r"g.npz' array 'x' is a single number, not an array of samples"):
+        D.load_npz(str(tmp_path / "g.npz"))
     np.savez(tmp_path / "e.npz", x=x, y=y + 3)
     with pytest.raises(DataError, match=r"offending labels 3, 4 \(first at row 0\)"):
         D.load_npz(str(tmp_path / "e.npz"))

@@ -62,6 +62,14 @@ def _fmt_label(v: float) -> str:
     return str(int(v)) if np.isfinite(v) and v == int(v) else repr(v) if np.isfinite(v) else str(v)
 
 
+def check_sample_array(x, where: str) -> None:
+    """A feature array read from a file holds numbers, one sample per entry of its first axis."""
+    if x.dtype.kind not in "iufb":
+        raise DataError(f"{where} must be numeric, got dtype {x.dtype}")
+    if x.ndim == 0:
+        raise DataError(f"{where} is a single number, not an array of samples")
+
+
 def check_feature_range(x, dtype, source: str, locate) -> None:
     """Raise unless every value of ``x`` is finite and fits ``dtype`` (float32 or float64).
 
@@ -208,10 +216,7 @@ def load_npz(path, x_key: str | None = None, y_key: str | None = None, num_class
             raise DataError(f"{source} has {xk!r} but no {yk!r} (keys: {sorted(arrays)})")
         x, y = arrays[xk], arrays[yk]
         where = f"{source} array {xk!r}"
-        if x.dtype.kind not in "iufb":
-            raise DataError(f"{where} must be numeric, got dtype {x.dtype}")
-        if x.ndim == 0:
-            raise DataError(f"{where} is a single number, not an array of samples")
+        check_sample_array(x, where)
         if x.ndim == 1:
             x = x[:, None]
         if len(x) != len(y):

@@ -21,7 +21,8 @@ import sys
 
 import numpy as np
 
-from distnn.data.files import check_feature_range, is_number, label_column_index, read_npz, split_header, token_ids
+from distnn.data.files import (check_feature_range, check_sample_array, is_number, label_column_index, read_npz,
+                               split_header, token_ids)
 
 from . import run_dir as rd
 from .evaluation import classification_report, format_confusion_matrix
@@ -96,10 +97,7 @@ def _read_npz(path, source, k, dtype, vocab, labels):
         raise DataError(f"{source} has no 'x' or 'X' array (keys: {sorted(arrays)})")
     x = arrays[xk]
     where = f"{source} array {xk!r}"
-    if x.dtype.kind not in "iufb":
-        raise DataError(f"{where} must be numeric, got dtype {x.dtype}")
-    if x.ndim == 0:
-        raise DataError(f"{where} is a single number, not an array of samples")
+    check_sample_array(x, where)
     if len(x) == 0:
         raise DataError(f"{where} has 0 samples")
     width = int(np.prod(x.shape[1:]))
