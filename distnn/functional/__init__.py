@@ -2,9 +2,10 @@
 from .activation import dropout, elu, gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, softplus, tanh
 from .elementwise import abs, add, clip, div, exp, log, matmul, maximum, minimum, mul, neg, pow, sqrt, sub, where
 from .linear import linear
+from .embedding import embedding
 from .conv import conv1d, conv2d
 from .norm import batch_norm, layer_norm
-from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
+from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_unpool2d
 from .loss import (
     binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss, mse_loss, multi_margin_loss, nll_loss,
 )

@@ -1,11 +1,14 @@
-"""Pooling as fused Functions: ``max_pool2d``, ``avg_pool2d``, ``adaptive_avg_pool2d``.
+"""Pooling as fused Functions: ``max_pool2d`` (with ``return_indices``), ``max_unpool2d``,
+``avg_pool2d``, ``adaptive_avg_pool2d``.
 
 Max and average pooling loop over the kh*kw kernel offsets only; each step is
 one vectorized op on a strided view covering every (batch, channel, output
-pixel). Max pooling's backward finds, per output, the first offset holding the
-maximum (as PyTorch), so the gradient goes to exactly one input even when a
-window holds ties (common after ReLU, where many values are 0); padding never
-wins, even in a window of -inf.
+pixel). Max pooling's backward (and its ``return_indices``) finds, per output,
+the input PyTorch picks (see ``_winner_masks``), so the gradient goes to exactly
+one input even when a window holds ties (common after ReLU, where many values
+are 0); padding never wins, even in a window of -inf.
+Max unpooling scatters each value to its index in a zeroed plane; its backward
+gathers the gradient at the same indices.
 Adaptive average pooling is two small matrix products with averaging matrices.
 """
 from __future__ import annotations
@@ -15,6 +18,7 @@ import functools
 import numpy as np
 
 from distnn.autograd.function import Function
+from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from .conv import _pair
@@ -66,6 +70,40 @@ def _padded(x, padding, extra, fill):
     return out
 
 
+def _winner_masks(xpad, out, xshape, padding, extra, kernel, stride, dilation, Ho, Wo):
+    """Yield, per kernel offset (row-major), the mask of the outputs whose maximum PyTorch takes from there.
+
+    PyTorch's CPU kernel scans a window row by row and keeps a value when ``val > max or isnan(val)``,
+    starting from -inf at the first in-bounds cell: so the first maximum wins ties, the last NaN wins in
+    a window holding NaN, and a window of -inf picks its first real cell (never padding). Exactly one
+    offset is chosen per output. The yielded mask is one buffer, overwritten at the next step.
+    """
+    xp = get_array_module(xpad)
+    last_nan = None
+    if bool(xp.isnan(out).any()):  # rare: a first pass finds each window's last NaN
+        last_nan = xp.full(out.shape, -1, dtype=np.int32)
+        for q, xv in enumerate(_views(xpad, kernel, stride, dilation, Ho, Wo)):
+            xp.copyto(last_nan, q, where=xp.isnan(xv))
+    # A window whose maximum is -inf also "finds" it in the padding (filled with -inf), which comes
+    # first in a top or left window: there only real cells may win. Rare, so the mask of real cells
+    # is built only then.
+    real = None
+    if xpad.shape != xshape and bool((out == -xp.inf).any()):
+        real = _views(_padded(xp.ones(xshape, dtype=bool), padding, extra, False), kernel, stride, dilation, Ho, Wo)
+    found = xp.zeros(out.shape, dtype=bool)
+    hit = xp.empty(out.shape, dtype=bool)
+    for q, xv in enumerate(_views(xpad, kernel, stride, dilation, Ho, Wo)):
+        xp.equal(xv, out, out=hit)  # never true in a NaN window (NaN equals nothing)
+        if last_nan is not None:
+            hit |= last_nan == q
+        if real is not None:
+            hit &= next(real)
+        if q:
+            xp.greater(hit, found, out=hit)  # hit and not found: the first maximum wins ties
+        xp.logical_or(found, hit, out=found)
+        yield hit
+
+
 class MaxPool2d(Function):
     def forward(self, x, kernel, stride, padding, dilation, Ho, Wo, extra):
         xp = get_array_module(x)
@@ -83,34 +121,15 @@ class MaxPool2d(Function):
     def backward(self, g):
         xp = get_array_module(g)
         xshape, kernel, stride, padding, dilation, Ho, Wo = self.geom
-        xpad, out = self.xpad, self.out
-        pshape = xpad.shape
+        pshape = self.xpad.shape
         (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
         overlap = sh < dh * (kh - 1) + 1 or sw < dw * (kw - 1) + 1
         exact = not overlap and dh * (kh - 1) + 1 == sh and dw * (kw - 1) + 1 == sw \
             and Ho * sh == pshape[2] and Wo * sw == pshape[3] and dh == 1 and dw == 1
         # With non-overlapping windows tiling the input, every element is written exactly once.
         gpad = (xp.empty if exact else xp.zeros)(pshape, dtype=g.dtype)
-        found = xp.zeros(out.shape, dtype=bool)
-        hit = xp.empty(out.shape, dtype=bool)
-        gviews = _views(gpad, kernel, stride, dilation, Ho, Wo)
-        nan_windows = bool(xp.isnan(out).any())  # their maximum is a NaN, which equals nothing
-        # A window whose maximum is -inf also "finds" it in the padding (filled with -inf), which comes
-        # first in a top or left window: there only real cells may win, as in PyTorch (the first in-bounds
-        # one). Rare, so the mask of real cells is built only then.
-        real = None
-        if pshape != xshape and bool((out == -xp.inf).any()):
-            real = _views(_padded(xp.ones(xshape, dtype=bool), padding, self.extra, False),
-                          kernel, stride, dilation, Ho, Wo)
-        for q, (xv, gv) in enumerate(zip(_views(xpad, kernel, stride, dilation, Ho, Wo), gviews)):
-            xp.equal(xv, out, out=hit)
-            if nan_windows:  # the first NaN wins, as in PyTorch
-                hit |= xp.isnan(xv)
-            if real is not None:
-                hit &= next(real)
-            if q:
-                xp.greater(hit, found, out=hit)  # hit and not found: the first maximum wins ties, as PyTorch
-            xp.logical_or(found, hit, out=found)
+        winners = _winner_masks(self.xpad, self.out, xshape, padding, self.extra, kernel, stride, dilation, Ho, Wo)
+        for hit, gv in zip(winners, _views(gpad, kernel, stride, dilation, Ho, Wo)):
             if overlap:
                 gv += g * hit
             else:
@@ -118,6 +137,42 @@ class MaxPool2d(Function):
         ph, pw = padding
         H, W = xshape[2], xshape[3]
         return (gpad[:, :, ph:ph + H, pw:pw + W] if gpad.shape != xshape else gpad),
+
+
+def _max_indices(x, out, kernel, stride, padding, dilation, Ho, Wo, extra):
+    """PyTorch's ``return_indices``: for each output, the flat index h * W + w of its input in its (N, C) plane."""
+    xp = get_array_module(x)
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    kw, W = kernel[1], x.shape[3]
+    xpad = _padded(x, padding, extra, -xp.inf)
+    rows = xp.arange(Ho, dtype=np.int64)[:, None] * sh - ph  # the window's top-left cell, unpadded coordinates
+    cols = xp.arange(Wo, dtype=np.int64)[None, :] * sw - pw
+    idx = xp.zeros(out.shape, dtype=np.int64)
+    winners = _winner_masks(xpad, out, x.shape, padding, extra, kernel, stride, dilation, Ho, Wo)
+    for q, hit in enumerate(winners):
+        i, j = divmod(q, kw)
+        xp.copyto(idx, (rows + i * dh) * W + (cols + j * dw), where=hit)
+    return idx
+
+
+class MaxUnpool2d(Function):
+    """Each input value goes to its index in a zeroed (H_out * W_out) plane; backward gathers there."""
+
+    saves_tensors = False  # backward reads only the indices, a constant
+
+    def forward(self, x, indices, size):
+        xp = get_array_module(x)
+        N, C = x.shape[0], x.shape[1]
+        planes = xp.arange(N * C)[:, None]
+        flat_idx = indices.reshape(N * C, -1)
+        out = xp.zeros((N * C, size[0] * size[1]), dtype=x.dtype)
+        out[planes, flat_idx] = x.reshape(N * C, -1)  # repeated indices: one of the values (PyTorch: the same)
+        self.planes, self.flat_idx, self.xshape = planes, flat_idx, x.shape
+        return out.reshape(N, C, size[0], size[1])
+
+    def backward(self, g):
+        N, C = self.xshape[0], self.xshape[1]
+        return g.reshape(N * C, -1)[self.planes, self.flat_idx].reshape(self.xshape),
 
 
 class AvgPool2d(Function):
@@ -164,14 +219,20 @@ def _unbatched_as_one(pool):
     @functools.wraps(pool)
     def wrapper(input, *args, **kwargs):
         if input.ndim == 3:
-            return pool(input.reshape((1,) + tuple(input.shape)), *args, **kwargs)[0]
+            result = pool(input.reshape((1,) + tuple(input.shape)), *args, **kwargs)
+            return tuple(r[0] for r in result) if isinstance(result, tuple) else result[0]
         return pool(input, *args, **kwargs)
     return wrapper
 
 
 @_unbatched_as_one
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
-    """Max over (dilated) kh x kw windows; padding counts as -inf. ``stride`` defaults to ``kernel_size``."""
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max over (dilated) kh x kw windows; padding counts as -inf. ``stride`` defaults to ``kernel_size``.
+
+    With ``return_indices``, returns ``(output, indices)`` as PyTorch: ``indices`` (int64, no gradient,
+    the output's shape) holds for each output the flat index ``h * W + w`` of its input in its (N, C)
+    plane, as ``max_unpool2d`` takes it.
+    """
     kernel = _pair(kernel_size, "kernel_size")
     stride = kernel if stride is None or stride == [] else _pair(stride, "stride")
     padding, dilation = _pair(padding, "padding"), _pair(dilation, "dilation")
@@ -180,8 +241,70 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     # ceil_mode may need a few -inf columns past the right/bottom padding.
     extra = tuple(max(0, (n - 1) * s + d * (k - 1) + 1 - (size + 2 * p))
                   for n, s, d, k, size, p in zip((Ho, Wo), stride, dilation, kernel, (H, W), padding))
-    return MaxPool2d.apply(input, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
-                           Ho=Ho, Wo=Wo, extra=extra)
+    out = MaxPool2d.apply(input, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+                          Ho=Ho, Wo=Wo, extra=extra)
+    if not return_indices:
+        return out
+    x = input.data if isinstance(input, Tensor) else input
+    return out, Tensor(_max_indices(x, out.data, kernel, stride, padding, dilation, Ho, Wo, extra))
+
+
+def _unpool_output_size(shape, kernel, stride, padding, output_size):
+    """PyTorch's rule: (H_in - 1) * stride - 2 * padding + kernel, or ``output_size`` ((H, W) or (N, C, H, W))
+    when it is within one stride of that (the sizes a max_pool2d with these arguments could have come from)."""
+    default = [(shape[-2 + d] - 1) * stride[d] - 2 * padding[d] + kernel[d] for d in range(2)]
+    if output_size is None:
+        size = default
+    else:
+        size = [int(s) for s in output_size]
+        if len(size) == 4:
+            size = size[2:]
+        if len(size) != 2:
+            raise ValueError(f"max_unpool2d: output_size must be (H, W) or (N, C, H, W), got {tuple(output_size)}")
+        for d in range(2):
+            if not default[d] - stride[d] < size[d] < default[d] + stride[d]:
+                raise ValueError(
+                    f"max_unpool2d: invalid output_size {tuple(output_size)}: dim {d} must be strictly between "
+                    f"{default[d] - stride[d]} and {default[d] + stride[d]} for an input of shape {tuple(shape)}"
+                )
+    if min(size) < 0:
+        raise ValueError(f"max_unpool2d: the output size {tuple(size)} is negative (input shape {tuple(shape)}, "
+                         f"kernel_size {kernel}, stride {stride}, padding {padding})")
+    return tuple(size)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The partial inverse of ``max_pool2d``: each value of ``input`` lands at its index (from
+    ``max_pool2d(..., return_indices=True)``) in a zeroed (H_out, W_out) plane; every other cell is 0.
+
+    ``input`` and ``indices`` are (N, C, H, W) or (C, H, W) of the same shape. ``stride`` defaults to
+    ``kernel_size``; H_out = (H - 1) * stride - 2 * padding + kernel_size unless ``output_size`` ((H, W) or
+    (N, C, H, W)) says otherwise, as PyTorch. The gradient of ``input`` is the output's gradient at the indices.
+    """
+    kernel = _pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None or stride == [] else _pair(stride, "stride")
+    padding = _pair(padding, "padding")
+    if min(kernel) < 1 or min(stride) < 1:
+        raise ValueError(f"max_unpool2d: kernel_size and stride must be >= 1, got {kernel} and {stride}")
+    shape = tuple(input.shape)
+    if len(shape) not in (3, 4):
+        raise ValueError(f"max_unpool2d: expected a 4-D input (N, C, H, W) or a 3-D one (C, H, W), got shape {shape}")
+    xp = get_array_module(input.data if isinstance(input, Tensor) else input)
+    idx = xp.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"max_unpool2d: indices must be integers, got dtype {idx.dtype}")
+    if tuple(idx.shape) != shape:
+        raise ValueError(f"max_unpool2d: indices have shape {tuple(idx.shape)} but the input has shape {shape}; "
+                         f"they must match")
+    size = _unpool_output_size(shape, kernel, stride, padding, output_size)
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= size[0] * size[1]):
+        raise ValueError(
+            f"max_unpool2d: indices out of range: they span [{int(idx.min())}, {int(idx.max())}] but an output "
+            f"plane of size {size} has {size[0] * size[1]} cells (valid indices 0 .. {size[0] * size[1] - 1})"
+        )
+    if len(shape) == 3:  # unbatched: a batch of one
+        return MaxUnpool2d.apply(input.reshape((1,) + shape), indices=idx.reshape((1,) + shape), size=size)[0]
+    return MaxUnpool2d.apply(input, indices=idx, size=size)
 
 
 @_unbatched_as_one
@@ -250,4 +373,4 @@ def adaptive_avg_pool2d(input, output_size):
     return AdaptiveAvgPool2d.apply(input, output_size=size)
 
 
-__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
+__all__ = ["max_pool2d", "max_unpool2d", "avg_pool2d", "adaptive_avg_pool2d"]

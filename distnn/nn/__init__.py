@@ -10,7 +10,7 @@ from .loss import (
     BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, MultiMarginLoss, NLLLoss,
 )
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm, _BatchNorm
-from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, MaxUnpool2d
 # Sequence and attention layers (issue 3, part B)
 from .attention import MultiheadAttention
 from .embedding import Embedding

@@ -4,56 +4,35 @@ from __future__ import annotations
 import numpy as np
 
 from distnn import random as drandom
-from distnn.autograd.function import Function
-from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module, to_numpy
-from distnn.functional._into import destinations
+from distnn.backend import to_numpy
+from distnn.functional.embedding import _embedding
 
+from .linear import _finish
 from .module import Module, Parameter
 
 
-class EmbeddingLookup(Function):
-    """``weight[indices]``; backward scatter-adds rows (repeated indices accumulate).
-
-    The row ``padding_idx`` (if any) gets no gradient, as in PyTorch.
-    """
-
-    def forward(self, weight, indices, padding_idx=None):
-        self.indices, self.num, self.padding_idx = indices, weight.shape[0], padding_idx
-        return weight[indices]
-
-    def backward(self, grad):
-        xp = get_array_module(grad)
-        dim = grad.shape[-1]
-        flat_idx = self.indices.reshape(-1)
-        flat_g = grad.reshape(-1, dim)
-        dest = destinations(self, 1)[0]  # the engine's destination for the weight gradient
-        if dest is not None and dest.dtype == grad.dtype:
-            out = dest
-            out[...] = 0
-        else:
-            out = xp.zeros((self.num, dim), dtype=grad.dtype)
-        if xp.__name__ == "numpy":
-            np.add.at(out, flat_idx, flat_g)
-        else:  # cupy
-            import cupyx
-
-            cupyx.scatter_add(out, flat_idx, flat_g)
-        if self.padding_idx is not None:
-            out[self.padding_idx] = 0
-        return out, None
-
-
 class Embedding(Module):
-    """``Embedding(num_embeddings, embedding_dim, padding_idx=None)``.
+    """``Embedding(num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
+    scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None, dtype=None)``,
+    PyTorch's arguments in PyTorch's order (plus distnn's keyword ``generator``).
 
     ``forward(input)`` takes integer indices of any shape and returns
     ``input.shape + (embedding_dim,)``. Weights start N(0, 1); the ``padding_idx``
-    row starts at zero and never receives a gradient.
+    row starts at zero and never receives a gradient. With ``max_norm``, each forward
+    first rescales IN PLACE the rows it looks up whose ``norm_type``-norm exceeds
+    ``max_norm`` (see ``distnn.functional.embedding``). ``scale_grad_by_freq`` divides
+    each row's gradient by its index's count in the batch; ``sparse=True`` is not supported.
+    Under DataParallel, ``max_norm`` rescales the rows each rank's own batch looks up,
+    so replicas drift apart (as under PyTorch's DDP); ``DataParallel.check_replicas()`` tells.
     """
 
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, _weight=None, dtype=None, generator=None):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
+                 scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None, dtype=None,
+                 generator=None):
         super().__init__()
+        if sparse:
+            raise NotImplementedError("Embedding: sparse=True is not supported (distnn has no sparse gradients); "
+                                      "use sparse=False")
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(
@@ -61,6 +40,8 @@ class Embedding(Module):
                 )
             padding_idx %= num_embeddings
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
+        self.max_norm, self.norm_type = max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
         dtype = np.dtype(dtype or np.float32)
         if _weight is None:
             gen = generator if generator is not None else drandom.default_generator()
@@ -72,27 +53,31 @@ class Embedding(Module):
             if w.shape != (num_embeddings, embedding_dim):
                 raise ValueError(f"Embedding: _weight has shape {w.shape}, expected {(num_embeddings, embedding_dim)}")
         self.weight = Parameter(w)
+        self.weight.requires_grad = not _freeze
+        _finish(self, device)
 
     @classmethod
-    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None):
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, max_norm=None, norm_type=2.0,
+                        scale_grad_by_freq=False, sparse=False):
+        """An Embedding whose weight is (a copy of) the 2-D ``embeddings``; frozen unless ``freeze=False``."""
         w = to_numpy(embeddings)
-        m = cls(w.shape[0], w.shape[1], padding_idx=padding_idx, _weight=w, dtype=w.dtype)
-        m.weight.requires_grad = not freeze
-        return m
+        if w.ndim != 2:
+            raise ValueError(f"Embedding.from_pretrained: embeddings must be 2-D, got shape {w.shape}")
+        return cls(w.shape[0], w.shape[1], padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,
+                   _weight=w, _freeze=freeze, dtype=w.dtype)
 
     def extra_repr(self):
         s = f"{self.num_embeddings}, {self.embedding_dim}"
-        return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}"
+        if self.norm_type != 2:
+            s += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq:
+            s += f", scale_grad_by_freq={self.scale_grad_by_freq}"
+        return s
 
     def forward(self, input):
-        idx = input.data if isinstance(input, Tensor) else input
-        xp = get_array_module(self.weight.data)
-        idx = xp.asarray(idx)
-        if idx.dtype.kind not in "iu":
-            raise TypeError(f"{self.where()}: indices must be integers, got dtype {idx.dtype}")
-        if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= self.num_embeddings):
-            raise IndexError(
-                f"{self.where()}: index out of range: indices span [{int(idx.min())}, {int(idx.max())}] "
-                f"but num_embeddings is {self.num_embeddings}"
-            )
-        return EmbeddingLookup.apply(self.weight, idx, padding_idx=self.padding_idx)
+        return _embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
+                          self.scale_grad_by_freq, self.sparse, self.where())

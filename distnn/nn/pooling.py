@@ -1,7 +1,8 @@
-"""Pooling modules: ``MaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d`` (PyTorch's arguments)."""
+"""Pooling modules: ``MaxPool2d``, ``MaxUnpool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d`` (PyTorch's arguments)."""
 from __future__ import annotations
 
-from distnn.functional.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
+from distnn.functional.conv import _pair
+from distnn.functional.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_unpool2d
 
 from .module import Module
 
@@ -9,27 +10,52 @@ from .module import Module
 def _named(module, fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
-    except ValueError as e:
-        raise ValueError(f"{module.where()}: {e}") from None
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"{module.where()}: {e}") from None
 
 
 class MaxPool2d(Module):
-    """Max over kh x kw windows; ``stride`` defaults to ``kernel_size``; padding counts as -inf."""
+    """Max over kh x kw windows; ``stride`` defaults to ``kernel_size``; padding counts as -inf.
+
+    With ``return_indices=True``, ``forward`` returns ``(output, indices)``: int64 flat indices
+    ``h * W + w`` of the chosen inputs in each (N, C) plane, as PyTorch (``MaxUnpool2d`` takes them).
+    """
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
                  ceil_mode: bool = False):
         super().__init__()
-        if return_indices:
-            raise NotImplementedError("MaxPool2d: return_indices=True is not supported")
         self.kernel_size, self.stride, self.padding = kernel_size, stride if stride is not None else kernel_size, padding
-        self.dilation, self.ceil_mode = dilation, ceil_mode
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
     def forward(self, x):
-        return _named(self, max_pool2d, x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+        return _named(self, max_pool2d, x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                      self.return_indices)
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class MaxUnpool2d(Module):
+    """The partial inverse of ``MaxPool2d``: ``forward(input, indices, output_size=None)`` puts each value
+    at its index (from ``MaxPool2d(..., return_indices=True)``) and zeros elsewhere.
+
+    The output is (N, C, H_out, W_out) with H_out = (H - 1) * stride - 2 * padding + kernel_size, or
+    ``output_size`` ((H, W) or (N, C, H, W), within one stride of that), as PyTorch.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        # pairs, as PyTorch's MaxUnpool2d keeps them
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = _pair(stride if stride is not None else kernel_size, "stride")
+        self.padding = _pair(padding, "padding")
+
+    def forward(self, input, indices, output_size=None):
+        return _named(self, max_unpool2d, input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class AvgPool2d(Module):
