@@ -409,6 +409,49 @@ def test_loader_covers_data_reshuffles_and_is_reproducible():
         D.DataLoader(data, 5, shuffle=True, sampler=D.SequentialSampler(23))
 
 
+def _order_of(batches):
+    return np.concatenate([b[0][:, 0] for b in batches]).astype(int).tolist()
+
+
+def test_loader_reshuffles_every_pass_like_pytorch():
+    data = _ids(23)
+    loader = D.DataLoader(data, batch_size=5, shuffle=True, seed=7)
+    passes = [_order_of(loader) for _ in range(3)]  # no set_epoch: each pass is the next epoch
+    assert passes[0] != passes[1] != passes[2]
+    for epoch, order in enumerate(passes):
+        placed = D.DataLoader(data, batch_size=5, shuffle=True, seed=7)
+        placed.set_epoch(epoch)
+        assert _order_of(placed) == order
+    it = iter(loader)  # a pass broken off: the next one is still a new epoch
+    next(it)
+    assert loader.epoch == 3
+    placed = D.DataLoader(data, batch_size=5, shuffle=True, seed=7)
+    placed.set_epoch(4)
+    assert _order_of(loader) == _order_of(placed) and loader.epoch == 4
+    loader.set_epoch(1)  # placed by hand: exactly that epoch
+    assert _order_of(loader) == passes[1]
+
+
+def test_loader_follows_its_samplers_epoch_and_start():
+    from distnn.distributed.sampler import DistributedSampler
+
+    data = _ids(20)
+    for rank in range(2):
+        sampler = DistributedSampler(20, shuffle=True, seed=1, num_replicas=2, rank=rank)
+        loader = D.DataLoader(data, 2, sampler=sampler)
+        for epoch in (0, 1, 2, 1):  # PyTorch's pattern: sampler.set_epoch(e), then iterate the loader
+            sampler.set_epoch(epoch)
+            reference = D.DataLoader(data, 2, sampler=DistributedSampler(20, shuffle=True, seed=1, num_replicas=2,
+                                                                         rank=rank))
+            reference.set_epoch(epoch)
+            assert _order_of(loader) == _order_of(reference)
+        sampler.set_epoch(5)
+        sampler.set_start(12)  # skip the first 12 samples of the global order: 4 left per rank, 2 batches
+        assert len(loader) == 2
+        tail = _order_of(loader)
+        assert tail == sampler.global_order()[12:][rank::2].tolist()
+
+
 def test_loader_mid_epoch_start_reproduces_the_tail_with_augmentation():
     data = _ids(40)
 

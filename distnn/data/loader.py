@@ -110,6 +110,9 @@ class DataLoader:
         self.rank = int(rank if rank is not None else getattr(sampler, "rank", 0) or 0)
         self.with_mask = with_mask
         self.epoch, self.batch_index, self._start = 0, 0, 0
+        self._positioned = False  # set_epoch/load_state_dict chose where the next pass starts
+        self._passes = 0  # passes begun by iterating the loader itself
+        self._sampler_epoch = getattr(sampler, "epoch", None)  # the sampler's epoch as last seen or set here
 
     # ------------------------------------------------------------ epochs and resume
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
@@ -117,6 +120,7 @@ class DataLoader:
         if start_batch < 0 or start_batch > len(self):
             raise DataError(f"start_batch {start_batch} is outside 0..{len(self)} for this loader")
         self.epoch, self._start, self.batch_index = int(epoch), int(start_batch), int(start_batch)
+        self._positioned = True
 
     def state_dict(self) -> dict:
         """Where the loader is: the epoch and the index of the next batch it will yield."""
@@ -132,8 +136,11 @@ class DataLoader:
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def _epoch_indices(self):
-        if hasattr(self.sampler, "set_epoch"):
+        # Only when the sampler is on another epoch: reseeding the same epoch would also undo a
+        # DistributedSampler's set_start.
+        if hasattr(self.sampler, "set_epoch") and getattr(self.sampler, "epoch", None) != self.epoch:
             self.sampler.set_epoch(self.epoch)
+        self._sampler_epoch = getattr(self.sampler, "epoch", None)
         if hasattr(self.sampler, "indices_and_mask"):  # DistributedSampler: both arrays in one pass
             indices, valid = self.sampler.indices_and_mask()
             indices, valid = np.asarray(indices, dtype=np.int64), np.asarray(valid, dtype=bool)
@@ -175,6 +182,18 @@ class DataLoader:
                 yield xb, yb
 
     def __iter__(self):
+        """One epoch's batches. Each new pass is the next epoch (a fresh order and fresh augmentation,
+        as PyTorch's loader reshuffles per pass), unless ``set_epoch``/``load_state_dict`` placed the
+        pass or the sampler was moved to another epoch (``sampler.set_epoch(e)``, PyTorch's pattern
+        with a ``DistributedSampler``): then that epoch."""
+        moved = getattr(self.sampler, "epoch", None)
+        if not self._positioned:
+            if moved is not None and moved != self._sampler_epoch:
+                self.epoch, self._start = int(moved), 0
+            elif self._passes:
+                self.epoch, self._start = self.epoch + 1, 0
+        self._positioned = False
+        self._passes += 1
         return self.batches()
 
     def __repr__(self) -> str:
