@@ -295,3 +295,27 @@ def test_bad_input_files_get_one_line_naming_the_problem(runs, tmp_path, capsys)
     predict_fails("big.npz", "value 1e+300 at row 2", "out of float32 range")
     np.savetxt(tmp_path / "big.csv", big, delimiter=",", fmt="%g")
     predict_fails("big.csv", "value 1e+300 at line 3 column 8", "out of float32 range")
+
+
+def test_prediction_csv_header_follows_the_file_not_the_training_option(tmp_path, capsys):
+    # A run trained on a CSV with data.header = true: a headerless file to predict keeps its first row.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((24, 2)).round(3)
+    y = (x[:, 0] > 0).astype(int)
+    lines = ["f0,f1,label"] + [f"{a},{b},{c}" for (a, b), c in zip(x, y)]
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    config = tmp_path / "run.toml"
+    config.write_text(f'name = "csvrun"\n[data]\nname = "csv"\npath = "{tmp_path / "train.csv"}"\nheader = true\n'
+                      'batch_size = 8\n[model]\nname = "mlp"\nhidden_sizes = [4]\n[train]\nepochs = 1\n'
+                      '[run]\nplots = false\n[checkpoint]\nenabled = false\n')
+    run = tmp_path / "run"
+    code, _, err = cli(["train", "--config", config, "--out", run, "--quiet"], capsys)
+    assert code == 0, err
+    (tmp_path / "new.csv").write_text("\n".join(f"{a},{b}" for a, b in x[:5]) + "\n")
+    out = tmp_path / "p.csv"
+    code, text, err = cli(["predict", run, "--input", tmp_path / "new.csv", "--output", out], capsys)
+    assert code == 0, err
+    assert "wrote 5 predictions" in text and len(read_table(out)) == 6
+    (tmp_path / "new_h.csv").write_text("a,b\n" + "\n".join(f"{a},{b}" for a, b in x[:5]) + "\n")
+    code, text, err = cli(["predict", run, "--input", tmp_path / "new_h.csv", "--output", out], capsys)
+    assert code == 0 and "wrote 5 predictions" in text, err

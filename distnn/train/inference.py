@@ -133,8 +133,9 @@ def _read_csv(path, source, meta, k, dtype, vocab, labels):
             raise DataError(f"{source} is not readable CSV: {e}") from None
     if not rows:
         raise DataError(f"{source} has 0 samples (the file is empty)")
-    # the rule of the training loader: a header only if none of the first row's cells is a number
-    names, rows = split_header(rows, source, data_cfg.get("header", "auto"))
+    # A header only if none of the first row's cells is a number (the README's rule for these files):
+    # not the run's data.header, which described its training file; this one may have none.
+    names, rows = split_header(rows, source, "auto")
     if not rows:
         raise DataError(f"{source} has 0 samples (a header but no data rows)")
     ncol = len(rows[0][1])
