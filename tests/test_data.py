@@ -291,12 +291,22 @@ def test_npz_keys_presplit_and_errors(tmp_path):
     np.savez(tmp_path / "d.npz", x=bad, y=y)
     with pytest.raises(DataError, match=r"d.npz' array 'x': non-finite feature value nan at row 7"):
         D.load_npz(str(tmp_path / "d.npz"))
-    np.savez(tmp_path / "f.npz", x=np.array(["a"] * 10), y=y)
-    with pytest.raises(DataError, match=r"f.npz' array 'x' must be numeric, got dtype <U1"):
-        D.load_npz(str(tmp_path / "f.npz"))
-    np.savez(tmp_path / "g.npz", x=np.float64(1.0), y=y)
-    with pytest.raises(DataError, match=r"g.npz' array 'x' is a single number, not an array of samples"):
-        D.load_npz(str(tmp_path / "g.npz"))
+    np.savez(tmp_path / "text.npz", x=np.array(["a"] * 10), y=y)
+    with pytest.raises(DataError, match=r"text.npz' array 'x' must be numeric, got dtype <U1"):
+        D.load_npz(str(tmp_path / "text.npz"))
+    np.savez(tmp_path / "scalar.npz", x=np.float64(1.0), y=y)
+    with pytest.raises(DataError, match=r"scalar.npz' array 'x' is a single number, not an array of samples"):
+        D.load_npz(str(tmp_path / "scalar.npz"))
+    np.savez(tmp_path / "shape.npz", x_train=x, y_train=y, x_test=x[:4, :1], y_test=y[:4])
+    with pytest.raises(DataError, match=r"shape.npz': 'x_test' has samples of shape \(1,\) but 'x_train' has \(2,\)"):
+        D.load_npz(str(tmp_path / "shape.npz"))
+    three = np.arange(10) % 3  # the training split happens to lack class 1: still 3 classes
+    np.savez(tmp_path / "lacks1.npz", x_train=x[three != 1], y_train=three[three != 1], x_test=x, y_test=three)
+    parts = D.load_npz(str(tmp_path / "lacks1.npz"))
+    assert sorted(set(parts["train"][1])) == [0, 2] and sorted(set(parts["test"][1])) == [0, 1, 2]
+    np.savez(tmp_path / "nosamples.npz", x_train=x[:0], y_train=y[:0], x_test=x, y_test=y)
+    with pytest.raises(DataError, match=r"nosamples.npz' array 'x_train' has 0 samples"):
+        D.load_npz(str(tmp_path / "nosamples.npz"))
     np.savez(tmp_path / "e.npz", x=x, y=y + 3)
     with pytest.raises(DataError, match=r"offending labels 3, 4 \(first at row 0\)"):
         D.load_npz(str(tmp_path / "e.npz"))

@@ -190,7 +190,8 @@ def load_npz(path, x_key: str | None = None, y_key: str | None = None, num_class
     With keys ``x_train``/``y_train`` (and optionally ``x_val``/``y_val``,
     ``x_test``/``y_test``) the archive's own splits are returned; otherwise one
     ``"all"`` entry from ``x_key``/``y_key`` (default: ``x`` or ``X``, and
-    ``y`` or ``Y``). ``num_classes`` defaults to the distinct training labels.
+    ``y`` or ``Y``). ``num_classes`` defaults to the number of distinct labels in all
+    splits; every split must have samples of one shape.
     """
     source = f"data file {str(path)!r}"
     arrays = read_npz(path, source)
@@ -221,10 +222,22 @@ def load_npz(path, x_key: str | None = None, y_key: str | None = None, num_class
             x = x[:, None]
         if len(x) != len(y):
             raise DataError(f"{source}: {xk!r} has {len(x)} rows but {yk!r} has {len(y)}")
+        if len(x) == 0:
+            raise DataError(f"{where} has 0 samples")
         check_feature_range(x, np.float32, where, lambda r, j: f"row {r}")
         x = x.astype(np.float32)
         out[split] = (x, y)
     first = next(iter(out))
+    for split, (x, _) in out.items():  # one model reads them all: refuse now, not after training
+        if x.shape[1:] != out[first][0].shape[1:]:
+            raise DataError(f"{source}: {names[split][0]!r} has samples of shape {x.shape[1:]} but "
+                            f"{names[first][0]!r} has {out[first][0].shape[1:]}; every split needs the same shape")
+    if num_classes is None and len(out) > 1:
+        # the distinct labels of all splits: a class the training split happens to lack is still a class
+        ys = [np.asarray(y) for _, y in out.values()]
+        if all(y.ndim == 1 and y.dtype.kind in "iufb" for y in ys):
+            labels = np.concatenate([y.astype(np.float64) for y in ys])
+            num_classes = len(np.unique(labels[np.isfinite(labels) & (labels == np.round(labels))]))
     _, c = check_labels(out[first][1], f"{source} array {names[first][1]!r}", lambda r: f"row {r}", num_classes)
     return {s: (x, check_labels(y, f"{source} array {names[s][1]!r}", lambda r: f"row {r}", c)[0])
             for s, (x, y) in out.items()}
