@@ -352,6 +352,10 @@ def test_standardizer_modes_and_constant_features():
     np.testing.assert_allclose(g.mean.item(), x.astype(np.float64).mean(), rtol=1e-10)
     with pytest.raises(DataError, match="fitted on samples of shape"):
         f(x.reshape(50, -1))
+    tiny = np.random.default_rng(1).normal(0, 1, size=(40, 3)) * np.array([1e-8, 1.0, 0.0]) + np.array([0, 0, 1e-9])
+    t = D.Standardizer("feature").fit(tiny)  # a feature in small units is still scaled to std 1
+    np.testing.assert_allclose(t(tiny).std(0), [1.0, 1.0, 0.0], atol=1e-6)
+    assert t.std[2] == 1.0  # a constant (tiny) feature: std 1, mapped to 0
 
 
 # ---------------------------------------------------------------- augmentation

@@ -29,8 +29,9 @@ class Standardizer:
     ``"channel"``: one per channel of (N, C, ...) inputs (one in total for flat
     inputs); ``"global"``: a single mean/std. Features whose training std is
     (numerically) zero, i.e. at most 1e-7 times that feature's own largest
-    magnitude (or 1e-7 when that is below 1), get std 1, so constant pixels
-    map to 0 instead of inf.
+    magnitude (float32's precision), get std 1, so constant pixels map to 0
+    instead of inf; any other feature, however small its units, is scaled to
+    std 1 (as scikit-learn's StandardScaler).
     Statistics are computed in float64 with a two-pass mean/variance.
     """
 
@@ -58,9 +59,10 @@ class Standardizer:
         axes = self._axes(x.ndim)
         mean = x.mean(axis=axes, keepdims=True)
         std = np.sqrt(((x - mean) ** 2).mean(axis=axes, keepdims=True))
-        # "Numerically zero" is relative to each feature's own magnitude (at least 1): a threshold from
-        # the whole array would treat a small-variance feature as constant when another feature is large.
-        scale = np.maximum(np.abs(x).max(axis=axes, keepdims=True), 1.0)
+        # "Numerically zero" is relative to each feature's own magnitude: a threshold from the whole array
+        # would treat a small-variance feature as constant when another feature is large, and an absolute
+        # floor would do so to a feature measured in small units (values ~1e-8). An all-zero feature: 0 <= 0.
+        scale = np.abs(x).max(axis=axes, keepdims=True)
         std = np.where(std <= 1e-7 * scale, 1.0, std)
         self.mean, self.std = mean[0], std[0]  # drop the sample axis: broadcasts over a batch
         return self
