@@ -161,6 +161,7 @@ class Trainer:
         # cannot leave the others stuck in a mismatched collective.
         self._ddp_kwargs = dict(ddp_kwargs or {}) if data_parallel and self.world > 1 else None
         self.ddp = None
+        self._pending_ddp_state = None  # load_state_dict's DataParallel state until fit builds the wrapper
         params = list(model.parameters())
         self.xp = get_array_module(params[0].data) if params else np
         # inputs are cast to the parameters' floating dtype (float64 runs); token ids stay integers
@@ -215,6 +216,7 @@ class Trainer:
         t_start = self._fit_started = time.perf_counter()
         if self._ddp_kwargs is not None and self.ddp is None:
             self.ddp = _data_parallel(self.model, self.comm, **self._ddp_kwargs)  # collective
+        self._apply_ddp_state()
         try:
             self.callbacks.on_train_begin(self)
             self._epochs(t_start)
@@ -460,11 +462,14 @@ class Trainer:
         state = asdict(self.state)
         if getattr(self, "_fit_started", None) is not None:  # saved during fit: this session's time so far too
             state["elapsed"] += time.perf_counter() - self._fit_started
+        ddp = self.ddp
         return {"state": state, "history": [dict(r) for r in self.history],
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "callbacks": self.callbacks.state_dict(),
                 "rng": {"distnn": dn_random.get_state(), "modules": dn_random.module_generator_states(self.model)},
-                "seed": self.seed, "world": self.world, "batch_size": self.batch_size}
+                "seed": self.seed, "world": self.world, "batch_size": self.batch_size,
+                # DataParallel's global sample count guess: it weights the next step's gradients
+                "data_parallel": ddp.sync_state_dict() if ddp is not None else dict(self._pending_ddp_state or {})}
 
     def load_state_dict(self, sd: dict) -> None:
         """Restore :meth:`state_dict` output; ``fit()`` then continues where it stopped."""
@@ -477,6 +482,14 @@ class Trainer:
         if "distnn" in rng:
             dn_random.set_state(rng["distnn"])
         dn_random.set_module_generator_states(self.model, rng.get("modules", {}))
+        self._pending_ddp_state = dict(sd.get("data_parallel") or {})
+        self._apply_ddp_state()
+
+    def _apply_ddp_state(self) -> None:
+        """The restored DataParallel state, now or once ``fit`` has built the wrapper."""
+        if self.ddp is not None and self._pending_ddp_state:
+            self.ddp.load_sync_state_dict(self._pending_ddp_state)
+            self._pending_ddp_state = None
 
 
 def eval_outputs(model, x, transform=None, batch_size: int = 512, xp=np, dtype=None):

@@ -44,7 +44,7 @@ from .. import preemption
 from ..logging_utils import get_logger
 from .background_writer import Job, writer
 from .base import Callback, monitor_mode
-from .resume import ApplyDDPState, agreed, apply_ddp_state, ddp_state, resume
+from .resume import agreed, resume
 
 ON_ERROR = ("stop", "continue")
 
@@ -96,7 +96,6 @@ class ModelCheckpoint(Callback):
 
     # ------------------------------------------------------------------ hooks
     def on_train_begin(self, trainer):
-        apply_ddp_state(trainer)
         if trainer.is_main:
             ck.cleanup_temporaries(self.root)
             if self.resumed_from is not None:
@@ -227,7 +226,6 @@ class ModelCheckpoint(Callback):
         st = trainer.state
         state = trainer.state_dict()
         state["ranks"] = ranks
-        state["data_parallel"] = ddp_state(trainer)
         epoch_end = reason == "epoch" or (len(trainer.history) == st.epoch + 1)
         metrics = {k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))}
         manifest = {
@@ -391,8 +389,6 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
     spec = resume_spec or opts["resume"]
     if spec:
         resume(trainer, spec, root, cb, log, config_text=(extra_files or {}).get("config.toml"))
-        if cb is None:
-            trainer.callbacks.append(ApplyDDPState())
     return cb
 
 

@@ -19,7 +19,6 @@ from distnn import random as dn_random
 
 from .. import checkpoint as ck
 from ..logging_utils import get_logger
-from .base import Callback
 
 
 def agreed(exc, trainer):
@@ -41,10 +40,8 @@ def restore_trainer(trainer, state: dict, manifest: dict, log=None) -> None:
                                  f"{trainer.steps_per_epoch}: the training data differs from the checkpointed run")
     state = dict(state)
     ranks = state.pop("ranks", None)
-    saved_ddp = state.pop("data_parallel", None)
     state.pop("_files", None)
-    trainer.load_state_dict(state)
-    _load_ddp_state(trainer, saved_ddp)
+    trainer.load_state_dict(state)  # DataParallel's state too, applied once fit builds the wrapper
     r, world = trainer.rank, trainer.world
     if ranks and r < len(ranks):  # this rank's own generators (the layers' too), where that rank was saved
         dn_random.set_module_generator_states(trainer.model, ranks[r].get("module_rng", {}))
@@ -76,35 +73,6 @@ def restore_trainer(trainer, state: dict, manifest: dict, log=None) -> None:
 # DataParallel packs each step's gradients against the previous step's global sample count and
 # rescales when it differs; that count is state (identical on every rank) that changes rounding, so
 # an exact resume must carry it. (Read through the attribute until DataParallel exposes it.)
-def ddp_state(trainer) -> dict:
-    ddp = getattr(trainer, "ddp", None)
-    return ddp.sync_state_dict() if hasattr(ddp, "sync_state_dict") else {}
-
-
-def _load_ddp_state(trainer, state) -> None:
-    """Apply now, or when ``fit`` has built the DataParallel wrapper (see :class:`ApplyDDPState`)."""
-    trainer._restored_ddp_state = state or {}
-    apply_ddp_state(trainer)
-
-
-def apply_ddp_state(trainer) -> None:
-    ddp, state = getattr(trainer, "ddp", None), getattr(trainer, "_restored_ddp_state", None)
-    if ddp is None or not state:
-        return
-    if hasattr(ddp, "load_sync_state_dict"):
-        ddp.load_sync_state_dict(state)
-    trainer._restored_ddp_state = None
-
-
-class ApplyDDPState(Callback):
-    """Resumed without a ModelCheckpoint: still restore DataParallel's state once ``fit`` built it."""
-
-    state_key = "_ddp_state"
-
-    def on_train_begin(self, trainer):
-        apply_ddp_state(trainer)
-
-
 def config_changes(saved_text, current_text) -> list[str]:
     """``key: old -> new`` for each setting that differs between two config.toml texts (not
     ``checkpoint.resume``, which is how a resume is asked for); empty when either is missing."""
