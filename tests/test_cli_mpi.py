@@ -127,3 +127,20 @@ def test_rank1_missing_file_real_cli(tmp_path):
     assert len(errors) == 1 and errors[0].startswith("distnn: error: rank 1:") and "d_1.csv" in errors[0], r.stderr
     assert not out.exists()
     assert elapsed < 60
+
+
+def test_per_rank_files_with_other_data_are_refused_real_cli(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((120, 6)), np.arange(120) % 3
+    np.savez(tmp_path / "d0.npz", x=x, y=y)
+    np.savez(tmp_path / "d1.npz", x=x[::-1], y=y[::-1])  # the same samples in another order: other data
+    out = tmp_path / "run"
+    r, elapsed = mpirun(2, ["-m", "distnn", "train", *TRAIN, "--set", "data.name=npz", "--set",
+                            "data.augment.shift=0", "--set", f"data.path={tmp_path}/d{{rank}}.npz", "--out", str(out)])
+    assert r.returncode == 2, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if "error" in ln.lower()]
+    assert len(errors) == 1 and "gives rank 1 other data than rank 0" in errors[0], r.stderr
+    assert not out.exists()
+    assert elapsed < 60

@@ -104,7 +104,7 @@ def test_a_usage_error_is_printed_by_rank_zero_only(monkeypatch, capsys):
 
 
 def test_ranks_with_differently_shaped_data_get_one_line(tmp_path, capsys):
-    # Per-rank data files whose samples have 8 features on rank 0 and 5 on rank 1: the models differ.
+    # Per-rank data files whose samples have 8 features on rank 0 and 5 on rank 1: refused before training.
     rng = np.random.default_rng(0)
     for rank, features in ((0, 8), (1, 5)):
         np.savez(tmp_path / f"e{rank}.npz", x=rng.standard_normal((120, features)), y=np.arange(120) % 3)
@@ -112,4 +112,23 @@ def test_ranks_with_differently_shaped_data_get_one_line(tmp_path, capsys):
                             f"data.path={tmp_path}/e{{rank}}.npz",
                             "--simulate-ranks", "2", "--out", str(tmp_path / "r")], capsys)
     assert code == 2 and err.count("distnn: error:") == 1, err
-    assert "differs across ranks" in err and "Traceback" not in err
+    assert "gives rank 1 other data than rank 0" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_per_rank_files_must_hold_the_same_data(tmp_path, capsys):
+    # distnn shards one dataset itself: per-rank files with other samples (the same shape) were sharded
+    # again, each rank silently training on half of its own file. Refused; identical copies train.
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((120, 6)), np.arange(120) % 3
+    np.savez(tmp_path / "d0.npz", x=x, y=y)
+    np.savez(tmp_path / "d1.npz", x=x + 1, y=y)
+    args = ["train", *FAST, "--set", "data.name=npz", "--set", "data.augment.shift=0", "--set",
+            f"data.path={tmp_path}/d{{rank}}.npz", "--simulate-ranks", "2"]
+    code, _, err = run_cli([*args, "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and err.count("distnn: error:") == 1 and len(err.strip().splitlines()) == 1, err
+    assert "gives rank 1 other data than rank 0" in err and "pre-sharded" in err
+    assert not (tmp_path / "r").exists()
+    np.savez(tmp_path / "d1.npz", x=x, y=y)  # an identical copy per rank: trains
+    code, _, err = run_cli([*args, "--out", str(tmp_path / "r2")], capsys)
+    assert code == 0, err

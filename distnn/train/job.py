@@ -44,6 +44,35 @@ def _one_line(exc: BaseException) -> str:
     return msg or type(exc).__name__
 
 
+def data_fingerprint(splits) -> str:
+    """SHA-256 of every split's samples and labels (shapes and dtypes included)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, part in splits.items():
+        for a in (part.x, part.y):
+            a = np.ascontiguousarray(a)
+            h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
+            h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def agree_on_same_data(comm, fingerprint: str | None, path: str) -> None:
+    """Collective: per-rank data files (``{rank}`` in data.path) must hold the same data on every rank.
+
+    distnn shards ONE dataset across the ranks itself (each rank takes its part of every global
+    batch); files that differ per rank would be sharded again (each rank training on a fraction of
+    its own file, statistics fitted per rank, a crash when their sizes differ).
+    """
+    prints = comm.allgather_object(fingerprint)
+    differ = [r for r, f in enumerate(prints) if f != prints[0]]
+    if differ:
+        raise JobError(f"data.path {path!r} gives rank {differ[0]} other data than rank 0; distnn shards one "
+                       "dataset across the ranks itself, so every rank must read the same data (pre-sharded "
+                       "per-rank files are not supported): give one file, or identical copies",
+                       report=comm.rank == 0)
+
+
 def agree_on_errors(comm, error: str | None) -> None:
     """Collective: raise the same JobError on every rank if any rank had an error."""
     errors = comm.allgather_object(error) if comm.size > 1 else [error]
@@ -109,8 +138,10 @@ class Job:
         from distnn.data import load_dataset
 
         data = _as_dict(self.cfg.data)
-        # A "{rank}" in data.path names per-rank files (pre-sharded data, or a test of one rank failing).
-        if isinstance(data.get("path"), str) and "{rank}" in data["path"]:
+        # A "{rank}" in data.path names per-rank files (copies on node-local disks, or a test of one rank's
+        # file failing); train_rank then checks they hold the same data (see agree_on_same_data).
+        self.per_rank_data = isinstance(data.get("path"), str) and "{rank}" in data["path"]
+        if self.per_rank_data:
             data["path"] = data["path"].replace("{rank}", str(self.comm.rank))
         return load_dataset(data)
 
@@ -391,12 +422,16 @@ def train_rank(comm, config, overrides=(), out=None, quiet=False, simulated=Fals
 
     if ensemble.requested(config, overrides):  # ensemble.members > 1: members on groups of ranks
         return ensemble.train_ensemble(comm, config, overrides, out, quiet)
-    job, error = None, None
+    job, error, fingerprint = None, None, None
     try:
         job = Job(config, list(overrides or ()), comm, quiet=quiet)
+        if job.per_rank_data and comm.size > 1:
+            fingerprint = data_fingerprint(job.splits)
     except (ValueError, OSError, KeyError, TypeError) as e:  # DataError/ConfigError are ValueErrors
         error = _one_line(e)
     agree_on_errors(comm, error)
+    if job.per_rank_data and comm.size > 1:  # (the same config on every rank: all of them or none)
+        agree_on_same_data(comm, fingerprint, job.cfg.data.path)
     from .preemption import inject_startup_fault
 
     inject_startup_fault(comm.rank)
