@@ -86,6 +86,21 @@ def test_datasets_lists_datasets_and_configs(capsys):
     assert code == 0
     for name in ("digits", "mnist", "csv", "digits_mlp", "digits_cnn"):
         assert name in out
+    # each dataset's own data.* options are listed under it, with their defaults as a config writes them
+    from distnn.data import list_datasets
+    from distnn.data.datasets import list_dataset_options
+
+    blocks = {}
+    for line in out.splitlines():
+        if line.startswith("  ") and not line.startswith("   "):
+            current = blocks.setdefault(line.split()[0], [])
+        elif line.strip().startswith("options:"):
+            current.append(line)
+    for name, _ in list_datasets():
+        for option in list_dataset_options(name):
+            assert option in " ".join(blocks[name]), (name, option)
+    assert 'header = "auto"' in " ".join(blocks["csv"]) and "path (required)" in " ".join(blocks["csv"])
+    assert "flatten = true" in " ".join(blocks["digits"])
 
 
 def test_config_keys_lists_the_schema(capsys):

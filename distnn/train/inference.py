@@ -347,14 +347,32 @@ def _write_output(how, where, output_path, text) -> None:
         raise ValueError(f"cannot write {output_path!r}: {e.strerror or e}") from None
 
 
+def _toml_value(v) -> str:
+    """A default as it is written in a config file."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return f'"{v}"' if isinstance(v, str) else repr(v)
+
+
 def describe_datasets() -> str:
     """The ``distnn datasets`` listing: datasets and built-in configs."""
     from distnn.data import list_datasets
     from distnn.train.config import list_configs
 
-    lines = ["datasets:"]
+    from distnn.data.datasets import list_dataset_options
+
+    lines = ["datasets (data.name; under each, its own data.* options with their defaults; every dataset also",
+             "takes data.val_fraction, data.test_fraction, data.split_seed and data.standardize, see config-keys):"]
     for item in list_datasets():
-        lines.append(f"  {item}" if isinstance(item, str) else f"  {item[0]:<16} {item[1]}")
+        if isinstance(item, str):
+            lines.append(f"  {item}")
+            continue
+        lines.append(f"  {item[0]:<16} {item[1]}")
+        options = list_dataset_options(item[0])
+        if options:
+            shown = ", ".join(f"{k} (required)" if v is None and k == "path" else f"{k} (unset)" if v is None
+                              else f"{k} = {_toml_value(v)}" for k, v in options.items())
+            lines.append(f"  {'':<16}   options: {shown}")
     lines.append("")
     lines.append("built-in configs (python -m distnn train --config NAME):")
     for item in list_configs():
