@@ -307,6 +307,10 @@ def test_npz_keys_presplit_and_errors(tmp_path):
     np.savez(tmp_path / "nosamples.npz", x_train=x[:0], y_train=y[:0], x_test=x, y_test=y)
     with pytest.raises(DataError, match=r"nosamples.npz' array 'x_train' has 0 samples"):
         D.load_npz(str(tmp_path / "nosamples.npz"))
+    np.savez(tmp_path / "mixed.npz", x=x, y=y, x_test=x[:4], y_test=y[:4])  # its own test split, no x_train
+    with pytest.raises(DataError, match=r"mixed.npz' has x_test but no 'x_train'"):
+        D.load_npz(str(tmp_path / "mixed.npz"))
+    assert len(D.load_npz(str(tmp_path / "mixed.npz"), x_key="x", y_key="y")["all"][0]) == 10
     np.savez(tmp_path / "e.npz", x=x, y=y + 3)
     with pytest.raises(DataError, match=r"offending labels 3, 4 \(first at row 0\)"):
         D.load_npz(str(tmp_path / "e.npz"))

@@ -209,6 +209,11 @@ def load_npz(path, x_key: str | None = None, y_key: str | None = None, num_class
 
     if x_key is None and y_key is None and "x_train" in arrays:
         names = {s: (f"x_{s}", f"y_{s}") for s in ("train", "val", "test") if f"x_{s}" in arrays}
+    elif x_key is None and y_key is None and any(f"x_{s}" in arrays for s in ("val", "test")):
+        # x/y beside x_test (say): silently carving a test split out of x would ignore the file's own
+        raise DataError(f"{source} has {', '.join(k for k in ('x_val', 'x_test') if k in arrays)} but no "
+                        f"'x_train' (keys: {sorted(arrays)}); name the training arrays x_train/y_train, or "
+                        "set x_key/y_key to use one pair only")
     else:
         names = {"all": (pick(x_key, ("x", "X"), "features"), pick(y_key, ("y", "Y"), "labels"))}
     out = {}
