@@ -145,3 +145,43 @@ def test_four_ranks_equal_one_process_and_bad_member_count(tmp_path):
                      "or a world size that is a multiple of 3 (more members than ranks also works: they train in "
                      "turns)"], bad.stderr
     assert not os.path.exists(tmp_path / "bad")
+
+
+@pytest.mark.skipif(os.environ.get("OMPI_COMM_WORLD_SIZE") or os.environ.get("PMI_SIZE"),
+                    reason="starts its own mpiexec")
+def test_groups_ending_apart_or_stopping_end_the_job_together(tmp_path, monkeypatch):
+    # Two groups of one rank: member 1 trains far longer than member 0. Rank 0 then waits for it
+    # longer than the collective timeout (3 s): that wait has no deadline. Before, the healthy job was
+    # aborted (status 1); a preemption or an agreed error in group 1 left group 0 waiting until the
+    # timeout, then status 1, not 75 or 2.
+    import time
+
+    monkeypatch.setenv("DISTNN_COLLECTIVE_TIMEOUT", "3")
+    monkeypatch.setenv("DISTNN_FAULT_STEP_DELAY", "0.02")  # ~0.4 s an epoch of 20 steps
+    base = ["train", "--config", "digits_mlp", "--quiet", "--set", "ensemble.members=2", "--set",
+            "model.hidden_sizes=[16]", "--set", "train.epochs=2", "--set", "run.plots=false"]
+    long_member = ["--set", 'ensemble.overrides=[{}, {"train.epochs"=14}]']
+
+    r = _mpiexec(2, [*base, *long_member, "--out", str(tmp_path / "apart")], timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    with open(tmp_path / "apart" / "summary.json") as f:
+        s = json.load(f)
+    assert s["epochs_run"] == [2, 14] and s["wall_time"] > 14 * 20 * 0.02
+    assert not os.path.exists(tmp_path / "apart" / "curves.png")  # run.plots = false: no plot at the top either
+
+    # (the fault hook counts ranks in the group: its rank 0 at step 200, which only member 1 reaches)
+    monkeypatch.setenv("DISTNN_FAULT_SIGNAL_AT", "0:200")
+    t0 = time.monotonic()
+    r = _mpiexec(2, [*base, *long_member, "--out", str(tmp_path / "preempted")], timeout=120)
+    assert r.returncode == 75, r.stderr[-3000:]
+    assert "ensemble group 1 (world rank(s) 1, member(s) 1): preempted by SIGTERM: stopped after step 200" in r.stderr
+    assert "did not complete" not in r.stderr and time.monotonic() - t0 < 60
+    monkeypatch.delenv("DISTNN_FAULT_SIGNAL_AT")
+
+    r = _mpiexec(2, [*base, "--set", "train.nonfinite=error", "--set",
+                     'ensemble.overrides=[{}, {"optimizer.lr"=1e30, "train.epochs"=14}]',
+                     "--out", str(tmp_path / "error")], timeout=120)
+    assert r.returncode == 2, r.stderr[-3000:]
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("distnn: error:")]
+    assert len(lines) == 1 and "ensemble group 1 (world rank(s) 1, member(s) 1)" in lines[0], r.stderr[-3000:]
+    assert "did not complete" not in r.stderr

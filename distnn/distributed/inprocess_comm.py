@@ -131,6 +131,15 @@ class InProcessCommunicator(Communicator):
         """Seconds a collective may wait for the other simulated ranks (None: forever); group-wide."""
         self._group.timeout = seconds
 
+    @property
+    def timeout(self):
+        """Seconds a collective may wait (None: forever); group-wide, as :meth:`set_timeout` sets it."""
+        return self._group.timeout
+
+    @timeout.setter
+    def timeout(self, seconds) -> None:
+        self._group.timeout = seconds
+
     # ------------------------------------------------------------ plumbing
     def _post(self, kind: str, value, meta, finish) -> Handle:
         """Deposit this rank's contribution to its next collective; returns the handle to wait on."""

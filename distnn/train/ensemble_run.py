@@ -25,6 +25,7 @@ import numpy as np
 
 from .ensemble import (MEMBERS_DIR, _get, ensemble_gain, ensemble_settings, evaluate_ensemble, group_communicator,
                        member_config, member_dir, plan_groups)
+from .preemption import Preempted
 
 
 def _member_job_class():
@@ -68,6 +69,10 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
     except (ValueError, OSError, KeyError, TypeError) as e:
         error = J._one_line(e)
     J.agree_on_errors(comm, error)
+    J._apply_collective_timeout(comm, cfg.distributed.timeout)  # the world's collectives too, not only the groups'
+    # (read before the next collective: simulated ranks share one timeout, and a group that finishes first
+    # lifts it while it waits for the others, see _agree_on_group_endings)
+    world_timeout = comm.timeout if comm.size > 1 else None
     gcomm = group_communicator(comm, plan)
     MemberJob, shared, current = _member_job_class(), None, None
     try:
@@ -89,7 +94,7 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
     except rd.RunDirError as e:
         raise J.JobError(str(e), report=comm.rank == 0) from None
     try:
-        return _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path)
+        return _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, world_timeout)
     except BaseException:
         # Nothing half-written, unless some member trained an epoch or left a checkpoint to resume from.
         if comm.rank == 0 and created and not any(j.trainer.history for j in jobs.values()) and not any(
@@ -136,7 +141,7 @@ def finished_member(gcomm, job, directory):
     return gcomm.broadcast_object(found, root=0) if gcomm.size > 1 else found
 
 
-def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path):
+def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, world_timeout=None):
     import time
 
     from distnn import random as dn_random
@@ -152,23 +157,32 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path):
         rd.write_text(os.path.join(path, rd.CONFIG), dump_config(cfg))
         log.info("ensemble: %s (vary: %s)", plan.describe(), ", ".join(settings.vary) or "overrides only")
     t0 = time.perf_counter()
-    summaries = {}
-    for m, job in jobs.items():
-        mdir = member_dir(path, m)
-        if gcomm.rank == 0:
-            os.makedirs(mdir, exist_ok=True)
-        done = finished_member(gcomm, job, mdir) if _get(job.cfg, "checkpoint.resume") else None
-        if done is not None:
-            sd, job.trainer.history, summary = done
-            job.model.load_state_dict(sd)
-            summaries[m] = summary if gcomm.rank == 0 else None
-            log.info("member-%d (%d of %d): finished in an earlier session, not trained again", m, m + 1,
-                     plan.members)
-            continue
-        dn_random.set_state(rng_states[m])
-        log.info("member-%d (%d of %d): seed %s, run directory %s", m, m + 1, plan.members, job.trainer.seed, mdir)
-        summaries[m] = J._train(job, mdir)
-    wall = time.perf_counter() - t0
+    summaries, ending = {}, None
+    try:
+        for m, job in jobs.items():
+            mdir = member_dir(path, m)
+            if gcomm.rank == 0:
+                os.makedirs(mdir, exist_ok=True)
+            done = finished_member(gcomm, job, mdir) if _get(job.cfg, "checkpoint.resume") else None
+            if done is not None:
+                sd, job.trainer.history, summary = done
+                job.model.load_state_dict(sd)
+                summaries[m] = summary if gcomm.rank == 0 else None
+                log.info("member-%d (%d of %d): finished in an earlier session, not trained again", m, m + 1,
+                         plan.members)
+                continue
+            dn_random.set_state(rng_states[m])
+            log.info("member-%d (%d of %d): seed %s, run directory %s", m, m + 1, plan.members, job.trainer.seed,
+                     mdir)
+            summaries[m] = J._train(job, mdir)
+    except Exception as e:
+        # Preempted, or an error its group agreed on (it carries ``report``): the other groups must hear of
+        # it, else they wait for this one in the scoring collective. Anything else ends the job at once.
+        if not isinstance(e, Preempted) and getattr(e, "report", None) is None:
+            raise
+        ending = e
+    _agree_on_group_endings(comm, gcomm, plan, ending, world_timeout)
+    wall = time.perf_counter() - t0  # (after the agreement: until the last group finished)
     splits = first.shared_splits
     ev = evaluate_ensemble(comm, gcomm, plan, {m: (j.model, j.eval_tf) for m, j in jobs.items()},
                            {"val": splits.val, "test": splits.test}, batch_size=first.trainer.eval_batch_size)
@@ -180,7 +194,7 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path):
     summary = None
     if comm.rank == 0:
         summary = ensemble_summary(path, first.config_name, plan, settings, members, ev, wall)
-        write_ensemble_files(path, first.model_meta(), plan, summary, members, ev)
+        write_ensemble_files(path, first.model_meta(), plan, summary, members, ev, plots=bool(_get(cfg, "run.plots", True)))
         t = summary
         if t["test_accuracy"] is not None:
             log.info("ensemble of %d: test accuracy %.4f (members %s; gain %+.4f), test NLL %.4f (members' mean "
@@ -190,6 +204,50 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path):
     if comm.size > 1:
         comm.barrier()  # nobody leaves before rank 0 has written the results
     return summary
+
+
+class EnsemblePreempted(Preempted):
+    """A group of an ensemble run was preempted: every rank of every group exits with its status."""
+
+    def __init__(self, message: str):
+        Exception.__init__(self, message)
+        self.step, self.signum, self.checkpoint, self.error = None, None, None, None
+
+
+def _agree_on_group_endings(comm, gcomm, plan, ending, world_timeout) -> None:
+    """Collective over the world: how each group's training ended; raise on every rank if one did not finish.
+
+    Groups finish their members at different times (hours apart, with early stopping or per-member
+    epochs), so this wait has no collective deadline: a group that hangs is caught by its own
+    collectives' deadlines, and a rank that dies ends the job through the launcher. An error agreed
+    in one group becomes one error of the whole job (printed once, status 2); a preemption stops
+    every rank with status 75 (its group's checkpoints written; members finished are kept, and
+    ``--resume auto`` does not train them again).
+    """
+    if plan.groups == 1:  # the group is the world: its ending is already every rank's
+        if ending is not None:
+            raise ending
+        return
+    mine = None
+    if ending is not None and gcomm.rank == 0:
+        g = plan.group_of(comm.rank)
+        ranks = f"{g * plan.group_size}-{(g + 1) * plan.group_size - 1}" if plan.group_size > 1 else f"{comm.rank}"
+        kind = "preempted" if isinstance(ending, Preempted) else "error"
+        mine = (kind, f"ensemble group {g} (world rank(s) {ranks}, member(s) "
+                      f"{', '.join(map(str, plan.members_of(g)))}): {' '.join(str(ending).split())}")
+    comm.timeout = None
+    try:
+        endings = [e for e in comm.allgather_object(mine) if e is not None]
+    finally:
+        comm.timeout = world_timeout
+    if not endings:
+        return
+    errors = [msg for kind, msg in endings if kind == "error"]
+    if errors:
+        from .job import JobError
+
+        raise JobError(errors[0], report=comm.rank == 0)
+    raise EnsemblePreempted("; ".join(msg for _, msg in endings))
 
 
 def ensemble_summary(path, config_name, plan, settings, members, ev, wall) -> dict:
@@ -253,8 +311,9 @@ def summary_lines(s: dict) -> list:
 ENSEMBLE_CSV_COLUMNS = ["model", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "epochs_run"]
 
 
-def write_ensemble_files(path, meta, plan, summary, members, ev) -> None:
-    """Rank 0: the top level of an ensemble run (model.json, summary.json, metrics.jsonl/csv, curves.png)."""
+def write_ensemble_files(path, meta, plan, summary, members, ev, plots: bool = True) -> None:
+    """Rank 0: the top level of an ensemble run (model.json, summary.json, metrics.jsonl/csv, and curves.png
+    unless ``plots`` is False: run.plots = false)."""
     import csv
     import json
 
@@ -278,7 +337,8 @@ def write_ensemble_files(path, meta, plan, summary, members, ev) -> None:
         w.writeheader()
         w.writerows([{k: ("" if v is None else v) for k, v in r.items()} for r in rows])
     os.replace(tmp, os.path.join(path, "metrics.csv"))
-    plot_members(members, summary, os.path.join(path, "curves.png"))
+    if plots:
+        plot_members(members, summary, os.path.join(path, "curves.png"))
 
 
 def plot_members(members, summary, path) -> str | None:
