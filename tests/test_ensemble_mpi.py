@@ -108,6 +108,31 @@ def test_members_not_dividing_the_world_stop_every_rank(comm, mpi_tmp_path):
     assert not os.path.exists(mpi_tmp_path / "bad")
 
 
+@pytest.mark.mpi(min_size=2)
+def test_members_at_once_take_the_gpu_of_their_world_local_rank(comm, mpi_tmp_path, monkeypatch):
+    # One member per rank: each group's own local rank is 0, so every member took GPU 0 (the host's
+    # GPUs follow the world's local ranks). No GPU here: the device choice is recorded, then stopped.
+    import distnn.backend as backend
+    from distnn.train.job import train_rank
+
+    chosen = []
+
+    class Chosen(Exception):
+        pass
+
+    def select_gpu(index):
+        chosen.append(index)
+        raise Chosen
+
+    monkeypatch.setattr(backend, "gpu_available", lambda: True)
+    monkeypatch.setattr(backend, "select_gpu", select_gpu)
+    with pytest.raises(Chosen):
+        train_rank(comm, "digits_mlp", [f"ensemble.members={comm.size}", "run.device=gpu", *TINY],
+                   out=str(mpi_tmp_path / "gpu"), quiet=True)
+    assert chosen == [comm.local_rank]
+    assert sorted(comm.allgather_object(chosen[0])) == list(range(comm.size))  # one host here: distinct GPUs
+
+
 # ------------------------------------------------------ a 4-rank subprocess
 def _mpiexec(n, args, timeout=300):
     try:

@@ -34,8 +34,9 @@ def _member_job_class():
     class MemberJob(Job):
         """A Job for one member: its own config, the group communicator, data loaded once per process."""
 
-        def __init__(self, config, comm, cfg, quiet=False, shared_splits=None):
+        def __init__(self, config, comm, cfg, quiet=False, shared_splits=None, device_rank=None):
             self.shared_splits = shared_splits
+            self._device_rank = device_rank  # the world's local rank: GPUs are per host, not per group
             super().__init__(config, [], comm, quiet=quiet, cfg=cfg)
 
         def _load_data(self):
@@ -79,7 +80,7 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
         for m in plan.members_of(plan.group_of(comm.rank)):
             current = m
             job = MemberJob(config, gcomm, member_config(cfg, m, settings), quiet=quiet or comm.rank != 0,
-                            shared_splits=shared)
+                            shared_splits=shared, device_rank=comm.local_rank)
             shared, jobs[m] = job.shared_splits, job
             # The trainer seeded this thread's dropout stream for member m; the next member's setup reseeds
             # it, so it is restored right before member m trains (same stream as a member trained alone).

@@ -145,6 +145,15 @@ class Job:
             data["path"] = data["path"].replace("{rank}", str(self.comm.rank))
         return load_dataset(data)
 
+    @property
+    def device_rank(self) -> int:
+        """This process's index among the ranks on its host: which of the host's GPUs it takes.
+
+        The communicator's local rank, unless the job trains on a sub-communicator (an ensemble
+        member's group: its local ranks restart at 0 in every group, which would put every group on GPU 0)."""
+        rank = getattr(self, "_device_rank", None)
+        return self.comm.local_rank if rank is None else rank
+
     def _token_vocab(self, splits):
         """The vocabulary size when the configured model reads token ids, else None.
 
@@ -208,7 +217,7 @@ class Job:
             raise ValueError("run.device is 'gpu' but no GPU is usable here (cupy missing or no device); "
                              "use run.device = 'cpu' or 'auto'")
         if device == "gpu" or (device == "auto" and gpu_available()):
-            select_gpu(self.comm.local_rank)  # one GPU per rank on a node, not every rank on GPU 0
+            select_gpu(self.device_rank)  # one GPU per rank on a node, not every rank on GPU 0
             model.to("cuda")
         if self.cfg.distributed.sync_batchnorm and self.comm.size > 1:
             from distnn.distributed import SyncBatchNorm
