@@ -135,7 +135,23 @@ def abort_job(code: int) -> None:
     (MPI is initialized if need be; MPICH's start-up file is removed first, as a communicator would)."""
     world = _mpi().COMM_WORLD
     unlink_start_up_segments()  # (every local rank maps it once MPI_Init has returned here)
+    _abort_world(world, code)
+
+
+def _abort_world(world, code: int) -> None:
+    """``MPI_Abort`` on COMM_WORLD, then leave at once. Does not return.
+
+    MPICH's Abort returns before the launcher has killed this process: the caller went on for a
+    moment (after a collective timeout, with the collective's un-reduced data) and could write
+    files meanwhile.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
     world.Abort(code)
+    os._exit(code)
 
 
 def _usable_cores() -> list:
@@ -449,8 +465,8 @@ class MPICommunicator(Communicator):
             sub.Free()
 
     def abort(self, code: int = 1) -> None:
-        """End every process of the job now."""
-        _mpi().COMM_WORLD.Abort(code)
+        """End every process of the job now (does not return)."""
+        _abort_world(_mpi().COMM_WORLD, code)
 
     # -------------------------------------------------------- the watchdog
     def _where(self, what) -> tuple:
@@ -509,4 +525,4 @@ class MPICommunicator(Communicator):
         sys.stderr.flush()
         time.sleep(FORWARD_GRACE_S)  # let the launcher forward the report before the abort
         del sends
-        MPI.COMM_WORLD.Abort(1)
+        _abort_world(MPI.COMM_WORLD, 1)

@@ -10,4 +10,5 @@ a = np.ones(3)
 comm.allreduce(a)                    # collective #1: everyone
 if comm.rank != comm.size - 1:
     comm.allreduce(a)                # collective #2: the last rank never calls it
+    print("[test] returned from a timed-out collective", flush=True)  # must never run
 time.sleep(120)                      # the last rank "computes" here

@@ -12,4 +12,5 @@ assert isinstance(reduce, SharedAllreduce), "one host: the buffer must live in s
 reduce.array[...] = 1.0
 if comm.rank != comm.size - 1:
     reduce.start().wait()            # collective #2: the last rank never starts it
+    print("[test] returned from a timed-out collective", flush=True)  # must never run
 time.sleep(120)                      # the last rank "computes" here
