@@ -298,13 +298,36 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
     threads = [threading.Thread(target=run, args=(r,), name=f"distnn-rank-{r}", daemon=True) for r in range(n)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    stuck = _join_all(threads, group)
     if group.failure is not None:
         rank, exc = group.failure
         exc.add_note(f"(raised on simulated rank {rank} of {n})")
+        if stuck:
+            exc.add_note(f"(simulated rank(s) {stuck} still running outside any collective: abandoned)")
         raise exc
     return results
+
+
+#: once a simulated rank has failed, how long the others may take to end (released from their
+#: collectives, they end at once; one busy outside any collective is abandoned after this)
+FAILED_RANKS_GRACE_S = 5.0
+
+
+def _join_all(threads, group) -> list:
+    """Wait for every rank's thread; the ranks still running FAILED_RANKS_GRACE_S after a failure.
+
+    A rank stuck outside any collective (an endless loop, a deadlock) never sees the failure; under
+    MPI the abort ends its process, here the caller must not wait for it forever.
+    """
+    deadline = None
+    for t in threads:
+        while t.is_alive():
+            if deadline is None and group.failure is not None:
+                deadline = time.monotonic() + FAILED_RANKS_GRACE_S
+            t.join(0.1)
+            if deadline is not None and time.monotonic() >= deadline:
+                return [r for r, th in enumerate(threads) if th.is_alive()]
+    return []
 
 
 __all__ = ["InProcessCommunicator", "simulate", "current_simulated_comm"]
