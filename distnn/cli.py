@@ -170,6 +170,16 @@ def cmd_train(args) -> int:
 
         # the same arguments on every rank: an agreed usage error, printed once, no MPI abort
         raise JobError(f"--simulate-ranks must be >= 1, got {args.simulate_ranks}", report=_launcher_rank() == 0)
+    if args.simulate_ranks is not None:
+        from distnn.distributed.mpi_comm import launcher_world_size
+
+        launched = launcher_world_size() or 1
+        if launched > 1:  # every rank would run its own simulation, racing for one run directory
+            from distnn.train.job import JobError
+
+            raise JobError(f"--simulate-ranks runs {args.simulate_ranks} ranks as threads of one process, but this "
+                           f"is one of {launched} processes an MPI launcher started: drop --simulate-ranks (the "
+                           "launcher's ranks are real ones) or start a single process", report=_launcher_rank() == 0)
     overrides = list(args.overrides)
     if args.resume:  # (resume = auto needs --out: checked with the resolved config, which may set it too)
         overrides.append(f"checkpoint.resume={args.resume}")

@@ -358,3 +358,21 @@ def test_the_latest_and_best_pointers_name_their_checkpoint(trained, tmp_path, c
     (stale / "best").write_text("step-00000999\n")
     code, _, err = run_cli(["evaluate", str(stale / "best")], capsys)
     assert code == 2 and "points at 'step-00000999', which is not a checkpoint here" in err
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_simulate_ranks_under_an_mpi_launcher_is_a_usage_error(tmp_path, capsys, monkeypatch, rank):
+    # Under mpiexec -n 2 each rank ran its own 2-rank simulation, racing for one run directory (or,
+    # without --out, writing two runs).
+    monkeypatch.setenv("PMI_RANK", str(rank))
+    monkeypatch.setenv("PMI_SIZE", "2")
+    out = tmp_path / "r"
+    code, _, err = run_cli(["train", "--config", "xor", "--simulate-ranks", "2", "--out", str(out)], capsys)
+    assert code == 2 and not out.exists()
+    if rank == 0:
+        assert err.strip().splitlines() == [
+            "distnn: error: --simulate-ranks runs 2 ranks as threads of one process, but this is one of 2 processes "
+            "an MPI launcher started: drop --simulate-ranks (the launcher's ranks are real ones) or start a single "
+            "process"]
+    else:
+        assert err.strip() == ""  # one report for the job: the launcher's rank 0 prints it
