@@ -46,3 +46,26 @@ def test_the_epoch_max_steps_ends_is_validated():
     job = _digits_job("train.eval_every=3", "train.max_steps=30")
     job.trainer.fit()
     assert [("val_loss" in row) for row in job.trainer.history] == [False, False, True, True]
+
+
+def test_simulated_ranks_preempted_ignore_a_duplicate_signal_while_exiting(tmp_path, monkeypatch):
+    # After the preemption checkpoint a late duplicate SIGTERM (a launcher forwards each one) must not kill
+    # the exiting process (143): one process and MPI ranks ignore it; simulated ranks could not (their
+    # call ran off the main thread).
+    import signal
+
+    import pytest
+
+    from distnn.train.job import run_training
+    from distnn.train.preemption import Preempted
+
+    monkeypatch.setenv("DISTNN_FAULT_SIGNAL_AT", "0:5")
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}
+    try:
+        with pytest.raises(Preempted):
+            run_training("digits_mlp", ["train.epochs=2", "model.hidden_sizes=[16]", "run.plots=false"],
+                         out=str(tmp_path / "run"), simulate_ranks=2, quiet=True)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)

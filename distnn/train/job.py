@@ -383,12 +383,18 @@ def run_training(config="digits_mlp", overrides=(), out=None, simulate_ranks=Non
     if simulate_ranks:
         from distnn.distributed import simulate
 
-        from .preemption import PreemptionHandler
+        from .preemption import Preempted, PreemptionHandler, ignore_further_signals
 
         # Signal handlers live in the main thread, not in the ranks' threads: SIGTERM/SIGUSR1 then
         # preempt the simulated ranks as they would MPI ranks (when they checkpoint).
-        with PreemptionHandler(only_when_watched=True):
-            results = simulate(int(simulate_ranks), _guarded, config, overrides, out, quiet, True)
+        try:
+            with PreemptionHandler(only_when_watched=True):
+                results = simulate(int(simulate_ranks), _guarded, config, overrides, out, quiet, True)
+        except Preempted:
+            # (the ranks' own call did nothing off the main thread: a duplicate SIGTERM while the process
+            # exits would kill it with 143 instead of the 75 the checkpoint earned)
+            ignore_further_signals()
+            raise
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise errors[0]
