@@ -330,7 +330,8 @@ def main(argv=None) -> int:
         # An error on this rank alone: the other ranks may be waiting in a collective. Say it
         # (with the rank, if there are several) and end the whole job.
         comm = _running_mpi_comm()
-        prefix = f"rank {comm.rank}: " if comm is not None else ""
+        rank = comm.rank if comm is not None else getattr(e, "simulated_rank", None)
+        prefix = f"rank {rank}: " if rank is not None else ""
         if comm is not None or _launcher_rank() == 0:
             print(f"distnn: error: {prefix}{one_line(e)}", file=sys.stderr, flush=True)
         if comm is not None:

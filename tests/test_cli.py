@@ -376,3 +376,20 @@ def test_simulate_ranks_under_an_mpi_launcher_is_a_usage_error(tmp_path, capsys,
             "process"]
     else:
         assert err.strip() == ""  # one report for the job: the launcher's rank 0 prints it
+
+
+def test_an_error_on_one_simulated_rank_names_the_rank(tmp_path, capsys, monkeypatch):
+    # As under mpiexec ("rank 1: ..."): the simulated rank that hit a bad batch is named.
+    from distnn.train import trainer as T
+
+    real_step = T.Trainer.train_step
+
+    def train_step(self, *a, **k):
+        if self.comm.rank == 1 and self.state.global_step == 2:
+            raise ValueError("a bad batch on this rank")
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(T.Trainer, "train_step", train_step)
+    code, _, err = run_cli(["train", "--config", "digits_mlp", "--set", "train.epochs=1", "--set", "run.plots=false",
+                            "--quiet", "--simulate-ranks", "2", "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and err.strip().splitlines()[-1] == "distnn: error: rank 1: a bad batch on this rank", err

@@ -302,6 +302,8 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
     if group.failure is not None:
         rank, exc = group.failure
         exc.add_note(f"(raised on simulated rank {rank} of {n})")
+        if n > 1:
+            exc.simulated_rank = rank  # (the CLI names the rank, as an MPI rank's error does)
         if stuck:
             exc.add_note(f"(simulated rank(s) {stuck} still running outside any collective: abandoned)")
         raise exc
