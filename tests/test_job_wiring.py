@@ -69,3 +69,32 @@ def test_simulated_ranks_preempted_ignore_a_duplicate_signal_while_exiting(tmp_p
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
+
+
+def test_ctrl_c_stops_simulated_ranks_and_they_clean_up(tmp_path, monkeypatch):
+    # Ctrl-C reaches the main thread only: the rank threads trained on (into the interpreter's exit),
+    # and their checkpoint spare was left behind. They now stop at their next collective and clean up.
+    import _thread
+    import os
+    import threading
+
+    import pytest
+
+    from distnn.train import trainer as T
+    from distnn.train.job import run_training
+
+    real_step = T.Trainer.train_step
+
+    def train_step(self, *a, **k):
+        if self.comm.rank == 0 and self.state.global_step == 25:
+            _thread.interrupt_main()  # what Ctrl-C does
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(T.Trainer, "train_step", train_step)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_training("digits_mlp", ["train.epochs=4", "model.hidden_sizes=[16]", "run.plots=false",
+                                    "checkpoint.every_steps=1"], out=str(run), simulate_ranks=2, quiet=True)
+    assert not [t for t in threading.enumerate() if t.name.startswith("distnn-rank-") and t.is_alive()]
+    left = sorted(os.listdir(run / "checkpoints"))
+    assert not [n for n in left if n.startswith((".spare-", ".tmp-"))], left

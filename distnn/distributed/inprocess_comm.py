@@ -170,8 +170,9 @@ class InProcessCommunicator(Communicator):
         failure = self._group.failure
         if failure is not None:
             rank, exc = failure
-            raise CollectiveAbortedError(f"collective #{seq} ({kind}) on rank {self.rank} aborted: rank {rank} "
-                                         f"failed with {type(exc).__name__}: {exc}")
+            why = f"rank {rank} failed with" if rank is not None else "the run was interrupted:"
+            raise CollectiveAbortedError(f"collective #{seq} ({kind}) on rank {self.rank} aborted: {why} "
+                                         f"{type(exc).__name__}: {exc}")
 
     def _collect(self, seq, slot):
         """Wait until every rank deposited into ``slot``; return the contributions in rank order."""
@@ -294,11 +295,21 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
         finally:
             _current.comm = None
             group.finish(rank)
+            ended[rank].set()
 
+    # (each rank says when it ended: Thread.join interrupted by Ctrl-C marks the thread joined, bpo-45274)
+    ended = [threading.Event() for _ in range(n)]
     threads = [threading.Thread(target=run, args=(r,), name=f"distnn-rank-{r}", daemon=True) for r in range(n)]
     for t in threads:
         t.start()
-    stuck = _join_all(threads, group)
+    try:
+        stuck = _wait_for_ranks(ended, group)
+    except KeyboardInterrupt as exc:
+        # Ctrl-C reaches this thread only: stop the ranks at their next collective, so that they clean up
+        # (their checkpoint spares, an empty run directory) as one process or MPI ranks do, then go.
+        group.fail(None, exc)
+        _wait_for_ranks(ended, group)
+        raise
     if group.failure is not None:
         rank, exc = group.failure
         exc.add_note(f"(raised on simulated rank {rank} of {n})")
@@ -315,20 +326,19 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
 FAILED_RANKS_GRACE_S = 5.0
 
 
-def _join_all(threads, group) -> list:
-    """Wait for every rank's thread; the ranks still running FAILED_RANKS_GRACE_S after a failure.
+def _wait_for_ranks(ended, group) -> list:
+    """Wait until every rank has ended; the ranks still running FAILED_RANKS_GRACE_S after a failure.
 
     A rank stuck outside any collective (an endless loop, a deadlock) never sees the failure; under
     MPI the abort ends its process, here the caller must not wait for it forever.
     """
     deadline = None
-    for t in threads:
-        while t.is_alive():
+    for event in ended:
+        while not event.wait(0.1):
             if deadline is None and group.failure is not None:
                 deadline = time.monotonic() + FAILED_RANKS_GRACE_S
-            t.join(0.1)
             if deadline is not None and time.monotonic() >= deadline:
-                return [r for r, th in enumerate(threads) if th.is_alive()]
+                return [r for r, e in enumerate(ended) if not e.is_set()]
     return []
 
 
