@@ -90,10 +90,22 @@ def test_member_configs_seeds_and_overrides():
     ({"members": 2, "overrides": [{}, {}, {}]}, "has 3 entries but ensemble.members is 2"),
     ({"members": 2, "overrides": [{"data.name": "iris"}, {}]}, "'data.name' cannot differ between members"),
     ({"members": 2, "overrides": [{}, {"ensemble.members": 3}]}, "cannot differ between members"),
+    # no vary: members whose overrides are alike are one model counted twice (members 1 and 2 here)
+    ({"members": 3, "vary": [], "overrides": [{"optimizer.lr": 0.1}]}, "members 1 and 2 have the same overrides"),
+    # one member is no ensemble: its overrides or vary were silently ignored
+    ({"members": 1, "overrides": [{"optimizer.lr": 0.5}]}, "ensemble.members = 1 trains one model"),
+    ({"members": 1, "vary": ["bootstrap"]}, "ensemble.members = 1 trains one model"),
 ])
 def test_bad_settings(ens, match):
     with pytest.raises(E.EnsembleError, match=match):
         E.ensemble_settings(_cfg(**ens))
+
+
+def test_a_members_own_config_still_passes():
+    # members/member-k/config.toml (members = 1, member = k) keeps the run's vary: retraining it is allowed
+    for vary in (["seed"], ["bootstrap"], ["seed", "bootstrap"]):
+        own = E.member_config(_cfg(members=2, vary=vary), 1)
+        assert E.ensemble_settings(own).members == 1
 
 
 def test_member_config_of_a_validated_config_is_validated():

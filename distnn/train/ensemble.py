@@ -154,6 +154,20 @@ def ensemble_settings(cfg) -> EnsembleSettings:
     if members > 1 and not vary and not any(overrides):
         raise EnsembleError(f"ensemble.members={members} with an empty ensemble.vary and no overrides would train "
                             f"{members} identical members; set vary = [\"seed\"] and/or [\"bootstrap\"]")
+    if members > 1 and not vary:  # then only the overrides tell members apart: two alike are one model twice
+        seen = {}
+        for k, o in enumerate(overrides):
+            key = repr(sorted(o.items()))
+            if key in seen:
+                raise EnsembleError(f"ensemble.members {seen[key]} and {k} have the same overrides and ensemble.vary "
+                                    "is empty: they would be the same model, counted twice in the average; give "
+                                    "each member its own overrides or set vary = [\"seed\"]")
+            seen[key] = k
+    # (a member's own config has members = 1 and member = k: its vary still picks its bootstrap sample)
+    if members == 1 and member < 0 and (sec.get("overrides") or ("vary" in sec and vary != ["seed"])):
+        raise EnsembleError("ensemble.members = 1 trains one model, not an ensemble: ensemble.overrides and "
+                            "ensemble.vary apply to the members of an ensemble (members >= 2); set the values in "
+                            "the config itself")
     return EnsembleSettings(int(members), tuple(vary), overrides, member)
 
 
