@@ -448,3 +448,23 @@ def test_member_checkpoint_paths(tmp_path):
     assert E.member_config(cfg, 1)["checkpoint"]["resume"] == str(tmp_path / "root" / "member-1")
     cfg["checkpoint"] = {"resume": str(tmp_path / "elsewhere")}
     assert E.member_config(cfg, 1)["checkpoint"]["resume"] == str(tmp_path / "elsewhere")
+
+
+def test_resume_auto_refuses_a_run_directory_of_the_other_kind(tmp_path):
+    # --resume auto with the other kind of config found "no checkpoint", started from the beginning and
+    # overwrote the finished run's model, summary and metrics (an ensemble's evaluate then saw none).
+    from distnn.train.job import JobError, run_training
+
+    plain = [*TINY[:2], "train.epochs=1", "run.plots=false"]
+    ens, single = tmp_path / "ens", tmp_path / "single"
+    run_training("digits_mlp", [*plain, "ensemble.members=2"], out=str(ens), quiet=True)
+    run_training("digits_mlp", plain, out=str(single), quiet=True)
+    before = {p: (p / "summary.json").read_bytes() for p in (ens, single)}
+    with pytest.raises(JobError, match=r"holds an ensemble run, and this config trains a single model"):
+        run_training("digits_mlp", [*plain, "checkpoint.resume=auto"], out=str(ens), quiet=True)
+    with pytest.raises(JobError, match=r"holds a single-model run, and this config trains an ensemble"):
+        run_training("digits_mlp", [*plain, "ensemble.members=2", "checkpoint.resume=auto"], out=str(single),
+                     quiet=True)
+    assert {p: (p / "summary.json").read_bytes() for p in (ens, single)} == before
+    # the same kind still resumes (a finished run: nothing left to train)
+    run_training("digits_mlp", [*plain, "ensemble.members=2", "checkpoint.resume=auto"], out=str(ens), quiet=True)

@@ -61,7 +61,8 @@ import numpy as np
 import distnn
 from distnn import nn
 
-MEMBERS_DIR = "members"
+from .run_dir import MEMBERS_DIR  # noqa: F401 - re-exported (ensemble_run, inference)
+
 VARY_CHOICES = ("seed", "bootstrap")
 #: config sections a per-member override may NOT change: the data every member is scored on (augmentation
 #: excepted), the run itself, the ensemble

@@ -91,7 +91,7 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
     first = next(iter(jobs.values()))
     path = J.run_dir_for(cfg, out, comm, lambda: J._default_path(first))
     try:
-        created = rd.prepare_run_dir(path, comm, resuming=bool(dict(cfg.checkpoint).get("resume")))
+        created = rd.prepare_run_dir(path, comm, resuming=bool(dict(cfg.checkpoint).get("resume")), ensemble=True)
     except rd.RunDirError as e:
         raise J.JobError(str(e), report=comm.rank == 0) from None
     try:

@@ -76,7 +76,9 @@ def check_writable(path: str) -> bool:
 
 
 #: what a run leaves in its directory: one of these means the directory already holds a run
-PREVIOUS_RUN_MARKS = (CONFIG, SUMMARY, MODEL_WEIGHTS, "metrics.csv", "checkpoints", "members")
+#: an ensemble run directory's members' runs
+MEMBERS_DIR = "members"
+PREVIOUS_RUN_MARKS = (CONFIG, SUMMARY, MODEL_WEIGHTS, "metrics.csv", "checkpoints", MEMBERS_DIR)
 
 
 def previous_run_marks(path: str) -> list[str]:
@@ -89,12 +91,14 @@ def previous_run_marks(path: str) -> list[str]:
     return [] if marks == [CONFIG] else marks
 
 
-def prepare_run_dir(path: str, comm, resuming: bool = False) -> bool:
+def prepare_run_dir(path: str, comm, resuming: bool = False, ensemble: bool = False) -> bool:
     """Rank 0 creates and checks ``path``; the outcome is broadcast so every rank raises (or not) together.
 
     A directory that already holds a run is refused unless the run is
     ``resuming``: a second run there would overwrite the first one's results and
     mix its checkpoints with the first one's, which ``--resume auto`` then picks from.
+    Resuming, the run there must be of the same kind (an ``ensemble``'s or a single
+    model's): the other kind would find nothing of its own to resume and overwrite it.
     """
     result = None
     if comm.rank == 0:
@@ -103,6 +107,14 @@ def prepare_run_dir(path: str, comm, resuming: bool = False) -> bool:
             if marks:
                 raise RunDirError(f"run directory {path!r} already holds a run ({', '.join(marks)}); continue it "
                                   f"with --resume auto, or choose another --out")
+            if resuming and previous_run_marks(path):
+                holds_ensemble = os.path.isdir(os.path.join(str(path), MEMBERS_DIR))
+                if holds_ensemble != bool(ensemble):
+                    there, here = ("an ensemble run", "a single model") if holds_ensemble else \
+                        ("a single-model run", "an ensemble")
+                    raise RunDirError(f"run directory {path!r} holds {there}, and this config trains {here}: "
+                                      f"resume it with the config it was started with (see its config.toml), "
+                                      f"or choose another --out")
             result = ("ok", check_writable(path))
         except RunDirError as e:
             result = ("error", str(e))
