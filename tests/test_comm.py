@@ -329,3 +329,10 @@ def test_wait_until_yields_the_core_at_once_without_spinning(monkeypatch):
     polls = iter([False, False, False, True])
     watchdog.wait_until(lambda: next(polls), None, None)  # default: spin first (the peer has its own core)
     assert yields == []
+
+
+def test_arrays_mpi_cannot_send_are_refused_alike_in_one_process_and_simulated():
+    from comm_dtype_checks import check_collective_dtypes
+
+    assert check_collective_dtypes(dist.LocalCommunicator())
+    assert dist.simulate(2, check_collective_dtypes) == [True, True]

@@ -81,13 +81,36 @@ def check_color(color) -> None:
 
 
 def as_array(x):
-    """``x`` as a numpy/cupy array (Tensors are looked through; scalars become 0-d arrays)."""
+    """``x`` as a numpy/cupy array (Tensors are looked through; scalars become 0-d arrays).
+
+    Only what MPI can send: numbers or booleans in the machine's byte order, refused alike on every
+    backend (so what runs in one process also runs under mpiexec; the ``*_object`` collectives take
+    anything picklable).
+    """
     if isinstance(x, np.generic):  # (before .data: a numpy scalar's .data is a read-only memoryview)
-        return np.asarray(x)
-    x = unwrap(x)  # (not getattr(x, "data"): a cupy array's .data is its memory pointer)
-    if isinstance(x, (int, float, bool, list, tuple)) or np.isscalar(x):
-        return np.asarray(x)
+        x = np.asarray(x)
+    else:
+        x = unwrap(x)  # (not getattr(x, "data"): a cupy array's .data is its memory pointer)
+        if isinstance(x, (int, float, bool, list, tuple)) or np.isscalar(x):
+            x = np.asarray(x)
+    dtype = getattr(x, "dtype", None)
+    if dtype is not None and dtype.kind not in "biufc":
+        raise TypeError(f"collectives take arrays of numbers or booleans; MPI has no datatype for dtype {dtype} "
+                        "(use the *_object collectives for other Python values)")
+    if dtype is not None and not dtype.isnative:
+        raise TypeError(f"collectives take arrays in this machine's byte order; got dtype {dtype.str} "
+                        f"(convert with .astype({dtype.newbyteorder('=').str!r}))")
     return x
+
+
+def reducible(array, op: str):
+    """``array`` checked for an allreduce with ``op``; a read-only one is copied (the result cannot go
+    into it in place), on every backend alike."""
+    array = as_array(array)
+    check_op(op, array)
+    if not getattr(array.flags, "writeable", True):
+        array = array.copy()
+    return array
 
 
 _UFUNC_NAMES = {"sum": "add", "mean": "add", "max": "maximum", "min": "minimum"}

@@ -28,7 +28,7 @@ from distnn.backend import get_array_module
 
 from .comm_base import (
     CollectiveAbortedError, CollectiveError, CollectiveTimeoutError, Communicator, Handle, as_array, check_alltoall,
-    check_color, check_op, reduce_in_order,
+    check_color, reduce_in_order, reducible,
 )
 from .watchdog import collective_timeout
 
@@ -202,8 +202,7 @@ class InProcessCommunicator(Communicator):
 
     # -------------------------------------------------------------- arrays
     def iallreduce(self, array, op: str = "sum") -> Handle:
-        array = as_array(array)
-        check_op(op, array)
+        array = reducible(array, op)
 
         def finish(values):
             array[...] = reduce_in_order(values, op)

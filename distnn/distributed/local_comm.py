@@ -9,7 +9,7 @@ import copy
 
 from distnn.backend import get_array_module
 
-from .comm_base import CompletedHandle, Communicator, as_array, check_alltoall, check_color, check_op
+from .comm_base import CompletedHandle, Communicator, as_array, check_alltoall, check_color, reducible
 
 
 class LocalCommunicator(Communicator):
@@ -21,13 +21,11 @@ class LocalCommunicator(Communicator):
         self.rank, self.size, self.local_rank, self.local_size = 0, 1, 0, 1
 
     def iallreduce(self, array, op: str = "sum"):
-        array = as_array(array)
-        check_op(op, array)
+        array = reducible(array, op)
         return CompletedHandle(array)
 
     def allreduce(self, array, op: str = "sum"):
-        array = as_array(array)
-        check_op(op, array)
+        array = reducible(array, op)
         return array
 
     def iallgather(self, array):

@@ -27,7 +27,7 @@ import numpy as np
 from distnn.backend import get_array_module
 
 from .comm_base import (
-    Communicator, Handle, PersistentAllreduce, as_array, check_alltoall, check_color, check_op,
+    Communicator, Handle, PersistentAllreduce, as_array, check_alltoall, check_color, check_op, reducible,
 )
 from .shared_memory import SharedArena, _busy, progress_all
 from .watchdog import FORWARD_GRACE_S, SPIN_S, collective_timeout, install_excepthook, report_grace, wait_until
@@ -328,8 +328,7 @@ class MPICommunicator(Communicator):
 
     # -------------------------------------------------------------- arrays
     def iallreduce(self, array, op: str = "sum") -> Handle:
-        array = as_array(array)
-        check_op(op, array)
+        array = reducible(array, op)
         self._seq += 1  # (the hot path: the description is formatted only if it is ever reported)
         what = (self._seq, op, array.shape, array.dtype)
         buf, writeback = self._host_buffer(array)
@@ -345,8 +344,7 @@ class MPICommunicator(Communicator):
         return _MPIHandle(self, req, what, finish)
 
     def allreduce_init(self, array, op: str = "sum") -> PersistentAllreduce:
-        array = as_array(array)
-        check_op(op, array)
+        array = reducible(array, op)
         # MPI needs the very buffer every round: host arrays it can use directly, or device
         # arrays with a CUDA-aware MPI. Anything else falls back to an iallreduce per start.
         if get_array_module(array) is np:
