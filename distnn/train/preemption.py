@@ -55,6 +55,7 @@ NONFINITE_POLICIES = ("error", "skip", "off")
 
 _requested: int | None = None  # the signal number received (process-wide), or None
 _watchers = 0  # step guards that act on the flag now (one per simulated rank; see PreemptionHandler)
+_watchers_lock = threading.Lock()  # (simulated ranks bind and unbind their guards from their own threads)
 _starting = False  # between start_up() and end_startup(): a signal stops the job at once (exit 75)
 
 
@@ -302,7 +303,8 @@ class StepGuard(Callback):
         trainer.step_guard = self
         trainer.callbacks.append(self)
         if self.preemption:
-            _watchers += 1
+            with _watchers_lock:
+                _watchers += 1
             self._watching = True
         if self._nan:
             # A NaN in this rank's LOCAL gradient, before the average (registered before DataParallel's
@@ -429,7 +431,8 @@ class StepGuard(Callback):
         global _watchers
         if getattr(self, "_watching", False):
             self._watching = False
-            _watchers -= 1
+            with _watchers_lock:
+                _watchers -= 1
 
     def _agreed(self, exc):
         exc.report = self.rank == 0  # raised on every rank at the same step: rank 0 reports it
