@@ -468,3 +468,18 @@ def test_resume_auto_refuses_a_run_directory_of_the_other_kind(tmp_path):
     assert {p: (p / "summary.json").read_bytes() for p in (ens, single)} == before
     # the same kind still resumes (a finished run: nothing left to train)
     run_training("digits_mlp", [*plain, "ensemble.members=2", "checkpoint.resume=auto"], out=str(ens), quiet=True)
+
+
+def test_resuming_an_ensemble_from_one_members_checkpoint_is_refused(tmp_path):
+    # Every member resumed from member 0's weights: the ensemble averaged near-copies of one model.
+    from distnn.train.job import JobError, run_training
+
+    plain = [*TINY[:2], "train.epochs=2", "run.plots=false", "ensemble.members=2", "checkpoint.every_epochs=1"]
+    run = tmp_path / "ens"
+    run_training("digits_mlp", plain, out=str(run), quiet=True)
+    step = sorted(os.listdir(run / "members" / "member-0" / "checkpoints"))[0]
+    one = run / "members" / "member-0" / "checkpoints" / step
+    with pytest.raises(JobError, match=r"is member 0's; an ensemble resumes every member from its own"):
+        run_training("digits_mlp", [*plain, "train.epochs=3", f"checkpoint.resume={one}"], out=str(tmp_path / "b"),
+                     quiet=True)
+    assert E.member_resume_path(str(run), 1) == str(run / "members" / "member-1")  # the run directory: fine

@@ -54,6 +54,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import re
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -212,7 +213,18 @@ def member_config(cfg: dict, member: int, settings: EnsembleSettings | None = No
 
 def member_resume_path(path: str, member: int) -> str:
     """Where member ``member`` resumes from when the ensemble resumes from ``path``: its run directory
-    inside an ensemble run directory, its ``member-k`` root inside a shared checkpoint root, else ``path``."""
+    inside an ensemble run directory, its ``member-k`` root inside a shared checkpoint root, else ``path``.
+
+    A path inside ONE member's directory (``.../members/member-j/...``) is refused for the others: every
+    member would resume from member j's weights, and the ensemble would average near-copies of one model.
+    """
+    parts = os.path.normpath(str(path)).split(os.sep)
+    for i, part in enumerate(parts[:-1]):
+        m = re.fullmatch(r"member-(\d+)", parts[i + 1])
+        if part == MEMBERS_DIR and m and int(m.group(1)) != int(member):
+            raise EnsembleError(f"checkpoint.resume {str(path)!r} is member {m.group(1)}'s; an ensemble resumes every "
+                                f"member from its own checkpoints: give the ensemble's run directory (or --resume "
+                                f"auto with --out RUN_DIR)")
     for candidate in (member_dir(path, member), os.path.join(path, f"member-{int(member)}")):
         if os.path.isdir(candidate):
             return candidate
