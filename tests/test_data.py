@@ -541,3 +541,14 @@ def test_loader_with_distributed_sampler_if_available():
         for xb, _, mask in loader:
             seen.extend(xb[mask, 0].astype(int).tolist())
     assert sorted(seen) == list(range(10))
+
+
+def test_a_rare_class_keeps_a_training_sample():
+    # One sample of class 2 against test_fraction 0.5: the split sent it to test, and the model never saw it.
+    y = np.array([0] * 50 + [1] * 50 + [2])
+    tr, va, te = D.stratified_split(y, 0.0, 0.5, 0)
+    assert np.bincount(y[tr], minlength=3).tolist() == [24, 25, 1]
+    assert (len(tr), len(va), len(te)) == (50, 0, 51)  # the sizes stay
+    for seed in range(5):  # a split that keeps every class in training is unchanged: digits' sizes too
+        y = np.arange(1797) % 10
+        assert [len(p) for p in D.stratified_split(y, 0.1, 0.2, seed)] == [1257, 180, 360]

@@ -62,6 +62,25 @@ def _apportion(total: int, available: np.ndarray) -> np.ndarray:
     return counts
 
 
+def _keep_one_for_training(available, test_counts, val_counts) -> None:
+    """In place: a class the shares would leave out of training keeps one sample there.
+
+    A rare class (one sample, or a few against large fractions) could go wholly to test or val,
+    and the model would never see it. Its sample is swapped with one of the largest training
+    class's, so the split's sizes stay; a split that leaves every class in training is unchanged.
+    """
+    while True:
+        train = available - test_counts - val_counts
+        missing = np.flatnonzero((train == 0) & (available > 0))
+        donor = int(np.argmax(train))
+        if not len(missing) or train[donor] < 2:
+            return
+        c = int(missing[0])
+        counts = test_counts if test_counts[c] > 0 else val_counts
+        counts[c] -= 1
+        counts[donor] += 1
+
+
 def stratified_split(y, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
                      stratify: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices ``(train, val, test)`` of a seeded, stratified split of labels ``y``.
@@ -70,6 +89,7 @@ def stratified_split(y, val_fraction: float = 0.1, test_fraction: float = 0.2, s
     grouped). With ``stratify=False`` (or 2-D targets, as in language
     modelling) the split is a plain seeded shuffle. Each index array is sorted,
     so the split does not depend on how the caller later orders the samples.
+    Every class keeps at least one training sample when the split allows it.
     """
     y = np.asarray(y)
     n = len(y)
@@ -84,6 +104,7 @@ def stratified_split(y, val_fraction: float = 0.1, test_fraction: float = 0.2, s
     available = np.array([len(m) for m in members], dtype=np.int64)
     test_counts = _apportion(n_test, available)
     val_counts = _apportion(n_val, available - test_counts)
+    _keep_one_for_training(available, test_counts, val_counts)
     train, val, test = [], [], []
     for m, nt, nv in zip(members, test_counts, val_counts):
         test.append(m[:nt])
