@@ -552,3 +552,15 @@ def test_a_rare_class_keeps_a_training_sample():
     for seed in range(5):  # a split that keeps every class in training is unchanged: digits' sizes too
         y = np.arange(1797) % 10
         assert [len(p) for p in D.stratified_split(y, 0.1, 0.2, seed)] == [1257, 180, 360]
+
+
+def test_csv_with_another_delimiter_gets_a_hint(tmp_path):
+    p = tmp_path / "semi.csv"
+    p.write_text("a;b;label\n1;2;0\n3;4;1\n")
+    with pytest.raises(DataError, match=r"need at least 2 columns .*got 1 \(its cells look separated by ';': set "
+                                         r"data.delimiter = ';'\)"):
+        D.load_csv(str(p))
+    x, y, names = D.load_csv(str(p), delimiter=";")
+    assert names == ["a", "b"] and len(x) == 2
+    with pytest.raises(DataError, match=r"data.delimiter must be one character, got ';;'"):
+        D.load_csv(str(p), delimiter=";;")

@@ -306,6 +306,8 @@ def load_csv(path, label_column=-1, header="auto", delimiter: str = ",", num_cla
     error, see :func:`split_header`). Blank lines are skipped.
     """
     source = f"data file {str(path)!r}"
+    if not isinstance(delimiter, str) or len(delimiter) != 1:
+        raise DataError(f"data.delimiter must be one character, got {delimiter!r}")
     if not os.path.isfile(path):
         raise DataError(f"{source} not found")
     with open(path, newline="", encoding="utf-8-sig") as f:
@@ -321,7 +323,11 @@ def load_csv(path, label_column=-1, header="auto", delimiter: str = ",", num_cla
         raise DataError(f"{source} has a header but no data rows")
     ncol = len(names) if names is not None else len(rows[0][1])
     if ncol < 2:
-        raise DataError(f"{source} line {rows[0][0]}: need at least 2 columns (features and a label), got {ncol}")
+        cell = (names or rows[0][1] or [""])[0]
+        other = next((d for d in (";", "\t", "|", ",", " ") if d != delimiter and d in cell.strip()), None)
+        hint = f" (its cells look separated by {other!r}: set data.delimiter = {other!r})" if other else ""
+        raise DataError(f"{source} line {rows[0][0]}: need at least 2 columns (features and a label), got "
+                        f"{ncol}{hint}")
     label_idx = label_column_index(label_column, names, ncol, source)
 
     def colname(j):
