@@ -483,3 +483,28 @@ def test_resuming_an_ensemble_from_one_members_checkpoint_is_refused(tmp_path):
         run_training("digits_mlp", [*plain, "train.epochs=3", f"checkpoint.resume={one}"], out=str(tmp_path / "b"),
                      quiet=True)
     assert E.member_resume_path(str(run), 1) == str(run / "members" / "member-1")  # the run directory: fine
+
+
+def test_evaluate_an_ensemble_that_did_not_finish(tmp_path, capsys):
+    # An interrupted ensemble had no top-level model.json yet: 'distnn evaluate' said it held no trained
+    # model, while a single-model run falls back to its newest checkpoint. Now every member as far as it got.
+    import shutil
+
+    from distnn.cli import main
+    from distnn.train.job import run_training
+
+    ov = [*TINY[:2], "train.epochs=2", "run.plots=false", "ensemble.members=2", "checkpoint.every_epochs=1"]
+    run = tmp_path / "ens"
+    run_training("digits_mlp", ov, out=str(run), quiet=True)
+    for name in ("model.json", "summary.json", "metrics.jsonl", "metrics.csv"):  # as before the end
+        (run / name).unlink()
+    for name in ("model.npz", "model.json", "summary.json"):  # member 1: still training
+        (run / "members" / "member-1" / name).unlink()
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 0
+    out, err = capsys.readouterr()
+    assert "did not finish: averaging its 2 members as far as each got" in err
+    assert "accuracy" in out
+    shutil.rmtree(run / "members" / "member-1" / "checkpoints")  # no weights at all yet: a clear error
+    assert main(["evaluate", str(run)]) == 2
+    assert "member 1 has no weights to load yet" in capsys.readouterr().err

@@ -503,6 +503,40 @@ def load_ensemble(directory: str):
     return model, meta, transform
 
 
+def load_unfinished_ensemble(directory: str):
+    """``load_ensemble`` for an ensemble run that did not finish (interrupted, preempted): every member as
+    far as it got (a finished member's model, else its newest valid checkpoint), probabilities averaged.
+
+    A single-model run falls back to its newest checkpoint the same way. A member with no weights
+    at all yet is an error naming it.
+    """
+    import sys
+
+    from . import run_dir as rd
+    from .config import load_config
+
+    members = ensemble_settings(load_config(os.path.join(directory, rd.CONFIG))).members
+    models, meta, transform = [], None, None
+    for k in range(members):
+        try:
+            model, m_meta, m_transform = rd.load_model(member_dir(directory, k))
+        except ValueError as e:
+            raise ValueError(f"ensemble {directory!r} did not finish, and member {k} has no weights to load yet "
+                             f"({e})") from None
+        models.append(model)
+        if meta is None:
+            meta, transform = m_meta, m_transform
+    sys.stderr.write(f"distnn: warning: ensemble {directory!r} did not finish: averaging its {members} members "
+                     "as far as each got (resume it with --resume auto to finish)\n")
+    meta = {k: v for k, v in meta.items() if k != "model"}
+    meta["ensemble"] = {"members": members, "weights": [1.0 / members] * members,
+                        "paths": [os.path.join(MEMBERS_DIR, f"member-{m}") for m in range(members)],
+                        "averaging": "probabilities", "finished": False}
+    model = EnsembleModel(models)
+    model.eval()
+    return model, meta, transform
+
+
 # ------------------------------------------------------------ the training job
 def requested(config, overrides=()) -> bool:
     """True when ``config`` (with ``overrides``) asks for several members; False on any config error

@@ -200,6 +200,11 @@ def load_model(path: str):
 
     if is_ensemble_dir(directory):  # an ensemble run: every member, probabilities averaged
         return load_ensemble(directory)
+    if os.path.isdir(os.path.join(directory, MEMBERS_DIR)) and not os.path.isfile(weights) \
+            and os.path.isfile(os.path.join(directory, CONFIG)):  # one that did not finish
+        from .ensemble import load_unfinished_ensemble
+
+        return load_unfinished_ensemble(directory)
     from .checkpoint import model_directory
 
     # A checkpoint directory (checksums verified), or an interrupted run's newest valid checkpoint.
