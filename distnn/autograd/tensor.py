@@ -317,6 +317,17 @@ class Tensor(TensorMethods):
             base._become(S.SetItem.apply(base, result, index=view[1]), allow=self)
         return self._become(result)
 
+    def _take_inplace(self, result: "Tensor") -> "Tensor":
+        """``self`` takes ``result`` (its shape and dtype) as an in-place op's outcome (PyTorch's
+        ``F.relu(x, inplace=True)``): its array is overwritten when nothing records (views see the change),
+        else it takes the result's value and graph node, as ``x += y`` does. Returns ``self``."""
+        if not _records(self, None):
+            self.data[...] = result.data
+            self._bump_version()
+            return self
+        _refuse_recorded_leaf(self)
+        return self._become(result)
+
     def _become(self, result: "Tensor", allow: "Tensor | None" = None) -> "Tensor":
         """Take ``result``'s value and graph node: an in-place change while recording (see _inplace)."""
         if _shared_with_another(self, allow):

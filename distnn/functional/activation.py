@@ -166,18 +166,23 @@ class Dropout(Function):
         return g * self.mask, None  # no gradient for the mask
 
 
-# (``inplace`` is accepted for PyTorch's signatures and ignored: the result is a new tensor, which is
-# what a graph needs anyway; code that relies on the input changing must use the returned tensor)
+def _in_place(x, result, inplace: bool):
+    """PyTorch's ``inplace=True``: the input Tensor itself becomes the result and is returned (its memory
+    is overwritten when no graph records; while recording it takes the result's graph node, as ``x += y``).
+    An array passed in is left alone."""
+    return x._take_inplace(result) if inplace and isinstance(x, Tensor) else result
+
+
 def relu(x, inplace=False):
-    return ReLU.apply(x)
+    return _in_place(x, ReLU.apply(x), inplace)
 
 
 def leaky_relu(x, negative_slope=0.01, inplace=False):
-    return LeakyReLU.apply(x, negative_slope=negative_slope)
+    return _in_place(x, LeakyReLU.apply(x, negative_slope=negative_slope), inplace)
 
 
 def elu(x, alpha=1.0, inplace=False):
-    return ELU.apply(x, alpha=alpha)
+    return _in_place(x, ELU.apply(x, alpha=alpha), inplace)
 
 
 def gelu(x, approximate="none"):
@@ -252,7 +257,7 @@ def dropout(x, p=0.5, training=True, inplace=False, *, generator=None):
         mask = keep.astype(data.dtype) * data.dtype.type(1.0 / (1.0 - p))
         if xp.__name__ != "numpy":
             mask = xp.asarray(mask)
-    return Dropout.apply(x, mask)
+    return _in_place(x, Dropout.apply(x, mask), inplace)
 
 
 def _float_kind(dtype):

@@ -18,11 +18,11 @@ class Dropout(Module):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
         self.p = float(p)
-        self.inplace = inplace  # accepted for PyTorch compatibility; distnn never modifies inputs
+        self.inplace = inplace  # as PyTorch's: the input tensor itself becomes the output (training only)
         self.generator = generator
 
     def forward(self, x):
-        return dropout(x, self.p, self.training, generator=self.generator)
+        return dropout(x, self.p, self.training, self.inplace, generator=self.generator)
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
