@@ -402,13 +402,13 @@ class Tensor(TensorMethods):
 
     # ---------------------------------------------------- methods as in numpy/torch
     def exp(self):
-        return E.Exp.apply(self)
+        return E.exp(self)
 
     def log(self):
-        return E.Log.apply(self)
+        return E.log(self)
 
     def sqrt(self):
-        return E.Sqrt.apply(self)
+        return E.sqrt(self)
 
     def abs(self):
         return E.Abs.apply(self)

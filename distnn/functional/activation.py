@@ -8,6 +8,8 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
+from .elementwise import float_input
+
 
 class ReLU(Function):
     def forward(self, x):
@@ -190,11 +192,11 @@ def gelu(x, approximate="none"):
 
 
 def tanh(x):
-    return Tanh.apply(x)
+    return Tanh.apply(float_input(x))
 
 
 def sigmoid(x):
-    return Sigmoid.apply(x)
+    return Sigmoid.apply(float_input(x))
 
 
 def softplus(x, beta=1.0, threshold=20.0):
@@ -223,12 +225,12 @@ def _softmax_dim(name, x, axis, dim):
 
 def softmax(x, axis=_LAST, dim=None):
     """exp(x) / sum(exp(x)) along ``dim`` (or numpy's ``axis``; neither: the last dimension, see _softmax_dim)."""
-    return Softmax.apply(x, axis=_softmax_dim("softmax", x, axis, dim))
+    return Softmax.apply(float_input(x), axis=_softmax_dim("softmax", x, axis, dim))
 
 
 def log_softmax(x, axis=_LAST, dim=None):
     """x - logsumexp(x), stable (max subtracted first), along ``dim`` (or ``axis``; neither: the last)."""
-    return LogSoftmax.apply(x, axis=_softmax_dim("log_softmax", x, axis, dim))
+    return LogSoftmax.apply(float_input(x), axis=_softmax_dim("log_softmax", x, axis, dim))
 
 
 def dropout(x, p=0.5, training=True, inplace=False, *, generator=None):

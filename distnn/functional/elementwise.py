@@ -6,6 +6,7 @@ output's (broadcast) shape and ``engine.sum_to_shape`` reduces it.
 from __future__ import annotations
 
 from distnn.autograd.function import Function
+from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 
@@ -365,16 +366,28 @@ def matmul(a, b):
     return MatMul.apply(a, b)
 
 
+def float_input(a):
+    """PyTorch's rule for a float-valued function of integers or booleans: computed in the default float
+    dtype (float32; numpy's would be float64). An integer tensor cannot require grad: its array is used."""
+    raw = a.data if isinstance(a, Tensor) else a
+    dtype = getattr(raw, "dtype", None)
+    if dtype is not None and dtype.kind in "biu":
+        from distnn.backend import DEFAULT_DTYPE
+
+        return raw.astype(DEFAULT_DTYPE)
+    return a
+
+
 def exp(a):
-    return Exp.apply(a)
+    return Exp.apply(float_input(a))
 
 
 def log(a):
-    return Log.apply(a)
+    return Log.apply(float_input(a))
 
 
 def sqrt(a):
-    return Sqrt.apply(a)
+    return Sqrt.apply(float_input(a))
 
 
 def abs(a):  # noqa: A001
