@@ -257,3 +257,28 @@ def test_arrays_mpi_cannot_send_are_refused_and_read_only_ones_reduce_into_a_cop
     from comm_dtype_checks import check_collective_dtypes
 
     check_collective_dtypes(comm)
+
+
+@pytest.mark.mpi(min_size=2)
+def test_check_collectives_names_a_mismatched_call_on_every_rank(monkeypatch):
+    # MPI does not compare the ranks' arguments: a different shape, op or root gave silently wrong
+    # results. DISTNN_CHECK_COLLECTIVES=1 compares them first (a debugging switch: one allgather more).
+    from distnn.distributed import CollectiveError
+    from distnn.distributed.mpi_comm import MPICommunicator
+
+    monkeypatch.setenv("DISTNN_CHECK_COLLECTIVES", "1")
+    checked = MPICommunicator()
+    other = 1 if checked.rank == 0 else 0
+    pattern = (rf"rank {checked.rank} called allreduce\(op='sum', shape=\({2 + checked.rank},\), dtype=float64\) "
+               rf"but rank {other} called allreduce\(op='sum', shape")
+    with pytest.raises(CollectiveError, match=pattern):
+        checked.allreduce(np.ones(2 + checked.rank))
+    with pytest.raises(CollectiveError, match=r"op='(sum|max)'.* but rank \d called allreduce\(op='(sum|max)'"):
+        checked.allreduce(np.ones(2), op="sum" if checked.rank == 0 else "max")
+    with pytest.raises(CollectiveError, match=r"broadcast\(root=\d"):
+        checked.broadcast(np.ones(2), root=min(checked.rank, 1))
+    with pytest.raises(CollectiveError, match=r"allgather\(shape="):
+        checked.allgather(np.ones(1 + checked.rank))
+    # matching calls still work, and the communicator is still in step
+    np.testing.assert_array_equal(checked.allreduce(np.ones(2)), np.full(2, float(checked.size)))
+    assert checked.broadcast_object(checked.rank, root=0) == 0

@@ -27,7 +27,8 @@ import numpy as np
 from distnn.backend import get_array_module
 
 from .comm_base import (
-    Communicator, Handle, PersistentAllreduce, as_array, check_alltoall, check_color, check_op, reducible,
+    CollectiveError, Communicator, Handle, PersistentAllreduce, as_array, check_alltoall, check_color, check_op,
+    reducible,
 )
 from .shared_memory import SharedArena, _busy, progress_all
 from .watchdog import FORWARD_GRACE_S, SPIN_S, collective_timeout, install_excepthook, report_grace, wait_until
@@ -282,6 +283,8 @@ class MPICommunicator(Communicator):
                 self.local_rank = env_rank
                 self.local_size = env_size if env_size is not None else max(self.local_size, env_rank + 1)
         self.timeout = collective_timeout() if timeout == "env" else timeout
+        # DISTNN_CHECK_COLLECTIVES=1: compare every rank's arguments before each array collective
+        self.check_calls = os.environ.get("DISTNN_CHECK_COLLECTIVES", "0") == "1"
         self.cuda_aware = _cuda_aware()
         self._seq = 0
         self._warned_shm = False
@@ -326,9 +329,26 @@ class MPICommunicator(Communicator):
         host = np.ascontiguousarray(array)
         return host, lambda: array.__setitem__(Ellipsis, host)
 
+    def _check_call(self, call: str) -> None:
+        """With ``check_calls``: one allgather of every rank's call; a mismatch raises on every rank.
+
+        MPI does not compare the ranks' arguments: a different shape, op, dtype or root on one rank
+        gives silently wrong results (or an MPI internal error). Simulated ranks always check; here
+        it costs a collective more per call, so it is a debugging switch (as PyTorch's
+        TORCH_DISTRIBUTED_DEBUG=DETAIL).
+        """
+        calls = self.allgather_object(call)
+        other = next((r for r, c in enumerate(calls) if c != call), None)
+        if other is not None:
+            raise CollectiveError(f"collective #{self._seq + 1}: rank {self.rank} called {call} but rank {other} "
+                                  f"called {calls[other]}; every rank must make the same collective calls in the "
+                                  "same order")
+
     # -------------------------------------------------------------- arrays
     def iallreduce(self, array, op: str = "sum") -> Handle:
         array = reducible(array, op)
+        if self.check_calls:
+            self._check_call(f"allreduce(op={op!r}, shape={tuple(array.shape)}, dtype={array.dtype})")
         self._seq += 1  # (the hot path: the description is formatted only if it is ever reported)
         what = (self._seq, op, array.shape, array.dtype)
         buf, writeback = self._host_buffer(array)
@@ -382,6 +402,8 @@ class MPICommunicator(Communicator):
 
     def _exchange(self, name, start, array, out) -> Handle:
         """Start ``start(send, recv)`` (Iallgather, Ialltoall) from ``array`` into ``out``; wait() returns ``out``."""
+        if self.check_calls:
+            self._check_call(f"{name}(shape={tuple(array.shape)}, dtype={array.dtype})")
         what = self._next(f"{name}(shape={tuple(array.shape)}, dtype={array.dtype})")
         send, _ = self._host_buffer(array)
         recv, writeback = self._host_buffer(out)
@@ -414,6 +436,8 @@ class MPICommunicator(Communicator):
     def broadcast(self, array, root: int = 0):
         self._check_root(root)
         array = as_array(array)
+        if self.check_calls:
+            self._check_call(f"broadcast(root={root}, shape={tuple(array.shape)}, dtype={array.dtype})")
         what = self._next(f"broadcast(root={root}, shape={tuple(array.shape)}, dtype={array.dtype})")
         buf, writeback = self._host_buffer(array)
         self._wait(self._comm.Ibcast(buf, root=root), what)
@@ -423,6 +447,8 @@ class MPICommunicator(Communicator):
     # ------------------------------------------------------------- objects
     def broadcast_object(self, obj, root: int = 0):
         self._check_root(root)
+        if self.check_calls:
+            self._check_call(f"broadcast_object(root={root})")
         what = self._next(f"broadcast_object(root={root})")
         payload = np.frombuffer(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), dtype=np.uint8) \
             if self.rank == root else None
