@@ -101,6 +101,7 @@ def test_datasets_lists_datasets_and_configs(capsys):
             assert option in " ".join(blocks[name]), (name, option)
     assert 'header = "auto"' in " ".join(blocks["csv"]) and "path (required)" in " ".join(blocks["csv"])
     assert "flatten = true" in " ".join(blocks["digits"])
+    assert "path (unset)" in " ".join(blocks["charlm"])  # charlm has a built-in text: no path required
 
 
 def test_config_keys_lists_the_schema(capsys):

@@ -304,6 +304,9 @@ def test_npz_keys_presplit_and_errors(tmp_path):
     np.savez(tmp_path / "lacks1.npz", x_train=x[three != 1], y_train=three[three != 1], x_test=x, y_test=three)
     parts = D.load_npz(str(tmp_path / "lacks1.npz"))
     assert sorted(set(parts["train"][1])) == [0, 2] and sorted(set(parts["test"][1])) == [0, 1, 2]
+    np.savez(tmp_path / "emptyval.npz", x_train=x, y_train=y, x_val=np.array([]), y_val=np.array([]), x_test=x,
+             y_test=y)  # a 1-D empty x_val: no validation split, not a shape mismatch
+    assert len(D.load_npz(str(tmp_path / "emptyval.npz"))["val"][0]) == 0
     np.savez(tmp_path / "nosamples.npz", x_train=x[:0], y_train=y[:0], x_test=x, y_test=y)
     with pytest.raises(DataError, match=r"nosamples.npz' array 'x_train' has 0 samples"):
         D.load_npz(str(tmp_path / "nosamples.npz"))

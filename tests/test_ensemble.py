@@ -101,6 +101,10 @@ def test_bad_settings(ens, match):
         E.ensemble_settings(_cfg(**ens))
 
 
+def test_one_member_with_an_empty_vary_is_fine():
+    assert E.ensemble_settings(_cfg(members=1, vary=[])).members == 1  # changes nothing for one model
+
+
 def test_a_members_own_config_still_passes():
     # members/member-k/config.toml (members = 1, member = k) keeps the run's vary: retraining it is allowed
     for vary in (["seed"], ["bootstrap"], ["seed", "bootstrap"]):

@@ -234,7 +234,7 @@ def load_npz(path, x_key: str | None = None, y_key: str | None = None, num_class
         out[split] = (x, y)
     first = next(iter(out))
     for split, (x, _) in out.items():  # one model reads them all: refuse now, not after training
-        if x.shape[1:] != out[first][0].shape[1:]:
+        if len(x) and x.shape[1:] != out[first][0].shape[1:]:  # (an empty x_val / x_test is no split)
             raise DataError(f"{source}: {names[split][0]!r} has samples of shape {x.shape[1:]} but "
                             f"{names[first][0]!r} has {out[first][0].shape[1:]}; every split needs the same shape")
     if num_classes is None and len(out) > 1:

@@ -166,7 +166,7 @@ def ensemble_settings(cfg) -> EnsembleSettings:
                                     "each member its own overrides or set vary = [\"seed\"]")
             seen[key] = k
     # (a member's own config has members = 1 and member = k: its vary still picks its bootstrap sample)
-    if members == 1 and member < 0 and (sec.get("overrides") or ("vary" in sec and vary != ["seed"])):
+    if members == 1 and member < 0 and (sec.get("overrides") or "bootstrap" in vary):
         raise EnsembleError("ensemble.members = 1 trains one model, not an ensemble: ensemble.overrides and "
                             "ensemble.vary apply to the members of an ensemble (members >= 2); set the values in "
                             "the config itself")

@@ -359,7 +359,7 @@ def describe_datasets() -> str:
     from distnn.data import list_datasets
     from distnn.train.config import list_configs
 
-    from distnn.data.datasets import list_dataset_options
+    from distnn.data.datasets import get_dataset_entry, list_dataset_options
 
     lines = ["datasets (data.name; under each, its own data.* options with their defaults; every dataset also",
              "takes data.val_fraction, data.test_fraction, data.split_seed and data.standardize, see config-keys):"]
@@ -369,8 +369,9 @@ def describe_datasets() -> str:
             continue
         lines.append(f"  {item[0]:<16} {item[1]}")
         options = list_dataset_options(item[0])
+        required = get_dataset_entry(item[0]).needs_path
         if options:
-            shown = ", ".join(f"{k} (required)" if v is None and k == "path" else f"{k} (unset)" if v is None
+            shown = ", ".join(f"{k} (required)" if k == "path" and required else f"{k} (unset)" if v is None
                               else f"{k} = {_toml_value(v)}" for k, v in options.items())
             lines.append(f"  {'':<16}   options: {shown}")
     lines.append("")

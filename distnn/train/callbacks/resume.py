@@ -70,9 +70,6 @@ def restore_trainer(trainer, state: dict, manifest: dict, log=None) -> None:
         trainer.state.stopped_early = True  # the agreed stop of that epoch end, not yet acted upon when saved
 
 
-# DataParallel packs each step's gradients against the previous step's global sample count and
-# rescales when it differs; that count is state (identical on every rank) that changes rounding, so
-# an exact resume must carry it. (Read through the attribute until DataParallel exposes it.)
 def config_changes(saved_text, current_text) -> list[str]:
     """``key: old -> new`` for each setting that differs between two config.toml texts (not
     ``checkpoint.resume``, which is how a resume is asked for); empty when either is missing."""
