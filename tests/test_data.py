@@ -466,6 +466,8 @@ def test_loader_follows_its_samplers_epoch_and_start():
                                                                          rank=rank))
             reference.set_epoch(epoch)
             assert _order_of(loader) == _order_of(reference)
+        sampler.set_epoch(0)  # the same epoch again before each pass (train, then evaluate): the same order
+        assert _order_of(loader) == _order_of(loader)
         sampler.set_epoch(5)
         sampler.set_start(12)  # skip the first 12 samples of the global order: 4 left per rank, 2 batches
         assert len(loader) == 2

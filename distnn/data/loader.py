@@ -103,6 +103,7 @@ class DataLoader:
         if seed is None:
             seed = int(generator.integers(0, 2**63 - 1)) if generator is not None else 0
         self.seed = int(seed)
+        self._own_sampler = sampler is None  # (then each pass is the next epoch; a given sampler decides)
         if sampler is None:
             sampler = RandomSampler(len(self.x), self.seed) if shuffle else SequentialSampler(len(self.x))
         self.sampler = sampler
@@ -112,7 +113,6 @@ class DataLoader:
         self.epoch, self.batch_index, self._start = 0, 0, 0
         self._positioned = False  # set_epoch/load_state_dict chose where the next pass starts
         self._passes = 0  # passes begun by iterating the loader itself
-        self._sampler_epoch = getattr(sampler, "epoch", None)  # the sampler's epoch as last seen or set here
 
     # ------------------------------------------------------------ epochs and resume
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
@@ -140,7 +140,6 @@ class DataLoader:
         # DistributedSampler's set_start.
         if hasattr(self.sampler, "set_epoch") and getattr(self.sampler, "epoch", None) != self.epoch:
             self.sampler.set_epoch(self.epoch)
-        self._sampler_epoch = getattr(self.sampler, "epoch", None)
         if hasattr(self.sampler, "indices_and_mask"):  # DistributedSampler: both arrays in one pass
             indices, valid = self.sampler.indices_and_mask()
             indices, valid = np.asarray(indices, dtype=np.int64), np.asarray(valid, dtype=bool)
@@ -182,14 +181,15 @@ class DataLoader:
                 yield xb, yb
 
     def __iter__(self):
-        """One epoch's batches. Each new pass is the next epoch (a fresh order and fresh augmentation,
-        as PyTorch's loader reshuffles per pass), unless ``set_epoch``/``load_state_dict`` placed the
-        pass or the sampler was moved to another epoch (``sampler.set_epoch(e)``, PyTorch's pattern
-        with a ``DistributedSampler``): then that epoch."""
-        moved = getattr(self.sampler, "epoch", None)
+        """One epoch's batches, as PyTorch's loader: with its own sampler (``shuffle``) each new pass is
+        the next epoch (a fresh order and augmentation); with a sampler given, the sampler's epoch
+        decides (``sampler.set_epoch(e)`` before a pass, PyTorch's pattern with a ``DistributedSampler``;
+        passes without it repeat the order). ``set_epoch``/``load_state_dict`` place the next pass exactly."""
         if not self._positioned:
-            if moved is not None and moved != self._sampler_epoch:
-                self.epoch, self._start = int(moved), 0
+            if not self._own_sampler:
+                epoch = getattr(self.sampler, "epoch", None)
+                if epoch is not None and int(epoch) != self.epoch:
+                    self.epoch, self._start = int(epoch), 0
             elif self._passes:
                 self.epoch, self._start = self.epoch + 1, 0
         self._positioned = False
