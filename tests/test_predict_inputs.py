@@ -319,3 +319,8 @@ def test_prediction_csv_header_follows_the_file_not_the_training_option(tmp_path
     (tmp_path / "new_h.csv").write_text("a,b\n" + "\n".join(f"{a},{b}" for a, b in x[:5]) + "\n")
     code, text, err = cli(["predict", run, "--input", tmp_path / "new_h.csv", "--output", out], capsys)
     assert code == 0 and "wrote 5 predictions" in text, err
+    # the run's own training file is read as the run read it: with numeric column names its header needed
+    # data.header = true, which holds there (evaluate scores its 24 rows)
+    (tmp_path / "train.csv").write_text("\n".join(["1,2,3"] + lines[1:]) + "\n")
+    code, text, err = cli(["evaluate", run, "--data", tmp_path / "train.csv"], capsys)
+    assert code == 0 and "24 samples" in text, err

@@ -119,6 +119,13 @@ def _read_npz(path, source, k, dtype, vocab, labels):
     raise DataError(f"{ywhere}: labels must be 1-D (one per sample) or 2-D (one per position), got shape {y.shape}")
 
 
+def _same_file(a, b) -> bool:
+    try:
+        return b is not None and os.path.samefile(a, b)
+    except (OSError, TypeError, ValueError):
+        return False
+
+
 def _read_csv(path, source, meta, k, dtype, vocab, labels):
     """A CSV of features with or without a label column (told apart by the number of columns)."""
     from distnn.data import DataError, check_labels
@@ -133,9 +140,11 @@ def _read_csv(path, source, meta, k, dtype, vocab, labels):
             raise DataError(f"{source} is not readable CSV: {e}") from None
     if not rows:
         raise DataError(f"{source} has 0 samples (the file is empty)")
-    # A header only if none of the first row's cells is a number (the README's rule for these files):
-    # not the run's data.header, which described its training file; this one may have none.
-    names, rows = split_header(rows, source, "auto")
+    # A header only if none of the first row's cells is a number (the README's rule for these files), except
+    # in the run's own training file, read as the run read it (data.header = true for numeric column names):
+    # the run's data.header describes that file, not new ones (which may have no header at all).
+    names, rows = split_header(rows, source, data_cfg.get("header", "auto") if _same_file(path, data_cfg.get("path"))
+                               else "auto")
     if not rows:
         raise DataError(f"{source} has 0 samples (a header but no data rows)")
     ncol = len(rows[0][1])
