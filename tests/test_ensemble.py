@@ -487,6 +487,14 @@ def test_resuming_an_ensemble_from_one_members_checkpoint_is_refused(tmp_path):
         run_training("digits_mlp", [*plain, "train.epochs=3", f"checkpoint.resume={one}"], out=str(tmp_path / "b"),
                      quiet=True)
     assert E.member_resume_path(str(run), 1) == str(run / "members" / "member-1")  # the run directory: fine
+    # with checkpoint.dir the members' checkpoints live in DIR/member-k/step-N: told apart by their config
+    run_training("digits_mlp", [*plain, f"checkpoint.dir={tmp_path / 'ck'}"], out=str(tmp_path / "c"), quiet=True)
+    step = min(n for n in os.listdir(tmp_path / "ck" / "member-0") if n.startswith("step-"))
+    for target in (step, "latest"):  # a checkpoint, or its root's pointer
+        with pytest.raises(JobError, match=r"is member 0's"):
+            run_training("digits_mlp", [*plain, "train.epochs=3",
+                                        f"checkpoint.resume={tmp_path / 'ck' / 'member-0' / target}"],
+                         out=str(tmp_path / "d"), quiet=True)
 
 
 def test_evaluate_an_ensemble_that_did_not_finish(tmp_path, capsys):

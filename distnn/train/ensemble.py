@@ -211,6 +211,22 @@ def member_config(cfg: dict, member: int, settings: EnsembleSettings | None = No
     return out
 
 
+def _stored_member(path) -> int | None:
+    """The ensemble member whose run directory or checkpoint ``path`` is, from the config.toml stored there
+    (every checkpoint holds one; a member's says ``ensemble.member = k``); None for anything else."""
+    import tomllib
+
+    from .checkpoint import follow_pointer
+
+    try:
+        path = follow_pointer(str(path))  # (a checkpoint root's latest/best: the checkpoint it names)
+        with open(os.path.join(path, "config.toml"), "rb") as f:
+            member = (tomllib.load(f).get("ensemble") or {}).get("member")
+    except (OSError, ValueError):
+        return None
+    return member if isinstance(member, int) and not isinstance(member, bool) and member >= 0 else None
+
+
 def member_resume_path(path: str, member: int) -> str:
     """Where member ``member`` resumes from when the ensemble resumes from ``path``: its run directory
     inside an ensemble run directory, its ``member-k`` root inside a shared checkpoint root, else ``path``.
@@ -218,13 +234,15 @@ def member_resume_path(path: str, member: int) -> str:
     A path inside ONE member's directory (``.../members/member-j/...``) is refused for the others: every
     member would resume from member j's weights, and the ensemble would average near-copies of one model.
     """
-    parts = os.path.normpath(str(path)).split(os.sep)
-    for i, part in enumerate(parts[:-1]):
-        m = re.fullmatch(r"member-(\d+)", parts[i + 1])
-        if part == MEMBERS_DIR and m and int(m.group(1)) != int(member):
-            raise EnsembleError(f"checkpoint.resume {str(path)!r} is member {m.group(1)}'s; an ensemble resumes every "
-                                f"member from its own checkpoints: give the ensemble's run directory (or --resume "
-                                f"auto with --out RUN_DIR)")
+    owner = _stored_member(path)
+    if owner is None:
+        parts = os.path.normpath(str(path)).split(os.sep)
+        owner = next((int(m.group(1)) for part, nxt in zip(parts, parts[1:])
+                      if part == MEMBERS_DIR and (m := re.fullmatch(r"member-(\d+)", nxt))), None)
+    if owner is not None and owner != int(member):
+        raise EnsembleError(f"checkpoint.resume {str(path)!r} is member {owner}'s; an ensemble resumes every "
+                            f"member from its own checkpoints: give the ensemble's run directory (or --resume "
+                            f"auto with --out RUN_DIR)")
     for candidate in (member_dir(path, member), os.path.join(path, f"member-{int(member)}")):
         if os.path.isdir(candidate):
             return candidate
