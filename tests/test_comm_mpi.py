@@ -279,6 +279,13 @@ def test_check_collectives_names_a_mismatched_call_on_every_rank(monkeypatch):
         checked.broadcast(np.ones(2), root=min(checked.rank, 1))
     with pytest.raises(CollectiveError, match=r"allgather\(shape="):
         checked.allgather(np.ones(1 + checked.rank))
+    with pytest.raises(CollectiveError, match=r"barrier\(\)|allreduce\(op="):  # another kind of collective
+        if checked.rank == 0:
+            checked.barrier()
+        else:
+            checked.allreduce(np.ones(2))
+    with pytest.raises(CollectiveError, match=r"allreduce_buffer\(op='sum', size=\d"):  # a bucket's set-up
+        checked.allreduce_buffer(4 + checked.rank, np.float32)
     # matching calls still work, and the communicator is still in step
     np.testing.assert_array_equal(checked.allreduce(np.ones(2)), np.full(2, float(checked.size)))
     assert checked.broadcast_object(checked.rank, root=0) == 0

@@ -365,6 +365,8 @@ class MPICommunicator(Communicator):
 
     def allreduce_init(self, array, op: str = "sum") -> PersistentAllreduce:
         array = reducible(array, op)
+        if self.check_calls:  # (once, at setup: each start of the persistent allreduce is not compared)
+            self._check_call(f"allreduce_init(op={op!r}, shape={tuple(array.shape)}, dtype={array.dtype})")
         # MPI needs the very buffer every round: host arrays it can use directly, or device
         # arrays with a CUDA-aware MPI. Anything else falls back to an iallreduce per start.
         if get_array_module(array) is np:
@@ -379,6 +381,8 @@ class MPICommunicator(Communicator):
         return PersistentAllreduce(self, array, op)
 
     def allreduce_buffer(self, size: int, dtype, op: str = "sum", xp=np) -> PersistentAllreduce:
+        if self.check_calls:
+            self._check_call(f"allreduce_buffer(op={op!r}, size={int(size)}, dtype={np.dtype(dtype)})")
         if self._arena is None or xp is not np or int(size) == 0:
             return super().allreduce_buffer(size, dtype, op, xp)
         check_op(op, np.zeros(0, dtype=dtype))
@@ -470,6 +474,8 @@ class MPICommunicator(Communicator):
 
     # --------------------------------------------------------------- group
     def barrier(self) -> None:
+        if self.check_calls:  # (nothing to compare but the kind: a barrier against another collective)
+            self._check_call("barrier()")
         self._wait(self._comm.Ibarrier(), self._next("barrier"))
 
     def split(self, color, key: int = 0):
