@@ -53,3 +53,23 @@ def test_modules_with_inplace_true_change_their_input(torch):
     y = distnn.Tensor(np.ones((2, 2), np.float32))
     assert drop(y) is y and np.all(y.numpy() == 1.0)  # evaluation: the identity
     assert repr(nn.ReLU(inplace=True)) == repr(torch.nn.ReLU(inplace=True))
+
+
+def test_an_in_place_result_of_another_dtype_is_refused_and_relu_keeps_integers(torch):
+    x = distnn.Tensor(np.array([-1, 2, -3]))
+    with pytest.raises(TypeError, match="result's dtype float64 cannot be stored in the tensor's dtype int64"):
+        F.elu(x, inplace=True)  # torch refuses ELU of integers; the tensor is left as it was
+    assert x.numpy().tolist() == [-1, 2, -3]
+    assert F.relu(x, inplace=True) is x and x.numpy().tolist() == [0, 2, 0]
+    assert torch.relu_(torch.tensor([-1, 2, -3])).tolist() == [0, 2, 0]
+
+
+def test_evaluation_never_hands_the_data_itself_to_a_model_that_works_in_place():
+    # eval batches were slices (views) of the dataset: a first in-place activation changed the data
+    from distnn.train.trainer import eval_outputs
+
+    x = np.linspace(-1, 1, 24, dtype=np.float32).reshape(6, 4)
+    before = x.copy()
+    model = nn.Sequential(nn.LeakyReLU(0.1, inplace=True), nn.Linear(4, 2))
+    list(eval_outputs(model, x, batch_size=4))
+    np.testing.assert_array_equal(x, before)

@@ -321,6 +321,9 @@ class Tensor(TensorMethods):
         """``self`` takes ``result`` (its shape and dtype) as an in-place op's outcome (PyTorch's
         ``F.relu(x, inplace=True)``): its array is overwritten when nothing records (views see the change),
         else it takes the result's value and graph node, as ``x += y`` does. Returns ``self``."""
+        if result.dtype != self.dtype:  # (an activation of an integer tensor: PyTorch refuses it too)
+            raise TypeError(f"in-place operation: the result's dtype {result.dtype} cannot be stored in the "
+                            f"tensor's dtype {self.dtype}; drop inplace=True or convert the tensor first")
         if not _records(self, None):
             self.data[...] = result.data
             self._bump_version()

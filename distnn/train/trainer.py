@@ -508,6 +508,8 @@ def eval_outputs(model, x, transform=None, batch_size: int = 512, xp=np, dtype=N
                     xb = transform(xb, None)
                 if dtype is not None and xb.dtype.kind == "f" and xb.dtype != dtype:
                     xb = xb.astype(dtype)
+                if xp is np and np.may_share_memory(xb, x):
+                    xb = xb.copy()  # a model may change its input in place (ReLU(inplace=True)): not the data
                 yield s, model(distnn.Tensor(xp.asarray(xb) if xp is not np else xb))
     finally:
         model.train(was_training)
