@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--split", choices=("test", "val", "train"), default=None,
                    help="which split of the run's dataset to score (default: test)")
     g.add_argument("--data", metavar="FILE", help="score a labelled data file instead (CSV, npz or IDX)")
+    e.add_argument("--header", choices=("auto", "true", "false"), default=None, help=_HEADER_HELP)
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("predict", help="write class probabilities and labels for new inputs",
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--input", required=True, metavar="FILE", help="inputs to classify (CSV, npz or IDX)")
     r.add_argument("--output", required=True, metavar="FILE",
                    help="CSV file to write (e.g. preds.csv; - for standard output)")
+    r.add_argument("--header", choices=("auto", "true", "false"), default=None, help=_HEADER_HELP)
     r.set_defaults(func=cmd_predict)
 
     d = sub.add_parser("datasets", help="list the datasets and built-in configs",
@@ -223,13 +225,21 @@ def _one_process_only() -> bool:
     return _launcher_rank() != 0
 
 
+_HEADER_HELP = ("whether a CSV input's first row is a header: true, false, or auto (a header only if none of its "
+                "cells is a number). Default: auto, except for the run's own training file, read as the run read it")
+
+
+def _header(choice):
+    return {"true": True, "false": False}.get(choice, choice)
+
+
 def cmd_evaluate(args) -> int:
     from distnn.train.inference import evaluate_run
 
     if _one_process_only():
         return 0
 
-    print(evaluate_run(args.run_dir, split=args.split, data=args.data), flush=True)
+    print(evaluate_run(args.run_dir, split=args.split, data=args.data, header=_header(args.header)), flush=True)
     return 0
 
 
@@ -239,7 +249,7 @@ def cmd_predict(args) -> int:
     if _one_process_only():
         return 0
 
-    n = predict_run(args.run_dir, args.input, args.output)
+    n = predict_run(args.run_dir, args.input, args.output, header=_header(args.header))
     # (on stderr when the predictions themselves went to a stream, e.g. --output - or /dev/stdout)
     stream = args.output == "-" or (os.path.exists(args.output) and not os.path.isfile(args.output))
     print(f"wrote {n} predictions to {args.output}", file=sys.stderr if stream else sys.stdout, flush=True)

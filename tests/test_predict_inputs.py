@@ -324,3 +324,13 @@ def test_prediction_csv_header_follows_the_file_not_the_training_option(tmp_path
     (tmp_path / "train.csv").write_text("\n".join(["1,2,3"] + lines[1:]) + "\n")
     code, text, err = cli(["evaluate", run, "--data", tmp_path / "train.csv"], capsys)
     assert code == 0 and "24 samples" in text, err
+    # a new file whose header names are numbers reads as data by the rule; --header true says otherwise
+    (tmp_path / "num_h.csv").write_text("1,2\n" + "\n".join(f"{a},{b}" for a, b in x[:5]) + "\n")
+    code, text, err = cli(["predict", run, "--input", tmp_path / "num_h.csv", "--output", out], capsys)
+    assert code == 0 and "wrote 6 predictions" in text, err
+    code, text, err = cli(["predict", run, "--input", tmp_path / "num_h.csv", "--output", out, "--header", "true"],
+                          capsys)
+    assert code == 0 and "wrote 5 predictions" in text, err
+    code, _, err = cli(["predict", run, "--input", tmp_path / "new_h.csv", "--output", out, "--header", "false"],
+                       capsys)
+    assert code == 2 and "new_h.csv' line 1 column 1: cannot parse 'a' as a number" in err, err

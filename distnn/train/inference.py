@@ -42,7 +42,7 @@ def token_vocab(model, meta) -> int | None:
     return None
 
 
-def _load_run_data(meta, path, vocab=None, labels=True):
+def _load_run_data(meta, path, vocab=None, labels=True, header=None):
     """Read a data file for a trained run: ``(x, y or None)``, strictly validated.
 
     ``.npz``: arrays ``x``/``X`` and optionally ``y``/``Y``. ``.csv``: one row per
@@ -70,7 +70,7 @@ def _load_run_data(meta, path, vocab=None, labels=True):
     if lower.endswith(".npz"):
         x, y = _read_npz(path, source, k, dtype, vocab, labels)
     elif lower.endswith(".csv"):
-        x, y = _read_csv(path, source, meta, k, dtype, vocab, labels)
+        x, y = _read_csv(path, source, meta, k, dtype, vocab, labels, header)
     elif "idx" in os.path.basename(lower) or "ubyte" in lower:
         x, y = _read_idx(path, source, k, dtype, vocab, labels)
     else:
@@ -126,7 +126,7 @@ def _same_file(a, b) -> bool:
         return False
 
 
-def _read_csv(path, source, meta, k, dtype, vocab, labels):
+def _read_csv(path, source, meta, k, dtype, vocab, labels, header=None):
     """A CSV of features with or without a label column (told apart by the number of columns)."""
     from distnn.data import DataError, check_labels
 
@@ -143,8 +143,10 @@ def _read_csv(path, source, meta, k, dtype, vocab, labels):
     # A header only if none of the first row's cells is a number (the README's rule for these files), except
     # in the run's own training file, read as the run read it (data.header = true for numeric column names):
     # the run's data.header describes that file, not new ones (which may have no header at all).
-    names, rows = split_header(rows, source, data_cfg.get("header", "auto") if _same_file(path, data_cfg.get("path"))
-                               else "auto")
+    # ``header`` (--header) decides when given.
+    if header is None:
+        header = data_cfg.get("header", "auto") if _same_file(path, data_cfg.get("path")) else "auto"
+    names, rows = split_header(rows, source, header)
     if not rows:
         raise DataError(f"{source} has 0 samples (a header but no data rows)")
     ncol = len(rows[0][1])
@@ -215,14 +217,14 @@ def _predicts_every_position(model, x, transform, dtype) -> bool:
     return out.ndim == 3
 
 
-def evaluate_run(run_path, split=None, data=None) -> str:
+def evaluate_run(run_path, split=None, data=None, header=None) -> str:
     """Loss, accuracy, confusion matrix and per-class precision/recall/F1 of a run, as text."""
     model, meta, transform = rd.load_model(run_path)
     dtype = np.float64 if meta.get("dtype") == "float64" else np.float32
     if data is not None:
         from distnn.data import DataError
 
-        x, y = _load_run_data(meta, data, vocab=token_vocab(model, meta))
+        x, y = _load_run_data(meta, data, vocab=token_vocab(model, meta), header=header)
         if y is None:
             raise ValueError(f"data file {data!r} has no labels; use 'distnn predict' for unlabelled inputs")
         what = repr(data)
@@ -266,7 +268,7 @@ def predict_proba(model, x, transform, batch_size=512) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, 0))
 
 
-def predict_run(run_path, input_path, output_path) -> int:
+def predict_run(run_path, input_path, output_path, header=None) -> int:
     """Write ``predicted_label,predicted_class,prob_<c>...`` rows, one per input sample; returns how many.
 
     A model that predicts every position (CharLM) gets one row per input
@@ -278,7 +280,7 @@ def predict_run(run_path, input_path, output_path) -> int:
     """
     how, where = _output_plan(output_path, input_path)  # refuse a bad output before any work
     model, meta, transform = rd.load_model(run_path)
-    x, _ = _load_run_data(meta, input_path, vocab=token_vocab(model, meta), labels=False)
+    x, _ = _load_run_data(meta, input_path, vocab=token_vocab(model, meta), labels=False, header=header)
     x = _check_inputs(x, meta, repr(input_path))
     probs = predict_proba(model, x, transform)
     if probs.ndim == 3:
