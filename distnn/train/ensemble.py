@@ -521,6 +521,12 @@ def load_ensemble(directory: str):
     return model, meta, transform
 
 
+def ensemble_table(members: int) -> dict:
+    """model.json's ``ensemble`` table: K members in ``members/member-k``, probabilities averaged equally."""
+    return {"members": members, "weights": [1.0 / members] * members,
+            "paths": [os.path.join(MEMBERS_DIR, f"member-{m}") for m in range(members)], "averaging": "probabilities"}
+
+
 def load_unfinished_ensemble(directory: str):
     """``load_ensemble`` for an ensemble run that did not finish (interrupted, preempted): every member as
     far as it got (a finished member's model, else its newest valid checkpoint), probabilities averaged.
@@ -547,9 +553,7 @@ def load_unfinished_ensemble(directory: str):
     sys.stderr.write(f"distnn: warning: ensemble {directory!r} did not finish: averaging its {members} members "
                      "as far as each got (resume it with --resume auto to finish)\n")
     meta = {k: v for k, v in meta.items() if k != "model"}
-    meta["ensemble"] = {"members": members, "weights": [1.0 / members] * members,
-                        "paths": [os.path.join(MEMBERS_DIR, f"member-{m}") for m in range(members)],
-                        "averaging": "probabilities", "finished": False}
+    meta["ensemble"] = {**ensemble_table(members), "finished": False}
     model = EnsembleModel(models)
     model.eval()
     return model, meta, transform

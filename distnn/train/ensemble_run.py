@@ -23,8 +23,8 @@ import os
 
 import numpy as np
 
-from .ensemble import (MEMBERS_DIR, _get, ensemble_gain, ensemble_settings, evaluate_ensemble, group_communicator,
-                       member_config, member_dir, plan_groups)
+from .ensemble import (MEMBERS_DIR, _get, ensemble_gain, ensemble_settings, ensemble_table, evaluate_ensemble,
+                       group_communicator, member_config, member_dir, plan_groups)
 from .preemption import Preempted
 
 
@@ -195,7 +195,8 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, wor
     summary = None
     if comm.rank == 0:
         summary = ensemble_summary(path, first.config_name, plan, settings, members, ev, wall)
-        write_ensemble_files(path, first.model_meta(), plan, summary, members, ev, plots=bool(_get(cfg, "run.plots", True)))
+        write_ensemble_files(path, first.model_meta(), plan, summary, members, ev,
+                             plots=bool(_get(cfg, "run.plots", True)))
         t = summary
         if t["test_accuracy"] is not None:
             log.info("ensemble of %d: test accuracy %.4f (members %s; gain %+.4f), test NLL %.4f (members' mean "
@@ -321,9 +322,7 @@ def write_ensemble_files(path, meta, plan, summary, members, ev, plots: bool = T
     from . import run_dir as rd
 
     meta = {k: v for k, v in meta.items() if k != "model"}
-    meta["ensemble"] = {"members": plan.members, "weights": [1.0 / plan.members] * plan.members,
-                        "paths": [os.path.join(MEMBERS_DIR, f"member-{m}") for m in range(plan.members)],
-                        "averaging": "probabilities"}
+    meta["ensemble"] = ensemble_table(plan.members)
     rd.write_json(os.path.join(path, rd.MODEL_META), meta)
     rd.write_json(os.path.join(path, rd.SUMMARY), summary)
     rows = [{"model": f"member-{r['member']}", **{c: r.get(c) for c in ENSEMBLE_CSV_COLUMNS[1:]}}

@@ -103,11 +103,11 @@ def prepare_run_dir(path: str, comm, resuming: bool = False, ensemble: bool = Fa
     result = None
     if comm.rank == 0:
         try:
-            marks = [] if resuming else previous_run_marks(path)
-            if marks:
+            marks = previous_run_marks(path)
+            if marks and not resuming:
                 raise RunDirError(f"run directory {path!r} already holds a run ({', '.join(marks)}); continue it "
                                   f"with --resume auto, or choose another --out")
-            if resuming and previous_run_marks(path):
+            if marks:
                 holds_ensemble = os.path.isdir(os.path.join(str(path), MEMBERS_DIR))
                 if holds_ensemble != bool(ensemble):
                     there, here = ("an ensemble run", "a single model") if holds_ensemble else \
