@@ -167,18 +167,15 @@ def cmd_train(args) -> int:
 
     if args.log_all_ranks:
         os.environ["DISTNN_LOG_ALL_RANKS"] = "1"
-    if args.simulate_ranks is not None and args.simulate_ranks < 1:
-        from distnn.train.job import JobError
-
-        # the same arguments on every rank: an agreed usage error, printed once, no MPI abort
-        raise JobError(f"--simulate-ranks must be >= 1, got {args.simulate_ranks}", report=_launcher_rank() == 0)
     if args.simulate_ranks is not None:
         from distnn.distributed.mpi_comm import launcher_world_size
+        from distnn.train.job import JobError
 
+        # the same arguments on every rank: agreed usage errors, printed once, no MPI abort
+        if args.simulate_ranks < 1:
+            raise JobError(f"--simulate-ranks must be >= 1, got {args.simulate_ranks}", report=_launcher_rank() == 0)
         launched = launcher_world_size() or 1
         if launched > 1:  # every rank would run its own simulation, racing for one run directory
-            from distnn.train.job import JobError
-
             raise JobError(f"--simulate-ranks runs {args.simulate_ranks} ranks as threads of one process, but this "
                            f"is one of {launched} processes an MPI launcher started: drop --simulate-ranks (the "
                            "launcher's ranks are real ones) or start a single process", report=_launcher_rank() == 0)

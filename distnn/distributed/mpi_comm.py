@@ -283,7 +283,7 @@ class MPICommunicator(Communicator):
                 self.local_rank = env_rank
                 self.local_size = env_size if env_size is not None else max(self.local_size, env_rank + 1)
         self.timeout = collective_timeout() if timeout == "env" else timeout
-        # DISTNN_CHECK_COLLECTIVES=1: compare every rank's arguments before each array collective
+        # DISTNN_CHECK_COLLECTIVES=1: compare every rank's call before each collective (see _check_call)
         self.check_calls = os.environ.get("DISTNN_CHECK_COLLECTIVES", "0") == "1"
         self.cuda_aware = _cuda_aware()
         self._seq = 0
@@ -297,6 +297,12 @@ class MPICommunicator(Communicator):
     def _next(self, what: str) -> str:
         self._seq += 1
         return f"collective #{self._seq} {what}"
+
+    def _begin(self, call: str) -> str:
+        """``_next`` for a collective whose call ``check_calls`` compares across the ranks first."""
+        if self.check_calls:
+            self._check_call(call)
+        return self._next(call)
 
     def _wait(self, req, what) -> None:
         self._wait_until(req.Test, lambda: what)
@@ -406,9 +412,7 @@ class MPICommunicator(Communicator):
 
     def _exchange(self, name, start, array, out) -> Handle:
         """Start ``start(send, recv)`` (Iallgather, Ialltoall) from ``array`` into ``out``; wait() returns ``out``."""
-        if self.check_calls:
-            self._check_call(f"{name}(shape={tuple(array.shape)}, dtype={array.dtype})")
-        what = self._next(f"{name}(shape={tuple(array.shape)}, dtype={array.dtype})")
+        what = self._begin(f"{name}(shape={tuple(array.shape)}, dtype={array.dtype})")
         send, _ = self._host_buffer(array)
         recv, writeback = self._host_buffer(out)
         req = start(send, recv)
@@ -440,9 +444,7 @@ class MPICommunicator(Communicator):
     def broadcast(self, array, root: int = 0):
         self._check_root(root)
         array = as_array(array)
-        if self.check_calls:
-            self._check_call(f"broadcast(root={root}, shape={tuple(array.shape)}, dtype={array.dtype})")
-        what = self._next(f"broadcast(root={root}, shape={tuple(array.shape)}, dtype={array.dtype})")
+        what = self._begin(f"broadcast(root={root}, shape={tuple(array.shape)}, dtype={array.dtype})")
         buf, writeback = self._host_buffer(array)
         self._wait(self._comm.Ibcast(buf, root=root), what)
         writeback()
@@ -451,9 +453,7 @@ class MPICommunicator(Communicator):
     # ------------------------------------------------------------- objects
     def broadcast_object(self, obj, root: int = 0):
         self._check_root(root)
-        if self.check_calls:
-            self._check_call(f"broadcast_object(root={root})")
-        what = self._next(f"broadcast_object(root={root})")
+        what = self._begin(f"broadcast_object(root={root})")
         payload = np.frombuffer(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), dtype=np.uint8) \
             if self.rank == root else None
         n = np.array([payload.size if payload is not None else 0], dtype=np.int64)
@@ -474,9 +474,8 @@ class MPICommunicator(Communicator):
 
     # --------------------------------------------------------------- group
     def barrier(self) -> None:
-        if self.check_calls:  # (nothing to compare but the kind: a barrier against another collective)
-            self._check_call("barrier()")
-        self._wait(self._comm.Ibarrier(), self._next("barrier"))
+        what = self._begin("barrier")  # (check_calls compares only the kind: a barrier against another call)
+        self._wait(self._comm.Ibarrier(), what)
 
     def split(self, color, key: int = 0):
         check_color(color)

@@ -368,9 +368,8 @@ def _toml_value(v) -> str:
 def describe_datasets() -> str:
     """The ``distnn datasets`` listing: datasets and built-in configs."""
     from distnn.data import list_datasets
-    from distnn.train.config import list_configs
-
     from distnn.data.datasets import get_dataset_entry, list_dataset_options
+    from distnn.train.config import list_configs
 
     lines = ["datasets (data.name; under each, its own data.* options with their defaults; every dataset also",
              "takes data.val_fraction, data.test_fraction, data.split_seed and data.standardize, see config-keys):"]
