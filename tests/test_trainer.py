@@ -226,18 +226,31 @@ def test_monitored_metric_must_exist(digits):
 
 
 # ----------------------------------------------------------------- validation
-@pytest.mark.parametrize("world,batch,n,match", [
-    (2, 63, None, "divisible by the number of ranks"),
-    (2, 400, 300, "larger than a rank's shard"),
-    (3, 3, 2, "more ranks"),
+@pytest.mark.parametrize("world,batch,n,drop_last,match", [
+    (2, 63, None, False, "divisible by the number of ranks"),
+    (2, 400, 300, True, "larger than the 300 training samples: with data.drop_last = true"),
+    (3, 3, 2, False, "more ranks"),
 ])
-def test_size_checks(digits, world, batch, n, match):
+def test_size_checks(digits, world, batch, n, drop_last, match):
     def run(comm):
         with pytest.raises(ValueError, match=match):
-            make_trainer(comm, digits, batch_size=batch, train_subset=n)
+            make_trainer(comm, digits, batch_size=batch, train_subset=n, drop_last=drop_last)
         return True
 
     assert all(simulate(world, run))
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_batch_larger_than_the_data_is_one_short_step(digits, world):
+    # without drop_last a global batch above the sample count is one step over all of them per epoch,
+    # as a PyTorch DataLoader gives one short batch: the same run as a batch of exactly the data
+    whole = fit(LocalCommunicator(), digits, batch_size=300, train_subset=300, epochs=3)
+    if world == 1:
+        big = fit(LocalCommunicator(), digits, batch_size=600, train_subset=300, epochs=3)
+    else:
+        big = simulate(world, lambda c: fit(c, digits, batch_size=600, train_subset=300, epochs=3))[0]
+    assert big[2].steps_per_epoch == 1 and big[2].state.global_step == 3
+    assert_same_run(whole[:2], big[:2], atol=1e-6)
 
 
 def test_accumulation_must_divide_local_batch(digits):

@@ -181,10 +181,12 @@ class Trainer:
         if (B // W) % A:
             raise ValueError(f"per-rank batch {B // W} (global {B} / {W} ranks) must be divisible by "
                              f"train.accumulation_steps {A}")
-        per_rank = n // W if drop_last else math.ceil(n / W)
-        if B // W > per_rank:
-            raise ValueError(f"per-rank batch {B // W} (global batch {B} / {W} ranks) is larger than a rank's shard "
-                             f"of {per_rank} training samples; lower data.batch_size to at most {per_rank * W}")
+        # Without drop_last a global batch larger than the data is one short step per epoch (as a
+        # PyTorch DataLoader gives one short batch); with it, no step would be left.
+        if drop_last and B > n:
+            raise ValueError(f"data.batch_size {B} is larger than the {n} training samples: with data.drop_last = "
+                             f"true no complete batch is left; lower data.batch_size to at most {n - n % W} "
+                             "or set data.drop_last = false")
 
     def agree(self, value):
         """Rank 0's ``value`` on every rank: the basis of every collective decision."""
