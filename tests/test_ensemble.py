@@ -520,3 +520,26 @@ def test_evaluate_an_ensemble_that_did_not_finish(tmp_path, capsys):
     shutil.rmtree(run / "members" / "member-1" / "checkpoints")  # no weights at all yet: a clear error
     assert main(["evaluate", str(run)]) == 2
     assert "member 1 has no weights to load yet" in capsys.readouterr().err
+
+
+def test_a_members_size_error_names_its_ranks_not_only_the_groups_count(tmp_path):
+    # Each member trains on its group's communicator, so the Trainer's checks count the group's ranks:
+    # 4 ranks and 2 members said "divisible by the number of ranks 2" to a user who launched 4.
+    from distnn.train.job import JobError
+
+    with pytest.raises(JobError) as info:
+        _train(tmp_path / "a", "ensemble.members=2", "data.batch_size=33", simulate_ranks=4)
+    msg = str(info.value)
+    assert "ensemble member 0:" in msg and "must be divisible by the number of ranks 2" in msg, msg
+    assert "ranks per member: 4 ranks / 2 members at once" in msg and "world ranks 0-1" in msg, msg
+    # members in turns on groups of one rank: said "(global 64 / 1 ranks)" to a user who launched 2
+    with pytest.raises(JobError) as info:
+        _train(tmp_path / "b", "ensemble.members=4", "train.grad_accumulation=3", simulate_ranks=2)
+    msg = str(info.value)
+    assert "2 ranks / 2 groups, each training 2 members in turn" in msg and "world rank 0" in msg, msg
+    # one group (3 ranks, 4 members: every member on all 3 ranks in turn): the job's count, nothing added
+    with pytest.raises(JobError) as info:
+        _train(tmp_path / "c", "ensemble.members=4", simulate_ranks=3)
+    msg = str(info.value)
+    assert "must be divisible by the number of ranks 3" in msg and "per member" not in msg, msg
+    assert not any(p.exists() for p in (tmp_path / "a", tmp_path / "b", tmp_path / "c"))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 
 import numpy as np
 
@@ -86,7 +87,7 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
             # it, so it is restored right before member m trains (same stream as a member trained alone).
             rng_states[m] = dn_random.get_state()
     except (ValueError, OSError, KeyError, TypeError) as e:
-        error = f"ensemble member {current}: {J._one_line(e)}"
+        error = member_setup_error(plan, current, J._one_line(e))
     J.agree_on_errors(comm, error)
     first = next(iter(jobs.values()))
     path = J.run_dir_for(cfg, out, comm, lambda: J._default_path(first))
@@ -102,6 +103,24 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
                 _has_checkpoint(member_dir(path, m)) for m in range(plan.members)):
             rd.remove_run_dir(path)
         raise
+
+
+def member_setup_error(plan, member: int, message: str) -> str:
+    """The one-line error for setting up ``member``, worded for the user who launched the job.
+
+    A member is built on its GROUP's communicator, so the Trainer's size checks count the group's ranks
+    ("data.batch_size ... must be divisible by the number of ranks 2" in a job of 4 ranks). The Trainer
+    knows nothing of ensembles (and its wording changes), so rather than rewording its message this
+    says, after it, where that rank count comes from: when the group is not the whole world and the
+    message speaks of ranks. Other errors, and those of a single group, are left as they are.
+    """
+    if plan.groups == 1 or not re.search(r"\brank", message):
+        return f"ensemble member {member}: {message}"
+    g, n = plan.group_of_member(member), plan.group_size
+    ranks = f"world ranks {g * n}-{(g + 1) * n - 1}" if n > 1 else f"world rank {g * n}"
+    how = "members at once" if plan.rounds == 1 else f"groups, each training {plan.rounds} members in turn"
+    return (f"ensemble member {member}: {message} (ranks per member: {plan.world_size} ranks / {plan.groups} {how}; "
+            f"member {member} trains on {ranks}, and data.batch_size is each member's batch, split over its ranks)")
 
 
 def _has_checkpoint(directory) -> bool:
