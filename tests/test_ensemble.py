@@ -543,3 +543,20 @@ def test_a_members_size_error_names_its_ranks_not_only_the_groups_count(tmp_path
     msg = str(info.value)
     assert "must be divisible by the number of ranks 3" in msg and "per member" not in msg, msg
     assert not any(p.exists() for p in (tmp_path / "a", tmp_path / "b", tmp_path / "c"))
+
+
+def test_summary_counts_each_members_epochs(tmp_path):
+    # Members may have their own train.epochs and stop early at different epochs: the top-level "epochs"
+    # was member 0's alone (1 here), whatever the others ran.
+    es = '"early_stopping.enabled"=true, "early_stopping.patience"=1, "early_stopping.min_delta"=1e9'
+    s = _train(tmp_path / "ens", "ensemble.members=2", "train.epochs=1",
+               f'ensemble.overrides=[{{}}, {{"train.epochs"=3, {es}}}]')  # member 1 stops after epoch 2 of 3
+    assert s["epochs"] == [1, 3] and s["epochs_run"] == [1, 2]
+    assert [(r["epochs"], r["epochs_run"], r["stopped_early"]) for r in s["members"]] == [(1, 1, False),
+                                                                                          (3, 2, True)]
+    import json
+
+    with open(tmp_path / "ens" / "summary.json") as f:
+        assert json.load(f)["epochs"] == [1, 3]
+    lines = E.summary_lines(s)  # what `distnn train` prints
+    assert "(seed 0, 1 of 1 epochs)" in lines[1] and "(seed 1, 2 of 3 epochs, stopped early)" in lines[2], lines

@@ -278,8 +278,8 @@ def ensemble_summary(path, config_name, plan, settings, members, ev, wall) -> di
     for m in range(K):
         s, h = members[m]["summary"] or {}, members[m]["history"]
         row = {"member": m, "run_dir": os.path.join(MEMBERS_DIR, f"member-{m}"),
-               "seed": members[m].get("seed"), "epochs_run": s.get("epochs_run", len(h)), "best_epoch": s.get("best_epoch"),
-               "stopped_early": s.get("stopped_early"), "wall_time": s.get("wall_time")}
+               "seed": members[m].get("seed"), "epochs": s.get("epochs"), "epochs_run": s.get("epochs_run", len(h)),
+               "best_epoch": s.get("best_epoch"), "stopped_early": s.get("stopped_early"), "wall_time": s.get("wall_time")}
         for split in ("val", "test"):
             if split in ev:
                 row[f"{split}_accuracy"] = ev[split]["member_accuracy"][m]
@@ -305,7 +305,9 @@ def ensemble_summary(path, config_name, plan, settings, members, ev, wall) -> di
                      "groups": plan.groups, "ranks_per_group": plan.group_size, "members_per_group": plan.rounds,
                      "schedule": plan.describe(), "averaging": "mean of the members' class probabilities"},
         "members": rows,
-        "epochs_run": [r["epochs_run"] for r in rows], "epochs": s0.get("epochs"),
+        # Per member, as epochs_run: members may be given other train.epochs (overrides) and stop early at
+        # different epochs, so no one number (member 0's, as before) is the ensemble's.
+        "epochs_run": [r["epochs_run"] for r in rows], "epochs": [r["epochs"] for r in rows],
         "world_size": plan.world_size, "global_batch_size": s0.get("global_batch_size"),
         "wall_time": wall,
     })
@@ -320,8 +322,9 @@ def summary_lines(s: dict) -> list:
         return [head + ": no test split"]
     lines = [head]
     for r in s["members"]:
+        epochs = f"{r.get('epochs_run')}" + (f" of {r['epochs']}" if r.get("epochs") is not None else "")
         lines.append(f"  member-{r['member']}  test accuracy {r['test_accuracy']:.4f}  test NLL {r['test_loss']:.4f}  "
-                     f"(seed {r.get('seed')}, {r.get('epochs_run')} epochs)")
+                     f"(seed {r.get('seed')}, {epochs} epochs{', stopped early' if r.get('stopped_early') else ''})")
     lines.append(f"  ensemble  test accuracy {s['test_accuracy']:.4f}  test NLL {s['test_loss']:.4f}  "
                  f"(gain over the members' mean: accuracy {s['ensemble_gain_accuracy']:+.4f}, "
                  f"NLL {-s['ensemble_nll_reduction']:+.4f})")
