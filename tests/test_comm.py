@@ -143,6 +143,61 @@ def test_rank_returning_early_names_the_missing_rank():
         dist.simulate(3, fn)
 
 
+def test_sys_exit_on_one_rank_stops_every_rank_and_names_it(monkeypatch, capsys):
+    monkeypatch.setenv("DISTNN_COLLECTIVE_TIMEOUT", "30")  # a rank left waiting would fail, not hang
+    released = []
+
+    def fn(comm):
+        comm.barrier()
+        if comm.rank == 1:
+            sys.exit(3)
+        try:
+            while True:  # rank 0 would go on forever: only the abort ends it
+                comm.allreduce(np.ones(2))
+        except CollectiveAbortedError as e:
+            released.append(str(e))
+            raise
+
+    with pytest.raises(SystemExit) as info:
+        dist.simulate(2, fn)
+    assert info.value.code == 3  # the process exits with the rank's status
+    assert any("simulated rank 1 of 2" in note for note in info.value.__notes__)
+    assert len(released) == 1 and "rank 1 failed with SystemExit: 3" in released[0]
+    # Python prints nothing for an uncaught SystemExit: simulate says which rank ended the run
+    assert "[distnn] simulated rank 1 of 2 called sys.exit(3)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("code", [0, None])
+def test_sys_exit_0_on_a_rank_is_that_rank_ending_not_a_failure(code):
+    def fn(comm):
+        comm.barrier()
+        if comm.rank == 1:
+            sys.exit(code)
+        return comm.rank
+
+    assert dist.simulate(2, fn) == [0, None]  # as if rank 1 had returned None (torchrun: a worker's success)
+    assert dist.simulate(2, lambda comm: sys.exit(code)) == [None, None]
+
+
+@pytest.mark.parametrize("code,status,says", [
+    (3, 3, "[distnn] simulated rank 1 of 2 called sys.exit(3)"),
+    # status 0 on rank 1 while rank 0 still needs it: rank 0 cannot finish, so the run fails
+    (0, 1, "rank(s) [1] returned without calling it"),
+])
+def test_sys_exit_on_one_simulated_rank_sets_the_process_exit_status(code, status, says):
+    script = ("import sys, numpy as np, distnn.distributed as d\n"
+              "def fn(comm):\n"
+              "    comm.barrier()\n"
+              f"    if comm.rank == 1: sys.exit({code})\n"
+              "    comm.allreduce(np.ones(2))\n"
+              "    print('rank', comm.rank, 'finished')\n"
+              "d.simulate(2, fn)\n")
+    env = dict(os.environ, DISTNN_COLLECTIVE_TIMEOUT="30")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == status, out.stderr
+    assert says in out.stderr and "finished" not in out.stdout, out.stderr
+
+
 def test_timeout_names_the_missing_rank(monkeypatch):
     monkeypatch.setenv("DISTNN_COLLECTIVE_TIMEOUT", "0.3")
     release = threading.Event()

@@ -16,11 +16,16 @@ A rank that raises aborts the group: every rank waiting in a collective gets
 :class:`CollectiveAbortedError`, and ``simulate`` re-raises the first exception
 with a note naming its rank. A rank that returns while others still wait for
 it, or a collective that outlasts the timeout, ends the group the same way,
-naming the missing ranks.
+naming the missing ranks. ``sys.exit()`` on a rank is the exit of that rank's
+process, as under a launcher (torchrun, ``torch.multiprocessing.spawn``): with
+a non-zero status it is a failure like any other (and is reported on stderr,
+since Python exits silently on an uncaught ``SystemExit``); with status 0 or
+None the rank has ended normally, as if it had returned None.
 """
 from __future__ import annotations
 
 import pickle
+import sys
 import threading
 import time
 
@@ -280,6 +285,17 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
     If any rank raises, the others are released from their collectives and
     the first exception is re-raised here, with a note naming its rank.
     Inside ``fn``, :func:`distnn.distributed.init` returns that rank's ``comm``.
+
+    ``sys.exit(status)`` in ``fn`` ends that rank as the exit of its process
+    would under a launcher: a non-zero ``status`` (an int, or any object but
+    None, which Python exits with 1) fails the run like an exception. The
+    other ranks are released, a line naming the rank goes to stderr (Python
+    prints nothing for an uncaught ``SystemExit``), and the ``SystemExit`` is
+    re-raised here, so the process exits with that status. ``sys.exit(0)`` or
+    ``sys.exit()`` is not a failure by itself (as for torchrun, and
+    ``torch.multiprocessing.spawn``): the rank has ended, its result is None.
+    If another rank still waits for it in a collective, that rank fails
+    naming it, which fails the run.
     """
     comms = InProcessCommunicator.create_group(n)
     group = comms[0]._group
@@ -289,6 +305,10 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
         _current.comm = comms[rank]
         try:
             results[rank] = fn(comms[rank], *args, **kwargs)
+        except SystemExit as exc:
+            if _exit_status(exc.code) != 0:
+                group.fail(rank, exc)
+            # else: a clean exit of this rank alone, as a return of None (finish() below)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             group.fail(rank, exc)
         finally:
@@ -316,8 +336,21 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
             exc.simulated_rank = rank  # (the CLI names the rank, as an MPI rank's error does)
         if stuck:
             exc.add_note(f"(simulated rank(s) {stuck} still running outside any collective: abandoned)")
+        if isinstance(exc, SystemExit):
+            # Uncaught, it ends the process without a word (its notes included): say which rank ended
+            # the run, as mpiexec reports a rank's non-zero exit.
+            others = "; the other simulated ranks were stopped" if n > 1 else ""
+            print(f"[distnn] simulated rank {rank} of {n} called sys.exit({exc.code!r}){others}", file=sys.stderr,
+                  flush=True)
         raise exc
     return results
+
+
+def _exit_status(code) -> int:
+    """The exit status ``sys.exit(code)`` gives a process: 0 for None, an int as is, else 1 (printed)."""
+    if code is None:
+        return 0
+    return int(code) if isinstance(code, int) else 1
 
 
 #: once a simulated rank has failed, how long the others may take to end (released from their
