@@ -65,3 +65,26 @@ def test_a_rank_late_into_another_collective_is_reported_as_waiting_not_missing(
     assert "missing ranks (in no collective: no answer): []" in text
     assert "waits in collective #2 broadcast_object(root=0)" in text
     assert "ranks disagree about the collective" in text
+
+
+@pytest.mark.parametrize("mode", ["exit", "group"])
+def test_a_rank_that_exits_early_ends_the_job_before_the_timeout(mode):
+    # the last rank calls sys.exit(3) while the others go on to a barrier: its MPI_Finalize blocks, so
+    # without distnn's exit notice they would wait out the collective timeout (600 s here)
+    out = subprocess.run(mpiexec_command(2, [os.path.join(SCRIPTS, "exit_on_one_rank.py"), mode]),
+                         env=dict(os.environ, DISTNN_COLLECTIVE_TIMEOUT="600", OMP_NUM_THREADS="1"),
+                         capture_output=True, text=True, timeout=30)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "[distnn] rank 0 of 2: rank 1 " in text
+    assert "has ended its process (sys.exit, or the end of its script) after starting" in text
+    assert "barrier" in text and "can never complete; aborting all 2 ranks" in text
+    assert "[test] returned from a collective" not in text
+
+
+def test_ranks_that_exit_after_their_last_collective_end_normally():
+    out = _run("exit_at_different_times.py", 3, timeout_env=600)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    assert all(f"[test] rank {r} done 3" in text for r in range(3)), text
+    assert "has ended its process" not in text

@@ -30,6 +30,7 @@ from .comm_base import (
     CollectiveError, Communicator, Handle, PersistentAllreduce, as_array, check_alltoall, check_color, check_op,
     reducible,
 )
+from . import exit_watch
 from .shared_memory import SharedArena, _busy, progress_all
 from .watchdog import FORWARD_GRACE_S, SPIN_S, collective_timeout, install_excepthook, report_grace, wait_until
 
@@ -163,14 +164,19 @@ def _usable_cores() -> list:
         return list(range(os.cpu_count() or 1))
 
 
-def _within_world(comm, MPI) -> bool:
-    """Whether every rank of ``comm`` belongs to this job's ``COMM_WORLD``."""
+def _world_ranks(comm, MPI) -> list:
+    """The COMM_WORLD ranks of ``comm``'s ranks, in order."""
     group, world = comm.Get_group(), MPI.COMM_WORLD.Get_group()
     try:
-        return MPI.UNDEFINED not in MPI.Group.Translate_ranks(group, list(range(group.Get_size())), world)
+        return list(MPI.Group.Translate_ranks(group, list(range(group.Get_size())), world))
     finally:
         group.Free()
         world.Free()
+
+
+def _within_world(comm, MPI) -> bool:
+    """Whether every rank of ``comm`` belongs to this job's ``COMM_WORLD``."""
+    return MPI.UNDEFINED not in _world_ranks(comm, MPI)
 
 
 def _shared_memory_ok() -> bool:
@@ -290,8 +296,10 @@ class MPICommunicator(Communicator):
         self._warned_shm = False
         self._heard = {}     # timeout reports other ranks sent us while we waited: rank -> where it waits
         self._answered = []  # our answers to them (nonblocking sends, kept alive)
+        self._exit_key, self._world_ranks = None, ()  # see exit_watch
         if is_world and self.size > 1 and abort_on_exception:
             install_excepthook(self.rank, self.size, MPI.COMM_WORLD.Abort)
+            self._watch_exits(exit_watch.world_key(MPI.COMM_WORLD), range(self.size))
 
     # ------------------------------------------------------------ plumbing
     def _next(self, what: str) -> str:
@@ -319,7 +327,7 @@ class MPICommunicator(Communicator):
             return done()
 
         wait_until(test, self.timeout, lambda waited: self._timed_out(what(), waited),
-                   lambda: self._answer_reports(what()), self._spin_s)
+                   lambda: self._waiting_long(what()), self._spin_s)
 
     def _host_buffer(self, array):
         """(buffer MPI can use, function that copies it back into ``array``)."""
@@ -489,6 +497,9 @@ class MPICommunicator(Communicator):
         try:
             child = MPICommunicator(sub, timeout=self.timeout, shared_memory=self._shared_memory)
             child._spin_s = min(child._spin_s, self._spin_s)  # (ranks outside the group still share the cores)
+            if self._exit_key is not None and _within_world(sub, MPI):
+                # (the split's number is the same on every rank of the parent: so is the key)
+                child._watch_exits(f"{self._exit_key}/{self._seq}", _world_ranks(sub, MPI))
             return child
         finally:
             sub.Free()
@@ -503,6 +514,33 @@ class MPICommunicator(Communicator):
         if isinstance(what, tuple):  # an allreduce's (seq, op, shape, dtype)
             what = f"collective #{what[0]} allreduce(op={what[1]!r}, shape={tuple(what[2])}, dtype={what[3]})"
         return (self.rank, self._seq, what, socket.gethostname(), os.getpid())
+
+    def _watch_exits(self, key: str, world_ranks) -> None:
+        self._exit_key, self._world_ranks = key, tuple(world_ranks)
+        exit_watch.watch(self)
+
+    def _waiting_long(self, what) -> None:
+        """Called now and then while a collective waits long: a peer that has exited ends the job,
+        and timeout reports of other ranks get their answer."""
+        if self._exit_key is not None:
+            gone = exit_watch.exited_member(self)
+            if gone is not None:
+                self._peer_exited(self._where(what)[2], *gone)
+        self._answer_reports(what)
+
+    def _peer_exited(self, what, world_rank, host, pid, started) -> None:
+        """Report that world rank ``world_rank`` ended its process and will never join ``what``; abort."""
+        MPI = _mpi()
+        me = MPI.COMM_WORLD.Get_rank()
+        size = MPI.COMM_WORLD.Get_size()
+        sys.stderr.write(
+            f"[distnn] rank {me} of {size}: rank {world_rank} ({host} pid {pid}) has ended its process "
+            f"(sys.exit, or the end of its script) after starting {started} collective(s) here, so {what} "
+            f"can never complete; aborting all {size} ranks. Every rank must run the same collectives: a rank "
+            "that stops early must make the others stop too.\n")
+        sys.stderr.flush()
+        time.sleep(FORWARD_GRACE_S)  # let the launcher forward the report before the abort
+        _abort_world(MPI.COMM_WORLD, 1)
 
     def _answer_reports(self, what) -> None:
         """While waiting long: tell each rank whose collective timed out where we wait.

@@ -1,0 +1,88 @@
+"""A rank whose process ends while another waits for it in a collective ends the job (MPI only).
+
+A rank that calls ``sys.exit()`` on its own, or returns early from a script
+whose other ranks still have collectives to do, does not die: its
+``MPI_Finalize`` blocks, so the launcher sees no failure, and the other ranks
+would wait in their next collective until the collective timeout (300 s by
+default). So at interpreter exit every rank tells the others how many
+collectives it started on each of its communicators. A rank that has waited
+``SLOW_AFTER_S`` in a collective reads those notices: if a member of the
+communicator it waits on has exited having started fewer collectives there
+than this rank, that collective can never complete, and the job is aborted
+with a report naming the exited rank.
+
+A rank that exits after its last collective (the normal end, ranks finishing
+at different times) is never reported: it started as many collectives as the
+others.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import time
+import weakref
+
+_EXIT_TAG = 7772
+_comm = None  # duplicate of COMM_WORLD the notices travel on (None: not watching)
+_watched = weakref.WeakSet()  # this process's communicators that have an exit key
+_exited = {}  # world rank -> (host, pid, {communicator key: collectives started})
+_world_count = 0  # COMM_WORLD communicators made so far: part of their keys, the same on every rank
+
+
+def world_key(world) -> str:
+    """Start watching (once per process; collective: every rank builds its world communicators in the same
+    order) and return the exit key of a new communicator over COMM_WORLD ``world``."""
+    global _comm, _world_count
+    if _comm is None:
+        _comm = world.Dup()
+        atexit.register(_announce_exit)
+    _world_count += 1
+    return f"world{_world_count}"
+
+
+def watch(comm) -> None:
+    """Count ``comm`` (an MPICommunicator with ``_exit_key``, ``_seq`` and ``_world_ranks``) in this
+    process's exit notice."""
+    _watched.add(comm)
+
+
+def _announce_exit() -> None:
+    """At interpreter exit: tell every other rank how many collectives we started on each communicator."""
+    from .mpi_comm import _mpi
+
+    MPI = _mpi()
+    if _comm is None or MPI.Is_finalized():
+        return
+    notice = (socket.gethostname(), os.getpid(), {c._exit_key: c._seq for c in list(_watched)})
+    me, size = _comm.Get_rank(), _comm.Get_size()
+    sends = [_comm.isend(notice, dest=r, tag=_EXIT_TAG) for r in range(size) if r != me]
+    deadline = time.monotonic() + 1.0  # a few bytes each: delivered at once unless a peer is gone already
+    while not MPI.Request.Testall(sends) and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def _receive_notices() -> None:
+    from .mpi_comm import _mpi
+
+    MPI = _mpi()
+    status = MPI.Status()
+    while _comm.iprobe(source=MPI.ANY_SOURCE, tag=_EXIT_TAG, status=status):
+        src = status.Get_source()
+        _exited[src] = _comm.recv(source=src, tag=_EXIT_TAG)
+
+
+def exited_member(comm):
+    """``(world rank, host, pid, collectives it started)`` of a member of ``comm`` that has exited before
+    starting the latest collective ``comm`` started here, or None."""
+    if _comm is None:
+        return None
+    _receive_notices()
+    for r in comm._world_ranks:
+        if r in _exited:
+            host, pid, started = _exited[r]
+            seq = started.get(comm._exit_key)
+            # (no entry: that process no longer held this communicator; it may have finished with it)
+            if seq is not None and seq < comm._seq:
+                return r, host, pid, seq
+    return None
