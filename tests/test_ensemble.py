@@ -560,3 +560,20 @@ def test_summary_counts_each_members_epochs(tmp_path):
         assert json.load(f)["epochs"] == [1, 3]
     lines = E.summary_lines(s)  # what `distnn train` prints
     assert "(seed 0, 1 of 1 epochs)" in lines[1] and "(seed 1, 2 of 3 epochs, stopped early)" in lines[2], lines
+
+
+
+def test_a_signal_at_start_up_preempts_an_ensemble(tmp_path):
+    # DISTNN_FAULT_SIGNAL_AT=0:0 (rank 0 signalled during start-up) did nothing on the ensemble path: the
+    # ensemble trained to the end (exit 0) where a plain run exits 75 before training.
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DISTNN_FAULT_")}
+    env.update(DISTNN_FAULT_SIGNAL_AT="0:0", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "distnn", "train", "--out", str(tmp_path / "r"), "--quiet", "--set",
+           "ensemble.members=2", *[a for o in TINY for a in ("--set", o)]]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 75, p.stderr[-3000:]
+    assert "preempted by SIGTERM during start-up" in p.stderr, p.stderr[-3000:]
+    assert not (tmp_path / "r").exists()

@@ -194,8 +194,8 @@ def test_groups_ending_apart_or_stopping_end_the_job_together(tmp_path, monkeypa
     assert s["epochs_run"] == [2, 14] and s["wall_time"] > 14 * 20 * 0.02
     assert not os.path.exists(tmp_path / "apart" / "curves.png")  # run.plots = false: no plot at the top either
 
-    # (the fault hook counts ranks in the group: its rank 0 at step 200, which only member 1 reaches)
-    monkeypatch.setenv("DISTNN_FAULT_SIGNAL_AT", "0:200")
+    # (world rank 1, member 1's group, at member 1's step 200: only member 1 runs that long)
+    monkeypatch.setenv("DISTNN_FAULT_SIGNAL_AT", "1:200")
     t0 = time.monotonic()
     r = _mpiexec(2, [*base, *long_member, "--out", str(tmp_path / "preempted")], timeout=120)
     assert r.returncode == 75, r.stderr[-3000:]
@@ -210,3 +210,47 @@ def test_groups_ending_apart_or_stopping_end_the_job_together(tmp_path, monkeypa
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("distnn: error:")]
     assert len(lines) == 1 and "ensemble group 1 (world rank(s) 1, member(s) 1)" in lines[0], r.stderr[-3000:]
     assert "did not complete" not in r.stderr
+
+
+def _model_weights(path):
+    with np.load(os.path.join(path, "model.npz")) as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.mark.skipif(os.environ.get("OMPI_COMM_WORLD_SIZE") or os.environ.get("PMI_SIZE"),
+                    reason="starts its own mpiexec")
+def test_ensemble_preempted_at_a_step_resumes_to_the_uninterrupted_weights(tmp_path, monkeypatch):
+    # DISTNN_FAULT_SIGNAL_AT=R:S names world rank R, as in a plain run. A member's step guard counted the
+    # ranks of its group: rank 1 of 2 ranks training 2 members at once was never signalled (exit 0).
+    from distnn.train import checkpoint as ck
+
+    monkeypatch.setenv("DISTNN_COLLECTIVE_TIMEOUT", "20")
+    monkeypatch.delenv("DISTNN_FAULT_SIGNAL_AT", raising=False)
+    base = ["train", "--config", "digits_mlp", "--quiet", "--set", "ensemble.members=2", "--set",
+            "model.hidden_sizes=[16]", "--set", "train.epochs=3", "--set", "run.plots=false"]
+    full = _mpiexec(2, [*base, "--out", str(tmp_path / "full")], timeout=120)
+    assert full.returncode == 0, full.stderr[-3000:]
+
+    cut = tmp_path / "cut"
+    monkeypatch.setenv("DISTNN_FAULT_SIGNAL_AT", "1:25")  # mid-epoch 2 of member 1 (20 steps an epoch)
+    r = _mpiexec(2, [*base, "--out", str(cut)], timeout=120)
+    monkeypatch.delenv("DISTNN_FAULT_SIGNAL_AT")
+    assert r.returncode == 75, r.stderr[-3000:]  # preemption.EXIT_PREEMPTED
+    assert ("ensemble group 1 (world rank(s) 1, member(s) 1): preempted by SIGTERM: stopped after step 25; "
+            "checkpoint") in r.stderr, r.stderr[-3000:]
+    assert "--resume auto" in r.stderr and not (cut / "summary.json").exists()
+    member1 = E.member_dir(cut, 1)
+    cps = ck.list_checkpoints(os.path.join(member1, "checkpoints"))
+    assert cps and cps[-1].step == 25 and ck.verify_checkpoint(cps[-1].path) == [], [c.name for c in cps]
+    assert not os.path.exists(os.path.join(member1, "model.npz"))
+    assert os.path.exists(os.path.join(E.member_dir(cut, 0), "model.npz"))  # member 0 (rank 0) finished
+
+    again = _mpiexec(2, [*base, "--resume", "auto", "--out", str(cut)], timeout=120)
+    assert again.returncode == 0, again.stderr[-3000:]
+    for m in range(2):
+        a, b = _model_weights(E.member_dir(tmp_path / "full", m)), _model_weights(E.member_dir(cut, m))
+        assert sorted(a) == sorted(b)
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=f"member {m}: {k}")
+    with open(tmp_path / "full" / "summary.json") as f, open(cut / "summary.json") as g:
+        assert_same_metrics(json.load(f), json.load(g), tol=0)
