@@ -3,7 +3,9 @@
 Dropout, initializers and data shuffling draw from explicit generators; this
 module supplies the default one. It is per thread because the in-process
 communicator runs simulated ranks as threads, and each rank needs its own
-stream. ``get_state``/``set_state`` make it checkpointable.
+stream; ``simulate`` starts each rank's from a copy of the caller's state, as
+each MPI process of the same script would have it. ``get_state``/``set_state``
+make it checkpointable.
 """
 from __future__ import annotations
 

@@ -268,6 +268,27 @@ def test_thread_local_state_per_simulated_rank():
     assert (g0, g1) == (False, True) and same0 and same1
 
 
+def test_simulated_ranks_start_from_the_callers_seeded_random_state():
+    # Under mpiexec, every process of a script that calls manual_seed(s) (and draws) before starting the
+    # ranks' work has that same state: each simulated rank must start from a copy of the caller's.
+    saved = distnn.random.get_state()
+    try:
+        distnn.manual_seed(1234)
+        distnn.random.default_generator().random()  # a draw before simulate, as the script's processes make
+        expected = np.random.default_rng(1234)
+        expected.random()
+        want = expected.integers(1 << 30, size=4).tolist()
+
+        def fn(comm):
+            return distnn.random.default_generator().integers(1 << 30, size=4).tolist()
+
+        assert dist.simulate(3, fn) == [want, want, want]
+        # the caller's stream is its own: the ranks' draws did not advance it
+        assert distnn.random.default_generator().integers(1 << 30, size=4).tolist() == want
+    finally:
+        distnn.random.set_state(saved)
+
+
 class _null:
     def __enter__(self):
         return self

@@ -3,7 +3,10 @@
 For tests and debugging without MPI: ``simulate(n, fn, *args)`` runs
 ``fn(comm, *args)`` on n threads, each with its own communicator, and returns
 the list of results. distnn's default random generator and grad mode are
-per thread, so each simulated rank has its own.
+per thread, so each simulated rank has its own. Each rank's generator starts
+as a copy of the caller's (what every process of an MPI run has when the
+script seeded before starting its ranks): ``distnn.manual_seed(s)`` before
+``simulate`` seeds every rank alike, as it does every ``mpiexec`` rank.
 
 Collectives meet in a shared table keyed by each rank's call counter: a rank
 deposits a copy of its contribution, and whoever waits reads all of them once
@@ -29,6 +32,7 @@ import sys
 import threading
 import time
 
+from distnn import random as _random
 from distnn.backend import get_array_module
 
 from .comm_base import (
@@ -284,7 +288,11 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
 
     If any rank raises, the others are released from their collectives and
     the first exception is re-raised here, with a note naming its rank.
-    Inside ``fn``, :func:`distnn.distributed.init` returns that rank's ``comm``.
+    Inside ``fn``, :func:`distnn.distributed.init` returns that rank's ``comm``,
+    and distnn's default random generator starts as a copy of the caller's
+    (so ``distnn.manual_seed(s)`` before ``simulate`` seeds every rank alike,
+    as each process of an MPI run that called it; the caller's own stream is
+    not advanced by the ranks' draws).
 
     ``sys.exit(status)`` in ``fn`` ends that rank as the exit of its process
     would under a launcher: a non-zero ``status`` (an int, or any object but
@@ -300,9 +308,13 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
     comms = InProcessCommunicator.create_group(n)
     group = comms[0]._group
     results = [None] * n
+    # The generator is per thread: without this a rank would start from the default seed whatever the
+    # caller seeded, unlike the same script's processes under mpiexec.
+    random_state = _random.get_state()
 
     def run(rank):
         _current.comm = comms[rank]
+        _random.set_state(random_state)
         try:
             results[rank] = fn(comms[rank], *args, **kwargs)
         except SystemExit as exc:
