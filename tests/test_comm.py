@@ -342,6 +342,18 @@ def test_init_rejects_unknown_backend():
         dist.init("nccl")
 
 
+def test_init_with_an_explicit_backend_inside_simulate_is_refused():
+    def fn(comm):
+        with pytest.raises(RuntimeError, match=r"init\('mpi'\) called inside simulate\(\) \(on simulated rank "
+                                               rf"{comm.rank} of 2\).*not through MPI"):
+            dist.init("mpi")
+        with pytest.raises(RuntimeError, match=r"init\('local'\) called inside simulate\(\)"):
+            dist.init("local")
+        return dist.init() is comm and dist.init("auto") is comm  # the rank's own, as before
+
+    assert dist.simulate(2, fn) == [True, True]
+
+
 def test_timeout_env_parsing(monkeypatch):
     from distnn.distributed.watchdog import collective_timeout
 

@@ -43,13 +43,19 @@ def init(backend: str = "auto") -> Communicator:
     from mpi4py being initialized with ``COMM_WORLD.size > 1``), else a
     :class:`LocalCommunicator`, which never imports mpi4py. ``"mpi"`` forces
     MPI, ``"local"`` forces the single-process communicator. Inside
-    :func:`simulate`, returns the simulated rank's communicator.
+    :func:`simulate`, ``init()`` returns the simulated rank's communicator;
+    an explicit ``"mpi"`` or ``"local"`` there is a RuntimeError (the rank
+    cannot have what it asked for, and handing it the simulated communicator
+    instead would hide that), as asking a process for another backend than
+    its own is.
     """
     global _world
     if backend not in _BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(_BACKENDS)}")
     sim = current_simulated_comm()
     if sim is not None:
+        if backend != "auto":
+            raise RuntimeError(_not_in_simulate(backend, sim))
         return sim
     with _lock:
         if _world is None:
@@ -58,6 +64,14 @@ def init(backend: str = "auto") -> Communicator:
             raise RuntimeError(f"distnn.distributed.init({backend!r}): this process already uses the "
                                f"{_world.backend!r} communicator; init() is once per process")
         return _world
+
+
+def _not_in_simulate(backend: str, sim) -> str:
+    why = ("its ranks are threads of one process, which talk in-process, not through MPI; run the script "
+           "under mpiexec for MPI" if backend == "mpi" else
+           "a one-rank communicator there would silently take this rank out of its simulated group")
+    return (f"distnn.distributed.init({backend!r}) called inside simulate() (on simulated rank {sim.rank} of "
+            f"{sim.size}): {why}; call init() (backend 'auto') to get this rank's communicator")
 
 
 def _create(backend: str) -> Communicator:
