@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import signal
+import threading
 
 import numpy as np
 import pytest
@@ -423,6 +424,44 @@ def test_preemption_request_stops_saves_and_resumes_exactly(digits, tmp_path):
     attach(t2, str(tmp_path), {"dir": str(tmp_path), "every_epochs": 1}, resume_spec="auto")
     t2.fit()
     assert_bitwise(full, final_state(t2))
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_a_signal_a_simulated_rank_sends_stops_the_run_at_the_step_an_mpi_rank_would(digits, tmp_path, monkeypatch,
+                                                                                      world):
+    # DISTNN_FAULT_SIGNAL_AT=RANK:7 signals the process at step 7. An MPI rank's handler runs in the rank's own
+    # thread before it reads the flag: one rank stops after step 7, several after step 8 (the flags ride in
+    # step 8's exchange; test_checkpoint_mpi.py). A simulated rank's handler runs in the main thread, later:
+    # the rank read the flag a step late, so the run stopped after step 8 (1 rank) or 9 (2 ranks).
+    monkeypatch.setenv("DISTNN_FAULT_SIGNAL_AT", f"{world - 1}:7")
+    rank0_read_step_7 = threading.Event()
+    guard_call = preemption.StepGuard.__call__
+
+    def call(guard, trainer, loss_sum):
+        # 2 ranks: rank 0 reads the flag at step 7 before rank 1 signals (else whether it saw the flag in
+        # time would be a race), so only the signalling rank's own reading can stop the run after step 8
+        step = trainer.state.global_step + 1
+        if guard.world > 1 and guard.rank == 1 and step == 7:
+            assert rank0_read_step_7.wait(60)
+        skip = guard_call(guard, trainer, loss_sum)
+        if guard.rank == 0 and step == 7:
+            rank0_read_step_7.set()
+        return skip
+
+    monkeypatch.setattr(preemption.StepGuard, "__call__", call)
+
+    def run(comm):
+        t = make_trainer(comm, digits, epochs=2)  # 8 steps an epoch
+        attach(t, str(tmp_path), {"dir": str(tmp_path), "every_epochs": 0, "keep_last": 0, "keep_best": False})
+        with pytest.raises(preemption.Preempted) as info:
+            t.fit()
+        return info.value.step, t.state.global_step
+
+    with preemption.PreemptionHandler(only_when_watched=True):  # as `distnn train --simulate-ranks` has it
+        res = simulate(world, run)
+    stop = 7 if world == 1 else 8
+    assert res == [(stop, stop)] * world
+    assert [c.step for c in ck.list_checkpoints(str(tmp_path))] == [stop]
 
 
 def _fit(t):

@@ -31,7 +31,8 @@ into that rank's local gradient at that step (before the average);
 ``DISTNN_FAULT_NONFINITE_LOSS_AT=RANK:STEP[,...]`` makes that rank's loss
 NaN at that step while its gradients stay finite;
 ``DISTNN_FAULT_SIGNAL_AT=RANK:STEP[:SIG]`` sends this process SIG (default
-SIGTERM) at that step (step 0: during start-up, once the job is set up); ``DISTNN_FAULT_STEP_DELAY=SECONDS``
+SIGTERM) at that step (step 0: during start-up, once the job is set up), and
+the rank reads the flag at that step, simulated or not; ``DISTNN_FAULT_STEP_DELAY=SECONDS``
 sleeps at every step (to make a short job long enough to signal).
 """
 from __future__ import annotations
@@ -448,6 +449,27 @@ class StepGuard(Callback):
         for s, name in self._sig:
             if s == step:
                 os.kill(os.getpid(), _signum(name))
+                _await_handler()
+
+
+#: how long a simulated rank that signalled its process waits for the main thread to note it
+SIGNAL_NOTE_WAIT_S = 5.0
+
+
+def _await_handler() -> None:
+    """After signalling its own process: wait, in a simulated rank, until the handler has noted the signal.
+
+    An MPI rank's Python handler runs in the rank's own (main) thread right after ``os.kill`` returns,
+    so the rank reads the flag at this very step. A simulated rank is not the main thread: the handler
+    runs there once that thread gets the GIL, usually after this rank has read the flag, so the rank saw
+    its own signal a step later and the run stopped a step later than under mpiexec (or not, by a race).
+    Bounded: a signal whose action is not to set the flag (ignored) must not stop the rank for good.
+    """
+    if threading.current_thread() is threading.main_thread():
+        return
+    deadline = time.monotonic() + SIGNAL_NOTE_WAIT_S
+    while _requested is None and time.monotonic() < deadline:
+        time.sleep(0.001)  # (releases the GIL: the main thread runs the handler)
 
 
 def _grads_finite(trainer) -> bool:
