@@ -735,6 +735,20 @@ def test_nonfinite_on_one_rank_is_skipped_on_every_rank(digits, monkeypatch):
         simulate(2, run, "error")
 
 
+def test_fault_switches_name_the_jobs_ranks_inside_a_group(digits, monkeypatch):
+    # an ensemble member trains on its group's communicator: RANK in DISTNN_FAULT_*_AT is still the job's rank
+    monkeypatch.setenv("DISTNN_FAULT_NONFINITE_AT", "1:4")
+
+    def run(comm):
+        group = comm.split(comm.rank)  # one rank per group: rank 0 of its group on both
+        t = make_trainer(group, digits, epochs=1)
+        attach(t, "unused", {"enabled": False}, nonfinite="skip")
+        t.fit()
+        return group.rank, group.world_rank, t.state.skipped_steps
+
+    assert simulate(2, run) == [(0, 0, 0), (0, 1, 1)]
+
+
 @pytest.mark.parametrize("accumulation_steps", [1, 2])
 def test_nonfinite_loss_with_finite_gradients_on_one_rank_is_skipped_on_every_rank(digits, monkeypatch,
                                                                                       accumulation_steps):

@@ -395,3 +395,19 @@ def test_an_error_on_one_simulated_rank_names_the_rank(tmp_path, capsys, monkeyp
     code, _, err = run_cli(["train", "--config", "digits_mlp", "--set", "train.epochs=1", "--set", "run.plots=false",
                             "--quiet", "--simulate-ranks", "2", "--out", str(tmp_path / "r")], capsys)
     assert code == 2 and err.strip().splitlines()[-1] == "distnn: error: rank 1: a bad batch on this rank", err
+
+
+def test_ensemble_members_read_per_rank_files_by_world_rank_and_must_agree(tmp_path, capsys):
+    # 2 ranks, 2 members side by side: each member's group has one rank, but "{rank}" is the job's rank
+    # (rank 1 reads d_1.csv, not its group's d_0.csv) and the files must hold the same data, as in a plain run
+    _digits_csv(tmp_path / "d_0.csv", rows=200)
+    _digits_csv(tmp_path / "d_1.csv", rows=180)
+    args = ["train", "--config", "digits_mlp", *FAST, "--set", "data.name=csv", "--set",
+            f"data.path={tmp_path}/d_{{rank}}.csv", "--set", "ensemble.members=2", "--simulate-ranks", "2"]
+    code, _, err = run_cli([*args, "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and err.count("distnn: error:") == 1, err
+    assert "gives rank 1 other data than rank 0" in err
+    assert not (tmp_path / "r").exists()
+    _digits_csv(tmp_path / "d_1.csv", rows=200)  # identical copies train
+    code, _, err = run_cli([*args, "--out", str(tmp_path / "ok")], capsys)
+    assert code == 0, err

@@ -199,6 +199,12 @@ class Communicator:
     size: int = 1
     local_rank: int = 0
     local_size: int = 1
+    _world_rank = None
+
+    @property
+    def world_rank(self) -> int:
+        """This process's rank in the whole job: ``rank``, except in a group made by :meth:`split`."""
+        return self.rank if self._world_rank is None else self._world_rank
 
     # --------------------------------------------------------------- arrays
     def allreduce(self, array, op: str = "sum"):

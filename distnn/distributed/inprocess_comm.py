@@ -126,6 +126,7 @@ class InProcessCommunicator(Communicator):
         self._group = group
         self.rank, self.size = rank, group.size
         self.local_rank, self.local_size = rank, group.size  # one simulated host
+        self._world_rank = group.world_ranks[rank]
         self._seq = 0
 
     @classmethod

@@ -266,7 +266,7 @@ class MPICommunicator(Communicator):
         self._comm = base.Dup()   # our collectives
         self._diag = base.Dup()   # timeout reports only
         self.rank, self.size = self._comm.Get_rank(), self._comm.Get_size()
-        self.world_rank = MPI.COMM_WORLD.Get_rank()
+        self._world_rank = MPI.COMM_WORLD.Get_rank()
         self._is_world = is_world
         node = self._comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
         self.local_rank, self.local_size = node.Get_rank(), node.Get_size()

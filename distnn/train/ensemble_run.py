@@ -15,7 +15,7 @@
 Preemption is agreed within each group (a scheduler's signal reaches every rank, so every
 group stops and checkpoints); ``--resume auto`` resumes every member from its own checkpoints
 and does not train again a member an earlier session finished with the same config. The test
-switch ``DISTNN_FAULT_SIGNAL_AT=RANK:STEP`` names a world rank here too (at a member's own STEP).
+switches ``DISTNN_FAULT_*_AT=RANK:STEP`` name a world rank here too (at a member's own STEP).
 """
 from __future__ import annotations
 
@@ -25,10 +25,9 @@ import re
 
 import numpy as np
 
-from .callbacks.base import Callback
 from .ensemble import (MEMBERS_DIR, _get, ensemble_gain, ensemble_settings, ensemble_table, evaluate_ensemble,
                        group_communicator, member_config, member_dir, plan_groups)
-from .preemption import Preempted, _parse_at, inject_startup_fault
+from .preemption import Preempted, inject_startup_fault
 
 
 def _member_job_class():
@@ -78,7 +77,7 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
     # lifts it while it waits for the others, see _agree_on_group_endings)
     world_timeout = comm.timeout if comm.size > 1 else None
     gcomm = group_communicator(comm, plan)
-    MemberJob, shared, current = _member_job_class(), None, None
+    MemberJob, shared, current, fingerprint = _member_job_class(), None, None, None
     try:
         for m in plan.members_of(plan.group_of(comm.rank)):
             current = m
@@ -88,11 +87,16 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
             # The trainer seeded this thread's dropout stream for member m; the next member's setup reseeds
             # it, so it is restored right before member m trains (same stream as a member trained alone).
             rng_states[m] = dn_random.get_state()
+        first = next(iter(jobs.values()))  # (it loaded the data the others share)
+        if first.per_rank_data and comm.size > 1:
+            fingerprint = J.data_fingerprint(first.splits)
     except (ValueError, OSError, KeyError, TypeError) as e:
         error = member_setup_error(plan, current, J._one_line(e))
     J.agree_on_errors(comm, error)
-    inject_startup_fault(comm.rank)  # DISTNN_FAULT_SIGNAL_AT=RANK:0, the world's rank as in a plain run
     first = next(iter(jobs.values()))
+    if comm.size > 1 and first.per_rank_data:
+        J.agree_on_same_data(comm, fingerprint, cfg.data.path)  # over the world: every group trains on it
+    inject_startup_fault(comm.rank)  # DISTNN_FAULT_SIGNAL_AT=RANK:0, the world's rank as in a plain run
     path = J.run_dir_for(cfg, out, comm, lambda: J._default_path(first))
     try:
         created = rd.prepare_run_dir(path, comm, resuming=bool(dict(cfg.checkpoint).get("resume")), ensemble=True)
@@ -197,8 +201,6 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, wor
             dn_random.set_state(rng_states[m])
             log.info("member-%d (%d of %d): seed %s, run directory %s", m, m + 1, plan.members, job.trainer.seed,
                      mdir)
-            if plan.groups > 1 and os.environ.get("DISTNN_FAULT_SIGNAL_AT"):
-                job.trainer.callbacks.append(_SignalFaultOfWorldRank(comm.rank))
             summaries[m] = J._train(job, mdir)
     except Exception as e:
         # Preempted, or an error its group agreed on (it carries ``report``): the other groups must hear of
@@ -230,27 +232,6 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, wor
     if comm.size > 1:
         comm.barrier()  # nobody leaves before rank 0 has written the results
     return summary
-
-
-class _SignalFaultOfWorldRank(Callback):
-    """``DISTNN_FAULT_SIGNAL_AT=RANK:STEP[:SIG]`` (tests of preemption) for a member trained on a group.
-
-    RANK is a world rank, as in a plain run, but the member's step guard is built on its group's
-    communicator and reads it as a rank of the group (2 ranks, 2 members: rank 1 was never
-    signalled, rank 0 in both groups). Before the first step this aims the guard's signal faults at
-    this process's world rank instead; STEP stays the member's own step (so a member resumed past
-    STEP is not signalled again). Added only when the variable is set and there are several groups
-    (with one, the group is the world).
-    """
-
-    def __init__(self, world_rank: int):
-        self.world_rank = int(world_rank)
-
-    def on_train_begin(self, trainer):
-        guard = getattr(trainer, "step_guard", None)
-        if guard is not None and hasattr(guard, "_sig"):  # (StepGuard parses the variable into _sig)
-            guard._sig = [(s, (rest[0] if rest else "SIGTERM"))
-                          for r, s, *rest in _parse_at("DISTNN_FAULT_SIGNAL_AT") if r == self.world_rank]
 
 
 class EnsemblePreempted(Preempted):

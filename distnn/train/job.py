@@ -142,7 +142,7 @@ class Job:
         # file failing); train_rank then checks they hold the same data (see agree_on_same_data).
         self.per_rank_data = isinstance(data.get("path"), str) and "{rank}" in data["path"]
         if self.per_rank_data:
-            data["path"] = data["path"].replace("{rank}", str(self.comm.rank))
+            data["path"] = data["path"].replace("{rank}", str(self.comm.world_rank))  # (an ensemble member's too)
         return load_dataset(data)
 
     @property

@@ -286,11 +286,13 @@ class StepGuard(Callback):
         self.step_flags_sum = np.zeros(NUM_STEP_FLAGS)
         self._local_bad = False       # this rank's own loss (or an injected gradient) was non-finite
         self._trainer = None
-        self._kill = [(r, s) for r, s, *_ in _parse_at("DISTNN_FAULT_KILL_AT") if r == self.rank]
-        self._nan = {s for r, s, *_ in _parse_at("DISTNN_FAULT_NONFINITE_AT") if r == self.rank}
-        self._nan_loss = {s for r, s, *_ in _parse_at("DISTNN_FAULT_NONFINITE_LOSS_AT") if r == self.rank}
+        # The fault switches name the job's ranks (an ensemble member's guard works on its group of ranks)
+        me = int(getattr(comm, "world_rank", self.rank))
+        self._kill = [(r, s) for r, s, *_ in _parse_at("DISTNN_FAULT_KILL_AT") if r == me]
+        self._nan = {s for r, s, *_ in _parse_at("DISTNN_FAULT_NONFINITE_AT") if r == me}
+        self._nan_loss = {s for r, s, *_ in _parse_at("DISTNN_FAULT_NONFINITE_LOSS_AT") if r == me}
         self._sig = [(s, (rest[0] if rest else "SIGTERM")) for r, s, *rest in _parse_at("DISTNN_FAULT_SIGNAL_AT")
-                     if r == self.rank]
+                     if r == me]
         self._delay = float(os.environ.get("DISTNN_FAULT_STEP_DELAY", "0") or 0)
 
     @property
