@@ -424,3 +424,37 @@ def test_arrays_mpi_cannot_send_are_refused_alike_in_one_process_and_simulated()
 
     assert check_collective_dtypes(dist.LocalCommunicator())
     assert dist.simulate(2, check_collective_dtypes) == [True, True]
+
+
+def test_an_exception_a_signal_handler_raises_in_the_caller_stops_the_simulated_ranks():
+    # signals are handled in the main thread: a handler that raises (the CLI's start-up preemption
+    # handler does) raises in simulate's wait, and the ranks must be stopped there, not left running
+    import signal
+
+    running, release, ended = threading.Event(), threading.Event(), {}
+
+    def handler(signum, frame):
+        release.set()
+        raise RuntimeError("raised by a signal handler")
+
+    def fn(comm):
+        try:
+            if comm.rank == 0:
+                running.wait(30)
+                os.kill(os.getpid(), signal.SIGUSR2)
+            else:
+                running.set()
+                release.wait(30)
+            comm.barrier()
+            ended[comm.rank] = "completed"
+        except BaseException as e:
+            ended[comm.rank] = type(e).__name__
+            raise
+
+    previous = signal.signal(signal.SIGUSR2, handler)
+    try:
+        with pytest.raises(RuntimeError, match="raised by a signal handler"):
+            dist.simulate(2, fn)
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert ended == {0: "CollectiveAbortedError", 1: "CollectiveAbortedError"}

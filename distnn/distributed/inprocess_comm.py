@@ -332,14 +332,18 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
     # (each rank says when it ended: Thread.join interrupted by Ctrl-C marks the thread joined, bpo-45274)
     ended = [threading.Event() for _ in range(n)]
     threads = [threading.Thread(target=run, args=(r,), name=f"distnn-rank-{r}", daemon=True) for r in range(n)]
-    for t in threads:
-        t.start()
     try:
+        for t in threads:
+            t.start()
         stuck = _wait_for_ranks(ended, group)
-    except KeyboardInterrupt as exc:
-        # Ctrl-C reaches this thread only: stop the ranks at their next collective, so that they clean up
-        # (their checkpoint spares, an empty run directory) as one process or MPI ranks do, then go.
+    except BaseException as exc:
+        # Ctrl-C, or an exception a signal handler raises (a preemption during start-up), reaches this
+        # thread only: stop the ranks at their next collective, so that they clean up (their checkpoint
+        # spares, an empty run directory) as one process or MPI ranks do, then go.
         group.fail(None, exc)
+        for t, event in zip(threads, ended):
+            if t.ident is None:  # (interrupted while starting the ranks: this one never ran)
+                event.set()
         _wait_for_ranks(ended, group)
         raise
     if group.failure is not None:
