@@ -42,7 +42,28 @@ def test_charlm_val_split_too_short_for_one_window_is_an_error():
         D.load_dataset("charlm", seq_len=400, val_fraction=0.2, test_fraction=0.1)
     # The suggested fraction is enough.
     s = D.load_dataset("charlm", seq_len=400, val_fraction=0.125, test_fraction=0.2)
-    assert len(s.val) == 1 and len(s.test) == 1
+    # val: 403 characters, test: 644: one window each, and a last one for the characters it leaves
+    assert len(s.val) == 2 and len(s.test) == 2
+    assert (s.val.y[1] >= 0).sum() == 2 and (s.test.y[1] >= 0).sum() == 243
+
+
+@pytest.mark.parametrize("seq_len", [7, 10, 16])
+def test_charlm_scores_every_held_out_character_once(tmp_path, seq_len):
+    # the non-overlapping evaluation windows used to leave the end of a held-out stretch unscored
+    from distnn.data.text import IGNORED, encode
+
+    rng = np.random.default_rng(seq_len)
+    text = "".join(rng.choice(list("abcdefghijklmnop"), 300))
+    (tmp_path / "t.txt").write_text(text)
+    s = D.load_dataset("charlm", path=str(tmp_path / "t.txt"), seq_len=seq_len, val_fraction=0.1,
+                       test_fraction=0.1)
+    ids, _ = encode(text, s.meta["vocab"])
+    for split, (a, b) in (("val", (240, 270)), ("test", (270, 300))):
+        d = getattr(s, split)
+        scored = d.y[d.y != IGNORED]  # row by row: in text order
+        np.testing.assert_array_equal(scored, ids[a + 1:b], err_msg=split)
+        # inputs are the characters before each target, ignored targets included
+        np.testing.assert_array_equal(d.x[:, 1:], np.where(d.y[:, :-1] == IGNORED, d.x[:, 1:], d.y[:, :-1]))
 
 
 def test_charlm_tiny_fraction_asks_for_a_split_and_zero_gives_none():

@@ -6,6 +6,10 @@ window crosses a split boundary, so validation text is never seen in training),
 and each stretch into windows of ``seq_len + 1`` characters: ``x`` is the
 first ``seq_len`` ids, ``y`` the next-character targets (the window shifted by
 one). ``stride`` sets how far consecutive training windows start apart.
+Validation and test windows do not overlap, and a last window ends at the
+stretch's end, its targets already scored by the one before set to
+:data:`IGNORED`: every held-out character after the first is scored exactly
+once.
 """
 from __future__ import annotations
 
@@ -74,14 +78,31 @@ def decode(ids, vocab) -> str:
     return "".join(vocab[int(i)] for i in np.asarray(ids).reshape(-1))
 
 
-def windows(ids: np.ndarray, seq_len: int, stride: int):
-    """(x (N, seq_len), y (N, seq_len)) next-character windows over ``ids``."""
+#: a target that is not scored: cross-entropy's default ``ignore_index``, which the trainer's losses
+#: and metrics leave out (distnn.train.trainer.IGNORE_INDEX)
+IGNORED = -100
+
+
+def windows(ids: np.ndarray, seq_len: int, stride: int, cover_end: bool = False):
+    """(x (N, seq_len), y (N, seq_len)) next-character windows over ``ids``.
+
+    ``cover_end``: when the windows leave characters at the end unscored, add one window ending at
+    the end, whose targets the previous window scored already set to :data:`IGNORED` (evaluation
+    windows: every target once).
+    """
     if len(ids) < seq_len + 1:
         return np.zeros((0, seq_len), np.int64), np.zeros((0, seq_len), np.int64)
     starts = np.arange(0, len(ids) - seq_len, stride)
+    last_target = starts[-1] + seq_len  # the last character the windows score
+    tail = cover_end and last_target < len(ids) - 1
+    if tail:
+        starts = np.append(starts, len(ids) - seq_len - 1)
     idx = starts[:, None] + np.arange(seq_len + 1)[None, :]
     w = ids[idx]
-    return w[:, :-1].copy(), w[:, 1:].copy()
+    x, y = w[:, :-1].copy(), w[:, 1:].copy()
+    if tail:  # target j of the tail window is character starts[-1] + 1 + j
+        y[-1, :last_target - starts[-1]] = IGNORED
+    return x, y
 
 
 def load_text(path=None) -> str:
@@ -126,8 +147,10 @@ def char_lm_splits(text: str, seq_len: int = 64, stride: int | None = None, val_
     fractions = {"val": val_fraction, "test": test_fraction}
     out = {}
     for split, (a, b) in bounds.items():
-        # Evaluation windows never overlap, so every held-out character is scored once.
-        x, y = windows(ids[a:b], seq_len, stride if split == "train" else seq_len)
+        # Evaluation windows never overlap, and the last one reaches the end: every held-out character
+        # is scored once.
+        x, y = windows(ids[a:b], seq_len, stride) if split == "train" else \
+            windows(ids[a:b], seq_len, seq_len, cover_end=True)
         if split == "train" and len(x) == 0:
             raise DataError(f"text of {n} characters is too short for seq_len {seq_len}"
                             + (f" (the training stretch is {max(b - a, 0)} characters)" if a < b < n else ""))
