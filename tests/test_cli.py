@@ -13,7 +13,7 @@ from distnn.cli import main
 from distnn.train.callbacks import CSV_COLUMNS, read_metrics_csv
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# A fast digits_mlp: 3 epochs; no dropout and no augmentation, so that 1 rank and 2 ranks draw nothing different.
+# A fast digits_mlp: 3 epochs; no dropout (drawn per rank) and no augmentation.
 FAST = ["--set", "train.epochs=3", "--set", "model.dropout=0.0", "--set", "data.augment.shift=0"]
 
 

@@ -146,3 +146,38 @@ def test_metric_errors_are_clear():
     with pytest.raises(ValueError, match="do not match targets"):
         acc.update(np.zeros((3, 2)), np.zeros(4, dtype=int))
     assert np.isnan(Mean(LocalCommunicator()).compute())
+
+
+@pytest.mark.parametrize("start", [0, 24])
+def test_a_samples_augmentation_is_the_same_on_any_number_of_ranks(start):
+    # each sample of a global batch is shifted / noised alike on 1, 2 or 3 ranks (also from a resumed
+    # position): its draws are its rows of the global batch's draws, seeded by the batch, not the rank
+    from distnn.data import DataLoader
+    from distnn.data.transforms import Compose, GaussianNoise, RandomAffine
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 64)).astype(np.float32)
+    y = np.arange(50) % 10
+    tf = Compose([RandomAffine(shift=1, image_shape=(8, 8)), GaussianNoise(0.5)])
+    seen = {}
+    for world in (1, 2, 3):
+        out = {}
+        for r in range(world):
+            s = DistributedSampler(50, num_replicas=world, rank=r, seed=4)
+            s.set_epoch(2)
+            s.set_start(start)
+            loader = DataLoader((x, y), batch_size=12 // world, sampler=s, transform=tf, seed=9, with_mask=True)
+            loader.set_epoch(2)
+            idx = s.indices_and_mask()[0]
+            k = 0
+            for xb, _, valid in loader:
+                for row, ok in zip(xb, valid):
+                    if ok:
+                        out[int(idx[k])] = row
+                    k += 1
+        seen[world] = out
+    assert set(seen[1]) == set(seen[2]) == set(seen[3]) and len(seen[1]) == 50 - start
+    for i in seen[1]:
+        assert not np.array_equal(seen[1][i], x[i])  # augmented
+        np.testing.assert_array_equal(seen[2][i], seen[1][i])
+        np.testing.assert_array_equal(seen[3][i], seen[1][i])

@@ -13,8 +13,14 @@ iteration order, or an int attribute ``num_valid`` (the first ``num_valid``
 indices are real, the rest padding). The loader turns it into a per-batch
 ``mask`` (``with_mask=True``), so evaluation can count each sample once.
 
-Randomness: the transform of batch ``b`` in epoch ``e`` on rank ``r`` draws
-from ``numpy.random.default_rng([seed, r, e, b])``. Nothing else is random, so
+Randomness: with a ``DistributedSampler`` the transform of a batch draws
+from a :class:`~distnn.data.batch_random.BatchShareGenerator` seeded by
+``[seed, e, p]`` (``p``: the global batch's first position in epoch ``e``'s
+order): its per-sample draws are the rank's rows of draws for the whole
+global batch, so every sample is augmented alike on any number of ranks (and
+a run resumed on another number continues exactly). With another sampler,
+batch ``b`` on rank ``r`` draws from ``numpy.random.default_rng([seed, r, e, b])``.
+Nothing else is random, so
 the loader's whole state is (epoch, next batch index): ``state_dict()`` /
 ``load_state_dict()`` or ``set_epoch(epoch, start_batch=k)`` resume mid-epoch
 and produce exactly the batches the uninterrupted run would have.
@@ -25,6 +31,7 @@ import math
 
 import numpy as np
 
+from .batch_random import BatchShareGenerator
 from .errors import DataError
 
 
@@ -172,13 +179,24 @@ class DataLoader:
             if self.transform is not None:
                 # Deterministic transforms (standardization) need no generator: skip making one per batch.
                 rng = None if getattr(self.transform, "deterministic", False) else \
-                    np.random.default_rng([self.seed, self.rank, epoch, b])
+                    self._batch_generator(epoch, b, len(sel))
                 xb = self.transform(xb, rng)
             self.batch_index = b + 1
             if with_mask:
                 yield xb, yb, valid[b * self.batch_size:(b + 1) * self.batch_size]
             else:
                 yield xb, yb
+
+    def _batch_generator(self, epoch: int, b: int, n: int):
+        """The generator batch ``b`` of ``epoch`` (``n`` samples here) is transformed with (see the module)."""
+        world = getattr(self.sampler, "num_replicas", None)
+        if world is None:
+            return np.random.default_rng([self.seed, self.rank, epoch, b])
+        # ranks take the global order's positions round-robin: this batch holds positions rank, rank + W, ...
+        # of a global batch of batch_size * W positions starting at `first`
+        first = int(getattr(self.sampler, "start", 0)) + b * self.batch_size * world
+        return BatchShareGenerator(np.random.default_rng([self.seed, epoch, first]), self.batch_size * world,
+                                   np.arange(int(getattr(self.sampler, "rank", self.rank)), n * world, world))
 
     def __iter__(self):
         """One epoch's batches, as PyTorch's loader: with its own sampler (``shuffle``) each new pass is
