@@ -132,3 +132,26 @@ def test_per_rank_files_must_hold_the_same_data(tmp_path, capsys):
     np.savez(tmp_path / "d1.npz", x=x, y=y)  # an identical copy per rank: trains
     code, _, err = run_cli([*args, "--out", str(tmp_path / "r2")], capsys)
     assert code == 0, err
+
+
+def test_a_preempted_run_with_its_own_checkpoint_dir_keeps_it_and_resumes(tmp_path):
+    # checkpoint.dir = "ckpts": a preemption in the first epoch used to remove the run directory with the
+    # checkpoint it had just written (the check looked in checkpoints/ only), and `evaluate RUN` and
+    # `--resume RUN` looked in checkpoints/ too
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "distnn", "train", "--config", "digits_mlp", "--set", "train.epochs=2",
+            "--set", "checkpoint.dir=ckpts", "--set", "run.plots=false", "--quiet", "--out", str(run)]
+    env = dict(os.environ, DISTNN_FAULT_SIGNAL_AT="0:7", OMP_NUM_THREADS="1")
+    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 75, out.stderr[-2000:]
+    assert (run / "ckpts" / "step-00000007").is_dir()
+    out = subprocess.run([sys.executable, "-m", "distnn", "evaluate", str(run)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and "accuracy" in out.stdout, out.stderr[-2000:]  # (the step-7 weights)
+    env.pop("DISTNN_FAULT_SIGNAL_AT")
+    out = subprocess.run([*args, "--resume", str(run)], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "resumed from" in out.stderr and "ckpts/step-00000007" in out.stderr

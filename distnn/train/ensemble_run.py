@@ -107,7 +107,7 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
     except BaseException:
         # Nothing half-written, unless some member trained an epoch or left a checkpoint to resume from.
         if comm.rank == 0 and created and not any(j.trainer.history for j in jobs.values()) and not any(
-                _has_checkpoint(member_dir(path, m)) for m in range(plan.members)):
+                J.has_checkpoint(member_dir(path, m), cfg) for m in range(plan.members)):
             rd.remove_run_dir(path)
         raise
 
@@ -128,12 +128,6 @@ def member_setup_error(plan, member: int, message: str) -> str:
     how = "members at once" if plan.rounds == 1 else f"groups, each training {plan.rounds} members in turn"
     return (f"ensemble member {member}: {message} (ranks per member: {plan.world_size} ranks / {plan.groups} {how}; "
             f"member {member} trains on {ranks}, and data.batch_size is each member's batch, split over its ranks)")
-
-
-def _has_checkpoint(directory) -> bool:
-    from .checkpoint import DEFAULT_DIRNAME, list_checkpoints
-
-    return bool(list_checkpoints(os.path.join(directory, DEFAULT_DIRNAME)))
 
 
 def finished_member(gcomm, job, directory):

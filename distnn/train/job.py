@@ -460,15 +460,17 @@ def train_rank(comm, config, overrides=(), out=None, quiet=False, simulated=Fals
     except BaseException:
         # Nothing half-written: a run that never finished one epoch leaves no directory behind.
         # (unless it holds a checkpoint: a preempted or failed run is resumed from there)
-        if comm.rank == 0 and created and not job.trainer.history and not _has_checkpoint(path):
+        if comm.rank == 0 and created and not job.trainer.history and not has_checkpoint(path, job.cfg):
             rd.remove_run_dir(path)
         raise
 
 
-def _has_checkpoint(path) -> bool:
-    from .checkpoint import DEFAULT_DIRNAME, list_checkpoints
+def has_checkpoint(path, cfg) -> bool:
+    """Whether the run in ``path`` (config ``cfg``) has left a checkpoint (in its ``checkpoint.dir``)."""
+    from .callbacks.checkpoint import checkpoint_dir
+    from .checkpoint import list_checkpoints
 
-    return bool(list_checkpoints(os.path.join(path, DEFAULT_DIRNAME)))
+    return bool(list_checkpoints(checkpoint_dir(path, _as_dict(cfg.checkpoint))))
 
 
 def _train(job, path):

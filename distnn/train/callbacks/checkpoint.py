@@ -352,6 +352,12 @@ def checkpoint_options(section) -> dict:
     return out
 
 
+def checkpoint_dir(run_dir: str, options=None) -> str:
+    """Where a run's checkpoints go: ``checkpoint.dir`` (relative to the run directory), default ``checkpoints``."""
+    directory = checkpoint_options(options)["dir"] or ck.DEFAULT_DIRNAME
+    return directory if os.path.isabs(directory) else os.path.join(run_dir, directory)
+
+
 def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_spec: str | None = None,
            extra_files: dict | None = None, max_nonfinite: int = 10, signals=preemption.DEFAULT_SIGNALS,
            log=None) -> ModelCheckpoint | None:
@@ -365,8 +371,7 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
     """
     opts = checkpoint_options(options)
     preemption.end_startup()  # from here on a signal is this run's to handle (or its default action)
-    directory = opts["dir"] or ck.DEFAULT_DIRNAME
-    root = directory if os.path.isabs(directory) else os.path.join(run_dir, directory)
+    root = checkpoint_dir(run_dir, opts)
     cb = None
     if opts["enabled"]:
         cb = ModelCheckpoint(root, every_n_steps=opts["every_steps"], every_n_epochs=opts["every_epochs"],

@@ -143,11 +143,24 @@ def list_checkpoints(root: str) -> list[CheckpointInfo]:
 
 
 def checkpoint_root(path: str) -> str:
-    """The checkpoint root for ``path``: a run directory (its ``checkpoints/``) or a root itself."""
-    sub = os.path.join(path, DEFAULT_DIRNAME)
+    """The checkpoint root for ``path``: a run directory (its ``checkpoint.dir``, as its ``config.toml``
+    says; ``checkpoints/`` by default) or a root itself."""
+    sub = os.path.join(path, _configured_dirname(path))
     if os.path.isdir(sub) and not list_checkpoints(path):
         return sub
     return path
+
+
+def _configured_dirname(run_dir: str) -> str:
+    """``checkpoint.dir`` of the run in ``run_dir`` (its resolved ``config.toml``), else the default."""
+    import tomllib
+
+    try:
+        with open(os.path.join(run_dir, "config.toml"), "rb") as f:
+            name = tomllib.load(f)["checkpoint"]["dir"]
+    except (OSError, KeyError, TypeError, ValueError):  # (no config, none set, or not TOML: the default)
+        return DEFAULT_DIRNAME
+    return name if isinstance(name, str) and name else DEFAULT_DIRNAME
 
 
 def load_latest_valid(root: str, warn=None) -> tuple[str, dict, dict] | None:
