@@ -257,6 +257,33 @@ def test_corrupt_newest_is_skipped_with_a_warning_naming_the_file(tmp_path, dama
         ck.resolve_and_load(newest, None)
 
 
+@pytest.mark.parametrize("edit", [
+    lambda m: m["files"]["model.npz"].update(bxtes=m["files"]["model.npz"].pop("bytes")),  # one flipped bit
+    lambda m: m["files"].update({"model.npz": "abc"}),
+    lambda m: m.pop("step"),
+    lambda m: m.update(version="v2"),
+    lambda m: m["files"]["model.npz"].update(bytes="abc"),
+    lambda m: m["files"]["model.npz"].update(sha256=None),
+    lambda m: m["files"].update({"../model.npz": m["files"].pop("model.npz")}),
+], ids=["key-bitflip", "entry-not-a-table", "no-step", "version-text", "bytes-text", "no-sha", "path-outside"])
+def test_a_manifest_that_parses_but_is_damaged_is_skipped_like_a_corrupt_one(tmp_path, edit):
+    # valid JSON of the wrong shape gave a KeyError/TypeError traceback (on every rank) instead of a fallback
+    _write(tmp_path, 10)
+    newest = _write(tmp_path, 20)
+    mpath = os.path.join(newest, ck.MANIFEST)
+    man = json.load(open(mpath))
+    edit(man)
+    open(mpath, "w").write(json.dumps(man))
+    warnings = []
+    path, _, man = ck.load_latest_valid(str(tmp_path), warnings.append)
+    assert os.path.basename(path) == "step-00000010" and man["step"] == 10
+    assert len(warnings) == 1 and "step-00000020" in warnings[0] and "manifest.json is damaged" in warnings[0]
+    assert "manifest.json is damaged" in ck.verify_checkpoint(newest)[0]
+    assert ck.model_directory(str(tmp_path)) == os.path.join(str(tmp_path), "step-00000010")
+    with pytest.raises(ck.CorruptCheckpointError, match="manifest.json is damaged"):
+        ck.resolve_and_load(newest, None)
+
+
 def test_failed_write_leaves_no_partial_checkpoint(tmp_path, monkeypatch):
     _write(tmp_path, 10)
     for fault in ("enospc:model.npz", "enospc:manifest.json", "enospc"):

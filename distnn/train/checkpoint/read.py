@@ -40,10 +40,34 @@ def read_manifest(path: str) -> dict:
         raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is unreadable ({e})") from None
     if not isinstance(man, dict) or man.get("format") != FORMAT or not isinstance(man.get("files"), dict):
         raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is not a distnn checkpoint manifest")
-    if int(man.get("version", 0)) > VERSION:
+    problem = _manifest_problem(man)
+    if problem:  # valid JSON, but not what distnn writes (a flipped bit in a key, a hand edit)
+        raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is damaged ({problem})")
+    if man.get("version", 0) > VERSION:
         raise CheckpointError(f"checkpoint {path!r} has format version {man['version']}; this distnn reads "
                               f"up to {VERSION}")
     return man
+
+
+def _is_count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _manifest_problem(man: dict) -> str | None:
+    """What is wrong with a parsed manifest's structure, or None."""
+    if not _is_count(man.get("version", 0)):
+        return f"version {man.get('version')!r} is not a number"
+    if not _is_count(man.get("step")):
+        return f"step {man.get('step')!r} is not a step number"
+    for fname, entry in man["files"].items():
+        if not fname or os.path.basename(fname) != fname or fname in (".", ".."):
+            return f"file name {fname!r} is not a name in the checkpoint directory"
+        if not isinstance(entry, dict) or not _is_count(entry.get("bytes")):
+            return f"the entry of {fname} has no byte count"
+        sha = entry.get("sha256")
+        if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+            return f"the entry of {fname} has no SHA-256"
+    return None
 
 
 def _read_verified(path: str, fname: str, entry: dict) -> bytes:
