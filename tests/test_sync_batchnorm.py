@@ -233,6 +233,11 @@ def test_too_few_values_is_a_clear_error():
         x = np.ones((1, 2)) if comm.rank == 0 else np.ones((0, 2))
         with pytest.raises(ValueError, match="expected more than 1 value per channel over all ranks"):
             bn(distnn.Tensor(x))
-        return True
+        # a refused batch is not counted (as BatchNorm1d); with momentum=None the count is the average's weight
+        return int(bn.num_batches_tracked.data)
 
-    assert simulate(2, fn) == [True, True]
+    assert simulate(2, fn) == [0, 0]
+    bn = nn.BatchNorm1d(2, dtype=D)
+    with pytest.raises(ValueError, match="expected more than 1 value per channel"):
+        bn(distnn.Tensor(np.ones((1, 2))))
+    assert int(bn.num_batches_tracked.data) == 0

@@ -195,7 +195,6 @@ class SyncBatchNorm(_BatchNorm):
             return super().forward(x)  # running statistics: a per-rank affine map
         comm = self._get_comm()
         self._check_input_dim(x)
-        factor = self._momentum_factor()
         data = x.data
         mask = _current_mask(data.shape[0])
         count, mean, m2 = _channel_stats(data if mask is None else data[get_array_module(data).asarray(mask)])
@@ -206,6 +205,7 @@ class SyncBatchNorm(_BatchNorm):
         if total <= 1:
             raise ValueError(f"{self.where()}: expected more than 1 value per channel over all ranks when "
                              f"training, got {int(total)} (local input of shape {tuple(data.shape)})")
+        factor = self._momentum_factor()  # counts the batch: only one that is used (as _BatchNorm)
         var = gm2 / total
         xp = get_array_module(data)
         mean_x, var_x = xp.asarray(gmean.astype(data.dtype)), xp.asarray(var.astype(data.dtype))
