@@ -23,7 +23,7 @@ from distnn.train import checkpoint as ck
 from distnn.train.checkpoint import fsio, hashing
 from distnn.train import preemption
 from distnn.train.callbacks import Callback, EarlyStopping, LRSchedulerCallback
-from distnn.train.callbacks.checkpoint import attach
+from distnn.train.callbacks.checkpoint import ModelCheckpoint, attach
 from distnn.train.trainer import Trainer
 
 
@@ -869,3 +869,48 @@ def test_cli_resume_path_continues_from_that_checkpoint_bitwise(tmp_path, capsys
         for k in a.files:
             np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     assert [c.step for c in ck.list_checkpoints(str(tmp_path / "resumed" / "checkpoints"))] == [60]
+
+
+# ------------------------------------------------------------------- resuming an older checkpoint of the run
+@pytest.mark.parametrize("best,expected", [("step-00000010", "step-00000010"), (None, None)])
+def test_discarding_newer_checkpoints_re_points_best(tmp_path, best, expected):
+    # `best` kept naming a checkpoint moved aside, so `evaluate RUN/checkpoints/best` failed
+    for step in (10, 20, 30):
+        _write(tmp_path, step)
+    ck.write_pointer(str(tmp_path), ck.BEST, "step-00000030")
+    assert ck.discard_newer(str(tmp_path), 10, best=best) == ["step-00000020", "step-00000030"]
+    assert ck.read_pointer(str(tmp_path)) == "step-00000010"
+    assert ck.read_pointer(str(tmp_path), ck.BEST) == expected
+    assert os.path.exists(tmp_path / ck.BEST) == (expected is not None)
+
+
+def test_resuming_an_older_checkpoint_through_a_symlink_moves_the_newer_ones_aside(digits, tmp_path):
+    run_with_checkpoints(LocalCommunicator(), digits, tmp_path / "a", every=4)
+    os.symlink(tmp_path / "a", tmp_path / "link")
+    t = make_trainer(LocalCommunicator(), digits)
+    attach(t, str(tmp_path / "a"), {"dir": str(tmp_path / "a"), "every_steps": 0, "keep_last": 0},
+           resume_spec=str(tmp_path / "link" / ck.step_name(8)))
+    t.callbacks.on_train_begin(t)  # (where the newer ones are moved aside)
+    left = sorted(n for n in os.listdir(tmp_path / "a") if n.startswith("step-"))
+    assert left == ["step-00000004", "step-00000008"], left
+    assert any(n.startswith("discarded-step-00000012") for n in os.listdir(tmp_path / "a"))
+
+
+@pytest.mark.parametrize("make", [lambda m: ModelCheckpoint("unused", monitor=m),
+                                  lambda m: EarlyStopping(monitor=m)], ids=["checkpoint", "early-stopping"])
+def test_a_resumed_run_with_another_monitored_metric_tracks_its_best_afresh(make):
+    # the best val_loss (1.01) was compared with val_accuracy values: no accuracy below 1.01 ever improved
+    saved = make("val_loss")
+    saved.best, saved.best_name = 1.01, "step-00000040"
+    if isinstance(saved, EarlyStopping):
+        saved.best_epoch, saved.wait = 4, 3
+    state = saved.state_dict()
+    same = make("val_loss")
+    same.load_state_dict(state)
+    assert same.best == 1.01
+    other = make("val_accuracy")
+    other.load_state_dict(state)
+    assert other.best in (None, -math.inf)
+    if isinstance(other, EarlyStopping):
+        assert other.wait == 0 and other.best_epoch == -1
+        assert other.improved(0.5)

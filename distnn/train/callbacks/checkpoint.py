@@ -100,8 +100,9 @@ class ModelCheckpoint(Callback):
             ck.cleanup_temporaries(self.root)
             if self.resumed_from is not None:
                 path, step = self.resumed_from
-                if os.path.abspath(os.path.dirname(os.path.normpath(path))) == os.path.abspath(self.root):
-                    moved = ck.discard_newer(self.root, step)
+                # (realpath: a checkpoint named through a symlink is one of this root's all the same)
+                if os.path.realpath(os.path.dirname(os.path.normpath(path))) == os.path.realpath(self.root):
+                    moved = ck.discard_newer(self.root, step, best=self.best_name)
                     if moved:
                         self.log.warning("resumed from %s: newer checkpoints %s were moved aside as "
                                          "discarded-*", os.path.basename(path), ", ".join(moved))
@@ -320,9 +321,17 @@ class ModelCheckpoint(Callback):
 
     # ------------------------------------------------------------------ state
     def state_dict(self):
-        return {"best": self.best, "best_name": self.best_name}
+        return {"best": self.best, "best_name": self.best_name, "monitor": self.monitor, "mode": self.mode}
 
     def load_state_dict(self, state):
+        if (state.get("monitor", self.monitor), state.get("mode", self.mode)) != (self.monitor, self.mode):
+            # the best so far was another metric's (or the other way round): comparing with it would keep
+            # the wrong checkpoint as the best for good; the resumed run starts tracking afresh
+            self.log.warning("checkpoint: the monitored metric is now %s (%s), it was %s (%s): the best checkpoint "
+                             "is tracked afresh from here", self.monitor, self.mode, state.get("monitor"),
+                             state.get("mode"))
+            self.best = self.best_name = None
+            return
         self.best = state.get("best")
         self.best_name = state.get("best_name")
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from ..logging_utils import get_logger
 from .base import Callback, get_metric, monitor_mode
 
 
@@ -68,9 +69,17 @@ class EarlyStopping(Callback):
 
     def state_dict(self):
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
-                "stopped_epoch": self.stopped_epoch, "best_weights": self.best_weights}
+                "stopped_epoch": self.stopped_epoch, "best_weights": self.best_weights,
+                "monitor": self.monitor, "mode": self.mode}
 
     def load_state_dict(self, state):
+        if (state.get("monitor", self.monitor), state.get("mode", self.mode)) != (self.monitor, self.mode):
+            # the best value and patience were another metric's: judging this one against them is wrong,
+            # so a run resumed with another monitor (or mode) starts its patience afresh
+            get_logger("train").warning("early stopping: the monitored metric is now %s (%s), it was %s (%s): "
+                                        "its best and patience start afresh", self.monitor, self.mode,
+                                        state.get("monitor"), state.get("mode"))
+            return
         self.best = float(state["best"])
         self.best_epoch = int(state["best_epoch"])
         self.wait = int(state["wait"])

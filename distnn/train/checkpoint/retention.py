@@ -84,22 +84,25 @@ def remove_spares(spares: list) -> None:
         remove_tree(spares.pop())
 
 
-def discard_newer(root: str, step: int) -> list[str]:
+def discard_newer(root: str, step: int, best: str | None = None) -> list[str]:
     """Move checkpoints newer than ``step`` aside (``discarded-step-N``): a run resumed from an older
-    checkpoint must not later "resume" into the abandoned future."""
+    checkpoint must not later "resume" into the abandoned future. A ``latest`` or ``best`` pointer that
+    named one of them is re-pointed: ``latest`` at the newest remaining checkpoint, ``best`` at ``best``
+    (the resumed run's best so far) if it remains; else the pointer is removed."""
     moved = []
     for info in list_checkpoints(root):
         if info.step > step:
             dest = os.path.join(root, f"discarded-{info.name}-{uuid.uuid4().hex[:6]}")
             os.rename(info.path, dest)
             moved.append(info.name)
-    if moved and read_pointer(root, LATEST) in moved:
-        remaining = list_checkpoints(root)
-        if remaining:
-            write_pointer(root, LATEST, remaining[-1].name)
-        else:
-            try:
-                os.remove(os.path.join(root, LATEST))
-            except OSError:
-                pass
+    remaining = [c.name for c in list_checkpoints(root)] if moved else []
+    for which, target in ((LATEST, remaining[-1] if remaining else None), (BEST, best if best in remaining else None)):
+        if moved and read_pointer(root, which) in moved:
+            if target is not None:
+                write_pointer(root, which, target)
+            else:
+                try:
+                    os.remove(os.path.join(root, which))
+                except OSError:
+                    pass
     return moved
