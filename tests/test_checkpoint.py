@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import threading
 
@@ -914,3 +915,38 @@ def test_a_resumed_run_with_another_monitored_metric_tracks_its_best_afresh(make
     if isinstance(other, EarlyStopping):
         assert other.wait == 0 and other.best_epoch == -1
         assert other.improved(0.5)
+
+
+def test_a_failed_rename_in_a_same_step_rewrite_puts_the_old_checkpoint_back(tmp_path, monkeypatch):
+    # rewriting step 20 moves the old one aside first; if the new one cannot be renamed in, the old goes back
+    _write(tmp_path, 10)
+    old = _write(tmp_path, 20, payload=b"old")
+    real = os.rename
+
+    def rename(src, dst):
+        if os.path.basename(str(src)).startswith(".tmp-step-"):
+            raise OSError(5, "Input/output error")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(ck.CheckpointError, match="Input/output error"):
+        _write(tmp_path, 20, payload=b"new")
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["latest", "step-00000010", "step-00000020"]
+    assert ck.verify_checkpoint(old) == [] and ck.read_pointer(str(tmp_path)) == "step-00000020"
+    assert ck.read_checkpoint(old)[0]["_files"]["note.txt"] == b"old"
+
+
+def test_a_crash_between_the_renames_of_a_same_step_rewrite_loses_nothing(digits, tmp_path):
+    # killed after step-24 was moved aside and before its rewrite was renamed in: --resume auto used to start
+    # from step 20 and the cleanup then deleted both copies of step 24
+    full = run_with_checkpoints(LocalCommunicator(), digits, tmp_path / "a", every=4)
+    root = tmp_path / "a"
+    os.rename(root / "step-00000024", root / ".trash-step-00000024-0badc0de")
+    shutil.copytree(root / ".trash-step-00000024-0badc0de", root / ".tmp-step-00000024-123-0badf00d")
+    t = make_trainer(LocalCommunicator(), digits)
+    cb = attach(t, str(root), {"dir": str(root), "every_steps": 4, "keep_last": 0}, resume_spec="auto")
+    assert cb.resumed_from[1] == 24
+    t.fit()
+    assert_bitwise(full, final_state(t))
+    assert not [n for n in os.listdir(root) if n.startswith(".")]

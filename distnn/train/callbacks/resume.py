@@ -119,6 +119,8 @@ def resume(trainer, spec: str, root: str | None, callback=None, log=None, config
     found = None
     if trainer.is_main:
         try:
+            if root is not None:  # (a crash in a same-step rewrite left this run's checkpoint aside)
+                ck.recover_interrupted_rewrites(root)
             got = ck.resolve_and_load(spec, root, warn=log.warning)
             found = ("ok", got)
         except ck.CheckpointError as e:

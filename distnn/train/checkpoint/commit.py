@@ -102,6 +102,7 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
     current = "the checkpoint directory"
     prepare = prepare or {}
     digests = {}  # name: _Digest running on the hashing threads
+    trash = None  # the step's old checkpoint, moved aside while the new one is renamed in
     try:
         for fname, data in files.items():
             if not (reuse and fname in reuse) and memoryview(data).nbytes >= hashing.PARALLEL_HASH_BYTES:
@@ -176,7 +177,6 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
         if faults:
             fault(step, "crash_before_rename", "", faults)
         current = name
-        trash = None
         if os.path.lexists(final):  # the same step again (a resumed run): move the old one aside first
             trash = os.path.join(root, f".trash-{name}-{tmp_suffix()}")
             os.rename(final, trash)
@@ -207,6 +207,11 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
         for ptmp, _ in staged:
             try:
                 os.remove(ptmp)
+            except OSError:
+                pass
+        if trash and not os.path.lexists(final):  # the step's old checkpoint was moved aside: put it back
+            try:
+                os.rename(trash, final)
             except OSError:
                 pass
         if os.path.isdir(tmp):

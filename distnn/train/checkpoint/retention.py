@@ -7,7 +7,7 @@ import uuid
 
 from .commit import read_pointer, write_pointer
 from .fsio import remove_tree, tmp_suffix
-from .names import BEST, LATEST
+from .names import BEST, LATEST, STEP_RE
 from .read import list_checkpoints
 
 
@@ -59,9 +59,34 @@ def apply_retention(root: str, keep_last: int, protect=(), latest: str | None = 
     return removed
 
 
+def recover_interrupted_rewrites(root: str) -> list[str]:
+    """Put back checkpoints a crash left aside; their names (call when no write is in flight).
+
+    Writing a step that already has a checkpoint (an epoch-end save at the step of a step save, or a
+    resumed run) moves the old one to ``.trash-step-N-*`` and renames the new one in: a crash between
+    the two renames leaves no ``step-N``. The old one is complete, so it goes back.
+    """
+    restored = []
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return restored
+    for n in names:
+        name = n[len(".trash-"):].rsplit("-", 1)[0] if n.startswith(".trash-step-") else ""
+        if STEP_RE.match(name) and not os.path.lexists(os.path.join(root, name)):
+            try:
+                os.rename(os.path.join(root, n), os.path.join(root, name))
+            except OSError:
+                continue
+            restored.append(name)
+    return restored
+
+
 def cleanup_temporaries(root: str) -> list[str]:
-    """Remove ``.tmp-*``/``.trash-*``/``.spare-*`` directories left by a crash (call when no write is in flight)."""
+    """Remove ``.tmp-*``/``.trash-*``/``.spare-*`` directories left by a crash (call when no write is in flight),
+    after :func:`recover_interrupted_rewrites` has put back what must not be lost."""
     out = []
+    recover_interrupted_rewrites(root)
     try:
         names = os.listdir(root)
     except OSError:
