@@ -215,14 +215,17 @@ def test_compression_receives_about_half_the_float32_bytes_on_any_world_size(wor
     # reduce-scatter + allgather in half precision: a rank receives its chunk from every rank and every
     # summed chunk, about 2 + 2 bytes per value for any world size (allgathering whole buckets: 2 * world)
     class ReceivedBytes:
-        def __init__(self, comm):
-            self.comm, self.received = comm, 0
+        def __init__(self, comm, outer=None):
+            self.comm, self.received, self.outer = comm, 0, outer or self
 
         def __getattr__(self, name):
             return getattr(self.comm, name)
 
+        def split(self, color, key=0):  # DataParallel talks over a split of its communicator: count there too
+            return ReceivedBytes(self.comm.split(color, key), self.outer)
+
         def _counted(self, handle):
-            outer = self
+            outer = self.outer
 
             class Counted:
                 counted = False
@@ -267,6 +270,9 @@ class _AllreduceSpy:
 
     def __getattr__(self, name):
         return getattr(self.comm, name)
+
+    def split(self, color, key=0):  # DataParallel talks over a split of its communicator: spy on that
+        return _AllreduceSpy(self.comm.split(color, key), self.note)
 
     def iallreduce(self, array, op="sum"):
         if self.comm.rank == 0:

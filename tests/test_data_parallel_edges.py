@@ -213,3 +213,139 @@ def test_a_graph_that_saved_a_buffer_backwards_after_the_buffer_broadcast():
         return True
 
     assert simulate(2, run) == [True, True]
+
+
+# ------------------------------------- a parameter unused on some rank, beside other collectives
+class _BnNet(nn.Module):
+    """Linear -> SyncBatchNorm -> two heads; head ``c`` takes part on rank 0 only (``use_c``)."""
+
+    def __init__(self, comm):
+        super().__init__()
+        self.a = nn.Linear(4, 3, dtype=np.float64)
+        self.bn = SyncBatchNorm(3, comm=comm, dtype=np.float64)
+        self.b, self.c = nn.Linear(3, 3, dtype=np.float64), nn.Linear(3, 3, dtype=np.float64)
+
+    def forward(self, x, use_c):
+        h = F.relu(self.bn(self.a(x)))
+        out = self.b(h)
+        return out + self.c(h) if use_c else out
+
+
+_ROWS = 12
+_BN_DATA = np.random.default_rng(5).standard_normal((_ROWS, 4)), np.random.default_rng(6).integers(0, 3, _ROWS)
+
+
+def _bn_oracle(size):
+    """One process, the whole batch: gradients of the mean loss where rank 0's rows (of ``size``) use head c."""
+    X, Y = _BN_DATA
+    distnn.manual_seed(1)
+    model = _BnNet(LocalCommunicator())
+    on_rank0 = (np.arange(_ROWS) % size == 0).astype(np.float64)[:, None]
+    h = F.relu(model.bn(model.a(distnn.Tensor(X))))
+    F.cross_entropy(model.b(h) + model.c(h) * distnn.Tensor(on_rank0), Y).backward()
+    return {n: p.grad.copy() for n, p in model.named_parameters()}
+
+
+def bn_unused_rank(comm, compression):
+    """One step of _BnNet under DataParallel on ``comm``'s shard; returns the averaged gradients."""
+    X, Y = _BN_DATA
+    distnn.manual_seed(1)
+    model = _BnNet(comm)
+    dp = DataParallel(model, comm, bucket_mb=1e-6, compression=compression)  # a bucket per parameter
+    mine = np.arange(_ROWS)[comm.rank::comm.size]
+    # rank 0's last buckets (c's) start during backward, before SyncBatchNorm's allreduce; the other ranks'
+    # only when backward ends, after it
+    F.cross_entropy(dp(distnn.Tensor(X[mine]), use_c=comm.rank == 0), Y[mine]).backward()
+    return {n: p.grad.copy() for n, p in model.named_parameters()}
+
+
+def assert_grads_match(grads, ref, tol):
+    scale = max(np.abs(g).max() for g in ref.values())  # (a's bias has gradient 0 before a batch norm)
+    for n, g in ref.items():
+        np.testing.assert_allclose(grads[n], g, rtol=0, atol=tol * scale, err_msg=n)
+
+
+@pytest.mark.parametrize("compression,tol", [(None, 1e-12), ("fp16", 1e-2), ("bf16", 3e-2)])
+def test_a_parameter_unused_on_one_rank_beside_sync_batchnorm(monkeypatch, compression, tol):
+    # The buckets and SyncBatchNorm's backward allreduce were issued in different orders on the two ranks
+    # (one communicator): a mismatched collective here, an MPI abort or garbage under mpiexec.
+    monkeypatch.setenv("DISTNN_COLLECTIVE_TIMEOUT", "20")
+    ref = _bn_oracle(3)
+    grads = simulate(3, bn_unused_rank, compression)
+    assert_grads_match(grads[0], ref, tol)
+    for g in grads[1:]:
+        for n in ref:
+            np.testing.assert_array_equal(g[n], grads[0][n], err_msg=n)
+
+
+class _Gen(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.extra = nn.Linear(3, 3, dtype=np.float64), nn.Linear(3, 3, dtype=np.float64)
+
+    def forward(self, x, use_extra):
+        return self.a(x) + self.extra(x) if use_extra else self.a(x)
+
+
+_GAN_X = np.random.default_rng(7).standard_normal((_ROWS, 3))
+
+
+def _gan_models():
+    distnn.manual_seed(1)
+    return _Gen(), nn.Sequential(nn.Linear(3, 3, dtype=np.float64), nn.ReLU(), nn.Linear(3, 1, dtype=np.float64))
+
+
+def _gan_oracle(size):
+    g, d = _gan_models()
+    on_rank0 = (np.arange(_ROWS) % size == 0).astype(np.float64)[:, None]
+    x = distnn.Tensor(_GAN_X)
+    d(g.a(x) + g.extra(x) * distnn.Tensor(on_rank0)).mean().backward()
+    return {f"{k}.{n}": p.grad.copy() for k, m in (("g", g), ("d", d)) for n, p in m.named_parameters()}
+
+
+def gan_unused_rank(comm, compression):
+    """A generator step through two wrapped models (G -> D); G's ``extra`` takes part on rank 0 only."""
+    g, d = _gan_models()
+    dg = DataParallel(g, comm, bucket_mb=1e-6, compression=compression)
+    dd = DataParallel(d, comm, bucket_mb=1e-6, compression=compression)
+    mine = np.arange(_ROWS)[comm.rank::comm.size]
+    dd(dg(distnn.Tensor(_GAN_X[mine]), use_extra=comm.rank == 0)).mean().backward()
+    return {f"{k}.{n}": p.grad.copy() for k, m in (("g", g), ("d", d)) for n, p in m.named_parameters()}
+
+
+@pytest.mark.parametrize("compression,tol", [(None, 1e-12), ("fp16", 1e-2)])
+def test_a_parameter_unused_on_one_rank_with_two_wrapped_models_in_one_backward(monkeypatch, compression, tol):
+    # The two wrappers' bucket collectives interleaved differently on the ranks (one communicator):
+    # a compressed exchange's all-to-all met the other wrapper's allgather.
+    monkeypatch.setenv("DISTNN_COLLECTIVE_TIMEOUT", "20")
+    ref = _gan_oracle(2)
+    grads = simulate(2, gan_unused_rank, compression)
+    assert_grads_match(grads[0], ref, tol)
+    for n in ref:
+        np.testing.assert_array_equal(grads[1][n], grads[0][n], err_msg=n)
+
+
+def test_wrappers_dropped_on_every_rank_hand_their_communicator_to_the_next():
+    # Each wrapper talks over a split of comm (MPI has room for about a thousand): a split whose wrapper
+    # is gone on every rank is reused. Ranks let go at different moments (the garbage collector's):
+    # here rank 1 holds the first wrapper one step longer, so the second wrapper must get a new split.
+    import gc
+
+    from distnn.distributed import data_parallel
+
+    def run(comm):
+        X, Y = _BN_DATA
+        late, used = None, []
+        for step in range(4):
+            dp = DataParallel(nn.Linear(4, 3, dtype=np.float64), comm)
+            used.append(data_parallel._pools[comm].index(dp._private))
+            F.cross_entropy(dp(distnn.Tensor(X[comm.rank::2])), Y[comm.rank::2]).backward()
+            if step == 0 and comm.rank == 1:
+                late = dp
+            elif step == 1:
+                late = None
+            del dp
+            gc.collect()
+        return used, len(data_parallel._pools[comm])
+
+    assert simulate(2, run) == [([0, 1, 0, 0], 2)] * 2

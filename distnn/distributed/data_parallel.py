@@ -21,6 +21,12 @@ still runs (PyTorch DDP's design, ChainerMN's flat buffers):
   order on every rank (a bucket that becomes ready early waits for the ones
   before it), as MPI requires. The flags and counts the step needs ride in
   the last bucket: one collective per bucket and nothing else;
+* these collectives go over a communicator of the wrapper's own, split
+  from ``comm`` at construction (:func:`_acquire_comm`): a bucket holding a
+  parameter that got no gradient on some rank starts there only when
+  backward ends, so the ranks start it at different places among the other
+  collectives of that backward (SyncBatchNorm's, another wrapper's), which
+  on one communicator would break MPI's rule of one order on every rank;
 * when backward finishes (``distnn.autograd.engine.queue_callback``), buckets
   still waiting for parameters that got no gradient are sent with zeros for
   them, every allreduce is waited for, and each ``p.grad`` is its view of the
@@ -158,6 +164,9 @@ class DataParallel(Module):
             comm = init()
         self.module = module
         self.comm = comm
+        self._comm = comm     # where this wrapper's own collectives go: a split of comm (see _acquire_comm)
+        self._private = None  # the pool entry of that split
+        self._finalizer = None
         self.bucket_mb = float(bucket_mb)
         self.codec = get_codec(compression)
         self.compression = compression
@@ -190,6 +199,11 @@ class DataParallel(Module):
         self.step_flags_sum = np.zeros(self.num_step_flags)  # summed over ranks at the last sync
         if comm.size > 1:
             verify_same_model(module, comm)
+            if not self._train_params:
+                raise ValueError("DataParallel: the model has no parameter that requires a gradient; there is "
+                                 "nothing to synchronize (a frozen model needs no DataParallel)")
+            self._private = _acquire_comm(comm)
+            self._comm = self._private.comm
             self._broadcast_tensors([t for _, t in module.named_parameters()] + [b for _, b in module.named_buffers()])
             self._build_buckets()
             self._register_hooks()
@@ -241,7 +255,7 @@ class DataParallel(Module):
             xp = get_array_module(group[0].data)
             flat = xp.concatenate([t.data.reshape(-1) for t in group]) if len(group) > 1 else \
                 group[0].data.reshape(-1).copy()
-            self.comm.broadcast(flat, root=root)
+            self._comm.broadcast(flat, root=root)
             offset = 0
             for t in group:
                 n = int(t.data.size)
@@ -253,9 +267,6 @@ class DataParallel(Module):
                     t._bump_version()
 
     def _build_buckets(self):
-        if not self._train_params:
-            raise ValueError("DataParallel: the model has no parameter that requires a gradient; there is nothing "
-                             "to synchronize (a frozen model needs no DataParallel)")
         self._buckets = build_buckets(self._train_params, self.bucket_mb * (1 << 20), self.codec)
         # The step meta (sample count, step flags) rides in the last bucket when its dtype holds
         # counts exactly (float32: up to 2**24); otherwise it gets a tiny float64 allreduce of its own.
@@ -264,9 +275,9 @@ class DataParallel(Module):
         if last.dtype.kind == "f" and last.dtype.itemsize >= 4:
             last.extra, self._step_meta = meta_size, None
         else:
-            self._step_meta = self.comm.allreduce_init(np.zeros(meta_size))
+            self._step_meta = self._comm.allreduce_init(np.zeros(meta_size))
         for b in self._buckets:  # collective, in bucket order: sets up each persistent allreduce
-            b.allocate(self.comm)
+            b.allocate(self._comm)
         self._slot = {}
         for b in self._buckets:
             for j, p in enumerate(b.params):
@@ -292,15 +303,17 @@ class DataParallel(Module):
         self._hooks.append(handle)
         weakref.finalize(self, handle.remove)
         # A DataParallel dropped without remove_hooks() (a Trainer that is done) still lets go of its
-        # parameters' gradient destinations and frees its persistent MPI requests.
-        weakref.finalize(self, _release, self._buckets, self._step_meta)
+        # parameters' gradient destinations, frees its persistent MPI requests and hands its communicator
+        # back. (Once only: after remove_hooks() the communicator may already serve another wrapper.)
+        self._finalizer = weakref.finalize(self, _release, self._buckets, self._step_meta, self._private)
 
     def remove_hooks(self) -> None:
         """Detach from the model's parameters (the model then trains without synchronization)."""
         for h in self._hooks:
             h.remove()
         self._hooks = []
-        _release(self._buckets, self._step_meta)
+        if self._finalizer is not None:
+            self._finalizer()
         self._step_meta = None
 
     def sync_state_dict(self) -> dict:
@@ -411,9 +424,9 @@ class DataParallel(Module):
             self._samples = self._local_samples()
             self._weight = self._share(self._samples)
         if b.extra:  # the last bucket carries the step meta
-            b.launch(self.comm, self._weight, self._meta_values())
+            b.launch(self._comm, self._weight, self._meta_values())
         else:
-            b.launch(self.comm, self._weight)
+            b.launch(self._comm, self._weight)
 
     def _meta_values(self):
         return [float(self._samples)] + self.step_flags.tolist()
@@ -432,7 +445,7 @@ class DataParallel(Module):
             self._step_meta.array[...] = self._meta_values()
             meta_handle = self._step_meta.start()
             waiting.append(meta_handle)
-        self.comm.wait_all(waiting)  # one polling loop for all of them
+        self._comm.wait_all(waiting)  # one polling loop for all of them
         counts = {}
         for b in self._buckets:
             b.wait()
@@ -520,14 +533,60 @@ class DataParallel(Module):
 
         Collective. Buffers are compared too when ``broadcast_buffers`` keeps them equal.
         """
-        check_replicas(self.module, self.comm, self.broadcast_buffers, self.num_syncs)
+        check_replicas(self.module, self._comm, self.broadcast_buffers, self.num_syncs)
 
 
-def _release(buckets, step_meta):
+def _release(buckets, step_meta, private):
+    idle = all(b.handle is None for b in buckets)  # (a backward that raised may have left rounds running)
     for b in buckets:
         b.release()
     if step_meta is not None:
         step_meta.free()
+    if idle:
+        private.in_use = False  # another DataParallel may take the communicator over
+
+
+class _PooledComm:
+    """A split of a base communicator, serving one DataParallel at a time."""
+
+    __slots__ = ("comm", "in_use")
+
+    def __init__(self, comm):
+        self.comm, self.in_use = comm, True
+
+
+# base communicator -> its _PooledComm splits, in creation order (the same on every rank)
+_pools = weakref.WeakKeyDictionary()
+
+
+def _acquire_comm(base) -> _PooledComm:
+    """Collective over ``base``: a communicator of the same ranks for one DataParallel's collectives alone.
+
+    Collectives of one communicator must start in the same order on every rank, and a wrapper's
+    bucket starts wherever backward makes its last gradient ready: on a rank where a parameter got
+    no gradient that is at the end of backward, after collectives that other ranks start later
+    (SyncBatchNorm's backward, another wrapper's buckets). On a communicator of its own the
+    wrapper's collectives are only ordered among themselves, which they are (bucket order).
+
+    Splits are reused: an MPI communicator is a scarce resource (MPICH has room for about a
+    thousand splits in a process) and freeing one (its shared-memory windows) is collective, so
+    the split of a wrapper that was dropped or detached on every rank serves the next wrapper
+    (its windows are freed by that one's allocations, see :mod:`.shared_memory`). The garbage
+    collector drops wrappers at different moments on different ranks: which splits are free
+    everywhere is agreed in one allgather. A split costs about 0.3 ms under MPI.
+    """
+    pool = _pools.setdefault(base, [])
+    free = [i for i, entry in enumerate(pool) if not entry.in_use]
+    everywhere = set(free).intersection(*map(set, base.allgather_object(free)))
+    if everywhere:
+        entry = pool[min(everywhere)]
+        entry.in_use = True
+    else:
+        entry = _PooledComm(base.split(0))
+        pool.append(entry)
+    if hasattr(base, "timeout"):  # a split takes the base's timeout when made; it may have changed since
+        entry.comm.timeout = base.timeout
+    return entry
 
 
 def _batch_size(inputs, kwargs, dim: int):

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 
 import numpy as np
 
@@ -188,7 +189,7 @@ class SyncBatchNorm(_BatchNorm):
             from . import init
 
             self.comm = init()
-        return self.comm
+        return self.comm if self.comm.size == 1 else _own_comm(self.comm)
 
     def forward(self, x):
         if not self._use_batch_stats():
@@ -242,6 +243,26 @@ class SyncBatchNorm(_BatchNorm):
 
     def extra_repr(self):
         return super().extra_repr() + f", comm={self.comm!r}"
+
+
+# base communicator -> the split of it that every SyncBatchNorm on it communicates over
+_own_comms = weakref.WeakKeyDictionary()
+
+
+def _own_comm(base):
+    """SyncBatchNorm's communicator over ``base``'s ranks: split from it at the first training forward.
+
+    SyncBatchNorm's collectives come in forward and backward order, the same on every rank, but
+    not at the same place among other collectives: DataParallel starts a bucket wherever backward
+    makes its last gradient ready, which differs between ranks when some parameter got no gradient
+    on one. Each on a communicator of its own, the two need no order relative to each other. All
+    layers on one base share one split (a model's twenty layers need no twenty communicators); every
+    rank reaches the first training forward at the same place, so they split together.
+    """
+    comm = _own_comms.get(base)
+    if comm is None:
+        comm = _own_comms[base] = base.split(0)  # collective
+    return comm
 
 
 def _dtype_of(bn):
