@@ -18,6 +18,8 @@ import os
 
 import numpy as np
 
+from distnn.functional.loss import IGNORE_INDEX
+
 from .errors import DataError
 from .synthetic import _positive
 
@@ -79,8 +81,8 @@ def decode(ids, vocab) -> str:
 
 
 #: a target that is not scored: cross-entropy's default ``ignore_index``, which the trainer's losses
-#: and metrics leave out (distnn.train.trainer.IGNORE_INDEX)
-IGNORED = -100
+#: and metrics leave out
+IGNORED = IGNORE_INDEX
 
 
 def windows(ids: np.ndarray, seq_len: int, stride: int, cover_end: bool = False):

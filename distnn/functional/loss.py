@@ -48,6 +48,10 @@ def _check_labels(xp, target, num_classes, ignore_index, what):
     return False
 
 
+#: the target value the classification losses skip by default (PyTorch's ``ignore_index``)
+IGNORE_INDEX = -100
+
+
 class _ClassLoss(Function):
     """Shared by cross_entropy (on logits) and nll_loss (on log-probabilities).
 
@@ -59,7 +63,7 @@ class _ClassLoss(Function):
 
     from_logits = True
 
-    def forward(self, x, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    def forward(self, x, target, weight=None, ignore_index=IGNORE_INDEX, reduction="mean", label_smoothing=0.0):
         xp = get_array_module(x)
         if x.ndim < 1:
             raise ValueError(f"{self.name}: input must have a class dimension")
@@ -216,7 +220,7 @@ class _NLLLoss(_ClassLoss):
     name = "nll_loss"
 
 
-def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+def cross_entropy(input, target, weight=None, ignore_index=IGNORE_INDEX, reduction="mean", label_smoothing=0.0):
     """Cross-entropy of logits ``input`` (N, C) or (N, C, d1, ...) against integer ``target``.
 
     Fused log-softmax + negative log-likelihood. ``label_smoothing`` eps mixes the
@@ -228,7 +232,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     )
 
 
-def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+def nll_loss(input, target, weight=None, ignore_index=IGNORE_INDEX, reduction="mean"):
     """Negative log-likelihood of log-probabilities ``input`` at integer ``target``."""
     return _NLLLoss.apply(input, _raw(target), _raw(weight), ignore_index=ignore_index, reduction=reduction)
 

@@ -40,11 +40,10 @@ from distnn import random as dn_random
 from distnn.backend import get_array_module, to_numpy
 from distnn.distributed.exact_sum import ExactSum
 from distnn.distributed.sync_batchnorm import valid_rows
+from distnn.functional.loss import IGNORE_INDEX
 
 from .callbacks.base import CallbackList
 from .logging_utils import get_logger
-
-IGNORE_INDEX = -100
 
 
 @dataclass
