@@ -77,7 +77,7 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
     # lifts it while it waits for the others, see _agree_on_group_endings)
     world_timeout = comm.timeout if comm.size > 1 else None
     gcomm = group_communicator(comm, plan)
-    MemberJob, shared, current, fingerprint = _member_job_class(), None, None, None
+    MemberJob, shared, current = _member_job_class(), None, None
     try:
         for m in plan.members_of(plan.group_of(comm.rank)):
             current = m
@@ -87,15 +87,11 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
             # The trainer seeded this thread's dropout stream for member m; the next member's setup reseeds
             # it, so it is restored right before member m trains (same stream as a member trained alone).
             rng_states[m] = dn_random.get_state()
-        first = next(iter(jobs.values()))  # (it loaded the data the others share)
-        if first.per_rank_data and comm.size > 1:
-            fingerprint = J.data_fingerprint(first.splits)
     except (ValueError, OSError, KeyError, TypeError) as e:
         error = member_setup_error(plan, current, J._one_line(e))
     J.agree_on_errors(comm, error)
-    first = next(iter(jobs.values()))
-    if comm.size > 1 and first.per_rank_data:
-        J.agree_on_same_data(comm, fingerprint, cfg.data.path)  # over the world: every group trains on it
+    first = next(iter(jobs.values()))  # (it loaded the data the other members share)
+    J.agree_on_same_data(comm, first)  # over the world: every group trains on the same data
     inject_startup_fault(comm.rank)  # DISTNN_FAULT_SIGNAL_AT=RANK:0, the world's rank as in a plain run
     path = J.run_dir_for(cfg, out, comm, lambda: J._default_path(first))
     try:

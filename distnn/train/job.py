@@ -57,14 +57,18 @@ def data_fingerprint(splits) -> str:
     return h.hexdigest()
 
 
-def agree_on_same_data(comm, fingerprint: str | None, path: str) -> None:
+def agree_on_same_data(comm, job) -> None:
     """Collective: per-rank data files (``{rank}`` in data.path) must hold the same data on every rank.
+    A no-op for one rank or one data file (the same config on every rank: all of them or none).
 
     distnn shards ONE dataset across the ranks itself (each rank takes its part of every global
     batch); files that differ per rank would be sharded again (each rank training on a fraction of
     its own file, statistics fitted per rank, a crash when their sizes differ).
     """
-    prints = comm.allgather_object(fingerprint)
+    if comm.size == 1 or not job.per_rank_data:
+        return
+    path = job.cfg.data.path
+    prints = comm.allgather_object(data_fingerprint(job.splits))
     differ = [r for r, f in enumerate(prints) if f != prints[0]]
     if differ:
         raise JobError(f"data.path {path!r} gives rank {differ[0]} other data than rank 0; distnn shards one "
@@ -437,16 +441,13 @@ def train_rank(comm, config, overrides=(), out=None, quiet=False, simulated=Fals
 
     if ensemble.requested(config, overrides):  # ensemble.members > 1: members on groups of ranks
         return ensemble.train_ensemble(comm, config, overrides, out, quiet)
-    job, error, fingerprint = None, None, None
+    job, error = None, None
     try:
         job = Job(config, list(overrides or ()), comm, quiet=quiet)
-        if job.per_rank_data and comm.size > 1:
-            fingerprint = data_fingerprint(job.splits)
     except (ValueError, OSError, KeyError, TypeError) as e:  # DataError/ConfigError are ValueErrors
         error = _one_line(e)
     agree_on_errors(comm, error)
-    if job.per_rank_data and comm.size > 1:  # (the same config on every rank: all of them or none)
-        agree_on_same_data(comm, fingerprint, job.cfg.data.path)
+    agree_on_same_data(comm, job)
     from .preemption import inject_startup_fault
 
     inject_startup_fault(comm.rank)
