@@ -125,3 +125,19 @@ def get_metric(logs: dict, monitor: str, who: str, trainer=None) -> float | None
             return None
         raise ValueError(f"{who}: monitored metric {monitor!r} is not available; epoch metrics are {sorted(logs)}")
     return float(logs[monitor])
+
+
+def same_monitor(callback, state: dict, log, what: str) -> bool:
+    """Whether ``state`` (saved by a callback tracking a best ``monitor`` value) tracked ``callback``'s
+    metric and mode; if not, warns that ``what`` starts afresh. (State saved before monitor and mode
+    were stored counts as the same.)
+
+    A best value of another metric (or of the other direction) would be compared with this one's
+    values: the wrong checkpoint kept as the best, or patience counted against the wrong number.
+    """
+    saved = (state.get("monitor", callback.monitor), state.get("mode", callback.mode))
+    if saved == (callback.monitor, callback.mode):
+        return True
+    log.warning("%s: the monitored metric is now %s (%s), it was %s (%s): its best starts afresh", what,
+                callback.monitor, callback.mode, *saved)
+    return False

@@ -43,7 +43,7 @@ from .. import checkpoint as ck
 from .. import preemption
 from ..logging_utils import get_logger
 from .background_writer import Job, writer
-from .base import Callback, monitor_mode
+from .base import Callback, monitor_mode, same_monitor
 from .resume import agreed, resume
 
 ON_ERROR = ("stop", "continue")
@@ -324,12 +324,7 @@ class ModelCheckpoint(Callback):
         return {"best": self.best, "best_name": self.best_name, "monitor": self.monitor, "mode": self.mode}
 
     def load_state_dict(self, state):
-        if (state.get("monitor", self.monitor), state.get("mode", self.mode)) != (self.monitor, self.mode):
-            # the best so far was another metric's (or the other way round): comparing with it would keep
-            # the wrong checkpoint as the best for good; the resumed run starts tracking afresh
-            self.log.warning("checkpoint: the monitored metric is now %s (%s), it was %s (%s): the best checkpoint "
-                             "is tracked afresh from here", self.monitor, self.mode, state.get("monitor"),
-                             state.get("mode"))
+        if not same_monitor(self, state, self.log, "checkpoint"):
             self.best = self.best_name = None
             return
         self.best = state.get("best")

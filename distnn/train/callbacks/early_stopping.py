@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from ..logging_utils import get_logger
-from .base import Callback, get_metric, monitor_mode
+from .base import Callback, get_metric, monitor_mode, same_monitor
 
 
 class EarlyStopping(Callback):
@@ -73,13 +73,8 @@ class EarlyStopping(Callback):
                 "monitor": self.monitor, "mode": self.mode}
 
     def load_state_dict(self, state):
-        if (state.get("monitor", self.monitor), state.get("mode", self.mode)) != (self.monitor, self.mode):
-            # the best value and patience were another metric's: judging this one against them is wrong,
-            # so a run resumed with another monitor (or mode) starts its patience afresh
-            get_logger("train").warning("early stopping: the monitored metric is now %s (%s), it was %s (%s): "
-                                        "its best and patience start afresh", self.monitor, self.mode,
-                                        state.get("monitor"), state.get("mode"))
-            return
+        if not same_monitor(self, state, get_logger("train"), "early stopping"):
+            return  # (its patience starts afresh too)
         self.best = float(state["best"])
         self.best_epoch = int(state["best_epoch"])
         self.wait = int(state["wait"])
