@@ -214,16 +214,14 @@ def member_config(cfg: dict, member: int, settings: EnsembleSettings | None = No
 def _stored_member(path) -> int | None:
     """The ensemble member whose run directory or checkpoint ``path`` is, from the config.toml stored there
     (every checkpoint holds one; a member's says ``ensemble.member = k``); None for anything else."""
-    import tomllib
-
-    from .checkpoint import follow_pointer
+    from .checkpoint import CheckpointError, follow_pointer
+    from .checkpoint.read import stored_config_value
 
     try:
         path = follow_pointer(str(path))  # (a checkpoint root's latest/best: the checkpoint it names)
-        with open(os.path.join(path, "config.toml"), "rb") as f:
-            member = (tomllib.load(f).get("ensemble") or {}).get("member")
-    except (OSError, ValueError):
+    except CheckpointError:
         return None
+    member = stored_config_value(path, "ensemble", "member")
     return member if isinstance(member, int) and not isinstance(member, bool) and member >= 0 else None
 
 

@@ -177,14 +177,21 @@ def checkpoint_root(path: str) -> str:
 
 def _configured_dirname(run_dir: str) -> str:
     """``checkpoint.dir`` of the run in ``run_dir`` (its resolved ``config.toml``), else the default."""
+    name = stored_config_value(run_dir, "checkpoint", "dir")
+    return name if isinstance(name, str) and name else DEFAULT_DIRNAME
+
+
+def stored_config_value(directory: str, section: str, key: str):
+    """``[section] key`` of the resolved ``config.toml`` a run directory or checkpoint holds; None when
+    there is no such file, value, or readable TOML."""
     import tomllib
 
     try:
-        with open(os.path.join(run_dir, "config.toml"), "rb") as f:
-            name = tomllib.load(f)["checkpoint"]["dir"]
-    except (OSError, KeyError, TypeError, ValueError):  # (no config, none set, or not TOML: the default)
-        return DEFAULT_DIRNAME
-    return name if isinstance(name, str) and name else DEFAULT_DIRNAME
+        with open(os.path.join(directory, "config.toml"), "rb") as f:
+            table = tomllib.load(f).get(section)
+    except (OSError, ValueError):  # (tomllib's errors are ValueErrors)
+        return None
+    return table.get(key) if isinstance(table, dict) else None
 
 
 def load_latest_valid(root: str, warn=None) -> tuple[str, dict, dict] | None:
