@@ -497,9 +497,10 @@ class MPICommunicator(Communicator):
         try:
             child = MPICommunicator(sub, timeout=self.timeout, shared_memory=self._shared_memory)
             child._spin_s = min(child._spin_s, self._spin_s)  # (ranks outside the group still share the cores)
-            if self._exit_key is not None and _within_world(sub, MPI):
+            ranks = _world_ranks(sub, MPI) if self._exit_key is not None else [MPI.UNDEFINED]
+            if MPI.UNDEFINED not in ranks:
                 # (the split's number is the same on every rank of the parent: so is the key)
-                child._watch_exits(f"{self._exit_key}/{self._seq}", _world_ranks(sub, MPI))
+                child._watch_exits(f"{self._exit_key}/{self._seq}", ranks)
             return child
         finally:
             sub.Free()

@@ -62,16 +62,16 @@ from .names import (BEST, DEFAULT_DIRNAME, FAULT_ENV, FORMAT, LATEST, MANIFEST, 
 from .read import (CheckpointInfo, checkpoint_root, follow_pointer, is_checkpoint_dir, list_checkpoints,
                    load_latest_valid, model_directory, read_checkpoint, read_manifest, resolve_and_load,
                    verify_checkpoint)
-from .retention import apply_retention, cleanup_temporaries, discard_newer, recover_interrupted_rewrites, remove_spares
+from .retention import (apply_retention, cleanup_temporaries, discard_newer, recover_interrupted_rewrites,
+                        remove_spares)
 from .state import Serializer, decode_state, encode_state, npz_bytes, serialize, to_files
 
 __all__ = [
     "BEST", "DEFAULT_DIRNAME", "FAULT_ENV", "FORMAT", "LATEST", "MANIFEST", "TRAINER_JSON", "VERSION",
     "CheckpointError", "CorruptCheckpointError", "CheckpointInfo", "Serializer",
     "apply_retention", "checkpoint_root", "cleanup_temporaries", "decode_state", "discard_newer", "encode_state",
-    "recover_interrupted_rewrites",
     "follow_pointer",
     "is_checkpoint_dir", "json_clean", "list_checkpoints", "load_latest_valid", "model_directory", "npz_bytes",
-    "read_checkpoint", "read_manifest", "read_pointer", "remove_spares", "resolve_and_load", "serialize",
-    "step_name", "to_files", "verify_checkpoint", "write_checkpoint", "write_pointer", "write_pointers",
+    "read_checkpoint", "read_manifest", "read_pointer", "recover_interrupted_rewrites", "remove_spares",
+    "resolve_and_load", "serialize", "step_name", "to_files", "verify_checkpoint", "write_checkpoint", "write_pointer", "write_pointers",
 ]
