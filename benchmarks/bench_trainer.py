@@ -9,7 +9,12 @@ loader, padding masks, per-step accuracy, epoch metrics) with no callbacks and
 no validation. Blocks of epochs of the two alternate so machine load hits
 both alike; the median per-epoch time of each is reported with the ratio.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_trainer.py [--epochs 40] [--batch 64]
+With ``--dropout P`` both models have dropout: the bare loop draws its masks
+from distnn's default generator (one stream per rank, as PyTorch's DDP), the
+trainer per sample (counter-based masks that are the same on any number of
+ranks), so the overhead includes what world-size invariant masks cost.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_trainer.py [--epochs 40] [--batch 64] [--dropout 0.1]
 """
 from __future__ import annotations
 
@@ -28,9 +33,10 @@ from distnn.optim import Adam
 from distnn.train.trainer import Trainer
 
 
-def make(splits, hidden):
+def make(splits, hidden, dropout=0.0):
     distnn.manual_seed(0)
-    model = build_model("mlp", hidden_sizes=hidden, input_shape=splits.input_shape, num_classes=splits.num_classes)
+    model = build_model("mlp", hidden_sizes=hidden, dropout=dropout, input_shape=splits.input_shape,
+                        num_classes=splits.num_classes)
     return model, Adam(model.parameters(), lr=1e-3)
 
 
@@ -53,13 +59,14 @@ def main():
     ap.add_argument("--block", type=int, default=1, help="epochs per fit() call / timed block")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--hidden", type=int, nargs="+", default=[128, 64])
+    ap.add_argument("--dropout", type=float, default=0.0, help="dropout after each hidden layer (both)")
     args = ap.parse_args()
     splits = load_dataset("digits")
     train_tf, _ = build_transforms(splits)
     x, y = splits.train.x, splits.train.y
 
-    bm, bopt = make(splits, args.hidden)
-    tm, topt = make(splits, args.hidden)
+    bm, bopt = make(splits, args.hidden, args.dropout)
+    tm, topt = make(splits, args.hidden, args.dropout)
     trainer = Trainer(tm, topt, splits.train, None, comm=LocalCommunicator(), batch_size=args.batch, epochs=0,
                       transform=train_tf, seed=0)
     bare_times, trainer_times = [], []
@@ -82,7 +89,8 @@ def main():
     # fastest block of each are steadier than either median alone.
     pair = statistics.median(t / b for t, b in zip(trainer_times, bare_times))
     steps = trainer.steps_per_epoch
-    print(f"digits MLP {[64] + args.hidden + [10]}, batch {args.batch}, {len(x)} samples, {steps} steps/epoch, "
+    print(f"digits MLP {[64] + args.hidden + [10]}, dropout {args.dropout}, batch {args.batch}, {len(x)} samples, "
+          f"{steps} steps/epoch, "
           f"{args.epochs} timed epochs in blocks of {block}")
     print(f"bare step loop : median {bare * 1e3:8.2f} ms/epoch  ({bare / steps * 1e6:7.1f} us/step), "
           f"min {min(bare_times) * 1e3:8.2f} ms")

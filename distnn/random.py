@@ -6,9 +6,15 @@ communicator runs simulated ranks as threads, and each rank needs its own
 stream; ``simulate`` starts each rank's from a copy of the caller's state, as
 each MPI process of the same script would have it. ``get_state``/``set_state``
 make it checkpointable.
+
+:func:`use_generator` lends the default role to another generator for a
+while: the trainer runs each training forward pass under a generator that
+belongs to the batch's samples (see :mod:`distnn.data.batch_random`), so
+dropout masks are the same on any number of ranks.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -17,11 +23,10 @@ _local = threading.local()
 
 
 def default_generator() -> np.random.Generator:
-    """This thread's default generator (seeded with 0 until ``manual_seed``)."""
-    gen = getattr(_local, "gen", None)
-    if gen is None:
-        gen = _local.gen = np.random.default_rng(0)
-    return gen
+    """This thread's default generator (seeded with 0 until ``manual_seed``; inside
+    :func:`use_generator`, the generator lent)."""
+    lent = getattr(_local, "lent", None)
+    return lent if lent is not None else _own_generator()
 
 
 def manual_seed(seed: int) -> np.random.Generator:
@@ -30,13 +35,35 @@ def manual_seed(seed: int) -> np.random.Generator:
     return _local.gen
 
 
+@contextlib.contextmanager
+def use_generator(generator):
+    """Within the block, :func:`default_generator` is ``generator`` on this thread.
+
+    ``manual_seed``, ``get_state`` and ``set_state`` keep acting on the thread's own
+    generator, which continues after the block where it left off.
+    """
+    previous = getattr(_local, "lent", None)
+    _local.lent = generator
+    try:
+        yield generator
+    finally:
+        _local.lent = previous
+
+
+def _own_generator() -> np.random.Generator:
+    gen = getattr(_local, "gen", None)
+    if gen is None:
+        gen = _local.gen = np.random.default_rng(0)
+    return gen
+
+
 def get_state() -> dict:
-    """The default generator's bit-generator state (a plain dict, picklable)."""
-    return default_generator().bit_generator.state
+    """The thread's own default generator's bit-generator state (a plain dict, picklable)."""
+    return _own_generator().bit_generator.state
 
 
 def set_state(state: dict) -> None:
-    default_generator().bit_generator.state = state
+    _own_generator().bit_generator.state = state
 
 
 def module_generator_states(model) -> dict:

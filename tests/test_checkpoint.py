@@ -497,13 +497,13 @@ def _fit(t):
     return t
 
 
-@pytest.mark.parametrize("saved,resumed,augment", [(2, 1, False), (1, 2, False), (4, 2, False), (4, 1, False),
-                                                    (2, 1, True), (1, 3, True)])
-def test_resume_on_a_different_world_size(digits, tmp_path, saved, resumed, augment):
-    # dropout off (each rank draws its own masks): then only the summation order differs from the
-    # uninterrupted run (float64, so that "summation tolerance" is tight); the noise augmentation of a
-    # sample is the same on any number of ranks
-    kw = dict(dropout=0.0, augment=augment, batch_size=40 if resumed != 3 else 60, dtype=np.float64)
+@pytest.mark.parametrize("saved,resumed,augment,dropout", [(2, 1, False, 0.0), (1, 2, False, 0.0), (4, 2, False, 0.0),
+                                                            (4, 1, False, 0.0), (2, 1, True, 0.2), (1, 3, True, 0.2),
+                                                            (4, 2, True, 0.2)])
+def test_resume_on_a_different_world_size(digits, tmp_path, saved, resumed, augment, dropout):
+    # only the summation order differs from the uninterrupted run (float64, so that "summation tolerance"
+    # is tight): the noise augmentation and the dropout masks of a sample are the same on any number of ranks
+    kw = dict(dropout=dropout, augment=augment, batch_size=40 if resumed != 3 else 60, dtype=np.float64)
 
     def world(n, fn):
         return fn(LocalCommunicator()) if n == 1 else simulate(n, fn)[0]

@@ -54,10 +54,12 @@ def assert_same_run(a, b, atol=1e-6):
 
 
 # ------------------------------------------------------------------ equivalences
-def test_two_ranks_half_batch_match_one_rank(digits):
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_two_ranks_half_batch_match_one_rank(digits, dropout):
     # 1257 training samples: the shards are uneven (one padded sample) and the last batch is partial.
-    one = fit(LocalCommunicator(), digits, batch_size=64)[:2]
-    two = simulate(2, lambda c: fit(c, digits, batch_size=64)[:2])
+    # A sample's dropout mask belongs to its place in the global batch, so dropout matches too.
+    one = fit(LocalCommunicator(), digits, batch_size=64, dropout=dropout)[:2]
+    two = simulate(2, lambda c: fit(c, digits, batch_size=64, dropout=dropout)[:2])
     assert_same_run(one, two[0])
     # replicas stay bitwise equal
     for k in two[0][1]:
@@ -101,13 +103,19 @@ def test_two_ranks_with_sync_batchnorm_match_one_rank_despite_padding(digits, ac
     assert_same_run(one, two[0])
 
 
-def test_gradient_accumulation_matches_full_batch(digits):
-    full = fit(LocalCommunicator(), digits, batch_size=64)[:2]
-    accum = fit(LocalCommunicator(), digits, batch_size=64, accumulation_steps=2)[:2]
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_gradient_accumulation_matches_full_batch(digits, dropout):
+    full = fit(LocalCommunicator(), digits, batch_size=64, dropout=dropout)[:2]
+    accum = fit(LocalCommunicator(), digits, batch_size=64, accumulation_steps=2, dropout=dropout)[:2]
     assert_same_run(full, accum)
     # and with 2 ranks, each accumulating 2 micro-batches of 16
-    accum2 = simulate(2, lambda c: fit(c, digits, batch_size=64, accumulation_steps=2)[:2])
+    accum2 = simulate(2, lambda c: fit(c, digits, batch_size=64, accumulation_steps=2, dropout=dropout)[:2])
     assert_same_run(full, accum2[0])
+    # and 3 ranks of 3 micro-batches (63 samples a step; the shards are uneven, the micro-batches short)
+    full3 = fit(LocalCommunicator(), digits, batch_size=63, dropout=dropout, epochs=1)[:2]
+    accum3 = simulate(3, lambda c: fit(c, digits, batch_size=63, accumulation_steps=3, dropout=dropout,
+                                       epochs=1)[:2])
+    assert_same_run(full3, accum3[0])
 
 
 def test_every_sample_counted_once_in_evaluation(digits):
@@ -465,3 +473,25 @@ def test_trainer_state_dict_resumes_bitwise_on_two_ranks():
     states = simulate(2, interrupted, 4)  # step 4 is epoch 0's short last batch (23 = 3 x 6 + 5)
     for a, b in zip(whole, simulate(2, resumed, states)[0]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_transformer_with_dropout_on_two_ranks_matches_one_rank():
+    # dropout after attention weights (N, heads, L, S), in the feed-forward block and on the residuals:
+    # every mask belongs to its sample, so 2 ranks with half the batch each train the 1-rank model
+    from distnn.data import load_dataset as load
+    from distnn.optim import Adam as A
+
+    data = load("seq_majority", length=8, vocab_size=4, n_samples=240)
+
+    def run(comm):
+        distnn.manual_seed(0)
+        model = build_model("transformer", vocab_size=4, d_model=16, nhead=2, num_layers=1, dim_feedforward=32,
+                            dropout=0.3, num_classes=data.num_classes, input_shape=data.input_shape)
+        model.to(np.float64)
+        t = Trainer(model, A(model.parameters(), lr=1e-2), data.train, data.val, comm=comm, batch_size=32,
+                    epochs=2, seed=4)
+        return t.fit(), t.model.state_dict()
+
+    one = run(LocalCommunicator())
+    two = simulate(2, run)
+    assert_same_run(one, two[0], atol=1e-9)

@@ -18,18 +18,115 @@ batch draws the same values.
 The cost: every rank draws for the whole global batch (``W`` times its share);
 the built-in transforms draw a few numbers per sample (shifts, angles), noise
 one per element.
+
+Dropout masks are too many numbers for that (one per activation, every layer,
+every step: ``W`` times the draws would cap the speed-up of more ranks), so
+:meth:`BatchShareGenerator.keep_mask` is counter-based instead: the bit for
+element ``e`` of global position ``p`` in the ``d``-th mask of a batch is a
+SplitMix64 output at counter ``(d, p, e)``, computed for the rank's own rows
+only. Same masks on any number of ranks, at the cost of the rank's share.
 """
 from __future__ import annotations
 
+import functools
+import math
+import sys
+
 import numpy as np
+
+_MASK64 = (1 << 64) - 1
+_GAMMA = 0x9E3779B97F4A7C15  # SplitMix64's increment
+_COUNTER_BITS = 40  # a mask's counters (position * row length + element, in pairs); the draw index above them
+
+
+def _mix64(z):
+    """SplitMix64's output function, in place on a uint64 array (or on a Python int: returned)."""
+    if isinstance(z, int):
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        return z ^ (z >> 31)
+    t = z >> np.uint64(30)
+    z ^= t
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    np.right_shift(z, np.uint64(27), out=t)
+    z ^= t
+    z *= np.uint64(0x94D049BB133111EB)
+    np.right_shift(z, np.uint64(31), out=t)
+    z ^= t
+    return z
+
+
+def _key(words) -> int:
+    """A 64-bit key for a sequence of integers (the seed words), chained through SplitMix64."""
+    k = 0
+    for w in words:
+        w = int(w)
+        if w < 0:
+            raise ValueError(f"seed words must be non-negative, got {w}")
+        while True:  # any size: 64 bits at a time, and a length mark
+            k = _mix64((k + (w & _MASK64) + _GAMMA) & _MASK64)
+            w >>= 64
+            if not w:
+                break
+    return k
 
 
 class BatchShareGenerator:
     """A ``numpy.random.Generator`` look-alike whose per-sample draws are rows ``rows`` of draws made for
-    ``total`` samples (the global batch)."""
+    ``total`` samples (the global batch).
 
-    def __init__(self, generator: np.random.Generator, total: int, rows: np.ndarray):
-        self.generator, self.total, self.rows = generator, int(total), np.asarray(rows)
+    ``seed``: the entropy that names the batch (a list of non-negative ints, as
+    ``numpy.random.default_rng`` takes it). The numpy generator behind the
+    shared draws is made on first use.
+    """
+
+    def __init__(self, seed, total: int, rows: np.ndarray):
+        self.seed, self.total, self.rows = list(seed), int(total), np.asarray(rows, dtype=np.int64)
+        self._generator = None
+        self._masks = 0  # keep_mask draws so far: the next one's index
+        self._key = None  # the seed's 64-bit key, made on first use
+
+    @property
+    def generator(self) -> np.random.Generator:
+        if self._generator is None:
+            self._generator = np.random.default_rng(self.seed)
+        return self._generator
+
+    def keep_mask(self, shape, p: float) -> np.ndarray:
+        """A bool array of ``shape``, each element True with probability ``1 - p`` (a dropout mask).
+
+        Per-sample (``shape[0]`` is the rank's row count): counter-based, the
+        same bits for a sample on any number of ranks, computed for this
+        rank's rows only. Any other shape: drawn from the generator alike on
+        every rank.
+        """
+        shape = tuple(shape)
+        if not shape or shape[0] != len(self.rows):
+            return self.generator.random(shape, dtype=np.float32) >= p
+        threshold = min(round(float(p) * 2.0 ** 32), 1 << 32)  # keep iff 32 random bits >= threshold
+        if threshold >= 1 << 32:
+            return np.zeros(shape, dtype=bool)
+        return self._bits(shape) >= np.uint32(threshold)
+
+    def _bits(self, shape) -> np.ndarray:
+        """32 random bits per element of ``shape`` for this rank's rows: element ``e`` of position ``p`` of
+        this batch's ``d``-th mask is half of SplitMix64's output at counter ``(d, p, e // 2)``."""
+        row = math.prod(shape[1:])
+        pairs = (row + 1) // 2  # one 64-bit output gives two elements
+        if self.total * pairs >= 1 << _COUNTER_BITS:
+            raise ValueError(f"keep_mask: {self.total} samples of {row} elements exceed the counter range")
+        d = self._masks
+        self._masks += 1
+        if self._key is None:
+            self._key = _key(self.seed)
+        # SplitMix64's state after c steps is key + c * gamma: counter c = (d << 40) + p * pairs + j
+        start = ((d << _COUNTER_BITS) * _GAMMA + self._key + _GAMMA) & _MASK64
+        starts = self.rows.astype(np.uint64) * np.uint64((pairs * _GAMMA) & _MASK64) + np.uint64(start)
+        z = _mix64(np.add.outer(starts, _steps(pairs)))
+        bits = z.view(np.uint32)  # (rows, 2 * pairs): low then high half of each output, on any platform
+        if sys.byteorder != "little":
+            bits = bits.reshape(len(self.rows), pairs, 2)[:, :, ::-1].reshape(len(self.rows), 2 * pairs)
+        return (bits if row == 2 * pairs else bits[:, :row]).reshape(shape)
 
     def _shared(self, method, size, *args, **kwargs):
         shape = (size,) if isinstance(size, (int, np.integer)) else size
@@ -58,4 +155,14 @@ class BatchShareGenerator:
         return self._shared("standard_normal", size, dtype=dtype)
 
     def __getattr__(self, name):  # any other method: as the generator draws it (the same on every rank)
+        if name.startswith("_"):  # (not yet set: copying, unpickling)
+            raise AttributeError(name)
         return getattr(self.generator, name)
+
+
+@functools.lru_cache(maxsize=64)
+def _steps(n: int) -> np.ndarray:
+    """``j * gamma`` for j < n: the state offsets of consecutive SplitMix64 counters (read-only)."""
+    steps = np.arange(n, dtype=np.uint64) * np.uint64(_GAMMA)
+    steps.flags.writeable = False
+    return steps

@@ -20,7 +20,8 @@ order): its per-sample draws are the rank's rows of draws for the whole
 global batch, so every sample is augmented alike on any number of ranks (and
 a run resumed on another number continues exactly). With another sampler,
 batch ``b`` on rank ``r`` draws from ``numpy.random.default_rng([seed, r, e, b])``.
-Nothing else is random, so
+:meth:`DataLoader.sample_generator` hands out further such per-sample streams
+(the trainer's dropout masks). Nothing else is random, so
 the loader's whole state is (epoch, next batch index): ``state_dict()`` /
 ``load_state_dict()`` or ``set_epoch(epoch, start_batch=k)`` resume mid-epoch
 and produce exactly the batches the uninterrupted run would have.
@@ -189,14 +190,27 @@ class DataLoader:
 
     def _batch_generator(self, epoch: int, b: int, n: int):
         """The generator batch ``b`` of ``epoch`` (``n`` samples here) is transformed with (see the module)."""
-        world = getattr(self.sampler, "num_replicas", None)
-        if world is None:
+        if getattr(self.sampler, "num_replicas", None) is None:
             return np.random.default_rng([self.seed, self.rank, epoch, b])
+        return self.sample_generator(epoch, b, n)
+
+    def sample_generator(self, epoch: int, b: int, n: int, stream: int = 0, rows=slice(None)):
+        """A :class:`~distnn.data.batch_random.BatchShareGenerator` for per-sample draws of batch ``b`` of
+        ``epoch`` (``n`` samples on this rank), restricted to the batch's rows ``rows`` (a micro-batch).
+
+        Its draws belong to the samples' positions in the global batch, not to the rank: the same on any
+        number of ranks. ``stream`` 0 is the transform's; other streams are independent of it (the
+        trainer draws dropout masks from stream 1). Every call starts the stream afresh, so two
+        micro-batches of one batch draw the same global values and each takes its own rows of them.
+        """
         # ranks take the global order's positions round-robin: this batch holds positions rank, rank + W, ...
         # of a global batch of batch_size * W positions starting at `first`
+        world = int(getattr(self.sampler, "num_replicas", None) or 1)
+        rank = int(getattr(self.sampler, "rank", self.rank)) if world > 1 else 0
         first = int(getattr(self.sampler, "start", 0)) + b * self.batch_size * world
-        return BatchShareGenerator(np.random.default_rng([self.seed, epoch, first]), self.batch_size * world,
-                                   np.arange(int(getattr(self.sampler, "rank", self.rank)), n * world, world))
+        seed = [self.seed, epoch, first] + ([stream] if stream else [])
+        return BatchShareGenerator(seed, self.batch_size * world,
+                                   np.arange(rank, n * world, world)[rows])
 
     def __iter__(self):
         """One epoch's batches, as PyTorch's loader: with its own sampler (``shuffle``) each new pass is

@@ -255,11 +255,24 @@ def dropout(x, p=0.5, training=True, inplace=False, *, generator=None):
     if p == 1.0:
         mask = xp.zeros(data.shape, dtype=data.dtype)
     else:
-        keep = rng.random(data.shape, dtype=_float_kind(data.dtype)) >= p
+        keep = keep_mask(rng, data.shape, p, _float_kind(data.dtype))
         mask = keep.astype(data.dtype) * data.dtype.type(1.0 / (1.0 - p))
         if xp.__name__ != "numpy":
             mask = xp.asarray(mask)
     return _in_place(x, Dropout.apply(x, mask), inplace)
+
+
+def keep_mask(rng, shape, p, dtype=None):
+    """Dropout's bool mask (True: keep, with probability ``1 - p``) drawn from ``rng``.
+
+    A generator with its own ``keep_mask`` (the trainer's per-sample one, see
+    :mod:`distnn.data.batch_random`) makes it; a numpy generator draws uniforms.
+    """
+    import numpy as np
+
+    if hasattr(rng, "keep_mask"):
+        return rng.keep_mask(shape, p)
+    return rng.random(shape, dtype=dtype or np.float32) >= p
 
 
 def _float_kind(dtype):

@@ -162,7 +162,7 @@ class MultiheadAttention(Module):
         dropmask = None
         if self.training and self.dropout > 0:
             gen = self.generator if self.generator is not None else drandom.default_generator()
-            keep = gen.random((N, self.num_heads, L, S_), dtype=np.float32) >= self.dropout
+            keep = A.keep_mask(gen, (N, self.num_heads, L, S_), self.dropout)
             dropmask = xp.asarray(keep.astype(query.dtype) * query.dtype.type(1.0 / (1.0 - self.dropout)))
 
         W, b = self.in_proj_weight, self.in_proj_bias

@@ -153,8 +153,10 @@ class Trainer:
         self.state = TrainState()
         self.history: list[dict] = []
         self.start_epoch = 0
-        # Dropout draws from distnn.random's per-thread generator: one stream per rank.
+        # The training forward pass draws (dropout) from its samples' generator (_sample_draws); anything
+        # else that draws from distnn.random's per-thread generator gets one stream per rank.
         dn_random.manual_seed(np.random.SeedSequence([self.seed, self.rank, 17]))
+        self._batch_drawn = None  # (epoch, batch, rows) of the batch train_epoch is training
         # DataParallel talks to the other ranks when built (replica check, weight broadcast), so it is made
         # at the start of fit(): constructing a Trainer is communication-free, and a setup error on one rank
         # cannot leave the others stuck in a mismatched collective.
@@ -290,7 +292,11 @@ class Trainer:
             step = self.state.batch_in_epoch
             if self.max_steps is not None and self.state.global_step >= self.max_steps:
                 break  # the same step count on every rank: no collective needed
-            loss, n = self.train_step(xb, yb, valid)
+            self._batch_drawn = (self.state.epoch, self.loader.batch_index - 1, len(yb))
+            try:
+                loss, n = self.train_step(xb, yb, valid)
+            finally:
+                self._batch_drawn = None
             self.state.batch_in_epoch = step + 1
             self.state.global_step += 1
             now = time.perf_counter()  # the time so far is in the sums a mid-epoch checkpoint saves
@@ -329,7 +335,7 @@ class Trainer:
         self.optimizer.zero_grad()
         if self.accumulation_steps == 1 and n_valid:
             # the common case: the mean over counted targets (= sum / n_valid) straight from the loss
-            with self._padding_excluded(valid, all_valid):
+            with self._padding_excluded(valid, all_valid), self._sample_draws(slice(None)):
                 out = self._forward(x)
             loss = self._loss(out, y, "mean")
             loss_sum = self._before_exchange(float(loss.data) * n_valid)
@@ -365,6 +371,14 @@ class Trainer:
         """SyncBatchNorm leaves padded rows out of its statistics (they are already out of the loss)."""
         return contextlib.nullcontext() if all_valid else valid_rows(valid)
 
+    def _sample_draws(self, rows):
+        """The forward pass of rows ``rows`` of the loader's batch draws (dropout masks) from the generator of
+        those samples' global positions: the same masks on any number of ranks and micro-batches."""
+        if self._batch_drawn is None:  # train_step called outside train_epoch: the rank's own stream
+            return contextlib.nullcontext()
+        epoch, b, n = self._batch_drawn
+        return dn_random.use_generator(self.loader.sample_generator(epoch, b, n, stream=1, rows=rows))
+
     def _accumulate(self, x, y, valid, n_valid, all_valid):
         """Micro-batches of one step: local gradients under no_sync, synchronized on the last."""
         m, A = self.micro_batch, self.accumulation_steps
@@ -377,7 +391,8 @@ class Trainer:
                     if last:
                         loss_sum = self._before_exchange(loss_sum)
                     continue
-                with self._padding_excluded(valid[i * m:(i + 1) * m], all_valid):
+                with self._padding_excluded(valid[i * m:(i + 1) * m], all_valid), \
+                        self._sample_draws(slice(i * m, (i + 1) * m)):
                     out = self._forward(xb)
                 loss = self._loss(out, yb, "sum")
                 loss_sum += float(loss.data)

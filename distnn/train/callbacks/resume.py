@@ -5,11 +5,14 @@ one whose checksums verify) and broadcast, and :func:`restore_trainer` puts
 every piece back, so a resumed run continues bitwise like the uninterrupted
 one. A checkpoint may be resumed on a different number of ranks: training
 continues at the same global sample position with the same global batch
-(the trainer's k-th step is the same global batch on any number of ranks);
-rank ``r`` restores rank ``r``'s random stream where one was saved, and new
-ranks start fresh streams from (seed, rank, step). Dropout masks and
-augmentation then differ from the uninterrupted run (they do between
-different world sizes anyway); everything else agrees to summation order.
+(the trainer's k-th step is the same global batch on any number of ranks).
+Augmentation and the dropout masks of the training forward pass are drawn
+per sample (their generators belong to the global batch, not to a rank), so
+they continue exactly and the run agrees with the uninterrupted one to
+summation order. What still draws per rank (layers given their own
+generator, user code drawing from ``distnn.random``) cannot continue exactly:
+rank ``r`` restores rank ``r``'s streams where they were saved, new ranks
+start fresh ones from (seed, rank, step), and a warning says so.
 """
 from __future__ import annotations
 
@@ -61,11 +64,14 @@ def restore_trainer(trainer, state: dict, manifest: dict, log=None) -> None:
             total["time"] = sum(s["time"] for s in sums) / len(sums)
         trainer.state.epoch_sums = total
         if trainer.is_main:
-            fresh = (f"ranks >= {saved_world} start fresh random streams" if world > saved_world
-                     else f"the random streams of ranks >= {world} are not continued")
-            log.warning("resuming a %d-rank checkpoint on %d rank(s): same global batch (%d) and sample position; "
-                        "%s (dropout/augmentation differ from the uninterrupted run)", saved_world, world,
-                        trainer.batch_size, fresh)
+            log.info("resuming a %d-rank checkpoint on %d rank(s): same global batch (%d) and sample position",
+                     saved_world, world, trainer.batch_size)
+            own = sorted(dn_random.module_generator_states(trainer.model))
+            if own:
+                fresh = (f"ranks >= {saved_world} start fresh streams" if world > saved_world
+                         else f"the streams of ranks >= {world} are not continued")
+                log.warning("layers with their own random generator (%s) draw per rank: %s, so their draws "
+                            "differ from the uninterrupted run", ", ".join(own), fresh)
     if manifest.get("epoch_end") and manifest.get("stop_agreed"):
         trainer.state.stopped_early = True  # the agreed stop of that epoch end, not yet acted upon when saved
 
