@@ -41,7 +41,8 @@ checkpoint is written, and the exit status is 75; run the same command with
 --resume auto to continue.
 
 exit status: 0 finished, 2 error (one line on stderr), 75 preempted after
-writing a checkpoint, 130 interrupted (Ctrl-C).
+writing a checkpoint, 74 preempted but the checkpoint could not be written (the
+steps since the newest valid one are lost), 130 interrupted (Ctrl-C).
 """
 
 _EVAL_EPILOG = """\

@@ -454,6 +454,28 @@ def test_preemption_request_stops_saves_and_resumes_exactly(digits, tmp_path):
     assert_bitwise(full, final_state(t2))
 
 
+@pytest.mark.parametrize("on_error", ["stop", "continue"])
+def test_preemption_whose_checkpoint_fails_exits_74_and_keeps_the_previous_one(digits, tmp_path, monkeypatch,
+                                                                               on_error):
+    # a full disk at the preemption checkpoint: status 74, not 75 (a job script that requeues on 75 would
+    # requeue into the same failure, with no progress); the previous checkpoint stays the latest
+    class Signal(Callback):
+        def on_batch_end(self, trainer, logs):
+            if trainer.state.global_step == 11:
+                preemption.request()
+
+    monkeypatch.setenv(ck.FAULT_ENV, "enospc:model.npz@12")
+    t = make_trainer(LocalCommunicator(), digits, callbacks=[Signal()])
+    attach(t, str(tmp_path), {"dir": str(tmp_path), "every_epochs": 1, "keep_best": False, "on_error": on_error})
+    with pytest.raises(preemption.Preempted) as info:
+        t.fit()
+    e = info.value
+    assert e.step == 12 and e.checkpoint is None and "No space left on device" in e.error
+    assert e.exit_code == preemption.EXIT_PREEMPTED_UNSAVED == 74 and "NO checkpoint written" in str(e)
+    assert ck.read_pointer(str(tmp_path)) == "step-00000008"
+    assert [c.step for c in ck.list_checkpoints(str(tmp_path))] == [8]
+
+
 @pytest.mark.parametrize("world", [1, 2])
 def test_a_signal_a_simulated_rank_sends_stops_the_run_at_the_step_an_mpi_rank_would(digits, tmp_path, monkeypatch,
                                                                                       world):

@@ -225,6 +225,19 @@ def test_cli_sigterm_exit_75_then_resume_auto_is_bitwise_equal(tmp_path):
             np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+def test_cli_preemption_whose_checkpoint_fails_exits_74(tmp_path):
+    # every model.npz write fails (a full disk), training goes on (on_error = continue) until a SIGTERM
+    # reaches rank 1 at step 5: no checkpoint can be written, so the status is 74, not the requeue's 75
+    out = tmp_path / "run"
+    cmd = [MPIEXEC, "-n", "2", sys.executable, "-m", "distnn", "train", "--out", str(out), "--quiet",
+           "--set", "train.epochs=3", "--set", "run.plots=false", "--set", "checkpoint.on_error=continue"]
+    p = subprocess.run(cmd, env=_env({"DISTNN_CKPT_FAULT": "enospc:model.npz", "DISTNN_FAULT_SIGNAL_AT": "1:5"}),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 74, p.stderr
+    assert "NO checkpoint written" in p.stderr and "No space left on device" in p.stderr
+    assert not ck.list_checkpoints(str(out / "checkpoints"))
+
+
 def test_simulated_ranks_take_sigterm_like_mpi_ranks(tmp_path):
     # --simulate-ranks 2: the ranks are threads, and signal handlers only run in the main thread. A SIGTERM
     # used to kill the process with no checkpoint (exit -15); now it preempts the ranks as under mpiexec.

@@ -13,7 +13,7 @@ from distnn.cli import main
 from distnn.train.callbacks import CSV_COLUMNS, read_metrics_csv
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# A fast digits_mlp: 3 epochs; no dropout (drawn per rank) and no augmentation.
+# A fast digits_mlp: 3 epochs; no dropout and no augmentation (reused with other datasets).
 FAST = ["--set", "train.epochs=3", "--set", "model.dropout=0.0", "--set", "data.augment.shift=0"]
 
 
@@ -161,6 +161,7 @@ def test_run_directory_contents(trained):
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
         s = json.load(open(os.path.join(d, "summary.json")))
         assert s["world_size"] == world and s["epochs_run"] == 3 and s["stopped_early"] is False
+        assert s["skipped_steps"] == 0
         assert 0.8 < s["test_accuracy"] <= 1 and s["test_loss"] > 0 and s["test_samples"] == 360
         assert s["global_batch_size"] == cfg["data"]["batch_size"] and 1 <= s["best_epoch"] <= 3
         for key in ("samples_per_sec", "wall_time"):
@@ -169,12 +170,36 @@ def test_run_directory_contents(trained):
         assert meta["num_classes"] == 10 and meta["standardizer"] is not None
 
 
+def test_summary_counts_skipped_non_finite_steps(tmp_path, monkeypatch):
+    monkeypatch.setenv("DISTNN_FAULT_NONFINITE_AT", "0:4,0:9")  # a NaN in the gradient at steps 4 and 9
+    out = str(tmp_path / "run")
+    assert main(["train", "--config", "digits_mlp", "--set", "train.epochs=1", "--set", "train.nonfinite=skip",
+                 "--out", out, "--quiet"]) == 0
+    s = json.load(open(os.path.join(out, "summary.json")))
+    assert s["skipped_steps"] == 2 and s["global_steps"] == 20
+
+
 def test_simulated_ranks_match_one_process_up_to_rounding(trained):
     # same global batch: 1 rank with B and 2 simulated ranks with B/2 each give the same run
     a = json.load(open(os.path.join(trained["one"], "summary.json")))
     b = json.load(open(os.path.join(trained["sim2"], "summary.json")))
     assert a["test_accuracy"] == pytest.approx(b["test_accuracy"], abs=1e-9)
     assert a["test_loss"] == pytest.approx(b["test_loss"], abs=2e-5)
+
+
+def test_default_config_with_dropout_and_augmentation_on_two_simulated_ranks_matches_one_process(tmp_path):
+    # digits_mlp as shipped: dropout and shift augmentation, both drawn per sample (not per rank)
+    summaries = []
+    for name, extra in (("one", []), ("sim2", ["--simulate-ranks", "2"])):
+        out = str(tmp_path / name)
+        assert main(["train", "--config", "digits_mlp", "--set", "train.epochs=2", "--out", out, "--quiet",
+                     "--set", "run.plots=false", *extra]) == 0
+        summaries.append(json.load(open(os.path.join(out, "summary.json"))))
+    a, b = summaries
+    assert a["world_size"] == 1 and b["world_size"] == 2
+    assert a["test_accuracy"] == pytest.approx(b["test_accuracy"], abs=1e-9)
+    assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-4)
+    assert a["final_train_loss"] == pytest.approx(b["final_train_loss"], rel=1e-4)
 
 
 def test_evaluate_and_predict(trained, tmp_path, capsys):

@@ -577,3 +577,30 @@ def test_a_signal_at_start_up_preempts_an_ensemble(tmp_path):
     assert p.returncode == 75, p.stderr[-3000:]
     assert "preempted by SIGTERM during start-up" in p.stderr, p.stderr[-3000:]
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("saved", [True, False])
+def test_a_group_preempted_without_its_checkpoint_ends_every_rank_with_74(saved):
+    # two groups of one rank; group 0 is preempted, group 1 finished: every rank raises the same
+    # preemption, with 75 when group 0's checkpoint was written and 74 when it was not
+    from distnn.train import preemption
+    from distnn.train.ensemble_run import EnsemblePreempted, _agree_on_group_endings
+
+    plan = E.plan_groups(2, 2)
+
+    def rank(comm):
+        gcomm = E.group_communicator(comm, plan)
+        ending = None
+        if comm.rank == 0:
+            ending = preemption.Preempted(12, 15, "ck/step-00000012" if saved else None,
+                                          None if saved else "[Errno 28] No space left on device")
+        try:
+            _agree_on_group_endings(comm, gcomm, plan, ending, 30.0)
+        except EnsemblePreempted as e:
+            return e.exit_code, str(e)
+
+    results = simulate(2, rank)
+    assert results[0] == results[1]
+    code, message = results[0]
+    assert code == (75 if saved else 74)
+    assert "ensemble group 0" in message and ("written" if saved else "NO checkpoint written") in message

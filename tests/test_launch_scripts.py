@@ -249,6 +249,13 @@ def test_sbatch_requeues_when_preempted(fake):
     assert launched(p, "scontrol")["argv"] == ["requeue", "7"]
 
 
+def test_sbatch_does_not_requeue_a_preemption_whose_checkpoint_failed(fake):
+    p = sbatch(fake, FAKE_RC="74")
+    assert p.returncode == 74
+    assert not [c for c in p.calls if c["prog"] == "scontrol"]
+    assert "not requeued" in p.stderr
+
+
 def test_sbatch_examples_set_the_number_of_tasks():
     """The script sets --ntasks=2, which wins over --ntasks-per-node: an example must give -n."""
     with open(os.path.join(REPO, "slurm", "train.sbatch")) as f:

@@ -225,11 +225,13 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, wor
 
 
 class EnsemblePreempted(Preempted):
-    """A group of an ensemble run was preempted: every rank of every group exits with its status."""
+    """A group of an ensemble run was preempted: every rank of every group exits with its status
+    (74 when a group's checkpoint could not be written, else 75)."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, exit_code: int = Preempted.exit_code):
         Exception.__init__(self, message)
         self.step, self.signum, self.checkpoint, self.error = None, None, None, None
+        self.exit_code = exit_code
 
 
 def _agree_on_group_endings(comm, gcomm, plan, ending, world_timeout) -> None:
@@ -240,7 +242,7 @@ def _agree_on_group_endings(comm, gcomm, plan, ending, world_timeout) -> None:
     collectives' deadlines, and a rank that dies ends the job through the launcher. An error agreed
     in one group becomes one error of the whole job (printed once, status 2); a preemption stops
     every rank with status 75 (its group's checkpoints written; members finished are kept, and
-    ``--resume auto`` does not train them again).
+    ``--resume auto`` does not train them again), or 74 when a group could not write its checkpoint.
     """
     if plan.groups == 1:  # the group is the world: its ending is already every rank's
         if ending is not None:
@@ -250,7 +252,7 @@ def _agree_on_group_endings(comm, gcomm, plan, ending, world_timeout) -> None:
     if ending is not None and gcomm.rank == 0:
         g = plan.group_of(comm.rank)
         ranks = f"{g * plan.group_size}-{(g + 1) * plan.group_size - 1}" if plan.group_size > 1 else f"{comm.rank}"
-        kind = "preempted" if isinstance(ending, Preempted) else "error"
+        kind = ending.exit_code if isinstance(ending, Preempted) else "error"
         mine = (kind, f"ensemble group {g} (world rank(s) {ranks}, member(s) "
                       f"{', '.join(map(str, plan.members_of(g)))}): {' '.join(str(ending).split())}")
     comm.timeout = None
@@ -265,7 +267,8 @@ def _agree_on_group_endings(comm, gcomm, plan, ending, world_timeout) -> None:
         from .job import JobError
 
         raise JobError(errors[0], report=comm.rank == 0)
-    raise EnsemblePreempted("; ".join(msg for _, msg in endings))
+    # a group that could not save its checkpoint (74) decides: requeueing would not bring its work back
+    raise EnsemblePreempted("; ".join(msg for _, msg in endings), min(kind for kind, _ in endings))
 
 
 def ensemble_summary(path, config_name, plan, settings, members, ev, wall) -> dict:
@@ -276,7 +279,8 @@ def ensemble_summary(path, config_name, plan, settings, members, ev, wall) -> di
         s, h = members[m]["summary"] or {}, members[m]["history"]
         row = {"member": m, "run_dir": os.path.join(MEMBERS_DIR, f"member-{m}"),
                "seed": members[m].get("seed"), "epochs": s.get("epochs"), "epochs_run": s.get("epochs_run", len(h)),
-               "best_epoch": s.get("best_epoch"), "stopped_early": s.get("stopped_early"), "wall_time": s.get("wall_time")}
+               "best_epoch": s.get("best_epoch"), "stopped_early": s.get("stopped_early"),
+               "skipped_steps": s.get("skipped_steps"), "wall_time": s.get("wall_time")}
         for split in ("val", "test"):
             if split in ev:
                 row[f"{split}_accuracy"] = ev[split]["member_accuracy"][m]

@@ -507,6 +507,7 @@ def _train(job, path):
         "epochs_run": len(history), "epochs": trainer.epochs, "stopped_early": trainer.state.stopped_early,
         "world_size": comm.size, "global_batch_size": trainer.batch_size, "per_rank_batch_size": trainer.local_batch,
         "accumulation_steps": trainer.accumulation_steps, "global_steps": trainer.state.global_step,
+        "skipped_steps": trainer.state.skipped_steps,  # non-finite steps skipped (train.nonfinite = "skip")
         "samples_per_sec": float(np.mean([h["samples_per_sec"] for h in history])) if history else None,
         "wall_time": wall,
         "final_train_loss": history[-1]["train_loss"] if history else None,

@@ -8,7 +8,11 @@ ranks learn together whether ANY rank was signalled (``mpiexec`` forwards
 SIGTERM/SIGUSR1 to every rank, a scheduler may signal only some) and stop at
 the same step: the checkpoint callback writes a checkpoint and raises
 :class:`Preempted`; ``distnn train`` then exits with :data:`EXIT_PREEMPTED`
-(75, ``EX_TEMPFAIL``: "try again"), and ``--resume auto`` continues. A second
+(75, ``EX_TEMPFAIL``: "try again"), and ``--resume auto`` continues. When
+that checkpoint could not be written (a full disk), the status is
+:data:`EXIT_PREEMPTED_UNSAVED` (74, ``EX_IOERR``) instead: the work since the
+previous checkpoint is lost, and a job script that requeues on 75 must not
+requeue into the same failure with no progress. A second
 signal during the save only sets the flag again; the atomic write protocol
 (:mod:`distnn.train.checkpoint`) keeps the checkpoint directory consistent
 whatever happens.
@@ -51,6 +55,8 @@ from .callbacks.base import Callback
 
 #: exit status of a run that stopped for preemption after writing its checkpoint (sysexits EX_TEMPFAIL)
 EXIT_PREEMPTED = 75
+#: exit status of a run that stopped for preemption but could not write its checkpoint (sysexits EX_IOERR)
+EXIT_PREEMPTED_UNSAVED = 74
 DEFAULT_SIGNALS = ("SIGTERM", "SIGUSR1")
 NONFINITE_POLICIES = ("error", "skip", "off")
 
@@ -72,6 +78,7 @@ class Preempted(Exception):
             msg = f"preempted by {name}: stopped after step {step}; checkpoint {checkpoint} written"
         else:
             msg = f"preempted by {name}: stopped after step {step}; NO checkpoint written ({error or 'disabled'})"
+            self.exit_code = EXIT_PREEMPTED_UNSAVED
         super().__init__(msg)
 
 

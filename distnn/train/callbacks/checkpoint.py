@@ -77,6 +77,7 @@ class ModelCheckpoint(Callback):
         self.keep_last = int(keep_last)
         self.save_best, self.monitor, self.mode = bool(save_best), monitor, monitor_mode(monitor, mode)
         self.on_error, self.async_save, self.fsync = on_error, bool(async_save), bool(fsync)
+        self.last_error = None  # the message of the newest failed write
         self.extra_files = dict(extra_files or {})
         self.log = log or get_logger("checkpoint")
         self.best: float | None = None
@@ -292,6 +293,7 @@ class ModelCheckpoint(Callback):
                 self._log_saved(result)
             return result["path"]
         self.failures += 1
+        self.last_error = result["error"]
         self.best, self.best_name = self._best_before
         if self.on_error == "stop":
             _finish_guard(trainer)
@@ -303,20 +305,23 @@ class ModelCheckpoint(Callback):
 
     def _preempt(self, trainer, signum):
         _finish_guard(trainer)  # no collective left in flight when every rank leaves
-        error = None
+        error = self.last_error = None
         try:
             path = self.save(trainer, "preempt", wait=True)
         except ck.CheckpointError as e:
             path, error = None, str(e)
         if path is None and error is None:
-            error = "the checkpoint could not be written (see the warning above)"
+            error = self.last_error or "the checkpoint could not be written (see the warning above)"
         ck.remove_spares(self._spares)  # the job ends here: leave no hidden spare behind
         exc = preemption.Preempted(trainer.state.global_step, signum, path, error)
         handler = getattr(trainer, "_preemption_handler", None)
         if handler is not None:
             preemption.ignore_further_signals(handler.signals)
-        if trainer.is_main:
+        if trainer.is_main and path is not None:
             self.log.warning("%s; exiting with status %d (resume with --resume auto)", exc, exc.exit_code)
+        elif trainer.is_main:
+            self.log.error("%s; exiting with status %d: the steps since the newest valid checkpoint are lost "
+                           "(fix the checkpoint directory, then resume with --resume auto)", exc, exc.exit_code)
         raise exc
 
     # ------------------------------------------------------------------ state
