@@ -85,6 +85,7 @@ class BatchShareGenerator:
         self._generator = None
         self._masks = 0  # keep_mask draws so far: the next one's index
         self._key = None  # the seed's 64-bit key, made on first use
+        self._rows_generator = None  # keep masks that are not per sample (made on first use)
 
     @property
     def generator(self) -> np.random.Generator:
@@ -97,12 +98,17 @@ class BatchShareGenerator:
 
         Per-sample (``shape[0]`` is the rank's row count): counter-based, the
         same bits for a sample on any number of ranks, computed for this
-        rank's rows only. Any other shape: drawn from the generator alike on
-        every rank.
+        rank's rows only. Any other shape (a time-major ``(T, N, H)``, say)
+        cannot be told apart by sample: drawn from a stream of these rows, so
+        ranks (and micro-batches) still get different masks, but a resume on
+        another number of ranks draws others.
         """
         shape = tuple(shape)
         if not shape or shape[0] != len(self.rows):
-            return self.generator.random(shape, dtype=np.float32) >= p
+            if self._rows_generator is None:
+                first = int(self.rows[0]) if len(self.rows) else self.total
+                self._rows_generator = np.random.default_rng(self.seed + [1 << 32, first])
+            return self._rows_generator.random(shape, dtype=np.float32) >= p
         threshold = min(round(float(p) * 2.0 ** 32), 1 << 32)  # keep iff 32 random bits >= threshold
         if threshold >= 1 << 32:
             return np.zeros(shape, dtype=bool)
