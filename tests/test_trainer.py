@@ -495,3 +495,26 @@ def test_transformer_with_dropout_on_two_ranks_matches_one_rank():
     one = run(LocalCommunicator())
     two = simulate(2, run)
     assert_same_run(one, two[0], atol=1e-9)
+
+
+def test_stacked_lstm_with_dropout_on_two_ranks_matches_one_rank():
+    # a batch_first LSTM runs time-major inside: its inter-layer dropout mask is (T, N, H), samples on
+    # axis 1. Those masks belong to their samples too, so 2 ranks with half the batch train the 1-rank model.
+    from distnn.data import load_dataset as load
+
+    data = load("seq_majority", length=8, vocab_size=4, n_samples=240)
+
+    def run(comm):
+        distnn.manual_seed(0)
+        model = build_model("lstm", vocab_size=4, hidden_size=16, num_layers=2, dropout=0.3,
+                            num_classes=data.num_classes, input_shape=data.input_shape)
+        model.to(np.float64)
+        # 168 samples, 7 batches of 24: no batch (24 on 1 rank, 12 on 2) as long as the sequences (8), which
+        # would make a (T, N, H) mask look batch-major
+        t = Trainer(model, Adam(model.parameters(), lr=1e-2), data.train, data.val, comm=comm, batch_size=24,
+                    epochs=2, seed=4)
+        return t.fit(), t.model.state_dict()
+
+    one = run(LocalCommunicator())
+    two = simulate(2, run)
+    assert_same_run(one, two[0], atol=1e-9)

@@ -24,7 +24,9 @@ every step: ``W`` times the draws would cap the speed-up of more ranks), so
 :meth:`BatchShareGenerator.keep_mask` is counter-based instead: the bit for
 element ``e`` of global position ``p`` in the ``d``-th mask of a batch is a
 SplitMix64 output at counter ``(d, p, e)``, computed for the rank's own rows
-only. Same masks on any number of ranks, at the cost of the rank's share.
+only. Same masks on any number of ranks, at the cost of the rank's share. A
+time-major mask ``(T, N, ...)`` (the RNN's inter-layer dropout) has its samples
+on the second axis; it is made as ``(N, T, ...)`` and transposed.
 """
 from __future__ import annotations
 
@@ -98,13 +100,17 @@ class BatchShareGenerator:
 
         Per-sample (``shape[0]`` is the rank's row count): counter-based, the
         same bits for a sample on any number of ranks, computed for this
-        rank's rows only. Any other shape (a time-major ``(T, N, H)``, say)
-        cannot be told apart by sample: drawn from a stream of these rows, so
-        ranks (and micro-batches) still get different masks, but a resume on
-        another number of ranks draws others.
+        rank's rows only. Time-major (``shape[1]`` is the row count: an RNN's
+        ``(T, N, H)``, also behind ``batch_first=True``): the same, with the
+        sample axis second. Any other shape cannot be told apart by sample:
+        drawn from a stream of these rows, so ranks (and micro-batches) still
+        get different masks, but a resume on another number of ranks draws others.
         """
         shape = tuple(shape)
-        if not shape or shape[0] != len(self.rows):
+        n = len(self.rows)
+        if len(shape) >= 2 and shape[0] != n and shape[1] == n:
+            return np.moveaxis(self.keep_mask((n, shape[0]) + shape[2:], p), 0, 1)
+        if not shape or shape[0] != n:
             if self._rows_generator is None:
                 first = int(self.rows[0]) if len(self.rows) else self.total
                 self._rows_generator = np.random.default_rng(self.seed + [1 << 32, first])
