@@ -69,10 +69,14 @@ def test_keep_masks_have_the_asked_probability_and_no_visible_correlation():
 def test_keep_mask_edges():
     g = BatchShareGenerator([3], 10, np.arange(2, 10, 4))
     assert g.keep_mask((2, 5), 0.0).all() and not g.keep_mask((2, 5), 1.0).any()
-    # not per-sample (time-major (T, N, H): the first dimension is not the rank's rows): still a different
-    # mask on each rank, not one mask repeated on every rank's samples
-    a = BatchShareGenerator([3], 10, np.arange(0, 10, 2)).keep_mask((3, 5, 40), 0.5)
-    b = BatchShareGenerator([3], 10, np.arange(1, 10, 2)).keep_mask((3, 5, 40), 0.5)
-    assert a.shape == b.shape == (3, 5, 40) and 0.4 < a.mean() < 0.6 and (a != b).mean() > 0.3
-    again = BatchShareGenerator([3], 10, np.arange(0, 10, 2)).keep_mask((3, 5, 40), 0.5)
+    # time-major (T, N, H), an RNN's inter-layer mask: per sample along the second axis
+    whole = BatchShareGenerator([3], 10, np.arange(10)).keep_mask((3, 10, 40), 0.5)
+    part = BatchShareGenerator([3], 10, np.arange(1, 10, 2)).keep_mask((3, 5, 40), 0.5)
+    np.testing.assert_array_equal(part, whole[:, 1::2])
+    # the batch on neither of the first two axes: not per-sample, but still a different mask on each rank,
+    # not one mask repeated on every rank's samples
+    a = BatchShareGenerator([3], 10, np.arange(0, 10, 2)).keep_mask((3, 4, 40), 0.5)
+    b = BatchShareGenerator([3], 10, np.arange(1, 10, 2)).keep_mask((3, 4, 40), 0.5)
+    assert a.shape == b.shape == (3, 4, 40) and 0.4 < a.mean() < 0.6 and (a != b).mean() > 0.3
+    again = BatchShareGenerator([3], 10, np.arange(0, 10, 2)).keep_mask((3, 4, 40), 0.5)
     np.testing.assert_array_equal(a, again)  # reproducible (an exact resume on the same ranks)

@@ -65,7 +65,7 @@ def _key(words) -> int:
         w = int(w)
         if w < 0:
             raise ValueError(f"seed words must be non-negative, got {w}")
-        while True:  # any size: 64 bits at a time, and a length mark
+        while True:  # any size: 64 bits at a time (no length mark: seed words here are small)
             k = _mix64((k + (w & _MASK64) + _GAMMA) & _MASK64)
             w >>= 64
             if not w:
@@ -109,7 +109,7 @@ class BatchShareGenerator:
         shape = tuple(shape)
         n = len(self.rows)
         if len(shape) >= 2 and shape[0] != n and shape[1] == n:
-            return np.moveaxis(self.keep_mask((n, shape[0]) + shape[2:], p), 0, 1)
+            return np.ascontiguousarray(np.moveaxis(self.keep_mask((n, shape[0]) + shape[2:], p), 0, 1))
         if not shape or shape[0] != n:
             if self._rows_generator is None:
                 first = int(self.rows[0]) if len(self.rows) else self.total
