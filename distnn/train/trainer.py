@@ -8,7 +8,9 @@ Every rank runs the same :class:`Trainer` on its own shard of the data:
   ``r``. Its ``k``-th local batch is positions ``k*b .. k*b+b`` of its shard,
   with ``b = batch_size / world``; the union over ranks of their ``k``-th
   batches is exactly the ``k``-th global batch of a 1-rank run. That is what
-  makes 1 rank with batch B match 2 ranks with B/2 each.
+  makes 1 rank with batch B match 2 ranks with B/2 each, dropout and
+  augmentation included: their random draws belong to a sample's place in
+  the global batch, not to a rank (:mod:`distnn.data.batch_random`).
 * When the data does not split evenly, shards are padded with repeated
   samples; the padded ones are masked out of the loss and out of every metric
   (targets set to ``ignore_index``), never counted twice.
