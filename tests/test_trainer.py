@@ -475,46 +475,34 @@ def test_trainer_state_dict_resumes_bitwise_on_two_ranks():
         np.testing.assert_array_equal(a, b)
 
 
-def test_transformer_with_dropout_on_two_ranks_matches_one_rank():
-    # dropout after attention weights (N, heads, L, S), in the feed-forward block and on the residuals:
-    # every mask belongs to its sample, so 2 ranks with half the batch each train the 1-rank model
-    from distnn.data import load_dataset as load
-    from distnn.optim import Adam as A
-
-    data = load("seq_majority", length=8, vocab_size=4, n_samples=240)
+def _sequence_model_on_two_ranks_matches_one_rank(model_kwargs, batch_size):
+    """Train a dropout sequence model (float64) on seq_majority on 1 rank and on 2 simulated ranks."""
+    data = load_dataset("seq_majority", length=8, vocab_size=4, n_samples=240)
 
     def run(comm):
         distnn.manual_seed(0)
-        model = build_model("transformer", vocab_size=4, d_model=16, nhead=2, num_layers=1, dim_feedforward=32,
-                            dropout=0.3, num_classes=data.num_classes, input_shape=data.input_shape)
+        model = build_model(num_classes=data.num_classes, input_shape=data.input_shape, vocab_size=4, dropout=0.3,
+                            **model_kwargs)
         model.to(np.float64)
-        t = Trainer(model, A(model.parameters(), lr=1e-2), data.train, data.val, comm=comm, batch_size=32,
-                    epochs=2, seed=4)
+        t = Trainer(model, Adam(model.parameters(), lr=1e-2), data.train, data.val, comm=comm,
+                    batch_size=batch_size, epochs=2, seed=4)
         return t.fit(), t.model.state_dict()
 
     one = run(LocalCommunicator())
     two = simulate(2, run)
     assert_same_run(one, two[0], atol=1e-9)
+
+
+def test_transformer_with_dropout_on_two_ranks_matches_one_rank():
+    # dropout after attention weights (N, heads, L, S), in the feed-forward block and on the residuals:
+    # every mask belongs to its sample, so 2 ranks with half the batch each train the 1-rank model
+    _sequence_model_on_two_ranks_matches_one_rank(
+        dict(name="transformer", d_model=16, nhead=2, num_layers=1, dim_feedforward=32), batch_size=32)
 
 
 def test_stacked_lstm_with_dropout_on_two_ranks_matches_one_rank():
     # a batch_first LSTM runs time-major inside: its inter-layer dropout mask is (T, N, H), samples on
     # axis 1. Those masks belong to their samples too, so 2 ranks with half the batch train the 1-rank model.
-    from distnn.data import load_dataset as load
-
-    data = load("seq_majority", length=8, vocab_size=4, n_samples=240)
-
-    def run(comm):
-        distnn.manual_seed(0)
-        model = build_model("lstm", vocab_size=4, hidden_size=16, num_layers=2, dropout=0.3,
-                            num_classes=data.num_classes, input_shape=data.input_shape)
-        model.to(np.float64)
-        # 168 samples, 7 batches of 24: no batch (24 on 1 rank, 12 on 2) as long as the sequences (8), which
-        # would make a (T, N, H) mask look batch-major
-        t = Trainer(model, Adam(model.parameters(), lr=1e-2), data.train, data.val, comm=comm, batch_size=24,
-                    epochs=2, seed=4)
-        return t.fit(), t.model.state_dict()
-
-    one = run(LocalCommunicator())
-    two = simulate(2, run)
-    assert_same_run(one, two[0], atol=1e-9)
+    # 168 samples, 7 batches of 24: no batch (24 on 1 rank, 12 on 2) as long as the sequences (8), which
+    # would make a (T, N, H) mask look batch-major
+    _sequence_model_on_two_ranks_matches_one_rank(dict(name="lstm", hidden_size=16, num_layers=2), batch_size=24)

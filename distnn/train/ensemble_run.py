@@ -252,9 +252,9 @@ def _agree_on_group_endings(comm, gcomm, plan, ending, world_timeout) -> None:
     if ending is not None and gcomm.rank == 0:
         g = plan.group_of(comm.rank)
         ranks = f"{g * plan.group_size}-{(g + 1) * plan.group_size - 1}" if plan.group_size > 1 else f"{comm.rank}"
-        kind = ending.exit_code if isinstance(ending, Preempted) else "error"
-        mine = (kind, f"ensemble group {g} (world rank(s) {ranks}, member(s) "
-                      f"{', '.join(map(str, plan.members_of(g)))}): {' '.join(str(ending).split())}")
+        kind, code = ("preempted", ending.exit_code) if isinstance(ending, Preempted) else ("error", None)
+        mine = (kind, code, f"ensemble group {g} (world rank(s) {ranks}, member(s) "
+                            f"{', '.join(map(str, plan.members_of(g)))}): {' '.join(str(ending).split())}")
     comm.timeout = None
     try:
         endings = [e for e in comm.allgather_object(mine) if e is not None]
@@ -262,13 +262,13 @@ def _agree_on_group_endings(comm, gcomm, plan, ending, world_timeout) -> None:
         comm.timeout = world_timeout
     if not endings:
         return
-    errors = [msg for kind, msg in endings if kind == "error"]
+    errors = [msg for kind, _, msg in endings if kind == "error"]
     if errors:
         from .job import JobError
 
         raise JobError(errors[0], report=comm.rank == 0)
     # a group that could not save its checkpoint (74) decides: requeueing would not bring its work back
-    raise EnsemblePreempted("; ".join(msg for _, msg in endings), min(kind for kind, _ in endings))
+    raise EnsemblePreempted("; ".join(msg for _, _, msg in endings), min(code for _, code, _ in endings))
 
 
 def ensemble_summary(path, config_name, plan, settings, members, ev, wall) -> dict:
