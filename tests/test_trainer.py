@@ -506,3 +506,9 @@ def test_stacked_lstm_with_dropout_on_two_ranks_matches_one_rank():
     # 168 samples, 7 batches of 24: no batch (24 on 1 rank, 12 on 2) as long as the sequences (8), which
     # would make a (T, N, H) mask look batch-major
     _sequence_model_on_two_ranks_matches_one_rank(dict(name="lstm", hidden_size=16, num_layers=2), batch_size=24)
+
+
+def test_stacked_lstm_with_dropout_matches_when_a_batch_is_as_long_as_the_sequences():
+    # batches of 16 on sequences of 8: each rank's 8 rows (and the 1-rank last batch of 8) give a (T, N, H)
+    # mask with N == T; the LSTM says its samples are on axis 1, so no shape guess reads it batch-major
+    _sequence_model_on_two_ranks_matches_one_rank(dict(name="lstm", hidden_size=16, num_layers=2), batch_size=16)

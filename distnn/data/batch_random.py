@@ -26,7 +26,9 @@ element ``e`` of global position ``p`` in the ``d``-th mask of a batch is a
 SplitMix64 output at counter ``(d, p, e)``, computed for the rank's own rows
 only. Same masks on any number of ranks, at the cost of the rank's share. A
 time-major mask ``(T, N, ...)`` (the RNN's inter-layer dropout) has its samples
-on the second axis; it is made as ``(N, T, ...)`` and transposed.
+on the second axis; the RNN says so (``batch_dim=1``), and it is made as
+``(N, T, ...)`` and transposed. Callers that don't say get a guess from the
+shape, which cannot tell ``(T, N, ...)`` from ``(N, T, ...)`` when ``N == T``.
 """
 from __future__ import annotations
 
@@ -95,26 +97,44 @@ class BatchShareGenerator:
             self._generator = np.random.default_rng(self.seed)
         return self._generator
 
-    def keep_mask(self, shape, p: float) -> np.ndarray:
+    def keep_mask(self, shape, p: float, batch_dim: int | None = None) -> np.ndarray:
         """A bool array of ``shape``, each element True with probability ``1 - p`` (a dropout mask).
 
-        Per-sample (``shape[0]`` is the rank's row count): counter-based, the
-        same bits for a sample on any number of ranks, computed for this
-        rank's rows only. Time-major (``shape[1]`` is the row count: an RNN's
-        ``(T, N, H)``, also behind ``batch_first=True``): the same, with the
-        sample axis second. Any other shape cannot be told apart by sample:
-        drawn from a stream of these rows, so ranks (and micro-batches) still
-        get different masks, but a resume on another number of ranks draws others.
+        ``batch_dim``: the axis of ``shape`` that holds the samples, when the
+        caller knows it (an RNN's time-major ``(T, N, H)``: 1). Where that axis
+        is the rank's row count, the mask is per sample: counter-based, the same
+        bits for a sample on any number of ranks, computed for this rank's rows
+        only (made batch-major and moved to ``batch_dim``). ``None`` guesses from
+        the shape: batch-major if ``shape[0]`` is the row count, else time-major
+        if ``shape[1]`` is; when both are (a batch as long as its sequences) the
+        guess says batch-major, which for a time-major mask is wrong: callers
+        whose layout is not batch-major should say. A shape whose batch axis is
+        not the row count cannot be told apart by sample: drawn from a stream of
+        these rows, so ranks (and micro-batches) still get different masks, but
+        a resume on another number of ranks draws others.
         """
         shape = tuple(shape)
         n = len(self.rows)
-        if len(shape) >= 2 and shape[0] != n and shape[1] == n:
-            return np.ascontiguousarray(np.moveaxis(self.keep_mask((n, shape[0]) + shape[2:], p), 0, 1))
-        if not shape or shape[0] != n:
+        if batch_dim is None:  # guessed from the shape (callers that don't say)
+            batch_dim = 0 if shape and shape[0] == n else 1 if len(shape) >= 2 and shape[1] == n else None
+        else:
+            if not -len(shape) <= batch_dim < len(shape):
+                raise ValueError(f"keep_mask: batch_dim {batch_dim} is out of range for a mask of shape {shape}")
+            batch_dim %= len(shape)
+            if shape[batch_dim] != n:  # not this batch's rows (a tensor split some other way)
+                batch_dim = None
+        if batch_dim is None:
             if self._rows_generator is None:
                 first = int(self.rows[0]) if len(self.rows) else self.total
                 self._rows_generator = np.random.default_rng(self.seed + [1 << 32, first])
             return self._rows_generator.random(shape, dtype=np.float32) >= p
+        if batch_dim:  # made (N, ...) with the other axes in order, then the samples moved to their axis
+            rest = shape[:batch_dim] + shape[batch_dim + 1:]
+            return np.ascontiguousarray(np.moveaxis(self._per_sample((n,) + rest, p), 0, batch_dim))
+        return self._per_sample(shape, p)
+
+    def _per_sample(self, shape, p: float) -> np.ndarray:
+        """The keep mask of ``shape`` whose first axis is this rank's rows (counter-based)."""
         threshold = min(round(float(p) * 2.0 ** 32), 1 << 32)  # keep iff 32 random bits >= threshold
         if threshold >= 1 << 32:
             return np.zeros(shape, dtype=bool)

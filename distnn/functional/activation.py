@@ -233,12 +233,14 @@ def log_softmax(x, axis=_LAST, dim=None):
     return LogSoftmax.apply(float_input(x), axis=_softmax_dim("log_softmax", x, axis, dim))
 
 
-def dropout(x, p=0.5, training=True, inplace=False, *, generator=None):
+def dropout(x, p=0.5, training=True, inplace=False, *, generator=None, batch_dim=None):
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p).
 
     Identity when ``training`` is False or ``p == 0``. ``generator`` is a
     ``numpy.random.Generator``; by default distnn's per-thread generator
     (``distnn.random``), so runs are reproducible and checkpointable.
+    ``batch_dim``: the axis of ``x`` that holds the samples, for the trainer's
+    per-sample masks (see :func:`keep_mask`); None: guessed from the shape.
     """
     if not isinstance(inplace, bool):  # (an older positional call passed the generator here)
         raise TypeError(f"dropout: the 4th argument is inplace (PyTorch's order), got {type(inplace).__name__}; "
@@ -255,23 +257,26 @@ def dropout(x, p=0.5, training=True, inplace=False, *, generator=None):
     if p == 1.0:
         mask = xp.zeros(data.shape, dtype=data.dtype)
     else:
-        keep = keep_mask(rng, data.shape, p, _float_kind(data.dtype))
+        keep = keep_mask(rng, data.shape, p, _float_kind(data.dtype), batch_dim=batch_dim)
         mask = keep.astype(data.dtype) * data.dtype.type(1.0 / (1.0 - p))
         if xp.__name__ != "numpy":
             mask = xp.asarray(mask)
     return _in_place(x, Dropout.apply(x, mask), inplace)
 
 
-def keep_mask(rng, shape, p, dtype=None):
+def keep_mask(rng, shape, p, dtype=None, batch_dim=None):
     """Dropout's bool mask (True: keep, with probability ``1 - p``) drawn from ``rng``.
 
     A generator with its own ``keep_mask`` (the trainer's per-sample one, see
     :mod:`distnn.data.batch_random`) makes it; a numpy generator draws uniforms.
+    ``batch_dim`` tells the former which axis holds the samples (an RNN's
+    time-major ``(T, N, H)``: 1); None lets it guess from the shape, which
+    cannot tell ``(T, N, H)`` from ``(N, T, H)`` when ``N == T``.
     """
     import numpy as np
 
     if hasattr(rng, "keep_mask"):
-        return rng.keep_mask(shape, p)
+        return rng.keep_mask(shape, p) if batch_dim is None else rng.keep_mask(shape, p, batch_dim=batch_dim)
     return rng.random(shape, dtype=dtype or np.float32) >= p
 
 

@@ -172,7 +172,9 @@ class RNNBase(Module):
                 outs.append(out)
             x = outs[0] if D == 1 else S.Concat.apply(*outs, axis=2)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                x = A.dropout(x, self.dropout, True, generator=self.generator)
+                # x is time-major (T, N, H): say so, as a batch as long as its sequences (N == T) looks
+                # batch-major to a guess, and the trainer's per-sample masks would go to time steps
+                x = A.dropout(x, self.dropout, True, generator=self.generator, batch_dim=1)
 
         output = x
         if unbatched:
