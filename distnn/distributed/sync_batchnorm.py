@@ -39,8 +39,6 @@ on the real global batch.
 """
 from __future__ import annotations
 
-import contextlib
-import threading
 import weakref
 
 import numpy as np
@@ -48,7 +46,8 @@ import numpy as np
 from distnn.autograd.engine import backward_context
 from distnn.backend import get_array_module, to_numpy
 from distnn.functional.norm import BatchNormTrain, _bcast, _bn_axes, update_running_stats
-from distnn.nn.normalization import _BatchNorm
+from distnn.nn.normalization import _BatchNorm, valid_rows  # noqa: F401 (valid_rows: shared with BatchNorm)
+from distnn.nn.normalization import current_valid_rows as _current_mask
 
 from .data_parallel import RANK_SHARE, RANK_WEIGHTED
 
@@ -66,32 +65,6 @@ def _channel_stats(x):
     dev = x64 - mean.reshape((1, -1) + (1,) * (x.ndim - 2))
     m2 = (dev * dev).sum(axis=axes)
     return count, to_numpy(mean), to_numpy(m2)
-
-
-_mask = threading.local()  # per thread: simulated ranks are threads
-
-
-@contextlib.contextmanager
-def valid_rows(mask):
-    """Inside, SyncBatchNorm computes batch statistics over the rows where ``mask`` is True.
-
-    ``mask``: a boolean array over the batch dimension (rows marked False are
-    padding), or None for "every row". Applies to inputs whose batch size is
-    ``len(mask)``.
-    """
-    previous = getattr(_mask, "value", None)
-    _mask.value = None if mask is None else np.asarray(mask, dtype=bool)
-    try:
-        yield
-    finally:
-        _mask.value = previous
-
-
-def _current_mask(n_rows):
-    mask = getattr(_mask, "value", None)
-    if mask is None or len(mask) != n_rows or mask.all():
-        return None
-    return mask
 
 
 def combine_stats(counts, means, m2s):

@@ -6,15 +6,25 @@ parameters and buffers (``weight``, ``bias``, ``running_mean``, ``running_var``,
 input check; ``forward`` calls ``distnn.functional.norm`` whose pieces
 (``batch_stats``, ``update_running_stats``, ``BatchNormTrain`` with its
 ``combine_grad_sums`` hook) can be reused with global statistics.
+
+Padded rows: a sharded batch may repeat samples so every rank holds the same
+row count (:class:`~distnn.distributed.DistributedSampler`); the trainer masks
+them out of the loss and marks them with :func:`valid_rows`. Inside that
+block batch norm (this one and ``SyncBatchNorm``) takes its batch statistics,
+and the running statistics, from the real rows only: padded rows are
+normalized with those statistics and have no part in them.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 
 import numpy as np
 
-from distnn.backend import DEFAULT_DTYPE
-from distnn.functional.norm import batch_norm, layer_norm
+from distnn.backend import DEFAULT_DTYPE, get_array_module
+from distnn.functional.norm import (BatchNormTrain, _bcast, _bn_axes, batch_norm, batch_stats, layer_norm,
+                                    update_running_stats)
 
 from . import init
 from .linear import _finish
@@ -59,6 +69,68 @@ class LayerNorm(Module):
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
                 f", bias={self.bias is not None}")
+
+
+_mask = threading.local()  # per thread: simulated ranks are threads
+
+
+@contextlib.contextmanager
+def valid_rows(mask):
+    """Inside, batch norm (``BatchNorm1d/2d``, ``SyncBatchNorm``) computes batch statistics over the rows
+    where ``mask`` is True.
+
+    ``mask``: a boolean array over the batch dimension (rows marked False are
+    padding), or None for "every row". Applies to inputs whose batch size is
+    ``len(mask)``.
+    """
+    previous = getattr(_mask, "value", None)
+    _mask.value = None if mask is None else np.asarray(mask, dtype=bool)
+    try:
+        yield
+    finally:
+        _mask.value = previous
+
+
+def current_valid_rows(n_rows):
+    """The :func:`valid_rows` mask for an input of ``n_rows`` rows; None when every row is real (or the
+    mask is for another batch size)."""
+    mask = getattr(_mask, "value", None)
+    if mask is None or len(mask) != n_rows or mask.all():
+        return None
+    return mask
+
+
+class ValidRowsBatchNormTrain(BatchNormTrain):
+    """BatchNormTrain whose statistics (``count`` values per channel) came from the rows ``valid`` only.
+
+    Every row is normalized with them; a padded row's output depends on its own
+    input only through the normalization, a real row's also through the
+    statistics. So the input gradient's statistics terms go to the real rows
+    alone (divided by their count), while their sums run over every row whose
+    output the loss reads (the trainer's loss reads none of the padded ones).
+    """
+
+    def forward(self, x, weight, bias, mean, var, count, eps=1e-5, valid=None):
+        self.valid = valid
+        return super().forward(x, weight, bias, mean, var, count, eps)
+
+    def backward(self, g):
+        nd, xhat = g.ndim, self.xhat
+        axes = _bn_axes(nd)
+        nin = self.needs_input_grad
+        sum_g = g.sum(axis=axes)
+        sum_gxhat = (g * xhat).sum(axis=axes)
+        gx = None
+        if nin[0]:
+            xp = get_array_module(g)
+            valid = xp.asarray(self.valid)
+            M = self.count
+            scale = _bcast(self.rstd if self.weight is None else self.weight * self.rstd, nd)
+            gx = scale * g
+            gx[valid] -= scale * (_bcast(sum_g / M, nd) + xhat[valid] * _bcast(sum_gxhat / M, nd))
+        gw = sum_gxhat if (self.weight is not None and nin[1]) else None
+        gb = sum_g if (self.has_bias and nin[2]) else None
+        return gx, gw, gb
 
 
 class _BatchNorm(Module):
@@ -143,6 +215,9 @@ class _BatchNorm(Module):
             raise ValueError(
                 f"{self.where()}: expected more than 1 value per channel when training, got input of shape {shape}"
             )
+        valid = current_valid_rows(shape[0]) if use_batch else None
+        if valid is not None:
+            return self._forward_valid_rows(x, valid)
         factor = self._momentum_factor()
         # Running stats are updated only when training; in eval they are read.
         track = not self.training or self.track_running_stats
@@ -152,6 +227,26 @@ class _BatchNorm(Module):
             self.running_var if track else None,
             self.weight, self.bias, use_batch, factor, self.eps,
         )
+
+    def _forward_valid_rows(self, x, valid):
+        """Batch statistics over the real rows (``valid``) only; padded rows are normalized with them.
+
+        A batch with fewer than two real values per channel (a rank's last batch
+        holding one real row, or padding only) has no variance to learn from: it
+        is normalized with the statistics of all its rows, as without padding,
+        and leaves the running statistics (and the batch count) alone.
+        """
+        data = x.data
+        if int(valid.sum()) * (data.size // max(data.shape[0] * data.shape[1], 1)) <= 1:
+            mean, var, count = batch_stats(data)
+            return BatchNormTrain.apply(x, self.weight, self.bias, mean=mean, var=var, count=count, eps=self.eps)
+        mask = get_array_module(data).asarray(valid)
+        mean, var, count = batch_stats(data[mask])
+        if self.training and self.track_running_stats:
+            factor = self._momentum_factor()
+            update_running_stats(self.running_mean, self.running_var, mean, var, count, factor)
+        return ValidRowsBatchNormTrain.apply(x, self.weight, self.bias, mean=mean, var=var, count=count,
+                                             eps=self.eps, valid=mask)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
