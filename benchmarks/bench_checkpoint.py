@@ -18,7 +18,14 @@ the same processes, several rounds (a different order each round);
 reports the median training wall time of each and the overhead in percent,
 plus the time the checkpoint callback held training up (rank 0's measure).
 
-    python benchmarks/bench_checkpoint.py [--reps 7] [--epochs 10] [--rounds 5] [--skip-job]
+Part 3 (``mpiexec -n 2``, unless ``--skip-large``): the same overhead for the
+MLP 784-512-256-10 of part 1 (6.4 MB with its optimizer state) trained on
+784-feature synthetic blobs (24,000 samples: epochs of about half a second
+instead of digits' ~26 ms), checkpoints off / every epoch / every epoch with
+``async_save``: how the cost of a save compares with a longer epoch. The
+issue's figure is part 2's; part 3 is context, not a substitute.
+
+    python benchmarks/bench_checkpoint.py [--reps 7] [--epochs 10] [--rounds 5] [--skip-job] [--skip-large]
 """
 from __future__ import annotations
 
@@ -263,8 +270,14 @@ def _minimal_protocol_checkpoint():
     return MinimalProtocolCheckpoint
 
 
-def job_worker(epochs: int, rounds: int) -> None:
-    """Runs under mpiexec: digits_mlp with checkpoints off / every epoch / every epoch async, alternated."""
+#: part 3: the MLP 784-512-256-10 of part 1 on 784-feature blobs (digits_mlp's recipe otherwise)
+LARGE_JOB = ["data.name=blobs", "data.n_samples=24000", "data.n_classes=10", "data.n_features=784",
+             "data.spread=8.0", "data.augment.shift=0", "data.batch_size=128", "model.hidden_sizes=[512,256]"]
+
+
+def job_worker(epochs: int, rounds: int, large: bool = False) -> None:
+    """Runs under mpiexec: digits_mlp with checkpoints off / every epoch / every epoch async, alternated
+    (with the floors); ``large``: the MLP 784-512-256-10 on blobs (part 3), without the floors."""
     import logging
 
     from distnn.distributed import init
@@ -287,6 +300,8 @@ def job_worker(epochs: int, rounds: int) -> None:
                 "floor: async protocol": {"enabled": False},
                 "every epoch": {"every_epochs": 1, "async_save": False},
                 "every epoch, async_save": {"every_epochs": 1, "async_save": True}}
+    if large:
+        variants = {k: v for k, v in variants.items() if k in ("off", "every epoch", "every epoch, async_save")}
     results = {v: [] for v in variants}
     saves = {}
     names = list(variants)
@@ -295,7 +310,8 @@ def job_worker(epochs: int, rounds: int) -> None:
         # run's garbage collected before the clock starts rather than during the next run
         for name in names[r % len(names):] + names[:r % len(names)]:
             opts = variants[name]
-            job = Job("digits_mlp", [f"train.epochs={epochs}", "run.plots=false"], comm, quiet=True)
+            job = Job("digits_mlp", (LARGE_JOB if large else []) + [f"train.epochs={epochs}", "run.plots=false"],
+                      comm, quiet=True)
             out = os.path.join(tmp, f"{r}-{len(results[name])}-{name.replace(' ', '_').replace(',', '')}")
             # as `distnn train` attaches it: model.json and config.toml go into every checkpoint too
             cb_extra = extra_files_for(job.model_meta(), dump_config(job.cfg))
@@ -326,8 +342,9 @@ def job_worker(epochs: int, rounds: int) -> None:
         base_min = float(np.min([w for w, _, _ in results["off"]]))
         base_cpu = float(np.median([c for _, _, c in results["off"]]))
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        print(f"\n2-rank digits_mlp, {epochs} epochs per run, {rounds} rounds alternated (wall time of fit), "
-              f"{cores} cores")
+        what = "MLP 784-512-256-10 on 784-feature blobs (24,000 samples)" if large else "digits_mlp"
+        print(f"\n2-rank {what}, {epochs} epochs per run, {rounds} rounds alternated (wall time of fit), "
+              f"{cores} cores; median epoch {1e3 * base / epochs:.0f} ms with checkpoints off")
         print(f"  {'checkpoints':26s} {'median s':>8s} {'overhead':>9s} {'min s':>7s} {'overhead':>9s} "
               f"{'held up':>8s} {'saves':>6s} {'CPU s':>6s} {'+CPU/save':>9s}")
         for name in variants:
@@ -339,6 +356,8 @@ def job_worker(epochs: int, rounds: int) -> None:
             print(f"  {name:26s} {wall:8.3f} {100 * (wall - base) / base:8.1f}% {wmin:7.3f} "
                   f"{100 * (wmin - base_min) / base_min:8.1f}% {100 * stall:7.2f}% {saves[name]:6d} "
                   f"{cpu:6.3f} {per_save}   runs: {' '.join(f'{w:.3f}' for w in walls)}")
+        if large:
+            return
         print("  overhead: vs 'off' (noisy: same-machine load varies); held up: time inside the checkpoint\n"
               "  callback (gather, snapshot, write or hand-off, agreement) / fit time, rank 0;\n"
               "  CPU s: user + system time of both ranks' processes (all threads) during fit; +CPU/save:\n"
@@ -358,21 +377,29 @@ def main():
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--skip-job", action="store_true")
+    p.add_argument("--skip-large", action="store_true", help="skip part 3 (the MLP 784-512-256-10 job)")
+    p.add_argument("--large-epochs", type=int, default=3)
+    p.add_argument("--large-rounds", type=int, default=5)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--large", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:
-        job_worker(a.epochs, a.rounds)
+        job_worker(a.epochs, a.rounds, a.large)
         return
     print("measured on a shared machine: figures vary run to run")
     save_load(a.reps)
+    if a.skip_job and a.skip_large:
+        return
+    mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    if mpiexec is None:
+        print("mpiexec not found: skipping the 2-rank jobs")
+        return
+    worker = [mpiexec, "-n", "2", sys.executable, os.path.abspath(__file__), "--worker"]
     if not a.skip_job:
-        mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
-        if mpiexec is None:
-            print("mpiexec not found: skipping the 2-rank job")
-            return
-        subprocess.run([mpiexec, "-n", "2", sys.executable, os.path.abspath(__file__), "--worker",
-                        "--epochs", str(a.epochs), "--rounds", str(a.rounds)], check=True)
-
+        subprocess.run(worker + ["--epochs", str(a.epochs), "--rounds", str(a.rounds)], check=True)
+    if not a.skip_large:
+        subprocess.run(worker + ["--large", "--epochs", str(a.large_epochs), "--rounds", str(a.large_rounds)],
+                       check=True)
 
 if __name__ == "__main__":
     main()
