@@ -1,7 +1,8 @@
 """``distnn evaluate`` and ``distnn predict``: a trained run applied to a split or to new data files.
 
 The model comes from :func:`distnn.train.run_dir.load_model` (the one place
-that rebuilds models: run directories, checkpoints, ensembles). Data files are
+that rebuilds models: run directories, checkpoints, ensembles): a run's newest
+trained state, named on stderr (``distnn: reading ...``). Data files are
 read strictly: a bad file gets a one-line :class:`~distnn.data.DataError`
 naming the file and the place, and nothing is written.
 
@@ -27,6 +28,13 @@ from distnn.data.files import (check_feature_range, check_sample_array, is_numbe
 from . import run_dir as rd
 from .evaluation import classification_report, format_confusion_matrix
 from .trainer import eval_outputs, evaluate_arrays
+
+
+def _note_source(read: list[str]) -> None:
+    """Which model file or checkpoint evaluate/predict read (on stderr: stdout carries the results)."""
+    for message in read:
+        sys.stderr.write(f"distnn: {message}\n")
+    sys.stderr.flush()
 
 
 def token_vocab(model, meta) -> int | None:
@@ -219,7 +227,8 @@ def _predicts_every_position(model, x, transform, dtype) -> bool:
 
 def evaluate_run(run_path, split=None, data=None, header=None) -> str:
     """Loss, accuracy, confusion matrix and per-class precision/recall/F1 of a run, as text."""
-    model, meta, transform = rd.load_model(run_path)
+    read = []  # which model file or checkpoint: said once the command succeeds (an error stays one line)
+    model, meta, transform = rd.load_model(run_path, report=read.append)
     dtype = np.float64 if meta.get("dtype") == "float64" else np.float32
     if data is not None:
         from distnn.data import DataError
@@ -255,6 +264,7 @@ def evaluate_run(run_path, split=None, data=None, header=None) -> str:
         names = meta.get("class_names")
         lines += ["", "confusion matrix (rows: true class, columns: predicted class)",
                   format_confusion_matrix(sums["cm"], names), "", classification_report(sums["cm"], names)]
+    _note_source(read)
     return "\n".join(lines)
 
 
@@ -279,7 +289,8 @@ def predict_run(run_path, input_path, output_path, header=None) -> int:
     never the input file.
     """
     how, where = _output_plan(output_path, input_path)  # refuse a bad output before any work
-    model, meta, transform = rd.load_model(run_path)
+    read = []  # which model file or checkpoint: said once the command succeeds (an error stays one line)
+    model, meta, transform = rd.load_model(run_path, report=read.append)
     x, _ = _load_run_data(meta, input_path, vocab=token_vocab(model, meta), labels=False, header=header)
     x = _check_inputs(x, meta, repr(input_path))
     probs = predict_proba(model, x, transform)
@@ -293,6 +304,7 @@ def predict_run(run_path, input_path, output_path, header=None) -> int:
     w.writerow(["predicted_label", "predicted_class"] + [f"prob_{n}" for n in names])
     w.writerows([int(lab), names[lab], *(f"{v:.6g}" for v in p)] for lab, p in zip(labels, probs))
     _write_output(how, where, output_path, buf.getvalue())
+    _note_source(read)
     return len(labels)
 
 

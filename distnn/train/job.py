@@ -514,7 +514,7 @@ def _train(job, path):
         "final_val_accuracy": history[-1].get("val_accuracy") if history else None,
     }
     if comm.rank == 0:
-        rd.save_model(path, job.model, job.model_meta())
+        rd.save_model(path, job.model, job.model_meta(), step=trainer.state.global_step)
         rd.write_json(os.path.join(path, rd.SUMMARY), summary)
         if summary["test_accuracy"] is not None:
             log.info("test accuracy %.4f, test loss %.4f", summary["test_accuracy"], summary["test_loss"])

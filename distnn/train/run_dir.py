@@ -10,7 +10,8 @@ Layout (written by rank 0 only)::
       summary.json    final test metrics, best epoch, epochs run, world size, ...
       model.npz       the final weights (``state_dict`` arrays)
       model.json      what is needed to rebuild the model: model name and
-                      arguments, input shape, classes, standardization stats
+                      arguments, input shape, classes, standardization stats,
+                      and the global step of model.npz (global_step)
 
 :func:`load_model` is the ONE place that turns a run directory back into a
 model (evaluate, predict, and later checkpoints and ensembles go through it).
@@ -22,6 +23,7 @@ import math
 import os
 import shutil
 import sys
+import threading
 import time
 import zipfile
 
@@ -163,13 +165,32 @@ def write_text(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def save_model(directory: str, model, meta: dict) -> None:
-    """``model.npz`` (the state dict) and ``model.json`` (``meta``: how to rebuild it)."""
+def save_model(directory: str, model, meta: dict, step: int | None = None) -> None:
+    """``model.npz`` (the state dict) and ``model.json`` (``meta``: how to rebuild it).
+
+    ``step``: the global step the weights are of, recorded as ``model.json``'s
+    ``global_step``; :func:`load_model` then knows whether a checkpoint of the
+    run is newer (a finished run resumed for more epochs, interrupted).
+    """
     weights = os.path.join(directory, MODEL_WEIGHTS)
     tmp = weights + ".tmp.npz"
     np.savez(tmp, **model.state_dict())
     os.replace(tmp, weights)
-    write_json(os.path.join(directory, MODEL_META), meta)
+    write_json(os.path.join(directory, MODEL_META), meta if step is None else {**meta, "global_step": int(step)})
+
+
+def model_step(directory: str) -> int | None:
+    """The global step of a run directory's ``model.npz``: ``model.json``'s ``global_step``; for a run of an
+    older distnn (none there), ``summary.json``'s ``global_steps``, written with it; None when unknown."""
+    for name, key in ((MODEL_META, "global_step"), (SUMMARY, "global_steps")):
+        try:
+            with open(os.path.join(directory, name)) as f:
+                value = json.load(f).get(key)
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+    return None
 
 
 def read_summary(directory: str) -> dict:
@@ -177,22 +198,42 @@ def read_summary(directory: str) -> dict:
         return json.load(f)
 
 
-def load_model(path: str):
+def load_model(path: str, report=None):
     """Rebuild the trained model of a run: ``(model, meta, eval_transform)``.
 
-    ``path`` is a run directory (or its ``model.npz``). ``meta`` is the
+    ``path`` is a run directory, its ``model.npz``, a checkpoint directory or
+    a ``latest``/``best`` pointer. A run directory gives its newest trained
+    state: ``model.npz``, or a valid checkpoint of a later global step when
+    the finished run was resumed and that session did not finish (see
+    :func:`distnn.train.checkpoint.read.model_source`), or an interrupted
+    run's newest valid checkpoint. ``report(message)`` is told which file or
+    checkpoint is read (each member's, for an ensemble). ``meta`` is the
     ``model.json`` dict (model name and arguments, ``input_shape``,
     ``num_classes``, ``class_names``, ``standardizer``); ``eval_transform`` is
     the standardization fitted on the run's training split (or None). The
     model is in eval mode. Raises ValueError with a one-line message when the
     directory holds no usable model.
     """
+    if report is None:
+        return _load_model(path)
+    outer, _reporting.fn = getattr(_reporting, "fn", None), report  # (an ensemble's members report too)
+    try:
+        return _load_model(path)
+    finally:
+        _reporting.fn = outer
+
+
+_reporting = threading.local()
+
+
+def _load_model(path: str):
     from distnn.models import build_model
 
     from .checkpoint import follow_pointer
 
     path = follow_pointer(str(path))  # (<run>/checkpoints/latest or best: the checkpoint it names)
-    directory = os.path.dirname(path) if path.endswith(".npz") else path
+    named_weights = path.endswith(".npz")  # the run's model.npz itself: that file, not a newer checkpoint
+    directory = os.path.dirname(path) if named_weights else path
     weights, meta_path = os.path.join(directory, MODEL_WEIGHTS), os.path.join(directory, MODEL_META)
     if not os.path.isdir(directory):
         raise ValueError(f"run directory {directory!r} does not exist")
@@ -205,11 +246,22 @@ def load_model(path: str):
         from .ensemble import load_unfinished_ensemble
 
         return load_unfinished_ensemble(directory)
-    from .checkpoint import model_directory
+    from .checkpoint.read import ModelSource, is_checkpoint_dir, model_source
 
-    # A checkpoint directory (checksums verified), or an interrupted run's newest valid checkpoint.
-    directory = model_directory(directory, warn=lambda m: sys.stderr.write(f"distnn: warning: {m}\n"))
+    # A checkpoint directory (checksums verified); a run directory's model.npz, or its newest valid
+    # checkpoint when that is newer (a resumed session that did not finish) or there is no model.npz.
+    if named_weights and not is_checkpoint_dir(directory):
+        source = ModelSource(directory, model_step(directory))
+    else:
+        source = model_source(directory, warn=lambda m: sys.stderr.write(f"distnn: warning: {m}\n"),
+                              model_step=model_step(directory))
+    directory = source.path
     weights, meta_path = os.path.join(directory, MODEL_WEIGHTS), os.path.join(directory, MODEL_META)
+    report = getattr(_reporting, "fn", None)
+    if report is not None and os.path.isfile(weights):
+        what = f"checkpoint {directory}" if is_checkpoint_dir(directory) else weights
+        at = f" (global step {source.step})" if source.step is not None else ""
+        report(f"reading {what}{at}" + (f": {source.why}" if source.why else ""))
     for p in (weights, meta_path):
         if not os.path.isfile(p):
             raise ValueError(f"{directory!r} holds no trained model ({os.path.basename(p)} is missing); "
