@@ -148,6 +148,9 @@ SCHEMA: dict[str, Key] = {
     "checkpoint.every_epochs": _k("int", 1, "save every N epochs (0 = off)", NONNEG),
     "checkpoint.keep_last": _k("int", 2, "keep this many most recent checkpoints (0 = all)", NONNEG),
     "checkpoint.keep_best": _k("bool", True, "also save whenever checkpoint.monitor improves, and keep that best checkpoint"),
+    "checkpoint.save_last": _k("bool", True, "also save the state training ends in (the last epoch, max_steps or "
+                               "an early stop) when that step has no checkpoint yet, so --resume auto with more "
+                               "epochs continues from the end"),
     "checkpoint.monitor": _k("str", "val_loss", "metric that picks the best checkpoint", choices=MONITORS),
     "checkpoint.mode": _k("str", "auto", "min or max (auto: from the metric name)", choices=MODES),
     "checkpoint.resume": _k("str", None, "resume from 'auto' (latest in the run dir) or a checkpoint path",

@@ -2,8 +2,9 @@
 
 :class:`ModelCheckpoint` saves every ``every_n_steps`` optimizer steps and/or
 every ``every_n_epochs`` epochs (and whenever the monitored metric improves,
-with ``save_best``), keeps the newest ``keep_last`` plus the best one, and
-stops at a preemption signal after writing a checkpoint. A save is
+with ``save_best``), and at the end of training (``save_last``: the final
+state, unless its step was saved already), keeps the newest ``keep_last``
+plus the best one, and stops at a preemption signal after writing a checkpoint. A save is
 collective: every rank sends its random generator state and its share of
 the epoch's running sums (``allgather_object``); rank 0 alone writes (the
 replicas are identical, so its model and optimizer stand for all); then rank
@@ -55,7 +56,12 @@ class ModelCheckpoint(Callback):
     ``every_n_steps`` (0: never), ``every_n_epochs`` (0: never), ``keep_last``
     (newest K kept, 0: keep all), ``save_best`` (also save when ``monitor``
     improves, and never delete the best), ``on_error`` ("stop" or
-    "continue"), ``async_save`` (write in a background thread on rank 0),
+    "continue"), ``save_last`` (also save the state training ends in, when
+    that step has no checkpoint yet: the end of the epoch loop, whether the
+    last epoch, ``max_steps`` or an agreed early stop ended it, so that
+    ``--resume auto`` with more epochs continues from the end; not after an
+    error or a preemption, which saves its own), ``async_save`` (write in a
+    background thread on rank 0),
     ``fsync`` (make each checkpoint durable before it becomes ``latest``),
     ``extra_files`` (``{name: str|bytes}`` stored in every checkpoint, e.g.
     ``model.json`` and ``config.toml``).
@@ -65,7 +71,8 @@ class ModelCheckpoint(Callback):
 
     def __init__(self, directory, every_n_steps: int = 0, every_n_epochs: int = 1, keep_last: int = 3,
                  save_best: bool = True, monitor: str = "val_loss", mode: str = "auto", on_error: str = "stop",
-                 async_save: bool = False, fsync: bool = True, extra_files: dict | None = None, log=None):
+                 async_save: bool = False, fsync: bool = True, extra_files: dict | None = None, log=None,
+                 save_last: bool = True):
         if on_error not in ON_ERROR:
             raise ValueError(f"checkpoint.on_error must be 'stop' or 'continue', got {on_error!r}")
         for name, v in (("every_n_steps", every_n_steps), ("every_n_epochs", every_n_epochs),
@@ -77,6 +84,8 @@ class ModelCheckpoint(Callback):
         self.keep_last = int(keep_last)
         self.save_best, self.monitor, self.mode = bool(save_best), monitor, monitor_mode(monitor, mode)
         self.on_error, self.async_save, self.fsync = on_error, bool(async_save), bool(fsync)
+        self.save_last = bool(save_last)
+        self._saved_step: int | None = None  # the global step of the newest save (or of the resumed checkpoint)
         self.last_error = None  # the message of the newest failed write
         self.extra_files = dict(extra_files or {})
         self.log = log or get_logger("checkpoint")
@@ -97,6 +106,8 @@ class ModelCheckpoint(Callback):
 
     # ------------------------------------------------------------------ hooks
     def on_train_begin(self, trainer):
+        if self.resumed_from is not None:
+            self._saved_step = self.resumed_from[1]  # (resumed at its last step: the end has its checkpoint)
         if trainer.is_main:
             ck.cleanup_temporaries(self.root)
             if self.resumed_from is not None:
@@ -133,6 +144,26 @@ class ModelCheckpoint(Callback):
             self.save(trainer, "epoch", logs, metric=value)  # rank 0's value travels with the save's gather
         elif value is not None and self._improves(trainer.agree(value)):
             self.save(trainer, "epoch", logs, metric=value)
+        elif self.save_last and self._saved_step != trainer.state.global_step and self._ends_training(trainer):
+            # The final state, saved here rather than in on_train_end: the callbacks' on_train_end may
+            # change the model (early stopping's restore_best), and a checkpoint must hold the state
+            # training goes on from. The other callbacks' epoch-end work is done (this one is last).
+            self.save(trainer, "last", logs, metric=value)
+
+    def _ends_training(self, trainer) -> bool:
+        """Whether the trainer's epoch loop ends after this epoch (the conditions of ``Trainer._epochs``).
+
+        The last epoch and ``max_steps`` are known alike on every rank; a stop request is agreed
+        (collective: any rank's), as the trainer agrees on it right after this epoch end.
+        """
+        st = trainer.state
+        if st.epoch + 1 >= trainer.epochs:
+            return True
+        max_steps = getattr(trainer, "max_steps", None)
+        if max_steps is not None and st.global_step >= max_steps:
+            return True
+        stop = bool(st.stop_requested)
+        return any(trainer.comm.allgather_object(stop)) if trainer.world > 1 else stop
 
     def _improves(self, value) -> bool:
         return value is not None and math.isfinite(value) and (
@@ -161,6 +192,7 @@ class ModelCheckpoint(Callback):
         ``metric`` (which makes this checkpoint the best one if it improves).
         """
         t0 = time.perf_counter()
+        self._saved_step = trainer.state.global_step
         previous = self._join_pending() if trainer.is_main else None
         had_pending, self._pending = self._pending is not None, None
         mine = {"rng": dn_random.get_state(), "module_rng": dn_random.module_generator_states(trainer.model),
@@ -345,7 +377,8 @@ def _finish_guard(trainer):
 # ---------------------------------------------------------------------- config
 #: the [checkpoint] config section (distnn.train.config.SCHEMA) with its defaults
 DEFAULTS = {"enabled": True, "dir": None, "every_steps": 0, "every_epochs": 1, "keep_last": 2, "keep_best": True,
-            "monitor": "val_loss", "mode": "auto", "resume": None, "on_error": "stop", "async_save": False}
+            "monitor": "val_loss", "mode": "auto", "resume": None, "on_error": "stop", "async_save": False,
+            "save_last": True}
 
 
 def checkpoint_options(section) -> dict:
@@ -386,7 +419,7 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
         cb = ModelCheckpoint(root, every_n_steps=opts["every_steps"], every_n_epochs=opts["every_epochs"],
                              keep_last=opts["keep_last"], save_best=opts["keep_best"], monitor=opts["monitor"],
                              mode=opts["mode"], on_error=opts["on_error"], async_save=opts["async_save"],
-                             extra_files=extra_files, log=log)
+                             extra_files=extra_files, log=log, save_last=opts["save_last"])
         trainer.callbacks.append(cb)
     watch_signals = cb is not None and bool(signals)
     guard = preemption.StepGuard(trainer.comm, nonfinite=nonfinite, preemption=watch_signals,
