@@ -42,7 +42,10 @@ checkpoint is written, and the exit status is 75; run the same command with
 
 exit status: 0 finished, 2 error (one line on stderr), 75 preempted after
 writing a checkpoint, 74 preempted but the checkpoint could not be written (the
-steps since the newest valid one are lost), 130 interrupted (Ctrl-C).
+steps since the newest valid one are lost), 130 interrupted (Ctrl-C), 128+N
+stopped cleanly by signal N with checkpointing off (143 SIGTERM, 138 SIGUSR1:
+nothing saved, nothing to resume). Under mpiexec, a rank that ends on its own
+with status S while the others still train ends the whole job with S.
 """
 
 _EVAL_EPILOG = """\
@@ -183,11 +186,14 @@ def cmd_train(args) -> int:
     overrides = list(args.overrides)
     if args.resume:  # (resume = auto needs --out: checked with the resolved config, which may set it too)
         overrides.append(f"checkpoint.resume={args.resume}")
-    from distnn.train.preemption import start_up
+    from distnn.train.preemption import end_startup, start_up
 
     start_up()  # a SIGTERM/SIGUSR1 while the job sets up: exit 75 (requeue), not death by the signal
-    summary = run_training(args.config, overrides, out=args.out, simulate_ranks=args.simulate_ranks,
-                           quiet=args.quiet)
+    try:
+        summary = run_training(args.config, overrides, out=args.out, simulate_ranks=args.simulate_ranks,
+                               quiet=args.quiet)
+    finally:
+        end_startup()  # (a job that failed before training: its start-up phase is over all the same)
     if summary is not None:  # rank 0 (every other rank returns None)
         _print_train_summary(summary)
     return 0
@@ -320,6 +326,18 @@ def one_line(exc: BaseException) -> str:
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    except SystemExit as e:
+        # (a rank's own SystemExit, e.g. from a user's model code: under MPI the job then ends with its
+        # status, not 1; see distnn.distributed.exit_watch; sys.exit() notes its status by itself)
+        watch = sys.modules.get("distnn.distributed.exit_watch")
+        if watch is not None:
+            watch.note_exit_status(e.code)
+        raise
+
+
+def _main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -357,7 +375,13 @@ def main(argv=None) -> int:
         if isinstance(e, PreemptedAtStartup):
             _end_job_preempted_at_startup(e)
         if _launcher_rank() == 0:  # (otherwise every rank stopped at the same step after the checkpoint: agreed)
-            print(f"distnn: {one_line(e)}; run again with --resume auto to continue", file=sys.stderr, flush=True)
+            from distnn.train.preemption import EXIT_PREEMPTED, EXIT_PREEMPTED_UNSAVED
+
+            if e.exit_code in (EXIT_PREEMPTED, EXIT_PREEMPTED_UNSAVED):
+                print(f"distnn: {one_line(e)}; run again with --resume auto to continue", file=sys.stderr,
+                      flush=True)
+            else:  # checkpointing off: nothing to resume from (128 + the signal's number)
+                print(f"distnn: {one_line(e)}; exit status {e.exit_code}", file=sys.stderr, flush=True)
         return e.exit_code
 
 

@@ -14,12 +14,28 @@ with a report naming the exited rank.
 A rank that exits after its last collective (the normal end, ranks finishing
 at different times) is never reported: it started as many collectives as the
 others.
+
+The exit status: the notice carries the status the exiting rank will exit
+with, and the job is aborted with it (``MPI_Abort(COMM_WORLD, status)``;
+MPICH's ``mpiexec`` returns an abort's errorcode as its own status, so
+``sys.exit(3)`` on one rank ends ``mpiexec`` with 3, as it would have had the
+rank's process ended). Python tells an exit handler nothing of the status,
+so it is noted where the exit starts: ``sys.exit()`` and the ``exit()`` /
+``quit()`` builtins are wrapped (once watching starts), and the ``distnn``
+CLI notes any ``SystemExit`` that leaves it (:func:`note_exit_status`). A
+bare ``raise SystemExit(3)`` in a user's own script escapes both: that job
+ends with 1. So does a rank that exits with status 0 (or one that is 0
+modulo 256) while others wait for it: the job could not complete. (With Open
+MPI's ``mpirun``, which does not return an abort's errorcode, or under
+``srun``, the launcher's own rules for a failed job apply.)
 """
 from __future__ import annotations
 
 import atexit
+import builtins
 import os
 import socket
+import sys
 import time
 import weakref
 
@@ -28,6 +44,7 @@ _comm = None  # duplicate of COMM_WORLD the notices travel on (None: not watchin
 _watched = weakref.WeakSet()  # this process's communicators that have an exit key
 _exited = {}  # world rank -> (host, pid, {communicator key: collectives started})
 _world_count = 0  # COMM_WORLD communicators made so far: part of their keys, the same on every rank
+_status = None  # the status this process is exiting with, once noted (see note_exit_status)
 
 
 def world_key(world) -> str:
@@ -37,6 +54,7 @@ def world_key(world) -> str:
     if _comm is None:
         _comm = world.Dup()
         atexit.register(_announce_exit)
+        _note_exits()
     _world_count += 1
     return f"world{_world_count}"
 
@@ -47,14 +65,55 @@ def watch(comm) -> None:
     _watched.add(comm)
 
 
+def exit_status(code) -> int:
+    """The status a process ends with after ``sys.exit(code)``: 0 for None, an int modulo 256, else 1."""
+    if code is None:
+        return 0
+    return int(code) & 0xFF if isinstance(code, int) else 1
+
+
+def note_exit_status(code) -> None:
+    """Note that this process is exiting as ``sys.exit(code)`` would (its exit notice carries the status)."""
+    global _status
+    _status = exit_status(code)
+
+
+def _note_exits() -> None:
+    """Wrap ``sys.exit`` and the ``exit``/``quit`` builtins so that they note their status first."""
+    def noting(real):
+        def exit(*args):
+            note_exit_status(args[0] if args else None)
+            return real(*args)
+
+        exit.__wrapped__ = real
+        exit.__doc__ = real.__doc__
+        return exit
+
+    if not hasattr(sys.exit, "__wrapped__"):
+        sys.exit = noting(sys.exit)
+    for name in ("exit", "quit"):
+        real = getattr(builtins, name, None)  # (site's; absent under python -S)
+        if callable(real) and not hasattr(real, "__wrapped__"):
+            setattr(builtins, name, noting(real))
+
+
+def abort_status(world_rank: int) -> int:
+    """The status to abort the job with because world rank ``world_rank`` has exited: its own exit
+    status when it noted one that is not 0, else 1 (a failure)."""
+    notice = _exited.get(world_rank)
+    status = notice[3] if notice is not None and len(notice) > 3 else None
+    return status if status else 1
+
+
 def _announce_exit() -> None:
-    """At interpreter exit: tell every other rank how many collectives we started on each communicator."""
+    """At interpreter exit: tell every other rank how many collectives we started on each communicator,
+    and the status we exit with (None: not known)."""
     from .mpi_comm import _mpi
 
     MPI = _mpi()
     if _comm is None or MPI.Is_finalized():
         return
-    notice = (socket.gethostname(), os.getpid(), {c._exit_key: c._seq for c in list(_watched)})
+    notice = (socket.gethostname(), os.getpid(), {c._exit_key: c._seq for c in list(_watched)}, _status)
     me, size = _comm.Get_rank(), _comm.Get_size()
     sends = [_comm.isend(notice, dest=r, tag=_EXIT_TAG) for r in range(size) if r != me]
     deadline = time.monotonic() + 1.0  # a few bytes each: delivered at once unless a peer is gone already
@@ -80,7 +139,7 @@ def exited_member(comm):
     _receive_notices()
     for r in comm._world_ranks:
         if r in _exited:
-            host, pid, started = _exited[r]
+            host, pid, started = _exited[r][:3]
             seq = started.get(comm._exit_key)
             # (no entry: that process no longer held this communicator; it may have finished with it)
             if seq is not None and seq < comm._seq:

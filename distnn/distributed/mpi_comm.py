@@ -534,14 +534,16 @@ class MPICommunicator(Communicator):
         MPI = _mpi()
         me = MPI.COMM_WORLD.Get_rank()
         size = MPI.COMM_WORLD.Get_size()
+        status = exit_watch.abort_status(world_rank)  # the job ends with the rank's own status (else 1)
         sys.stderr.write(
             f"[distnn] rank {me} of {size}: rank {world_rank} ({host} pid {pid}) has ended its process "
             f"(sys.exit, or the end of its script) after starting {started} collective(s) here, so {what} "
-            f"can never complete; aborting all {size} ranks. Every rank must run the same collectives: a rank "
-            "that stops early must make the others stop too.\n")
+            f"can never complete; aborting all {size} ranks"
+            + (f" with its exit status {status}" if status != 1 else "") + ". Every rank must run the same "
+            "collectives: a rank that stops early must make the others stop too.\n")
         sys.stderr.flush()
         time.sleep(FORWARD_GRACE_S)  # let the launcher forward the report before the abort
-        _abort_world(MPI.COMM_WORLD, 1)
+        _abort_world(MPI.COMM_WORLD, status)
 
     def _answer_reports(self, what) -> None:
         """While waiting long: tell each rank whose collective timed out where we wait.

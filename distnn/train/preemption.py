@@ -17,6 +17,28 @@ signal during the save only sets the flag again; the atomic write protocol
 (:mod:`distnn.train.checkpoint`) keeps the checkpoint directory consistent
 whatever happens.
 
+With checkpointing off (``checkpoint.enabled = false``) the ranks agree on
+the signal the same way and stop at the same step (:class:`StopWithoutCheckpoint`),
+so the run's files are whole (the epoch's metrics were written through a
+temporary file and a rename that a signal no longer interrupts) and every
+callback cleans up; the log says that nothing was saved, and the exit status
+is :func:`exit_status_for_signal`: 128 + the signal's number (143 for SIGTERM,
+138 for SIGUSR1), the status of a process ended by that signal, reached
+after a clean stop. Not 75: a job script that requeues on 75 would restart
+such a run from zero (``slurm/train.sbatch`` requeues 75 only).
+
+Start-up, then training: :func:`start_up` (the CLI, before anything is
+loaded) makes a signal end the job at once with 75; ``attach`` hands over to
+the training-time handling with no gap: the step guard watches the flag
+before the training handler is installed, the install never clears a flag
+already set, and only then does the start-up phase end. Which requests are a
+run's: a step guard acts on those that came after its job's start-up began
+(:func:`start_up`) or, with no start-up phase (a library caller of
+``attach``), after the guard was made; a request left by an earlier run in
+the same process is not this run's, and nothing has to clear it in between
+(simulated ranks share the flag: a request one rank's guard sees reaches the
+others through the per-step agreement).
+
 Non-finite loss or gradients (``train.nonfinite``): decided on the averaged
 gradients, which are identical on every rank, and on a "my loss is not
 finite" flag each rank sends with the same gradient exchange (a loss can be
@@ -36,8 +58,12 @@ into that rank's local gradient at that step (before the average);
 NaN at that step while its gradients stay finite;
 ``DISTNN_FAULT_SIGNAL_AT=RANK:STEP[:SIG]`` sends this process SIG (default
 SIGTERM) at that step (step 0: during start-up, once the job is set up), and
-the rank reads the flag at that step, simulated or not; ``DISTNN_FAULT_STEP_DELAY=SECONDS``
-sleeps at every step (to make a short job long enough to signal).
+the rank reads the flag at that step, simulated or not; STEP may also name a
+point between steps (:func:`fault_point`: ``startup-end``, ``handler``,
+``metrics-write``); ``DISTNN_FAULT_EXIT_AT=RANK:STEP[:STATUS]`` makes that rank
+raise ``SystemExit(STATUS)`` (default 3) at that step, as a user's code might;
+``DISTNN_FAULT_STEP_DELAY=SECONDS`` sleeps at every step (to make a short job
+long enough to signal).
 """
 from __future__ import annotations
 
@@ -57,10 +83,14 @@ from .callbacks.base import Callback
 EXIT_PREEMPTED = 75
 #: exit status of a run that stopped for preemption but could not write its checkpoint (sysexits EX_IOERR)
 EXIT_PREEMPTED_UNSAVED = 74
+#: a run with checkpointing off that stopped for a signal exits with this + the signal's number
+EXIT_SIGNAL_BASE = 128
 DEFAULT_SIGNALS = ("SIGTERM", "SIGUSR1")
 NONFINITE_POLICIES = ("error", "skip", "off")
 
 _requested: int | None = None  # the signal number received (process-wide), or None
+_request_count = 0  # requests so far (process-wide): a guard acts on those after its mark
+_job_mark = 0  # _request_count when the current job's start-up began (start_up)
 _watchers = 0  # step guards that act on the flag now (one per simulated rank; see PreemptionHandler)
 _watchers_lock = threading.Lock()  # (simulated ranks bind and unbind their guards from their own threads)
 _starting = False  # between start_up() and end_startup(): a signal stops the job at once (exit 75)
@@ -91,6 +121,22 @@ class PreemptedAtStartup(Preempted):
         self.step, self.signum, self.checkpoint, self.error = 0, signum, None, None
 
 
+def exit_status_for_signal(signum: int) -> int:
+    """The exit status of a run with checkpointing off stopped by ``signum``: 128 + its number (143: SIGTERM)."""
+    return EXIT_SIGNAL_BASE + int(signum)
+
+
+class PreemptedWithoutCheckpointing(Preempted):
+    """Training stopped at an agreed step because of a preemption signal, with checkpointing off: nothing
+    was saved, and ``exit_code`` is :func:`exit_status_for_signal` (not 75: there is nothing to resume)."""
+
+    def __init__(self, step: int, signum: int):
+        Exception.__init__(self, f"preempted by {signal.Signals(signum).name}: stopped after step {step}; nothing "
+                                 "saved: checkpointing is off (checkpoint.enabled = false)")
+        self.step, self.signum, self.checkpoint, self.error = step, signum, None, "checkpointing is off"
+        self.exit_code = exit_status_for_signal(signum)
+
+
 class NonFiniteError(ValueError):
     """A NaN or inf loss or gradient with ``train.nonfinite = "error"`` (raised on every rank at the same step)."""
 
@@ -102,8 +148,9 @@ def requested() -> int | None:
 
 def request(signum: int = signal.SIGTERM) -> None:
     """Mark this process as preempted (what the signal handler does; tests call it directly)."""
-    global _requested
+    global _requested, _request_count
     _requested = int(signum)
+    _request_count += 1
 
 
 def clear() -> None:
@@ -117,9 +164,11 @@ class PreemptionHandler:
     Handlers can only be installed from the main thread; elsewhere (simulated
     ranks) this is a no-op. So ``--simulate-ranks`` installs one from the main
     thread around the ranks with ``only_when_watched``: a signal sets the flag
-    while some rank's step guard watches it (checkpointing is on), and
-    otherwise takes its previous action (SIGTERM's: terminate), so that a run
-    with nothing to save is not kept alive.
+    while some rank's step guard watches it (during training), raises
+    :class:`PreemptedAtStartup` during start-up, and otherwise takes its
+    previous action (SIGTERM's: terminate). Installing never clears a flag
+    already set: a signal noted during the hand-over from start-up is this
+    run's to act on.
     """
 
     def __init__(self, signals=DEFAULT_SIGNALS, only_when_watched: bool = False):
@@ -130,7 +179,6 @@ class PreemptionHandler:
     def install(self) -> "PreemptionHandler":
         if threading.current_thread() is not threading.main_thread():
             return self
-        clear()
         for s in self.signals:
             self._previous[s] = signal.signal(s, self._if_watched if self.only_when_watched else _handler)
         return self
@@ -168,8 +216,11 @@ def start_up(signals=DEFAULT_SIGNALS) -> "PreemptionHandler":
     """The CLI's handler for a job's start-up (imports done; data loading, model building): a SIGTERM or
     SIGUSR1 then raises :class:`PreemptedAtStartup`, so the job exits with :data:`EXIT_PREEMPTED` and a
     scheduler requeues it, instead of dying by the signal. Once training is wired up
-    (:func:`end_startup`), signals take the checkpointing handler's way, or their default one."""
-    global _starting
+    (:func:`end_startup`), signals take the training-time handler's way. A new job: a request left
+    from before it is forgotten."""
+    global _starting, _job_mark
+    clear()
+    _job_mark = _request_count  # this job's requests: those from now on (its guards' mark)
     _starting = True
     return PreemptionHandler(signals, only_when_watched=True).install()
 
@@ -184,6 +235,30 @@ def inject_startup_fault(rank: int) -> None:
     for r, s, *rest in _parse_at("DISTNN_FAULT_SIGNAL_AT"):
         if r == rank and s == 0:
             os.kill(os.getpid(), _signum(rest[0] if rest else "SIGTERM"))
+
+
+_fired_points: set = set()  # (rank, point) of the named fault points already fired in this process
+
+
+def fault_point(name: str, rank: int) -> None:
+    """``DISTNN_FAULT_SIGNAL_AT=RANK:NAME[:SIG]``: this rank signals itself at the named point, once.
+
+    Named points (for tests of the moments between steps): ``startup-end`` (the instant the start-up
+    phase ends, in :func:`~distnn.train.callbacks.checkpoint.attach`), ``handler`` (just before the
+    training-time handler is installed there) and ``metrics-write`` (rank 0, between writing a metrics
+    file's temporary copy and renaming it into place).
+    """
+    spec = os.environ.get("DISTNN_FAULT_SIGNAL_AT")
+    if not spec or (rank, name) in _fired_points:
+        return
+    for item in spec.split(","):
+        parts = [p.strip() for p in item.split(":")]
+        if len(parts) >= 2 and parts[0].isdigit() and int(parts[0]) == rank and parts[1] == name:
+            _fired_points.add((rank, name))
+            before = _request_count
+            os.kill(os.getpid(), _signum(parts[2] if len(parts) > 2 else "SIGTERM"))
+            _await_handler(before)
+            return
 
 
 def ignore_further_signals(signals=DEFAULT_SIGNALS) -> None:
@@ -296,8 +371,13 @@ class StepGuard(Callback):
         # The fault switches name the job's ranks (an ensemble member's guard works on its group of ranks)
         me = int(getattr(comm, "world_rank", self.rank))
         self._kill = [(r, s) for r, s, *_ in _parse_at("DISTNN_FAULT_KILL_AT") if r == me]
+        self._exit = [(s, int(rest[0]) if rest and rest[0].strip().lstrip("-").isdigit() else 3)
+                      for r, s, *rest in _parse_at("DISTNN_FAULT_EXIT_AT") if r == me]
         self._nan = {s for r, s, *_ in _parse_at("DISTNN_FAULT_NONFINITE_AT") if r == me}
         self._nan_loss = {s for r, s, *_ in _parse_at("DISTNN_FAULT_NONFINITE_LOSS_AT") if r == me}
+        # The requests this guard acts on: those after its job's start-up began (made during start-up,
+        # by attach), else those after now (an earlier run's request, never cleared, is not ours).
+        self._mark = _job_mark if _starting else _request_count
         self._sig = [(s, (rest[0] if rest else "SIGTERM")) for r, s, *rest in _parse_at("DISTNN_FAULT_SIGNAL_AT")
                      if r == me]
         self._delay = float(os.environ.get("DISTNN_FAULT_STEP_DELAY", "0") or 0)
@@ -349,7 +429,7 @@ class StepGuard(Callback):
         step = trainer.state.global_step + 1  # the step being taken
         self._inject(step)
         self._local_bad = self._local_bad or not math.isfinite(loss_sum)
-        sig = (_requested or 0) if self.preemption else 0
+        sig = (_requested or 0) if self.preemption and _request_count > self._mark else 0
         averaged = self.world == 1 or getattr(trainer, "ddp", None) is not None
         if averaged:
             self._collect()                                   # the previous step's flags
@@ -444,6 +524,10 @@ class StepGuard(Callback):
             with _watchers_lock:
                 _watchers -= 1
 
+    def release(self) -> None:
+        """Stop watching the preemption flag (a run that will not train after all: ``attach`` failed)."""
+        self._unwatch()
+
     def _agreed(self, exc):
         exc.report = self.rank == 0  # raised on every rank at the same step: rank 0 reports it
         return exc
@@ -455,17 +539,48 @@ class StepGuard(Callback):
             if s == step:
                 os.kill(os.getpid(), signal.SIGKILL)
                 time.sleep(10)
+        for s, code in self._exit:
+            if s == step:
+                raise SystemExit(code)  # as a rank's own code would end it (not sys.exit: no hook sees it)
         for s, name in self._sig:
             if s == step:
+                before = _request_count
                 os.kill(os.getpid(), _signum(name))
-                _await_handler()
+                _await_handler(before)
+
+
+class StopWithoutCheckpoint(Callback):
+    """With checkpointing off: stop every rank at the step they agreed on for a preemption signal.
+
+    The agreement is the step guard's, as for a checkpointing run, so every
+    rank leaves at the same step boundary, where no file is half-written (a
+    signal only sets a flag) and the callbacks clean up (``on_exception``).
+    Raises :class:`PreemptedWithoutCheckpointing`: nothing is saved, and the
+    status is 128 + the signal's number.
+    """
+
+    def __init__(self, signals=DEFAULT_SIGNALS, log=None):
+        self.signals = [_signum(s) for s in signals]
+        self.log = log
+
+    def on_batch_end(self, trainer, logs):
+        guard = getattr(trainer, "step_guard", None)
+        signum = getattr(guard, "preempt_signal", None)
+        if not signum:
+            return
+        guard.finish()  # no collective left in flight when every rank leaves
+        exc = PreemptedWithoutCheckpointing(trainer.state.global_step, signum)
+        ignore_further_signals(self.signals)  # (a duplicate signal must not turn the clean stop into a death)
+        if self.log is not None:  # (every rank says it: rank 0's line shows by default)
+            self.log.warning("%s; exiting with status %d (not resumable: no checkpoint)", exc, exc.exit_code)
+        raise exc
 
 
 #: how long a simulated rank that signalled its process waits for the main thread to note it
 SIGNAL_NOTE_WAIT_S = 5.0
 
 
-def _await_handler() -> None:
+def _await_handler(before: int) -> None:
     """After signalling its own process: wait, in a simulated rank, until the handler has noted the signal.
 
     An MPI rank's Python handler runs in the rank's own (main) thread right after ``os.kill`` returns,
@@ -477,7 +592,7 @@ def _await_handler() -> None:
     if threading.current_thread() is threading.main_thread():
         return
     deadline = time.monotonic() + SIGNAL_NOTE_WAIT_S
-    while _requested is None and time.monotonic() < deadline:
+    while _request_count == before and time.monotonic() < deadline:
         time.sleep(0.001)  # (releases the GIL: the main thread runs the handler)
 
 

@@ -409,10 +409,13 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
     ``resume`` applies when ``resume_spec`` (``--resume``) is not given. The
     checkpoint callback is appended LAST, so it saves after every other
     callback's per-step and per-epoch work (LR schedules, early stopping).
-    With checkpointing enabled, SIGTERM and SIGUSR1 mean "checkpoint and stop".
+    ``signals`` (SIGTERM and SIGUSR1) mean "every rank stops at the same step":
+    with a checkpoint (exit 75), or with checkpointing off after saving nothing
+    (:class:`~distnn.train.preemption.StopWithoutCheckpoint`: 128 + the signal's number).
+    Ends the start-up phase of :func:`~distnn.train.preemption.start_up` with no
+    instant where a signal is lost (see the comments below).
     """
     opts = checkpoint_options(options)
-    preemption.end_startup()  # from here on a signal is this run's to handle (or its default action)
     root = checkpoint_dir(run_dir, opts)
     cb = None
     if opts["enabled"]:
@@ -421,7 +424,7 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
                              mode=opts["mode"], on_error=opts["on_error"], async_save=opts["async_save"],
                              extra_files=extra_files, log=log, save_last=opts["save_last"])
         trainer.callbacks.append(cb)
-    watch_signals = cb is not None and bool(signals)
+    watch_signals = bool(signals)
     guard = preemption.StepGuard(trainer.comm, nonfinite=nonfinite, preemption=watch_signals,
                                  max_nonfinite=max_nonfinite, log=log or get_logger("train"))
     if guard.active:
@@ -431,11 +434,24 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
             callbacks.insert(callbacks.index(cb), callbacks.pop(callbacks.index(guard)))
     else:
         trainer.step_guard = None
+    rank = int(getattr(trainer.comm, "world_rank", trainer.comm.rank))
     if watch_signals:
+        if cb is None:  # nothing to save: stop at the agreed step all the same (whole files, a clear status)
+            trainer.callbacks.append(preemption.StopWithoutCheckpoint(signals, log=log or get_logger("train")))
+        # The hand-over from start-up, in this order: the guard above already watches the flag (the start-up
+        # handler now sets it instead of acting), the training handler goes in without clearing it, and only
+        # then does start-up end. Ending it first let a signal take its default action (the rank died).
+        preemption.fault_point("handler", rank)
         trainer._preemption_handler = preemption.PreemptionHandler(signals).install()
+    preemption.end_startup()  # from here on a signal is this run's to handle (or its default action)
+    preemption.fault_point("startup-end", rank)
     spec = resume_spec or opts["resume"]
     if spec:
-        resume(trainer, spec, root, cb, log, config_text=(extra_files or {}).get("config.toml"))
+        try:
+            resume(trainer, spec, root, cb, log, config_text=(extra_files or {}).get("config.toml"))
+        except BaseException:
+            guard.release()  # this run will not train: its guard no longer counts as watching
+            raise
     return cb
 
 

@@ -31,7 +31,9 @@ class MetricsLogger(Callback):
     half-written file, and a resumed run (whose history comes from its
     checkpoint) continues them without duplicated or stale rows. Rows already
     formatted are kept (formatting every row at every epoch made a long run's
-    epochs slower and slower).
+    epochs slower and slower). When training ends on an exception (a
+    preemption, an error), rows not written yet are written and no temporary
+    file is left behind.
     """
 
     def __init__(self, directory):
@@ -41,6 +43,19 @@ class MetricsLogger(Callback):
     def on_epoch_end(self, trainer, logs):
         if trainer.is_main:
             self.write(trainer.history)
+
+    def on_exception(self, trainer, exception):
+        """Flush: the epochs ended but not written (another callback's epoch end raised), then tidy up."""
+        if not trainer.is_main:
+            return
+        history = trainer.history
+        if len(history) != len(self._rows) or any(a is not b for a, b in zip(history, self._rows)):
+            try:
+                self.write(history)
+            except (OSError, ValueError, TypeError):  # (a full disk: the error being raised says more)
+                pass
+        for name in ("metrics.jsonl", "metrics.csv"):
+            _remove_quietly(os.path.join(self.directory, name + ".tmp"))
 
     def write(self, history):
         kept = 0  # rows formatted before and unchanged since (the same dict objects)
@@ -75,9 +90,25 @@ def _fmt(v):
 
 def _atomic_write(path: str, text: str) -> None:
     tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:  # (the CSV lines carry csv's own line ends)
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", newline="") as f:  # (the CSV lines carry csv's own line ends)
+            f.write(text)
+        if "DISTNN_FAULT_SIGNAL_AT" in os.environ:  # tests: a signal between the write and the rename
+            from ..logging_utils import current_rank
+            from ..preemption import fault_point
+
+            fault_point("metrics-write", current_rank())
+        os.replace(tmp, path)
+    except BaseException:  # (a full disk, Ctrl-C): the previous file stays, and no half-written copy
+        _remove_quietly(tmp)
+        raise
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def read_metrics_csv(path) -> list[dict]:

@@ -1,0 +1,85 @@
+"""No preemption signal is lost between the job's start-up and its training (``checkpoint.attach``).
+
+The CLI's start-up handler turns a signal into "exit 75 now" until the training is wired up; then the
+training-time handler turns it into a flag every rank agrees on at a step boundary. The old hand-over
+ended the start-up phase first and installed the training handler later: a signal in between took
+its default action (the rank died: status 15 or -15), and installing the handler cleared a flag a
+signal had set in between (the run trained to its end and exited 0, the request forgotten). The
+fault hook ``DISTNN_FAULT_SIGNAL_AT=RANK:POINT`` sends the signal exactly there: ``startup-end`` (the
+instant the start-up phase ends) and ``handler`` (just before the training handler goes in).
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from distnn.train import checkpoint as ck
+
+MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+
+
+def _env(**extra):
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", DISTNN_COLLECTIVE_TIMEOUT="30")
+    for k in [k for k in env if k.startswith("DISTNN_FAULT_") or k == "DISTNN_CKPT_FAULT"]:
+        del env[k]
+    env.update(extra)
+    return env
+
+
+def _train(out, n, fault, *extra, simulate=False):
+    cmd = [sys.executable, "-m", "distnn", "train", "--out", str(out), "--quiet", "--log-all-ranks",
+           "--set", "train.epochs=2", "--set", "run.plots=false", *extra]
+    if simulate:
+        cmd += ["--simulate-ranks", str(n)]
+    elif n > 1:
+        if MPIEXEC is None:
+            pytest.skip("mpiexec not found (pip install mpich)")
+        cmd = [MPIEXEC, "-n", str(n), *cmd]
+    return subprocess.run(cmd, env=_env(DISTNN_FAULT_SIGNAL_AT=fault), capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("point", ["startup-end", "handler"])
+@pytest.mark.parametrize("n,mode", [(1, "process"), (2, "mpi"), (2, "simulated")])
+def test_a_signal_at_the_hand_over_preempts_the_first_steps_with_a_checkpoint(tmp_path, point, n, mode):
+    run = tmp_path / "run"
+    p = _train(run, n, f"{n - 1}:{point}", simulate=mode == "simulated")
+    assert p.returncode == 75, p.stderr[-3000:]
+    assert "distnn: preempted by SIGTERM: stopped after step" in p.stderr, p.stderr[-3000:]
+    # flags are read at the first step (one rank) or the second (across ranks): never a whole epoch
+    cps = ck.list_checkpoints(str(run / "checkpoints"))
+    assert [c.step for c in cps] in ([1], [2]), [c.step for c in cps]
+    assert ck.read_manifest(cps[0].path)["reason"] == "preempt"
+    assert ck.verify_checkpoint(cps[0].path) == []
+
+
+@pytest.mark.parametrize("point", ["startup-end", "handler"])
+def test_with_checkpointing_off_the_hand_over_signal_stops_cleanly(tmp_path, point):
+    run = tmp_path / "run"
+    p = _train(run, 2, f"1:{point}", "--set", "checkpoint.enabled=false")
+    assert p.returncode == 128 + signal.SIGTERM, p.stderr[-3000:]
+    steps = {int(r): int(s) for r, s in re.findall(r"\[rank (\d+)\].*?stopped after step (\d+); nothing saved",
+                                                   p.stderr)}
+    assert steps in ({0: 1, 1: 1}, {0: 2, 1: 2}), p.stderr[-3000:]
+    # stopped inside the first epoch: the run directory goes, as for any run that never finished one
+    assert not run.exists() or not [n for n in os.listdir(run) if n != "config.toml"]
+
+
+def test_a_flag_set_before_the_training_handler_is_kept_by_its_install():
+    # in one process: a request noted by the start-up handler (a guard already watching) survives the
+    # install of the training handler; the old install() cleared it
+    from distnn.train import preemption
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}
+    try:
+        preemption.clear()
+        preemption.request(signal.SIGUSR1)
+        with preemption.PreemptionHandler():
+            assert preemption.requested() == signal.SIGUSR1
+    finally:
+        preemption.clear()
+        for s, h in previous.items():
+            signal.signal(s, h)
