@@ -33,9 +33,13 @@ afterwards, which is the same. Weight and bias gradients stay local sums
 Padded rows: a sharded batch may repeat samples to even out the shards
 (:class:`~.sampler.DistributedSampler`); the trainer masks them out of the
 loss. Inside ``with valid_rows(mask):`` SyncBatchNorm also leaves them out of
-the statistics (they are normalized with the statistics of the real rows and
-get no share of the statistics' gradient), so the result equals one process
-on the real global batch.
+the statistics (they are normalized with the statistics of the real rows), so
+the result equals one process on the real global batch. The backward is
+``ValidRowsBatchNormTrain``'s (plain BatchNorm's with a mask), its two sums
+all-reduced as above: they, and the weight and bias gradients, run over every
+row, padded ones too (whose outputs depend on the statistics and on weight and
+bias: a loss that reads them gets the true derivative; the trainer's gives them
+zero gradient), while only the real rows' inputs get the statistics' terms.
 """
 from __future__ import annotations
 
@@ -45,9 +49,10 @@ import numpy as np
 
 from distnn.autograd.engine import backward_context
 from distnn.backend import get_array_module, to_numpy
-from distnn.functional.norm import BatchNormTrain, _bcast, _bn_axes, update_running_stats
-from distnn.nn.normalization import _BatchNorm, valid_rows  # noqa: F401 (valid_rows: shared with BatchNorm)
+from distnn.functional.norm import BatchNormTrain, update_running_stats
+from distnn.nn.normalization import ValidRowsBatchNormTrain, _BatchNorm
 from distnn.nn.normalization import current_valid_rows as _current_mask
+from distnn.nn.normalization import valid_rows  # noqa: F401 (shared with BatchNorm)
 
 from .data_parallel import RANK_SHARE, RANK_WEIGHTED
 
@@ -81,12 +86,23 @@ def combine_stats(counts, means, m2s):
     return n, mean, m2
 
 
-class SyncBatchNormTrain(BatchNormTrain):
-    """BatchNormTrain whose backward sums ``w_r * dy`` statistics over the ranks of ``comm``."""
+class SyncBatchNormTrain(ValidRowsBatchNormTrain):
+    """BatchNormTrain whose backward sums ``w_r * dy`` statistics over the ranks of ``comm``.
+
+    ``count``: this rank's values per channel that took part in the statistics (its
+    real rows' when ``valid`` marks padded rows), ``total``: theirs over all ranks.
+    """
 
     def forward(self, x, weight, bias, mean, var, count, eps=1e-5, comm=None, total=1, valid=None):
-        self.comm, self.total, self.valid = comm, total, valid
-        return super().forward(x, weight, bias, mean, var, count, eps)
+        self.comm, self.total = comm, total
+        return super().forward(x, weight, bias, mean, var, count, eps, valid=valid)
+
+    def backward(self, g):
+        if self.valid is None:
+            with np.errstate(divide="ignore", invalid="ignore"):  # an empty local batch: count 0, no rows
+                return BatchNormTrain.backward(self, g)
+        # padded rows: ValidRowsBatchNormTrain's backward, whose two sums go through combine_grad_sums
+        return super().backward(g)
 
     def combine_grad_sums(self, sum_g, sum_gxhat):
         xp = get_array_module(sum_g)
@@ -109,32 +125,6 @@ class SyncBatchNormTrain(BatchNormTrain):
             buf *= count / (w * total) if w > 0 else 0.0  # (w = 0: this rank's gradient is dropped anyway)
         dtype = sum_g.dtype
         return xp.asarray(buf[:c].astype(dtype)), xp.asarray(buf[c:].astype(dtype))
-
-    def backward(self, g):
-        if self.valid is None:
-            with np.errstate(divide="ignore", invalid="ignore"):  # an empty local batch: count 0, no rows
-                return super().backward(g)
-        return self._masked_backward(g)
-
-    def _masked_backward(self, g):
-        """Padded rows took no part in the statistics: only the real rows share their gradient."""
-        nd, axes = g.ndim, _bn_axes(g.ndim)
-        xp = get_array_module(g)
-        valid = xp.asarray(self.valid)
-        gv, xv = g[valid], self.xhat[valid]
-        sum_g, sum_gxhat = gv.sum(axis=axes), (gv * xv).sum(axis=axes)
-        nin = self.needs_input_grad
-        gx = None
-        if nin[0]:
-            tot_g, tot_gxhat = self.combine_grad_sums(sum_g, sum_gxhat)  # collective: every rank calls it
-            scale = _bcast(self.rstd if self.weight is None else self.weight * self.rstd, nd)
-            gx = scale * g  # a padded row's output depends on its input only through the normalization
-            if self.count:
-                M = self.count
-                gx[valid] -= scale * (_bcast(tot_g / M, nd) + xv * _bcast(tot_gxhat / M, nd))
-        gw = sum_gxhat if (self.weight is not None and nin[1]) else None
-        gb = sum_g if (self.has_bias and nin[2]) else None
-        return gx, gw, gb
 
 
 class SyncBatchNorm(_BatchNorm):

@@ -105,9 +105,12 @@ class ValidRowsBatchNormTrain(BatchNormTrain):
 
     Every row is normalized with them; a padded row's output depends on its own
     input only through the normalization, a real row's also through the
-    statistics. So the input gradient's statistics terms go to the real rows
-    alone (divided by their count), while their sums run over every row whose
-    output the loss reads (the trainer's loss reads none of the padded ones).
+    statistics, and every row's output on weight and bias. So the input
+    gradient's statistics terms go to the real rows alone (divided by their
+    count), while their sums, and the weight and bias gradients, run over every
+    row whose output the loss reads (the trainer's loss reads none of the padded
+    ones). The two sums pass through ``combine_grad_sums`` (here: this process
+    alone), so ``SyncBatchNorm`` shares this backward and all-reduces them.
     """
 
     def forward(self, x, weight, bias, mean, var, count, eps=1e-5, valid=None):
@@ -118,16 +121,18 @@ class ValidRowsBatchNormTrain(BatchNormTrain):
         nd, xhat = g.ndim, self.xhat
         axes = _bn_axes(nd)
         nin = self.needs_input_grad
-        sum_g = g.sum(axis=axes)
+        sum_g = g.sum(axis=axes)  # over every row: padded rows' outputs depend on the statistics too
         sum_gxhat = (g * xhat).sum(axis=axes)
         gx = None
         if nin[0]:
+            tot_g, tot_gxhat = self.combine_grad_sums(sum_g, sum_gxhat)  # (SyncBatchNorm: a collective)
             xp = get_array_module(g)
             valid = xp.asarray(self.valid)
             M = self.count
             scale = _bcast(self.rstd if self.weight is None else self.weight * self.rstd, nd)
             gx = scale * g
-            gx[valid] -= scale * (_bcast(sum_g / M, nd) + xhat[valid] * _bcast(sum_gxhat / M, nd))
+            if M:  # (0: no real row here, as on a SyncBatchNorm rank holding padding only)
+                gx[valid] -= scale * (_bcast(tot_g / M, nd) + xhat[valid] * _bcast(tot_gxhat / M, nd))
         gw = sum_gxhat if (self.weight is not None and nin[1]) else None
         gb = sum_g if (self.has_bias and nin[2]) else None
         return gx, gw, gb
