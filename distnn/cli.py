@@ -38,7 +38,9 @@ one whose checksums verify, also on a different number of ranks. SIGTERM or
 SIGUSR1 (e.g. sbatch --signal=USR1@60, scancel, mpiexec forwarding a kill):
 every rank stops at the same step (within two steps of the signal), a
 checkpoint is written, and the exit status is 75; run the same command with
---resume auto to continue.
+--resume auto to continue. Between two ensemble members trained in turn the next
+member does not start (75 too); once training has ended the signal is only noted
+and the run finishes writing its results (0).
 
 exit status: 0 finished, 2 error (one line on stderr), 75 preempted after
 writing a checkpoint, 74 preempted but the checkpoint could not be written (the
@@ -186,14 +188,22 @@ def cmd_train(args) -> int:
     overrides = list(args.overrides)
     if args.resume:  # (resume = auto needs --out: checked with the resolved config, which may set it too)
         overrides.append(f"checkpoint.resume={args.resume}")
-    from distnn.train.preemption import end_startup, start_up
+    from distnn.train import preemption
 
-    start_up()  # a SIGTERM/SIGUSR1 while the job sets up: exit 75 (requeue), not death by the signal
+    preemption.start_up()  # a SIGTERM/SIGUSR1 while the job sets up: exit 75 (requeue), not death by the signal
     try:
         summary = run_training(args.config, overrides, out=args.out, simulate_ranks=args.simulate_ranks,
                                quiet=args.quiet)
+        late = preemption.job_requested()
     finally:
-        end_startup()  # (a job that failed before training: its start-up phase is over all the same)
+        preemption.end_job()  # (a job that failed before training: its start-up phase is over all the same)
+    if late:  # noted, not acted on: it came once this process's training had ended (see preemption)
+        import signal
+
+        comm = _running_mpi_comm()
+        who = f"rank {comm.rank}: " if comm is not None else ""
+        print(f"distnn: {who}{signal.Signals(late).name} came after training had ended: nothing left to "
+              "checkpoint, the run finished writing its results (exit status 0)", file=sys.stderr, flush=True)
     if summary is not None:  # rank 0 (every other rank returns None)
         _print_train_summary(summary)
     return 0

@@ -14,7 +14,10 @@
 
 Preemption is agreed within each group (a scheduler's signal reaches every rank, so every
 group stops and checkpoints); ``--resume auto`` resumes every member from its own checkpoints
-and does not train again a member an earlier session finished with the same config. The test
+and does not train again a member an earlier session finished with the same config. A signal
+between two members a group trains in turn (after one's training ended, before the next one's
+handler is installed) is noted, and the group agrees on it before the next member starts
+(:func:`stop_before_member`): that member does not start, and the job exits 75. The test
 switches ``DISTNN_FAULT_*_AT=RANK:STEP`` name a world rank here too (at a member's own STEP).
 """
 from __future__ import annotations
@@ -22,12 +25,14 @@ from __future__ import annotations
 import copy
 import os
 import re
+import signal
 
 import numpy as np
 
 from .ensemble import (MEMBERS_DIR, _get, ensemble_gain, ensemble_settings, ensemble_table, evaluate_ensemble,
                        group_communicator, member_config, member_dir, plan_groups)
-from .preemption import Preempted, inject_startup_fault
+from . import preemption
+from .preemption import Preempted, fault_point, inject_startup_fault
 
 
 def _member_job_class():
@@ -76,6 +81,7 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
     # (read before the next collective: simulated ranks share one timeout, and a group that finishes first
     # lifts it while it waits for the others, see _agree_on_group_endings)
     world_timeout = comm.timeout if comm.size > 1 else None
+    mark = preemption.job_mark()  # (requests after it are this job's: a member does not start after one)
     gcomm = group_communicator(comm, plan)
     MemberJob, shared, current = _member_job_class(), None, None
     try:
@@ -99,7 +105,7 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
     except rd.RunDirError as e:
         raise J.JobError(str(e), report=comm.rank == 0) from None
     try:
-        return _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, world_timeout)
+        return _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, world_timeout, mark)
     except BaseException:
         # Nothing half-written, unless some member trained an epoch or left a checkpoint to resume from.
         if comm.rank == 0 and created and not any(j.trainer.history for j in jobs.values()) and not any(
@@ -158,7 +164,7 @@ def finished_member(gcomm, job, directory):
     return gcomm.broadcast_object(found, root=0) if gcomm.size > 1 else found
 
 
-def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, world_timeout=None):
+def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, world_timeout=None, mark=None):
     import time
 
     from distnn import random as dn_random
@@ -176,7 +182,12 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, wor
     t0 = time.perf_counter()
     summaries, ending = {}, None
     try:
-        for m, job in jobs.items():
+        for i, (m, job) in enumerate(jobs.items()):
+            if i:
+                fault_point("between-members", comm.rank)
+            # A signal since the job began that no training acted on (it came between two members; they
+            # only note it): the next member does not start, so nothing new is written for it.
+            stop_before_member(gcomm, m, job, [k for k in jobs if k in summaries], mark, log)
             mdir = member_dir(path, m)
             if gcomm.rank == 0:
                 os.makedirs(mdir, exist_ok=True)
@@ -222,6 +233,38 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, wor
     if comm.size > 1:
         comm.barrier()  # nobody leaves before rank 0 has written the results
     return summary
+
+
+class PreemptedBeforeMember(Preempted):
+    """A preemption signal came before ensemble member ``member`` began training (after the previous
+    member's training ended): it does not start and nothing new is saved. Status 75, as for a
+    checkpoint: the members finished are kept and ``--resume auto`` trains the others; with
+    checkpointing off 128 + the signal's number, as any stop with checkpointing off."""
+
+    def __init__(self, member: int, signum: int, finished=(), checkpointing: bool = True):
+        done = f"; member(s) {', '.join(map(str, finished))} finished" if finished else ""
+        Exception.__init__(self, f"preempted by {signal.Signals(signum).name} before ensemble member {member} "
+                                 f"began training: nothing new to save{done}")
+        self.step, self.signum, self.checkpoint, self.error = None, signum, None, None
+        self.member = member
+        self.exit_code = Preempted.exit_code if checkpointing else preemption.exit_status_for_signal(signum)
+
+
+def stop_before_member(gcomm, member: int, job, finished, mark, log) -> None:
+    """Collective over the group: raise :class:`PreemptedBeforeMember` on every rank of the group if any of
+    them has a preemption request since ``mark`` (every rank of a group starts a member, or none does)."""
+    sig = preemption.job_requested(mark) or 0
+    if gcomm.size > 1:
+        sig = max(int(s) for s in gcomm.allgather_object(sig))
+    if not sig:
+        return
+    checkpointing = bool(_get(job.cfg, "checkpoint.enabled", True))
+    exc = PreemptedBeforeMember(member, sig, finished, checkpointing)
+    preemption.ignore_further_signals()  # (a duplicate signal must not turn the clean stop into a death)
+    if gcomm.rank == 0:
+        log.warning("%s; exiting with status %d%s", exc, exc.exit_code,
+                    " (resume with --resume auto)" if checkpointing else " (checkpointing is off)")
+    raise exc
 
 
 class EnsemblePreempted(Preempted):

@@ -494,6 +494,9 @@ def _train(job, path):
     attach(trainer, path, job.cfg.checkpoint, nonfinite=job.cfg.train.nonfinite,
            max_nonfinite=job.cfg.train.max_nonfinite, extra_files=extra_files_for(job.model_meta(), dump_config(job.cfg)))
     history = trainer.fit()
+    from .preemption import fault_point
+
+    fault_point("after-training", int(getattr(comm, "world_rank", comm.rank)))
     wall = trainer.state.elapsed  # training wall time, earlier sessions of a resumed run included
     test = trainer.evaluate(job.splits.test, prefix="test_") if job.splits.test is not None else {}
     es = next((cb for cb in trainer.callbacks if isinstance(cb, EarlyStopping)), None)

@@ -39,6 +39,19 @@ the same process is not this run's, and nothing has to clear it in between
 (simulated ranks share the flag: a request one rank's guard sees reaches the
 others through the per-step agreement).
 
+Outside training, in a CLI job (between two ensemble members a process trains
+one after another, and after its last training: test evaluation, writing
+model, summary and plots): a signal only sets the flag, on every path (MPI
+ranks, simulated ranks, one process), never its default action. Before each
+member the ranks of its group agree on :func:`job_requested`: if any rank
+was signalled the member does not start (nothing new is written; the members
+already finished stay finished) and the job exits 75 (``--resume auto``
+trains the others); a request noted after that agreement is the next step
+guard's (its mark is the job's start). Once the job's training has ended
+there is nothing left to checkpoint: it finishes writing its results (each
+file written whole, through a temporary file and a rename), says on stderr
+that the signal came too late to matter, and exits 0.
+
 Non-finite loss or gradients (``train.nonfinite``): decided on the averaged
 gradients, which are identical on every rank, and on a "my loss is not
 finite" flag each rank sends with the same gradient exchange (a loss can be
@@ -60,8 +73,9 @@ NaN at that step while its gradients stay finite;
 SIGTERM) at that step (step 0: during start-up, once the job is set up), and
 the rank reads the flag at that step, simulated or not; STEP may also name a
 point between steps (:func:`fault_point`: ``startup-end``, ``handler``,
-``metrics-write``); ``DISTNN_FAULT_EXIT_AT=RANK:STEP[:STATUS]`` makes that rank
-raise ``SystemExit(STATUS)`` (default 3) at that step, as a user's code might;
+``metrics-write``, ``after-training``, ``between-members``);
+``DISTNN_FAULT_EXIT_AT=RANK:STEP[:STATUS]`` makes that rank raise
+``SystemExit(STATUS)`` (default 3) at that step, as a user's code might;
 ``DISTNN_FAULT_STEP_DELAY=SECONDS`` sleeps at every step (to make a short job
 long enough to signal).
 """
@@ -94,6 +108,11 @@ _job_mark = 0  # _request_count when the current job's start-up began (start_up)
 _watchers = 0  # step guards that act on the flag now (one per simulated rank; see PreemptionHandler)
 _watchers_lock = threading.Lock()  # (simulated ranks bind and unbind their guards from their own threads)
 _starting = False  # between start_up() and end_startup(): a signal stops the job at once (exit 75)
+_in_job = False  # between start_up() and end_job(): a CLI job's requests (those after _job_mark) are its own
+# Set by start_up(), for good: this process runs distnn's CLI jobs, so a signal that no step guard watches
+# and that comes after start-up (between two ensemble members, after training) is noted, never the
+# default action; the job acts on it at its next safe point, or has nothing left to save.
+_deferring = False
 
 
 class Preempted(Exception):
@@ -190,6 +209,9 @@ class PreemptionHandler:
         if _starting:  # no step boundary yet to stop at, and nothing to save: stop now, resumable
             end_startup()
             raise PreemptedAtStartup(signum)
+        if _deferring:  # between two trainings (ensemble members) or after the last: see job_requested()
+            request(signum)
+            return
         previous = self._previous.get(signum)
         if callable(previous):
             previous(signum, frame)
@@ -216,18 +238,62 @@ def start_up(signals=DEFAULT_SIGNALS) -> "PreemptionHandler":
     """The CLI's handler for a job's start-up (imports done; data loading, model building): a SIGTERM or
     SIGUSR1 then raises :class:`PreemptedAtStartup`, so the job exits with :data:`EXIT_PREEMPTED` and a
     scheduler requeues it, instead of dying by the signal. Once training is wired up
-    (:func:`end_startup`), signals take the training-time handler's way. A new job: a request left
-    from before it is forgotten."""
-    global _starting, _job_mark
+    (:func:`end_startup`), signals take the training-time handler's way; outside training (between
+    two ensemble members, after the last training) a signal is only noted (:func:`job_requested`):
+    the next member does not start, and a job whose training has ended finishes writing its results
+    and exits 0 (nothing is left to checkpoint). Until :func:`end_job`, every step guard acts on the
+    job's requests, also one noted before the guard was made. From the interpreter's exit on, these
+    signals are ignored: the job's status is decided (Python would otherwise restore their default
+    action while it shuts down, and a late signal, which ``mpiexec`` forwards, would kill a rank
+    that finished cleanly). A new job: a request left from before it is forgotten."""
+    global _starting, _job_mark, _in_job, _deferring
     clear()
     _job_mark = _request_count  # this job's requests: those from now on (its guards' mark)
-    _starting = True
+    _starting = _in_job = _deferring = True
+    _ignore_at_exit(signals)
     return PreemptionHandler(signals, only_when_watched=True).install()
 
 
 def end_startup() -> None:
     global _starting
     _starting = False
+
+
+def end_job() -> None:
+    """The CLI's job is over (finished, failed or preempted): a later run in this process (a library
+    caller's) no longer counts its requests as its own."""
+    global _starting, _in_job
+    _starting = _in_job = False
+
+
+def job_mark() -> int:
+    """The mark that :func:`job_requested` counts requests from: the CLI job's start (:func:`start_up`),
+    or, with no CLI job running (a library caller), now."""
+    return _job_mark if _in_job else _request_count
+
+
+def job_requested(mark: int | None = None) -> int | None:
+    """The signal of a request made after ``mark`` (default: the CLI job's start), or None.
+
+    Nothing acted on it yet: a request a step guard acts on ends the job. So between two ensemble
+    members this says whether the next one may start, and after training it is one that came too late
+    to stop anything.
+    """
+    return _requested if _request_count > (job_mark() if mark is None else mark) else None
+
+
+_exit_hook = False
+
+
+def _ignore_at_exit(signals) -> None:
+    global _exit_hook
+    if not _exit_hook:
+        import atexit
+
+        # (Python-level atexit hooks run before the interpreter resets the handlers it installed;
+        # MPI_Finalize, registered at C level, runs after that: a signal then must not kill the rank)
+        atexit.register(ignore_further_signals, tuple(signals))
+        _exit_hook = True
 
 
 def inject_startup_fault(rank: int) -> None:
@@ -245,8 +311,10 @@ def fault_point(name: str, rank: int) -> None:
 
     Named points (for tests of the moments between steps): ``startup-end`` (the instant the start-up
     phase ends, in :func:`~distnn.train.callbacks.checkpoint.attach`), ``handler`` (just before the
-    training-time handler is installed there) and ``metrics-write`` (rank 0, between writing a metrics
-    file's temporary copy and renaming it into place).
+    training-time handler is installed there), ``metrics-write`` (rank 0, between writing a metrics
+    file's temporary copy and renaming it into place), ``after-training`` (right after the rank's
+    ``Trainer.fit`` returned, before the test evaluation and the results; in an ensemble, after its
+    first member's) and ``between-members`` (an ensemble's rank, before its second member).
     """
     spec = os.environ.get("DISTNN_FAULT_SIGNAL_AT")
     if not spec or (rank, name) in _fired_points:
@@ -375,9 +443,10 @@ class StepGuard(Callback):
                       for r, s, *rest in _parse_at("DISTNN_FAULT_EXIT_AT") if r == me]
         self._nan = {s for r, s, *_ in _parse_at("DISTNN_FAULT_NONFINITE_AT") if r == me}
         self._nan_loss = {s for r, s, *_ in _parse_at("DISTNN_FAULT_NONFINITE_LOSS_AT") if r == me}
-        # The requests this guard acts on: those after its job's start-up began (made during start-up,
-        # by attach), else those after now (an earlier run's request, never cleared, is not ours).
-        self._mark = _job_mark if _starting else _request_count
+        # The requests this guard acts on: those after its CLI job's start-up began (start_up; one noted
+        # between two ensemble members included), else those after now (an earlier run's request, never
+        # cleared, is not ours).
+        self._mark = job_mark()  # (in a CLI job: also a request noted before this guard, e.g. between members)
         self._sig = [(s, (rest[0] if rest else "SIGTERM")) for r, s, *rest in _parse_at("DISTNN_FAULT_SIGNAL_AT")
                      if r == me]
         self._delay = float(os.environ.get("DISTNN_FAULT_STEP_DELAY", "0") or 0)
