@@ -13,38 +13,17 @@ there (once, before its second member).
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
-
-
-def _env(**extra):
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", DISTNN_COLLECTIVE_TIMEOUT="30")
-    for k in [k for k in env if k.startswith("DISTNN_FAULT_") or k == "DISTNN_CKPT_FAULT"]:
-        del env[k]
-    env.update(extra)
-    return env
-
+import cli_faults
 
 def _train(out, mode, n, members, *extra, fault=None):
     """`distnn train --config xor` (one step an epoch, 3 epochs), ``members`` members, checkpoints on."""
-    cmd = [sys.executable, "-m", "distnn", "train", "--config", "xor", "--out", str(out), "--quiet",
-           "--log-all-ranks", "--set", "train.epochs=3", "--set", "checkpoint.enabled=true",
-           "--set", "run.plots=false", "--set", f"ensemble.members={members}", *extra]
-    if mode == "simulated":
-        cmd += ["--simulate-ranks", str(n)]
-    elif mode == "mpi":
-        if MPIEXEC is None:
-            pytest.skip("mpiexec not found (pip install mpich)")
-        cmd = [MPIEXEC, "-n", str(n), *cmd]
-    env = _env(**({"DISTNN_FAULT_SIGNAL_AT": fault} if fault else {}))
-    # (the deadline: a job that does not stop, or hangs, fails with TimeoutExpired)
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    return cli_faults.train(out, mode, n, ["--config", "xor", "--log-all-ranks", "--set", "train.epochs=3",
+                                           "--set", "checkpoint.enabled=true", "--set", "run.plots=false",
+                                           "--set", f"ensemble.members={members}", *extra], fault)
 
 
 def _member(run, m):

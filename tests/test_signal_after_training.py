@@ -10,23 +10,11 @@ after its ``Trainer.fit`` returned.
 """
 import json
 import os
-import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
-
-
-def _env(**extra):
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", DISTNN_COLLECTIVE_TIMEOUT="30")
-    for k in [k for k in env if k.startswith("DISTNN_FAULT_") or k == "DISTNN_CKPT_FAULT"]:
-        del env[k]
-    env.update(extra)
-    return env
-
+import cli_faults
 
 @pytest.mark.parametrize("mode,n,fault,checkpoint", [
     ("simulated", 2, "0:after-training", "true"),            # simulated ranks: died by SIGTERM before
@@ -36,15 +24,8 @@ def _env(**extra):
 ], ids=["simulated", "simulated-usr1-no-checkpoint", "mpiexec", "process-usr1"])
 def test_a_signal_after_training_lets_the_run_finish_with_status_0(tmp_path, mode, n, fault, checkpoint):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "distnn", "train", "--config", "xor", "--out", str(run), "--quiet",
-           "--set", "train.epochs=3", "--set", f"checkpoint.enabled={checkpoint}", "--set", "run.plots=true"]
-    if mode == "simulated":
-        cmd += ["--simulate-ranks", str(n)]
-    elif mode == "mpi":
-        if MPIEXEC is None:
-            pytest.skip("mpiexec not found (pip install mpich)")
-        cmd = [MPIEXEC, "-n", str(n), *cmd]
-    p = subprocess.run(cmd, env=_env(DISTNN_FAULT_SIGNAL_AT=fault), capture_output=True, text=True, timeout=120)
+    p = cli_faults.train(run, mode, n, ["--config", "xor", "--set", "train.epochs=3",
+                                        "--set", f"checkpoint.enabled={checkpoint}", "--set", "run.plots=true"], fault)
     assert p.returncode == 0, p.stderr[-4000:]
     sig = fault.split(":")[2] if fault.count(":") == 2 else "SIGTERM"
     assert f"{sig} came after training had ended" in p.stderr, p.stderr[-4000:]

@@ -10,36 +10,17 @@ instant the start-up phase ends) and ``handler`` (just before the training handl
 """
 import os
 import re
-import shutil
 import signal
-import subprocess
-import sys
 
 import pytest
 
+import cli_faults
+
 from distnn.train import checkpoint as ck
 
-MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
-
-
-def _env(**extra):
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", DISTNN_COLLECTIVE_TIMEOUT="30")
-    for k in [k for k in env if k.startswith("DISTNN_FAULT_") or k == "DISTNN_CKPT_FAULT"]:
-        del env[k]
-    env.update(extra)
-    return env
-
-
 def _train(out, n, fault, *extra, simulate=False):
-    cmd = [sys.executable, "-m", "distnn", "train", "--out", str(out), "--quiet", "--log-all-ranks",
-           "--set", "train.epochs=2", "--set", "run.plots=false", *extra]
-    if simulate:
-        cmd += ["--simulate-ranks", str(n)]
-    elif n > 1:
-        if MPIEXEC is None:
-            pytest.skip("mpiexec not found (pip install mpich)")
-        cmd = [MPIEXEC, "-n", str(n), *cmd]
-    return subprocess.run(cmd, env=_env(DISTNN_FAULT_SIGNAL_AT=fault), capture_output=True, text=True, timeout=120)
+    return cli_faults.train(out, "simulated" if simulate else "process", n,
+                            ["--log-all-ranks", "--set", "train.epochs=2", "--set", "run.plots=false", *extra], fault)
 
 
 @pytest.mark.parametrize("point", ["startup-end", "handler"])

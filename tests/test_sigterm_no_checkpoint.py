@@ -11,36 +11,17 @@ up, and a signal between a metrics file's write and its rename left ``metrics.js
 """
 import os
 import re
-import shutil
 import signal
-import subprocess
-import sys
 
 import pytest
 
-MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
-
-
-def _env(**extra):
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", DISTNN_COLLECTIVE_TIMEOUT="30")
-    for k in [k for k in env if k.startswith("DISTNN_FAULT_") or k == "DISTNN_CKPT_FAULT"]:
-        del env[k]
-    env.update(extra)
-    return env
-
+import cli_faults
 
 def _train(out, n, fault, *extra, simulate=False):
     """`distnn train` (digits_mlp, 20 steps an epoch, 3 epochs) with checkpointing off and a fault hook."""
-    cmd = [sys.executable, "-m", "distnn", "train", "--out", str(out), "--quiet", "--log-all-ranks",
-           "--set", "train.epochs=3", "--set", "run.plots=false", "--set", "checkpoint.enabled=false", *extra]
-    if simulate:
-        cmd += ["--simulate-ranks", str(n)]
-    elif n > 1:
-        if MPIEXEC is None:
-            pytest.skip("mpiexec not found (pip install mpich)")
-        cmd = [MPIEXEC, "-n", str(n), *cmd]
-    # (the deadline: a run that does not stop, or hangs, fails with TimeoutExpired)
-    return subprocess.run(cmd, env=_env(DISTNN_FAULT_SIGNAL_AT=fault), capture_output=True, text=True, timeout=120)
+    return cli_faults.train(out, "simulated" if simulate else "process", n,
+                            ["--log-all-ranks", "--set", "train.epochs=3", "--set", "run.plots=false",
+                             "--set", "checkpoint.enabled=false", *extra], fault)
 
 
 def _stopped_steps(stderr) -> dict:
