@@ -22,7 +22,7 @@ from distnn.optim import Adam
 from distnn.optim.lr_scheduler import LinearWarmup
 from distnn.train import checkpoint as ck
 from distnn.train.checkpoint import fsio, hashing
-from distnn.train import preemption
+from distnn.train import preemption, step_guard
 from distnn.train.callbacks import Callback, EarlyStopping, LRSchedulerCallback
 from distnn.train.callbacks.checkpoint import ModelCheckpoint, attach
 from distnn.train.trainer import Trainer
@@ -485,7 +485,7 @@ def test_a_signal_a_simulated_rank_sends_stops_the_run_at_the_step_an_mpi_rank_w
     # the rank read the flag a step late, so the run stopped after step 8 (1 rank) or 9 (2 ranks).
     monkeypatch.setenv("DISTNN_FAULT_SIGNAL_AT", f"{world - 1}:7")
     rank0_read_step_7 = threading.Event()
-    guard_call = preemption.StepGuard.__call__
+    guard_call = step_guard.StepGuard.__call__
 
     def call(guard, trainer, loss_sum):
         # 2 ranks: rank 0 reads the flag at step 7 before rank 1 signals (else whether it saw the flag in
@@ -498,7 +498,7 @@ def test_a_signal_a_simulated_rank_sends_stops_the_run_at_the_step_an_mpi_rank_w
             rank0_read_step_7.set()
         return skip
 
-    monkeypatch.setattr(preemption.StepGuard, "__call__", call)
+    monkeypatch.setattr(step_guard.StepGuard, "__call__", call)
 
     def run(comm):
         t = make_trainer(comm, digits, epochs=2)  # 8 steps an epoch
@@ -783,7 +783,7 @@ def test_nonfinite_on_one_rank_is_skipped_on_every_rank(digits, monkeypatch):
     for k in res[0][1]:
         assert np.isfinite(res[0][1][k]).all()
         np.testing.assert_array_equal(res[0][1][k], res[1][1][k])  # replicas stay equal
-    with pytest.raises(preemption.NonFiniteError, match=r"step 4 \(epoch 1, batch 4\) on rank\(s\) \[1\]"):
+    with pytest.raises(step_guard.NonFiniteError, match=r"step 4 \(epoch 1, batch 4\) on rank\(s\) \[1\]"):
         simulate(2, run, "error")
 
 
@@ -817,7 +817,7 @@ def test_nonfinite_loss_with_finite_gradients_on_one_rank_is_skipped_on_every_ra
     assert math.isfinite(res[0][3]["train_loss"])  # the skipped step's loss is not counted
     for k in res[0][1]:
         np.testing.assert_array_equal(res[0][1][k], res[1][1][k])  # replicas stay equal
-    with pytest.raises(preemption.NonFiniteError, match=r"step 3 \(epoch 1, batch 3\) on rank\(s\) \[1\]"):
+    with pytest.raises(step_guard.NonFiniteError, match=r"step 3 \(epoch 1, batch 3\) on rank\(s\) \[1\]"):
         simulate(2, run, "error")
 
 
@@ -825,7 +825,7 @@ def test_too_many_consecutive_nonfinite_steps_is_an_error(digits, monkeypatch):
     monkeypatch.setenv("DISTNN_FAULT_NONFINITE_AT", "0:2,0:3,0:5,0:6,0:7")
     t = make_trainer(LocalCommunicator(), digits, epochs=1)
     attach(t, "unused", {"enabled": False}, nonfinite="skip", max_nonfinite=3)
-    with pytest.raises(preemption.NonFiniteError, match=r"step 7 .* 3 steps in a row \(train.max_nonfinite = 3\)"):
+    with pytest.raises(step_guard.NonFiniteError, match=r"step 7 .* 3 steps in a row \(train.max_nonfinite = 3\)"):
         t.fit()
     assert t.state.skipped_steps == 4
 

@@ -10,7 +10,7 @@ from distnn.distributed import LocalCommunicator
 from distnn.models import build_model
 from distnn.optim import SGD, Adam
 from distnn.train import checkpoint as ck
-from distnn.train import preemption
+from distnn.train import preemption, step_guard
 from distnn.train.callbacks import Callback
 from distnn.train.callbacks.checkpoint import attach
 from distnn.train.trainer import Trainer
@@ -55,7 +55,7 @@ def test_a_streak_of_skipped_steps_goes_on_across_a_resume(digits, tmp_path, mon
         root = tmp_path / ("a" if spec is None else "b")
         attach(t, str(root), {"dir": str(root), "every_steps": 6, "keep_last": 0}, nonfinite="skip",
                max_nonfinite=3, resume_spec=spec)
-        with pytest.raises(preemption.NonFiniteError, match=r"step 7 .* 3 steps in a row"):
+        with pytest.raises(step_guard.NonFiniteError, match=r"step 7 .* 3 steps in a row"):
             t.fit()
 
 

@@ -150,7 +150,7 @@ class Trainer:
         self.steps_per_epoch = len(self.loader)
         self.callbacks = CallbackList(callbacks)
         #: optional ``guard(trainer, local_loss_sum) -> skip``: called on every rank after the gradient
-        #: average and before clipping and the update (see distnn.train.preemption.StepGuard)
+        #: average and before clipping and the update (see distnn.train.step_guard.StepGuard)
         self.step_guard = None
         self.state = TrainState()
         self.history: list[dict] = []

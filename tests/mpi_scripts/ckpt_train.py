@@ -22,7 +22,7 @@ from distnn.models import build_model
 from distnn.optim import Adam
 from distnn.optim.lr_scheduler import LinearWarmup
 from distnn.train import checkpoint as ck
-from distnn.train import preemption
+from distnn.train import preemption, step_guard
 from distnn.train.callbacks import LRSchedulerCallback
 from distnn.train.callbacks.checkpoint import attach
 from distnn.train.logging_utils import set_rank, setup_logging
@@ -74,7 +74,7 @@ def main():
         if comm.rank == 0:
             print(f"ckpt_train: {e}", file=sys.stderr, flush=True)
         return preemption.EXIT_PREEMPTED
-    except (ck.CheckpointError, preemption.NonFiniteError) as e:
+    except (ck.CheckpointError, step_guard.NonFiniteError) as e:
         if comm.rank == 0:
             print(f"ckpt_train: error: {e}", file=sys.stderr, flush=True)
         return 2

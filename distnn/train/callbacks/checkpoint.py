@@ -41,7 +41,7 @@ import time
 from distnn import random as dn_random
 
 from .. import checkpoint as ck
-from .. import preemption
+from .. import preemption, step_guard
 from ..logging_utils import get_logger
 from .background_writer import Job, writer
 from .base import Callback, monitor_mode, same_monitor
@@ -233,13 +233,13 @@ class ModelCheckpoint(Callback):
             if self._pending.done():
                 self.settle(trainer)
             return
-        carrier = preemption.step_flags_carrier(trainer)
+        carrier = step_guard.step_flags_carrier(trainer)
         if carrier is None:
             return  # no per-step collective to ride in: agreed at the next save or at the end
-        if float(carrier.step_flags_sum[preemption.WRITE_DONE_FLAG]) == self._writes:
+        if float(carrier.step_flags_sum[step_guard.WRITE_DONE_FLAG]) == self._writes:
             self.settle(trainer)  # rank 0 said so in this step's exchange: every rank is here alike
         elif trainer.is_main and self._pending.done():
-            carrier.step_flags[preemption.WRITE_DONE_FLAG] = self._writes  # sent with the next step's exchange
+            carrier.step_flags[step_guard.WRITE_DONE_FLAG] = self._writes  # sent with the next step's exchange
 
     def settle(self, trainer):
         """Collective: wait for a background write and agree on its outcome (no-op when none is pending)."""
@@ -411,7 +411,7 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
     callback's per-step and per-epoch work (LR schedules, early stopping).
     ``signals`` (SIGTERM and SIGUSR1) mean "every rank stops at the same step":
     with a checkpoint (exit 75), or with checkpointing off after saving nothing
-    (:class:`~distnn.train.preemption.StopWithoutCheckpoint`: 128 + the signal's number).
+    (:class:`~distnn.train.step_guard.StopWithoutCheckpoint`: 128 + the signal's number).
     Ends the start-up phase of :func:`~distnn.train.preemption.start_up` with no
     instant where a signal is lost (see the comments below).
     """
@@ -425,7 +425,7 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
                              extra_files=extra_files, log=log, save_last=opts["save_last"])
         trainer.callbacks.append(cb)
     watch_signals = bool(signals)
-    guard = preemption.StepGuard(trainer.comm, nonfinite=nonfinite, preemption=watch_signals,
+    guard = step_guard.StepGuard(trainer.comm, nonfinite=nonfinite, preemption=watch_signals,
                                  max_nonfinite=max_nonfinite, log=log or get_logger("train"))
     if guard.active:
         guard.bind(trainer)  # trainer.step_guard, and a callback (placed before the checkpoint callback)
@@ -437,7 +437,7 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
     rank = int(getattr(trainer.comm, "world_rank", trainer.comm.rank))
     if watch_signals:
         if cb is None:  # nothing to save: stop at the agreed step all the same (whole files, a clear status)
-            trainer.callbacks.append(preemption.StopWithoutCheckpoint(signals, log=log or get_logger("train")))
+            trainer.callbacks.append(step_guard.StopWithoutCheckpoint(signals, log=log or get_logger("train")))
         # The hand-over from start-up, in this order: the guard above already watches the flag (the start-up
         # handler now sets it instead of acting), the training handler goes in without clearing it, and only
         # then does start-up end. Ending it first let a signal take its default action (the rank died).
