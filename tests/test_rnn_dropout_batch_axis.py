@@ -81,3 +81,20 @@ def test_dropout_passes_batch_dim_to_the_generator():
     a = dropout(distnn.Tensor(x), 0.5, generator=np.random.default_rng(0), batch_dim=1).numpy()
     b = dropout(distnn.Tensor(x), 0.5, generator=np.random.default_rng(0)).numpy()
     np.testing.assert_array_equal(a, b)
+
+
+def test_dropout_module_batch_dim_makes_a_time_major_mask_per_sample():
+    # nn.Dropout on a time-major (T, N, H) tensor with N == T: told batch_dim=1, each rank's rows get
+    # the masks those samples get in the whole batch (guessed, rows would be read as time steps)
+    total = T = 6
+    x = np.ones((T, total, 4))
+    told, guessed = nn.Dropout(0.5, batch_dim=1), nn.Dropout(0.5)
+    assert "batch_dim=1" in repr(told)
+
+    def run(layer, rows):
+        with dn_random.use_generator(BatchShareGenerator(SEED, total, rows)):
+            return layer(distnn.Tensor(x[:, rows])).numpy()
+
+    whole, half = np.arange(total), np.arange(1, total, 2)
+    np.testing.assert_array_equal(run(told, half), run(told, whole)[:, half])
+    assert not np.array_equal(run(guessed, half), run(guessed, whole)[:, half])
