@@ -106,18 +106,29 @@ class ModelCheckpoint(Callback):
 
     # ------------------------------------------------------------------ hooks
     def on_train_begin(self, trainer):
+        ours = True
         if self.resumed_from is not None:
-            self._saved_step = self.resumed_from[1]  # (resumed at its last step: the end has its checkpoint)
+            path, step = self.resumed_from
+            # (realpath: a checkpoint named through a symlink is one of this root's all the same)
+            ours = trainer.agree(os.path.realpath(os.path.dirname(os.path.normpath(path)))
+                                 == os.path.realpath(self.root))
         if trainer.is_main:
             ck.cleanup_temporaries(self.root)
-            if self.resumed_from is not None:
-                path, step = self.resumed_from
-                # (realpath: a checkpoint named through a symlink is one of this root's all the same)
-                if os.path.realpath(os.path.dirname(os.path.normpath(path))) == os.path.realpath(self.root):
-                    moved = ck.discard_newer(self.root, step, best=self.best_name)
-                    if moved:
-                        self.log.warning("resumed from %s: newer checkpoints %s were moved aside as "
-                                         "discarded-*", os.path.basename(path), ", ".join(moved))
+            if self.resumed_from is not None and ours:
+                moved = ck.discard_newer(self.root, step, best=self.best_name)
+                if moved:
+                    self.log.warning("resumed from %s: newer checkpoints %s were moved aside as "
+                                     "discarded-*", os.path.basename(path), ", ".join(moved))
+        if self.resumed_from is None:
+            return
+        if ours:
+            self._saved_step = step  # (resumed at its last step: the end has its checkpoint, here)
+        elif self.save_last and _trains_nothing(trainer):
+            # Resumed at its end from another directory's checkpoint (--resume OLD_RUN --out NEW_RUN): no
+            # epoch end comes, and this root has no checkpoint of the state the run ends in (--resume auto
+            # with more epochs would find none here and start from scratch). Nothing changes the state
+            # before on_train_end, whose restore_best must not reach a checkpoint: saved now.
+            self.save(trainer, "last", wait=True)
 
     def on_batch_end(self, trainer, logs):
         guard = getattr(trainer, "step_guard", None)
@@ -366,6 +377,12 @@ class ModelCheckpoint(Callback):
             return
         self.best = state.get("best")
         self.best_name = state.get("best_name")
+
+
+def _trains_nothing(trainer) -> bool:
+    """Whether ``trainer.fit`` ends no epoch (resumed at its end): :meth:`Trainer.trains_nothing`."""
+    check = getattr(trainer, "trains_nothing", None)
+    return bool(check()) if check is not None else False
 
 
 def _finish_guard(trainer):

@@ -1,0 +1,52 @@
+"""Edge cases of save_last, resume and evaluate's newest-state choice found in an adversarial review.
+
+make_trainer's digits MLP takes 8 steps an epoch; ``every_epochs = 2`` with 3 epochs ends off a save step.
+"""
+import os
+
+import pytest
+
+from distnn.distributed import LocalCommunicator
+from distnn.train import checkpoint as ck
+from distnn.train import preemption
+from distnn.train.callbacks.checkpoint import attach
+from test_checkpoint import assert_bitwise, digits, final_state, make_trainer  # noqa: F401 (digits: a fixture)
+
+
+@pytest.fixture(autouse=True)
+def _clean_flags():
+    preemption.clear()
+    yield
+    preemption.clear()
+
+
+def _steps(root):
+    return [c.step for c in ck.list_checkpoints(str(root))]
+
+
+def _opts(root, **kw):
+    return {"dir": str(root), "every_epochs": 2, "keep_last": 0, "keep_best": False, **kw}
+
+
+def test_a_run_resumed_at_its_end_from_another_root_saves_its_end_in_its_own_root(digits, tmp_path):
+    # A finished run's end resumed into a new run directory (--resume OLD_RUN --out NEW) with the same
+    # epochs trains nothing; the end state has a checkpoint in the OLD root only. The new run's root must get
+    # one too, else --resume auto --out NEW with more epochs finds none there and starts from scratch.
+    old, new = tmp_path / "old", tmp_path / "new"
+    t = make_trainer(LocalCommunicator(), digits, epochs=3)
+    attach(t, str(old), _opts(old))
+    t.fit()
+    assert _steps(old) == [16, 24]
+    t2 = make_trainer(LocalCommunicator(), digits, epochs=3)
+    cb2 = attach(t2, str(new), _opts(new), resume_spec=str(old / ck.step_name(24)))
+    t2.fit()
+    assert cb2.resumed_from[1] == 24 and _steps(new) == [24]
+    assert ck.verify_checkpoint(str(new / ck.step_name(24))) == []
+    # ... and from there, more epochs continue the run (oracle: the uninterrupted 5-epoch run)
+    full = make_trainer(LocalCommunicator(), digits, epochs=5)
+    full.fit()
+    t3 = make_trainer(LocalCommunicator(), digits, epochs=5)
+    cb3 = attach(t3, str(new), _opts(new), resume_spec="auto")
+    assert cb3.resumed_from[1] == 24
+    t3.fit()
+    assert_bitwise(final_state(full), final_state(t3))
