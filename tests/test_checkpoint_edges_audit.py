@@ -50,3 +50,30 @@ def test_a_run_resumed_at_its_end_from_another_root_saves_its_end_in_its_own_roo
     assert cb3.resumed_from[1] == 24
     t3.fit()
     assert_bitwise(final_state(full), final_state(t3))
+
+
+def test_a_crash_while_retention_deletes_a_checkpoint_does_not_bring_it_back(tmp_path, monkeypatch):
+    # Retention renames a retired checkpoint to a hidden name, then deletes its files. Killed in between, the
+    # next run's start-up clean-up took the half-deleted directory for a same-step rewrite's old copy (the
+    # same hidden name) and renamed it back: a step-N that fails verification, one more than keep_last.
+    import numpy as np
+
+    from distnn.train.checkpoint import retention
+
+    for step in (10, 20, 30):
+        ck.write_checkpoint(str(tmp_path), step, ck.serialize({"model": {"w": np.full(4, step, np.float32)}}))
+
+    class Killed(BaseException):
+        pass
+
+    def killed_mid_delete(path):
+        os.unlink(os.path.join(path, ck.MANIFEST))
+        raise Killed
+
+    monkeypatch.setattr(retention, "remove_tree", killed_mid_delete)
+    with pytest.raises(Killed):
+        ck.apply_retention(str(tmp_path), keep_last=1)
+    monkeypatch.undo()
+    ck.cleanup_temporaries(str(tmp_path))  # (what the next run's start does)
+    assert _steps(tmp_path) == [20, 30]  # (step 20's turn had not come)
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]

@@ -49,7 +49,9 @@ def apply_retention(root: str, keep_last: int, protect=(), latest: str | None = 
             spare.append(dest)
             removed.append(info.name)
             continue
-        trash = os.path.join(root, f".trash-{info.name}-{tmp_suffix()}")
+        # (not ".trash-": a crash mid-delete must not make cleanup_temporaries take a half-deleted
+        # checkpoint for the old copy of a same-step rewrite, which it renames back)
+        trash = os.path.join(root, f".retired-{info.name}-{tmp_suffix()}")
         try:
             os.rename(info.path, trash)
         except OSError:
@@ -83,8 +85,8 @@ def recover_interrupted_rewrites(root: str) -> list[str]:
 
 
 def cleanup_temporaries(root: str) -> list[str]:
-    """Remove ``.tmp-*``/``.trash-*``/``.spare-*`` directories left by a crash (call when no write is in flight),
-    after :func:`recover_interrupted_rewrites` has put back what must not be lost."""
+    """Remove ``.tmp-*``/``.trash-*``/``.spare-*``/``.retired-*`` directories left by a crash (call when no
+    write is in flight), after :func:`recover_interrupted_rewrites` has put back what must not be lost."""
     out = []
     recover_interrupted_rewrites(root)
     try:
@@ -92,7 +94,7 @@ def cleanup_temporaries(root: str) -> list[str]:
     except OSError:
         return out
     for n in names:
-        if n.startswith((".tmp-step-", ".trash-step-", ".spare-step-")):
+        if n.startswith((".tmp-step-", ".trash-step-", ".spare-step-", ".retired-step-")):
             shutil.rmtree(os.path.join(root, n), ignore_errors=True)
             out.append(n)
         elif n.startswith((f"{LATEST}.tmp-", f"{BEST}.tmp-")):
