@@ -77,3 +77,20 @@ def test_a_crash_while_retention_deletes_a_checkpoint_does_not_bring_it_back(tmp
     ck.cleanup_temporaries(str(tmp_path))  # (what the next run's start does)
     assert _steps(tmp_path) == [20, 30]  # (step 20's turn had not come)
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
+
+
+def test_the_end_saved_on_resuming_from_another_root_is_collective(digits, tmp_path):
+    # the same on 2 simulated ranks: every rank takes the save (no rank left waiting in its gather)
+    from distnn.distributed import simulate
+
+    old, new = tmp_path / "old", tmp_path / "new"
+
+    def run(comm, root, spec=None):
+        t = make_trainer(comm, digits, epochs=3, subset=360, batch_size=60)
+        cb = attach(t, str(root), _opts(root), resume_spec=spec)
+        t.fit()
+        return t.state.global_step, cb.saves
+
+    assert simulate(2, run, old) == [(18, 2)] * 2
+    assert simulate(2, run, new, str(old)) == [(18, 1)] * 2
+    assert _steps(new) == [18] and ck.read_manifest(str(new / ck.step_name(18)))["world_size"] == 2
