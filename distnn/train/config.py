@@ -11,7 +11,8 @@ Errors are :class:`ConfigError` (a ``ValueError``) naming the dotted key:
 ``unknown key 'optimizer.learning_rate' (did you mean 'optimizer.lr'?)``,
 ``optimizer.lr must be > 0, got -1``, ``train.epochs must be an integer, got
 'ten' (string)``. All problems found are reported at once, one per line.
-Numbers must be finite (``distributed.timeout`` alone takes ``inf``: no limit);
+Numbers must be finite (``distributed.timeout`` alone takes ``inf``: no limit) and
+integers within TOML's 64 bits;
 ``model.*`` keys are checked against the chosen model's argument rules
 (``distnn.models.arguments``); a ``val_*`` monitor of early stopping or the
 plateau schedule needs a validation split. ``data.path`` (and a file named as
@@ -60,6 +61,7 @@ import copy
 import difflib
 import math
 import os
+import re
 import tomllib
 from importlib import resources
 
@@ -198,6 +200,7 @@ def _check_value(path: str, key: Key, value, problems: list):
 
 
 _BAD = object()
+_HINT = re.compile(r" \(did you mean '[^']*'\?\)")
 
 
 def suggest_key(path: str, candidates) -> str:
@@ -305,6 +308,7 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
                 problems.append(f"unknown {kind} '{path}'{suggest_key(path, known)}")
 
     walk(raw, "")
+    _int64_problems(raw, "", problems)
     out: dict = {}
     for path, key in SCHEMA.items():  # in schema order, so written configs read top to bottom
         value = _get_path(raw, path, None)
@@ -323,6 +327,8 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
         checks.check_ensemble(raw, out, source, problems)
     if override_keys:
         def from_override(p):
+            # (not the "did you mean 'train'?" hint: it names a key the user did not write)
+            p = _HINT.sub("", p)
             for k in override_keys:
                 prefixes = [".".join(k.split(".")[:i]) for i in range(1, k.count(".") + 2)]
                 if p.startswith(k) or any(f"'{q}'" in p for q in prefixes):
@@ -332,6 +338,19 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
     if problems:
         raise ConfigError(problems, source)
     return Config(out, source)
+
+
+def _int64_problems(value, path: str, problems: list) -> None:
+    """TOML integers are 64-bit (the spec); Python's parser takes any size, which numpy then refuses
+    with a message that names no key ("Maximum allowed size exceeded") or not at all (a seed)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _int64_problems(v, f"{path}.{k}" if path else str(k), problems)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _int64_problems(v, f"{path}[{i}]", problems)
+    elif isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+        problems.append(f"{path} must be an integer in the 64-bit range of TOML (-2**63 .. 2**63 - 1), got {value}")
 
 
 CONFIG_PACKAGE = "distnn.configs"
@@ -358,8 +377,11 @@ def config_text(name_or_path: str) -> tuple[str, str, str]:
     """(TOML text, source label, default name) of a built-in name or a file path."""
     name_or_path = str(name_or_path)
     if os.path.isfile(name_or_path):
-        with open(name_or_path, "rb") as f:
-            data = f.read()
+        try:
+            with open(name_or_path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise ConfigError(f"config file {name_or_path!r} cannot be read: {e.strerror or e}") from None
         try:
             return data.decode("utf-8"), repr(name_or_path), os.path.splitext(os.path.basename(name_or_path))[0]
         except UnicodeDecodeError as e:
