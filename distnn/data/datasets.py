@@ -22,7 +22,8 @@ four points for every split.
 Standardization (``standardize``: feature | channel | global | none) is fitted
 on the training split only and returned as ``splits.standardizer``; the arrays
 themselves stay raw (images scaled to [0, 1]) so augmentation sees raw pixels.
-Token datasets are never standardized.
+Token datasets are never standardized. Labels of one class only are an error (a classifier
+needs two).
 """
 from __future__ import annotations
 
@@ -325,6 +326,11 @@ def check_dataset_options(name: str, options) -> None:
 def make_splits(name: str, raw: RawData, val_fraction: float = 0.1, test_fraction: float = 0.2,
                 split_seed: int = 0, standardize: str = "feature") -> DatasetSplits:
     """Turn a source's RawData into DatasetSplits (split, wrap, fit the standardizer)."""
+    if raw.num_classes < 2:  # a classifier of one class learns nothing (loss 0, accuracy 1 from the start)
+        where = f"data file {raw.meta['path']!r}" if raw.meta.get("path") else f"dataset '{name}'"
+        hint = " (is data.label_column the column of labels?)" if name == "csv" else ""
+        raise DataError(f"{where}: every label is 0 (only one class); a classifier needs at least 2 "
+                        f"classes{hint}")
     parts = dict(raw.parts)
 
     def wrap(xy, split):

@@ -29,6 +29,27 @@ import numpy as np
 from .errors import DataError
 
 
+def check_file(path, source: str) -> str:
+    """``path`` as a string if it names a file, else a DataError saying what it is instead.
+
+    ``source`` names it in the message (``data file 'x.csv'``): not found, a directory, or not
+    a regular file. Opening it may still fail: see :func:`read_error`.
+    """
+    path = str(path)
+    if not os.path.exists(path):
+        raise DataError(f"{source} not found")
+    if os.path.isdir(path):
+        raise DataError(f"{source} is a directory, not a file")
+    if not os.path.isfile(path):
+        raise DataError(f"{source} is not a regular file")
+    return path
+
+
+def read_error(source: str, exc: OSError) -> DataError:
+    """The one-line error of a file that exists but cannot be read (permissions, I/O)."""
+    return DataError(f"{source} cannot be read: {exc.strerror or exc}")
+
+
 def check_labels(labels, source: str, locate, num_classes: int | None = None) -> tuple[np.ndarray, int]:
     """Validate raw numeric labels; return (int64 labels, num_classes).
 
@@ -165,14 +186,13 @@ def read_npz(path, source: str | None = None) -> NpzArrays:
     truncated download) is reported as such, not as numpy's "pickled data".
     """
     source = source or f"data file {str(path)!r}"
-    if not os.path.isfile(path):
-        raise DataError(f"{source} not found" if not os.path.exists(path) else f"{source} is not a file")
+    check_file(path, source)
     try:
         with open(path, "rb") as f:
             head = f.read(6)
         is_zip = zipfile.is_zipfile(path)
     except OSError as e:
-        raise DataError(f"{source} cannot be read: {e.strerror or e}") from None
+        raise read_error(source, e) from None
     if head == b"\x93NUMPY":
         raise DataError(f"{source} is not a readable .npz archive: it holds a single .npy array (save with "
                         f"np.savez(path, x=...) instead)")
@@ -308,13 +328,14 @@ def load_csv(path, label_column=-1, header="auto", delimiter: str = ",", num_cla
     source = f"data file {str(path)!r}"
     if not isinstance(delimiter, str) or len(delimiter) != 1:
         raise DataError(f"data.delimiter must be one character, got {delimiter!r}")
-    if not os.path.isfile(path):
-        raise DataError(f"{source} not found")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        try:
+    check_file(path, source)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             rows = [(reader.line_num, row) for reader in [csv.reader(f, delimiter=delimiter)] for row in reader]
-        except (csv.Error, UnicodeDecodeError) as e:
-            raise DataError(f"{source} is not readable CSV: {e}") from None
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise DataError(f"{source} is not readable CSV: {e}") from None
+    except OSError as e:
+        raise read_error(source, e) from None
     rows = [(ln, r) for ln, r in rows if any(c.strip() for c in r)]
     if not rows:
         raise DataError(f"{source} is empty")

@@ -18,6 +18,7 @@ import zlib
 import numpy as np
 
 from .errors import DataError
+from .files import check_file, read_error
 
 # type code -> (big-endian numpy dtype, name)
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -26,10 +27,13 @@ _CODE_OF.update({np.dtype(v).str: k for k, v in IDX_TYPES.items()})
 
 
 def _read_bytes(path) -> bytes:
-    if not os.path.isfile(path):
-        raise DataError(f"IDX file {str(path)!r} not found")
-    with open(path, "rb") as f:
-        raw = f.read()
+    source = f"IDX file {str(path)!r}"
+    check_file(path, source)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise read_error(source, e) from None
     if raw[:2] == b"\x1f\x8b":  # gzip magic, whatever the file is called
         try:
             return gzip.decompress(raw)

@@ -14,13 +14,13 @@ once.
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
 from distnn.functional.loss import IGNORE_INDEX
 
 from .errors import DataError
+from .files import check_file, read_error
 from .synthetic import _positive
 
 BUILTIN_TEXT = """\
@@ -110,13 +110,15 @@ def windows(ids: np.ndarray, seq_len: int, stride: int, cover_end: bool = False)
 def load_text(path=None) -> str:
     if path is None:
         return BUILTIN_TEXT
-    if not os.path.isfile(path):
-        raise DataError(f"text file {str(path)!r} not found")
+    source = f"text file {str(path)!r}"
+    check_file(path, source)
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except UnicodeDecodeError as e:
-        raise DataError(f"text file {str(path)!r} is not UTF-8: {e}") from None
+        raise DataError(f"{source} is not UTF-8: {e}") from None
+    except OSError as e:
+        raise read_error(source, e) from None
     if len(text) < 100:
         raise DataError(f"text file {str(path)!r} is too short for language modelling ({len(text)} characters)")
     return text
