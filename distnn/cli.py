@@ -185,6 +185,13 @@ def cmd_train(args) -> int:
             raise JobError(f"--simulate-ranks runs {args.simulate_ranks} ranks as threads of one process, but this "
                            f"is one of {launched} processes an MPI launcher started: drop --simulate-ranks (the "
                            "launcher's ranks are real ones) or start a single process", report=_launcher_rank() == 0)
+    for option, value, what in (("--out", args.out, "the run directory (or leave --out out: a new "
+                                                  "runs/<config>-<timestamp>)"),
+                                ("--resume", args.resume, "'auto' or a checkpoint or run directory")):
+        if value is not None and not value.strip():  # (an unset shell variable: not silently ignored)
+            from distnn.train.job import JobError
+
+            raise JobError(f"{option} is empty: give {what}", report=_launcher_rank() == 0)
     overrides = list(args.overrides)
     if args.resume:  # (resume = auto needs --out: checked with the resolved config, which may set it too)
         overrides.append(f"checkpoint.resume={args.resume}")
@@ -352,6 +359,9 @@ def _main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
+        if _launcher_rank() == 0:
+            print("distnn: error: no command given: choose one of train, evaluate, predict, datasets, config-keys",
+                  file=sys.stderr, flush=True)
         return EXIT_USAGE
     try:
         return int(args.func(args) or 0)

@@ -77,6 +77,12 @@ def agree_on_same_data(comm, job) -> None:
                        report=comm.rank == 0)
 
 
+def memory_error_text(exc: MemoryError) -> str:
+    """One line for a MemoryError while the job is set up (a config asking for more than this machine has)."""
+    return (f"not enough memory to set up the job (load the data, build the model and optimizer): {_one_line(exc)}; "
+            "check the sizes in the config (data.n_samples, model sizes, data.batch_size)")
+
+
 def agree_on_errors(comm, error: str | None) -> None:
     """Collective: raise the same JobError on every rank if any rank had an error."""
     errors = comm.allgather_object(error) if comm.size > 1 else [error]
@@ -444,8 +450,12 @@ def train_rank(comm, config, overrides=(), out=None, quiet=False, simulated=Fals
     job, error = None, None
     try:
         job = Job(config, list(overrides or ()), comm, quiet=quiet)
+        if comm.rank == 0:  # (the rank that resolves --resume and writes the checkpoints)
+            preflight(job.cfg)
     except (ValueError, OSError, KeyError, TypeError) as e:  # DataError/ConfigError are ValueErrors
         error = _one_line(e)
+    except MemoryError as e:  # sizes in the config too large for this machine (numpy says how much)
+        error = memory_error_text(e)
     agree_on_errors(comm, error)
     agree_on_same_data(comm, job)
     from .preemption import inject_startup_fault
@@ -464,6 +474,36 @@ def train_rank(comm, config, overrides=(), out=None, quiet=False, simulated=Fals
         if comm.rank == 0 and created and not job.trainer.history and not has_checkpoint(path, job.cfg):
             rd.remove_run_dir(path)
         raise
+
+
+def preflight(cfg) -> None:
+    """Raise ValueError for what is known wrong before anything is written, but would otherwise only
+    fail once the run directory exists (a ``--resume`` path that does not exist) or after the first
+    epoch (an absolute ``checkpoint.dir`` that cannot be made: its config and metrics left behind).
+    Checks only; nothing is created. Relative checkpoint dirs live in the run directory, checked
+    when it is made."""
+    ck = cfg.checkpoint
+    resume = ck.get("resume")
+    if resume and resume != "auto" and not os.path.exists(str(resume)):
+        raise ValueError(f"--resume {str(resume)!r}: no such checkpoint or run directory")
+    directory = ck.get("dir")
+    if ck.enabled and ck.on_error == "stop" and directory and os.path.isabs(directory):
+        problem = _cannot_make_files_under(directory)
+        if problem:
+            raise ValueError(f"checkpoint.dir {directory!r} cannot hold checkpoints: {problem} (checkpoint.on_error "
+                             "= \"stop\"; set it to \"continue\" to train on without checkpoints)")
+
+
+def _cannot_make_files_under(directory: str) -> str | None:
+    """Why files could not be written under ``directory`` (made if missing), or None."""
+    p = os.path.abspath(directory)
+    while not os.path.lexists(p) and os.path.dirname(p) != p:
+        p = os.path.dirname(p)
+    if not os.path.isdir(p):
+        return f"{p!r} is not a directory"
+    if not os.access(p, os.W_OK | os.X_OK):
+        return f"{p!r} is not writable"
+    return None
 
 
 def has_checkpoint(path, cfg) -> bool:

@@ -1,0 +1,180 @@
+"""``python -m distnn`` as a new user meets it: bad input ends with status 2, ONE line on stderr
+naming the problem (no traceback), and nothing left behind (no run directory where there was none).
+
+Each case runs the real command line in a subprocess (one process: none of these is about ranks).
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+XOR = ["train", "--config", "xor", "--set", "train.epochs=1", "--quiet"]
+NOBODY = 65534
+
+
+def distnn(args, cwd, as_user=()):
+    """``python -m distnn ARGS`` in ``cwd``; ``as_user``: a command prefix that runs it as another user."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MPLCONFIGDIR=str(cwd))
+    env.pop("DISTNN_LOG_ALL_RANKS", None)
+    return subprocess.run([*as_user, sys.executable, "-m", "distnn", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def one_error(r, *words):
+    """Status 2 and one stderr line, ``distnn: error: ...``, holding every one of ``words``."""
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert len(lines) == 1 and lines[0].startswith("distnn: error: "), r.stderr[-2000:]
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    return lines[0]
+
+
+def write_csv(path, labels, header="a,b,label"):
+    rng = np.random.default_rng(0)
+    rows = [f"{a:.3f},{b:.3f},{y}" for (a, b), y in zip(rng.normal(size=(len(labels), 2)), labels)]
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+
+
+# ------------------------------------------------------------------ config and --set
+def test_a_problem_in_the_config_file_is_not_blamed_on_a_set_of_another_key(tmp_path):
+    # the file misspells [train]; the --set of train.epochs is fine, and the hint names 'train'
+    (tmp_path / "c.toml").write_text('[data]\nname = "xor"\n[trian]\nepochs = 2\n')
+    line = one_error(distnn(["train", "--config", "c.toml", "--set", "train.epochs=1", "--out", "r"], tmp_path),
+                     "unknown section 'trian'", "did you mean 'train'")
+    assert "set by --set" not in line
+    assert not (tmp_path / "r").exists()
+    # a problem of the --set itself still says so
+    one_error(distnn([*XOR, "--set", "optimizer.lr=-1", "--out", "r"], tmp_path), "optimizer.lr", "(set by --set)")
+
+
+@pytest.mark.parametrize("setting,key", [
+    ("data.n_samples=99999999999999999999999", "data.n_samples"),
+    ("model.hidden_sizes=[99999999999999999999]", "model.hidden_sizes"),
+    ("data.batch_size=99999999999999999999", "data.batch_size"),
+])
+def test_an_integer_beyond_64_bits_is_refused_naming_its_key(tmp_path, setting, key):
+    r = distnn([*XOR, "--set", "data.name=blobs", "--set", setting, "--out", "r"], tmp_path)
+    one_error(r, key, "64-bit")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_setup_that_runs_out_of_memory_is_one_line_not_a_traceback(tmp_path):
+    # 10**15 samples: petabytes, more than any address space, so the allocation fails everywhere
+    r = distnn([*XOR, "--set", "data.name=blobs", "--set", "data.n_samples=1000000000000000", "--out", "r"], tmp_path)
+    one_error(r, "memory", "Unable to allocate")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("option", ["--out", "--resume"])
+def test_an_empty_out_or_resume_is_an_error_not_ignored(tmp_path, option):
+    # (an unset shell variable: --resume "$CKPT" would silently start from scratch in a new directory)
+    r = distnn([*XOR, option, ""], tmp_path)
+    one_error(r, option, "empty")
+    assert os.listdir(tmp_path) == []
+
+
+def test_no_command_says_so_on_stderr(tmp_path):
+    r = distnn([], tmp_path)
+    assert r.returncode == 2 and "train" in r.stdout
+    assert r.stderr.strip().splitlines() == ["distnn: error: no command given: choose one of train, evaluate, "
+                                             "predict, datasets, config-keys"]
+
+
+# ------------------------------------------------------------------ data files
+def test_a_single_class_is_refused(tmp_path):
+    write_csv(tmp_path / "one.csv", [0] * 30)
+    r = distnn([*XOR, "--set", "data.name=csv", "--set", "data.path=one.csv", "--out", "r"], tmp_path)
+    one_error(r, "one.csv", "only one class", "at least 2")
+    assert not (tmp_path / "r").exists()
+    np.savez(tmp_path / "one.npz", x=np.ones((30, 2), np.float32), y=np.zeros(30, np.int64))
+    r = distnn([*XOR, "--set", "data.name=npz", "--set", "data.path=one.npz", "--out", "r"], tmp_path)
+    one_error(r, "one.npz", "only one class")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("config,sets", [("xor", ["data.name=csv"]), ("charlm", [])])
+def test_a_data_path_that_is_a_directory_is_named_as_such(tmp_path, config, sets):
+    (tmp_path / "d").mkdir()
+    args = ["train", "--config", config, "--set", "train.epochs=1", "--quiet", "--out", "r"]
+    for s in sets + ["data.path=d"]:
+        args += ["--set", s]
+    line = one_error(distnn(args, tmp_path), "d'", "is a directory")
+    assert "not found" not in line
+    assert not (tmp_path / "r").exists()
+
+
+def _as_nobody():
+    """(command prefix, directory): a user that cannot read a mode-000 file, and a directory it may use."""
+    if os.geteuid() != 0:
+        return (), tempfile.mkdtemp()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: a mode-000 file stays readable to root")
+    d = tempfile.mkdtemp()
+    os.chmod(d, 0o777)
+    return (setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"), d
+
+
+@pytest.mark.parametrize("kind", ["csv", "idx", "text", "config"])
+def test_an_unreadable_file_is_named_with_the_reason(kind):
+    as_user, d = _as_nobody()
+    try:
+        from pathlib import Path
+
+        d = Path(d)
+        if kind == "csv":
+            write_csv(d / "f.csv", [0, 1] * 10)
+            bad, args = d / "f.csv", ["--set", "data.name=csv", "--set", "data.path=f.csv"]
+        elif kind == "idx":
+            (d / "m").mkdir()
+            (d / "m" / "train-images-idx3-ubyte").write_bytes(b"\0\0\x08\x03" + b"\0" * 12)
+            (d / "m" / "train-labels-idx1-ubyte").write_bytes(b"\0\0\x08\x01\0\0\0\0")
+            bad, args = d / "m" / "train-images-idx3-ubyte", ["--config", "mnist_mlp", "--set", "data.path=m"]
+        elif kind == "text":
+            (d / "t.txt").write_text("some text " * 50)
+            bad, args = d / "t.txt", ["--config", "charlm", "--set", "data.path=t.txt"]
+        else:
+            (d / "c.toml").write_text('[data]\nname = "xor"\n')
+            bad, args = d / "c.toml", ["--config", "c.toml"]
+        os.chmod(bad, 0)
+        for p in [d, *d.rglob("*")]:
+            if as_user and p != bad:
+                os.chown(p, NOBODY, -1)
+        r = distnn([*XOR, *args, "--out", "r"], d, as_user)
+        line = one_error(r, bad.name, "cannot be read", "Permission denied")
+        assert "Errno" not in line
+        assert not (d / "r").exists()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_synthetic_features_that_overflow_name_the_option(tmp_path):
+    r = distnn([*XOR, "--set", "data.name=noisy_xor", "--set", "data.noise=1e308", "--out", "r"], tmp_path)
+    one_error(r, "noise", "1e+308")  # (and no RuntimeWarning lines: one_error counts them)
+    assert not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------------------------ run directory and checkpoints
+def test_a_checkpoint_dir_that_is_a_file_is_refused_before_training(tmp_path):
+    (tmp_path / "f").write_text("not a directory")
+    r = distnn([*XOR, "--set", "checkpoint.enabled=true", "--set", f"checkpoint.dir={tmp_path / 'f'}",
+                "--out", "r"], tmp_path)
+    one_error(r, "checkpoint.dir", "not a directory")
+    assert not (tmp_path / "r").exists()  # no half run directory (config.toml and metrics of epoch 1)
+    assert (tmp_path / "f").read_text() == "not a directory"
+    # checkpoint.on_error = "continue" trains on without checkpoints, as it says
+    r = distnn([*XOR, "--set", "checkpoint.enabled=true", "--set", f"checkpoint.dir={tmp_path / 'f'}",
+                "--set", "checkpoint.on_error=continue", "--out", "r2"], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_resume_from_a_path_that_does_not_exist_fails_before_the_run_directory_is_made(tmp_path):
+    r = distnn([*XOR, "--set", "checkpoint.enabled=true", "--resume", "nope", "--out", "r"], tmp_path)
+    one_error(r, "--resume", "nope", "no such checkpoint or run directory")
+    assert not (tmp_path / "r").exists()
