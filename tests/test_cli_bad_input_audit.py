@@ -178,3 +178,10 @@ def test_resume_from_a_path_that_does_not_exist_fails_before_the_run_directory_i
     r = distnn([*XOR, "--set", "checkpoint.enabled=true", "--resume", "nope", "--out", "r"], tmp_path)
     one_error(r, "--resume", "nope", "no such checkpoint or run directory")
     assert not (tmp_path / "r").exists()
+
+
+def test_an_empty_checkpoint_resume_in_the_config_is_an_error_not_ignored(tmp_path):
+    one_error(distnn([*XOR, "--set", "checkpoint.resume=", "--out", "r"], tmp_path), "checkpoint.resume is empty")
+    (tmp_path / "c.toml").write_text('[data]\nname = "xor"\n[checkpoint]\nresume = ""\n')
+    one_error(distnn(["train", "--config", "c.toml", "--out", "r"], tmp_path), "checkpoint.resume is empty")
+    assert sorted(os.listdir(tmp_path)) == ["c.toml"]

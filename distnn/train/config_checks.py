@@ -134,6 +134,9 @@ def check_cross(out: dict, problems: list):
             problems.append(f"schedule.milestones must be strictly increasing, got {m}")
     if s["warmup_steps"] and s["warmup_epochs"]:
         problems.append("set schedule.warmup_steps or schedule.warmup_epochs, not both")
+    resume = out["checkpoint"].get("resume")
+    if resume is not None and not resume.strip():  # (an unset variable in --set checkpoint.resume=$CKPT)
+        problems.append("checkpoint.resume is empty: give 'auto' or a checkpoint or run directory, or leave it unset")
     check_validation_monitors(out, problems)
     e = out["ensemble"]
     if len(e["vary"]) != len(set(e["vary"])):
