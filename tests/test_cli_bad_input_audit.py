@@ -64,9 +64,11 @@ def test_an_integer_beyond_64_bits_is_refused_naming_its_key(tmp_path, setting, 
     assert not (tmp_path / "r").exists()
 
 
-def test_a_setup_that_runs_out_of_memory_is_one_line_not_a_traceback(tmp_path):
+@pytest.mark.parametrize("members", [1, 2])
+def test_a_setup_that_runs_out_of_memory_is_one_line_not_a_traceback(tmp_path, members):
     # 10**15 samples: petabytes, more than any address space, so the allocation fails everywhere
-    r = distnn([*XOR, "--set", "data.name=blobs", "--set", "data.n_samples=1000000000000000", "--out", "r"], tmp_path)
+    r = distnn([*XOR, "--set", "data.name=blobs", "--set", "data.n_samples=1000000000000000",
+                "--set", f"ensemble.members={members}", "--out", "r"], tmp_path)
     one_error(r, "memory", "Unable to allocate")
     assert not (tmp_path / "r").exists()
 

@@ -95,6 +95,8 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
             rng_states[m] = dn_random.get_state()
     except (ValueError, OSError, KeyError, TypeError) as e:
         error = member_setup_error(plan, current, J._one_line(e))
+    except MemoryError as e:  # (as in job.train_rank: one agreed line, not a traceback)
+        error = member_setup_error(plan, current, J.memory_error_text(e))
     J.agree_on_errors(comm, error)
     first = next(iter(jobs.values()))  # (it loaded the data the other members share)
     J.agree_on_same_data(comm, first)  # over the world: every group trains on the same data
