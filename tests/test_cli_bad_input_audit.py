@@ -187,3 +187,10 @@ def test_an_empty_checkpoint_resume_in_the_config_is_an_error_not_ignored(tmp_pa
     (tmp_path / "c.toml").write_text('[data]\nname = "xor"\n[checkpoint]\nresume = ""\n')
     one_error(distnn(["train", "--config", "c.toml", "--out", "r"], tmp_path), "checkpoint.resume is empty")
     assert sorted(os.listdir(tmp_path)) == ["c.toml"]
+
+
+def test_class_names_in_the_label_column_say_labels_are_indices(tmp_path):
+    (tmp_path / "names.csv").write_text("a,b,species\n" + "1,2,cat\n3,4,dog\n" * 10)
+    r = distnn([*XOR, "--set", "data.name=csv", "--set", "data.path=names.csv", "--out", "r"], tmp_path)
+    one_error(r, "line 2 column 3 ('species')", "'cat'", "the label column", "class indices")
+    assert not (tmp_path / "r").exists()

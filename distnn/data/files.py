@@ -366,6 +366,9 @@ def load_csv(path, label_column=-1, header="auto", delimiter: str = ",", num_cla
                     float(cell)
                 except ValueError:
                     what = "empty cell" if not cell.strip() else f"cannot parse {cell.strip()!r} as a number"
+                    if j == label_idx and cell.strip():  # class names: the common first CSV of a new user
+                        what += (" (the label column: labels are class indices 0, 1, ..., not names; number "
+                                 "the classes in the file, or set data.label_column if this is a feature)")
                     raise DataError(f"{source} line {line} {colname(j)}: {what}") from None
         raise DataError(f"{source}: cannot parse the table as numbers") from None
     lines = [ln for ln, _ in rows]
