@@ -12,7 +12,6 @@ import tempfile
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 XOR = ["train", "--config", "xor", "--set", "train.epochs=1", "--quiet"]
 NOBODY = 65534
 
