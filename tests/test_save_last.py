@@ -112,7 +112,7 @@ def test_an_early_stop_is_saved_and_resumes_to_the_same_end(digits, tmp_path):
 
 def test_a_max_steps_end_is_saved(digits, tmp_path):
     t = make_trainer(LocalCommunicator(), digits, epochs=5)
-    t.max_steps = 12  # mid-epoch 2 (after its validation)
+    t.max_steps = 12  # mid-epoch 2 (saved before the run's end validates the cut epoch)
     attach(t, str(tmp_path), _opts(tmp_path, every_epochs=3))
     t.fit()
     assert t.state.global_step == 12 and _steps(tmp_path) == [12] and _reason(tmp_path, 12) == "last"
@@ -122,6 +122,36 @@ def test_a_max_steps_end_is_saved(digits, tmp_path):
     t2.fit()
     assert cb2.resumed_from[1] == 12 and cb2.saves == 0
     assert_bitwise(final_state(t), final_state(t2))
+
+
+@pytest.mark.parametrize("every_steps,keep_best,async_save", [(0, False, False), (4, False, False), (0, True, False),
+                                                             (4, True, False), (0, True, True)],
+                         ids=["last", "step-save-there", "last-best", "step-save-there-best", "last-best-async"])
+def test_a_larger_max_steps_resumes_the_cut_epoch_as_the_uninterrupted_run(digits, tmp_path, every_steps, keep_best,
+                                                                          async_save):
+    # max_steps = 12 cuts epoch 2 (8 steps an epoch); the run's end validates that cut epoch and runs its
+    # epoch-end callbacks. A resume with max_steps = 20 must go on with epoch 2 from step 12, as a run with
+    # max_steps = 20 from the start does: the end checkpoint holds the mid-epoch state, before that end.
+    full = make_trainer(LocalCommunicator(), digits, epochs=5)
+    full.max_steps = 20
+    full.fit()
+    t = make_trainer(LocalCommunicator(), digits, epochs=5)
+    t.max_steps = 12
+    # keep_best: the cut epoch's validation improves val_loss; its end must not rewrite step 12 with the
+    # end-of-epoch state (the best-metric save), only make that checkpoint the best one
+    opts = _opts(tmp_path, every_epochs=3, every_steps=every_steps, keep_best=keep_best, async_save=async_save)
+    cb = attach(t, str(tmp_path), opts)
+    t.fit()
+    assert 12 in _steps(tmp_path) and not ck.read_manifest(str(tmp_path / ck.step_name(12)))["epoch_end"]
+    if keep_best:
+        assert cb.best_name == "step-00000012" == ck.read_pointer(str(tmp_path), ck.BEST)
+    t2 = make_trainer(LocalCommunicator(), digits, epochs=5)
+    t2.max_steps = 20
+    cb2 = attach(t2, str(tmp_path), opts, resume_spec="auto")
+    t2.fit()
+    assert cb2.resumed_from[1] == 12 and t2.state.global_step == 20
+    assert_bitwise(final_state(full), final_state(t2))
+    assert [h["epoch"] for h in t2.history] == [h["epoch"] for h in full.history] == [1, 2, 3]
 
 
 def test_no_last_checkpoint_after_an_error_or_a_preemption(digits, tmp_path):

@@ -138,10 +138,19 @@ class ModelCheckpoint(Callback):
         if self._pending is not None:
             self._settle_if_finished(trainer)
         n = self.every_n_steps
-        if n and trainer.state.global_step % n == 0:
-            if trainer.state.batch_in_epoch >= trainer.steps_per_epoch and self._epoch_due(trainer):
-                return  # the epoch-end checkpoint (after validation) follows at the same step
+        st = trainer.state
+        # (at an epoch's last step a due epoch-end checkpoint, after validation, follows at the same step)
+        if n and st.global_step % n == 0 and not (st.batch_in_epoch >= trainer.steps_per_epoch
+                                                  and self._epoch_due(trainer)):
             self.save(trainer, "step")
+        max_steps = getattr(trainer, "max_steps", None)
+        if (self.save_last and max_steps is not None and st.global_step >= max_steps
+                and st.batch_in_epoch < trainer.steps_per_epoch and self._saved_step != st.global_step):
+            # max_steps cuts this epoch: the end that follows (validation, the epoch's callbacks) is the
+            # run's, not the epoch's. Saved before it, as a mid-epoch checkpoint: a resume with a larger
+            # max_steps goes on with this epoch as the uninterrupted run does (with the same max_steps it
+            # ends the epoch again, alike).
+            self.save(trainer, "last")
 
     def on_epoch_end(self, trainer, logs):
         value = None
@@ -151,6 +160,14 @@ class ModelCheckpoint(Callback):
             self._warned_monitor = True
             self.log.warning("checkpoint: monitored metric %r is not among the epoch metrics %s; keeping the "
                              "newest checkpoints only", self.monitor, sorted(logs))
+        st = trainer.state
+        if self._saved_step == st.global_step and st.batch_in_epoch < trainer.steps_per_epoch:
+            # max_steps cut this epoch, and its step has a checkpoint from before this end (save_last's, or
+            # a step save): the state a resume with a larger max_steps goes on from. It is not rewritten
+            # with this end's state; if the cut epoch's validation is the best, it becomes the best one.
+            if value is not None and self._improves(trainer.agree(value)):
+                self._mark_best(trainer, value)
+            return
         if self._epoch_due(trainer):
             self.save(trainer, "epoch", logs, metric=value)  # rank 0's value travels with the save's gather
         elif value is not None and self._improves(trainer.agree(value)):
@@ -160,6 +177,30 @@ class ModelCheckpoint(Callback):
             # change the model (early stopping's restore_best), and a checkpoint must hold the state
             # training goes on from. The other callbacks' epoch-end work is done (this one is last).
             self.save(trainer, "last", logs, metric=value)
+
+    def _mark_best(self, trainer, value: float) -> None:
+        """Collective: make the checkpoint of this step, already written, the best one (``best`` pointer only).
+
+        Its write (possibly in the background) is settled first: the pointer names only a checkpoint
+        every rank agreed is whole. A failure to write the pointer is handled as a failed save.
+        """
+        self.settle(trainer)
+        name = ck.step_name(trainer.state.global_step)
+        if self.last_path is None or os.path.basename(os.path.normpath(self.last_path)) != name:
+            return  # that checkpoint failed (on_error = "continue"): it is no best
+        result = None
+        if trainer.is_main:
+            try:
+                ck.write_pointer(self.root, ck.BEST, name, fsync=self.fsync)
+                result = {"ok": True}
+            except OSError as e:
+                result = {"ok": False, "error": f"cannot point {self.root!r}/best at {name}: {e.strerror or e}"}
+        result = trainer.agree(result)
+        if result["ok"]:
+            self.best, self.best_name = float(value), name
+            return
+        self._best_before = (self.best, self.best_name)
+        self._accept(trainer, result)  # a failure: counted, then stop or warn (on_error)
 
     def _ends_training(self, trainer) -> bool:
         """Whether the trainer's epoch loop ends after this epoch (the conditions of ``Trainer._epochs``).
