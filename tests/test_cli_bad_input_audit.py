@@ -193,3 +193,23 @@ def test_class_names_in_the_label_column_say_labels_are_indices(tmp_path):
     r = distnn([*XOR, "--set", "data.name=csv", "--set", "data.path=names.csv", "--out", "r"], tmp_path)
     one_error(r, "line 2 column 3 ('species')", "'cat'", "the label column", "class indices")
     assert not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------------------------ run directories that hold results
+def test_resume_auto_on_a_finished_run_without_checkpoints_keeps_its_results(tmp_path):
+    # checkpointing off: the finished run leaves results and no checkpoint. "--resume auto" used to find
+    # none, start from scratch and overwrite model.npz, summary.json and the metrics.
+    r = distnn([*XOR, "--set", "checkpoint.enabled=false", "--out", "run"], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    before = {n: (tmp_path / "run" / n).read_bytes() for n in ("model.npz", "summary.json", "metrics.csv")}
+    one_error(distnn([*XOR, "--set", "train.epochs=2", "--resume", "auto", "--out", "run"], tmp_path),
+              "holds a finished run", "no checkpoint")
+    assert {n: (tmp_path / "run" / n).read_bytes() for n in before} == before
+
+
+@pytest.mark.parametrize("name", ["model.json", "metrics.jsonl", "curves.png"])
+def test_a_directory_holding_a_file_a_run_writes_is_not_overwritten(tmp_path, name):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / name).write_text("the user's own")
+    one_error(distnn([*XOR, "--out", "mine"], tmp_path), "already holds a run", name)
+    assert (tmp_path / "mine" / name).read_text() == "the user's own"

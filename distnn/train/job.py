@@ -466,6 +466,7 @@ def train_rank(comm, config, overrides=(), out=None, quiet=False, simulated=Fals
         created = rd.prepare_run_dir(path, comm, resuming=bool(dict(job.cfg.checkpoint).get("resume")))
     except rd.RunDirError as e:
         raise JobError(str(e), report=comm.rank == 0) from None
+    agree_on_errors(comm, _finished_without_checkpoint(path, job.cfg) if comm.rank == 0 else None)
     try:
         return _train(job, path)
     except BaseException:
@@ -504,6 +505,20 @@ def _cannot_make_files_under(directory: str) -> str | None:
     if not os.access(p, os.W_OK | os.X_OK):
         return f"{p!r} is not writable"
     return None
+
+
+def _finished_without_checkpoint(path, cfg) -> str | None:
+    """Why ``--resume auto`` must not go on in ``path``: it holds a finished run's results and no checkpoint
+    (checkpointing was off, or they were deleted), so "a fresh start" would train it again and overwrite
+    them. None when it may."""
+    if dict(_as_dict(cfg.checkpoint)).get("resume") != "auto" or has_checkpoint(path, cfg):
+        return None
+    results = [n for n in (rd.MODEL_WEIGHTS, rd.SUMMARY) if os.path.exists(os.path.join(str(path), n))]
+    if not results:
+        return None  # (a run stopped before its first checkpoint: nothing finished to lose, it starts over)
+    return (f"--resume auto: run directory {str(path)!r} holds a finished run ({', '.join(results)}) and no "
+            f"checkpoint to continue from; training it again from the start would overwrite its results "
+            f"(choose another --out, or name a checkpoint with --resume PATH)")
 
 
 def has_checkpoint(path, cfg) -> bool:

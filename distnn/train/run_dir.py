@@ -80,7 +80,8 @@ def check_writable(path: str) -> bool:
 #: what a run leaves in its directory: one of these means the directory already holds a run
 #: an ensemble run directory's members' runs
 MEMBERS_DIR = "members"
-PREVIOUS_RUN_MARKS = (CONFIG, SUMMARY, MODEL_WEIGHTS, "metrics.csv", "checkpoints", MEMBERS_DIR)
+PREVIOUS_RUN_MARKS = (CONFIG, SUMMARY, MODEL_WEIGHTS, "metrics.csv", "checkpoints", MEMBERS_DIR, MODEL_META,
+                      "metrics.jsonl", "curves.png")
 
 
 def previous_run_marks(path: str) -> list[str]:
