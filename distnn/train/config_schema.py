@@ -123,7 +123,7 @@ SCHEMA: dict[str, Key] = {
     "train.epochs": _k("int", 20, "number of passes over the training data", (">=", 1)),
     "train.max_steps": _k("int", None, "stop after this many optimizer steps (schedules that span the whole run "
                           "end there too, and that last epoch is validated; a run resumed with a larger "
-                          "max_steps goes on from the next epoch)", (">=", 1), optional=True),
+                          "max_steps from its end checkpoint (checkpoint.save_last) goes on with the cut epoch)", (">=", 1), optional=True),
     "train.grad_clip": _k("float", 0.0, "clip the global gradient L2 norm to this (0 = off)", NONNEG),
     "train.grad_accumulation": _k("int", 1, "micro-batches per optimizer step (per-rank batch must divide)",
                                   (">=", 1)),
