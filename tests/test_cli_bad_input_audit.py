@@ -213,3 +213,40 @@ def test_a_directory_holding_a_file_a_run_writes_is_not_overwritten(tmp_path, na
     (tmp_path / "mine" / name).write_text("the user's own")
     one_error(distnn([*XOR, "--out", "mine"], tmp_path), "already holds a run", name)
     assert (tmp_path / "mine" / name).read_text() == "the user's own"
+
+
+# ------------------------------------------------------------------ evaluate / predict messages
+@pytest.fixture(scope="module")
+def xor_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("xorrun")
+    r = distnn([*XOR, "--out", "run"], d)
+    assert r.returncode == 0, r.stderr[-2000:]
+    np.savez(d / "x.npz", x=np.zeros((4, 2), np.float32))
+    return d
+
+
+def test_evaluate_of_a_file_says_it_is_a_file(xor_run):
+    (xor_run / "notes.txt").write_text("not a run")
+    line = one_error(distnn(["evaluate", "notes.txt"], xor_run), "notes.txt", "is a file")
+    assert "does not exist" not in line
+
+
+@pytest.mark.parametrize("output,words", [("x.npz/p.csv", ("x.npz", "is a file")), ("", ("--output is empty",))])
+def test_predict_output_problems_are_named(xor_run, output, words):
+    line = one_error(distnn(["predict", "run", "--input", "x.npz", "--output", output], xor_run), *words)
+    assert "does not exist" not in line and "Is a directory" not in line
+
+
+def test_an_unreadable_model_is_named_with_the_reason(xor_run):
+    as_user, d = _as_nobody()
+    try:
+        shutil.copytree(xor_run / "run", os.path.join(d, "run"))
+        for root, dirs, files in os.walk(d):
+            for n in dirs + files:
+                if as_user:
+                    os.chown(os.path.join(root, n), NOBODY, -1)
+        os.chmod(os.path.join(d, "run", "model.npz"), 0)
+        line = one_error(distnn(["evaluate", "run"], d, as_user), "model.npz", "Permission denied")
+        assert "Errno" not in line
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

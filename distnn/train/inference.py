@@ -322,6 +322,8 @@ def _output_plan(output_path, input_path):
     output_path = str(output_path)
     if output_path == "-":
         return "stream", sys.stdout
+    if not output_path:
+        raise ValueError("--output is empty: name a file (or - for standard output)")
     if os.path.exists(output_path):
         if os.path.exists(str(input_path)) and os.path.samefile(output_path, str(input_path)):
             raise ValueError(f"--output {output_path!r} is the input file {str(input_path)!r}; refusing to "
@@ -346,7 +348,8 @@ def _output_plan(output_path, input_path):
     target = os.path.realpath(output_path)
     out_dir = os.path.dirname(target)
     if not os.path.isdir(out_dir):
-        raise ValueError(f"cannot write {output_path!r}: directory {out_dir!r} does not exist")
+        there = "is a file, not a directory" if os.path.exists(out_dir) else "does not exist"
+        raise ValueError(f"cannot write {output_path!r}: {out_dir!r} {there}")
     return "replace", target
 
 

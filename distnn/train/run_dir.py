@@ -237,6 +237,8 @@ def _load_model(path: str):
     directory = os.path.dirname(path) if named_weights else path
     weights, meta_path = os.path.join(directory, MODEL_WEIGHTS), os.path.join(directory, MODEL_META)
     if not os.path.isdir(directory):
+        if os.path.exists(directory):
+            raise ValueError(f"{directory!r} is a file, not a run directory (nor a run's model.npz or a checkpoint)")
         raise ValueError(f"run directory {directory!r} does not exist")
     from .ensemble import is_ensemble_dir, load_ensemble
 
@@ -285,7 +287,9 @@ def _load_model(path: str):
     except (OSError, KeyError, TypeError, ValueError, EOFError, zipfile.BadZipFile) as e:
         # a damaged or foreign file (the run directory's model has no checksum, unlike a checkpoint)
         what = f"{type(e).__name__}: " if isinstance(e, (KeyError, zipfile.BadZipFile, EOFError)) else ""
-        raise ValueError(f"cannot load the model of {directory!r}: {what}{' '.join(str(e).split())} "
+        detail = (f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.strerror and e.filename
+                  else " ".join(str(e).split()))
+        raise ValueError(f"cannot load the model of {directory!r}: {what}{detail} "
                          f"(its checkpoints, if any, can be evaluated instead)") from None
     model.eval()
     return model, meta, transform
