@@ -8,24 +8,9 @@ import pytest
 
 from distnn.distributed import LocalCommunicator
 from distnn.train import checkpoint as ck
-from distnn.train import preemption
 from distnn.train.callbacks.checkpoint import attach
 from test_checkpoint import assert_bitwise, digits, final_state, make_trainer  # noqa: F401 (digits: a fixture)
-
-
-@pytest.fixture(autouse=True)
-def _clean_flags():
-    preemption.clear()
-    yield
-    preemption.clear()
-
-
-def _steps(root):
-    return [c.step for c in ck.list_checkpoints(str(root))]
-
-
-def _opts(root, **kw):
-    return {"dir": str(root), "every_epochs": 2, "keep_last": 0, "keep_best": False, **kw}
+from test_save_last import _clean_flags, _opts, _steps  # noqa: F401 (_clean_flags: an autouse fixture)
 
 
 def test_a_run_resumed_at_its_end_from_another_root_saves_its_end_in_its_own_root(digits, tmp_path):
