@@ -37,6 +37,33 @@ def test_a_run_resumed_at_its_end_from_another_root_saves_its_end_in_its_own_roo
     assert_bitwise(final_state(full), final_state(t3))
 
 
+def test_a_max_steps_cut_resumed_into_another_root_keeps_its_mid_epoch_end_there(digits, tmp_path):
+    # max_steps 12 cuts epoch 2 in OLD; resumed into NEW with the same max_steps (nothing to train, but the
+    # cut epoch's end runs again), NEW's end checkpoint must still be the mid-epoch state, so that a larger
+    # max_steps resumed from NEW goes on with epoch 2 as the uninterrupted run does.
+    old, new = tmp_path / "old", tmp_path / "new"
+
+    def trainer(max_steps):
+        t = make_trainer(LocalCommunicator(), digits, epochs=5)
+        t.max_steps = max_steps
+        return t
+
+    full = trainer(20)
+    full.fit()
+    t = trainer(12)
+    attach(t, str(old), _opts(old, keep_best=True))
+    t.fit()
+    t2 = trainer(12)
+    attach(t2, str(new), _opts(new, keep_best=True), resume_spec=str(old / ck.step_name(12)))
+    t2.fit()
+    assert _steps(new) == [12] and not ck.read_manifest(str(new / ck.step_name(12)))["epoch_end"]
+    t3 = trainer(20)
+    cb3 = attach(t3, str(new), _opts(new, keep_best=True), resume_spec="auto")
+    t3.fit()
+    assert cb3.resumed_from[1] == 12
+    assert_bitwise(final_state(full), final_state(t3))
+
+
 def test_a_crash_while_retention_deletes_a_checkpoint_does_not_bring_it_back(tmp_path, monkeypatch):
     # Retention renames a retired checkpoint to a hidden name, then deletes its files. Killed in between, the
     # next run's start-up clean-up took the half-deleted directory for a same-step rewrite's old copy (the

@@ -123,11 +123,12 @@ class ModelCheckpoint(Callback):
             return
         if ours:
             self._saved_step = step  # (resumed at its last step: the end has its checkpoint, here)
-        elif self.save_last and _trains_nothing(trainer):
+        elif self.save_last and (_trains_nothing(trainer) or _cut_by_max_steps(trainer)):
             # Resumed at its end from another directory's checkpoint (--resume OLD_RUN --out NEW_RUN): no
             # epoch end comes, and this root has no checkpoint of the state the run ends in (--resume auto
             # with more epochs would find none here and start from scratch). Nothing changes the state
-            # before on_train_end, whose restore_best must not reach a checkpoint: saved now.
+            # before on_train_end, whose restore_best must not reach a checkpoint: saved now. (Likewise an
+            # epoch max_steps cut: its mid-epoch state, before the end this session gives it again.)
             self.save(trainer, "last", wait=True)
 
     def on_batch_end(self, trainer, logs):
@@ -143,9 +144,7 @@ class ModelCheckpoint(Callback):
         if n and st.global_step % n == 0 and not (st.batch_in_epoch >= trainer.steps_per_epoch
                                                   and self._epoch_due(trainer)):
             self.save(trainer, "step")
-        max_steps = getattr(trainer, "max_steps", None)
-        if (self.save_last and max_steps is not None and st.global_step >= max_steps
-                and st.batch_in_epoch < trainer.steps_per_epoch and self._saved_step != st.global_step):
+        if self.save_last and self._saved_step != st.global_step and _cut_by_max_steps(trainer):
             # max_steps cuts this epoch: the end that follows (validation, the epoch's callbacks) is the
             # run's, not the epoch's. Saved before it, as a mid-epoch checkpoint: a resume with a larger
             # max_steps goes on with this epoch as the uninterrupted run does (with the same max_steps it
@@ -418,6 +417,12 @@ class ModelCheckpoint(Callback):
             return
         self.best = state.get("best")
         self.best_name = state.get("best_name")
+
+
+def _cut_by_max_steps(trainer) -> bool:
+    """Whether ``train.max_steps`` ends training inside the current epoch (before its last step)."""
+    max_steps, st = getattr(trainer, "max_steps", None), trainer.state
+    return max_steps is not None and st.global_step >= max_steps and st.batch_in_epoch < trainer.steps_per_epoch
 
 
 def _trains_nothing(trainer) -> bool:
