@@ -106,3 +106,21 @@ def test_the_end_saved_on_resuming_from_another_root_is_collective(digits, tmp_p
     assert simulate(2, run, old) == [(18, 2)] * 2
     assert simulate(2, run, new, str(old)) == [(18, 1)] * 2
     assert _steps(new) == [18] and ck.read_manifest(str(new / ck.step_name(18)))["world_size"] == 2
+
+
+def test_retention_without_keep_best_never_leaves_a_dangling_best_pointer(tmp_path):
+    # a session with keep_best pointed `best` at step 10; resumed with keep_best off, retention deletes
+    # step 10: the pointer goes first (it used to stay, naming a missing checkpoint)
+    import numpy as np
+
+    for step in (10, 20, 30):
+        ck.write_checkpoint(str(tmp_path), step, ck.serialize({"model": {"w": np.full(4, step, np.float32)}}),
+                            update_best=step == 10)
+    assert ck.read_pointer(str(tmp_path), ck.BEST) == "step-00000010"
+    assert ck.apply_retention(str(tmp_path), 2) == ["step-00000010"]
+    assert not os.path.lexists(tmp_path / ck.BEST) and _steps(tmp_path) == [20, 30]
+    # protected (keep_best on), the best stays and so does its pointer
+    ck.write_checkpoint(str(tmp_path), 40, ck.serialize({"model": {"w": np.zeros(4, np.float32)}}), update_best=True)
+    ck.write_checkpoint(str(tmp_path), 50, ck.serialize({"model": {"w": np.zeros(4, np.float32)}}))
+    ck.apply_retention(str(tmp_path), 1, protect=["step-00000040"])
+    assert ck.read_pointer(str(tmp_path), ck.BEST) == "step-00000040" and _steps(tmp_path) == [40, 50]

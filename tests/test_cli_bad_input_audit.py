@@ -203,7 +203,7 @@ def test_resume_auto_on_a_finished_run_without_checkpoints_keeps_its_results(tmp
     assert r.returncode == 0, r.stderr[-2000:]
     before = {n: (tmp_path / "run" / n).read_bytes() for n in ("model.npz", "summary.json", "metrics.csv")}
     one_error(distnn([*XOR, "--set", "train.epochs=2", "--resume", "auto", "--out", "run"], tmp_path),
-              "holds a finished run", "no checkpoint")
+              "holds a finished run", "no valid checkpoint")
     assert {n: (tmp_path / "run" / n).read_bytes() for n in before} == before
 
 
@@ -250,3 +250,14 @@ def test_an_unreadable_model_is_named_with_the_reason(xor_run):
         assert "Errno" not in line
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_resume_auto_on_a_finished_run_whose_checkpoints_are_all_corrupt_keeps_its_results(tmp_path):
+    r = distnn([*XOR, "--set", "checkpoint.keep_last=1", "--out", "run"], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for d in (tmp_path / "run" / "checkpoints").glob("step-*"):
+        (d / "model.npz").write_bytes(b"damaged")
+    before = (tmp_path / "run" / "model.npz").read_bytes()
+    r = distnn([*XOR, "--set", "train.epochs=2", "--resume", "auto", "--out", "run"], tmp_path)
+    assert r.returncode == 2 and "no valid checkpoint" in r.stderr, r.stderr[-2000:]
+    assert (tmp_path / "run" / "model.npz").read_bytes() == before

@@ -511,22 +511,24 @@ def _finished_without_checkpoint(path, cfg) -> str | None:
     """Why ``--resume auto`` must not go on in ``path``: it holds a finished run's results and no checkpoint
     (checkpointing was off, or they were deleted), so "a fresh start" would train it again and overwrite
     them. None when it may."""
-    if dict(_as_dict(cfg.checkpoint)).get("resume") != "auto" or has_checkpoint(path, cfg):
+    if dict(_as_dict(cfg.checkpoint)).get("resume") != "auto":
         return None
     results = [n for n in (rd.MODEL_WEIGHTS, rd.SUMMARY) if os.path.exists(os.path.join(str(path), n))]
-    if not results:
+    if not results or has_checkpoint(path, cfg, valid=True):
         return None  # (a run stopped before its first checkpoint: nothing finished to lose, it starts over)
     return (f"--resume auto: run directory {str(path)!r} holds a finished run ({', '.join(results)}) and no "
-            f"checkpoint to continue from; training it again from the start would overwrite its results "
+            f"valid checkpoint to continue from; training it again from the start would overwrite its results "
             f"(choose another --out, or name a checkpoint with --resume PATH)")
 
 
-def has_checkpoint(path, cfg) -> bool:
-    """Whether the run in ``path`` (config ``cfg``) has left a checkpoint (in its ``checkpoint.dir``)."""
+def has_checkpoint(path, cfg, valid: bool = False) -> bool:
+    """Whether the run in ``path`` (config ``cfg``) has left a checkpoint (in its ``checkpoint.dir``);
+    ``valid``: one whose checksums verify (newest first, until one does)."""
     from .callbacks.checkpoint import checkpoint_dir
-    from .checkpoint import list_checkpoints
+    from .checkpoint import list_checkpoints, verify_checkpoint
 
-    return bool(list_checkpoints(checkpoint_dir(path, _as_dict(cfg.checkpoint))))
+    found = list_checkpoints(checkpoint_dir(path, _as_dict(cfg.checkpoint)))
+    return any(not verify_checkpoint(c.path) for c in reversed(found)) if valid else bool(found)
 
 
 def _train(job, path):

@@ -15,6 +15,9 @@ def apply_retention(root: str, keep_last: int, protect=(), latest: str | None = 
                     spare: list | None = None) -> list[str]:
     """Delete all but the newest ``keep_last`` checkpoints (never those named in ``protect``).
 
+    A ``best`` pointer naming one that goes (the best is not protected: ``keep_best`` off) is removed
+    before it, so that no pointer names a missing checkpoint.
+
     A directory is renamed to a hidden name before it is removed, so a crash
     mid-delete never leaves a half-deleted ``step-N`` behind. Returns the removed names.
     ``latest``: the name ``latest`` points at when the caller just wrote it (else it is read).
@@ -36,10 +39,17 @@ def apply_retention(root: str, keep_last: int, protect=(), latest: str | None = 
         return []
     protect = {os.path.basename(str(p)) for p in protect if p}
     protect.add(latest or read_pointer(root, LATEST))
+    best = read_pointer(root, BEST)
     removed = []
     for info in cps[:-keep_last]:
         if info.name in protect:
             continue
+        if info.name == best:  # not protected (keep_best off): its pointer goes first, so it never dangles
+            try:
+                os.remove(os.path.join(root, BEST))
+            except OSError:
+                pass
+            best = None
         if spare is not None and not spare:
             dest = os.path.join(root, f".spare-{info.name}-{os.getpid()}-{tmp_suffix()}")
             try:
