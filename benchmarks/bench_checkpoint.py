@@ -281,7 +281,7 @@ def job_worker(epochs: int, rounds: int, large: bool = False) -> None:
     import logging
 
     from distnn.distributed import init
-    from distnn.train.callbacks.checkpoint import attach, extra_files_for
+    from distnn.train.callbacks.checkpoint_setup import attach, extra_files_for
     from distnn.train.config import dump_config
     from distnn.train.job import Job
     from distnn.train.logging_utils import set_rank, setup_logging

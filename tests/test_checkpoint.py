@@ -24,7 +24,8 @@ from distnn.train import checkpoint as ck
 from distnn.train.checkpoint import fsio, hashing
 from distnn.train import preemption, step_guard
 from distnn.train.callbacks import Callback, EarlyStopping, LRSchedulerCallback
-from distnn.train.callbacks.checkpoint import ModelCheckpoint, attach
+from distnn.train.callbacks.checkpoint import ModelCheckpoint
+from distnn.train.callbacks.checkpoint_setup import attach
 from distnn.train.trainer import Trainer
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from distnn.distributed import LocalCommunicator
 from distnn.train import checkpoint as ck
-from distnn.train.callbacks.checkpoint import attach
+from distnn.train.callbacks.checkpoint_setup import attach
 from test_checkpoint import assert_bitwise, digits, final_state, make_trainer  # noqa: F401 (digits: a fixture)
 from test_save_last import _clean_flags, _opts, _steps  # noqa: F401 (_clean_flags: an autouse fixture)
 

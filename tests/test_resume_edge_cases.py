@@ -12,7 +12,7 @@ from distnn.optim import SGD, Adam
 from distnn.train import checkpoint as ck
 from distnn.train import preemption, step_guard
 from distnn.train.callbacks import Callback
-from distnn.train.callbacks.checkpoint import attach
+from distnn.train.callbacks.checkpoint_setup import attach
 from distnn.train.trainer import Trainer
 from test_checkpoint import _clean_flags, assert_bitwise, digits, final_state, make_trainer  # noqa: F401
 

@@ -1,4 +1,4 @@
-"""No preemption signal is lost between the job's start-up and its training (``checkpoint.attach``).
+"""No preemption signal is lost between the job's start-up and its training (``checkpoint_setup.attach``).
 
 The CLI's start-up handler turns a signal into "exit 75 now" until the training is wired up; then the
 training-time handler turns it into a flag every rank agrees on at a step boundary. The old hand-over

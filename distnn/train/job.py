@@ -524,7 +524,7 @@ def _finished_without_checkpoint(path, cfg) -> str | None:
 def has_checkpoint(path, cfg, valid: bool = False) -> bool:
     """Whether the run in ``path`` (config ``cfg``) has left a checkpoint (in its ``checkpoint.dir``);
     ``valid``: one whose checksums verify (newest first, until one does)."""
-    from .callbacks.checkpoint import checkpoint_dir
+    from .callbacks.checkpoint_setup import checkpoint_dir
     from .checkpoint import list_checkpoints, verify_checkpoint
 
     found = list_checkpoints(checkpoint_dir(path, _as_dict(cfg.checkpoint)))
@@ -546,7 +546,7 @@ def _train(job, path):
         ranks = f"{comm.size} rank" + ("s" if comm.size > 1 else "")
         trainer.callbacks.append(PlotCurves(path, title=f"{job.config_name} ({ranks})"))
     # Checkpoints (the last callback), SIGTERM/SIGUSR1 preemption, the non-finite policy; resume (collective).
-    from .callbacks.checkpoint import attach, extra_files_for
+    from .callbacks.checkpoint_setup import attach, extra_files_for
 
     attach(trainer, path, job.cfg.checkpoint, nonfinite=job.cfg.train.nonfinite,
            max_nonfinite=job.cfg.train.max_nonfinite, extra_files=extra_files_for(job.model_meta(), dump_config(job.cfg)))

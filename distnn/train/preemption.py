@@ -302,7 +302,7 @@ def fault_point(name: str, rank: int) -> None:
     """``DISTNN_FAULT_SIGNAL_AT=RANK:NAME[:SIG]``: this rank signals itself at the named point, once.
 
     Named points (for tests of the moments between steps): ``startup-end`` (the instant the start-up
-    phase ends, in :func:`~distnn.train.callbacks.checkpoint.attach`), ``handler`` (just before the
+    phase ends, in :func:`~distnn.train.callbacks.checkpoint_setup.attach`), ``handler`` (just before the
     training-time handler is installed there), ``metrics-write`` (rank 0, between writing a metrics
     file's temporary copy and renaming it into place), ``after-training`` (right after the rank's
     ``Trainer.fit`` returned, before the test evaluation and the results; in an ensemble, after its

@@ -24,7 +24,7 @@ from distnn.optim.lr_scheduler import LinearWarmup
 from distnn.train import checkpoint as ck
 from distnn.train import preemption, step_guard
 from distnn.train.callbacks import LRSchedulerCallback
-from distnn.train.callbacks.checkpoint import attach
+from distnn.train.callbacks.checkpoint_setup import attach
 from distnn.train.logging_utils import set_rank, setup_logging
 from distnn.train.trainer import Trainer
 

@@ -33,7 +33,6 @@ benchmarks/bench_checkpoint.py).
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -45,7 +44,7 @@ from .. import preemption, step_guard
 from ..logging_utils import get_logger
 from .background_writer import Job, writer
 from .base import Callback, monitor_mode, same_monitor
-from .resume import agreed, resume
+from .resume import agreed
 
 ON_ERROR = ("stop", "continue")
 
@@ -435,94 +434,3 @@ def _finish_guard(trainer):
     guard = getattr(trainer, "step_guard", None)
     if hasattr(guard, "finish"):
         guard.finish()
-
-
-# ---------------------------------------------------------------------- config
-#: the [checkpoint] config section (distnn.train.config.SCHEMA) with its defaults
-DEFAULTS = {"enabled": True, "dir": None, "every_steps": 0, "every_epochs": 1, "keep_last": 2, "keep_best": True,
-            "monitor": "val_loss", "mode": "auto", "resume": None, "on_error": "stop", "async_save": False,
-            "save_last": True}
-
-
-def checkpoint_options(section) -> dict:
-    """The ``[checkpoint]`` config section with defaults filled in; unknown keys are an error."""
-    section = {k: v for k, v in dict(section or {}).items() if v is not None}
-    unknown = sorted(set(section) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown key(s) in [checkpoint]: {', '.join(unknown)}; known keys are "
-                         f"{', '.join(sorted(DEFAULTS))}")
-    out = {**DEFAULTS, **section}
-    if out["on_error"] not in ON_ERROR:
-        raise ValueError(f"checkpoint.on_error must be 'stop' or 'continue', got {out['on_error']!r}")
-    return out
-
-
-def checkpoint_dir(run_dir: str, options=None) -> str:
-    """Where a run's checkpoints go: ``checkpoint.dir`` (relative to the run directory), default ``checkpoints``."""
-    directory = checkpoint_options(options)["dir"] or ck.DEFAULT_DIRNAME
-    return directory if os.path.isabs(directory) else os.path.join(run_dir, directory)
-
-
-def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_spec: str | None = None,
-           extra_files: dict | None = None, max_nonfinite: int = 10, signals=preemption.DEFAULT_SIGNALS,
-           log=None) -> ModelCheckpoint | None:
-    """Wire checkpointing, preemption and the non-finite policy into ``trainer``; resume if asked (collective).
-
-    ``options``: the ``[checkpoint]`` section (see :data:`DEFAULTS`); its
-    ``resume`` applies when ``resume_spec`` (``--resume``) is not given. The
-    checkpoint callback is appended LAST, so it saves after every other
-    callback's per-step and per-epoch work (LR schedules, early stopping).
-    ``signals`` (SIGTERM and SIGUSR1) mean "every rank stops at the same step":
-    with a checkpoint (exit 75), or with checkpointing off after saving nothing
-    (:class:`~distnn.train.step_guard.StopWithoutCheckpoint`: 128 + the signal's number).
-    Ends the start-up phase of :func:`~distnn.train.preemption.start_up` with no
-    instant where a signal is lost (see the comments below).
-    """
-    opts = checkpoint_options(options)
-    root = checkpoint_dir(run_dir, opts)
-    cb = None
-    if opts["enabled"]:
-        cb = ModelCheckpoint(root, every_n_steps=opts["every_steps"], every_n_epochs=opts["every_epochs"],
-                             keep_last=opts["keep_last"], save_best=opts["keep_best"], monitor=opts["monitor"],
-                             mode=opts["mode"], on_error=opts["on_error"], async_save=opts["async_save"],
-                             extra_files=extra_files, log=log, save_last=opts["save_last"])
-        trainer.callbacks.append(cb)
-    watch_signals = bool(signals)
-    guard = step_guard.StepGuard(trainer.comm, nonfinite=nonfinite, preemption=watch_signals,
-                                 max_nonfinite=max_nonfinite, log=log or get_logger("train"))
-    if guard.active:
-        guard.bind(trainer)  # trainer.step_guard, and a callback (placed before the checkpoint callback)
-        if cb is not None:
-            callbacks = trainer.callbacks.callbacks
-            callbacks.insert(callbacks.index(cb), callbacks.pop(callbacks.index(guard)))
-    else:
-        trainer.step_guard = None
-    rank = int(getattr(trainer.comm, "world_rank", trainer.comm.rank))
-    if watch_signals:
-        if cb is None:  # nothing to save: stop at the agreed step all the same (whole files, a clear status)
-            trainer.callbacks.append(step_guard.StopWithoutCheckpoint(signals, log=log or get_logger("train")))
-        # The hand-over from start-up, in this order: the guard above already watches the flag (the start-up
-        # handler now sets it instead of acting), the training handler goes in without clearing it, and only
-        # then does start-up end. Ending it first let a signal take its default action (the rank died).
-        preemption.fault_point("handler", rank)
-        trainer._preemption_handler = preemption.PreemptionHandler(signals).install()
-    preemption.end_startup()  # from here on a signal is this run's to handle (or its default action)
-    preemption.fault_point("startup-end", rank)
-    spec = resume_spec or opts["resume"]
-    if spec:
-        try:
-            resume(trainer, spec, root, cb, log, config_text=(extra_files or {}).get("config.toml"))
-        except BaseException:
-            guard.release()  # this run will not train: its guard no longer counts as watching
-            raise
-    return cb
-
-
-def extra_files_for(meta: dict | None = None, config_text: str | None = None) -> dict:
-    """``model.json`` (how to rebuild the model) and ``config.toml`` to store in every checkpoint."""
-    files = {}
-    if meta is not None:
-        files["model.json"] = json.dumps(ck.json_clean(meta), indent=2)
-    if config_text is not None:
-        files["config.toml"] = config_text
-    return files
