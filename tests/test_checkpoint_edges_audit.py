@@ -124,3 +124,26 @@ def test_retention_without_keep_best_never_leaves_a_dangling_best_pointer(tmp_pa
     ck.write_checkpoint(str(tmp_path), 50, ck.serialize({"model": {"w": np.zeros(4, np.float32)}}))
     ck.apply_retention(str(tmp_path), 1, protect=["step-00000040"])
     assert ck.read_pointer(str(tmp_path), ck.BEST) == "step-00000040" and _steps(tmp_path) == [40, 50]
+
+
+def test_a_run_resumed_at_its_end_into_a_new_directory_writes_its_metrics_there(tmp_path):
+    # --resume OLD --out NEW with nothing left to train ends no epoch in NEW: its metrics files (the
+    # history from the checkpoint) used to be missing there
+    import subprocess
+    import sys
+
+    from distnn.train.callbacks import read_metrics_csv
+
+    def train(*args):
+        r = subprocess.run([sys.executable, "-m", "distnn", "train", "--config", "xor", "--quiet", "--set",
+                            "train.epochs=3", "--set", "run.plots=false", "--set", "checkpoint.enabled=true",
+                            *args], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1"))
+        assert r.returncode == 0, r.stderr[-2000:]
+
+    train("--out", "old")
+    train("--out", "new", "--resume", str(tmp_path / "old"))
+    old, new = (read_metrics_csv(tmp_path / d / "metrics.csv") for d in ("old", "new"))
+    assert [r["epoch"] for r in new] == [1, 2, 3] and new == old
+    assert (tmp_path / "new" / "metrics.jsonl").read_text() == (tmp_path / "old" / "metrics.jsonl").read_text()

@@ -44,18 +44,25 @@ class MetricsLogger(Callback):
         if trainer.is_main:
             self.write(trainer.history)
 
+    def on_train_end(self, trainer, logs):
+        """A run that ended no epoch here (resumed at its end into a new directory) still gets its files."""
+        if trainer.is_main and self._unwritten(trainer.history):
+            self.write(trainer.history)
+
     def on_exception(self, trainer, exception):
         """Flush: the epochs ended but not written (another callback's epoch end raised), then tidy up."""
         if not trainer.is_main:
             return
-        history = trainer.history
-        if len(history) != len(self._rows) or any(a is not b for a, b in zip(history, self._rows)):
+        if self._unwritten(trainer.history):
             try:
-                self.write(history)
+                self.write(trainer.history)
             except (OSError, ValueError, TypeError):  # (a full disk: the error being raised says more)
                 pass
         for name in ("metrics.jsonl", "metrics.csv"):
             _remove_quietly(os.path.join(self.directory, name + ".tmp"))
+
+    def _unwritten(self, history) -> bool:
+        return len(history) != len(self._rows) or any(a is not b for a, b in zip(history, self._rows))
 
     def write(self, history):
         kept = 0  # rows formatted before and unchanged since (the same dict objects)
