@@ -98,3 +98,15 @@ def test_dropout_module_batch_dim_makes_a_time_major_mask_per_sample():
     whole, half = np.arange(total), np.arange(1, total, 2)
     np.testing.assert_array_equal(run(told, half), run(told, whole)[:, half])
     assert not np.array_equal(run(guessed, half), run(guessed, whole)[:, half])
+
+
+def test_keep_mask_counter_range_is_exact():
+    # counters of a mask run 0 .. total * pairs - 1 below the draw index: total * pairs == 2**40 fits
+    # (it was refused), one more does not; and a 2**24-th mask in one forward pass would wrap onto the first
+    g = BatchShareGenerator(SEED, 1 << 39, np.arange(2))
+    assert g.keep_mask((2, 4), 0.5).shape == (2, 4)  # 4 elements: 2 pairs a sample
+    with pytest.raises(ValueError, match="counter range"):
+        BatchShareGenerator(SEED, (1 << 39) + 1, np.arange(2)).keep_mask((2, 4), 0.5)
+    g._masks = 1 << 24
+    with pytest.raises(ValueError, match="masks in one batch"):
+        g.keep_mask((2, 4), 0.5)

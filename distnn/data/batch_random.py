@@ -145,9 +145,11 @@ class BatchShareGenerator:
         this batch's ``d``-th mask is half of SplitMix64's output at counter ``(d, p, e // 2)``."""
         row = math.prod(shape[1:])
         pairs = (row + 1) // 2  # one 64-bit output gives two elements
-        if self.total * pairs >= 1 << _COUNTER_BITS:
+        if self.total * pairs > 1 << _COUNTER_BITS:  # (counters 0 .. total * pairs - 1 must fit)
             raise ValueError(f"keep_mask: {self.total} samples of {row} elements exceed the counter range")
         d = self._masks
+        if d >= 1 << (64 - _COUNTER_BITS):  # (d << 40 would wrap around 64 bits onto an earlier mask's counters)
+            raise ValueError(f"keep_mask: more than {1 << (64 - _COUNTER_BITS)} masks in one batch's forward pass")
         self._masks += 1
         if self._key is None:
             self._key = _key(self.seed)
