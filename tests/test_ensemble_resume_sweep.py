@@ -129,7 +129,9 @@ def test_sigterm_on_groups_of_two_resumed_in_one_process(refs, tmp_path):
     assert p.returncode == 75, p.stderr[-4000:]
     assert "run again with --resume auto" in p.stderr and not (run / "summary.json").exists()
     again = _ok(_train(run, "process", 1, 2, 3, "--resume", "auto"))
-    assert "resumed from" in again.stderr and not _skipped(again.stderr)
+    # member 1 (signalled) resumes from its checkpoint; member 0's group may have finished its 3 steps
+    # before the stop was agreed (the groups run side by side): then it is kept, not trained again
+    assert "resumed from" in again.stderr and 1 not in _skipped(again.stderr)
     assert_same_ensemble(run, refs[3], 2, tmp_path, exact=False)
 
 
