@@ -225,6 +225,7 @@ class Trainer:
         try:
             self.callbacks.on_train_begin(self)
             self._epochs(t_start)
+            self.callbacks.on_loop_end(self)
             self.state.elapsed += time.perf_counter() - t_start
             self._fit_started = None
             self.callbacks.on_train_end(self, self.history[-1] if self.history else {})
@@ -265,16 +266,6 @@ class Trainer:
             if self._agreed_stop():
                 self.state.stopped_early = True
                 self.log.info("%s", self.state.stop_reason or "stopping")
-
-    def trains_nothing(self) -> bool:
-        """Whether :meth:`fit` would end at once, no epoch trained or ended (a run resumed at its end):
-        the first iteration of :meth:`_epochs` breaks. (An epoch whose steps are done but whose
-        validation and end are not, a checkpoint after its last step, still ends.)"""
-        start = len(self.history)
-        if start >= self.epochs or self.state.stopped_early:
-            return True
-        in_epoch = self.state.epoch == start and self.state.batch_in_epoch <= self.steps_per_epoch
-        return not in_epoch and self.max_steps is not None and self.state.global_step >= self.max_steps
 
     def _start_epoch(self, epoch):
         self.state.epoch, self.state.batch_in_epoch = epoch, 0

@@ -31,6 +31,10 @@ class Callback:
     def on_epoch_end(self, trainer, logs: dict) -> None:
         """After training and validation of an epoch; ``logs`` holds the epoch's agreed metrics."""
 
+    def on_loop_end(self, trainer) -> None:
+        """The epoch loop has ended (the last epoch, ``max_steps`` or an agreed stop; at once when nothing
+        was left to train), before any ``on_train_end``: the state training ends in (a checkpoint's)."""
+
     def on_train_end(self, trainer, logs: dict) -> None:
         pass
 
@@ -78,6 +82,10 @@ class CallbackList:
     def on_epoch_end(self, trainer, logs):
         for cb in self.callbacks:
             cb.on_epoch_end(trainer, logs)
+
+    def on_loop_end(self, trainer):
+        for cb in self.callbacks:
+            cb.on_loop_end(trainer)
 
     def on_train_end(self, trainer, logs):
         for cb in self.callbacks:

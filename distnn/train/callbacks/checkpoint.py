@@ -122,12 +122,10 @@ class ModelCheckpoint(Callback):
             return
         if ours:
             self._saved_step = step  # (resumed at its last step: the end has its checkpoint, here)
-        elif self.save_last and (_trains_nothing(trainer) or _cut_by_max_steps(trainer)):
-            # Resumed at its end from another directory's checkpoint (--resume OLD_RUN --out NEW_RUN): no
-            # epoch end comes, and this root has no checkpoint of the state the run ends in (--resume auto
-            # with more epochs would find none here and start from scratch). Nothing changes the state
-            # before on_train_end, whose restore_best must not reach a checkpoint: saved now. (Likewise an
-            # epoch max_steps cut: its mid-epoch state, before the end this session gives it again.)
+        elif self.save_last and _cut_by_max_steps(trainer):
+            # Resumed from another directory's checkpoint (--resume OLD_RUN --out NEW_RUN) of an epoch that
+            # max_steps cut: this root gets that mid-epoch state now, before the end this session gives the
+            # epoch again (on_loop_end would save the end-of-epoch state: see on_batch_end).
             self.save(trainer, "last", wait=True)
 
     def on_batch_end(self, trainer, logs):
@@ -170,11 +168,17 @@ class ModelCheckpoint(Callback):
             self.save(trainer, "epoch", logs, metric=value)  # rank 0's value travels with the save's gather
         elif value is not None and self._improves(trainer.agree(value)):
             self.save(trainer, "epoch", logs, metric=value)
-        elif self.save_last and self._saved_step != trainer.state.global_step and self._ends_training(trainer):
-            # The final state, saved here rather than in on_train_end: the callbacks' on_train_end may
-            # change the model (early stopping's restore_best), and a checkpoint must hold the state
-            # training goes on from. The other callbacks' epoch-end work is done (this one is last).
-            self.save(trainer, "last", logs, metric=value)
+
+    def on_loop_end(self, trainer):
+        """``save_last``: the state training ends in, unless its step has a checkpoint here already.
+
+        At the loop's end rather than in ``on_train_end``: the callbacks' ``on_train_end`` may change the
+        model (early stopping's ``restore_best``), and a checkpoint must hold the state training goes on
+        from. Also a run resumed at its end from another directory's checkpoint, which trains nothing,
+        gets its end saved in this root (``--resume auto`` with more epochs continues from it).
+        """
+        if self.save_last and self._saved_step != trainer.state.global_step:
+            self.save(trainer, "last", trainer.history[-1] if trainer.history else None)
 
     def _mark_best(self, trainer, value: float) -> None:
         """Collective: make the checkpoint of this step, already written, the best one (``best`` pointer only).
@@ -199,21 +203,6 @@ class ModelCheckpoint(Callback):
             return
         self._best_before = (self.best, self.best_name)
         self._accept(trainer, result)  # a failure: counted, then stop or warn (on_error)
-
-    def _ends_training(self, trainer) -> bool:
-        """Whether the trainer's epoch loop ends after this epoch (the conditions of ``Trainer._epochs``).
-
-        The last epoch and ``max_steps`` are known alike on every rank; a stop request is agreed
-        (collective: any rank's), as the trainer agrees on it right after this epoch end.
-        """
-        st = trainer.state
-        if st.epoch + 1 >= trainer.epochs:
-            return True
-        max_steps = getattr(trainer, "max_steps", None)
-        if max_steps is not None and st.global_step >= max_steps:
-            return True
-        stop = bool(st.stop_requested)
-        return any(trainer.comm.allgather_object(stop)) if trainer.world > 1 else stop
 
     def _improves(self, value) -> bool:
         return value is not None and math.isfinite(value) and (
@@ -422,12 +411,6 @@ def _cut_by_max_steps(trainer) -> bool:
     """Whether ``train.max_steps`` ends training inside the current epoch (before its last step)."""
     max_steps, st = getattr(trainer, "max_steps", None), trainer.state
     return max_steps is not None and st.global_step >= max_steps and st.batch_in_epoch < trainer.steps_per_epoch
-
-
-def _trains_nothing(trainer) -> bool:
-    """Whether ``trainer.fit`` ends no epoch (resumed at its end): :meth:`Trainer.trains_nothing`."""
-    check = getattr(trainer, "trains_nothing", None)
-    return bool(check()) if check is not None else False
 
 
 def _finish_guard(trainer):
