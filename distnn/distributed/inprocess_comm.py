@@ -39,6 +39,7 @@ from .comm_base import (
     CollectiveAbortedError, CollectiveError, CollectiveTimeoutError, Communicator, Handle, as_array, check_alltoall,
     check_color, reduce_in_order, reducible,
 )
+from .exit_watch import exit_status
 from .watchdog import collective_timeout
 
 _current = threading.local()
@@ -319,7 +320,7 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
         try:
             results[rank] = fn(comms[rank], *args, **kwargs)
         except SystemExit as exc:
-            if _exit_status(exc.code) != 0:
+            if exit_status(exc.code) != 0:
                 group.fail(rank, exc)
             # else: a clean exit of this rank alone, as a return of None (finish() below)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
@@ -361,13 +362,6 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
                   flush=True)
         raise exc
     return results
-
-
-def _exit_status(code) -> int:
-    """The exit status ``sys.exit(code)`` gives a process: 0 for None, an int as is, else 1 (printed)."""
-    if code is None:
-        return 0
-    return int(code) if isinstance(code, int) else 1
 
 
 #: once a simulated rank has failed, how long the others may take to end (released from their
