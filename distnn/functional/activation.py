@@ -276,7 +276,7 @@ def keep_mask(rng, shape, p, dtype=None, batch_dim=None):
     import numpy as np
 
     if hasattr(rng, "keep_mask"):
-        return rng.keep_mask(shape, p) if batch_dim is None else rng.keep_mask(shape, p, batch_dim=batch_dim)
+        return rng.keep_mask(shape, p, batch_dim=batch_dim)
     return rng.random(shape, dtype=dtype or np.float32) >= p
 
 

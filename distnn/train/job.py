@@ -511,7 +511,7 @@ def _finished_without_checkpoint(path, cfg) -> str | None:
     """Why ``--resume auto`` must not go on in ``path``: it holds a finished run's results and no checkpoint
     (checkpointing was off, or they were deleted), so "a fresh start" would train it again and overwrite
     them. None when it may."""
-    if dict(_as_dict(cfg.checkpoint)).get("resume") != "auto":
+    if _as_dict(cfg.checkpoint).get("resume") != "auto":
         return None
     results = [n for n in (rd.MODEL_WEIGHTS, rd.SUMMARY) if os.path.exists(os.path.join(str(path), n))]
     if not results or has_checkpoint(path, cfg, valid=True):
