@@ -5,26 +5,33 @@ Every op asks ``xp = get_array_module(x)`` and never imports cupy directly, so
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 DEFAULT_DTYPE = np.float32
 
 _cupy = None
 _cupy_checked = False
+_cupy_lock = threading.Lock()
 
 
 def _try_cupy():
     """Import cupy once, lazily; None when it is absent or has no usable GPU."""
     global _cupy, _cupy_checked
     if not _cupy_checked:
-        _cupy_checked = True
-        try:
-            import cupy  # noqa: F401
+        # Simulated ranks are threads: without the lock, a second thread saw "checked" while the
+        # first was still importing, took None, and kept its model on the host (found on a GPU).
+        with _cupy_lock:
+            if not _cupy_checked:
+                try:
+                    import cupy  # noqa: F401
 
-            cupy.cuda.runtime.getDeviceCount()
-            _cupy = cupy
-        except Exception:  # ImportError, or no CUDA driver/device
-            _cupy = None
+                    cupy.cuda.runtime.getDeviceCount()
+                    _cupy = cupy
+                except Exception:  # ImportError, or no CUDA driver/device
+                    _cupy = None
+                _cupy_checked = True
     return _cupy
 
 

@@ -98,3 +98,31 @@ def test_collectives_and_data_parallel_on_device_arrays():
 
     g0, g1 = simulate(2, fn)
     np.testing.assert_array_equal(g0, g1)
+
+
+def test_threads_asking_at_once_all_see_the_gpu(monkeypatch):
+    """Simulated ranks are threads that ask for the GPU at the same moment. The first import of cupy
+    used to mark the check done before it finished, so another thread got None and kept its model on
+    the host: the ranks' broadcast then mixed numpy and cupy (found on a GPU)."""
+    import sys
+    import threading
+    import time
+    import types
+
+    fake = types.ModuleType("cupy")
+
+    def slow_device_count():
+        time.sleep(0.2)  # the real first call initialises the CUDA driver: long enough for a race
+        return 1
+
+    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=slow_device_count))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(backend, "_cupy", None)
+    monkeypatch.setattr(backend, "_cupy_checked", False)
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(backend.gpu_available())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == [True] * 4
