@@ -64,8 +64,10 @@ def _note_index_versions(t: Tensor, index) -> None:
 
 def _link_views(t: Tensor, out, inputs, arrays) -> None:
     """An op's output ``t`` whose array ``out`` is an input's array or a view of it shares its counter."""
+    xp = get_array_module(out)
     for i, a in enumerate(arrays):
-        if a is out or (hasattr(a, "shape") and get_array_module(out).may_share_memory(out, a)):
+        # (an array of the other device shares nothing with ``out``: cupy's may_share_memory refuses it)
+        if a is out or (hasattr(a, "shape") and get_array_module(a) is xp and xp.may_share_memory(out, a)):
             x = inputs[i]
             if isinstance(x, Tensor):
                 _share(x, t)

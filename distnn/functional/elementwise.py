@@ -5,6 +5,8 @@ output's (broadcast) shape and ``engine.sum_to_shape`` reduces it.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
@@ -321,6 +323,8 @@ class Where(Function):
 
     def forward(self, cond, a, b):
         xp = get_array_module(cond, a, b)
+        if xp is not np:  # host constants beside GPU arrays: copied to the GPU (cupy refuses a mix)
+            cond, a, b = (xp.asarray(v) if isinstance(v, np.ndarray) else v for v in (cond, a, b))
         self.cond = cond
         try:
             return xp.where(cond, a, b)

@@ -17,6 +17,16 @@ def _raw(x):
     return x.data if isinstance(x, Tensor) else x
 
 
+def _const(input, x):
+    """A constant of a loss (target, class weights) on ``input``'s device: a host array given with a GPU
+    input is copied there (as the trainer's host labels are), so numpy constants work on either device."""
+    x = _raw(x)
+    if x is None or isinstance(x, (int, float)):
+        return x
+    xp = get_array_module(_raw(input))
+    return x if xp is np or get_array_module(x) is xp else xp.asarray(x)
+
+
 def _reduce(loss, reduction):
     """A Tensor's or a raw array's per-sample losses reduced as ``reduction`` says."""
     if reduction == "mean":
@@ -227,14 +237,15 @@ def cross_entropy(input, target, weight=None, ignore_index=IGNORE_INDEX, reducti
     one-hot target with the uniform distribution: (1 - eps) * onehot + eps / C.
     """
     return _CrossEntropy.apply(
-        input, _raw(target), _raw(weight),
+        input, _const(input, target), _const(input, weight),
         ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
     )
 
 
 def nll_loss(input, target, weight=None, ignore_index=IGNORE_INDEX, reduction="mean"):
     """Negative log-likelihood of log-probabilities ``input`` at integer ``target``."""
-    return _NLLLoss.apply(input, _raw(target), _raw(weight), ignore_index=ignore_index, reduction=reduction)
+    return _NLLLoss.apply(input, _const(input, target), _const(input, weight), ignore_index=ignore_index,
+                          reduction=reduction)
 
 
 class _BCEWithLogits(Function):
@@ -284,7 +295,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
     """Binary cross-entropy on logits, stable for large |logit| (never forms log(sigmoid))."""
     if not isinstance(target, Tensor):
         target = get_array_module(_raw(input)).asarray(target)
-    return _BCEWithLogits.apply(input, target, _raw(weight), _raw(pos_weight), reduction=reduction)
+    return _BCEWithLogits.apply(input, target, _const(input, weight), _const(input, pos_weight), reduction=reduction)
 
 
 def _warn_if_shapes_differ(name, input, target):

@@ -1,0 +1,211 @@
+"""The GPU (cupy) against the CPU (numpy), same weights and inputs: every op of the PyTorch-oracle
+table, the layers, the optimizers, and N data-parallel ranks against one process, all on the GPU.
+
+Tolerances are relative to each reference array's largest magnitude (as in test_torch_reference):
+the GPU sums in other orders (cuBLAS, tree reductions), so float32 agrees to about 1e-5 relative.
+Needs cupy and a CUDA device; skips elsewhere (as in CI here).
+"""
+import numpy as np
+import pytest
+
+import distnn as dn
+from distnn import backend, nn, optim
+from distnn.distributed import DataParallel, simulate
+
+from test_torch_reference import OPS, RTOL, assert_close
+
+pytestmark = pytest.mark.skipif(not backend.gpu_available(), reason="needs cupy and a CUDA device (none here)")
+DTYPES = [np.float64, np.float32]
+
+
+def _on(device, a):
+    return backend.to_device(np.asarray(a), device)
+
+
+def _run_fn(fn, arrays, device, dtype, seed):
+    """``fn`` on ``arrays`` moved to ``device``: the output and the inputs' gradients, on the host."""
+    ins = [dn.Tensor(_on(device, a.astype(dtype)), requires_grad=True) for a in arrays]
+    out = fn(*ins)
+    assert backend.device_of(out.data) == backend.device_of(ins[0].data), "the output left the inputs' device"
+    u = np.random.default_rng(seed).standard_normal(out.shape).astype(dtype)
+    (out * dn.Tensor(_on(device, u))).sum().backward()
+    grads = [backend.to_numpy(t.grad) if t.grad is not None else np.zeros(t.shape, dtype) for t in ins]
+    for t in ins:
+        assert t.grad is None or backend.device_of(t.grad) == backend.device_of(t.data), "gradient on another device"
+    return backend.to_numpy(out.data), grads
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("op", list(OPS))
+def test_functional_op_on_the_gpu_matches_the_cpu(op, dtype):
+    arrays, fn, _ = OPS[op]
+    arrays = [np.asarray(a) for a in arrays]
+    out_c, grads_c = _run_fn(fn, arrays, "cpu", dtype, 0)
+    out_g, grads_g = _run_fn(fn, arrays, "cuda", dtype, 0)
+    assert out_g.dtype == out_c.dtype
+    assert_close(out_g, out_c, RTOL[dtype], "forward")
+    for i, (g, c) in enumerate(zip(grads_g, grads_c)):
+        assert_close(g, c, RTOL[dtype], f"gradient of input {i}")
+
+
+# (constructor, input shape, integer inputs below this bound or None for floats)
+LAYERS = {
+    "Linear": (lambda: nn.Linear(7, 5), (4, 7), None),
+    "Conv1d": (lambda: nn.Conv1d(4, 6, 3, padding=2, dilation=2, groups=2), (3, 4, 11), None),
+    "Conv2d": (lambda: nn.Conv2d(3, 4, 3, stride=2, padding=1), (2, 3, 9, 8), None),
+    "Conv2d-depthwise": (lambda: nn.Conv2d(4, 4, 3, padding=1, groups=4, bias=False), (2, 4, 6, 6), None),
+    "MaxPool2d": (lambda: nn.MaxPool2d(3, stride=2, padding=1), (2, 3, 7, 8), None),
+    "AvgPool2d": (lambda: nn.AvgPool2d(2), (2, 3, 8, 6), None),
+    "AdaptiveAvgPool2d": (lambda: nn.AdaptiveAvgPool2d((3, 2)), (2, 3, 7, 5), None),
+    "BatchNorm1d": (lambda: nn.BatchNorm1d(6), (8, 6), None),
+    "BatchNorm2d": (lambda: nn.BatchNorm2d(3), (4, 3, 5, 5), None),
+    "LayerNorm": (lambda: nn.LayerNorm((4, 5)), (3, 4, 5), None),
+    "Dropout": (lambda: nn.Dropout(0.3), (16, 10), None),
+    "GELU-tanh": (lambda: nn.GELU(approximate="tanh"), (4, 9), None),
+    "GELU": (lambda: nn.GELU(), (4, 9), None),
+    "ELU": (lambda: nn.ELU(0.7), (4, 9), None),
+    "Softplus": (lambda: nn.Softplus(beta=2.0, threshold=5.0), (4, 9), None),
+    "PReLU": (lambda: nn.PReLU(3), (4, 3, 5), None),
+    "LogSoftmax": (lambda: nn.LogSoftmax(dim=-1), (4, 9), None),
+    "Maxout": (lambda: nn.Maxout(3), (5, 6), None),
+    "Embedding": (lambda: nn.Embedding(11, 6, padding_idx=0), (4, 7), 11),
+    "RNN": (lambda: nn.RNN(5, 6, num_layers=2, batch_first=True), (3, 4, 5), None),
+    "LSTM": (lambda: nn.LSTM(5, 6, batch_first=True, bidirectional=True), (3, 4, 5), None),
+    "GRU": (lambda: nn.GRU(5, 6, batch_first=True), (3, 4, 5), None),
+    "MultiheadAttention": (lambda: _SelfAttention(), (3, 5, 8), None),
+    "TransformerEncoder": (lambda: nn.TransformerEncoder(
+        nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.1, batch_first=True), num_layers=2),
+        (3, 5, 8), None),
+    "BasicBlock": (lambda: nn.BasicBlock(3, 4, stride=2), (2, 3, 8, 8), None),
+    "MLP+loss": (lambda: _MLPLoss(), (6, 8), None),
+}
+
+
+class _SelfAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+
+    def forward(self, x):
+        return self.attn(x, x, x)[0]
+
+
+class _MLPLoss(nn.Module):
+    """A loss as the model's output: cross-entropy with host labels on GPU logits (as the trainer passes them)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+
+    def forward(self, x):
+        return nn.CrossEntropyLoss(label_smoothing=0.1)(self.net(x), np.array([0, 2, 1, 1, 0, 2])).reshape(1)
+
+
+def _run_layer(name, device, train):
+    make, shape, high = LAYERS[name]
+    dn.manual_seed(0)
+    model = make()
+    model.train(train)
+    if device != "cpu":
+        model.to(device)
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, high, shape) if high else rng.standard_normal(shape).astype(np.float32)
+    xt = dn.Tensor(_on(device, x), requires_grad=high is None)
+    dn.manual_seed(2)  # the same dropout masks on both devices (drawn on the host)
+    out = model(xt)
+    out = out[0] if isinstance(out, tuple) else out  # recurrent layers: (output, hidden state)
+    u = np.random.default_rng(3).standard_normal(out.shape).astype(np.float32)
+    (out * dn.Tensor(_on(device, u))).sum().backward()
+    grads = {n: backend.to_numpy(p.grad) for n, p in model.named_parameters() if p.grad is not None}
+    if high is None:
+        grads["input"] = backend.to_numpy(xt.grad)
+    return backend.to_numpy(out.data), grads, {k: backend.to_numpy(v) for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_layer_on_the_gpu_matches_the_cpu(name, train):
+    out_c, grads_c, state_c = _run_layer(name, "cpu", train)
+    out_g, grads_g, state_g = _run_layer(name, "cuda", train)
+    assert_close(out_g, out_c, 1e-4, "forward")
+    assert grads_g.keys() == grads_c.keys()
+    for k in grads_c:
+        assert_close(grads_g[k], grads_c[k], 1e-4, f"gradient of {k}")
+    for k in state_c:  # running statistics updated alike
+        assert_close(state_g[k], state_c[k], 1e-4, f"state {k}")
+
+
+OPTIMIZERS = {
+    "sgd-nesterov": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    "adam": lambda ps: optim.Adam(ps, lr=0.01, weight_decay=1e-3),
+    "adamw": lambda ps: optim.AdamW(ps, lr=0.01, weight_decay=0.1),
+    "rmsprop": lambda ps: optim.RMSprop(ps, lr=0.01, momentum=0.5, centered=True),
+    "adagrad": lambda ps: optim.Adagrad(ps, lr=0.1, lr_decay=0.01),
+    "lars": lambda ps: optim.LARS(ps, lr=0.1, momentum=0.9, weight_decay=1e-4),
+    "lamb": lambda ps: optim.LAMB(ps, lr=0.01, weight_decay=0.01),
+}
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_optimizer_steps_on_the_gpu_match_the_cpu_and_its_state_moves_to_the_host(name):
+    rng = np.random.default_rng(0)
+    w0 = [rng.standard_normal(s).astype(np.float32) for s in [(5, 4), (4,)]]
+    grads = [[rng.standard_normal(w.shape).astype(np.float32) for w in w0] for _ in range(4)]
+    results = {}
+    for device in ("cpu", "cuda"):
+        params = [nn.Parameter(_on(device, w.copy())) for w in w0]
+        opt = OPTIMIZERS[name](params)
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = _on(device, g)
+            nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+        results[device] = ([backend.to_numpy(p.data) for p in params], opt.state_dict())
+    for c, g in zip(results["cpu"][0], results["cuda"][0]):
+        assert_close(g, c, 1e-5, f"{name}: parameters")
+    # A GPU optimizer state loads into a CPU optimizer, and the next step is the CPU's own.
+    params = [nn.Parameter(w.copy()) for w in results["cuda"][0]]
+    opt = OPTIMIZERS[name](params)
+    opt.load_state_dict(results["cuda"][1])
+    for p, g in zip(params, grads[0]):
+        p.grad = g.copy()
+    opt.step()
+    assert all(isinstance(p.data, np.ndarray) for p in params)
+
+
+@pytest.mark.parametrize("sync_bn", [False, True], ids=["no-bn", "sync-bn"])
+def test_two_gpu_ranks_equal_one_gpu_process_on_the_whole_batch(sync_bn):
+    """Simulated ranks on the GPU: averaged gradients (bucketed, overlapping backward) and one SGD step
+    equal one process on the whole batch (with SyncBatchNorm, batch statistics over every rank too)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 6)).astype(np.float32), rng.integers(0, 3, 8)
+
+    def build(comm=None):
+        dn.manual_seed(0)
+        norm = nn.BatchNorm1d(16) if sync_bn else nn.Identity()
+        model = nn.Sequential(nn.Linear(6, 16), norm, nn.ReLU(), nn.Linear(16, 3))
+        if comm is not None and sync_bn:
+            from distnn.distributed import SyncBatchNorm
+
+            model = SyncBatchNorm.convert_sync_batchnorm(model, comm)
+        model.to("cuda")
+        return model
+
+    def step(model, xb, yb, wrap=None):
+        net = wrap(model) if wrap else model
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        loss = dn.functional.cross_entropy(net(dn.Tensor(_on("cuda", xb))), _on("cuda", yb))
+        loss.backward()
+        opt.step()
+        return [backend.to_numpy(p.data) for p in model.parameters()]
+
+    def rank(comm):
+        shard = slice(comm.rank * 4, comm.rank * 4 + 4)
+        return step(build(comm), x[shard], y[shard], lambda m: DataParallel(m, comm, bucket_mb=0.0005))
+
+    ranks = simulate(2, rank)
+    for a, b in zip(*ranks):
+        np.testing.assert_array_equal(a, b)  # replicas identical
+    whole = step(build(), x, y)
+    for a, b in zip(ranks[0], whole):
+        assert_close(a, b, 1e-5, "two GPU ranks against one GPU process")
