@@ -12,6 +12,7 @@ with a constant learning rate that is the same trajectory (rho = -lr * buf).
 """
 from __future__ import annotations
 
+from . import fused_gpu
 from .optimizer import Optimizer, check_non_negative, grad_with_decay
 
 __all__ = ["SGD"]
@@ -74,6 +75,12 @@ class SGD(Optimizer):
             first = momentum != 0 and buf is None
             if first:
                 buf = state["momentum_buffer"] = self._zeros_like(p)
+            if momentum != 0 and fused_gpu.applies(p.data):  # one kernel launch on a GPU
+                fused_gpu.sgd_momentum(p.data, self._grad_array(p), buf, lr=group["lr"],
+                                       weight_decay=group["weight_decay"], momentum=momentum,
+                                       dampening=group["dampening"], nesterov=group["nesterov"],
+                                       maximize=group["maximize"], first=first)
+                continue
             self._foreach_chunk(_sgd_kernel, [p.data, self._grad_array(p), buf], 2,
                                 lr=group["lr"], weight_decay=group["weight_decay"], momentum=momentum,
                                 dampening=group["dampening"], nesterov=group["nesterov"],
