@@ -56,31 +56,37 @@ def _median_ms(fn, reps):
     return 1e3 * float(np.median(times))
 
 
-def _mlp_with_adam():
+def _mlp_with_adam(device="cpu"):
     import distnn
+    from distnn.backend import to_device
     from distnn.models import build_model
     from distnn.optim import Adam
 
     distnn.manual_seed(0)
     model = build_model("mlp", hidden_sizes=[512, 256], input_shape=(784,), num_classes=10)
+    model.to(device)
     opt = Adam(model.parameters(), lr=1e-3)
     import distnn.functional as F
 
-    x = distnn.Tensor(np.random.default_rng(0).standard_normal((64, 784)).astype(np.float32))
+    x = distnn.Tensor(to_device(np.random.default_rng(0).standard_normal((64, 784)).astype(np.float32), device))
     y = np.random.default_rng(1).integers(0, 10, 64)
     F.cross_entropy(model(x), y).backward()
     opt.step()
     return model, opt
 
 
-def save_load(reps: int) -> None:
+def save_load(reps: int, device: str = "cpu") -> None:
+    """Save and load times; ``device="cuda"``: the model and Adam state live on the GPU, so every save
+    (distnn's, the floor's and torch's alike) includes the copy to the host."""
+    from distnn.backend import to_numpy
     from distnn.train import checkpoint as ck
 
-    model, opt = _mlp_with_adam()
+    model, opt = _mlp_with_adam(device)
     state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "state": {"epoch": 3, "global_step": 420}}
-    flat = {f"model/{k}": v for k, v in state["model"].items()}
+    flat_dev = {f"model/{k}": v for k, v in state["model"].items()}
     for i, s in state["optimizer"]["state"].items():
-        flat.update({f"opt/{i}/{k}": v for k, v in s.items() if isinstance(v, np.ndarray)})
+        flat_dev.update({f"opt/{i}/{k}": v for k, v in s.items() if hasattr(v, "shape") and v.ndim})
+    flat = {k: to_numpy(v) for k, v in flat_dev.items()}
     mb = sum(v.nbytes for v in flat.values()) / 1e6
     tmp = tempfile.mkdtemp(prefix="bench-ckpt-")
     rows = []
@@ -88,7 +94,7 @@ def save_load(reps: int) -> None:
         raw = os.path.join(tmp, "raw.npz")
 
         def floor_save():
-            np.savez(raw, **flat)
+            np.savez(raw, **{k: to_numpy(v) for k, v in flat_dev.items()})
 
         def floor_load():
             with np.load(raw) as z:
@@ -96,7 +102,7 @@ def save_load(reps: int) -> None:
 
         def floor_save_fsync():
             with open(raw, "wb") as f:
-                np.savez(f, **flat)
+                np.savez(f, **{k: to_numpy(v) for k, v in flat_dev.items()})
                 f.flush()
                 os.fsync(f.fileno())
 
@@ -126,6 +132,8 @@ def save_load(reps: int) -> None:
 
             torch.set_num_threads(1)
             tstate = {k: torch.from_numpy(v) for k, v in flat.items()}
+            if device != "cpu":
+                tstate = {k: v.cuda() for k, v in tstate.items()}
             tpath = os.path.join(tmp, "t.pt")
             rows.append(("torch.save (peer)", _median_ms(lambda: torch.save(tstate, tpath), reps), "save"))
             rows.append(("torch.load (peer)", _median_ms(lambda: torch.load(tpath), reps), "load"))
@@ -134,7 +142,7 @@ def save_load(reps: int) -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     floor = {"save": rows[0][1], "load": rows[4][1]}
-    print(f"\nMLP 784-512-256-10 + Adam state: {mb:.2f} MB of arrays (median of {reps})")
+    print(f"\nMLP 784-512-256-10 + Adam state: {mb:.2f} MB of arrays on {device} (median of {reps})")
     print(f"  {'':46s} {'ms':>8s} {'MB/s':>8s} {'x floor':>8s}")
     for name, ms, kind in rows:
         print(f"  {kind} {name:41s} {ms:8.2f} {mb / (ms / 1e3):8.0f} {ms / floor[kind]:8.2f}")
@@ -377,6 +385,7 @@ def main():
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--skip-job", action="store_true")
+    p.add_argument("--device", default="cpu", help="part 1's arrays on this device (cuda: saves copy to the host)")
     p.add_argument("--skip-large", action="store_true", help="skip part 3 (the MLP 784-512-256-10 job)")
     p.add_argument("--large-epochs", type=int, default=3)
     p.add_argument("--large-rounds", type=int, default=5)
@@ -387,7 +396,7 @@ def main():
         job_worker(a.epochs, a.rounds, a.large)
         return
     print("measured on a shared machine: figures vary run to run")
-    save_load(a.reps)
+    save_load(a.reps, a.device)
     if a.skip_job and a.skip_large:
         return
     mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
