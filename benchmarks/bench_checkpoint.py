@@ -283,7 +283,7 @@ LARGE_JOB = ["data.name=blobs", "data.n_samples=24000", "data.n_classes=10", "da
              "data.spread=8.0", "data.augment.shift=0", "data.batch_size=128", "model.hidden_sizes=[512,256]"]
 
 
-def job_worker(epochs: int, rounds: int, large: bool = False) -> None:
+def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | None = None) -> None:
     """Runs under mpiexec: digits_mlp with checkpoints off / every epoch / every epoch async, alternated
     (with the floors); ``large``: the MLP 784-512-256-10 on blobs (part 3), without the floors."""
     import logging
@@ -318,8 +318,8 @@ def job_worker(epochs: int, rounds: int, large: bool = False) -> None:
         # run's garbage collected before the clock starts rather than during the next run
         for name in names[r % len(names):] + names[:r % len(names)]:
             opts = variants[name]
-            job = Job("digits_mlp", (LARGE_JOB if large else []) + [f"train.epochs={epochs}", "run.plots=false"],
-                      comm, quiet=True)
+            job = Job("digits_mlp", (LARGE_JOB if large else []) + [f"train.epochs={epochs}", "run.plots=false"]
+                      + ([f"run.device={run_device}"] if run_device else []), comm, quiet=True)
             out = os.path.join(tmp, f"{r}-{len(results[name])}-{name.replace(' ', '_').replace(',', '')}")
             # as `distnn train` attaches it: model.json and config.toml go into every checkpoint too
             cb_extra = extra_files_for(job.model_meta(), dump_config(job.cfg))
@@ -351,8 +351,9 @@ def job_worker(epochs: int, rounds: int, large: bool = False) -> None:
         base_cpu = float(np.median([c for _, _, c in results["off"]]))
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         what = "MLP 784-512-256-10 on 784-feature blobs (24,000 samples)" if large else "digits_mlp"
-        print(f"\n2-rank {what}, {epochs} epochs per run, {rounds} rounds alternated (wall time of fit), "
-              f"{cores} cores; median epoch {1e3 * base / epochs:.0f} ms with checkpoints off")
+        device = "GPU" if job.trainer.xp is not np else "CPU"
+        print(f"\n2-rank {what} on the {device}, {epochs} epochs per run, {rounds} rounds alternated (wall time of "
+              f"fit), {cores} cores; median epoch {1e3 * base / epochs:.0f} ms with checkpoints off")
         print(f"  {'checkpoints':26s} {'median s':>8s} {'overhead':>9s} {'min s':>7s} {'overhead':>9s} "
               f"{'held up':>8s} {'saves':>6s} {'CPU s':>6s} {'+CPU/save':>9s}")
         for name in variants:
@@ -386,6 +387,8 @@ def main():
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--skip-job", action="store_true")
     p.add_argument("--device", default="cpu", help="part 1's arrays on this device (cuda: saves copy to the host)")
+    p.add_argument("--run-device", choices=("auto", "cpu", "gpu"), default=None,
+                   help="run.device of the 2-rank jobs (default: the config's, auto)")
     p.add_argument("--skip-large", action="store_true", help="skip part 3 (the MLP 784-512-256-10 job)")
     p.add_argument("--large-epochs", type=int, default=3)
     p.add_argument("--large-rounds", type=int, default=5)
@@ -393,7 +396,7 @@ def main():
     p.add_argument("--large", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:
-        job_worker(a.epochs, a.rounds, a.large)
+        job_worker(a.epochs, a.rounds, a.large, a.run_device)
         return
     print("measured on a shared machine: figures vary run to run")
     save_load(a.reps, a.device)
@@ -404,6 +407,8 @@ def main():
         print("mpiexec not found: skipping the 2-rank jobs")
         return
     worker = [mpiexec, "-n", "2", sys.executable, os.path.abspath(__file__), "--worker"]
+    if a.run_device:
+        worker += ["--run-device", a.run_device]
     if not a.skip_job:
         subprocess.run(worker + ["--epochs", str(a.epochs), "--rounds", str(a.rounds)], check=True)
     if not a.skip_large:

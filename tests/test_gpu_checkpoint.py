@@ -14,7 +14,8 @@ from distnn import backend
 
 import cli_faults
 
-pytestmark = pytest.mark.skipif(not backend.gpu_available(), reason="needs cupy and a CUDA device (none here)")
+if not backend.gpu_available():  # (one skip for the module, not one per test)
+    pytest.skip("needs cupy and a CUDA device (none here)", allow_module_level=True)
 ARGS = ["--config", "digits_mlp", "--set", "train.epochs=3", "--set", "checkpoint.keep_last=0"]
 NO_GPU = {"CUDA_VISIBLE_DEVICES": ""}  # cupy then sees no device: a CPU-only machine
 

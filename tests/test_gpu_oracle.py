@@ -14,7 +14,8 @@ from distnn.distributed import DataParallel, simulate
 
 from test_torch_reference import OPS, RTOL, assert_close
 
-pytestmark = pytest.mark.skipif(not backend.gpu_available(), reason="needs cupy and a CUDA device (none here)")
+if not backend.gpu_available():  # (one skip for the module, not one per test)
+    pytest.skip("needs cupy and a CUDA device (none here)", allow_module_level=True)
 DTYPES = [np.float64, np.float32]
 
 
