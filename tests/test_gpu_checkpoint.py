@@ -103,3 +103,22 @@ def test_two_gpu_mpi_ranks_checkpoint_loads_on_one_cpu_process(gpu_run, tmp_path
     ref = _weights(two)
     for k, v in _weights(one).items():
         np.testing.assert_allclose(v, ref[k], rtol=1e-3, atol=1e-4 * float(np.abs(ref[k]).max()), err_msg=k)
+
+
+def test_predict_reads_a_gpu_run_with_and_without_a_gpu_alike(gpu_run, tmp_path):
+    """``predict`` on the GPU and on a process that sees no GPU: the same labels, probabilities to float32 rounding."""
+    from sklearn.datasets import load_digits
+
+    inputs = tmp_path / "x.npz"
+    np.savez(inputs, x=load_digits().data[:50])
+    outs = {}
+    for name, env in (("gpu", {}), ("cpu", NO_GPU)):
+        out = tmp_path / f"{name}.csv"
+        p = subprocess.run([sys.executable, "-m", "distnn", "predict", str(gpu_run), "--input", str(inputs),
+                            "--output", str(out)], env=cli_faults.fault_env(**env), capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == 0, p.stderr
+        outs[name] = np.genfromtxt(out, delimiter=",", skip_header=1, usecols=range(2, 12))
+    assert outs["gpu"].shape == (50, 10)
+    np.testing.assert_allclose(outs["cpu"], outs["gpu"], atol=1e-5)
+    np.testing.assert_array_equal(outs["cpu"].argmax(1), outs["gpu"].argmax(1))
