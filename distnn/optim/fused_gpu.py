@@ -40,6 +40,7 @@ _SGD_BODY = """
 
 def sgd_momentum(p, g, buf, *, lr, weight_decay, momentum, dampening, nesterov, maximize, first) -> None:
     """SGD with momentum on GPU arrays, in place (``_sgd_kernel``'s arithmetic, one launch)."""
+    g = g if g.dtype == p.dtype else g.astype(p.dtype)  # (the kernel takes one type; numpy's path casts alike)
     k = _kernel("sgd", "T g, T wd, T momentum, T one_minus_dampening, T neg_lr, bool nesterov, bool maximize, "
                        "bool first, bool dampened", "T p, T buf", _SGD_BODY)
     k(g, weight_decay, momentum, 1 - dampening, -lr, bool(nesterov), bool(maximize), bool(first), dampening != 0,
@@ -65,6 +66,7 @@ def adam(p, g, m, v, vmax, *, lr, beta1, beta2, eps, weight_decay, decoupled, ma
          bias_correction2_sqrt) -> None:
     """Adam/AdamW on GPU arrays, in place (``_adam_kernel``'s arithmetic, one launch); ``vmax``: amsgrad's
     running maximum, or None."""
+    g = g if g.dtype == p.dtype else g.astype(p.dtype)
     ins = ("T g, T wd, T decay, T one_minus_beta1, T beta2, T one_minus_beta2, T eps, T bias_correction2_sqrt, "
            "T neg_step_size, bool decoupled, bool maximize")
     scalars = (g, weight_decay, 1 - lr * weight_decay, 1 - beta1, beta2, 1 - beta2, eps, bias_correction2_sqrt,
