@@ -131,8 +131,9 @@ def main(argv=None):
         init = _init(rng)
         x_host = rng.standard_normal((batch, 784)).astype(np.float32)
         y_host = rng.integers(0, 10, batch)
-        impls = {"floor": (floor_step_fn(cp, init, args.lr), cp.asarray(x_host), cp.asarray(y_host), cp.cuda.Device().synchronize),
-                 "distnn": (distnn_step_fn(init, args.lr), cp.asarray(x_host), cp.asarray(y_host), cp.cuda.Device().synchronize)}
+        x, y, sync = cp.asarray(x_host), cp.asarray(y_host), cp.cuda.Device().synchronize
+        impls = {"floor": (floor_step_fn(cp, init, args.lr), x, y, sync),
+                 "distnn": (distnn_step_fn(init, args.lr), x, y, sync)}
         if torch is not None:
             impls["torch"] = (torch_step_fn(torch, init, args.lr), torch.from_numpy(x_host).cuda(),
                               torch.from_numpy(y_host).cuda(), torch.cuda.synchronize)
@@ -152,7 +153,8 @@ def main(argv=None):
         med = {k: statistics.median(v) for k, v in times.items()}
         for name, t in med.items():
             vs_torch = f"{t / med['torch']:9.2f}" if "torch" in med else f"{'-':>9}"
-            print(f"{batch:>6} {name:>7} {1 / t:9.0f} {batch / t:11.0f} {1000 * t:8.3f} {t / med['floor']:9.2f} {vs_torch}")
+            print(f"{batch:>6} {name:>7} {1 / t:9.0f} {batch / t:11.0f} {1000 * t:8.3f} {t / med['floor']:9.2f} "
+                  f"{vs_torch}")
     print("(ratios are time ratios: implementation time / reference time)")
     return 0
 
