@@ -60,6 +60,10 @@ _ADAM_BODY = """
     T denom = sqrt(vv) / bias_correction2_sqrt + eps;
     p = p + (m / denom) * neg_step_size;
 """
+_ADAM_PLAIN = _ADAM_BODY.format(vmax="T vv = v;")
+_ADAM_AMSGRAD = _ADAM_BODY.format(vmax="vmax = max(vmax, v); T vv = vmax;")
+_ADAM_IN = ("T g, T wd, T decay, T one_minus_beta1, T beta2, T one_minus_beta2, T eps, T bias_correction2_sqrt, "
+            "T neg_step_size, bool decoupled, bool maximize")
 
 
 def adam(p, g, m, v, vmax, *, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, step_size,
@@ -67,14 +71,9 @@ def adam(p, g, m, v, vmax, *, lr, beta1, beta2, eps, weight_decay, decoupled, ma
     """Adam/AdamW on GPU arrays, in place (``_adam_kernel``'s arithmetic, one launch); ``vmax``: amsgrad's
     running maximum, or None."""
     g = g if g.dtype == p.dtype else g.astype(p.dtype)
-    ins = ("T g, T wd, T decay, T one_minus_beta1, T beta2, T one_minus_beta2, T eps, T bias_correction2_sqrt, "
-           "T neg_step_size, bool decoupled, bool maximize")
     scalars = (g, weight_decay, 1 - lr * weight_decay, 1 - beta1, beta2, 1 - beta2, eps, bias_correction2_sqrt,
                -step_size, bool(decoupled), bool(maximize))
     if vmax is None:
-        k = _kernel("adam", ins, "T p, T m, T v", _ADAM_BODY.format(vmax="T vv = v;"))
-        k(*scalars, p, m, v)
+        _kernel("adam", _ADAM_IN, "T p, T m, T v", _ADAM_PLAIN)(*scalars, p, m, v)
     else:
-        k = _kernel("adam_amsgrad", ins, "T p, T m, T v, T vmax",
-                    _ADAM_BODY.format(vmax="vmax = max(vmax, v); T vv = vmax;"))
-        k(*scalars, p, m, v, vmax)
+        _kernel("adam_amsgrad", _ADAM_IN, "T p, T m, T v, T vmax", _ADAM_AMSGRAD)(*scalars, p, m, v, vmax)
