@@ -40,3 +40,13 @@ def torch():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def clean_preemption_flags():
+    """No preemption request left over from another test, before or after (the flags are process-wide)."""
+    from distnn.train import preemption
+
+    preemption.clear()
+    yield
+    preemption.clear()

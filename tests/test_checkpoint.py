@@ -35,11 +35,7 @@ def digits():
     return splits, build_transforms(splits, {"noise": 0.1}), build_transforms(splits)
 
 
-@pytest.fixture(autouse=True)
-def _clean_flags():
-    preemption.clear()
-    yield
-    preemption.clear()
+pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
 
 
 def make_trainer(comm, digits, *, epochs=3, dropout=0.2, augment=True, subset=300, batch_size=40, callbacks=(),

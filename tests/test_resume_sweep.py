@@ -24,11 +24,7 @@ from distnn.train.job import Job
 BASE = ["model.hidden_sizes=[32]", "train.epochs=3", "data.batch_size=128", "run.plots=false"]
 
 
-@pytest.fixture(autouse=True)
-def _clean_flags():
-    preemption.clear()
-    yield
-    preemption.clear()
+pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
 
 
 class Interrupted(Exception):

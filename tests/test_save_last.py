@@ -17,11 +17,7 @@ from distnn.train.callbacks.checkpoint_setup import attach, checkpoint_options
 from test_checkpoint import assert_bitwise, digits, final_state, make_trainer  # noqa: F401 (digits: a fixture)
 
 
-@pytest.fixture(autouse=True)
-def _clean_flags():
-    preemption.clear()
-    yield
-    preemption.clear()
+pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
 
 
 def _steps(root):
