@@ -10,7 +10,9 @@ from distnn.distributed import LocalCommunicator
 from distnn.train import checkpoint as ck
 from distnn.train.callbacks.checkpoint_setup import attach
 from test_checkpoint import assert_bitwise, digits, final_state, make_trainer  # noqa: F401 (digits: a fixture)
-from test_save_last import _clean_flags, _opts, _steps  # noqa: F401 (_clean_flags: an autouse fixture)
+from test_save_last import _opts, _steps
+
+pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
 
 
 def test_a_run_resumed_at_its_end_from_another_root_saves_its_end_in_its_own_root(digits, tmp_path):
