@@ -653,7 +653,35 @@ def test_async_save_writes_the_same_checkpoints(digits, tmp_path):
         b, _ = ck.read_checkpoint(str(tmp_path / "async" / c.name))
         for k in a["model"]:
             np.testing.assert_array_equal(a["model"][k], b["model"][k])
+        for i, s in a["optimizer"]["state"].items():  # (written from the live arrays' copies at the save)
+            for k, v in s.items():
+                np.testing.assert_array_equal(v, b["optimizer"]["state"][i][k])
         assert [r["rng"] for r in a["ranks"]] == [r["rng"] for r in b["ranks"]]
+
+
+def test_a_model_and_optimizer_whose_state_dict_takes_no_copy_argument_are_checkpointed(digits, tmp_path):
+    """A user's override of ``state_dict()`` (without distnn's ``copy=``) is called as written."""
+    t = make_trainer(LocalCommunicator(), digits, epochs=1)
+    calls = []
+
+    class OwnModel(type(t.model)):
+        def state_dict(self):
+            calls.append("model")
+            return super().state_dict()
+
+    class OwnAdam(Adam):
+        def state_dict(self):
+            calls.append("optimizer")
+            return super().state_dict()
+
+    t.model.__class__, t.optimizer.__class__ = OwnModel, OwnAdam
+    attach(t, str(tmp_path), {"dir": str(tmp_path), "every_epochs": 1, "keep_last": 0})
+    t.fit()
+    assert {"model", "optimizer"} <= set(calls)
+    state, _ = ck.read_checkpoint(ck.list_checkpoints(str(tmp_path))[-1].path)
+    for k, v in t.model.state_dict().items():
+        np.testing.assert_array_equal(state["model"][k], v)
+    assert state["optimizer"]["state"].keys() == t.optimizer.state_dict()["state"].keys()
 
 
 @pytest.mark.parametrize("async_save", [False, True])

@@ -134,6 +134,13 @@ def test_state_dict_is_a_copy():
     assert not (lin.weight.data == 123).any()
 
 
+def test_state_dict_without_copy_gives_the_arrays_themselves():
+    lin = nn.Linear(2, 2)
+    sd = lin.state_dict(copy=False)
+    assert sd["weight"] is lin.weight.data and sd["bias"] is lin.bias.data
+    assert list(sd) == list(lin.state_dict())
+
+
 def test_load_state_dict_in_place_and_strict_errors():
     a, b = Net(), Net()
     w_before = b.stem.weight

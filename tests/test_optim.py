@@ -324,6 +324,16 @@ def test_state_dict_format_and_independence():
     assert np.array_equal(sd["state"][0]["exp_avg"], before)  # a snapshot, not a live reference
 
 
+def test_state_dict_without_copy_gives_the_state_arrays_themselves():
+    params = [Parameter(a) for a in _init_params()]
+    opt = Adam(params)
+    _train(params, opt, 0, 2)
+    live, copied = opt.state_dict(copy=False), opt.state_dict()
+    assert live["state"][0]["exp_avg"] is opt.state[params[0]]["exp_avg"]
+    assert copied["state"][0]["exp_avg"] is not opt.state[params[0]]["exp_avg"]
+    assert live["param_groups"] == copied["param_groups"] and live["state"].keys() == copied["state"].keys()
+
+
 def test_load_state_dict_casts_dtype_and_checks_layout():
     p64 = [Parameter(a) for a in _init_params(np.float64)]
     opt = Adam(p64)

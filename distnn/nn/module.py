@@ -245,8 +245,15 @@ class Module:
         return self.to("cpu")
 
     # ----------------------------------------------------------- state dict
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """Parameters and persistent buffers as name -> numpy array (copies)."""
+    def state_dict(self, *, copy: bool = True) -> "OrderedDict[str, np.ndarray]":
+        """Parameters and persistent buffers as name -> numpy array (copies).
+
+        ``copy=False`` gives the host arrays themselves (on a GPU: their host
+        copies), valid until training changes them: for a caller that copies
+        them at once, as a checkpoint's serializer does into its reused buffers.
+        """
+        if not copy:
+            return OrderedDict((name, to_numpy(t.data)) for name, t in self._state_tensors().items())
         return OrderedDict((name, to_numpy(t.data).copy()) for name, t in self._state_tensors().items())
 
     def _state_tensors(self):

@@ -16,7 +16,7 @@ would allocate. On a GPU (cupy) an update is one call per term on whole arrays.
 """
 from __future__ import annotations
 
-import copy
+from copy import deepcopy
 import json
 import math
 
@@ -254,16 +254,18 @@ class Optimizer:
         return g
 
     # ------------------------------------------------------------ state_dict
-    def state_dict(self) -> dict:
+    def state_dict(self, *, copy: bool = True) -> dict:
         """``{"state": {index: {name: array or value}}, "param_groups": [...]}`` with params as indices.
 
         Arrays are host (numpy) copies, so the result does not change as
-        training continues and can be saved as is.
+        training continues and can be saved as is. ``copy=False`` gives the
+        host arrays themselves, valid until the next step (see
+        :meth:`distnn.nn.Module.state_dict`).
         """
         index = {}
         groups = []
         for group in self.param_groups:
-            packed = {k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
+            packed = {k: deepcopy(v) for k, v in group.items() if k != "params"}
             ids = []
             for p in group["params"]:
                 index.setdefault(id(p), len(index))
@@ -275,8 +277,8 @@ class Optimizer:
             for p in group["params"]:
                 s = self.state.get(p)
                 if s:
-                    state[index[id(p)]] = {k: (to_numpy(v).copy() if _is_array(v) else copy.deepcopy(v))
-                                           for k, v in s.items()}
+                    state[index[id(p)]] = {k: ((to_numpy(v).copy() if copy else to_numpy(v)) if _is_array(v)
+                                               else deepcopy(v)) for k, v in s.items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -327,13 +329,13 @@ class Optimizer:
                     raise ValueError(f"loaded state '{k}' of parameter {idx} has shape {tuple(v.shape)}, "
                                      f"the parameter has shape {tuple(p.data.shape)}")
                 else:
-                    ps[k] = copy.deepcopy(v)
+                    ps[k] = deepcopy(v)
             new_state[p] = ps
         self.state = new_state
         for g, sg in zip(self.param_groups, saved_groups):
             params = g["params"]
             g.clear()
-            g.update({k: copy.deepcopy(v) for k, v in sg.items() if k != "params"})
+            g.update({k: deepcopy(v) for k, v in sg.items() if k != "params"})
             g["params"] = params
 
 

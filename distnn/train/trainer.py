@@ -43,6 +43,8 @@ from distnn.backend import get_array_module, to_numpy
 from distnn.distributed.exact_sum import ExactSum
 from distnn.distributed.sync_batchnorm import valid_rows
 from distnn.functional.loss import IGNORE_INDEX
+from distnn.nn.module import Module
+from distnn.optim.optimizer import Optimizer
 
 from .callbacks.base import CallbackList
 from .logging_utils import get_logger
@@ -469,10 +471,11 @@ class Trainer:
         return out
 
     # --------------------------------------------------------------- state
-    def state_dict(self) -> dict:
+    def state_dict(self, *, copy: bool = True) -> dict:
         """Everything a resumed run needs (this rank's RNG state included).
 
-        ``model``/``optimizer`` are those objects' state dicts; ``callbacks``
+        ``model``/``optimizer`` are those objects' state dicts (``copy=False``:
+        their arrays uncopied, valid until the next step); ``callbacks``
         maps each callback's key to its state; ``rng`` holds this rank's
         distnn.random state (dropout) and the states of generators given to
         the model's layers. Data order and augmentation are derived from
@@ -483,7 +486,7 @@ class Trainer:
             state["elapsed"] += time.perf_counter() - self._fit_started
         ddp = self.ddp
         return {"state": state, "history": [dict(r) for r in self.history],
-                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "model": _state_dict_of(self.model, copy), "optimizer": _state_dict_of(self.optimizer, copy),
                 "callbacks": self.callbacks.state_dict(),
                 "rng": {"distnn": dn_random.get_state(), "modules": dn_random.module_generator_states(self.model)},
                 "seed": self.seed, "world": self.world, "batch_size": self.batch_size,
@@ -566,3 +569,12 @@ def evaluate_arrays(model, x, y, valid, transform, batch_size, num_classes=0, xp
             cm += np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(
                 num_classes, num_classes)
     return {"loss": loss.value(), "loss_sum": loss, "correct": correct, "count": count, "cm": cm}
+
+
+def _state_dict_of(obj, copy: bool) -> dict:
+    """``obj.state_dict(copy=False)`` where ``obj`` has distnn's own method (a user's override may not
+    take ``copy``: it is called as written, and its arrays are copied as before)."""
+    method = type(obj).state_dict
+    if not copy and (method is Module.state_dict or method is Optimizer.state_dict):
+        return obj.state_dict(copy=False)
+    return obj.state_dict()

@@ -297,7 +297,9 @@ class ModelCheckpoint(Callback):
     def _snapshot(self, trainer, reason, ranks, logs):
         """Rank 0: everything to write, as bytes, so training may go on while it is written."""
         st = trainer.state
-        state = trainer.state_dict()
+        # uncopied arrays: the serializer below copies each once, into its reused npz buffers (a
+        # state_dict's fresh copies page-faulted in: 2.2 of a save's 3 ms on a 4 MB state here)
+        state = trainer.state_dict(copy=False)
         state["ranks"] = ranks
         epoch_end = reason == "epoch" or (len(trainer.history) == st.epoch + 1)
         metrics = {k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))}
