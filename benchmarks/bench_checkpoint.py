@@ -12,7 +12,8 @@ job trained with checkpoints off, with two floors (rank 0 writes the model and
 optimizer arrays into one file at every epoch end: a bare ``np.savez`` + fsync,
 or their raw bytes from a background thread with fsync and an atomic rename;
 and distnn's asynchronous checkpoint callback writing its files through the
-least code the commit protocol needs), every epoch (synchronous), and every
+least code the commit protocol needs, or writing nothing at all: its in-training
+part alone), every epoch (synchronous), and every
 epoch with ``async_save``, alternated in
 the same processes, several rounds (a different order each round);
 reports the median training wall time of each and the overhead in percent,
@@ -278,6 +279,19 @@ def _minimal_protocol_checkpoint():
     return MinimalProtocolCheckpoint
 
 
+def _nothing_written_checkpoint():
+    from distnn.train.callbacks.checkpoint import ModelCheckpoint
+
+    class NothingWrittenCheckpoint(ModelCheckpoint):
+        """distnn's asynchronous checkpoint callback whose writer writes nothing: what the gather of
+        every rank's random state, the snapshot into bytes, the hand-off and the agreement cost alone."""
+
+        def _write(self, job):
+            return {"ok": True, "path": self.root, "bytes": 0, "seconds": 0.0, "removed": [], "step": job[0]}
+
+    return NothingWrittenCheckpoint
+
+
 #: part 3: the MLP 784-512-256-10 of part 1 on 784-feature blobs (digits_mlp's recipe otherwise)
 LARGE_JOB = ["data.name=blobs", "data.n_samples=24000", "data.n_classes=10", "data.n_features=784",
              "data.spread=8.0", "data.augment.shift=0", "data.batch_size=128", "model.hidden_sizes=[512,256]"]
@@ -306,6 +320,7 @@ def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | 
                 "floor: np.savez+fsync": {"enabled": False},
                 "floor: async raw+fsync": {"enabled": False},
                 "floor: async protocol": {"enabled": False},
+                "floor: nothing written": {"enabled": False},
                 "every epoch": {"every_epochs": 1, "async_save": False},
                 "every epoch, async_save": {"every_epochs": 1, "async_save": True}}
     if large:
@@ -330,6 +345,10 @@ def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | 
                 cb = _minimal_protocol_checkpoint()(os.path.join(out, "checkpoints"), keep_last=2, async_save=True,
                                                     extra_files=cb_extra)
                 cb._written = []
+                job.trainer.callbacks.append(cb)
+            elif name == "floor: nothing written":
+                cb = _nothing_written_checkpoint()(os.path.join(out, "checkpoints"), keep_last=2, async_save=True,
+                                                   extra_files=cb_extra)
                 job.trainer.callbacks.append(cb)
             elif name.startswith("floor"):
                 cb = _FloorSave(out, background="async" in name)
@@ -377,7 +396,9 @@ def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | 
               "  fsync in the training thread, or their raw bytes from a background thread (write, fsync,\n"
               "  rename, fsync of the directory); no manifest, checksums, pointers, retention or random states;\n"
               "  'async protocol': distnn's async callback with the least writer the commit protocol needs\n"
-              "  (same files, SHA-256s, fsyncs, manifest, rename, latest; no recycling or links)")
+              "  (same files, SHA-256s, fsyncs, manifest, rename, latest; no recycling or links);\n"
+              "  'nothing written': distnn's async callback whose writer writes nothing (the gather of the\n"
+              "  ranks' random states, the snapshot into bytes, the hand-off and the agreement alone)")
 
 
 def main():
