@@ -20,7 +20,8 @@ reports the median training wall time of each and the overhead in percent,
 plus the time the checkpoint callback held training up (rank 0's measure).
 
 Part 3 (``mpiexec -n 2``, unless ``--skip-large``): the same overhead for the
-MLP 784-512-256-10 of part 1 (6.4 MB with its optimizer state) trained on
+MLP 784-512-256-10 of part 1 (4.3 MB a save with digits_mlp's SGD momentum
+buffers; part 1's 6.4 MB hold Adam's two moments) trained on
 784-feature synthetic blobs (24,000 samples: epochs of about half a second
 instead of digits' ~26 ms), checkpoints off / every epoch / every epoch with
 ``async_save``: how the cost of a save compares with a longer epoch. The
