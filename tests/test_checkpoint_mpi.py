@@ -10,6 +10,7 @@ world size, to summation tolerance across world sizes.
 import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import subprocess
@@ -37,15 +38,18 @@ def _env(extra=None):
     return env
 
 
-def _cmd(out, n, args):
+def _cmd(out, n, args, outliving_shell=False):
     base = [sys.executable, SCRIPT, "--out", str(out), *args]
+    if outliving_shell:  # each rank under a shell that outlives it: mpiexec, like srun, sees no rank die
+        base = ["sh", "-c", f"{shlex.join(base)}; sleep 40"]
     return base if n == 1 else [MPIEXEC, "-n", str(n), *base]
 
 
-def run_job(out, *args, n=2, env=None, timeout=90):
+def run_job(out, *args, n=2, env=None, timeout=90, outliving_shell=False):
     """Run the job to completion; returns (returncode, stderr, seconds)."""
     t0 = time.monotonic()
-    p = subprocess.run(_cmd(out, n, args), env=_env(env), capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run(_cmd(out, n, args, outliving_shell), env=_env(env), capture_output=True, text=True,
+                       timeout=timeout)
     return p.returncode, p.stderr, time.monotonic() - t0
 
 
@@ -99,11 +103,19 @@ def assert_all_checkpoints_valid(out):
 
 
 # ------------------------------------------------------------------ node loss
-def test_kill_9_one_rank_then_resume_matches_uninterrupted(reference, tmp_path):
+@pytest.mark.parametrize("launcher", ["mpiexec", "outliving-shell"])
+def test_kill_9_one_rank_then_resume_matches_uninterrupted(reference, tmp_path, launcher):
+    # "outliving-shell": a launcher that does not end the job when a rank dies (srun without
+    # --kill-on-bad-exit); the surviving rank sees the dead one's process gone and aborts, long
+    # before its collective timeout (45 s here)
     step = random.Random().randint(6, STEPS - 2)
-    rc, err, secs = run_job(tmp_path, "--every-n-steps", "4", env={"DISTNN_FAULT_KILL_AT": f"1:{step}"})
+    shell = launcher == "outliving-shell"
+    env = {"DISTNN_FAULT_KILL_AT": f"1:{step}", **({"DISTNN_COLLECTIVE_TIMEOUT": "45"} if shell else {})}
+    rc, err, secs = run_job(tmp_path, "--every-n-steps", "4", env=env, outliving_shell=shell)
     assert rc != 0, f"killed at step {step} but the job exited 0"
-    assert secs < 30, f"the job took {secs:.1f} s to end after rank 1 died at step {step}"
+    assert secs < (20 if shell else 30), f"the job took {secs:.1f} s to end after rank 1 died at step {step}"
+    if shell:
+        assert "rank 1 (" in err and "has died (killed by a signal" in err, err[-3000:]
     cps = assert_all_checkpoints_valid(tmp_path)
     assert cps[-1].step < step and cps[-1].step >= step - 4, (step, [c.step for c in cps])
     res, _ = finish(tmp_path)

@@ -204,8 +204,8 @@ def test_sbatch_runs_with_its_run_directory_and_resume(fake):
     p = sbatch(fake, "--config", "digits_cnn")
     assert p.returncode == 0, p.stderr
     argv = launched(p, "srun")["argv"]
-    assert argv[0] == "--mpi=pmi2" and argv[1].endswith("python")
-    assert argv[2:] == ["-m", "distnn", "train", "--out", "runs/slurm-7", "--resume", "auto", "--quiet",
+    assert argv[:2] == ["--mpi=pmi2", "--kill-on-bad-exit=1"] and argv[2].endswith("python")
+    assert argv[3:] == ["-m", "distnn", "train", "--out", "runs/slurm-7", "--resume", "auto", "--quiet",
                         "--config", "digits_cnn"]
     assert "test accuracy 0.5000; run directory runs/slurm-7" in p.stdout
 
@@ -239,7 +239,7 @@ def test_sbatch_with_distnn_root_runs_in_the_submit_directory(fake):
     assert p.returncode == 0, p.stderr
     call = launched(p, "srun")
     assert os.path.realpath(call["cwd"]) == os.path.realpath(fake.work)
-    assert call["argv"][1] == fake.python
+    assert call["argv"][2] == fake.python
     assert os.path.exists(os.path.join(fake.work, "runs", "slurm-7", "summary.json"))
 
 
@@ -254,6 +254,17 @@ def test_sbatch_does_not_requeue_a_preemption_whose_checkpoint_failed(fake):
     assert p.returncode == 74
     assert not [c for c in p.calls if c["prog"] == "scontrol"]
     assert "not requeued" in p.stderr
+
+
+@pytest.mark.parametrize("rc,says", [
+    ("137", "a rank was killed (signal 9, exit 137"),
+    ("143", "stopped by signal 15 (exit 143)"),
+])
+def test_sbatch_does_not_requeue_a_rank_killed_or_a_run_stopped_without_checkpoints(fake, rc, says):
+    p = sbatch(fake, FAKE_RC=rc)
+    assert p.returncode == int(rc)
+    assert not [c for c in p.calls if c["prog"] == "scontrol"]
+    assert says in p.stderr and "not requeued" in p.stderr, p.stderr
 
 
 def test_sbatch_examples_set_the_number_of_tasks():

@@ -16,6 +16,7 @@ whose peers wait for it is a failure of the job too: 1.
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -65,6 +66,25 @@ def test_a_script_rank_that_exits_early_ends_the_job_with_its_status(how, code, 
 def test_three_ranks_every_waiting_rank_aborts_with_the_same_status():
     p = _script(3, "sys-exit", 5)
     assert p.returncode == 5, p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_a_rank_killed_by_a_signal_ends_the_job_also_when_the_launcher_would_not(n):
+    # MPICH's mpiexec ends a job whose rank was killed, but srun (without --kill-on-bad-exit) does
+    # not: the other ranks used to wait out the collective timeout (here 45 s: beyond the deadline).
+    # Each rank runs under a shell that outlives it, so mpiexec, like srun, sees no rank die. The
+    # last rank SIGKILLs itself (no exit notice); a rank waiting for it sees its process gone and
+    # aborts the job (which ends the shells too).
+    python = " ".join(f"'{a}'" for a in (sys.executable, SCRIPT))
+    command = mpiexec_command(n, ["-c", f"{python} kill; sleep 40"], python="sh")
+    t0 = time.monotonic()
+    p = subprocess.run(command, env=_env(DISTNN_COLLECTIVE_TIMEOUT="45"), capture_output=True, text=True,
+                       timeout=60)
+    secs, text = time.monotonic() - t0, p.stdout + p.stderr
+    assert p.returncode != 0, text
+    assert f"rank {n - 1} (" in text and "has died (killed by a signal" in text, text
+    assert "[test] returned from a collective" not in text
+    assert secs < 20, f"the job took {secs:.1f} s to end"
 
 
 def _cli(n, *extra, simulate=False, env=None):

@@ -28,6 +28,16 @@ ends with 1. So does a rank that exits with status 0 (or one that is 0
 modulo 256) while others wait for it: the job could not complete. (With Open
 MPI's ``mpirun``, which does not return an abort's errorcode, or under
 ``srun``, the launcher's own rules for a failed job apply.)
+
+A rank killed by a signal (``kill -9``, the kernel's OOM killer) or crashed
+sends no notice. MPICH's ``mpiexec`` then ends the job itself, but ``srun``
+(without ``--kill-on-bad-exit``) and a launcher run with its clean-up off do
+not: the others waited out the collective timeout. So every rank also notes
+the process (pid and start time) of each rank that runs on the same kernel in
+the same PID namespace, and a rank waiting long in a collective checks that
+those processes are still there: one that has gone without a notice ends the
+job at once (:func:`died_member`). Ranks on other hosts are left to the
+launcher and the timeout.
 """
 from __future__ import annotations
 
@@ -45,6 +55,7 @@ _watched = weakref.WeakSet()  # this process's communicators that have an exit k
 _exited = {}  # world rank -> (host, pid, {communicator key: collectives started})
 _world_count = 0  # COMM_WORLD communicators made so far: part of their keys, the same on every rank
 _status = None  # the status this process is exiting with, once noted (see note_exit_status)
+_peers = {}  # world rank -> (pid, start time) of the other ranks whose process this one can see (see died_member)
 
 
 def world_key(world) -> str:
@@ -55,6 +66,7 @@ def world_key(world) -> str:
         _comm = world.Dup()
         atexit.register(_announce_exit)
         _note_exits()
+        _note_peers(world)
     _world_count += 1
     return f"world{_world_count}"
 
@@ -119,6 +131,63 @@ def _announce_exit() -> None:
     deadline = time.monotonic() + 1.0  # a few bytes each: delivered at once unless a peer is gone already
     while not MPI.Request.Testall(sends) and time.monotonic() < deadline:
         time.sleep(0.001)
+
+
+def _start_time(pid: int):
+    """The start time of process ``pid`` (clock ticks after boot), or None once it has ended (gone, or a
+    zombie its parent has not reaped yet) or where ``/proc`` cannot say."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2:].split()  # (the command name may hold spaces and parentheses)
+    if len(fields) < 20 or fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])  # field 22 of proc(5); fields[0] is field 3, the state
+
+
+def _identity():
+    """(kernel boot id, PID namespace, pid, start time) of this process; None where ``/proc`` cannot tell."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    start = _start_time(os.getpid())
+    return None if start is None else (boot, namespace, os.getpid(), start)
+
+
+def _note_peers(world) -> None:
+    """Collective over ``world``: note the ranks whose process this one can watch.
+
+    The same kernel (boot id) and PID namespace make a peer's pid mean the
+    same process here, and a peer is watched only if it is visible now with
+    the start time it reported (not hidden by ``/proc``'s ``hidepid``): a
+    peer that cannot be seen is never taken for one that has died.
+    """
+    me, ids = world.Get_rank(), world.allgather(_identity())
+    mine = ids[me]
+    _peers.clear()
+    for r, other in enumerate(ids):
+        if r != me and mine is not None and other is not None and other[:2] == mine[:2] \
+                and _start_time(other[2]) == other[3]:
+            _peers[r] = (other[2], other[3])
+
+
+def died_member(comm):
+    """``(world rank, pid)`` of a member of ``comm`` on this host whose process has ended without an exit
+    notice (killed by a signal, or crashed), or None."""
+    if _comm is None:
+        return None
+    for r in comm._world_ranks:
+        peer = _peers.get(r)
+        if peer is not None and r not in _exited and _start_time(peer[0]) != peer[1]:
+            _receive_notices()  # (a notice it sent just before it ended)
+            if r not in _exited:
+                return r, peer[0]
+    return None
 
 
 def _receive_notices() -> None:

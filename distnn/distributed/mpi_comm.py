@@ -527,6 +527,9 @@ class MPICommunicator(Communicator):
             gone = exit_watch.exited_member(self)
             if gone is not None:
                 self._peer_exited(self._where(what)[2], *gone)
+            died = exit_watch.died_member(self)
+            if died is not None:
+                self._peer_died(self._where(what)[2], *died)
         self._answer_reports(what)
 
     def _peer_exited(self, what, world_rank, host, pid, started) -> None:
@@ -544,6 +547,18 @@ class MPICommunicator(Communicator):
         sys.stderr.flush()
         time.sleep(FORWARD_GRACE_S)  # let the launcher forward the report before the abort
         _abort_world(MPI.COMM_WORLD, status)
+
+    def _peer_died(self, what, world_rank, pid) -> None:
+        """Report that world rank ``world_rank``'s process (on this host) ended without an exit notice; abort."""
+        MPI = _mpi()
+        me, size = MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
+        sys.stderr.write(
+            f"[distnn] rank {me} of {size}: rank {world_rank} ({socket.gethostname()} pid {pid}) has died "
+            f"(killed by a signal, such as kill -9 or the out-of-memory killer, or crashed) without a word, so "
+            f"{what} can never complete; aborting all {size} ranks.\n")
+        sys.stderr.flush()
+        time.sleep(FORWARD_GRACE_S)  # let the launcher forward the report before the abort
+        _abort_world(MPI.COMM_WORLD, 1)
 
     def _answer_reports(self, what) -> None:
         """While waiting long: tell each rank whose collective timed out where we wait.
