@@ -31,8 +31,8 @@ MPI's ``mpirun``, which does not return an abort's errorcode, or under
 
 A rank killed by a signal (``kill -9``, the kernel's OOM killer) or crashed
 sends no notice. MPICH's ``mpiexec`` then ends the job itself, but ``srun``
-(without ``--kill-on-bad-exit``) and a launcher run with its clean-up off do
-not: the others waited out the collective timeout. So every rank also notes
+without ``--kill-on-bad-exit`` does not (seen on a real SLURM cluster: the
+others waited out the collective timeout, 5 minutes). So every rank also notes
 the process (pid and start time) of each rank that runs on the same kernel in
 the same PID namespace, and a rank waiting long in a collective checks that
 those processes are still there: one that has gone without a notice ends the
