@@ -135,7 +135,9 @@ def resume(trainer, spec: str, root: str | None, callback=None, log=None, config
     if found[0] == "error":
         raise agreed(ck.CheckpointError(found[1]), trainer)
     if found[1] is None:
-        log.info("--resume %s: no checkpoint in %s yet; starting from the beginning", spec, root)
+        log.info("--resume %s: no checkpoint in %s yet; starting from the beginning%s", spec, root,
+                 "" if callback is not None else " (checkpointing is off in this run: it writes none either, so "
+                 "a stop before its end starts over)")
         return None
     path, state, manifest = found[1]
     if trainer.is_main:
