@@ -458,3 +458,27 @@ def test_an_exception_a_signal_handler_raises_in_the_caller_stops_the_simulated_
     finally:
         signal.signal(signal.SIGUSR2, previous)
     assert ended == {0: "CollectiveAbortedError", 1: "CollectiveAbortedError"}
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")
+def test_exit_watch_tells_a_live_process_from_a_zombie_and_a_gone_one(tmp_path):
+    """What a waiting MPI rank checks of a peer on its host: the start time while the process runs,
+    None once it has ended (a zombie not yet reaped counts as ended, as does a gone pid)."""
+    from distnn.distributed import exit_watch
+
+    # a command name with spaces and parentheses (/proc/PID/stat's second field): read after the last ')'
+    odd = tmp_path / "py ) (x"
+    os.symlink(sys.executable, odd)
+    child = subprocess.Popen([str(odd), "-c", "import time; time.sleep(30)"])
+    try:
+        start = exit_watch._start_time(child.pid)
+        assert isinstance(start, int) and start > 0
+        assert exit_watch._start_time(child.pid) == start  # stable: what a peer's identity is checked against
+        ident = exit_watch._identity()
+        assert ident is not None and ident[2] == os.getpid() and ident[3] == exit_watch._start_time(os.getpid())
+    finally:
+        child.kill()
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # ended, not reaped: a zombie
+    assert exit_watch._start_time(child.pid) is None
+    child.wait()
+    assert exit_watch._start_time(child.pid) is None
