@@ -156,6 +156,15 @@ def _abort_world(world, code: int) -> None:
     os._exit(code)
 
 
+def _report_and_abort(text: str, status: int) -> None:
+    """Write a rank's report of why the job ends on stderr, give the launcher a moment to forward it,
+    then abort every rank with ``status``. Does not return."""
+    sys.stderr.write(text)
+    sys.stderr.flush()
+    time.sleep(FORWARD_GRACE_S)
+    _abort_world(_mpi().COMM_WORLD, status)
+
+
 def _usable_cores() -> list:
     """The CPUs this process may run on (its affinity mask; every CPU where the OS cannot tell)."""
     try:
@@ -538,27 +547,21 @@ class MPICommunicator(Communicator):
         me = MPI.COMM_WORLD.Get_rank()
         size = MPI.COMM_WORLD.Get_size()
         status = exit_watch.abort_status(world_rank)  # the job ends with the rank's own status (else 1)
-        sys.stderr.write(
+        _report_and_abort(
             f"[distnn] rank {me} of {size}: rank {world_rank} ({host} pid {pid}) has ended its process "
             f"(sys.exit, or the end of its script) after starting {started} collective(s) here, so {what} "
             f"can never complete; aborting all {size} ranks"
             + (f" with its exit status {status}" if status != 1 else "") + ". Every rank must run the same "
-            "collectives: a rank that stops early must make the others stop too.\n")
-        sys.stderr.flush()
-        time.sleep(FORWARD_GRACE_S)  # let the launcher forward the report before the abort
-        _abort_world(MPI.COMM_WORLD, status)
+            "collectives: a rank that stops early must make the others stop too.\n", status)
 
     def _peer_died(self, what, world_rank, pid) -> None:
         """Report that world rank ``world_rank``'s process (on this host) ended without an exit notice; abort."""
         MPI = _mpi()
         me, size = MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
-        sys.stderr.write(
+        _report_and_abort(
             f"[distnn] rank {me} of {size}: rank {world_rank} ({socket.gethostname()} pid {pid}) has died "
             f"(killed by a signal, such as kill -9 or the out-of-memory killer, or crashed) without a word, so "
-            f"{what} can never complete; aborting all {size} ranks.\n")
-        sys.stderr.flush()
-        time.sleep(FORWARD_GRACE_S)  # let the launcher forward the report before the abort
-        _abort_world(MPI.COMM_WORLD, 1)
+            f"{what} can never complete; aborting all {size} ranks.\n", 1)
 
     def _answer_reports(self, what) -> None:
         """While waiting long: tell each rank whose collective timed out where we wait.
