@@ -241,6 +241,10 @@ def _minimal_protocol_checkpoint():
         costs on this machine, apart from how distnn's writer does it.
         """
 
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._written = []  # the checkpoints this callback wrote, oldest first
+
         def _write(self, job):
             import hashlib
             import json
@@ -293,6 +297,10 @@ def _nothing_written_checkpoint():
     return NothingWrittenCheckpoint
 
 
+#: part 2's floors that are distnn's async checkpoint callback with another writer
+WRITER_FLOORS = {"floor: async protocol": _minimal_protocol_checkpoint,
+                 "floor: nothing written": _nothing_written_checkpoint}
+
 #: part 3: the MLP 784-512-256-10 of part 1 on 784-feature blobs (digits_mlp's recipe otherwise)
 LARGE_JOB = ["data.name=blobs", "data.n_samples=24000", "data.n_classes=10", "data.n_features=784",
              "data.spread=8.0", "data.augment.shift=0", "data.batch_size=128", "model.hidden_sizes=[512,256]"]
@@ -341,15 +349,10 @@ def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | 
             cb_extra = extra_files_for(job.model_meta(), dump_config(job.cfg))
             cb = attach(job.trainer, out, {**opts, "keep_last": 2},
                         nonfinite="off" if name == "no guard" else job.cfg.train.nonfinite, extra_files=cb_extra)
-            if name == "floor: async protocol":
-                # distnn's callback (snapshot, gather, agreement) writing through the minimal protocol
-                cb = _minimal_protocol_checkpoint()(os.path.join(out, "checkpoints"), keep_last=2, async_save=True,
-                                                    extra_files=cb_extra)
-                cb._written = []
-                job.trainer.callbacks.append(cb)
-            elif name == "floor: nothing written":
-                cb = _nothing_written_checkpoint()(os.path.join(out, "checkpoints"), keep_last=2, async_save=True,
-                                                   extra_files=cb_extra)
+            if name in WRITER_FLOORS:
+                # distnn's async callback (gather, snapshot, agreement) with its writer replaced
+                cb = WRITER_FLOORS[name]()(os.path.join(out, "checkpoints"), keep_last=2, async_save=True,
+                                           extra_files=cb_extra)
                 job.trainer.callbacks.append(cb)
             elif name.startswith("floor"):
                 cb = _FloorSave(out, background="async" in name)
