@@ -17,6 +17,8 @@ A checkpoint is one directory per optimizer step under a checkpoint root
         state.npz        any other arrays of the trainer state (e.g. early stopping's best weights)
         trainer.json     everything else: epoch, step, position in the epoch, history, LR
                          schedulers, callbacks, and every rank's random generator state
+        history-000000.json  the training history's records 0-255 (a file per whole chunk of
+                         256; the records after the last whole chunk are in trainer.json)
         model.json       how to rebuild the model (evaluate/predict read a checkpoint directly)
         config.toml      the resolved configuration of the run
         manifest.json    written LAST: format, step, world size, global batch, and the
@@ -35,7 +37,7 @@ A directory without a manifest whose checksums match is never loaded:
 :func:`load_latest_valid` skips it with a warning naming the file and falls
 back to the previous checkpoint.
 Files that are the same in every checkpoint of a run (``model.json``,
-``config.toml``) are hard links to the previous checkpoint's copy where the
+``config.toml``, the history's whole chunks) are hard links to the previous checkpoint's copy where the
 file system allows: deleting an old checkpoint leaves the others intact, and
 the manifest checks them like any other file (do not edit them in place).
 

@@ -5,7 +5,7 @@ import re
 
 
 FORMAT = "distnn.checkpoint"
-VERSION = 1
+VERSION = 2  # 2: the training history in chunk files (state.to_files)
 MANIFEST = "manifest.json"
 TRAINER_JSON = "trainer.json"
 LATEST = "latest"

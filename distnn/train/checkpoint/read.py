@@ -12,7 +12,7 @@ from . import hashing
 from .commit import read_pointer
 from .names import (BEST, DEFAULT_DIRNAME, FORMAT, LATEST, MANIFEST, STEP_RE, TRAINER_JSON, VERSION,
                     CheckpointError, CorruptCheckpointError, step_name)
-from .state import decode_state
+from .state import decode_state, join_history
 
 
 @dataclass
@@ -147,8 +147,14 @@ def read_checkpoint(path: str) -> tuple[dict, dict]:
             arrays[fname] = npz_io.load_npz(data)  # views of the verified buffer (np.load for other layouts)
     if TRAINER_JSON not in raw:
         raise CorruptCheckpointError(f"checkpoint {path!r}: {TRAINER_JSON} is not listed in its manifest")
-    state = decode_state(json.loads(raw[TRAINER_JSON]), arrays)
-    state["_files"] = {k: bytes(v) for k, v in raw.items() if not k.endswith(".npz") and k != TRAINER_JSON}
+    try:
+        skeleton = json.loads(raw[TRAINER_JSON])
+    except ValueError as e:  # (a checksum-valid file that is not JSON: written by something else)
+        raise CorruptCheckpointError(f"checkpoint {path!r}: {TRAINER_JSON} is unreadable ({e})") from None
+    chunks = set(join_history(skeleton, raw, path))
+    state = decode_state(skeleton, arrays)
+    state["_files"] = {k: bytes(v) for k, v in raw.items()
+                       if not k.endswith(".npz") and k != TRAINER_JSON and k not in chunks}
     return state, man
 
 

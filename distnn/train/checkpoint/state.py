@@ -15,6 +15,10 @@ from .names import TRAINER_JSON
 # top-level keys of the state whose arrays get a file of their own (the rest go to state.npz)
 _ARRAY_FILES = {"model": "model.npz", "optimizer": "optimizer.npz"}
 
+#: Records of the training history a chunk file holds (see :func:`to_files`).
+HISTORY_CHUNK = 256
+_CHUNKS, _TAIL = "__chunks__", "tail"
+
 
 def encode_state(state: dict) -> tuple[dict, dict]:
     """Split a nested state into a JSON-able skeleton and ``{file: {key: array}}``.
@@ -132,21 +136,43 @@ def _is_device_array(obj) -> bool:
 npz_bytes = npz_io.npz_bytes
 
 
-def serialize(state: dict, extra_files: dict | None = None) -> dict:
+def serialize(state: dict, extra_files: dict | None = None, history_chunk: int | None = None) -> dict:
     """``{file name: bytes}`` of a checkpoint's content (everything but the manifest)."""
-    return to_files(*encode_state(state), extra_files)
+    return to_files(*encode_state(state), extra_files, history_chunk=history_chunk)
+
+
+def chunk_name(index: int) -> str:
+    return f"history-{index:06d}.json"
 
 
 def to_files(skeleton: dict, arrays: dict, extra_files: dict | None = None, packers: dict | None = None,
-             crc: bool = True) -> dict:
+             crc: bool = True, history_chunk: int | None = None) -> dict:
     """The second half of :func:`serialize`: npz and JSON bytes from :func:`encode_state`'s output.
 
     With ``packers`` (a dict kept between saves, see :class:`Serializer`) the
     npz images are packed into buffers reused from the previous call
     (memoryviews, valid until the next call with the same ``packers``);
     ``crc=False`` leaves their CRC-32s to :meth:`Serializer.fill_crc`.
+
+    The training history (top-level ``history``, a list growing a record an
+    epoch) goes in whole chunks of ``history_chunk`` records (default
+    :data:`HISTORY_CHUNK`) to files of their own, ``history-000000.json`` on;
+    only the records after the last whole chunk stay in ``trainer.json``:
+    ``{"__chunks__": [names], "tail": [records]}`` (a list, as in format 1,
+    while there is no whole chunk). A chunk never changes once whole, so a
+    later checkpoint links it (:class:`Serializer`) and a save writes a bounded
+    amount of history however long the run.
     """
     files = {}
+    history = skeleton.get("history")
+    history_chunk = history_chunk or HISTORY_CHUNK
+    if type(history) is list and len(history) >= history_chunk:
+        whole = len(history) // history_chunk
+        names = [chunk_name(k) for k in range(whole)]
+        for k, name in enumerate(names):
+            files[name] = json.dumps(history[k * history_chunk:(k + 1) * history_chunk],
+                                     separators=(",", ":")).encode()
+        skeleton = {**skeleton, "history": {_CHUNKS: names, _TAIL: history[whole * history_chunk:]}}
     for name, arrs in arrays.items():
         if packers is not None and npz_io.packable(arrs):
             files[name] = packers.setdefault(name, npz_io.NpzPacker()).pack(arrs, crc=crc)
@@ -158,6 +184,34 @@ def to_files(skeleton: dict, arrays: dict, extra_files: dict | None = None, pack
     return files
 
 
+def join_history(skeleton: dict, files: dict, where: str) -> list[str]:
+    """Put the history chunks (:func:`to_files`) of ``files`` (``{name: bytes}``) back into
+    ``skeleton`` (``trainer.json`` parsed) in place; return the chunk files' names.
+
+    ``where`` names the checkpoint in a :class:`CorruptCheckpointError`.
+    """
+    history = skeleton.get("history") if isinstance(skeleton, dict) else None
+    if not (isinstance(history, dict) and _CHUNKS in history):
+        return []
+    from .names import CorruptCheckpointError
+
+    names, records = history[_CHUNKS], []
+    if not (isinstance(names, list) and isinstance(history.get(_TAIL), list)):
+        raise CorruptCheckpointError(f"checkpoint {where!r}: {TRAINER_JSON}'s history is damaged")
+    for name in names:
+        if name not in files:
+            raise CorruptCheckpointError(f"checkpoint {where!r}: history file {name} is not listed in its manifest")
+        try:
+            chunk = json.loads(files[name])
+        except ValueError as e:
+            raise CorruptCheckpointError(f"checkpoint {where!r}: history file {name} is unreadable ({e})") from None
+        if not isinstance(chunk, list):
+            raise CorruptCheckpointError(f"checkpoint {where!r}: history file {name} is not a list of records")
+        records.extend(chunk)
+    skeleton["history"] = records + history[_TAIL]
+    return names
+
+
 class Serializer:
     """:func:`serialize` for repeated saves of the same state layout: the npz images (and the
     extra files' bytes) live in buffers reused from one call to the next, so a save allocates
@@ -167,22 +221,33 @@ class Serializer:
     The training history grows by a record every epoch and its old records do not change:
     the JSON text of each flat record (scalars only) is kept and reused while the record is
     equal to it, value types included, so a save does not re-encode the whole history
-    (which made saving every epoch quadratic in the number of epochs). The bytes are the
-    same as :func:`serialize` gives.
+    (which made saving every epoch quadratic in the number of epochs). Whole chunks of the
+    history (:func:`to_files`) keep their bytes and SHA-256 while their records do not
+    change, and :attr:`reuse` offers the previous checkpoint's copy of each for a hard link,
+    so a save writes and hashes at most a chunk of history. The bytes are the same as
+    :func:`serialize` gives.
     """
 
     _PLAIN = frozenset((float, int, str, bool, type(None)))
 
-    def __init__(self, extra_files: dict | None = None):
+    def __init__(self, extra_files: dict | None = None, history_chunk: int | None = None):
         self._packers: dict = {}
         self._extra = {name: content.encode() if isinstance(content, str) else bytes(content)
                        for name, content in (extra_files or {}).items()}
-        self._extra_sha = {name: hashlib.sha256(data).hexdigest() for name, data in self._extra.items()}
-        #: ``{name: (path, sha256)}``: the extra files as last written (see :meth:`note_written`),
-        #: for :func:`write_checkpoint`'s ``reuse``
-        self.reuse: dict = {}
+        self._chunk = int(history_chunk or HISTORY_CHUNK)
+        # the SHA-256 of each file a call returned that a later checkpoint may link instead of
+        # writing (the extra files; the history's whole chunks, while their records stay the same)
+        self._sha = {name: hashlib.sha256(data).hexdigest() for name, data in self._extra.items()}
+        self._written: dict = {}  # {name: (path, sha256)}: those files as the last checkpoint written holds them
         self._records: list[tuple[tuple, str]] = []  # (record's items and value types, its JSON)
+        self._chunks: list[bytes] = []  # the whole chunks' bytes, while their records stay the same
         self._marker = f"history-{os.urandom(8).hex()}"
+
+    @property
+    def reuse(self) -> dict:
+        """``{name: (path, sha256)}``: files of the last checkpoint written (see :meth:`note_written`)
+        that hold what the last call returned under that name: :func:`write_checkpoint`'s ``reuse``."""
+        return {name: got for name, got in self._written.items() if self._sha.get(name) == got[1]}
 
     def __call__(self, state: dict, crc: bool = True) -> dict:
         """``{file name: bytes-like}`` of ``state``. With ``crc=False`` the npz images are not
@@ -190,31 +255,58 @@ class Serializer:
         thread then only copies the arrays)."""
         history = state.get("history")
         if type(history) is not list:
-            return to_files(*encode_state(state), self._extra, self._packers, crc)
-        fragments = []
+            return self._plain(state, crc)
+        fragments, changed = [], len(history)  # changed: the first record not as the last call had it
         for i, rec in enumerate(history):
             if type(rec) is not dict:
-                return to_files(*encode_state(state), self._extra, self._packers, crc)
+                return self._plain(state, crc)
             key = (tuple(rec.items()), tuple(map(type, rec.values())))
             if i < len(self._records) and self._records[i][0] == key:
                 fragments.append(self._records[i][1])
                 continue
             if not self._PLAIN.issuperset(key[1]) or any(type(k) is not str or k[:2] == "__" for k in rec):
-                return to_files(*encode_state(state), self._extra, self._packers, crc)
+                return self._plain(state, crc)
             text = json.dumps(encode_state({"r": rec})[0]["r"], separators=(",", ":"))
+            changed = min(changed, i)
             del self._records[i:]
             self._records.append((key, text))
             fragments.append(text)
         del self._records[len(history):]
+        c = self._chunk
+        self._drop_chunks(changed // c)
+        whole = len(fragments) // c
+        while len(self._chunks) < whole:
+            k = len(self._chunks)
+            data = ("[" + ",".join(fragments[k * c:(k + 1) * c]) + "]").encode()
+            self._chunks.append(data)
+            self._sha[chunk_name(k)] = hashlib.sha256(data).hexdigest()
         skeleton, arrays = encode_state({**state, "history": self._marker})
-        files = to_files(skeleton, arrays, self._extra, self._packers, crc)
+        files = {chunk_name(k): data for k, data in enumerate(self._chunks)}
+        files.update(to_files(skeleton, arrays, self._extra, self._packers, crc, c))
         text = files[TRAINER_JSON].decode()
-        files[TRAINER_JSON] = text.replace(f'"{self._marker}"', "[" + ",".join(fragments) + "]", 1).encode()
+        tail = "[" + ",".join(fragments[whole * c:]) + "]"
+        if whole:
+            names = ",".join(f'"{chunk_name(k)}"' for k in range(whole))
+            tail = f'{{"{_CHUNKS}":[{names}],"{_TAIL}":{tail}}}'
+        files[TRAINER_JSON] = text.replace(f'"{self._marker}"', tail, 1).encode()
         return files
 
+    def _plain(self, state: dict, crc: bool) -> dict:
+        """The whole state encoded afresh (a history that is not flat records): nothing cached."""
+        del self._records[:]
+        self._drop_chunks(0)
+        return to_files(*encode_state(state), self._extra, self._packers, crc, self._chunk)
+
+    def _drop_chunks(self, keep: int) -> None:
+        """Forget the whole chunks from ``keep`` on (their records changed or went)."""
+        for k in range(keep, len(self._chunks)):
+            self._sha.pop(chunk_name(k), None)
+        del self._chunks[keep:]
+
     def note_written(self, path: str) -> None:
-        """Record that checkpoint ``path`` holds this serializer's extra files: the next write may link them."""
-        self.reuse = {name: (os.path.join(path, name), sha) for name, sha in self._extra_sha.items()}
+        """Record that checkpoint ``path`` holds what the last call returned: the next write may link
+        the files of it that do not change."""
+        self._written = {name: (os.path.join(path, name), sha) for name, sha in self._sha.items()}
 
     def crc_fillers(self, files: dict) -> dict:
         """``{name: callable}`` completing each npz image of ``files`` (what ``self(state, crc=False)``
