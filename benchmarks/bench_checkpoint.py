@@ -7,6 +7,12 @@ every checksum verified) against the floor, a raw ``np.savez`` of the same
 arrays (no fsync, no checks) and its ``np.load``, and against the peer,
 ``torch.save``/``torch.load`` of the same tensors (when torch is installed).
 
+Part 1b (one process): saving every epoch late in a long run (``--history``
+epochs logged): the training history in chunk files that later checkpoints
+link (format 2) against the whole history rewritten at every save (format 1's
+layout, by the same code otherwise), with ``np.savez`` + fsync of the arrays
+alone as the floor.
+
 Part 2 (``mpiexec -n 2``, started by this script): the built-in digits_mlp
 job trained with checkpoints off, with two floors (rank 0 writes the model and
 optimizer arrays into one file at every epoch end: a bare ``np.savez`` + fsync,
@@ -27,12 +33,13 @@ instead of digits' ~26 ms), checkpoints off / every epoch / every epoch with
 ``async_save``: how the cost of a save compares with a longer epoch. The
 issue's figure is part 2's; part 3 is context, not a substitute.
 
-    python benchmarks/bench_checkpoint.py [--reps 7] [--epochs 10] [--rounds 5] [--skip-job] [--skip-large]
+    python benchmarks/bench_checkpoint.py [--reps 7] [--history 10000] [--epochs 10] [--rounds 5] [--skip-job] [--skip-large]
 """
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import queue
 import shutil
@@ -148,6 +155,79 @@ def save_load(reps: int, device: str = "cpu") -> None:
     print(f"  {'':46s} {'ms':>8s} {'MB/s':>8s} {'x floor':>8s}")
     for name, ms, kind in rows:
         print(f"  {kind} {name:41s} {ms:8.2f} {mb / (ms / 1e3):8.0f} {ms / floor[kind]:8.2f}")
+
+
+def long_history(reps: int, records: int) -> None:
+    """Part 1b: saving every epoch late in a long run, as the checkpoint callback saves (one
+    :class:`Serializer`, each checkpoint linking what the previous one holds unchanged), with the
+    history in chunk files (format 2) against the whole history in ``trainer.json`` at every save
+    (format 1's layout); the floor is ``np.savez`` + fsync of the same arrays with no history."""
+    from distnn.train import checkpoint as ck
+
+    model, opt = _small_mlp_with_adam()
+    arrays = {"model": model.state_dict(), "optimizer": opt.state_dict()}
+    rng = np.random.default_rng(0)
+
+    def record(epoch):  # a digits_mlp epoch's record (full-precision floats, as the trainer logs them)
+        return {"epoch": epoch, "train_loss": float(rng.random()), "train_accuracy": float(rng.random()),
+                "samples_per_sec": float(rng.random() * 1e5), "val_loss": float(rng.random()),
+                "val_accuracy": float(rng.random()), "val_count": 360, "lr": 0.05, "wall_time": float(rng.random())}
+
+    tmp = tempfile.mkdtemp(prefix="bench-ckpt-history-")
+    rows = []
+    try:
+        raw = os.path.join(tmp, "raw.npz")
+        flat = {f"model/{k}": v for k, v in arrays["model"].items()}
+
+        def floor():
+            with open(raw, "wb") as f:
+                np.savez(f, **flat)
+                f.flush()
+                os.fsync(f.fileno())
+
+        rows.append(("np.savez + fsync of the arrays (floor, no history)", _median_ms(floor, reps), None))
+        for label, chunk in (("distnn, history in chunks (format 2)", None),
+                             ("distnn, whole history each save (format 1)", 10**9)):
+            root = os.path.join(tmp, str(chunk))
+            history = [record(e) for e in range(records)]
+            serializer, step, written = ck.Serializer(history_chunk=chunk), iter(range(10**9)), []
+
+            def save():
+                history.append(record(len(history)))
+                files = serializer({**arrays, "history": history}, crc=False)
+                linked = serializer.reuse
+                path = ck.write_checkpoint(root, next(step), files, reuse=linked,
+                                           prepare=serializer.crc_fillers(files))
+                serializer.note_written(path)
+                written.append(sum(os.path.getsize(os.path.join(path, n)) for n in os.listdir(path)
+                                   if n not in linked))
+                ck.apply_retention(root, 2)
+
+            save()  # the first save writes every chunk once
+            rows.append((label, _median_ms(save, reps), float(np.median(written[1:]))))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\nSaving every epoch after {records:,} epochs: digits MLP 64-128-10 + Adam, history records of "
+          f"{len(json.dumps(record(0)))} bytes (median of {reps})")
+    print(f"  {'':52s} {'ms':>8s} {'x floor':>8s} {'KB written':>11s}")
+    for name, ms, nbytes in rows:
+        print(f"  {name:52s} {ms:8.2f} {ms / rows[0][1]:8.2f} {'' if nbytes is None else f'{nbytes / 1e3:11.1f}'}")
+    print(f"  format 2 / format 1: {rows[1][1] / rows[2][1]:.2f}x the time")
+
+
+def _small_mlp_with_adam():
+    import distnn
+    import distnn.functional as F
+    from distnn.models import build_model
+    from distnn.optim import Adam
+
+    distnn.manual_seed(0)
+    model = build_model("mlp", hidden_sizes=[128], input_shape=(64,), num_classes=10)
+    opt = Adam(model.parameters(), lr=1e-3)
+    x = distnn.Tensor(np.random.default_rng(0).standard_normal((32, 64)).astype(np.float32))
+    F.cross_entropy(model(x), np.random.default_rng(1).integers(0, 10, 32)).backward()
+    opt.step()
+    return model, opt
 
 
 # --------------------------------------------------------------------- part 2
@@ -411,6 +491,7 @@ def main():
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--skip-job", action="store_true")
+    p.add_argument("--history", type=int, default=10000, help="part 1b: epochs of history already logged")
     p.add_argument("--device", default="cpu", help="part 1's arrays on this device (cuda: saves copy to the host)")
     p.add_argument("--run-device", choices=("auto", "cpu", "gpu"), default=None,
                    help="run.device of the 2-rank jobs (default: the config's, auto)")
@@ -425,6 +506,7 @@ def main():
         return
     print("measured on a shared machine: figures vary run to run")
     save_load(a.reps, a.device)
+    long_history(max(a.reps, 15), a.history)
     if a.skip_job and a.skip_large:
         return
     mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")

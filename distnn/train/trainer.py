@@ -475,7 +475,8 @@ class Trainer:
         """Everything a resumed run needs (this rank's RNG state included).
 
         ``model``/``optimizer`` are those objects' state dicts (``copy=False``:
-        their arrays uncopied, valid until the next step); ``callbacks``
+        their arrays uncopied, valid until the next step, and ``history``'s
+        records the trainer's own, to be read, not changed); ``callbacks``
         maps each callback's key to its state; ``rng`` holds this rank's
         distnn.random state (dropout) and the states of generators given to
         the model's layers. Data order and augmentation are derived from
@@ -485,7 +486,7 @@ class Trainer:
         if getattr(self, "_fit_started", None) is not None:  # saved during fit: this session's time so far too
             state["elapsed"] += time.perf_counter() - self._fit_started
         ddp = self.ddp
-        return {"state": state, "history": [dict(r) for r in self.history],
+        return {"state": state, "history": [dict(r) for r in self.history] if copy else list(self.history),
                 "model": _state_dict_of(self.model, copy), "optimizer": _state_dict_of(self.optimizer, copy),
                 "callbacks": self.callbacks.state_dict(),
                 "rng": {"distnn": dn_random.get_state(), "modules": dn_random.module_generator_states(self.model)},
