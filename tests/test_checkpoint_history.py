@@ -140,3 +140,14 @@ def test_a_long_run_links_its_history_and_resumes_exactly(tmp_path, monkeypatch,
     assert json.dumps(untimed[0]) == json.dumps(untimed[1])
     for k, v in whole.model.state_dict().items():
         np.testing.assert_array_equal(resumed.model.state_dict()[k], v, err_msg=k)
+
+
+@pytest.mark.parametrize("old,new", [(1, 1.0), (1, True), (0.0, -0.0), ("ab", "".join(["a", "b"]))],
+                         ids=["int-float", "int-bool", "zero-sign", "equal-str"])
+def test_an_old_record_value_replaced_by_an_equal_one_is_saved_as_it_is_now(old, new):
+    state = {"history": [dict(RECORD, epoch=e, lr=old) for e in range(9)]}
+    ser = ck.Serializer(history_chunk=4)
+    ser(state)
+    state["history"][2]["lr"] = new            # equal to the old value, not the same object
+    got = {k: bytes(v) for k, v in ser(state).items()}
+    assert got == {k: bytes(v) for k, v in ck.serialize(state, history_chunk=4).items()}
