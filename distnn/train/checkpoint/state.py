@@ -11,7 +11,7 @@ from operator import is_
 import numpy as np
 
 from .. import npz_io
-from .names import TRAINER_JSON
+from .names import TRAINER_JSON, CorruptCheckpointError
 
 
 # top-level keys of the state whose arrays get a file of their own (the rest go to state.npz)
@@ -195,8 +195,6 @@ def join_history(skeleton: dict, files: dict, where: str) -> list[str]:
     history = skeleton.get("history") if isinstance(skeleton, dict) else None
     if not (isinstance(history, dict) and _CHUNKS in history):
         return []
-    from .names import CorruptCheckpointError
-
     names, records = history[_CHUNKS], []
     if not (isinstance(names, list) and isinstance(history.get(_TAIL), list)):
         raise CorruptCheckpointError(f"checkpoint {where!r}: {TRAINER_JSON}'s history is damaged")
