@@ -151,3 +151,14 @@ def test_an_old_record_value_replaced_by_an_equal_one_is_saved_as_it_is_now(old,
     state["history"][2]["lr"] = new            # equal to the old value, not the same object
     got = {k: bytes(v) for k, v in ser(state).items()}
     assert got == {k: bytes(v) for k, v in ck.serialize(state, history_chunk=4).items()}
+
+
+def test_a_format_1_checkpoint_with_its_whole_history_inline_still_reads(tmp_path):
+    state = {"model": {"w": np.arange(3.0)}, "history": [dict(RECORD, epoch=e) for e in range(300)]}
+    files = ck.serialize(state, history_chunk=10**9)      # format 1's layout: no chunk files
+    assert isinstance(json.loads(files[ck.TRAINER_JSON])["history"], list)
+    path = ck.write_checkpoint(str(tmp_path), 1, files, {"version": 1})
+    got, man = ck.read_checkpoint(path)
+    assert man["version"] == 1 and json.dumps(got["history"]) == json.dumps(state["history"])
+    ser = ck.Serializer()                                  # a resumed run's next save: format 2
+    assert ck_state.chunk_name(0) in ser(got) and ck.VERSION == 2
