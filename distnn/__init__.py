@@ -4,8 +4,10 @@ numpy on the CPU, cupy on a GPU, MPI (mpi4py) between processes. Importing
 distnn needs only numpy.
 """
 from ._malloc import tune_malloc as _tune_malloc
+from ._threads import limit_blas_threads as _limit_blas_threads
 
 _tune_malloc()
+_limit_blas_threads()  # before numpy loads: several ranks on a host must not each start a machine-wide BLAS pool
 
 from . import backend, random  # noqa: E402
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
