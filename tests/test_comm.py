@@ -337,6 +337,32 @@ def test_plain_python_run_gets_local_comm_without_importing_mpi4py():
     assert out.stdout.split() == ["LocalCommunicator", "1", "False"]
 
 
+@pytest.mark.parametrize("launcher", [
+    {"SLURM_PROCID": "{rank}", "SLURM_STEP_NUM_TASKS": "2", "SLURM_STEP_ID": "0"},  # srun without --mpi=pmi2
+    {"OMPI_COMM_WORLD_RANK": "{rank}", "OMPI_COMM_WORLD_SIZE": "2"},                  # another MPI's mpirun
+], ids=["srun-unwired", "foreign-mpirun"])
+def test_a_launcher_that_mpi_does_not_see_is_refused_before_anything_is_written(tmp_path, launcher):
+    """Started by a launcher that mpi4py's MPI is not wired to, each process is rank 0 of 1: it would
+    train alone and race the others for the run directory. Every process stops (exit 2); the
+    launcher's rank 0 says why; nothing is written."""
+    base = {k: v for k, v in os.environ.items() if k not in _LAUNCH_VARS and not k.startswith(("MPI_", "PMI"))}
+    for rank in (0, 1):
+        env = {**base, **{k: v.format(rank=rank) for k, v in launcher.items()}}
+        out = subprocess.run([sys.executable, "-m", "distnn", "train", "--set", "train.epochs=1", "--quiet",
+                              "--out", str(tmp_path / "run")], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2, out.stderr
+        if rank == 0:
+            assert "the launcher started 2 processes" in out.stderr and "sees only itself" in out.stderr
+            assert "srun --mpi=pmi2" in out.stderr
+        else:
+            assert "launcher started" not in out.stderr
+        assert not (tmp_path / "run").exists()
+    code = "import distnn.distributed as d\ntry:\n    d.init()\nexcept ValueError as e:\n    print(type(e).__name__)"
+    env = {**base, **{k: v.format(rank=0) for k, v in launcher.items()}}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["LauncherMismatchError"], out.stderr
+
+
 def test_init_rejects_unknown_backend():
     with pytest.raises(ValueError, match="unknown backend 'nccl'"):
         dist.init("nccl")

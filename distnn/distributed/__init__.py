@@ -77,12 +77,14 @@ def _not_in_simulate(backend: str, sim) -> str:
 def _create(backend: str) -> Communicator:
     if backend == "local":
         return LocalCommunicator()
-    from .mpi_comm import MPICommunicator, launcher_world_size
+    from .mpi_comm import MPICommunicator, check_launcher_wiring, launcher_world_size
 
-    if backend == "mpi":
-        return MPICommunicator()
     size = launcher_world_size()
-    return MPICommunicator() if size is not None and size > 1 else LocalCommunicator()
+    if backend != "mpi" and (size is None or size <= 1):
+        return LocalCommunicator()
+    comm = MPICommunicator()
+    check_launcher_wiring(comm.size)
+    return comm
 
 
 def is_initialized() -> bool:

@@ -67,12 +67,47 @@ def _mpi():
     return _MPI
 
 
-def launcher_world_size():
-    """The number of processes an MPI launcher started, from its environment; None if not launched."""
+def _launcher_env():
+    """``(rank, size variable, size)`` as the first launcher whose variables are set says; None if none."""
     env = os.environ
     for rank_var, size_var in _LAUNCHER_VARS:
         if rank_var in env and env.get(size_var, "").isdigit():
-            return int(env[size_var])
+            rank = env[rank_var]
+            return int(rank) if rank.isdigit() else 0, size_var, int(env[size_var])
+    return None
+
+
+class LauncherMismatchError(ValueError):
+    """A launcher started several processes, but MPI in this one sees only itself (``report``: this
+    process is the launcher's rank 0, the one to say so: every process raises it alone)."""
+
+    def __init__(self, message: str, report: bool):
+        super().__init__(message)
+        self.report = report
+
+
+def check_launcher_wiring(mpi_size: int) -> None:
+    """Raise :class:`LauncherMismatchError` when the launcher's environment says several processes
+    were started but ``COMM_WORLD`` has one rank: every process would train alone, each as rank 0
+    of 1, and they would overwrite one another's run directory."""
+    found = _launcher_env()
+    if found is None or found[2] <= 1 or mpi_size != 1:
+        return
+    rank, var, size = found
+    raise LauncherMismatchError(
+        f"the launcher started {size} processes ({var}={size}), but MPI in this one sees only itself "
+        "(COMM_WORLD has 1 rank), so each would train alone as rank 0 of 1 and overwrite the others' "
+        "run directory: mpi4py's MPI is not wired to this launcher. Under SLURM use `srun --mpi=pmi2` "
+        "(slurm/train.sbatch does); otherwise the mpiexec of the MPI mpi4py uses (.venv/bin/mpiexec)",
+        report=rank == 0)
+
+
+def launcher_world_size():
+    """The number of processes an MPI launcher started, from its environment; None if not launched."""
+    env = os.environ
+    found = _launcher_env()
+    if found is not None:
+        return found[2]
     if "PMIX_RANK" in env or "PMI_RANK" in env:  # rank known, size not published: ask MPI
         return _mpi().COMM_WORLD.Get_size()
     mpi = sys.modules.get("mpi4py.MPI")
