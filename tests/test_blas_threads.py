@@ -23,7 +23,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ({"MPI_LOCALNRANKS": "2"}, 2, 2, 1),                         # mpiexec -n 2 on 2 cores
     ({"MPI_LOCALNRANKS": "4"}, 64, 64, 16),
     ({"OMPI_COMM_WORLD_LOCAL_SIZE": "3"}, 8, 8, 2),              # Open MPI
-    ({"PMI_SIZE": "4"}, 8, 8, 2),                                # only the job's size: all of it here, at most
+    ({"PMI_RANK": "0", "PMI_SIZE": "4"}, 8, 8, 2),               # only the job's size: all of it here, at most
     ({"MPI_LOCALNRANKS": "8"}, 2, 2, 1),                         # more ranks than cores: one each
     ({"MPI_LOCALNRANKS": "2"}, 3, 16, 3),                        # bound to 3 cores by the launcher: its own
     ({"SLURM_STEP_ID": "0", "SLURM_STEP_TASKS_PER_NODE": "2(x3),1", "SLURM_NODEID": "3"}, 16, 16, None),

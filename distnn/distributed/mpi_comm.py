@@ -24,6 +24,7 @@ import warnings
 
 import numpy as np
 
+from distnn._launcher_env import LOCAL_RANK_VARS, LOCAL_SIZE_VARS, env_int, launcher_env
 from distnn.backend import get_array_module
 
 from .comm_base import (
@@ -36,20 +37,6 @@ from .watchdog import FORWARD_GRACE_S, SPIN_S, collective_timeout, install_excep
 
 _MPI = None
 _DIAG_TAG = 7771
-
-# Environment variables MPI launchers set for every process they start: (rank var, size var).
-_LAUNCHER_VARS = (
-    ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),  # Open MPI
-    ("PMI_RANK", "PMI_SIZE"),                          # MPICH/Hydra, Intel MPI, srun --mpi=pmi2
-    ("PMIX_RANK", "PMIX_SIZE"),                        # PMIx launchers (size is not always set)
-    ("MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_SIZE"),    # MVAPICH2
-    ("SLURM_PROCID", "SLURM_STEP_NUM_TASKS"),          # inside an srun step
-)
-# Rank within the host, as launchers publish it (checked before the shared-memory split).
-_LOCAL_RANK_VARS = ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "MV2_COMM_WORLD_LOCAL_RANK",
-                    "PMI_LOCAL_RANK", "PMIX_LOCAL_RANK", "SLURM_LOCALID")
-_LOCAL_SIZE_VARS = ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "MV2_COMM_WORLD_LOCAL_SIZE",
-                    "PMI_LOCAL_SIZE", "PMIX_LOCAL_SIZE")
 
 _OPS = None
 
@@ -67,16 +54,6 @@ def _mpi():
     return _MPI
 
 
-def _launcher_env():
-    """``(rank, size variable, size)`` as the first launcher whose variables are set says; None if none."""
-    env = os.environ
-    for rank_var, size_var in _LAUNCHER_VARS:
-        if rank_var in env and env.get(size_var, "").isdigit():
-            rank = env[rank_var]
-            return int(rank) if rank.isdigit() else 0, size_var, int(env[size_var])
-    return None
-
-
 class LauncherMismatchError(ValueError):
     """A launcher started several processes, but MPI in this one sees only itself (``report``: this
     process is the launcher's rank 0, the one to say so: every process raises it alone)."""
@@ -90,7 +67,7 @@ def check_launcher_wiring(mpi_size: int) -> None:
     """Raise :class:`LauncherMismatchError` when the launcher's environment says several processes
     were started but ``COMM_WORLD`` has one rank: every process would train alone, each as rank 0
     of 1, and they would overwrite one another's run directory."""
-    found = _launcher_env()
+    found = launcher_env()
     if found is None or found[2] <= 1 or mpi_size != 1:
         return
     rank, var, size = found
@@ -105,7 +82,7 @@ def check_launcher_wiring(mpi_size: int) -> None:
 def launcher_world_size():
     """The number of processes an MPI launcher started, from its environment; None if not launched."""
     env = os.environ
-    found = _launcher_env()
+    found = launcher_env()
     if found is not None:
         return found[2]
     if "PMIX_RANK" in env or "PMI_RANK" in env:  # rank known, size not published: ask MPI
@@ -113,14 +90,6 @@ def launcher_world_size():
     mpi = sys.modules.get("mpi4py.MPI")
     if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
         return mpi.COMM_WORLD.Get_size()
-    return None
-
-
-def _env_int(names):
-    for name in names:
-        value = os.environ.get(name, "")
-        if value.isdigit():
-            return int(value)
     return None
 
 
@@ -328,7 +297,7 @@ class MPICommunicator(Communicator):
         self._shared_memory = _shared_memory_ok() if shared_memory is None else bool(shared_memory)
         self._arena = SharedArena(self, MPI) if one_host and self.size > 1 and self._shared_memory else None
         if is_world:  # launchers publish the host-local rank they bound devices with: respect it
-            env_rank, env_size = _env_int(_LOCAL_RANK_VARS), _env_int(_LOCAL_SIZE_VARS)
+            env_rank, env_size = env_int(LOCAL_RANK_VARS), env_int(LOCAL_SIZE_VARS)
             if env_rank is not None:
                 self.local_rank = env_rank
                 self.local_size = env_size if env_size is not None else max(self.local_size, env_rank + 1)
