@@ -361,6 +361,20 @@ def test_a_launcher_that_mpi_does_not_see_is_refused_before_anything_is_written(
     env = {**base, **{k: v.format(rank=0) for k, v in launcher.items()}}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["LauncherMismatchError"], out.stderr
+    # independent single-process runs under one launcher (a sweep) say so: each its own LocalCommunicator
+    code = "import sys, distnn.distributed as d; c = d.init(); print(type(c).__name__, c.size, 'mpi4py' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "DISTNN_BACKEND": "local"}, capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.split() == ["LocalCommunicator", "1", "False"], out.stderr
+
+
+def test_distnn_backend_sets_what_auto_means_outside_simulate(monkeypatch):
+    env = {k: v for k, v in os.environ.items() if k not in _LAUNCH_VARS}
+    out = subprocess.run([sys.executable, "-c", "import distnn.distributed as d; d.init()"],
+                         env={**env, "DISTNN_BACKEND": "nccl"}, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "DISTNN_BACKEND='nccl': expected one of auto, mpi, local" in out.stderr
+    monkeypatch.setenv("DISTNN_BACKEND", "local")
+    assert dist.simulate(2, lambda comm: dist.init() is comm) == [True, True]  # a simulated rank's own, still
 
 
 def test_init_rejects_unknown_backend():

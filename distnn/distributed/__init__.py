@@ -42,7 +42,10 @@ def init(backend: str = "auto") -> Communicator:
     (mpiexec/mpirun, srun, ...: detected from their environment variables, or
     from mpi4py being initialized with ``COMM_WORLD.size > 1``), else a
     :class:`LocalCommunicator`, which never imports mpi4py. ``"mpi"`` forces
-    MPI, ``"local"`` forces the single-process communicator. Inside
+    MPI, ``"local"`` forces the single-process communicator; ``DISTNN_BACKEND``
+    (``auto``/``mpi``/``local``) sets what ``"auto"`` means, e.g. ``local`` for
+    independent single-process runs that one launcher starts (a sweep under
+    ``srun -n 4``). Inside
     :func:`simulate`, ``init()`` returns the simulated rank's communicator;
     an explicit ``"mpi"`` or ``"local"`` there is a RuntimeError (the rank
     cannot have what it asked for, and handing it the simulated communicator
@@ -59,7 +62,7 @@ def init(backend: str = "auto") -> Communicator:
         return sim
     with _lock:
         if _world is None:
-            _world = _create(backend)
+            _world = _create(_backend_from_env() if backend == "auto" else backend)
         elif backend != "auto" and _world.backend != backend:
             raise RuntimeError(f"distnn.distributed.init({backend!r}): this process already uses the "
                                f"{_world.backend!r} communicator; init() is once per process")
@@ -72,6 +75,16 @@ def _not_in_simulate(backend: str, sim) -> str:
            "a one-rank communicator there would silently take this rank out of its simulated group")
     return (f"distnn.distributed.init({backend!r}) called inside simulate() (on simulated rank {sim.rank} of "
             f"{sim.size}): {why}; call init() (backend 'auto') to get this rank's communicator")
+
+
+def _backend_from_env() -> str:
+    """``DISTNN_BACKEND`` (default ``auto``): what ``init()`` with no backend means."""
+    import os
+
+    value = os.environ.get("DISTNN_BACKEND", "auto").strip().lower() or "auto"
+    if value not in _BACKENDS:
+        raise ValueError(f"DISTNN_BACKEND={os.environ['DISTNN_BACKEND']!r}: expected one of {', '.join(_BACKENDS)}")
+    return value
 
 
 def _create(backend: str) -> Communicator:

@@ -75,8 +75,9 @@ def check_launcher_wiring(mpi_size: int) -> None:
         f"the launcher started {size} processes ({var}={size}), but MPI in this one sees only itself "
         "(COMM_WORLD has 1 rank), so each would train alone as rank 0 of 1 and overwrite the others' "
         "run directory: mpi4py's MPI is not wired to this launcher. Under SLURM use `srun --mpi=pmi2` "
-        "(slurm/train.sbatch does); otherwise the mpiexec of the MPI mpi4py uses (.venv/bin/mpiexec)",
-        report=rank == 0)
+        "(slurm/train.sbatch does); otherwise the mpiexec of the MPI mpi4py uses (.venv/bin/mpiexec). "
+        "For independent single-process runs under one launcher (a sweep, each with its own --out), "
+        "set DISTNN_BACKEND=local", report=rank == 0)
 
 
 def launcher_world_size():
