@@ -40,6 +40,14 @@ def launcher_env(env=None) -> tuple[int, str, int] | None:
     return None
 
 
+def launcher_rank(env=None) -> int:
+    """This process's rank as the launcher announced it (0 when not under a launcher). Not the
+    host-local rank (``MPI_LOCALRANKID``): on several hosts more than one process would be 0."""
+    env = os.environ if env is None else env
+    rank = env_int([rank_var for rank_var, _ in LAUNCHER_VARS], env)
+    return 0 if rank is None else rank
+
+
 def srun_tasks_here(env=None) -> int | None:
     """Tasks of this ``srun`` step on this node: ``SLURM_STEP_TASKS_PER_NODE`` ("2(x3),1") at
     ``SLURM_NODEID``; None outside a step or when unreadable."""

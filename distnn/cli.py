@@ -319,11 +319,9 @@ def _user_errors() -> tuple:
 
 def _launcher_rank() -> int:
     """This process's rank as the MPI launcher announced it (0 when not under a launcher)."""
-    # (not MPI_LOCALRANKID: it numbers ranks per host, so on several nodes more than one would be "0")
-    for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"):
-        if os.environ.get(var, "").isdigit():
-            return int(os.environ[var])
-    return 0
+    from distnn._launcher_env import launcher_rank
+
+    return launcher_rank()
 
 
 def _running_mpi_comm():
