@@ -32,18 +32,21 @@ def blas_threads(env, usable: int, total: int) -> int | None:
     return max(1, total // ranks)
 
 
+def usable_cores() -> list:
+    """The CPUs this process may run on (its affinity mask; every CPU where the OS cannot tell)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return list(range(os.cpu_count() or 1))
+
+
 def limit_blas_threads(env=None) -> int | None:
     """Set the BLAS thread variables (see the module docstring) if none is set, numpy is not
     loaded yet and several ranks share this host; returns the number set, or None."""
     env = os.environ if env is None else env
     if "numpy" in sys.modules or any(name in env for name in THREAD_VARIABLES):
         return None
-    total = os.cpu_count() or 1
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = total
-    n = blas_threads(env, usable, total)
+    n = blas_threads(env, len(usable_cores()), os.cpu_count() or 1)
     if n is not None:
         for name in THREAD_VARIABLES:
             env[name] = str(n)

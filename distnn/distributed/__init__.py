@@ -21,6 +21,7 @@ package imports it only when an MPI communicator is made.
 """
 from __future__ import annotations
 
+import os
 import threading
 
 from .comm_base import (
@@ -79,8 +80,6 @@ def _not_in_simulate(backend: str, sim) -> str:
 
 def _backend_from_env() -> str:
     """``DISTNN_BACKEND`` (default ``auto``): what ``init()`` with no backend means."""
-    import os
-
     value = os.environ.get("DISTNN_BACKEND", "auto").strip().lower() or "auto"
     if value not in _BACKENDS:
         raise ValueError(f"DISTNN_BACKEND={os.environ['DISTNN_BACKEND']!r}: expected one of {', '.join(_BACKENDS)}")

@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 
 from distnn._launcher_env import LOCAL_RANK_VARS, LOCAL_SIZE_VARS, env_int, launcher_env
+from distnn._threads import usable_cores
 from distnn.backend import get_array_module
 
 from .comm_base import (
@@ -170,14 +171,6 @@ def _report_and_abort(text: str, status: int) -> None:
     _abort_world(_mpi().COMM_WORLD, status)
 
 
-def _usable_cores() -> list:
-    """The CPUs this process may run on (its affinity mask; every CPU where the OS cannot tell)."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return list(range(os.cpu_count() or 1))
-
-
 def _world_ranks(comm, MPI) -> list:
     """The COMM_WORLD ranks of ``comm``'s ranks, in order."""
     group, world = comm.Get_group(), MPI.COMM_WORLD.Get_group()
@@ -292,7 +285,7 @@ class MPICommunicator(Communicator):
         # More ranks on this host than the cores they may run on (the union of their affinity masks):
         # a rank spinning in a wait takes the core a peer needs (3 ranks on 2 cores: DataParallel's
         # exchange took 2.7 ms spinning, 0.7 ms yielding at once).
-        cores = set().union(*node.allgather(_usable_cores()))
+        cores = set().union(*node.allgather(usable_cores()))
         self._spin_s = 0.0 if node.Get_size() > len(cores) else SPIN_S
         node.Free()
         self._shared_memory = _shared_memory_ok() if shared_memory is None else bool(shared_memory)
