@@ -65,23 +65,40 @@ def _median_ms(fn, reps):
     return 1e3 * float(np.median(times))
 
 
-def _mlp_with_adam(device="cpu"):
+def _mlp_with_adam(device="cpu", hidden_sizes=(512, 256), features=784):
+    """An MLP ``features``-``hidden_sizes``-10 and its Adam after one step (both moments filled)."""
     import distnn
+    import distnn.functional as F
     from distnn.backend import to_device
     from distnn.models import build_model
     from distnn.optim import Adam
 
     distnn.manual_seed(0)
-    model = build_model("mlp", hidden_sizes=[512, 256], input_shape=(784,), num_classes=10)
+    model = build_model("mlp", hidden_sizes=list(hidden_sizes), input_shape=(features,), num_classes=10)
     model.to(device)
     opt = Adam(model.parameters(), lr=1e-3)
-    import distnn.functional as F
-
-    x = distnn.Tensor(to_device(np.random.default_rng(0).standard_normal((64, 784)).astype(np.float32), device))
+    x = distnn.Tensor(to_device(np.random.default_rng(0).standard_normal((64, features)).astype(np.float32), device))
     y = np.random.default_rng(1).integers(0, 10, 64)
     F.cross_entropy(model(x), y).backward()
     opt.step()
     return model, opt
+
+
+def _flat_arrays(state) -> dict:
+    """The model's and the optimizer's arrays of ``state`` (``{"model": ..., "optimizer": ...}``), flat:
+    what the floors write."""
+    flat = {f"model/{k}": v for k, v in state["model"].items()}
+    for i, s in state["optimizer"]["state"].items():
+        flat.update({f"opt/{i}/{k}": v for k, v in s.items() if hasattr(v, "shape") and v.ndim})
+    return flat
+
+
+def _savez_fsync(path, arrays) -> None:
+    """The floor of a durable save: ``np.savez`` of ``arrays`` into ``path``, then fsync."""
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def save_load(reps: int, device: str = "cpu") -> None:
@@ -92,9 +109,7 @@ def save_load(reps: int, device: str = "cpu") -> None:
 
     model, opt = _mlp_with_adam(device)
     state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "state": {"epoch": 3, "global_step": 420}}
-    flat_dev = {f"model/{k}": v for k, v in state["model"].items()}
-    for i, s in state["optimizer"]["state"].items():
-        flat_dev.update({f"opt/{i}/{k}": v for k, v in s.items() if hasattr(v, "shape") and v.ndim})
+    flat_dev = _flat_arrays(state)
     flat = {k: to_numpy(v) for k, v in flat_dev.items()}
     mb = sum(v.nbytes for v in flat.values()) / 1e6
     tmp = tempfile.mkdtemp(prefix="bench-ckpt-")
@@ -110,10 +125,7 @@ def save_load(reps: int, device: str = "cpu") -> None:
                 {k: z[k] for k in z.files}
 
         def floor_save_fsync():
-            with open(raw, "wb") as f:
-                np.savez(f, **{k: to_numpy(v) for k, v in flat_dev.items()})
-                f.flush()
-                os.fsync(f.fileno())
+            _savez_fsync(raw, {k: to_numpy(v) for k, v in flat_dev.items()})
 
         counter = iter(range(10**9))
 
@@ -164,7 +176,7 @@ def long_history(reps: int, records: int) -> None:
     (format 1's layout); the floor is ``np.savez`` + fsync of the same arrays with no history."""
     from distnn.train import checkpoint as ck
 
-    model, opt = _small_mlp_with_adam()
+    model, opt = _mlp_with_adam(hidden_sizes=(128,), features=64)
     arrays = {"model": model.state_dict(), "optimizer": opt.state_dict()}
     rng = np.random.default_rng(0)
 
@@ -176,16 +188,9 @@ def long_history(reps: int, records: int) -> None:
     tmp = tempfile.mkdtemp(prefix="bench-ckpt-history-")
     rows = []
     try:
-        raw = os.path.join(tmp, "raw.npz")
-        flat = {f"model/{k}": v for k, v in arrays["model"].items()}
-
-        def floor():
-            with open(raw, "wb") as f:
-                np.savez(f, **flat)
-                f.flush()
-                os.fsync(f.fileno())
-
-        rows.append(("np.savez + fsync of the arrays (floor, no history)", _median_ms(floor, reps), None))
+        raw, flat = os.path.join(tmp, "raw.npz"), _flat_arrays(arrays)
+        rows.append(("np.savez + fsync of the arrays (floor, no history)",
+                     _median_ms(lambda: _savez_fsync(raw, flat), reps), None))
         for label, chunk in (("distnn, history in chunks (format 2)", None),
                              ("distnn, whole history each save (format 1)", 10**9)):
             root = os.path.join(tmp, str(chunk))
@@ -213,21 +218,6 @@ def long_history(reps: int, records: int) -> None:
     for name, ms, nbytes in rows:
         print(f"  {name:52s} {ms:8.2f} {ms / rows[0][1]:8.2f} {'' if nbytes is None else f'{nbytes / 1e3:11.1f}'}")
     print(f"  format 2 / format 1: {rows[1][1] / rows[2][1]:.2f}x the time")
-
-
-def _small_mlp_with_adam():
-    import distnn
-    import distnn.functional as F
-    from distnn.models import build_model
-    from distnn.optim import Adam
-
-    distnn.manual_seed(0)
-    model = build_model("mlp", hidden_sizes=[128], input_shape=(64,), num_classes=10)
-    opt = Adam(model.parameters(), lr=1e-3)
-    x = distnn.Tensor(np.random.default_rng(0).standard_normal((32, 64)).astype(np.float32))
-    F.cross_entropy(model(x), np.random.default_rng(1).integers(0, 10, 32)).backward()
-    opt.step()
-    return model, opt
 
 
 # --------------------------------------------------------------------- part 2
@@ -271,10 +261,7 @@ def _floor_callback():
                     threading.Thread(target=self._writer, args=(self.jobs,), daemon=True).start()
                 self.jobs.put(b"".join(a.tobytes() for a in arrays.values()))
             else:
-                with open(self.path, "wb") as f:
-                    np.savez(f, **arrays)
-                    f.flush()
-                    os.fsync(f.fileno())
+                _savez_fsync(self.path, arrays)
             self.saves += 1
             self.timings.append(time.perf_counter() - t0)
 
