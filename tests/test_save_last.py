@@ -253,3 +253,50 @@ def test_cli_resume_auto_with_more_epochs_matches_the_uninterrupted_run(tmp_path
 def _fit(t):
     t.fit()
     return t
+
+
+def _plateau_every_2(digits, epochs):
+    """make_trainer's run validated every 2nd epoch, with the metric-driven parts that count validations:
+    a plateau schedule that halves the rate at every evaluation whose val_loss is not the highest so far
+    (val_loss falls, so every evaluation after the first), early stopping and the best checkpoint."""
+    from distnn.optim.lr_scheduler import ReduceLROnPlateau
+    from distnn.train.callbacks.lr_callback import LRSchedulerCallback
+
+    es = EarlyStopping(monitor="val_loss", mode="max", patience=100, restore_best_weights=False)
+    t = make_trainer(LocalCommunicator(), digits, epochs=epochs, callbacks=[es])
+    t.callbacks.callbacks.insert(0, LRSchedulerCallback(ReduceLROnPlateau(t.optimizer, mode="max", factor=0.5,
+                                                                          patience=0), monitor="val_loss"))
+    t.eval_every = 2
+    return t
+
+
+@pytest.mark.parametrize("async_save", [False, True], ids=["sync", "async"])
+def test_with_eval_every_the_last_epochs_extra_validation_is_reported_not_counted(digits, tmp_path, async_save):
+    """3 epochs validated every 2nd: epochs 2 and 3 are validated (the last always is, so the final weights
+    get a score), but epoch 3's validation is not one of the every-2nd ones. Counted by the plateau schedule,
+    early stopping and the best checkpoint, it made the run resumed to 5 epochs differ from the 5-epoch run
+    (which validates epochs 2 and 4, then 5): the rate was halved once more."""
+    full = _plateau_every_2(digits, 5)
+    full.fit()
+    t = _plateau_every_2(digits, 3)
+    cb = attach(t, str(tmp_path), _opts(tmp_path, async_save=async_save, keep_best=True))
+    t.fit()
+    assert [("val_loss" in r) for r in t.history] == [False, True, True]  # epoch 3: reported
+    assert t.state.best_epoch == 1 and cb.best_name == "step-00000016"  # but not a candidate for the best
+    t2 = _plateau_every_2(digits, 5)
+    attach(t2, str(tmp_path), _opts(tmp_path, async_save=async_save, keep_best=True), resume_spec="auto")
+    t2.fit()
+    assert t2.start_epoch == 3
+    assert_bitwise({**final_state(full), "history": []}, {**final_state(t2), "history": []})
+    keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr")
+    assert [[r.get(k) for k in keys] for r in full.history][3:] == [[r.get(k) for k in keys] for r in t2.history][3:]
+    assert [r["lr"] for r in t2.history] == [r["lr"] for r in full.history]
+    assert "val_loss" in t2.history[2] and "val_loss" not in full.history[2]  # the 3-epoch run's report, kept
+    ours, oracle = t2.callbacks.state_dict(), full.callbacks.state_dict()  # (ours also has the checkpoint's)
+    for key in ("lr_scheduler.ReduceLROnPlateau", "early_stopping", "early_stopping#2"):  # (make_trainer's, ours)
+        mine, theirs = ours[key].pop("best_weights", None), oracle[key].pop("best_weights", None)
+        assert ours[key] == oracle[key], key
+        assert (mine is None) == (theirs is None)
+        for name in mine or {}:
+            np.testing.assert_array_equal(mine[name], theirs[name], err_msg=f"{key} {name}")
+    assert (t2.state.best_metric, t2.state.best_epoch) == (full.state.best_metric, full.state.best_epoch)

@@ -104,7 +104,8 @@ class Trainer:
     ``shuffle``/``drop_last`` (training order; drop the epoch's last incomplete GLOBAL batch,
     so an epoch has ``len(train_data) // batch_size`` steps on any number of ranks);
     ``eval_batch_size`` (samples per evaluation batch; ranks evaluate whole batches in turn);
-    ``eval_every`` (validate every N epochs);
+    ``eval_every`` (validate every N epochs; the last epoch is validated too, as a report that
+    monitors skip: ``validation_counts`` is False then);
     ``max_steps`` (stop after this many optimizer steps); ``label_smoothing``;
     ``monitor`` (metric tracked as the run's best, e.g. ``val_loss``);
     ``data_parallel`` (False: no DataParallel on several ranks, so gradients are not averaged and
@@ -136,6 +137,7 @@ class Trainer:
         self.max_steps = int(max_steps) if max_steps else None
         self.label_smoothing = float(label_smoothing)
         self.evaluated = False  # whether this epoch ran validation (eval_every)
+        self.validation_counts = False  # whether monitors judge it (see _epochs: not the last epoch's extra one)
         from .callbacks.base import monitor_mode as _mode
 
         self.monitor, self.monitor_mode = monitor, _mode(monitor, monitor_mode)
@@ -254,7 +256,12 @@ class Trainer:
             last = epoch + 1 == self.epochs or (self.max_steps is not None
                                                 and self.state.global_step >= self.max_steps)
             # (the last epoch is always validated, also when max_steps ends it: the final weights get a score)
-            self.evaluated = self.val_data is not None and ((epoch + 1) % self.eval_every == 0 or last)
+            on_schedule = (epoch + 1) % self.eval_every == 0
+            self.evaluated = self.val_data is not None and (on_schedule or last)
+            # That extra validation off the eval_every schedule is a report: early stopping, plateau schedules,
+            # the best checkpoint and the run's best skip it, so a run resumed with more epochs goes on as the
+            # longer run does (which did not validate this epoch)
+            self.validation_counts = self.evaluated and on_schedule
             if self.evaluated:
                 logs.update(self.evaluate(self.val_data, prefix="val_"))
             logs["lr"] = self.lr
@@ -280,6 +287,8 @@ class Trainer:
         return flag
 
     def _track_best(self, logs):
+        if self.monitor.startswith("val_") and not self.validation_counts:
+            return
         v = logs.get(self.monitor)
         if v is None or not math.isfinite(v):
             return

@@ -125,12 +125,19 @@ def monitor_mode(monitor: str, mode: str) -> str:
     return mode
 
 
+def metric_counts(trainer, monitor: str) -> bool:
+    """Whether monitors judge this epoch's ``monitor``: not a validation metric of an epoch that was not
+    validated (``eval_every`` > 1), nor of the last epoch's extra validation off that schedule (a report)."""
+    if not monitor.startswith("val_") or trainer is None or getattr(trainer, "val_data", None) is None:
+        return True
+    return bool(getattr(trainer, "validation_counts", getattr(trainer, "evaluated", True)))
+
+
 def get_metric(logs: dict, monitor: str, who: str, trainer=None) -> float | None:
-    """The monitored value, or None on an epoch without validation (``eval_every`` > 1)."""
+    """The monitored value, or None on an epoch whose validation monitors do not judge (see :func:`metric_counts`)."""
+    if not metric_counts(trainer, monitor):
+        return None
     if monitor not in logs:
-        if monitor.startswith("val_") and trainer is not None and trainer.val_data is not None \
-                and not trainer.evaluated:
-            return None
         raise ValueError(f"{who}: monitored metric {monitor!r} is not available; epoch metrics are {sorted(logs)}")
     return float(logs[monitor])
 

@@ -43,7 +43,7 @@ from .. import checkpoint as ck
 from .. import preemption, step_guard
 from ..logging_utils import get_logger
 from .background_writer import Job, writer
-from .base import Callback, monitor_mode, same_monitor
+from .base import Callback, metric_counts, monitor_mode, same_monitor
 from .resume import agreed
 
 ON_ERROR = ("stop", "continue")
@@ -149,10 +149,10 @@ class ModelCheckpoint(Callback):
             self.save(trainer, "last")
 
     def on_epoch_end(self, trainer, logs):
-        value = None
-        if self.save_best and self.monitor in logs:
+        value, counts = None, metric_counts(trainer, self.monitor)
+        if self.save_best and self.monitor in logs and counts:
             value = float(logs[self.monitor])
-        elif self.save_best and not self._warned_monitor and getattr(trainer, "evaluated", True):
+        elif self.save_best and not self._warned_monitor and counts:
             self._warned_monitor = True
             self.log.warning("checkpoint: monitored metric %r is not among the epoch metrics %s; keeping the "
                              "newest checkpoints only", self.monitor, sorted(logs))
