@@ -135,7 +135,7 @@ class DataParallel(Module):
     and can overflow.
     """
 
-    num_step_flags = 4  # length of step_flags
+    num_step_flags = 5  # length of step_flags
 
     # Per-step state set on the hot path: plain attributes, past Module.__setattr__'s registration checks.
     _PLAIN = frozenset(("num_syncs", "_require_sync", "_explicit_samples", "_forward_samples", "_last_samples",

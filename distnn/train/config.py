@@ -41,7 +41,7 @@ meaning; the table below is the overview):
 ``[train]``        epochs, max_steps, grad_clip, grad_accumulation,
                    label_smoothing, log_every, eval_every, nonfinite policy
 ``[early_stopping]``  enabled, monitor, mode, patience, min_delta, restore_best
-``[checkpoint]``   enabled, dir, every_steps, every_epochs, keep_last, keep_best,
+``[checkpoint]``   enabled, dir, every_steps, every_epochs, every_seconds, keep_last, keep_best,
                    monitor, mode, resume, on_error, async_save
 ``[ensemble]``     members, vary (seed / bootstrap), per-member overrides, member
 ``[distributed]``  bucket_mb, compression, check_every, timeout,

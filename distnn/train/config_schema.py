@@ -147,6 +147,8 @@ SCHEMA: dict[str, Key] = {
     "checkpoint.dir": _k("str", None, "checkpoint directory (default: <run dir>/checkpoints)", optional=True),
     "checkpoint.every_steps": _k("int", 0, "also save every N optimizer steps (0 = off)", NONNEG),
     "checkpoint.every_epochs": _k("int", 1, "save every N epochs (0 = off)", NONNEG),
+    "checkpoint.every_seconds": _k("float", 0.0, "also save once this many seconds have passed since the last "
+                                   "save, at the next step (rank 0's clock; 0 = off)", NONNEG),
     "checkpoint.keep_last": _k("int", 2, "keep this many most recent checkpoints (0 = all)", NONNEG),
     "checkpoint.keep_best": _k("bool", True, "also save whenever checkpoint.monitor improves, and keep that best checkpoint"),
     "checkpoint.save_last": _k("bool", True, "also save the state training ends in (the last epoch, max_steps or "

@@ -52,6 +52,9 @@ LOSS_FLAG = 2
 # "Rank 0's background checkpoint write number k has finished" (the value is k), read by the
 # checkpoint callback so every rank agrees on its outcome at the same step (callbacks/checkpoint.py).
 WRITE_DONE_FLAG = 3
+# "Rank 0's clock says a checkpoint is due" (checkpoint.every_seconds): every rank saves at the step
+# that carries it, by rank 0's clock alone (callbacks/checkpoint.py).
+SAVE_DUE_FLAG = 4
 NUM_STEP_FLAGS = DataParallel.num_step_flags  # the guard's own flags (data_parallel=False) have the same slots
 
 

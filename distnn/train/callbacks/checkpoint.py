@@ -1,7 +1,8 @@
 """Coordinated checkpointing from the training loop, and exact resume.
 
 :class:`ModelCheckpoint` saves every ``every_n_steps`` optimizer steps and/or
-every ``every_n_epochs`` epochs (and whenever the monitored metric improves,
+every ``every_n_epochs`` epochs and/or once ``every_n_seconds`` have passed
+since the last save (and whenever the monitored metric improves,
 with ``save_best``), and at the end of training (``save_last``: the final
 state, unless its step was saved already), keeps the newest ``keep_last``
 plus the best one, and stops at a preemption signal after writing a checkpoint. A save is
@@ -52,7 +53,11 @@ ON_ERROR = ("stop", "continue")
 class ModelCheckpoint(Callback):
     """Write checkpoints to ``directory`` (a checkpoint root, e.g. ``<run>/checkpoints``).
 
-    ``every_n_steps`` (0: never), ``every_n_epochs`` (0: never), ``keep_last``
+    ``every_n_steps`` (0: never), ``every_n_epochs`` (0: never),
+    ``every_n_seconds`` (0: never; at the first step boundary after that much
+    time since the last save or the start, by rank 0's clock, which every
+    rank follows: the flag rides in the next step's gradient exchange; due at
+    an epoch's last step, it is saved at that epoch's end), ``keep_last``
     (newest K kept, 0: keep all), ``save_best`` (also save when ``monitor``
     improves, and never delete the best), ``on_error`` ("stop" or
     "continue"), ``save_last`` (also save the state training ends in, when
@@ -71,15 +76,22 @@ class ModelCheckpoint(Callback):
     def __init__(self, directory, every_n_steps: int = 0, every_n_epochs: int = 1, keep_last: int = 3,
                  save_best: bool = True, monitor: str = "val_loss", mode: str = "auto", on_error: str = "stop",
                  async_save: bool = False, fsync: bool = True, extra_files: dict | None = None, log=None,
-                 save_last: bool = True):
+                 save_last: bool = True, every_n_seconds: float = 0):
         if on_error not in ON_ERROR:
             raise ValueError(f"checkpoint.on_error must be 'stop' or 'continue', got {on_error!r}")
+        if isinstance(every_n_seconds, bool) or not isinstance(every_n_seconds, (int, float)) \
+                or not math.isfinite(every_n_seconds) or every_n_seconds < 0:
+            raise ValueError(f"checkpoint.every_seconds must be a number of seconds >= 0, got {every_n_seconds!r}")
         for name, v in (("every_n_steps", every_n_steps), ("every_n_epochs", every_n_epochs),
                         ("keep_last", keep_last)):
             if int(v) != v or v < 0:
                 raise ValueError(f"checkpoint.{name} must be an integer >= 0, got {v!r}")
         self.root = str(directory)
         self.every_n_steps, self.every_n_epochs = int(every_n_steps), int(every_n_epochs)
+        self.every_n_seconds = float(every_n_seconds)
+        self.clock = time.monotonic      # what every_n_seconds is measured with (rank 0's; a test may drive it)
+        self._last_save_time = self.clock()  # rank 0: when the time since the last save began (every_n_seconds)
+        self._time_due_at_epoch_end = False
         self.keep_last = int(keep_last)
         self.save_best, self.monitor, self.mode = bool(save_best), monitor, monitor_mode(monitor, mode)
         self.on_error, self.async_save, self.fsync = on_error, bool(async_save), bool(fsync)
@@ -105,6 +117,7 @@ class ModelCheckpoint(Callback):
 
     # ------------------------------------------------------------------ hooks
     def on_train_begin(self, trainer):
+        self._last_save_time, self._time_due_at_epoch_end = self.clock(), False
         ours = True
         if self.resumed_from is not None:
             path, step = self.resumed_from
@@ -141,6 +154,11 @@ class ModelCheckpoint(Callback):
         if n and st.global_step % n == 0 and not (st.batch_in_epoch >= trainer.steps_per_epoch
                                                   and self._epoch_due(trainer)):
             self.save(trainer, "step")
+        if self.every_n_seconds and self._time_due(trainer) and self._saved_step != st.global_step:
+            if st.batch_in_epoch >= trainer.steps_per_epoch:
+                self._time_due_at_epoch_end = True  # after the epoch's validation, as its end's save
+            else:
+                self.save(trainer, "time")
         if self.save_last and self._saved_step != st.global_step and _cut_by_max_steps(trainer):
             # max_steps cuts this epoch: the end that follows (validation, the epoch's callbacks) is the
             # run's, not the epoch's. Saved before it, as a mid-epoch checkpoint: a resume with a larger
@@ -164,7 +182,9 @@ class ModelCheckpoint(Callback):
             if value is not None and self._improves(trainer.agree(value)):
                 self._mark_best(trainer, value)
             return
-        if self._epoch_due(trainer):
+        time_due = self._time_due_at_end(trainer) or self._time_due_at_epoch_end  # (the first: every rank's collective)
+        self._time_due_at_epoch_end = False
+        if self._epoch_due(trainer) or time_due:
             self.save(trainer, "epoch", logs, metric=value)  # rank 0's value travels with the save's gather
         elif value is not None and self._improves(trainer.agree(value)):
             self.save(trainer, "epoch", logs, metric=value)
@@ -218,6 +238,30 @@ class ModelCheckpoint(Callback):
             self._join_pending()  # local: the write's outcome is not agreed, but its checkpoint is whole
         ck.remove_spares(self._spares)
 
+    def _time_due(self, trainer) -> bool:
+        """``every_n_seconds``, at a step's end: whether every rank saves now, by rank 0's clock (no collective).
+
+        Rank 0 sends "due" with the next step's gradient exchange (the step flags), and every rank
+        reads it there alike: the save comes one step after rank 0's clock said so. Without such an
+        exchange on several ranks it is left to the epoch's end (:meth:`_time_due_at_end`).
+        """
+        if trainer.world == 1:
+            return self.clock() - self._last_save_time >= self.every_n_seconds
+        carrier = step_guard.step_flags_carrier(trainer)
+        if carrier is None:
+            return False
+        if carrier.step_flags_sum[step_guard.SAVE_DUE_FLAG] > 0:
+            return True
+        if trainer.is_main and self.clock() - self._last_save_time >= self.every_n_seconds:
+            carrier.step_flags[step_guard.SAVE_DUE_FLAG] = 1.0
+        return False
+
+    def _time_due_at_end(self, trainer) -> bool:
+        """``every_n_seconds`` on several ranks with no per-step exchange to carry it: agreed at an epoch's end."""
+        if not self.every_n_seconds or trainer.world == 1 or step_guard.step_flags_carrier(trainer) is not None:
+            return False
+        return bool(trainer.agree(self.clock() - self._last_save_time >= self.every_n_seconds))
+
     def _epoch_due(self, trainer) -> bool:
         n = self.every_n_epochs
         return bool(n) and (trainer.state.epoch + 1) % n == 0
@@ -231,6 +275,11 @@ class ModelCheckpoint(Callback):
         ``metric`` (which makes this checkpoint the best one if it improves).
         """
         t0 = time.perf_counter()
+        self._last_save_time = self.clock()
+        if self.every_n_seconds and trainer.is_main:
+            carrier = step_guard.step_flags_carrier(trainer)
+            if carrier is not None:  # a "due" not yet sent: this save is the one it asked for
+                carrier.step_flags[step_guard.SAVE_DUE_FLAG] = 0.0
         self._saved_step = trainer.state.global_step
         previous = self._join_pending() if trainer.is_main else None
         had_pending, self._pending = self._pending is not None, None

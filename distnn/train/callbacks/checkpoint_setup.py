@@ -19,9 +19,9 @@ from .resume import resume
 
 # ---------------------------------------------------------------------- config
 #: the [checkpoint] config section (distnn.train.config.SCHEMA) with its defaults
-DEFAULTS = {"enabled": True, "dir": None, "every_steps": 0, "every_epochs": 1, "keep_last": 2, "keep_best": True,
-            "monitor": "val_loss", "mode": "auto", "resume": None, "on_error": "stop", "async_save": False,
-            "save_last": True}
+DEFAULTS = {"enabled": True, "dir": None, "every_steps": 0, "every_epochs": 1, "every_seconds": 0, "keep_last": 2,
+            "keep_best": True, "monitor": "val_loss", "mode": "auto", "resume": None, "on_error": "stop",
+            "async_save": False, "save_last": True}
 
 
 def checkpoint_options(section) -> dict:
@@ -65,7 +65,8 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
         cb = ModelCheckpoint(root, every_n_steps=opts["every_steps"], every_n_epochs=opts["every_epochs"],
                              keep_last=opts["keep_last"], save_best=opts["keep_best"], monitor=opts["monitor"],
                              mode=opts["mode"], on_error=opts["on_error"], async_save=opts["async_save"],
-                             extra_files=extra_files, log=log, save_last=opts["save_last"])
+                             extra_files=extra_files, log=log, save_last=opts["save_last"],
+                             every_n_seconds=opts["every_seconds"])
         trainer.callbacks.append(cb)
     watch_signals = bool(signals)
     guard = step_guard.StepGuard(trainer.comm, nonfinite=nonfinite, preemption=watch_signals,
