@@ -33,7 +33,7 @@ checkpoints and preemption:
   mpiexec -n 2 python -m distnn train --out runs/r1 --resume auto   # continue runs/r1 (or start it)
   python -m distnn train --out runs/r2 --resume runs/r1/checkpoints/step-00000420
 Checkpoints go to <run>/checkpoints/step-<N>/ (checkpoint.every_epochs,
-checkpoint.every_steps, checkpoint.keep_last); --resume auto picks the newest
+checkpoint.every_steps, checkpoint.every_seconds, checkpoint.keep_last); --resume auto picks the newest
 one whose checksums verify, also on a different number of ranks. SIGTERM or
 SIGUSR1 (e.g. sbatch --signal=USR1@60, scancel, mpiexec forwarding a kill):
 every rank stops at the same step (within two steps of the signal), a
