@@ -1,0 +1,90 @@
+"""Audit of ``checkpoint.every_seconds`` (rank 0's "due" riding in the step flags).
+
+Clocks are driven by the global step as in tests/test_checkpoint_every_seconds.py (rank 0: one "second" a
+step; the other ranks' clocks never move), so every save is deterministic. make_trainer's digits MLP on 360
+samples in global batches of 60 takes 6 steps an epoch, on 1, 2 or 3 ranks.
+"""
+import pytest
+
+from distnn.distributed import LocalCommunicator, simulate
+from distnn.train import checkpoint as ck
+from distnn.train.callbacks.checkpoint import ModelCheckpoint
+from distnn.train.callbacks.checkpoint_setup import attach
+from test_checkpoint import assert_bitwise, digits, final_state, make_trainer  # noqa: F401 (digits: a fixture)
+
+pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
+
+
+def _trainer(comm, digits, **kw):
+    return make_trainer(comm, digits, epochs=3, subset=360, batch_size=60, **kw)
+
+
+def _opts(root, **kw):
+    return {"dir": str(root), "every_epochs": 0, "every_seconds": 4, "keep_last": 0, "keep_best": False, **kw}
+
+
+def _saved(root):
+    return [(c.step, ck.read_manifest(c.path)["reason"]) for c in ck.list_checkpoints(str(root))]
+
+
+def _step_clock(trainer):
+    return (lambda: float(trainer.state.global_step)) if trainer.rank == 0 else (lambda: 0.0)
+
+
+def _run(world, fn):
+    return simulate(world, fn) if world > 1 else [fn(LocalCommunicator())]
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_a_second_checkpoint_callback_saves_by_its_own_clock_not_by_the_others(digits, tmp_path, world):
+    # Two ModelCheckpoint callbacks (CallbackList keys them "checkpoint" and "checkpoint#2"): one every 4
+    # "seconds", one every 100. On one process each goes by its own clock: the second saves only the end.
+    # On several ranks both read the one SAVE_DUE_FLAG slot, so the second saved whenever the first was due
+    # (steps 5, 10, 15): its saves depend on the number of ranks.
+    def run(comm):
+        t = _trainer(comm, digits)
+        first = attach(t, str(tmp_path / "first"), _opts(tmp_path / "first"))
+        first.clock = _step_clock(t)
+        second = ModelCheckpoint(str(tmp_path / "second"), every_n_epochs=0, every_n_seconds=100, keep_last=0,
+                                 save_best=False)
+        second.clock = _step_clock(t)
+        t.callbacks.append(second)
+        t.fit()
+        return first.saves, second.saves
+
+    res = _run(world, run)
+    assert _saved(tmp_path / "second") == [(18, "last")]
+    assert [saves for _, saves in res] == [1] * world
+    assert [saves for saves, _ in res] == [5 if world == 1 else 4] * world
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_a_time_checkpoint_resumes_bitwise_on_the_same_ranks_with_accumulation_and_a_skipped_step(
+        digits, tmp_path, world, monkeypatch):
+    # Coverage: resumed on the SAME number of ranks (the feature's tests resume on one process), with
+    # gradient accumulation and a non-finite step skipped on rank 1 at step 5, the step that carries rank 0's
+    # "due" (its clock said so at step 4): the save still comes at step 5 on every rank, and every mid-epoch
+    # time checkpoint resumes to the uninterrupted run's bits on every rank.
+    monkeypatch.setenv("DISTNN_FAULT_NONFINITE_AT", "1:5")
+
+    def run(comm):
+        t = _trainer(comm, digits, accumulation_steps=2)
+        cb = attach(t, str(tmp_path / "a"), _opts(tmp_path / "a"))
+        cb.clock = _step_clock(t)
+        t.fit()
+        return cb.saves, t.state.skipped_steps, final_state(t)
+
+    res = simulate(world, run)
+    assert [r[:2] for r in res] == [(4, 1)] * world
+    assert _saved(tmp_path / "a") == [(5, "time"), (10, "time"), (15, "time"), (18, "last")]
+    for step in (5, 10, 15):
+        out = tmp_path / f"resumed-{step}"
+
+        def resumed(comm):
+            t = _trainer(comm, digits, accumulation_steps=2)
+            attach(t, str(out), _opts(out, every_seconds=0), resume_spec=str(tmp_path / "a" / ck.step_name(step)))
+            t.fit()
+            return final_state(t)
+
+        for (_, _, want), got in zip(res, simulate(world, resumed)):
+            assert_bitwise(want, got)
