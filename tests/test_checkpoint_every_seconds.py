@@ -6,6 +6,7 @@ The callbacks' clocks are driven by the global step (rank 0: one "second" a step
 never move, so a save they took by their own clock would show), which makes the saves deterministic.
 make_trainer's digits MLP on 360 samples in global batches of 60 takes 6 steps an epoch, on 1, 2 or 3 ranks.
 """
+import numpy as np
 import pytest
 
 from distnn.distributed import LocalCommunicator, simulate
@@ -103,6 +104,11 @@ def test_a_save_for_another_reason_restarts_the_clock(digits, tmp_path):
 def test_bad_every_seconds_is_refused(tmp_path, bad):
     with pytest.raises(ValueError, match="every_seconds"):
         ModelCheckpoint(str(tmp_path), every_n_seconds=bad)
+
+
+@pytest.mark.parametrize("good", [0, 60, 0.5, np.float32(60), np.int64(60)])
+def test_every_seconds_takes_numbers_numpy_ones_too(tmp_path, good):
+    assert ModelCheckpoint(str(tmp_path), every_n_seconds=good).every_n_seconds == float(good)
 
 
 def test_cli_refuses_a_negative_every_seconds(tmp_path, capsys):

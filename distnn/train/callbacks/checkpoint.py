@@ -35,6 +35,7 @@ benchmarks/bench_checkpoint.py).
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import time
 
@@ -48,6 +49,9 @@ from .base import Callback, metric_counts, monitor_mode, same_monitor
 from .resume import agreed
 
 ON_ERROR = ("stop", "continue")
+#: time-based checkpoint callbacks on one trainer: each has a bit of the SAVE_DUE step flag, a float that holds
+#: whole numbers exactly below 2**24 also when the flags ride in a float32 gradient bucket
+MAX_TIMED_CALLBACKS = 24
 
 
 class ModelCheckpoint(Callback):
@@ -79,7 +83,7 @@ class ModelCheckpoint(Callback):
                  save_last: bool = True, every_n_seconds: float = 0):
         if on_error not in ON_ERROR:
             raise ValueError(f"checkpoint.on_error must be 'stop' or 'continue', got {on_error!r}")
-        if isinstance(every_n_seconds, bool) or not isinstance(every_n_seconds, (int, float)) \
+        if isinstance(every_n_seconds, bool) or not isinstance(every_n_seconds, numbers.Real) \
                 or not math.isfinite(every_n_seconds) or every_n_seconds < 0:
             raise ValueError(f"checkpoint.every_seconds must be a number of seconds >= 0, got {every_n_seconds!r}")
         for name, v in (("every_n_steps", every_n_steps), ("every_n_epochs", every_n_epochs),
@@ -92,6 +96,7 @@ class ModelCheckpoint(Callback):
         self.clock = time.monotonic      # what every_n_seconds is measured with (rank 0's; a test may drive it)
         self._last_save_time = self.clock()  # rank 0: when the time since the last save began (every_n_seconds)
         self._time_due_at_epoch_end = False
+        self._due_bit = 1  # this callback's bit in the SAVE_DUE step flag (several time-based ones: see on_train_begin)
         self.keep_last = int(keep_last)
         self.save_best, self.monitor, self.mode = bool(save_best), monitor, monitor_mode(monitor, mode)
         self.on_error, self.async_save, self.fsync = on_error, bool(async_save), bool(fsync)
@@ -118,6 +123,14 @@ class ModelCheckpoint(Callback):
     # ------------------------------------------------------------------ hooks
     def on_train_begin(self, trainer):
         self._last_save_time, self._time_due_at_epoch_end = self.clock(), False
+        if self.every_n_seconds:  # each time-based checkpoint callback its own "due" bit (the same order on every rank)
+            timed = [cb for cb in getattr(trainer.callbacks, "callbacks", ())
+                     if isinstance(cb, ModelCheckpoint) and cb.every_n_seconds]
+            index = next((i for i, cb in enumerate(timed) if cb is self), 0)
+            if index >= MAX_TIMED_CALLBACKS:
+                raise ValueError(f"at most {MAX_TIMED_CALLBACKS} ModelCheckpoint callbacks with every_n_seconds "
+                                 f"on one trainer, got {len(timed)}")
+            self._due_bit = 1 << index
         ours = True
         if self.resumed_from is not None:
             path, step = self.resumed_from
@@ -250,10 +263,11 @@ class ModelCheckpoint(Callback):
         carrier = step_guard.step_flags_carrier(trainer)
         if carrier is None:
             return False
-        if carrier.step_flags_sum[step_guard.SAVE_DUE_FLAG] > 0:
+        if int(carrier.step_flags_sum[step_guard.SAVE_DUE_FLAG]) & self._due_bit:  # (rank 0's bits: a sum of one)
             return True
         if trainer.is_main and self.clock() - self._last_save_time >= self.every_n_seconds:
-            carrier.step_flags[step_guard.SAVE_DUE_FLAG] = 1.0
+            flags = carrier.step_flags
+            flags[step_guard.SAVE_DUE_FLAG] = int(flags[step_guard.SAVE_DUE_FLAG]) | self._due_bit
         return False
 
     def _time_due_at_end(self, trainer) -> bool:
@@ -278,8 +292,9 @@ class ModelCheckpoint(Callback):
         self._last_save_time = self.clock()
         if self.every_n_seconds and trainer.is_main:
             carrier = step_guard.step_flags_carrier(trainer)
-            if carrier is not None:  # a "due" not yet sent: this save is the one it asked for
-                carrier.step_flags[step_guard.SAVE_DUE_FLAG] = 0.0
+            if carrier is not None:  # our "due" not yet sent: this save is the one it asked for
+                flags = carrier.step_flags
+                flags[step_guard.SAVE_DUE_FLAG] = int(flags[step_guard.SAVE_DUE_FLAG]) & ~self._due_bit
         self._saved_step = trainer.state.global_step
         previous = self._join_pending() if trainer.is_main else None
         had_pending, self._pending = self._pending is not None, None
