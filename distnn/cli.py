@@ -225,9 +225,11 @@ def _print_train_summary(s: dict) -> None:
 
         lines += summary_lines(s)
     elif acc is not None:
+        # (no best epoch when no validation counted: e.g. fewer epochs than train.eval_every)
+        best = f", best epoch {s['best_epoch']}" if s.get("best_epoch") is not None else ""
         lines.append(f"test accuracy {acc:.4f}  test loss {s.get('test_loss', float('nan')):.4f}  "
-                     f"({s.get('epochs_run')} epochs, best epoch {s.get('best_epoch')}, "
-                     f"{_ranks(s.get('world_size'))}, {s.get('wall_time', 0):.1f}s)")
+                     f"({s.get('epochs_run')} epochs{best}, {_ranks(s.get('world_size'))}, "
+                     f"{s.get('wall_time', 0):.1f}s)")
     else:
         lines.append(f"trained {s.get('epochs_run')} epochs in {s.get('wall_time', 0):.1f}s (no test split)")
     lines.append(f"run directory: {where}")
