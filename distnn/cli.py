@@ -195,24 +195,30 @@ def cmd_train(args) -> int:
     overrides = list(args.overrides)
     if args.resume:  # (resume = auto needs --out: checked with the resolved config, which may set it too)
         overrides.append(f"checkpoint.resume={args.resume}")
+    import contextlib
+
     from distnn.train import preemption
 
-    preemption.start_up()  # a SIGTERM/SIGUSR1 while the job sets up: exit 75 (requeue), not death by the signal
-    try:
-        summary = run_training(args.config, overrides, out=args.out, simulate_ranks=args.simulate_ranks,
-                               quiet=args.quiet)
-        late = preemption.job_requested()
-    finally:
-        preemption.end_job()  # (a job that failed before training: its start-up phase is over all the same)
-    if late:  # noted, not acted on: it came once this process's training had ended (see preemption)
-        import signal
+    # Called from Python (main(argv)): the caller's signal handlers come back afterwards, and a signal noted
+    # after training goes to the caller then (preemption.caller_signals); `python -m distnn` exits instead.
+    with preemption.caller_signals() if args.embedded else contextlib.nullcontext():
+        preemption.start_up()  # a SIGTERM/SIGUSR1 while the job sets up: exit 75 (requeue), not death by it
+        try:
+            summary = run_training(args.config, overrides, out=args.out, simulate_ranks=args.simulate_ranks,
+                                   quiet=args.quiet)
+            late = preemption.job_requested()
+        finally:
+            preemption.end_job()  # (a job that failed before training: its start-up phase is over all the same)
+        if late:  # noted, not acted on: it came once this process's training had ended (see preemption)
+            import signal
 
-        comm = _running_mpi_comm()
-        who = f"rank {comm.rank}: " if comm is not None else ""
-        print(f"distnn: {who}{signal.Signals(late).name} came after training had ended: nothing left to "
-              "checkpoint, the run finished writing its results (exit status 0)", file=sys.stderr, flush=True)
-    if summary is not None:  # rank 0 (every other rank returns None)
-        _print_train_summary(summary)
+            comm = _running_mpi_comm()
+            who = f"rank {comm.rank}: " if comm is not None else ""
+            then = "it goes to the caller now" if args.embedded else "exit status 0"
+            print(f"distnn: {who}{signal.Signals(late).name} came after training had ended: nothing left to "
+                  f"checkpoint, the run finished writing its results ({then})", file=sys.stderr, flush=True)
+        if summary is not None:  # rank 0 (every other rank returns None)
+            _print_train_summary(summary)
     return 0
 
 
@@ -343,6 +349,9 @@ def one_line(exc: BaseException) -> str:
 
 
 def main(argv=None) -> int:
+    """The ``distnn`` command. ``argv`` None: this process's command line (``python -m distnn``, the
+    ``distnn`` script; the process exits next). A list: a call from Python, e.g. a sweep, which gets its
+    signal handlers back when a ``train`` returns (:func:`distnn.train.preemption.caller_signals`)."""
     try:
         return _main(argv)
     except SystemExit as e:
@@ -357,6 +366,7 @@ def main(argv=None) -> int:
 def _main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.embedded = argv is not None
     if args.command is None:
         parser.print_help()
         if _launcher_rank() == 0:

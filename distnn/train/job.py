@@ -389,6 +389,13 @@ def run_training(config="digits_mlp", overrides=(), out=None, simulate_ranks=Non
     in-process communicator; otherwise ``comm`` (default: MPI when launched
     under mpiexec, else a single rank).
     """
+    from .preemption import caller_signals
+
+    with caller_signals():  # the caller's signal handlers back afterwards (see caller_signals)
+        return _run_training(config, overrides, out, simulate_ranks, quiet, comm)
+
+
+def _run_training(config, overrides, out, simulate_ranks, quiet, comm):
     setup_logging()
     if simulate_ranks:
         from distnn.distributed import simulate

@@ -73,6 +73,7 @@ long enough to signal).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -249,6 +250,41 @@ def start_up(signals=DEFAULT_SIGNALS) -> "PreemptionHandler":
 def end_startup() -> None:
     global _starting
     _starting = False
+
+
+@contextlib.contextmanager
+def caller_signals(signals=DEFAULT_SIGNALS):
+    """Around a distnn job run from Python (``run_training``, ``distnn.cli.main(argv)``): the caller's
+    process is given back as the job found it.
+
+    During the call distnn's handlers act as documented above (a signal after training is only
+    noted while the results are written). When the call ends, the handlers the caller had for
+    ``signals`` are put back, a CLI job's deferral ends, and a signal the job noted but did not
+    act on (it came after training: the job finished) is sent to the process again, to take the
+    caller's own action. Before, a sweep calling jobs in a loop ignored SIGTERM between them and
+    after the last one (the handlers stayed). A job that ended in :class:`Preempted` acted on its
+    signal: nothing is sent again, and the signals stay ignored (:func:`ignore_further_signals`):
+    the process is to exit now, and a launcher's duplicate signal must not kill it meanwhile.
+    A no-op off the main thread (handlers live there).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    global _deferring
+    saved = {s: signal.getsignal(s) for s in (_signum(x) for x in signals)}
+    deferring, count, acted = _deferring, _request_count, False
+    try:
+        yield
+    except Preempted:
+        acted = True
+        raise
+    finally:
+        if not acted:
+            _deferring = deferring
+            for s, handler in saved.items():
+                signal.signal(s, signal.SIG_DFL if handler is None else handler)
+            if _request_count > count and _requested is not None:
+                os.kill(os.getpid(), _requested)  # (runs the caller's handler, or its default action, now)
 
 
 def end_job() -> None:
