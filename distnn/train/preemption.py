@@ -261,8 +261,8 @@ def caller_signals(signals=DEFAULT_SIGNALS):
     noted while the results are written). When the call ends, the handlers the caller had for
     ``signals`` are put back, a CLI job's deferral ends, and a signal the job noted but did not
     act on (it came after training: the job finished) is sent to the process again, to take the
-    caller's own action. Before, a sweep calling jobs in a loop ignored SIGTERM between them and
-    after the last one (the handlers stayed). A job that ended in :class:`Preempted` acted on its
+    caller's own action (a sweep calling jobs in a loop ends on SIGTERM between two jobs as a
+    plain script would). A job that ended in :class:`Preempted` acted on its
     signal: nothing is sent again, and the signals stay ignored (:func:`ignore_further_signals`):
     the process is to exit now, and a launcher's duplicate signal must not kill it meanwhile.
     A no-op off the main thread (handlers live there).
