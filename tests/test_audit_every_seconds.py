@@ -88,3 +88,42 @@ def test_a_time_checkpoint_resumes_bitwise_on_the_same_ranks_with_accumulation_a
 
         for (_, _, want), got in zip(res, simulate(world, resumed)):
             assert_bitwise(want, got)
+
+
+def test_a_second_async_checkpoint_callback_is_agreed_on_the_step_after_its_write(digits, tmp_path, monkeypatch):
+    # Two async_save callbacks shared the one WRITE_DONE flag, each writing its own write count into it: the
+    # one every epoch (first) had its "done" overwritten at every step by the one every step (second), and its
+    # writes were agreed only at its next save or at the end. Each now has its own bit. The writes run at once
+    # here (a writer that runs the job when it is handed over), so when each is agreed is deterministic.
+    from distnn.train.callbacks import background_writer
+    from distnn.train.callbacks import checkpoint as checkpoint_module
+
+    class AtOnce:
+        def submit(self, fn, *args):
+            job = background_writer.Job(fn, args)
+            job.run()
+            return job
+
+    monkeypatch.setattr(checkpoint_module, "writer", AtOnce)
+
+    def run(comm):
+        t = _trainer(comm, digits)
+        epochs = attach(t, str(tmp_path / "epochs"), _opts(tmp_path / "epochs", every_seconds=0, every_epochs=1,
+                                                              async_save=True))
+        steps = ModelCheckpoint(str(tmp_path / "steps"), every_n_steps=1, every_n_epochs=0, keep_last=2,
+                                save_best=False, async_save=True)
+        t.callbacks.append(steps)
+        agreed = []
+        settle = epochs.settle
+
+        def noted(trainer):
+            if epochs._pending is not None:
+                agreed.append(trainer.state.global_step)
+            return settle(trainer)
+
+        epochs.settle = noted
+        t.fit()
+        return agreed, epochs.saves, steps.saves
+
+    # saved at each epoch's end (steps 6, 12, 18); "done" sent with step 7's exchange... read at step 8
+    assert simulate(2, run) == [([8, 14, 18], 3, 18)] * 2

@@ -49,9 +49,9 @@ from .base import Callback, metric_counts, monitor_mode, same_monitor
 from .resume import agreed
 
 ON_ERROR = ("stop", "continue")
-#: time-based checkpoint callbacks on one trainer: each has a bit of the SAVE_DUE step flag, a float that holds
-#: whole numbers exactly below 2**24 also when the flags ride in a float32 gradient bucket
-MAX_TIMED_CALLBACKS = 24
+#: checkpoint callbacks on one trainer: each has a bit of the SAVE_DUE and WRITE_DONE step flags, floats that
+#: hold whole numbers exactly below 2**24 also when the flags ride in a float32 gradient bucket
+MAX_CALLBACKS = 24
 
 
 class ModelCheckpoint(Callback):
@@ -96,7 +96,7 @@ class ModelCheckpoint(Callback):
         self.clock = time.monotonic      # what every_n_seconds is measured with (rank 0's; a test may drive it)
         self._last_save_time = self.clock()  # rank 0: when the time since the last save began (every_n_seconds)
         self._time_due_at_epoch_end = False
-        self._due_bit = 1  # this callback's bit in the SAVE_DUE step flag (several time-based ones: see on_train_begin)
+        self._flag_bit = 1  # this callback's bit in the SAVE_DUE and WRITE_DONE step flags (see on_train_begin)
         self.keep_last = int(keep_last)
         self.save_best, self.monitor, self.mode = bool(save_best), monitor, monitor_mode(monitor, mode)
         self.on_error, self.async_save, self.fsync = on_error, bool(async_save), bool(fsync)
@@ -123,14 +123,13 @@ class ModelCheckpoint(Callback):
     # ------------------------------------------------------------------ hooks
     def on_train_begin(self, trainer):
         self._last_save_time, self._time_due_at_epoch_end = self.clock(), False
-        if self.every_n_seconds:  # each time-based checkpoint callback its own "due" bit (the same order on every rank)
-            timed = [cb for cb in getattr(trainer.callbacks, "callbacks", ())
-                     if isinstance(cb, ModelCheckpoint) and cb.every_n_seconds]
-            index = next((i for i, cb in enumerate(timed) if cb is self), 0)
-            if index >= MAX_TIMED_CALLBACKS:
-                raise ValueError(f"at most {MAX_TIMED_CALLBACKS} ModelCheckpoint callbacks with every_n_seconds "
-                                 f"on one trainer, got {len(timed)}")
-            self._due_bit = 1 << index
+        # each checkpoint callback of the trainer its own bit of the step flags (the same order on every rank): a
+        # second one's "due" or "write done" must not be read as this one's
+        mine = [cb for cb in getattr(trainer.callbacks, "callbacks", ()) if isinstance(cb, ModelCheckpoint)]
+        index = next((i for i, cb in enumerate(mine) if cb is self), 0)
+        if index >= MAX_CALLBACKS:
+            raise ValueError(f"at most {MAX_CALLBACKS} ModelCheckpoint callbacks on one trainer, got {len(mine)}")
+        self._flag_bit = 1 << index
         ours = True
         if self.resumed_from is not None:
             path, step = self.resumed_from
@@ -263,11 +262,10 @@ class ModelCheckpoint(Callback):
         carrier = step_guard.step_flags_carrier(trainer)
         if carrier is None:
             return False
-        if int(carrier.step_flags_sum[step_guard.SAVE_DUE_FLAG]) & self._due_bit:  # (rank 0's bits: a sum of one)
+        if int(carrier.step_flags_sum[step_guard.SAVE_DUE_FLAG]) & self._flag_bit:  # (rank 0's bits: a sum of one)
             return True
         if trainer.is_main and self.clock() - self._last_save_time >= self.every_n_seconds:
-            flags = carrier.step_flags
-            flags[step_guard.SAVE_DUE_FLAG] = int(flags[step_guard.SAVE_DUE_FLAG]) | self._due_bit
+            self._set_flag(carrier, step_guard.SAVE_DUE_FLAG)
         return False
 
     def _time_due_at_end(self, trainer) -> bool:
@@ -290,11 +288,9 @@ class ModelCheckpoint(Callback):
         """
         t0 = time.perf_counter()
         self._last_save_time = self.clock()
-        if self.every_n_seconds and trainer.is_main:
-            carrier = step_guard.step_flags_carrier(trainer)
-            if carrier is not None:  # our "due" not yet sent: this save is the one it asked for
-                flags = carrier.step_flags
-                flags[step_guard.SAVE_DUE_FLAG] = int(flags[step_guard.SAVE_DUE_FLAG]) & ~self._due_bit
+        # our flags not yet sent: this save is the one a "due" asked for, and it agrees on the write a
+        # "write done" announced (a stale one would be read as the next write's)
+        self._clear_flags(trainer)
         self._saved_step = trainer.state.global_step
         previous = self._join_pending() if trainer.is_main else None
         had_pending, self._pending = self._pending is not None, None
@@ -339,15 +335,26 @@ class ModelCheckpoint(Callback):
         carrier = step_guard.step_flags_carrier(trainer)
         if carrier is None:
             return  # no per-step collective to ride in: agreed at the next save or at the end
-        if float(carrier.step_flags_sum[step_guard.WRITE_DONE_FLAG]) == self._writes:
+        if int(carrier.step_flags_sum[step_guard.WRITE_DONE_FLAG]) & self._flag_bit:
             self.settle(trainer)  # rank 0 said so in this step's exchange: every rank is here alike
         elif trainer.is_main and self._pending.done():
-            carrier.step_flags[step_guard.WRITE_DONE_FLAG] = self._writes  # sent with the next step's exchange
+            self._set_flag(carrier, step_guard.WRITE_DONE_FLAG)  # sent with the next step's exchange
+
+    def _set_flag(self, carrier, slot):
+        carrier.step_flags[slot] = int(carrier.step_flags[slot]) | self._flag_bit
+
+    def _clear_flags(self, trainer, slots=(step_guard.SAVE_DUE_FLAG, step_guard.WRITE_DONE_FLAG)):
+        """Rank 0: take back this callback's flags not yet sent (see save and settle)."""
+        carrier = step_guard.step_flags_carrier(trainer) if trainer.is_main and trainer.world > 1 else None
+        if carrier is not None:
+            for slot in slots:
+                carrier.step_flags[slot] = int(carrier.step_flags[slot]) & ~self._flag_bit
 
     def settle(self, trainer):
         """Collective: wait for a background write and agree on its outcome (no-op when none is pending)."""
         if self._pending is None:
             return None
+        self._clear_flags(trainer, (step_guard.WRITE_DONE_FLAG,))  # (its write is agreed on here)
         result = self._join_pending() if trainer.is_main else None
         self._pending = None
         return self._agree(trainer, result)
