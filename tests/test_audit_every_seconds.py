@@ -10,25 +10,10 @@ from distnn.distributed import LocalCommunicator, simulate
 from distnn.train import checkpoint as ck
 from distnn.train.callbacks.checkpoint import ModelCheckpoint
 from distnn.train.callbacks.checkpoint_setup import attach
-from test_checkpoint import assert_bitwise, digits, final_state, make_trainer  # noqa: F401 (digits: a fixture)
+from test_checkpoint import assert_bitwise, digits, final_state  # noqa: F401 (digits: a fixture)
+from test_checkpoint_every_seconds import _opts, _saved, _step_clock, _trainer
 
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
-
-
-def _trainer(comm, digits, **kw):
-    return make_trainer(comm, digits, epochs=3, subset=360, batch_size=60, **kw)
-
-
-def _opts(root, **kw):
-    return {"dir": str(root), "every_epochs": 0, "every_seconds": 4, "keep_last": 0, "keep_best": False, **kw}
-
-
-def _saved(root):
-    return [(c.step, ck.read_manifest(c.path)["reason"]) for c in ck.list_checkpoints(str(root))]
-
-
-def _step_clock(trainer):
-    return (lambda: float(trainer.state.global_step)) if trainer.rank == 0 else (lambda: 0.0)
 
 
 def _run(world, fn):

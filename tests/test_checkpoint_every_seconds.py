@@ -30,9 +30,14 @@ def _saved(root):
     return [(c.step, ck.read_manifest(c.path)["reason"]) for c in ck.list_checkpoints(str(root))]
 
 
+def _step_clock(trainer):
+    """Rank 0's clock: one "second" a step; the other ranks' clocks never move."""
+    return (lambda: float(trainer.state.global_step)) if trainer.rank == 0 else (lambda: 0.0)
+
+
 def _timed(trainer, root, **kw):
     cb = attach(trainer, str(root), _opts(root, **kw))
-    cb.clock = (lambda: float(trainer.state.global_step)) if trainer.rank == 0 else (lambda: 0.0)
+    cb.clock = _step_clock(trainer)
     return cb
 
 
@@ -82,7 +87,7 @@ def test_without_a_per_step_exchange_the_ranks_agree_at_epoch_ends(digits, tmp_p
     def run(comm):
         t = _trainer(comm, digits, data_parallel=False)
         cb = attach(t, str(tmp_path), _opts(tmp_path), nonfinite="off", signals=())
-        cb.clock = (lambda: float(t.state.global_step)) if t.rank == 0 else (lambda: 0.0)
+        cb.clock = _step_clock(t)
         assert getattr(t, "step_guard", None) is None
         t.fit()
         return cb.saves
