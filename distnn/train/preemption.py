@@ -98,6 +98,7 @@ _in_job = False  # between start_up() and end_job(): a CLI job's requests (those
 # and that comes after start-up (between two ensemble members, after training) is noted, never the
 # default action; the job acts on it at its next safe point, or has nothing left to save.
 _deferring = False
+_caller_scopes = 0  # caller_signals() calls in progress (only the outermost gives the handlers back)
 
 
 class Preempted(Exception):
@@ -265,20 +266,23 @@ def caller_signals(signals=DEFAULT_SIGNALS):
     plain script would). A job that ended in :class:`Preempted` acted on its
     signal: nothing is sent again, and the signals stay ignored (:func:`ignore_further_signals`):
     the process is to exit now, and a launcher's duplicate signal must not kill it meanwhile.
-    A no-op off the main thread (handlers live there).
+    A no-op off the main thread (handlers live there), and inside another such call (``main(argv)``
+    runs ``run_training``: the outer one gives back).
     """
-    if threading.current_thread() is not threading.main_thread():
+    global _deferring, _caller_scopes
+    if threading.current_thread() is not threading.main_thread() or _caller_scopes:
         yield
         return
-    global _deferring
     saved = {s: signal.getsignal(s) for s in (_signum(x) for x in signals)}
     deferring, count, acted = _deferring, _request_count, False
+    _caller_scopes += 1
     try:
         yield
     except Preempted:
         acted = True
         raise
     finally:
+        _caller_scopes -= 1
         if not acted:
             _deferring = deferring
             for s, handler in saved.items():

@@ -49,11 +49,12 @@ class NonFiniteError(ValueError):
 # Indices in DataParallel.step_flags (0 and 1: the preemption signal, see StepGuard).
 # "This rank's loss was non-finite", sent with this step's own exchange.
 LOSS_FLAG = 2
-# "Rank 0's background checkpoint write number k has finished" (the value is k), read by the
-# checkpoint callback so every rank agrees on its outcome at the same step (callbacks/checkpoint.py).
+# The next two hold one bit per checkpoint callback of the trainer (only rank 0 sets them; see
+# callbacks/checkpoint.py). "Rank 0's background checkpoint write has finished": every rank agrees on
+# its outcome at the same step.
 WRITE_DONE_FLAG = 3
 # "Rank 0's clock says a checkpoint is due" (checkpoint.every_seconds): every rank saves at the step
-# that carries it, by rank 0's clock alone (callbacks/checkpoint.py).
+# that carries it, by rank 0's clock alone.
 SAVE_DUE_FLAG = 4
 NUM_STEP_FLAGS = DataParallel.num_step_flags  # the guard's own flags (data_parallel=False) have the same slots
 

@@ -46,7 +46,7 @@ from distnn.functional.loss import IGNORE_INDEX
 from distnn.nn.module import Module
 from distnn.optim.optimizer import Optimizer
 
-from .callbacks.base import CallbackList
+from .callbacks.base import CallbackList, metric_counts
 from .logging_utils import get_logger
 
 
@@ -287,7 +287,7 @@ class Trainer:
         return flag
 
     def _track_best(self, logs):
-        if self.monitor.startswith("val_") and not self.validation_counts:
+        if not metric_counts(self, self.monitor):
             return
         v = logs.get(self.monitor)
         if v is None or not math.isfinite(v):

@@ -125,10 +125,11 @@ class ModelCheckpoint(Callback):
         self._last_save_time, self._time_due_at_epoch_end = self.clock(), False
         # each checkpoint callback of the trainer its own bit of the step flags (the same order on every rank): a
         # second one's "due" or "write done" must not be read as this one's
-        mine = [cb for cb in getattr(trainer.callbacks, "callbacks", ()) if isinstance(cb, ModelCheckpoint)]
-        index = next((i for i, cb in enumerate(mine) if cb is self), 0)
+        checkpoints = [cb for cb in getattr(trainer.callbacks, "callbacks", ()) if isinstance(cb, ModelCheckpoint)]
+        index = next((i for i, cb in enumerate(checkpoints) if cb is self), 0)
         if index >= MAX_CALLBACKS:
-            raise ValueError(f"at most {MAX_CALLBACKS} ModelCheckpoint callbacks on one trainer, got {len(mine)}")
+            raise ValueError(f"at most {MAX_CALLBACKS} ModelCheckpoint callbacks on one trainer, got "
+                             f"{len(checkpoints)}")
         self._flag_bit = 1 << index
         ours = True
         if self.resumed_from is not None:
