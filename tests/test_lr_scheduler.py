@@ -64,6 +64,21 @@ def test_schedule_matches_torch(torch, name, kw):
     _compare(ours, theirs)
 
 
+@pytest.mark.parametrize("T_0,T_mult", [(1, 3), (3, 3), (1, 10), (2, 2)])
+def test_warm_restarts_restart_at_every_period_start(torch, T_0, T_mult):
+    # the periods' starts where a closed form through math.log rounded down (3^5 = 243, 10^3 = 1000)
+    steps = 400 if T_mult != 10 else 1200
+    kw = dict(T_0=T_0, T_mult=T_mult, eta_min=0.001)
+    ours = _sequence(S.CosineAnnealingWarmRestarts(_ours(), **kw), steps)
+    theirs = _sequence(torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(_theirs(torch), **kw), steps)
+    _compare(ours, theirs)
+    starts, length = [0], T_0
+    while starts[-1] + length <= steps:
+        starts.append(starts[-1] + length)
+        length *= T_mult
+    assert np.all(ours[starts, 0] == 0.1)
+
+
 @pytest.mark.parametrize("start_factor", [1.0 / 3, 0.05])
 def test_linear_warmup_alone_matches_linear_lr(torch, start_factor):
     ours = _sequence(S.LinearWarmup(_ours(), warmup_steps=10, start_factor=start_factor))

@@ -62,10 +62,12 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     def lr_at(self, step):
         if self.T_mult == 1:
             t_cur, t_i = step % self.T_0, self.T_0
-        else:  # periods T_0, T_0 m, T_0 m^2, ...: the one holding this step
-            n = int(math.log(step / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
-            t_cur = step - self.T_0 * (self.T_mult ** n - 1) // (self.T_mult - 1)
-            t_i = self.T_0 * self.T_mult ** n
+        else:  # periods T_0, T_0 m, T_0 m^2, ...: the one holding this step, in integers (a closed
+            # form through math.log lands just below a whole number at some restarts: 243 = 3^5 gives 4.999...)
+            t_cur, t_i = int(step), self.T_0
+            while t_cur >= t_i:
+                t_cur -= t_i
+                t_i *= self.T_mult
         c = (1 + math.cos(math.pi * t_cur / t_i)) / 2
         return [self.eta_min + (base - self.eta_min) * c for base in self.base_lrs]
 
