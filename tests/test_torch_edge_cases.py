@@ -418,3 +418,43 @@ def test_pad_crops_with_negative_amounts_and_full_follows_its_value(torch):
     assert distnn.full((2,), 3).dtype == np.int64 and distnn.full((2,), True).dtype == bool
     assert distnn.full((2,), 0.5).dtype == np.float32
     assert F.transpose(Tensor(x), axes=(2, 0, 1)).shape == (4, 2, 3)  # numpy's keyword still works
+
+
+def test_clamp_with_tensor_bounds_matches_pytorch_values_and_all_three_gradients(torch):
+    # Tensor bounds were a TypeError from inside Clip.forward, and array bounds got no gradient
+    x = np.array([[-2.0, 0.5, 3.0, 1.0], [0.0, 0.25, -1.0, 5.0]])
+    lo = np.array([-1.0, 0.5, 0.0, 2.0])  # ties with x (0.5), and lo > hi in the last column
+    hi = np.array([[1.0, 1.0, 2.0, 1.5]])
+    u = np.random.default_rng(0).standard_normal(x.shape)
+    cases = [lambda m, a, l, h: m.clamp(a, l, h), lambda m, a, l, h: m.clamp(a, min=l),
+             lambda m, a, l, h: m.clamp(a, max=h), lambda m, a, l, h: a.clamp(l, h)]
+    for case in cases:
+        (da, ta), (dl, tl), (dh, th) = _pair(torch, x), _pair(torch, lo), _pair(torch, hi)
+        ours, theirs = case(_Clamp, da, dl, dh), case(torch, ta, tl, th)
+        np.testing.assert_array_equal(ours.data, theirs.detach().numpy())
+        (ours * Tensor(u)).sum().backward()
+        (theirs * torch.tensor(u)).sum().backward()
+        for d, t in ((da, ta), (dl, tl), (dh, th)):
+            expected = t.grad.numpy() if t.grad is not None else np.zeros(t.shape)
+            np.testing.assert_allclose(d.grad if d.grad is not None else np.zeros(d.shape), expected, rtol=1e-12)
+    assert F.clip(Tensor(x), lo, hi).data.tolist() == np.clip(x, lo, hi).tolist()  # array bounds: numpy's values
+
+
+class _Clamp:  # distnn's clamp under torch.clamp's name, so one lambda serves both
+    clamp = staticmethod(F.clip)
+
+
+@pytest.mark.parametrize("op", ["maximum", "minimum"])
+def test_maximum_minimum_send_the_gradient_to_both_operands_where_one_is_nan(torch, op):
+    # PyTorch's rule: each operand gets the gradient except where it lost, half on ties; a NaN loses
+    # nowhere. distnn gave the NaN operand nothing and the other one all of it.
+    a = np.array([np.nan, 1.0, 2.0, 3.0, np.nan])
+    b = np.array([1.0, np.nan, 0.0, 3.0, np.nan])
+    (da, ta), (db, tb) = _pair(torch, a), _pair(torch, b)
+    ours, theirs = getattr(F, op)(da, db), getattr(torch, op)(ta, tb)
+    np.testing.assert_array_equal(ours.data, theirs.detach().numpy())
+    u = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    (ours * Tensor(u)).sum().backward()
+    (theirs * torch.tensor(u)).sum().backward()
+    np.testing.assert_array_equal(da.grad, ta.grad.numpy())
+    np.testing.assert_array_equal(db.grad, tb.grad.numpy())

@@ -417,7 +417,7 @@ class Tensor(TensorMethods):
         return E.Abs.apply(self)
 
     def clip(self, min=None, max=None):
-        return E.Clip.apply(self, lo=min, hi=max)
+        return E.Clip.apply(self, min, max)
 
     clamp = clip
 

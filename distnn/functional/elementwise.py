@@ -272,50 +272,72 @@ class Abs(Function):
 
 
 class _Select(Function):
-    """maximum/minimum: the gradient goes to the chosen operand, split evenly on ties (as PyTorch)."""
+    """maximum/minimum: the gradient goes to the chosen operand, split evenly on ties, and to both
+    where one is NaN (the output is NaN then), as PyTorch's: each operand gets it except where it lost."""
 
     saves_tensors = False
 
-    pick_first = None
+    lost_first = None  # (a, b) -> where ``a`` was not chosen (and ``b`` is the other way round)
 
     def forward(self, a, b):
         _check_broadcast(a, b, type(self).__name__.lower())
         xp = get_array_module(a, b)
-        dtype = xp.result_type(a, b)
-        self.wa = xp.where(a == b, dtype.type(0.5), self.pick_first(a, b).astype(dtype))
+        na, nb = self.needs_input_grad or (False, False)
+        if na or nb:
+            dtype = xp.result_type(a, b)
+            tie = a == b
+            half = dtype.type(0.5)
+            self.wa = xp.where(tie, half, ~self.lost_first(a, b)) if na else None
+            self.wb = xp.where(tie, half, ~self.lost_first(b, a)) if nb else None
         return xp.maximum(a, b) if type(self) is Maximum else xp.minimum(a, b)
 
     def backward(self, g):
-        na, nb = self.needs_input_grad
-        return (g * self.wa if na else None), (g * (1 - self.wa) if nb else None)
+        return (g * self.wa if self.wa is not None else None), (g * self.wb if self.wb is not None else None)
 
 
 class Maximum(_Select):
     @staticmethod
-    def pick_first(a, b):
-        return a > b
+    def lost_first(a, b):
+        return a < b
 
 
 class Minimum(_Select):
     @staticmethod
-    def pick_first(a, b):
-        return a < b
+    def lost_first(a, b):
+        return a > b
 
 
 class Clip(Function):
+    """``clamp(a, lo, hi)``: ``minimum(maximum(a, lo), hi)`` (all ``hi`` where ``lo > hi``), with
+    numbers, arrays or Tensors as bounds. The gradient is PyTorch's: to ``a`` where
+    ``lo <= a <= hi``; to a Tensor ``lo`` where ``a < lo`` (and ``lo < hi``); to a Tensor ``hi``
+    where ``a > hi`` (or ``hi < lo``)."""
+
     saves_tensors = False
 
     def forward(self, a, lo=None, hi=None):
         xp = get_array_module(a)
-        self.mask = xp.ones(a.shape, dtype=bool)
-        if lo is not None:
-            self.mask &= a >= lo
-        if hi is not None:
-            self.mask &= a <= hi
-        return xp.clip(a, lo, hi)
+        if xp is not np:  # host bounds beside GPU arrays: copied to the GPU (cupy refuses a mix)
+            lo, hi = (xp.asarray(v) if isinstance(v, np.ndarray) else v for v in (lo, hi))
+        out = xp.clip(a, lo, hi)
+        na, nlo, nhi = self.needs_input_grad or (False, False, False)
+        if na:
+            mask = True
+            if lo is not None:
+                mask = mask & (a >= lo)
+            if hi is not None:
+                mask = mask & (a <= hi)
+            self.mask = xp.ones(a.shape, dtype=bool) if mask is True else mask
+        if nlo:
+            self.mask_lo = (a < lo) if hi is None else (a < lo) & (lo < hi)
+        if nhi:
+            self.mask_hi = (a > hi) if lo is None else (a > hi) | (hi < lo)
+        return out
 
     def backward(self, g):
-        return (g * self.mask,)
+        na, nlo, nhi = self.needs_input_grad
+        return ((g * self.mask) if na else None, (g * self.mask_lo) if nlo else None,
+                (g * self.mask_hi) if nhi else None)
 
 
 class Where(Function):
@@ -407,7 +429,8 @@ def minimum(a, b):
 
 
 def clip(a, min=None, max=None):  # noqa: A002
-    return Clip.apply(a, lo=min, hi=max)
+    """``torch.clamp``: ``a`` limited to ``[min, max]``; either bound may be None, a number, an array or a Tensor."""
+    return Clip.apply(a, min, max)
 
 
 def where(cond, a, b):
