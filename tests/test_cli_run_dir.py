@@ -38,6 +38,21 @@ def test_resume_auto_continues_the_run_in_its_directory(tmp_path, capsys):
     code, _, _ = run_cli(["train", *FAST, "--set", "train.epochs=2", "--out", out, "--resume", "auto"], capsys)
     assert code == 0
     assert json.load(open(os.path.join(out, "summary.json")))["epochs_run"] == 2
+    assert "epochs = 2\n" in open(os.path.join(out, "config.toml")).read()  # the accepted resume's settings
+
+
+@pytest.mark.parametrize("config", ["digits_mlp", "digits_mlp_ensemble"])
+def test_a_refused_resume_leaves_the_run_directory_as_it_was(tmp_path, capsys, config):
+    # config.toml was rewritten with the refused settings before the checkpoint was read
+    out = str(tmp_path / "r")
+    args = [*FAST, "--config", config] + (["--set", "ensemble.members=2"] if "ensemble" in config else [])
+    assert main(["train", *args, "--out", out]) == 0
+    files = ["config.toml", "summary.json", "model.json"]
+    before = {n: open(os.path.join(out, n), "rb").read() for n in files}
+    code, _, err = run_cli(["train", *args, "--set", "train.epochs=2", "--set", "model.hidden_sizes=[32]",
+                            "--out", out, "--resume", "auto"], capsys)
+    assert code == 2 and "cannot resume" in err
+    assert {n: open(os.path.join(out, n), "rb").read() for n in files} == before
 
 
 @pytest.mark.parametrize("how", [["--resume", "auto"], ["--set", "checkpoint.resume=auto"]])

@@ -178,8 +178,12 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, wor
 
     log = get_logger("ensemble")
     first = next(iter(jobs.values()))
+    # A resumed ensemble's config.toml is rewritten once its members have trained: a resume refused on
+    # the way (a member's checkpoint from other settings) leaves the one the run was started with.
+    config_later = bool(_get(cfg, "checkpoint.resume")) and os.path.exists(os.path.join(path, rd.CONFIG))
     if comm.rank == 0:
-        rd.write_text(os.path.join(path, rd.CONFIG), dump_config(cfg))
+        if not config_later:
+            rd.write_text(os.path.join(path, rd.CONFIG), dump_config(cfg))
         log.info("ensemble: %s (vary: %s)", plan.describe(), ", ".join(settings.vary) or "overrides only")
     t0 = time.perf_counter()
     summaries, ending = {}, None
@@ -223,6 +227,8 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, wor
         members.update(part)
     summary = None
     if comm.rank == 0:
+        if config_later:
+            rd.write_text(os.path.join(path, rd.CONFIG), dump_config(cfg))
         summary = ensemble_summary(path, first.config_name, plan, settings, members, ev, wall)
         write_ensemble_files(path, first.model_meta(), plan, summary, members, ev,
                              plots=bool(_get(cfg, "run.plots", True)))

@@ -543,7 +543,6 @@ def _train(job, path):
 
     comm, trainer = job.comm, job.trainer
     if comm.rank == 0:
-        rd.write_text(os.path.join(path, rd.CONFIG), dump_config(job.cfg))
         log.info("run directory %s", path)
         log.info("%s; %d rank%s, global batch %d (%d per rank), %d steps per epoch", job.splits.summary(),
                  comm.size, "s" if comm.size > 1 else "", trainer.batch_size, trainer.local_batch,
@@ -557,6 +556,8 @@ def _train(job, path):
 
     attach(trainer, path, job.cfg.checkpoint, nonfinite=job.cfg.train.nonfinite,
            max_nonfinite=job.cfg.train.max_nonfinite, extra_files=extra_files_for(job.model_meta(), dump_config(job.cfg)))
+    if comm.rank == 0:  # after a resume was accepted: a refused one leaves the run's config.toml as it was
+        rd.write_text(os.path.join(path, rd.CONFIG), dump_config(job.cfg))
     history = trainer.fit()
     from .preemption import fault_point
 
