@@ -170,3 +170,34 @@ def test_a_preempted_run_with_its_own_checkpoint_dir_keeps_it_and_resumes(tmp_pa
     out = subprocess.run([*args, "--resume", str(run)], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "resumed from" in out.stderr and "ckpts/step-00000007" in out.stderr
+
+
+def test_a_job_into_a_directory_another_job_is_running_in_is_refused(tmp_path, capsys):
+    # Two jobs started into one --out both passed the "already holds a run" check and wrote a
+    # directory mixing their files (a race, no lock); now the second is refused, resuming or not.
+    import subprocess
+    import sys
+    import time
+
+    from cli_faults import fault_env
+
+    out = str(tmp_path / "r")
+    slow = subprocess.Popen([sys.executable, "-m", "distnn", "train", *FAST, "--set", "train.epochs=2",
+                             "--out", out], env=fault_env(DISTNN_FAULT_STEP_DELAY="0.2"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(os.path.join(out, "metrics.jsonl")):  # its first epoch is over
+            assert slow.poll() is None and time.monotonic() < deadline, slow.stderr.read() if slow.poll() else ""
+            time.sleep(0.05)
+        for extra in ([], ["--resume", "auto"]):
+            code, _, err = run_cli(["train", *FAST, "--set", "run.seed=9", "--out", out, *extra], capsys)
+            assert code == 2 and "in use by another distnn job" in err, err
+        assert slow.wait(timeout=120) == 0, slow.stderr.read()
+    finally:
+        if slow.poll() is None:
+            slow.kill()
+    assert json.load(open(os.path.join(out, "summary.json")))["epochs_run"] == 2
+    assert "seed = 9" not in open(os.path.join(out, "config.toml")).read()
+    # the lock went with its job: the run continues
+    assert main(["train", *FAST, "--set", "train.epochs=3", "--out", out, "--resume", "auto"]) == 0

@@ -114,6 +114,9 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
                 J.has_checkpoint(member_dir(path, m), cfg) for m in range(plan.members)):
             rd.remove_run_dir(path)
         raise
+    finally:
+        if comm.rank == 0:  # (simulated ranks share the process: only the holder gives it back)
+            rd.release_run_dir(path)
 
 
 def member_setup_error(plan, member: int, message: str) -> str:

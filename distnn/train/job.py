@@ -473,8 +473,8 @@ def train_rank(comm, config, overrides=(), out=None, quiet=False, simulated=Fals
         created = rd.prepare_run_dir(path, comm, resuming=bool(dict(job.cfg.checkpoint).get("resume")))
     except rd.RunDirError as e:
         raise JobError(str(e), report=comm.rank == 0) from None
-    agree_on_errors(comm, _finished_without_checkpoint(path, job.cfg) if comm.rank == 0 else None)
     try:
+        agree_on_errors(comm, _finished_without_checkpoint(path, job.cfg) if comm.rank == 0 else None)
         return _train(job, path)
     except BaseException:
         # Nothing half-written: a run that never finished one epoch leaves no directory behind.
@@ -482,6 +482,9 @@ def train_rank(comm, config, overrides=(), out=None, quiet=False, simulated=Fals
         if comm.rank == 0 and created and not job.trainer.history and not has_checkpoint(path, job.cfg):
             rd.remove_run_dir(path)
         raise
+    finally:
+        if comm.rank == 0:  # (simulated ranks share the process: only the holder gives it back)
+            rd.release_run_dir(path)
 
 
 def preflight(cfg) -> None:

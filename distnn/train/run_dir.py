@@ -102,10 +102,14 @@ def prepare_run_dir(path: str, comm, resuming: bool = False, ensemble: bool = Fa
     mix its checkpoints with the first one's, which ``--resume auto`` then picks from.
     Resuming, the run there must be of the same kind (an ``ensemble``'s or a single
     model's): the other kind would find nothing of its own to resume and overwrite it.
+    A directory another job is running in is refused, resuming or not: rank 0 holds the
+    directory's lock (``flock``) until :func:`release_run_dir`, which the caller must call.
     """
     result = None
     if comm.rank == 0:
         try:
+            created = check_writable(path)
+            _lock(path)  # before looking for marks: two jobs started at once must not both find none
             marks = previous_run_marks(path)
             if marks and not resuming:
                 raise RunDirError(f"run directory {path!r} already holds a run ({', '.join(marks)}); continue it "
@@ -118,14 +122,47 @@ def prepare_run_dir(path: str, comm, resuming: bool = False, ensemble: bool = Fa
                     raise RunDirError(f"run directory {path!r} holds {there}, and this config trains {here}: "
                                       f"resume it with the config it was started with (see its config.toml), "
                                       f"or choose another --out")
-            result = ("ok", check_writable(path))
+            result = ("ok", created)
         except RunDirError as e:
+            release_run_dir(path)
             result = ("error", str(e))
     if comm.size > 1:
         result = comm.broadcast_object(result, root=0)
     if result[0] == "error":
         raise RunDirError(result[1])
     return bool(result[1])
+
+
+_held: dict = {}  # {real path of a run directory: the descriptor of it this process holds locked}
+
+
+def _lock(path: str) -> None:
+    """Take ``path``'s run lock for this process, or raise :class:`RunDirError` saying another job holds it.
+
+    An advisory ``flock`` on the directory itself: the kernel drops it when the holder exits,
+    however it ends (no stale lock outlives a crash), and no lock file is left in the run."""
+    try:
+        import fcntl
+    except ImportError:  # (no flock: no lock, as before)
+        return
+    key = os.path.realpath(path)
+    if key in _held:
+        raise RunDirError(f"run directory {path!r} is in use by another job in this process")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise RunDirError(f"run directory {path!r} is in use by another distnn job: wait for it to end "
+                          f"(then --resume auto continues it), or choose another --out") from None
+    _held[key] = fd
+
+
+def release_run_dir(path: str) -> None:
+    """Give back the run lock :func:`prepare_run_dir` took on ``path`` (a no-op if this process holds none)."""
+    fd = _held.pop(os.path.realpath(path), None) if path is not None else None
+    if fd is not None:
+        os.close(fd)  # (closing the descriptor drops the flock)
 
 
 def remove_run_dir(path: str) -> None:
