@@ -262,7 +262,8 @@ def test_batch_larger_than_the_data_is_one_short_step(digits, world):
 
 
 def test_accumulation_must_divide_local_batch(digits):
-    with pytest.raises(ValueError, match="accumulation_steps"):
+    # it named train.accumulation_steps, a config key that does not exist
+    with pytest.raises(ValueError, match=r"train\.grad_accumulation \(accumulation_steps\) 4"):
         make_trainer(LocalCommunicator(), digits, batch_size=30, accumulation_steps=4)
 
 

@@ -55,7 +55,7 @@ SCHEMA: dict[str, Key] = {
                      choices=("auto", "cpu", "gpu")),
     "run.dtype": _k("str", "float32", "floating-point type of parameters and inputs",
                     choices=("float32", "float64")),
-    "run.quiet": _k("bool", False, "only warnings and the final summary on the console"),
+    "run.quiet": _k("bool", False, "no progress bars: one log line per epoch (as --quiet)"),
     "run.plots": _k("bool", True, "write curves.png (needs matplotlib)"),
     # --- data
     "data.name": _k("str", "digits", "dataset name (distnn datasets lists them) or a .npz/.csv path"),

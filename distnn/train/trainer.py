@@ -187,7 +187,7 @@ class Trainer:
                              f"ranks {W}")
         if (B // W) % A:
             raise ValueError(f"per-rank batch {B // W} (global {B} / {W} ranks) must be divisible by "
-                             f"train.accumulation_steps {A}")
+                             f"train.grad_accumulation (accumulation_steps) {A}")
         # Without drop_last a global batch larger than the data is one short step per epoch (as a
         # PyTorch DataLoader gives one short batch); with it, no step would be left.
         if drop_last and B > n:
