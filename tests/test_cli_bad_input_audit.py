@@ -99,6 +99,15 @@ def test_a_single_class_is_refused(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_model_that_does_not_fit_the_datasets_targets_is_named_before_training(tmp_path):
+    # charlm text (a target per position) into the default MLP failed at the first step inside
+    # cross_entropy: "target shape (64, 64) does not match input batch shape (64,)"
+    r = distnn(["train", "--set", "data.name=charlm", "--set", "data.augment.shift=0", "--set", "train.epochs=1",
+                "--quiet", "--out", "r"], tmp_path)
+    one_error(r, "model 'mlp'", "dataset 'charlm'", "per position", "model.name")
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("config,sets", [("xor", ["data.name=csv"]), ("charlm", [])])
 def test_a_data_path_that_is_a_directory_is_named_as_such(tmp_path, config, sets):
     (tmp_path / "d").mkdir()

@@ -219,6 +219,7 @@ class Job:
             spec.setdefault("vocab_size", int(self.splits.meta["vocab_size"]))
         distnn.manual_seed(int(self.cfg.run.seed))  # identical initial weights on every rank
         model = build_model(name, **spec)
+        self._check_outputs_fit_targets(model, name)
         run = self.cfg.run
         if run.dtype == "float64":
             model.to(np.float64)
@@ -234,6 +235,39 @@ class Job:
 
             model = SyncBatchNorm.convert_sync_batchnorm(model, self.comm)
         return model, {"name": name, "kwargs": spec}
+
+    def _check_outputs_fit_targets(self, model, name):
+        """One training sample through the new model (eval mode, no gradient, no random draw kept): its
+        output must be what the loss takes for the dataset's targets, (C,) logits for a label, (T, C) for
+        T per-position targets. Otherwise the first step would fail inside cross_entropy, naming shapes
+        instead of the model and dataset that do not go together (charlm text into the default MLP)."""
+        train = self.splits.train
+        if train is None or not len(train):
+            return
+        x, y = train.x[:1], np.asarray(train.y[:1])
+        if x.dtype.kind == "f":
+            x = x.astype(np.float32)
+        rng, was_training = distnn.random.get_state(), model.training
+        model.eval()
+        try:
+            with distnn.no_grad():
+                out = model(distnn.Tensor(x))
+        except Exception:  # (a model that cannot read these inputs says so itself, at the first step)
+            return
+        finally:
+            model.train(was_training)
+            distnn.random.set_state(rng)
+        if not hasattr(out, "shape"):
+            return
+        got = tuple(out.shape[1:])
+        k = self.splits.num_classes
+        want = tuple(y.shape[1:]) + (k,)
+        if got == want:
+            return
+        what = (f"{y.shape[1]} targets per sample (one per position: expects ({y.shape[1]}, {k}) logits, as "
+                f"model 'charlm' gives)" if y.ndim == 2 else f"one label per sample (expects ({k},) logits)")
+        raise ValueError(f"model {name!r} gives outputs of shape {got} per sample, but dataset '{self.splits.name}' "
+                         f"has {what}: choose a model that fits the dataset (model.name)")
 
     def _build_optimizer(self):
         from distnn import optim
