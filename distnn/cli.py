@@ -89,7 +89,12 @@ copy one as a starting point for your own (--config my.toml).
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but under an MPI launcher a usage error is printed by rank 0 only (every rank exits 2)."""
+    """argparse, but under an MPI launcher a usage error and ``--help`` are printed by rank 0 only
+    (every rank exits, 2 and 0)."""
+
+    def print_help(self, file=None):
+        if _launcher_rank() == 0:
+            super().print_help(file)
 
     def error(self, message):
         if _launcher_rank() == 0:

@@ -144,3 +144,12 @@ def test_per_rank_files_with_other_data_are_refused_real_cli(tmp_path):
     assert len(errors) == 1 and "gives rank 1 other data than rank 0" in errors[0], r.stderr
     assert not out.exists()
     assert elapsed < 60
+
+
+def test_help_is_printed_once_under_mpiexec():
+    # every rank printed the whole --help (usage errors were already rank 0's alone)
+    for args in (["train", "--help"], ["evaluate", "--help"], []):
+        r = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "distnn", *args], capture_output=True,
+                           text=True, cwd=REPO, env=_env(), timeout=120)
+        assert r.returncode == (0 if args else 2), r.stderr
+        assert r.stdout.count("usage: distnn") == 1, r.stdout
