@@ -79,6 +79,7 @@ def _damage(path, how):
 
 
 @pytest.mark.parametrize("name,how", [("model.npz", "bit flip"), ("model.npz", "truncated"), ("model.npz", "empty"),
+                                      ("model.npz", "garbage\n"),
                                       ("model.json", "[]"), ("model.json", '{"model": {"name": "mlp"}, '
                                                                            '"standardizer": {"mean": 1}}')])
 def test_a_damaged_model_in_the_run_directory_is_a_one_line_error(finished, tmp_path, capsys, name, how):
@@ -91,6 +92,7 @@ def test_a_damaged_model_in_the_run_directory_is_a_one_line_error(finished, tmp_
     code, _, err = run_cli(["evaluate", run], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "cannot load the model of" in err
+    assert "pickle" not in err  # (numpy's advice to load a text file "unsafely")
 
 
 def test_evaluate_and_predict_run_once_under_a_launcher(finished, tmp_path, monkeypatch, capsys):
