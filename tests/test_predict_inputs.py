@@ -237,7 +237,11 @@ def test_training_loader_uses_the_same_header_rule(tmp_path):
         load_csv(str(p))
     assert "\n" not in str(info.value)
     p.write_text("1,,0\n3,4,1\n")
-    with pytest.raises(DataError, match=r"line 1 column 2: empty cell"):
+    with pytest.raises(DataError, match=r"line 1 column 2: empty cell") as info:
+        load_csv(str(p))
+    assert "mixes numbers and text" not in str(info.value)  # (numbers and an empty cell: no text there)
+    p.write_text("1,2,0,\n3,4,1,\n")
+    with pytest.raises(DataError, match=r"line 1 column 4: empty cell \(a trailing comma\?\)"):
         load_csv(str(p))
     p.write_text("a,b,label\n1,2,0\n3,4,1\n")  # no numeric cell: a header
     x, y, names = load_csv(str(p))

@@ -300,6 +300,9 @@ def split_header(rows, source: str, header="auto"):
         return None, rows
     j = numeric.index(False)
     cell = first[j].strip()
+    if not any(c.strip() and not n for c, n in zip(first, numeric)):  # numbers and empty cells: a data row
+        trailing = " (a trailing comma?)" if j == len(first) - 1 else ""
+        raise DataError(f"{source} line {line} column {j + 1}: empty cell{trailing}")
     what = "empty cell" if not cell else f"cannot parse {cell!r} as a number"
     raise DataError(f"{source} line {line} column {j + 1}: {what} (the first row mixes numbers and text: a header "
                     f"row has no numeric cell, a data row only numeric ones)")
