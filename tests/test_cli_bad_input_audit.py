@@ -108,6 +108,15 @@ def test_a_model_that_does_not_fit_the_datasets_targets_is_named_before_training
     assert not (tmp_path / "r").exists()
 
 
+def test_a_diverging_run_stopped_by_the_nonfinite_policy_prints_its_one_line_only(tmp_path):
+    # numpy's RuntimeWarnings (overflow in matmul, invalid value in subtract, ...) came before it
+    r = distnn(["train", "--set", "train.epochs=2", "--set", "optimizer.lr=1e30", "--set", "train.nonfinite=error",
+                "--quiet", "--out", "r"], tmp_path)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1].startswith("distnn: error: non-finite loss or gradients at step")
+    assert "Warning" not in r.stderr, r.stderr[-2000:]
+
+
 @pytest.mark.parametrize("config,sets", [("xor", ["data.name=csv"]), ("charlm", [])])
 def test_a_data_path_that_is_a_directory_is_named_as_such(tmp_path, config, sets):
     (tmp_path / "d").mkdir()

@@ -228,7 +228,10 @@ class Trainer:
         self._apply_ddp_state()
         try:
             self.callbacks.on_train_begin(self)
-            self._epochs(t_start)
+            # A NaN or inf is the non-finite policy's to report (skip, counted and logged, or stop naming
+            # the step): numpy's floating-point warnings would come first, once per kind and place.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                self._epochs(t_start)
             self.callbacks.on_loop_end(self)
             self.state.elapsed += time.perf_counter() - t_start
             self._fit_started = None
