@@ -151,6 +151,28 @@ def test_output_equal_to_input_is_refused(runs, tmp_path, capsys):
         assert inp.read_bytes() == before and link.is_symlink()
 
 
+def test_no_file_beside_the_output_is_overwritten_and_a_new_output_gets_the_usual_mode(runs, tmp_path, capsys):
+    # predictions went through OUTPUT + ".tmp": an input (or any file) of that name was overwritten, then
+    # renamed over the output
+    run = runs["digits_mlp"]
+    inp = tmp_path / "in.csv"
+    _digits_inputs(inp)
+    beside = tmp_path / "preds.csv.tmp"
+    beside.write_text("a user's file\n")
+    out = tmp_path / "preds.csv"
+    code, _, err = cli(["predict", run, "--input", inp, "--output", out], capsys)
+    assert code == 0, err
+    assert beside.read_text() == "a user's file\n"
+    assert sorted(os.listdir(tmp_path)) == ["in.csv", "preds.csv", "preds.csv.tmp"]
+    assert len(read_table(out)) == 7
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o666 & ~umask
+    os.chmod(out, 0o640)  # a replaced output keeps its permissions
+    assert cli(["predict", run, "--input", inp, "--output", out], capsys)[0] == 0
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o640
+
+
 def test_output_fifo_is_written_in_place_not_replaced(runs, tmp_path, capsys):
     run = runs["digits_mlp"]
     inp = tmp_path / "in.csv"

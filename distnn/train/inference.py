@@ -19,6 +19,7 @@ import io
 import os
 import stat
 import sys
+import tempfile
 
 import numpy as np
 
@@ -362,15 +363,27 @@ def _write_output(how, where, output_path, text) -> None:
         elif how == "direct":
             with open(where, "w") as f:
                 f.write(text)
-        else:  # "replace": a temporary file renamed over the target
-            tmp = where + ".tmp"
-            with open(tmp, "w") as f:
+        else:  # "replace": a temporary file of its own (never another file's name) renamed over the target
+            fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(where)}.", suffix=".tmp",
+                                       dir=os.path.dirname(where) or ".")
+            with os.fdopen(fd, "w") as f:
                 f.write(text)
+            os.chmod(tmp, _new_file_mode(where))  # (mkstemp's file is private: 0600)
             os.replace(tmp, where)
     except OSError as e:
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
         raise ValueError(f"cannot write {output_path!r}: {e.strerror or e}") from None
+
+
+def _new_file_mode(path) -> int:
+    """The permissions ``path`` gets when it is replaced: its own if it exists, else a new file's (umask)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _toml_value(v) -> str:
