@@ -497,6 +497,37 @@ def test_loader_mid_epoch_start_reproduces_the_tail_with_augmentation():
     assert full.state_dict()["batch"] == 2
 
 
+@pytest.mark.parametrize("given_sampler", [False, True])
+def test_loader_state_saved_at_an_epochs_end_resumes_with_the_next_epoch(given_sampler):
+    # it resumed into the finished epoch's empty rest, and every later epoch came one epoch late
+    from distnn.distributed import DistributedSampler
+
+    data = _ids(10)
+
+    def passes(loader, sampler, epochs):
+        out = []
+        for e in epochs:
+            if sampler is not None:
+                sampler.set_epoch(e)  # PyTorch's pattern with a given sampler
+            out.append([yb.tolist() for _, yb in loader])
+        return out
+
+    def make():
+        if not given_sampler:
+            return D.DataLoader(data, 3, shuffle=True, seed=1), None
+        s = DistributedSampler(10, num_replicas=1, rank=0, shuffle=True, seed=1)
+        return D.DataLoader(data, 3, sampler=s), s
+
+    whole = passes(*make(), range(3))
+    first_loader, first_sampler = make()
+    first = passes(first_loader, first_sampler, range(1))
+    state = first_loader.state_dict()
+    resumed_loader, resumed_sampler = make()
+    resumed_loader.load_state_dict(state)
+    assert first + passes(resumed_loader, resumed_sampler, range(1, 3)) == whole
+    assert len(whole[1]) == 4
+
+
 class _PaddingSampler:
     """A two-rank shard with one padded (repeated) sample, exposing the mask as a method."""
 

@@ -135,8 +135,14 @@ class DataLoader:
         return {"epoch": self.epoch, "batch": self.batch_index, "seed": self.seed}
 
     def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict`'s position: the next pass yields exactly the batches the
+        uninterrupted loader would have. A state saved after an epoch's last batch (where a
+        checkpoint usually is) continues with the next epoch, not with that epoch's empty rest."""
         self.seed = int(state.get("seed", self.seed))
-        self.set_epoch(state["epoch"], state["batch"])
+        epoch, batch = int(state["epoch"]), int(state["batch"])
+        if batch >= len(self) and batch > 0:
+            epoch, batch = epoch + 1, 0
+        self.set_epoch(epoch, batch)
 
     # ------------------------------------------------------------ iteration
     def __len__(self) -> int:
