@@ -360,3 +360,43 @@ def test_prediction_csv_header_follows_the_file_not_the_training_option(tmp_path
     code, _, err = cli(["predict", run, "--input", tmp_path / "new_h.csv", "--output", out, "--header", "false"],
                        capsys)
     assert code == 2 and "new_h.csv' line 1 column 1: cannot parse 'a' as a number" in err, err
+
+
+def test_csv_feature_columns_are_matched_by_header_name(tmp_path, capsys):
+    # the label column was found by name but the features were read by position: the same named
+    # columns in another order were read with the features swapped (accuracy 0.97 -> 0.37 on iris)
+    from distnn.data import load_dataset
+
+    d = load_dataset("digits")
+    x, y = np.concatenate([d.train.x, d.val.x, d.test.x]), np.concatenate([d.train.y, d.val.y, d.test.y])
+    names = [f"p{i}" for i in range(x.shape[1])]
+
+    def write(path, order, with_label=True, rename=None):
+        head = [rename.get(n, n) if rename else n for n in order]
+        rows = [",".join(f"{v:g}" for v in r) for r in x[:, [names.index(n) for n in order]]]
+        if with_label:
+            head, rows = head + ["digit"], [f"{r},{int(t)}" for r, t in zip(rows, y)]
+        path.write_text(",".join(head) + "\n" + "\n".join(rows) + "\n")
+
+    train_csv = tmp_path / "digits.csv"
+    write(train_csv, names)
+    run = str(tmp_path / "run")
+    assert main(["train", *FAST, "--set", "data.name=csv", "--set", f"data.path={train_csv}", "--set",
+                 "data.label_column=digit", "--set", "data.augment.shift=0", "--out", run]) == 0
+    shuffled = list(np.random.default_rng(0).permutation(names))
+    write(tmp_path / "shuffled.csv", shuffled)
+    write(tmp_path / "plain.csv", names, with_label=False)
+    write(tmp_path / "plain_shuffled.csv", shuffled, with_label=False)
+    capsys.readouterr()
+    reports = [cli(["evaluate", run, "--data", tmp_path / f], capsys) for f in ("digits.csv", "shuffled.csv")]
+    assert reports[0][0] == 0 and reports[1][0] == 0
+    assert reports[0][1].splitlines()[1:] == reports[1][1].splitlines()[1:]  # (the first line names the file)
+    preds = []
+    for f in ("plain.csv", "plain_shuffled.csv"):
+        code, out, err = cli(["predict", run, "--input", tmp_path / f, "--output", "-"], capsys)
+        assert code == 0, err
+        preds.append(out)
+    assert preds[0] == preds[1] and len(read_table(preds[0])) == len(x) + 1
+    write(tmp_path / "renamed.csv", names, with_label=False, rename={"p3": "q3"})
+    code, _, err = cli(["predict", run, "--input", tmp_path / "renamed.csv", "--output", "-"], capsys)
+    one_error(code, err, "renamed.csv", "missing ['p3']", "not in the training data ['q3']")

@@ -174,12 +174,34 @@ def _read_csv(path, source, meta, k, dtype, vocab, labels, header=None):
     li = None
     if ncol == n_features + 1:
         li = label_column_index(data_cfg.get("label_column", -1), names, ncol, source)
-    cols = [j for j in range(ncol) if j != li]
+    cols = _feature_columns([j for j in range(ncol) if j != li], names, (meta.get("meta") or {}).get("feature_names"),
+                            source)
     x = _as_model_input(values[:, cols], source, dtype, vocab, lambda i, j: f"line {lines[i]} column {cols[j] + 1}")
     if li is None or not labels:
         return x, None
     y, _ = check_labels(values[:, li], source, lambda i: f"line {lines[i]}", k)
     return x, y
+
+
+def _feature_columns(cols, names, trained, source):
+    """The file's feature ``cols`` in the order the model reads them. When this file and the training
+    file both had a header: the training file's names in another order are put right; names of which
+    only some are the training file's are an error naming them; names none of which are (``a,b``
+    for ``f0,f1``) say nothing about the order, and the columns are read by position, as without a header."""
+    from distnn.data import DataError
+
+    if names is None or not trained or len(trained) != len(cols):
+        return cols
+    given, trained = [names[j] for j in cols], list(trained)
+    if given == trained or not set(given) & set(trained):
+        return cols
+    if sorted(given) == sorted(trained) and len(set(given)) == len(given):
+        return [cols[given.index(n)] for n in trained]
+    missing = [n for n in trained if n not in given]
+    unknown = [n for n in given if n not in trained]
+    raise DataError(f"{source}: its header names some of the training data's feature columns, not all (missing "
+                    f"{missing}, not in the training data {unknown}; the model reads {trained}): name the "
+                    f"columns as in the training file, or remove the header row to read them by position")
 
 
 def _read_idx(path, source, k, dtype, vocab, labels):
