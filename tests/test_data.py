@@ -118,6 +118,11 @@ def test_charlm_windows_are_next_character_and_splits_contiguous():
     assert text == BUILTIN_TEXT[:33]
     val_text = decode(s.val.x[0], vocab)
     assert BUILTIN_TEXT.find(val_text) >= int(len(BUILTIN_TEXT) * 0.7) - 1  # val comes after train
+    # per-position targets, the held-out windows' ignored ones (-100) not counted (a ValueError from bincount)
+    for part in (s.train, s.val, s.test):
+        scored = part.y[part.y >= 0]
+        assert part.class_counts().tolist() == np.bincount(scored, minlength=s.num_classes).tolist()
+    assert (s.val.y < 0).any() and s.val.class_counts().sum() == (s.val.y >= 0).sum()
 
 
 def test_charlm_reads_a_user_text_file(tmp_path):

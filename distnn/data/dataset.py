@@ -60,8 +60,10 @@ class Dataset:
                        list(self.class_names), dict(self.meta))
 
     def class_counts(self) -> np.ndarray:
-        """Samples per class (labels of 1-D targets only)."""
-        return np.bincount(self.y.reshape(-1) if self.y.ndim > 1 else self.y, minlength=self.num_classes)
+        """Targets per class: one per sample, or one per position (per-position targets, e.g. charlm's);
+        ignored targets (negative: ``ignore_index``, which charlm's held-out windows use) are not counted."""
+        y = np.asarray(self.y).reshape(-1)
+        return np.bincount(y[y >= 0], minlength=self.num_classes)
 
     def summary(self) -> str:
         return f"{self.name}: {len(self)} samples, input {self.input_shape}, {self.num_classes} classes"
