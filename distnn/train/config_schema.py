@@ -129,7 +129,8 @@ SCHEMA: dict[str, Key] = {
                                   (">=", 1)),
     "train.label_smoothing": _k("float", 0.0, "cross-entropy label smoothing of the training loss (val_loss and "
                                 "the test loss are plain cross-entropy)", NONNEG, ("<", 1)),
-    "train.log_every": _k("int", 0, "log the running loss every N steps (0 = once per epoch)", NONNEG),
+    "train.log_every": _k("int", 0, "log every N steps rank 0's loss at that step, on its shard of the batch "
+                                     "(no collective; 0 = once per epoch, whose line has the all-rank mean)", NONNEG),
     "train.eval_every": _k("int", 1, "evaluate on the validation split every N epochs (and the last epoch, "
                            "as a report: early stopping, plateau schedules and the best skip that one)", (">=", 1)),
     "train.nonfinite": _k("str", "skip", "a NaN/inf loss or gradient: skip the step on every rank, or stop",

@@ -20,7 +20,9 @@ class ProgressBar(Callback):
     Only rank 0 shows anything. The bar is a tqdm bar on stderr when both
     stdout and stderr are terminals (and ``quiet`` is off, and tqdm is
     installed); otherwise each epoch ends with one log line, plus a line every
-    ``log_every`` steps when that is set.
+    ``log_every`` steps when that is set. The per-step loss (bar and lines) is rank 0's at
+    that step, on its shard of the global batch: no collective is spent on it (as Lightning's
+    ``on_step`` logging without ``sync_dist``); the epoch line has the all-rank mean.
     """
 
     def __init__(self, quiet: bool = False, log_every: int = 0, use_bar: bool | None = None):
