@@ -182,7 +182,7 @@ def test_sys_exit_0_on_a_rank_is_that_rank_ending_not_a_failure(code):
 @pytest.mark.parametrize("code,status,says", [
     (3, 3, "[distnn] simulated rank 1 of 2 called sys.exit(3)"),
     # status 0 on rank 1 while rank 0 still needs it: rank 0 cannot finish, so the run fails
-    (0, 1, "rank(s) [1] returned without calling it"),
+    (0, 1, "[distnn] simulated rank(s) [1] of 2 called sys.exit(0)"),
 ])
 def test_sys_exit_on_one_simulated_rank_sets_the_process_exit_status(code, status, says):
     script = ("import sys, numpy as np, distnn.distributed as d\n"
@@ -196,6 +196,7 @@ def test_sys_exit_on_one_simulated_rank_sets_the_process_exit_status(code, statu
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == status, out.stderr
     assert says in out.stderr and "finished" not in out.stdout, out.stderr
+    assert "Traceback" not in out.stderr  # one line, as an MPI job's (it was a traceback for status 0)
 
 
 def test_timeout_names_the_missing_rank(monkeypatch):

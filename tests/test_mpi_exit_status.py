@@ -98,6 +98,19 @@ def _cli(n, *extra, simulate=False, env=None):
 
 
 @pytest.mark.parametrize("simulate", [False, True], ids=["mpiexec", "simulated"])
+def test_a_cli_rank_that_exits_0_while_the_others_train_fails_the_job_in_one_line(tmp_path, simulate):
+    # simulated, this was a 65-line traceback (status 1); under mpiexec one line
+    p = _cli(3, "--out", str(tmp_path / "run"), "--set", "data.batch_size=63", simulate=simulate,
+             env={"DISTNN_FAULT_EXIT_AT": "2:5:0"})
+    assert p.returncode == 1, p.stderr[-3000:]
+    assert "Traceback" not in p.stderr, p.stderr[-3000:]
+    if simulate:
+        assert "simulated rank(s) [2] of 3 called sys.exit(0)" in p.stderr, p.stderr[-3000:]
+    else:
+        assert "rank 2 " in p.stderr and "has ended its process" in p.stderr, p.stderr[-3000:]
+
+
+@pytest.mark.parametrize("simulate", [False, True], ids=["mpiexec", "simulated"])
 def test_the_cli_rank_that_raises_system_exit_sets_the_jobs_status(tmp_path, simulate):
     # DISTNN_FAULT_EXIT_AT=1:5:3: rank 1 raises SystemExit(3) at step 5 of `distnn train`, as a user's
     # model or callback code might; rank 0 waits for it in the step's gradient exchange
@@ -105,6 +118,7 @@ def test_the_cli_rank_that_raises_system_exit_sets_the_jobs_status(tmp_path, sim
     assert p.returncode == 3, p.stderr[-3000:]
     if simulate:
         assert "simulated rank 1 of 2 called sys.exit(3)" in p.stderr
+        assert "Traceback" not in p.stderr
     else:
         assert "rank 1 " in p.stderr and "has ended its process" in p.stderr, p.stderr[-3000:]
         assert "aborting all 2 ranks with its exit status 3" in p.stderr

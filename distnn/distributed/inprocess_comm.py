@@ -182,8 +182,10 @@ class InProcessCommunicator(Communicator):
         if failure is not None:
             rank, exc = failure
             why = f"rank {rank} failed with" if rank is not None else "the run was interrupted:"
-            raise CollectiveAbortedError(f"collective #{seq} ({kind}) on rank {self.rank} aborted: {why} "
+            err = CollectiveAbortedError(f"collective #{seq} ({kind}) on rank {self.rank} aborted: {why} "
                                          f"{type(exc).__name__}: {exc}")
+            err.gone_ranks = getattr(exc, "gone_ranks", None)  # (the ranks that had ended, if that was why)
+            raise err
 
     def _collect(self, seq, slot):
         """Wait until every rank deposited into ``slot``; return the contributions in rank order."""
@@ -197,6 +199,7 @@ class InProcessCommunicator(Communicator):
                 if gone:
                     err = CollectiveError(f"collective #{seq} ({slot.kind}): rank(s) {gone} returned without "
                                           f"calling it; rank {self.rank} waited for them")
+                    err.gone_ranks = gone
                 elif deadline is not None and time.monotonic() >= deadline:
                     err = CollectiveTimeoutError(
                         f"collective #{seq} ({slot.kind}) did not complete within {g.timeout} s on rank "
@@ -304,12 +307,14 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
     re-raised here, so the process exits with that status. ``sys.exit(0)`` or
     ``sys.exit()`` is not a failure by itself (as for torchrun, and
     ``torch.multiprocessing.spawn``): the rank has ended, its result is None.
-    If another rank still waits for it in a collective, that rank fails
-    naming it, which fails the run.
+    If another rank still waits for it in a collective, the run ends as an
+    MPI job's does then: one line on stderr naming the ranks, and
+    ``SystemExit(1)``.
     """
     comms = InProcessCommunicator.create_group(n)
     group = comms[0]._group
     results = [None] * n
+    clean_exits = {}  # rank: the status of its sys.exit(0) or sys.exit()
     # The generator is per thread: without this a rank would start from the default seed whatever the
     # caller seeded, unlike the same script's processes under mpiexec.
     random_state = _random.get_state()
@@ -322,7 +327,8 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
         except SystemExit as exc:
             if exit_status(exc.code) != 0:
                 group.fail(rank, exc)
-            # else: a clean exit of this rank alone, as a return of None (finish() below)
+            else:  # a clean exit of this rank alone, as a return of None (finish() below)
+                clean_exits[rank] = exc.code
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             group.fail(rank, exc)
         finally:
@@ -349,6 +355,15 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
         raise
     if group.failure is not None:
         rank, exc = group.failure
+        gone = getattr(exc, "gone_ranks", None)
+        if gone and all(r in clean_exits for r in gone):
+            # A rank's process ended (sys.exit(0)) while the others wait for it: under a launcher, the job is
+            # aborted with status 1 and one line (distnn.distributed.exit_watch); the same here, no traceback.
+            print(f"[distnn] simulated rank(s) {gone} of {n} called sys.exit({clean_exits[gone[0]]!r}), ending "
+                  f"as their process would, while rank {rank} still needed them: {exc}; the other simulated ranks "
+                  "were stopped. Every rank must run the same collectives: a rank that stops early must make the "
+                  "others stop too.", file=sys.stderr, flush=True)
+            raise SystemExit(1) from exc
         exc.add_note(f"(raised on simulated rank {rank} of {n})")
         if n > 1:
             exc.simulated_rank = rank  # (the CLI names the rank, as an MPI rank's error does)
