@@ -446,3 +446,13 @@ def test_ensemble_members_read_per_rank_files_by_world_rank_and_must_agree(tmp_p
     _digits_csv(tmp_path / "d_1.csv", rows=200)  # identical copies train
     code, _, err = run_cli([*args, "--out", str(tmp_path / "ok")], capsys)
     assert code == 0, err
+
+
+def test_the_epoch_lines_eta_counts_the_steps_max_steps_leaves(tmp_path, capsys):
+    # it assumed train.epochs: "epoch 2/150 ... eta 49s" when max_steps ended the run at that epoch
+    code, _, err = run_cli(["train", "--quiet", "--set", "train.max_steps=40", "--set", "run.plots=false",
+                            "--set", "checkpoint.enabled=false", "--out", str(tmp_path / "r")], capsys)
+    assert code == 0, err
+    lines = [ln for ln in err.splitlines() if "] epoch " in ln]
+    assert [ln.split("] ")[1].split(" train")[0] for ln in lines] == ["epoch 1/150", "epoch 2/150"]
+    assert "| eta " in lines[0] and "eta" not in lines[1], lines

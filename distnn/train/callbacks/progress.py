@@ -43,6 +43,7 @@ class ProgressBar(Callback):
             except ImportError:
                 self.use_bar = False
         self._train_t0 = time.perf_counter()
+        self._first_step = trainer.state.global_step
 
     def on_epoch_begin(self, trainer):
         if not trainer.is_main:
@@ -82,10 +83,13 @@ class ProgressBar(Callback):
                          ("samples_per_sec", "| {:.0f} samples/s")):
             if key in logs and logs[key] is not None:
                 parts.append(fmt.format(logs[key]))
-        done = logs["epoch"]
-        elapsed = time.perf_counter() - self._train_t0
-        if done < trainer.epochs:
-            parts.append(f"| eta {elapsed / max(done - trainer.start_epoch, 1) * (trainer.epochs - done):.0f}s")
+        # from the steps left (train.max_steps may end the run before its last epoch) at this session's pace
+        total = trainer.epochs * trainer.steps_per_epoch
+        if trainer.max_steps is not None:
+            total = min(total, trainer.max_steps)
+        step, taken = trainer.state.global_step, trainer.state.global_step - self._first_step
+        if step < total and taken > 0:
+            parts.append(f"| eta {(time.perf_counter() - self._train_t0) / taken * (total - step):.0f}s")
         trainer.log.info(" ".join(parts))
 
     def on_train_end(self, trainer, logs):
