@@ -371,6 +371,24 @@ def test_plotting_leaves_the_process_matplotlib_backend_alone(tmp_path):
         matplotlib.use(before)
 
 
+def test_curves_of_a_short_run_have_whole_epoch_ticks(tmp_path, monkeypatch):
+    # a 2-epoch run's x axis read 1.0, 1.2, ... 2.0
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from distnn.train.callbacks.plots import plot_curves
+
+    drawn, savefig = [], Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (drawn.append(fig), savefig(fig, *a, **k))[1])
+    rows = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.1 / e, "train_accuracy": 0.5, "val_accuracy": 0.4}
+            for e in (1, 2)]
+    assert plot_curves(rows, str(tmp_path / "curves.png"))
+    for ax in drawn[0].axes:
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
 def test_metrics_files_after_many_epochs_and_a_resumed_history_equal_a_fresh_write(tmp_path):
     """MetricsLogger keeps the rows it formatted; what it writes must not differ from formatting them all."""
     from distnn.train.callbacks.metrics_logger import MetricsLogger, read_metrics_csv

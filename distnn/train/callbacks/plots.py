@@ -14,6 +14,7 @@ def plot_curves(history: list[dict], path: str, title: str = "") -> str | None:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return None
     epochs = [row["epoch"] for row in history]
@@ -29,6 +30,7 @@ def plot_curves(history: list[dict], path: str, title: str = "") -> str | None:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], style, markersize=3,
                         label="train" if split == "train" else "validation")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 1.2, 1.4 ticks on short runs
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
         ax.legend()
