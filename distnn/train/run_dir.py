@@ -314,8 +314,9 @@ def _load_model(path: str):
         model = build_model(meta["model"]["name"], **meta["model"].get("kwargs", {}))
         if meta.get("dtype") == "float64":
             model.to(np.float64)
-        if not zipfile.is_zipfile(weights):  # (np.load would take it for a pickle and advise loading it unsafely)
-            raise ValueError(f"{weights}: not an npz (zip) archive")
+        with open(weights, "rb") as f:  # (an unreadable file raises here, named with its reason)
+            if not zipfile.is_zipfile(f):  # (np.load would take it for a pickle and advise loading it unsafely)
+                raise ValueError(f"{weights}: not an npz (zip) archive")
         with np.load(weights, allow_pickle=False) as npz:
             model.load_state_dict({k: npz[k] for k in npz.files})
         transform = None
