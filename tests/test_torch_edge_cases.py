@@ -458,3 +458,37 @@ def test_maximum_minimum_send_the_gradient_to_both_operands_where_one_is_nan(tor
     (theirs * torch.tensor(u)).sum().backward()
     np.testing.assert_array_equal(da.grad, ta.grad.numpy())
     np.testing.assert_array_equal(db.grad, tb.grad.numpy())
+
+
+def test_empty_dim_reduces_everything_and_a_0d_tensor_takes_dim_0_or_minus_1(torch):
+    # dim=() reduced nothing (var and std gave NaN arrays); sum(0) of a 0-d tensor was an AxisError,
+    # max(0) an internal IndexError, mean(-1) refused
+    x = np.arange(6.0).reshape(2, 3)
+    for name, call in [("sum", lambda t, d: t.sum(d)), ("mean", lambda t, d: t.mean(d)),
+                       ("var", lambda t, d: t.var(d)), ("std", lambda t, d: t.std(d)),
+                       ("norm", lambda t, d: t.norm(dim=d))]:
+        for empty in ((), []):
+            d, t = _pair(torch, x)
+            ours, theirs = call(d, empty), call(t, empty)
+            assert ours.shape == tuple(theirs.shape) == (), name
+            np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-12, err_msg=name)
+            # the gradient of the whole reduction (torch's var/std backward with dim=() is inf: it counts 1 element)
+            theirs = call(t, None) if name != "norm" else t.norm()
+            ours.backward()
+            theirs.backward()
+            np.testing.assert_allclose(d.grad, t.grad.numpy(), rtol=1e-12, err_msg=name)
+    np.testing.assert_array_equal(Tensor(x).sum(axis=()).data, x)  # numpy's keyword keeps numpy's meaning
+    for dim in (0, -1):
+        for name, call in [("sum", lambda t: t.sum(dim)), ("mean", lambda t: t.mean(dim)),
+                           ("std", lambda t: t.std(dim, unbiased=False)), ("max", lambda t: t.max(dim)[0]),
+                           ("min", lambda t: t.min(dim).values), ("sum_keep", lambda t: t.sum(dim, keepdim=True))]:
+            d, t = _pair(torch, np.array(2.5))
+            ours, theirs = call(d), call(t)
+            assert ours.shape == tuple(theirs.shape), name
+            np.testing.assert_allclose(ours.data, theirs.detach().numpy(), err_msg=name)
+            ours.backward()
+            theirs.backward()
+            np.testing.assert_allclose(d.grad, t.grad.numpy(), err_msg=name)
+        assert int(Tensor(np.array(2.5)).max(dim).indices.data) == 0
+    with pytest.raises(ValueError, match="out of range"):
+        Tensor(np.array(2.5)).sum(1)

@@ -19,15 +19,18 @@ from distnn.backend import get_array_module
 
 
 def _axes(axis, ndim):
+    """The axes to reduce, sorted and non-negative. A 0-d tensor takes dim 0 or -1 (as PyTorch), and has
+    none to reduce."""
     if axis is None:
         return tuple(range(ndim))
     if isinstance(axis, int):
         axis = (axis,)
     out = []
     for a in axis:
-        if not -ndim <= a < builtins.max(ndim, 1):
+        if not -builtins.max(ndim, 1) <= a < builtins.max(ndim, 1):
             raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
-        out.append(a % ndim if ndim else 0)
+        if ndim:
+            out.append(a % ndim)
     return tuple(sorted(out))
 
 
@@ -135,6 +138,8 @@ def _resolve(dim, keepdim, axis, keepdims):
     if axis is not None and dim is not None:
         raise TypeError("give dim (PyTorch) or axis (numpy), not both")
     numpy_style = axis is not None or keepdims is not None
+    if not numpy_style and isinstance(dim, (tuple, list)) and not dim:
+        dim = None  # PyTorch: an empty dim list reduces over every dim (numpy's axis=() reduces none)
     return (axis if axis is not None else dim), bool(keepdims if keepdims is not None else keepdim), numpy_style
 
 
@@ -165,12 +170,19 @@ def _extremum(cls, result, arg, a, dim, keepdim, axis, keepdims):
     data = a.data if isinstance(a, Tensor) else a
     if data.size == 0:
         raise ValueError(f"{cls.__name__.lower()} of an empty tensor of shape {data.shape}")
+    if data.ndim == 0:  # dim 0 or -1 of a 0-d tensor (PyTorch): the value itself, index 0
+        _axes(axis, 0)
+        return result(cls.apply(a, axis=None, keepdims=False),
+                      Tensor(get_array_module(data).zeros((), dtype=_INDEX_DTYPE)))
     # the first extremum (a NaN counts as one), and the gradient goes to it alone, as PyTorch's max(dim)
     indices = _arg(data, arg, axis, True)
     values = Gather.apply(a, indices, dim=axis)
     if not keepdims:
         values, indices = Squeeze.apply(values, axis=axis), indices.squeeze(axis)
     return result(values, Tensor(indices))
+
+
+_INDEX_DTYPE = "int64"
 
 
 def max(a, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
@@ -274,7 +286,9 @@ class Norm2(Function):
 
 
 def norm(a, p=2, dim=None, keepdim=False):
-    """PyTorch's ``norm``: p = 2 (or 'fro'), 1 or inf over ``dim`` (all of them by default)."""
+    """PyTorch's ``norm``: p = 2 (or 'fro'), 1 or inf over ``dim`` (all of them by default, or when empty)."""
+    if isinstance(dim, (tuple, list)) and not dim:
+        dim = None
     if p in (2, "fro"):
         return Norm2.apply(a, axis=dim, keepdims=keepdim)
     from .elementwise import Abs
