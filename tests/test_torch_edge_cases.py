@@ -492,3 +492,17 @@ def test_empty_dim_reduces_everything_and_a_0d_tensor_takes_dim_0_or_minus_1(tor
         assert int(Tensor(np.array(2.5)).max(dim).indices.data) == 0
     with pytest.raises(ValueError, match="out of range"):
         Tensor(np.array(2.5)).sum(1)
+
+
+def test_remainder_by_a_tensor_gives_the_divisor_its_gradient(torch):
+    # y.grad was None: the quotient's product with y was a constant
+    x = np.array([[5.0, -3.5, 7.25], [1.0, 2.0, -9.0]])
+    y = np.array([2.0, 1.5, -3.0])  # broadcast over rows, a negative divisor too
+    (dx, tx), (dy, ty) = _pair(torch, x), _pair(torch, y)
+    ours, theirs = dx % dy, tx % ty
+    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-12)
+    u = np.arange(6.0).reshape(2, 3) + 1
+    (ours * Tensor(u)).sum().backward()
+    (theirs * torch.tensor(u)).sum().backward()
+    np.testing.assert_allclose(dx.grad, tx.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(dy.grad, ty.grad.numpy(), rtol=1e-12)

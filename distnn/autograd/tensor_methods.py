@@ -64,8 +64,10 @@ class TensorMethods:
         return _const(self.data // unwrap(other))  # (a step function: no gradient, as in PyTorch)
 
     def __mod__(self, other):
-        """``x - floor(x / y) * y``, differentiable in ``x`` (gradient 1), as PyTorch's remainder."""
-        return self - _const(self.data // unwrap(other) * unwrap(other))
+        """``x - floor(x / y) * y``, as PyTorch's remainder: gradient 1 for ``x`` and, for a Tensor ``y``,
+        ``-floor(x / y)`` (the quotient is piecewise constant)."""
+        quotient = _const(self.data // unwrap(other))
+        return self - quotient * other
 
     # ------------------------------------------------------------ in place
     def zero_(self):
