@@ -506,3 +506,32 @@ def test_remainder_by_a_tensor_gives_the_divisor_its_gradient(torch):
     (theirs * torch.tensor(u)).sum().backward()
     np.testing.assert_allclose(dx.grad, tx.grad.numpy(), rtol=1e-12)
     np.testing.assert_allclose(dy.grad, ty.grad.numpy(), rtol=1e-12)
+
+
+def test_functional_ops_type_their_results_as_pytorch_and_the_operators_do(torch):
+    # F.add(x, np.float64(2)), F.where(m, x, np.float64(0)), F.cat([float32, int64]), F.maximum(float32, int64)
+    # and F.clamp with numpy float64 bounds computed in float64 (numpy's promotion), unlike PyTorch and x * 2.0
+    x = np.array([0.5, -1.5, 2.0], np.float32)
+    i = np.array([1, 0, 3], np.int64)
+    m = np.array([True, False, True])
+    d, t = _pair(torch, x)
+    di, ti = Tensor(i), torch.tensor(i)
+    two = np.float64(2)
+    cases = [
+        (F.add(d, two), torch.add(t, two)), (F.sub(two, d), torch.sub(torch.tensor(two), t)),
+        (F.mul(d, two), torch.mul(t, two)), (F.div(d, two), torch.div(t, two)), (F.pow(d, two), torch.pow(t, two)),
+        (F.clip(d, np.float64(-1), np.float64(1)), torch.clamp(t, -1.0, 1.0)),
+        (F.where(m, d, np.float64(0)), torch.where(torch.tensor(m), t, 0.0)),
+        (F.cat([d, di]), torch.cat([t, ti])), (F.stack([d, di]), torch.stack([t, ti])),
+        (F.maximum(d, di), torch.maximum(t, ti)), (F.minimum(di, d), torch.minimum(ti, t)),
+        (F.clip(di, 0.5), torch.clamp(ti, 0.5)), (F.cat([d, Tensor(x.astype(np.float64))]),
+                                                   torch.cat([t, torch.tensor(x.astype(np.float64))])),
+    ]
+    for k, (ours, theirs) in enumerate(cases):
+        assert str(ours.dtype) == str(theirs.dtype).replace("torch.", ""), (k, ours.dtype, theirs.dtype)
+        np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-6, err_msg=str(k))
+    total = sum(ours.sum() for ours, _ in cases[:-3])
+    total.backward()
+    assert d.grad.dtype == np.float32
+    sum(theirs.sum() for _, theirs in cases[:-3]).backward()
+    np.testing.assert_allclose(d.grad, t.grad.numpy(), rtol=1e-5)

@@ -92,3 +92,60 @@ def _to_default_float(x):
     if isinstance(x, (bool, int)):
         return float(x)  # weak: the tensor operand's float32 decides
     return _raw(x).astype(DEFAULT_DTYPE)  # an integer tensor cannot require grad: a constant
+
+
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+_CATEGORY_DEFAULT = {0: np.dtype(bool), 1: np.dtype(np.int64), 3: np.dtype(np.complex64)}
+
+
+def torch_operands(*ops):
+    """The operands of an n-ary op (``maximum``, ``where``'s values, ``clamp``, ``cat``), cast as
+    PyTorch types them: the highest category (bool < integer < float < complex) wins; within it
+    the tensors with dimensions decide, then 0-d ones, and numbers only when nothing else is of
+    their category (a Python or numpy float with integer tensors: float32). numpy would compute a
+    float32 tensor with an int64 one, or with a numpy float64 scalar, in float64.
+
+    Numbers stay numbers (weak, NEP 50; numpy scalars become Python ones); arrays and integer
+    tensors (which carry no gradient) are cast as constants; a float tensor through its
+    differentiable ``astype``. ``None`` (an absent bound) passes through."""
+    first = ops[0] if ops else None
+    if type(first) is Tensor and all(type(o) is Tensor and o.data.dtype == first.data.dtype for o in ops):
+        return ops  # the common case: one dtype
+    ranked = []  # (category, rank: 2 dims, 1 zero-d, 0 a number, dtype or None)
+    for o in ops:
+        if o is None:
+            continue
+        raw = o.data if isinstance(o, Tensor) else o
+        dtype = getattr(raw, "dtype", None)
+        if dtype is None:
+            if not isinstance(o, (bool, int, float, complex)):
+                return ops  # (not numeric: the op itself says what is wrong)
+            kind = "b" if isinstance(o, bool) else "i" if isinstance(o, int) else "f" if isinstance(o, float) else "c"
+            ranked.append((_CATEGORY[kind], 0, None))
+            continue
+        if dtype.kind not in _CATEGORY:
+            return ops
+        array_like = isinstance(o, Tensor) or isinstance(o, np.ndarray) or hasattr(raw, "__cuda_array_interface__")
+        rank = 0 if not array_like else (2 if raw.ndim else 1)
+        ranked.append((_CATEGORY[dtype.kind], rank, dtype))
+    if not ranked:
+        return ops
+    top = max(c for c, _, _ in ranked)
+    best = max(r for c, r, _ in ranked if c == top)
+    if best == 0:  # only numbers of the top category: its default dtype (float32 for floats)
+        result = np.dtype(DEFAULT_DTYPE) if top == 2 else _CATEGORY_DEFAULT[top]
+    else:
+        result = np.result_type(*[d for c, r, d in ranked if c == top and r == best])
+    return tuple(_cast(o, result) for o in ops)
+
+
+def _cast(o, dtype):
+    if o is None or type(o) in (bool, int, float, complex):  # (np.float64 is a float too: not weak in numpy)
+        return o
+    if isinstance(o, Tensor):
+        if o.data.dtype == dtype:
+            return o
+        return o.astype(dtype) if o.data.dtype.kind in "fc" and o.requires_grad else o.data.astype(dtype)
+    if getattr(o, "ndim", 1) == 0 and not isinstance(o, np.ndarray) and not hasattr(o, "__cuda_array_interface__"):
+        return o.item()  # a numpy scalar: a weak Python number
+    return o if o.dtype == dtype else o.astype(dtype)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from distnn.autograd.dtype_rules import torch_operands
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
@@ -364,24 +365,26 @@ class Where(Function):
 
 
 # ---------------------------------------------------------------- public wrappers
+# With a Tensor operand these are the operators, typed as PyTorch types them (a float32 tensor stays
+# float32 beside a numpy float64 scalar or an integer tensor: see distnn.autograd.dtype_rules).
 def add(a, b):
-    return Add.apply(a, b)
+    return a + b if isinstance(a, Tensor) or isinstance(b, Tensor) else Add.apply(a, b)
 
 
 def sub(a, b):
-    return Sub.apply(a, b)
+    return a - b if isinstance(a, Tensor) or isinstance(b, Tensor) else Sub.apply(a, b)
 
 
 def mul(a, b):
-    return Mul.apply(a, b)
+    return a * b if isinstance(a, Tensor) or isinstance(b, Tensor) else Mul.apply(a, b)
 
 
 def div(a, b):
-    return Div.apply(a, b)
+    return a / b if isinstance(a, Tensor) or isinstance(b, Tensor) else Div.apply(a, b)
 
 
 def pow(a, b):  # noqa: A001 - numpy/torch name
-    return Pow.apply(a, b)
+    return a ** b if isinstance(a, Tensor) or isinstance(b, Tensor) else Pow.apply(a, b)
 
 
 def neg(a):
@@ -421,22 +424,22 @@ def abs(a):  # noqa: A001
 
 
 def maximum(a, b):
-    return Maximum.apply(a, b)
+    return Maximum.apply(*torch_operands(a, b))
 
 
 def minimum(a, b):
-    return Minimum.apply(a, b)
+    return Minimum.apply(*torch_operands(a, b))
 
 
 def clip(a, min=None, max=None):  # noqa: A002
     """``torch.clamp``: ``a`` limited to ``[min, max]``; either bound may be None, a number, an array or a Tensor."""
-    return Clip.apply(a, min, max)
+    return Clip.apply(*torch_operands(a, min, max))
 
 
 def where(cond, a, b):
     """Elementwise ``a`` where ``cond`` else ``b``; ``cond`` carries no gradient (a Tensor ``cond`` is
     version-checked like the other inputs: changing it in place before backward is an error)."""
-    return Where.apply(cond, a, b)
+    return Where.apply(cond, *torch_operands(a, b))
 
 
 class Clone(Function):

@@ -5,6 +5,7 @@ import numbers
 
 import numpy as np
 
+from distnn.autograd.dtype_rules import torch_operands
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
@@ -266,14 +267,14 @@ def unsqueeze(a, axis):
 
 
 def concat(tensors, axis=0):
-    return Concat.apply(*tensors, axis=axis)
+    return Concat.apply(*torch_operands(*tensors), axis=axis)  # (PyTorch's result dtype: see torch_operands)
 
 
 cat = concat
 
 
 def stack(tensors, axis=0):
-    return Stack.apply(*tensors, axis=axis)
+    return Stack.apply(*torch_operands(*tensors), axis=axis)
 
 
 def split(a, split_size_or_sections, dim=0, *, axis=None):
