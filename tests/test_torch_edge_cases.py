@@ -535,3 +535,21 @@ def test_functional_ops_type_their_results_as_pytorch_and_the_operators_do(torch
     assert d.grad.dtype == np.float32
     sum(theirs.sum() for _, theirs in cases[:-3]).backward()
     np.testing.assert_allclose(d.grad, t.grad.numpy(), rtol=1e-5)
+
+
+def test_broadcast_to_and_expand_keep_a_dim_for_minus_1(torch):
+    # F.broadcast_to / F.expand / Tensor.broadcast_to refused -1 (Tensor.expand took it)
+    x = np.arange(3.0).reshape(3, 1)
+    def functional_expand(m, t):
+        return t.expand((2, 3, -1)) if m is torch else F.expand(t, (2, 3, -1))
+
+    for call in (lambda m, t: m.broadcast_to(t, (2, -1, 4)), lambda m, t: t.broadcast_to((2, -1, 4)),
+                 lambda m, t: t.expand(2, -1, 4), functional_expand):
+        d, t = _pair(torch, x)
+        ours, theirs = call(F, d), call(torch, t)
+        np.testing.assert_array_equal(ours.data, theirs.detach().numpy())
+        ours.sum().backward()
+        theirs.sum().backward()
+        np.testing.assert_array_equal(d.grad, t.grad.numpy())
+    with pytest.raises(ValueError, match="-1"):
+        F.broadcast_to(Tensor(x), (-1, 3, 4))  # a new leading dim has no size to keep (PyTorch refuses it too)

@@ -479,8 +479,7 @@ class Tensor(TensorMethods):
     def expand(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        shape = tuple(self.shape[i - (len(shape) - self.ndim)] if s == -1 else s for i, s in enumerate(shape))
-        return S.BroadcastTo.apply(self, shape=shape)
+        return S.BroadcastTo.apply(self, shape=tuple(shape))  # (-1 keeps a dim's size)
 
     def broadcast_to(self, shape):
         return S.BroadcastTo.apply(self, shape=tuple(shape))

@@ -53,10 +53,17 @@ class BroadcastTo(Function):
     saves_tensors = False
 
     def forward(self, a, shape):
+        shape = tuple(shape)
+        if -1 in shape:  # PyTorch's expand: -1 keeps that dim's size (not in a new leading dim)
+            lead = len(shape) - a.ndim
+            if lead < 0 or -1 in shape[:lead]:
+                raise ValueError(f"cannot broadcast tensor of shape {tuple(a.shape)} to {shape}: -1 (keep the size) "
+                                 f"is allowed only for one of its {a.ndim} existing dims, the last ones")
+            shape = shape[:lead] + tuple(a.shape[i] if s == -1 else s for i, s in enumerate(shape[lead:]))
         try:
             return get_array_module(a).broadcast_to(a, shape)
         except ValueError:
-            raise ValueError(f"cannot broadcast tensor of shape {tuple(a.shape)} to {tuple(shape)}") from None
+            raise ValueError(f"cannot broadcast tensor of shape {tuple(a.shape)} to {shape}") from None
 
     def backward(self, g):
         return (g,)
