@@ -279,6 +279,56 @@ def test_in_place_on_scalars_and_indexed_elements_as_in_pytorch(torch):
         np.testing.assert_allclose(ours, ref, rtol=1e-12)
 
 
+def test_in_place_twice_through_a_view_and_through_a_view_of_a_view_as_in_pytorch(torch):
+    # the first in-place change through a view cut it from its base: a second one was silently lost
+    # (y[0] stayed x[0] + 1, x.grad 1 instead of 10), and a view of that view never reached the base
+    def twice(y):
+        a = y[0]
+        a += 1
+        a *= 10
+        return a
+
+    def nested(y):
+        a = y[0]
+        b = a[1:]
+        b *= 2
+        a += 1
+        b -= 3
+        return b
+
+    def base_after(y):
+        a, sibling = y[0], y[1, ::2]
+        a += 1
+        y *= 2  # the views follow their base
+        sibling[0] = a[2]  # item assignment through a view
+        return a * sibling.sum()
+
+    for change in (twice, nested, base_after):
+        results = []
+        for lib in ("torch", "dn"):
+            if lib == "torch":
+                x = torch.arange(6.0, dtype=torch.float64).reshape(2, 3).requires_grad_()
+            else:
+                x = dn.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+            y = x * 1
+            view = change(y)
+            ((y * y).sum() + (view * view).sum()).backward()
+            results.append([np.asarray(a) for a in ((y.detach(), view.detach()) if lib == "torch"
+                                                    else (y.data, view.data)) + (x.grad,)])
+        for ours, ref in zip(results[1], results[0]):
+            np.testing.assert_allclose(ours, ref, rtol=1e-12, err_msg=change.__name__)
+    # a reshape view cannot follow its base's change while recording: refused, not left stale
+    y = dn.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True) * 1
+    flat = y.reshape(6)
+    a = y[0]
+    with pytest.raises(RuntimeError, match="shares its memory with another live tensor"):
+        a += 1
+    np.testing.assert_array_equal(y.data, np.arange(6.0).reshape(2, 3))  # (nothing changed)
+    del flat
+    a += 1
+    assert y.data[0].tolist() == [1.0, 2.0, 3.0]
+
+
 def test_indices_conditions_and_parameter_sources_are_version_checked():
     x = _x()
     index = dn.Tensor(np.array([0, 1]))

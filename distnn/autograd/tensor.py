@@ -310,12 +310,26 @@ class Tensor(TensorMethods):
                 raise TypeError(f"in-place operation: result type {result.dtype} cannot be cast to the tensor's "
                                 f"dtype {self.dtype}")
             result = result.astype(self.dtype)
-        view = self.__dict__.pop("_view_of", None)  # (x[i] op= v is x[i].__iop__(v), then x[i] = that)
-        base = view[0]() if view is not None else None
-        if base is not None and base._vc is self._vc:  # an indexing view of a live base: the base changes too,
-            _refuse_recorded_leaf(base)                  # through SetItem (PyTorch's CopySlices)
-            base._become(S.SetItem.apply(base, result, index=view[1]), allow=self)
-        return self._become(result)
+        return self._write(result)
+
+    def _write(self, result: "Tensor") -> "Tensor":
+        """This tensor takes ``result``'s value while recording (an in-place change), and so does what
+        shares its memory through indexing: a base it is a view of (up to the root, through SetItem,
+        PyTorch's CopySlices) and every live indexing view of that root, each again a view of its base's
+        new value. Other views (reshape, transpose, detach) cannot follow: an error (see _become)."""
+        chain = _view_chain(self)
+        for _, base, _ in chain:
+            _refuse_recorded_leaf(base)
+        value = result
+        for _, base, index in chain:
+            value = S.SetItem.apply(base, value, index=index)
+        root = chain[-1][1] if chain else self
+        views = _index_views_of(root)
+        root._become(value, allow=views)
+        for view in views:  # (shallowest first: each base has its new value before its views)
+            base_ref, index = view.__dict__["_view_of"]
+            view._become(S.GetItem.apply(base_ref(), index=index), allow=views)
+        return self
 
     def _take_inplace(self, result: "Tensor") -> "Tensor":
         """``self`` takes ``result`` (its shape and dtype) as an in-place op's outcome (PyTorch's
@@ -329,16 +343,19 @@ class Tensor(TensorMethods):
             self._bump_version()
             return self
         _refuse_recorded_leaf(self)
-        return self._become(result)
+        return self._write(result)
 
-    def _become(self, result: "Tensor", allow: "Tensor | None" = None) -> "Tensor":
-        """Take ``result``'s value and graph node: an in-place change while recording (see _inplace)."""
+    def _become(self, result: "Tensor", allow=()) -> "Tensor":
+        """Take ``result``'s value and graph node: an in-place change while recording (see _inplace).
+        ``allow``: tensors that may still view this one's memory (the views an in-place change came through)."""
         if _shared_with_another(self, allow):
             raise RuntimeError(
                 f"in-place operation on a tensor of shape {tuple(self.shape)} that shares its memory with another "
                 "live tensor (a view such as reshape/transpose/indexing, or detach()) while recording gradients: "
                 "distnn cannot carry the change over to the other tensor's graph. Write y = y + x instead.")
         self.data, self._node, self._vc, self.requires_grad = result.data, result._node, result._vc, True
+        if result._vc is not None and len(result._vc) > 1:  # a view's memory: this tensor is among its viewers now
+            _join(self, result._vc)
         return self
 
     def __iadd__(self, o):
@@ -400,7 +417,7 @@ class Tensor(TensorMethods):
             self._bump_version()
             return
         _refuse_recorded_leaf(self)
-        self._become(S.SetItem.apply(self, _weak(self, value), index=index))
+        self._write(S.SetItem.apply(self, _weak(self, value), index=index))
         _note_index_versions(self, original)
 
     # ---------------------------------------------------- methods as in numpy/torch
@@ -552,9 +569,38 @@ def _raw_index(index):
 
 
 # Bound at the bottom: these modules import Tensor from here.
-from .versions import _counter, _share, _shared_with_another, _note_index_versions  # noqa: E402
+from .versions import _counter, _join, _share, _shared_with_another, _note_index_versions  # noqa: E402
 from .dtype_rules import _weak, _operands, _with_constant, _true_division  # noqa: E402
 from distnn.functional import elementwise as E  # noqa: E402
 from distnn.functional import reduce as R  # noqa: E402
 from distnn.functional import shape as S  # noqa: E402
 from distnn.functional import activation as A  # noqa: E402
+
+
+def _view_chain(t: "Tensor") -> list:
+    """``[(view, its base, index), ...]`` from ``t`` up through live bases whose memory it still views."""
+    chain = []
+    while True:
+        view = t.__dict__.get("_view_of")
+        base = view[0]() if view is not None else None
+        if base is None or base._vc is not t._vc:
+            return chain
+        chain.append((t, base, view[1]))
+        t = base
+
+
+def _index_views_of(root: "Tensor") -> list:
+    """The live tensors that view ``root``'s memory through indexing (at any depth), shallowest first."""
+    vc = root._vc
+    if vc is None or len(vc) == 1:
+        return []
+    found = []
+    for r in vc[1]:
+        t = r()
+        if t is None or t is root or t._vc is not vc:
+            continue
+        chain = _view_chain(t)
+        if chain and chain[-1][1] is root:
+            found.append((len(chain), t))
+    found.sort(key=lambda depth_view: depth_view[0])
+    return [t for _, t in found]

@@ -39,14 +39,21 @@ def _share(src: Tensor, dst: Tensor) -> None:
         dst._vc = vc
 
 
-def _shared_with_another(t: Tensor, allow: Tensor | None = None) -> bool:
-    """Whether a live tensor other than ``t`` (and ``allow``) still views ``t``'s memory."""
+def _join(t: Tensor, vc: list) -> None:
+    """``t`` now holds memory that counter ``vc``'s tensors share (it became such a tensor's value)."""
+    with _SHARE_LOCK:
+        if not any(r() is t for r in vc[_SHARERS]):
+            vc[_SHARERS].append(weakref.ref(t))
+
+
+def _shared_with_another(t: Tensor, allow=()) -> bool:
+    """Whether a live tensor other than ``t`` (and those in ``allow``) still views ``t``'s memory."""
     vc = t._vc
     if vc is None or len(vc) == 1:
         return False
     for r in vc[_SHARERS]:
         other = r()
-        if other is not None and other is not t and other is not allow and other._vc is vc:
+        if other is not None and other is not t and other._vc is vc and not any(other is a for a in allow):
             return True
     return False
 
