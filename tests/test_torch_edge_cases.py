@@ -553,3 +553,23 @@ def test_broadcast_to_and_expand_keep_a_dim_for_minus_1(torch):
         np.testing.assert_array_equal(d.grad, t.grad.numpy())
     with pytest.raises(ValueError, match="-1"):
         F.broadcast_to(Tensor(x), (-1, 3, 4))  # a new leading dim has no size to keep (PyTorch refuses it too)
+
+
+def test_casts_to_integers_leave_the_graph_and_same_dtype_casts_return_the_tensor(torch):
+    # x.to(int64) stayed in the graph (gradient through floor(x): 2x instead of x), and x.float() on a
+    # float32 x was a new non-leaf copy (its .grad stayed None)
+    values = np.array([1.5, 2.5], np.float32)
+    d, t = _pair(torch, values)
+    for ours in (d.to(np.int64), d.astype(np.int32), d.astype(bool)):
+        assert not ours.requires_grad
+    ours, theirs = d.to(np.int64).to(np.float32) * d, t.to(torch.int64).to(torch.float32) * t
+    ours.sum().backward()
+    theirs.sum().backward()
+    np.testing.assert_array_equal(d.grad, t.grad.numpy())
+    for name in ("float", "double", "half"):
+        dtype = {"float": np.float32, "double": np.float64, "half": np.float16}[name]
+        x = Tensor(values.astype(dtype), requires_grad=True)
+        assert getattr(x, name)() is x
+    w = Tensor(values.copy(), requires_grad=True).float()
+    (w * 2).sum().backward()
+    np.testing.assert_array_equal(w.grad, [2.0, 2.0])

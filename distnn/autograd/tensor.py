@@ -147,9 +147,14 @@ class Tensor(TensorMethods):
         return self.numpy().tolist()
 
     def astype(self, dtype) -> "Tensor":
+        """A copy in ``dtype``; in the graph for a float (or complex) dtype. An integer or bool result
+        carries no gradient, as in PyTorch (its values are steps of the input's)."""
         from distnn.functional import elementwise as E
 
-        return E.Cast.apply(self, dtype=np.dtype(dtype))
+        dtype = np.dtype(dtype)
+        if dtype.kind not in "fc":
+            return Tensor(self.data.astype(dtype))
+        return E.Cast.apply(self, dtype=dtype)
 
     def to(self, dtype_or_device) -> "Tensor":
         """Cast to a dtype, or move to ``"cpu"``/``"cuda[:N]"``; ``self`` when it is that already.
@@ -168,10 +173,10 @@ class Tensor(TensorMethods):
         return self.astype(dtype_or_device)
 
     def float(self):
-        return self.astype(np.float32)
+        return self.to(np.float32)  # (``self`` when it is float32 already, as in PyTorch)
 
     def double(self):
-        return self.astype(np.float64)
+        return self.to(np.float64)
 
     # ------------------------------------------------------------ metadata
     @property

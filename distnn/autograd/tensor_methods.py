@@ -30,7 +30,7 @@ class TensorMethods:
         return self.to("cuda")
 
     def half(self):
-        return self.astype(np.float16)
+        return self.to(np.float16)
 
     def long(self):
         return _const(self.data.astype(np.int64))  # (integer tensors carry no gradient)
