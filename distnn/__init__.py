@@ -24,7 +24,12 @@ float64 = _np.float64
 
 
 def tensor(data, requires_grad=False, dtype=None) -> Tensor:
-    """Create a Tensor (Python floats become float32; numpy arrays keep their dtype)."""
+    """A new Tensor holding a copy of ``data``, as ``torch.tensor`` (Python floats become float32; arrays keep
+    their dtype). Never the caller's array: :func:`from_numpy` (and ``Tensor(array)``) share its memory."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if hasattr(data, "dtype") and hasattr(data, "copy"):
+        data = data.copy()
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 

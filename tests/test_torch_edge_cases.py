@@ -573,3 +573,17 @@ def test_casts_to_integers_leave_the_graph_and_same_dtype_casts_return_the_tenso
     w = Tensor(values.copy(), requires_grad=True).float()
     (w * 2).sum().backward()
     np.testing.assert_array_equal(w.grad, [2.0, 2.0])
+
+
+def test_distnn_tensor_copies_its_data_as_torch_tensor_and_from_numpy_shares_it():
+    # distnn.tensor(w0) for two tensors made them one array: optimizing one moved the other
+    w0 = np.zeros(3, np.float32)
+    a, b = distnn.tensor(w0, requires_grad=True), distnn.tensor(w0)
+    with distnn.no_grad():
+        a -= 1.0
+    assert w0.tolist() == [0, 0, 0] and b.data.tolist() == [0, 0, 0] and a.data.tolist() == [-1, -1, -1]
+    assert not np.shares_memory(distnn.tensor(b).data, b.data)
+    shared = distnn.from_numpy(w0)
+    with distnn.no_grad():
+        shared += 2.0
+    assert w0.tolist() == [2, 2, 2]

@@ -38,6 +38,8 @@ class Tensor(TensorMethods):
 
     ``data`` is the raw array, ``grad`` the accumulated gradient (same shape, or
     None), ``requires_grad`` whether ops on it are recorded for ``backward()``.
+    ``Tensor(array)`` wraps ``array`` itself, sharing its memory (as ``torch.from_numpy``;
+    ``nn.Parameter(array)`` too); ``distnn.tensor(array)`` copies it, as ``torch.tensor``.
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_node", "_hooks", "_vc", "__weakref__", "__dict__")
