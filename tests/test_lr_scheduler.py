@@ -211,12 +211,17 @@ def _drive(sched, opt, params, t0, t1, lrs):
         lrs.append(sched.get_last_lr())
 
 
+@pytest.mark.parametrize("order", ["built-then-loaded", "built-after-the-optimizer-loaded", "scheduler-first"])
 @pytest.mark.parametrize("via", ["pickle", "npz"])
 @pytest.mark.parametrize("kind", ["warmup-cosine", "onecycle", "multistep", "plateau"])
-def test_scheduler_resume_is_bitwise_identical(kind, via):
-    def fresh():
+def test_scheduler_resume_is_bitwise_identical(kind, via, order):
+    # built after the optimizer's state was loaded, a scheduler's construction wrote its step-0 rate (and
+    # OneCycle's momentum) into the optimizer, and loading its state left them: one step at the wrong rate
+    def fresh(loaded=None):
         params = [Parameter(np.linspace(-1, 1, 6).reshape(2, 3)), Parameter(np.ones(3))]
         opt = SGD(params, lr=0.1, momentum=0.9)
+        if loaded is not None and order == "built-after-the-optimizer-loaded":
+            opt.load_state_dict(loaded["optimizer"])
         return params, opt, _make(kind, opt)
 
     params, opt, sched = fresh()
@@ -236,11 +241,16 @@ def test_scheduler_resume_is_bitwise_identical(kind, via):
     else:
         with np.load(buf) as z:
             loaded = unflatten_state(dict(z))
-    params2, opt2, sched2 = fresh()
+    params2, opt2, sched2 = fresh(loaded)
     for p, a in zip(params2, loaded["params"]):
         p.data[...] = a
-    opt2.load_state_dict(loaded["optimizer"])
-    sched2.load_state_dict(loaded["scheduler"])
+    if order == "scheduler-first":
+        sched2.load_state_dict(loaded["scheduler"])
+        opt2.load_state_dict(loaded["optimizer"])
+    else:
+        if order == "built-then-loaded":
+            opt2.load_state_dict(loaded["optimizer"])
+        sched2.load_state_dict(loaded["scheduler"])
     lrs2 = lrs[:12]
     _drive(sched2, opt2, params2, 12, 30, lrs2)
     assert lrs2 == lrs

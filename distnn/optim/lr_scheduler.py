@@ -59,12 +59,22 @@ class _SchedulerState:
     keep_on_load: tuple = ()
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Continue from ``state_dict``; the optimizer's rates become the saved ones (whichever of the two
+        was built or loaded first: building a scheduler writes its step-0 rate into the optimizer)."""
         kept = {k: self.__dict__[k] for k in self.keep_on_load if k in self.__dict__}
         self.__dict__.update(copy.deepcopy(state_dict))
         changed = any(k in state_dict and state_dict[k] != v for k, v in kept.items())
         self.__dict__.update(kept)
+        self._restore_rates()
         if changed and hasattr(self, "lr_at") and self.last_epoch >= 0:
             self._apply(self.lr_at(self.last_epoch))  # the rate of the new length, from the current step on
+
+    def _restore_rates(self) -> None:
+        """Put this scheduler's last rates (a loaded state's) back into the optimizer's groups."""
+        last, groups = self.__dict__.get("_last_lr"), self.optimizer.param_groups
+        if last is not None and len(last) == len(groups):
+            for group, lr in zip(groups, last):
+                group["lr"] = lr
 
 
 class LRScheduler(_SchedulerState):
@@ -229,6 +239,7 @@ class LinearWarmup(LRScheduler):
         self.__dict__.update(copy.deepcopy(state_dict))
         if after is not None and self.after is not None:
             self.after.load_state_dict(after)
+        self._restore_rates()  # (this one's, over the follower's)
 
 
 class OneCycleLR(LRScheduler):
@@ -325,6 +336,12 @@ class OneCycleLR(LRScheduler):
 
     def lr_at(self, step):
         return self._at(step)[0]
+
+    def _restore_rates(self):
+        super()._restore_rates()
+        if self.cycle_momentum and 0 <= self.last_epoch <= self.total_steps:  # (the momenta of that step too)
+            for group, m in zip(self.optimizer.param_groups, self._at(self.last_epoch)[1]):
+                self._set_momentum(group, m)
 
     def step(self):
         self.last_epoch += 1

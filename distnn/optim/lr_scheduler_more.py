@@ -100,3 +100,4 @@ class SequentialLR(LRScheduler):
         for s, sd in zip(self.schedulers, state_dict.pop("schedulers", [])):
             s.load_state_dict(sd)
         self.__dict__.update(copy.deepcopy(state_dict))
+        self._restore_rates()  # (this one's, over its schedulers')
