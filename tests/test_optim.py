@@ -557,3 +557,26 @@ def test_step_allocates_no_parameter_sized_temporaries(cls, kwargs):
         tracemalloc.stop()
     # Scratch is preallocated and reused: a step allocates nothing array-sized, not even a chunk (256 KiB).
     assert peak < 64 * 1024, f"{cls.__name__}.step() allocated {peak} bytes at peak"
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW", "RMSprop", "Adagrad", "SGD"])
+def test_a_pytorch_optimizer_state_dict_loads_as_it_is(torch, name):
+    # PyTorch keeps 'step' as a float tensor: "loaded state 'step' ... is tensor(3.), not a whole number of steps"
+    import distnn.optim as O
+    from distnn.nn import Parameter
+
+    kw = {"lr": 0.05, **({"momentum": 0.9} if name == "SGD" else {})}
+    tp = torch.nn.Parameter(torch.linspace(-1, 1, 5))
+    theirs = getattr(torch.optim, name)([tp], **kw)
+    for t in range(3):
+        tp.grad = torch.cos(tp.detach()) + t
+        theirs.step()
+    p = Parameter(tp.detach().numpy().copy())
+    ours = getattr(O, name)([p], **kw)
+    ours.load_state_dict(theirs.state_dict())
+    for t in range(3, 5):
+        tp.grad = torch.cos(tp.detach()) + t
+        theirs.step()
+        p.grad = np.cos(p.data) + t
+        ours.step()
+    np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-6, atol=1e-7)

@@ -353,8 +353,14 @@ def _is_floating(v) -> bool:
 
 
 def _as_count(v, key, idx) -> int:
-    """A loaded step counter (int, float, 0-d or 1-element array) as a Python int."""
-    x = to_numpy(v).item() if _is_array(v) and getattr(v, "size", 0) == 1 else v
+    """A loaded step counter (int, float, 0-d or 1-element array, or tensor: PyTorch's optimizers keep
+    ``step`` as a float tensor) as a Python int."""
+    x = v
+    if not isinstance(v, (int, float)) and callable(getattr(v, "item", None)):
+        try:
+            x = v.item()  # (numpy, cupy, a PyTorch tensor: one element)
+        except (ValueError, RuntimeError, TypeError):
+            x = v
     if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)) \
             or not math.isfinite(x) or x != int(x):
         raise ValueError(f"loaded state '{key}' of parameter {idx} is {v!r}, not a whole number of steps")
