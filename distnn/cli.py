@@ -319,8 +319,9 @@ def cmd_config_keys(args) -> int:
 
 # ---------------------------------------------------------------- the driver
 def _user_errors() -> tuple:
-    """Exception types that mean bad input (reported in one line), not a bug."""
-    types = [ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError]
+    """Exception types that mean bad input or a failing environment (reported in one line), not a bug:
+    any OSError (a missing or unwritable file, a full or read-only disk) names its file and reason."""
+    types = [ValueError, OSError]
     for mod, name in (("distnn.train.config", "ConfigError"), ("distnn.data", "DataError"),
                       ("distnn.distributed.replicas", "ReplicaMismatchError")):
         try:
@@ -380,6 +381,9 @@ def _main(argv=None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # e.g. `distnn evaluate RUN | head -1`: the reader has gone, which is no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (Python flushes stdout at exit)
+        return 0
     except _user_errors() as e:
         # Agreed errors (JobError: every rank raised it together) say whether this rank reports.
         report = getattr(e, "report", None)
@@ -396,14 +400,12 @@ def _main(argv=None) -> int:
         if comm is not None or _launcher_rank() == 0:
             print(f"distnn: error: {prefix}{one_line(e)}", file=sys.stderr, flush=True)
         if comm is not None:
+            record_exit_status(EXIT_USAGE)
             comm.abort(EXIT_USAGE)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("distnn: interrupted", file=sys.stderr, flush=True)
         return 130
-    except BrokenPipeError:  # e.g. `distnn evaluate RUN | head -1`: the reader has gone, which is no error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (Python flushes stdout at exit)
-        return 0
     except _preempted() as e:
         from distnn.train.preemption import PreemptedAtStartup
 
@@ -413,8 +415,7 @@ def _main(argv=None) -> int:
             from distnn.train.preemption import EXIT_PREEMPTED, EXIT_PREEMPTED_UNSAVED
 
             if e.exit_code in (EXIT_PREEMPTED, EXIT_PREEMPTED_UNSAVED):
-                print(f"distnn: {one_line(e)}; run again with --resume auto to continue", file=sys.stderr,
-                      flush=True)
+                print(f"distnn: {one_line(e)}; {_resume_hint()}", file=sys.stderr, flush=True)
             else:  # checkpointing off: nothing to resume from (128 + the signal's number)
                 print(f"distnn: {one_line(e)}; exit status {e.exit_code}", file=sys.stderr, flush=True)
         return e.exit_code
@@ -438,13 +439,39 @@ def _end_job_preempted_at_startup(e) -> None:
         if size <= 1:
             return
         rank, abort = _launcher_rank(), abort_job
-    print(f"distnn: rank {rank}: {one_line(e)}; ending all {size} ranks; run again with --resume auto to "
-          "continue", file=sys.stderr, flush=True)
+    print(f"distnn: rank {rank}: {one_line(e)}; ending all {size} ranks; {_resume_hint()}", file=sys.stderr,
+          flush=True)
+    record_exit_status(e.exit_code)
     from distnn.distributed.watchdog import FORWARD_GRACE_S
 
     time.sleep(FORWARD_GRACE_S)  # MPI_Abort also ends the launcher's forwarding of what we wrote
     abort(e.exit_code)
     sys.exit(e.exit_code)  # (MPI_Abort may return when every rank aborts at once: exit, print nothing more)
+
+
+#: a directory where each rank of ``python -m distnn`` records the status it exits with, as ``rank-<N>``
+#: (slurm/train.sbatch sets it: srun --kill-on-bad-exit reports 137 for all once one rank exits, and a rank
+#: killed by a signal before distnn could act on it records nothing)
+STATUS_DIR_ENV = "DISTNN_STATUS_DIR"
+
+
+def record_exit_status(code) -> None:
+    """Write the status this rank exits with into ``$DISTNN_STATUS_DIR/rank-<launcher rank>`` (if set)."""
+    directory = os.environ.get(STATUS_DIR_ENV)
+    if not directory:
+        return
+    from distnn.distributed.exit_watch import exit_status
+
+    try:
+        with open(os.path.join(directory, f"rank-{_launcher_rank()}"), "w") as f:
+            f.write(f"{exit_status(code)}\n")
+    except OSError:
+        pass  # (a status nobody can read changes nothing in the job itself)
+
+
+def _resume_hint() -> str:
+    """How to continue a preempted run: ``--resume auto``, or what a batch script says (DISTNN_RESUME_HINT)."""
+    return os.environ.get("DISTNN_RESUME_HINT") or "run again with --resume auto to continue"
 
 
 def _preempted() -> tuple:

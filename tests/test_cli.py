@@ -456,3 +456,20 @@ def test_the_epoch_lines_eta_counts_the_steps_max_steps_leaves(tmp_path, capsys)
     lines = [ln for ln in err.splitlines() if "] epoch " in ln]
     assert [ln.split("] ")[1].split(" train")[0] for ln in lines] == ["epoch 1/150", "epoch 2/150"]
     assert "| eta " in lines[0] and "eta" not in lines[1], lines
+
+
+def test_an_os_error_while_training_is_one_line_naming_the_file(tmp_path, capsys, monkeypatch):
+    # a read-only or full disk under the run directory mid-run was a 15-line traceback
+    import errno
+
+    from distnn.train.callbacks import metrics_logger
+
+    def read_only(self, trainer, logs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "r" / "metrics.jsonl.tmp"))
+
+    monkeypatch.setattr(metrics_logger.MetricsLogger, "on_epoch_end", read_only)
+    code, _, err = run_cli(["train", "--quiet", "--set", "train.epochs=1", "--out", str(tmp_path / "r")], capsys)
+    assert code == 2
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("distnn: error: ") and "Read-only file system" in last and "metrics.jsonl.tmp" in last
+    assert "Traceback" not in err

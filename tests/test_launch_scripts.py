@@ -24,19 +24,26 @@ name, argv = os.path.basename(sys.argv[0]), sys.argv[1:]
 if name == "python" and argv[:1] == ["-c"]:  # version checks and the sbatch summary line: the real python
     os.execv({exe!r}, [{exe!r}, *argv])
 with open(os.environ["FAKE_LOG"], "a") as f:
-    f.write(json.dumps({{"prog": name, "cwd": os.getcwd(), "argv": argv}}) + "\n")
+    env = {{k: os.environ[k] for k in ("DISTNN_STATUS_DIR", "DISTNN_RESUME_HINT") if k in os.environ}}
+    f.write(json.dumps({{"prog": name, "cwd": os.getcwd(), "argv": argv, "env": env}}) + "\n")
 if name == "python" and argv[:2] == ["-m", "pip"]:
     rc = int(os.environ.get("FAKE_PIP_UPGRADE_RC" if "--upgrade" in argv else "FAKE_PIP_RC", "0"))
     if rc:
         print("ERROR: a raw pip failure", file=sys.stderr)
     sys.exit(rc)
-if name == "srun":  # a finished run writes its summary
+if name == "srun":  # a finished run writes its summary; FAKE_STATUSES="0:3,1:0": what each rank recorded
     out = argv[argv.index("--out") + 1]
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump({{"test_accuracy": 0.5}}, f)
+    for item in filter(None, os.environ.get("FAKE_STATUSES", "").split(",")):
+        rank, status = item.split(":")
+        with open(os.path.join(os.environ["DISTNN_STATUS_DIR"], "rank-" + rank), "w") as f:
+            f.write(status + "\n")
 if name in ("srun", "mpiexec"):
     sys.exit(int(os.environ.get("FAKE_RC", "0")))
+if name == "scontrol":
+    sys.exit(int(os.environ.get("FAKE_SCONTROL_RC", "0")))
 print("fake python", *argv)
 '''
 
@@ -256,15 +263,44 @@ def test_sbatch_does_not_requeue_a_preemption_whose_checkpoint_failed(fake):
     assert "not requeued" in p.stderr
 
 
-@pytest.mark.parametrize("rc,says", [
-    ("137", "a rank was killed (signal 9, exit 137"),
-    ("143", "stopped by signal 15 (exit 143)"),
+@pytest.mark.parametrize("rc,statuses,says", [
+    ("137", "", "a rank was killed (signal 9, exit 137"),
+    ("137", "0:0", "a rank was killed (signal 9, exit 137"),
+    ("143", "0:143,1:143", "stopped by signal 15 (exit 143)"),  # distnn's own status: checkpointing off
 ])
-def test_sbatch_does_not_requeue_a_rank_killed_or_a_run_stopped_without_checkpoints(fake, rc, says):
-    p = sbatch(fake, FAKE_RC=rc)
+def test_sbatch_does_not_requeue_a_rank_killed_or_a_run_stopped_without_checkpoints(fake, rc, statuses, says):
+    p = sbatch(fake, FAKE_RC=rc, FAKE_STATUSES=statuses)
     assert p.returncode == int(rc)
     assert not [c for c in p.calls if c["prog"] == "scontrol"]
     assert says in p.stderr and "not requeued" in p.stderr, p.stderr
+
+
+def test_sbatch_takes_the_status_a_rank_recorded_over_srun_s_137(fake):
+    # srun --kill-on-bad-exit kills the other ranks once one exits: it reported 137 ("a rank was killed
+    # ... out-of-memory killer") for a rank's own sys.exit(3), and a start-up preemption was not requeued
+    p = sbatch(fake, FAKE_RC="137", FAKE_STATUSES="1:3")
+    assert p.returncode == 3 and "killed" not in p.stderr, p.stderr
+    p = sbatch(fake, FAKE_RC="137", FAKE_STATUSES="0:75")
+    assert p.returncode == 0 and launched(p, "scontrol")["argv"] == ["requeue", "7"], p.stderr
+    status_dir = launched(p, "srun")["env"]["DISTNN_STATUS_DIR"]
+    assert not os.path.exists(status_dir)  # (removed after reading)
+    assert "DISTNN_OUT=runs/slurm-7" in launched(p, "srun")["env"]["DISTNN_RESUME_HINT"]
+
+
+@pytest.mark.parametrize("rc", ["138", "143"])
+def test_sbatch_requeues_ranks_a_signal_stopped_before_distnn_could_act_on_it(fake, rc):
+    # no rank recorded a status: the signal came before distnn's handler (the first moments of start-up);
+    # it was reported as "checkpointing off" and not requeued
+    p = sbatch(fake, FAKE_RC=rc)
+    assert p.returncode == 0 and launched(p, "scontrol")["argv"] == ["requeue", "7"], p.stderr
+    assert "before distnn could act on it" in p.stderr
+
+
+def test_sbatch_preempted_without_requeue_says_how_to_resubmit(fake):
+    # submitted with --no-requeue: it said "requeueing" and ended with status 1
+    p = sbatch(fake, FAKE_RC="75", FAKE_STATUSES="0:75,1:75", FAKE_SCONTROL_RC="1")
+    assert p.returncode == 75
+    assert "could not be requeued" in p.stderr and "DISTNN_OUT=runs/slurm-7" in p.stderr
 
 
 def test_sbatch_examples_set_the_number_of_tasks():

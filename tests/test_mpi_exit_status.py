@@ -122,3 +122,21 @@ def test_the_cli_rank_that_raises_system_exit_sets_the_jobs_status(tmp_path, sim
     else:
         assert "rank 1 " in p.stderr and "has ended its process" in p.stderr, p.stderr[-3000:]
         assert "aborting all 2 ranks with its exit status 3" in p.stderr
+
+
+def test_each_rank_records_the_status_it_exits_with_for_a_batch_script(tmp_path):
+    # slurm/train.sbatch reads them: srun --kill-on-bad-exit reports 137 for every rank once one exits
+    status_dir = tmp_path / "status"
+    status_dir.mkdir()
+    p = _cli(2, "--out", str(tmp_path / "run"), env={"DISTNN_FAULT_EXIT_AT": "1:5:3",
+                                                      "DISTNN_STATUS_DIR": str(status_dir)})
+    assert p.returncode == 3, p.stderr[-3000:]
+    assert (status_dir / "rank-1").read_text() == "3\n"  # (rank 0 was aborted by the exit watch: no record)
+    p = _cli(2, "--out", str(tmp_path / "run2"), env={"DISTNN_FAULT_SIGNAL_AT": "0:0:SIGUSR1",
+                                                       "DISTNN_STATUS_DIR": str(status_dir)})
+    assert p.returncode == 75, p.stderr[-3000:]
+    assert (status_dir / "rank-0").read_text() == "75\n"
+    for f in status_dir.iterdir():
+        f.unlink()
+    p = _cli(1, "--out", str(tmp_path / "run3"), simulate=True, env={"DISTNN_STATUS_DIR": str(status_dir)})
+    assert p.returncode == 0 and (status_dir / "rank-0").read_text() == "0\n", p.stderr[-3000:]

@@ -92,7 +92,7 @@ from test_launch_scripts import fake, sbatch  # noqa: E402,F401 - `fake` is a fi
 
 @pytest.mark.parametrize("status", [128 + signal.SIGTERM, 128 + signal.SIGUSR1])
 def test_sbatch_does_not_requeue_a_stop_with_nothing_saved(fake, status):  # noqa: F811
-    p = sbatch(fake, FAKE_RC=str(status))
+    p = sbatch(fake, FAKE_RC=str(status), FAKE_STATUSES=f"0:{status},1:{status}")  # (distnn's own status)
     assert p.returncode == status
     assert not [c for c in p.calls if c["prog"] == "scontrol"]  # requeued, it would start from zero
     assert f"stopped by signal {status - 128} (exit {status}); not requeued" in p.stderr
