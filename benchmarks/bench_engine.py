@@ -46,7 +46,11 @@ def parse_args(argv=None):
     p.add_argument("--profile", type=int, default=0, metavar="STEPS",
                    help="also cProfile this many distnn MLP steps and print the top functions")
     p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)  # internal: child at N threads
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.batch < 1 or args.sections < 1 or args.samples < args.batch * args.sections:
+        p.error(f"--samples ({args.samples}) must hold --sections ({args.sections}) x --batch ({args.batch}) "
+                "samples at least (each timed section is one or more whole batches), both >= 1")
+    return args
 
 
 # ------------------------------------------------------------------ the parent

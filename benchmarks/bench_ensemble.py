@@ -78,13 +78,13 @@ def main(argv=None) -> int:
     print(f"\n{args.config}: {K}-member ensembles, vary={args.vary}, overrides {args.extra or 'none'}; "
           "test split (accuracy in %, NLL = mean negative log-likelihood)")
     head = (f"{'seed':>5} | " + " ".join(f"{'m' + str(k) + ' acc':>8}" for k in range(K)) +
-            f" | {'median':>7} {'ENS acc':>8} {'gain':>6} | {'mean NLL':>8} {'ENS NLL':>8} {'reduct.':>8} | "
+            f" | {'median':>7} {'ENS acc':>8} {'vs mean':>7} | {'mean NLL':>8} {'ENS NLL':>8} {'reduct.':>8} | "
             f"{'wall s':>6}")
     print(head)
     print("-" * len(head))
     for seed, accs, nlls, eacc, enll, med, mnll, wall in rows:
         print(f"{seed:>5} | " + " ".join(f"{100 * a:>8.2f}" for a in accs) +
-              f" | {100 * med:>7.2f} {100 * eacc:>8.2f} {100 * (eacc - statistics.fmean(accs)):>+6.2f} | "
+              f" | {100 * med:>7.2f} {100 * eacc:>8.2f} {100 * (eacc - statistics.fmean(accs)):>+7.2f} | "
               f"{mnll:>8.4f} {enll:>8.4f} {mnll - enll:>8.4f} | {wall:>6.1f}")
     ens_accs = [r[3] for r in rows]
     member_all = [a for r in rows for a in r[1]]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 
 SIZES = (784, 512, 256, 10)
@@ -108,10 +109,17 @@ def torch_step_fn(torch, init, lr):
 
 
 def main(argv=None):
-    import cupy as cp
     import numpy as np
 
-    args = parse_args(argv)
+    args = parse_args(argv)  # (--help works without a GPU)
+    try:
+        import cupy as cp
+
+        cp.cuda.runtime.getDeviceCount()
+    except Exception as e:  # noqa: BLE001 - no cupy, no driver, no device: one line, not a traceback
+        print(f"bench_gpu: no usable GPU here ({type(e).__name__}: {' '.join(str(e).split())}); it needs cupy "
+              "and a CUDA device", file=sys.stderr)
+        return 2
     torch = None
     if not args.no_torch:
         try:

@@ -48,7 +48,10 @@ def parse_args(argv=None):
     p.add_argument("--dropout", type=float, default=0.0, help="transformer dropout (default 0)")
     p.add_argument("--profile", choices=["lenet", "lstm", "transformer"], default=None,
                    help="print a cProfile of distnn's step for this case instead of benchmarking")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.repeats < 1 or args.warmup < 0:
+        p.error(f"--repeats must be >= 1 and --warmup >= 0 (got {args.repeats}, {args.warmup})")
+    return args
 
 
 def _load(tm, dm):

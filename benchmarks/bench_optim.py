@@ -16,7 +16,7 @@ LARS and LAMB have no PyTorch peer; their ratio column compares them with
 distnn's SGD-momentum / Adam.
 
     python benchmarks/bench_optim.py                 # 10M params, 15 rounds
-    python benchmarks/bench_optim.py --numel 2000000 --rounds 5 --only SGD Adam
+    python benchmarks/bench_optim.py --numel 2000000 --rounds 5 --only SGD-momentum Adam
 
 Target: distnn/torch <= 1.3 for SGD-momentum and Adam at 1 thread.
 """
@@ -142,6 +142,9 @@ def main(argv=None):
     ap.add_argument("--only", nargs="+", choices=sorted(CONFIGS), default=None)
     ap.add_argument("--no-torch", action="store_true")
     args = ap.parse_args(argv)
+    if args.rounds < 1 or args.numel < 2000:
+        ap.error(f"--rounds must be >= 1 and --numel >= 2000 (a 1000-element bias beside four large tensors); "
+                 f"got {args.rounds}, {args.numel}")
 
     torch = None
     if not args.no_torch:

@@ -61,6 +61,9 @@ def main():
     ap.add_argument("--hidden", type=int, nargs="+", default=[128, 64])
     ap.add_argument("--dropout", type=float, default=0.0, help="dropout after each hidden layer (both)")
     args = ap.parse_args()
+    if args.block < 1 or args.epochs < args.block:
+        ap.error(f"--epochs ({args.epochs}) must be at least --block ({args.block}), which must be >= 1: "
+                 "one warm-up block, then at least one timed block")
     splits = load_dataset("digits")
     train_tf, _ = build_transforms(splits)
     x, y = splits.train.x, splits.train.y
@@ -91,7 +94,7 @@ def main():
     steps = trainer.steps_per_epoch
     print(f"digits MLP {[64] + args.hidden + [10]}, dropout {args.dropout}, batch {args.batch}, {len(x)} samples, "
           f"{steps} steps/epoch, "
-          f"{args.epochs} timed epochs in blocks of {block}")
+          f"{len(trainer_times) * block} timed epochs in blocks of {block} (after a warm-up block)")
     print(f"bare step loop : median {bare * 1e3:8.2f} ms/epoch  ({bare / steps * 1e6:7.1f} us/step), "
           f"min {min(bare_times) * 1e3:8.2f} ms")
     print(f"Trainer.fit    : median {tr * 1e3:8.2f} ms/epoch  ({tr / steps * 1e6:7.1f} us/step), "
