@@ -522,6 +522,34 @@ def test_fp16_encoding_scales_per_rank_by_a_power_of_two():
 
 
 # ------------------------------------------------- seed weighting and the step meta
+@pytest.mark.parametrize("how", ["local", "simulated"])
+def test_step_flags_are_summed_on_one_rank_too(how):
+    # on a one-rank communicator step_flags never reached step_flags_sum (and were never cleared): a stop
+    # flag in a hand-written loop was lost when the loop ran in one process
+    from distnn.distributed import LocalCommunicator
+
+    X, Y = make_data()
+
+    def fn(comm):
+        model = make_mlp(1)
+        dp = DataParallel(model, comm)
+        seen = []
+        for step in range(3):
+            dp.step_flags[2] = step + 1
+            if step < 2:
+                with dp.no_sync():  # an accumulation micro-batch first: not the step's end
+                    F.cross_entropy(dp(distnn.Tensor(X[:4])), Y[:4]).backward()
+                assert dp.step_flags[2] == step + 1 and dp.num_syncs == step
+                F.cross_entropy(dp(distnn.Tensor(X[4:9])), Y[4:9]).backward()
+            dp.finish_gradient_synchronization()  # (the last step had no backward: this ends it)
+            seen.append((dp.step_flags_sum.tolist(), dp.step_flags.any(), dp.num_syncs))
+            model.zero_grad()
+        return seen
+
+    seen = fn(LocalCommunicator()) if how == "local" else simulate(1, fn)[0]
+    assert seen == [([0, 0, k, 0, 0], False, k) for k in (1, 2, 3)]
+
+
 def test_one_collective_per_bucket_and_step_flags_summed():
     calls = []
 

@@ -207,6 +207,8 @@ class DataParallel(Module):
             self._broadcast_tensors([t for _, t in module.named_parameters()] + [b for _, b in module.named_buffers()])
             self._build_buckets()
             self._register_hooks()
+        else:
+            self._register_single_rank_hook()
 
     # -------------------------------------------------------------- forward
     def forward(self, *inputs, **kwargs):
@@ -306,6 +308,27 @@ class DataParallel(Module):
         # parameters' gradient destinations, frees its persistent MPI requests and hands its communicator
         # back. (Once only: after remove_hooks() the communicator may already serve another wrapper.)
         self._finalizer = weakref.finalize(self, _release, self._buckets, self._step_meta, self._private)
+
+    def _register_single_rank_hook(self):
+        """One rank: nothing to exchange, but a synchronizing backward still ends a step as on several
+        ranks: ``step_flags`` become ``step_flags_sum`` (a sum over one rank) and ``num_syncs`` counts it."""
+        ref = weakref.ref(self)
+        slot = {id(p) for p in self._params}
+
+        def begin(root, leaves):
+            dp = ref()
+            if dp is not None and dp._require_sync and backward_depth() == 1 and any(id(t) in slot for t in leaves):
+                queue_callback(dp._end_single_rank_step)
+
+        handle = register_backward_begin_hook(begin)
+        self._hooks.append(handle)
+        weakref.finalize(self, handle.remove)
+
+    def _end_single_rank_step(self):
+        self.step_flags_sum = self.step_flags.copy()
+        self.step_flags[...] = 0
+        self.num_syncs += 1
+        self._synced_since_finish = True
 
     def remove_hooks(self) -> None:
         """Detach from the model's parameters (the model then trains without synchronization)."""
@@ -500,6 +523,9 @@ class DataParallel(Module):
         told apart.)
         """
         if self.comm.size == 1:
+            if not self._synced_since_finish:  # (no backward this step: its flags still end it)
+                self._end_single_rank_step()
+            self._synced_since_finish = False
             return
         if self._in_sync or not self._synced_since_finish or self._grads_reset_since_sync():
             if not self._in_sync and self._explicit_samples is None and self._forward_samples is None:
