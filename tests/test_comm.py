@@ -402,9 +402,10 @@ def test_timeout_env_parsing(monkeypatch):
     assert collective_timeout() is None
     monkeypatch.setenv("DISTNN_COLLECTIVE_TIMEOUT", "12.5")
     assert collective_timeout() == 12.5
-    monkeypatch.setenv("DISTNN_COLLECTIVE_TIMEOUT", "soon")
-    with pytest.raises(ValueError, match="DISTNN_COLLECTIVE_TIMEOUT"):
-        collective_timeout()
+    for bad in ("soon", "nan", "-1"):  # (nan turned the timeout off: a missing rank was waited for forever)
+        monkeypatch.setenv("DISTNN_COLLECTIVE_TIMEOUT", bad)
+        with pytest.raises(ValueError, match="DISTNN_COLLECTIVE_TIMEOUT"):
+            collective_timeout()
     monkeypatch.delenv("DISTNN_COLLECTIVE_TIMEOUT")
     assert collective_timeout() == 300.0
 

@@ -289,3 +289,15 @@ def test_check_collectives_names_a_mismatched_call_on_every_rank(monkeypatch):
     # matching calls still work, and the communicator is still in step
     np.testing.assert_array_equal(checked.allreduce(np.ones(2)), np.full(2, float(checked.size)))
     assert checked.broadcast_object(checked.rank, root=0) == 0
+
+
+def test_broadcast_from_a_read_only_root_array(comm):
+    # the root only sends, but its writeback into its own (read-only) array raised, and the job aborted
+    expected = np.arange(12.0).reshape(3, 4)
+    if comm.rank == 0:
+        sources = [np.frombuffer(expected.tobytes()).reshape(3, 4), np.broadcast_to(expected[0], (3, 4))]
+    else:
+        sources = [np.zeros((3, 4)), np.zeros((3, 4))]
+    for k, a in enumerate(sources):
+        out = comm.broadcast(a, root=0)
+        np.testing.assert_array_equal(out, expected if k == 0 else np.broadcast_to(expected[0], (3, 4)))

@@ -336,17 +336,20 @@ class MPICommunicator(Communicator):
         wait_until(test, self.timeout, lambda waited: self._timed_out(what(), waited),
                    lambda: self._waiting_long(what()), self._spin_s)
 
-    def _host_buffer(self, array):
-        """(buffer MPI can use, function that copies it back into ``array``)."""
+    def _host_buffer(self, array, send_only: bool = False):
+        """(buffer MPI can use, function that copies it back into ``array``); ``send_only``: nothing comes
+        back (a broadcast's root), so a read-only ``array`` is fine."""
         xp = get_array_module(array)
         if xp is not np:
             xp.cuda.get_current_stream().synchronize()
             if self.cuda_aware and array.flags.c_contiguous:
                 return array, lambda: None
             host = xp.asnumpy(array)
-            return host, lambda: array.__setitem__(Ellipsis, xp.asarray(host))
+            return host, (lambda: None) if send_only else (lambda: array.__setitem__(Ellipsis, xp.asarray(host)))
         if array.flags.c_contiguous and array.flags.writeable:
             return array, lambda: None
+        if send_only:
+            return np.array(array, order="C"), lambda: None  # (a writable copy: MPI's bcast takes one on every rank)
         host = np.ascontiguousarray(array)
         return host, lambda: array.__setitem__(Ellipsis, host)
 
@@ -460,7 +463,7 @@ class MPICommunicator(Communicator):
         self._check_root(root)
         array = as_array(array)
         what = self._begin(f"broadcast(root={root}, shape={tuple(array.shape)}, dtype={array.dtype})")
-        buf, writeback = self._host_buffer(array)
+        buf, writeback = self._host_buffer(array, send_only=self.rank == root)
         self._wait(self._comm.Ibcast(buf, root=root), what)
         writeback()
         return array

@@ -34,8 +34,8 @@ def collective_timeout(default: float = DEFAULT_TIMEOUT):
         value = float(raw)
     except ValueError:
         raise ValueError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds (use 0 to disable)") from None
-    if value < 0:
-        raise ValueError(f"{TIMEOUT_ENV}={raw!r} must be >= 0")
+    if not value >= 0:  # (nan too: it compares false with everything, and a wait against it never ends)
+        raise ValueError(f"{TIMEOUT_ENV}={raw!r} must be a number of seconds >= 0 (0 or 'inf' disables it)")
     return value or None
 
 
