@@ -10,5 +10,5 @@ except SystemExit as e:
     code = e.code
     raise
 finally:
-    record_exit_status(code)  # (for a batch script: see distnn.cli.STATUS_DIR_ENV)
+    record_exit_status(code, keep=True)  # (for a batch script: see distnn.cli.STATUS_DIR_ENV)
 sys.exit(code)

@@ -415,7 +415,7 @@ def _main(argv=None) -> int:
             from distnn.train.preemption import EXIT_PREEMPTED, EXIT_PREEMPTED_UNSAVED
 
             if e.exit_code in (EXIT_PREEMPTED, EXIT_PREEMPTED_UNSAVED):
-                print(f"distnn: {one_line(e)}; {_resume_hint()}", file=sys.stderr, flush=True)
+                print(f"distnn: {one_line(e)}; {preemption_hint()}", file=sys.stderr, flush=True)
             else:  # checkpointing off: nothing to resume from (128 + the signal's number)
                 print(f"distnn: {one_line(e)}; exit status {e.exit_code}", file=sys.stderr, flush=True)
         return e.exit_code
@@ -439,9 +439,9 @@ def _end_job_preempted_at_startup(e) -> None:
         if size <= 1:
             return
         rank, abort = _launcher_rank(), abort_job
-    print(f"distnn: rank {rank}: {one_line(e)}; ending all {size} ranks; {_resume_hint()}", file=sys.stderr,
+    print(f"distnn: rank {rank}: {one_line(e)}; ending all {size} ranks; {preemption_hint()}", file=sys.stderr,
           flush=True)
-    record_exit_status(e.exit_code)
+    record_exit_status(e.exit_code, e.signum)
     from distnn.distributed.watchdog import FORWARD_GRACE_S
 
     time.sleep(FORWARD_GRACE_S)  # MPI_Abort also ends the launcher's forwarding of what we wrote
@@ -455,23 +455,30 @@ def _end_job_preempted_at_startup(e) -> None:
 STATUS_DIR_ENV = "DISTNN_STATUS_DIR"
 
 
-def record_exit_status(code) -> None:
-    """Write the status this rank exits with into ``$DISTNN_STATUS_DIR/rank-<launcher rank>`` (if set)."""
+def record_exit_status(code, signum: int = 0, keep: bool = False) -> None:
+    """Write ``STATUS SIGNAL`` into ``$DISTNN_STATUS_DIR/rank-<launcher rank>`` (if set): the status this
+    rank exits with, and the signal of a preemption during start-up (0 otherwise): a rank that dies there
+    makes srun send SIGTERM to the others, which take it for a preemption. ``keep``: not over a record
+    this rank already wrote (the process's exit after a more specific one)."""
     directory = os.environ.get(STATUS_DIR_ENV)
     if not directory:
         return
     from distnn.distributed.exit_watch import exit_status
 
+    path = os.path.join(directory, f"rank-{_launcher_rank()}")
+    if keep and os.path.exists(path):
+        return
     try:
-        with open(os.path.join(directory, f"rank-{_launcher_rank()}"), "w") as f:
-            f.write(f"{exit_status(code)}\n")
+        with open(path, "w") as f:
+            f.write(f"{exit_status(code)} {int(signum)}\n")
     except OSError:
         pass  # (a status nobody can read changes nothing in the job itself)
 
 
-def _resume_hint() -> str:
-    """How to continue a preempted run: ``--resume auto``, or what a batch script says (DISTNN_RESUME_HINT)."""
-    return os.environ.get("DISTNN_RESUME_HINT") or "run again with --resume auto to continue"
+def preemption_hint() -> str:
+    from distnn.train.preemption import resume_hint
+
+    return resume_hint()
 
 
 def _preempted() -> tuple:

@@ -31,15 +31,15 @@ if name == "python" and argv[:2] == ["-m", "pip"]:
     if rc:
         print("ERROR: a raw pip failure", file=sys.stderr)
     sys.exit(rc)
-if name == "srun":  # a finished run writes its summary; FAKE_STATUSES="0:3,1:0": what each rank recorded
+if name == "srun":  # a finished run writes its summary; FAKE_STATUSES="0:3,1:75:15": each rank's record
     out = argv[argv.index("--out") + 1]
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump({{"test_accuracy": 0.5}}, f)
     for item in filter(None, os.environ.get("FAKE_STATUSES", "").split(",")):
-        rank, status = item.split(":")
+        rank, status, *signum = item.split(":")
         with open(os.path.join(os.environ["DISTNN_STATUS_DIR"], "rank-" + rank), "w") as f:
-            f.write(status + "\n")
+            f.write(status + " " + (signum[0] if signum else "0") + "\n")
 if name in ("srun", "mpiexec"):
     sys.exit(int(os.environ.get("FAKE_RC", "0")))
 if name == "scontrol":
@@ -203,7 +203,7 @@ def test_venv_reuses_an_install_with_more_extras_until_pyproject_changes(fake):
 
 # --------------------------------------------------------------- slurm/train.sbatch
 def sbatch(fake, *args, cwd=None, **env):
-    env = {"SLURM_SUBMIT_DIR": cwd or fake.root, "SLURM_JOB_ID": "7", **env}
+    env = {"SLURM_SUBMIT_DIR": cwd or fake.root, "SLURM_JOB_ID": "7", "SLURM_NTASKS": "2", **env}
     return fake.run("slurm/train.sbatch", *args, cwd=cwd or fake.root, **env)
 
 
@@ -280,11 +280,29 @@ def test_sbatch_takes_the_status_a_rank_recorded_over_srun_s_137(fake):
     # ... out-of-memory killer") for a rank's own sys.exit(3), and a start-up preemption was not requeued
     p = sbatch(fake, FAKE_RC="137", FAKE_STATUSES="1:3")
     assert p.returncode == 3 and "killed" not in p.stderr, p.stderr
-    p = sbatch(fake, FAKE_RC="137", FAKE_STATUSES="0:75")
+    p = sbatch(fake, FAKE_RC="137", FAKE_STATUSES="0:75:10")  # rank 0 preempted by USR1 at start-up
     assert p.returncode == 0 and launched(p, "scontrol")["argv"] == ["requeue", "7"], p.stderr
     status_dir = launched(p, "srun")["env"]["DISTNN_STATUS_DIR"]
     assert not os.path.exists(status_dir)  # (removed after reading)
     assert "DISTNN_OUT=runs/slurm-7" in launched(p, "srun")["env"]["DISTNN_RESUME_HINT"]
+
+
+def test_sbatch_does_not_requeue_a_crash_the_other_ranks_took_for_a_preemption(fake):
+    # a rank killed or crashed at start-up: srun sends SIGTERM to the others, which record a start-up
+    # preemption by signal 15; requeued, a crash that repeats looped forever
+    p = sbatch(fake, FAKE_RC="137", FAKE_STATUSES="0:75:15")
+    assert p.returncode == 137 and not [c for c in p.calls if c["prog"] == "scontrol"], p.stderr
+    assert "ended without a status" in p.stderr and "not requeued" in p.stderr
+    p = sbatch(fake, FAKE_RC="75", FAKE_STATUSES="0:75:15,1:75:15")  # every rank preempted by SIGTERM: requeued
+    assert p.returncode == 0 and launched(p, "scontrol")["argv"] == ["requeue", "7"], p.stderr
+
+
+@pytest.mark.parametrize("rc", ["139", "134"])
+def test_sbatch_does_not_requeue_a_crash_signal(fake, rc):
+    # only USR1 and TERM are preemption signals: a segfault with no record was requeued as "still starting"
+    p = sbatch(fake, FAKE_RC=rc)
+    assert p.returncode == int(rc) and not [c for c in p.calls if c["prog"] == "scontrol"], p.stderr
+    assert f"killed by signal {int(rc) - 128}" in p.stderr and "not requeued" in p.stderr
 
 
 @pytest.mark.parametrize("rc", ["138", "143"])

@@ -131,12 +131,12 @@ def test_each_rank_records_the_status_it_exits_with_for_a_batch_script(tmp_path)
     p = _cli(2, "--out", str(tmp_path / "run"), env={"DISTNN_FAULT_EXIT_AT": "1:5:3",
                                                       "DISTNN_STATUS_DIR": str(status_dir)})
     assert p.returncode == 3, p.stderr[-3000:]
-    assert (status_dir / "rank-1").read_text() == "3\n"  # (rank 0 was aborted by the exit watch: no record)
+    assert (status_dir / "rank-1").read_text() == "3 0\n"  # (rank 0 was aborted by the exit watch: no record)
     p = _cli(2, "--out", str(tmp_path / "run2"), env={"DISTNN_FAULT_SIGNAL_AT": "0:0:SIGUSR1",
                                                        "DISTNN_STATUS_DIR": str(status_dir)})
     assert p.returncode == 75, p.stderr[-3000:]
-    assert (status_dir / "rank-0").read_text() == "75\n"
+    assert (status_dir / "rank-0").read_text() == "75 10\n"  # (preempted at start-up by SIGUSR1)
     for f in status_dir.iterdir():
         f.unlink()
     p = _cli(1, "--out", str(tmp_path / "run3"), simulate=True, env={"DISTNN_STATUS_DIR": str(status_dir)})
-    assert p.returncode == 0 and (status_dir / "rank-0").read_text() == "0\n", p.stderr[-3000:]
+    assert p.returncode == 0 and (status_dir / "rank-0").read_text() == "0 0\n", p.stderr[-3000:]

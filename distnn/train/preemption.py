@@ -126,6 +126,12 @@ class PreemptedAtStartup(Preempted):
         self.step, self.signum, self.checkpoint, self.error = 0, signum, None, None
 
 
+def resume_hint() -> str:
+    """How to continue a preempted run: ``--resume auto``, or what a batch script that passes it itself
+    says (``DISTNN_RESUME_HINT``: slurm/train.sbatch requeues, or names DISTNN_OUT)."""
+    return os.environ.get("DISTNN_RESUME_HINT") or "run again with --resume auto to continue"
+
+
 def exit_status_for_signal(signum: int) -> int:
     """The exit status of a run with checkpointing off stopped by ``signum``: 128 + its number (143: SIGTERM)."""
     return EXIT_SIGNAL_BASE + int(signum)
