@@ -203,3 +203,15 @@ def test_a_job_into_a_directory_another_job_is_running_in_is_refused(tmp_path, c
     assert "seed = 9" not in open(os.path.join(out, "config.toml")).read()
     # the lock went with its job: the run continues
     assert main(["train", *FAST, "--set", "train.epochs=3", "--out", out, "--resume", "auto"]) == 0
+
+
+def test_a_file_system_without_flock_runs_without_the_lock(tmp_path, monkeypatch):
+    # flock's ENOLCK / EOPNOTSUPP (some network mounts) is not "another job holds it"
+    import errno
+    import fcntl
+
+    def unsupported(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", unsupported)
+    assert main(["train", *FAST, "--out", str(tmp_path / "r")]) == 0

@@ -148,13 +148,19 @@ def _lock(path: str) -> None:
     key = os.path.realpath(path)
     if key in _held:
         raise RunDirError(f"run directory {path!r} is in use by another job in this process")
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # (a directory that cannot be opened for reading: no lock, as before)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:  # held: EWOULDBLOCK
         os.close(fd)
         raise RunDirError(f"run directory {path!r} is in use by another distnn job: wait for it to end "
                           f"(then --resume auto continues it), or choose another --out") from None
+    except OSError:  # a file system without flock (ENOLCK, EOPNOTSUPP: some network mounts): no lock
+        os.close(fd)
+        return
     _held[key] = fd
 
 
