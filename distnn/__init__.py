@@ -3,6 +3,10 @@
 numpy on the CPU, cupy on a GPU, MPI (mpi4py) between processes. Importing
 distnn needs only numpy.
 """
+from ._early_signals import install_if_starting_the_cli as _note_early_signals
+
+_note_early_signals()  # first: `python -m distnn` is not killed by a preemption signal while it imports
+
 from ._malloc import tune_malloc as _tune_malloc
 from ._threads import limit_blas_threads as _limit_blas_threads
 

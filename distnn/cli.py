@@ -373,6 +373,10 @@ def _main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.embedded = argv is not None
+    if args.command != "train":  # (train's start-up takes them over: preemption.start_up)
+        from distnn import _early_signals
+
+        _early_signals.release()  # SIGTERM/SIGUSR1 noted while `python -m distnn` imported: their default action
     if args.command is None:
         parser.print_help()
         if _launcher_rank() == 0:

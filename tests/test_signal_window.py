@@ -64,3 +64,34 @@ def test_a_flag_set_before_the_training_handler_is_kept_by_its_install():
         preemption.clear()
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+EARLY = """import os, runpy, signal, sys
+sys.argv = ["-m", *sys.argv[1:]]
+import distnn  # as `python -m distnn` imports it (argv[0] is "-m" then), before the CLI exists
+os.kill(os.getpid(), getattr(signal, os.environ["EARLY_SIGNAL"]))
+runpy.run_module("distnn", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGUSR1"])
+def test_a_signal_while_python_m_distnn_imports_is_a_start_up_preemption(tmp_path, sig):
+    # before the CLI's start-up handler existed, the signal killed the process (143 / 138: the statuses
+    # of a stop with checkpointing off, which slurm/train.sbatch does not requeue)
+    import subprocess
+    import sys
+
+    env = cli_faults.fault_env(EARLY_SIGNAL=sig)
+    train = [sys.executable, "-c", EARLY, "train", "--quiet", "--set", "train.epochs=1", "--out", str(tmp_path / "r")]
+    p = subprocess.run(train, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 75, p.stderr[-2000:]
+    assert f"preempted by {sig} during start-up" in p.stderr
+    assert not (tmp_path / "r").exists()
+    # another command takes the signal's default action, as before
+    p = subprocess.run([sys.executable, "-c", EARLY, "datasets"], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == -getattr(signal, sig), (p.returncode, p.stderr[-2000:])
+    # a program importing distnn keeps its handlers
+    p = subprocess.run([sys.executable, "-c", "import signal, distnn; "
+                        "assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL"], env=env, timeout=120)
+    assert p.returncode == 0

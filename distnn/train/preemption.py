@@ -247,11 +247,18 @@ def start_up(signals=DEFAULT_SIGNALS) -> "PreemptionHandler":
     action while it shuts down, and a late signal, which ``mpiexec`` forwards, would kill a rank
     that finished cleanly). A new job: a request left from before it is forgotten."""
     global _starting, _job_mark, _in_job, _deferring
+    from distnn import _early_signals
+
     clear()
     _job_mark = _request_count  # this job's requests: those from now on (its guards' mark)
     _starting = _in_job = _deferring = True
     _ignore_at_exit(signals)
-    return PreemptionHandler(signals, only_when_watched=True).install()
+    early = _early_signals.take()  # (one that came while `python -m distnn` imported: this start-up's)
+    handler = PreemptionHandler(signals, only_when_watched=True).install()
+    if early is not None:
+        end_startup()
+        raise PreemptedAtStartup(early)
+    return handler
 
 
 def end_startup() -> None:
