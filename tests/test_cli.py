@@ -473,3 +473,25 @@ def test_an_os_error_while_training_is_one_line_naming_the_file(tmp_path, capsys
     last = err.strip().splitlines()[-1]
     assert last.startswith("distnn: error: ") and "Read-only file system" in last and "metrics.jsonl.tmp" in last
     assert "Traceback" not in err
+
+
+def test_a_full_disk_while_the_results_are_written_names_the_file_and_leaves_no_partial_copy(tmp_path, capsys,
+                                                                                              monkeypatch):
+    # a 114,688-byte model.npz.tmp.npz stayed behind, and the error named no file ("[Errno 28] No space left")
+    import errno
+
+    from distnn.train import run_dir
+
+    def full_disk(tmp, **arrays):
+        with open(tmp, "wb") as f:
+            f.write(b"PK" + b"\0" * 1000)  # what fitted
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(run_dir.np, "savez", full_disk)
+    out = tmp_path / "r"
+    code, _, err = run_cli(["train", "--quiet", "--set", "train.epochs=1", "--set", "checkpoint.enabled=false",
+                            "--out", str(out)], capsys)
+    assert code == 2
+    last = err.strip().splitlines()[-1]
+    assert "No space left on device" in last and "model.npz" in last, last
+    assert not [p.name for p in out.iterdir() if ".tmp" in p.name]

@@ -408,18 +408,21 @@ def write_ensemble_files(path, meta, plan, summary, members, ev, plots: bool = T
                  "epochs_run": None})
     rd.write_text(os.path.join(path, "metrics.jsonl"),
                   "".join(json.dumps(rd._clean(r)) + "\n" for r in rows))
-    tmp = os.path.join(path, "metrics.csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=ENSEMBLE_CSV_COLUMNS)
-        w.writeheader()
-        w.writerows([{k: ("" if v is None else v) for k, v in r.items()} for r in rows])
-    os.replace(tmp, os.path.join(path, "metrics.csv"))
+    def write_csv(tmp):
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=ENSEMBLE_CSV_COLUMNS)
+            w.writeheader()
+            w.writerows([{k: ("" if v is None else v) for k, v in r.items()} for r in rows])
+
+    rd.replace_file(os.path.join(path, "metrics.csv"), write_csv)
     if plots:
         plot_members(members, summary, os.path.join(path, "curves.png"))
 
 
 def plot_members(members, summary, path) -> str | None:
     """Each member's validation loss/accuracy vs epoch, with the ensemble's as a dashed line."""
+    from . import run_dir as rd
+
     try:
         import matplotlib
 
@@ -443,7 +446,5 @@ def plot_members(members, summary, path) -> str | None:
         ax.legend(fontsize=8)
     fig.suptitle(f"{summary.get('config')}: ensemble of {len(members)}")
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
+    rd.replace_file(path, lambda tmp: fig.savefig(tmp, dpi=100), ".tmp.png")
     return path

@@ -193,20 +193,40 @@ def _clean(obj):
     return obj
 
 
+def replace_file(path: str, write, suffix: str = ".tmp") -> None:
+    """Write ``path`` whole: ``write(temporary path)``, then a rename over ``path``. When that fails
+    (a full or read-only disk, Ctrl-C) the previous file stays, the temporary one is removed, and an
+    OSError names ``path`` (a full disk's own error names no file)."""
+    tmp = path + suffix
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError) and e.filename is None:
+            raise OSError(e.errno, e.strerror or str(e), path) from None
+        raise
+
+
 def write_json(path: str, obj) -> None:
     """Write ``obj`` as indented JSON through a temporary file (NaN/inf become null)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(_clean(obj), f, indent=2, default=_json_default)
-        f.write("\n")
-    os.replace(tmp, path)
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(_clean(obj), f, indent=2, default=_json_default)
+            f.write("\n")
+
+    replace_file(path, write)
 
 
 def write_text(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    replace_file(path, write)
 
 
 def save_model(directory: str, model, meta: dict, step: int | None = None) -> None:
@@ -216,10 +236,8 @@ def save_model(directory: str, model, meta: dict, step: int | None = None) -> No
     ``global_step``; :func:`load_model` then knows whether a checkpoint of the
     run is newer (a finished run resumed for more epochs, interrupted).
     """
-    weights = os.path.join(directory, MODEL_WEIGHTS)
-    tmp = weights + ".tmp.npz"
-    np.savez(tmp, **model.state_dict())
-    os.replace(tmp, weights)
+    state = model.state_dict()
+    replace_file(os.path.join(directory, MODEL_WEIGHTS), lambda tmp: np.savez(tmp, **state), ".tmp.npz")
     write_json(os.path.join(directory, MODEL_META), meta if step is None else {**meta, "global_step": int(step)})
 
 

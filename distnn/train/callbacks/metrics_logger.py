@@ -96,8 +96,9 @@ def _fmt(v):
 
 
 def _atomic_write(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    try:
+    from ..run_dir import replace_file
+
+    def write(tmp):
         with open(tmp, "w", newline="") as f:  # (the CSV lines carry csv's own line ends)
             f.write(text)
         if "DISTNN_FAULT_SIGNAL_AT" in os.environ:  # tests: a signal between the write and the rename
@@ -105,10 +106,8 @@ def _atomic_write(path: str, text: str) -> None:
             from ..preemption import fault_point
 
             fault_point("metrics-write", current_rank())
-        os.replace(tmp, path)
-    except BaseException:  # (a full disk, Ctrl-C): the previous file stays, and no half-written copy
-        _remove_quietly(tmp)
-        raise
+
+    replace_file(path, write)  # (a full disk, Ctrl-C: the previous file stays, and no half-written copy)
 
 
 def _remove_quietly(path: str) -> None:

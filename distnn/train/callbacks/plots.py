@@ -37,9 +37,9 @@ def plot_curves(history: list[dict], path: str, title: str = "") -> str | None:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
+    from ..run_dir import replace_file
+
+    replace_file(path, lambda tmp: fig.savefig(tmp, dpi=100), ".tmp.png")
     return path
 
 
