@@ -524,3 +524,28 @@ def test_exit_watch_tells_a_live_process_from_a_zombie_and_a_gone_one(tmp_path):
     assert exit_watch._start_time(child.pid) is None
     child.wait()
     assert exit_watch._start_time(child.pid) is None
+
+
+def test_a_failed_simulation_leaves_no_traceback_in_its_groups():
+    # the failure's traceback, kept by a sub-group that DataParallel's pool caches (keyed weakly by the base
+    # communicator), held the base and the whole failed job for the life of the process
+    import gc
+    import weakref
+
+    kept = []
+
+    def fn(comm):
+        from distnn import nn
+        from distnn.distributed import DataParallel
+
+        dp = DataParallel(nn.Linear(2, 1), comm)  # (its communicator comes from the pool)
+        kept.append(weakref.ref(comm))
+        dp(distnn.Tensor(np.ones((1, 2), np.float32))).sum().backward()
+        if comm.rank == 1:
+            raise KeyError("boom")
+        dp(distnn.Tensor(np.ones((1, 2), np.float32))).sum().backward()
+
+    with pytest.raises(KeyError):
+        dist.simulate(2, fn)
+    gc.collect()
+    assert all(r() is None for r in kept)

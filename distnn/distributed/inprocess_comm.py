@@ -85,6 +85,16 @@ class _Group:
         for child in children:
             child.fail(rank, exc)
 
+    def forget_failure(self) -> None:
+        """Drop the failure (and its traceback, whose frames hold the ranks' communicators and jobs) from this
+        group and its sub-groups: a split cached for reuse (DataParallel's pool, keyed weakly by its base
+        communicator) would otherwise keep that base, and with it the whole failed job, alive for good."""
+        with self.cond:
+            self.failure = None
+            children = list(self.children.values())
+        for child in children:
+            child.forget_failure()
+
     def finish(self, world_rank) -> None:
         with self.cond:
             if world_rank in self.world_ranks:
@@ -355,6 +365,7 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
         raise
     if group.failure is not None:
         rank, exc = group.failure
+        group.forget_failure()  # (the exception goes to the caller; the groups need not keep it)
         gone = getattr(exc, "gone_ranks", None)
         if gone and all(r in clean_exits for r in gone):
             # A rank's process ended (sys.exit(0)) while the others wait for it: under a launcher, the job is
