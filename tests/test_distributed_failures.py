@@ -88,3 +88,22 @@ def test_ranks_that_exit_after_their_last_collective_end_normally():
     assert out.returncode == 0, text
     assert all(f"[test] rank {r} done 3" in text for r in range(3)), text
     assert "has ended its process" not in text
+
+
+def test_a_failed_simulated_job_is_freed_when_it_returns(tmp_path, monkeypatch):
+    # its traceback (kept by a group DataParallel's pool caches) and the fault hook on a parameter held the
+    # whole job for the life of the process: a sweep grew by the model, optimizer and data of each failure
+    import gc
+
+    from distnn.distributed import data_parallel
+    from distnn.train.job import run_training
+    from distnn.train.trainer import Trainer
+
+    monkeypatch.setenv("DISTNN_FAULT_NONFINITE_AT", "1:3")
+    for k in range(2):
+        with pytest.raises(ValueError, match="non-finite"):
+            run_training("digits_mlp", ["train.epochs=1", "run.plots=false", "train.nonfinite=error"],
+                         out=str(tmp_path / f"r{k}"), simulate_ranks=2, quiet=True)
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, Trainer)]
+    assert len(data_parallel._pools) == 0

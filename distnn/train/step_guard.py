@@ -148,7 +148,7 @@ class StepGuard(Callback):
             # A NaN in this rank's LOCAL gradient, before the average (registered before DataParallel's
             # hooks, which fit() adds later): the realistic fault, one bad batch on one rank.
             p = next(iter(trainer.model.parameters()))
-            p.register_post_accumulate_grad_hook(self._nan_hook)
+            self._nan_hook_handle = p.register_post_accumulate_grad_hook(self._nan_hook)
         return self
 
     def _nan_hook(self, tensor):
@@ -266,6 +266,9 @@ class StepGuard(Callback):
         self._unwatch()  # (no finish(): it is a collective, and the other ranks may be anywhere)
 
     def _unwatch(self):
+        handle = self.__dict__.pop("_nan_hook_handle", None)
+        if handle is not None:  # (the parameter would otherwise hold this guard and its trainer for good)
+            handle.remove()
         if getattr(self, "_watching", False):
             self._watching = False
             add_watcher(-1)
