@@ -98,4 +98,3 @@ def test_ctrl_c_stops_simulated_ranks_and_they_clean_up(tmp_path, monkeypatch):
     assert not [t for t in threading.enumerate() if t.name.startswith("distnn-rank-") and t.is_alive()]
     left = sorted(os.listdir(run / "checkpoints"))
     assert not [n for n in left if n.startswith((".spare-", ".tmp-"))], left
-
