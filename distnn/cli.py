@@ -386,8 +386,11 @@ def _main(argv=None) -> int:
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # e.g. `distnn evaluate RUN | head -1`: the reader has gone, which is no error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (Python flushes stdout at exit)
-        return 0
+        if not args.embedded:  # (the process exits next and Python flushes stdout then: into /dev/null)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        return 0  # (called from Python: the caller's stdout is the caller's to deal with)
     except _user_errors() as e:
         # Agreed errors (JobError: every rank raised it together) say whether this rank reports.
         report = getattr(e, "report", None)

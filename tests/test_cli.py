@@ -495,3 +495,19 @@ def test_a_full_disk_while_the_results_are_written_names_the_file_and_leaves_no_
     last = err.strip().splitlines()[-1]
     assert "No space left on device" in last and "model.npz" in last, last
     assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
+
+
+def test_a_reader_gone_away_is_no_error_and_a_caller_keeps_its_stdout(monkeypatch):
+    # called from Python, main() put /dev/null over the process's standard output for good (and leaked its fd)
+    class Gone:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+        def fileno(self):
+            raise AssertionError("the caller's stdout must be left alone")
+
+    monkeypatch.setattr("sys.stdout", Gone())
+    assert main(["datasets"]) == 0
