@@ -102,11 +102,11 @@ def test_a_failed_simulated_job_is_freed_when_it_returns(tmp_path, monkeypatch):
     monkeypatch.setenv("DISTNN_FAULT_NONFINITE_AT", "1:3")
     gc.collect()
     pools = len(data_parallel._pools)  # (other tests' live communicators may hold some)
-    trainers = len([o for o in gc.get_objects() if isinstance(o, Trainer)])
+    trainers = sum(type(o) is Trainer for o in gc.get_objects())
     for k in range(2):
         with pytest.raises(ValueError, match="non-finite"):
             run_training("digits_mlp", ["train.epochs=1", "run.plots=false", "train.nonfinite=error"],
                          out=str(tmp_path / f"r{k}"), simulate_ranks=2, quiet=True)
     gc.collect()
-    assert len([o for o in gc.get_objects() if isinstance(o, Trainer)]) == trainers
+    assert sum(type(o) is Trainer for o in gc.get_objects()) == trainers
     assert len(data_parallel._pools) == pools
