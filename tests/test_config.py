@@ -365,3 +365,21 @@ def test_a_relative_data_path_is_resolved_against_the_working_directory(tmp_path
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # evaluating from another directory reads the same file
     assert "accuracy" in evaluate_run(str(tmp_path / "run"))
+
+
+def test_a_table_given_to_a_section_sets_its_keys_and_keeps_the_others(tmp_path):
+    # --set optimizer={lr=0.2} replaced the section: momentum 0.9 -> 0.0, nesterov -> false, weight decay -> 0,
+    # and model={name="mlp"} dropped the hidden layers, with no word
+    table = load_config("digits_mlp", ['optimizer={lr=0.2}', 'model={name="mlp", dropout=0.2}'])
+    dotted = load_config("digits_mlp", ["optimizer.lr=0.2", "model.name=mlp", "model.dropout=0.2"])
+    assert table.to_dict() == dotted.to_dict()
+    assert table.optimizer.momentum == 0.9 and table.optimizer.lr == 0.2
+    with pytest.raises(ConfigError, match=r"unknown key 'optimizer.l'.*set by --set"):
+        load_config("digits_mlp", ["optimizer={l=0.2}"])
+
+
+def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path):
+    # an editor's BOM was "invalid TOML: Invalid statement (at line 1, column 1)"
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf[train]\nepochs = 3\n")
+    assert load_config(str(path)).train.epochs == 3

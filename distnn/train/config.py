@@ -271,14 +271,27 @@ def parse_override(text: str) -> tuple[str, object]:
 
 
 def apply_overrides(raw: dict, overrides) -> tuple[dict, set]:
-    """A copy of ``raw`` with the ``key=value`` overrides applied; also the set of keys they set."""
+    """A copy of ``raw`` with the ``key=value`` overrides applied; also the set of keys they set.
+
+    A table given to a table (``optimizer={lr=0.2}``) sets the keys it names, as ``optimizer.lr=0.2``
+    does: the section's other keys stay (replacing the table silently reset them to their defaults)."""
     raw = copy.deepcopy(raw)
     keys = set()
     for item in overrides or ():
         key, value = parse_override(item) if isinstance(item, str) else item
-        _set_path(raw, key, value)
-        keys.add(key)
+        for path, leaf in _override_leaves(key, value):
+            _set_path(raw, path, leaf)
+            keys.add(path)
     return raw, keys
+
+
+def _override_leaves(key: str, value):
+    """``(dotted key, value)`` pairs an override sets: a table for a table is merged key by key."""
+    if isinstance(value, dict) and (key in TABLES or key not in SCHEMA):
+        for k, v in value.items():
+            yield from _override_leaves(f"{key}.{k}", v)
+    else:
+        yield key, value
 
 
 # ---------------------------------------------------------------- validation
@@ -383,7 +396,8 @@ def config_text(name_or_path: str) -> tuple[str, str, str]:
         except OSError as e:
             raise ConfigError(f"config file {name_or_path!r} cannot be read: {e.strerror or e}") from None
         try:
-            return data.decode("utf-8"), repr(name_or_path), os.path.splitext(os.path.basename(name_or_path))[0]
+            # (utf-8-sig: an editor's byte-order mark is not TOML's "invalid statement at line 1, column 1")
+            return data.decode("utf-8-sig"), repr(name_or_path), os.path.splitext(os.path.basename(name_or_path))[0]
         except UnicodeDecodeError as e:
             raise ConfigError(f"config file {name_or_path!r} is not UTF-8 text: {e}") from None
     builtins = _builtin_files()
