@@ -422,7 +422,9 @@ def _main(argv=None) -> int:
             from distnn.train.preemption import EXIT_PREEMPTED, EXIT_PREEMPTED_UNSAVED
 
             if e.exit_code in (EXIT_PREEMPTED, EXIT_PREEMPTED_UNSAVED):
-                print(f"distnn: {one_line(e)}; {preemption_hint()}", file=sys.stderr, flush=True)
+                from distnn.train.preemption import resume_hint
+
+                print(f"distnn: {one_line(e)}; {resume_hint()}", file=sys.stderr, flush=True)
             else:  # checkpointing off: nothing to resume from (128 + the signal's number)
                 print(f"distnn: {one_line(e)}; exit status {e.exit_code}", file=sys.stderr, flush=True)
         return e.exit_code
@@ -446,7 +448,9 @@ def _end_job_preempted_at_startup(e) -> None:
         if size <= 1:
             return
         rank, abort = _launcher_rank(), abort_job
-    print(f"distnn: rank {rank}: {one_line(e)}; ending all {size} ranks; {preemption_hint()}", file=sys.stderr,
+    from distnn.train.preemption import resume_hint
+
+    print(f"distnn: rank {rank}: {one_line(e)}; ending all {size} ranks; {resume_hint()}", file=sys.stderr,
           flush=True)
     record_exit_status(e.exit_code, e.signum)
     from distnn.distributed.watchdog import FORWARD_GRACE_S
@@ -480,12 +484,6 @@ def record_exit_status(code, signum: int = 0, keep: bool = False) -> None:
             f.write(f"{exit_status(code)} {int(signum)}\n")
     except OSError:
         pass  # (a status nobody can read changes nothing in the job itself)
-
-
-def preemption_hint() -> str:
-    from distnn.train.preemption import resume_hint
-
-    return resume_hint()
 
 
 def _preempted() -> tuple:

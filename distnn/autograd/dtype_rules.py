@@ -109,7 +109,7 @@ def torch_operands(*ops):
     tensors (which carry no gradient) are cast as constants; a float tensor through its
     differentiable ``astype``. ``None`` (an absent bound) passes through."""
     first = ops[0] if ops else None
-    if type(first) is Tensor and all(type(o) is Tensor and o.data.dtype == first.data.dtype for o in ops):
+    if isinstance(first, Tensor) and all(isinstance(o, Tensor) and o.data.dtype == first.data.dtype for o in ops):
         return ops  # the common case: one dtype
     ranked = []  # (category, rank: 2 dims, 1 zero-d, 0 a number, dtype or None)
     for o in ops:
@@ -125,8 +125,7 @@ def torch_operands(*ops):
             continue
         if dtype.kind not in _CATEGORY:
             return ops
-        array_like = isinstance(o, Tensor) or isinstance(o, np.ndarray) or hasattr(raw, "__cuda_array_interface__")
-        rank = 0 if not array_like else (2 if raw.ndim else 1)
+        rank = 0 if not _array_like(o) else (2 if raw.ndim else 1)
         ranked.append((_CATEGORY[dtype.kind], rank, dtype))
     if not ranked:
         return ops
@@ -146,6 +145,11 @@ def _cast(o, dtype):
         if o.data.dtype == dtype:
             return o
         return o.astype(dtype) if o.data.dtype.kind in "fc" and o.requires_grad else o.data.astype(dtype)
-    if getattr(o, "ndim", 1) == 0 and not isinstance(o, np.ndarray) and not hasattr(o, "__cuda_array_interface__"):
+    if not _array_like(o):
         return o.item()  # a numpy scalar: a weak Python number
     return o if o.dtype == dtype else o.astype(dtype)
+
+
+def _array_like(o) -> bool:
+    """A tensor or an array (numpy's, cupy's), not a number (a numpy scalar has a dtype too)."""
+    return isinstance(o, (Tensor, np.ndarray)) or hasattr(o, "__cuda_array_interface__")

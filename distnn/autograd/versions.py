@@ -79,3 +79,32 @@ def _link_views(t: Tensor, out, inputs, arrays) -> None:
             if isinstance(x, Tensor):
                 _share(x, t)
             return
+
+
+def _view_chain(t: Tensor) -> list:
+    """``[(view, its base, index), ...]`` from ``t`` up through live bases whose memory it still views."""
+    chain = []
+    while True:
+        view = t.__dict__.get("_view_of")
+        base = view[0]() if view is not None else None
+        if base is None or base._vc is not t._vc:
+            return chain
+        chain.append((t, base, view[1]))
+        t = base
+
+
+def _index_views_of(root: Tensor) -> list:
+    """The live tensors that view ``root``'s memory through indexing (at any depth), shallowest first."""
+    vc = root._vc
+    if vc is None or len(vc) == 1:
+        return []
+    found = []
+    for r in vc[_SHARERS]:
+        t = r()
+        if t is None or t is root or t._vc is not vc:
+            continue
+        chain = _view_chain(t)
+        if chain and chain[-1][1] is root:
+            found.append((len(chain), t))
+    found.sort(key=lambda depth_view: depth_view[0])
+    return [t for _, t in found]

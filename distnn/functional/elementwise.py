@@ -323,12 +323,11 @@ class Clip(Function):
         out = xp.clip(a, lo, hi)
         na, nlo, nhi = self.needs_input_grad or (False, False, False)
         if na:
-            mask = True
+            self.mask = xp.ones(out.shape, dtype=bool)  # (the bounds may broadcast ``a`` to a larger shape)
             if lo is not None:
-                mask = mask & (a >= lo)
+                self.mask &= a >= lo
             if hi is not None:
-                mask = mask & (a <= hi)
-            self.mask = xp.ones(a.shape, dtype=bool) if mask is True else mask
+                self.mask &= a <= hi
         if nlo:
             self.mask_lo = (a < lo) if hi is None else (a < lo) & (lo < hi)
         if nhi:

@@ -138,9 +138,14 @@ def _resolve(dim, keepdim, axis, keepdims):
     if axis is not None and dim is not None:
         raise TypeError("give dim (PyTorch) or axis (numpy), not both")
     numpy_style = axis is not None or keepdims is not None
-    if not numpy_style and isinstance(dim, (tuple, list)) and not dim:
-        dim = None  # PyTorch: an empty dim list reduces over every dim (numpy's axis=() reduces none)
+    if not numpy_style:
+        dim = _every_dim_if_empty(dim)
     return (axis if axis is not None else dim), bool(keepdims if keepdims is not None else keepdim), numpy_style
+
+
+def _every_dim_if_empty(dim):
+    """PyTorch: an empty dim list reduces over every dim (numpy's ``axis=()`` reduces none)."""
+    return None if isinstance(dim, (tuple, list)) and not dim else dim
 
 
 def sum(a, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
@@ -172,17 +177,13 @@ def _extremum(cls, result, arg, a, dim, keepdim, axis, keepdims):
         raise ValueError(f"{cls.__name__.lower()} of an empty tensor of shape {data.shape}")
     if data.ndim == 0:  # dim 0 or -1 of a 0-d tensor (PyTorch): the value itself, index 0
         _axes(axis, 0)
-        return result(cls.apply(a, axis=None, keepdims=False),
-                      Tensor(get_array_module(data).zeros((), dtype=_INDEX_DTYPE)))
+        return result(cls.apply(a, axis=None, keepdims=False), Tensor(get_array_module(data).zeros((), dtype="int64")))
     # the first extremum (a NaN counts as one), and the gradient goes to it alone, as PyTorch's max(dim)
     indices = _arg(data, arg, axis, True)
     values = Gather.apply(a, indices, dim=axis)
     if not keepdims:
         values, indices = Squeeze.apply(values, axis=axis), indices.squeeze(axis)
     return result(values, Tensor(indices))
-
-
-_INDEX_DTYPE = "int64"
 
 
 def max(a, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
@@ -287,8 +288,7 @@ class Norm2(Function):
 
 def norm(a, p=2, dim=None, keepdim=False):
     """PyTorch's ``norm``: p = 2 (or 'fro'), 1 or inf over ``dim`` (all of them by default, or when empty)."""
-    if isinstance(dim, (tuple, list)) and not dim:
-        dim = None
+    dim = _every_dim_if_empty(dim)
     if p in (2, "fro"):
         return Norm2.apply(a, axis=dim, keepdims=keepdim)
     from .elementwise import Abs

@@ -213,12 +213,7 @@ def replace_file(path: str, write, suffix: str = ".tmp") -> None:
 
 def write_json(path: str, obj) -> None:
     """Write ``obj`` as indented JSON through a temporary file (NaN/inf become null)."""
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(_clean(obj), f, indent=2, default=_json_default)
-            f.write("\n")
-
-    replace_file(path, write)
+    write_text(path, json.dumps(_clean(obj), indent=2, default=_json_default) + "\n")
 
 
 def write_text(path: str, text: str) -> None:
