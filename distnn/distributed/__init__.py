@@ -25,7 +25,8 @@ import os
 import threading
 
 from .comm_base import (
-    CollectiveAbortedError, CollectiveError, CollectiveTimeoutError, Communicator, Handle, REDUCE_OPS,
+    CollectiveAbortedError, CollectiveError, CollectiveTimeoutError, Communicator, CommunicatorFreedError, Handle,
+    REDUCE_OPS,
 )
 from .inprocess_comm import InProcessCommunicator, current_simulated_comm, simulate
 from .local_comm import LocalCommunicator
@@ -126,5 +127,5 @@ __all__ = [
     "init", "is_initialized", "simulate", "Communicator", "Handle", "LocalCommunicator", "InProcessCommunicator",
     "MPICommunicator", "DataParallel", "ReplicaMismatchError", "DistributedSampler", "SyncBatchNorm", "valid_rows",
     "Metric", "Mean", "Sum", "Accuracy", "ExactSum", "reduce_sum_count", "mpiexec_command", "CollectiveError", "CollectiveTimeoutError", "CollectiveAbortedError",
-    "REDUCE_OPS",
+    "CommunicatorFreedError", "REDUCE_OPS",
 ]

@@ -19,6 +19,7 @@ alone. Arrays are numpy or cupy; reductions are elementwise.
 ``allgather_object(o)``          list of every rank's object, in rank order
 ``barrier()``                    wait for everyone
 ``split(color, key)``            sub-communicator of the ranks with the same color
+``free()``                       release a communicator (a split) when done with it
 ===============================  =============================================
 
 A collective that does not complete within the collective timeout (env
@@ -44,6 +45,10 @@ class CollectiveTimeoutError(CollectiveError):
 
 class CollectiveAbortedError(CollectiveError):
     """Raised on the ranks of a group that another rank's failure aborted."""
+
+
+class CommunicatorFreedError(CollectiveError):
+    """A collective on a communicator after its ``free()``."""
 
 
 def check_alltoall(array, size: int):
@@ -200,6 +205,8 @@ class Communicator:
     local_rank: int = 0
     local_size: int = 1
     _world_rank = None
+    _freed = False
+    _owned_splits = ()  # splits made of this communicator for distnn's own use, freed with it
 
     @property
     def world_rank(self) -> int:
@@ -217,6 +224,7 @@ class Communicator:
 
     def allreduce_init(self, array, op: str = "sum") -> PersistentAllreduce:
         """Prepare an allreduce of ``array`` (fixed buffer, in place) to be started repeatedly. Collective."""
+        self._check_live()
         array = as_array(array)
         check_op(op, array)
         return PersistentAllreduce(self, array, op)
@@ -271,8 +279,48 @@ class Communicator:
         """A communicator of the ranks that passed the same ``color``, ordered by (key, rank).
 
         ``color=None`` means "in no group" and returns None. Collective.
+        Call :meth:`free` on the result when done with it.
         """
         raise NotImplementedError
+
+    def free(self) -> None:
+        """Release this communicator: collective, every rank of the group calls it, with no collective of
+        it still running.
+
+        What is released depends on the backend: under MPI, the communicator's own MPI communicators and
+        its shared-memory windows, which are scarce (MPICH has room for about 2000 communicators in a
+        process, and each split holds two: a loop of splits that are never freed fails after about a
+        thousand). The splits distnn made of this communicator for its own use (DataParallel's,
+        SyncBatchNorm's) are freed with it: a wrapper still on it can take no more steps. A
+        shared-memory buffer some rank still uses (a DataParallel not dropped, a gradient still viewing
+        it) stays allocated for the rest of the process, with a warning: freeing memory under a live
+        array would crash the process.
+
+        Afterwards every collective raises :class:`CommunicatorFreedError`; calling ``free()`` again
+        does nothing. Nothing frees a communicator by itself (no finalizer): the garbage collector runs
+        at different moments on different ranks, and freeing is collective.
+        """
+        if self._freed:
+            return
+        for split in self._owned_splits:  # (made collectively: the same order on every rank)
+            split.free()
+        self._owned_splits = ()
+        self._release()
+        self._freed = True
+
+    def _release(self) -> None:
+        """The backend's part of :meth:`free` (collective): release what this communicator holds."""
+
+    def _own_split(self, split) -> None:
+        """Free ``split``, made of this communicator for distnn's own use, when this communicator is freed
+        (nothing else frees it: it serves whatever wrapper needs it next)."""
+        self._owned_splits = (*self._owned_splits, split)
+
+    def _check_live(self) -> None:
+        """Raise :class:`CommunicatorFreedError` once this communicator has been freed."""
+        if self._freed:
+            raise CommunicatorFreedError(f"{self!r} was freed (free() was called on it): it can make no more "
+                                         "collectives")
 
     # -------------------------------------------------------------- helpers
     @property

@@ -599,7 +599,8 @@ def _acquire_comm(base) -> _PooledComm:
     the split of a wrapper that was dropped or detached on every rank serves the next wrapper
     (its windows are freed by that one's allocations, see :mod:`.shared_memory`). The garbage
     collector drops wrappers at different moments on different ranks: which splits are free
-    everywhere is agreed in one allgather. A split costs about 0.3 ms under MPI.
+    everywhere is agreed in one allgather. A split costs about 0.3 ms under MPI. The splits are
+    freed with ``base`` (its ``free()``): a base freed every job (an ensemble's group) leaks none.
     """
     pool = _pools.setdefault(base, [])
     free = [i for i, entry in enumerate(pool) if not entry.in_use]
@@ -609,6 +610,7 @@ def _acquire_comm(base) -> _PooledComm:
         entry.in_use = True
     else:
         entry = _PooledComm(base.split(0))
+        base._own_split(entry.comm)
         pool.append(entry)
     if hasattr(base, "timeout"):  # a split takes the base's timeout when made; it may have changed since
         entry.comm.timeout = base.timeout

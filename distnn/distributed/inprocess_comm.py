@@ -66,7 +66,7 @@ class _Slot:
 class _Group:
     """State shared by the ranks of one simulated group."""
 
-    def __init__(self, size: int, timeout, world_ranks=None):
+    def __init__(self, size: int, timeout, world_ranks=None, parent=None, key=None):
         self.size = size
         self.timeout = timeout
         self.world_ranks = list(range(size)) if world_ranks is None else world_ranks
@@ -75,6 +75,7 @@ class _Group:
         self.failure = None      # the first (rank, exception) that ended the group
         self.finished = set()    # ranks whose function returned
         self.children = {}       # (split id, color) -> _Group
+        self.parent, self.key = parent, key  # a split's group: where it is among its parent's children
 
     def fail(self, rank, exc) -> None:
         with self.cond:
@@ -164,6 +165,7 @@ class InProcessCommunicator(Communicator):
     # ------------------------------------------------------------ plumbing
     def _post(self, kind: str, value, meta, finish) -> Handle:
         """Deposit this rank's contribution to its next collective; returns the handle to wait on."""
+        self._check_live()
         g = self._group
         seq = self._seq
         self._seq += 1
@@ -290,8 +292,17 @@ class InProcessCommunicator(Communicator):
             sub = g.children.get((split_id, color))
             if sub is None:
                 sub = g.children[(split_id, color)] = _Group(
-                    len(members), g.timeout, [g.world_ranks[r] for r in members])
+                    len(members), g.timeout, [g.world_ranks[r] for r in members], g, (split_id, color))
         return InProcessCommunicator(sub, members.index(self.rank))
+
+    def _release(self) -> None:
+        # A barrier, as MPI's free is collective: a rank that frees while another still makes collectives
+        # here is the mismatch it would be under MPI, reported in one process too.
+        self.barrier()
+        g = self._group
+        if g.parent is not None:  # (its parent would keep the group, and a sweep's every group, for good)
+            with g.parent.cond:
+                g.parent.children.pop(g.key, None)
 
 
 def _fmt(meta) -> str:

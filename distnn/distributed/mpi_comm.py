@@ -228,6 +228,7 @@ class _MPIPersistentAllreduce(_MPIHandle, PersistentAllreduce):
 
     def start(self):
         comm = self.comm
+        comm._check_live()  # (the request itself would still run: MPI frees its communicator only after it)
         if self._device:  # MPI reads the device buffer outside any stream: finish writing it first
             get_array_module(self.array).cuda.get_current_stream().synchronize()
         comm._seq += 1
@@ -370,6 +371,7 @@ class MPICommunicator(Communicator):
 
     # -------------------------------------------------------------- arrays
     def iallreduce(self, array, op: str = "sum") -> Handle:
+        self._check_live()
         array = reducible(array, op)
         if self.check_calls:
             self._check_call(f"allreduce(op={op!r}, shape={tuple(array.shape)}, dtype={array.dtype})")
@@ -388,6 +390,7 @@ class MPICommunicator(Communicator):
         return _MPIHandle(self, req, what, finish)
 
     def allreduce_init(self, array, op: str = "sum") -> PersistentAllreduce:
+        self._check_live()
         array = reducible(array, op)
         if self.check_calls:  # (once, at setup: each start of the persistent allreduce is not compared)
             self._check_call(f"allreduce_init(op={op!r}, shape={tuple(array.shape)}, dtype={array.dtype})")
@@ -405,6 +408,7 @@ class MPICommunicator(Communicator):
         return PersistentAllreduce(self, array, op)
 
     def allreduce_buffer(self, size: int, dtype, op: str = "sum", xp=np) -> PersistentAllreduce:
+        self._check_live()
         if self.check_calls:
             self._check_call(f"allreduce_buffer(op={op!r}, size={int(size)}, dtype={np.dtype(dtype)})")
         if self._arena is None or xp is not np or int(size) == 0:
@@ -420,11 +424,13 @@ class MPICommunicator(Communicator):
         return super().allreduce_buffer(size, dtype, op, xp)
 
     def iallgather(self, array) -> Handle:
+        self._check_live()
         array = as_array(array)
         out = get_array_module(array).empty((self.size,) + tuple(array.shape), dtype=array.dtype)
         return self._exchange("allgather", self._comm.Iallgather, array, out)
 
     def ialltoall(self, array) -> Handle:
+        self._check_live()
         array = check_alltoall(as_array(array), self.size)
         return self._exchange("alltoall", self._comm.Ialltoall, array, get_array_module(array).empty_like(array))
 
@@ -460,6 +466,7 @@ class MPICommunicator(Communicator):
         self._wait_until(all_done, lambda: pending[-1].what)
 
     def broadcast(self, array, root: int = 0):
+        self._check_live()
         self._check_root(root)
         array = as_array(array)
         what = self._begin(f"broadcast(root={root}, shape={tuple(array.shape)}, dtype={array.dtype})")
@@ -470,6 +477,7 @@ class MPICommunicator(Communicator):
 
     # ------------------------------------------------------------- objects
     def broadcast_object(self, obj, root: int = 0):
+        self._check_live()
         self._check_root(root)
         what = self._begin(f"broadcast_object(root={root})")
         payload = np.frombuffer(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), dtype=np.uint8) \
@@ -481,6 +489,7 @@ class MPICommunicator(Communicator):
         return obj if self.rank == root else pickle.loads(data.tobytes())
 
     def allgather_object(self, obj) -> list:
+        self._check_live()
         what = self._next("allgather_object")
         payload = np.frombuffer(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), dtype=np.uint8)
         sizes = np.empty(self.size, dtype=np.int64)
@@ -492,10 +501,12 @@ class MPICommunicator(Communicator):
 
     # --------------------------------------------------------------- group
     def barrier(self) -> None:
+        self._check_live()
         what = self._begin("barrier")  # (check_calls compares only the kind: a barrier against another call)
         self._wait(self._comm.Ibarrier(), what)
 
     def split(self, color, key: int = 0):
+        self._check_live()
         check_color(color)
         MPI = _mpi()
         # MPI_Comm_split blocks with no deadline: first meet in a barrier that has one, so a rank
@@ -514,6 +525,21 @@ class MPICommunicator(Communicator):
             return child
         finally:
             sub.Free()
+
+    def _release(self) -> None:
+        # Meet first, under the deadline: freeing windows blocks with none, and a rank that never calls
+        # free() is then reported instead of hanging the others.
+        self._wait(self._comm.Ibarrier(), self._begin("free"))
+        if self._arena is not None:
+            kept = self._arena.free()
+            self._arena = None
+            if kept:  # (the same count on every rank: which windows to free is agreed)
+                warnings.warn(f"distnn: {kept} shared-memory buffer(s) of {self!r} were still in use when it was "
+                              "freed (a DataParallel not yet dropped, or gradients still viewing them): they stay "
+                              "allocated until the process ends", RuntimeWarning, stacklevel=3)
+        self._comm.Free()
+        self._diag.Free()
+        self._answered = []  # (MPI completes sends still pending on a freed communicator)
 
     def abort(self, code: int = 1) -> None:
         """End every process of the job now (does not return)."""

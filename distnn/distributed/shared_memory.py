@@ -31,7 +31,8 @@ DataParallel dropped, perhaps by the garbage collector at a different moment
 on each rank) is only marked; a later collective allocation frees, in one
 agreed order, the windows every rank has let go of and no array still views
 (a ``p.grad`` kept from the last step is such a view: freeing the memory under
-it would crash the process).
+it would crash the process). Freeing the communicator frees the windows the
+same way, all at once (:meth:`SharedArena.free`).
 """
 from __future__ import annotations
 
@@ -71,6 +72,7 @@ class SharedAllreduce:
     def start(self):
         """Begin a round: announce that this rank's buffer is written (the array is off limits until done)."""
         comm = self.comm
+        comm._check_live()
         comm._seq += 1
         self.what = (comm._seq, self.op, self.array.shape, self.array.dtype)
         self.done = False
@@ -191,6 +193,24 @@ class SharedArena:
             in_flight[:] = [h for h in in_flight if not h._advance()]
             if not in_flight:
                 _busy.remove(self)
+
+    def free(self) -> int:
+        """Free the windows (collective: the owner's ``free()``); returns how many stay allocated.
+
+        Rounds still in flight are completed first. A window that some rank still uses (its allreduce
+        not freed, or an array viewing its buffer) is left allocated for the rest of the process, as
+        a window is never freed under a live array; the others are freed, in one agreed order.
+        """
+        owner = self.owner
+        if self.in_flight:  # (each poll advances them: see progress_all)
+            owner._wait_until(lambda: not self.in_flight, lambda: "free: shared-memory allreduces in flight")
+        unused = sorted(i for i, s in self.segments.items() if s.unused())
+        everywhere = set(unused).intersection(*map(set, owner.allgather_object(unused)))
+        for i in sorted(everywhere):
+            self.segments.pop(i).free()
+        kept = len(self.segments)
+        self.segments = {}
+        return kept
 
     def allreduce_buffer(self, size: int, dtype, op: str):
         """A zeroed shared buffer of ``size`` elements and its persistent allreduce, or why not (a str).

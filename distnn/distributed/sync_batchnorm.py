@@ -220,11 +220,13 @@ def _own_comm(base):
     makes its last gradient ready, which differs between ranks when some parameter got no gradient
     on one. Each on a communicator of its own, the two need no order relative to each other. All
     layers on one base share one split (a model's twenty layers need no twenty communicators); every
-    rank reaches the first training forward at the same place, so they split together.
+    rank reaches the first training forward at the same place, so they split together. The split
+    is freed with ``base``.
     """
     comm = _own_comms.get(base)
     if comm is None:
         comm = _own_comms[base] = base.split(0)  # collective
+        base._own_split(comm)
     return comm
 
 

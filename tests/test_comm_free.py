@@ -1,0 +1,96 @@
+"""``Communicator.free()`` in one process: the local and simulated communicators, and who calls it.
+
+A freed communicator refuses every collective on every backend alike (a program
+that runs here also runs under mpiexec, where a split's MPI communicators are a
+scarce resource: see test_comm_free_mpi.py); ``free()`` twice is harmless; the
+splits distnn made of a communicator for itself (DataParallel's, SyncBatchNorm's)
+are freed with it.
+"""
+import numpy as np
+import pytest
+
+import distnn
+import distnn.distributed as dist
+import distnn.functional as F
+from distnn import nn
+from distnn.distributed import CollectiveError, CommunicatorFreedError, DataParallel, SyncBatchNorm
+from distnn.distributed.local_comm import LocalCommunicator
+
+# every collective, called as a program would (all must refuse a freed communicator)
+CALLS = {
+    "allreduce": lambda c: c.allreduce(np.ones(3)),
+    "iallreduce": lambda c: c.iallreduce(np.ones(3)).wait(),
+    "allreduce_init": lambda c: c.allreduce_init(np.ones(3)).start().wait(),
+    "allreduce_buffer": lambda c: c.allreduce_buffer(3, np.float64).start().wait(),
+    "allgather": lambda c: c.allgather(np.ones(3)),
+    "alltoall": lambda c: c.ialltoall(np.ones((c.size, 2))).wait(),
+    "broadcast": lambda c: c.broadcast(np.ones(3)),
+    "broadcast_object": lambda c: c.broadcast_object("x"),
+    "allgather_object": lambda c: c.allgather_object("x"),
+    "barrier": lambda c: c.barrier(),
+    "split": lambda c: c.split(0),
+}
+
+
+@pytest.mark.parametrize("call", sorted(CALLS))
+def test_a_freed_local_communicator_refuses_collectives(call):
+    comm = LocalCommunicator().split(0)
+    CALLS[call](comm)
+    comm.free()
+    comm.free()  # idempotent
+    with pytest.raises(CommunicatorFreedError, match="was freed"):
+        CALLS[call](comm)
+
+
+@pytest.mark.parametrize("call", sorted(CALLS))
+def test_a_freed_simulated_split_refuses_collectives_and_its_parent_lets_go_of_it(call):
+    def fn(comm):
+        sub = comm.split(comm.rank % 2)
+        CALLS[call](sub)
+        sub.free()
+        sub.free()  # idempotent: no second collective
+        with pytest.raises(CommunicatorFreedError, match="was freed"):
+            CALLS[call](sub)
+        comm.barrier()  # (every group freed)
+        assert not comm._group.children  # the parent keeps no freed group (a sweep kept all of them)
+        return comm.allreduce(np.ones(2))  # the parent is untouched
+
+    for out in dist.simulate(3, fn):
+        assert out.tolist() == [3.0, 3.0]
+
+
+def test_free_is_collective_a_rank_that_goes_on_using_the_split_is_a_mismatch():
+    def fn(comm):
+        sub = comm.split(0)
+        if comm.rank == 0:
+            sub.free()
+        else:
+            sub.allreduce(np.ones(2))
+
+    with pytest.raises(CollectiveError, match="called barrier.*called allreduce|called allreduce.*called barrier"):
+        dist.simulate(2, fn)
+
+
+def _model_with_sync_batchnorm(comm):
+    distnn.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 6, dtype=np.float64), SyncBatchNorm(6, comm=comm, dtype=np.float64),
+                         nn.ReLU(), nn.Linear(6, 2, dtype=np.float64))
+
+
+def test_the_splits_data_parallel_and_sync_batchnorm_made_are_freed_with_their_communicator():
+    from distnn.distributed.data_parallel import _pools
+    from distnn.distributed.sync_batchnorm import _own_comms
+
+    def fn(comm):
+        group = comm.split(0)
+        dp = DataParallel(_model_with_sync_batchnorm(group), group)
+        x, y = np.random.default_rng(comm.rank).standard_normal((5, 4)), np.arange(5) % 2
+        F.cross_entropy(dp(distnn.Tensor(x)), y).backward()
+        own = [e.comm for e in _pools[group]] + [_own_comms[group]]
+        group.free()
+        assert all(c._freed for c in own)
+        with pytest.raises(CommunicatorFreedError):  # the wrapper can take no more steps
+            F.cross_entropy(dp(distnn.Tensor(x)), y).backward()
+        return len(own)
+
+    assert dist.simulate(2, fn) == [2, 2]
