@@ -4,7 +4,7 @@ A freed communicator refuses every collective on every backend alike (a program
 that runs here also runs under mpiexec, where a split's MPI communicators are a
 scarce resource: see test_comm_free_mpi.py); ``free()`` twice is harmless; the
 splits distnn made of a communicator for itself (DataParallel's, SyncBatchNorm's)
-are freed with it.
+are freed with it; an ensemble job frees its group communicators.
 """
 import numpy as np
 import pytest
@@ -94,3 +94,48 @@ def test_the_splits_data_parallel_and_sync_batchnorm_made_are_freed_with_their_c
         return len(own)
 
     assert dist.simulate(2, fn) == [2, 2]
+
+
+# ---------------------------------------------------------------- ensemble jobs
+TINY = ["train.epochs=1", "run.plots=false"]  # of the xor config: 4 samples, a 2-8-2 MLP
+
+
+@pytest.fixture
+def groups(monkeypatch):
+    """The group communicators the ensemble jobs of the test split off, as they were made."""
+    from distnn.train import ensemble_run
+
+    made = []
+
+    def recording(comm, plan):
+        g = real(comm, plan)
+        if g is not comm:
+            made.append(g)
+        return g
+
+    real = ensemble_run.group_communicator
+    monkeypatch.setattr(ensemble_run, "group_communicator", recording)
+    return made
+
+
+def test_an_ensemble_job_frees_its_group_communicators(tmp_path, groups):
+    from distnn.distributed.data_parallel import _pools
+    from distnn.train.job import run_training
+
+    # 4 ranks, 2 members: two groups of 2 ranks, each member on a DataParallel over its group
+    summary = run_training("xor", [*TINY, "ensemble.members=2"], out=str(tmp_path / "run"),
+                           simulate_ranks=4, quiet=True)
+    assert summary["ensemble"]["groups"] == 2
+    assert len(groups) == 4 and all(g._freed for g in groups)
+    dp_splits = [e.comm for g in groups for e in _pools.get(g, ())]  # each member's DataParallel's
+    assert len(dp_splits) == 4 and all(c._freed for c in dp_splits)
+
+
+def test_an_agreed_error_after_the_split_frees_the_group_communicators_too(tmp_path, groups):
+    from distnn.train.job import JobError, run_training
+
+    # --resume auto without --out: refused on every rank after the world was split into groups
+    with pytest.raises(JobError, match="needs --out"):
+        run_training("xor", [*TINY, "ensemble.members=2", "checkpoint.resume=auto"], simulate_ranks=2,
+                     quiet=True)
+    assert len(groups) == 2 and all(g._freed for g in groups)

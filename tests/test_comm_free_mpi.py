@@ -107,3 +107,15 @@ def test_a_window_still_in_use_is_kept_with_a_warning_and_its_wrapper_refuses_st
     assert np.isfinite(next(dp.module.parameters()).grad).all()
     with pytest.raises(CommunicatorFreedError):
         _step(dp, group)
+
+
+def test_a_sweep_of_ensemble_jobs_frees_its_group_communicators(comm, mpi_tmp_path):
+    from distnn.train.job import JobError, train_rank
+
+    ov = ["train.epochs=1", "run.plots=false", f"ensemble.members={comm.size}"]  # a group of one rank per member
+    room = room_for_communicators()
+    for k in range(2):
+        train_rank(comm, "xor", ov, out=str(mpi_tmp_path / f"run{k}"), quiet=True)
+    with pytest.raises(JobError, match="needs --out"):  # an error every rank agrees on, after the split
+        train_rank(comm, "xor", [*ov, "checkpoint.resume=auto"], quiet=True)
+    assert room_for_communicators() == room

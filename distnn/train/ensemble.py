@@ -324,7 +324,10 @@ def plan_groups(world_size: int, members: int) -> EnsemblePlan:
 
 
 def group_communicator(comm, plan: EnsemblePlan):
-    """This rank's group communicator (collective over ``comm``; ``comm`` itself when there is one group)."""
+    """This rank's group communicator (collective over ``comm``; ``comm`` itself when there is one group).
+
+    A split of ``comm`` is the caller's to ``free()`` when done with it (collectively: every rank of its group).
+    """
     if plan.groups == 1:
         return comm
     return comm.split(plan.group_of(comm.rank), key=comm.rank)

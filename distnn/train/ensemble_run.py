@@ -10,7 +10,8 @@
    :func:`distnn.train.job._train` into ``members/member-k`` (checkpoints, preemption and resume
    included), exactly as a single-model run on the group communicator;
 4. one allreduce scores every member and the ensemble on the validation and test splits
-   (:func:`~distnn.train.ensemble.evaluate_ensemble`); world rank 0 writes the top level.
+   (:func:`~distnn.train.ensemble.evaluate_ensemble`); world rank 0 writes the top level;
+   the group communicators are freed (MPI has room for only so many in a process).
 
 Preemption is agreed within each group (a scheduler's signal reaches every rank, so every
 group stops and checkpoints); ``--resume auto`` resumes every member from its own checkpoints
@@ -22,6 +23,7 @@ switches ``DISTNN_FAULT_*_AT=RANK:STEP`` name a world rank here too (at a member
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import re
@@ -82,41 +84,77 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
     # lifts it while it waits for the others, see _agree_on_group_endings)
     world_timeout = comm.timeout if comm.size > 1 else None
     mark = preemption.job_mark()  # (requests after it are this job's: a member does not start after one)
+    with _group_communicator(comm, plan, jobs) as gcomm:
+        MemberJob, shared, current = _member_job_class(), None, None
+        try:
+            for m in plan.members_of(plan.group_of(comm.rank)):
+                current = m
+                job = MemberJob(config, gcomm, member_config(cfg, m, settings), quiet=quiet or comm.rank != 0,
+                                shared_splits=shared, device_rank=comm.local_rank)
+                shared, jobs[m] = job.shared_splits, job
+                # The trainer seeded this thread's dropout stream for member m; the next member's setup reseeds
+                # it, so it is restored right before member m trains (same stream as a member trained alone).
+                rng_states[m] = dn_random.get_state()
+        except (ValueError, OSError, KeyError, TypeError) as e:
+            error = member_setup_error(plan, current, J._one_line(e))
+        except MemoryError as e:  # (as in job.train_rank: one agreed line, not a traceback)
+            error = member_setup_error(plan, current, J.memory_error_text(e))
+        J.agree_on_errors(comm, error)
+        first = next(iter(jobs.values()))  # (it loaded the data the other members share)
+        J.agree_on_same_data(comm, first)  # over the world: every group trains on the same data
+        inject_startup_fault(comm.rank)  # DISTNN_FAULT_SIGNAL_AT=RANK:0, the world's rank as in a plain run
+        path = J.run_dir_for(cfg, out, comm, lambda: J._default_path(first))
+        try:
+            created = rd.prepare_run_dir(path, comm, resuming=bool(dict(cfg.checkpoint).get("resume")), ensemble=True)
+        except rd.RunDirError as e:
+            raise J.JobError(str(e), report=comm.rank == 0) from None
+        try:
+            return _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, world_timeout, mark)
+        except BaseException:
+            # Nothing half-written, unless some member trained an epoch or left a checkpoint to resume from.
+            if comm.rank == 0 and created and not any(j.trainer.history for j in jobs.values()) and not any(
+                    J.has_checkpoint(member_dir(path, m), cfg) for m in range(plan.members)):
+                rd.remove_run_dir(path)
+            raise
+        finally:
+            if comm.rank == 0:  # (simulated ranks share the process: only the holder gives it back)
+                rd.release_run_dir(path)
+
+
+@contextlib.contextmanager
+def _group_communicator(comm, plan, jobs):
+    """This rank's group communicator for the ``with`` block, freed when the job ends (``jobs``: its members).
+
+    Each split holds MPI communicators (its own two, its DataParallel's, their shared-memory windows'),
+    of which MPICH has room for about 2000 in a process: a sweep of ensemble jobs in one process ran
+    out after about a thousand jobs, fewer with groups of several ranks. Freeing is collective, so it happens where every rank gets to it: the end of
+    the job, or an error agreed over the world (a JobError, EnsemblePreempted). Any other exception is
+    one rank's, and ends the job (an MPI job aborts): a collective there could wait for ranks that
+    never come, so the group is left as it is.
+    """
+    from .job import JobError
+
     gcomm = group_communicator(comm, plan)
-    MemberJob, shared, current = _member_job_class(), None, None
+    if gcomm is comm:  # one group: the world's own communicator, not the job's to free
+        yield gcomm
+        return
     try:
-        for m in plan.members_of(plan.group_of(comm.rank)):
-            current = m
-            job = MemberJob(config, gcomm, member_config(cfg, m, settings), quiet=quiet or comm.rank != 0,
-                            shared_splits=shared, device_rank=comm.local_rank)
-            shared, jobs[m] = job.shared_splits, job
-            # The trainer seeded this thread's dropout stream for member m; the next member's setup reseeds
-            # it, so it is restored right before member m trains (same stream as a member trained alone).
-            rng_states[m] = dn_random.get_state()
-    except (ValueError, OSError, KeyError, TypeError) as e:
-        error = member_setup_error(plan, current, J._one_line(e))
-    except MemoryError as e:  # (as in job.train_rank: one agreed line, not a traceback)
-        error = member_setup_error(plan, current, J.memory_error_text(e))
-    J.agree_on_errors(comm, error)
-    first = next(iter(jobs.values()))  # (it loaded the data the other members share)
-    J.agree_on_same_data(comm, first)  # over the world: every group trains on the same data
-    inject_startup_fault(comm.rank)  # DISTNN_FAULT_SIGNAL_AT=RANK:0, the world's rank as in a plain run
-    path = J.run_dir_for(cfg, out, comm, lambda: J._default_path(first))
-    try:
-        created = rd.prepare_run_dir(path, comm, resuming=bool(dict(cfg.checkpoint).get("resume")), ensemble=True)
-    except rd.RunDirError as e:
-        raise J.JobError(str(e), report=comm.rank == 0) from None
-    try:
-        return _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, world_timeout, mark)
-    except BaseException:
-        # Nothing half-written, unless some member trained an epoch or left a checkpoint to resume from.
-        if comm.rank == 0 and created and not any(j.trainer.history for j in jobs.values()) and not any(
-                J.has_checkpoint(member_dir(path, m), cfg) for m in range(plan.members)):
-            rd.remove_run_dir(path)
+        yield gcomm
+    except (JobError, EnsemblePreempted):
+        _free_group(gcomm, jobs)
         raise
-    finally:
-        if comm.rank == 0:  # (simulated ranks share the process: only the holder gives it back)
-            rd.release_run_dir(path)
+    _free_group(gcomm, jobs)
+
+
+def _free_group(gcomm, jobs) -> None:
+    """Free the group communicator (collective over it), once the members' DataParallel wrappers let go of
+    what they hold on it: persistent allreduces, shared-memory buffers, and the gradients viewing those
+    (a buffer still viewed would stay allocated)."""
+    for job in jobs.values():
+        if job.trainer.ddp is not None:
+            job.trainer.ddp.remove_hooks()
+        job.optimizer.zero_grad(set_to_none=True)
+    gcomm.free()
 
 
 def member_setup_error(plan, member: int, message: str) -> str:
