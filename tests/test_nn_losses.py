@@ -94,6 +94,31 @@ def test_multi_margin_matches_torch(torch, rng, reduction, kw):
              torch.nn.MultiMarginLoss(reduction=reduction, **tkw), x, y)
 
 
+@pytest.mark.parametrize("bad", [-np.inf, np.inf, np.nan])
+@pytest.mark.parametrize("kw", [{}, dict(label_smoothing=0.1), dict(weight=np.array([1.0, 2.0, 0.5], np.float32))])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_an_ignored_row_with_non_finite_logits_does_not_reach_the_loss(kw, reduction, bad):
+    # An ignored target (a padded position, where a model may mask classes with -inf) is no part of the
+    # loss. It was multiplied by 0, and 0 * inf made the whole loss NaN (PyTorch skips the row: finite).
+    z = np.array([[bad, 0.0, 1.0], [1.0, 2.0, 0.5], [0.3, -1.0, 2.0]], np.float32)
+    y = np.array([-100, 1, 2])
+    x = distnn.Tensor(z, requires_grad=True)
+    with np.errstate(invalid="ignore", over="ignore"):
+        loss = distnn.functional.cross_entropy(x, y, reduction=reduction, **kw)
+        loss.sum().backward()
+    clean = distnn.Tensor(z[1:], requires_grad=True)
+    expected = distnn.functional.cross_entropy(clean, y[1:], reduction=reduction, **kw)
+    expected.sum().backward()
+    want = np.concatenate([[0.0], expected.numpy()]) if reduction == "none" else expected.numpy()
+    np.testing.assert_allclose(loss.numpy(), want, rtol=1e-6)
+    np.testing.assert_array_equal(x.grad[0], 0.0)  # the ignored row gets no gradient (not NaN)
+    np.testing.assert_allclose(x.grad[1:], clean.grad, rtol=1e-6)
+    with np.errstate(invalid="ignore"):
+        logp = distnn.functional.log_softmax(distnn.Tensor(z), dim=1)  # nll_loss takes the same path
+        nll = distnn.functional.nll_loss(logp, y, reduction=reduction)
+    assert np.isfinite(nll.numpy()).all()
+
+
 def test_loss_weight_is_a_buffer_in_state_dict():
     w = np.array([1.0, 2.0, 0.5], np.float32)
     loss = nn.CrossEntropyLoss(weight=w)

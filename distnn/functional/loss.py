@@ -124,12 +124,15 @@ class _ClassLoss(Function):
         w_t = w_t * valid
         eps = label_smoothing
         simple = eps == 0.0
+        # An ignored row is left out with where, not multiplied by 0: its log-probabilities may be -inf
+        # or NaN (a masked class, a padded position), and 0 * inf would make the whole loss NaN.
+        picked = xp.where(valid, logp[rows, safe_t], 0)
         if simple:
-            per = -logp[rows, safe_t] * w_t
+            per = -picked * w_t
         else:
             wc = weight if weight is not None else xp.ones(C, dtype=x2.dtype)
-            smooth = -(logp * wc).sum(axis=1) * valid
-            per = (1 - eps) * (-logp[rows, safe_t] * w_t) + (eps / C) * smooth
+            smooth = -xp.where(valid, (logp * wc).sum(axis=1), 0)
+            per = (1 - eps) * (-picked * w_t) + (eps / C) * smooth
         if reduction == "mean":
             denom = w_t.sum()
             out = per.sum() / denom  # NaN when every target is ignored, as in PyTorch
@@ -208,6 +211,8 @@ class _ClassLoss(Function):
         else:
             grad -= (eps / C) * self.wc[None, :] * (self.valid * row_scale)[:, None]
             grad[rows, t] -= (1 - eps) * self.w_t * row_scale
+        if not bool(self.valid.all()):  # ignored rows do not enter the loss: exactly 0 (not 0 * NaN)
+            grad = xp.where(self.valid[:, None], grad, 0)
         return self._shape_back(xp, grad.astype(logp.dtype, copy=False)), None, None
 
     def _shape_back(self, xp, grad):
