@@ -475,6 +475,27 @@ def test_a_16x16_image_is_a_256_dimensional_input():
     np.testing.assert_array_equal(out.numpy(), model(Tensor(images.reshape(3, 256))).numpy())
 
 
+def test_a_bag_of_words_vector_times_a_weight_matrix_sums_the_words_embeddings():
+    # 003: a word is a one-hot vector over the vocabulary (3 classes: positive, negative, neutral); a linear
+    # layer on it picks the word's column, so on a bag of words it sums the words' columns: an Embedding
+    # lookup of the same weights is the same computation, with gradients only for the words present.
+    vocab, dim = 7, 3
+    emb = nn.Embedding(vocab, dim, dtype=np.float64, generator=np.random.default_rng(15))
+    lin = nn.Linear(vocab, dim, bias=False, dtype=np.float64)
+    lin.weight.data[...] = emb.weight.data.T
+    words = np.array([1, 4, 4, 6])  # "love" ... with a repeat
+    bag = np.bincount(words, minlength=vocab).astype(np.float64)
+    by_lookup = emb(Tensor(words)).sum(axis=0)
+    by_matmul = lin(Tensor(bag))
+    np.testing.assert_allclose(by_lookup.numpy(), by_matmul.numpy(), rtol=1e-12)
+    by_lookup.sum().backward()
+    by_matmul.sum().backward()
+    np.testing.assert_allclose(emb.weight.grad, lin.weight.grad.T, rtol=1e-12)
+    assert not emb.weight.grad[[0, 2, 3, 5]].any()
+    classifier = nn.Linear(dim, 3, dtype=np.float64, generator=np.random.default_rng(16))
+    assert tuple(classifier(by_lookup).shape) == (3,)
+
+
 # ---------------------------------------------------------- adversarial examples (002)
 def test_fast_gradient_sign_example_increases_the_loss():
     # 002: x + eps sign(grad_x J(theta, x, y)); the input gradient comes from the same backward pass.
