@@ -145,6 +145,7 @@ class _ClassLoss(Function):
             out = per.reshape(batch_shape if len(self.in_shape) > 1 else ())
             self.scale = None
         self.logp, self.rows, self.t, self.w_t, self.valid = logp, rows, safe_t, w_t, valid
+        self.all_valid = all_valid
         self.eps, self.wc, self.C = eps, (None if simple else wc), C
         self.batch_shape, self.reduction = batch_shape, reduction
         return out.astype(x2.dtype) if hasattr(out, "astype") else out
@@ -211,7 +212,7 @@ class _ClassLoss(Function):
         else:
             grad -= (eps / C) * self.wc[None, :] * (self.valid * row_scale)[:, None]
             grad[rows, t] -= (1 - eps) * self.w_t * row_scale
-        if not bool(self.valid.all()):  # ignored rows do not enter the loss: exactly 0 (not 0 * NaN)
+        if not self.all_valid:  # ignored rows do not enter the loss: exactly 0 (not 0 * NaN)
             grad = xp.where(self.valid[:, None], grad, 0)
         return self._shape_back(xp, grad.astype(logp.dtype, copy=False)), None, None
 
