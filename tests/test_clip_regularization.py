@@ -246,3 +246,59 @@ def test_job_excludes_biases_from_lars_lamb_adaptation(name, wd):
         excluded = any(p is q for q in no_decay)
         assert groups[id(p)]["layer_adaptation"] is (not excluded)
         assert groups[id(p)]["weight_decay"] == (0.0 if excluded else wd)
+
+
+def _one_epoch(l1, steps=1, **kw):
+    """A small MLP trained for ``steps`` full-batch SGD steps with ``Trainer(l1=...)``: (start, end) weights."""
+    from distnn.data import Dataset
+    from distnn.distributed import LocalCommunicator
+    from distnn.train.trainer import Trainer
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((32, 5)).astype(np.float32), rng.integers(0, 3, 32)
+    model = nn.Sequential(nn.Linear(5, 4, generator=np.random.default_rng(1)), nn.ReLU(),
+                          nn.Linear(4, 3, generator=np.random.default_rng(2)))
+    start = model.state_dict()
+    trainer = Trainer(model, SGD(model.parameters(), lr=0.1), Dataset(x, y, 3), comm=LocalCommunicator(),
+                      batch_size=32, epochs=steps, shuffle=False, l1=l1, **kw)
+    trainer.fit()
+    return start, model.state_dict()
+
+
+def test_trainer_l1_penalizes_the_weights_and_never_the_biases():
+    # The lecture notes (001, 002): L1 or L2 regularization of the weight matrices, not of the intercepts.
+    # One full-batch SGD step with l1 moves each weight by a further -lr * l1 * sign(w), each bias not at all.
+    start, plain = _one_epoch(0.0)
+    _, regularized = _one_epoch(0.05)
+    for name in plain:
+        extra = -0.1 * 0.05 * np.sign(start[name]) if name.endswith("weight") else 0.0
+        np.testing.assert_allclose(regularized[name], plain[name] + extra, atol=1e-6, err_msg=name)
+    # ... which is the gradient of loss + l1 * sum |W| (l1_penalty over the weights)
+    model = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3))
+    model.load_state_dict(start)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((32, 5)).astype(np.float32), rng.integers(0, 3, 32)
+    opt = SGD(model.parameters(), lr=0.1)
+    loss = distnn.functional.cross_entropy(model(distnn.Tensor(x)), y)
+    (loss + 0.05 * l1_penalty(split_decay_parameters(model)[0])).backward()
+    opt.step()
+    for name, p in model.state_dict().items():
+        np.testing.assert_allclose(regularized[name], p, atol=1e-6, err_msg=name)
+    with pytest.raises(ValueError, match="l1 must be a finite number >= 0"):
+        _one_epoch(-1.0)
+
+
+@pytest.mark.parametrize("exempt", [True, False])
+def test_job_l1_follows_no_decay_bias_norm(exempt):
+    import distnn.distributed as dist
+    from distnn.train.job import Job
+
+    def build(comm):
+        job = Job("xor", ["optimizer.l1=0.01", f"optimizer.no_decay_bias_norm={str(exempt).lower()}",
+                          "train.epochs=1"], comm, quiet=True)
+        return job.model, job.trainer
+
+    model, trainer = dist.simulate(1, build)[0]
+    assert trainer.l1 == 0.01
+    expected = split_decay_parameters(model)[0] if exempt else list(model.parameters())
+    assert [id(p) for p in trainer.l1_params] == [id(p) for p in expected]

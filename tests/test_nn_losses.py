@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import distnn
+import distnn.functional as F
 from distnn import nn
 
 
@@ -72,6 +73,42 @@ def test_bce_with_logits_matches_torch(torch, rng, reduction):
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_bce_on_probabilities_matches_torch(torch, rng, reduction):
+    p = rng.uniform(0.02, 0.98, (5, 3)).astype(np.float32)
+    y = rng.random((5, 3)).astype(np.float32)  # soft targets too
+    w = (rng.random(3) + 0.5).astype(np.float32)
+    run_both(torch, nn.BCELoss(reduction=reduction), torch.nn.BCELoss(reduction=reduction), p, y)
+    run_both(torch, nn.BCELoss(weight=w, reduction=reduction),
+             torch.nn.BCELoss(weight=torch.tensor(w), reduction=reduction), p, y)
+    # the target's gradient, log(1 - p) - log(p)
+    yd = distnn.Tensor(y, requires_grad=True)
+    nn.BCELoss(reduction="sum")(distnn.Tensor(p), yd).backward()
+    np.testing.assert_allclose(yd.grad, np.log1p(-p) - np.log(p), rtol=1e-5)
+
+
+def test_bce_on_probabilities_is_the_notes_formula_and_finite_at_0_and_1(torch):
+    # 003: L = -y log(p) - (1 - y) log(1 - p). At p = 0 or 1 each log is clamped at -100 (as PyTorch), so a
+    # saturated sigmoid gives a loss of 100, not inf, and a finite gradient.
+    p = np.array([0.0, 1.0, 0.0, 1.0, 0.25, 0.9], np.float32)
+    y = np.array([0.0, 1.0, 1.0, 0.0, 1.0, 0.0], np.float32)
+    x = distnn.Tensor(p, requires_grad=True)
+    loss = F.binary_cross_entropy(x, y, reduction="none")
+    loss.sum().backward()
+    with np.errstate(divide="ignore"):
+        expected = -(y * np.maximum(np.log(p), -100) + (1 - y) * np.maximum(np.log(1 - p), -100))
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(loss.numpy()[4:], [-np.log(0.25), -np.log(0.1)], rtol=1e-6)
+    xt = torch.tensor(p, requires_grad=True)
+    torch.nn.functional.binary_cross_entropy(xt, torch.tensor(y), reduction="none").sum().backward()
+    np.testing.assert_allclose(x.grad, xt.grad.numpy(), rtol=1e-6)  # (p - y) / max(p (1 - p), 1e-12)
+    assert np.isfinite(x.grad).all()
+    with pytest.raises(ValueError, match=r"probability in \[0, 1\].*with_logits"):
+        F.binary_cross_entropy(distnn.Tensor(np.array([0.5, 1.5], np.float32)), np.ones(2, np.float32))
+    with pytest.raises(ValueError, match="target shape"):
+        nn.BCELoss()(distnn.Tensor(np.full((3, 1), 0.5, np.float32)), np.ones(3, np.float32))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("name,kw", [("MSELoss", {}), ("L1Loss", {}), ("HuberLoss", {}), ("HuberLoss", dict(delta=0.5))])
 def test_regression_losses_match_torch(torch, rng, reduction, name, kw):
     x = (2 * rng.standard_normal((4, 5))).astype(np.float32)
@@ -92,6 +129,31 @@ def test_multi_margin_matches_torch(torch, rng, reduction, kw):
         kw["weight"], tkw["weight"] = w, torch.tensor(w)
     run_both(torch, nn.MultiMarginLoss(reduction=reduction, **kw),
              torch.nn.MultiMarginLoss(reduction=reduction, **tkw), x, y)
+
+
+@pytest.mark.parametrize("bad", [-np.inf, np.inf, np.nan])
+@pytest.mark.parametrize("kw", [{}, dict(label_smoothing=0.1), dict(weight=np.array([1.0, 2.0, 0.5], np.float32))])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_an_ignored_row_with_non_finite_logits_does_not_reach_the_loss(kw, reduction, bad):
+    # An ignored target (a padded position, where a model may mask classes with -inf) is no part of the
+    # loss. It was multiplied by 0, and 0 * inf made the whole loss NaN (PyTorch skips the row: finite).
+    z = np.array([[bad, 0.0, 1.0], [1.0, 2.0, 0.5], [0.3, -1.0, 2.0]], np.float32)
+    y = np.array([-100, 1, 2])
+    x = distnn.Tensor(z, requires_grad=True)
+    with np.errstate(invalid="ignore", over="ignore"):
+        loss = F.cross_entropy(x, y, reduction=reduction, **kw)
+        loss.sum().backward()
+    clean = distnn.Tensor(z[1:], requires_grad=True)
+    expected = F.cross_entropy(clean, y[1:], reduction=reduction, **kw)
+    expected.sum().backward()
+    want = np.concatenate([[0.0], expected.numpy()]) if reduction == "none" else expected.numpy()
+    np.testing.assert_allclose(loss.numpy(), want, rtol=1e-6)
+    np.testing.assert_array_equal(x.grad[0], 0.0)  # the ignored row gets no gradient (not NaN)
+    np.testing.assert_allclose(x.grad[1:], clean.grad, rtol=1e-6)
+    with np.errstate(invalid="ignore"):
+        logp = F.log_softmax(distnn.Tensor(z), dim=1)  # nll_loss takes the same path
+        nll = F.nll_loss(logp, y, reduction=reduction)
+    assert np.isfinite(nll.numpy()).all()
 
 
 def test_loss_weight_is_a_buffer_in_state_dict():

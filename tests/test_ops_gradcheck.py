@@ -249,6 +249,14 @@ def test_bce_with_logits(kw, rng):
     check_grad(lambda z, t: F.binary_cross_entropy_with_logits(z, t, **kw), x, y)  # target gradient too
 
 
+@pytest.mark.parametrize("kw", [dict(), dict(reduction="sum"), dict(reduction="none"),
+                                dict(weight=np.array([0.2, 1.0, 3.0]))], ids=["mean", "sum", "none", "weight"])
+def test_bce_on_probabilities(kw, rng):
+    p, y = rng.uniform(0.1, 0.9, (4, 3)), rng.random((4, 3))
+    check_grad(lambda z: F.binary_cross_entropy(z, y, **kw), p)
+    check_grad(lambda z, t: F.binary_cross_entropy(z, t, **kw), p, y)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("loss", ["mse_loss", "l1_loss", "huber_loss"])
 def test_regression_losses(loss, reduction, rng):

@@ -7,7 +7,8 @@ from .conv import conv1d, conv2d
 from .norm import batch_norm, layer_norm
 from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_unpool2d
 from .loss import (
-    binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss, mse_loss, multi_margin_loss, nll_loss,
+    binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss, mse_loss,
+    multi_margin_loss, nll_loss,
 )
 from .reduce import max, mean, min, std, sum, var
 from .shape import (

@@ -124,12 +124,15 @@ class _ClassLoss(Function):
         w_t = w_t * valid
         eps = label_smoothing
         simple = eps == 0.0
+        # An ignored row is left out with where, not multiplied by 0: its log-probabilities may be -inf
+        # or NaN (a masked class, a padded position), and 0 * inf would make the whole loss NaN.
+        picked = xp.where(valid, logp[rows, safe_t], 0)
         if simple:
-            per = -logp[rows, safe_t] * w_t
+            per = -picked * w_t
         else:
             wc = weight if weight is not None else xp.ones(C, dtype=x2.dtype)
-            smooth = -(logp * wc).sum(axis=1) * valid
-            per = (1 - eps) * (-logp[rows, safe_t] * w_t) + (eps / C) * smooth
+            smooth = -xp.where(valid, (logp * wc).sum(axis=1), 0)
+            per = (1 - eps) * (-picked * w_t) + (eps / C) * smooth
         if reduction == "mean":
             denom = w_t.sum()
             out = per.sum() / denom  # NaN when every target is ignored, as in PyTorch
@@ -142,6 +145,7 @@ class _ClassLoss(Function):
             out = per.reshape(batch_shape if len(self.in_shape) > 1 else ())
             self.scale = None
         self.logp, self.rows, self.t, self.w_t, self.valid = logp, rows, safe_t, w_t, valid
+        self.all_valid = all_valid
         self.eps, self.wc, self.C = eps, (None if simple else wc), C
         self.batch_shape, self.reduction = batch_shape, reduction
         return out.astype(x2.dtype) if hasattr(out, "astype") else out
@@ -208,6 +212,8 @@ class _ClassLoss(Function):
         else:
             grad -= (eps / C) * self.wc[None, :] * (self.valid * row_scale)[:, None]
             grad[rows, t] -= (1 - eps) * self.w_t * row_scale
+        if not self.all_valid:  # ignored rows do not enter the loss: exactly 0 (not 0 * NaN)
+            grad = xp.where(self.valid[:, None], grad, 0)
         return self._shape_back(xp, grad.astype(logp.dtype, copy=False)), None, None
 
     def _shape_back(self, xp, grad):
@@ -298,6 +304,60 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
     return _BCEWithLogits.apply(input, target, _const(input, weight), _const(input, pos_weight), reduction=reduction)
 
 
+class _BCE(Function):
+    """-w (y log p + (1 - y) log(1 - p)) on probabilities p, each log clamped at -100 (PyTorch's BCELoss).
+
+    The lecture notes' binary cross-entropy as written. On a sigmoid's output it loses the tails: p
+    rounds to 0 or 1 (float32: |logit| > 17), so prefer binary_cross_entropy_with_logits (the notes'
+    softplus form) when the logits are at hand. The clamp keeps p = 0 or 1 finite (a loss of at most 100).
+    """
+
+    def forward(self, p, y, weight=None, reduction="mean"):
+        xp = get_array_module(p)
+        if y.shape != p.shape:
+            raise ValueError(f"binary_cross_entropy: target shape {tuple(y.shape)} != input shape {tuple(p.shape)}")
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        if weight is not None and xp.broadcast_shapes(p.shape, weight.shape) != p.shape:
+            raise ValueError(f"binary_cross_entropy: weight of shape {tuple(weight.shape)} must broadcast to the "
+                             f"input's shape {tuple(p.shape)}, not enlarge it")
+        if p.size and not bool(((p >= 0) & (p <= 1)).all()):  # (NaN fails too, as in PyTorch)
+            raise ValueError("binary_cross_entropy: every input must be a probability in [0, 1] (for logits use "
+                             "binary_cross_entropy_with_logits)")
+        dt = p.dtype
+        y = y.astype(dt, copy=False)
+        weight = None if weight is None else weight.astype(dt, copy=False)
+        with np.errstate(divide="ignore"):  # log(0) = -inf, clamped just below
+            log_p = xp.maximum(xp.log(p), -100)
+            log_q = xp.maximum(xp.log1p(-p), -100)
+        loss = -(y * log_p + (1 - y) * log_q)
+        if weight is not None:
+            loss = loss * weight
+        self.p, self.y, self.weight, self.reduction = p, y, weight, reduction
+        self.log_p, self.log_q = log_p, log_q
+        return _reduce(loss, reduction).astype(dt, copy=False)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        scale = g / self.p.size if self.reduction == "mean" else g
+        if self.weight is not None:
+            scale = scale * self.weight
+        gp = gy = None
+        if self.needs_input_grad[0]:  # (p - y) / (p (1 - p)), its denominator kept >= 1e-12 (PyTorch's)
+            p = self.p
+            gp = (p - self.y) / xp.maximum(p * (1 - p), 1e-12) * scale
+        if self.needs_input_grad[1]:
+            gy = (self.log_q - self.log_p) * scale
+        return gp, gy, None
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """Binary cross-entropy of probabilities ``input`` in [0, 1] against ``target`` (same shape)."""
+    if not isinstance(target, Tensor):
+        target = get_array_module(_raw(input)).asarray(target)
+    return _BCE.apply(input, target, _const(input, weight), reduction=reduction)
+
+
 def _warn_if_shapes_differ(name, input, target):
     """As PyTorch: a target that only broadcasts against the input (a (N, 1) output for a (N,) target)
     is almost always a bug: the loss is taken over the N x N broadcast."""
@@ -367,6 +427,6 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="me
 
 
 __all__ = [
-    "cross_entropy", "nll_loss", "binary_cross_entropy_with_logits", "mse_loss", "l1_loss",
+    "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss", "l1_loss",
     "huber_loss", "multi_margin_loss", "log_softmax",
 ]

@@ -33,7 +33,7 @@ meaning; the table below is the overview):
 ``[model]``        ``name`` (a ``distnn.models`` name) plus the model's keyword
                    arguments (e.g. ``hidden_sizes``, ``dropout``, ``norm``);
                    ``num_classes``/``input_shape`` come from the data
-``[optimizer]``    name, lr, momentum, nesterov, weight_decay, betas, eps, alpha,
+``[optimizer]``    name, lr, momentum, nesterov, weight_decay, l1, betas, eps, alpha,
                    no_decay_bias_norm
 ``[schedule]``     name (constant, step, multistep, exponential, cosine, plateau,
                    onecycle), warmup, step_size, gamma, milestones, T_max,

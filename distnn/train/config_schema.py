@@ -86,11 +86,14 @@ SCHEMA: dict[str, Key] = {
     "optimizer.momentum": _k("float", 0.0, "momentum (sgd, rmsprop, lars)", NONNEG, ("<", 1)),
     "optimizer.nesterov": _k("bool", False, "Nesterov momentum (sgd; needs momentum > 0)"),
     "optimizer.weight_decay": _k("float", 0.0, "L2 weight decay (decoupled for adamw)", NONNEG),
+    "optimizer.l1": _k("float", 0.0, "L1 regularization: adds l1 * sign(w) to each gradient (the gradient of "
+                       "l1 * sum |w|; the logged loss leaves it out); no_decay_bias_norm exempts biases and norm "
+                       "weights", NONNEG),
     "optimizer.betas": _k("list[float]", [0.9, 0.999], "Adam-family (beta1, beta2)", NONNEG, ("<", 1), length=2),
     "optimizer.eps": _k("float", 1e-8, "denominator epsilon (adam, rmsprop, adagrad, lamb)", POS),
     "optimizer.alpha": _k("float", 0.99, "RMSprop smoothing constant", POS, ("<", 1)),
     "optimizer.no_decay_bias_norm": _k("bool", True, "exempt biases and normalization weights from weight decay "
-                                             "(and, for lars/lamb, from layer adaptation)"),
+                                             "and the l1 penalty (and, for lars/lamb, from layer adaptation)"),
     # --- schedule
     "schedule.name": _k("str", "constant", "learning-rate schedule",
                         choices=("constant", "step", "multistep", "exponential", "cosine", "plateau", "onecycle")),

@@ -297,6 +297,15 @@ class Job:
             return optim.LAMB(params, betas=tuple(o.betas), eps=o.eps, **common)
         raise ValueError(f"optimizer.name {name!r} is not supported")
 
+    def _l1_params(self):
+        """The parameters optimizer.l1 penalizes: the weights alone with no_decay_bias_norm (the notes: never
+        the intercepts), else every trainable parameter."""
+        from distnn.optim import split_decay_parameters
+
+        if self.cfg.optimizer.no_decay_bias_norm:
+            return split_decay_parameters(self.model)[0]
+        return [p for p in self.model.parameters() if getattr(p, "requires_grad", True)]
+
     def _build_trainer(self):
         cfg, t, d = self.cfg, self.cfg.train, self.cfg.data
         callbacks = []
@@ -314,6 +323,7 @@ class Job:
                           accumulation_steps=t.grad_accumulation, seed=cfg.run.seed, shuffle=d.shuffle,
                           drop_last=d.drop_last, eval_batch_size=d.eval_batch_size,
                           eval_every=t.eval_every, max_steps=t.get("max_steps"), label_smoothing=t.label_smoothing,
+                          l1=float(cfg.optimizer.l1), l1_params=self._l1_params(),
                           monitor=es.monitor if es.enabled else "val_loss", ddp_kwargs=ddp)
         # LR schedules go first: EarlyStopping and the progress line then see the epoch's final state.
         for i, cb in enumerate(build_schedule(cfg, self.optimizer, trainer.steps_per_epoch)):

@@ -107,6 +107,8 @@ class Trainer:
     ``eval_every`` (validate every N epochs; the last epoch is validated too, as a report that
     monitors skip: ``validation_counts`` is False then);
     ``max_steps`` (stop after this many optimizer steps); ``label_smoothing``;
+    ``l1`` (L1 regularization strength: ``l1 * sum |w|`` over ``l1_params``, by default the weights
+    of :func:`~distnn.optim.split_decay_parameters`, never the biases or normalization parameters);
     ``monitor`` (metric tracked as the run's best, e.g. ``val_loss``);
     ``data_parallel`` (False: no DataParallel on several ranks, so gradients are not averaged and
     each rank steps on its own shard; for a model that synchronizes itself: checkpoints hold rank
@@ -118,7 +120,8 @@ class Trainer:
                  epochs: int = 10, callbacks=(), transform=None, eval_transform=None, clip_grad_norm=None,
                  accumulation_steps: int = 1, seed: int = 0, shuffle: bool = True, drop_last: bool = False,
                  eval_batch_size: int | None = None, eval_every: int = 1, max_steps: int | None = None,
-                 label_smoothing: float = 0.0, monitor: str = "val_loss", monitor_mode: str = "auto",
+                 label_smoothing: float = 0.0, l1: float = 0.0, l1_params=None,
+                 monitor: str = "val_loss", monitor_mode: str = "auto",
                  data_parallel: bool = True, ddp_kwargs: dict | None = None, log=None):
         self.comm = comm if comm is not None else default_comm()
         self.rank, self.world = int(self.comm.rank), int(self.comm.size)
@@ -136,6 +139,13 @@ class Trainer:
         self.eval_every = max(1, int(eval_every))
         self.max_steps = int(max_steps) if max_steps else None
         self.label_smoothing = float(label_smoothing)
+        if not (l1 >= 0 and math.isfinite(l1)):
+            raise ValueError(f"l1 must be a finite number >= 0, got {l1!r}")
+        self.l1 = float(l1)
+        if self.l1:
+            from distnn.optim.regularization import split_decay_parameters
+
+            self.l1_params = list(l1_params) if l1_params is not None else split_decay_parameters(model)[0]
         self.evaluated = False  # whether this epoch ran validation (eval_every)
         self.validation_counts = False  # whether monitors judge it (see _epochs: not the last epoch's extra one)
         from .callbacks.base import monitor_mode as _mode
@@ -366,6 +376,8 @@ class Trainer:
         if self.step_guard is not None and self.step_guard(self, loss_sum):
             self.optimizer.zero_grad()
             return loss_sum / max(n_valid, 1), n_valid
+        if self.l1:
+            self._add_l1_gradient()
         if self.clip_grad_norm:
             from distnn.nn.utils import clip_grad_norm_
 
@@ -377,6 +389,19 @@ class Trainer:
         s["count"] += n_valid
         s["samples"] += len(y) if all_valid else int(valid.sum())
         return loss_sum / max(n_valid, 1), n_valid
+
+    def _add_l1_gradient(self) -> None:
+        """L1 regularization (the lecture notes: ``l1 * sum |w|`` over the weights, never the biases): its
+        gradient ``l1 * sign(w)`` added to the averaged gradient, so every rank adds the same. It is part of
+        the loss's gradient (clipped with it, scaled by Adam as the rest); the logged loss leaves it out, as
+        it leaves out weight decay."""
+        from distnn.optim.optimizer import _raw
+
+        for p in self.l1_params:
+            if p.grad is None:  # (not used by this step's forward: the optimizer skips it too)
+                continue
+            g = _raw(p.grad)
+            g += self.l1 * get_array_module(g).sign(p.data).astype(g.dtype, copy=False)
 
     def _before_exchange(self, loss_sum: float) -> float:
         """This rank's loss, known before the synchronizing backward, to the step guard (it may flag it)."""
