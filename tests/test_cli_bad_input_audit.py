@@ -279,3 +279,18 @@ def test_resume_auto_on_a_finished_run_whose_checkpoints_are_all_corrupt_keeps_i
     r = distnn([*XOR, "--set", "train.epochs=2", "--resume", "auto", "--out", "run"], tmp_path)
     assert r.returncode == 2 and "no valid checkpoint" in r.stderr, r.stderr[-2000:]
     assert (tmp_path / "run" / "model.npz").read_bytes() == before
+
+
+def test_batch_norm_on_a_last_batch_of_one_sample_says_how_to_drop_it(tmp_path):
+    """digits has 1,257 training samples: batches of 628 leave a last batch of 1, on which batch norm
+    cannot train (PyTorch refuses it too); the one line says how to drop that batch."""
+    r = distnn(["train", "--config", "digits_mlp", "--out", str(tmp_path / "run"), "--quiet",
+                "--set", 'model.norm="batch"', "--set", "data.batch_size=628", "--set", "train.epochs=1"], tmp_path)
+    assert r.returncode == 2, r.stderr[-2000:]
+    last = r.stderr.strip().splitlines()[-1]  # (after the run's header lines)
+    assert last.startswith("distnn: error: ") and "more than 1 value per channel" in last, last
+    assert "data.drop_last = true" in last, last
+    ok = distnn(["train", "--config", "digits_mlp", "--out", str(tmp_path / "run2"), "--quiet",
+                 "--set", 'model.norm="batch"', "--set", "data.batch_size=628", "--set", "train.epochs=1",
+                 "--set", "data.drop_last=true"], tmp_path)
+    assert ok.returncode == 0, ok.stderr[-2000:]

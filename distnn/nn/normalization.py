@@ -217,8 +217,12 @@ class _BatchNorm(Module):
         use_batch = self._use_batch_stats()
         shape = tuple(x.shape)
         if use_batch and math.prod(shape[:1] + shape[2:]) <= 1:  # checked before the batch is counted
+            # (a batch of one sample is most often an epoch's last, partial batch: say how to drop it)
+            hint = (" (a batch of one sample: data.drop_last = true, or DataLoader(drop_last=True), drops an "
+                    "epoch's last partial batch)") if shape[0] == 1 else ""
             raise ValueError(
                 f"{self.where()}: expected more than 1 value per channel when training, got input of shape {shape}"
+                + hint
             )
         valid = current_valid_rows(shape[0]) if use_batch else None
         if valid is not None:
