@@ -68,7 +68,7 @@ from importlib import resources
 from .config_schema import (ALIASES, MODEL_RESERVED, MODES, MONITORS, OPEN_TABLES, SCHEMA, TABLES,  # noqa: F401
                             TYPE_WORDS as _TYPE_WORDS, Key, bound_text, describe_schema)
 from . import config_checks as checks  # (it reads this module's helpers at call time)
-from .toml_writer import dumps as toml_dumps
+from .toml_writer import dumps as toml_dumps, format_value as toml_value
 
 
 class ConfigError(ValueError):
@@ -203,6 +203,30 @@ _BAD = object()
 _HINT = re.compile(r" \(did you mean '[^']*'\?\)")
 
 
+def value_not_section(path: str, table: dict, expected: str) -> str | None:
+    """The problem of a table where a value belongs (``--set optimizer.lr.x=1``, or ``[optimizer.lr]`` in a
+    file): the keys under it name nothing, which says more than "must be a number, got {'x': 1} (table)".
+    None for an empty table (nothing is named under it: the type error says it)."""
+    leaves = []
+
+    def walk(t, prefix):
+        for k, v in t.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}.{k}")
+            else:
+                try:
+                    text = toml_value(v)  # as it would be written
+                except TypeError:  # (a TOML date or time)
+                    text = str(v)
+                leaves.append(f"'{prefix}.{k}' = {text}")
+
+    walk(table, path)
+    if not leaves:
+        return None
+    verb = "names" if len(leaves) == 1 else "name"
+    return f"{path} is a value ({expected}), not a section: {', '.join(leaves)} {verb} no key"
+
+
 def suggest_key(path: str, candidates) -> str:
     """' (did you mean 'x'?)' for an unknown dotted key, or ''."""
     leaf = path.rsplit(".", 1)[-1]
@@ -325,6 +349,10 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
     out: dict = {}
     for path, key in SCHEMA.items():  # in schema order, so written configs read top to bottom
         value = _get_path(raw, path, None)
+        not_section = value_not_section(path, value, _TYPE_WORDS[key.type]) if isinstance(value, dict) else None
+        if not_section:
+            problems.append(not_section)
+            continue
         value = copy.deepcopy(key.default) if value is None else _check_value(path, key, value, problems)
         _set_path(out, path, value)  # None (unset optional key, or an error) leaves it out
     for table in TABLES:  # every section exists, even one whose keys are all unset

@@ -47,9 +47,21 @@ def check_model(extra: dict, out: dict, problems: list):
             problems.append(f"unknown key 'model.{k}'{hint}; model {name!r} takes: {', '.join(accepted)}")
     # The known keys against the model's own rules (types, ranges, relations), as the model applies them
     # when it is built; here every problem is reported before any data is loaded or directory created.
-    from distnn.models.arguments import config_problems
+    from distnn.models.arguments import Arguments, config_problems
 
-    given = {k: v for k, v in extra.items() if k not in MODEL_RESERVED and k in params}
+    table = getattr(models[name.lower()], "arguments", None)
+    rules = table.rules if isinstance(table, Arguments) else {}
+    given = {}
+    for k, v in extra.items():
+        if k in MODEL_RESERVED or k not in params:
+            continue
+        # (no model argument is a table: keys under one name nothing)
+        expected = rules[k].requirement if k in rules else "a value"
+        not_section = C.value_not_section(f"model.{k}", v, expected) if isinstance(v, dict) else None
+        if not_section:
+            problems.append(not_section)
+        else:
+            given[k] = v
     problems.extend(config_problems(models[name.lower()], given))
 
 
@@ -78,6 +90,10 @@ def check_data(extra: dict, out: dict, problems: list):
             continue
         v = extra[k]
         expected = dsets.get_dataset_entry(name).check_option(k, v)
+        not_section = C.value_not_section(f"data.{k}", v, expected or "a value") if isinstance(v, dict) else None
+        if not_section:  # (no dataset option is a table: keys under one name nothing)
+            problems.append(not_section)
+            continue
         if expected is not None:
             problems.append(f"data.{k} must be {expected}, got {C._describe(v)}")
             continue
