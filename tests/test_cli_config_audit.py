@@ -34,3 +34,104 @@ def test_a_table_under_a_value_in_a_config_file_says_the_same(tmp_path, capsys):
     line = error_line(["train", "--config", str(path)], capsys)
     assert "optimizer.lr is a value (a number), not a section: 'optimizer.lr.x' = 1 names no key" in line
     assert "--set" not in line
+
+
+# ------------------------------------------------------------------ "did you mean" hints
+@pytest.mark.parametrize("argv,hint", [
+    # the wrong section: the hint named a key of the section written, for the shared "train." in both
+    (["--set", "train.timeout=5"], "distributed.timeout"),         # was train.epochs
+    (["--set", "optimizer.patience=5"], "schedule.patience"),      # was optimizer.name
+    (["--set", "data.shift=1"], "data.augment.shift"),             # was data.shuffle
+    (["--set", "data.noise=0.1"], "data.augment.noise"),           # was data.name (digits has no data.noise)
+    (["--set", "data.name=blobs", "--set", "train.spread=2"], "data.spread"),  # a dataset's option: train.grad_clip
+    (["--set", "model.flatten=false"], "data.flatten"),            # was none
+    (["--set", "train.dropout=0.1"], "model.dropout"),             # a model's argument: was train.grad_clip
+    (["--set", "model.name=transformer", "--set", "schedule.max_len=9"], "model.max_len"),  # was schedule.max_lr
+    # a typo of a key of the chosen dataset or model
+    (["--set", "data.name=blobs", "--set", "data.spraed=2"], "data.spread"),
+    (["--set", "data.name=csv", "--set", "data.path=x.csv", "--set", "data.lable_column=0"], "data.label_column"),
+    (["--set", "data.augmnet.shift=1"], "data.augment"),           # a sub-section: was data.name
+    (["--set", "model.hiden_sizes=[8]"], "model.hidden_sizes"),
+])
+def test_a_misspelt_key_gets_the_closest_real_key(capsys, argv, hint):
+    line = error_line(["train", *argv], capsys)
+    assert f"(did you mean '{hint}'?)" in line, line
+
+
+@pytest.mark.parametrize("key", ["optimizer.foo", "data.banana", "train.xyz", "model.qqq", "checkpoint.blah"])
+def test_a_key_like_no_real_one_gets_no_hint(capsys, key):
+    line = error_line(["train", "--set", f"{key}=1"], capsys)  # (optimizer.foo was "did you mean 'optimizer.lr'")
+    assert f"'{key}'" in line and "did you mean" not in line, line
+
+
+def typos(name):
+    """A letter dropped, two neighbours swapped: at the start, in the middle and at the end."""
+    out = set()
+    for i in sorted({0, len(name) // 2, len(name) - 2} & set(range(len(name) - 1))):
+        if len(name) > 3:
+            out.add(name[:i] + name[i + 1:])
+        out.add(name[:i] + name[i + 1] + name[i] + name[i + 2:])
+    return sorted(out - {name})
+
+
+def one_typo(a, b):
+    """Whether ``a`` and ``b`` are at most one typo apart (a letter left out, added or changed, or two
+    neighbours swapped), ignoring case."""
+    a, b = a.lower(), b.lower()
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) <= 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+                                   and a[diff[1]] == b[diff[0]])
+    short, long = sorted((a, b), key=len)
+    return len(long) - len(short) == 1 and any(long[:i] + long[i + 1:] == short for i in range(len(long)))
+
+
+def test_every_typo_of_every_key_and_every_wrong_section_hints_the_key():
+    """Every schema key, every option of every dataset and every argument of every model: typos of it, and
+    its name under other sections, are hinted at that key (or at one just as close)."""
+    import inspect
+
+    from distnn.data.datasets import get_dataset_entry, list_dataset_options, list_datasets
+    from distnn.models.registry import _MODELS
+    from distnn.train import config as C
+    from distnn.train.config_schema import ALIASES, MODEL_RESERVED, SCHEMA, TABLES
+
+    def leaf(k):
+        return k.rsplit(".", 1)[-1]
+
+    def section(k):
+        return k.rsplit(".", 1)[0] if "." in k else ""
+
+    def hinted(pre, wrong):
+        with pytest.raises(C.ConfigError) as info:
+            C.load_config("digits_mlp", [*pre, f"{wrong}=1"])
+        [problem] = [p for p in info.value.problems if f"'{wrong}'" in p]
+        return problem.split("did you mean '")[1].split("'")[0] if "did you mean" in problem else None
+
+    settings = [([], [k for k in SCHEMA if "." in k and not k.startswith("model.")])]
+    for name, _ in list_datasets():
+        path = ["data.path=x"] if get_dataset_entry(name).needs_path else []
+        options = [f"data.{o}" for o in list_dataset_options(name) if o != "path"]
+        settings.append(([f"data.name={name}", *path], options))
+    for name in {cls: name for name, cls in sorted(_MODELS.items())}.values():  # (one name of each model)
+        args = [a for a in inspect.signature(_MODELS[name].__init__).parameters if a not in ("self", *MODEL_RESERVED)]
+        settings.append(([f"model.name={name}"], [f"model.{a}" for a in args]))
+    wrong = []
+    for pre, keys in settings:
+        known = set(SCHEMA) | set(TABLES) | set(keys)
+        for key in keys:
+            for t in typos(leaf(key)):
+                misspelt = f"{section(key)}.{t}"
+                if misspelt in known or t.lower() in ALIASES or t in MODEL_RESERVED:
+                    continue
+                ok = {k for k in known if section(k) == section(key) and one_typo(t, leaf(k))}
+                if hinted(pre, misspelt) not in ok:
+                    wrong.append((pre, misspelt, hinted(pre, misspelt)))
+            other = "train" if section(key) != "train" else "optimizer"
+            elsewhere = f"{other}.{leaf(key)}"
+            # (unless it is also one typo of a key of that section: hinted at that one)
+            if elsewhere not in known and leaf(key).lower() not in ALIASES and not any(
+                    section(k) == other and one_typo(leaf(key), leaf(k)) for k in known):
+                if leaf(hinted(pre, elsewhere) or "") != leaf(key):
+                    wrong.append((pre, elsewhere, hinted(pre, elsewhere)))
+    assert not wrong, wrong[:20]

@@ -227,20 +227,67 @@ def value_not_section(path: str, table: dict, expected: str) -> str | None:
     return f"{path} is a value ({expected}), not a section: {', '.join(leaves)} {verb} no key"
 
 
+def typo_distance(a: str, b: str) -> int:
+    """Edits from ``a`` to ``b`` (insert, delete or replace a letter, or swap two neighbours: the
+    optimal string alignment distance), ignoring case: how many typos apart two names are."""
+    a, b = a.lower(), b.lower()
+    before, prev = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], before[j - 2] + 1)
+        before, prev = prev, cur
+    return prev[-1]
+
+
+def closest_name(name: str, names, one_typo: bool = False) -> str | None:
+    """The one of ``names`` that ``name`` is most likely a misspelling of, or None when none is close.
+
+    Close: one typo away (two for names of 5 letters or more), one the start of the other (``hidden``,
+    ``hidden_sizes``), or mostly the same letters (difflib's ratio >= 0.75); ``one_typo``: one typo away
+    only. Names are compared whole: a dotted key's section is no part of them (a shared ``train.`` made
+    'train.timeout' look like 'train.epochs')."""
+    best = None
+    for n in names:
+        d = typo_distance(name, n)
+        ratio = difflib.SequenceMatcher(None, name.lower(), n.lower()).ratio()
+        short = min(len(name), len(n))
+        prefix = short >= 4 and (n.lower().startswith(name.lower()) or name.lower().startswith(n.lower()))
+        if d <= 1 or (not one_typo and ((d <= 2 and short >= 5) or prefix or ratio >= 0.75)):
+            if best is None or (d, -ratio) < best[0]:
+                best = ((d, -ratio), n)
+    return best[1] if best else None
+
+
 def suggest_key(path: str, candidates) -> str:
-    """' (did you mean 'x'?)' for an unknown dotted key, or ''."""
+    """' (did you mean 'x'?)' for an unknown dotted key, or ''. ``candidates``: the known dotted keys and
+    sections, in the order to prefer among equally close ones."""
     leaf = path.rsplit(".", 1)[-1]
     parent = path.rsplit(".", 1)[0] if "." in path else ""
     alias = ALIASES.get(leaf.lower())
     if alias and alias != path and (alias in candidates or alias in TABLES):
         return f" (did you mean '{alias}'?)"
-    siblings = [c for c in candidates if (c.rsplit(".", 1)[0] if "." in c else "") == parent]
-    close = difflib.get_close_matches(path, siblings, n=1, cutoff=0.6)
-    if not close:  # the same name in another section (e.g. train.lr -> optimizer.lr)
-        close = [c for c in candidates if c.rsplit(".", 1)[-1] == leaf]
-    if not close:
-        close = difflib.get_close_matches(path, list(candidates), n=1, cutoff=0.75)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    candidates = [c for c in dict.fromkeys(candidates) if c != path]
+    by_leaf: dict[str, list] = {}
+    for c in candidates:
+        by_leaf.setdefault(c.rsplit(".", 1)[-1], []).append(c)
+    siblings = {c.rsplit(".", 1)[-1]: c for c in candidates if (c.rsplit(".", 1)[0] if "." in c else "") == parent}
+    # One typo of a key of the same section; else the same name in another section (train.lr -> optimizer.lr,
+    # schedule.max_len -> model.max_len rather than schedule.max_lr); else a key of the same section a few
+    # typos away; else one of another section (train.momentun -> optimizer.momentum).
+    close = closest_name(leaf, siblings, one_typo=True)
+    if close is not None:
+        return f" (did you mean '{siblings[close]}'?)"
+    same = next((cs for name, cs in by_leaf.items() if name.lower() == leaf.lower()), None)
+    if same:
+        return f" (did you mean '{same[0]}'?)"
+    close = closest_name(leaf, siblings)
+    if close is not None:
+        return f" (did you mean '{siblings[close]}'?)"
+    close = closest_name(leaf, by_leaf)
+    return f" (did you mean '{by_leaf[close][0]}'?)" if close is not None else ""
 
 
 def _set_path(d: dict, path: str, value):
@@ -325,7 +372,9 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
     problems: list[str] = []
     if not isinstance(raw, dict):
         raise ConfigError(f"a config must be a table of sections, got {type(raw).__name__}", source)
-    known = set(SCHEMA) | set(TABLES)
+    # Every key a hint may name, in schema order (ties go to the first): the sections, and the options of
+    # the chosen model and dataset (train.dropout -> model.dropout, model.flatten -> data.flatten).
+    known = list(dict.fromkeys([*SCHEMA, *TABLES, *checks.open_keys(raw)]))
     extras: dict[str, dict] = {"model": {}, "data": {}}
 
     def walk(table: dict, prefix: str):
@@ -359,9 +408,9 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
         if _get_path(out, table) is None:
             _set_path(out, table, {})
     if "name" in out["model"]:
-        checks.check_model(extras["model"], out, problems)
+        checks.check_model(extras["model"], out, problems, known)
     if "name" in out["data"]:
-        checks.check_data(extras["data"], out, problems)
+        checks.check_data(extras["data"], out, problems, known)
     if not problems:  # relations between keys are only meaningful once each key is valid
         checks.check_cross(out, problems)
     if not _nested and not problems:

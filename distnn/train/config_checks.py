@@ -16,7 +16,54 @@ from . import config as C
 from .config_schema import MODEL_RESERVED, SCHEMA
 
 
-def check_model(extra: dict, out: dict, problems: list):
+def open_keys(raw: dict) -> list:
+    """The ``model.*`` and ``data.*`` keys that the model and the dataset ``raw`` names take (the schema's
+    defaults if it names none), for "did you mean" hints; [] for a name that is not known."""
+    def name_in(section):
+        table = raw.get(section) if isinstance(raw, dict) else None
+        name = table.get("name") if isinstance(table, dict) else None
+        return name if name is not None else SCHEMA[f"{section}.name"].default
+
+    model, dataset = name_in("model"), name_in("data")
+    keys = [f"model.{a}" for a in model_arguments(model)] if isinstance(model, str) else []
+    if isinstance(dataset, str):
+        keys += [f"data.{o}" for o in dataset_options(dataset)]
+    return keys
+
+
+def model_arguments(name: str) -> list:
+    """The keyword arguments a config may give model ``name`` (not those the trainer fills in), in the
+    order of its signature; [] for a model that is not known or takes any (``**kwargs``)."""
+    import inspect
+
+    try:
+        from distnn.models import registry
+    except ImportError:
+        return []
+    cls = getattr(registry, "_MODELS", {}).get(name.lower())
+    if cls is None:
+        return []
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return []
+    return [p for p in params if p != "self" and p not in MODEL_RESERVED]
+
+
+def dataset_options(name: str) -> list:
+    """The options (besides ``path``) a config may give dataset ``name`` (a registered name, or a .npz/.csv
+    file); [] for a name that is not known."""
+    from distnn.data import datasets as dsets
+
+    if name not in dict(dsets.list_datasets()):
+        name = os.path.splitext(name)[1].lower()[1:]
+        if name not in ("npz", "csv"):
+            return []
+    return [o for o in dsets.list_dataset_options(name) if o != "path"]
+
+
+def check_model(extra: dict, out: dict, problems: list, known=None):
+    """``known``: every dotted key the hints for a misspelt one may name (default: the schema's)."""
+    known = list(SCHEMA) if known is None else known
     for k in sorted(extra):
         if k in MODEL_RESERVED:
             problems.append(f"model.{k} is set by the trainer from the data; remove it from the config")
@@ -42,9 +89,8 @@ def check_model(extra: dict, out: dict, problems: list):
     accepted = sorted(p for p in params if p != "self" and p not in MODEL_RESERVED)
     for k in sorted(extra):
         if k not in MODEL_RESERVED and k not in params:
-            close = difflib.get_close_matches(k, accepted, n=1)
-            hint = f" (did you mean 'model.{close[0]}'?)" if close else ""
-            problems.append(f"unknown key 'model.{k}'{hint}; model {name!r} takes: {', '.join(accepted)}")
+            problems.append(f"unknown key 'model.{k}'{C.suggest_key(f'model.{k}', known)}; model {name!r} takes: "
+                            f"{', '.join(accepted)}")
     # The known keys against the model's own rules (types, ranges, relations), as the model applies them
     # when it is built; here every problem is reported before any data is loaded or directory created.
     from distnn.models.arguments import Arguments, config_problems
@@ -65,8 +111,9 @@ def check_model(extra: dict, out: dict, problems: list):
     problems.extend(config_problems(models[name.lower()], given))
 
 
-def check_data(extra: dict, out: dict, problems: list):
-    """Dataset options (e.g. data.flatten) are checked against the chosen dataset's source."""
+def check_data(extra: dict, out: dict, problems: list, known=None):
+    """Dataset options (e.g. data.flatten) are checked against the chosen dataset's source. ``known``: every
+    dotted key the hints for a misspelt one may name (default: the schema's and the dataset's options)."""
     from distnn.data import datasets as dsets
 
     data = out["data"]
@@ -79,12 +126,14 @@ def check_data(extra: dict, out: dict, problems: list):
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             problems.append(f"data.name {name!r} is not a known dataset{hint}; run 'distnn datasets' for the list")
             for k in sorted(extra):
-                problems.append(f"unknown key 'data.{k}'{C.suggest_key('data.' + k, SCHEMA)}")
+                problems.append(f"unknown key 'data.{k}'{C.suggest_key('data.' + k, known or list(SCHEMA))}")
             return
     options = dsets.list_dataset_options(name)
+    if known is None:
+        known = [*SCHEMA, *(f"data.{o}" for o in options if o != "path")]
     for k in sorted(extra):
         if k not in options or k == "path":
-            hint = C.suggest_key(f"data.{k}", list(SCHEMA) + [f"data.{o}" for o in options if o != "path"])
+            hint = C.suggest_key(f"data.{k}", known)
             takes = ", ".join(o for o in options if o != "path") or "none"
             problems.append(f"unknown key 'data.{k}'{hint}; dataset '{name}' options: {takes}")
             continue
