@@ -135,3 +135,64 @@ def test_every_typo_of_every_key_and_every_wrong_section_hints_the_key():
                 if leaf(hinted(pre, elsewhere) or "") != leaf(key):
                     wrong.append((pre, elsewhere, hinted(pre, elsewhere)))
     assert not wrong, wrong[:20]
+
+
+# ------------------------------------------------------------------ where the keys of a relation came from
+NESTEROV = '[optimizer]\nname = "sgd"\nmomentum = 0.9\nnesterov = true\n[data]\ntest_fraction = 0.3\n'
+
+
+@pytest.mark.parametrize("sets,tag", [
+    # (was: no tag at all when the --set key was not the message's first word)
+    (["optimizer.momentum=0"], " (optimizer.momentum set by --set, optimizer.nesterov from the config file, "
+                               "optimizer.name from the config file)"),
+    (["optimizer.name=adam"], " (optimizer.name set by --set, optimizer.nesterov from the config file, "
+                              "optimizer.momentum from the config file)"),
+    # (was: "(set by --set)", as if the file's data.test_fraction had been set by --set too)
+    (["data.val_fraction=0.7"], " (data.val_fraction set by --set, data.test_fraction from the config file)"),
+    (["data.val_fraction=0.7", "data.test_fraction=0.3"], " (set by --set)"),
+    (["schedule.name=step"], " (schedule.name set by --set, schedule.step_size unset)"),
+    (["schedule.warmup_steps=3", "schedule.warmup_epochs=2"], " (set by --set)"),
+    (["data.val_fraction=0", "early_stopping.enabled=true"],
+     " (early_stopping.enabled set by --set, data.val_fraction set by --set, early_stopping.monitor at its default)"),
+    (["data.name=csv"], " (data.name set by --set, data.path unset)"),
+])
+def test_a_problem_of_several_keys_says_which_came_from_set(tmp_path, capsys, sets, tag):
+    (tmp_path / "c.toml").write_text(NESTEROV)
+    line = error_line(["train", "--config", str(tmp_path / "c.toml"), *[a for s in sets for a in ("--set", s)]],
+                      capsys)
+    assert line.endswith(tag), line
+
+
+def test_a_problem_of_several_keys_from_the_file_alone_has_no_tag(tmp_path, capsys):
+    (tmp_path / "c.toml").write_text(NESTEROV.replace("momentum = 0.9", "momentum = 0.0"))
+    line = error_line(["train", "--config", str(tmp_path / "c.toml"), "--set", "train.epochs=1"], capsys)
+    assert line.endswith("optimizer.nesterov needs optimizer.name = 'sgd' and optimizer.momentum > 0, got 'sgd' "
+                         "and 0.0"), line
+
+
+def test_model_and_dataset_relations_say_which_key_came_from_set(tmp_path, capsys):
+    line = error_line(["train", "--config", "sequence_transformer", "--set", "model.nhead=5"], capsys)
+    assert line.endswith("(model.nhead set by --set, model.d_model from the config file)"), line
+    # the file's dataset option, which the dataset --set names does not take
+    (tmp_path / "c.toml").write_text('[data]\nname = "digits"\nflatten = true\n')
+    line = error_line(["train", "--config", str(tmp_path / "c.toml"), "--set", "data.name=iris"], capsys)
+    assert "unknown key 'data.flatten'" in line
+    assert line.endswith("(data.name set by --set, data.flatten from the config file)"), line
+
+
+def test_the_trainers_batch_checks_say_which_key_came_from_set(tmp_path, capsys):
+    # found once the data is loaded: 40 blobs leave 28 training samples, fewer than the file's batch of 64
+    (tmp_path / "c.toml").write_text('[data]\nname = "blobs"\nn_samples = 40\nbatch_size = 64\n'
+                                     '[data.augment]\nshift = 0\n')
+    line = error_line(["train", "--config", str(tmp_path / "c.toml"), "--set", "data.drop_last=true",
+                       "--out", str(tmp_path / "r")], capsys)
+    assert "data.batch_size 64 is larger than the 28 training samples" in line
+    assert line.endswith("(data.drop_last set by --set, data.batch_size from the config file)"), line
+    line = error_line(["train", "--config", str(tmp_path / "c.toml"), "--set", "data.drop_last=true",
+                       "--set", "data.batch_size=30", "--out", str(tmp_path / "r")], capsys)
+    assert line.endswith(" (set by --set)"), line
+    # the run's own values (the number of ranks) are no config key: a file's batch size says nothing of --set
+    line = error_line(["train", "--config", str(tmp_path / "c.toml"), "--set", "data.n_samples=400",
+                       "--simulate-ranks", "3", "--out", str(tmp_path / "r")], capsys)
+    assert line.endswith("must be divisible by the number of ranks 3"), line
+    assert not (tmp_path / "r").exists()

@@ -11,7 +11,10 @@ Errors are :class:`ConfigError` (a ``ValueError``) naming the dotted key:
 ``unknown key 'optimizer.learning_rate' (did you mean 'optimizer.lr'?)``,
 ``optimizer.lr must be > 0, got -1``, ``train.epochs must be an integer, got
 'ten' (string)``. All problems found are reported at once, one per line.
-Numbers must be finite (``distributed.timeout`` alone takes ``inf``: no limit) and
+A problem caused by a ``--set`` ends ``(set by --set)``; a problem of several
+keys together says which came from ``--set`` and which from the config file:
+``... (optimizer.momentum set by --set, optimizer.nesterov from the config
+file)``, and nothing when none came from ``--set``. Numbers must be finite (``distributed.timeout`` alone takes ``inf``: no limit) and
 integers within TOML's 64 bits;
 ``model.*`` keys are checked against the chosen model's argument rules
 (``distnn.models.arguments``); a ``val_*`` monitor of early stopping or the
@@ -92,12 +95,15 @@ class Config(dict):
     """A validated config: nested dicts with attribute access (``cfg.optimizer.lr``).
 
     ``cfg.get_path("optimizer.lr")`` reads a dotted key; ``cfg.to_dict()`` is a
-    plain nested dict; ``cfg.source`` tells where it came from.
+    plain nested dict; ``cfg.source`` tells where it came from, ``cfg.origins``
+    where each key did (:data:`SET_BY_OVERRIDE`, :data:`FROM_FILE`, ...; see
+    :meth:`origins_tag`).
     """
 
-    def __init__(self, data=(), source: str = "<dict>"):
+    def __init__(self, data=(), source: str = "<dict>", origins: dict | None = None):
         super().__init__()
         object.__setattr__(self, "source", source)
+        object.__setattr__(self, "origins", dict(origins or {}))
         for k, v in dict(data).items():
             self[k] = Config(v, source) if isinstance(v, dict) else v
 
@@ -111,7 +117,20 @@ class Config(dict):
         self[name] = value
 
     def __deepcopy__(self, memo):
-        return Config(copy.deepcopy(self.to_dict(), memo), self.source)
+        return Config(copy.deepcopy(self.to_dict(), memo), self.source, self.origins)
+
+    def origins_tag(self, keys) -> str:
+        """' (set by --set)' when every one of ``keys`` was set by --set; when only some were, where each
+        came from, those first: ' (data.val_fraction set by --set, data.test_fraction from the config
+        file)'; '' when none was (a problem of the config file's own says nothing of it, as ever). Keys
+        whose origin is not known (an ensemble member's own values) are left out."""
+        return origins_tag(self.origins, keys)
+
+    def tag_message(self, message: str) -> str:
+        """``message`` with :meth:`origins_tag` of the config keys it names (an error raised by code that
+        knows nothing of --set, e.g. the trainer's batch-size checks)."""
+        named = [k for k in self.origins if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w.])", message)]
+        return message + self.origins_tag(named)
 
     def get_path(self, dotted: str, default=None):
         cur = self
@@ -126,6 +145,52 @@ class Config(dict):
 
     def to_toml(self) -> str:
         return dump_config(self)
+
+
+# ---------------------------------------------------------------- where keys came from
+
+SET_BY_OVERRIDE = "set by --set"
+FROM_FILE = "from the config file"
+DEFAULT = "at its default"
+UNSET = "unset"
+
+
+def key_origins(raw: dict, out: dict, override_keys) -> dict:
+    """``{dotted key: origin}`` for every key of the resolved config ``out`` and of ``raw`` (the config file
+    with the overrides applied; a key it holds that ``out`` has not is refused), and every unset schema
+    key: set by --set, from the config file, at its default or unset."""
+    def set_by_override(path):
+        return any(path == k or path.startswith(k + ".") for k in override_keys)
+
+    origins = {path: UNSET for path in SCHEMA}
+
+    def walk(table, prefix):
+        for k, v in table.items():
+            path = f"{prefix}{k}"
+            if isinstance(v, dict) and path in TABLES:
+                walk(v, path + ".")
+            elif set_by_override(path):
+                origins[path] = SET_BY_OVERRIDE
+            else:
+                origins[path] = FROM_FILE if _get_path(raw, path) is not None else DEFAULT
+
+    walk(out, "")
+    walk(raw, "")
+    for path in SCHEMA:  # (an optional key cleared by --set key=none)
+        if origins[path] == UNSET and set_by_override(path):
+            origins[path] = SET_BY_OVERRIDE
+    return origins
+
+
+def origins_tag(origins: dict, keys) -> str:
+    """The tag of a problem that involves ``keys`` (see :meth:`Config.origins_tag`)."""
+    known = {k: origins[k] for k in dict.fromkeys(keys) if k in origins}
+    if SET_BY_OVERRIDE not in known.values():
+        return ""
+    if all(o == SET_BY_OVERRIDE for o in known.values()):
+        return f" ({SET_BY_OVERRIDE})"
+    first = sorted(known, key=lambda k: known[k] != SET_BY_OVERRIDE)  # (what --set did, then the rest)
+    return " (" + ", ".join(f"{k} {known[k]}" for k in first) + ")"
 
 
 # ---------------------------------------------------------------- helpers
@@ -415,19 +480,26 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
         checks.check_cross(out, problems)
     if not _nested and not problems:
         checks.check_ensemble(raw, out, source, problems)
-    if override_keys:
-        def from_override(p):
-            # (not the "did you mean 'train'?" hint: it names a key the user did not write)
-            p = _HINT.sub("", p)
-            for k in override_keys:
-                prefixes = [".".join(k.split(".")[:i]) for i in range(1, k.count(".") + 2)]
-                if p.startswith(k) or any(f"'{q}'" in p for q in prefixes):
-                    return True
-            return False
-        problems = [p + (" (set by --set)" if from_override(p) else "") for p in problems]
+    origins = key_origins(raw, out, override_keys)
+
+    def from_override(p):
+        # (not the "did you mean 'train'?" hint: it names a key the user did not write)
+        p = _HINT.sub("", p)
+        for k in override_keys:
+            prefixes = [".".join(k.split(".")[:i]) for i in range(1, k.count(".") + 2)]
+            if p.startswith(k) or any(f"'{q}'" in p for q in prefixes):
+                return True
+        return False
+
+    def tagged(p) -> str:
+        if isinstance(p, checks.Related):  # several keys: which came from --set, which from the file
+            return str(p) + origins_tag(origins, p.keys)
+        return p + (f" ({SET_BY_OVERRIDE})" if from_override(p) else "")
+
+    problems = [tagged(p) for p in problems]
     if problems:
         raise ConfigError(problems, source)
-    return Config(out, source)
+    return Config(out, source, origins)
 
 
 def _int64_problems(value, path: str, problems: list) -> None:

@@ -8,12 +8,24 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 import zipfile
 
 import numpy as np
 
 from . import config as C
 from .config_schema import MODEL_RESERVED, SCHEMA
+
+
+class Related(str):
+    """A problem of several keys together (``optimizer.nesterov needs optimizer.momentum > 0``): ``keys``
+    are the keys involved, whether the message names them or not, so that ``validate`` can say which of
+    them --set gave and which the config file (``Config.origins_tag``)."""
+
+    def __new__(cls, message: str, *keys: str):
+        problem = super().__new__(cls, message)
+        problem.keys = keys
+        return problem
 
 
 def open_keys(raw: dict) -> list:
@@ -88,9 +100,9 @@ def check_model(extra: dict, out: dict, problems: list, known=None):
         return
     accepted = sorted(p for p in params if p != "self" and p not in MODEL_RESERVED)
     for k in sorted(extra):
-        if k not in MODEL_RESERVED and k not in params:
-            problems.append(f"unknown key 'model.{k}'{C.suggest_key(f'model.{k}', known)}; model {name!r} takes: "
-                            f"{', '.join(accepted)}")
+        if k not in MODEL_RESERVED and k not in params:  # (it may be model.name that --set changed)
+            problems.append(Related(f"unknown key 'model.{k}'{C.suggest_key(f'model.{k}', known)}; model {name!r} "
+                                    f"takes: {', '.join(accepted)}", f"model.{k}", "model.name"))
     # The known keys against the model's own rules (types, ranges, relations), as the model applies them
     # when it is built; here every problem is reported before any data is loaded or directory created.
     from distnn.models.arguments import Arguments, config_problems
@@ -108,7 +120,8 @@ def check_model(extra: dict, out: dict, problems: list, known=None):
             problems.append(not_section)
         else:
             given[k] = v
-    problems.extend(config_problems(models[name.lower()], given))
+    for problem in config_problems(models[name.lower()], given):  # (a relation names every key it involves)
+        problems.append(Related(problem, *re.findall(r"(?<![\w.])model\.\w+", problem)))
 
 
 def check_data(extra: dict, out: dict, problems: list, known=None):
@@ -135,7 +148,9 @@ def check_data(extra: dict, out: dict, problems: list, known=None):
         if k not in options or k == "path":
             hint = C.suggest_key(f"data.{k}", known)
             takes = ", ".join(o for o in options if o != "path") or "none"
-            problems.append(f"unknown key 'data.{k}'{hint}; dataset '{name}' options: {takes}")
+            # (it may be data.name that --set changed)
+            problems.append(Related(f"unknown key 'data.{k}'{hint}; dataset '{name}' options: {takes}", f"data.{k}",
+                                    "data.name"))
             continue
         v = extra[k]
         expected = dsets.get_dataset_entry(name).check_option(k, v)
@@ -152,10 +167,11 @@ def check_data(extra: dict, out: dict, problems: list, known=None):
         data[k] = float(v) if isinstance(options[k], float) and isinstance(v, int) else v
     needs_path = dsets.get_dataset_entry(name).needs_path
     if "path" not in options and data.get("path") is not None and name == data["name"]:
-        problems.append(f"data.path is set but dataset '{name}' reads no files; remove data.path")
+        problems.append(Related(f"data.path is set but dataset '{name}' reads no files; remove data.path",
+                                "data.path", "data.name"))
     elif needs_path and data.get("path") is None and name == data["name"]:
-        problems.append(f"data.path is required for dataset '{name}': add path = \"...\" under [data] "
-                        f"or pass --set data.path=PATH")
+        problems.append(Related(f"data.path is required for dataset '{name}': add path = \"...\" under [data] "
+                                f"or pass --set data.path=PATH", "data.name", "data.path"))
     _absolute_data_paths(data)
 
 
@@ -183,22 +199,29 @@ def _absolute(path: str) -> str:
 
 
 def check_cross(out: dict, problems: list):
+    """Relations between keys; each problem is :class:`Related` to the keys involved."""
     d, o, s = out["data"], out["optimizer"], out["schedule"]
     if d["val_fraction"] + d["test_fraction"] >= 1:
-        problems.append(f"data.val_fraction + data.test_fraction must be < 1, got "
-                        f"{d['val_fraction']} + {d['test_fraction']}")
+        problems.append(Related(f"data.val_fraction + data.test_fraction must be < 1, got "
+                                f"{d['val_fraction']} + {d['test_fraction']}", "data.val_fraction", "data.test_fraction"))
     if o["nesterov"] and (o["name"] != "sgd" or o["momentum"] <= 0):
-        problems.append("optimizer.nesterov needs optimizer.name = 'sgd' and optimizer.momentum > 0")
+        problems.append(Related(f"optimizer.nesterov needs optimizer.name = 'sgd' and optimizer.momentum > 0, got "
+                                f"{o['name']!r} and {o['momentum']}", "optimizer.nesterov", "optimizer.name",
+                                "optimizer.momentum"))
     if s["name"] == "step" and s.get("step_size") is None:
-        problems.append("schedule.step_size is required when schedule.name = 'step'")
+        problems.append(Related("schedule.step_size is required when schedule.name = 'step'", "schedule.step_size",
+                                "schedule.name"))
     if s["name"] == "multistep":
         m = s["milestones"]
         if not m:
-            problems.append("schedule.milestones is required when schedule.name = 'multistep'")
+            problems.append(Related("schedule.milestones is required when schedule.name = 'multistep'",
+                                    "schedule.milestones", "schedule.name"))
         elif any(b <= a for a, b in zip(m, m[1:])):
             problems.append(f"schedule.milestones must be strictly increasing, got {m}")
     if s["warmup_steps"] and s["warmup_epochs"]:
-        problems.append("set schedule.warmup_steps or schedule.warmup_epochs, not both")
+        problems.append(Related(f"set schedule.warmup_steps or schedule.warmup_epochs, not both: got "
+                                f"{s['warmup_steps']} and {s['warmup_epochs']}", "schedule.warmup_steps",
+                                "schedule.warmup_epochs"))
     resume = out["checkpoint"].get("resume")
     if resume is not None and not resume.strip():  # (an unset variable in --set checkpoint.resume=$CKPT)
         problems.append("checkpoint.resume is empty: give 'auto' or a checkpoint or run directory, or leave it unset")
@@ -207,9 +230,11 @@ def check_cross(out: dict, problems: list):
     if len(e["vary"]) != len(set(e["vary"])):
         problems.append(f"ensemble.vary lists a value twice: {e['vary']}")
     if len(e["overrides"]) > e["members"]:
-        problems.append(f"ensemble.overrides has {len(e['overrides'])} entries for {e['members']} members")
+        problems.append(Related(f"ensemble.overrides has {len(e['overrides'])} entries for {e['members']} members",
+                                "ensemble.overrides", "ensemble.members"))
     if e.get("member") is not None and e["member"] >= max(e["members"], 1) and e["members"] > 1:
-        problems.append(f"ensemble.member {e['member']} is out of range for {e['members']} members")
+        problems.append(Related(f"ensemble.member {e['member']} is out of range for {e['members']} members",
+                                "ensemble.member", "ensemble.members"))
 
 
 #: datasets whose every split is the whole data (data.val_fraction does not apply)
@@ -234,8 +259,10 @@ def check_validation_monitors(out: dict, problems: list):
     if s["name"] == "plateau" and s["monitor"].startswith("val_"):
         users.append(("schedule.monitor", s["monitor"], "schedule.name = 'plateau'"))
     for key, monitor, setting in users:
-        problems.append(f"{key} is {monitor!r} ({setting}) but data.val_fraction = 0 leaves no validation split: "
-                        f"set data.val_fraction > 0, or monitor '{monitor.replace('val_', 'train_', 1)}'")
+        problems.append(Related(f"{key} is {monitor!r} ({setting}) but data.val_fraction = 0 leaves no validation "
+                                f"split: set data.val_fraction > 0, or monitor "
+                                f"'{monitor.replace('val_', 'train_', 1)}'", key, setting.split(" = ")[0],
+                                "data.val_fraction"))
 
 
 def _may_bring_validation_split(data: dict) -> bool:
