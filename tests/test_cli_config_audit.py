@@ -196,3 +196,24 @@ def test_the_trainers_batch_checks_say_which_key_came_from_set(tmp_path, capsys)
                        "--simulate-ranks", "3", "--out", str(tmp_path / "r")], capsys)
     assert line.endswith("must be divisible by the number of ranks 3"), line
     assert not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------------------------ config-keys: the sections and top-level keys
+def test_config_keys_without_a_name_lists_the_top_level_keys_and_the_sections(capsys):
+    from distnn.train.config_schema import TABLES
+
+    # (it listed every key, and no name could select the top level: 'config-keys name' was an error)
+    assert main(["config-keys"]) == 0
+    first = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert first[:2] == ["name", "description"]
+    assert [f"[{t}]" for t in TABLES] == [w for w in first if w.startswith("[")]  # every section, sub-sections too
+    assert not any(w.startswith("optimizer.") for w in first)
+    assert main(["config-keys", "name", "optimizer.lr", "data.augment"]) == 0
+    keys = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert keys == ["name", "data.augment.shift", "data.augment.rotate", "data.augment.noise", "optimizer.lr"]
+    assert main(["config-keys", "--all"]) == 0
+    assert "optimizer.lr" in capsys.readouterr().out
+    line = error_line(["config-keys", "--all", "run"], capsys)
+    assert "not both" in line
+    line = error_line(["config-keys", "train.lr"], capsys)
+    assert "no config section or key 'train.lr' (did you mean 'optimizer.lr'?)" in line

@@ -23,7 +23,8 @@ plateau schedule needs a validation split. ``data.path`` (and a file named as
 the same file from any working directory.
 
 Sections (``describe_schema()`` prints every key with its type, default and
-meaning; the table below is the overview):
+meaning, ``describe_sections()`` the sections, from ``config_schema.SECTIONS``;
+the table below is the overview):
 
 =================  ==============================================================
 ``name``           the config's name (defaults to the built-in name / file stem)

@@ -201,6 +201,23 @@ ALIASES = {
 # Every proper prefix of a key is a table: "data", "data.augment", ...
 TABLES = list(dict.fromkeys(".".join(k.split(".")[:i]) for k in SCHEMA for i in range(1, k.count(".") + 1)))
 
+#: What each section holds, in a line (``distnn config-keys`` lists them; every table has one).
+SECTIONS = {
+    "run": "seed, output directory, device, dtype, progress display, plots",
+    "data": "dataset, GLOBAL batch size, split fractions and seed, standardization; plus the chosen dataset's "
+            "own options (data.*, see distnn datasets)",
+    "data.augment": "random shifts, rotations and noise of the training inputs",
+    "model": "the model's name plus its keyword arguments (model.*, see distnn.models)",
+    "optimizer": "optimizer name, learning rate, momentum, weight decay, Adam-family settings",
+    "schedule": "learning-rate schedule, warmup, plateau settings, linear scaling",
+    "train": "epochs, max steps, gradient clipping and accumulation, label smoothing, logging, evaluation, "
+             "non-finite policy",
+    "early_stopping": "stop when a monitored metric stops improving",
+    "checkpoint": "when and where to save, what to keep, resuming",
+    "ensemble": "members, what varies between them, per-member overrides",
+    "distributed": "gradient buckets and compression, replica checks, collective timeout, synchronized batch norm",
+}
+
 TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
               "list[int]": "a list of integers", "list[float]": "a list of numbers",
               "list[str]": "a list of strings", "list[table]": "a list of tables"}
@@ -213,6 +230,13 @@ def bound_text(bounds) -> str:
         return f"in {'[' if op1 == '>=' else '('}{a}, {b}{']' if op2 == '<=' else ')'}"
     op, a = bounds[0]
     return f"{op} {a}"
+
+
+def describe_sections() -> str:
+    """The top-level keys (as :func:`describe_schema` gives them) and every section with what it holds."""
+    lines = [line for line in describe_schema().splitlines() if "." not in line.split()[0]]
+    lines += [f"{'[' + table + ']':<34} {doc}" for table, doc in SECTIONS.items()]  # (the keys' first column)
+    return "\n".join(lines)
 
 
 def describe_schema() -> str:
