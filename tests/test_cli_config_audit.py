@@ -217,3 +217,55 @@ def test_config_keys_without_a_name_lists_the_top_level_keys_and_the_sections(ca
     assert "not both" in line
     line = error_line(["config-keys", "train.lr"], capsys)
     assert "no config section or key 'train.lr' (did you mean 'optimizer.lr'?)" in line
+
+
+# ------------------------------------------------------------------ the resolved config.toml of a run
+def test_the_run_config_records_quiet_and_the_model_and_dataset_defaults(tmp_path, capsys):
+    import tomllib
+
+    from distnn.train.config import dump_config, load_config
+
+    run = tmp_path / "r"
+    base = ["train", "--set", "train.epochs=1", "--set", "run.plots=false", "--out", str(run)]
+    assert main([*base, "--quiet"]) == 0
+    text = (run / "config.toml").read_text()
+    saved = tomllib.loads(text)
+    assert saved["run"]["quiet"] is True  # (was false: --quiet was not recorded)
+    # digits_mlp gives hidden_sizes and dropout; the model's other arguments and the dataset's options were
+    # left out, so a later default would change a re-run
+    assert saved["model"] == {"name": "mlp", "hidden_sizes": [256, 128], "dropout": 0.1, "activation": "relu"}
+    assert saved["data"]["flatten"] is True
+    assert dump_config(load_config(str(run / "config.toml"))) == text  # re-running from it: the same config
+
+    # quiet only changes the display: resuming without --quiet is no change of the config (no warning)
+    capsys.readouterr()
+    assert main([*base, "--set", "train.epochs=2", "--resume", "auto"]) == 0
+    err = capsys.readouterr().err
+    assert "resumed from" in err and "train.epochs: 1 -> 2" in err and "quiet" not in err, err
+    assert tomllib.loads((run / "config.toml").read_text())["run"]["quiet"] is False
+    assert main([*base, "--set", "train.epochs=3", "--resume", "auto", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "resumed from" in err and "quiet" not in err, err
+
+
+def test_an_ensemble_member_finished_with_quiet_is_not_trained_again_without_it(tmp_path, capsys):
+    run = tmp_path / "e"
+    base = ["train", "--config", "xor", "--set", "train.epochs=2", "--set", "ensemble.members=2",
+            "--set", "checkpoint.enabled=true", "--set", "run.plots=false", "--out", str(run)]
+    assert main([*base, "--quiet"]) == 0
+    capsys.readouterr()
+    assert main([*base, "--resume", "auto"]) == 0  # (the members' saved configs say run.quiet = true)
+    assert capsys.readouterr().err.count("finished in an earlier session, not trained again") == 2
+
+
+def test_an_ensemble_of_two_models_runs_again_from_its_config(tmp_path, capsys):
+    import tomllib
+
+    # the MLP's defaults recorded in the ensemble's config.toml would be unknown keys of member 1's LeNet
+    (tmp_path / "e.toml").write_text('[model]\nname = "mlp"\n[train]\nepochs = 1\n[run]\nplots = false\n'
+                                     '[ensemble]\nmembers = 2\noverrides = [{}, {"model.name" = "lenet"}]\n')
+    assert main(["train", "--config", str(tmp_path / "e.toml"), "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    member = tomllib.loads((tmp_path / "a" / "members" / "member-1" / "config.toml").read_text())
+    assert member["model"] == {"name": "lenet", "channels": [6, 16], "hidden": [120, 84]}  # (its own defaults)
+    assert main(["train", "--config", str(tmp_path / "a" / "config.toml"), "--out", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "b" / "config.toml").read_text() == (tmp_path / "a" / "config.toml").read_text()

@@ -105,7 +105,7 @@ def check_model(extra: dict, out: dict, problems: list, known=None):
                                     f"takes: {', '.join(accepted)}", f"model.{k}", "model.name"))
     # The known keys against the model's own rules (types, ranges, relations), as the model applies them
     # when it is built; here every problem is reported before any data is loaded or directory created.
-    from distnn.models.arguments import Arguments, config_problems
+    from distnn.models.arguments import Arguments, config_problems, signature_defaults
 
     table = getattr(models[name.lower()], "arguments", None)
     rules = table.rules if isinstance(table, Arguments) else {}
@@ -122,6 +122,31 @@ def check_model(extra: dict, out: dict, problems: list, known=None):
             given[k] = v
     for problem in config_problems(models[name.lower()], given):  # (a relation names every key it involves)
         problems.append(Related(problem, *re.findall(r"(?<![\w.])model\.\w+", problem)))
+    # The resolved config (a run's config.toml) records what the model is built with: the defaults of the
+    # arguments not given too, so that a later default cannot change a re-run. Not those the data decides
+    # (LeNet's in_channels), nor a None (TOML has none: an absent key means the same), nor in an ensemble
+    # whose members change the model: this model's defaults would be unknown keys of another one (each
+    # member's own config records its model's).
+    if _members_change_model(out):
+        return
+    from_data = table.from_data if isinstance(table, Arguments) else ()
+    for k, default in signature_defaults(models[name.lower()]).items():
+        if k not in extra and k not in MODEL_RESERVED and k not in from_data and _plain(default):
+            out["model"][k] = list(default) if isinstance(default, tuple) else default
+
+
+def _members_change_model(out: dict) -> bool:
+    """Whether an ensemble member's overrides set ``model.name``."""
+    return any(path == "model.name" for table in out["ensemble"]["overrides"] for key, value in table.items()
+               for path, _ in C._override_leaves(key, value))
+
+
+def _plain(value) -> bool:
+    """Whether ``value`` is a TOML value (a default a config can hold): a number, string, boolean, or a
+    list of them."""
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return isinstance(value, (bool, int, float, str))
 
 
 def check_data(extra: dict, out: dict, problems: list, known=None):
@@ -165,6 +190,9 @@ def check_data(extra: dict, out: dict, problems: list, known=None):
             problems.append(f"data.{k} must be a finite number, got {v!r}")
             continue
         data[k] = float(v) if isinstance(options[k], float) and isinstance(v, int) else v
+    for k, default in options.items():  # (recorded, as the model's defaults are: see check_model)
+        if k != "path" and k not in extra and _plain(default):
+            data[k] = list(default) if isinstance(default, tuple) else default
     needs_path = dsets.get_dataset_entry(name).needs_path
     if "path" not in options and data.get("path") is not None and name == data["name"]:
         problems.append(Related(f"data.path is set but dataset '{name}' reads no files; remove data.path",

@@ -21,7 +21,9 @@ class Key:
     ">", ">=", "<", "<=", applied to the value (to each element of a list).
     ``optional`` keys default to ``None`` (absent from TOML). Float values must
     be finite (NaN and inf are refused) unless ``allow_inf``: then ``inf`` is
-    accepted as "no limit" (still never NaN or -inf).
+    accepted as "no limit" (still never NaN or -inf). ``display`` keys change
+    only what is shown (progress, log lines, plots), never what is trained: a
+    resumed run does not count a change of one (see :data:`DISPLAY_KEYS`).
     """
 
     type: str
@@ -32,10 +34,12 @@ class Key:
     optional: bool = False
     length: int | None = None
     allow_inf: bool = False
+    display: bool = False
 
 
-def _k(type_, default, doc, *bounds, choices=None, optional=False, length=None, allow_inf=False):
-    return Key(type_, default, doc, tuple(bounds), tuple(choices) if choices else None, optional, length, allow_inf)
+def _k(type_, default, doc, *bounds, choices=None, optional=False, length=None, allow_inf=False, display=False):
+    return Key(type_, default, doc, tuple(bounds), tuple(choices) if choices else None, optional, length, allow_inf,
+               display)
 
 
 POS = (">", 0)
@@ -55,8 +59,9 @@ SCHEMA: dict[str, Key] = {
                      choices=("auto", "cpu", "gpu")),
     "run.dtype": _k("str", "float32", "floating-point type of parameters and inputs",
                     choices=("float32", "float64")),
-    "run.quiet": _k("bool", False, "no progress bars: one log line per epoch (as --quiet)"),
-    "run.plots": _k("bool", True, "write curves.png (needs matplotlib)"),
+    "run.quiet": _k("bool", False, "no progress bars: one log line per epoch (as --quiet, which sets it)",
+                    display=True),
+    "run.plots": _k("bool", True, "write curves.png (needs matplotlib)", display=True),
     # --- data
     "data.name": _k("str", "digits", "dataset name (distnn datasets lists them) or a .npz/.csv path"),
     "data.path": _k("str", None, "file or directory for file-based datasets (mnist, npz, csv, charlm); "
@@ -130,7 +135,8 @@ SCHEMA: dict[str, Key] = {
     "train.label_smoothing": _k("float", 0.0, "cross-entropy label smoothing of the training loss (val_loss and "
                                 "the test loss are plain cross-entropy)", NONNEG, ("<", 1)),
     "train.log_every": _k("int", 0, "log every N steps rank 0's loss at that step, on its shard of the batch "
-                                     "(no collective; 0 = once per epoch, whose line has the all-rank mean)", NONNEG),
+                                     "(no collective; 0 = once per epoch, whose line has the all-rank mean)", NONNEG,
+                          display=True),
     "train.eval_every": _k("int", 1, "evaluate on the validation split every N epochs (and the last epoch, "
                            "as a report: early stopping, plateau schedules and the best skip that one)", (">=", 1)),
     "train.nonfinite": _k("str", "skip", "a NaN/inf loss or gradient: skip the step on every rank, or stop",
@@ -182,6 +188,8 @@ SCHEMA: dict[str, Key] = {
     "distributed.sync_batchnorm": _k("bool", False, "batch-norm statistics over all ranks"),
 }
 
+#: Keys that change only what is shown, never the training (a resume ignores a change of one).
+DISPLAY_KEYS = frozenset(k for k, key in SCHEMA.items() if key.display)
 #: Tables whose other keys are passed through (the model's keyword arguments).
 OPEN_TABLES = frozenset({"model"})
 #: Keys the trainer fills from the data; a config must not set them.

@@ -437,6 +437,8 @@ def run_training(config="digits_mlp", overrides=(), out=None, simulate_ranks=Non
     """
     from .preemption import caller_signals
 
+    if quiet:  # (as run.quiet = true: the run's config.toml then says what the run did)
+        overrides = [*(overrides or ()), ("run.quiet", True)]
     with caller_signals():  # the caller's signal handlers back afterwards (see caller_signals)
         try:
             return _run_training(config, overrides, out, simulate_ranks, quiet, comm)
