@@ -45,12 +45,12 @@ def test_a_table_under_a_value_in_a_config_file_says_the_same(tmp_path, capsys):
     (["--set", "data.noise=0.1"], "data.augment.noise"),           # was data.name (digits has no data.noise)
     (["--set", "data.name=blobs", "--set", "train.spread=2"], "data.spread"),  # a dataset's option: train.grad_clip
     (["--set", "model.flatten=false"], "data.flatten"),            # was none
-    (["--set", "train.dropout=0.1"], "model.dropout"),             # a model's argument: was train.grad_clip
+    (["--set", "train.dropout=0.1"], "model.dropout"),             # a model's argument: was train.epochs
     (["--set", "model.name=transformer", "--set", "schedule.max_len=9"], "model.max_len"),  # was schedule.max_lr
     # a typo of a key of the chosen dataset or model
     (["--set", "data.name=blobs", "--set", "data.spraed=2"], "data.spread"),
     (["--set", "data.name=csv", "--set", "data.path=x.csv", "--set", "data.lable_column=0"], "data.label_column"),
-    (["--set", "data.augmnet.shift=1"], "data.augment"),           # a sub-section: was data.name
+    (["--set", "data.augmnet.shift=1"], "data.augment"),           # a sub-section: was data.path
     (["--set", "model.hiden_sizes=[8]"], "model.hidden_sizes"),
 ])
 def test_a_misspelt_key_gets_the_closest_real_key(capsys, argv, hint):
