@@ -14,8 +14,9 @@ Errors are :class:`ConfigError` (a ``ValueError``) naming the dotted key:
 A problem caused by a ``--set`` ends ``(set by --set)``; a problem of several
 keys together says which came from ``--set`` and which from the config file:
 ``... (optimizer.momentum set by --set, optimizer.nesterov from the config
-file)``, and nothing when none came from ``--set``. Numbers must be finite (``distributed.timeout`` alone takes ``inf``: no limit) and
-integers within TOML's 64 bits;
+file)``, and nothing when none came from ``--set``. Numbers must be finite
+(``distributed.timeout`` alone takes ``inf``: no limit) and integers within
+TOML's 64 bits;
 ``model.*`` keys are checked against the chosen model's argument rules
 (``distnn.models.arguments``); a ``val_*`` monitor of early stopping or the
 plateau schedule needs a validation split. ``data.path`` (and a file named as

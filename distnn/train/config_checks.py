@@ -231,7 +231,8 @@ def check_cross(out: dict, problems: list):
     d, o, s = out["data"], out["optimizer"], out["schedule"]
     if d["val_fraction"] + d["test_fraction"] >= 1:
         problems.append(Related(f"data.val_fraction + data.test_fraction must be < 1, got "
-                                f"{d['val_fraction']} + {d['test_fraction']}", "data.val_fraction", "data.test_fraction"))
+                                f"{d['val_fraction']} + {d['test_fraction']}",
+                                "data.val_fraction", "data.test_fraction"))
     if o["nesterov"] and (o["name"] != "sgd" or o["momentum"] <= 0):
         problems.append(Related(f"optimizer.nesterov needs optimizer.name = 'sgd' and optimizer.momentum > 0, got "
                                 f"{o['name']!r} and {o['momentum']}", "optimizer.nesterov", "optimizer.name",
