@@ -78,8 +78,10 @@ standardization is then applied as in training.
 
 _KEYS_EPILOG = """\
 examples:
-  python -m distnn config-keys                     # every key
-  python -m distnn config-keys optimizer schedule  # the keys of these tables
+  python -m distnn config-keys                     # the top-level keys and the sections
+  python -m distnn config-keys optimizer schedule  # the keys of these sections
+  python -m distnn config-keys optimizer.lr name   # these keys
+  python -m distnn config-keys --all               # every key
   python -m distnn train --set optimizer.lr=0.02 --set train.epochs=20
 
 columns: key, type, default, allowed values, meaning. The built-in configs
@@ -122,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "'python -m distnn datasets' lists them)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value, e.g. --set train.epochs=5 (repeatable; typed and checked; "
-                        "'python -m distnn config-keys' lists the keys)")
+                        "'python -m distnn config-keys --all' lists the keys)")
     t.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config>-<timestamp>)")
     t.add_argument("--resume", metavar="auto|PATH",
                    help="continue from a checkpoint: 'auto' = the newest valid one in --out RUN_DIR (a fresh "
@@ -162,12 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_datasets)
 
     k = sub.add_parser("config-keys", help="list the config keys with their types, defaults and meaning",
-                       description="List every config key: dotted name, type, default, allowed values, "
-                                   "meaning. Set a key in a TOML config file (its table, then the key) "
-                                   "or with 'train --set KEY=VALUE'.",
+                       description="List config keys: dotted name, type, default, allowed values, meaning. "
+                                   "Without a name, the top-level keys and the sections ([run], [data], ...); "
+                                   "with names, the keys of those sections or those keys; --all, every key. "
+                                   "Set a key in a TOML config file (its section, then the key) or with "
+                                   "'train --set KEY=VALUE'.",
                        epilog=_KEYS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    k.add_argument("tables", nargs="*", metavar="TABLE",
-                   help="list only the keys of these tables (e.g. optimizer, data.augment)")
+    k.add_argument("tables", nargs="*", metavar="NAME",
+                   help="list only the keys of these sections (e.g. optimizer, data.augment) or these keys "
+                        "(e.g. optimizer.lr, name)")
+    k.add_argument("--all", action="store_true", help="list every key")
     k.set_defaults(func=cmd_config_keys)
     return p
 
@@ -298,21 +304,26 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_config_keys(args) -> int:
-    from distnn.train.config_schema import TABLES, describe_schema
+    from distnn.train.config import suggest_key
+    from distnn.train.config_schema import SCHEMA, TABLES, describe_schema, describe_sections
 
+    if args.all and args.tables:
+        raise ValueError("config-keys: give section or key names, or --all (every key), not both")
+    if not args.all and not args.tables:  # (every key is a long list: first the overview, to pick from)
+        print(describe_sections() + "\n\n'python -m distnn config-keys SECTION...' lists a section's keys, "
+              "'--all' every key", flush=True)
+        return 0
     lines = describe_schema().splitlines()
     if args.tables:
         # (model.* and data.* stand for the model's and the dataset's own options)
-        known = set(TABLES) | {"model", "data"}
-        for table in args.tables:
-            if table not in known:
-                import difflib
-
-                close = difflib.get_close_matches(table, sorted(known), n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise ValueError(f"no config table '{table}'{hint}; tables: "
-                                 + ", ".join(t for t in TABLES if "." not in t))
-        lines = [line for line in lines if any(line.split()[0].startswith(t + ".") for t in args.tables)]
+        known = [*TABLES, *SCHEMA]
+        for name in args.tables:
+            if name not in known:
+                raise ValueError(f"no config section or key '{name}'{suggest_key(name, known)}; sections: "
+                                 + ", ".join(t for t in TABLES if "." not in t)
+                                 + " ('python -m distnn config-keys' lists them)")
+        lines = [line for line in lines if any(line.split()[0] == t or line.split()[0].startswith(t + ".")
+                                               for t in args.tables)]
     print("\n".join(lines), flush=True)
     return 0
 

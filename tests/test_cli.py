@@ -47,7 +47,7 @@ def test_help_for_every_command(capsys):
                       ("evaluate", ["--split", "--data", "confusion"]),
                       ("predict", ["--input", "--output", "prob_"]),
                       ("datasets", ["examples"]),
-                      ("config-keys", ["TABLE", "distnn/configs"])):
+                      ("config-keys", ["NAME", "--all", "distnn/configs"])):
         with pytest.raises(SystemExit) as e:
             main([cmd, "--help"])
         assert e.value.code == 0
@@ -107,7 +107,7 @@ def test_datasets_lists_datasets_and_configs(capsys):
 def test_config_keys_lists_the_schema(capsys):
     from distnn.train.config_schema import SCHEMA
 
-    code, out, _ = run_cli(["config-keys"], capsys)
+    code, out, _ = run_cli(["config-keys", "--all"], capsys)
     assert code == 0
     keys = [line.split()[0] for line in out.splitlines()]
     assert set(SCHEMA) <= set(keys) and "model.*" in keys

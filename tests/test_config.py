@@ -59,7 +59,7 @@ def test_wrong_types_and_ranges_name_the_dotted_key(override, message):
     with pytest.raises(ConfigError) as info:
         load_config("digits_mlp", [override])
     assert message in str(info.value)
-    assert "(set by --set)" in str(info.value)
+    assert "set by --set" in str(info.value)  # ("(data.path set by --set, data.name from the config file)")
     assert isinstance(info.value, ValueError)
 
 
@@ -253,9 +253,11 @@ def test_validation_monitors_need_a_validation_split(tmp_path):
         load_config("digits_mlp", no_val + ["early_stopping.enabled=true", "schedule.name=plateau"])
     assert info.value.problems == [
         "early_stopping.monitor is 'val_loss' (early_stopping.enabled = true) but data.val_fraction = 0 leaves no "
-        "validation split: set data.val_fraction > 0, or monitor 'train_loss'",
+        "validation split: set data.val_fraction > 0, or monitor 'train_loss' (early_stopping.enabled set by "
+        "--set, data.val_fraction set by --set, early_stopping.monitor at its default)",
         "schedule.monitor is 'val_loss' (schedule.name = 'plateau') but data.val_fraction = 0 leaves no "
-        "validation split: set data.val_fraction > 0, or monitor 'train_loss'"]
+        "validation split: set data.val_fraction > 0, or monitor 'train_loss' (schedule.name set by --set, "
+        "data.val_fraction set by --set, schedule.monitor at its default)"]
     with pytest.raises(ConfigError, match="early_stopping.monitor is 'val_accuracy'"):
         load_config("digits_mlp", no_val + ["early_stopping.enabled=true", "early_stopping.monitor=val_accuracy"])
     # Fine: training metrics, a disabled early stopping, and checkpoint.keep_best (it warns and keeps the newest).

@@ -399,7 +399,7 @@ def test_augmentation_deterministic_shape_preserving():
     assert abs(n.std() - 0.5) < 0.02 and n.dtype == np.float32
     train_tf, eval_tf = D.build_transforms(s, {"shift": 1, "rotate": 5.0, "noise": 0.1})
     assert train_tf(x, np.random.default_rng(0)).shape == x.shape and eval_tf is s.standardizer
-    with pytest.raises(DataError, match="need image data; dataset 'iris'"):
+    with pytest.raises(DataError, match=r"data.augment.shift = 1 needs image data; dataset 'iris' \(data.name\)"):
         D.build_transforms(D.load_dataset("iris"), {"shift": 1})
     with pytest.raises(DataError, match="unknown augmentation option"):
         D.build_transforms(s, {"flip": 1})

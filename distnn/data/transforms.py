@@ -221,11 +221,13 @@ def build_transforms(splits, augment: dict | None = None):
     if shift or rotate:
         image_shape = splits.meta.get("image_shape")
         if len(splits.input_shape) < 2 and image_shape is None:
-            raise DataError(f"augment.shift/rotate need image data; dataset '{splits.name}' has "
-                            f"input shape {splits.input_shape}")
+            keys = " and ".join(f"data.augment.{k} = {v}" for k, v in (("shift", shift), ("rotate", rotate)) if v)
+            raise DataError(f"{keys} {'need' if shift and rotate else 'needs'} image data; dataset '{splits.name}' "
+                            f"(data.name) has input shape {splits.input_shape}")
         geometric = RandomAffine(shift, rotate, image_shape=image_shape)
     if noise and splits.train.x.dtype.kind != "f":
-        raise DataError(f"augment.noise needs float inputs; dataset '{splits.name}' has {splits.train.x.dtype} tokens")
+        raise DataError(f"data.augment.noise = {noise} needs float inputs; dataset '{splits.name}' (data.name) has "
+                        f"{splits.train.x.dtype} tokens")
     std = splits.standardizer
     train_parts = [geometric, std, GaussianNoise(noise) if noise else None]
     train_parts = [t for t in train_parts if t is not None]

@@ -100,12 +100,16 @@ class Arguments:
     get every argument's value (given or default) and ``q(name)``, the name as
     the message should spell it; they return a problem (e.g. ``f"{q('nhead')}
     ({values['nhead']}) must divide {q('d_model')} ..."``) or None. Relations
-    run only when every rule holds.
+    run only when every rule holds. ``from_data``: arguments that the data's
+    ``input_shape`` decides whenever it is given (as the trainer always gives
+    it), so that their defaults are not what a run uses: a resolved config
+    does not record them.
     """
 
-    def __init__(self, rules: dict, relations=()):
+    def __init__(self, rules: dict, relations=(), from_data=()):
         self.rules = dict(rules)
         self.relations = tuple(relations)
+        self.from_data = tuple(from_data)
 
     def problems(self, values: dict, prefix: str = "", defaults: dict | None = None) -> list:
         """Every problem with ``values``, each naming ``prefix + argument``; ``defaults`` fill unset ones."""

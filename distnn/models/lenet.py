@@ -27,7 +27,7 @@ class LeNet(nn.Module):
         "image_size": argspec.integer_or_pair(),
         "channels": argspec.integers(length=2),  # conv1, conv2 output channels
         "hidden": argspec.integers(length=2),    # fc1, fc2 widths
-    })
+    }, from_data=("in_channels", "image_size"))
 
     def __init__(self, in_channels=1, num_classes=10, image_size=28, input_shape=None, channels=(6, 16),
                  hidden=(120, 84), generator=None):

@@ -30,7 +30,7 @@ class ResNet(nn.Module):
         "layers": argspec.integers(),   # BasicBlocks per stage
         "widths": argspec.integers(),   # channels per stage
         "in_channels": argspec.integer(),
-    }, relations=[argspec.same_length("layers", "widths", "one width per stage")])
+    }, relations=[argspec.same_length("layers", "widths", "one width per stage")], from_data=("in_channels",))
 
     def __init__(self, layers=(2, 2, 2), widths=(16, 32, 64), in_channels=3, num_classes=10, input_shape=None,
                  generator=None):

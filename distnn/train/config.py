@@ -11,8 +11,12 @@ Errors are :class:`ConfigError` (a ``ValueError``) naming the dotted key:
 ``unknown key 'optimizer.learning_rate' (did you mean 'optimizer.lr'?)``,
 ``optimizer.lr must be > 0, got -1``, ``train.epochs must be an integer, got
 'ten' (string)``. All problems found are reported at once, one per line.
-Numbers must be finite (``distributed.timeout`` alone takes ``inf``: no limit) and
-integers within TOML's 64 bits;
+A problem caused by a ``--set`` ends ``(set by --set)``; a problem of several
+keys together says which came from ``--set`` and which from the config file:
+``... (optimizer.momentum set by --set, optimizer.nesterov from the config
+file)``, and nothing when none came from ``--set``. Numbers must be finite
+(``distributed.timeout`` alone takes ``inf``: no limit) and integers within
+TOML's 64 bits;
 ``model.*`` keys are checked against the chosen model's argument rules
 (``distnn.models.arguments``); a ``val_*`` monitor of early stopping or the
 plateau schedule needs a validation split. ``data.path`` (and a file named as
@@ -20,7 +24,8 @@ plateau schedule needs a validation split. ``data.path`` (and a file named as
 the same file from any working directory.
 
 Sections (``describe_schema()`` prints every key with its type, default and
-meaning; the table below is the overview):
+meaning, ``describe_sections()`` the sections, from ``config_schema.SECTIONS``;
+the table below is the overview):
 
 =================  ==============================================================
 ``name``           the config's name (defaults to the built-in name / file stem)
@@ -68,7 +73,7 @@ from importlib import resources
 from .config_schema import (ALIASES, MODEL_RESERVED, MODES, MONITORS, OPEN_TABLES, SCHEMA, TABLES,  # noqa: F401
                             TYPE_WORDS as _TYPE_WORDS, Key, bound_text, describe_schema)
 from . import config_checks as checks  # (it reads this module's helpers at call time)
-from .toml_writer import dumps as toml_dumps
+from .toml_writer import dumps as toml_dumps, format_value as toml_value
 
 
 class ConfigError(ValueError):
@@ -92,12 +97,15 @@ class Config(dict):
     """A validated config: nested dicts with attribute access (``cfg.optimizer.lr``).
 
     ``cfg.get_path("optimizer.lr")`` reads a dotted key; ``cfg.to_dict()`` is a
-    plain nested dict; ``cfg.source`` tells where it came from.
+    plain nested dict; ``cfg.source`` tells where it came from, ``cfg.origins``
+    where each key did (:data:`SET_BY_OVERRIDE`, :data:`FROM_FILE`, ...; see
+    :meth:`origins_tag`).
     """
 
-    def __init__(self, data=(), source: str = "<dict>"):
+    def __init__(self, data=(), source: str = "<dict>", origins: dict | None = None):
         super().__init__()
         object.__setattr__(self, "source", source)
+        object.__setattr__(self, "origins", dict(origins or {}))
         for k, v in dict(data).items():
             self[k] = Config(v, source) if isinstance(v, dict) else v
 
@@ -111,7 +119,20 @@ class Config(dict):
         self[name] = value
 
     def __deepcopy__(self, memo):
-        return Config(copy.deepcopy(self.to_dict(), memo), self.source)
+        return Config(copy.deepcopy(self.to_dict(), memo), self.source, self.origins)
+
+    def origins_tag(self, keys) -> str:
+        """' (set by --set)' when every one of ``keys`` was set by --set; when only some were, where each
+        came from, those first: ' (data.val_fraction set by --set, data.test_fraction from the config
+        file)'; '' when none was (a problem of the config file's own says nothing of it, as ever). Keys
+        whose origin is not known (an ensemble member's own values) are left out."""
+        return origins_tag(self.origins, keys)
+
+    def tag_message(self, message: str) -> str:
+        """``message`` with :meth:`origins_tag` of the config keys it names (an error raised by code that
+        knows nothing of --set, e.g. the trainer's batch-size checks)."""
+        named = [k for k in self.origins if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w.])", message)]
+        return message + self.origins_tag(named)
 
     def get_path(self, dotted: str, default=None):
         cur = self
@@ -126,6 +147,52 @@ class Config(dict):
 
     def to_toml(self) -> str:
         return dump_config(self)
+
+
+# ---------------------------------------------------------------- where keys came from
+
+SET_BY_OVERRIDE = "set by --set"
+FROM_FILE = "from the config file"
+DEFAULT = "at its default"
+UNSET = "unset"
+
+
+def key_origins(raw: dict, out: dict, override_keys) -> dict:
+    """``{dotted key: origin}`` for every key of the resolved config ``out`` and of ``raw`` (the config file
+    with the overrides applied; a key it holds that ``out`` has not is refused), and every unset schema
+    key: set by --set, from the config file, at its default or unset."""
+    def set_by_override(path):
+        return any(path == k or path.startswith(k + ".") for k in override_keys)
+
+    origins = {path: UNSET for path in SCHEMA}
+
+    def walk(table, prefix):
+        for k, v in table.items():
+            path = f"{prefix}{k}"
+            if isinstance(v, dict) and path in TABLES:
+                walk(v, path + ".")
+            elif set_by_override(path):
+                origins[path] = SET_BY_OVERRIDE
+            else:
+                origins[path] = FROM_FILE if _get_path(raw, path) is not None else DEFAULT
+
+    walk(out, "")
+    walk(raw, "")
+    for path in SCHEMA:  # (an optional key cleared by --set key=none)
+        if origins[path] == UNSET and set_by_override(path):
+            origins[path] = SET_BY_OVERRIDE
+    return origins
+
+
+def origins_tag(origins: dict, keys) -> str:
+    """The tag of a problem that involves ``keys`` (see :meth:`Config.origins_tag`)."""
+    known = {k: origins[k] for k in dict.fromkeys(keys) if k in origins}
+    if SET_BY_OVERRIDE not in known.values():
+        return ""
+    if all(o == SET_BY_OVERRIDE for o in known.values()):
+        return f" ({SET_BY_OVERRIDE})"
+    first = sorted(known, key=lambda k: known[k] != SET_BY_OVERRIDE)  # (what --set did, then the rest)
+    return " (" + ", ".join(f"{k} {known[k]}" for k in first) + ")"
 
 
 # ---------------------------------------------------------------- helpers
@@ -203,20 +270,91 @@ _BAD = object()
 _HINT = re.compile(r" \(did you mean '[^']*'\?\)")
 
 
+def value_not_section(path: str, table: dict, expected: str) -> str | None:
+    """The problem of a table where a value belongs (``--set optimizer.lr.x=1``, or ``[optimizer.lr]`` in a
+    file): the keys under it name nothing, which says more than "must be a number, got {'x': 1} (table)".
+    None for an empty table (nothing is named under it: the type error says it)."""
+    leaves = []
+
+    def walk(t, prefix):
+        for k, v in t.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}.{k}")
+            else:
+                try:
+                    text = toml_value(v)  # as it would be written
+                except TypeError:  # (a TOML date or time)
+                    text = str(v)
+                leaves.append(f"'{prefix}.{k}' = {text}")
+
+    walk(table, path)
+    if not leaves:
+        return None
+    verb = "names" if len(leaves) == 1 else "name"
+    return f"{path} is a value ({expected}), not a section: {', '.join(leaves)} {verb} no key"
+
+
+def typo_distance(a: str, b: str) -> int:
+    """Edits from ``a`` to ``b`` (insert, delete or replace a letter, or swap two neighbours: the
+    optimal string alignment distance), ignoring case: how many typos apart two names are."""
+    a, b = a.lower(), b.lower()
+    before, prev = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], before[j - 2] + 1)
+        before, prev = prev, cur
+    return prev[-1]
+
+
+def closest_name(name: str, names, one_typo: bool = False) -> str | None:
+    """The one of ``names`` that ``name`` is most likely a misspelling of, or None when none is close.
+
+    Close: one typo away (two for names of 5 letters or more), one the start of the other (``hidden``,
+    ``hidden_sizes``), or mostly the same letters (difflib's ratio >= 0.75); ``one_typo``: one typo away
+    only. Names are compared whole: a dotted key's section is no part of them (a shared ``train.`` made
+    'train.timeout' look like 'train.epochs')."""
+    best = None
+    for n in names:
+        d = typo_distance(name, n)
+        ratio = difflib.SequenceMatcher(None, name.lower(), n.lower()).ratio()
+        short = min(len(name), len(n))
+        prefix = short >= 4 and (n.lower().startswith(name.lower()) or name.lower().startswith(n.lower()))
+        if d <= 1 or (not one_typo and ((d <= 2 and short >= 5) or prefix or ratio >= 0.75)):
+            if best is None or (d, -ratio) < best[0]:
+                best = ((d, -ratio), n)
+    return best[1] if best else None
+
+
 def suggest_key(path: str, candidates) -> str:
-    """' (did you mean 'x'?)' for an unknown dotted key, or ''."""
+    """' (did you mean 'x'?)' for an unknown dotted key, or ''. ``candidates``: the known dotted keys and
+    sections, in the order to prefer among equally close ones."""
     leaf = path.rsplit(".", 1)[-1]
     parent = path.rsplit(".", 1)[0] if "." in path else ""
     alias = ALIASES.get(leaf.lower())
     if alias and alias != path and (alias in candidates or alias in TABLES):
         return f" (did you mean '{alias}'?)"
-    siblings = [c for c in candidates if (c.rsplit(".", 1)[0] if "." in c else "") == parent]
-    close = difflib.get_close_matches(path, siblings, n=1, cutoff=0.6)
-    if not close:  # the same name in another section (e.g. train.lr -> optimizer.lr)
-        close = [c for c in candidates if c.rsplit(".", 1)[-1] == leaf]
-    if not close:
-        close = difflib.get_close_matches(path, list(candidates), n=1, cutoff=0.75)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    candidates = [c for c in dict.fromkeys(candidates) if c != path]
+    by_leaf: dict[str, list] = {}
+    for c in candidates:
+        by_leaf.setdefault(c.rsplit(".", 1)[-1], []).append(c)
+    siblings = {c.rsplit(".", 1)[-1]: c for c in candidates if (c.rsplit(".", 1)[0] if "." in c else "") == parent}
+    # One typo of a key of the same section; else the same name in another section (train.lr -> optimizer.lr,
+    # schedule.max_len -> model.max_len rather than schedule.max_lr); else a key of the same section a few
+    # typos away; else one of another section (train.momentun -> optimizer.momentum).
+    close = closest_name(leaf, siblings, one_typo=True)
+    if close is not None:
+        return f" (did you mean '{siblings[close]}'?)"
+    same = next((cs for name, cs in by_leaf.items() if name.lower() == leaf.lower()), None)
+    if same:
+        return f" (did you mean '{same[0]}'?)"
+    close = closest_name(leaf, siblings)
+    if close is not None:
+        return f" (did you mean '{siblings[close]}'?)"
+    close = closest_name(leaf, by_leaf)
+    return f" (did you mean '{by_leaf[close][0]}'?)" if close is not None else ""
 
 
 def _set_path(d: dict, path: str, value):
@@ -301,7 +439,9 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
     problems: list[str] = []
     if not isinstance(raw, dict):
         raise ConfigError(f"a config must be a table of sections, got {type(raw).__name__}", source)
-    known = set(SCHEMA) | set(TABLES)
+    # Every key a hint may name, in schema order (ties go to the first): the sections, and the options of
+    # the chosen model and dataset (train.dropout -> model.dropout, model.flatten -> data.flatten).
+    known = list(dict.fromkeys([*SCHEMA, *TABLES, *checks.open_keys(raw)]))
     extras: dict[str, dict] = {"model": {}, "data": {}}
 
     def walk(table: dict, prefix: str):
@@ -325,32 +465,43 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
     out: dict = {}
     for path, key in SCHEMA.items():  # in schema order, so written configs read top to bottom
         value = _get_path(raw, path, None)
+        not_section = value_not_section(path, value, _TYPE_WORDS[key.type]) if isinstance(value, dict) else None
+        if not_section:
+            problems.append(not_section)
+            continue
         value = copy.deepcopy(key.default) if value is None else _check_value(path, key, value, problems)
         _set_path(out, path, value)  # None (unset optional key, or an error) leaves it out
     for table in TABLES:  # every section exists, even one whose keys are all unset
         if _get_path(out, table) is None:
             _set_path(out, table, {})
     if "name" in out["model"]:
-        checks.check_model(extras["model"], out, problems)
+        checks.check_model(extras["model"], out, problems, known)
     if "name" in out["data"]:
-        checks.check_data(extras["data"], out, problems)
+        checks.check_data(extras["data"], out, problems, known)
     if not problems:  # relations between keys are only meaningful once each key is valid
         checks.check_cross(out, problems)
     if not _nested and not problems:
         checks.check_ensemble(raw, out, source, problems)
-    if override_keys:
-        def from_override(p):
-            # (not the "did you mean 'train'?" hint: it names a key the user did not write)
-            p = _HINT.sub("", p)
-            for k in override_keys:
-                prefixes = [".".join(k.split(".")[:i]) for i in range(1, k.count(".") + 2)]
-                if p.startswith(k) or any(f"'{q}'" in p for q in prefixes):
-                    return True
-            return False
-        problems = [p + (" (set by --set)" if from_override(p) else "") for p in problems]
+    origins = key_origins(raw, out, override_keys)
+
+    def from_override(p):
+        # (not the "did you mean 'train'?" hint: it names a key the user did not write)
+        p = _HINT.sub("", p)
+        for k in override_keys:
+            prefixes = [".".join(k.split(".")[:i]) for i in range(1, k.count(".") + 2)]
+            if p.startswith(k) or any(f"'{q}'" in p for q in prefixes):
+                return True
+        return False
+
+    def tagged(p) -> str:
+        if isinstance(p, checks.Related):  # several keys: which came from --set, which from the file
+            return str(p) + origins_tag(origins, p.keys)
+        return p + (f" ({SET_BY_OVERRIDE})" if from_override(p) else "")
+
+    problems = [tagged(p) for p in problems]
     if problems:
         raise ConfigError(problems, source)
-    return Config(out, source)
+    return Config(out, source, origins)
 
 
 def _int64_problems(value, path: str, problems: list) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -16,7 +17,65 @@ from . import config as C
 from .config_schema import MODEL_RESERVED, SCHEMA
 
 
-def check_model(extra: dict, out: dict, problems: list):
+class Related(str):
+    """A problem of several keys together (``optimizer.nesterov needs optimizer.momentum > 0``): ``keys``
+    are the keys involved, whether the message names them or not, so that ``validate`` can say which of
+    them --set gave and which the config file (``Config.origins_tag``)."""
+
+    def __new__(cls, message: str, *keys: str):
+        problem = super().__new__(cls, message)
+        problem.keys = keys
+        return problem
+
+
+def open_keys(raw: dict) -> list:
+    """The ``model.*`` and ``data.*`` keys that the model and the dataset ``raw`` names take (the schema's
+    defaults if it names none), for "did you mean" hints; [] for a name that is not known."""
+    def name_in(section):
+        table = raw.get(section) if isinstance(raw, dict) else None
+        name = table.get("name") if isinstance(table, dict) else None
+        return name if name is not None else SCHEMA[f"{section}.name"].default
+
+    model, dataset = name_in("model"), name_in("data")
+    keys = [f"model.{a}" for a in model_arguments(model)] if isinstance(model, str) else []
+    if isinstance(dataset, str):
+        keys += [f"data.{o}" for o in dataset_options(dataset)]
+    return keys
+
+
+def model_arguments(name: str) -> list:
+    """The keyword arguments a config may give model ``name`` (not those the trainer fills in), in the
+    order of its signature; [] for a model that is not known or takes any (``**kwargs``)."""
+    import inspect
+
+    try:
+        from distnn.models import registry
+    except ImportError:
+        return []
+    cls = getattr(registry, "_MODELS", {}).get(name.lower())
+    if cls is None:
+        return []
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return []
+    return [p for p in params if p != "self" and p not in MODEL_RESERVED]
+
+
+def dataset_options(name: str) -> list:
+    """The options (besides ``path``) a config may give dataset ``name`` (a registered name, or a .npz/.csv
+    file); [] for a name that is not known."""
+    from distnn.data import datasets as dsets
+
+    if name not in dict(dsets.list_datasets()):
+        name = os.path.splitext(name)[1].lower()[1:]
+        if name not in ("npz", "csv"):
+            return []
+    return [o for o in dsets.list_dataset_options(name) if o != "path"]
+
+
+def check_model(extra: dict, out: dict, problems: list, known=None):
+    """``known``: every dotted key the hints for a misspelt one may name (default: the schema's)."""
+    known = list(SCHEMA) if known is None else known
     for k in sorted(extra):
         if k in MODEL_RESERVED:
             problems.append(f"model.{k} is set by the trainer from the data; remove it from the config")
@@ -41,20 +100,58 @@ def check_model(extra: dict, out: dict, problems: list):
         return
     accepted = sorted(p for p in params if p != "self" and p not in MODEL_RESERVED)
     for k in sorted(extra):
-        if k not in MODEL_RESERVED and k not in params:
-            close = difflib.get_close_matches(k, accepted, n=1)
-            hint = f" (did you mean 'model.{close[0]}'?)" if close else ""
-            problems.append(f"unknown key 'model.{k}'{hint}; model {name!r} takes: {', '.join(accepted)}")
+        if k not in MODEL_RESERVED and k not in params:  # (it may be model.name that --set changed)
+            problems.append(Related(f"unknown key 'model.{k}'{C.suggest_key(f'model.{k}', known)}; model {name!r} "
+                                    f"takes: {', '.join(accepted)}", f"model.{k}", "model.name"))
     # The known keys against the model's own rules (types, ranges, relations), as the model applies them
     # when it is built; here every problem is reported before any data is loaded or directory created.
-    from distnn.models.arguments import config_problems
+    from distnn.models.arguments import Arguments, config_problems, signature_defaults
 
-    given = {k: v for k, v in extra.items() if k not in MODEL_RESERVED and k in params}
-    problems.extend(config_problems(models[name.lower()], given))
+    table = getattr(models[name.lower()], "arguments", None)
+    rules = table.rules if isinstance(table, Arguments) else {}
+    given = {}
+    for k, v in extra.items():
+        if k in MODEL_RESERVED or k not in params:
+            continue
+        # (no model argument is a table: keys under one name nothing)
+        expected = rules[k].requirement if k in rules else "a value"
+        not_section = C.value_not_section(f"model.{k}", v, expected) if isinstance(v, dict) else None
+        if not_section:
+            problems.append(not_section)
+        else:
+            given[k] = v
+    for problem in config_problems(models[name.lower()], given):  # (a relation names every key it involves)
+        problems.append(Related(problem, *re.findall(r"(?<![\w.])model\.\w+", problem)))
+    # The resolved config (a run's config.toml) records what the model is built with: the defaults of the
+    # arguments not given too, so that a later default cannot change a re-run. Not those the data decides
+    # (LeNet's in_channels), nor a None (TOML has none: an absent key means the same), nor in an ensemble
+    # whose members change the model: this model's defaults would be unknown keys of another one (each
+    # member's own config records its model's).
+    if _members_change_model(out):
+        return
+    from_data = table.from_data if isinstance(table, Arguments) else ()
+    for k, default in signature_defaults(models[name.lower()]).items():
+        if k not in extra and k not in MODEL_RESERVED and k not in from_data and _plain(default):
+            out["model"][k] = list(default) if isinstance(default, tuple) else default
 
 
-def check_data(extra: dict, out: dict, problems: list):
-    """Dataset options (e.g. data.flatten) are checked against the chosen dataset's source."""
+def _members_change_model(out: dict) -> bool:
+    """Whether an ensemble member's overrides set ``model.name``."""
+    return any(path == "model.name" for table in out["ensemble"]["overrides"] for key, value in table.items()
+               for path, _ in C._override_leaves(key, value))
+
+
+def _plain(value) -> bool:
+    """Whether ``value`` is a TOML value (a default a config can hold): a number, string, boolean, or a
+    list of them."""
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return isinstance(value, (bool, int, float, str))
+
+
+def check_data(extra: dict, out: dict, problems: list, known=None):
+    """Dataset options (e.g. data.flatten) are checked against the chosen dataset's source. ``known``: every
+    dotted key the hints for a misspelt one may name (default: the schema's and the dataset's options)."""
     from distnn.data import datasets as dsets
 
     data = out["data"]
@@ -67,17 +164,25 @@ def check_data(extra: dict, out: dict, problems: list):
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             problems.append(f"data.name {name!r} is not a known dataset{hint}; run 'distnn datasets' for the list")
             for k in sorted(extra):
-                problems.append(f"unknown key 'data.{k}'{C.suggest_key('data.' + k, SCHEMA)}")
+                problems.append(f"unknown key 'data.{k}'{C.suggest_key('data.' + k, known or list(SCHEMA))}")
             return
     options = dsets.list_dataset_options(name)
+    if known is None:
+        known = [*SCHEMA, *(f"data.{o}" for o in options if o != "path")]
     for k in sorted(extra):
         if k not in options or k == "path":
-            hint = C.suggest_key(f"data.{k}", list(SCHEMA) + [f"data.{o}" for o in options if o != "path"])
+            hint = C.suggest_key(f"data.{k}", known)
             takes = ", ".join(o for o in options if o != "path") or "none"
-            problems.append(f"unknown key 'data.{k}'{hint}; dataset '{name}' options: {takes}")
+            # (it may be data.name that --set changed)
+            problems.append(Related(f"unknown key 'data.{k}'{hint}; dataset '{name}' options: {takes}", f"data.{k}",
+                                    "data.name"))
             continue
         v = extra[k]
         expected = dsets.get_dataset_entry(name).check_option(k, v)
+        not_section = C.value_not_section(f"data.{k}", v, expected or "a value") if isinstance(v, dict) else None
+        if not_section:  # (no dataset option is a table: keys under one name nothing)
+            problems.append(not_section)
+            continue
         if expected is not None:
             problems.append(f"data.{k} must be {expected}, got {C._describe(v)}")
             continue
@@ -85,12 +190,16 @@ def check_data(extra: dict, out: dict, problems: list):
             problems.append(f"data.{k} must be a finite number, got {v!r}")
             continue
         data[k] = float(v) if isinstance(options[k], float) and isinstance(v, int) else v
+    for k, default in options.items():  # (recorded, as the model's defaults are: see check_model)
+        if k != "path" and k not in extra and _plain(default):
+            data[k] = list(default) if isinstance(default, tuple) else default
     needs_path = dsets.get_dataset_entry(name).needs_path
     if "path" not in options and data.get("path") is not None and name == data["name"]:
-        problems.append(f"data.path is set but dataset '{name}' reads no files; remove data.path")
+        problems.append(Related(f"data.path is set but dataset '{name}' reads no files; remove data.path",
+                                "data.path", "data.name"))
     elif needs_path and data.get("path") is None and name == data["name"]:
-        problems.append(f"data.path is required for dataset '{name}': add path = \"...\" under [data] "
-                        f"or pass --set data.path=PATH")
+        problems.append(Related(f"data.path is required for dataset '{name}': add path = \"...\" under [data] "
+                                f"or pass --set data.path=PATH", "data.name", "data.path"))
     _absolute_data_paths(data)
 
 
@@ -118,22 +227,30 @@ def _absolute(path: str) -> str:
 
 
 def check_cross(out: dict, problems: list):
+    """Relations between keys; each problem is :class:`Related` to the keys involved."""
     d, o, s = out["data"], out["optimizer"], out["schedule"]
     if d["val_fraction"] + d["test_fraction"] >= 1:
-        problems.append(f"data.val_fraction + data.test_fraction must be < 1, got "
-                        f"{d['val_fraction']} + {d['test_fraction']}")
+        problems.append(Related(f"data.val_fraction + data.test_fraction must be < 1, got "
+                                f"{d['val_fraction']} + {d['test_fraction']}",
+                                "data.val_fraction", "data.test_fraction"))
     if o["nesterov"] and (o["name"] != "sgd" or o["momentum"] <= 0):
-        problems.append("optimizer.nesterov needs optimizer.name = 'sgd' and optimizer.momentum > 0")
+        problems.append(Related(f"optimizer.nesterov needs optimizer.name = 'sgd' and optimizer.momentum > 0, got "
+                                f"{o['name']!r} and {o['momentum']}", "optimizer.nesterov", "optimizer.name",
+                                "optimizer.momentum"))
     if s["name"] == "step" and s.get("step_size") is None:
-        problems.append("schedule.step_size is required when schedule.name = 'step'")
+        problems.append(Related("schedule.step_size is required when schedule.name = 'step'", "schedule.step_size",
+                                "schedule.name"))
     if s["name"] == "multistep":
         m = s["milestones"]
         if not m:
-            problems.append("schedule.milestones is required when schedule.name = 'multistep'")
+            problems.append(Related("schedule.milestones is required when schedule.name = 'multistep'",
+                                    "schedule.milestones", "schedule.name"))
         elif any(b <= a for a, b in zip(m, m[1:])):
             problems.append(f"schedule.milestones must be strictly increasing, got {m}")
     if s["warmup_steps"] and s["warmup_epochs"]:
-        problems.append("set schedule.warmup_steps or schedule.warmup_epochs, not both")
+        problems.append(Related(f"set schedule.warmup_steps or schedule.warmup_epochs, not both: got "
+                                f"{s['warmup_steps']} and {s['warmup_epochs']}", "schedule.warmup_steps",
+                                "schedule.warmup_epochs"))
     resume = out["checkpoint"].get("resume")
     if resume is not None and not resume.strip():  # (an unset variable in --set checkpoint.resume=$CKPT)
         problems.append("checkpoint.resume is empty: give 'auto' or a checkpoint or run directory, or leave it unset")
@@ -142,9 +259,11 @@ def check_cross(out: dict, problems: list):
     if len(e["vary"]) != len(set(e["vary"])):
         problems.append(f"ensemble.vary lists a value twice: {e['vary']}")
     if len(e["overrides"]) > e["members"]:
-        problems.append(f"ensemble.overrides has {len(e['overrides'])} entries for {e['members']} members")
+        problems.append(Related(f"ensemble.overrides has {len(e['overrides'])} entries for {e['members']} members",
+                                "ensemble.overrides", "ensemble.members"))
     if e.get("member") is not None and e["member"] >= max(e["members"], 1) and e["members"] > 1:
-        problems.append(f"ensemble.member {e['member']} is out of range for {e['members']} members")
+        problems.append(Related(f"ensemble.member {e['member']} is out of range for {e['members']} members",
+                                "ensemble.member", "ensemble.members"))
 
 
 #: datasets whose every split is the whole data (data.val_fraction does not apply)
@@ -169,8 +288,10 @@ def check_validation_monitors(out: dict, problems: list):
     if s["name"] == "plateau" and s["monitor"].startswith("val_"):
         users.append(("schedule.monitor", s["monitor"], "schedule.name = 'plateau'"))
     for key, monitor, setting in users:
-        problems.append(f"{key} is {monitor!r} ({setting}) but data.val_fraction = 0 leaves no validation split: "
-                        f"set data.val_fraction > 0, or monitor '{monitor.replace('val_', 'train_', 1)}'")
+        problems.append(Related(f"{key} is {monitor!r} ({setting}) but data.val_fraction = 0 leaves no validation "
+                                f"split: set data.val_fraction > 0, or monitor "
+                                f"'{monitor.replace('val_', 'train_', 1)}'", key, setting.split(" = ")[0],
+                                "data.val_fraction"))
 
 
 def _may_bring_validation_split(data: dict) -> bool:

@@ -21,7 +21,9 @@ class Key:
     ">", ">=", "<", "<=", applied to the value (to each element of a list).
     ``optional`` keys default to ``None`` (absent from TOML). Float values must
     be finite (NaN and inf are refused) unless ``allow_inf``: then ``inf`` is
-    accepted as "no limit" (still never NaN or -inf).
+    accepted as "no limit" (still never NaN or -inf). ``display`` keys change
+    only what is shown (progress, log lines, plots), never what is trained: a
+    resumed run does not count a change of one (see :data:`DISPLAY_KEYS`).
     """
 
     type: str
@@ -32,10 +34,12 @@ class Key:
     optional: bool = False
     length: int | None = None
     allow_inf: bool = False
+    display: bool = False
 
 
-def _k(type_, default, doc, *bounds, choices=None, optional=False, length=None, allow_inf=False):
-    return Key(type_, default, doc, tuple(bounds), tuple(choices) if choices else None, optional, length, allow_inf)
+def _k(type_, default, doc, *bounds, choices=None, optional=False, length=None, allow_inf=False, display=False):
+    return Key(type_, default, doc, tuple(bounds), tuple(choices) if choices else None, optional, length, allow_inf,
+               display)
 
 
 POS = (">", 0)
@@ -55,8 +59,9 @@ SCHEMA: dict[str, Key] = {
                      choices=("auto", "cpu", "gpu")),
     "run.dtype": _k("str", "float32", "floating-point type of parameters and inputs",
                     choices=("float32", "float64")),
-    "run.quiet": _k("bool", False, "no progress bars: one log line per epoch (as --quiet)"),
-    "run.plots": _k("bool", True, "write curves.png (needs matplotlib)"),
+    "run.quiet": _k("bool", False, "no progress bars: one log line per epoch (as --quiet, which sets it)",
+                    display=True),
+    "run.plots": _k("bool", True, "write curves.png (needs matplotlib)", display=True),
     # --- data
     "data.name": _k("str", "digits", "dataset name (distnn datasets lists them) or a .npz/.csv path"),
     "data.path": _k("str", None, "file or directory for file-based datasets (mnist, npz, csv, charlm); "
@@ -133,7 +138,8 @@ SCHEMA: dict[str, Key] = {
     "train.label_smoothing": _k("float", 0.0, "cross-entropy label smoothing of the training loss (val_loss and "
                                 "the test loss are plain cross-entropy)", NONNEG, ("<", 1)),
     "train.log_every": _k("int", 0, "log every N steps rank 0's loss at that step, on its shard of the batch "
-                                     "(no collective; 0 = once per epoch, whose line has the all-rank mean)", NONNEG),
+                                     "(no collective; 0 = once per epoch, whose line has the all-rank mean)", NONNEG,
+                          display=True),
     "train.eval_every": _k("int", 1, "evaluate on the validation split every N epochs (and the last epoch, "
                            "as a report: early stopping, plateau schedules and the best skip that one)", (">=", 1)),
     "train.nonfinite": _k("str", "skip", "a NaN/inf loss or gradient: skip the step on every rank, or stop",
@@ -185,6 +191,8 @@ SCHEMA: dict[str, Key] = {
     "distributed.sync_batchnorm": _k("bool", False, "batch-norm statistics over all ranks"),
 }
 
+#: Keys that change only what is shown, never the training (a resume ignores a change of one).
+DISPLAY_KEYS = frozenset(k for k, key in SCHEMA.items() if key.display)
 #: Tables whose other keys are passed through (the model's keyword arguments).
 OPEN_TABLES = frozenset({"model"})
 #: Keys the trainer fills from the data; a config must not set them.
@@ -204,6 +212,23 @@ ALIASES = {
 # Every proper prefix of a key is a table: "data", "data.augment", ...
 TABLES = list(dict.fromkeys(".".join(k.split(".")[:i]) for k in SCHEMA for i in range(1, k.count(".") + 1)))
 
+#: What each section holds, in a line (``distnn config-keys`` lists them; every table has one).
+SECTIONS = {
+    "run": "seed, output directory, device, dtype, progress display, plots",
+    "data": "dataset, GLOBAL batch size, split fractions and seed, standardization; plus the chosen dataset's "
+            "own options (data.*, see distnn datasets)",
+    "data.augment": "random shifts, rotations and noise of the training inputs",
+    "model": "the model's name plus its keyword arguments (model.*, see distnn.models)",
+    "optimizer": "optimizer name, learning rate, momentum, weight decay, Adam-family settings",
+    "schedule": "learning-rate schedule, warmup, plateau settings, linear scaling",
+    "train": "epochs, max steps, gradient clipping and accumulation, label smoothing, logging, evaluation, "
+             "non-finite policy",
+    "early_stopping": "stop when a monitored metric stops improving",
+    "checkpoint": "when and where to save, what to keep, resuming",
+    "ensemble": "members, what varies between them, per-member overrides",
+    "distributed": "gradient buckets and compression, replica checks, collective timeout, synchronized batch norm",
+}
+
 TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
               "list[int]": "a list of integers", "list[float]": "a list of numbers",
               "list[str]": "a list of strings", "list[table]": "a list of tables"}
@@ -216,6 +241,13 @@ def bound_text(bounds) -> str:
         return f"in {'[' if op1 == '>=' else '('}{a}, {b}{']' if op2 == '<=' else ')'}"
     op, a = bounds[0]
     return f"{op} {a}"
+
+
+def describe_sections() -> str:
+    """The top-level keys (as :func:`describe_schema` gives them) and every section with what it holds."""
+    lines = [line for line in describe_schema().splitlines() if "." not in line.split()[0]]
+    lines += [f"{'[' + table + ']':<34} {doc}" for table, doc in SECTIONS.items()]  # (the keys' first column)
+    return "\n".join(lines)
 
 
 def describe_schema() -> str:

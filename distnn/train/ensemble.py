@@ -208,6 +208,14 @@ def member_config(cfg: dict, member: int, settings: EnsembleSettings | None = No
 
         out = config_from_dict(out.to_dict() if hasattr(out, "to_dict") else dict(out),
                                source=f"{getattr(cfg, 'source', '<config>')} member {member}")
+        # Where each key came from (--set or the config file, for error messages) is the ensemble's config's;
+        # what this member sets itself has no such origin, and is left out.
+        own = ["ensemble", "checkpoint.dir", "checkpoint.resume", *settings.overrides[member]]
+        if "seed" in settings.vary:
+            own.append(seed_key(cfg))
+        origins = {k: o for k, o in getattr(cfg, "origins", {}).items()
+                   if not any(k == p or k.startswith(p + ".") for p in own)}
+        object.__setattr__(out, "origins", origins)
     return out
 
 

@@ -185,6 +185,7 @@ def finished_member(gcomm, job, directory):
 
     from . import run_dir as rd
     from .config import load_config
+    from .config_schema import DISPLAY_KEYS
 
     found = None
     if gcomm.rank == 0:
@@ -192,8 +193,10 @@ def finished_member(gcomm, job, directory):
             s = rd.read_summary(directory)
             old = load_config(os.path.join(directory, rd.CONFIG)).to_dict()
             new = job.cfg.to_dict() if hasattr(job.cfg, "to_dict") else copy.deepcopy(dict(job.cfg))
-            for c in (old, new):
-                c.get("checkpoint", {}).pop("resume", None)
+            for c in (old, new):  # (how the resume is asked for, and what only changes the display)
+                for key in ("checkpoint.resume", *DISPLAY_KEYS):
+                    section, name = key.split(".")
+                    c.get(section, {}).pop(name, None)
             done = s.get("epochs") == job.trainer.epochs and (s.get("epochs_run") == s.get("epochs")
                                                               or s.get("stopped_early"))
             if done and old == new:

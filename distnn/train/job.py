@@ -117,6 +117,14 @@ def _apply_collective_timeout(comm, seconds):
         comm.timeout = seconds
 
 
+def _tag_config_keys(error: ValueError, cfg) -> None:
+    """Add to ``error``'s message which of the config keys it names came from --set, as the config's own
+    checks say it (e.g. the trainer's "data.batch_size 700 is larger than the 600 training samples: with
+    data.drop_last = true ...", found once the data is loaded)."""
+    if hasattr(cfg, "tag_message") and len(error.args) == 1 and isinstance(error.args[0], str):
+        error.args = (cfg.tag_message(error.args[0]),)
+
+
 # ------------------------------------------------------------------ the setup
 class Job:
     """Everything one rank needs to train, built from a config (phase 1: nothing is written)."""
@@ -131,18 +139,22 @@ class Job:
         self.config_name = self.cfg.get("name") or os.path.splitext(os.path.basename(str(config)))[0]
         self.quiet = bool(quiet or self.cfg.run.quiet)
         _apply_collective_timeout(comm, self.cfg.distributed.timeout)
-        splits = self._load_data()
-        self.token_vocab = self._token_vocab(splits)  # recorded in model.json's data table
-        if self.token_vocab is not None:
-            # A model that reads token ids gets int64 ids, checked exactly and never standardized: the
-            # npz/csv loaders give float32 features, which an Embedding refuses.
-            splits = as_token_ids(splits, self.token_vocab)
-        self.splits = member_splits(self.cfg, splits)  # an ensemble member's bootstrap resample
-        self._check_validation_monitors()
-        self.train_tf, self.eval_tf = self._transforms()
-        self.model, self.model_spec = self._build_model()
-        self.optimizer = self._build_optimizer()
-        self.trainer = self._build_trainer()
+        try:
+            splits = self._load_data()
+            self.token_vocab = self._token_vocab(splits)  # recorded in model.json's data table
+            if self.token_vocab is not None:
+                # A model that reads token ids gets int64 ids, checked exactly and never standardized: the
+                # npz/csv loaders give float32 features, which an Embedding refuses.
+                splits = as_token_ids(splits, self.token_vocab)
+            self.splits = member_splits(self.cfg, splits)  # an ensemble member's bootstrap resample
+            self._check_validation_monitors()
+            self.train_tf, self.eval_tf = self._transforms()
+            self.model, self.model_spec = self._build_model()
+            self.optimizer = self._build_optimizer()
+            self.trainer = self._build_trainer()
+        except ValueError as e:  # (DataError too)
+            _tag_config_keys(e, self.cfg)
+            raise
 
     def _load_data(self):
         from distnn.data import load_dataset
@@ -435,6 +447,8 @@ def run_training(config="digits_mlp", overrides=(), out=None, simulate_ranks=Non
     """
     from .preemption import caller_signals
 
+    if quiet:  # (as run.quiet = true: the run's config.toml then says what the run did)
+        overrides = [*(overrides or ()), ("run.quiet", True)]
     with caller_signals():  # the caller's signal handlers back afterwards (see caller_signals)
         try:
             return _run_training(config, overrides, out, simulate_ranks, quiet, comm)

@@ -78,11 +78,23 @@ def restore_trainer(trainer, state: dict, manifest: dict, log=None) -> None:
 
 def config_changes(saved_text, current_text) -> list[str]:
     """``key: old -> new`` for each setting that differs between two config.toml texts (not
-    ``checkpoint.resume``, which is how a resume is asked for); empty when either is missing."""
+    ``checkpoint.resume``, which is how a resume is asked for, nor a display setting such as ``run.quiet``,
+    which --quiet sets: nothing a checkpoint restores or training uses); empty when either is missing.
+
+    Both are compared resolved (defaults filled in) when both load: a config.toml written before a key
+    got its default recorded (the model's arguments) is then no change."""
     import tomllib
+
+    from ..config import ConfigError, loads_config
+    from ..config_schema import DISPLAY_KEYS
 
     if not saved_text or not current_text:
         return []
+    if not isinstance(saved_text, str):
+        try:
+            saved_text = bytes(saved_text).decode()
+        except UnicodeDecodeError:
+            return []
 
     def flat(table, prefix=""):
         out = {}
@@ -94,12 +106,14 @@ def config_changes(saved_text, current_text) -> list[str]:
         return out
 
     try:
-        old = flat(tomllib.loads(bytes(saved_text).decode() if not isinstance(saved_text, str) else saved_text))
-        new = flat(tomllib.loads(current_text))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return []
+        old, new = (flat(loads_config(t).to_dict()) for t in (saved_text, current_text))
+    except ConfigError:  # (one that no longer validates: compared as written)
+        try:
+            old, new = flat(tomllib.loads(saved_text)), flat(tomllib.loads(current_text))
+        except tomllib.TOMLDecodeError:
+            return []
     return [f"{k}: {old.get(k, '(unset)')!r} -> {new.get(k, '(unset)')!r}" for k in sorted(set(old) | set(new))
-            if k != "checkpoint.resume" and old.get(k) != new.get(k)]
+            if k != "checkpoint.resume" and k not in DISPLAY_KEYS and old.get(k) != new.get(k)]
 
 
 def _warn_changed_config(state, config_text, path, log):
