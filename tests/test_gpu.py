@@ -126,3 +126,91 @@ def test_threads_asking_at_once_all_see_the_gpu(monkeypatch):
     for t in threads:
         t.join()
     assert seen == [True] * 4
+
+
+# ------------------------------------------- changed after the last GPU run (c209826): written without a GPU
+def _l1_run(device, l1):
+    """test_clip_regularization's small MLP, two full-batch SGD steps with ``Trainer(l1=...)`` on ``device``."""
+    from distnn.data import Dataset
+    from distnn.optim import SGD
+    from distnn.train.trainer import Trainer
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((32, 5)).astype(np.float32), rng.integers(0, 3, 32)
+    model = nn.Sequential(nn.Linear(5, 4, generator=np.random.default_rng(1)), nn.ReLU(),
+                          nn.Linear(4, 3, generator=np.random.default_rng(2)))
+    if device != "cpu":
+        model.to(device)
+    trainer = Trainer(model, SGD(model.parameters(), lr=0.1), Dataset(x, y, 3), comm=LocalCommunicator(),
+                      batch_size=32, epochs=2, shuffle=False, l1=l1)
+    trainer.fit()
+    state = trainer.state_dict(copy=False)  # (a checkpoint's: host arrays, also on a GPU)
+    for part in ("model", "optimizer"):
+        arrays = state[part].values() if part == "model" else [
+            v for s in state[part]["state"].values() for v in s.values() if hasattr(v, "shape")]
+        assert all(isinstance(a, np.ndarray) for a in arrays), part
+    return state["model"]
+
+
+@needs_gpu
+def test_l1_regularization_on_the_gpu_matches_the_cpu():
+    """Trainer(l1=...) adds l1 * sign(w) into the gradient in place (the trainer's new _add_l1_gradient)."""
+    cpu, gpu = _l1_run("cpu", 0.05), _l1_run("cuda", 0.05)
+    for name in cpu:
+        np.testing.assert_allclose(gpu[name], cpu[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@needs_gpu
+def test_a_pytorch_optimizer_state_loads_onto_gpu_parameters():
+    """torch's state dict holds CPU tensors (and ``step`` as a float tensor): they reached cupy.asarray as they
+    were (test_optim's test_a_pytorch_optimizer_state_dict_loads_as_it_is, on a GPU)."""
+    torch = pytest.importorskip("torch")
+    import distnn.optim as O
+
+    for name in ("Adam", "SGD"):
+        kw = {"lr": 0.05, **({"momentum": 0.9} if name == "SGD" else {})}
+        tp = torch.nn.Parameter(torch.linspace(-1, 1, 5, dtype=torch.float32))
+        theirs = getattr(torch.optim, name)([tp], **kw)
+        for t in range(3):
+            tp.grad = torch.cos(tp.detach()) + t
+            theirs.step()
+        p = nn.Parameter(backend.to_device(tp.detach().numpy().copy(), "cuda"))
+        ours = getattr(O, name)([p], **kw)
+        ours.load_state_dict(theirs.state_dict())
+        for t in range(3, 5):
+            tp.grad = torch.cos(tp.detach()) + t
+            theirs.step()
+            p.grad = backend.to_device(np.cos(backend.to_numpy(p.data)) + np.float32(t), "cuda")
+            ours.step()
+        assert backend.device_of(p.data).startswith("cuda")
+        np.testing.assert_allclose(backend.to_numpy(p.data), tp.detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@needs_gpu
+def test_casts_copies_and_bce_loss_on_the_gpu():
+    import cupy as cp
+
+    a = cp.arange(6, dtype=cp.float32).reshape(2, 3) / 7
+    t = dn.tensor(a)  # a copy, as torch.tensor
+    a[0, 0] = 5.0
+    assert float(t.data[0, 0]) == 0.0 and isinstance(t.data, cp.ndarray)
+    x = dn.Tensor(a, requires_grad=True)
+    assert x.float() is x and x.to(np.float32) is x
+    i = x.astype(np.int64)  # an integer result carries no gradient, and stays on the GPU
+    assert not i.requires_grad and isinstance(i.data, cp.ndarray) and i.dtype == np.int64
+    # BCELoss with a weight buffer moved along with the module; host targets beside GPU probabilities
+    p = np.array([[0.0, 0.3, 1.0], [0.9, 0.5, 0.01]], dtype=np.float32)
+    y = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 0.5]], dtype=np.float32)
+    losses = {}
+    for device in ("cpu", "cuda"):
+        loss_fn = nn.BCELoss(weight=np.array([0.5, 2.0, 1.0], dtype=np.float32))
+        if device != "cpu":
+            loss_fn.to(device)
+        pt = dn.Tensor(backend.to_device(p, device), requires_grad=True)
+        loss = loss_fn(pt, y)
+        loss.backward()
+        losses[device] = (float(backend.to_numpy(loss.data)), backend.to_numpy(pt.grad))
+    assert losses["cuda"][0] == pytest.approx(losses["cpu"][0], rel=1e-5)
+    np.testing.assert_allclose(losses["cuda"][1], losses["cpu"][1], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="probability in"):
+        nn.BCELoss()(dn.Tensor(cp.asarray([0.5, 1.5], dtype=cp.float32)), np.array([0.0, 1.0], dtype=np.float32))

@@ -320,7 +320,14 @@ class Clip(Function):
         xp = get_array_module(a)
         if xp is not np:  # host bounds beside GPU arrays: copied to the GPU (cupy refuses a mix)
             lo, hi = (xp.asarray(v) if isinstance(v, np.ndarray) else v for v in (lo, hi))
-        out = xp.clip(a, lo, hi)
+        if xp is np or (lo is None and hi is None):
+            out = xp.clip(a, lo, hi)
+        else:  # cupy's clip kernel passes over a NaN bound (numpy's clip and PyTorch's clamp give NaN): its parts
+            out = a
+            if lo is not None:
+                out = xp.maximum(out, lo)
+            if hi is not None:
+                out = xp.minimum(out, hi)
         na, nlo, nhi = self.needs_input_grad or (False, False, False)
         if na:
             self.mask = xp.ones(out.shape, dtype=bool)  # (the bounds may broadcast ``a`` to a larger shape)

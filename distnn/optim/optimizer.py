@@ -315,6 +315,7 @@ class Optimizer:
             xp = get_array_module(p.data)
             ps = {}
             for k, v in s.items():
+                v = _host_if_torch(v)
                 if k == "step" or (_is_array(v) and v.ndim == 0 and not _is_floating(v)):
                     # Counters first: a 0-d parameter's shape matches a 0-d step, which must not become a
                     # float32 array (it would stop counting at 2**24). PyTorch saves step as a 0-d float tensor.
@@ -342,6 +343,16 @@ class Optimizer:
 def _raw(x):
     """The xp array behind a Tensor (an ndarray's own ``.data`` is a memoryview, so test the type)."""
     return x.data if isinstance(x, Tensor) else x
+
+
+def _host_if_torch(v):
+    """A PyTorch tensor (from a torch optimizer's state dict) as a host numpy array, as
+    Module.load_state_dict takes one: cupy.asarray (a GPU parameter's state) reads a CPU tensor only
+    through numpy's array protocol, whose copy rules changed in numpy 2, and numpy reads a CUDA
+    tensor (a state saved on a GPU, loaded on the CPU) not at all."""
+    if not isinstance(v, Tensor) and hasattr(v, "detach") and hasattr(v, "numpy"):
+        return v.detach().cpu().numpy()
+    return v
 
 
 def _is_array(v) -> bool:
