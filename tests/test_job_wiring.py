@@ -124,3 +124,30 @@ def test_ctrl_c_stops_simulated_ranks_and_they_clean_up(tmp_path, monkeypatch, c
     left = sorted(os.listdir(run / "checkpoints"))
     assert not [n for n in left if n.startswith((".spare-", ".tmp-"))], left
 
+
+def test_ctrl_c_while_the_job_is_collected_is_not_lost(tmp_path, monkeypatch, ctrl_c):
+    # run_training collects the job's reference cycles as it ends, running DataParallel's finalizers in this
+    # thread; a Ctrl-C then raised its KeyboardInterrupt inside a finalizer, where Python only prints it, and
+    # run_training returned as if there had been none (a sweep went on with its next job).
+    import _thread
+    import gc
+    import weakref
+
+    from distnn.train.job import run_training
+
+    real_collect = gc.collect
+
+    def collect(*a):
+        class Garbage:
+            pass
+
+        garbage = Garbage()
+        garbage.cycle = garbage
+        weakref.finalize(garbage, _thread.interrupt_main)  # Ctrl-C, acted on in a finalizer of this collection
+        del garbage
+        return real_collect(*a)
+
+    monkeypatch.setattr(gc, "collect", collect)
+    with pytest.raises(KeyboardInterrupt):
+        run_training("digits_mlp", ["train.epochs=1", "model.hidden_sizes=[16]", "run.plots=false"],
+                     out=str(tmp_path / "run"), simulate_ranks=2, quiet=True)
