@@ -456,9 +456,35 @@ def run_training(config="digits_mlp", overrides=(), out=None, simulate_ranks=Non
             # The job's DataParallel sits in reference cycles (its hooks hold it through the model): collected
             # now, it hands its communicator and shared-memory windows back to the pool for the next job of a
             # sweep, which otherwise made new ones (8.6 MB of /dev/shm a job, measured under mpiexec -n 2).
-            import gc
+            _collect_garbage()
 
-            gc.collect()
+
+def _collect_garbage() -> None:
+    """``gc.collect()``, with a Ctrl-C that comes during it acted on once it returns.
+
+    The collection runs the job's finalizers (DataParallel's ``_release``) in this thread. Python acts
+    on a signal at the next Python code it runs, which during a collection is a finalizer, and a
+    KeyboardInterrupt raised in a finalizer is only printed ("Exception ignored in ..."): the Ctrl-C was
+    lost, and the job returned as if none had come (a sweep went on with its next job). So SIGINT is
+    only noted during the collection, then given to its handler (KeyboardInterrupt) outside any finalizer.
+    """
+    import gc
+    import signal
+    import threading
+
+    previous = signal.getsignal(signal.SIGINT)
+    # (handlers live in the main thread; SIG_IGN, SIG_DFL or a handler not set from Python: nothing to defer)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        gc.collect()
+        return
+    noted = []
+    signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
+    try:
+        gc.collect()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if noted:
+        previous(signal.SIGINT, None)
 
 
 def _run_training(config, overrides, out, simulate_ranks, quiet, comm):
