@@ -531,3 +531,29 @@ def test_stacked_lstm_with_dropout_matches_when_a_batch_is_as_long_as_the_sequen
     # batches of 16 on sequences of 8: each rank's 8 rows (and the 1-rank last batch of 8) give a (T, N, H)
     # mask with N == T; the LSTM says its samples are on axis 1, so no shape guess reads it batch-major
     _sequence_model_on_two_ranks_matches_one_rank(dict(name="lstm", hidden_size=16, num_layers=2), batch_size=16)
+
+
+def test_restore_best_keeps_final_weights_that_the_last_report_scores_better(digits):
+    """eval_every=2 over 3 epochs: epoch 2 is judged (val_loss 2.0, the best), epoch 3's validation is
+    the final report (1.0): the final weights are the best seen, so they are kept, not epoch 2's."""
+    snapshots = []
+
+    class Snap(Callback):
+        def on_epoch_end(self, trainer, logs):
+            snapshots.append(trainer.model.state_dict())
+
+    def run(values):
+        snapshots.clear()
+        es = EarlyStopping(monitor="val_loss", patience=5)
+        t = make_trainer(LocalCommunicator(), digits, epochs=3, train_subset=200, eval_every=2,
+                         callbacks=[InjectMetric("val_loss", {0: values}), es, Snap()])
+        t.fit()
+        assert es.best_epoch == 1
+        return t.model.state_dict()
+
+    better_at_the_end = run([5.0, 2.0, 1.0])
+    for k, v in better_at_the_end.items():
+        np.testing.assert_array_equal(v, snapshots[2][k], err_msg=k)
+    worse_at_the_end = run([5.0, 2.0, 3.0])  # the judged best is restored, as before
+    for k, v in worse_at_the_end.items():
+        np.testing.assert_array_equal(v, snapshots[1][k], err_msg=k)

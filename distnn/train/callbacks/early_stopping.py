@@ -64,6 +64,13 @@ class EarlyStopping(Callback):
 
     def on_train_end(self, trainer, logs):
         if self.restore_best_weights and self.best_weights is not None and self.best_epoch != trainer.state.epoch:
+            # The last epoch's extra validation off the eval_every schedule is a report that patience does not
+            # judge, but it scores the final weights: when they beat the best, they are the best weights seen.
+            final = (logs or {}).get(self.monitor) if self.monitor.startswith("val_") else None
+            if final is not None and self.improved(trainer.agree(float(final))):
+                trainer.log.info("kept the final weights (%s %.6g, better than epoch %d's %.6g)", self.monitor,
+                                 float(final), self.best_epoch + 1, self.best)
+                return
             trainer.model.load_state_dict(self.best_weights)
             trainer.log.info("restored the weights of epoch %d (best %s %.6g)", self.best_epoch + 1, self.monitor, self.best)
 
