@@ -214,3 +214,19 @@ def test_casts_copies_and_bce_loss_on_the_gpu():
     np.testing.assert_allclose(losses["cuda"][1], losses["cpu"][1], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="probability in"):
         nn.BCELoss()(dn.Tensor(cp.asarray([0.5, 1.5], dtype=cp.float32)), np.array([0.0, 1.0], dtype=np.float32))
+
+
+@needs_gpu
+def test_maximum_and_minimum_take_a_host_array_beside_a_gpu_tensor():
+    """As clamp's bounds and where's values: the host operand is copied to the GPU (cupy refuses a mix).
+    Written without a GPU (the next session with one runs it)."""
+    x = np.array([[-1.0, 2.0, 0.5]], dtype=np.float32)
+    host = np.array([0.0, 1.0, 0.5], dtype=np.float32)
+    for fn in (dn.maximum, dn.minimum):
+        cpu = dn.tensor(x, requires_grad=True)
+        gpu = dn.tensor(x, requires_grad=True).to("cuda").detach().requires_grad_()
+        ref, out = fn(cpu, host), fn(gpu, host)
+        ref.sum().backward()
+        out.sum().backward()
+        np.testing.assert_array_equal(backend.to_numpy(out.data), ref.data)
+        np.testing.assert_array_equal(backend.to_numpy(gpu.grad), cpu.grad)

@@ -283,6 +283,8 @@ class _Select(Function):
     def forward(self, a, b):
         _check_broadcast(a, b, type(self).__name__.lower())
         xp = get_array_module(a, b)
+        if xp is not np:  # a host array beside a GPU one: copied to the GPU (cupy refuses a mix), as clamp's bounds
+            a, b = (xp.asarray(v) if isinstance(v, np.ndarray) else v for v in (a, b))
         na, nb = self.needs_input_grad or (False, False)
         if na or nb:
             dtype = xp.result_type(a, b)
