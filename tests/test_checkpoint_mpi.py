@@ -390,10 +390,12 @@ def test_read_only_checkpoint_directory(tmp_path):
 
 def test_async_write_failure_stops_every_rank_a_step_after_the_write(tmp_path):
     # checkpoints at steps 4, 8, 10 (epoch end), 12: the background write of step 12 fails at once. Rank 0
-    # sees it ended at step 13's end (each step sleeps 50 ms), says so in step 14's gradient exchange, and
-    # both ranks stop there together, before the next save (16), which used to be where it was noticed.
-    rc, err, _ = run_job(tmp_path, "--every-n-steps", "4", "--async-save", "--final", str(tmp_path / "final.npz"),
-                         env={"DISTNN_CKPT_FAULT": "enospc:model.npz@12", "DISTNN_FAULT_STEP_DELAY": "0.05"})
+    # sees it ended at step 13's end (--await-writes: its look waits for the end; a 50 ms sleep a step used
+    # to stand for that, and a write slowed by a busy machine was agreed at step 16), says so in step 14's
+    # gradient exchange, and both ranks stop there together, before the next save (16), which used to be
+    # where it was noticed.
+    rc, err, _ = run_job(tmp_path, "--every-n-steps", "4", "--async-save", "--await-writes",
+                         "--final", str(tmp_path / "final.npz"), env={"DISTNN_CKPT_FAULT": "enospc:model.npz@12"})
     assert rc == 2, err
     assert "No space left on device" in err and "background from global step 12; agreed at step 14)" in err, err
     root = root_of(tmp_path)
