@@ -19,7 +19,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -38,17 +37,18 @@ TRAIN = ["--config", "digits_mlp", "--set", "train.epochs=3", "--set", "model.dr
 
 
 def _env():
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    # a collective timeout beyond every deadline here: a rank left waiting for another fails the test
+    # with TimeoutExpired (the jobs that must end "quickly" used to be held to 60 s of wall clock)
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1",
+               DISTNN_COLLECTIVE_TIMEOUT="600")
     env.pop("DISTNN_LOG_ALL_RANKS", None)
     return env
 
 
 def mpirun(n, args, timeout=180):
     pytest.importorskip("mpi4py")
-    t0 = time.monotonic()
-    r = subprocess.run([MPIEXEC, "-n", str(n), sys.executable, *args], capture_output=True, text=True, cwd=REPO,
-                       env=_env(), timeout=timeout)
-    return r, time.monotonic() - t0
+    return subprocess.run([MPIEXEC, "-n", str(n), sys.executable, *args], capture_output=True, text=True, cwd=REPO,
+                          env=_env(), timeout=timeout)
 
 
 def _rows(run):
@@ -68,7 +68,7 @@ def test_mpiexec_matches_simulated_ranks_and_one_process(tmp_path):
     # the same whether the ranks are processes or threads.
     full = ["--config", "digits_mlp", "--set", "train.epochs=3", "--quiet"]
     real = str(tmp_path / "mpi2")
-    r, _ = mpirun(2, ["-m", "distnn", "train", *full, "--out", real])
+    r = mpirun(2, ["-m", "distnn", "train", *full, "--out", real])
     assert r.returncode == 0, r.stderr[-3000:]
     assert "test accuracy" in r.stdout and r.stdout.count("test accuracy") == 1  # rank 0 only
     assert "[rank 0]" in r.stderr and "[rank 1]" not in r.stderr                   # rank 0 logs only
@@ -85,7 +85,7 @@ def test_mpiexec_matches_simulated_ranks_and_one_process(tmp_path):
 
     # 1 process with global batch B == 2 MPI ranks with B/2 each (nothing random that depends on the rank)
     real_b = str(tmp_path / "mpi2_det")
-    r, _ = mpirun(2, ["-m", "distnn", "train", *TRAIN, "--out", real_b])
+    r = mpirun(2, ["-m", "distnn", "train", *TRAIN, "--out", real_b])
     assert r.returncode == 0, r.stderr[-3000:]
     one = str(tmp_path / "one")
     assert main(["train", *TRAIN, "--out", one]) == 0
@@ -97,7 +97,7 @@ def test_mpiexec_matches_simulated_ranks_and_one_process(tmp_path):
 
 
 def test_bad_input_on_one_or_all_ranks_ends_every_rank(tmp_path):
-    r, elapsed = mpirun(2, [os.path.join(REPO, "tests", "mpi_cli_driver.py"), str(tmp_path)], timeout=240)
+    r = mpirun(2, [os.path.join(REPO, "tests", "mpi_cli_driver.py"), str(tmp_path)], timeout=240)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     results = [json.load(open(tmp_path / f"result-{rank}.json")) for rank in (0, 1)]
     by_rank = {res["rank"]: res["cases"] for res in results}
@@ -120,13 +120,12 @@ def test_rank1_missing_file_real_cli(tmp_path):
 
     np.savetxt(tmp_path / "d_0.csv", np.column_stack([tr.x[:200], tr.y[:200]]), delimiter=",", fmt="%.5g")
     out = tmp_path / "run"
-    r, elapsed = mpirun(2, ["-m", "distnn", "train", *TRAIN, "--set", "data.name=csv", "--set",
-                            f"data.path={tmp_path}/d_{{rank}}.csv", "--out", str(out)])
+    r = mpirun(2, ["-m", "distnn", "train", *TRAIN, "--set", "data.name=csv", "--set",
+                   f"data.path={tmp_path}/d_{{rank}}.csv", "--out", str(out)])
     assert r.returncode != 0
     errors = [ln for ln in r.stderr.splitlines() if "error" in ln.lower()]
     assert len(errors) == 1 and errors[0].startswith("distnn: error: rank 1:") and "d_1.csv" in errors[0], r.stderr
     assert not out.exists()
-    assert elapsed < 60
 
 
 def test_per_rank_files_with_other_data_are_refused_real_cli(tmp_path):
@@ -137,13 +136,12 @@ def test_per_rank_files_with_other_data_are_refused_real_cli(tmp_path):
     np.savez(tmp_path / "d0.npz", x=x, y=y)
     np.savez(tmp_path / "d1.npz", x=x[::-1], y=y[::-1])  # the same samples in another order: other data
     out = tmp_path / "run"
-    r, elapsed = mpirun(2, ["-m", "distnn", "train", *TRAIN, "--set", "data.name=npz", "--set",
-                            "data.augment.shift=0", "--set", f"data.path={tmp_path}/d{{rank}}.npz", "--out", str(out)])
+    r = mpirun(2, ["-m", "distnn", "train", *TRAIN, "--set", "data.name=npz", "--set",
+                   "data.augment.shift=0", "--set", f"data.path={tmp_path}/d{{rank}}.npz", "--out", str(out)])
     assert r.returncode == 2, r.stderr
     errors = [ln for ln in r.stderr.splitlines() if "error" in ln.lower()]
     assert len(errors) == 1 and "gives rank 1 other data than rank 0" in errors[0], r.stderr
     assert not out.exists()
-    assert elapsed < 60
 
 
 def test_help_is_printed_once_under_mpiexec():

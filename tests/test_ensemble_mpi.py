@@ -179,8 +179,6 @@ def test_groups_ending_apart_or_stopping_end_the_job_together(tmp_path, monkeypa
     # longer than the collective timeout (3 s): that wait has no deadline. Before, the healthy job was
     # aborted (status 1); a preemption or an agreed error in group 1 left group 0 waiting until the
     # timeout, then status 1, not 75 or 2.
-    import time
-
     monkeypatch.setenv("DISTNN_COLLECTIVE_TIMEOUT", "3")
     monkeypatch.setenv("DISTNN_FAULT_STEP_DELAY", "0.02")  # ~0.4 s an epoch of 20 steps
     base = ["train", "--config", "digits_mlp", "--quiet", "--set", "ensemble.members=2", "--set",
@@ -195,12 +193,13 @@ def test_groups_ending_apart_or_stopping_end_the_job_together(tmp_path, monkeypa
     assert not os.path.exists(tmp_path / "apart" / "curves.png")  # run.plots = false: no plot at the top either
 
     # (world rank 1, member 1's group, at member 1's step 200: only member 1 runs that long)
+    # (group 0 left waiting for the stopped group would end with the timeout's status 1, or, were that wait
+    # without a deadline, hang: the deadline, generous for a busy 2-core machine, fails it)
     monkeypatch.setenv("DISTNN_FAULT_SIGNAL_AT", "1:200")
-    t0 = time.monotonic()
-    r = _mpiexec(2, [*base, *long_member, "--out", str(tmp_path / "preempted")], timeout=120)
+    r = _mpiexec(2, [*base, *long_member, "--out", str(tmp_path / "preempted")], timeout=300)
     assert r.returncode == 75, r.stderr[-3000:]
     assert "ensemble group 1 (world rank(s) 1, member(s) 1): preempted by SIGTERM: stopped after step 200" in r.stderr
-    assert "did not complete" not in r.stderr and time.monotonic() - t0 < 60
+    assert "did not complete" not in r.stderr
     monkeypatch.delenv("DISTNN_FAULT_SIGNAL_AT")
 
     r = _mpiexec(2, [*base, "--set", "train.nonfinite=error", "--set",

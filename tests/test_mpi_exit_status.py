@@ -16,7 +16,6 @@ whose peers wait for it is a failure of the job too: 1.
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -42,7 +41,7 @@ def _env(**extra):
 
 def _script(n, *args):
     return subprocess.run(mpiexec_command(n, [SCRIPT, *map(str, args)]), env=_env(), capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=300)
 
 
 @pytest.mark.parametrize("how,code,group,status", [
@@ -71,20 +70,18 @@ def test_three_ranks_every_waiting_rank_aborts_with_the_same_status():
 @pytest.mark.parametrize("n", [2, 3])
 def test_a_rank_killed_by_a_signal_ends_the_job_also_when_the_launcher_would_not(n):
     # MPICH's mpiexec ends a job whose rank was killed, but srun (without --kill-on-bad-exit) does
-    # not: the other ranks used to wait out the collective timeout (here 45 s: beyond the deadline).
+    # not: the other ranks used to wait out the collective timeout (here 600 s: beyond the deadline).
     # Each rank runs under a shell that outlives it, so mpiexec, like srun, sees no rank die. The
     # last rank SIGKILLs itself (no exit notice); a rank waiting for it sees its process gone and
-    # aborts the job (which ends the shells too).
+    # aborts the job (which ends the shells too: they sleep 600 s, beyond the deadline, so a job
+    # that waited for them fails with TimeoutExpired).
     python = " ".join(f"'{a}'" for a in (sys.executable, SCRIPT))
-    command = mpiexec_command(n, ["-c", f"{python} kill; sleep 40"], python="sh")
-    t0 = time.monotonic()
-    p = subprocess.run(command, env=_env(DISTNN_COLLECTIVE_TIMEOUT="45"), capture_output=True, text=True,
-                       timeout=60)
-    secs, text = time.monotonic() - t0, p.stdout + p.stderr
+    command = mpiexec_command(n, ["-c", f"{python} kill; sleep 600"], python="sh")
+    p = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
+    text = p.stdout + p.stderr
     assert p.returncode != 0, text
     assert f"rank {n - 1} (" in text and "has died (killed by a signal" in text, text
     assert "[test] returned from a collective" not in text
-    assert secs < 20, f"the job took {secs:.1f} s to end"
 
 
 def _cli(n, *extra, simulate=False, env=None):

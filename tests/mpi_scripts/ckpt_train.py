@@ -23,7 +23,7 @@ from distnn.optim import Adam
 from distnn.optim.lr_scheduler import LinearWarmup
 from distnn.train import checkpoint as ck
 from distnn.train import preemption, step_guard
-from distnn.train.callbacks import LRSchedulerCallback
+from distnn.train.callbacks import LRSchedulerCallback, background_writer
 from distnn.train.callbacks.checkpoint_setup import attach
 from distnn.train.logging_utils import set_rank, setup_logging
 from distnn.train.trainer import Trainer
@@ -40,6 +40,8 @@ def main():
     p.add_argument("--nonfinite", default="error")
     p.add_argument("--on-error", default="stop")
     p.add_argument("--async-save", action="store_true")
+    p.add_argument("--await-writes", action="store_true",
+                   help="a step that looks whether the background write has ended waits for its end")
     p.add_argument("--no-save-best", dest="keep_best", action="store_false")
     p.add_argument("--ckpt-dir", default="checkpoints")
     p.add_argument("--dropout", type=float, default=0.2)
@@ -49,6 +51,12 @@ def main():
     p.add_argument("--final", default=None)
     a = p.parse_args()
 
+    if a.await_writes:  # "the write has ended by the next step" without counting on timing
+        def done_when_ended(job):
+            job.result()
+            return True
+
+        background_writer.Job.done = done_when_ended
     comm = init()
     os.makedirs(a.out, exist_ok=True)
     set_rank(comm.rank)
