@@ -108,14 +108,15 @@ def test_kill_9_one_rank_then_resume_matches_uninterrupted(reference, tmp_path, 
     # "outliving-shell": a launcher that does not end the job when a rank dies (srun without
     # --kill-on-bad-exit); the surviving rank sees the dead one's process gone and aborts.
     # The collective timeout (600 s) and the shells' sleep (600 s) are far beyond run_job's deadline
-    # (300 s): a job that waited for either fails with TimeoutExpired. (It used to be a wall-clock
-    # bound of 20 or 30 s on the whole job, start-up and training included: tight on a busy 2-core
-    # machine, and with a 20 s collective timeout the 30 s bound did not tell the two ends apart.)
+    # (300 s): a job that waited for either fails with TimeoutExpired, or the 30 s bound below.
     step = random.Random().randint(6, STEPS - 2)
     shell = launcher == "outliving-shell"
     env = {"DISTNN_FAULT_KILL_AT": f"1:{step}", "DISTNN_COLLECTIVE_TIMEOUT": "600"}
-    rc, err, _ = run_job(tmp_path, "--every-n-steps", "4", env=env, outliving_shell=shell, timeout=300)
+    rc, err, secs = run_job(tmp_path, "--every-n-steps", "4", env=env, outliving_shell=shell, timeout=300)
     assert rc != 0, f"killed at step {step} but the job exited 0"
+    # Issue 7 asks for the job to end within 30 s of the kill; the whole job (start-up and training
+    # included) takes 2-6 s on an idle 2-core machine, so this bound has a wide margin.
+    assert secs < 30, f"the job took {secs:.1f} s to end after rank 1 died at step {step}"
     if shell:
         assert "rank 1 (" in err and "has died (killed by a signal" in err, err[-3000:]
     cps = assert_all_checkpoints_valid(tmp_path)
