@@ -13,6 +13,7 @@ traffic never matches the user's own MPI calls (pytest-mpi's, say).
 """
 from __future__ import annotations
 
+import faulthandler
 import os
 import pickle
 import socket
@@ -141,9 +142,39 @@ def unlink_start_up_segments() -> None:
 def abort_job(code: int) -> None:
     """End every process of this MPI job with ``code``, from a process that has no communicator yet
     (MPI is initialized if need be; MPICH's start-up file is removed first, as a communicator would)."""
+    _leave_if_abort_hangs()  # (MPI_Init waits for every rank: forever if one has died)
     world = _mpi().COMM_WORLD
     unlink_start_up_segments()  # (every local rank maps it once MPI_Init has returned here)
     _abort_world(world, code)
+
+
+#: seconds an abort (with the MPI_Init before it, in a rank that had not started MPI yet) may take
+#: before this rank exits on its own, with status 1 (see _leave_if_abort_hangs)
+ABORT_WAIT_S = 10.0
+_abort_bounded = None  # the file the bound's traceback goes to, once armed (faulthandler keeps using it)
+
+
+def _leave_if_abort_hangs() -> None:
+    """Make this process exit with status 1 if it is still alive ``ABORT_WAIT_S`` from now.
+
+    An abort can hang when a rank has already died. Seen under ``srun`` (real cluster): a rank killed
+    during start-up makes SLURM send SIGTERM to the others; one whose communicator did not exist yet
+    ends the job through :func:`abort_job`, and the MPI_Init there waits for the dead rank forever,
+    until SLURM's KillWait (30 s) SIGKILLs it and the job reports that rank as killed (137). srun ends
+    the job step anyway once this rank exits, so leaving loses nothing; under mpiexec an abort acts
+    in well under a second and the bound never fires. (MPI_Init of a job on many hosts can take
+    longer: hence seconds, not a fraction of one.)
+
+    faulthandler's timer, not a Python thread: it is a C thread that exits without the GIL, and
+    mpi4py holds the GIL through MPI_Init (a Python thread never ran there). Its traceback goes
+    nowhere: the caller has already said why the job ends. It exits with status 1 (faulthandler's):
+    where the CLI ends the job it has first recorded the status the rank meant to exit with, for the
+    batch script (DISTNN_STATUS_DIR).
+    """
+    global _abort_bounded
+    if _abort_bounded is None:  # (once: abort_job arms it before MPI_Init, _abort_world must not extend it)
+        _abort_bounded = open(os.devnull, "w")
+        faulthandler.dump_traceback_later(ABORT_WAIT_S, exit=True, file=_abort_bounded)
 
 
 def _abort_world(world, code: int) -> None:
@@ -151,13 +182,15 @@ def _abort_world(world, code: int) -> None:
 
     MPICH's Abort returns before the launcher has killed this process: the caller went on for a
     moment (after a collective timeout, with the collective's un-reduced data) and could write
-    files meanwhile.
+    files meanwhile. And it may not return at all (a rank already dead): then the process exits
+    after ``ABORT_WAIT_S``.
     """
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):
             pass
+    _leave_if_abort_hangs()
     world.Abort(code)
     os._exit(code)
 
@@ -306,7 +339,7 @@ class MPICommunicator(Communicator):
         self._answered = []  # our answers to them (nonblocking sends, kept alive)
         self._exit_key, self._world_ranks = None, ()  # see exit_watch
         if is_world and self.size > 1 and abort_on_exception:
-            install_excepthook(self.rank, self.size, MPI.COMM_WORLD.Abort)
+            install_excepthook(self.rank, self.size, lambda code: _abort_world(MPI.COMM_WORLD, code))
             self._watch_exits(exit_watch.world_key(MPI.COMM_WORLD), range(self.size))
 
     # ------------------------------------------------------------ plumbing

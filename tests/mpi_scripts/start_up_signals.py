@@ -3,6 +3,9 @@
 twice:       every rank gets SIGTERM during start-up and a duplicate 0.2 s later (the scheduler and the
              launcher both signal), inside the CLI's grace before it ends the job;
 before-comm: rank 1 gets SIGTERM during start-up before its MPI communicator exists.
+dead-peer:   as before-comm, run alone as rank 1 of 2 (PMI_RANK=1, PMI_SIZE=2) with a fake mpi4py whose
+             MPI_Init never returns, as under srun once the other rank has died (the caller puts the fake
+             first on PYTHONPATH); the abort's bound is shortened to 1 s.
 """
 import os
 import signal
@@ -24,7 +27,11 @@ if mode == "twice":
         os.kill(os.getpid(), signal.SIGTERM)
 
     preemption.inject_startup_fault = inject
-elif mode == "before-comm":
+elif mode in ("before-comm", "dead-peer"):
+    if mode == "dead-peer":
+        import distnn.distributed.mpi_comm as mpi_comm
+
+        mpi_comm.ABORT_WAIT_S = 1.0
     make_comm = job.default_comm
 
     def default_comm(*args, **kwargs):
