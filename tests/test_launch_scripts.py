@@ -297,6 +297,16 @@ def test_sbatch_does_not_requeue_a_crash_the_other_ranks_took_for_a_preemption(f
     assert p.returncode == 0 and launched(p, "scontrol")["argv"] == ["requeue", "7"], p.stderr
 
 
+def test_sbatch_s_137_names_the_rank_that_recorded_no_status(fake):
+    # 137 is also SLURM's SIGKILL, after KillWait, of a rank that did not stop once another had failed (one
+    # stuck in MPI's start-up): the message blamed kill -9 or the out-of-memory killer, whatever ended the first
+    p = sbatch(fake, FAKE_RC="137", FAKE_STATUSES="0:75:15")
+    assert p.returncode == 137 and "or SLURM ending a rank still running KillWait seconds" in p.stderr
+    assert "rank(s) 1 ended without recording a status" in p.stderr, p.stderr
+    p = sbatch(fake, FAKE_RC="137")  # no record at all: nothing to say which
+    assert p.returncode == 137 and "without recording" not in p.stderr, p.stderr
+
+
 @pytest.mark.parametrize("rc", ["139", "134"])
 def test_sbatch_does_not_requeue_a_crash_signal(fake, rc):
     # only USR1 and TERM are preemption signals: a segfault with no record was requeued as "still starting"
