@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import pytest
+from cli_faults import wait_for_marker
 
 from distnn.train import checkpoint as ck
 
@@ -32,7 +33,7 @@ STEPS = 30
 def _env(extra=None):
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", DISTNN_COLLECTIVE_TIMEOUT="20")
     for k in ("DISTNN_CKPT_FAULT", "DISTNN_FAULT_KILL_AT", "DISTNN_FAULT_NONFINITE_AT", "DISTNN_FAULT_SIGNAL_AT",
-              "DISTNN_FAULT_STEP_DELAY"):
+              "DISTNN_FAULT_STEP_DELAY", "DISTNN_FAULT_PAUSE_AT", "DISTNN_FAULT_MARKER_DIR"):
         env.pop(k, None)
     env.update(extra or {})
     return env
@@ -169,30 +170,35 @@ def test_corrupt_newest_checkpoint_is_reported_and_skipped(reference, tmp_path):
 
 # ------------------------------------------------------------------ preemption
 def test_sigterm_twice_to_mpiexec_checkpoints_and_exits_75(reference, tmp_path):
-    twice = True  # a second SIGTERM soon after the first (a single one: the CLI test below)
-    args = _cmd(tmp_path, 2, ["--every-n-epochs", "0", "--every-n-steps", "0", "--no-save-best"])
-    # and a third one, certainly in the middle of the save: rank 0 signals itself after writing model.npz
-    env = _env({"DISTNN_FAULT_STEP_DELAY": "0.05", ck.FAULT_ENV: "signal_after:model.npz"})
+    # Two SIGTERMs to mpiexec (which forwards each to every rank): the first during training, the second
+    # in the middle of the preemption checkpoint's write (a single one: the CLI test below). Both come at
+    # known points, however slow the machine (a sleep before each used to decide, and a slow job could
+    # finish or save before the signal): every rank pauses at `step` until the first comes, and rank 0
+    # pauses again right after writing model.npz until the second comes.
+    step = random.Random().randint(2, 16)  # somewhere in the first epochs
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    out = tmp_path / "run"
+    args = _cmd(out, 2, ["--every-n-epochs", "0", "--every-n-steps", "0", "--no-save-best"])
+    env = _env({"DISTNN_FAULT_PAUSE_AT": f"0:{step},1:{step}", "DISTNN_FAULT_MARKER_DIR": str(markers),
+                ck.FAULT_ENV: "pause_after:model.npz"})
     p = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while not all(os.path.exists(tmp_path / f"pid.{r}") for r in (0, 1)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(random.Random().uniform(0.1, 0.8))  # handlers are in place; somewhere in the first epochs
+        for r in (0, 1):  # (each rank has its handlers in place and is mid-run, held at the step)
+            wait_for_marker(p, markers / f"paused-rank{r}-step{step}")
         p.send_signal(signal.SIGTERM)
-        if twice:
-            time.sleep(0.02)
-            p.send_signal(signal.SIGTERM)  # a second signal while the checkpoint is written
-        _, err = p.communicate(timeout=120)
+        wait_for_marker(p, markers / "paused-after-model.npz")  # the preemption checkpoint is half-written
+        p.send_signal(signal.SIGTERM)  # a second signal while the checkpoint is written
+        _, err = p.communicate(timeout=300)
     finally:
         if p.poll() is None:
             p.kill()
-    assert p.returncode == 75, err
+    assert p.returncode == 75, f"paused at step {step}: {err}"
     assert "preempted by SIGTERM" in err
-    cps = assert_all_checkpoints_valid(tmp_path)
+    cps = assert_all_checkpoints_valid(out)
     assert len(cps) == 1 and 0 < cps[0].step < STEPS  # periodic checkpoints are off: this is the preemption one
     assert ck.read_manifest(cps[0].path)["reason"] == "preempt"
-    res, _ = finish(tmp_path)
+    res, _ = finish(out)
     assert_same(reference[1], res)
 
 
@@ -218,13 +224,16 @@ def test_cli_sigterm_exit_75_then_resume_auto_is_bitwise_equal(tmp_path):
     full = subprocess.run(cmd(tmp_path / "full"), env=_env(), capture_output=True, text=True, timeout=120)
     assert full.returncode == 0, full.stderr
     out = tmp_path / "run"
-    p = subprocess.Popen(cmd(out), env=_env({"DISTNN_FAULT_STEP_DELAY": "0.03"}), stderr=subprocess.PIPE, text=True)
+    # Both ranks pause at step 25 (epoch 2 of 3, after the epoch-1 checkpoint) until the signal comes: it
+    # reaches the job mid-run however slow the machine (it used to be sent once the epoch-1 checkpoint
+    # appeared, about 1.2 s before a slowed-down job would end on its own).
+    env = _env({"DISTNN_FAULT_PAUSE_AT": "0:25,1:25", "DISTNN_FAULT_MARKER_DIR": str(tmp_path)})
+    p = subprocess.Popen(cmd(out), env=env, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not os.path.exists(out / "checkpoints" / "latest") and time.monotonic() < deadline:
-            time.sleep(0.05)  # the epoch-1 checkpoint: handlers are in place, training is under way
-        p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=60)
+        for r in (0, 1):
+            wait_for_marker(p, tmp_path / f"paused-rank{r}-step25")
+        p.send_signal(signal.SIGTERM)  # to mpiexec, which forwards it to every rank
+        _, err = p.communicate(timeout=300)
     finally:
         if p.poll() is None:
             p.kill()
@@ -261,14 +270,18 @@ def test_simulated_ranks_take_sigterm_like_mpi_ranks(tmp_path):
                 "--set", "train.epochs=3", "--set", "run.plots=false", "--resume", "auto", *extra]
 
     def interrupted(out, *extra):
-        p = subprocess.Popen(cmd(out, *extra), env=_env({"DISTNN_FAULT_STEP_DELAY": "0.03"}),
-                             stderr=subprocess.PIPE, text=True)
+        # Both ranks pause at step 25 (epoch 2 of 3) until the signal comes: it reaches the job mid-run
+        # however slow the machine (it used to be sent once an epoch was done, about 1.2 s before a
+        # slowed-down job would end on its own).
+        markers = out.parent / f"{out.name}-markers"
+        markers.mkdir()
+        env = _env({"DISTNN_FAULT_PAUSE_AT": "0:25,1:25", "DISTNN_FAULT_MARKER_DIR": str(markers)})
+        p = subprocess.Popen(cmd(out, *extra), env=env, stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 60
-            while not os.path.exists(out / "metrics.csv") and time.monotonic() < deadline:
-                time.sleep(0.05)  # an epoch is done: the handlers are in place, training is under way
+            for r in (0, 1):  # (the handlers are in place, training is under way)
+                wait_for_marker(p, markers / f"paused-rank{r}-step25")
             p.send_signal(signal.SIGTERM)
-            _, err = p.communicate(timeout=60)
+            _, err = p.communicate(timeout=300)
         finally:
             if p.poll() is None:
                 p.kill()

@@ -179,23 +179,25 @@ def test_a_job_into_a_directory_another_job_is_running_in_is_refused(tmp_path, c
     # directory mixing their files (a race, no lock); now the second is refused, resuming or not.
     import subprocess
     import sys
-    import time
 
-    from cli_faults import fault_env
+    from cli_faults import fault_env, wait_for_marker
 
     out = str(tmp_path / "r")
+    # The first job pauses at step 25 (its second epoch; the first one's files are written) until the
+    # test releases it, so it is certainly still running while the second starts (it used to be slowed
+    # down instead, and a slow machine could leave the second starting after the first had ended).
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    env = fault_env(DISTNN_FAULT_PAUSE_AT="0:25", DISTNN_FAULT_MARKER_DIR=str(markers))
     slow = subprocess.Popen([sys.executable, "-m", "distnn", "train", *FAST, "--set", "train.epochs=2",
-                             "--out", out], env=fault_env(DISTNN_FAULT_STEP_DELAY="0.2"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             "--out", out], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not os.path.exists(os.path.join(out, "metrics.jsonl")):  # its first epoch is over
-            assert slow.poll() is None and time.monotonic() < deadline, slow.stderr.read() if slow.poll() else ""
-            time.sleep(0.05)
+        wait_for_marker(slow, markers / "paused-rank0-step25")
         for extra in ([], ["--resume", "auto"]):
             code, _, err = run_cli(["train", *FAST, "--set", "run.seed=9", "--out", out, *extra], capsys)
             assert code == 2 and "in use by another distnn job" in err, err
-        assert slow.wait(timeout=120) == 0, slow.stderr.read()
+        (markers / "release").touch()  # the first job trains on to its end
+        assert slow.wait(timeout=300) == 0, slow.stderr.read()
     finally:
         if slow.poll() is None:
             slow.kill()

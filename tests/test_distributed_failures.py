@@ -58,8 +58,12 @@ def test_skipped_collective_times_out_naming_the_missing_rank(script, expected):
 
 def test_a_rank_late_into_another_collective_is_reported_as_waiting_not_missing():
     # rank 1 reaches a different collective 1.5 s late and has no timeout of its own: rank 0 times out
-    # (2 s), and rank 1, waiting, answers rank 0's report in time
-    out = _run("late_other_collective.py", 2, timeout_env=2)
+    # (20 s), and rank 1, waiting, answers rank 0's report in time. Rank 1 answers once it has waited
+    # 1 s in its collective, so it is "waiting" from about 2.5 s on; rank 0 asks at its timeout and
+    # takes answers for a grace period of 0.1 x the timeout (at least 1 s). A 2 s timeout left 0.5 s
+    # for a busy machine to delay rank 1 before it counted as "missing"; 20 s leaves about 19 s, and
+    # 2 s of grace for its answer.
+    out = _run("late_other_collective.py", 2, timeout_env=20)
     text = out.stdout + out.stderr
     assert out.returncode != 0
     assert "rank 0 of 2: collective #2 allreduce(op='sum', shape=(3,), dtype=float64) did not complete" in text

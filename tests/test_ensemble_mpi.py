@@ -176,26 +176,31 @@ def test_four_ranks_equal_one_process_and_bad_member_count(tmp_path):
                     reason="starts its own mpiexec")
 def test_groups_ending_apart_or_stopping_end_the_job_together(tmp_path, monkeypatch):
     # Two groups of one rank: member 1 trains far longer than member 0. Rank 0 then waits for it
-    # longer than the collective timeout (3 s): that wait has no deadline. Before, the healthy job was
+    # longer than the collective timeout (10 s): that wait has no deadline. Before, the healthy job was
     # aborted (status 1); a preemption or an agreed error in group 1 left group 0 waiting until the
     # timeout, then status 1, not 75 or 2.
-    monkeypatch.setenv("DISTNN_COLLECTIVE_TIMEOUT", "3")
-    monkeypatch.setenv("DISTNN_FAULT_STEP_DELAY", "0.02")  # ~0.4 s an epoch of 20 steps
+    # The timeout also bounds every other collective of the two ranks (start-up, the final barrier while
+    # rank 0 writes the results): 3 s could be tripped by a busy machine delaying one rank's start-up.
+    # 10 s is far beyond that; the step delay makes member 1's 12 extra epochs last at least 14.4 s.
+    delay = 0.06
+    monkeypatch.setenv("DISTNN_COLLECTIVE_TIMEOUT", "10")
+    monkeypatch.setenv("DISTNN_FAULT_STEP_DELAY", str(delay))  # >= 1.2 s an epoch of 20 steps
     base = ["train", "--config", "digits_mlp", "--quiet", "--set", "ensemble.members=2", "--set",
             "model.hidden_sizes=[16]", "--set", "train.epochs=2", "--set", "run.plots=false"]
     long_member = ["--set", 'ensemble.overrides=[{}, {"train.epochs"=14}]']
 
-    r = _mpiexec(2, [*base, *long_member, "--out", str(tmp_path / "apart")], timeout=120)
+    r = _mpiexec(2, [*base, *long_member, "--out", str(tmp_path / "apart")], timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     with open(tmp_path / "apart" / "summary.json") as f:
         s = json.load(f)
-    assert s["epochs_run"] == [2, 14] and s["wall_time"] > 14 * 20 * 0.02
+    assert s["epochs_run"] == [2, 14] and s["wall_time"] > 14 * 20 * delay
     assert not os.path.exists(tmp_path / "apart" / "curves.png")  # run.plots = false: no plot at the top either
 
     # (world rank 1, member 1's group, at member 1's step 200: only member 1 runs that long)
     # (group 0 left waiting for the stopped group would end with the timeout's status 1, or, were that wait
     # without a deadline, hang: the deadline, generous for a busy 2-core machine, fails it)
     monkeypatch.setenv("DISTNN_FAULT_SIGNAL_AT", "1:200")
+    monkeypatch.setenv("DISTNN_FAULT_STEP_DELAY", "0.02")  # (here rank 0 need not wait past the timeout)
     r = _mpiexec(2, [*base, *long_member, "--out", str(tmp_path / "preempted")], timeout=300)
     assert r.returncode == 75, r.stderr[-3000:]
     assert "ensemble group 1 (world rank(s) 1, member(s) 1): preempted by SIGTERM: stopped after step 200" in r.stderr

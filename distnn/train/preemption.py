@@ -69,7 +69,13 @@ point between steps (:func:`fault_point`: ``startup-end``, ``handler``,
 ``DISTNN_FAULT_EXIT_AT=RANK:STEP[:STATUS]`` makes that rank raise
 ``SystemExit(STATUS)`` (default 3) at that step, as a user's code might;
 ``DISTNN_FAULT_STEP_DELAY=SECONDS`` sleeps at every step (to make a short job
-long enough to signal).
+long enough to signal); ``DISTNN_FAULT_PAUSE_AT=RANK:STEP[,...]`` makes that
+rank, at that step, write the marker file ``paused-rankRANK-stepSTEP`` into
+``DISTNN_FAULT_MARKER_DIR`` and wait there until its process gets a
+preemption signal or the file ``release`` appears beside the marker
+(:func:`pause_for_test`: a test signals a job at a known step, however slow
+the machine, instead of hoping the job is still training when its signal
+arrives).
 """
 from __future__ import annotations
 
@@ -432,3 +438,41 @@ def _await_handler(before: int) -> None:
     deadline = time.monotonic() + SIGNAL_NOTE_WAIT_S
     while _request_count == before and time.monotonic() < deadline:
         time.sleep(0.001)  # (releases the GIL: the main thread runs the handler)
+
+
+#: the longest a test's pause (:func:`pause_for_test`) waits for its signal or its release file
+PAUSE_LIMIT_S = 120.0
+
+
+def pause_for_test(name: str) -> None:
+    """Test hook: say "I am here" with a marker file, then wait for a preemption signal or a release file.
+
+    For tests that must signal a job at a known point of its run, however slow the machine:
+    ``DISTNN_FAULT_PAUSE_AT=RANK:STEP`` (at a step, :class:`~distnn.train.step_guard.StepGuard`)
+    and ``DISTNN_CKPT_FAULT=pause_after:FILE`` (in a checkpoint write, after FILE) call it.
+    Never called unless one of those variables is set.
+
+    Writes the empty file ``NAME`` in ``DISTNN_FAULT_MARKER_DIR`` (default: the current
+    directory), then waits until this process notes a new preemption request (the signal the
+    test sends once it sees the marker) or the file ``release`` appears in that directory (a
+    test that must let the job go on without a signal). The request is counted before the
+    marker is written, so a signal sent after the test saw it always ends the wait. The wait
+    sleeps (an MPI rank's handler runs in its main thread between two sleeps; a simulated
+    rank's in the main thread meanwhile). Bounded by :data:`PAUSE_LIMIT_S`: a signal that
+    never sets the flag (a broken handler) makes the job go on and finish, which the test
+    then sees, instead of a hang.
+    """
+    before = _request_count
+    folder = os.environ.get("DISTNN_FAULT_MARKER_DIR") or "."
+    release = os.path.join(folder, "release")
+    with open(os.path.join(folder, name), "w"):
+        pass
+    deadline = time.monotonic() + PAUSE_LIMIT_S
+    while _request_count == before and not os.path.exists(release):
+        if time.monotonic() > deadline:
+            import sys
+
+            print(f"distnn: test pause {name!r}: no signal and no release file within {PAUSE_LIMIT_S:.0f} s; "
+                  "going on", file=sys.stderr, flush=True)
+            return
+        time.sleep(0.01)

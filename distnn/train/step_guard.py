@@ -21,7 +21,7 @@ checkpoint.
 
 Fault injection (environment): ``DISTNN_FAULT_KILL_AT``, ``DISTNN_FAULT_NONFINITE_AT``,
 ``DISTNN_FAULT_NONFINITE_LOSS_AT``, ``DISTNN_FAULT_SIGNAL_AT`` and
-``DISTNN_FAULT_EXIT_AT`` at a step, ``DISTNN_FAULT_STEP_DELAY`` (see
+``DISTNN_FAULT_EXIT_AT`` at a step, ``DISTNN_FAULT_PAUSE_AT``, ``DISTNN_FAULT_STEP_DELAY`` (see
 :mod:`distnn.train.preemption`).
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ from distnn.distributed.data_parallel import DataParallel
 
 from .callbacks.base import Callback
 from .preemption import (DEFAULT_SIGNALS, PreemptedWithoutCheckpointing, _await_handler, _parse_at, _signum,
-                         add_watcher, ignore_further_signals, job_mark, job_requested, request_count)
+                         add_watcher, ignore_further_signals, job_mark, job_requested, pause_for_test, request_count)
 
 NONFINITE_POLICIES = ("error", "skip", "off")
 
@@ -131,6 +131,7 @@ class StepGuard(Callback):
         self._sig = [(s, (rest[0] if rest else "SIGTERM")) for r, s, *rest in _parse_at("DISTNN_FAULT_SIGNAL_AT")
                      if r == me]
         self._delay = float(os.environ.get("DISTNN_FAULT_STEP_DELAY", "0") or 0)
+        self._pause = [(me, s) for r, s, *_ in _parse_at("DISTNN_FAULT_PAUSE_AT") if r == me]
 
     @property
     def active(self) -> bool:
@@ -296,6 +297,9 @@ class StepGuard(Callback):
                 before = request_count()
                 os.kill(os.getpid(), _signum(name))
                 _await_handler(before)
+        for r, s in self._pause:
+            if s == step:  # (before the flag is read below: a signal that ends the pause stops the run here)
+                pause_for_test(f"paused-rank{r}-step{s}")
 
 
 class StopWithoutCheckpoint(Callback):

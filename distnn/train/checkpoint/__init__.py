@@ -54,7 +54,11 @@ Fault injection for tests: ``DISTNN_CKPT_FAULT`` holds comma-separated
 after writing FILE, ``crash_before_rename`` and ``crash_before_latest`` kill it
 at those points, ``enospc[:FILE]`` makes writing FILE fail with ENOSPC,
 ``signal_after:FILE`` sends the process SIGTERM after writing FILE (a second
-preemption signal in the middle of the preemption checkpoint).
+preemption signal in the middle of the preemption checkpoint), ``pause_after:FILE``
+writes the marker file ``paused-after-FILE`` into ``DISTNN_FAULT_MARKER_DIR`` after
+writing FILE and waits there for a preemption signal (or a ``release`` file), so a
+test can send one from outside at that very point
+(:func:`distnn.train.preemption.pause_for_test`).
 """
 from __future__ import annotations
 

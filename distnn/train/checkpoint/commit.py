@@ -142,6 +142,7 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
             if faults:
                 fault(step, "crash_after", fname, faults)
                 fault(step, "signal_after", fname, faults)
+                fault(step, "pause_after", fname, faults)
         current = MANIFEST
         for old in recycled or ():  # files of the recycled checkpoint that this one does not have
             if old != MANIFEST:

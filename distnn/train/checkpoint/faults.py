@@ -33,3 +33,7 @@ def fault(step, action, target="", faults=None):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), target)
             if action == "signal_after":
                 os.kill(os.getpid(), signal.SIGTERM)
+            if action == "pause_after":  # a test's signal in the middle of the write, at a known point
+                from distnn.train.preemption import pause_for_test
+
+                pause_for_test(f"paused-after-{target}")
