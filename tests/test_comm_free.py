@@ -139,3 +139,13 @@ def test_an_agreed_error_after_the_split_frees_the_group_communicators_too(tmp_p
         run_training("xor", [*TINY, "ensemble.members=2", "checkpoint.resume=auto"], simulate_ranks=2,
                      quiet=True)
     assert len(groups) == 2 and all(g._freed for g in groups)
+
+
+def test_init_after_the_process_communicator_was_freed_gives_a_new_one(monkeypatch):
+    """init() returned the freed communicator for good: every later job of the process failed."""
+    monkeypatch.setattr(dist, "_world", None)  # (this process's own is left as it was)
+    first = dist.init("local")
+    assert dist.init() is first
+    first.free()
+    second = dist.init()
+    assert second is not first and second.allreduce(np.ones(2)).tolist() == [1.0, 1.0]

@@ -38,7 +38,7 @@ _BACKENDS = ("auto", "mpi", "local")
 
 
 def init(backend: str = "auto") -> Communicator:
-    """The communicator of this process (idempotent: later calls return the same one).
+    """The communicator of this process (idempotent: later calls return the same one, until it is freed).
 
     ``"auto"`` picks MPI when an MPI launcher started more than one process
     (mpiexec/mpirun, srun, ...: detected from their environment variables, or
@@ -63,7 +63,7 @@ def init(backend: str = "auto") -> Communicator:
             raise RuntimeError(_not_in_simulate(backend, sim))
         return sim
     with _lock:
-        if _world is None:
+        if _world is None or _world._freed:  # (after its free(), a new one: as PyTorch's init after destroy)
             _world = _create(_backend_from_env() if backend == "auto" else backend)
         elif backend != "auto" and _world.backend != backend:
             raise RuntimeError(f"distnn.distributed.init({backend!r}): this process already uses the "
