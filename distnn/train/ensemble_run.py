@@ -127,8 +127,9 @@ def _group_communicator(comm, plan, jobs):
 
     Each split holds MPI communicators (its own two, its DataParallel's, their shared-memory windows'),
     of which MPICH has room for about 2000 in a process: a sweep of ensemble jobs in one process ran
-    out after about a thousand jobs, fewer with groups of several ranks. Freeing is collective, so it happens where every rank gets to it: the end of
-    the job, or an error agreed over the world (a JobError, EnsemblePreempted). Any other exception is
+    out after about a thousand jobs, fewer with groups of several ranks. Freeing is collective, so it
+    happens where every rank gets to it: the end of the job, or an error agreed over the world (a
+    JobError, EnsemblePreempted). Any other exception is
     one rank's, and ends the job (an MPI job aborts): a collective there could wait for ranks that
     never come, so the group is left as it is.
     """
