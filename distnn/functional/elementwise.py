@@ -117,6 +117,14 @@ class Pow(Function):
         return ga, gb
 
 
+def _on_device(xp, *values):
+    """``values`` with host (numpy) arrays copied to the GPU when ``xp`` is cupy, which refuses a mix
+    (a host constant beside GPU tensors: where's values, clamp's bounds, maximum's operand)."""
+    if xp is np:
+        return values
+    return tuple(xp.asarray(v) if isinstance(v, np.ndarray) else v for v in values)
+
+
 def _quiet(xp):
     """numpy's floating-point warnings off (for values that are masked right after); cupy has none."""
     import contextlib
@@ -283,8 +291,7 @@ class _Select(Function):
     def forward(self, a, b):
         _check_broadcast(a, b, type(self).__name__.lower())
         xp = get_array_module(a, b)
-        if xp is not np:  # a host array beside a GPU one: copied to the GPU (cupy refuses a mix), as clamp's bounds
-            a, b = (xp.asarray(v) if isinstance(v, np.ndarray) else v for v in (a, b))
+        a, b = _on_device(xp, a, b)
         na, nb = self.needs_input_grad or (False, False)
         if na or nb:
             dtype = xp.result_type(a, b)
@@ -320,8 +327,7 @@ class Clip(Function):
 
     def forward(self, a, lo=None, hi=None):
         xp = get_array_module(a)
-        if xp is not np:  # host bounds beside GPU arrays: copied to the GPU (cupy refuses a mix)
-            lo, hi = (xp.asarray(v) if isinstance(v, np.ndarray) else v for v in (lo, hi))
+        lo, hi = _on_device(xp, lo, hi)
         if xp is np or (lo is None and hi is None):
             out = xp.clip(a, lo, hi)
         else:  # cupy's clip kernel passes over a NaN bound (numpy's clip and PyTorch's clamp give NaN): its parts
@@ -354,8 +360,7 @@ class Where(Function):
 
     def forward(self, cond, a, b):
         xp = get_array_module(cond, a, b)
-        if xp is not np:  # host constants beside GPU arrays: copied to the GPU (cupy refuses a mix)
-            cond, a, b = (xp.asarray(v) if isinstance(v, np.ndarray) else v for v in (cond, a, b))
+        cond, a, b = _on_device(xp, cond, a, b)
         self.cond = cond
         try:
             return xp.where(cond, a, b)

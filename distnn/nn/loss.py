@@ -54,17 +54,11 @@ class NLLLoss(_WeightedLoss):
         return L.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
 
 
-class BCELoss(_Loss):
+class BCELoss(_WeightedLoss):
     """Binary cross-entropy of probabilities in [0, 1] (e.g. a Sigmoid's output); ``weight`` rescales elements.
 
     Logs are clamped at -100, as PyTorch's. BCEWithLogitsLoss on the logits is the stable choice.
     """
-
-    def __init__(self, weight=None, reduction: str = "mean"):
-        super().__init__(reduction)
-        self.register_buffer("weight", None if weight is None or isinstance(weight, Tensor) else Tensor(weight))
-        if isinstance(weight, Tensor):
-            self.weight = weight
 
     def forward(self, input, target):
         return L.binary_cross_entropy(input, target, self.weight, self.reduction)
