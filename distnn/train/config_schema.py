@@ -193,6 +193,8 @@ SCHEMA: dict[str, Key] = {
 
 #: Keys that change only what is shown, never the training (a resume ignores a change of one).
 DISPLAY_KEYS = frozenset(k for k, key in SCHEMA.items() if key.display)
+#: Keys a resume does not compare with the saved config: how the resume is asked for, and the display keys.
+NOT_COMPARED_ON_RESUME = DISPLAY_KEYS | {"checkpoint.resume"}
 #: Tables whose other keys are passed through (the model's keyword arguments).
 OPEN_TABLES = frozenset({"model"})
 #: Keys the trainer fills from the data; a config must not set them.

@@ -186,7 +186,7 @@ def finished_member(gcomm, job, directory):
 
     from . import run_dir as rd
     from .config import load_config
-    from .config_schema import DISPLAY_KEYS
+    from .config_schema import NOT_COMPARED_ON_RESUME
 
     found = None
     if gcomm.rank == 0:
@@ -194,8 +194,8 @@ def finished_member(gcomm, job, directory):
             s = rd.read_summary(directory)
             old = load_config(os.path.join(directory, rd.CONFIG)).to_dict()
             new = job.cfg.to_dict() if hasattr(job.cfg, "to_dict") else copy.deepcopy(dict(job.cfg))
-            for c in (old, new):  # (how the resume is asked for, and what only changes the display)
-                for key in ("checkpoint.resume", *DISPLAY_KEYS):
+            for c in (old, new):
+                for key in NOT_COMPARED_ON_RESUME:
                     section, name = key.split(".")
                     c.get(section, {}).pop(name, None)
             done = s.get("epochs") == job.trainer.epochs and (s.get("epochs_run") == s.get("epochs")

@@ -86,7 +86,7 @@ def config_changes(saved_text, current_text) -> list[str]:
     import tomllib
 
     from ..config import ConfigError, loads_config
-    from ..config_schema import DISPLAY_KEYS
+    from ..config_schema import NOT_COMPARED_ON_RESUME
 
     if not saved_text or not current_text:
         return []
@@ -113,7 +113,7 @@ def config_changes(saved_text, current_text) -> list[str]:
         except tomllib.TOMLDecodeError:
             return []
     return [f"{k}: {old.get(k, '(unset)')!r} -> {new.get(k, '(unset)')!r}" for k in sorted(set(old) | set(new))
-            if k != "checkpoint.resume" and k not in DISPLAY_KEYS and old.get(k) != new.get(k)]
+            if k not in NOT_COMPARED_ON_RESUME and old.get(k) != new.get(k)]
 
 
 def _warn_changed_config(state, config_text, path, log):
