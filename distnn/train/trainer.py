@@ -395,13 +395,10 @@ class Trainer:
         gradient ``l1 * sign(w)`` added to the averaged gradient, so every rank adds the same. It is part of
         the loss's gradient (clipped with it, scaled by Adam as the rest); the logged loss leaves it out, as
         it leaves out weight decay."""
-        from distnn.optim.optimizer import _raw
-
         for p in self.l1_params:
-            if p.grad is None:  # (not used by this step's forward: the optimizer skips it too)
-                continue
-            g = _raw(p.grad)
-            g += self.l1 * get_array_module(g).sign(p.data).astype(g.dtype, copy=False)
+            g = p.grad  # (an array, None when this step's forward did not use p: the optimizer skips it too)
+            if g is not None:
+                g += self.l1 * get_array_module(g).sign(p.data).astype(g.dtype, copy=False)
 
     def _before_exchange(self, loss_sum: float) -> float:
         """This rank's loss, known before the synchronizing backward, to the step guard (it may flag it)."""
