@@ -37,27 +37,27 @@ def open_keys(raw: dict) -> list:
         return name if name is not None else SCHEMA[f"{section}.name"].default
 
     model, dataset = name_in("model"), name_in("data")
-    keys = [f"model.{a}" for a in model_arguments(model)] if isinstance(model, str) else []
+    keys = [f"model.{a}" for a in model_arguments(model) or ()] if isinstance(model, str) else []
     if isinstance(dataset, str):
         keys += [f"data.{o}" for o in dataset_options(dataset)]
     return keys
 
 
-def model_arguments(name: str) -> list:
+def model_arguments(name: str) -> list | None:
     """The keyword arguments a config may give model ``name`` (not those the trainer fills in), in the
-    order of its signature; [] for a model that is not known or takes any (``**kwargs``)."""
+    order of its signature; None for a model that is not known or takes any (``**kwargs``)."""
     import inspect
 
     try:
         from distnn.models import registry
     except ImportError:
-        return []
+        return None
     cls = getattr(registry, "_MODELS", {}).get(name.lower())
     if cls is None:
-        return []
+        return None
     params = inspect.signature(cls.__init__).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return []
+        return None
     return [p for p in params if p != "self" and p not in MODEL_RESERVED]
 
 
@@ -93,12 +93,10 @@ def check_model(extra: dict, out: dict, problems: list, known=None):
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         problems.append(f"model.name {name!r} is not a known model{hint}; available: {', '.join(sorted(models))}")
         return
-    import inspect
-
-    params = inspect.signature(models[name.lower()].__init__).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    params = model_arguments(name)
+    if params is None:  # (it takes any keyword)
         return
-    accepted = sorted(p for p in params if p != "self" and p not in MODEL_RESERVED)
+    accepted = sorted(params)
     for k in sorted(extra):
         if k not in MODEL_RESERVED and k not in params:  # (it may be model.name that --set changed)
             problems.append(Related(f"unknown key 'model.{k}'{C.suggest_key(f'model.{k}', known)}; model {name!r} "
