@@ -16,6 +16,7 @@ from .files import check_labels, load_csv, load_npz
 from .idx import find_mnist_files, load_idx_pair, read_idx, write_idx
 from .loader import DataLoader, RandomSampler, SequentialSampler
 from .split import split_sizes, stratified_split
+from .image_augment import ColorJitter, RandomHorizontalFlip, flip_images, jitter_images
 from .transforms import (Compose, GaussianNoise, RandomAffine, Standardizer, affine_images, build_transforms)
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "load_dataset", "list_datasets", "list_dataset_options", "register_dataset", "get_dataset_entry",
     "make_splits", "as_token_ids", "check_dataset_options", "load_csv", "load_npz", "check_labels", "read_idx", "write_idx", "find_mnist_files",
     "load_idx_pair", "stratified_split", "split_sizes", "Standardizer", "RandomAffine", "GaussianNoise",
-    "Compose", "affine_images", "build_transforms",
+    "Compose", "affine_images", "build_transforms", "RandomHorizontalFlip", "ColorJitter", "flip_images",
+    "jitter_images",
 ]

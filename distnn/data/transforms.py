@@ -7,9 +7,11 @@ a run resumed mid-epoch draws exactly what the uninterrupted run drew.
 Deterministic transforms (``Standardizer``) ignore ``rng``.
 
 Order used for training (``build_transforms``): geometric augmentation on raw
-images (so pixels shifted in are true background) -> standardization with the
-training statistics -> gaussian noise (its ``std`` is then in units of the
-standardized features). Evaluation applies the standardization only.
+images (so pixels shifted in are true background) -> horizontal flip -> colour
+jitter (on raw pixels, clipped to their range; ``image_augment.py``) ->
+standardization with the training statistics -> gaussian noise (its ``std`` is
+then in units of the standardized features). Evaluation applies the
+standardization only.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import math
 import numpy as np
 
 from .errors import DataError
+from .image_augment import ColorJitter, RandomHorizontalFlip, as_images
 
 STANDARDIZE_MODES = ("feature", "channel", "global", "none")
 
@@ -94,18 +97,6 @@ class Standardizer:
         return f"Standardizer(mode={self.mode!r}, stats shape={shape})"
 
 
-def _as_images(x, image_shape):
-    """View a batch as (N, C, H, W); returns (images, restore function)."""
-    if x.ndim == 4:
-        return x, lambda imgs: imgs
-    if x.ndim == 3:
-        return x[:, None], lambda imgs: imgs[:, 0]
-    if image_shape is not None and int(np.prod(image_shape)) == int(np.prod(x.shape[1:])):
-        shape = tuple(image_shape) if len(image_shape) == 3 else (1,) + tuple(image_shape)
-        return x.reshape((len(x),) + shape), lambda imgs: imgs.reshape(x.shape)
-    raise DataError(f"shift/rotate augmentation needs image inputs (N, C, H, W); got batch shape {x.shape}")
-
-
 def affine_images(images, angles_deg, shifts, fill: float = 0.0):
     """Rotate each image about its centre by ``angles_deg`` and shift it by ``shifts``.
 
@@ -158,7 +149,7 @@ class RandomAffine:
         if self.shift == 0 and self.rotate == 0:
             return x
         rng = rng if rng is not None else np.random.default_rng()
-        images, restore = _as_images(x, self.image_shape)
+        images, restore = as_images(x, self.image_shape, "shift/rotate augmentation")
         n = len(images)
         shifts = rng.integers(-self.shift, self.shift + 1, size=(n, 2)) if self.shift else np.zeros((n, 2))
         angles = rng.uniform(-self.rotate, self.rotate, size=n) if self.rotate else np.zeros(n)
@@ -205,31 +196,54 @@ class Compose:
         return f"Compose({self.transforms!r})"
 
 
+IMAGE_AUGMENTS = ("shift", "rotate", "flip", "brightness", "contrast")  # (they need image data)
+AUGMENTS = IMAGE_AUGMENTS + ("noise",)
+
+
 def build_transforms(splits, augment: dict | None = None):
     """(train_transform, eval_transform) for a ``DatasetSplits``.
 
-    ``augment`` holds ``shift`` (pixels), ``rotate`` (degrees) and ``noise``
-    (std after standardization), all 0 = off (the ``data.augment`` config
-    table). Either transform may be ``None`` (nothing to do).
+    ``augment`` is the ``data.augment`` config table, every entry 0 = off:
+    ``shift`` (pixels), ``rotate`` (degrees), ``flip`` (probability of a
+    left-right mirror), ``brightness`` and ``contrast`` (colour jitter
+    strengths, as torchvision's ``ColorJitter``) and ``noise`` (std after
+    standardization). Either transform may be ``None`` (nothing to do).
     """
     augment = dict(augment or {})
-    unknown = set(augment) - {"shift", "rotate", "noise"}
+    unknown = set(augment) - set(AUGMENTS)
     if unknown:
-        raise DataError(f"unknown augmentation option(s) {sorted(unknown)}; expected shift, rotate, noise")
+        raise DataError(f"unknown augmentation option(s) {sorted(unknown)}; expected {', '.join(AUGMENTS)}")
     shift, rotate, noise = augment.get("shift", 0), augment.get("rotate", 0.0), augment.get("noise", 0.0)
-    geometric = None
-    if shift or rotate:
-        image_shape = splits.meta.get("image_shape")
-        if len(splits.input_shape) < 2 and image_shape is None:
-            keys = " and ".join(f"data.augment.{k} = {v}" for k, v in (("shift", shift), ("rotate", rotate)) if v)
-            raise DataError(f"{keys} {'need' if shift and rotate else 'needs'} image data; dataset '{splits.name}' "
-                            f"(data.name) has input shape {splits.input_shape}")
-        geometric = RandomAffine(shift, rotate, image_shape=image_shape)
-    if noise and splits.train.x.dtype.kind != "f":
-        raise DataError(f"data.augment.noise = {noise} needs float inputs; dataset '{splits.name}' (data.name) has "
-                        f"{splits.train.x.dtype} tokens")
+    flip, brightness, contrast = (augment.get(k, 0.0) for k in ("flip", "brightness", "contrast"))
+    on = [(k, augment[k]) for k in IMAGE_AUGMENTS if augment.get(k)]
+    image_shape = splits.meta.get("image_shape")
+    if on and len(splits.input_shape) < 2 and image_shape is None:
+        keys = " and ".join(f"data.augment.{k} = {v}" for k, v in on)
+        raise DataError(f"{keys} {'need' if len(on) > 1 else 'needs'} image data; dataset '{splits.name}' "
+                        f"(data.name) has input shape {splits.input_shape}")
+    for key, value in (("noise", noise), ("brightness", brightness), ("contrast", contrast)):
+        if value and splits.train.x.dtype.kind != "f":
+            raise DataError(f"data.augment.{key} = {value} needs float inputs; dataset '{splits.name}' "
+                            f"(data.name) has {splits.train.x.dtype} tokens")
+    geometric = RandomAffine(shift, rotate, image_shape=image_shape) if shift or rotate else None
+    flipper = RandomHorizontalFlip(flip, image_shape=image_shape) if flip else None
+    jitter = _color_jitter(splits, brightness, contrast, image_shape) if brightness or contrast else None
     std = splits.standardizer
-    train_parts = [geometric, std, GaussianNoise(noise) if noise else None]
+    train_parts = [geometric, flipper, jitter, std, GaussianNoise(noise) if noise else None]
     train_parts = [t for t in train_parts if t is not None]
     train_tf = None if not train_parts else (train_parts[0] if len(train_parts) == 1 else Compose(train_parts))
     return train_tf, std
+
+
+def _color_jitter(splits, brightness, contrast, image_shape):
+    """The ColorJitter of a config, its clipping range taken from the training images."""
+    x = splits.train.x
+    images, _ = as_images(x[:1], image_shape, "colour jitter")
+    if contrast and images.shape[1] not in (1, 3):
+        raise DataError(f"data.augment.contrast = {contrast} needs grey or RGB images (1 or 3 channels); dataset "
+                        f"'{splits.name}' (data.name) has {images.shape[1]} channels")
+    # Pixels stay within the raw range: [0, 1] for the built-in images (torchvision's range for float
+    # images), widened to the training split's own values for data in other units (0..255, say).
+    low = min(0.0, float(x.min())) if len(x) else 0.0
+    high = max(1.0, float(x.max())) if len(x) else 1.0
+    return ColorJitter(brightness, contrast, image_shape=image_shape, low=low, high=high)

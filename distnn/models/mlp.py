@@ -12,17 +12,31 @@ _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn
                 "leaky_relu": nn.LeakyReLU}
 
 
+NORM_POSITIONS = ("before_activation", "after_activation")
+
+
+def _position_needs_norm(v, q):
+    """Relation: a norm placed after the activation needs a norm (else the setting would do nothing)."""
+    if v["norm_position"] == "after_activation" and v["norm"] is None:
+        return (f"{q('norm_position')} = 'after_activation' needs {q('norm')} ('batch' or 'layer'): "
+                f"without a norm there is nothing to place")
+    return None
+
+
 def _in_features(input_shape):
     return int(math.prod(input_shape)) if input_shape else None
 
 
 @register_model("mlp")
 class MLP(nn.Sequential):
-    """``MLP(sizes, activation="relu", dropout=0.0, norm=None)``.
+    """``MLP(sizes, activation="relu", dropout=0.0, norm=None, norm_position="before_activation")``.
 
     ``sizes = [in, hidden..., out]``. Each hidden layer is Linear -> [BatchNorm1d |
     LayerNorm] -> activation -> [Dropout]; the last Linear has nothing after it
-    (logits). It is an ``nn.Sequential``, so its parameters are named ``0.weight``,
+    (logits). ``norm_position="after_activation"`` normalizes the activations
+    instead: Linear -> activation -> norm -> [Dropout] (the lecture notes: batch
+    norm goes before or after the activation, "after can work better"); it needs
+    a ``norm``. It is an ``nn.Sequential``, so its parameters are named ``0.weight``,
     ``0.bias``, ... exactly like the same stack built with ``torch.nn.Sequential``.
     Inputs with more than two dimensions are flattened after the batch axis.
 
@@ -36,12 +50,13 @@ class MLP(nn.Sequential):
         "activation": argspec.choice(*_ACTIVATIONS),
         "dropout": argspec.probability(),
         "norm": argspec.choice(None, "batch", "layer"),
-    })
+        "norm_position": argspec.choice(*NORM_POSITIONS),
+    }, relations=[_position_needs_norm])
 
     def __init__(self, sizes=None, activation="relu", dropout=0.0, norm=None, hidden_sizes=(128,),
-                 num_classes=None, input_shape=None, generator=None):
+                 num_classes=None, input_shape=None, generator=None, norm_position="before_activation"):
         self.arguments.check("MLP", sizes=sizes, activation=activation, dropout=dropout, norm=norm,
-                             hidden_sizes=hidden_sizes)
+                             hidden_sizes=hidden_sizes, norm_position=norm_position)
         in_features = _in_features(input_shape)
         if sizes is None:
             if in_features is None or num_classes is None:
@@ -60,11 +75,12 @@ class MLP(nn.Sequential):
             layers.append(nn.Linear(a, b, generator=generator))
             if i == len(sizes) - 2:
                 break
-            if norm == "batch":
-                layers.append(nn.BatchNorm1d(b))
-            elif norm == "layer":
-                layers.append(nn.LayerNorm(b))
+            norm_layer = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}[norm](b) if norm else None
+            if norm_layer is not None and norm_position == "before_activation":
+                layers.append(norm_layer)
             layers.append(_ACTIVATIONS[activation]())
+            if norm_layer is not None and norm_position == "after_activation":
+                layers.append(norm_layer)
             if dropout > 0:
                 layers.append(nn.Dropout(dropout, generator=generator))
         super().__init__(*layers)

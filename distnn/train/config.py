@@ -32,7 +32,8 @@ the table below is the overview):
 ``description``    one line shown by ``distnn datasets``
 ``[run]``          seed, output directory, device, dtype, quiet, plots
 ``[data]``         dataset name/path, GLOBAL batch size, split fractions and seed,
-                   standardization, ``[data.augment]`` (shift, rotate, noise),
+                   standardization, ``[data.augment]`` (shift, rotate, flip,
+                   brightness, contrast, noise),
                    plus the chosen dataset's own options (e.g. ``flatten``,
                    ``length``, ``label_column``), checked against the dataset
 ``[model]``        ``name`` (a ``distnn.models`` name) plus the model's keyword

@@ -82,6 +82,12 @@ SCHEMA: dict[str, Key] = {
                               NONNEG, ("<=", 180)),
     "data.augment.noise": _k("float", 0.0, "std of gaussian noise added after standardization (0 = off)",
                              NONNEG),
+    "data.augment.flip": _k("float", 0.0, "probability of mirroring an image left-right (0 = off; not "
+                            "label-preserving for digits or letters)", NONNEG, ("<=", 1)),
+    "data.augment.brightness": _k("float", 0.0, "colour jitter: pixels times a factor drawn from "
+                                  "[max(0, 1 - b), 1 + b] per image (0 = off)", NONNEG),
+    "data.augment.contrast": _k("float", 0.0, "colour jitter: the image blended with its mean grey by a factor "
+                                "drawn from [max(0, 1 - c), 1 + c] per image (0 = off)", NONNEG),
     # --- model (open: other keys are the model's keyword arguments)
     "model.name": _k("str", "mlp", "model name in distnn.models (mlp, lenet, resnet, lstm, transformer, charlm)"),
     # --- optimizer
@@ -219,7 +225,8 @@ SECTIONS = {
     "run": "seed, output directory, device, dtype, progress display, plots",
     "data": "dataset, GLOBAL batch size, split fractions and seed, standardization; plus the chosen dataset's "
             "own options (data.*, see distnn datasets)",
-    "data.augment": "random shifts, rotations and noise of the training inputs",
+    "data.augment": "random shifts, rotations, flips, brightness/contrast jitter and noise of the training "
+                    "inputs",
     "model": "the model's name plus its keyword arguments (model.*, see distnn.models)",
     "optimizer": "optimizer name, learning rate, momentum, weight decay, Adam-family settings",
     "schedule": "learning-rate schedule, warmup, plateau settings, linear scaling",
