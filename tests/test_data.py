@@ -402,7 +402,7 @@ def test_augmentation_deterministic_shape_preserving():
     with pytest.raises(DataError, match=r"data.augment.shift = 1 needs image data; dataset 'iris' \(data.name\)"):
         D.build_transforms(D.load_dataset("iris"), {"shift": 1})
     with pytest.raises(DataError, match="unknown augmentation option"):
-        D.build_transforms(s, {"flip": 1})
+        D.build_transforms(s, {"blur": 1})
 
 
 # ---------------------------------------------------------------- loader
