@@ -210,7 +210,8 @@ def test_config_keys_without_a_name_lists_the_top_level_keys_and_the_sections(ca
     assert not any(w.startswith("optimizer.") for w in first)
     assert main(["config-keys", "name", "optimizer.lr", "data.augment"]) == 0
     keys = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert keys == ["name", "data.augment.shift", "data.augment.rotate", "data.augment.noise", "optimizer.lr"]
+    assert keys == ["name", "data.augment.shift", "data.augment.rotate", "data.augment.noise", "data.augment.flip",
+                    "data.augment.brightness", "data.augment.contrast", "optimizer.lr"]
     assert main(["config-keys", "--all"]) == 0
     assert "optimizer.lr" in capsys.readouterr().out
     line = error_line(["config-keys", "--all", "run"], capsys)
@@ -233,7 +234,8 @@ def test_the_run_config_records_quiet_and_the_model_and_dataset_defaults(tmp_pat
     assert saved["run"]["quiet"] is True  # (was false: --quiet was not recorded)
     # digits_mlp gives hidden_sizes and dropout; the model's other arguments and the dataset's options were
     # left out, so a later default would change a re-run
-    assert saved["model"] == {"name": "mlp", "hidden_sizes": [256, 128], "dropout": 0.1, "activation": "relu"}
+    assert saved["model"] == {"name": "mlp", "hidden_sizes": [256, 128], "dropout": 0.1, "activation": "relu",
+                              "norm_position": "before_activation"}
     assert saved["data"]["flatten"] is True
     assert dump_config(load_config(str(run / "config.toml"))) == text  # re-running from it: the same config
 
