@@ -16,7 +16,7 @@ NORM_POSITIONS = ("before_activation", "after_activation")
 
 
 def _position_needs_norm(v, q):
-    """Relation: a norm placed after the activation needs a norm (else the setting would do nothing)."""
+    """Relation: ``norm_position="after_activation"`` needs a ``norm`` (without one it would do nothing)."""
     if v["norm_position"] == "after_activation" and v["norm"] is None:
         return (f"{q('norm_position')} = 'after_activation' needs {q('norm')} ('batch' or 'layer'): "
                 f"without a norm there is nothing to place")
@@ -36,7 +36,8 @@ class MLP(nn.Sequential):
     (logits). ``norm_position="after_activation"`` normalizes the activations
     instead: Linear -> activation -> norm -> [Dropout] (the lecture notes: batch
     norm goes before or after the activation, "after can work better"); it needs
-    a ``norm``. It is an ``nn.Sequential``, so its parameters are named ``0.weight``,
+    a ``norm``, and moves the norm's parameters to other indices (``2.weight``
+    instead of ``1.weight``). It is an ``nn.Sequential``, so its parameters are named ``0.weight``,
     ``0.bias``, ... exactly like the same stack built with ``torch.nn.Sequential``.
     Inputs with more than two dimensions are flattened after the batch axis.
 
