@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from distnn.autograd.engine import sum_to_shape
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
@@ -89,7 +91,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     if not isinstance(target, Tensor):
         target = xp.asarray(_const(input, target))
     try:
-        xp.broadcast_shapes(tuple(input.shape), tuple(target.shape), var_shape)
+        np.broadcast_shapes(tuple(input.shape), tuple(target.shape), var_shape)  # (shapes only)
     except ValueError:
         raise ValueError(f"gaussian_nll_loss: target shape {tuple(target.shape)} does not broadcast with input "
                          f"shape {tuple(input.shape)}") from None

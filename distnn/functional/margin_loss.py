@@ -13,6 +13,8 @@ are -1 or +1: other values give the formula's value (see each function).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
@@ -27,10 +29,10 @@ def _check_reduction(name, reduction):
         raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def _broadcast_shape(name, xp, x, y):
+def _broadcast_shape(name, x, y):
     """The shape of the elementwise loss of ``x`` against ``y``, or a ValueError naming both shapes."""
     try:
-        return xp.broadcast_shapes(x.shape, y.shape)
+        return np.broadcast_shapes(x.shape, y.shape)  # (shape arithmetic only: numpy's serves cupy arrays too)
     except ValueError:
         raise ValueError(f"{name}: target shape {tuple(y.shape)} does not broadcast with input shape "
                          f"{tuple(x.shape)}") from None
@@ -48,7 +50,7 @@ class _SoftMargin(Function):
 
     def forward(self, x, y, reduction="mean"):
         xp = get_array_module(x)
-        if _broadcast_shape("soft_margin_loss", xp, x, y) != x.shape:
+        if _broadcast_shape("soft_margin_loss", x, y) != x.shape:
             # (PyTorch refuses a target that would enlarge the loss beyond the input's shape, too)
             raise ValueError(f"soft_margin_loss: target shape {tuple(y.shape)} must broadcast to the input's "
                              f"shape {tuple(x.shape)}, not enlarge it")
@@ -79,7 +81,7 @@ class _HingeEmbedding(Function):
 
     def forward(self, x, y, margin=1.0, reduction="mean"):
         xp = get_array_module(x)
-        shape = _broadcast_shape("hinge_embedding_loss", xp, x, y)
+        shape = _broadcast_shape("hinge_embedding_loss", x, y)
         _check_reduction("hinge_embedding_loss", reduction)
         hinge = margin - x
         self.on_hinge = (y != 1) & ~(hinge < 0)  # (not hinge >= 0: a NaN input must give NaN, as PyTorch)
