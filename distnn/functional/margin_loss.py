@@ -112,7 +112,9 @@ def binary_hinge_loss(input, target, margin=1.0, reduction="mean"):
 
     ``input`` holds one score per sample (a linear output, not a probability); ``target`` must have
     its shape. PyTorch has no such loss; in PyTorch it is ``torch.relu(margin - target * input)``
-    reduced, which is what this computes (so its gradient at the hinge's corner is 0, relu's).
+    reduced, which is what this computes (so its gradient at the hinge's corner is 0, relu's). It also
+    equals ``hinge_embedding_loss(target * input, -1)`` and twice ``multi_margin_loss`` of the two
+    class scores (-input / 2, input / 2) with class (target + 1) / 2 (multi_margin divides by C = 2).
     Labels are not checked: a 0/1 label must be mapped to -1/+1 first (``2 * y - 1``).
     """
     _check_reduction("binary_hinge_loss", reduction)
