@@ -1,5 +1,7 @@
 """Stateless differentiable ops (``import distnn.functional as F``)."""
-from .activation import dropout, elu, gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, softplus, tanh
+from .activation import (
+    dropout, elu, gelu, leaky_relu, log_softmax, logsigmoid, relu, sigmoid, softmax, softplus, tanh,
+)
 from .elementwise import abs, add, clip, div, exp, log, matmul, maximum, minimum, mul, neg, pow, sqrt, sub, where
 from .linear import linear
 from .embedding import embedding
@@ -10,6 +12,8 @@ from .loss import (
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss, mse_loss,
     multi_margin_loss, nll_loss,
 )
+from .gaussian_nll import gaussian_nll_loss
+from .margin_loss import binary_hinge_loss, hinge_embedding_loss, soft_margin_loss
 from .reduce import max, mean, min, std, sum, var
 from .shape import (
     broadcast_to, cat, concat, expand, flatten, pad, reshape, split, squeeze, stack, transpose, unsqueeze,

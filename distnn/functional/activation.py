@@ -113,6 +113,22 @@ class Sigmoid(Function):
         return (g * self.out * (1 - self.out),)
 
 
+class LogSigmoid(Function):
+    """log(sigmoid(x)) = -softplus(-x) = min(x, 0) - log(1 + e^-|x|).
+
+    Written so nothing overflows (e^-|x| <= 1): log(sigmoid(x)) formed literally is log(0) = -inf once
+    sigmoid(x) underflows (float32: x below about -104), and e^-x overflows there too.
+    """
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.x = x  # backward's sigmoid(-x) from the output, 1 - e^out, would cancel to 0 for large x
+        return xp.minimum(x, 0) - xp.log1p(xp.exp(-xp.abs(x)))
+
+    def backward(self, g):
+        return (g * sigmoid_array(-self.x),)  # d/dx log sigmoid(x) = 1 - sigmoid(x) = sigmoid(-x)
+
+
 class Softplus(Function):
     """log(1 + e^(beta x)) / beta, linear above ``threshold`` (PyTorch's definition)."""
 
@@ -197,6 +213,11 @@ def tanh(x):
 
 def sigmoid(x):
     return Sigmoid.apply(float_input(x))
+
+
+def logsigmoid(x):
+    """log(sigmoid(x)) elementwise, stable for any |x| (the notes' -softplus(-x); PyTorch's logsigmoid)."""
+    return LogSigmoid.apply(float_input(x))
 
 
 def softplus(x, beta=1.0, threshold=20.0):

@@ -257,8 +257,12 @@ class GRULayer(Function):
         return (dx, (dh if need[1] else None), dw_ih, dw_hh, db_ih, db_hh)[: len(need)]
 
 
+#: the plain RNN's activations: PyTorch's two, and the lecture notes' sigmoid (h_n = sigma(V [x_n; h_n-1] + c))
+RNN_NONLINEARITIES = ("tanh", "relu", "sigmoid")
+
+
 class RNNLayer(Function):
-    """Elman RNN layer, ``h' = act(W_ih x + b_ih + W_hh h + b_hh)`` with act tanh or relu.
+    """Elman RNN layer, ``h' = act(W_ih x + b_ih + W_hh h + b_hh)`` with act tanh, relu or sigmoid.
 
     ``apply(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", reverse=False)`` -> (T, B, H).
     """
@@ -266,8 +270,8 @@ class RNNLayer(Function):
     def forward(self, x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", reverse=False):
         xp = get_array_module(x)
         _check_rnn_args(x, h0, w_ih, w_hh, 1, "RNN")
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        if nonlinearity not in RNN_NONLINEARITIES:
+            raise ValueError(f"RNN: nonlinearity must be 'tanh', 'relu' or 'sigmoid', got {nonlinearity!r}")
         T, B, _ = x.shape
         H = w_hh.shape[1]
         pre = _input_projection(x, w_ih, b_ih, b_hh)
@@ -278,12 +282,18 @@ class RNNLayer(Function):
         for s, t in enumerate(steps):
             a = pre[t]
             a += hs[s] @ w_hh_T
+            h = hs[s + 1]
             if nonlinearity == "tanh":
-                xp.tanh(a, out=hs[s + 1])
-            else:
-                xp.maximum(a, 0, out=hs[s + 1])
+                xp.tanh(a, out=h)
+            elif nonlinearity == "relu":
+                xp.maximum(a, 0, out=h)
+            else:  # sigmoid, as the gates: 0.5 * tanh(a / 2) + 0.5 never overflows
+                a *= 0.5
+                xp.tanh(a, out=h)
+                h *= 0.5
+                h += 0.5
         self.x, self.hs, self.w_ih, self.w_hh = x, hs, w_ih, w_hh
-        self.relu, self.reverse = nonlinearity == "relu", reverse
+        self.nonlinearity, self.reverse = nonlinearity, reverse
         return hs[1:][::-1].copy() if reverse else hs[1:].copy()
 
     def backward(self, grad):
@@ -299,10 +309,12 @@ class RNNLayer(Function):
             h = hs[s + 1]
             dh += grad[t]
             d = dpre[t]
-            if self.relu:
+            if self.nonlinearity == "tanh":
+                xp.multiply(dh, 1 - h * h, out=d)
+            elif self.nonlinearity == "relu":
                 xp.multiply(dh, h > 0, out=d)
             else:
-                xp.multiply(dh, 1 - h * h, out=d)
+                xp.multiply(dh, h * (1 - h), out=d)
             dh = d @ self.w_hh
         hprev = hs[:-1][::-1] if self.reverse else hs[:-1]
         need = self.needs_input_grad

@@ -1,13 +1,16 @@
 """Neural-network modules (``distnn.nn``), following PyTorch's names and shapes."""
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from . import init
-from .activation import ELU, GELU, LeakyReLU, LogSoftmax, Maxout, PReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from .activation import (
+    ELU, GELU, LeakyReLU, LogSigmoid, LogSoftmax, Maxout, PReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh,
+)
 from .conv import Conv1d, Conv2d
 from .dropout import Dropout
 from .flatten import Flatten, Unflatten
 from .linear import Identity, Linear
 from .loss import (
-    BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, MultiMarginLoss, NLLLoss,
+    BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, GaussianNLLLoss, HingeEmbeddingLoss, HuberLoss, L1Loss, MSELoss,
+    MultiMarginLoss, NLLLoss, SoftMarginLoss,
 )
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm, _BatchNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, MaxUnpool2d

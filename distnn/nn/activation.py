@@ -71,6 +71,13 @@ class Sigmoid(Module):
         return F.sigmoid(x)
 
 
+class LogSigmoid(Module):
+    """log(sigmoid(x)), stable for any |x| (see ``F.logsigmoid``)."""
+
+    def forward(self, x):
+        return F.logsigmoid(x)
+
+
 class Softplus(Module):
     def __init__(self, beta: float = 1.0, threshold: float = 20.0):
         super().__init__()

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from distnn.autograd.tensor import Tensor
+from distnn.functional import gaussian_nll as G
 from distnn.functional import loss as L
+from distnn.functional import margin_loss as M
 
 from .module import Module
 
@@ -114,3 +116,38 @@ class MultiMarginLoss(_WeightedLoss):
 
     def forward(self, input, target):
         return L.multi_margin_loss(input, target, self.p, self.margin, self.weight, self.reduction)
+
+
+class GaussianNLLLoss(_Loss):
+    """Negative log-likelihood of a target under Normal(input, var); forward(input, target, var).
+
+    See ``F.gaussian_nll_loss`` for var's shapes; ``eps`` clamps var, ``full`` adds 0.5 log(2 pi).
+    """
+
+    def __init__(self, *, full: bool = False, eps: float = 1e-6, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.full, self.eps = full, eps
+
+    def forward(self, input, target, var):
+        return G.gaussian_nll_loss(input, target, var, self.full, self.eps, self.reduction)
+
+
+class SoftMarginLoss(_Loss):
+    """Logistic loss log(1 + exp(-y x)) for labels y in {-1, +1} (stable for any |x|)."""
+
+    def forward(self, input, target):
+        return M.soft_margin_loss(input, target, self.reduction)
+
+
+class HingeEmbeddingLoss(_Loss):
+    """x where y = 1, max(0, margin - x) where y = -1: PyTorch's loss on pair distances x.
+
+    Not the notes' hinge max(0, 1 - y s) on scores: that is ``F.binary_hinge_loss``.
+    """
+
+    def __init__(self, margin: float = 1.0, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.margin = margin
+
+    def forward(self, input, target):
+        return M.hinge_embedding_loss(input, target, self.margin, self.reduction)

@@ -1,4 +1,4 @@
-"""Recurrent layers: RNN (tanh/relu), LSTM, GRU and their single-step cells.
+"""Recurrent layers: RNN (tanh/relu, or the lecture notes' sigmoid), LSTM, GRU and their single-step cells.
 
 Names, argument orders, shapes and parameter names follow PyTorch, so a PyTorch
 ``state_dict`` (converted to numpy) loads unchanged: ``weight_ih_l{k}`` (G*H, I),
@@ -25,7 +25,12 @@ from distnn.functional import shape as S
 
 from .module import Module, Parameter
 
-_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "RNN_SIGMOID": 1, "LSTM": 4, "GRU": 3}
+
+
+def _check_nonlinearity(what, nonlinearity):
+    if nonlinearity not in R.RNN_NONLINEARITIES:
+        raise ValueError(f"{what}: nonlinearity must be 'tanh', 'relu' or 'sigmoid', got {nonlinearity!r}")
 
 
 def _uniform_params(module, hidden_size, generator):
@@ -166,7 +171,7 @@ class RNNBase(Module):
                     if self.mode == "GRU":
                         out = R.GRULayer.apply(x, h_init, *w, reverse=rev)
                     else:
-                        act = "tanh" if self.mode == "RNN_TANH" else "relu"
+                        act = self.mode[len("RNN_"):].lower()  # RNN_TANH -> tanh
                         out = R.RNNLayer.apply(x, h_init, *w, nonlinearity=act, reverse=rev)
                     h_n.append(out[0 if rev else T - 1])
                 outs.append(out)
@@ -194,13 +199,16 @@ class RNNBase(Module):
 
 class RNN(RNNBase):
     """Elman RNN: ``RNN(input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-    batch_first=False, dropout=0.0, bidirectional=False)`` (PyTorch's positional order)."""
+    batch_first=False, dropout=0.0, bidirectional=False)`` (PyTorch's positional order).
+
+    ``nonlinearity`` is PyTorch's "tanh" or "relu", or "sigmoid" (the notes' h_n = sigma(V [x_n; h_n-1] + c),
+    which PyTorch's RNN does not offer; its parameters are the same, so a state_dict still loads).
+    """
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=None, generator=None):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        _check_nonlinearity("RNN", nonlinearity)
+        mode = "RNN_" + nonlinearity.upper()
         super().__init__(mode, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          dtype, generator)
         self.nonlinearity = nonlinearity
@@ -277,11 +285,11 @@ class RNNCellBase(Module):
 
 
 class RNNCell(RNNCellBase):
-    """``RNNCell(input_size, hidden_size, bias=True, nonlinearity="tanh")``: h' = act(W_ih x + b_ih + W_hh h + b_hh)."""
+    """``RNNCell(input_size, hidden_size, bias=True, nonlinearity="tanh")``: h' = act(W_ih x + b_ih + W_hh h + b_hh),
+    act "tanh", "relu" or (not in PyTorch) "sigmoid"."""
 
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", dtype=None, generator=None):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        _check_nonlinearity("RNNCell", nonlinearity)
         super().__init__(input_size, hidden_size, bias, 1, dtype, generator)
         self.nonlinearity = nonlinearity
 
