@@ -264,7 +264,7 @@ class _BCEWithLogits(Function):
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
         for name, w in (("weight", weight), ("pos_weight", pos_weight)):
-            if w is not None and xp.broadcast_shapes(x.shape, w.shape) != x.shape:
+            if w is not None and np.broadcast_shapes(x.shape, w.shape) != x.shape:
                 # (a larger broadcast loss would be averaged over more terms than the input has: PyTorch refuses too)
                 raise ValueError(f"binary_cross_entropy_with_logits: {name} of shape {tuple(w.shape)} must broadcast "
                                  f"to the input's shape {tuple(x.shape)}, not enlarge it")
@@ -318,7 +318,7 @@ class _BCE(Function):
             raise ValueError(f"binary_cross_entropy: target shape {tuple(y.shape)} != input shape {tuple(p.shape)}")
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-        if weight is not None and xp.broadcast_shapes(p.shape, weight.shape) != p.shape:
+        if weight is not None and np.broadcast_shapes(p.shape, weight.shape) != p.shape:
             raise ValueError(f"binary_cross_entropy: weight of shape {tuple(weight.shape)} must broadcast to the "
                              f"input's shape {tuple(p.shape)}, not enlarge it")
         if p.size and not bool(((p >= 0) & (p <= 1)).all()):  # (NaN fails too, as in PyTorch)
