@@ -84,6 +84,9 @@ SCHEMA: dict[str, Key] = {
                              NONNEG),
     # --- model (open: other keys are the model's keyword arguments)
     "model.name": _k("str", "mlp", "model name in distnn.models (mlp, lenet, resnet, lstm, transformer, charlm)"),
+    "model.init": _k("str", "default", "initialisation of the Linear and Conv weights (distnn.nn.init; biases "
+                     "zero): the layers' own, kaiming (fan_in, for ReLUs) or xavier; drawn from run.seed",
+                     choices=("default", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal")),
     # --- optimizer
     "optimizer.name": _k("str", "sgd", "optimizer", choices=("sgd", "adam", "adamw", "rmsprop", "adagrad",
                                                             "lars", "lamb")),
@@ -224,7 +227,7 @@ SECTIONS = {
     "data": "dataset, GLOBAL batch size, split fractions and seed, standardization; plus the chosen dataset's "
             "own options (data.*, see distnn datasets)",
     "data.augment": "random shifts, rotations and noise of the training inputs",
-    "model": "the model's name plus its keyword arguments (model.*, see distnn.models)",
+    "model": "the model's name, its initialisation scheme, plus its keyword arguments (model.*, see distnn.models)",
     "optimizer": "optimizer name, learning rate, momentum, weight decay, L1, max-norm, Adam-family settings",
     "schedule": "learning-rate schedule, warmup, plateau settings, linear scaling",
     "train": "epochs, max steps, gradient clipping and accumulation, label smoothing, logging, evaluation, "
