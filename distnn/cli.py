@@ -55,6 +55,7 @@ examples:
   python -m distnn evaluate runs/digits_mlp-20250101-120000
   python -m distnn evaluate runs/digits_mlp-20250101-120000 --split val
   python -m distnn evaluate runs/my_run --data new_samples.csv
+  python -m distnn evaluate runs/my_run --mc-samples 20   # Monte Carlo dropout
 
 Prints loss, accuracy, the confusion matrix and per-class precision/recall/F1.
 A --data file is read like the run's training data (same format, columns and
@@ -65,6 +66,7 @@ and standardized with the statistics saved in the run.
 _PREDICT_EPILOG = """\
 examples:
   python -m distnn predict runs/digits_mlp-20250101-120000 --input samples.csv --output preds.csv
+  python -m distnn predict runs/my_run --input samples.csv --output preds.csv --mc-samples 20 --mc-seed 1
 
 The output CSV has one row per input sample: predicted_label (the class
 index), predicted_class (its name), then one probability column per class
@@ -72,7 +74,9 @@ index), predicted_class (its name), then one probability column per class
 not have a label column; see 'distnn evaluate --help' to score labelled data.
 Inputs are in the units the run's dataset loader gives (digits: pixel values
 0..16 divided by 16; IDX images are scaled to [0, 1] when read); the run's
-standardization is then applied as in training.
+standardization is then applied as in training. --mc-samples N averages the
+probabilities of N passes with dropout on (Monte Carlo dropout; the model must
+have dropout), reproducibly for a given --mc-seed.
 """
 
 
@@ -144,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which split of the run's dataset to score (default: test)")
     g.add_argument("--data", metavar="FILE", help="score a labelled data file instead (CSV, npz or IDX)")
     e.add_argument("--header", choices=("auto", "true", "false"), default=None, help=_HEADER_HELP)
+    _add_mc_options(e)
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("predict", help="write class probabilities and labels for new inputs",
@@ -154,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output", required=True, metavar="FILE",
                    help="CSV file to write (e.g. preds.csv; - for standard output)")
     r.add_argument("--header", choices=("auto", "true", "false"), default=None, help=_HEADER_HELP)
+    _add_mc_options(r)
     r.set_defaults(func=cmd_predict)
 
     d = sub.add_parser("datasets", help="list the datasets and built-in configs",
@@ -269,6 +275,28 @@ _HEADER_HELP = ("whether a CSV input's first row is a header: true, false, or au
                 "cells is a number). Default: auto, except for the run's own training file, read as the run read it")
 
 
+def _count(minimum):
+    """An argparse type: an integer >= ``minimum``."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _add_mc_options(parser) -> None:
+    parser.add_argument("--mc-samples", type=_count(0), default=0, metavar="N",
+                        help="Monte Carlo dropout: average the class probabilities of N passes with dropout on "
+                             "(batch norm stays in eval mode); 0 or 1 (default): dropout off")
+    parser.add_argument("--mc-seed", type=_count(0), default=0, metavar="S",
+                        help="seed of the dropout masks of --mc-samples (default 0): the same seed, the same result")
+
+
 def _header(choice):
     return {"true": True, "false": False}.get(choice, choice)
 
@@ -279,7 +307,8 @@ def cmd_evaluate(args) -> int:
     if _one_process_only():
         return 0
 
-    print(evaluate_run(args.run_dir, split=args.split, data=args.data, header=_header(args.header)), flush=True)
+    print(evaluate_run(args.run_dir, split=args.split, data=args.data, header=_header(args.header),
+                       mc_samples=args.mc_samples, mc_seed=args.mc_seed), flush=True)
     return 0
 
 
@@ -289,7 +318,8 @@ def cmd_predict(args) -> int:
     if _one_process_only():
         return 0
 
-    n = predict_run(args.run_dir, args.input, args.output, header=_header(args.header))
+    n = predict_run(args.run_dir, args.input, args.output, header=_header(args.header), mc_samples=args.mc_samples,
+                    mc_seed=args.mc_seed)
     # (on stderr when the predictions themselves went to a stream, e.g. --output - or /dev/stdout)
     stream = args.output == "-" or (os.path.exists(args.output) and not os.path.isfile(args.output))
     print(f"wrote {n} predictions to {args.output}", file=sys.stderr if stream else sys.stdout, flush=True)

@@ -234,8 +234,8 @@ def test_the_run_config_records_quiet_and_the_model_and_dataset_defaults(tmp_pat
     assert saved["run"]["quiet"] is True  # (was false: --quiet was not recorded)
     # digits_mlp gives hidden_sizes and dropout; the model's other arguments and the dataset's options were
     # left out, so a later default would change a re-run
-    assert saved["model"] == {"name": "mlp", "hidden_sizes": [256, 128], "dropout": 0.1, "activation": "relu",
-                              "norm_position": "before_activation"}
+    assert saved["model"] == {"name": "mlp", "init": "default", "hidden_sizes": [256, 128], "dropout": 0.1,
+                              "activation": "relu", "norm_position": "before_activation"}
     assert saved["data"]["flatten"] is True
     assert dump_config(load_config(str(run / "config.toml"))) == text  # re-running from it: the same config
 
@@ -268,6 +268,7 @@ def test_an_ensemble_of_two_models_runs_again_from_its_config(tmp_path, capsys):
                                      '[ensemble]\nmembers = 2\noverrides = [{}, {"model.name" = "lenet"}]\n')
     assert main(["train", "--config", str(tmp_path / "e.toml"), "--out", str(tmp_path / "a"), "--quiet"]) == 0
     member = tomllib.loads((tmp_path / "a" / "members" / "member-1" / "config.toml").read_text())
-    assert member["model"] == {"name": "lenet", "channels": [6, 16], "hidden": [120, 84]}  # (its own defaults)
+    # (its own defaults)
+    assert member["model"] == {"name": "lenet", "init": "default", "channels": [6, 16], "hidden": [120, 84]}
     assert main(["train", "--config", str(tmp_path / "a" / "config.toml"), "--out", str(tmp_path / "b")]) == 0
     assert (tmp_path / "b" / "config.toml").read_text() == (tmp_path / "a" / "config.toml").read_text()

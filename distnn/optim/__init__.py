@@ -4,12 +4,14 @@ Every rank of a data-parallel run applies the same step to the same averaged
 gradient, so the updates here are deterministic and in place (no per-step
 allocation of parameter-sized temporaries). ``lr_scheduler`` holds the rate
 schedules; ``scaling`` the linear scaling rule; ``regularization`` L1/L2
-penalties and no-decay parameter groups. Gradient clipping is in
+penalties and no-decay parameter groups; ``constraints`` the max-norm weight
+constraint (``max_norm_``, applied after a step). Gradient clipping is in
 ``distnn.nn.utils`` (``clip_grad_norm_``, ``clip_grad_value_``), as in PyTorch.
 """
 from . import lr_scheduler
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .constraints import max_norm_
 from .lamb import LAMB
 from .lars import LARS
 from .optimizer import Optimizer, flatten_state, sum_of_squares, unflatten_state
@@ -20,7 +22,7 @@ from .sgd import SGD
 
 __all__ = [
     "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "LARS", "LAMB", "lr_scheduler",
-    "l1_penalty", "l2_penalty", "param_groups_no_decay", "split_decay_parameters",
+    "l1_penalty", "l2_penalty", "param_groups_no_decay", "split_decay_parameters", "max_norm_",
     "scaled_lr", "scale_lr_", "linear_scaling_warmup", "global_batch_size",
     "flatten_state", "unflatten_state", "sum_of_squares",
 ]

@@ -90,6 +90,9 @@ SCHEMA: dict[str, Key] = {
                                 "drawn from [max(0, 1 - c), 1 + c] per image (0 = off)", NONNEG),
     # --- model (open: other keys are the model's keyword arguments)
     "model.name": _k("str", "mlp", "model name in distnn.models (mlp, lenet, resnet, lstm, transformer, charlm)"),
+    "model.init": _k("str", "default", "initialisation of the Linear and Conv weights (distnn.nn.init; biases "
+                     "zero): the layers' own, kaiming (fan_in, for ReLUs) or xavier; drawn from run.seed",
+                     choices=("default", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal")),
     # --- optimizer
     "optimizer.name": _k("str", "sgd", "optimizer", choices=("sgd", "adam", "adamw", "rmsprop", "adagrad",
                                                             "lars", "lamb")),
@@ -100,6 +103,9 @@ SCHEMA: dict[str, Key] = {
     "optimizer.l1": _k("float", 0.0, "L1 regularization: adds l1 * sign(w) to each gradient (the gradient of "
                        "l1 * sum |w|; the logged loss leaves it out); no_decay_bias_norm exempts biases and norm "
                        "weights", NONNEG),
+    "optimizer.max_norm": _k("float", 0.0, "max-norm constraint: after each step, rescale each unit's incoming "
+                             "weight vector (a Linear row, a Conv filter) whose L2 norm exceeds this back to it; "
+                             "weights only, never biases (0 = off)", NONNEG),
     "optimizer.betas": _k("list[float]", [0.9, 0.999], "Adam-family (beta1, beta2)", NONNEG, ("<", 1), length=2),
     "optimizer.eps": _k("float", 1e-8, "denominator epsilon (adam, rmsprop, adagrad, lamb)", POS),
     "optimizer.alpha": _k("float", 0.99, "RMSprop smoothing constant", POS, ("<", 1)),
@@ -215,6 +221,7 @@ ALIASES = {
     "restore_best_weights": "early_stopping.restore_best", "optim": "optimizer", "scheduler": "schedule",
     "lr_schedule": "schedule", "output_dir": "run.out_dir", "outdir": "run.out_dir", "dataset": "data",
     "warmup": "schedule.warmup_steps", "step_size": "schedule.step_size",
+    "maxnorm": "optimizer.max_norm",
 }
 
 # Every proper prefix of a key is a table: "data", "data.augment", ...
@@ -227,8 +234,8 @@ SECTIONS = {
             "own options (data.*, see distnn datasets)",
     "data.augment": "random shifts, rotations, flips, brightness/contrast jitter and noise of the training "
                     "inputs",
-    "model": "the model's name plus its keyword arguments (model.*, see distnn.models)",
-    "optimizer": "optimizer name, learning rate, momentum, weight decay, Adam-family settings",
+    "model": "the model's name, its initialisation scheme, plus its keyword arguments (model.*, see distnn.models)",
+    "optimizer": "optimizer name, learning rate, momentum, weight decay, L1, max-norm, Adam-family settings",
     "schedule": "learning-rate schedule, warmup, plateau settings, linear scaling",
     "train": "epochs, max steps, gradient clipping and accumulation, label smoothing, logging, evaluation, "
              "non-finite policy",

@@ -475,12 +475,28 @@ class EnsembleModel(nn.Module):
         self.weights = [float(v) for v in _weights(len(members), weights)]
 
     def forward(self, x):
-        import distnn.functional as F
+        used = [(m, w) for m, w in zip(self.members, self.weights) if w > 0]  # (a member weighted 0 is not run)
+        return log_average_probabilities([m(x) for m, _ in used], [w for _, w in used])
 
-        logps = [m(x).log_softmax(axis=-1) + math.log(w) for m, w in zip(self.members, self.weights) if w > 0]
-        stacked = F.stack(logps, axis=0)
-        top = distnn.Tensor(stacked.data.max(axis=0))  # a constant shift: exact, and nothing overflows
-        return (stacked - top).exp().sum(axis=0).log() + top
+
+def log_average_probabilities(logits, weights=None):
+    """``log(sum_k w_k softmax(logits_k))`` of K logits Tensors (default ``w_k = 1/K``), as a Tensor.
+
+    The log of the averaged probability vectors, computed as a log-sum-exp of
+    the log-probabilities (stable; differentiable): a valid logits tensor whose
+    softmax is the average. The ensemble's members and Monte Carlo dropout's
+    samples (:mod:`distnn.train.mc_dropout`) are combined here.
+    """
+    import distnn.functional as F
+
+    logits = list(logits)
+    if not logits:
+        raise ValueError("log_average_probabilities: no logits to average")
+    w = _weights(len(logits), weights)
+    logps = [z.log_softmax(axis=-1) + math.log(wk) for z, wk in zip(logits, w) if wk > 0]
+    stacked = F.stack(logps, axis=0)
+    top = distnn.Tensor(stacked.data.max(axis=0))  # a constant shift: exact, and nothing overflows
+    return (stacked - top).exp().sum(axis=0).log() + top
 
 
 def member_dir(run_dir: str, member: int) -> str:

@@ -248,10 +248,17 @@ def _predicts_every_position(model, x, transform, dtype) -> bool:
     return out.ndim == 3
 
 
-def evaluate_run(run_path, split=None, data=None, header=None) -> str:
-    """Loss, accuracy, confusion matrix and per-class precision/recall/F1 of a run, as text."""
+def evaluate_run(run_path, split=None, data=None, header=None, mc_samples=0, mc_seed=0) -> str:
+    """Loss, accuracy, confusion matrix and per-class precision/recall/F1 of a run, as text.
+
+    ``mc_samples`` N > 1: Monte Carlo dropout, the probabilities averaged over N
+    passes with dropout active (masks seeded by ``mc_seed``); 0 or 1: dropout off.
+    """
+    from .mc_dropout import mc_dropout
+
     read = []  # which model file or checkpoint: said once the command succeeds (an error stays one line)
     model, meta, transform = rd.load_model(run_path, report=read.append)
+    mc_model = mc_dropout(model, mc_samples, mc_seed)  # (a bad value or a model without dropout: before any work)
     dtype = np.float64 if meta.get("dtype") == "float64" else np.float32
     if data is not None:
         from distnn.data import DataError
@@ -278,9 +285,10 @@ def evaluate_run(run_path, split=None, data=None, header=None) -> str:
     if y.ndim == 1 and y.size and (y.min() < 0 or y.max() >= k):
         raise ValueError(f"{what}: labels must be in [0, {k - 1}] for this {k}-class model; found "
                          f"{sorted(set(int(v) for v in y[(y < 0) | (y >= k)][:10]))}")
-    sums = evaluate_arrays(model, x, y, np.ones(len(x), bool), transform, 512, k if y.ndim == 1 else 0,
+    sums = evaluate_arrays(mc_model, x, y, np.ones(len(x), bool), transform, 512, k if y.ndim == 1 else 0,
                            dtype=dtype)
-    lines = [f"evaluated {what}: {sums['count']} samples",
+    lines = [f"evaluated {what}: {sums['count']} samples"
+             + (f" (MC dropout: {mc_samples} samples, seed {mc_seed})" if mc_model is not model else ""),
              f"loss     {sums['loss'] / max(sums['count'], 1):.4f}",
              f"accuracy {sums['correct'] / max(sums['count'], 1):.4f}"]
     if sums["cm"] is not None:
@@ -291,9 +299,19 @@ def evaluate_run(run_path, split=None, data=None, header=None) -> str:
     return "\n".join(lines)
 
 
-def predict_proba(model, x, transform, batch_size=512) -> np.ndarray:
-    """Class probabilities in eval mode: (N, C), or (N, T, C) for a model that predicts every position."""
+def predict_proba(model, x, transform, batch_size=512, mc_samples=0, mc_seed=0) -> np.ndarray:
+    """Class probabilities in eval mode: (N, C), or (N, T, C) for a model that predicts every position.
+
+    ``mc_samples`` N > 1: Monte Carlo dropout (:mod:`distnn.train.mc_dropout`): each batch's
+    probability vectors averaged over N passes with dropout active and everything else (batch norm)
+    in eval mode, the masks drawn from a generator seeded with ``mc_seed`` (reproducible for the same
+    inputs and ``batch_size``). 0 or 1: dropout off, one pass.
+    """
     from distnn.backend import to_numpy
+
+    from .mc_dropout import mc_dropout
+
+    model = mc_dropout(model, mc_samples, mc_seed)
 
     params = list(model.parameters()) if hasattr(model, "parameters") else []
     dtype = params[0].data.dtype if params and params[0].data.dtype.kind == "f" else None
@@ -301,7 +319,7 @@ def predict_proba(model, x, transform, batch_size=512) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, 0))
 
 
-def predict_run(run_path, input_path, output_path, header=None) -> int:
+def predict_run(run_path, input_path, output_path, header=None, mc_samples=0, mc_seed=0) -> int:
     """Write ``predicted_label,predicted_class,prob_<c>...`` rows, one per input sample; returns how many.
 
     A model that predicts every position (CharLM) gets one row per input
@@ -309,14 +327,17 @@ def predict_run(run_path, input_path, output_path, header=None) -> int:
     position). ``output_path`` ``-`` is standard output; an existing path that
     is not a regular file (a FIFO, ``/dev/stdout``) is written in place; a
     regular file is replaced atomically (through a symlink: its target), and
-    never the input file.
+    never the input file. ``mc_samples``/``mc_seed``: Monte Carlo dropout, as in :func:`predict_proba`.
     """
+    from .mc_dropout import mc_dropout
+
     how, where = _output_plan(output_path, input_path)  # refuse a bad output before any work
     read = []  # which model file or checkpoint: said once the command succeeds (an error stays one line)
     model, meta, transform = rd.load_model(run_path, report=read.append)
+    mc_dropout(model, mc_samples, mc_seed)  # (a bad value or a model without dropout: refused before any work)
     x, _ = _load_run_data(meta, input_path, vocab=token_vocab(model, meta), labels=False, header=header)
     x = _check_inputs(x, meta, repr(input_path))
-    probs = predict_proba(model, x, transform)
+    probs = predict_proba(model, x, transform, mc_samples=mc_samples, mc_seed=mc_seed)
     if probs.ndim == 3:
         probs = probs[:, -1, :]  # the next token after each input sequence
     names = [str(c) for c in meta.get("class_names") or range(probs.shape[1])]

@@ -109,6 +109,9 @@ class Trainer:
     ``max_steps`` (stop after this many optimizer steps); ``label_smoothing``;
     ``l1`` (L1 regularization strength: ``l1 * sum |w|`` over ``l1_params``, by default the weights
     of :func:`~distnn.optim.split_decay_parameters`, never the biases or normalization parameters);
+    ``max_norm`` (max-norm constraint: after each optimizer step, each unit's incoming weight vector
+    with an L2 norm above ``max_norm`` is scaled back to it, :func:`~distnn.optim.max_norm_`; 0 or
+    None: off) over ``max_norm_params`` (by default those same weights, never the biases);
     ``monitor`` (metric tracked as the run's best, e.g. ``val_loss``);
     ``data_parallel`` (False: no DataParallel on several ranks, so gradients are not averaged and
     each rank steps on its own shard; for a model that synchronizes itself: checkpoints hold rank
@@ -120,7 +123,7 @@ class Trainer:
                  epochs: int = 10, callbacks=(), transform=None, eval_transform=None, clip_grad_norm=None,
                  accumulation_steps: int = 1, seed: int = 0, shuffle: bool = True, drop_last: bool = False,
                  eval_batch_size: int | None = None, eval_every: int = 1, max_steps: int | None = None,
-                 label_smoothing: float = 0.0, l1: float = 0.0, l1_params=None,
+                 label_smoothing: float = 0.0, l1: float = 0.0, l1_params=None, max_norm=None, max_norm_params=None,
                  monitor: str = "val_loss", monitor_mode: str = "auto",
                  data_parallel: bool = True, ddp_kwargs: dict | None = None, log=None):
         self.comm = comm if comm is not None else default_comm()
@@ -146,6 +149,15 @@ class Trainer:
             from distnn.optim.regularization import split_decay_parameters
 
             self.l1_params = list(l1_params) if l1_params is not None else split_decay_parameters(model)[0]
+        max_norm = float(max_norm or 0.0)
+        if not (max_norm >= 0 and math.isfinite(max_norm)):
+            raise ValueError(f"max_norm must be a finite number >= 0 (0 = off), got {max_norm!r}")
+        self.max_norm = max_norm
+        if self.max_norm:
+            from distnn.optim.regularization import split_decay_parameters
+
+            self.max_norm_params = (list(max_norm_params) if max_norm_params is not None
+                                    else split_decay_parameters(model)[0])
         self.evaluated = False  # whether this epoch ran validation (eval_every)
         self.validation_counts = False  # whether monitors judge it (see _epochs: not the last epoch's extra one)
         from .callbacks.base import monitor_mode as _mode
@@ -383,6 +395,12 @@ class Trainer:
 
             clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
         self.optimizer.step()
+        if self.max_norm:
+            # On the stepped weights, which are the same on every rank (the same averaged gradient, the same
+            # update): the constraint is elementwise and deterministic, so the replicas stay identical.
+            from distnn.optim.constraints import max_norm_
+
+            max_norm_(self.max_norm_params, self.max_norm)
         s = self.state.epoch_sums
         s["loss"] += loss_sum
         s["correct"] += correct

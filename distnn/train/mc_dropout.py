@@ -1,0 +1,113 @@
+"""Monte Carlo dropout: class probabilities averaged over N random dropout masks at prediction time.
+
+The lecture notes on dropout at test time: besides turning dropout off, one
+"can also leave dropout on, sample multiple realizations of the randomness",
+and average them (Gal & Ghahramani's MC dropout). Each of the N forward
+passes of a batch draws fresh masks; their predicted probability VECTORS are
+averaged, exactly as an ensemble's members are
+(:func:`distnn.train.ensemble.log_average_probabilities`): an ensemble of N
+thinned networks that share weights.
+
+Only dropout is switched back on: batch norm keeps using its running
+statistics (eval mode) and updates nothing. The masks come from a generator
+seeded with ``seed``, lent to every dropout layer for the passes (a layer's
+own ``generator`` included), so a prediction is reproducible.
+"""
+from __future__ import annotations
+
+import contextlib
+import numbers
+
+import numpy as np
+
+from distnn import nn
+from distnn import random as drandom
+from distnn.nn.rnn import RNNBase
+
+from .ensemble import log_average_probabilities
+
+__all__ = ["MCDropout", "mc_dropout", "dropout_layers", "dropout_active"]
+
+
+def _rate(module) -> float:
+    if isinstance(module, nn.Dropout):
+        return module.p
+    if isinstance(module, RNNBase):  # (between stacked layers only)
+        return module.dropout if module.num_layers > 1 else 0.0
+    return module.dropout  # MultiheadAttention: on the attention weights
+
+
+def dropout_layers(model) -> list:
+    """The modules of ``model`` whose training mode switches on dropout and nothing else, with a rate > 0:
+    ``Dropout`` layers, stacked recurrent layers' inter-layer dropout, attention-weight dropout."""
+    kinds = (nn.Dropout, nn.MultiheadAttention, RNNBase)
+    return [m for m in model.modules() if isinstance(m, kinds) and _rate(m) > 0]
+
+
+@contextlib.contextmanager
+def dropout_active(model, generator):
+    """Within the block, ``model``'s dropout layers are in training mode and draw from ``generator``;
+    every other module keeps its mode (batch norm in eval mode stays there). Restored afterwards."""
+    layers = dropout_layers(model)
+    saved = [(m.training, m.generator) for m in layers]
+    try:
+        for m in layers:
+            # (only the flag of this module, not Module.train's walk into its children: an attention
+            # layer's projections, a recurrent layer's cells)
+            object.__setattr__(m, "training", True)
+            object.__setattr__(m, "generator", None)  # draw from the generator lent below
+        with drandom.use_generator(generator):
+            yield
+    finally:
+        for m, (training, gen) in zip(layers, saved):
+            object.__setattr__(m, "training", training)
+            object.__setattr__(m, "generator", gen)
+
+
+class MCDropout(nn.Module):
+    """``model`` with Monte Carlo dropout: ``forward`` averages ``samples`` passes with dropout active.
+
+    The output is ``log(mean_s softmax(model(x) with mask s))``: logits whose
+    softmax is the averaged probability vector and whose cross-entropy is its
+    negative log-likelihood, so evaluation and prediction code takes it as it
+    takes the model (as it takes an ensemble). The masks of all calls come
+    from one generator seeded with ``seed``, in order: the same calls on the
+    same inputs give the same result.
+    """
+
+    def __init__(self, model, samples: int, seed: int = 0):
+        super().__init__()
+        _check_int("samples", samples, 1)
+        _check_int("seed", seed, 0)
+        self.model = model
+        # the wrapper takes the model's mode (a new Module starts in training mode): code that puts the
+        # wrapper back into "its" mode afterwards (eval_outputs) must not switch the model's batch norm on
+        object.__setattr__(self, "training", model.training)
+        self.samples, self.seed = int(samples), int(seed)
+        self.generator = np.random.default_rng(self.seed)
+
+    def forward(self, x):
+        with dropout_active(self.model, self.generator):
+            outs = [self.model(x) for _ in range(self.samples)]
+        return log_average_probabilities(outs)
+
+    def extra_repr(self):
+        return f"samples={self.samples}, seed={self.seed}"
+
+
+def mc_dropout(model, samples: int, seed: int = 0):
+    """The model to predict with: ``model`` itself for ``samples`` 0 or 1 (dropout off, as always), else
+    :class:`MCDropout` ``(model, samples, seed)``. A model without dropout cannot be sampled: ValueError."""
+    _check_int("mc_samples", samples, 0)
+    _check_int("mc_seed", seed, 0)
+    if samples <= 1:
+        return model
+    if not dropout_layers(model):
+        raise ValueError(f"mc_samples = {samples} needs dropout, but the model has no dropout layer with a rate > 0: "
+                         "every sample would be the same prediction (use 0 or 1)")
+    return MCDropout(model, samples, seed)
+
+
+def _check_int(name, value, minimum):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
