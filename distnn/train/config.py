@@ -70,8 +70,8 @@ import re
 import tomllib
 from importlib import resources
 
-from .config_schema import (ALIASES, MODEL_RESERVED, MODES, MONITORS, OPEN_TABLES, SCHEMA, TABLES,  # noqa: F401
-                            TYPE_WORDS as _TYPE_WORDS, Key, bound_text, describe_schema)
+from .config_schema import (ALIASES, MODEL_RESERVED, MODES, MONITORS, OPEN_TABLES, RECORDED_DEFAULTS,  # noqa: F401
+                            SCHEMA, TABLES, TYPE_WORDS as _TYPE_WORDS, Key, bound_text, describe_schema)
 from . import config_checks as checks  # (it reads this module's helpers at call time)
 from .config_hints import suggest_key  # noqa: F401  (config_checks and the CLI take it from here)
 from .toml_writer import dumps as toml_dumps, format_value as toml_value
@@ -170,6 +170,8 @@ def key_origins(raw: dict, out: dict, override_keys) -> dict:
     def walk(table, prefix):
         for k, v in table.items():
             path = f"{prefix}{k}"
+            if path == RECORDED_DEFAULTS:  # (no key of the config: the values it holds are the keys' own)
+                continue
             if isinstance(v, dict) and path in TABLES:
                 walk(v, path + ".")
             elif set_by_override(path):
@@ -385,6 +387,8 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
     def walk(table: dict, prefix: str):
         for k, v in table.items():
             path = f"{prefix}{k}"
+            if path == RECORDED_DEFAULTS:
+                continue  # (read below)
             if path in TABLES:
                 if not isinstance(v, dict):
                     problems.append(f"{path} must be a table ([{path}]), got {_describe(v)}")
@@ -412,10 +416,11 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
     for table in TABLES:  # every section exists, even one whose keys are all unset
         if _get_path(out, table) is None:
             _set_path(out, table, {})
+    recorded = _recorded_defaults(raw, problems)
     if "name" in out["model"]:
-        checks.check_model(extras["model"], out, problems, known)
+        checks.check_model(extras["model"], out, problems, known, recorded["model"])
     if "name" in out["data"]:
-        checks.check_data(extras["data"], out, problems, known)
+        checks.check_data(extras["data"], out, problems, known, recorded["data"])
     if not problems:  # relations between keys are only meaningful once each key is valid
         checks.check_cross(out, problems)
     if not _nested and not problems:
@@ -440,6 +445,26 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
     if problems:
         raise ConfigError(problems, source)
     return Config(out, source, origins)
+
+
+def _recorded_defaults(raw: dict, problems: list) -> dict:
+    """``{"model": {name: {argument: value}}, "data": {name: {option: value}}}``: the model's and the dataset's
+    defaults a run's config.toml recorded (``[defaults.model.NAME]``, ``[defaults.data.NAME]``)."""
+    out: dict = {"model": {}, "data": {}}
+    table = raw.get(RECORDED_DEFAULTS, {})
+    if not isinstance(table, dict):
+        problems.append(f"{RECORDED_DEFAULTS} must be a table, got {_describe(table)}")
+        return out
+    for section, by_name in table.items():
+        path = f"{RECORDED_DEFAULTS}.{section}"
+        if section not in out:
+            problems.append(f"unknown key '{path}': [{RECORDED_DEFAULTS}] records the model's and the dataset's "
+                            f"defaults only ([{RECORDED_DEFAULTS}.model.NAME], [{RECORDED_DEFAULTS}.data.NAME])")
+        elif not isinstance(by_name, dict) or not all(isinstance(v, dict) for v in by_name.values()):
+            problems.append(f"{path} must hold a table per name ([{path}.NAME]), got {_describe(by_name)}")
+        else:
+            out[section] = by_name
+    return out
 
 
 def _int64_problems(value, path: str, problems: list) -> None:
@@ -538,11 +563,37 @@ def default_config() -> Config:
 
 
 def dump_config(cfg) -> str:
-    """TOML text of a (resolved) config; ``loads_config`` of it gives the same Config."""
+    """TOML text of a (resolved) config; ``loads_config`` of it gives the same Config.
+
+    The model's and the dataset's defaults (the ``model.*``/``data.*`` keys a Config's origins say are at
+    their default) go to ``[defaults.model.NAME]`` and ``[defaults.data.NAME]``: a run's full record that
+    applies to that model and dataset alone, so the file re-run with ``--set model.name=...`` (or
+    ``data.name``) works as the config it came from does, and not on the old model's arguments."""
     data = cfg.to_dict() if isinstance(cfg, Config) else copy.deepcopy(dict(cfg))
     ordered = {k: data.pop(k) for k in ("name", "description") if k in data}
     ordered.update(data)
-    return toml_dumps(ordered, header="distnn run configuration (resolved: every key, defaults filled in)")
+    recorded = _split_recorded_defaults(ordered, getattr(cfg, "origins", {}))
+    if recorded:
+        ordered[RECORDED_DEFAULTS] = recorded
+    return toml_dumps(ordered, header="distnn run configuration (resolved: every key, defaults filled in;\n"
+                                      "[defaults.model.NAME] and [defaults.data.NAME] hold the model's and the "
+                                      "dataset's,\nwhich apply while model.name and data.name name them)")
+
+
+def _split_recorded_defaults(data: dict, origins: dict) -> dict:
+    """Take the model's and the dataset's keys at their default out of ``data``: ``{"model": {name: {...}},
+    "data": {name: {...}}}`` (a .npz/.csv file's options under "npz"/"csv", as check_data reads them)."""
+    out = {}
+    for section in ("model", "data"):
+        table = data.get(section)
+        if not isinstance(table, dict) or not isinstance(table.get("name"), str):
+            continue
+        moved = {k: table.pop(k) for k in list(table)
+                 if f"{section}.{k}" not in SCHEMA and origins.get(f"{section}.{k}") == DEFAULT}
+        if moved:
+            name = checks.dataset_kind(table["name"]) if section == "data" else table["name"]
+            out[section] = {name: moved}
+    return out
 
 
 def save_config(cfg, path) -> None:

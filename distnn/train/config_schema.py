@@ -197,6 +197,10 @@ DISPLAY_KEYS = frozenset(k for k, key in SCHEMA.items() if key.display)
 NOT_COMPARED_ON_RESUME = DISPLAY_KEYS | {"checkpoint.resume"}
 #: Tables whose other keys are passed through (the model's keyword arguments).
 OPEN_TABLES = frozenset({"model"})
+#: The top-level table of a run's config.toml that records the model's and the dataset's defaults the run
+#: used: ``[defaults.model.NAME]`` and ``[defaults.data.NAME]``. They apply while ``model.name`` (``data.name``)
+#: names that model (dataset), and only then: a config re-run with another model gets that model's own.
+RECORDED_DEFAULTS = "defaults"
 #: Keys the trainer fills from the data; a config must not set them.
 MODEL_RESERVED = frozenset({"num_classes", "input_shape", "generator"})
 #: Common misspellings / names from other tools, to suggest the right key.
