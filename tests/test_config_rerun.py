@@ -82,3 +82,21 @@ def test_a_malformed_defaults_table_is_one_problem_naming_it(tmp_path, table, me
     with pytest.raises(ConfigError) as err:
         load_config(str(tmp_path / "bad.toml"))
     assert message in str(err.value)
+
+
+# ------------------------------------------------------------------ an MLP given sizes
+def test_an_mlp_given_sizes_records_no_hidden_sizes_and_its_config_runs_again(tmp_path, capsys):
+    (tmp_path / "sizes.toml").write_text('[model]\nname = "mlp"\nsizes = [64, 32, 10]\n')
+    assert train(tmp_path / "sizes.toml", tmp_path / "a") == 0
+    text = (tmp_path / "a" / "config.toml").read_text()
+    saved = tomllib.loads(text)
+    # (hidden_sizes = [128] was recorded: an argument the MLP ignores beside sizes, read as if it mattered)
+    assert saved["model"] == {"name": "mlp", "sizes": [64, 32, 10]}
+    assert saved["defaults"]["model"] == {"mlp": {"activation": "relu", "dropout": 0.0}}
+    assert train(tmp_path / "a" / "config.toml", tmp_path / "b") == 0, capsys.readouterr().err
+    assert (tmp_path / "b" / "config.toml").read_text() == text
+    # sizes given to a saved config that recorded hidden_sizes as the MLP's default: that one goes too
+    (tmp_path / "mlp.toml").write_text('[model]\nname = "mlp"\n')
+    assert train(tmp_path / "mlp.toml", tmp_path / "c") == 0
+    assert train(tmp_path / "c" / "config.toml", tmp_path / "d", "model.sizes=[64, 32, 10]") == 0
+    assert "hidden_sizes" not in (tmp_path / "d" / "config.toml").read_text()

@@ -36,7 +36,7 @@ class MLP(nn.Sequential):
         "activation": argspec.choice(*_ACTIVATIONS),
         "dropout": argspec.probability(),
         "norm": argspec.choice(None, "batch", "layer"),
-    })
+    }, unused_with={"hidden_sizes": "sizes"})
 
     def __init__(self, sizes=None, activation="relu", dropout=0.0, norm=None, hidden_sizes=(128,),
                  num_classes=None, input_shape=None, generator=None):

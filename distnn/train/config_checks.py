@@ -109,10 +109,12 @@ def check_model(extra: dict, out: dict, problems: list, known=None, recorded=Non
 
     table = getattr(models[name.lower()], "arguments", None)
     rules = table.rules if isinstance(table, Arguments) else {}
+    # Defaults the model does not use with these arguments (MLP's hidden_sizes once sizes is given).
+    unused = table.unused(extra) if isinstance(table, Arguments) else set()
     # The defaults a run recorded for this model (and no other: a re-run with another model.name gets that
-    # model's own), for the arguments it still takes; checked by its rules as given ones are.
+    # model's own), for the arguments it takes and uses; checked by its rules as given ones are.
     own = {k: v for k, v in (recorded or {}).get(name, {}).items()
-           if k in params and k not in extra and k not in MODEL_RESERVED}
+           if k in params and k not in extra and k not in MODEL_RESERVED and k not in unused}
     given = {}
     for k, v in {**own, **extra}.items():
         if k in MODEL_RESERVED or k not in params:
@@ -128,14 +130,13 @@ def check_model(extra: dict, out: dict, problems: list, known=None, recorded=Non
         problems.append(Related(problem, *re.findall(r"(?<![\w.])model\.\w+", problem)))
     # The resolved config (a run's config.toml) records what the model is built with: the defaults of the
     # arguments not given too, so that a later default cannot change a re-run. Not those the data decides
-    # (LeNet's in_channels), nor a None (TOML has none: an absent key means the same), nor in an ensemble
+    # (LeNet's in_channels) or the arguments given make unused, nor a None (TOML has none: an absent key means the same), nor in an ensemble
     # whose members change the model: this model's defaults would be unknown keys of another one (each
     # member's own config records its model's).
     if _members_change_model(out):
         return
-    from_data = table.from_data if isinstance(table, Arguments) else ()
     for k, default in signature_defaults(models[name.lower()]).items():
-        if k not in extra and k not in MODEL_RESERVED and k not in from_data and _plain(default):
+        if k not in extra and k not in MODEL_RESERVED and k not in unused and _plain(default):
             out["model"][k] = list(default) if isinstance(default, tuple) else default
     out["model"].update({k: v for k, v in own.items() if k in given})  # (a bad one is a problem already)
 
