@@ -270,7 +270,7 @@ def _check_value(path: str, key: Key, value, problems: list):
 
 
 _BAD = object()
-_HINT = re.compile(r" \(did you mean '[^']*'\?\)")
+_HINT = re.compile(r" \(did you mean (?:the top-level key )?'[^']*'\?\)")
 
 
 def value_not_section(path: str, table: dict, expected: str) -> str | None:
