@@ -141,7 +141,9 @@ SCHEMA: dict[str, Key] = {
                                      "(no collective; 0 = once per epoch, whose line has the all-rank mean)", NONNEG,
                           display=True),
     "train.eval_every": _k("int", 1, "evaluate on the validation split every N epochs (and the last epoch, "
-                           "as a report: early stopping, plateau schedules and the best skip that one)", (">=", 1)),
+                           "as a report that early stopping and plateau schedules skip; it scores the final "
+                           "weights: at the end, better, they are the run's best and its best checkpoint)",
+                           (">=", 1)),
     "train.nonfinite": _k("str", "skip", "a NaN/inf loss or gradient: skip the step on every rank, or stop",
                           choices=("skip", "error")),
     "train.max_nonfinite": _k("int", 10, "stop after this many consecutive skipped steps", (">=", 1)),
