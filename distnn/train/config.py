@@ -416,7 +416,7 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
     for table in TABLES:  # every section exists, even one whose keys are all unset
         if _get_path(out, table) is None:
             _set_path(out, table, {})
-    recorded = _recorded_defaults(raw, problems)
+    recorded = checks.recorded_defaults(raw, problems)
     if "name" in out["model"]:
         checks.check_model(extras["model"], out, problems, known, recorded["model"])
     if "name" in out["data"]:
@@ -445,26 +445,6 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
     if problems:
         raise ConfigError(problems, source)
     return Config(out, source, origins)
-
-
-def _recorded_defaults(raw: dict, problems: list) -> dict:
-    """``{"model": {name: {argument: value}}, "data": {name: {option: value}}}``: the model's and the dataset's
-    defaults a run's config.toml recorded (``[defaults.model.NAME]``, ``[defaults.data.NAME]``)."""
-    out: dict = {"model": {}, "data": {}}
-    table = raw.get(RECORDED_DEFAULTS, {})
-    if not isinstance(table, dict):
-        problems.append(f"{RECORDED_DEFAULTS} must be a table, got {_describe(table)}")
-        return out
-    for section, by_name in table.items():
-        path = f"{RECORDED_DEFAULTS}.{section}"
-        if section not in out:
-            problems.append(f"unknown key '{path}': [{RECORDED_DEFAULTS}] records the model's and the dataset's "
-                            f"defaults only ([{RECORDED_DEFAULTS}.model.NAME], [{RECORDED_DEFAULTS}.data.NAME])")
-        elif not isinstance(by_name, dict) or not all(isinstance(v, dict) for v in by_name.values()):
-            problems.append(f"{path} must hold a table per name ([{path}.NAME]), got {_describe(by_name)}")
-        else:
-            out[section] = by_name
-    return out
 
 
 def _int64_problems(value, path: str, problems: list) -> None:
@@ -572,28 +552,12 @@ def dump_config(cfg) -> str:
     data = cfg.to_dict() if isinstance(cfg, Config) else copy.deepcopy(dict(cfg))
     ordered = {k: data.pop(k) for k in ("name", "description") if k in data}
     ordered.update(data)
-    recorded = _split_recorded_defaults(ordered, getattr(cfg, "origins", {}))
+    recorded = checks.split_recorded_defaults(ordered, getattr(cfg, "origins", {}))
     if recorded:
         ordered[RECORDED_DEFAULTS] = recorded
     return toml_dumps(ordered, header="distnn run configuration (resolved: every key, defaults filled in;\n"
                                       "[defaults.model.NAME] and [defaults.data.NAME] hold the model's and the "
                                       "dataset's,\nwhich apply while model.name and data.name name them)")
-
-
-def _split_recorded_defaults(data: dict, origins: dict) -> dict:
-    """Take the model's and the dataset's keys at their default out of ``data``: ``{"model": {name: {...}},
-    "data": {name: {...}}}`` (a .npz/.csv file's options under "npz"/"csv", as check_data reads them)."""
-    out = {}
-    for section in ("model", "data"):
-        table = data.get(section)
-        if not isinstance(table, dict) or not isinstance(table.get("name"), str):
-            continue
-        moved = {k: table.pop(k) for k in list(table)
-                 if f"{section}.{k}" not in SCHEMA and origins.get(f"{section}.{k}") == DEFAULT}
-        if moved:
-            name = checks.dataset_kind(table["name"]) if section == "data" else table["name"]
-            out[section] = {name: moved}
-    return out
 
 
 def save_config(cfg, path) -> None:

@@ -155,6 +155,42 @@ def _plain(value) -> bool:
     return isinstance(value, (bool, int, float, str))
 
 
+def recorded_defaults(raw: dict, problems: list) -> dict:
+    """``{"model": {name: {argument: value}}, "data": {name: {option: value}}}``: the model's and the dataset's
+    defaults a run's config.toml recorded (``[defaults.model.NAME]``, ``[defaults.data.NAME]``)."""
+    out: dict = {"model": {}, "data": {}}
+    table = raw.get(C.RECORDED_DEFAULTS, {})
+    if not isinstance(table, dict):
+        problems.append(f"{C.RECORDED_DEFAULTS} must be a table, got {C._describe(table)}")
+        return out
+    for section, by_name in table.items():
+        path = f"{C.RECORDED_DEFAULTS}.{section}"
+        if section not in out:
+            problems.append(f"unknown key '{path}': [{C.RECORDED_DEFAULTS}] records the model's and the dataset's "
+                            f"defaults only ([{C.RECORDED_DEFAULTS}.model.NAME], [{C.RECORDED_DEFAULTS}.data.NAME])")
+        elif not isinstance(by_name, dict) or not all(isinstance(v, dict) for v in by_name.values()):
+            problems.append(f"{path} must hold a table per name ([{path}.NAME]), got {C._describe(by_name)}")
+        else:
+            out[section] = by_name
+    return out
+
+
+def split_recorded_defaults(data: dict, origins: dict) -> dict:
+    """Take the model's and the dataset's keys at their default out of ``data``: ``{"model": {name: {...}},
+    "data": {name: {...}}}`` (a .npz/.csv file's options under "npz"/"csv", as check_data reads them)."""
+    out = {}
+    for section in ("model", "data"):
+        table = data.get(section)
+        if not isinstance(table, dict) or not isinstance(table.get("name"), str):
+            continue
+        moved = {k: table.pop(k) for k in list(table)
+                 if f"{section}.{k}" not in SCHEMA and origins.get(f"{section}.{k}") == C.DEFAULT}
+        if moved:
+            name = dataset_kind(table["name"]) if section == "data" else table["name"]
+            out[section] = {name: moved}
+    return out
+
+
 def dataset_kind(name: str) -> str:
     """The dataset whose options a config's ``data.name`` takes: a registered name, or "npz"/"csv" for a file."""
     from distnn.data import datasets as dsets
