@@ -548,12 +548,13 @@ def test_restore_best_keeps_final_weights_that_the_last_report_scores_better(dig
         t = make_trainer(LocalCommunicator(), digits, epochs=3, train_subset=200, eval_every=2,
                          callbacks=[InjectMetric("val_loss", {0: values}), es, Snap()])
         t.fit()
-        assert es.best_epoch == 1
-        return t.model.state_dict()
+        return t.model.state_dict(), es.best_epoch, t.state.best_epoch
 
-    better_at_the_end = run([5.0, 2.0, 1.0])
+    better_at_the_end, *best = run([5.0, 2.0, 1.0])
+    assert best == [2, 2]  # (the best reported, early stopping's and the run's, is the epoch of those weights)
     for k, v in better_at_the_end.items():
         np.testing.assert_array_equal(v, snapshots[2][k], err_msg=k)
-    worse_at_the_end = run([5.0, 2.0, 3.0])  # the judged best is restored, as before
+    worse_at_the_end, *best = run([5.0, 2.0, 3.0])  # the judged best is restored, as before
+    assert best == [1, 1]
     for k, v in worse_at_the_end.items():
         np.testing.assert_array_equal(v, snapshots[1][k], err_msg=k)

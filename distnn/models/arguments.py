@@ -103,13 +103,20 @@ class Arguments:
     run only when every rule holds. ``from_data``: arguments that the data's
     ``input_shape`` decides whenever it is given (as the trainer always gives
     it), so that their defaults are not what a run uses: a resolved config
-    does not record them.
+    does not record them. ``unused_with``: ``{argument: other}``, an argument
+    the model ignores when ``other`` is given (MLP's ``hidden_sizes`` beside
+    ``sizes``): its default is not recorded then either.
     """
 
-    def __init__(self, rules: dict, relations=(), from_data=()):
+    def __init__(self, rules: dict, relations=(), from_data=(), unused_with=None):
         self.rules = dict(rules)
         self.relations = tuple(relations)
         self.from_data = tuple(from_data)
+        self.unused_with = dict(unused_with or {})
+
+    def unused(self, given) -> set:
+        """The arguments whose defaults a model given the arguments ``given`` does not use."""
+        return {*self.from_data, *(k for k, other in self.unused_with.items() if other in given)}
 
     def problems(self, values: dict, prefix: str = "", defaults: dict | None = None) -> list:
         """Every problem with ``values``, each naming ``prefix + argument``; ``defaults`` fill unset ones."""

@@ -71,8 +71,8 @@ import re
 import tomllib
 from importlib import resources
 
-from .config_schema import (ALIASES, MODEL_RESERVED, MODES, MONITORS, OPEN_TABLES, SCHEMA, TABLES,  # noqa: F401
-                            TYPE_WORDS as _TYPE_WORDS, Key, bound_text, describe_schema)
+from .config_schema import (ALIASES, MODEL_RESERVED, MODES, MONITORS, OPEN_TABLES, RECORDED_DEFAULTS,  # noqa: F401
+                            SCHEMA, TABLES, TYPE_WORDS as _TYPE_WORDS, Key, bound_text, describe_schema)
 from . import config_checks as checks  # (it reads this module's helpers at call time)
 from .config_hints import suggest_key  # noqa: F401  (config_checks and the CLI take it from here)
 from .toml_writer import dumps as toml_dumps, format_value as toml_value
@@ -171,6 +171,8 @@ def key_origins(raw: dict, out: dict, override_keys) -> dict:
     def walk(table, prefix):
         for k, v in table.items():
             path = f"{prefix}{k}"
+            if path == RECORDED_DEFAULTS:  # (no key of the config: the values it holds are the keys' own)
+                continue
             if isinstance(v, dict) and path in TABLES:
                 walk(v, path + ".")
             elif set_by_override(path):
@@ -269,7 +271,7 @@ def _check_value(path: str, key: Key, value, problems: list):
 
 
 _BAD = object()
-_HINT = re.compile(r" \(did you mean '[^']*'\?\)")
+_HINT = re.compile(r" \(did you mean (?:the top-level key )?'[^']*'\?\)")
 
 
 def value_not_section(path: str, table: dict, expected: str) -> str | None:
@@ -386,6 +388,8 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
     def walk(table: dict, prefix: str):
         for k, v in table.items():
             path = f"{prefix}{k}"
+            if path == RECORDED_DEFAULTS:
+                continue  # (read below)
             if path in TABLES:
                 if not isinstance(v, dict):
                     problems.append(f"{path} must be a table ([{path}]), got {_describe(v)}")
@@ -413,10 +417,11 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
     for table in TABLES:  # every section exists, even one whose keys are all unset
         if _get_path(out, table) is None:
             _set_path(out, table, {})
+    recorded = checks.recorded_defaults(raw, problems)
     if "name" in out["model"]:
-        checks.check_model(extras["model"], out, problems, known)
+        checks.check_model(extras["model"], out, problems, known, recorded["model"])
     if "name" in out["data"]:
-        checks.check_data(extras["data"], out, problems, known)
+        checks.check_data(extras["data"], out, problems, known, recorded["data"])
     if not problems:  # relations between keys are only meaningful once each key is valid
         checks.check_cross(out, problems)
     if not _nested and not problems:
@@ -539,11 +544,21 @@ def default_config() -> Config:
 
 
 def dump_config(cfg) -> str:
-    """TOML text of a (resolved) config; ``loads_config`` of it gives the same Config."""
+    """TOML text of a (resolved) config; ``loads_config`` of it gives the same Config.
+
+    The model's and the dataset's defaults (the ``model.*``/``data.*`` keys a Config's origins say are at
+    their default) go to ``[defaults.model.NAME]`` and ``[defaults.data.NAME]``: a run's full record that
+    applies to that model and dataset alone, so the file re-run with ``--set model.name=...`` (or
+    ``data.name``) works as the config it came from does, and not on the old model's arguments."""
     data = cfg.to_dict() if isinstance(cfg, Config) else copy.deepcopy(dict(cfg))
     ordered = {k: data.pop(k) for k in ("name", "description") if k in data}
     ordered.update(data)
-    return toml_dumps(ordered, header="distnn run configuration (resolved: every key, defaults filled in)")
+    recorded = checks.split_recorded_defaults(ordered, getattr(cfg, "origins", {}))
+    if recorded:
+        ordered[RECORDED_DEFAULTS] = recorded
+    return toml_dumps(ordered, header="distnn run configuration (resolved: every key, defaults filled in;\n"
+                                      "[defaults.model.NAME] and [defaults.data.NAME] hold the model's and the "
+                                      "dataset's,\nwhich apply while model.name and data.name name them)")
 
 
 def save_config(cfg, path) -> None:

@@ -73,8 +73,10 @@ def dataset_options(name: str) -> list:
     return [o for o in dsets.list_dataset_options(name) if o != "path"]
 
 
-def check_model(extra: dict, out: dict, problems: list, known=None):
-    """``known``: every dotted key the hints for a misspelt one may name (default: the schema's)."""
+def check_model(extra: dict, out: dict, problems: list, known=None, recorded=None):
+    """``known``: every dotted key the hints for a misspelt one may name (default: the schema's);
+    ``recorded``: a run's recorded model defaults, ``{model name: {argument: value}}`` (see
+    ``config_schema.RECORDED_DEFAULTS``): the chosen model's stand for its signature defaults."""
     known = list(SCHEMA) if known is None else known
     for k in sorted(extra):
         if k in MODEL_RESERVED:
@@ -107,8 +109,14 @@ def check_model(extra: dict, out: dict, problems: list, known=None):
 
     table = getattr(models[name.lower()], "arguments", None)
     rules = table.rules if isinstance(table, Arguments) else {}
+    # Defaults the model does not use with these arguments (MLP's hidden_sizes once sizes is given).
+    unused = table.unused(extra) if isinstance(table, Arguments) else set()
+    # The defaults a run recorded for this model (and no other: a re-run with another model.name gets that
+    # model's own), for the arguments it takes and uses; checked by its rules as given ones are.
+    own = {k: v for k, v in (recorded or {}).get(name, {}).items()
+           if k in params and k not in extra and k not in MODEL_RESERVED and k not in unused}
     given = {}
-    for k, v in extra.items():
+    for k, v in {**own, **extra}.items():
         if k in MODEL_RESERVED or k not in params:
             continue
         # (no model argument is a table: keys under one name nothing)
@@ -122,15 +130,15 @@ def check_model(extra: dict, out: dict, problems: list, known=None):
         problems.append(Related(problem, *re.findall(r"(?<![\w.])model\.\w+", problem)))
     # The resolved config (a run's config.toml) records what the model is built with: the defaults of the
     # arguments not given too, so that a later default cannot change a re-run. Not those the data decides
-    # (LeNet's in_channels), nor a None (TOML has none: an absent key means the same), nor in an ensemble
+    # (LeNet's in_channels) or the arguments given make unused, nor a None (TOML has none: an absent key means the same), nor in an ensemble
     # whose members change the model: this model's defaults would be unknown keys of another one (each
     # member's own config records its model's).
     if _members_change_model(out):
         return
-    from_data = table.from_data if isinstance(table, Arguments) else ()
     for k, default in signature_defaults(models[name.lower()]).items():
-        if k not in extra and k not in MODEL_RESERVED and k not in from_data and _plain(default):
+        if k not in extra and k not in MODEL_RESERVED and k not in unused and _plain(default):
             out["model"][k] = list(default) if isinstance(default, tuple) else default
+    out["model"].update({k: v for k, v in own.items() if k in given})  # (a bad one is a problem already)
 
 
 def _members_change_model(out: dict) -> bool:
@@ -147,17 +155,61 @@ def _plain(value) -> bool:
     return isinstance(value, (bool, int, float, str))
 
 
-def check_data(extra: dict, out: dict, problems: list, known=None):
+def recorded_defaults(raw: dict, problems: list) -> dict:
+    """``{"model": {name: {argument: value}}, "data": {name: {option: value}}}``: the model's and the dataset's
+    defaults a run's config.toml recorded (``[defaults.model.NAME]``, ``[defaults.data.NAME]``)."""
+    out: dict = {"model": {}, "data": {}}
+    table = raw.get(C.RECORDED_DEFAULTS, {})
+    if not isinstance(table, dict):
+        problems.append(f"{C.RECORDED_DEFAULTS} must be a table, got {C._describe(table)}")
+        return out
+    for section, by_name in table.items():
+        path = f"{C.RECORDED_DEFAULTS}.{section}"
+        if section not in out:
+            problems.append(f"unknown key '{path}': [{C.RECORDED_DEFAULTS}] records the model's and the dataset's "
+                            f"defaults only ([{C.RECORDED_DEFAULTS}.model.NAME], [{C.RECORDED_DEFAULTS}.data.NAME])")
+        elif not isinstance(by_name, dict) or not all(isinstance(v, dict) for v in by_name.values()):
+            problems.append(f"{path} must hold a table per name ([{path}.NAME]), got {C._describe(by_name)}")
+        else:
+            out[section] = by_name
+    return out
+
+
+def split_recorded_defaults(data: dict, origins: dict) -> dict:
+    """Take the model's and the dataset's keys at their default out of ``data``: ``{"model": {name: {...}},
+    "data": {name: {...}}}`` (a .npz/.csv file's options under "npz"/"csv", as check_data reads them)."""
+    out = {}
+    for section in ("model", "data"):
+        table = data.get(section)
+        if not isinstance(table, dict) or not isinstance(table.get("name"), str):
+            continue
+        moved = {k: table.pop(k) for k in list(table)
+                 if f"{section}.{k}" not in SCHEMA and origins.get(f"{section}.{k}") == C.DEFAULT}
+        if moved:
+            name = dataset_kind(table["name"]) if section == "data" else table["name"]
+            out[section] = {name: moved}
+    return out
+
+
+def dataset_kind(name: str) -> str:
+    """The dataset whose options a config's ``data.name`` takes: a registered name, or "npz"/"csv" for a file."""
+    from distnn.data import datasets as dsets
+
+    ext = os.path.splitext(name)[1].lower()
+    return ext[1:] if name not in dict(dsets.list_datasets()) and ext in (".npz", ".csv") else name
+
+
+def check_data(extra: dict, out: dict, problems: list, known=None, recorded=None):
     """Dataset options (e.g. data.flatten) are checked against the chosen dataset's source. ``known``: every
-    dotted key the hints for a misspelt one may name (default: the schema's and the dataset's options)."""
+    dotted key the hints for a misspelt one may name (default: the schema's and the dataset's options);
+    ``recorded``: a run's recorded dataset defaults, ``{dataset: {option: value}}``, as in :func:`check_model`
+    (a .npz or .csv file's under "npz" or "csv")."""
     from distnn.data import datasets as dsets
 
     data = out["data"]
-    name = data["name"]
+    name = dataset_kind(data["name"])
     if name not in dict(dsets.list_datasets()):
-        if os.path.splitext(name)[1].lower() in (".npz", ".csv"):
-            name = os.path.splitext(name)[1].lower()[1:]
-        else:
+        if name not in ("npz", "csv"):
             close = difflib.get_close_matches(name, [n for n, _ in dsets.list_datasets()], n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             problems.append(f"data.name {name!r} is not a known dataset{hint}; run 'distnn datasets' for the list")
@@ -167,6 +219,9 @@ def check_data(extra: dict, out: dict, problems: list, known=None):
     options = dsets.list_dataset_options(name)
     if known is None:
         known = [*SCHEMA, *(f"data.{o}" for o in options if o != "path")]
+    # (the recorded defaults of this dataset, checked as given options are; see check_model)
+    own = {k: v for k, v in (recorded or {}).get(name, {}).items() if k in options and k != "path" and k not in extra}
+    extra = {**own, **extra}
     for k in sorted(extra):
         if k not in options or k == "path":
             hint = C.suggest_key(f"data.{k}", known)

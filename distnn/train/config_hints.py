@@ -48,11 +48,22 @@ def closest_name(name: str, names, one_typo: bool = False) -> str | None:
 def suggest_key(path: str, candidates) -> str:
     """' (did you mean 'x'?)' for an unknown dotted key, or ''. ``candidates``: the known dotted keys and
     sections, in the order to prefer among equally close ones."""
+    found = _closest_key(path, candidates)
+    if found is None:
+        return ""
+    if "." in path and "." not in found and found not in TABLES:
+        # A bare 'name' for train.name reads as the very key written under [train]: say where it belongs.
+        return f" (did you mean the top-level key '{found}'?)"
+    return f" (did you mean '{found}'?)"
+
+
+def _closest_key(path: str, candidates) -> str | None:
+    """The key or section of ``candidates`` that ``path`` most likely means (see :func:`suggest_key`)."""
     leaf = path.rsplit(".", 1)[-1]
     parent = path.rsplit(".", 1)[0] if "." in path else ""
     alias = ALIASES.get(leaf.lower())
     if alias and alias != path and (alias in candidates or alias in TABLES):
-        return f" (did you mean '{alias}'?)"
+        return alias
     candidates = [c for c in dict.fromkeys(candidates) if c != path]
     by_leaf: dict[str, list] = {}
     for c in candidates:
@@ -63,12 +74,12 @@ def suggest_key(path: str, candidates) -> str:
     # typos away; else one of another section (train.momentun -> optimizer.momentum).
     close = closest_name(leaf, siblings, one_typo=True)
     if close is not None:
-        return f" (did you mean '{siblings[close]}'?)"
+        return siblings[close]
     same = next((cs for name, cs in by_leaf.items() if name.lower() == leaf.lower()), None)
     if same:
-        return f" (did you mean '{same[0]}'?)"
+        return same[0]
     close = closest_name(leaf, siblings)
     if close is not None:
-        return f" (did you mean '{siblings[close]}'?)"
+        return siblings[close]
     close = closest_name(leaf, by_leaf)
-    return f" (did you mean '{by_leaf[close][0]}'?)" if close is not None else ""
+    return by_leaf[close][0] if close is not None else None

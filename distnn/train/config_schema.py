@@ -153,7 +153,9 @@ SCHEMA: dict[str, Key] = {
                                      "(no collective; 0 = once per epoch, whose line has the all-rank mean)", NONNEG,
                           display=True),
     "train.eval_every": _k("int", 1, "evaluate on the validation split every N epochs (and the last epoch, "
-                           "as a report: early stopping, plateau schedules and the best skip that one)", (">=", 1)),
+                           "as a report that early stopping and plateau schedules skip; it scores the final "
+                           "weights: at the end, better, they are the run's best and its best checkpoint)",
+                           (">=", 1)),
     "train.nonfinite": _k("str", "skip", "a NaN/inf loss or gradient: skip the step on every rank, or stop",
                           choices=("skip", "error")),
     "train.max_nonfinite": _k("int", 10, "stop after this many consecutive skipped steps", (">=", 1)),
@@ -209,6 +211,10 @@ DISPLAY_KEYS = frozenset(k for k, key in SCHEMA.items() if key.display)
 NOT_COMPARED_ON_RESUME = DISPLAY_KEYS | {"checkpoint.resume"}
 #: Tables whose other keys are passed through (the model's keyword arguments).
 OPEN_TABLES = frozenset({"model"})
+#: The top-level table of a run's config.toml that records the model's and the dataset's defaults the run
+#: used: ``[defaults.model.NAME]`` and ``[defaults.data.NAME]``. They apply while ``model.name`` (``data.name``)
+#: names that model (dataset), and only then: a config re-run with another model gets that model's own.
+RECORDED_DEFAULTS = "defaults"
 #: Keys the trainer fills from the data; a config must not set them.
 MODEL_RESERVED = frozenset({"num_classes", "input_shape", "generator"})
 #: Common misspellings / names from other tools, to suggest the right key.

@@ -46,7 +46,7 @@ from distnn.functional.loss import IGNORE_INDEX
 from distnn.nn.module import Module
 from distnn.optim.optimizer import Optimizer
 
-from .callbacks.base import CallbackList, metric_counts
+from .callbacks.base import CallbackList, final_report, metric_counts
 from .logging_utils import get_logger
 
 
@@ -105,7 +105,7 @@ class Trainer:
     so an epoch has ``len(train_data) // batch_size`` steps on any number of ranks);
     ``eval_batch_size`` (samples per evaluation batch; ranks evaluate whole batches in turn);
     ``eval_every`` (validate every N epochs; the last epoch is validated too, as a report that
-    monitors skip: ``validation_counts`` is False then);
+    monitors skip: ``validation_counts`` is False then; at the end it counts for the run's best);
     ``max_steps`` (stop after this many optimizer steps); ``label_smoothing``;
     ``l1`` (L1 regularization strength: ``l1 * sum |w|`` over ``l1_params``, by default the weights
     of :func:`~distnn.optim.split_decay_parameters`, never the biases or normalization parameters);
@@ -255,6 +255,7 @@ class Trainer:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 self._epochs(t_start)
             self.callbacks.on_loop_end(self)
+            self._count_final_report()
             self.state.elapsed += time.perf_counter() - t_start
             self._fit_started = None
             self.callbacks.on_train_end(self, self.history[-1] if self.history else {})
@@ -310,6 +311,15 @@ class Trainer:
         if self.world > 1:
             flag = any(self.comm.allgather_object(flag))
         return flag
+
+    def _count_final_report(self):
+        """The last epoch's validation off the eval_every schedule scores the weights training ends with: a
+        candidate for the run's best now that no epoch follows (after ``on_loop_end``'s last checkpoint took
+        the state a resume goes on from; see callbacks.base.final_report)."""
+        value = final_report(self, self.monitor, self.history[-1] if self.history else None)
+        best = self.state.best_metric
+        if value is not None and (best is None or (value < best if self.monitor_mode == "min" else value > best)):
+            self.state.best_metric, self.state.best_epoch = value, len(self.history) - 1
 
     def _track_best(self, logs):
         if not metric_counts(self, self.monitor):

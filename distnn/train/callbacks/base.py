@@ -12,6 +12,8 @@ the trainer collects it under the callback's ``state_key``.
 """
 from __future__ import annotations
 
+import math
+
 
 class Callback:
     """Base class: override the hooks you need. ``logs`` is a plain dict of floats."""
@@ -131,6 +133,23 @@ def metric_counts(trainer, monitor: str) -> bool:
     if not monitor.startswith("val_") or trainer is None or getattr(trainer, "val_data", None) is None:
         return True
     return bool(getattr(trainer, "validation_counts", getattr(trainer, "evaluated", True)))
+
+
+def final_report(trainer, monitor: str, logs) -> float | None:
+    """Collective: ``monitor`` of the epoch training ended with (``logs``, its record) when that epoch's
+    validation was the report off the ``eval_every`` schedule, agreed from rank 0; None otherwise, or when
+    the value is not finite.
+
+    Monitors skip that report while training (see :func:`metric_counts`). At the end it scores the weights
+    the run ends with, so the run's best, early stopping's restored weights and the best checkpoint each
+    count it then, after the last checkpoint's state was taken: a run resumed with more epochs still goes
+    on from the best judged on schedule, as the longer run does."""
+    every = int(getattr(trainer, "eval_every", 1))
+    if not logs or every == 1 or not monitor.startswith("val_") or monitor not in logs \
+            or int(logs.get("epoch", 0)) % every == 0:
+        return None
+    value = float(trainer.agree(float(logs[monitor])))
+    return value if math.isfinite(value) else None
 
 
 def get_metric(logs: dict, monitor: str, who: str, trainer=None) -> float | None:

@@ -45,7 +45,7 @@ from .. import checkpoint as ck
 from .. import preemption, step_guard
 from ..logging_utils import get_logger
 from .background_writer import Job, writer
-from .base import Callback, metric_counts, monitor_mode, same_monitor
+from .base import Callback, final_report, metric_counts, monitor_mode, same_monitor
 from .resume import agreed
 
 ON_ERROR = ("stop", "continue")
@@ -144,10 +144,12 @@ class ModelCheckpoint(Callback):
                 if moved:
                     self.log.warning("resumed from %s: newer checkpoints %s were moved aside as "
                                      "discarded-*", os.path.basename(path), ", ".join(moved))
+                self._repoint_best()
         if self.resumed_from is None:
             return
         if ours:
             self._saved_step = step  # (resumed at its last step: the end has its checkpoint, here)
+            self.last_path = path
         elif self.save_last and _cut_by_max_steps(trainer):
             # Resumed from another directory's checkpoint (--resume OLD_RUN --out NEW_RUN) of an epoch that
             # max_steps cut: this root gets that mid-epoch state now, before the end this session gives the
@@ -213,6 +215,18 @@ class ModelCheckpoint(Callback):
         if self.save_last and self._saved_step != trainer.state.global_step:
             self.save(trainer, "last", trainer.history[-1] if trainer.history else None)
 
+    def _repoint_best(self) -> None:
+        """Rank 0, resuming in this root: ``best`` names the best checkpoint the restored state holds. The end
+        of an earlier session may have pointed it at its final report's (see on_train_end), which the run going
+        on does not count, nor protect from retention."""
+        if not self.save_best or self.best_name is None or not os.path.isdir(os.path.join(self.root, self.best_name)):
+            return
+        if ck.read_pointer(self.root, ck.BEST) != self.best_name:
+            try:
+                ck.write_pointer(self.root, ck.BEST, self.best_name, fsync=self.fsync)
+            except OSError as e:  # (rank 0 alone here: no failure to agree on; the next best re-points it)
+                self.log.warning("cannot point %s/best at %s: %s", self.root, self.best_name, e.strerror or e)
+
     def _mark_best(self, trainer, value: float) -> None:
         """Collective: make the checkpoint of this step, already written, the best one (``best`` pointer only).
 
@@ -243,6 +257,12 @@ class ModelCheckpoint(Callback):
 
     def on_train_end(self, trainer, logs):
         self.settle(trainer)
+        # The final report (see final_report) better than the best: the checkpoint of the state training ends
+        # in (save_last's, or the last epoch's) becomes the best one, as the run's best and early stopping's
+        # weights say. Its pointer only: the checkpoint's own state keeps the judged best a resume goes on from.
+        final = final_report(trainer, self.monitor, logs) if self.save_best else None
+        if self._improves(final) and self._saved_step == trainer.state.global_step:
+            self._mark_best(trainer, final)
         ck.remove_spares(self._spares)
 
     def on_exception(self, trainer, exception):

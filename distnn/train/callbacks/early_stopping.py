@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from ..logging_utils import get_logger
-from .base import Callback, get_metric, monitor_mode, same_monitor
+from .base import Callback, final_report, get_metric, monitor_mode, same_monitor
 
 
 class EarlyStopping(Callback):
@@ -63,14 +63,18 @@ class EarlyStopping(Callback):
                                      f"(best {self.best:.6g} at epoch {self.best_epoch + 1})")
 
     def on_train_end(self, trainer, logs):
-        if self.restore_best_weights and self.best_weights is not None and self.best_epoch != trainer.state.epoch:
-            # The last epoch's extra validation off the eval_every schedule is a report that patience does not
-            # judge, but it scores the final weights: when they beat the best, they are the best weights seen.
-            final = (logs or {}).get(self.monitor) if self.monitor.startswith("val_") else None
-            if final is not None and self.improved(trainer.agree(float(final))):
+        # The last epoch's extra validation off the eval_every schedule is a report that patience does not
+        # judge, but it scores the final weights: when they beat the best, they are the best weights seen,
+        # and the run's best (the trainer's and the best checkpoint count it too: see final_report).
+        final = final_report(trainer, self.monitor, logs)
+        if final is not None and self.improved(final):
+            if self.restore_best_weights and self.best_epoch >= 0:
                 trainer.log.info("kept the final weights (%s %.6g, better than epoch %d's %.6g)", self.monitor,
-                                 float(final), self.best_epoch + 1, self.best)
-                return
+                                 final, self.best_epoch + 1, self.best)
+            self.best, self.best_epoch = final, int(logs["epoch"]) - 1
+            self.best_weights = None  # (they are the model's)
+            return
+        if self.restore_best_weights and self.best_weights is not None and self.best_epoch != trainer.state.epoch:
             trainer.model.load_state_dict(self.best_weights)
             trainer.log.info("restored the weights of epoch %d (best %s %.6g)", self.best_epoch + 1, self.monitor, self.best)
 

@@ -1,0 +1,102 @@
+"""A run's config.toml re-run: with the model or the dataset changed by --set it works as the config it came
+from does. The model's and the dataset's defaults it records ([defaults.model.NAME], [defaults.data.NAME])
+apply to that model and dataset alone; before, they were model.*/data.* keys, unknown to another model."""
+import tomllib
+
+import pytest
+
+from distnn.cli import main
+from distnn.train.config import ConfigError, dump_config, load_config
+
+FAST = ["--set", "train.epochs=1", "--set", "train.max_steps=2", "--set", "run.plots=false",
+        "--set", "checkpoint.enabled=false", "--quiet"]
+
+
+def train(config, out, *sets):
+    argv = ["train", "--config", str(config), "--out", str(out), *FAST]
+    for s in sets:
+        argv += ["--set", s]
+    return main(argv)
+
+
+def test_a_saved_config_with_another_model_by_set_trains_as_the_original_does(tmp_path, capsys):
+    original = tmp_path / "mlp.toml"
+    original.write_text('[model]\nname = "mlp"\n')
+    assert train(original, tmp_path / "a") == 0
+    saved = tmp_path / "a" / "config.toml"
+    # (failed: unknown keys 'model.activation', 'model.dropout', 'model.hidden_sizes' for model 'lenet')
+    assert train(saved, tmp_path / "b", "model.name=lenet") == 0, capsys.readouterr().err
+    assert tomllib.loads(saved.read_text())["model"] == {"name": "mlp", "init": "default"}  # (its defaults: recorded apart)
+    assert train(original, tmp_path / "c", "model.name=lenet") == 0
+    assert (tmp_path / "b" / "config.toml").read_text() == (tmp_path / "c" / "config.toml").read_text()
+    assert tomllib.loads((tmp_path / "b" / "config.toml").read_text())["defaults"]["model"] == {
+        "lenet": {"channels": [6, 16], "hidden": [120, 84]}}
+
+
+def test_a_saved_config_with_another_dataset_by_set_trains_as_the_original_does(tmp_path, capsys):
+    original = tmp_path / "spirals.toml"
+    original.write_text('[data]\nname = "spirals"\n[model]\nname = "mlp"\n')
+    assert train(original, tmp_path / "a") == 0
+    saved = tmp_path / "a" / "config.toml"
+    # (failed: unknown keys 'data.noise' and 'data.turns' for dataset 'blobs')
+    assert train(saved, tmp_path / "b", "data.name=blobs") == 0, capsys.readouterr().err
+    assert tomllib.loads(saved.read_text())["defaults"]["data"] == {
+        "spirals": {"n_samples": 600, "n_classes": 3, "noise": 0.15, "turns": 1.0, "seed": 0}}
+    assert train(original, tmp_path / "c", "data.name=blobs") == 0
+    assert (tmp_path / "b" / "config.toml").read_text() == (tmp_path / "c" / "config.toml").read_text()
+
+
+def test_recorded_defaults_are_what_the_model_is_built_with_while_it_is_the_chosen_one(tmp_path):
+    (tmp_path / "a.toml").write_text('[model]\nname = "mlp"\n')
+    text = dump_config(load_config(str(tmp_path / "a.toml")))
+    # a default recorded by an earlier version (the signature's is "relu" now): the run is built as it was
+    path = tmp_path / "saved.toml"
+    path.write_text(text.replace('activation = "relu"', 'activation = "tanh"'))
+    cfg = load_config(str(path))
+    assert cfg.model.activation == "tanh"
+    assert dump_config(cfg) == path.read_text()  # (saved again as a default: still that model's alone)
+    assert "activation" not in load_config(str(path), ["model.name=lenet"]).model
+    # a value given in [model] wins over the recorded one
+    assert load_config(str(path), ["model.activation=gelu"]).model.activation == "gelu"
+    # one the model's rules refuse is a problem, as a given one is
+    path.write_text(text.replace('activation = "relu"', 'activation = "swish"'))
+    with pytest.raises(ConfigError, match="model.activation must be one of"):
+        load_config(str(path))
+
+
+def test_a_config_toml_with_the_defaults_in_model_as_before_still_loads(tmp_path):
+    (tmp_path / "old.toml").write_text('[model]\nname = "mlp"\nactivation = "relu"\n[data]\nflatten = true\n')
+    cfg = load_config(str(tmp_path / "old.toml"))
+    assert cfg.model.activation == "relu" and cfg.data.flatten is True
+    assert tomllib.loads(dump_config(cfg))["model"]["activation"] == "relu"  # (given there: stays there)
+
+
+@pytest.mark.parametrize("table, message", [
+    ('defaults = 1', "defaults must be a table, got 1 (integer)"),
+    ('[defaults.optimizer.sgd]\nlr = 1', "unknown key 'defaults.optimizer': [defaults] records the model's and "
+                                         "the dataset's defaults only"),
+    ('[defaults]\nmodel = {mlp = 1}', "defaults.model must hold a table per name ([defaults.model.NAME])"),
+])
+def test_a_malformed_defaults_table_is_one_problem_naming_it(tmp_path, table, message):
+    (tmp_path / "bad.toml").write_text(table + "\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(str(tmp_path / "bad.toml"))
+    assert message in str(err.value)
+
+
+# ------------------------------------------------------------------ an MLP given sizes
+def test_an_mlp_given_sizes_records_no_hidden_sizes_and_its_config_runs_again(tmp_path, capsys):
+    (tmp_path / "sizes.toml").write_text('[model]\nname = "mlp"\nsizes = [64, 32, 10]\n')
+    assert train(tmp_path / "sizes.toml", tmp_path / "a") == 0
+    text = (tmp_path / "a" / "config.toml").read_text()
+    saved = tomllib.loads(text)
+    # (hidden_sizes = [128] was recorded: an argument the MLP ignores beside sizes, read as if it mattered)
+    assert saved["model"] == {"name": "mlp", "init": "default", "sizes": [64, 32, 10]}
+    assert saved["defaults"]["model"] == {"mlp": {"activation": "relu", "dropout": 0.0}}
+    assert train(tmp_path / "a" / "config.toml", tmp_path / "b") == 0, capsys.readouterr().err
+    assert (tmp_path / "b" / "config.toml").read_text() == text
+    # sizes given to a saved config that recorded hidden_sizes as the MLP's default: that one goes too
+    (tmp_path / "mlp.toml").write_text('[model]\nname = "mlp"\n')
+    assert train(tmp_path / "mlp.toml", tmp_path / "c") == 0
+    assert train(tmp_path / "c" / "config.toml", tmp_path / "d", "model.sizes=[64, 32, 10]") == 0
+    assert "hidden_sizes" not in (tmp_path / "d" / "config.toml").read_text()
