@@ -92,7 +92,8 @@ def test_an_mlp_given_sizes_records_no_hidden_sizes_and_its_config_runs_again(tm
     saved = tomllib.loads(text)
     # (hidden_sizes = [128] was recorded: an argument the MLP ignores beside sizes, read as if it mattered)
     assert saved["model"] == {"name": "mlp", "init": "default", "sizes": [64, 32, 10]}
-    assert saved["defaults"]["model"] == {"mlp": {"activation": "relu", "dropout": 0.0}}
+    assert saved["defaults"]["model"] == {"mlp": {"activation": "relu", "dropout": 0.0,
+                                                 "norm_position": "before_activation"}}
     assert train(tmp_path / "a" / "config.toml", tmp_path / "b") == 0, capsys.readouterr().err
     assert (tmp_path / "b" / "config.toml").read_text() == text
     # sizes given to a saved config that recorded hidden_sizes as the MLP's default: that one goes too
