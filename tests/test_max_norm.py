@@ -77,8 +77,8 @@ def _fit(comm, digits, max_norm, bias=None):
     model = build_model("mlp", hidden_sizes=[32], input_shape=splits.input_shape, num_classes=10)
     if bias is not None:
         model[0].bias.data[...] = bias  # larger than the bound: the constraint must leave biases alone
-    trainer = Trainer(model, SGD(model.parameters(), lr=0.5, momentum=0.9), splits.train.subset(np.arange(256)),
-                      None, comm=comm, batch_size=64, epochs=1, transform=train_tf, eval_transform=eval_tf,
+    trainer = Trainer(model, SGD(model.parameters(), lr=0.5, momentum=0.9), splits.train.subset(np.arange(240)),
+                      None, comm=comm, batch_size=48, epochs=1, transform=train_tf, eval_transform=eval_tf,
                       max_norm=max_norm)
     trainer.fit()
     return model
