@@ -29,6 +29,11 @@ saved values. An op whose output is a view of an input's memory (reshape,
 transpose, basic indexing...) gives the output the input's counter, so an
 in-place change through either is seen by both. Ops that save no input or
 output array set ``saves_tensors = False`` and are not checked.
+
+In-place ops while recording (``t *= w``, see ``inplace.py``) run the out-of-place op, then
+overwrite ``t``'s memory: they first copy the arrays the node saved that alias that memory, found
+among the node's attributes. So a Function keeps the arrays it saves as attributes of its own
+(``self.a = a``), not inside lists or tuples.
 """
 from __future__ import annotations
 
