@@ -222,3 +222,38 @@ def test_an_operand_aliasing_the_written_memory_is_saved_as_it_was(torch):
     ours, ref = scenario(_Lib(), True), scenario(_Lib(torch), False)
     for a, r in zip(ours, ref):
         np.testing.assert_allclose(_values(a), _values(r), rtol=1e-12)
+
+
+def test_changing_an_op_output_in_place_is_refused_exactly_when_pytorch_refuses(torch):
+    # distnn's nodes note their output's version conservatively: an op that keeps none of its output
+    # (x ** 2, gelu, var) or only an internal copy PyTorch does not save (max_pool2d) must not refuse
+    x0 = np.random.default_rng(3).standard_normal((2, 3, 4, 4)) + 0.1
+    ops = {
+        "pow": (lambda x: x ** 2, lambda x: x ** 2),
+        "gelu": (F.gelu, torch.nn.functional.gelu),
+        "var": (lambda x: x.var(1), lambda x: x.var(1)),
+        "max_pool2d": (lambda x: F.max_pool2d(x, 2), lambda x: torch.nn.functional.max_pool2d(x, 2)),
+        "exp": (lambda x: x.exp(), lambda x: x.exp()),
+        "sigmoid": (lambda x: x.sigmoid(), lambda x: x.sigmoid()),
+        "relu": (F.relu, torch.relu),
+    }
+    changes = {"+=": lambda y: y.__iadd__(1.0), "[0]=": lambda y: y.__setitem__(0, 0.5),
+               "[0]*=": lambda y: y[0].__imul__(2.0)}
+    for name, (ours, ref) in ops.items():
+        for how, change in changes.items():
+            results = []
+            for lib, op in ((_Lib(torch), ref), (_Lib(), ours)):
+                x = lib.leaf(x0)
+                y = op(x)
+                change(y)
+                try:
+                    (y * y).sum().backward()
+                    results.append((_values(y), _values(x.grad)))
+                except RuntimeError:
+                    results.append(None)
+            if results[0] is None:
+                assert results[1] is None, f"{name} {how}: PyTorch refuses, distnn did not"
+                continue
+            assert results[1] is not None, f"{name} {how}: distnn refused, PyTorch did not"
+            for a, r in zip(results[1], results[0]):
+                np.testing.assert_allclose(a, r, rtol=1e-9, atol=1e-12, err_msg=f"{name} {how}")

@@ -67,6 +67,9 @@ class Function:
     # which recorded arrays backward reads: True (inputs and output, the safe default), "inputs",
     # "output" or False (none: nothing to check); a stricter answer only makes the check stricter
     saves_tensors = True
+    # the output array backward reads is distnn's way, PyTorch's op saves something else (max_pool2d: indices):
+    # an in-place change of the output copies it first (inplace.py) rather than refusing the backward
+    saved_output_is_internal = False
 
     def forward(self, *arrays, **params):  # pragma: no cover - interface
         raise NotImplementedError

@@ -9,7 +9,9 @@ tensor stays the same Python object and takes the op's graph node. What keeps gr
   ``original_self``). An array the node saved that is the result itself is swapped for the tensor's
   memory (no second copy: ``relu_`` keeps one buffer), so a later in-place change of it is refused.
 * The version counter of the memory is bumped: a node recorded earlier that saved the old value
-  refuses to backward ("changed in place after the forward pass"), PyTorch's check.
+  refuses to backward ("changed in place after the forward pass"), PyTorch's check. The node that
+  made the tensor notes its output's version conservatively; when it keeps none of the memory
+  written (``y = x ** 2; y += 1``), that note is dropped first, so distnn refuses where PyTorch does.
 * Through an indexing view, each base up to the root takes a ``CopySlices`` node (its gradient
   passes through except where the view was written, which gets the view's gradient), and every live
   indexing view of the root is re-derived from its base (``GetItem``), as PyTorch regenerates them.
@@ -53,8 +55,9 @@ def write_result(t: Tensor, result: Tensor, op_node) -> Tensor:
     nodes = (op_node,) if result._node is op_node else (op_node, result._node)
     for node in nodes:
         _copy_saved_aliases(node, data)
-    data[...] = result.data
     vc = t._vc or _counter(t)
+    _excuse_producers(t, data, vc)
+    data[...] = result.data
     vc[0] += 1
     root = _root(t)
     for node in nodes:
@@ -73,12 +76,13 @@ def write_index(t: Tensor, index, value, original_index) -> None:
     from distnn.functional.shape import CopySlices
 
     raw = value.data if isinstance(value, Tensor) else value
+    vc = t._vc or _counter(t)
+    _excuse_producers(t, t.data, vc)  # (all of t's memory: conservative, and no indexing here)
     try:
         t.data[index] = raw
     except (IndexError, ValueError) as e:
         raise type(e)(f"cannot assign a value of shape {tuple(getattr(raw, 'shape', ()))} to index {index!r} of "
                       f"a tensor of shape {tuple(t.shape)}: {e}") from None
-    vc = t._vc or _counter(t)
     vc[0] += 1
     written = CopySlices.apply(t, value, index=index)  # (graph only: the memory holds the value already)
     _note_index_versions(written, original_index)
@@ -118,6 +122,25 @@ def _copy_saved_aliases(node, data) -> None:
             if id(a) not in copies:
                 copies[id(a)] = a.copy()
             node.__dict__[name] = copies[id(a)]
+
+
+def _excuse_producers(t: Tensor, written, vc: list) -> None:
+    """Before ``written`` (``t``'s memory, or part of it) changes: the nodes that made ``t`` and its bases note
+    their output's version when they may read it (``saves_tensors = True``), but many keep none of it (``x ** 2``,
+    gelu, max_pool2d): those stop checking it, as PyTorch's (which check only what they saved) do not refuse
+    ``y = x ** 2; y += 1``. A node that keeps an array of the memory written (relu, exp) still refuses, unless
+    PyTorch's would not (``saved_output_is_internal``, e.g. max_pool2d, which PyTorch runs from indices): it
+    keeps a copy."""
+    xp = get_array_module(written)
+    tensors = [t] + [base for _, base, _ in _view_chain(t)]
+    for node in {id(x._node): x._node for x in tensors if x._node is not None}.values():
+        versions = node.saved_versions
+        if not any(i == -1 and c is vc for i, c, _ in versions):
+            continue
+        if node.saved_output_is_internal:
+            _copy_saved_aliases(node, written)
+        if not any(xp.may_share_memory(a, written) for _, a in _arrays(node, xp)):
+            node.saved_versions = [e for e in versions if not (e[0] == -1 and e[1] is vc)]
 
 
 def _restamp(node, vc: list, memory) -> None:

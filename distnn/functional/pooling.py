@@ -105,6 +105,8 @@ def _winner_masks(xpad, out, xshape, padding, extra, kernel, stride, dilation, H
 
 
 class MaxPool2d(Function):
+    saved_output_is_internal = True  # (PyTorch's backward reads indices: an in-place change of the output is fine)
+
     def forward(self, x, kernel, stride, padding, dilation, Ho, Wo, extra):
         xp = get_array_module(x)
         xpad = _padded(x, padding, extra, -xp.inf)
