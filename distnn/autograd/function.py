@@ -29,6 +29,11 @@ saved values. An op whose output is a view of an input's memory (reshape,
 transpose, basic indexing...) gives the output the input's counter, so an
 in-place change through either is seen by both. Ops that save no input or
 output array set ``saves_tensors = False`` and are not checked.
+
+In-place ops while recording (``t *= w``, see ``inplace.py``) run the out-of-place op, then
+overwrite ``t``'s memory: they first copy the arrays the node saved that alias that memory, found
+among the node's attributes. So a Function keeps the arrays it saves as attributes of its own
+(``self.a = a``), not inside lists or tuples.
 """
 from __future__ import annotations
 
@@ -62,6 +67,9 @@ class Function:
     # which recorded arrays backward reads: True (inputs and output, the safe default), "inputs",
     # "output" or False (none: nothing to check); a stricter answer only makes the check stricter
     saves_tensors = True
+    # the output array backward reads is distnn's way, PyTorch's op saves something else (max_pool2d: indices):
+    # an in-place change of the output copies it first (inplace.py) rather than refusing the backward
+    saved_output_is_internal = False
 
     def forward(self, *arrays, **params):  # pragma: no cover - interface
         raise NotImplementedError

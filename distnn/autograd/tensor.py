@@ -58,6 +58,7 @@ class Tensor(TensorMethods):
         self.requires_grad = False
         if isinstance(data, Tensor) and self.data is data.data:
             _share(data, self)  # the same memory: an in-place change through either is seen by both
+            self.__dict__["_alias"] = True  # (not a view in the graph: see versions._shared_with_another)
         if requires_grad:
             self.requires_grad_(True)
 
@@ -132,6 +133,7 @@ class Tensor(TensorMethods):
         """A new leaf sharing this tensor's data (and its version counter), cut from the graph."""
         t = Tensor._make(self.data, None)
         _share(self, t)
+        t.__dict__["_alias"] = True  # (not a view in the graph: see versions._shared_with_another)
         return t
 
     def zero_grad_(self):
@@ -298,50 +300,33 @@ class Tensor(TensorMethods):
     # of the module). Under no_grad(), or when no operand requires grad, the array changes in place
     # (and every view of it), and its version is bumped so that a graph which saved it refuses to
     # backward (PyTorch's check). On a leaf that requires grad while recording they are an error, as
-    # in PyTorch. Otherwise (recording, a graph tensor) the result is computed out of place and this
-    # tensor becomes it: the same object, shape and dtype, with the new value and graph node, while
-    # the arrays earlier nodes saved stay intact (so their gradients stay right).
+    # in PyTorch. Otherwise (recording) the result is computed by the out-of-place op, then written
+    # into this tensor's memory, which takes the op's graph node: see distnn/autograd/inplace.py.
     def _inplace(self, ufunc_name, o, out_of_place):
         if not _records(self, o):
             getattr(get_array_module(self.data), ufunc_name)(self.data, _weak(self, _raw(o)), out=self.data,
                                                             casting="same_kind")
             self._bump_version()
             return self
-        _refuse_recorded_leaf(self)
+        check_writable(self)
         result = out_of_place(self, o)
         if result.shape != self.shape:
             raise RuntimeError(f"in-place operation: the result's shape {tuple(result.shape)} does not match the "
                                f"tensor's shape {tuple(self.shape)} (an in-place operation cannot broadcast it)")
+        op_node = result._node
         if result.dtype != self.dtype:
             if not np.can_cast(result.dtype, self.dtype, casting="same_kind"):
                 raise TypeError(f"in-place operation: result type {result.dtype} cannot be cast to the tensor's "
                                 f"dtype {self.dtype}")
             result = result.astype(self.dtype)
-        return self._write(result)
-
-    def _write(self, result: "Tensor") -> "Tensor":
-        """This tensor takes ``result``'s value while recording (an in-place change), and so does what
-        shares its memory through indexing: a base it is a view of (up to the root, through SetItem,
-        PyTorch's CopySlices) and every live indexing view of that root, each again a view of its base's
-        new value. Other views (reshape, transpose, detach) cannot follow: an error (see _become)."""
-        chain = _view_chain(self)
-        for _, base, _ in chain:
-            _refuse_recorded_leaf(base)
-        value = result
-        for _, base, index in chain:
-            value = S.SetItem.apply(base, value, index=index)
-        root = chain[-1][1] if chain else self
-        views = _index_views_of(root)
-        root._become(value, allow=views)
-        for view in views:  # (shallowest first: each base has its new value before its views)
-            base_ref, index = view.__dict__["_view_of"]
-            view._become(S.GetItem.apply(base_ref(), index=index), allow=views)
-        return self
+        return write_result(self, result, op_node)
 
     def _take_inplace(self, result: "Tensor") -> "Tensor":
         """``self`` takes ``result`` (its shape and dtype) as an in-place op's outcome (PyTorch's
-        ``F.relu(x, inplace=True)``): its array is overwritten when nothing records (views see the change),
-        else it takes the result's value and graph node, as ``x += y`` does. Returns ``self``."""
+        ``F.relu(x, inplace=True)``): its memory is overwritten (views see the change), and while
+        recording it takes the result's graph node too, as ``x += y`` does. Returns ``self``."""
+        if result is self:  # (an identity, e.g. dropout in evaluation: nothing changes)
+            return self
         if result.dtype != self.dtype:  # (an activation of an integer tensor: PyTorch refuses it too)
             raise TypeError(f"in-place operation: the result's dtype {result.dtype} cannot be stored in the "
                             f"tensor's dtype {self.dtype}; drop inplace=True or convert the tensor first")
@@ -349,21 +334,8 @@ class Tensor(TensorMethods):
             self.data[...] = result.data
             self._bump_version()
             return self
-        _refuse_recorded_leaf(self)
-        return self._write(result)
-
-    def _become(self, result: "Tensor", allow=()) -> "Tensor":
-        """Take ``result``'s value and graph node: an in-place change while recording (see _inplace).
-        ``allow``: tensors that may still view this one's memory (the views an in-place change came through)."""
-        if _shared_with_another(self, allow):
-            raise RuntimeError(
-                f"in-place operation on a tensor of shape {tuple(self.shape)} that shares its memory with another "
-                "live tensor (a view such as reshape/transpose/indexing, or detach()) while recording gradients: "
-                "distnn cannot carry the change over to the other tensor's graph. Write y = y + x instead.")
-        self.data, self._node, self._vc, self.requires_grad = result.data, result._node, result._vc, True
-        if result._vc is not None and len(result._vc) > 1:  # a view's memory: this tensor is among its viewers now
-            _join(self, result._vc)
-        return self
+        check_writable(self)
+        return write_result(self, result, result._node)
 
     def __iadd__(self, o):
         return self._inplace("add", o, Tensor.__add__)
@@ -415,17 +387,16 @@ class Tensor(TensorMethods):
         return t
 
     def __setitem__(self, index, value):
-        """``x[index] = value`` as in PyTorch: in place under no_grad() or when nothing requires grad;
-        while recording, a graph tensor takes the result (its gradient is zero where it was
-        overwritten, and ``value`` gets the gradient of the positions it was written to)."""
+        """``x[index] = value`` as in PyTorch, always in place (views and shared arrays see it). While
+        recording, the tensor's gradient is zero where it was overwritten, and ``value`` gets the
+        gradient of the positions it was written to."""
         original, index = index, _raw_index(index)
         if not _records(self, value):
             self.data[index] = _weak(self, _raw(value))
             self._bump_version()
             return
-        _refuse_recorded_leaf(self)
-        self._write(S.SetItem.apply(self, _weak(self, value), index=index))
-        _note_index_versions(self, original)
+        check_writable(self)
+        write_index(self, index, _weak(self, value), original)
 
     # ---------------------------------------------------- methods as in numpy/torch
     def exp(self):
@@ -576,12 +547,11 @@ def _raw_index(index):
 
 
 # Bound at the bottom: these modules import Tensor from here.
-from .versions import (  # noqa: E402
-    _counter, _index_views_of, _join, _note_index_versions, _share, _shared_with_another, _view_chain,
-)
+from .versions import _counter, _note_index_versions, _share  # noqa: E402
 from .dtype_rules import _weak, _operands, _with_constant, _true_division  # noqa: E402
 from distnn.functional import elementwise as E  # noqa: E402
 from distnn.functional import reduce as R  # noqa: E402
 from distnn.functional import shape as S  # noqa: E402
 from distnn.functional import activation as A  # noqa: E402
+from .inplace import check_writable, write_index, write_result  # noqa: E402
 

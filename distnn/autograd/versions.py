@@ -39,21 +39,18 @@ def _share(src: Tensor, dst: Tensor) -> None:
         dst._vc = vc
 
 
-def _join(t: Tensor, vc: list) -> None:
-    """``t`` now holds memory that counter ``vc``'s tensors share (it became such a tensor's value)."""
-    with _SHARE_LOCK:
-        if not any(r() is t for r in vc[_SHARERS]):
-            vc[_SHARERS].append(weakref.ref(t))
-
-
 def _shared_with_another(t: Tensor, allow=()) -> bool:
-    """Whether a live tensor other than ``t`` (and those in ``allow``) still views ``t``'s memory."""
+    """Whether a live tensor other than ``t`` (and those in ``allow``) views ``t``'s memory in the graph.
+
+    Aliases (``detach()``, ``Tensor(t)``) do not count: they are cut from the graph and only see the
+    values, which an in-place change writes into the shared memory anyway."""
     vc = t._vc
     if vc is None or len(vc) == 1:
         return False
     for r in vc[_SHARERS]:
         other = r()
-        if other is not None and other is not t and other._vc is vc and not any(other is a for a in allow):
+        if (other is not None and other is not t and other._vc is vc and not any(other is a for a in allow)
+                and not other.__dict__.get("_alias")):
             return True
     return False
 

@@ -71,20 +71,22 @@ class Mul(Function):
 
 
 class Div(Function):
+    # Reads its inputs, not its output (PyTorch's formula): ``t /= w`` then ``t += 1`` backpropagates, as there.
+    saves_tensors = "inputs"
+
     def forward(self, a, b):
         try:
             out = a / b
         except ValueError:
             _check_broadcast(a, b, "/")
             raise
-        self.b = b
-        self.out = out if self.needs_input_grad[1] else None
+        self.a, self.b = (a if self.needs_input_grad[1] else None), b
         return out
 
     def backward(self, g):
         na, nb = self.needs_input_grad
         ga = g / self.b if na else None
-        gb = -g * self.out / self.b if nb else None
+        gb = -g * (self.a / self.b) / self.b if nb else None
         return ga, gb
 
 

@@ -27,6 +27,8 @@ def _raw(x):
 
 # ------------------------------------------------------------------ layer norm
 class LayerNorm(Function):
+    saves_tensors = "inputs"  # (xhat and rstd are its own arrays: an in-place change of the output is fine)
+
     def forward(self, x, weight=None, bias=None, ndim=1, eps=1e-5):
         xp = get_array_module(x)
         axes = tuple(range(x.ndim - ndim, x.ndim))
@@ -104,6 +106,8 @@ def update_running_stats(running_mean, running_var, mean, var, count, momentum):
 class BatchNormTrain(Function):
     """Batch norm with given batch statistics ``mean``/``var`` (biased) over ``count`` samples per channel."""
 
+    saves_tensors = "inputs"  # (xhat is its own array: ``relu(bn(x), inplace=True)`` is fine, as in PyTorch)
+
     def forward(self, x, weight, bias, mean, var, count, eps=1e-5):
         xp = get_array_module(x)
         nd = x.ndim
@@ -140,6 +144,8 @@ class BatchNormTrain(Function):
 
 class BatchNormEval(Function):
     """Batch norm with fixed (running) statistics: a per-channel affine map."""
+
+    saves_tensors = "inputs"
 
     def forward(self, x, weight, bias, mean, var, eps=1e-5):
         xp = get_array_module(x)

@@ -105,6 +105,8 @@ def _winner_masks(xpad, out, xshape, padding, extra, kernel, stride, dilation, H
 
 
 class MaxPool2d(Function):
+    saved_output_is_internal = True  # (PyTorch's backward reads indices: an in-place change of the output is fine)
+
     def forward(self, x, kernel, stride, padding, dilation, Ho, Wo, extra):
         xp = get_array_module(x)
         xpad = _padded(x, padding, extra, -xp.inf)
@@ -176,6 +178,8 @@ class MaxUnpool2d(Function):
 
 
 class AvgPool2d(Function):
+    saves_tensors = False  # (linear: backward reads neither the input nor the output)
+
     def forward(self, x, kernel, stride, padding, Ho, Wo, count_include_pad=True, divisor_override=None):
         xp = get_array_module(x)
         xpad = _padded(x, padding, (0, 0), 0)
@@ -333,6 +337,8 @@ def _adaptive_matrix(size, out):
 
 
 class AdaptiveAvgPool2d(Function):
+    saves_tensors = False  # (linear: backward reads neither the input nor the output)
+
     def forward(self, x, output_size):
         xp = get_array_module(x)
         N, C, H, W = x.shape

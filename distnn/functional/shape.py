@@ -167,6 +167,16 @@ class SetItem(Function):
         return ga, gv
 
 
+class CopySlices(SetItem):
+    """The graph node of a base whose memory an in-place change already wrote at ``index`` (PyTorch's
+    CopySlices): SetItem's gradients, and no forward work (its output is the base's memory as is).
+    Recorded by distnn.autograd.inplace, never applied to compute a value."""
+
+    def forward(self, a, v, index):
+        self.index = index
+        return a
+
+
 class Concat(Function):
     saves_tensors = False
 

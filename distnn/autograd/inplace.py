@@ -1,0 +1,167 @@
+"""In-place changes while recording (``t *= w``, ``t[i] = v``, ``relu(t, inplace=True)``), as in PyTorch.
+
+The new value is written into the tensor's own memory, so everything that shares it sees the change:
+the numpy array ``from_numpy`` wrapped, views made by indexing (``t[0:2]``), ``detach()``. The
+tensor stays the same Python object and takes the op's graph node. What keeps gradients right:
+
+* The op's node may have saved arrays that alias the memory about to be overwritten (``t *= w``
+  saves the old ``t`` for ``w``'s gradient): those, and only those, are copied first (PyTorch's
+  ``original_self``). An array the node saved that is the result itself is swapped for the tensor's
+  memory (no second copy: ``relu_`` keeps one buffer), so a later in-place change of it is refused.
+* The version counter of the memory is bumped: a node recorded earlier that saved the old value
+  refuses to backward ("changed in place after the forward pass"), PyTorch's check. The node that
+  made the tensor notes its output's version conservatively; when it keeps none of the memory
+  written (``y = x ** 2; y += 1``), that note is dropped first, so distnn refuses where PyTorch does.
+* Through an indexing view, each base up to the root takes a ``CopySlices`` node (its gradient
+  passes through except where the view was written, which gets the view's gradient), and every live
+  indexing view of the root is re-derived from its base (``GetItem``), as PyTorch regenerates them.
+
+Not supported while recording, refused with an error before anything is written: a tensor whose
+memory another live tensor sees through a view that is not indexing (reshape, transpose, expand,
+squeeze...): its graph node cannot be re-derived. ``detach()`` and ``Tensor(t)`` aliases are fine:
+they are cut from the graph, and see the new values as in PyTorch.
+"""
+from __future__ import annotations
+
+from distnn.backend import get_array_module
+
+from .tensor import Tensor, _refuse_recorded_leaf
+from .versions import _counter, _index_views_of, _note_index_versions, _shared_with_another, _view_chain
+
+
+def check_writable(t: Tensor) -> None:
+    """Raise, before anything changes, if ``t``'s memory cannot be written while recording."""
+    _refuse_recorded_leaf(t)
+    chain = _view_chain(t)
+    for _, base, _ in chain:
+        _refuse_recorded_leaf(base)  # (PyTorch: "a view of a leaf Variable that requires grad ...")
+    root = chain[-1][1] if chain else t
+    if _shared_with_another(root, _index_views_of(root)):
+        raise RuntimeError(
+            f"in-place operation on a tensor of shape {tuple(t.shape)} that shares its memory with another live "
+            "tensor through a view other than indexing (reshape, transpose, expand, squeeze...) while recording "
+            "gradients: distnn cannot carry the change over to that view's graph. Write y = y + x instead, or "
+            "drop the view first.")
+
+
+def write_result(t: Tensor, result: Tensor, op_node) -> Tensor:
+    """Write ``result`` (same shape and dtype) into ``t``'s memory; ``t`` takes its graph node.
+
+    ``op_node`` is the node of the op that computed the value (``result``'s own, or its parent when
+    ``result`` is a cast back to ``t``'s dtype): the one that may have saved ``t``'s old memory.
+    Call :func:`check_writable` first.
+    """
+    data = t.data
+    nodes = (op_node,) if result._node is op_node else (op_node, result._node)
+    for node in nodes:
+        _copy_saved_aliases(node, data)
+    vc = t._vc or _counter(t)
+    _excuse_producers(t, data, vc)
+    data[...] = result.data
+    vc[0] += 1
+    root = _root(t)
+    for node in nodes:
+        _restamp(node, vc, root.data)
+    _share_saved_result(result._node, result.data, data, vc)
+    _adopt(t, result._node)
+    return t
+
+
+def write_index(t: Tensor, index, value, original_index) -> None:
+    """``t[index] = value`` while recording: written in place; ``t`` takes a ``CopySlices`` node.
+
+    ``original_index`` is the index as given (Tensor indices are version-checked).
+    Call :func:`check_writable` first.
+    """
+    from distnn.functional.shape import CopySlices
+
+    raw = value.data if isinstance(value, Tensor) else value
+    vc = t._vc or _counter(t)
+    _excuse_producers(t, t.data, vc)  # (all of t's memory: conservative, and no indexing here)
+    try:
+        t.data[index] = raw
+    except (IndexError, ValueError) as e:
+        raise type(e)(f"cannot assign a value of shape {tuple(getattr(raw, 'shape', ()))} to index {index!r} of "
+                      f"a tensor of shape {tuple(t.shape)}: {e}") from None
+    vc[0] += 1
+    written = CopySlices.apply(t, value, index=index)  # (graph only: the memory holds the value already)
+    _note_index_versions(written, original_index)
+    _adopt(t, written._node)
+
+
+def _root(t: Tensor) -> Tensor:
+    chain = _view_chain(t)
+    return chain[-1][1] if chain else t
+
+
+def _adopt(t: Tensor, node) -> None:
+    """``t``, whose memory was just written, takes ``node``; its bases and the indexing views of its root follow."""
+    from distnn.functional.shape import CopySlices, GetItem
+
+    t._node, t.requires_grad = node, True
+    written = t
+    for _, base, index in _view_chain(t):
+        base._node, base.requires_grad = CopySlices.apply(base, written, index=index)._node, True
+        written = base
+    for view in _index_views_of(written):  # (shallowest first: each base has its new node before its views)
+        base_ref, index = view.__dict__["_view_of"]
+        view._node, view.requires_grad = GetItem.apply(base_ref(), index=index)._node, True
+
+
+def _arrays(node, xp):
+    """The names and arrays ``node`` saved for backward (kept as attributes, see ``Function``)."""
+    return [(name, v) for name, v in node.__dict__.items() if isinstance(v, xp.ndarray)]
+
+
+def _copy_saved_aliases(node, data) -> None:
+    """Copy the arrays ``node`` saved that may share memory with ``data``, which is about to be overwritten."""
+    xp = get_array_module(data)
+    copies = {}
+    for name, a in _arrays(node, xp):
+        if xp.may_share_memory(a, data):
+            if id(a) not in copies:
+                copies[id(a)] = a.copy()
+            node.__dict__[name] = copies[id(a)]
+
+
+def _excuse_producers(t: Tensor, written, vc: list) -> None:
+    """Before ``written`` (``t``'s memory, or part of it) changes: the nodes that made ``t`` and its bases note
+    their output's version when they may read it (``saves_tensors = True``), but many keep none of it (``x ** 2``,
+    gelu, max_pool2d): those stop checking it, as PyTorch's (which check only what they saved) do not refuse
+    ``y = x ** 2; y += 1``. A node that keeps an array of the memory written (relu, exp) still refuses, unless
+    PyTorch's would not (``saved_output_is_internal``, e.g. max_pool2d, which PyTorch runs from indices): it
+    keeps a copy."""
+    xp = get_array_module(written)
+    tensors = [t] + [base for _, base, _ in _view_chain(t)]
+    for node in {id(x._node): x._node for x in tensors if x._node is not None}.values():
+        versions = node.saved_versions
+        if not any(i == -1 and c is vc for i, c, _ in versions):
+            continue
+        if node.saved_output_is_internal:
+            _copy_saved_aliases(node, written)
+        if not any(xp.may_share_memory(a, written) for _, a in _arrays(node, xp)):
+            node.saved_versions = [e for e in versions if not (e[0] == -1 and e[1] is vc)]
+
+
+def _restamp(node, vc: list, memory) -> None:
+    """After a write bumped ``vc``: the versions ``node`` noted on ``vc`` (before the write, of its inputs)
+    would refuse every backward. Dropped when ``node`` no longer holds any of that memory (its aliases were
+    copied); else moved to the new version, so that a later change of the memory it still reads is refused."""
+    versions = node.saved_versions
+    if not any(counter is vc for _, counter, _ in versions):
+        return
+    xp = get_array_module(memory)
+    reads = any(xp.may_share_memory(a, memory) for _, a in _arrays(node, xp))
+    node.saved_versions = [(i, c, vc[0] if c is vc else v) for i, c, v in versions if reads or c is not vc]
+
+
+def _share_saved_result(node, fresh, data, vc: list) -> None:
+    """``node`` saved its result ``fresh``, now copied into ``data``: read ``data`` instead (one buffer, not two),
+    and check its version, so that a later in-place change of the tensor is refused at backward."""
+    swapped = False
+    for name, a in _arrays(node, get_array_module(data)):
+        if a is fresh:
+            node.__dict__[name] = data
+            swapped = True
+    if swapped:
+        node.saved_versions = [e for e in node.saved_versions if e[0] != -1] + [(-1, vc, vc[0])]
