@@ -74,9 +74,7 @@ index), predicted_class (its name), then one probability column per class
 not have a label column; see 'distnn evaluate --help' to score labelled data.
 Inputs are in the units the run's dataset loader gives (digits: pixel values
 0..16 divided by 16; IDX images are scaled to [0, 1] when read); the run's
-standardization is then applied as in training. --mc-samples N averages the
-probabilities of N passes with dropout on (Monte Carlo dropout; the model must
-have dropout), reproducibly for a given --mc-seed.
+standardization is then applied as in training.
 """
 
 
@@ -292,9 +290,11 @@ def _count(minimum):
 def _add_mc_options(parser) -> None:
     parser.add_argument("--mc-samples", type=_count(0), default=0, metavar="N",
                         help="Monte Carlo dropout: average the class probabilities of N passes with dropout on "
-                             "(batch norm stays in eval mode); 0 or 1 (default): dropout off")
+                             "(batch norm stays in eval mode; a model without dropout is refused); 0 or 1 (default): "
+                             "dropout off")
     parser.add_argument("--mc-seed", type=_count(0), default=0, metavar="S",
-                        help="seed of the dropout masks of --mc-samples (default 0): the same seed, the same result")
+                        help="seed of the dropout masks when --mc-samples N > 1 (default 0): the same seed, the same "
+                             "result")
 
 
 def _header(choice):
