@@ -1,8 +1,10 @@
 """A run's config.toml re-run: with the model or the dataset changed by --set it works as the config it came
 from does. The model's and the dataset's defaults it records ([defaults.model.NAME], [defaults.data.NAME])
 apply to that model and dataset alone; before, they were model.*/data.* keys, unknown to another model."""
+import json
 import tomllib
 
+import numpy as np
 import pytest
 
 from distnn.cli import main
@@ -101,3 +103,30 @@ def test_an_mlp_given_sizes_records_no_hidden_sizes_and_its_config_runs_again(tm
     assert train(tmp_path / "mlp.toml", tmp_path / "c") == 0
     assert train(tmp_path / "c" / "config.toml", tmp_path / "d", "model.sizes=[64, 32, 10]") == 0
     assert "hidden_sizes" not in (tmp_path / "d" / "config.toml").read_text()
+
+
+def test_an_mlp_config_giving_sizes_and_hidden_sizes_is_refused(tmp_path, capsys):
+    (tmp_path / "both.toml").write_text('[model]\nname = "mlp"\nsizes = [64, 32, 10]\nhidden_sizes = [16]\n')
+    assert train(tmp_path / "both.toml", tmp_path / "a") == 2  # (trained 64-32-10, hidden_sizes ignored)
+    err = capsys.readouterr().err
+    assert "model.sizes and model.hidden_sizes are both given" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_run_whose_model_json_recorded_hidden_sizes_beside_sizes_still_loads(tmp_path, capsys):
+    from distnn.train.inference import predict_proba
+    from distnn.train.run_dir import load_model
+
+    (tmp_path / "sizes.toml").write_text('[model]\nname = "mlp"\nsizes = [64, 32, 10]\n')
+    assert train(tmp_path / "sizes.toml", tmp_path / "a") == 0
+    x = np.random.default_rng(0).uniform(0, 1, (5, 64)).astype(np.float32)
+    model, _, transform = load_model(tmp_path / "a")
+    expected = predict_proba(model, x, transform)
+    # as a run saved before the MLP refused both wrote it: the unused default beside sizes
+    meta_path = tmp_path / "a" / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta["model"]["kwargs"]["hidden_sizes"] = [128]
+    meta_path.write_text(json.dumps(meta))
+    model, _, transform = load_model(tmp_path / "a")
+    assert model.sizes == [64, 32, 10]
+    np.testing.assert_array_equal(predict_proba(model, x, transform), expected)

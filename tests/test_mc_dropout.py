@@ -7,6 +7,7 @@ import pytest
 import distnn
 from distnn import nn
 from distnn.cli import main
+from distnn.data.batch_random import BatchShareGenerator
 from distnn.models import build_model
 from distnn.train.inference import predict_proba
 from distnn.train.mc_dropout import MCDropout, dropout_layers, mc_dropout
@@ -35,17 +36,23 @@ def _softmax(z):
 
 
 def _by_hand(model, x, samples, seed):
-    """N model calls with only the Dropout layers in training mode, masks from one seeded generator."""
-    gen = np.random.default_rng(seed)
+    """N passes per sample, one sample at a time, with only the Dropout layers in training mode: sample i's
+    masks in pass s from the per-sample generator of (seed, s) at position i (mc_dropout's keying)."""
     for m in model.modules():
         if isinstance(m, nn.Dropout):
             m.train()
     try:
-        with distnn.no_grad(), distnn.random.use_generator(gen):
-            probs = [_softmax(model(distnn.Tensor(x)).data) for _ in range(samples)]
+        probs = []
+        with distnn.no_grad():
+            for i in range(len(x)):
+                row = []
+                for s in range(samples):
+                    with distnn.random.use_generator(BatchShareGenerator([seed, s], i + 1, [i])):
+                        row.append(_softmax(model(distnn.Tensor(x[i:i + 1])).data[0]))
+                probs.append(np.mean(row, axis=0))
     finally:
         model.eval()
-    return np.mean(probs, axis=0)
+    return np.array(probs)
 
 
 def test_average_matches_a_hand_loop_with_batch_norm_in_eval_mode():
@@ -77,6 +84,42 @@ def test_reproducible_for_a_seed():
     a = predict_proba(model, x, None, batch_size=16, mc_samples=4, mc_seed=1)
     np.testing.assert_array_equal(a, predict_proba(model, x, None, batch_size=16, mc_samples=4, mc_seed=1))
     assert np.abs(a - predict_proba(model, x, None, batch_size=16, mc_samples=4, mc_seed=2)).max() > 1e-6
+
+
+def test_batch_size_does_not_change_the_masks():
+    # float64: the batch size changes only BLAS's summation order (a few ulps; float32: about 3e-7,
+    # as without dropout), never a sample's masks (they would move the probabilities by ~1e-2)
+    model, x = _model(), _x(40)
+    ref = predict_proba(model, x, None, batch_size=512, mc_samples=6, mc_seed=3)
+    for batch_size in (1, 7, 16):
+        np.testing.assert_allclose(predict_proba(model, x, None, batch_size=batch_size, mc_samples=6, mc_seed=3),
+                                   ref, rtol=1e-12, atol=1e-15)
+
+
+def test_masks_are_keyed_by_the_input_index():
+    model, x = _model(), _x(40)
+    full = predict_proba(model, x, None, batch_size=16, mc_samples=5, mc_seed=1)
+    # the first rows of an input are predicted as an input of only those rows is
+    np.testing.assert_allclose(predict_proba(model, x[:5], None, mc_samples=5, mc_seed=1), full[:5],
+                               rtol=1e-12, atol=1e-15)
+    # by index, not content: reordered rows get the masks of their new positions (another MC draw)
+    rev = predict_proba(model, x[::-1], None, batch_size=16, mc_samples=5, mc_seed=1)
+    assert np.abs(rev[::-1] - full).max() > 1e-3
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("lstm", dict(vocab_size=5, hidden_size=8, num_layers=2, dropout=0.4)),  # inter-layer dropout, time-major
+    ("transformer", dict(vocab_size=5, d_model=8, nhead=2, num_layers=1, dim_feedforward=16, dropout=0.3)),
+])
+def test_sequence_models_masks_are_per_sample(name, kwargs):
+    distnn.manual_seed(0)
+    model = build_model(name, num_classes=3, **kwargs).to(np.float64).eval()
+    x = np.random.default_rng(2).integers(0, 5, (9, 6))
+    ref = predict_proba(model, x, None, batch_size=512, mc_samples=4, mc_seed=2)
+    assert np.abs(ref - predict_proba(model, x, None)).max() > 1e-4  # (dropout does act)
+    for batch_size in (1, 4):
+        np.testing.assert_allclose(predict_proba(model, x, None, batch_size=batch_size, mc_samples=4, mc_seed=2),
+                                   ref, rtol=1e-12, atol=1e-15)
 
 
 def test_a_layer_with_its_own_generator_follows_the_mc_seed():
@@ -146,6 +189,19 @@ def test_cli_predict_and_evaluate_with_mc_samples(run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(run), "--mc-samples", "4"]) == 0
     assert "(MC dropout: 4 samples, seed 0)" in capsys.readouterr().out
+
+
+def test_cli_predict_first_rows_as_a_file_of_their_own(run, tmp_path):
+    x = np.random.default_rng(1).uniform(0, 1, (600, 64)).astype(np.float32)
+    rows = {}
+    for name, part in (("long", x), ("short", x[:5])):
+        np.savez(tmp_path / f"{name}.npz", x=part)
+        assert main(["predict", str(run), "--input", str(tmp_path / f"{name}.npz"), "--output",
+                     str(tmp_path / f"{name}.csv"), "--mc-samples", "6", "--mc-seed", "1"]) == 0
+        with open(tmp_path / f"{name}.csv") as f:
+            rows[name] = np.array([[float(v) for v in r[2:]] for r in list(csv.reader(f))[1:]])
+    # float32: BLAS sums 5 and 512 rows in another order (~3e-7); the 6-digit CSV rounds on top
+    np.testing.assert_allclose(rows["short"], rows["long"][:5], atol=2e-6)
 
 
 def test_cli_bad_mc_values(run, tmp_path, capsys):

@@ -292,6 +292,17 @@ def test_build_model_registry():
         models.build_model("lstm", input_shape=[12], num_classes=2)
 
 
+def test_mlp_refuses_sizes_beside_hidden_sizes():
+    # (hidden_sizes was ignored silently: MLP([4, 3], hidden_sizes=[64]) built 4 -> 3)
+    for build in (lambda: models.MLP([4, 3], hidden_sizes=[64]),
+                  lambda: models.MLP([4, 128, 3], hidden_sizes=(128,)),  # (the default's value, given)
+                  lambda: models.build_model("mlp", sizes=[4, 3], hidden_sizes=[64], num_classes=3)):
+        with pytest.raises(ValueError, match="MLP: sizes and hidden_sizes are both given"):
+            build()
+    assert models.MLP([4, 3]).sizes == [4, 3]  # (hidden_sizes' default is no conflict)
+    assert models.MLP(num_classes=3, input_shape=[4]).sizes == [4, 128, 3]
+
+
 def test_zoo_errors_name_the_model_and_shapes():
     m = models.LeNet(image_size=28)
     with pytest.raises(ValueError, match=r"LeNet.*expected input \(N, 1, 28, 28\), got \(2, 1, 8, 8\)"):

@@ -105,7 +105,8 @@ class Arguments:
     it), so that their defaults are not what a run uses: a resolved config
     does not record them. ``unused_with``: ``{argument: other}``, an argument
     the model ignores when ``other`` is given (MLP's ``hidden_sizes`` beside
-    ``sizes``): its default is not recorded then either.
+    ``sizes``): its default is not recorded then either, and giving both is a
+    problem (one of them would be silently ignored).
     """
 
     def __init__(self, rules: dict, relations=(), from_data=(), unused_with=None):
@@ -125,13 +126,17 @@ class Arguments:
 
         out = [f"{q(k)} must be {self.rules[k].requirement}, got {v!r}"
                for k, v in values.items() if k in self.rules and not self.rules[k].test(v)]
+        # (only the values given: a default of the unused argument is no conflict)
+        out += [f"{q(other)} and {q(k)} are both given, but {q(k)} is ignored when {q(other)} is: give one of them"
+                for k, other in self.unused_with.items() if k in values and other in values]
         if out:
             return out
         merged = {**(defaults or {}), **values}
         return [p for p in (rel(merged, q) for rel in self.relations) if p]
 
     def check(self, who: str, **values) -> None:
-        """Raise ``ValueError("who: ...")`` listing every problem of ``values`` (all of the model's arguments)."""
+        """Raise ``ValueError("who: ...")`` listing every problem of ``values`` (the model's arguments; an
+        ``unused_with`` argument only when the caller gave it, not its default)."""
         found = self.problems(values)
         if found:
             raise ValueError(f"{who}: " + "; ".join(found))

@@ -23,6 +23,13 @@ def _position_needs_norm(v, q):
     return None
 
 
+class _Default(tuple):
+    """A default that the model can tell from the same value given (``hidden_sizes`` beside ``sizes``)."""
+
+
+_HIDDEN_SIZES = _Default((128,))
+
+
 def _in_features(input_shape):
     return int(math.prod(input_shape)) if input_shape else None
 
@@ -41,8 +48,10 @@ class MLP(nn.Sequential):
     ``0.bias``, ... exactly like the same stack built with ``torch.nn.Sequential``.
     Inputs with more than two dimensions are flattened after the batch axis.
 
-    Instead of ``sizes``, give ``hidden_sizes`` with ``input_shape`` and
-    ``num_classes`` (as the trainer does).
+    Instead of ``sizes``, give ``hidden_sizes`` (default ``(128,)``) with
+    ``input_shape`` and ``num_classes`` (as the trainer does). Giving both
+    ``sizes`` and ``hidden_sizes`` is a ValueError: ``sizes`` already lists the
+    hidden layers, and ``hidden_sizes`` would be ignored.
     """
 
     arguments = argspec.Arguments({
@@ -54,10 +63,13 @@ class MLP(nn.Sequential):
         "norm_position": argspec.choice(*NORM_POSITIONS),
     }, relations=[_position_needs_norm], unused_with={"hidden_sizes": "sizes"})
 
-    def __init__(self, sizes=None, activation="relu", dropout=0.0, norm=None, hidden_sizes=(128,),
+    def __init__(self, sizes=None, activation="relu", dropout=0.0, norm=None, hidden_sizes=_HIDDEN_SIZES,
                  num_classes=None, input_shape=None, generator=None, norm_position="before_activation"):
-        self.arguments.check("MLP", sizes=sizes, activation=activation, dropout=dropout, norm=norm,
-                             hidden_sizes=hidden_sizes, norm_position=norm_position)
+        given = {} if hidden_sizes is _HIDDEN_SIZES else {"hidden_sizes": hidden_sizes}
+        if sizes is not None:
+            given["sizes"] = sizes
+        self.arguments.check("MLP", activation=activation, dropout=dropout, norm=norm, norm_position=norm_position,
+                             **given)
         in_features = _in_features(input_shape)
         if sizes is None:
             if in_features is None or num_classes is None:

@@ -164,8 +164,10 @@ SCHEMA: dict[str, Key] = {
     "early_stopping.monitor": _k("str", "val_loss", "metric watched", choices=MONITORS),
     "early_stopping.mode": _k("str", "auto", "min or max (auto: from the metric name)", choices=MODES),
     "early_stopping.patience": _k("int", 10, "evaluations without improvement before stopping", (">=", 1)),
-    "early_stopping.min_delta": _k("float", 0.0, "smallest change that counts as improvement", NONNEG),
-    "early_stopping.restore_best": _k("bool", True, "end with the best weights seen"),
+    "early_stopping.min_delta": _k("float", 0.0, "smallest improvement that resets patience (any improvement "
+                                   "still makes the best epoch)", NONNEG),
+    "early_stopping.restore_best": _k("bool", True, "end with the weights of the best epoch (any improvement: "
+                                      "summary.json's best_epoch)"),
     # --- checkpoint
     "checkpoint.enabled": _k("bool", True, "write checkpoints"),
     "checkpoint.dir": _k("str", None, "checkpoint directory (default: <run dir>/checkpoints)", optional=True),

@@ -304,8 +304,9 @@ def predict_proba(model, x, transform, batch_size=512, mc_samples=0, mc_seed=0) 
 
     ``mc_samples`` N > 1: Monte Carlo dropout (:mod:`distnn.train.mc_dropout`): each batch's
     probability vectors averaged over N passes with dropout active and everything else (batch norm)
-    in eval mode, the masks drawn from a generator seeded with ``mc_seed`` (reproducible for the same
-    inputs and ``batch_size``). 0 or 1: dropout off, one pass.
+    in eval mode. Sample ``i``'s masks in pass ``s`` are a function of ``(mc_seed, i, s)``: the result does
+    not depend on ``batch_size`` (up to BLAS rounding), and a sample moved to another row gets other masks.
+    0 or 1: dropout off, one pass.
     """
     from distnn.backend import to_numpy
 

@@ -9,9 +9,21 @@ averaged, exactly as an ensemble's members are
 thinned networks that share weights.
 
 Only dropout is switched back on: batch norm keeps using its running
-statistics (eval mode) and updates nothing. The masks come from a generator
-seeded with ``seed``, lent to every dropout layer for the passes (a layer's
-own ``generator`` included), so a prediction is reproducible.
+statistics (eval mode) and updates nothing, so no layer mixes the samples of a
+batch and a sample's output depends on its own masks only.
+
+The masks belong to the samples, not to the batches: sample ``i`` of the input
+(the ``i``-th row the wrapper is given, counting from 0 over all its calls) in
+pass ``s`` gets the counter-based per-sample masks of
+:class:`~distnn.data.batch_random.BatchShareGenerator` seeded with
+``[seed, s]``, at global position ``i`` (the scheme that makes training's
+dropout masks the same on any number of ranks). So a prediction depends on
+the model, the sample, its index in the input and the seed, and not on the
+batch size: the first ``k`` rows of a file are predicted as a file of only
+those rows is. The key is the index, not the content: a sample moved to
+another row gets other masks (another draw of the same Monte Carlo estimate).
+Every dropout layer (a layer's own ``generator`` included) draws from these
+generators during the passes.
 """
 from __future__ import annotations
 
@@ -22,6 +34,7 @@ import numpy as np
 
 from distnn import nn
 from distnn import random as drandom
+from distnn.data.batch_random import BatchShareGenerator
 from distnn.nn.rnn import RNNBase
 
 from .ensemble import log_average_probabilities
@@ -70,9 +83,11 @@ class MCDropout(nn.Module):
     The output is ``log(mean_s softmax(model(x) with mask s))``: logits whose
     softmax is the averaged probability vector and whose cross-entropy is its
     negative log-likelihood, so evaluation and prediction code takes it as it
-    takes the model (as it takes an ensemble). The masks of all calls come
-    from one generator seeded with ``seed``, in order: the same calls on the
-    same inputs give the same result.
+    takes the model (as it takes an ensemble). The input's first axis holds the
+    samples; they are numbered in call order from ``position`` (0 when made),
+    and sample ``i``'s masks in pass ``s`` are a function of ``(seed, i, s)``
+    only (see the module's notes): feeding an input in batches of any size, in
+    order, gives the same result as one call on all of it.
     """
 
     def __init__(self, model, samples: int, seed: int = 0):
@@ -84,11 +99,18 @@ class MCDropout(nn.Module):
         # wrapper back into "its" mode afterwards (eval_outputs) must not switch the model's batch norm on
         object.__setattr__(self, "training", model.training)
         self.samples, self.seed = int(samples), int(seed)
-        self.generator = np.random.default_rng(self.seed)
+        self.position = 0  # the input index of the next row given to forward
 
     def forward(self, x):
-        with dropout_active(self.model, self.generator):
-            outs = [self.model(x) for _ in range(self.samples)]
+        n = int(x.shape[0])
+        rows = np.arange(self.position, self.position + n)
+        outs = []
+        for s in range(self.samples):
+            # one generator per pass, keyed by the pass; its masks are per sample, keyed by the input index
+            generator = BatchShareGenerator([self.seed, s], self.position + n, rows)
+            with dropout_active(self.model, generator):
+                outs.append(self.model(x))
+        self.position += n
         return log_average_probabilities(outs)
 
     def extra_repr(self):

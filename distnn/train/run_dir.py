@@ -283,6 +283,25 @@ def load_model(path: str, report=None):
 _reporting = threading.local()
 
 
+def _saved_model_arguments(spec: dict) -> dict:
+    """model.json's ``kwargs`` less an argument the model ignores beside another (``Arguments.unused_with``).
+
+    Runs saved before the MLP refused ``hidden_sizes`` beside ``sizes`` recorded the
+    default ``hidden_sizes`` next to ``sizes``; their model was built from ``sizes``
+    alone, so it is rebuilt from ``sizes`` alone.
+    """
+    from distnn.models import registry
+    from distnn.models.arguments import Arguments
+
+    kwargs = dict(spec.get("kwargs", {}))
+    table = getattr(registry._MODELS.get(str(spec["name"]).lower()), "arguments", None)
+    if isinstance(table, Arguments):
+        for k, other in table.unused_with.items():
+            if k in kwargs and other in kwargs:
+                del kwargs[k]
+    return kwargs
+
+
 def _load_model(path: str):
     from distnn.models import build_model
 
@@ -330,7 +349,7 @@ def _load_model(path: str):
             meta = json.load(f)
         if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict):
             raise ValueError(f"{MODEL_META} does not describe a model (no \"model\" table)")
-        model = build_model(meta["model"]["name"], **meta["model"].get("kwargs", {}))
+        model = build_model(meta["model"]["name"], **_saved_model_arguments(meta["model"]))
         if meta.get("dtype") == "float64":
             model.to(np.float64)
         with open(weights, "rb") as f:  # (an unreadable file raises here, named with its reason)
