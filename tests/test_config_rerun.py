@@ -113,6 +113,22 @@ def test_an_mlp_config_giving_sizes_and_hidden_sizes_is_refused(tmp_path, capsys
     assert not (tmp_path / "a").exists()
 
 
+def test_set_sizes_replaces_the_config_files_hidden_sizes_and_the_other_way_round(tmp_path, capsys):
+    # digits_mlp gives hidden_sizes = [256, 128]: --set cannot remove it, so --set model.sizes means "these
+    # sizes instead" (refused as both given before)
+    assert main(["train", "--config", "digits_mlp", "--out", str(tmp_path / "a"), *FAST,
+                 "--set", "model.sizes=[64, 32, 10]"]) == 0, capsys.readouterr().err
+    saved = tomllib.loads((tmp_path / "a" / "config.toml").read_text())["model"]
+    assert saved["sizes"] == [64, 32, 10] and "hidden_sizes" not in saved
+    (tmp_path / "sizes.toml").write_text('[model]\nname = "mlp"\nsizes = [64, 32, 10]\n')
+    assert train(tmp_path / "sizes.toml", tmp_path / "b", "model.hidden_sizes=[16]") == 0, capsys.readouterr().err
+    saved = tomllib.loads((tmp_path / "b" / "config.toml").read_text())["model"]
+    assert saved["hidden_sizes"] == [16] and "sizes" not in saved
+    # both by --set: still a conflict
+    assert train(tmp_path / "sizes.toml", tmp_path / "c", "model.hidden_sizes=[16]", "model.sizes=[64, 8, 10]") == 2
+    assert "are both given" in capsys.readouterr().err
+
+
 def test_a_run_whose_model_json_recorded_hidden_sizes_beside_sizes_still_loads(tmp_path, capsys):
     from distnn.train.inference import predict_proba
     from distnn.train.run_dir import load_model

@@ -419,7 +419,7 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
             _set_path(out, table, {})
     recorded = checks.recorded_defaults(raw, problems)
     if "name" in out["model"]:
-        checks.check_model(extras["model"], out, problems, known, recorded["model"])
+        checks.check_model(extras["model"], out, problems, known, recorded["model"], override_keys)
     if "name" in out["data"]:
         checks.check_data(extras["data"], out, problems, known, recorded["data"])
     if not problems:  # relations between keys are only meaningful once each key is valid

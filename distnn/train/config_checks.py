@@ -61,6 +61,33 @@ def model_arguments(name: str) -> list | None:
     return [p for p in params if p != "self" and p not in MODEL_RESERVED]
 
 
+def _set_wins_over_unused(extra: dict, out: dict, overridden) -> dict:
+    """``extra`` less an argument of the file that one --set gives makes unused (``Arguments.unused_with``).
+
+    ``--set model.sizes=[...]`` on a config that gives ``hidden_sizes`` (digits_mlp) means "these sizes
+    instead": --set cannot remove a key, so the file's ``hidden_sizes`` goes (and the other way round).
+    Both given in the file, or both by --set, stay a conflict that ``check_model`` reports.
+    """
+    try:
+        from distnn.models import registry
+        from distnn.models.arguments import Arguments
+    except ImportError:  # (as in check_model: the model zoo is optional here)
+        return extra
+    model = getattr(registry, "_MODELS", {}).get(str(out["model"].get("name", "")).lower())
+    table = getattr(model, "arguments", None)
+    if not overridden or not isinstance(table, Arguments):
+        return extra
+    extra = dict(extra)
+    for k, other in table.unused_with.items():
+        if k in extra and other in extra:
+            by_set = {a for a in (k, other) if f"model.{a}" in overridden}
+            if len(by_set) == 1:
+                drop = other if k in by_set else k
+                del extra[drop]
+                out["model"].pop(drop, None)
+    return extra
+
+
 def dataset_options(name: str) -> list:
     """The options (besides ``path``) a config may give dataset ``name`` (a registered name, or a .npz/.csv
     file); [] for a name that is not known."""
@@ -73,11 +100,13 @@ def dataset_options(name: str) -> list:
     return [o for o in dsets.list_dataset_options(name) if o != "path"]
 
 
-def check_model(extra: dict, out: dict, problems: list, known=None, recorded=None):
+def check_model(extra: dict, out: dict, problems: list, known=None, recorded=None, overridden=()):
     """``known``: every dotted key the hints for a misspelt one may name (default: the schema's);
     ``recorded``: a run's recorded model defaults, ``{model name: {argument: value}}`` (see
-    ``config_schema.RECORDED_DEFAULTS``): the chosen model's stand for its signature defaults."""
+    ``config_schema.RECORDED_DEFAULTS``): the chosen model's stand for its signature defaults;
+    ``overridden``: the dotted keys --set gave."""
     known = list(SCHEMA) if known is None else known
+    extra = _set_wins_over_unused(extra, out, overridden)
     for k in sorted(extra):
         if k in MODEL_RESERVED:
             problems.append(f"model.{k} is set by the trainer from the data; remove it from the config")
