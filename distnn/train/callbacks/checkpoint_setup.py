@@ -90,6 +90,12 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
     preemption.end_startup()  # from here on a signal is this run's to handle (or its default action)
     preemption.fault_point("startup-end", rank)
     spec = resume_spec or opts["resume"]
+    if spec and trainer.is_main and _outside(root, run_dir):
+        # (a copied run directory names the original's checkpoints: say whose checkpoints this run takes on)
+        (log or get_logger("checkpoint")).warning(
+            "checkpoint.dir %s is outside the run directory %s: this run resumes from and writes to the "
+            "checkpoints there. If this run directory is a copy of another run's, they are the original's: "
+            "give the copy its own with --set checkpoint.dir=DIR and --resume CHECKPOINT", root, run_dir)
     if spec:
         try:
             path = resume(trainer, spec, root, cb, log, config_text=(extra_files or {}).get("config.toml"))
@@ -99,6 +105,11 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
         if path is not None and trainer.is_main:
             _retire_newer_model(run_dir, path, log or get_logger("checkpoint"))
     return cb
+
+
+def _outside(directory: str, run_dir: str) -> bool:
+    rel = os.path.relpath(os.path.realpath(directory), os.path.realpath(run_dir))
+    return rel == os.pardir or rel.startswith(os.pardir + os.sep)
 
 
 def _retire_newer_model(run_dir: str, path: str, log) -> None:
