@@ -25,7 +25,12 @@ so it is noted where the exit starts: ``sys.exit()`` and the ``exit()`` /
 CLI notes any ``SystemExit`` that leaves it (:func:`note_exit_status`). A
 bare ``raise SystemExit(3)`` in a user's own script escapes both: that job
 ends with 1. So does a rank that exits with status 0 (or one that is 0
-modulo 256) while others wait for it: the job could not complete. (With Open
+modulo 256) while others wait for it: the job could not complete. A noted
+status lapses when the process starts another collective: its SystemExit
+was caught (user code went on), so it is not the status the process exits
+with. (A caught exit followed by the end of the script with no collective
+in between still leaves the caught status noted: nothing tells the two
+apart from inside the process.) (With Open
 MPI's ``mpirun``, which does not return an abort's errorcode, or under
 ``srun``, the launcher's own rules for a failed job apply.)
 
@@ -55,6 +60,7 @@ _watched = weakref.WeakSet()  # this process's communicators that have an exit k
 _exited = {}  # world rank -> (host, pid, {communicator key: collectives started})
 _world_count = 0  # COMM_WORLD communicators made so far: part of their keys, the same on every rank
 _status = None  # the status this process is exiting with, once noted (see note_exit_status)
+_noted_at = {}  # {communicator key: collectives started} when _status was noted (see _exiting_status)
 _peers = {}  # world rank -> (pid, start time) of the other ranks whose process this one can see (see died_member)
 
 
@@ -86,8 +92,23 @@ def exit_status(code) -> int:
 
 def note_exit_status(code) -> None:
     """Note that this process is exiting as ``sys.exit(code)`` would (its exit notice carries the status)."""
-    global _status
+    global _status, _noted_at
     _status = exit_status(code)
+    _noted_at = _collectives_started()
+
+
+def _collectives_started() -> dict:
+    return {c._exit_key: c._seq for c in list(_watched)}
+
+
+def _exiting_status():
+    """The noted status, unless this process has started a collective since it was noted: then the
+    SystemExit was caught (user code went on), and the status it would have had is not the one the
+    process exits with (None: not known)."""
+    now = _collectives_started()
+    if any(now.get(key, 0) > seq for key, seq in _noted_at.items()) or set(now) - set(_noted_at):
+        return None
+    return _status
 
 
 def _note_exits() -> None:
@@ -125,7 +146,7 @@ def _announce_exit() -> None:
     MPI = _mpi()
     if _comm is None or MPI.Is_finalized():
         return
-    notice = (socket.gethostname(), os.getpid(), {c._exit_key: c._seq for c in list(_watched)}, _status)
+    notice = (socket.gethostname(), os.getpid(), _collectives_started(), _exiting_status())
     me, size = _comm.Get_rank(), _comm.Get_size()
     sends = [_comm.isend(notice, dest=r, tag=_EXIT_TAG) for r in range(size) if r != me]
     deadline = time.monotonic() + 1.0  # a few bytes each: delivered at once unless a peer is gone already

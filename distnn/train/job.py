@@ -562,6 +562,7 @@ def train_rank(comm, config, overrides=(), out=None, quiet=False, simulated=Fals
 
     inject_startup_fault(comm.rank)
     path = run_dir_for(job.cfg, out, comm, lambda: _default_path(job))
+    _record_checkpoint_dir_in_run(job.cfg, path)
     try:
         created = rd.prepare_run_dir(path, comm, resuming=bool(dict(job.cfg.checkpoint).get("resume")))
     except rd.RunDirError as e:
@@ -578,6 +579,18 @@ def train_rank(comm, config, overrides=(), out=None, quiet=False, simulated=Fals
     finally:
         if comm.rank == 0:  # (simulated ranks share the process: only the holder gives it back)
             rd.release_run_dir(path)
+
+
+def _record_checkpoint_dir_in_run(cfg, path) -> None:
+    """An absolute ``checkpoint.dir`` inside the run directory ``path`` becomes relative to it (in the run's
+    config.toml and its checkpoints' copies): a copy of the run directory then resumes from and writes to its
+    own checkpoints, not the original's. One outside the run stays as given (see ``attach``'s warning)."""
+    directory = _as_dict(cfg.checkpoint).get("dir")
+    if not directory or not os.path.isabs(str(directory)):
+        return
+    inside = os.path.relpath(os.path.realpath(str(directory)), os.path.realpath(str(path)))
+    if inside != os.pardir and not inside.startswith(os.pardir + os.sep):
+        cfg.checkpoint["dir"] = inside
 
 
 def preflight(cfg) -> None:

@@ -114,8 +114,8 @@ class Trainer:
     None: off) over ``max_norm_params`` (by default those same weights, never the biases);
     ``monitor`` (metric tracked as the run's best, e.g. ``val_loss``);
     ``data_parallel`` (False: no DataParallel on several ranks, so gradients are not averaged and
-    each rank steps on its own shard; for a model that synchronizes itself: checkpoints hold rank
-    0's replica);
+    each rank steps on its own shard; for a model that synchronizes itself: checkpoints hold every
+    rank's replica, so each rank resumes its own);
     ``ddp_kwargs`` (options of :class:`~distnn.distributed.DataParallel`).
     """
 
@@ -189,6 +189,9 @@ class Trainer:
         # at the start of fit(): constructing a Trainer is communication-free, and a setup error on one rank
         # cannot leave the others stuck in a mismatched collective.
         self._ddp_kwargs = dict(ddp_kwargs or {}) if data_parallel and self.world > 1 else None
+        # without DataParallel each rank steps on its own shard: its replica may differ from rank 0's, so a
+        # checkpoint holds every rank's (see replica_state)
+        self.own_replicas = not data_parallel and self.world > 1
         self.ddp = None
         self._pending_ddp_state = None  # load_state_dict's DataParallel state until fit builds the wrapper
         params = list(model.parameters())
@@ -555,6 +558,18 @@ class Trainer:
                 "seed": self.seed, "world": self.world, "batch_size": self.batch_size,
                 # DataParallel's global sample count guess: it weights the next step's gradients
                 "data_parallel": ddp.sync_state_dict() if ddp is not None else dict(self._pending_ddp_state or {})}
+
+    def replica_state(self) -> dict | None:
+        """This rank's model and optimizer state (copies) when its replica is its own (``data_parallel=False``
+        on several ranks), for a checkpoint to restore on this rank; None otherwise (the replicas are rank 0's)."""
+        if not self.own_replicas:
+            return None
+        return {"model": _state_dict_of(self.model, True), "optimizer": _state_dict_of(self.optimizer, True)}
+
+    def load_replica_state(self, replica: dict) -> None:
+        """Restore :meth:`replica_state` output (after :meth:`load_state_dict`, which loads rank 0's)."""
+        self.model.load_state_dict(replica["model"])
+        self.optimizer.load_state_dict(replica["optimizer"])
 
     def load_state_dict(self, sd: dict) -> None:
         """Restore :meth:`state_dict` output; ``fit()`` then continues where it stopped."""

@@ -318,6 +318,9 @@ class ModelCheckpoint(Callback):
         mine = {"rng": dn_random.get_state(), "module_rng": dn_random.module_generator_states(trainer.model),
                 "epoch_sums": dict(trainer.state.epoch_sums),
                 "stop_requested": bool(trainer.state.stop_requested), "previous": previous, "metric": metric}
+        if not trainer.is_main and getattr(trainer, "own_replicas", False):
+            # (data_parallel=False: this rank's weights and optimizer state are its own, not rank 0's copy)
+            mine["replica"] = trainer.replica_state()
         ranks = trainer.comm.allgather_object(mine) if trainer.world > 1 else [mine]
         if had_pending:
             self._accept(trainer, ranks[0]["previous"])  # may raise on every rank (on_error="stop")

@@ -90,13 +90,51 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
     preemption.end_startup()  # from here on a signal is this run's to handle (or its default action)
     preemption.fault_point("startup-end", rank)
     spec = resume_spec or opts["resume"]
+    if spec and trainer.is_main and _outside(root, run_dir):
+        # (a copied run directory names the original's checkpoints: say whose checkpoints this run takes on)
+        (log or get_logger("checkpoint")).warning(
+            "checkpoint.dir %s is outside the run directory %s: this run resumes from and writes to the "
+            "checkpoints there. If this run directory is a copy of another run's, they are the original's: "
+            "give the copy its own with --set checkpoint.dir=DIR and --resume CHECKPOINT", root, run_dir)
     if spec:
         try:
-            resume(trainer, spec, root, cb, log, config_text=(extra_files or {}).get("config.toml"))
+            path = resume(trainer, spec, root, cb, log, config_text=(extra_files or {}).get("config.toml"))
         except BaseException:
             guard.release()  # this run will not train: its guard no longer counts as watching
             raise
+        if path is not None and trainer.is_main:
+            _retire_newer_model(run_dir, path, log or get_logger("checkpoint"))
     return cb
+
+
+def _outside(directory: str, run_dir: str) -> bool:
+    rel = os.path.relpath(os.path.realpath(directory), os.path.realpath(run_dir))
+    return rel == os.pardir or rel.startswith(os.pardir + os.sep)
+
+
+def _retire_newer_model(run_dir: str, path: str, log) -> None:
+    """Rank 0: remove the run's ``model.npz`` when it is newer than the checkpoint ``path`` resumed from.
+
+    Such a resume rewinds the run: the checkpoints after ``path`` are moved aside next (``discard_newer``,
+    when training begins), and ``model.npz`` is of that abandoned future. Removed before then, evaluate and
+    predict read the run's newest checkpoint until this session writes its own ``model.npz``, also when the
+    session is killed in between; left in place, they read the discarded future's weights (the run's new
+    checkpoint of the same step was taken for older than it).
+    """
+    from ..checkpoint.read import checkpoint_step
+    from ..run_dir import MODEL_WEIGHTS, model_step
+
+    weights = os.path.join(run_dir, MODEL_WEIGHTS)
+    step, resumed = model_step(run_dir), checkpoint_step(path)
+    if not os.path.isfile(weights) or step is None or resumed is None or resumed >= step:
+        return
+    try:
+        os.remove(weights)
+    except FileNotFoundError:
+        return
+    log.warning("resumed from global step %d, before the run's %s (global step %d): removed it, as it belongs "
+                "to the discarded checkpoints; until this run ends, evaluate and predict read its newest "
+                "checkpoint", resumed, weights, step)
 
 
 def extra_files_for(meta: dict | None = None, config_text: str | None = None) -> dict:

@@ -48,6 +48,8 @@ def restore_trainer(trainer, state: dict, manifest: dict, log=None) -> None:
     r, world = trainer.rank, trainer.world
     if ranks and r < len(ranks):  # this rank's own generators (the layers' too), where that rank was saved
         dn_random.set_module_generator_states(trainer.model, ranks[r].get("module_rng", {}))
+    if ranks and r < len(ranks) and ranks[r].get("replica") and getattr(trainer, "own_replicas", False):
+        trainer.load_replica_state(ranks[r]["replica"])  # (data_parallel=False: this rank's own weights)
     if ranks and saved_world == world:
         dn_random.set_state(ranks[r]["rng"])
         trainer.state.epoch_sums = dict(ranks[r]["epoch_sums"])

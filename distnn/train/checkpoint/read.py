@@ -294,7 +294,7 @@ def model_source(directory: str, warn=None, model_step: int | None = None) -> Mo
         problems = verify_checkpoint(directory)
         if problems:
             raise CheckpointError(problems[0])
-        return ModelSource(directory, _checkpoint_step(directory))
+        return ModelSource(directory, checkpoint_step(directory))
     weights = os.path.join(directory, "model.npz")
     has_model = os.path.isfile(weights)
     if has_model and model_step is None:
@@ -323,7 +323,8 @@ def model_source(directory: str, warn=None, model_step: int | None = None) -> Mo
     return ModelSource(directory, model_step)
 
 
-def _checkpoint_step(path: str) -> int | None:
+def checkpoint_step(path: str) -> int | None:
+    """The global step of the checkpoint directory ``path`` (its name's, else its manifest's); None when unknown."""
     m = STEP_RE.match(os.path.basename(os.path.normpath(path)))
     if m:
         return int(m.group(1))
