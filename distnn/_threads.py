@@ -14,7 +14,6 @@ script that imported numpy first has its BLAS capped through the library itself
 import os
 import sys
 
-from ._blas_threads import set_loaded_blas_threads
 from ._launcher_env import ranks_on_this_host
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -56,5 +55,6 @@ def limit_blas_threads(env=None) -> int | None:
     for name in THREAD_VARIABLES:
         env[name] = str(n)
     if "numpy" in sys.modules:
+        from ._blas_threads import set_loaded_blas_threads  # (here: ctypes and logging only when needed)
         set_loaded_blas_threads(n)
     return n
