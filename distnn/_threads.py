@@ -1,4 +1,4 @@
-"""Share the cores between the ranks on a host: cap numpy's BLAS threads before numpy loads.
+"""Share the cores between the ranks on a host: cap numpy's BLAS threads.
 
 numpy's BLAS starts a thread pool as large as the machine in every process. With N ranks
 on a host that is N pools on the same cores, and OpenBLAS's threads spin while they wait:
@@ -7,7 +7,9 @@ on a host that is N pools on the same cores, and OpenBLAS's threads spin while t
 ``OMP_NUM_THREADS=1`` for the same reason. The launch scripts and ``slurm/train.sbatch``
 set these variables themselves; this covers a bare launcher (``mpiexec``, ``mpirun``,
 ``srun``) and ``import distnn`` in a user's script under one. A variable the user set is
-left alone, and so is a process that imported numpy first (its pool exists already).
+left alone. The variables work only before numpy loads its BLAS, which reads them once; a
+script that imported numpy first has its BLAS capped through the library itself
+(``_blas_threads``: OpenBLAS and MKL on Linux).
 """
 import os
 import sys
@@ -41,13 +43,18 @@ def usable_cores() -> list:
 
 
 def limit_blas_threads(env=None) -> int | None:
-    """Set the BLAS thread variables (see the module docstring) if none is set, numpy is not
-    loaded yet and several ranks share this host; returns the number set, or None."""
+    """Cap the BLAS threads (see the module docstring) if none of the variables is set and
+    several ranks share this host: set the variables, and if numpy is loaded already, its BLAS
+    too (the variables still reach the processes this one starts). Returns the cap, or None."""
     env = os.environ if env is None else env
-    if "numpy" in sys.modules or any(name in env for name in THREAD_VARIABLES):
+    if any(name in env for name in THREAD_VARIABLES):
         return None
     n = blas_threads(env, len(usable_cores()), os.cpu_count() or 1)
-    if n is not None:
-        for name in THREAD_VARIABLES:
-            env[name] = str(n)
+    if n is None:
+        return None
+    for name in THREAD_VARIABLES:
+        env[name] = str(n)
+    if "numpy" in sys.modules:
+        from ._blas_threads import set_loaded_blas_threads  # (here: ctypes and logging only when needed)
+        set_loaded_blas_threads(n)
     return n

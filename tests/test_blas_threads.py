@@ -1,4 +1,4 @@
-"""Ranks sharing a host share its cores: numpy's BLAS pool is capped before numpy loads.
+"""Ranks sharing a host share its cores: numpy's BLAS pool is capped, before numpy loads or after.
 
 Without the cap, `mpiexec -n 2 python -m distnn train` (digits_mlp, 20 epochs) trained in
 27.4 s on a 2-core machine instead of 0.7 s: each rank's OpenBLAS ran a pool as large as the
@@ -49,24 +49,33 @@ def _usable():
         return os.cpu_count() or 1
 
 
+def _clean_env(**extra):
+    """This environment without the thread variables and any launcher's, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in VARS and not k.startswith(("MPI_", "PMI_", "OMPI_", "SLURM_"))}
+    return {**env, **extra}
+
+
+def _want():
+    """The cap two ranks on this host get: half its cores, or the cores this process is bound to."""
+    cpus = _usable()
+    return max(1, (os.cpu_count() or 1) // 2) if cpus == (os.cpu_count() or 1) else cpus
+
+
 def test_import_under_a_launcher_sets_every_variable_and_numpy_runs_that_many_threads():
-    base = {k: v for k, v in os.environ.items()
-            if k not in VARS and not k.startswith(("MPI_", "PMI_", "OMPI_", "SLURM_"))}
+    base = _clean_env()
     code = ("import distnn, os, numpy as np; np.ones((256, 256)) @ np.ones((256, 256)); "
             f"print(*[os.environ.get(v) for v in {VARS!r}], len(os.listdir('/proc/self/task')))")
-    cpus = _usable()
-    want = max(1, (os.cpu_count() or 1) // 2) if cpus == (os.cpu_count() or 1) else cpus
+    want = _want()
     *values, threads = _threads_of({**base, "MPI_LOCALNRANKS": "2"}, code)
     assert values == [str(want)] * 3
     if want == 1 and os.path.isdir("/proc/self/task"):
         assert int(threads) == 1  # (numpy's BLAS started no pool)
     assert _threads_of(base, code)[:3] == ["None"] * 3  # not under a launcher: numpy's defaults
-    # what a user sets wins, and numpy imported first is left as it is
+    # what a user sets wins
     assert _threads_of({**base, "MPI_LOCALNRANKS": "2", "OMP_NUM_THREADS": "2"},
                        "import distnn, os; print(os.environ.get('OMP_NUM_THREADS'), "
                        "os.environ.get('OPENBLAS_NUM_THREADS'))") == ["2", "None"]
-    assert _threads_of({**base, "MPI_LOCALNRANKS": "2"},
-                       "import numpy, distnn, os; print(os.environ.get('OPENBLAS_NUM_THREADS'))") == ["None"]
 
 
 def test_under_mpiexec_each_rank_gets_its_share():
@@ -76,6 +85,71 @@ def test_under_mpiexec_each_rank_gets_its_share():
     env = {k: v for k, v in os.environ.items() if k not in VARS}
     got = _threads_of(env, "import distnn, os, sys; sys.stdout.write(os.environ.get('OPENBLAS_NUM_THREADS') + '\\n')",
                       launcher=(mpiexec, "-n", "2"))
-    cpus = _usable()
-    want = max(1, (os.cpu_count() or 1) // 2) if cpus == (os.cpu_count() or 1) else cpus
+    want = _want()
     assert got == [str(want)] * 2
+
+
+# Asks numpy's bundled OpenBLAS itself how many threads it runs (its own lookup, not distnn's):
+# prints the count before `import distnn` and after, then OPENBLAS_NUM_THREADS. "-1" before: no
+# bundled OpenBLAS found (a numpy built against another BLAS).
+ASK_BLAS = """
+import ctypes, glob, os, sys
+import numpy
+libs = glob.glob(os.path.join(os.path.dirname(numpy.__file__), os.pardir, "numpy.libs", "*openblas*.so"))
+lib = ctypes.CDLL(libs[0]) if libs else None
+get = (getattr(lib, "scipy_openblas_get_num_threads64_", None) or getattr(lib, "openblas_get_num_threads64_", None)
+       or getattr(lib, "openblas_get_num_threads", None)) if lib else None
+before = get() if get else -1
+import distnn
+sys.stdout.write(f"{before} {get() if get else -1} {os.environ.get('OPENBLAS_NUM_THREADS')}\\n")
+"""
+
+
+def _ask_blas(env, launcher=()):
+    got = _threads_of(env, ASK_BLAS, launcher)
+    if got[0] == "-1":
+        pytest.skip("numpy bundles no OpenBLAS here")
+    return got
+
+
+def test_numpy_imported_first_has_its_loaded_blas_capped():
+    before, after, var = _ask_blas(_clean_env(MPI_LOCALNRANKS="2"))
+    assert (after, var) == (str(_want()), str(_want()))
+    if before == after:
+        pytest.skip(f"OpenBLAS runs {before} thread(s) uncapped here too: capped and uncapped look the same")
+
+
+def test_numpy_imported_first_keeps_what_the_user_set_and_its_defaults_off_a_launcher():
+    before, after, var = _ask_blas(_clean_env(MPI_LOCALNRANKS="2", OPENBLAS_NUM_THREADS="2"))
+    assert after == before and var == "2"
+    before, after, var = _ask_blas(_clean_env())  # not under a launcher
+    assert after == before and var == "None"
+
+
+def test_numpy_imported_after_distnn_runs_the_capped_threads():
+    code = ASK_BLAS.replace("import numpy\n", "import distnn, numpy\n", 1)
+    before, after, var = _threads_of(_clean_env(MPI_LOCALNRANKS="2"), code)
+    if before == "-1":
+        pytest.skip("numpy bundles no OpenBLAS here")
+    assert before == after == var == str(_want())
+
+
+def test_under_mpiexec_numpy_imported_first_is_capped_too():
+    mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    if mpiexec is None:
+        pytest.skip("no mpiexec")
+    got = _ask_blas({k: v for k, v in os.environ.items() if k not in VARS}, launcher=(mpiexec, "-n", "2"))
+    assert got[1::3] == [str(_want())] * 2 and got[2::3] == [str(_want())] * 2
+
+
+def test_a_library_without_known_functions_is_left_alone_with_a_debug_log(monkeypatch, caplog):
+    from distnn import _blas_threads
+    with open("/proc/self/maps") if os.path.exists("/proc/self/maps") else open(os.devnull) as maps:
+        libc = next((line.split()[-1] for line in maps if "/libc." in line or "/libc-" in line), None)
+    if libc is None:
+        pytest.skip("no libc among this process's mappings")
+    # a library that is loaded but is no BLAS, and one that is not loaded (never loaded by this)
+    monkeypatch.setattr(_blas_threads, "loaded_blas_libraries", lambda: [libc, "/nonexistent/libopenblas.so"])
+    with caplog.at_level("DEBUG", logger="distnn.blas"):
+        assert _blas_threads.set_loaded_blas_threads(1) == 0
+    assert caplog.text.count("not capped") == 2
