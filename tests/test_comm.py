@@ -502,6 +502,46 @@ def test_an_exception_a_signal_handler_raises_in_the_caller_stops_the_simulated_
     assert ended == {0: "CollectiveAbortedError", 1: "CollectiveAbortedError"}
 
 
+def test_ctrl_c_while_starting_the_ranks_waits_for_those_begun_and_calls_off_the_others(monkeypatch):
+    # Ctrl-C in the caller's Thread.start of rank 1: its thread exists but has not begun (gated here, as a
+    # thread the OS has not scheduled yet). Rank 0 had begun: it is stopped and waited for. Rank 1 must
+    # never run fn (it ran, after simulate had returned, unwaited for: its thread's ident could still be None
+    # when the interrupt came); rank 2 was never started.
+    rank0_began, gate, threads, ran = threading.Event(), threading.Event(), [], {}
+
+    class Thread(threading.Thread):
+        def run(self):
+            if self.name != "distnn-rank-0":
+                gate.wait(30)
+            super().run()
+
+        def start(self):
+            super().start()
+            threads.append(self)
+            if self.name == "distnn-rank-1":
+                assert rank0_began.wait(30)
+                raise KeyboardInterrupt
+
+    def fn(comm):
+        try:
+            rank0_began.set()
+            comm.barrier()
+            ran[comm.rank] = "completed"
+        except BaseException as e:
+            ran[comm.rank] = type(e).__name__
+            raise
+
+    monkeypatch.setattr(threading, "Thread", Thread)
+    with pytest.raises(KeyboardInterrupt):
+        dist.simulate(3, fn)
+    assert ran == {0: "CollectiveAbortedError"}  # (rank 0 waited for: it had ended)
+    gate.set()
+    for t in threads:
+        t.join(30)
+        assert not t.is_alive()
+    assert ran == {0: "CollectiveAbortedError"}  # (rank 1 called off: fn never ran there)
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")
 def test_exit_watch_tells_a_live_process_from_a_zombie_and_a_gone_one(tmp_path):
     """What a waiting MPI rank checks of a peer on its host: the start time while the process runs,

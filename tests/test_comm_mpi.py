@@ -81,13 +81,19 @@ def test_broadcast_gather_objects_barrier_split(comm):
     assert comm.broadcast_object(("hello", r) if r == 1 else None, root=1) == ("hello", 1)
     comm.barrier()
     sub = comm.split(r % 2, key=-r)
-    members = [q for q in range(n) if q % 2 == r % 2]
-    assert sub.size == len(members) and sub.rank == sorted(members, reverse=True).index(r)
-    assert sub.allreduce(np.array([float(r)]), "sum")[0] == sum(members)
-    rest = comm.split(None if r == 0 else 0)
-    assert (rest is None) == (r == 0)
-    if rest is not None:
-        assert rest.size == n - 1
+    rest = None
+    try:
+        members = [q for q in range(n) if q % 2 == r % 2]
+        assert sub.size == len(members) and sub.rank == sorted(members, reverse=True).index(r)
+        assert sub.allreduce(np.array([float(r)]), "sum")[0] == sum(members)
+        rest = comm.split(None if r == 0 else 0)
+        assert (rest is None) == (r == 0)
+        if rest is not None:
+            assert rest.size == n - 1
+    finally:  # (collective, on each group's ranks: a pytest process under mpiexec would leak communicator ids)
+        if rest is not None:
+            rest.free()
+        sub.free()
 
 
 def test_local_rank(comm):

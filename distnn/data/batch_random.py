@@ -25,8 +25,9 @@ every step: ``W`` times the draws would cap the speed-up of more ranks), so
 element ``e`` of global position ``p`` in the ``d``-th mask of a batch is a
 SplitMix64 output at counter ``(d, p, e)``, computed for the rank's own rows
 only. Same masks on any number of ranks, at the cost of the rank's share. A
-time-major mask ``(T, N, ...)`` (the RNN's inter-layer dropout) has its samples
-on the second axis; the RNN says so (``batch_dim=1``), and it is made as
+time-major mask ``(T, N, ...)`` (the RNN's inter-layer dropout, a transformer
+layer's without batch_first) has its samples on the second axis; those layers say
+so (``batch_dim=1``), and it is made as
 ``(N, T, ...)`` and transposed. Callers that don't say get a guess from the
 shape, which cannot tell ``(T, N, ...)`` from ``(N, T, ...)`` when ``N == T``.
 """

@@ -339,8 +339,19 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
     # The generator is per thread: without this a rank would start from the default seed whatever the
     # caller seeded, unlike the same script's processes under mpiexec.
     random_state = _random.get_state()
+    # Whether each rank has begun, and whether the caller, interrupted while starting them, stopped waiting
+    # for those that had not: decided under one lock, so each rank either runs fn and is waited for, or
+    # never runs it. (A thread's ident cannot tell: Ctrl-C in Thread.start can come after the thread
+    # exists but before it set its ident, and that rank then ran unwaited for.)
+    start_lock = threading.Lock()
+    begun = [False] * n
+    called_off = False
 
     def run(rank):
+        with start_lock:
+            if called_off:  # (its ended event is set: the caller has gone on without it)
+                return
+            begun[rank] = True
         _current.comm = comms[rank]
         _random.set_state(random_state)
         try:
@@ -369,9 +380,11 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
         # thread only: stop the ranks at their next collective, so that they clean up (their checkpoint
         # spares, an empty run directory) as one process or MPI ranks do, then go.
         group.fail(None, exc)
-        for t, event in zip(threads, ended):
-            if t.ident is None:  # (interrupted while starting the ranks: this one never ran)
-                event.set()
+        with start_lock:  # (interrupted while starting the ranks: those not begun never will)
+            called_off = True
+            for rank, event in enumerate(ended):
+                if not begun[rank]:
+                    event.set()
         _wait_for_ranks(ended, group)
         raise
     if group.failure is not None:

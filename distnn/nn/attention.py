@@ -162,7 +162,8 @@ class MultiheadAttention(Module):
         dropmask = None
         if self.training and self.dropout > 0:
             gen = self.generator if self.generator is not None else drandom.default_generator()
-            keep = A.keep_mask(gen, (N, self.num_heads, L, S_), self.dropout)
+            # the weights' mask is (N, heads, L, S) in either layout: its samples are on axis 0
+            keep = A.keep_mask(gen, (N, self.num_heads, L, S_), self.dropout, batch_dim=0)
             dropmask = xp.asarray(keep.astype(query.dtype) * query.dtype.type(1.0 / (1.0 - self.dropout)))
 
         W, b = self.in_proj_weight, self.in_proj_bias

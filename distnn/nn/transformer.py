@@ -30,6 +30,12 @@ class TransformerEncoderLayer(Module):
     ``forward(src, src_mask=None, src_key_padding_mask=None, is_causal=False)``;
     ``src`` is (S, N, E), or (N, S, E) when batch_first, or unbatched (S, E).
     ``activation`` is "relu", "gelu" or a callable on Tensors.
+
+    The dropout layers are told where the samples are (``batch_dim`` 0 when
+    batch_first, else 1), so the trainer's per-sample masks are the same for a
+    sample on any number of ranks; a guess from the shape would take time steps
+    for samples when a (S, N, E) batch has N == S. (Unbatched (S, E) input has
+    no batch axis: a mask that does not fit the batch's rows is drawn per rank.)
     """
 
     def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu", layer_norm_eps=1e-5,
@@ -38,13 +44,14 @@ class TransformerEncoderLayer(Module):
         self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first,
                                             dtype=dtype, generator=generator)
         self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype, generator=generator)
-        self.dropout = Dropout(dropout, generator=generator)
+        batch_dim = 0 if batch_first else 1  # (every activation below keeps src's layout)
+        self.dropout = Dropout(dropout, generator=generator, batch_dim=batch_dim)
         self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype, generator=generator)
         self.norm_first = norm_first
         self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
         self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.dropout1 = Dropout(dropout, generator=generator)
-        self.dropout2 = Dropout(dropout, generator=generator)
+        self.dropout1 = Dropout(dropout, generator=generator, batch_dim=batch_dim)
+        self.dropout2 = Dropout(dropout, generator=generator, batch_dim=batch_dim)
         if isinstance(activation, str):
             if activation not in _ACTIVATIONS:
                 raise ValueError(f"TransformerEncoderLayer: activation must be 'relu' or 'gelu' (or a callable), "

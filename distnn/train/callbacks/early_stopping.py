@@ -17,7 +17,8 @@ class EarlyStopping(Callback):
     small the improvement (``best``, ``best_epoch``): the epoch the run's
     summary.json calls best and whose weights the ``best`` checkpoint holds.
     With ``restore_best_weights`` the model ends with that epoch's weights
-    (whether it stopped early or ran out of epochs).
+    (whether it stopped early or ran out of epochs). Values that are not
+    finite (nan, inf, -inf) count as no improvement, as for the trainer's best.
 
     The decision is taken on rank 0's value of the metric, broadcast to all
     ranks (``trainer.agree``), so every rank counts the same patience and stops
@@ -47,10 +48,12 @@ class EarlyStopping(Callback):
 
     def improved(self, value: float, than: float | None = None, min_delta: float | None = None) -> bool:
         """Whether ``value`` beats ``than`` (default: the patience reference) by more than ``min_delta``
-        (default: this callback's)."""
+        (default: this callback's). A value that is not finite never does: a diverged run's -inf loss (or an
+        inf or nan metric) is no best and resets no patience, as the trainer's best and the best checkpoint
+        ignore it."""
         than = self.reference if than is None else than
         delta = self.min_delta if min_delta is None else min_delta
-        if math.isnan(value):
+        if not math.isfinite(value):
             return False
         if self.mode == "min":
             return value < than - delta
