@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from distnn.autograd import Tensor, enable_grad
 from distnn.backend import get_array_module
 
@@ -70,14 +72,18 @@ def fgsm(model, loss_fn, x, y, eps: float, clamp=None):
     return Tensor(adv) if isinstance(x, Tensor) else adv
 
 
-def check_adversarial(eps, weight) -> tuple[float, float]:
+def check_adversarial(eps, weight, input_dtype=None) -> tuple[float, float]:
     """``(eps, weight)`` as floats, or a ValueError naming the bad one.
 
-    ``eps`` >= 0 (0: off); ``weight`` (alpha, the clean loss's share) in [0, 1].
+    ``eps`` >= 0 (0: off); ``weight`` (alpha, the clean loss's share) in [0, 1]; with ``eps`` on, the
+    training inputs' ``input_dtype`` (when given) must be floating point.
     """
     eps, weight = float(eps or 0.0), float(weight)
     if not (eps >= 0 and math.isfinite(eps)):
         raise ValueError(f"adversarial_eps must be a finite number >= 0 (0 = off), got {eps!r}")
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"adversarial_weight (the clean loss's share alpha) must be in [0, 1], got {weight!r}")
+    if eps and input_dtype is not None and np.dtype(input_dtype).kind != "f":
+        raise ValueError(f"adversarial_eps = {eps} perturbs real-valued inputs; these training inputs are "
+                         f"{np.dtype(input_dtype)} (token ids): set train.adversarial_eps = 0")
     return eps, weight

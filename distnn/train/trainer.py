@@ -163,7 +163,8 @@ class Trainer:
                                     else split_decay_parameters(model)[0])
         from .adversarial import check_adversarial
 
-        self.adversarial_eps, self.adversarial_weight = check_adversarial(adversarial_eps, adversarial_weight)
+        self.adversarial_eps, self.adversarial_weight = check_adversarial(adversarial_eps, adversarial_weight,
+                                                                          train_data.x.dtype)
         self.evaluated = False  # whether this epoch ran validation (eval_every)
         self.validation_counts = False  # whether monitors judge it (see _epochs: not the last epoch's extra one)
         from .callbacks.base import monitor_mode as _mode
