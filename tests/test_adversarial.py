@@ -199,10 +199,17 @@ def test_trainer_refuses_bad_values(rng):
         Trainer(model, SGD(model.parameters(), lr=0.1), tokens, comm=LocalCommunicator(), adversarial_eps=0.1)
 
 
-def test_cli_run_records_the_keys(tmp_path):
+def test_cli_run_trains_adversarially_and_records_the_keys(tmp_path, monkeypatch):
+    from distnn.train import adversarial
+
+    seen = []  # (eps, weight) the trainer got, and the eps of each fgsm call
+    check, attack = adversarial.check_adversarial, adversarial.fgsm
+    monkeypatch.setattr(adversarial, "check_adversarial", lambda *a: seen.append(a[:2]) or check(*a))
+    monkeypatch.setattr(adversarial, "fgsm", lambda *a, **k: seen.append(a[4]) or attack(*a, **k))
     out = tmp_path / "run"
     assert main(["train", "--config", "digits_mlp", "--set", "train.epochs=1", "--set", "train.adversarial_eps=0.1",
                  "--set", "train.adversarial_weight=0.25", "--set", "run.plots=false", "--quiet",
                  "--out", str(out)]) == 0
+    assert seen[0] == (0.1, 0.25) and seen[1:] and set(seen[1:]) == {0.1}
     text = (out / "config.toml").read_text()
     assert "adversarial_eps = 0.1" in text and "adversarial_weight = 0.25" in text
