@@ -127,7 +127,8 @@ class Trainer:
                  accumulation_steps: int = 1, seed: int = 0, shuffle: bool = True, drop_last: bool = False,
                  eval_batch_size: int | None = None, eval_every: int = 1, max_steps: int | None = None,
                  label_smoothing: float = 0.0, l1: float = 0.0, l1_params=None, max_norm=None, max_norm_params=None,
-                 adversarial_eps: float = 0.0, adversarial_weight: float = 0.5, monitor: str = "val_loss", monitor_mode: str = "auto",
+                 adversarial_eps: float = 0.0, adversarial_weight: float = 0.5,
+                 monitor: str = "val_loss", monitor_mode: str = "auto",
                  data_parallel: bool = True, ddp_kwargs: dict | None = None, log=None):
         self.comm = comm if comm is not None else default_comm()
         self.rank, self.world = int(self.comm.rank), int(self.comm.size)
