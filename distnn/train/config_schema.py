@@ -149,6 +149,11 @@ SCHEMA: dict[str, Key] = {
                                   (">=", 1)),
     "train.label_smoothing": _k("float", 0.0, "cross-entropy label smoothing of the training loss (val_loss and "
                                 "the test loss are plain cross-entropy)", NONNEG, ("<", 1)),
+    "train.adversarial_eps": _k("float", 0.0, "adversarial training (Goodfellow et al.): each step also trains on "
+                                "FGSM inputs x + eps * sign(grad_x loss), x after the data transforms, so eps is "
+                                "in standardized units (0 = off; needs real-valued inputs)", NONNEG),
+    "train.adversarial_weight": _k("float", 0.5, "adversarial training: the clean loss's share w of the loss "
+                                   "w * J(x) + (1 - w) * J(x_adv)", NONNEG, ("<=", 1)),
     "train.log_every": _k("int", 0, "log every N steps rank 0's loss at that step, on its shard of the batch "
                                      "(no collective; 0 = once per epoch, whose line has the all-rank mean)", NONNEG,
                           display=True),

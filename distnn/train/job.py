@@ -337,6 +337,7 @@ class Job:
                           eval_every=t.eval_every, max_steps=t.get("max_steps"), label_smoothing=t.label_smoothing,
                           l1=float(cfg.optimizer.l1), l1_params=self._l1_params(),
                           max_norm=float(cfg.optimizer.max_norm),
+                          adversarial_eps=t.adversarial_eps, adversarial_weight=t.adversarial_weight,
                           monitor=es.monitor if es.enabled else "val_loss", ddp_kwargs=ddp)
         # LR schedules go first: EarlyStopping and the progress line then see the epoch's final state.
         for i, cb in enumerate(build_schedule(cfg, self.optimizer, trainer.steps_per_epoch)):

@@ -112,6 +112,9 @@ class Trainer:
     ``max_norm`` (max-norm constraint: after each optimizer step, each unit's incoming weight vector
     with an L2 norm above ``max_norm`` is scaled back to it, :func:`~distnn.optim.max_norm_`; 0 or
     None: off) over ``max_norm_params`` (by default those same weights, never the biases);
+    ``adversarial_eps``/``adversarial_weight`` (adversarial training, Goodfellow et al.: the loss is
+    ``w * J(x) + (1 - w) * J(x_adv)`` with FGSM inputs ``x_adv`` (:mod:`distnn.train.adversarial`)
+    made from each rank's transformed batch, so ``eps`` is in standardized units; 0: off);
     ``monitor`` (metric tracked as the run's best, e.g. ``val_loss``);
     ``data_parallel`` (False: no DataParallel on several ranks, so gradients are not averaged and
     each rank steps on its own shard; for a model that synchronizes itself: checkpoints hold every
@@ -124,6 +127,7 @@ class Trainer:
                  accumulation_steps: int = 1, seed: int = 0, shuffle: bool = True, drop_last: bool = False,
                  eval_batch_size: int | None = None, eval_every: int = 1, max_steps: int | None = None,
                  label_smoothing: float = 0.0, l1: float = 0.0, l1_params=None, max_norm=None, max_norm_params=None,
+                 adversarial_eps: float = 0.0, adversarial_weight: float = 0.5,
                  monitor: str = "val_loss", monitor_mode: str = "auto",
                  data_parallel: bool = True, ddp_kwargs: dict | None = None, log=None):
         self.comm = comm if comm is not None else default_comm()
@@ -158,6 +162,10 @@ class Trainer:
 
             self.max_norm_params = (list(max_norm_params) if max_norm_params is not None
                                     else split_decay_parameters(model)[0])
+        from .adversarial import check_adversarial
+
+        self.adversarial_eps, self.adversarial_weight = check_adversarial(adversarial_eps, adversarial_weight,
+                                                                          train_data.x.dtype)
         self.evaluated = False  # whether this epoch ran validation (eval_every)
         self.validation_counts = False  # whether monitors judge it (see _epochs: not the last epoch's extra one)
         from .callbacks.base import monitor_mode as _mode
@@ -387,9 +395,7 @@ class Trainer:
         self.optimizer.zero_grad()
         if self.accumulation_steps == 1 and n_valid:
             # the common case: the mean over counted targets (= sum / n_valid) straight from the loss
-            with self._padding_excluded(valid, all_valid), self._sample_draws(slice(None)):
-                out = self._forward(x)
-            loss = self._loss(out, y, "mean")
+            out, loss = self._forward_loss(x, y, valid, all_valid, slice(None), "mean")
             loss_sum = self._before_exchange(float(loss.data) * n_valid)
             loss.backward()
             correct = self._correct(out, y, all_valid)
@@ -461,10 +467,8 @@ class Trainer:
                     if last:
                         loss_sum = self._before_exchange(loss_sum)
                     continue
-                with self._padding_excluded(valid[i * m:(i + 1) * m], all_valid), \
-                        self._sample_draws(slice(i * m, (i + 1) * m)):
-                    out = self._forward(xb)
-                loss = self._loss(out, yb, "sum")
+                out, loss = self._forward_loss(xb, yb, valid[i * m:(i + 1) * m], all_valid, slice(i * m, (i + 1) * m),
+                                               "sum")
                 loss_sum += float(loss.data)
                 if last:
                     loss_sum = self._before_exchange(loss_sum)
@@ -473,11 +477,37 @@ class Trainer:
                 correct += self._correct(out, yb, all_valid)
         return loss_sum, correct
 
-    def _forward(self, xb):
+    def _forward_loss(self, xb, yb, valid, all_valid, rows, reduction):
+        """The forward pass of rows ``rows`` of the batch and the training loss (``reduction`` over targets).
+
+        With adversarial training, ``w * J(x) + (1 - w) * J(x_adv)``. Every pass of the step draws the same
+        dropout masks (each starts the samples' stream afresh): one sub-network per step, as without it,
+        and nothing drawn that a resumed run would have to replay.
+        """
+        def run(fn, *args):
+            with self._padding_excluded(valid, all_valid), self._sample_draws(rows):
+                return fn(*args)
+
+        out = run(self._forward, xb)
+        loss = self._loss(out, yb, reduction)
+        if self.adversarial_eps and self.adversarial_weight < 1:
+            from .adversarial import fgsm
+
+            # the summed loss's gradient: its sign is the mean's, and a micro-batch of padding alone gives 0, not nan
+            x_adv = run(fgsm, self.model, lambda o, t: self._loss(o, t, "sum"), self._input(xb), yb,
+                        self.adversarial_eps)
+            w = self.adversarial_weight
+            loss = w * loss + (1.0 - w) * self._loss(run(self._forward, x_adv), yb, reduction)
+        return out, loss
+
+    def _input(self, xb):
+        """The batch as the model takes it: floating inputs in the parameters' dtype, on their device."""
         if xb.dtype.kind == "f" and xb.dtype != self.dtype:
             xb = xb.astype(self.dtype)
-        x = distnn.Tensor(self.xp.asarray(xb) if self.xp is not np else xb)
-        return (self.ddp or self.model)(x)
+        return self.xp.asarray(xb) if self.xp is not np else xb
+
+    def _forward(self, xb):
+        return (self.ddp or self.model)(distnn.Tensor(self._input(xb)))
 
     def _loss(self, out, y, reduction):
         """Cross-entropy over counted targets; sequence models give (N, T, C) logits for (N, T) targets."""
