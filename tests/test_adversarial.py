@@ -145,8 +145,8 @@ def _trainer(comm, digits, eps=0.05, epochs=1, accumulation_steps=1):
     splits, (aug_tf, eval_tf), _ = digits
     distnn.manual_seed(0)
     model = build_model("mlp", hidden_sizes=[32], dropout=0.2, input_shape=splits.input_shape, num_classes=10)
-    return Trainer(model, Adam(model.parameters(), lr=3e-3), splits.train.subset(np.arange(200)), splits.val,
-                   comm=comm, batch_size=40, epochs=epochs, transform=aug_tf, eval_transform=eval_tf, seed=3,
+    return Trainer(model, Adam(model.parameters(), lr=3e-3), splits.train.subset(np.arange(192)), splits.val,
+                   comm=comm, batch_size=48, epochs=epochs, transform=aug_tf, eval_transform=eval_tf, seed=3,
                    accumulation_steps=accumulation_steps, adversarial_eps=eps)
 
 
