@@ -210,8 +210,7 @@ def cmd_train(args) -> int:
             from distnn.train.job import JobError
 
             raise JobError(f"{option} is empty: give {what}", report=_launcher_rank() == 0)
-    config = _train_config(args)
-    overrides = list(args.overrides)
+    config, overrides = _train_config(args)
     if args.resume:  # (resume = auto needs --out: checked with the resolved config, which may set it too)
         overrides.append(f"checkpoint.resume={args.resume}")
     import contextlib
@@ -241,22 +240,25 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _train_config(args) -> str:
-    """The config ``train`` runs: --config; else, resuming a run, the run's own saved config.toml (a
-    checkpoint of a ResNet does not resume into the default MLP); else the default, digits_mlp."""
+def _train_config(args) -> tuple[str, list]:
+    """The config ``train`` runs and its overrides: --config and --set; else, resuming a run, the run's own
+    saved config.toml (a checkpoint of a ResNet does not resume into the default MLP) with --set on top;
+    else the default, digits_mlp."""
+    overrides = list(args.overrides)
     if args.config is not None:
-        return args.config
+        return args.config, overrides
     from distnn.train.resume_config import saved_config_for_resume
 
     saved = saved_config_for_resume(args.resume, args.out)
     if saved is None:
-        return DEFAULT_CONFIG
+        return DEFAULT_CONFIG, overrides
     if _launcher_rank() == 0:  # (every rank resolves it alike; one says so)
         from distnn.train.logging_utils import get_logger, setup_logging
 
         setup_logging()
         get_logger("job").info("resuming with the run's config %s", saved)
-    return saved
+    # run.quiet records the --quiet of the session that saved it: this session's own --quiet decides
+    return saved, ["run.quiet=false", *overrides]
 
 
 def _print_train_summary(s: dict) -> None:
