@@ -136,3 +136,24 @@ def test_load_state_dict_lists_at_most_five_keys_and_shapes():
         small.load_state_dict(nn.Sequential(*[nn.Linear(3, 3) for _ in range(8)]).state_dict())
     msg = str(e.value)
     assert msg.count("shape mismatch for") == 5 and "... and 11 more shape mismatches" in msg, msg
+
+
+def test_an_ensemble_resumes_with_its_saved_config(tmp_path, capsys):
+    # the ensemble's config.toml (ensemble.members = 2) is the base: every member resumes from its own
+    # checkpoints; a member's checkpoint (ensemble.member = 1) forks that member alone into a new run
+    run = str(tmp_path / "e")
+    first = ["train", "--config", "xor", "--quiet", "--set", "train.epochs=1", "--set", "ensemble.members=2",
+             "--set", "checkpoint.enabled=true", "--set", "run.plots=false", "--out", run]
+    assert main(first) == 0
+    capsys.readouterr()
+    assert main(["train", "--out", run, "--resume", "auto", "--quiet", "--set", "train.epochs=2"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("resumed from") == 2 and "resuming with the run's config" in err, err
+    cfg = _config(run)
+    assert cfg["name"] == "xor" and cfg["ensemble"]["members"] == 2 and cfg["train"]["epochs"] == 2
+    member = os.path.join(run, "members", "member-1")
+    fork = str(tmp_path / "fork")
+    assert main(["train", "--out", fork, "--resume", member, "--quiet", "--set", "train.epochs=3"]) == 0
+    assert f"resumed from {os.path.join(member, 'checkpoints')}" in capsys.readouterr().err
+    cfg = _config(fork)
+    assert cfg["name"] == "xor" and cfg["ensemble"]["members"] == 1 and cfg["ensemble"]["member"] == 1
