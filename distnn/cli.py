@@ -14,6 +14,7 @@ import sys
 import time
 
 EXIT_USAGE = 2
+DEFAULT_CONFIG = "digits_mlp"  # train's config when neither --config nor a resumed run's saved one names one
 
 _TRAIN_EPILOG = """\
 examples:
@@ -34,7 +35,9 @@ checkpoints and preemption:
   python -m distnn train --out runs/r2 --resume runs/r1/checkpoints/step-00000420
 Checkpoints go to <run>/checkpoints/step-<N>/ (checkpoint.every_epochs,
 checkpoint.every_steps, checkpoint.every_seconds, checkpoint.keep_last); --resume auto picks the newest
-one whose checksums verify, also on a different number of ranks. SIGTERM or
+one whose checksums verify, also on a different number of ranks. Without
+--config, a resume runs with the run's own config.toml (for --resume PATH, the
+one stored with that checkpoint), any --set applied on top. SIGTERM or
 SIGUSR1 (e.g. sbatch --signal=USR1@60, scancel, mpiexec forwarding a kill):
 every rank stops at the same step (within two steps of the signal), a
 checkpoint is written, and the exit status is 75; run the same command with
@@ -121,9 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a model. Every rank loads the data, takes its shard and averages "
                                    "gradients with the others.",
                        epilog=_TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--config", default="digits_mlp", metavar="FILE|NAME",
-                   help="a TOML config file or a built-in config name (default: digits_mlp; "
-                        "'python -m distnn datasets' lists them)")
+    t.add_argument("--config", default=None, metavar="FILE|NAME",
+                   help="a TOML config file or a built-in config name (default: digits_mlp; with --resume, the "
+                        "run's own saved config.toml; 'python -m distnn datasets' lists them)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value, e.g. --set train.epochs=5 (repeatable; typed and checked; "
                         "'python -m distnn config-keys --all' lists the keys)")
@@ -207,7 +210,7 @@ def cmd_train(args) -> int:
             from distnn.train.job import JobError
 
             raise JobError(f"{option} is empty: give {what}", report=_launcher_rank() == 0)
-    overrides = list(args.overrides)
+    config, overrides = _train_config(args)
     if args.resume:  # (resume = auto needs --out: checked with the resolved config, which may set it too)
         overrides.append(f"checkpoint.resume={args.resume}")
     import contextlib
@@ -219,7 +222,7 @@ def cmd_train(args) -> int:
     with preemption.caller_signals() if args.embedded else contextlib.nullcontext():
         preemption.start_up()  # a SIGTERM/SIGUSR1 while the job sets up: exit 75 (requeue), not death by it
         try:
-            summary = run_training(args.config, overrides, out=args.out, simulate_ranks=args.simulate_ranks,
+            summary = run_training(config, overrides, out=args.out, simulate_ranks=args.simulate_ranks,
                                    quiet=args.quiet)
             late = preemption.job_requested()
         finally:
@@ -235,6 +238,27 @@ def cmd_train(args) -> int:
         if summary is not None:  # rank 0 (every other rank returns None)
             _print_train_summary(summary)
     return 0
+
+
+def _train_config(args) -> tuple[str, list]:
+    """The config ``train`` runs and its overrides: --config and --set; else, resuming a run, the run's own
+    saved config.toml (a checkpoint of a ResNet does not resume into the default MLP) with --set on top;
+    else the default, digits_mlp."""
+    overrides = list(args.overrides)
+    if args.config is not None:
+        return args.config, overrides
+    from distnn.train.resume_config import saved_config_for_resume
+
+    saved = saved_config_for_resume(args.resume, args.out)
+    if saved is None:
+        return DEFAULT_CONFIG, overrides
+    if _launcher_rank() == 0:  # (every rank resolves it alike; one says so)
+        from distnn.train.logging_utils import get_logger, setup_logging
+
+        setup_logging()
+        get_logger("job").info("resuming with the run's config %s", saved)
+    # run.quiet records the --quiet of the session that saved it: this session's own --quiet decides
+    return saved, ["run.quiet=false", *overrides]
 
 
 def _print_train_summary(s: dict) -> None:

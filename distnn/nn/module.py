@@ -31,6 +31,15 @@ class Parameter(Tensor):
 #: ``_buffers``) would break named_buffers(), state_dict() and to() with an obscure error
 _REGISTRIES = frozenset(("_parameters", "_buffers", "_modules", "_non_persistent"))
 
+#: how many keys (and shape mismatches) a load_state_dict error lists: another model's state dict
+#: (a ResNet's checkpoint into an MLP) has dozens, a wall of text that hides what went wrong
+_SHOWN_KEYS = 5
+
+
+def _some(keys: list, n: int = _SHOWN_KEYS) -> str:
+    """``keys`` as a list of at most ``n``, then how many more there are."""
+    return repr(keys) if len(keys) <= n else f"{keys[:n]} ... and {len(keys) - n} more"
+
 
 class Module:
     """Base class of every layer and model. Subclasses define ``forward``."""
@@ -283,12 +292,12 @@ class Module:
                     for key in m._optional_state_keys}
         missing = [k for k in own if k not in state_dict and k not in optional]
         unexpected = [k for k in state_dict if k not in own]
-        problems = []
+        problems, mismatched = [], []
         if strict and (missing or unexpected):
             if missing:
-                problems.append(f"missing keys: {missing}")
+                problems.append(f"missing keys: {_some(missing)}")
             if unexpected:
-                problems.append(f"unexpected keys: {unexpected}")
+                problems.append(f"unexpected keys: {_some(unexpected)}")
         converted = {}
         for k, t in own.items():
             if k not in state_dict:
@@ -300,9 +309,12 @@ class Module:
                 v = v.detach().cpu().numpy()
             v = np.asarray(v) if get_array_module(v) is np else v
             if tuple(v.shape) != tuple(t.shape):
-                problems.append(f"shape mismatch for '{k}': checkpoint {tuple(v.shape)} vs model {tuple(t.shape)}")
+                mismatched.append(f"shape mismatch for '{k}': checkpoint {tuple(v.shape)} vs model {tuple(t.shape)}")
                 continue
             converted[k] = v
+        problems += mismatched[:_SHOWN_KEYS]
+        if len(mismatched) > _SHOWN_KEYS:
+            problems.append(f"... and {len(mismatched) - _SHOWN_KEYS} more shape mismatches")
         if problems:
             raise (KeyError if not any("shape" in p for p in problems) else ValueError)(
                 f"error loading state_dict into {type(self).__name__}: " + "; ".join(problems)

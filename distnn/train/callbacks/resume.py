@@ -118,6 +118,29 @@ def config_changes(saved_text, current_text) -> list[str]:
             if k not in NOT_COMPARED_ON_RESUME and old.get(k) != new.get(k)]
 
 
+def _model_name(config_text):
+    """``model.name`` of a config.toml text (or bytes, as a checkpoint's files are), or None."""
+    import tomllib
+
+    try:
+        text = config_text if isinstance(config_text, str) else bytes(config_text).decode()
+        model = tomllib.loads(text).get("model")
+    except (TypeError, ValueError):  # (no text, not UTF-8, not TOML: tomllib's errors are ValueErrors)
+        return None
+    return model.get("name") if isinstance(model, dict) else None
+
+
+def _other_model(saved_text, current_text) -> str:
+    """What to say first when a checkpoint's weights do not load: that it holds another model than this
+    run builds, as their config.toml files say (e.g. a ResNet run resumed with the default MLP config);
+    '' when they name the same model or either is unknown."""
+    saved, current = _model_name(saved_text), _model_name(current_text)
+    if saved is None or current is None or saved == current:
+        return ""
+    return (f"the checkpoint's model is {saved!r} (its config.toml), this run builds {current!r} (without "
+            "--config, train --resume continues with the run's own config)")
+
+
 def _warn_changed_config(state, config_text, path, log):
     changes = config_changes(state.get("_files", {}).get("config.toml"), config_text)
     if changes:
@@ -164,8 +187,11 @@ def resume(trainer, spec: str, root: str | None, callback=None, log=None, config
         raise agreed(e, trainer) from None
     except (ValueError, KeyError, TypeError) as e:  # e.g. a checkpoint of another model or optimizer
         msg = " ".join(str(e).split())
-        raise agreed(ck.CheckpointError(f"cannot resume from {path!r}: {msg} (was it written with this "
-                                         f"config's model and optimizer?)"), trainer) from None
+        if isinstance(e, KeyError) and len(msg) > 1 and msg[0] == msg[-1] == '"':  # (KeyError's repr quotes)
+            msg = msg[1:-1]
+        other = _other_model(state.get("_files", {}).get("config.toml"), config_text)
+        why = f"{other}: {msg}" if other else f"{msg} (was it written with this config's model and optimizer?)"
+        raise agreed(ck.CheckpointError(f"cannot resume from {path!r}: {why}"), trainer) from None
     if callback is not None:
         callback.resumed_from = (path, int(manifest["step"]))
     log.info("resumed from %s (epoch %d, step %d of the epoch, global step %d, written on %d rank(s))", path,

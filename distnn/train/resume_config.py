@@ -1,0 +1,55 @@
+"""Which saved config ``distnn train --resume`` continues with when no ``--config`` is given.
+
+A run directory holds the run's resolved ``config.toml``, and so does every checkpoint (a copy of the
+config of the session that wrote it). Resuming a run with the built-in default config instead would
+build another model (digits_mlp's MLP from a ResNet's checkpoint) and fail on its weights, so without
+``--config`` the run's own config is the base, ``--set`` applied on top:
+
+* ``--resume auto --out RUN``: ``RUN/config.toml`` (the config of the run's latest session);
+* ``--resume PATH``: the config stored with what PATH names (a checkpoint directory, a ``latest`` /
+  ``best`` pointer, a run directory, or a checkpoint root: its newest checkpoint's), whatever
+  ``--out`` is: resuming a checkpoint into a new run directory forks that run, with its config.
+
+None when there is nothing saved (a fresh ``--resume auto`` run directory, a path without a config):
+the caller then uses the default config as before. An explicit ``--config`` always wins; the resume
+then warns about each setting that differs from the checkpoint's (``callbacks/resume.py``).
+"""
+from __future__ import annotations
+
+import os
+
+CONFIG_FILE = "config.toml"
+
+
+def saved_config_for_resume(resume: str | None, out: str | None) -> str | None:
+    """The path of the saved ``config.toml`` to resume with (see the module docstring), or None."""
+    if not resume:
+        return None
+    if resume == "auto":
+        return _config_in(out) if out else None
+    return _checkpoint_config(resume)
+
+
+def _config_in(directory: str) -> str | None:
+    path = os.path.join(str(directory), CONFIG_FILE)
+    return path if os.path.isfile(path) else None
+
+
+def _checkpoint_config(spec: str) -> str | None:
+    """The config stored with ``--resume spec``: its own (a checkpoint or run directory), else the newest
+    checkpoint's under it (a checkpoint root). Problems with ``spec`` itself (no such path, a dangling
+    pointer) are left to the resume, which reports them; here they mean "none"."""
+    from .checkpoint import CheckpointError, checkpoint_root, follow_pointer, list_checkpoints
+
+    try:
+        path = follow_pointer(str(spec))
+    except CheckpointError:
+        return None
+    own = _config_in(path)
+    if own or not os.path.isdir(path):
+        return own
+    for found in reversed(list_checkpoints(checkpoint_root(path))):
+        saved = _config_in(found.path)
+        if saved:
+            return saved
+    return None
