@@ -160,6 +160,41 @@ def test_l1_regularization_on_the_gpu_matches_the_cpu():
         np.testing.assert_allclose(gpu[name], cpu[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+def _max_norm_adversarial_run(device):
+    """Three full-batch SGD steps with ``Trainer(max_norm=..., adversarial_eps=...)`` on ``device`` (code new since
+    cb34e6a, written without a GPU): FGSM inputs from the device batch, max_norm_ after each step."""
+    from distnn.data import Dataset
+    from distnn.optim import SGD
+    from distnn.train.trainer import Trainer
+
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((32, 5)).astype(np.float32), rng.integers(0, 3, 32)
+    model = nn.Sequential(nn.Linear(5, 6, generator=np.random.default_rng(1)), nn.Tanh(), nn.Dropout(0.2),
+                          nn.Linear(6, 3, generator=np.random.default_rng(2)))
+    if device != "cpu":
+        model.to(device)
+    trainer = Trainer(model, SGD(model.parameters(), lr=0.5), Dataset(x, y, 3), comm=LocalCommunicator(),
+                      batch_size=32, epochs=3, shuffle=False, max_norm=0.6, adversarial_eps=0.05,
+                      adversarial_weight=0.5)
+    trainer.fit()
+    assert all(backend.device_of(p.data) == backend.device_of(backend.to_device(x, device))
+               for p in model.parameters())
+    return trainer.state_dict(copy=False)["model"], trainer.history[-1]["train_loss"]
+
+
+@needs_gpu
+def test_max_norm_and_adversarial_training_on_the_gpu_match_the_cpu():
+    """The trainer's new step: the adversarial pass (fgsm on the device batch, the same dropout masks as the clean
+    pass) and max_norm_ on the stepped weights, on the GPU as on the CPU."""
+    (cpu, cpu_loss), (gpu, gpu_loss) = _max_norm_adversarial_run("cpu"), _max_norm_adversarial_run("cuda")
+    for name in cpu:
+        np.testing.assert_allclose(gpu[name], cpu[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    assert gpu_loss == pytest.approx(cpu_loss, rel=1e-5)
+    w = cpu["0.weight"]
+    assert np.sqrt((w.astype(np.float64) ** 2).sum(axis=1)).max() <= 0.6 + 1e-6  # (the case: the bound is reached)
+    assert np.isclose(np.sqrt((w.astype(np.float64) ** 2).sum(axis=1)), 0.6, atol=1e-5).any()
+
+
 @needs_gpu
 def test_a_pytorch_optimizer_state_loads_onto_gpu_parameters():
     """torch's state dict holds CPU tensors (and ``step`` as a float tensor): they reached cupy.asarray as they
@@ -230,3 +265,31 @@ def test_maximum_and_minimum_take_a_host_array_beside_a_gpu_tensor():
         out.sum().backward()
         np.testing.assert_array_equal(backend.to_numpy(out.data), ref.data)
         np.testing.assert_array_equal(backend.to_numpy(gpu.grad), cpu.grad)
+
+
+@needs_gpu
+def test_a_host_array_written_into_a_gpu_tensor():
+    """``t[i] = numpy_array`` on a GPU tensor: cupy takes a numpy value for a scalar to fill with and refuses one
+    that is not 0-d ("non-scalar numpy.ndarray cannot be used for fill"), so the value is copied to the GPU first,
+    as PyTorch copies a host value into a CUDA tensor. Outside a graph, under no_grad, and while recording (the
+    in-place write of distnn.autograd.inplace). Written without a GPU (the next session with one runs it)."""
+    x = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
+    value, rows = np.array([0.5, -1.0, 2.0]), np.array([0, 2])
+    results = {}
+    for device in ("cpu", "cuda"):
+        t = dn.Tensor(backend.to_device(x, device))
+        t[:, 0] = value  # (float64 on the host, cast to the tensor's float32 as numpy does)
+        t[rows, 1:3] = np.float32(3.0)
+        with dn.no_grad():
+            t[1] = np.array([7, 8, 9, 10])  # (an integer array)
+        leaf = dn.tensor(x, requires_grad=True)
+        if device != "cpu":
+            leaf = leaf.to(device).detach().requires_grad_()
+        y = leaf * 1.0
+        y[rows] = value[:, None][:2] * np.ones((2, 4))  # recording: y takes a CopySlices node
+        (y * y).sum().backward()
+        assert backend.device_of(t.data) == backend.device_of(y.data) == backend.device_of(leaf.grad)
+        assert t.dtype == y.dtype == np.float32
+        results[device] = [backend.to_numpy(a) for a in (t.data, y.data, leaf.grad)]
+    for g, c in zip(results["cuda"], results["cpu"]):
+        np.testing.assert_array_equal(g, c)

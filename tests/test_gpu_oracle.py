@@ -73,6 +73,59 @@ def _inplace_through_views(a):
     return y * y + w.sum()
 
 
+# New since commit cb34e6a (logsigmoid, gaussian_nll_loss, the margin losses, in-place writes while recording):
+# host constants (targets, labels, values written) beside device inputs, values far in the tails, labels that are
+# neither -1 nor 1 (both hinge terms), the hinge's corner (x == margin), a variance below eps (clamped).
+_R2 = np.random.default_rng(11)  # (its own stream: the entries above keep their values)
+_GAUSS_Y = _R2.standard_normal((4, 3))  # a host target beside a device input (moved by _const)
+_VAR_TINY = np.array([[0.0, 0.5, 1e-3], [0.2, 1e-4, 0.9], [1.0, 0.3, 0.0], [0.05, 0.6, 0.7]])
+_PM1 = np.array([[1, -1, 1], [-1, -1, 1], [1, 1, -1], [-1, 1, 1]])  # int64 labels on the host
+_PM1_0 = np.array([[1, -1, 0], [-1, -1, 1], [2, 1, -1], [-1, 1, 1]])  # 0 and 2: neither label, both terms
+_BIG = np.array([[120.0, -95.0, 3.0], [-700.0, 40.0, 0.0], [90.0, 800.0, -2.0], [-60.0, -1.0, 100.0]])
+_HINGE_X = np.array([[0.5, -0.3, 1.2], [0.5, 2.0, -1.0], [0.1, 0.5, 0.7], [-0.5, 1.5, 0.25]])  # 0.5: the corner
+
+
+def _inplace_mul(a, w):
+    y = a * 1.0
+    y *= w  # Mul saved y's old memory for w's gradient: copied before the write (inplace.py)
+    return y * y
+
+
+def _inplace_div(a, b):
+    y = a * 2.0
+    y /= b  # Div reads its inputs (saves_tensors = "inputs"): the old y is copied first
+    y += 1.0
+    return y * a
+
+
+def _inplace_relu_of_max_pool(a):
+    y = F.max_pool2d(a * 1.0 - 0.2, 2)
+    F.relu(y, inplace=True)  # max_pool2d's saved output is internal: it keeps a copy (saved_output_is_internal)
+    return y * 3.0
+
+
+def _setitem_tensor(a, v):
+    y = a * 1.0
+    y[1] = v * 2.0  # written in place; y takes a CopySlices node
+    y[0, 1:3] = v[:2]
+    return y * y
+
+
+def _setitem_host(a):
+    y = a * 1.0
+    y[:, 0] = np.array([0.5, -1.0, 2.0])  # a numpy value written into a device tensor while recording
+    y[2] = 0.25
+    return y * a
+
+
+def _inplace_with_alias(a):
+    y = a * 1.0
+    d = y.detach()  # an alias cut from the graph: it sees the new values (as in PyTorch)
+    y *= 3.0
+    y += 1.0
+    return y * a + dn.Tensor(d.data * 1.0)
+
+
 NEW_OPS = {
     "binary_cross_entropy": ([_PROBS, _R.random((4, 3))],
                              lambda p, y: F.binary_cross_entropy(p, y, weight=np.array([0.5, 2.0, 1.0]))),
@@ -99,6 +152,30 @@ NEW_OPS = {
         x, _LABELS_IGN, label_smoothing=0.2, reduction="sum")),
     "cross_entropy_ignored_none": ([_INF_ROW], lambda x: F.cross_entropy(x, _LABELS_IGN, reduction="none")),
     "inplace_through_views": ([_R.standard_normal((3, 4))], _inplace_through_views),
+    # --- new since commit cb34e6a, written without a GPU (a static review); see the notes above
+    "logsigmoid": ([_R2.standard_normal((3, 4)) * 40], F.logsigmoid),  # (|x| up to ~100: both tails)
+    "gaussian_nll": ([_R2.standard_normal((4, 3)), _R2.standard_normal((4, 3)), _R2.uniform(0.05, 1.0, (4, 3))],
+                     F.gaussian_nll_loss),
+    "gaussian_nll_shared_var_full_sum": ([_R2.standard_normal((4, 3)), _R2.uniform(0.05, 1.0, (4,))],
+                                         lambda x, v: F.gaussian_nll_loss(x, _GAUSS_Y, v, full=True, reduction="sum")),
+    "gaussian_nll_number_var_none": ([_R2.standard_normal((4, 3))],
+                                     lambda x: F.gaussian_nll_loss(x, _GAUSS_Y, 0.5, reduction="none")),
+    "gaussian_nll_var_below_eps": ([_R2.standard_normal((4, 3)), _VAR_TINY],
+                                   lambda x, v: F.gaussian_nll_loss(x, _GAUSS_Y, v, eps=1e-2)),
+    "soft_margin": ([_R2.standard_normal((4, 3)) * 3], lambda x: F.soft_margin_loss(x, _PM1)),
+    "soft_margin_large_margins_sum": ([_BIG], lambda x: F.soft_margin_loss(x, _PM1, reduction="sum")),
+    "soft_margin_broadcast_target": ([_R2.standard_normal((4, 3))], lambda x: F.soft_margin_loss(x, _PM1[:, :1])),
+    "hinge_embedding": ([_HINGE_X], lambda x: F.hinge_embedding_loss(x, _PM1_0, margin=0.5)),
+    "hinge_embedding_none": ([_HINGE_X], lambda x: F.hinge_embedding_loss(x, _PM1_0, reduction="none")),
+    "binary_hinge": ([_HINGE_X], lambda x: F.binary_hinge_loss(x, _PM1, margin=0.5)),
+    "binary_hinge_list_target_sum": ([_R2.standard_normal((4,))],
+                                     lambda x: F.binary_hinge_loss(x, [1, -1, -1, 1], reduction="sum")),
+    "inplace_mul_saves_old_value": ([_R2.standard_normal((3, 4)), _R2.standard_normal((3, 4))], _inplace_mul),
+    "inplace_div_then_add": ([_R2.standard_normal((3, 4)), _R2.uniform(0.5, 2.0, (3, 4))], _inplace_div),
+    "inplace_relu_of_max_pool": ([_R2.standard_normal((2, 2, 4, 4))], _inplace_relu_of_max_pool),
+    "setitem_tensor_value": ([_R2.standard_normal((3, 4)), _R2.standard_normal((4,))], _setitem_tensor),
+    "setitem_host_value": ([_R2.standard_normal((3, 4))], _setitem_host),
+    "inplace_seen_by_detached_alias": ([_R2.standard_normal((3, 4))], _inplace_with_alias),
 }
 
 
@@ -162,6 +239,10 @@ LAYERS = {
     "RNN": (lambda: nn.RNN(5, 6, num_layers=2, batch_first=True), (3, 4, 5), None),
     "LSTM": (lambda: nn.LSTM(5, 6, batch_first=True, bidirectional=True), (3, 4, 5), None),
     "GRU": (lambda: nn.GRU(5, 6, batch_first=True), (3, 4, 5), None),
+    "RNN-sigmoid": (lambda: nn.RNN(5, 6, num_layers=2, nonlinearity="sigmoid", dropout=0.3, bidirectional=True),
+                    (4, 3, 5), None),  # (time-major: the inter-layer dropout's masks are (T, N, H))
+    "RNNCell-sigmoid": (lambda: nn.RNNCell(5, 6, nonlinearity="sigmoid"), (3, 5), None),
+    "LogSigmoid": (lambda: nn.LogSigmoid(), (4, 9), None),
     "MultiheadAttention": (lambda: _SelfAttention(), (3, 5, 8), None),
     "TransformerEncoder": (lambda: nn.TransformerEncoder(
         nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.1, batch_first=True), num_layers=2),
@@ -307,3 +388,139 @@ def test_two_gpu_ranks_equal_one_gpu_process_on_the_whole_batch(sync_bn):
     whole = step(build(), x, y)
     for a, b in zip(ranks[0], whole):
         assert_close(a, b, 1e-5, "two GPU ranks against one GPU process")
+
+
+# ------------------------------------ new since commit cb34e6a: written without a GPU (a static review)
+def test_max_norm_on_the_gpu_matches_the_cpu():
+    """max_norm_ rescales in place on the device (float64 norms, xp.where): the same rows clipped, the same values,
+    the parameters' dtype and device kept. The rows' norms are far from the bound (the GPU sums in another order)."""
+    from distnn.optim import max_norm_
+
+    rng = np.random.default_rng(0)
+    shapes = [(6, 4), (3, 2, 3, 3), (5,)]
+    w0 = []
+    for shape in shapes:
+        w = rng.standard_normal(shape)
+        norms = np.sqrt((w.reshape(shape[0], -1) ** 2).sum(axis=1)) if len(shape) > 1 else np.abs(w)
+        target = np.resize([0.4, 2.5, 0.8, 3.0, 1.7], shape[0])  # (bound 1.0: none within 0.2 of it)
+        w0.append((w * (target / norms).reshape((-1,) + (1,) * (len(shape) - 1))).astype(np.float32))
+    results = {}
+    for device in ("cpu", "cuda"):
+        params = [nn.Parameter(_on(device, w.copy())) for w in w0]
+        versions = [p._vc[0] if p._vc else 0 for p in params]
+        count = max_norm_(params, 1.0)
+        assert all(backend.device_of(p.data) == backend.device_of(_on(device, w0[0])) for p in params)
+        assert all(p.data.dtype == np.float32 for p in params)
+        assert all((p._vc[0] if p._vc else 0) > v for p, v in zip(params, versions))  # (every one had a row over)
+        results[device] = count, [backend.to_numpy(p.data) for p in params]
+    assert results["cuda"][0] == results["cpu"][0] == 3 + 1 + 3
+    for g, c in zip(results["cuda"][1], results["cpu"][1]):
+        assert_close(g, c, 1e-6, "max_norm_")
+
+
+@pytest.mark.parametrize("scheme", ["kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal"])
+def test_init_schemes_on_a_gpu_model_are_the_cpu_draws(scheme):
+    """init_model_ on a model already on the GPU: the draws are made on the host (numpy generators) and copied,
+    so the seed gives bitwise the CPU's weights (and zero biases), which stay on the GPU."""
+    from distnn.nn.init_schemes import init_model_
+
+    def build(device):
+        dn.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(12, 4))
+        if device != "cpu":
+            model.to(device)
+        dn.manual_seed(5)
+        init_model_(model, scheme)
+        gen_model = init_model_(nn.Sequential(nn.Linear(3, 2)).to(device), scheme, np.random.default_rng(9))
+        return model, gen_model
+
+    (cpu, cpu_gen), (gpu, gpu_gen) = build("cpu"), build("cuda")
+    for a, b in ((cpu, gpu), (cpu_gen, gpu_gen)):
+        for (name, p), q in zip(a.named_parameters(), b.parameters()):
+            assert backend.device_of(q.data) == backend.device_of(_on("cuda", np.zeros(1))), name
+            np.testing.assert_array_equal(backend.to_numpy(q.data), p.data, err_msg=name)
+            if name.endswith("bias"):
+                assert not p.data.any(), name
+
+
+def _mc_model(device):
+    """A float32 MLP with dropout, batch norm (eval: running statistics) and an attention layer's weight dropout."""
+    from distnn.models import build_model
+
+    dn.manual_seed(0)
+    model = build_model("mlp", sizes=[6, 16, 16, 4], dropout=0.4, norm="batch")
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d):
+            m.running_mean.data[...] = 0.3
+            m.running_var.data[...] = 2.0
+    if device != "cpu":
+        model.to(device)
+    return model.eval()
+
+
+def test_mc_dropout_predictions_on_a_gpu_model_match_the_cpu():
+    """predict_proba(mc_samples=N) on a model on the GPU: batches go to the model's device (they reached it as
+    numpy arrays: cupy refuses a host operand), the masks are the host's counter-based ones (the same on both
+    devices), and the averaged probabilities are the CPU's, for any batch size."""
+    from distnn.train.inference import predict_proba
+    from distnn.train.mc_dropout import MCDropout
+
+    x = np.random.default_rng(5).standard_normal((13, 6)).astype(np.float32)
+    cpu = predict_proba(_mc_model("cpu"), x, None, batch_size=13, mc_samples=6, mc_seed=3)
+    gpu_model = _mc_model("cuda")
+    for batch_size in (13, 4):
+        gpu = predict_proba(gpu_model, x, None, batch_size=batch_size, mc_samples=6, mc_seed=3)
+        assert isinstance(gpu, np.ndarray) and gpu.shape == (13, 4)
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-5, atol=1e-6)
+    plain = predict_proba(gpu_model, x, None)  # (no MC dropout: dropout off, one pass)
+    assert not np.allclose(plain, cpu, atol=1e-4)  # (the masks do change the probabilities)
+    wrapped = MCDropout(gpu_model, 6, seed=3)
+    with dn.no_grad():
+        out = wrapped(dn.Tensor(_on("cuda", x)))
+    assert backend.device_of(out.data) == backend.device_of(gpu_model[0].weight.data)
+    np.testing.assert_allclose(backend.to_numpy(out.softmax(axis=-1).data), cpu, rtol=1e-5, atol=1e-6)
+
+
+def _fgsm_case():
+    rng = np.random.default_rng(2)
+    dn.manual_seed(1)
+    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
+    x = rng.uniform(0.0, 1.0, (6, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 6)
+    return model, x, y
+
+
+def test_fgsm_on_the_gpu_matches_the_cpu():
+    """fgsm on device inputs: the input gradient's sign (cupy's sign of NaN is 0, numpy's NaN: a NaN gradient must
+    not leave its input unperturbed on the GPU only), clipping with numbers and with host array bounds (per-feature
+    ranges, moved to the device), the result an array or a Tensor on the inputs' device, no parameter gradient."""
+    from distnn.train.adversarial import fgsm
+
+    def loss_fn(o, t):
+        return F.cross_entropy(o, t, reduction="sum")
+
+    model, x, y = _fgsm_case()
+    probe = dn.Tensor(x.copy(), requires_grad=True)  # (the case itself: no input gradient near 0 on the CPU)
+    loss_fn(model(probe), y).backward()
+    assert np.abs(probe.grad).min() > 1e-5
+    model.zero_grad()
+    lo, hi = np.full(5, 0.05, np.float32), np.linspace(0.8, 1.0, 5).astype(np.float32)
+    x_nan = x.copy()
+    x_nan[3, 2] = np.nan  # row 3's gradient is NaN (its loss is), the other rows' are not
+    outs = {}
+    for device in ("cpu", "cuda"):
+        if device != "cpu":
+            model.to(device)
+        xd = _on(device, x)
+        plain = fgsm(model, loss_fn, xd, y, 0.1)
+        clipped = fgsm(model, loss_fn, dn.Tensor(xd), y, 0.1, clamp=(0.0, 1.0))
+        bounded = fgsm(model, loss_fn, xd, y, 0.1, clamp=(lo, hi))
+        nan = fgsm(model, loss_fn, _on(device, x_nan), y, 0.1)
+        assert isinstance(clipped, dn.Tensor) and not clipped.requires_grad
+        for a in (plain, clipped.data, bounded, nan):
+            assert backend.device_of(a) == backend.device_of(xd) and a.dtype == np.float32
+        assert all(p.grad is None for p in model.parameters())
+        outs[device] = [backend.to_numpy(a) for a in (plain, clipped.data, bounded, nan)]
+    for name, g, c in zip(("plain", "clamp numbers", "clamp host arrays", "nan row"), outs["cuda"], outs["cpu"]):
+        np.testing.assert_allclose(g, c, rtol=1e-6, atol=1e-6, equal_nan=True, err_msg=name)
+    assert np.isnan(outs["cpu"][3][3]).all() and np.isfinite(np.delete(outs["cpu"][3], 3, axis=0)).all()

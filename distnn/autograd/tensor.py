@@ -392,11 +392,11 @@ class Tensor(TensorMethods):
         gradient of the positions it was written to."""
         original, index = index, _raw_index(index)
         if not _records(self, value):
-            self.data[index] = _weak(self, _raw(value))
+            self.data[index] = _beside(self, _weak(self, _raw(value)))
             self._bump_version()
             return
         check_writable(self)
-        write_index(self, index, _weak(self, value), original)
+        write_index(self, index, _beside(self, _weak(self, value)), original)
 
     # ---------------------------------------------------- methods as in numpy/torch
     def exp(self):
@@ -538,6 +538,16 @@ def _refuse_recorded_leaf(t: Tensor) -> None:
     if t._node is None and t.requires_grad:
         raise RuntimeError("a leaf tensor that requires grad is used in an in-place operation; do it under "
                            "distnn.no_grad() (e.g. a manual update of parameters) or write x = x - y")
+
+
+def _beside(t: Tensor, value):
+    """A host array ``value`` written into a GPU tensor ``t``, copied to the GPU first: cupy's ``a[i] = v`` takes a
+    numpy ``v`` for a scalar to fill with, and refuses one that is not 0-d. Anything else passes as it is."""
+    if isinstance(value, np.ndarray):
+        xp = get_array_module(t.data)
+        if xp is not np:
+            return xp.asarray(value)
+    return value
 
 
 def _raw_index(index):

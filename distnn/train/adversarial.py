@@ -66,9 +66,15 @@ def fgsm(model, loss_fn, x, y, eps: float, clamp=None):
             p.requires_grad = True
     if inp.grad is None:
         raise RuntimeError("fgsm: the loss does not depend on the input (no gradient reached it)")
-    adv = data + eps * xp.sign(inp.grad).astype(data.dtype, copy=False)
+    step = xp.sign(inp.grad)
+    if xp is not np:  # cupy's sign(NaN) is 0, numpy's and PyTorch's NaN: a NaN gradient would leave x unmoved
+        step = xp.where(xp.isnan(inp.grad), inp.grad, step)
+    adv = data + eps * step.astype(data.dtype, copy=False)
     if clamp is not None:
-        adv = xp.clip(adv, clamp[0], clamp[1])
+        lo, hi = clamp[0], clamp[1]
+        if xp is not np:  # host array bounds (per-feature ranges) go beside the inputs: cupy refuses a numpy operand
+            lo, hi = (xp.asarray(b) if isinstance(b, np.ndarray) else b for b in (lo, hi))
+        adv = xp.clip(adv, lo, hi)
     return Tensor(adv) if isinstance(x, Tensor) else adv
 
 

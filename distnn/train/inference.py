@@ -308,7 +308,7 @@ def predict_proba(model, x, transform, batch_size=512, mc_samples=0, mc_seed=0) 
     not depend on ``batch_size`` (up to BLAS rounding), and a sample moved to another row gets other masks.
     0 or 1: dropout off, one pass.
     """
-    from distnn.backend import to_numpy
+    from distnn.backend import get_array_module, to_numpy
 
     from .mc_dropout import mc_dropout
 
@@ -316,7 +316,8 @@ def predict_proba(model, x, transform, batch_size=512, mc_samples=0, mc_seed=0) 
 
     params = list(model.parameters()) if hasattr(model, "parameters") else []
     dtype = params[0].data.dtype if params and params[0].data.dtype.kind == "f" else None
-    out = [to_numpy(o.softmax(axis=-1).data) for _, o in eval_outputs(model, x, transform, batch_size, dtype=dtype)]
+    xp = get_array_module(params[0].data) if params else np  # (batches go to the model's device, as in training)
+    out = [to_numpy(o.softmax(axis=-1).data) for _, o in eval_outputs(model, x, transform, batch_size, xp, dtype)]
     return np.concatenate(out) if out else np.zeros((0, 0))
 
 
