@@ -387,7 +387,7 @@ def member_log_probs(model, x, transform=None, batch_size: int = 512) -> np.ndar
     """float64 log-probabilities of ``model`` (eval mode, no graph) on the raw inputs ``x``."""
     from distnn.backend import get_array_module, to_numpy
 
-    from .trainer import eval_outputs
+    from .batch_eval import eval_outputs
 
     params = list(model.parameters())
     xp = get_array_module(params[0].data) if params else np

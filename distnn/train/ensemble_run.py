@@ -70,6 +70,7 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
     from . import job as J
     from . import run_dir as rd
     from .config import load_config
+    from .job_setup import _apply_collective_timeout
 
     error, jobs, rng_states, plan, gcomm, cfg = None, {}, {}, None, None, None
     try:
@@ -79,7 +80,7 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
     except (ValueError, OSError, KeyError, TypeError) as e:
         error = J._one_line(e)
     J.agree_on_errors(comm, error)
-    J._apply_collective_timeout(comm, cfg.distributed.timeout)  # the world's collectives too, not only the groups'
+    _apply_collective_timeout(comm, cfg.distributed.timeout)  # the world's collectives too, not only the groups'
     # (read before the next collective: simulated ranks share one timeout, and a group that finishes first
     # lifts it while it waits for the others, see _agree_on_group_endings)
     world_timeout = comm.timeout if comm.size > 1 else None

@@ -28,7 +28,7 @@ from distnn.data.files import (check_feature_range, check_sample_array, is_numbe
 
 from . import run_dir as rd
 from .evaluation import classification_report, format_confusion_matrix
-from .trainer import eval_outputs, evaluate_arrays
+from .batch_eval import eval_outputs, evaluate_arrays
 
 
 def _note_source(read: list[str]) -> None:

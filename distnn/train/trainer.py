@@ -26,47 +26,36 @@ Every rank runs the same :class:`Trainer` on its own shard of the data:
 
 The loop itself is short; early stopping, LR schedules, progress, metrics files
 and plots are callbacks. All run state is reachable from :meth:`state_dict`.
+
+What lives where: this module holds the loop (``fit``, epochs, steps, the
+validation); the per-step forward pass and loss (adversarial inputs, the L1
+gradient) are :mod:`distnn.train.trainer_objective`'s; :class:`TrainState`
+and the checkpoint methods (``state_dict``, ``load_state_dict``,
+``replica_state``) are :mod:`distnn.train.trainer_state`'s; batched
+evaluation over arrays (``eval_outputs``, ``evaluate_arrays``) is
+:mod:`distnn.train.batch_eval`'s. The names are re-exported here.
 """
 from __future__ import annotations
 
 import contextlib
 import math
 import time
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-import distnn
-import distnn.functional as F
 from distnn import random as dn_random
-from distnn.backend import get_array_module, to_numpy
+from distnn.backend import get_array_module
 from distnn.distributed.exact_sum import ExactSum
-from distnn.distributed.sync_batchnorm import valid_rows
 from distnn.functional.loss import IGNORE_INDEX
-from distnn.nn.module import Module
-from distnn.optim.optimizer import Optimizer
 
+from .batch_eval import eval_outputs, evaluate_arrays
 from .callbacks.base import CallbackList, final_report, metric_counts
 from .logging_utils import get_logger
+from .trainer_objective import StepObjectiveMixin
+from .trainer_state import TrainerStateMixin, TrainState
 
-
-@dataclass
-class TrainState:
-    """Where the run is. ``epoch`` is 0-based; ``batch_in_epoch`` counts optimizer steps done in it."""
-
-    epoch: int = 0
-    global_step: int = 0
-    batch_in_epoch: int = 0
-    best_metric: float | None = None
-    best_epoch: int = -1            # 0-based epoch of best_metric, -1 before any
-    stop_requested: bool = False
-    stop_reason: str = ""
-    stopped_early: bool = False
-    elapsed: float = 0.0            # training wall time of earlier sessions (resume)
-    skipped_steps: int = 0          # optimizer steps skipped by the step guard (non-finite values)
-    # running sums of the current epoch's training metrics (this rank's share)
-    epoch_sums: dict = field(default_factory=lambda: {"loss": 0.0, "correct": 0.0, "count": 0.0, "samples": 0.0,
-                                                      "time": 0.0})
+# (eval_outputs, evaluate_arrays and TrainState live in the modules above and are importable from here too)
+__all__ = ["Trainer", "TrainState", "default_comm", "shard", "eval_outputs", "evaluate_arrays"]
 
 
 def default_comm():
@@ -90,7 +79,7 @@ def _data_parallel(model, comm, **kwargs):
     return DataParallel(model, comm, **kwargs)
 
 
-class Trainer:
+class Trainer(StepObjectiveMixin, TrainerStateMixin):
     """Data-parallel training of ``model`` on ``train_data`` (a :class:`distnn.data.Dataset`).
 
     Arguments: ``optimizer`` (a distnn optimizer over ``model.parameters()``);
@@ -427,33 +416,10 @@ class Trainer:
         s["samples"] += len(y) if all_valid else int(valid.sum())
         return loss_sum / max(n_valid, 1), n_valid
 
-    def _add_l1_gradient(self) -> None:
-        """L1 regularization (the lecture notes: ``l1 * sum |w|`` over the weights, never the biases): its
-        gradient ``l1 * sign(w)`` added to the averaged gradient, so every rank adds the same. It is part of
-        the loss's gradient (clipped with it, scaled by Adam as the rest); the logged loss leaves it out, as
-        it leaves out weight decay."""
-        for p in self.l1_params:
-            g = p.grad  # (an array, None when this step's forward did not use p: the optimizer skips it too)
-            if g is not None:
-                g += self.l1 * get_array_module(g).sign(p.data).astype(g.dtype, copy=False)
-
     def _before_exchange(self, loss_sum: float) -> float:
         """This rank's loss, known before the synchronizing backward, to the step guard (it may flag it)."""
         hook = getattr(self.step_guard, "before_exchange", None)
         return loss_sum if hook is None else hook(self, loss_sum)
-
-    @staticmethod
-    def _padding_excluded(valid, all_valid):
-        """SyncBatchNorm leaves padded rows out of its statistics (they are already out of the loss)."""
-        return contextlib.nullcontext() if all_valid else valid_rows(valid)
-
-    def _sample_draws(self, rows):
-        """The forward pass of rows ``rows`` of the loader's batch draws (dropout masks) from the generator of
-        those samples' global positions: the same masks on any number of ranks and micro-batches."""
-        if self._batch_drawn is None:  # train_step called outside train_epoch: the rank's own stream
-            return contextlib.nullcontext()
-        epoch, b, n = self._batch_drawn
-        return dn_random.use_generator(self.loader.sample_generator(epoch, b, n, stream=1, rows=rows))
 
     def _accumulate(self, x, y, valid, n_valid, all_valid):
         """Micro-batches of one step: local gradients under no_sync, synchronized on the last."""
@@ -476,53 +442,6 @@ class Trainer:
                 loss.backward(xp.full(loss.data.shape, 1.0 / max(n_valid, 1), dtype=loss.data.dtype))
                 correct += self._correct(out, yb, all_valid)
         return loss_sum, correct
-
-    def _forward_loss(self, xb, yb, valid, all_valid, rows, reduction):
-        """The forward pass of rows ``rows`` of the batch and the training loss (``reduction`` over targets).
-
-        With adversarial training, ``w * J(x) + (1 - w) * J(x_adv)``. Every pass of the step draws the same
-        dropout masks (each starts the samples' stream afresh): one sub-network per step, as without it,
-        and nothing drawn that a resumed run would have to replay.
-        """
-        def run(fn, *args):
-            with self._padding_excluded(valid, all_valid), self._sample_draws(rows):
-                return fn(*args)
-
-        out = run(self._forward, xb)
-        loss = self._loss(out, yb, reduction)
-        if self.adversarial_eps and self.adversarial_weight < 1:
-            from .adversarial import fgsm
-
-            # the summed loss's gradient: its sign is the mean's, and a micro-batch of padding alone gives 0, not nan
-            x_adv = run(fgsm, self.model, lambda o, t: self._loss(o, t, "sum"), self._input(xb), yb,
-                        self.adversarial_eps)
-            w = self.adversarial_weight
-            loss = w * loss + (1.0 - w) * self._loss(run(self._forward, x_adv), yb, reduction)
-        return out, loss
-
-    def _input(self, xb):
-        """The batch as the model takes it: floating inputs in the parameters' dtype, on their device."""
-        if xb.dtype.kind == "f" and xb.dtype != self.dtype:
-            xb = xb.astype(self.dtype)
-        return self.xp.asarray(xb) if self.xp is not np else xb
-
-    def _forward(self, xb):
-        return (self.ddp or self.model)(distnn.Tensor(self._input(xb)))
-
-    def _loss(self, out, y, reduction):
-        """Cross-entropy over counted targets; sequence models give (N, T, C) logits for (N, T) targets."""
-        if out.ndim == 3 and y.ndim == 2:
-            out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1)
-        return F.cross_entropy(out, self.xp.asarray(y) if self.xp is not np else y, ignore_index=IGNORE_INDEX,
-                               reduction=reduction, label_smoothing=self.label_smoothing)
-
-    def _correct(self, out, y, all_valid=False) -> int:
-        pred = out.data.argmax(axis=-1)
-        y = self.xp.asarray(y) if self.xp is not np else y
-        hits = pred == y.reshape(pred.shape)
-        if not all_valid:
-            hits &= y.reshape(pred.shape) != IGNORE_INDEX
-        return int(self.xp.count_nonzero(hits))
 
     def _reduce(self, values) -> list[float]:
         """Sum ``values`` over ranks (float64)."""
@@ -564,125 +483,3 @@ class Trainer:
         if confusion:
             out[f"{prefix}confusion_matrix"] = np.asarray(red[size + 2:], dtype=np.int64).reshape(k, k).tolist()
         return out
-
-    # --------------------------------------------------------------- state
-    def state_dict(self, *, copy: bool = True) -> dict:
-        """Everything a resumed run needs (this rank's RNG state included).
-
-        ``model``/``optimizer`` are those objects' state dicts (``copy=False``:
-        their arrays uncopied, valid until the next step, and ``history``'s
-        records the trainer's own, to be read, not changed); ``callbacks``
-        maps each callback's key to its state; ``rng`` holds this rank's
-        distnn.random state (dropout) and the states of generators given to
-        the model's layers. Data order and augmentation are derived from
-        (seed, epoch, batch), so they need no saved state.
-        """
-        state = asdict(self.state)
-        if getattr(self, "_fit_started", None) is not None:  # saved during fit: this session's time so far too
-            state["elapsed"] += time.perf_counter() - self._fit_started
-        ddp = self.ddp
-        return {"state": state, "history": [dict(r) for r in self.history] if copy else list(self.history),
-                "model": _state_dict_of(self.model, copy), "optimizer": _state_dict_of(self.optimizer, copy),
-                "callbacks": self.callbacks.state_dict(),
-                "rng": {"distnn": dn_random.get_state(), "modules": dn_random.module_generator_states(self.model)},
-                "seed": self.seed, "world": self.world, "batch_size": self.batch_size,
-                # DataParallel's global sample count guess: it weights the next step's gradients
-                "data_parallel": ddp.sync_state_dict() if ddp is not None else dict(self._pending_ddp_state or {})}
-
-    def replica_state(self) -> dict | None:
-        """This rank's model and optimizer state (copies) when its replica is its own (``data_parallel=False``
-        on several ranks), for a checkpoint to restore on this rank; None otherwise (the replicas are rank 0's)."""
-        if not self.own_replicas:
-            return None
-        return {"model": _state_dict_of(self.model, True), "optimizer": _state_dict_of(self.optimizer, True)}
-
-    def load_replica_state(self, replica: dict) -> None:
-        """Restore :meth:`replica_state` output (after :meth:`load_state_dict`, which loads rank 0's)."""
-        self.model.load_state_dict(replica["model"])
-        self.optimizer.load_state_dict(replica["optimizer"])
-
-    def load_state_dict(self, sd: dict) -> None:
-        """Restore :meth:`state_dict` output; ``fit()`` then continues where it stopped."""
-        self.state = TrainState(**sd["state"])
-        self.history = [dict(r) for r in sd["history"]]
-        self.model.load_state_dict(sd["model"])
-        self.optimizer.load_state_dict(sd["optimizer"])
-        self.callbacks.load_state_dict(sd.get("callbacks", {}))
-        rng = sd.get("rng", {})
-        if "distnn" in rng:
-            dn_random.set_state(rng["distnn"])
-        dn_random.set_module_generator_states(self.model, rng.get("modules", {}))
-        self._pending_ddp_state = dict(sd.get("data_parallel") or {})
-        self._apply_ddp_state()
-
-    def _apply_ddp_state(self) -> None:
-        """The restored DataParallel state, now or once ``fit`` has built the wrapper."""
-        if self.ddp is not None and self._pending_ddp_state:
-            self.ddp.load_sync_state_dict(self._pending_ddp_state)
-            self._pending_ddp_state = None
-
-
-def eval_outputs(model, x, transform=None, batch_size: int = 512, xp=np, dtype=None):
-    """Yield ``(start, output)`` for each batch of ``x``: eval mode, no graph; the model's mode is restored.
-
-    Each batch is transformed, cast to ``dtype`` when it is floating point
-    (as in training) and moved to ``xp``'s device before the forward call.
-    """
-    was_training = model.training
-    model.eval()
-    try:
-        with distnn.no_grad():
-            for s in range(0, len(x), batch_size):
-                xb = x[s:s + batch_size]
-                if transform is not None:
-                    xb = transform(xb, None)
-                if dtype is not None and xb.dtype.kind == "f" and xb.dtype != dtype:
-                    xb = xb.astype(dtype)
-                if xp is np and np.may_share_memory(xb, x):
-                    xb = xb.copy()  # a model may change its input in place (ReLU(inplace=True)): not the data
-                yield s, model(distnn.Tensor(xp.asarray(xb) if xp is not np else xb))
-    finally:
-        model.train(was_training)
-
-
-def evaluate_arrays(model, x, y, valid, transform, batch_size, num_classes=0, xp=np, dtype=None) -> dict:
-    """Sums of loss, correct predictions and counted targets (and a confusion matrix) over ``x, y``.
-
-    ``valid`` masks padded rows out. ``loss_sum`` is the exact sum of the
-    per-target losses (:class:`~distnn.distributed.exact_sum.ExactSum`; it adds
-    up over ranks without rounding) and ``loss`` that sum rounded. Runs in
-    eval mode without building a graph; puts the model back into its previous
-    mode.
-    """
-    loss, correct, count = ExactSum(), 0, 0
-    cm = np.zeros((num_classes, num_classes), dtype=np.int64) if num_classes else None
-    for s, out in eval_outputs(model, x, transform, batch_size, xp, dtype):
-        yb, vb = y[s:s + batch_size], valid[s:s + batch_size]
-        if not vb.all():
-            yb = yb.copy()
-            yb[~vb] = IGNORE_INDEX
-        logits = out.data
-        if logits.ndim == 3 and yb.ndim == 2:
-            logits = logits.reshape(-1, logits.shape[-1])
-            yb = yb.reshape(-1)
-        yt = xp.asarray(yb) if xp is not np else yb
-        keep = yt != IGNORE_INDEX
-        per_target = F.cross_entropy(distnn.Tensor(logits), yt, ignore_index=IGNORE_INDEX, reduction="none").data
-        loss.add(per_target[keep])
-        pred = logits.argmax(axis=-1)
-        correct += int(((pred == yt) & keep).sum())
-        count += int(keep.sum())
-        if cm is not None:
-            p, t = to_numpy(pred)[to_numpy(keep)], to_numpy(yt)[to_numpy(keep)]
-            cm += np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(
-                num_classes, num_classes)
-    return {"loss": loss.value(), "loss_sum": loss, "correct": correct, "count": count, "cm": cm}
-
-
-def _state_dict_of(obj, copy: bool) -> dict:
-    """``obj.state_dict(copy=False)`` where ``obj`` has distnn's own method (a user's override may not
-    take ``copy``: it is called as written, and its arrays are copied as before)."""
-    method = type(obj).state_dict
-    if not copy and (method is Module.state_dict or method is Optimizer.state_dict):
-        return obj.state_dict(copy=False)
-    return obj.state_dict()

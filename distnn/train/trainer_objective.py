@@ -1,0 +1,97 @@
+"""The trainer's per-step objective: the forward pass and loss of one (micro-)batch.
+
+:class:`StepObjectiveMixin` gives :class:`~distnn.train.trainer.Trainer` the
+forward pass of a batch's rows (under those samples' dropout draws, with
+padded rows left out of SyncBatchNorm's statistics), the training loss with
+its extras (label smoothing; adversarial inputs, :mod:`distnn.train.adversarial`;
+the L1 gradient) and the count of correct predictions. The step itself
+(accumulation, the gradient exchange, clipping, the update, max-norm) is
+:meth:`~distnn.train.trainer.Trainer.train_step`'s.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+import distnn
+import distnn.functional as F
+from distnn import random as dn_random
+from distnn.backend import get_array_module
+from distnn.distributed.sync_batchnorm import valid_rows
+from distnn.functional.loss import IGNORE_INDEX
+
+
+class StepObjectiveMixin:
+    """The forward pass and loss of the :class:`~distnn.train.trainer.Trainer`'s steps (model, DataParallel
+    wrapper, loader, options and dtype are the trainer's attributes)."""
+
+    def _add_l1_gradient(self) -> None:
+        """L1 regularization (the lecture notes: ``l1 * sum |w|`` over the weights, never the biases): its
+        gradient ``l1 * sign(w)`` added to the averaged gradient, so every rank adds the same. It is part of
+        the loss's gradient (clipped with it, scaled by Adam as the rest); the logged loss leaves it out, as
+        it leaves out weight decay."""
+        for p in self.l1_params:
+            g = p.grad  # (an array, None when this step's forward did not use p: the optimizer skips it too)
+            if g is not None:
+                g += self.l1 * get_array_module(g).sign(p.data).astype(g.dtype, copy=False)
+
+    @staticmethod
+    def _padding_excluded(valid, all_valid):
+        """SyncBatchNorm leaves padded rows out of its statistics (they are already out of the loss)."""
+        return contextlib.nullcontext() if all_valid else valid_rows(valid)
+
+    def _sample_draws(self, rows):
+        """The forward pass of rows ``rows`` of the loader's batch draws (dropout masks) from the generator of
+        those samples' global positions: the same masks on any number of ranks and micro-batches."""
+        if self._batch_drawn is None:  # train_step called outside train_epoch: the rank's own stream
+            return contextlib.nullcontext()
+        epoch, b, n = self._batch_drawn
+        return dn_random.use_generator(self.loader.sample_generator(epoch, b, n, stream=1, rows=rows))
+
+    def _forward_loss(self, xb, yb, valid, all_valid, rows, reduction):
+        """The forward pass of rows ``rows`` of the batch and the training loss (``reduction`` over targets).
+
+        With adversarial training, ``w * J(x) + (1 - w) * J(x_adv)``. Every pass of the step draws the same
+        dropout masks (each starts the samples' stream afresh): one sub-network per step, as without it,
+        and nothing drawn that a resumed run would have to replay.
+        """
+        def run(fn, *args):
+            with self._padding_excluded(valid, all_valid), self._sample_draws(rows):
+                return fn(*args)
+
+        out = run(self._forward, xb)
+        loss = self._loss(out, yb, reduction)
+        if self.adversarial_eps and self.adversarial_weight < 1:
+            from .adversarial import fgsm
+
+            # the summed loss's gradient: its sign is the mean's, and a micro-batch of padding alone gives 0, not nan
+            x_adv = run(fgsm, self.model, lambda o, t: self._loss(o, t, "sum"), self._input(xb), yb,
+                        self.adversarial_eps)
+            w = self.adversarial_weight
+            loss = w * loss + (1.0 - w) * self._loss(run(self._forward, x_adv), yb, reduction)
+        return out, loss
+
+    def _input(self, xb):
+        """The batch as the model takes it: floating inputs in the parameters' dtype, on their device."""
+        if xb.dtype.kind == "f" and xb.dtype != self.dtype:
+            xb = xb.astype(self.dtype)
+        return self.xp.asarray(xb) if self.xp is not np else xb
+
+    def _forward(self, xb):
+        return (self.ddp or self.model)(distnn.Tensor(self._input(xb)))
+
+    def _loss(self, out, y, reduction):
+        """Cross-entropy over counted targets; sequence models give (N, T, C) logits for (N, T) targets."""
+        if out.ndim == 3 and y.ndim == 2:
+            out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1)
+        return F.cross_entropy(out, self.xp.asarray(y) if self.xp is not np else y, ignore_index=IGNORE_INDEX,
+                               reduction=reduction, label_smoothing=self.label_smoothing)
+
+    def _correct(self, out, y, all_valid=False) -> int:
+        pred = out.data.argmax(axis=-1)
+        y = self.xp.asarray(y) if self.xp is not np else y
+        hits = pred == y.reshape(pred.shape)
+        if not all_valid:
+            hits &= y.reshape(pred.shape) != IGNORE_INDEX
+        return int(self.xp.count_nonzero(hits))

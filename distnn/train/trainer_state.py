@@ -1,0 +1,106 @@
+"""The trainer's state: where a run is, and everything a resumed run needs.
+
+:class:`TrainState` is the run's position and counters (epoch, step, best
+metric, stop request, the epoch's running sums). :class:`TrainerStateMixin`
+gives :class:`~distnn.train.trainer.Trainer` its checkpoint methods:
+``state_dict``/``load_state_dict`` (the whole run state, this rank's RNG
+state included) and ``replica_state``/``load_replica_state`` (a rank's own
+replica when it trains without DataParallel). Both are re-exported by
+:mod:`distnn.train.trainer`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+from distnn import random as dn_random
+from distnn.nn.module import Module
+from distnn.optim.optimizer import Optimizer
+
+
+@dataclass
+class TrainState:
+    """Where the run is. ``epoch`` is 0-based; ``batch_in_epoch`` counts optimizer steps done in it."""
+
+    epoch: int = 0
+    global_step: int = 0
+    batch_in_epoch: int = 0
+    best_metric: float | None = None
+    best_epoch: int = -1            # 0-based epoch of best_metric, -1 before any
+    stop_requested: bool = False
+    stop_reason: str = ""
+    stopped_early: bool = False
+    elapsed: float = 0.0            # training wall time of earlier sessions (resume)
+    skipped_steps: int = 0          # optimizer steps skipped by the step guard (non-finite values)
+    # running sums of the current epoch's training metrics (this rank's share)
+    epoch_sums: dict = field(default_factory=lambda: {"loss": 0.0, "correct": 0.0, "count": 0.0, "samples": 0.0,
+                                                      "time": 0.0})
+
+
+class TrainerStateMixin:
+    """The :class:`~distnn.train.trainer.Trainer`'s checkpoint methods (state, history, model, optimizer,
+    callbacks, RNG and DataParallel state are the trainer's attributes)."""
+
+    def state_dict(self, *, copy: bool = True) -> dict:
+        """Everything a resumed run needs (this rank's RNG state included).
+
+        ``model``/``optimizer`` are those objects' state dicts (``copy=False``:
+        their arrays uncopied, valid until the next step, and ``history``'s
+        records the trainer's own, to be read, not changed); ``callbacks``
+        maps each callback's key to its state; ``rng`` holds this rank's
+        distnn.random state (dropout) and the states of generators given to
+        the model's layers. Data order and augmentation are derived from
+        (seed, epoch, batch), so they need no saved state.
+        """
+        state = asdict(self.state)
+        if getattr(self, "_fit_started", None) is not None:  # saved during fit: this session's time so far too
+            state["elapsed"] += time.perf_counter() - self._fit_started
+        ddp = self.ddp
+        return {"state": state, "history": [dict(r) for r in self.history] if copy else list(self.history),
+                "model": _state_dict_of(self.model, copy), "optimizer": _state_dict_of(self.optimizer, copy),
+                "callbacks": self.callbacks.state_dict(),
+                "rng": {"distnn": dn_random.get_state(), "modules": dn_random.module_generator_states(self.model)},
+                "seed": self.seed, "world": self.world, "batch_size": self.batch_size,
+                # DataParallel's global sample count guess: it weights the next step's gradients
+                "data_parallel": ddp.sync_state_dict() if ddp is not None else dict(self._pending_ddp_state or {})}
+
+    def replica_state(self) -> dict | None:
+        """This rank's model and optimizer state (copies) when its replica is its own (``data_parallel=False``
+        on several ranks), for a checkpoint to restore on this rank; None otherwise (the replicas are rank 0's)."""
+        if not self.own_replicas:
+            return None
+        return {"model": _state_dict_of(self.model, True), "optimizer": _state_dict_of(self.optimizer, True)}
+
+    def load_replica_state(self, replica: dict) -> None:
+        """Restore :meth:`replica_state` output (after :meth:`load_state_dict`, which loads rank 0's)."""
+        self.model.load_state_dict(replica["model"])
+        self.optimizer.load_state_dict(replica["optimizer"])
+
+    def load_state_dict(self, sd: dict) -> None:
+        """Restore :meth:`state_dict` output; ``fit()`` then continues where it stopped."""
+        self.state = TrainState(**sd["state"])
+        self.history = [dict(r) for r in sd["history"]]
+        self.model.load_state_dict(sd["model"])
+        self.optimizer.load_state_dict(sd["optimizer"])
+        self.callbacks.load_state_dict(sd.get("callbacks", {}))
+        rng = sd.get("rng", {})
+        if "distnn" in rng:
+            dn_random.set_state(rng["distnn"])
+        dn_random.set_module_generator_states(self.model, rng.get("modules", {}))
+        self._pending_ddp_state = dict(sd.get("data_parallel") or {})
+        self._apply_ddp_state()
+
+    def _apply_ddp_state(self) -> None:
+        """The restored DataParallel state, now or once ``fit`` has built the wrapper."""
+        if self.ddp is not None and self._pending_ddp_state:
+            self.ddp.load_sync_state_dict(self._pending_ddp_state)
+            self._pending_ddp_state = None
+
+
+def _state_dict_of(obj, copy: bool) -> dict:
+    """``obj.state_dict(copy=False)`` where ``obj`` has distnn's own method (a user's override may not
+    take ``copy``: it is called as written, and its arrays are copied as before)."""
+    method = type(obj).state_dict
+    if not copy and (method is Module.state_dict or method is Optimizer.state_dict):
+        return obj.state_dict(copy=False)
+    return obj.state_dict()
