@@ -104,8 +104,8 @@ def _adopt(t: Tensor, node) -> None:
         base._node, base.requires_grad = CopySlices.apply(base, written, index=index)._node, True
         written = base
     for view in _index_views_of(written):  # (shallowest first: each base has its new node before its views)
-        base_ref, index = view.__dict__["_view_of"]
-        view._node, view.requires_grad = GetItem.apply(base_ref(), index=index)._node, True
+        base, index = view.__dict__["_view_of"]
+        view._node, view.requires_grad = GetItem.apply(base, index=index)._node, True
 
 
 def _arrays(node, xp):

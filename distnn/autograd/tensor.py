@@ -1,8 +1,6 @@
 """``Tensor``: an xp array with an optional gradient and a link to the op that made it."""
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 
 from distnn.backend import DEFAULT_DTYPE, get_array_module, is_device_name, to_numpy
@@ -224,7 +222,7 @@ class Tensor(TensorMethods):
         return id(self)
 
     def __getstate__(self):
-        # (pickle, deepcopy) the version counter and a view's link hold weak references to other tensors:
+        # (pickle, deepcopy) the version counter and a view's link refer to other tensors:
         # a copy is a tensor of its own, with a fresh counter
         state = object.__getstate__(self)
         d, slots = state if isinstance(state, tuple) else (state, {})
@@ -381,7 +379,9 @@ class Tensor(TensorMethods):
         raw = _raw_index(index)
         t = S.GetItem.apply(self, index=raw)
         if t._vc is not None and t._vc is self._vc:  # a view: an in-place change of it reaches this tensor
-            t.__dict__["_view_of"] = (weakref.ref(self), raw)
+            # (its base held strongly, as PyTorch's view._base: ``y[:, 0][1:]`` is a view of y through a
+            # temporary, which must stay known or y's in-place changes would be refused while it lives)
+            t.__dict__["_view_of"] = (self, raw)
         if t._node is not None and raw is not index:  # (a Tensor among the indices: version-checked too)
             _note_index_versions(t, index)
         return t

@@ -83,7 +83,7 @@ def _view_chain(t: Tensor) -> list:
     chain = []
     while True:
         view = t.__dict__.get("_view_of")
-        base = view[0]() if view is not None else None
+        base = view[0] if view is not None else None
         if base is None or base._vc is not t._vc:
             return chain
         chain.append((t, base, view[1]))

@@ -119,9 +119,12 @@ class GetItem(Function):
     def forward(self, a, index):
         self.shape, self.dtype, self.index = a.shape, a.dtype, index
         try:
-            return a[index]
+            out = a[index]
         except IndexError as e:
             raise IndexError(f"index {index!r} is invalid for tensor of shape {tuple(a.shape)}: {e}") from None
+        if isinstance(out, np.generic):  # numpy's a[i, j] is a scalar copy: PyTorch's is a 0-d view, ``e *= w`` writes a
+            out = a[(index if isinstance(index, tuple) else (index,)) + (Ellipsis,)]
+        return out
 
     def backward(self, g):
         xp = get_array_module(g)
