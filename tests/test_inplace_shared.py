@@ -295,3 +295,27 @@ def test_an_element_taken_by_integer_indices_is_a_0d_view_as_in_pytorch(torch):
 
     ours = _compare(torch, scenario)
     assert ours["e"].shape == () and np.shares_memory(ours["e"].data, ours["t"].data)
+
+
+def test_an_in_place_change_through_a_detached_alias_while_recording_as_in_pytorch(torch):
+    # d = y.detach(); d *= w (w requires grad) was refused: y, the tensor d is an alias of, counted as another
+    # view in d's graph. Each alias has a graph of its own: y (and its views) only see the new values.
+    def scenario(lib):
+        x, w = lib.leaf([[1.0, 2.0, 3.0]]), lib.leaf([[3.0, -4.0, 0.5]])
+        y = x * 2.0
+        yt = y.T
+        d = y.detach()
+        d0 = d[0]
+        d *= w
+        y2 = y * 1.0  # (after the write: y's values are d's)
+        loss = (y2 * y2).sum() + (d0 * d0).sum() + yt.sum()
+        loss.backward()
+        return {"y": y, "d0": d0, "x.grad": x.grad, "w.grad": w.grad}
+
+    _compare(torch, scenario)
+    x = dn.Tensor(np.ones((1, 2)), requires_grad=True)
+    d = (x * 2.0).detach()
+    dt = d.T  # a non-indexing view in d's own graph: still refused, before anything is written
+    with pytest.raises(RuntimeError, match="view other than indexing"):
+        d *= x
+    assert (dt.data == 2.0).all()

@@ -56,7 +56,7 @@ class Tensor(TensorMethods):
         self.requires_grad = False
         if isinstance(data, Tensor) and self.data is data.data:
             _share(data, self)  # the same memory: an in-place change through either is seen by both
-            self.__dict__["_alias"] = True  # (not a view in the graph: see versions._shared_with_another)
+            self.__dict__["_alias"] = object()  # (cut from the graph: see versions._shared_with_another)
         if requires_grad:
             self.requires_grad_(True)
 
@@ -131,7 +131,7 @@ class Tensor(TensorMethods):
         """A new leaf sharing this tensor's data (and its version counter), cut from the graph."""
         t = Tensor._make(self.data, None)
         _share(self, t)
-        t.__dict__["_alias"] = True  # (not a view in the graph: see versions._shared_with_another)
+        t.__dict__["_alias"] = object()  # (cut from the graph: see versions._shared_with_another)
         return t
 
     def zero_grad_(self):

@@ -37,20 +37,26 @@ def _share(src: Tensor, dst: Tensor) -> None:
             vc[_PRUNE_AT] = max(16, 2 * len(vc[_SHARERS]))
         vc[_SHARERS].append(weakref.ref(dst))
         dst._vc = vc
+        alias = src.__dict__.get("_alias")
+        if alias is not None:  # a view of a detach() alias is cut from the graph with it
+            dst.__dict__["_alias"] = alias
 
 
 def _shared_with_another(t: Tensor, allow=()) -> bool:
     """Whether a live tensor other than ``t`` (and those in ``allow``) views ``t``'s memory in the graph.
 
-    Aliases (``detach()``, ``Tensor(t)``) do not count: they are cut from the graph and only see the
-    values, which an in-place change writes into the shared memory anyway."""
+    Each ``detach()`` or ``Tensor(t)`` alias starts a graph of its own (its ``_alias`` token, which its
+    views inherit): only tensors of ``t``'s own graph count. The others (the alias of ``t``, or the tensor
+    ``t`` is an alias of, and their views) only see the values, which an in-place change writes into the
+    shared memory anyway, as in PyTorch."""
     vc = t._vc
     if vc is None or len(vc) == 1:
         return False
+    mine = t.__dict__.get("_alias")
     for r in vc[_SHARERS]:
         other = r()
         if (other is not None and other is not t and other._vc is vc and not any(other is a for a in allow)
-                and not other.__dict__.get("_alias")):
+                and other.__dict__.get("_alias") is mine):
             return True
     return False
 
