@@ -146,3 +146,33 @@ def test_a_run_whose_model_json_recorded_hidden_sizes_beside_sizes_still_loads(t
     model, _, transform = load_model(tmp_path / "a")
     assert model.sizes == [64, 32, 10]
     np.testing.assert_array_equal(predict_proba(model, x, transform), expected)
+
+
+def test_an_old_run_given_sizes_beside_the_files_hidden_sizes_resumes_and_reruns(tmp_path, capsys):
+    # A run made before [defaults] with digits_mlp (hidden_sizes = [256, 128]) and --set model.sizes=[...]
+    # recorded both in its config.toml (and the checkpoints' copies); its model was built from sizes alone.
+    # Resuming it (without --config: that config.toml) failed: "model.sizes and model.hidden_sizes are both given".
+    run = tmp_path / "run"
+    assert main(["train", "--config", "digits_mlp", "--out", str(run), "--set", "train.epochs=1",
+                 "--set", "run.plots=false", "--set", "model.sizes=[64, 32, 10]", "--quiet"]) == 0
+    old = ('# distnn run configuration (resolved: every key, defaults filled in)\n\n'
+           'name = "digits_mlp"\n\n[run]\nseed = 0\nplots = false\n\n[data]\nname = "digits"\nbatch_size = 64\n'
+           'standardize = "global"\nflatten = true\n\n[data.augment]\nshift = 1\n\n'
+           '[model]\nname = "mlp"\nhidden_sizes = [256, 128]\ndropout = 0.1\nsizes = [64, 32, 10]\n'
+           'activation = "relu"\n\n[optimizer]\nname = "sgd"\nlr = 0.05\nmomentum = 0.9\nnesterov = true\n'
+           'weight_decay = 5e-4\n\n[schedule]\nname = "cosine"\n\n[train]\nepochs = 1\n\n'
+           '[checkpoint]\nevery_epochs = 15\n')
+    (run / "config.toml").write_text(old)
+    capsys.readouterr()
+    assert main(["train", "--out", str(run), "--resume", "auto", "--set", "train.epochs=2", "--quiet"]) == 0, \
+        capsys.readouterr().err
+    saved = tomllib.loads((run / "config.toml").read_text())["model"]
+    assert saved["sizes"] == [64, 32, 10] and "hidden_sizes" not in saved
+    assert json.loads((run / "summary.json").read_text())["epochs_run"] == 2
+    # re-run as a --config file, as before
+    (tmp_path / "old.toml").write_text(old)
+    assert train(tmp_path / "old.toml", tmp_path / "b") == 0, capsys.readouterr().err
+    # a file a user wrote with both is still refused
+    (tmp_path / "mine.toml").write_text(old.split("\n", 1)[1])
+    assert train(tmp_path / "mine.toml", tmp_path / "c") == 2
+    assert "are both given" in capsys.readouterr().err

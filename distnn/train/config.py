@@ -514,6 +514,8 @@ def loads_config(text: str, overrides=(), source: str = "<string>", default_name
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"invalid TOML: {e}", source) from None
+    if text.lstrip("\ufeff").startswith(RUN_RECORD_HEADER) and RECORDED_DEFAULTS not in raw:
+        checks.drop_unused_in_old_record(raw)
     return config_from_dict(raw, overrides, source, default_name)
 
 
@@ -542,6 +544,10 @@ def load_config(name_or_path="digits_mlp", overrides=()) -> Config:
 def default_config() -> Config:
     """Every key at its schema default."""
     return validate({}, "<defaults>")
+
+
+#: The first words of a config.toml that ``dump_config`` wrote (a run's record, not a config a user wrote).
+RUN_RECORD_HEADER = "# distnn run configuration (resolved"
 
 
 def dump_config(cfg) -> str:

@@ -88,6 +88,26 @@ def _set_wins_over_unused(extra: dict, out: dict, overridden) -> dict:
     return extra
 
 
+def drop_unused_in_old_record(raw: dict) -> None:
+    """A run's config.toml written before ``[defaults]`` (and before the MLP refused ``hidden_sizes`` beside
+    ``sizes``) may hold both: the file's ``hidden_sizes`` next to a --set ``sizes``. Its model was built from
+    ``sizes`` alone, so the argument that one ignores goes (as ``run_dir`` reads such a run's model.json),
+    and the run re-runs and resumes as it did; in a config a user wrote, both stay a conflict."""
+    model = raw.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        return
+    try:
+        from distnn.models import registry
+        from distnn.models.arguments import Arguments
+    except ImportError:
+        return
+    table = getattr(getattr(registry, "_MODELS", {}).get(model["name"].lower()), "arguments", None)
+    if isinstance(table, Arguments):
+        for k, other in table.unused_with.items():
+            if k in model and other in model:
+                del model[k]
+
+
 def dataset_options(name: str) -> list:
     """The options (besides ``path``) a config may give dataset ``name`` (a registered name, or a .npz/.csv
     file); [] for a name that is not known."""
