@@ -247,9 +247,9 @@ def _train_config(args) -> tuple[str, list]:
     overrides = list(args.overrides)
     if args.config is not None:
         return args.config, overrides
-    from distnn.train.resume_config import saved_config_for_resume
+    from distnn.train.resume_config import run_dir_from_overrides, saved_config_for_resume
 
-    saved = saved_config_for_resume(args.resume, args.out)
+    saved = saved_config_for_resume(args.resume, args.out or run_dir_from_overrides(overrides))
     if saved is None:
         return DEFAULT_CONFIG, overrides
     if _launcher_rank() == 0:  # (every rank resolves it alike; one says so)

@@ -71,6 +71,18 @@ def test_resume_auto_without_config_continues_the_cnn_run_bitwise(runs, tmp_path
     _assert_same_model(run, str(runs / "oracle"))  # the uninterrupted 8-step run, bitwise
 
 
+def test_resume_auto_names_the_run_by_run_name_without_out(runs, tmp_path, capsys):
+    # --set run.run_name (and run.out_dir) name the run directory as --out does: its config is the base
+    # (before, the default config: an MLP against the ResNet's checkpoint, exit 2)
+    _copy(runs, tmp_path)  # tmp_path/run
+    capsys.readouterr()
+    assert main(["train", "--resume", "auto", "--quiet", "--set", f"run.out_dir={tmp_path}",
+                 "--set", "run.run_name=run", "--set", "train.max_steps=8"]) == 0, capsys.readouterr().err
+    assert f"resuming with the run's config {os.path.join(str(tmp_path), 'run', 'config.toml')}" in \
+        capsys.readouterr().err
+    _assert_same_model(str(tmp_path / "run"), str(runs / "oracle"))
+
+
 def test_set_applies_on_top_of_the_saved_config(runs, tmp_path):
     run = _copy(runs, tmp_path)
     assert main(["train", "--out", run, "--resume", "auto", "--quiet", "--set", "train.max_steps=6",

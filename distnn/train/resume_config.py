@@ -5,7 +5,9 @@ config of the session that wrote it). Resuming a run with the built-in default c
 build another model (digits_mlp's MLP from a ResNet's checkpoint) and fail on its weights, so without
 ``--config`` the run's own config is the base, ``--set`` applied on top:
 
-* ``--resume auto --out RUN``: ``RUN/config.toml`` (the config of the run's latest session);
+* ``--resume auto --out RUN``: ``RUN/config.toml`` (the config of the run's latest session); without
+  ``--out``, the run directory ``--set run.run_name=NAME`` names (under ``run.out_dir``, given by
+  ``--set`` too or the default ``runs``);
 * ``--resume PATH``: the config stored with what PATH names (a checkpoint directory, a ``latest`` /
   ``best`` pointer, a run directory, or a checkpoint root: its newest checkpoint's), whatever
   ``--out`` is: resuming a checkpoint into a new run directory forks that run, with its config.
@@ -28,6 +30,28 @@ def saved_config_for_resume(resume: str | None, out: str | None) -> str | None:
     if resume == "auto":
         return _config_in(out) if out else None
     return _checkpoint_config(resume)
+
+
+def run_dir_from_overrides(overrides) -> str | None:
+    """The run directory that ``--set run.run_name=NAME`` (and ``run.out_dir``) names, or None without a name.
+
+    (What ``--resume auto`` continues when no ``--out`` is given; a malformed ``--set`` is left to the
+    config's own validation, which reports it.)"""
+    from .config import ConfigError, parse_override
+    from .config_schema import SCHEMA
+
+    given = {}
+    for text in overrides:
+        try:
+            key, value = parse_override(text)
+        except ConfigError:
+            continue
+        given[key] = value
+    name = given.get("run.run_name")
+    if not isinstance(name, str) or not name:
+        return None
+    out_dir = given.get("run.out_dir")
+    return os.path.join(out_dir if isinstance(out_dir, str) and out_dir else SCHEMA["run.out_dir"].default, name)
 
 
 def _config_in(directory: str) -> str | None:
