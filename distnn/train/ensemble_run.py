@@ -407,6 +407,7 @@ def ensemble_summary(path, config_name, plan, settings, members, ev, wall) -> di
         # different epochs, so no one number (member 0's, as before) is the ensemble's.
         "epochs_run": [r["epochs_run"] for r in rows], "epochs": [r["epochs"] for r in rows],
         "world_size": plan.world_size, "global_batch_size": s0.get("global_batch_size"),
+        "device": s0.get("device"), "dtype": s0.get("dtype"),
         "wall_time": wall,
     })
     return out

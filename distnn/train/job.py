@@ -344,6 +344,8 @@ def _train(job, path):
         "best_" + trainer.monitor: (es.best if es is not None and es.best_epoch >= 0 else trainer.state.best_metric),
         "epochs_run": len(history), "epochs": trainer.epochs, "stopped_early": trainer.state.stopped_early,
         "world_size": comm.size, "global_batch_size": trainer.batch_size, "per_rank_batch_size": trainer.local_batch,
+        # where it ran (what run.device = "auto" resolved to) and in what precision: not in config.toml
+        "device": _device_of(trainer.model), "dtype": str(job.cfg.run.dtype),
         "accumulation_steps": trainer.accumulation_steps, "global_steps": trainer.state.global_step,
         "skipped_steps": trainer.state.skipped_steps,  # non-finite steps skipped (train.nonfinite = "skip")
         "samples_per_sec": float(np.mean([h["samples_per_sec"] for h in history])) if history else None,
@@ -359,6 +361,14 @@ def _train(job, path):
     if comm.size > 1:
         comm.barrier()  # nobody leaves before rank 0 has written the results
     return summary if comm.rank == 0 else None
+
+
+def _device_of(model) -> str:
+    """``"gpu"`` or ``"cpu"``: where the model's parameters live."""
+    from distnn.backend import get_array_module
+
+    p = next(iter(model.parameters()), None)
+    return "cpu" if p is None or get_array_module(p.data) is np else "gpu"
 
 
 # evaluate/predict live in distnn.train.inference; re-exported for callers of this module
