@@ -104,6 +104,12 @@ def sigmoid_array(x):
     return xp.where(x >= 0, 1, e) / (1 + e)
 
 
+def softplus_array(x):
+    """log(1 + e^x) on a raw array, formed so nothing overflows: max(x, 0) + log(1 + e^-|x|)."""
+    xp = get_array_module(x)
+    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
 class Sigmoid(Function):
     def forward(self, x):
         self.out = sigmoid_array(x)
@@ -121,9 +127,8 @@ class LogSigmoid(Function):
     """
 
     def forward(self, x):
-        xp = get_array_module(x)
         self.x = x  # backward's sigmoid(-x) from the output, 1 - e^out, would cancel to 0 for large x
-        return xp.minimum(x, 0) - xp.log1p(xp.exp(-xp.abs(x)))
+        return -softplus_array(-x)
 
     def backward(self, g):
         return (g * sigmoid_array(-self.x),)  # d/dx log sigmoid(x) = 1 - sigmoid(x) = sigmoid(-x)
@@ -136,7 +141,7 @@ class Softplus(Function):
         xp = get_array_module(x)
         bx = beta * x
         self.linear = bx > threshold
-        soft = (xp.log1p(xp.exp(-xp.abs(bx))) + xp.maximum(bx, 0)) / beta
+        soft = softplus_array(bx) / beta
         self.sig = sigmoid_array(bx)
         return xp.where(self.linear, x, soft)
 

@@ -10,7 +10,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from . import elementwise as E
-from .activation import log_softmax, relu, sigmoid_array
+from .activation import log_softmax, relu, sigmoid_array, softplus_array
 
 
 def _raw(x):
@@ -258,7 +258,6 @@ class _BCEWithLogits(Function):
     """loss = (1 - y) x + L softplus(-x), L = 1 + (pos_weight - 1) y; differentiable in x and y (as PyTorch)."""
 
     def forward(self, x, y, weight=None, pos_weight=None, reduction="mean"):
-        xp = get_array_module(x)
         if y.shape != x.shape:
             raise ValueError(f"binary_cross_entropy_with_logits: target shape {tuple(y.shape)} != input shape {tuple(x.shape)}")
         if reduction not in ("mean", "sum", "none"):
@@ -274,7 +273,7 @@ class _BCEWithLogits(Function):
         pos_weight = None if pos_weight is None else pos_weight.astype(dt, copy=False)
         L = 1 + (pos_weight - 1) * y if pos_weight is not None else 1
         # softplus(-x) = log(1 + e^-x), computed stably (never forms log(sigmoid(x))).
-        sp = xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0)
+        sp = softplus_array(-x)
         loss = (1 - y) * x + L * sp
         if weight is not None:
             loss = loss * weight

@@ -18,7 +18,7 @@ import numpy as np
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
-from .activation import relu, sigmoid_array
+from .activation import relu, sigmoid_array, softplus_array
 from .loss import _const, _raw, _reduce
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -49,7 +49,6 @@ class _SoftMargin(Function):
     (and its gradient to NaN) once -y x passes about 88 in float32 or 709 in float64; this does not."""
 
     def forward(self, x, y, reduction="mean"):
-        xp = get_array_module(x)
         if _broadcast_shape("soft_margin_loss", x, y) != x.shape:
             # (PyTorch refuses a target that would enlarge the loss beyond the input's shape, too)
             raise ValueError(f"soft_margin_loss: target shape {tuple(y.shape)} must broadcast to the input's "
@@ -57,7 +56,7 @@ class _SoftMargin(Function):
         _check_reduction("soft_margin_loss", reduction)
         y = y.astype(x.dtype, copy=False)
         m = -y * x
-        loss = xp.maximum(m, 0) + xp.log1p(xp.exp(-xp.abs(m)))
+        loss = softplus_array(m)
         self.m, self.y, self.n, self.reduction = m, y, x.size, reduction
         return _reduce(loss, reduction).astype(x.dtype, copy=False)
 
