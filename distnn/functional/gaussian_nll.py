@@ -10,7 +10,7 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
-from .loss import _const, _raw, _reduce
+from .loss import _check_reduction, _const, _raw, _reduce
 
 
 def _var_shape(input_shape, var_shape):
@@ -77,8 +77,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     against ``input`` (as in PyTorch); the loss is computed in ``input``'s dtype, and 'mean'
     averages over the elements of the broadcast loss.
     """
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"gaussian_nll_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    _check_reduction("gaussian_nll_loss", reduction)
     xp = get_array_module(_raw(input))
     if isinstance(var, (int, float)) and not isinstance(var, bool):
         if var < 0:

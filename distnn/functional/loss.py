@@ -27,6 +27,12 @@ def _const(input, x):
     return x if xp is np or get_array_module(x) is xp else xp.asarray(x)
 
 
+def _check_reduction(name, reduction):
+    """A ValueError naming the loss ``name`` unless ``reduction`` is 'mean', 'sum' or 'none'."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
 def _reduce(loss, reduction):
     """A Tensor's or a raw array's per-sample losses reduced as ``reduction`` says."""
     if reduction == "mean":

@@ -19,15 +19,7 @@ from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
 from .activation import relu, sigmoid_array, softplus_array
-from .loss import _const, _raw, _reduce
-
-_REDUCTIONS = ("mean", "sum", "none")
-
-
-def _check_reduction(name, reduction):
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-
+from .loss import _check_reduction, _const, _raw, _reduce
 
 def _broadcast_shape(name, x, y):
     """The shape of the elementwise loss of ``x`` against ``y``, or a ValueError naming both shapes."""
