@@ -59,8 +59,12 @@ def max_norm_(parameters, max_norm: float, dim: int = 0) -> int:
         xp = get_array_module(w)
         others = tuple(a for a in range(w.ndim) if a != d)
         # the norms accumulated in float64 (float32 sums of many squares lose digits), kept broadcastable
-        norms = xp.sqrt((w.astype(xp.float64) ** 2).sum(axis=others, keepdims=True)) if others else xp.abs(
-            w.astype(xp.float64))
+        # (one float64 buffer per step: squared in place when the cast made a copy, none for float64 weights)
+        w64 = w.astype(xp.float64, copy=False)
+        if others:
+            norms = xp.sqrt((w64 * w64 if w64 is w else xp.square(w64, out=w64)).sum(axis=others, keepdims=True))
+        else:
+            norms = xp.abs(w64)
         over = norms > max_norm
         n_over = int(over.sum())
         if not n_over:
