@@ -543,11 +543,7 @@ def _refuse_recorded_leaf(t: Tensor) -> None:
 def _beside(t: Tensor, value):
     """A host array ``value`` written into a GPU tensor ``t``, copied to the GPU first: cupy's ``a[i] = v`` takes a
     numpy ``v`` for a scalar to fill with, and refuses one that is not 0-d. Anything else passes as it is."""
-    if isinstance(value, np.ndarray):
-        xp = get_array_module(t.data)
-        if xp is not np:
-            return xp.asarray(value)
-    return value
+    return E._on_device(get_array_module(t.data), value)[0] if isinstance(value, np.ndarray) else value
 
 
 def _raw_index(index):
