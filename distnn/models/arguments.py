@@ -119,6 +119,13 @@ class Arguments:
         """The arguments whose defaults a model given the arguments ``given`` does not use."""
         return {*self.from_data, *(k for k, other in self.unused_with.items() if other in given)}
 
+    def drop_ignored(self, values: dict) -> None:
+        """Delete from ``values`` each ``unused_with`` argument given beside the one that makes it unused
+        (old records: a run saved before such pairs were refused was built from the other one alone)."""
+        for k, other in self.unused_with.items():
+            if k in values and other in values:
+                del values[k]
+
     def problems(self, values: dict, prefix: str = "", defaults: dict | None = None) -> list:
         """Every problem with ``values``, each naming ``prefix + argument``; ``defaults`` fill unset ones."""
         def q(name):
@@ -140,6 +147,14 @@ class Arguments:
         found = self.problems(values)
         if found:
             raise ValueError(f"{who}: " + "; ".join(found))
+
+
+def arguments_of(name) -> Arguments | None:
+    """The :class:`Arguments` table of registered model ``name`` (any case), or None (unknown, or none)."""
+    from . import registry
+
+    table = getattr(registry._MODELS.get(str(name).lower()), "arguments", None)
+    return table if isinstance(table, Arguments) else None
 
 
 def signature_defaults(cls) -> dict:

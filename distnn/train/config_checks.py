@@ -69,13 +69,11 @@ def _set_wins_over_unused(extra: dict, out: dict, overridden) -> dict:
     Both given in the file, or both by --set, stay a conflict that ``check_model`` reports.
     """
     try:
-        from distnn.models import registry
-        from distnn.models.arguments import Arguments
+        from distnn.models.arguments import arguments_of
     except ImportError:  # (as in check_model: the model zoo is optional here)
         return extra
-    model = getattr(registry, "_MODELS", {}).get(str(out["model"].get("name", "")).lower())
-    table = getattr(model, "arguments", None)
-    if not overridden or not isinstance(table, Arguments):
+    table = arguments_of(out["model"].get("name", ""))
+    if not overridden or table is None:
         return extra
     extra = dict(extra)
     for k, other in table.unused_with.items():
@@ -97,15 +95,12 @@ def drop_unused_in_old_record(raw: dict) -> None:
     if not isinstance(model, dict) or not isinstance(model.get("name"), str):
         return
     try:
-        from distnn.models import registry
-        from distnn.models.arguments import Arguments
+        from distnn.models.arguments import arguments_of
     except ImportError:
         return
-    table = getattr(getattr(registry, "_MODELS", {}).get(model["name"].lower()), "arguments", None)
-    if isinstance(table, Arguments):
-        for k, other in table.unused_with.items():
-            if k in model and other in model:
-                del model[k]
+    table = arguments_of(model["name"])
+    if table is not None:
+        table.drop_ignored(model)
 
 
 def dataset_options(name: str) -> list:

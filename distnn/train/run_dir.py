@@ -290,15 +290,12 @@ def _saved_model_arguments(spec: dict) -> dict:
     default ``hidden_sizes`` next to ``sizes``; their model was built from ``sizes``
     alone, so it is rebuilt from ``sizes`` alone.
     """
-    from distnn.models import registry
-    from distnn.models.arguments import Arguments
+    from distnn.models.arguments import arguments_of
 
     kwargs = dict(spec.get("kwargs", {}))
-    table = getattr(registry._MODELS.get(str(spec["name"]).lower()), "arguments", None)
-    if isinstance(table, Arguments):
-        for k, other in table.unused_with.items():
-            if k in kwargs and other in kwargs:
-                del kwargs[k]
+    table = arguments_of(spec["name"])
+    if table is not None:
+        table.drop_ignored(kwargs)
     return kwargs
 
 

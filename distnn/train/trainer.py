@@ -47,6 +47,8 @@ from distnn import random as dn_random
 from distnn.backend import get_array_module
 from distnn.distributed.exact_sum import ExactSum
 from distnn.functional.loss import IGNORE_INDEX
+from distnn.optim.constraints import max_norm_
+from distnn.optim.regularization import split_decay_parameters
 
 from .batch_eval import eval_outputs, evaluate_arrays
 from .callbacks.base import CallbackList, final_report, metric_counts
@@ -138,19 +140,17 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin):
         if not (l1 >= 0 and math.isfinite(l1)):
             raise ValueError(f"l1 must be a finite number >= 0, got {l1!r}")
         self.l1 = float(l1)
-        if self.l1:
-            from distnn.optim.regularization import split_decay_parameters
-
-            self.l1_params = list(l1_params) if l1_params is not None else split_decay_parameters(model)[0]
         max_norm = float(max_norm or 0.0)
         if not (max_norm >= 0 and math.isfinite(max_norm)):
             raise ValueError(f"max_norm must be a finite number >= 0 (0 = off), got {max_norm!r}")
         self.max_norm = max_norm
+        weights = None  # the default parameter list of both: the weights, never biases or normalization parameters
+        if self.l1 and l1_params is None or self.max_norm and max_norm_params is None:
+            weights = split_decay_parameters(model)[0]
+        if self.l1:
+            self.l1_params = list(l1_params) if l1_params is not None else weights
         if self.max_norm:
-            from distnn.optim.regularization import split_decay_parameters
-
-            self.max_norm_params = (list(max_norm_params) if max_norm_params is not None
-                                    else split_decay_parameters(model)[0])
+            self.max_norm_params = list(max_norm_params) if max_norm_params is not None else list(weights)
         from .adversarial import check_adversarial
 
         self.adversarial_eps, self.adversarial_weight = check_adversarial(adversarial_eps, adversarial_weight,
@@ -406,8 +406,6 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin):
         if self.max_norm:
             # On the stepped weights, which are the same on every rank (the same averaged gradient, the same
             # update): the constraint is elementwise and deterministic, so the replicas stay identical.
-            from distnn.optim.constraints import max_norm_
-
             max_norm_(self.max_norm_params, self.max_norm)
         s = self.state.epoch_sums
         s["loss"] += loss_sum
