@@ -13,6 +13,8 @@ import logging
 import os
 import re
 
+from ._threads import mapped_files
+
 log = logging.getLogger("distnn.blas")
 
 # (set, get) function names, tried in this order; the get verifies the set took
@@ -29,17 +31,7 @@ _BLAS_FILE = re.compile(r"(openblas|mkl_rt)[^/]*\.so[.\d]*$")
 def loaded_blas_libraries() -> list:
     """Paths of the BLAS libraries mapped into this process, each once; [] where there is no
     ``/proc/self/maps``."""
-    try:
-        with open("/proc/self/maps") as maps:
-            lines = maps.read().splitlines()
-    except OSError:
-        return []
-    paths = {}  # (a dict: ordered and without repeats; a library is mapped in several pieces)
-    for line in lines:
-        fields = line.split(None, 5)
-        if len(fields) == 6 and _BLAS_FILE.search(fields[5]):
-            paths[fields[5]] = None
-    return list(paths)
+    return [path for path in mapped_files() if _BLAS_FILE.search(path)]
 
 
 def _thread_functions(path):

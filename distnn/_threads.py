@@ -42,6 +42,22 @@ def usable_cores() -> list:
         return list(range(os.cpu_count() or 1))
 
 
+def mapped_files() -> list:
+    """The paths of the files mapped into this process (``/proc/self/maps``), each once, in map
+    order; [] where there is none (not Linux)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            lines = maps.read().splitlines()
+    except OSError:
+        return []
+    paths = {}  # (a dict: ordered and without repeats; a file is mapped in several pieces)
+    for line in lines:
+        fields = line.split(None, 5)
+        if len(fields) == 6:
+            paths[fields[5]] = None
+    return list(paths)
+
+
 def limit_blas_threads(env=None) -> int | None:
     """Cap the BLAS threads (see the module docstring) if none of the variables is set and
     several ranks share this host: set the variables, and if numpy is loaded already, its BLAS

@@ -105,8 +105,7 @@ def _exiting_status():
     """The noted status, unless this process has started a collective since it was noted: then the
     SystemExit was caught (user code went on), and the status it would have had is not the one the
     process exits with (None: not known)."""
-    now = _collectives_started()
-    if any(now.get(key, 0) > seq for key, seq in _noted_at.items()) or set(now) - set(_noted_at):
+    if any(seq > _noted_at.get(key, -1) for key, seq in _collectives_started().items()):  # (-1: made since)
         return None
     return _status
 

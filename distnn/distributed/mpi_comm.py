@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 
 from distnn._launcher_env import LOCAL_RANK_VARS, LOCAL_SIZE_VARS, env_int, launcher_env
-from distnn._threads import usable_cores
+from distnn._threads import mapped_files, usable_cores
 from distnn.backend import get_array_module
 
 from .comm_base import (
@@ -126,12 +126,7 @@ def unlink_start_up_segments() -> None:
     ``MPI_Init``, so once a collective over the whole group has returned
     here the name is no longer needed. Linux only; anything else is left alone.
     """
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split(None, 5)[5].rstrip("\n") for line in maps if _SEGMENT_PREFIX in line}
-    except OSError:
-        return
-    for path in paths:
+    for path in mapped_files():
         if path.startswith(_SEGMENT_PREFIX) and not path.endswith("(deleted)"):
             try:
                 os.unlink(path)

@@ -194,6 +194,16 @@ class SharedArena:
             if not in_flight:
                 _busy.remove(self)
 
+    def _released(self) -> list:
+        """The ids of this rank's windows that it has let go of and no array still views, sorted."""
+        return sorted(i for i, s in self.segments.items() if s.unused())
+
+    def _free_released(self, released, every_released) -> None:
+        """Free the windows of ``released`` that every rank released too (``every_released``: each rank's
+        list, as gathered): the same windows, in the same order, on every rank."""
+        for i in sorted(set(released).intersection(*map(set, every_released))):
+            self.segments.pop(i).free()
+
     def free(self) -> int:
         """Free the windows (collective: the owner's ``free()``); returns how many stay allocated.
 
@@ -204,10 +214,8 @@ class SharedArena:
         owner = self.owner
         if self.in_flight:  # (each poll advances them: see progress_all)
             owner._wait_until(lambda: not self.in_flight, lambda: "free: shared-memory allreduces in flight")
-        unused = sorted(i for i, s in self.segments.items() if s.unused())
-        everywhere = set(unused).intersection(*map(set, owner.allgather_object(unused)))
-        for i in sorted(everywhere):
-            self.segments.pop(i).free()
+        released = self._released()
+        self._free_released(released, owner.allgather_object(released))
         kept = len(self.segments)
         self.segments = {}
         return kept
@@ -228,11 +236,9 @@ class SharedArena:
         nbytes = -(-max(1, size) * dtype.itemsize // _ALIGN) * _ALIGN
         # One exchange (deadline-guarded, so also the meeting point before the blocking window
         # calls): what each rank released, the room it sees, what it asks for.
-        released = sorted(i for i, s in self.segments.items() if s.unused())
+        released = self._released()
         every = owner.allgather_object((released, shm_free_bytes(), size, dtype.str))
-        everywhere = set(released).intersection(*(set(r) for r, _, _, _ in every))
-        for i in sorted(everywhere):  # the same windows, in the same order, on every rank
-            self.segments.pop(i).free()
+        self._free_released(released, [r for r, _, _, _ in every])
         asks = [(n, np.dtype(d)) for _, _, n, d in every]
         if any(a != asks[0] for a in asks):
             raise ValueError("allreduce_buffer: every rank must ask for the same size and dtype; got "
