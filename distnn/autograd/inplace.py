@@ -17,6 +17,11 @@ tensor stays the same Python object and takes the op's graph node. What keeps gr
   passes through except where the view was written, which gets the view's gradient), and every live
   indexing view of the root is re-derived from its base (``GetItem``), as PyTorch regenerates them.
 
+Laxer than PyTorch, with the right gradients: ``t *= t`` (PyTorch refuses its backward: ``mul_``
+saved ``t`` as the other operand, which the op itself changed; distnn copied it first), and a change
+of ``x`` after ``leaky_relu``/``elu(x, inplace=True)`` (PyTorch's saves the result; distnn's node reads
+a mask of its own, and the input's version it noted is dropped when the write leaves it none of it).
+
 Not supported while recording, refused with an error before anything is written: a tensor whose
 memory another live tensor sees through a view that is not indexing (reshape, transpose, expand,
 squeeze...): its graph node cannot be re-derived. ``detach()`` and ``Tensor(t)`` aliases are fine:

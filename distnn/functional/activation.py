@@ -221,10 +221,15 @@ def relu(x, inplace=False):
 
 
 def leaky_relu(x, negative_slope=0.01, inplace=False):
+    """max(x, 0) + negative_slope * min(x, 0). With ``inplace=True`` distnn is laxer than PyTorch: a later
+    in-place change of ``x`` backpropagates (PyTorch's ``leaky_relu_`` saves its result and refuses), with
+    the right gradient, as backward reads a mask of its own."""
     return _in_place(x, LeakyReLU.apply(x, negative_slope=negative_slope), inplace)
 
 
 def elu(x, alpha=1.0, inplace=False):
+    """x where x > 0, else alpha * (e^x - 1). ``inplace=True``: as :func:`leaky_relu`, a later in-place
+    change of ``x`` backpropagates, rightly (PyTorch's ``elu_`` refuses it)."""
     return _in_place(x, ELU.apply(x, alpha=alpha), inplace)
 
 
