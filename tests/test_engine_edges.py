@@ -177,8 +177,11 @@ def test_a_graph_refuses_to_backward_through_weights_updated_since_the_forward()
     loss = (m(x) ** 2).sum()
     loss.backward(retain_graph=True)
     with dn.no_grad():
-        m.bias -= 1.0
-    with pytest.raises(RuntimeError, match="version 3, the graph recorded 2"):
+        m.bias -= 1.0  # no backward reads the bias (PyTorch's neither): still fine
+    loss.backward(retain_graph=True)
+    with dn.no_grad():
+        m.weight -= 1.0  # x's gradient reads the weight
+    with pytest.raises(RuntimeError, match="input 1 of Linear is at version 3, the graph recorded 2"):
         loss.backward()
     for _ in range(2):  # the usual loop, and accumulation over two forwards before one step, are untouched
         opt.zero_grad()

@@ -210,13 +210,13 @@ def test_item_assignment_matches_pytorch_values_and_gradients(torch):
 
 def test_item_assignment_in_place_under_no_grad_and_refused_on_a_recorded_leaf():
     m = nn.Linear(3, 2)
-    x = dn.Tensor(np.ones((4, 3)))
+    x = dn.Tensor(np.ones((4, 3)), requires_grad=True)
     loss = (m(x) ** 2).sum()
     with dn.no_grad():
         m.weight[0] = 0.0  # in place: the parameter object keeps its new values
     np.testing.assert_array_equal(m.weight.data[0], np.zeros(3, np.float32))
     with pytest.raises(RuntimeError, match=MODIFIED):
-        loss.backward()  # the graph saved the old weight
+        loss.backward()  # the graph saved the old weight (for x's gradient)
     with pytest.raises(RuntimeError, match="leaf tensor that requires grad is used in an in-place operation"):
         m.weight[0] = 1.0
     c = dn.Tensor(np.zeros(3))  # a constant receiving a value that requires grad joins the graph

@@ -22,13 +22,23 @@ recording is on and some input requires a gradient, links the node into the grap
 Inputs that are not Tensors (Python scalars, arrays) are constants.
 
 Version counters (PyTorch's in-place check): when a node is recorded it notes
-the version of every Tensor input and of its output; an in-place change of any
-of them before backward (``optimizer.step()``, ``+=`` under ``no_grad()``,
-``load_state_dict``) bumps the version and backward refuses to run on stale
-saved values. An op whose output is a view of an input's memory (reshape,
-transpose, basic indexing...) gives the output the input's counter, so an
-in-place change through either is seen by both. Ops that save no input or
-output array set ``saves_tensors = False`` and are not checked.
+the version of the tensors its backward reads (inputs, output); an in-place
+change of any of them before backward (``optimizer.step()``, ``+=`` under
+``no_grad()``, ``load_state_dict``) bumps the version and backward refuses to
+run on stale saved values. An op whose output is a view of an input's memory
+(reshape, transpose, basic indexing...) gives the output the input's counter,
+so an in-place change through either is seen by both.
+
+Which tensors are checked is declared per class, as PyTorch's derivative formulas
+declare what they save. ``reads`` (the fine form): per input, the positions its
+gradient formula reads (input positions, ``OUTPUT`` for the output); the node checks
+those of the inputs that need a gradient, so ``y * 3.0`` checks nothing and ``y / w``
+checks ``w`` only (when ``w`` needs no gradient), as in PyTorch. An op that keeps
+its own copy instead (a mask) still declares what PyTorch's saves, so that both
+refuse the same changes. Without ``reads``, ``saves_tensors`` (coarse): True (all
+inputs and the output: the safe default for ops not yet annotated), "inputs",
+"output" or False (nothing). A declaration may be stricter than what backward reads,
+never laxer: a changed value it leaves out would give a wrong gradient.
 
 In-place ops while recording (``t *= w``, see ``inplace.py``) run the out-of-place op, then
 overwrite ``t``'s memory: they first copy the arrays the node saved that alias that memory, found
@@ -45,6 +55,7 @@ _new = object.__new__
 _make = Tensor._make
 _NO_NEEDS = [(False,) * n for n in range(8)]  # shared needs_input_grad tuples when nothing records
 _INPUTS, _OUTPUT = "inputs", "output"
+OUTPUT = -1  # the output's position in ``Function.reads`` (and in ``saved_versions``)
 
 
 def _any_is(items, x) -> bool:
@@ -62,14 +73,43 @@ class Function:
     needs_input_grad: tuple = ()
     grad_out: list | None = None  # per input: where to write its gradient, if the op can (see above)
     # (input position or -1 for the output, its version counter, the version then) for every Tensor
-    # input and the output; the engine checks them before backward (see the module docstring)
+    # backward reads; the engine checks them before backward (see the module docstring)
     saved_versions: list | tuple = ()
+    # per input: the positions (inputs, OUTPUT) its gradient reads; None: ``saves_tensors`` decides
+    reads: tuple | None = None
     # which recorded arrays backward reads: True (inputs and output, the safe default), "inputs",
     # "output" or False (none: nothing to check); a stricter answer only makes the check stricter
     saves_tensors = True
+    # needs_input_grad -> the positions to check (see _checked); None when the class checks nothing
+    _checks: dict | None = {}
     # the output array backward reads is distnn's way, PyTorch's op saves something else (max_pool2d: indices):
     # an in-place change of the output copies it first (inplace.py) rather than refusing the backward
     saved_output_is_internal = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        reads = cls.reads
+        nothing = not any(reads) if reads is not None else not cls.saves_tensors
+        cls._checks = None if nothing else {}  # (a dict per class: the answers depend on its declaration)
+
+    @classmethod
+    def _checked(cls, needs: tuple) -> tuple:
+        """The positions (inputs, OUTPUT) a node of this class checks when ``needs`` are its inputs'
+        needs_input_grad, from its declaration (module docstring); computed once per ``needs``."""
+        reads, saves = cls.reads, cls.saves_tensors
+        everything = tuple(range(len(needs))) + (OUTPUT,)
+        if reads is None:
+            positions = [p for p in everything
+                         if (saves is not _OUTPUT or p == OUTPUT) and (saves is not _INPUTS or p != OUTPUT)]
+        else:
+            positions = set()
+            for i, need in enumerate(needs):
+                if need:  # (an input ``reads`` does not cover, e.g. an optional one: everything, to be safe)
+                    positions.update(reads[i] if i < len(reads) else everything)
+            # (an optional input left out is no position; the output last, as it is noted after the inputs)
+            positions = sorted((p for p in positions if p < len(needs)), key=lambda p: (p == OUTPUT, p))
+        cls._checks[needs] = positions = tuple(positions)
+        return positions
 
     def forward(self, *arrays, **params):  # pragma: no cover - interface
         raise NotImplementedError
@@ -88,17 +128,10 @@ class Function:
             parents = []
             shapes = []
             any_needs = False
-            saves = cls.saves_tensors
-            versions = [] if saves and saves is not _OUTPUT else None
-            for i, x in enumerate(inputs):
+            for x in inputs:
                 if isinstance(x, Tensor):
                     a = x.data
                     arrays.append(a)
-                    if versions is not None:
-                        vc = x._vc
-                        if vc is None:
-                            vc = x._vc = [0]  # (tensor._counter, inlined: the hot path)
-                        versions.append((i, vc, vc[0]))
                     if x.requires_grad:
                         any_needs = True
                         needs.append(True)
@@ -112,23 +145,29 @@ class Function:
                 parents.append(None)
                 shapes.append(None)
             if any_needs:
-                fn.needs_input_grad = tuple(needs)
+                fn.needs_input_grad = needs = tuple(needs)
                 out = fn.forward(*arrays, **params)
                 fn.parents = tuple(parents)
                 fn.input_shapes = tuple(shapes)
                 t = _make(out, fn)
                 if getattr(out, "base", None) is not None or _any_is(arrays, out):
                     _link_views(t, out, inputs, arrays)  # a view: one version counter with its input
-                if saves:
-                    if saves is not _INPUTS:
-                        vc = t._vc
-                        if vc is None:
-                            vc = t._vc = [0]
-                        if versions is None:
-                            versions = [(-1, vc, vc[0])]
-                        else:
-                            versions.append((-1, vc, vc[0]))
-                    fn.saved_versions = versions
+                checks = cls._checks
+                if checks is not None:  # note the versions of what backward reads (module docstring)
+                    positions = checks.get(needs)
+                    if positions is None:
+                        positions = cls._checked(needs)
+                    if positions:
+                        versions = []
+                        for i in positions:
+                            x = t if i == OUTPUT else inputs[i]
+                            if isinstance(x, Tensor):
+                                vc = x._vc
+                                if vc is None:
+                                    vc = x._vc = [0]  # (versions._counter, inlined: the hot path)
+                                versions.append((i, vc, vc[0]))
+                        if versions:  # (none for ``y * 3.0``: the class default, an empty tuple, stays)
+                            fn.saved_versions = versions
                 return t
         else:
             for x in inputs:

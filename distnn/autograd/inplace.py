@@ -9,12 +9,18 @@ tensor stays the same Python object and takes the op's graph node. What keeps gr
   ``original_self``). An array the node saved that is the result itself is swapped for the tensor's
   memory (no second copy: ``relu_`` keeps one buffer), so a later in-place change of it is refused.
 * The version counter of the memory is bumped: a node recorded earlier that saved the old value
-  refuses to backward ("changed in place after the forward pass"), PyTorch's check. The node that
-  made the tensor notes its output's version conservatively; when it keeps none of the memory
-  written (``y = x ** 2; y += 1``), that note is dropped first, so distnn refuses where PyTorch does.
+  refuses to backward ("changed in place after the forward pass"), PyTorch's check. A node whose op
+  declares what its backward reads (``Function.reads``) noted its output only if PyTorch's saves it. One
+  that does not declare it notes its output conservatively; when it keeps none of the memory written,
+  that note is dropped first, so distnn refuses where PyTorch does.
 * Through an indexing view, each base up to the root takes a ``CopySlices`` node (its gradient
   passes through except where the view was written, which gets the view's gradient), and every live
   indexing view of the root is re-derived from its base (``GetItem``), as PyTorch regenerates them.
+
+Laxer than PyTorch, with the right gradients: ``t *= t`` (PyTorch refuses its backward: ``mul_``
+saved ``t`` as the other operand, which the op itself changed; distnn copied it first), and a change
+of ``x`` after ``leaky_relu``/``elu(x, inplace=True)`` (PyTorch's saves the result; distnn's node reads
+a mask of its own, and the input's version it noted is dropped when the write leaves it none of it).
 
 Not supported while recording, refused with an error before anything is written: a tensor whose
 memory another live tensor sees through a view that is not indexing (reshape, transpose, expand,
@@ -126,8 +132,8 @@ def _copy_saved_aliases(node, data) -> None:
 
 def _excuse_producers(t: Tensor, written, vc: list) -> None:
     """Before ``written`` (``t``'s memory, or part of it) changes: the nodes that made ``t`` and its bases note
-    their output's version when they may read it (``saves_tensors = True``), but many keep none of it (``x ** 2``,
-    gelu, max_pool2d): those stop checking it, as PyTorch's (which check only what they saved) do not refuse
+    their output's version when they may read it (``saves_tensors = True``, no ``reads``), but many keep none
+    of it (max_pool2d, conv2d): those stop checking it, as PyTorch's (which check only what they saved) do not refuse
     ``y = x ** 2; y += 1``. A node that keeps an array of the memory written (relu, exp) still refuses, unless
     PyTorch's would not (``saved_output_is_internal``, e.g. max_pool2d, which PyTorch runs from indices): it
     keeps a copy."""
@@ -135,6 +141,8 @@ def _excuse_producers(t: Tensor, written, vc: list) -> None:
     tensors = [t] + [base for _, base, _ in _view_chain(t)]
     for node in {id(x._node): x._node for x in tensors if x._node is not None}.values():
         versions = node.saved_versions
+        if node.reads is not None:  # (declared as PyTorch's: it notes its output only where PyTorch's does)
+            continue
         if not any(i == -1 and c is vc for i, c, _ in versions):
             continue
         if node.saved_output_is_internal:

@@ -275,10 +275,12 @@ class Tensor(TensorMethods):
 
     def __rtruediv__(self, o):
         t, c = _with_constant(self, o)
-        return E.Div.apply(*_true_division(c, t))
+        c, t = _true_division(c, t)
+        return E.ReciprocalScaled.apply(t, c=c)  # (PyTorch's way: its backward reads no tensor of the caller's)
 
     def __pow__(self, o):
-        return E.Pow.apply(*_operands(self, o))
+        a, b = _operands(self, o)
+        return (E.Pow if isinstance(b, Tensor) else E.PowConstant).apply(a, b)
 
     def __rpow__(self, o):
         t, c = _with_constant(self, o)

@@ -113,7 +113,8 @@ class TensorMethods:
         return _ops.shape.Repeat.apply(self, sizes=sizes)
 
     def gather(self, dim, index):
-        return _ops.shape.Gather.apply(self, unwrap(index), dim=dim)
+        # (a Tensor index stays one: its version is checked, as PyTorch's gather saves it)
+        return _ops.shape.Gather.apply(self, index, dim=dim)
 
 
 def _const(array):

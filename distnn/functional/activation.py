@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import warnings
 
-from distnn.autograd.function import Function
+from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
@@ -12,6 +12,8 @@ from .elementwise import float_input
 
 
 class ReLU(Function):
+    reads = ((OUTPUT,),)
+
     def forward(self, x):
         xp = get_array_module(x)
         out = xp.maximum(x, 0)
@@ -24,6 +26,8 @@ class ReLU(Function):
 
 
 class LeakyReLU(Function):
+    reads = ((0,),)  # (its own mask; the input is what PyTorch's saves, see leaky_relu on inplace=True)
+
     def forward(self, x, negative_slope=0.01):
         xp = get_array_module(x)
         self.pos = x > 0
@@ -36,6 +40,8 @@ class LeakyReLU(Function):
 
 
 class ELU(Function):
+    reads = ((0,),)  # (its own arrays; the input is what PyTorch's saves, see elu on inplace=True)
+
     def forward(self, x, alpha=1.0):
         xp = get_array_module(x)
         self.pos = x > 0
@@ -64,6 +70,8 @@ def _erf(xp, x):
 class GELU(Function):
     """GELU, exact (erf) by default or the tanh approximation, as PyTorch."""
 
+    reads = ((0,),)
+
     def forward(self, x, approximate="none"):
         xp = get_array_module(x)
         self.x, self.approximate = x, approximate
@@ -88,6 +96,8 @@ class GELU(Function):
 
 
 class Tanh(Function):
+    reads = ((OUTPUT,),)
+
     def forward(self, x):
         self.out = get_array_module(x).tanh(x)
         return self.out
@@ -111,6 +121,8 @@ def softplus_array(x):
 
 
 class Sigmoid(Function):
+    reads = ((OUTPUT,),)
+
     def forward(self, x):
         self.out = sigmoid_array(x)
         return self.out
@@ -126,6 +138,8 @@ class LogSigmoid(Function):
     sigmoid(x) underflows (float32: x below about -104), and e^-x overflows there too.
     """
 
+    reads = ((0,),)
+
     def forward(self, x):
         self.x = x  # backward's sigmoid(-x) from the output, 1 - e^out, would cancel to 0 for large x
         return -softplus_array(-x)
@@ -136,6 +150,8 @@ class LogSigmoid(Function):
 
 class Softplus(Function):
     """log(1 + e^(beta x)) / beta, linear above ``threshold`` (PyTorch's definition)."""
+
+    reads = ((0,),)  # (its own arrays; the input is what PyTorch's saves, so both refuse alike)
 
     def forward(self, x, beta=1.0, threshold=20.0):
         xp = get_array_module(x)
@@ -151,6 +167,8 @@ class Softplus(Function):
 
 
 class Softmax(Function):
+    reads = ((OUTPUT,),)
+
     def forward(self, x, axis=-1):
         xp = get_array_module(x)
         e = xp.exp(x - x.max(axis=axis, keepdims=True))
@@ -164,6 +182,8 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    reads = ((OUTPUT,),)
+
     def forward(self, x, axis=-1):
         xp = get_array_module(x)
         shifted = x - x.max(axis=axis, keepdims=True)
@@ -201,10 +221,15 @@ def relu(x, inplace=False):
 
 
 def leaky_relu(x, negative_slope=0.01, inplace=False):
+    """max(x, 0) + negative_slope * min(x, 0). With ``inplace=True`` distnn is laxer than PyTorch: a later
+    in-place change of ``x`` backpropagates (PyTorch's ``leaky_relu_`` saves its result and refuses), with
+    the right gradient, as backward reads a mask of its own."""
     return _in_place(x, LeakyReLU.apply(x, negative_slope=negative_slope), inplace)
 
 
 def elu(x, alpha=1.0, inplace=False):
+    """x where x > 0, else alpha * (e^x - 1). ``inplace=True``: as :func:`leaky_relu`, a later in-place
+    change of ``x`` backpropagates, rightly (PyTorch's ``elu_`` refuses it)."""
     return _in_place(x, ELU.apply(x, alpha=alpha), inplace)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from distnn.autograd.dtype_rules import torch_operands
-from distnn.autograd.function import Function
+from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
@@ -55,7 +55,7 @@ class Sub(Function):
 
 
 class Mul(Function):
-    saves_tensors = "inputs"
+    reads = ((1,), (0,))  # (``reads``: what each input's gradient reads, as PyTorch saves it; see Function)
 
     def forward(self, a, b):
         self.a, self.b = (a if self.needs_input_grad[1] else None), (b if self.needs_input_grad[0] else None)
@@ -72,7 +72,7 @@ class Mul(Function):
 
 class Div(Function):
     # Reads its inputs, not its output (PyTorch's formula): ``t /= w`` then ``t += 1`` backpropagates, as there.
-    saves_tensors = "inputs"
+    reads = ((1,), (0, 1))
 
     def forward(self, a, b):
         try:
@@ -91,6 +91,10 @@ class Div(Function):
 
 
 class Pow(Function):
+    """``a ** b`` with a Tensor exponent, or a constant base (``2.0 ** x``)."""
+
+    reads = ((0, 1, OUTPUT), (0, 1, OUTPUT))  # (PyTorch's pow.Tensor_Tensor keeps its result in either case)
+
     def forward(self, a, b):
         try:
             out = a**b
@@ -132,6 +136,28 @@ def _quiet(xp):
     import contextlib
 
     return xp.errstate(divide="ignore", invalid="ignore") if hasattr(xp, "errstate") else contextlib.nullcontext()
+
+
+class PowConstant(Pow):
+    """``a ** c`` with a constant exponent (``x ** 2``): its gradient reads ``a`` only, as PyTorch's."""
+
+    reads = ((0,), ())
+
+
+class ReciprocalScaled(Function):
+    """``c / a`` for a constant ``c``, as PyTorch computes it: ``reciprocal(a) * c``, whose backward reads
+    the reciprocal, its own array. So ``z = 3.0 / y; y += 1`` backpropagates, as in PyTorch (a ``Div``
+    would read ``y``)."""
+
+    saves_tensors = False
+
+    def forward(self, a, c):
+        self.r, self.c = 1 / a, c
+        return self.r * c
+
+    def backward(self, g):
+        r = self.r
+        return (-(g * self.c) * (r * r),)
 
 
 class Neg(Function):
@@ -180,7 +206,7 @@ def _f_only(x):
 class MatMul(Function):
     """Batched matrix product with numpy's 1-D promotion rules."""
 
-    saves_tensors = "inputs"
+    reads = ((1,), (0,))
 
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0:
@@ -237,7 +263,7 @@ class MatMul(Function):
 
 
 class Exp(Function):
-    saves_tensors = "output"
+    reads = ((OUTPUT,),)
 
     def forward(self, a):
         xp = get_array_module(a)
@@ -249,7 +275,7 @@ class Exp(Function):
 
 
 class Log(Function):
-    saves_tensors = "inputs"
+    reads = ((0,),)
 
     def forward(self, a):
         self.a = a
@@ -260,7 +286,7 @@ class Log(Function):
 
 
 class Sqrt(Function):
-    saves_tensors = "output"
+    reads = ((OUTPUT,),)
 
     def forward(self, a):
         self.out = get_array_module(a).sqrt(a)
@@ -271,7 +297,7 @@ class Sqrt(Function):
 
 
 class Abs(Function):
-    saves_tensors = False
+    reads = ((0,),)  # (backward reads its own sign array; the input is PyTorch's, so both refuse a change of it)
 
     def forward(self, a):
         xp = get_array_module(a)
@@ -286,7 +312,7 @@ class _Select(Function):
     """maximum/minimum: the gradient goes to the chosen operand, split evenly on ties, and to both
     where one is NaN (the output is NaN then), as PyTorch's: each operand gets it except where it lost."""
 
-    saves_tensors = False
+    reads = ((0, 1), (0, 1))  # (its own masks: the inputs are what PyTorch's saves, so both refuse alike)
 
     lost_first = None  # (a, b) -> where ``a`` was not chosen (and ``b`` is the other way round)
 
@@ -325,7 +351,7 @@ class Clip(Function):
     ``lo <= a <= hi``; to a Tensor ``lo`` where ``a < lo`` (and ``lo < hi``); to a Tensor ``hi``
     where ``a > hi`` (or ``hi < lo``)."""
 
-    saves_tensors = False
+    reads = ((0, 1, 2),) * 3  # (its own masks: the inputs are what PyTorch's saves, so both refuse alike)
 
     def forward(self, a, lo=None, hi=None):
         xp = get_array_module(a)
@@ -358,7 +384,7 @@ class Clip(Function):
 
 
 class Where(Function):
-    saves_tensors = "inputs"
+    reads = ((), (0,), (0,))  # (the condition only)
 
     def forward(self, cond, a, b):
         xp = get_array_module(cond, a, b)

@@ -233,11 +233,14 @@ class _ClassLoss(Function):
 
 
 class _CrossEntropy(_ClassLoss):
+    # (backward reads its own arrays; PyTorch's reads its own log-softmax too, and target and weight)
+    reads = ((1, 2), (), ())
     from_logits = True
     name = "cross_entropy"
 
 
 class _NLLLoss(_ClassLoss):
+    reads = ((0, 1, 2), (), ())  # (its own arrays; the input is what PyTorch's saves, so both refuse alike)
     from_logits = False
     name = "nll_loss"
 
@@ -262,6 +265,8 @@ def nll_loss(input, target, weight=None, ignore_index=IGNORE_INDEX, reduction="m
 
 class _BCEWithLogits(Function):
     """loss = (1 - y) x + L softplus(-x), L = 1 + (pos_weight - 1) y; differentiable in x and y (as PyTorch)."""
+
+    saves_tensors = "inputs"
 
     def forward(self, x, y, weight=None, pos_weight=None, reduction="mean"):
         if y.shape != x.shape:
@@ -316,6 +321,8 @@ class _BCE(Function):
     rounds to 0 or 1 (float32: |logit| > 17), so prefer binary_cross_entropy_with_logits (the notes'
     softplus form) when the logits are at hand. The clamp keeps p = 0 or 1 finite (a loss of at most 100).
     """
+
+    saves_tensors = "inputs"
 
     def forward(self, p, y, weight=None, reduction="mean"):
         xp = get_array_module(p)

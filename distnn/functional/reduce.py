@@ -14,7 +14,7 @@ import math
 import numbers
 from collections import namedtuple
 
-from distnn.autograd.function import Function
+from distnn.autograd.function import OUTPUT, Function
 from distnn.backend import get_array_module
 
 
@@ -109,6 +109,8 @@ class Min(_Extremum):
 
 class Var(Function):
     """Variance with ``ddof`` (numpy's convention: 0 is the population variance)."""
+
+    reads = ((0,),)  # (its own centered array; the input is what PyTorch's saves, so both refuse alike)
 
     def forward(self, a, axis=None, ddof=0, keepdims=False):
         axes = _axes(axis, a.ndim)
@@ -240,6 +242,8 @@ def var(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, corr
 class Std(Var):
     """sqrt(Var); its gradient is 0 where the deviation is 0 (a constant slice), as in PyTorch."""
 
+    reads = ((0, OUTPUT),)
+
     def forward(self, a, axis=None, ddof=0, keepdims=False):
         self.s = get_array_module(a).sqrt(super().forward(a, axis=axis, ddof=ddof, keepdims=True))
         self.keepdims = keepdims
@@ -270,7 +274,7 @@ def std(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, corr
 class Norm2(Function):
     """The 2-norm over ``axis``; its gradient at a zero vector is 0 (a subgradient, as PyTorch)."""
 
-    saves_tensors = True
+    reads = ((0, OUTPUT),)
 
     def forward(self, a, axis=None, keepdims=False):
         xp = get_array_module(a)

@@ -385,7 +385,7 @@ class Gather(Function):
     """PyTorch's ``x.gather(dim, index)``: ``out[i][j] = x[index[i][j]][j]`` for dim 0 (and so on);
     backward scatter-adds (an index used twice gets both gradients)."""
 
-    saves_tensors = "inputs"
+    reads = ((0, 1), ())  # (the index, which backward scatters by, and the input, as PyTorch's saves)
 
     def forward(self, a, index, dim):
         xp = get_array_module(a)

@@ -1,0 +1,184 @@
+"""An in-place change after an op is refused at backward exactly when PyTorch refuses it (oracle: torch).
+
+PyTorch checks the version of the tensors an op's backward saved, and saves only what the gradient
+formulas of the inputs that need a gradient read: ``z = y * 3.0; y += 1`` and ``z = y / w; y += 1``
+backpropagate there. distnn used to check every tensor input, and refused them. For each op
+declared with ``Function.reads``, each input (and the output) is changed in place after the op,
+then backward runs: distnn must refuse exactly when PyTorch does, and otherwise agree on the gradients.
+"""
+import numpy as np
+import pytest
+
+import distnn as dn
+import distnn.functional as F
+
+RNG = np.random.default_rng(0)
+X, Y, P = RNG.uniform(0.5, 2.0, (3, 4)), RNG.uniform(0.5, 2.0, (3, 4)), RNG.uniform(0.2, 0.8, (3, 4))
+W45, W54, B5 = RNG.standard_normal((4, 5)), RNG.standard_normal((5, 4)), RNG.standard_normal(5)
+LABELS = np.array([0, 3, 1])
+COND = X > Y
+
+
+def _t(torch):
+    return torch.nn.functional
+
+
+# name: (input values, distnn op, torch op); each op takes its inputs as tensors
+OPS = {
+    "add": ((X, Y), lambda a, b: a + b, lambda a, b: a + b),
+    "sub": ((X, Y), lambda a, b: a - b, lambda a, b: a - b),
+    "mul": ((X, Y), lambda a, b: a * b, lambda a, b: a * b),
+    "div": ((X, Y), lambda a, b: a / b, lambda a, b: a / b),
+    "pow": ((X, Y), lambda a, b: a ** b, lambda a, b: a ** b),
+    "add_const": ((X,), lambda a: a + 1.5, lambda a: a + 1.5),
+    "rsub_const": ((X,), lambda a: 1.5 - a, lambda a: 1.5 - a),
+    "mul_const": ((X,), lambda a: a * 3.0, lambda a: a * 3.0),
+    "rmul_const": ((X,), lambda a: 3.0 * a, lambda a: 3.0 * a),
+    "div_const": ((X,), lambda a: a / 3.0, lambda a: a / 3.0),
+    "rdiv_const": ((X,), lambda a: 3.0 / a, lambda a: 3.0 / a),
+    "pow_const": ((X,), lambda a: a ** 2, lambda a: a ** 2),
+    "rpow_const": ((X,), lambda a: 2.0 ** a, lambda a: 2.0 ** a),
+    "neg": ((X,), lambda a: -a, lambda a: -a),
+    "exp": ((X,), lambda a: a.exp(), lambda a: a.exp()),
+    "log": ((X,), lambda a: a.log(), lambda a: a.log()),
+    "sqrt": ((X,), lambda a: a.sqrt(), lambda a: a.sqrt()),
+    "abs": ((X - 1.2,), lambda a: a.abs(), lambda a: a.abs()),
+    "clamp": ((X,), lambda a: a.clamp(0.8, 1.5), lambda a: a.clamp(0.8, 1.5)),
+    "clamp_tensors": ((X, Y - 0.5, Y + 0.3), lambda a, lo, hi: dn.clamp(a, lo, hi) if hasattr(dn, "clamp")
+                      else a.clip(lo, hi), lambda a, lo, hi: a.clamp(lo, hi)),
+    "maximum": ((X, Y), dn.maximum, None),
+    "minimum": ((X, Y), dn.minimum, None),
+    "where": ((X, Y), lambda a, b: dn.where(dn.Tensor(COND), a, b), None),
+    "matmul": ((X, W45), lambda a, b: a @ b, lambda a, b: a @ b),
+    "linear": ((X, W54, B5), F.linear, None),
+    "clone": ((X,), lambda a: a.clone(), lambda a: a.clone()),
+    "getitem": ((X,), lambda a: a[1:], lambda a: a[1:]),
+    "pad": ((X,), lambda a: F.pad(a, (1, 2)), None),
+    "cat": ((X, Y), lambda a, b: dn.cat([a, b], 1), None),
+    "stack": ((X, Y), lambda a, b: dn.stack([a, b]), None),
+    "sum": ((X,), lambda a: a.sum(), lambda a: a.sum()),
+    "sum_dim": ((X,), lambda a: a.sum(1), lambda a: a.sum(1)),
+    "mean": ((X,), lambda a: a.mean(), lambda a: a.mean()),
+    "mean_dim": ((X,), lambda a: a.mean(1), lambda a: a.mean(1)),
+    "var": ((X,), lambda a: a.var(1), lambda a: a.var(1)),
+    "std": ((X,), lambda a: a.std(1), lambda a: a.std(1)),
+    "norm": ((X,), lambda a: a.norm(), lambda a: a.norm()),
+    "relu": ((X - 1.2,), F.relu, None),
+    "leaky_relu": ((X - 1.2,), F.leaky_relu, None),
+    "elu": ((X - 1.2,), F.elu, None),
+    "gelu": ((X - 1.2,), F.gelu, None),
+    "gelu_tanh": ((X - 1.2,), lambda a: F.gelu(a, approximate="tanh"), None),
+    "tanh": ((X - 1.2,), F.tanh, None),
+    "sigmoid": ((X - 1.2,), F.sigmoid, None),
+    "logsigmoid": ((X - 1.2,), F.logsigmoid, None),
+    "softplus": ((X - 1.2,), F.softplus, None),
+    "softmax": ((X,), lambda a: F.softmax(a, 1), None),
+    "log_softmax": ((X,), lambda a: F.log_softmax(a, 1), None),
+    "cross_entropy": ((X,), lambda a: F.cross_entropy(a, LABELS), None),
+    "nll_loss": ((X,), lambda a: F.nll_loss(a, LABELS), None),
+    "binary_cross_entropy": ((P, P[::-1]), F.binary_cross_entropy, None),
+    "binary_cross_entropy_with_logits": ((X - 1.2, P), F.binary_cross_entropy_with_logits, None),
+}
+# the torch op where it is not the distnn lambda itself (a Tensor method or an operator works on both)
+TORCH = {
+    "clamp_tensors": lambda torch: lambda a, lo, hi: torch.clamp(a, lo, hi),
+    "maximum": lambda torch: torch.maximum,
+    "minimum": lambda torch: torch.minimum,
+    "where": lambda torch: lambda a, b: torch.where(torch.from_numpy(COND), a, b),
+    "linear": lambda torch: _t(torch).linear,
+    "pad": lambda torch: lambda a: _t(torch).pad(a, (1, 2)),
+    "cat": lambda torch: lambda a, b: torch.cat([a, b], 1),
+    "stack": lambda torch: lambda a, b: torch.stack([a, b]),
+    "cross_entropy": lambda torch: lambda a: _t(torch).cross_entropy(a, torch.from_numpy(LABELS)),
+    "nll_loss": lambda torch: lambda a: _t(torch).nll_loss(a, torch.from_numpy(LABELS)),
+    "gelu_tanh": lambda torch: lambda a: _t(torch).gelu(a, approximate="tanh"),
+    "softmax": lambda torch: lambda a: _t(torch).softmax(a, 1),
+    "log_softmax": lambda torch: lambda a: _t(torch).log_softmax(a, 1),
+    "tanh": lambda torch: torch.tanh,
+    "sigmoid": lambda torch: torch.sigmoid,
+}
+for _name in ("relu", "leaky_relu", "elu", "gelu", "logsigmoid", "softplus", "binary_cross_entropy",
+              "binary_cross_entropy_with_logits"):
+    TORCH[_name] = (lambda n: lambda torch: getattr(_t(torch), n))(_name)
+
+
+def _cases():
+    for name, (values, _, _) in OPS.items():
+        n = len(values)
+        # which inputs need a gradient: all, and (for several inputs) each one alone
+        needs = [(True,) * n] + ([tuple(i == j for j in range(n)) for i in range(n)] if n > 1 else [])
+        for need in needs:
+            for target in [*range(n), "out"]:
+                yield pytest.param(name, need, target, id=f"{name}-{''.join('TF'[not x] for x in need)}-{target}")
+
+
+def _run(lib, name, need, target):
+    """Run op ``name`` on fresh inputs, change ``target`` in place, backward: the leaves' gradients, or
+    None when backward refused (a RuntimeError)."""
+    torch = lib if lib is not dn else None
+    values, ours, theirs = OPS[name]
+    op = ours if torch is None else (TORCH[name](torch) if name in TORCH else theirs or ours)
+    tensor = torch.tensor if torch else dn.Tensor
+    leaves, inputs = [], []
+    for v, n in zip(values, need):
+        leaf = tensor(v.copy(), requires_grad=n)
+        leaves.append(leaf)
+        inputs.append(leaf * 1.0 if n else leaf)  # (a leaf that requires grad cannot be changed in place)
+    out = op(*inputs)
+    weights = tensor(np.linspace(0.5, 1.5, out.numel()).reshape(tuple(out.shape)))
+    changed = out if target == "out" else inputs[target]
+    changed += 0.25
+    try:
+        (out * weights).sum().backward()
+    except RuntimeError as e:
+        assert "modified by an inplace operation" in str(e) or "changed in place after the forward" in str(e), e
+        return None
+    return [None if leaf.grad is None else np.array(leaf.grad.numpy() if torch else leaf.grad.data)
+            for leaf in leaves]
+
+
+@pytest.mark.parametrize("name, need, target", list(_cases()))
+def test_an_in_place_change_after_an_op_is_refused_exactly_when_pytorch_refuses(torch, name, need, target):
+    ref, ours = _run(torch, name, need, target), _run(dn, name, need, target)
+    assert (ours is None) == (ref is None), (
+        f"{name}: PyTorch {'refuses' if ref is None else 'backpropagates'}, distnn "
+        f"{'refuses' if ours is None else 'backpropagates'}")
+    if ref is not None:
+        for a, r in zip(ours, ref):
+            assert (a is None) == (r is None)
+            if r is not None:
+                np.testing.assert_allclose(a, r, rtol=1e-10, atol=1e-12)
+
+
+def test_an_index_changed_in_place_after_gather_is_refused_as_in_pytorch(torch):
+    # distnn's gather kept the index's array unchecked: changing it in place scattered the gradient to
+    # the new positions (x.grad [[2, 0, 1], [0, 3, 4]] instead of PyTorch's refusal)
+    for lib in (torch, dn):
+        tensor = torch.tensor if lib is torch else dn.Tensor
+        for change in ("input", "index"):
+            leaf = tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+            x, index = leaf * 1.0, tensor(np.array([[0, 0], [1, 2]]))
+            y = x.gather(1, index)
+            if change == "input":
+                x += 1.0
+            else:
+                index[0, 0] = 2
+            with pytest.raises(RuntimeError, match="modified by an inplace" if lib is torch else "changed in place"):
+                (y * tensor(np.array([[1.0, 2.0], [3.0, 4.0]]))).sum().backward()
+
+
+@pytest.mark.parametrize("name", ["leaky_relu", "elu"])
+def test_a_change_after_an_in_place_activation_backpropagates_rightly_where_pytorch_refuses(torch, name):
+    # a known difference in strictness (PyTorch's leaky_relu_/elu_ save their result): distnn's gradient is
+    # that of the same computation done out of place
+    x0, w = np.array([-1.0, 0.5, -2.0, 3.0]), np.array([1.0, 2.0, 3.0, 4.0])
+    leaf = dn.Tensor(x0.copy(), requires_grad=True)
+    h = leaf * 1.0
+    getattr(F, name)(h, inplace=True)
+    h += 1.0
+    h *= h
+    (h * dn.Tensor(w)).sum().backward()
+    ref = torch.tensor(x0, requires_grad=True)
+    g = getattr(torch.nn.functional, name)(ref * 1.0) + 1.0
+    (g * g * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(leaf.grad, ref.grad.numpy(), rtol=1e-12)
