@@ -57,3 +57,14 @@ def test_a_model_in_eval_mode_stays_there():
     predict_proba(m, np.zeros((2, 4), np.float32), None)
     assert not any(_modes(m))
     assert distnn.is_grad_enabled()
+
+
+def test_predict_proba_takes_a_tensor_or_lists_and_no_transform():
+    """``predict_proba(model, x)`` as a PyTorch user calls a model: a Tensor input failed with
+    "'Tensor' object has no attribute 'copy'", a list with "'list' object has no attribute 'dtype'",
+    and ``transform`` had no default."""
+    m = _model_with_frozen_norm()
+    x = np.random.default_rng(2).standard_normal((5, 4)).astype(np.float32)
+    expected = predict_proba(m, x, None)
+    np.testing.assert_array_equal(predict_proba(m, distnn.tensor(x)), expected)
+    np.testing.assert_array_equal(predict_proba(m, x.tolist()), expected)
