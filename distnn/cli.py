@@ -372,6 +372,10 @@ def cmd_config_keys(args) -> int:
         # (model.* and data.* stand for the model's and the dataset's own options)
         known = [*TABLES, *SCHEMA]
         for name in args.tables:
+            owners = _option_owners(name) if name not in known else ""
+            if owners:  # a valid key, but a model's argument or a dataset's option: documented there
+                raise ValueError(f"'{name}' is no key of the config schema but {owners}; 'config-keys' lists "
+                                 "only the schema's keys (model.* and data.* stand for those options)")
             if name not in known:
                 raise ValueError(f"no config section or key '{name}'{suggest_key(name, known)}; sections: "
                                  + ", ".join(t for t in TABLES if "." not in t)
@@ -380,6 +384,27 @@ def cmd_config_keys(args) -> int:
                                                for t in args.tables)]
     print("\n".join(lines), flush=True)
     return 0
+
+
+def _option_owners(name: str) -> str:
+    """For ``model.X`` / ``data.X``: which models take argument X / which datasets take option X, in words
+    ("" if none), so that a valid key that the schema does not list is not reported as unknown."""
+    section, _, option = name.partition(".")
+    if section == "model" and option:
+        from distnn.models import registry
+        from distnn.train.config_checks import model_arguments
+
+        classes = {registry._MODELS[m].__name__: None for m in registry.available_models()
+                   if option in (model_arguments(m) or ())}  # (a model's aliases name one class)
+        return (f"an argument of {', '.join(f'distnn.models.{c}' for c in classes)} (its docstring says "
+                "what it does)") if classes else ""
+    if section == "data" and option:
+        from distnn.data.datasets import list_dataset_options, list_datasets
+
+        sets = [d for d, _ in list_datasets() if option in list_dataset_options(d)]
+        return (f"an option of dataset {', '.join(map(repr, sets))} ('python -m distnn datasets' lists them "
+                "with their defaults)") if sets else ""
+    return ""
 
 
 # ---------------------------------------------------------------- the driver

@@ -481,11 +481,11 @@ class Tensor(TensorMethods):
     def broadcast_to(self, shape):
         return S.BroadcastTo.apply(self, shape=tuple(shape))
 
-    def squeeze(self, axis=None):
-        return S.Squeeze.apply(self, axis=axis)
+    def squeeze(self, dim=None, *, axis=None):
+        return S.squeeze(self, dim, axis=axis)
 
-    def unsqueeze(self, axis):
-        return S.Unsqueeze.apply(self, axis=axis)
+    def unsqueeze(self, dim=None, *, axis=None):
+        return S.unsqueeze(self, dim, axis=axis)
 
     def flatten(self, start_dim=0, end_dim=-1):
         return S.flatten(self, start_dim, end_dim)

@@ -69,6 +69,35 @@ class TensorMethods:
         quotient = _const(self.data // unwrap(other))
         return self - quotient * other
 
+    def __rfloordiv__(self, other):
+        return _const(unwrap(other) // self.data)
+
+    def __rmod__(self, other):
+        """``other % self`` for a number ``other``: ``other - floor(other / self) * self``, as ``__mod__``."""
+        quotient = _const(unwrap(other) // self.data)
+        return other - quotient * self
+
+    # Python's unary operators and the bitwise ones PyTorch gives tensors (masks: ``(a > 0) & ~b``)
+    def __abs__(self):
+        return self.abs()
+
+    def __pos__(self):
+        return self
+
+    def __invert__(self):
+        return _const(~_bits(self, "~"))
+
+    def __and__(self, other):
+        return _const(_bits(self, "&") & _bits(other, "&"))
+
+    def __or__(self, other):
+        return _const(_bits(self, "|") | _bits(other, "|"))
+
+    def __xor__(self, other):
+        return _const(_bits(self, "^") ^ _bits(other, "^"))
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
     # ------------------------------------------------------------ in place
     def zero_(self):
         self[...] = 0
@@ -115,6 +144,17 @@ class TensorMethods:
     def gather(self, dim, index):
         # (a Tensor index stays one: its version is checked, as PyTorch's gather saves it)
         return _ops.shape.Gather.apply(self, index, dim=dim)
+
+
+def _bits(value, op: str):
+    """``value``'s array for a bitwise operator: bool or integer only (a float has no bits to combine; PyTorch
+    refuses it too), never one that needs a gradient."""
+    array = unwrap(value)
+    kind = getattr(array, "dtype", np.asarray(array).dtype).kind
+    if kind not in "biu":
+        raise TypeError(f"'{op}' needs bool or integer tensors (masks), got dtype "
+                        f"{getattr(array, 'dtype', np.asarray(array).dtype)}")
+    return array
 
 
 def _const(array):

@@ -40,6 +40,9 @@ class DistributedSampler:
         self.dataset_len = int(dataset) if isinstance(dataset, (int, np.integer)) else len(dataset)
         if self.dataset_len < 0:
             raise ValueError(f"dataset length must be >= 0, got {self.dataset_len}")
+        if isinstance(comm, (int, np.integer)):  # PyTorch's positional (dataset, num_replicas, rank)
+            raise TypeError(f"DistributedSampler's second argument is a communicator (comm), got the integer {comm}; "
+                            "give the number of ranks and the rank by keyword: num_replicas=..., rank=...")
         if num_replicas is None or rank is None:
             if comm is None:
                 from . import init

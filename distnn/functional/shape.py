@@ -278,23 +278,40 @@ def broadcast_to(a, shape):
 expand = broadcast_to
 
 
-def squeeze(a, axis=None):
-    return Squeeze.apply(a, axis=axis)
+def dim_or_axis(dim, axis):
+    """One axis from PyTorch's ``dim=`` and numpy's ``axis=`` spellings of it (not both)."""
+    if dim is not None and axis is not None:
+        raise TypeError("give dim (PyTorch) or axis (numpy), not both")
+    return axis if axis is not None else dim
 
 
-def unsqueeze(a, axis):
+def squeeze(a, dim=None, *, axis=None):
+    """Drop ``dim`` (or every axis) where it has size 1; an axis of another size is left alone, as in PyTorch."""
+    return Squeeze.apply(a, axis=dim_or_axis(dim, axis))
+
+
+def unsqueeze(a, dim=None, *, axis=None):
+    """A new axis of size 1 at ``dim``."""
+    axis = dim_or_axis(dim, axis)
+    if axis is None:
+        raise TypeError("unsqueeze() missing its dim")
     return Unsqueeze.apply(a, axis=axis)
 
 
-def concat(tensors, axis=0):
-    return Concat.apply(*torch_operands(*tensors), axis=axis)  # (PyTorch's result dtype: see torch_operands)
+def concat(tensors, dim=None, *, axis=None):
+    """Join ``tensors`` along an existing axis (``dim`` as ``torch.cat``, or ``axis`` as numpy; default 0)."""
+    axis = dim_or_axis(dim, axis)
+    # (PyTorch's result dtype: see torch_operands)
+    return Concat.apply(*torch_operands(*tensors), axis=0 if axis is None else axis)
 
 
 cat = concat
 
 
-def stack(tensors, axis=0):
-    return Stack.apply(*torch_operands(*tensors), axis=axis)
+def stack(tensors, dim=None, *, axis=None):
+    """Join ``tensors`` along a new axis (``dim`` as ``torch.stack``, or ``axis`` as numpy; default 0)."""
+    axis = dim_or_axis(dim, axis)
+    return Stack.apply(*torch_operands(*tensors), axis=0 if axis is None else axis)
 
 
 def split(a, split_size_or_sections, dim=0, *, axis=None):

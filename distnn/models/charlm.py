@@ -8,6 +8,7 @@ from distnn import random as drandom
 from distnn.autograd.grad_mode import no_grad
 from distnn.autograd.tensor import Tensor
 from distnn.backend import to_numpy
+from distnn.nn.module import evaluating
 from distnn.functional import activation as A
 
 from . import arguments as argspec
@@ -81,18 +82,13 @@ class CharLM(nn.Module):
         """Sample ``max_new_tokens`` continuations of ``ids`` (N, T); returns (N, T + max_new_tokens) ids."""
         gen = generator if generator is not None else drandom.default_generator()
         ids = np.asarray(to_numpy(ids.data if isinstance(ids, Tensor) else ids), dtype=np.int64)
-        was_training = self.training
-        self.eval()
-        try:
-            with no_grad():
-                for _ in range(int(max_new_tokens)):
-                    context = ids[:, -self.max_len:] if self.arch == "transformer" else ids
-                    logits = self(context)[:, -1]
-                    probs = to_numpy(A.softmax(logits * (1.0 / max(temperature, 1e-8)), axis=-1).data)
-                    probs = probs.astype(np.float64)
-                    probs /= probs.sum(axis=1, keepdims=True)
-                    nxt = np.array([gen.choice(self.vocab_size, p=p) for p in probs], dtype=np.int64)
-                    ids = np.concatenate([ids, nxt[:, None]], axis=1)
-        finally:
-            self.train(was_training)
+        with evaluating(self), no_grad():
+            for _ in range(int(max_new_tokens)):
+                context = ids[:, -self.max_len:] if self.arch == "transformer" else ids
+                logits = self(context)[:, -1]
+                probs = to_numpy(A.softmax(logits * (1.0 / max(temperature, 1e-8)), axis=-1).data)
+                probs = probs.astype(np.float64)
+                probs /= probs.sum(axis=1, keepdims=True)
+                nxt = np.array([gen.choice(self.vocab_size, p=p) for p in probs], dtype=np.int64)
+                ids = np.concatenate([ids, nxt[:, None]], axis=1)
         return ids

@@ -7,12 +7,29 @@ qualified name in the model (``layer1.0.conv2``) so errors can say where.
 """
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 
 import numpy as np
 
 from distnn.autograd.tensor import Tensor, reset_grad
 from distnn.backend import DEFAULT_DTYPE, get_array_module, is_device_name, to_device, to_numpy
+
+
+@contextlib.contextmanager
+def evaluating(module):
+    """``module`` in eval mode within the block; afterwards each submodule has its own mode back.
+
+    ``module.train(was_training)`` would not do: it sets every submodule, so a part the caller had put
+    in eval mode (frozen batch-norm statistics) would come back in training mode.
+    """
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in modes:
+            object.__setattr__(m, "training", training)  # (the flag itself: a train() override already ran)
 
 
 class Parameter(Tensor):

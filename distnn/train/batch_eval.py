@@ -16,6 +16,7 @@ import distnn.functional as F
 from distnn.backend import to_numpy
 from distnn.distributed.exact_sum import ExactSum
 from distnn.functional.loss import IGNORE_INDEX
+from distnn.nn.module import evaluating
 
 
 def eval_outputs(model, x, transform=None, batch_size: int = 512, xp=np, dtype=None):
@@ -24,21 +25,16 @@ def eval_outputs(model, x, transform=None, batch_size: int = 512, xp=np, dtype=N
     Each batch is transformed, cast to ``dtype`` when it is floating point
     (as in training) and moved to ``xp``'s device before the forward call.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with distnn.no_grad():
-            for s in range(0, len(x), batch_size):
-                xb = x[s:s + batch_size]
-                if transform is not None:
-                    xb = transform(xb, None)
-                if dtype is not None and xb.dtype.kind == "f" and xb.dtype != dtype:
-                    xb = xb.astype(dtype)
-                if xp is np and np.may_share_memory(xb, x):
-                    xb = xb.copy()  # a model may change its input in place (ReLU(inplace=True)): not the data
-                yield s, model(distnn.Tensor(xp.asarray(xb) if xp is not np else xb))
-    finally:
-        model.train(was_training)
+    with evaluating(model), distnn.no_grad():
+        for s in range(0, len(x), batch_size):
+            xb = x[s:s + batch_size]
+            if transform is not None:
+                xb = transform(xb, None)
+            if dtype is not None and xb.dtype.kind == "f" and xb.dtype != dtype:
+                xb = xb.astype(dtype)
+            if xp is np and np.may_share_memory(xb, x):
+                xb = xb.copy()  # a model may change its input in place (ReLU(inplace=True)): not the data
+            yield s, model(distnn.Tensor(xp.asarray(xb) if xp is not np else xb))
 
 
 def evaluate_arrays(model, x, y, valid, transform, batch_size, num_classes=0, xp=np, dtype=None) -> dict:

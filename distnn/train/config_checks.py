@@ -86,6 +86,28 @@ def _set_wins_over_unused(extra: dict, out: dict, overridden) -> dict:
     return extra
 
 
+def _none_by_set(extra: dict, out: dict, overridden) -> dict:
+    """``extra`` with ``--set model.KEY=none`` (or ``null``) read as None where the model's rule allows None.
+
+    TOML has no null, so --set cannot otherwise undo a file's value of an argument whose off-value is None
+    (MLP's ``norm = "layer"``), as ``none`` already unsets an optional schema key.
+    """
+    try:
+        from distnn.models.arguments import arguments_of
+    except ImportError:  # (as in check_model: the model zoo is optional here)
+        return extra
+    table = arguments_of(out["model"].get("name", ""))
+    if table is None:
+        return extra
+    extra = dict(extra)
+    for k, v in extra.items():
+        rule = table.rules.get(k)
+        if (f"model.{k}" in overridden and isinstance(v, str) and v.lower() in ("none", "null")
+                and rule is not None and rule.test(None) and not rule.test(v)):
+            extra[k] = None
+    return extra
+
+
 def drop_unused_in_old_record(raw: dict) -> None:
     """A run's config.toml written before ``[defaults]`` (and before the MLP refused ``hidden_sizes`` beside
     ``sizes``) may hold both: the file's ``hidden_sizes`` next to a --set ``sizes``. Its model was built from
@@ -122,6 +144,7 @@ def check_model(extra: dict, out: dict, problems: list, known=None, recorded=Non
     ``overridden``: the dotted keys --set gave."""
     known = list(SCHEMA) if known is None else known
     extra = _set_wins_over_unused(extra, out, overridden)
+    extra = _none_by_set(extra, out, overridden)
     for k in sorted(extra):
         if k in MODEL_RESERVED:
             problems.append(f"model.{k} is set by the trainer from the data; remove it from the config")

@@ -299,8 +299,11 @@ def evaluate_run(run_path, split=None, data=None, header=None, mc_samples=0, mc_
     return "\n".join(lines)
 
 
-def predict_proba(model, x, transform, batch_size=512, mc_samples=0, mc_seed=0) -> np.ndarray:
+def predict_proba(model, x, transform=None, batch_size=512, mc_samples=0, mc_seed=0) -> np.ndarray:
     """Class probabilities in eval mode: (N, C), or (N, T, C) for a model that predicts every position.
+
+    ``x``: the inputs (a numpy array, a Tensor or nested lists), samples along the first axis;
+    ``transform``: ``t(batch, rng)`` applied to each batch first (a run's standardization), or None.
 
     ``mc_samples`` N > 1: Monte Carlo dropout (:mod:`distnn.train.mc_dropout`): each batch's
     probability vectors averaged over N passes with dropout active and everything else (batch norm)
@@ -313,6 +316,7 @@ def predict_proba(model, x, transform, batch_size=512, mc_samples=0, mc_seed=0) 
     from .mc_dropout import mc_dropout
 
     model = mc_dropout(model, mc_samples, mc_seed)
+    x = to_numpy(x)  # (host batches, as the loaders give: a Tensor's slices have no numpy dtype or copy)
 
     params = list(model.parameters()) if hasattr(model, "parameters") else []
     dtype = params[0].data.dtype if params and params[0].data.dtype.kind == "f" else None
