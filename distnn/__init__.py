@@ -97,7 +97,16 @@ from .functional import (  # noqa: E402
     abs, cat, clip, concat, exp, log, matmul, maximum, minimum, pad, reshape, split, sqrt, stack, transpose, where,
 )
 from .functional.reduce import argmax, argmin, max, mean, min, norm, std, sum, var  # noqa: E402
-from .functional.activation import log_softmax, softmax  # noqa: E402
+from .functional.activation import log_softmax, relu, sigmoid, softmax, tanh  # noqa: E402
+from .functional.shape import flatten, squeeze, unsqueeze  # noqa: E402
+from .functional.reduce_more import amax, amin, cumsum, logsumexp, prod  # noqa: E402
+from .functional.sort import argsort, sort, topk  # noqa: E402
+from .functional.select import flip, index_select, narrow, roll  # noqa: E402
+from .functional.einsum import bmm, einsum  # noqa: E402
+from .functional.rounding import ceil, floor, round, sign, trunc  # noqa: E402
+from .autograd.tensor_methods import allclose, equal  # noqa: E402
+
+clamp = clip
 
 _LAZY_SUBMODULES = {"nn", "optim", "distributed", "data", "train", "models", "testing", "cli"}
 
@@ -115,4 +124,6 @@ __all__ = [
     "Tensor", "Function", "tensor", "zeros", "ones", "randn", "rand", "no_grad", "enable_grad", "manual_seed",
     "arange", "full", "zeros_like", "ones_like", "from_numpy", "argmax",
     "functional", "backend", "get_array_module", "to_numpy", "float32", "float64",
+    "cumsum", "prod", "logsumexp", "amax", "amin", "sort", "argsort", "topk", "index_select", "narrow", "flip",
+    "roll", "bmm", "einsum", "round", "floor", "ceil", "sign", "trunc", "allclose", "equal",
 ]

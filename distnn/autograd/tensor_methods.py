@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from distnn.backend import unwrap
+from distnn.backend import get_array_module, to_numpy, unwrap
 
 
 class TensorMethods:
@@ -144,6 +144,140 @@ class TensorMethods:
     def gather(self, dim, index):
         # (a Tensor index stays one: its version is checked, as PyTorch's gather saves it)
         return _ops.shape.Gather.apply(self, index, dim=dim)
+
+    def index_select(self, dim, index):
+        return _ops.select.index_select(self, dim, index)
+
+    def narrow(self, dim, start, length):
+        return _ops.select.narrow(self, dim, start, length)
+
+    def flip(self, *dims):
+        return _ops.select.flip(self, dims[0] if len(dims) == 1 else dims)
+
+    def roll(self, shifts, dims=None):
+        return _ops.select.roll(self, shifts, dims)
+
+    @property
+    def mT(self):  # noqa: N802 - PyTorch's name
+        """The last two dims swapped (a batch of matrices transposed)."""
+        if self.ndim < 2:
+            raise ValueError(f"mT needs a matrix or a batch of matrices, got a tensor of {self.ndim} dim(s)")
+        return self.transpose(-2, -1)
+
+    # ------------------------------------------------------------ more reductions, sorting
+    def cumsum(self, dim, *, dtype=None):
+        return _ops.reduce_more.cumsum(self, dim, dtype=dtype)
+
+    def prod(self, dim=None, keepdim=False, *, dtype=None):
+        return _ops.reduce_more.prod(self, dim, keepdim, dtype=dtype)
+
+    def logsumexp(self, dim, keepdim=False):
+        return _ops.reduce_more.logsumexp(self, dim, keepdim)
+
+    def amax(self, dim=(), keepdim=False):
+        return _ops.reduce_more.amax(self, dim, keepdim)
+
+    def amin(self, dim=(), keepdim=False):
+        return _ops.reduce_more.amin(self, dim, keepdim)
+
+    def sort(self, dim=-1, descending=False, stable=False):
+        return _ops.sort.sort(self, dim, descending, stable)
+
+    def argsort(self, dim=-1, descending=False, stable=False):
+        return _ops.sort.argsort(self, dim, descending, stable)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):  # noqa: A002
+        return _ops.sort.topk(self, k, dim, largest, sorted)
+
+    # ------------------------------------------------------------ products
+    def bmm(self, mat2):
+        return _ops.einsum.bmm(self, mat2)
+
+    # ------------------------------------------------------------ rounding (zero gradient, as PyTorch)
+    def round(self, decimals=0):
+        return _ops.rounding.round(self, decimals=decimals)
+
+    def floor(self):
+        return _ops.rounding.floor(self)
+
+    def ceil(self):
+        return _ops.rounding.ceil(self)
+
+    def trunc(self):
+        return _ops.rounding.trunc(self)
+
+    def sign(self):
+        return _ops.rounding.sign(self)
+
+    # ------------------------------------------------------------ comparisons as one bool
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
+        return allclose(self, other, rtol, atol, equal_nan)
+
+    def equal(self, other) -> bool:
+        return equal(self, other)
+
+    # ------------------------------------------------------------ new tensors like this one
+    def type_as(self, other):
+        """This tensor in ``other``'s dtype (in the graph for a float dtype; ``self`` when it has it already)."""
+        return self.to(other.dtype)
+
+    def new_tensor(self, data, dtype=None, requires_grad=False):
+        """A copy of ``data`` with this tensor's dtype (unless ``dtype``) and device, as PyTorch's."""
+        from .tensor import Tensor
+
+        xp = get_array_module(self.data)
+        raw = unwrap(data)
+        array = xp.array(to_numpy(raw) if xp is np else raw, dtype=dtype or self.data.dtype)
+        return Tensor(array, requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None, requires_grad=False):
+        return self._new(size, "zeros", None, dtype, requires_grad)
+
+    def new_ones(self, *size, dtype=None, requires_grad=False):
+        return self._new(size, "ones", None, dtype, requires_grad)
+
+    def new_empty(self, *size, dtype=None, requires_grad=False):
+        return self._new(size, "empty", None, dtype, requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, requires_grad=False):
+        return self._new((size,), "full", fill_value, dtype, requires_grad)
+
+    def _new(self, size, kind, fill_value, dtype, requires_grad):
+        from .tensor import Tensor
+
+        if len(size) == 1 and isinstance(size[0], (tuple, list)):
+            size = tuple(size[0])
+        size = tuple(int(s) for s in size)
+        xp = get_array_module(self.data)
+        dtype = self.data.dtype if dtype is None else np.dtype(dtype)
+        array = xp.full(size, fill_value, dtype=dtype) if kind == "full" else getattr(xp, kind)(size, dtype=dtype)
+        return Tensor(array, requires_grad=requires_grad)
+
+
+def _raw_array(x):
+    """``x``'s array (a Tensor's data, or ``x`` as an array)."""
+    a = unwrap(x)
+    return a if hasattr(a, "dtype") and hasattr(a, "shape") else np.asarray(a)
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:  # noqa: A002
+    """``torch.allclose``: ``|input - other| <= atol + rtol * |other|`` everywhere (broadcasting), as one bool."""
+    a, b = _raw_array(input), _raw_array(other)
+    xp = get_array_module(a)
+    if get_array_module(b) is not xp:
+        b = xp.asarray(to_numpy(b) if xp is np else b)
+    return bool(xp.allclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def equal(input, other) -> bool:  # noqa: A002
+    """``torch.equal``: the same shape and the same elements (NaN equals nothing), as one bool."""
+    a, b = _raw_array(input), _raw_array(other)
+    if tuple(a.shape) != tuple(b.shape):
+        return False
+    xp = get_array_module(a)
+    if get_array_module(b) is not xp:
+        b = xp.asarray(to_numpy(b) if xp is np else b)
+    return bool((a == b).all())
 
 
 def _bits(value, op: str):

@@ -4,7 +4,8 @@ from .activation import (
 )
 from .elementwise import abs, add, clip, div, exp, log, matmul, maximum, minimum, mul, neg, pow, sqrt, sub, where
 from .linear import linear
-from .embedding import embedding
+from .embedding import embedding, one_hot
+from .normalize import normalize
 from .conv import conv1d, conv2d
 from .norm import batch_norm, layer_norm
 from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_unpool2d

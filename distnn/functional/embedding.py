@@ -111,4 +111,27 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     return _embedding(input, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse, "embedding")
 
 
-__all__ = ["embedding"]
+__all__ = ["embedding", "one_hot"]
+
+
+def one_hot(tensor, num_classes=-1):
+    """``torch.nn.functional.one_hot``: class indices of any shape -> ``tensor.shape + (num_classes,)`` int64
+    zeros with a 1 at each index; ``num_classes=-1`` takes the largest index + 1. Any integer dtype is taken
+    (PyTorch's takes int64 only); anything else is a TypeError."""
+    xp = get_array_module(tensor.data if isinstance(tensor, Tensor) else tensor)
+    idx = xp.asarray(tensor.data if isinstance(tensor, Tensor) else tensor)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: the input must hold integer class indices, got dtype {idx.dtype}")
+    num_classes = int(num_classes)
+    if num_classes == -1:
+        if idx.size == 0:
+            raise ValueError("one_hot: cannot infer the number of classes from an empty tensor; pass num_classes")
+        num_classes = int(idx.max()) + 1
+    elif num_classes < 0:
+        raise ValueError(f"one_hot: num_classes must be -1 (inferred) or >= 0, got {num_classes}")
+    if idx.size and int(idx.min()) < 0:
+        raise ValueError(f"one_hot: class values must be non-negative, got {int(idx.min())}")
+    if idx.size and int(idx.max()) >= num_classes:
+        raise ValueError(f"one_hot: class values must be smaller than num_classes ({num_classes}), got "
+                         f"{int(idx.max())}")
+    return Tensor((idx[..., None] == xp.arange(num_classes)).astype(np.int64))

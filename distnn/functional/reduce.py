@@ -17,6 +17,8 @@ from collections import namedtuple
 from distnn.autograd.function import OUTPUT, Function
 from distnn.backend import get_array_module
 
+from ._dims import DimensionError
+
 
 def _axes(axis, ndim):
     """The axes to reduce, sorted and non-negative. A 0-d tensor takes dim 0 or -1 (as PyTorch), and has
@@ -28,7 +30,7 @@ def _axes(axis, ndim):
     out = []
     for a in axis:
         if not -builtins.max(ndim, 1) <= a < builtins.max(ndim, 1):
-            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+            raise DimensionError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
         if ndim:
             out.append(a % ndim)
     return tuple(sorted(out))

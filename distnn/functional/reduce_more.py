@@ -1,0 +1,153 @@
+"""More reductions, as PyTorch's: cumsum, prod, logsumexp, amax, amin.
+
+``dim`` is PyTorch's (an int, negative from the end; a tuple where PyTorch takes one), and an
+integer or bool tensor gives what PyTorch gives (``cumsum``/``prod``: int64; ``logsumexp``: float32).
+"""
+from __future__ import annotations
+
+from distnn.autograd.function import OUTPUT, Function
+from distnn.autograd.tensor import Tensor
+from distnn.backend import get_array_module
+
+from ._dims import wrap_dim
+from .reduce import Max, Min, _axes, _every_dim_if_empty
+
+
+def _data(a):
+    return a.data if isinstance(a, Tensor) else a
+
+
+def _with_dtype(a, dtype):
+    """``a`` cast to ``dtype`` first (PyTorch's ``dtype=`` argument), in the graph for a float tensor."""
+    if dtype is None:
+        return a
+    if isinstance(a, Tensor):
+        return a.astype(dtype)
+    return get_array_module(a).asarray(a).astype(dtype)
+
+
+class CumSum(Function):
+    """The running sum along ``dim``; the gradient is the running sum of the gradient from the other end."""
+
+    saves_tensors = False
+
+    def forward(self, a, dim):
+        xp = get_array_module(a)
+        self.dim = dim
+        if a.ndim == 0:
+            return a.copy()
+        return xp.cumsum(a, axis=dim, dtype=xp.int64 if a.dtype.kind in "biu" else None)
+
+    def backward(self, g):
+        if g.ndim == 0:
+            return (g,)
+        xp = get_array_module(g)
+        d = self.dim
+        return (xp.flip(xp.cumsum(xp.flip(g, d), axis=d), d),)
+
+
+def cumsum(input, dim, *, dtype=None):  # noqa: A002 - PyTorch's name
+    """``torch.cumsum``: running sums along ``dim`` (integers and bools sum in int64)."""
+    dim = wrap_dim(dim, _data(input).ndim, "cumsum")
+    return CumSum.apply(_with_dtype(input, dtype), dim=dim)
+
+
+class Prod(Function):
+    """The product over ``dim`` (or every element). The gradient of an element is the product of the
+    others, computed from prefix and suffix products, so zeros need no special case (one zero: only
+    it gets a gradient; two or more: none does, as in PyTorch)."""
+
+    reads = ((0, OUTPUT),)  # (PyTorch's prod_backward reads the input and the result)
+
+    def forward(self, a, dim=None, keepdim=False):
+        xp = get_array_module(a)
+        self.a, self.dim, self.keepdim = a, dim, keepdim
+        integer = xp.int64 if a.dtype.kind in "biu" else None
+        if dim is None:
+            return a.prod(dtype=integer)
+        return a.prod(axis=dim, keepdims=keepdim, dtype=integer)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        a, dim = self.a, self.dim
+        if dim is None:
+            flat = a.reshape(-1)
+            return (_others_product(xp, flat, 0).reshape(a.shape) * g,)
+        if a.ndim == 0:
+            return (xp.ones_like(a) * g,)
+        if not self.keepdim:
+            g = xp.expand_dims(g, dim)
+        return (_others_product(xp, a, dim) * g,)
+
+
+def _others_product(xp, a, axis):
+    """For each element, the product of the other elements along ``axis`` (exclusive prefix times suffix)."""
+    n = a.shape[axis]
+    if n == 0:
+        return xp.zeros_like(a)
+    head = tuple(slice(None) if k != axis else slice(0, n - 1) for k in range(a.ndim))
+    ones = xp.ones_like(a[tuple(slice(None) if k != axis else slice(0, 1) for k in range(a.ndim))])
+    prefix = xp.concatenate([ones, xp.cumprod(a, axis=axis)[head]], axis=axis)
+    reversed_a = xp.flip(a, axis)
+    suffix = xp.flip(xp.concatenate([ones, xp.cumprod(reversed_a, axis=axis)[head]], axis=axis), axis)
+    return prefix * suffix
+
+
+def prod(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
+    """``torch.prod``: the product of every element, or over ``dim`` (an int), keeping it with ``keepdim``."""
+    if dim is not None:
+        dim = wrap_dim(dim, _data(input).ndim, "prod")
+    return Prod.apply(_with_dtype(input, dtype), dim=dim, keepdim=keepdim)
+
+
+class LogSumExp(Function):
+    """``log(sum(exp(x)))`` over ``dim``, stable (the maximum subtracted first, 0 where it is infinite,
+    as PyTorch's); the gradient is ``exp(x - out)``, PyTorch's formula (NaN where every term is -inf)."""
+
+    reads = ((0, OUTPUT),)
+
+    def forward(self, a, dim, keepdim=False):
+        xp = get_array_module(a)
+        axes = _axes(dim, a.ndim)
+        if a.size:
+            m = a.max(axis=axes, keepdims=True)
+            m = xp.where(xp.isinf(m), 0, m)
+        else:
+            m = xp.zeros([1 if i in axes else s for i, s in enumerate(a.shape)], dtype=a.dtype)
+        with _quiet(xp):
+            out = xp.log(xp.exp(a - m).sum(axis=axes, keepdims=True)) + m
+        self.a, self.out, self.axes, self.keepdim = a, out, axes, keepdim
+        return out if keepdim else out.reshape([s for i, s in enumerate(a.shape) if i not in axes])
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        if not self.keepdim and self.a.ndim:
+            g = xp.expand_dims(g, self.axes)
+        with _quiet(xp):
+            return (g * xp.exp(self.a - self.out),)
+
+
+def _quiet(xp):
+    import contextlib
+
+    return xp.errstate(divide="ignore", invalid="ignore", over="ignore") if hasattr(xp, "errstate") else \
+        contextlib.nullcontext()
+
+
+def logsumexp(input, dim, keepdim=False):  # noqa: A002
+    """``torch.logsumexp``: ``log(sum(exp(input), dim))`` computed stably; ``dim`` an int or a tuple (required,
+    as in PyTorch). Integer input is computed in float32."""
+    from .elementwise import float_input
+
+    return LogSumExp.apply(float_input(input), dim=_every_dim_if_empty(dim), keepdim=keepdim)
+
+
+def amax(input, dim=(), keepdim=False):  # noqa: A002
+    """``torch.amax``: the maximum over ``dim`` (an int or a tuple; all dims by default). Tied maxima share
+    the gradient evenly, as PyTorch's (``max(x, dim)`` gives it to one of them)."""
+    return Max.apply(input, axis=_every_dim_if_empty(dim), keepdims=keepdim)
+
+
+def amin(input, dim=(), keepdim=False):  # noqa: A002
+    """``torch.amin``: the minimum over ``dim``; tied minima share the gradient evenly."""
+    return Min.apply(input, axis=_every_dim_if_empty(dim), keepdims=keepdim)

@@ -1,0 +1,80 @@
+"""Rounding and sign, as PyTorch's: round (half to even, ``decimals``), floor, ceil, trunc, sign.
+
+They are step functions: the gradient is zero everywhere (not None: a leaf gets a zero ``.grad``, as in
+PyTorch). An integer (or bool) tensor comes back unchanged, in its dtype (``sign`` of integers: -1, 0, 1).
+"""
+from __future__ import annotations
+
+from distnn.autograd.function import Function
+from distnn.backend import get_array_module
+
+
+class _Step(Function):
+    saves_tensors = False
+
+    def forward(self, a, **params):
+        if a.dtype.kind in "biu":
+            return self.integer(get_array_module(a), a)
+        return self.compute(get_array_module(a), a, **params)
+
+    @staticmethod
+    def integer(xp, a):
+        return a.copy()
+
+    def backward(self, g):
+        return (get_array_module(g).zeros_like(g),)
+
+
+class Round(_Step):
+    @staticmethod
+    def compute(xp, a, decimals=0):
+        return xp.round(a, decimals) if decimals else xp.rint(a)
+
+
+class Floor(_Step):
+    @staticmethod
+    def compute(xp, a):
+        return xp.floor(a)
+
+
+class Ceil(_Step):
+    @staticmethod
+    def compute(xp, a):
+        return xp.ceil(a)
+
+
+class Trunc(_Step):
+    @staticmethod
+    def compute(xp, a):
+        return xp.trunc(a)
+
+
+class Sign(_Step):
+    @staticmethod
+    def compute(xp, a):
+        return xp.sign(a)
+
+    @staticmethod
+    def integer(xp, a):
+        return a.copy() if a.dtype.kind == "b" else xp.sign(a)
+
+
+def round(input, *, decimals=0):  # noqa: A001,A002 - PyTorch's names
+    """``torch.round``: to the nearest integer, halves to even (or to ``decimals`` places)."""
+    return Round.apply(input, decimals=int(decimals))
+
+
+def floor(input):  # noqa: A002
+    return Floor.apply(input)
+
+
+def ceil(input):  # noqa: A002
+    return Ceil.apply(input)
+
+
+def trunc(input):  # noqa: A002
+    return Trunc.apply(input)
+
+
+def sign(input):  # noqa: A002
+    return Sign.apply(input)
