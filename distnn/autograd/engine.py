@@ -22,6 +22,11 @@ normalization layers) do, and the leaf adopts that array
 without a copy. Data parallelism points destinations at views of its flat
 communication buffers, so the gradient exchange needs no packing copy.
 
+Gradient hooks (``Tensor.register_hook``, PyTorch's): a non-leaf's run on the gradient of its node's
+output just before that node's backward (then ``retain_grad`` keeps a copy); a leaf's run on the
+sum of the pass's contributions, which wait for it, then the sum is added into ``.grad``, before its
+post-accumulate hooks. Either may replace the gradient. Leaves without them are untouched.
+
 Backward-begin hooks (:func:`register_backward_begin_hook`) see each pass's root
 and the leaves it will reach before any gradient flows, and may scale the root
 gradient (the "seed"): data parallelism pre-weights every gradient of the pass by
@@ -137,7 +142,7 @@ def _offer_destinations(node, parents):
     """Set ``node.grad_out`` to the destinations of parent leaves about to get their first gradient."""
     outs = None
     for i, p in enumerate(parents):
-        if isinstance(p, Tensor) and p.grad is None:
+        if isinstance(p, Tensor) and p.grad is None and not p._grad_hooks:  # (hooked: summed before it lands)
             d = p._grad_dest
             if (d is not None and type(d) is type(p.data) and d.dtype == p.data.dtype and d.shape == p.data.shape
                     and _count_identical(parents, p) == 1):  # (two inputs cannot share one output)
@@ -171,6 +176,39 @@ def _count_identical(items, x):
 def _fire_hooks(leaf):
     for hook in tuple(leaf._hooks):  # a copy: a hook may remove itself
         hook(leaf)
+
+
+def _run_grad_hooks(hooks, g):
+    """``Tensor.register_hook``'s hooks on gradient ``g``, in order; each may return a replacement."""
+    for hook in tuple(hooks):  # (a copy: a hook may remove itself)
+        out = hook(Tensor._make(g, None))
+        if out is not None:
+            new = out.data if isinstance(out, Tensor) else out
+            if get_array_module(new) is not get_array_module(g) or not hasattr(new, "shape"):
+                raise TypeError(f"a gradient hook returned {type(out).__name__}; expected None or a Tensor (or array) "
+                                "on the gradient's device")
+            if tuple(new.shape) != tuple(g.shape) or new.dtype != g.dtype:
+                raise RuntimeError(f"a gradient hook returned a gradient of shape {tuple(new.shape)} and dtype "
+                                   f"{new.dtype}; the hook must keep the shape {tuple(g.shape)} and dtype {g.dtype}")
+            g = new
+    return g
+
+
+def _run_output_hooks(hooks, g):
+    """A node's hooks on its output's gradient (non-leaf ``register_hook``), then ``retain_grad``'s copy."""
+    if hooks.hooks:
+        g = _run_grad_hooks(hooks.hooks, g)
+    ref = hooks.retained
+    t = ref() if ref is not None else None
+    if t is not None:
+        t.grad = g.copy() if t.grad is None else t.grad + g  # (a new array each time: never the graph's)
+    return g
+
+
+def _finish_hooked_leaf(leaf, g) -> None:
+    """A leaf with ``register_hook`` hooks: its gradient of this pass (all uses summed) through them, then added."""
+    if g is not None and leaf.requires_grad:
+        _accumulate_leaf(leaf, _run_grad_hooks(leaf._grad_hooks, g), owned=False)
 
 
 # Callbacks queued (from hooks) during the backward pass running in this thread; a stack
@@ -307,7 +345,10 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
             factor = _seed_factor(root, {root: 1})
             if factor is not None and factor != 1:
                 grad *= factor  # ours (a fresh array)
-        _accumulate_leaf(root, grad, owned=True)
+        if root._grad_hooks:
+            _finish_hooked_leaf(root, grad)
+        else:
+            _accumulate_leaf(root, grad, owned=True)
         if root._hooks:
             _fire_hooks(root)
         return
@@ -346,10 +387,14 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
         if factor is not None and factor != 1:
             grad *= factor  # ours: ones_like or the caller's gradient copied above
     with_dests = False
+    hooked = pending = None  # leaves with register_hook hooks: their gradients wait in ``pending`` until final
     for p in leaf_deps:
         if p._grad_dest is not None:
             with_dests = True
-            break
+        if p._grad_hooks:
+            if hooked is None:
+                hooked, pending = set(), {}
+            hooked.add(p)
 
     # Pass 2: run each node once all its consumers have delivered (Kahn's
     # algorithm, LIFO so memory is released depth-first). Gradients are dropped
@@ -361,6 +406,8 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
     while ready:
         n = pop()
         g = grads.pop(n, None)
+        if g is not None and n.grad_hooks is not None:
+            g = _run_output_hooks(n.grad_hooks, g)
         parents = n.parents
         if g is None:  # nothing flowed here (all consumers returned None)
             in_grads = (None,) * len(parents)
@@ -393,7 +440,11 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
                 except RuntimeError as e:
                     raise RuntimeError(f"{type(n).__name__}.backward: {e}") from None
             if isinstance(p, Tensor):
-                if pg is not None and p.requires_grad:  # (requires_grad_(False) since the graph was built)
+                if hooked is not None and p in hooked:  # summed first: the hooks see the pass's whole gradient
+                    if pg is not None:
+                        prev = pending.get(p)
+                        pending[p] = pg if prev is None else prev + pg
+                elif pg is not None and p.requires_grad:  # (requires_grad_(False) since the graph was built)
                     # The leaf may keep (and later add into) pg only if nothing else holds it.
                     if raw is not pg:  # reduced by sum_to_shape: a new array (or a view _sole_view vets)
                         owned = True
@@ -402,8 +453,11 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
                     _accumulate_leaf(p, pg, owned)
                 left = leaf_deps[p] - 1
                 leaf_deps[p] = left
-                if left == 0 and p._hooks:
-                    _fire_hooks(p)  # this leaf's gradient is final for this backward
+                if left == 0:
+                    if hooked is not None and p in hooked:
+                        _finish_hooked_leaf(p, pending.pop(p, None))
+                    if p._hooks:
+                        _fire_hooks(p)  # this leaf's gradient is final for this backward
             else:
                 if pg is not None:
                     prev = grads.get(p)

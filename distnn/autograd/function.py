@@ -75,6 +75,9 @@ class Function:
     # (input position or -1 for the output, its version counter, the version then) for every Tensor
     # backward reads; the engine checks them before backward (see the module docstring)
     saved_versions: list | tuple = ()
+    # hooks on the output tensor's gradient (Tensor.register_hook / retain_grad on a non-leaf): a
+    # tensor.OutputHooks the engine runs before this node's backward; None when there are none
+    grad_hooks = None
     # per input: the positions (inputs, OUTPUT) its gradient reads; None: ``saves_tensors`` decides
     reads: tuple | None = None
     # which recorded arrays backward reads: True (inputs and output, the safe default), "inputs",

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from distnn.backend import get_array_module
 
-from .tensor import Tensor, _refuse_recorded_leaf
+from .tensor import Tensor, _output_hooks, _refuse_recorded_leaf
 from .versions import _counter, _index_views_of, _note_index_versions, _shared_with_another, _view_chain
 
 
@@ -104,7 +104,12 @@ def _adopt(t: Tensor, node) -> None:
     """``t``, whose memory was just written, takes ``node``; its bases and the indexing views of its root follow."""
     from distnn.functional.shape import CopySlices, GetItem
 
+    old = t._node
     t._node, t.requires_grad = node, True
+    retained = old.grad_hooks.retained if old is not None and old.grad_hooks is not None else None
+    if retained is not None and retained() is t:  # retain_grad() follows the tensor to its new value (PyTorch)
+        old.grad_hooks.retained = None
+        _output_hooks(node).retained = retained
     written = t
     for _, base, index in _view_chain(t):
         base._node, base.requires_grad = CopySlices.apply(base, written, index=index)._node, True

@@ -1,6 +1,8 @@
 """``Tensor``: an xp array with an optional gradient and a link to the op that made it."""
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from distnn.backend import DEFAULT_DTYPE, get_array_module, is_device_name, to_numpy
@@ -46,6 +48,7 @@ class Tensor(TensorMethods):
     # zero_grad(set_to_none=False) zeroed .grad in place: the array is the same, its gradient is gone
     # (DataParallel.finish_gradient_synchronization tells a reset from an installed gradient by it)
     _grad_zeroed = False
+    _grad_hooks = None  # leaves only: register_hook's hooks, called with the gradient before it is accumulated
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         self.data = _as_array(data, dtype)
@@ -126,6 +129,45 @@ class Tensor(TensorMethods):
             self._hooks = []
         self._hooks.append(hook)
         return _HookHandle(self._hooks, hook)
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` with this tensor's gradient during each backward, as PyTorch's: it may return
+        a replacement (a Tensor or array of the same shape and dtype) that is used instead. Returns a handle
+        with ``remove()``.
+
+        On a leaf the hook sees the whole gradient of the pass (every use summed) before it is added into
+        ``.grad``, and before the post-accumulate-grad hooks run; on a non-leaf, the gradient with respect to
+        this tensor before it flows into the op that made it. Hooks run in registration order; the
+        gradient they get must not be changed in place (return a new one).
+        """
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that does not require gradient")
+        if not callable(hook):
+            raise TypeError(f"register_hook: the hook must be callable, got {type(hook).__name__}")
+        node = self._node
+        if node is None:
+            hooks = self.__dict__.get("_grad_hooks")
+            if hooks is None:
+                hooks = self.__dict__["_grad_hooks"] = []
+        else:
+            hooks = _output_hooks(node).hooks
+        hooks.append(hook)
+        return _HookHandle(hooks, hook)
+
+    def retain_grad(self) -> None:
+        """Keep this non-leaf tensor's gradient in ``.grad`` at backward (accumulated over passes, as a leaf's);
+        on a leaf it does nothing (a leaf keeps it anyway). Runs after the tensor's other hooks."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot retain_grad() on a tensor that does not require gradient")
+        if self._node is not None:
+            _output_hooks(self._node).retained = weakref.ref(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        """Whether :meth:`retain_grad` was called on this non-leaf tensor."""
+        node = self._node
+        ref = node.grad_hooks.retained if node is not None and node.grad_hooks is not None else None
+        return ref is not None and ref() is self
 
     def detach(self) -> "Tensor":
         """A new leaf sharing this tensor's data (and its version counter), cut from the graph."""
@@ -516,6 +558,24 @@ def reset_grad(t: Tensor, set_to_none: bool = True) -> None:
     else:
         t.grad[...] = 0
         t._grad_zeroed = True
+
+
+class OutputHooks:
+    """A graph node's hooks on its output tensor's gradient (``Tensor.register_hook`` on a non-leaf, and
+    ``retain_grad``), run by the engine before the node's backward. ``retained``: a weak reference to the
+    tensor that keeps its gradient, or None."""
+
+    __slots__ = ("hooks", "retained")
+
+    def __init__(self):
+        self.hooks, self.retained = [], None
+
+
+def _output_hooks(node) -> OutputHooks:
+    hooks = node.grad_hooks
+    if hooks is None:
+        hooks = node.grad_hooks = OutputHooks()
+    return hooks
 
 
 class _HookHandle:
