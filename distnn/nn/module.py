@@ -15,6 +15,8 @@ import numpy as np
 from distnn.autograd.tensor import Tensor, reset_grad
 from distnn.backend import DEFAULT_DTYPE, get_array_module, is_device_name, to_device, to_numpy
 
+from .module_hooks import ForwardHooks, RemovableHandle  # noqa: F401  (RemovableHandle: PyTorch's name, here too)
+
 
 @contextlib.contextmanager
 def evaluating(module):
@@ -58,7 +60,7 @@ def _some(keys: list, n: int = _SHOWN_KEYS) -> str:
     return repr(keys) if len(keys) <= n else f"{keys[:n]} ... and {len(keys) - n} more"
 
 
-class Module:
+class Module(ForwardHooks):
     """Base class of every layer and model. Subclasses define ``forward``."""
 
     #: state_dict keys of this module that load_state_dict does not require (the current value stays)
@@ -173,6 +175,22 @@ class Module:
             children = [(f"{name}.{n}" if name else n, c) for n, c in m._modules.items() if c is not None]
             stack.extend(reversed(children))
 
+    def get_submodule(self, target: str) -> "Module":
+        """The submodule at the dotted path ``target`` (``"layer1.0.conv2"``; ``""`` is this module), as PyTorch's."""
+        if target == "":
+            return self
+        m = self
+        walked = []
+        for item in target.split("."):
+            if not isinstance(m, Module) or item not in m._modules or m._modules[item] is None:
+                where = type(m).__name__ + (f" (at '{'.'.join(walked)}')" if walked else "")
+                if isinstance(m, Module) and (hasattr(m, item) and item not in m._modules):
+                    raise AttributeError(f"get_submodule('{target}'): '{item}' of {where} is not an nn.Module")
+                raise AttributeError(f"get_submodule('{target}'): {where} has no submodule '{item}'")
+            m = m._modules[item]
+            walked.append(item)
+        return m
+
     def modules(self):
         for _, m in self.named_modules():
             yield m
@@ -264,6 +282,14 @@ class Module:
                     t.grad = t.grad.astype(dtype)
         return self
 
+    def float(self):
+        """Cast floating parameters and buffers (and their gradients) to float32, in place."""
+        return self.to(np.float32)
+
+    def double(self):
+        """Cast floating parameters and buffers (and their gradients) to float64, in place."""
+        return self.to(np.float64)
+
     def cuda(self):
         return self.to("cuda")
 
@@ -271,13 +297,16 @@ class Module:
         return self.to("cpu")
 
     # ----------------------------------------------------------- state dict
-    def state_dict(self, *, copy: bool = True) -> "OrderedDict[str, np.ndarray]":
+    def state_dict(self, *, copy: bool = True, keep_vars: bool = False) -> "OrderedDict[str, np.ndarray]":
         """Parameters and persistent buffers as name -> numpy array (copies).
 
         ``copy=False`` gives the host arrays themselves (on a GPU: their host
         copies), valid until training changes them: for a caller that copies
         them at once, as a checkpoint's serializer does into its reused buffers.
+        ``keep_vars=True`` (PyTorch's) gives the tensors themselves (the Parameters and buffers).
         """
+        if keep_vars:
+            return self._state_tensors()
         if not copy:
             return OrderedDict((name, to_numpy(t.data)) for name, t in self._state_tensors().items())
         return OrderedDict((name, to_numpy(t.data).copy()) for name, t in self._state_tensors().items())
@@ -349,7 +378,10 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        d = self.__dict__
+        if not d.get("_forward_pre_hooks") and not d.get("_forward_hooks"):
+            return self.forward(*args, **kwargs)
+        return self._call_with_hooks(args, kwargs)
 
     def extra_repr(self) -> str:
         return ""
