@@ -15,7 +15,7 @@ import numpy as np
 from distnn.autograd.tensor import Tensor, reset_grad
 from distnn.backend import DEFAULT_DTYPE, get_array_module, is_device_name, to_device, to_numpy
 
-from .module_hooks import ForwardHooks, RemovableHandle  # noqa: F401  (RemovableHandle: PyTorch's name, here too)
+from .module_hooks import ForwardHooks, RemovableHandle  # noqa: F401  (RemovableHandle: importable from here)
 
 
 @contextlib.contextmanager
