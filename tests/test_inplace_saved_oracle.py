@@ -182,3 +182,90 @@ def test_a_change_after_an_in_place_activation_backpropagates_rightly_where_pyto
     g = getattr(torch.nn.functional, name)(ref * 1.0) + 1.0
     (g * g * torch.tensor(w)).sum().backward()
     np.testing.assert_allclose(leaf.grad, ref.grad.numpy(), rtol=1e-12)
+
+
+def _refused_or_grad(lib, build):
+    """``build(lib, tensor)`` returns (leaf, loss); the leaf's gradient, or None when backward refuses."""
+    tensor = lib.tensor
+    leaf, loss = build(lib, tensor)
+    try:
+        loss.backward()
+    except RuntimeError as e:
+        assert "modified by an inplace" in str(e) or "changed in place" in str(e), e
+        return None
+    return np.array(leaf.grad.numpy() if lib is not dn else leaf.grad)
+
+
+def _same_as_pytorch(torch, build):
+    ref, ours = _refused_or_grad(torch, build), _refused_or_grad(dn, build)
+    assert (ours is None) == (ref is None), f"PyTorch {'refuses' if ref is None else 'backpropagates'}, distnn " \
+                                            f"{'refuses' if ours is None else 'backpropagates'}"
+    if ref is not None:
+        np.testing.assert_allclose(ours, ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "cross_entropy_weight", "cross_entropy_smooth", "nll_loss",
+                                  "bce_weight", "bce_logits_pos_weight", "embedding"])
+def test_a_loss_target_weight_or_index_tensor_changed_in_place_is_refused_as_in_pytorch(torch, loss):
+    # the losses took the target and class weights (embedding its indices) as bare arrays: a change in place
+    # before backward gave a silently wrong gradient (cross_entropy's went to the new class), PyTorch refuses
+    def build(lib, tensor):
+        Fl = lib.nn.functional if lib is torch else F
+        x = tensor(np.arange(12.0).reshape(3, 4) / 7, requires_grad=True)
+        labels, w = tensor(np.array([0, 3, 1])), tensor(np.array([1.0, 2.0, 0.5, 1.5]))
+        p = tensor(np.full((3, 4), 0.3))
+        out, changed = {
+            "cross_entropy": lambda: (Fl.cross_entropy(x, labels), labels),
+            "cross_entropy_weight": lambda: (Fl.cross_entropy(x, labels, weight=w), w),
+            "cross_entropy_smooth": lambda: (Fl.cross_entropy(x, labels, weight=w, label_smoothing=0.2), w),
+            "nll_loss": lambda: (Fl.nll_loss(x, labels), labels),
+            "bce_weight": lambda: (Fl.binary_cross_entropy(x.sigmoid(), p, weight=w), w),
+            "bce_logits_pos_weight": lambda: (Fl.binary_cross_entropy_with_logits(x, p, pos_weight=w), w),
+            "embedding": lambda: ((Fl.embedding(labels % 3, x) * tensor(np.ones((3, 4)))).sum(), None),
+        }[loss]()
+        if changed is None:  # embedding: the indices themselves
+            idx = tensor(np.array([0, 2, 1]))
+            out, changed = (Fl.embedding(idx, x) * tensor(np.arange(12.0).reshape(3, 4))).sum(), idx
+        with torch.no_grad() if lib is torch else dn.no_grad():
+            changed[0] = 2 if changed is labels or loss == "embedding" else 3.0
+        return x, out
+
+    _same_as_pytorch(torch, build)
+
+
+def test_max_along_a_dim_backpropagates_after_a_change_of_its_input_as_in_pytorch(torch):
+    # max(x, dim)'s values were a Gather that checked x (PyTorch's max.dim saves only its indices)
+    def build(lib, tensor):
+        leaf = tensor(np.array([[1.0, 5.0, 2.0], [7.0, 3.0, 4.0]]), requires_grad=True)
+        x = leaf * 2.0
+        values = x.max(1)[0]
+        with (torch.no_grad() if lib is torch else dn.no_grad()):
+            x += 1.0
+        return leaf, (values * tensor(np.array([3.0, 5.0]))).sum()
+
+    _same_as_pytorch(torch, build)
+
+
+@pytest.mark.parametrize("op", ["amax", "max_all"])
+def test_amax_output_changed_in_place_while_recording_is_refused_as_in_pytorch(torch, op):
+    # amax and max() save their result in PyTorch; distnn's node dropped its output check (it keeps a mask)
+    def build(lib, tensor):
+        leaf = tensor(np.array([[1.0, 5.0, 2.0], [7.0, 3.0, 4.0]]), requires_grad=True)
+        out = leaf.amax(1) if op == "amax" else leaf.max()
+        out *= 2.0
+        return leaf, out.sum()
+
+    _same_as_pytorch(torch, build)
+
+
+def test_a_zero_d_result_of_relu_changed_in_place_is_refused_as_in_pytorch(torch):
+    # a 0-d result is a numpy scalar, not an array: the in-place relu_ node's output check stayed on the
+    # temporary result and a later change of the tensor backpropagated
+    def build(lib, tensor):
+        leaf = tensor(np.array([1.0, 2.0, -0.5]), requires_grad=True)
+        s = leaf.sum()
+        (lib.nn.functional if lib is torch else F).relu(s, inplace=True)
+        s *= 0.0
+        return leaf, s * 2.0
+
+    _same_as_pytorch(torch, build)

@@ -176,5 +176,7 @@ def _share_saved_result(node, fresh, data, vc: list) -> None:
         if a is fresh:
             node.__dict__[name] = data
             swapped = True
-    if swapped:
+    # (a node declaring what it reads, as PyTorch's, that reads its result: that result is now the tensor's
+    # memory, also when its saved copy was no array to swap, e.g. a 0-d result kept as a numpy scalar)
+    if swapped or (node.reads is not None and any(e[0] == -1 for e in node.saved_versions)):
         node.saved_versions = [e for e in node.saved_versions if e[0] != -1] + [(-1, vc, vc[0])]

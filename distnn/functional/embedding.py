@@ -22,9 +22,10 @@ class EmbeddingLookup(Function):
     each gradient row is divided by the number of times its index occurs in ``indices``.
     """
 
-    # Backward reads only the indices (a constant), never the weight, as PyTorch's: a weight renormalized
-    # in place (max_norm) by a later lookup still lets an earlier one backward.
-    saves_tensors = False
+    # Backward reads only the indices, never the weight, as PyTorch's: a weight renormalized in place
+    # (max_norm) by a later lookup still lets an earlier one backward; a Tensor of indices changed in place
+    # before backward is refused (the gradient would go to the new rows).
+    reads = ((1,), ())
 
     def forward(self, weight, indices, padding_idx=None, scale_grad_by_freq=False):
         self.indices, self.num, self.padding_idx = indices, weight.shape[0], padding_idx
@@ -96,6 +97,8 @@ def _embedding(input, weight, padding_idx, max_norm, norm_type, scale_grad_by_fr
         padding_idx %= num
     if max_norm is not None:  # on the raw array: nothing is recorded, as under PyTorch's no_grad
         _renorm_(weight, idx, max_norm, norm_type)
+    if isinstance(input, Tensor) and input.data is idx:  # (the caller's memory: kept a Tensor, version-checked)
+        idx = input
     return EmbeddingLookup.apply(weight, idx, padding_idx=padding_idx, scale_grad_by_freq=scale_grad_by_freq)
 
 

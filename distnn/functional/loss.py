@@ -27,6 +27,16 @@ def _const(input, x):
     return x if xp is np or get_array_module(x) is xp else xp.asarray(x)
 
 
+def _saved(input, x):
+    """A constant a fused loss's backward reads (target, class weights): a Tensor on ``input``'s device that
+    needs no gradient stays one, so that its version is checked at backward, as PyTorch's saved target and
+    weight are (an in-place change of it between forward and backward would give a wrong gradient); else
+    :func:`_const`."""
+    if isinstance(x, Tensor) and not x.requires_grad and get_array_module(x.data) is get_array_module(_raw(input)):
+        return x
+    return _const(input, x)
+
+
 def _check_reduction(name, reduction):
     """A ValueError naming the loss ``name`` unless ``reduction`` is 'mean', 'sum' or 'none'."""
     if reduction not in ("mean", "sum", "none"):
@@ -252,14 +262,14 @@ def cross_entropy(input, target, weight=None, ignore_index=IGNORE_INDEX, reducti
     one-hot target with the uniform distribution: (1 - eps) * onehot + eps / C.
     """
     return _CrossEntropy.apply(
-        input, _const(input, target), _const(input, weight),
+        input, _saved(input, target), _saved(input, weight),
         ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
     )
 
 
 def nll_loss(input, target, weight=None, ignore_index=IGNORE_INDEX, reduction="mean"):
     """Negative log-likelihood of log-probabilities ``input`` at integer ``target``."""
-    return _NLLLoss.apply(input, _const(input, target), _const(input, weight), ignore_index=ignore_index,
+    return _NLLLoss.apply(input, _saved(input, target), _saved(input, weight), ignore_index=ignore_index,
                           reduction=reduction)
 
 
@@ -311,7 +321,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
     """Binary cross-entropy on logits, stable for large |logit| (never forms log(sigmoid))."""
     if not isinstance(target, Tensor):
         target = get_array_module(_raw(input)).asarray(target)
-    return _BCEWithLogits.apply(input, target, _const(input, weight), _const(input, pos_weight), reduction=reduction)
+    return _BCEWithLogits.apply(input, target, _saved(input, weight), _saved(input, pos_weight), reduction=reduction)
 
 
 class _BCE(Function):
@@ -367,7 +377,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     """Binary cross-entropy of probabilities ``input`` in [0, 1] against ``target`` (same shape)."""
     if not isinstance(target, Tensor):
         target = get_array_module(_raw(input)).asarray(target)
-    return _BCE.apply(input, target, _const(input, weight), reduction=reduction)
+    return _BCE.apply(input, target, _saved(input, weight), reduction=reduction)
 
 
 def _warn_if_shapes_differ(name, input, target):

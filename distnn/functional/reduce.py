@@ -76,6 +76,8 @@ class Mean(Function):
 class _Extremum(Function):
     """max/min over axes; the gradient is shared evenly among tied extrema."""
 
+    reads = ((0, OUTPUT),)  # (its own mask; the input and the result are what PyTorch's amax/max() save)
+
     def forward(self, a, axis=None, keepdims=False):
         if a.size == 0:
             raise ValueError(f"{type(self).__name__.lower()} of an empty tensor of shape {a.shape}")
@@ -174,7 +176,7 @@ def _extremum(cls, result, arg, a, dim, keepdim, axis, keepdims):
         return cls.apply(a, axis=axis, keepdims=keepdims)  # (ties share the gradient, as PyTorch's amax)
     from distnn.autograd.tensor import Tensor
 
-    from .shape import Gather, Squeeze
+    from .shape import GatherByOwnIndex, Squeeze
 
     data = a.data if isinstance(a, Tensor) else a
     if data.size == 0:
@@ -184,7 +186,7 @@ def _extremum(cls, result, arg, a, dim, keepdim, axis, keepdims):
         return result(cls.apply(a, axis=None, keepdims=False), Tensor(get_array_module(data).zeros((), dtype="int64")))
     # the first extremum (a NaN counts as one), and the gradient goes to it alone, as PyTorch's max(dim)
     indices = _arg(data, arg, axis, True)
-    values = Gather.apply(a, indices, dim=axis)
+    values = GatherByOwnIndex.apply(a, indices, dim=axis)
     if not keepdims:
         values, indices = Squeeze.apply(values, axis=axis), indices.squeeze(axis)
     return result(values, Tensor(indices))

@@ -435,3 +435,10 @@ class Gather(Function):
 
             cupyx.scatter_add(out, tuple(grid), g)
         return out, None
+
+
+class GatherByOwnIndex(Gather):
+    """A gather by indices the op computed itself (``max(x, dim)``'s values): its backward reads only them,
+    as PyTorch's ``max.dim`` saves only its indices, so an in-place change of ``x`` afterwards backpropagates."""
+
+    reads = ((), ())
