@@ -327,3 +327,35 @@ def test_state_dict_keep_vars():
     assert list(kept) == list(plain)
     assert kept["0.weight"] is model[0].weight and kept["1.running_mean"] is model[1].running_mean
     assert all(isinstance(v, np.ndarray) for v in plain.values())
+
+
+@pytest.mark.parametrize("case", ["base_through_view", "base_retained_twice", "view_through_base"])
+def test_retain_grad_follows_a_change_through_a_view_or_base_as_in_pytorch(torch, case):
+    # retain_grad() stayed on the old node when the tensor changed through a view (or a view through its base):
+    # the retained gradient was the old value's ([2, 4, 3, 4] for y[:2] *= 2), counted twice after a second
+    # retain_grad(), or lost (None) for the view
+    def run(lib):
+        tensor = lib.tensor
+        x = tensor(np.arange(4.0), requires_grad=True)
+        y = x * 1
+        if case == "view_through_base":
+            kept = y[1:3]
+            kept.retain_grad()
+            y *= 2
+            (kept * tensor(np.array([5.0, 7.0]))).sum().backward()
+        else:
+            y.retain_grad()
+            u = y[0:2]
+            u *= 2
+            if case == "base_retained_twice":
+                y.retain_grad()
+            kept = y
+            (y * tensor(np.array([1.0, 2.0, 3.0, 4.0]))).sum().backward()
+        grad = kept.grad
+        return None if grad is None else np.array(grad.numpy() if lib is torch else grad), np.array(
+            x.grad.numpy() if lib is torch else x.grad)
+
+    (rg, rx), (og, ox) = run(torch), run(distnn)
+    assert og is not None
+    np.testing.assert_allclose(og, rg)
+    np.testing.assert_allclose(ox, rx)

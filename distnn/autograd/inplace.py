@@ -104,19 +104,26 @@ def _adopt(t: Tensor, node) -> None:
     """``t``, whose memory was just written, takes ``node``; its bases and the indexing views of its root follow."""
     from distnn.functional.shape import CopySlices, GetItem
 
-    old = t._node
-    t._node, t.requires_grad = node, True
-    retained = old.grad_hooks.retained if old is not None and old.grad_hooks is not None else None
-    if retained is not None and retained() is t:  # retain_grad() follows the tensor to its new value (PyTorch)
-        old.grad_hooks.retained = None
-        _output_hooks(node).retained = retained
+    _take_node(t, node)
     written = t
     for _, base, index in _view_chain(t):
-        base._node, base.requires_grad = CopySlices.apply(base, written, index=index)._node, True
+        _take_node(base, CopySlices.apply(base, written, index=index)._node)
         written = base
     for view in _index_views_of(written):  # (shallowest first: each base has its new node before its views)
         base, index = view.__dict__["_view_of"]
-        view._node, view.requires_grad = GetItem.apply(base, index=index)._node, True
+        _take_node(view, GetItem.apply(base, index=index)._node)
+
+
+def _take_node(t: Tensor, node) -> None:
+    """``t`` (written, or a base or view of the memory written) takes ``node``; its ``retain_grad()`` follows it
+    to its new value, as PyTorch moves it (left on the old node it would keep the gradient of the old value,
+    and a second ``retain_grad()`` would count the gradient twice)."""
+    old = t._node
+    t._node, t.requires_grad = node, True
+    retained = old.grad_hooks.retained if old is not None and old.grad_hooks is not None else None
+    if retained is not None and retained() is t:
+        old.grad_hooks.retained = None
+        _output_hooks(node).retained = retained
 
 
 def _arrays(node, xp):
