@@ -383,3 +383,15 @@ def test_check_grad_would_catch_a_wrong_backward():
 
     with pytest.raises(AssertionError, match="gradient check failed"):
         check_grad(lambda x: Wrong.apply(x, dim=1), rand(3, 4))
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_of_an_empty_tensor_is_empty_as_in_pytorch(name):
+    # the max taken for stability had no identity: ValueError (found by tests/test_autograd_fuzz.py)
+    import distnn.functional as DF
+
+    x = distnn.tensor(np.zeros((0, 3)), requires_grad=True)
+    out = getattr(DF, name)(x, dim=0)
+    assert out.shape == (0, 3)
+    out.sum().backward()
+    assert x.grad.shape == (0, 3)

@@ -171,6 +171,9 @@ class Softmax(Function):
 
     def forward(self, x, axis=-1):
         xp = get_array_module(x)
+        if x.size == 0:  # (an empty tensor: empty, as PyTorch's; max would have no identity)
+            self.out, self.axis = x.copy(), axis
+            return self.out
         e = xp.exp(x - x.max(axis=axis, keepdims=True))
         e /= e.sum(axis=axis, keepdims=True)
         self.out, self.axis = e, axis
@@ -186,6 +189,9 @@ class LogSoftmax(Function):
 
     def forward(self, x, axis=-1):
         xp = get_array_module(x)
+        if x.size == 0:  # (an empty tensor: empty, as PyTorch's)
+            self.out, self.axis = x.copy(), axis
+            return self.out
         shifted = x - x.max(axis=axis, keepdims=True)
         out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
         self.out, self.axis = out, axis
