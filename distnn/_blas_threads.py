@@ -53,6 +53,19 @@ def set_loaded_blas_threads(n: int) -> int:
     """Give every loaded BLAS library ``n`` threads; returns how many libraries now report ``n``.
     A library this cannot set is logged at debug level and left alone."""
     capped = 0
+    for path, set_threads, get_threads in loaded_blas_thread_controls():
+        set_threads(n)
+        if get_threads() == n:
+            capped += 1
+        else:
+            log.debug("%s: set %d BLAS threads, it reports %d", path, n, get_threads())
+    return capped
+
+
+def loaded_blas_thread_controls() -> list:
+    """``(path, set_num_threads, get_num_threads)`` of each loaded BLAS library this can set; one it
+    cannot is left out, with a debug log."""
+    controls = []
     libraries = loaded_blas_libraries()
     if not libraries:
         log.debug("no loaded BLAS library found; its threads are not capped")
@@ -61,10 +74,5 @@ def set_loaded_blas_threads(n: int) -> int:
         if functions is None:
             log.debug("%s: no known set_num_threads; its threads are not capped", path)
             continue
-        set_threads, get_threads = functions
-        set_threads(n)
-        if get_threads() == n:
-            capped += 1
-        else:
-            log.debug("%s: set %d BLAS threads, it reports %d", path, n, get_threads())
-    return capped
+        controls.append((path, *functions))
+    return controls

@@ -312,13 +312,23 @@ def _count(minimum):
 
 
 def _add_mc_options(parser) -> None:
-    parser.add_argument("--mc-samples", type=_count(0), default=0, metavar="N",
+    # (None: not given; --mc-seed without --mc-samples is refused, see _mc_options)
+    parser.add_argument("--mc-samples", type=_count(0), default=None, metavar="N",
                         help="Monte Carlo dropout: average the class probabilities of N passes with dropout on "
                              "(batch norm stays in eval mode; a model without dropout is refused); 0 or 1 (default): "
                              "dropout off")
-    parser.add_argument("--mc-seed", type=_count(0), default=0, metavar="S",
+    parser.add_argument("--mc-seed", type=_count(0), default=None, metavar="S",
                         help="seed of the dropout masks when --mc-samples N > 1 (default 0): the same seed, the same "
-                             "result")
+                             "result; needs --mc-samples")
+
+
+def _mc_options(args) -> tuple[int, int]:
+    """``(mc_samples, mc_seed)`` of evaluate and predict. ``--mc-seed`` without ``--mc-samples`` would
+    do nothing (dropout stays off): a usage error, as a mistyped option is, not a seed silently dropped."""
+    if args.mc_seed is not None and args.mc_samples is None:
+        raise ValueError(f"--mc-seed {args.mc_seed} does nothing without --mc-samples: it seeds the dropout "
+                         "masks of Monte Carlo dropout; add --mc-samples N (N > 1), or drop --mc-seed")
+    return (0 if args.mc_samples is None else args.mc_samples), (0 if args.mc_seed is None else args.mc_seed)
 
 
 def _header(choice):
@@ -328,22 +338,24 @@ def _header(choice):
 def cmd_evaluate(args) -> int:
     from distnn.train.inference import evaluate_run
 
+    mc_samples, mc_seed = _mc_options(args)  # (a usage error: on every rank, as argparse's)
     if _one_process_only():
         return 0
 
     print(evaluate_run(args.run_dir, split=args.split, data=args.data, header=_header(args.header),
-                       mc_samples=args.mc_samples, mc_seed=args.mc_seed), flush=True)
+                       mc_samples=mc_samples, mc_seed=mc_seed), flush=True)
     return 0
 
 
 def cmd_predict(args) -> int:
     from distnn.train.inference import predict_run
 
+    mc_samples, mc_seed = _mc_options(args)  # (a usage error: on every rank, as argparse's)
     if _one_process_only():
         return 0
 
-    n = predict_run(args.run_dir, args.input, args.output, header=_header(args.header), mc_samples=args.mc_samples,
-                    mc_seed=args.mc_seed)
+    n = predict_run(args.run_dir, args.input, args.output, header=_header(args.header), mc_samples=mc_samples,
+                    mc_seed=mc_seed)
     # (on stderr when the predictions themselves went to a stream, e.g. --output - or /dev/stdout)
     stream = args.output == "-" or (os.path.exists(args.output) and not os.path.isfile(args.output))
     print(f"wrote {n} predictions to {args.output}", file=sys.stderr if stream else sys.stdout, flush=True)

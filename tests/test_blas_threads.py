@@ -153,3 +153,37 @@ def test_a_library_without_known_functions_is_left_alone_with_a_debug_log(monkey
     with caplog.at_level("DEBUG", logger="distnn.blas"):
         assert _blas_threads.set_loaded_blas_threads(1) == 0
     assert caplog.text.count("not capped") == 2
+
+
+# simulate(n, fn): the rank threads share this process's cores as n processes share a host's. Prints
+# the BLAS's threads before, inside simulate(2) (each rank), after it, and inside simulate(1).
+ASK_SIMULATE = """
+import sys
+import distnn
+from distnn._blas_threads import loaded_blas_thread_controls
+from distnn.distributed import simulate
+controls = loaded_blas_thread_controls()
+if not controls:
+    print("none"); sys.exit()
+get = controls[0][2]
+before = get()
+inside = simulate(2, lambda comm: get())
+after = get()
+alone = simulate(1, lambda comm: get())
+print(before, *inside, after, *alone)
+"""
+
+
+def test_simulated_ranks_share_the_cores_and_give_the_threads_back():
+    got = _threads_of(_clean_env(), ASK_SIMULATE)
+    if got == ["none"]:
+        pytest.skip("no loaded BLAS whose threads distnn can set")
+    before, in0, in1, after, alone = map(int, got)
+    want = max(1, _usable() // 2)
+    if before <= want:
+        pytest.skip(f"the BLAS runs {before} thread(s) uncapped here: capped and uncapped look the same")
+    assert (in0, in1) == (want, want)
+    assert after == before and alone == before  # (given back; one rank has the process to itself)
+    # what the user set wins, as under a launcher
+    before, in0, in1, after, alone = map(int, _threads_of(_clean_env(OPENBLAS_NUM_THREADS="2"), ASK_SIMULATE))
+    assert before == in0 == in1 == after == alone == 2

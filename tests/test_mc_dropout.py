@@ -215,3 +215,20 @@ def test_cli_bad_mc_values(run, tmp_path, capsys):
     assert main(["evaluate", str(no_dropout), "--mc-samples", "5"]) == 2
     err = capsys.readouterr().err
     assert "needs dropout" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_mc_seed_without_mc_samples_is_refused(run, tmp_path, capsys):
+    # (it seeded nothing: dropout stayed off, and the seed was silently dropped)
+    inputs = tmp_path / "in.npz"
+    np.savez(inputs, x=np.zeros((3, 64), np.float32))
+    capsys.readouterr()
+    for argv in (["evaluate", str(run), "--mc-seed", "3"],
+                 ["predict", str(run), "--input", str(inputs), "--output", str(tmp_path / "p.csv"), "--mc-seed", "3"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("distnn: error: --mc-seed 3 does nothing without --mc-samples") and "--mc-samples N" in err
+        assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "p.csv").exists()
+    # --mc-samples given, even 0 or 1 (dropout off: e.g. a sweep's baseline), takes a seed as before
+    assert main(["evaluate", str(run), "--mc-samples", "1", "--mc-seed", "3"]) == 0
+    assert main(["evaluate", str(run)]) == 0

@@ -33,6 +33,7 @@ import threading
 import time
 
 from distnn import random as _random
+from distnn._threads import cap_blas_threads_for_ranks
 from distnn.backend import get_array_module
 
 from .comm_base import (
@@ -371,6 +372,10 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
     # (each rank says when it ended: Thread.join interrupted by Ctrl-C marks the thread joined, bpo-45274)
     ended = [threading.Event() for _ in range(n)]
     threads = [threading.Thread(target=run, args=(r,), name=f"distnn-rank-{r}", daemon=True) for r in range(n)]
+    # The ranks share this process's cores as n processes share a host's: numpy's BLAS pool, as large as
+    # the machine, is cut to each rank's share while they run, as a launcher's ranks have it (uncapped, the
+    # rank threads and the pool's spinning threads oversubscribed the cores: up to 10x slower).
+    give_back_blas_threads = cap_blas_threads_for_ranks(n)
     try:
         for t in threads:
             t.start()
@@ -387,6 +392,9 @@ def simulate(n: int, fn, *args, **kwargs) -> list:
                     event.set()
         _wait_for_ranks(ended, group)
         raise
+    finally:
+        if all(event.is_set() for event in ended):  # (an abandoned rank may still be in the BLAS: left capped)
+            give_back_blas_threads()
     if group.failure is not None:
         rank, exc = group.failure
         group.forget_failure()  # (the exception goes to the caller; the groups need not keep it)

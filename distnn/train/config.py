@@ -424,6 +424,7 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
     if "name" in out["data"]:
         checks.check_data(extras["data"], out, problems, known, recorded["data"])
     if not problems:  # relations between keys are only meaningful once each key is valid
+        checks.check_optimizer_options(out, problems, override_keys)
         checks.check_cross(out, problems)
     if not _nested and not problems:
         checks.check_ensemble(raw, out, source, problems)

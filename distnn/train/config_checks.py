@@ -5,6 +5,7 @@ Called by :func:`distnn.train.config.validate`; each appends one-line problems t
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 import os
@@ -346,6 +347,53 @@ def _absolute(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
 
 
+#: the optimizer keys that only some optimizers take (as job_setup builds them; every optimizer takes the others)
+OPTIMIZER_OPTIONS = {
+    "momentum": ("sgd", "rmsprop", "lars"),
+    "nesterov": ("sgd",),
+    "betas": ("adam", "adamw", "lamb"),
+    "eps": ("adam", "adamw", "rmsprop", "adagrad", "lamb"),
+    "alpha": ("rmsprop",),
+}
+
+
+def check_optimizer_options(out: dict, problems: list, overridden=()):
+    """Optimizer keys, off their default, that the chosen optimizer does not take (``momentum`` for adam).
+
+    Given by --set, each is a problem, as a model argument the model does not take is: it would be ignored.
+    From the config file while --set gave ``optimizer.name``, the --set wins (as ``_set_wins_over_unused``
+    for the model's arguments): ``--set optimizer.name=adam`` on digits_mlp means adam instead of its SGD with
+    Nesterov momentum, so the file's ``momentum`` and ``nesterov`` go back to their defaults (the run's
+    config.toml then records what the optimizer used). From the file with the file's own ``optimizer.name``:
+    ``nesterov`` is a problem, the others are left (and ignored), as before (a run's config.toml may hold
+    them)."""
+    o = out["optimizer"]
+    name = o.get("name")
+    if name is None:
+        return
+    by_set, nesterov = [], None
+    for k, takers in OPTIMIZER_OPTIONS.items():
+        default = SCHEMA[f"optimizer.{k}"].default
+        if k not in o or name in takers or o[k] == default:
+            continue
+        if f"optimizer.{k}" in overridden:
+            by_set.append(k)
+        elif "optimizer.name" in overridden:
+            o[k] = copy.deepcopy(default)
+        elif k == "nesterov":
+            nesterov = k
+    for k in by_set:
+        problems.append(Related(
+            f"optimizer {name!r} does not take optimizer.{k} (an option of {', '.join(OPTIMIZER_OPTIONS[k])}): "
+            f"{name} would ignore it; leave out --set optimizer.{k}, or choose an optimizer that takes it",
+            f"optimizer.{k}", "optimizer.name"))
+    if nesterov:
+        problems.append(Related(
+            f"optimizer {name!r} does not take optimizer.nesterov = true (an option of sgd, with momentum > 0): "
+            f"remove the line nesterov = true from [optimizer], or give --set optimizer.nesterov=false",
+            "optimizer.nesterov", "optimizer.name"))
+
+
 def check_cross(out: dict, problems: list):
     """Relations between keys; each problem is :class:`Related` to the keys involved."""
     d, o, s = out["data"], out["optimizer"], out["schedule"]
@@ -353,7 +401,7 @@ def check_cross(out: dict, problems: list):
         problems.append(Related(f"data.val_fraction + data.test_fraction must be < 1, got "
                                 f"{d['val_fraction']} + {d['test_fraction']}",
                                 "data.val_fraction", "data.test_fraction"))
-    if o["nesterov"] and (o["name"] != "sgd" or o["momentum"] <= 0):
+    if o["nesterov"] and o["name"] == "sgd" and o["momentum"] <= 0:  # (another optimizer's: check_optimizer_options)
         problems.append(Related(f"optimizer.nesterov needs optimizer.name = 'sgd' and optimizer.momentum > 0, got "
                                 f"{o['name']!r} and {o['momentum']}", "optimizer.nesterov", "optimizer.name",
                                 "optimizer.momentum"))

@@ -98,7 +98,9 @@ SCHEMA: dict[str, Key] = {
                                                             "lars", "lamb")),
     "optimizer.lr": _k("float", 0.01, "base learning rate (before linear scaling)", POS),
     "optimizer.momentum": _k("float", 0.0, "momentum (sgd, rmsprop, lars)", NONNEG, ("<", 1)),
-    "optimizer.nesterov": _k("bool", False, "Nesterov momentum (sgd; needs momentum > 0)"),
+    "optimizer.nesterov": _k("bool", False, "Nesterov momentum (sgd; needs momentum > 0). An option another "
+                               "optimizer does not take is an error when --set gives it; when --set gives "
+                               "optimizer.name, the config file's go back to their defaults"),
     "optimizer.weight_decay": _k("float", 0.0, "L2 weight decay (decoupled for adamw)", NONNEG),
     "optimizer.l1": _k("float", 0.0, "L1 regularization: adds l1 * sign(w) to each gradient (the gradient of "
                        "l1 * sum |w|; the logged loss leaves it out); no_decay_bias_norm exempts biases and norm "
