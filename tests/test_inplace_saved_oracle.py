@@ -205,15 +205,22 @@ def _same_as_pytorch(torch, build):
 
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "cross_entropy_weight", "cross_entropy_smooth", "nll_loss",
-                                  "bce_weight", "bce_logits_pos_weight", "embedding"])
+                                  "bce_weight", "bce_logits_pos_weight", "embedding", "soft_margin",
+                                  "binary_hinge", "multi_margin", "multi_margin_1d", "max_unpool2d",
+                                  "max_unpool2d_3d", "hinge_embedding_target", "hinge_embedding_input"])
 def test_a_loss_target_weight_or_index_tensor_changed_in_place_is_refused_as_in_pytorch(torch, loss):
-    # the losses took the target and class weights (embedding its indices) as bare arrays: a change in place
-    # before backward gave a silently wrong gradient (cross_entropy's went to the new class), PyTorch refuses
+    # the losses took the target and class weights (embedding and max_unpool2d their indices) as bare arrays:
+    # a change in place before backward gave a silently wrong gradient (cross_entropy's went to the new class),
+    # PyTorch refuses. hinge_embedding_loss saves neither (PyTorch's is composed): both backpropagate alike.
     def build(lib, tensor):
         Fl = lib.nn.functional if lib is torch else F
         x = tensor(np.arange(12.0).reshape(3, 4) / 7, requires_grad=True)
         labels, w = tensor(np.array([0, 3, 1])), tensor(np.array([1.0, 2.0, 0.5, 1.5]))
         p = tensor(np.full((3, 4), 0.3))
+        signs = tensor(np.array([[1.0, -1.0, 1.0, 1.0], [-1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, 1.0]]))
+        cells = tensor(np.array([[0, 3, 5, 6], [17, 19, 22, 20], [32, 41, 36, 47]]))  # (distinct, in 6 x 8)
+        plane = tensor(np.arange(48.0).reshape(6, 8))
+        moved = x * 1.0
         out, changed = {
             "cross_entropy": lambda: (Fl.cross_entropy(x, labels), labels),
             "cross_entropy_weight": lambda: (Fl.cross_entropy(x, labels, weight=w), w),
@@ -222,12 +229,31 @@ def test_a_loss_target_weight_or_index_tensor_changed_in_place_is_refused_as_in_
             "bce_weight": lambda: (Fl.binary_cross_entropy(x.sigmoid(), p, weight=w), w),
             "bce_logits_pos_weight": lambda: (Fl.binary_cross_entropy_with_logits(x, p, pos_weight=w), w),
             "embedding": lambda: ((Fl.embedding(labels % 3, x) * tensor(np.ones((3, 4)))).sum(), None),
+            "soft_margin": lambda: (Fl.soft_margin_loss(x, signs), signs),
+            # (PyTorch has no binary_hinge_loss: its definition, relu(margin - target * input) reduced)
+            "binary_hinge": lambda: (lib.relu(1.0 - signs * x).mean() if lib is torch
+                                     else F.binary_hinge_loss(x, signs), signs),
+            "multi_margin": lambda: (Fl.multi_margin_loss(x, labels), labels),
+            "multi_margin_1d": lambda: (Fl.multi_margin_loss(x[1], labels[1]), labels),
+            "max_unpool2d": lambda: ((Fl.max_unpool2d(x.reshape(1, 1, 3, 4), cells.reshape(1, 1, 3, 4), 2)
+                                      * plane).sum(), cells),
+            "max_unpool2d_3d": lambda: ((Fl.max_unpool2d(x.reshape(1, 3, 4), cells.reshape(1, 3, 4), 2)
+                                         * plane).sum(), cells),
+            "hinge_embedding_target": lambda: (Fl.hinge_embedding_loss(x, signs), signs),
+            "hinge_embedding_input": lambda: (Fl.hinge_embedding_loss(moved, signs, margin=1.5), moved),
         }[loss]()
         if changed is None:  # embedding: the indices themselves
             idx = tensor(np.array([0, 2, 1]))
             out, changed = (Fl.embedding(idx, x) * tensor(np.arange(12.0).reshape(3, 4))).sum(), idx
         with torch.no_grad() if lib is torch else dn.no_grad():
-            changed[0] = 2 if changed is labels or loss == "embedding" else 3.0
+            if changed is signs:
+                changed *= -1.0
+            elif changed is moved:
+                changed += 1.0
+            elif changed is cells:
+                changed[0] = tensor(np.array([1, 2, 4, 7]))
+            else:
+                changed[1 if loss == "multi_margin_1d" else 0] = 2 if changed is labels or loss == "embedding" else 3.0
         return x, out
 
     _same_as_pytorch(torch, build)

@@ -422,8 +422,11 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="me
         raise ValueError(f"multi_margin_loss: p must be 1 or 2, got {p}")
     t = np.asarray(_raw(target)) if get_array_module(_raw(input)) is np else _raw(target)
     xp = get_array_module(_raw(input))
+    # the target's own memory (a Tensor): it stays one, so that the gather of the target scores checks it, as
+    # PyTorch's saved target (changed in place before backward, the gradient would go to the new class)
+    index = target if isinstance(input, Tensor) and isinstance(target, Tensor) and target.data is t else t
     if input.ndim == 1:  # one sample (C,) with a 0-d target, as PyTorch allows: a batch of one, a 0-d result
-        per = multi_margin_loss(input.reshape(1, -1), t.reshape(1), p, margin, weight, reduction="none")
+        per = multi_margin_loss(input.reshape(1, -1), index.reshape(1), p, margin, weight, reduction="none")
         return _reduce(per.reshape(()), reduction)
     if input.ndim != 2:
         raise ValueError(f"multi_margin_loss: expected an input of shape (N, C) or (C,), got {tuple(input.shape)}")
@@ -435,7 +438,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="me
                          f"class ({C},)")
     _check_labels(xp, xp.asarray(t), C, -10**9, "multi_margin_loss")
     rows = xp.arange(N)
-    x_y = input[rows, t].reshape(N, 1)
+    x_y = input[rows, index].reshape(N, 1)
     h = relu(margin - x_y + input)  # no gradient at a hinge of exactly 0 (PyTorch's z > 0)
     if p == 2:
         h = h * h

@@ -16,10 +16,11 @@ from __future__ import annotations
 import numpy as np
 
 from distnn.autograd.function import Function
+from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from .activation import relu, sigmoid_array, softplus_array
-from .loss import _check_reduction, _const, _raw, _reduce
+from .loss import _check_reduction, _raw, _reduce, _saved
 
 def _broadcast_shape(name, x, y):
     """The shape of the elementwise loss of ``x`` against ``y``, or a ValueError naming both shapes."""
@@ -31,14 +32,23 @@ def _broadcast_shape(name, x, y):
 
 
 def _target(input, target):
-    """The target as an array on ``input``'s device (a Tensor target is a constant: no gradient)."""
-    t = _const(input, target)
+    """The target on ``input``'s device, a constant (no gradient). A Tensor on that device stays one (detached
+    if it requires grad: the same memory and version counter), so that a loss whose backward reads it refuses
+    a change of it in place before backward, as PyTorch's saved target does (it would give a wrong gradient);
+    anything else becomes an array."""
+    if isinstance(target, Tensor) and target.requires_grad:
+        target = target.detach()
+    t = _saved(input, target)
     return t if hasattr(t, "shape") else get_array_module(_raw(input)).asarray(t)  # a number, a list
 
 
 class _SoftMargin(Function):
     """log(1 + e^(-y x)) = softplus(-y x), formed stably: PyTorch's log1p(exp(-y x)) overflows to inf
     (and its gradient to NaN) once -y x passes about 88 in float32 or 709 in float64; this does not."""
+
+    # backward reads the target (``self.y`` may be its memory) and its own ``m``; the input is what PyTorch's
+    # saves besides the target, so that both refuse the same changes (the result is read by neither)
+    reads = ((0, 1), ())
 
     def forward(self, x, y, reduction="mean"):
         if _broadcast_shape("soft_margin_loss", x, y) != x.shape:
@@ -69,6 +79,10 @@ def soft_margin_loss(input, target, reduction="mean"):
 class _HingeEmbedding(Function):
     """x where y != -1, plus max(0, margin - x) where y != 1: PyTorch's definition, so a label that is
     neither (0, 2) gets both terms. Its gradient is -1 at margin - x = 0 (PyTorch's clamp_min passes ties)."""
+
+    # backward reads only its own masks; PyTorch's (composed: where on ``target != 1``, a new tensor) saves
+    # neither the input nor the target, so a change of either in place afterwards backpropagates in both
+    reads = ((), ())
 
     def forward(self, x, y, margin=1.0, reduction="mean"):
         xp = get_array_module(x)
@@ -113,7 +127,10 @@ def binary_hinge_loss(input, target, margin=1.0, reduction="mean"):
     if tuple(t.shape) != tuple(input.shape):  # a (N, 1) score against (N,) labels would broadcast to N x N
         raise ValueError(f"binary_hinge_loss: target shape {tuple(t.shape)} must equal the input's shape "
                          f"{tuple(input.shape)}")
-    return _reduce(relu(margin - input * t.astype(_raw(input).dtype, copy=False)), reduction)
+    dtype = _raw(input).dtype
+    if _raw(t).dtype != dtype:  # a copy in the input's dtype; a Tensor target of that dtype is kept, so that
+        t = _raw(t).astype(dtype)  # the product's node checks it, as PyTorch's mul saves the target
+    return _reduce(relu(margin - input * t), reduction)
 
 
 __all__ = ["soft_margin_loss", "hinge_embedding_loss", "binary_hinge_loss"]

@@ -160,7 +160,9 @@ def _max_indices(x, out, kernel, stride, padding, dilation, Ho, Wo, extra):
 class MaxUnpool2d(Function):
     """Each input value goes to its index in a zeroed (H_out * W_out) plane; backward gathers there."""
 
-    saves_tensors = False  # backward reads only the indices, a constant
+    # backward reads only the indices (a Tensor of them is version-checked: changed in place before backward,
+    # the gradient would be gathered at the new places; PyTorch's saves them too), never the input
+    reads = ((1,), ())
 
     def forward(self, x, indices, size):
         xp = get_array_module(x)
@@ -174,7 +176,7 @@ class MaxUnpool2d(Function):
 
     def backward(self, g):
         N, C = self.xshape[0], self.xshape[1]
-        return g.reshape(N * C, -1)[self.planes, self.flat_idx].reshape(self.xshape),
+        return g.reshape(N * C, -1)[self.planes, self.flat_idx].reshape(self.xshape), None
 
 
 class AvgPool2d(Function):
@@ -306,9 +308,11 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
             f"max_unpool2d: indices out of range: they span [{int(idx.min())}, {int(idx.max())}] but an output "
             f"plane of size {size} has {size[0] * size[1]} cells (valid indices 0 .. {size[0] * size[1] - 1})"
         )
+    if isinstance(indices, Tensor) and indices.data is idx:  # (the caller's memory: kept a Tensor, checked)
+        idx = indices
     if len(shape) == 3:  # unbatched: a batch of one
-        return MaxUnpool2d.apply(input.reshape((1,) + shape), indices=idx.reshape((1,) + shape), size=size)[0]
-    return MaxUnpool2d.apply(input, indices=idx, size=size)
+        return MaxUnpool2d.apply(input.reshape((1,) + shape), idx.reshape((1,) + shape), size=size)[0]
+    return MaxUnpool2d.apply(input, idx, size=size)
 
 
 @_unbatched_as_one
