@@ -511,13 +511,17 @@ def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | 
         def quiet(name):  # the wall times of the runs no other process disturbed
             return [w for w, _, _, o in results[name] if o is not None and o <= QUIET_SHARE]
 
+        def paired(name):  # each round's wall time over that round's 'off' run, both undisturbed
+            return [a[0] / b[0] - 1 for a, b in zip(results[name], results["off"])
+                    if a[3] is not None and b[3] is not None and max(a[3], b[3]) <= QUIET_SHARE]
+
         base_quiet = float(np.median(quiet("off"))) if quiet("off") else None
         what = "MLP 784-512-256-10 on 784-feature blobs (24,000 samples)" if large else "digits_mlp"
         device = "GPU" if job.trainer.xp is not np else "CPU"
         print(f"\n{comm.size}-rank {what} on the {device}, {epochs} epochs per run, {rounds} rounds alternated (wall time of "
               f"fit), {cores} cores; median epoch {1e3 * base / epochs:.0f} ms with checkpoints off")
         print(f"  {'checkpoints':26s} {'median s':>8s} {'overhead':>9s} {'min s':>7s} {'overhead':>9s} "
-              f"{'held up':>8s} {'saves':>6s} {'CPU s':>6s} {'+CPU/save':>9s} {'quiet':>12s}")
+              f"{'held up':>8s} {'saves':>6s} {'CPU s':>6s} {'+CPU/save':>9s} {'quiet':>12s} {'paired':>7s}")
         for name in variants:
             walls = [w for w, _, _, _ in results[name]]
             wall, wmin = float(np.median(walls)), float(np.min(walls))
@@ -527,15 +531,19 @@ def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | 
             calm = quiet(name)
             calm = (f"{100 * (float(np.median(calm)) - base_quiet) / base_quiet:6.1f}% {len(calm):2d}/{len(walls):<2d}"
                     if calm and base_quiet else f"{'-':>12s}")
+            pairs = paired(name)
+            pairs = f"{100 * float(np.median(pairs)):6.1f}%" if pairs else f"{'-':>7s}"
             print(f"  {name:26s} {wall:8.3f} {100 * (wall - base) / base:8.1f}% {wmin:7.3f} "
                   f"{100 * (wmin - base_min) / base_min:8.1f}% {100 * stall:7.2f}% {saves[name]:6d} "
-                  f"{cpu:6.3f} {per_save} {calm}   runs: {' '.join(f'{w:.3f}' for w in walls)}")
+                  f"{cpu:6.3f} {per_save} {calm} {pairs}   runs: {' '.join(f'{w:.3f}' for w in walls)}")
         if large:
             return
         print("  overhead: vs 'off' (noisy: same-machine load varies); held up: time inside the checkpoint\n"
               "  callback (gather, snapshot, write or hand-off, agreement) / fit time, rank 0;\n"
               "  quiet: the overhead by the medians of the runs during which other processes used at most\n"
               f"  {100 * QUIET_SHARE:.0f}% of the cores (/proc/stat; the shared machine's other work), and how many;\n"
+              "  paired: the median over rounds of each quiet run's wall time over its round's quiet 'off' run\n"
+              "  (slow drifts of a shared machine cancel);\n"
               "  CPU s: user + system time of both ranks' processes (all threads) during fit; +CPU/save:\n"
               "  its excess over 'off' per save. With every core busy training, a background writer's CPU\n"
               "  comes out of training time: the overhead is then about that excess / cores;\n"
