@@ -19,7 +19,8 @@ optimizer arrays into one file at every epoch end: a bare ``np.savez`` + fsync,
 or their raw bytes from a background thread with fsync and an atomic rename;
 and distnn's asynchronous checkpoint callback writing its files through the
 least code the commit protocol needs, or writing nothing at all: its in-training
-part alone), every epoch (synchronous), and every
+part alone, or writing from its background thread, or from its writer process:
+async_save takes one of the two), every epoch (synchronous), and every
 epoch with ``async_save``, alternated in
 the same processes, several rounds (a different order each round);
 reports the median training wall time of each and the overhead in percent,
@@ -33,7 +34,11 @@ instead of digits' ~26 ms), checkpoints off / every epoch / every epoch with
 ``async_save``: how the cost of a save compares with a longer epoch. The
 issue's figure is part 2's; part 3 is context, not a substitute.
 
-    python benchmarks/bench_checkpoint.py [--reps 7] [--history 10000] [--epochs 10] [--rounds 5] [--skip-job] [--skip-large]
+``--job-ranks 1`` runs parts 2 and 3 on one rank: on a 2-core machine the
+writer then has a core to itself, as on a machine with cores to spare.
+
+    python benchmarks/bench_checkpoint.py [--reps 7] [--history 10000] [--epochs 10] [--rounds 5] [--skip-job]
+                                          [--skip-large] [--job-ranks 2]
 """
 from __future__ import annotations
 
@@ -221,12 +226,46 @@ def long_history(reps: int, records: int) -> None:
 
 
 # --------------------------------------------------------------------- part 2
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def _writer_cpu_seconds() -> float:
+    """User + system CPU time so far of this process's checkpoint writer process (0 if none; Linux)."""
+    from distnn.train.checkpoint import writer_process
+
+    writer = writer_process._WRITER
+    if writer is None or not writer.alive():
+        return 0.0
+    try:
+        with open(f"/proc/{writer.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu_seconds() -> float:
     """User + system CPU time of this process, all its threads."""
     import resource
 
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def _machine_busy_seconds():
+    """CPU time every process of the machine has used since boot (Linux: /proc/stat; None elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user, nice, system, irq, softirq, steal (not idle or iowait)
+    return sum(ticks[i] for i in (0, 1, 2, 5, 6, 7) if i < len(ticks)) / os.sysconf("SC_CLK_TCK")
+
+
+#: a run during which other processes used more than this share of the machine's cores is "disturbed"
+QUIET_SHARE = 0.1
 
 
 def _floor_callback():
@@ -312,7 +351,7 @@ def _minimal_protocol_checkpoint():
             super().__init__(*args, **kwargs)
             self._written = []  # the checkpoints this callback wrote, oldest first
 
-        def _write(self, job):
+        def _write(self, job, elsewhere=False):
             import hashlib
             import json
 
@@ -358,15 +397,32 @@ def _nothing_written_checkpoint():
         """distnn's asynchronous checkpoint callback whose writer writes nothing: what the gather of
         every rank's random state, the snapshot into bytes, the hand-off and the agreement cost alone."""
 
-        def _write(self, job):
+        def _write(self, job, elsewhere=False):
             return {"ok": True, "path": self.root, "bytes": 0, "seconds": 0.0, "removed": [], "step": job[0]}
 
     return NothingWrittenCheckpoint
 
 
+def _writer_checkpoint(in_process: bool):
+    from distnn.train.callbacks.checkpoint import ModelCheckpoint
+
+    class WriterCheckpoint(ModelCheckpoint):
+        """distnn's asynchronous checkpoint callback writing from its writer process (``in_process``) or from
+        its background thread, whichever it would choose: a write from the thread shares the training
+        process's interpreter lock, one from the process costs more CPU (see ``writer_process.worth_it``)."""
+
+        def on_train_begin(self, trainer):
+            super().on_train_begin(trainer)
+            self._write_elsewhere = in_process
+
+    return WriterCheckpoint
+
+
 #: part 2's floors that are distnn's async checkpoint callback with another writer
 WRITER_FLOORS = {"floor: async protocol": _minimal_protocol_checkpoint,
-                 "floor: nothing written": _nothing_written_checkpoint}
+                 "floor: nothing written": _nothing_written_checkpoint,
+                 "floor: writer thread": lambda: _writer_checkpoint(False),
+                 "floor: writer process": lambda: _writer_checkpoint(True)}
 
 #: part 3: the MLP 784-512-256-10 of part 1 on 784-feature blobs (digits_mlp's recipe otherwise)
 LARGE_JOB = ["data.name=blobs", "data.n_samples=24000", "data.n_classes=10", "data.n_features=784",
@@ -380,6 +436,7 @@ def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | 
 
     from distnn.distributed import init
     from distnn.train.callbacks.checkpoint_setup import attach, extra_files_for
+    from distnn.train.checkpoint import writer_process
     from distnn.train.config import dump_config
     from distnn.train.job import Job
     from distnn.train.logging_utils import set_rank, setup_logging
@@ -397,10 +454,15 @@ def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | 
                 "floor: async raw+fsync": {"enabled": False},
                 "floor: async protocol": {"enabled": False},
                 "floor: nothing written": {"enabled": False},
+                "floor: writer thread": {"enabled": False},
+                "floor: writer process": {"enabled": False},
                 "every epoch": {"every_epochs": 1, "async_save": False},
                 "every epoch, async_save": {"every_epochs": 1, "async_save": True}}
     if large:
         variants = {k: v for k, v in variants.items() if k in ("off", "every epoch", "every epoch, async_save")}
+    if not writer_process.available():  # (async_save writes from its thread there: the floor is the same)
+        variants.pop("floor: writer thread", None)
+        variants.pop("floor: writer process", None)
     results = {v: [] for v in variants}
     saves = {}
     names = list(variants)
@@ -426,39 +488,62 @@ def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | 
                 job.trainer.callbacks.append(cb)
             gc.collect()
             comm.barrier()
+            busy0, k0 = _machine_busy_seconds(), _writer_cpu_seconds()
             t0, c0 = time.perf_counter(), _cpu_seconds()
             job.trainer.fit()
             wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
+            cpu += _writer_cpu_seconds() - k0  # (the async_save writer process's, on rank 0)
+            busy1 = _machine_busy_seconds()
             # every thread of every rank (kernel threads doing write-back for them are not counted)
             cpu = sum(comm.allgather_object(cpu))
+            # the share of the cores other processes used meanwhile (all ranks on this host, as mpiexec -n starts them)
+            others = None if busy0 is None or busy1 is None else (busy1 - busy0 - cpu) / (wall * _cores())
             stall = sum(cb.timings) if cb is not None else 0.0
             saves[name] = cb.saves if cb is not None else 0
-            results[name].append((wall, stall, cpu))
+            results[name].append((wall, stall, cpu, others))
     if comm.rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
-        base = float(np.median([w for w, _, _ in results["off"]]))
-        base_min = float(np.min([w for w, _, _ in results["off"]]))
-        base_cpu = float(np.median([c for _, _, c in results["off"]]))
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        base = float(np.median([w for w, _, _, _ in results["off"]]))
+        base_min = float(np.min([w for w, _, _, _ in results["off"]]))
+        base_cpu = float(np.median([c for _, _, c, _ in results["off"]]))
+        cores = _cores()
+
+        def quiet(name):  # the wall times of the runs no other process disturbed
+            return [w for w, _, _, o in results[name] if o is not None and o <= QUIET_SHARE]
+
+        def paired(name):  # each round's wall time over that round's 'off' run, both undisturbed
+            return [a[0] / b[0] - 1 for a, b in zip(results[name], results["off"])
+                    if a[3] is not None and b[3] is not None and max(a[3], b[3]) <= QUIET_SHARE]
+
+        base_quiet = float(np.median(quiet("off"))) if quiet("off") else None
         what = "MLP 784-512-256-10 on 784-feature blobs (24,000 samples)" if large else "digits_mlp"
         device = "GPU" if job.trainer.xp is not np else "CPU"
-        print(f"\n2-rank {what} on the {device}, {epochs} epochs per run, {rounds} rounds alternated (wall time of "
+        print(f"\n{comm.size}-rank {what} on the {device}, {epochs} epochs per run, {rounds} rounds alternated (wall time of "
               f"fit), {cores} cores; median epoch {1e3 * base / epochs:.0f} ms with checkpoints off")
         print(f"  {'checkpoints':26s} {'median s':>8s} {'overhead':>9s} {'min s':>7s} {'overhead':>9s} "
-              f"{'held up':>8s} {'saves':>6s} {'CPU s':>6s} {'+CPU/save':>9s}")
+              f"{'held up':>8s} {'saves':>6s} {'CPU s':>6s} {'+CPU/save':>9s} {'quiet':>12s} {'paired':>7s}")
         for name in variants:
-            walls = [w for w, _, _ in results[name]]
+            walls = [w for w, _, _, _ in results[name]]
             wall, wmin = float(np.median(walls)), float(np.min(walls))
-            stall = float(np.median([s / w for w, s, _ in results[name]]))
-            cpu = float(np.median([c for _, _, c in results[name]]))
+            stall = float(np.median([s / w for w, s, _, _ in results[name]]))
+            cpu = float(np.median([c for _, _, c, _ in results[name]]))
             per_save = f"{1e3 * (cpu - base_cpu) / saves[name]:7.1f}ms" if saves[name] else f"{'':9s}"
+            calm = quiet(name)
+            calm = (f"{100 * (float(np.median(calm)) - base_quiet) / base_quiet:6.1f}% {len(calm):2d}/{len(walls):<2d}"
+                    if calm and base_quiet else f"{'-':>12s}")
+            pairs = paired(name)
+            pairs = f"{100 * float(np.median(pairs)):6.1f}%" if pairs else f"{'-':>7s}"
             print(f"  {name:26s} {wall:8.3f} {100 * (wall - base) / base:8.1f}% {wmin:7.3f} "
                   f"{100 * (wmin - base_min) / base_min:8.1f}% {100 * stall:7.2f}% {saves[name]:6d} "
-                  f"{cpu:6.3f} {per_save}   runs: {' '.join(f'{w:.3f}' for w in walls)}")
+                  f"{cpu:6.3f} {per_save} {calm} {pairs}   runs: {' '.join(f'{w:.3f}' for w in walls)}")
         if large:
             return
         print("  overhead: vs 'off' (noisy: same-machine load varies); held up: time inside the checkpoint\n"
               "  callback (gather, snapshot, write or hand-off, agreement) / fit time, rank 0;\n"
+              "  quiet: the overhead by the medians of the runs during which other processes used at most\n"
+              f"  {100 * QUIET_SHARE:.0f}% of the cores (/proc/stat; the shared machine's other work), and how many;\n"
+              "  paired: the median over rounds of each quiet run's wall time over its round's quiet 'off' run\n"
+              "  (slow drifts of a shared machine cancel);\n"
               "  CPU s: user + system time of both ranks' processes (all threads) during fit; +CPU/save:\n"
               "  its excess over 'off' per save. With every core busy training, a background writer's CPU\n"
               "  comes out of training time: the overhead is then about that excess / cores;\n"
@@ -469,7 +554,10 @@ def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | 
               "  'async protocol': distnn's async callback with the least writer the commit protocol needs\n"
               "  (same files, SHA-256s, fsyncs, manifest, rename, latest; no recycling or links);\n"
               "  'nothing written': distnn's async callback whose writer writes nothing (the gather of the\n"
-              "  ranks' random states, the snapshot into bytes, the hand-off and the agreement alone)")
+              "  ranks' random states, the snapshot into bytes, the hand-off and the agreement alone);\n"
+              "  'writer thread' / 'writer process': async_save writing from its background thread (sharing\n"
+              "  the training process's interpreter lock) / from its writer process (whose CPU CPU s include);\n"
+              "  async_save takes the process where a core is to spare for it (here with --job-ranks 1)")
 
 
 def main():
@@ -483,6 +571,8 @@ def main():
     p.add_argument("--run-device", choices=("auto", "cpu", "gpu"), default=None,
                    help="run.device of the 2-rank jobs (default: the config's, auto)")
     p.add_argument("--skip-large", action="store_true", help="skip part 3 (the MLP 784-512-256-10 job)")
+    p.add_argument("--job-ranks", type=int, default=2,
+                   help="ranks of the jobs of parts 2 and 3 (1 on a 2-core machine: a core to spare for the writer)")
     p.add_argument("--large-epochs", type=int, default=3)
     p.add_argument("--large-rounds", type=int, default=5)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -500,7 +590,7 @@ def main():
     if mpiexec is None:
         print("mpiexec not found: skipping the 2-rank jobs")
         return
-    worker = [mpiexec, "-n", "2", sys.executable, os.path.abspath(__file__), "--worker"]
+    worker = [mpiexec, "-n", str(a.job_ranks), sys.executable, os.path.abspath(__file__), "--worker"]
     if a.run_device:
         worker += ["--run-device", a.run_device]
     if not a.skip_job:

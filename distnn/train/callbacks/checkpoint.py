@@ -16,8 +16,12 @@ default.
 
 ``async_save`` trades that for less time held up: the state is copied and
 packed into bytes at the save point (about a millisecond for a small model);
-the npz CRC-32s, hashing, writing and fsync run in one long-lived background
-thread on rank 0 while training continues. The outcome is agreed at the
+the npz CRC-32s, hashing, writing and fsync run in the background on rank 0
+while training continues: in a writer process of its own on Linux (see
+:mod:`~distnn.train.checkpoint.writer_process`: a write from a thread of this
+process shares the training thread's interpreter lock) where a core is to
+spare for it, which one long-lived background thread feeds and waits for;
+else in that thread. The outcome is agreed at the
 first step boundary every rank can know of it: when rank 0 sees its write
 finished, it says so in the next step's gradient exchange (a
 DataParallel step flag, no collective of its own), and at the end of that
@@ -42,6 +46,7 @@ import time
 from distnn import random as dn_random
 
 from .. import checkpoint as ck
+from ..checkpoint import writer_process
 from .. import preemption, step_guard
 from ..logging_utils import get_logger
 from .background_writer import Job, writer
@@ -69,7 +74,7 @@ class ModelCheckpoint(Callback):
     last epoch, ``max_steps`` or an agreed early stop ended it, so that
     ``--resume auto`` with more epochs continues from the end; not after an
     error or a preemption, which saves its own), ``async_save`` (write in a
-    background thread on rank 0),
+    background thread and writer process on rank 0),
     ``fsync`` (make each checkpoint durable before it becomes ``latest``),
     ``extra_files`` (``{name: str|bytes}`` stored in every checkpoint, e.g.
     ``model.json`` and ``config.toml``).
@@ -117,6 +122,8 @@ class ModelCheckpoint(Callback):
         self._submitted_at = 0           # the global step of the write in flight
         self._best_before = (None, None)  # (best, best_name) before the save in flight
         self._warned_monitor = False
+        self._warned_process = False
+        self._write_elsewhere = False    # rank 0, async: write from the writer process (see on_train_begin)
         self._serializer = self._serializer_extra = None  # ck.Serializer: npz buffers reused between saves
         self._spares: list = []          # rank 0: a retired checkpoint directory the next write recycles
 
@@ -131,6 +138,7 @@ class ModelCheckpoint(Callback):
             raise ValueError(f"at most {MAX_CALLBACKS} ModelCheckpoint callbacks on one trainer, got "
                              f"{len(checkpoints)}")
         self._flag_bit = 1 << index
+        self._write_elsewhere = writer_process.worth_it(getattr(trainer.comm, "local_size", 1))
         ours = True
         if self.resumed_from is not None:
             path, step = self.resumed_from
@@ -408,13 +416,13 @@ class ModelCheckpoint(Callback):
         }
         # Packing (npz, JSON) happens here too: the arrays are copied straight into npz images reused
         # from the previous save (safe: that save's write has been joined), and the JSON is small; what is
-        # left for the thread (hashing, writing, fsync) releases the GIL.
+        # left (hashing, writing, fsync) runs in the writer process, or in the thread where the GIL is released.
         if self._serializer is None or self._serializer_extra is not self.extra_files:
             self._serializer, self._serializer_extra = ck.Serializer(self.extra_files), self.extra_files
         return st.global_step, self._serializer(state, crc=False), manifest, self._serializer
 
     def _write_into(self, job):
-        result = {**self._write(job), "background": True}
+        result = {**self._write(job, elsewhere=self._write_elsewhere), "background": True}
         if result["ok"]:  # say so when it happens (the agreement comes one save later)
             self._log_saved(result)
             result["logged"] = True
@@ -424,10 +432,17 @@ class ModelCheckpoint(Callback):
         self.log.info("checkpoint %s (%.2f MB, %.0f ms)%s", result["path"], result["bytes"] / 1e6,
                       result["seconds"] * 1e3, f"; removed {', '.join(result['removed'])}" if result["removed"] else "")
 
-    def _write(self, job) -> dict:
-        """Rank 0: write, point ``best``/``latest``, apply retention. Never raises."""
+    def _write(self, job, elsewhere: bool = False) -> dict:
+        """Rank 0: write, point ``best``/``latest``, apply retention. Never raises.
+
+        ``elsewhere``: in this process's writer process (:mod:`~distnn.train.checkpoint.writer_process`),
+        whose writes do not hold this process's interpreter lock; in this thread if it cannot be started.
+        """
         if isinstance(job, Exception):
             return {"ok": False, "error": f"cannot serialize the training state: {job}"}
+        process = self._writer_process() if elsewhere else None
+        if process is not None:
+            return self._write_in(process, job)
         step, files, manifest, serializer = job
         t0 = time.perf_counter()
         try:
@@ -445,6 +460,33 @@ class ModelCheckpoint(Callback):
             return {"ok": False, "error": f"checkpoint housekeeping in {self.root!r} failed: {e.strerror or e}"}
         return {"ok": True, "path": path, "bytes": sum(len(b) for b in files.values()),
                 "seconds": time.perf_counter() - t0, "removed": removed, "step": step}
+
+    def _writer_process(self):
+        """This process's writer process, or None (with a warning, once) when it cannot be started."""
+        try:
+            return writer_process.writer_process()
+        except OSError as e:
+            if not self._warned_process:
+                self._warned_process = True
+                self.log.warning("cannot start a checkpoint writer process (%s): writing from a thread of this one",
+                                 e.strerror or e)
+            return None
+
+    def _write_in(self, process, job) -> dict:
+        """:meth:`_write` by the writer process ``process``: the same steps, this callback's spares with it."""
+        step, files, manifest, serializer = job
+        t0 = time.perf_counter()
+        serializer.fill_crc(files)  # (the npz images' CRC-32s: into this process's buffers, before they go)
+        result = process.write(self.root, step, files, manifest, fsync=self.fsync,
+                               update_best=self.best_name == ck.step_name(step), reuse=serializer.reuse,
+                               keep_last=self.keep_last, protect=[self.best_name] if self.save_best else [],
+                               spares=list(self._spares))
+        self._spares[:] = result.pop("spares", self._spares)  # (unknown if it died: a missing spare is not recycled)
+        if not result["ok"]:
+            return result
+        serializer.note_written(result["path"])
+        return {**result, "bytes": sum(len(b) for b in files.values()), "seconds": time.perf_counter() - t0,
+                "step": step}
 
     def _agree(self, trainer, result):
         return self._accept(trainer, trainer.agree(result))

@@ -5,7 +5,8 @@ modules, one concept each: :mod:`.names` (file names, errors), :mod:`.state` (a 
 <-> npz and JSON bytes), :mod:`.commit` (the atomic write and the pointers),
 :mod:`.fsio` (the file-system steps it is made of), :mod:`.hashing` (checksums on two
 threads), :mod:`.read` (verification and choosing a checkpoint), :mod:`.retention`
-(housekeeping), :mod:`.faults` (fault injection for tests).
+(housekeeping), :mod:`.faults` (fault injection for tests), :mod:`.writer_process`
+(a separate process that writes ``async_save`` checkpoints).
 
 A checkpoint is one directory per optimizer step under a checkpoint root
 (``<run>/checkpoints`` by default)::

@@ -23,16 +23,23 @@ def active_faults(step):
     return out
 
 
+#: in a checkpoint writer process (see :mod:`.writer_process`): the training process it writes for, which
+#: a fault concerns as it would a write in its own thread
+training_pid: int | None = None
+
+
 def fault(step, action, target="", faults=None):
     for a, t in (active_faults(step) if faults is None else faults):
         if a == action and (not t or t == target):
             if action.startswith("crash"):
+                if training_pid is not None:
+                    os.kill(training_pid, signal.SIGKILL)
                 os.kill(os.getpid(), signal.SIGKILL)  # as sudden as a node failure
                 time.sleep(10)
             if action == "enospc":
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), target)
             if action == "signal_after":
-                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(training_pid or os.getpid(), signal.SIGTERM)
             if action == "pause_after":  # a test's signal in the middle of the write, at a known point
                 from distnn.train.preemption import pause_for_test
 
