@@ -176,7 +176,7 @@ def _extremum(cls, result, arg, a, dim, keepdim, axis, keepdims):
         return cls.apply(a, axis=axis, keepdims=keepdims)  # (ties share the gradient, as PyTorch's amax)
     from distnn.autograd.tensor import Tensor
 
-    from .shape import GatherByOwnIndex, Squeeze
+    from .shape import Squeeze, TakeAlong
 
     data = a.data if isinstance(a, Tensor) else a
     if data.size == 0:
@@ -186,7 +186,7 @@ def _extremum(cls, result, arg, a, dim, keepdim, axis, keepdims):
         return result(cls.apply(a, axis=None, keepdims=False), Tensor(get_array_module(data).zeros((), dtype="int64")))
     # the first extremum (a NaN counts as one), and the gradient goes to it alone, as PyTorch's max(dim)
     indices = _arg(data, arg, axis, True)
-    values = GatherByOwnIndex.apply(a, indices, dim=axis)
+    values = TakeAlong.apply(a, indices, dim=axis % data.ndim)  # (its own indices: x is not read)
     if not keepdims:
         values, indices = Squeeze.apply(values, axis=axis), indices.squeeze(axis)
     return result(values, Tensor(indices))

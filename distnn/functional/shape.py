@@ -437,8 +437,22 @@ class Gather(Function):
         return out, None
 
 
-class GatherByOwnIndex(Gather):
-    """A gather by indices the op computed itself (``max(x, dim)``'s values): its backward reads only them,
-    as PyTorch's ``max.dim`` saves only its indices, so an in-place change of ``x`` afterwards backpropagates."""
+class TakeAlong(Function):
+    """``take_along_axis(a, index, dim)`` for an index the op computed itself that picks each place at most
+    once along ``dim`` (a sort's, a top-k's, ``max(x, dim)``'s): the gradient is written back to those places.
+    Its backward reads only that index, as PyTorch's sort, topk and ``max.dim`` save only their indices, so
+    an in-place change of ``a`` afterwards backpropagates."""
 
-    reads = ((), ())
+    saves_tensors = False  # (the index is the op's own array, no caller's tensor to check)
+
+    def forward(self, a, index, dim):
+        self.index, self.dim, self.shape = index, dim, a.shape
+        return get_array_module(a).take_along_axis(a, index, axis=dim)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        out = xp.zeros(self.shape, dtype=g.dtype)
+        grid = list(xp.indices(self.index.shape, sparse=True))
+        grid[self.dim] = self.index
+        out[tuple(grid)] = g
+        return out, None

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from ._dims import wrap_dim
+from .shape import TakeAlong
 
 #: what ``sort`` and ``topk`` return, as PyTorch's ``torch.return_types.sort`` / ``topk``
 SortResult = namedtuple("sort", ["values", "indices"])
@@ -33,25 +33,6 @@ def stable_argsort(data, dim: int, descending: bool = False):
     n = data.shape[dim]
     reversed_order = xp.argsort(xp.flip(data, dim), axis=dim, kind="stable")
     return (n - 1) - xp.flip(reversed_order, dim)
-
-
-class TakeAlong(Function):
-    """``take_along_axis(a, index, dim)`` for an index that picks each place at most once along ``dim`` (a
-    sort's or a top-k's): the gradient is written back to those places."""
-
-    saves_tensors = False  # (PyTorch's sort and topk save only the indices: here a private copy, ``index``)
-
-    def forward(self, a, index, dim):
-        self.index, self.dim, self.shape = index, dim, a.shape
-        return get_array_module(a).take_along_axis(a, index, axis=dim)
-
-    def backward(self, g):
-        xp = get_array_module(g)
-        out = xp.zeros(self.shape, dtype=g.dtype)
-        grid = list(xp.indices(self.index.shape, sparse=True))
-        grid[self.dim] = self.index
-        out[tuple(grid)] = g
-        return out, None
 
 
 def _check_sortable(data, op):
