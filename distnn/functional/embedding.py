@@ -13,6 +13,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from ._into import destinations
+from .shape import scatter_add
 
 
 class EmbeddingLookup(Function):
@@ -46,12 +47,7 @@ class EmbeddingLookup(Function):
             out[...] = 0
         else:
             out = xp.zeros((self.num, dim), dtype=grad.dtype)
-        if xp.__name__ == "numpy":
-            np.add.at(out, flat_idx, flat_g)
-        else:  # cupy
-            import cupyx
-
-            cupyx.scatter_add(out, flat_idx, flat_g)
+        scatter_add(out, flat_idx, flat_g)
         if self.padding_idx is not None:
             out[self.padding_idx] = 0
         return out, None

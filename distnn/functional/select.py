@@ -8,23 +8,11 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from ._dims import wrap_dim, wrap_dims
-from .shape import GetItem
+from .shape import GetItem, scatter_add
 
 
 def _data(a):
     return a.data if isinstance(a, Tensor) else a
-
-
-def scatter_add(out, index, values) -> None:
-    """``out[index] += values`` with repeated indices adding up (numpy's ``add.at``, cupyx's ``scatter_add``)."""
-    if get_array_module(out).__name__ == "numpy":
-        import numpy as np
-
-        np.add.at(out, index, values)
-    else:
-        import cupyx
-
-        cupyx.scatter_add(out, index, values)
 
 
 class IndexSelect(Function):

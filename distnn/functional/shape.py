@@ -111,6 +111,16 @@ def _is_advanced(index):
     return any(hasattr(i, "shape") and getattr(i, "ndim", 0) > 0 or isinstance(i, list) for i in items)
 
 
+def scatter_add(out, index, values) -> None:
+    """``out[index] += values`` with repeated indices adding up (numpy's ``add.at``, cupyx's ``scatter_add``)."""
+    if get_array_module(out) is np:
+        np.add.at(out, index, values)
+    else:
+        import cupyx
+
+        cupyx.scatter_add(out, index, values)
+
+
 class GetItem(Function):
     """Basic and advanced indexing; backward scatter-adds (repeated indices accumulate)."""
 
@@ -130,12 +140,7 @@ class GetItem(Function):
         xp = get_array_module(g)
         out = xp.zeros(self.shape, dtype=g.dtype)
         if _is_advanced(self.index):
-            if xp.__name__ == "numpy":
-                xp.add.at(out, self.index, g)
-            else:  # cupy
-                import cupyx
-
-                cupyx.scatter_add(out, self.index, g)
+            scatter_add(out, self.index, g)
         else:
             out[self.index] = g
         return (out,)
@@ -428,12 +433,7 @@ class Gather(Function):
         out = xp.zeros(self.shape, dtype=g.dtype)
         grid = list(xp.indices(self.index.shape, sparse=True))
         grid[self.dim] = self.index
-        if xp.__name__ == "numpy":
-            xp.add.at(out, tuple(grid), g)
-        else:  # cupy
-            import cupyx
-
-            cupyx.scatter_add(out, tuple(grid), g)
+        scatter_add(out, tuple(grid), g)
         return out, None
 
 
