@@ -27,3 +27,10 @@ def wrap_dims(dims, ndim: int, op: str) -> tuple:
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: dims {tuple(dims)} name a dimension more than once")
     return out
+
+
+def dim_or_axis(dim, axis):
+    """One axis from PyTorch's ``dim=`` and numpy's ``axis=`` spellings of it (not both)."""
+    if dim is not None and axis is not None:
+        raise TypeError("give dim (PyTorch) or axis (numpy), not both")
+    return axis if axis is not None else dim

@@ -17,7 +17,7 @@ from collections import namedtuple
 from distnn.autograd.function import OUTPUT, Function
 from distnn.backend import get_array_module
 
-from ._dims import DimensionError
+from ._dims import DimensionError, dim_or_axis
 
 
 def _axes(axis, ndim):
@@ -141,12 +141,10 @@ MinResult = namedtuple("min", ["values", "indices"])
 
 def _resolve(dim, keepdim, axis, keepdims):
     """(axis, keepdims, numpy_style) from PyTorch's and numpy's spellings (not both)."""
-    if axis is not None and dim is not None:
-        raise TypeError("give dim (PyTorch) or axis (numpy), not both")
     numpy_style = axis is not None or keepdims is not None
     if not numpy_style:
         dim = _every_dim_if_empty(dim)
-    return (axis if axis is not None else dim), bool(keepdims if keepdims is not None else keepdim), numpy_style
+    return dim_or_axis(dim, axis), bool(keepdims if keepdims is not None else keepdim), numpy_style
 
 
 def _every_dim_if_empty(dim):

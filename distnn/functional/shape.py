@@ -10,6 +10,8 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
+from ._dims import dim_or_axis
+
 
 class Reshape(Function):
     saves_tensors = False
@@ -281,13 +283,6 @@ def broadcast_to(a, shape):
 
 
 expand = broadcast_to
-
-
-def dim_or_axis(dim, axis):
-    """One axis from PyTorch's ``dim=`` and numpy's ``axis=`` spellings of it (not both)."""
-    if dim is not None and axis is not None:
-        raise TypeError("give dim (PyTorch) or axis (numpy), not both")
-    return axis if axis is not None else dim
 
 
 def squeeze(a, dim=None, *, axis=None):
