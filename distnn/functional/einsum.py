@@ -12,14 +12,9 @@ import string
 
 from distnn.autograd.dtype_rules import torch_operands
 from distnn.autograd.function import Function
-from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module
+from distnn.backend import get_array_module, unwrap
 
 from .elementwise import MatMul
-
-
-def _data(a):
-    return a.data if isinstance(a, Tensor) else a
 
 
 def parse_equation(equation: str, shapes) -> tuple:
@@ -130,14 +125,14 @@ def einsum(equation, *operands):
     if not operands:
         raise ValueError("einsum: no operands")
     operands = torch_operands(*operands)
-    terms, rhs = parse_equation(equation, [_data(o).shape for o in operands])
+    terms, rhs = parse_equation(equation, [unwrap(o).shape for o in operands])
     for c in set("".join(terms)):
-        sizes = {_data(o).shape[t.index(c)] for o, t in zip(operands, terms) if c in t}
+        sizes = {unwrap(o).shape[t.index(c)] for o, t in zip(operands, terms) if c in t}
         if len(sizes - {1}) > 1:
             raise ValueError(f"einsum: subscript {c!r} of {equation!r} has sizes {sorted(sizes)} in different "
                              "operands (they must be equal, or 1 to broadcast)")
     for o, t in zip(operands, terms):
-        shape = _data(o).shape
+        shape = unwrap(o).shape
         for c in set(t):
             if len({shape[k] for k, x in enumerate(t) if x == c}) > 1:
                 raise ValueError(f"einsum: subscript {c!r} repeats in {t!r} over dims of different sizes {shape}")
@@ -146,7 +141,7 @@ def einsum(equation, *operands):
 
 def bmm(input, mat2):  # noqa: A002
     """``torch.bmm``: batched matrix product of (b, n, m) and (b, m, p) tensors, no broadcasting."""
-    a, b = _data(input), _data(mat2)
+    a, b = unwrap(input), unwrap(mat2)
     if a.ndim != 3 or b.ndim != 3:
         raise ValueError(f"bmm: both operands must be 3-D (batch, rows, cols), got shapes {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")

@@ -7,14 +7,10 @@ from __future__ import annotations
 
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module
+from distnn.backend import get_array_module, unwrap
 
 from ._dims import wrap_dim
 from .reduce import Max, Min, _axes, _every_dim_if_empty
-
-
-def _data(a):
-    return a.data if isinstance(a, Tensor) else a
 
 
 def _with_dtype(a, dtype):
@@ -48,7 +44,7 @@ class CumSum(Function):
 
 def cumsum(input, dim, *, dtype=None):  # noqa: A002 - PyTorch's name
     """``torch.cumsum``: running sums along ``dim`` (integers and bools sum in int64)."""
-    dim = wrap_dim(dim, _data(input).ndim, "cumsum")
+    dim = wrap_dim(dim, unwrap(input).ndim, "cumsum")
     return CumSum.apply(_with_dtype(input, dtype), dim=dim)
 
 
@@ -96,7 +92,7 @@ def _others_product(xp, a, axis):
 def prod(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
     """``torch.prod``: the product of every element, or over ``dim`` (an int), keeping it with ``keepdim``."""
     if dim is not None:
-        dim = wrap_dim(dim, _data(input).ndim, "prod")
+        dim = wrap_dim(dim, unwrap(input).ndim, "prod")
     return Prod.apply(_with_dtype(input, dtype), dim=dim, keepdim=keepdim)
 
 

@@ -5,14 +5,10 @@ import numbers
 
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module
+from distnn.backend import get_array_module, unwrap
 
 from ._dims import wrap_dim, wrap_dims
 from .shape import GetItem, scatter_add
-
-
-def _data(a):
-    return a.data if isinstance(a, Tensor) else a
 
 
 class IndexSelect(Function):
@@ -45,7 +41,7 @@ class IndexSelect(Function):
 
 def index_select(input, dim, index):  # noqa: A002
     """``torch.index_select``: the slices at ``index`` (a vector of integers) along ``dim``, in that order."""
-    data = _data(input)
+    data = unwrap(input)
     if data.ndim == 0:
         raise ValueError("index_select: a 0-d tensor has no dim to select along")
     return IndexSelect.apply(input, index, dim=wrap_dim(dim, data.ndim, "index_select"))
@@ -54,7 +50,7 @@ def index_select(input, dim, index):  # noqa: A002
 def narrow(input, dim, start, length):  # noqa: A002
     """``torch.narrow``: ``length`` elements of ``dim`` from ``start`` (negative: from the end); a view, as in
     PyTorch (an in-place change of either is seen by both)."""
-    data = _data(input)
+    data = unwrap(input)
     if data.ndim == 0:
         raise ValueError("narrow: a 0-d tensor cannot be narrowed")
     d = wrap_dim(dim, data.ndim, "narrow")
@@ -87,7 +83,7 @@ class Flip(Function):
 
 def flip(input, dims):  # noqa: A002
     """``torch.flip``: reverse the order along each of ``dims`` (an int or a sequence)."""
-    data = _data(input)
+    data = unwrap(input)
     dims = wrap_dims(dims, data.ndim, "flip")
     if data.ndim == 0:
         dims = ()
@@ -112,7 +108,7 @@ class Roll(Function):
 def roll(input, shifts, dims=None):  # noqa: A002
     """``torch.roll``: shift elements cyclically by ``shifts`` along ``dims`` (one shift per dim); with no
     ``dims``, the tensor is rolled as if flattened, then given its shape back."""
-    data = _data(input)
+    data = unwrap(input)
 
     def ints(v):
         return (int(v),) if isinstance(v, numbers.Integral) else tuple(int(s) for s in v)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module
+from distnn.backend import get_array_module, unwrap
 
 from ._dims import wrap_dim
 from .shape import TakeAlong
@@ -18,10 +18,6 @@ from .shape import TakeAlong
 #: what ``sort`` and ``topk`` return, as PyTorch's ``torch.return_types.sort`` / ``topk``
 SortResult = namedtuple("sort", ["values", "indices"])
 TopkResult = namedtuple("topk", ["values", "indices"])
-
-
-def _data(a):
-    return a.data if isinstance(a, Tensor) else a
 
 
 def stable_argsort(data, dim: int, descending: bool = False):
@@ -55,7 +51,7 @@ def _as_1d(input, data):
 def sort(input, dim=-1, descending=False, stable=False):  # noqa: A002
     """``torch.sort``: ``(values, indices)`` along ``dim``, ascending unless ``descending`` (stable: see the
     module docstring)."""
-    data = _data(input)
+    data = unwrap(input)
     _check_sortable(data, "sort")
     d = wrap_dim(dim, data.ndim, "sort")
     if data.ndim == 0:  # (PyTorch: the value itself, index 0)
@@ -67,7 +63,7 @@ def sort(input, dim=-1, descending=False, stable=False):  # noqa: A002
 
 def argsort(input, dim=-1, descending=False, stable=False):  # noqa: A002
     """``torch.argsort``: the (int64) indices of :func:`sort`; no gradient."""
-    data = _data(input)
+    data = unwrap(input)
     _check_sortable(data, "argsort")
     d = wrap_dim(dim, data.ndim, "argsort")
     if data.ndim == 0:
@@ -79,7 +75,7 @@ def topk(input, k, dim=-1, largest=True, sorted=True):  # noqa: A002
     """``torch.topk``: the ``k`` largest (or smallest) elements along ``dim`` and their indices, largest first
     (smallest first with ``largest=False``). Among equal elements the first ones are taken; ``sorted=False`` is
     accepted and gives them sorted anyway (PyTorch leaves that order unspecified)."""
-    data = _data(input)
+    data = unwrap(input)
     _check_sortable(data, "topk")
     d = wrap_dim(dim, data.ndim, "topk")
     n = data.shape[d] if data.ndim else 1
