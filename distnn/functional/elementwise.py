@@ -131,11 +131,14 @@ def _on_device(xp, *values):
     return tuple(xp.asarray(v) if isinstance(v, np.ndarray) else v for v in values)
 
 
-def _quiet(xp):
-    """numpy's floating-point warnings off (for values that are masked right after); cupy has none."""
+def _quiet(xp, over: bool = False):
+    """numpy's floating-point warnings off (for values that are masked right after; ``over``: overflow too);
+    cupy has none."""
     import contextlib
 
-    return xp.errstate(divide="ignore", invalid="ignore") if hasattr(xp, "errstate") else contextlib.nullcontext()
+    if not hasattr(xp, "errstate"):
+        return contextlib.nullcontext()
+    return xp.errstate(divide="ignore", invalid="ignore", over="ignore" if over else None)  # (None: unchanged)
 
 
 class PowConstant(Pow):

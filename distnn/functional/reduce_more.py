@@ -10,6 +10,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module, unwrap
 
 from ._dims import wrap_dim
+from .elementwise import _quiet, float_input
 from .reduce import Max, Min, _axes, _every_dim_if_empty
 
 
@@ -110,7 +111,7 @@ class LogSumExp(Function):
             m = xp.where(xp.isinf(m), 0, m)
         else:
             m = xp.zeros([1 if i in axes else s for i, s in enumerate(a.shape)], dtype=a.dtype)
-        with _quiet(xp):
+        with _quiet(xp, over=True):
             out = xp.log(xp.exp(a - m).sum(axis=axes, keepdims=True)) + m
         self.a, self.out, self.axes, self.keepdim = a, out, axes, keepdim
         return out if keepdim else out.reshape([s for i, s in enumerate(a.shape) if i not in axes])
@@ -119,22 +120,13 @@ class LogSumExp(Function):
         xp = get_array_module(g)
         if not self.keepdim and self.a.ndim:
             g = xp.expand_dims(g, self.axes)
-        with _quiet(xp):
+        with _quiet(xp, over=True):
             return (g * xp.exp(self.a - self.out),)
-
-
-def _quiet(xp):
-    import contextlib
-
-    return xp.errstate(divide="ignore", invalid="ignore", over="ignore") if hasattr(xp, "errstate") else \
-        contextlib.nullcontext()
 
 
 def logsumexp(input, dim, keepdim=False):  # noqa: A002
     """``torch.logsumexp``: ``log(sum(exp(input), dim))`` computed stably; ``dim`` an int or a tuple (required,
     as in PyTorch). Integer input is computed in float32."""
-    from .elementwise import float_input
-
     return LogSumExp.apply(float_input(input), dim=_every_dim_if_empty(dim), keepdim=keepdim)
 
 
