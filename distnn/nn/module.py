@@ -378,8 +378,7 @@ class Module(ForwardHooks):
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
-        d = self.__dict__
-        if not d.get("_forward_pre_hooks") and not d.get("_forward_hooks"):
+        if not self._forward_hooked:  # (one lookup for a module without hooks: module_hooks)
             return self.forward(*args, **kwargs)
         return self._call_with_hooks(args, kwargs)
 

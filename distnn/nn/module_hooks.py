@@ -4,7 +4,9 @@ Pre-hooks ``hook(module, args)`` (``with_kwargs=True``: ``hook(module, args, kwa
 ``forward`` and may return new args (a non-tuple is taken as the only argument; with kwargs: an
 ``(args, kwargs)`` pair); hooks ``hook(module, args, output)`` (``hook(module, args, kwargs, output)``)
 run after it and may return a new output. None keeps the value. They run in registration order
-(``prepend=True``: before the others). A module with no hooks pays one dict lookup per call.
+(``prepend=True``: before the others). A module never given a hook pays one attribute lookup per call
+(``_forward_hooked``, set at the first registration; hooks removed later leave the hooked call, which
+then finds none).
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ class ForwardHooks:
 
     __slots__ = ()
 
+    _forward_hooked = False  # (True once this module was given a hook: Module.__call__ takes the hooked call)
+
     def register_forward_pre_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False):
         """Call ``hook`` before every ``forward``; returns a handle with ``remove()``."""
         return self._add_hook("_forward_pre_hooks", hook, prepend, with_kwargs)
@@ -52,6 +56,7 @@ class ForwardHooks:
         if hooks is None:
             hooks = OrderedDict()
             object.__setattr__(self, registry, hooks)
+            object.__setattr__(self, "_forward_hooked", True)
         handle = RemovableHandle(hooks)
         hooks[handle.id] = (hook, bool(with_kwargs), bool(always_call))
         if prepend:
