@@ -260,13 +260,16 @@ def _raw_array(x):
     return a if hasattr(a, "dtype") and hasattr(a, "shape") else np.asarray(a)
 
 
+def _beside(xp, b):
+    """Array ``b`` on the device of module ``xp`` (copied across when it is on the other)."""
+    return b if get_array_module(b) is xp else xp.asarray(to_numpy(b) if xp is np else b)
+
+
 def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:  # noqa: A002
     """``torch.allclose``: ``|input - other| <= atol + rtol * |other|`` everywhere (broadcasting), as one bool."""
-    a, b = _raw_array(input), _raw_array(other)
+    a = _raw_array(input)
     xp = get_array_module(a)
-    if get_array_module(b) is not xp:
-        b = xp.asarray(to_numpy(b) if xp is np else b)
-    return bool(xp.allclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+    return bool(xp.allclose(a, _beside(xp, _raw_array(other)), rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
 def equal(input, other) -> bool:  # noqa: A002
@@ -274,10 +277,7 @@ def equal(input, other) -> bool:  # noqa: A002
     a, b = _raw_array(input), _raw_array(other)
     if tuple(a.shape) != tuple(b.shape):
         return False
-    xp = get_array_module(a)
-    if get_array_module(b) is not xp:
-        b = xp.asarray(to_numpy(b) if xp is np else b)
-    return bool((a == b).all())
+    return bool((a == _beside(get_array_module(a), b)).all())
 
 
 def _bits(value, op: str):
