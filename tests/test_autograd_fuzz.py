@@ -415,47 +415,32 @@ class Program:
         if op == "relu_" and np.abs(v.values()).min() < 1e-6:
             raise Skip
 
-        def fd():
-            x = v.d
+        def change(x, other, relu):
+            """The in-place op on ``x`` (``other``: ``w``'s tensor in the same framework)."""
             if op == "iadd":
-                x += w.d
+                x += other
             elif op == "isub":
-                x -= w.d
+                x -= other
             elif op == "imul_c":
                 x *= 1.5
             elif op == "imul":
-                x *= w.d
+                x *= other
             elif op == "idiv_c":
                 x /= 2.0
             elif op == "setitem":
-                x[0] = w.d
+                x[0] = other
             elif op == "relu_":
-                DF.relu(x, inplace=True)
+                relu(x, inplace=True)
             else:
                 u = x[0]
                 u += 1.0
             return x
 
+        def fd():
+            return change(v.d, w.d if w is not None else None, DF.relu)
+
         def ft():
-            x = v.t
-            if op == "iadd":
-                x += w.t
-            elif op == "isub":
-                x -= w.t
-            elif op == "imul_c":
-                x *= 1.5
-            elif op == "imul":
-                x *= w.t
-            elif op == "idiv_c":
-                x /= 2.0
-            elif op == "setitem":
-                x[0] = w.t
-            elif op == "relu_":
-                TF.relu(x, inplace=True)
-            else:
-                u = x[0]
-                u += 1.0
-            return x
+            return change(v.t, w.t if w is not None else None, TF.relu)
 
         (d, t), (ed, et) = _both(fd, ft)
         self.trace.append(f"{op}({v.name}{', ' + w.name if w is not None else ''}) [recording]")
