@@ -295,3 +295,14 @@ def test_a_zero_d_result_of_relu_changed_in_place_is_refused_as_in_pytorch(torch
         return leaf, s * 2.0
 
     _same_as_pytorch(torch, build)
+
+
+def test_changing_the_indices_max_returned_leaves_its_gradient_alone():
+    """``max(x, dim)``'s indices are the user's: the node keeps its own, so a change of them before
+    backward cannot move the gradient (it went to the new places; PyTorch refuses the backward)."""
+    x = dn.tensor(np.array([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]]), requires_grad=True)
+    values, indices = x.max(1)
+    with dn.no_grad():
+        indices[...] = 2
+    values.sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])

@@ -187,7 +187,7 @@ def _extremum(cls, result, arg, a, dim, keepdim, axis, keepdims):
     values = TakeAlong.apply(a, indices, dim=axis % data.ndim)  # (its own indices: x is not read)
     if not keepdims:
         values, indices = Squeeze.apply(values, axis=axis), indices.squeeze(axis)
-    return result(values, Tensor(indices))
+    return result(values, Tensor(indices.copy()))  # (a copy: the node's own indices must not change under it)
 
 
 def max(a, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
