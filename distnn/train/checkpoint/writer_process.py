@@ -42,7 +42,7 @@ import subprocess
 import sys
 import threading
 
-from ..._threads import usable_cores
+from ..._threads import THREAD_VARIABLES, usable_cores
 from . import faults
 from .fsio import write_all
 from .names import FAULT_ENV, step_name
@@ -83,7 +83,7 @@ class WriterProcess:
 
     def __init__(self):
         self.pid_of_parent = os.getpid()
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        env = {**os.environ, **dict.fromkeys(THREAD_VARIABLES, "1")}  # (its numpy needs no BLAS pool)
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
         # Started with the job's signals blocked in this thread: the child inherits the mask, so none can kill
         # it before it ignores them (then it unblocks them); this process's other threads still get them.
