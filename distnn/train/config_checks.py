@@ -62,6 +62,16 @@ def model_arguments(name: str) -> list | None:
     return [p for p in params if p != "self" and p not in MODEL_RESERVED]
 
 
+def _argument_table(name):
+    """The :class:`~distnn.models.arguments.Arguments` table of model ``name``, or None (unknown, none, or
+    no model zoo here: as in check_model, it is optional)."""
+    try:
+        from distnn.models.arguments import arguments_of
+    except ImportError:
+        return None
+    return arguments_of(name)
+
+
 def _set_wins_over_unused(extra: dict, out: dict, overridden) -> dict:
     """``extra`` less an argument of the file that one --set gives makes unused (``Arguments.unused_with``).
 
@@ -69,11 +79,7 @@ def _set_wins_over_unused(extra: dict, out: dict, overridden) -> dict:
     instead": --set cannot remove a key, so the file's ``hidden_sizes`` goes (and the other way round).
     Both given in the file, or both by --set, stay a conflict that ``check_model`` reports.
     """
-    try:
-        from distnn.models.arguments import arguments_of
-    except ImportError:  # (as in check_model: the model zoo is optional here)
-        return extra
-    table = arguments_of(out["model"].get("name", ""))
+    table = _argument_table(out["model"].get("name", ""))
     if not overridden or table is None:
         return extra
     extra = dict(extra)
@@ -93,11 +99,7 @@ def _none_by_set(extra: dict, out: dict, overridden) -> dict:
     TOML has no null, so --set cannot otherwise undo a file's value of an argument whose off-value is None
     (MLP's ``norm = "layer"``), as ``none`` already unsets an optional schema key.
     """
-    try:
-        from distnn.models.arguments import arguments_of
-    except ImportError:  # (as in check_model: the model zoo is optional here)
-        return extra
-    table = arguments_of(out["model"].get("name", ""))
+    table = _argument_table(out["model"].get("name", ""))
     if table is None:
         return extra
     extra = dict(extra)
@@ -117,11 +119,7 @@ def drop_unused_in_old_record(raw: dict) -> None:
     model = raw.get("model")
     if not isinstance(model, dict) or not isinstance(model.get("name"), str):
         return
-    try:
-        from distnn.models.arguments import arguments_of
-    except ImportError:
-        return
-    table = arguments_of(model["name"])
+    table = _argument_table(model["name"])
     if table is not None:
         table.drop_ignored(model)
 

@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 import distnn
+from distnn.nn.module import evaluating
 
 from .callbacks import EarlyStopping, LRSchedulerCallback, ProgressBar
 from .trainer import Trainer
@@ -183,15 +184,13 @@ class Job:
         x, y = train.x[:1], np.asarray(train.y[:1])
         if x.dtype.kind == "f":
             x = x.astype(np.float32)
-        rng, was_training = distnn.random.get_state(), model.training
-        model.eval()
+        rng = distnn.random.get_state()
         try:
-            with distnn.no_grad():
+            with evaluating(model), distnn.no_grad():
                 out = model(distnn.Tensor(x))
         except Exception:  # (a model that cannot read these inputs says so itself, at the first step)
             return
         finally:
-            model.train(was_training)
             distnn.random.set_state(rng)
         if not hasattr(out, "shape"):
             return

@@ -440,26 +440,26 @@ class ModelCheckpoint(Callback):
         """
         if isinstance(job, Exception):
             return {"ok": False, "error": f"cannot serialize the training state: {job}"}
-        process = self._writer_process() if elsewhere else None
-        if process is not None:
-            return self._write_in(process, job)
         step, files, manifest, serializer = job
         t0 = time.perf_counter()
-        try:
+        options = {"fsync": self.fsync, "update_best": self.best_name == ck.step_name(step), "reuse": serializer.reuse,
+                   "keep_last": self.keep_last, "protect": [self.best_name] if self.save_best else []}
+        process = self._writer_process() if elsewhere else None
+        if process is not None:
+            serializer.fill_crc(files)  # (the npz images' CRC-32s: into this process's buffers, before they go)
+            result = process.write(self.root, step, files, manifest, spares=list(self._spares), **options)
+            # (spares unknown if it died: a missing spare is not recycled)
+            self._spares[:] = result.pop("spares", self._spares)
+            if result["ok"]:
+                serializer.note_written(result["path"])
+        else:
             # the npz CRC-32s here, not at the save point, beside the SHA-256s (both release the GIL)
-            path = ck.write_checkpoint(self.root, step, files, manifest, fsync=self.fsync,
-                                       update_best=self.best_name == ck.step_name(step), reuse=serializer.reuse,
-                                       prepare=serializer.crc_fillers(files),
-                                       recycle=self._spares.pop() if self._spares else None)
-            serializer.note_written(path)
-            removed = ck.apply_retention(self.root, self.keep_last, protect=[self.best_name] if self.save_best else [],
-                                         latest=ck.step_name(step), spare=self._spares)
-        except ck.CheckpointError as e:
-            return {"ok": False, "error": str(e)}
-        except OSError as e:
-            return {"ok": False, "error": f"checkpoint housekeeping in {self.root!r} failed: {e.strerror or e}"}
-        return {"ok": True, "path": path, "bytes": sum(len(b) for b in files.values()),
-                "seconds": time.perf_counter() - t0, "removed": removed, "step": step}
+            result = ck.write_and_retain(self.root, step, files, manifest, prepare=serializer.crc_fillers(files),
+                                         spares=self._spares, on_written=serializer.note_written, **options)
+        if not result["ok"]:
+            return result
+        return {**result, "bytes": sum(len(b) for b in files.values()), "seconds": time.perf_counter() - t0,
+                "step": step}
 
     def _writer_process(self):
         """This process's writer process, or None (with a warning, once) when it cannot be started."""
@@ -471,22 +471,6 @@ class ModelCheckpoint(Callback):
                 self.log.warning("cannot start a checkpoint writer process (%s): writing from a thread of this one",
                                  e.strerror or e)
             return None
-
-    def _write_in(self, process, job) -> dict:
-        """:meth:`_write` by the writer process ``process``: the same steps, this callback's spares with it."""
-        step, files, manifest, serializer = job
-        t0 = time.perf_counter()
-        serializer.fill_crc(files)  # (the npz images' CRC-32s: into this process's buffers, before they go)
-        result = process.write(self.root, step, files, manifest, fsync=self.fsync,
-                               update_best=self.best_name == ck.step_name(step), reuse=serializer.reuse,
-                               keep_last=self.keep_last, protect=[self.best_name] if self.save_best else [],
-                               spares=list(self._spares))
-        self._spares[:] = result.pop("spares", self._spares)  # (unknown if it died: a missing spare is not recycled)
-        if not result["ok"]:
-            return result
-        serializer.note_written(result["path"])
-        return {**result, "bytes": sum(len(b) for b in files.values()), "seconds": time.perf_counter() - t0,
-                "step": step}
 
     def _agree(self, trainer, result):
         return self._accept(trainer, trainer.agree(result))

@@ -70,7 +70,7 @@ from .read import (CheckpointInfo, checkpoint_root, follow_pointer, is_checkpoin
                    load_latest_valid, model_directory, read_checkpoint, read_manifest, resolve_and_load,
                    verify_checkpoint)
 from .retention import (apply_retention, cleanup_temporaries, discard_newer, recover_interrupted_rewrites,
-                        remove_spares)
+                        remove_spares, write_and_retain)
 from .state import Serializer, decode_state, encode_state, npz_bytes, serialize, to_files
 
 __all__ = [
@@ -80,5 +80,6 @@ __all__ = [
     "follow_pointer",
     "is_checkpoint_dir", "json_clean", "list_checkpoints", "load_latest_valid", "model_directory", "npz_bytes",
     "read_checkpoint", "read_manifest", "read_pointer", "recover_interrupted_rewrites", "remove_spares",
-    "resolve_and_load", "serialize", "step_name", "to_files", "verify_checkpoint", "write_checkpoint", "write_pointer", "write_pointers",
+    "resolve_and_load", "serialize", "step_name", "to_files", "verify_checkpoint", "write_and_retain",
+    "write_checkpoint", "write_pointer", "write_pointers",
 ]

@@ -5,10 +5,30 @@ import os
 import shutil
 import uuid
 
-from .commit import read_pointer, write_pointer
+from .commit import read_pointer, write_checkpoint, write_pointer
 from .fsio import remove_tree, tmp_suffix
-from .names import BEST, LATEST, STEP_RE
+from .names import BEST, LATEST, STEP_RE, CheckpointError, step_name
 from .read import list_checkpoints
+
+
+def write_and_retain(root: str, step: int, files: dict, manifest: dict, *, keep_last: int, protect, spares: list,
+                     on_written=None, **write_options) -> dict:
+    """A checkpoint callback's write: checkpoint ``step`` (:func:`write_checkpoint` with ``write_options``,
+    recycling a directory of ``spares``), ``on_written(path)`` if given, then :func:`apply_retention`
+    (a retired directory goes to ``spares``). Returns ``{"ok": True, "path", "removed"}`` or
+    ``{"ok": False, "error"}``: a CheckpointError or an OSError is a failed write, never raised. The one
+    sequence ``ModelCheckpoint`` writes, from its thread or in its writer process."""
+    try:
+        path = write_checkpoint(root, step, files, manifest, recycle=spares.pop() if spares else None,
+                                **write_options)
+        if on_written is not None:
+            on_written(path)
+        removed = apply_retention(root, keep_last, protect=protect, latest=step_name(step), spare=spares)
+    except CheckpointError as e:
+        return {"ok": False, "error": str(e)}
+    except OSError as e:
+        return {"ok": False, "error": f"checkpoint housekeeping in {root!r} failed: {e.strerror or e}"}
+    return {"ok": True, "path": path, "removed": removed}
 
 
 def apply_retention(root: str, keep_last: int, protect=(), latest: str | None = None,

@@ -19,7 +19,7 @@ bytes through a pipe.
 
 The process is started once (``subprocess``: a new interpreter, never a fork
 of an MPI process) and writes one checkpoint at a time. Each request is a
-pickled header (the ``write_checkpoint`` and ``apply_retention`` arguments,
+pickled header (the :func:`~.retention.write_and_retain` arguments,
 the files' names and sizes) followed by the files' bytes, on its stdin; the
 answer is a pickled result on its stdout. It imports no MPI.
 
@@ -42,12 +42,11 @@ import subprocess
 import sys
 import threading
 
-from ..._threads import usable_cores
+from ..._threads import THREAD_VARIABLES, usable_cores
 from . import faults
-from .commit import write_checkpoint
 from .fsio import write_all
-from .names import FAULT_ENV, CheckpointError, step_name
-from .retention import apply_retention
+from .names import FAULT_ENV, step_name
+from .retention import write_and_retain
 
 #: signals sent to a whole job (scheduler preemption, Ctrl-C, a closed terminal) that the writer ignores:
 #: the training process acts on them, and waits for the write in flight
@@ -84,7 +83,7 @@ class WriterProcess:
 
     def __init__(self):
         self.pid_of_parent = os.getpid()
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        env = {**os.environ, **dict.fromkeys(THREAD_VARIABLES, "1")}  # (its numpy needs no BLAS pool)
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
         # Started with the job's signals blocked in this thread: the child inherits the mask, so none can kill
         # it before it ignores them (then it unblocks them); this process's other threads still get them.
@@ -195,22 +194,16 @@ def main() -> None:
         out.flush()
 
 
-def _serve(files, root, step, manifest, env, fsync, update_best, reuse, keep_last, protect, spares) -> dict:
-    """One request: as the thread writes (``ModelCheckpoint._write``), with ``spares`` its retired directory
-    list (the updated list goes back) and ``env`` the training process's :data:`PER_WRITE_ENV`."""
+def _serve(files, root, step, manifest, env, spares, **options) -> dict:
+    """One request: as the thread writes (:func:`~.retention.write_and_retain`), with ``spares`` its retired
+    directory list (the updated list goes back) and ``env`` the training process's :data:`PER_WRITE_ENV`."""
     for name, value in env.items():
         if value is None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
     try:
-        path = write_checkpoint(root, step, files, manifest, fsync=fsync, update_best=update_best, reuse=reuse,
-                                recycle=spares.pop() if spares else None)
-        removed = apply_retention(root, keep_last, protect=protect, latest=step_name(step), spare=spares)
-    except CheckpointError as e:
-        return {"ok": False, "error": str(e), "spares": spares}
-    except OSError as e:
-        return {"ok": False, "error": f"checkpoint housekeeping in {root!r} failed: {e.strerror or e}", "spares": spares}
+        result = write_and_retain(root, step, files, manifest, spares=spares, **options)
     except Exception as e:  # a bug: reported as the thread reports it, and this process serves on
-        return {"ok": False, "error": f"checkpoint writer failed: {type(e).__name__}: {e}", "spares": spares}
-    return {"ok": True, "path": path, "removed": removed, "spares": spares}
+        result = {"ok": False, "error": f"checkpoint writer failed: {type(e).__name__}: {e}"}
+    return {**result, "spares": spares}
