@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from distnn.autograd.function import Function
+from distnn.autograd.function import OUTPUT, Function
 from distnn.backend import get_array_module
 
 
@@ -47,6 +47,11 @@ def _split_packed(qkv):
 
 
 class MultiheadAttentionCore(Function):
+    # backward reads q, k and v (views of them) and the dropout mask, not the additive mask nor the output;
+    # PyTorch's scaled_dot_product_attention (its fused CPU kernel, the default in float32 and float64, as its
+    # GPU ones) saves the query, key, value, mask and output whichever needs a gradient: so do we. (Its math
+    # backend scales q and k before their product and saves neither; distnn reads them, so it could not follow.)
+    reads = ((0, 1, 2, 3, 4, OUTPUT),) * 3 + ((), ())
     def forward(self, q, k, v, mask=None, dropmask=None, num_heads=1, seq_first=True):
         xp = get_array_module(q)
         self.packed = k is None

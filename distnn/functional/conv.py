@@ -83,7 +83,9 @@ class Conv2d(Function):
     weight's destination like a 4-D one.
     """
 
-    saves_tensors = "inputs"
+    # x's gradient reads the weight, the weight's the input's columns (x itself for a 1x1 kernel); PyTorch's
+    # convolution saves the input and the weight whichever needs a gradient, never the bias: so do we
+    reads = ((0, 1), (0, 1), (0, 1))
 
     def forward(self, x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
         xp = get_array_module(x)

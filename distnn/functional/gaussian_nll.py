@@ -40,6 +40,10 @@ class _GaussianNLL(Function):
     back up, where a clamp's zero gradient would leave it stuck).
     """
 
+    # backward reads only its own arrays (d = x - y and the clamped v); PyTorch's, composed, saves only
+    # intermediates (its own clamped clone of var): an in-place change of any input or the result is fine
+    reads = ((), (), ())
+
     def forward(self, x, y, var, var_shape=None, full=False, eps=1e-6, reduction="mean"):
         xp = get_array_module(x)
         dt = x.dtype

@@ -276,7 +276,8 @@ def nll_loss(input, target, weight=None, ignore_index=IGNORE_INDEX, reduction="m
 class _BCEWithLogits(Function):
     """loss = (1 - y) x + L softplus(-x), L = 1 + (pos_weight - 1) y; differentiable in x and y (as PyTorch)."""
 
-    saves_tensors = "inputs"
+    # both gradients read x, y and the weights (as PyTorch's, whose formulas take all four), not the result
+    reads = ((0, 1, 2, 3), (0, 1, 2, 3), (), ())
 
     def forward(self, x, y, weight=None, pos_weight=None, reduction="mean"):
         if y.shape != x.shape:
@@ -332,7 +333,9 @@ class _BCE(Function):
     softplus form) when the logits are at hand. The clamp keeps p = 0 or 1 finite (a loss of at most 100).
     """
 
-    saves_tensors = "inputs"
+    # p's gradient reads p, y and the weight, y's its own logs and the weight; PyTorch's formulas both take
+    # the input, the target and the weight: declared as those, so that both refuse alike
+    reads = ((0, 1, 2), (0, 1, 2), ())
 
     def forward(self, p, y, weight=None, reduction="mean"):
         xp = get_array_module(p)

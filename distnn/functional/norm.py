@@ -27,7 +27,9 @@ def _raw(x):
 
 # ------------------------------------------------------------------ layer norm
 class LayerNorm(Function):
-    saves_tensors = "inputs"  # (xhat and rstd are its own arrays: an in-place change of the output is fine)
+    # backward reads xhat and rstd (its own) and, for x's gradient, the weight; PyTorch's native_layer_norm
+    # saves the input, the weight and the bias whichever needs a gradient, and not its output: so do we
+    reads = ((0, 1, 2), (0, 1, 2), (0, 1, 2))
 
     def forward(self, x, weight=None, bias=None, ndim=1, eps=1e-5):
         xp = get_array_module(x)
@@ -106,7 +108,12 @@ def update_running_stats(running_mean, running_var, mean, var, count, momentum):
 class BatchNormTrain(Function):
     """Batch norm with given batch statistics ``mean``/``var`` (biased) over ``count`` samples per channel."""
 
-    saves_tensors = "inputs"  # (xhat is its own array: ``relu(bn(x), inplace=True)`` is fine, as in PyTorch)
+    # backward reads xhat and rstd (its own: ``relu(bn(x), inplace=True)`` is fine, as in PyTorch) and, for x's
+    # gradient, the weight; PyTorch's native_batch_norm saves the input and the weight whichever needs a
+    # gradient, not the bias nor its output: so do we. (It also saves the running statistics, which here are
+    # no inputs: changed in place after the forward, PyTorch refuses and distnn, which reads none of them,
+    # backpropagates.) SyncBatchNorm's and the valid-rows subclasses inherit this.
+    reads = ((0, 1), (0, 1), (0, 1))
 
     def forward(self, x, weight, bias, mean, var, count, eps=1e-5):
         xp = get_array_module(x)
@@ -145,7 +152,9 @@ class BatchNormTrain(Function):
 class BatchNormEval(Function):
     """Batch norm with fixed (running) statistics: a per-channel affine map."""
 
-    saves_tensors = "inputs"
+    # the weight's gradient reads the input (its scale and the mean are copies); PyTorch's saves the input and
+    # the weight whichever needs a gradient, not the bias (nor the output): so do we
+    reads = ((0, 1), (0, 1), (0, 1))
 
     def forward(self, x, weight, bias, mean, var, eps=1e-5):
         xp = get_array_module(x)

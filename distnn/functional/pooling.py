@@ -105,6 +105,10 @@ def _winner_masks(xpad, out, xshape, padding, extra, kernel, stride, dilation, H
 
 
 class MaxPool2d(Function):
+    # No ``reads``: the coarse default checks the input (PyTorch's saves it too) and the output, which backward
+    # reads to find the winners where PyTorch's reads indices. Changed while recording (``y += 1``), the output
+    # is copied first and its check dropped (inplace.py, for undeclared nodes only), so that backpropagates as
+    # in PyTorch; changed under no_grad(), distnn refuses where PyTorch does not (stricter, never wrong).
     saved_output_is_internal = True  # (PyTorch's backward reads indices: an in-place change of the output is fine)
 
     def forward(self, x, kernel, stride, padding, dilation, Ho, Wo, extra):
@@ -180,7 +184,9 @@ class MaxUnpool2d(Function):
 
 
 class AvgPool2d(Function):
-    saves_tensors = False  # (linear: backward reads neither the input nor the output)
+    # linear: backward reads neither the input nor the output, but PyTorch's avg_pool2d_backward takes the
+    # input: declared so that both refuse a change of it after the forward alike
+    reads = ((0,),)
 
     def forward(self, x, kernel, stride, padding, Ho, Wo, count_include_pad=True, divisor_override=None):
         xp = get_array_module(x)
@@ -341,7 +347,9 @@ def _adaptive_matrix(size, out):
 
 
 class AdaptiveAvgPool2d(Function):
-    saves_tensors = False  # (linear: backward reads neither the input nor the output)
+    # linear: backward reads neither the input nor the output, but PyTorch's _adaptive_avg_pool2d_backward takes
+    # the input: declared so that both refuse a change of it after the forward alike
+    reads = ((0,),)
 
     def forward(self, x, output_size):
         xp = get_array_module(x)

@@ -79,6 +79,21 @@ def _weight_grads(need, k, dpre_x, dpre_h, x, hprev, w_ih, w_hh, dests=(None,) *
     return dx, dw_ih, dw_hh, db_ih, db_hh
 
 
+# What each input's gradient reads (``Function.reads``), declared as PyTorch's: its RNN layers on the CPU in
+# float64 run cell by cell through ops that each save what their own gradient formula reads, so they refuse
+# an in-place change of exactly these (checked against torch for sequences of 2 steps or more; with one step
+# PyTorch's reads W_hh for h0's gradient only, and distnn refuses a change of W_hh that PyTorch's does not:
+# stricter, never wrong, as the reads are per class, not per length). distnn's backward reads fewer of them
+# (its own copies of the states and, for the LSTM, of the weights), always among these. PyTorch's fused kernels
+# (oneDNN for float32 on the CPU, cuDNN) save every input and the output, and refuse every such change.
+#   GRU, RNN (x, h0, w_ih, w_hh, b_ih, b_hh): every gradient runs back through time over W_hh; x's reads W_ih,
+#   W_ih's reads x, W_hh's reads the states h0 included.
+_W_HH_ALWAYS = ((2, 3), (3,), (0, 3), (1, 3), (3,), (3,))
+#   LSTM (x, h0, c0, w_ih, w_hh, b_ih, b_hh): as the GRU's, shifted by c0, which PyTorch's ``f * c0`` saves
+#   for the forget gate's gradient, that is for every input but c0 itself.
+_LSTM_READS = ((2, 3, 4), (2, 4), (4,), (0, 2, 4), (1, 2, 4), (2, 4), (2, 4))
+
+
 def _rows(xp, g, order, dest=None):
     """``g[order]``, gathered straight into ``dest`` when one of g's dtype is given."""
     if dest is not None and dest.dtype == g.dtype:
@@ -92,6 +107,8 @@ class LSTMLayer(Function):
     ``apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False)`` -> (T + 1, B, H):
     ``out[:T]`` are the hidden states, ``out[T]`` the final cell state.
     """
+
+    reads = _LSTM_READS  # (backward reads x for W_ih's gradient; the rest are its own arrays)
 
     def forward(self, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
         xp = get_array_module(x)
@@ -176,6 +193,8 @@ class LSTMLayer(Function):
 
 class GRULayer(Function):
     """One GRU layer over a sequence: ``apply(x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False)`` -> (T, B, H)."""
+
+    reads = _W_HH_ALWAYS  # (backward reads W_hh, W_ih for x's gradient and x for W_ih's; the states are its own)
 
     def forward(self, x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
         xp = get_array_module(x)
@@ -266,6 +285,8 @@ class RNNLayer(Function):
 
     ``apply(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", reverse=False)`` -> (T, B, H).
     """
+
+    reads = _W_HH_ALWAYS  # (backward reads W_hh, W_ih for x's gradient and x for W_ih's; the states are its own)
 
     def forward(self, x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", reverse=False):
         xp = get_array_module(x)

@@ -121,6 +121,10 @@ class LogSoftmax(Module):
 class _PReLU(Function):
     """max(0, x) + a * min(0, x) with a learned slope per channel (dim 1) or one shared slope."""
 
+    # x's gradient reads the slope, the slope's x; PyTorch's _prelu_kernel saves both whichever needs a
+    # gradient, and not its output: so do we
+    reads = ((0, 1), (0, 1))
+
     def forward(self, x, a):
         xp = get_array_module(x)
         self.shared = a.size == 1
