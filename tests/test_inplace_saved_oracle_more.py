@@ -205,3 +205,25 @@ def test_an_in_place_change_after_a_layer_op_is_refused_exactly_when_pytorch_ref
             assert (a is None) == (r is None)
             if r is not None:
                 np.testing.assert_allclose(a, r, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_batch_norm_backpropagates_rightly_after_its_running_statistics_change(torch, training):
+    # a documented difference: PyTorch's saves the running statistics and refuses; distnn's backward reads its own
+    # copies of them (they are no inputs of its node), so its gradient is that of the forward's values
+    def grads(lib, change):
+        tensor = dn.Tensor if lib is dn else lib.tensor
+        x, w = tensor(XB.copy(), requires_grad=True), tensor(WB.copy(), requires_grad=True)
+        mean, var = (tensor(a.copy()) for a in RUNNING)
+        y = _fn(lib).batch_norm(x, mean, var, w, None, training=training)
+        if change:
+            with dn.no_grad() if lib is dn else lib.no_grad():
+                mean += 1.0
+                var *= 2.0
+        (y * tensor(np.linspace(0.5, 1.5, y.numel()).reshape(tuple(y.shape)))).sum().backward()
+        return [np.array(t.grad.data if lib is dn else t.grad.numpy()) for t in (x, w)]
+
+    with pytest.raises(RuntimeError, match="modified by an inplace"):
+        grads(torch, change=True)
+    for ours, ref in zip(grads(dn, change=True), grads(torch, change=False)):
+        np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-11)
