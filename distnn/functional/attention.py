@@ -52,6 +52,7 @@ class MultiheadAttentionCore(Function):
     # GPU ones) saves the query, key, value, mask and output whichever needs a gradient: so do we. (Its math
     # backend scales q and k before their product and saves neither; distnn reads them, so it could not follow.)
     reads = ((0, 1, 2, 3, 4, OUTPUT),) * 3 + ((), ())
+
     def forward(self, q, k, v, mask=None, dropmask=None, num_heads=1, seq_first=True):
         xp = get_array_module(q)
         self.packed = k is None
