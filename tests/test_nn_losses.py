@@ -86,6 +86,18 @@ def test_bce_on_probabilities_matches_torch(torch, rng, reduction):
     np.testing.assert_allclose(yd.grad, np.log1p(-p) - np.log(p), rtol=1e-5)
 
 
+def test_bce_gradient_at_0_and_1_uses_pytorchs_floor_exactly(torch):
+    # found by tests/test_layer_fuzz.py: PyTorch keeps p (1 - p) >= the float 1e-12, not the double; with
+    # 1e-12 the float64 gradient at a saturated p was 4e-9 (relative) off PyTorch's
+    p = np.array([0.0, 1.0, 0.0, 1.0, 1e-14], np.float64)
+    y = np.array([0.3, 0.6, 1.0, 0.0, 0.5], np.float64)
+    x = distnn.Tensor(p, requires_grad=True)
+    F.binary_cross_entropy(x, y, reduction="sum").backward()
+    xt = torch.tensor(p, requires_grad=True)
+    torch.nn.functional.binary_cross_entropy(xt, torch.tensor(y), reduction="sum").backward()
+    np.testing.assert_allclose(x.grad, xt.grad.numpy(), rtol=1e-12)
+
+
 def test_bce_on_probabilities_is_the_notes_formula_and_finite_at_0_and_1(torch):
     # 003: L = -y log(p) - (1 - y) log(1 - p). At p = 0 or 1 each log is clamped at -100 (as PyTorch), so a
     # saturated sigmoid gives a loss of 100, not inf, and a finite gradient.

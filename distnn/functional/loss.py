@@ -324,6 +324,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
     return _BCEWithLogits.apply(input, target, _saved(input, weight), _saved(input, pos_weight), reduction=reduction)
 
 
+# PyTorch's floor under p (1 - p) in BCE's gradient is the float 1e-12 (9.99999996e-13 as a double), in
+# every dtype: 1e-12 itself gives a float64 gradient at p = 0 or 1 that is 4e-9 (relative) off PyTorch's.
+_BCE_GRAD_FLOOR = float(np.float32(1e-12))
+
+
 class _BCE(Function):
     """-w (y log p + (1 - y) log(1 - p)) on probabilities p, each log clamped at -100 (PyTorch's BCELoss).
 
@@ -365,9 +370,9 @@ class _BCE(Function):
         if self.weight is not None:
             scale = scale * self.weight
         gp = gy = None
-        if self.needs_input_grad[0]:  # (p - y) / (p (1 - p)), its denominator kept >= 1e-12 (PyTorch's)
+        if self.needs_input_grad[0]:  # (p - y) / (p (1 - p)), its denominator kept >= PyTorch's floor
             p = self.p
-            gp = (p - self.y) / xp.maximum(p * (1 - p), 1e-12) * scale
+            gp = (p - self.y) / xp.maximum(p * (1 - p), _BCE_GRAD_FLOOR) * scale
         if self.needs_input_grad[1]:
             gy = (self.log_q - self.log_p) * scale
         return gp, gy, None
