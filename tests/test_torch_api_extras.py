@@ -223,6 +223,28 @@ def test_top_level_functions_exist_like_torch():
     np.testing.assert_array_equal(distnn.unsqueeze(x, 0).shape, (1, 2, 1, 3))
 
 
+def test_flatten_refuses_dims_out_of_range_or_in_the_wrong_order_as_torch(torch):
+    # found by tests/test_layer_fuzz.py: start_dim after end_dim gave a tensor with one MORE dimension
+    # ((2, 3, 4).flatten(2, 1) -> (2, 3, 1, 4)...), and dims out of range wrapped around silently
+    x, xt = Tensor(rand(2, 3, 4)), torch.zeros(2, 3, 4)
+    for start, end in ((2, 1), (-1, 0), (1, -3)):
+        with pytest.raises(ValueError, match="start_dim .* cannot come after end_dim"):
+            x.flatten(start, end)
+        with pytest.raises(RuntimeError):
+            xt.flatten(start, end)
+        with pytest.raises(ValueError, match="cannot come after"):
+            distnn.nn.Flatten(start, end)(x)
+    for start, end in ((0, 3), (3, -1), (-4, 0)):
+        with pytest.raises(IndexError, match="out of range"):
+            x.flatten(start, end)
+        with pytest.raises(IndexError):
+            xt.flatten(start, end)
+    with pytest.raises(IndexError, match="Unflatten.*out of range"):
+        distnn.nn.Unflatten(3, (2, 2))(x)
+    assert x.flatten(-3, 0).shape == (2, 3, 4) and Tensor(np.zeros(())).flatten(-1, 0).shape == (1,)
+    assert distnn.nn.Flatten(-2, -1)(x).shape == (2, 12) and distnn.nn.Unflatten(-1, (2, -1))(x).shape == (2, 3, 2, 2)
+
+
 def test_allclose_and_equal(torch):
     a = Tensor(np.array([1.0, 2.0, np.nan]))
     b = Tensor(np.array([1.0 + 1e-9, 2.0, np.nan]))

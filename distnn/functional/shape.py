@@ -10,7 +10,7 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
-from ._dims import dim_or_axis
+from ._dims import dim_or_axis, wrap_dim
 
 
 class Reshape(Function):
@@ -98,10 +98,15 @@ class Unsqueeze(Function):
 
 
 def flatten(a, start_dim=0, end_dim=-1):
+    """Dims ``start_dim`` .. ``end_dim`` (PyTorch's: out of range is an IndexError, ``start_dim`` after
+    ``end_dim`` a ValueError) merged into one; a 0-d tensor becomes (1,)."""
     shape = a.shape
+    start, end = wrap_dim(start_dim, len(shape), "flatten"), wrap_dim(end_dim, len(shape), "flatten")
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} cannot come after end_dim {end_dim} "
+                         f"(a tensor of shape {tuple(shape)})")
     if not shape:
         return Reshape.apply(a, shape=(1,))
-    start, end = start_dim % len(shape), end_dim % len(shape)
     n = 1
     for s in shape[start : end + 1]:
         n *= s
