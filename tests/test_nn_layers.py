@@ -152,6 +152,28 @@ def test_maxpool2d_matches_torch(torch, rng, kw):
     compare(torch, nn.MaxPool2d(**kw), torch.nn.MaxPool2d(**kw), _with_ties(rng, 2, 3, 9, 8))
 
 
+@pytest.mark.parametrize("kw,shape", [(dict(kernel_size=(2, 4), dilation=2, ceil_mode=True), (2, 2, 8, 4)),
+                                      (dict(kernel_size=3, stride=3, dilation=2, ceil_mode=True), (1, 2, 7, 3)),
+                                      (dict(kernel_size=(1, 3), stride=(1, 2), padding=(0, 1), dilation=2,
+                                            ceil_mode=True, return_indices=True), (1, 1, 5, 2))])
+def test_maxpool2d_ceil_mode_window_past_the_input_matches_torch(torch, rng, kw, shape):
+    # found by tests/test_layer_fuzz.py: with ceil_mode PyTorch takes a dilated kernel larger than the
+    # padded input as long as one window starts inside it; distnn refused it ("larger than the padded input")
+    x = rng.standard_normal(shape)
+    xd, xt = distnn.Tensor(x.copy(), requires_grad=True), torch.tensor(x.copy(), requires_grad=True)
+    yd, yt = nn.MaxPool2d(**kw)(xd), torch.nn.MaxPool2d(**kw)(xt)
+    if kw.get("return_indices"):
+        np.testing.assert_array_equal(yd[1].numpy(), yt[1].numpy())
+        yd, yt = yd[0], yt[0]
+    np.testing.assert_array_equal(yd.numpy(), yt.detach().numpy())
+    g = rng.standard_normal(yt.shape)
+    yd.backward(g)
+    yt.backward(torch.tensor(g))
+    np.testing.assert_array_equal(xd.grad, xt.grad.numpy())
+    with pytest.raises(ValueError, match="larger than the padded input"):  # no window at all: refused, as PyTorch
+        F.max_pool2d(xd, kw["kernel_size"], kw.get("stride"), kw.get("padding", 0), kw["dilation"])
+
+
 @pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
                                 dict(kernel_size=3, stride=2, padding=1, count_include_pad=False),
                                 dict(kernel_size=(2, 3), stride=1)])

@@ -36,15 +36,17 @@ def _geometry(shape, kernel, stride, padding, dilation, ceil_mode, who):
         if p > k // 2:
             raise ValueError(f"{who}: padding {p} should be at most half of the kernel size {k}")
         eff = d * (k - 1) + 1
-        if eff > size + 2 * p:
-            raise ValueError(
-                f"{who}: kernel size {tuple(kernel)} (dilated extent {eff}) is larger than the padded input "
-                f"{(H + 2 * padding[0], W + 2 * padding[1])} (input shape {tuple(shape)})"
-            )
         span = size + 2 * p - eff
+        # PyTorch's rule. With ceil_mode a window may run past the padded input (even when the dilated
+        # kernel is larger than it): its missing cells count as padding.
         n = (-(-span // s) if ceil_mode else span // s) + 1
         if ceil_mode and (n - 1) * s >= size + p:  # the last window must start inside input or left padding
             n -= 1
+        if n < 1:
+            raise ValueError(
+                f"{who}: kernel size {tuple(kernel)} (dilated extent {eff}) is larger than the padded input "
+                f"{(H + 2 * padding[0], W + 2 * padding[1])} (input shape {tuple(shape)}, ceil_mode={ceil_mode})"
+            )
         out.append(n)
     return out
 
