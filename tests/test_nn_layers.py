@@ -181,6 +181,18 @@ def test_avgpool2d_matches_torch(torch, rng, kw):
     compare(torch, nn.AvgPool2d(**kw), torch.nn.AvgPool2d(**kw), randn(rng, 2, 3, 9, 8))
 
 
+@pytest.mark.parametrize("kw", [dict(kernel_size=3, stride=2, ceil_mode=True),
+                                dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+                                dict(kernel_size=(3, 2), stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+                                dict(kernel_size=2, stride=3, ceil_mode=True, divisor_override=3)])
+def test_avgpool2d_ceil_mode_matches_torch(torch, rng, kw):
+    # found by tests/test_layer_fuzz.py: ceil_mode=True raised NotImplementedError. A last window running
+    # past the padded input divides by its cells inside it (PyTorch's rule), not by the kernel's size.
+    x = rng.standard_normal((2, 3, 8, 7))
+    compare(torch, nn.AvgPool2d(**kw), torch.nn.AvgPool2d(**kw), x, rtol=1e-12)
+    compare(torch, nn.AvgPool2d(**kw), torch.nn.AvgPool2d(**kw), x[0], rtol=1e-12)  # unbatched
+
+
 @pytest.mark.parametrize("size", [1, (3, 4), (4, 3), (2, None)])
 def test_adaptive_avgpool2d_matches_torch(torch, rng, size):
     compare(torch, nn.AdaptiveAvgPool2d(size), torch.nn.AdaptiveAvgPool2d(size), randn(rng, 2, 3, 8, 8))
