@@ -858,12 +858,29 @@ def _normalize(c):
 
 @op("F.pad")
 def _pad(c):
-    shape = tuple(c.int(1, 4) for _ in range(c.int(1, 4)))
-    n = c.int(1, len(shape))
+    mode = c.draw(mode=c.pick("constant", "reflect", "replicate", "circular"))
+    if mode == "constant":
+        shape = tuple(c.int(1, 4) for _ in range(c.int(1, 4)))
+        n = c.int(1, len(shape))
+    else:  # (PyTorch: the last 1 to 3 dims of an input with one or two more)
+        n = c.int(1, 3)
+        shape = tuple(c.int(1, 4) for _ in range(n + c.int(1, 2)))
     pad = tuple(c.int(-1, 3) for _ in range(2 * n))
-    value = c.pick(0.0, 1.5)
-    c.draw(shape=shape, pad=pad, value=value)
-    return c.run(lambda a: DF.pad(a, pad, value=value), lambda a: TF.pad(a, pad, value=value), [G(c.normal(*shape))])
+    if mode == "circular" and any(max(lo, hi) > size - max(-lo, 0) - max(-hi, 0) for lo, hi, size in
+                                  zip(pad[::2], pad[1::2], shape[::-1])):
+        # Wrapping more than once around the cells a crop keeps: PyTorch's forward copies them right, but its
+        # gradient misses copies (F.pad(x, (-1, 2), mode="circular") on (4, 2) gives x[:, 1] the gradient
+        # of one output, not of three). Left out.
+        return False
+    if mode != "constant" and any(size + lo + hi == 0 for lo, hi, size in zip(pad[::2], pad[1::2], shape[::-1])):
+        # An empty result: PyTorch refuses most; where it takes one (reflect on 4-D and 5-D inputs) its input
+        # gradient is not zero but garbage. distnn returns the empty tensor, gradient zero. Left out.
+        return False
+    kw = dict(mode=mode)
+    if mode == "constant" and c.coin():
+        kw["value"] = c.pick(0.0, 1.5)
+    c.draw(shape=shape, pad=pad, **kw)
+    return c.run(lambda a: DF.pad(a, pad, **kw), lambda a: TF.pad(a, pad, **kw), [G(c.normal(*shape))])
 
 
 # ---- losses
