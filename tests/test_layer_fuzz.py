@@ -375,10 +375,15 @@ def _conv_config(c, nd):
                   bias=bias, shape=shape)
 
 
+def _padding_mode(c):
+    return c.draw(padding_mode=c.pick("zeros", "zeros", "reflect", "replicate", "circular"))
+
+
 @op("Conv2d")
 def _conv2d(c):
     groups, cin, cout, k, stride, dilation, padding, bias, shape = _conv_config(c, 2)
-    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias,
+              padding_mode=_padding_mode(c))
     try:
         tm = torch.nn.Conv2d(cin, cout, k, **kw)
     except (ValueError, RuntimeError):
@@ -391,7 +396,8 @@ def _conv2d(c):
 @op("Conv1d")
 def _conv1d(c):
     groups, cin, cout, k, stride, dilation, padding, bias, shape = _conv_config(c, 1)
-    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias,
+              padding_mode=_padding_mode(c))
     try:
         tm = torch.nn.Conv1d(cin, cout, k, **kw)
     except (ValueError, RuntimeError):

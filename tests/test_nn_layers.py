@@ -96,6 +96,29 @@ def test_conv1d_matches_torch(torch, rng, case):
     compare(torch, nn.Conv1d(4, 6, case["k"], **kw), torch.nn.Conv1d(4, 6, case["k"], **kw), randn(rng, 3, 4, 11))
 
 
+@pytest.mark.filterwarnings("ignore:Using padding=.same.")
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("kw", [dict(padding=1), dict(padding=(2, 1), stride=2, dilation=(1, 2)),
+                                dict(padding="same", dilation=2), dict(padding="valid")])
+def test_conv_padding_modes_match_torch(torch, rng, mode, kw):
+    # found by tests/test_layer_fuzz.py: padding_mode other than 'zeros' raised NotImplementedError
+    x = rng.standard_normal((2, 2, 7, 6))
+    compare(torch, nn.Conv2d(2, 3, (3, 2), padding_mode=mode, **kw).double(),
+            torch.nn.Conv2d(2, 3, (3, 2), padding_mode=mode, **kw).double(), x, rtol=1e-12)
+    kw1 = {k: v if isinstance(v, (int, str)) else v[0] for k, v in kw.items()}
+    for xx in (x[:, :, 0], x[0, :, 0]):  # (unbatched too)
+        compare(torch, nn.Conv1d(2, 3, 3, padding_mode=mode, **kw1).double(),
+                torch.nn.Conv1d(2, 3, 3, padding_mode=mode, **kw1).double(), xx, rtol=1e-12)
+
+
+def test_conv_padding_mode_errors():
+    with pytest.raises(ValueError, match="padding_mode must be one of"):
+        nn.Conv2d(1, 1, 3, padding_mode="edge")
+    conv = nn.Conv2d(1, 1, 3, padding=3, padding_mode="reflect")
+    with pytest.raises(ValueError, match="Conv2d.*out of range for mode='reflect'"):  # (PyTorch refuses too)
+        conv(distnn.Tensor(np.zeros((1, 1, 3, 3))))
+
+
 @pytest.mark.parametrize("stride,padding,dilation,groups", [
     (1, 0, 1, 1), (2, 1, 1, 1), ((2, 1), (0, 2), (2, 1), 1), (1, 1, 1, 2), (3, 2, 2, 1),
 ])
