@@ -699,12 +699,17 @@ def _mha(c):
     if kind == "self":
         S = L
     need, avg, train = c.draw(need_weights=c.coin(), average=c.coin(), train=c.coin())
-    kw = dict(bias=bias, batch_first=bf)
+    kdim = vdim = None
+    if kind != "self" and c.coin(0.3):
+        kdim = c.draw(kdim=c.int(1, 5))
+        vdim = kdim if kind == "kv_same" else c.draw(vdim=c.pick(None, c.int(1, 5)))
+    kw = dict(bias=bias, batch_first=bf, kdim=kdim, vdim=vdim, add_bias_kv=c.draw(add_bias_kv=c.coin(0.25)),
+              add_zero_attn=c.draw(add_zero_attn=c.coin(0.25)))
     dm, tm = dnn.MultiheadAttention(E, heads, **kw), torch.nn.MultiheadAttention(E, heads, **kw)
     c.randomize(dm)
 
-    def layout(n):
-        return (n, E) if N is None else (N, n, E) if bf else (n, N, E)
+    def layout(n, dim=E):
+        return (n, dim) if N is None else (N, n, dim) if bf else (n, N, dim)
 
     masks = _masks(c, N or 1, L, S, heads, N is None)
     if masks is None:
@@ -725,8 +730,8 @@ def _mha(c):
                      average_attn_weights=avg, is_causal=causal)
         return f
 
-    args = [G(q), G(c.normal(*layout(S))), G(c.normal(*layout(S))), None if am is None else C(am),
-            None if kp is None else C(kp)]
+    args = [G(q), G(c.normal(*layout(S, kdim or E))), G(c.normal(*layout(S, vdim or E))),
+            None if am is None else C(am), None if kp is None else C(kp)]
     return c.run(call(dm), call(tm), args, dm, tm, modes=[train])
 
 
