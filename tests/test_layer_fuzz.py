@@ -913,6 +913,12 @@ def _class_losses(c):
     target = c.rng.integers(0, Cn, size=tshape)
     if c.coin(0.4):
         target[c.rng.random(tshape) < 0.4] = ignore
+    target = C(target)
+    if name[0] == "C" and c.draw(probabilities=c.coin(0.3)):  # class probabilities: a float target like the input
+        p = c.rng.random(shape)
+        target = (G if c.draw(target_grad=c.coin()) else C)(p / p.sum(axis=0 if unbatched else 1, keepdims=True))
+        if c.coin(0.8):
+            ignore = c.draw(ignore_index=-100)  # (any other: refused by both)
     kw = dict(ignore_index=ignore, reduction=red)
     if name[0] == "C":
         kw["label_smoothing"] = ls
@@ -923,10 +929,10 @@ def _class_losses(c):
     if functional:
         fd, ft = (DF.cross_entropy, TF.cross_entropy) if name[0] == "C" else (DF.nll_loss, TF.nll_loss)
         return c.run(lambda a, t, w: fd(a, t, w, **kw), lambda a, t, w: ft(a, t, w, **kw),
-                     [G(x), C(target), None if weight is None else C(weight)])
+                     [G(x), target, None if weight is None else C(weight)])
     dm = getattr(dnn, name)(weight=None if weight is None else distnn.tensor(weight), **kw)
     tm = getattr(torch.nn, name)(weight=None if weight is None else torch.from_numpy(weight), **kw)
-    return c.run(dm, tm, [G(x), C(target)])
+    return c.run(dm, tm, [G(x), target])
 
 
 @op("BCELoss/BCEWithLogitsLoss")

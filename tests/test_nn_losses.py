@@ -182,15 +182,36 @@ def test_bad_labels_and_reduction_are_reported():
         nn.CrossEntropyLoss()(distnn.Tensor(np.zeros((2, 3), np.float32)), np.array([0, 3]))
 
 
-def test_class_probability_targets_are_refused_by_name():
-    # PyTorch accepts a floating target shaped like the input (class probabilities); distnn does not
-    # support it and says so, rather than complaining about the target's shape.
+@pytest.mark.parametrize("shape", [(2, 3), (2, 3, 4), (3,)])
+@pytest.mark.parametrize("kw", [dict(), dict(reduction="sum", label_smoothing=0.2), dict(reduction="none"),
+                                dict(weight=True)])
+def test_class_probability_targets_match_torch(torch, rng, shape, kw):
+    # found by tests/test_layer_fuzz.py: PyTorch takes a floating target shaped like the input (class
+    # probabilities); distnn raised "class-probability targets ... are not supported"
+    axis = 0 if len(shape) == 1 else 1
+    x, p = rng.standard_normal(shape), rng.random(shape)
+    p /= p.sum(axis=axis, keepdims=True)
+    kd, kt = dict(kw), dict(kw)
+    if kw.get("weight"):
+        w = rng.random(shape[axis]) + 0.5
+        kd["weight"], kt["weight"] = w, torch.tensor(w)
+    xd, pd = distnn.Tensor(x.copy(), requires_grad=True), distnn.Tensor(p.copy(), requires_grad=True)
+    xt, pt = torch.tensor(x, requires_grad=True), torch.tensor(p, requires_grad=True)
+    ld, lt = nn.CrossEntropyLoss(**kd)(xd, pd), torch.nn.CrossEntropyLoss(**kt)(xt, pt)
+    close(ld.numpy(), lt.detach().numpy(), 1e-12, "loss")
+    g = rng.standard_normal(lt.shape)
+    ld.backward(g)
+    lt.backward(torch.tensor(g))
+    close(xd.grad, xt.grad.numpy(), 1e-12, "input grad")
+    close(pd.grad, pt.grad.numpy(), 1e-12, "target grad")
+    with pytest.raises(ValueError, match="ignore_index .* does not apply to class-probability targets"):
+        F.cross_entropy(xd, pd, ignore_index=1)  # (PyTorch refuses it too)
+
+
+def test_nll_loss_refuses_class_probability_targets_as_torch():
     x = distnn.Tensor(np.zeros((2, 3), np.float32))
-    probs = np.full((2, 3), 1 / 3, np.float32)
-    with pytest.raises(ValueError, match=r"cross_entropy: class-probability targets.*\(2, 3\).*not supported"):
-        nn.CrossEntropyLoss()(x, probs)
-    with pytest.raises(ValueError, match=r"probabilit.*not supported"):
-        nn.CrossEntropyLoss()(distnn.Tensor(np.zeros((2, 3, 4), np.float32)), np.zeros((2, 3, 4), np.float32))
+    with pytest.raises(ValueError, match=r"nll_loss: class-probability targets.*\(2, 3\).*not supported"):
+        nn.NLLLoss()(x, np.full((2, 3), 1 / 3, np.float32))
 
 
 @pytest.mark.parametrize("which", ["weight", "pos_weight"])
