@@ -318,8 +318,8 @@ def _two(v):
 
 
 def _batch(c, *rest):
-    """(N, *rest) or, now and then, unbatched ``rest``."""
-    return ((c.int(1, 3),) if c.coin(0.8) else ()) + tuple(rest)
+    """(N, *rest) (N = 0 now and then: an empty batch) or, now and then, unbatched ``rest``."""
+    return ((c.int(0, 3) if c.coin(0.1) else c.int(1, 3),) if c.coin(0.8) else ()) + tuple(rest)
 
 
 # ---- linear, identity, flatten

@@ -168,17 +168,17 @@ class MaxUnpool2d(Function):
 
     def forward(self, x, indices, size):
         xp = get_array_module(x)
-        N, C = x.shape[0], x.shape[1]
+        N, C, H, W = x.shape
         planes = xp.arange(N * C)[:, None]
-        flat_idx = indices.reshape(N * C, -1)
+        flat_idx = indices.reshape(N * C, H * W)  # (sizes spelled out, not -1: an empty batch has N * C = 0)
         out = xp.zeros((N * C, size[0] * size[1]), dtype=x.dtype)
-        out[planes, flat_idx] = x.reshape(N * C, -1)  # repeated indices: one of the values (PyTorch: the same)
+        out[planes, flat_idx] = x.reshape(N * C, H * W)  # repeated indices: one of the values (PyTorch: the same)
         self.planes, self.flat_idx, self.xshape = planes, flat_idx, x.shape
         return out.reshape(N, C, size[0], size[1])
 
     def backward(self, g):
         N, C = self.xshape[0], self.xshape[1]
-        return g.reshape(N * C, -1)[self.planes, self.flat_idx].reshape(self.xshape), None
+        return g.reshape(N * C, g.shape[2] * g.shape[3])[self.planes, self.flat_idx].reshape(self.xshape), None
 
 
 class AvgPool2d(Function):
