@@ -500,6 +500,25 @@ def test_batchnorm_batch_of_one_names_the_layer():
     assert int(model[1].num_batches_tracked.data) == 0  # the refused batch was not counted
 
 
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_batchnorm_takes_an_empty_batch_as_torch(torch, rng, momentum):
+    # found by tests/test_layer_fuzz.py: an empty batch in training raised "expected more than 1 value per
+    # channel" (PyTorch refuses exactly one value; zero gives an empty output, the running statistics left
+    # alone and the batch counted)
+    d, t = nn.BatchNorm2d(3, momentum=momentum).double(), torch.nn.BatchNorm2d(3, momentum=momentum).double()
+    x = rng.standard_normal((0, 3, 2, 2))
+    xd, xt = distnn.Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    yd, yt = d(xd), t(xt)
+    assert yd.shape == tuple(yt.shape) == (0, 3, 2, 2)
+    yd.sum().backward()
+    yt.sum().backward()
+    assert xd.grad.shape == (0, 3, 2, 2)
+    np.testing.assert_array_equal(d.weight.grad, t.weight.grad.numpy())
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        np.testing.assert_array_equal(getattr(d, name).data, getattr(t, name).numpy())
+    assert F.batch_norm(xd, None, None, training=False).shape == (0, 3, 2, 2)  # (PyTorch's shortcut takes it)
+
+
 def test_batchnorm_eval_backward_after_a_training_forward(rng):
     # An eval forward, then a training forward (which updates the running statistics in place), then the
     # eval output's backward: the weight gradient must use the statistics the eval forward used.
