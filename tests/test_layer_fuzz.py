@@ -730,7 +730,10 @@ def _mha(c):
         return False
     am, kp = masks
     causal = c.draw(is_causal=False)
-    if am is None and kp is None and L == S and c.coin(0.2):  # is_causal with the causal mask (PyTorch's hint)
+    # is_causal with the causal mask (PyTorch's hint). Not with bias_k or the zero key: PyTorch's need_weights=False
+    # path then hands is_causal to its fused kernel, which hides those appended keys from all but the last
+    # query, unlike its own need_weights=True path and the same mask without the hint (distnn's result).
+    if am is None and kp is None and L == S and not (kw["add_bias_kv"] or kw["add_zero_attn"]) and c.coin(0.2):
         am, causal = np.triu(np.ones((L, L), dtype=bool), 1), c.draw(is_causal=True)
     q = c.normal(*layout(L))
 
