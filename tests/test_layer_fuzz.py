@@ -19,6 +19,13 @@ batch_norm, layer_norm, embedding, one_hot, normalize, linear, dropout, pad, the
 losses above, binary_hinge_loss (against its PyTorch composition). Not covered: BasicBlock (no PyTorch
 counterpart; a composite of covered layers).
 
+Left out, each at its generator with the reason: configurations where PyTorch itself is wrong or
+inconsistent (a dilated max-pool window of padding only; circular padding wrapping more than once around
+the cells a crop keeps; reflect padding to an empty result; batch_norm with a non-contiguous weight;
+multi_margin_loss's mean over no samples; is_causal with add_bias_kv/add_zero_attn; BCELoss's target
+gradient at p = 0 or 1, which PyTorch takes unclamped) and one deliberate refusal (max_unpool2d to an
+empty plane with indices that cannot fit it).
+
 ``DISTNN_LAYER_FUZZ_CASES`` sets the number of cases per op (default 4: a few seconds in all),
 ``DISTNN_LAYER_FUZZ_START`` the first seed.
 """
