@@ -262,7 +262,8 @@ def _source_index(mode, n, lo, hi):
     rules; a negative amount crops): reflect mirrors about the edge cell, replicate repeats it, circular
     wraps around the kept cells. None where the amount is out of PyTorch's range."""
     q = np.arange(-lo, n + hi)  # the output's cells in input coordinates
-    if q.size == 0:  # (cropped to nothing: PyTorch returns the empty tensor too, in most cases)
+    if q.size == 0:  # cropped to nothing: the empty result (PyTorch refuses most of these; where it takes one,
+        # its gradient is garbage)
         return q
     if mode == "replicate":
         return np.clip(q, 0, n - 1)
