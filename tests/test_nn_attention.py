@@ -19,19 +19,22 @@ def weighted_sum(outs, ws, T):
 
 
 def run_mha(torch, rng, *, batch_first=False, mode="self", need_weights=True, average=True, kpm=None,
-            attn_mask=None, causal=False, unbatched=False, L=5, S=6, N=3, E=8, H=2):
-    """Run torch and distnn MHA on the same data; compare outputs, weights and every gradient."""
-    tm, dm = torch.nn.MultiheadAttention(E, H, batch_first=batch_first), nn.MultiheadAttention(
-        E, H, batch_first=batch_first)
+            attn_mask=None, causal=False, unbatched=False, L=5, S=6, N=3, E=8, H=2, **options):
+    """Run torch and distnn MHA on the same data; compare outputs, weights and every gradient. ``options``:
+    more constructor arguments (kdim, vdim, add_bias_kv, add_zero_attn)."""
+    tm, dm = torch.nn.MultiheadAttention(E, H, batch_first=batch_first, **options), nn.MultiheadAttention(
+        E, H, batch_first=batch_first, **options)
     copy_weights(tm, dm)
     if mode == "self":
         S = L
+    kdim, vdim = options.get("kdim") or E, options.get("vdim") or E
 
-    def make(n):
-        shape = (n, E) if unbatched else ((N, n, E) if batch_first else (n, N, E))
+    def make(n, dim=E):
+        shape = (n, dim) if unbatched else ((N, n, dim) if batch_first else (n, N, dim))
         return rng.standard_normal(shape).astype(np.float32)
 
-    arrays = {"self": lambda: [make(L)], "kv": lambda: [make(L), make(S)], "cross": lambda: [make(L), make(S), make(S)]}
+    arrays = {"self": lambda: [make(L)], "kv": lambda: [make(L), make(S, kdim)],
+              "cross": lambda: [make(L), make(S, kdim), make(S, vdim)]}
     arrs = arrays[mode]()
     ts = [torch.tensor(a, requires_grad=True) for a in arrs]
     ds = [distnn.Tensor(a.copy(), requires_grad=True) for a in arrs]
@@ -67,6 +70,25 @@ def run_mha(torch, rng, *, batch_first=False, mode="self", need_weights=True, av
 @pytest.mark.parametrize("need_weights", [True, False])
 def test_mha_matches_torch(torch, rng, batch_first, mode, need_weights):
     run_mha(torch, rng, batch_first=batch_first, mode=mode, need_weights=need_weights)
+
+
+@pytest.mark.parametrize("mode,options", [("cross", dict(kdim=3, vdim=5)), ("kv", dict(kdim=6, vdim=6)),
+                                          ("cross", dict(kdim=4)), ("self", dict(add_bias_kv=True)),
+                                          ("cross", dict(add_zero_attn=True)),
+                                          ("cross", dict(kdim=3, vdim=2, add_bias_kv=True, add_zero_attn=True))])
+@pytest.mark.parametrize("need_weights", [True, False])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_mha_kdim_vdim_bias_kv_zero_attn_match_torch(torch, rng, mode, options, need_weights, batch_first):
+    # found by tests/test_layer_fuzz.py: kdim/vdim other than embed_dim, add_bias_kv and add_zero_attn
+    # raised NotImplementedError
+    S = 5 if mode == "self" else 6
+    kpm = rng.random((3, S)) < 0.3
+    kpm[:, 0] = False
+    run_mha(torch, rng, mode=mode, need_weights=need_weights, batch_first=batch_first, kpm=kpm,
+            attn_mask=np.triu(np.ones((5, S), bool), 1), **options)
+    run_mha(torch, rng, mode=mode, need_weights=need_weights, batch_first=batch_first, unbatched=True, **options)
+    assert list(nn.MultiheadAttention(8, 2, **options).state_dict()) == \
+        list(torch.nn.MultiheadAttention(8, 2, **options).state_dict())
 
 
 def test_mha_parameter_names(torch):

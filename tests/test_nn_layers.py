@@ -96,6 +96,29 @@ def test_conv1d_matches_torch(torch, rng, case):
     compare(torch, nn.Conv1d(4, 6, case["k"], **kw), torch.nn.Conv1d(4, 6, case["k"], **kw), randn(rng, 3, 4, 11))
 
 
+@pytest.mark.filterwarnings("ignore:Using padding=.same.")
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("kw", [dict(padding=1), dict(padding=(2, 1), stride=2, dilation=(1, 2)),
+                                dict(padding="same", dilation=2), dict(padding="valid")])
+def test_conv_padding_modes_match_torch(torch, rng, mode, kw):
+    # found by tests/test_layer_fuzz.py: padding_mode other than 'zeros' raised NotImplementedError
+    x = rng.standard_normal((2, 2, 7, 6))
+    compare(torch, nn.Conv2d(2, 3, (3, 2), padding_mode=mode, **kw).double(),
+            torch.nn.Conv2d(2, 3, (3, 2), padding_mode=mode, **kw).double(), x, rtol=1e-12)
+    kw1 = {k: v if isinstance(v, (int, str)) else v[0] for k, v in kw.items()}
+    for xx in (x[:, :, 0], x[0, :, 0]):  # (unbatched too)
+        compare(torch, nn.Conv1d(2, 3, 3, padding_mode=mode, **kw1).double(),
+                torch.nn.Conv1d(2, 3, 3, padding_mode=mode, **kw1).double(), xx, rtol=1e-12)
+
+
+def test_conv_padding_mode_errors():
+    with pytest.raises(ValueError, match="padding_mode must be one of"):
+        nn.Conv2d(1, 1, 3, padding_mode="edge")
+    conv = nn.Conv2d(1, 1, 3, padding=3, padding_mode="reflect")
+    with pytest.raises(ValueError, match="Conv2d.*out of range for mode='reflect'"):  # (PyTorch refuses too)
+        conv(distnn.Tensor(np.zeros((1, 1, 3, 3))))
+
+
 @pytest.mark.parametrize("stride,padding,dilation,groups", [
     (1, 0, 1, 1), (2, 1, 1, 1), ((2, 1), (0, 2), (2, 1), 1), (1, 1, 1, 2), (3, 2, 2, 1),
 ])
@@ -152,11 +175,45 @@ def test_maxpool2d_matches_torch(torch, rng, kw):
     compare(torch, nn.MaxPool2d(**kw), torch.nn.MaxPool2d(**kw), _with_ties(rng, 2, 3, 9, 8))
 
 
+@pytest.mark.parametrize("kw,shape", [(dict(kernel_size=(2, 4), dilation=2, ceil_mode=True), (2, 2, 8, 4)),
+                                      (dict(kernel_size=3, stride=3, dilation=2, ceil_mode=True), (1, 2, 7, 3)),
+                                      (dict(kernel_size=(1, 3), stride=(1, 2), padding=(0, 1), dilation=2,
+                                            ceil_mode=True, return_indices=True), (1, 1, 5, 2))])
+def test_maxpool2d_ceil_mode_window_past_the_input_matches_torch(torch, rng, kw, shape):
+    # found by tests/test_layer_fuzz.py: with ceil_mode PyTorch takes a dilated kernel larger than the
+    # padded input as long as one window starts inside it; distnn refused it ("larger than the padded input")
+    x = rng.standard_normal(shape)
+    xd, xt = distnn.Tensor(x.copy(), requires_grad=True), torch.tensor(x.copy(), requires_grad=True)
+    yd, yt = nn.MaxPool2d(**kw)(xd), torch.nn.MaxPool2d(**kw)(xt)
+    if kw.get("return_indices"):
+        np.testing.assert_array_equal(yd[1].numpy(), yt[1].numpy())
+        yd, yt = yd[0], yt[0]
+    np.testing.assert_array_equal(yd.numpy(), yt.detach().numpy())
+    g = rng.standard_normal(yt.shape)
+    yd.backward(g)
+    yt.backward(torch.tensor(g))
+    np.testing.assert_array_equal(xd.grad, xt.grad.numpy())
+    with pytest.raises(ValueError, match="larger than the padded input"):  # no window at all: refused, as PyTorch
+        F.max_pool2d(xd, kw["kernel_size"], kw.get("stride"), kw.get("padding", 0), kw["dilation"])
+
+
 @pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
                                 dict(kernel_size=3, stride=2, padding=1, count_include_pad=False),
                                 dict(kernel_size=(2, 3), stride=1)])
 def test_avgpool2d_matches_torch(torch, rng, kw):
     compare(torch, nn.AvgPool2d(**kw), torch.nn.AvgPool2d(**kw), randn(rng, 2, 3, 9, 8))
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=3, stride=2, ceil_mode=True),
+                                dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+                                dict(kernel_size=(3, 2), stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+                                dict(kernel_size=2, stride=3, ceil_mode=True, divisor_override=3)])
+def test_avgpool2d_ceil_mode_matches_torch(torch, rng, kw):
+    # found by tests/test_layer_fuzz.py: ceil_mode=True raised NotImplementedError. A last window running
+    # past the padded input divides by its cells inside it (PyTorch's rule), not by the kernel's size.
+    x = rng.standard_normal((2, 3, 8, 7))
+    compare(torch, nn.AvgPool2d(**kw), torch.nn.AvgPool2d(**kw), x, rtol=1e-12)
+    compare(torch, nn.AvgPool2d(**kw), torch.nn.AvgPool2d(**kw), x[0], rtol=1e-12)  # unbatched
 
 
 @pytest.mark.parametrize("size", [1, (3, 4), (4, 3), (2, None)])
@@ -441,6 +498,25 @@ def test_batchnorm_batch_of_one_names_the_layer():
     with pytest.raises(ValueError, match=r"BatchNorm1d '1'.*more than 1 value per channel.*\(1, 3\)"):
         model(distnn.Tensor(np.zeros((1, 3), np.float32)))
     assert int(model[1].num_batches_tracked.data) == 0  # the refused batch was not counted
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_batchnorm_takes_an_empty_batch_as_torch(torch, rng, momentum):
+    # found by tests/test_layer_fuzz.py: an empty batch in training raised "expected more than 1 value per
+    # channel" (PyTorch refuses exactly one value; zero gives an empty output, the running statistics left
+    # alone and the batch counted)
+    d, t = nn.BatchNorm2d(3, momentum=momentum).double(), torch.nn.BatchNorm2d(3, momentum=momentum).double()
+    x = rng.standard_normal((0, 3, 2, 2))
+    xd, xt = distnn.Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    yd, yt = d(xd), t(xt)
+    assert yd.shape == tuple(yt.shape) == (0, 3, 2, 2)
+    yd.sum().backward()
+    yt.sum().backward()
+    assert xd.grad.shape == (0, 3, 2, 2)
+    np.testing.assert_array_equal(d.weight.grad, t.weight.grad.numpy())
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        np.testing.assert_array_equal(getattr(d, name).data, getattr(t, name).numpy())
+    assert F.batch_norm(xd, None, None, training=False).shape == (0, 3, 2, 2)  # (PyTorch's shortcut takes it)
 
 
 def test_batchnorm_eval_backward_after_a_training_forward(rng):

@@ -86,6 +86,18 @@ def test_bce_on_probabilities_matches_torch(torch, rng, reduction):
     np.testing.assert_allclose(yd.grad, np.log1p(-p) - np.log(p), rtol=1e-5)
 
 
+def test_bce_gradient_at_0_and_1_uses_pytorchs_floor_exactly(torch):
+    # found by tests/test_layer_fuzz.py: PyTorch keeps p (1 - p) >= the float 1e-12, not the double; with
+    # 1e-12 the float64 gradient at a saturated p was 4e-9 (relative) off PyTorch's
+    p = np.array([0.0, 1.0, 0.0, 1.0, 1e-14], np.float64)
+    y = np.array([0.3, 0.6, 1.0, 0.0, 0.5], np.float64)
+    x = distnn.Tensor(p, requires_grad=True)
+    F.binary_cross_entropy(x, y, reduction="sum").backward()
+    xt = torch.tensor(p, requires_grad=True)
+    torch.nn.functional.binary_cross_entropy(xt, torch.tensor(y), reduction="sum").backward()
+    np.testing.assert_allclose(x.grad, xt.grad.numpy(), rtol=1e-12)
+
+
 def test_bce_on_probabilities_is_the_notes_formula_and_finite_at_0_and_1(torch):
     # 003: L = -y log(p) - (1 - y) log(1 - p). At p = 0 or 1 each log is clamped at -100 (as PyTorch), so a
     # saturated sigmoid gives a loss of 100, not inf, and a finite gradient.
@@ -170,15 +182,36 @@ def test_bad_labels_and_reduction_are_reported():
         nn.CrossEntropyLoss()(distnn.Tensor(np.zeros((2, 3), np.float32)), np.array([0, 3]))
 
 
-def test_class_probability_targets_are_refused_by_name():
-    # PyTorch accepts a floating target shaped like the input (class probabilities); distnn does not
-    # support it and says so, rather than complaining about the target's shape.
+@pytest.mark.parametrize("shape", [(2, 3), (2, 3, 4), (3,)])
+@pytest.mark.parametrize("kw", [dict(), dict(reduction="sum", label_smoothing=0.2), dict(reduction="none"),
+                                dict(weight=True)])
+def test_class_probability_targets_match_torch(torch, rng, shape, kw):
+    # found by tests/test_layer_fuzz.py: PyTorch takes a floating target shaped like the input (class
+    # probabilities); distnn raised "class-probability targets ... are not supported"
+    axis = 0 if len(shape) == 1 else 1
+    x, p = rng.standard_normal(shape), rng.random(shape)
+    p /= p.sum(axis=axis, keepdims=True)
+    kd, kt = dict(kw), dict(kw)
+    if kw.get("weight"):
+        w = rng.random(shape[axis]) + 0.5
+        kd["weight"], kt["weight"] = w, torch.tensor(w)
+    xd, pd = distnn.Tensor(x.copy(), requires_grad=True), distnn.Tensor(p.copy(), requires_grad=True)
+    xt, pt = torch.tensor(x, requires_grad=True), torch.tensor(p, requires_grad=True)
+    ld, lt = nn.CrossEntropyLoss(**kd)(xd, pd), torch.nn.CrossEntropyLoss(**kt)(xt, pt)
+    close(ld.numpy(), lt.detach().numpy(), 1e-12, "loss")
+    g = rng.standard_normal(lt.shape)
+    ld.backward(g)
+    lt.backward(torch.tensor(g))
+    close(xd.grad, xt.grad.numpy(), 1e-12, "input grad")
+    close(pd.grad, pt.grad.numpy(), 1e-12, "target grad")
+    with pytest.raises(ValueError, match="ignore_index .* does not apply to class-probability targets"):
+        F.cross_entropy(xd, pd, ignore_index=1)  # (PyTorch refuses it too)
+
+
+def test_nll_loss_refuses_class_probability_targets_as_torch():
     x = distnn.Tensor(np.zeros((2, 3), np.float32))
-    probs = np.full((2, 3), 1 / 3, np.float32)
-    with pytest.raises(ValueError, match=r"cross_entropy: class-probability targets.*\(2, 3\).*not supported"):
-        nn.CrossEntropyLoss()(x, probs)
-    with pytest.raises(ValueError, match=r"probabilit.*not supported"):
-        nn.CrossEntropyLoss()(distnn.Tensor(np.zeros((2, 3, 4), np.float32)), np.zeros((2, 3, 4), np.float32))
+    with pytest.raises(ValueError, match=r"nll_loss: class-probability targets.*\(2, 3\).*not supported"):
+        nn.NLLLoss()(x, np.full((2, 3), 1 / 3, np.float32))
 
 
 @pytest.mark.parametrize("which", ["weight", "pos_weight"])

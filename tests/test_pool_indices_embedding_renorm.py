@@ -137,6 +137,17 @@ class _Net(nn.Module):
         self.emb = nn.Embedding(4, 2)
 
 
+def test_max_unpool2d_takes_an_empty_batch_as_torch(torch):
+    # found by tests/test_layer_fuzz.py: a batch of 0 raised "cannot reshape array of size 0 into shape (0,newaxis)"
+    x = np.zeros((0, 2, 3, 4), np.float32)
+    idx = np.zeros((0, 2, 3, 4), np.int64)
+    d = distnn.Tensor(x, requires_grad=True)
+    out = nn.MaxUnpool2d(2)(d, distnn.Tensor(idx))
+    assert out.shape == tuple(torch.nn.MaxUnpool2d(2)(torch.tensor(x), torch.tensor(idx)).shape) == (0, 2, 6, 8)
+    out.sum().backward()
+    assert d.grad.shape == (0, 2, 3, 4)
+
+
 def test_max_unpool2d_refuses_bad_indices_and_output_size_naming_the_problem():
     x = distnn.Tensor(np.ones((1, 1, 2, 2), np.float32))
     ok = np.zeros((1, 1, 2, 2), np.int64)

@@ -223,6 +223,56 @@ def test_top_level_functions_exist_like_torch():
     np.testing.assert_array_equal(distnn.unsqueeze(x, 0).shape, (1, 2, 1, 3))
 
 
+def test_flatten_refuses_dims_out_of_range_or_in_the_wrong_order_as_torch(torch):
+    # found by tests/test_layer_fuzz.py: start_dim after end_dim gave a tensor with one MORE dimension
+    # ((2, 3, 4).flatten(2, 1) -> (2, 3, 1, 4)...), and dims out of range wrapped around silently
+    x, xt = Tensor(rand(2, 3, 4)), torch.zeros(2, 3, 4)
+    for start, end in ((2, 1), (-1, 0), (1, -3)):
+        with pytest.raises(ValueError, match="start_dim .* cannot come after end_dim"):
+            x.flatten(start, end)
+        with pytest.raises(RuntimeError):
+            xt.flatten(start, end)
+        with pytest.raises(ValueError, match="cannot come after"):
+            distnn.nn.Flatten(start, end)(x)
+    for start, end in ((0, 3), (3, -1), (-4, 0)):
+        with pytest.raises(IndexError, match="out of range"):
+            x.flatten(start, end)
+        with pytest.raises(IndexError):
+            xt.flatten(start, end)
+    with pytest.raises(IndexError, match="Unflatten.*out of range"):
+        distnn.nn.Unflatten(3, (2, 2))(x)
+    assert x.flatten(-3, 0).shape == (2, 3, 4) and Tensor(np.zeros(())).flatten(-1, 0).shape == (1,)
+    assert distnn.nn.Flatten(-2, -1)(x).shape == (2, 12) and distnn.nn.Unflatten(-1, (2, -1))(x).shape == (2, 3, 2, 2)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("shape,pad", [((2, 3, 5), (2, 1)), ((2, 3, 5), (-1, 3)), ((1, 2, 4, 3), (1, 2, 3, 0)),
+                                       ((2, 1, 3, 2, 4), (1, 1, 0, 1, 2, -1))])
+def test_pad_reflect_replicate_circular_match_torch(torch, mode, shape, pad):
+    # found by tests/test_layer_fuzz.py: F.pad took mode="constant" only (ValueError for PyTorch's others)
+    x = rand(*shape)
+    xd, xt = Tensor(x.copy(), requires_grad=True), torch.tensor(x.copy(), requires_grad=True)
+    yd, yt = F.pad(xd, pad, mode=mode), torch.nn.functional.pad(xt, pad, mode=mode)
+    np.testing.assert_array_equal(yd.numpy(), yt.detach().numpy())
+    g = rand(*yt.shape, seed=1)
+    yd.backward(g)
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(xd.grad, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_pad_mode_errors():
+    x = Tensor(rand(1, 2, 3))
+    with pytest.raises(ValueError, match="out of range for mode='reflect'"):
+        F.pad(x, (3, 0), mode="reflect")  # (PyTorch: each amount smaller than the dimension)
+    with pytest.raises(ValueError, match="out of range for mode='circular'"):
+        F.pad(x, (4, 0), mode="circular")
+    with pytest.raises(ValueError, match="takes no value"):
+        F.pad(x, (1, 1), mode="replicate", value=2.0)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        F.pad(x, (1, 1), mode="edge")
+    assert F.pad(x, (1, 1), mode="reflect", value=0).shape == (1, 2, 5)  # (PyTorch takes its default 0 too)
+
+
 def test_allclose_and_equal(torch):
     a = Tensor(np.array([1.0, 2.0, np.nan]))
     b = Tensor(np.array([1.0 + 1e-9, 2.0, np.nan]))

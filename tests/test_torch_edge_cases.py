@@ -587,3 +587,20 @@ def test_distnn_tensor_copies_its_data_as_torch_tensor_and_from_numpy_shares_it(
     with distnn.no_grad():
         shared += 2.0
     assert w0.tolist() == [2, 2, 2]
+
+
+def test_max_and_min_of_an_empty_batch_along_a_non_empty_dim_as_torch(torch):
+    # found by tests/test_layer_fuzz.py: x.max(1), amax, Maxout and normalize(p=inf) of a (0, 4) batch raised
+    # "max of an empty tensor"; PyTorch returns the empty result (it refuses only an empty reduced dim)
+    d, t = _pair(torch, np.zeros((0, 4)))
+    assert d.max(1)[0].shape == d.max(1)[1].shape == tuple(t.max(1).values.shape) == (0,)
+    assert d.amin(1).shape == tuple(t.amin(1).shape) == (0,)
+    assert F.normalize(d, p=float("inf"), dim=1).shape == (0, 4)
+    assert nn.Maxout(2)(d).shape == (0, 2)
+    d.amax(1).sum().backward()
+    assert d.grad.shape == (0, 4)
+    for call in (lambda x: x.max(0), lambda x: x.amax(0), lambda x: x.max(), lambda x: x.amin((0, 1))):
+        with pytest.raises((RuntimeError, IndexError)):
+            call(t)
+        with pytest.raises(ValueError, match="empty tensor of shape \\(0, 4\\)"):
+            call(d)

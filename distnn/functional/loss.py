@@ -95,9 +95,9 @@ class _ClassLoss(Function):
             raise ValueError(f"{self.name}: input must have a class dimension")
         self.in_shape = x.shape
         if getattr(target, "dtype", None) is not None and target.dtype.kind == "f" and target.shape == x.shape:
-            raise ValueError(  # (PyTorch's cross_entropy takes them; a floating label vector is refused below)
+            raise ValueError(  # (cross_entropy takes them before reaching here; a floating label vector is refused below)
                 f"{self.name}: class-probability targets (a floating target of the input's shape {tuple(x.shape)}) "
-                f"are not supported; pass integer class labels"
+                f"are not supported, as in PyTorch; pass integer class labels (cross_entropy takes probabilities)"
             )
         if x.ndim == 1:  # one sample: (C,) with a 0-d target
             x, target = x[None], xp.asarray(target).reshape(1)
@@ -256,15 +256,45 @@ class _NLLLoss(_ClassLoss):
 
 
 def cross_entropy(input, target, weight=None, ignore_index=IGNORE_INDEX, reduction="mean", label_smoothing=0.0):
-    """Cross-entropy of logits ``input`` (N, C) or (N, C, d1, ...) against integer ``target``.
+    """Cross-entropy of logits ``input`` (N, C) or (N, C, d1, ...) (or one sample (C,)) against ``target``.
 
-    Fused log-softmax + negative log-likelihood. ``label_smoothing`` eps mixes the
-    one-hot target with the uniform distribution: (1 - eps) * onehot + eps / C.
+    ``target``: integer class labels (N,) or (N, d1, ...): a fused log-softmax + negative log-likelihood;
+    or, as PyTorch, class probabilities: a floating target of the input's shape (see
+    :func:`_cross_entropy_probabilities`). ``label_smoothing`` eps mixes the target with the uniform
+    distribution: (1 - eps) * target + eps / C.
     """
+    t = _raw(target)
+    if getattr(t, "dtype", None) is not None and t.dtype.kind == "f" and tuple(t.shape) == tuple(input.shape):
+        if ignore_index != IGNORE_INDEX:  # (no label to ignore: PyTorch refuses it too)
+            raise ValueError(f"cross_entropy: ignore_index ({ignore_index}) does not apply to class-probability "
+                             f"targets (a floating target of the input's shape {tuple(input.shape)})")
+        return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing)
     return _CrossEntropy.apply(
         input, _saved(input, target), _saved(input, weight),
         ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
     )
+
+
+def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing):
+    """PyTorch's cross_entropy with class-probability targets: per sample -sum_c weight[c] target[c] log p[c],
+    'mean' over the samples (not over their weights; there is no ``ignore_index``). Composed from
+    differentiable ops, so a target that requires grad gets its gradient (-weight log p) too."""
+    _check_reduction("cross_entropy", reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    axis = 0 if input.ndim == 1 else 1  # the class axis
+    C = input.shape[axis]
+    if not isinstance(target, Tensor):
+        target = _const(input, target)
+    if label_smoothing:
+        target = target * (1 - label_smoothing) + label_smoothing / C
+    terms = log_softmax(input, dim=axis) * target
+    if weight is not None:
+        w = _const(input, weight)
+        if tuple(w.shape) != (C,):
+            raise ValueError(f"cross_entropy: weight must have shape ({C},) (one per class), got {tuple(w.shape)}")
+        terms = terms * w.astype(_raw(input).dtype, copy=False).reshape((C,) + (1,) * (input.ndim - axis - 1))
+    return _reduce(-terms.sum(dim=axis), reduction)
 
 
 def nll_loss(input, target, weight=None, ignore_index=IGNORE_INDEX, reduction="mean"):
@@ -325,6 +355,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
     return _BCEWithLogits.apply(input, target, _saved(input, weight), _saved(input, pos_weight), reduction=reduction)
 
 
+# PyTorch's floor under p (1 - p) in BCE's gradient is the float 1e-12 (9.99999996e-13 as a double), in
+# every dtype: 1e-12 itself gives a float64 gradient at p = 0 or 1 that is 4e-9 (relative) off PyTorch's.
+_BCE_GRAD_FLOOR = float(np.float32(1e-12))
+
+
 class _BCE(Function):
     """-w (y log p + (1 - y) log(1 - p)) on probabilities p, each log clamped at -100 (PyTorch's BCELoss).
 
@@ -368,9 +403,9 @@ class _BCE(Function):
         if self.weight is not None:
             scale = scale * self.weight
         gp = gy = None
-        if self.needs_input_grad[0]:  # (p - y) / (p (1 - p)), its denominator kept >= 1e-12 (PyTorch's)
+        if self.needs_input_grad[0]:  # (p - y) / (p (1 - p)), its denominator kept >= PyTorch's floor
             p = self.p
-            gp = (p - self.y) / xp.maximum(p * (1 - p), 1e-12) * scale
+            gp = (p - self.y) / xp.maximum(p * (1 - p), _BCE_GRAD_FLOOR) * scale
         if self.needs_input_grad[1]:
             gy = (self.log_q - self.log_p) * scale
         return gp, gy, None

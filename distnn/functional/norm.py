@@ -196,9 +196,13 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     x = _raw(input)
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected input of shape (N, C, ...), got {tuple(x.shape)}")
+    if x.size == 0:  # an empty batch: an empty result, the running statistics left alone (PyTorch's shortcut)
+        xp = get_array_module(x)
+        C = x.shape[1]
+        return BatchNormEval.apply(input, weight, bias, mean=xp.zeros(C, x.dtype), var=xp.ones(C, x.dtype), eps=eps)
     if training:
         mean, var, count = batch_stats(x)
-        if count <= 1:
+        if count == 1:
             raise ValueError(
                 f"batch_norm: expected more than 1 value per channel when training, got input of shape {tuple(x.shape)}"
             )

@@ -36,15 +36,17 @@ def _geometry(shape, kernel, stride, padding, dilation, ceil_mode, who):
         if p > k // 2:
             raise ValueError(f"{who}: padding {p} should be at most half of the kernel size {k}")
         eff = d * (k - 1) + 1
-        if eff > size + 2 * p:
-            raise ValueError(
-                f"{who}: kernel size {tuple(kernel)} (dilated extent {eff}) is larger than the padded input "
-                f"{(H + 2 * padding[0], W + 2 * padding[1])} (input shape {tuple(shape)})"
-            )
         span = size + 2 * p - eff
+        # PyTorch's rule. With ceil_mode a window may run past the padded input (even when the dilated
+        # kernel is larger than it): its missing cells count as padding.
         n = (-(-span // s) if ceil_mode else span // s) + 1
         if ceil_mode and (n - 1) * s >= size + p:  # the last window must start inside input or left padding
             n -= 1
+        if n < 1:
+            raise ValueError(
+                f"{who}: kernel size {tuple(kernel)} (dilated extent {eff}) is larger than the padded input "
+                f"{(H + 2 * padding[0], W + 2 * padding[1])} (input shape {tuple(shape)}, ceil_mode={ceil_mode})"
+            )
         out.append(n)
     return out
 
@@ -170,17 +172,17 @@ class MaxUnpool2d(Function):
 
     def forward(self, x, indices, size):
         xp = get_array_module(x)
-        N, C = x.shape[0], x.shape[1]
+        N, C, H, W = x.shape
         planes = xp.arange(N * C)[:, None]
-        flat_idx = indices.reshape(N * C, -1)
+        flat_idx = indices.reshape(N * C, H * W)  # (sizes spelled out, not -1: an empty batch has N * C = 0)
         out = xp.zeros((N * C, size[0] * size[1]), dtype=x.dtype)
-        out[planes, flat_idx] = x.reshape(N * C, -1)  # repeated indices: one of the values (PyTorch: the same)
+        out[planes, flat_idx] = x.reshape(N * C, H * W)  # repeated indices: one of the values (PyTorch: the same)
         self.planes, self.flat_idx, self.xshape = planes, flat_idx, x.shape
         return out.reshape(N, C, size[0], size[1])
 
     def backward(self, g):
         N, C = self.xshape[0], self.xshape[1]
-        return g.reshape(N * C, -1)[self.planes, self.flat_idx].reshape(self.xshape), None
+        return g.reshape(N * C, g.shape[2] * g.shape[3])[self.planes, self.flat_idx].reshape(self.xshape), None
 
 
 class AvgPool2d(Function):
@@ -188,9 +190,10 @@ class AvgPool2d(Function):
     # input: declared so that both refuse a change of it after the forward alike
     reads = ((0,),)
 
-    def forward(self, x, kernel, stride, padding, Ho, Wo, count_include_pad=True, divisor_override=None):
+    def forward(self, x, kernel, stride, padding, Ho, Wo, extra=(0, 0), count_include_pad=True,
+                divisor_override=None):
         xp = get_array_module(x)
-        xpad = _padded(x, padding, (0, 0), 0)
+        xpad = _padded(x, padding, extra, 0)
         views = _views(xpad, kernel, stride, (1, 1), Ho, Wo)
         out = next(views).copy()
         for v in views:
@@ -203,15 +206,19 @@ class AvgPool2d(Function):
 
     @staticmethod
     def _divisor(xp, xshape, kernel, stride, padding, Ho, Wo, count_include_pad, divisor_override, dtype):
+        """PyTorch's divisor per output: the window's cells inside the padded input (count_include_pad; the
+        kernel's size unless a ceil_mode window runs past the padding), or inside the input alone."""
         if divisor_override is not None:
             return dtype.type(divisor_override)
-        if count_include_pad or padding == (0, 0):
-            return dtype.type(kernel[0] * kernel[1])
-        # Count only the real (unpadded) inputs in each window: per-axis counts multiply.
-        counts = []
+        counts = []  # per axis; the 2-D counts multiply
         for size, k, s, p, n in zip(xshape[2:], kernel, stride, padding, (Ho, Wo)):
             start = np.arange(n) * s - p
-            counts.append(np.minimum(start + k, size) - np.maximum(start, 0))
+            if count_include_pad:
+                counts.append(np.minimum(start + k, size + p) - start)
+            else:
+                counts.append(np.minimum(start + k, size) - np.maximum(start, 0))
+        if all((c == k).all() for c, k in zip(counts, kernel)):
+            return dtype.type(kernel[0] * kernel[1])
         return xp.asarray(np.outer(counts[0], counts[1]).astype(dtype))
 
     def backward(self, g):
@@ -324,16 +331,21 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
 @_unbatched_as_one
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
-    """Mean over kh x kw windows (zero padding counted when ``count_include_pad``, as PyTorch)."""
-    if ceil_mode:
-        raise NotImplementedError("avg_pool2d: ceil_mode=True is not supported")
+    """Mean over kh x kw windows (zero padding counted when ``count_include_pad``, as PyTorch).
+
+    With ``ceil_mode`` the last window may run past the padded input; as in PyTorch its divisor counts
+    only its cells inside the padded input (or the input, without ``count_include_pad``).
+    """
     kernel = _pair(kernel_size, "kernel_size")
     stride = kernel if stride is None or stride == [] else _pair(stride, "stride")
     padding = _pair(padding, "padding")
     if divisor_override is not None and not divisor_override > 0:  # 0 once meant "no override"
         raise ValueError(f"avg_pool2d: divisor_override must be positive, got {divisor_override}")
-    Ho, Wo = _geometry(tuple(input.shape), kernel, stride, padding, (1, 1), False, "avg_pool2d")
-    return AvgPool2d.apply(input, kernel=kernel, stride=stride, padding=padding, Ho=Ho, Wo=Wo,
+    Ho, Wo = _geometry(tuple(input.shape), kernel, stride, padding, (1, 1), ceil_mode, "avg_pool2d")
+    H, W = input.shape[2], input.shape[3]
+    extra = tuple(max(0, (n - 1) * s + k - (size + 2 * p))  # ceil_mode: zeros past the padding
+                  for n, s, k, size, p in zip((Ho, Wo), stride, kernel, (H, W), padding))
+    return AvgPool2d.apply(input, kernel=kernel, stride=stride, padding=padding, Ho=Ho, Wo=Wo, extra=extra,
                            count_include_pad=count_include_pad, divisor_override=divisor_override)
 
 

@@ -73,15 +73,22 @@ class Mean(Function):
         return (_expand_back(g / self.count, self.axes, self.keepdims, self.shape),)
 
 
+def _refuse_empty_reduction(name, shape, axes):
+    """A max or min over no elements has no value: refused, as PyTorch, when a reduced dim is empty. An
+    empty tensor reduced along dims that are not (a (0, 4) batch's rows) gives an empty result."""
+    if any(shape[i] == 0 for i in axes) or (not axes and 0 in shape):
+        raise ValueError(f"{name} of an empty tensor of shape {tuple(shape)}: the reduced dims "
+                         f"{axes if axes else '(all)'} must not be empty")
+
+
 class _Extremum(Function):
     """max/min over axes; the gradient is shared evenly among tied extrema."""
 
     reads = ((0, OUTPUT),)  # (its own mask; the input and the result are what PyTorch's amax/max() save)
 
     def forward(self, a, axis=None, keepdims=False):
-        if a.size == 0:
-            raise ValueError(f"{type(self).__name__.lower()} of an empty tensor of shape {a.shape}")
         axes = _axes(axis, a.ndim)
+        _refuse_empty_reduction(type(self).__name__.lower(), a.shape, axes)
         out = self.reduce(a, axes)
         self.mask = a == out  # out kept its dims, so it broadcasts against a
         xp = get_array_module(a)
@@ -177,8 +184,7 @@ def _extremum(cls, result, arg, a, dim, keepdim, axis, keepdims):
     from .shape import Squeeze, TakeAlong
 
     data = a.data if isinstance(a, Tensor) else a
-    if data.size == 0:
-        raise ValueError(f"{cls.__name__.lower()} of an empty tensor of shape {data.shape}")
+    _refuse_empty_reduction(cls.__name__.lower(), data.shape, _axes(axis, data.ndim))
     if data.ndim == 0:  # dim 0 or -1 of a 0-d tensor (PyTorch): the value itself, index 0
         _axes(axis, 0)
         return result(cls.apply(a, axis=None, keepdims=False), Tensor(get_array_module(data).zeros((), dtype="int64")))

@@ -10,8 +10,11 @@ TransformerEncoderLayer uses; PyTorch's training path does the same), so one
 empty sequence does not turn the batch's gradients into NaN; with
 ``need_weights=True`` it gives NaN, as PyTorch's reference path does.
 
-Not supported (PyTorch options): kdim/vdim different from embed_dim,
-add_bias_kv, add_zero_attn.
+``kdim``/``vdim`` other than embed_dim give separate ``q_proj_weight`` (E, E),
+``k_proj_weight`` (E, kdim) and ``v_proj_weight`` (E, vdim) in place of
+``in_proj_weight``; ``add_bias_kv`` appends the learned ``bias_k``/``bias_v`` (1, 1, E)
+to the projected keys and values, ``add_zero_attn`` a zero key and value after
+them (every mask lets a query see these), as PyTorch.
 """
 from __future__ import annotations
 
@@ -53,7 +56,8 @@ def _additive(mask, dtype, xp, what, where):
 
 
 class MultiheadAttention(Module):
-    """``MultiheadAttention(embed_dim, num_heads, dropout=0.0, bias=True, batch_first=False)``.
+    """``MultiheadAttention(embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False, add_zero_attn=False,
+    kdim=None, vdim=None, batch_first=False)`` (PyTorch's order; see the module docstring for the options).
 
     ``forward(query, key, value, key_padding_mask=None, need_weights=True,
     attn_mask=None, average_attn_weights=True, is_causal=False)`` returns
@@ -73,44 +77,68 @@ class MultiheadAttention(Module):
         super().__init__()
         if embed_dim % num_heads:
             raise ValueError(f"MultiheadAttention: embed_dim {embed_dim} must be divisible by num_heads {num_heads}")
-        if add_bias_kv or add_zero_attn or (kdim not in (None, embed_dim)) or (vdim not in (None, embed_dim)):
-            raise NotImplementedError("MultiheadAttention: add_bias_kv, add_zero_attn and kdim/vdim != embed_dim "
-                                      "are not supported")
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"MultiheadAttention: dropout must be in [0, 1], got {dropout}")
         dtype = np.dtype(dtype or np.float32)
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
         self.dropout, self.batch_first, self.generator = float(dropout), batch_first, generator
-        self.kdim = self.vdim = embed_dim
-        self.in_proj_weight = Parameter(np.empty((3 * embed_dim, embed_dim), dtype))
+        self.kdim = embed_dim if kdim is None else int(kdim)
+        self.vdim = embed_dim if vdim is None else int(vdim)
+        self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
+        self.add_zero_attn = bool(add_zero_attn)
+        if self._qkv_same_embed_dim:
+            self.in_proj_weight = Parameter(np.empty((3 * embed_dim, embed_dim), dtype))
+            for name in ("q", "k", "v"):
+                self.register_parameter(f"{name}_proj_weight", None)
+        else:
+            self.register_parameter("in_proj_weight", None)
+            for name, dim in (("q", embed_dim), ("k", self.kdim), ("v", self.vdim)):
+                setattr(self, f"{name}_proj_weight", Parameter(np.empty((embed_dim, dim), dtype)))
         if bias:
             self.in_proj_bias = Parameter(np.zeros(3 * embed_dim, dtype))
         else:
             self.register_parameter("in_proj_bias", None)
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias, dtype=dtype, generator=generator)
-        # PyTorch's _reset_parameters: xavier_uniform_ on the packed projection, zero biases.
-        init.xavier_uniform_(self.in_proj_weight, generator=generator)
+        # PyTorch's _reset_parameters: xavier_uniform_ on the projections, zero biases, xavier_normal_ on bias_k/v.
+        for w in self._proj_weights():
+            init.xavier_uniform_(w, generator=generator)
         if bias:
             self.out_proj.bias.data[...] = 0
+        if add_bias_kv:
+            self.bias_k = Parameter(np.empty((1, 1, embed_dim), dtype))
+            self.bias_v = Parameter(np.empty((1, 1, embed_dim), dtype))
+            init.xavier_normal_(self.bias_k, generator=generator)
+            init.xavier_normal_(self.bias_v, generator=generator)
+        else:
+            self.register_parameter("bias_k", None)
+            self.register_parameter("bias_v", None)
 
     def extra_repr(self):
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}"
 
     # ------------------------------------------------------------------ checks
+    def _proj_weights(self):
+        """The (q, k, v) projection weights: views of ``in_proj_weight``, or the three separate ones."""
+        if self.in_proj_weight is not None:
+            E, W = self.embed_dim, self.in_proj_weight
+            return W[:E], W[E:2 * E], W[2 * E:]
+        return self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
+
     def _check(self, query, key, value):
-        for name, t in (("query", query), ("key", key), ("value", value)):
+        for name, t, dim in (("query", query, self.embed_dim), ("key", key, self.kdim), ("value", value, self.vdim)):
             if not isinstance(t, Tensor):
                 raise TypeError(f"{self.where()}: {name} must be a Tensor, got {type(t).__name__}")
-            if t.ndim not in (2, 3) or t.shape[-1] != self.embed_dim:
+            if t.ndim not in (2, 3) or t.shape[-1] != dim:
                 layout = "(N, L, E)" if self.batch_first else "(L, N, E)"
+                what = "embed_dim" if name == "query" else name[0] + "dim"
                 raise ValueError(
-                    f"{self.where()}: {name} must be {layout} or unbatched (L, E) with E=embed_dim="
-                    f"{self.embed_dim}, got shape {tuple(t.shape)}"
+                    f"{self.where()}: {name} must be {layout} or unbatched (L, E) with E={what}="
+                    f"{dim}, got shape {tuple(t.shape)}"
                 )
         if not (query.ndim == key.ndim == value.ndim):
             raise ValueError(f"{self.where()}: query, key and value must all be batched or all unbatched, got shapes "
                              f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
-        if key.shape != value.shape:
+        if key.shape[:-1] != value.shape[:-1]:
             raise ValueError(f"{self.where()}: key {tuple(key.shape)} and value {tuple(value.shape)} shapes differ")
 
     def _build_mask(self, attn_mask, key_padding_mask, is_causal, N, L, S_, dtype, xp):
@@ -159,24 +187,27 @@ class MultiheadAttention(Module):
                              f"{tuple(key.shape)}")
         xp = get_array_module(query.data)
         mask = self._build_mask(attn_mask, key_padding_mask, is_causal, N, L, S_, query.dtype, xp)
+        extra = (self.bias_k is not None) + self.add_zero_attn  # keys appended after the projection
+        if extra and mask is not None:  # every query may see them (PyTorch pads each mask with 0 / False)
+            mask = xp.concatenate([mask, xp.zeros(mask.shape[:-1] + (extra,), dtype=mask.dtype)], axis=-1)
         dropmask = None
         if self.training and self.dropout > 0:
             gen = self.generator if self.generator is not None else drandom.default_generator()
             # the weights' mask is (N, heads, L, S) in either layout: its samples are on axis 0
-            keep = A.keep_mask(gen, (N, self.num_heads, L, S_), self.dropout, batch_dim=0)
+            keep = A.keep_mask(gen, (N, self.num_heads, L, S_ + extra), self.dropout, batch_dim=0)
             dropmask = xp.asarray(keep.astype(query.dtype) * query.dtype.type(1.0 / (1.0 - self.dropout)))
 
-        W, b = self.in_proj_weight, self.in_proj_bias
+        packed = self_attn and self._qkv_same_embed_dim and not extra
         if need_weights:
-            out, weights = self._composed(query, key, value, mask, dropmask, seq_first, self_attn)
+            out, weights = self._composed(query, key, value, mask, dropmask, seq_first, packed)
         else:
             weights = None
-            if self_attn:  # one matmul for q, k and v; the fused core splits and re-packs
-                qkv = linear(query, W, b)
+            if packed:  # one matmul for q, k and v; the fused core splits and re-packs
+                qkv = linear(query, self.in_proj_weight, self.in_proj_bias)
                 out = MultiheadAttentionCore.apply(qkv, None, None, mask, dropmask, num_heads=self.num_heads,
                                                    seq_first=seq_first)
             else:
-                q, k, v = self._project(query, key, value)
+                q, k, v = self._project(query, key, value, seq_first)
                 out = MultiheadAttentionCore.apply(q, k, v, mask, dropmask, num_heads=self.num_heads,
                                                    seq_first=seq_first)
         out = self.out_proj(out)
@@ -188,28 +219,42 @@ class MultiheadAttention(Module):
                 weights = S.Squeeze.apply(weights, axis=0)
         return out, weights
 
-    def _project(self, query, key, value):
+    def _project(self, query, key, value, seq_first):
+        """Projected (q, k, v), with bias_k/bias_v and the zero key/value appended to k and v."""
         E = self.embed_dim
-        W, b = self.in_proj_weight, self.in_proj_bias
+        Wq, Wk, Wv = self._proj_weights()
+        b = self.in_proj_bias
         bq = bk = bv = None
         if b is not None:
             bq, bk, bv = b[:E], b[E : 2 * E], b[2 * E :]
-        q = linear(query, W[:E], bq)
-        if key is value:
-            kv = linear(key, W[E:], None if b is None else b[E:])
+        q = linear(query, Wq, bq)
+        if key is value and self.in_proj_weight is not None:
+            kv = linear(key, self.in_proj_weight[E:], None if b is None else b[E:])
             k, v = kv[..., :E], kv[..., E:]
         else:
-            k, v = linear(key, W[E : 2 * E], bk), linear(value, W[2 * E :], bv)
+            k, v = linear(key, Wk, bk), linear(value, Wv, bv)
+        if self.bias_k is not None or self.add_zero_attn:
+            axis = 0 if seq_first else 1  # the keys' sequence axis
+            one = (1, k.shape[1], E) if seq_first else (k.shape[0], 1, E)
+            ks, vs = [k], [v]
+            if self.bias_k is not None:
+                ks.append(S.broadcast_to(self.bias_k, one))
+                vs.append(S.broadcast_to(self.bias_v, one))
+            if self.add_zero_attn:
+                zero = get_array_module(k.data).zeros(one, dtype=k.dtype)
+                ks.append(zero)
+                vs.append(zero)
+            k, v = S.Concat.apply(*ks, axis=axis), S.Concat.apply(*vs, axis=axis)
         return q, k, v
 
-    def _composed(self, query, key, value, mask, dropmask, seq_first, self_attn):
+    def _composed(self, query, key, value, mask, dropmask, seq_first, packed):
         """Attention from differentiable ops, returning per-head weights (N, h, L, S) too."""
         E, h, d = self.embed_dim, self.num_heads, self.head_dim
-        if self_attn:
+        if packed:
             qkv = linear(query, self.in_proj_weight, self.in_proj_bias)
             q, k, v = qkv[..., :E], qkv[..., E : 2 * E], qkv[..., 2 * E :]
         else:
-            q, k, v = self._project(query, key, value)
+            q, k, v = self._project(query, key, value, seq_first)
 
         def heads(t):
             a, b_ = t.shape[0], t.shape[1]

@@ -7,6 +7,19 @@ from distnn.functional.conv import _pair, _resolve_padding, _single, check_conv2
 from .linear import _WeightAndBias
 
 
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _mode_padded(x, pad, padding_mode):
+    """PyTorch's padding_mode other than zeros: the input padded by ``pad`` (((top, bottom), (left, right))) in
+    that mode first, then convolved without padding. Returns the input and the padding left to the conv."""
+    if padding_mode == "zeros":
+        return x, pad
+    (pt, pb), (pl, pr) = pad
+    flat = (pl, pr) if x.ndim == 3 else (pl, pr, pt, pb)  # (conv1d's inputs have no height)
+    return S.pad(x, flat, mode=padding_mode), ((0, 0), (0, 0))
+
+
 class _ConvNd(_WeightAndBias):
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                  padding_mode, device, dtype, generator):
@@ -16,8 +29,9 @@ class _ConvNd(_WeightAndBias):
                 f"{type(self).__name__}: in_channels={in_channels} and out_channels={out_channels} must both be "
                 f"divisible by groups={groups}"
             )
-        if padding_mode != "zeros":
-            raise NotImplementedError(f"{type(self).__name__}: only padding_mode='zeros' is supported")
+        if padding_mode not in _PADDING_MODES:
+            raise ValueError(f"{type(self).__name__}: padding_mode must be one of {_PADDING_MODES}, got "
+                             f"{padding_mode!r}")
         if isinstance(padding, str) and padding not in ("same", "valid"):
             raise ValueError(f"{type(self).__name__}: padding string must be 'same' or 'valid', got {padding!r}")
         if padding == "same" and any(s != 1 for s in stride):
@@ -38,6 +52,8 @@ class _ConvNd(_WeightAndBias):
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
         return s
 
 
@@ -59,6 +75,10 @@ class Conv2d(_ConvNd):
         if unbatched:  # Unsqueeze.apply, not x.unsqueeze: x may be a raw array (a constant input)
             x = S.Unsqueeze.apply(x, axis=0)
         pad = _resolve_padding(self.padding, self.kernel_size, self.dilation, self.stride, self.where())
+        try:
+            x, pad = _mode_padded(x, pad, self.padding_mode)
+        except ValueError as e:  # (reflect: padding as large as the input)
+            raise ValueError(f"{self.where()}: {e}") from None
         check_conv2d_shapes(tuple(x.shape), tuple(self.weight.shape), self.stride, pad, self.dilation, self.groups,
                             who=self.where())
         from distnn.functional.conv import Conv2d as _Conv2dFn
@@ -92,10 +112,14 @@ class Conv1d(_ConvNd):
             raise ValueError(
                 f"{self.where()}: expected {self.in_channels} input channels (dim 1), got input of shape {shape}"
             )
+        padding = self.padding if isinstance(self.padding, str) else self.padding[0]
         try:
-            out = conv1d(x, self.weight, self.bias, self.stride[0],
-                         self.padding if isinstance(self.padding, str) else self.padding[0], self.dilation[0],
-                         self.groups)
+            if self.padding_mode != "zeros":
+                pad = _resolve_padding(padding if isinstance(padding, str) else (0, padding),
+                                       (1,) + self.kernel_size, (1,) + self.dilation, (1,) + self.stride, "conv1d")
+                x, _ = _mode_padded(x, pad, self.padding_mode)
+                padding = 0
+            out = conv1d(x, self.weight, self.bias, self.stride[0], padding, self.dilation[0], self.groups)
         except ValueError as e:  # re-raise naming the layer
             raise ValueError(f"{self.where()}: {e}") from None
         return out.squeeze(0) if unbatched else out

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from distnn.functional import shape as S
+from distnn.functional._dims import wrap_dim
 
 from .module import Module
 
@@ -29,7 +30,7 @@ class Unflatten(Module):
 
     def forward(self, x):
         shape = tuple(x.shape)
-        d = self.dim % len(shape)
+        d = wrap_dim(self.dim, len(shape), self.where())
         return S.reshape(x, (*shape[:d], *self.unflattened_size, *shape[d + 1:]))
 
     def extra_repr(self):

@@ -216,7 +216,7 @@ class _BatchNorm(Module):
         self._check_input_dim(x)
         use_batch = self._use_batch_stats()
         shape = tuple(x.shape)
-        if use_batch and math.prod(shape[:1] + shape[2:]) <= 1:  # checked before the batch is counted
+        if use_batch and math.prod(shape[:1] + shape[2:]) == 1:  # checked before the batch is counted
             # (a batch of one sample is most often an epoch's last, partial batch: say how to drop it)
             hint = (" (a batch of one sample: data.drop_last = true, or DataLoader(drop_last=True), drops an "
                     "epoch's last partial batch)") if shape[0] == 1 else ""
