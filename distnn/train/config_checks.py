@@ -345,14 +345,22 @@ def _absolute(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
 
 
-#: the optimizer keys that only some optimizers take (as job_setup builds them; every optimizer takes the others)
+#: the optimizer keys that only some optimizers take: the keyword arguments of that name of their constructors,
+#: which job_setup passes (every optimizer takes lr and weight_decay; the trainer applies l1 and max_norm).
+#: tests/test_config_optimizer_options.py holds the three together, and the keys' docs in the schema to them.
 OPTIMIZER_OPTIONS = {
     "momentum": ("sgd", "rmsprop", "lars"),
-    "nesterov": ("sgd",),
+    "nesterov": ("sgd", "lars"),
     "betas": ("adam", "adamw", "lamb"),
-    "eps": ("adam", "adamw", "rmsprop", "adagrad", "lamb"),
+    "eps": ("adam", "adamw", "rmsprop", "adagrad", "lars", "lamb"),
     "alpha": ("rmsprop",),
 }
+
+
+def _takers(key: str) -> str:
+    """'sgd, rmsprop and lars': the optimizers that take ``key``, in words."""
+    *rest, last = OPTIMIZER_OPTIONS[key]
+    return f"{', '.join(rest)} and {last}" if rest else last
 
 
 def check_optimizer_options(out: dict, problems: list, overridden=()):
@@ -382,12 +390,13 @@ def check_optimizer_options(out: dict, problems: list, overridden=()):
             nesterov = k
     for k in by_set:
         problems.append(Related(
-            f"optimizer {name!r} does not take optimizer.{k} (an option of {', '.join(OPTIMIZER_OPTIONS[k])}): "
+            f"optimizer {name!r} does not take optimizer.{k} (an option of {_takers(k)}): "
             f"{name} would ignore it; leave out --set optimizer.{k}, or choose an optimizer that takes it",
             f"optimizer.{k}", "optimizer.name"))
     if nesterov:
         problems.append(Related(
-            f"optimizer {name!r} does not take optimizer.nesterov = true (an option of sgd, with momentum > 0): "
+            f"optimizer {name!r} does not take optimizer.nesterov = true (an option of {_takers('nesterov')}, with "
+            f"momentum > 0): "
             f"remove the line nesterov = true from [optimizer], or give --set optimizer.nesterov=false",
             "optimizer.nesterov", "optimizer.name"))
 
@@ -399,10 +408,10 @@ def check_cross(out: dict, problems: list):
         problems.append(Related(f"data.val_fraction + data.test_fraction must be < 1, got "
                                 f"{d['val_fraction']} + {d['test_fraction']}",
                                 "data.val_fraction", "data.test_fraction"))
-    if o["nesterov"] and o["name"] == "sgd" and o["momentum"] <= 0:  # (another optimizer's: check_optimizer_options)
-        problems.append(Related(f"optimizer.nesterov needs optimizer.name = 'sgd' and optimizer.momentum > 0, got "
-                                f"{o['name']!r} and {o['momentum']}", "optimizer.nesterov", "optimizer.name",
-                                "optimizer.momentum"))
+    # (another optimizer's nesterov: check_optimizer_options)
+    if o["nesterov"] and o["name"] in OPTIMIZER_OPTIONS["nesterov"] and o["momentum"] <= 0:
+        problems.append(Related(f"optimizer.nesterov needs optimizer.momentum > 0, got {o['momentum']} for optimizer "
+                                f"{o['name']!r}", "optimizer.nesterov", "optimizer.name", "optimizer.momentum"))
     if s["name"] == "step" and s.get("step_size") is None:
         problems.append(Related("schedule.step_size is required when schedule.name = 'step'", "schedule.step_size",
                                 "schedule.name"))
