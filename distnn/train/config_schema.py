@@ -116,7 +116,9 @@ SCHEMA: dict[str, Key] = {
     "optimizer.no_decay_bias_norm": _k("bool", True, "exempt biases and normalization weights from weight decay "
                                              "and the l1 penalty (and, for lars/lamb, from layer adaptation)"),
     # --- schedule
-    "schedule.name": _k("str", "constant", "learning-rate schedule",
+    "schedule.name": _k("str", "constant", "learning-rate schedule. An option (step_size, gamma, ...) another schedule "
+                        "does not take is an error when --set gives it; when --set gives schedule.name, the config "
+                        "file's go back to their defaults",
                         choices=("constant", "step", "multistep", "exponential", "cosine", "plateau", "onecycle")),
     "schedule.interval": _k("str", "epoch", "advance the schedule every epoch or every optimizer step",
                             choices=("epoch", "step")),
