@@ -404,12 +404,17 @@ def _option_owners(name: str) -> str:
     section, _, option = name.partition(".")
     if section == "model" and option:
         from distnn.models import registry
-        from distnn.train.config_checks import model_arguments
+        from distnn.train.config_checks import data_decided_arguments, model_arguments
 
         classes = {registry._MODELS[m].__name__: None for m in registry.available_models()
                    if option in (model_arguments(m) or ())}  # (a model's aliases name one class)
-        return (f"an argument of {', '.join(f'distnn.models.{c}' for c in classes)} (its docstring says "
-                "what it does)") if classes else ""
+        if classes:
+            return (f"an argument of {', '.join(f'distnn.models.{c}' for c in classes)} (its docstring says what it "
+                    "does)")
+        decided = {registry._MODELS[m].__name__: None for m in registry.available_models()
+                   if option in data_decided_arguments(m)}
+        return (f"an argument of {', '.join(f'distnn.models.{c}' for c in decided)} that the trainer sets from the "
+                "data (a config cannot give it)") if decided else ""
     if section == "data" and option:
         from distnn.data.datasets import list_dataset_options, list_datasets
 

@@ -217,6 +217,57 @@ def test_lars_excluded_group_is_plain_sgd_momentum():
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-10)
 
 
+def _lars_nesterov_lookahead_reference(params, grads_fn, steps, lr, mu, wd, eta, eps):
+    """The lecture notes' Nesterov momentum (001: rho <- mu rho - alpha grad(beta + mu rho); beta <- beta + rho)
+    with LARS's layer-wise rate: the scaled gradient trust * (g + wd * w) taken at the look-ahead point
+    w = beta + mu rho, its norms too. Returns the look-ahead points, which an optimizer holds as the parameters
+    (as PyTorch's SGD does; see test_seeds_examples)."""
+    beta = [p.copy() for p in params]
+    rho = [np.zeros_like(p) for p in params]
+    for t in range(steps):
+        ahead = [b + mu * r for b, r in zip(beta, rho)]
+        g = grads_fn(ahead, t)
+        for i in range(len(beta)):
+            wn, gn = np.linalg.norm(ahead[i]), np.linalg.norm(g[i])
+            trust = eta * wn / (gn + wd * wn + eps) if (wn > 0 and gn > 0) else 1.0
+            rho[i] = mu * rho[i] - lr * trust * (g[i] + wd * ahead[i])
+            beta[i] = beta[i] + rho[i]
+    return [b + mu * r for b, r in zip(beta, rho)]
+
+
+@pytest.mark.parametrize("momentum,wd", [(0.9, 1e-4), (0.5, 0.0)])
+def test_lars_nesterov_is_the_notes_lookahead_update_with_layer_wise_rates(momentum, wd):
+    start = _init_params()
+    ours = _run_distnn(LARS, dict(lr=2.0, momentum=momentum, weight_decay=wd, trust_coefficient=0.01,
+                                  nesterov=True))
+    ref = _lars_nesterov_lookahead_reference(start, _grads, STEPS, 2.0, momentum, wd, 0.01, 1e-8)
+    plain = _run_distnn(LARS, dict(lr=2.0, momentum=momentum, weight_decay=wd, trust_coefficient=0.01))
+    for a, b, c in zip(ours, ref, plain):
+        assert not np.allclose(b, c)  # (Nesterov's path is not plain momentum's)
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-10)
+
+
+def test_lars_nesterov_without_adaptation_is_torch_sgd_nesterov(torch):
+    """A group with layer_adaptation=False (biases, norms) is SGD with momentum: with nesterov, PyTorch's."""
+    def groups(ps):
+        return [{"params": ps, "layer_adaptation": False}]
+
+    ours = _run_distnn(LARS, dict(lr=0.05, momentum=0.9, weight_decay=1e-3, nesterov=True), groups=groups)
+    ref = _run_torch(torch, torch.optim.SGD, dict(lr=0.05, momentum=0.9, weight_decay=1e-3, nesterov=True))
+    for a, b in zip(ours, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
+def test_lars_takes_the_eps_of_its_trust_ratio():
+    w, g = np.array([3.0, 4.0]), np.array([0.0, 1.0])  # ||w|| = 5, ||g|| = 1
+    p = Parameter(w.copy())
+    opt = LARS([p], lr=1.0, momentum=0.0, trust_coefficient=0.1, eps=1.0)
+    p.grad = g.copy()
+    opt.step()
+    assert opt.state[p]["trust_ratio"] == 0.1 * 5 / (1 + 1.0)
+    np.testing.assert_allclose(p.data, w - 0.25 * g, rtol=1e-15)
+
+
 @pytest.mark.parametrize("wd", [0.0, 0.01])
 def test_lamb_matches_paper_formula(wd):
     start = _init_params()

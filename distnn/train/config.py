@@ -425,6 +425,7 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
         checks.check_data(extras["data"], out, problems, known, recorded["data"])
     if not problems:  # relations between keys are only meaningful once each key is valid
         checks.check_optimizer_options(out, problems, override_keys)
+        checks.check_schedule_options(out, problems, override_keys)
         checks.check_cross(out, problems)
     if not _nested and not problems:
         checks.check_ensemble(raw, out, source, problems)
@@ -515,8 +516,10 @@ def loads_config(text: str, overrides=(), source: str = "<string>", default_name
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"invalid TOML: {e}", source) from None
-    if text.lstrip("\ufeff").startswith(RUN_RECORD_HEADER) and RECORDED_DEFAULTS not in raw:
-        checks.drop_unused_in_old_record(raw)
+    if text.lstrip("\ufeff").startswith(RUN_RECORD_HEADER):
+        checks.drop_data_decided_in_record(raw)
+        if RECORDED_DEFAULTS not in raw:
+            checks.drop_unused_in_old_record(raw)
     return config_from_dict(raw, overrides, source, default_name)
 
 

@@ -59,7 +59,16 @@ def model_arguments(name: str) -> list | None:
     params = inspect.signature(cls.__init__).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return None
-    return [p for p in params if p != "self" and p not in MODEL_RESERVED]
+    decided = data_decided_arguments(name)
+    return [p for p in params if p != "self" and p not in MODEL_RESERVED and p not in decided]
+
+
+def data_decided_arguments(name: str) -> tuple:
+    """The arguments of model ``name`` that the data decides whenever the trainer builds it (``Arguments.
+    from_data``: LeNet's ``in_channels`` and ``image_size`` come from the input shape the trainer always
+    gives), so that a config's value would be ignored; () for a model without them, or not known."""
+    table = _argument_table(name) if isinstance(name, str) else None
+    return table.from_data if table is not None else ()
 
 
 def _argument_table(name):
@@ -111,6 +120,16 @@ def _none_by_set(extra: dict, out: dict, overridden) -> dict:
     return extra
 
 
+def drop_data_decided_in_record(raw: dict) -> None:
+    """A run's config.toml may hold an argument the data decides (``model.in_channels``: recorded as given,
+    before a config refused one); its model was built from the data's input shape alone, so the argument goes,
+    and the run re-runs and resumes as it did. In a config a user writes, one is a problem (check_model)."""
+    model = raw.get("model")
+    if isinstance(model, dict) and isinstance(model.get("name"), str):
+        for k in data_decided_arguments(model["name"]):
+            model.pop(k, None)
+
+
 def drop_unused_in_old_record(raw: dict) -> None:
     """A run's config.toml written before ``[defaults]`` (and before the MLP refused ``hidden_sizes`` beside
     ``sizes``) may hold both: the file's ``hidden_sizes`` next to a --set ``sizes``. Its model was built from
@@ -144,9 +163,15 @@ def check_model(extra: dict, out: dict, problems: list, known=None, recorded=Non
     known = list(SCHEMA) if known is None else known
     extra = _set_wins_over_unused(extra, out, overridden)
     extra = _none_by_set(extra, out, overridden)
+    decided = data_decided_arguments(out["model"].get("name"))
     for k in sorted(extra):
         if k in MODEL_RESERVED:
             problems.append(f"model.{k} is set by the trainer from the data; remove it from the config")
+        elif k in decided:  # (the model takes it, but the input shape the trainer gives overrides it)
+            problems.append(Related(f"model.{k} is set by the trainer from the data (its input shape) for model "
+                                    f"{out['model']['name']!r}; remove it from the config", f"model.{k}",
+                                    "model.name"))
+    extra = {k: v for k, v in extra.items() if k not in decided}
     out["model"].update({k: v for k, v in extra.items() if k not in MODEL_RESERVED})
     name = out["model"]["name"]
     try:
@@ -345,14 +370,65 @@ def _absolute(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
 
 
-#: the optimizer keys that only some optimizers take (as job_setup builds them; every optimizer takes the others)
+#: the optimizer keys that only some optimizers take: the keyword arguments of that name of their constructors,
+#: which job_setup passes (every optimizer takes lr and weight_decay; the trainer applies l1 and max_norm).
+#: tests/test_config_optimizer_options.py holds the three together, and the keys' docs in the schema to them.
 OPTIMIZER_OPTIONS = {
     "momentum": ("sgd", "rmsprop", "lars"),
-    "nesterov": ("sgd",),
+    "nesterov": ("sgd", "lars"),
     "betas": ("adam", "adamw", "lamb"),
-    "eps": ("adam", "adamw", "rmsprop", "adagrad", "lamb"),
+    "eps": ("adam", "adamw", "rmsprop", "adagrad", "lars", "lamb"),
     "alpha": ("rmsprop",),
 }
+
+#: the schedule keys that only some schedules take, as job_setup.build_schedule reads them (the others, the
+#: warmup, the interval and the linear scaling, go with any schedule); tests/test_config_tables.py holds them
+#: together, and the keys' docs in the schema to them.
+SCHEDULE_OPTIONS = {
+    "step_size": ("step",),
+    "gamma": ("step", "multistep", "exponential"),
+    "milestones": ("multistep",),
+    "T_max": ("cosine",),
+    "eta_min": ("cosine",),
+    "max_lr": ("onecycle",),
+    **{k: ("plateau",) for k in ("monitor", "mode", "patience", "factor", "threshold", "cooldown", "min_lr")},
+}
+
+
+def _takers(key: str, table=OPTIMIZER_OPTIONS) -> str:
+    """'sgd, rmsprop and lars': the optimizers (schedules) that take ``key``, in words."""
+    *rest, last = table[key]
+    return f"{', '.join(rest)} and {last}" if rest else last
+
+
+def _options_not_taken(section: str, table: dict, out: dict, problems: list, overridden) -> list:
+    """Keys of ``section`` (optimizer, schedule), off their default, that the chosen ``section.name`` does not
+    take (``table``: the names that take each key). Given by --set, each is a problem: it would be ignored.
+    From the config file while --set gave ``section.name``, the --set wins: the key goes back to its default
+    (unset, for an optional key). Returns the others: from the file, with the file's own name."""
+    o = out[section]
+    name = o.get("name")
+    if name is None:
+        return []
+    left = []
+    for k, takers in table.items():
+        default = SCHEMA[f"{section}.{k}"].default
+        if k not in o or name in takers or o[k] == default:
+            continue
+        if f"{section}.{k}" in overridden:
+            one = "an optimizer" if section == "optimizer" else "a schedule"
+            problems.append(Related(
+                f"{section} {name!r} does not take {section}.{k} (an option of {_takers(k, table)}): {name} would "
+                f"ignore it; leave out --set {section}.{k}, or choose {one} that takes it", f"{section}.{k}",
+                f"{section}.name"))
+        elif f"{section}.name" in overridden:
+            if default is None:
+                del o[k]
+            else:
+                o[k] = copy.deepcopy(default)
+        else:
+            left.append(k)
+    return left
 
 
 def check_optimizer_options(out: dict, problems: list, overridden=()):
@@ -365,31 +441,20 @@ def check_optimizer_options(out: dict, problems: list, overridden=()):
     config.toml then records what the optimizer used). From the file with the file's own ``optimizer.name``:
     ``nesterov`` is a problem, the others are left (and ignored), as before (a run's config.toml may hold
     them)."""
-    o = out["optimizer"]
-    name = o.get("name")
-    if name is None:
-        return
-    by_set, nesterov = [], None
-    for k, takers in OPTIMIZER_OPTIONS.items():
-        default = SCHEMA[f"optimizer.{k}"].default
-        if k not in o or name in takers or o[k] == default:
-            continue
-        if f"optimizer.{k}" in overridden:
-            by_set.append(k)
-        elif "optimizer.name" in overridden:
-            o[k] = copy.deepcopy(default)
-        elif k == "nesterov":
-            nesterov = k
-    for k in by_set:
+    if "nesterov" in _options_not_taken("optimizer", OPTIMIZER_OPTIONS, out, problems, overridden):
+        name = out["optimizer"]["name"]
         problems.append(Related(
-            f"optimizer {name!r} does not take optimizer.{k} (an option of {', '.join(OPTIMIZER_OPTIONS[k])}): "
-            f"{name} would ignore it; leave out --set optimizer.{k}, or choose an optimizer that takes it",
-            f"optimizer.{k}", "optimizer.name"))
-    if nesterov:
-        problems.append(Related(
-            f"optimizer {name!r} does not take optimizer.nesterov = true (an option of sgd, with momentum > 0): "
-            f"remove the line nesterov = true from [optimizer], or give --set optimizer.nesterov=false",
+            f"optimizer {name!r} does not take optimizer.nesterov = true (an option of {_takers('nesterov')}, with "
+            f"momentum > 0): remove the line nesterov = true from [optimizer], or give --set optimizer.nesterov=false",
             "optimizer.nesterov", "optimizer.name"))
+
+
+def check_schedule_options(out: dict, problems: list, overridden=()):
+    """Schedule keys, off their default, that the chosen schedule does not take (``T_max`` for step), as
+    :func:`check_optimizer_options` does for the optimizer's: given by --set, a problem; from the file while
+    --set gave ``schedule.name``, back to their defaults; from the file with its own ``schedule.name``, left
+    (and ignored: a run's config.toml may hold them)."""
+    _options_not_taken("schedule", SCHEDULE_OPTIONS, out, problems, overridden)
 
 
 def check_cross(out: dict, problems: list):
@@ -399,10 +464,10 @@ def check_cross(out: dict, problems: list):
         problems.append(Related(f"data.val_fraction + data.test_fraction must be < 1, got "
                                 f"{d['val_fraction']} + {d['test_fraction']}",
                                 "data.val_fraction", "data.test_fraction"))
-    if o["nesterov"] and o["name"] == "sgd" and o["momentum"] <= 0:  # (another optimizer's: check_optimizer_options)
-        problems.append(Related(f"optimizer.nesterov needs optimizer.name = 'sgd' and optimizer.momentum > 0, got "
-                                f"{o['name']!r} and {o['momentum']}", "optimizer.nesterov", "optimizer.name",
-                                "optimizer.momentum"))
+    # (another optimizer's nesterov: check_optimizer_options)
+    if o["nesterov"] and o["name"] in OPTIMIZER_OPTIONS["nesterov"] and o["momentum"] <= 0:
+        problems.append(Related(f"optimizer.nesterov needs optimizer.momentum > 0, got {o['momentum']} for optimizer "
+                                f"{o['name']!r}", "optimizer.nesterov", "optimizer.name", "optimizer.momentum"))
     if s["name"] == "step" and s.get("step_size") is None:
         problems.append(Related("schedule.step_size is required when schedule.name = 'step'", "schedule.step_size",
                                 "schedule.name"))

@@ -98,7 +98,7 @@ SCHEMA: dict[str, Key] = {
                                                             "lars", "lamb")),
     "optimizer.lr": _k("float", 0.01, "base learning rate (before linear scaling)", POS),
     "optimizer.momentum": _k("float", 0.0, "momentum (sgd, rmsprop, lars)", NONNEG, ("<", 1)),
-    "optimizer.nesterov": _k("bool", False, "Nesterov momentum (sgd; needs momentum > 0). An option another "
+    "optimizer.nesterov": _k("bool", False, "Nesterov momentum (sgd, lars; needs momentum > 0). An option another "
                                "optimizer does not take is an error when --set gives it; when --set gives "
                                "optimizer.name, the config file's go back to their defaults"),
     "optimizer.weight_decay": _k("float", 0.0, "L2 weight decay (decoupled for adamw)", NONNEG),
@@ -108,13 +108,17 @@ SCHEMA: dict[str, Key] = {
     "optimizer.max_norm": _k("float", 0.0, "max-norm constraint: after each step, rescale each unit's incoming "
                              "weight vector (a Linear row, a Conv filter) whose L2 norm exceeds this back to it; "
                              "weights only, never biases (0 = off)", NONNEG),
-    "optimizer.betas": _k("list[float]", [0.9, 0.999], "Adam-family (beta1, beta2)", NONNEG, ("<", 1), length=2),
-    "optimizer.eps": _k("float", 1e-8, "denominator epsilon (adam, rmsprop, adagrad, lamb)", POS),
-    "optimizer.alpha": _k("float", 0.99, "RMSprop smoothing constant", POS, ("<", 1)),
+    "optimizer.betas": _k("list[float]", [0.9, 0.999], "(beta1, beta2): the decay rates of the moment averages (adam, "
+                          "adamw, lamb)", NONNEG, ("<", 1), length=2),
+    "optimizer.eps": _k("float", 1e-8, "denominator epsilon (adam, adamw, rmsprop, adagrad, lamb; lars: "
+                        "of its trust ratio)", POS),
+    "optimizer.alpha": _k("float", 0.99, "smoothing constant of the squared-gradient average (rmsprop)", POS, ("<", 1)),
     "optimizer.no_decay_bias_norm": _k("bool", True, "exempt biases and normalization weights from weight decay "
                                              "and the l1 penalty (and, for lars/lamb, from layer adaptation)"),
     # --- schedule
-    "schedule.name": _k("str", "constant", "learning-rate schedule",
+    "schedule.name": _k("str", "constant", "learning-rate schedule. An option (step_size, gamma, ...) another schedule "
+                        "does not take is an error when --set gives it; when --set gives schedule.name, the config "
+                        "file's go back to their defaults",
                         choices=("constant", "step", "multistep", "exponential", "cosine", "plateau", "onecycle")),
     "schedule.interval": _k("str", "epoch", "advance the schedule every epoch or every optimizer step",
                             choices=("epoch", "step")),

@@ -216,6 +216,7 @@ class Job:
             # No decay on biases and norm weights; LARS/LAMB (You et al.) also leave them out of the trust
             # ratio, with or without weight decay, so for those the groups are built even when wd is 0.
             params = optim.param_groups_no_decay(self.model, wd, {"layer_adaptation": False} if adaptive else None)
+        # (each optimizer's own keys: config_checks.OPTIMIZER_OPTIONS, which lists them for the config's checks)
         common = {"lr": float(o.lr), "weight_decay": wd}
         if name == "sgd":
             return optim.SGD(params, momentum=o.momentum, nesterov=o.nesterov, **common)
@@ -227,7 +228,7 @@ class Job:
         if name == "adagrad":
             return optim.Adagrad(params, eps=o.eps, **common)
         if name == "lars":
-            return optim.LARS(params, momentum=o.momentum, nesterov=o.nesterov, **common)
+            return optim.LARS(params, momentum=o.momentum, nesterov=o.nesterov, eps=o.eps, **common)
         if name == "lamb":
             return optim.LAMB(params, betas=tuple(o.betas), eps=o.eps, **common)
         raise ValueError(f"optimizer.name {name!r} is not supported")
