@@ -219,7 +219,7 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, wor
 
     from . import job as J
     from . import run_dir as rd
-    from .config import dump_config
+    from .config import dump_run_config
     from .logging_utils import get_logger
 
     log = get_logger("ensemble")
@@ -229,7 +229,7 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, wor
     config_later = bool(_get(cfg, "checkpoint.resume")) and os.path.exists(os.path.join(path, rd.CONFIG))
     if comm.rank == 0:
         if not config_later:
-            rd.write_text(os.path.join(path, rd.CONFIG), dump_config(cfg))
+            rd.write_text(os.path.join(path, rd.CONFIG), dump_run_config(cfg))
         log.info("ensemble: %s (vary: %s)", plan.describe(), ", ".join(settings.vary) or "overrides only")
     t0 = time.perf_counter()
     summaries, ending = {}, None
@@ -274,7 +274,7 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, wor
     summary = None
     if comm.rank == 0:
         if config_later:
-            rd.write_text(os.path.join(path, rd.CONFIG), dump_config(cfg))
+            rd.write_text(os.path.join(path, rd.CONFIG), dump_run_config(cfg))
         summary = ensemble_summary(path, first.config_name, plan, settings, members, ev, wall)
         write_ensemble_files(path, first.model_meta(), plan, summary, members, ev,
                              plots=bool(_get(cfg, "run.plots", True)))

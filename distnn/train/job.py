@@ -309,7 +309,7 @@ def has_checkpoint(path, cfg, valid: bool = False) -> bool:
 
 
 def _train(job, path):
-    from distnn.train.config import dump_config
+    from distnn.train.config import dump_run_config
 
     comm, trainer = job.comm, job.trainer
     if comm.rank == 0:
@@ -325,9 +325,9 @@ def _train(job, path):
     from .callbacks.checkpoint_setup import attach, extra_files_for
 
     attach(trainer, path, job.cfg.checkpoint, nonfinite=job.cfg.train.nonfinite,
-           max_nonfinite=job.cfg.train.max_nonfinite, extra_files=extra_files_for(job.model_meta(), dump_config(job.cfg)))
+           max_nonfinite=job.cfg.train.max_nonfinite, extra_files=extra_files_for(job.model_meta(), dump_run_config(job.cfg)))
     if comm.rank == 0:  # after a resume was accepted: a refused one leaves the run's config.toml as it was
-        rd.write_text(os.path.join(path, rd.CONFIG), dump_config(job.cfg))
+        rd.write_text(os.path.join(path, rd.CONFIG), dump_run_config(job.cfg))
     history = trainer.fit()
     from .preemption import fault_point
 

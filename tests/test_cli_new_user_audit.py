@@ -1,0 +1,85 @@
+"""``python -m distnn`` as a new user follows the README: the problems an audit found there (h22).
+
+* a run's ``config.toml`` recorded ``checkpoint.resume``: ``train --config RUN/config.toml`` of a resumed
+  run asked for ``--out`` (``auto``) or resumed from the other run's checkpoint (a path) instead of
+  training the same way afresh, as the README says it does;
+* ``--out RUN/checkpoints`` (or a checkpoint) was taken for a new run directory: a run started from zero
+  among the checkpoints, also with ``--resume auto``, which the user meant to continue;
+* ``predict --output RUN/model.npz`` replaced the run's weights with the predictions table;
+* under ``mpiexec -n 2``, ``datasets`` and ``config-keys`` printed their listing once per rank;
+* ``evaluate RUN --header true`` (no ``--data``) and ``--header`` with an npz file were ignored without a word;
+* an ensemble's ``curves.png`` hid a member validated once (a line of one point, no marker), and a short
+  run's plots (single or ensemble) had ticks at fractional epochs; the ensemble's switched the process's
+  matplotlib backend.
+
+Each case runs the real command line in a subprocess, except the plots (in-process, to look at the figure).
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+XOR = ["train", "--config", "xor", "--quiet", "--set", "run.plots=false", "--set", "checkpoint.enabled=true"]
+MPIEXEC = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+if not os.path.exists(MPIEXEC):
+    MPIEXEC = shutil.which("mpiexec")
+
+
+def _env(cwd):
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MPLCONFIGDIR=str(cwd))
+    env.pop("DISTNN_LOG_ALL_RANKS", None)
+    return env
+
+
+def distnn(args, cwd, launcher=()):
+    """``python -m distnn ARGS`` in ``cwd`` (``launcher``: a command prefix, e.g. ``mpiexec -n 2``)."""
+    return subprocess.run([*launcher, sys.executable, "-m", "distnn", *args], cwd=cwd, env=_env(cwd),
+                          capture_output=True, text=True, timeout=120)
+
+
+def one_error(r, *words):
+    """Status 2 and one stderr line, ``distnn: error: ...``, holding every one of ``words``."""
+    lines = [line for line in r.stderr.strip().splitlines() if not line.startswith("[rank 0] ")]
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert len(lines) == 1 and lines[0].startswith("distnn: error: "), r.stderr[-2000:]
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    return lines[0]
+
+
+def ok(r):
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A finished 2-epoch xor run with checkpoints (one step an epoch): ``(cwd, "run")``."""
+    cwd = tmp_path_factory.mktemp("audit")
+    ok(distnn([*XOR, "--set", "train.epochs=2", "--out", "run"], cwd))
+    return cwd, "run"
+
+
+# ------------------------------------------------------------------ config.toml of a resumed run
+def test_the_config_toml_of_a_resumed_run_trains_afresh_as_the_readme_says(tmp_path):
+    ok(distnn([*XOR, "--set", "train.epochs=1", "--out", "a"], tmp_path))
+    ok(distnn(["train", "--resume", "auto", "--out", "a", "--set", "train.epochs=2", "--quiet"], tmp_path))
+    ok(distnn(["train", "--resume", "a", "--out", "b", "--quiet"], tmp_path))  # a fork of a
+    for run in ("a", "b"):  # (it held resume = "auto" and resume = "a")
+        saved = tomllib.loads((tmp_path / run / "config.toml").read_text())
+        assert "resume" not in saved["checkpoint"], saved["checkpoint"]
+    # (was: "--resume auto (checkpoint.resume = "auto") needs --out RUN_DIR")
+    r = ok(distnn(["train", "--config", "a/config.toml", "--set", "run.run_name=again"], tmp_path))
+    assert "resum" not in r.stderr and (tmp_path / "runs" / "again" / "summary.json").exists()
+    # (was: resumed from a's checkpoint, "nothing left to train")
+    r = ok(distnn(["train", "--config", "b/config.toml", "--out", "c"], tmp_path))
+    assert "resum" not in r.stderr and "nothing left to train" not in r.stderr
+    assert (tmp_path / "c" / "metrics.csv").read_text().splitlines()[1].startswith("1,")
+    # a resume still works from the saved config, and says where it resumes from
+    r = ok(distnn(["train", "--resume", "auto", "--out", "c", "--set", "train.epochs=3", "--quiet"], tmp_path))
+    assert "resumed from c/checkpoints/step-00000002" in r.stderr
+
+
