@@ -83,3 +83,30 @@ def test_the_config_toml_of_a_resumed_run_trains_afresh_as_the_readme_says(tmp_p
     assert "resumed from c/checkpoints/step-00000002" in r.stderr
 
 
+# ------------------------------------------------------------------ --out at the checkpoints
+@pytest.mark.parametrize("resume", [[], ["--resume", "auto"]])
+def test_out_naming_a_runs_checkpoints_is_refused_naming_the_run_directory(run, resume):
+    cwd, name = run
+    before = sorted(os.listdir(cwd / name / "checkpoints"))
+    line = one_error(distnn([*XOR, "--set", "train.epochs=1", "--out", f"{name}/checkpoints", *resume], cwd),
+                     f"--out '{name}/checkpoints' is a checkpoint directory", "not a run directory",
+                     f"--resume auto --out '{name}'", f"--resume '{name}/checkpoints' --out NEW_DIR")
+    assert "already holds a run" not in line
+    assert sorted(os.listdir(cwd / name / "checkpoints")) == before  # (a run's files were written there)
+    step = f"{name}/checkpoints/step-00000002"
+    one_error(distnn([*XOR, "--set", "train.epochs=1", "--out", step, *resume], cwd), f"--out '{step}' is a checkpoint, not a run directory",
+              f"--resume auto --out '{name}'")
+    assert sorted(os.listdir(cwd / step)) == sorted(os.listdir(cwd / name / "checkpoints" / "step-00000001"))
+
+
+def test_the_advice_works_and_a_run_with_its_checkpoints_in_its_own_directory_still_resumes(run, tmp_path):
+    cwd, name = run
+    r = ok(distnn(["train", "--resume", f"{name}/checkpoints", "--out", str(tmp_path / "fork"), "--quiet",
+                   "--set", "train.epochs=3"], cwd))
+    assert "resumed from" in r.stderr
+    # checkpoint.dir = "." puts the checkpoints beside the run's own files: that is a run directory
+    ok(distnn([*XOR, "--set", "train.epochs=1", "--set", "checkpoint.dir=.", "--out", "flat"], tmp_path))
+    r = ok(distnn(["train", "--resume", "auto", "--out", "flat", "--set", "train.epochs=2", "--quiet"], tmp_path))
+    assert "resumed from flat/./step-00000001" in r.stderr
+
+

@@ -94,6 +94,33 @@ def previous_run_marks(path: str) -> list[str]:
     return [] if marks == [CONFIG] else marks
 
 
+def checkpoint_not_run(path: str) -> str | None:
+    """Why ``path`` cannot be a run directory, or None: it is a checkpoint (``RUN/checkpoints/step-N``),
+    or a checkpoint directory (``RUN/checkpoints``: checkpoints and no run of its own). ``--out`` there is
+    a mistake for the run directory: a run trained there started from zero among the checkpoints it meant
+    to continue (also with ``--resume auto``, which found none of its own) and mixed its own in."""
+    from .checkpoint import is_checkpoint_dir, list_checkpoints
+
+    path = str(path)
+    if not os.path.isdir(path):
+        return None
+    if is_checkpoint_dir(path):
+        what, up = "a checkpoint", 2
+    elif list_checkpoints(path) and not os.path.exists(os.path.join(path, CONFIG)):
+        what, up = "a checkpoint directory (checkpoints, no run of its own)", 1
+    else:
+        return None
+    run = os.path.normpath(path)
+    if os.path.basename(run) in (".", ".."):
+        run = os.path.abspath(run)  # ('.' names no parent; otherwise the path stays as the user gave it)
+    for _ in range(up):
+        run = os.path.dirname(run)
+    cont = f"continue its run with --resume auto --out {run or '.'!r}, or " \
+        if os.path.isfile(os.path.join(run or ".", CONFIG)) else ""
+    return (f"--out {path!r} is {what}, not a run directory: {cont}start a new run from it with --resume "
+            f"{path!r} --out NEW_DIR")
+
+
 def prepare_run_dir(path: str, comm, resuming: bool = False, ensemble: bool = False) -> bool:
     """Rank 0 creates and checks ``path``; the outcome is broadcast so every rank raises (or not) together.
 
@@ -108,6 +135,9 @@ def prepare_run_dir(path: str, comm, resuming: bool = False, ensemble: bool = Fa
     result = None
     if comm.rank == 0:
         try:
+            problem = checkpoint_not_run(path)
+            if problem:
+                raise RunDirError(problem)
             created = check_writable(path)
             _lock(path)  # before looking for marks: two jobs started at once must not both find none
             marks = previous_run_marks(path)
