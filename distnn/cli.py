@@ -3,8 +3,9 @@
 Errors caused by the user's input (a bad config key, an unreadable data file,
 a batch size that does not fit) end the program with ONE line on stderr,
 ``distnn: error: <message>``, and exit status 2. Under MPI every rank exits
-with that status; only rank 0 prints. ``evaluate`` and ``predict`` run in one
-process: started under an MPI launcher, ranks other than 0 do nothing.
+with that status; only rank 0 prints. ``evaluate``, ``predict``, ``datasets`` and
+``config-keys`` run in one process: started under an MPI launcher, ranks other than 0
+do nothing.
 """
 from __future__ import annotations
 
@@ -288,8 +289,8 @@ def _ranks(n) -> str:
 
 
 def _one_process_only() -> bool:
-    """evaluate and predict run in one process: under an MPI launcher, ranks other than 0 do nothing
-    (they would repeat the report, or race rank 0 writing the same output file)."""
+    """evaluate, predict, datasets and config-keys run in one process: under an MPI launcher, ranks other
+    than 0 do nothing (they would repeat the report, or race rank 0 writing the same output file)."""
     return _launcher_rank() != 0
 
 
@@ -365,6 +366,8 @@ def cmd_predict(args) -> int:
 def cmd_datasets(args) -> int:
     from distnn.train.inference import describe_datasets
 
+    if _one_process_only():  # (under mpiexec every rank printed the listing)
+        return 0
     print(describe_datasets(), flush=True)
     return 0
 
@@ -376,6 +379,8 @@ def cmd_config_keys(args) -> int:
     if args.all and args.tables:
         raise ValueError("config-keys: give section or key names, or --all (every key), not both")
     if not args.all and not args.tables:  # (every key is a long list: first the overview, to pick from)
+        if _one_process_only():
+            return 0
         print(describe_sections() + "\n\n'python -m distnn config-keys SECTION...' lists a section's keys, "
               "'--all' every key", flush=True)
         return 0
@@ -394,6 +399,8 @@ def cmd_config_keys(args) -> int:
                                  + " ('python -m distnn config-keys' lists them)")
         lines = [line for line in lines if any(line.split()[0] == t or line.split()[0].startswith(t + ".")
                                                for t in args.tables)]
+    if _one_process_only():  # (after the names are checked: a mistake is a usage error on every rank)
+        return 0
     print("\n".join(lines), flush=True)
     return 0
 

@@ -110,3 +110,19 @@ def test_the_advice_works_and_a_run_with_its_checkpoints_in_its_own_directory_st
     assert "resumed from flat/./step-00000001" in r.stderr
 
 
+# ------------------------------------------------------------------ listings under mpiexec
+@pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found (install distnn[mpi] into the venv)")
+@pytest.mark.timeout(300)
+def test_datasets_and_config_keys_print_once_under_mpiexec(tmp_path):
+    pytest.importorskip("mpi4py")
+    two = [MPIEXEC, "-n", "2"]
+    r = ok(distnn(["datasets"], tmp_path, two))
+    assert r.stdout.count("built-in configs") == 1
+    r = ok(distnn(["config-keys", "optimizer.lr"], tmp_path, two))
+    assert r.stdout.count("optimizer.lr") == 1
+    r = ok(distnn(["config-keys"], tmp_path, two))
+    assert r.stdout.count("[optimizer]") == 1
+    r = distnn(["config-keys", "optimzer"], tmp_path, two)  # a mistake: status 2 on every rank, said once
+    one_error(r, "no config section or key 'optimzer'")
+
+
