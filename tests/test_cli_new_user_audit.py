@@ -110,6 +110,22 @@ def test_the_advice_works_and_a_run_with_its_checkpoints_in_its_own_directory_st
     assert "resumed from flat/./step-00000001" in r.stderr
 
 
+# ------------------------------------------------------------------ predict --output over a run's files
+def test_predict_does_not_write_over_a_file_of_a_run_or_checkpoint(run):
+    cwd, name = run
+    (cwd / "x.csv").write_text("0,1\n1,1\n")
+    for target in ("model.npz", "metrics.csv", "checkpoints/step-00000002/model.npz"):
+        path = cwd / name / target
+        before = path.read_bytes()
+        one_error(distnn(["predict", name, "--input", "x.csv", "--output", f"{name}/{target}"], cwd),
+                  f"--output '{name}/{target}'", "refusing to overwrite it")
+        assert path.read_bytes() == before
+    ok(distnn(["evaluate", name], cwd))  # (was: "model.npz: not an npz (zip) archive")
+    ok(distnn(["predict", name, "--input", "x.csv", "--output", f"{name}/predictions.csv"], cwd))
+    ok(distnn(["predict", name, "--input", "x.csv", "--output", f"{name}/predictions.csv"], cwd))  # (its own: again)
+    assert (cwd / name / "predictions.csv").read_text().startswith("predicted_label,")
+
+
 # ------------------------------------------------------------------ listings under mpiexec
 @pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found (install distnn[mpi] into the venv)")
 @pytest.mark.timeout(300)
