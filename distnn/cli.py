@@ -295,7 +295,8 @@ def _one_process_only() -> bool:
 
 
 _HEADER_HELP = ("whether a CSV input's first row is a header: true, false, or auto (a header only if none of its "
-                "cells is a number). Default: auto, except for the run's own training file, read as the run read it")
+                "cells is a number). Default: auto, except for the run's own training file, read as the run read "
+                "it. Only for a CSV file (evaluate: with --data)")
 
 
 def _count(minimum):
@@ -332,30 +333,44 @@ def _mc_options(args) -> tuple[int, int]:
     return (0 if args.mc_samples is None else args.mc_samples), (0 if args.mc_seed is None else args.mc_seed)
 
 
-def _header(choice):
+def _header(choice, data_file, option):
+    """``--header`` as evaluate_run/predict_run take it (None: not given). ``true``/``false`` where no CSV file
+    is read is a usage error, as ``--mc-seed`` without ``--mc-samples`` is (it was ignored without a word);
+    ``auto``, the default's rule, is accepted with any input file."""
+    if choice is None or (choice == "auto" and data_file is not None):
+        return choice
+    if data_file is None:
+        raise ValueError(f"--header {choice} decides how a --data CSV file is read; without --data, evaluate "
+                         "scores a split of the run's dataset, read as the run read it: drop --header, or add "
+                         "--data FILE")
+    if not str(data_file).lower().endswith(".csv"):
+        raise ValueError(f"--header {choice} applies to CSV files, and {option} {str(data_file)!r} is not one: "
+                         "drop --header")
     return {"true": True, "false": False}.get(choice, choice)
 
 
 def cmd_evaluate(args) -> int:
     from distnn.train.inference import evaluate_run
 
-    mc_samples, mc_seed = _mc_options(args)  # (a usage error: on every rank, as argparse's)
+    mc_samples, mc_seed = _mc_options(args)  # (usage errors: on every rank, as argparse's)
+    header = _header(args.header, args.data, "--data")
     if _one_process_only():
         return 0
 
-    print(evaluate_run(args.run_dir, split=args.split, data=args.data, header=_header(args.header),
-                       mc_samples=mc_samples, mc_seed=mc_seed), flush=True)
+    print(evaluate_run(args.run_dir, split=args.split, data=args.data, header=header, mc_samples=mc_samples,
+                       mc_seed=mc_seed), flush=True)
     return 0
 
 
 def cmd_predict(args) -> int:
     from distnn.train.inference import predict_run
 
-    mc_samples, mc_seed = _mc_options(args)  # (a usage error: on every rank, as argparse's)
+    mc_samples, mc_seed = _mc_options(args)  # (usage errors: on every rank, as argparse's)
+    header = _header(args.header, args.input, "--input")
     if _one_process_only():
         return 0
 
-    n = predict_run(args.run_dir, args.input, args.output, header=_header(args.header), mc_samples=mc_samples,
+    n = predict_run(args.run_dir, args.input, args.output, header=header, mc_samples=mc_samples,
                     mc_seed=mc_seed)
     # (on stderr when the predictions themselves went to a stream, e.g. --output - or /dev/stdout)
     stream = args.output == "-" or (os.path.exists(args.output) and not os.path.isfile(args.output))

@@ -110,6 +110,21 @@ def test_the_advice_works_and_a_run_with_its_checkpoints_in_its_own_directory_st
     assert "resumed from flat/./step-00000001" in r.stderr
 
 
+# ------------------------------------------------------------------ --header where no CSV is read
+def test_a_header_choice_that_decides_nothing_is_a_usage_error(run):
+    cwd, name = run
+    import numpy as np
+
+    np.savez(cwd / "x.npz", x=np.array([[0.0, 1.0], [1.0, 1.0]]), y=np.array([1, 0]))
+    one_error(distnn(["evaluate", name, "--header", "true"], cwd), "--header true", "without --data")
+    one_error(distnn(["evaluate", name, "--split", "val", "--header", "false"], cwd), "--header false")
+    one_error(distnn(["evaluate", name, "--data", "x.npz", "--header", "true"], cwd),
+              "applies to CSV files", "--data 'x.npz'")
+    one_error(distnn(["predict", name, "--input", "x.npz", "--output", "-", "--header", "false"], cwd),
+              "applies to CSV files", "--input 'x.npz'")
+    assert ok(distnn(["predict", name, "--input", "x.npz", "--output", "-", "--header", "auto"], cwd)).stdout
+
+
 # ------------------------------------------------------------------ predict --output over a run's files
 def test_predict_does_not_write_over_a_file_of_a_run_or_checkpoint(run):
     cwd, name = run
