@@ -157,3 +157,42 @@ def test_datasets_and_config_keys_print_once_under_mpiexec(tmp_path):
     one_error(r, "no config section or key 'optimzer'")
 
 
+# ------------------------------------------------------------------ curves.png
+@pytest.fixture
+def figures(monkeypatch):
+    """What every figure saved holds: per axes, the x ticks in view and the markers of the member lines."""
+    from matplotlib.figure import Figure
+
+    seen, save = [], Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        fig.canvas.draw()
+        seen.append([([t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]],
+                      [line.get_marker() for line in ax.get_lines() if line.get_label().startswith("member")])
+                     for ax in fig.axes])
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    return seen
+
+
+def test_short_runs_plot_whole_epochs_and_every_member(tmp_path, figures, clean_preemption_flags):
+    import matplotlib
+
+    from distnn.cli import main
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # (a caller's own backend: the ensemble's plot switched it to Agg)
+    try:
+        fast = ["--config", "xor", "--quiet", "--set", "train.epochs=1"]
+        assert main(["train", *fast, "--out", str(tmp_path / "one")]) == 0
+        assert main(["train", *fast, "--set", "ensemble.members=2", "--out", str(tmp_path / "ens")]) == 0
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
+    assert len(figures) == 4  # the single run, the two members' own, the ensemble's
+    for fig in figures:
+        for ticks, _ in fig:
+            assert ticks == [1.0], ticks  # (was 0.96, 0.98, 1.00, 1.02, 1.04: 1.0 among them, by chance)
+    ensemble = figures[-1]
+    assert all(markers == ["o", "o"] for _, markers in ensemble)  # (was "None": a 1-point line is invisible)

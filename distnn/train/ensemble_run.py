@@ -466,25 +466,30 @@ def write_ensemble_files(path, meta, plan, summary, members, ev, plots: bool = T
 def plot_members(members, summary, path) -> str | None:
     """Each member's validation loss/accuracy vs epoch, with the ensemble's as a dashed line."""
     from . import run_dir as rd
+    from .callbacks.plots import whole_epoch_ticks
 
     try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=True)
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure  # no pyplot: no global state shared with other threads
     except ImportError:
         return None
+    # A Figure with its own Agg canvas, as a single run's curves (callbacks/plots.py): the process's backend
+    # (a notebook's) is left alone, where matplotlib.use("Agg", force=True) switched it
     fig = Figure(figsize=(10, 4))
+    FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("loss", "accuracy")):
         for m in sorted(members):
             pts = [(r["epoch"], r.get(f"val_{metric}")) for r in members[m]["history"]
                    if r.get(f"val_{metric}") is not None]
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "-", alpha=0.7, label=f"member {m}")
+                # (markers: a member validated once, e.g. a 1-epoch run, is one point, which a bare line hides)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", markersize=3, alpha=0.7,
+                        label=f"member {m}")
         if summary.get(f"val_{metric}") is not None:
             ax.axhline(summary[f"val_{metric}"], color="k", linestyle="--", label="ensemble (final)")
         ax.set_xlabel("epoch")
+        whole_epoch_ticks(ax)  # epochs are whole: no 1.25, 1.5 ticks
         ax.set_ylabel(f"validation {metric}")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
