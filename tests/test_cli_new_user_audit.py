@@ -5,6 +5,7 @@
   training the same way afresh, as the README says it does;
 * ``--out RUN/checkpoints`` (or a checkpoint) was taken for a new run directory: a run started from zero
   among the checkpoints, also with ``--resume auto``, which the user meant to continue;
+* a resume into a new ``--out`` refused for another model left an empty directory behind;
 * ``predict --output RUN/model.npz`` replaced the run's weights with the predictions table;
 * under ``mpiexec -n 2``, ``datasets`` and ``config-keys`` printed their listing once per rank;
 * ``evaluate RUN --header true`` (no ``--data``) and ``--header`` with an npz file were ignored without a word;
@@ -108,6 +109,14 @@ def test_the_advice_works_and_a_run_with_its_checkpoints_in_its_own_directory_st
     ok(distnn([*XOR, "--set", "train.epochs=1", "--set", "checkpoint.dir=.", "--out", "flat"], tmp_path))
     r = ok(distnn(["train", "--resume", "auto", "--out", "flat", "--set", "train.epochs=2", "--quiet"], tmp_path))
     assert "resumed from flat/./step-00000001" in r.stderr
+
+
+def test_a_refused_resume_into_a_new_out_leaves_no_directory(run):
+    # (an empty directory was left: the refused checkpoint had restored the history, taken for an epoch trained)
+    cwd, name = run
+    one_error(distnn([*XOR, "--set", "model.hidden_sizes=[16]", "--resume", name, "--out", "fork16"], cwd),
+              "cannot resume from", "shape mismatch")
+    assert not (cwd / "fork16").exists()
 
 
 # ------------------------------------------------------------------ --header where no CSV is read

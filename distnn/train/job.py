@@ -232,9 +232,10 @@ def train_rank(comm, config, overrides=(), out=None, quiet=False, simulated=Fals
         agree_on_errors(comm, _finished_without_checkpoint(path, job.cfg) if comm.rank == 0 else None)
         return _train(job, path)
     except BaseException:
-        # Nothing half-written: a run that never finished one epoch leaves no directory behind.
-        # (unless it holds a checkpoint: a preempted or failed run is resumed from there)
-        if comm.rank == 0 and created and not job.trainer.history and not has_checkpoint(path, job.cfg):
+        # Nothing half-written: a run that wrote no results (it never finished one epoch) leaves no directory
+        # behind, unless it holds a checkpoint (a preempted or failed run is resumed from there). Not "its
+        # history is empty": a resume into a new --out that failed (another model) had restored the history.
+        if comm.rank == 0 and created and not rd.previous_run_marks(path) and not has_checkpoint(path, job.cfg):
             rd.remove_run_dir(path)
         raise
     finally:
