@@ -8,6 +8,7 @@
 * a resume into a new ``--out`` refused for another model left an empty directory behind;
 * ``predict --output RUN/model.npz`` replaced the run's weights with the predictions table;
 * under ``mpiexec -n 2``, ``datasets`` and ``config-keys`` printed their listing once per rank;
+* ``evaluate RUN`` of a run whose training file has gone said only "data file ... not found";
 * ``evaluate RUN --header true`` (no ``--data``) and ``--header`` with an npz file were ignored without a word;
 * an ensemble's ``curves.png`` hid a member validated once (a line of one point, no marker), and a short
   run's plots (single or ensemble) had ticks at fractional epochs; the ensemble's switched the process's
@@ -117,6 +118,19 @@ def test_a_refused_resume_into_a_new_out_leaves_no_directory(run):
     one_error(distnn([*XOR, "--set", "model.hidden_sizes=[16]", "--resume", name, "--out", "fork16"], cwd),
               "cannot resume from", "shape mismatch")
     assert not (cwd / "fork16").exists()
+
+
+# ------------------------------------------------------------------ evaluate when the training file is gone
+def test_evaluate_names_the_missing_training_file_as_the_runs_and_points_to_data(tmp_path):
+    rows = [f"{a},{b},{(a + b) % 2}" for a in range(2) for b in range(2)] * 10
+    (tmp_path / "t.csv").write_text("a,b,label\n" + "\n".join(rows) + "\n")
+    ok(distnn([*XOR, "--set", "train.epochs=1", "--set", "data.name=csv", "--set", "data.path=t.csv", "--out", "r"],
+              tmp_path))
+    (tmp_path / "t.csv").rename(tmp_path / "kept.csv")
+    # (was: "data file '.../t.csv' not found", for a command that names no file)
+    one_error(distnn(["evaluate", "r"], tmp_path), "t.csv' not found", "the run's training data (data.path)",
+              "--data FILE")
+    assert "accuracy" in ok(distnn(["evaluate", "r", "--data", "kept.csv"], tmp_path)).stdout
 
 
 # ------------------------------------------------------------------ --header where no CSV is read

@@ -229,9 +229,17 @@ def _check_inputs(x, meta, what):
 
 
 def _split_data(meta, split):
-    from distnn.data import load_dataset
+    from distnn.data import DataError, load_dataset
 
-    splits = load_dataset(meta["data"])
+    try:
+        splits = load_dataset(meta["data"])
+    except DataError as e:
+        path = (meta.get("data") or {}).get("path")
+        if path is None or os.path.exists(str(path)):
+            raise
+        # (evaluate RUN names no file: say which one it read, and how to score another)
+        raise DataError(f"{e}: it is the run's training data (data.path), from which evaluate takes the {split} "
+                        "split; score a file with --data FILE instead") from None
     ds = splits[split]
     if ds is None:
         raise ValueError(f"dataset '{splits.name}' has no {split} split")
