@@ -9,6 +9,7 @@
 * ``predict --output RUN/model.npz`` replaced the run's weights with the predictions table;
 * under ``mpiexec -n 2``, ``datasets`` and ``config-keys`` printed their listing once per rank;
 * ``evaluate RUN`` of a run whose training file has gone said only "data file ... not found";
+* ``evaluate ENSEMBLE/members`` said "holds no trained model; is it a finished run directory?";
 * ``evaluate RUN --header true`` (no ``--data``) and ``--header`` with an npz file were ignored without a word;
 * an ensemble's ``curves.png`` hid a member validated once (a line of one point, no marker), and a short
   run's plots (single or ensemble) had ticks at fractional epochs; the ensemble's switched the process's
@@ -131,6 +132,17 @@ def test_evaluate_names_the_missing_training_file_as_the_runs_and_points_to_data
     one_error(distnn(["evaluate", "r"], tmp_path), "t.csv' not found", "the run's training data (data.path)",
               "--data FILE")
     assert "accuracy" in ok(distnn(["evaluate", "r", "--data", "kept.csv"], tmp_path)).stdout
+
+
+def test_evaluate_and_predict_of_an_ensembles_members_directory_name_what_to_give(tmp_path):
+    ok(distnn([*XOR, "--set", "train.epochs=1", "--set", "ensemble.members=2", "--out", "ens"], tmp_path))
+    (tmp_path / "x.csv").write_text("0,1\n")
+    hint = ("'ens/members' holds an ensemble's members, not one model", "'ens' (the members' probabilities "
+            "averaged)", "'ens/members/member-0'")
+    # (was: "'ens/members' holds no trained model (model.npz is missing); is it a finished run directory?")
+    one_error(distnn(["evaluate", "ens/members"], tmp_path), *hint)
+    one_error(distnn(["predict", "ens/members", "--input", "x.csv", "--output", "-"], tmp_path), *hint)
+    ok(distnn(["evaluate", "ens/members/member-0"], tmp_path))
 
 
 # ------------------------------------------------------------------ --header where no CSV is read

@@ -351,6 +351,16 @@ def _load_model(path: str):
         from .ensemble import load_unfinished_ensemble
 
         return load_unfinished_ensemble(directory)
+    named = os.path.normpath(directory)
+    if os.path.basename(named) in (".", ".."):
+        named = os.path.abspath(named)  # ('.' names no parent; otherwise the path stays as the user gave it)
+    members = [] if os.path.basename(named) != MEMBERS_DIR else sorted(
+        d for d in os.listdir(directory) if d.startswith("member-") and os.path.isdir(os.path.join(directory, d)))
+    if members:  # (it said "holds no trained model (model.npz is missing); is it a finished run directory?")
+        ensemble = os.path.dirname(named) or "."
+        raise ValueError(f"{directory!r} holds an ensemble's members, not one model: give the ensemble's run "
+                         f"directory {ensemble!r} (the members' probabilities averaged) or a member's, e.g. "
+                         f"{os.path.join(directory, members[0])!r}")
     from .checkpoint.read import ModelSource, is_checkpoint_dir, model_source
 
     # A checkpoint directory (checksums verified); a run directory's model.npz, or its newest valid
