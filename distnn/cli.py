@@ -183,7 +183,44 @@ def build_parser() -> argparse.ArgumentParser:
                         "(e.g. optimizer.lr, name)")
     k.add_argument("--all", action="store_true", help="list every key")
     k.set_defaults(func=cmd_config_keys)
+    p.commands = {"train": t, "evaluate": e, "predict": r, "datasets": d, "config-keys": k}
     return p
+
+
+def _parse(parser, argv):
+    """``parser.parse_args(argv)``, but an argument the command does not know is reported by that command's
+    parser (its usage line, not distnn's ``<command> ...``) with a hint: the option it likely misspells, or,
+    for train, the ``--set KEY=VALUE`` a framework's ``--epochs 3`` or a spaced ``--set train.epochs 3`` means."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        command = parser.commands.get(args.command, parser)
+        command.error(f"unrecognized arguments: {' '.join(extra)}{_unrecognized_hint(command, args, extra)}")
+    return args
+
+
+def _unrecognized_hint(command, args, extra) -> str:
+    from distnn.train.config_hints import closest_key, closest_name
+    from distnn.train.config_schema import SCHEMA
+
+    spaced = next((o for o in getattr(args, "overrides", ()) if "=" not in o), None)
+    if spaced is not None and not extra[0].startswith("-"):  # --set train.epochs 3
+        value = extra[1] if extra[0] == "=" and len(extra) > 1 else extra[0]
+        return f" (--set takes KEY=VALUE as one argument: --set {spaced}={value})"
+    option = next((a for a in extra if a.startswith("--")), None)
+    if option is None:
+        return ""
+    name, _, value = option[2:].partition("=")
+    known = [o[2:] for action in command._actions for o in action.option_strings if o.startswith("--")]
+    close = closest_name(name, known)
+    if close is not None:
+        return f" (did you mean --{close}?)"
+    key = closest_key(name.replace("-", "_"), list(SCHEMA)) if args.command == "train" else None
+    if key is None or key not in SCHEMA:
+        return ""
+    if not value:
+        after = extra[extra.index(option) + 1:]
+        value = after[0] if after and not after[0].startswith("-") else "VALUE"
+    return f" (config values are set with --set KEY=VALUE: --set {key}={value})"
 
 
 # ------------------------------------------------------------------ commands
@@ -495,7 +532,7 @@ def main(argv=None) -> int:
 
 def _main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     args.embedded = argv is not None
     if args.command != "train":  # (train's start-up takes them over: preemption.start_up)
         from distnn import _early_signals

@@ -1,5 +1,7 @@
 """``python -m distnn`` as a new user follows the README: the problems an audit found there (h22).
 
+* ``train --epochs 3`` (or ``--set train.epochs 3``) was answered with distnn's own usage line and no
+  hint; now train's, with the ``--set KEY=VALUE`` meant, or the option misspelt;
 * a run's ``config.toml`` recorded ``checkpoint.resume``: ``train --config RUN/config.toml`` of a resumed
   run asked for ``--out`` (``auto``) or resumed from the other run's checkpoint (a path) instead of
   training the same way afresh, as the README says it does;
@@ -64,6 +66,26 @@ def run(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("audit")
     ok(distnn([*XOR, "--set", "train.epochs=2", "--out", "run"], cwd))
     return cwd, "run"
+
+
+# ------------------------------------------------------------------ options a framework user tries
+@pytest.mark.parametrize("args, hint", [
+    (["train", "--epochs", "3"], "(config values are set with --set KEY=VALUE: --set train.epochs=3)"),
+    (["train", "--max-epochs=3"], "--set train.epochs=3"),
+    (["train", "--lr", "0.1"], "--set optimizer.lr=0.1"),
+    (["train", "--batch-size", "32"], "--set data.batch_size=32"),
+    (["train", "--set", "train.epochs", "3"], "(--set takes KEY=VALUE as one argument: --set train.epochs=3)"),
+    (["train", "--qiet"], "(did you mean --quiet?)"),
+    (["train", "--simulate_ranks", "2"], "(did you mean --simulate-ranks?)"),
+    (["evaluate", "run", "--splt", "val"], "(did you mean --split?)"),
+])
+def test_an_unknown_argument_is_reported_by_its_command_with_what_was_meant(tmp_path, args, hint):
+    # (was: distnn's own usage line, "usage: distnn [-h] <command> ...", and no hint)
+    r = distnn(args, tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith(f"usage: distnn {args[0]} "), r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"distnn {args[0]}: error: unrecognized arguments: ") and hint in line, line
+    assert not (tmp_path / "runs").exists()
 
 
 # ------------------------------------------------------------------ config.toml of a resumed run
