@@ -206,6 +206,14 @@ def _unrecognized_hint(command, args, extra) -> str:
     if spaced is not None and not extra[0].startswith("-"):  # --set train.epochs 3
         value = extra[1] if extra[0] == "=" and len(extra) > 1 else extra[0]
         return f" (--set takes KEY=VALUE as one argument: --set {spaced}={value})"
+    if args.command == "train" and not extra[0].startswith("-"):  # train my.toml, train runs/r1
+        from distnn.train.config import list_configs
+
+        names = [c if isinstance(c, str) else c[0] for c in list_configs()]
+        if extra[0] in names or extra[0].endswith(".toml"):
+            return f" (a config is given with --config: --config {extra[0]})"
+        if os.path.isdir(extra[0]):
+            return f" (a run directory is given with --out: --out {extra[0]}; --resume auto continues it)"
     option = next((a for a in extra if a.startswith("--")), None)
     if option is None:
         return ""

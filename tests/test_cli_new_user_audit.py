@@ -78,6 +78,9 @@ def run(tmp_path_factory):
     (["train", "--qiet"], "(did you mean --quiet?)"),
     (["train", "--simulate_ranks", "2"], "(did you mean --simulate-ranks?)"),
     (["evaluate", "run", "--splt", "val"], "(did you mean --split?)"),
+    (["train", "digits_cnn"], "(a config is given with --config: --config digits_cnn)"),
+    (["train", "my.toml"], "--config my.toml"),
+    (["train", "."], "(a run directory is given with --out: --out .; --resume auto continues it)"),
 ])
 def test_an_unknown_argument_is_reported_by_its_command_with_what_was_meant(tmp_path, args, hint):
     # (was: distnn's own usage line, "usage: distnn [-h] <command> ...", and no hint)
