@@ -3,8 +3,9 @@
 Errors caused by the user's input (a bad config key, an unreadable data file,
 a batch size that does not fit) end the program with ONE line on stderr,
 ``distnn: error: <message>``, and exit status 2. Under MPI every rank exits
-with that status; only rank 0 prints. ``evaluate`` and ``predict`` run in one
-process: started under an MPI launcher, ranks other than 0 do nothing.
+with that status; only rank 0 prints. ``evaluate``, ``predict``, ``datasets`` and
+``config-keys`` run in one process: started under an MPI launcher, ranks other than 0
+do nothing.
 """
 from __future__ import annotations
 
@@ -182,7 +183,52 @@ def build_parser() -> argparse.ArgumentParser:
                         "(e.g. optimizer.lr, name)")
     k.add_argument("--all", action="store_true", help="list every key")
     k.set_defaults(func=cmd_config_keys)
+    p.commands = {"train": t, "evaluate": e, "predict": r, "datasets": d, "config-keys": k}
     return p
+
+
+def _parse(parser, argv):
+    """``parser.parse_args(argv)``, but an argument the command does not know is reported by that command's
+    parser (its usage line, not distnn's ``<command> ...``) with a hint: the option it likely misspells, or,
+    for train, the ``--set KEY=VALUE`` a framework's ``--epochs 3`` or a spaced ``--set train.epochs 3`` means."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        command = parser.commands.get(args.command, parser)
+        command.error(f"unrecognized arguments: {' '.join(extra)}{_unrecognized_hint(command, args, extra)}")
+    return args
+
+
+def _unrecognized_hint(command, args, extra) -> str:
+    from distnn.train.config_hints import closest_key, closest_name
+    from distnn.train.config_schema import SCHEMA
+
+    spaced = next((o for o in getattr(args, "overrides", ()) if "=" not in o), None)
+    if spaced is not None and not extra[0].startswith("-"):  # --set train.epochs 3
+        value = extra[1] if extra[0] == "=" and len(extra) > 1 else extra[0]
+        return f" (--set takes KEY=VALUE as one argument: --set {spaced}={value})"
+    if args.command == "train" and not extra[0].startswith("-"):  # train my.toml, train runs/r1
+        from distnn.train.config import list_configs
+
+        names = [c if isinstance(c, str) else c[0] for c in list_configs()]
+        if extra[0] in names or extra[0].endswith(".toml"):
+            return f" (a config is given with --config: --config {extra[0]})"
+        if os.path.isdir(extra[0]):
+            return f" (a run directory is given with --out: --out {extra[0]}; --resume auto continues it)"
+    option = next((a for a in extra if a.startswith("--")), None)
+    if option is None:
+        return ""
+    name, _, value = option[2:].partition("=")
+    known = [o[2:] for action in command._actions for o in action.option_strings if o.startswith("--")]
+    close = closest_name(name, known)
+    if close is not None:
+        return f" (did you mean --{close}?)"
+    key = closest_key(name.replace("-", "_"), list(SCHEMA)) if args.command == "train" else None
+    if key is None or key not in SCHEMA:
+        return ""
+    if not value:
+        after = extra[extra.index(option) + 1:]
+        value = after[0] if after and not after[0].startswith("-") else "VALUE"
+    return f" (config values are set with --set KEY=VALUE: --set {key}={value})"
 
 
 # ------------------------------------------------------------------ commands
@@ -288,13 +334,14 @@ def _ranks(n) -> str:
 
 
 def _one_process_only() -> bool:
-    """evaluate and predict run in one process: under an MPI launcher, ranks other than 0 do nothing
-    (they would repeat the report, or race rank 0 writing the same output file)."""
+    """evaluate, predict, datasets and config-keys run in one process: under an MPI launcher, ranks other
+    than 0 do nothing (they would repeat the report, or race rank 0 writing the same output file)."""
     return _launcher_rank() != 0
 
 
 _HEADER_HELP = ("whether a CSV input's first row is a header: true, false, or auto (a header only if none of its "
-                "cells is a number). Default: auto, except for the run's own training file, read as the run read it")
+                "cells is a number). Default: auto, except for the run's own training file, read as the run read "
+                "it. Only for a CSV file (evaluate: with --data)")
 
 
 def _count(minimum):
@@ -331,30 +378,44 @@ def _mc_options(args) -> tuple[int, int]:
     return (0 if args.mc_samples is None else args.mc_samples), (0 if args.mc_seed is None else args.mc_seed)
 
 
-def _header(choice):
+def _header(choice, data_file, option):
+    """``--header`` as evaluate_run/predict_run take it (None: not given). ``true``/``false`` where no CSV file
+    is read is a usage error, as ``--mc-seed`` without ``--mc-samples`` is (it was ignored without a word);
+    ``auto``, the default's rule, is accepted with any input file."""
+    if choice is None or (choice == "auto" and data_file is not None):
+        return choice
+    if data_file is None:
+        raise ValueError(f"--header {choice} decides how a --data CSV file is read; without --data, evaluate "
+                         "scores a split of the run's dataset, read as the run read it: drop --header, or add "
+                         "--data FILE")
+    if not str(data_file).lower().endswith(".csv"):
+        raise ValueError(f"--header {choice} applies to CSV files, and {option} {str(data_file)!r} is not one: "
+                         "drop --header")
     return {"true": True, "false": False}.get(choice, choice)
 
 
 def cmd_evaluate(args) -> int:
     from distnn.train.inference import evaluate_run
 
-    mc_samples, mc_seed = _mc_options(args)  # (a usage error: on every rank, as argparse's)
+    mc_samples, mc_seed = _mc_options(args)  # (usage errors: on every rank, as argparse's)
+    header = _header(args.header, args.data, "--data")
     if _one_process_only():
         return 0
 
-    print(evaluate_run(args.run_dir, split=args.split, data=args.data, header=_header(args.header),
-                       mc_samples=mc_samples, mc_seed=mc_seed), flush=True)
+    print(evaluate_run(args.run_dir, split=args.split, data=args.data, header=header, mc_samples=mc_samples,
+                       mc_seed=mc_seed), flush=True)
     return 0
 
 
 def cmd_predict(args) -> int:
     from distnn.train.inference import predict_run
 
-    mc_samples, mc_seed = _mc_options(args)  # (a usage error: on every rank, as argparse's)
+    mc_samples, mc_seed = _mc_options(args)  # (usage errors: on every rank, as argparse's)
+    header = _header(args.header, args.input, "--input")
     if _one_process_only():
         return 0
 
-    n = predict_run(args.run_dir, args.input, args.output, header=_header(args.header), mc_samples=mc_samples,
+    n = predict_run(args.run_dir, args.input, args.output, header=header, mc_samples=mc_samples,
                     mc_seed=mc_seed)
     # (on stderr when the predictions themselves went to a stream, e.g. --output - or /dev/stdout)
     stream = args.output == "-" or (os.path.exists(args.output) and not os.path.isfile(args.output))
@@ -365,6 +426,8 @@ def cmd_predict(args) -> int:
 def cmd_datasets(args) -> int:
     from distnn.train.inference import describe_datasets
 
+    if _one_process_only():  # (under mpiexec every rank printed the listing)
+        return 0
     print(describe_datasets(), flush=True)
     return 0
 
@@ -376,6 +439,8 @@ def cmd_config_keys(args) -> int:
     if args.all and args.tables:
         raise ValueError("config-keys: give section or key names, or --all (every key), not both")
     if not args.all and not args.tables:  # (every key is a long list: first the overview, to pick from)
+        if _one_process_only():
+            return 0
         print(describe_sections() + "\n\n'python -m distnn config-keys SECTION...' lists a section's keys, "
               "'--all' every key", flush=True)
         return 0
@@ -394,6 +459,8 @@ def cmd_config_keys(args) -> int:
                                  + " ('python -m distnn config-keys' lists them)")
         lines = [line for line in lines if any(line.split()[0] == t or line.split()[0].startswith(t + ".")
                                                for t in args.tables)]
+    if _one_process_only():  # (after the names are checked: a mistake is a usage error on every rank)
+        return 0
     print("\n".join(lines), flush=True)
     return 0
 
@@ -478,7 +545,7 @@ def main(argv=None) -> int:
 
 def _main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     args.embedded = argv is not None
     if args.command != "train":  # (train's start-up takes them over: preemption.start_up)
         from distnn import _early_signals

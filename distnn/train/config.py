@@ -572,6 +572,18 @@ def dump_config(cfg) -> str:
                                       "dataset's,\nwhich apply while model.name and data.name name them)")
 
 
+def dump_run_config(cfg) -> str:
+    """The ``config.toml`` of a run directory and of its checkpoints: :func:`dump_config` without
+    ``checkpoint.resume``. Where a session started from (``--resume``) is no setting of the run: kept,
+    ``train --config RUN/config.toml`` of a resumed run asked for an ``--out`` (``auto``) or resumed
+    from that run's checkpoint (a path, relative to wherever the first session ran) instead of
+    training the same way afresh. A resume names its checkpoint on the command line each time."""
+    record = copy.deepcopy(cfg)
+    if isinstance(record.get("checkpoint"), dict):
+        record["checkpoint"].pop("resume", None)
+    return dump_config(record)
+
+
 def save_config(cfg, path) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.write(dump_config(cfg))

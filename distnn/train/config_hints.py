@@ -48,7 +48,7 @@ def closest_name(name: str, names, one_typo: bool = False) -> str | None:
 def suggest_key(path: str, candidates) -> str:
     """' (did you mean 'x'?)' for an unknown dotted key, or ''. ``candidates``: the known dotted keys and
     sections, in the order to prefer among equally close ones."""
-    found = _closest_key(path, candidates)
+    found = closest_key(path, candidates)
     if found is None:
         return ""
     if "." in path and "." not in found and found not in TABLES:
@@ -57,7 +57,7 @@ def suggest_key(path: str, candidates) -> str:
     return f" (did you mean '{found}'?)"
 
 
-def _closest_key(path: str, candidates) -> str | None:
+def closest_key(path: str, candidates) -> str | None:
     """The key or section of ``candidates`` that ``path`` most likely means (see :func:`suggest_key`)."""
     leaf = path.rsplit(".", 1)[-1]
     parent = path.rsplit(".", 1)[0] if "." in path else ""

@@ -240,7 +240,8 @@ ALIASES = {
     "restore_best_weights": "early_stopping.restore_best", "optim": "optimizer", "scheduler": "schedule",
     "lr_schedule": "schedule", "output_dir": "run.out_dir", "outdir": "run.out_dir", "dataset": "data",
     "warmup": "schedule.warmup_steps", "step_size": "schedule.step_size",
-    "maxnorm": "optimizer.max_norm",
+    "maxnorm": "optimizer.max_norm", "max_epochs": "train.epochs", "num_epochs": "train.epochs",
+    "rotation": "data.augment.rotate",
 }
 
 # Every proper prefix of a key is a table: "data", "data.augment", ...

@@ -219,7 +219,7 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, wor
 
     from . import job as J
     from . import run_dir as rd
-    from .config import dump_config
+    from .config import dump_run_config
     from .logging_utils import get_logger
 
     log = get_logger("ensemble")
@@ -229,7 +229,7 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, wor
     config_later = bool(_get(cfg, "checkpoint.resume")) and os.path.exists(os.path.join(path, rd.CONFIG))
     if comm.rank == 0:
         if not config_later:
-            rd.write_text(os.path.join(path, rd.CONFIG), dump_config(cfg))
+            rd.write_text(os.path.join(path, rd.CONFIG), dump_run_config(cfg))
         log.info("ensemble: %s (vary: %s)", plan.describe(), ", ".join(settings.vary) or "overrides only")
     t0 = time.perf_counter()
     summaries, ending = {}, None
@@ -274,7 +274,7 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, wor
     summary = None
     if comm.rank == 0:
         if config_later:
-            rd.write_text(os.path.join(path, rd.CONFIG), dump_config(cfg))
+            rd.write_text(os.path.join(path, rd.CONFIG), dump_run_config(cfg))
         summary = ensemble_summary(path, first.config_name, plan, settings, members, ev, wall)
         write_ensemble_files(path, first.model_meta(), plan, summary, members, ev,
                              plots=bool(_get(cfg, "run.plots", True)))
@@ -466,25 +466,30 @@ def write_ensemble_files(path, meta, plan, summary, members, ev, plots: bool = T
 def plot_members(members, summary, path) -> str | None:
     """Each member's validation loss/accuracy vs epoch, with the ensemble's as a dashed line."""
     from . import run_dir as rd
+    from .callbacks.plots import whole_epoch_ticks
 
     try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=True)
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure  # no pyplot: no global state shared with other threads
     except ImportError:
         return None
+    # A Figure with its own Agg canvas, as a single run's curves (callbacks/plots.py): the process's backend
+    # (a notebook's) is left alone, where matplotlib.use("Agg", force=True) switched it
     fig = Figure(figsize=(10, 4))
+    FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("loss", "accuracy")):
         for m in sorted(members):
             pts = [(r["epoch"], r.get(f"val_{metric}")) for r in members[m]["history"]
                    if r.get(f"val_{metric}") is not None]
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "-", alpha=0.7, label=f"member {m}")
+                # (markers: a member validated once, e.g. a 1-epoch run, is one point, which a bare line hides)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", markersize=3, alpha=0.7,
+                        label=f"member {m}")
         if summary.get(f"val_{metric}") is not None:
             ax.axhline(summary[f"val_{metric}"], color="k", linestyle="--", label="ensemble (final)")
         ax.set_xlabel("epoch")
+        whole_epoch_ticks(ax)  # epochs are whole: no 1.25, 1.5 ticks
         ax.set_ylabel(f"validation {metric}")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)

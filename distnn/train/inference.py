@@ -229,9 +229,17 @@ def _check_inputs(x, meta, what):
 
 
 def _split_data(meta, split):
-    from distnn.data import load_dataset
+    from distnn.data import DataError, load_dataset
 
-    splits = load_dataset(meta["data"])
+    try:
+        splits = load_dataset(meta["data"])
+    except DataError as e:
+        path = (meta.get("data") or {}).get("path")
+        if path is None or os.path.exists(str(path)):
+            raise
+        # (evaluate RUN names no file: say which one it read, and how to score another)
+        raise DataError(f"{e}: it is the run's training data (data.path), from which evaluate takes the {split} "
+                        "split; score a file with --data FILE instead") from None
     ds = splits[split]
     if ds is None:
         raise ValueError(f"dataset '{splits.name}' has no {split} split")
@@ -393,6 +401,10 @@ def _output_plan(output_path, input_path):
             # A FIFO, a device, a socket: renaming a temporary file over it would replace it (as root,
             # even /dev/null) with a regular file, so write to it in place.
             return "direct", output_path
+        record = _run_record(output_path)
+        if record:
+            raise ValueError(f"--output {output_path!r} is {record}; refusing to overwrite it (choose another "
+                             f"output file, e.g. predictions.csv)")
     # A regular file (or a new one): write a temporary file next to the real file and rename it over,
     # so readers never see a half-written table; through a symlink, the link's target is replaced.
     target = os.path.realpath(output_path)
@@ -401,6 +413,24 @@ def _output_plan(output_path, input_path):
         there = "is a file, not a directory" if os.path.exists(out_dir) else "does not exist"
         raise ValueError(f"cannot write {output_path!r}: {out_dir!r} {there}")
     return "replace", target
+
+
+#: the files a run (or a checkpoint) writes next to its config.toml, model.json or manifest.json
+_RUN_FILES = (rd.MODEL_WEIGHTS, rd.MODEL_META, rd.CONFIG, rd.SUMMARY, "metrics.csv", "metrics.jsonl", "curves.png")
+
+
+def _run_record(path) -> str:
+    """What ``path`` is when it is a file of a trained run or checkpoint (``runs/r/model.npz``), else ''.
+    Predictions written over it would destroy the run (its weights: evaluate and predict fail after)."""
+    from .checkpoint import is_checkpoint_dir
+
+    where, name = os.path.split(os.path.realpath(path))
+    shown = os.path.dirname(str(path)) or "."
+    if is_checkpoint_dir(where):
+        return f"a file of the checkpoint {shown!r}"
+    if name in _RUN_FILES and any(os.path.isfile(os.path.join(where, f)) for f in (rd.CONFIG, rd.MODEL_META)):
+        return f"the {name} of the run in {shown!r}"
+    return ""
 
 
 def _write_output(how, where, output_path, text) -> None:

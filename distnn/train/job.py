@@ -232,9 +232,10 @@ def train_rank(comm, config, overrides=(), out=None, quiet=False, simulated=Fals
         agree_on_errors(comm, _finished_without_checkpoint(path, job.cfg) if comm.rank == 0 else None)
         return _train(job, path)
     except BaseException:
-        # Nothing half-written: a run that never finished one epoch leaves no directory behind.
-        # (unless it holds a checkpoint: a preempted or failed run is resumed from there)
-        if comm.rank == 0 and created and not job.trainer.history and not has_checkpoint(path, job.cfg):
+        # Nothing half-written: a run that wrote no results (it never finished one epoch) leaves no directory
+        # behind, unless it holds a checkpoint (a preempted or failed run is resumed from there). Not "its
+        # history is empty": a resume into a new --out that failed (another model) had restored the history.
+        if comm.rank == 0 and created and not rd.previous_run_marks(path) and not has_checkpoint(path, job.cfg):
             rd.remove_run_dir(path)
         raise
     finally:
@@ -309,7 +310,7 @@ def has_checkpoint(path, cfg, valid: bool = False) -> bool:
 
 
 def _train(job, path):
-    from distnn.train.config import dump_config
+    from distnn.train.config import dump_run_config
 
     comm, trainer = job.comm, job.trainer
     if comm.rank == 0:
@@ -325,9 +326,9 @@ def _train(job, path):
     from .callbacks.checkpoint_setup import attach, extra_files_for
 
     attach(trainer, path, job.cfg.checkpoint, nonfinite=job.cfg.train.nonfinite,
-           max_nonfinite=job.cfg.train.max_nonfinite, extra_files=extra_files_for(job.model_meta(), dump_config(job.cfg)))
+           max_nonfinite=job.cfg.train.max_nonfinite, extra_files=extra_files_for(job.model_meta(), dump_run_config(job.cfg)))
     if comm.rank == 0:  # after a resume was accepted: a refused one leaves the run's config.toml as it was
-        rd.write_text(os.path.join(path, rd.CONFIG), dump_config(job.cfg))
+        rd.write_text(os.path.join(path, rd.CONFIG), dump_run_config(job.cfg))
     history = trainer.fit()
     from .preemption import fault_point
 

@@ -94,6 +94,33 @@ def previous_run_marks(path: str) -> list[str]:
     return [] if marks == [CONFIG] else marks
 
 
+def checkpoint_not_run(path: str) -> str | None:
+    """Why ``path`` cannot be a run directory, or None: it is a checkpoint (``RUN/checkpoints/step-N``),
+    or a checkpoint directory (``RUN/checkpoints``: checkpoints and no run of its own). ``--out`` there is
+    a mistake for the run directory: a run trained there started from zero among the checkpoints it meant
+    to continue (also with ``--resume auto``, which found none of its own) and mixed its own in."""
+    from .checkpoint import is_checkpoint_dir, list_checkpoints
+
+    path = str(path)
+    if not os.path.isdir(path):
+        return None
+    if is_checkpoint_dir(path):
+        what, up = "a checkpoint", 2
+    elif list_checkpoints(path) and not os.path.exists(os.path.join(path, CONFIG)):
+        what, up = "a checkpoint directory (checkpoints, no run of its own)", 1
+    else:
+        return None
+    run = os.path.normpath(path)
+    if os.path.basename(run) in (".", ".."):
+        run = os.path.abspath(run)  # ('.' names no parent; otherwise the path stays as the user gave it)
+    for _ in range(up):
+        run = os.path.dirname(run)
+    cont = f"continue its run with --resume auto --out {run or '.'!r}, or " \
+        if os.path.isfile(os.path.join(run or ".", CONFIG)) else ""
+    return (f"--out {path!r} is {what}, not a run directory: {cont}start a new run from it with --resume "
+            f"{path!r} --out NEW_DIR")
+
+
 def prepare_run_dir(path: str, comm, resuming: bool = False, ensemble: bool = False) -> bool:
     """Rank 0 creates and checks ``path``; the outcome is broadcast so every rank raises (or not) together.
 
@@ -108,6 +135,9 @@ def prepare_run_dir(path: str, comm, resuming: bool = False, ensemble: bool = Fa
     result = None
     if comm.rank == 0:
         try:
+            problem = checkpoint_not_run(path)
+            if problem:
+                raise RunDirError(problem)
             created = check_writable(path)
             _lock(path)  # before looking for marks: two jobs started at once must not both find none
             marks = previous_run_marks(path)
@@ -321,6 +351,16 @@ def _load_model(path: str):
         from .ensemble import load_unfinished_ensemble
 
         return load_unfinished_ensemble(directory)
+    named = os.path.normpath(directory)
+    if os.path.basename(named) in (".", ".."):
+        named = os.path.abspath(named)  # ('.' names no parent; otherwise the path stays as the user gave it)
+    members = [] if os.path.basename(named) != MEMBERS_DIR else sorted(
+        d for d in os.listdir(directory) if d.startswith("member-") and os.path.isdir(os.path.join(directory, d)))
+    if members:  # (it said "holds no trained model (model.npz is missing); is it a finished run directory?")
+        ensemble = os.path.dirname(named) or "."
+        raise ValueError(f"{directory!r} holds an ensemble's members, not one model: give the ensemble's run "
+                         f"directory {ensemble!r} (the members' probabilities averaged) or a member's, e.g. "
+                         f"{os.path.join(directory, members[0])!r}")
     from .checkpoint.read import ModelSource, is_checkpoint_dir, model_source
 
     # A checkpoint directory (checksums verified); a run directory's model.npz, or its newest valid

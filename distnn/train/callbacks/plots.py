@@ -6,6 +6,14 @@ import os
 from .base import Callback
 
 
+def whole_epoch_ticks(ax) -> None:
+    """Ticks at whole epochs only on ``ax``'s x axis, also for a single epoch (``min_n_ticks=1``: with the
+    default two, a 1-epoch run's axis fell back to ticks 0.96 ... 1.04, none of them at its one point)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+
 def plot_curves(history: list[dict], path: str, title: str = "") -> str | None:
     """Draw loss and accuracy vs epoch into ``path`` with matplotlib's Agg backend.
 
@@ -14,7 +22,6 @@ def plot_curves(history: list[dict], path: str, title: str = "") -> str | None:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return None
     epochs = [row["epoch"] for row in history]
@@ -30,7 +37,7 @@ def plot_curves(history: list[dict], path: str, title: str = "") -> str | None:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], style, markersize=3,
                         label="train" if split == "train" else "validation")
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 1.2, 1.4 ticks on short runs
+        whole_epoch_ticks(ax)  # epochs are whole: no 1.2, 1.4 ticks on short runs
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
         ax.legend()
