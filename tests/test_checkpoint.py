@@ -282,6 +282,18 @@ def test_a_manifest_that_parses_but_is_damaged_is_skipped_like_a_corrupt_one(tmp
         ck.resolve_and_load(newest, None)
 
 
+def test_a_symlink_loop_named_like_a_checkpoint_does_not_hide_the_others(tmp_path):
+    # (found by test_checkpoint_corruption_fuzz) stat() of the loop raised inside the listing, which gave up
+    # on the whole root: --resume auto found "no checkpoint yet" and started the run over
+    for step in (10, 20, 30):
+        _write(tmp_path, step)
+    shutil.rmtree(tmp_path / "step-00000010")
+    os.symlink(tmp_path / "step-00000010", tmp_path / "step-00000010")
+    assert [c.step for c in ck.list_checkpoints(str(tmp_path))] == [20, 30]
+    path, _, man = ck.resolve_and_load("auto", str(tmp_path))
+    assert os.path.basename(path) == "step-00000030" and man["step"] == 30
+
+
 def test_failed_write_leaves_no_partial_checkpoint(tmp_path, monkeypatch):
     _write(tmp_path, 10)
     for fault in ("enospc:model.npz", "enospc:manifest.json", "enospc"):

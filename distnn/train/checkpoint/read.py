@@ -163,12 +163,18 @@ def list_checkpoints(root: str) -> list[CheckpointInfo]:
     out = []
     try:
         with os.scandir(root) as it:
-            for e in it:
-                m = STEP_RE.match(e.name)
-                if m and e.is_dir():
-                    out.append(CheckpointInfo(e.path, int(m.group(1))))
+            entries = [(e, STEP_RE.match(e.name)) for e in it]
     except OSError:
         return []
+    for e, m in entries:
+        if not m:
+            continue
+        try:
+            is_dir = e.is_dir()
+        except OSError:  # (a symlink loop named step-N: that entry is no checkpoint, the others still are)
+            continue
+        if is_dir:
+            out.append(CheckpointInfo(e.path, int(m.group(1))))
     return sorted(out, key=lambda c: c.step)
 
 
