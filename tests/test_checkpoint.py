@@ -294,6 +294,19 @@ def test_a_symlink_loop_named_like_a_checkpoint_does_not_hide_the_others(tmp_pat
     assert os.path.basename(path) == "step-00000030" and man["step"] == 30
 
 
+@pytest.mark.parametrize("content", [b"\x94\xff\x00garbage", b"step-\xd9\xa3\n", b"", b"step-00000020\nstep-1"])
+def test_a_damaged_pointer_file_is_a_clear_error_and_retention_goes_on(tmp_path, content):
+    # (found by test_checkpoint_corruption_fuzz) bytes that are not UTF-8 in `latest` or `best` raised
+    # UnicodeDecodeError from read_pointer: in --resume of the pointer, and in every save's retention
+    for step in (10, 20, 30):
+        _write(tmp_path, step)
+    (tmp_path / ck.BEST).write_bytes(content)
+    with pytest.raises(ck.CheckpointError, match=r"best' is damaged or unreadable: it holds no checkpoint name"):
+        ck.resolve_and_load(str(tmp_path / ck.BEST), None)
+    assert ck.read_pointer(str(tmp_path), ck.BEST) is None
+    assert ck.apply_retention(str(tmp_path), keep_last=1) == ["step-00000010", "step-00000020"]
+
+
 def test_failed_write_leaves_no_partial_checkpoint(tmp_path, monkeypatch):
     _write(tmp_path, 10)
     for fault in ("enospc:model.npz", "enospc:manifest.json", "enospc"):

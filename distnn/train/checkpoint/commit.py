@@ -50,11 +50,15 @@ def write_pointer(root: str, which: str, name: str, fsync: bool = True) -> None:
 
 
 def read_pointer(root: str, which: str = LATEST) -> str | None:
+    """The checkpoint name the pointer file ``root/which`` holds; None when it is missing, unreadable or
+    damaged (anything but one ``step-N``)."""
     try:
-        with open(os.path.join(root, which)) as f:
-            name = f.read().strip()
+        with open(os.path.join(root, which), "rb") as f:
+            raw = f.read(4096)
     except OSError:
         return None
+    # (bytes: a damaged pointer's non-UTF-8 bytes raised UnicodeDecodeError; ASCII: \d takes other digits too)
+    name = raw.decode("ascii", "replace").strip()
     return name if STEP_RE.match(name) else None
 
 

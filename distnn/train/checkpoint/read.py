@@ -232,8 +232,11 @@ def follow_pointer(path: str) -> str:
         return path
     root = os.path.dirname(path)
     target = read_pointer(root, name)
-    if target is None or not os.path.isdir(os.path.join(root, target)):
-        raise CheckpointError(f"{path!r} points at {target or 'no step name'!r}, which is not a checkpoint here "
+    if target is None:
+        raise CheckpointError(f"{path!r} is damaged or unreadable: it holds no checkpoint name (step-N); give the "
+                              "run directory to use its newest valid checkpoint")
+    if not os.path.isdir(os.path.join(root, target)):
+        raise CheckpointError(f"{path!r} points at {target!r}, which is not a checkpoint here "
                               "(removed?); give the run directory to use its newest valid checkpoint")
     return os.path.join(root, target)
 
