@@ -19,6 +19,7 @@ from .state import decode_state, join_history
 class CheckpointInfo:
     path: str
     step: int
+    problem: str = ""  # why a step-N entry cannot be a checkpoint (not a directory); '' for a directory
 
     @property
     def name(self) -> str:
@@ -160,6 +161,12 @@ def read_checkpoint(path: str) -> tuple[dict, dict]:
 
 def list_checkpoints(root: str) -> list[CheckpointInfo]:
     """The ``step-N`` directories under ``root``, oldest first (valid or not)."""
+    return [c for c in _step_entries(root) if not c.problem]
+
+
+def _step_entries(root: str) -> list[CheckpointInfo]:
+    """Every ``step-N`` entry under ``root``, oldest first: the directories, and those that cannot be a
+    checkpoint (a file, a dangling symlink, a symlink loop) with their ``problem`` said."""
     out = []
     try:
         with os.scandir(root) as it:
@@ -169,12 +176,12 @@ def list_checkpoints(root: str) -> list[CheckpointInfo]:
     for e, m in entries:
         if not m:
             continue
-        try:
-            is_dir = e.is_dir()
-        except OSError:  # (a symlink loop named step-N: that entry is no checkpoint, the others still are)
-            continue
-        if is_dir:
-            out.append(CheckpointInfo(e.path, int(m.group(1))))
+        try:  # (a symlink loop raises: that entry is no checkpoint, the others still are)
+            problem = "" if e.is_dir() else (
+                "a symlink to nothing" if e.is_symlink() and not os.path.exists(e.path) else "not a directory")
+        except OSError as err:
+            problem = f"unreadable ({err.strerror or err})"
+        out.append(CheckpointInfo(e.path, int(m.group(1)), problem))
     return sorted(out, key=lambda c: c.step)
 
 
@@ -209,11 +216,18 @@ def stored_config_value(directory: str, section: str, key: str):
 def load_latest_valid(root: str, warn=None) -> tuple[str, dict, dict] | None:
     """``(path, state, manifest)`` of the newest checkpoint under ``root`` that verifies, or None.
 
-    Each newer checkpoint that is incomplete or corrupt is reported through
-    ``warn(message)`` (naming the bad file) and skipped.
+    Each newer checkpoint that is incomplete or corrupt (or a ``step-N`` entry
+    that is not a directory) is reported through ``warn(message)`` (naming the
+    bad file) and skipped; so is the newest checkpoint when it is gone and
+    ``latest`` still names it.
     """
-    for info in reversed(list_checkpoints(root)):
+    entries = _step_entries(root)
+    if warn is not None:
+        _warn_missing_latest(root, entries, warn)
+    for info in reversed(entries):
         try:
+            if info.problem:
+                raise CorruptCheckpointError(f"checkpoint {info.path!r} is {info.problem}")
             state, man = read_checkpoint(info.path)
         except CheckpointError as e:
             if warn is not None:
@@ -221,6 +235,16 @@ def load_latest_valid(root: str, warn=None) -> tuple[str, dict, dict] | None:
             continue
         return info.path, state, man
     return None
+
+
+def _warn_missing_latest(root: str, entries: list[CheckpointInfo], warn) -> None:
+    """``latest`` naming a checkpoint newer than all there are, which is gone (deleted by hand, or a file
+    system that lost the directory's rename but kept the pointer's): say so before falling back."""
+    name = read_pointer(root, LATEST)
+    step = int(STEP_RE.match(name).group(1)) if name else None
+    if step is not None and all(c.step < step for c in entries) and not os.path.lexists(os.path.join(root, name)):
+        warn(f"{os.path.join(root, LATEST)!r} names {name}, which is not there (deleted?); using the newest "
+             "checkpoint there is")
 
 
 def follow_pointer(path: str) -> str:
@@ -252,7 +276,7 @@ def resolve_and_load(spec: str, default_root: str | None, warn=None):
         if default_root is None:
             raise CheckpointError("--resume auto needs the run directory (--out RUN_DIR) to look for checkpoints in")
         found = load_latest_valid(default_root, warn)
-        if found is None and list_checkpoints(default_root):
+        if found is None and _step_entries(default_root):
             raise CheckpointError(f"no valid checkpoint in {default_root!r}: every one is incomplete or corrupt")
         return found
     path = follow_pointer(str(spec))
@@ -309,12 +333,12 @@ def model_source(directory: str, warn=None, model_step: int | None = None) -> Mo
     if has_model and model_step is None:
         return ModelSource(directory, None)
     root = checkpoint_root(directory)
-    found = list_checkpoints(root)
+    found = _step_entries(root)
     abandoned = has_model and _discarded(root, model_step, found)
     for info in reversed(found):
         if has_model and not abandoned and info.step <= model_step:
             break  # model.npz is the newest state: the checkpoints from here on are older (or its own)
-        problems = verify_checkpoint(info.path)
+        problems = [f"checkpoint {info.path!r} is {info.problem}"] if info.problem else verify_checkpoint(info.path)
         if not problems:
             if not has_model:
                 why = "the newest valid checkpoint" + (
