@@ -282,6 +282,42 @@ def test_a_manifest_that_parses_but_is_damaged_is_skipped_like_a_corrupt_one(tmp
         ck.resolve_and_load(newest, None)
 
 
+@pytest.mark.parametrize("edit", [
+    lambda t: t.replace(b'"world_size": 1', b'"world_size": 3'),  # one flipped bit ('1' -> '3')
+    lambda t: t.replace(b'"step": 20', b'"step": 22'),  # one flipped bit
+    lambda t: t.replace(b'"version": 3', b'"version": 2'),  # one flipped bit: read as an unsealed format 2
+    lambda t: t.replace(b'"world_size": 1, ', b''),
+    lambda t: t.replace(b'"manifest_sha256"', b'"manifest_sha257"'),  # the seal's own name
+    lambda t: t[:t.rindex(b', "manifest_sha256"')] + b"}",  # the seal gone
+    lambda t: t.replace(b'"created": "', b'"created": "x'),
+], ids=["world-size", "step", "version", "key-gone", "seal-name", "seal-gone", "created"])
+def test_a_manifest_field_outside_files_that_is_edited_is_detected(tmp_path, edit):
+    # (found by test_checkpoint_corruption_fuzz) the manifest's checksums cover the other files, not the
+    # manifest: a field that still parsed (world_size, step, epoch_end, metrics...) was loaded as if saved
+    _write(tmp_path, 10)
+    newest = _write(tmp_path, 20)
+    mpath = os.path.join(newest, ck.MANIFEST)
+    text = open(mpath, "rb").read()
+    assert ck.read_manifest(newest)["world_size"] == 1 and "manifest_sha256" not in ck.read_manifest(newest)
+    open(mpath, "wb").write(edit(text))
+    warnings = []
+    path, _, man = ck.load_latest_valid(str(tmp_path), warnings.append)
+    assert os.path.basename(path) == "step-00000010" and man["step"] == 10
+    assert len(warnings) == 1 and "step-00000020" in warnings[0] and "manifest.json is damaged" in warnings[0]
+    with pytest.raises(ck.CorruptCheckpointError, match="manifest.json is damaged"):
+        ck.resolve_and_load(newest, None)
+
+
+def test_a_format_2_manifest_without_its_own_checksum_still_reads(tmp_path):
+    newest = _write(tmp_path, 20)
+    mpath = os.path.join(newest, ck.MANIFEST)
+    man = json.load(open(mpath))
+    del man[ck.MANIFEST_SEAL]
+    open(mpath, "w").write(json.dumps({**man, "version": 2}))
+    state, got = ck.read_checkpoint(newest)
+    assert got["version"] == 2 and got["step"] == 20 and state["_files"]["note.txt"] == b"x"
+
+
 def test_a_symlink_loop_named_like_a_checkpoint_does_not_hide_the_others(tmp_path):
     # (found by test_checkpoint_corruption_fuzz) stat() of the loop raised inside the listing, which gave up
     # on the whole root: --resume auto found "no checkpoint yet" and started the run over

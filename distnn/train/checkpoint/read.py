@@ -4,13 +4,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 
 from .. import npz_io
 from . import hashing
 from .commit import read_pointer
-from .names import (BEST, DEFAULT_DIRNAME, FORMAT, LATEST, MANIFEST, STEP_RE, TRAINER_JSON, VERSION,
+from .names import (BEST, DEFAULT_DIRNAME, FORMAT, LATEST, MANIFEST, MANIFEST_SEAL, STEP_RE, TRAINER_JSON, VERSION,
                     CheckpointError, CorruptCheckpointError, step_name)
 from .state import decode_state, join_history
 
@@ -30,23 +31,36 @@ def is_checkpoint_dir(path: str) -> bool:
     return os.path.isfile(os.path.join(path, MANIFEST))
 
 
+#: the end of a sealed manifest (format 3, see commit.sealed_manifest): its last key, its own SHA-256
+_SEAL = re.compile(rb', "' + MANIFEST_SEAL.encode() + rb'": "([0-9a-f]{64})"\}\Z')
+
+
 def read_manifest(path: str) -> dict:
     mpath = os.path.join(path, MANIFEST)
     if not os.path.exists(mpath):
         raise CorruptCheckpointError(f"checkpoint {path!r} is incomplete: {MANIFEST} is missing")
     try:
         with open(mpath, "rb") as f:
-            man = json.loads(f.read())
-    except (OSError, ValueError) as e:
+            raw = f.read()
+        man = json.loads(raw)
+    except (OSError, ValueError, RecursionError) as e:  # (RecursionError: JSON nested beyond Python's stack)
         raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is unreadable ({e})") from None
+    seal = _SEAL.search(raw)
+    if seal and hashlib.sha256(raw[:seal.start()] + b"}").hexdigest() != seal.group(1).decode():
+        raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is damaged (its own SHA-256 does not "
+                                     "match its content)")
     if not isinstance(man, dict) or man.get("format") != FORMAT or not isinstance(man.get("files"), dict):
         raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is not a distnn checkpoint manifest")
+    if seal:
+        del man[MANIFEST_SEAL]  # (a property of the file, not of the checkpoint)
     problem = _manifest_problem(man)
     if problem:  # valid JSON, but not what distnn writes (a flipped bit in a key, a hand edit)
         raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is damaged ({problem})")
     if man.get("version", 0) > VERSION:
         raise CheckpointError(f"checkpoint {path!r} has format version {man['version']}; this distnn reads "
                               f"up to {VERSION}")
+    if not seal and (man.get("version", 0) >= 3 or MANIFEST_SEAL in man):  # (format 2 and older had none)
+        raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is damaged (its own SHA-256 is missing)")
     return man
 
 
