@@ -318,6 +318,24 @@ def test_a_format_2_manifest_without_its_own_checksum_still_reads(tmp_path):
     assert got["version"] == 2 and got["step"] == 20 and state["_files"]["note.txt"] == b"x"
 
 
+def test_a_checkpoint_directory_holding_another_steps_checkpoint_is_not_loaded_as_it(tmp_path):
+    # (found by test_checkpoint_corruption_fuzz) step-30 replaced by a symlink to step-10 (or step-10 renamed):
+    # --resume auto loaded step 10's state as the newest checkpoint, step-30
+    for step in (10, 20, 30):
+        _write(tmp_path, step)
+    shutil.rmtree(tmp_path / "step-00000030")
+    os.symlink(tmp_path / "step-00000010", tmp_path / "step-00000030")
+    warnings = []
+    path, _, man = ck.load_latest_valid(str(tmp_path), warnings.append)
+    assert os.path.basename(path) == "step-00000020" and man["step"] == 20
+    assert len(warnings) == 1 and "manifest.json is of step-00000010, not of step-00000030" in warnings[0]
+    with pytest.raises(ck.CorruptCheckpointError, match="is of step-00000010, not of step-00000030"):
+        ck.resolve_and_load(str(tmp_path / "step-00000030"), None)
+    # (a checkpoint read through a link of another name is itself, as before)
+    os.symlink(tmp_path / "step-00000010", tmp_path / "mine")
+    assert ck.resolve_and_load(str(tmp_path / "mine"), None)[2]["step"] == 10
+
+
 def test_a_symlink_loop_named_like_a_checkpoint_does_not_hide_the_others(tmp_path):
     # (found by test_checkpoint_corruption_fuzz) stat() of the loop raised inside the listing, which gave up
     # on the whole root: --resume auto found "no checkpoint yet" and started the run over

@@ -56,6 +56,10 @@ def read_manifest(path: str) -> dict:
     problem = _manifest_problem(man)
     if problem:  # valid JSON, but not what distnn writes (a flipped bit in a key, a hand edit)
         raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is damaged ({problem})")
+    named = STEP_RE.match(os.path.basename(os.path.normpath(path)))
+    if named and int(named.group(1)) != man["step"]:  # (step-N is another checkpoint's directory, or a link to it)
+        raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is of {step_name(man['step'])}, not of "
+                                     f"{named.group(0)} (a directory renamed, or a symlink to another checkpoint?)")
     if man.get("version", 0) > VERSION:
         raise CheckpointError(f"checkpoint {path!r} has format version {man['version']}; this distnn reads "
                               f"up to {VERSION}")
