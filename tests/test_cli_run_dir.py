@@ -81,7 +81,10 @@ def _damage(path, how):
 @pytest.mark.parametrize("name,how", [("model.npz", "bit flip"), ("model.npz", "truncated"), ("model.npz", "empty"),
                                       ("model.npz", "garbage\n"),
                                       ("model.json", "[]"), ("model.json", '{"model": {"name": "mlp"}, '
-                                                                           '"standardizer": {"mean": 1}}')])
+                                                                           '"standardizer": {"mean": 1}}'),
+                                      # (found by test_checkpoint_corruption_fuzz: a traceback, TypeError)
+                                      ("model.json", "7"), ("model.json", "null"), ("model.json", '"ensemble"'),
+                                      ("model.json", "truncated"), ("model.json", "\x99\x00")])
 def test_a_damaged_model_in_the_run_directory_is_a_one_line_error(finished, tmp_path, capsys, name, how):
     import shutil
 
@@ -92,6 +95,7 @@ def test_a_damaged_model_in_the_run_directory_is_a_one_line_error(finished, tmp_
     code, _, err = run_cli(["evaluate", run], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "cannot load the model of" in err
+    assert name in err  # (which file: a JSON or zip error did not say)
     assert "pickle" not in err  # (numpy's advice to load a text file "unsafely")
 
 

@@ -513,10 +513,11 @@ def is_ensemble_dir(directory: str) -> bool:
     if not os.path.isfile(path):
         return False
     try:
-        with open(path) as f:
-            return "ensemble" in json.load(f)
+        with open(path, "rb") as f:
+            meta = json.loads(f.read())
     except (OSError, ValueError):
         return False
+    return isinstance(meta, dict) and "ensemble" in meta  # (a damaged model.json may hold a number, or text)
 
 
 def load_ensemble(directory: str):

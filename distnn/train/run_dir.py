@@ -341,6 +341,7 @@ def _load_model(path: str):
         if not os.path.isfile(p):
             raise ValueError(f"{directory!r} holds no trained model ({os.path.basename(p)} is missing); "
                              f"is it a finished run directory?")
+    current = MODEL_META  # the file being read, for the error message
     try:
         with open(meta_path) as f:
             meta = json.load(f)
@@ -349,12 +350,14 @@ def _load_model(path: str):
         model = build_model(meta["model"]["name"], **_saved_model_arguments(meta["model"]))
         if meta.get("dtype") == "float64":
             model.to(np.float64)
+        current = MODEL_WEIGHTS
         with open(weights, "rb") as f:  # (an unreadable file raises here, named with its reason)
             if not zipfile.is_zipfile(f):  # (np.load would take it for a pickle and advise loading it unsafely)
                 raise ValueError(f"{weights}: not an npz (zip) archive")
         with np.load(weights, allow_pickle=False) as npz:
             model.load_state_dict({k: npz[k] for k in npz.files})
         transform = None
+        current = MODEL_META
         if meta.get("standardizer"):
             from distnn.data.transforms import Standardizer
 
@@ -364,7 +367,8 @@ def _load_model(path: str):
         what = f"{type(e).__name__}: " if isinstance(e, (KeyError, zipfile.BadZipFile, EOFError)) else ""
         detail = (f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.strerror and e.filename
                   else " ".join(str(e).split()))
-        raise ValueError(f"cannot load the model of {directory!r}: {what}{detail} "
+        where = "" if current in detail else f"{current}: "  # (a JSON or zip error does not say which file)
+        raise ValueError(f"cannot load the model of {directory!r}: {where}{what}{detail} "
                          f"(its checkpoints, if any, can be evaluated instead)") from None
     model.eval()
     return model, meta, transform
