@@ -72,6 +72,8 @@ def _damage(path, how):
         data = data[: len(data) // 2]
     elif how == "empty":
         data = b""
+    elif how == "huge mean":  # valid JSON: a number no float holds
+        data = data.replace(b'"mean": [', b'"mean": [1' + b"0" * 400 + b", ", 1)
     else:
         data = how.encode()
     with open(path, "wb") as f:
@@ -84,7 +86,8 @@ def _damage(path, how):
                                                                            '"standardizer": {"mean": 1}}'),
                                       # (found by test_checkpoint_corruption_fuzz: a traceback, TypeError)
                                       ("model.json", "7"), ("model.json", "null"), ("model.json", '"ensemble"'),
-                                      ("model.json", "truncated"), ("model.json", "\x99\x00")])
+                                      ("model.json", "truncated"), ("model.json", "\x99\x00"),
+                                      ("model.json", "huge mean")])  # (OverflowError)
 def test_a_damaged_model_in_the_run_directory_is_a_one_line_error(finished, tmp_path, capsys, name, how):
     import shutil
 

@@ -362,7 +362,7 @@ def _load_model(path: str):
             from distnn.data.transforms import Standardizer
 
             transform = Standardizer.from_state_dict(meta["standardizer"])
-    except (OSError, KeyError, TypeError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    except (OSError, KeyError, TypeError, ValueError, OverflowError, EOFError, zipfile.BadZipFile) as e:
         # a damaged or foreign file (the run directory's model has no checksum, unlike a checkpoint)
         what = f"{type(e).__name__}: " if isinstance(e, (KeyError, zipfile.BadZipFile, EOFError)) else ""
         detail = (f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.strerror and e.filename
