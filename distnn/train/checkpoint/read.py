@@ -141,13 +141,23 @@ def _read_all_verified(path: str, files: dict) -> dict:
         wait_futures(futures.values())
 
 
-def verify_checkpoint(path: str) -> list[str]:
-    """Problems found in checkpoint ``path`` (empty when complete and every checksum matches)."""
+def verify_checkpoint(path: str, only=None) -> list[str]:
+    """Problems found in checkpoint ``path`` (empty when complete and every checksum matches).
+
+    ``only``: the names of the files to check (the manifest too), not all; one the manifest does not
+    list is a problem.
+    """
     try:
         man = read_manifest(path)
     except CheckpointError as e:
         return [str(e)]
-    return [str(got) for got in _read_all_verified(path, man["files"]).values() if isinstance(got, CheckpointError)]
+    files = man["files"]
+    if only is not None:
+        unlisted = [name for name in only if name not in files]
+        if unlisted:
+            return [f"checkpoint {path!r}: {unlisted[0]} is not listed in its {MANIFEST}"]
+        files = {name: files[name] for name in only}
+    return [str(got) for got in _read_all_verified(path, files).values() if isinstance(got, CheckpointError)]
 
 
 def read_checkpoint(path: str) -> tuple[dict, dict]:
