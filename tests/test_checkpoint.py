@@ -348,26 +348,30 @@ def test_a_symlink_loop_named_like_a_checkpoint_does_not_hide_the_others(tmp_pat
     assert os.path.basename(path) == "step-00000030" and man["step"] == 30
 
 
-@pytest.mark.parametrize("damage", ["file", "dangling-symlink", "deleted"])
+@pytest.mark.parametrize("damage", ["file", "dangling-symlink", "deleted", "deleted-and-latest"])
 def test_a_newest_checkpoint_that_is_no_directory_or_is_gone_is_reported(tmp_path, damage):
     # (found by test_checkpoint_corruption_fuzz) a step-N that is a file or a dangling symlink, or a newest
-    # checkpoint deleted while `latest` still names it, was passed over without a word
+    # checkpoint deleted while `latest` (or `best`) still names it, was passed over without a word
     for step in (10, 20, 30):
         _write(tmp_path, step)
+    ck.write_pointer(str(tmp_path), ck.BEST, "step-00000030")
     newest = tmp_path / "step-00000030"
     shutil.rmtree(newest)
     if damage == "file":
         newest.write_bytes(b"junk")
     elif damage == "dangling-symlink":
         os.symlink(tmp_path / "nowhere", newest)
+    elif damage == "deleted-and-latest":
+        os.remove(tmp_path / ck.LATEST)
     warnings = []
     path, _, man = ck.load_latest_valid(str(tmp_path), warnings.append)
     assert os.path.basename(path) == "step-00000020" and man["step"] == 20
     assert len(warnings) == 1 and "step-00000030" in warnings[0], warnings
     expected = {"file": "is not a directory", "dangling-symlink": "is a symlink to nothing",
-                "deleted": "latest' names step-00000030, which is not there"}[damage]
+                "deleted": "latest' names step-00000030, which is not there",
+                "deleted-and-latest": "best' names step-00000030, which is not there"}[damage]
     assert expected in warnings[0]
-    if damage != "deleted":  # (evaluate of the root: the same)
+    if not damage.startswith("deleted"):  # (evaluate of the root: the same)
         warnings.clear()
         assert ck.model_directory(str(tmp_path), warnings.append) == os.path.join(str(tmp_path), "step-00000020")
         assert len(warnings) == 1 and expected in warnings[0]

@@ -247,11 +247,11 @@ def load_latest_valid(root: str, warn=None) -> tuple[str, dict, dict] | None:
     Each newer checkpoint that is incomplete or corrupt (or a ``step-N`` entry
     that is not a directory) is reported through ``warn(message)`` (naming the
     bad file) and skipped; so is the newest checkpoint when it is gone and
-    ``latest`` still names it.
+    ``latest`` or ``best`` still names it.
     """
     entries = _step_entries(root)
     if warn is not None:
-        _warn_missing_latest(root, entries, warn)
+        _warn_missing_newest(root, entries, warn)
     for info in reversed(entries):
         try:
             if info.problem:
@@ -265,14 +265,19 @@ def load_latest_valid(root: str, warn=None) -> tuple[str, dict, dict] | None:
     return None
 
 
-def _warn_missing_latest(root: str, entries: list[CheckpointInfo], warn) -> None:
-    """``latest`` naming a checkpoint newer than all there are, which is gone (deleted by hand, or a file
-    system that lost the directory's rename but kept the pointer's): say so before falling back."""
-    name = read_pointer(root, LATEST)
-    step = int(STEP_RE.match(name).group(1)) if name else None
-    if step is not None and all(c.step < step for c in entries) and not os.path.lexists(os.path.join(root, name)):
-        warn(f"{os.path.join(root, LATEST)!r} names {name}, which is not there (deleted?); using the newest "
-             "checkpoint there is")
+def _warn_missing_newest(root: str, entries: list[CheckpointInfo], warn) -> None:
+    """``latest`` (or ``best``) naming a checkpoint newer than all there are, which is gone (deleted by hand,
+    or a file system that lost the directory's rename but kept the pointer's): say so before falling back.
+    (Neither names a missing checkpoint otherwise: retention removes ``best`` before its checkpoint, a
+    resume from an older checkpoint re-points both.)"""
+    for which in (LATEST, BEST):
+        name = read_pointer(root, which)
+        step = int(STEP_RE.match(name).group(1)) if name else None
+        if step is not None and all(c.step < step for c in entries) \
+                and not os.path.lexists(os.path.join(root, name)):
+            warn(f"{os.path.join(root, which)!r} names {name}, which is not there (deleted?); using the newest "
+                 "checkpoint there is")
+            return
 
 
 def follow_pointer(path: str) -> str:
