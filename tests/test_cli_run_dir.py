@@ -224,3 +224,19 @@ def test_a_file_system_without_flock_runs_without_the_lock(tmp_path, monkeypatch
 
     monkeypatch.setattr(fcntl, "flock", unsupported)
     assert main(["train", *FAST, "--out", str(tmp_path / "r")]) == 0
+
+
+def test_resume_auto_of_a_finished_run_whose_checkpoints_are_all_damaged_says_how(finished, tmp_path, capsys):
+    # (found by test_checkpoint_corruption_fuzz) the refusal said "no valid checkpoint to continue from"
+    # without a word on why the checkpoints there are not valid
+    import shutil
+
+    from distnn.train import checkpoint as ck
+
+    run = str(tmp_path / "copy")
+    shutil.copytree(finished, run)
+    newest = ck.list_checkpoints(os.path.join(run, "checkpoints"))[-1].path
+    _damage(os.path.join(newest, "model.json"), "bit flip")
+    code, _, err = run_cli(["train", "--out", run, "--resume", "auto", "--quiet"], capsys)
+    assert code == 2 and "holds a finished run" in err
+    assert f"none whole; the newest: checkpoint {newest!r}: file model.json fails its SHA-256 check" in err, err
