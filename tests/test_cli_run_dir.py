@@ -74,6 +74,10 @@ def _damage(path, how):
         data = b""
     elif how == "huge mean":  # valid JSON: a number no float holds
         data = data.replace(b'"mean": [', b'"mean": [1' + b"0" * 400 + b", ", 1)
+    elif how == "other model":  # valid, but not the model of model.npz
+        meta = json.loads(data)
+        meta["model"]["kwargs"]["hidden_sizes"] = [7]
+        data = json.dumps(meta).encode()
     else:
         data = how.encode()
     with open(path, "wb") as f:
@@ -87,7 +91,8 @@ def _damage(path, how):
                                       # (found by test_checkpoint_corruption_fuzz: a traceback, TypeError)
                                       ("model.json", "7"), ("model.json", "null"), ("model.json", '"ensemble"'),
                                       ("model.json", "truncated"), ("model.json", "\x99\x00"),
-                                      ("model.json", "huge mean")])  # (OverflowError)
+                                      ("model.json", "huge mean"),  # (OverflowError)
+                                      ("model.json", "other model")])  # (the error named model.npz alone)
 def test_a_damaged_model_in_the_run_directory_is_a_one_line_error(finished, tmp_path, capsys, name, how):
     import shutil
 

@@ -355,7 +355,10 @@ def _load_model(path: str):
             if not zipfile.is_zipfile(f):  # (np.load would take it for a pickle and advise loading it unsafely)
                 raise ValueError(f"{weights}: not an npz (zip) archive")
         with np.load(weights, allow_pickle=False) as npz:
-            model.load_state_dict({k: npz[k] for k in npz.files})
+            arrays = {k: npz[k] for k in npz.files}
+        # (neither file has a checksum here: either may be the damaged one)
+        current = f"{MODEL_WEIGHTS} does not fit the model {MODEL_META} describes"
+        model.load_state_dict(arrays)
         transform = None
         current = MODEL_META
         if meta.get("standardizer"):
