@@ -367,7 +367,7 @@ def test_a_newest_checkpoint_that_is_no_directory_or_is_gone_is_reported(tmp_pat
     path, _, man = ck.load_latest_valid(str(tmp_path), warnings.append)
     assert os.path.basename(path) == "step-00000020" and man["step"] == 20
     assert len(warnings) == 1 and "step-00000030" in warnings[0], warnings
-    expected = {"file": "is not a directory", "dangling-symlink": "is a symlink to nothing",
+    expected = {"file": "is not a directory", "dangling-symlink": "is a broken symlink",
                 "deleted": "latest' names step-00000030, which is not there",
                 "deleted-and-latest": "best' names step-00000030, which is not there"}[damage]
     assert expected in warnings[0]
@@ -380,6 +380,27 @@ def test_a_newest_checkpoint_that_is_no_directory_or_is_gone_is_reported(tmp_pat
             shutil.rmtree(tmp_path / old)
         with pytest.raises(ck.CheckpointError, match="every one is incomplete or corrupt"):
             ck.resolve_and_load("auto", str(tmp_path), warnings.append)
+
+
+@pytest.mark.parametrize("damage", ["file", "dangling-symlink", "symlink-loop"])
+def test_a_checkpoint_root_that_is_no_directory_is_an_error_not_a_fresh_start(tmp_path, damage):
+    # (found by test_checkpoint_corruption_fuzz) --resume auto took a checkpoint root replaced by a file or a
+    # broken symlink for "no checkpoint yet": the run started over (and its first save failed)
+    run = tmp_path / "run"
+    root = run / "checkpoints"
+    for step in (10, 20):
+        _write(root, step)
+    assert ck.resolve_and_load("auto", str(tmp_path / "nothing-yet")) is None  # (a first session: as before)
+    shutil.rmtree(root)
+    if damage == "file":
+        root.write_bytes(b"junk")
+    else:
+        os.symlink(root if damage == "symlink-loop" else tmp_path / "nowhere", root)
+    expected = "not a directory" if damage == "file" else "a broken symlink"
+    with pytest.raises(ck.CheckpointError, match=f"checkpoint directory '{root}' is {expected}"):
+        ck.resolve_and_load("auto", str(root))
+    with pytest.raises(ck.CheckpointError, match=f"no valid checkpoint found in '{run}' \\('{root}' is {expected}"):
+        ck.resolve_and_load(str(run), None)
 
 
 @pytest.mark.parametrize("content", [b"\x94\xff\x00garbage", b"step-\xd9\xa3\n", b"", b"step-00000020\nstep-1"])

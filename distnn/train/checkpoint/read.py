@@ -202,15 +202,18 @@ def _step_entries(root: str) -> list[CheckpointInfo]:
     except OSError:
         return []
     for e, m in entries:
-        if not m:
-            continue
-        try:  # (a symlink loop raises: that entry is no checkpoint, the others still are)
-            problem = "" if e.is_dir() else (
-                "a symlink to nothing" if e.is_symlink() and not os.path.exists(e.path) else "not a directory")
-        except OSError as err:
-            problem = f"unreadable ({err.strerror or err})"
-        out.append(CheckpointInfo(e.path, int(m.group(1)), problem))
+        if m:  # (a symlink loop is no checkpoint: the others still are)
+            out.append(CheckpointInfo(e.path, int(m.group(1)), _why_not_a_directory(e.path)))
     return sorted(out, key=lambda c: c.step)
+
+
+def _why_not_a_directory(path: str) -> str:
+    """Why ``path`` is no directory ('' when it is one)."""
+    if os.path.isdir(path):
+        return ""
+    if os.path.islink(path) and not os.path.exists(path):
+        return "a broken symlink (to nothing, or a loop)"
+    return "not a directory" if os.path.lexists(path) else "missing"
 
 
 def checkpoint_root(path: str) -> str:
@@ -308,6 +311,9 @@ def resolve_and_load(spec: str, default_root: str | None, warn=None):
     if spec == "auto":
         if default_root is None:
             raise CheckpointError("--resume auto needs the run directory (--out RUN_DIR) to look for checkpoints in")
+        if os.path.lexists(default_root) and not os.path.isdir(default_root):  # (not "no checkpoint yet")
+            raise CheckpointError(f"checkpoint directory {default_root!r} is "
+                                  f"{_why_not_a_directory(default_root)}")
         found = load_latest_valid(default_root, warn)
         if found is None and _step_entries(default_root):
             raise CheckpointError(f"no valid checkpoint in {default_root!r}: every one is incomplete or corrupt")
@@ -321,7 +327,9 @@ def resolve_and_load(spec: str, default_root: str | None, warn=None):
     root = checkpoint_root(path)
     found = load_latest_valid(root, warn)
     if found is None:
-        raise CheckpointError(f"--resume {path!r}: no valid checkpoint found in {root!r}")
+        sub = os.path.join(path, _configured_dirname(path))  # (a run directory whose checkpoint root is damaged)
+        why = f" ({sub!r} is {_why_not_a_directory(sub)})" if os.path.lexists(sub) and not os.path.isdir(sub) else ""
+        raise CheckpointError(f"--resume {path!r}: no valid checkpoint found in {root!r}{why}")
     return found
 
 
