@@ -513,8 +513,8 @@ def is_ensemble_dir(directory: str) -> bool:
     if not os.path.isfile(path):
         return False
     try:
-        with open(path, "rb") as f:
-            meta = json.loads(f.read())
+        with open(path) as f:
+            meta = json.load(f)
     except (OSError, ValueError):
         return False
     return isinstance(meta, dict) and "ensemble" in meta  # (a damaged model.json may hold a number, or text)

@@ -68,7 +68,8 @@ def _checkpoint_config(spec: str) -> str | None:
     every file): a damaged one named by ``spec`` is a CheckpointError here, before a run is built from
     it; under a checkpoint root, a checkpoint whose config is damaged is passed over, as the resume
     passes it over."""
-    from .checkpoint import CheckpointError, checkpoint_root, follow_pointer, list_checkpoints, verify_checkpoint
+    from .checkpoint import (MANIFEST, CheckpointError, checkpoint_root, follow_pointer, list_checkpoints,
+                             verify_checkpoint)
     from .checkpoint.names import STEP_RE
 
     try:
@@ -76,7 +77,7 @@ def _checkpoint_config(spec: str) -> str | None:
     except CheckpointError:
         return None
     own = _config_in(path)
-    if own and (os.path.exists(os.path.join(path, "manifest.json"))
+    if own and (os.path.exists(os.path.join(path, MANIFEST))
                 or STEP_RE.match(os.path.basename(os.path.normpath(path)))):  # a checkpoint directory
         problems = verify_checkpoint(path, only=(CONFIG_FILE,))
         if problems:

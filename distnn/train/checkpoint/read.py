@@ -202,7 +202,7 @@ def _step_entries(root: str) -> list[CheckpointInfo]:
     except OSError:
         return []
     for e, m in entries:
-        if m:  # (a symlink loop is no checkpoint: the others still are)
+        if m:  # (one that is no directory stays, with why: a symlink loop there hid all the others)
             out.append(CheckpointInfo(e.path, int(m.group(1)), _why_not_a_directory(e.path)))
     return sorted(out, key=lambda c: c.step)
 
