@@ -160,5 +160,5 @@ def test_a_format_1_checkpoint_with_its_whole_history_inline_still_reads(tmp_pat
     path = ck.write_checkpoint(str(tmp_path), 1, files, {"version": 1})
     got, man = ck.read_checkpoint(path)
     assert man["version"] == 1 and json.dumps(got["history"]) == json.dumps(state["history"])
-    ser = ck.Serializer()                                  # a resumed run's next save: format 2
-    assert ck_state.chunk_name(0) in ser(got) and ck.VERSION == 2
+    ser = ck.Serializer()                                  # a resumed run's next save: format 2 or later
+    assert ck_state.chunk_name(0) in ser(got) and ck.VERSION >= 2

@@ -72,6 +72,12 @@ def _damage(path, how):
         data = data[: len(data) // 2]
     elif how == "empty":
         data = b""
+    elif how == "huge mean":  # valid JSON: a number no float holds
+        data = data.replace(b'"mean": [', b'"mean": [1' + b"0" * 400 + b", ", 1)
+    elif how == "other model":  # valid, but not the model of model.npz
+        meta = json.loads(data)
+        meta["model"]["kwargs"]["hidden_sizes"] = [7]
+        data = json.dumps(meta).encode()
     else:
         data = how.encode()
     with open(path, "wb") as f:
@@ -81,7 +87,12 @@ def _damage(path, how):
 @pytest.mark.parametrize("name,how", [("model.npz", "bit flip"), ("model.npz", "truncated"), ("model.npz", "empty"),
                                       ("model.npz", "garbage\n"),
                                       ("model.json", "[]"), ("model.json", '{"model": {"name": "mlp"}, '
-                                                                           '"standardizer": {"mean": 1}}')])
+                                                                           '"standardizer": {"mean": 1}}'),
+                                      # (found by test_checkpoint_corruption_fuzz: a traceback, TypeError)
+                                      ("model.json", "7"), ("model.json", "null"), ("model.json", '"ensemble"'),
+                                      ("model.json", "truncated"), ("model.json", "\x99\x00"),
+                                      ("model.json", "huge mean"),  # (OverflowError)
+                                      ("model.json", "other model")])  # (the error named model.npz alone)
 def test_a_damaged_model_in_the_run_directory_is_a_one_line_error(finished, tmp_path, capsys, name, how):
     import shutil
 
@@ -92,6 +103,7 @@ def test_a_damaged_model_in_the_run_directory_is_a_one_line_error(finished, tmp_
     code, _, err = run_cli(["evaluate", run], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "cannot load the model of" in err
+    assert name in err  # (which file: a JSON or zip error did not say)
     assert "pickle" not in err  # (numpy's advice to load a text file "unsafely")
 
 
@@ -217,3 +229,19 @@ def test_a_file_system_without_flock_runs_without_the_lock(tmp_path, monkeypatch
 
     monkeypatch.setattr(fcntl, "flock", unsupported)
     assert main(["train", *FAST, "--out", str(tmp_path / "r")]) == 0
+
+
+def test_resume_auto_of_a_finished_run_whose_checkpoints_are_all_damaged_says_how(finished, tmp_path, capsys):
+    # (found by test_checkpoint_corruption_fuzz) the refusal said "no valid checkpoint to continue from"
+    # without a word on why the checkpoints there are not valid
+    import shutil
+
+    from distnn.train import checkpoint as ck
+
+    run = str(tmp_path / "copy")
+    shutil.copytree(finished, run)
+    newest = ck.list_checkpoints(os.path.join(run, "checkpoints"))[-1].path
+    _damage(os.path.join(newest, "model.json"), "bit flip")
+    code, _, err = run_cli(["train", "--out", run, "--resume", "auto", "--quiet"], capsys)
+    assert code == 2 and "holds a finished run" in err
+    assert f"none whole; the newest: checkpoint {newest!r}: file model.json fails its SHA-256 check" in err, err

@@ -169,3 +169,25 @@ def test_an_ensemble_resumes_with_its_saved_config(tmp_path, capsys):
     assert f"resumed from {os.path.join(member, 'checkpoints')}" in capsys.readouterr().err
     cfg = _config(fork)
     assert cfg["name"] == "xor" and cfg["ensemble"]["members"] == 1 and cfg["ensemble"]["member"] == 1
+
+
+def test_a_damaged_config_of_a_checkpoint_is_not_resumed_with(tmp_path):
+    # (found while writing test_checkpoint_corruption_fuzz) the config a resume without --config runs
+    # with was read from the checkpoint unverified: `--resume ROOT` took the newest checkpoint's config.toml
+    # even when its checksum failed (and the resume itself fell back to the previous checkpoint): a bit
+    # flipped in a value (epochs = 5 -> 7) configured the resumed run
+    from distnn.train import checkpoint as ck
+    from distnn.train.resume_config import saved_config_for_resume
+
+    root = tmp_path / "checkpoints"
+    for step, epochs in ((10, 3), (20, 5)):  # (two sessions: a config.toml each, not one linked file)
+        ck.write_checkpoint(str(root), step, ck.serialize({"model": {"w": np.zeros(2, np.float32)}},
+                                                          {"config.toml": f"[train]\nepochs = {epochs}\n"}))
+    newest = root / "step-00000020"
+    assert saved_config_for_resume(str(root), None) == str(newest / "config.toml")
+    (newest / "config.toml").write_text("[train]\nepochs = 7\n")  # ('5' -> '7': one bit)
+    assert saved_config_for_resume(str(root), None) == str(root / "step-00000010" / "config.toml")
+    # named itself (or through `latest`), the damaged checkpoint is an error before a run is built from it
+    for spec in (newest, root / "latest"):
+        with pytest.raises(ck.CheckpointError, match="config.toml fails its SHA-256 check"):
+            saved_config_for_resume(str(spec), None)

@@ -514,9 +514,10 @@ def is_ensemble_dir(directory: str) -> bool:
         return False
     try:
         with open(path) as f:
-            return "ensemble" in json.load(f)
+            meta = json.load(f)
     except (OSError, ValueError):
         return False
+    return isinstance(meta, dict) and "ensemble" in meta  # (a damaged model.json may hold a number, or text)
 
 
 def load_ensemble(directory: str):

@@ -294,9 +294,16 @@ def _finished_without_checkpoint(path, cfg) -> str | None:
     results = [n for n in (rd.MODEL_WEIGHTS, rd.SUMMARY) if os.path.exists(os.path.join(str(path), n))]
     if not results or has_checkpoint(path, cfg, valid=True):
         return None  # (a run stopped before its first checkpoint: nothing finished to lose, it starts over)
+    from .callbacks.checkpoint_setup import checkpoint_dir
+    from .checkpoint import list_checkpoints, verify_checkpoint
+
+    found = list_checkpoints(checkpoint_dir(path, _as_dict(cfg.checkpoint)))
+    # (checkpoints that are all damaged: say how, else the user looks for checkpoints that are not there)
+    why = (f" ({len(found)} there, none whole; the newest: {verify_checkpoint(found[-1].path)[0]})" if found
+           else "")
     return (f"--resume auto: run directory {str(path)!r} holds a finished run ({', '.join(results)}) and no "
-            f"valid checkpoint to continue from; training it again from the start would overwrite its results "
-            f"(choose another --out, or name a checkpoint with --resume PATH)")
+            f"valid checkpoint to continue from{why}; training it again from the start would overwrite its "
+            f"results (choose another --out, or name a checkpoint with --resume PATH)")
 
 
 def has_checkpoint(path, cfg, valid: bool = False) -> bool:

@@ -62,18 +62,31 @@ def _config_in(directory: str) -> str | None:
 def _checkpoint_config(spec: str) -> str | None:
     """The config stored with ``--resume spec``: its own (a checkpoint or run directory), else the newest
     checkpoint's under it (a checkpoint root). Problems with ``spec`` itself (no such path, a dangling
-    pointer) are left to the resume, which reports them; here they mean "none"."""
-    from .checkpoint import CheckpointError, checkpoint_root, follow_pointer, list_checkpoints
+    pointer) are left to the resume, which reports them; here they mean "none".
+
+    A checkpoint's config is used only as it was saved (its checksum verified, as the resume verifies
+    every file): a damaged one named by ``spec`` is a CheckpointError here, before a run is built from
+    it; under a checkpoint root, a checkpoint whose config is damaged is passed over, as the resume
+    passes it over."""
+    from .checkpoint import (MANIFEST, CheckpointError, checkpoint_root, follow_pointer, list_checkpoints,
+                             verify_checkpoint)
+    from .checkpoint.names import STEP_RE
 
     try:
         path = follow_pointer(str(spec))
     except CheckpointError:
         return None
     own = _config_in(path)
+    if own and (os.path.exists(os.path.join(path, MANIFEST))
+                or STEP_RE.match(os.path.basename(os.path.normpath(path)))):  # a checkpoint directory
+        problems = verify_checkpoint(path, only=(CONFIG_FILE,))
+        if problems:
+            raise CheckpointError(f"--resume {path!r}: {problems[0]}")
+        return own
     if own or not os.path.isdir(path):
         return own
     for found in reversed(list_checkpoints(checkpoint_root(path))):
         saved = _config_in(found.path)
-        if saved:
+        if saved and not verify_checkpoint(found.path, only=(CONFIG_FILE,)):
             return saved
     return None

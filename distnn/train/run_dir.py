@@ -381,6 +381,7 @@ def _load_model(path: str):
         if not os.path.isfile(p):
             raise ValueError(f"{directory!r} holds no trained model ({os.path.basename(p)} is missing); "
                              f"is it a finished run directory?")
+    current = MODEL_META  # the file being read, for the error message
     try:
         with open(meta_path) as f:
             meta = json.load(f)
@@ -389,22 +390,28 @@ def _load_model(path: str):
         model = build_model(meta["model"]["name"], **_saved_model_arguments(meta["model"]))
         if meta.get("dtype") == "float64":
             model.to(np.float64)
+        current = MODEL_WEIGHTS
         with open(weights, "rb") as f:  # (an unreadable file raises here, named with its reason)
             if not zipfile.is_zipfile(f):  # (np.load would take it for a pickle and advise loading it unsafely)
                 raise ValueError(f"{weights}: not an npz (zip) archive")
         with np.load(weights, allow_pickle=False) as npz:
-            model.load_state_dict({k: npz[k] for k in npz.files})
+            arrays = {k: npz[k] for k in npz.files}
+        # (neither file has a checksum here: either may be the damaged one)
+        current = f"{MODEL_WEIGHTS} does not fit the model {MODEL_META} describes"
+        model.load_state_dict(arrays)
         transform = None
+        current = MODEL_META
         if meta.get("standardizer"):
             from distnn.data.transforms import Standardizer
 
             transform = Standardizer.from_state_dict(meta["standardizer"])
-    except (OSError, KeyError, TypeError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    except (OSError, KeyError, TypeError, ValueError, OverflowError, EOFError, zipfile.BadZipFile) as e:
         # a damaged or foreign file (the run directory's model has no checksum, unlike a checkpoint)
         what = f"{type(e).__name__}: " if isinstance(e, (KeyError, zipfile.BadZipFile, EOFError)) else ""
         detail = (f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.strerror and e.filename
                   else " ".join(str(e).split()))
-        raise ValueError(f"cannot load the model of {directory!r}: {what}{detail} "
+        where = "" if current in detail else f"{current}: "  # (a JSON or zip error does not say which file)
+        raise ValueError(f"cannot load the model of {directory!r}: {where}{what}{detail} "
                          f"(its checkpoints, if any, can be evaluated instead)") from None
     model.eval()
     return model, meta, transform

@@ -22,8 +22,9 @@ A checkpoint is one directory per optimizer step under a checkpoint root
                          256; the records after the last whole chunk are in trainer.json)
         model.json       how to rebuild the model (evaluate/predict read a checkpoint directly)
         config.toml      the resolved configuration of the run
-        manifest.json    written LAST: format, step, world size, global batch, and the
-                         SHA-256 and size of every file above
+        manifest.json    written LAST: format, step, world size, global batch, the
+                         SHA-256 and size of every file above, and (its last key, format 3)
+                         the SHA-256 of its own text before it
       latest             name of the newest checkpoint (replaced atomically)
       best               name of the best checkpoint by the monitored metric
 
@@ -64,8 +65,8 @@ test can send one from outside at that very point
 from __future__ import annotations
 
 from .commit import json_clean, read_pointer, write_checkpoint, write_pointer, write_pointers
-from .names import (BEST, DEFAULT_DIRNAME, FAULT_ENV, FORMAT, LATEST, MANIFEST, TRAINER_JSON, VERSION, CheckpointError,
-                    CorruptCheckpointError, step_name)
+from .names import (BEST, DEFAULT_DIRNAME, FAULT_ENV, FORMAT, LATEST, MANIFEST, MANIFEST_SEAL, TRAINER_JSON, VERSION,
+                    CheckpointError, CorruptCheckpointError, step_name)
 from .read import (CheckpointInfo, checkpoint_root, follow_pointer, is_checkpoint_dir, list_checkpoints,
                    load_latest_valid, model_directory, read_checkpoint, read_manifest, resolve_and_load,
                    verify_checkpoint)
@@ -74,7 +75,7 @@ from .retention import (apply_retention, cleanup_temporaries, discard_newer, rec
 from .state import Serializer, decode_state, encode_state, npz_bytes, serialize, to_files
 
 __all__ = [
-    "BEST", "DEFAULT_DIRNAME", "FAULT_ENV", "FORMAT", "LATEST", "MANIFEST", "TRAINER_JSON", "VERSION",
+    "BEST", "DEFAULT_DIRNAME", "FAULT_ENV", "FORMAT", "LATEST", "MANIFEST", "MANIFEST_SEAL", "TRAINER_JSON", "VERSION",
     "CheckpointError", "CorruptCheckpointError", "CheckpointInfo", "Serializer",
     "apply_retention", "checkpoint_root", "cleanup_temporaries", "decode_state", "discard_newer", "encode_state",
     "follow_pointer",

@@ -14,7 +14,7 @@ from . import fsio, hashing
 from .faults import active_faults, fault
 from .fsio import (create, fsync_dir, fsync_fd, link, open_for_write, recycle_dir, remove_tree, tmp_suffix,
                    write_all, write_file)
-from .names import BEST, FORMAT, LATEST, MANIFEST, STEP_RE, VERSION, CheckpointError, step_name
+from .names import BEST, FORMAT, LATEST, MANIFEST, MANIFEST_SEAL, STEP_RE, VERSION, CheckpointError, step_name
 
 
 def write_pointers(root: str, name: str, which=(LATEST,), fsync: bool = True) -> None:
@@ -50,11 +50,15 @@ def write_pointer(root: str, which: str, name: str, fsync: bool = True) -> None:
 
 
 def read_pointer(root: str, which: str = LATEST) -> str | None:
+    """The checkpoint name the pointer file ``root/which`` holds; None when it is missing, unreadable or
+    damaged (anything but one ``step-N``)."""
     try:
-        with open(os.path.join(root, which)) as f:
-            name = f.read().strip()
+        with open(os.path.join(root, which), "rb") as f:
+            raw = f.read(4096)
     except OSError:
         return None
+    # (bytes: a damaged pointer's non-UTF-8 bytes raised UnicodeDecodeError; ASCII: \d takes other digits too)
+    name = raw.decode("ascii", "replace").strip()
     return name if STEP_RE.match(name) else None
 
 
@@ -152,7 +156,7 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
         if faults:
             fault(step, "enospc", MANIFEST, faults)
         opened.append((MANIFEST, open_for_write(os.path.join(tmp, MANIFEST), recycled)))
-        text = json.dumps(json_clean(man)).encode()
+        text = sealed_manifest(man)
         write_all(opened[-1][1], text)
         if recycled and recycled.get(MANIFEST, 0) > len(text):
             os.ftruncate(opened[-1][1], len(text))
@@ -223,6 +227,19 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
     if root_fd is not None:
         os.close(root_fd)
     return final
+
+
+def sealed_manifest(man: dict) -> bytes:
+    """The bytes of manifest ``man``, its own SHA-256 added as the last key (:data:`MANIFEST_SEAL`).
+
+    The manifest's checksums cover every other file; this one covers the manifest itself (format 3): a
+    damaged field outside ``files`` (``step``, ``world_size``, ``epoch_end``...) that is still valid JSON
+    would otherwise be loaded as if saved. The SHA-256 is of the text up to the seal, closed by ``}``
+    (:func:`~.read.read_manifest` checks it on those very bytes, not on a re-encoding).
+    """
+    body = json.dumps(json_clean(man))
+    seal = hashlib.sha256(body.encode()).hexdigest()
+    return f'{body[:-1]}, "{MANIFEST_SEAL}": "{seal}"}}'.encode()
 
 
 def json_clean(obj):

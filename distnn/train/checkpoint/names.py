@@ -5,8 +5,9 @@ import re
 
 
 FORMAT = "distnn.checkpoint"
-VERSION = 2  # 2: the training history in chunk files (state.to_files)
+VERSION = 3  # 2: the training history in chunk files (state.to_files); 3: the manifest's own SHA-256 (commit.py)
 MANIFEST = "manifest.json"
+MANIFEST_SEAL = "manifest_sha256"  # the manifest's last key: the SHA-256 of the manifest's text before it
 TRAINER_JSON = "trainer.json"
 LATEST = "latest"
 BEST = "best"

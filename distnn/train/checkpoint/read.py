@@ -4,13 +4,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 
 from .. import npz_io
 from . import hashing
 from .commit import read_pointer
-from .names import (BEST, DEFAULT_DIRNAME, FORMAT, LATEST, MANIFEST, STEP_RE, TRAINER_JSON, VERSION,
+from .names import (BEST, DEFAULT_DIRNAME, FORMAT, LATEST, MANIFEST, MANIFEST_SEAL, STEP_RE, TRAINER_JSON, VERSION,
                     CheckpointError, CorruptCheckpointError, step_name)
 from .state import decode_state, join_history
 
@@ -19,6 +20,7 @@ from .state import decode_state, join_history
 class CheckpointInfo:
     path: str
     step: int
+    problem: str = ""  # why a step-N entry cannot be a checkpoint (not a directory); '' for a directory
 
     @property
     def name(self) -> str:
@@ -29,23 +31,40 @@ def is_checkpoint_dir(path: str) -> bool:
     return os.path.isfile(os.path.join(path, MANIFEST))
 
 
+#: the end of a sealed manifest (format 3, see commit.sealed_manifest): its last key, its own SHA-256
+_SEAL = re.compile(rb', "' + MANIFEST_SEAL.encode() + rb'": "([0-9a-f]{64})"\}\Z')
+
+
 def read_manifest(path: str) -> dict:
     mpath = os.path.join(path, MANIFEST)
     if not os.path.exists(mpath):
         raise CorruptCheckpointError(f"checkpoint {path!r} is incomplete: {MANIFEST} is missing")
     try:
         with open(mpath, "rb") as f:
-            man = json.loads(f.read())
-    except (OSError, ValueError) as e:
+            raw = f.read()
+        man = json.loads(raw)
+    except (OSError, ValueError, RecursionError) as e:  # (RecursionError: JSON nested beyond Python's stack)
         raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is unreadable ({e})") from None
+    seal = _SEAL.search(raw)
+    if seal and hashlib.sha256(raw[:seal.start()] + b"}").hexdigest() != seal.group(1).decode():
+        raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is damaged (its own SHA-256 does not "
+                                     "match its content)")
     if not isinstance(man, dict) or man.get("format") != FORMAT or not isinstance(man.get("files"), dict):
         raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is not a distnn checkpoint manifest")
+    if seal:
+        del man[MANIFEST_SEAL]  # (a property of the file, not of the checkpoint)
     problem = _manifest_problem(man)
     if problem:  # valid JSON, but not what distnn writes (a flipped bit in a key, a hand edit)
         raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is damaged ({problem})")
+    named = STEP_RE.match(os.path.basename(os.path.normpath(path)))
+    if named and int(named.group(1)) != man["step"]:  # (step-N is another checkpoint's directory, or a link to it)
+        raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is of {step_name(man['step'])}, not of "
+                                     f"{named.group(0)} (a directory renamed, or a symlink to another checkpoint?)")
     if man.get("version", 0) > VERSION:
         raise CheckpointError(f"checkpoint {path!r} has format version {man['version']}; this distnn reads "
                               f"up to {VERSION}")
+    if not seal and (man.get("version", 0) >= 3 or MANIFEST_SEAL in man):  # (format 2 and older had none)
+        raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is damaged (its own SHA-256 is missing)")
     return man
 
 
@@ -122,13 +141,23 @@ def _read_all_verified(path: str, files: dict) -> dict:
         wait_futures(futures.values())
 
 
-def verify_checkpoint(path: str) -> list[str]:
-    """Problems found in checkpoint ``path`` (empty when complete and every checksum matches)."""
+def verify_checkpoint(path: str, only=None) -> list[str]:
+    """Problems found in checkpoint ``path`` (empty when complete and every checksum matches).
+
+    ``only``: the names of the files to check (the manifest too), not all; one the manifest does not
+    list is a problem.
+    """
     try:
         man = read_manifest(path)
     except CheckpointError as e:
         return [str(e)]
-    return [str(got) for got in _read_all_verified(path, man["files"]).values() if isinstance(got, CheckpointError)]
+    files = man["files"]
+    if only is not None:
+        unlisted = [name for name in only if name not in files]
+        if unlisted:
+            return [f"checkpoint {path!r}: {unlisted[0]} is not listed in its {MANIFEST}"]
+        files = {name: files[name] for name in only}
+    return [str(got) for got in _read_all_verified(path, files).values() if isinstance(got, CheckpointError)]
 
 
 def read_checkpoint(path: str) -> tuple[dict, dict]:
@@ -160,16 +189,31 @@ def read_checkpoint(path: str) -> tuple[dict, dict]:
 
 def list_checkpoints(root: str) -> list[CheckpointInfo]:
     """The ``step-N`` directories under ``root``, oldest first (valid or not)."""
+    return [c for c in _step_entries(root) if not c.problem]
+
+
+def _step_entries(root: str) -> list[CheckpointInfo]:
+    """Every ``step-N`` entry under ``root``, oldest first: the directories, and those that cannot be a
+    checkpoint (a file, a dangling symlink, a symlink loop) with their ``problem`` said."""
     out = []
     try:
         with os.scandir(root) as it:
-            for e in it:
-                m = STEP_RE.match(e.name)
-                if m and e.is_dir():
-                    out.append(CheckpointInfo(e.path, int(m.group(1))))
+            entries = [(e, STEP_RE.match(e.name)) for e in it]
     except OSError:
         return []
+    for e, m in entries:
+        if m:  # (one that is no directory stays, with why: a symlink loop there hid all the others)
+            out.append(CheckpointInfo(e.path, int(m.group(1)), _why_not_a_directory(e.path)))
     return sorted(out, key=lambda c: c.step)
+
+
+def _why_not_a_directory(path: str) -> str:
+    """Why ``path`` is no directory ('' when it is one)."""
+    if os.path.isdir(path):
+        return ""
+    if os.path.islink(path) and not os.path.exists(path):
+        return "a broken symlink (to nothing, or a loop)"
+    return "not a directory" if os.path.lexists(path) else "missing"
 
 
 def checkpoint_root(path: str) -> str:
@@ -203,11 +247,18 @@ def stored_config_value(directory: str, section: str, key: str):
 def load_latest_valid(root: str, warn=None) -> tuple[str, dict, dict] | None:
     """``(path, state, manifest)`` of the newest checkpoint under ``root`` that verifies, or None.
 
-    Each newer checkpoint that is incomplete or corrupt is reported through
-    ``warn(message)`` (naming the bad file) and skipped.
+    Each newer checkpoint that is incomplete or corrupt (or a ``step-N`` entry
+    that is not a directory) is reported through ``warn(message)`` (naming the
+    bad file) and skipped; so is the newest checkpoint when it is gone and
+    ``latest`` or ``best`` still names it.
     """
-    for info in reversed(list_checkpoints(root)):
+    entries = _step_entries(root)
+    if warn is not None:
+        _warn_missing_newest(root, entries, warn)
+    for info in reversed(entries):
         try:
+            if info.problem:
+                raise CorruptCheckpointError(f"checkpoint {info.path!r} is {info.problem}")
             state, man = read_checkpoint(info.path)
         except CheckpointError as e:
             if warn is not None:
@@ -215,6 +266,21 @@ def load_latest_valid(root: str, warn=None) -> tuple[str, dict, dict] | None:
             continue
         return info.path, state, man
     return None
+
+
+def _warn_missing_newest(root: str, entries: list[CheckpointInfo], warn) -> None:
+    """``latest`` (or ``best``) naming a checkpoint newer than all there are, which is gone (deleted by hand,
+    or a file system that lost the directory's rename but kept the pointer's): say so before falling back.
+    (Neither names a missing checkpoint otherwise: retention removes ``best`` before its checkpoint, a
+    resume from an older checkpoint re-points both.)"""
+    for which in (LATEST, BEST):
+        name = read_pointer(root, which)
+        step = int(STEP_RE.match(name).group(1)) if name else None
+        if step is not None and all(c.step < step for c in entries) \
+                and not os.path.lexists(os.path.join(root, name)):
+            warn(f"{os.path.join(root, which)!r} names {name}, which is not there (deleted?); using the newest "
+                 "checkpoint there is")
+            return
 
 
 def follow_pointer(path: str) -> str:
@@ -226,8 +292,11 @@ def follow_pointer(path: str) -> str:
         return path
     root = os.path.dirname(path)
     target = read_pointer(root, name)
-    if target is None or not os.path.isdir(os.path.join(root, target)):
-        raise CheckpointError(f"{path!r} points at {target or 'no step name'!r}, which is not a checkpoint here "
+    if target is None:
+        raise CheckpointError(f"{path!r} is damaged or unreadable: it holds no checkpoint name (step-N); give the "
+                              "run directory to use its newest valid checkpoint")
+    if not os.path.isdir(os.path.join(root, target)):
+        raise CheckpointError(f"{path!r} points at {target!r}, which is not a checkpoint here "
                               "(removed?); give the run directory to use its newest valid checkpoint")
     return os.path.join(root, target)
 
@@ -242,8 +311,11 @@ def resolve_and_load(spec: str, default_root: str | None, warn=None):
     if spec == "auto":
         if default_root is None:
             raise CheckpointError("--resume auto needs the run directory (--out RUN_DIR) to look for checkpoints in")
+        if os.path.lexists(default_root) and not os.path.isdir(default_root):  # (not "no checkpoint yet")
+            raise CheckpointError(f"checkpoint directory {default_root!r} is "
+                                  f"{_why_not_a_directory(default_root)}")
         found = load_latest_valid(default_root, warn)
-        if found is None and list_checkpoints(default_root):
+        if found is None and _step_entries(default_root):
             raise CheckpointError(f"no valid checkpoint in {default_root!r}: every one is incomplete or corrupt")
         return found
     path = follow_pointer(str(spec))
@@ -255,7 +327,9 @@ def resolve_and_load(spec: str, default_root: str | None, warn=None):
     root = checkpoint_root(path)
     found = load_latest_valid(root, warn)
     if found is None:
-        raise CheckpointError(f"--resume {path!r}: no valid checkpoint found in {root!r}")
+        sub = os.path.join(path, _configured_dirname(path))  # (a run directory whose checkpoint root is damaged)
+        why = f" ({sub!r} is {_why_not_a_directory(sub)})" if os.path.lexists(sub) and not os.path.isdir(sub) else ""
+        raise CheckpointError(f"--resume {path!r}: no valid checkpoint found in {root!r}{why}")
     return found
 
 
@@ -300,12 +374,12 @@ def model_source(directory: str, warn=None, model_step: int | None = None) -> Mo
     if has_model and model_step is None:
         return ModelSource(directory, None)
     root = checkpoint_root(directory)
-    found = list_checkpoints(root)
+    found = _step_entries(root)
     abandoned = has_model and _discarded(root, model_step, found)
     for info in reversed(found):
         if has_model and not abandoned and info.step <= model_step:
             break  # model.npz is the newest state: the checkpoints from here on are older (or its own)
-        problems = verify_checkpoint(info.path)
+        problems = [f"checkpoint {info.path!r} is {info.problem}"] if info.problem else verify_checkpoint(info.path)
         if not problems:
             if not has_model:
                 why = "the newest valid checkpoint" + (
