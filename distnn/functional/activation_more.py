@@ -80,6 +80,9 @@ class Hardswish(Function):
         return (xp.where(x <= -3, 0, xp.where(x < 3, g * (x / 3 + 0.5), g)),)
 
 
+_SIXTH_F32 = 0.1666666716337204  # float(numpy.float32(1 / 6))
+
+
 class Hardsigmoid(Function):
     """relu6(x + 3) / 6. Gradient 1/6 strictly inside (-3, 3), else 0 (PyTorch's)."""
 
@@ -92,7 +95,8 @@ class Hardsigmoid(Function):
 
     def backward(self, g):
         xp = get_array_module(g)
-        return (xp.where(self.inside, g / 6, 0),)
+        # (PyTorch's CPU kernel multiplies by 1/6 rounded to float32, in every dtype: so do we)
+        return (xp.where(self.inside, g * _SIXTH_F32, 0),)
 
 
 class ScaledELU(Function):
