@@ -39,6 +39,7 @@ Q, K, V, MASK = N((2, 3, 4)), N((2, 5, 4)), N((2, 5, 4)), N((3, 5))
 QS, KS = N((3, 2, 4)), N((5, 2, 4))  # (L, N, E): the sequence-first layout
 XG, YG, VG = N((3, 4)), N((3, 4)), RNG.uniform(0.5, 2.0, (3, 4))
 XP, AP = N((2, 3, 4)), RNG.uniform(0.1, 0.4, 3)
+XA = np.array([[-6.0, -3.0, -1.0, -0.5, 0.0, 0.5], [1.0, 3.0, 6.0, 2.2, -0.3, 0.7]])  # kinks included
 
 
 def _fn(lib):
@@ -130,6 +131,13 @@ OPS = {
     "prelu": ((XP, AP), 2, lambda lib, x, a: _PReLU.apply(x, a) if lib is dn else lib.nn.functional.prelu(x, a)),
     "prelu_shared": ((XP, AP[:1]), 2,
                      lambda lib, x, a: _PReLU.apply(x, a) if lib is dn else lib.nn.functional.prelu(x, a)),
+    # the added activations (activation_more): most save their input, tanhshrink and softmin only intermediates
+    **{name: ((XA,), 1, (lambda n: lambda lib, x: getattr(_fn(lib), n)(x))(name))
+       for name in ("silu", "mish", "relu6", "hardtanh", "hardswish", "hardsigmoid", "selu", "celu", "softsign",
+                    "tanhshrink", "softshrink", "hardshrink")},
+    "threshold": ((XA,), 1, lambda lib, x: _fn(lib).threshold(x, 0.5, -1.0)),
+    "glu": ((XA,), 1, lambda lib, x: _fn(lib).glu(x, 1)),
+    "softmin": ((XA,), 1, lambda lib, x: _fn(lib).softmin(x, 1)),
 }
 
 

@@ -2,6 +2,10 @@
 from .activation import (
     dropout, elu, gelu, leaky_relu, log_softmax, logsigmoid, relu, sigmoid, softmax, softplus, tanh,
 )
+from .activation_more import (
+    celu, glu, hardshrink, hardsigmoid, hardswish, hardtanh, mish, relu6, selu, silu, softmin, softshrink, softsign,
+    tanhshrink, threshold,
+)
 from .elementwise import abs, add, clip, div, exp, log, matmul, maximum, minimum, mul, neg, pow, sqrt, sub, where
 from .linear import linear
 from .embedding import embedding, one_hot

@@ -4,6 +4,10 @@ from . import init
 from .activation import (
     ELU, GELU, LeakyReLU, LogSigmoid, LogSoftmax, Maxout, PReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh,
 )
+from .activation import (
+    CELU, GLU, SELU, Hardshrink, Hardsigmoid, Hardswish, Hardtanh, Mish, ReLU6, SiLU, Softmin, Softshrink, Softsign,
+    Tanhshrink, Threshold,
+)
 from .conv import Conv1d, Conv2d
 from .dropout import Dropout
 from .flatten import Flatten, Unflatten

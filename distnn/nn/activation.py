@@ -200,3 +200,161 @@ class Maxout(Module):
 
     def extra_repr(self):
         return f"pool_size={self.pool_size}, dim={self.dim}"
+
+
+# ---------------------------------------------------------------- more of PyTorch's activations
+def _inplace_repr(inplace):
+    return "inplace=True" if inplace else ""
+
+
+class _InplaceActivation(Module):
+    """An activation whose only argument is PyTorch's ``inplace``; ``_fn`` names its function."""
+
+    _fn = None
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return getattr(F, self._fn)(x, inplace=self.inplace)
+
+    def extra_repr(self):
+        return _inplace_repr(self.inplace)
+
+
+class SiLU(_InplaceActivation):
+    """x * sigmoid(x) (swish)."""
+    _fn = "silu"
+
+
+class Mish(_InplaceActivation):
+    """x * tanh(softplus(x))."""
+    _fn = "mish"
+
+
+class Hardswish(_InplaceActivation):
+    """x * relu6(x + 3) / 6."""
+    _fn = "hardswish"
+
+
+class Hardsigmoid(_InplaceActivation):
+    """relu6(x + 3) / 6."""
+    _fn = "hardsigmoid"
+
+
+class SELU(_InplaceActivation):
+    """Scaled ELU with PyTorch's constants (self-normalizing networks)."""
+    _fn = "selu"
+
+
+class ReLU6(_InplaceActivation):
+    """min(max(x, 0), 6), gradient 0 at 0 and 6 (PyTorch's hardtanh(x, 0, 6))."""
+    _fn = "relu6"
+
+
+class Hardtanh(Module):
+    """clamp(x, min_val, max_val), gradient 0 at and beyond the bounds."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        super().__init__()
+        if not max_val > min_val:
+            raise ValueError(f"Hardtanh: max_val ({max_val}) must be greater than min_val ({min_val})")
+        self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
+
+    def forward(self, x):
+        return F.hardtanh(x, self.min_val, self.max_val, self.inplace)
+
+    def extra_repr(self):
+        return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
+
+
+class CELU(Module):
+    """max(0, x) + min(0, alpha * (e^(x / alpha) - 1))."""
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.alpha, self.inplace = alpha, inplace
+
+    def forward(self, x):
+        return F.celu(x, self.alpha, self.inplace)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class Threshold(Module):
+    """x where x > threshold, else value."""
+
+    def __init__(self, threshold: float, value: float, inplace: bool = False):
+        super().__init__()
+        self.threshold, self.value, self.inplace = threshold, value, inplace
+
+    def forward(self, x):
+        return F.threshold(x, self.threshold, self.value, self.inplace)
+
+    def extra_repr(self):
+        return f"threshold={self.threshold}, value={self.value}" + (", inplace=True" if self.inplace else "")
+
+
+class Softsign(Module):
+    """x / (1 + |x|)."""
+
+    def forward(self, x):
+        return F.softsign(x)
+
+
+class Tanhshrink(Module):
+    """x - tanh(x)."""
+
+    def forward(self, x):
+        return F.tanhshrink(x)
+
+
+class Softshrink(Module):
+    """x -+ lambd outside [-lambd, lambd], 0 inside."""
+
+    def __init__(self, lambd: float = 0.5):
+        super().__init__()
+        self.lambd = lambd
+
+    def forward(self, x):
+        return F.softshrink(x, self.lambd)
+
+    def extra_repr(self):
+        return f"{self.lambd}"
+
+
+class Hardshrink(Softshrink):
+    """x outside [-lambd, lambd], 0 inside."""
+
+    def forward(self, x):
+        return F.hardshrink(x, self.lambd)
+
+
+class GLU(Module):
+    """Gated linear unit: first half of ``dim`` times the sigmoid of the second."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return F.glu(x, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class Softmin(Module):
+    """softmax(-x) along ``dim``."""
+
+    def __init__(self, dim: int | None = None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return F.softmin(x, dim=self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"

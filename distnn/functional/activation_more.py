@@ -1,0 +1,292 @@
+"""More of PyTorch's activations: silu, mish, hardtanh/relu6, hardswish, hardsigmoid, selu, celu, softsign,
+tanhshrink, softshrink, hardshrink, threshold, glu, softmin.
+
+Each follows PyTorch's definition, including its gradient at the kinks (hardtanh's is 0 at both bounds,
+hardswish's -0.5 at x = -3 and 1.5 at x = 3, threshold's 0 at the threshold) and how a NaN passes, and
+declares in ``reads`` what PyTorch's saves (the input for most), so that both refuse the same in-place
+changes before backward (see ``Function.reads``).
+"""
+from __future__ import annotations
+
+from distnn.autograd.function import Function
+from distnn.backend import get_array_module
+
+from .activation import Softmax, _in_place, _softmax_dim, sigmoid_array, softplus_array
+from .elementwise import float_input
+
+# SELU's constants (Klambauer et al.), as PyTorch's to the digit
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+class SiLU(Function):
+    """x sigmoid(x) (swish). Gradient s (1 + x (1 - s)), s = sigmoid(x), PyTorch's form."""
+
+    reads = ((0,),)
+
+    def forward(self, x):
+        self.x, self.s = x, sigmoid_array(x)
+        return x * self.s
+
+    def backward(self, g):
+        s = self.s
+        return (g * s * (1 + self.x * (1 - s)),)
+
+
+class Mish(Function):
+    """x tanh(softplus(x)); softplus formed stably (it is linear, not inf, for large x)."""
+
+    reads = ((0,),)
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.x, self.t = x, xp.tanh(softplus_array(x))
+        return x * self.t
+
+    def backward(self, g):
+        t = self.t  # d/dx = tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2), PyTorch's mish_backward
+        return (g * (t + self.x * sigmoid_array(self.x) * (1 - t * t)),)
+
+
+class Hardtanh(Function):
+    """clamp(x, min_val, max_val); the gradient passes strictly inside only (0 at either bound, PyTorch's
+    hardtanh_backward), and passes at a NaN (no comparison holds)."""
+
+    reads = ((0,),)
+
+    def forward(self, x, min_val=-1.0, max_val=1.0):
+        xp = get_array_module(x)
+        self.stop = (x <= min_val) | (x >= max_val)
+        return xp.minimum(xp.maximum(x, x.dtype.type(min_val)), x.dtype.type(max_val))
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return (xp.where(self.stop, 0, g),)
+
+
+class Hardswish(Function):
+    """x relu6(x + 3) / 6. Gradient: 0 up to -3, x / 3 + 0.5 inside (-3, 3), 1 from 3 on (PyTorch's ends)."""
+
+    reads = ((0,),)
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.x = x
+        return x * xp.minimum(xp.maximum(x + 3, 0), 6) / 6
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        x = self.x
+        return (xp.where(x <= -3, 0, xp.where(x < 3, g * (x / 3 + 0.5), g)),)
+
+
+_SIXTH_F32 = 0.1666666716337204  # float(numpy.float32(1 / 6))
+
+
+class Hardsigmoid(Function):
+    """relu6(x + 3) / 6. Gradient 1/6 strictly inside (-3, 3), else 0 (PyTorch's)."""
+
+    reads = ((0,),)
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.inside = (x > -3) & (x < 3)
+        return xp.minimum(xp.maximum(x + 3, 0), 6) / 6
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        # (PyTorch's CPU kernel multiplies by 1/6 rounded to float32, in every dtype: so do we)
+        return (xp.where(self.inside, g * _SIXTH_F32, 0),)
+
+
+class ScaledELU(Function):
+    """PyTorch's elu with its scales: scale x for x > 0, scale alpha (e^(input_scale x) - 1) for x <= 0
+    (SELU: PyTorch's constants; CELU: input_scale 1/alpha). The kink (x = 0) takes the negative side's
+    gradient and a NaN the positive side's, as PyTorch's elu_backward."""
+
+    reads = ((0,),)
+
+    def forward(self, x, alpha=1.0, scale=1.0, input_scale=1.0):
+        xp = get_array_module(x)
+        self.neg = x <= 0
+        self.e = xp.exp(xp.minimum(x, 0) * input_scale)  # (e <= 1: nothing overflows on the positive side)
+        self.scale, self.coef = scale, alpha * scale * input_scale
+        return xp.where(self.neg, (alpha * scale) * (self.e - 1), x * scale)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return (xp.where(self.neg, g * self.coef * self.e, g * self.scale),)
+
+
+class Softsign(Function):
+    """x / (1 + |x|); gradient 1 / (1 + |x|)^2."""
+
+    reads = ((0,),)  # (PyTorch's, composed, saves x for abs and the division)
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.d = 1 + xp.abs(x)
+        return x / self.d
+
+    def backward(self, g):
+        return (g / (self.d * self.d),)
+
+
+class Tanhshrink(Function):
+    """x - tanh(x); gradient tanh(x)^2."""
+
+    reads = ((),)  # (PyTorch's, composed, saves only tanh's result: a change of x in place afterwards is fine)
+
+    def forward(self, x):
+        self.t = get_array_module(x).tanh(x)
+        return x - self.t
+
+    def backward(self, g):
+        return (g * self.t * self.t,)
+
+
+class Shrink(Function):
+    """softshrink (x -+ lambd outside [-lambd, lambd], ``soft``) or hardshrink (x there); 0 inside. The
+    gradient is 0 on [-lambd, lambd], ends included (PyTorch's)."""
+
+    reads = ((0,),)
+
+    def forward(self, x, lambd=0.5, soft=True):
+        xp = get_array_module(x)
+        self.inside = (x >= -lambd) & (x <= lambd)
+        if soft:
+            out = xp.where(x > lambd, x - lambd, xp.where(x < -lambd, x + lambd, 0))
+            return xp.where(xp.isnan(x), x, out).astype(x.dtype, copy=False)  # (NaN stays NaN, as PyTorch's)
+        return xp.where(self.inside, 0, x).astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return (xp.where(self.inside, 0, g),)
+
+
+class Threshold(Function):
+    """x where x > threshold, else value; gradient 0 where x <= threshold (a NaN passes both)."""
+
+    reads = ((0,),)
+
+    def forward(self, x, threshold=0.0, value=0.0):
+        xp = get_array_module(x)
+        self.below = x <= threshold
+        return xp.where(self.below, x.dtype.type(value), x)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return (xp.where(self.below, 0, g),)
+
+
+class GLU(Function):
+    """a sigmoid(b), with a and b the halves of ``dim``."""
+
+    reads = ((0,),)
+
+    def forward(self, x, dim=-1):
+        xp = get_array_module(x)
+        self.a, b = xp.split(x, 2, axis=dim)
+        self.s, self.dim = sigmoid_array(b), dim
+        return self.a * self.s
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        s = self.s
+        return (xp.concatenate([g * s, g * self.a * s * (1 - s)], axis=self.dim),)
+
+
+# ---------------------------------------------------------------- the functions (PyTorch's signatures)
+def silu(input, inplace=False):
+    """x * sigmoid(x)."""
+    return _in_place(input, SiLU.apply(float_input(input)), inplace)
+
+
+def mish(input, inplace=False):
+    """x * tanh(softplus(x))."""
+    return _in_place(input, Mish.apply(float_input(input)), inplace)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """clamp(x, min_val, max_val), gradient 0 at and beyond the bounds."""
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+    return _in_place(input, Hardtanh.apply(input, min_val=min_val, max_val=max_val), inplace)
+
+
+def relu6(input, inplace=False):
+    """min(max(x, 0), 6): hardtanh(x, 0, 6) (so the gradient is 0 at x = 0 and x = 6, as PyTorch's)."""
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def hardswish(input, inplace=False):
+    """x * relu6(x + 3) / 6."""
+    return _in_place(input, Hardswish.apply(float_input(input)), inplace)
+
+
+def hardsigmoid(input, inplace=False):
+    """relu6(x + 3) / 6."""
+    return _in_place(input, Hardsigmoid.apply(float_input(input)), inplace)
+
+
+def selu(input, inplace=False):
+    """scale * (max(0, x) + min(0, alpha * (e^x - 1))) with PyTorch's alpha and scale."""
+    return _in_place(input, ScaledELU.apply(float_input(input), alpha=SELU_ALPHA, scale=SELU_SCALE), inplace)
+
+
+def celu(input, alpha=1.0, inplace=False):
+    """max(0, x) + min(0, alpha * (e^(x / alpha) - 1))."""
+    if alpha == 0:
+        raise ValueError("celu: alpha cannot be 0")
+    return _in_place(input, ScaledELU.apply(float_input(input), alpha=alpha, input_scale=1.0 / alpha), inplace)
+
+
+def softsign(input):
+    """x / (1 + |x|)."""
+    return Softsign.apply(float_input(input))
+
+
+def tanhshrink(input):
+    """x - tanh(x)."""
+    return Tanhshrink.apply(float_input(input))
+
+
+def softshrink(input, lambd=0.5):
+    """x - lambd above lambd, x + lambd below -lambd, 0 between; lambd >= 0."""
+    if not lambd >= 0:
+        raise ValueError(f"softshrink: lambd must be >= 0, got {lambd}")
+    return Shrink.apply(float_input(input), lambd=lambd, soft=True)
+
+
+def hardshrink(input, lambd=0.5):
+    """x where |x| > lambd, else 0."""
+    return Shrink.apply(float_input(input), lambd=lambd, soft=False)
+
+
+def threshold(input, threshold, value, inplace=False):  # noqa: A002 - PyTorch's names
+    """x where x > threshold, else value."""
+    return _in_place(input, Threshold.apply(input, threshold=threshold, value=value), inplace)
+
+
+def glu(input, dim=-1):
+    """First half of ``dim`` times the sigmoid of the second half (the size of ``dim`` must be even)."""
+    shape = tuple(input.shape)
+    if not shape:
+        raise ValueError("glu: does not take a 0-dimensional input")
+    d = dim % len(shape) if -len(shape) <= dim < len(shape) else None
+    if d is None:
+        raise IndexError(f"glu: dim {dim} is out of range for a {len(shape)}-D input")
+    if shape[d] % 2:
+        raise ValueError(f"glu: halving dimension {dim} needs an even size, got {shape[d]}")
+    return GLU.apply(float_input(input), dim=d)
+
+
+def softmin(input, dim=None):
+    """softmax(-x) along ``dim`` (neither given: the last, with a warning where PyTorch's choice differs)."""
+    from .activation import _LAST
+
+    return Softmax.apply(-float_input(input), axis=_softmax_dim("softmin", input, _LAST, dim))
+
+
+__all__ = ["silu", "mish", "hardtanh", "relu6", "hardswish", "hardsigmoid", "selu", "celu", "softsign", "tanhshrink",
+           "softshrink", "hardshrink", "threshold", "glu", "softmin"]
