@@ -1,7 +1,7 @@
 """An in-place change after a layer op is refused at backward exactly when PyTorch refuses it (oracle: torch).
 
-The companion of test_inplace_saved_oracle.py for convolution, normalization, pooling, the recurrent
-layers, attention, gaussian_nll_loss and prelu, which checked every input (and most their output)
+The companion of test_inplace_saved_oracle.py for convolution (and transposed convolution), normalization,
+pooling, the recurrent layers, attention, gaussian_nll_loss and prelu, which checked every input (and most their output)
 before they declared ``Function.reads``: ``z = conv2d(x, w, b); b += 1``, ``gaussian_nll_loss(x, y, v)``
 then any change of its inputs, ``gru(...)`` with x changed when only h0 needs a gradient: PyTorch
 backpropagates them all, distnn refused. For each op, each input and the output are changed in place
@@ -23,6 +23,7 @@ RNG = np.random.default_rng(0)
 N = RNG.standard_normal
 X4, W4, B4, W1 = N((2, 3, 5, 5)), N((4, 3, 3, 3)), N(4), N((4, 3, 1, 1))
 X3, W3, B3 = N((2, 3, 7)), N((4, 3, 3)), N(4)
+WT4, WT3 = N((3, 4, 3, 3)), N((3, 4, 3))  # transposed convolutions' weights: (C_in, C_out, k...)
 XL, WL, BL = N((2, 3, 4)), N(4), N(4)
 XB, WB, BB = N((4, 3, 2, 2)), N(3), N(3)
 RUNNING = N(3), RNG.uniform(0.5, 2.0, 3)
@@ -99,6 +100,9 @@ OPS = {
     "conv2d_stride2": ((X4, W4, B4), 3, lambda lib, x, w, b: _fn(lib).conv2d(x, w, b, stride=2)),
     "conv2d_1x1": ((X4, W1), 2, lambda lib, x, w: _fn(lib).conv2d(x, w)),  # (its columns are x itself)
     "conv1d": ((X3, W3, B3), 3, lambda lib, x, w, b: _fn(lib).conv1d(x, w, b, padding=1)),
+    "conv_transpose2d": ((X4, WT4, B4), 3,
+                         lambda lib, x, w, b: _fn(lib).conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)),
+    "conv_transpose1d": ((X3, WT3, B3), 3, lambda lib, x, w, b: _fn(lib).conv_transpose1d(x, w, b, padding=1)),
     "layer_norm": ((XL, WL, BL), 3, lambda lib, x, w, b: _fn(lib).layer_norm(x, (4,), w, b)),
     "layer_norm_weight": ((XL, WL), 2, lambda lib, x, w: _fn(lib).layer_norm(x, (4,), w)),
     "layer_norm_plain": ((XL,), 1, lambda lib, x: _fn(lib).layer_norm(x, (3, 4))),

@@ -7,6 +7,7 @@ from .linear import linear
 from .embedding import embedding, one_hot
 from .normalize import normalize
 from .conv import conv1d, conv2d
+from .conv_transpose import conv_transpose1d, conv_transpose2d
 from .norm import batch_norm, layer_norm
 from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_unpool2d
 from .loss import (

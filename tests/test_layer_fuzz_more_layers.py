@@ -1,0 +1,189 @@
+"""Seeded fuzz of the layers added after test_layer_fuzz.py against PyTorch (the oracle), with its harness:
+random valid hyper-parameters and shapes, the same float64 weights and buffers in both libraries, and
+outputs, input gradients, parameter gradients and buffers (running statistics) compared after every step.
+
+Covered: ConvTranspose1d, ConvTranspose2d (and their ``output_size`` argument), F.conv_transpose1d,
+F.conv_transpose2d.
+
+Also, per layer: a float32 check against PyTorch, and a small model using it trained through the public
+API for a few steps (its loss must fall).
+
+``DISTNN_LAYER_FUZZ_CASES`` sets the number of cases per op (default 4), ``DISTNN_LAYER_FUZZ_START`` the
+first seed, as for test_layer_fuzz.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import distnn  # noqa: E402
+import distnn.functional as DF  # noqa: E402
+from distnn import nn as dnn  # noqa: E402
+from distnn import optim  # noqa: E402
+
+from test_layer_fuzz import CASES, START, G, Case, _batch, _input  # noqa: E402
+
+TF = torch.nn.functional
+OPS = {}
+
+
+def op(name):
+    def register(f):
+        OPS[name] = f
+        return f
+    return register
+
+
+def _tuple_or_int(c, nd, lo, hi):
+    return c.pick(c.int(lo, hi), tuple(c.int(lo, hi) for _ in range(nd)))
+
+
+def _nd(v, nd):
+    return (v,) * nd if isinstance(v, int) else tuple(v)
+
+
+# ---- transposed convolutions
+def _conv_transpose_config(c, nd):
+    groups = c.pick(1, 1, 2, 3)
+    cin, cout = groups * c.int(1, 2), groups * c.int(1, 3)
+    k = _tuple_or_int(c, nd, 1, 4)
+    stride = c.pick(1, _tuple_or_int(c, nd, 1, 3))
+    dilation = c.pick(1, _tuple_or_int(c, nd, 1, 3))
+    padding = c.pick(0, _tuple_or_int(c, nd, 0, 3))
+    # output_padding must be below the stride or the dilation (PyTorch's rule), drawn so it mostly is
+    output_padding = c.pick(0, 0, tuple(c.int(0, max(s, d) - 1) for s, d in zip(_nd(stride, nd), _nd(dilation, nd))),
+                            _tuple_or_int(c, nd, 0, 2))
+    bias = c.coin(0.7)
+    shape = _batch(c, cin, *(c.int(1, 6) for _ in range(nd)))
+    return c.draw(groups=groups, cin=cin, cout=cout, k=k, stride=stride, dilation=dilation, padding=padding,
+                  output_padding=output_padding, bias=bias, shape=shape)
+
+
+@op("ConvTranspose1d/2d")
+def _conv_transpose(c):
+    nd = c.draw(nd=c.int(1, 2))
+    groups, cin, cout, k, stride, dilation, padding, output_padding, bias, shape = _conv_transpose_config(c, nd)
+    kw = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups, bias=bias,
+              dilation=dilation)
+    name = f"ConvTranspose{nd}d"
+    try:
+        tm = getattr(torch.nn, name)(cin, cout, k, **kw)
+    except (ValueError, RuntimeError):
+        return False
+    dm = getattr(dnn, name)(cin, cout, k, **kw)
+    c.randomize(dm)
+    how = c.draw(output_size=c.pick(None, None, "spatial", "full"))
+    if how is None:
+        return c.run(dm, tm, [_input(c, shape)], dm, tm)
+    # an output_size within the valid range (or, now and then, one past it: both must refuse)
+    kk, ss, pp, dd = _nd(k, nd), _nd(stride, nd), _nd(padding, nd), _nd(dilation, nd)
+    size = [(shape[len(shape) - nd + d] - 1) * ss[d] - 2 * pp[d] + dd[d] * (kk[d] - 1) + 1 + c.int(0, ss[d])
+            for d in range(nd)]
+    if how == "full":
+        size = list(shape[:len(shape) - nd]) + size
+    c.draw(size=size)
+    return c.run(lambda x: dm(x, size), lambda x: tm(x, size), [_input(c, shape)], dm, tm)
+
+
+@op("F.conv_transpose1d/2d")
+def _f_conv_transpose(c):
+    nd = c.draw(nd=c.int(1, 2))
+    groups, cin, cout, k, stride, dilation, padding, output_padding, bias, shape = _conv_transpose_config(c, nd)
+    args = [G(c.normal(*shape)), G(c.normal(cin, cout // groups, *_nd(k, nd))), G(c.normal(cout)) if bias else None,
+            stride, padding, output_padding, groups, dilation]
+    name = f"conv_transpose{nd}d"
+    return c.run(getattr(DF, name), getattr(TF, name), args)
+
+
+# ---------------------------------------------------------------------------- the fuzz
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's, where a result is NaN as PyTorch's (empty means)
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_more_layers_fuzz_matches_pytorch(name):
+    torch.set_num_threads(1)
+    ran = 0
+    for seed in range(START, START + CASES):
+        if OPS[name](Case(name, seed)):
+            ran += 1
+    assert ran or CASES < 4, f"{name}: PyTorch refused every configuration drawn: the generator is wrong"
+
+
+# ---------------------------------------------------------------------------- float32
+def _float32_pair(dm, tm, x):
+    """Forward and backward in float32 in both libraries (PyTorch's weights copied into distnn's module)."""
+    dm.load_state_dict({k: v.detach().numpy().copy() for k, v in tm.state_dict().items()})
+    xd, xt = distnn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    yd, yt = dm(xd), tm(xt)
+    assert yd.dtype == np.float32
+    g = np.random.default_rng(1).standard_normal(tuple(yt.shape)).astype(np.float32)
+    (yd * distnn.tensor(g)).sum().backward()
+    (yt * torch.from_numpy(g)).sum().backward()
+    np.testing.assert_allclose(np.asarray(yd.data), yt.detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(xd.grad.data), xt.grad.numpy(), rtol=1e-4, atol=1e-5)
+    tparams = dict(tm.named_parameters())
+    for name, p in dm.named_parameters():
+        assert p.grad.dtype == np.float32
+        np.testing.assert_allclose(np.asarray(p.grad.data), tparams[name].grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_conv_transpose2d_float32_matches_pytorch():
+    torch.manual_seed(0)
+    tm = torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
+    dm = dnn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
+    x = np.random.default_rng(0).standard_normal((3, 4, 5, 6)).astype(np.float32)
+    _float32_pair(dm, tm, x)
+
+
+def test_conv_transpose_parameters_and_initialisation_are_pytorchs():
+    dm, tm = dnn.ConvTranspose2d(4, 6, (3, 2), groups=2), torch.nn.ConvTranspose2d(4, 6, (3, 2), groups=2)
+    assert dm.weight.shape == tuple(tm.weight.shape) == (4, 3, 3, 2)
+    assert dm.bias.shape == (6,) and dm.kernel_size == tm.kernel_size and dm.output_padding == tm.output_padding
+    bound = 1 / np.sqrt(3 * 3 * 2)  # fan-in: C_out/groups * kh * kw, as PyTorch's
+    w = np.asarray(dm.weight.data)
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.8 * bound
+    assert np.abs(np.asarray(dm.bias.data)).max() <= bound
+    assert dnn.ConvTranspose1d(2, 4, 3).weight.shape == (2, 4, 3)
+    with pytest.raises(ValueError, match="zeros"):
+        dnn.ConvTranspose2d(2, 2, 3, padding_mode="reflect")
+
+
+# ---------------------------------------------------------------------------- training through the public API
+def _digits(n, rng):
+    """Digit-like 8x8 images: a few random strokes (bars) on a dark background, in [0, 1]."""
+    x = np.zeros((n, 1, 8, 8), dtype=np.float32)
+    for img in x:
+        for _ in range(2):
+            if rng.random() < 0.5:
+                r = rng.integers(1, 7)
+                img[0, r, rng.integers(0, 3):rng.integers(5, 8)] = 1.0
+            else:
+                col = rng.integers(1, 7)
+                img[0, rng.integers(0, 3):rng.integers(5, 8), col] = 1.0
+    return x
+
+
+def _trains(model, x, target, steps=30, lr=0.01):
+    """Adam on the MSE of model(x) against target; the first and last losses."""
+    opt = optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = DF.mse_loss(model(distnn.tensor(x)), distnn.tensor(target))
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.item()))
+    return losses[0], losses[-1]
+
+
+def test_a_conv_autoencoder_with_conv_transpose2d_trains():
+    distnn.manual_seed(0)
+    x = _digits(32, np.random.default_rng(0))
+    model = dnn.Sequential(
+        dnn.Conv2d(1, 8, 3, stride=2, padding=1), dnn.ReLU(),          # 8x8 -> 4x4
+        dnn.Conv2d(8, 16, 3, stride=2, padding=1), dnn.ReLU(),         # -> 2x2
+        dnn.ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1), dnn.ReLU(),  # -> 4x4
+        dnn.ConvTranspose2d(8, 1, 4, stride=2, padding=1),             # -> 8x8
+    )
+    first, last = _trains(model, x, x)
+    assert last < 0.5 * first, (first, last)
