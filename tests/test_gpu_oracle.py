@@ -230,6 +230,8 @@ LAYERS = {
     "BatchNorm1d": (lambda: nn.BatchNorm1d(6), (8, 6), None),
     "BatchNorm2d": (lambda: nn.BatchNorm2d(3), (4, 3, 5, 5), None),
     "LayerNorm": (lambda: nn.LayerNorm((4, 5)), (3, 4, 5), None),
+    "GroupNorm": (lambda: nn.GroupNorm(2, 6), (3, 6, 4, 5), None),
+    "InstanceNorm2d": (lambda: nn.InstanceNorm2d(3, affine=True, track_running_stats=True), (2, 3, 4, 5), None),
     "Dropout": (lambda: nn.Dropout(0.3), (16, 10), None),
     "GELU-tanh": (lambda: nn.GELU(approximate="tanh"), (4, 9), None),
     "GELU": (lambda: nn.GELU(), (4, 9), None),

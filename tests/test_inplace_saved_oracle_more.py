@@ -1,7 +1,7 @@
 """An in-place change after a layer op is refused at backward exactly when PyTorch refuses it (oracle: torch).
 
-The companion of test_inplace_saved_oracle.py for convolution (and transposed convolution), normalization,
-pooling, the recurrent layers, attention, gaussian_nll_loss and prelu, which checked every input (and most their output)
+The companion of test_inplace_saved_oracle.py for convolution (and transposed convolution), normalization
+(batch, layer, group and instance norm), pooling, the recurrent layers, attention, gaussian_nll_loss and prelu, which checked every input (and most their output)
 before they declared ``Function.reads``: ``z = conv2d(x, w, b); b += 1``, ``gaussian_nll_loss(x, y, v)``
 then any change of its inputs, ``gru(...)`` with x changed when only h0 needs a gradient: PyTorch
 backpropagates them all, distnn refused. For each op, each input and the output are changed in place
@@ -49,6 +49,13 @@ def _fn(lib):
 def _batch_norm_eval(lib, x, w, b):
     mean, var = (a.copy() for a in RUNNING) if lib is dn else (lib.tensor(a) for a in RUNNING)
     return _fn(lib).batch_norm(x, mean, var, w, b)
+
+
+def _instance_norm_running(use_input_stats):
+    def op(lib, x, w, b):
+        mean, var = (a.copy() for a in RUNNING) if lib is dn else (lib.tensor(a) for a in RUNNING)
+        return _fn(lib).instance_norm(x, mean, var, w, b, use_input_stats=use_input_stats)
+    return op
 
 
 def _valid_rows_batch_norm(lib, x, w, b):
@@ -110,6 +117,11 @@ OPS = {
     "batch_norm_train_plain": ((XB,), 1, lambda lib, x: _fn(lib).batch_norm(x, None, None, training=True)),
     "batch_norm_eval": ((XB, WB, BB), 3, _batch_norm_eval),
     "batch_norm_valid_rows": ((XB, WB, BB), 3, _valid_rows_batch_norm),
+    "group_norm": ((XB, WB, BB), 3, lambda lib, x, w, b: _fn(lib).group_norm(x, 3, w, b)),
+    "group_norm_plain": ((XB,), 1, lambda lib, x: _fn(lib).group_norm(x, 1)),
+    "instance_norm": ((XB, WB, BB), 3, lambda lib, x, w, b: _fn(lib).instance_norm(x, weight=w, bias=b)),
+    "instance_norm_running": ((XB, WB, BB), 3, _instance_norm_running(True)),
+    "instance_norm_eval": ((XB, WB, BB), 3, _instance_norm_running(False)),
     "max_pool2d": ((X4,), 1, lambda lib, x: _fn(lib).max_pool2d(x, 2)),
     "max_pool2d_padded": ((X4,), 1, lambda lib, x: _fn(lib).max_pool2d(x, 3, 2, 1)),
     "avg_pool2d": ((X4,), 1, lambda lib, x: _fn(lib).avg_pool2d(x, 2)),

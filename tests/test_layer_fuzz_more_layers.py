@@ -3,7 +3,8 @@ random valid hyper-parameters and shapes, the same float64 weights and buffers i
 outputs, input gradients, parameter gradients and buffers (running statistics) compared after every step.
 
 Covered: ConvTranspose1d, ConvTranspose2d (and their ``output_size`` argument), F.conv_transpose1d,
-F.conv_transpose2d.
+F.conv_transpose2d, GroupNorm, F.group_norm, InstanceNorm1d, InstanceNorm2d (training and eval steps,
+running statistics), F.instance_norm.
 
 Also, per layer: a float32 check against PyTorch, and a small model using it trained through the public
 API for a few steps (its loss must fall).
@@ -97,6 +98,74 @@ def _f_conv_transpose(c):
     return c.run(getattr(DF, name), getattr(TF, name), args)
 
 
+# ---- group and instance normalization
+@op("GroupNorm/F.group_norm")
+def _group_norm(c):
+    G_ = c.int(1, 3)
+    C_ = G_ * c.int(1, 3)
+    c.draw(G=G_, C=C_)
+    shape = c.draw(shape=(c.dim(3), C_) + tuple(c.int(1, 4) for _ in range(c.int(0, 2))))
+    affine, bias, eps = c.draw(affine=c.coin(0.7), bias=c.coin(0.7), eps=c.pick(1e-5, 1e-3, 0.5))
+    if c.draw(functional=c.coin(0.3)):
+        args = [G(c.normal(*shape)), G(c.normal(C_), False) if affine else None,
+                G(c.normal(C_), False) if affine and c.coin() else None]
+        return c.run(lambda x, w, b: DF.group_norm(x, G_, w, b, eps), lambda x, w, b: TF.group_norm(x, G_, w, b, eps),
+                     args)
+    kw = dict(eps=eps, affine=affine, bias=bias)
+    dm, tm = dnn.GroupNorm(G_, C_, **kw), torch.nn.GroupNorm(G_, C_, **kw)
+    c.randomize(dm)
+    return c.run(dm, tm, [_input(c, shape)], dm, tm)
+
+
+@op("InstanceNorm1d/2d")
+def _instance_norm(c):
+    which = c.draw(which=c.pick("1d", "2d"))
+    C_ = c.int(1, 4)
+    spatial = (c.int(1, 5),) if which == "1d" else (c.int(1, 4), c.int(1, 4))
+    affine, bias, track = c.draw(affine=c.coin(), bias=c.coin(0.7), track=c.coin(0.6))
+    momentum, eps = c.draw(momentum=c.pick(0.1, 0.5, None, 0.0, 1.0), eps=c.pick(1e-5, 1e-3, 0.5))
+    # (an empty batch only without running statistics: see F.instance_norm's generator)
+    shape = (c.dim(3) if not track else c.int(1, 3), C_) + spatial if c.coin(0.85) else (C_,) + spatial
+    modes = c.draw(modes=[c.coin(0.7) for _ in range(3)])
+    c.draw(shape=shape)
+    kw = dict(eps=eps, momentum=momentum, affine=affine, track_running_stats=track, bias=bias)
+    name = f"InstanceNorm{which}"
+    dm, tm = getattr(dnn, name)(C_, **kw), getattr(torch.nn, name)(C_, **kw)
+    c.randomize(dm)
+    inputs = [c.normal(*shape) * c.pick(1.0, 3.0) + c.pick(0.0, 2.0) for _ in range(3)]
+    return c.run(dm, tm, lambda s: [G(inputs[s])], dm, tm, steps=3, modes=modes)
+
+
+@op("F.instance_norm")
+def _f_instance_norm(c):
+    C_ = c.int(1, 4)
+    shape = c.draw(shape=(c.dim(3), C_) + tuple(c.int(1, 4) for _ in range(c.int(1, 2))))
+    use, momentum, eps, w, b, running = c.draw(use_input_stats=c.coin(0.7), momentum=c.pick(0.1, 0.7, 0.0),
+                                               eps=c.pick(1e-5, 0.1), weight=c.coin(), bias=c.coin(),
+                                               running=c.coin(0.7))
+    if shape[0] == 0 and running and use:
+        # An empty batch: PyTorch's running statistics become NaN (the mean over no instance), distnn leaves
+        # them alone, as its batch_norm does (and PyTorch's batch_norm). Left out.
+        return False
+    rm, rv = c.rng.standard_normal(C_), c.rng.uniform(0.5, 2, C_)
+    store = {}
+
+    def fd(x, wt, bs):
+        store["d"] = (distnn.tensor(rm.copy()), distnn.tensor(rv.copy())) if running else (None, None)
+        return DF.instance_norm(x, *store["d"], wt, bs, use, momentum, eps)
+
+    def ft(x, wt, bs):
+        store["t"] = (torch.tensor(rm.copy()), torch.tensor(rv.copy())) if running else (None, None)
+        return TF.instance_norm(x, *store["t"], wt, bs, use, momentum, eps)
+
+    ok = c.run(fd, ft, [G(c.normal(*shape)), G(c.normal(C_), False) if w else None,
+                        G(c.normal(C_), False) if b else None])
+    if ok and running:
+        for d, t, name in zip(store["d"], store["t"], ("running_mean", "running_var")):
+            c.close(d, t, name)
+    return ok
+
+
 # ---------------------------------------------------------------------------- the fuzz
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's, where a result is NaN as PyTorch's (empty means)
 @pytest.mark.parametrize("name", sorted(OPS))
@@ -148,6 +217,51 @@ def test_conv_transpose_parameters_and_initialisation_are_pytorchs():
         dnn.ConvTranspose2d(2, 2, 3, padding_mode="reflect")
 
 
+def test_group_norm_float32_matches_pytorch():
+    torch.manual_seed(0)
+    tm = torch.nn.GroupNorm(2, 6)
+    with torch.no_grad():
+        tm.weight.normal_()
+        tm.bias.normal_()
+    x = (np.random.default_rng(0).standard_normal((3, 6, 4, 5)) * 3 + 1).astype(np.float32)
+    _float32_pair(dnn.GroupNorm(2, 6), tm, x)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_instance_norm_float32_matches_pytorch(training):
+    tm = torch.nn.InstanceNorm2d(3, affine=True, track_running_stats=True, momentum=0.3)
+    dm = dnn.InstanceNorm2d(3, affine=True, track_running_stats=True, momentum=0.3)
+    with torch.no_grad():
+        tm.weight.normal_()
+        tm.bias.normal_()
+        tm.running_mean.normal_()
+        tm.running_var.uniform_(0.5, 2.0)
+    tm.train(training)
+    dm.train(training)
+    x = (np.random.default_rng(0).standard_normal((2, 3, 4, 5)) * 3 + 1).astype(np.float32)
+    _float32_pair(dm, tm, x)
+    for name, b in tm.named_buffers():
+        np.testing.assert_allclose(np.asarray(getattr(dm, name).data), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_group_and_instance_norm_parameters_are_pytorchs():
+    for dm, tm in ((dnn.GroupNorm(3, 6), torch.nn.GroupNorm(3, 6)),
+                   (dnn.GroupNorm(3, 6, affine=False), torch.nn.GroupNorm(3, 6, affine=False)),
+                   (dnn.GroupNorm(3, 6, bias=False), torch.nn.GroupNorm(3, 6, bias=False)),
+                   (dnn.InstanceNorm1d(4), torch.nn.InstanceNorm1d(4)),
+                   (dnn.InstanceNorm2d(4, affine=True, track_running_stats=True),
+                    torch.nn.InstanceNorm2d(4, affine=True, track_running_stats=True))):
+        dstate, tstate = dm.state_dict(), tm.state_dict()
+        assert sorted(dstate) == sorted(tstate), type(dm).__name__
+        for k, v in tstate.items():
+            np.testing.assert_array_equal(np.asarray(dstate[k]), v.numpy())
+        assert repr(dm) == repr(tm)
+    with pytest.raises(ValueError, match="divisible"):
+        dnn.GroupNorm(4, 6)
+    with pytest.raises(ValueError, match="num_features"):
+        dnn.InstanceNorm1d(3, affine=True)(distnn.tensor(np.zeros((2, 4, 5))))
+
+
 # ---------------------------------------------------------------------------- training through the public API
 def _digits(n, rng):
     """Digit-like 8x8 images: a few random strokes (bars) on a dark background, in [0, 1]."""
@@ -187,3 +301,37 @@ def test_a_conv_autoencoder_with_conv_transpose2d_trains():
     )
     first, last = _trains(model, x, x)
     assert last < 0.5 * first, (first, last)
+
+
+def _bars(n, rng):
+    """Images holding one horizontal (label 0) or vertical (label 1) bar, and their labels."""
+    x = np.zeros((n, 1, 8, 8), dtype=np.float32)
+    y = rng.integers(0, 2, n)
+    for img, label in zip(x, y):
+        r, a = rng.integers(0, 8), rng.integers(0, 3)
+        if label:
+            img[0, a:a + 5, r] = 1.0
+        else:
+            img[0, r, a:a + 5] = 1.0
+    return x + 0.1 * rng.standard_normal(x.shape).astype(np.float32), y
+
+
+@pytest.mark.parametrize("norm", ["GroupNorm", "InstanceNorm2d"])
+def test_a_small_classifier_with_the_layer_trains(norm):
+    distnn.manual_seed(0)
+    layer = {"GroupNorm": lambda: dnn.GroupNorm(2, 8),
+             "InstanceNorm2d": lambda: dnn.InstanceNorm2d(8, affine=True, track_running_stats=True)}[norm]()
+    model = dnn.Sequential(dnn.Conv2d(1, 8, 3, padding=1), layer, dnn.ReLU(), dnn.Conv2d(8, 8, 3, padding=1),
+                           dnn.ReLU(), dnn.AdaptiveAvgPool2d(1), dnn.Flatten(), dnn.Linear(8, 2))
+    x, y = _bars(64, np.random.default_rng(0))
+    opt = optim.Adam(model.parameters(), lr=0.02)
+    losses = []
+    for _ in range(25):
+        opt.zero_grad()
+        loss = DF.cross_entropy(model(distnn.tensor(x)), distnn.tensor(y))
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.item()))
+    assert losses[-1] < 0.5 * losses[0], losses
+    model.eval()  # (InstanceNorm2d then normalizes with its running statistics, as PyTorch's)
+    assert np.isfinite(np.asarray(model(distnn.tensor(x)).data)).all()

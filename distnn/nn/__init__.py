@@ -12,7 +12,9 @@ from .loss import (
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, GaussianNLLLoss, HingeEmbeddingLoss, HuberLoss, L1Loss, MSELoss,
     MultiMarginLoss, NLLLoss, SoftMarginLoss,
 )
-from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm, _BatchNorm
+from .normalization import (
+    BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm, _BatchNorm,
+)
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, MaxUnpool2d
 # Sequence and attention layers (issue 3, part B)
 from .attention import MultiheadAttention
