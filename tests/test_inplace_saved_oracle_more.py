@@ -128,6 +128,10 @@ OPS = {
     "avg_pool2d_unbatched": ((X4[0],), 1, lambda lib, x: _fn(lib).avg_pool2d(x, 3, 2, 1)),
     "adaptive_avg_pool2d": ((X4,), 1, lambda lib, x: _fn(lib).adaptive_avg_pool2d(x, 2)),
     "adaptive_avg_pool2d_even": ((X4[..., :4, :4],), 1, lambda lib, x: _fn(lib).adaptive_avg_pool2d(x, 2)),
+    "adaptive_max_pool2d": ((X4,), 1, lambda lib, x: _fn(lib).adaptive_max_pool2d(x, (2, 3))),
+    "max_pool1d": ((X3,), 1, lambda lib, x: _fn(lib).max_pool1d(x, 3, 2, 1)),
+    "avg_pool1d": ((X3,), 1, lambda lib, x: _fn(lib).avg_pool1d(x, 3, 2, 1)),
+    "adaptive_avg_pool1d": ((X3,), 1, lambda lib, x: _fn(lib).adaptive_avg_pool1d(x, 3)),
     "lstm": ((XR, H0, C0) + LSTM_W, 7, _recurrent("lstm")),
     "lstm_no_bias": ((XR, H0, C0) + LSTM_W[:2], 5, _recurrent("lstm")),
     "gru": ((XR, H0) + GRU_W, 6, _recurrent("gru")),
@@ -157,7 +161,7 @@ def _stricter(name, need, target) -> bool:
     * a recurrent layer over one step: PyTorch's reads W_hh for h0's gradient only, distnn declares it for
       every input (``reads`` are per class, not per sequence length).
     """
-    if name.startswith("max_pool2d"):
+    if name.startswith(("max_pool2d", "max_pool1d")):  # (max_pool1d is max_pool2d over a height of 1)
         return target == "out_nograd"
     if name.endswith("_one_step"):
         return target == (4 if name.startswith("lstm") else 3) and not need[1]

@@ -4,7 +4,8 @@ outputs, input gradients, parameter gradients and buffers (running statistics) c
 
 Covered: ConvTranspose1d, ConvTranspose2d (and their ``output_size`` argument), F.conv_transpose1d,
 F.conv_transpose2d, GroupNorm, F.group_norm, InstanceNorm1d, InstanceNorm2d (training and eval steps,
-running statistics), F.instance_norm.
+running statistics), F.instance_norm, AdaptiveMaxPool2d and F.adaptive_max_pool2d (return_indices, ties,
+NaN), MaxPool1d, AvgPool1d, AdaptiveAvgPool1d and their F. functions.
 
 Also, per layer: a float32 check against PyTorch, and a small model using it trained through the public
 API for a few steps (its loss must fall).
@@ -166,6 +167,68 @@ def _f_instance_norm(c):
     return ok
 
 
+# ---- pooling
+def _module_or_functional(c, module, functional, *args, **kw):
+    """The pooling layer in both libraries as a module or, half the time, as its F. function."""
+    if c.draw(functional=c.coin()):
+        return (lambda x: getattr(DF, functional)(x, *args, **kw)), (lambda x: getattr(TF, functional)(x, *args, **kw))
+    return getattr(dnn, module)(*args, **kw), getattr(torch.nn, module)(*args, **kw)
+
+
+@op("AdaptiveMaxPool2d")
+def _adaptive_max(c):
+    shape = _batch(c, c.int(1, 3), c.int(1, 9), c.int(1, 9))
+    size = c.pick(c.int(1, 10), (c.int(1, 10), c.int(1, 10)), (None, c.int(1, 10)), (c.int(1, 10), None))
+    ri = c.draw(output_size=size, shape=shape, return_indices=c.coin())[2]
+    x = c.normal(*shape, ties=True)
+    if x.size and c.coin(0.1):  # NaN: the last NaN of a window wins, as PyTorch's
+        x.flat[c.rng.integers(0, x.size, 3)] = np.nan
+    dm, tm = _module_or_functional(c, "AdaptiveMaxPool2d", "adaptive_max_pool2d", size, return_indices=ri)
+    return c.run(dm, tm, [G(x)])
+
+
+def _pool1d_config(c, dilation=True):
+    k = c.int(1, 4)
+    stride = c.pick(None, c.int(1, 3))
+    padding = c.int(0, k // 2)
+    d = c.int(1, 3) if dilation else 1
+    shape = (c.int(0, 3) if c.coin(0.1) else c.int(1, 3),) * c.coin(0.8) + (c.int(1, 3), c.int(1, 9))
+    return c.draw(k=k, stride=stride, padding=padding, dilation=d, ceil_mode=c.coin(), shape=shape)
+
+
+@op("MaxPool1d")
+def _maxpool1d(c):
+    k, stride, padding, d, ceil, shape = _pool1d_config(c)
+    ri = c.draw(return_indices=c.coin())
+    kw = dict(stride=stride, padding=padding, dilation=d, ceil_mode=ceil, return_indices=ri)
+    x = c.normal(*shape, ties=True)
+    try:
+        empty = bool(torch.isinf(TF.max_pool1d(torch.from_numpy(x), k, **{**kw, "return_indices": False})).any())
+    except RuntimeError:
+        empty = False
+    if empty:  # a dilated window of padding only: left out, as for MaxPool2d (test_layer_fuzz.py)
+        return False
+    dm, tm = _module_or_functional(c, "MaxPool1d", "max_pool1d", k, **kw)
+    return c.run(dm, tm, [G(x)])
+
+
+@op("AvgPool1d")
+def _avgpool1d(c):
+    k, stride, padding, _, ceil, shape = _pool1d_config(c, dilation=False)
+    cip = c.draw(count_include_pad=c.coin())
+    dm, tm = _module_or_functional(c, "AvgPool1d", "avg_pool1d", k, stride=stride, padding=padding, ceil_mode=ceil,
+                                   count_include_pad=cip)
+    return c.run(dm, tm, [G(c.normal(*shape))])
+
+
+@op("AdaptiveAvgPool1d")
+def _adaptive_avg1d(c):
+    shape = c.draw(shape=(c.int(1, 3),) * c.coin(0.8) + (c.int(1, 3), c.int(1, 9)))
+    size = c.draw(output_size=c.pick(c.int(1, 10), (c.int(1, 10),)))
+    dm, tm = _module_or_functional(c, "AdaptiveAvgPool1d", "adaptive_avg_pool1d", size)
+    return c.run(dm, tm, [G(c.normal(*shape))])
+
+
 # ---------------------------------------------------------------------------- the fuzz
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's, where a result is NaN as PyTorch's (empty means)
 @pytest.mark.parametrize("name", sorted(OPS))
@@ -262,6 +325,25 @@ def test_group_and_instance_norm_parameters_are_pytorchs():
         dnn.InstanceNorm1d(3, affine=True)(distnn.tensor(np.zeros((2, 4, 5))))
 
 
+@pytest.mark.parametrize("layer", ["AdaptiveMaxPool2d", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d"])
+def test_pooling_float32_matches_pytorch(layer):
+    args = {"AdaptiveMaxPool2d": ((3, 2),), "MaxPool1d": (3, 2, 1), "AvgPool1d": (3, 2, 1),
+            "AdaptiveAvgPool1d": (4,)}[layer]
+    shape = (2, 3, 7, 5) if layer.endswith("2d") else (2, 3, 9)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    _float32_pair(getattr(dnn, layer)(*args), getattr(torch.nn, layer)(*args), x)
+
+
+def test_pooling_errors_name_the_op():
+    x = distnn.tensor(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="^max_pool1d: "):
+        DF.max_pool1d(x, 9)
+    with pytest.raises(ValueError, match="^avg_pool1d: "):
+        DF.avg_pool1d(x, 9)
+    with pytest.raises(ValueError, match="AdaptiveMaxPool2d"):
+        dnn.AdaptiveMaxPool2d(2)(x[0])
+
+
 # ---------------------------------------------------------------------------- training through the public API
 def _digits(n, rng):
     """Digit-like 8x8 images: a few random strokes (bars) on a dark background, in [0, 1]."""
@@ -316,13 +398,26 @@ def _bars(n, rng):
     return x + 0.1 * rng.standard_normal(x.shape).astype(np.float32), y
 
 
-@pytest.mark.parametrize("norm", ["GroupNorm", "InstanceNorm2d"])
-def test_a_small_classifier_with_the_layer_trains(norm):
+class _Rows(dnn.Module):
+    """(N, 1, 8, 8) images as (N, 8, 8) sequences of rows: the 1-D layers' (N, C, L) input."""
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], 8, 8)
+
+
+@pytest.mark.parametrize("layer", ["GroupNorm", "InstanceNorm2d", "AdaptiveMaxPool2d", "1d pools"])
+def test_a_small_classifier_with_the_layer_trains(layer):
     distnn.manual_seed(0)
-    layer = {"GroupNorm": lambda: dnn.GroupNorm(2, 8),
-             "InstanceNorm2d": lambda: dnn.InstanceNorm2d(8, affine=True, track_running_stats=True)}[norm]()
-    model = dnn.Sequential(dnn.Conv2d(1, 8, 3, padding=1), layer, dnn.ReLU(), dnn.Conv2d(8, 8, 3, padding=1),
-                           dnn.ReLU(), dnn.AdaptiveAvgPool2d(1), dnn.Flatten(), dnn.Linear(8, 2))
+    norm = {"GroupNorm": lambda: dnn.GroupNorm(2, 8),
+            "InstanceNorm2d": lambda: dnn.InstanceNorm2d(8, affine=True, track_running_stats=True)}.get(layer)
+    if layer == "1d pools":
+        model = dnn.Sequential(_Rows(), dnn.Conv1d(8, 8, 3, padding=1), dnn.ReLU(), dnn.MaxPool1d(2),
+                               dnn.AvgPool1d(3, 1, 1), dnn.AdaptiveAvgPool1d(2), dnn.Flatten(), dnn.Linear(16, 2))
+    else:
+        model = dnn.Sequential(dnn.Conv2d(1, 8, 3, padding=1), norm() if norm else dnn.Identity(), dnn.ReLU(),
+                               dnn.Conv2d(8, 8, 3, padding=1), dnn.ReLU(),
+                               dnn.AdaptiveMaxPool2d((1, 2)) if layer == "AdaptiveMaxPool2d" else dnn.AdaptiveAvgPool2d(1),
+                               dnn.Flatten(), dnn.Linear(16 if layer == "AdaptiveMaxPool2d" else 8, 2))
     x, y = _bars(64, np.random.default_rng(0))
     opt = optim.Adam(model.parameters(), lr=0.02)
     losses = []
