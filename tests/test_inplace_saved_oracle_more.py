@@ -1,7 +1,7 @@
 """An in-place change after a layer op is refused at backward exactly when PyTorch refuses it (oracle: torch).
 
-The companion of test_inplace_saved_oracle.py for convolution, normalization, pooling, the recurrent
-layers, attention, gaussian_nll_loss and prelu, which checked every input (and most their output)
+The companion of test_inplace_saved_oracle.py for convolution (and transposed convolution), normalization
+(batch, layer, group and instance norm), pooling, the recurrent layers, attention, gaussian_nll_loss and prelu, which checked every input (and most their output)
 before they declared ``Function.reads``: ``z = conv2d(x, w, b); b += 1``, ``gaussian_nll_loss(x, y, v)``
 then any change of its inputs, ``gru(...)`` with x changed when only h0 needs a gradient: PyTorch
 backpropagates them all, distnn refused. For each op, each input and the output are changed in place
@@ -24,6 +24,7 @@ RNG = np.random.default_rng(0)
 N = RNG.standard_normal
 X4, W4, B4, W1 = N((2, 3, 5, 5)), N((4, 3, 3, 3)), N(4), N((4, 3, 1, 1))
 X3, W3, B3 = N((2, 3, 7)), N((4, 3, 3)), N(4)
+WT4, WT3 = N((3, 4, 3, 3)), N((3, 4, 3))  # transposed convolutions' weights: (C_in, C_out, k...)
 XL, WL, BL = N((2, 3, 4)), N(4), N(4)
 XB, WB, BB = N((4, 3, 2, 2)), N(3), N(3)
 RUNNING = N(3), RNG.uniform(0.5, 2.0, 3)
@@ -50,6 +51,13 @@ def _fn(lib):
 def _batch_norm_eval(lib, x, w, b):
     mean, var = (a.copy() for a in RUNNING) if lib is dn else (lib.tensor(a) for a in RUNNING)
     return _fn(lib).batch_norm(x, mean, var, w, b)
+
+
+def _instance_norm_running(use_input_stats):
+    def op(lib, x, w, b):
+        mean, var = (a.copy() for a in RUNNING) if lib is dn else (lib.tensor(a) for a in RUNNING)
+        return _fn(lib).instance_norm(x, mean, var, w, b, use_input_stats=use_input_stats)
+    return op
 
 
 def _valid_rows_batch_norm(lib, x, w, b):
@@ -101,6 +109,9 @@ OPS = {
     "conv2d_stride2": ((X4, W4, B4), 3, lambda lib, x, w, b: _fn(lib).conv2d(x, w, b, stride=2)),
     "conv2d_1x1": ((X4, W1), 2, lambda lib, x, w: _fn(lib).conv2d(x, w)),  # (its columns are x itself)
     "conv1d": ((X3, W3, B3), 3, lambda lib, x, w, b: _fn(lib).conv1d(x, w, b, padding=1)),
+    "conv_transpose2d": ((X4, WT4, B4), 3,
+                         lambda lib, x, w, b: _fn(lib).conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)),
+    "conv_transpose1d": ((X3, WT3, B3), 3, lambda lib, x, w, b: _fn(lib).conv_transpose1d(x, w, b, padding=1)),
     "layer_norm": ((XL, WL, BL), 3, lambda lib, x, w, b: _fn(lib).layer_norm(x, (4,), w, b)),
     "layer_norm_weight": ((XL, WL), 2, lambda lib, x, w: _fn(lib).layer_norm(x, (4,), w)),
     "layer_norm_plain": ((XL,), 1, lambda lib, x: _fn(lib).layer_norm(x, (3, 4))),
@@ -108,12 +119,21 @@ OPS = {
     "batch_norm_train_plain": ((XB,), 1, lambda lib, x: _fn(lib).batch_norm(x, None, None, training=True)),
     "batch_norm_eval": ((XB, WB, BB), 3, _batch_norm_eval),
     "batch_norm_valid_rows": ((XB, WB, BB), 3, _valid_rows_batch_norm),
+    "group_norm": ((XB, WB, BB), 3, lambda lib, x, w, b: _fn(lib).group_norm(x, 3, w, b)),
+    "group_norm_plain": ((XB,), 1, lambda lib, x: _fn(lib).group_norm(x, 1)),
+    "instance_norm": ((XB, WB, BB), 3, lambda lib, x, w, b: _fn(lib).instance_norm(x, weight=w, bias=b)),
+    "instance_norm_running": ((XB, WB, BB), 3, _instance_norm_running(True)),
+    "instance_norm_eval": ((XB, WB, BB), 3, _instance_norm_running(False)),
     "max_pool2d": ((X4,), 1, lambda lib, x: _fn(lib).max_pool2d(x, 2)),
     "max_pool2d_padded": ((X4,), 1, lambda lib, x: _fn(lib).max_pool2d(x, 3, 2, 1)),
     "avg_pool2d": ((X4,), 1, lambda lib, x: _fn(lib).avg_pool2d(x, 2)),
     "avg_pool2d_unbatched": ((X4[0],), 1, lambda lib, x: _fn(lib).avg_pool2d(x, 3, 2, 1)),
     "adaptive_avg_pool2d": ((X4,), 1, lambda lib, x: _fn(lib).adaptive_avg_pool2d(x, 2)),
     "adaptive_avg_pool2d_even": ((X4[..., :4, :4],), 1, lambda lib, x: _fn(lib).adaptive_avg_pool2d(x, 2)),
+    "adaptive_max_pool2d": ((X4,), 1, lambda lib, x: _fn(lib).adaptive_max_pool2d(x, (2, 3))),
+    "max_pool1d": ((X3,), 1, lambda lib, x: _fn(lib).max_pool1d(x, 3, 2, 1)),
+    "avg_pool1d": ((X3,), 1, lambda lib, x: _fn(lib).avg_pool1d(x, 3, 2, 1)),
+    "adaptive_avg_pool1d": ((X3,), 1, lambda lib, x: _fn(lib).adaptive_avg_pool1d(x, 3)),
     "lstm": ((XR, H0, C0) + LSTM_W, 7, _recurrent("lstm")),
     "lstm_no_bias": ((XR, H0, C0) + LSTM_W[:2], 5, _recurrent("lstm")),
     "gru": ((XR, H0) + GRU_W, 6, _recurrent("gru")),
@@ -150,7 +170,7 @@ def _stricter(name, need, target) -> bool:
     * a recurrent layer over one step: PyTorch's reads W_hh for h0's gradient only, distnn declares it for
       every input (``reads`` are per class, not per sequence length).
     """
-    if name.startswith("max_pool2d"):
+    if name.startswith(("max_pool2d", "max_pool1d")):  # (max_pool1d is max_pool2d over a height of 1)
         return target == "out_nograd"
     if name.endswith("_one_step"):
         return target == (4 if name.startswith("lstm") else 3) and not need[1]

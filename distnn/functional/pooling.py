@@ -1,5 +1,6 @@
 """Pooling as fused Functions: ``max_pool2d`` (with ``return_indices``), ``max_unpool2d``,
-``avg_pool2d``, ``adaptive_avg_pool2d``.
+``avg_pool2d``, ``adaptive_avg_pool2d``, ``adaptive_max_pool2d``; and their 1-D forms ``max_pool1d``,
+``avg_pool1d``, ``adaptive_avg_pool1d`` (the 2-D ones over a height of 1, as conv1d on conv2d).
 
 Max and average pooling loop over the kh*kw kernel offsets only; each step is
 one vectorized op on a strided view covering every (batch, channel, output
@@ -9,7 +10,10 @@ one input even when a window holds ties (common after ReLU, where many values
 are 0); padding never wins, even in a window of -inf.
 Max unpooling scatters each value to its index in a zeroed plane; its backward
 gathers the gradient at the same indices.
-Adaptive average pooling is two small matrix products with averaging matrices.
+Adaptive average pooling is two small matrix products with averaging matrices. Adaptive max pooling
+gathers every window (padded to the largest by repeating its last cell, which never changes a maximum
+nor which cell wins) and takes the argmax; its backward scatter-adds to the winners (windows overlap
+when the input size is not a multiple of the output size).
 """
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
-from .conv import _pair
+from . import shape as S
+from .conv import _pair, _single
 
 
 def _geometry(shape, kernel, stride, padding, dilation, ceil_mode, who):
@@ -403,4 +408,163 @@ def adaptive_avg_pool2d(input, output_size):
     return AdaptiveAvgPool2d.apply(input, output_size=size)
 
 
-__all__ = ["max_pool2d", "max_unpool2d", "avg_pool2d", "adaptive_avg_pool2d"]
+def _adaptive_windows(xp, size, out):
+    """(out, k) input positions of each of the ``out`` windows over ``size`` cells (PyTorch's: from
+    floor(i * size / out) to ceil((i + 1) * size / out) - 1), each padded to the largest window's k cells by
+    repeating its last one."""
+    i = np.arange(out)
+    start, end = (i * size) // out, -(-((i + 1) * size) // out)
+    k = int((end - start).max())
+    return xp.asarray(np.minimum(start[:, None] + np.arange(k)[None, :], end[:, None] - 1))
+
+
+def _adaptive_max(x, output_size):
+    """(output, indices): each window's maximum and its flat index h * W + w in its (N, C) plane."""
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    Ho, Wo = output_size
+    rows, cols = _adaptive_windows(xp, H, Ho), _adaptive_windows(xp, W, Wo)  # (Ho, kh), (Wo, kw)
+    kh, kw = rows.shape[1], cols.shape[1]
+    win = x[:, :, rows[:, :, None, None], cols[None, None, :, :]]  # (N, C, Ho, kh, Wo, kw)
+    win = win.transpose(0, 1, 2, 4, 3, 5).reshape(N, C, Ho, Wo, kh * kw)
+    # PyTorch's CPU kernel scans a window row by row keeping ``val > max or isnan(val)``: the first maximum
+    # wins ties (argmax's rule), and the last NaN wins a window holding NaN
+    arg = xp.argmax(win, axis=-1)
+    nan = xp.isnan(win)
+    if bool(nan.any()):
+        last_nan = kh * kw - 1 - xp.argmax(nan[..., ::-1], axis=-1)
+        arg = xp.where(nan.any(axis=-1), last_nan, arg)
+    out = xp.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
+    flat = (rows[:, None, :, None] * W + cols[None, :, None, :]).reshape(Ho, Wo, kh * kw).astype(np.int64)
+    indices = xp.take_along_axis(xp.broadcast_to(flat, arg.shape + (kh * kw,)), arg[..., None], axis=-1)[..., 0]
+    return out, indices
+
+
+class AdaptiveMaxPool2d(Function):
+    # PyTorch's adaptive_max_pool2d_backward takes the input and the indices (its own): so distnn declares the
+    # input and keeps the indices; an in-place change of the output is fine in both
+    reads = ((0,),)
+
+    def forward(self, x, output_size):
+        out, self.indices = _adaptive_max(x, output_size)
+        self.xshape = x.shape
+        return out
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        N, C, H, W = self.xshape
+        gx = xp.zeros(N * C * H * W, dtype=g.dtype)
+        planes = (xp.arange(N * C, dtype=np.int64) * (H * W)).reshape(N, C, 1, 1)
+        S.scatter_add(gx, (self.indices + planes).ravel(), g.ravel())  # (overlapping windows: both add)
+        return gx.reshape(N, C, H, W),
+
+
+@_unbatched_as_one
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Max pooling to a fixed ``output_size`` (int or pair; None keeps that input size) whatever the input
+    size. With ``return_indices``, also the flat index ``h * W + w`` of each maximum in its (N, C) plane, as
+    PyTorch."""
+    if input.ndim != 4:
+        raise ValueError(f"adaptive_max_pool2d: expected a 4-D input (N, C, H, W) or a 3-D one (C, H, W), got "
+                         f"shape {tuple(input.shape)}")
+    if isinstance(output_size, int):
+        output_size = (output_size, output_size)
+    if len(output_size) != 2:
+        raise ValueError(f"adaptive_max_pool2d: output_size must be an int or a pair, got {tuple(output_size)}")
+    H, W = input.shape[2], input.shape[3]
+    if H < 1 or W < 1 or input.shape[1] < 1:
+        raise ValueError(f"adaptive_max_pool2d: expected an input with non-zero sizes but the batch's, got shape "
+                         f"{tuple(input.shape)}")
+    size = (H if output_size[0] is None else int(output_size[0]), W if output_size[1] is None else int(output_size[1]))
+    if min(size) < 1:
+        raise ValueError(f"adaptive_max_pool2d: output_size must be positive, got {output_size}")
+    out = AdaptiveMaxPool2d.apply(input, output_size=size)
+    if not return_indices:
+        return out
+    return out, Tensor(_adaptive_max(input.data if isinstance(input, Tensor) else input, size)[1])
+
+
+# ---------------------------------------------------------------------------- 1-D pooling: 2-D with height 1
+def _as_2d(input):
+    """(N, C, L) -> (N, C, 1, L) and (C, L) -> (C, 1, L) (max_pool2d and kin take both)."""
+    if input.ndim not in (2, 3):
+        raise ValueError(f"expected a 3-D input (N, C, L) or a 2-D one (C, L), got shape {tuple(input.shape)}")
+    return S.Unsqueeze.apply(input, axis=input.ndim - 1)
+
+
+def _squeezed(result):
+    if isinstance(result, tuple):
+        return tuple(r.squeeze(-2) for r in result)
+    return result.squeeze(-2)
+
+
+def _named_1d(name):
+    def wrap(fn):
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except ValueError as e:  # named as the 1-D op, whichever 2-D one refused
+                msg = str(e).replace(name.replace("1d", "2d") + ": ", "")
+                raise ValueError(msg if msg.startswith(name) else f"{name}: {msg}") from None
+        return call
+    return wrap
+
+
+class MaxPool1d(MaxPool2d):
+    """MaxPool2d over x (N, C, L) or (C, L) seen as (N, C, 1, L). The reshapes are inside the node, so that its
+    output is the node's own (not a view of a MaxPool2d output): changed in place while recording, it is
+    copied first as MaxPool2d's (see there), where PyTorch's backpropagates too."""
+
+    def forward(self, x, **geometry):
+        self.shape1d = x.shape
+        x4 = x.reshape((1,) * (3 - x.ndim) + x.shape[:-1] + (1, x.shape[-1]))
+        out = super().forward(x4, **geometry)
+        return out.reshape(x.shape[:-1] + (out.shape[-1],))
+
+    def backward(self, g):
+        g4 = g.reshape((1,) * (3 - g.ndim) + g.shape[:-1] + (1, g.shape[-1]))
+        return super().backward(g4)[0].reshape(self.shape1d),
+
+
+@_named_1d("max_pool1d")
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max over (dilated) windows of input (N, C, L) or (C, L); ``stride`` defaults to ``kernel_size``; padding
+    counts as -inf. With ``return_indices``, also each maximum's index along L (int64, no gradient)."""
+    if input.ndim not in (2, 3):
+        raise ValueError(f"expected a 3-D input (N, C, L) or a 2-D one (C, L), got shape {tuple(input.shape)}")
+    k = _single(kernel_size, "kernel_size", "max_pool1d")
+    s = k if stride is None or stride == [] else _single(stride, "stride", "max_pool1d")
+    p, d = _single(padding, "padding", "max_pool1d"), _single(dilation, "dilation", "max_pool1d")
+    shape = tuple(input.shape)
+    shape4 = (1,) * (3 - len(shape)) + shape[:-1] + (1, shape[-1])
+    kernel, stride, padding, dilation = (1, k), (1, s), (0, p), (1, d)
+    Ho, Wo = _geometry(shape4, kernel, stride, padding, dilation, ceil_mode, "max_pool1d")
+    extra = (0, max(0, (Wo - 1) * s + d * (k - 1) + 1 - (shape[-1] + 2 * p)))  # (ceil_mode: as max_pool2d)
+    out = MaxPool1d.apply(input, kernel=kernel, stride=stride, padding=padding, dilation=dilation, Ho=Ho, Wo=Wo,
+                          extra=extra)
+    if not return_indices:
+        return out
+    x = (input.data if isinstance(input, Tensor) else input).reshape(shape4)
+    idx = _max_indices(x, out.data.reshape(shape4[:3] + (Wo,)), kernel, stride, padding, dilation, Ho, Wo, extra)
+    return out, Tensor(idx.reshape(tuple(out.shape)))
+
+
+@_named_1d("avg_pool1d")
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Mean over windows of input (N, C, L) or (C, L) (zero padding counted when ``count_include_pad``)."""
+    k = _single(kernel_size, "kernel_size", "avg_pool1d")
+    s = k if stride is None or stride == [] else _single(stride, "stride", "avg_pool1d")
+    p = _single(padding, "padding", "avg_pool1d")
+    return _squeezed(avg_pool2d(_as_2d(input), (1, k), (1, s), (0, p), ceil_mode, count_include_pad))
+
+
+@_named_1d("adaptive_avg_pool1d")
+def adaptive_avg_pool1d(input, output_size):
+    """Average pooling of input (N, C, L) or (C, L) to ``output_size`` (an int) whatever L."""
+    size = _single(output_size, "output_size", "adaptive_avg_pool1d")
+    return _squeezed(adaptive_avg_pool2d(_as_2d(input), (1, size)))
+
+
+__all__ = ["max_pool2d", "max_unpool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "max_pool1d",
+           "avg_pool1d", "adaptive_avg_pool1d"]

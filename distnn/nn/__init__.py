@@ -8,7 +8,7 @@ from .activation import (
     CELU, GLU, SELU, Hardshrink, Hardsigmoid, Hardswish, Hardtanh, Mish, ReLU6, SiLU, Softmin, Softshrink, Softsign,
     Tanhshrink, Threshold,
 )
-from .conv import Conv1d, Conv2d
+from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .dropout import Dropout
 from .flatten import Flatten, Unflatten
 from .linear import Identity, Linear
@@ -16,8 +16,12 @@ from .loss import (
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, GaussianNLLLoss, HingeEmbeddingLoss, HuberLoss, L1Loss, MSELoss,
     MultiMarginLoss, NLLLoss, SoftMarginLoss,
 )
-from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm, _BatchNorm
-from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, MaxUnpool2d
+from .normalization import (
+    BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm, _BatchNorm,
+)
+from .pooling import (
+    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d, MaxUnpool2d,
+)
 # Sequence and attention layers (issue 3, part B)
 from .attention import MultiheadAttention
 from .embedding import Embedding

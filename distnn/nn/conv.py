@@ -1,10 +1,16 @@
-"""``Conv1d`` and ``Conv2d`` with PyTorch's arguments, parameter shapes and default initialization."""
+"""``Conv1d``, ``Conv2d``, ``ConvTranspose1d`` and ``ConvTranspose2d`` with PyTorch's arguments, parameter shapes
+and default initialization."""
 from __future__ import annotations
 
+import numpy as np
+
+from distnn.backend import DEFAULT_DTYPE
 from distnn.functional import shape as S
 from distnn.functional.conv import _pair, _resolve_padding, _single, check_conv2d_shapes, conv1d, conv2d
+from distnn.functional.conv_transpose import conv_transpose1d, conv_transpose2d, transposed_output_padding
 
-from .linear import _WeightAndBias
+from .linear import _WeightAndBias, _finish
+from .module import Parameter
 
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -125,4 +131,94 @@ class Conv1d(_ConvNd):
         return out.squeeze(0) if unbatched else out
 
 
-__all__ = ["Conv1d", "Conv2d", "conv2d"]
+class _ConvTransposeNd(_WeightAndBias):
+    """weight (C_in, C_out/groups, *kernel_size), bias (C_out,); initialized as PyTorch's (kaiming_uniform_(a=sqrt(5))
+    on the weight, whose fan-in is then C_out/groups * prod(kernel_size), and U(+-1/sqrt(fan_in)) on the bias)."""
+
+    _nd = 2
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
+                 dilation, padding_mode, device, dtype, generator):
+        super().__init__()
+        name = type(self).__name__
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"{name}: in_channels={in_channels} and out_channels={out_channels} must both be "
+                             f"divisible by groups={groups}")
+        if padding_mode != "zeros":
+            raise ValueError(f'{name}: only "zeros" padding mode is supported, got {padding_mode!r}')
+        if self._nd == 2:
+            def tup(v, what):
+                return _pair(v, what)
+        else:
+            def tup(v, what):
+                return (_single(v, what, name),)
+        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
+        self.kernel_size, self.stride = tup(kernel_size, "kernel_size"), tup(stride, "stride")
+        self.padding, self.output_padding = tup(padding, "padding"), tup(output_padding, "output_padding")
+        self.dilation, self.padding_mode = tup(dilation, "dilation"), padding_mode
+        dtype = np.dtype(dtype or DEFAULT_DTYPE)
+        self.weight = Parameter(np.empty((self.in_channels, self.out_channels // self.groups) + self.kernel_size,
+                                         dtype=dtype))
+        if bias:  # (C_out,): not the weight's first dimension, so not _build's
+            self.bias = Parameter(np.empty(self.out_channels, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters(generator)
+        _finish(self, device)
+
+    def forward(self, input, output_size=None):
+        """``output_size`` (optional): the output's spatial size (or the whole shape), picking the
+        output_padding (in place of the layer's) that gives it, as PyTorch."""
+        shape = tuple(input.shape)
+        if len(shape) not in (self._nd + 1, self._nd + 2):
+            raise ValueError(f"{self.where()}: expected a {self._nd + 2}-D input (batched) or a {self._nd + 1}-D "
+                             f"one (unbatched), got shape {shape}")
+        try:
+            op = self.output_padding if output_size is None else transposed_output_padding(
+                shape, output_size, self.stride, self.padding, self.kernel_size, self.dilation, self.where())
+            fn = conv_transpose2d if self._nd == 2 else conv_transpose1d
+            return fn(input, self.weight, self.bias, self.stride, self.padding, op, self.groups, self.dilation)
+        except ValueError as e:
+            msg = str(e)
+            raise ValueError(msg if msg.startswith(self.where()) else f"{self.where()}: {msg}") from None
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if any(self.padding):
+            s += f", padding={self.padding}"
+        if any(self.output_padding):
+            s += f", output_padding={self.output_padding}"
+        if any(d != 1 for d in self.dilation):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """Transposed 2-D convolution: input (N, C_in, H, W) -> (N, C_out, H_out, W_out) with
+    H_out = (H - 1) * stride - 2 * padding + dilation * (kh - 1) + output_padding + 1; weight
+    (C_in, C_out/groups, kh, kw). ``forward(input, output_size=None)`` as PyTorch's."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None, dtype=None,
+                 generator=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
+                         dilation, padding_mode, device, dtype, generator)
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """Transposed 1-D convolution: input (N, C_in, L) -> (N, C_out, L_out); weight (C_in, C_out/groups, k)."""
+
+    _nd = 1
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None, dtype=None,
+                 generator=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
+                         dilation, padding_mode, device, dtype, generator)
+
+
+__all__ = ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "conv2d"]

@@ -1,4 +1,5 @@
-"""``LayerNorm`` and batch normalization (``BatchNorm1d``, ``BatchNorm2d``), PyTorch semantics.
+"""``LayerNorm``, ``GroupNorm``, batch normalization (``BatchNorm1d``, ``BatchNorm2d``) and instance
+normalization (``InstanceNorm1d``, ``InstanceNorm2d``), PyTorch semantics.
 
 ``_BatchNorm`` is the base a synchronized batch norm subclasses: it owns the
 parameters and buffers (``weight``, ``bias``, ``running_mean``, ``running_var``,
@@ -19,10 +20,12 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+import warnings
 
 import numpy as np
 
 from distnn.backend import DEFAULT_DTYPE, get_array_module
+from distnn.functional.group_norm import group_norm, instance_norm
 from distnn.functional.norm import (BatchNormTrain, _bcast, _bn_axes, batch_norm, batch_stats, layer_norm,
                                     update_running_stats)
 
@@ -138,6 +141,36 @@ class ValidRowsBatchNormTrain(BatchNormTrain):
         return gx, gw, gb
 
 
+def _norm_base_init(module, num_features, eps, momentum, affine, track_running_stats, device, dtype, bias):
+    """PyTorch's _NormBase (batch and instance norm): ``weight`` (ones) and ``bias`` (zeros) of (C,) when
+    ``affine``; buffers ``running_mean`` (zeros), ``running_var`` (ones) and ``num_batches_tracked`` when
+    ``track_running_stats``."""
+    module.num_features = int(num_features)
+    module.eps = eps
+    module.momentum = momentum
+    module.affine = affine
+    module.track_running_stats = track_running_stats
+    dtype = np.dtype(dtype or DEFAULT_DTYPE)
+    if affine:
+        module.weight = Parameter(np.ones(module.num_features, dtype=dtype))
+        if bias:
+            module.bias = Parameter(np.zeros(module.num_features, dtype=dtype))
+        else:
+            module.register_parameter("bias", None)
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+    if track_running_stats:
+        module.register_buffer("running_mean", np.zeros(module.num_features, dtype=dtype))
+        module.register_buffer("running_var", np.ones(module.num_features, dtype=dtype))
+        module.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+    else:
+        module.register_buffer("running_mean", None)
+        module.register_buffer("running_var", None)
+        module.register_buffer("num_batches_tracked", None)
+    _finish(module, device)
+
+
 class _BatchNorm(Module):
     """Shared by BatchNorm1d/2d (and SyncBatchNorm): per-channel normalization over (N, C, ...)."""
 
@@ -151,30 +184,7 @@ class _BatchNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
                  track_running_stats: bool = True, device=None, dtype=None, *, bias: bool = True):
         super().__init__()
-        self.num_features = int(num_features)
-        self.eps = eps
-        self.momentum = momentum
-        self.affine = affine
-        self.track_running_stats = track_running_stats
-        dtype = np.dtype(dtype or DEFAULT_DTYPE)
-        if affine:
-            self.weight = Parameter(np.ones(self.num_features, dtype=dtype))
-            if bias:
-                self.bias = Parameter(np.zeros(self.num_features, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", np.zeros(self.num_features, dtype=dtype))
-            self.register_buffer("running_var", np.ones(self.num_features, dtype=dtype))
-            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
-        _finish(self, device)
+        _norm_base_init(self, num_features, eps, momentum, affine, track_running_stats, device, dtype, bias)
 
     def reset_running_stats(self):
         if self.track_running_stats:
@@ -274,3 +284,111 @@ class BatchNorm2d(_BatchNorm):
 
     _expected_ndims = (4,)
     _shape_text = "(N, C, H, W)"
+
+
+class GroupNorm(Module):
+    """Normalize each sample's ``num_groups`` groups of channels (input (N, C, *)), then scale and shift per
+    channel by ``weight`` (ones) and ``bias`` (zeros) of (C,) when ``affine`` (``bias=False``: no bias)."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True, device=None,
+                 dtype=None, *, bias: bool = True):
+        super().__init__()
+        if num_groups < 1 or num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels={num_channels} must be divisible by num_groups={num_groups}")
+        self.num_groups, self.num_channels, self.eps, self.affine = int(num_groups), int(num_channels), eps, affine
+        dtype = np.dtype(dtype or DEFAULT_DTYPE)
+        if affine:
+            self.weight = Parameter(np.ones(self.num_channels, dtype=dtype))
+            if bias:
+                self.bias = Parameter(np.zeros(self.num_channels, dtype=dtype))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        _finish(self, device)
+
+    def reset_parameters(self):
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, x):
+        shape = tuple(x.shape)
+        if len(shape) < 2 or shape[1] != self.num_channels:
+            raise ValueError(f"{self.where()}: expected input (N, {self.num_channels}, *), got shape {shape}")
+        return group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")
+
+
+class _InstanceNorm(Module):
+    """Shared by InstanceNorm1d/2d: per-(sample, channel) normalization over the spatial positions.
+
+    As PyTorch's: no affine parameters and no running statistics by default; with ``track_running_stats``
+    the statistics are updated in training (``momentum=None`` leaves them as they are: PyTorch passes 0
+    and never counts ``num_batches_tracked``) and used in eval. Unbatched inputs are a batch of one.
+    """
+
+    _no_batch_ndim = 2  # (C, L) for 1d; (C, H, W) for 2d
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = False,
+                 track_running_stats: bool = False, device=None, dtype=None, *, bias: bool = True):
+        super().__init__()
+        _norm_base_init(self, num_features, eps, momentum, affine, track_running_stats, device, dtype, bias)
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean.data[...] = 0
+            self.running_var.data[...] = 1
+            self.num_batches_tracked.data[...] = 0
+
+    def reset_parameters(self):
+        self.reset_running_stats()
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, x):
+        shape = tuple(x.shape)
+        n = self._no_batch_ndim
+        if len(shape) not in (n, n + 1):
+            raise ValueError(f"{self.where()}: expected {n}D or {n + 1}D input (got {len(shape)}D input)")
+        feature_dim = len(shape) - n
+        if shape[feature_dim] != self.num_features:
+            if self.affine:
+                raise ValueError(f"{self.where()}: expected input's size at dim={feature_dim} to match num_features "
+                                 f"({self.num_features}), but got: {shape[feature_dim]}.")
+            warnings.warn(f"{self.where()}: input's size at dim={feature_dim} does not match num_features. You can "
+                          f"silence this warning by not passing in num_features, which is not used because "
+                          f"affine=False", stacklevel=2)
+        unbatched = len(shape) == n
+        if unbatched:
+            x = x.reshape((1,) + shape)
+        try:
+            out = instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                self.training or not self.track_running_stats,
+                                self.momentum if self.momentum is not None else 0.0, self.eps)
+        except ValueError as e:
+            raise ValueError(f"{self.where()}: {e}") from None
+        return out.reshape(shape) if unbatched else out
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance norm over (N, C, L) or unbatched (C, L) inputs."""
+
+    _no_batch_ndim = 2
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance norm over (N, C, H, W) or unbatched (C, H, W) inputs."""
+
+    _no_batch_ndim = 3

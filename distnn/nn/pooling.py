@@ -1,8 +1,10 @@
-"""Pooling modules: ``MaxPool2d``, ``MaxUnpool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d`` (PyTorch's arguments)."""
+"""Pooling modules: ``MaxPool2d``, ``MaxUnpool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d``, ``AdaptiveMaxPool2d``,
+``MaxPool1d``, ``AvgPool1d``, ``AdaptiveAvgPool1d`` (PyTorch's arguments)."""
 from __future__ import annotations
 
-from distnn.functional.conv import _pair
-from distnn.functional.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_unpool2d
+from distnn.functional.conv import _pair, _single
+from distnn.functional.pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool1d,
+                                      avg_pool2d, max_pool1d, max_pool2d, max_unpool2d)
 
 from .module import Module
 
@@ -84,6 +86,72 @@ class AdaptiveAvgPool2d(Module):
 
     def forward(self, x):
         return _named(self, adaptive_avg_pool2d, x, self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool2d(Module):
+    """Max-pool (N, C, H, W) to ``output_size`` (int or pair; None keeps that size) whatever the input size;
+    with ``return_indices=True``, ``forward`` returns ``(output, indices)`` as PyTorch."""
+
+    def __init__(self, output_size, return_indices: bool = False):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, x):
+        return _named(self, adaptive_max_pool2d, x, self.output_size, self.return_indices)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class MaxPool1d(Module):
+    """Max over windows of (N, C, L) or (C, L); ``stride`` defaults to ``kernel_size``; padding counts as -inf."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride if stride is not None else kernel_size, padding
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
+
+    def forward(self, x):
+        return _named(self, max_pool1d, x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                      self.return_indices)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class AvgPool1d(Module):
+    """Mean over windows of (N, C, L) or (C, L); zero padding counted when ``count_include_pad`` (default)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
+        super().__init__()
+        # 1-tuples, as PyTorch's AvgPool1d keeps them
+        self.kernel_size = (_single(kernel_size, "kernel_size", "AvgPool1d"),)
+        self.stride = (_single(stride if stride is not None else kernel_size, "stride", "AvgPool1d"),)
+        self.padding = (_single(padding, "padding", "AvgPool1d"),)
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+
+    def forward(self, x):
+        return _named(self, avg_pool1d, x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                      self.count_include_pad)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool1d(Module):
+    """Average-pool (N, C, L) or (C, L) to ``output_size`` (an int) whatever L."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        return _named(self, adaptive_avg_pool1d, x, self.output_size)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"

@@ -1,0 +1,151 @@
+"""Group and instance normalization as fused Functions: ``group_norm`` and ``instance_norm``.
+
+Group norm normalizes each sample over its channels' groups (C/G channels and every spatial position
+together), then scales and shifts per channel; instance norm is group norm with one channel per group
+(and optional running statistics, as PyTorch's). Statistics in two passes, as layer_norm's; backward
+is layer norm's closed form over each group's M values:
+
+    dx = rstd * (dxh - mean(dxh) - xhat * mean(dxh * xhat)),   dxh = dy * weight[c]
+"""
+from __future__ import annotations
+
+import warnings
+
+from distnn.autograd.function import Function
+from distnn.backend import get_array_module
+
+from ._into import destinations, sum_into
+from .norm import BatchNormEval, _bcast, _raw
+
+
+class GroupNorm(Function):
+    """x (N, C, *) normalized over each of its ``num_groups`` groups of C/num_groups channels; weight, bias (C,)."""
+
+    # backward reads xhat and rstd (its own) and, for x's gradient, the weight; PyTorch's native_group_norm saves
+    # the input and the weight whichever needs a gradient, not the bias nor its output: so do we
+    reads = ((0, 1), (0, 1), (0, 1))
+
+    def forward(self, x, weight=None, bias=None, num_groups=1, eps=1e-5):
+        xp = get_array_module(x)
+        N, C = x.shape[:2]
+        xr = x.reshape(N, num_groups, x.size // max(N * num_groups, 1))  # (not -1: an empty batch has no size)
+        mean = xr.mean(axis=-1, keepdims=True)
+        xc = xr - mean
+        var = (xc * xc).mean(axis=-1, keepdims=True)
+        rstd = 1.0 / xp.sqrt(var + eps)
+        xhat = (xc * rstd).reshape(x.shape)
+        out = xhat * _bcast(weight, x.ndim) if weight is not None else xhat.copy()
+        if bias is not None:
+            out += _bcast(bias, x.ndim)
+        self.xhat, self.rstd, self.weight, self.num_groups = xhat, rstd, self._kept_weight(weight), num_groups
+        self.has_bias = bias is not None
+        return out
+
+    def _kept_weight(self, weight):
+        return weight
+
+    def backward(self, g):
+        nd, xhat = g.ndim, self.xhat
+        N, G = g.shape[0], self.num_groups
+        group = (N, G, g.size // max(N * G, 1))
+        nin = self.needs_input_grad
+        gx = gw = gb = None
+        if nin[0]:
+            gxh = (g * _bcast(self.weight, nd) if self.weight is not None else g).reshape(group)
+            xh = xhat.reshape(group)
+            gx = self.rstd * (gxh - gxh.mean(axis=-1, keepdims=True) - xh * (gxh * xh).mean(axis=-1, keepdims=True))
+            gx = gx.reshape(g.shape)
+        dest = destinations(self, 3)
+        axes = (0,) + tuple(range(2, nd))
+        if self.weight is not None and len(nin) > 1 and nin[1]:
+            gw = sum_into(g * xhat, axes, dest[1])
+        if self.has_bias and len(nin) > 2 and nin[2]:
+            gb = sum_into(g, axes, dest[2])
+        return gx, gw, gb
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Group normalization (PyTorch's ``F.group_norm``): input (N, C, *), C divisible by ``num_groups``;
+    ``weight`` and ``bias`` (C,) scale and shift each channel."""
+    shape = tuple(input.shape)
+    if len(shape) < 2:
+        raise ValueError(f"group_norm: expected an input of at least 2 dimensions (N, C, *), got shape {shape}")
+    if num_groups < 1 or shape[1] % num_groups:
+        raise ValueError(f"group_norm: expected the number of channels of the input ({shape[1]}, shape {shape}) to be "
+                         f"divisible by num_groups={num_groups}")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and tuple(p.shape) != (shape[1],):
+            raise ValueError(f"group_norm: expected {name} of shape ({shape[1]},), got {tuple(p.shape)}")
+    return GroupNorm.apply(input, weight, bias, num_groups=num_groups, eps=eps)
+
+
+class InstanceNormTrain(GroupNorm):
+    """Instance norm with the input's statistics: group norm with one channel per group.
+
+    PyTorch's instance_norm runs batch norm on a (1, N*C, *) view with ``weight.repeat(N)``: it saves the input
+    (a view of it) and that copy of the weight, never the weight itself. So a change of the weight after the
+    forward is no error there: here backward reads its own copy of the weight (C values) and declares the
+    input only.
+    """
+
+    reads = ((0,), (0,), (0,))
+
+    def _kept_weight(self, weight):
+        return None if weight is None else weight.copy()
+
+
+class InstanceNormEval(BatchNormEval):
+    """Instance norm with the running statistics: a per-channel affine map (batch norm's in eval). Declares the
+    input only, as PyTorch's (see InstanceNormTrain); its backward reads its own copies of the rest."""
+
+    reads = ((0,), (0,), (0,))
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
+                  momentum=0.1, eps=1e-5):
+    """Instance normalization (PyTorch's ``F.instance_norm``): each (sample, channel) of input (N, C, *)
+    normalized over its spatial positions, with its own statistics (``use_input_stats``; the running
+    statistics, when given, then move towards their mean over the batch by ``momentum``, with the unbiased
+    variance) or with ``running_mean``/``running_var``."""
+    x = _raw(input)
+    shape = tuple(x.shape)
+    if len(shape) < 3:
+        raise ValueError(f"instance_norm: expected an input (N, C, *) with at least one spatial dimension, got "
+                         f"shape {shape}")
+    C = shape[1]
+    for name, p in (("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)):
+        if p is not None and tuple(p.shape) != (C,):
+            raise ValueError(f"instance_norm: expected {name} of shape ({C},), got {tuple(p.shape)} (input {shape})")
+    if not use_input_stats:
+        if running_mean is None or running_var is None:
+            raise ValueError("instance_norm: expected running_mean and running_var when use_input_stats is False")
+        return InstanceNormEval.apply(input, weight, bias, mean=_raw(running_mean), var=_raw(running_var), eps=eps)
+    M = x.size // max(shape[0] * C, 1)
+    if M <= 1 and x.size:
+        raise ValueError(f"instance_norm: expected more than 1 spatial element when training, got input of shape "
+                         f"{shape}")
+    if running_mean is not None and running_var is not None and x.size:
+        _update_running_stats(x, running_mean, running_var, momentum)
+    with warnings.catch_warnings():  # (an empty batch: means of nothing, NaN-free since nothing is produced)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return InstanceNormTrain.apply(input, weight, bias, num_groups=C, eps=eps)
+
+
+def _update_running_stats(x, running_mean, running_var, momentum):
+    """PyTorch's: each running statistic moves by ``momentum`` towards the batch's mean of the per-instance
+    statistics (variances unbiased, over the M spatial values)."""
+    xp = get_array_module(x)
+    N, C = x.shape[:2]
+    M = x.size // (N * C)  # (called with a non-empty x only)
+    xr = x.reshape(N, C, M)
+    mean = xr.mean(axis=-1)
+    xc = xr - mean[..., None]
+    var = (xc * xc).mean(axis=-1) * (M / (M - 1))
+    rm, rv = _raw(running_mean), _raw(running_var)
+    rm *= 1 - momentum
+    rm += xp.asarray(momentum * mean.mean(axis=0), dtype=rm.dtype)
+    rv *= 1 - momentum
+    rv += xp.asarray(momentum * var.mean(axis=0), dtype=rv.dtype)
+
+
+__all__ = ["group_norm", "instance_norm"]
