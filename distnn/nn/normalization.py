@@ -171,20 +171,8 @@ def _norm_base_init(module, num_features, eps, momentum, affine, track_running_s
     _finish(module, device)
 
 
-class _BatchNorm(Module):
-    """Shared by BatchNorm1d/2d (and SyncBatchNorm): per-channel normalization over (N, C, ...)."""
-
-    # PyTorch fills a missing num_batches_tracked in (keeping the module's count) when a state dict
-    # has no version metadata, as every plain dict of arrays has: older checkpoints lack the key.
-    _optional_state_keys = ("num_batches_tracked",)
-
-    _expected_ndims = (2, 3, 4)
-    _shape_text = "(N, C, ...)"
-
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
-                 track_running_stats: bool = True, device=None, dtype=None, *, bias: bool = True):
-        super().__init__()
-        _norm_base_init(self, num_features, eps, momentum, affine, track_running_stats, device, dtype, bias)
+class _RunningStatsNorm(Module):
+    """What batch and instance norm share: optional affine parameters and optional running statistics."""
 
     def reset_running_stats(self):
         if self.track_running_stats:
@@ -198,6 +186,22 @@ class _BatchNorm(Module):
             init.ones_(self.weight)
         if self.bias is not None:
             init.zeros_(self.bias)
+
+
+class _BatchNorm(_RunningStatsNorm):
+    """Shared by BatchNorm1d/2d (and SyncBatchNorm): per-channel normalization over (N, C, ...)."""
+
+    # PyTorch fills a missing num_batches_tracked in (keeping the module's count) when a state dict
+    # has no version metadata, as every plain dict of arrays has: older checkpoints lack the key.
+    _optional_state_keys = ("num_batches_tracked",)
+
+    _expected_ndims = (2, 3, 4)
+    _shape_text = "(N, C, ...)"
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
+                 track_running_stats: bool = True, device=None, dtype=None, *, bias: bool = True):
+        super().__init__()
+        _norm_base_init(self, num_features, eps, momentum, affine, track_running_stats, device, dtype, bias)
 
     def _check_input_dim(self, x):
         shape = tuple(x.shape)
@@ -325,7 +329,7 @@ class GroupNorm(Module):
                 f"bias={self.bias is not None}")
 
 
-class _InstanceNorm(Module):
+class _InstanceNorm(_RunningStatsNorm):
     """Shared by InstanceNorm1d/2d: per-(sample, channel) normalization over the spatial positions.
 
     As PyTorch's: no affine parameters and no running statistics by default; with ``track_running_stats``
@@ -339,19 +343,6 @@ class _InstanceNorm(Module):
                  track_running_stats: bool = False, device=None, dtype=None, *, bias: bool = True):
         super().__init__()
         _norm_base_init(self, num_features, eps, momentum, affine, track_running_stats, device, dtype, bias)
-
-    def reset_running_stats(self):
-        if self.track_running_stats:
-            self.running_mean.data[...] = 0
-            self.running_var.data[...] = 1
-            self.num_batches_tracked.data[...] = 0
-
-    def reset_parameters(self):
-        self.reset_running_stats()
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
 
     def forward(self, x):
         shape = tuple(x.shape)
