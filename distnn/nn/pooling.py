@@ -16,12 +16,8 @@ def _named(module, fn, *args, **kwargs):
         raise type(e)(f"{module.where()}: {e}") from None
 
 
-class MaxPool2d(Module):
-    """Max over kh x kw windows; ``stride`` defaults to ``kernel_size``; padding counts as -inf.
-
-    With ``return_indices=True``, ``forward`` returns ``(output, indices)``: int64 flat indices
-    ``h * W + w`` of the chosen inputs in each (N, C) plane, as PyTorch (``MaxUnpool2d`` takes them).
-    """
+class _MaxPoolNd(Module):
+    """What MaxPool1d and MaxPool2d share (as PyTorch's ``_MaxPoolNd``); ``_pool`` is the functional op."""
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
                  ceil_mode: bool = False):
@@ -30,12 +26,22 @@ class MaxPool2d(Module):
         self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
     def forward(self, x):
-        return _named(self, max_pool2d, x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+        return _named(self, type(self)._pool, x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
                       self.return_indices)
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class MaxPool2d(_MaxPoolNd):
+    """Max over kh x kw windows; ``stride`` defaults to ``kernel_size``; padding counts as -inf.
+
+    With ``return_indices=True``, ``forward`` returns ``(output, indices)``: int64 flat indices
+    ``h * W + w`` of the chosen inputs in each (N, C) plane, as PyTorch (``MaxUnpool2d`` takes them).
+    """
+
+    _pool = staticmethod(max_pool2d)
 
 
 class MaxUnpool2d(Module):
@@ -106,22 +112,10 @@ class AdaptiveMaxPool2d(Module):
         return f"output_size={self.output_size}"
 
 
-class MaxPool1d(Module):
+class MaxPool1d(_MaxPoolNd):
     """Max over windows of (N, C, L) or (C, L); ``stride`` defaults to ``kernel_size``; padding counts as -inf."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
-                 ceil_mode: bool = False):
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride if stride is not None else kernel_size, padding
-        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
-
-    def forward(self, x):
-        return _named(self, max_pool1d, x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
-                      self.return_indices)
-
-    def extra_repr(self):
-        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+    _pool = staticmethod(max_pool1d)
 
 
 class AvgPool1d(Module):
