@@ -34,7 +34,26 @@ from .linear import _finish
 from .module import Module, Parameter
 
 
-class LayerNorm(Module):
+def _affine_parameters(module, shape, affine: bool, bias: bool, dtype) -> np.dtype:
+    """A norm layer's optional ``weight`` (ones) and ``bias`` (zeros) of ``shape`` (``bias=False``: no bias);
+    returns the dtype resolved."""
+    dtype = np.dtype(dtype or DEFAULT_DTYPE)
+    module.register_parameter("weight", Parameter(np.ones(shape, dtype=dtype)) if affine else None)
+    module.register_parameter("bias", Parameter(np.zeros(shape, dtype=dtype)) if affine and bias else None)
+    return dtype
+
+
+class _AffineNorm(Module):
+    """A norm layer whose optional affine parameters start as ones and zeros (see _affine_parameters)."""
+
+    def reset_parameters(self):
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+
+class LayerNorm(_AffineNorm):
     """Normalize over the trailing ``normalized_shape`` dims; ``weight`` (ones) and ``bias`` (zeros) of that shape."""
 
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
@@ -45,23 +64,8 @@ class LayerNorm(Module):
         self.normalized_shape = tuple(int(s) for s in normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        dtype = np.dtype(dtype or DEFAULT_DTYPE)
-        if elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype))
-            if bias:
-                self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, self.normalized_shape, elementwise_affine, bias, dtype)
         _finish(self, device)
-
-    def reset_parameters(self):
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
 
     def forward(self, x):
         shape, ns = tuple(x.shape), self.normalized_shape
@@ -150,16 +154,7 @@ def _norm_base_init(module, num_features, eps, momentum, affine, track_running_s
     module.momentum = momentum
     module.affine = affine
     module.track_running_stats = track_running_stats
-    dtype = np.dtype(dtype or DEFAULT_DTYPE)
-    if affine:
-        module.weight = Parameter(np.ones(module.num_features, dtype=dtype))
-        if bias:
-            module.bias = Parameter(np.zeros(module.num_features, dtype=dtype))
-        else:
-            module.register_parameter("bias", None)
-    else:
-        module.register_parameter("weight", None)
-        module.register_parameter("bias", None)
+    dtype = _affine_parameters(module, module.num_features, affine, bias, dtype)
     if track_running_stats:
         module.register_buffer("running_mean", np.zeros(module.num_features, dtype=dtype))
         module.register_buffer("running_var", np.ones(module.num_features, dtype=dtype))
@@ -171,7 +166,7 @@ def _norm_base_init(module, num_features, eps, momentum, affine, track_running_s
     _finish(module, device)
 
 
-class _RunningStatsNorm(Module):
+class _RunningStatsNorm(_AffineNorm):
     """What batch and instance norm share: optional affine parameters and optional running statistics."""
 
     def reset_running_stats(self):
@@ -182,10 +177,7 @@ class _RunningStatsNorm(Module):
 
     def reset_parameters(self):
         self.reset_running_stats()
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
+        super().reset_parameters()
 
 
 class _BatchNorm(_RunningStatsNorm):
@@ -290,7 +282,7 @@ class BatchNorm2d(_BatchNorm):
     _shape_text = "(N, C, H, W)"
 
 
-class GroupNorm(Module):
+class GroupNorm(_AffineNorm):
     """Normalize each sample's ``num_groups`` groups of channels (input (N, C, *)), then scale and shift per
     channel by ``weight`` (ones) and ``bias`` (zeros) of (C,) when ``affine`` (``bias=False``: no bias)."""
 
@@ -300,23 +292,8 @@ class GroupNorm(Module):
         if num_groups < 1 or num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels={num_channels} must be divisible by num_groups={num_groups}")
         self.num_groups, self.num_channels, self.eps, self.affine = int(num_groups), int(num_channels), eps, affine
-        dtype = np.dtype(dtype or DEFAULT_DTYPE)
-        if affine:
-            self.weight = Parameter(np.ones(self.num_channels, dtype=dtype))
-            if bias:
-                self.bias = Parameter(np.zeros(self.num_channels, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, self.num_channels, affine, bias, dtype)
         _finish(self, device)
-
-    def reset_parameters(self):
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
 
     def forward(self, x):
         shape = tuple(x.shape)
