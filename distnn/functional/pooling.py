@@ -391,20 +391,30 @@ class AdaptiveAvgPool2d(Function):
         return (xp.matmul(xp.matmul(self.ph.T, g), self.pw),)
 
 
-@_unbatched_as_one
-def adaptive_avg_pool2d(input, output_size):
-    """Average pooling to a fixed ``output_size`` (int or pair; None keeps that input size)."""
+def _adaptive_output_size(op, input, output_size, nonempty=False):
+    """An adaptive pool's (Ho, Wo) from ``output_size`` (an int or a pair; None keeps that input size), after
+    checking the (N, C, H, W) input (``nonempty``: C, H and W at least 1, as a max over no values is none)."""
     if input.ndim != 4:
-        raise ValueError(f"adaptive_avg_pool2d: expected a 4-D input (N, C, H, W) or a 3-D one (C, H, W), got "
+        raise ValueError(f"{op}: expected a 4-D input (N, C, H, W) or a 3-D one (C, H, W), got "
                          f"shape {tuple(input.shape)}")
     if isinstance(output_size, int):
         output_size = (output_size, output_size)
     if len(output_size) != 2:
-        raise ValueError(f"adaptive_avg_pool2d: output_size must be an int or a pair, got {tuple(output_size)}")
+        raise ValueError(f"{op}: output_size must be an int or a pair, got {tuple(output_size)}")
     H, W = input.shape[2], input.shape[3]
+    if nonempty and (H < 1 or W < 1 or input.shape[1] < 1):
+        raise ValueError(f"{op}: expected an input with non-zero sizes but the batch's, got shape "
+                         f"{tuple(input.shape)}")
     size = (H if output_size[0] is None else int(output_size[0]), W if output_size[1] is None else int(output_size[1]))
     if min(size) < 1:
-        raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got {output_size}")
+        raise ValueError(f"{op}: output_size must be positive, got {output_size}")
+    return size
+
+
+@_unbatched_as_one
+def adaptive_avg_pool2d(input, output_size):
+    """Average pooling to a fixed ``output_size`` (int or pair; None keeps that input size)."""
+    size = _adaptive_output_size("adaptive_avg_pool2d", input, output_size)
     return AdaptiveAvgPool2d.apply(input, output_size=size)
 
 
@@ -445,9 +455,11 @@ class AdaptiveMaxPool2d(Function):
     # input and keeps the indices; an in-place change of the output is fine in both
     reads = ((0,),)
 
-    def forward(self, x, output_size):
+    def forward(self, x, output_size, indices_to=None):
         out, self.indices = _adaptive_max(x, output_size)
         self.xshape = x.shape
+        if indices_to is not None:  # (return_indices: the indices found here, not a second search)
+            indices_to.append(self.indices)
         return out
 
     def backward(self, g):
@@ -464,24 +476,12 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     """Max pooling to a fixed ``output_size`` (int or pair; None keeps that input size) whatever the input
     size. With ``return_indices``, also the flat index ``h * W + w`` of each maximum in its (N, C) plane, as
     PyTorch."""
-    if input.ndim != 4:
-        raise ValueError(f"adaptive_max_pool2d: expected a 4-D input (N, C, H, W) or a 3-D one (C, H, W), got "
-                         f"shape {tuple(input.shape)}")
-    if isinstance(output_size, int):
-        output_size = (output_size, output_size)
-    if len(output_size) != 2:
-        raise ValueError(f"adaptive_max_pool2d: output_size must be an int or a pair, got {tuple(output_size)}")
-    H, W = input.shape[2], input.shape[3]
-    if H < 1 or W < 1 or input.shape[1] < 1:
-        raise ValueError(f"adaptive_max_pool2d: expected an input with non-zero sizes but the batch's, got shape "
-                         f"{tuple(input.shape)}")
-    size = (H if output_size[0] is None else int(output_size[0]), W if output_size[1] is None else int(output_size[1]))
-    if min(size) < 1:
-        raise ValueError(f"adaptive_max_pool2d: output_size must be positive, got {output_size}")
-    out = AdaptiveMaxPool2d.apply(input, output_size=size)
+    size = _adaptive_output_size("adaptive_max_pool2d", input, output_size, nonempty=True)
+    indices = [] if return_indices else None
+    out = AdaptiveMaxPool2d.apply(input, output_size=size, indices_to=indices)
     if not return_indices:
         return out
-    return out, Tensor(_adaptive_max(input.data if isinstance(input, Tensor) else input, size)[1])
+    return out, Tensor(indices[0].copy())  # (a copy: changing it cannot move the node's gradient)
 
 
 # ---------------------------------------------------------------------------- 1-D pooling: 2-D with height 1
