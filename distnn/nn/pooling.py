@@ -83,18 +83,24 @@ class AvgPool2d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AdaptiveAvgPool2d(Module):
-    """Average-pool (N, C, H, W) to ``output_size`` (int or pair) whatever the input size."""
+class _AdaptiveAvgPoolNd(Module):
+    """What AdaptiveAvgPool1d and AdaptiveAvgPool2d share (as PyTorch's); ``_pool`` is the functional op."""
 
     def __init__(self, output_size):
         super().__init__()
         self.output_size = output_size
 
     def forward(self, x):
-        return _named(self, adaptive_avg_pool2d, x, self.output_size)
+        return _named(self, type(self)._pool, x, self.output_size)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
+    """Average-pool (N, C, H, W) to ``output_size`` (int or pair) whatever the input size."""
+
+    _pool = staticmethod(adaptive_avg_pool2d)
 
 
 class AdaptiveMaxPool2d(Module):
@@ -137,15 +143,7 @@ class AvgPool1d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AdaptiveAvgPool1d(Module):
+class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
     """Average-pool (N, C, L) or (C, L) to ``output_size`` (an int) whatever L."""
 
-    def __init__(self, output_size):
-        super().__init__()
-        self.output_size = output_size
-
-    def forward(self, x):
-        return _named(self, adaptive_avg_pool1d, x, self.output_size)
-
-    def extra_repr(self):
-        return f"output_size={self.output_size}"
+    _pool = staticmethod(adaptive_avg_pool1d)
