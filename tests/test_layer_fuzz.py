@@ -553,19 +553,26 @@ def _f_batchnorm(c):
     training, momentum, eps, w, b, running = c.draw(training=c.coin(), momentum=c.pick(0.1, 0.7, 0.0),
                                                     eps=c.pick(1e-5, 0.1), weight=c.coin(), bias=c.coin(),
                                                     running=c.coin(0.7))
+    # (PyTorch's batch_norm backward reads a non-contiguous weight as if it were contiguous: NaN or wrong
+    # input gradients. Its weight and bias are kept contiguous here.)
+    return run_functional_norm(c, shape, C_, w, b, running, lambda *a: DF.batch_norm(*a, training, momentum, eps),
+                               lambda *a: TF.batch_norm(*a, training, momentum, eps))
+
+
+def run_functional_norm(c, shape, C_, w, b, running, f_distnn, f_torch):
+    """A functional norm ``f(x, running_mean, running_var, weight, bias)`` in both libraries: outputs and
+    gradients, then (``running``) the running statistics each updated, from the same random start."""
     rm, rv = c.rng.standard_normal(C_), c.rng.uniform(0.5, 2, C_)
     store = {}
 
     def fd(x, wt, bs):
         store["d"] = (distnn.tensor(rm.copy()), distnn.tensor(rv.copy())) if running else (None, None)
-        return DF.batch_norm(x, *store["d"], wt, bs, training, momentum, eps)
+        return f_distnn(x, *store["d"], wt, bs)
 
     def ft(x, wt, bs):
         store["t"] = (torch.tensor(rm.copy()), torch.tensor(rv.copy())) if running else (None, None)
-        return TF.batch_norm(x, *store["t"], wt, bs, training, momentum, eps)
+        return f_torch(x, *store["t"], wt, bs)
 
-    # (PyTorch's batch_norm backward reads a non-contiguous weight as if it were contiguous: NaN or wrong
-    # input gradients. Its weight and bias are kept contiguous here.)
     ok = c.run(fd, ft, [G(c.normal(*shape)), G(c.normal(C_), False) if w else None,
                         G(c.normal(C_), False) if b else None])
     if ok and running:

@@ -25,7 +25,7 @@ import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
 from distnn import optim  # noqa: E402
 
-from test_layer_fuzz import CASES, START, G, Case, _batch, _input  # noqa: E402
+from test_layer_fuzz import CASES, START, G, Case, _batch, _input, run_functional_norm  # noqa: E402
 
 TF = torch.nn.functional
 OPS = {}
@@ -152,23 +152,8 @@ def _f_instance_norm(c):
         # An empty batch: PyTorch's running statistics become NaN (the mean over no instance), distnn leaves
         # them alone, as its batch_norm does (and PyTorch's batch_norm). Left out.
         return False
-    rm, rv = c.rng.standard_normal(C_), c.rng.uniform(0.5, 2, C_)
-    store = {}
-
-    def fd(x, wt, bs):
-        store["d"] = (distnn.tensor(rm.copy()), distnn.tensor(rv.copy())) if running else (None, None)
-        return DF.instance_norm(x, *store["d"], wt, bs, use, momentum, eps)
-
-    def ft(x, wt, bs):
-        store["t"] = (torch.tensor(rm.copy()), torch.tensor(rv.copy())) if running else (None, None)
-        return TF.instance_norm(x, *store["t"], wt, bs, use, momentum, eps)
-
-    ok = c.run(fd, ft, [G(c.normal(*shape)), G(c.normal(C_), False) if w else None,
-                        G(c.normal(C_), False) if b else None])
-    if ok and running:
-        for d, t, name in zip(store["d"], store["t"], ("running_mean", "running_var")):
-            c.close(d, t, name)
-    return ok
+    return run_functional_norm(c, shape, C_, w, b, running, lambda *a: DF.instance_norm(*a, use, momentum, eps),
+                               lambda *a: TF.instance_norm(*a, use, momentum, eps))
 
 
 # ---- pooling
