@@ -395,32 +395,28 @@ def _padding_mode(c):
     return c.draw(padding_mode=c.pick("zeros", "zeros", "reflect", "replicate", "circular"))
 
 
-@op("Conv2d")
-def _conv2d(c):
-    groups, cin, cout, k, stride, dilation, padding, bias, shape = _conv_config(c, 2)
+def _conv_module(c, nd, name):
+    """Conv1d/Conv2d (``name``) in both libraries from one drawn configuration."""
+    groups, cin, cout, k, stride, dilation, padding, bias, shape = _conv_config(c, nd)
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias,
               padding_mode=_padding_mode(c))
     try:
-        tm = torch.nn.Conv2d(cin, cout, k, **kw)
+        tm = getattr(torch.nn, name)(cin, cout, k, **kw)
     except (ValueError, RuntimeError):
         return False
-    dm = dnn.Conv2d(cin, cout, k, **kw)
+    dm = getattr(dnn, name)(cin, cout, k, **kw)
     c.randomize(dm)
     return c.run(dm, tm, [_input(c, shape)], dm, tm)
+
+
+@op("Conv2d")
+def _conv2d(c):
+    return _conv_module(c, 2, "Conv2d")
 
 
 @op("Conv1d")
 def _conv1d(c):
-    groups, cin, cout, k, stride, dilation, padding, bias, shape = _conv_config(c, 1)
-    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias,
-              padding_mode=_padding_mode(c))
-    try:
-        tm = torch.nn.Conv1d(cin, cout, k, **kw)
-    except (ValueError, RuntimeError):
-        return False
-    dm = dnn.Conv1d(cin, cout, k, **kw)
-    c.randomize(dm)
-    return c.run(dm, tm, [_input(c, shape)], dm, tm)
+    return _conv_module(c, 1, "Conv1d")
 
 
 @op("F.conv2d/F.conv1d")
