@@ -2,7 +2,7 @@
 tanhshrink, softshrink, hardshrink, threshold, glu, softmin.
 
 Each follows PyTorch's definition, including its gradient at the kinks (hardtanh's is 0 at both bounds,
-hardswish's -0.5 at x = -3 and 1.5 at x = 3, threshold's 0 at the threshold) and how a NaN passes, and
+hardswish's 0 at x = -3 and 1 at x = 3, threshold's 0 at the threshold) and how a NaN passes, and
 declares in ``reads`` what PyTorch's saves (the input for most), so that both refuse the same in-place
 changes before backward (see ``Function.reads``).
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
-from .activation import Softmax, _in_place, _softmax_dim, sigmoid_array, softplus_array
+from ._dims import wrap_dim
+from .activation import _LAST, Softmax, _in_place, _softmax_dim, sigmoid_array, softplus_array
 from .elementwise import float_input
 
 # SELU's constants (Klambauer et al.), as PyTorch's to the digit
@@ -273,9 +274,7 @@ def glu(input, dim=-1):
     shape = tuple(input.shape)
     if not shape:
         raise ValueError("glu: does not take a 0-dimensional input")
-    d = dim % len(shape) if -len(shape) <= dim < len(shape) else None
-    if d is None:
-        raise IndexError(f"glu: dim {dim} is out of range for a {len(shape)}-D input")
+    d = wrap_dim(dim, len(shape), "glu")
     if shape[d] % 2:
         raise ValueError(f"glu: halving dimension {dim} needs an even size, got {shape[d]}")
     return GLU.apply(float_input(input), dim=d)
@@ -283,8 +282,6 @@ def glu(input, dim=-1):
 
 def softmin(input, dim=None):
     """softmax(-x) along ``dim`` (neither given: the last, with a warning where PyTorch's choice differs)."""
-    from .activation import _LAST
-
     return Softmax.apply(-float_input(input), axis=_softmax_dim("softmin", input, _LAST, dim))
 
 
