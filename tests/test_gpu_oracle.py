@@ -126,6 +126,24 @@ def _inplace_with_alias(a):
     return y * a + dn.Tensor(d.data * 1.0)
 
 
+# New since commit 78cc1a6 (the added losses and distances, and NormP's p < 1 gradient at zero entries): host
+# constants (targets, labels, weights) beside device inputs, the kinks exactly (|d| = beta, zero targets, the
+# Stirling term's target <= 1, zero vectors, norms below eps, tied maxima for p = inf, hinges at 0).
+_R3 = np.random.default_rng(13)
+_SL1_X = np.array([[-1.0, -0.5, 0.0, 0.5], [1.0, 0.25, 2.0, -2.0], [0.75, -0.25, 0.5, 0.0]])
+_SL1_Y = np.array([[-0.5, 0.0, 0.0, 0.0], [0.5, 0.25, 0.0, -1.0], [0.0, 0.0, 1.0, 0.5]])  # |d| = 0.5 and 0 exactly
+_KL_P = np.array([[0.5, 0.0, 0.25, 0.25], [0.0, 0.0, 1.0, 0.0], [0.1, 0.2, 0.3, 0.4]])  # zeros: a loss of 0 there
+_LOGP = np.log(_R3.dirichlet(np.ones(4), 3))
+_COUNTS = np.array([[0, 1, 2, 5], [3, 0, 1, 1], [7, 2, 0, 4]])  # int64 on the host: the Stirling term's y <= 1 edge
+_PM1_ROWS = np.array([1, -1, 1, -1])
+_EMB_ZERO = _R3.standard_normal((4, 3))
+_EMB_ZERO[1] = 0.0  # a zero vector: cos = 0, at the hinge's corner with margin 0
+_Y01 = np.array([[1, 0, 1], [0, 0, 1], [1, 1, 0], [0, 1, 0]])
+_ML_TARGETS = np.array([[3, 0, -1, 1], [1, 1, 2, -1], [-1, 0, 0, 0]])  # ends at -1; a class listed twice
+_TIES_INF = np.array([[2.0, -2.0, 1.0], [0.5, 0.5, -0.5], [3.0, 0.0, 0.0]])  # tied |x| maxima for p = inf
+_NORM_ZEROS = np.array([[0.0, 1.0, 2.0], [0.5, 0.0, -1.0], [0.0, 0.0, 0.0]])
+
+
 NEW_OPS = {
     "binary_cross_entropy": ([_PROBS, _R.random((4, 3))],
                              lambda p, y: F.binary_cross_entropy(p, y, weight=np.array([0.5, 2.0, 1.0]))),
@@ -176,6 +194,39 @@ NEW_OPS = {
     "setitem_tensor_value": ([_R2.standard_normal((3, 4)), _R2.standard_normal((4,))], _setitem_tensor),
     "setitem_host_value": ([_R2.standard_normal((3, 4))], _setitem_host),
     "inplace_seen_by_detached_alias": ([_R2.standard_normal((3, 4))], _inplace_with_alias),
+    # --- new since commit 78cc1a6, written without a GPU (a static review); see the notes above _R3
+    "smooth_l1_kinks": ([_SL1_X], lambda x: F.smooth_l1_loss(x, _SL1_Y, beta=0.5)),
+    "smooth_l1_beta0_target_grad_sum": ([_SL1_X, _SL1_Y],
+                                        lambda x, y: F.smooth_l1_loss(x, y, reduction="sum", beta=0.0)),
+    "kl_div_batchmean_zero_targets": ([_LOGP], lambda x: F.kl_div(x, _KL_P, reduction="batchmean")),
+    "kl_div_target_grad": ([_LOGP, _R3.uniform(0.1, 1.0, (3, 4))], lambda x, y: F.kl_div(x, y, reduction="sum")),
+    "kl_div_log_target_none": ([_LOGP, _LOGP[::-1].copy()],
+                               lambda x, y: F.kl_div(x, y, reduction="none", log_target=True)),
+    "poisson_nll_full": ([_R3.standard_normal((3, 4))], lambda x: F.poisson_nll_loss(x, _COUNTS, full=True)),
+    "poisson_nll_rates_target_grad": ([_R3.uniform(0.0, 3.0, (3, 4)), _R3.uniform(0.5, 4.0, (3, 4))],
+                                      lambda x, y: F.poisson_nll_loss(x, y, log_input=False, full=True,
+                                                                      reduction="sum")),
+    "cosine_embedding_zero_vector": ([_EMB_ZERO, _R3.standard_normal((4, 3))],
+                                     lambda a, b: F.cosine_embedding_loss(a, b, _PM1_ROWS)),
+    "margin_ranking_target_grad": ([_R3.standard_normal(4), _R3.standard_normal(4), _PM1_ROWS.astype(float)],
+                                   lambda a, b, t: F.margin_ranking_loss(a, b, t, 0.5, "none")),
+    "triplet_swap": ([_R3.standard_normal((4, 3)) for _ in range(3)],
+                     lambda a, p, n: F.triplet_margin_loss(a, p, n, swap=True, reduction="sum")),
+    "triplet_p_inf_ties": ([_TIES_INF, np.zeros((3, 3)), _R3.standard_normal((3, 3))],
+                           lambda a, p, n: F.triplet_margin_loss(a, p, n, margin=2.0, p=float("inf"), eps=0.0)),
+    "multilabel_soft_margin_weight": ([_R3.standard_normal((4, 3)) * 3],
+                                      lambda x: F.multilabel_soft_margin_loss(x, _Y01, np.array([0.5, 2.0, 1.0]))),
+    "multilabel_margin": ([_R3.standard_normal((3, 4))], lambda x: F.multilabel_margin_loss(x, _ML_TARGETS)),
+    "multilabel_margin_none": ([np.round(_R3.standard_normal((3, 4)) * 2) / 2],  # (halves: hinges at 0)
+                               lambda x: F.multilabel_margin_loss(x, _ML_TARGETS, reduction="none")),
+    "cosine_similarity_small_norms": ([_R3.standard_normal((4, 3)) * 1e-4, _EMB_ZERO],
+                                      lambda a, b: F.cosine_similarity(a, b, eps=1e-3)),
+    "cosine_similarity_broadcast": ([_R3.standard_normal((2, 4, 3)), _R3.standard_normal((4, 1))],
+                                    lambda a, b: F.cosine_similarity(a, b, dim=-1)),
+    "pairwise_distance_p3_keepdim": ([_R3.standard_normal((4, 3)), _R3.standard_normal((3,))],
+                                     lambda a, b: F.pairwise_distance(a, b, p=3.0, keepdim=True)),
+    "pairwise_distance_p_half": ([_NORM_ZEROS, np.zeros((3, 3))], lambda a, b: F.pairwise_distance(a, b, 0.5, 0.0)),
+    "normalize_p_half_zero_entries": ([_NORM_ZEROS], lambda x: F.normalize(x, p=0.5)),
 }
 
 

@@ -27,6 +27,31 @@ def _const(input, x):
     return x if xp is np or get_array_module(x) is xp else xp.asarray(x)
 
 
+def _as_tensor(x, like=None):
+    """``x`` as a Tensor: a Tensor stays itself, an array or a number becomes a constant one (on ``like``'s
+    device when given, a Tensor)."""
+    if isinstance(x, Tensor):
+        return x
+    if like is not None:
+        x = get_array_module(like.data).asarray(x)
+    return Tensor(x)
+
+
+def _operand(input, x):
+    """A target or weight of a loss composed of differentiable ops, as a Tensor: one that requires grad stays
+    itself (it gets its gradient); any other value becomes a constant on ``input``'s device, a floating or
+    integer one in ``input``'s dtype (the loss is computed in the input's dtype, as the fused losses are)."""
+    if isinstance(x, Tensor) and x.requires_grad:
+        return x
+    a = _const(input, x)
+    if not hasattr(a, "dtype"):  # a number or a list
+        a = get_array_module(_raw(input)).asarray(a)
+    dtype = _raw(input).dtype
+    if dtype.kind == "f" and a.dtype.kind in "fiu" and a.dtype != dtype:
+        a = a.astype(dtype)
+    return x if isinstance(x, Tensor) and a is x.data else Tensor(a)
+
+
 def _saved(input, x):
     """A constant a fused loss's backward reads (target, class weights): a Tensor on ``input``'s device that
     needs no gradient stays one, so that its version is checked at backward, as PyTorch's saved target and

@@ -16,6 +16,11 @@ from .loss import (
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, GaussianNLLLoss, HingeEmbeddingLoss, HuberLoss, L1Loss, MSELoss,
     MultiMarginLoss, NLLLoss, SoftMarginLoss,
 )
+from .loss import (
+    CosineEmbeddingLoss, KLDivLoss, MarginRankingLoss, MultiLabelMarginLoss, MultiLabelSoftMarginLoss, PoissonNLLLoss,
+    SmoothL1Loss, TripletMarginLoss,
+)
+from .distance import CosineSimilarity, PairwiseDistance
 from .normalization import (
     BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm, _BatchNorm,
 )

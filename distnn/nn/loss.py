@@ -2,18 +2,24 @@
 from __future__ import annotations
 
 from distnn.autograd.tensor import Tensor
+from distnn.functional import embedding_loss as EL
 from distnn.functional import gaussian_nll as G
 from distnn.functional import loss as L
+from distnn.functional import loss_more as LM
 from distnn.functional import margin_loss as M
+from distnn.functional import multilabel_loss as ML
 
 from .module import Module
 
 
 class _Loss(Module):
+    _reductions = ("mean", "sum", "none")  # (KLDivLoss adds 'batchmean')
+
     def __init__(self, reduction: str = "mean"):
         super().__init__()
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"{type(self).__name__}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        if reduction not in self._reductions:  # a bad config fails when the loss is built
+            names = ", ".join(repr(r) for r in self._reductions[:-1]) + f" or {self._reductions[-1]!r}"
+            raise ValueError(f"{type(self).__name__}: reduction must be {names}, got {reduction!r}")
         self.reduction = reduction
 
     def extra_repr(self):
@@ -151,3 +157,96 @@ class HingeEmbeddingLoss(_Loss):
 
     def forward(self, input, target):
         return M.hinge_embedding_loss(input, target, self.margin, self.reduction)
+
+
+class SmoothL1Loss(_Loss):
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (beta = 0: the L1 loss); see ``F.smooth_l1_loss``."""
+
+    def __init__(self, reduction: str = "mean", beta: float = 1.0):
+        super().__init__(reduction)
+        LM._check_beta(beta)  # (PyTorch's refuses a negative beta at the first call)
+        self.beta = beta
+
+    def forward(self, input, target):
+        return LM.smooth_l1_loss(input, target, self.reduction, self.beta)
+
+
+class KLDivLoss(_Loss):
+    """KL divergence of the target distribution from the input's log-probabilities; see ``F.kl_div``.
+
+    Use ``reduction='batchmean'`` for the KL divergence averaged over the batch; PyTorch's default 'mean'
+    also divides by the number of classes (with a warning at each call, as PyTorch's).
+    """
+
+    _reductions = ("mean", "batchmean", "sum", "none")
+
+    def __init__(self, reduction: str = "mean", log_target: bool = False):
+        super().__init__(reduction)
+        self.log_target = log_target
+
+    def forward(self, input, target):
+        return LM.kl_div(input, target, self.reduction, self.log_target)
+
+
+class PoissonNLLLoss(_Loss):
+    """Negative log-likelihood of counts under Poisson(rate): ``exp(input) - target * input`` (``log_input``)
+    or ``input - target * log(input + eps)``, plus Stirling's log(target!) where target > 1 with ``full``."""
+
+    def __init__(self, log_input: bool = True, full: bool = False, eps: float = 1e-8, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.log_input, self.full, self.eps = log_input, full, eps
+
+    def forward(self, log_input, target):
+        return LM.poisson_nll_loss(log_input, target, self.log_input, self.full, self.eps, self.reduction)
+
+
+class CosineEmbeddingLoss(_Loss):
+    """1 - cos(x1, x2) for target 1, max(0, cos(x1, x2) - margin) for target -1; forward(input1, input2,
+    target)."""
+
+    def __init__(self, margin: float = 0.0, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.margin = margin
+
+    def forward(self, input1, input2, target):
+        return EL.cosine_embedding_loss(input1, input2, target, self.margin, self.reduction)
+
+
+class MarginRankingLoss(_Loss):
+    """max(0, -target * (input1 - input2) + margin); forward(input1, input2, target)."""
+
+    def __init__(self, margin: float = 0.0, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.margin = margin
+
+    def forward(self, input1, input2, target):
+        return EL.margin_ranking_loss(input1, input2, target, self.margin, self.reduction)
+
+
+class TripletMarginLoss(_Loss):
+    """max(0, margin + d(anchor, positive) - d(anchor, negative)) with the ``p``-norm pairwise distance;
+    forward(anchor, positive, negative). ``swap``: the negative's distance is the smaller of d(a, n), d(p, n)."""
+
+    def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, swap: bool = False,
+                 reduction: str = "mean"):
+        super().__init__(reduction)
+        EL._check_triplet_margin(margin)
+        self.margin, self.p, self.eps, self.swap = margin, p, eps, swap
+
+    def forward(self, anchor, positive, negative):
+        return EL.triplet_margin_loss(anchor, positive, negative, self.margin, self.p, self.eps, self.swap,
+                                      self.reduction)
+
+
+class MultiLabelSoftMarginLoss(_WeightedLoss):
+    """One logistic loss per class (targets in {0, 1}), averaged over the classes; ``weight`` per class."""
+
+    def forward(self, input, target):
+        return ML.multilabel_soft_margin_loss(input, target, self.weight, self.reduction)
+
+
+class MultiLabelMarginLoss(_Loss):
+    """Multi-label hinge loss: targets are class indices, each row's ending at its first -1."""
+
+    def forward(self, input, target):
+        return ML.multilabel_margin_loss(input, target, self.reduction)
