@@ -37,6 +37,8 @@ def _rnn_weights(gates):
 
 
 LSTM_W, GRU_W, RNN_W = _rnn_weights(4), _rnn_weights(3), _rnn_weights(1)
+PROJ = 2  # an LSTM with projections (proj_size): h0 (BATCH, PROJ), W_hh (4H, PROJ), W_hr (PROJ, H)
+H0P, LSTMP_W = N((BATCH, PROJ)), (LSTM_W[0], N((4 * H, PROJ)) * 0.5) + LSTM_W[2:] + (N((PROJ, H)) * 0.5,)
 Q, K, V, MASK = N((2, 3, 4)), N((2, 5, 4)), N((2, 5, 4)), N((3, 5))
 QS, KS = N((3, 2, 4)), N((5, 2, 4))  # (L, N, E): the sequence-first layout
 XG, YG, VG = N((3, 4)), N((3, 4)), RNG.uniform(0.5, 2.0, (3, 4))
@@ -81,6 +83,18 @@ def _recurrent(mode):
             return lib.cat([out, c])
         return getattr(lib, mode)(x, h0[None], list(rest), len(rest) > 2, 1, 0.0, True, False, False)[0]
     return op
+
+
+def _lstm_proj(lib, x, h0, c0, w_ih, w_hh, *rest):
+    """The LSTM with projections, (x, h0, c0, w_ih, w_hh[, b_ih, b_hh], w_hr): its hidden states and final
+    cell state, flattened and concatenated in both libraries (distnn's fused output holds them padded)."""
+    biases, w_hr = rest[:-1], rest[-1]
+    if lib is dn:
+        packed = R.LSTMLayer.apply(x, h0, c0, w_ih, w_hh, *(biases or (None, None)), w_hr)
+        return dn.cat([packed[:-1, :, :PROJ].reshape(-1), packed[-1].reshape(-1)])
+    out, _, c = lib.lstm(x, (h0[None], c0[None]), [w_ih, w_hh, *biases, w_hr], bool(biases), 1, 0.0, True, False,
+                         False)
+    return lib.cat([out.reshape(-1), c.reshape(-1)])
 
 
 def _attention(heads, seq_first, packed=False):
@@ -136,6 +150,8 @@ OPS = {
     "adaptive_avg_pool1d": ((X3,), 1, lambda lib, x: _fn(lib).adaptive_avg_pool1d(x, 3)),
     "lstm": ((XR, H0, C0) + LSTM_W, 7, _recurrent("lstm")),
     "lstm_no_bias": ((XR, H0, C0) + LSTM_W[:2], 5, _recurrent("lstm")),
+    "lstm_proj": ((XR, H0P, C0) + LSTMP_W, 8, _lstm_proj),
+    "lstm_proj_no_bias": ((XR, H0P, C0) + LSTMP_W[:2] + LSTMP_W[-1:], 6, _lstm_proj),
     "gru": ((XR, H0) + GRU_W, 6, _recurrent("gru")),
     "rnn_tanh": ((XR, H0) + RNN_W, 6, _recurrent("rnn_tanh")),
     "rnn_relu": ((XR, H0) + RNN_W, 6, _recurrent("rnn_relu")),
