@@ -129,6 +129,8 @@ OPS = {
     "layer_norm": ((XL, WL, BL), 3, lambda lib, x, w, b: _fn(lib).layer_norm(x, (4,), w, b)),
     "layer_norm_weight": ((XL, WL), 2, lambda lib, x, w: _fn(lib).layer_norm(x, (4,), w)),
     "layer_norm_plain": ((XL,), 1, lambda lib, x: _fn(lib).layer_norm(x, (3, 4))),
+    "rms_norm": ((XL, WL), 2, lambda lib, x, w: _fn(lib).rms_norm(x, (4,), w)),
+    "rms_norm_plain": ((XL,), 1, lambda lib, x: _fn(lib).rms_norm(x, (3, 4), eps=0.1)),
     "batch_norm_train": ((XB, WB, BB), 3, lambda lib, x, w, b: _fn(lib).batch_norm(x, None, None, w, b, training=True)),
     "batch_norm_train_plain": ((XB,), 1, lambda lib, x: _fn(lib).batch_norm(x, None, None, training=True)),
     "batch_norm_eval": ((XB, WB, BB), 3, _batch_norm_eval),

@@ -63,6 +63,24 @@ def _lstm_proj(c):
     return c.run(dm, tm, [_input(c, x.shape), hx], dm, tm)
 
 
+# ---- RMS normalization
+@op("RMSNorm/F.rms_norm")
+def _rms_norm(c):
+    nd = c.int(1, 3)
+    shape = tuple(c.dim(4) for _ in range(nd + c.int(0, 2)))
+    ns = c.draw(shape=shape, normalized_shape=shape[len(shape) - nd:])[1]
+    affine, eps = c.draw(affine=c.coin(0.7), eps=c.pick(None, None, 1e-5, 0.1, 2.0))
+    scale = c.draw(scale=c.pick(1.0, 1e-4, 100.0))  # (small inputs: eps matters)
+    if c.draw(module=c.coin(0.7)):
+        norm_arg = ns[0] if len(ns) == 1 and c.coin() else list(ns)
+        dm = dnn.RMSNorm(norm_arg, eps=eps, elementwise_affine=affine)
+        tm = torch.nn.RMSNorm(norm_arg, eps=eps, elementwise_affine=affine)
+        c.randomize(dm)
+        return c.run(dm, tm, [G(c.normal(*shape) * scale) if c.coin(0.85) else C(c.normal(*shape) * scale)], dm, tm)
+    args = [G(c.normal(*shape) * scale), G(c.normal(*ns)) if affine else None]
+    return c.run(lambda x, w: DF.rms_norm(x, ns, w, eps), lambda x, w: TF.rms_norm(x, ns, w, eps), args)
+
+
 # ---------------------------------------------------------------------------- the fuzz
 @pytest.mark.filterwarnings("ignore:dropout option adds dropout after all but last recurrent layer")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
