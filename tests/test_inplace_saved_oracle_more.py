@@ -150,6 +150,8 @@ OPS = {
     "max_pool1d": ((X3,), 1, lambda lib, x: _fn(lib).max_pool1d(x, 3, 2, 1)),
     "avg_pool1d": ((X3,), 1, lambda lib, x: _fn(lib).avg_pool1d(x, 3, 2, 1)),
     "adaptive_avg_pool1d": ((X3,), 1, lambda lib, x: _fn(lib).adaptive_avg_pool1d(x, 3)),
+    "interpolate_nearest": ((X3,), 1, lambda lib, x: _fn(lib).interpolate(x, scale_factor=2.5)),
+    "interpolate_bilinear": ((X4,), 1, lambda lib, x: _fn(lib).interpolate(x, (7, 3), mode="bilinear")),
     "lstm": ((XR, H0, C0) + LSTM_W, 7, _recurrent("lstm")),
     "lstm_no_bias": ((XR, H0, C0) + LSTM_W[:2], 5, _recurrent("lstm")),
     "lstm_proj": ((XR, H0P, C0) + LSTMP_W, 8, _lstm_proj),

@@ -81,6 +81,55 @@ def _rms_norm(c):
     return c.run(lambda x, w: DF.rms_norm(x, ns, w, eps), lambda x, w: TF.rms_norm(x, ns, w, eps), args)
 
 
+# ---- interpolation
+@op("F.interpolate/Upsample")
+def _interpolate(c):
+    mode = c.draw(mode=c.pick("nearest", "nearest-exact", "linear", "bilinear", "trilinear", "area", "nearest",
+                              "bilinear"))
+    dim = {"linear": 1, "bilinear": 2, "trilinear": 3}.get(mode) or c.int(1, 3 if mode != "area" else 2)
+    shape = c.draw(shape=(c.int(0, 3) if c.coin(0.05) else c.int(1, 3), c.int(1, 3))
+                   + tuple(c.int(1, 7 if dim < 3 else 4) for _ in range(dim)))
+    align = c.draw(align_corners=c.pick(None, True, False) if mode in ("linear", "bilinear", "trilinear") else None)
+    recompute = None
+    if c.draw(by=c.pick("size", "scale")) == "size":
+        size = c.pick(c.int(1, 9), tuple(c.int(1, 9 if dim < 3 else 5) for _ in range(dim)))
+        scale = None
+    else:
+        size = None
+
+        def factor():  # exact and inexact factors, up and down, and now and then one that PyTorch's
+            return c.pick(2.0, 3.0, 0.5, 1.0, 1.5, 2.5, 0.7, 1.3, 1.01, 0.99, 1 / 3, float(c.rng.uniform(0.3, 3.5)))
+        scale = c.pick(factor(), tuple(factor() for _ in range(dim)))
+        recompute = c.pick(None, True, False)
+    c.draw(size=size, scale_factor=scale, recompute_scale_factor=recompute)
+    kw = dict(size=size, scale_factor=scale, mode=mode, recompute_scale_factor=recompute)
+    if align is not None:
+        kw["align_corners"] = align
+    if mode == "area" and scale is not None and any(
+            int(n * f) < 1 for n, f in zip(shape[2:], scale if isinstance(scale, tuple) else (scale,) * dim)):
+        # PyTorch's adaptive pooling to an empty output runs forward and refuses backward; distnn's refuses
+        # forward (the existing adaptive pools'). Left out.
+        return False
+    x = c.normal(*shape, ties=True)
+    arg = G(x)
+    if mode == "nearest" and dim != 2 and scale is not None and not recompute and _nearest_backward_differs(shape,
+                                                                                                             scale):
+        # PyTorch's nearest backward takes an output as long as the input for a copy, and one twice as long for
+        # i >> 1, whatever the scale; its forward does so for 4-D inputs only (scale_factor 1.01 on 5 values of
+        # a 3-D input: forward reads 0, 0, 1, 2, 3, backward sends to 0, 1, 2, 3, 4). distnn's gradient is that
+        # of the forward: only the forward is compared there.
+        arg = C(x)
+    if c.draw(module=c.coin(0.3)):
+        return c.run(dnn.Upsample(**kw), torch.nn.Upsample(**kw), [arg])
+    return c.run(lambda a: DF.interpolate(a, **kw), lambda a: TF.interpolate(a, **kw), [arg])
+
+
+def _nearest_backward_differs(shape, scale):
+    spatial = shape[2:]
+    scales = scale if isinstance(scale, tuple) else (scale,) * len(spatial)
+    return any(int(n * s) in (n, 2 * n) and n * s != int(n * s) for n, s in zip(spatial, scales))
+
+
 # ---------------------------------------------------------------------------- the fuzz
 @pytest.mark.filterwarnings("ignore:dropout option adds dropout after all but last recurrent layer")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")

@@ -27,5 +27,6 @@ from .attention import MultiheadAttention
 from .embedding import Embedding
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .transformer import TransformerEncoder, TransformerEncoderLayer
+from .upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from .residual import BasicBlock
 from . import utils
