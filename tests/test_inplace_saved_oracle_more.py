@@ -152,6 +152,8 @@ OPS = {
     "adaptive_avg_pool1d": ((X3,), 1, lambda lib, x: _fn(lib).adaptive_avg_pool1d(x, 3)),
     "interpolate_nearest": ((X3,), 1, lambda lib, x: _fn(lib).interpolate(x, scale_factor=2.5)),
     "interpolate_bilinear": ((X4,), 1, lambda lib, x: _fn(lib).interpolate(x, (7, 3), mode="bilinear")),
+    "unfold": ((X4,), 1, lambda lib, x: _fn(lib).unfold(x, (2, 3), padding=1, stride=(2, 1))),
+    "fold": ((N((2, 12, 9)),), 1, lambda lib, x: _fn(lib).fold(x, (4, 5), 2, padding=1, stride=2)),
     "lstm": ((XR, H0, C0) + LSTM_W, 7, _recurrent("lstm")),
     "lstm_no_bias": ((XR, H0, C0) + LSTM_W[:2], 5, _recurrent("lstm")),
     "lstm_proj": ((XR, H0P, C0) + LSTMP_W, 8, _lstm_proj),

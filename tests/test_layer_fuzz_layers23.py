@@ -130,6 +130,49 @@ def _nearest_backward_differs(shape, scale):
     return any(int(n * s) in (n, 2 * n) and n * s != int(n * s) for n, s in zip(spatial, scales))
 
 
+# ---- unfold and fold
+def _pair_or_int(c, lo, hi):
+    return c.pick(c.int(lo, hi), (c.int(lo, hi), c.int(lo, hi)))
+
+
+def _blocks(c):
+    return c.draw(kernel_size=_pair_or_int(c, 1, 3), dilation=c.pick(1, _pair_or_int(c, 1, 3)),
+                  padding=c.pick(0, _pair_or_int(c, 0, 2)), stride=c.pick(1, _pair_or_int(c, 1, 3)))
+
+
+def _two(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+@op("F.unfold/Unfold")
+def _unfold(c):
+    k, d, p, s = _blocks(c)
+    shape = c.draw(shape=((c.int(0, 3) if c.coin(0.1) else c.int(1, 3),) if c.coin(0.8) else ())
+                   + (c.int(1, 3), c.int(1, 7), c.int(1, 7)))
+    x = c.normal(*shape)
+    if c.draw(module=c.coin(0.4)):
+        return c.run(dnn.Unfold(k, d, p, s), torch.nn.Unfold(k, d, p, s), [G(x)])
+    return c.run(lambda a: DF.unfold(a, k, d, p, s), lambda a: TF.unfold(a, k, d, p, s), [G(x)])
+
+
+@op("F.fold/Fold")
+def _fold(c):
+    k, d, p, s = _blocks(c)
+    size = c.draw(output_size=_pair_or_int(c, 1, 7))
+    blocks = [(n + 2 * pp - dd * (kk - 1) - 1) // ss + 1
+              for n, kk, dd, pp, ss in zip(_two(size), _two(k), _two(d), _two(p), _two(s))]
+    C_ = c.int(1, 3)
+    kk = _two(k)[0] * _two(k)[1]
+    rows, L = C_ * kk, max(blocks[0], 0) * max(blocks[1], 0)
+    if c.coin(0.05):  # now and then a wrong shape: both must refuse
+        rows, L = c.pick((rows + 1, L), (rows, L + 1))
+    shape = c.draw(shape=((c.int(0, 3) if c.coin(0.1) else c.int(1, 3),) if c.coin(0.8) else ()) + (rows, max(L, 1)))
+    x = c.normal(*shape)
+    if c.draw(module=c.coin(0.4)):
+        return c.run(dnn.Fold(size, k, d, p, s), torch.nn.Fold(size, k, d, p, s), [G(x)])
+    return c.run(lambda a: DF.fold(a, size, k, d, p, s), lambda a: TF.fold(a, size, k, d, p, s), [G(x)])
+
+
 # ---------------------------------------------------------------------------- the fuzz
 @pytest.mark.filterwarnings("ignore:dropout option adds dropout after all but last recurrent layer")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
