@@ -248,6 +248,13 @@ LAYERS = {
     "RNN": (lambda: nn.RNN(5, 6, num_layers=2, batch_first=True), (3, 4, 5), None),
     "LSTM": (lambda: nn.LSTM(5, 6, batch_first=True, bidirectional=True), (3, 4, 5), None),
     "GRU": (lambda: nn.GRU(5, 6, batch_first=True), (3, 4, 5), None),
+    "LSTM-proj": (lambda: nn.LSTM(5, 6, num_layers=2, proj_size=3, bidirectional=True), (4, 3, 5), None),
+    "RMSNorm": (lambda: nn.RMSNorm((4, 5)), (3, 4, 5), None),
+    "Upsample-bilinear": (lambda: nn.Upsample(scale_factor=1.7, mode="bilinear"), (2, 3, 5, 6), None),
+    "Upsample-nearest": (lambda: nn.Upsample(size=(7, 4, 9)), (2, 3, 3, 5, 4), None),
+    "Upsample-linear": (lambda: nn.Upsample(size=11, mode="linear", align_corners=True), (2, 3, 5), None),
+    "Unfold": (lambda: nn.Unfold((2, 3), dilation=2, padding=1, stride=(2, 1)), (2, 3, 7, 6), None),
+    "Fold": (lambda: nn.Fold((5, 6), 2, padding=1, stride=2), (2, 12, 12), None),
     "RNN-sigmoid": (lambda: nn.RNN(5, 6, num_layers=2, nonlinearity="sigmoid", dropout=0.3, bidirectional=True),
                     (4, 3, 5), None),  # (time-major: the inter-layer dropout's masks are (T, N, H))
     "RNNCell-sigmoid": (lambda: nn.RNNCell(5, 6, nonlinearity="sigmoid"), (3, 5), None),

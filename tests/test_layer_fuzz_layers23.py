@@ -184,3 +184,180 @@ def test_layers23_fuzz_matches_pytorch(name):
         if OPS[name](Case(name, seed)):
             ran += 1
     assert ran or CASES < 4, f"{name}: PyTorch refused every configuration drawn: the generator is wrong"
+
+
+# ---------------------------------------------------------------------------- constructors, refusals, repr
+def _same_state(dm, tm):
+    dstate, tstate = dm.state_dict(), tm.state_dict()
+    assert list(dstate) == list(tstate)  # (the same order too: PyTorch's registration order)
+    for k, v in tstate.items():
+        assert tuple(np.asarray(dstate[k]).shape) == tuple(v.shape), k
+    assert repr(dm) == repr(tm)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(num_layers=2, bidirectional=True), dict(bias=False, num_layers=3)])
+def test_lstm_proj_size_parameters_initialisation_and_repr_are_pytorchs(kw):
+    dm, tm = dnn.LSTM(3, 6, proj_size=2, **kw), torch.nn.LSTM(3, 6, proj_size=2, **kw)
+    _same_state(dm, tm)
+    assert dm.weight_hr_l0.shape == (2, 6) and dm.weight_hh_l0.shape == (24, 2)
+    bound = 1 / np.sqrt(6)  # every parameter U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), W_hr too
+    for name, p in dm.named_parameters():
+        w = np.asarray(p.data)
+        assert np.abs(w).max() <= bound, name
+    assert np.abs(np.asarray(dm.weight_hr_l0.data)).max() > 0.5 * bound
+
+
+def test_lstm_proj_size_refusals_are_pytorchs():
+    for bad, match in ((-1, "positive integer or zero"), (6, "smaller than hidden_size"), (7, "smaller than")):
+        with pytest.raises(ValueError, match=match):
+            torch.nn.LSTM(3, 6, proj_size=bad)
+        with pytest.raises(ValueError, match=match):
+            dnn.LSTM(3, 6, proj_size=bad)
+    m = dnn.LSTM(3, 6, proj_size=2, num_layers=2)
+    x = distnn.tensor(np.zeros((4, 5, 3)))
+    out, (h, c) = m(x)
+    assert out.shape == (4, 5, 2) and h.shape == (2, 5, 2) and c.shape == (2, 5, 6)
+    with pytest.raises(ValueError, match="h_0"):  # h_0 of hidden_size, not proj_size: refused as in PyTorch
+        m(x, (distnn.tensor(np.zeros((2, 5, 6))), distnn.tensor(np.zeros((2, 5, 6)))))
+    with pytest.raises(ValueError, match="c_0"):
+        m(x, (distnn.tensor(np.zeros((2, 5, 2))), distnn.tensor(np.zeros((2, 5, 2)))))
+
+
+def test_rms_norm_parameters_and_repr_are_pytorchs():
+    for args, kw in (((4,), {}), (([3, 4],), dict(eps=1e-3)), ((5,), dict(elementwise_affine=False))):
+        dm, tm = dnn.RMSNorm(*args, **kw), torch.nn.RMSNorm(*args, **kw)
+        _same_state(dm, tm)
+        for k, v in tm.state_dict().items():
+            np.testing.assert_array_equal(np.asarray(dm.state_dict()[k]), v.numpy())
+    with pytest.raises(ValueError, match="normalized_shape"):
+        DF.rms_norm(distnn.tensor(np.zeros((2, 3))), (4,))
+    # eps=None is the dtype's machine epsilon: visible on an all-zero row (0 / sqrt(0 + eps) = 0) and on tiny ones
+    x = np.full((2, 3), 1e-9)
+    for dtype in (np.float32, np.float64):
+        ours = np.asarray(DF.rms_norm(distnn.tensor(x.astype(dtype)), (3,)).data)
+        ref = TF.rms_norm(torch.from_numpy(x.astype(dtype)), (3,)).numpy()
+        np.testing.assert_allclose(ours, ref, rtol=1e-6 if dtype == np.float32 else 1e-12)
+        assert ours.dtype == dtype
+
+
+def test_interpolate_refusals_and_upsample_repr_are_pytorchs():
+    x3, x4 = np.zeros((1, 2, 5)), np.zeros((1, 2, 4, 5))
+    cases = [(x4, dict(size=3, align_corners=True), ValueError), (x4, dict(size=3, scale_factor=2.0), ValueError),
+             (x4, dict(), ValueError), (x3, dict(size=3, mode="bilinear"), NotImplementedError),
+             (x4, dict(size=3, mode="linear"), NotImplementedError), (x4, dict(size=(3,)), ValueError),
+             (x4, dict(size=3, recompute_scale_factor=True), ValueError)]
+    for x, kw, err in cases:
+        with pytest.raises(err):
+            TF.interpolate(torch.from_numpy(x), **kw)
+        with pytest.raises(err):
+            DF.interpolate(distnn.tensor(x), **kw)
+    for kw in (dict(scale_factor=2), dict(size=(3, 4), mode="bilinear", align_corners=True),
+               dict(scale_factor=(2, 1.5), mode="nearest-exact")):
+        assert repr(dnn.Upsample(**kw)) == repr(torch.nn.Upsample(**kw))
+    assert repr(dnn.UpsamplingBilinear2d(scale_factor=2)) == repr(torch.nn.UpsamplingBilinear2d(scale_factor=2))
+    assert repr(dnn.UpsamplingNearest2d(size=3)) == repr(torch.nn.UpsamplingNearest2d(size=3))
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
+    np.testing.assert_allclose(np.asarray(dnn.UpsamplingBilinear2d(scale_factor=2)(distnn.tensor(x)).data),
+                               torch.nn.UpsamplingBilinear2d(scale_factor=2)(torch.from_numpy(x)).numpy(),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_fold_and_unfold_repr_and_refusals_are_pytorchs():
+    for dm, tm in ((dnn.Unfold(2, padding=1), torch.nn.Unfold(2, padding=1)),
+                   (dnn.Fold((4, 5), (2, 3), stride=2), torch.nn.Fold((4, 5), (2, 3), stride=2))):
+        assert repr(dm) == repr(tm)
+    with pytest.raises(ValueError, match="sliding blocks"):
+        DF.unfold(distnn.tensor(np.zeros((1, 2, 1, 5))), 2)
+    with pytest.raises(ValueError, match="divisible"):
+        DF.fold(distnn.tensor(np.zeros((1, 11, 12))), (4, 5), 2)
+    with pytest.raises(ValueError, match="sliding blocks"):
+        DF.fold(distnn.tensor(np.zeros((1, 12, 11))), (4, 5), 2)
+
+
+# ---------------------------------------------------------------------------- float32
+def _float32_pair(dm, tm, x, rtol=1e-4, atol=1e-5):
+    """Forward and backward in float32 in both libraries (PyTorch's weights copied into distnn's module)."""
+    dm.load_state_dict({k: v.detach().numpy().copy() for k, v in tm.state_dict().items()})
+    xd, xt = distnn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    yd, yt = dm(xd), tm(xt)
+    yd, yt = (yd[0], yt[0]) if isinstance(yt, tuple) else (yd, yt)
+    assert yd.dtype == np.float32
+    g = np.random.default_rng(1).standard_normal(tuple(yt.shape)).astype(np.float32)
+    (yd * distnn.tensor(g)).sum().backward()
+    (yt * torch.from_numpy(g)).sum().backward()
+    np.testing.assert_allclose(np.asarray(yd.data), yt.detach().numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(np.asarray(xd.grad.data), xt.grad.numpy(), rtol=rtol, atol=atol)
+    tparams = dict(tm.named_parameters())
+    for name, p in dm.named_parameters():
+        assert p.grad.dtype == np.float32
+        np.testing.assert_allclose(np.asarray(p.grad.data), tparams[name].grad.numpy(), rtol=rtol, atol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+@pytest.mark.parametrize("layer", ["LSTM", "RMSNorm", "Upsample", "Unfold", "Fold"])
+def test_layer_float32_matches_pytorch(layer):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    make, shape = {
+        "LSTM": (lambda lib: lib.LSTM(5, 8, num_layers=2, proj_size=3, bidirectional=True, batch_first=True),
+                 (4, 6, 5)),
+        "RMSNorm": (lambda lib: lib.RMSNorm((4, 5)), (3, 4, 5)),
+        "Upsample": (lambda lib: lib.Upsample(scale_factor=1.7, mode="bilinear"), (2, 3, 5, 6)),
+        "Unfold": (lambda lib: lib.Unfold((2, 3), dilation=2, padding=1, stride=(2, 1)), (2, 3, 7, 6)),
+        "Fold": (lambda lib: lib.Fold((5, 6), 2, padding=1, stride=2), (2, 12, 12)),
+    }[layer]
+    tm = make(torch.nn)
+    if layer == "RMSNorm":
+        with torch.no_grad():
+            tm.weight.normal_()
+    _float32_pair(make(dnn), tm, rng.standard_normal(shape).astype(np.float32))
+
+
+# ---------------------------------------------------------------------------- training through the public API
+def _trains(model, x, target, steps=40, lr=0.02):
+    opt = optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        out = model(distnn.tensor(x))
+        loss = DF.mse_loss(out[0] if isinstance(out, tuple) else out, distnn.tensor(target))
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.item()))
+    return losses[0], losses[-1]
+
+
+class _Patches(dnn.Module):
+    """A 2x2 stride-2 convolution written as unfold, a linear map of the patches, and fold back (an autoencoder)."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc, self.dec = dnn.Linear(4, 6), dnn.Linear(6, 4)
+
+    def forward(self, x):
+        cols = DF.unfold(x, 2, stride=2).transpose(1, 2)  # (N, L, 4)
+        return DF.fold(self.dec(DF.relu(self.enc(cols))).transpose(1, 2), (8, 8), 2, stride=2)
+
+
+@pytest.mark.parametrize("layer", ["LSTM proj_size", "RMSNorm", "Upsample", "Unfold/Fold"])
+def test_a_small_model_with_the_layer_trains(layer):
+    distnn.manual_seed(0)
+    rng = np.random.default_rng(0)
+    if layer == "LSTM proj_size":  # the running sum of a sequence, through a projected LSTM
+        x = rng.standard_normal((32, 6, 2)).astype(np.float32)
+        target = np.cumsum(x[..., :1], axis=1) / 3
+        model = dnn.LSTM(2, 16, num_layers=2, proj_size=1, batch_first=True)
+    elif layer == "RMSNorm":
+        x = rng.standard_normal((64, 8)).astype(np.float32) * 3
+        target = np.tanh(x[:, :2] - x[:, 2:4])
+        model = dnn.Sequential(dnn.Linear(8, 32), dnn.RMSNorm(32), dnn.ReLU(), dnn.Linear(32, 2))
+    elif layer == "Upsample":  # a 3x3 image to 6x6: each value doubled and shifted, over its 2x2 block
+        x = rng.standard_normal((32, 1, 3, 3)).astype(np.float32)
+        target = np.repeat(np.repeat(x, 2, axis=2), 2, axis=3) * 2 - 0.5
+        model = dnn.Sequential(dnn.Conv2d(1, 8, 1), dnn.Upsample(scale_factor=2), dnn.Conv2d(8, 1, 1))
+    else:
+        x = rng.uniform(0, 1, (32, 1, 8, 8)).astype(np.float32)
+        target = x
+        model = _Patches()
+    first, last = _trains(model, x, target)
+    assert last < 0.6 * first, (first, last)
