@@ -250,6 +250,8 @@ LAYERS = {
     "GRU": (lambda: nn.GRU(5, 6, batch_first=True), (3, 4, 5), None),
     "LSTM-proj": (lambda: nn.LSTM(5, 6, num_layers=2, proj_size=3, bidirectional=True), (4, 3, 5), None),
     "RMSNorm": (lambda: nn.RMSNorm((4, 5)), (3, 4, 5), None),
+    "Conv3d": (lambda: nn.Conv3d(4, 6, (2, 3, 3), stride=(1, 2, 1), padding=1, groups=2), (2, 4, 3, 6, 5), None),
+    "BatchNorm3d": (lambda: nn.BatchNorm3d(3), (4, 3, 2, 3, 3), None),
     "Upsample-bilinear": (lambda: nn.Upsample(scale_factor=1.7, mode="bilinear"), (2, 3, 5, 6), None),
     "Upsample-nearest": (lambda: nn.Upsample(size=(7, 4, 9)), (2, 3, 3, 5, 4), None),
     "Upsample-linear": (lambda: nn.Upsample(size=11, mode="linear", align_corners=True), (2, 3, 5), None),

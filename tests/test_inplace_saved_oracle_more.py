@@ -122,6 +122,8 @@ OPS = {
     "conv2d": ((X4, W4, B4), 3, lambda lib, x, w, b: _fn(lib).conv2d(x, w, b, padding=1)),
     "conv2d_stride2": ((X4, W4, B4), 3, lambda lib, x, w, b: _fn(lib).conv2d(x, w, b, stride=2)),
     "conv2d_1x1": ((X4, W1), 2, lambda lib, x, w: _fn(lib).conv2d(x, w)),  # (its columns are x itself)
+    "conv3d": ((X4[:, :, :3, None, :].repeat(3, 3), W4[:, :, None], B4), 3,
+               lambda lib, x, w, b: _fn(lib).conv3d(x, w, b, padding=(0, 1, 1))),
     "conv1d": ((X3, W3, B3), 3, lambda lib, x, w, b: _fn(lib).conv1d(x, w, b, padding=1)),
     "conv_transpose2d": ((X4, WT4, B4), 3,
                          lambda lib, x, w, b: _fn(lib).conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)),

@@ -4,8 +4,13 @@ libraries, and outputs, input gradients and parameter gradients compared to tigh
 
 Covered: LSTM with ``proj_size`` (multi-layer, bidirectional, batch_first, unbatched, given or zero
 initial states), RMSNorm and F.rms_norm, F.interpolate and Upsample ('nearest', 'nearest-exact',
-'linear', 'bilinear'; size or scale_factor, align_corners, recompute_scale_factor), F.unfold/F.fold
-and Unfold/Fold.
+'linear', 'bilinear', 'trilinear', 'area'; size or scale_factor, align_corners, recompute_scale_factor),
+F.unfold/F.fold and Unfold/Fold, Conv3d and F.conv3d (groups, stride, dilation, padding 'same'/'valid',
+padding modes), BatchNorm3d (training and eval steps, running statistics).
+
+Left out, at their generators: PyTorch's nearest gradient for 3-D and 5-D inputs where its backward takes
+a shortcut its forward does not (only the forward is compared there), and 'area' to an empty output
+(PyTorch's forward runs, its backward refuses; distnn's forward refuses).
 
 Also: the constructors' parameters, initialisation and refusals against PyTorch's, a float32 check per
 layer, and a small model using each trained through the public API (its loss must fall).
@@ -173,6 +178,56 @@ def _fold(c):
     return c.run(lambda a: DF.fold(a, size, k, d, p, s), lambda a: TF.fold(a, size, k, d, p, s), [G(x)])
 
 
+# ---- 3-D convolution and batch norm
+def _triple_or_int(c, lo, hi):
+    return c.pick(c.int(lo, hi), tuple(c.int(lo, hi) for _ in range(3)))
+
+
+@op("Conv3d/F.conv3d")
+def _conv3d(c):
+    groups = c.pick(1, 1, 2)
+    cin, cout = groups * c.int(1, 2), groups * c.int(1, 2)
+    k = _triple_or_int(c, 1, 3)
+    stride = c.pick(1, _triple_or_int(c, 1, 2))
+    dilation = c.pick(1, _triple_or_int(c, 1, 2))
+    padding = c.pick(0, _triple_or_int(c, 0, 2), "valid", "same")
+    if padding == "same":
+        stride = 1
+    bias = c.coin(0.7)
+    shape = ((c.int(0, 2) if c.coin(0.1) else c.int(1, 2),) if c.coin(0.85) else ()) + \
+        (cin,) + tuple(c.int(1, 5) for _ in range(3))
+    c.draw(groups=groups, cin=cin, cout=cout, k=k, stride=stride, dilation=dilation, padding=padding, bias=bias,
+           shape=shape)
+    if c.draw(functional=c.coin(0.3)):
+        args = [G(c.normal(*shape)), G(c.normal(cout, cin // groups, *((k,) * 3 if isinstance(k, int) else k))),
+                G(c.normal(cout)) if bias else None]
+        return c.run(lambda x, w, b: DF.conv3d(x, w, b, stride, padding, dilation, groups),
+                     lambda x, w, b: TF.conv3d(x, w, b, stride, padding, dilation, groups), args)
+    mode = c.draw(padding_mode=c.pick("zeros", "zeros", "reflect", "replicate", "circular"))
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias, padding_mode=mode)
+    try:
+        tm = torch.nn.Conv3d(cin, cout, k, **kw)
+    except (ValueError, RuntimeError):
+        return False
+    dm = dnn.Conv3d(cin, cout, k, **kw)
+    c.randomize(dm)
+    return c.run(dm, tm, [_input(c, shape)], dm, tm)
+
+
+@op("BatchNorm3d")
+def _batchnorm3d(c):
+    C_ = c.int(1, 3)
+    shape = c.draw(shape=(c.dim(3), C_, c.int(1, 3), c.int(1, 3), c.int(1, 3)))
+    affine, track, momentum, eps = c.draw(affine=c.coin(), track=c.coin(0.7),
+                                          momentum=c.pick(0.1, 0.5, None, 0.0, 1.0), eps=c.pick(1e-5, 1e-3, 0.5))
+    modes = c.draw(modes=[c.coin(0.7) for _ in range(3)])
+    kw = dict(eps=eps, momentum=momentum, affine=affine, track_running_stats=track)
+    dm, tm = dnn.BatchNorm3d(C_, **kw), torch.nn.BatchNorm3d(C_, **kw)
+    c.randomize(dm)
+    inputs = [c.normal(*shape) * c.pick(1.0, 3.0) + c.pick(0.0, 2.0) for _ in range(3)]
+    return c.run(dm, tm, lambda s: [G(inputs[s])], dm, tm, steps=3, modes=modes)
+
+
 # ---------------------------------------------------------------------------- the fuzz
 @pytest.mark.filterwarnings("ignore:dropout option adds dropout after all but last recurrent layer")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -274,6 +329,20 @@ def test_fold_and_unfold_repr_and_refusals_are_pytorchs():
         DF.fold(distnn.tensor(np.zeros((1, 12, 11))), (4, 5), 2)
 
 
+def test_conv3d_and_batch_norm3d_parameters_and_initialisation_are_pytorchs():
+    for dm, tm in ((dnn.Conv3d(4, 6, (2, 3, 1), groups=2, padding="same"),
+                    torch.nn.Conv3d(4, 6, (2, 3, 1), groups=2, padding="same")),
+                   (dnn.Conv3d(2, 3, 2, stride=2, bias=False, padding_mode="circular"),
+                    torch.nn.Conv3d(2, 3, 2, stride=2, bias=False, padding_mode="circular")),
+                   (dnn.BatchNorm3d(4), torch.nn.BatchNorm3d(4))):
+        _same_state(dm, tm)
+    w = np.asarray(dnn.Conv3d(4, 6, (2, 3, 1), groups=2).weight.data)
+    bound = 1 / np.sqrt(2 * 2 * 3 * 1)  # kaiming_uniform_(a=sqrt(5)): 1/sqrt(fan_in), fan_in C_in/groups * kernel
+    assert w.shape == (6, 2, 2, 3, 1) and bound * 0.7 < np.abs(w).max() <= bound
+    with pytest.raises(ValueError, match="BatchNorm3d"):
+        dnn.BatchNorm3d(3)(distnn.tensor(np.zeros((2, 3, 4, 4))))
+
+
 # ---------------------------------------------------------------------------- float32
 def _float32_pair(dm, tm, x, rtol=1e-4, atol=1e-5):
     """Forward and backward in float32 in both libraries (PyTorch's weights copied into distnn's module)."""
@@ -294,7 +363,7 @@ def _float32_pair(dm, tm, x, rtol=1e-4, atol=1e-5):
 
 
 @pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
-@pytest.mark.parametrize("layer", ["LSTM", "RMSNorm", "Upsample", "Unfold", "Fold"])
+@pytest.mark.parametrize("layer", ["LSTM", "RMSNorm", "Upsample", "Unfold", "Fold", "Conv3d", "BatchNorm3d"])
 def test_layer_float32_matches_pytorch(layer):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -305,6 +374,8 @@ def test_layer_float32_matches_pytorch(layer):
         "Upsample": (lambda lib: lib.Upsample(scale_factor=1.7, mode="bilinear"), (2, 3, 5, 6)),
         "Unfold": (lambda lib: lib.Unfold((2, 3), dilation=2, padding=1, stride=(2, 1)), (2, 3, 7, 6)),
         "Fold": (lambda lib: lib.Fold((5, 6), 2, padding=1, stride=2), (2, 12, 12)),
+        "Conv3d": (lambda lib: lib.Conv3d(4, 6, (2, 3, 3), stride=(1, 2, 1), padding=1, groups=2), (2, 4, 3, 6, 5)),
+        "BatchNorm3d": (lambda lib: lib.BatchNorm3d(3), (4, 3, 2, 3, 3)),
     }[layer]
     tm = make(torch.nn)
     if layer == "RMSNorm":
@@ -339,7 +410,7 @@ class _Patches(dnn.Module):
         return DF.fold(self.dec(DF.relu(self.enc(cols))).transpose(1, 2), (8, 8), 2, stride=2)
 
 
-@pytest.mark.parametrize("layer", ["LSTM proj_size", "RMSNorm", "Upsample", "Unfold/Fold"])
+@pytest.mark.parametrize("layer", ["LSTM proj_size", "RMSNorm", "Upsample", "Unfold/Fold", "Conv3d"])
 def test_a_small_model_with_the_layer_trains(layer):
     distnn.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -355,6 +426,10 @@ def test_a_small_model_with_the_layer_trains(layer):
         x = rng.standard_normal((32, 1, 3, 3)).astype(np.float32)
         target = np.repeat(np.repeat(x, 2, axis=2), 2, axis=3) * 2 - 0.5
         model = dnn.Sequential(dnn.Conv2d(1, 8, 1), dnn.Upsample(scale_factor=2), dnn.Conv2d(8, 1, 1))
+    elif layer == "Conv3d":  # a 3-D blur learnt by a 3-D convolution with BatchNorm3d before it
+        x = rng.standard_normal((16, 1, 4, 5, 5)).astype(np.float32)
+        target = (x[:, :, :-1, :-1, :-1] + x[:, :, 1:, 1:, 1:]) / 2
+        model = dnn.Sequential(dnn.BatchNorm3d(1), dnn.Conv3d(1, 4, 2), dnn.ReLU(), dnn.Conv3d(4, 1, 1))
     else:
         x = rng.uniform(0, 1, (32, 1, 8, 8)).astype(np.float32)
         target = x

@@ -11,6 +11,7 @@ from .linear import linear
 from .embedding import embedding, one_hot
 from .normalize import normalize
 from .conv import conv1d, conv2d
+from .conv3d import conv3d
 from .conv_transpose import conv_transpose1d, conv_transpose2d
 from .norm import batch_norm, layer_norm, rms_norm
 from .interpolate import interpolate

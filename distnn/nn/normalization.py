@@ -1,5 +1,5 @@
-"""``LayerNorm``, ``RMSNorm``, ``GroupNorm``, batch normalization (``BatchNorm1d``, ``BatchNorm2d``) and instance
-normalization (``InstanceNorm1d``, ``InstanceNorm2d``), PyTorch semantics.
+"""``LayerNorm``, ``RMSNorm``, ``GroupNorm``, batch normalization (``BatchNorm1d``, ``BatchNorm2d``,
+``BatchNorm3d``) and instance normalization (``InstanceNorm1d``, ``InstanceNorm2d``), PyTorch semantics.
 
 ``_BatchNorm`` is the base a synchronized batch norm subclasses: it owns the
 parameters and buffers (``weight``, ``bias``, ``running_mean``, ``running_var``,
@@ -310,6 +310,13 @@ class BatchNorm2d(_BatchNorm):
 
     _expected_ndims = (4,)
     _shape_text = "(N, C, H, W)"
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch norm over (N, C, D, H, W) inputs."""
+
+    _expected_ndims = (5,)
+    _shape_text = "(N, C, D, H, W)"
 
 
 class GroupNorm(_AffineNorm):
