@@ -37,6 +37,8 @@ def _rnn_weights(gates):
 
 
 LSTM_W, GRU_W, RNN_W = _rnn_weights(4), _rnn_weights(3), _rnn_weights(1)
+PROJ = 2  # an LSTM with projections (proj_size): h0 (BATCH, PROJ), W_hh (4H, PROJ), W_hr (PROJ, H)
+H0P, LSTMP_W = N((BATCH, PROJ)), (LSTM_W[0], N((4 * H, PROJ)) * 0.5) + LSTM_W[2:] + (N((PROJ, H)) * 0.5,)
 Q, K, V, MASK = N((2, 3, 4)), N((2, 5, 4)), N((2, 5, 4)), N((3, 5))
 QS, KS = N((3, 2, 4)), N((5, 2, 4))  # (L, N, E): the sequence-first layout
 XG, YG, VG = N((3, 4)), N((3, 4)), RNG.uniform(0.5, 2.0, (3, 4))
@@ -83,6 +85,18 @@ def _recurrent(mode):
     return op
 
 
+def _lstm_proj(lib, x, h0, c0, w_ih, w_hh, *rest):
+    """The LSTM with projections, (x, h0, c0, w_ih, w_hh[, b_ih, b_hh], w_hr): its hidden states and final
+    cell state, flattened and concatenated in both libraries (distnn's fused output holds them padded)."""
+    biases, w_hr = rest[:-1], rest[-1]
+    if lib is dn:
+        packed = R.LSTMLayer.apply(x, h0, c0, w_ih, w_hh, *(biases or (None, None)), w_hr)
+        return dn.cat([packed[:-1, :, :PROJ].reshape(-1), packed[-1].reshape(-1)])
+    out, _, c = lib.lstm(x, (h0[None], c0[None]), [w_ih, w_hh, *biases, w_hr], bool(biases), 1, 0.0, True, False,
+                         False)
+    return lib.cat([out.reshape(-1), c.reshape(-1)])
+
+
 def _attention(heads, seq_first, packed=False):
     """distnn's fused attention core; PyTorch's scaled_dot_product_attention (its default kernel) on the same
     heads, viewed in and out of the layout: the output is a view of PyTorch's, (..., heads, head_dim), which
@@ -108,6 +122,8 @@ OPS = {
     "conv2d": ((X4, W4, B4), 3, lambda lib, x, w, b: _fn(lib).conv2d(x, w, b, padding=1)),
     "conv2d_stride2": ((X4, W4, B4), 3, lambda lib, x, w, b: _fn(lib).conv2d(x, w, b, stride=2)),
     "conv2d_1x1": ((X4, W1), 2, lambda lib, x, w: _fn(lib).conv2d(x, w)),  # (its columns are x itself)
+    "conv3d": ((X4[:, :, :3, None, :].repeat(3, 3), W4[:, :, None], B4), 3,
+               lambda lib, x, w, b: _fn(lib).conv3d(x, w, b, padding=(0, 1, 1))),
     "conv1d": ((X3, W3, B3), 3, lambda lib, x, w, b: _fn(lib).conv1d(x, w, b, padding=1)),
     "conv_transpose2d": ((X4, WT4, B4), 3,
                          lambda lib, x, w, b: _fn(lib).conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)),
@@ -115,6 +131,8 @@ OPS = {
     "layer_norm": ((XL, WL, BL), 3, lambda lib, x, w, b: _fn(lib).layer_norm(x, (4,), w, b)),
     "layer_norm_weight": ((XL, WL), 2, lambda lib, x, w: _fn(lib).layer_norm(x, (4,), w)),
     "layer_norm_plain": ((XL,), 1, lambda lib, x: _fn(lib).layer_norm(x, (3, 4))),
+    "rms_norm": ((XL, WL), 2, lambda lib, x, w: _fn(lib).rms_norm(x, (4,), w)),
+    "rms_norm_plain": ((XL,), 1, lambda lib, x: _fn(lib).rms_norm(x, (3, 4), eps=0.1)),
     "batch_norm_train": ((XB, WB, BB), 3, lambda lib, x, w, b: _fn(lib).batch_norm(x, None, None, w, b, training=True)),
     "batch_norm_train_plain": ((XB,), 1, lambda lib, x: _fn(lib).batch_norm(x, None, None, training=True)),
     "batch_norm_eval": ((XB, WB, BB), 3, _batch_norm_eval),
@@ -134,8 +152,14 @@ OPS = {
     "max_pool1d": ((X3,), 1, lambda lib, x: _fn(lib).max_pool1d(x, 3, 2, 1)),
     "avg_pool1d": ((X3,), 1, lambda lib, x: _fn(lib).avg_pool1d(x, 3, 2, 1)),
     "adaptive_avg_pool1d": ((X3,), 1, lambda lib, x: _fn(lib).adaptive_avg_pool1d(x, 3)),
+    "interpolate_nearest": ((X3,), 1, lambda lib, x: _fn(lib).interpolate(x, scale_factor=2.5)),
+    "interpolate_bilinear": ((X4,), 1, lambda lib, x: _fn(lib).interpolate(x, (7, 3), mode="bilinear")),
+    "unfold": ((X4,), 1, lambda lib, x: _fn(lib).unfold(x, (2, 3), padding=1, stride=(2, 1))),
+    "fold": ((N((2, 12, 9)),), 1, lambda lib, x: _fn(lib).fold(x, (4, 5), 2, padding=1, stride=2)),
     "lstm": ((XR, H0, C0) + LSTM_W, 7, _recurrent("lstm")),
     "lstm_no_bias": ((XR, H0, C0) + LSTM_W[:2], 5, _recurrent("lstm")),
+    "lstm_proj": ((XR, H0P, C0) + LSTMP_W, 8, _lstm_proj),
+    "lstm_proj_no_bias": ((XR, H0P, C0) + LSTMP_W[:2] + LSTMP_W[-1:], 6, _lstm_proj),
     "gru": ((XR, H0) + GRU_W, 6, _recurrent("gru")),
     "rnn_tanh": ((XR, H0) + RNN_W, 6, _recurrent("rnn_tanh")),
     "rnn_relu": ((XR, H0) + RNN_W, 6, _recurrent("rnn_relu")),

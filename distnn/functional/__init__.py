@@ -11,8 +11,11 @@ from .linear import linear
 from .embedding import embedding, one_hot
 from .normalize import normalize
 from .conv import conv1d, conv2d
+from .conv3d import conv3d
 from .conv_transpose import conv_transpose1d, conv_transpose2d
-from .norm import batch_norm, layer_norm
+from .norm import batch_norm, layer_norm, rms_norm
+from .interpolate import interpolate
+from .fold import fold, unfold
 from .group_norm import group_norm, instance_norm
 from .pooling import (
     adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d,

@@ -1,4 +1,4 @@
-"""Normalization as fused Functions: ``layer_norm`` and ``batch_norm``.
+"""Normalization as fused Functions: ``layer_norm``, ``rms_norm`` and ``batch_norm``.
 
 Each forward computes statistics in two passes (mean, then the mean of squared
 deviations) rather than E[x^2] - mean^2, which loses precision in float32.
@@ -13,6 +13,8 @@ synchronized batch norm can reuse it: compute global statistics, pass them in,
 and override ``combine_grad_sums`` to allreduce.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
@@ -72,6 +74,55 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if shape[len(shape) - len(normalized_shape):] != normalized_shape or len(shape) < len(normalized_shape):
         raise ValueError(f"layer_norm: input of shape {shape} does not end with normalized_shape {normalized_shape}")
     return LayerNorm.apply(input, weight, bias, ndim=len(normalized_shape), eps=eps)
+
+
+# ------------------------------------------------------------------ RMS norm
+class RMSNorm(Function):
+    """``x * rsqrt(mean(x^2) + eps) * weight`` over the trailing ``ndim`` dims; backward, with xhat = x * r:
+    dx = r * (dxh - xhat * mean(dxh * xhat)), dxh = dy * weight; dw = sum(dy * xhat) over the leading dims."""
+
+    # PyTorch's rms_norm is composed (pow, mean, rsqrt, mul): x's gradient reads x and the weight, the weight's
+    # only the normalized intermediate (its own), and nothing reads the output: so refuse the same changes
+    reads = ((0, 1), ())
+
+    def forward(self, x, weight=None, ndim=1, eps=None):
+        xp = get_array_module(x)
+        axes = tuple(range(x.ndim - ndim, x.ndim))
+        r = 1.0 / xp.sqrt((x * x).mean(axis=axes, keepdims=True) + eps)
+        xhat = x * r
+        # (a copy without a weight: the output may be changed in place, while backward reads xhat)
+        out = xhat * weight if weight is not None else xhat.copy()
+        self.xhat, self.r, self.weight, self.axes, self.ndim = xhat, r, weight, axes, ndim
+        return out
+
+    def backward(self, g):
+        xhat, axes = self.xhat, self.axes
+        nin = self.needs_input_grad
+        gx = gw = None
+        if nin[0]:
+            gxh = g * self.weight if self.weight is not None else g
+            gx = self.r * (gxh - xhat * (gxh * xhat).mean(axis=axes, keepdims=True))
+        if self.weight is not None and len(nin) > 1 and nin[1]:
+            gw = sum_into(g * xhat, tuple(range(g.ndim - self.ndim)), destinations(self, 2)[1])
+        return gx, gw
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """Root-mean-square normalization over the trailing ``normalized_shape`` dims, times ``weight``
+    (PyTorch's ``F.rms_norm``); ``eps=None`` is the machine epsilon of the input's dtype."""
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    normalized_shape = tuple(int(s) for s in normalized_shape)
+    shape = tuple(input.shape)
+    if len(shape) < len(normalized_shape) or shape[len(shape) - len(normalized_shape):] != normalized_shape:
+        raise ValueError(f"rms_norm: input of shape {shape} does not end with normalized_shape {normalized_shape}")
+    if weight is not None and tuple(weight.shape) != normalized_shape:
+        raise ValueError(f"rms_norm: weight of shape {tuple(weight.shape)} is not normalized_shape "
+                         f"{normalized_shape}")
+    if eps is None:
+        # (PyTorch's: that of the dtype it computes in, float32 at least)
+        eps = float(np.finfo(np.promote_types(_raw(input).dtype, np.float32)).eps)
+    return RMSNorm.apply(input, weight, ndim=len(normalized_shape), eps=eps)
 
 
 # ------------------------------------------------------------------ batch norm

@@ -13,7 +13,9 @@ Gate orders follow PyTorch: LSTM rows are (i, f, g, o), GRU rows are (r, z, n)
 with ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``.
 
 A Function has one output, so the LSTM returns ``(T + 1, B, H)``: the hidden
-states of every step followed by the final cell state. ``reverse=True`` runs time
+states of every step followed by the final cell state. With a projection
+(PyTorch's ``proj_size``: ``h = W_hr (o * tanh(c))``, P < H values) the hidden
+states fill ``[:T, :, :P]`` of it and the rest of those rows is zero. ``reverse=True`` runs time
 backwards (the second direction of a bidirectional layer); outputs stay at their
 own time positions, so the final hidden state is then at index 0.
 
@@ -40,6 +42,18 @@ def _check_rnn_args(x, h0, w_ih, w_hh, ngates, what):
         )
     if h0.shape != (x.shape[1], hidden):
         raise ValueError(f"{what}: initial state must be {(x.shape[1], hidden)}, got {tuple(h0.shape)}")
+
+
+def _check_lstm_args(x, h0, c0, w_ih, w_hh, w_hr, H, P):
+    if x.ndim != 3:
+        raise ValueError(f"LSTM: input must be (T, B, input_size), got shape {tuple(x.shape)}")
+    if (w_ih.shape != (4 * H, x.shape[2]) or w_hh.shape != (4 * H, P)
+            or (w_hr is not None and (w_hr.shape != (P, H) or P >= H))):
+        shapes = ", ".join(str(tuple(w.shape)) for w in (w_ih, w_hh, w_hr) if w is not None)
+        raise ValueError(f"LSTM: weights {shapes} do not fit input {tuple(x.shape)} with 4 gates")
+    if h0.shape != (x.shape[1], P) or c0.shape != (x.shape[1], H):
+        raise ValueError(f"LSTM: initial states must be {(x.shape[1], P)} and {(x.shape[1], H)}, got "
+                         f"{tuple(h0.shape)} and {tuple(c0.shape)}")
 
 
 def _input_projection(x, w_ih, b_ih, b_hh):
@@ -89,9 +103,11 @@ def _weight_grads(need, k, dpre_x, dpre_h, x, hprev, w_ih, w_hh, dests=(None,) *
 #   GRU, RNN (x, h0, w_ih, w_hh, b_ih, b_hh): every gradient runs back through time over W_hh; x's reads W_ih,
 #   W_ih's reads x, W_hh's reads the states h0 included.
 _W_HH_ALWAYS = ((2, 3), (3,), (0, 3), (1, 3), (3,), (3,))
-#   LSTM (x, h0, c0, w_ih, w_hh, b_ih, b_hh): as the GRU's, shifted by c0, which PyTorch's ``f * c0`` saves
-#   for the forget gate's gradient, that is for every input but c0 itself.
-_LSTM_READS = ((2, 3, 4), (2, 4), (4,), (0, 2, 4), (1, 2, 4), (2, 4), (2, 4))
+#   LSTM (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr): as the GRU's, shifted by c0, which PyTorch's ``f * c0``
+#   saves for the forget gate's gradient, that is for every input but c0 itself (and W_hr, whose gradient is
+#   that of steps after the first only). With a projection W_hr (proj_size), every output is a product with
+#   it, so every gradient reads it (without one, position 7 is no Tensor and nothing is checked there).
+_LSTM_READS = ((2, 3, 4, 7), (2, 4, 7), (4, 7), (0, 2, 4, 7), (1, 2, 4, 7), (2, 4, 7), (2, 4, 7), (4, 7))
 
 
 def _rows(xp, g, order, dest=None):
@@ -104,17 +120,19 @@ def _rows(xp, g, order, dest=None):
 class LSTMLayer(Function):
     """One LSTM layer over a sequence.
 
-    ``apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False)`` -> (T + 1, B, H):
-    ``out[:T]`` are the hidden states, ``out[T]`` the final cell state.
+    ``apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr=None, reverse=False)`` -> (T + 1, B, H):
+    ``out[:T]`` are the hidden states, ``out[T]`` the final cell state. With ``w_hr`` (P, H), PyTorch's
+    projection, the hidden states are ``W_hr (o * tanh(c))``, h0 is (B, P) and ``out[:T, :, :P]`` holds them.
     """
 
     reads = _LSTM_READS  # (backward reads x for W_ih's gradient; the rest are its own arrays)
 
-    def forward(self, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
+    def forward(self, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None, reverse=False):
         xp = get_array_module(x)
-        _check_rnn_args(x, h0, w_ih, w_hh, 4, "LSTM")
         T, B, _ = x.shape
-        H = w_hh.shape[1]
+        H = w_ih.shape[0] // 4
+        P = H if w_hr is None else w_hr.shape[0]
+        _check_lstm_args(x, h0, c0, w_ih, w_hh, w_hr, H, P)
         # Reorder gates (i, f, g, o) -> (i, f, o, g) so the sigmoid gates are one block.
         perm = xp.concatenate([xp.arange(0, 2 * H), xp.arange(3 * H, 4 * H), xp.arange(2 * H, 3 * H)])
         scale = xp.ones((4 * H, 1), dtype=x.dtype)
@@ -124,9 +142,12 @@ class LSTMLayer(Function):
         b_hh_p = None if b_hh is None else b_hh[perm] * scale[:, 0]
         gates = _input_projection(x, w_ih_p * scale, b_ih_p, b_hh_p)  # (T, B, 4H), activated in place below
         w_hh_s_T = (w_hh_p * scale).T
-        hs = xp.empty((T + 1, B, H), dtype=x.dtype)  # hs[s] is the state before step s (in run order)
+        hs = xp.empty((T + 1, B, P), dtype=x.dtype)  # hs[s] is the state before step s (in run order)
         cs = xp.empty((T + 1, B, H), dtype=x.dtype)
         tcs = xp.empty((T, B, H), dtype=x.dtype)
+        # o * tanh(c) before the projection, in time order (W_hr's gradient reads it); without one, it is h
+        raws = None if w_hr is None else xp.empty((T, B, H), dtype=x.dtype)
+        w_hr_T = None if w_hr is None else w_hr.T
         hs[0], cs[0] = h0, c0
         H3 = 3 * H
         steps = range(T - 1, -1, -1) if reverse else range(T)
@@ -143,22 +164,27 @@ class LSTMLayer(Function):
             c += i * g
             tc = tcs[t]
             xp.tanh(c, out=tc)
-            xp.multiply(o, tc, out=hs[s + 1])
-        out = xp.empty((T + 1, B, H), dtype=x.dtype)
-        out[:T] = hs[1:][::-1] if reverse else hs[1:]
+            if raws is None:
+                xp.multiply(o, tc, out=hs[s + 1])
+            else:
+                xp.multiply(o, tc, out=raws[t])
+                xp.matmul(raws[t], w_hr_T, out=hs[s + 1])
+        out = xp.zeros((T + 1, B, H), dtype=x.dtype) if P < H else xp.empty((T + 1, B, H), dtype=x.dtype)
+        out[:T, :, :P] = hs[1:][::-1] if reverse else hs[1:]
         out[T] = cs[T]
-        self.x, self.gates, self.hs, self.cs, self.tcs = x, gates, hs, cs, tcs
-        self.w_ih_p, self.w_hh_p, self.perm, self.reverse = w_ih_p, w_hh_p, perm, reverse
+        self.x, self.gates, self.hs, self.cs, self.tcs, self.raws = x, gates, hs, cs, tcs, raws
+        self.w_ih_p, self.w_hh_p, self.w_hr, self.perm, self.reverse = w_ih_p, w_hh_p, w_hr, perm, reverse
         return out
 
     def backward(self, grad):
         xp = get_array_module(grad)
-        x, gates, hs, cs, tcs = self.x, self.gates, self.hs, self.cs, self.tcs
+        x, gates, hs, cs, tcs, w_hr = self.x, self.gates, self.hs, self.cs, self.tcs, self.w_hr
         T, B, _ = x.shape
-        H = hs.shape[2]
+        H, P = cs.shape[2], hs.shape[2]
         H3 = 3 * H
         dpre = xp.empty_like(gates)  # pre-activation gradients in (i, f, o, g) order
-        dh = xp.zeros((B, H), dtype=grad.dtype)
+        dys = None if w_hr is None else xp.empty((T, B, P), dtype=grad.dtype)  # d(projected h), time order
+        dh = xp.zeros((B, P), dtype=grad.dtype)
         dc = grad[T].copy()
         steps = range(T - 1, -1, -1) if self.reverse else range(T)
         for s in range(T - 1, -1, -1):
@@ -166,9 +192,12 @@ class LSTMLayer(Function):
             a = gates[t]
             i, f, o, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : H3], a[:, H3:]
             tc = tcs[t]
-            dh += grad[t]
+            dh += grad[t, :, :P]
+            if dys is not None:  # through h = W_hr raw
+                dys[t] = dh
+                dh = dh @ w_hr
             d = dpre[t]
-            # d(output gate) and d(cell) through h = o * tanh(c)
+            # d(output gate) and d(cell) through raw = o * tanh(c)
             xp.multiply(dh, tc, out=d[:, 2 * H : H3])
             dc += dh * o * (1 - tc * tc)
             xp.multiply(dc, g, out=d[:, :H])
@@ -185,10 +214,14 @@ class LSTMLayer(Function):
         grads = _weight_grads(need, 3, dpre, dpre, x, hprev, self.w_ih_p, self.w_hh_p)
         dx, dw_ih, dw_hh, db_ih, db_hh = (None if g is None else g for g in grads)
         inv = xp.argsort(self.perm)  # back to PyTorch's (i, f, g, o) rows, into the engine's destinations if any
-        dests = destinations(self, 7)[3:7]
+        dests = destinations(self, 8)
         dw_ih, dw_hh, db_ih, db_hh = (None if g is None else _rows(xp, g, inv, d)
-                                      for g, d in zip((dw_ih, dw_hh, db_ih, db_hh), dests))
-        return (dx, (dh if need[1] else None), (dc if need[2] else None), dw_ih, dw_hh, db_ih, db_hh)[: len(need)]
+                                      for g, d in zip((dw_ih, dw_hh, db_ih, db_hh), dests[3:7]))
+        dw_hr = None
+        if len(need) > 7 and need[7]:
+            dw_hr = matmul_into(dys.reshape(T * B, P).T, self.raws.reshape(T * B, H), dests[7])
+        return (dx, (dh if need[1] else None), (dc if need[2] else None), dw_ih, dw_hh, db_ih, db_hh,
+                dw_hr)[: len(need)]
 
 
 class GRULayer(Function):

@@ -1,5 +1,5 @@
-"""``Conv1d``, ``Conv2d``, ``ConvTranspose1d`` and ``ConvTranspose2d`` with PyTorch's arguments, parameter shapes
-and default initialization."""
+"""``Conv1d``, ``Conv2d``, ``Conv3d``, ``ConvTranspose1d`` and ``ConvTranspose2d`` with PyTorch's arguments,
+parameter shapes and default initialization."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,6 +7,7 @@ import numpy as np
 from distnn.backend import DEFAULT_DTYPE
 from distnn.functional import shape as S
 from distnn.functional.conv import _pair, _resolve_padding, _single, check_conv2d_shapes, conv1d, conv2d
+from distnn.functional.conv3d import _triple, conv3d, resolve_padding3d
 from distnn.functional.conv_transpose import conv_transpose1d, conv_transpose2d, transposed_output_padding
 
 from .linear import _WeightAndBias, _finish
@@ -50,16 +51,16 @@ class _ConvNd(_WeightAndBias):
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding not in (0, (0,), (0, 0)):
+        if self.padding not in (0, (0,), (0, 0), (0, 0, 0)):
             s += f", padding={self.padding}"
-        if self.dilation not in ((1,), (1, 1)):
+        if self.dilation not in ((1,), (1, 1), (1, 1, 1)):
             s += f", dilation={self.dilation}"
         if self.groups != 1:
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
         if self.padding_mode != "zeros":
-            s += f", padding_mode={self.padding_mode!r}"
+            s += f", padding_mode={self.padding_mode}"  # (unquoted, as PyTorch's)
         return s
 
 
@@ -129,6 +130,35 @@ class Conv1d(_ConvNd):
         except ValueError as e:  # re-raise naming the layer
             raise ValueError(f"{self.where()}: {e}") from None
         return out.squeeze(0) if unbatched else out
+
+
+class Conv3d(_ConvNd):
+    """3-D convolution: input (N, C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out); weight
+    (C_out, C_in/groups, kd, kh, kw)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None,
+                 generator=None):
+        padding = padding if isinstance(padding, str) else _triple(padding, "padding")
+        super().__init__(in_channels, out_channels, _triple(kernel_size, "kernel_size"), _triple(stride, "stride"),
+                         padding, _triple(dilation, "dilation"), groups, bias, padding_mode, device, dtype, generator)
+
+    def forward(self, x):
+        shape = tuple(x.shape)
+        if len(shape) not in (4, 5):
+            raise ValueError(f"{self.where()}: expected a 5-D input (N, C, D, H, W) or 4-D (C, D, H, W), got shape "
+                             f"{shape}")
+        if shape[-4] != self.in_channels:
+            raise ValueError(f"{self.where()}: expected {self.in_channels} input channels, got input of shape {shape}")
+        padding = self.padding
+        try:
+            if self.padding_mode != "zeros":
+                pad = resolve_padding3d(padding, self.kernel_size, self.dilation, self.stride, self.where())
+                x = S.pad(x, tuple(v for lo_hi in reversed(pad) for v in lo_hi), mode=self.padding_mode)
+                padding = 0
+            return conv3d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+        except ValueError as e:  # re-raise naming the layer
+            raise ValueError(f"{self.where()}: {e}") from None
 
 
 class _ConvTransposeNd(_WeightAndBias):

@@ -1,5 +1,5 @@
-"""``LayerNorm``, ``GroupNorm``, batch normalization (``BatchNorm1d``, ``BatchNorm2d``) and instance
-normalization (``InstanceNorm1d``, ``InstanceNorm2d``), PyTorch semantics.
+"""``LayerNorm``, ``RMSNorm``, ``GroupNorm``, batch normalization (``BatchNorm1d``, ``BatchNorm2d``,
+``BatchNorm3d``) and instance normalization (``InstanceNorm1d``, ``InstanceNorm2d``), PyTorch semantics.
 
 ``_BatchNorm`` is the base a synchronized batch norm subclasses: it owns the
 parameters and buffers (``weight``, ``bias``, ``running_mean``, ``running_var``,
@@ -27,7 +27,7 @@ import numpy as np
 from distnn.backend import DEFAULT_DTYPE, get_array_module
 from distnn.functional.group_norm import group_norm, instance_norm
 from distnn.functional.norm import (BatchNormTrain, _bcast, _bn_axes, batch_norm, batch_stats, layer_norm,
-                                    update_running_stats)
+                                    rms_norm, update_running_stats)
 
 from . import init
 from .linear import _finish
@@ -76,6 +76,36 @@ class LayerNorm(_AffineNorm):
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
                 f", bias={self.bias is not None}")
+
+
+class RMSNorm(Module):
+    """``RMSNorm(normalized_shape, eps=None, elementwise_affine=True)``: x / sqrt(mean(x^2) + eps) * weight over
+    the trailing ``normalized_shape`` dims; ``weight`` starts as ones; ``eps=None`` is the machine epsilon
+    of the input's dtype (PyTorch's)."""
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine: bool = True, device=None, dtype=None):
+        super().__init__()
+        if isinstance(normalized_shape, int):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        w = np.ones(self.normalized_shape, dtype=np.dtype(dtype or DEFAULT_DTYPE))
+        self.register_parameter("weight", Parameter(w) if elementwise_affine else None)  # (no bias, as PyTorch's)
+        _finish(self, device)
+
+    def reset_parameters(self):
+        if self.weight is not None:
+            init.ones_(self.weight)
+
+    def forward(self, x):
+        shape, ns = tuple(x.shape), self.normalized_shape
+        if len(shape) < len(ns) or shape[len(shape) - len(ns):] != ns:
+            raise ValueError(f"{self.where()}: expected input whose trailing dimensions are {ns}, got shape {shape}")
+        return rms_norm(x, ns, self.weight, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
 _mask = threading.local()  # per thread: simulated ranks are threads
@@ -280,6 +310,13 @@ class BatchNorm2d(_BatchNorm):
 
     _expected_ndims = (4,)
     _shape_text = "(N, C, H, W)"
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch norm over (N, C, D, H, W) inputs."""
+
+    _expected_ndims = (5,)
+    _shape_text = "(N, C, D, H, W)"
 
 
 class GroupNorm(_AffineNorm):

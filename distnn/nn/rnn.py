@@ -4,7 +4,11 @@ Names, argument orders, shapes and parameter names follow PyTorch, so a PyTorch
 ``state_dict`` (converted to numpy) loads unchanged: ``weight_ih_l{k}`` (G*H, I),
 ``weight_hh_l{k}`` (G*H, H), ``bias_ih_l{k}``, ``bias_hh_l{k}`` with a
 ``_reverse`` suffix for the second direction; G is 4 for LSTM (gates i, f, g, o),
-3 for GRU (r, z, n), 1 for RNN. Every parameter starts U(-1/sqrt(H), 1/sqrt(H)).
+3 for GRU (r, z, n), 1 for RNN. An LSTM with ``proj_size`` P > 0 projects its
+hidden state to P values with ``weight_hr_l{k}`` (P, H): then ``weight_hh_l{k}`` is
+(4*H, P), the layers above the first take D*P inputs, and h_0/h_n are
+(num_layers*D, N, P) while c_0/c_n stay (..., H). Every parameter starts
+U(-1/sqrt(H), 1/sqrt(H)).
 
 Each layer and direction is one fused ``Function`` (``distnn.functional.rnn``)
 that loops over time inside numpy; see there for why. Truncated BPTT: pass
@@ -45,7 +49,7 @@ class RNNBase(Module):
     """Shared machinery of RNN, LSTM and GRU (multi-layer, optional bidirectional)."""
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=None, generator=None):
+                 dropout=0.0, bidirectional=False, proj_size=0, dtype=None, generator=None):
         super().__init__()
         if mode not in _GATES:
             raise ValueError(f"unknown RNN mode {mode!r}")
@@ -55,26 +59,37 @@ class RNNBase(Module):
             raise ValueError(f"num_layers must be a positive int, got {num_layers!r}")
         if not 0.0 <= float(dropout) <= 1.0:
             raise ValueError(f"dropout must be in [0, 1], got {dropout}")
-        self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
+        if not isinstance(proj_size, int) or proj_size < 0:  # (PyTorch's messages)
+            raise ValueError("proj_size should be a positive integer or zero to disable projections")
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
+        if proj_size and mode != "LSTM":
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        self.mode, self.input_size, self.hidden_size, self.proj_size = mode, input_size, hidden_size, proj_size
         self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
         self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
         self.generator = generator  # for inter-layer dropout; None means distnn's default
         dtype = np.dtype(dtype or np.float32)
         g = _GATES[mode] * hidden_size
         D = 2 if bidirectional else 1
+        real = proj_size or hidden_size  # the hidden state's size: what the next layer and step take
         for layer in range(num_layers):
-            in_size = input_size if layer == 0 else hidden_size * D
+            in_size = input_size if layer == 0 else real * D
             for d in range(D):
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
                 setattr(self, "weight_ih" + sfx, Parameter(np.empty((g, in_size), dtype)))
-                setattr(self, "weight_hh" + sfx, Parameter(np.empty((g, hidden_size), dtype)))
+                setattr(self, "weight_hh" + sfx, Parameter(np.empty((g, real), dtype)))
                 if bias:
                     setattr(self, "bias_ih" + sfx, Parameter(np.empty((g,), dtype)))
                     setattr(self, "bias_hh" + sfx, Parameter(np.empty((g,), dtype)))
+                if proj_size:  # (registered last, as PyTorch's: the same parameter order)
+                    setattr(self, "weight_hr" + sfx, Parameter(np.empty((proj_size, hidden_size), dtype)))
         _uniform_params(self, hidden_size, generator)
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if not self.bias:
@@ -109,9 +124,9 @@ class RNNBase(Module):
                 f"(input shape {tuple(x.shape)}, expected {layout})"
             )
 
-    def _check_state(self, h, batch, name, unbatched):
+    def _check_state(self, h, batch, name, unbatched, size=None):
         D = 2 if self.bidirectional else 1
-        want = (self.num_layers * D, batch, self.hidden_size)
+        want = (self.num_layers * D, batch, size or self.hidden_size)
         if unbatched:
             want = (want[0], want[2])
         if tuple(h.shape) != want:
@@ -134,14 +149,18 @@ class RNNBase(Module):
         batch = x.shape[1]
         lstm = self.mode == "LSTM"
         D = 2 if self.bidirectional else 1
+        P = self.proj_size or self.hidden_size
         if hx is None:  # zero initial state: a constant, not part of the graph
-            h0 = c0 = get_array_module(x.data).zeros((self.num_layers * D, batch, self.hidden_size), x.dtype)
+            xp = get_array_module(x.data)
+            h0 = c0 = xp.zeros((self.num_layers * D, batch, self.hidden_size), x.dtype)
+            if self.proj_size:
+                h0 = xp.zeros((self.num_layers * D, batch, P), x.dtype)
         else:
             if lstm:
                 if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
                     raise TypeError(f"{self.where()}: LSTM hx must be a tuple (h_0, c_0)")
                 h0, c0 = hx
-                self._check_state(h0, batch, "h_0", unbatched)
+                self._check_state(h0, batch, "h_0", unbatched, P)
                 self._check_state(c0, batch, "c_0", unbatched)
             else:
                 h0, c0 = hx, None
@@ -158,14 +177,20 @@ class RNNBase(Module):
                 idx = layer * D + d
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
                 w = [getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx)]
-                if self.bias:
-                    w += [getattr(self, "bias_ih" + sfx), getattr(self, "bias_hh" + sfx)]
+                w += ([getattr(self, "bias_ih" + sfx), getattr(self, "bias_hh" + sfx)] if self.bias
+                      else [None, None] if self.proj_size else [])
+                if self.proj_size:
+                    w.append(getattr(self, "weight_hr" + sfx))
                 h_init = h0[idx]
                 rev = bool(d)
                 if lstm:
                     packed = R.LSTMLayer.apply(x, h_init, c0[idx], *w, reverse=rev)
-                    out = packed[:T]
-                    h_n.append(packed[0 if rev else T - 1])
+                    last = 0 if rev else T - 1
+                    if P == self.hidden_size:
+                        out, h_last = packed[:T], packed[last]
+                    else:  # (the projected states fill the first P of each row)
+                        out, h_last = packed[:T, :, :P], packed[last, :, :P]
+                    h_n.append(h_last)
                     c_n.append(packed[T])
                 else:
                     if self.mode == "GRU":
@@ -210,18 +235,21 @@ class RNN(RNNBase):
         _check_nonlinearity("RNN", nonlinearity)
         mode = "RNN_" + nonlinearity.upper()
         super().__init__(mode, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype, generator)
+                         0, dtype, generator)
         self.nonlinearity = nonlinearity
 
 
 class LSTM(RNNBase):
     """``LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-    bidirectional=False)``; forward(input, (h_0, c_0)=None) -> (output, (h_n, c_n))."""
+    bidirectional=False, proj_size=0)``; forward(input, (h_0, c_0)=None) -> (output, (h_n, c_n)).
+
+    ``proj_size`` P > 0: PyTorch's LSTM with projections, h = W_hr (o * tanh(c)) of P values (see the module
+    docstring for the shapes)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, dtype=None, generator=None):
+                 bidirectional=False, proj_size=0, dtype=None, generator=None):
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype, generator)
+                         proj_size, dtype, generator)
 
 
 class GRU(RNNBase):
@@ -231,7 +259,7 @@ class GRU(RNNBase):
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, dtype=None, generator=None):
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype, generator)
+                         0, dtype, generator)
 
 
 # ------------------------------------------------------------------- cells
