@@ -16,8 +16,8 @@ Then every reader of the public interface is asked: ``--resume auto`` (``resolve
 ``--resume`` of the run directory, of the checkpoint root, of the newest checkpoint and of the
 ``latest``/``best`` pointers; the config a resume without ``--config`` runs with
 (``saved_config_for_resume``); and ``evaluate``/``predict``'s model loading (``run_dir.load_model``)
-of the run directory, of the newest checkpoint and of ``latest``. Each must either give exactly what a
-checkpoint saved (the state, the manifest, the config, the model's weights) -- a checkpoint older than
+of the run directory, of the newest checkpoint and of ``latest`` and ``best``. Each must either give
+exactly what a checkpoint saved (the state, the manifest, the config, the model's weights) -- a checkpoint older than
 the newest only with a warning naming a damaged file or its checkpoint -- or raise a one-line
 CheckpointError (a ValueError for ``load_model``) naming it. Any other exception (KeyError,
 TypeError, IndexError, zipfile's, UnicodeDecodeError, OverflowError...) fails the case, as does
@@ -432,7 +432,8 @@ def check_readers(run, saved, weights, rel, linked=()):
                 raise Unexpected(f"{what}: {got} is not the config.toml a checkpoint saved")
     # evaluate / predict: the model of the run directory, of the newest checkpoint, of `latest`
     for what, spec in (("evaluate RUN_DIR", run), ("evaluate CHECKPOINT", newest),
-                       ("evaluate latest", os.path.join(root, ck.LATEST)), ("evaluate best", os.path.join(root, ck.BEST))):
+                       ("evaluate latest", os.path.join(root, ck.LATEST)),
+                       ("evaluate best", os.path.join(root, ck.BEST))):
         reports, warnings = [], []
         import contextlib
         import io

@@ -12,6 +12,8 @@ Layout (written by rank 0 only)::
       model.json      what is needed to rebuild the model: model name and
                       arguments, input shape, classes, standardization stats,
                       and the global step of model.npz (global_step)
+      SHA256SUMS      the SHA-256 of model.npz, model.json and config.toml, which
+                      load_model checks (see :mod:`distnn.train.run_checksums`)
 
 :func:`load_model` is the ONE place that turns a run directory back into a
 model (evaluate, predict, and later checkpoints and ensembles go through it).
