@@ -16,16 +16,21 @@ Then every reader of the public interface is asked: ``--resume auto`` (``resolve
 ``--resume`` of the run directory, of the checkpoint root, of the newest checkpoint and of the
 ``latest``/``best`` pointers; the config a resume without ``--config`` runs with
 (``saved_config_for_resume``); and ``evaluate``/``predict``'s model loading (``run_dir.load_model``)
-of the run directory, of the newest checkpoint and of ``latest``. Each must either give exactly what a
-checkpoint saved (the state, the manifest, the config, the model's weights) -- a checkpoint older than
+of the run directory, of the newest checkpoint and of ``latest`` and ``best``. Each must either give
+exactly what a checkpoint saved (the state, the manifest, the config, the model's weights) -- a checkpoint older than
 the newest only with a warning naming a damaged file or its checkpoint -- or raise a one-line
 CheckpointError (a ValueError for ``load_model``) naming it. Any other exception (KeyError,
 TypeError, IndexError, zipfile's, UnicodeDecodeError, OverflowError...) fails the case, as does
 anything that differs from what was saved.
 
+A damaged ``latest`` (its SHA-256 no longer matches the name in it: a bit flipped into another step
+that exists is no longer followed) gives the newest valid checkpoint, with a warning naming it; a
+damaged ``best`` is an error naming it. The run directory's own ``model.npz``, ``model.json`` and
+``config.toml`` are checked against its ``SHA256SUMS``: damaged, they are an error naming the file.
+
 What no checksum can tell is accepted as such: a pointer replaced by a symlink to another checkpoint
-names that one (it is loaded, whole); the run directory's own ``model.npz`` and ``model.json`` have no
-checksums (unlike a checkpoint's files), so a damage there that still loads must load the saved
+names that one (it is loaded, whole); with ``SHA256SUMS`` deleted (a run directory of an older distnn has
+none) the run's files are read unchecked, so a damage there that still loads must load the saved
 weights (or, replaced by a symlink, the linked file's); the newest checkpoint deleted together with
 every pointer naming it leaves no trace to report.
 
@@ -47,6 +52,7 @@ import numpy as np
 import pytest
 
 from distnn.train import checkpoint as ck
+from distnn.train import run_checksums
 from distnn.train import run_dir as rd
 from distnn.train.checkpoint import state as ck_state
 from distnn.train.checkpoint.names import STEP_RE
@@ -325,18 +331,36 @@ def _names(text, damaged) -> bool:
     return False
 
 
-def _is_pointer_damage(damaged, what) -> bool:
-    """A pointer that names another checkpoint than it did (a symlink to it, or a bit flipped into another
-    step number) is not detectable: that checkpoint is loaded, whole, and that is all one can ask."""
-    return what.startswith("--resume ") and any(rel.split(os.sep)[-1] == what.split()[-1] for rel in damaged)
+def _is_pointer_damage(damaged, what, linked=()) -> bool:
+    """A pointer replaced by a symlink to another checkpoint is not detectable: that checkpoint is loaded,
+    whole, and that is all one can ask. (A bit flipped into another step number is: the pointer's SHA-256.)"""
+    return what.split()[0] in ("--resume", "evaluate") and any(
+        rel.split(os.sep)[-1] == what.split()[-1] for rel in damaged if rel in linked)
 
 
-def _check_loaded(what, got, saved, warnings, rel, explicit=None):
+def _newest_valid(root):
+    """The newest checkpoint under ``root`` that verifies (what a damaged ``latest`` falls back to)."""
+    return next((c.name for c in reversed(ck.list_checkpoints(root)) if not ck.verify_checkpoint(c.path)), None)
+
+
+def _pointer_fallback(what, rel, root, linked, warnings) -> str | None:
+    """What ``--resume latest``/``evaluate latest`` must give when ``latest`` is damaged (not by a symlink):
+    the newest valid checkpoint, said with a warning naming ``latest``; else None (no fallback here)."""
+    latest = os.path.join("checkpoints", ck.LATEST)
+    if not what.endswith(" latest") or latest not in rel or latest in linked \
+            or ck.read_pointer(root, ck.LATEST) is not None or not os.path.isfile(os.path.join(root, ck.LATEST)):
+        return None
+    if not any(f"{ck.LATEST}' is damaged" in w for w in warnings):
+        raise Unexpected(f"{what}: the damaged {ck.LATEST} was followed without a warning naming it: {warnings}")
+    return _newest_valid(root)
+
+
+def _check_loaded(what, got, saved, warnings, rel, explicit=None, linked=()):
     path, state, man = got
     name = os.path.basename(os.path.realpath(path))  # (a pointer replaced by a symlink: the checkpoint it names)
     if name not in saved:
         raise Unexpected(f"{what}: loaded {path!r}, which was never saved")
-    if explicit is not None and name != explicit and not _is_pointer_damage(rel, what):
+    if explicit is not None and name != explicit and not _is_pointer_damage(rel, what, linked):
         raise Unexpected(f"{what}: loaded {name} instead of {explicit}")
     want_state, want_man = saved[name]
     if not _same(man, want_man):
@@ -373,7 +397,8 @@ def _call(what, call, rel, warnings):
         raise Unexpected(f"{what}: {type(e).__name__}: {e}") from e
 
 
-def check_readers(run, saved, weights, rel):
+def check_readers(run, saved, weights, rel, linked=()):
+    """Every reader, after the damage to ``rel`` (``linked``: those of them replaced by a symlink)."""
     root = os.path.join(run, "checkpoints")
     newest = os.path.join(root, ck.step_name(100))
     if not os.path.lexists(root):  # (the checkpoints gone: an error can only name where it looked for them)
@@ -394,7 +419,8 @@ def check_readers(run, saved, weights, rel):
         warnings = []
         got = _call(what, lambda: ck.resolve_and_load(spec, None, warnings.append), rel, warnings)
         if got is not REFUSED:
-            _check_loaded(what, got, saved, warnings, rel, explicit=ck.step_name(100))
+            fallback = _pointer_fallback(what, rel, root, linked, warnings)
+            _check_loaded(what, got, saved, warnings, rel, explicit=fallback or ck.step_name(100), linked=linked)
     # the config a resume without --config runs with: only as a checkpoint saved it
     for what, spec in (("config of --resume ROOT", root), ("config of --resume CHECKPOINT", newest)):
         got = _call(what, lambda: saved_config_for_resume(spec, None), rel, [])
@@ -406,7 +432,8 @@ def check_readers(run, saved, weights, rel):
                 raise Unexpected(f"{what}: {got} is not the config.toml a checkpoint saved")
     # evaluate / predict: the model of the run directory, of the newest checkpoint, of `latest`
     for what, spec in (("evaluate RUN_DIR", run), ("evaluate CHECKPOINT", newest),
-                       ("evaluate latest", os.path.join(root, ck.LATEST))):
+                       ("evaluate latest", os.path.join(root, ck.LATEST)),
+                       ("evaluate best", os.path.join(root, ck.BEST))):
         reports, warnings = [], []
         import contextlib
         import io
@@ -421,14 +448,18 @@ def check_readers(run, saved, weights, rel):
         source = _source(reports)
         if source not in weights:
             raise Unexpected(f"{what}: read {source!r}, which was never saved: {reports}")
-        if what != "evaluate RUN_DIR" and source != ck.step_name(100) and not (
-                what == "evaluate latest" and os.path.join("checkpoints", ck.LATEST) in rel):
-            raise Unexpected(f"{what}: read {source} instead of {ck.step_name(100)}")
+        expected = _pointer_fallback(what, rel, root, linked, warnings) or ck.step_name(100)
+        if what != "evaluate RUN_DIR" and source != expected and not _is_pointer_damage(rel, what, linked):
+            raise Unexpected(f"{what}: read {source} instead of {expected}")
         if what == "evaluate RUN_DIR" and source not in ("run", ck.step_name(100)) \
                 and not any(_names(w, rel) for w in warnings):
             raise Unexpected(f"{what}: fell back to {source} without a warning naming {rel}: {warnings}")
         if source == "run" and os.path.islink(os.path.join(run, "model.npz")):
-            # (the run directory's model.npz has no checksum: replaced by a link to a checkpoint's, it is that)
+            # (only with SHA256SUMS gone, as in an older distnn's run: model.npz replaced by a link to a
+            # checkpoint's is that one)
+            if os.path.lexists(os.path.join(run, run_checksums.SUMS)):
+                raise Unexpected(f"{what}: read the run's model.npz, a symlink, though {run_checksums.SUMS} "
+                                 "lists another")
             source = os.path.basename(os.path.dirname(os.path.realpath(os.path.join(run, "model.npz"))))
         got_w = {k: np.asarray(v) for k, v in model.state_dict().items()}
         if not _same(got_w, weights.get(source)):
@@ -456,7 +487,8 @@ def run_case(seed, pristine, tmp_path):
         except OSError:  # (the first damaged the directory the second chose: gone, a file, a symlink loop)
             pass
     try:
-        check_readers(run, saved, weights, tuple(rel for _, rel, _ in done))
+        check_readers(run, saved, weights, tuple(rel for _, rel, _ in done),
+                      linked=tuple(rel for kind, rel, _ in done if kind == "as_symlink"))
     except Unexpected as e:  # (the case's directory stays, to look at)
         return f"seed {seed}: " + " and ".join(f"{kind} {rel} ({how})" for kind, rel, how in done) + f": {e}"
     finally:

@@ -391,7 +391,7 @@ def test_the_latest_and_best_pointers_name_their_checkpoint(trained, tmp_path, c
     from distnn.train import checkpoint as ck
 
     path, state, _ = ck.resolve_and_load(latest, None)
-    assert path == os.path.join(d, "checkpoints", open(latest).read().strip()) and state
+    assert path == os.path.join(d, "checkpoints", ck.read_pointer(os.path.dirname(latest))) and state
     stale = tmp_path / "checkpoints"
     stale.mkdir()
     (stale / "best").write_text("step-00000999\n")
@@ -484,12 +484,20 @@ def test_a_full_disk_while_the_results_are_written_names_the_file_and_leaves_no_
 
     from distnn.train import run_dir
 
-    def full_disk(tmp, **arrays):
-        with open(tmp, "wb") as f:
-            f.write(b"PK" + b"\0" * 1000)  # what fitted
-        raise OSError(errno.ENOSPC, "No space left on device")
+    real = run_dir.write_bytes
 
-    monkeypatch.setattr(run_dir.np, "savez", full_disk)
+    def full_disk(path, data):
+        if not path.endswith("model.npz"):
+            return real(path, data)
+
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                f.write(b"PK" + b"\0" * 1000)  # what fitted
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        run_dir.replace_file(path, write)
+
+    monkeypatch.setattr(run_dir, "write_bytes", full_disk)
     out = tmp_path / "r"
     code, _, err = run_cli(["train", "--quiet", "--set", "train.epochs=1", "--set", "checkpoint.enabled=false",
                             "--out", str(out)], capsys)

@@ -93,16 +93,19 @@ def _damage(path, how):
                                       ("model.json", "truncated"), ("model.json", "\x99\x00"),
                                       ("model.json", "huge mean"),  # (OverflowError)
                                       ("model.json", "other model")])  # (the error named model.npz alone)
-def test_a_damaged_model_in_the_run_directory_is_a_one_line_error(finished, tmp_path, capsys, name, how):
+@pytest.mark.parametrize("sums", [True, False], ids=["checksummed", "older-distnn"])
+def test_a_damaged_model_in_the_run_directory_is_a_one_line_error(finished, tmp_path, capsys, name, how, sums):
     import shutil
 
     run = str(tmp_path / "copy")
     shutil.copytree(finished, run)
     shutil.rmtree(os.path.join(run, "checkpoints"))  # the run's own model, not a checkpoint's
+    if not sums:  # a run directory of a distnn before SHA256SUMS: the files are parsed, and fail there
+        os.remove(os.path.join(run, "SHA256SUMS"))
     _damage(os.path.join(run, name), how)
     code, _, err = run_cli(["evaluate", run], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert "cannot load the model of" in err
+    assert (f"{os.path.join(run, name)} fails its SHA-256 check" if sums else "cannot load the model of") in err
     assert name in err  # (which file: a JSON or zip error did not say)
     assert "pickle" not in err  # (numpy's advice to load a text file "unsafely")
 

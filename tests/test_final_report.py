@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from distnn.cli import main
+from distnn.train import checkpoint as ck
 
 RUN = ["--set", "train.epochs=3", "--set", "train.eval_every=2", "--set", "early_stopping.enabled=true",
        "--set", "checkpoint.enabled=true", "--set", "run.plots=false", "--quiet"]
@@ -28,7 +29,7 @@ def assert_agree(run, epoch, monitor="val_loss"):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["best_epoch"] == epoch
     assert summary["best_" + monitor] == records(run)[epoch - 1][monitor]
-    best = (run / "checkpoints" / "best").read_text().strip()
+    best = ck.read_pointer(str(run / "checkpoints"), ck.BEST)
     steps_per_epoch = summary["global_steps"] // summary["epochs_run"]
     assert best == f"step-{epoch * steps_per_epoch:08d}"
     final, kept = weights(run / "checkpoints" / best / "model.npz"), weights(run / "model.npz")

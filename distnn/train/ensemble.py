@@ -526,8 +526,12 @@ def load_ensemble(directory: str):
 
     from . import run_dir as rd
 
-    with open(os.path.join(directory, rd.MODEL_META)) as f:
-        meta = json.load(f)
+    from .run_checksums import read_sums, read_verified
+
+    try:  # (checked against the run's SHA256SUMS, and parsed from the bytes checked)
+        meta = json.loads(read_verified(directory, rd.MODEL_META, read_sums(directory)))
+    except OSError as e:
+        raise ValueError(f"cannot load the ensemble of {directory!r}: {e.filename}: {e.strerror or e}") from None
     ens = meta["ensemble"]
     models = []
     for k, rel in enumerate(ens["paths"]):

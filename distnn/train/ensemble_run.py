@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import os
 import re
 import signal
@@ -202,7 +203,10 @@ def finished_member(gcomm, job, directory):
             done = s.get("epochs") == job.trainer.epochs and (s.get("epochs_run") == s.get("epochs")
                                                               or s.get("stopped_early"))
             if done and old == new:
-                with np.load(os.path.join(directory, rd.MODEL_WEIGHTS)) as npz:
+                from .run_checksums import read_sums, read_verified
+
+                raw = read_verified(directory, rd.MODEL_WEIGHTS, read_sums(directory))  # (checked, read once)
+                with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
                     sd = {k: npz[k] for k in npz.files}
                 with open(os.path.join(directory, "metrics.jsonl")) as f:
                     history = [json.loads(line) for line in f if line.strip()]
@@ -229,7 +233,7 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, wor
     config_later = bool(_get(cfg, "checkpoint.resume")) and os.path.exists(os.path.join(path, rd.CONFIG))
     if comm.rank == 0:
         if not config_later:
-            rd.write_text(os.path.join(path, rd.CONFIG), dump_run_config(cfg))
+            rd.write_run_files(path, {rd.CONFIG: dump_run_config(cfg)})
         log.info("ensemble: %s (vary: %s)", plan.describe(), ", ".join(settings.vary) or "overrides only")
     t0 = time.perf_counter()
     summaries, ending = {}, None
@@ -274,7 +278,7 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, wor
     summary = None
     if comm.rank == 0:
         if config_later:
-            rd.write_text(os.path.join(path, rd.CONFIG), dump_run_config(cfg))
+            rd.write_run_files(path, {rd.CONFIG: dump_run_config(cfg)})
         summary = ensemble_summary(path, first.config_name, plan, settings, members, ev, wall)
         write_ensemble_files(path, first.model_meta(), plan, summary, members, ev,
                              plots=bool(_get(cfg, "run.plots", True)))
@@ -444,7 +448,7 @@ def write_ensemble_files(path, meta, plan, summary, members, ev, plots: bool = T
 
     meta = {k: v for k, v in meta.items() if k != "model"}
     meta["ensemble"] = ensemble_table(plan.members)
-    rd.write_json(os.path.join(path, rd.MODEL_META), meta)
+    rd.write_run_files(path, {rd.MODEL_META: rd.json_text(meta)})
     rd.write_json(os.path.join(path, rd.SUMMARY), summary)
     rows = [{"model": f"member-{r['member']}", **{c: r.get(c) for c in ENSEMBLE_CSV_COLUMNS[1:]}}
             for r in summary["members"]]

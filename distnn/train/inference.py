@@ -416,7 +416,8 @@ def _output_plan(output_path, input_path):
 
 
 #: the files a run (or a checkpoint) writes next to its config.toml, model.json or manifest.json
-_RUN_FILES = (rd.MODEL_WEIGHTS, rd.MODEL_META, rd.CONFIG, rd.SUMMARY, "metrics.csv", "metrics.jsonl", "curves.png")
+_RUN_FILES = (rd.MODEL_WEIGHTS, rd.MODEL_META, rd.CONFIG, rd.SUMMARY, "metrics.csv", "metrics.jsonl", "curves.png",
+              "SHA256SUMS")
 
 
 def _run_record(path) -> str:

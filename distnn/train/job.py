@@ -335,7 +335,7 @@ def _train(job, path):
     attach(trainer, path, job.cfg.checkpoint, nonfinite=job.cfg.train.nonfinite,
            max_nonfinite=job.cfg.train.max_nonfinite, extra_files=extra_files_for(job.model_meta(), dump_run_config(job.cfg)))
     if comm.rank == 0:  # after a resume was accepted: a refused one leaves the run's config.toml as it was
-        rd.write_text(os.path.join(path, rd.CONFIG), dump_run_config(job.cfg))
+        rd.write_run_files(path, {rd.CONFIG: dump_run_config(job.cfg)})
     history = trainer.fit()
     from .preemption import fault_point
 

@@ -73,7 +73,7 @@ def _checkpoint_config(spec: str) -> str | None:
     from .checkpoint.names import STEP_RE
 
     try:
-        path = follow_pointer(str(spec))
+        path = follow_pointer(str(spec), warn=lambda message: None)  # (a damaged latest: its root, as the resume warns)
     except CheckpointError:
         return None
     own = _config_in(path)

@@ -12,12 +12,15 @@ Layout (written by rank 0 only)::
       model.json      what is needed to rebuild the model: model name and
                       arguments, input shape, classes, standardization stats,
                       and the global step of model.npz (global_step)
+      SHA256SUMS      the SHA-256 of model.npz, model.json and config.toml, which
+                      load_model checks (see :mod:`distnn.train.run_checksums`)
 
 :func:`load_model` is the ONE place that turns a run directory back into a
 model (evaluate, predict, and later checkpoints and ensembles go through it).
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -241,9 +244,14 @@ def replace_file(path: str, write, suffix: str = ".tmp") -> None:
         raise
 
 
+def json_text(obj) -> str:
+    """``obj`` as indented JSON (NaN/inf become null), as the run directory's JSON files hold it."""
+    return json.dumps(_clean(obj), indent=2, default=_json_default) + "\n"
+
+
 def write_json(path: str, obj) -> None:
     """Write ``obj`` as indented JSON through a temporary file (NaN/inf become null)."""
-    write_text(path, json.dumps(_clean(obj), indent=2, default=_json_default) + "\n")
+    write_text(path, json_text(obj))
 
 
 def write_text(path: str, text: str) -> None:
@@ -254,25 +262,49 @@ def write_text(path: str, text: str) -> None:
     replace_file(path, write)
 
 
+def write_bytes(path: str, data) -> None:
+    """Write ``data`` (bytes-like) as ``path`` whole, through a temporary file (:func:`replace_file`)."""
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+    replace_file(path, write)
+
+
+def write_run_files(directory: str, files: dict) -> None:
+    """Write the run's own ``files`` (``{name: str or bytes}``: ``model.npz``, ``model.json``,
+    ``config.toml``) in ``directory``, each listed with its SHA-256 in ``SHA256SUMS``
+    (:mod:`~distnn.train.run_checksums`), which readers check them against."""
+    from . import run_checksums
+
+    run_checksums.write_files(directory, {n: d.encode() if isinstance(d, str) else d for n, d in files.items()},
+                              write_bytes)
+
+
 def save_model(directory: str, model, meta: dict, step: int | None = None) -> None:
-    """``model.npz`` (the state dict) and ``model.json`` (``meta``: how to rebuild it).
+    """``model.npz`` (the state dict) and ``model.json`` (``meta``: how to rebuild it), checksummed.
 
     ``step``: the global step the weights are of, recorded as ``model.json``'s
     ``global_step``; :func:`load_model` then knows whether a checkpoint of the
     run is newer (a finished run resumed for more epochs, interrupted).
     """
-    state = model.state_dict()
-    replace_file(os.path.join(directory, MODEL_WEIGHTS), lambda tmp: np.savez(tmp, **state), ".tmp.npz")
-    write_json(os.path.join(directory, MODEL_META), meta if step is None else {**meta, "global_step": int(step)})
+    weights = io.BytesIO()  # (in memory: SHA256SUMS gets the SHA-256 of these bytes, not of the file read back)
+    np.savez(weights, **model.state_dict())
+    write_run_files(directory, {MODEL_WEIGHTS: weights.getbuffer(),
+                                MODEL_META: json_text(meta if step is None else {**meta, "global_step": int(step)})})
 
 
-def model_step(directory: str) -> int | None:
+def model_step(directory: str, meta: bytes | None = None) -> int | None:
     """The global step of a run directory's ``model.npz``: ``model.json``'s ``global_step``; for a run of an
-    older distnn (none there), ``summary.json``'s ``global_steps``, written with it; None when unknown."""
+    older distnn (none there), ``summary.json``'s ``global_steps``, written with it; None when unknown.
+    ``meta``: ``model.json``'s bytes, read already (checked against ``SHA256SUMS``)."""
     for name, key in ((MODEL_META, "global_step"), (SUMMARY, "global_steps")):
         try:
-            with open(os.path.join(directory, name)) as f:
-                value = json.load(f).get(key)
+            if name == MODEL_META and meta is not None:
+                value = json.loads(meta).get(key)
+            else:
+                with open(os.path.join(directory, name)) as f:
+                    value = json.load(f).get(key)
         except (OSError, ValueError, AttributeError):
             continue
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
@@ -313,6 +345,22 @@ def load_model(path: str, report=None):
 _reporting = threading.local()
 
 
+def _no_valid_checkpoint(directory: str) -> None:
+    """No model.npz, and checkpoints that all fail to verify: a ValueError saying why the newest fails."""
+    from .checkpoint.read import checkpoint_root, list_checkpoints, verify_checkpoint
+
+    root = checkpoint_root(directory)
+    found = list_checkpoints(root)
+    if found:
+        why = (verify_checkpoint(found[-1].path) or ["it verifies now (changed while it was read?)"])[0]
+        raise ValueError(f"no valid checkpoint in {root!r} and no model.npz in {directory!r} ({len(found)} "
+                         f"checkpoint{'s' if len(found) > 1 else ''}, none whole; the newest: {why})")
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"distnn: warning: {message}\n")
+
+
 def _saved_model_arguments(spec: dict) -> dict:
     """model.json's ``kwargs`` less an argument the model ignores beside another (``Arguments.unused_with``).
 
@@ -333,8 +381,9 @@ def _load_model(path: str):
     from distnn.models import build_model
 
     from .checkpoint import follow_pointer
+    from .checkpoint.names import STEP_RE
 
-    path = follow_pointer(str(path))  # (<run>/checkpoints/latest or best: the checkpoint it names)
+    path = follow_pointer(str(path), _warn)  # (<run>/checkpoints/latest or best: the checkpoint it names)
     named_weights = path.endswith(".npz")  # the run's model.npz itself: that file, not a newer checkpoint
     directory = os.path.dirname(path) if named_weights else path
     weights, meta_path = os.path.join(directory, MODEL_WEIGHTS), os.path.join(directory, MODEL_META)
@@ -361,42 +410,69 @@ def _load_model(path: str):
         raise ValueError(f"{directory!r} holds an ensemble's members, not one model: give the ensemble's run "
                          f"directory {ensemble!r} (the members' probabilities averaged) or a member's, e.g. "
                          f"{os.path.join(directory, members[0])!r}")
+    from . import run_checksums
     from .checkpoint.read import ModelSource, is_checkpoint_dir, model_source
 
+    # The run directory's own files are read once, checked against its SHA256SUMS (when it has one, and
+    # lists them: a run of an older distnn has none), and parsed from those bytes. model.json first: its
+    # global_step says whether a checkpoint is newer; config.toml says where the checkpoints are.
+    own = not (is_checkpoint_dir(directory) or STEP_RE.match(os.path.basename(os.path.normpath(directory))))
+    sums = run_checksums.read_sums(directory) if own else None
+    meta_raw = None
+    if own and os.path.isfile(meta_path):
+        try:
+            meta_raw = run_checksums.read_verified(directory, MODEL_META, sums)
+        except run_checksums.RunFileError:
+            if os.path.isfile(weights):  # (without model.npz, the newest checkpoint is read: not model.json)
+                raise
+        except OSError:
+            pass  # (said below, if model.json is needed)
+    if sums and CONFIG in sums and os.path.isfile(os.path.join(directory, CONFIG)):
+        try:
+            run_checksums.read_verified(directory, CONFIG, sums)
+        except OSError:
+            pass  # (as unreadable as before: the default checkpoint directory is looked in)
     # A checkpoint directory (checksums verified); a run directory's model.npz, or its newest valid
     # checkpoint when that is newer (a resumed session that did not finish) or there is no model.npz.
-    if named_weights and not is_checkpoint_dir(directory):
-        source = ModelSource(directory, model_step(directory))
+    if named_weights and own:
+        source = ModelSource(directory, model_step(directory, meta_raw))
     else:
-        source = model_source(directory, warn=lambda m: sys.stderr.write(f"distnn: warning: {m}\n"),
-                              model_step=model_step(directory))
+        source = model_source(directory, warn=_warn, model_step=model_step(directory, meta_raw) if own else None)
     directory = source.path
     weights, meta_path = os.path.join(directory, MODEL_WEIGHTS), os.path.join(directory, MODEL_META)
     report = getattr(_reporting, "fn", None)
     if report is not None and os.path.isfile(weights):
-        what = f"checkpoint {directory}" if is_checkpoint_dir(directory) else weights
+        what = f"checkpoint {directory}" if source.files is not None else weights
         at = f" (global step {source.step})" if source.step is not None else ""
         report(f"reading {what}{at}" + (f": {source.why}" if source.why else ""))
+    if source.files is None and not os.path.isfile(weights):
+        _no_valid_checkpoint(directory)
     for p in (weights, meta_path):
         if not os.path.isfile(p):
             raise ValueError(f"{directory!r} holds no trained model ({os.path.basename(p)} is missing); "
                              f"is it a finished run directory?")
+        if source.files is not None and os.path.basename(p) not in source.files:
+            raise ValueError(f"checkpoint {directory!r}: {os.path.basename(p)} is not listed in its manifest, "
+                             "so it cannot be checked (not a checkpoint distnn wrote?)")
+    if source.files is not None:  # the verified bytes, not the files read again
+        meta_raw, weights_raw = source.files[MODEL_META], source.files[MODEL_WEIGHTS]
     current = MODEL_META  # the file being read, for the error message
     try:
-        with open(meta_path) as f:
-            meta = json.load(f)
+        meta = json.loads(meta_raw if meta_raw is not None else run_checksums.read_verified(directory, MODEL_META,
+                                                                                              sums))
         if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict):
             raise ValueError(f"{MODEL_META} does not describe a model (no \"model\" table)")
         model = build_model(meta["model"]["name"], **_saved_model_arguments(meta["model"]))
         if meta.get("dtype") == "float64":
             model.to(np.float64)
         current = MODEL_WEIGHTS
-        with open(weights, "rb") as f:  # (an unreadable file raises here, named with its reason)
-            if not zipfile.is_zipfile(f):  # (np.load would take it for a pickle and advise loading it unsafely)
-                raise ValueError(f"{weights}: not an npz (zip) archive")
-        with np.load(weights, allow_pickle=False) as npz:
+        if source.files is None:  # (an unreadable file raises here, named with its reason)
+            weights_raw = run_checksums.read_verified(directory, MODEL_WEIGHTS, sums)
+        if not zipfile.is_zipfile(io.BytesIO(weights_raw)):  # (np.load would take it for a pickle and advise
+            raise ValueError(f"{weights}: not an npz (zip) archive")  # loading it unsafely)
+        with np.load(io.BytesIO(weights_raw), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-        # (neither file has a checksum here: either may be the damaged one)
+        # (unchecked files, of an older distnn's run directory: either may be the damaged one)
         current = f"{MODEL_WEIGHTS} does not fit the model {MODEL_META} describes"
         model.load_state_dict(arrays)
         transform = None
@@ -405,8 +481,10 @@ def _load_model(path: str):
             from distnn.data.transforms import Standardizer
 
             transform = Standardizer.from_state_dict(meta["standardizer"])
+    except run_checksums.RunFileError:
+        raise
     except (OSError, KeyError, TypeError, ValueError, OverflowError, EOFError, zipfile.BadZipFile) as e:
-        # a damaged or foreign file (the run directory's model has no checksum, unlike a checkpoint)
+        # a damaged or foreign file (of a run directory without SHA256SUMS: unchecked, unlike a checkpoint's)
         what = f"{type(e).__name__}: " if isinstance(e, (KeyError, zipfile.BadZipFile, EOFError)) else ""
         detail = (f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.strerror and e.filename
                   else " ".join(str(e).split()))

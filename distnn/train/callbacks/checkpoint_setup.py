@@ -128,6 +128,9 @@ def _retire_newer_model(run_dir: str, path: str, log) -> None:
     step, resumed = model_step(run_dir), checkpoint_step(path)
     if not os.path.isfile(weights) or step is None or resumed is None or resumed >= step:
         return
+    from ..run_checksums import forget
+
+    forget(run_dir, (MODEL_WEIGHTS,))  # (before the file: SHA256SUMS never lists another model.npz's checksum)
     try:
         os.remove(weights)
     except FileNotFoundError:

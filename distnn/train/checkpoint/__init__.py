@@ -25,8 +25,10 @@ A checkpoint is one directory per optimizer step under a checkpoint root
         manifest.json    written LAST: format, step, world size, global batch, the
                          SHA-256 and size of every file above, and (its last key, format 3)
                          the SHA-256 of its own text before it
-      latest             name of the newest checkpoint (replaced atomically)
-      best               name of the best checkpoint by the monitored metric
+      latest             name of the newest checkpoint (replaced atomically), then the SHA-256 of
+                         the name: ``step-00000420 sha256=<hex>`` (commit.pointer_bytes; a damaged
+                         one is never followed, read.follow_pointer; the name alone: an older distnn's)
+      best               the same, naming the best checkpoint by the monitored metric
 
 Commit protocol (what makes a crash at any instant harmless, as in
 ``torch.distributed.checkpoint``, whose metadata file is its commit point):
@@ -64,7 +66,8 @@ test can send one from outside at that very point
 """
 from __future__ import annotations
 
-from .commit import json_clean, read_pointer, write_checkpoint, write_pointer, write_pointers
+from .commit import (check_pointer, json_clean, pointer_bytes, read_pointer, write_checkpoint, write_pointer,
+                     write_pointers)
 from .names import (BEST, DEFAULT_DIRNAME, FAULT_ENV, FORMAT, LATEST, MANIFEST, MANIFEST_SEAL, TRAINER_JSON, VERSION,
                     CheckpointError, CorruptCheckpointError, step_name)
 from .read import (CheckpointInfo, checkpoint_root, follow_pointer, is_checkpoint_dir, list_checkpoints,
@@ -77,9 +80,11 @@ from .state import Serializer, decode_state, encode_state, npz_bytes, serialize,
 __all__ = [
     "BEST", "DEFAULT_DIRNAME", "FAULT_ENV", "FORMAT", "LATEST", "MANIFEST", "MANIFEST_SEAL", "TRAINER_JSON", "VERSION",
     "CheckpointError", "CorruptCheckpointError", "CheckpointInfo", "Serializer",
-    "apply_retention", "checkpoint_root", "cleanup_temporaries", "decode_state", "discard_newer", "encode_state",
+    "apply_retention", "check_pointer", "checkpoint_root", "cleanup_temporaries", "decode_state", "discard_newer",
+    "encode_state",
     "follow_pointer",
     "is_checkpoint_dir", "json_clean", "list_checkpoints", "load_latest_valid", "model_directory", "npz_bytes",
+    "pointer_bytes",
     "read_checkpoint", "read_manifest", "read_pointer", "recover_interrupted_rewrites", "remove_spares",
     "resolve_and_load", "serialize", "step_name", "to_files", "verify_checkpoint", "write_and_retain",
     "write_checkpoint", "write_pointer", "write_pointers",

@@ -14,7 +14,8 @@ from . import fsio, hashing
 from .faults import active_faults, fault
 from .fsio import (create, fsync_dir, fsync_fd, link, open_for_write, recycle_dir, remove_tree, tmp_suffix,
                    write_all, write_file)
-from .names import BEST, FORMAT, LATEST, MANIFEST, MANIFEST_SEAL, STEP_RE, VERSION, CheckpointError, step_name
+from .names import (BEST, FORMAT, LATEST, MANIFEST, MANIFEST_SEAL, POINTER_SEAL, STEP_RE, VERSION, CheckpointError,
+                    step_name)
 
 
 def write_pointers(root: str, name: str, which=(LATEST,), fsync: bool = True) -> None:
@@ -28,7 +29,7 @@ def write_pointers(root: str, name: str, which=(LATEST,), fsync: bool = True) ->
         for w in which:
             path = os.path.join(root, w)
             tmp = f"{path}.tmp-{os.getpid()}"
-            write_file(tmp, (name + "\n").encode(), fsync)
+            write_file(tmp, pointer_bytes(name), fsync)
             done.append((tmp, path))
         for tmp, path in done:
             os.replace(tmp, path)
@@ -49,17 +50,52 @@ def write_pointer(root: str, which: str, name: str, fsync: bool = True) -> None:
     write_pointers(root, name, (which,), fsync)
 
 
+def pointer_bytes(name: str) -> bytes:
+    """The content of a pointer file naming checkpoint ``name``: the name, then the SHA-256 of the name.
+
+    ``step-00000420 sha256=<64 hex digits>``: a bit flipped in the name (into another step that exists)
+    no longer matches the SHA-256, so the pointer reads as damaged instead of naming another checkpoint
+    (:func:`check_pointer`). The SHA-256 is of the name alone, not of that checkpoint's manifest: a
+    checkpoint rewritten at the same step (an epoch's end at a step save's step, a resumed run) keeps its
+    pointers valid, and whoever re-points one (a resume, :func:`~.retention.discard_newer`) needs no
+    manifest to do it; that the directory is the named step's is the manifest's own check (its ``step``).
+    """
+    return f"{name} {POINTER_SEAL}={hashlib.sha256(name.encode()).hexdigest()}\n".encode()
+
+
+def check_pointer(root: str, which: str = LATEST) -> tuple[str | None, str | None]:
+    """``(name, None)`` for a sound pointer file ``root/which``; ``(None, None)`` when there is none;
+    ``(None, why)`` when it is there but damaged or unreadable.
+
+    A pointer is :func:`pointer_bytes`'s line, its SHA-256 checked; or (written by a distnn before the
+    SHA-256) a checkpoint name alone, accepted when it is one exactly as distnn writes it (``step-`` and
+    at least 8 digits, no leading zero beyond them: a name cut short is no such name).
+    """
+    path = os.path.join(root, which)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(4096)
+    except FileNotFoundError:
+        return None, None
+    except OSError as e:
+        return None, f"it cannot be read ({e.strerror or e})"
+    # (bytes: a damaged pointer's non-UTF-8 bytes raised UnicodeDecodeError; ASCII: \d takes other digits too)
+    text = raw.decode("ascii", "replace").strip()
+    name, _, seal = text.partition(" ")
+    m = STEP_RE.match(name)
+    if not m or name != step_name(int(m.group(1))):
+        return None, "it holds no checkpoint name (step-N)"
+    if not seal:
+        return name, None  # (an older distnn's pointer: the name alone)
+    if seal != f"{POINTER_SEAL}={hashlib.sha256(name.encode()).hexdigest()}":
+        return None, "its SHA-256 does not match the checkpoint name it holds (a flipped bit or an edit)"
+    return name, None
+
+
 def read_pointer(root: str, which: str = LATEST) -> str | None:
     """The checkpoint name the pointer file ``root/which`` holds; None when it is missing, unreadable or
-    damaged (anything but one ``step-N``)."""
-    try:
-        with open(os.path.join(root, which), "rb") as f:
-            raw = f.read(4096)
-    except OSError:
-        return None
-    # (bytes: a damaged pointer's non-UTF-8 bytes raised UnicodeDecodeError; ASCII: \d takes other digits too)
-    name = raw.decode("ascii", "replace").strip()
-    return name if STEP_RE.match(name) else None
+    damaged (see :func:`check_pointer`)."""
+    return check_pointer(root, which)[0]
 
 
 def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = None, fsync: bool = True,
@@ -164,7 +200,7 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
             current = w
             staged.append((os.path.join(root, f"{w}.tmp-{os.getpid()}"), os.path.join(root, w)))
             opened.append((w, create(staged[-1][0])))
-            write_all(opened[-1][1], (name + "\n").encode())
+            write_all(opened[-1][1], pointer_bytes(name))
         if fsync and fsio.SYNCFS is not None and opened:
             current = "the checkpoint's files"
             fsio.SYNCFS(opened[0][1])  # all of them and the new directory's entries, in one commit

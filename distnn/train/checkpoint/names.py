@@ -11,6 +11,7 @@ MANIFEST_SEAL = "manifest_sha256"  # the manifest's last key: the SHA-256 of the
 TRAINER_JSON = "trainer.json"
 LATEST = "latest"
 BEST = "best"
+POINTER_SEAL = "sha256"  # a pointer file's second field: sha256=<the SHA-256 of the name> (commit.pointer_bytes)
 DEFAULT_DIRNAME = "checkpoints"
 FAULT_ENV = "DISTNN_CKPT_FAULT"
 STEP_RE = re.compile(r"^step-(\d+)$")

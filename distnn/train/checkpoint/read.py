@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from .. import npz_io
 from . import hashing
-from .commit import read_pointer
+from .commit import check_pointer, read_pointer
 from .names import (BEST, DEFAULT_DIRNAME, FORMAT, LATEST, MANIFEST, MANIFEST_SEAL, STEP_RE, TRAINER_JSON, VERSION,
                     CheckpointError, CorruptCheckpointError, step_name)
 from .state import decode_state, join_history
@@ -283,22 +283,55 @@ def _warn_missing_newest(root: str, entries: list[CheckpointInfo], warn) -> None
             return
 
 
-def follow_pointer(path: str) -> str:
+def follow_pointer(path: str, warn=None) -> str:
     """``<root>/latest`` or ``<root>/best`` (pointer files) as the checkpoint directory they name; any
-    other path unchanged. A pointer naming no checkpoint is a CheckpointError."""
+    other path unchanged. A pointer naming no checkpoint is a CheckpointError.
+
+    A damaged pointer (:func:`~.commit.check_pointer`: its SHA-256 does not match, it holds no name) may
+    name another checkpoint than it was written with, so it is never followed. ``latest`` then gives
+    its root, whose newest valid checkpoint is what ``latest`` names when sound; with ``warn``, that is
+    reported through ``warn(message)`` naming the file (without, it is a CheckpointError). ``best`` is a
+    CheckpointError saying what to do: which checkpoint is the best cannot be told from the others (the
+    newest checkpoint's manifest records the best as of its save, said as a hint).
+    """
     path = os.path.normpath(path) if path.rstrip(os.sep) else path  # (a trailing slash)
     name = os.path.basename(path)
     if name not in (LATEST, BEST) or not os.path.isfile(path):
         return path
     root = os.path.dirname(path)
-    target = read_pointer(root, name)
+    target, problem = check_pointer(root, name)
+    if target is None and name == LATEST and warn is not None:
+        warn(f"{path!r} is damaged or unreadable: {problem or 'it is gone'}; not following it: using the newest "
+             f"valid checkpoint in {root or '.'!r} instead")
+        return root or "."
     if target is None:
-        raise CheckpointError(f"{path!r} is damaged or unreadable: it holds no checkpoint name (step-N); give the "
-                              "run directory to use its newest valid checkpoint")
+        hint = _best_hint(root) if name == BEST else ""
+        raise CheckpointError(f"{path!r} is damaged or unreadable: {problem or 'it is gone'}; not following it; "
+                              f"{hint}give a checkpoint directory (step-N), or the run directory to use its newest "
+                              "valid checkpoint")
     if not os.path.isdir(os.path.join(root, target)):
         raise CheckpointError(f"{path!r} points at {target!r}, which is not a checkpoint here "
                               "(removed?); give the run directory to use its newest valid checkpoint")
     return os.path.join(root, target)
+
+
+def _best_hint(root: str) -> str:
+    """What the newest readable manifest under ``root`` records as the best checkpoint, as advice ('' if none).
+
+    Only a hint: a best marked after that save (an epoch's end without a save, the final report) is
+    recorded by the pointer alone."""
+    for info in reversed(list_checkpoints(root)):
+        try:
+            best = read_manifest(info.path).get("best")
+        except CheckpointError:
+            continue
+        name = best.get("name") if isinstance(best, dict) else None
+        if not (isinstance(name, str) and STEP_RE.match(name) and os.path.isdir(os.path.join(root, name))):
+            return ""
+        value = best.get("value")
+        by = f" by {best.get('monitor')} = {value:.6g}" if isinstance(value, (int, float)) else ""
+        return f"the newest checkpoint's manifest ({info.name}) records {os.path.join(root, name)!r} as the best{by}; "
+    return ""
 
 
 def resolve_and_load(spec: str, default_root: str | None, warn=None):
@@ -318,7 +351,7 @@ def resolve_and_load(spec: str, default_root: str | None, warn=None):
         if found is None and _step_entries(default_root):
             raise CheckpointError(f"no valid checkpoint in {default_root!r}: every one is incomplete or corrupt")
         return found
-    path = follow_pointer(str(spec))
+    path = follow_pointer(str(spec), warn)
     if not os.path.exists(path):
         raise CheckpointError(f"--resume {path!r}: no such checkpoint or run directory")
     if is_checkpoint_dir(path) or STEP_RE.match(os.path.basename(os.path.normpath(path))):
@@ -346,6 +379,8 @@ class ModelSource:
     path: str
     step: int | None
     why: str = ""
+    #: a checkpoint's: the bytes of its ``model.npz`` and ``model.json``, as verified (None: a run directory)
+    files: dict | None = None
 
 
 def model_source(directory: str, warn=None, model_step: int | None = None) -> ModelSource:
@@ -365,10 +400,10 @@ def model_source(directory: str, warn=None, model_step: int | None = None) -> Mo
     that does not verify is reported through ``warn`` and skipped.
     """
     if is_checkpoint_dir(directory) or STEP_RE.match(os.path.basename(os.path.normpath(directory))):
-        problems = verify_checkpoint(directory)
+        problems, files = _verify_keeping_model(directory)
         if problems:
             raise CheckpointError(problems[0])
-        return ModelSource(directory, checkpoint_step(directory))
+        return ModelSource(directory, checkpoint_step(directory), files=files)
     weights = os.path.join(directory, "model.npz")
     has_model = os.path.isfile(weights)
     if has_model and model_step is None:
@@ -379,7 +414,8 @@ def model_source(directory: str, warn=None, model_step: int | None = None) -> Mo
     for info in reversed(found):
         if has_model and not abandoned and info.step <= model_step:
             break  # model.npz is the newest state: the checkpoints from here on are older (or its own)
-        problems = [f"checkpoint {info.path!r} is {info.problem}"] if info.problem else verify_checkpoint(info.path)
+        problems, files = ([f"checkpoint {info.path!r} is {info.problem}"], None) if info.problem \
+            else _verify_keeping_model(info.path)
         if not problems:
             if not has_model:
                 why = "the newest valid checkpoint" + (
@@ -391,10 +427,23 @@ def model_source(directory: str, warn=None, model_step: int | None = None) -> Mo
             else:
                 why = (f"newer than {weights!r} (global step {model_step}): the run was resumed and that "
                        f"session has not finished")
-            return ModelSource(info.path, info.step, why)
+            return ModelSource(info.path, info.step, why, files)
         if warn is not None:
             warn(f"{problems[0]}; trying the previous checkpoint" + (" (or model.npz)" if has_model else ""))
     return ModelSource(directory, model_step)
+
+
+def _verify_keeping_model(path: str) -> tuple[list[str], dict]:
+    """:func:`verify_checkpoint`'s problems, and (when none) the verified bytes of the files a model is
+    rebuilt from: the model is built from the very bytes whose SHA-256 was checked, never from the
+    files read again (which could have changed in between)."""
+    try:
+        man = read_manifest(path)
+    except CheckpointError as e:
+        return [str(e)], {}
+    raw = _read_all_verified(path, man["files"])
+    problems = [str(got) for got in raw.values() if isinstance(got, CheckpointError)]
+    return problems, {} if problems else {n: raw[n] for n in ("model.npz", "model.json") if n in raw}
 
 
 def checkpoint_step(path: str) -> int | None:

@@ -1,0 +1,107 @@
+"""The run directory's checksums: ``SHA256SUMS``, the SHA-256 of each file a model is rebuilt from.
+
+A run directory's ``model.npz``, ``model.json`` and ``config.toml`` are
+written by rank 0 (:func:`write_files`), each through a temporary file and a
+rename, and listed in ``SHA256SUMS`` in ``sha256sum``'s format (``<64 hex
+digits>  <name>`` a line; ``cd RUN && sha256sum -c SHA256SUMS`` checks them
+too). Readers (:func:`read_verified`: ``evaluate``, ``predict``, an ensemble's
+resume) read a listed file once, check its SHA-256 on those bytes and parse
+the same bytes: a truncated, flipped or replaced file is a one-line
+:class:`RunFileError` naming it, never a model built from it.
+
+A file is dropped from the list before it is rewritten and listed again after
+(:func:`write_files`): a crash in between leaves it unlisted, unchecked as in a
+run directory of an older distnn (no ``SHA256SUMS`` at all), rather than
+listed with the previous file's checksum. So an unlisted file is read as is; a
+listed one must match; a ``SHA256SUMS`` that is not exactly what distnn writes
+(a flipped bit in a name or a checksum) is itself an error, as it can no
+longer say which files it covers.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+
+SUMS = "SHA256SUMS"
+#: the files SHA256SUMS may list (a name outside these is a damaged line)
+COVERED = ("config.toml", "model.json", "model.npz")
+_LINE = re.compile(r"([0-9a-f]{64})  (" + "|".join(re.escape(n) for n in COVERED) + r")")
+
+
+class RunFileError(ValueError):
+    """A run directory's file does not match its ``SHA256SUMS`` entry, or ``SHA256SUMS`` is damaged."""
+
+
+def read_sums(directory: str) -> dict[str, str] | None:
+    """``{name: sha256}`` of ``directory``'s ``SHA256SUMS``; None when it has none (an older distnn's run)."""
+    path = os.path.join(str(directory), SUMS)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(1 << 16)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise RunFileError(f"{path}: unreadable ({e.strerror or e})") from None
+    sums = {}
+    try:
+        lines = raw.decode("ascii").split("\n")
+    except UnicodeDecodeError:
+        lines = [None]
+    if lines[-1] != "":  # (every line ends with a newline)
+        lines.append(None)
+    for line in lines[:-1]:
+        m = _LINE.fullmatch(line) if line is not None else None
+        if m is None or m.group(2) in sums:
+            raise RunFileError(f"{path} is damaged (not a list of the run's files and their SHA-256): the "
+                               f"run's files cannot be checked; its checkpoints, if any, can be evaluated instead")
+        sums[m.group(2)] = m.group(1)
+    return sums
+
+
+def read_verified(directory: str, name: str, sums: dict | None) -> bytearray:
+    """The bytes of ``directory/name``, read once and checked against ``sums`` (:func:`read_sums`) when it
+    lists the file (unlisted, or ``sums`` None: as they are). OSError when the file cannot be read."""
+    path = os.path.join(str(directory), name)
+    with open(path, "rb", buffering=0) as f:
+        data = bytearray(f.readall())  # (writable: np.load's arrays of it are views, not copies)
+    want = (sums or {}).get(name)
+    if want is not None and hashlib.sha256(data).hexdigest() != want:
+        raise RunFileError(f"{path} fails its SHA-256 check ({SUMS} lists another: truncated, damaged or "
+                           f"replaced since it was written); its run's checkpoints, if any, can be evaluated "
+                           f"instead")
+    return data
+
+
+def write_files(directory: str, files: dict, write) -> None:
+    """Write ``files`` (``{name: bytes}``) in ``directory`` with ``write(path, data)`` (a whole-file
+    replace), listed in ``SHA256SUMS`` after: unlisted first, so that no crash between the two leaves a
+    file listed with another's checksum."""
+    sums = _current(directory)
+    if any(n in sums for n in files):
+        _store(directory, {n: h for n, h in sums.items() if n not in files})
+    for name, data in files.items():
+        write(os.path.join(str(directory), name), data)
+    sums.update({n: hashlib.sha256(data).hexdigest() for n, data in files.items() if n in COVERED})
+    _store(directory, sums)
+
+
+def forget(directory: str, names) -> None:
+    """Drop ``names`` from ``directory``'s ``SHA256SUMS`` (before they are removed or written otherwise)."""
+    sums = _current(directory)
+    if any(n in sums for n in names):
+        _store(directory, {n: h for n, h in sums.items() if n not in names})
+
+
+def _current(directory: str) -> dict:
+    """The sums there are, to update: a damaged or unreadable SHA256SUMS is rewritten from nothing."""
+    try:
+        return read_sums(directory) or {}
+    except RunFileError:
+        return {}
+
+
+def _store(directory: str, sums: dict) -> None:
+    from .run_dir import write_text
+
+    write_text(os.path.join(str(directory), SUMS), "".join(f"{sums[n]}  {n}\n" for n in sorted(sums)))

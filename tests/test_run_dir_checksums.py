@@ -1,0 +1,159 @@
+"""The run directory's ``model.npz``, ``model.json`` and ``config.toml`` are checked against its ``SHA256SUMS``.
+
+Before it, evaluate and predict loaded them unchecked: a ``model.npz`` replaced by another valid one
+(another run's, a checkpoint's) or a ``model.json`` edited into other valid JSON (a standardization
+mean) gave another model without a word. Now each is a one-line error naming the file, exit status 2;
+a run directory of an older distnn (no ``SHA256SUMS``) loads as before, without a warning. And the model
+is built from the very bytes that were checked, never from the file read again (also a checkpoint's).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from distnn.cli import main
+from distnn.train import checkpoint as ck
+from distnn.train import run_checksums
+from distnn.train import run_dir as rd
+from test_cli import run_cli
+
+pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
+
+TRAIN = ["--quiet", "--set", "train.epochs=2", "--set", "run.plots=false", "--set", "checkpoint.keep_last=0",
+         "--set", "model.hidden_sizes=[16]"]
+FILES = ("config.toml", "model.json", "model.npz")
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    run = tmp_path_factory.mktemp("sums") / "run"
+    assert main(["train", "--out", str(run), *TRAIN]) == 0
+    return run
+
+
+@pytest.fixture
+def run(finished, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(finished, copy)
+    return copy
+
+
+def _weights(path):
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _loaded(path):
+    model, _, _ = rd.load_model(str(path))
+    return {k: np.asarray(v) for k, v in model.state_dict().items()}
+
+
+def test_sha256sums_lists_the_runs_files_as_sha256sum_writes_them(run):
+    lines = (run / "SHA256SUMS").read_text().splitlines()
+    assert lines == [f"{hashlib.sha256((run / n).read_bytes()).hexdigest()}  {n}" for n in FILES]
+
+
+def _replace_with_a_checkpoints(run):  # a valid npz of the same model: the weights of epoch 1
+    shutil.copyfile(run / "checkpoints" / "step-00000020" / "model.npz", run / "model.npz")
+
+
+def _edit_the_mean(run):  # valid JSON, another standardization
+    path = run / "model.json"
+    meta = json.loads(path.read_text())
+    meta["standardizer"]["mean"] = [m + 0.5 for m in meta["standardizer"]["mean"]]
+    path.write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _flip_config(run):
+    path = run / "config.toml"
+    path.write_text(path.read_text().replace("epochs = 2", "epochs = 3"))
+
+
+@pytest.mark.parametrize("damage,name", [(_replace_with_a_checkpoints, "model.npz"), (_edit_the_mean, "model.json"),
+                                         (_flip_config, "config.toml")])
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_a_changed_run_file_is_a_one_line_error_naming_it(run, tmp_path, capsys, damage, name, command):
+    before = (run / name).read_bytes()
+    damage(run)
+    assert (run / name).read_bytes() != before
+    args = [command, str(run)]
+    if command == "predict":
+        np.savetxt(tmp_path / "in.csv", np.zeros((3, 64)), delimiter=",")
+        args += ["--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "p.csv")]
+    code, out, err = run_cli(args, capsys)
+    assert code == 2 and err.startswith("distnn: error: ") and len(err.strip().splitlines()) == 1, err
+    assert f"{run / name} fails its SHA-256 check" in err and "Traceback" not in err
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_damaged_sha256sums_is_an_error_naming_it(run, capsys):
+    path = run / "SHA256SUMS"
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x01  # in a file name: model.npz -> model.o... (it can no longer say what it covers)
+    path.write_bytes(bytes(data))
+    code, _, err = run_cli(["evaluate", str(run)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and f"{path} is damaged" in err, err
+
+
+def test_a_run_directory_of_an_older_distnn_loads_unchecked_and_quietly(run, capsys):
+    (run / "SHA256SUMS").unlink(missing_ok=True)
+    _edit_the_mean(run)  # (nothing to tell it by)
+    code, out, err = run_cli(["evaluate", str(run)], capsys)
+    assert code == 0 and "accuracy" in out and "warning" not in err, err
+
+
+def test_an_unlisted_file_is_read_as_it_is(run):
+    # what a crash between writing a file and listing it leaves: that file unchecked, not refused
+    run_checksums.forget(str(run), ["model.npz"])
+    assert "model.npz" not in run_checksums.read_sums(str(run))
+    _replace_with_a_checkpoints(run)
+    got = _loaded(run)
+    want = _weights(run / "checkpoints" / "step-00000020" / "model.npz")
+    assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in got)
+
+
+def test_a_resumed_run_lists_its_new_files(run, capsys):
+    code, _, err = run_cli(["train", "--out", str(run), *TRAIN, "--set", "train.epochs=3", "--resume", "auto"],
+                           capsys)
+    assert code == 0, err
+    sums = run_checksums.read_sums(str(run))
+    assert sums == {n: hashlib.sha256((run / n).read_bytes()).hexdigest() for n in FILES}
+    assert "epochs = 3" in (run / "config.toml").read_text()
+    code, out, err = run_cli(["evaluate", str(run)], capsys)
+    assert code == 0, err
+
+
+# ---------------------------------------------------------------------- read once: checked, then parsed
+def _swap_after(monkeypatch, module, name, swap):
+    real = getattr(module, name)
+
+    def wrapped(*args, **kwargs):
+        got = real(*args, **kwargs)
+        swap()
+        return got
+
+    monkeypatch.setattr(module, name, wrapped)
+
+
+@pytest.mark.parametrize("given", ["checkpoint", "run directory"])
+def test_a_checkpoints_model_is_built_from_the_bytes_whose_sha256_was_checked(run, monkeypatch, given):
+    # the file replaced between the check and the load: it used to be read again, and loaded unchecked
+    from distnn.train.checkpoint import read as ck_read
+
+    newest = run / "checkpoints" / "step-00000040"
+    want = _weights(newest / "model.npz")
+    os.remove(run / "model.npz")  # (an interrupted run: evaluate reads its newest checkpoint)
+
+    def swap():  # another valid npz of the same model, renamed over the checked one
+        shutil.copyfile(run / "checkpoints" / "step-00000020" / "model.npz", newest / ".swap")
+        os.replace(newest / ".swap", newest / "model.npz")
+
+    _swap_after(monkeypatch, ck_read, "model_source", swap)
+    got = _loaded(newest if given == "checkpoint" else run)
+    assert ck.verify_checkpoint(str(newest))  # (swapped indeed: the file there now fails its check)
+    assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in got)
