@@ -150,8 +150,8 @@ def test_decoder_matches_torch(kind, seed):
                 tgt_is_causal=tgt_causal, memory_is_causal=mem_causal)
     kw_t = dict(tgt_mask=tmask_t, memory_mask=mmask_t, tgt_key_padding_mask=tkpm_t, memory_key_padding_mask=mkpm_t,
                 tgt_is_causal=tgt_causal, memory_is_causal=mem_causal)
-    compare(dm, tm, dm(tgt_d, mem_d, **kw_d), tm(tgt_t, mem_t, **kw_t), {"tgt": (tgt_d, tgt_t), "memory": (mem_d, mem_t)},
-            rng)
+    compare(dm, tm, dm(tgt_d, mem_d, **kw_d), tm(tgt_t, mem_t, **kw_t),
+            {"tgt": (tgt_d, tgt_t), "memory": (mem_d, mem_t)}, rng)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
