@@ -316,6 +316,10 @@ LAYERS = {
     "TransformerEncoder": (lambda: nn.TransformerEncoder(
         nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.1, batch_first=True), num_layers=2),
         (3, 5, 8), None),
+    "TransformerDecoder": (lambda: _Decoder(), (3, 5, 8), None),
+    "Transformer": (lambda: _Seq2Seq(), (3, 5, 8), None),
+    "LSTM-packed": (lambda: _Packed(nn.LSTM(5, 6, num_layers=2, dropout=0.3, bidirectional=True)), (4, 3, 5), None),
+    "GRU-packed": (lambda: _Packed(nn.GRU(5, 6, batch_first=True)), (4, 3, 5), None),
     "BasicBlock": (lambda: nn.BasicBlock(3, 4, stride=2), (2, 3, 8, 8), None),
     "MLP+loss": (lambda: _MLPLoss(), (6, 8), None),
 }
@@ -328,6 +332,48 @@ class _SelfAttention(nn.Module):
 
     def forward(self, x):
         return self.attn(x, x, x)[0]
+
+
+_PAD = np.array([[False] * 4 + [True], [False] * 5, [False] * 2 + [True] * 3])  # (N, S) host key padding masks
+
+
+class _Decoder(nn.Module):
+    """A causal decoder over x, its memory x / 2 with a host key padding mask."""
+
+    def __init__(self):
+        super().__init__()
+        self.dec = nn.TransformerDecoder(nn.TransformerDecoderLayer(8, 2, 16, dropout=0.1, batch_first=True), 2,
+                                         nn.LayerNorm(8))
+
+    def forward(self, x):
+        return self.dec(x, x * 0.5, tgt_is_causal=True, memory_key_padding_mask=_PAD)
+
+
+class _Seq2Seq(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model = nn.Transformer(8, 2, 1, 2, 16, dropout=0.1, batch_first=True, norm_first=True)
+
+    def forward(self, x):
+        tgt_mask = nn.Transformer.generate_square_subsequent_mask(4)
+        return self.model(x, x[:, 1:], tgt_mask=tgt_mask, src_key_padding_mask=_PAD,
+                          memory_key_padding_mask=_PAD)
+
+
+class _Packed(nn.Module):
+    """A recurrent layer on a packed batch of unsorted lengths (host index data beside device arrays)."""
+
+    def __init__(self, rnn):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x):
+        from distnn.nn.utils import rnn as R
+
+        lengths = [2, 3, 1, 3][: x.shape[0 if self.rnn.batch_first else 1]]
+        out, _ = self.rnn(R.pack_padded_sequence(x, lengths, batch_first=self.rnn.batch_first, enforce_sorted=False))
+        return R.pad_packed_sequence(out, batch_first=self.rnn.batch_first, total_length=x.shape[1 if
+                                     self.rnn.batch_first else 0])[0]
 
 
 class _MLPLoss(nn.Module):

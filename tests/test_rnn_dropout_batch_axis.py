@@ -110,3 +110,38 @@ def test_keep_mask_counter_range_is_exact():
     g._masks = 1 << 24
     with pytest.raises(ValueError, match="masks in one batch"):
         g.keep_mask((2, 4), 0.5)
+
+
+@pytest.mark.parametrize("total, world", [(6, 2), (12, 2), (6, 3)])
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_packed_rnn_dropout_masks_belong_to_samples_not_to_the_sorted_order(total, world, mode):
+    """A packed batch of unsorted lengths runs longest first; its inter-layer masks are still drawn per
+    sample in the caller's order, so a rank's rows (sorted otherwise) get the whole batch's masks. (When a
+    rank's longest sequence is shorter than the batch's, its per-sample masks are drawn for fewer steps and
+    differ from the one-process run: a PackedSequence does not keep the padded length. Here every rank has
+    one sequence of the full length.)"""
+    from distnn.nn.utils import rnn as R
+
+    T = 6
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((total, T, 3))
+    lengths = rng.integers(1, T + 1, total)
+    lengths[:world] = T  # (row r goes to rank r)
+
+    def run(rows):
+        distnn.manual_seed(0)
+        rnn = getattr(nn, mode)(3, 5, num_layers=3, dropout=0.5, batch_first=True, dtype=np.float64)
+        inp = distnn.Tensor(x[rows], requires_grad=True)
+        with dn_random.use_generator(BatchShareGenerator(SEED, total, rows)):
+            out, state = rnn(R.pack_padded_sequence(inp, lengths[rows], batch_first=True, enforce_sorted=False))
+        padded, _ = R.pad_packed_sequence(out, batch_first=True, total_length=T)
+        h_n = state[0] if mode == "LSTM" else state
+        (padded * padded).sum().backward()
+        return padded.numpy(), h_n.numpy().transpose(1, 0, 2), inp.grad
+
+    one = run(np.arange(total))
+    for rank in range(world):
+        part = run(np.arange(rank, total, world))
+        for name, a, b in zip(("output", "h_n", "input grad"), part, one):
+            np.testing.assert_allclose(a, b[rank::world], rtol=1e-12, atol=1e-12,
+                                       err_msg=f"{name}, {world} ranks, rank {rank}")

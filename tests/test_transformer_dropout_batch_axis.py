@@ -67,3 +67,32 @@ def test_encoder_layer_dropouts_know_the_batch_axis():
     assert {nn.TransformerEncoderLayer(E, 2, batch_first=bf).dropout1.batch_dim for bf in (False, True)} == {1, 0}
     stack = nn.TransformerEncoder(nn.TransformerEncoderLayer(E, 2, batch_first=False), 2)
     assert all(m.batch_dim == 1 for m in stack.modules() if isinstance(m, nn.Dropout))
+
+
+def _decoder_run(x, mem, rows, total, batch_first):
+    """As _layer_run, for a time-major or batch-major TransformerDecoderLayer (tgt x, memory mem)."""
+    distnn.manual_seed(0)
+    layer = nn.TransformerDecoderLayer(E, 2, dim_feedforward=16, dropout=0.5, batch_first=batch_first,
+                                       dtype=np.float64)
+    layer.train()
+    t = (lambda a: a) if batch_first else (lambda a: a.transpose(1, 0, 2))
+    inp = distnn.Tensor(np.ascontiguousarray(t(x[rows])), requires_grad=True)
+    m = distnn.Tensor(np.ascontiguousarray(t(mem[rows])), requires_grad=True)
+    with dn_random.use_generator(BatchShareGenerator(SEED, total, rows)):
+        out = layer(inp, m, tgt_is_causal=True)
+    (out * out).sum().backward()
+    return t(out.numpy()), t(inp.grad), t(m.grad)
+
+
+@pytest.mark.parametrize("total, world", [(6, 2), (6, 3)])
+def test_time_major_decoder_layer_dropout_is_the_same_on_any_number_of_ranks(total, world):
+    rng = np.random.default_rng(3)
+    x, mem = rng.standard_normal((total, S, E)), rng.standard_normal((total, 4, E))
+    whole = _decoder_run(x, mem, np.arange(total), total, batch_first=False)
+    for a, b in zip(whole, _decoder_run(x, mem, np.arange(total), total, batch_first=True)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    for rank in range(world):
+        rows = np.arange(rank, total, world)
+        for name, a, b in zip(("output", "tgt grad", "memory grad"), _decoder_run(x, mem, rows, total, False), whole):
+            np.testing.assert_allclose(a, b[rows], rtol=1e-12, atol=1e-12, err_msg=f"{name}, rank {rank}")
+    assert {nn.TransformerDecoderLayer(E, 2, batch_first=bf).dropout3.batch_dim for bf in (False, True)} == {1, 0}

@@ -19,6 +19,13 @@ states fill ``[:T, :, :P]`` of it and the rest of those rows is zero. ``reverse=
 backwards (the second direction of a bidirectional layer); outputs stay at their
 own time positions, so the final hidden state is then at index 0.
 
+``batch_sizes`` (a PackedSequence's, see ``distnn.nn.utils.rnn``) runs a batch of
+sequences of different lengths, sorted longest first and zero-padded to (T, B, I):
+at step t only rows ``[:batch_sizes[t]]`` are live, the others keep their state
+(so a reverse pass starts each sequence at its own last step from h0, and the
+final state of each row is its state at its own last step) and their steps get
+no gradient. Their outputs there are that kept state; the caller drops them.
+
 Sigmoids are computed as ``0.5 * tanh(a / 2) + 0.5`` (no overflow for large |a|);
 the ``/ 2`` is folded into a copy of the weights (scaling by a power of two is
 exact), so one ``tanh`` call covers all gates of a step.
@@ -110,6 +117,20 @@ _W_HH_ALWAYS = ((2, 3), (3,), (0, 3), (1, 3), (3,), (3,))
 _LSTM_READS = ((2, 3, 4, 7), (2, 4, 7), (4, 7), (0, 2, 4, 7), (1, 2, 4, 7), (2, 4, 7), (2, 4, 7), (4, 7))
 
 
+def _live(batch_sizes, t, B):
+    """The first row that is past its sequence's end at step t (B when all rows are live)."""
+    return B if batch_sizes is None else int(batch_sizes[t])
+
+
+def _check_batch_sizes(batch_sizes, T, B, what):
+    if batch_sizes is None:
+        return None
+    bs = [int(b) for b in batch_sizes]
+    if len(bs) != T or any(not 0 < b <= B for b in bs) or any(a < b for a, b in zip(bs, bs[1:])):
+        raise ValueError(f"{what}: batch_sizes must be {T} non-increasing counts in [1, {B}], got {bs}")
+    return bs
+
+
 def _rows(xp, g, order, dest=None):
     """``g[order]``, gathered straight into ``dest`` when one of g's dtype is given."""
     if dest is not None and dest.dtype == g.dtype:
@@ -120,19 +141,20 @@ def _rows(xp, g, order, dest=None):
 class LSTMLayer(Function):
     """One LSTM layer over a sequence.
 
-    ``apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr=None, reverse=False)`` -> (T + 1, B, H):
+    ``apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr=None, reverse=False, batch_sizes=None)`` -> (T + 1, B, H):
     ``out[:T]`` are the hidden states, ``out[T]`` the final cell state. With ``w_hr`` (P, H), PyTorch's
     projection, the hidden states are ``W_hr (o * tanh(c))``, h0 is (B, P) and ``out[:T, :, :P]`` holds them.
     """
 
     reads = _LSTM_READS  # (backward reads x for W_ih's gradient; the rest are its own arrays)
 
-    def forward(self, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None, reverse=False):
+    def forward(self, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None, reverse=False, batch_sizes=None):
         xp = get_array_module(x)
         T, B, _ = x.shape
         H = w_ih.shape[0] // 4
         P = H if w_hr is None else w_hr.shape[0]
         _check_lstm_args(x, h0, c0, w_ih, w_hh, w_hr, H, P)
+        bs = _check_batch_sizes(batch_sizes, T, B, "LSTM")
         # Reorder gates (i, f, g, o) -> (i, f, o, g) so the sigmoid gates are one block.
         perm = xp.concatenate([xp.arange(0, 2 * H), xp.arange(3 * H, 4 * H), xp.arange(2 * H, 3 * H)])
         scale = xp.ones((4 * H, 1), dtype=x.dtype)
@@ -169,11 +191,16 @@ class LSTMLayer(Function):
             else:
                 xp.multiply(o, tc, out=raws[t])
                 xp.matmul(raws[t], w_hr_T, out=hs[s + 1])
+            k = _live(bs, t, B)
+            if k < B:  # rows past their end keep their state
+                cs[s + 1, k:] = cs[s, k:]
+                hs[s + 1, k:] = hs[s, k:]
         out = xp.zeros((T + 1, B, H), dtype=x.dtype) if P < H else xp.empty((T + 1, B, H), dtype=x.dtype)
         out[:T, :, :P] = hs[1:][::-1] if reverse else hs[1:]
         out[T] = cs[T]
         self.x, self.gates, self.hs, self.cs, self.tcs, self.raws = x, gates, hs, cs, tcs, raws
         self.w_ih_p, self.w_hh_p, self.w_hr, self.perm, self.reverse = w_ih_p, w_hh_p, w_hr, perm, reverse
+        self.bs = bs
         return out
 
     def backward(self, grad):
@@ -193,8 +220,13 @@ class LSTMLayer(Function):
             i, f, o, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : H3], a[:, H3:]
             tc = tcs[t]
             dh += grad[t, :, :P]
+            k = _live(self.bs, t, B)
+            if k < B:  # a kept state's gradient passes this step unchanged
+                keep_h, keep_c = dh[k:].copy(), dc[k:].copy()
             if dys is not None:  # through h = W_hr raw
                 dys[t] = dh
+                if k < B:
+                    dys[t, k:] = 0
                 dh = dh @ w_hr
             d = dpre[t]
             # d(output gate) and d(cell) through raw = o * tanh(c)
@@ -207,7 +239,12 @@ class LSTMLayer(Function):
             d[:, :H3] *= sg * (1 - sg)
             d[:, H3:] *= 1 - g * g
             dc *= f
+            if k < B:
+                d[k:] = 0
+                dc[k:] = keep_c
             dh = d @ self.w_hh_p
+            if k < B:
+                dh[k:] = keep_h
         # Hidden states in time order, the state before each step: hprev[t] feeds step t.
         hprev = hs[:-1][::-1] if self.reverse else hs[:-1]
         need = self.needs_input_grad
@@ -225,14 +262,16 @@ class LSTMLayer(Function):
 
 
 class GRULayer(Function):
-    """One GRU layer over a sequence: ``apply(x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False)`` -> (T, B, H)."""
+    """One GRU layer over a sequence: ``apply(x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False,
+    batch_sizes=None)`` -> (T, B, H)."""
 
     reads = _W_HH_ALWAYS  # (backward reads W_hh, W_ih for x's gradient and x for W_ih's; the states are its own)
 
-    def forward(self, x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
+    def forward(self, x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False, batch_sizes=None):
         xp = get_array_module(x)
         _check_rnn_args(x, h0, w_ih, w_hh, 3, "GRU")
         T, B, _ = x.shape
+        bs = self.bs = _check_batch_sizes(batch_sizes, T, B, "GRU")
         H = w_hh.shape[1]
         H2 = 2 * H
         scale = xp.ones((3 * H, 1), dtype=x.dtype)
@@ -270,6 +309,9 @@ class GRULayer(Function):
             xp.subtract(hs[s], n, out=h)
             h *= z
             h += n
+            k = _live(bs, t, B)
+            if k < B:  # rows past their end keep their state
+                h[k:] = hs[s, k:]
         self.x, self.hs, self.rz, self.ns, self.hns = x, hs, rz, ns, hns
         self.w_ih, self.w_hh, self.reverse = w_ih, w_hh, reverse
         return hs[1:][::-1].copy() if reverse else hs[1:].copy()
@@ -301,7 +343,14 @@ class GRULayer(Function):
             dz *= z * (1 - z)
             dh_t[:, :H2] = dx_t[:, :H2]
             xp.multiply(dn, r, out=dh_t[:, H2:])
-            dh = dh * z + dh_t @ self.w_hh
+            k = _live(self.bs, t, B)
+            if k < B:  # a kept state's step has no gradient; its state's gradient passes unchanged
+                dx_t[k:] = 0
+                dh_t[k:] = 0
+            new = dh * z + dh_t @ self.w_hh
+            if k < B:
+                new[k:] = dh[k:]
+            dh = new
         hprev = hs[:-1][::-1] if self.reverse else hs[:-1]
         need = self.needs_input_grad
         dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(need, 2, dpre_x, dpre_h, x, hprev, self.w_ih, self.w_hh,
@@ -316,14 +365,16 @@ RNN_NONLINEARITIES = ("tanh", "relu", "sigmoid")
 class RNNLayer(Function):
     """Elman RNN layer, ``h' = act(W_ih x + b_ih + W_hh h + b_hh)`` with act tanh, relu or sigmoid.
 
-    ``apply(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", reverse=False)`` -> (T, B, H).
+    ``apply(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", reverse=False, batch_sizes=None)`` -> (T, B, H).
     """
 
     reads = _W_HH_ALWAYS  # (backward reads W_hh, W_ih for x's gradient and x for W_ih's; the states are its own)
 
-    def forward(self, x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", reverse=False):
+    def forward(self, x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", reverse=False,
+                batch_sizes=None):
         xp = get_array_module(x)
         _check_rnn_args(x, h0, w_ih, w_hh, 1, "RNN")
+        bs = self.bs = _check_batch_sizes(batch_sizes, x.shape[0], x.shape[1], "RNN")
         if nonlinearity not in RNN_NONLINEARITIES:
             raise ValueError(f"RNN: nonlinearity must be 'tanh', 'relu' or 'sigmoid', got {nonlinearity!r}")
         T, B, _ = x.shape
@@ -346,6 +397,9 @@ class RNNLayer(Function):
                 xp.tanh(a, out=h)
                 h *= 0.5
                 h += 0.5
+            k = _live(bs, t, B)
+            if k < B:  # rows past their end keep their state
+                h[k:] = hs[s, k:]
         self.x, self.hs, self.w_ih, self.w_hh = x, hs, w_ih, w_hh
         self.nonlinearity, self.reverse = nonlinearity, reverse
         return hs[1:][::-1].copy() if reverse else hs[1:].copy()
@@ -369,7 +423,13 @@ class RNNLayer(Function):
                 xp.multiply(dh, h > 0, out=d)
             else:
                 xp.multiply(dh, h * (1 - h), out=d)
-            dh = d @ self.w_hh
+            k = _live(self.bs, t, B)
+            if k < B:  # a kept state's step has no gradient; its state's gradient passes unchanged
+                d[k:] = 0
+            new = d @ self.w_hh
+            if k < B:
+                new[k:] = dh[k:]
+            dh = new
         hprev = hs[:-1][::-1] if self.reverse else hs[:-1]
         need = self.needs_input_grad
         dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(need, 2, dpre, dpre, x, hprev, self.w_ih, self.w_hh,

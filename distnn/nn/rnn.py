@@ -28,6 +28,7 @@ from distnn.functional import rnn as R
 from distnn.functional import shape as S
 
 from .module import Module, Parameter
+from .utils.rnn import PackedSequence, _pack_sorted, _padded_sorted, invert_permutation
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "RNN_SIGMOID": 1, "LSTM": 4, "GRU": 3}
 
@@ -138,7 +139,12 @@ class RNNBase(Module):
 
         ``output`` is (L, N, D*H) (batch_first: (N, L, D*H)); ``h_n`` is
         (num_layers*D, N, H). Unbatched (L, input_size) inputs give unbatched results.
+        A :class:`~distnn.nn.utils.rnn.PackedSequence` input runs each sequence to its own
+        end and gives a PackedSequence output; ``h_n`` is then each sequence's state at its
+        last step (first, for the reverse direction), in the caller's batch order, as PyTorch.
         """
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         self._check_input(input)
         unbatched = input.ndim == 2
         x = input
@@ -146,29 +152,69 @@ class RNNBase(Module):
             x = S.Unsqueeze.apply(x, axis=1)
         elif self.batch_first:
             x = S.Transpose.apply(x, axes=(1, 0, 2))
+        h0, c0 = self._initial_state(x, hx, unbatched)
+        output, h_n, c_n = self._run(x, h0, c0)
+        if unbatched:
+            output = S.Squeeze.apply(output, axis=1)
+            h_n = S.Squeeze.apply(h_n, axis=1)
+            c_n = None if c_n is None else S.Squeeze.apply(c_n, axis=1)
+        elif self.batch_first:
+            output = S.Transpose.apply(output, axes=(1, 0, 2))
+        return (output, h_n) if c_n is None else (output, (h_n, c_n))
+
+    def _forward_packed(self, packed, hx):
+        data = packed.data
+        if not isinstance(data, Tensor) or data.ndim != 2 or data.shape[-1] != self.input_size:
+            raise ValueError(f"{self.where()}: a PackedSequence's data must be (sum of lengths, input_size="
+                             f"{self.input_size}), got shape {tuple(getattr(data, 'shape', ()))}")
+        x = _padded_sorted(packed)  # (T, B, I), longest first, zero-padded
+        sort, unsort = packed.sorted_indices, packed.unsorted_indices
+        h0, c0 = self._initial_state(x, hx, False)
+        if hx is not None and sort is not None:  # the caller's order -> the packed (longest first) order
+            idx = get_array_module(x.data).asarray(sort.data)
+            h0, c0 = h0[:, idx], (None if c0 is None else c0[:, idx])
+        batch_sizes = packed.batch_sizes.data
+        output, h_n, c_n = self._run(x, h0, c0, batch_sizes, sort)
+        output = PackedSequence(_pack_sorted(output, batch_sizes), packed.batch_sizes, sort, unsort)
+        if unsort is not None:
+            idx = get_array_module(h_n.data).asarray(unsort.data)
+            h_n = h_n[:, idx]
+            c_n = None if c_n is None else c_n[:, idx]
+        return (output, h_n) if c_n is None else (output, (h_n, c_n))
+
+    def _initial_state(self, x, hx, unbatched):
+        """(h0, c0) as (num_layers*D, N, .) arrays or Tensors, c0 None but for the LSTM; x is (T, N, I)."""
         batch = x.shape[1]
         lstm = self.mode == "LSTM"
         D = 2 if self.bidirectional else 1
         P = self.proj_size or self.hidden_size
         if hx is None:  # zero initial state: a constant, not part of the graph
             xp = get_array_module(x.data)
-            h0 = c0 = xp.zeros((self.num_layers * D, batch, self.hidden_size), x.dtype)
-            if self.proj_size:
-                h0 = xp.zeros((self.num_layers * D, batch, P), x.dtype)
+            c0 = xp.zeros((self.num_layers * D, batch, self.hidden_size), x.dtype)
+            h0 = xp.zeros((self.num_layers * D, batch, P), x.dtype)
+            return h0, (c0 if lstm else None)
+        if lstm:
+            if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+                raise TypeError(f"{self.where()}: LSTM hx must be a tuple (h_0, c_0)")
+            h0, c0 = hx
+            self._check_state(h0, batch, "h_0", unbatched, P)
+            self._check_state(c0, batch, "c_0", unbatched)
         else:
-            if lstm:
-                if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
-                    raise TypeError(f"{self.where()}: LSTM hx must be a tuple (h_0, c_0)")
-                h0, c0 = hx
-                self._check_state(h0, batch, "h_0", unbatched, P)
-                self._check_state(c0, batch, "c_0", unbatched)
-            else:
-                h0, c0 = hx, None
-                self._check_state(h0, batch, "h_0", unbatched)
-            if unbatched:
-                h0 = S.Unsqueeze.apply(h0, axis=1)
-                c0 = S.Unsqueeze.apply(c0, axis=1) if lstm else None
+            h0, c0 = hx, None
+            self._check_state(h0, batch, "h_0", unbatched)
+        if unbatched:
+            h0 = S.Unsqueeze.apply(h0, axis=1)
+            c0 = S.Unsqueeze.apply(c0, axis=1) if lstm else None
+        return h0, c0
 
+    def _run(self, x, h0, c0, batch_sizes=None, sorted_indices=None):
+        """All layers over time-major x (T, N, I): (output (T, N, D*H), h_n, c_n or None).
+
+        With ``batch_sizes`` x is a packed batch, padded and longest first (see
+        distnn.functional.rnn); ``sorted_indices`` is its order, for the dropout masks."""
+        lstm = self.mode == "LSTM"
+        D = 2 if self.bidirectional else 1
+        P = self.proj_size or self.hidden_size
         h_n, c_n = [], []
         T = x.shape[0]
         for layer in range(self.num_layers):
@@ -183,9 +229,9 @@ class RNNBase(Module):
                     w.append(getattr(self, "weight_hr" + sfx))
                 h_init = h0[idx]
                 rev = bool(d)
+                last = 0 if rev else T - 1  # (with batch_sizes, a row past its end kept its last state)
                 if lstm:
-                    packed = R.LSTMLayer.apply(x, h_init, c0[idx], *w, reverse=rev)
-                    last = 0 if rev else T - 1
+                    packed = R.LSTMLayer.apply(x, h_init, c0[idx], *w, reverse=rev, batch_sizes=batch_sizes)
                     if P == self.hidden_size:
                         out, h_last = packed[:T], packed[last]
                     else:  # (the projected states fill the first P of each row)
@@ -194,32 +240,30 @@ class RNNBase(Module):
                     c_n.append(packed[T])
                 else:
                     if self.mode == "GRU":
-                        out = R.GRULayer.apply(x, h_init, *w, reverse=rev)
+                        out = R.GRULayer.apply(x, h_init, *w, reverse=rev, batch_sizes=batch_sizes)
                     else:
                         act = self.mode[len("RNN_"):].lower()  # RNN_TANH -> tanh
-                        out = R.RNNLayer.apply(x, h_init, *w, nonlinearity=act, reverse=rev)
-                    h_n.append(out[0 if rev else T - 1])
+                        out = R.RNNLayer.apply(x, h_init, *w, nonlinearity=act, reverse=rev,
+                                               batch_sizes=batch_sizes)
+                    h_n.append(out[last])
                 outs.append(out)
             x = outs[0] if D == 1 else S.Concat.apply(*outs, axis=2)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 # x is time-major (T, N, H): say so, as a batch as long as its sequences (N == T) looks
                 # batch-major to a guess, and the trainer's per-sample masks would go to time steps
-                x = A.dropout(x, self.dropout, True, generator=self.generator, batch_dim=1)
+                x = self._dropout(x, sorted_indices)
+        return x, S.Stack.apply(*h_n, axis=0), (S.Stack.apply(*c_n, axis=0) if lstm else None)
 
-        output = x
-        if unbatched:
-            output = S.Squeeze.apply(output, axis=1)
-        elif self.batch_first:
-            output = S.Transpose.apply(output, axes=(1, 0, 2))
-        h_n = S.Stack.apply(*h_n, axis=0)
-        if unbatched:
-            h_n = S.Squeeze.apply(h_n, axis=1)
-        if not lstm:
-            return output, h_n
-        c_n = S.Stack.apply(*c_n, axis=0)
-        if unbatched:
-            c_n = S.Squeeze.apply(c_n, axis=1)
-        return output, (h_n, c_n)
+    def _dropout(self, x, sorted_indices):
+        if sorted_indices is None:
+            return A.dropout(x, self.dropout, True, generator=self.generator, batch_dim=1)
+        # a packed batch runs longest first: draw the masks in the caller's order, so each sample keeps its own
+        # (the trainer's per-sample masks are then a rank's whole-batch ones when its longest sequence is the
+        # whole batch's: they are drawn for the padded length, which a PackedSequence does not keep)
+        xp = get_array_module(x.data)
+        sort = xp.asarray(sorted_indices.data)
+        unsorted = x[:, xp.asarray(invert_permutation(sorted_indices).data)]
+        return A.dropout(unsorted, self.dropout, True, generator=self.generator, batch_dim=1)[:, sort]
 
 
 class RNN(RNNBase):

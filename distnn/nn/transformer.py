@@ -23,6 +23,25 @@ from .normalization import LayerNorm
 _ACTIVATIONS = {"relu": A.relu, "gelu": A.gelu}
 
 
+def _activation(activation, where):
+    """"relu" or "gelu" as its function; a callable as is."""
+    if isinstance(activation, str):
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"{where}: activation must be 'relu' or 'gelu' (or a callable), got {activation!r}")
+        return _ACTIVATIONS[activation]
+    if not callable(activation):
+        raise TypeError(f"{where}: activation must be 'relu', 'gelu' or a callable, got {type(activation).__name__}")
+    return activation
+
+
+def _clones(layer, num_layers, where):
+    """``num_layers`` deep copies of ``layer`` that share its random generators (one reproducible stream)."""
+    if not isinstance(num_layers, int) or num_layers < 1:
+        raise ValueError(f"{where}: num_layers must be a positive int, got {num_layers!r}")
+    shared = {id(v): v for m in layer.modules() for v in vars(m).values() if isinstance(v, np.random.Generator)}
+    return ModuleList(copy.deepcopy(layer, dict(shared)) for _ in range(num_layers))
+
+
 class TransformerEncoderLayer(Module):
     """``TransformerEncoderLayer(d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu",
     layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True)``.
@@ -52,12 +71,7 @@ class TransformerEncoderLayer(Module):
         self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
         self.dropout1 = Dropout(dropout, generator=generator, batch_dim=batch_dim)
         self.dropout2 = Dropout(dropout, generator=generator, batch_dim=batch_dim)
-        if isinstance(activation, str):
-            if activation not in _ACTIVATIONS:
-                raise ValueError(f"TransformerEncoderLayer: activation must be 'relu' or 'gelu' (or a callable), "
-                                 f"got {activation!r}")
-            activation = _ACTIVATIONS[activation]
-        self.activation = activation
+        self.activation = _activation(activation, "TransformerEncoderLayer")
         self.batch_first = batch_first
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
@@ -91,11 +105,7 @@ class TransformerEncoder(Module):
 
     def __init__(self, encoder_layer, num_layers, norm=None, enable_nested_tensor=True, mask_check=True):
         super().__init__()
-        if not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(f"TransformerEncoder: num_layers must be a positive int, got {num_layers!r}")
-        shared = {id(v): v for m in encoder_layer.modules() for v in vars(m).values()
-                  if isinstance(v, np.random.Generator)}
-        self.layers = ModuleList(copy.deepcopy(encoder_layer, dict(shared)) for _ in range(num_layers))
+        self.layers = _clones(encoder_layer, num_layers, "TransformerEncoder")
         self.num_layers = num_layers
         self.norm = norm
 
