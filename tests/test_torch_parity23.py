@@ -1,10 +1,12 @@
 """Differences from PyTorch (2.13, float64 CPU) found in an audit and fixed, each against PyTorch as the
 oracle: ELU's gradient at NaN, SELU/CELU's precision near 0, F.normalize for every p (0, negative, -inf),
 RNN/GRU refusing ``proj_size`` with PyTorch's ValueError, one prefix on the convolutions' error messages,
-and the adaptive pools (and ``interpolate(mode='area')``) to an output size of 0.
+the adaptive pools (and ``interpolate(mode='area')``) to an output size of 0, clamp/relu under an inf or NaN
+gradient, and group/instance norm of an empty input (no numpy warnings).
 
-Deliberate difference (stated in its test): the gradient through an empty adaptive-pool output is a zero
-one, where PyTorch's backward refuses it (its forward accepts the size).
+Deliberate differences (each stated in its test): the gradient through an empty adaptive-pool output is a
+zero one, where PyTorch's backward refuses it (its forward accepts the size); instance norm of an empty batch
+leaves the running statistics alone (PyTorch's become NaN).
 """
 from __future__ import annotations
 
@@ -242,3 +244,64 @@ def test_adaptive_pool_refusals_are_pytorchs():
             fd(distnn.tensor(np.zeros(shape)), size)
     out = DF.adaptive_avg_pool2d(distnn.tensor(np.zeros((2, 0, 4, 5))), 2)  # (PyTorch's forward takes it too)
     assert out.shape == TF.adaptive_avg_pool2d(torch.zeros((2, 0, 4, 5)), 2).shape
+
+
+# ----------------------------------------------------------------------------- group/instance norm of nothing
+@pytest.mark.parametrize("which", ["group_norm", "instance_norm", "GroupNorm", "InstanceNorm1d"])
+def test_group_and_instance_norm_of_an_empty_batch_as_pytorch_without_warnings(which):
+    """An empty batch: PyTorch's output and gradients (zeros for the weight and bias); distnn's numpy warned
+    "Mean of empty slice" (group_norm reshaped it to groups of no values; instance_norm's backward did too)."""
+    def run(lib):
+        x = (torch.tensor if lib is torch else distnn.tensor)(np.zeros((0, 4, 3)), requires_grad=True)
+        if which in ("GroupNorm", "InstanceNorm1d"):
+            nn_ = torch.nn if lib is torch else dnn
+            m = nn_.GroupNorm(2, 4) if which == "GroupNorm" else nn_.InstanceNorm1d(4, affine=True)
+            if lib is torch:
+                m = m.double()
+            y, params = m(x), [m.weight, m.bias]
+        else:
+            w, b = ((torch.tensor if lib is torch else distnn.tensor)(np.full(4, v), requires_grad=True)
+                    for v in (1.5, 0.5))
+            f = getattr(TF if lib is torch else DF, which)
+            y, params = (f(x, 2, w, b) if which == "group_norm" else f(x, weight=w, bias=b)), [w, b]
+        y.sum().backward()
+        return [np.asarray(y.detach().numpy() if lib is torch else y.data)] + [
+            np.asarray(t.grad.numpy() if lib is torch else t.grad) for t in [x] + params]
+
+    if which in ("instance_norm", "InstanceNorm1d"):  # (PyTorch's with a weight fails there: an IndexError)
+        with pytest.raises(IndexError):
+            run(torch)
+        ref = [np.zeros((0, 4, 3)), np.zeros((0, 4, 3)), np.zeros(4), np.zeros(4)]  # (its group norm's)
+    else:
+        ref = run(torch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = run(distnn)
+    for a, b in zip(ours, ref):
+        assert a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+
+
+def test_empty_spatial_group_and_instance_norm_warn_of_nothing():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for f in (lambda x: DF.group_norm(x, 2), lambda x: DF.instance_norm(x)):
+            x = distnn.tensor(np.zeros((2, 4, 0)), requires_grad=True)
+            y = f(x)
+            y.sum().backward()
+            assert y.shape == (2, 4, 0) and x.grad.shape == (2, 4, 0)
+
+
+def test_instance_norm_of_an_empty_batch_leaves_the_running_statistics_alone():
+    """A deliberate difference: PyTorch's running statistics become NaN (a mean over no instance), which
+    poisons every later evaluation; distnn's stay, as batch norm's do in both libraries on an empty batch."""
+    tm = torch.nn.InstanceNorm1d(3, track_running_stats=True)
+    tm(torch.zeros((0, 3, 4)))
+    assert torch.isnan(tm.running_mean).all()
+    dm = dnn.InstanceNorm1d(3, track_running_stats=True)
+    dm(distnn.tensor(np.zeros((0, 3, 4), np.float32)))
+    np.testing.assert_array_equal(np.asarray(dm.running_mean), np.zeros(3))
+    np.testing.assert_array_equal(np.asarray(dm.running_var), np.ones(3))
+    bm = torch.nn.BatchNorm1d(3)
+    bm(torch.zeros((0, 3)))
+    assert not torch.isnan(bm.running_mean).any()
