@@ -155,6 +155,60 @@ def assert_same_outcome(name, ours, ref, rtol, atol):
                 np.testing.assert_allclose(a, r, rtol=rtol, atol=atol)
 
 
+# ----------------------------------------------------------------------------- through a view of the output
+VIEWS = ("unsqueeze", "transpose", "unsqueeze_nograd")
+
+
+def run_through_a_view(lib, out, view, weights_of):
+    """``out`` (the caller keeps no other reference to it) seen through a view that is not indexing:
+    ``unsqueeze(0)``, a transpose of the last two dims (``unsqueeze(0)`` under 2-D) or, for ``*_nograd``,
+    ``unsqueeze(-1)`` changed under no_grad(); changed in place through it (while recording, ``*= 1.5``),
+    then backward from the view. False when backward refused."""
+    ndim = len(out.shape)
+    if view == "transpose" and ndim >= 2:
+        v = out.transpose(-1, -2)
+    elif view == "unsqueeze_nograd":
+        v = out.unsqueeze(-1)
+    else:
+        v = out.unsqueeze(0)
+    del out  # (the caller's reference is gone too: only the view holds the output's memory)
+    if view.endswith("_nograd"):
+        with dn.no_grad() if lib is dn else lib.no_grad():
+            v += 0.25
+    else:
+        v *= 1.5
+    try:
+        (v * weights_of(v)).sum().backward()
+    except RuntimeError as e:
+        assert any(m in str(e) for m in ("modified by an inplace operation", "has been modified inplace",
+                                         "changed in place after the forward")), e
+        return False
+    return True
+
+
+def _run_view(lib, name, view):
+    torch = lib if lib is not dn else None
+    values, ours, theirs = OPS[name]
+    op = ours if torch is None else (TORCH[name](torch) if name in TORCH else theirs or ours)
+    tensor = torch.tensor if torch else dn.Tensor
+    leaves = [tensor(v.copy(), requires_grad=True) for v in values]
+
+    def weights_of(v):
+        return tensor(np.linspace(0.5, 1.5, v.numel()).reshape(tuple(v.shape)))
+
+    if not run_through_a_view(lib, op(*[leaf * 1.0 for leaf in leaves]), view, weights_of):
+        return None
+    return [np.array(leaf.grad.numpy() if torch else leaf.grad.data) for leaf in leaves]
+
+
+@pytest.mark.parametrize("view", VIEWS)
+@pytest.mark.parametrize("name", list(OPS))
+def test_a_change_through_a_view_of_the_output_is_refused_exactly_when_pytorch_refuses(torch, name, view):
+    """The output dropped, a view of it (not indexing) changed in place: refused when the op reads its output
+    (exp, relu, softmax...), as PyTorch's; backpropagated otherwise."""
+    assert_same_outcome(name, _run_view(dn, name, view), _run_view(torch, name, view), rtol=1e-10, atol=1e-12)
+
+
 def test_an_index_changed_in_place_after_gather_is_refused_as_in_pytorch(torch):
     # distnn's gather kept the index's array unchecked: changing it in place scattered the gradient to
     # the new positions (x.grad [[2, 0, 1], [0, 3, 4]] instead of PyTorch's refusal)

@@ -88,6 +88,9 @@ class Function:
     # the output array backward reads is distnn's way, PyTorch's op saves something else (max_pool2d: indices):
     # an in-place change of the output copies it first (inplace.py) rather than refusing the backward
     saved_output_is_internal = False
+    # the input whose memory the output views (reshape, transpose, indexing...), set by versions._link_views:
+    # an in-place change of the output (or of a view of it) walks up these to the node that made the memory
+    viewed_input: int | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -12,7 +12,8 @@ tensor stays the same Python object and takes the op's graph node. What keeps gr
   refuses to backward ("changed in place after the forward pass"), PyTorch's check. A node whose op
   declares what its backward reads (``Function.reads``) noted its output only if PyTorch's saves it. One
   that does not declare it notes its output conservatively; when it keeps none of the memory written,
-  that note is dropped first, so distnn refuses where PyTorch does.
+  that note is dropped first, so distnn refuses where PyTorch does. The node that made the memory is
+  found through views too (``_producers``): ``max_pool2d(x, (1, 2)).squeeze(2)``, the output dropped.
 * Through an indexing view, each base up to the root takes a ``CopySlices`` node (its gradient
   passes through except where the view was written, which gets the view's gradient), and every live
   indexing view of the root is re-derived from its base (``GetItem``), as PyTorch regenerates them.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 from distnn.backend import get_array_module
 
+from .function import Function
 from .tensor import Tensor, _output_hooks, _refuse_recorded_leaf
 from .versions import _counter, _index_views_of, _note_index_versions, _shared_with_another, _view_chain
 
@@ -150,8 +152,7 @@ def _excuse_producers(t: Tensor, written, vc: list) -> None:
     PyTorch's would not (``saved_output_is_internal``, e.g. max_pool2d, which PyTorch runs from indices): it
     keeps a copy."""
     xp = get_array_module(written)
-    tensors = [t] + [base for _, base, _ in _view_chain(t)]
-    for node in {id(x._node): x._node for x in tensors if x._node is not None}.values():
+    for node in _producers([t] + [base for _, base, _ in _view_chain(t)]):
         versions = node.saved_versions
         if node.reads is not None:  # (declared as PyTorch's: it notes its output only where PyTorch's does)
             continue
@@ -161,6 +162,22 @@ def _excuse_producers(t: Tensor, written, vc: list) -> None:
             _copy_saved_aliases(node, written)
         if not any(xp.may_share_memory(a, written) for _, a in _arrays(node, xp)):
             node.saved_versions = [e for e in versions if not (e[0] == -1 and e[1] is vc)]
+
+
+def _producers(tensors) -> list:
+    """The nodes that made ``tensors``' memory: each one's own node and, up through view ops (reshape,
+    transpose, squeeze... whose output views an input's memory, ``Function.viewed_input``), the node that
+    made the memory viewed. A view whose base is gone may still be written (``check_writable``), and the
+    base's maker noted its output's version there: ``F.max_pool2d(x, (1, 2)).squeeze(2)`` changed in place."""
+    found = {}
+    for x in tensors:
+        node = x._node
+        while node is not None and id(node) not in found:
+            found[id(node)] = node
+            i, parents = node.viewed_input, node.parents
+            parent = parents[i] if i is not None and parents else None
+            node = parent if isinstance(parent, Function) else None
+    return list(found.values())
 
 
 def _restamp(node, vc: list, memory) -> None:

@@ -73,7 +73,9 @@ def _note_index_versions(t: Tensor, index) -> None:
 
 
 def _link_views(t: Tensor, out, inputs, arrays) -> None:
-    """An op's output ``t`` whose array ``out`` is an input's array or a view of it shares its counter."""
+    """An op's output ``t`` whose array ``out`` is an input's array or a view of it shares its counter; its
+    node (when recorded) notes which input, so that an in-place change of ``t`` can find the node that made
+    that memory (``inplace._producers``)."""
     xp = get_array_module(out)
     for i, a in enumerate(arrays):
         # (an array of the other device shares nothing with ``out``: cupy's may_share_memory refuses it)
@@ -81,6 +83,8 @@ def _link_views(t: Tensor, out, inputs, arrays) -> None:
             x = inputs[i]
             if isinstance(x, Tensor):
                 _share(x, t)
+                if t._node is not None:
+                    t._node.viewed_input = i
             return
 
 

@@ -21,8 +21,10 @@ class ReLU(Function):
         return out
 
     def backward(self, g):
-        # out is 0 where x <= 0 and NaN where x is: != 0 passes the gradient of a NaN, as PyTorch.
-        return (g * (self.out != 0),)
+        # out is 0 where x <= 0 and NaN where x is: != 0 passes the gradient of a NaN, as PyTorch. where, not
+        # g * mask: an inf or NaN gradient arriving where x <= 0 gives 0 (not inf * 0), as PyTorch's threshold_backward
+        xp = get_array_module(g)
+        return (xp.where(self.out != 0, g, 0),)
 
 
 class LeakyReLU(Function):
@@ -44,14 +46,16 @@ class ELU(Function):
 
     def forward(self, x, alpha=1.0):
         xp = get_array_module(x)
-        self.pos = x > 0
+        # x <= 0 (not "not x > 0"): a NaN takes the positive side, whose gradient passes g, as PyTorch's
+        # elu_backward (the output is NaN either way)
+        self.neg = x <= 0
         self.expm1 = alpha * xp.expm1(xp.minimum(x, 0))  # alpha*(e^x - 1) on the negative side
         self.alpha = alpha
-        return xp.where(self.pos, x, self.expm1)
+        return xp.where(self.neg, self.expm1, x)
 
     def backward(self, g):
         xp = get_array_module(g)
-        return (xp.where(self.pos, g, g * (self.expm1 + self.alpha)),)
+        return (xp.where(self.neg, g * (self.expm1 + self.alpha), g),)
 
 
 def _erf(xp, x):

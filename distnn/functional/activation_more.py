@@ -110,9 +110,11 @@ class ScaledELU(Function):
     def forward(self, x, alpha=1.0, scale=1.0, input_scale=1.0):
         xp = get_array_module(x)
         self.neg = x <= 0
-        self.e = xp.exp(xp.minimum(x, 0) * input_scale)  # (e <= 1: nothing overflows on the positive side)
+        m = xp.minimum(x, 0) * input_scale  # (<= 0: nothing overflows on the positive side)
+        self.e = xp.exp(m)
         self.scale, self.coef = scale, alpha * scale * input_scale
-        return xp.where(self.neg, (alpha * scale) * (self.e - 1), x * scale)
+        # expm1, not e - 1, as PyTorch's elu: e - 1 loses the relative precision of small |x| (0 at x = -1e-20)
+        return xp.where(self.neg, (alpha * scale) * xp.expm1(m), x * scale)
 
     def backward(self, g):
         xp = get_array_module(g)

@@ -174,14 +174,20 @@ def _resolve_padding(padding, kernel, dilation, stride, fname):
     return ((ph, ph), (pw, pw))
 
 
-def check_conv2d_shapes(xshape, wshape, stride, padding, dilation, groups, who="conv2d"):
-    """Validate shapes; return nothing or raise ValueError naming ``who`` and the shapes."""
-    if len(xshape) != 4:
-        raise ValueError(f"{who}: expected a 4-D input (N, C, H, W), got shape {tuple(xshape)}")
-    if len(wshape) != 4:
-        raise ValueError(f"{who}: expected a 4-D weight (O, C/groups, kh, kw), got shape {tuple(wshape)}")
-    N, C, H, W = xshape
-    O, Cg, kh, kw = wshape
+_SPATIAL = {1: ("L", "k"), 2: ("H, W", "kh, kw"), 3: ("D, H, W", "kd, kh, kw")}
+
+
+def check_conv_shapes(xshape, wshape, stride, padding, dilation, groups, who="conv2d"):
+    """Validate the shapes of an N-d convolution (``padding``: one (lo, hi) pair per spatial dimension);
+    return nothing or raise ValueError naming ``who`` and the shapes, in the caller's terms (conv1d's are
+    1-D, though it runs as conv2d)."""
+    nd = len(padding)
+    xs, ws = _SPATIAL.get(nd, ("...", "..."))
+    if len(xshape) != nd + 2:
+        raise ValueError(f"{who}: expected a {nd + 2}-D input (N, C, {xs}), got shape {tuple(xshape)}")
+    if len(wshape) != nd + 2:
+        raise ValueError(f"{who}: expected a {nd + 2}-D weight (O, C/groups, {ws}), got shape {tuple(wshape)}")
+    C, O, Cg, k = xshape[1], wshape[0], wshape[1], tuple(wshape[2:])
     if C != Cg * groups:
         raise ValueError(
             f"{who}: input has {C} channels but weight {tuple(wshape)} with groups={groups} expects "
@@ -189,12 +195,12 @@ def check_conv2d_shapes(xshape, wshape, stride, padding, dilation, groups, who="
         )
     if O % groups:
         raise ValueError(f"{who}: out_channels={O} is not divisible by groups={groups}")
-    (pt, pb), (pl, pr) = padding
-    eff_h, eff_w = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
-    if eff_h > H + pt + pb or eff_w > W + pl + pr:
+    eff = tuple(d * (n - 1) + 1 for d, n in zip(dilation, k))
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(xshape[2:], padding))
+    if any(e > n for e, n in zip(eff, padded)):
         raise ValueError(
-            f"{who}: kernel size ({kh}, {kw}) (dilated: ({eff_h}, {eff_w})) is larger than the padded input "
-            f"({H + pt + pb}, {W + pl + pr}) (input shape {tuple(xshape)}, padding {padding})"
+            f"{who}: kernel size {k} (dilated: {eff}) is larger than the padded input {padded} (input shape "
+            f"{tuple(xshape)}, padding {padding})"
         )
     if min(stride) < 1 or min(dilation) < 1:
         raise ValueError(f"{who}: stride and dilation must be >= 1, got stride={stride}, dilation={dilation}")
@@ -204,7 +210,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation with PyTorch's arguments; input (N, C, H, W), weight (O, C/groups, kh, kw)."""
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
     pad = _resolve_padding(padding, tuple(weight.shape[2:]), dilation, stride, "conv2d")
-    check_conv2d_shapes(tuple(input.shape), tuple(weight.shape), stride, pad, dilation, groups)
+    check_conv_shapes(tuple(input.shape), tuple(weight.shape), stride, pad, dilation, groups)
     return Conv2d.apply(input, weight, bias, stride=stride, padding=pad, dilation=dilation, groups=groups)
 
 
@@ -223,8 +229,7 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         if p < 0:
             raise ValueError(f"conv1d: padding must be non-negative, got {padding}")
         pad = ((0, 0), (p, p))
-    check_conv2d_shapes(tuple(input.shape[:2]) + (1, input.shape[2]), tuple(weight.shape[:2]) + (1, weight.shape[2]),
-                        (1, s), pad, (1, d), groups, who="conv1d")
+    check_conv_shapes(tuple(input.shape), tuple(weight.shape), (s,), pad[1:], (d,), groups, who="conv1d")
     # Unsqueeze.apply, not input.unsqueeze: the input may be a raw array (a constant), as for conv2d
     out = Conv2d.apply(S.Unsqueeze.apply(input, axis=2), weight, bias, stride=(1, s), padding=pad, dilation=(1, d),
                        groups=groups)

@@ -83,8 +83,9 @@ class ConvTranspose2d(Function):
 
 def _check(xshape, wshape, stride, padding, output_padding, dilation, groups, who):
     """PyTorch's refusals, as ValueErrors naming ``who``; returns the output's spatial size."""
-    if len(xshape) != 4 or len(wshape) != 4:
-        raise ValueError(f"{who}: expected an input (N, C_in, H, W) and a weight (C_in, C_out/groups, kh, kw), got "
+    xs, ws = {1: ("L", "k"), 2: ("H, W", "kh, kw")}[len(stride)]  # (1-D: in the caller's terms, not conv2d's)
+    if len(xshape) != len(stride) + 2 or len(wshape) != len(stride) + 2:
+        raise ValueError(f"{who}: expected an input (N, C_in, {xs}) and a weight (C_in, C_out/groups, {ws}), got "
                          f"shapes {tuple(xshape)} and {tuple(wshape)}")
     if groups < 1:
         raise ValueError(f"{who}: groups must be positive, got {groups}")
@@ -132,8 +133,7 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
     s, p, d = (_single(v, name, "conv_transpose1d") for v, name in
                ((stride, "stride"), (padding, "padding"), (dilation, "dilation")))
     op = _single(output_padding, "output_padding", "conv_transpose1d")
-    _check(tuple(input.shape[:2]) + (1, input.shape[2]), tuple(weight.shape[:2]) + (1, weight.shape[2]), (1, s),
-           (0, p), (0, op), (1, d), groups, "conv_transpose1d")
+    _check(tuple(input.shape), tuple(weight.shape), (s,), (p,), (op,), (d,), groups, "conv_transpose1d")
     out = ConvTranspose2d.apply(S.Unsqueeze.apply(input, axis=2), weight, bias, stride=(1, s), padding=(0, p),
                                 output_padding=(0, op), dilation=(1, d), groups=groups)
     return out.squeeze(2)

@@ -381,9 +381,12 @@ class Clip(Function):
         return out
 
     def backward(self, g):
+        # where, not g * mask: an inf or NaN gradient arriving at a clamped entry gives 0 there, not NaN (inf * 0),
+        # as PyTorch's clamp_backward (F.normalize's clamp of a 0 norm meets the inf of x / norm^2 there)
+        xp = get_array_module(g)
         na, nlo, nhi = self.needs_input_grad
-        return ((g * self.mask) if na else None, (g * self.mask_lo) if nlo else None,
-                (g * self.mask_hi) if nhi else None)
+        return (xp.where(self.mask, g, 0) if na else None, xp.where(self.mask_lo, g, 0) if nlo else None,
+                xp.where(self.mask_hi, g, 0) if nhi else None)
 
 
 class Where(Function):

@@ -9,8 +9,6 @@ is layer norm's closed form over each group's M values:
 """
 from __future__ import annotations
 
-import warnings
-
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
@@ -27,13 +25,15 @@ class GroupNorm(Function):
 
     def forward(self, x, weight=None, bias=None, num_groups=1, eps=1e-5):
         xp = get_array_module(x)
-        N, C = x.shape[:2]
-        xr = x.reshape(N, num_groups, x.size // max(N * num_groups, 1))  # (not -1: an empty batch has no size)
-        mean = xr.mean(axis=-1, keepdims=True)
-        xc = xr - mean
-        var = (xc * xc).mean(axis=-1, keepdims=True)
-        rstd = 1.0 / xp.sqrt(var + eps)
-        xhat = (xc * rstd).reshape(x.shape)
+        if x.size == 0:  # (an empty batch or spatial size: nothing to normalize, and no means of nothing to warn of)
+            xhat, rstd = x.copy(), None
+        else:
+            xr = x.reshape(x.shape[0], num_groups, x.size // (x.shape[0] * num_groups))
+            mean = xr.mean(axis=-1, keepdims=True)
+            xc = xr - mean
+            var = (xc * xc).mean(axis=-1, keepdims=True)
+            rstd = 1.0 / xp.sqrt(var + eps)
+            xhat = (xc * rstd).reshape(x.shape)
         out = xhat * _bcast(weight, x.ndim) if weight is not None else xhat.copy()
         if bias is not None:
             out += _bcast(bias, x.ndim)
@@ -50,7 +50,9 @@ class GroupNorm(Function):
         group = (N, G, g.size // max(N * G, 1))
         nin = self.needs_input_grad
         gx = gw = gb = None
-        if nin[0]:
+        if nin[0] and g.size == 0:
+            gx = g.copy()
+        elif nin[0]:
             gxh = (g * _bcast(self.weight, nd) if self.weight is not None else g).reshape(group)
             xh = xhat.reshape(group)
             gx = self.rstd * (gxh - gxh.mean(axis=-1, keepdims=True) - xh * (gxh * xh).mean(axis=-1, keepdims=True))
@@ -126,9 +128,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
                          f"{shape}")
     if running_mean is not None and running_var is not None and x.size:
         _update_running_stats(x, running_mean, running_var, momentum)
-    with warnings.catch_warnings():  # (an empty batch: means of nothing, NaN-free since nothing is produced)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return InstanceNormTrain.apply(input, weight, bias, num_groups=C, eps=eps)
+    return InstanceNormTrain.apply(input, weight, bias, num_groups=C, eps=eps)
 
 
 def _update_running_stats(x, running_mean, running_var, momentum):

@@ -65,11 +65,10 @@ class NormP(Function):
 
 
 def p_norm(input, p, dim, keepdim=False):  # noqa: A002
-    """The ``p``-norm over ``dim``: 1, 2 and inf as ``Tensor.norm``, any other p > 0 by :class:`NormP`."""
+    """The ``p``-norm over ``dim``: 1, 2 and inf as ``Tensor.norm``, any other p (0, negative, -inf) by
+    :class:`NormP`, as PyTorch's ``norm``."""
     if p in (1, 2, math.inf):
         return norm(input, p, dim, keepdim)
-    if not p > 0:
-        raise ValueError(f"normalize: p must be > 0, got {p!r}")
     return NormP.apply(input, p=float(p), axis=dim, keepdims=keepdim)
 
 

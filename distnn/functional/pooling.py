@@ -372,7 +372,7 @@ class AdaptiveAvgPool2d(Function):
         xp = get_array_module(x)
         N, C, H, W = x.shape
         Ho, Wo = output_size
-        if H % Ho == 0 and W % Wo == 0:  # equal windows: a reshape and a mean
+        if Ho and Wo and H % Ho == 0 and W % Wo == 0:  # equal windows: a reshape and a mean
             self.fast = True
             self.geom = (x.shape, H // Ho, W // Wo)
             return x.reshape(N, C, Ho, H // Ho, Wo, W // Wo).mean(axis=(3, 5))
@@ -393,7 +393,8 @@ class AdaptiveAvgPool2d(Function):
 
 def _adaptive_output_size(op, input, output_size, nonempty=False):
     """An adaptive pool's (Ho, Wo) from ``output_size`` (an int or a pair; None keeps that input size), after
-    checking the (N, C, H, W) input (``nonempty``: C, H and W at least 1, as a max over no values is none)."""
+    checking the (N, C, H, W) input: H and W at least 1, as PyTorch's (a window of no cells has no mean), and
+    C too with ``nonempty`` (max's, as PyTorch's). An output size of 0 is an empty output, as PyTorch's."""
     if input.ndim != 4:
         raise ValueError(f"{op}: expected a 4-D input (N, C, H, W) or a 3-D one (C, H, W), got "
                          f"shape {tuple(input.shape)}")
@@ -402,18 +403,19 @@ def _adaptive_output_size(op, input, output_size, nonempty=False):
     if len(output_size) != 2:
         raise ValueError(f"{op}: output_size must be an int or a pair, got {tuple(output_size)}")
     H, W = input.shape[2], input.shape[3]
-    if nonempty and (H < 1 or W < 1 or input.shape[1] < 1):
-        raise ValueError(f"{op}: expected an input with non-zero sizes but the batch's, got shape "
-                         f"{tuple(input.shape)}")
+    if H < 1 or W < 1 or (nonempty and input.shape[1] < 1):
+        which = "sizes but the batch's" if nonempty else "H and W"
+        raise ValueError(f"{op}: expected an input with non-zero {which}, got shape {tuple(input.shape)}")
     size = (H if output_size[0] is None else int(output_size[0]), W if output_size[1] is None else int(output_size[1]))
-    if min(size) < 1:
-        raise ValueError(f"{op}: output_size must be positive, got {output_size}")
+    if min(size) < 0:
+        raise ValueError(f"{op}: output_size must be >= 0, got {output_size}")
     return size
 
 
 @_unbatched_as_one
 def adaptive_avg_pool2d(input, output_size):
-    """Average pooling to a fixed ``output_size`` (int or pair; None keeps that input size)."""
+    """Average pooling to a fixed ``output_size`` (int or pair; None keeps that input size). A size of 0 gives
+    an empty output, as PyTorch's, whose gradient is a zero one (PyTorch's backward refuses it)."""
     size = _adaptive_output_size("adaptive_avg_pool2d", input, output_size)
     return AdaptiveAvgPool2d.apply(input, output_size=size)
 
@@ -433,6 +435,8 @@ def _adaptive_max(x, output_size):
     xp = get_array_module(x)
     N, C, H, W = x.shape
     Ho, Wo = output_size
+    if not Ho or not Wo:  # (an empty output: no windows to search)
+        return xp.empty((N, C, Ho, Wo), dtype=x.dtype), xp.empty((N, C, Ho, Wo), dtype=np.int64)
     rows, cols = _adaptive_windows(xp, H, Ho), _adaptive_windows(xp, W, Wo)  # (Ho, kh), (Wo, kw)
     kh, kw = rows.shape[1], cols.shape[1]
     win = x[:, :, rows[:, :, None, None], cols[None, None, :, :]]  # (N, C, Ho, kh, Wo, kw)
@@ -475,7 +479,7 @@ class AdaptiveMaxPool2d(Function):
 def adaptive_max_pool2d(input, output_size, return_indices=False):
     """Max pooling to a fixed ``output_size`` (int or pair; None keeps that input size) whatever the input
     size. With ``return_indices``, also the flat index ``h * W + w`` of each maximum in its (N, C) plane, as
-    PyTorch."""
+    PyTorch. A size of 0: as :func:`adaptive_avg_pool2d`."""
     size = _adaptive_output_size("adaptive_max_pool2d", input, output_size, nonempty=True)
     indices = [] if return_indices else None
     out = AdaptiveMaxPool2d.apply(input, output_size=size, indices_to=indices)

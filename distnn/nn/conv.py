@@ -2,11 +2,13 @@
 parameter shapes and default initialization."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from distnn.backend import DEFAULT_DTYPE
 from distnn.functional import shape as S
-from distnn.functional.conv import _pair, _resolve_padding, _single, check_conv2d_shapes, conv1d, conv2d
+from distnn.functional.conv import _pair, _resolve_padding, _single, check_conv_shapes, conv1d, conv2d
 from distnn.functional.conv3d import _triple, conv3d, resolve_padding3d
 from distnn.functional.conv_transpose import conv_transpose1d, conv_transpose2d, transposed_output_padding
 
@@ -15,6 +17,18 @@ from .module import Parameter
 
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+_FUNCTION_PREFIX = re.compile(r"^(?:conv[123]d|conv_transpose[12]d|pad): ")
+
+
+def _naming(layer, e):
+    """A functional's ValueError re-raised naming the layer: its own prefix ("conv1d: ") replaced by the layer's,
+    so the message has one ("Conv1d '0': padding must be ..."), not two."""
+    msg = str(e)
+    if msg.startswith(layer.where()):
+        return ValueError(msg)
+    return ValueError(f"{layer.where()}: {_FUNCTION_PREFIX.sub('', msg, count=1)}")
 
 
 def _mode_padded(x, pad, padding_mode):
@@ -85,9 +99,9 @@ class Conv2d(_ConvNd):
         try:
             x, pad = _mode_padded(x, pad, self.padding_mode)
         except ValueError as e:  # (reflect: padding as large as the input)
-            raise ValueError(f"{self.where()}: {e}") from None
-        check_conv2d_shapes(tuple(x.shape), tuple(self.weight.shape), self.stride, pad, self.dilation, self.groups,
-                            who=self.where())
+            raise _naming(self, e) from None
+        check_conv_shapes(tuple(x.shape), tuple(self.weight.shape), self.stride, pad, self.dilation, self.groups,
+                          who=self.where())
         from distnn.functional.conv import Conv2d as _Conv2dFn
 
         out = _Conv2dFn.apply(x, self.weight, self.bias, stride=self.stride, padding=pad, dilation=self.dilation,
@@ -128,7 +142,7 @@ class Conv1d(_ConvNd):
                 padding = 0
             out = conv1d(x, self.weight, self.bias, self.stride[0], padding, self.dilation[0], self.groups)
         except ValueError as e:  # re-raise naming the layer
-            raise ValueError(f"{self.where()}: {e}") from None
+            raise _naming(self, e) from None
         return out.squeeze(0) if unbatched else out
 
 
@@ -158,7 +172,7 @@ class Conv3d(_ConvNd):
                 padding = 0
             return conv3d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
         except ValueError as e:  # re-raise naming the layer
-            raise ValueError(f"{self.where()}: {e}") from None
+            raise _naming(self, e) from None
 
 
 class _ConvTransposeNd(_WeightAndBias):
@@ -209,8 +223,7 @@ class _ConvTransposeNd(_WeightAndBias):
             fn = conv_transpose2d if self._nd == 2 else conv_transpose1d
             return fn(input, self.weight, self.bias, self.stride, self.padding, op, self.groups, self.dilation)
         except ValueError as e:
-            msg = str(e)
-            raise ValueError(msg if msg.startswith(self.where()) else f"{self.where()}: {msg}") from None
+            raise _naming(self, e) from None
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

@@ -266,6 +266,13 @@ class RNNBase(Module):
         return A.dropout(unsorted, self.dropout, True, generator=self.generator, batch_dim=1)[:, sort]
 
 
+def _refuse_proj_size(proj_size):
+    # PyTorch's RNN and GRU refuse the keyword itself (0 included) with this ValueError, rather than the
+    # TypeError of an unknown keyword: a user moving an LSTM's arguments to a GRU reads why
+    if proj_size is not None:
+        raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+
+
 class RNN(RNNBase):
     """Elman RNN: ``RNN(input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
     batch_first=False, dropout=0.0, bidirectional=False)`` (PyTorch's positional order).
@@ -275,7 +282,8 @@ class RNN(RNNBase):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=None, generator=None):
+                 dropout=0.0, bidirectional=False, dtype=None, generator=None, *, proj_size=None):
+        _refuse_proj_size(proj_size)
         _check_nonlinearity("RNN", nonlinearity)
         mode = "RNN_" + nonlinearity.upper()
         super().__init__(mode, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
@@ -301,7 +309,8 @@ class GRU(RNNBase):
     bidirectional=False)``; forward(input, h_0=None) -> (output, h_n)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, dtype=None, generator=None):
+                 bidirectional=False, dtype=None, generator=None, *, proj_size=None):
+        _refuse_proj_size(proj_size)
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          0, dtype, generator)
 
