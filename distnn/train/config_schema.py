@@ -181,7 +181,8 @@ SCHEMA: dict[str, Key] = {
                                       "summary.json's best_epoch)"),
     # --- checkpoint
     "checkpoint.enabled": _k("bool", True, "write checkpoints"),
-    "checkpoint.dir": _k("str", None, "checkpoint directory (default: <run dir>/checkpoints)", optional=True),
+    "checkpoint.dir": _k("str", None, "checkpoint directory (default: <run dir>/checkpoints); a relative path is "
+                          "relative to the run directory, not to the working directory", optional=True),
     "checkpoint.every_steps": _k("int", 0, "also save every N optimizer steps (0 = off)", NONNEG),
     "checkpoint.every_epochs": _k("int", 1, "save every N epochs (0 = off)", NONNEG),
     "checkpoint.every_seconds": _k("float", 0.0, "also save once this many seconds have passed since the last "
@@ -297,6 +298,8 @@ def describe_schema() -> str:
         elif key.bounds:
             allowed = bound_text(key.bounds)
         lines.append(f"{path:<34} {key.type:<11} {default:<14} {allowed:<12} {key.doc}")  # (columns line up)
-    lines.append(f"{'model.*':<34} {'any':<11} {'':<14} {'':<12} keyword arguments of the model (see distnn.models)")
-    lines.append(f"{'data.*':<34} {'any':<11} {'':<14} {'':<12} options of the chosen dataset (distnn datasets)")
+    lines.append(f"{'model.*':<34} {'any':<11} {'':<14} {'':<12} keyword arguments of the model (see distnn.models; "
+                 "'config-keys model.NAME': which models take NAME, their defaults)")
+    lines.append(f"{'data.*':<34} {'any':<11} {'':<14} {'':<12} options of the chosen dataset (distnn datasets; "
+                 "'config-keys data.NAME': which datasets take NAME)")
     return "\n".join(lines)
