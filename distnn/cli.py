@@ -98,17 +98,35 @@ copy one as a starting point for your own (--config my.toml).
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but under an MPI launcher a usage error and ``--help`` are printed by rank 0 only
-    (every rank exits, 2 and 0)."""
+    (every rank exits, 2 and 0), and no option is taken by a prefix of its name (``allow_abbrev``
+    off, for distnn's parser and every command's: ``predict --out X`` meant ``--output X`` without a
+    word, and a new option sharing a prefix would change what an old command line means)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)  # (sub.add_parser makes each command's parser of this class)
+        super().__init__(*args, **kwargs)
+        self.defer_missing = False
 
     def print_help(self, file=None):
         if _launcher_rank() == 0:
             super().print_help(file)
 
     def error(self, message):
+        if self.defer_missing and message.startswith("the following arguments are required"):
+            raise _MissingRequired(self, message)  # (see _parse: an unknown option may be the one missing)
         if _launcher_rank() == 0:
             self.print_usage(sys.stderr)
             self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
         self.exit(EXIT_USAGE)
+
+
+class _MissingRequired(Exception):
+    """A required option is missing (argparse's message); raised instead of the usage error while
+    :func:`_parse` looks for an unknown option first."""
+
+    def __init__(self, parser, message):
+        super().__init__(message)
+        self.parser, self.message = parser, message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,12 +208,37 @@ def build_parser() -> argparse.ArgumentParser:
 def _parse(parser, argv):
     """``parser.parse_args(argv)``, but an argument the command does not know is reported by that command's
     parser (its usage line, not distnn's ``<command> ...``) with a hint: the option it likely misspells, or,
-    for train, the ``--set KEY=VALUE`` a framework's ``--epochs 3`` or a spaced ``--set train.epochs 3`` means."""
-    args, extra = parser.parse_known_args(argv)
+    for train, the ``--set KEY=VALUE`` a framework's ``--epochs 3`` or a spaced ``--set train.epochs 3`` means.
+    A required option that is missing is reported so too when an unknown one was given: ``predict --out X``
+    is "unrecognized arguments: --out X (did you mean --output?)", not only "--output is required"."""
+    try:
+        args, extra = _parse_known(parser, argv, defer_missing=True)
+    except _MissingRequired as missing:
+        required = [a for a in missing.parser._actions if a.required]
+        for action in required:
+            action.required = False
+        try:
+            args, extra = _parse_known(parser, argv)
+        finally:
+            for action in required:
+                action.required = True
+        if not extra:
+            missing.parser.error(missing.message)
     if extra:
         command = parser.commands.get(args.command, parser)
         command.error(f"unrecognized arguments: {' '.join(extra)}{_unrecognized_hint(command, args, extra)}")
     return args
+
+
+def _parse_known(parser, argv, defer_missing=False):
+    parsers = [parser, *parser.commands.values()]
+    for p in parsers:
+        p.defer_missing = defer_missing
+    try:
+        return parser.parse_known_args(argv)
+    finally:
+        for p in parsers:
+            p.defer_missing = False
 
 
 def _unrecognized_hint(command, args, extra) -> str:
@@ -219,7 +262,11 @@ def _unrecognized_hint(command, args, extra) -> str:
         return ""
     name, _, value = option[2:].partition("=")
     known = [o[2:] for action in command._actions for o in action.option_strings if o.startswith("--")]
-    close = closest_name(name, known)
+    # (the one option it starts: what argparse's abbreviations took it for, before they were turned off)
+    starts = [o for o in known if o.startswith(name)] if name else []
+    if len(starts) > 1:
+        return f" (did you mean {' or '.join('--' + o for o in starts)}?)"
+    close = starts[0] if starts else closest_name(name, known)
     if close is not None:
         return f" (did you mean --{close}?)"
     key = closest_key(name.replace("-", "_"), list(SCHEMA)) if args.command == "train" else None
@@ -359,23 +406,39 @@ def _count(minimum):
 
 
 def _add_mc_options(parser) -> None:
-    # (None: not given; --mc-seed without --mc-samples is refused, see _mc_options)
+    # (None: not given; --mc-seed without --mc-samples is refused, with 0 or 1 a warning: see _mc_options)
     parser.add_argument("--mc-samples", type=_count(0), default=None, metavar="N",
                         help="Monte Carlo dropout: average the class probabilities of N passes with dropout on "
                              "(batch norm stays in eval mode; a model without dropout is refused); 0 or 1 (default): "
                              "dropout off")
     parser.add_argument("--mc-seed", type=_count(0), default=None, metavar="S",
                         help="seed of the dropout masks when --mc-samples N > 1 (default 0): the same seed, the same "
-                             "result; needs --mc-samples")
+                             "result; needs --mc-samples (with 0 or 1 it is not used)")
 
 
 def _mc_options(args) -> tuple[int, int]:
-    """``(mc_samples, mc_seed)`` of evaluate and predict. ``--mc-seed`` without ``--mc-samples`` would
-    do nothing (dropout stays off): a usage error, as a mistyped option is, not a seed silently dropped."""
+    """``(mc_samples, mc_seed)`` of evaluate and predict.
+
+    ``--mc-seed`` without ``--mc-samples`` asks for no Monte Carlo dropout at all: a usage error, as a
+    mistyped option is, not a seed silently dropped. With ``--mc-samples`` 0 or 1 (dropout off) the seed
+    does nothing either, but there the command line is a point of a sweep over N whose baseline is N <= 1
+    (``for n in 1 8 32; do ... --mc-samples $n --mc-seed 7``): it runs, and a warning says that the seed
+    was not used and that N = 1 is no random pass (as scikit-learn warns of ``l1_ratio`` without an
+    elastic-net penalty, which a grid search gives it)."""
     if args.mc_seed is not None and args.mc_samples is None:
-        raise ValueError(f"--mc-seed {args.mc_seed} does nothing without --mc-samples: it seeds the dropout "
-                         "masks of Monte Carlo dropout; add --mc-samples N (N > 1), or drop --mc-seed")
+        raise ValueError(f"--mc-seed {args.mc_seed} does nothing without --mc-samples: it seeds the dropout masks "
+                         "of Monte Carlo dropout; add --mc-samples N (N > 1), or drop --mc-seed")
+    if args.mc_seed is not None and args.mc_samples <= 1 and _launcher_rank() == 0:
+        print(f"distnn: warning: --mc-seed {args.mc_seed} is not used: --mc-samples {args.mc_samples} keeps "
+              "dropout off (Monte Carlo dropout samples for N > 1 only; 1 is not one random pass)",
+              file=sys.stderr, flush=True)
     return (0 if args.mc_samples is None else args.mc_samples), (0 if args.mc_seed is None else args.mc_seed)
+
+
+def _mc_refused(e) -> ValueError:
+    """A model without dropout asked for --mc-samples N: the message names the option typed, not the
+    library's ``mc_samples`` argument."""
+    return ValueError(e.naming("--mc-samples ", "drop --mc-samples, or give 0 or 1"))
 
 
 def _header(choice, data_file, option):
@@ -396,27 +459,36 @@ def _header(choice, data_file, option):
 
 def cmd_evaluate(args) -> int:
     from distnn.train.inference import evaluate_run
+    from distnn.train.mc_dropout import NoDropoutError
 
     mc_samples, mc_seed = _mc_options(args)  # (usage errors: on every rank, as argparse's)
     header = _header(args.header, args.data, "--data")
     if _one_process_only():
         return 0
 
-    print(evaluate_run(args.run_dir, split=args.split, data=args.data, header=header, mc_samples=mc_samples,
-                       mc_seed=mc_seed), flush=True)
+    try:
+        report = evaluate_run(args.run_dir, split=args.split, data=args.data, header=header,
+                              mc_samples=mc_samples, mc_seed=mc_seed)
+    except NoDropoutError as e:
+        raise _mc_refused(e) from None
+    print(report, flush=True)
     return 0
 
 
 def cmd_predict(args) -> int:
     from distnn.train.inference import predict_run
+    from distnn.train.mc_dropout import NoDropoutError
 
     mc_samples, mc_seed = _mc_options(args)  # (usage errors: on every rank, as argparse's)
     header = _header(args.header, args.input, "--input")
     if _one_process_only():
         return 0
 
-    n = predict_run(args.run_dir, args.input, args.output, header=header, mc_samples=mc_samples,
-                    mc_seed=mc_seed)
+    try:
+        n = predict_run(args.run_dir, args.input, args.output, header=header, mc_samples=mc_samples,
+                        mc_seed=mc_seed)
+    except NoDropoutError as e:
+        raise _mc_refused(e) from None
     # (on stderr when the predictions themselves went to a stream, e.g. --output - or /dev/stdout)
     stream = args.output == "-" or (os.path.exists(args.output) and not os.path.isfile(args.output))
     print(f"wrote {n} predictions to {args.output}", file=sys.stderr if stream else sys.stdout, flush=True)
@@ -445,50 +517,31 @@ def cmd_config_keys(args) -> int:
               "'--all' every key", flush=True)
         return 0
     lines = describe_schema().splitlines()
+    described = []  # model.X / data.X: a model's argument or a dataset's option, which the schema does not list
     if args.tables:
-        # (model.* and data.* stand for the model's and the dataset's own options)
+        from distnn.train.open_keys import describe_open_key, open_key_names, open_key_problem
+
         known = [*TABLES, *SCHEMA]
         for name in args.tables:
-            owners = _option_owners(name) if name not in known else ""
-            if owners:  # a valid key, but a model's argument or a dataset's option: documented there
-                raise ValueError(f"'{name}' is no key of the config schema but {owners}; 'config-keys' lists "
-                                 "only the schema's keys (model.* and data.* stand for those options)")
-            if name not in known:
-                raise ValueError(f"no config section or key '{name}'{suggest_key(name, known)}; sections: "
-                                 + ", ".join(t for t in TABLES if "." not in t)
-                                 + " ('python -m distnn config-keys' lists them)")
+            if name in known:
+                continue
+            text = describe_open_key(name)
+            if text is not None:
+                described.append(text)
+                continue
+            problem = open_key_problem(name)
+            if problem:
+                raise ValueError(problem)
+            raise ValueError(f"no config section or key '{name}'{suggest_key(name, known + open_key_names())}; "
+                             "sections: "
+                             + ", ".join(t for t in TABLES if "." not in t)
+                             + " ('python -m distnn config-keys' lists them)")
         lines = [line for line in lines if any(line.split()[0] == t or line.split()[0].startswith(t + ".")
                                                for t in args.tables)]
     if _one_process_only():  # (after the names are checked: a mistake is a usage error on every rank)
         return 0
-    print("\n".join(lines), flush=True)
+    print("\n".join(lines + described), flush=True)
     return 0
-
-
-def _option_owners(name: str) -> str:
-    """For ``model.X`` / ``data.X``: which models take argument X / which datasets take option X, in words
-    ("" if none), so that a valid key that the schema does not list is not reported as unknown."""
-    section, _, option = name.partition(".")
-    if section == "model" and option:
-        from distnn.models import registry
-        from distnn.train.config_checks import data_decided_arguments, model_arguments
-
-        classes = {registry._MODELS[m].__name__: None for m in registry.available_models()
-                   if option in (model_arguments(m) or ())}  # (a model's aliases name one class)
-        if classes:
-            return (f"an argument of {', '.join(f'distnn.models.{c}' for c in classes)} (its docstring says what it "
-                    "does)")
-        decided = {registry._MODELS[m].__name__: None for m in registry.available_models()
-                   if option in data_decided_arguments(m)}
-        return (f"an argument of {', '.join(f'distnn.models.{c}' for c in decided)} that the trainer sets from the "
-                "data (a config cannot give it)") if decided else ""
-    if section == "data" and option:
-        from distnn.data.datasets import list_dataset_options, list_datasets
-
-        sets = [d for d, _ in list_datasets() if option in list_dataset_options(d)]
-        return (f"an option of dataset {', '.join(map(repr, sets))} ('python -m distnn datasets' lists them "
-                "with their defaults)") if sets else ""
-    return ""
 
 
 # ---------------------------------------------------------------- the driver

@@ -75,6 +75,7 @@ from importlib import resources
 from .config_schema import (ALIASES, MODEL_RESERVED, MODES, MONITORS, OPEN_TABLES, RECORDED_DEFAULTS,  # noqa: F401
                             SCHEMA, TABLES, TYPE_WORDS as _TYPE_WORDS, Key, bound_text, describe_schema)
 from . import config_checks as checks  # (it reads this module's helpers at call time)
+from . import optimizer_defaults  # (as config_checks: it reads this module's helpers at call time)
 from .config_hints import suggest_key  # noqa: F401  (config_checks and the CLI take it from here)
 from .toml_writer import dumps as toml_dumps, format_value as toml_value
 
@@ -425,6 +426,7 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
         checks.check_data(extras["data"], out, problems, known, recorded["data"])
     if not problems:  # relations between keys are only meaningful once each key is valid
         checks.check_optimizer_options(out, problems, override_keys)
+        optimizer_defaults.resolve_optimizer_defaults(out, problems, recorded["optimizer"])
         checks.check_schedule_options(out, problems, override_keys)
         checks.check_cross(out, problems)
     if not _nested and not problems:
@@ -518,6 +520,7 @@ def loads_config(text: str, overrides=(), source: str = "<string>", default_name
         raise ConfigError(f"invalid TOML: {e}", source) from None
     if text.lstrip("\ufeff").startswith(RUN_RECORD_HEADER):
         checks.drop_data_decided_in_record(raw)
+        optimizer_defaults.drop_shared_defaults_not_taken(raw)
         if RECORDED_DEFAULTS not in raw:
             checks.drop_unused_in_old_record(raw)
     return config_from_dict(raw, overrides, source, default_name)
@@ -557,10 +560,12 @@ RUN_RECORD_HEADER = "# distnn run configuration (resolved"
 def dump_config(cfg) -> str:
     """TOML text of a (resolved) config; ``loads_config`` of it gives the same Config.
 
-    The model's and the dataset's defaults (the ``model.*``/``data.*`` keys a Config's origins say are at
-    their default) go to ``[defaults.model.NAME]`` and ``[defaults.data.NAME]``: a run's full record that
-    applies to that model and dataset alone, so the file re-run with ``--set model.name=...`` (or
-    ``data.name``) works as the config it came from does, and not on the old model's arguments."""
+    The model's, the dataset's and the optimizer's defaults (the ``model.*``/``data.*`` keys and the
+    optimizer's own defaults, ``config_schema.OPTIMIZER_OWN_DEFAULTS``, that a Config's origins say are at
+    their default) go to ``[defaults.model.NAME]``, ``[defaults.data.NAME]`` and ``[defaults.optimizer.NAME]``:
+    a run's full record that applies to that model, dataset and optimizer alone, so the file re-run with
+    ``--set model.name=...`` (``data.name``, ``optimizer.name``) works as the config it came from does, and
+    not on the old model's arguments (Adagrad's eps for Adam)."""
     data = cfg.to_dict() if isinstance(cfg, Config) else copy.deepcopy(dict(cfg))
     ordered = {k: data.pop(k) for k in ("name", "description") if k in data}
     ordered.update(data)
@@ -568,8 +573,9 @@ def dump_config(cfg) -> str:
     if recorded:
         ordered[RECORDED_DEFAULTS] = recorded
     return toml_dumps(ordered, header="distnn run configuration (resolved: every key, defaults filled in;\n"
-                                      "[defaults.model.NAME] and [defaults.data.NAME] hold the model's and the "
-                                      "dataset's,\nwhich apply while model.name and data.name name them)")
+                                      "[defaults.model.NAME], [defaults.data.NAME] and [defaults.optimizer.NAME] "
+                                      "hold the model's,\nthe dataset's and the optimizer's, which apply while "
+                                      "model.name, data.name and\noptimizer.name name them)")
 
 
 def dump_run_config(cfg) -> str:

@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 
 from . import config as C
-from .config_schema import MODEL_RESERVED, SCHEMA
+from .config_schema import MODEL_RESERVED, OPTIMIZER_OWN_DEFAULTS, SCHEMA
 
 
 class Related(str):
@@ -224,7 +224,7 @@ def check_model(extra: dict, out: dict, problems: list, known=None, recorded=Non
     # (LeNet's in_channels) or the arguments given make unused, nor a None (TOML has none: an absent key means the same), nor in an ensemble
     # whose members change the model: this model's defaults would be unknown keys of another one (each
     # member's own config records its model's).
-    if _members_change_model(out):
+    if _members_change(out, "model.name"):
         return
     for k, default in signature_defaults(models[name.lower()]).items():
         if k not in extra and k not in MODEL_RESERVED and k not in unused and _plain(default):
@@ -232,10 +232,12 @@ def check_model(extra: dict, out: dict, problems: list, known=None, recorded=Non
     out["model"].update({k: v for k, v in own.items() if k in given})  # (a bad one is a problem already)
 
 
-def _members_change_model(out: dict) -> bool:
-    """Whether an ensemble member's overrides set ``model.name``."""
-    return any(path == "model.name" for table in out["ensemble"]["overrides"] for key, value in table.items()
-               for path, _ in C._override_leaves(key, value))
+def _members_change(out: dict, key: str) -> bool:
+    """Whether an ensemble member's overrides set ``key`` (``model.name``); ``out``: a config, resolved or raw."""
+    overrides = (out.get("ensemble") or {}).get("overrides") if isinstance(out.get("ensemble"), dict) else None
+    return isinstance(overrides, list) and any(
+        path == key for table in overrides if isinstance(table, dict) for k, value in table.items()
+        for path, _ in C._override_leaves(k, value))
 
 
 def _plain(value) -> bool:
@@ -247,9 +249,10 @@ def _plain(value) -> bool:
 
 
 def recorded_defaults(raw: dict, problems: list) -> dict:
-    """``{"model": {name: {argument: value}}, "data": {name: {option: value}}}``: the model's and the dataset's
-    defaults a run's config.toml recorded (``[defaults.model.NAME]``, ``[defaults.data.NAME]``)."""
-    out: dict = {"model": {}, "data": {}}
+    """``{"model": {name: {argument: value}}, "data": {name: {option: value}}, "optimizer": {name: {key: value}}}``:
+    the model's, the dataset's and the optimizer's defaults a run's config.toml recorded
+    (``[defaults.model.NAME]``, ``[defaults.data.NAME]``, ``[defaults.optimizer.NAME]``)."""
+    out: dict = {"model": {}, "data": {}, "optimizer": {}}
     table = raw.get(C.RECORDED_DEFAULTS, {})
     if not isinstance(table, dict):
         problems.append(f"{C.RECORDED_DEFAULTS} must be a table, got {C._describe(table)}")
@@ -257,18 +260,24 @@ def recorded_defaults(raw: dict, problems: list) -> dict:
     for section, by_name in table.items():
         path = f"{C.RECORDED_DEFAULTS}.{section}"
         if section not in out:
-            problems.append(f"unknown key '{path}': [{C.RECORDED_DEFAULTS}] records the model's and the dataset's "
-                            f"defaults only ([{C.RECORDED_DEFAULTS}.model.NAME], [{C.RECORDED_DEFAULTS}.data.NAME])")
+            problems.append(f"unknown key '{path}': [{C.RECORDED_DEFAULTS}] records the model's, the dataset's and "
+                            f"the optimizer's defaults only ([{C.RECORDED_DEFAULTS}.model.NAME], "
+                            f"[{C.RECORDED_DEFAULTS}.data.NAME], [{C.RECORDED_DEFAULTS}.optimizer.NAME])")
         elif not isinstance(by_name, dict) or not all(isinstance(v, dict) for v in by_name.values()):
             problems.append(f"{path} must hold a table per name ([{path}.NAME]), got {C._describe(by_name)}")
+        elif section == "optimizer" and any(k not in OPTIMIZER_OWN_DEFAULTS for v in by_name.values() for k in v):
+            bad = next(f"{path}.{n}.{k}" for n, v in by_name.items() for k in v if k not in OPTIMIZER_OWN_DEFAULTS)
+            problems.append(f"unknown key '{bad}': [{path}.NAME] records the optimizer's own defaults of "
+                            f"{', '.join(OPTIMIZER_OWN_DEFAULTS)} only")
         else:
             out[section] = by_name
     return out
 
 
 def split_recorded_defaults(data: dict, origins: dict) -> dict:
-    """Take the model's and the dataset's keys at their default out of ``data``: ``{"model": {name: {...}},
-    "data": {name: {...}}}`` (a .npz/.csv file's options under "npz"/"csv", as check_data reads them)."""
+    """Take the model's, the dataset's and the optimizer's keys at their default out of ``data``: ``{"model":
+    {name: {...}}, "data": {name: {...}}, "optimizer": {name: {...}}}`` (a .npz/.csv file's options under
+    "npz"/"csv", as check_data reads them; the optimizer's: those of OPTIMIZER_OWN_DEFAULTS)."""
     out = {}
     for section in ("model", "data"):
         table = data.get(section)
@@ -279,6 +288,12 @@ def split_recorded_defaults(data: dict, origins: dict) -> dict:
         if moved:
             name = dataset_kind(table["name"]) if section == "data" else table["name"]
             out[section] = {name: moved}
+    table = data.get("optimizer")
+    if isinstance(table, dict) and isinstance(table.get("name"), str):
+        moved = {k: table.pop(k) for k in OPTIMIZER_OWN_DEFAULTS
+                 if k in table and origins.get(f"optimizer.{k}") == C.DEFAULT}
+        if moved:
+            out["optimizer"] = {table["name"]: moved}
     return out
 
 
@@ -465,7 +480,8 @@ def check_cross(out: dict, problems: list):
                                 f"{d['val_fraction']} + {d['test_fraction']}",
                                 "data.val_fraction", "data.test_fraction"))
     # (another optimizer's nesterov: check_optimizer_options)
-    if o["nesterov"] and o["name"] in OPTIMIZER_OPTIONS["nesterov"] and o["momentum"] <= 0:
+    # (momentum unset: an ensemble whose members choose their optimizers, each member's own config checks it)
+    if o["nesterov"] and o["name"] in OPTIMIZER_OPTIONS["nesterov"] and o.get("momentum", 1) <= 0:
         problems.append(Related(f"optimizer.nesterov needs optimizer.momentum > 0, got {o['momentum']} for optimizer "
                                 f"{o['name']!r}", "optimizer.nesterov", "optimizer.name", "optimizer.momentum"))
     if s["name"] == "step" and s.get("step_size") is None:

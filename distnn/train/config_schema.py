@@ -97,11 +97,12 @@ SCHEMA: dict[str, Key] = {
     "optimizer.name": _k("str", "sgd", "optimizer", choices=("sgd", "adam", "adamw", "rmsprop", "adagrad",
                                                             "lars", "lamb")),
     "optimizer.lr": _k("float", 0.01, "base learning rate (before linear scaling)", POS),
-    "optimizer.momentum": _k("float", 0.0, "momentum (sgd, rmsprop, lars)", NONNEG, ("<", 1)),
+    # (momentum, weight_decay and eps: unset, the chosen optimizer's own default; see OPTIMIZER_OWN_DEFAULTS)
+    "optimizer.momentum": _k("float", None, "momentum (sgd, rmsprop, lars)", NONNEG, ("<", 1), optional=True),
     "optimizer.nesterov": _k("bool", False, "Nesterov momentum (sgd, lars; needs momentum > 0). An option another "
                                "optimizer does not take is an error when --set gives it; when --set gives "
                                "optimizer.name, the config file's go back to their defaults"),
-    "optimizer.weight_decay": _k("float", 0.0, "L2 weight decay (decoupled for adamw)", NONNEG),
+    "optimizer.weight_decay": _k("float", None, "L2 weight decay (decoupled for adamw)", NONNEG, optional=True),
     "optimizer.l1": _k("float", 0.0, "L1 regularization: adds l1 * sign(w) to each gradient (the gradient of "
                        "l1 * sum |w|; the logged loss leaves it out); no_decay_bias_norm exempts biases and norm "
                        "weights", NONNEG),
@@ -110,8 +111,8 @@ SCHEMA: dict[str, Key] = {
                              "weights only, never biases (0 = off)", NONNEG),
     "optimizer.betas": _k("list[float]", [0.9, 0.999], "(beta1, beta2): the decay rates of the moment averages (adam, "
                           "adamw, lamb)", NONNEG, ("<", 1), length=2),
-    "optimizer.eps": _k("float", 1e-8, "denominator epsilon (adam, adamw, rmsprop, adagrad, lamb; lars: "
-                        "of its trust ratio)", POS),
+    "optimizer.eps": _k("float", None, "denominator epsilon (adam, adamw, rmsprop, adagrad, lamb; lars: "
+                        "of its trust ratio)", POS, optional=True),
     "optimizer.alpha": _k("float", 0.99, "smoothing constant of the squared-gradient average (rmsprop)", POS, ("<", 1)),
     "optimizer.no_decay_bias_norm": _k("bool", True, "exempt biases and normalization weights from weight decay "
                                              "and the l1 penalty (and, for lars/lamb, from layer adaptation)"),
@@ -181,7 +182,8 @@ SCHEMA: dict[str, Key] = {
                                       "summary.json's best_epoch)"),
     # --- checkpoint
     "checkpoint.enabled": _k("bool", True, "write checkpoints"),
-    "checkpoint.dir": _k("str", None, "checkpoint directory (default: <run dir>/checkpoints)", optional=True),
+    "checkpoint.dir": _k("str", None, "checkpoint directory (default: <run dir>/checkpoints); a relative path is "
+                          "relative to the run directory, not to the working directory", optional=True),
     "checkpoint.every_steps": _k("int", 0, "also save every N optimizer steps (0 = off)", NONNEG),
     "checkpoint.every_epochs": _k("int", 1, "save every N epochs (0 = off)", NONNEG),
     "checkpoint.every_seconds": _k("float", 0.0, "also save once this many seconds have passed since the last "
@@ -218,15 +220,22 @@ SCHEMA: dict[str, Key] = {
     "distributed.sync_batchnorm": _k("bool", False, "batch-norm statistics over all ranks"),
 }
 
+#: [optimizer] keys whose default is the chosen optimizer's own, its constructor's (torch.optim's where PyTorch
+#: has the optimizer): Adagrad's eps 1e-10, LAMB's 1e-6, LARS's momentum 0.9, AdamW's weight_decay 0.01. One
+#: number for all (1e-8, 0, 0) gave Adagrad, LAMB, LARS and AdamW other defaults than their own. A resolved
+#: config records the value a run used ([defaults.optimizer.NAME], see RECORDED_DEFAULTS), and a run's
+#: config.toml from before holds the old number in [optimizer]: it re-runs and resumes as it ran.
+OPTIMIZER_OWN_DEFAULTS = ("momentum", "weight_decay", "eps")
 #: Keys that change only what is shown, never the training (a resume ignores a change of one).
 DISPLAY_KEYS = frozenset(k for k, key in SCHEMA.items() if key.display)
 #: Keys a resume does not compare with the saved config: how the resume is asked for, and the display keys.
 NOT_COMPARED_ON_RESUME = DISPLAY_KEYS | {"checkpoint.resume"}
 #: Tables whose other keys are passed through (the model's keyword arguments).
 OPEN_TABLES = frozenset({"model"})
-#: The top-level table of a run's config.toml that records the model's and the dataset's defaults the run
-#: used: ``[defaults.model.NAME]`` and ``[defaults.data.NAME]``. They apply while ``model.name`` (``data.name``)
-#: names that model (dataset), and only then: a config re-run with another model gets that model's own.
+#: The top-level table of a run's config.toml that records the model's, the dataset's and the optimizer's
+#: defaults the run used: ``[defaults.model.NAME]``, ``[defaults.data.NAME]`` and ``[defaults.optimizer.NAME]``.
+#: They apply while ``model.name`` (``data.name``, ``optimizer.name``) names that model (dataset, optimizer),
+#: and only then: a config re-run with another model gets that model's own.
 RECORDED_DEFAULTS = "defaults"
 #: Keys the trainer fills from the data; a config must not set them.
 MODEL_RESERVED = frozenset({"num_classes", "input_shape", "generator"})
@@ -291,12 +300,20 @@ def describe_schema() -> str:
     lines = []
     for path, key in SCHEMA.items():
         default = "(unset)" if key.default is None else repr(key.default)
+        section, _, name = path.partition(".")
+        doc = key.doc
+        if section == "optimizer" and name in OPTIMIZER_OWN_DEFAULTS:
+            from .optimizer_defaults import optimizer_defaults_text
+
+            default, doc = "(optimizer's)", f"{doc}; default: the optimizer's own ({optimizer_defaults_text(name)})"
         allowed = ""
         if key.choices:
             allowed = "{" + "|".join(key.choices) + "}"
         elif key.bounds:
             allowed = bound_text(key.bounds)
-        lines.append(f"{path:<34} {key.type:<11} {default:<14} {allowed:<12} {key.doc}")  # (columns line up)
-    lines.append(f"{'model.*':<34} {'any':<11} {'':<14} {'':<12} keyword arguments of the model (see distnn.models)")
-    lines.append(f"{'data.*':<34} {'any':<11} {'':<14} {'':<12} options of the chosen dataset (distnn datasets)")
+        lines.append(f"{path:<34} {key.type:<11} {default:<14} {allowed:<12} {doc}")  # (columns line up)
+    lines.append(f"{'model.*':<34} {'any':<11} {'':<14} {'':<12} keyword arguments of the model (see distnn.models; "
+                 "'config-keys model.NAME': which models take NAME, their defaults)")
+    lines.append(f"{'data.*':<34} {'any':<11} {'':<14} {'':<12} options of the chosen dataset (distnn datasets; "
+                 "'config-keys data.NAME': which datasets take NAME)")
     return "\n".join(lines)

@@ -497,7 +497,10 @@ def plot_members(members, summary, path) -> str | None:
         ax.set_ylabel(f"validation {metric}")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"{summary.get('config')}: ensemble of {len(members)}")
+    # (the rank count as a single run's title gives it: "digits_mlp (2 ranks)"; here the job's, all groups)
+    ranks = summary.get("world_size")
+    fig.suptitle(f"{summary.get('config')}: ensemble of {len(members)}"
+                 + (f" ({ranks} rank{'' if ranks == 1 else 's'})" if ranks else ""))
     fig.tight_layout()
     rd.replace_file(path, lambda tmp: fig.savefig(tmp, dpi=100), ".tmp.png")
     return path

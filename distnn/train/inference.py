@@ -242,8 +242,21 @@ def _split_data(meta, split):
                         "split; score a file with --data FILE instead") from None
     ds = splits[split]
     if ds is None:
-        raise ValueError(f"dataset '{splits.name}' has no {split} split")
+        raise ValueError(f"dataset '{splits.name}' has no {split} split{_no_split_reason(meta, splits, split)}")
     return ds.x, ds.y
+
+
+def _no_split_reason(meta, splits, split) -> str:
+    """Why the run's dataset lacks ``split`` and what to score instead: the fraction key its config set
+    to 0 (``data.val_fraction = 0`` holds out no validation samples), the splits there are, --data."""
+    key = {"val": "val_fraction", "test": "test_fraction"}.get(split)
+    if key is None or (meta.get("data") or {}).get(key) != 0:
+        return ""
+    held = {"val": "validation", "test": "the final test"}[split]
+    others = [s for s in ("test", "val", "train") if s != split and splits[s] is not None]
+    return (f": the run's config had data.{key} = 0, which holds out no samples for {held}; score "
+            + " or ".join(f"--split {s}" for s in others) + ", or a labelled file with --data FILE (a run "
+            f"trained with data.{key} > 0 has the split)")
 
 
 def _predicts_every_position(model, x, transform, dtype) -> bool:

@@ -39,7 +39,7 @@ from distnn.nn.rnn import RNNBase
 
 from .ensemble import log_average_probabilities
 
-__all__ = ["MCDropout", "mc_dropout", "dropout_layers", "dropout_active"]
+__all__ = ["MCDropout", "mc_dropout", "dropout_layers", "dropout_active", "NoDropoutError"]
 
 
 def _rate(module) -> float:
@@ -125,9 +125,22 @@ def mc_dropout(model, samples: int, seed: int = 0):
     if samples <= 1:
         return model
     if not dropout_layers(model):
-        raise ValueError(f"mc_samples = {samples} needs dropout, but the model has no dropout layer with a rate > 0: "
-                         "every sample would be the same prediction (use 0 or 1)")
+        raise NoDropoutError(samples)
     return MCDropout(model, samples, seed)
+
+
+class NoDropoutError(ValueError):
+    """``mc_samples`` N > 1 asked of a model without dropout. The message names the argument ``mc_samples``;
+    :meth:`naming` gives it for what the caller typed instead (the command line's ``--mc-samples``)."""
+
+    def __init__(self, samples: int):
+        self.samples = samples
+        super().__init__(self.naming("mc_samples = ", "use 0 or 1"))
+
+    def naming(self, option: str, remedy: str) -> str:
+        """The message with ``option`` before the number (``"--mc-samples "``) and ``remedy`` at its end."""
+        return (f"{option}{self.samples} needs dropout, but the model has no dropout layer with a rate > 0: every "
+                f"sample would be the same prediction ({remedy})")
 
 
 def _check_int(name, value, minimum):

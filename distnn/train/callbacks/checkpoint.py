@@ -483,7 +483,9 @@ class ModelCheckpoint(Callback):
         if result["ok"]:
             self.saves += 1
             self.last_path = result["path"]
-            if not result.get("logged"):
+            # (said by rank 0, which wrote it: under --log-all-ranks another rank's "checkpoint PATH (MB, ms)"
+            # read as a write of its own)
+            if trainer.is_main and not result.get("logged"):
                 self._log_saved(result)
             return result["path"]
         self.failures += 1
