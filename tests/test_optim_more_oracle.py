@@ -1,0 +1,301 @@
+"""The optimizers and schedulers added after the first set (Adamax, NAdam, RAdam, Adadelta, Rprop, ASGD;
+CyclicLR, PolynomialLR, ConstantLR, MultiplicativeLR, ChainedScheduler) against torch.optim in float64:
+parameters and state after every step, state_dict layout and exact resume, LR sequences, argument checks.
+
+``DISTNN_OPTIM_ORACLE_STEPS`` sets the number of steps of the trajectory oracle (default 25).
+"""
+import io
+import os
+import pickle
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import distnn.optim as O
+from distnn.nn import Parameter
+from distnn.optim import flatten_state, unflatten_state
+
+STEPS = int(os.environ.get("DISTNN_OPTIM_ORACLE_STEPS", "25"))
+# one tensor larger than a float64 chunk (32768 elements), so chunk boundaries are crossed; a matrix,
+# a vector and a 0-d parameter
+SHAPES = [(200, 170), (5, 4), (6,), ()]
+RTOL, ATOL = 1e-12, 1e-14
+
+
+@pytest.fixture
+def torch64(torch):
+    """The oracle with float64 as its default dtype: PyTorch then keeps scalar state (NAdam's mu_product,
+    ASGD's eta and mu) in double precision, as distnn does (float32 by default)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield torch
+    torch.set_default_dtype(old)
+
+
+def _init(seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(s) for s in SHAPES]
+
+
+def _grads(t, seed=7):
+    """Step t's gradients: zeros (single entries and whole steps), sign changes, large values, a missing one."""
+    rng = np.random.default_rng((seed, t))
+    out = []
+    for i, s in enumerate(SHAPES):
+        g = rng.standard_normal(s)
+        g = g * (rng.random(s) > 0.1)  # exact zeros here and there
+        if i == 0 and t % 5 == 2:
+            g = g * 30.0  # a large step
+        if i == 1 and t % 7 == 3:
+            g = np.zeros(s)  # a whole zero gradient
+        if i == 2:
+            g = np.abs(g) * (-1.0) ** (t // 2)  # the sign flips every second step
+        if i == 3 and t % 4 == 1:
+            g = None  # no gradient: the parameter is skipped (its step count falls behind)
+        out.append(None if g is None else np.asarray(g, dtype=np.float64))
+    return out
+
+
+# (name, defaults, overrides of the second group [params 2 and 3]); the second group differs in every case
+CASES = [
+    ("Adamax", dict(), dict(lr=0.01)),
+    ("Adamax", dict(lr=0.01, betas=(0.3, 0.8), eps=1e-6, weight_decay=0.1), dict(maximize=True, weight_decay=0.0)),
+    ("NAdam", dict(), dict(lr=0.01, momentum_decay=0.01)),
+    ("NAdam", dict(lr=0.01, weight_decay=0.1), dict(decoupled_weight_decay=True, betas=(0.5, 0.9))),
+    ("NAdam", dict(lr=0.01, weight_decay=0.05, decoupled_weight_decay=True, maximize=True),
+     dict(weight_decay=0.0, eps=1e-3)),
+    ("RAdam", dict(), dict(lr=0.01, betas=(0.9, 0.8))),  # beta2 = 0.8: rho_t > 5 from the 6th step
+    ("RAdam", dict(lr=0.01, weight_decay=0.1, betas=(0.9, 0.6)), dict(decoupled_weight_decay=True)),
+    ("RAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True, betas=(0.7, 0.7)),
+     dict(lr=0.003)),
+    ("Adadelta", dict(), dict(lr=0.5, rho=0.5)),
+    ("Adadelta", dict(lr=0.3, rho=0.95, eps=1e-4, weight_decay=0.1), dict(maximize=True)),
+    ("Rprop", dict(), dict(lr=0.1, etas=(0.3, 1.5))),
+    ("Rprop", dict(lr=0.05, step_sizes=(1e-3, 0.2)), dict(maximize=True, step_sizes=(0.0, 1.0))),
+    ("ASGD", dict(), dict(lr=0.05, lambd=1e-2)),
+    ("ASGD", dict(lr=0.05, lambd=0.01, alpha=0.5, t0=5, weight_decay=0.1), dict(t0=0, maximize=True)),
+]
+
+
+def _groups(params, overrides):
+    return [{"params": params[:2]}, {"params": params[2:], **overrides}]
+
+
+def _theirs_state(topt, tparams):
+    out = {}
+    for i, p in enumerate(tparams):
+        s = topt.state.get(p)
+        if s:
+            out[i] = {k: (v.detach().numpy() if hasattr(v, "detach") else v) for k, v in s.items()}
+    return out
+
+
+def _compare_state(ours, theirs, where):
+    assert sorted(ours) == sorted(theirs), where
+    for i in theirs:
+        assert sorted(ours[i]) == sorted(theirs[i]), (where, i)
+        for k, tv in theirs[i].items():
+            ov = ours[i][k]
+            if k == "step":
+                assert type(ov) is int and ov == float(tv), (where, i, k)
+            else:
+                np.testing.assert_allclose(np.asarray(ov, dtype=np.float64), tv, rtol=RTOL, atol=ATOL,
+                                           err_msg=f"{where}: state {i}.{k}")
+
+
+@pytest.mark.parametrize("name,kw,over", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_trajectory_and_state_match_torch(torch64, name, kw, over):
+    torch = torch64
+    params = [Parameter(a) for a in _init()]
+    tparams = [torch.tensor(a, requires_grad=True) for a in _init()]
+    opt = getattr(O, name)(_groups(params, over), **kw)
+    topt = getattr(torch.optim, name)(_groups(tparams, over), foreach=False, **kw)
+    for t in range(STEPS):
+        for p, tp, g in zip(params, tparams, _grads(t)):
+            p.grad = None if g is None else g.copy()
+            tp.grad = None if g is None else torch.from_numpy(g.copy())
+        opt.step()
+        topt.step()
+        for i, (p, tp) in enumerate(zip(params, tparams)):
+            np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=RTOL, atol=ATOL,
+                                       err_msg=f"step {t}: parameter {i}")
+        _compare_state(opt.state_dict()["state"], _theirs_state(topt, tparams), f"step {t}")
+    for p, a in zip(params, _init()):
+        assert not np.array_equal(p.data, a)  # every parameter moved
+    tgroups = topt.state_dict()["param_groups"]
+    for g, tg in zip(opt.state_dict()["param_groups"], tgroups):
+        assert {k: v for k, v in tg.items() if k not in ("foreach", "differentiable", "capturable")} == g
+
+
+NAMES = ["Adamax", "NAdam", "RAdam", "Adadelta", "Rprop", "ASGD"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_defaults_match_torch(torch, name):
+    ours = getattr(O, name)([Parameter(np.zeros(3))]).param_groups[0]
+    theirs = getattr(torch.optim, name)([torch.zeros(3, requires_grad=True)]).param_groups[0]
+    assert set(ours) == set(theirs) - {"foreach", "differentiable", "capturable"}
+    for key, value in ours.items():
+        if key != "params":
+            assert theirs[key] == value, (name, key)
+
+
+RESUME = [("Adamax", dict(lr=0.01, weight_decay=0.01)), ("NAdam", dict(lr=0.01, decoupled_weight_decay=True,
+                                                                       weight_decay=0.1)),
+          ("RAdam", dict(lr=0.01, betas=(0.9, 0.7))), ("Adadelta", dict(rho=0.8)), ("Rprop", dict(lr=0.05)),
+          ("ASGD", dict(lr=0.05, lambd=0.01, t0=3))]
+
+
+def _train(opt, params, t0, t1):
+    for t in range(t0, t1):
+        for p, g in zip(params, _grads(t)):
+            p.grad = None if g is None else g.astype(p.data.dtype)
+        opt.step()
+
+
+@pytest.mark.parametrize("via", ["pickle", "npz"])
+@pytest.mark.parametrize("name,kw", RESUME, ids=[n for n, _ in RESUME])
+def test_resume_from_state_dict_is_bitwise_identical(name, kw, via):
+    cls = getattr(O, name)
+    params = [Parameter(a.astype(np.float32)) for a in _init()]
+    opt = cls(_groups(params, {"lr": 0.02}), **kw)
+    _train(opt, params, 0, 6)
+    snapshot = [p.data.copy() for p in params]
+    sd = opt.state_dict()
+    buf = io.BytesIO()
+    if via == "pickle":
+        pickle.dump(sd, buf)
+    else:
+        np.savez(buf, **flatten_state(sd))
+    _train(opt, params, 6, 14)  # uninterrupted
+    buf.seek(0)
+    if via == "pickle":
+        loaded = pickle.load(buf)
+    else:
+        with np.load(buf) as z:
+            loaded = unflatten_state(dict(z))
+    params2 = [Parameter(a.copy()) for a in snapshot]
+    opt2 = cls(_groups(params2, {}), lr=123.0)  # hyperparameters come from the state
+    opt2.load_state_dict(loaded)
+    _train(opt2, params2, 6, 14)
+    for a, b in zip(params, params2):
+        assert a.data.dtype == b.data.dtype == np.float32
+        np.testing.assert_array_equal(a.data, b.data)
+    sa, sb = opt.state_dict(), opt2.state_dict()
+    assert sa["param_groups"] == sb["param_groups"]
+    for i in sa["state"]:
+        for k, v in sa["state"][i].items():
+            w = sb["state"][i][k]
+            assert type(v) is type(w), (i, k)
+            np.testing.assert_array_equal(v, w)
+
+
+@pytest.mark.parametrize("default_dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name,kw", RESUME, ids=[n for n, _ in RESUME])
+def test_a_pytorch_state_dict_loads_and_continues_as_pytorch(torch, name, kw, default_dtype):
+    """PyTorch's state (0-d float tensors for step, mu_product, eta, mu, in its default dtype) loads as it is,
+    a 0-d parameter included (whose shape those tensors share), and the next steps are PyTorch's."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, default_dtype))
+    try:
+        _load_theirs_and_continue(torch, name, kw, default_dtype)
+    finally:
+        torch.set_default_dtype(old)
+
+
+def _load_theirs_and_continue(torch, name, kw, default_dtype):
+    tparams = [torch.tensor(a, requires_grad=True) for a in _init()]
+    topt = getattr(torch.optim, name)(tparams, foreach=False, **kw)
+    for t in range(4):
+        for tp, g in zip(tparams, _grads(t)):
+            tp.grad = None if g is None else torch.from_numpy(g.copy())
+        topt.step()
+    params = [Parameter(tp.detach().numpy().copy()) for tp in tparams]
+    opt = getattr(O, name)(params, **kw)
+    opt.load_state_dict(topt.state_dict())
+    for s in opt.state.values():
+        assert type(s["step"]) is int
+        for k in ("mu_product", "eta", "mu"):
+            assert type(s.get(k, 0.0)) is float  # even for the 0-d parameter, whose shape matches
+    for t in range(4, 8):
+        for tp, p, g in zip(tparams, params, _grads(t)):
+            tp.grad = None if g is None else torch.from_numpy(g.copy())
+            p.grad = None if g is None else g.copy()
+        topt.step()
+        opt.step()
+    for p, tp in zip(params, tparams):
+        # (PyTorch's float32 scalar state against distnn's doubles: equal to float32 rounding)
+        tol = dict(rtol=RTOL, atol=ATOL) if default_dtype == "float64" else dict(rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), **tol)
+
+
+BAD = [
+    ("Adamax", dict(lr=-1.0), "learning rate lr"),
+    ("Adamax", dict(betas=(1.0, 0.9)), "betas\\[0\\]"),
+    ("Adamax", dict(eps=-1.0), "eps"),
+    ("NAdam", dict(momentum_decay=-0.1), "momentum_decay"),
+    ("NAdam", dict(betas=(0.9, 1.0)), "betas\\[1\\]"),
+    ("NAdam", dict(weight_decay=-0.1), "weight_decay"),
+    ("RAdam", dict(betas=0.9), "betas: 0.9 .must be a pair"),
+    ("RAdam", dict(lr="0.1"), "learning rate lr: '0.1' .must be a number"),
+    ("Adadelta", dict(rho=1.5), "rho"),
+    ("Adadelta", dict(rho=-0.5), "rho"),
+    ("Adadelta", dict(eps=-1e-6), "eps"),
+    ("Rprop", dict(etas=(1.2, 0.5)), "eta values"),
+    ("Rprop", dict(etas=(0.0, 1.2)), "eta values"),
+    ("Rprop", dict(etas=0.5), "eta values"),
+    ("Rprop", dict(step_sizes=(1.0, 0.1)), "step_sizes"),
+    ("Rprop", dict(lr=-0.1), "learning rate lr"),
+    ("ASGD", dict(weight_decay=-1.0), "weight_decay"),
+    ("ASGD", dict(lr=-1.0), "learning rate lr"),
+    ("ASGD", dict(t0="5"), "t0"),
+]
+
+
+@pytest.mark.parametrize("name,kw,match", BAD, ids=[f"{n}-{'-'.join(k)}-{i}" for i, (n, k, _) in enumerate(BAD)])
+def test_bad_hyperparameters_are_refused(torch, name, kw, match):
+    with pytest.raises(ValueError, match=match):
+        getattr(O, name)([Parameter(np.zeros(2))], **kw)
+    with pytest.raises(ValueError, match=match):  # in a group added later too
+        getattr(O, name)([Parameter(np.zeros(2))]).add_param_group({"params": [Parameter(np.zeros(2))], **kw})
+    if not any(isinstance(v, str) for v in kw.values()) and name != "ASGD" and "step_sizes" not in kw:
+        with pytest.raises((ValueError, TypeError)):  # PyTorch refuses these too
+            getattr(torch.optim, name)([torch.zeros(2, requires_grad=True)], **kw)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float32_state_and_no_parameter_sized_temporaries(name):
+    n = 1 << 20
+    p = Parameter(np.ones(n, dtype=np.float32))
+    p.grad = np.linspace(-1, 1, n, dtype=np.float32)
+    opt = getattr(O, name)([p])
+    opt.step()  # allocates the state
+    for v in opt.state[p].values():
+        if isinstance(v, np.ndarray):
+            assert v.dtype == np.float32 and v.shape == (n,)
+    tracemalloc.start()
+    try:
+        opt.step()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert p.data.dtype == np.float32
+    assert peak < 64 * 1024, f"{name}.step() allocated {peak} bytes at peak"
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # (inf * 0, overflow)
+def test_rprop_nan_and_inf_products_follow_pytorch(torch64):
+    """inf * 0 and NaN gradients: PyTorch's sign(NaN) is 0, so the step size stays and the parameter stays."""
+    torch = torch64
+    w0 = np.array([0.0, 1.0, 2.0, 3.0])
+    grads = [np.array([1.0, np.inf, 1.0, -1.0]), np.array([np.nan, 1e308, -1.0, -1.0]),
+             np.array([1.0, 1e308, 1.0, 0.0])]
+    p, tp = Parameter(w0.copy()), torch.tensor(w0.copy(), requires_grad=True)
+    opt, topt = O.Rprop([p], lr=0.1), torch.optim.Rprop([tp], lr=0.1, foreach=False)
+    for g in grads:
+        p.grad, tp.grad = g.copy(), torch.from_numpy(g.copy())
+        opt.step()
+        topt.step()
+        np.testing.assert_array_equal(p.data, tp.detach().numpy())
+        np.testing.assert_array_equal(opt.state[p]["step_size"], topt.state[tp]["step_size"].numpy())
