@@ -299,3 +299,165 @@ def test_rprop_nan_and_inf_products_follow_pytorch(torch64):
         topt.step()
         np.testing.assert_array_equal(p.data, tp.detach().numpy())
         np.testing.assert_array_equal(opt.state[p]["step_size"], topt.state[tp]["step_size"].numpy())
+
+
+# ------------------------------------------------------------------ schedulers
+SCHED_STEPS = 120
+
+
+def _opt_pair(torch, name="SGD", **kw):
+    """The same two-group optimizer in distnn and in PyTorch (the second group with its own rate)."""
+    kw = {"momentum": 0.9, **kw} if name == "SGD" else kw
+    ours = [Parameter(np.zeros(3)), Parameter(np.zeros(2))]
+    theirs = [torch.zeros(3, requires_grad=True), torch.zeros(2, requires_grad=True)]
+    make = [getattr(O, name), getattr(torch.optim, name)]
+    return [m([{"params": ps[:1]}, {"params": ps[1:], "lr": 0.01}], lr=0.1, **kw)
+            for m, ps in zip(make, (ours, theirs))]
+
+
+def _momenta(opt):
+    return [g["betas"][0] if "betas" in g else g.get("momentum", 0.0) for g in opt.param_groups]
+
+
+def _run(sched, opt, steps):
+    """lr and momentum of each group after construction and after each step."""
+    out = [sched.get_last_lr() + _momenta(opt)]
+    for _ in range(steps):
+        opt.step()
+        sched.step()
+        assert sched.get_last_lr() == [g["lr"] for g in opt.param_groups]
+        out.append(sched.get_last_lr() + _momenta(opt))
+    return np.array(out, dtype=np.float64)
+
+
+def _build(lib, opt, spec):
+    """``spec``: (name, kwargs) or ("ChainedScheduler", [specs]); lambdas are called with the library."""
+    name, kw = spec
+    if name == "ChainedScheduler":
+        return lib.ChainedScheduler([_build(lib, opt, s) for s in kw])
+    return getattr(lib, name)(opt, **{k: (v(lib) if callable(v) and k == "schedulers" else v) for k, v in kw.items()})
+
+
+def _decay(t):
+    return 0.97 if t % 3 else 1.02
+
+
+SCHEDULES = [
+    ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=7)),
+    ("CyclicLR", dict(base_lr=[0.01, 0.002], max_lr=[0.1, 0.05], step_size_up=5, step_size_down=11,
+                      mode="triangular2", base_momentum=[0.7, 0.8], max_momentum=0.95)),
+    ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=4, mode="exp_range", gamma=0.98)),
+    ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=6, step_size_down=0, cycle_momentum=False)),
+    ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, scale_fn=lambda x: 1 / (1 + x),
+                      scale_mode="iterations")),
+    ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, scale_fn=lambda x: 0.5 ** x)),
+    ("PolynomialLR", dict()),
+    ("PolynomialLR", dict(total_iters=90, power=2.0)),
+    ("PolynomialLR", dict(total_iters=50, power=0.5)),
+    ("ConstantLR", dict()),
+    ("ConstantLR", dict(factor=0.3, total_iters=17)),
+    ("MultiplicativeLR", dict(lr_lambda=lambda t: 0.97)),
+    ("MultiplicativeLR", dict(lr_lambda=[_decay, lambda t: 1.0 - 0.002 * t])),
+    ("ChainedScheduler", [("ConstantLR", dict(factor=0.1, total_iters=2)), ("ExponentialLR", dict(gamma=0.9))]),
+    ("ChainedScheduler", [("LinearLR", dict(start_factor=0.2, total_iters=10)), ("StepLR", dict(step_size=15)),
+                          ("MultiplicativeLR", dict(lr_lambda=_decay)), ("PolynomialLR", dict(total_iters=100))]),
+    ("ChainedScheduler", [("CosineAnnealingLR", dict(T_max=200)), ("MultiStepLR", dict(milestones=[20, 50])),
+                          ("ConstantLR", dict(factor=0.5, total_iters=30))]),
+    # one that sets its rate outright overrides what came before; the chainable ones after scale it
+    ("ChainedScheduler", [("ExponentialLR", dict(gamma=0.9)), ("LambdaLR", dict(lr_lambda=lambda t: 1 / (1 + t))),
+                          ("ConstantLR", dict(factor=0.5, total_iters=8)), ("StepLR", dict(step_size=5))]),
+    ("ChainedScheduler", [("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=5)),
+                          ("ExponentialLR", dict(gamma=0.95))]),
+]
+
+
+@pytest.mark.parametrize("spec", SCHEDULES, ids=[f"{s[0]}-{i}" for i, s in enumerate(SCHEDULES)])
+@pytest.mark.parametrize("opt_name", ["SGD", "NAdam"])
+def test_schedule_matches_torch(torch, spec, opt_name):
+    ours_opt, their_opt = _opt_pair(torch, opt_name)
+    ours = _run(_build(O.lr_scheduler, ours_opt, spec), ours_opt, SCHED_STEPS)
+    theirs = _run(_build(torch.optim.lr_scheduler, their_opt, spec), their_opt, SCHED_STEPS)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-15)
+    assert len(np.unique(theirs[:, 0])) > 1  # the schedule changed the rate
+
+
+@pytest.mark.parametrize("via", ["pickle", "npz"])
+@pytest.mark.parametrize("spec", SCHEDULES, ids=[f"{s[0]}-{i}" for i, s in enumerate(SCHEDULES)])
+def test_schedule_resumes_from_state_dict_exactly(torch, spec, via):
+    """Saved mid-way (with the optimizer's state), loaded into freshly built ones, continued: the same rates
+    and momenta, bit for bit, as the run that went on."""
+    opt = _opt_pair(torch, "SGD")[0]
+    sched = _build(O.lr_scheduler, opt, spec)
+    _run(sched, opt, 37)
+    state = {"sched": sched.state_dict(), "opt": opt.state_dict()}
+    if via == "pickle":
+        state = pickle.loads(pickle.dumps(state))
+    else:
+        buf = io.BytesIO()
+        np.savez(buf, **flatten_state(state))
+        buf.seek(0)
+        with np.load(buf) as z:
+            state = unflatten_state(dict(z))
+    rest = _run(sched, opt, 60)
+    opt2 = _opt_pair(torch, "SGD")[0]
+    sched2 = _build(O.lr_scheduler, opt2, spec)
+    opt2.load_state_dict(state["opt"])
+    sched2.load_state_dict(state["sched"])
+    np.testing.assert_array_equal(_run(sched2, opt2, 60), rest)
+
+
+def test_constant_lr_for_no_steps_is_the_base_rate(torch):
+    """PyTorch's ConstantLR(total_iters=0) multiplies by factor at step 0 and never divides it out again (its
+    step-by-step update undoes the factor only at step == total_iters, and step 0 takes the other branch);
+    its own closed form, and this one, give the base rate."""
+    opt = _opt_pair(torch, "SGD")[0]
+    sched = O.lr_scheduler.ConstantLR(opt, factor=0.5, total_iters=0)
+    assert _run(sched, opt, 3)[:, :2].tolist() == [[0.1, 0.01]] * 4
+
+
+def test_chained_scheduler_equals_the_product_of_its_parts(torch):
+    opt = _opt_pair(torch, "SGD")[0]
+    S = O.lr_scheduler
+    chain = S.ChainedScheduler([S.ConstantLR(opt, factor=0.25, total_iters=4), S.ExponentialLR(opt, gamma=0.9)])
+    for t in range(10):
+        expect = [base * (0.25 if t < 4 else 1.0) * 0.9 ** t for base in (0.1, 0.01)]
+        np.testing.assert_allclose(chain.get_last_lr(), expect, rtol=1e-14)
+        opt.step()
+        chain.step()
+
+
+BAD_SCHEDULES = [
+    ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, mode="triangle"), ValueError, "mode is invalid"),
+    ("CyclicLR", dict(base_lr=[0.01], max_lr=0.1), ValueError, "expected 2 values for base_lr"),
+    ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=0), ValueError, "step_size_up"),
+    ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_down=-1), ValueError, "step_size_down"),
+    ("ConstantLR", dict(factor=1.5), ValueError, "between 0 and 1"),
+    ("ConstantLR", dict(factor=-0.1), ValueError, "between 0 and 1"),
+    ("ConstantLR", dict(total_iters=2.5), ValueError, "total_iters"),
+    ("PolynomialLR", dict(total_iters=-1), ValueError, "total_iters"),
+    ("PolynomialLR", dict(power="2"), ValueError, "power"),
+    ("MultiplicativeLR", dict(lr_lambda=0.9), TypeError, "lr_lambda should be a function"),
+    ("MultiplicativeLR", dict(lr_lambda=[lambda t: 0.9]), ValueError, "Expected 2 lr_lambdas"),
+]
+
+
+@pytest.mark.parametrize("name,kw,exc,match", BAD_SCHEDULES, ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD_SCHEDULES)])
+def test_bad_scheduler_arguments_are_refused(torch, name, kw, exc, match):
+    opt = _opt_pair(torch, "SGD")[0]
+    with pytest.raises(exc, match=match):
+        getattr(O.lr_scheduler, name)(opt, **kw)
+
+
+def test_cyclic_momentum_needs_an_optimizer_with_momentum_and_chains_check_their_parts(torch):
+    S = O.lr_scheduler
+    opt = O.Adadelta([Parameter(np.zeros(2))])
+    with pytest.raises(ValueError, match="must support momentum or beta1"):
+        S.CyclicLR(opt, 0.01, 0.1)
+    S.CyclicLR(opt, 0.01, 0.1, cycle_momentum=False)
+    with pytest.raises(ValueError, match="at least one scheduler"):
+        S.ChainedScheduler([])
+    with pytest.raises(ValueError, match="ReduceLROnPlateau"):
+        S.ChainedScheduler([S.ExponentialLR(opt, 0.9), S.ReduceLROnPlateau(opt)])
+    other = O.SGD([Parameter(np.zeros(2))], lr=0.1)
+    with pytest.raises(ValueError, match="same optimizer"):
+        S.ChainedScheduler([S.ExponentialLR(opt, 0.9), S.StepLR(other, 3)])
