@@ -18,6 +18,7 @@ import distnn
 from distnn.data import build_transforms, load_dataset
 from distnn.distributed import LocalCommunicator, simulate
 from distnn.models import build_model
+from distnn import optim
 from distnn.optim import Adam
 from distnn.optim.lr_scheduler import LinearWarmup
 from distnn.train import checkpoint as ck
@@ -39,13 +40,13 @@ pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
 
 
 def make_trainer(comm, digits, *, epochs=3, dropout=0.2, augment=True, subset=300, batch_size=40, callbacks=(),
-                 accumulation_steps=1, dtype=None, data_parallel=True):
+                 accumulation_steps=1, dtype=None, data_parallel=True, optimizer=None):
     splits, (aug_tf, eval_tf), (plain_tf, _) = digits
     distnn.manual_seed(0)
     model = build_model("mlp", hidden_sizes=[32], dropout=dropout, input_shape=splits.input_shape, num_classes=10)
     if dtype is not None:
         model.to(dtype)
-    opt = Adam(model.parameters(), lr=3e-3)
+    opt = Adam(model.parameters(), lr=3e-3) if optimizer is None else optimizer(model.parameters())
     warm = LRSchedulerCallback(LinearWarmup(opt, warmup_steps=5), interval="step")
     es = EarlyStopping(monitor="val_loss", patience=50)
     return Trainer(model, opt, splits.train.subset(np.arange(subset)), splits.val, comm=comm, batch_size=batch_size,
@@ -555,6 +556,19 @@ def test_exact_resume_bitwise_mid_epoch_and_epoch_end(digits, tmp_path):
         resumed = resume_run(LocalCommunicator(), digits, tmp_path / f"r{step}",
                              tmp_path / "a" / ck.step_name(step))
         assert_bitwise(full, resumed)
+
+
+@pytest.mark.parametrize("optimizer", [
+    lambda ps: optim.NAdam(ps, lr=3e-3, decoupled_weight_decay=True, weight_decay=1e-2),  # float state mu_product
+    lambda ps: optim.ASGD(ps, lr=3e-2, t0=4),  # float state eta and mu, averaging from step 5
+    lambda ps: optim.Rprop(ps, lr=1e-3),
+], ids=["NAdam", "ASGD", "Rprop"])
+def test_exact_resume_bitwise_with_the_added_optimizers(digits, tmp_path, optimizer):
+    full = run_with_checkpoints(LocalCommunicator(), digits, tmp_path / "a", every=5, optimizer=optimizer)
+    assert full["optimizer"]["state"]  # (it stepped)
+    resumed = resume_run(LocalCommunicator(), digits, tmp_path / "r", tmp_path / "a" / ck.step_name(10),
+                         optimizer=optimizer)
+    assert_bitwise(full, resumed)
 
 
 def test_exact_resume_bitwise_two_simulated_ranks(digits, tmp_path):

@@ -20,7 +20,7 @@ from distnn.distributed import LocalCommunicator
 from distnn.models import build_model
 from distnn.train import checkpoint as ck
 from distnn.train.config import ConfigError, default_config, load_config
-from distnn.train.config_checks import OPTIMIZER_OPTIONS
+from distnn.train.config_checks import OPTIMIZER_NAMESAKES, OPTIMIZER_OPTIONS
 from distnn.train.config_schema import SCHEMA
 from distnn.train.job import Job
 
@@ -28,7 +28,12 @@ NAMES = SCHEMA["optimizer.name"].choices
 KEYS = [k.split(".", 1)[1] for k in SCHEMA if k.startswith("optimizer.") and k != "optimizer.name"]
 #: a valid value off its default for every [optimizer] key (momentum > 0, as nesterov needs)
 OFF_DEFAULT = {"lr": 0.123, "momentum": 0.5, "nesterov": True, "weight_decay": 0.01, "l1": 0.001, "max_norm": 3.0,
-               "betas": [0.8, 0.95], "eps": 1e-7, "alpha": 0.9, "no_decay_bias_norm": False}
+               "betas": [0.8, 0.95], "eps": 1e-7, "alpha": 0.9, "no_decay_bias_norm": False,
+               "rho": 0.5, "momentum_decay": 0.01, "decoupled_weight_decay": True, "etas": [0.4, 1.3],
+               "step_sizes": [1e-5, 10.0], "lambd": 1e-3, "t0": 100.0}
+
+
+LISTS = ("betas", "etas", "step_sizes")  # (tuples in the optimizer's groups)
 
 
 def _record_constructions(monkeypatch):
@@ -70,11 +75,11 @@ def test_every_optimizer_key_has_an_off_default_value_here():
 @pytest.mark.parametrize("name", NAMES)
 def test_the_option_table_the_builder_and_the_constructor_agree(monkeypatch, name):
     cls, passed = _built_by_the_job(monkeypatch, {"name": name, **OFF_DEFAULT})
-    accepts = _constructor_keys(cls)
+    accepts = _constructor_keys(cls) - set(OPTIMIZER_NAMESAKES.get(name, ()))  # (another meaning, same name)
     # what the builder passes is the config's value of the key of that name
     for k, v in passed.items():
         assert k in KEYS, f"{name}: the builder passes {k}, which is no [optimizer] key"
-        assert list(v) == OFF_DEFAULT[k] if k == "betas" else v == OFF_DEFAULT[k], (name, k, v)
+        assert list(v) == OFF_DEFAULT[k] if k in LISTS else v == OFF_DEFAULT[k], (name, k, v)
     for k in KEYS:
         if k in OPTIMIZER_OPTIONS:  # an option of some optimizers: the table says which
             takes = name in OPTIMIZER_OPTIONS[k]
@@ -101,7 +106,7 @@ def test_a_key_the_optimizer_takes_is_kept_and_reaches_it_and_one_it_does_not_ta
         cfg = load_config("xor", sets)
         assert cfg.optimizer[k] == OFF_DEFAULT[k]
         groups = Job(cfg, [], LocalCommunicator(), quiet=True).optimizer.param_groups
-        assert all((list(g[k]) if k == "betas" else g[k]) == OFF_DEFAULT[k] for g in groups), (name, k)
+        assert all((list(g[k]) if k in LISTS else g[k]) == OFF_DEFAULT[k] for g in groups), (name, k)
 
 
 @pytest.mark.parametrize("key", sorted(OPTIMIZER_OPTIONS))
@@ -172,3 +177,27 @@ def test_lars_with_nesterov_trains_from_the_command_line_with_the_lookahead_step
         assert not np.allclose(nesterov["model"][name], plain["model"][name])  # (the step moved it)
         np.testing.assert_allclose(nesterov["model"][name], w0 - lr * (1 + m) * buf, rtol=1e-5, atol=1e-7)
     capsys.readouterr()
+
+
+# ------------------------------------------------------------------ the optimizers added later
+ADDED = {"adamax": optim.Adamax, "nadam": optim.NAdam, "radam": optim.RAdam, "adadelta": optim.Adadelta,
+         "rprop": optim.Rprop, "asgd": optim.ASGD}
+
+
+@pytest.mark.parametrize("name", sorted(ADDED))
+def test_the_added_optimizers_are_built_from_the_config_with_their_options(name):
+    sets = [f"optimizer.name={name}", "optimizer.lr=0.05", "train.epochs=1"]
+    sets += [f"optimizer.{k}={str(OFF_DEFAULT[k]).lower()}" for k, takers in OPTIMIZER_OPTIONS.items() if name in takers]
+    opt = Job(load_config("xor", sets), [], LocalCommunicator(), quiet=True).optimizer
+    assert type(opt) is ADDED[name] and opt.param_groups[0]["lr"] == 0.05
+    if name == "asgd":
+        assert opt.param_groups[0]["alpha"] == 0.75  # (PyTorch's: optimizer.alpha is RMSprop's, another thing)
+
+
+def test_rprop_is_refused_weight_decay_and_etas_or_step_sizes_out_of_order():
+    with pytest.raises(ConfigError, match="optimizer 'rprop' takes no weight decay"):
+        load_config("xor", ["optimizer.name=rprop", "optimizer.weight_decay=0.01"])
+    with pytest.raises(ConfigError, match=r"optimizer.etas must satisfy 0 < etaminus < 1 < etaplus, got \[1.5, 2.0\]"):
+        load_config("xor", ["optimizer.name=rprop", "optimizer.etas=[1.5, 2.0]"])
+    with pytest.raises(ConfigError, match="optimizer.step_sizes must be .min, max. with min <= max"):
+        load_config("xor", ["optimizer.name=rprop", "optimizer.step_sizes=[2.0, 1.0]"])

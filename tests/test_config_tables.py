@@ -156,7 +156,8 @@ SCHEDULE_KEYS = [k.split(".", 1)[1] for k in SCHEMA if k.startswith("schedule.")
 #: a valid value off its default for every schedule key a table restricts
 SCHEDULE_OFF_DEFAULT = {"step_size": 2, "gamma": 0.5, "milestones": [2, 4], "T_max": 5, "eta_min": 0.001,
                         "max_lr": 0.5, "monitor": "val_accuracy", "mode": "max", "patience": 2, "factor": 0.5,
-                        "threshold": 0.01, "cooldown": 1, "min_lr": 0.001}
+                        "threshold": 0.01, "cooldown": 1, "min_lr": 0.001, "power": 2.0, "step_size_up": 3,
+                        "step_size_down": 2, "cycle_mode": "exp_range"}
 
 
 class _Reading(Config):
@@ -209,7 +210,7 @@ def test_a_schedule_key_the_schedule_does_not_take_is_refused_by_set_and_kept_wh
     for k, takers in SCHEDULE_OPTIONS.items():
         value = SCHEDULE_OFF_DEFAULT[k]
         sets = [f"schedule.name={name}", f"schedule.{k}={value}", "train.epochs=1"]
-        sets += [f"schedule.{o}={SCHEDULE_OFF_DEFAULT[o]}" for o in ("step_size", "milestones")
+        sets += [f"schedule.{o}={SCHEDULE_OFF_DEFAULT[o]}" for o in ("step_size", "milestones", "max_lr", "step_size_up")
                  if name in SCHEDULE_OPTIONS[o] and o != k]  # (required there)
         if name not in takers:
             # (was: accepted, and ignored)
@@ -296,3 +297,32 @@ def test_every_option_of_every_dataset_changes_the_data_it_loads(tmp_path):
         for k, value in off.items():
             plain = {o: v for o, v in base.items() if o != k}  # (the option at its default)
             assert _data_fingerprint(name, plain) != _data_fingerprint(name, {**plain, k: value}), (name, k)
+
+
+# ------------------------------------------------------------------ the schedules added later
+def _lrs(sets, steps, opt=None):
+    cfg = load_config("digits_mlp", sets)
+    opt = opt or SGD([Parameter(np.zeros(2))], lr=0.1, momentum=0.9)
+    (cb,) = build_schedule(cfg, opt, steps_per_epoch=4)
+    out = [[opt.param_groups[0]["lr"], opt.param_groups[0]["momentum"]]]
+    for _ in range(steps):
+        cb.scheduler.step()
+        out.append([opt.param_groups[0]["lr"], opt.param_groups[0]["momentum"]])
+    return np.array(out)
+
+
+def test_a_cyclic_schedule_from_the_config_cycles_per_step_between_lr_and_max_lr_and_momentum_inversely():
+    sets = ["optimizer.lr=0.1", "schedule.name=cyclic", "schedule.max_lr=0.5", "schedule.step_size_up=1",
+            "schedule.step_size_down=2", "schedule.linear_scaling=false"]
+    got = _lrs(sets, 12)  # (epochs: 4 steps of the rise, 8 of the fall)
+    np.testing.assert_allclose(got[[0, 4, 8, 12]], [[0.1, 0.9], [0.5, 0.8], [0.3, 0.85], [0.1, 0.9]], rtol=1e-14)
+    for key in ("max_lr", "step_size_up"):
+        with pytest.raises(ConfigError, match=f"schedule.{key} is required when schedule.name = 'cyclic'"):
+            load_config("digits_mlp", [s for s in sets if not s.startswith(f"schedule.{key}=")])
+
+
+def test_a_polynomial_schedule_from_the_config_decays_to_zero_at_the_end_of_the_run():
+    sets = ["optimizer.lr=0.1", "train.epochs=5", "schedule.name=polynomial",
+            "schedule.power=2", "schedule.interval=step", "schedule.linear_scaling=false"]
+    got = _lrs(sets, 20)[:, 0]
+    np.testing.assert_allclose(got, 0.1 * (1 - np.arange(21) / 20) ** 2, rtol=1e-12, atol=1e-18)

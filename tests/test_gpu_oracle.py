@@ -433,6 +433,12 @@ OPTIMIZERS = {
     "adagrad": lambda ps: optim.Adagrad(ps, lr=0.1, lr_decay=0.01),
     "lars": lambda ps: optim.LARS(ps, lr=0.1, momentum=0.9, weight_decay=1e-4),
     "lamb": lambda ps: optim.LAMB(ps, lr=0.01, weight_decay=0.01),
+    "adamax": lambda ps: optim.Adamax(ps, lr=0.01, weight_decay=1e-3),
+    "nadam-decoupled": lambda ps: optim.NAdam(ps, lr=0.01, weight_decay=0.1, decoupled_weight_decay=True),
+    "radam-maximize": lambda ps: optim.RAdam(ps, lr=0.01, betas=(0.9, 0.6), maximize=True),
+    "adadelta": lambda ps: optim.Adadelta(ps, lr=0.5, weight_decay=1e-3),
+    "rprop": lambda ps: optim.Rprop(ps, lr=0.01),  # (boolean masks and copyto(where=) on cupy)
+    "asgd": lambda ps: optim.ASGD(ps, lr=0.05, t0=1),
 }
 
 

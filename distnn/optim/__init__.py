@@ -9,19 +9,26 @@ constraint (``max_norm_``, applied after a step). Gradient clipping is in
 ``distnn.nn.utils`` (``clip_grad_norm_``, ``clip_grad_value_``), as in PyTorch.
 """
 from . import lr_scheduler
+from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adamax import Adamax
+from .asgd import ASGD
 from .constraints import max_norm_
 from .lamb import LAMB
 from .lars import LARS
+from .nadam import NAdam
 from .optimizer import Optimizer, flatten_state, sum_of_squares, unflatten_state
+from .radam import RAdam
 from .regularization import l1_penalty, l2_penalty, param_groups_no_decay, split_decay_parameters
 from .rmsprop import RMSprop
+from .rprop import Rprop
 from .scaling import global_batch_size, linear_scaling_warmup, scale_lr_, scaled_lr
 from .sgd import SGD
 
 __all__ = [
-    "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "LARS", "LAMB", "lr_scheduler",
+    "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "LARS", "LAMB", "Adamax", "NAdam", "RAdam",
+    "Adadelta", "Rprop", "ASGD", "lr_scheduler",
     "l1_penalty", "l2_penalty", "param_groups_no_decay", "split_decay_parameters", "max_norm_",
     "scaled_lr", "scale_lr_", "linear_scaling_warmup", "global_batch_size",
     "flatten_state", "unflatten_state", "sum_of_squares",

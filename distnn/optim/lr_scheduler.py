@@ -35,7 +35,8 @@ from bisect import bisect_right
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
-           "OneCycleLR", "ReduceLROnPlateau", "LambdaLR", "LinearLR", "CosineAnnealingWarmRestarts", "SequentialLR"]
+           "OneCycleLR", "ReduceLROnPlateau", "LambdaLR", "LinearLR", "CosineAnnealingWarmRestarts", "SequentialLR",
+           "ConstantLR", "PolynomialLR", "MultiplicativeLR", "ChainedScheduler", "CyclicLR"]
 
 
 def _check_optimizer(optimizer):
@@ -78,9 +79,12 @@ class _SchedulerState:
 
 
 class LRScheduler(_SchedulerState):
-    """Base class: subclasses define ``lr_at(step) -> list of rates`` (one per param group)."""
+    """Base class: subclasses define ``lr_at(step) -> list of rates`` (one per param group).
 
-    def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
+    ``base_lrs`` are the groups' ``initial_lr`` unless a subclass passes its own (CyclicLR's ``base_lr``).
+    """
+
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1, *, base_lrs=None):
         _check_optimizer(optimizer)
         self.optimizer = optimizer
         if last_epoch == -1:
@@ -91,13 +95,33 @@ class LRScheduler(_SchedulerState):
                 if "initial_lr" not in group:
                     raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] when resuming a "
                                    f"scheduler with last_epoch={last_epoch}; load the optimizer state first")
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups] if base_lrs is None \
+            else list(base_lrs)
         self.last_epoch = last_epoch
         self._last_lr = [group["lr"] for group in optimizer.param_groups]
         self.step()
 
     def lr_at(self, step: int) -> list:  # pragma: no cover - interface
         raise NotImplementedError
+
+    #: whether PyTorch's version multiplies the current rate at each step (so several can be chained), or
+    #: sets a rate of its own whatever came before (LambdaLR, CyclicLR, OneCycleLR, CosineAnnealingWarmRestarts)
+    chainable = True
+
+    def _chainable_at(self, step: int) -> bool:
+        return self.chainable
+
+    def lr_from(self, step: int, base_lrs) -> list:
+        """The rates at ``step`` had the base rates been ``base_lrs`` (how :class:`ChainedScheduler` passes one
+        scheduler's rates on to the next); a scheduler that is not chainable gives its own rates."""
+        if not self._chainable_at(step):
+            return self.lr_at(step)
+        saved = self.base_lrs
+        self.base_lrs = list(base_lrs)
+        try:
+            return self.lr_at(step)
+        finally:
+            self.base_lrs = saved
 
     def get_lr(self) -> list:
         """The rates for the current step (``last_epoch``)."""
@@ -214,6 +238,14 @@ class LinearWarmup(LRScheduler):
             return list(self.base_lrs)
         return self.after.lr_at(step - self.warmup_steps)
 
+    def _chainable_at(self, step):
+        return step < self.warmup_steps or self.after is None or self.after._chainable_at(step - self.warmup_steps)
+
+    def lr_from(self, step, base_lrs):
+        if step >= self.warmup_steps and self.after is not None:
+            return self.after.lr_from(step - self.warmup_steps, base_lrs)
+        return super().lr_from(step, base_lrs)
+
     def step(self):
         self.last_epoch += 1
         t = self.last_epoch
@@ -250,6 +282,8 @@ class OneCycleLR(LRScheduler):
     (three phases with ``three_phase``); with ``cycle_momentum`` the momentum
     (or Adam's beta1) moves inversely between ``max_momentum`` and ``base_momentum``.
     """
+
+    chainable = False
 
     def __init__(self, optimizer, max_lr, total_steps: int | None = None, epochs: int | None = None,
                  steps_per_epoch: int | None = None, pct_start: float = 0.3, anneal_strategy: str = "cos",
@@ -446,5 +480,7 @@ class ReduceLROnPlateau(_SchedulerState):
                 group["lr"] = new
 
 
-# PyTorch's other closed-form schedulers (a file of their own; they build on LRScheduler above)
-from .lr_scheduler_more import CosineAnnealingWarmRestarts, LambdaLR, LinearLR, SequentialLR  # noqa: E402
+# PyTorch's other closed-form schedulers (files of their own; they build on LRScheduler above)
+from .lr_scheduler_more import (ChainedScheduler, ConstantLR, CosineAnnealingWarmRestarts, LambdaLR,  # noqa: E402
+                                LinearLR, MultiplicativeLR, PolynomialLR, SequentialLR)
+from .lr_scheduler_cyclic import CyclicLR  # noqa: E402

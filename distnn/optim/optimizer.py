@@ -84,8 +84,11 @@ class Optimizer:
     ``params`` is an iterable of Parameters (or Tensors), or of dicts each with
     a ``"params"`` entry and per-group hyperparameters that override
     ``defaults``. Subclasses implement ``_step_group(group)`` and may define
-    ``_validate_group(group)``.
+    ``_validate_group(group)``. ``_scalar_state`` names per-parameter state entries that are numbers, not
+    arrays (NAdam's ``mu_product``, ASGD's ``eta``): they load as Python floats even for a 0-d parameter.
     """
+
+    _scalar_state: tuple = ()
 
     def __init__(self, params, defaults: dict):
         self.defaults = dict(defaults)
@@ -193,10 +196,12 @@ class Optimizer:
             self._scratch_pool[key] = pool
         return pool
 
-    def _foreach_chunk(self, kernel, arrays, n_scratch: int, **scalars):
-        """Run ``kernel(xp, *array_slices, *scratch_slices, **scalars)`` over slices of equal-sized arrays.
+    def _foreach_chunk(self, kernel, arrays, n_scratch: int, n_masks: int = 0, **scalars):
+        """Run ``kernel(xp, *array_slices, *scratch_slices, *mask_slices, **scalars)`` over slices of
+        equal-sized arrays.
 
         ``arrays[0]`` is the parameter; ``None`` entries pass through as None.
+        ``n_masks`` boolean scratch vectors follow the ``n_scratch`` ones in the parameter's dtype.
         The kernel updates its slices in place; the values it returns (numbers)
         are summed over the chunks and returned (used for norms).
         """
@@ -218,6 +223,8 @@ class Optimizer:
         step = max(1, CHUNK_BYTES // ref.dtype.itemsize) if xp is np else n
         step = min(step, n)
         scratch = self._scratch(xp, ref.dtype, step, n_scratch)[:n_scratch]
+        if n_masks:
+            scratch = scratch + self._scratch(xp, np.bool_, step, n_masks)[:n_masks]
         if step == n:
             total = kernel(xp, *flats, *[s[:n] for s in scratch], **scalars)
         else:
@@ -320,6 +327,8 @@ class Optimizer:
                     # Counters first: a 0-d parameter's shape matches a 0-d step, which must not become a
                     # float32 array (it would stop counting at 2**24). PyTorch saves step as a 0-d float tensor.
                     ps[k] = _as_count(v, k, idx) if k == "step" else to_numpy(v).item()
+                elif k in self._scalar_state:  # (PyTorch saves these as 0-d float tensors)
+                    ps[k] = float(to_numpy(v).item()) if _is_array(v) else float(v)
                 elif _is_array(v) and tuple(v.shape) == tuple(p.data.shape):
                     arr = xp.empty(p.data.shape, dtype=p.data.dtype)
                     arr[...] = xp.asarray(v)  # copy onto the parameter's device, in its dtype

@@ -391,21 +391,34 @@ def _absolute(path: str) -> str:
 OPTIMIZER_OPTIONS = {
     "momentum": ("sgd", "rmsprop", "lars"),
     "nesterov": ("sgd", "lars"),
-    "betas": ("adam", "adamw", "lamb"),
-    "eps": ("adam", "adamw", "rmsprop", "adagrad", "lars", "lamb"),
+    "betas": ("adam", "adamw", "lamb", "adamax", "nadam", "radam"),
+    "eps": ("adam", "adamw", "rmsprop", "adagrad", "lars", "lamb", "adamax", "nadam", "radam", "adadelta"),
     "alpha": ("rmsprop",),
+    "rho": ("adadelta",),
+    "momentum_decay": ("nadam",),
+    "decoupled_weight_decay": ("nadam", "radam"),
+    "etas": ("rprop",),
+    "step_sizes": ("rprop",),
+    "lambd": ("asgd",),
+    "t0": ("asgd",),
 }
+
+#: constructor arguments that share a key's name but not its meaning, so the builder leaves them at the
+#: optimizer's own default: ASGD's alpha is the power of its rate's decay (0.75), not RMSprop's smoothing constant
+OPTIMIZER_NAMESAKES = {"asgd": ("alpha",)}
 
 #: the schedule keys that only some schedules take, as job_setup.build_schedule reads them (the others, the
 #: warmup, the interval and the linear scaling, go with any schedule); tests/test_config_tables.py holds them
 #: together, and the keys' docs in the schema to them.
 SCHEDULE_OPTIONS = {
     "step_size": ("step",),
-    "gamma": ("step", "multistep", "exponential"),
+    "gamma": ("step", "multistep", "exponential", "cyclic"),
     "milestones": ("multistep",),
     "T_max": ("cosine",),
     "eta_min": ("cosine",),
-    "max_lr": ("onecycle",),
+    "max_lr": ("onecycle", "cyclic"),
+    "power": ("polynomial",),
+    **{k: ("cyclic",) for k in ("step_size_up", "step_size_down", "cycle_mode")},
     **{k: ("plateau",) for k in ("monitor", "mode", "patience", "factor", "threshold", "cooldown", "min_lr")},
 }
 
@@ -484,6 +497,20 @@ def check_cross(out: dict, problems: list):
     if o["nesterov"] and o["name"] in OPTIMIZER_OPTIONS["nesterov"] and o.get("momentum", 1) <= 0:
         problems.append(Related(f"optimizer.nesterov needs optimizer.momentum > 0, got {o['momentum']} for optimizer "
                                 f"{o['name']!r}", "optimizer.nesterov", "optimizer.name", "optimizer.momentum"))
+    if o["name"] == "rprop" and o["weight_decay"]:
+        problems.append(Related(f"optimizer 'rprop' takes no weight decay (PyTorch's Rprop has none), got "
+                                f"optimizer.weight_decay = {o['weight_decay']}: leave it at 0, or use optimizer.l1",
+                                "optimizer.weight_decay", "optimizer.name"))
+    if o["name"] == "rprop" and not 0 < o["etas"][0] < 1 < o["etas"][1]:
+        problems.append(Related(f"optimizer.etas must satisfy 0 < etaminus < 1 < etaplus, got {o['etas']}",
+                                "optimizer.etas", "optimizer.name"))
+    if o["name"] == "rprop" and o["step_sizes"][0] > o["step_sizes"][1]:
+        problems.append(Related(f"optimizer.step_sizes must be (min, max) with min <= max, got {o['step_sizes']}",
+                                "optimizer.step_sizes", "optimizer.name"))
+    for key in ("max_lr", "step_size_up"):
+        if s["name"] == "cyclic" and s.get(key) is None:
+            problems.append(Related(f"schedule.{key} is required when schedule.name = 'cyclic'", f"schedule.{key}",
+                                    "schedule.name"))
     if s["name"] == "step" and s.get("step_size") is None:
         problems.append(Related("schedule.step_size is required when schedule.name = 'step'", "schedule.step_size",
                                 "schedule.name"))

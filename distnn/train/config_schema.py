@@ -95,7 +95,8 @@ SCHEMA: dict[str, Key] = {
                      choices=("default", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal")),
     # --- optimizer
     "optimizer.name": _k("str", "sgd", "optimizer", choices=("sgd", "adam", "adamw", "rmsprop", "adagrad",
-                                                            "lars", "lamb")),
+                                                            "lars", "lamb", "adamax", "nadam", "radam",
+                                                            "adadelta", "rprop", "asgd")),
     "optimizer.lr": _k("float", 0.01, "base learning rate (before linear scaling)", POS),
     # (momentum, weight_decay and eps: unset, the chosen optimizer's own default; see OPTIMIZER_OWN_DEFAULTS)
     "optimizer.momentum": _k("float", None, "momentum (sgd, rmsprop, lars)", NONNEG, ("<", 1), optional=True),
@@ -110,17 +111,29 @@ SCHEMA: dict[str, Key] = {
                              "weight vector (a Linear row, a Conv filter) whose L2 norm exceeds this back to it; "
                              "weights only, never biases (0 = off)", NONNEG),
     "optimizer.betas": _k("list[float]", [0.9, 0.999], "(beta1, beta2): the decay rates of the moment averages (adam, "
-                          "adamw, lamb)", NONNEG, ("<", 1), length=2),
-    "optimizer.eps": _k("float", None, "denominator epsilon (adam, adamw, rmsprop, adagrad, lamb; lars: "
-                        "of its trust ratio)", POS, optional=True),
+                          "adamw, lamb, adamax, nadam, radam)", NONNEG, ("<", 1), length=2),
+    "optimizer.eps": _k("float", None, "denominator epsilon (adam, adamw, rmsprop, adagrad, lamb, adamax, "
+                        "nadam, radam, adadelta; lars: of its trust ratio)", POS, optional=True),
     "optimizer.alpha": _k("float", 0.99, "smoothing constant of the squared-gradient average (rmsprop)", POS, ("<", 1)),
+    "optimizer.rho": _k("float", 0.9, "decay rate of the running averages of squared gradients and updates "
+                        "(adadelta)", NONNEG, ("<=", 1)),
+    "optimizer.momentum_decay": _k("float", 4e-3, "decay of the momentum schedule (nadam)", NONNEG),
+    "optimizer.decoupled_weight_decay": _k("bool", False, "decay the weights directly, w *= 1 - lr * weight_decay, "
+                                           "instead of adding weight_decay * w to the gradient (nadam, radam)"),
+    "optimizer.etas": _k("list[float]", [0.5, 1.2], "(etaminus, etaplus): the step size's factor after a sign "
+                         "change and after none, 0 < etaminus < 1 < etaplus (rprop)", POS, length=2),
+    "optimizer.step_sizes": _k("list[float]", [1e-6, 50.0], "(min, max): bounds of the step size (rprop)", NONNEG,
+                               length=2),
+    "optimizer.lambd": _k("float", 1e-4, "decay term of the rate and the weights (asgd)", NONNEG),
+    "optimizer.t0": _k("float", 1e6, "the step from which the iterates are averaged (asgd)", NONNEG),
     "optimizer.no_decay_bias_norm": _k("bool", True, "exempt biases and normalization weights from weight decay "
                                              "and the l1 penalty (and, for lars/lamb, from layer adaptation)"),
     # --- schedule
     "schedule.name": _k("str", "constant", "learning-rate schedule. An option (step_size, gamma, ...) another schedule "
                         "does not take is an error when --set gives it; when --set gives schedule.name, the config "
                         "file's go back to their defaults",
-                        choices=("constant", "step", "multistep", "exponential", "cosine", "plateau", "onecycle")),
+                        choices=("constant", "step", "multistep", "exponential", "cosine", "plateau", "onecycle",
+                                 "polynomial", "cyclic")),
     "schedule.interval": _k("str", "epoch", "advance the schedule every epoch or every optimizer step",
                             choices=("epoch", "step")),
     "schedule.warmup_steps": _k("int", 0, "linear warmup over this many optimizer steps (0 = none)", NONNEG),
@@ -128,14 +141,25 @@ SCHEMA: dict[str, Key] = {
                                  NONNEG),
     "schedule.warmup_start_factor": _k("float", 0.1, "warmup starts at lr * this factor", POS, ("<=", 1)),
     "schedule.step_size": _k("int", None, "step: decay every step_size intervals", (">=", 1), optional=True),
-    "schedule.gamma": _k("float", 0.1, "step/multistep/exponential decay factor", POS, ("<=", 1)),
+    "schedule.gamma": _k("float", 0.1, "step/multistep/exponential decay factor; cyclic: the amplitude's factor per "
+                         "optimizer step with cycle_mode exp_range", POS, ("<=", 1)),
     "schedule.milestones": _k("list[int]", [], "multistep: intervals at which to decay", (">=", 1)),
     "schedule.T_max": _k("int", None, "cosine: intervals of one half-period (default: the whole run after "
                          "warmup: train.epochs, or train.max_steps when it ends the run sooner)", (">=", 1),
                          optional=True),
     "schedule.eta_min": _k("float", 0.0, "cosine: final learning rate", NONNEG),
-    "schedule.max_lr": _k("float", None, "onecycle: peak learning rate (default: optimizer.lr)", POS,
-                          optional=True),
+    "schedule.max_lr": _k("float", None, "onecycle: peak learning rate (default: optimizer.lr); cyclic: the top of "
+                          "each cycle (required; optimizer.lr is its bottom)", POS, optional=True),
+    "schedule.power": _k("float", 1.0, "polynomial: lr * (1 - t / T) ** power over the whole run after warmup",
+                         POS),
+    "schedule.step_size_up": _k("int", None, "cyclic: intervals from the bottom rate to the top (required)",
+                                (">=", 1), optional=True),
+    "schedule.step_size_down": _k("int", None, "cyclic: intervals from the top rate back down (default: "
+                                  "step_size_up)", NONNEG, optional=True),
+    "schedule.cycle_mode": _k("str", "triangular", "cyclic: the amplitude per cycle: triangular (the same), "
+                              "triangular2 (halved each cycle), exp_range (times gamma every update); "
+                              "momentum or beta1 cycles inversely from 0.9 to 0.8 where the optimizer has one",
+                              choices=("triangular", "triangular2", "exp_range")),
     "schedule.monitor": _k("str", "val_loss", "plateau: metric watched", choices=MONITORS),
     "schedule.mode": _k("str", "auto", "plateau: min or max (auto: from the metric name)", choices=MODES),
     "schedule.patience": _k("int", 5, "plateau: validations without improvement before decaying (one per "

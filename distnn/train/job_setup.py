@@ -210,7 +210,7 @@ class Job:
         o = self.cfg.optimizer
         name = o.name
         params = self.model.parameters()
-        wd = float(o.weight_decay)
+        wd = float(o.weight_decay or 0.0)  # (None: an optimizer without weight decay, rprop)
         adaptive = name in ("lars", "lamb")
         if o.no_decay_bias_norm and (wd or adaptive):
             # No decay on biases and norm weights; LARS/LAMB (You et al.) also leave them out of the trust
@@ -218,6 +218,18 @@ class Job:
             params = optim.param_groups_no_decay(self.model, wd, {"layer_adaptation": False} if adaptive else None)
         # (each optimizer's own keys: config_checks.OPTIMIZER_OPTIONS, which lists them for the config's checks)
         common = {"lr": float(o.lr), "weight_decay": wd}
+        if name in ("adamax", "nadam", "radam"):
+            extra = {"nadam": {"momentum_decay": o.momentum_decay}}.get(name, {})
+            if name != "adamax":
+                extra["decoupled_weight_decay"] = o.decoupled_weight_decay
+            cls = {"adamax": optim.Adamax, "nadam": optim.NAdam, "radam": optim.RAdam}[name]
+            return cls(params, betas=tuple(o.betas), eps=o.eps, **extra, **common)
+        if name == "adadelta":
+            return optim.Adadelta(params, rho=o.rho, eps=o.eps, **common)
+        if name == "rprop":  # (no weight decay: the config's checks refuse one)
+            return optim.Rprop(params, lr=common["lr"], etas=tuple(o.etas), step_sizes=tuple(o.step_sizes))
+        if name == "asgd":
+            return optim.ASGD(params, lambd=o.lambd, t0=o.t0, **common)
         if name == "sgd":
             return optim.SGD(params, momentum=o.momentum, nesterov=o.nesterov, **common)
         if name in ("adam", "adamw"):
@@ -310,7 +322,7 @@ def build_schedule(cfg, optimizer, steps_per_epoch: int) -> list:
     if s.linear_scaling:  # lr * global batch / reference batch (Goyal et al.), before any scheduler exists
         scale_lr_(optimizer, int(cfg.data.batch_size), int(s.reference_batch))
     warm = int(s.warmup_steps or 0) or int(s.warmup_epochs or 0) * steps_per_epoch
-    per_step = s.interval == "step" or warm > 0 or s.name == "onecycle"
+    per_step = s.interval == "step" or warm > 0 or s.name in ("onecycle", "cyclic")
     unit = steps_per_epoch if per_step and s.interval == "epoch" else 1   # epoch counts -> steps
     run_steps = epochs * steps_per_epoch
     if cfg.train.get("max_steps"):  # the run ends there: so do the schedules that span "the whole run"
@@ -336,6 +348,18 @@ def build_schedule(cfg, optimizer, steps_per_epoch: int) -> list:
         main = L.OneCycleLR(optimizer, max_lr=s.get("max_lr") or optimizer.param_groups[0]["lr"],
                             total_steps=run_steps)
         main.keep_on_load = ("total_steps", "_phases")  # (as cosine's T_max)
+    elif s.name == "polynomial":
+        main = L.PolynomialLR(optimizer, total_iters=max(1, total - warm), power=s.power)
+        main.keep_on_load = ("total_iters",)  # (as cosine's T_max)
+    elif s.name == "cyclic":
+        if s.get("max_lr") is None or s.get("step_size_up") is None:
+            raise ValueError("schedule.max_lr and schedule.step_size_up are required with schedule.name = 'cyclic'")
+        down = s.get("step_size_down")
+        has_momentum = "momentum" in optimizer.defaults or "betas" in optimizer.defaults
+        main = L.CyclicLR(optimizer, base_lr=optimizer.param_groups[0]["lr"], max_lr=s.get("max_lr"),
+                          step_size_up=int(s.get("step_size_up")) * unit,
+                          step_size_down=None if down is None else int(down) * unit, mode=s.cycle_mode,
+                          gamma=s.gamma, cycle_momentum=has_momentum)
     elif s.name == "plateau":
         from .callbacks.base import monitor_mode
 

@@ -17,7 +17,8 @@ __all__ = ["OPTIMIZER_CLASSES", "optimizer_takes", "optimizer_default", "optimiz
 
 #: the class of distnn.optim each optimizer.name is (Job._build_optimizer builds it)
 OPTIMIZER_CLASSES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad",
-                     "lars": "LARS", "lamb": "LAMB"}
+                     "lars": "LARS", "lamb": "LAMB", "adamax": "Adamax", "nadam": "NAdam", "radam": "RAdam",
+                     "adadelta": "Adadelta", "rprop": "Rprop", "asgd": "ASGD"}
 
 
 def optimizer_takes(name: str, key: str) -> bool:
