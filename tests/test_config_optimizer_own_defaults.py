@@ -11,6 +11,7 @@ import inspect
 import json
 import os
 import subprocess
+import re
 import sys
 import tomllib
 
@@ -28,10 +29,14 @@ from distnn.train.toml_writer import dumps as toml_dumps
 NAMES = SCHEMA["optimizer.name"].choices
 #: what a config.toml held under [optimizer] for every optimizer before
 BEFORE = {"momentum": 0.0, "weight_decay": 0.0, "eps": 1e-8}
+#: the optimizers there were then (a config.toml from before names one of them)
+OLD_NAMES = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "lars", "lamb")
 
 
 def _takes(name, key):
-    return key not in OPTIMIZER_OPTIONS or name in OPTIMIZER_OPTIONS[key]
+    """Whether optimizer ``name`` has the argument ``key`` (rprop has no weight decay at all)."""
+    params = inspect.signature(getattr(optim, OPTIMIZER_CLASSES[name]).__init__).parameters
+    return (key not in OPTIMIZER_OPTIONS or name in OPTIMIZER_OPTIONS[key]) and key in params
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -95,7 +100,7 @@ def _old_record(name):
                                     "dataset's,\nwhich apply while model.name and data.name name them)")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", OLD_NAMES)
 def test_a_config_toml_from_before_re_runs_with_the_values_it_holds(name):
     text = _old_record(name)
     assert "[defaults.optimizer" not in text and "eps = 1e-08" in text and text.startswith(RUN_RECORD_HEADER)
@@ -161,4 +166,4 @@ def test_config_keys_says_each_optimizers_own_default(tmp_path):
     r = _distnn(["config-keys", "optimizer.eps"], tmp_path)
     assert r.returncode == 0, r.stderr
     line = r.stdout.strip()
-    assert "(optimizer's)" in line and "adagrad 1e-10" in line and "lamb 1e-06" in line, line
+    assert "(optimizer's)" in line and "adagrad 1e-10" in line and re.search(r"lamb(, \w+)* 1e-06", line), line

@@ -147,6 +147,7 @@ def test_a_run_whose_model_json_recorded_hidden_sizes_beside_sizes_still_loads(t
     meta = json.loads(meta_path.read_text())
     meta["model"]["kwargs"]["hidden_sizes"] = [128]
     meta_path.write_text(json.dumps(meta))
+    (tmp_path / "a" / "SHA256SUMS").unlink()  # (a run saved then had none; this edit would fail its check)
     model, _, transform = load_model(tmp_path / "a")
     assert model.sizes == [64, 32, 10]
     np.testing.assert_array_equal(predict_proba(model, x, transform), expected)

@@ -497,7 +497,7 @@ def check_cross(out: dict, problems: list):
     if o["nesterov"] and o["name"] in OPTIMIZER_OPTIONS["nesterov"] and o.get("momentum", 1) <= 0:
         problems.append(Related(f"optimizer.nesterov needs optimizer.momentum > 0, got {o['momentum']} for optimizer "
                                 f"{o['name']!r}", "optimizer.nesterov", "optimizer.name", "optimizer.momentum"))
-    if o["name"] == "rprop" and o["weight_decay"]:
+    if o["name"] == "rprop" and o.get("weight_decay"):
         problems.append(Related(f"optimizer 'rprop' takes no weight decay (PyTorch's Rprop has none), got "
                                 f"optimizer.weight_decay = {o['weight_decay']}: leave it at 0, or use optimizer.l1",
                                 "optimizer.weight_decay", "optimizer.name"))

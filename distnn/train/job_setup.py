@@ -210,7 +210,7 @@ class Job:
         o = self.cfg.optimizer
         name = o.name
         params = self.model.parameters()
-        wd = float(o.weight_decay or 0.0)  # (None: an optimizer without weight decay, rprop)
+        wd = float(o.get("weight_decay") or 0.0)  # (None: an optimizer without weight decay, rprop)
         adaptive = name in ("lars", "lamb")
         if o.no_decay_bias_norm and (wd or adaptive):
             # No decay on biases and norm weights; LARS/LAMB (You et al.) also leave them out of the trust
