@@ -14,31 +14,15 @@ The lecture notes' Adam is this without bias correction and eps.
 from __future__ import annotations
 
 from . import fused_gpu
-from .optimizer import Optimizer, betas_tuple, check_betas, check_non_negative, grad_with_decay
+from .adam_family import AdamFamily, decayed_grad, update_moments
+from .optimizer import betas_tuple
 
 __all__ = ["Adam", "AdamW"]
 
 
-def update_moments(xp, d, m, v, scratch, beta1, beta2) -> None:
-    """Adam's moments in place: ``m += (1 - beta1) * (d - m)``, ``v = beta2 * v + (1 - beta2) * d*d``
-    (``scratch``: a buffer of their shape). LAMB shares them."""
-    xp.subtract(d, m, out=scratch)
-    scratch *= 1 - beta1
-    m += scratch
-    v *= beta2
-    xp.multiply(d, d, out=scratch)
-    scratch *= 1 - beta2
-    v += scratch
-
-
 def _adam_kernel(xp, p, g, m, v, vmax, s1, s2, *, lr, beta1, beta2, eps, weight_decay, decoupled, maximize,
                  step_size, bias_correction2_sqrt):
-    if decoupled:
-        if weight_decay != 0:
-            p *= 1 - lr * weight_decay
-        d = grad_with_decay(xp, p, g, 0.0, maximize, s1)
-    else:
-        d = grad_with_decay(xp, p, g, weight_decay, maximize, s1)
+    d = decayed_grad(xp, p, g, s1, lr=lr, weight_decay=weight_decay, decoupled=decoupled, maximize=maximize)
     update_moments(xp, d, m, v, s2, beta1, beta2)
     if vmax is not None:
         xp.maximum(vmax, v, out=vmax)
@@ -51,7 +35,7 @@ def _adam_kernel(xp, p, g, m, v, vmax, s1, s2, *, lr, beta1, beta2, eps, weight_
     p += s2
 
 
-class Adam(Optimizer):
+class Adam(AdamFamily):
     """``Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *, maximize=False)``.
 
     State per parameter: ``step`` (int), ``exp_avg``, ``exp_avg_sq`` and, with
@@ -66,21 +50,12 @@ class Adam(Optimizer):
                         maximize=maximize)
         super().__init__(params, defaults)
 
-    def _validate_group(self, group):
-        check_non_negative(group, "lr", "eps", "weight_decay")
-        check_betas(group["betas"])
-
     def _step_group(self, group):
         beta1, beta2 = group["betas"]
         for p, state in self._params_with_grad(group):
-            if not state:
-                state["step"] = 0
-                state["exp_avg"] = self._zeros_like(p)
-                state["exp_avg_sq"] = self._zeros_like(p)
+            t = self._count_step(p, state)
             if group["amsgrad"] and "max_exp_avg_sq" not in state:
                 state["max_exp_avg_sq"] = self._zeros_like(p)
-            state["step"] += 1
-            t = state["step"]
             arrays = [p.data, self._grad_array(p), state["exp_avg"], state["exp_avg_sq"],
                       state["max_exp_avg_sq"] if group["amsgrad"] else None]
             scalars = dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],

@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import math
 
-from .adam import update_moments as adam_moments
-from .optimizer import (Optimizer, betas_tuple, check_betas, check_hyperparameter, check_non_negative,
-                        chunk_sum_of_squares)
+from .adam_family import AdamFamily, update_moments as adam_moments
+from .optimizer import betas_tuple, check_hyperparameter, chunk_sum_of_squares
 
 __all__ = ["LAMB"]
 
@@ -48,7 +47,7 @@ def _lamb_kernel(xp, p, g, m, v, s1, s2, *, beta1, beta2, eps, weight_decay, bia
     return None
 
 
-class LAMB(Optimizer):
+class LAMB(AdamFamily):
     """``LAMB(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0, bias_correction=True,
     *, layer_adaptation=True, max_weight_norm=None)``.
 
@@ -64,8 +63,7 @@ class LAMB(Optimizer):
         super().__init__(params, defaults)
 
     def _validate_group(self, group):
-        check_non_negative(group, "lr", "eps", "weight_decay")
-        check_betas(group["betas"])
+        super()._validate_group(group)
         mwn = group["max_weight_norm"]
         check_hyperparameter(mwn is None or mwn > 0, "max_weight_norm", mwn, "must be None or > 0")
 
@@ -82,9 +80,7 @@ class LAMB(Optimizer):
         for p, state in self._params_with_grad(group, skip_empty=True):
             g = self._grad_array(p)
             if "step" not in state:
-                state["step"] = 0
-                state["exp_avg"] = self._zeros_like(p)
-                state["exp_avg_sq"] = self._zeros_like(p)
+                state.update(self._new_state(p))
             state["step"] += 1
             t = state["step"]
             hyper = dict(beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],

@@ -15,20 +15,15 @@ and ``d = g``)::
 """
 from __future__ import annotations
 
-from .adam import update_moments
-from .optimizer import Optimizer, betas_tuple, check_betas, check_non_negative, grad_with_decay
+from .adam_family import AdamFamily, decayed_grad, update_moments
+from .optimizer import betas_tuple, check_betas, check_non_negative
 
 __all__ = ["NAdam"]
 
 
 def _nadam_kernel(xp, p, g, m, v, s1, s2, s3, *, beta1, beta2, weight_decay, decoupled, maximize, lr, eps,
                   bias_correction2, grad_coef, avg_coef):
-    if decoupled:
-        if weight_decay != 0:
-            p *= 1 - lr * weight_decay
-        d = grad_with_decay(xp, p, g, 0.0, maximize, s1)
-    else:
-        d = grad_with_decay(xp, p, g, weight_decay, maximize, s1)
+    d = decayed_grad(xp, p, g, s1, lr=lr, weight_decay=weight_decay, decoupled=decoupled, maximize=maximize)
     update_moments(xp, d, m, v, s2, beta1, beta2)
     xp.divide(v, bias_correction2, out=s2)
     xp.sqrt(s2, out=s2)
@@ -41,7 +36,7 @@ def _nadam_kernel(xp, p, g, m, v, s1, s2, s3, *, beta1, beta2, weight_decay, dec
     p += s3
 
 
-class NAdam(Optimizer):
+class NAdam(AdamFamily):
     """``NAdam(params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
     decoupled_weight_decay=False, *, maximize=False)``.
 
@@ -61,17 +56,15 @@ class NAdam(Optimizer):
         check_non_negative(group, "lr", "eps", "weight_decay", "momentum_decay")
         check_betas(group["betas"])
 
+    def _new_state(self, p):
+        state = super()._new_state(p)
+        return {"step": state.pop("step"), "mu_product": 1.0, **state}  # PyTorch's order
+
     def _step_group(self, group):
         beta1, beta2 = group["betas"]
         lr, psi = group["lr"], group["momentum_decay"]
         for p, state in self._params_with_grad(group):
-            if not state:
-                state["step"] = 0
-                state["mu_product"] = 1.0
-                state["exp_avg"] = self._zeros_like(p)
-                state["exp_avg_sq"] = self._zeros_like(p)
-            state["step"] += 1
-            t = state["step"]
+            t = self._count_step(p, state)
             mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * psi))
             mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
             state["mu_product"] = mu_product = float(state["mu_product"]) * mu

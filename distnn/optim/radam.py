@@ -12,20 +12,15 @@ At step t, with ``d = g + weight_decay * p`` (``-g`` when maximizing; with
 """
 from __future__ import annotations
 
-from .adam import update_moments
-from .optimizer import Optimizer, betas_tuple, check_betas, check_non_negative, grad_with_decay
+from .adam_family import AdamFamily, decayed_grad, update_moments
+from .optimizer import betas_tuple
 
 __all__ = ["RAdam"]
 
 
 def _radam_kernel(xp, p, g, m, v, s1, s2, *, beta1, beta2, weight_decay, decoupled, maximize, lr, eps,
                   bias_correction1, bias_correction2_sqrt, rect):
-    if decoupled:
-        if weight_decay != 0:
-            p *= 1 - lr * weight_decay
-        d = grad_with_decay(xp, p, g, 0.0, maximize, s1)
-    else:
-        d = grad_with_decay(xp, p, g, weight_decay, maximize, s1)
+    d = decayed_grad(xp, p, g, s1, lr=lr, weight_decay=weight_decay, decoupled=decoupled, maximize=maximize)
     update_moments(xp, d, m, v, s2, beta1, beta2)
     xp.divide(m, bias_correction1, out=s1)  # (d is no longer needed)
     s1 *= lr
@@ -38,7 +33,7 @@ def _radam_kernel(xp, p, g, m, v, s1, s2, *, beta1, beta2, weight_decay, decoupl
     p -= s1
 
 
-class RAdam(Optimizer):
+class RAdam(AdamFamily):
     """``RAdam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, decoupled_weight_decay=False,
     *, maximize=False)``. State per parameter: ``step``, ``exp_avg`` and ``exp_avg_sq`` (PyTorch's names)."""
 
@@ -48,20 +43,11 @@ class RAdam(Optimizer):
                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
         super().__init__(params, defaults)
 
-    def _validate_group(self, group):
-        check_non_negative(group, "lr", "eps", "weight_decay")
-        check_betas(group["betas"])
-
     def _step_group(self, group):
         beta1, beta2 = group["betas"]
         rho_inf = 2 / (1 - beta2) - 1
         for p, state in self._params_with_grad(group):
-            if not state:
-                state["step"] = 0
-                state["exp_avg"] = self._zeros_like(p)
-                state["exp_avg_sq"] = self._zeros_like(p)
-            state["step"] += 1
-            t = state["step"]
+            t = self._count_step(p, state)
             bias_correction2 = 1 - beta2 ** t
             rho_t = rho_inf - 2 * t * (beta2 ** t) / bias_correction2
             rect = None
