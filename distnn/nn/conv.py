@@ -41,15 +41,17 @@ def _mode_padded(x, pad, padding_mode):
     return S.pad(x, flat, mode=padding_mode), ((0, 0), (0, 0))
 
 
+def _check_groups(name, in_channels, out_channels, groups):
+    if groups < 1 or in_channels % groups or out_channels % groups:
+        raise ValueError(f"{name}: in_channels={in_channels} and out_channels={out_channels} must both be "
+                         f"divisible by groups={groups}")
+
+
 class _ConvNd(_WeightAndBias):
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                  padding_mode, device, dtype, generator):
         super().__init__()
-        if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"{type(self).__name__}: in_channels={in_channels} and out_channels={out_channels} must both be "
-                f"divisible by groups={groups}"
-            )
+        _check_groups(type(self).__name__, in_channels, out_channels, groups)
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"{type(self).__name__}: padding_mode must be one of {_PADDING_MODES}, got "
                              f"{padding_mode!r}")
@@ -185,9 +187,7 @@ class _ConvTransposeNd(_WeightAndBias):
                  dilation, padding_mode, device, dtype, generator):
         super().__init__()
         name = type(self).__name__
-        if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"{name}: in_channels={in_channels} and out_channels={out_channels} must both be "
-                             f"divisible by groups={groups}")
+        _check_groups(name, in_channels, out_channels, groups)
         if padding_mode != "zeros":
             raise ValueError(f'{name}: only "zeros" padding mode is supported, got {padding_mode!r}')
         if self._nd == 2:
