@@ -43,6 +43,20 @@ def _affine_parameters(module, shape, affine: bool, bias: bool, dtype) -> np.dty
     return dtype
 
 
+def _as_shape(normalized_shape) -> tuple:
+    """``normalized_shape`` as a tuple of ints; an int is one dimension."""
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    return tuple(int(s) for s in normalized_shape)
+
+
+def _check_trailing(module, x) -> None:
+    """LayerNorm's and RMSNorm's input check: its trailing dimensions must be ``module.normalized_shape``."""
+    shape, ns = tuple(x.shape), module.normalized_shape
+    if len(shape) < len(ns) or shape[len(shape) - len(ns):] != ns:
+        raise ValueError(f"{module.where()}: expected input whose trailing dimensions are {ns}, got shape {shape}")
+
+
 class _AffineNorm(Module):
     """A norm layer whose optional affine parameters start as ones and zeros (see _affine_parameters)."""
 
@@ -59,19 +73,15 @@ class LayerNorm(_AffineNorm):
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
                  device=None, dtype=None):
         super().__init__()
-        if isinstance(normalized_shape, int):
-            normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        self.normalized_shape = _as_shape(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
         _affine_parameters(self, self.normalized_shape, elementwise_affine, bias, dtype)
         _finish(self, device)
 
     def forward(self, x):
-        shape, ns = tuple(x.shape), self.normalized_shape
-        if len(shape) < len(ns) or shape[len(shape) - len(ns):] != ns:
-            raise ValueError(f"{self.where()}: expected input whose trailing dimensions are {ns}, got shape {shape}")
-        return layer_norm(x, ns, self.weight, self.bias, self.eps)
+        _check_trailing(self, x)
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
@@ -85,9 +95,7 @@ class RMSNorm(Module):
 
     def __init__(self, normalized_shape, eps=None, elementwise_affine: bool = True, device=None, dtype=None):
         super().__init__()
-        if isinstance(normalized_shape, int):
-            normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        self.normalized_shape = _as_shape(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
         w = np.ones(self.normalized_shape, dtype=np.dtype(dtype or DEFAULT_DTYPE))
@@ -99,10 +107,8 @@ class RMSNorm(Module):
             init.ones_(self.weight)
 
     def forward(self, x):
-        shape, ns = tuple(x.shape), self.normalized_shape
-        if len(shape) < len(ns) or shape[len(shape) - len(ns):] != ns:
-            raise ValueError(f"{self.where()}: expected input whose trailing dimensions are {ns}, got shape {shape}")
-        return rms_norm(x, ns, self.weight, self.eps)
+        _check_trailing(self, x)
+        return rms_norm(x, self.normalized_shape, self.weight, self.eps)
 
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
