@@ -43,6 +43,7 @@ torch = pytest.importorskip("torch")
 import distnn  # noqa: E402
 import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
+from distnn import optim  # noqa: E402
 
 TF = torch.nn.functional
 CASES = int(os.environ.get("DISTNN_LAYER_FUZZ_CASES", "4"))
@@ -310,14 +311,20 @@ def _grad(x, shape):
 
 
 # ---------------------------------------------------------------------------- the ops
-OPS = {}
+def op_registry():
+    """A fresh ``{name: generator}`` dict of fuzzed ops and the decorator ``@op(name)`` that adds one to it
+    (each fuzz file has its own)."""
+    ops = {}
+
+    def op(name):
+        def register(f):
+            ops[name] = f
+            return f
+        return register
+    return ops, op
 
 
-def op(name):
-    def register(f):
-        OPS[name] = f
-        return f
-    return register
+OPS, op = op_registry()
 
 
 def _pair_or_int(c, lo, hi):
@@ -1088,9 +1095,47 @@ def _margins(c):
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's, where a result is NaN as PyTorch's (empty means)
 @pytest.mark.parametrize("name", sorted(OPS))
 def test_layer_fuzz_matches_pytorch(name):
+    run_cases(name, OPS[name])
+
+
+# ---------------------------------------------------------------------------- shared by the other fuzz files
+def run_cases(name, generate):
+    """``generate(Case(name, seed))`` for the CASES seeds from START. It returns falsy where PyTorch refused
+    the configuration drawn; with the default 4 cases or more, at least one must have run."""
     torch.set_num_threads(1)
-    ran = 0
-    for seed in range(START, START + CASES):
-        if OPS[name](Case(name, seed)):
-            ran += 1
+    ran = sum(bool(generate(Case(name, seed))) for seed in range(START, START + CASES))
     assert ran or CASES < 4, f"{name}: PyTorch refused every configuration drawn: the generator is wrong"
+
+
+def float32_pair(dm, tm, x, rtol=1e-4, atol=1e-5):
+    """Forward and backward in float32 in both libraries (PyTorch's weights copied into distnn's module);
+    of a tuple output (LSTM's), the first element."""
+    dm.load_state_dict({k: v.detach().numpy().copy() for k, v in tm.state_dict().items()})
+    xd, xt = distnn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    yd, yt = dm(xd), tm(xt)
+    yd, yt = (yd[0], yt[0]) if isinstance(yt, tuple) else (yd, yt)
+    assert yd.dtype == np.float32
+    g = np.random.default_rng(1).standard_normal(tuple(yt.shape)).astype(np.float32)
+    (yd * distnn.tensor(g)).sum().backward()
+    (yt * torch.from_numpy(g)).sum().backward()
+    np.testing.assert_allclose(np.asarray(yd.data), yt.detach().numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(np.asarray(xd.grad.data), xt.grad.numpy(), rtol=rtol, atol=atol)
+    tparams = dict(tm.named_parameters())
+    for name, p in dm.named_parameters():
+        assert p.grad.dtype == np.float32
+        np.testing.assert_allclose(np.asarray(p.grad.data), tparams[name].grad.numpy(), rtol=rtol, atol=1e-4)
+
+
+def trains(model, x, target, steps, lr):
+    """Adam on the MSE of model(x) (of a tuple output, its first element) against target: the first and
+    last losses."""
+    opt = optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        out = model(distnn.tensor(x))
+        loss = DF.mse_loss(out[0] if isinstance(out, tuple) else out, distnn.tensor(target))
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.item()))
+    return losses[0], losses[-1]

@@ -28,19 +28,11 @@ torch = pytest.importorskip("torch")
 import distnn  # noqa: E402
 import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
-from distnn import optim  # noqa: E402
 
-from test_layer_fuzz import CASES, START, G, C, Case, _input  # noqa: E402
+from test_layer_fuzz import G, C, _input, float32_pair, op_registry, run_cases, trains  # noqa: E402
 
 TF = torch.nn.functional
-OPS = {}
-
-
-def op(name):
-    def register(f):
-        OPS[name] = f
-        return f
-    return register
+OPS, op = op_registry()
 
 
 # ---- LSTM with projections
@@ -233,12 +225,7 @@ def _batchnorm3d(c):
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("name", sorted(OPS))
 def test_layers23_fuzz_matches_pytorch(name):
-    torch.set_num_threads(1)
-    ran = 0
-    for seed in range(START, START + CASES):
-        if OPS[name](Case(name, seed)):
-            ran += 1
-    assert ran or CASES < 4, f"{name}: PyTorch refused every configuration drawn: the generator is wrong"
+    run_cases(name, OPS[name])
 
 
 # ---------------------------------------------------------------------------- constructors, refusals, repr
@@ -344,24 +331,6 @@ def test_conv3d_and_batch_norm3d_parameters_and_initialisation_are_pytorchs():
 
 
 # ---------------------------------------------------------------------------- float32
-def _float32_pair(dm, tm, x, rtol=1e-4, atol=1e-5):
-    """Forward and backward in float32 in both libraries (PyTorch's weights copied into distnn's module)."""
-    dm.load_state_dict({k: v.detach().numpy().copy() for k, v in tm.state_dict().items()})
-    xd, xt = distnn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-    yd, yt = dm(xd), tm(xt)
-    yd, yt = (yd[0], yt[0]) if isinstance(yt, tuple) else (yd, yt)
-    assert yd.dtype == np.float32
-    g = np.random.default_rng(1).standard_normal(tuple(yt.shape)).astype(np.float32)
-    (yd * distnn.tensor(g)).sum().backward()
-    (yt * torch.from_numpy(g)).sum().backward()
-    np.testing.assert_allclose(np.asarray(yd.data), yt.detach().numpy(), rtol=rtol, atol=atol)
-    np.testing.assert_allclose(np.asarray(xd.grad.data), xt.grad.numpy(), rtol=rtol, atol=atol)
-    tparams = dict(tm.named_parameters())
-    for name, p in dm.named_parameters():
-        assert p.grad.dtype == np.float32
-        np.testing.assert_allclose(np.asarray(p.grad.data), tparams[name].grad.numpy(), rtol=rtol, atol=1e-4)
-
-
 @pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 @pytest.mark.parametrize("layer", ["LSTM", "RMSNorm", "Upsample", "Unfold", "Fold", "Conv3d", "BatchNorm3d"])
 def test_layer_float32_matches_pytorch(layer):
@@ -381,23 +350,10 @@ def test_layer_float32_matches_pytorch(layer):
     if layer == "RMSNorm":
         with torch.no_grad():
             tm.weight.normal_()
-    _float32_pair(make(dnn), tm, rng.standard_normal(shape).astype(np.float32))
+    float32_pair(make(dnn), tm, rng.standard_normal(shape).astype(np.float32))
 
 
 # ---------------------------------------------------------------------------- training through the public API
-def _trains(model, x, target, steps=40, lr=0.02):
-    opt = optim.Adam(model.parameters(), lr=lr)
-    losses = []
-    for _ in range(steps):
-        opt.zero_grad()
-        out = model(distnn.tensor(x))
-        loss = DF.mse_loss(out[0] if isinstance(out, tuple) else out, distnn.tensor(target))
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.item()))
-    return losses[0], losses[-1]
-
-
 class _Patches(dnn.Module):
     """A 2x2 stride-2 convolution written as unfold, a linear map of the patches, and fold back (an autoencoder)."""
 
@@ -434,5 +390,5 @@ def test_a_small_model_with_the_layer_trains(layer):
         x = rng.uniform(0, 1, (32, 1, 8, 8)).astype(np.float32)
         target = x
         model = _Patches()
-    first, last = _trains(model, x, target)
+    first, last = trains(model, x, target, steps=40, lr=0.02)
     assert last < 0.6 * first, (first, last)

@@ -25,17 +25,11 @@ import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
 from distnn import optim  # noqa: E402
 
-from test_layer_fuzz import CASES, START, G, Case, _batch, _input, run_functional_norm  # noqa: E402
+from test_layer_fuzz import (G, _batch, _input, float32_pair, op_registry, run_cases, run_functional_norm,  # noqa: E402
+                             trains)
 
 TF = torch.nn.functional
-OPS = {}
-
-
-def op(name):
-    def register(f):
-        OPS[name] = f
-        return f
-    return register
+OPS, op = op_registry()
 
 
 def _tuple_or_int(c, nd, lo, hi):
@@ -222,38 +216,16 @@ def _adaptive_avg1d(c):
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's, where a result is NaN as PyTorch's (empty means)
 @pytest.mark.parametrize("name", sorted(OPS))
 def test_more_layers_fuzz_matches_pytorch(name):
-    torch.set_num_threads(1)
-    ran = 0
-    for seed in range(START, START + CASES):
-        if OPS[name](Case(name, seed)):
-            ran += 1
-    assert ran or CASES < 4, f"{name}: PyTorch refused every configuration drawn: the generator is wrong"
+    run_cases(name, OPS[name])
 
 
 # ---------------------------------------------------------------------------- float32
-def _float32_pair(dm, tm, x):
-    """Forward and backward in float32 in both libraries (PyTorch's weights copied into distnn's module)."""
-    dm.load_state_dict({k: v.detach().numpy().copy() for k, v in tm.state_dict().items()})
-    xd, xt = distnn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-    yd, yt = dm(xd), tm(xt)
-    assert yd.dtype == np.float32
-    g = np.random.default_rng(1).standard_normal(tuple(yt.shape)).astype(np.float32)
-    (yd * distnn.tensor(g)).sum().backward()
-    (yt * torch.from_numpy(g)).sum().backward()
-    np.testing.assert_allclose(np.asarray(yd.data), yt.detach().numpy(), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(xd.grad.data), xt.grad.numpy(), rtol=1e-4, atol=1e-5)
-    tparams = dict(tm.named_parameters())
-    for name, p in dm.named_parameters():
-        assert p.grad.dtype == np.float32
-        np.testing.assert_allclose(np.asarray(p.grad.data), tparams[name].grad.numpy(), rtol=1e-4, atol=1e-4)
-
-
 def test_conv_transpose2d_float32_matches_pytorch():
     torch.manual_seed(0)
     tm = torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
     dm = dnn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
     x = np.random.default_rng(0).standard_normal((3, 4, 5, 6)).astype(np.float32)
-    _float32_pair(dm, tm, x)
+    float32_pair(dm, tm, x)
 
 
 def test_conv_transpose_parameters_and_initialisation_are_pytorchs():
@@ -276,7 +248,7 @@ def test_group_norm_float32_matches_pytorch():
         tm.weight.normal_()
         tm.bias.normal_()
     x = (np.random.default_rng(0).standard_normal((3, 6, 4, 5)) * 3 + 1).astype(np.float32)
-    _float32_pair(dnn.GroupNorm(2, 6), tm, x)
+    float32_pair(dnn.GroupNorm(2, 6), tm, x)
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -291,7 +263,7 @@ def test_instance_norm_float32_matches_pytorch(training):
     tm.train(training)
     dm.train(training)
     x = (np.random.default_rng(0).standard_normal((2, 3, 4, 5)) * 3 + 1).astype(np.float32)
-    _float32_pair(dm, tm, x)
+    float32_pair(dm, tm, x)
     for name, b in tm.named_buffers():
         np.testing.assert_allclose(np.asarray(getattr(dm, name).data), b.numpy(), rtol=1e-5, atol=1e-6)
 
@@ -320,7 +292,7 @@ def test_pooling_float32_matches_pytorch(layer):
             "AdaptiveAvgPool1d": (4,)}[layer]
     shape = (2, 3, 7, 5) if layer.endswith("2d") else (2, 3, 9)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    _float32_pair(getattr(dnn, layer)(*args), getattr(torch.nn, layer)(*args), x)
+    float32_pair(getattr(dnn, layer)(*args), getattr(torch.nn, layer)(*args), x)
 
 
 def test_pooling_errors_name_the_op():
@@ -348,19 +320,6 @@ def _digits(n, rng):
     return x
 
 
-def _trains(model, x, target, steps=30, lr=0.01):
-    """Adam on the MSE of model(x) against target; the first and last losses."""
-    opt = optim.Adam(model.parameters(), lr=lr)
-    losses = []
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = DF.mse_loss(model(distnn.tensor(x)), distnn.tensor(target))
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.item()))
-    return losses[0], losses[-1]
-
-
 def test_a_conv_autoencoder_with_conv_transpose2d_trains():
     distnn.manual_seed(0)
     x = _digits(32, np.random.default_rng(0))
@@ -370,7 +329,7 @@ def test_a_conv_autoencoder_with_conv_transpose2d_trains():
         dnn.ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1), dnn.ReLU(),  # -> 4x4
         dnn.ConvTranspose2d(8, 1, 4, stride=2, padding=1),             # -> 8x8
     )
-    first, last = _trains(model, x, x)
+    first, last = trains(model, x, x, steps=30, lr=0.01)
     assert last < 0.5 * first, (first, last)
 
 
