@@ -1,6 +1,5 @@
 """distnn.optim.lr_scheduler: LR sequences against torch.optim.lr_scheduler, warmup composition,
 OneCycle momentum, ReduceLROnPlateau, exact resume, linear scaling rule."""
-import io
 import math
 import pickle
 
@@ -8,8 +7,9 @@ import numpy as np
 import pytest
 
 from distnn.nn import Parameter
-from distnn.optim import SGD, Adam, flatten_state, linear_scaling_warmup, scaled_lr, unflatten_state
+from distnn.optim import SGD, Adam, linear_scaling_warmup, scaled_lr
 from distnn.optim import lr_scheduler as S
+from state_io import saved_and_loaded
 
 STEPS = 50
 
@@ -228,19 +228,8 @@ def test_scheduler_resume_is_bitwise_identical(kind, via, order):
     lrs = []
     _drive(sched, opt, params, 0, 12, lrs)
     ckpt = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "params": [p.data.copy() for p in params]}
-    buf = io.BytesIO()
-    if via == "pickle":
-        pickle.dump(ckpt, buf)
-    else:
-        np.savez(buf, **flatten_state(ckpt))
+    loaded = saved_and_loaded(ckpt, via)
     _drive(sched, opt, params, 12, 30, lrs)
-
-    buf.seek(0)
-    if via == "pickle":
-        loaded = pickle.load(buf)
-    else:
-        with np.load(buf) as z:
-            loaded = unflatten_state(dict(z))
     params2, opt2, sched2 = fresh(loaded)
     for p, a in zip(params2, loaded["params"]):
         p.data[...] = a

@@ -1,7 +1,6 @@
 """distnn.optim optimizers: trajectories against torch.optim, LARS/LAMB against the papers' formulas,
 closed-form steps, exact resume from state_dict, argument checks, in-place updates."""
 import io
-import pickle
 import tracemalloc
 
 import numpy as np
@@ -12,6 +11,7 @@ from distnn.nn import Parameter
 from distnn.optim import (
     LAMB, LARS, SGD, Adagrad, Adam, AdamW, RMSprop, flatten_state, unflatten_state,
 )
+from state_io import saved_and_loaded
 
 # One tensor larger than a float64 chunk (32768 elements) so chunk boundaries are exercised,
 # a matrix, a bias-like vector and a scalar.
@@ -338,20 +338,8 @@ def test_resume_is_bitwise_identical(cls, kwargs, via):
     opt = cls(params, **kwargs)
     _train(params, opt, 0, 7)
     snapshot = [p.data.copy() for p in params]
-    sd = opt.state_dict()
-    buf = io.BytesIO()
-    if via == "pickle":
-        pickle.dump(sd, buf)
-    else:
-        np.savez(buf, **flatten_state(sd))
+    loaded = saved_and_loaded(opt.state_dict(), via)
     _train(params, opt, 7, 15)  # uninterrupted run
-
-    buf.seek(0)
-    if via == "pickle":
-        loaded = pickle.load(buf)
-    else:
-        with np.load(buf) as z:  # no pickle needed
-            loaded = unflatten_state(dict(z))
     params2 = [Parameter(a.copy()) for a in snapshot]
     opt2 = cls(params2, lr=123.0)  # hyperparameters come from the checkpoint
     opt2.load_state_dict(loaded)

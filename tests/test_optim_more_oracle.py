@@ -4,9 +4,7 @@ parameters and state after every step, state_dict layout and exact resume, LR se
 
 ``DISTNN_OPTIM_ORACLE_STEPS`` sets the number of steps of the trajectory oracle (default 25).
 """
-import io
 import os
-import pickle
 import tracemalloc
 
 import numpy as np
@@ -14,7 +12,7 @@ import pytest
 
 import distnn.optim as O
 from distnn.nn import Parameter
-from distnn.optim import flatten_state, unflatten_state
+from state_io import saved_and_loaded
 
 STEPS = int(os.environ.get("DISTNN_OPTIM_ORACLE_STEPS", "25"))
 # one tensor larger than a float64 chunk (32768 elements), so chunk boundaries are crossed; a matrix,
@@ -162,19 +160,8 @@ def test_resume_from_state_dict_is_bitwise_identical(name, kw, via):
     opt = cls(_groups(params, {"lr": 0.02}), **kw)
     _train(opt, params, 0, 6)
     snapshot = [p.data.copy() for p in params]
-    sd = opt.state_dict()
-    buf = io.BytesIO()
-    if via == "pickle":
-        pickle.dump(sd, buf)
-    else:
-        np.savez(buf, **flatten_state(sd))
+    loaded = saved_and_loaded(opt.state_dict(), via)
     _train(opt, params, 6, 14)  # uninterrupted
-    buf.seek(0)
-    if via == "pickle":
-        loaded = pickle.load(buf)
-    else:
-        with np.load(buf) as z:
-            loaded = unflatten_state(dict(z))
     params2 = [Parameter(a.copy()) for a in snapshot]
     opt2 = cls(_groups(params2, {}), lr=123.0)  # hyperparameters come from the state
     opt2.load_state_dict(loaded)
@@ -389,15 +376,7 @@ def test_schedule_resumes_from_state_dict_exactly(torch, spec, via):
     opt = _opt_pair(torch, "SGD")[0]
     sched = _build(O.lr_scheduler, opt, spec)
     _run(sched, opt, 37)
-    state = {"sched": sched.state_dict(), "opt": opt.state_dict()}
-    if via == "pickle":
-        state = pickle.loads(pickle.dumps(state))
-    else:
-        buf = io.BytesIO()
-        np.savez(buf, **flatten_state(state))
-        buf.seek(0)
-        with np.load(buf) as z:
-            state = unflatten_state(dict(z))
+    state = saved_and_loaded({"sched": sched.state_dict(), "opt": opt.state_dict()}, via)
     rest = _run(sched, opt, 60)
     opt2 = _opt_pair(torch, "SGD")[0]
     sched2 = _build(O.lr_scheduler, opt2, spec)
