@@ -21,21 +21,13 @@ torch = pytest.importorskip("torch")
 import distnn  # noqa: E402
 from distnn import nn  # noqa: E402
 from distnn.nn.utils import rnn as DR  # noqa: E402
+from oracle_checks import close  # noqa: E402
 
 TR = torch.nn.utils.rnn
 pytestmark = pytest.mark.filterwarnings("ignore:dropout option adds dropout after all but last")
 CASES = int(os.environ.get("DISTNN_PACKED_CASES", "12"))
 START = int(os.environ.get("DISTNN_PACKED_START", "0"))
 SEEDS = range(START, START + CASES)
-RTOL = 1e-9
-
-
-def close(actual, expected, what):
-    expected, actual = np.asarray(expected), np.asarray(actual)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} vs {expected.shape}"
-    scale = float(np.abs(expected).max()) if expected.size else 0.0
-    diff = float(np.abs(actual - expected).max()) if expected.size else 0.0
-    assert diff <= RTOL * max(scale, 1e-3), f"{what}: max error {diff:.3g} vs largest value {scale:.3g}"
 
 
 def same_index(d, t, what):

@@ -26,21 +26,13 @@ torch = pytest.importorskip("torch")
 import distnn  # noqa: E402
 import distnn.functional as DF  # noqa: E402
 from distnn import nn, optim  # noqa: E402
+from oracle_checks import close  # noqa: E402
 
 CASES = int(os.environ.get("DISTNN_TRANSFORMER_DECODER_CASES", "10"))
 START = int(os.environ.get("DISTNN_TRANSFORMER_DECODER_START", "0"))
 SEEDS = range(START, START + CASES)
-RTOL = 1e-9
 pytestmark = [pytest.mark.filterwarnings("ignore:enable_nested_tensor is True"),
               pytest.mark.filterwarnings("ignore:Support for mismatched")]
-
-
-def close(actual, expected, what):
-    expected, actual = np.asarray(expected), np.asarray(actual)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} vs {expected.shape}"
-    scale = float(np.abs(expected).max()) if expected.size else 0.0
-    diff = float(np.abs(actual - expected).max()) if expected.size else 0.0
-    assert diff <= RTOL * max(scale, 1e-3), f"{what}: max error {diff:.3g} vs largest value {scale:.3g}"
 
 
 def copy_weights(tm, dm, rng):
