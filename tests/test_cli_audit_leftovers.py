@@ -13,23 +13,11 @@
 Each case runs the real command line in a subprocess, except the plot titles (in-process, to read them).
 """
 import os
-import subprocess
-import sys
 
 import pytest
+from cli_run import distnn, ok
 
 XOR = ["train", "--config", "xor", "--quiet", "--set", "run.plots=false"]
-
-
-def _env(cwd):
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MPLCONFIGDIR=str(cwd))
-    env.pop("DISTNN_LOG_ALL_RANKS", None)
-    return env
-
-
-def distnn(args, cwd):
-    return subprocess.run([sys.executable, "-m", "distnn", *args], cwd=cwd, env=_env(cwd), capture_output=True,
-                          text=True, timeout=120)
 
 
 def error_line(r):
@@ -38,11 +26,6 @@ def error_line(r):
     lines = [line for line in r.stderr.strip().splitlines() if "error: " in line]
     assert len(lines) == 1, r.stderr[-2000:]
     return lines[0]
-
-
-def ok(r):
-    assert r.returncode == 0, r.stderr[-3000:]
-    return r
 
 
 @pytest.fixture(scope="module")

@@ -5,23 +5,14 @@ Each case runs the real command line in a subprocess (one process: none of these
 """
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
 import pytest
+from cli_run import distnn
 
 XOR = ["train", "--config", "xor", "--set", "train.epochs=1", "--quiet"]
 NOBODY = 65534
-
-
-def distnn(args, cwd, as_user=()):
-    """``python -m distnn ARGS`` in ``cwd``; ``as_user``: a command prefix that runs it as another user."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MPLCONFIGDIR=str(cwd))
-    env.pop("DISTNN_LOG_ALL_RANKS", None)
-    return subprocess.run([*as_user, sys.executable, "-m", "distnn", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
 
 
 def one_error(r, *words):

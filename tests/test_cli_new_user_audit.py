@@ -21,28 +21,16 @@ Each case runs the real command line in a subprocess, except the plots (in-proce
 """
 import os
 import shutil
-import subprocess
 import sys
 import tomllib
 
 import pytest
+from cli_run import distnn, ok
 
 XOR = ["train", "--config", "xor", "--quiet", "--set", "run.plots=false", "--set", "checkpoint.enabled=true"]
 MPIEXEC = os.path.join(os.path.dirname(sys.executable), "mpiexec")
 if not os.path.exists(MPIEXEC):
     MPIEXEC = shutil.which("mpiexec")
-
-
-def _env(cwd):
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MPLCONFIGDIR=str(cwd))
-    env.pop("DISTNN_LOG_ALL_RANKS", None)
-    return env
-
-
-def distnn(args, cwd, launcher=()):
-    """``python -m distnn ARGS`` in ``cwd`` (``launcher``: a command prefix, e.g. ``mpiexec -n 2``)."""
-    return subprocess.run([*launcher, sys.executable, "-m", "distnn", *args], cwd=cwd, env=_env(cwd),
-                          capture_output=True, text=True, timeout=120)
 
 
 def one_error(r, *words):
@@ -53,11 +41,6 @@ def one_error(r, *words):
     for w in words:
         assert w in lines[0], (w, lines[0])
     return lines[0]
-
-
-def ok(r):
-    assert r.returncode == 0, r.stderr[-3000:]
-    return r
 
 
 @pytest.fixture(scope="module")
