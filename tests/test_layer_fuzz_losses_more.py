@@ -52,6 +52,15 @@ def _broadcast_partner(c, shape):
     return shape
 
 
+def _broadcast_pair(c):
+    """Two shapes that broadcast together, the larger first or second."""
+    shape = _shape(c, 0, 3)
+    shape2 = c.draw(shape=shape, shape2=_broadcast_partner(c, shape))[1]
+    if c.coin(0.3):
+        shape, shape2 = shape2, shape
+    return shape, shape2
+
+
 def _both(c, name, kw, args, module_kw=None):
     """Run the functional or (now and then) the module, both libraries, on ``args``."""
     if c.draw(functional=c.coin()):
@@ -204,10 +213,7 @@ def _multilabel_margin(c):
 
 @op("CosineSimilarity")
 def _cosine_similarity(c):
-    shape = _shape(c, 0, 3)
-    shape2 = c.draw(shape=shape, shape2=_broadcast_partner(c, shape))[1]
-    if c.coin(0.3):
-        shape, shape2 = shape2, shape
+    shape, shape2 = _broadcast_pair(c)
     nd = max(len(shape), len(shape2))
     dim, eps = c.draw(dim=c.int(-max(nd, 1), max(nd, 1) - 1), eps=c.pick(1e-8, 1e-8, 0.5, 1e-3))
     x1 = c.normal(*shape, ties=True) * c.pick(1.0, 1e-3)  # small norms: below a large eps
@@ -218,10 +224,7 @@ def _cosine_similarity(c):
 
 @op("PairwiseDistance")
 def _pairwise_distance(c):
-    shape = _shape(c, 0, 3)
-    shape2 = c.draw(shape=shape, shape2=_broadcast_partner(c, shape))[1]
-    if c.coin(0.3):
-        shape, shape2 = shape2, shape
+    shape, shape2 = _broadcast_pair(c)
     p, eps, keepdim = c.draw(p=c.pick(*P_NORMS), eps=c.pick(1e-6, 0.0, 0.5), keepdim=c.coin())
     x1 = c.normal(*shape, ties=True)
     x2 = c.normal(*shape2, ties=True)
