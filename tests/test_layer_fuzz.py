@@ -450,19 +450,25 @@ def _pool_config(c, dilation=True):
     return c.draw(k=k, stride=stride, padding=padding, dilation=d, ceil_mode=ceil, shape=shape)
 
 
+def padding_only_window(max_pool, x, k, kw):
+    """Whether PyTorch's ``max_pool`` (F.max_pool1d/2d) has a window of padding only on ``x``.
+
+    A dilated window may hold padding only (its cells skip the input): PyTorch's output there is -inf
+    and its index (and gradient) goes to a cell outside the window, distnn's nowhere. Left out.
+    """
+    try:
+        return bool(torch.isinf(max_pool(torch.from_numpy(x), k, **{**kw, "return_indices": False})).any())
+    except RuntimeError:
+        return False
+
+
 @op("MaxPool2d")
 def _maxpool(c):
     k, stride, padding, d, ceil, shape = _pool_config(c)
     ri = c.draw(return_indices=c.coin())
     kw = dict(stride=stride, padding=padding, dilation=d, ceil_mode=ceil, return_indices=ri)
     x = c.normal(*shape, ties=True)
-    try:
-        empty = bool(torch.isinf(TF.max_pool2d(torch.from_numpy(x), k, **{**kw, "return_indices": False})).any())
-    except RuntimeError:
-        empty = False
-    if empty:
-        # A dilated window may hold padding only (its cells skip the input): PyTorch's output there is -inf
-        # and its index (and gradient) goes to a cell outside the window, distnn's nowhere. Left out.
+    if padding_only_window(TF.max_pool2d, x, k, kw):
         return False
     if c.coin():
         dm, tm = dnn.MaxPool2d(k, **kw), torch.nn.MaxPool2d(k, **kw)
