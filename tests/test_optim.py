@@ -1,7 +1,6 @@
 """distnn.optim optimizers: trajectories against torch.optim, LARS/LAMB against the papers' formulas,
 closed-form steps, exact resume from state_dict, argument checks, in-place updates."""
 import io
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from distnn.nn import Parameter
 from distnn.optim import (
     LAMB, LARS, SGD, Adagrad, Adam, AdamW, RMSprop, flatten_state, unflatten_state,
 )
+from memory_peak import peak_bytes
 from state_io import saved_and_loaded
 
 # One tensor larger than a float64 chunk (32768 elements) so chunk boundaries are exercised,
@@ -588,12 +588,7 @@ def test_step_allocates_no_parameter_sized_temporaries(cls, kwargs):
     p.grad = np.full(n, 0.25, dtype=np.float32)
     opt = cls([p], **kwargs)
     opt.step()  # allocates the state buffers
-    tracemalloc.start()
-    try:
-        opt.step()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak = peak_bytes(opt.step)
     # Scratch is preallocated and reused: a step allocates nothing array-sized, not even a chunk (256 KiB).
     assert peak < 64 * 1024, f"{cls.__name__}.step() allocated {peak} bytes at peak"
 
