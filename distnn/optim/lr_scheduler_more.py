@@ -78,6 +78,24 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         return [self.eta_min + (base - self.eta_min) * c for base in self.base_lrs]
 
 
+def _nested_state_dict(scheduler, key):
+    """The state of a scheduler made of others (SequentialLR, ChainedScheduler): its attributes but the
+    optimizer, with the inner schedulers (``key``, PyTorch's name for them) as their own state dicts."""
+    sd = {k: copy.deepcopy(v) for k, v in scheduler.__dict__.items() if k not in ("optimizer", key)}
+    sd[key] = [s.state_dict() for s in getattr(scheduler, key)]
+    return sd
+
+
+def _load_nested_state_dict(scheduler, state_dict, key):
+    """Inverse of _nested_state_dict; the optimizer's rates are then the outer scheduler's, over its
+    inner schedulers' own."""
+    state_dict = dict(state_dict)
+    for s, sd in zip(getattr(scheduler, key), state_dict.pop(key, [])):
+        s.load_state_dict(sd)
+    scheduler.__dict__.update(copy.deepcopy(state_dict))
+    scheduler._restore_rates()
+
+
 class SequentialLR(LRScheduler):
     """``schedulers[i]`` from ``milestones[i - 1]`` on, each counting its steps from where it starts."""
 
@@ -108,16 +126,10 @@ class SequentialLR(LRScheduler):
         return scheduler.lr_from(t, base_lrs)
 
     def state_dict(self):
-        sd = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in ("optimizer", "schedulers")}
-        sd["schedulers"] = [s.state_dict() for s in self.schedulers]
-        return sd
+        return _nested_state_dict(self, "schedulers")
 
     def load_state_dict(self, state_dict):
-        state_dict = dict(state_dict)
-        for s, sd in zip(self.schedulers, state_dict.pop("schedulers", [])):
-            s.load_state_dict(sd)
-        self.__dict__.update(copy.deepcopy(state_dict))
-        self._restore_rates()  # (this one's, over its schedulers')
+        _load_nested_state_dict(self, state_dict, "schedulers")
 
 
 class ConstantLR(LRScheduler):
@@ -263,16 +275,10 @@ class ChainedScheduler(LRScheduler):
         self._apply(self._chain())
 
     def state_dict(self):
-        sd = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
-        sd["_schedulers"] = [s.state_dict() for s in self._schedulers]
-        return sd
+        return _nested_state_dict(self, "_schedulers")
 
     def load_state_dict(self, state_dict):
-        state_dict = dict(state_dict)
-        for s, sd in zip(self._schedulers, state_dict.pop("_schedulers", [])):
-            s.load_state_dict(sd)
-        self.__dict__.update(copy.deepcopy(state_dict))
-        self._restore_rates()  # (the chained rates, over its schedulers' own)
+        _load_nested_state_dict(self, state_dict, "_schedulers")
 
 
 def _is_number(v) -> bool:
