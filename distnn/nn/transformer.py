@@ -12,6 +12,7 @@ import copy
 
 import numpy as np
 
+from distnn.backend import get_array_module
 from distnn.functional import activation as A
 
 from .attention import MultiheadAttention, causal_mask
@@ -117,7 +118,8 @@ class TransformerEncoder(Module):
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
         if is_causal and mask is None:
             seq_axis = 1 if self.layers[0].batch_first and src.ndim == 3 else 0
-            mask = causal_mask(src.shape[seq_axis])
+            # Built where src lives, so a GPU run does not copy it from the host at every layer.
+            mask = causal_mask(src.shape[seq_axis], xp=get_array_module(src.data))
         x = src
         for layer in self.layers:
             x = layer(x, src_mask=mask, src_key_padding_mask=src_key_padding_mask, is_causal=bool(is_causal))
