@@ -9,7 +9,8 @@ import numpy as np
 
 from distnn.backend import DEFAULT_DTYPE
 
-from .tensor import Tensor, _raw
+from .tensor import Tensor
+from .tensor_operators import _raw
 
 def _weak(tensor, o):
     """A constant operand of an arithmetic operator, typed as PyTorch types it.

@@ -1,6 +1,6 @@
 """PyTorch's Tensor methods that are compositions of distnn's ops (a mixin of :class:`Tensor`).
 
-Kept apart from ``tensor.py`` (the core: data, gradients, operators, the common methods) so that
+Kept apart from ``tensor.py`` (the core) and ``tensor_operators.py`` (operators, one-op methods) so that
 each file stays readable; every method here follows PyTorch's name, arguments and meaning.
 """
 from __future__ import annotations

@@ -82,30 +82,28 @@ all ranks.
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 import weakref
 
 import numpy as np
 
-from distnn.autograd.engine import backward_context, backward_depth, queue_callback, register_backward_begin_hook
+from distnn.autograd.engine import backward_depth, queue_callback, register_backward_begin_hook
 from distnn.autograd.grad_mode import is_grad_enabled
 from distnn.backend import device_of, get_array_module
 from distnn.nn.module import Module
 
 from .buckets import all_finite, build_buckets
+from .comm_pool import _acquire_comm, _pools
 from .compression import get_codec
-from .replicas import ReplicaMismatchError, check_replicas, verify_same_model  # noqa: F401 (importable here too)
+from .grad_sync import RANK_SHARE, RANK_WEIGHTED, GradientSync
+from .replicas import ReplicaMismatchError, check_replicas, verify_same_model
+
+# (importable from here too: the replica error users catch, the context keys SyncBatchNorm reads, and the
+# communicator pool tests look into)
+__all__ = ["DataParallel", "RANK_SHARE", "RANK_WEIGHTED", "ReplicaMismatchError", "_pools"]
 
 
-# backward_context() key: this pass's seed carries the rank's weight n_r / G (see _on_backward_begin).
-RANK_WEIGHTED = "distnn.data_parallel.rank_weighted"
-# backward_context() key: the weight n_r / G this rank's gradients of the pass get (by the seed or when
-# packed; G may later be corrected by a factor common to all ranks). SyncBatchNorm's backward needs it.
-RANK_SHARE = "distnn.data_parallel.rank_share"
-
-
-class DataParallel(Module):
+class DataParallel(GradientSync, Module):
     """Data-parallel wrapper: ``dp(x)`` runs ``module(x)``; backward averages gradients across ``comm``.
 
     Arguments: ``module`` (the model, identical on every rank); ``comm`` (a
@@ -360,189 +358,6 @@ class DataParallel(Module):
         """Parameter names per bucket, in launch order."""
         return [list(b.names) for b in self._buckets]
 
-    # ------------------------------------------------------ synchronization
-    def _on_backward_begin(self, root, leaves):
-        """Engine hook: the seed factor ``n_r / G`` for a synchronizing backward over this model alone."""
-        slot = self._slot
-        mine = others = False
-        for t in leaves:
-            if id(t) in slot:
-                mine = True
-            else:
-                others = True
-        if self._in_sync:
-            if mine and backward_depth() == 1:
-                # A new top-level pass while the last synchronization never completed: that backward raised
-                # (the engine drops its end-of-pass callbacks). Going on would leave its buckets started and
-                # every later step unsynchronized, so the replicas would drift apart without a word.
-                raise RuntimeError(
-                    "DataParallel: the previous backward raised after its gradient synchronization had started, "
-                    "so that step's gradients were never averaged. After catching such an error, call "
-                    "finish_gradient_synchronization() on every rank (it completes the exchange) and zero the "
-                    "gradients before the next backward.")
-            return None
-        if mine and self.weight_by_samples and self._pending_samples() is None:
-            raise RuntimeError(
-                "DataParallel: this backward would synchronize gradients, but no sample count is known on this "
-                "rank: no forward went through the wrapper with an array input (a call of .module(...), or inputs "
-                "without an array). Call the wrapper (ddp(x)) or set_num_samples(n) before backward.")
-        context = backward_context()
-        if context is not None and mine:
-            context[RANK_SHARE] = self._share(self._pending_samples())
-        if not self._require_sync or others:
-            return None  # another leaf (an input, another model) must get its own, unweighted gradient
-        self._weight = None  # (a stale seed of a backward that raised)
-        for p in self._params:
-            if p.grad is not None:
-                return None  # accumulated gradients: weighted when packed
-        samples = self._local_samples()
-        w = self._share(samples)
-        if not (w > 0.0 and math.isfinite(w)):
-            return None  # no samples here: packing writes zeros (also over a nan of an empty mean)
-        self._samples, self._weight = samples, 1.0  # the gradients arrive weighted
-        if context is not None:
-            context[RANK_WEIGHTED] = True  # for SyncBatchNorm's backward
-        return w
-
-    def _share(self, samples):
-        return samples / self._count_guess if self.weight_by_samples else 1.0 / self.comm.size
-
-    def _grad_ready(self, bucket, j):
-        if not self._require_sync:
-            return
-        if not self._in_sync:
-            self._in_sync = True
-            queue_callback(self._end_of_backward)
-        if bucket.ready[j]:
-            return
-        bucket.ready[j] = True
-        bucket.pending -= 1
-        if bucket.pending == 0 and bucket.index == self._launched:
-            self._launch_ready()
-        elif self._probed < self._launched:
-            # MPI progresses nonblocking collectives only inside MPI calls: give it one.
-            if self._buckets[self._probed].test():
-                self._probed += 1
-
-    def _launch_ready(self):
-        buckets = self._buckets
-        while self._launched < len(buckets) and buckets[self._launched].pending == 0:
-            self._launch(buckets[self._launched])
-            self._launched += 1
-
-    def _pending_samples(self) -> int:
-        """This rank's sample count for the coming synchronization: set, else counted in forward, else the last."""
-        if self._explicit_samples is not None:
-            return self._explicit_samples
-        if self._forward_samples is not None:
-            return self._forward_samples
-        return self._last_samples
-
-    def _local_samples(self) -> int:
-        self._last_samples = n = self._pending_samples()
-        return n
-
-    def _launch(self, b):
-        if self._weight is None:  # fixed for the whole synchronization: every bucket packs alike
-            self._samples = self._local_samples()
-            self._weight = self._share(self._samples)
-        if b.extra:  # the last bucket carries the step meta
-            b.launch(self._comm, self._weight, self._meta_values())
-        else:
-            b.launch(self._comm, self._weight)
-
-    def _meta_values(self):
-        return [float(self._samples)] + self.step_flags.tolist()
-
-    def _end_of_backward(self):
-        if self._in_sync:
-            self._complete_sync()
-
-    def _complete_sync(self):
-        """Launch what is left (missing gradients as zeros), wait for everything, install averages."""
-        for b in self._buckets[self._launched:]:
-            b.pending = 0
-        self._launch_ready()
-        waiting = [b.handle for b in self._buckets]
-        if self._step_meta is not None:
-            self._step_meta.array[...] = self._meta_values()
-            meta_handle = self._step_meta.start()
-            waiting.append(meta_handle)
-        self._comm.wait_all(waiting)  # one polling loop for all of them
-        counts = {}
-        for b in self._buckets:
-            b.wait()
-            counts[b.index], meta = b.counts()  # the last one's meta: the step meta
-        if self._step_meta is not None:
-            meta = meta_handle.wait().tolist()
-        total = meta[0]
-        self.step_flags_sum = np.array(meta[1:])
-        self.step_flags[...] = 0
-        # Ranks packed with n_r / G; when the global count N differs (an epoch's short last
-        # batch), turn the sums into the average with n_r / N. Every rank sees the same N.
-        if self.weight_by_samples and total > 0 and total != self._count_guess:
-            for b in self._buckets:
-                b.scale(self._count_guess / total)
-            self._count_guess = total  # the next step packs against this step's global count
-        size = self.comm.size
-        partly_unused = []
-        for b in self._buckets:
-            b.install(counts[b.index])
-            partly_unused += [f"'{name}' (no gradient on {size - c} of {size} ranks)"
-                              for name, c in zip(b.names, counts[b.index]) if c < size]
-            b.reset()
-        self._launched = self._probed = 0
-        self._weight = None
-        self._explicit_samples = None
-        self._forward_samples = None
-        self._in_sync = False
-        self._synced_since_finish = True
-        self.num_syncs += 1
-        if self.broadcast_buffers and self._synced_buffers:
-            self._broadcast_tensors(self._synced_buffers)
-        if self.check_every and self.num_syncs % self.check_every == 0:
-            self.check_replicas()
-        if partly_unused and not self.find_unused_parameters:
-            raise RuntimeError(
-                "DataParallel(find_unused_parameters=False): parameters received no gradient in this backward: "
-                + ", ".join(partly_unused) + ". Make every parameter take part in the loss, or pass "
-                "find_unused_parameters=True to treat missing gradients as zeros.")
-
-    def finish_gradient_synchronization(self) -> None:
-        """Make sure this step's gradients are averaged; call before ``optimizer.step()`` if unsure.
-
-        A no-op when backward already synchronized this step (the usual case).
-        When this rank ran no synchronizing backward since the last call or
-        since its gradients were last reset (``zero_grad()``: every micro-batch
-        was empty, or all ran under ``no_sync``), it synchronizes now with
-        whatever local gradients exist, so the other ranks are not left
-        waiting. So ``if batch: loss.backward() else: dp.finish_gradient_synchronization()``
-        works too. Collective: a rank whose backward did not synchronize this
-        step must call it. (A gradient zeroed by hand, ``p.grad[...] = 0``,
-        looks like the synchronized one; ``zero_grad(set_to_none=False)`` is
-        told apart.)
-        """
-        if self.comm.size == 1:
-            if not self._synced_since_finish:  # (no backward this step: its flags still end it)
-                self._end_single_rank_step()
-            self._synced_since_finish = False
-            return
-        if self._in_sync or not self._synced_since_finish or self._grads_reset_since_sync():
-            if not self._in_sync and self._explicit_samples is None and self._forward_samples is None:
-                self._explicit_samples = 0  # no forward since the last step: no samples, whatever the last had
-            self._in_sync = True
-            self._complete_sync()
-        self._synced_since_finish = False
-
-    def _grads_reset_since_sync(self) -> bool:
-        """True when no parameter still holds the gradient the last synchronization installed
-        (set to None, replaced, or zeroed in place by ``zero_grad(set_to_none=False)``)."""
-        for b in self._buckets:
-            for p, view in zip(b.params, b.views):
-                if p.grad is view and not p._grad_zeroed:
-                    return False
-        return True
-
     # --------------------------------------------------------------- checks
     def grads_finite(self) -> bool:
         """After a synchronized backward: True when every averaged gradient is finite.
@@ -570,51 +385,6 @@ def _release(buckets, step_meta, private):
         step_meta.free()
     if idle:
         private.in_use = False  # another DataParallel may take the communicator over
-
-
-class _PooledComm:
-    """A split of a base communicator, serving one DataParallel at a time."""
-
-    __slots__ = ("comm", "in_use")
-
-    def __init__(self, comm):
-        self.comm, self.in_use = comm, True
-
-
-# base communicator -> its _PooledComm splits, in creation order (the same on every rank)
-_pools = weakref.WeakKeyDictionary()
-
-
-def _acquire_comm(base) -> _PooledComm:
-    """Collective over ``base``: a communicator of the same ranks for one DataParallel's collectives alone.
-
-    Collectives of one communicator must start in the same order on every rank, and a wrapper's
-    bucket starts wherever backward makes its last gradient ready: on a rank where a parameter got
-    no gradient that is at the end of backward, after collectives that other ranks start later
-    (SyncBatchNorm's backward, another wrapper's buckets). On a communicator of its own the
-    wrapper's collectives are only ordered among themselves, which they are (bucket order).
-
-    Splits are reused: an MPI communicator is a scarce resource (MPICH has room for about a
-    thousand splits in a process) and freeing one (its shared-memory windows) is collective, so
-    the split of a wrapper that was dropped or detached on every rank serves the next wrapper
-    (its windows are freed by that one's allocations, see :mod:`.shared_memory`). The garbage
-    collector drops wrappers at different moments on different ranks: which splits are free
-    everywhere is agreed in one allgather. A split costs about 0.3 ms under MPI. The splits are
-    freed with ``base`` (its ``free()``): a base freed every job (an ensemble's group) leaks none.
-    """
-    pool = _pools.setdefault(base, [])
-    free = [i for i, entry in enumerate(pool) if not entry.in_use]
-    everywhere = set(free).intersection(*map(set, base.allgather_object(free)))
-    if everywhere:
-        entry = pool[min(everywhere)]
-        entry.in_use = True
-    else:
-        entry = _PooledComm(base.split(0))
-        base._own_split(entry.comm)
-        pool.append(entry)
-    if hasattr(base, "timeout"):  # a split takes the base's timeout when made; it may have changed since
-        entry.comm.timeout = base.timeout
-    return entry
 
 
 def _batch_size(inputs, kwargs, dim: int):

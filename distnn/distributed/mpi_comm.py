@@ -16,17 +16,14 @@ from __future__ import annotations
 import faulthandler
 import os
 import pickle
-import socket
 import sys
-import threading
 import time
-import traceback
 import warnings
 
 import numpy as np
 
-from distnn._launcher_env import LOCAL_RANK_VARS, LOCAL_SIZE_VARS, env_int, launcher_env
-from distnn._threads import mapped_files, usable_cores
+from distnn._launcher_env import LOCAL_RANK_VARS, LOCAL_SIZE_VARS, env_int
+from distnn._threads import usable_cores
 from distnn.backend import get_array_module
 
 from .comm_base import (
@@ -34,12 +31,20 @@ from .comm_base import (
     reducible,
 )
 from . import exit_watch
+# (the communicator's parts; what was importable from here still is)
+from .mpi_env import (
+    LauncherMismatchError, _cuda_aware, _persistent_ok, _shared_memory_ok, _within_world, _world_ranks,
+    check_launcher_wiring, launcher_world_size, unlink_start_up_segments,
+)
+from .mpi_handles import _MPIHandle, _MPIPersistentAllreduce
+from .mpi_watchdog import MPIWatchdog
 from .shared_memory import SharedArena, _busy, progress_all
-from .watchdog import FORWARD_GRACE_S, SPIN_S, collective_timeout, install_excepthook, report_grace, wait_until
+from .watchdog import FORWARD_GRACE_S, SPIN_S, collective_timeout, install_excepthook, wait_until
+
+__all__ = ["ABORT_WAIT_S", "LauncherMismatchError", "MPICommunicator", "abort_job", "check_launcher_wiring",
+           "launcher_world_size", "unlink_start_up_segments"]
 
 _MPI = None
-_DIAG_TAG = 7771
-
 _OPS = None
 
 
@@ -54,84 +59,6 @@ def _mpi():
         _MPI = MPI
         _OPS = {"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}
     return _MPI
-
-
-class LauncherMismatchError(ValueError):
-    """A launcher started several processes, but MPI in this one sees only itself (``report``: this
-    process is the launcher's rank 0, the one to say so: every process raises it alone)."""
-
-    def __init__(self, message: str, report: bool):
-        super().__init__(message)
-        self.report = report
-
-
-def check_launcher_wiring(mpi_size: int) -> None:
-    """Raise :class:`LauncherMismatchError` when the launcher's environment says several processes
-    were started but ``COMM_WORLD`` has one rank: every process would train alone, each as rank 0
-    of 1, and they would overwrite one another's run directory."""
-    found = launcher_env()
-    if found is None or found[2] <= 1 or mpi_size != 1:
-        return
-    rank, var, size = found
-    raise LauncherMismatchError(
-        f"the launcher started {size} processes ({var}={size}), but MPI in this one sees only itself "
-        "(COMM_WORLD has 1 rank), so each would train alone as rank 0 of 1 and overwrite the others' "
-        "run directory: mpi4py's MPI is not wired to this launcher. Under SLURM use `srun --mpi=pmi2` "
-        "(slurm/train.sbatch does); otherwise the mpiexec of the MPI mpi4py uses (.venv/bin/mpiexec). "
-        "For independent single-process runs under one launcher (a sweep, each with its own --out), "
-        "set DISTNN_BACKEND=local", report=rank == 0)
-
-
-def launcher_world_size():
-    """The number of processes an MPI launcher started, from its environment; None if not launched."""
-    env = os.environ
-    found = launcher_env()
-    if found is not None:
-        return found[2]
-    if "PMIX_RANK" in env or "PMI_RANK" in env:  # rank known, size not published: ask MPI
-        return _mpi().COMM_WORLD.Get_size()
-    mpi = sys.modules.get("mpi4py.MPI")
-    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
-        return mpi.COMM_WORLD.Get_size()
-    return None
-
-
-def _cuda_aware() -> bool:
-    flag = os.environ.get("DISTNN_MPI_CUDA_AWARE")
-    if flag is not None:
-        return flag.strip().lower() in ("1", "true", "yes", "on")
-    query = getattr(_mpi(), "Query_cuda_support", None)
-    try:
-        return bool(query()) if query is not None else False
-    except Exception:  # noqa: BLE001 - an MPI without the extension
-        return False
-
-
-def _persistent_ok() -> bool:
-    """Whether to use MPI-4 persistent collectives (``DISTNN_MPI_PERSISTENT=0`` turns them off)."""
-    if os.environ.get("DISTNN_MPI_PERSISTENT", "1").strip().lower() in ("0", "false", "no", "off"):
-        return False
-    return _mpi().Get_version() >= (4, 0)
-
-
-_SEGMENT_PREFIX = "/dev/shm/mpich_shm_"
-
-
-def unlink_start_up_segments() -> None:
-    """Remove the names of the shared-memory files MPICH maps at start-up (the memory stays while mapped).
-
-    MPICH removes its start-up file only in ``MPI_Finalize``: every job that
-    aborts (as distnn's do on a failure) or is killed left one in /dev/shm,
-    host memory lost until reboot. Every local process maps it in
-    ``MPI_Init``, so once a collective over the whole group has returned
-    here the name is no longer needed. Linux only; anything else is left alone.
-    """
-    for path in mapped_files():
-        if path.startswith(_SEGMENT_PREFIX) and not path.endswith("(deleted)"):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
 
 
 def abort_job(code: int) -> None:
@@ -199,89 +126,7 @@ def _report_and_abort(text: str, status: int) -> None:
     _abort_world(_mpi().COMM_WORLD, status)
 
 
-def _world_ranks(comm, MPI) -> list:
-    """The COMM_WORLD ranks of ``comm``'s ranks, in order."""
-    group, world = comm.Get_group(), MPI.COMM_WORLD.Get_group()
-    try:
-        return list(MPI.Group.Translate_ranks(group, list(range(group.Get_size())), world))
-    finally:
-        group.Free()
-        world.Free()
-
-
-def _within_world(comm, MPI) -> bool:
-    """Whether every rank of ``comm`` belongs to this job's ``COMM_WORLD``."""
-    return MPI.UNDEFINED not in _world_ranks(comm, MPI)
-
-
-def _shared_memory_ok() -> bool:
-    """Whether ``allreduce_buffer`` may use shared-memory windows (``DISTNN_MPI_SHARED_MEMORY=0`` turns them off)."""
-    return os.environ.get("DISTNN_MPI_SHARED_MEMORY", "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-class _MPIHandle(Handle):
-    """A started MPI request; ``finish`` turns the completed buffers into the result."""
-
-    __slots__ = ("comm", "req", "what", "finish", "done", "result")
-
-    def __init__(self, comm, req, what, finish):
-        self.comm, self.req, self.what, self.finish = comm, req, what, finish
-        self.done, self.result = False, None
-
-    def test(self) -> bool:
-        if not self.done and self.req.Test():
-            self._complete()
-        return self.done
-
-    def wait(self):
-        if not self.done:
-            self.comm._wait(self.req, self.what)
-            self._complete()
-        return self.result
-
-    def _complete(self):
-        self.done = True
-        self.result = self.finish()
-        self.finish = None
-
-
-class _MPIPersistentAllreduce(_MPIHandle, PersistentAllreduce):
-    """An MPI-4 persistent allreduce (``MPI_Allreduce_init``): the object is its own handle, restarted each round."""
-
-    def __init__(self, comm, array, op, req):
-        PersistentAllreduce.__init__(self, comm, array, op)
-        _MPIHandle.__init__(self, comm, req, None, None)
-        self.done, self.result = True, array
-        self._device = get_array_module(array) is not np
-
-    def start(self):
-        comm = self.comm
-        comm._check_live()  # (the request itself would still run: MPI frees its communicator only after it)
-        if self._device:  # MPI reads the device buffer outside any stream: finish writing it first
-            get_array_module(self.array).cuda.get_current_stream().synchronize()
-        comm._seq += 1
-        self.what = (comm._seq, self.op, self.array.shape, self.array.dtype)
-        self.done, self.finish = False, self._finish
-        self.req.Start()
-        return self
-
-    def _finish(self):
-        if self.op == "mean":
-            self.array /= self.comm.size
-        return self.array
-
-    def free(self) -> None:
-        if self.req is not None and self.done:
-            # A garbage-collected DataParallel frees its requests late, perhaps after MPI_Finalize or
-            # from another thread (the collector runs where it runs): then only with THREAD_MULTIPLE.
-            mpi = _mpi()
-            if not mpi.Is_finalized() and (threading.current_thread() is threading.main_thread()
-                                           or mpi.Query_thread() == mpi.THREAD_MULTIPLE):
-                self.req.Free()
-            self.req = None
-
-
-class MPICommunicator(Communicator):
+class MPICommunicator(MPIWatchdog, Communicator):
     """A group of MPI processes (default: ``COMM_WORLD``).
 
     Construction is collective. ``timeout`` (seconds, None = wait forever)
@@ -290,7 +135,8 @@ class MPICommunicator(Communicator):
     (``abort_on_exception=False`` turns that off). When every rank is on one
     host, :meth:`allreduce_buffer` reduces in shared memory
     (:mod:`.shared_memory`) unless ``shared_memory=False`` (default:
-    ``DISTNN_MPI_SHARED_MEMORY``, on).
+    ``DISTNN_MPI_SHARED_MEMORY``, on). What it does when a collective waits too long is in
+    :class:`.mpi_watchdog.MPIWatchdog`.
     """
 
     backend = "mpi"
@@ -572,100 +418,3 @@ class MPICommunicator(Communicator):
     def abort(self, code: int = 1) -> None:
         """End every process of the job now (does not return)."""
         _abort_world(_mpi().COMM_WORLD, code)
-
-    # -------------------------------------------------------- the watchdog
-    def _where(self, what) -> tuple:
-        """(rank, collectives started, the one we wait in, host, pid): what a timeout report says of a rank."""
-        if isinstance(what, tuple):  # an allreduce's (seq, op, shape, dtype)
-            what = f"collective #{what[0]} allreduce(op={what[1]!r}, shape={tuple(what[2])}, dtype={what[3]})"
-        return (self.rank, self._seq, what, socket.gethostname(), os.getpid())
-
-    def _watch_exits(self, key: str, world_ranks) -> None:
-        self._exit_key, self._world_ranks = key, tuple(world_ranks)
-        exit_watch.watch(self)
-
-    def _waiting_long(self, what) -> None:
-        """Called now and then while a collective waits long: a peer that has exited ends the job,
-        and timeout reports of other ranks get their answer."""
-        if self._exit_key is not None:
-            gone = exit_watch.exited_member(self)
-            if gone is not None:
-                self._peer_exited(self._where(what)[2], *gone)
-            died = exit_watch.died_member(self)
-            if died is not None:
-                self._peer_died(self._where(what)[2], *died)
-        self._answer_reports(what)
-
-    def _peer_exited(self, what, world_rank, host, pid, started) -> None:
-        """Report that world rank ``world_rank`` ended its process and will never join ``what``; abort."""
-        MPI = _mpi()
-        me = MPI.COMM_WORLD.Get_rank()
-        size = MPI.COMM_WORLD.Get_size()
-        status = exit_watch.abort_status(world_rank)  # the job ends with the rank's own status (else 1)
-        _report_and_abort(
-            f"[distnn] rank {me} of {size}: rank {world_rank} ({host} pid {pid}) has ended its process "
-            f"(sys.exit, or the end of its script) after starting {started} collective(s) here, so {what} "
-            f"can never complete; aborting all {size} ranks"
-            + (f" with its exit status {status}" if status != 1 else "") + ". Every rank must run the same "
-            "collectives: a rank that stops early must make the others stop too.\n", status)
-
-    def _peer_died(self, what, world_rank, pid) -> None:
-        """Report that world rank ``world_rank``'s process (on this host) ended without an exit notice; abort."""
-        MPI = _mpi()
-        me, size = MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
-        _report_and_abort(
-            f"[distnn] rank {me} of {size}: rank {world_rank} ({socket.gethostname()} pid {pid}) has died "
-            f"(killed by a signal, such as kill -9 or the out-of-memory killer, or crashed) without a word, so "
-            f"{what} can never complete; aborting all {size} ranks.\n", 1)
-
-    def _answer_reports(self, what) -> None:
-        """While waiting long: tell each rank whose collective timed out where we wait.
-
-        Its report then lists this rank as waiting in a collective (perhaps a
-        different one) rather than as missing, even when our own timeout has
-        not come yet.
-        """
-        MPI = _mpi()
-        status = MPI.Status()
-        while self._diag.iprobe(source=MPI.ANY_SOURCE, tag=_DIAG_TAG, status=status):
-            src = status.Get_source()
-            self._heard[src] = self._diag.recv(source=src, tag=_DIAG_TAG)
-            self._answered.append(self._diag.isend(self._where(what), dest=src, tag=_DIAG_TAG))
-
-    def _timed_out(self, what, waited: float) -> None:
-        """Learn which ranks are missing, print a report, abort the job. Does not return."""
-        MPI = _mpi()
-        me = self._where(what)
-        what = me[2]
-        # Every rank that times out tells all others where it waits, and ranks waiting long answer
-        # (_answer_reports); ranks that never answer within the grace period are in no collective.
-        sends = [self._diag.isend(me, dest=r, tag=_DIAG_TAG) for r in range(self.size) if r != self.rank]
-        answers = {**self._heard, self.rank: me}
-        end = time.monotonic() + report_grace(self.timeout)
-        status = MPI.Status()
-        while len(answers) < self.size and time.monotonic() < end:
-            if self._diag.iprobe(source=MPI.ANY_SOURCE, tag=_DIAG_TAG, status=status):
-                msg = self._diag.recv(source=status.Get_source(), tag=_DIAG_TAG)
-                answers[msg[0]] = msg
-            else:
-                time.sleep(0.01)
-        missing = [r for r in range(self.size) if r not in answers]
-        where = "" if self._is_world else f" (world rank {self.world_rank})"  # a sub-communicator's ranks differ
-        lines = [f"[distnn] rank {self.rank} of {self.size}{where}: {what} did not complete within {waited:.1f} s "
-                 f"(DISTNN_COLLECTIVE_TIMEOUT={self.timeout}).",
-                 f"[distnn] missing ranks (in no collective: no answer): {missing}"]
-        for r in sorted(answers):
-            _, seq, w, host, pid = answers[r]
-            lines.append(f"[distnn]   rank {r} ({host} pid {pid}) waits in {w}")
-        if len({answers[r][2] for r in answers}) > 1:
-            lines.append("[distnn] ranks disagree about the collective: a collective was skipped or reordered "
-                         "(e.g. called inside `if rank == 0`)")
-        here = os.path.dirname(os.path.abspath(__file__))
-        user_frames = [f for f in traceback.extract_stack()[-16:] if not f.filename.startswith(here)]
-        lines.append("[distnn] waiting here:\n" + "".join(traceback.format_list(user_frames)))
-        lines.append("[distnn] aborting the MPI job")
-        sys.stderr.write("\n".join(lines) + "\n")
-        sys.stderr.flush()
-        time.sleep(FORWARD_GRACE_S)  # let the launcher forward the report before the abort
-        del sends
-        _abort_world(MPI.COMM_WORLD, 1)

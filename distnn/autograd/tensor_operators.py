@@ -1,0 +1,313 @@
+"""Tensor's operators (``+``, ``-=``, ``<``, ``x[i]``, ...) and its methods that are one op each (``exp``,
+``sum``, ``reshape``, ...): a mixin of :class:`~distnn.autograd.tensor.Tensor`.
+
+Kept apart from ``tensor.py`` (the core: data, gradients, versions, conversion) so that each file stays
+readable. The ops these methods call import Tensor themselves: their names are bound by
+:func:`_bind_late`, which ``tensor.py`` calls once the class exists.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from distnn.backend import get_array_module
+
+from .grad_mode import is_grad_enabled
+
+
+class TensorOperators:
+    """Operators and one-op methods of :class:`~distnn.autograd.tensor.Tensor` (no state of its own)."""
+
+    __slots__ = ()
+
+    # ---------------------------------------------------------- arithmetic
+    def __add__(self, o):
+        return E.Add.apply(*_operands(self, o))
+
+    def __radd__(self, o):
+        t, c = _with_constant(self, o)
+        return E.Add.apply(c, t)
+
+    def __sub__(self, o):
+        return E.Sub.apply(*_operands(self, o))
+
+    def __rsub__(self, o):
+        t, c = _with_constant(self, o)
+        return E.Sub.apply(c, t)
+
+    def __mul__(self, o):
+        return E.Mul.apply(*_operands(self, o))
+
+    def __rmul__(self, o):
+        t, c = _with_constant(self, o)
+        return E.Mul.apply(c, t)
+
+    def __truediv__(self, o):
+        return E.Div.apply(*_true_division(*_operands(self, o)))
+
+    def __rtruediv__(self, o):
+        t, c = _with_constant(self, o)
+        c, t = _true_division(c, t)
+        return E.ReciprocalScaled.apply(t, c=c)  # (PyTorch's way: its backward reads no tensor of the caller's)
+
+    def __pow__(self, o):
+        a, b = _operands(self, o)
+        return (E.Pow if isinstance(b, Tensor) else E.PowConstant).apply(a, b)
+
+    def __rpow__(self, o):
+        t, c = _with_constant(self, o)
+        return E.Pow.apply(c, t)
+
+    def __matmul__(self, o):
+        return E.MatMul.apply(self, o)
+
+    def __rmatmul__(self, o):
+        return E.MatMul.apply(o, self)
+
+    def __neg__(self):
+        return E.Neg.apply(self)
+
+    # In-place operators (``p -= lr * p.grad``). Without them Python would rebind the name to a new
+    # tensor: the parameter a loop or an attribute names would silently stay unchanged (or drop out
+    # of the module). Under no_grad(), or when no operand requires grad, the array changes in place
+    # (and every view of it), and its version is bumped so that a graph which saved it refuses to
+    # backward (PyTorch's check). On a leaf that requires grad while recording they are an error, as
+    # in PyTorch. Otherwise (recording) the result is computed by the out-of-place op, then written
+    # into this tensor's memory, which takes the op's graph node: see distnn/autograd/inplace.py.
+    def _inplace(self, ufunc_name, o, out_of_place):
+        if not _records(self, o):
+            getattr(get_array_module(self.data), ufunc_name)(self.data, _weak(self, _raw(o)), out=self.data,
+                                                            casting="same_kind")
+            self._bump_version()
+            return self
+        check_writable(self)
+        result = out_of_place(self, o)
+        if result.shape != self.shape:
+            raise RuntimeError(f"in-place operation: the result's shape {tuple(result.shape)} does not match the "
+                               f"tensor's shape {tuple(self.shape)} (an in-place operation cannot broadcast it)")
+        op_node = result._node
+        if result.dtype != self.dtype:
+            if not np.can_cast(result.dtype, self.dtype, casting="same_kind"):
+                raise TypeError(f"in-place operation: result type {result.dtype} cannot be cast to the tensor's "
+                                f"dtype {self.dtype}")
+            result = result.astype(self.dtype)
+        return write_result(self, result, op_node)
+
+    def _take_inplace(self, result: "Tensor") -> "Tensor":
+        """``self`` takes ``result`` (its shape and dtype) as an in-place op's outcome (PyTorch's
+        ``F.relu(x, inplace=True)``): its memory is overwritten (views see the change), and while
+        recording it takes the result's graph node too, as ``x += y`` does. Returns ``self``."""
+        if result is self:  # (an identity, e.g. dropout in evaluation: nothing changes)
+            return self
+        if result.dtype != self.dtype:  # (an activation of an integer tensor: PyTorch refuses it too)
+            raise TypeError(f"in-place operation: the result's dtype {result.dtype} cannot be stored in the "
+                            f"tensor's dtype {self.dtype}; drop inplace=True or convert the tensor first")
+        if not _records(self, None):
+            self.data[...] = result.data
+            self._bump_version()
+            return self
+        check_writable(self)
+        return write_result(self, result, result._node)
+
+    def __iadd__(self, o):
+        return self._inplace("add", o, TensorOperators.__add__)
+
+    def __isub__(self, o):
+        return self._inplace("subtract", o, TensorOperators.__sub__)
+
+    def __imul__(self, o):
+        return self._inplace("multiply", o, TensorOperators.__mul__)
+
+    def __itruediv__(self, o):
+        return self._inplace("true_divide", o, TensorOperators.__truediv__)
+
+    # Comparisons give plain boolean tensors (no gradient).
+    def __lt__(self, o):
+        return Tensor(self.data < _raw(o))
+
+    def __le__(self, o):
+        return Tensor(self.data <= _raw(o))
+
+    def __gt__(self, o):
+        return Tensor(self.data > _raw(o))
+
+    def __ge__(self, o):
+        return Tensor(self.data >= _raw(o))
+
+    def eq(self, o):
+        return Tensor(self.data == _raw(o))
+
+    def ne(self, o):
+        return Tensor(self.data != _raw(o))
+
+    # Elementwise, as in PyTorch (``(pred == target).mean()``): a tensor is hashed by identity, so
+    # sets and dict keys still work; ``x in some_list`` compares elementwise, as in PyTorch (use
+    # ``any(x is t for t in some_list)``). None and strings are not values: ``x == None`` is False.
+    def __eq__(self, o):
+        return NotImplemented if o is None or isinstance(o, (str, bytes)) else self.eq(o)
+
+    def __ne__(self, o):
+        return NotImplemented if o is None or isinstance(o, (str, bytes)) else self.ne(o)
+
+    def __getitem__(self, index):
+        raw = _raw_index(index)
+        t = S.GetItem.apply(self, index=raw)
+        if t._vc is not None and t._vc is self._vc:  # a view: an in-place change of it reaches this tensor
+            # (its base held strongly, as PyTorch's view._base: ``y[:, 0][1:]`` is a view of y through a
+            # temporary, which must stay known or y's in-place changes would be refused while it lives)
+            t.__dict__["_view_of"] = (self, raw)
+        if t._node is not None and raw is not index:  # (a Tensor among the indices: version-checked too)
+            _note_index_versions(t, index)
+        return t
+
+    def __setitem__(self, index, value):
+        """``x[index] = value`` as in PyTorch, always in place (views and shared arrays see it). While
+        recording, the tensor's gradient is zero where it was overwritten, and ``value`` gets the
+        gradient of the positions it was written to."""
+        original, index = index, _raw_index(index)
+        if not _records(self, value):
+            self.data[index] = _beside(self, _weak(self, _raw(value)))
+            self._bump_version()
+            return
+        check_writable(self)
+        write_index(self, index, _beside(self, _weak(self, value)), original)
+
+    # ---------------------------------------------------- methods as in numpy/torch
+    def exp(self):
+        return E.exp(self)
+
+    def log(self):
+        return E.log(self)
+
+    def sqrt(self):
+        return E.sqrt(self)
+
+    def abs(self):
+        return E.Abs.apply(self)
+
+    def clip(self, min=None, max=None):
+        return E.Clip.apply(self, min, max)
+
+    clamp = clip
+
+    # Reductions take PyTorch's dim/keepdim (x.max(1) is (values, indices), var is unbiased) or
+    # numpy's axis/keepdims/ddof with numpy's meaning: see distnn.functional.reduce.
+    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return R.sum(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return R.mean(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return R.max(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return R.min(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def var(self, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None,
+            keepdims=None):
+        return R.var(self, dim, unbiased, keepdim, axis=axis, ddof=ddof, correction=correction, keepdims=keepdims)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None,
+            keepdims=None):
+        return R.std(self, dim, unbiased, keepdim, axis=axis, ddof=ddof, correction=correction, keepdims=keepdims)
+
+    def argmax(self, dim=None, keepdim=False, *, axis=None):
+        return R.argmax(self, dim, keepdim, axis=axis)
+
+    def argmin(self, dim=None, keepdim=False, *, axis=None):
+        return R.argmin(self, dim, keepdim, axis=axis)
+
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return S.Reshape.apply(self, shape=shape)
+
+    view = reshape
+
+    def transpose(self, *axes):
+        """No axes: reverse them. Two axes: swap them (PyTorch). Else: a permutation (numpy)."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        if len(axes) == 2:
+            perm = list(range(self.ndim))
+            a, b = (ax % self.ndim for ax in axes)
+            perm[a], perm[b] = perm[b], perm[a]
+            axes = tuple(perm)
+        return S.Transpose.apply(self, axes=axes or None)
+
+    def permute(self, *dims):
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        return S.Transpose.apply(self, axes=dims)
+
+    @property
+    def T(self):
+        return S.Transpose.apply(self, axes=None)
+
+    def expand(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return S.BroadcastTo.apply(self, shape=tuple(shape))  # (-1 keeps a dim's size)
+
+    def broadcast_to(self, shape):
+        return S.BroadcastTo.apply(self, shape=tuple(shape))
+
+    def squeeze(self, dim=None, *, axis=None):
+        return S.squeeze(self, dim, axis=axis)
+
+    def unsqueeze(self, dim=None, *, axis=None):
+        return S.unsqueeze(self, dim, axis=axis)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        return S.flatten(self, start_dim, end_dim)
+
+    def relu(self):
+        return A.relu(self)
+
+    def tanh(self):
+        return A.tanh(self)
+
+    def sigmoid(self):
+        return A.sigmoid(self)
+
+    def softmax(self, axis=-1, dim=None):
+        return A.softmax(self, axis, dim)
+
+    def log_softmax(self, axis=-1, dim=None):
+        return A.log_softmax(self, axis, dim)
+
+
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _records(t: Tensor, o) -> bool:
+    """Whether ``t <op>= o`` is recorded (else it changes ``t``'s array in place)."""
+    return is_grad_enabled() and (t.requires_grad or (isinstance(o, Tensor) and o.requires_grad))
+
+
+def _beside(t: Tensor, value):
+    """A host array ``value`` written into a GPU tensor ``t``, copied to the GPU first: cupy's ``a[i] = v`` takes a
+    numpy ``v`` for a scalar to fill with, and refuses one that is not 0-d. Anything else passes as it is."""
+    return E._on_device(get_array_module(t.data), value)[0] if isinstance(value, np.ndarray) else value
+
+
+def _raw_index(index):
+    if isinstance(index, tuple):
+        return tuple(_raw(i) for i in index)
+    return _raw(index)
+
+
+def _bind_late() -> None:
+    """Bind Tensor and the modules the operators call, which import Tensor (``tensor.py`` calls this
+    at its end, once Tensor exists)."""
+    global Tensor, E, R, S, A, _weak, _operands, _with_constant, _true_division, _note_index_versions
+    global check_writable, write_index, write_result
+    from .tensor import Tensor
+    from .versions import _note_index_versions
+    from .dtype_rules import _weak, _operands, _with_constant, _true_division
+    from distnn.functional import elementwise as E
+    from distnn.functional import reduce as R
+    from distnn.functional import shape as S
+    from distnn.functional import activation as A
+    from .inplace import check_writable, write_index, write_result
