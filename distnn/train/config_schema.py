@@ -94,7 +94,8 @@ SCHEMA: dict[str, Key] = {
                      "zero): the layers' own, kaiming (fan_in, for ReLUs) or xavier; drawn from run.seed",
                      choices=("default", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal")),
     # --- optimizer
-    "optimizer.name": _k("str", "sgd", "optimizer", choices=("sgd", "adam", "adamw", "rmsprop", "adagrad",
+    "optimizer.name": _k("str", "sgd", "optimizer (distnn.optim.LBFGS, which steps through a closure, is library "
+                         "API only)", choices=("sgd", "adam", "adamw", "rmsprop", "adagrad",
                                                             "lars", "lamb", "adamax", "nadam", "radam",
                                                             "adadelta", "rprop", "asgd")),
     "optimizer.lr": _k("float", 0.01, "base learning rate (before linear scaling)", POS),
@@ -131,7 +132,8 @@ SCHEMA: dict[str, Key] = {
     # --- schedule
     "schedule.name": _k("str", "constant", "learning-rate schedule. An option (step_size, gamma, ...) another schedule "
                         "does not take is an error when --set gives it; when --set gives schedule.name, the config "
-                        "file's go back to their defaults",
+                        "file's go back to their defaults. MultiplicativeLR and ChainedScheduler (a function, a "
+                        "list of schedulers) are library API only (distnn.optim.lr_scheduler)",
                         choices=("constant", "step", "multistep", "exponential", "cosine", "plateau", "onecycle",
                                  "polynomial", "cyclic")),
     "schedule.interval": _k("str", "epoch", "advance the schedule every epoch or every optimizer step",
@@ -250,6 +252,15 @@ SCHEMA: dict[str, Key] = {
 #: config records the value a run used ([defaults.optimizer.NAME], see RECORDED_DEFAULTS), and a run's
 #: config.toml from before holds the old number in [optimizer]: it re-runs and resumes as it ran.
 OPTIMIZER_OWN_DEFAULTS = ("momentum", "weight_decay", "eps")
+#: Names of distnn.optim that a config cannot choose, and why (the error of ``optimizer.name = "lbfgs"`` says it)
+LIBRARY_ONLY = {
+    "optimizer.name": {"lbfgs": "distnn.optim.LBFGS is library API only: its step(closure) re-evaluates the loss "
+                                "through a closure, and distnn train steps without one"},
+    "schedule.name": {name: f"distnn.optim.lr_scheduler.{cls} is library API only: it takes "
+                            f"{what}, which a config cannot give"
+                      for name, cls, what in (("multiplicative", "MultiplicativeLR", "a function"),
+                                              ("chained", "ChainedScheduler", "a list of schedulers"))},
+}
 #: Keys that change only what is shown, never the training (a resume ignores a change of one).
 DISPLAY_KEYS = frozenset(k for k, key in SCHEMA.items() if key.display)
 #: Keys a resume does not compare with the saved config: how the resume is asked for, and the display keys.
