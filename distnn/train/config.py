@@ -430,6 +430,7 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
         checks.check_optimizer_options(out, problems, override_keys)
         optimizer_defaults.resolve_optimizer_defaults(out, problems, recorded["optimizer"])
         checks.check_schedule_options(out, problems, override_keys)
+        checks.resolve_schedule_defaults(out, raw)
         checks.check_cross(out, problems)
     if not _nested and not problems:
         checks.check_ensemble(raw, out, source, problems)

@@ -485,6 +485,20 @@ def check_schedule_options(out: dict, problems: list, overridden=()):
     _options_not_taken("schedule", SCHEDULE_OPTIONS, out, problems, overridden)
 
 
+#: cyclic's ``schedule.gamma`` left unset: torch's CyclicLR's default (the schema's 0.1 is StepLR's)
+CYCLIC_GAMMA = 1.0
+
+
+def resolve_schedule_defaults(out: dict, raw: dict):
+    """``schedule.gamma`` unset (not in ``raw``, the config with its overrides) with a cyclic ``exp_range``
+    schedule, the one cycle mode that reads it: :data:`CYCLIC_GAMMA`, PyTorch's, not the 0.1 of the step
+    decays (whose amplitude would then shrink tenfold per step). The resolved config holds it, so a run's
+    config.toml re-runs it; one from before, which holds 0.1, resumes with 0.1."""
+    s = out["schedule"]
+    if s.get("name") == "cyclic" and s.get("cycle_mode") == "exp_range" and C._get_path(raw, "schedule.gamma") is None:
+        s["gamma"] = CYCLIC_GAMMA
+
+
 def check_cross(out: dict, problems: list):
     """Relations between keys; each problem is :class:`Related` to the keys involved."""
     d, o, s = out["data"], out["optimizer"], out["schedule"]

@@ -144,7 +144,8 @@ SCHEMA: dict[str, Key] = {
     "schedule.warmup_start_factor": _k("float", 0.1, "warmup starts at lr * this factor", POS, ("<=", 1)),
     "schedule.step_size": _k("int", None, "step: decay every step_size intervals", (">=", 1), optional=True),
     "schedule.gamma": _k("float", 0.1, "step/multistep/exponential decay factor; cyclic: the amplitude's factor per "
-                         "optimizer step with cycle_mode exp_range", POS, ("<=", 1)),
+                         "optimizer step with cycle_mode exp_range (unset: 1.0, PyTorch's CyclicLR default)", POS,
+                         ("<=", 1)),
     "schedule.milestones": _k("list[int]", [], "multistep: intervals at which to decay", (">=", 1)),
     "schedule.T_max": _k("int", None, "cosine: intervals of one half-period (default: the whole run after "
                          "warmup: train.epochs, or train.max_steps when it ends the run sooner)", (">=", 1),
