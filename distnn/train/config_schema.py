@@ -98,8 +98,8 @@ SCHEMA: dict[str, Key] = {
                          "API only)", choices=("sgd", "adam", "adamw", "rmsprop", "adagrad",
                                                             "lars", "lamb", "adamax", "nadam", "radam",
                                                             "adadelta", "rprop", "asgd")),
-    "optimizer.lr": _k("float", 0.01, "base learning rate (before linear scaling)", POS),
-    # (momentum, weight_decay and eps: unset, the chosen optimizer's own default; see OPTIMIZER_OWN_DEFAULTS)
+    "optimizer.lr": _k("float", None, "base learning rate (before linear scaling)", POS, optional=True),
+    # (lr, momentum, weight_decay and eps: unset, the chosen optimizer's own default; see OPTIMIZER_OWN_DEFAULTS)
     "optimizer.momentum": _k("float", None, "momentum (sgd, rmsprop, lars)", NONNEG, ("<", 1), optional=True),
     "optimizer.nesterov": _k("bool", False, "Nesterov momentum (sgd, lars; needs momentum > 0). An option another "
                                "optimizer does not take is an error when --set gives it; when --set gives "
@@ -248,11 +248,13 @@ SCHEMA: dict[str, Key] = {
 }
 
 #: [optimizer] keys whose default is the chosen optimizer's own, its constructor's (torch.optim's where PyTorch
-#: has the optimizer): Adagrad's eps 1e-10, LAMB's 1e-6, LARS's momentum 0.9, AdamW's weight_decay 0.01. One
-#: number for all (1e-8, 0, 0) gave Adagrad, LAMB, LARS and AdamW other defaults than their own. A resolved
-#: config records the value a run used ([defaults.optimizer.NAME], see RECORDED_DEFAULTS), and a run's
-#: config.toml from before holds the old number in [optimizer]: it re-runs and resumes as it ran.
-OPTIMIZER_OWN_DEFAULTS = ("momentum", "weight_decay", "eps")
+#: has the optimizer): Adam's lr 1e-3, Adadelta's 1.0, Adagrad's eps 1e-10, LAMB's 1e-6, LARS's momentum 0.9,
+#: AdamW's weight_decay 0.01. One number for all (lr 0.01, eps 1e-8, 0, 0) gave them other defaults than their
+#: own (Adadelta, whose lr scales its unit-free step, barely moved). LARS has no lr of its own: 0.01, the one
+#: number of before. A resolved config records the value a run used ([defaults.optimizer.NAME], see
+#: RECORDED_DEFAULTS), and a run's config.toml from before holds the old number in [optimizer]: it re-runs and
+#: resumes as it ran.
+OPTIMIZER_OWN_DEFAULTS = ("lr", "momentum", "weight_decay", "eps")
 #: Names of distnn.optim that a config cannot choose, and why (the error of ``optimizer.name = "lbfgs"`` says it)
 LIBRARY_ONLY = {
     "optimizer.name": {"lbfgs": "distnn.optim.LBFGS is library API only: its step(closure) re-evaluates the loss "
