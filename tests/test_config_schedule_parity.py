@@ -67,3 +67,33 @@ def test_the_record_re_runs_gamma_and_one_from_before_resumes_with_its_own():
     # the step decays keep their 0.1, and the cycle modes that never read gamma are left as they were
     assert load_config("digits_mlp", ["schedule.name=step", "schedule.step_size=2"]).schedule.gamma == 0.1
     assert load_config("digits_mlp", CYCLIC[:-1]).schedule.gamma == 0.1
+
+
+# ------------------------------------------------------------------ constant_factor (ConstantLR)
+def test_constant_factor_with_its_defaults_is_torchs_constantlr(torch):
+    got, cfg = _ours(["optimizer.lr=0.1", "schedule.name=constant_factor", "schedule.interval=step"], steps=12)
+    assert cfg.schedule.factor == 1 / 3 and cfg.schedule.total_iters == 5
+    want = _theirs(torch, lambda S, o: S.ConstantLR(o), 0.1, steps=12)
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+    assert got[4, 0] == pytest.approx(0.1 / 3) and got[5, 0] == pytest.approx(0.1)
+
+
+def test_constant_factor_given_counts_epochs_and_warms_up_before_it(torch):
+    # per epoch: 2 epochs at lr * 0.5, then lr
+    got, _ = _ours(["optimizer.lr=0.1", "schedule.name=constant_factor", "schedule.factor=0.5",
+                    "schedule.total_iters=2"], steps=5, steps_per_epoch=4)
+    want = _theirs(torch, lambda S, o: S.ConstantLR(o, factor=0.5, total_iters=2), 0.1, steps=5)
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+    # after a warmup of 3 steps, epoch counts become steps (2 epochs of 4)
+    got, _ = _ours(["optimizer.lr=0.1", "schedule.name=constant_factor", "schedule.factor=0.5",
+                    "schedule.total_iters=2", "schedule.warmup_steps=3"], steps=14, steps_per_epoch=4)
+    assert got[3, 0] == pytest.approx(0.05) and got[3 + 7, 0] == pytest.approx(0.05)
+    assert got[3 + 8, 0] == pytest.approx(0.1)
+
+
+def test_constant_factor_record_re_runs_and_plateau_keeps_its_factor():
+    cfg = load_config("digits_mlp", ["schedule.name=constant_factor"])
+    text = dump_run_config(cfg)
+    assert tomllib.loads(text)["schedule"]["factor"] == pytest.approx(1 / 3)
+    assert loads_config(text).schedule.factor == cfg.schedule.factor
+    assert load_config("digits_mlp", ["schedule.name=plateau"]).schedule.factor == 0.1

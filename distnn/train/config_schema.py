@@ -135,7 +135,7 @@ SCHEMA: dict[str, Key] = {
                         "file's go back to their defaults. MultiplicativeLR and ChainedScheduler (a function, a "
                         "list of schedulers) are library API only (distnn.optim.lr_scheduler)",
                         choices=("constant", "step", "multistep", "exponential", "cosine", "plateau", "onecycle",
-                                 "polynomial", "cyclic")),
+                                 "polynomial", "cyclic", "constant_factor")),
     "schedule.interval": _k("str", "epoch", "advance the schedule every epoch or every optimizer step",
                             choices=("epoch", "step")),
     "schedule.warmup_steps": _k("int", 0, "linear warmup over this many optimizer steps (0 = none)", NONNEG),
@@ -167,7 +167,9 @@ SCHEMA: dict[str, Key] = {
     "schedule.mode": _k("str", "auto", "plateau: min or max (auto: from the metric name)", choices=MODES),
     "schedule.patience": _k("int", 5, "plateau: validations without improvement before decaying (one per "
                             "train.eval_every epochs)", NONNEG),
-    "schedule.factor": _k("float", 0.1, "plateau: decay factor", POS, ("<", 1)),
+    "schedule.factor": _k("float", 0.1, "plateau: decay factor; constant_factor (ConstantLR): lr * factor for the "
+                          "first total_iters intervals, then lr (unset there: 1/3, PyTorch's)", POS, ("<", 1)),
+    "schedule.total_iters": _k("int", 5, "constant_factor: intervals at lr * factor", (">=", 1)),
     "schedule.threshold": _k("float", 1e-4, "plateau: relative improvement that counts", NONNEG),
     "schedule.cooldown": _k("int", 0, "plateau: epochs to wait after a decay", NONNEG),
     "schedule.min_lr": _k("float", 0.0, "plateau: lower bound of the learning rate", NONNEG),
