@@ -12,7 +12,7 @@ from distnn.train.config import ConfigError, dump_config, load_config, loads_con
 
 def test_defaults_and_default_config_name():
     d = C.default_config()
-    assert d.optimizer.lr == 0.01 and d.data.name == "digits" and d.data.batch_size == 64
+    assert d.optimizer.lr == 1e-3 and d.data.name == "digits" and d.data.batch_size == 64  # (SGD's own)
     assert d.train.epochs == 20 and d.data.augment.shift == 0 and d.optimizer.betas == [0.9, 0.999]
     assert "T_max" not in d.schedule and d.get_path("schedule.T_max") is None  # optional, unset
     cfg = load_config()  # the default: digits_mlp

@@ -22,11 +22,13 @@ from distnn.train.callbacks.resume import config_changes
 from distnn.train.config import RUN_RECORD_HEADER, dump_run_config, load_config, loads_config
 from distnn.train.config_checks import OPTIMIZER_OPTIONS
 from distnn.train.optimizer_defaults import OPTIMIZER_CLASSES
-from distnn.train.config_schema import OPTIMIZER_OWN_DEFAULTS, SCHEMA
+from distnn.train.config_schema import OPTIMIZER_OWN_DEFAULTS as OWN, SCHEMA
 from distnn.train.ensemble import member_config
 from distnn.train.toml_writer import dumps as toml_dumps
 
 NAMES = SCHEMA["optimizer.name"].choices
+#: the keys here: xor gives its lr (tests/test_config_optimizer_own_lr.py has lr's own default)
+OPTIMIZER_OWN_DEFAULTS = tuple(k for k in OWN if k != "lr")
 #: what a config.toml held under [optimizer] for every optimizer before
 BEFORE = {"momentum": 0.0, "weight_decay": 0.0, "eps": 1e-8}
 #: the optimizers there were then (a config.toml from before names one of them)

@@ -79,8 +79,9 @@ def test_a_config_toml_with_the_defaults_in_model_as_before_still_loads(tmp_path
     ('defaults = 1', "defaults must be a table, got 1 (integer)"),
     ('[defaults.schedule.step]\ngamma = 1', "unknown key 'defaults.schedule': [defaults] records the model's, the "
                                             "dataset's and the optimizer's defaults only"),
-    ('[defaults.optimizer.sgd]\nlr = 1', "unknown key 'defaults.optimizer.sgd.lr': [defaults.optimizer.NAME] records "
-                                         "the optimizer's own defaults of momentum, weight_decay, eps only"),
+    ('[defaults.optimizer.sgd]\nalpha = 1', "unknown key 'defaults.optimizer.sgd.alpha': [defaults.optimizer.NAME] "
+                                            "records the optimizer's own defaults of lr, momentum, weight_decay, eps "
+                                            "only"),
     ('[defaults]\nmodel = {mlp = 1}', "defaults.model must hold a table per name ([defaults.model.NAME])"),
 ])
 def test_a_malformed_defaults_table_is_one_problem_naming_it(tmp_path, table, message):

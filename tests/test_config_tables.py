@@ -157,7 +157,7 @@ SCHEDULE_KEYS = [k.split(".", 1)[1] for k in SCHEMA if k.startswith("schedule.")
 SCHEDULE_OFF_DEFAULT = {"step_size": 2, "gamma": 0.5, "milestones": [2, 4], "T_max": 5, "eta_min": 0.001,
                         "max_lr": 0.5, "monitor": "val_accuracy", "mode": "max", "patience": 2, "factor": 0.5,
                         "threshold": 0.01, "cooldown": 1, "min_lr": 0.001, "power": 2.0, "step_size_up": 3,
-                        "step_size_down": 2, "cycle_mode": "exp_range"}
+                        "step_size_down": 2, "cycle_mode": "exp_range", "total_iters": 3}
 
 
 class _Reading(Config):

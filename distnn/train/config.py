@@ -72,8 +72,8 @@ import re
 import tomllib
 from importlib import resources
 
-from .config_schema import (ALIASES, MODEL_RESERVED, MODES, MONITORS, OPEN_TABLES, RECORDED_DEFAULTS,  # noqa: F401
-                            SCHEMA, TABLES, TYPE_WORDS as _TYPE_WORDS, Key, bound_text, describe_schema)
+from .config_schema import (ALIASES, LIBRARY_ONLY, MODEL_RESERVED, MODES, MONITORS, OPEN_TABLES,  # noqa: F401
+                            RECORDED_DEFAULTS, SCHEMA, TABLES, TYPE_WORDS as _TYPE_WORDS, Key, bound_text, describe_schema)
 from . import config_checks as checks  # (it reads this module's helpers at call time)
 from . import optimizer_defaults  # (as config_checks: it reads this module's helpers at call time)
 from .config_hints import suggest_key  # noqa: F401  (config_checks and the CLI take it from here)
@@ -267,6 +267,8 @@ def _check_value(path: str, key: Key, value, problems: list):
         if key.choices is not None and v not in key.choices:
             close = difflib.get_close_matches(str(v), key.choices, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
+            if str(v).lower() in LIBRARY_ONLY.get(path, {}):
+                hint = f" ({LIBRARY_ONLY[path][str(v).lower()]})"
             problems.append(f"{where} must be one of {', '.join(map(repr, key.choices))}; got {raw!r}{hint}")
             return None
     return out
@@ -428,6 +430,7 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
         checks.check_optimizer_options(out, problems, override_keys)
         optimizer_defaults.resolve_optimizer_defaults(out, problems, recorded["optimizer"])
         checks.check_schedule_options(out, problems, override_keys)
+        checks.resolve_schedule_defaults(out, raw)
         checks.check_cross(out, problems)
     if not _nested and not problems:
         checks.check_ensemble(raw, out, source, problems)

@@ -419,7 +419,9 @@ SCHEDULE_OPTIONS = {
     "max_lr": ("onecycle", "cyclic"),
     "power": ("polynomial",),
     **{k: ("cyclic",) for k in ("step_size_up", "step_size_down", "cycle_mode")},
-    **{k: ("plateau",) for k in ("monitor", "mode", "patience", "factor", "threshold", "cooldown", "min_lr")},
+    **{k: ("plateau",) for k in ("monitor", "mode", "patience", "threshold", "cooldown", "min_lr")},
+    "factor": ("plateau", "constant_factor"),
+    "total_iters": ("constant_factor",),
 }
 
 
@@ -483,6 +485,26 @@ def check_schedule_options(out: dict, problems: list, overridden=()):
     --set gave ``schedule.name``, back to their defaults; from the file with its own ``schedule.name``, left
     (and ignored: a run's config.toml may hold them)."""
     _options_not_taken("schedule", SCHEDULE_OPTIONS, out, problems, overridden)
+
+
+#: cyclic's ``schedule.gamma`` left unset: torch's CyclicLR's default (the schema's 0.1 is StepLR's)
+CYCLIC_GAMMA = 1.0
+#: constant_factor's ``schedule.factor`` left unset: torch's ConstantLR's default (the schema's 0.1 is plateau's)
+CONSTANT_FACTOR = 1 / 3
+
+
+def resolve_schedule_defaults(out: dict, raw: dict):
+    """Keys a schedule shares with another whose default differs, unset (not in ``raw``, the config with its
+    overrides): ``schedule.gamma`` of a cyclic ``exp_range`` schedule, the one cycle mode that reads it, is
+    :data:`CYCLIC_GAMMA`, PyTorch's, not the 0.1 of the step decays (whose amplitude would then shrink tenfold
+    per step); ``schedule.factor`` of constant_factor is ConstantLR's 1/3, not plateau's 0.1. The resolved
+    config holds them, so a run's config.toml re-runs them; one from before, which holds gamma = 0.1, resumes
+    with 0.1."""
+    s = out["schedule"]
+    if s.get("name") == "cyclic" and s.get("cycle_mode") == "exp_range" and C._get_path(raw, "schedule.gamma") is None:
+        s["gamma"] = CYCLIC_GAMMA
+    if s.get("name") == "constant_factor" and C._get_path(raw, "schedule.factor") is None:
+        s["factor"] = CONSTANT_FACTOR
 
 
 def check_cross(out: dict, problems: list):

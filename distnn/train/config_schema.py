@@ -94,11 +94,12 @@ SCHEMA: dict[str, Key] = {
                      "zero): the layers' own, kaiming (fan_in, for ReLUs) or xavier; drawn from run.seed",
                      choices=("default", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal")),
     # --- optimizer
-    "optimizer.name": _k("str", "sgd", "optimizer", choices=("sgd", "adam", "adamw", "rmsprop", "adagrad",
+    "optimizer.name": _k("str", "sgd", "optimizer (distnn.optim.LBFGS, which steps through a closure, is library "
+                         "API only)", choices=("sgd", "adam", "adamw", "rmsprop", "adagrad",
                                                             "lars", "lamb", "adamax", "nadam", "radam",
                                                             "adadelta", "rprop", "asgd")),
-    "optimizer.lr": _k("float", 0.01, "base learning rate (before linear scaling)", POS),
-    # (momentum, weight_decay and eps: unset, the chosen optimizer's own default; see OPTIMIZER_OWN_DEFAULTS)
+    "optimizer.lr": _k("float", None, "base learning rate (before linear scaling)", POS, optional=True),
+    # (lr, momentum, weight_decay and eps: unset, the chosen optimizer's own default; see OPTIMIZER_OWN_DEFAULTS)
     "optimizer.momentum": _k("float", None, "momentum (sgd, rmsprop, lars)", NONNEG, ("<", 1), optional=True),
     "optimizer.nesterov": _k("bool", False, "Nesterov momentum (sgd, lars; needs momentum > 0). An option another "
                                "optimizer does not take is an error when --set gives it; when --set gives "
@@ -131,9 +132,10 @@ SCHEMA: dict[str, Key] = {
     # --- schedule
     "schedule.name": _k("str", "constant", "learning-rate schedule. An option (step_size, gamma, ...) another schedule "
                         "does not take is an error when --set gives it; when --set gives schedule.name, the config "
-                        "file's go back to their defaults",
+                        "file's go back to their defaults. MultiplicativeLR and ChainedScheduler (a function, a "
+                        "list of schedulers) are library API only (distnn.optim.lr_scheduler)",
                         choices=("constant", "step", "multistep", "exponential", "cosine", "plateau", "onecycle",
-                                 "polynomial", "cyclic")),
+                                 "polynomial", "cyclic", "constant_factor")),
     "schedule.interval": _k("str", "epoch", "advance the schedule every epoch or every optimizer step",
                             choices=("epoch", "step")),
     "schedule.warmup_steps": _k("int", 0, "linear warmup over this many optimizer steps (0 = none)", NONNEG),
@@ -142,7 +144,8 @@ SCHEMA: dict[str, Key] = {
     "schedule.warmup_start_factor": _k("float", 0.1, "warmup starts at lr * this factor", POS, ("<=", 1)),
     "schedule.step_size": _k("int", None, "step: decay every step_size intervals", (">=", 1), optional=True),
     "schedule.gamma": _k("float", 0.1, "step/multistep/exponential decay factor; cyclic: the amplitude's factor per "
-                         "optimizer step with cycle_mode exp_range", POS, ("<=", 1)),
+                         "optimizer step with cycle_mode exp_range (unset: 1.0, PyTorch's CyclicLR default)", POS,
+                         ("<=", 1)),
     "schedule.milestones": _k("list[int]", [], "multistep: intervals at which to decay", (">=", 1)),
     "schedule.T_max": _k("int", None, "cosine: intervals of one half-period (default: the whole run after "
                          "warmup: train.epochs, or train.max_steps when it ends the run sooner)", (">=", 1),
@@ -164,7 +167,9 @@ SCHEMA: dict[str, Key] = {
     "schedule.mode": _k("str", "auto", "plateau: min or max (auto: from the metric name)", choices=MODES),
     "schedule.patience": _k("int", 5, "plateau: validations without improvement before decaying (one per "
                             "train.eval_every epochs)", NONNEG),
-    "schedule.factor": _k("float", 0.1, "plateau: decay factor", POS, ("<", 1)),
+    "schedule.factor": _k("float", 0.1, "plateau: decay factor; constant_factor (ConstantLR): lr * factor for the "
+                          "first total_iters intervals, then lr (unset there: 1/3, PyTorch's)", POS, ("<", 1)),
+    "schedule.total_iters": _k("int", 5, "constant_factor: intervals at lr * factor", (">=", 1)),
     "schedule.threshold": _k("float", 1e-4, "plateau: relative improvement that counts", NONNEG),
     "schedule.cooldown": _k("int", 0, "plateau: epochs to wait after a decay", NONNEG),
     "schedule.min_lr": _k("float", 0.0, "plateau: lower bound of the learning rate", NONNEG),
@@ -245,11 +250,22 @@ SCHEMA: dict[str, Key] = {
 }
 
 #: [optimizer] keys whose default is the chosen optimizer's own, its constructor's (torch.optim's where PyTorch
-#: has the optimizer): Adagrad's eps 1e-10, LAMB's 1e-6, LARS's momentum 0.9, AdamW's weight_decay 0.01. One
-#: number for all (1e-8, 0, 0) gave Adagrad, LAMB, LARS and AdamW other defaults than their own. A resolved
-#: config records the value a run used ([defaults.optimizer.NAME], see RECORDED_DEFAULTS), and a run's
-#: config.toml from before holds the old number in [optimizer]: it re-runs and resumes as it ran.
-OPTIMIZER_OWN_DEFAULTS = ("momentum", "weight_decay", "eps")
+#: has the optimizer): Adam's lr 1e-3, Adadelta's 1.0, Adagrad's eps 1e-10, LAMB's 1e-6, LARS's momentum 0.9,
+#: AdamW's weight_decay 0.01. One number for all (lr 0.01, eps 1e-8, 0, 0) gave them other defaults than their
+#: own (Adadelta, whose lr scales its unit-free step, barely moved). LARS has no lr of its own: 0.01, the one
+#: number of before. A resolved config records the value a run used ([defaults.optimizer.NAME], see
+#: RECORDED_DEFAULTS), and a run's config.toml from before holds the old number in [optimizer]: it re-runs and
+#: resumes as it ran.
+OPTIMIZER_OWN_DEFAULTS = ("lr", "momentum", "weight_decay", "eps")
+#: Names of distnn.optim that a config cannot choose, and why (the error of ``optimizer.name = "lbfgs"`` says it)
+LIBRARY_ONLY = {
+    "optimizer.name": {"lbfgs": "distnn.optim.LBFGS is library API only: its step(closure) re-evaluates the loss "
+                                "through a closure, and distnn train steps without one"},
+    "schedule.name": {name: f"distnn.optim.lr_scheduler.{cls} is library API only: it takes "
+                            f"{what}, which a config cannot give"
+                      for name, cls, what in (("multiplicative", "MultiplicativeLR", "a function"),
+                                              ("chained", "ChainedScheduler", "a list of schedulers"))},
+}
 #: Keys that change only what is shown, never the training (a resume ignores a change of one).
 DISPLAY_KEYS = frozenset(k for k, key in SCHEMA.items() if key.display)
 #: Keys a resume does not compare with the saved config: how the resume is asked for, and the display keys.

@@ -360,6 +360,8 @@ def build_schedule(cfg, optimizer, steps_per_epoch: int) -> list:
                           step_size_up=int(s.get("step_size_up")) * unit,
                           step_size_down=None if down is None else int(down) * unit, mode=s.cycle_mode,
                           gamma=s.gamma, cycle_momentum=has_momentum)
+    elif s.name == "constant_factor":
+        main = L.ConstantLR(optimizer, factor=s.factor, total_iters=int(s.total_iters) * unit)
     elif s.name == "plateau":
         from .callbacks.base import monitor_mode
 

@@ -1,4 +1,5 @@
-"""The optimizer's own defaults of ``optimizer.momentum``, ``optimizer.weight_decay`` and ``optimizer.eps``.
+"""The optimizer's own defaults of ``optimizer.lr``, ``optimizer.momentum``, ``optimizer.weight_decay`` and
+``optimizer.eps``.
 
 Left unset, each is the chosen optimizer's constructor default (torch.optim's where PyTorch has the
 optimizer; see :data:`~distnn.train.config_schema.OPTIMIZER_OWN_DEFAULTS`). :func:`resolve_optimizer_defaults`
@@ -27,14 +28,24 @@ def optimizer_takes(name: str, key: str) -> bool:
     return key not in OPTIMIZER_OPTIONS or name in OPTIMIZER_OPTIONS[key]
 
 
+#: the default of a key whose argument an optimizer requires (LARS's lr): the config's one number of before
+_REQUIRED_FALLBACK = {"lr": 0.01}
+
+
 def optimizer_default(name: str, key: str):
-    """The default of the argument ``key`` of optimizer ``name``'s constructor (None: it has none)."""
+    """The default of the argument ``key`` of optimizer ``name``'s constructor (None: it has none); where the
+    constructor requires it, :data:`_REQUIRED_FALLBACK`'s."""
     import inspect
 
     from distnn import optim
+    from distnn.optim.optimizer import required
 
     param = inspect.signature(getattr(optim, OPTIMIZER_CLASSES[name]).__init__).parameters.get(key)
-    return None if param is None or param.default is inspect.Parameter.empty else param.default
+    if param is None:
+        return None
+    if param.default is inspect.Parameter.empty or param.default is required:
+        return _REQUIRED_FALLBACK.get(key)
+    return param.default
 
 
 def optimizer_defaults_text(key: str) -> str:
