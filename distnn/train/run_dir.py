@@ -32,6 +32,8 @@ import zipfile
 
 import numpy as np
 
+from .regular_file import read_regular
+
 MODEL_WEIGHTS = "model.npz"
 MODEL_META = "model.json"
 SUMMARY = "summary.json"
@@ -282,16 +284,19 @@ def write_run_files(directory: str, files: dict) -> None:
 
 
 def save_model(directory: str, model, meta: dict, step: int | None = None) -> None:
-    """``model.npz`` (the state dict) and ``model.json`` (``meta``: how to rebuild it), checksummed.
+    """``model.npz`` (the state dict) and ``model.json`` (``meta``: how to rebuild it), checksummed
+    (``model.json`` marked as listed in ``SHA256SUMS``: :func:`~distnn.train.run_checksums.marked`).
 
     ``step``: the global step the weights are of, recorded as ``model.json``'s
     ``global_step``; :func:`load_model` then knows whether a checkpoint of the
     run is newer (a finished run resumed for more epochs, interrupted).
     """
+    from .run_checksums import marked
+
     weights = io.BytesIO()  # (in memory: SHA256SUMS gets the SHA-256 of these bytes, not of the file read back)
     np.savez(weights, **model.state_dict())
-    write_run_files(directory, {MODEL_WEIGHTS: weights.getbuffer(),
-                                MODEL_META: json_text(meta if step is None else {**meta, "global_step": int(step)})})
+    meta = marked(meta if step is None else {**meta, "global_step": int(step)})
+    write_run_files(directory, {MODEL_WEIGHTS: weights.getbuffer(), MODEL_META: json_text(meta)})
 
 
 def model_step(directory: str, meta: bytes | None = None) -> int | None:
@@ -300,12 +305,9 @@ def model_step(directory: str, meta: bytes | None = None) -> int | None:
     ``meta``: ``model.json``'s bytes, read already (checked against ``SHA256SUMS``)."""
     for name, key in ((MODEL_META, "global_step"), (SUMMARY, "global_steps")):
         try:
-            if name == MODEL_META and meta is not None:
-                value = json.loads(meta).get(key)
-            else:
-                with open(os.path.join(directory, name)) as f:
-                    value = json.load(f).get(key)
-        except (OSError, ValueError, AttributeError):
+            raw = meta if name == MODEL_META and meta is not None else read_regular(os.path.join(directory, name))
+            value = json.loads(raw).get(key)
+        except (OSError, ValueError, AttributeError, RecursionError):
             continue
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
@@ -313,8 +315,7 @@ def model_step(directory: str, meta: bytes | None = None) -> int | None:
 
 
 def read_summary(directory: str) -> dict:
-    with open(os.path.join(directory, SUMMARY)) as f:
-        return json.load(f)
+    return json.loads(read_regular(os.path.join(directory, SUMMARY)))
 
 
 def load_model(path: str, report=None):
