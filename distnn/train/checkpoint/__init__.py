@@ -39,7 +39,10 @@ manifest goes last; the directory is fsynced and renamed to ``step-...``; then
 ``os.replace``) and the root is fsynced once (see :func:`write_checkpoint`).
 A directory without a manifest whose checksums match is never loaded:
 :func:`load_latest_valid` skips it with a warning naming the file and falls
-back to the previous checkpoint.
+back to the previous checkpoint. So is what distnn never writes there: a
+symlink as a ``step-N`` entry or a pointer (it may name another checkpoint),
+a named pipe or any other non-regular file in place of a file (read.py,
+distnn/train/regular_file.py).
 Files that are the same in every checkpoint of a run (``model.json``,
 ``config.toml``, the history's whole chunks) are hard links to the previous checkpoint's copy where the
 file system allows: deleting an old checkpoint leaves the others intact, and
