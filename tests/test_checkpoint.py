@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import signal
 import threading
@@ -319,18 +320,24 @@ def test_a_format_2_manifest_without_its_own_checksum_still_reads(tmp_path):
     assert got["version"] == 2 and got["step"] == 20 and state["_files"]["note.txt"] == b"x"
 
 
-def test_a_checkpoint_directory_holding_another_steps_checkpoint_is_not_loaded_as_it(tmp_path):
+@pytest.mark.parametrize("how", ["renamed", "symlink"])
+def test_a_checkpoint_directory_holding_another_steps_checkpoint_is_not_loaded_as_it(tmp_path, how):
     # (found by test_checkpoint_corruption_fuzz) step-30 replaced by a symlink to step-10 (or step-10 renamed):
     # --resume auto loaded step 10's state as the newest checkpoint, step-30
     for step in (10, 20, 30):
         _write(tmp_path, step)
     shutil.rmtree(tmp_path / "step-00000030")
-    os.symlink(tmp_path / "step-00000010", tmp_path / "step-00000030")
+    if how == "renamed":
+        shutil.copytree(tmp_path / "step-00000010", tmp_path / "step-00000030")
+        expected = "manifest.json is of step-00000010, not of step-00000030"
+    else:  # (a step-N symlink is refused as such: test_checkpoint_links)
+        os.symlink(tmp_path / "step-00000010", tmp_path / "step-00000030")
+        expected = f"is a symlink to {str(tmp_path / 'step-00000010')!r}"
     warnings = []
     path, _, man = ck.load_latest_valid(str(tmp_path), warnings.append)
     assert os.path.basename(path) == "step-00000020" and man["step"] == 20
-    assert len(warnings) == 1 and "manifest.json is of step-00000010, not of step-00000030" in warnings[0]
-    with pytest.raises(ck.CorruptCheckpointError, match="is of step-00000010, not of step-00000030"):
+    assert len(warnings) == 1 and expected in warnings[0]
+    with pytest.raises(ck.CorruptCheckpointError, match=re.escape(expected)):
         ck.resolve_and_load(str(tmp_path / "step-00000030"), None)
     # (a checkpoint read through a link of another name is itself, as before)
     os.symlink(tmp_path / "step-00000010", tmp_path / "mine")

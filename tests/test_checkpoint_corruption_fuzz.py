@@ -7,8 +7,8 @@ damaged (two in a fifth of the cases): a file of the newest checkpoint (``manife
 hard-linked ones included: damaging one damages every checkpoint that links it), another checkpoint's,
 the ``latest``/``best`` pointers, a checkpoint directory itself, or the run directory's own files.
 The damage is one of: truncated at a random offset, a flipped bit, replaced with garbage, emptied,
-deleted, replaced with a directory or a symlink (to another checkpoint's file or directory, to nothing,
-to itself), made unreadable (chmod 000; left out as root, who reads it all the same), an unexpected
+deleted, replaced with a directory, a named pipe (FIFO) or a symlink (to another checkpoint's file or
+directory, to nothing, to itself), made unreadable (chmod 000; left out as root, who reads it all the same), an unexpected
 extra file or directory, or (JSON files) valid JSON of the wrong shape: another type at the top, a key
 gone, a value of the wrong type, a huge number, NaN.
 
@@ -28,9 +28,11 @@ that exists is no longer followed) gives the newest valid checkpoint, with a war
 damaged ``best`` is an error naming it. The run directory's own ``model.npz``, ``model.json`` and
 ``config.toml`` are checked against its ``SHA256SUMS``: damaged, they are an error naming the file.
 
-What no checksum can tell is accepted as such: a pointer replaced by a symlink to another checkpoint
-names that one (it is loaded, whole); with ``SHA256SUMS`` deleted (a run directory of an older distnn has
-none) the run's files are read unchecked, so a damage there that still loads must load the saved
+A pointer or a ``step-N`` entry replaced by a symlink (distnn writes neither as a link) is damaged like
+any other: it is never followed. A ``SHA256SUMS`` deleted is an error naming it (the run's
+``model.json`` says the run was written with one). What no checksum can tell is accepted as such: with
+``SHA256SUMS`` deleted and ``model.json`` damaged too (its mark gone with it), the run reads as an older
+distnn's (neither), its files unchecked, so a damage there that still loads must load the saved
 weights (or, replaced by a symlink, the linked file's); the newest checkpoint deleted together with
 every pointer naming it leaves no trace to report.
 
@@ -244,7 +246,7 @@ def damage(rnd, run, kinds):
                 os.unlink(os.path.join(target, n))
             os.rmdir(target)
             return kind, rel, "directory removed"
-        if kind == "as_dir" or kind == "unreadable":
+        if kind in ("as_dir", "unreadable", "fifo"):
             return damage(rnd, run, kinds)
         for n in os.listdir(target):
             os.unlink(os.path.join(target, n))
@@ -293,6 +295,10 @@ def damage(rnd, run, kinds):
                             older, target])  # (the last: a link to itself, a loop)
         os.symlink(other, target)
         return kind, rel, f"replaced by a symlink to {os.path.relpath(other, run)}"
+    if kind == "fifo":  # (a reader that opens it as a file waits for a writer: forever)
+        os.remove(target)
+        os.mkfifo(target)
+        return kind, rel, "replaced by a named pipe"
     if kind == "unreadable":
         os.chmod(target, 0)
         return kind, rel, "made unreadable"
@@ -313,7 +319,7 @@ def _damage_root(rnd, run, root, kind):
 
 
 KINDS = ["truncate", "bitflip", "bitflip", "garbage", "empty", "delete", "as_dir", "as_symlink", "extra", "json",
-         "json"] + ([] if AS_ROOT else ["unreadable"])
+         "json"] + ([] if AS_ROOT else ["unreadable"]) + (["fifo"] if hasattr(os, "mkfifo") else [])
 
 
 # ---------------------------------------------------------------------- the readers
@@ -331,36 +337,30 @@ def _names(text, damaged) -> bool:
     return False
 
 
-def _is_pointer_damage(damaged, what, linked=()) -> bool:
-    """A pointer replaced by a symlink to another checkpoint is not detectable: that checkpoint is loaded,
-    whole, and that is all one can ask. (A bit flipped into another step number is: the pointer's SHA-256.)"""
-    return what.split()[0] in ("--resume", "evaluate") and any(
-        rel.split(os.sep)[-1] == what.split()[-1] for rel in damaged if rel in linked)
-
-
 def _newest_valid(root):
     """The newest checkpoint under ``root`` that verifies (what a damaged ``latest`` falls back to)."""
     return next((c.name for c in reversed(ck.list_checkpoints(root)) if not ck.verify_checkpoint(c.path)), None)
 
 
-def _pointer_fallback(what, rel, root, linked, warnings) -> str | None:
-    """What ``--resume latest``/``evaluate latest`` must give when ``latest`` is damaged (not by a symlink):
+def _pointer_fallback(what, rel, root, warnings) -> str | None:
+    """What ``--resume latest``/``evaluate latest`` must give when ``latest`` is damaged (a symlink too):
     the newest valid checkpoint, said with a warning naming ``latest``; else None (no fallback here)."""
     latest = os.path.join("checkpoints", ck.LATEST)
-    if not what.endswith(" latest") or latest not in rel or latest in linked \
-            or ck.read_pointer(root, ck.LATEST) is not None or not os.path.isfile(os.path.join(root, ck.LATEST)):
+    path = os.path.join(root, ck.LATEST)
+    if not what.endswith(" latest") or latest not in rel or ck.read_pointer(root, ck.LATEST) is not None \
+            or not (os.path.islink(path) or os.path.lexists(path) and not os.path.isdir(path)):
         return None
     if not any(f"{ck.LATEST}' is damaged" in w for w in warnings):
         raise Unexpected(f"{what}: the damaged {ck.LATEST} was followed without a warning naming it: {warnings}")
     return _newest_valid(root)
 
 
-def _check_loaded(what, got, saved, warnings, rel, explicit=None, linked=()):
+def _check_loaded(what, got, saved, warnings, rel, explicit=None):
     path, state, man = got
-    name = os.path.basename(os.path.realpath(path))  # (a pointer replaced by a symlink: the checkpoint it names)
+    name = os.path.basename(os.path.realpath(path))
     if name not in saved:
         raise Unexpected(f"{what}: loaded {path!r}, which was never saved")
-    if explicit is not None and name != explicit and not _is_pointer_damage(rel, what, linked):
+    if explicit is not None and name != explicit:
         raise Unexpected(f"{what}: loaded {name} instead of {explicit}")
     want_state, want_man = saved[name]
     if not _same(man, want_man):
@@ -397,8 +397,8 @@ def _call(what, call, rel, warnings):
         raise Unexpected(f"{what}: {type(e).__name__}: {e}") from e
 
 
-def check_readers(run, saved, weights, rel, linked=()):
-    """Every reader, after the damage to ``rel`` (``linked``: those of them replaced by a symlink)."""
+def check_readers(run, saved, weights, rel):
+    """Every reader, after the damage to ``rel``."""
     root = os.path.join(run, "checkpoints")
     newest = os.path.join(root, ck.step_name(100))
     if not os.path.lexists(root):  # (the checkpoints gone: an error can only name where it looked for them)
@@ -419,8 +419,8 @@ def check_readers(run, saved, weights, rel, linked=()):
         warnings = []
         got = _call(what, lambda: ck.resolve_and_load(spec, None, warnings.append), rel, warnings)
         if got is not REFUSED:
-            fallback = _pointer_fallback(what, rel, root, linked, warnings)
-            _check_loaded(what, got, saved, warnings, rel, explicit=fallback or ck.step_name(100), linked=linked)
+            fallback = _pointer_fallback(what, rel, root, warnings)
+            _check_loaded(what, got, saved, warnings, rel, explicit=fallback or ck.step_name(100))
     # the config a resume without --config runs with: only as a checkpoint saved it
     for what, spec in (("config of --resume ROOT", root), ("config of --resume CHECKPOINT", newest)):
         got = _call(what, lambda: saved_config_for_resume(spec, None), rel, [])
@@ -448,8 +448,8 @@ def check_readers(run, saved, weights, rel, linked=()):
         source = _source(reports)
         if source not in weights:
             raise Unexpected(f"{what}: read {source!r}, which was never saved: {reports}")
-        expected = _pointer_fallback(what, rel, root, linked, warnings) or ck.step_name(100)
-        if what != "evaluate RUN_DIR" and source != expected and not _is_pointer_damage(rel, what, linked):
+        expected = _pointer_fallback(what, rel, root, warnings) or ck.step_name(100)
+        if what != "evaluate RUN_DIR" and source != expected:
             raise Unexpected(f"{what}: read {source} instead of {expected}")
         if what == "evaluate RUN_DIR" and source not in ("run", ck.step_name(100)) \
                 and not any(_names(w, rel) for w in warnings):
@@ -487,8 +487,7 @@ def run_case(seed, pristine, tmp_path):
         except OSError:  # (the first damaged the directory the second chose: gone, a file, a symlink loop)
             pass
     try:
-        check_readers(run, saved, weights, tuple(rel for _, rel, _ in done),
-                      linked=tuple(rel for kind, rel, _ in done if kind == "as_symlink"))
+        check_readers(run, saved, weights, tuple(rel for _, rel, _ in done))
     except Unexpected as e:  # (the case's directory stays, to look at)
         return f"seed {seed}: " + " and ".join(f"{kind} {rel} ({how})" for kind, rel, how in done) + f": {e}"
     finally:
@@ -548,17 +547,21 @@ def _cli_case(pristine, tmp_path, how):
     if how == "pointer":
         open(os.path.join(root, ck.BEST), "wb").write(b"\xff\xfe garbage")
         return os.path.join(root, ck.BEST), "best' is damaged or unreadable"
-    if how == "another-step":
+    if how in ("another-step", "linked-step"):
         for n in os.listdir(newest):
             os.unlink(os.path.join(newest, n))
         os.rmdir(newest)
-        os.symlink(os.path.join(root, ck.step_name(40)), newest)
+        if how == "linked-step":
+            os.symlink(os.path.join(root, ck.step_name(40)), newest)
+            return newest, f"is a symlink to {os.path.join(root, ck.step_name(40))!r}"
+        _copy(os.path.join(root, ck.step_name(40)), newest)
         return newest, "manifest.json is of step-00000040, not of step-00000100"
     raise AssertionError(how)
 
 
 @pytest.mark.parametrize("command", ["evaluate", "predict"])
-@pytest.mark.parametrize("how", ["bitflip", "manifest-field", "manifest-list", "pointer", "another-step"])
+@pytest.mark.parametrize("how", ["bitflip", "manifest-field", "manifest-list", "pointer", "another-step",
+                                 "linked-step"])
 def test_cli_evaluate_and_predict_refuse_a_damaged_checkpoint_in_one_line(pristine, tmp_path, capsys, command,
                                                                             how):
     path, expected = _cli_case(pristine, tmp_path, how)

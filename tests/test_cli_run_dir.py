@@ -102,6 +102,10 @@ def test_a_damaged_model_in_the_run_directory_is_a_one_line_error(finished, tmp_
     shutil.rmtree(os.path.join(run, "checkpoints"))  # the run's own model, not a checkpoint's
     if not sums:  # a run directory of a distnn before SHA256SUMS: the files are parsed, and fail there
         os.remove(os.path.join(run, "SHA256SUMS"))
+        meta_path = os.path.join(run, "model.json")  # (nor the mark in model.json that it has one)
+        meta = json.load(open(meta_path))
+        del meta["checksums"]
+        json.dump(meta, open(meta_path, "w"))
     _damage(os.path.join(run, name), how)
     code, _, err = run_cli(["evaluate", run], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1, err

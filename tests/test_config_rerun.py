@@ -147,8 +147,9 @@ def test_a_run_whose_model_json_recorded_hidden_sizes_beside_sizes_still_loads(t
     meta_path = tmp_path / "a" / "model.json"
     meta = json.loads(meta_path.read_text())
     meta["model"]["kwargs"]["hidden_sizes"] = [128]
+    del meta["checksums"]  # (a run saved then had no SHA256SUMS, nor this mark that it has one)
     meta_path.write_text(json.dumps(meta))
-    (tmp_path / "a" / "SHA256SUMS").unlink()  # (a run saved then had none; this edit would fail its check)
+    (tmp_path / "a" / "SHA256SUMS").unlink()  # (this edit would fail its check)
     model, _, transform = load_model(tmp_path / "a")
     assert model.sizes == [64, 32, 10]
     np.testing.assert_array_equal(predict_proba(model, x, transform), expected)

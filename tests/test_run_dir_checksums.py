@@ -100,11 +100,35 @@ def test_a_damaged_sha256sums_is_an_error_naming_it(run, capsys):
     assert code == 2 and len(err.strip().splitlines()) == 1 and f"{path} is damaged" in err, err
 
 
-def test_a_run_directory_of_an_older_distnn_loads_unchecked_and_quietly(run, capsys):
+def _as_an_older_distnn_wrote_it(run):  # no SHA256SUMS, and no mark in model.json that there is one
     (run / "SHA256SUMS").unlink(missing_ok=True)
+    path = run / "model.json"
+    meta = json.loads(path.read_text())
+    assert meta.pop(run_checksums.MARK) == "SHA256SUMS"
+    path.write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def test_a_run_directory_of_an_older_distnn_loads_unchecked_and_quietly(run, capsys):
+    _as_an_older_distnn_wrote_it(run)
     _edit_the_mean(run)  # (nothing to tell it by)
     code, out, err = run_cli(["evaluate", str(run)], capsys)
     assert code == 0 and "accuracy" in out and "warning" not in err, err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_a_deleted_sha256sums_is_an_error_naming_it_not_a_run_of_an_older_distnn(run, tmp_path, capsys, command):
+    # a run's SHA256SUMS deleted: the run was taken for an older distnn's (none), its files read unchecked
+    (run / "SHA256SUMS").unlink()
+    _edit_the_mean(run)  # (what the checksums would have caught)
+    args = [command, str(run)]
+    if command == "predict":
+        np.savetxt(tmp_path / "in.csv", np.zeros((2, 64)), delimiter=",")
+        args += ["--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "p.csv")]
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{run / 'SHA256SUMS'} is missing" in err and "model.json says the run was written with it" in err
+    with pytest.raises(run_checksums.RunFileError, match="SHA256SUMS is missing"):
+        rd.load_model(str(run))
 
 
 def test_an_unlisted_file_is_read_as_it_is(run):

@@ -489,13 +489,29 @@ def list_configs() -> list[tuple[str, str]]:
     return out
 
 
+class CheckedConfigFile(str):
+    """The path of a config file, carrying the bytes read from it and checked (a checkpoint's ``config.toml``,
+    its SHA-256 verified): :func:`config_text` parses these bytes, never the file read again, which may have
+    changed since. Otherwise a path like any other (printed, compared, joined)."""
+
+    def __new__(cls, path: str, data: bytes):
+        self = super().__new__(cls, path)
+        self.data = bytes(data)
+        return self
+
+
 def config_text(name_or_path: str) -> tuple[str, str, str]:
-    """(TOML text, source label, default name) of a built-in name or a file path."""
+    """(TOML text, source label, default name) of a built-in name or a file path (a
+    :class:`CheckedConfigFile`: the bytes it carries)."""
+    checked = name_or_path.data if isinstance(name_or_path, CheckedConfigFile) else None
     name_or_path = str(name_or_path)
-    if os.path.isfile(name_or_path):
+    if checked is not None or os.path.isfile(name_or_path):
         try:
-            with open(name_or_path, "rb") as f:
-                data = f.read()
+            if checked is not None:
+                data = checked
+            else:
+                with open(name_or_path, "rb") as f:
+                    data = f.read()
         except OSError as e:
             raise ConfigError(f"config file {name_or_path!r} cannot be read: {e.strerror or e}") from None
         try:

@@ -504,17 +504,26 @@ def member_dir(run_dir: str, member: int) -> str:
 
 
 def is_ensemble_dir(directory: str) -> bool:
-    """True when ``directory``'s model.json describes an ensemble."""
+    """True when ``directory``'s model.json describes an ensemble.
+
+    model.json is read as every reader of a run's files reads it, checked against the run's
+    ``SHA256SUMS``. In a run with ``members/`` a damaged one is a RunFileError naming it: taken for no
+    ensemble, it had the members averaged as those of an ensemble that did not finish. (Elsewhere the
+    single-model path reads it, and says so, or reads a checkpoint instead.)
+    """
     import json
 
     from . import run_dir as rd
+    from .run_checksums import RunFileError, read_sums, read_verified
 
-    path = os.path.join(str(directory), rd.MODEL_META)
-    if not os.path.isfile(path):
+    if not os.path.isfile(os.path.join(str(directory), rd.MODEL_META)):
         return False
     try:
-        with open(path) as f:
-            meta = json.load(f)
+        meta = json.loads(read_verified(directory, rd.MODEL_META, read_sums(directory)))
+    except RunFileError:
+        if os.path.isdir(os.path.join(str(directory), MEMBERS_DIR)):
+            raise
+        return False
     except (OSError, ValueError):
         return False
     return isinstance(meta, dict) and "ensemble" in meta  # (a damaged model.json may hold a number, or text)

@@ -79,11 +79,12 @@ def write_ensemble_files(path, meta, plan, summary, members, ev, plots: bool = T
     import csv
     import json
 
+    from . import run_checksums
     from . import run_dir as rd
 
     meta = {k: v for k, v in meta.items() if k != "model"}
     meta["ensemble"] = ensemble_table(plan.members)
-    rd.write_run_files(path, {rd.MODEL_META: rd.json_text(meta)})
+    rd.write_run_files(path, {rd.MODEL_META: rd.json_text(run_checksums.marked(meta))})
     rd.write_json(os.path.join(path, rd.SUMMARY), summary)
     rows = [{"model": f"member-{r['member']}", **{c: r.get(c) for c in ENSEMBLE_CSV_COLUMNS[1:]}}
             for r in summary["members"]]

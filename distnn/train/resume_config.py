@@ -24,7 +24,9 @@ CONFIG_FILE = "config.toml"
 
 
 def saved_config_for_resume(resume: str | None, out: str | None) -> str | None:
-    """The path of the saved ``config.toml`` to resume with (see the module docstring), or None."""
+    """The path of the saved ``config.toml`` to resume with (see the module docstring), or None. A
+    checkpoint's is a :class:`~distnn.train.config.CheckedConfigFile`: ``load_config`` of it parses the
+    bytes whose checksum was verified."""
     if not resume:
         return None
     if resume == "auto":
@@ -68,8 +70,7 @@ def _checkpoint_config(spec: str) -> str | None:
     every file): a damaged one named by ``spec`` is a CheckpointError here, before a run is built from
     it; under a checkpoint root, a checkpoint whose config is damaged is passed over, as the resume
     passes it over."""
-    from .checkpoint import (MANIFEST, CheckpointError, checkpoint_root, follow_pointer, list_checkpoints,
-                             verify_checkpoint)
+    from .checkpoint import MANIFEST, CheckpointError, checkpoint_root, follow_pointer, list_checkpoints
     from .checkpoint.names import STEP_RE
 
     try:
@@ -79,14 +80,26 @@ def _checkpoint_config(spec: str) -> str | None:
     own = _config_in(path)
     if own and (os.path.exists(os.path.join(path, MANIFEST))
                 or STEP_RE.match(os.path.basename(os.path.normpath(path)))):  # a checkpoint directory
-        problems = verify_checkpoint(path, only=(CONFIG_FILE,))
-        if problems:
-            raise CheckpointError(f"--resume {path!r}: {problems[0]}")
-        return own
+        try:
+            return _checked(own)
+        except CheckpointError as e:
+            raise CheckpointError(f"--resume {path!r}: {e}") from None
     if own or not os.path.isdir(path):
         return own
     for found in reversed(list_checkpoints(checkpoint_root(path))):
         saved = _config_in(found.path)
-        if saved and not verify_checkpoint(found.path, only=(CONFIG_FILE,)):
-            return saved
+        if saved:
+            try:
+                return _checked(saved)
+            except CheckpointError:
+                continue
     return None
+
+
+def _checked(config: str):
+    """A checkpoint's ``config.toml`` as a CheckedConfigFile: its path, with the bytes whose SHA-256 was checked
+    (what the run is configured with: the file read again after the check could be another)."""
+    from .checkpoint import read_files
+    from .config import CheckedConfigFile
+
+    return CheckedConfigFile(config, read_files(os.path.dirname(config), (CONFIG_FILE,))[CONFIG_FILE])

@@ -16,14 +16,25 @@ listed with the previous file's checksum. So an unlisted file is read as is; a
 listed one must match; a ``SHA256SUMS`` that is not exactly what distnn writes
 (a flipped bit in a name or a checksum) is itself an error, as it can no
 longer say which files it covers.
+
+A run's ``model.json`` says ``"checksums": "SHA256SUMS"`` (:func:`marked`): a
+run directory with that mark and no ``SHA256SUMS`` lost it (deleted by hand, a
+partial copy), and is an error naming it rather than read unchecked.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 
+from .regular_file import open_regular, read_regular
+
 SUMS = "SHA256SUMS"
+META = "model.json"
+#: model.json's key that says the run directory has a SHA256SUMS (:func:`marked`): one deleted is then
+#: damage, not a run of an older distnn (which has neither)
+MARK = "checksums"
 #: the files SHA256SUMS may list (a name outside these is a damaged line)
 COVERED = ("config.toml", "model.json", "model.npz")
 _LINE = re.compile(r"([0-9a-f]{64})  (" + "|".join(re.escape(n) for n in COVERED) + r")")
@@ -33,13 +44,32 @@ class RunFileError(ValueError):
     """A run directory's file does not match its ``SHA256SUMS`` entry, or ``SHA256SUMS`` is damaged."""
 
 
+def marked(meta: dict) -> dict:
+    """``meta`` (a run's ``model.json``) with the mark that says its run directory has a ``SHA256SUMS``."""
+    return {**meta, MARK: SUMS}
+
+
+def _marked_on_disk(directory: str) -> bool:
+    """Whether ``directory``'s ``model.json`` holds :func:`marked`'s mark (False when it cannot be read)."""
+    try:
+        meta = json.loads(read_regular(os.path.join(str(directory), META)))
+    except (OSError, ValueError, RecursionError):
+        return False  # (a damaged model.json is reported where it is read)
+    return isinstance(meta, dict) and meta.get(MARK) == SUMS
+
+
 def read_sums(directory: str) -> dict[str, str] | None:
-    """``{name: sha256}`` of ``directory``'s ``SHA256SUMS``; None when it has none (an older distnn's run)."""
+    """``{name: sha256}`` of ``directory``'s ``SHA256SUMS``; None when it has none (an older distnn's run).
+
+    A run whose ``model.json`` is :func:`marked` was written with one: without it, a RunFileError."""
     path = os.path.join(str(directory), SUMS)
     try:
-        with open(path, "rb") as f:
-            raw = f.read(1 << 16)
+        raw = read_regular(path, 1 << 16)
     except FileNotFoundError:
+        if _marked_on_disk(directory):
+            raise RunFileError(f"{path} is missing (deleted?), though {META} says the run was written with it: "
+                               f"the run's files cannot be checked; its checkpoints, if any, can be evaluated "
+                               f"instead") from None
         return None
     except OSError as e:
         raise RunFileError(f"{path}: unreadable ({e.strerror or e})") from None
@@ -63,7 +93,7 @@ def read_verified(directory: str, name: str, sums: dict | None) -> bytearray:
     """The bytes of ``directory/name``, read once and checked against ``sums`` (:func:`read_sums`) when it
     lists the file (unlisted, or ``sums`` None: as they are). OSError when the file cannot be read."""
     path = os.path.join(str(directory), name)
-    with open(path, "rb", buffering=0) as f:
+    with open_regular(path) as f:
         data = bytearray(f.readall())  # (writable: np.load's arrays of it are views, not copies)
     want = (sums or {}).get(name)
     if want is not None and hashlib.sha256(data).hexdigest() != want:

@@ -1,4 +1,4 @@
-"""The run directory: where a training run leaves its results, and how they are read back.
+"""The run directory: where a training run leaves its results, created, claimed and written.
 
 Layout (written by rank 0 only)::
 
@@ -11,12 +11,14 @@ Layout (written by rank 0 only)::
       model.npz       the final weights (``state_dict`` arrays)
       model.json      what is needed to rebuild the model: model name and
                       arguments, input shape, classes, standardization stats,
-                      and the global step of model.npz (global_step)
+                      and the global step of model.npz (global_step), and
+                      "checksums": "SHA256SUMS" (the run has one)
       SHA256SUMS      the SHA-256 of model.npz, model.json and config.toml, which
                       load_model checks (see :mod:`distnn.train.run_checksums`)
 
-:func:`load_model` is the ONE place that turns a run directory back into a
-model (evaluate, predict, and later checkpoints and ensembles go through it).
+:func:`load_model` (:mod:`distnn.train.run_model`, re-exported here) is the ONE
+place that turns a run directory back into a model (evaluate, predict, and
+later checkpoints and ensembles go through it).
 """
 from __future__ import annotations
 
@@ -25,12 +27,12 @@ import json
 import math
 import os
 import shutil
-import sys
-import threading
 import time
-import zipfile
 
 import numpy as np
+
+from .regular_file import read_regular
+from .run_model import load_model, model_step  # noqa: F401 - re-exported (ensemble, inference, callbacks, tests)
 
 MODEL_WEIGHTS = "model.npz"
 MODEL_META = "model.json"
@@ -282,214 +284,20 @@ def write_run_files(directory: str, files: dict) -> None:
 
 
 def save_model(directory: str, model, meta: dict, step: int | None = None) -> None:
-    """``model.npz`` (the state dict) and ``model.json`` (``meta``: how to rebuild it), checksummed.
+    """``model.npz`` (the state dict) and ``model.json`` (``meta``: how to rebuild it), checksummed
+    (``model.json`` marked as listed in ``SHA256SUMS``: :func:`~distnn.train.run_checksums.marked`).
 
     ``step``: the global step the weights are of, recorded as ``model.json``'s
     ``global_step``; :func:`load_model` then knows whether a checkpoint of the
     run is newer (a finished run resumed for more epochs, interrupted).
     """
+    from .run_checksums import marked
+
     weights = io.BytesIO()  # (in memory: SHA256SUMS gets the SHA-256 of these bytes, not of the file read back)
     np.savez(weights, **model.state_dict())
-    write_run_files(directory, {MODEL_WEIGHTS: weights.getbuffer(),
-                                MODEL_META: json_text(meta if step is None else {**meta, "global_step": int(step)})})
-
-
-def model_step(directory: str, meta: bytes | None = None) -> int | None:
-    """The global step of a run directory's ``model.npz``: ``model.json``'s ``global_step``; for a run of an
-    older distnn (none there), ``summary.json``'s ``global_steps``, written with it; None when unknown.
-    ``meta``: ``model.json``'s bytes, read already (checked against ``SHA256SUMS``)."""
-    for name, key in ((MODEL_META, "global_step"), (SUMMARY, "global_steps")):
-        try:
-            if name == MODEL_META and meta is not None:
-                value = json.loads(meta).get(key)
-            else:
-                with open(os.path.join(directory, name)) as f:
-                    value = json.load(f).get(key)
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-    return None
+    meta = marked(meta if step is None else {**meta, "global_step": int(step)})
+    write_run_files(directory, {MODEL_WEIGHTS: weights.getbuffer(), MODEL_META: json_text(meta)})
 
 
 def read_summary(directory: str) -> dict:
-    with open(os.path.join(directory, SUMMARY)) as f:
-        return json.load(f)
-
-
-def load_model(path: str, report=None):
-    """Rebuild the trained model of a run: ``(model, meta, eval_transform)``.
-
-    ``path`` is a run directory, its ``model.npz``, a checkpoint directory or
-    a ``latest``/``best`` pointer. A run directory gives its newest trained
-    state: ``model.npz``, or a valid checkpoint of a later global step when
-    the finished run was resumed and that session did not finish (see
-    :func:`distnn.train.checkpoint.read.model_source`), or an interrupted
-    run's newest valid checkpoint. ``report(message)`` is told which file or
-    checkpoint is read (each member's, for an ensemble). ``meta`` is the
-    ``model.json`` dict (model name and arguments, ``input_shape``,
-    ``num_classes``, ``class_names``, ``standardizer``); ``eval_transform`` is
-    the standardization fitted on the run's training split (or None). The
-    model is in eval mode. Raises ValueError with a one-line message when the
-    directory holds no usable model.
-    """
-    if report is None:
-        return _load_model(path)
-    outer, _reporting.fn = getattr(_reporting, "fn", None), report  # (an ensemble's members report too)
-    try:
-        return _load_model(path)
-    finally:
-        _reporting.fn = outer
-
-
-_reporting = threading.local()
-
-
-def _no_valid_checkpoint(directory: str) -> None:
-    """No model.npz, and checkpoints that all fail to verify: a ValueError saying why the newest fails."""
-    from .checkpoint.read import checkpoint_root, list_checkpoints, verify_checkpoint
-
-    root = checkpoint_root(directory)
-    found = list_checkpoints(root)
-    if found:
-        why = (verify_checkpoint(found[-1].path) or ["it verifies now (changed while it was read?)"])[0]
-        raise ValueError(f"no valid checkpoint in {root!r} and no model.npz in {directory!r} ({len(found)} "
-                         f"checkpoint{'s' if len(found) > 1 else ''}, none whole; the newest: {why})")
-
-
-def _warn(message: str) -> None:
-    sys.stderr.write(f"distnn: warning: {message}\n")
-
-
-def _saved_model_arguments(spec: dict) -> dict:
-    """model.json's ``kwargs`` less an argument the model ignores beside another (``Arguments.unused_with``).
-
-    Runs saved before the MLP refused ``hidden_sizes`` beside ``sizes`` recorded the
-    default ``hidden_sizes`` next to ``sizes``; their model was built from ``sizes``
-    alone, so it is rebuilt from ``sizes`` alone.
-    """
-    from distnn.models.arguments import arguments_of
-
-    kwargs = dict(spec.get("kwargs", {}))
-    table = arguments_of(spec["name"])
-    if table is not None:
-        table.drop_ignored(kwargs)
-    return kwargs
-
-
-def _load_model(path: str):
-    from distnn.models import build_model
-
-    from .checkpoint import follow_pointer
-    from .checkpoint.names import STEP_RE
-
-    path = follow_pointer(str(path), _warn)  # (<run>/checkpoints/latest or best: the checkpoint it names)
-    named_weights = path.endswith(".npz")  # the run's model.npz itself: that file, not a newer checkpoint
-    directory = os.path.dirname(path) if named_weights else path
-    weights, meta_path = os.path.join(directory, MODEL_WEIGHTS), os.path.join(directory, MODEL_META)
-    if not os.path.isdir(directory):
-        if os.path.exists(directory):
-            raise ValueError(f"{directory!r} is a file, not a run directory (nor a run's model.npz or a checkpoint)")
-        raise ValueError(f"run directory {directory!r} does not exist")
-    from .ensemble import is_ensemble_dir, load_ensemble
-
-    if is_ensemble_dir(directory):  # an ensemble run: every member, probabilities averaged
-        return load_ensemble(directory)
-    if os.path.isdir(os.path.join(directory, MEMBERS_DIR)) and not os.path.isfile(weights) \
-            and os.path.isfile(os.path.join(directory, CONFIG)):  # one that did not finish
-        from .ensemble import load_unfinished_ensemble
-
-        return load_unfinished_ensemble(directory)
-    named = os.path.normpath(directory)
-    if os.path.basename(named) in (".", ".."):
-        named = os.path.abspath(named)  # ('.' names no parent; otherwise the path stays as the user gave it)
-    members = [] if os.path.basename(named) != MEMBERS_DIR else sorted(
-        d for d in os.listdir(directory) if d.startswith("member-") and os.path.isdir(os.path.join(directory, d)))
-    if members:  # (it said "holds no trained model (model.npz is missing); is it a finished run directory?")
-        ensemble = os.path.dirname(named) or "."
-        raise ValueError(f"{directory!r} holds an ensemble's members, not one model: give the ensemble's run "
-                         f"directory {ensemble!r} (the members' probabilities averaged) or a member's, e.g. "
-                         f"{os.path.join(directory, members[0])!r}")
-    from . import run_checksums
-    from .checkpoint.read import ModelSource, is_checkpoint_dir, model_source
-
-    # The run directory's own files are read once, checked against its SHA256SUMS (when it has one, and
-    # lists them: a run of an older distnn has none), and parsed from those bytes. model.json first: its
-    # global_step says whether a checkpoint is newer; config.toml says where the checkpoints are.
-    own = not (is_checkpoint_dir(directory) or STEP_RE.match(os.path.basename(os.path.normpath(directory))))
-    sums = run_checksums.read_sums(directory) if own else None
-    meta_raw = None
-    if own and os.path.isfile(meta_path):
-        try:
-            meta_raw = run_checksums.read_verified(directory, MODEL_META, sums)
-        except run_checksums.RunFileError:
-            if os.path.isfile(weights):  # (without model.npz, the newest checkpoint is read: not model.json)
-                raise
-        except OSError:
-            pass  # (said below, if model.json is needed)
-    if sums and CONFIG in sums and os.path.isfile(os.path.join(directory, CONFIG)):
-        try:
-            run_checksums.read_verified(directory, CONFIG, sums)
-        except OSError:
-            pass  # (as unreadable as before: the default checkpoint directory is looked in)
-    # A checkpoint directory (checksums verified); a run directory's model.npz, or its newest valid
-    # checkpoint when that is newer (a resumed session that did not finish) or there is no model.npz.
-    if named_weights and own:
-        source = ModelSource(directory, model_step(directory, meta_raw))
-    else:
-        source = model_source(directory, warn=_warn, model_step=model_step(directory, meta_raw) if own else None)
-    directory = source.path
-    weights, meta_path = os.path.join(directory, MODEL_WEIGHTS), os.path.join(directory, MODEL_META)
-    report = getattr(_reporting, "fn", None)
-    if report is not None and os.path.isfile(weights):
-        what = f"checkpoint {directory}" if source.files is not None else weights
-        at = f" (global step {source.step})" if source.step is not None else ""
-        report(f"reading {what}{at}" + (f": {source.why}" if source.why else ""))
-    if source.files is None and not os.path.isfile(weights):
-        _no_valid_checkpoint(directory)
-    for p in (weights, meta_path):
-        if not os.path.isfile(p):
-            raise ValueError(f"{directory!r} holds no trained model ({os.path.basename(p)} is missing); "
-                             f"is it a finished run directory?")
-        if source.files is not None and os.path.basename(p) not in source.files:
-            raise ValueError(f"checkpoint {directory!r}: {os.path.basename(p)} is not listed in its manifest, "
-                             "so it cannot be checked (not a checkpoint distnn wrote?)")
-    if source.files is not None:  # the verified bytes, not the files read again
-        meta_raw, weights_raw = source.files[MODEL_META], source.files[MODEL_WEIGHTS]
-    current = MODEL_META  # the file being read, for the error message
-    try:
-        meta = json.loads(meta_raw if meta_raw is not None else run_checksums.read_verified(directory, MODEL_META,
-                                                                                              sums))
-        if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict):
-            raise ValueError(f"{MODEL_META} does not describe a model (no \"model\" table)")
-        model = build_model(meta["model"]["name"], **_saved_model_arguments(meta["model"]))
-        if meta.get("dtype") == "float64":
-            model.to(np.float64)
-        current = MODEL_WEIGHTS
-        if source.files is None:  # (an unreadable file raises here, named with its reason)
-            weights_raw = run_checksums.read_verified(directory, MODEL_WEIGHTS, sums)
-        if not zipfile.is_zipfile(io.BytesIO(weights_raw)):  # (np.load would take it for a pickle and advise
-            raise ValueError(f"{weights}: not an npz (zip) archive")  # loading it unsafely)
-        with np.load(io.BytesIO(weights_raw), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        # (unchecked files, of an older distnn's run directory: either may be the damaged one)
-        current = f"{MODEL_WEIGHTS} does not fit the model {MODEL_META} describes"
-        model.load_state_dict(arrays)
-        transform = None
-        current = MODEL_META
-        if meta.get("standardizer"):
-            from distnn.data.transforms import Standardizer
-
-            transform = Standardizer.from_state_dict(meta["standardizer"])
-    except run_checksums.RunFileError:
-        raise
-    except (OSError, KeyError, TypeError, ValueError, OverflowError, EOFError, zipfile.BadZipFile) as e:
-        # a damaged or foreign file (of a run directory without SHA256SUMS: unchecked, unlike a checkpoint's)
-        what = f"{type(e).__name__}: " if isinstance(e, (KeyError, zipfile.BadZipFile, EOFError)) else ""
-        detail = (f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.strerror and e.filename
-                  else " ".join(str(e).split()))
-        where = "" if current in detail else f"{current}: "  # (a JSON or zip error does not say which file)
-        raise ValueError(f"cannot load the model of {directory!r}: {where}{what}{detail} "
-                         f"(its checkpoints, if any, can be evaluated instead)") from None
-    model.eval()
-    return model, meta, transform
+    return json.loads(read_regular(os.path.join(directory, SUMMARY)))

@@ -39,7 +39,10 @@ manifest goes last; the directory is fsynced and renamed to ``step-...``; then
 ``os.replace``) and the root is fsynced once (see :func:`write_checkpoint`).
 A directory without a manifest whose checksums match is never loaded:
 :func:`load_latest_valid` skips it with a warning naming the file and falls
-back to the previous checkpoint.
+back to the previous checkpoint. So is what distnn never writes there: a
+symlink as a ``step-N`` entry or a pointer (it may name another checkpoint),
+a named pipe or any other non-regular file in place of a file (read.py,
+distnn/train/regular_file.py).
 Files that are the same in every checkpoint of a run (``model.json``,
 ``config.toml``, the history's whole chunks) are hard links to the previous checkpoint's copy where the
 file system allows: deleting an old checkpoint leaves the others intact, and
@@ -71,7 +74,7 @@ from .commit import (check_pointer, json_clean, pointer_bytes, read_pointer, wri
 from .names import (BEST, DEFAULT_DIRNAME, FAULT_ENV, FORMAT, LATEST, MANIFEST, MANIFEST_SEAL, TRAINER_JSON, VERSION,
                     CheckpointError, CorruptCheckpointError, step_name)
 from .read import (CheckpointInfo, checkpoint_root, follow_pointer, is_checkpoint_dir, list_checkpoints,
-                   load_latest_valid, model_directory, read_checkpoint, read_manifest, resolve_and_load,
+                   load_latest_valid, model_directory, read_checkpoint, read_files, read_manifest, resolve_and_load,
                    verify_checkpoint)
 from .retention import (apply_retention, cleanup_temporaries, discard_newer, recover_interrupted_rewrites,
                         remove_spares, write_and_retain)
@@ -85,7 +88,7 @@ __all__ = [
     "follow_pointer",
     "is_checkpoint_dir", "json_clean", "list_checkpoints", "load_latest_valid", "model_directory", "npz_bytes",
     "pointer_bytes",
-    "read_checkpoint", "read_manifest", "read_pointer", "recover_interrupted_rewrites", "remove_spares",
+    "read_checkpoint", "read_files", "read_manifest", "read_pointer", "recover_interrupted_rewrites", "remove_spares",
     "resolve_and_load", "serialize", "step_name", "to_files", "verify_checkpoint", "write_and_retain",
     "write_checkpoint", "write_pointer", "write_pointers",
 ]

@@ -10,6 +10,7 @@ from concurrent.futures import wait as wait_futures
 
 import numpy as np
 
+from ..regular_file import read_regular
 from . import fsio, hashing
 from .faults import active_faults, fault
 from .fsio import (create, fsync_dir, fsync_fd, link, open_for_write, recycle_dir, remove_tree, tmp_suffix,
@@ -69,12 +70,16 @@ def check_pointer(root: str, which: str = LATEST) -> tuple[str | None, str | Non
 
     A pointer is :func:`pointer_bytes`'s line, its SHA-256 checked; or (written by a distnn before the
     SHA-256) a checkpoint name alone, accepted when it is one exactly as distnn writes it (``step-`` and
-    at least 8 digits, no leading zero beyond them: a name cut short is no such name).
+    at least 8 digits, no leading zero beyond them: a name cut short is no such name). A symlink, a
+    named pipe or a directory there is damaged.
     """
     path = os.path.join(root, which)
+    # distnn replaces a pointer file by a rename, never with a link: a link may name another checkpoint
+    # (a directory, or another run's pointer), so it is damage like any other
+    if os.path.islink(path):
+        return None, "it is a symlink, not a pointer file distnn wrote"
     try:
-        with open(path, "rb") as f:
-            raw = f.read(4096)
+        raw = read_regular(path, 4096)
     except FileNotFoundError:
         return None, None
     except OSError as e:

@@ -9,6 +9,7 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 
 from .. import npz_io
+from ..regular_file import open_regular, read_regular
 from . import hashing
 from .commit import check_pointer, read_pointer
 from .names import (BEST, DEFAULT_DIRNAME, FORMAT, LATEST, MANIFEST, MANIFEST_SEAL, STEP_RE, TRAINER_JSON, VERSION,
@@ -36,15 +37,18 @@ _SEAL = re.compile(rb', "' + MANIFEST_SEAL.encode() + rb'": "([0-9a-f]{64})"\}\Z
 
 
 def read_manifest(path: str) -> dict:
+    linked = _linked_step(path)
+    if linked:
+        raise CorruptCheckpointError(f"checkpoint {path!r} is {linked}")
     mpath = os.path.join(path, MANIFEST)
     if not os.path.exists(mpath):
         raise CorruptCheckpointError(f"checkpoint {path!r} is incomplete: {MANIFEST} is missing")
     try:
-        with open(mpath, "rb") as f:
-            raw = f.read()
+        raw = read_regular(mpath)
         man = json.loads(raw)
     except (OSError, ValueError, RecursionError) as e:  # (RecursionError: JSON nested beyond Python's stack)
-        raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is unreadable ({e})") from None
+        why = e.strerror or e if isinstance(e, OSError) else e
+        raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is unreadable ({why})") from None
     seal = _SEAL.search(raw)
     if seal and hashlib.sha256(raw[:seal.start()] + b"}").hexdigest() != seal.group(1).decode():
         raise CorruptCheckpointError(f"checkpoint {path!r}: {MANIFEST} is damaged (its own SHA-256 does not "
@@ -92,7 +96,7 @@ def _manifest_problem(man: dict) -> str | None:
 def _read_verified(path: str, fname: str, entry: dict) -> bytes:
     fpath = os.path.join(path, fname)
     try:
-        with open(fpath, "rb", buffering=0) as f:
+        with open_regular(fpath) as f:
             size = os.fstat(f.fileno()).st_size
             data = bytearray(size)  # writable: the arrays loaded from it are views of it, not copies
             got = f.readinto(data)
@@ -160,6 +164,21 @@ def verify_checkpoint(path: str, only=None) -> list[str]:
     return [str(got) for got in _read_all_verified(path, files).values() if isinstance(got, CheckpointError)]
 
 
+def read_files(path: str, names) -> dict:
+    """``{name: bytes}`` of the files ``names`` of checkpoint ``path``, each checked against its manifest
+    (CorruptCheckpointError naming the first that is not listed there or fails its check). Use these
+    bytes, never the file read again: it may have changed since it was checked."""
+    man = read_manifest(path)
+    unlisted = [name for name in names if name not in man["files"]]
+    if unlisted:
+        raise CorruptCheckpointError(f"checkpoint {path!r}: {unlisted[0]} is not listed in its {MANIFEST}")
+    raw = _read_all_verified(path, {name: man["files"][name] for name in names})
+    for got in raw.values():
+        if isinstance(got, CheckpointError):
+            raise got
+    return raw
+
+
 def read_checkpoint(path: str) -> tuple[dict, dict]:
     """``(state, manifest)`` of checkpoint ``path``, every file checked against its SHA-256.
 
@@ -203,8 +222,26 @@ def _step_entries(root: str) -> list[CheckpointInfo]:
         return []
     for e, m in entries:
         if m:  # (one that is no directory stays, with why: a symlink loop there hid all the others)
-            out.append(CheckpointInfo(e.path, int(m.group(1)), _why_not_a_directory(e.path)))
+            out.append(CheckpointInfo(e.path, int(m.group(1)), _linked_step(e.path) or _why_not_a_directory(e.path)))
     return sorted(out, key=lambda c: c.step)
+
+
+def _linked_step(path: str) -> str:
+    """Why ``path``, a ``step-N`` entry that is a symlink, is no checkpoint ('' for any other path).
+
+    distnn writes each checkpoint as a directory of its own (renamed into place), never as a link; a
+    link there may name another checkpoint of the same step (a discarded one, another run's), which no
+    checksum tells apart, and retention would delete the files of the directory it names."""
+    path = os.path.normpath(path)
+    if not (STEP_RE.match(os.path.basename(path)) and os.path.islink(path)):
+        return ""
+    if not os.path.exists(path):
+        return "a broken symlink (to nothing, or a loop)"
+    try:
+        target = f" to {os.readlink(path)!r}"
+    except OSError:
+        target = ""
+    return f"a symlink{target}, not a checkpoint directory of its own (distnn never links one: it may be another)"
 
 
 def _why_not_a_directory(path: str) -> str:
@@ -237,9 +274,8 @@ def stored_config_value(directory: str, section: str, key: str):
     import tomllib
 
     try:
-        with open(os.path.join(directory, "config.toml"), "rb") as f:
-            table = tomllib.load(f).get(section)
-    except (OSError, ValueError):  # (tomllib's errors are ValueErrors)
+        table = tomllib.loads(read_regular(os.path.join(directory, "config.toml")).decode()).get(section)
+    except (OSError, ValueError):  # (tomllib's errors are ValueErrors, and so is UnicodeDecodeError)
         return None
     return table.get(key) if isinstance(table, dict) else None
 
@@ -287,8 +323,9 @@ def follow_pointer(path: str, warn=None) -> str:
     """``<root>/latest`` or ``<root>/best`` (pointer files) as the checkpoint directory they name; any
     other path unchanged. A pointer naming no checkpoint is a CheckpointError.
 
-    A damaged pointer (:func:`~.commit.check_pointer`: its SHA-256 does not match, it holds no name) may
-    name another checkpoint than it was written with, so it is never followed. ``latest`` then gives
+    A damaged pointer (:func:`~.commit.check_pointer`: its SHA-256 does not match, it holds no name, it is
+    a symlink or no regular file) may name another checkpoint than it was written with, so it is never
+    followed. ``latest`` then gives
     its root, whose newest valid checkpoint is what ``latest`` names when sound; with ``warn``, that is
     reported through ``warn(message)`` naming the file (without, it is a CheckpointError). ``best`` is a
     CheckpointError saying what to do: which checkpoint is the best cannot be told from the others (the
@@ -296,8 +333,8 @@ def follow_pointer(path: str, warn=None) -> str:
     """
     path = os.path.normpath(path) if path.rstrip(os.sep) else path  # (a trailing slash)
     name = os.path.basename(path)
-    if name not in (LATEST, BEST) or not os.path.isfile(path):
-        return path
+    if name not in (LATEST, BEST) or not (os.path.islink(path) or os.path.lexists(path) and not os.path.isdir(path)):
+        return path  # (a symlink or a named pipe there is a damaged pointer: check_pointer says so)
     root = os.path.dirname(path)
     target, problem = check_pointer(root, name)
     if target is None and name == LATEST and warn is not None:

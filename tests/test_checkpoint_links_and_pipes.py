@@ -1,0 +1,198 @@
+"""What distnn never writes in a checkpoint root or a run directory is damage, never followed or read.
+
+A ``latest``/``best`` pointer replaced by a symlink (to a checkpoint directory, to another run's
+pointer) was followed: ``--resume latest`` and ``evaluate latest`` loaded whatever it named. A ``step-N``
+entry that is a symlink to another checkpoint of the same step (a discarded one) was loaded as
+``step-N``, and retention deleted the files of the directory it linked to. Now each is reported like
+any damaged checkpoint: ``latest`` and ``--resume auto`` fall back to the newest valid checkpoint with a
+warning naming it, ``best`` and an explicit ``step-N`` are an error naming it.
+
+A named pipe (FIFO) in place of a checkpoint's or a run's file blocked the reader until some process
+wrote to it (forever): now it is refused as unreadable, named, like any other damaged file. (Each call
+below runs on a thread that the test unblocks, and fails, if it waits on a pipe: the suite cannot hang.)
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+from distnn.cli import main
+from distnn.train import checkpoint as ck
+from distnn.train import run_dir as rd
+from test_cli import run_cli
+
+pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
+
+
+def _write(root, step):
+    return ck.write_checkpoint(str(root), step, ck.serialize({"model": {"w": np.full(4, step, np.float32)}}),
+                               {"world_size": 1}, update_best=True)
+
+
+@pytest.fixture
+def three(tmp_path):
+    """Checkpoints 10, 20 and 30, ``latest`` and ``best`` naming step 30."""
+    root = tmp_path / "checkpoints"
+    for step in (10, 20, 30):
+        _write(root, step)
+    assert ck.read_pointer(str(root)) == ck.read_pointer(str(root), ck.BEST) == "step-00000030"
+    return root
+
+
+# ---------------------------------------------------------------------- symlinks
+def _link_pointer(root, which, to):
+    """Replace the pointer ``which`` by a symlink to step 10's directory, or to another root's pointer naming it."""
+    if to == "directory":
+        target = root / "step-00000010"
+    else:
+        target = root.parent / "elsewhere" / which
+        target.parent.mkdir()
+        target.write_bytes(ck.pointer_bytes("step-00000010"))
+    os.remove(root / which)
+    os.symlink(target, root / which)
+
+
+@pytest.mark.parametrize("to", ["directory", "pointer file"])
+def test_latest_replaced_by_a_symlink_gives_the_newest_valid_checkpoint_with_a_warning(three, to):
+    _link_pointer(three, ck.LATEST, to)
+    path = str(three / ck.LATEST)
+    assert ck.read_pointer(str(three)) is None
+    warnings = []
+    got, _, man = ck.resolve_and_load(path, None, warnings.append)
+    assert os.path.basename(got) == "step-00000030" and man["step"] == 30
+    assert len(warnings) == 1 and f"{path!r} is damaged or unreadable: it is a symlink" in warnings[0]
+    with pytest.raises(ck.CheckpointError, match="it is a symlink"):
+        ck.follow_pointer(path)  # (no warn: no fallback either)
+
+
+@pytest.mark.parametrize("to", ["directory", "pointer file"])
+def test_best_replaced_by_a_symlink_is_an_error_naming_it(three, to):
+    _link_pointer(three, ck.BEST, to)
+    path = str(three / ck.BEST)
+    with pytest.raises(ck.CheckpointError) as e:
+        ck.resolve_and_load(path, None, [].append)
+    assert f"{path!r} is damaged or unreadable: it is a symlink" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_step_entry_linked_to_a_discarded_checkpoint_of_its_step_is_not_loaded(three):
+    # step-30 moved aside (a resume from step 20 discards it) and linked back: same step, and it verifies
+    aside = three / "discarded-step-00000030-abc123"
+    os.rename(three / "step-00000030", aside)
+    os.symlink(aside, three / "step-00000030")
+    warnings = []
+    got, _, man = ck.resolve_and_load("auto", str(three), warnings.append)
+    assert os.path.basename(got) == "step-00000020" and man["step"] == 20
+    assert len(warnings) == 1 and "step-00000030' is a symlink to" in warnings[0], warnings
+    with pytest.raises(ck.CorruptCheckpointError, match="step-00000030' is a symlink to"):
+        ck.resolve_and_load(str(three / "step-00000030"), None)
+    assert ck.model_directory(str(three), [].append) == str(three / "step-00000020")
+    assert [c.step for c in ck.list_checkpoints(str(three))] == [10, 20]
+
+
+def test_retention_never_deletes_a_linked_directorys_files(three):
+    # retention renamed the link and emptied it as a checkpoint: the files of the directory it names went
+    kept = three.parent / "kept-step-00000010"
+    shutil.copytree(three / "step-00000010", kept)
+    shutil.rmtree(three / "step-00000010")
+    os.symlink(kept, three / "step-00000010")
+    ck.apply_retention(str(three), 1, latest="step-00000030")
+    assert sorted(os.listdir(kept)) == ["manifest.json", "model.npz", "trainer.json"]
+    assert ck.verify_checkpoint(str(kept)) == []
+
+
+# ---------------------------------------------------------------------- named pipes
+def _call(call, pipes):
+    """``call()``'s result (or the exception it raised); fails the test if it is still waiting on one of
+    ``pipes`` after a while (each is then opened for writing and closed, so the thread ends)."""
+    out = {}
+
+    def run():
+        try:
+            out["got"] = call()
+        except Exception as e:  # noqa: BLE001 - looked at by the caller
+            out["got"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(20)
+    if t.is_alive():
+        for p in pipes:
+            try:
+                os.close(os.open(p, os.O_WRONLY | os.O_NONBLOCK))  # (end of file for the blocked reader)
+            except OSError:
+                pass
+        t.join(5)
+        pytest.fail(f"blocked reading a named pipe ({', '.join(map(str, pipes))})")
+    return out["got"]
+
+
+def _pipe_in_place_of(path):
+    os.remove(path)
+    os.mkfifo(path)
+    return str(path)
+
+
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+
+
+@needs_fifo
+@pytest.mark.parametrize("name", ["trainer.json", "model.npz", "manifest.json"])
+def test_a_pipe_in_a_checkpoint_is_reported_and_passed_over(three, name):
+    pipe = _pipe_in_place_of(three / "step-00000030" / name)
+    warnings = []
+    got = _call(lambda: ck.resolve_and_load("auto", str(three), warnings.append), [pipe])
+    assert os.path.basename(got[0]) == "step-00000020", got
+    assert len(warnings) == 1 and f"{name} is unreadable (not a regular file: a named pipe (FIFO))" in warnings[0]
+    got = _call(lambda: ck.resolve_and_load(str(three / "step-00000030"), None), [pipe])
+    assert isinstance(got, ck.CorruptCheckpointError) and f"{name} is unreadable" in str(got)
+
+
+@needs_fifo
+@pytest.mark.parametrize("which", [ck.LATEST, ck.BEST])
+def test_a_pipe_in_place_of_a_pointer_is_a_damaged_pointer(three, which):
+    pipe = _pipe_in_place_of(three / which)
+    got = _call(lambda: ck.resolve_and_load("auto", str(three), [].append), [pipe])  # (it reads both pointers)
+    assert os.path.basename(got[0]) == "step-00000030", got
+    warnings = []
+    got = _call(lambda: ck.resolve_and_load(pipe, None, warnings.append), [pipe])
+    if which == ck.LATEST:
+        assert os.path.basename(got[0]) == "step-00000030", got
+        assert len(warnings) == 1 and "named pipe" in warnings[0] and f"{pipe!r} is damaged" in warnings[0]
+    else:
+        assert isinstance(got, ck.CheckpointError) and f"{pipe!r} is damaged" in str(got) and "named pipe" in str(got)
+    assert _call(lambda: ck.apply_retention(str(three), 1), [pipe]) == ["step-00000010", "step-00000020"]
+
+
+TRAIN = ["--quiet", "--set", "train.epochs=2", "--set", "run.plots=false", "--set", "model.hidden_sizes=[16]"]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    run = tmp_path_factory.mktemp("pipes") / "run"
+    assert main(["train", "--out", str(run), *TRAIN]) == 0
+    return run
+
+
+@needs_fifo
+def test_a_pipe_in_place_of_sha256sums_is_an_error_naming_it(finished, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    pipe = _pipe_in_place_of(run / "SHA256SUMS")
+    got = _call(lambda: run_cli(["evaluate", str(run)], capsys), [pipe])
+    code, _, err = got
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{pipe}: unreadable (not a regular file: a named pipe (FIFO))" in err
+
+
+@needs_fifo
+def test_a_pipe_in_place_of_a_runs_config_does_not_block_evaluate(finished, tmp_path):
+    # (config.toml says where the checkpoints are: unreadable, the default place is looked in)
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    pipe = _pipe_in_place_of(run / "config.toml")
+    got = _call(lambda: rd.load_model(str(run)), [pipe])
+    assert not isinstance(got, Exception), got
