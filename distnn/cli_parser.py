@@ -22,7 +22,8 @@ examples:
   mpiexec -n 4 python -m distnn train --set ensemble.members=4  # 4 members at once, probabilities averaged
 
 The run directory (default runs/<config>-<timestamp>) receives config.toml,
-metrics.jsonl, metrics.csv, curves.png, summary.json and model.npz/model.json.
+metrics.jsonl, metrics.csv, curves.png, summary.json, model.npz/model.json,
+SHA256SUMS (their checksums: 'sha256sum -c SHA256SUMS' in it) and checkpoints/.
 data.batch_size is the GLOBAL batch: each of N ranks takes batch_size/N.
 Log lines come from rank 0 only; DISTNN_LOG_ALL_RANKS=1 shows every rank.
 
