@@ -4,8 +4,8 @@ numpy's BLAS starts a thread pool as large as the machine in every process. With
 on a host that is N pools on the same cores, and OpenBLAS's threads spin while they wait:
 `mpiexec -n 2 python -m distnn train` (digits_mlp, 20 epochs) trained in 27.4 s on a
 2-core machine, against 0.7 s with one BLAS thread a rank (measured). torchrun sets
-``OMP_NUM_THREADS=1`` for the same reason. The launch scripts and ``slurm/train.sbatch``
-set these variables themselves; this covers a bare launcher (``mpiexec``, ``mpirun``,
+``OMP_NUM_THREADS=1`` for the same reason. ``slurm/train.sbatch`` sets these variables
+from ``SLURM_CPUS_PER_TASK``; this covers the launch scripts, a bare launcher (``mpiexec``, ``mpirun``,
 ``srun``) and ``import distnn`` in a user's script under one. A variable the user set is
 left alone. The variables work only before numpy loads its BLAS, which reads them once; a
 script that imported numpy first has its BLAS capped through the library itself

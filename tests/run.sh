@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DISTNN_EXTRAS="mpi,data,viz,dev" source launch/_venv.sh
+# One BLAS thread a process: the suite runs on small shared machines, several processes at once.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 python -c "import torch" 2>/dev/null || echo "[distnn] note: torch is not installed; PyTorch-oracle tests will be skipped (.ci/run installs torch==2.13.0)"
 
 status=0

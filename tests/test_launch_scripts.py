@@ -24,7 +24,7 @@ name, argv = os.path.basename(sys.argv[0]), sys.argv[1:]
 if name == "python" and argv[:1] == ["-c"]:  # version checks and the sbatch summary line: the real python
     os.execv({exe!r}, [{exe!r}, *argv])
 with open(os.environ["FAKE_LOG"], "a") as f:
-    env = {{k: os.environ[k] for k in ("DISTNN_STATUS_DIR", "DISTNN_RESUME_HINT") if k in os.environ}}
+    env = {{k: os.environ[k] for k in ("DISTNN_STATUS_DIR", "DISTNN_RESUME_HINT", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ}}
     f.write(json.dumps({{"prog": name, "cwd": os.getcwd(), "argv": argv, "env": env}}) + "\n")
 if name == "python" and argv[:2] == ["-m", "pip"]:
     rc = int(os.environ.get("FAKE_PIP_UPGRADE_RC" if "--upgrade" in argv else "FAKE_PIP_RC", "0"))
@@ -111,6 +111,26 @@ def test_train_sh_keeps_the_callers_directory(fake):
     # Relative paths are the user's: read from where they ran the script, not from the repository.
     assert os.path.realpath(call["cwd"]) == os.path.realpath(fake.work)
     assert call["argv"] == ["-n", "3", fake.python, "-m", "distnn", "train", "--config", "my.toml", "--out", "runs/x"]
+
+
+THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@pytest.mark.parametrize("script", ["launch/train.sh", "launch/quickstart.sh"])
+def test_launch_scripts_leave_blas_threads_to_distnn(fake, script):
+    # distnn caps each rank's BLAS at the host's cores divided by its ranks; a script that set 1 would hold a
+    # 64-core host to one thread a rank. A value the user set passes through.
+    env = {k: v for k, v in fake.env.items() if k not in THREADS}
+    p = subprocess.run([BASH, os.path.join(fake.root, script), "--set", "train.epochs=1"], cwd=fake.work, env=env,
+                       capture_output=True, text=True, timeout=60)
+    log = os.path.join(os.path.dirname(fake.work), "calls.jsonl")
+    calls = [json.loads(line) for line in open(log).read().splitlines()]
+    os.unlink(log)
+    assert p.returncode == 0, p.stderr
+    (mpiexec,) = [c for c in calls if c["prog"] == "mpiexec"]
+    assert not set(THREADS) & set(mpiexec["env"]), mpiexec["env"]
+    p = fake.run(script, "--set", "train.epochs=1", OMP_NUM_THREADS="3")
+    assert launched(p, "mpiexec")["env"]["OMP_NUM_THREADS"] == "3"
 
 
 @pytest.mark.parametrize("script", ["launch/train.sh", "launch/quickstart.sh"])
