@@ -18,6 +18,7 @@ from .interpolate import interpolate
 from .fold import fold, unfold
 from .group_norm import group_norm, instance_norm
 from .pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d, max_unpool2d
+from .pooling3d import avg_pool3d, max_pool3d
 from .adaptive_pooling import (
     adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d, adaptive_max_pool1d, adaptive_max_pool2d,
     adaptive_max_pool3d,

@@ -1,4 +1,4 @@
-"""Pooling modules: ``MaxPool1d/2d``, ``MaxUnpool2d``, ``AvgPool1d/2d``, ``AdaptiveAvgPool1d/2d/3d``,
+"""Pooling modules: ``MaxPool1d/2d/3d``, ``MaxUnpool2d``, ``AvgPool1d/2d/3d``, ``AdaptiveAvgPool1d/2d/3d``,
 ``AdaptiveMaxPool1d/2d/3d`` (PyTorch's arguments)."""
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from distnn.functional.conv import _pair, _single
 from distnn.functional.adaptive_pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d,
                                                adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d)
 from distnn.functional.pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d, max_unpool2d
+from distnn.functional.pooling3d import avg_pool3d, max_pool3d
 
 from .module import Module
 
@@ -164,6 +165,21 @@ class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
     ``forward`` returns ``(output, indices)`` (each maximum's index along L) as PyTorch."""
 
     _pool = staticmethod(adaptive_max_pool1d)
+
+
+class MaxPool3d(_MaxPoolNd):
+    """Max over kd x kh x kw windows of (N, C, D, H, W) or (C, D, H, W); ``stride`` defaults to ``kernel_size``;
+    padding counts as -inf. With ``return_indices=True``, ``forward`` returns ``(output, indices)``: the flat
+    indices ``d * H * W + h * W + w`` of the chosen inputs in each (N, C) volume, as PyTorch."""
+
+    _pool = staticmethod(max_pool3d)
+
+
+class AvgPool3d(AvgPool2d):
+    """Mean over kd x kh x kw windows of (N, C, D, H, W) or (C, D, H, W); zero padding counted when
+    ``count_include_pad`` (default, as PyTorch)."""
+
+    _pool = staticmethod(avg_pool3d)
 
 
 class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
