@@ -57,7 +57,9 @@ def test_a_final_report_worse_than_the_best_changes_nothing(tmp_path, capsys):
     # a high constant rate: epoch 3's val_accuracy is below epoch 2's, whose weights are restored and named
     run = tmp_path / "run"
     monitor = ["--set", "early_stopping.monitor=val_accuracy", "--set", "checkpoint.monitor=val_accuracy"]
-    assert main(["train", "--out", str(run), *RUN, *monitor, "--set", "optimizer.lr=0.5",
+    # (the rate that makes it so depends on the dropout masks: 0.7 does on the masks before and after the
+    # per-sample streams of batch_random.py, 0.5 only before)
+    assert main(["train", "--out", str(run), *RUN, *monitor, "--set", "optimizer.lr=0.7",
                  "--set", "schedule.name=constant"]) == 0
     acc = [r.get("val_accuracy") for r in records(run)]
     assert acc[2] < acc[1], acc  # (the seeded run makes it so)

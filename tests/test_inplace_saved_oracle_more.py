@@ -1,7 +1,8 @@
 """An in-place change after a layer op is refused at backward exactly when PyTorch refuses it (oracle: torch).
 
 The companion of test_inplace_saved_oracle.py for convolution (and transposed convolution), normalization
-(batch, layer, group and instance norm), pooling, the recurrent layers, attention, gaussian_nll_loss and prelu, which checked every input (and most their output)
+(batch, layer, group and instance norm), pooling (1-, 2- and 3-D, adaptive too), the recurrent layers,
+attention, gaussian_nll_loss and prelu, which checked every input (and most their output)
 before they declared ``Function.reads``: ``z = conv2d(x, w, b); b += 1``, ``gaussian_nll_loss(x, y, v)``
 then any change of its inputs, ``gru(...)`` with x changed when only h0 needs a gradient: PyTorch
 backpropagates them all, distnn refused. For each op, each input and the output are changed in place
@@ -24,6 +25,7 @@ RNG = np.random.default_rng(0)
 N = RNG.standard_normal
 X4, W4, B4, W1 = N((2, 3, 5, 5)), N((4, 3, 3, 3)), N(4), N((4, 3, 1, 1))
 X3, W3, B3 = N((2, 3, 7)), N((4, 3, 3)), N(4)
+X5 = N((2, 2, 3, 4, 5))
 WT4, WT3 = N((3, 4, 3, 3)), N((3, 4, 3))  # transposed convolutions' weights: (C_in, C_out, k...)
 XL, WL, BL = N((2, 3, 4)), N(4), N(4)
 XB, WB, BB = N((4, 3, 2, 2)), N(3), N(3)
@@ -152,6 +154,11 @@ OPS = {
     "max_pool1d": ((X3,), 1, lambda lib, x: _fn(lib).max_pool1d(x, 3, 2, 1)),
     "avg_pool1d": ((X3,), 1, lambda lib, x: _fn(lib).avg_pool1d(x, 3, 2, 1)),
     "adaptive_avg_pool1d": ((X3,), 1, lambda lib, x: _fn(lib).adaptive_avg_pool1d(x, 3)),
+    "adaptive_max_pool1d": ((X3,), 1, lambda lib, x: _fn(lib).adaptive_max_pool1d(x, 3)),
+    "max_pool3d": ((X5,), 1, lambda lib, x: _fn(lib).max_pool3d(x, 3, 2, 1)),
+    "avg_pool3d": ((X5,), 1, lambda lib, x: _fn(lib).avg_pool3d(x, 2)),
+    "adaptive_avg_pool3d": ((X5,), 1, lambda lib, x: _fn(lib).adaptive_avg_pool3d(x, (2, 3, 2))),
+    "adaptive_max_pool3d": ((X5,), 1, lambda lib, x: _fn(lib).adaptive_max_pool3d(x, (2, 3, 2))),
     "interpolate_nearest": ((X3,), 1, lambda lib, x: _fn(lib).interpolate(x, scale_factor=2.5)),
     "interpolate_bilinear": ((X4,), 1, lambda lib, x: _fn(lib).interpolate(x, (7, 3), mode="bilinear")),
     "unfold": ((X4,), 1, lambda lib, x: _fn(lib).unfold(x, (2, 3), padding=1, stride=(2, 1))),

@@ -101,12 +101,14 @@ def test_dropout_module_batch_dim_makes_a_time_major_mask_per_sample():
 
 
 def test_keep_mask_counter_range_is_exact():
-    # counters of a mask run 0 .. total * pairs - 1 below the draw index: total * pairs == 2**40 fits
-    # (it was refused), one more does not; and a 2**24-th mask in one forward pass would wrap onto the first
-    g = BatchShareGenerator(SEED, 1 << 39, np.arange(2))
-    assert g.keep_mask((2, 4), 0.5).shape == (2, 4)  # 4 elements: 2 pairs a sample
+    # a mask's counters are its positions 0 .. total - 1 (each keys its row's own stream) below the draw
+    # index: total == 2**40 fits, one more does not, whatever the row length; and a 2**24-th mask in one
+    # forward pass would wrap onto the first
+    g = BatchShareGenerator(SEED, 1 << 40, np.arange(2))
+    assert g.keep_mask((2, 4), 0.5).shape == (2, 4)
+    assert g.keep_mask((2, 1 << 12), 0.5).shape == (2, 1 << 12)
     with pytest.raises(ValueError, match="counter range"):
-        BatchShareGenerator(SEED, (1 << 39) + 1, np.arange(2)).keep_mask((2, 4), 0.5)
+        BatchShareGenerator(SEED, (1 << 40) + 1, np.arange(2)).keep_mask((2, 4), 0.5)
     g._masks = 1 << 24
     with pytest.raises(ValueError, match="masks in one batch"):
         g.keep_mask((2, 4), 0.5)
@@ -116,10 +118,9 @@ def test_keep_mask_counter_range_is_exact():
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
 def test_packed_rnn_dropout_masks_belong_to_samples_not_to_the_sorted_order(total, world, mode):
     """A packed batch of unsorted lengths runs longest first; its inter-layer masks are still drawn per
-    sample in the caller's order, so a rank's rows (sorted otherwise) get the whole batch's masks. (When a
-    rank's longest sequence is shorter than the batch's, its per-sample masks are drawn for fewer steps and
-    differ from the one-process run: a PackedSequence does not keep the padded length. Here every rank has
-    one sequence of the full length.)"""
+    sample in the caller's order, so a rank's rows (sorted otherwise) get the whole batch's masks. (Every rank
+    has one sequence of the full length here; test_packed_rnn_dropout_ranks.py: ranks whose sequences are
+    all shorter.)"""
     from distnn.nn.utils import rnn as R
 
     T = 6

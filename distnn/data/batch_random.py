@@ -21,10 +21,14 @@ one per element.
 
 Dropout masks are too many numbers for that (one per activation, every layer,
 every step: ``W`` times the draws would cap the speed-up of more ranks), so
-:meth:`BatchShareGenerator.keep_mask` is counter-based instead: the bit for
-element ``e`` of global position ``p`` in the ``d``-th mask of a batch is a
-SplitMix64 output at counter ``(d, p, e)``, computed for the rank's own rows
-only. Same masks on any number of ranks, at the cost of the rank's share. A
+:meth:`BatchShareGenerator.keep_mask` is counter-based instead: global position
+``p`` in the ``d``-th mask of a batch has its own SplitMix64 stream, keyed by the
+output at counter ``(d, p)``, and element ``e`` of its row takes the stream's
+``e``-th bits; computed for the rank's own rows only. Same masks on any number
+of ranks, at the cost of the rank's share. A sample's bits do not depend on its
+row's length either: a rank whose packed sequences are all shorter than the
+global batch's runs its RNN over fewer time steps, and its time-major masks are
+the first steps of the longer ones (element ``e = t * H + h``). A
 time-major mask ``(T, N, ...)`` (the RNN's inter-layer dropout, a transformer
 layer's without batch_first) has its samples on the second axis; those layers say
 so (``batch_dim=1``), and it is made as
@@ -41,7 +45,7 @@ import numpy as np
 
 _MASK64 = (1 << 64) - 1
 _GAMMA = 0x9E3779B97F4A7C15  # SplitMix64's increment
-_COUNTER_BITS = 40  # a mask's counters (position * row length + element, in pairs); the draw index above them
+_COUNTER_BITS = 40  # a mask's counters (one per position: its stream's key); the draw index above them
 
 
 def _mix64(z):
@@ -143,21 +147,23 @@ class BatchShareGenerator:
 
     def _bits(self, shape) -> np.ndarray:
         """32 random bits per element of ``shape`` for this rank's rows: element ``e`` of position ``p`` of
-        this batch's ``d``-th mask is half of SplitMix64's output at counter ``(d, p, e // 2)``."""
+        this batch's ``d``-th mask is half of output ``e // 2`` of the SplitMix64 stream keyed by SplitMix64's
+        output at counter ``(d, p)``. A stream per position, not counters ``p * row + e``: a row's bits are
+        then the same whatever its length (an RNN's masks over a rank's shorter padded length)."""
         row = math.prod(shape[1:])
         pairs = (row + 1) // 2  # one 64-bit output gives two elements
-        if self.total * pairs > 1 << _COUNTER_BITS:  # (counters 0 .. total * pairs - 1 must fit)
-            raise ValueError(f"keep_mask: {self.total} samples of {row} elements exceed the counter range")
+        if self.total > 1 << _COUNTER_BITS:  # (positions 0 .. total - 1 must fit below the draw index)
+            raise ValueError(f"keep_mask: {self.total} samples exceed the counter range")
         d = self._masks
         if d >= 1 << (64 - _COUNTER_BITS):  # (d << 40 would wrap around 64 bits onto an earlier mask's counters)
             raise ValueError(f"keep_mask: more than {1 << (64 - _COUNTER_BITS)} masks in one batch's forward pass")
         self._masks += 1
         if self._key is None:
             self._key = _key(self.seed)
-        # SplitMix64's state after c steps is key + c * gamma: counter c = (d << 40) + p * pairs + j
+        # SplitMix64's state after c steps is key + c * gamma: counter c = (d << 40) + p gives each position's key
         start = ((d << _COUNTER_BITS) * _GAMMA + self._key + _GAMMA) & _MASK64
-        starts = self.rows.astype(np.uint64) * np.uint64((pairs * _GAMMA) & _MASK64) + np.uint64(start)
-        z = _mix64(np.add.outer(starts, _steps(pairs)))
+        keys = _mix64(self.rows.astype(np.uint64) * np.uint64(_GAMMA) + np.uint64(start))
+        z = _mix64(np.add.outer(keys + np.uint64(_GAMMA), _steps(pairs)))  # outputs 0 .. pairs - 1 of each stream
         bits = z.view(np.uint32)  # (rows, 2 * pairs): low then high half of each output, on any platform
         if sys.byteorder != "little":
             bits = bits.reshape(len(self.rows), pairs, 2)[:, :, ::-1].reshape(len(self.rows), 2 * pairs)

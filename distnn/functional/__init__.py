@@ -17,9 +17,11 @@ from .norm import batch_norm, layer_norm, rms_norm
 from .interpolate import interpolate
 from .fold import fold, unfold
 from .group_norm import group_norm, instance_norm
-from .pooling import (
-    adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d,
-    max_unpool2d,
+from .pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d, max_unpool2d
+from .pooling3d import avg_pool3d, max_pool3d
+from .adaptive_pooling import (
+    adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d, adaptive_max_pool1d, adaptive_max_pool2d,
+    adaptive_max_pool3d,
 )
 from .loss import (
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss, mse_loss,

@@ -134,7 +134,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     """Resample ``input`` (N, C, *spatial) to ``size`` or by ``scale_factor`` (PyTorch's ``F.interpolate``).
 
     Modes: 'nearest', 'nearest-exact', 'linear' (3-D input), 'bilinear' (4-D), 'trilinear' (5-D) and
-    'area' (3-D or 4-D: adaptive average pooling). ``align_corners`` is for the linear modes only
+    'area' (3-D, 4-D or 5-D: adaptive average pooling). ``align_corners`` is for the linear modes only
     (None means False). ``recompute_scale_factor=True`` interpolates as for the size the scale gives
     (``floor(in * scale)``); otherwise the scale itself sets the source positions. ``antialias`` is not
     supported.
@@ -171,11 +171,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise ValueError(f"interpolate: input and output sizes should be greater than 0, got input {spatial} and "
                          f"output {tuple(out)}")
     if mode == "area":
-        from . import pooling  # (area is adaptive average pooling, PyTorch's way too)
-        if dim == 3:
-            raise NotImplementedError("interpolate: mode 'area' supports 3-D and 4-D inputs")
-        return (pooling.adaptive_avg_pool1d(input, out[0]) if dim == 1
-                else pooling.adaptive_avg_pool2d(input, tuple(out)))
+        from . import adaptive_pooling as pooling  # (area is adaptive average pooling, PyTorch's way too)
+        pool = {1: pooling.adaptive_avg_pool1d, 2: pooling.adaptive_avg_pool2d, 3: pooling.adaptive_avg_pool3d}[dim]
+        return pool(input, out[0] if dim == 1 else tuple(out))
     if mode in ("nearest", "nearest-exact"):
         exact, shortcut = mode == "nearest-exact", mode == "nearest" and dim == 2
         plans = tuple((_nearest_index(n, o, s, exact, shortcut),) for n, o, s in zip(spatial, out, scales))

@@ -1,6 +1,7 @@
 """Pooling as fused Functions: ``max_pool2d`` (with ``return_indices``), ``max_unpool2d``,
-``avg_pool2d``, ``adaptive_avg_pool2d``, ``adaptive_max_pool2d``; and their 1-D forms ``max_pool1d``,
-``avg_pool1d``, ``adaptive_avg_pool1d`` (the 2-D ones over a height of 1, as conv1d on conv2d).
+``avg_pool2d``; and their 1-D forms ``max_pool1d``, ``avg_pool1d`` (the 2-D ones over a height of 1,
+as conv1d on conv2d). Adaptive pooling is in ``adaptive_pooling.py`` (its 2-D names still import from
+here), 3-D pooling in ``pooling3d.py``.
 
 Max and average pooling loop over the kh*kw kernel offsets only; each step is
 one vectorized op on a strided view covering every (batch, channel, output
@@ -10,14 +11,8 @@ one input even when a window holds ties (common after ReLU, where many values
 are 0); padding never wins, even in a window of -inf.
 Max unpooling scatters each value to its index in a zeroed plane; its backward
 gathers the gradient at the same indices.
-Adaptive average pooling is two small matrix products with averaging matrices. Adaptive max pooling
-gathers every window (padded to the largest by repeating its last cell, which never changes a maximum
-nor which cell wins) and takes the argmax; its backward scatter-adds to the winners (windows overlap
-when the input size is not a multiple of the output size).
 """
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 
@@ -25,7 +20,8 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
-from . import shape as S
+from ._pool_common import _as_2d, _named_1d, _squeezed, _unbatched_as_one
+from .adaptive_pooling import adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2d
 from .conv import _pair, _single
 
 
@@ -238,17 +234,6 @@ class AvgPool2d(Function):
         return (gpad[:, :, ph:ph + H, pw:pw + W] if gpad.shape != xshape else gpad),
 
 
-def _unbatched_as_one(pool):
-    """Let ``pool`` take an unbatched (C, H, W) input as well, as PyTorch (and Conv2d) do: a batch of one."""
-    @functools.wraps(pool)
-    def wrapper(input, *args, **kwargs):
-        if input.ndim == 3:
-            result = pool(input.reshape((1,) + tuple(input.shape)), *args, **kwargs)
-            return tuple(r[0] for r in result) if isinstance(result, tuple) else result[0]
-        return pool(input, *args, **kwargs)
-    return wrapper
-
-
 @_unbatched_as_one
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Max over (dilated) kh x kw windows; padding counts as -inf. ``stride`` defaults to ``kernel_size``.
@@ -354,167 +339,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
                            count_include_pad=count_include_pad, divisor_override=divisor_override)
 
 
-def _adaptive_matrix(size, out):
-    """(out, size) averaging matrix: row i averages inputs floor(i*size/out) .. ceil((i+1)*size/out) - 1."""
-    m = np.zeros((out, size))
-    for i in range(out):
-        a, b = (i * size) // out, -(-((i + 1) * size) // out)
-        m[i, a:b] = 1.0 / (b - a)
-    return m
-
-
-class AdaptiveAvgPool2d(Function):
-    # linear: backward reads neither the input nor the output, but PyTorch's _adaptive_avg_pool2d_backward takes
-    # the input: declared so that both refuse a change of it after the forward alike
-    reads = ((0,),)
-
-    def forward(self, x, output_size):
-        xp = get_array_module(x)
-        N, C, H, W = x.shape
-        Ho, Wo = output_size
-        if Ho and Wo and H % Ho == 0 and W % Wo == 0:  # equal windows: a reshape and a mean
-            self.fast = True
-            self.geom = (x.shape, H // Ho, W // Wo)
-            return x.reshape(N, C, Ho, H // Ho, Wo, W // Wo).mean(axis=(3, 5))
-        self.fast = False
-        self.ph = xp.asarray(_adaptive_matrix(H, Ho).astype(x.dtype))
-        self.pw = xp.asarray(_adaptive_matrix(W, Wo).astype(x.dtype))
-        return xp.matmul(xp.matmul(self.ph, x), self.pw.T)
-
-    def backward(self, g):
-        xp = get_array_module(g)
-        if self.fast:
-            (N, C, H, W), kh, kw = self.geom
-            Ho, Wo = g.shape[2], g.shape[3]
-            gx = xp.broadcast_to((g / (kh * kw))[:, :, :, None, :, None], (N, C, Ho, kh, Wo, kw))
-            return (gx.reshape(N, C, H, W),)
-        return (xp.matmul(xp.matmul(self.ph.T, g), self.pw),)
-
-
-def _adaptive_output_size(op, input, output_size, nonempty=False):
-    """An adaptive pool's (Ho, Wo) from ``output_size`` (an int or a pair; None keeps that input size), after
-    checking the (N, C, H, W) input: H and W at least 1, as PyTorch's (a window of no cells has no mean), and
-    C too with ``nonempty`` (max's, as PyTorch's). An output size of 0 is an empty output, as PyTorch's."""
-    if input.ndim != 4:
-        raise ValueError(f"{op}: expected a 4-D input (N, C, H, W) or a 3-D one (C, H, W), got "
-                         f"shape {tuple(input.shape)}")
-    if isinstance(output_size, int):
-        output_size = (output_size, output_size)
-    if len(output_size) != 2:
-        raise ValueError(f"{op}: output_size must be an int or a pair, got {tuple(output_size)}")
-    H, W = input.shape[2], input.shape[3]
-    if H < 1 or W < 1 or (nonempty and input.shape[1] < 1):
-        which = "sizes but the batch's" if nonempty else "H and W"
-        raise ValueError(f"{op}: expected an input with non-zero {which}, got shape {tuple(input.shape)}")
-    size = (H if output_size[0] is None else int(output_size[0]), W if output_size[1] is None else int(output_size[1]))
-    if min(size) < 0:
-        raise ValueError(f"{op}: output_size must be >= 0, got {output_size}")
-    return size
-
-
-@_unbatched_as_one
-def adaptive_avg_pool2d(input, output_size):
-    """Average pooling to a fixed ``output_size`` (int or pair; None keeps that input size). A size of 0 gives
-    an empty output, as PyTorch's, whose gradient is a zero one (PyTorch's backward refuses it)."""
-    size = _adaptive_output_size("adaptive_avg_pool2d", input, output_size)
-    return AdaptiveAvgPool2d.apply(input, output_size=size)
-
-
-def _adaptive_windows(xp, size, out):
-    """(out, k) input positions of each of the ``out`` windows over ``size`` cells (PyTorch's: from
-    floor(i * size / out) to ceil((i + 1) * size / out) - 1), each padded to the largest window's k cells by
-    repeating its last one."""
-    i = np.arange(out)
-    start, end = (i * size) // out, -(-((i + 1) * size) // out)
-    k = int((end - start).max())
-    return xp.asarray(np.minimum(start[:, None] + np.arange(k)[None, :], end[:, None] - 1))
-
-
-def _adaptive_max(x, output_size):
-    """(output, indices): each window's maximum and its flat index h * W + w in its (N, C) plane."""
-    xp = get_array_module(x)
-    N, C, H, W = x.shape
-    Ho, Wo = output_size
-    if not Ho or not Wo:  # (an empty output: no windows to search)
-        return xp.empty((N, C, Ho, Wo), dtype=x.dtype), xp.empty((N, C, Ho, Wo), dtype=np.int64)
-    rows, cols = _adaptive_windows(xp, H, Ho), _adaptive_windows(xp, W, Wo)  # (Ho, kh), (Wo, kw)
-    kh, kw = rows.shape[1], cols.shape[1]
-    win = x[:, :, rows[:, :, None, None], cols[None, None, :, :]]  # (N, C, Ho, kh, Wo, kw)
-    win = win.transpose(0, 1, 2, 4, 3, 5).reshape(N, C, Ho, Wo, kh * kw)
-    # PyTorch's CPU kernel scans a window row by row keeping ``val > max or isnan(val)``: the first maximum
-    # wins ties (argmax's rule), and the last NaN wins a window holding NaN
-    arg = xp.argmax(win, axis=-1)
-    nan = xp.isnan(win)
-    if bool(nan.any()):
-        last_nan = kh * kw - 1 - xp.argmax(nan[..., ::-1], axis=-1)
-        arg = xp.where(nan.any(axis=-1), last_nan, arg)
-    out = xp.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
-    flat = (rows[:, None, :, None] * W + cols[None, :, None, :]).reshape(Ho, Wo, kh * kw).astype(np.int64)
-    indices = xp.take_along_axis(xp.broadcast_to(flat, arg.shape + (kh * kw,)), arg[..., None], axis=-1)[..., 0]
-    return out, indices
-
-
-class AdaptiveMaxPool2d(Function):
-    # PyTorch's adaptive_max_pool2d_backward takes the input and the indices (its own): so distnn declares the
-    # input and keeps the indices; an in-place change of the output is fine in both
-    reads = ((0,),)
-
-    def forward(self, x, output_size, indices_to=None):
-        out, self.indices = _adaptive_max(x, output_size)
-        self.xshape = x.shape
-        if indices_to is not None:  # (return_indices: the indices found here, not a second search)
-            indices_to.append(self.indices)
-        return out
-
-    def backward(self, g):
-        xp = get_array_module(g)
-        N, C, H, W = self.xshape
-        gx = xp.zeros(N * C * H * W, dtype=g.dtype)
-        planes = (xp.arange(N * C, dtype=np.int64) * (H * W)).reshape(N, C, 1, 1)
-        S.scatter_add(gx, (self.indices + planes).ravel(), g.ravel())  # (overlapping windows: both add)
-        return gx.reshape(N, C, H, W),
-
-
-@_unbatched_as_one
-def adaptive_max_pool2d(input, output_size, return_indices=False):
-    """Max pooling to a fixed ``output_size`` (int or pair; None keeps that input size) whatever the input
-    size. With ``return_indices``, also the flat index ``h * W + w`` of each maximum in its (N, C) plane, as
-    PyTorch. A size of 0: as :func:`adaptive_avg_pool2d`."""
-    size = _adaptive_output_size("adaptive_max_pool2d", input, output_size, nonempty=True)
-    indices = [] if return_indices else None
-    out = AdaptiveMaxPool2d.apply(input, output_size=size, indices_to=indices)
-    if not return_indices:
-        return out
-    return out, Tensor(indices[0].copy())  # (a copy: changing it cannot move the node's gradient)
-
-
 # ---------------------------------------------------------------------------- 1-D pooling: 2-D with height 1
-def _as_2d(input):
-    """(N, C, L) -> (N, C, 1, L) and (C, L) -> (C, 1, L) (max_pool2d and kin take both)."""
-    if input.ndim not in (2, 3):
-        raise ValueError(f"expected a 3-D input (N, C, L) or a 2-D one (C, L), got shape {tuple(input.shape)}")
-    return S.Unsqueeze.apply(input, axis=input.ndim - 1)
-
-
-def _squeezed(result):
-    if isinstance(result, tuple):
-        return tuple(r.squeeze(-2) for r in result)
-    return result.squeeze(-2)
-
-
-def _named_1d(name):
-    def wrap(fn):
-        @functools.wraps(fn)
-        def call(*args, **kwargs):
-            try:
-                return fn(*args, **kwargs)
-            except ValueError as e:  # named as the 1-D op, whichever 2-D one refused
-                msg = str(e).replace(name.replace("1d", "2d") + ": ", "")
-                raise ValueError(msg if msg.startswith(name) else f"{name}: {msg}") from None
-        return call
-    return wrap
-
-
 class MaxPool1d(MaxPool2d):
     """MaxPool2d over x (N, C, L) or (C, L) seen as (N, C, 1, L). The reshapes are inside the node, so that its
     output is the node's own (not a view of a MaxPool2d output): changed in place while recording, it is
@@ -563,12 +388,6 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     return _squeezed(avg_pool2d(_as_2d(input), (1, k), (1, s), (0, p), ceil_mode, count_include_pad))
 
 
-@_named_1d("adaptive_avg_pool1d")
-def adaptive_avg_pool1d(input, output_size):
-    """Average pooling of input (N, C, L) or (C, L) to ``output_size`` (an int) whatever L."""
-    size = _single(output_size, "output_size", "adaptive_avg_pool1d")
-    return _squeezed(adaptive_avg_pool2d(_as_2d(input), (1, size)))
-
-
-__all__ = ["max_pool2d", "max_unpool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "max_pool1d",
-           "avg_pool1d", "adaptive_avg_pool1d"]
+# (the adaptive pools moved to adaptive_pooling.py; their old import path still works)
+__all__ = ["max_pool2d", "max_unpool2d", "avg_pool2d", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d",
+           "adaptive_avg_pool2d", "adaptive_max_pool2d"]

@@ -1,10 +1,12 @@
-"""Pooling modules: ``MaxPool2d``, ``MaxUnpool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d``, ``AdaptiveMaxPool2d``,
-``MaxPool1d``, ``AvgPool1d``, ``AdaptiveAvgPool1d`` (PyTorch's arguments)."""
+"""Pooling modules: ``MaxPool1d/2d/3d``, ``MaxUnpool2d``, ``AvgPool1d/2d/3d``, ``AdaptiveAvgPool1d/2d/3d``,
+``AdaptiveMaxPool1d/2d/3d`` (PyTorch's arguments)."""
 from __future__ import annotations
 
 from distnn.functional.conv import _pair, _single
-from distnn.functional.pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool1d,
-                                      avg_pool2d, max_pool1d, max_pool2d, max_unpool2d)
+from distnn.functional.adaptive_pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d,
+                                               adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d)
+from distnn.functional.pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d, max_unpool2d
+from distnn.functional.pooling3d import avg_pool3d, max_pool3d
 
 from .module import Module
 
@@ -17,7 +19,8 @@ def _named(module, fn, *args, **kwargs):
 
 
 class _MaxPoolNd(Module):
-    """What MaxPool1d and MaxPool2d share (as PyTorch's ``_MaxPoolNd``); ``_pool`` is the functional op."""
+    """What MaxPool1d, MaxPool2d and MaxPool3d share (as PyTorch's ``_MaxPoolNd``); ``_pool`` is the functional
+    op."""
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
                  ceil_mode: bool = False):
@@ -69,6 +72,8 @@ class MaxUnpool2d(Module):
 class AvgPool2d(Module):
     """Mean over kh x kw windows; zero padding is counted when ``count_include_pad`` (default, as PyTorch)."""
 
+    _pool = staticmethod(avg_pool2d)
+
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
                  divisor_override=None):
         super().__init__()
@@ -76,7 +81,7 @@ class AvgPool2d(Module):
         self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
 
     def forward(self, x):
-        return _named(self, avg_pool2d, x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+        return _named(self, type(self)._pool, x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                       self.count_include_pad, self.divisor_override)
 
     def extra_repr(self):
@@ -84,7 +89,7 @@ class AvgPool2d(Module):
 
 
 class _AdaptiveAvgPoolNd(Module):
-    """What AdaptiveAvgPool1d and AdaptiveAvgPool2d share (as PyTorch's); ``_pool`` is the functional op."""
+    """What the AdaptiveAvgPool modules share (as PyTorch's); ``_pool`` is the functional op."""
 
     def __init__(self, output_size):
         super().__init__()
@@ -103,19 +108,25 @@ class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
     _pool = staticmethod(adaptive_avg_pool2d)
 
 
-class AdaptiveMaxPool2d(Module):
-    """Max-pool (N, C, H, W) to ``output_size`` (int or pair; None keeps that size) whatever the input size;
-    with ``return_indices=True``, ``forward`` returns ``(output, indices)`` as PyTorch."""
+class _AdaptiveMaxPoolNd(Module):
+    """What the AdaptiveMaxPool modules share (as PyTorch's); ``_pool`` is the functional op."""
 
     def __init__(self, output_size, return_indices: bool = False):
         super().__init__()
         self.output_size, self.return_indices = output_size, return_indices
 
     def forward(self, x):
-        return _named(self, adaptive_max_pool2d, x, self.output_size, self.return_indices)
+        return _named(self, type(self)._pool, x, self.output_size, self.return_indices)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
+    """Max-pool (N, C, H, W) to ``output_size`` (int or pair; None keeps that size) whatever the input size;
+    with ``return_indices=True``, ``forward`` returns ``(output, indices)`` as PyTorch."""
+
+    _pool = staticmethod(adaptive_max_pool2d)
 
 
 class MaxPool1d(_MaxPoolNd):
@@ -147,3 +158,40 @@ class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
     """Average-pool (N, C, L) or (C, L) to ``output_size`` (an int) whatever L."""
 
     _pool = staticmethod(adaptive_avg_pool1d)
+
+
+class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
+    """Max-pool (N, C, L) or (C, L) to ``output_size`` (an int) whatever L; with ``return_indices=True``,
+    ``forward`` returns ``(output, indices)`` (each maximum's index along L) as PyTorch."""
+
+    _pool = staticmethod(adaptive_max_pool1d)
+
+
+class MaxPool3d(_MaxPoolNd):
+    """Max over kd x kh x kw windows of (N, C, D, H, W) or (C, D, H, W); ``stride`` defaults to ``kernel_size``;
+    padding counts as -inf. With ``return_indices=True``, ``forward`` returns ``(output, indices)``: the flat
+    indices ``d * H * W + h * W + w`` of the chosen inputs in each (N, C) volume, as PyTorch."""
+
+    _pool = staticmethod(max_pool3d)
+
+
+class AvgPool3d(AvgPool2d):
+    """Mean over kd x kh x kw windows of (N, C, D, H, W) or (C, D, H, W); zero padding counted when
+    ``count_include_pad`` (default, as PyTorch)."""
+
+    _pool = staticmethod(avg_pool3d)
+
+
+class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
+    """Average-pool (N, C, D, H, W) or (C, D, H, W) to ``output_size`` (int or triple; None keeps that size)
+    whatever the input size."""
+
+    _pool = staticmethod(adaptive_avg_pool3d)
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    """Max-pool (N, C, D, H, W) or (C, D, H, W) to ``output_size`` (int or triple; None keeps that size)
+    whatever the input size; with ``return_indices=True``, ``forward`` returns ``(output, indices)`` as
+    PyTorch."""
+
+    _pool = staticmethod(adaptive_max_pool3d)

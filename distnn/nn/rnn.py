@@ -258,8 +258,8 @@ class RNNBase(Module):
         if sorted_indices is None:
             return A.dropout(x, self.dropout, True, generator=self.generator, batch_dim=1)
         # a packed batch runs longest first: draw the masks in the caller's order, so each sample keeps its own
-        # (the trainer's per-sample masks are then a rank's whole-batch ones when its longest sequence is the
-        # whole batch's: they are drawn for the padded length, which a PackedSequence does not keep)
+        # (the trainer's per-sample masks do not depend on the padded length: a rank whose sequences are all
+        # shorter than the global batch's longest gets the first steps of the one-process masks)
         xp = get_array_module(x.data)
         sort = xp.asarray(sorted_indices.data)
         unsorted = x[:, xp.asarray(invert_permutation(sorted_indices).data)]

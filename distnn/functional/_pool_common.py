@@ -1,0 +1,50 @@
+"""What the pooling files share: unbatched inputs as a batch of one, and the 1-D ops as 2-D ones over a
+height of 1 (named as the 1-D op in their errors)."""
+from __future__ import annotations
+
+import functools
+
+from . import shape as S
+
+
+def _unbatched(batched_ndim):
+    """Let a pool of ``batched_ndim``-D inputs (N, C, *spatial) take an unbatched (C, *spatial) one as well, as
+    PyTorch (and the convolutions) do: a batch of one."""
+    def decorate(pool):
+        @functools.wraps(pool)
+        def wrapper(input, *args, **kwargs):
+            if input.ndim == batched_ndim - 1:
+                result = pool(input.reshape((1,) + tuple(input.shape)), *args, **kwargs)
+                return tuple(r[0] for r in result) if isinstance(result, tuple) else result[0]
+            return pool(input, *args, **kwargs)
+        return wrapper
+    return decorate
+
+
+_unbatched_as_one = _unbatched(4)  # the 2-D pools'
+
+
+def _as_2d(input):
+    """(N, C, L) -> (N, C, 1, L) and (C, L) -> (C, 1, L) (max_pool2d and kin take both)."""
+    if input.ndim not in (2, 3):
+        raise ValueError(f"expected a 3-D input (N, C, L) or a 2-D one (C, L), got shape {tuple(input.shape)}")
+    return S.Unsqueeze.apply(input, axis=input.ndim - 1)
+
+
+def _squeezed(result):
+    if isinstance(result, tuple):
+        return tuple(r.squeeze(-2) for r in result)
+    return result.squeeze(-2)
+
+
+def _named_1d(name):
+    def wrap(fn):
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except ValueError as e:  # named as the 1-D op, whichever 2-D one refused
+                msg = str(e).replace(name.replace("1d", "2d") + ": ", "")
+                raise ValueError(msg if msg.startswith(name) else f"{name}: {msg}") from None
+        return call
+    return wrap
