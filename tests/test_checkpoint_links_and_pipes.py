@@ -196,3 +196,16 @@ def test_a_pipe_in_place_of_a_runs_config_does_not_block_evaluate(finished, tmp_
     pipe = _pipe_in_place_of(run / "config.toml")
     got = _call(lambda: rd.load_model(str(run)), [pipe])
     assert not isinstance(got, Exception), got
+
+
+@needs_fifo
+@pytest.mark.parametrize("name", ["model.npz", "model.json"])
+def test_a_pipe_in_place_of_a_runs_model_is_an_error_naming_it(finished, tmp_path, capsys, name):
+    # (it was taken for a file not written yet: evaluate read the newest checkpoint instead, saying the run
+    # had not finished)
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    pipe = _pipe_in_place_of(run / name)
+    code, _, err = _call(lambda: run_cli(["evaluate", str(run)], capsys), [pipe])
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{pipe}: unreadable (not a regular file: a named pipe (FIFO))" in err

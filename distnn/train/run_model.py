@@ -139,6 +139,8 @@ def _load_model(path: str):
     # global_step says whether a checkpoint is newer; config.toml says where the checkpoints are.
     own = not (is_checkpoint_dir(directory) or STEP_RE.match(os.path.basename(os.path.normpath(directory))))
     sums = run_checksums.read_sums(directory) if own else None
+    if own:  # (isfile below would take a pipe or a directory there for a file not written yet)
+        _refuse_irregular(directory, (MODEL_WEIGHTS, MODEL_META))
     meta_raw = None
     if own and os.path.isfile(meta_path):
         try:
@@ -214,3 +216,17 @@ def _load_model(path: str):
                          f"(its checkpoints, if any, can be evaluated instead)") from None
     model.eval()
     return model, meta, transform
+
+
+def _refuse_irregular(directory: str, names) -> None:
+    """A ValueError naming the first of ``names`` in ``directory`` that is there but not a regular file
+    (a named pipe, a directory, a device): damage, not a file still to be written."""
+    from .regular_file import open_regular
+
+    for name in names:
+        path = os.path.join(directory, name)
+        if os.path.exists(path) and not os.path.isfile(path):
+            try:
+                open_regular(path).close()
+            except OSError as e:
+                raise ValueError(f"{path}: unreadable ({e.strerror})") from None
