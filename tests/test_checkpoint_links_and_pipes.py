@@ -104,6 +104,33 @@ def test_retention_never_deletes_a_linked_directorys_files(three):
     assert ck.verify_checkpoint(str(kept)) == []
 
 
+FILES = ["manifest.json", "model.npz", "trainer.json"]
+
+
+def test_a_checkpoint_written_over_a_linked_step_entry_leaves_the_linked_directory_whole(three):
+    # The step's old entry is moved aside as .trash-step-N-* while the new one is renamed in, then deleted: a
+    # symlink there had the files of the directory it names deleted through it, and stayed behind itself
+    kept = three.parent / "kept-step-00000030"
+    shutil.copytree(three / "step-00000030", kept)
+    shutil.rmtree(three / "step-00000030")
+    os.symlink(kept, three / "step-00000030")
+    path = _write(three, 30)
+    assert not os.path.islink(path) and ck.verify_checkpoint(path) == []
+    assert sorted(os.listdir(kept)) == FILES and ck.verify_checkpoint(str(kept)) == []
+    assert [n for n in os.listdir(three) if n.startswith(".")] == []
+
+
+@pytest.mark.parametrize("prefix", [".trash-step-00000030-", ".tmp-step-00000030-", ".spare-step-00000030-",
+                                    ".retired-step-00000030-"])
+def test_cleanup_removes_a_linked_temporary_without_following_it(three, prefix):
+    # (shutil.rmtree refuses a symlink: the link stayed, clutter in the root for good)
+    os.symlink(three / "step-00000020", three / f"{prefix}dead")
+    ck.cleanup_temporaries(str(three))
+    assert [n for n in os.listdir(three) if n.startswith(".")] == []
+    assert sorted(os.listdir(three / "step-00000020")) == FILES
+    assert ck.verify_checkpoint(str(three / "step-00000020")) == []
+
+
 # ---------------------------------------------------------------------- named pipes
 def _call(call, pipes):
     """``call()``'s result (or the exception it raised); fails the test if it is still waiting on one of

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 
 from . import preemption
-from .ensemble import _get
+from .ensemble_config import _get
 from .preemption import Preempted
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from .ensemble import MEMBERS_DIR, ensemble_gain, ensemble_table
+from .ensemble_model import ensemble_table
+from .ensemble_scoring import ensemble_gain
+from .run_dir import MEMBERS_DIR
 
 
 def ensemble_summary(path, config_name, plan, settings, members, ev, wall) -> dict:

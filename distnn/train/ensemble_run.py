@@ -31,8 +31,10 @@ import re
 
 import numpy as np
 
-from .ensemble import (_get, ensemble_settings, evaluate_ensemble, group_communicator, member_config, member_dir,
-                       plan_groups)
+from .ensemble_config import _get, ensemble_settings
+from .ensemble_groups import group_communicator, plan_groups
+from .ensemble_members import member_config, member_dir
+from .ensemble_scoring import evaluate_ensemble
 from . import preemption
 from .preemption import Preempted, fault_point, inject_startup_fault
 # (the run's parts: preemption between members, and its results; importable from here too)

@@ -37,7 +37,7 @@ from distnn import random as drandom
 from distnn.data.batch_random import BatchShareGenerator
 from distnn.nn.rnn import RNNBase
 
-from .ensemble import log_average_probabilities
+from .ensemble_model import log_average_probabilities
 
 __all__ = ["MCDropout", "mc_dropout", "dropout_layers", "dropout_active", "NoDropoutError"]
 

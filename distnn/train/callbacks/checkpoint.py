@@ -34,7 +34,9 @@ the save point. On a machine with a core to spare for the writer, the
 training thread then only pays for the copy (see
 benchmarks/bench_checkpoint.py).
 
-:func:`~.resume.resume` (see :mod:`.resume`) loads a checkpoint into a trainer.
+:func:`~.resume.resume` (see :mod:`.resume`) loads a checkpoint into a trainer. The callback's parts:
+when a save is due (:mod:`.checkpoint_schedule`), the best checkpoint (:mod:`.checkpoint_best`) and
+rank 0's writes (:mod:`.checkpoint_write`).
 """
 from __future__ import annotations
 
@@ -51,15 +53,16 @@ from .. import preemption, step_guard
 from ..logging_utils import get_logger
 from .background_writer import Job, writer
 from .base import Callback, final_report, metric_counts, monitor_mode, same_monitor
+from .checkpoint_best import BestCheckpoint
+from .checkpoint_schedule import MAX_CALLBACKS, CheckpointSchedule, _cut_by_max_steps
+from .checkpoint_write import CheckpointWriting
 from .resume import agreed
 
 ON_ERROR = ("stop", "continue")
-#: checkpoint callbacks on one trainer: each has a bit of the SAVE_DUE and WRITE_DONE step flags, floats that
-#: hold whole numbers exactly below 2**24 also when the flags ride in a float32 gradient bucket
-MAX_CALLBACKS = 24
+__all__ = ["MAX_CALLBACKS", "ON_ERROR", "ModelCheckpoint"]
 
 
-class ModelCheckpoint(Callback):
+class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, Callback):
     """Write checkpoints to ``directory`` (a checkpoint root, e.g. ``<run>/checkpoints``).
 
     ``every_n_steps`` (0: never), ``every_n_epochs`` (0: never),
@@ -223,46 +226,6 @@ class ModelCheckpoint(Callback):
         if self.save_last and self._saved_step != trainer.state.global_step:
             self.save(trainer, "last", trainer.history[-1] if trainer.history else None)
 
-    def _repoint_best(self) -> None:
-        """Rank 0, resuming in this root: ``best`` names the best checkpoint the restored state holds. The end
-        of an earlier session may have pointed it at its final report's (see on_train_end), which the run going
-        on does not count, nor protect from retention."""
-        if not self.save_best or self.best_name is None or not os.path.isdir(os.path.join(self.root, self.best_name)):
-            return
-        if ck.read_pointer(self.root, ck.BEST) != self.best_name:
-            try:
-                ck.write_pointer(self.root, ck.BEST, self.best_name, fsync=self.fsync)
-            except OSError as e:  # (rank 0 alone here: no failure to agree on; the next best re-points it)
-                self.log.warning("cannot point %s/best at %s: %s", self.root, self.best_name, e.strerror or e)
-
-    def _mark_best(self, trainer, value: float) -> None:
-        """Collective: make the checkpoint of this step, already written, the best one (``best`` pointer only).
-
-        Its write (possibly in the background) is settled first: the pointer names only a checkpoint
-        every rank agreed is whole. A failure to write the pointer is handled as a failed save.
-        """
-        self.settle(trainer)
-        name = ck.step_name(trainer.state.global_step)
-        if self.last_path is None or os.path.basename(os.path.normpath(self.last_path)) != name:
-            return  # that checkpoint failed (on_error = "continue"): it is no best
-        result = None
-        if trainer.is_main:
-            try:
-                ck.write_pointer(self.root, ck.BEST, name, fsync=self.fsync)
-                result = {"ok": True}
-            except OSError as e:
-                result = {"ok": False, "error": f"cannot point {self.root!r}/best at {name}: {e.strerror or e}"}
-        result = trainer.agree(result)
-        if result["ok"]:
-            self.best, self.best_name = float(value), name
-            return
-        self._best_before = (self.best, self.best_name)
-        self._accept(trainer, result)  # a failure: counted, then stop or warn (on_error)
-
-    def _improves(self, value) -> bool:
-        return value is not None and math.isfinite(value) and (
-            self.best is None or (value < self.best if self.mode == "min" else value > self.best))
-
     def on_train_end(self, trainer, logs):
         self.settle(trainer)
         # The final report (see final_report) better than the best: the checkpoint of the state training ends
@@ -278,34 +241,6 @@ class ModelCheckpoint(Callback):
         if trainer.is_main:
             self._join_pending()  # local: the write's outcome is not agreed, but its checkpoint is whole
         ck.remove_spares(self._spares)
-
-    def _time_due(self, trainer) -> bool:
-        """``every_n_seconds``, at a step's end: whether every rank saves now, by rank 0's clock (no collective).
-
-        Rank 0 sends "due" with the next step's gradient exchange (the step flags), and every rank
-        reads it there alike: the save comes one step after rank 0's clock said so. Without such an
-        exchange on several ranks it is left to the epoch's end (:meth:`_time_due_at_end`).
-        """
-        if trainer.world == 1:
-            return self.clock() - self._last_save_time >= self.every_n_seconds
-        carrier = step_guard.step_flags_carrier(trainer)
-        if carrier is None:
-            return False
-        if int(carrier.step_flags_sum[step_guard.SAVE_DUE_FLAG]) & self._flag_bit:  # (rank 0's bits: a sum of one)
-            return True
-        if trainer.is_main and self.clock() - self._last_save_time >= self.every_n_seconds:
-            self._set_flag(carrier, step_guard.SAVE_DUE_FLAG)
-        return False
-
-    def _time_due_at_end(self, trainer) -> bool:
-        """``every_n_seconds`` on several ranks with no per-step exchange to carry it: agreed at an epoch's end."""
-        if not self.every_n_seconds or trainer.world == 1 or step_guard.step_flags_carrier(trainer) is not None:
-            return False
-        return bool(trainer.agree(self.clock() - self._last_save_time >= self.every_n_seconds))
-
-    def _epoch_due(self, trainer) -> bool:
-        n = self.every_n_epochs
-        return bool(n) and (trainer.state.epoch + 1) % n == 0
 
     # ------------------------------------------------------------------ saving
     def save(self, trainer, reason: str = "manual", logs=None, wait: bool = False, metric=None):
@@ -372,16 +307,6 @@ class ModelCheckpoint(Callback):
         elif trainer.is_main and self._pending.done():
             self._set_flag(carrier, step_guard.WRITE_DONE_FLAG)  # sent with the next step's exchange
 
-    def _set_flag(self, carrier, slot):
-        carrier.step_flags[slot] = int(carrier.step_flags[slot]) | self._flag_bit
-
-    def _clear_flags(self, trainer, slots=(step_guard.SAVE_DUE_FLAG, step_guard.WRITE_DONE_FLAG)):
-        """Rank 0: take back this callback's flags not yet sent (see save and settle)."""
-        carrier = step_guard.step_flags_carrier(trainer) if trainer.is_main and trainer.world > 1 else None
-        if carrier is not None:
-            for slot in slots:
-                carrier.step_flags[slot] = int(carrier.step_flags[slot]) & ~self._flag_bit
-
     def settle(self, trainer):
         """Collective: wait for a background write and agree on its outcome (no-op when none is pending)."""
         if self._pending is None:
@@ -396,81 +321,6 @@ class ModelCheckpoint(Callback):
         if not isinstance(self._pending, Job):
             return None
         return self._pending.result()
-
-    def _snapshot(self, trainer, reason, ranks, logs):
-        """Rank 0: everything to write, as bytes, so training may go on while it is written."""
-        st = trainer.state
-        # uncopied arrays: the serializer below copies each once, into its reused npz buffers (a
-        # state_dict's fresh copies page-faulted in: 2.2 of a save's 3 ms on a 4 MB state here)
-        state = trainer.state_dict(copy=False)
-        state["ranks"] = ranks
-        epoch_end = reason == "epoch" or (len(trainer.history) == st.epoch + 1)
-        metrics = {k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))}
-        manifest = {
-            "reason": reason, "global_step": st.global_step, "epoch": st.epoch, "batch_in_epoch": st.batch_in_epoch,
-            "steps_per_epoch": trainer.steps_per_epoch, "epoch_end": bool(epoch_end),
-            "global_sample_position": min(st.batch_in_epoch * trainer.batch_size, len(trainer.train_data)),
-            "world_size": trainer.world, "global_batch_size": trainer.batch_size,
-            "stop_agreed": any(r["stop_requested"] for r in ranks), "metrics": metrics,
-            "best": {"monitor": self.monitor, "value": self.best, "name": self.best_name},
-        }
-        # Packing (npz, JSON) happens here too: the arrays are copied straight into npz images reused
-        # from the previous save (safe: that save's write has been joined), and the JSON is small; what is
-        # left (hashing, writing, fsync) runs in the writer process, or in the thread where the GIL is released.
-        if self._serializer is None or self._serializer_extra is not self.extra_files:
-            self._serializer, self._serializer_extra = ck.Serializer(self.extra_files), self.extra_files
-        return st.global_step, self._serializer(state, crc=False), manifest, self._serializer
-
-    def _write_into(self, job):
-        result = {**self._write(job, elsewhere=self._write_elsewhere), "background": True}
-        if result["ok"]:  # say so when it happens (the agreement comes one save later)
-            self._log_saved(result)
-            result["logged"] = True
-        return result
-
-    def _log_saved(self, result):
-        self.log.info("checkpoint %s (%.2f MB, %.0f ms)%s", result["path"], result["bytes"] / 1e6,
-                      result["seconds"] * 1e3, f"; removed {', '.join(result['removed'])}" if result["removed"] else "")
-
-    def _write(self, job, elsewhere: bool = False) -> dict:
-        """Rank 0: write, point ``best``/``latest``, apply retention. Never raises.
-
-        ``elsewhere``: in this process's writer process (:mod:`~distnn.train.checkpoint.writer_process`),
-        whose writes do not hold this process's interpreter lock; in this thread if it cannot be started.
-        """
-        if isinstance(job, Exception):
-            return {"ok": False, "error": f"cannot serialize the training state: {job}"}
-        step, files, manifest, serializer = job
-        t0 = time.perf_counter()
-        options = {"fsync": self.fsync, "update_best": self.best_name == ck.step_name(step), "reuse": serializer.reuse,
-                   "keep_last": self.keep_last, "protect": [self.best_name] if self.save_best else []}
-        process = self._writer_process() if elsewhere else None
-        if process is not None:
-            serializer.fill_crc(files)  # (the npz images' CRC-32s: into this process's buffers, before they go)
-            result = process.write(self.root, step, files, manifest, spares=list(self._spares), **options)
-            # (spares unknown if it died: a missing spare is not recycled)
-            self._spares[:] = result.pop("spares", self._spares)
-            if result["ok"]:
-                serializer.note_written(result["path"])
-        else:
-            # the npz CRC-32s here, not at the save point, beside the SHA-256s (both release the GIL)
-            result = ck.write_and_retain(self.root, step, files, manifest, prepare=serializer.crc_fillers(files),
-                                         spares=self._spares, on_written=serializer.note_written, **options)
-        if not result["ok"]:
-            return result
-        return {**result, "bytes": sum(len(b) for b in files.values()), "seconds": time.perf_counter() - t0,
-                "step": step}
-
-    def _writer_process(self):
-        """This process's writer process, or None (with a warning, once) when it cannot be started."""
-        try:
-            return writer_process.writer_process()
-        except OSError as e:
-            if not self._warned_process:
-                self._warned_process = True
-                self.log.warning("cannot start a checkpoint writer process (%s): writing from a thread of this one",
-                                 e.strerror or e)
-            return None
 
     def _agree(self, trainer, result):
         return self._accept(trainer, trainer.agree(result))
@@ -530,12 +380,6 @@ class ModelCheckpoint(Callback):
             return
         self.best = state.get("best")
         self.best_name = state.get("best_name")
-
-
-def _cut_by_max_steps(trainer) -> bool:
-    """Whether ``train.max_steps`` ends training inside the current epoch (before its last step)."""
-    max_steps, st = getattr(trainer, "max_steps", None), trainer.state
-    return max_steps is not None and st.global_step >= max_steps and st.batch_in_epoch < trainer.steps_per_epoch
 
 
 def _finish_guard(trainer):

@@ -120,7 +120,17 @@ def link(source: str, target: str, nbytes: int) -> bool:
 
 
 def remove_tree(path: str) -> None:
-    """Remove a checkpoint directory (flat: files only) quietly; ``shutil.rmtree`` for anything else."""
+    """Remove a checkpoint directory (flat: files only) quietly; ``shutil.rmtree`` for anything else.
+
+    A symlink is unlinked, never followed: the directory it names is not this one's to empty (a
+    ``step-N`` that is a link, moved aside to be written over, had its target's files deleted through it).
+    """
+    if os.path.islink(path):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        return
     try:
         for n in os.listdir(path):
             os.unlink(os.path.join(path, n))

@@ -116,7 +116,8 @@ def recover_interrupted_rewrites(root: str) -> list[str]:
 
 def cleanup_temporaries(root: str) -> list[str]:
     """Remove ``.tmp-*``/``.trash-*``/``.spare-*``/``.retired-*`` directories left by a crash (call when no
-    write is in flight), after :func:`recover_interrupted_rewrites` has put back what must not be lost."""
+    write is in flight), after :func:`recover_interrupted_rewrites` has put back what must not be lost.
+    One that is a symlink is unlinked, never followed."""
     out = []
     recover_interrupted_rewrites(root)
     try:
@@ -125,7 +126,14 @@ def cleanup_temporaries(root: str) -> list[str]:
         return out
     for n in names:
         if n.startswith((".tmp-step-", ".trash-step-", ".spare-step-", ".retired-step-")):
-            shutil.rmtree(os.path.join(root, n), ignore_errors=True)
+            path = os.path.join(root, n)
+            if os.path.islink(path):  # (shutil.rmtree refuses a link; never followed: what it names is not ours)
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            else:
+                shutil.rmtree(path, ignore_errors=True)
             out.append(n)
         elif n.startswith((f"{LATEST}.tmp-", f"{BEST}.tmp-")):
             try:

@@ -1,0 +1,147 @@
+"""Indexing ops: ``x[index]`` (basic and advanced) and its assignment, gather and take-along, with the
+scatter-add their backward uses."""
+from __future__ import annotations
+
+import numpy as np
+
+from distnn.autograd.function import Function
+from distnn.autograd.tensor import Tensor
+from distnn.backend import get_array_module
+
+
+def _is_advanced(index):
+    items = index if isinstance(index, tuple) else (index,)
+    return any(hasattr(i, "shape") and getattr(i, "ndim", 0) > 0 or isinstance(i, list) for i in items)
+
+
+def scatter_add(out, index, values) -> None:
+    """``out[index] += values`` with repeated indices adding up (numpy's ``add.at``, cupyx's ``scatter_add``)."""
+    if get_array_module(out) is np:
+        np.add.at(out, index, values)
+    else:
+        import cupyx
+
+        cupyx.scatter_add(out, index, values)
+
+
+class GetItem(Function):
+    """Basic and advanced indexing; backward scatter-adds (repeated indices accumulate)."""
+
+    saves_tensors = False
+
+    def forward(self, a, index):
+        self.shape, self.dtype, self.index = a.shape, a.dtype, index
+        try:
+            out = a[index]
+        except IndexError as e:
+            raise IndexError(f"index {index!r} is invalid for tensor of shape {tuple(a.shape)}: {e}") from None
+        if isinstance(out, np.generic):  # numpy's a[i, j] is a scalar copy: PyTorch's is a 0-d view, ``e *= w`` writes a
+            out = a[(index if isinstance(index, tuple) else (index,)) + (Ellipsis,)]
+        return out
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        out = xp.zeros(self.shape, dtype=g.dtype)
+        if _is_advanced(self.index):
+            scatter_add(out, self.index, g)
+        else:
+            out[self.index] = g
+        return (out,)
+
+
+class SetItem(Function):
+    """``x[index] = v`` while recording: a copy of ``a`` with ``v`` written at ``index``.
+
+    Backward: ``a`` gets the gradient with the overwritten positions zeroed; ``v``
+    gets the gradient at the positions written (summed over broadcast axes by the engine).
+    """
+
+    saves_tensors = False
+
+    def forward(self, a, v, index):
+        self.index = index
+        out = a.copy()
+        try:
+            out[index] = v
+        except (IndexError, ValueError) as e:
+            raise type(e)(f"cannot assign a value of shape {tuple(getattr(v, 'shape', ()))} to index {index!r} of "
+                          f"a tensor of shape {tuple(a.shape)}: {e}") from None
+        return out
+
+    def backward(self, g):
+        ga = gv = None
+        if self.needs_input_grad[0]:
+            ga = g.copy()
+            ga[self.index] = 0
+        if self.needs_input_grad[1]:
+            gv = g[self.index]
+        return ga, gv
+
+
+class CopySlices(SetItem):
+    """The graph node of a base whose memory an in-place change already wrote at ``index`` (PyTorch's
+    CopySlices): SetItem's gradients, and no forward work (its output is the base's memory as is).
+    Recorded by distnn.autograd.inplace, never applied to compute a value."""
+
+    def forward(self, a, v, index):
+        self.index = index
+        return a
+
+
+def getitem(a, index):
+    return a[index] if isinstance(a, Tensor) else GetItem.apply(a, index=index)
+
+
+class Gather(Function):
+    """PyTorch's ``x.gather(dim, index)``: ``out[i][j] = x[index[i][j]][j]`` for dim 0 (and so on);
+    backward scatter-adds (an index used twice gets both gradients)."""
+
+    reads = ((0, 1), ())  # (the index, which backward scatters by, and the input, as PyTorch's saves)
+
+    def forward(self, a, index, dim):
+        xp = get_array_module(a)
+        if index.dtype.kind not in "iu":
+            raise TypeError(f"gather: index must hold integers, got {index.dtype}")
+        if index.ndim != a.ndim or not -a.ndim <= dim < a.ndim:
+            raise IndexError(f"gather: index of {index.ndim} dimensions and dim {dim} for a tensor of shape "
+                             f"{tuple(a.shape)} (both must have its {a.ndim} dimensions)")
+        d = dim % a.ndim
+        if any(index.shape[k] > a.shape[k] for k in range(a.ndim) if k != d):
+            raise IndexError(f"gather: index of shape {tuple(index.shape)} is larger than the tensor's "
+                             f"{tuple(a.shape)} outside dim {d}")
+        if index.size and (int(index.min()) < 0 or int(index.max()) >= a.shape[d]):
+            raise IndexError(f"gather: indices must be in [0, {a.shape[d]}) along dim {d}, got "
+                             f"[{int(index.min())}, {int(index.max())}]")
+        self.dim, self.shape, self.index = d, a.shape, index
+        # (an index smaller than the tensor outside dim takes the leading part, as PyTorch)
+        part = tuple(slice(None) if k == d else slice(0, index.shape[k]) for k in range(a.ndim))
+        return xp.take_along_axis(a[part], index, axis=d)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        out = xp.zeros(self.shape, dtype=g.dtype)
+        grid = list(xp.indices(self.index.shape, sparse=True))
+        grid[self.dim] = self.index
+        scatter_add(out, tuple(grid), g)
+        return out, None
+
+
+class TakeAlong(Function):
+    """``take_along_axis(a, index, dim)`` for an index the op computed itself that picks each place at most
+    once along ``dim`` (a sort's, a top-k's, ``max(x, dim)``'s): the gradient is written back to those places.
+    Its backward reads only that index, as PyTorch's sort, topk and ``max.dim`` save only their indices, so
+    an in-place change of ``a`` afterwards backpropagates."""
+
+    saves_tensors = False  # (the index is the op's own array, no caller's tensor to check)
+
+    def forward(self, a, index, dim):
+        self.index, self.dim, self.shape = index, dim, a.shape
+        return get_array_module(a).take_along_axis(a, index, axis=dim)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        out = xp.zeros(self.shape, dtype=g.dtype)
+        grid = list(xp.indices(self.index.shape, sparse=True))
+        grid[self.dim] = self.index
+        out[tuple(grid)] = g
+        return out, None
