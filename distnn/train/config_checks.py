@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 
 from . import config as C
-from .config_schema import MODEL_RESERVED, OPTIMIZER_OWN_DEFAULTS, SCHEMA
+from .config_schema import MODEL_RESERVED, OPTIMIZER_OWN_DEFAULTS, SCHEDULE_OWN_DEFAULTS, SCHEMA
 
 
 class Related(str):
@@ -248,36 +248,43 @@ def _plain(value) -> bool:
     return isinstance(value, (bool, int, float, str))
 
 
+#: the sections whose own defaults [defaults.SECTION.NAME] may record: the keys it may hold (None: any)
+_RECORDED_KEYS = {"model": None, "data": None, "optimizer": OPTIMIZER_OWN_DEFAULTS, "schedule": SCHEDULE_OWN_DEFAULTS}
+
+
 def recorded_defaults(raw: dict, problems: list) -> dict:
-    """``{"model": {name: {argument: value}}, "data": {name: {option: value}}, "optimizer": {name: {key: value}}}``:
-    the model's, the dataset's and the optimizer's defaults a run's config.toml recorded
-    (``[defaults.model.NAME]``, ``[defaults.data.NAME]``, ``[defaults.optimizer.NAME]``)."""
-    out: dict = {"model": {}, "data": {}, "optimizer": {}}
+    """``{"model": {name: {argument: value}}, "data": {...}, "optimizer": {...}, "schedule": {...}}``: the
+    model's, the dataset's, the optimizer's and the schedule's defaults a run's config.toml recorded
+    (``[defaults.model.NAME]``, ``[defaults.data.NAME]``, ``[defaults.optimizer.NAME]``,
+    ``[defaults.schedule.NAME]``)."""
+    out: dict = {section: {} for section in _RECORDED_KEYS}
     table = raw.get(C.RECORDED_DEFAULTS, {})
     if not isinstance(table, dict):
         problems.append(f"{C.RECORDED_DEFAULTS} must be a table, got {C._describe(table)}")
         return out
     for section, by_name in table.items():
         path = f"{C.RECORDED_DEFAULTS}.{section}"
+        keys = _RECORDED_KEYS.get(section)
         if section not in out:
-            problems.append(f"unknown key '{path}': [{C.RECORDED_DEFAULTS}] records the model's, the dataset's and "
-                            f"the optimizer's defaults only ([{C.RECORDED_DEFAULTS}.model.NAME], "
-                            f"[{C.RECORDED_DEFAULTS}.data.NAME], [{C.RECORDED_DEFAULTS}.optimizer.NAME])")
+            problems.append(f"unknown key '{path}': [{C.RECORDED_DEFAULTS}] records the model's, the dataset's, "
+                            f"the optimizer's and the schedule's defaults only "
+                            f"({', '.join(f'[{C.RECORDED_DEFAULTS}.{s}.NAME]' for s in _RECORDED_KEYS)})")
         elif not isinstance(by_name, dict) or not all(isinstance(v, dict) for v in by_name.values()):
             problems.append(f"{path} must hold a table per name ([{path}.NAME]), got {C._describe(by_name)}")
-        elif section == "optimizer" and any(k not in OPTIMIZER_OWN_DEFAULTS for v in by_name.values() for k in v):
-            bad = next(f"{path}.{n}.{k}" for n, v in by_name.items() for k in v if k not in OPTIMIZER_OWN_DEFAULTS)
-            problems.append(f"unknown key '{bad}': [{path}.NAME] records the optimizer's own defaults of "
-                            f"{', '.join(OPTIMIZER_OWN_DEFAULTS)} only")
+        elif keys is not None and any(k not in keys for v in by_name.values() for k in v):
+            bad = next(f"{path}.{n}.{k}" for n, v in by_name.items() for k in v if k not in keys)
+            problems.append(f"unknown key '{bad}': [{path}.NAME] records the {section}'s own defaults of "
+                            f"{', '.join(keys)} only")
         else:
             out[section] = by_name
     return out
 
 
 def split_recorded_defaults(data: dict, origins: dict) -> dict:
-    """Take the model's, the dataset's and the optimizer's keys at their default out of ``data``: ``{"model":
-    {name: {...}}, "data": {name: {...}}, "optimizer": {name: {...}}}`` (a .npz/.csv file's options under
-    "npz"/"csv", as check_data reads them; the optimizer's: those of OPTIMIZER_OWN_DEFAULTS)."""
+    """Take the model's, the dataset's, the optimizer's and the schedule's keys at their default out of
+    ``data``: ``{"model": {name: {...}}, "data": {name: {...}}, "optimizer": {name: {...}}, "schedule": {...}}``
+    (a .npz/.csv file's options under "npz"/"csv", as check_data reads them; the optimizer's and the
+    schedule's: those of OPTIMIZER_OWN_DEFAULTS and SCHEDULE_OWN_DEFAULTS)."""
     out = {}
     for section in ("model", "data"):
         table = data.get(section)
@@ -288,12 +295,13 @@ def split_recorded_defaults(data: dict, origins: dict) -> dict:
         if moved:
             name = dataset_kind(table["name"]) if section == "data" else table["name"]
             out[section] = {name: moved}
-    table = data.get("optimizer")
-    if isinstance(table, dict) and isinstance(table.get("name"), str):
-        moved = {k: table.pop(k) for k in OPTIMIZER_OWN_DEFAULTS
-                 if k in table and origins.get(f"optimizer.{k}") == C.DEFAULT}
-        if moved:
-            out["optimizer"] = {table["name"]: moved}
+    for section in ("optimizer", "schedule"):
+        table = data.get(section)
+        if isinstance(table, dict) and isinstance(table.get("name"), str):
+            moved = {k: table.pop(k) for k in _RECORDED_KEYS[section]
+                     if k in table and origins.get(f"{section}.{k}") == C.DEFAULT}
+            if moved:
+                out[section] = {table["name"]: moved}
     return out
 
 
@@ -485,26 +493,6 @@ def check_schedule_options(out: dict, problems: list, overridden=()):
     --set gave ``schedule.name``, back to their defaults; from the file with its own ``schedule.name``, left
     (and ignored: a run's config.toml may hold them)."""
     _options_not_taken("schedule", SCHEDULE_OPTIONS, out, problems, overridden)
-
-
-#: cyclic's ``schedule.gamma`` left unset: torch's CyclicLR's default (the schema's 0.1 is StepLR's)
-CYCLIC_GAMMA = 1.0
-#: constant_factor's ``schedule.factor`` left unset: torch's ConstantLR's default (the schema's 0.1 is plateau's)
-CONSTANT_FACTOR = 1 / 3
-
-
-def resolve_schedule_defaults(out: dict, raw: dict):
-    """Keys a schedule shares with another whose default differs, unset (not in ``raw``, the config with its
-    overrides): ``schedule.gamma`` of a cyclic ``exp_range`` schedule, the one cycle mode that reads it, is
-    :data:`CYCLIC_GAMMA`, PyTorch's, not the 0.1 of the step decays (whose amplitude would then shrink tenfold
-    per step); ``schedule.factor`` of constant_factor is ConstantLR's 1/3, not plateau's 0.1. The resolved
-    config holds them, so a run's config.toml re-runs them; one from before, which holds gamma = 0.1, resumes
-    with 0.1."""
-    s = out["schedule"]
-    if s.get("name") == "cyclic" and s.get("cycle_mode") == "exp_range" and C._get_path(raw, "schedule.gamma") is None:
-        s["gamma"] = CYCLIC_GAMMA
-    if s.get("name") == "constant_factor" and C._get_path(raw, "schedule.factor") is None:
-        s["factor"] = CONSTANT_FACTOR
 
 
 def check_cross(out: dict, problems: list):
