@@ -539,6 +539,8 @@ def loads_config(text: str, overrides=(), source: str = "<string>", default_name
         raise ConfigError(f"invalid TOML: {e}", source) from None
     if text.lstrip("\ufeff").startswith(RUN_RECORD_HEADER):
         checks.drop_data_decided_in_record(raw)
+        checks.drop_ignored_in_record(raw)
+        checks.reset_ignored_interval_in_record(raw)
         optimizer_defaults.drop_shared_defaults_not_taken(raw)
         schedule_defaults.drop_old_defaults_not_read(raw)
         if RECORDED_DEFAULTS not in raw:

@@ -143,6 +143,27 @@ def drop_unused_in_old_record(raw: dict) -> None:
         table.drop_ignored(model)
 
 
+def drop_ignored_in_record(raw: dict) -> None:
+    """A run's config.toml may hold a model argument its other arguments make the model ignore (CharLM's
+    ``hidden_size`` with ``arch = "transformer"``: recorded as given, before a config refused one); its model
+    was built without it, so it goes, and the run re-runs and resumes as it did. In a config a user writes,
+    one is a problem (check_model)."""
+    model = raw.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        return
+    table = _argument_table(model["name"])
+    if table is None or not table.only_with:
+        return
+    from distnn.models import registry
+    from distnn.models.arguments import signature_defaults
+
+    recorded = ((raw.get(C.RECORDED_DEFAULTS) or {}).get("model") or {}).get(model["name"])
+    defaults = {**signature_defaults(registry._MODELS[model["name"].lower()]),
+                **(recorded if isinstance(recorded, dict) else {})}
+    for k in table.ignored(model, defaults):
+        del model[k]
+
+
 def dataset_options(name: str) -> list:
     """The options (besides ``path``) a config may give dataset ``name`` (a registered name, or a .npz/.csv
     file); [] for a name that is not known."""
@@ -200,8 +221,18 @@ def check_model(extra: dict, out: dict, problems: list, known=None, recorded=Non
 
     table = getattr(models[name.lower()], "arguments", None)
     rules = table.rules if isinstance(table, Arguments) else {}
+    defaults = {**signature_defaults(models[name.lower()]), **(recorded or {}).get(name, {})}
+    if isinstance(table, Arguments):  # (given arguments the others make the model ignore: CharLM's per arch)
+        extra = dict(extra)
+        for k, problem in table.ignored(extra, defaults).items():
+            other = f"model.{table.only_with[k][0]}"
+            if f"model.{k}" not in overridden and other in overridden:  # (--set wins, as _set_wins_over_unused)
+                del extra[k]
+                out["model"].pop(k, None)
+            else:
+                problems.append(Related(problem, f"model.{k}", other))
     # Defaults the model does not use with these arguments (MLP's hidden_sizes once sizes is given).
-    unused = table.unused(extra) if isinstance(table, Arguments) else set()
+    unused = table.unused(extra, defaults) if isinstance(table, Arguments) else set()
     # The defaults a run recorded for this model (and no other: a re-run with another model.name gets that
     # model's own), for the arguments it takes and uses; checked by its rules as given ones are.
     own = {k: v for k, v in (recorded or {}).get(name, {}).items()
@@ -493,6 +524,31 @@ def check_schedule_options(out: dict, problems: list, overridden=()):
     --set gave ``schedule.name``, back to their defaults; from the file with its own ``schedule.name``, left
     (and ignored: a run's config.toml may hold them)."""
     _options_not_taken("schedule", SCHEDULE_OPTIONS, out, problems, overridden)
+    s = out["schedule"]
+    default = SCHEMA["schedule.interval"].default
+    # (not where ensemble members choose their schedules: each member's config is checked on its own)
+    if s.get("name") in INTERVAL_IGNORED and s["interval"] != default and not _members_change(out, "schedule.name"):
+        if "schedule.interval" not in overridden and "schedule.name" in overridden:  # (the --set wins)
+            s["interval"] = default
+        else:
+            problems.append(Related(
+                f"schedule {s['name']!r} ignores schedule.interval = {s['interval']!r} ({INTERVAL_IGNORED[s['name']]}):"
+                f" remove it, or choose a schedule that advances per interval", "schedule.interval", "schedule.name"))
+
+
+#: the schedules that ignore ``schedule.interval``, and why (job_setup.build_schedule)
+INTERVAL_IGNORED = {"constant": "it has nothing to advance; a warmup counts optimizer steps",
+                    "plateau": "it steps once per validation",
+                    "onecycle": "it spans the run's optimizer steps"}
+
+
+def reset_ignored_interval_in_record(raw: dict) -> None:
+    """A run's config.toml may hold a ``schedule.interval`` its schedule ignored (accepted before a config
+    refused one): it goes back to its default, which the run behaved as, and the run re-runs and resumes as it
+    did. In a config a user writes, one is a problem (check_schedule_options)."""
+    s = raw.get("schedule")
+    if isinstance(s, dict) and s.get("name") in INTERVAL_IGNORED and "interval" in s:
+        s["interval"] = SCHEMA["schedule.interval"].default
 
 
 def check_cross(out: dict, problems: list):

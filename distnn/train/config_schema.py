@@ -136,7 +136,8 @@ SCHEMA: dict[str, Key] = {
                         "list of schedulers) are library API only (distnn.optim.lr_scheduler)",
                         choices=("constant", "step", "multistep", "exponential", "cosine", "plateau", "onecycle",
                                  "polynomial", "cyclic", "constant_factor")),
-    "schedule.interval": _k("str", "epoch", "advance the schedule every epoch or every optimizer step",
+    "schedule.interval": _k("str", "epoch", "advance the schedule every epoch or every optimizer step (constant, "
+                            "plateau and onecycle ignore it: 'step' is refused there)",
                             choices=("epoch", "step")),
     "schedule.warmup_steps": _k("int", 0, "linear warmup over this many optimizer steps (0 = none)", NONNEG),
     "schedule.warmup_epochs": _k("int", 0, "linear warmup over this many epochs (alternative to warmup_steps)",
