@@ -77,8 +77,11 @@ def test_a_config_toml_with_the_defaults_in_model_as_before_still_loads(tmp_path
 
 @pytest.mark.parametrize("table, message", [
     ('defaults = 1', "defaults must be a table, got 1 (integer)"),
-    ('[defaults.schedule.step]\ngamma = 1', "unknown key 'defaults.schedule': [defaults] records the model's, the "
-                                            "dataset's and the optimizer's defaults only"),
+    ('[defaults.train.x]\ny = 1', "unknown key 'defaults.train': [defaults] records the model's, the dataset's, "
+                                  "the optimizer's and the schedule's defaults only"),
+    ('[defaults.schedule.step]\npatience = 1', "unknown key 'defaults.schedule.step.patience': "
+                                              "[defaults.schedule.NAME] records the schedule's own defaults of gamma, "
+                                              "factor only"),
     ('[defaults.optimizer.sgd]\nalpha = 1', "unknown key 'defaults.optimizer.sgd.alpha': [defaults.optimizer.NAME] "
                                             "records the optimizer's own defaults of lr, momentum, weight_decay, eps "
                                             "only"),

@@ -60,13 +60,15 @@ def test_cyclic_exp_range_with_gamma_given_follows_torch(torch):
 def test_the_record_re_runs_gamma_and_one_from_before_resumes_with_its_own():
     cfg = load_config("digits_mlp", CYCLIC)
     text = dump_run_config(cfg)
-    assert tomllib.loads(text)["schedule"]["gamma"] == 1.0
+    # (cyclic's own default: recorded for it alone, see test_config_schedule_own_defaults.py)
+    assert tomllib.loads(text)["defaults"]["schedule"]["cyclic"]["gamma"] == 1.0
     assert loads_config(text).schedule.gamma == 1.0
-    # a config.toml from before holds the 0.1 it ran with: it resumes with exactly that
-    assert loads_config(text.replace("gamma = 1.0", "gamma = 0.1")).schedule.gamma == 0.1
-    # the step decays keep their 0.1, and the cycle modes that never read gamma are left as they were
+    # a config.toml from before holds the 0.1 it ran with under [schedule]: it resumes with exactly that
+    old = text.replace("[defaults.schedule.cyclic]\ngamma = 1.0\n", "").replace("[schedule]\n", "[schedule]\ngamma = 0.1\n")
+    assert loads_config(old).schedule.gamma == 0.1
+    # the step decays keep their 0.1; the cycle modes that never read gamma hold CyclicLR's default too
     assert load_config("digits_mlp", ["schedule.name=step", "schedule.step_size=2"]).schedule.gamma == 0.1
-    assert load_config("digits_mlp", CYCLIC[:-1]).schedule.gamma == 0.1
+    assert load_config("digits_mlp", CYCLIC[:-1]).schedule.gamma == 1.0
 
 
 # ------------------------------------------------------------------ constant_factor (ConstantLR)
@@ -94,6 +96,6 @@ def test_constant_factor_given_counts_epochs_and_warms_up_before_it(torch):
 def test_constant_factor_record_re_runs_and_plateau_keeps_its_factor():
     cfg = load_config("digits_mlp", ["schedule.name=constant_factor"])
     text = dump_run_config(cfg)
-    assert tomllib.loads(text)["schedule"]["factor"] == pytest.approx(1 / 3)
+    assert tomllib.loads(text)["defaults"]["schedule"]["constant_factor"]["factor"] == pytest.approx(1 / 3)
     assert loads_config(text).schedule.factor == cfg.schedule.factor
     assert load_config("digits_mlp", ["schedule.name=plateau"]).schedule.factor == 0.1

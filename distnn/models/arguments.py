@@ -106,18 +106,37 @@ class Arguments:
     does not record them. ``unused_with``: ``{argument: other}``, an argument
     the model ignores when ``other`` is given (MLP's ``hidden_sizes`` beside
     ``sizes``): its default is not recorded then either, and giving both is a
-    problem (one of them would be silently ignored).
+    problem (one of them would be silently ignored). ``only_with``: ``{argument:
+    (other, test, when)}``, an argument the model uses only while ``test(value of
+    other)`` holds (CharLM's ``hidden_size`` with ``arch = "lstm"``; ``when`` says
+    so in words): a config that gives it otherwise is refused
+    (:meth:`ignored`), and its default is not recorded then.
     """
 
-    def __init__(self, rules: dict, relations=(), from_data=(), unused_with=None):
+    def __init__(self, rules: dict, relations=(), from_data=(), unused_with=None, only_with=None):
         self.rules = dict(rules)
         self.relations = tuple(relations)
         self.from_data = tuple(from_data)
         self.unused_with = dict(unused_with or {})
+        self.only_with = dict(only_with or {})
 
-    def unused(self, given) -> set:
-        """The arguments whose defaults a model given the arguments ``given`` does not use."""
-        return {*self.from_data, *(k for k, other in self.unused_with.items() if other in given)}
+    def unused(self, given, defaults: dict | None = None) -> set:
+        """The arguments whose defaults a model given the arguments ``given`` (``defaults`` filling the
+        others) does not use."""
+        merged = {**(defaults or {}), **given}
+        return {*self.from_data, *(k for k, other in self.unused_with.items() if other in given),
+                *(k for k, (other, test, _) in self.only_with.items() if not test(merged.get(other)))}
+
+    def ignored(self, given: dict, defaults: dict | None = None, prefix: str = "model.") -> dict:
+        """``{argument: problem}`` for each argument of ``given`` that the model would ignore beside the
+        others (``defaults`` filling them): an ``only_with`` argument whose condition does not hold."""
+        merged = {**(defaults or {}), **given}
+        out = {}
+        for k, (other, test, when) in self.only_with.items():
+            if k in given and not test(merged.get(other)):
+                out[k] = (f"{prefix}{k} is ignored with {prefix}{other} = {merged.get(other)!r}: the model uses it "
+                          f"only {when}; remove it (or set {prefix}{other})")
+        return out
 
     def drop_ignored(self, values: dict) -> None:
         """Delete from ``values`` each ``unused_with`` argument given beside the one that makes it unused
@@ -179,6 +198,15 @@ def transformer_stack() -> dict:
     """The rules of a TransformerEncoder stack's arguments, shared by the models that build one."""
     return {"d_model": integer(), "nhead": integer(), "num_layers": integer(), "dim_feedforward": integer(),
             "dropout": probability(), "max_len": integer(optional=True)}
+
+
+def tokens_or_features(*token_only: str) -> dict:
+    """``only_with`` of a sequence model that reads token ids (``vocab_size`` given: an embedding) or features
+    (``input_size``): ``input_size`` is ignored beside ``vocab_size``, and ``token_only`` (the embedding's
+    ``embedding_dim``, ``padding_idx``) without it."""
+    return {"input_size": ("vocab_size", lambda v: v is None, "for feature inputs, without vocab_size"),
+            **{k: ("vocab_size", lambda v: v is not None, "for token inputs, with vocab_size")
+               for k in token_only}}
 
 
 def heads_divide_width(width: str = "d_model", heads: str = "nhead", when=None):

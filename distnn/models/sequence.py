@@ -72,7 +72,7 @@ class LSTMClassifier(nn.Module):
         "bidirectional": argspec.boolean(),
         "dropout": argspec.probability(),
         "padding_idx": argspec.integer(minimum=None, optional=True),
-    }, relations=[argspec.index_in_vocabulary()])
+    }, relations=[argspec.index_in_vocabulary()], only_with=argspec.tokens_or_features("embedding_dim", "padding_idx"))
 
     def __init__(self, input_size=None, hidden_size=64, num_layers=1, num_classes=2, vocab_size=None,
                  embedding_dim=32, bidirectional=False, dropout=0.0, padding_idx=None, input_shape=None,
@@ -119,7 +119,8 @@ class TransformerClassifier(nn.Module):
         "norm_first": argspec.boolean(),
         "activation": argspec.Rule("'relu', 'gelu' or a callable", lambda v: v in ("relu", "gelu") or callable(v)),
         "padding_idx": argspec.integer(minimum=None, optional=True),
-    }, relations=[argspec.heads_divide_width(), argspec.index_in_vocabulary()])
+    }, relations=[argspec.heads_divide_width(), argspec.index_in_vocabulary()],
+        only_with=argspec.tokens_or_features("padding_idx"))
 
     def __init__(self, vocab_size=None, input_size=None, d_model=64, nhead=4, num_layers=2, dim_feedforward=128,
                  dropout=0.1, num_classes=2, max_len=None, norm_first=True, activation="gelu", padding_idx=None,

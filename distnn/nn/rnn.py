@@ -17,6 +17,7 @@ that loops over time inside numpy; see there for why. Truncated BPTT: pass
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -60,6 +61,10 @@ class RNNBase(Module):
             raise ValueError(f"num_layers must be a positive int, got {num_layers!r}")
         if not 0.0 <= float(dropout) <= 1.0:
             raise ValueError(f"dropout must be in [0, 1], got {dropout}")
+        if float(dropout) > 0 and num_layers == 1:  # (PyTorch's warning: there is no layer to drop between)
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                          f"expects num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}",
+                          stacklevel=3)
         if not isinstance(proj_size, int) or proj_size < 0:  # (PyTorch's messages)
             raise ValueError("proj_size should be a positive integer or zero to disable projections")
         if proj_size >= hidden_size:

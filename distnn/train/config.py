@@ -75,7 +75,7 @@ from importlib import resources
 from .config_schema import (ALIASES, LIBRARY_ONLY, MODEL_RESERVED, MODES, MONITORS, OPEN_TABLES,  # noqa: F401
                             RECORDED_DEFAULTS, SCHEMA, TABLES, TYPE_WORDS as _TYPE_WORDS, Key, bound_text, describe_schema)
 from . import config_checks as checks  # (it reads this module's helpers at call time)
-from . import optimizer_defaults  # (as config_checks: it reads this module's helpers at call time)
+from . import optimizer_defaults, schedule_defaults  # (as config_checks: they read this module's helpers at call time)
 from .config_hints import suggest_key  # noqa: F401  (config_checks and the CLI take it from here)
 from .toml_writer import dumps as toml_dumps, format_value as toml_value
 
@@ -430,7 +430,7 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
         checks.check_optimizer_options(out, problems, override_keys)
         optimizer_defaults.resolve_optimizer_defaults(out, problems, recorded["optimizer"])
         checks.check_schedule_options(out, problems, override_keys)
-        checks.resolve_schedule_defaults(out, raw)
+        schedule_defaults.resolve_schedule_defaults(out, problems, recorded["schedule"])
         checks.check_cross(out, problems)
     if not _nested and not problems:
         checks.check_ensemble(raw, out, source, problems)
@@ -539,7 +539,10 @@ def loads_config(text: str, overrides=(), source: str = "<string>", default_name
         raise ConfigError(f"invalid TOML: {e}", source) from None
     if text.lstrip("\ufeff").startswith(RUN_RECORD_HEADER):
         checks.drop_data_decided_in_record(raw)
+        checks.drop_ignored_in_record(raw)
+        checks.reset_ignored_interval_in_record(raw)
         optimizer_defaults.drop_shared_defaults_not_taken(raw)
+        schedule_defaults.drop_old_defaults_not_read(raw)
         if RECORDED_DEFAULTS not in raw:
             checks.drop_unused_in_old_record(raw)
     return config_from_dict(raw, overrides, source, default_name)
@@ -579,12 +582,14 @@ RUN_RECORD_HEADER = "# distnn run configuration (resolved"
 def dump_config(cfg) -> str:
     """TOML text of a (resolved) config; ``loads_config`` of it gives the same Config.
 
-    The model's, the dataset's and the optimizer's defaults (the ``model.*``/``data.*`` keys and the
-    optimizer's own defaults, ``config_schema.OPTIMIZER_OWN_DEFAULTS``, that a Config's origins say are at
-    their default) go to ``[defaults.model.NAME]``, ``[defaults.data.NAME]`` and ``[defaults.optimizer.NAME]``:
-    a run's full record that applies to that model, dataset and optimizer alone, so the file re-run with
-    ``--set model.name=...`` (``data.name``, ``optimizer.name``) works as the config it came from does, and
-    not on the old model's arguments (Adagrad's eps for Adam)."""
+    The model's, the dataset's, the optimizer's and the schedule's defaults (the ``model.*``/``data.*`` keys,
+    the optimizer's and the schedule's own defaults, ``config_schema.OPTIMIZER_OWN_DEFAULTS`` and
+    ``SCHEDULE_OWN_DEFAULTS``, that a Config's origins say are at their default) go to
+    ``[defaults.model.NAME]``, ``[defaults.data.NAME]``, ``[defaults.optimizer.NAME]`` and
+    ``[defaults.schedule.NAME]``: a run's full record that applies to that model, dataset, optimizer and
+    schedule alone, so the file re-run with ``--set model.name=...`` (``data.name``, ``optimizer.name``,
+    ``schedule.name``) works as the config it came from does, and not on the old model's arguments
+    (Adagrad's eps for Adam, CyclicLR's gamma 1.0 for StepLR)."""
     data = cfg.to_dict() if isinstance(cfg, Config) else copy.deepcopy(dict(cfg))
     ordered = {k: data.pop(k) for k in ("name", "description") if k in data}
     ordered.update(data)
@@ -592,9 +597,10 @@ def dump_config(cfg) -> str:
     if recorded:
         ordered[RECORDED_DEFAULTS] = recorded
     return toml_dumps(ordered, header="distnn run configuration (resolved: every key, defaults filled in;\n"
-                                      "[defaults.model.NAME], [defaults.data.NAME] and [defaults.optimizer.NAME] "
-                                      "hold the model's,\nthe dataset's and the optimizer's, which apply while "
-                                      "model.name, data.name and\noptimizer.name name them)")
+                                      "[defaults.model.NAME], [defaults.data.NAME], [defaults.optimizer.NAME] and\n"
+                                      "[defaults.schedule.NAME] hold the model's, the dataset's, the optimizer's\n"
+                                      "and the schedule's, which apply while model.name, data.name,\n"
+                                      "optimizer.name and schedule.name name them)")
 
 
 def dump_run_config(cfg) -> str:

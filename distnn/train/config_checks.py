@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 
 from . import config as C
-from .config_schema import MODEL_RESERVED, OPTIMIZER_OWN_DEFAULTS, SCHEMA
+from .config_schema import MODEL_RESERVED, OPTIMIZER_OWN_DEFAULTS, SCHEDULE_OWN_DEFAULTS, SCHEMA
 
 
 class Related(str):
@@ -143,6 +143,27 @@ def drop_unused_in_old_record(raw: dict) -> None:
         table.drop_ignored(model)
 
 
+def drop_ignored_in_record(raw: dict) -> None:
+    """A run's config.toml may hold a model argument its other arguments make the model ignore (CharLM's
+    ``hidden_size`` with ``arch = "transformer"``: recorded as given, before a config refused one); its model
+    was built without it, so it goes, and the run re-runs and resumes as it did. In a config a user writes,
+    one is a problem (check_model)."""
+    model = raw.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        return
+    table = _argument_table(model["name"])
+    if table is None or not table.only_with:
+        return
+    from distnn.models import registry
+    from distnn.models.arguments import signature_defaults
+
+    recorded = ((raw.get(C.RECORDED_DEFAULTS) or {}).get("model") or {}).get(model["name"])
+    defaults = {**signature_defaults(registry._MODELS[model["name"].lower()]),
+                **(recorded if isinstance(recorded, dict) else {})}
+    for k in table.ignored(model, defaults):
+        del model[k]
+
+
 def dataset_options(name: str) -> list:
     """The options (besides ``path``) a config may give dataset ``name`` (a registered name, or a .npz/.csv
     file); [] for a name that is not known."""
@@ -200,8 +221,18 @@ def check_model(extra: dict, out: dict, problems: list, known=None, recorded=Non
 
     table = getattr(models[name.lower()], "arguments", None)
     rules = table.rules if isinstance(table, Arguments) else {}
+    defaults = {**signature_defaults(models[name.lower()]), **(recorded or {}).get(name, {})}
+    if isinstance(table, Arguments):  # (given arguments the others make the model ignore: CharLM's per arch)
+        extra = dict(extra)
+        for k, problem in table.ignored(extra, defaults).items():
+            other = f"model.{table.only_with[k][0]}"
+            if f"model.{k}" not in overridden and other in overridden:  # (--set wins, as _set_wins_over_unused)
+                del extra[k]
+                out["model"].pop(k, None)
+            else:
+                problems.append(Related(problem, f"model.{k}", other))
     # Defaults the model does not use with these arguments (MLP's hidden_sizes once sizes is given).
-    unused = table.unused(extra) if isinstance(table, Arguments) else set()
+    unused = table.unused(extra, defaults) if isinstance(table, Arguments) else set()
     # The defaults a run recorded for this model (and no other: a re-run with another model.name gets that
     # model's own), for the arguments it takes and uses; checked by its rules as given ones are.
     own = {k: v for k, v in (recorded or {}).get(name, {}).items()
@@ -248,36 +279,43 @@ def _plain(value) -> bool:
     return isinstance(value, (bool, int, float, str))
 
 
+#: the sections whose own defaults [defaults.SECTION.NAME] may record: the keys it may hold (None: any)
+_RECORDED_KEYS = {"model": None, "data": None, "optimizer": OPTIMIZER_OWN_DEFAULTS, "schedule": SCHEDULE_OWN_DEFAULTS}
+
+
 def recorded_defaults(raw: dict, problems: list) -> dict:
-    """``{"model": {name: {argument: value}}, "data": {name: {option: value}}, "optimizer": {name: {key: value}}}``:
-    the model's, the dataset's and the optimizer's defaults a run's config.toml recorded
-    (``[defaults.model.NAME]``, ``[defaults.data.NAME]``, ``[defaults.optimizer.NAME]``)."""
-    out: dict = {"model": {}, "data": {}, "optimizer": {}}
+    """``{"model": {name: {argument: value}}, "data": {...}, "optimizer": {...}, "schedule": {...}}``: the
+    model's, the dataset's, the optimizer's and the schedule's defaults a run's config.toml recorded
+    (``[defaults.model.NAME]``, ``[defaults.data.NAME]``, ``[defaults.optimizer.NAME]``,
+    ``[defaults.schedule.NAME]``)."""
+    out: dict = {section: {} for section in _RECORDED_KEYS}
     table = raw.get(C.RECORDED_DEFAULTS, {})
     if not isinstance(table, dict):
         problems.append(f"{C.RECORDED_DEFAULTS} must be a table, got {C._describe(table)}")
         return out
     for section, by_name in table.items():
         path = f"{C.RECORDED_DEFAULTS}.{section}"
+        keys = _RECORDED_KEYS.get(section)
         if section not in out:
-            problems.append(f"unknown key '{path}': [{C.RECORDED_DEFAULTS}] records the model's, the dataset's and "
-                            f"the optimizer's defaults only ([{C.RECORDED_DEFAULTS}.model.NAME], "
-                            f"[{C.RECORDED_DEFAULTS}.data.NAME], [{C.RECORDED_DEFAULTS}.optimizer.NAME])")
+            problems.append(f"unknown key '{path}': [{C.RECORDED_DEFAULTS}] records the model's, the dataset's, "
+                            f"the optimizer's and the schedule's defaults only "
+                            f"({', '.join(f'[{C.RECORDED_DEFAULTS}.{s}.NAME]' for s in _RECORDED_KEYS)})")
         elif not isinstance(by_name, dict) or not all(isinstance(v, dict) for v in by_name.values()):
             problems.append(f"{path} must hold a table per name ([{path}.NAME]), got {C._describe(by_name)}")
-        elif section == "optimizer" and any(k not in OPTIMIZER_OWN_DEFAULTS for v in by_name.values() for k in v):
-            bad = next(f"{path}.{n}.{k}" for n, v in by_name.items() for k in v if k not in OPTIMIZER_OWN_DEFAULTS)
-            problems.append(f"unknown key '{bad}': [{path}.NAME] records the optimizer's own defaults of "
-                            f"{', '.join(OPTIMIZER_OWN_DEFAULTS)} only")
+        elif keys is not None and any(k not in keys for v in by_name.values() for k in v):
+            bad = next(f"{path}.{n}.{k}" for n, v in by_name.items() for k in v if k not in keys)
+            problems.append(f"unknown key '{bad}': [{path}.NAME] records the {section}'s own defaults of "
+                            f"{', '.join(keys)} only")
         else:
             out[section] = by_name
     return out
 
 
 def split_recorded_defaults(data: dict, origins: dict) -> dict:
-    """Take the model's, the dataset's and the optimizer's keys at their default out of ``data``: ``{"model":
-    {name: {...}}, "data": {name: {...}}, "optimizer": {name: {...}}}`` (a .npz/.csv file's options under
-    "npz"/"csv", as check_data reads them; the optimizer's: those of OPTIMIZER_OWN_DEFAULTS)."""
+    """Take the model's, the dataset's, the optimizer's and the schedule's keys at their default out of
+    ``data``: ``{"model": {name: {...}}, "data": {name: {...}}, "optimizer": {name: {...}}, "schedule": {...}}``
+    (a .npz/.csv file's options under "npz"/"csv", as check_data reads them; the optimizer's and the
+    schedule's: those of OPTIMIZER_OWN_DEFAULTS and SCHEDULE_OWN_DEFAULTS)."""
     out = {}
     for section in ("model", "data"):
         table = data.get(section)
@@ -288,12 +326,13 @@ def split_recorded_defaults(data: dict, origins: dict) -> dict:
         if moved:
             name = dataset_kind(table["name"]) if section == "data" else table["name"]
             out[section] = {name: moved}
-    table = data.get("optimizer")
-    if isinstance(table, dict) and isinstance(table.get("name"), str):
-        moved = {k: table.pop(k) for k in OPTIMIZER_OWN_DEFAULTS
-                 if k in table and origins.get(f"optimizer.{k}") == C.DEFAULT}
-        if moved:
-            out["optimizer"] = {table["name"]: moved}
+    for section in ("optimizer", "schedule"):
+        table = data.get(section)
+        if isinstance(table, dict) and isinstance(table.get("name"), str):
+            moved = {k: table.pop(k) for k in _RECORDED_KEYS[section]
+                     if k in table and origins.get(f"{section}.{k}") == C.DEFAULT}
+            if moved:
+                out[section] = {table["name"]: moved}
     return out
 
 
@@ -485,26 +524,31 @@ def check_schedule_options(out: dict, problems: list, overridden=()):
     --set gave ``schedule.name``, back to their defaults; from the file with its own ``schedule.name``, left
     (and ignored: a run's config.toml may hold them)."""
     _options_not_taken("schedule", SCHEDULE_OPTIONS, out, problems, overridden)
-
-
-#: cyclic's ``schedule.gamma`` left unset: torch's CyclicLR's default (the schema's 0.1 is StepLR's)
-CYCLIC_GAMMA = 1.0
-#: constant_factor's ``schedule.factor`` left unset: torch's ConstantLR's default (the schema's 0.1 is plateau's)
-CONSTANT_FACTOR = 1 / 3
-
-
-def resolve_schedule_defaults(out: dict, raw: dict):
-    """Keys a schedule shares with another whose default differs, unset (not in ``raw``, the config with its
-    overrides): ``schedule.gamma`` of a cyclic ``exp_range`` schedule, the one cycle mode that reads it, is
-    :data:`CYCLIC_GAMMA`, PyTorch's, not the 0.1 of the step decays (whose amplitude would then shrink tenfold
-    per step); ``schedule.factor`` of constant_factor is ConstantLR's 1/3, not plateau's 0.1. The resolved
-    config holds them, so a run's config.toml re-runs them; one from before, which holds gamma = 0.1, resumes
-    with 0.1."""
     s = out["schedule"]
-    if s.get("name") == "cyclic" and s.get("cycle_mode") == "exp_range" and C._get_path(raw, "schedule.gamma") is None:
-        s["gamma"] = CYCLIC_GAMMA
-    if s.get("name") == "constant_factor" and C._get_path(raw, "schedule.factor") is None:
-        s["factor"] = CONSTANT_FACTOR
+    default = SCHEMA["schedule.interval"].default
+    # (not where ensemble members choose their schedules: each member's config is checked on its own)
+    if s.get("name") in INTERVAL_IGNORED and s["interval"] != default and not _members_change(out, "schedule.name"):
+        if "schedule.interval" not in overridden and "schedule.name" in overridden:  # (the --set wins)
+            s["interval"] = default
+        else:
+            problems.append(Related(
+                f"schedule {s['name']!r} ignores schedule.interval = {s['interval']!r} ({INTERVAL_IGNORED[s['name']]}):"
+                f" remove it, or choose a schedule that advances per interval", "schedule.interval", "schedule.name"))
+
+
+#: the schedules that ignore ``schedule.interval``, and why (job_setup.build_schedule)
+INTERVAL_IGNORED = {"constant": "it has nothing to advance; a warmup counts optimizer steps",
+                    "plateau": "it steps once per validation",
+                    "onecycle": "it spans the run's optimizer steps"}
+
+
+def reset_ignored_interval_in_record(raw: dict) -> None:
+    """A run's config.toml may hold a ``schedule.interval`` its schedule ignored (accepted before a config
+    refused one): it goes back to its default, which the run behaved as, and the run re-runs and resumes as it
+    did. In a config a user writes, one is a problem (check_schedule_options)."""
+    s = raw.get("schedule")
+    if isinstance(s, dict) and s.get("name") in INTERVAL_IGNORED and "interval" in s:
+        s["interval"] = SCHEMA["schedule.interval"].default
 
 
 def check_cross(out: dict, problems: list):

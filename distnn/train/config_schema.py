@@ -136,16 +136,17 @@ SCHEMA: dict[str, Key] = {
                         "list of schedulers) are library API only (distnn.optim.lr_scheduler)",
                         choices=("constant", "step", "multistep", "exponential", "cosine", "plateau", "onecycle",
                                  "polynomial", "cyclic", "constant_factor")),
-    "schedule.interval": _k("str", "epoch", "advance the schedule every epoch or every optimizer step",
+    "schedule.interval": _k("str", "epoch", "advance the schedule every epoch or every optimizer step (constant, "
+                            "plateau and onecycle ignore it: 'step' is refused there)",
                             choices=("epoch", "step")),
     "schedule.warmup_steps": _k("int", 0, "linear warmup over this many optimizer steps (0 = none)", NONNEG),
     "schedule.warmup_epochs": _k("int", 0, "linear warmup over this many epochs (alternative to warmup_steps)",
                                  NONNEG),
     "schedule.warmup_start_factor": _k("float", 0.1, "warmup starts at lr * this factor", POS, ("<=", 1)),
     "schedule.step_size": _k("int", None, "step: decay every step_size intervals", (">=", 1), optional=True),
-    "schedule.gamma": _k("float", 0.1, "step/multistep/exponential decay factor; cyclic: the amplitude's factor per "
-                         "optimizer step with cycle_mode exp_range (unset: 1.0, PyTorch's CyclicLR default)", POS,
-                         ("<=", 1)),
+    "schedule.gamma": _k("float", None, "step/multistep/exponential decay factor; cyclic: the amplitude's factor per "
+                         "optimizer step with cycle_mode exp_range", POS, ("<=", 1), optional=True),
+    # (gamma and factor: unset, the chosen schedule's own default; see SCHEDULE_OWN_DEFAULTS)
     "schedule.milestones": _k("list[int]", [], "multistep: intervals at which to decay", (">=", 1)),
     "schedule.T_max": _k("int", None, "cosine: intervals of one half-period (default: the whole run after "
                          "warmup: train.epochs, or train.max_steps when it ends the run sooner)", (">=", 1),
@@ -167,8 +168,8 @@ SCHEMA: dict[str, Key] = {
     "schedule.mode": _k("str", "auto", "plateau: min or max (auto: from the metric name)", choices=MODES),
     "schedule.patience": _k("int", 5, "plateau: validations without improvement before decaying (one per "
                             "train.eval_every epochs)", NONNEG),
-    "schedule.factor": _k("float", 0.1, "plateau: decay factor; constant_factor (ConstantLR): lr * factor for the "
-                          "first total_iters intervals, then lr (unset there: 1/3, PyTorch's)", POS, ("<", 1)),
+    "schedule.factor": _k("float", None, "plateau: decay factor; constant_factor (ConstantLR): lr * factor for the "
+                          "first total_iters intervals, then lr", POS, ("<", 1), optional=True),
     "schedule.total_iters": _k("int", 5, "constant_factor: intervals at lr * factor", (">=", 1)),
     "schedule.threshold": _k("float", 1e-4, "plateau: relative improvement that counts", NONNEG),
     "schedule.cooldown": _k("int", 0, "plateau: epochs to wait after a decay", NONNEG),
@@ -257,6 +258,12 @@ SCHEMA: dict[str, Key] = {
 #: RECORDED_DEFAULTS), and a run's config.toml from before holds the old number in [optimizer]: it re-runs and
 #: resumes as it ran.
 OPTIMIZER_OWN_DEFAULTS = ("lr", "momentum", "weight_decay", "eps")
+#: [schedule] keys whose default is the chosen schedule's own, PyTorch's: gamma 0.1 for StepLR, MultiStepLR and
+#: ExponentialLR but 1.0 for CyclicLR, factor 0.1 for ReduceLROnPlateau but 1/3 for ConstantLR
+#: (``schedule_defaults.SCHEDULE_DEFAULTS``). Recorded as the optimizer's are ([defaults.schedule.NAME]), so a
+#: re-run with another schedule.name gets that schedule's own; a config.toml from before holds the value in
+#: [schedule] and re-runs and resumes with it.
+SCHEDULE_OWN_DEFAULTS = ("gamma", "factor")
 #: Names of distnn.optim that a config cannot choose, and why (the error of ``optimizer.name = "lbfgs"`` says it)
 LIBRARY_ONLY = {
     "optimizer.name": {"lbfgs": "distnn.optim.LBFGS is library API only: its step(closure) re-evaluates the loss "
@@ -272,10 +279,11 @@ DISPLAY_KEYS = frozenset(k for k, key in SCHEMA.items() if key.display)
 NOT_COMPARED_ON_RESUME = DISPLAY_KEYS | {"checkpoint.resume"}
 #: Tables whose other keys are passed through (the model's keyword arguments).
 OPEN_TABLES = frozenset({"model"})
-#: The top-level table of a run's config.toml that records the model's, the dataset's and the optimizer's
-#: defaults the run used: ``[defaults.model.NAME]``, ``[defaults.data.NAME]`` and ``[defaults.optimizer.NAME]``.
-#: They apply while ``model.name`` (``data.name``, ``optimizer.name``) names that model (dataset, optimizer),
-#: and only then: a config re-run with another model gets that model's own.
+#: The top-level table of a run's config.toml that records the model's, the dataset's, the optimizer's and the
+#: schedule's defaults the run used: ``[defaults.model.NAME]``, ``[defaults.data.NAME]``,
+#: ``[defaults.optimizer.NAME]`` and ``[defaults.schedule.NAME]``. They apply while ``model.name``
+#: (``data.name``, ``optimizer.name``, ``schedule.name``) names that model (dataset, optimizer, schedule), and
+#: only then: a config re-run with another model gets that model's own.
 RECORDED_DEFAULTS = "defaults"
 #: Keys the trainer fills from the data; a config must not set them.
 MODEL_RESERVED = frozenset({"num_classes", "input_shape", "generator"})
@@ -346,6 +354,10 @@ def describe_schema() -> str:
             from .optimizer_defaults import optimizer_defaults_text
 
             default, doc = "(optimizer's)", f"{doc}; default: the optimizer's own ({optimizer_defaults_text(name)})"
+        elif section == "schedule" and name in SCHEDULE_OWN_DEFAULTS:
+            from .schedule_defaults import schedule_defaults_text
+
+            default, doc = "(schedule's)", f"{doc}; default: the schedule's own ({schedule_defaults_text(name)})"
         allowed = ""
         if key.choices:
             allowed = "{" + "|".join(key.choices) + "}"
