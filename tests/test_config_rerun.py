@@ -173,6 +173,12 @@ def test_an_old_run_given_sizes_beside_the_files_hidden_sizes_resumes_and_reruns
            'weight_decay = 5e-4\n\n[schedule]\nname = "cosine"\n\n[train]\nepochs = 1\n\n'
            '[checkpoint]\nevery_epochs = 15\n')
     (run / "config.toml").write_text(old)
+    # (a run that old predates SHA256SUMS too: no list, and no mark in model.json; a listed config.toml that
+    # fails its checksum is refused, tests/test_resume_checked_run_config.py)
+    (run / "SHA256SUMS").unlink()
+    meta = json.loads((run / "model.json").read_text())
+    del meta["checksums"]
+    (run / "model.json").write_text(json.dumps(meta))
     capsys.readouterr()
     assert main(["train", "--out", str(run), "--resume", "auto", "--set", "train.epochs=2", "--quiet"]) == 0, \
         capsys.readouterr().err

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import io
 import struct
+import zipfile
 import zlib
 
 import numpy as np
@@ -57,6 +58,23 @@ def packable(arrays: dict) -> bool:
     return total < _LIMIT
 
 
+def _member(name: str, a: np.ndarray, off: int, data=None) -> tuple[bytes, bytes, bytes]:
+    """(``.npy`` header, local ZIP header up to it, central directory entry) of a stored member ``name``
+    holding ``a`` at file offset ``off``; the member's data is padded (an extra field) to start at a
+    multiple of :data:`ALIGN`. The CRC-32 is of ``data`` (``a``'s bytes), or 0 without it."""
+    fname = (name + ".npy").encode("utf-8")
+    flags = 0 if fname.isascii() else 0x800
+    head = npy_header(a.dtype, a.shape)
+    crc = 0 if data is None else zlib.crc32(data, zlib.crc32(head))
+    size = len(head) + a.nbytes
+    pad = -(off + _LOCAL.size + len(fname) + 4 + len(head)) % ALIGN
+    extra = struct.pack("<HH", _PAD_ID, pad) + b"\0" * pad
+    local = _LOCAL.pack(_LOCAL_SIG, 20, flags, 0, _DOS_TIME, _DOS_DATE, crc, size, size, len(fname), len(extra))
+    entry = _CENTRAL.pack(_CENTRAL_SIG, _MADE_BY, 20, flags, 0, _DOS_TIME, _DOS_DATE, crc, size, size, len(fname),
+                          0, 0, 0, 0, 0o600 << 16, off) + fname
+    return head, local + fname + extra, entry
+
+
 class NpzPacker:
     """Packs ``{name: array}`` into an uncompressed ``.npz`` image, reusing one buffer between calls.
 
@@ -73,18 +91,11 @@ class NpzPacker:
     def _layout(self, arrays: dict, key) -> None:
         parts, central, slots, off = [], [], [], 0
         for name, a in arrays.items():
-            fname = (name + ".npy").encode("utf-8")
-            flags = 0 if fname.isascii() else 0x800
-            head = npy_header(a.dtype, a.shape)
-            size = len(head) + a.nbytes
-            pad = -(off + _LOCAL.size + len(fname) + 4 + len(head)) % ALIGN
-            extra = struct.pack("<HH", _PAD_ID, pad) + b"\0" * pad
-            local = _LOCAL.pack(_LOCAL_SIG, 20, flags, 0, _DOS_TIME, _DOS_DATE, 0, size, size, len(fname), len(extra))
-            data_off = off + len(local) + len(fname) + len(extra) + len(head)
-            parts.append((off, local + fname + extra + head))
+            head, local, entry = _member(name, a, off)  # (CRC-32s patched in by fill_crc)
+            data_off = off + len(local) + len(head)
+            parts.append((off, local + head))
             slots.append((off + 14, data_off - len(head), data_off, zlib.crc32(head), len(central)))
-            central.append(bytearray(_CENTRAL.pack(_CENTRAL_SIG, _MADE_BY, 20, flags, 0, _DOS_TIME, _DOS_DATE, 0, size,
-                                                   size, len(fname), 0, 0, 0, 0, 0o600 << 16, off) + fname))
+            central.append(bytearray(entry))
             off = data_off + a.nbytes
         cd_off = off
         cd = b"".join(central)
@@ -126,6 +137,34 @@ class NpzPacker:
             crc = zlib.crc32(mv[data_off:data_off + view.nbytes], head_crc)
             struct.pack_into("<I", buf, crc_off, crc)
             struct.pack_into("<I", buf, central_crc_off, crc)
+
+
+def write_npz(f, arrays: dict) -> None:
+    """Write ``arrays`` as an uncompressed ``.npz`` to the binary stream ``f``, front to back (``f`` is
+    only written to, never sought or read), from the arrays' own memory: no image of the archive is
+    built, so writing a model costs no second copy of its weights.
+
+    The bytes are what :meth:`NpzPacker.pack` packs (each member's CRC-32 is computed first, in a pass
+    over the array, so that its header is final when written); when :func:`packable` says no, what
+    ``np.savez`` writes to a stream that cannot seek.
+    """
+    if not packable(arrays):  # np.savez's own writing (ZIP64, pickled objects), in 16 MiB chunks
+        with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as z:
+            for name, a in arrays.items():
+                # (a stream without seek: zipfile writes each member's sizes after it, not back in its header)
+                with z.open(name + ".npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(a), allow_pickle=True)
+        return
+    central, off = [], 0
+    for name, a in arrays.items():
+        data = (a if a.flags.c_contiguous else a.copy(order="C")).reshape(-1).view(np.uint8)
+        head, local, entry = _member(name, a, off, data)
+        f.write(local + head)
+        f.write(data)
+        central.append(entry)
+        off += len(local) + len(head) + a.nbytes
+    cd = b"".join(central)
+    f.write(cd + _END.pack(_END_SIG, 0, 0, len(central), len(central), len(cd), off, 0))
 
 
 def npz_bytes(arrays: dict) -> bytes:

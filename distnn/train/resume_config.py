@@ -12,6 +12,10 @@ build another model (digits_mlp's MLP from a ResNet's checkpoint) and fail on it
   ``best`` pointer, a run directory, or a checkpoint root: its newest checkpoint's), whatever
   ``--out`` is: resuming a checkpoint into a new run directory forks that run, with its config.
 
+Each is used only as its checksum verifies, parsed from the bytes checked: a run's ``config.toml``
+against the run's ``SHA256SUMS`` (a mismatch is an error naming it, not passed over: see
+:func:`_run_config`), a checkpoint's against its manifest.
+
 None when there is nothing saved (a fresh ``--resume auto`` run directory, a path without a config):
 the caller then uses the default config as before. An explicit ``--config`` always wins; the resume
 then warns about each setting that differs from the checkpoint's (``callbacks/resume.py``).
@@ -24,13 +28,13 @@ CONFIG_FILE = "config.toml"
 
 
 def saved_config_for_resume(resume: str | None, out: str | None) -> str | None:
-    """The path of the saved ``config.toml`` to resume with (see the module docstring), or None. A
-    checkpoint's is a :class:`~distnn.train.config.CheckedConfigFile`: ``load_config`` of it parses the
-    bytes whose checksum was verified."""
+    """The path of the saved ``config.toml`` to resume with (see the module docstring), or None: a
+    :class:`~distnn.train.config.CheckedConfigFile`, whose ``load_config`` parses the bytes whose checksum
+    was verified (a run's config with no checksum listed, of an earlier distnn: those bytes, as they are)."""
     if not resume:
         return None
     if resume == "auto":
-        return _config_in(out) if out else None
+        return _run_config(out) if out else None
     return _checkpoint_config(resume)
 
 
@@ -61,6 +65,42 @@ def _config_in(directory: str) -> str | None:
     return path if os.path.isfile(path) else None
 
 
+def _run_config(run: str):
+    """``run``'s own ``config.toml`` as a CheckedConfigFile, checked against the run's ``SHA256SUMS``
+    (unchecked when that lists none: a run of an earlier distnn, or a rewrite cut short), or None.
+
+    A config that fails its check is an error naming it, not passed over for a checkpoint's: it is the
+    config of the run's latest session (its ``--set``, which a checkpoint's may predate), and the resumed
+    session would write its own over it. One edited on purpose is resumed with by giving it as ``--config``."""
+    from .checkpoint import CheckpointError, checkpoint_root, list_checkpoints
+    from .config import CheckedConfigFile
+    from .run_checksums import SUMS, RunFileError, read_sums, read_verified
+
+    path = _config_in(run)
+    if path is None:
+        return None
+    try:
+        sums = read_sums(run)
+    except RunFileError:
+        why = f"cannot be checked: {os.path.join(str(run), SUMS)} is damaged or missing"
+    else:
+        try:
+            return CheckedConfigFile(path, read_verified(run, CONFIG_FILE, sums))
+        except RunFileError:
+            why = f"fails its SHA-256 check ({SUMS} lists another: damaged, or edited since the run wrote it)"
+    hint = ""
+    for found in reversed(list_checkpoints(checkpoint_root(str(run)))):
+        saved = _config_in(found.path)
+        try:
+            if saved and _checked(saved):
+                hint = f"; or the newest checkpoint's, --config {saved}"
+                break
+        except CheckpointError:
+            continue
+    raise RunFileError(f"{path} {why}; a run is not resumed with a config that cannot be trusted: give the "
+                       f"config to resume with as --config (that file, if it was edited on purpose{hint})")
+
+
 def _checkpoint_config(spec: str) -> str | None:
     """The config stored with ``--resume spec``: its own (a checkpoint or run directory), else the newest
     checkpoint's under it (a checkpoint root). Problems with ``spec`` itself (no such path, a dangling
@@ -84,8 +124,10 @@ def _checkpoint_config(spec: str) -> str | None:
             return _checked(own)
         except CheckpointError as e:
             raise CheckpointError(f"--resume {path!r}: {e}") from None
-    if own or not os.path.isdir(path):
-        return own
+    if own:  # a run directory
+        return _run_config(path)
+    if not os.path.isdir(path):
+        return None
     for found in reversed(list_checkpoints(checkpoint_root(path))):
         saved = _config_in(found.path)
         if saved:

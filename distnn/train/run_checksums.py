@@ -104,16 +104,37 @@ def read_verified(directory: str, name: str, sums: dict | None) -> bytearray:
 
 
 def write_files(directory: str, files: dict, write) -> None:
-    """Write ``files`` (``{name: bytes}``) in ``directory`` with ``write(path, data)`` (a whole-file
-    replace), listed in ``SHA256SUMS`` after: unlisted first, so that no crash between the two leaves a
-    file listed with another's checksum."""
+    """Write ``files`` in ``directory`` with ``write(path, data)`` (a whole-file replace that returns the
+    SHA-256, hex, of the bytes it wrote: :func:`~distnn.train.run_dir.write_bytes`), listed in
+    ``SHA256SUMS`` after: unlisted first, so that no crash between the two leaves a file listed with
+    another's checksum. ``files``: ``{name: bytes}``, or a function that writes the content to the binary
+    stream it is given (streamed to the file, never whole in memory)."""
     sums = _current(directory)
     if any(n in sums for n in files):
         _store(directory, {n: h for n, h in sums.items() if n not in files})
-    for name, data in files.items():
-        write(os.path.join(str(directory), name), data)
-    sums.update({n: hashlib.sha256(data).hexdigest() for n, data in files.items() if n in COVERED})
+    written = {name: write(os.path.join(str(directory), name), data) for name, data in files.items()}
+    sums.update({n: h for n, h in written.items() if n in COVERED})
     _store(directory, sums)
+
+
+class HashingWriter:
+    """A write-only binary stream that writes to the file ``f`` and hashes what goes through it: its
+    :meth:`hexdigest` is the SHA-256 of exactly the bytes written, not of the file read back (which could
+    already differ). It has no ``tell``/``seek``, so a writer that would go back to patch a header
+    (``zipfile``) writes front to back instead."""
+
+    def __init__(self, f):
+        self._f, self._sha = f, hashlib.sha256()
+
+    def write(self, data) -> int:
+        self._sha.update(data)
+        return self._f.write(data)
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
 
 
 def forget(directory: str, names) -> None:

@@ -22,7 +22,6 @@ later checkpoints and ensembles go through it).
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -264,17 +263,30 @@ def write_text(path: str, text: str) -> None:
     replace_file(path, write)
 
 
-def write_bytes(path: str, data) -> None:
-    """Write ``data`` (bytes-like) as ``path`` whole, through a temporary file (:func:`replace_file`)."""
+def write_bytes(path: str, data) -> str:
+    """Write ``data`` as ``path`` whole, through a temporary file (:func:`replace_file`); return the SHA-256
+    (hex) of the bytes written. ``data``: bytes-like, or a function that writes the content to the binary
+    stream it is given (so that a large file, ``model.npz``, is never whole in memory)."""
+    from .run_checksums import HashingWriter
+
+    digest = []
+
     def write(tmp):
         with open(tmp, "wb") as f:
-            f.write(data)
+            out = HashingWriter(f)
+            if callable(data):
+                data(out)
+            else:
+                out.write(data)
+        digest.append(out.hexdigest())
 
     replace_file(path, write)
+    return digest[0]
 
 
 def write_run_files(directory: str, files: dict) -> None:
-    """Write the run's own ``files`` (``{name: str or bytes}``: ``model.npz``, ``model.json``,
+    """Write the run's own ``files`` (``{name: str, bytes, or a function writing the content to a binary
+    stream}``: ``model.npz``, ``model.json``,
     ``config.toml``) in ``directory``, each listed with its SHA-256 in ``SHA256SUMS``
     (:mod:`~distnn.train.run_checksums`), which readers check them against."""
     from . import run_checksums
@@ -291,12 +303,15 @@ def save_model(directory: str, model, meta: dict, step: int | None = None) -> No
     ``global_step``; :func:`load_model` then knows whether a checkpoint of the
     run is newer (a finished run resumed for more epochs, interrupted).
     """
+    from .npz_io import write_npz
     from .run_checksums import marked
 
-    weights = io.BytesIO()  # (in memory: SHA256SUMS gets the SHA-256 of these bytes, not of the file read back)
-    np.savez(weights, **model.state_dict())
+    # Streamed to the file from the weights' own memory, hashed as written (SHA256SUMS gets the SHA-256 of
+    # the bytes written, not of the file read back): no second copy of the weights, nor of the archive.
+    # (copy=False: nothing trains while this runs.)
+    state = model.state_dict(copy=False)
     meta = marked(meta if step is None else {**meta, "global_step": int(step)})
-    write_run_files(directory, {MODEL_WEIGHTS: weights.getbuffer(), MODEL_META: json_text(meta)})
+    write_run_files(directory, {MODEL_WEIGHTS: lambda f: write_npz(f, state), MODEL_META: json_text(meta)})
 
 
 def read_summary(directory: str) -> dict:
