@@ -1,5 +1,6 @@
 """Where each key of a config came from (set by --set, from the config file, at its default, unset), and the
-tag that says so on a problem of those keys: ``... (set by --set)``."""
+tag that says so on a problem of those keys: ``... (set by --set)``; :class:`Related`, a problem of several keys,
+names them for that tag."""
 from __future__ import annotations
 
 from .config_schema import RECORDED_DEFAULTS, SCHEMA, TABLES
@@ -50,3 +51,14 @@ def origins_tag(origins: dict, keys) -> str:
         return f" ({SET_BY_OVERRIDE})"
     first = sorted(known, key=lambda k: known[k] != SET_BY_OVERRIDE)  # (what --set did, then the rest)
     return " (" + ", ".join(f"{k} {known[k]}" for k in first) + ")"
+
+
+class Related(str):
+    """A problem of several keys together (``optimizer.nesterov needs optimizer.momentum > 0``): ``keys``
+    are the keys involved, whether the message names them or not, so that ``validate`` can say which of
+    them --set gave and which the config file (``Config.origins_tag``)."""
+
+    def __new__(cls, message: str, *keys: str):
+        problem = super().__new__(cls, message)
+        problem.keys = keys
+        return problem

@@ -1,5 +1,6 @@
 """``--set key=value`` overrides: parsing one (:func:`parse_override`) and applying them to a raw config
-(:func:`apply_overrides`; a table given to a table sets the keys it names)."""
+(:func:`apply_overrides`; a table given to a table sets the keys it names), and whether an ensemble's members'
+overrides set a key (:func:`_members_change`)."""
 from __future__ import annotations
 
 import copy
@@ -58,3 +59,11 @@ def _override_leaves(key: str, value):
             yield from _override_leaves(f"{key}.{k}", v)
     else:
         yield key, value
+
+
+def _members_change(out: dict, key: str) -> bool:
+    """Whether an ensemble member's overrides set ``key`` (``model.name``); ``out``: a config, resolved or raw."""
+    overrides = (out.get("ensemble") or {}).get("overrides") if isinstance(out.get("ensemble"), dict) else None
+    return isinstance(overrides, list) and any(
+        path == key for table in overrides if isinstance(table, dict) for k, value in table.items()
+        for path, _ in _override_leaves(k, value))

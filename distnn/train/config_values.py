@@ -1,5 +1,6 @@
 """One config value against its schema key: type, coercion, range and choices (:func:`_check_value`), a table
-where a value belongs (:func:`value_not_section`), TOML's 64-bit integers, and dotted-path access to nested dicts."""
+where a value belongs (:func:`value_not_section`), TOML's 64-bit integers, whether a value is one TOML can hold
+(:func:`_plain`), and dotted-path access to nested dicts."""
 from __future__ import annotations
 
 import difflib
@@ -141,3 +142,11 @@ def _int64_problems(value, path: str, problems: list) -> None:
             _int64_problems(v, f"{path}[{i}]", problems)
     elif isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
         problems.append(f"{path} must be an integer in the 64-bit range of TOML (-2**63 .. 2**63 - 1), got {value}")
+
+
+def _plain(value) -> bool:
+    """Whether ``value`` is a TOML value (a default a config can hold): a number, string, boolean, or a
+    list of them."""
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return isinstance(value, (bool, int, float, str))
