@@ -61,320 +61,44 @@ the plain string (so ``data.path=/tmp/mnist`` needs no quotes); string keys
 always take the text as written; ``key=none`` clears an optional key. The
 schema is one table (``config_schema.py``), so a later feature adds a key in
 one place.
+
+This module reads configs (built-in names, files, TOML text, dicts) and
+validates them; the rest lives beside it and is importable from here too:
+the :class:`Config` object and :class:`ConfigError` (``config_object``), where
+each key came from (``config_origins``), one value's checks
+(``config_values``), ``--set`` overrides (``config_overrides``), the checks
+beyond one key (``config_checks``) and writing the run record
+(``config_record``).
 """
 from __future__ import annotations
 
 import copy
 import difflib
-import math
 import os
 import re
 import tomllib
 from importlib import resources
 
-from .config_schema import (ALIASES, LIBRARY_ONLY, MODEL_RESERVED, MODES, MONITORS, OPEN_TABLES,  # noqa: F401
-                            RECORDED_DEFAULTS, SCHEMA, TABLES, TYPE_WORDS as _TYPE_WORDS, Key, bound_text, describe_schema)
+from . import config_overrides as _overrides, config_values as _values
+from .config_schema import (ALIASES, LIBRARY_ONLY, MODEL_RESERVED, MODES, MONITORS, OPEN_TABLES,
+                            RECORDED_DEFAULTS, SCHEMA, TABLES, Key, bound_text, describe_schema)
+from .config_object import Config, ConfigError
+from .config_origins import DEFAULT, FROM_FILE, SET_BY_OVERRIDE, UNSET, key_origins, origins_tag
+from .config_values import _check_value, _describe, _get_path, _int64_problems, _set_path, value_not_section
+from .config_overrides import apply_overrides, parse_override
 from . import config_checks as checks  # (it reads this module's helpers at call time)
 from . import optimizer_defaults, schedule_defaults  # (as config_checks: they read this module's helpers at call time)
-from .config_hints import suggest_key  # noqa: F401  (config_checks and the CLI take it from here)
-from .toml_writer import dumps as toml_dumps, format_value as toml_value
+from .config_hints import suggest_key  # (config_checks and the CLI take it from here)
+from .config_record import RUN_RECORD_HEADER, dump_config, dump_run_config, save_config
+from . import toml_writer as _toml
+
+# (names other modules may read from here: moved to config_values and config_overrides, or imported by name)
+_TYPE_WORDS, _OPS, _BAD = _values._TYPE_WORDS, _values._OPS, _values._BAD
+_override_leaves = _overrides._override_leaves
+toml_dumps, toml_value = _toml.dumps, _toml.format_value
 
 
-class ConfigError(ValueError):
-    """An invalid config: every problem, one per line, each naming its dotted key."""
-
-    def __init__(self, problems, source: str | None = None):
-        problems = [problems] if isinstance(problems, str) else list(problems)
-        self.problems = problems
-        self.source = source
-        where = f"config {source}: " if source else ""
-        if len(problems) == 1:
-            msg = where + problems[0]
-        else:
-            msg = f"{where}{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)
-        super().__init__(msg)
-
-
-# ---------------------------------------------------------------- the Config object
-
-class Config(dict):
-    """A validated config: nested dicts with attribute access (``cfg.optimizer.lr``).
-
-    ``cfg.get_path("optimizer.lr")`` reads a dotted key; ``cfg.to_dict()`` is a
-    plain nested dict; ``cfg.source`` tells where it came from, ``cfg.origins``
-    where each key did (:data:`SET_BY_OVERRIDE`, :data:`FROM_FILE`, ...; see
-    :meth:`origins_tag`).
-    """
-
-    def __init__(self, data=(), source: str = "<dict>", origins: dict | None = None):
-        super().__init__()
-        object.__setattr__(self, "source", source)
-        object.__setattr__(self, "origins", dict(origins or {}))
-        for k, v in dict(data).items():
-            self[k] = Config(v, source) if isinstance(v, dict) else v
-
-    def __getattr__(self, name):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(f"config has no key {name!r}") from None
-
-    def __setattr__(self, name, value):
-        self[name] = value
-
-    def __deepcopy__(self, memo):
-        return Config(copy.deepcopy(self.to_dict(), memo), self.source, self.origins)
-
-    def origins_tag(self, keys) -> str:
-        """' (set by --set)' when every one of ``keys`` was set by --set; when only some were, where each
-        came from, those first: ' (data.val_fraction set by --set, data.test_fraction from the config
-        file)'; '' when none was (a problem of the config file's own says nothing of it, as ever). Keys
-        whose origin is not known (an ensemble member's own values) are left out."""
-        return origins_tag(self.origins, keys)
-
-    def tag_message(self, message: str) -> str:
-        """``message`` with :meth:`origins_tag` of the config keys it names (an error raised by code that
-        knows nothing of --set, e.g. the trainer's batch-size checks)."""
-        named = [k for k in self.origins if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w.])", message)]
-        return message + self.origins_tag(named)
-
-    def get_path(self, dotted: str, default=None):
-        cur = self
-        for part in dotted.split("."):
-            if not isinstance(cur, dict) or part not in cur:
-                return default
-            cur = cur[part]
-        return cur
-
-    def to_dict(self) -> dict:
-        return {k: v.to_dict() if isinstance(v, Config) else copy.deepcopy(v) for k, v in self.items()}
-
-    def to_toml(self) -> str:
-        return dump_config(self)
-
-
-# ---------------------------------------------------------------- where keys came from
-
-SET_BY_OVERRIDE = "set by --set"
-FROM_FILE = "from the config file"
-DEFAULT = "at its default"
-UNSET = "unset"
-
-
-def key_origins(raw: dict, out: dict, override_keys) -> dict:
-    """``{dotted key: origin}`` for every key of the resolved config ``out`` and of ``raw`` (the config file
-    with the overrides applied; a key it holds that ``out`` has not is refused), and every unset schema
-    key: set by --set, from the config file, at its default or unset."""
-    def set_by_override(path):
-        return any(path == k or path.startswith(k + ".") for k in override_keys)
-
-    origins = {path: UNSET for path in SCHEMA}
-
-    def walk(table, prefix):
-        for k, v in table.items():
-            path = f"{prefix}{k}"
-            if path == RECORDED_DEFAULTS:  # (no key of the config: the values it holds are the keys' own)
-                continue
-            if isinstance(v, dict) and path in TABLES:
-                walk(v, path + ".")
-            elif set_by_override(path):
-                origins[path] = SET_BY_OVERRIDE
-            else:
-                origins[path] = FROM_FILE if _get_path(raw, path) is not None else DEFAULT
-
-    walk(out, "")
-    walk(raw, "")
-    for path in SCHEMA:  # (an optional key cleared by --set key=none)
-        if origins[path] == UNSET and set_by_override(path):
-            origins[path] = SET_BY_OVERRIDE
-    return origins
-
-
-def origins_tag(origins: dict, keys) -> str:
-    """The tag of a problem that involves ``keys`` (see :meth:`Config.origins_tag`)."""
-    known = {k: origins[k] for k in dict.fromkeys(keys) if k in origins}
-    if SET_BY_OVERRIDE not in known.values():
-        return ""
-    if all(o == SET_BY_OVERRIDE for o in known.values()):
-        return f" ({SET_BY_OVERRIDE})"
-    first = sorted(known, key=lambda k: known[k] != SET_BY_OVERRIDE)  # (what --set did, then the rest)
-    return " (" + ", ".join(f"{k} {known[k]}" for k in first) + ")"
-
-
-# ---------------------------------------------------------------- helpers
-
-def _describe(v) -> str:
-    kind = {bool: "boolean", int: "integer", float: "float", str: "string", list: "list", dict: "table"}.get(
-        type(v), type(v).__name__)
-    return f"{v!r} ({kind})"
-
-
-_OPS = {">": lambda v, a: v > a, ">=": lambda v, a: v >= a, "<": lambda v, a: v < a, "<=": lambda v, a: v <= a}
-
-
-def _check_value(path: str, key: Key, value, problems: list):
-    """Type-check, coerce and range-check one value; returns the coerced value (or None on error)."""
-    t = key.type
-
-    def scalar(v, kind):
-        if kind == "int":
-            return v if isinstance(v, int) and not isinstance(v, bool) else _BAD
-        if kind == "float":
-            return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else _BAD
-        if kind == "bool":
-            return v if isinstance(v, bool) else _BAD
-        if kind == "str":
-            return v if isinstance(v, str) else _BAD
-        if kind == "table":
-            return v if isinstance(v, dict) else _BAD
-        raise AssertionError(kind)
-
-    if t.startswith("list["):
-        inner = t[5:-1]
-        if not isinstance(value, list):
-            problems.append(f"{path} must be {_TYPE_WORDS[t]}, got {_describe(value)}")
-            return None
-        out = []
-        for i, item in enumerate(value):
-            c = scalar(item, inner)
-            if c is _BAD:
-                problems.append(f"{path}[{i}] must be {_TYPE_WORDS[inner] if inner != 'table' else 'a table'}, "
-                                f"got {_describe(item)}")
-                return None
-            out.append(c)
-        if key.length is not None and len(out) != key.length:
-            problems.append(f"{path} must have {key.length} entries, got {len(out)}")
-            return None
-        items = [(f"{path}[{i}]", raw, v) for i, (raw, v) in enumerate(zip(value, out))]
-    else:
-        c = scalar(value, t)
-        if c is _BAD:
-            problems.append(f"{path} must be {_TYPE_WORDS[t]}, got {_describe(value)}")
-            return None
-        out = c
-        items = [(path, value, c)]
-    for where, raw, v in items:
-        rng = bound_text(key.bounds) if key.bounds else ""
-        if isinstance(v, float) and not math.isfinite(v) and not (key.allow_inf and v == math.inf):
-            # inf passes a one-sided bound ("> 0") and would only surface later, as skipped steps
-            # and a "diverging" run; NaN fails every bound. Both are refused here, naming the key.
-            allowed = f"{rng} (or inf: no limit)" if key.allow_inf else f"a finite number {rng}".rstrip()
-            problems.append(f"{where} must be {allowed}, got {raw!r}")
-            return None
-        if key.bounds and isinstance(v, (int, float)) and not all(_OPS[op](v, a) for op, a in key.bounds):
-            problems.append(f"{where} must be {rng}{' (or inf: no limit)' if key.allow_inf else ''}, got {raw!r}")
-            return None
-        if key.choices is not None and v not in key.choices:
-            close = difflib.get_close_matches(str(v), key.choices, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            if str(v).lower() in LIBRARY_ONLY.get(path, {}):
-                hint = f" ({LIBRARY_ONLY[path][str(v).lower()]})"
-            problems.append(f"{where} must be one of {', '.join(map(repr, key.choices))}; got {raw!r}{hint}")
-            return None
-    return out
-
-
-_BAD = object()
 _HINT = re.compile(r" \(did you mean (?:the top-level key )?'[^']*'\?\)")
-
-
-def value_not_section(path: str, table: dict, expected: str) -> str | None:
-    """The problem of a table where a value belongs (``--set optimizer.lr.x=1``, or ``[optimizer.lr]`` in a
-    file): the keys under it name nothing, which says more than "must be a number, got {'x': 1} (table)".
-    None for an empty table (nothing is named under it: the type error says it)."""
-    leaves = []
-
-    def walk(t, prefix):
-        for k, v in t.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}.{k}")
-            else:
-                try:
-                    text = toml_value(v)  # as it would be written
-                except TypeError:  # (a TOML date or time)
-                    text = str(v)
-                leaves.append(f"'{prefix}.{k}' = {text}")
-
-    walk(table, path)
-    if not leaves:
-        return None
-    verb = "names" if len(leaves) == 1 else "name"
-    return f"{path} is a value ({expected}), not a section: {', '.join(leaves)} {verb} no key"
-
-
-def _set_path(d: dict, path: str, value):
-    parts = path.split(".")
-    cur = d
-    for p in parts[:-1]:
-        nxt = cur.get(p)
-        if not isinstance(nxt, dict):
-            nxt = cur[p] = {}
-        cur = nxt
-    if value is None:
-        cur.pop(parts[-1], None)
-    else:
-        cur[parts[-1]] = value
-
-
-def _get_path(d: dict, path: str, default=None):
-    cur = d
-    for p in path.split("."):
-        if not isinstance(cur, dict) or p not in cur:
-            return default
-        cur = cur[p]
-    return cur
-
-
-# ---------------------------------------------------------------- overrides
-
-def parse_override(text: str) -> tuple[str, object]:
-    """``"a.b=value"`` -> ("a.b", value parsed as a TOML literal, else the string)."""
-    if not isinstance(text, str) or "=" not in text:
-        raise ConfigError(f"--set expects key=value, got {text!r}")
-    key, raw = text.split("=", 1)
-    key, raw = key.strip(), raw.strip()
-    if not key or any(not p for p in key.split(".")):
-        raise ConfigError(f"--set expects key=value with a dotted key, got {text!r}")
-    spec = SCHEMA.get(key)
-    if spec is not None and spec.optional and raw.lower() in ("none", "null"):
-        return key, None
-    if spec is not None and spec.type == "str":
-        # String keys take the text as written (unquoted if it was a quoted TOML string).
-        try:
-            value = tomllib.loads(f"v = {raw}")["v"]
-            return key, value if isinstance(value, str) else raw
-        except tomllib.TOMLDecodeError:
-            return key, raw
-    try:
-        return key, tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        if spec is not None and spec.type == "list[str]":  # --set ensemble.vary=seed,bootstrap
-            return key, [s.strip().strip("'\"") for s in raw.strip("[]").split(",") if s.strip()]
-        return key, raw
-
-
-def apply_overrides(raw: dict, overrides) -> tuple[dict, set]:
-    """A copy of ``raw`` with the ``key=value`` overrides applied; also the set of keys they set.
-
-    A table given to a table (``optimizer={lr=0.2}``) sets the keys it names, as ``optimizer.lr=0.2``
-    does: the section's other keys stay (replacing the table silently reset them to their defaults)."""
-    raw = copy.deepcopy(raw)
-    keys = set()
-    for item in overrides or ():
-        key, value = parse_override(item) if isinstance(item, str) else item
-        for path, leaf in _override_leaves(key, value):
-            _set_path(raw, path, leaf)
-            keys.add(path)
-    return raw, keys
-
-
-def _override_leaves(key: str, value):
-    """``(dotted key, value)`` pairs an override sets: a table for a table is merged key by key."""
-    if isinstance(value, dict) and (key in TABLES or key not in SCHEMA):
-        for k, v in value.items():
-            yield from _override_leaves(f"{key}.{k}", v)
-    else:
-        yield key, value
 
 
 # ---------------------------------------------------------------- validation
@@ -454,19 +178,6 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
     if problems:
         raise ConfigError(problems, source)
     return Config(out, source, origins)
-
-
-def _int64_problems(value, path: str, problems: list) -> None:
-    """TOML integers are 64-bit (the spec); Python's parser takes any size, which numpy then refuses
-    with a message that names no key ("Maximum allowed size exceeded") or not at all (a seed)."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _int64_problems(v, f"{path}.{k}" if path else str(k), problems)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _int64_problems(v, f"{path}[{i}]", problems)
-    elif isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
-        problems.append(f"{path} must be an integer in the 64-bit range of TOML (-2**63 .. 2**63 - 1), got {value}")
 
 
 CONFIG_PACKAGE = "distnn.configs"
@@ -575,46 +286,10 @@ def default_config() -> Config:
     return validate({}, "<defaults>")
 
 
-#: The first words of a config.toml that ``dump_config`` wrote (a run's record, not a config a user wrote).
-RUN_RECORD_HEADER = "# distnn run configuration (resolved"
-
-
-def dump_config(cfg) -> str:
-    """TOML text of a (resolved) config; ``loads_config`` of it gives the same Config.
-
-    The model's, the dataset's, the optimizer's and the schedule's defaults (the ``model.*``/``data.*`` keys,
-    the optimizer's and the schedule's own defaults, ``config_schema.OPTIMIZER_OWN_DEFAULTS`` and
-    ``SCHEDULE_OWN_DEFAULTS``, that a Config's origins say are at their default) go to
-    ``[defaults.model.NAME]``, ``[defaults.data.NAME]``, ``[defaults.optimizer.NAME]`` and
-    ``[defaults.schedule.NAME]``: a run's full record that applies to that model, dataset, optimizer and
-    schedule alone, so the file re-run with ``--set model.name=...`` (``data.name``, ``optimizer.name``,
-    ``schedule.name``) works as the config it came from does, and not on the old model's arguments
-    (Adagrad's eps for Adam, CyclicLR's gamma 1.0 for StepLR)."""
-    data = cfg.to_dict() if isinstance(cfg, Config) else copy.deepcopy(dict(cfg))
-    ordered = {k: data.pop(k) for k in ("name", "description") if k in data}
-    ordered.update(data)
-    recorded = checks.split_recorded_defaults(ordered, getattr(cfg, "origins", {}))
-    if recorded:
-        ordered[RECORDED_DEFAULTS] = recorded
-    return toml_dumps(ordered, header="distnn run configuration (resolved: every key, defaults filled in;\n"
-                                      "[defaults.model.NAME], [defaults.data.NAME], [defaults.optimizer.NAME] and\n"
-                                      "[defaults.schedule.NAME] hold the model's, the dataset's, the optimizer's\n"
-                                      "and the schedule's, which apply while model.name, data.name,\n"
-                                      "optimizer.name and schedule.name name them)")
-
-
-def dump_run_config(cfg) -> str:
-    """The ``config.toml`` of a run directory and of its checkpoints: :func:`dump_config` without
-    ``checkpoint.resume``. Where a session started from (``--resume``) is no setting of the run: kept,
-    ``train --config RUN/config.toml`` of a resumed run asked for an ``--out`` (``auto``) or resumed
-    from that run's checkpoint (a path, relative to wherever the first session ran) instead of
-    training the same way afresh. A resume names its checkpoint on the command line each time."""
-    record = copy.deepcopy(cfg)
-    if isinstance(record.get("checkpoint"), dict):
-        record["checkpoint"].pop("resume", None)
-    return dump_config(record)
-
-
-def save_config(cfg, path) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(dump_config(cfg))
+# The public names, those of the modules split out of this one included (every name importable from here before).
+__all__ = ["ALIASES", "LIBRARY_ONLY", "MODEL_RESERVED", "MODES", "MONITORS", "OPEN_TABLES", "RECORDED_DEFAULTS",
+           "SCHEMA", "TABLES", "Key", "bound_text", "describe_schema",
+           "Config", "ConfigError", "DEFAULT", "FROM_FILE", "SET_BY_OVERRIDE", "UNSET", "key_origins", "origins_tag",
+           "value_not_section", "apply_overrides", "parse_override", "suggest_key", "RUN_RECORD_HEADER", "dump_config",
+           "dump_run_config", "save_config", "validate", "CONFIG_PACKAGE", "list_configs", "CheckedConfigFile",
+           "config_text", "loads_config", "config_from_dict", "load_config", "default_config"]

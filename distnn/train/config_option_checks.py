@@ -1,0 +1,137 @@
+"""The ``[optimizer]`` and ``[schedule]`` keys that only some optimizers and schedules take
+(:data:`OPTIMIZER_OPTIONS`, :data:`SCHEDULE_OPTIONS`), and the checks that the chosen one takes each key given
+(:func:`check_optimizer_options`, :func:`check_schedule_options`)."""
+from __future__ import annotations
+
+import copy
+
+from .config_origins import Related
+from .config_overrides import _members_change
+from .config_schema import SCHEMA
+
+
+#: the optimizer keys that only some optimizers take: the keyword arguments of that name of their constructors,
+#: which job_setup passes (every optimizer takes lr and weight_decay; the trainer applies l1 and max_norm).
+#: tests/test_config_optimizer_options.py holds the three together, and the keys' docs in the schema to them.
+OPTIMIZER_OPTIONS = {
+    "momentum": ("sgd", "rmsprop", "lars"),
+    "nesterov": ("sgd", "lars"),
+    "betas": ("adam", "adamw", "lamb", "adamax", "nadam", "radam"),
+    "eps": ("adam", "adamw", "rmsprop", "adagrad", "lars", "lamb", "adamax", "nadam", "radam", "adadelta"),
+    "alpha": ("rmsprop",),
+    "rho": ("adadelta",),
+    "momentum_decay": ("nadam",),
+    "decoupled_weight_decay": ("nadam", "radam"),
+    "etas": ("rprop",),
+    "step_sizes": ("rprop",),
+    "lambd": ("asgd",),
+    "t0": ("asgd",),
+}
+
+#: constructor arguments that share a key's name but not its meaning, so the builder leaves them at the
+#: optimizer's own default: ASGD's alpha is the power of its rate's decay (0.75), not RMSprop's smoothing constant
+OPTIMIZER_NAMESAKES = {"asgd": ("alpha",)}
+
+#: the schedule keys that only some schedules take, as job_setup.build_schedule reads them (the others, the
+#: warmup, the interval and the linear scaling, go with any schedule); tests/test_config_tables.py holds them
+#: together, and the keys' docs in the schema to them.
+SCHEDULE_OPTIONS = {
+    "step_size": ("step",),
+    "gamma": ("step", "multistep", "exponential", "cyclic"),
+    "milestones": ("multistep",),
+    "T_max": ("cosine",),
+    "eta_min": ("cosine",),
+    "max_lr": ("onecycle", "cyclic"),
+    "power": ("polynomial",),
+    **{k: ("cyclic",) for k in ("step_size_up", "step_size_down", "cycle_mode")},
+    **{k: ("plateau",) for k in ("monitor", "mode", "patience", "threshold", "cooldown", "min_lr")},
+    "factor": ("plateau", "constant_factor"),
+    "total_iters": ("constant_factor",),
+}
+
+
+def _takers(key: str, table=OPTIMIZER_OPTIONS) -> str:
+    """'sgd, rmsprop and lars': the optimizers (schedules) that take ``key``, in words."""
+    *rest, last = table[key]
+    return f"{', '.join(rest)} and {last}" if rest else last
+
+
+def _options_not_taken(section: str, table: dict, out: dict, problems: list, overridden) -> list:
+    """Keys of ``section`` (optimizer, schedule), off their default, that the chosen ``section.name`` does not
+    take (``table``: the names that take each key). Given by --set, each is a problem: it would be ignored.
+    From the config file while --set gave ``section.name``, the --set wins: the key goes back to its default
+    (unset, for an optional key). Returns the others: from the file, with the file's own name."""
+    o = out[section]
+    name = o.get("name")
+    if name is None:
+        return []
+    left = []
+    for k, takers in table.items():
+        default = SCHEMA[f"{section}.{k}"].default
+        if k not in o or name in takers or o[k] == default:
+            continue
+        if f"{section}.{k}" in overridden:
+            one = "an optimizer" if section == "optimizer" else "a schedule"
+            problems.append(Related(
+                f"{section} {name!r} does not take {section}.{k} (an option of {_takers(k, table)}): {name} would "
+                f"ignore it; leave out --set {section}.{k}, or choose {one} that takes it", f"{section}.{k}",
+                f"{section}.name"))
+        elif f"{section}.name" in overridden:
+            if default is None:
+                del o[k]
+            else:
+                o[k] = copy.deepcopy(default)
+        else:
+            left.append(k)
+    return left
+
+
+def check_optimizer_options(out: dict, problems: list, overridden=()):
+    """Optimizer keys, off their default, that the chosen optimizer does not take (``momentum`` for adam).
+
+    Given by --set, each is a problem, as a model argument the model does not take is: it would be ignored.
+    From the config file while --set gave ``optimizer.name``, the --set wins (as ``_set_wins_over_unused``
+    for the model's arguments): ``--set optimizer.name=adam`` on digits_mlp means adam instead of its SGD with
+    Nesterov momentum, so the file's ``momentum`` and ``nesterov`` go back to their defaults (the run's
+    config.toml then records what the optimizer used). From the file with the file's own ``optimizer.name``:
+    ``nesterov`` is a problem, the others are left (and ignored), as before (a run's config.toml may hold
+    them)."""
+    if "nesterov" in _options_not_taken("optimizer", OPTIMIZER_OPTIONS, out, problems, overridden):
+        name = out["optimizer"]["name"]
+        problems.append(Related(
+            f"optimizer {name!r} does not take optimizer.nesterov = true (an option of {_takers('nesterov')}, with "
+            f"momentum > 0): remove the line nesterov = true from [optimizer], or give --set optimizer.nesterov=false",
+            "optimizer.nesterov", "optimizer.name"))
+
+
+def check_schedule_options(out: dict, problems: list, overridden=()):
+    """Schedule keys, off their default, that the chosen schedule does not take (``T_max`` for step), as
+    :func:`check_optimizer_options` does for the optimizer's: given by --set, a problem; from the file while
+    --set gave ``schedule.name``, back to their defaults; from the file with its own ``schedule.name``, left
+    (and ignored: a run's config.toml may hold them)."""
+    _options_not_taken("schedule", SCHEDULE_OPTIONS, out, problems, overridden)
+    s = out["schedule"]
+    default = SCHEMA["schedule.interval"].default
+    # (not where ensemble members choose their schedules: each member's config is checked on its own)
+    if s.get("name") in INTERVAL_IGNORED and s["interval"] != default and not _members_change(out, "schedule.name"):
+        if "schedule.interval" not in overridden and "schedule.name" in overridden:  # (the --set wins)
+            s["interval"] = default
+        else:
+            problems.append(Related(
+                f"schedule {s['name']!r} ignores schedule.interval = {s['interval']!r} ({INTERVAL_IGNORED[s['name']]}):"
+                f" remove it, or choose a schedule that advances per interval", "schedule.interval", "schedule.name"))
+
+
+#: the schedules that ignore ``schedule.interval``, and why (job_setup.build_schedule)
+INTERVAL_IGNORED = {"constant": "it has nothing to advance; a warmup counts optimizer steps",
+                    "plateau": "it steps once per validation",
+                    "onecycle": "it spans the run's optimizer steps"}
+
+
+def reset_ignored_interval_in_record(raw: dict) -> None:
+    """A run's config.toml may hold a ``schedule.interval`` its schedule ignored (accepted before a config
+    refused one): it goes back to its default, which the run behaved as, and the run re-runs and resumes as it
+    did. In a config a user writes, one is a problem (check_schedule_options)."""
+    s = raw.get("schedule")
+    if isinstance(s, dict) and s.get("name") in INTERVAL_IGNORED and "interval" in s:
+        s["interval"] = SCHEMA["schedule.interval"].default
