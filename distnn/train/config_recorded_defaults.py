@@ -63,3 +63,23 @@ def split_recorded_defaults(data: dict, origins: dict) -> dict:
             if moved:
                 out[section] = {table["name"]: moved}
     return out
+
+
+def fill_own_defaults(out: dict, section: str, keys, takes, default, recorded, problems: list) -> None:
+    """Fill the ``keys`` of ``out[section]`` left unset with the chosen class's own default
+    (``default(name, key)``), or with the one a run's config.toml recorded for it (``recorded[name]``,
+    checked as a given value is); a key the class does not take (``takes(name, key)``) stays unset. The
+    section's keys are then put in schema order (a config reads in that order)."""
+    table = out[section]
+    name = table.get("name")
+    own = (recorded or {}).get(name, {})
+    for k in keys:
+        if table.get(k) is not None or not takes(name, k):
+            continue
+        path = f"{section}.{k}"
+        value = C._check_value(path, SCHEMA[path], own[k], problems) if k in own else default(name, k)
+        if value is not None:
+            table[k] = value
+    order = [p.split(".", 1)[1] for p in SCHEMA if p.startswith(section + ".")]
+    out[section] = {k: table[k] for k in sorted(table, key=lambda k: order.index(k) if k in order else len(order))}
+

@@ -9,9 +9,9 @@ from before holds the one number every optimizer got then under ``[optimizer]``,
 """
 from __future__ import annotations
 
-from . import config as C
 from .config_checks import OPTIMIZER_OPTIONS, _members_change
-from .config_schema import OPTIMIZER_OWN_DEFAULTS, SCHEMA
+from .config_recorded_defaults import fill_own_defaults
+from .config_schema import OPTIMIZER_OWN_DEFAULTS
 
 __all__ = ["OPTIMIZER_CLASSES", "optimizer_takes", "optimizer_default", "optimizer_defaults_text",
            "resolve_optimizer_defaults", "drop_shared_defaults_not_taken"]
@@ -62,20 +62,10 @@ def resolve_optimizer_defaults(out: dict, problems: list, recorded=None):
     own default (the one a run's config.toml recorded for it, ``recorded[name]``, first; checked as a given
     value is). Not in an ensemble whose members change ``optimizer.name``: each member's config resolves its
     own (a member's config starts from the ensemble's resolved one)."""
-    o = out["optimizer"]
-    name = o.get("name")
-    if name not in OPTIMIZER_CLASSES or _members_change(out, "optimizer.name"):
+    if out["optimizer"].get("name") not in OPTIMIZER_CLASSES or _members_change(out, "optimizer.name"):
         return
-    own = (recorded or {}).get(name, {})
-    for k in OPTIMIZER_OWN_DEFAULTS:
-        if o.get(k) is not None or not optimizer_takes(name, k):
-            continue
-        path = f"optimizer.{k}"
-        value = C._check_value(path, SCHEMA[path], own[k], problems) if k in own else optimizer_default(name, k)
-        if value is not None:
-            o[k] = value
-    order = [p.split(".", 1)[1] for p in SCHEMA if p.startswith("optimizer.")]  # (a config reads in schema order)
-    out["optimizer"] = {k: o[k] for k in sorted(o, key=lambda k: order.index(k) if k in order else len(order))}
+    fill_own_defaults(out, "optimizer", OPTIMIZER_OWN_DEFAULTS, optimizer_takes, optimizer_default, recorded,
+                      problems)
 
 
 #: the number every optimizer got before OPTIMIZER_OWN_DEFAULTS (the schema's default then)

@@ -11,8 +11,8 @@ those its schedule never read.
 """
 from __future__ import annotations
 
-from . import config as C
 from .config_checks import SCHEDULE_OPTIONS, _members_change
+from .config_recorded_defaults import fill_own_defaults
 from .config_schema import SCHEDULE_OWN_DEFAULTS, SCHEMA
 
 __all__ = ["SCHEDULE_DEFAULTS", "schedule_takes", "schedule_default", "schedule_defaults_text",
@@ -49,20 +49,9 @@ def resolve_schedule_defaults(out: dict, problems: list, recorded=None):
     """The keys of SCHEDULE_OWN_DEFAULTS that the config leaves unset and the chosen schedule takes: its own
     default (the one a run's config.toml recorded for it, ``recorded[name]``, first; checked as a given value
     is). Not in an ensemble whose members change ``schedule.name``: each member's config resolves its own."""
-    s = out["schedule"]
-    name = s.get("name")
     if _members_change(out, "schedule.name"):
         return
-    own = (recorded or {}).get(name, {})
-    for k in SCHEDULE_OWN_DEFAULTS:
-        if s.get(k) is not None or not schedule_takes(name, k):
-            continue
-        path = f"schedule.{k}"
-        value = C._check_value(path, SCHEMA[path], own[k], problems) if k in own else schedule_default(name, k)
-        if value is not None:
-            s[k] = value
-    order = [p.split(".", 1)[1] for p in SCHEMA if p.startswith("schedule.")]  # (a config reads in schema order)
-    out["schedule"] = {k: s[k] for k in sorted(s, key=lambda k: order.index(k) if k in order else len(order))}
+    fill_own_defaults(out, "schedule", SCHEDULE_OWN_DEFAULTS, schedule_takes, schedule_default, recorded, problems)
 
 
 #: the number every schedule got before SCHEDULE_OWN_DEFAULTS (the schema's default then)
