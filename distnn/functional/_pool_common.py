@@ -1,10 +1,22 @@
-"""What the pooling files share: unbatched inputs as a batch of one, and the 1-D ops as 2-D ones over a
-height of 1 (named as the 1-D op in their errors)."""
+"""What the pooling files share: the number of windows along an axis, unbatched inputs as a batch of one,
+and the 1-D ops as 2-D ones over a height of 1 (named as the 1-D op in their errors)."""
 from __future__ import annotations
 
 import functools
 
 from . import shape as S
+
+
+def pooled_length(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    """The number of windows (kernel ``k``, stride ``s``, padding ``p``, dilation ``d``) along an axis of
+    ``size``, by PyTorch's rule; below 1 where the dilated kernel does not fit the padded input. With
+    ceil_mode a window may run past the padded input (its missing cells count as padding), but the last
+    one must start inside the input or the left padding."""
+    span = size + 2 * p - (d * (k - 1) + 1)
+    n = (-(-span // s) if ceil_mode else span // s) + 1
+    if ceil_mode and (n - 1) * s >= size + p:
+        n -= 1
+    return n
 
 
 def _unbatched(batched_ndim):

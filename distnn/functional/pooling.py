@@ -20,7 +20,7 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
-from ._pool_common import _as_2d, _named_1d, _squeezed, _unbatched_as_one
+from ._pool_common import _as_2d, _named_1d, _squeezed, _unbatched_as_one, pooled_length
 from .adaptive_pooling import adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2d
 from .conv import _pair, _single
 
@@ -37,12 +37,7 @@ def _geometry(shape, kernel, stride, padding, dilation, ceil_mode, who):
         if p > k // 2:
             raise ValueError(f"{who}: padding {p} should be at most half of the kernel size {k}")
         eff = d * (k - 1) + 1
-        span = size + 2 * p - eff
-        # PyTorch's rule. With ceil_mode a window may run past the padded input (even when the dilated
-        # kernel is larger than it): its missing cells count as padding.
-        n = (-(-span // s) if ceil_mode else span // s) + 1
-        if ceil_mode and (n - 1) * s >= size + p:  # the last window must start inside input or left padding
-            n -= 1
+        n = pooled_length(size, k, s, p, d, ceil_mode)
         if n < 1:
             raise ValueError(
                 f"{who}: kernel size {tuple(kernel)} (dilated extent {eff}) is larger than the padded input "

@@ -18,7 +18,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from . import shape as S
-from ._pool_common import _unbatched
+from ._pool_common import _unbatched, pooled_length
 
 
 def _triple(v, name, who):
@@ -50,10 +50,7 @@ def _arguments(who, input, kernel_size, stride, padding, dilation, ceil_mode):
             raise ValueError(f"{who}: padding {padding} should be at least 0 and at most half of the kernel size "
                              f"{kernel}")
         eff = d * (k - 1) + 1
-        span = size + 2 * p - eff
-        n = (-(-span // s) if ceil_mode else span // s) + 1
-        if ceil_mode and (n - 1) * s >= size + p:  # the last window must start inside input or left padding
-            n -= 1
+        n = pooled_length(size, k, s, p, d, ceil_mode)
         if n < 1:
             raise ValueError(f"{who}: kernel size {kernel} (dilation {dilation}) is larger than the padded input "
                              f"(input shape {tuple(input.shape)}, padding {padding}, ceil_mode={ceil_mode})")
