@@ -72,7 +72,6 @@ def _run_config(run: str):
     A config that fails its check is an error naming it, not passed over for a checkpoint's: it is the
     config of the run's latest session (its ``--set``, which a checkpoint's may predate), and the resumed
     session would write its own over it. One edited on purpose is resumed with by giving it as ``--config``."""
-    from .checkpoint import CheckpointError, checkpoint_root, list_checkpoints
     from .config import CheckedConfigFile
     from .run_checksums import SUMS, RunFileError, read_sums, read_verified
 
@@ -88,15 +87,8 @@ def _run_config(run: str):
             return CheckedConfigFile(path, read_verified(run, CONFIG_FILE, sums))
         except RunFileError:
             why = f"fails its SHA-256 check ({SUMS} lists another: damaged, or edited since the run wrote it)"
-    hint = ""
-    for found in reversed(list_checkpoints(checkpoint_root(str(run)))):
-        saved = _config_in(found.path)
-        try:
-            if saved and _checked(saved):
-                hint = f"; or the newest checkpoint's, --config {saved}"
-                break
-        except CheckpointError:
-            continue
+    saved = _newest_checkpoint_config(run)
+    hint = f"; or the newest checkpoint's, --config {saved}" if saved else ""
     raise RunFileError(f"{path} {why}; a run is not resumed with a config that cannot be trusted: give the "
                        f"config to resume with as --config (that file, if it was edited on purpose{hint})")
 
@@ -110,7 +102,7 @@ def _checkpoint_config(spec: str) -> str | None:
     every file): a damaged one named by ``spec`` is a CheckpointError here, before a run is built from
     it; under a checkpoint root, a checkpoint whose config is damaged is passed over, as the resume
     passes it over."""
-    from .checkpoint import MANIFEST, CheckpointError, checkpoint_root, follow_pointer, list_checkpoints
+    from .checkpoint import MANIFEST, CheckpointError, follow_pointer
     from .checkpoint.names import STEP_RE
 
     try:
@@ -126,9 +118,16 @@ def _checkpoint_config(spec: str) -> str | None:
             raise CheckpointError(f"--resume {path!r}: {e}") from None
     if own:  # a run directory
         return _run_config(path)
-    if not os.path.isdir(path):
-        return None
-    for found in reversed(list_checkpoints(checkpoint_root(path))):
+    return _newest_checkpoint_config(path) if os.path.isdir(path) else None
+
+
+def _newest_checkpoint_config(directory: str):
+    """The config of the newest checkpoint under ``directory`` (a run directory or a checkpoint root) whose
+    config verifies, as :func:`_checked` gives it; a checkpoint whose config is damaged is passed over, as the
+    resume passes it over. None when there is none."""
+    from .checkpoint import CheckpointError, checkpoint_root, list_checkpoints
+
+    for found in reversed(list_checkpoints(checkpoint_root(str(directory)))):
         saved = _config_in(found.path)
         if saved:
             try:
