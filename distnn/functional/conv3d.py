@@ -9,6 +9,8 @@ kernel puts the extra cell on the high side, as PyTorch.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
@@ -17,14 +19,15 @@ from ._into import destinations, sum_into
 from .conv import _as_strided, _out_size
 
 
-def _triple(v, name):
-    if isinstance(v, int):
-        return (v, v, v)
+def _triple(v, name, who="conv3d"):
+    """An int (a numpy one too, as PyTorch takes it) for all three axes, or a sequence of 1 or 3 ints."""
+    if isinstance(v, (int, np.integer)):
+        return (int(v),) * 3
     t = tuple(int(a) for a in v)
     if len(t) == 1:
         return t * 3
     if len(t) != 3:
-        raise ValueError(f"conv3d: {name} must be an int or a triple, got {tuple(v)}")
+        raise ValueError(f"{who}: {name} must be an int or a triple, got {tuple(v)}")
     return t
 
 

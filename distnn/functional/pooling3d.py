@@ -19,17 +19,7 @@ from distnn.backend import get_array_module
 
 from . import shape as S
 from ._pool_common import _unbatched, pooled_length
-
-
-def _triple(v, name, who):
-    if isinstance(v, (int, np.integer)):
-        return (int(v),) * 3
-    t = tuple(int(a) for a in v)
-    if len(t) == 1:
-        return t * 3
-    if len(t) != 3:
-        raise ValueError(f"{who}: {name} must be an int or a triple, got {tuple(v)}")
-    return t
+from .conv3d import _triple
 
 
 def _arguments(who, input, kernel_size, stride, padding, dilation, ceil_mode):
