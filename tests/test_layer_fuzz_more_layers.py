@@ -329,6 +329,19 @@ def test_a_conv_autoencoder_with_conv_transpose2d_trains():
     assert last < 0.5 * first, (first, last)
 
 
+def classifier_losses(model, x, y, steps=25, lr=0.02):
+    """Adam on the cross entropy of model(x) against the class labels y: every step's loss."""
+    opt = optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = DF.cross_entropy(model(distnn.tensor(x)), distnn.tensor(y))
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.item()))
+    return losses
+
+
 def _bars(n, rng):
     """Images holding one horizontal (label 0) or vertical (label 1) bar, and their labels."""
     x = np.zeros((n, 1, 8, 8), dtype=np.float32)
@@ -363,14 +376,7 @@ def test_a_small_classifier_with_the_layer_trains(layer):
                                dnn.AdaptiveMaxPool2d((1, 2)) if layer == "AdaptiveMaxPool2d" else dnn.AdaptiveAvgPool2d(1),
                                dnn.Flatten(), dnn.Linear(16 if layer == "AdaptiveMaxPool2d" else 8, 2))
     x, y = _bars(64, np.random.default_rng(0))
-    opt = optim.Adam(model.parameters(), lr=0.02)
-    losses = []
-    for _ in range(25):
-        opt.zero_grad()
-        loss = DF.cross_entropy(model(distnn.tensor(x)), distnn.tensor(y))
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.item()))
+    losses = classifier_losses(model, x, y)
     assert losses[-1] < 0.5 * losses[0], losses
     model.eval()  # (InstanceNorm2d then normalizes with its running statistics, as PyTorch's)
     assert np.isfinite(np.asarray(model(distnn.tensor(x)).data)).all()

@@ -20,10 +20,9 @@ torch = pytest.importorskip("torch")
 import distnn  # noqa: E402
 import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
-from distnn import optim  # noqa: E402
 
 from test_layer_fuzz import G, _batch, float32_pair, run_cases  # noqa: E402
-from test_layer_fuzz_more_layers import _module_or_functional  # noqa: E402
+from test_layer_fuzz_more_layers import _module_or_functional, classifier_losses  # noqa: E402
 
 TF = torch.nn.functional
 OPS = {}
@@ -209,12 +208,5 @@ def test_a_small_3d_classifier_trains():
     x += 0.1 * rng.standard_normal(x.shape).astype(np.float32)
     model = dnn.Sequential(dnn.Conv3d(1, 6, 3, padding=1), dnn.ReLU(), dnn.MaxPool3d(2), dnn.AvgPool3d(3, 1, 1),
                            dnn.AdaptiveMaxPool3d((1, 1, 3)), dnn.Flatten(), dnn.Linear(18, 2))
-    opt = optim.Adam(model.parameters(), lr=0.02)
-    losses = []
-    for _ in range(25):
-        opt.zero_grad()
-        loss = DF.cross_entropy(model(distnn.tensor(x)), distnn.tensor(y))
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.item()))
+    losses = classifier_losses(model, x, y)
     assert losses[-1] < 0.5 * losses[0], losses
