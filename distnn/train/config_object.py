@@ -9,6 +9,7 @@ import copy
 import re
 
 from .config_origins import origins_tag
+from .config_values import _get_path
 
 
 class ConfigError(ValueError):
@@ -68,12 +69,7 @@ class Config(dict):
         return message + self.origins_tag(named)
 
     def get_path(self, dotted: str, default=None):
-        cur = self
-        for part in dotted.split("."):
-            if not isinstance(cur, dict) or part not in cur:
-                return default
-            cur = cur[part]
-        return cur
+        return _get_path(self, dotted, default)
 
     def to_dict(self) -> dict:
         return {k: v.to_dict() if isinstance(v, Config) else copy.deepcopy(v) for k, v in self.items()}
