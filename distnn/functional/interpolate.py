@@ -108,10 +108,10 @@ class Resample(Function):
             for idx, w in plans[d]:
                 valid = idx >= 0
                 t = xp.take(y, xp.asarray(np.where(valid, idx, 0)), axis=axis)
-                if w is not None:
-                    t = t * xp.asarray(w.astype(x.dtype, copy=False).reshape(shape))
                 if not valid.all():  # (PyTorch reads nothing outside an antialiasing window: no inf * 0 there)
                     t = xp.where(xp.asarray(valid.reshape(shape)), t, xp.zeros((), dtype=t.dtype))
+                if w is not None:
+                    t = t * xp.asarray(w.astype(x.dtype, copy=False).reshape(shape))
                 out = t if out is None else out + t
             y = out
         return y  # (a new array: every axis is resampled, by a copy at least)
