@@ -143,6 +143,11 @@ _ML_TARGETS = np.array([[3, 0, -1, 1], [1, 1, 2, -1], [-1, 0, 0, 0]])  # ends at
 _TIES_INF = np.array([[2.0, -2.0, 1.0], [0.5, 0.5, -0.5], [3.0, 0.0, 0.0]])  # tied |x| maxima for p = inf
 _NORM_ZEROS = np.array([[0.0, 1.0, 2.0], [0.5, 0.0, -1.0], [0.0, 0.0, 0.0]])
 
+# New with F.interpolate's 'bicubic' mode and antialias=True: the taps' index and weight vectors are built on the
+# host and moved per axis; an antialiasing window's missing taps are masked with a host mask (xp.where).
+_R4 = np.random.default_rng(17)
+_IMG = _R4.standard_normal((2, 3, 11, 9))
+
 
 NEW_OPS = {
     "binary_cross_entropy": ([_PROBS, _R.random((4, 3))],
@@ -227,6 +232,12 @@ NEW_OPS = {
                                      lambda a, b: F.pairwise_distance(a, b, p=3.0, keepdim=True)),
     "pairwise_distance_p_half": ([_NORM_ZEROS, np.zeros((3, 3))], lambda a, b: F.pairwise_distance(a, b, 0.5, 0.0)),
     "normalize_p_half_zero_entries": ([_NORM_ZEROS], lambda x: F.normalize(x, p=0.5)),
+    # --- new with bicubic and antialiased interpolate, written without a GPU (a static review); see _R4
+    "interpolate_bicubic": ([_IMG], lambda x: F.interpolate(x, scale_factor=(1.6, 0.6), mode="bicubic")),
+    "interpolate_antialias_bilinear": ([_IMG], lambda x: F.interpolate(x, size=(3, 9), mode="bilinear",
+                                                                        antialias=True)),
+    "interpolate_antialias_bicubic": ([_IMG], lambda x: F.interpolate(x, scale_factor=(0.3, 1.7), mode="bicubic",
+                                                                       antialias=True, align_corners=True)),
 }
 
 
@@ -312,6 +323,7 @@ LAYERS = {
     "Upsample-bilinear": (lambda: nn.Upsample(scale_factor=1.7, mode="bilinear"), (2, 3, 5, 6), None),
     "Upsample-nearest": (lambda: nn.Upsample(size=(7, 4, 9)), (2, 3, 3, 5, 4), None),
     "Upsample-linear": (lambda: nn.Upsample(size=11, mode="linear", align_corners=True), (2, 3, 5), None),
+    "Upsample-bicubic": (lambda: nn.Upsample(size=(8, 4), mode="bicubic", align_corners=True), (2, 3, 5, 6), None),
     "Unfold": (lambda: nn.Unfold((2, 3), dilation=2, padding=1, stride=(2, 1)), (2, 3, 7, 6), None),
     "Fold": (lambda: nn.Fold((5, 6), 2, padding=1, stride=2), (2, 12, 12), None),
     "RNN-sigmoid": (lambda: nn.RNN(5, 6, num_layers=2, nonlinearity="sigmoid", dropout=0.3, bidirectional=True),

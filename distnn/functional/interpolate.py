@@ -1,11 +1,14 @@
 """``interpolate`` (PyTorch's ``F.interpolate``): resampling of (N, C, *spatial) by 'nearest',
-'nearest-exact', 'linear' (3-D), 'bilinear' (4-D), 'trilinear' (5-D) and 'area' (adaptive average pooling).
+'nearest-exact', 'linear' (3-D), 'bilinear' (4-D), 'bicubic' (4-D), 'trilinear' (5-D) and 'area'
+(adaptive average pooling); bilinear and bicubic also with ``antialias=True``.
 
 The interpolating modes are separable: each spatial axis is resampled on its own
-(the last axis first, as PyTorch's kernel nests its sums), one output position
-reading input positions ``i0`` and ``i1`` with weights ``w0`` and ``w1`` (nearest:
-one position, weight 1). So one Function, ``Resample``, takes per axis those index
-and weight vectors, computed once on the host with PyTorch's index arithmetic:
+(the last axis first, as PyTorch's kernels nest their sums), one output position
+reading a few input positions, its taps, each with a weight (nearest: one position,
+weight 1; linear: two; bicubic: four; antialiased: a window that widens with the
+downsampling). So one Function, ``Resample``, takes per axis those index and weight
+vectors, computed once on the host with PyTorch's index arithmetic (bicubic and
+antialias: _interp_taps.py):
 
 * nearest: ``min(floor(i * s), in - 1)`` in float32 (PyTorch's ``floorf`` on a float
   scale), ``s = 1 / scale_factor`` when one is given (and not recomputed), else
@@ -19,6 +22,13 @@ and weight vectors, computed once on the host with PyTorch's index arithmetic:
   align_corners, where ``s = (in - 1) / (out - 1)``), split into ``floor`` (taken in
   float32, as PyTorch's ``floorf``) and a fraction clamped to [0, 1]; an output as
   large as the input is a copy.
+* bicubic and antialias: see _interp_taps.py. PyTorch's gradient there is not always
+  that of its forward, and distnn's is: its bicubic backward copies when the whole
+  output is as large as the input, which its forward does not (a scale_factor of 1.1
+  on 5 values); its antialiased forward copies an axis whose length does not change,
+  which its backward does not. Its antialiased forward (CPU, 2.13) also gives every
+  output row the first row's values when the output is one column wide and the height
+  changes; its backward, and distnn, resample each row.
 
 Backward adds each output's gradient, times its weight, back into its input
 positions. The indices along an axis never decrease, so the outputs sharing an
@@ -36,8 +46,10 @@ import numpy as np
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
-_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "trilinear", "area")
-_LINEAR_DIM = {"linear": 1, "bilinear": 2, "trilinear": 3}
+from ._interp_taps import antialias_taps, area_scale, cubic_taps
+
+_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area")
+_LINEAR_DIM = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}  # (the one spatial rank each takes)
 
 
 def _nearest_index(in_size, out_size, scale, exact, shortcut):
@@ -54,14 +66,15 @@ def _nearest_index(in_size, out_size, scale, exact, shortcut):
 
 
 def _linear_index(in_size, out_size, scale, align_corners):
-    """(i0, i1, w0, w1) of PyTorch's linear interpolation (compute_source_index_and_lambda) along one axis."""
+    """The taps ``((i0, w0), (i1, w1))`` of PyTorch's linear interpolation (compute_source_index_and_lambda)
+    along one axis."""
     i = np.arange(out_size)
     if out_size == in_size:  # (a copy, whatever the scale: PyTorch's shortcut)
-        return i, i, np.ones(out_size), np.zeros(out_size)
+        return (i, np.ones(out_size)), (i, np.zeros(out_size))
     if align_corners:
         s = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
     else:
-        s = 1.0 / scale if scale is not None and scale > 0 else in_size / out_size
+        s = area_scale(in_size, out_size, scale, False)
     if align_corners:
         src = s * i
     else:
@@ -69,7 +82,7 @@ def _linear_index(in_size, out_size, scale, align_corners):
     i0 = np.minimum(np.floor(src.astype(np.float32)).astype(np.int64), in_size - 1)
     w1 = np.clip(src - i0, 0.0, 1.0)
     i1 = i0 + (i0 < in_size - 1)
-    return i0, i1, 1.0 - w1, w1
+    return (i0, 1.0 - w1), (i1, w1)
 
 
 def _runs(idx):
@@ -79,8 +92,9 @@ def _runs(idx):
 
 
 class Resample(Function):
-    """x (N, C, *spatial) -> (N, C, *out): per spatial axis ``d``, ``plans[d]`` is ``(i0,)`` (nearest) or
-    ``(i0, i1, w0, w1)`` (linear), numpy arrays over the output positions along that axis."""
+    """x (N, C, *spatial) -> (N, C, *out): per spatial axis ``d``, ``plans[d]`` is a tuple of taps
+    ``(index, weight)``, numpy vectors over the output positions along that axis (weight None: 1; index -1:
+    no tap there); the output is the taps' weighted reads, added in order."""
 
     reads = ((),)  # (backward reads only the sizes and its own index plans, as PyTorch's upsample backward)
 
@@ -88,31 +102,33 @@ class Resample(Function):
         xp = get_array_module(x)
         self.plans, self.in_shape = plans, x.shape
         y = x
-        for d in range(len(plans) - 1, -1, -1):  # (the last axis first: PyTorch's kernel nests its sums so)
-            axis, plan = d + 2, plans[d]
-            i0 = xp.asarray(plan[0])
-            if len(plan) == 1:
-                y = xp.take(y, i0, axis=axis)
-                continue
+        for d in range(len(plans) - 1, -1, -1):  # (the last axis first: PyTorch's kernels nest their sums so)
+            axis, out = d + 2, None
             shape = (-1,) + (1,) * (y.ndim - axis - 1)
-            w0 = xp.asarray(plan[2].astype(x.dtype, copy=False).reshape(shape))
-            w1 = xp.asarray(plan[3].astype(x.dtype, copy=False).reshape(shape))
-            y = xp.take(y, i0, axis=axis) * w0 + xp.take(y, xp.asarray(plan[1]), axis=axis) * w1
+            for idx, w in plans[d]:
+                valid = idx >= 0
+                t = xp.take(y, xp.asarray(np.where(valid, idx, 0)), axis=axis)
+                if not valid.all():  # (PyTorch reads nothing outside an antialiasing window: no inf * 0 there)
+                    t = xp.where(xp.asarray(valid.reshape(shape)), t, xp.zeros((), dtype=t.dtype))
+                if w is not None:
+                    t = t * xp.asarray(w.astype(x.dtype, copy=False).reshape(shape))
+                out = t if out is None else out + t
+            y = out
         return y  # (a new array: every axis is resampled, by a copy at least)
 
     def backward(self, g):
         xp = get_array_module(g)
         plans = self.plans
         for d in range(len(plans)):  # (the reverse of forward's order)
-            axis, plan = d + 2, plans[d]
+            axis = d + 2
             gx = xp.zeros(g.shape[:axis] + (self.in_shape[axis],) + g.shape[axis + 1:], dtype=g.dtype)
             lead = (slice(None),) * axis
-            pairs = [(plan[0], None)] if len(plan) == 1 else [(plan[0], plan[2]), (plan[1], plan[3])]
             shape = (-1,) + (1,) * (g.ndim - axis - 1)
-            for idx, w in pairs:
+            for idx, w in plans[d]:
                 gw = g if w is None else g * xp.asarray(w.astype(g.dtype, copy=False).reshape(shape))
-                for sel, pos in _runs(idx):
-                    gx[lead + (xp.asarray(pos),)] += gw[lead + (xp.asarray(sel),)]
+                used = np.flatnonzero(idx >= 0)
+                for sel, pos in _runs(idx[used]):
+                    gx[lead + (xp.asarray(pos),)] += gw[lead + (xp.asarray(used[sel]),)]
             g = gx
         return (g,)
 
@@ -133,31 +149,34 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                 recompute_scale_factor=None, antialias=False):
     """Resample ``input`` (N, C, *spatial) to ``size`` or by ``scale_factor`` (PyTorch's ``F.interpolate``).
 
-    Modes: 'nearest', 'nearest-exact', 'linear' (3-D input), 'bilinear' (4-D), 'trilinear' (5-D) and
-    'area' (3-D, 4-D or 5-D: adaptive average pooling). ``align_corners`` is for the linear modes only
-    (None means False). ``recompute_scale_factor=True`` interpolates as for the size the scale gives
-    (``floor(in * scale)``); otherwise the scale itself sets the source positions. ``antialias`` is not
-    supported.
+    Modes: 'nearest', 'nearest-exact', 'linear' (3-D input), 'bilinear' (4-D), 'bicubic' (4-D: PyTorch's
+    cubic convolution, A = -0.75, border positions repeated, output not clamped), 'trilinear' (5-D) and
+    'area' (3-D, 4-D or 5-D: adaptive average pooling). ``align_corners`` is for the interpolating modes
+    only (None means False). ``recompute_scale_factor=True`` interpolates as for the size the scale gives
+    (``floor(in * scale)``); otherwise the scale itself sets the source positions. ``antialias=True``
+    (bilinear and bicubic, 4-D input) resamples with PyTorch's antialiasing filters: a triangle or a cubic
+    (a = -0.5) widened by the scale when downsampling, with weights normalized to sum to 1.
     """
     if mode not in _MODES:
         raise NotImplementedError(f"interpolate: mode must be one of {', '.join(_MODES)}, got {mode!r}")
     if mode in ("nearest", "nearest-exact", "area") and align_corners is not None:
         raise ValueError("interpolate: align_corners option can only be set with the interpolating modes: "
-                         "linear | bilinear | trilinear")
-    if antialias:
-        raise NotImplementedError("interpolate: antialias=True is not supported")
+                         "linear | bilinear | bicubic | trilinear")
     if input.ndim not in (3, 4, 5):
         raise NotImplementedError(f"interpolate: expected a 3-D, 4-D or 5-D input (N, C, *spatial), got "
                                   f"{input.ndim}-D input of shape {tuple(input.shape)}")
     dim = input.ndim - 2
-    if mode in _LINEAR_DIM and _LINEAR_DIM[mode] != dim:
-        raise NotImplementedError(f"interpolate: got {input.ndim}-D input, but {mode} mode needs "
-                                  f"{_LINEAR_DIM[mode] + 2}-D input")
     if (size is None) == (scale_factor is None):
         raise ValueError("interpolate: " + ("only one of size or scale_factor should be defined" if size is not None
                                             else "either size or scale_factor should be defined"))
     if recompute_scale_factor and size is not None:
         raise ValueError("interpolate: recompute_scale_factor is not meaningful with an explicit size")
+    if antialias and not (mode in ("bilinear", "bicubic") and input.ndim == 4):  # (PyTorch's check, a ValueError)
+        raise ValueError(f"interpolate: antialias=True is for the bilinear and bicubic modes on a 4-D input "
+                         f"(N, C, H, W), got mode {mode!r} and {input.ndim}-D input")
+    if mode in _LINEAR_DIM and _LINEAR_DIM[mode] != dim:
+        raise NotImplementedError(f"interpolate: got {input.ndim}-D input, but {mode} mode needs "
+                                  f"{_LINEAR_DIM[mode] + 2}-D input")
     spatial = tuple(input.shape[2:])
     scales = [None] * dim
     if size is not None:
@@ -176,7 +195,12 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         return pool(input, out[0] if dim == 1 else tuple(out))
     if mode in ("nearest", "nearest-exact"):
         exact, shortcut = mode == "nearest-exact", mode == "nearest" and dim == 2
-        plans = tuple((_nearest_index(n, o, s, exact, shortcut),) for n, o, s in zip(spatial, out, scales))
+        plans = tuple(((_nearest_index(n, o, s, exact, shortcut), None),) for n, o, s in zip(spatial, out, scales))
+    elif antialias:
+        plans = tuple(antialias_taps(n, o, s, bool(align_corners), mode == "bicubic")
+                      for n, o, s in zip(spatial, out, scales))
+    elif mode == "bicubic":
+        plans = tuple(cubic_taps(n, o, s, bool(align_corners)) for n, o, s in zip(spatial, out, scales))
     else:
         plans = tuple(_linear_index(n, o, s, bool(align_corners)) for n, o, s in zip(spatial, out, scales))
     return Resample.apply(input, plans=plans)
