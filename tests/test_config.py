@@ -265,7 +265,9 @@ def test_validation_monitors_need_a_validation_split(tmp_path):
                                         "schedule.name=plateau", "schedule.monitor=train_accuracy"])
     load_config("digits_mlp", no_val + ["checkpoint.keep_best=true", "checkpoint.monitor=val_loss"])
     # Datasets that bring their own validation split regardless of data.val_fraction.
-    load_config("xor", no_val + ["early_stopping.enabled=true"])
+    load_config("xor", ["early_stopping.enabled=true"])  # (its 4 points are every split: a val_fraction is refused)
+    with pytest.raises(ConfigError, match=r"dataset 'xor' brings its own split .* ignores data\.val_fraction = 0"):
+        load_config("xor", no_val + ["early_stopping.enabled=true"])
     own = _npz(tmp_path / "own.npz", with_val=True)
     load_config("digits_mlp", no_val + ["data.name=npz", f"data.path={own}", "early_stopping.enabled=true"])
     load_config("digits_mlp", no_val + [f"data.name={own}", "early_stopping.enabled=true"])

@@ -226,8 +226,11 @@ def test_set_schedule_name_puts_the_files_options_of_another_schedule_back_to_th
     path.write_text('[schedule]\nname = "cosine"\nT_max = 7\neta_min = 0.001\ngamma = 0.5\n')
     cfg = load_config(str(path), ["schedule.name=step", "schedule.step_size=3"])
     assert "T_max" not in cfg.schedule and cfg.schedule.eta_min == 0.0 and cfg.schedule.gamma == 0.5
-    # the file's own schedule: its other options are left, as the optimizer's are (a run record holds them)
-    assert load_config(str(path)).schedule.gamma == 0.5
+    # the file's own schedule: an option of another is refused, as a --set one is (was: left, and ignored;
+    # tests/test_config_options_in_files.py)
+    with pytest.raises(ConfigError, match=r"schedule 'cosine' does not take schedule\.gamma \(an option of step, "
+                                          r"multistep, exponential and cyclic\): cosine would ignore it; remove gamma"):
+        load_config(str(path))
 
 
 @pytest.mark.parametrize("key", sorted(SCHEDULE_OPTIONS))

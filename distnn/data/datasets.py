@@ -64,6 +64,7 @@ class DatasetEntry:
     description: str
     source: object  # callable(**options) -> RawData
     needs_path: bool = False  # the source cannot work without data.path
+    split: str = "stratified"  # the RawData.split its source returns (a config checks the split keys by it)
 
     def options(self) -> dict:
         """The source's options and their defaults (``path`` is required when it has no default)."""
@@ -92,12 +93,30 @@ class DatasetEntry:
 _REGISTRY: dict[str, DatasetEntry] = {}
 
 
-def register_dataset(name: str, description: str, needs_path: bool = False):
-    """Decorator: register ``fn(**options) -> RawData`` under ``name``."""
+def register_dataset(name: str, description: str, needs_path: bool = False, split: str = "stratified"):
+    """Decorator: register ``fn(**options) -> RawData`` under ``name``. ``split``: the ``RawData.split`` the
+    source returns, declared so that a config's split keys can be checked before any data is loaded
+    (:func:`split_keys_ignored`)."""
     def deco(fn):
-        _REGISTRY[name] = DatasetEntry(name, description, fn, needs_path)
+        _REGISTRY[name] = DatasetEntry(name, description, fn, needs_path, split)
         return fn
     return deco
+
+
+#: why a dataset of each split kind (``DatasetEntry.split``) ignores split keys, in words
+SPLIT_KINDS = {"same": "every split is all of its data",
+               "given": "it cuts its own splits in order, with no random draw for a seed to change"}
+
+
+def split_keys_ignored(name: str) -> tuple:
+    """The ``[data]`` split keys (``val_fraction``, ``test_fraction``, ``split_seed``) registered dataset
+    ``name`` never reads: all three where every split is the same data (xor), ``split_seed`` (and the
+    fractions unless it takes them as options, as charlm does) where the source cuts its own splits."""
+    entry = get_dataset_entry(name)
+    if entry.split not in SPLIT_KINDS:
+        return ()
+    taken = entry.options() if entry.split == "given" else {}
+    return tuple(k for k in ("val_fraction", "test_fraction", "split_seed") if k not in taken)
 
 
 def list_datasets() -> list[tuple[str, str]]:
@@ -207,7 +226,7 @@ def _csv(path: str | None = None, label_column: int | str = -1, header: bool | s
 
 # ---------------------------------------------------------------- synthetic
 
-@register_dataset("xor", "the four XOR points (every split is the same 4 points)")
+@register_dataset("xor", "the four XOR points (every split is the same 4 points)", split="same")
 def _xor():
     return RawData({"all": synthetic.xor_points()}, 2, ["0", "1"], split="same")
 
@@ -249,7 +268,8 @@ def _seq_majority(n_samples: int = 2000, length: int = 16, vocab_size: int = 4, 
     return _tokens(x, y, c, vocab_size)
 
 
-@register_dataset("charlm", "next-character prediction on a small built-in text, or a UTF-8 file at data.path")
+@register_dataset("charlm", "next-character prediction on a small built-in text, or a UTF-8 file at data.path",
+                  split="given")
 def _charlm(path: str | None = None, seq_len: int = 64, stride: int | None = None, val_fraction: float = 0.1,
             test_fraction: float = 0.1):
     parts, vocab = text.char_lm_splits(text.load_text(path), seq_len, stride, val_fraction, test_fraction)

@@ -88,6 +88,7 @@ from .config_values import _check_value, _describe, _get_path, _int64_problems, 
 from .config_overrides import apply_overrides, parse_override
 from . import config_checks as checks  # (it reads this module's helpers at call time)
 from . import optimizer_defaults, schedule_defaults  # (as config_checks: they read this module's helpers at call time)
+from .config_inactive import warn_inactive
 from .config_hints import suggest_key  # (config_checks and the CLI take it from here)
 from .config_record import RUN_RECORD_HEADER, dump_config, dump_run_config, save_config
 from . import toml_writer as _toml
@@ -150,6 +151,7 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
         checks.check_model(extras["model"], out, problems, known, recorded["model"], override_keys)
     if "name" in out["data"]:
         checks.check_data(extras["data"], out, problems, known, recorded["data"])
+        checks.check_split_keys(out, problems, override_keys)
     if not problems:  # relations between keys are only meaningful once each key is valid
         checks.check_optimizer_options(out, problems, override_keys)
         optimizer_defaults.resolve_optimizer_defaults(out, problems, recorded["optimizer"])
@@ -248,15 +250,21 @@ def loads_config(text: str, overrides=(), source: str = "<string>", default_name
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"invalid TOML: {e}", source) from None
-    if text.lstrip("\ufeff").startswith(RUN_RECORD_HEADER):
+    record = text.lstrip("\ufeff").startswith(RUN_RECORD_HEADER)
+    if record:
         checks.drop_data_decided_in_record(raw)
         checks.drop_ignored_in_record(raw)
         checks.reset_ignored_interval_in_record(raw)
+        checks.drop_options_not_taken(raw)
+        checks.reset_split_keys_in_record(raw)
         optimizer_defaults.drop_shared_defaults_not_taken(raw)
         schedule_defaults.drop_old_defaults_not_read(raw)
         if RECORDED_DEFAULTS not in raw:
             checks.drop_unused_in_old_record(raw)
-    return config_from_dict(raw, overrides, source, default_name)
+    cfg = config_from_dict(raw, overrides, source, default_name)
+    if not record:  # (a record holds every key, its switches' settings too)
+        warn_inactive(cfg)
+    return cfg
 
 
 def config_from_dict(raw: dict, overrides=(), source: str = "<dict>", default_name: str = "") -> Config:

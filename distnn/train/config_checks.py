@@ -17,11 +17,13 @@ import numpy as np
 from . import config as C
 from . import config_data_checks as _data, config_model_checks as _model, config_option_checks as _options
 from . import config_overrides as _overrides, config_recorded_defaults as _recorded, config_values as _values
-from .config_data_checks import check_data, dataset_kind, dataset_options
+from .config_data_checks import (check_data, check_split_keys, dataset_kind, dataset_options,
+                                 reset_split_keys_in_record)
 from .config_model_checks import (check_model, data_decided_arguments, drop_data_decided_in_record,
                                   drop_ignored_in_record, drop_unused_in_old_record, model_arguments)
 from .config_option_checks import (INTERVAL_IGNORED, OPTIMIZER_NAMESAKES, OPTIMIZER_OPTIONS, SCHEDULE_OPTIONS,
-                                   check_optimizer_options, check_schedule_options, reset_ignored_interval_in_record)
+                                   check_optimizer_options, check_schedule_options, drop_options_not_taken,
+                                   reset_ignored_interval_in_record)
 from .config_origins import Related
 from .config_recorded_defaults import recorded_defaults, split_recorded_defaults
 from .config_schema import MODEL_RESERVED, OPTIMIZER_OWN_DEFAULTS, SCHEDULE_OWN_DEFAULTS, SCHEMA
@@ -36,9 +38,10 @@ _members_change, _plain = _overrides._members_change, _values._plain
 
 __all__ = ["Related", "open_keys", "model_arguments", "data_decided_arguments", "drop_data_decided_in_record",
            "drop_unused_in_old_record", "drop_ignored_in_record", "dataset_options", "check_model",
-           "recorded_defaults", "split_recorded_defaults", "dataset_kind", "check_data", "OPTIMIZER_OPTIONS",
-           "OPTIMIZER_NAMESAKES", "SCHEDULE_OPTIONS", "check_optimizer_options", "check_schedule_options",
-           "INTERVAL_IGNORED", "reset_ignored_interval_in_record", "check_cross", "check_validation_monitors",
+           "recorded_defaults", "split_recorded_defaults", "dataset_kind", "check_data", "check_split_keys",
+           "reset_split_keys_in_record", "OPTIMIZER_OPTIONS", "OPTIMIZER_NAMESAKES", "SCHEDULE_OPTIONS",
+           "check_optimizer_options", "check_schedule_options", "INTERVAL_IGNORED", "reset_ignored_interval_in_record",
+           "drop_options_not_taken", "check_cross", "check_validation_monitors",
            "check_ensemble", "MODEL_RESERVED", "OPTIMIZER_OWN_DEFAULTS", "SCHEDULE_OWN_DEFAULTS", "SCHEMA"]
 
 
@@ -174,6 +177,8 @@ def check_ensemble(raw: dict, out: dict, source: str, problems: list):
                                 f"the data, its splits and the run)")
         member_raw, _ = C.apply_overrides(raw, list(table.items()))
         member_raw.get("ensemble", {}).pop("overrides", None)
+        # (the ensemble's options of another optimizer or schedule than the member's own: back to their defaults)
+        drop_options_not_taken(member_raw, keep=_overrides.override_paths(table))
         try:
             C.validate(member_raw, source, _nested=True)
         except C.ConfigError as err:

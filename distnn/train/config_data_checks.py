@@ -110,3 +110,45 @@ def _absolute_data_paths(data: dict) -> None:
 def _absolute(path: str) -> str:
     # ~ is expanded first: abspath would otherwise make "~/data" a directory named "~" under the cwd.
     return os.path.abspath(os.path.expanduser(path))
+
+
+def _ignored_split_keys(data: dict) -> tuple:
+    """The split keys the dataset ``data.name`` names never reads (``datasets.split_keys_ignored``); () for a
+    name that is not a registered dataset (a file's, or one check_data reports)."""
+    from distnn.data import datasets as dsets
+
+    name = data.get("name")
+    if not isinstance(name, str) or name not in dict(dsets.list_datasets()):
+        return ()
+    return dsets.split_keys_ignored(name)
+
+
+def check_split_keys(out: dict, problems: list, overridden=()):
+    """``data.val_fraction``, ``data.test_fraction`` and ``data.split_seed``, off their default, for a dataset
+    that never reads them (xor: every split is its 4 points; charlm: contiguous stretches, no seed): each is a
+    problem, as a dataset option the dataset does not take is (was: silently ignored). A default is never one.
+    From the config file while --set gave ``data.name``, the --set wins: the key goes back to its default. A
+    run's config.toml that holds one loads without it (:func:`reset_split_keys_in_record`)."""
+    from distnn.data.datasets import SPLIT_KINDS, get_dataset_entry
+
+    data = out["data"]
+    for k in _ignored_split_keys(data):
+        default = SCHEMA[f"data.{k}"].default
+        if data.get(k) == default:
+            continue
+        if "data.name" in overridden and f"data.{k}" not in overridden:
+            data[k] = default
+            continue
+        name = data["name"]
+        why = SPLIT_KINDS[get_dataset_entry(name).split]
+        problems.append(Related(f"dataset {name!r} brings its own split ({why}) and ignores data.{k} = {data[k]!r}:"
+                                f" remove {k} from [data]", f"data.{k}", "data.name"))
+
+
+def reset_split_keys_in_record(raw: dict) -> None:
+    """A run's config.toml may hold a split key its dataset never read (accepted before a config refused one):
+    it goes back to its default, which the run behaved as, and the run re-runs and resumes as it did."""
+    data = raw.get("data")
+    if isinstance(data, dict):
+        for k in _ignored_split_keys(data):
+            data.pop(k, None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 
 from .config_origins import Related
-from .config_overrides import _members_change
+from .config_overrides import _members_change, _override_leaves
 from .config_schema import SCHEMA
 
 
@@ -56,59 +56,94 @@ def _takers(key: str, table=OPTIMIZER_OPTIONS) -> str:
     return f"{', '.join(rest)} and {last}" if rest else last
 
 
-def _options_not_taken(section: str, table: dict, out: dict, problems: list, overridden) -> list:
+def _chosen(out: dict, section: str) -> set:
+    """The ``section.name`` of ``out`` (a config, resolved or raw) and those its ensemble members' overrides
+    choose: an option one of them takes is no option the config gives in vain."""
+    table = out.get(section) if isinstance(out.get(section), dict) else {}
+    names = {table.get("name", SCHEMA[f"{section}.name"].default)}
+    overrides = (out.get("ensemble") or {}).get("overrides") if isinstance(out.get("ensemble"), dict) else None
+    for member in overrides if isinstance(overrides, list) else ():
+        if isinstance(member, dict):
+            names.update(v for k, value in member.items() for path, v in _override_leaves(k, value)
+                         if path == f"{section}.name")
+    return names
+
+
+def _options_not_taken(section: str, table: dict, out: dict, problems: list, overridden):
     """Keys of ``section`` (optimizer, schedule), off their default, that the chosen ``section.name`` does not
-    take (``table``: the names that take each key). Given by --set, each is a problem: it would be ignored.
-    From the config file while --set gave ``section.name``, the --set wins: the key goes back to its default
-    (unset, for an optional key). Returns the others: from the file, with the file's own name."""
+    take (``table``: the names that take each key), nor the name an ensemble member chooses. Each is a problem:
+    it would be ignored, as PyTorch's optimizers refuse a keyword they do not take (TypeError) and Lightning's
+    CLI init_args a class does not take. But from the config file while --set gave ``section.name``, the --set
+    wins: the key goes back to its default (unset, for an optional key). A run's config.toml that holds one
+    loads without it (:func:`drop_options_not_taken`)."""
     o = out[section]
     name = o.get("name")
     if name is None:
-        return []
-    left = []
+        return
+    names = _chosen(out, section)
+    members = sorted(n for n in names - {name} if isinstance(n, str))
+    one = "an optimizer" if section == "optimizer" else "a schedule"
     for k, takers in table.items():
         default = SCHEMA[f"{section}.{k}"].default
-        if k not in o or name in takers or o[k] == default:
+        if k not in o or names & set(takers) or o[k] == default:
             continue
+        also = f", nor would the ensemble members' {', '.join(members)} use it" if members else ""
         if f"{section}.{k}" in overridden:
-            one = "an optimizer" if section == "optimizer" else "a schedule"
             problems.append(Related(
                 f"{section} {name!r} does not take {section}.{k} (an option of {_takers(k, table)}): {name} would "
-                f"ignore it; leave out --set {section}.{k}, or choose {one} that takes it", f"{section}.{k}",
+                f"ignore it{also}; leave out --set {section}.{k}, or choose {one} that takes it", f"{section}.{k}",
                 f"{section}.name"))
         elif f"{section}.name" in overridden:
             if default is None:
                 del o[k]
             else:
                 o[k] = copy.deepcopy(default)
-        else:
-            left.append(k)
-    return left
+        elif section == "optimizer" and k == "nesterov":
+            problems.append(Related(
+                f"optimizer {name!r} does not take optimizer.nesterov = true (an option of {_takers('nesterov')}, "
+                f"with momentum > 0): remove the line nesterov = true from [optimizer], or give --set "
+                f"optimizer.nesterov=false", "optimizer.nesterov", "optimizer.name"))
+        else:  # (was: left, and ignored)
+            problems.append(Related(
+                f"{section} {name!r} does not take {section}.{k} (an option of {_takers(k, table)}): {name} would "
+                f"ignore it{also}; remove {k} from [{section}], or choose {one} that takes it", f"{section}.{k}",
+                f"{section}.name"))
+
+
+def drop_options_not_taken(raw: dict, keep=()) -> None:
+    """Take out of ``raw``'s [optimizer] and [schedule] the options that neither its ``name`` nor one an
+    ensemble member chooses takes, but the dotted keys in ``keep``.
+
+    For a run's config.toml: one may hold such an option (a config file's, accepted and ignored before a
+    config refused one); its run never used it, so it goes, and the run re-runs and resumes as it did. For an
+    ensemble member's config (``keep``: the keys its overrides set): the ensemble's options of another
+    optimizer (schedule) than the member's own go back to their defaults, as they do when --set gives the
+    name."""
+    for section, table in (("optimizer", OPTIMIZER_OPTIONS), ("schedule", SCHEDULE_OPTIONS)):
+        s = raw.get(section)
+        if not isinstance(s, dict):
+            continue
+        names = _chosen(raw, section)
+        for k, takers in table.items():
+            if k in s and not names & set(takers) and f"{section}.{k}" not in keep:
+                del s[k]
 
 
 def check_optimizer_options(out: dict, problems: list, overridden=()):
-    """Optimizer keys, off their default, that the chosen optimizer does not take (``momentum`` for adam).
-
-    Given by --set, each is a problem, as a model argument the model does not take is: it would be ignored.
-    From the config file while --set gave ``optimizer.name``, the --set wins (as ``_set_wins_over_unused``
-    for the model's arguments): ``--set optimizer.name=adam`` on digits_mlp means adam instead of its SGD with
-    Nesterov momentum, so the file's ``momentum`` and ``nesterov`` go back to their defaults (the run's
-    config.toml then records what the optimizer used). From the file with the file's own ``optimizer.name``:
-    ``nesterov`` is a problem, the others are left (and ignored), as before (a run's config.toml may hold
-    them)."""
-    if "nesterov" in _options_not_taken("optimizer", OPTIMIZER_OPTIONS, out, problems, overridden):
-        name = out["optimizer"]["name"]
-        problems.append(Related(
-            f"optimizer {name!r} does not take optimizer.nesterov = true (an option of {_takers('nesterov')}, with "
-            f"momentum > 0): remove the line nesterov = true from [optimizer], or give --set optimizer.nesterov=false",
-            "optimizer.nesterov", "optimizer.name"))
+    """Optimizer keys, off their default, that the chosen optimizer does not take (``momentum`` for adam):
+    each is a problem, whether the config file or --set gives it (PyTorch's optimizers raise TypeError for a
+    keyword they do not take). From the config file while --set gave ``optimizer.name``, the --set wins (as
+    ``_set_wins_over_unused`` for the model's arguments): ``--set optimizer.name=adam`` on digits_mlp means
+    adam instead of its SGD with Nesterov momentum, so the file's ``momentum`` and ``nesterov`` go back to
+    their defaults (the run's config.toml then records what the optimizer used). A run's config.toml that
+    holds one (accepted before) loads without it (``drop_options_not_taken``)."""
+    _options_not_taken("optimizer", OPTIMIZER_OPTIONS, out, problems, overridden)
 
 
 def check_schedule_options(out: dict, problems: list, overridden=()):
     """Schedule keys, off their default, that the chosen schedule does not take (``T_max`` for step), as
-    :func:`check_optimizer_options` does for the optimizer's: given by --set, a problem; from the file while
-    --set gave ``schedule.name``, back to their defaults; from the file with its own ``schedule.name``, left
-    (and ignored: a run's config.toml may hold them)."""
+    :func:`check_optimizer_options` does for the optimizer's: a problem, but from the file while --set gave
+    ``schedule.name``, back to their defaults."""
     _options_not_taken("schedule", SCHEDULE_OPTIONS, out, problems, overridden)
     s = out["schedule"]
     default = SCHEMA["schedule.interval"].default

@@ -61,6 +61,12 @@ def _override_leaves(key: str, value):
         yield key, value
 
 
+def override_paths(table: dict) -> set:
+    """The dotted keys an override table (``{"schedule" = {name = "step"}}`` or ``{"schedule.name" = "step"}``,
+    an ensemble member's) sets."""
+    return {path for k, v in table.items() for path, _ in _override_leaves(k, v)}
+
+
 def _members_change(out: dict, key: str) -> bool:
     """Whether an ensemble member's overrides set ``key`` (``model.name``); ``out``: a config, resolved or raw."""
     overrides = (out.get("ensemble") or {}).get("overrides") if isinstance(out.get("ensemble"), dict) else None

@@ -71,7 +71,8 @@ SCHEMA: dict[str, Key] = {
                                "so metrics match 1 rank bitwise)", (">=", 1)),
     "data.val_fraction": _k("float", 0.1, "fraction of samples held out for validation", NONNEG, ("<", 1)),
     "data.test_fraction": _k("float", 0.2, "fraction of samples held out for the final test", NONNEG, ("<", 1)),
-    "data.split_seed": _k("int", 0, "seed of the fixed stratified split (independent of run.seed)", NONNEG),
+    "data.split_seed": _k("int", 0, "seed of the fixed stratified split (independent of run.seed; a dataset that "
+                          "brings its own split, xor or charlm, refuses one)", NONNEG),
     "data.standardize": _k("str", "feature", "statistics fitted on the training split: per feature, per "
                            "channel, one global mean/std, or none",
                            choices=("feature", "channel", "global", "none")),
@@ -101,9 +102,9 @@ SCHEMA: dict[str, Key] = {
     "optimizer.lr": _k("float", None, "base learning rate (before linear scaling)", POS, optional=True),
     # (lr, momentum, weight_decay and eps: unset, the chosen optimizer's own default; see OPTIMIZER_OWN_DEFAULTS)
     "optimizer.momentum": _k("float", None, "momentum (sgd, rmsprop, lars)", NONNEG, ("<", 1), optional=True),
-    "optimizer.nesterov": _k("bool", False, "Nesterov momentum (sgd, lars; needs momentum > 0). An option another "
-                               "optimizer does not take is an error when --set gives it; when --set gives "
-                               "optimizer.name, the config file's go back to their defaults"),
+    "optimizer.nesterov": _k("bool", False, "Nesterov momentum (sgd, lars; needs momentum > 0). An option the chosen "
+                               "optimizer does not take is an error (in the config file or by --set); when --set "
+                               "gives optimizer.name, the config file's go back to their defaults"),
     "optimizer.weight_decay": _k("float", None, "L2 weight decay (decoupled for adamw)", NONNEG, optional=True),
     "optimizer.l1": _k("float", 0.0, "L1 regularization: adds l1 * sign(w) to each gradient (the gradient of "
                        "l1 * sum |w|; the logged loss leaves it out); no_decay_bias_norm exempts biases and norm "
@@ -130,10 +131,11 @@ SCHEMA: dict[str, Key] = {
     "optimizer.no_decay_bias_norm": _k("bool", True, "exempt biases and normalization weights from weight decay "
                                              "and the l1 penalty (and, for lars/lamb, from layer adaptation)"),
     # --- schedule
-    "schedule.name": _k("str", "constant", "learning-rate schedule. An option (step_size, gamma, ...) another schedule "
-                        "does not take is an error when --set gives it; when --set gives schedule.name, the config "
-                        "file's go back to their defaults. MultiplicativeLR and ChainedScheduler (a function, a "
-                        "list of schedulers) are library API only (distnn.optim.lr_scheduler)",
+    "schedule.name": _k("str", "constant", "learning-rate schedule. An option (step_size, gamma, ...) the chosen "
+                        "schedule does not take is an error (in the config file or by --set); when --set gives "
+                        "schedule.name, the config file's go back to their defaults. MultiplicativeLR and "
+                        "ChainedScheduler (a function, a list of schedulers) are library API only "
+                        "(distnn.optim.lr_scheduler)",
                         choices=("constant", "step", "multistep", "exponential", "cosine", "plateau", "onecycle",
                                  "polynomial", "cyclic", "constant_factor")),
     "schedule.interval": _k("str", "epoch", "advance the schedule every epoch or every optimizer step (constant, "
@@ -202,7 +204,8 @@ SCHEMA: dict[str, Key] = {
                           choices=("skip", "error")),
     "train.max_nonfinite": _k("int", 10, "stop after this many consecutive skipped steps", (">=", 1)),
     # --- early stopping
-    "early_stopping.enabled": _k("bool", False, "stop when the monitored metric stops improving"),
+    "early_stopping.enabled": _k("bool", False, "stop when the monitored metric stops improving (off: the other "
+                                "early_stopping keys are unused, and a config that sets one warns)"),
     "early_stopping.monitor": _k("str", "val_loss", "metric watched", choices=MONITORS),
     "early_stopping.mode": _k("str", "auto", "min or max (auto: from the metric name)", choices=MODES),
     "early_stopping.patience": _k("int", 10, "evaluations without improvement before stopping", (">=", 1)),

@@ -9,6 +9,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from .config_option_checks import drop_options_not_taken
+from .config_overrides import override_paths
 from .ensemble_config import EnsembleError, EnsembleSettings, _get, _set, ensemble_settings
 from .run_dir import MEMBERS_DIR
 
@@ -36,6 +38,9 @@ def member_config(cfg: dict, member: int, settings: EnsembleSettings | None = No
         _set(out, key, copy.deepcopy(value))
     ens = out.setdefault("ensemble", {})
     ens.update({"members": 1, "member": int(member), "vary": list(settings.vary), "overrides": []})
+    # The ensemble's options of another optimizer or schedule than the member's own go back to their defaults
+    # (they are for the members whose overrides choose one that takes them).
+    drop_options_not_taken(out, keep=override_paths(settings.overrides[member]))
     # Checkpoints are per member: an explicit checkpoint.dir gets a member-k subdirectory, and resuming
     # from an ensemble's run directory (or checkpoint root) resumes each member from its own part of it.
     ckdir, resume = _get(cfg, "checkpoint.dir"), _get(cfg, "checkpoint.resume")
