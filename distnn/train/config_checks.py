@@ -20,7 +20,7 @@ from . import config_overrides as _overrides, config_recorded_defaults as _recor
 from .config_data_checks import (check_data, check_split_keys, dataset_kind, dataset_options,
                                  reset_split_keys_in_record)
 from .config_model_checks import (check_model, data_decided_arguments, drop_data_decided_in_record,
-                                  drop_ignored_in_record, drop_unused_in_old_record, model_arguments)
+                                  drop_ignored_in_record, model_arguments)
 from .config_option_checks import (INTERVAL_IGNORED, OPTIMIZER_NAMESAKES, OPTIMIZER_OPTIONS, SCHEDULE_OPTIONS,
                                    check_optimizer_options, check_schedule_options, drop_options_not_taken,
                                    reset_ignored_interval_in_record)
@@ -37,7 +37,7 @@ _RECORDED_KEYS = _recorded._RECORDED_KEYS
 _members_change, _plain = _overrides._members_change, _values._plain
 
 __all__ = ["Related", "open_keys", "model_arguments", "data_decided_arguments", "drop_data_decided_in_record",
-           "drop_unused_in_old_record", "drop_ignored_in_record", "dataset_options", "check_model",
+           "drop_ignored_in_record", "dataset_options", "check_model",
            "recorded_defaults", "split_recorded_defaults", "dataset_kind", "check_data", "check_split_keys",
            "reset_split_keys_in_record", "OPTIMIZER_OPTIONS", "OPTIMIZER_NAMESAKES", "SCHEDULE_OPTIONS",
            "check_optimizer_options", "check_schedule_options", "INTERVAL_IGNORED", "reset_ignored_interval_in_record",
