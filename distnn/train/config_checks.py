@@ -169,16 +169,21 @@ def _may_bring_validation_split(data: dict) -> bool:
 
 
 def check_ensemble(raw: dict, out: dict, source: str, problems: list):
-    """Each member's overrides must give a valid config (the data may not change)."""
+    """Each member's overrides must give a valid config (the data may not change). A member's ``[model]`` is
+    the ensemble's as checked (the --set model.* already won over the file's: ``--set model.arch=lstm`` dropped
+    the file's ``nhead``), as ``member_config`` builds it, with the member's overrides winning over that."""
+    raw = {**raw, "model": out["model"]}
     for i, table in enumerate(out["ensemble"]["overrides"]):
         for key in table:
             if key.split(".")[0] in ("data", "ensemble", "run") and not key.startswith("data.augment"):
                 problems.append(f"ensemble.overrides[{i}]: '{key}' cannot differ between members (members share "
                                 f"the data, its splits and the run)")
-        member_raw, _ = C.apply_overrides(raw, list(table.items()))
+        member_raw, keys = C.apply_overrides(raw, list(table.items()))
         member_raw.get("ensemble", {}).pop("overrides", None)
-        # (the ensemble's options of another optimizer or schedule than the member's own: back to their defaults)
+        # (the ensemble's options of another optimizer or schedule than the member's own: back to their defaults;
+        # its model arguments that the member's own make the model ignore, model.arch = "lstm"'s nhead: dropped)
         drop_options_not_taken(member_raw, keep=_overrides.override_paths(table))
+        _model.drop_switched_off_by_member(member_raw, keys)
         try:
             C.validate(member_raw, source, _nested=True)
         except C.ConfigError as err:

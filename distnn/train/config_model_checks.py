@@ -72,6 +72,26 @@ def _set_wins_over_unused(table, given: dict, defaults: dict, overridden) -> lis
     return drop
 
 
+def drop_switched_off_by_member(raw: dict, member_keys) -> None:
+    """An ensemble member's config (``raw``: the ensemble's with the member's overrides applied;
+    ``member_keys``: the dotted keys those set) less each model argument of the ensemble's config that the
+    member's overrides make the model ignore, as --set does (``_set_wins_over_unused``): a member's
+    ``model.arch = "lstm"`` drops the file's transformer ``nhead`` for that member alone, and a member's
+    ``model.sizes`` the file's ``hidden_sizes``. An argument the member gives itself stays a problem."""
+    model = raw.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        return
+    table = _argument_table(model["name"])
+    if table is None:
+        return
+    from distnn.models import registry
+    from distnn.models.arguments import signature_defaults
+
+    for k in _set_wins_over_unused(table, model, signature_defaults(registry._MODELS[model["name"].lower()]),
+                                   member_keys):
+        model.pop(k, None)
+
+
 def _none_by_set(extra: dict, out: dict, overridden) -> dict:
     """``extra`` with ``--set model.KEY=none`` (or ``null``) read as None where the model's rule allows None.
 
