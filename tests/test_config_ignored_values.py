@@ -2,7 +2,8 @@
 silently unused): CharLM's per-arch arguments (``hidden_size`` sizes its LSTM; ``nhead``, ``dim_feedforward``
 and ``max_len`` its transformer), the sequence classifiers' ``input_size`` beside ``vocab_size`` (token inputs)
 and their embedding's ``embedding_dim``/``padding_idx`` without it. Defaults never trigger it, ``--set`` of the
-deciding key wins over the file's (as for the optimizer's options), and a run's config.toml that holds such a
+deciding key wins over the file's (as for the optimizer's options), an ensemble member's override of it over the
+ensemble's config (for that member alone), and a run's config.toml that holds such a
 value still loads (its model was built without it). An LSTM's dropout with one layer warns, as PyTorch's does.
 """
 import tomllib
@@ -41,6 +42,82 @@ def test_set_of_the_deciding_key_wins_over_the_files_arguments():
     assert cfg.model.arch == "lstm" and "nhead" not in cfg.model and "dim_feedforward" not in cfg.model
     cfg = load_config("sequence_lstm", ["model.vocab_size=none", "model.input_size=1"])
     assert "embedding_dim" not in cfg.model and cfg.model.input_size == 1
+
+
+_LSTM_MEMBER = ["ensemble.members=2", 'ensemble.overrides=[{}, {"model.arch" = "lstm"}]']
+
+
+def test_a_members_arch_drops_the_files_options_of_the_other_arch_for_that_member_alone(tmp_path):
+    # charlm.toml gives arch = "transformer" with nhead and dim_feedforward. A member with arch = "lstm" was
+    # refused ("ensemble.overrides[1]: model.nhead is ignored with model.arch = 'lstm'") where --set
+    # model.arch=lstm drops them: a member's override wins over the ensemble's config as --set wins over the file.
+    cfg = load_config("charlm", _LSTM_MEMBER)
+    assert (cfg.model.arch, cfg.model.nhead, cfg.model.dim_feedforward) == ("transformer", 4, 256)
+    assert member_config(cfg, 0).model == load_config("charlm").model
+    assert member_config(cfg, 1).model == load_config("charlm", ["model.arch=lstm"]).model
+    assert dict(member_config(cfg, 1).model)["hidden_size"] == 128  # (the LSTM's default, recorded)
+    # the same overrides written in the file; the ensemble's record and the member's own reload
+    path = tmp_path / "ens.toml"
+    path.write_text('[data]\nname = "charlm"\n[model]\nname = "charlm"\nnhead = 2\ndim_feedforward = 64\n'
+                    '[ensemble]\nmembers = 2\noverrides = [{}, { "model.arch" = "lstm" }]\n')
+    cfg = load_config(str(path))
+    assert loads_config(dump_run_config(cfg)) == cfg and member_config(cfg, 0).model.nhead == 2
+    member = member_config(cfg, 1)
+    assert member.model.arch == "lstm" and "nhead" not in member.model and "dim_feedforward" not in member.model
+    assert loads_config(dump_run_config(member)) == member
+    # the other way round: a transformer member of an LSTM config gets the transformer's defaults
+    cfg = load_config("charlm", ["model.arch=lstm", "model.hidden_size=32", "ensemble.members=2",
+                                 'ensemble.overrides=[{}, {"model.arch" = "transformer"}]'])
+    assert cfg.model.hidden_size == 32 and member_config(cfg, 0).model.hidden_size == 32
+    assert member_config(cfg, 1).model == load_config("charlm").model
+
+
+def test_an_ensemble_with_an_lstm_member_of_a_transformer_config_trains_and_loads(tmp_path):
+    from distnn.train.job import run_training
+    from distnn.train.run_dir import load_model
+
+    small = ["train.epochs=1", "run.plots=false", "checkpoint.enabled=false", "data.seq_len=16", "data.stride=64",
+             "model.d_model=16", "model.dim_feedforward=32", "model.num_layers=1", "model.dropout=0.0"]
+    run_training("charlm", [*small, *_LSTM_MEMBER], out=str(tmp_path / "run"), quiet=True)
+    model, _, _ = load_model(str(tmp_path / "run"))
+    assert [m.arch for m in model.members] == ["transformer", "lstm"]
+    member = tomllib.loads((tmp_path / "run" / "members" / "member-1" / "config.toml").read_text())["model"]
+    assert member["arch"] == "lstm" and "dim_feedforward" not in member and "nhead" not in member
+
+
+@pytest.mark.parametrize("config, sets", [
+    ("charlm", ["model.arch=lstm"]),  # (the file's nhead and dim_feedforward go)
+    ("digits_mlp", ["model.sizes=[64, 32, 10]"]),  # (the file's hidden_sizes goes)
+    ("digits_mlp", ["model.norm=none"]),
+])
+def test_a_set_that_wins_over_the_files_model_arguments_does_so_for_every_member(config, sets):
+    # each member's config was checked from the file's [model] as if the --set were the file's own: with any
+    # per-member overrides, "model.nhead is ignored with model.arch = 'lstm'" (or "both given", or "got 'none'")
+    cfg = load_config(config, [*sets, "ensemble.members=2", 'ensemble.overrides=[{}, {"optimizer.lr" = 0.01}]'])
+    assert member_config(cfg, 0).model == member_config(cfg, 1).model == load_config(config, sets).model
+    # a member's own option of the other arch is still refused, as a second --set of it is
+    with pytest.raises(ConfigError, match=r"ensemble\.overrides\[1\]: model\.nhead is ignored"):
+        load_config("charlm", ["model.arch=lstm", "ensemble.members=2", 'ensemble.overrides=[{}, {"model.nhead" = 2}]'])
+
+
+def test_a_members_own_option_of_another_arch_is_still_refused():
+    with pytest.raises(ConfigError, match=r"ensemble\.overrides\[1\]: model\.nhead is ignored with model\.arch = "
+                                          r"'lstm': the model uses it only with arch = 'transformer'") as err:
+        load_config("charlm", ["ensemble.members=2",
+                               'ensemble.overrides=[{}, {"model.arch" = "lstm", "model.nhead" = 2}]'])
+    assert "dim_feedforward" not in str(err.value)  # (the file's: dropped for that member)
+    with pytest.raises(ConfigError, match=r"ensemble\.overrides\[1\]: model\.hidden_size is ignored"):
+        load_config("charlm", ["ensemble.members=2", 'ensemble.overrides=[{}, {"model.hidden_size" = 64}]'])
+
+
+def test_a_members_sizes_replaces_the_files_hidden_sizes_for_that_member_alone():
+    # as --set model.sizes=[...] does on digits_mlp (hidden_sizes = [256, 128]): it was refused as "both given"
+    cfg = load_config("digits_mlp", ["ensemble.members=2", 'ensemble.overrides=[{}, {"model.sizes" = [64, 32, 10]}]'])
+    assert member_config(cfg, 0).model.hidden_sizes == [256, 128]
+    assert member_config(cfg, 1).model == load_config("digits_mlp", ["model.sizes=[64, 32, 10]"]).model
+    with pytest.raises(ConfigError, match="model.sizes and model.hidden_sizes are both given"):
+        load_config("digits_mlp", ["ensemble.members=2", 'ensemble.overrides=[{}, {"model.sizes" = [64, 32, 10], '
+                                   '"model.hidden_sizes" = [8]}]'])
 
 
 def test_defaults_never_trigger_it_and_are_not_recorded_for_the_other_arch():

@@ -96,7 +96,7 @@ def test_every_argument_of_a_model_has_a_rule_and_the_table_names_only_arguments
     # a rule for each argument a config may give (else an unchecked value reaches the model), none for another
     assert sorted(table.rules) == sorted([*args, *decided])
     assert set(decided).isdisjoint(args)  # (the data decides them: a config may not give them)
-    assert all(k in args and other in args for k, other in table.unused_with.items())
+    assert all(k in args and o.other in args for k, o in table.only_with.items())
 
 
 @pytest.mark.parametrize("cls_name,arg", [(c, a) for c, (_, args) in OFF_DEFAULT.items() for a in args])

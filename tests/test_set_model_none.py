@@ -42,3 +42,18 @@ def test_none_stays_an_error_where_the_argument_takes_no_none():
         load_config("digits_mlp", ["model.activation=none"])
     with pytest.raises(ConfigError, match=r"model.dropout must be a number in \[0, 1\), got 'none'"):
         load_config("digits_mlp", ["model.dropout=none"])
+
+
+def test_set_sizes_none_leaves_the_mlp_its_hidden_sizes(tmp_path):
+    # sizes = None is no sizes: the MLP builds from hidden_sizes. The file's hidden_sizes was dropped as if a
+    # --set sizes list replaced it (the MLP then trained the default 128 units), and a --set hidden_sizes next
+    # to it was refused as "both given".
+    cfg = load_config("digits_mlp", ["model.sizes=none"])  # (the file gives hidden_sizes = [256, 128])
+    assert cfg.model.get("sizes") is None and cfg.model.hidden_sizes == [256, 128]
+    assert "hidden_sizes = [256, 128]" in dump_config(cfg)
+    path = tmp_path / "sizes.toml"
+    path.write_text('[model]\nname = "mlp"\nsizes = [64, 32, 10]\n')
+    cfg = load_config(str(path), ["model.sizes=none", "model.hidden_sizes=[8]"])
+    assert cfg.model.get("sizes") is None and cfg.model.hidden_sizes == [8]
+    with pytest.raises(ConfigError, match="model.sizes and model.hidden_sizes are both given"):
+        load_config(str(path), ["model.sizes=[64, 8, 10]", "model.hidden_sizes=[8]"])

@@ -93,6 +93,25 @@ def boolean() -> Rule:
     return Rule("true or false", lambda v: isinstance(v, bool))
 
 
+@dataclass(frozen=True)
+class OnlyWith:
+    """When a model uses an argument: only while ``test(value of other)`` holds (``when`` says so in words,
+    "with arch = 'lstm'"). ``alternative``: the argument and ``other`` are two ways to give one thing (MLP's
+    ``hidden_sizes`` or ``sizes``; see :func:`instead_of`), so giving both is a conflict to the model itself too,
+    and a --set of either replaces the config file's other."""
+
+    other: str
+    test: Callable
+    when: str
+    alternative: bool = False
+
+
+def instead_of(other: str) -> OnlyWith:
+    """An argument the model uses only while ``other`` is None: the two are alternatives (MLP's
+    ``hidden_sizes`` and ``sizes``, which lists the hidden layers too)."""
+    return OnlyWith(other, lambda v: v is None, f"without {other}", alternative=True)
+
+
 class Arguments:
     """A model's argument rules, plus relations between arguments.
 
@@ -103,47 +122,46 @@ class Arguments:
     run only when every rule holds. ``from_data``: arguments that the data's
     ``input_shape`` decides whenever it is given (as the trainer always gives
     it), so that their defaults are not what a run uses: a resolved config
-    does not record them. ``unused_with``: ``{argument: other}``, an argument
-    the model ignores when ``other`` is given (MLP's ``hidden_sizes`` beside
-    ``sizes``): its default is not recorded then either, and giving both is a
-    problem (one of them would be silently ignored). ``only_with``: ``{argument:
-    (other, test, when)}``, an argument the model uses only while ``test(value of
-    other)`` holds (CharLM's ``hidden_size`` with ``arch = "lstm"``; ``when`` says
-    so in words): a config that gives it otherwise is refused
-    (:meth:`ignored`), and its default is not recorded then.
+    does not record them. ``only_with``: ``{argument: OnlyWith}``, an argument
+    the model uses only while another's value says so (CharLM's ``hidden_size``
+    with ``arch = "lstm"``; MLP's ``hidden_sizes`` without ``sizes``, see
+    :func:`instead_of`): a config that gives it otherwise is refused
+    (:meth:`ignored`), and its default is not recorded then (:meth:`unused`).
     """
 
-    def __init__(self, rules: dict, relations=(), from_data=(), unused_with=None, only_with=None):
+    def __init__(self, rules: dict, relations=(), from_data=(), only_with=None):
         self.rules = dict(rules)
         self.relations = tuple(relations)
         self.from_data = tuple(from_data)
-        self.unused_with = dict(unused_with or {})
         self.only_with = dict(only_with or {})
 
     def unused(self, given, defaults: dict | None = None) -> set:
         """The arguments whose defaults a model given the arguments ``given`` (``defaults`` filling the
         others) does not use."""
         merged = {**(defaults or {}), **given}
-        return {*self.from_data, *(k for k, other in self.unused_with.items() if other in given),
-                *(k for k, (other, test, _) in self.only_with.items() if not test(merged.get(other)))}
+        return {*self.from_data, *(k for k, o in self.only_with.items() if not o.test(merged.get(o.other)))}
 
     def ignored(self, given: dict, defaults: dict | None = None, prefix: str = "model.") -> dict:
         """``{argument: problem}`` for each argument of ``given`` that the model would ignore beside the
-        others (``defaults`` filling them): an ``only_with`` argument whose condition does not hold."""
+        others (``defaults`` filling them)."""
         merged = {**(defaults or {}), **given}
         out = {}
-        for k, (other, test, when) in self.only_with.items():
-            if k in given and not test(merged.get(other)):
-                out[k] = (f"{prefix}{k} is ignored with {prefix}{other} = {merged.get(other)!r}: the model uses it "
-                          f"only {when}; remove it (or set {prefix}{other})")
+        for k, o in self.only_with.items():
+            if k not in given or o.test(merged.get(o.other)):
+                continue
+            a, b = prefix + k, prefix + o.other
+            if o.alternative:
+                out[k] = f"{b} and {a} are both given, but {a} is ignored when {b} is: give one of them"
+            else:
+                out[k] = (f"{a} is ignored with {b} = {merged.get(o.other)!r}: the model uses it only {o.when}; "
+                          f"remove it (or set {b})")
         return out
 
-    def drop_ignored(self, values: dict) -> None:
-        """Delete from ``values`` each ``unused_with`` argument given beside the one that makes it unused
-        (old records: a run saved before such pairs were refused was built from the other one alone)."""
-        for k, other in self.unused_with.items():
-            if k in values and other in values:
-                del values[k]
+    def drop_ignored(self, values: dict, defaults: dict | None = None) -> None:
+        """Delete from ``values`` each argument the model ignores beside the others (``defaults`` filling
+        them): old records, whose model was built without it (saved before a config or the model refused one)."""
+        for k in self.ignored(values, defaults):
+            del values[k]
 
     def problems(self, values: dict, prefix: str = "", defaults: dict | None = None) -> list:
         """Every problem with ``values``, each naming ``prefix + argument``; ``defaults`` fill unset ones."""
@@ -152,9 +170,9 @@ class Arguments:
 
         out = [f"{q(k)} must be {self.rules[k].requirement}, got {v!r}"
                for k, v in values.items() if k in self.rules and not self.rules[k].test(v)]
-        # (only the values given: a default of the unused argument is no conflict)
-        out += [f"{q(other)} and {q(k)} are both given, but {q(k)} is ignored when {q(other)} is: give one of them"
-                for k, other in self.unused_with.items() if k in values and other in values]
+        # Alternatives given both (only the values given: a default of the unused one is no conflict; the
+        # model passes an alternative only when its caller gave it, so this holds for the model too).
+        out += [p for k, p in self.ignored(values, prefix=prefix).items() if self.only_with[k].alternative]
         if out:
             return out
         merged = {**(defaults or {}), **values}
@@ -162,7 +180,7 @@ class Arguments:
 
     def check(self, who: str, **values) -> None:
         """Raise ``ValueError("who: ...")`` listing every problem of ``values`` (the model's arguments; an
-        ``unused_with`` argument only when the caller gave it, not its default)."""
+        alternative (:func:`instead_of`) only when the caller gave it, not its default)."""
         found = self.problems(values)
         if found:
             raise ValueError(f"{who}: " + "; ".join(found))
@@ -204,8 +222,8 @@ def tokens_or_features(*token_only: str) -> dict:
     """``only_with`` of a sequence model that reads token ids (``vocab_size`` given: an embedding) or features
     (``input_size``): ``input_size`` is ignored beside ``vocab_size``, and ``token_only`` (the embedding's
     ``embedding_dim``, ``padding_idx``) without it."""
-    return {"input_size": ("vocab_size", lambda v: v is None, "for feature inputs, without vocab_size"),
-            **{k: ("vocab_size", lambda v: v is not None, "for token inputs, with vocab_size")
+    return {"input_size": OnlyWith("vocab_size", lambda v: v is None, "for feature inputs, without vocab_size"),
+            **{k: OnlyWith("vocab_size", lambda v: v is not None, "for token inputs, with vocab_size")
                for k in token_only}}
 
 

@@ -34,9 +34,10 @@ class CharLM(nn.Module):
         **argspec.transformer_stack(),
         "hidden_size": argspec.integer(),
     }, relations=[argspec.heads_divide_width(when=lambda v: v["arch"] == "transformer")],
-        only_with={**{k: ("arch", lambda a: a == "transformer", "with arch = 'transformer'")
+        only_with={**{k: argspec.OnlyWith("arch", lambda a: a == "transformer", "with arch = 'transformer'")
                       for k in ("nhead", "dim_feedforward", "max_len")},
-                   "hidden_size": ("arch", lambda a: a == "lstm", "with arch = 'lstm' (the LSTM's width)")})
+                   "hidden_size": argspec.OnlyWith("arch", lambda a: a == "lstm",
+                                                   "with arch = 'lstm' (the LSTM's width)")})
 
     def __init__(self, vocab_size=None, arch="transformer", d_model=64, nhead=4, num_layers=2, dim_feedforward=256,
                  dropout=0.0, max_len=None, hidden_size=128, num_classes=None, input_shape=None, generator=None):

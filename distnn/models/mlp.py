@@ -61,7 +61,7 @@ class MLP(nn.Sequential):
         "dropout": argspec.probability(),
         "norm": argspec.choice(None, "batch", "layer"),
         "norm_position": argspec.choice(*NORM_POSITIONS),
-    }, relations=[_position_needs_norm], unused_with={"hidden_sizes": "sizes"})
+    }, relations=[_position_needs_norm], only_with={"hidden_sizes": argspec.instead_of("sizes")})
 
     def __init__(self, sizes=None, activation="relu", dropout=0.0, norm=None, hidden_sizes=_HIDDEN_SIZES,
                  num_classes=None, input_shape=None, generator=None, norm_position="before_activation"):

@@ -20,7 +20,7 @@ from . import config_overrides as _overrides, config_recorded_defaults as _recor
 from .config_data_checks import (check_data, check_split_keys, dataset_kind, dataset_options,
                                  reset_split_keys_in_record)
 from .config_model_checks import (check_model, data_decided_arguments, drop_data_decided_in_record,
-                                  drop_ignored_in_record, drop_unused_in_old_record, model_arguments)
+                                  drop_ignored_in_record, model_arguments)
 from .config_option_checks import (INTERVAL_IGNORED, OPTIMIZER_NAMESAKES, OPTIMIZER_OPTIONS, SCHEDULE_OPTIONS,
                                    check_optimizer_options, check_schedule_options, drop_options_not_taken,
                                    reset_ignored_interval_in_record)
@@ -37,7 +37,7 @@ _RECORDED_KEYS = _recorded._RECORDED_KEYS
 _members_change, _plain = _overrides._members_change, _values._plain
 
 __all__ = ["Related", "open_keys", "model_arguments", "data_decided_arguments", "drop_data_decided_in_record",
-           "drop_unused_in_old_record", "drop_ignored_in_record", "dataset_options", "check_model",
+           "drop_ignored_in_record", "dataset_options", "check_model",
            "recorded_defaults", "split_recorded_defaults", "dataset_kind", "check_data", "check_split_keys",
            "reset_split_keys_in_record", "OPTIMIZER_OPTIONS", "OPTIMIZER_NAMESAKES", "SCHEDULE_OPTIONS",
            "check_optimizer_options", "check_schedule_options", "INTERVAL_IGNORED", "reset_ignored_interval_in_record",
@@ -169,16 +169,21 @@ def _may_bring_validation_split(data: dict) -> bool:
 
 
 def check_ensemble(raw: dict, out: dict, source: str, problems: list):
-    """Each member's overrides must give a valid config (the data may not change)."""
+    """Each member's overrides must give a valid config (the data may not change). A member's ``[model]`` is
+    the ensemble's as checked (the --set model.* already won over the file's: ``--set model.arch=lstm`` dropped
+    the file's ``nhead``), as ``member_config`` builds it, with the member's overrides winning over that."""
+    raw = {**raw, "model": out["model"]}
     for i, table in enumerate(out["ensemble"]["overrides"]):
         for key in table:
             if key.split(".")[0] in ("data", "ensemble", "run") and not key.startswith("data.augment"):
                 problems.append(f"ensemble.overrides[{i}]: '{key}' cannot differ between members (members share "
                                 f"the data, its splits and the run)")
-        member_raw, _ = C.apply_overrides(raw, list(table.items()))
+        member_raw, keys = C.apply_overrides(raw, list(table.items()))
         member_raw.get("ensemble", {}).pop("overrides", None)
-        # (the ensemble's options of another optimizer or schedule than the member's own: back to their defaults)
+        # (the ensemble's options of another optimizer or schedule than the member's own: back to their defaults;
+        # its model arguments that the member's own make the model ignore, model.arch = "lstm"'s nhead: dropped)
         drop_options_not_taken(member_raw, keep=_overrides.override_paths(table))
+        _model.drop_switched_off_by_member(member_raw, keys)
         try:
             C.validate(member_raw, source, _nested=True)
         except C.ConfigError as err:

@@ -50,25 +50,46 @@ def _argument_table(name):
     return arguments_of(name)
 
 
-def _set_wins_over_unused(extra: dict, out: dict, overridden) -> dict:
-    """``extra`` less an argument of the file that one --set gives makes unused (``Arguments.unused_with``).
+def _set_wins_over_unused(table, given: dict, defaults: dict, overridden) -> list:
+    """The arguments of ``given`` to drop because a --set (``overridden``: the dotted keys it gave) makes the
+    model ignore them, where the config file gave them.
 
-    ``--set model.sizes=[...]`` on a config that gives ``hidden_sizes`` (digits_mlp) means "these sizes
-    instead": --set cannot remove a key, so the file's ``hidden_sizes`` goes (and the other way round).
-    Both given in the file, or both by --set, stay a conflict that ``check_model`` reports.
+    ``--set model.arch=lstm`` on a config whose file gives the transformer's ``nhead`` means "an LSTM
+    instead": --set cannot remove a key, so the file's ``nhead`` goes (as the file's options of another
+    optimizer or schedule go back to their defaults). ``--set model.sizes=[...]`` on a config that gives
+    ``hidden_sizes`` (digits_mlp) means "these sizes instead", and since the two are alternatives
+    (``Arguments.instead_of``) a --set ``hidden_sizes`` drops the file's ``sizes`` too. Both from the file,
+    or both by --set, stay a problem that ``check_model`` reports.
     """
-    table = _argument_table(out["model"].get("name", ""))
-    if not overridden or table is None:
-        return extra
-    extra = dict(extra)
-    for k, other in table.unused_with.items():
-        if k in extra and other in extra:
-            by_set = {a for a in (k, other) if f"model.{a}" in overridden}
-            if len(by_set) == 1:
-                drop = other if k in by_set else k
-                del extra[drop]
-                out["model"].pop(drop, None)
-    return extra
+    drop = []
+    for k in table.ignored(given, defaults):
+        o = table.only_with[k]
+        by_set = {a for a in (k, o.other) if f"model.{a}" in overridden}
+        if by_set == {o.other}:
+            drop.append(k)
+        elif by_set == {k} and o.alternative:
+            drop.append(o.other)
+    return drop
+
+
+def drop_switched_off_by_member(raw: dict, member_keys) -> None:
+    """An ensemble member's config (``raw``: the ensemble's with the member's overrides applied;
+    ``member_keys``: the dotted keys those set) less each model argument of the ensemble's config that the
+    member's overrides make the model ignore, as --set does (``_set_wins_over_unused``): a member's
+    ``model.arch = "lstm"`` drops the file's transformer ``nhead`` for that member alone, and a member's
+    ``model.sizes`` the file's ``hidden_sizes``. An argument the member gives itself stays a problem."""
+    model = raw.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        return
+    table = _argument_table(model["name"])
+    if table is None:
+        return
+    from distnn.models import registry
+    from distnn.models.arguments import signature_defaults
+
+    for k in _set_wins_over_unused(table, model, signature_defaults(registry._MODELS[model["name"].lower()]),
+                                   member_keys):
+        model.pop(k, None)
 
 
 def _none_by_set(extra: dict, out: dict, overridden) -> dict:
@@ -99,24 +120,12 @@ def drop_data_decided_in_record(raw: dict) -> None:
             model.pop(k, None)
 
 
-def drop_unused_in_old_record(raw: dict) -> None:
-    """A run's config.toml written before ``[defaults]`` (and before the MLP refused ``hidden_sizes`` beside
-    ``sizes``) may hold both: the file's ``hidden_sizes`` next to a --set ``sizes``. Its model was built from
-    ``sizes`` alone, so the argument that one ignores goes (as ``run_dir`` reads such a run's model.json),
-    and the run re-runs and resumes as it did; in a config a user wrote, both stay a conflict."""
-    model = raw.get("model")
-    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
-        return
-    table = _argument_table(model["name"])
-    if table is not None:
-        table.drop_ignored(model)
-
-
 def drop_ignored_in_record(raw: dict) -> None:
     """A run's config.toml may hold a model argument its other arguments make the model ignore (CharLM's
-    ``hidden_size`` with ``arch = "transformer"``: recorded as given, before a config refused one); its model
-    was built without it, so it goes, and the run re-runs and resumes as it did. In a config a user writes,
-    one is a problem (check_model)."""
+    ``hidden_size`` with ``arch = "transformer"``: recorded as given, before a config refused one; the MLP's
+    ``hidden_sizes`` beside ``sizes``: recorded as the file's next to a --set ``sizes`` before the MLP refused
+    both). Its model was built without it, so it goes, and the run re-runs and resumes as it did. In a config
+    a user writes, one is a problem (check_model)."""
     model = raw.get("model")
     if not isinstance(model, dict) or not isinstance(model.get("name"), str):
         return
@@ -127,10 +136,8 @@ def drop_ignored_in_record(raw: dict) -> None:
     from distnn.models.arguments import signature_defaults
 
     recorded = ((raw.get(C.RECORDED_DEFAULTS) or {}).get("model") or {}).get(model["name"])
-    defaults = {**signature_defaults(registry._MODELS[model["name"].lower()]),
-                **(recorded if isinstance(recorded, dict) else {})}
-    for k in table.ignored(model, defaults):
-        del model[k]
+    table.drop_ignored(model, {**signature_defaults(registry._MODELS[model["name"].lower()]),
+                               **(recorded if isinstance(recorded, dict) else {})})
 
 
 def check_model(extra: dict, out: dict, problems: list, known=None, recorded=None, overridden=()):
@@ -139,8 +146,7 @@ def check_model(extra: dict, out: dict, problems: list, known=None, recorded=Non
     ``config_schema.RECORDED_DEFAULTS``): the chosen model's stand for its signature defaults;
     ``overridden``: the dotted keys --set gave."""
     known = list(SCHEMA) if known is None else known
-    extra = _set_wins_over_unused(extra, out, overridden)
-    extra = _none_by_set(extra, out, overridden)
+    extra = _none_by_set(extra, out, overridden)  # (first: --set model.sizes=none gives no sizes)
     decided = data_decided_arguments(out["model"].get("name"))
     for k in sorted(extra):
         if k in MODEL_RESERVED:
@@ -181,13 +187,12 @@ def check_model(extra: dict, out: dict, problems: list, known=None, recorded=Non
     defaults = {**signature_defaults(models[name.lower()]), **(recorded or {}).get(name, {})}
     if isinstance(table, Arguments):  # (given arguments the others make the model ignore: CharLM's per arch)
         extra = dict(extra)
+        for k in _set_wins_over_unused(table, extra, defaults, overridden):
+            extra.pop(k, None)
+            out["model"].pop(k, None)
         for k, problem in table.ignored(extra, defaults).items():
-            other = f"model.{table.only_with[k][0]}"
-            if f"model.{k}" not in overridden and other in overridden:  # (--set wins, as _set_wins_over_unused)
-                del extra[k]
-                out["model"].pop(k, None)
-            else:
-                problems.append(Related(problem, f"model.{k}", other))
+            if not table.only_with[k].alternative:  # (two alternatives: config_problems says so, as the model does)
+                problems.append(Related(problem, f"model.{k}", f"model.{table.only_with[k].other}"))
     # Defaults the model does not use with these arguments (MLP's hidden_sizes once sizes is given).
     unused = table.unused(extra, defaults) if isinstance(table, Arguments) else set()
     # The defaults a run recorded for this model (and no other: a re-run with another model.name gets that

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from .config_model_checks import drop_switched_off_by_member
 from .config_option_checks import drop_options_not_taken
 from .config_overrides import override_paths
 from .ensemble_config import EnsembleError, EnsembleSettings, _get, _set, ensemble_settings
@@ -41,6 +42,9 @@ def member_config(cfg: dict, member: int, settings: EnsembleSettings | None = No
     # The ensemble's options of another optimizer or schedule than the member's own go back to their defaults
     # (they are for the members whose overrides choose one that takes them).
     drop_options_not_taken(out, keep=override_paths(settings.overrides[member]))
+    # Likewise its model arguments that the member's own make the model ignore (model.arch = "lstm": the
+    # transformer's nhead), as --set model.arch=lstm drops the file's.
+    drop_switched_off_by_member(out, settings.overrides[member])
     # Checkpoints are per member: an explicit checkpoint.dir gets a member-k subdirectory, and resuming
     # from an ensemble's run directory (or checkpoint root) resumes each member from its own part of it.
     ckdir, resume = _get(cfg, "checkpoint.dir"), _get(cfg, "checkpoint.resume")

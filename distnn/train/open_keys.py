@@ -45,7 +45,7 @@ def _model_lines(option: str) -> list | None:
         rule = getattr(table, "rules", {}).get(option)
         default = signature_defaults(cls).get(option)
         only = getattr(table, "only_with", {}).get(option)
-        used = f"; used only {only[2]}, refused otherwise" if only else ""
+        used = f"; used only {only.when}, refused otherwise" if only else ""
         lines.append(f"  {', '.join(aliases):<34} default {_value(default):<14} "
                      f"{rule.requirement if rule else 'any value':<32} (distnn.models.{cls.__name__}{used})")
     others = [", ".join(a) for c, a in _by_class(names).items() if c not in takers]

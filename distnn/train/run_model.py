@@ -81,18 +81,19 @@ def _warn(message: str) -> None:
 
 
 def _saved_model_arguments(spec: dict) -> dict:
-    """model.json's ``kwargs`` less an argument the model ignores beside another (``Arguments.unused_with``).
+    """model.json's ``kwargs`` less an argument the model ignores beside the others (``Arguments.only_with``).
 
     Runs saved before the MLP refused ``hidden_sizes`` beside ``sizes`` recorded the
     default ``hidden_sizes`` next to ``sizes``; their model was built from ``sizes``
     alone, so it is rebuilt from ``sizes`` alone.
     """
-    from distnn.models.arguments import arguments_of
+    from distnn.models import registry
+    from distnn.models.arguments import arguments_of, signature_defaults
 
     kwargs = dict(spec.get("kwargs", {}))
     table = arguments_of(spec["name"])
-    if table is not None:
-        table.drop_ignored(kwargs)
+    if table is not None:  # (the class's defaults stand for what the kwargs leave out: CharLM's arch)
+        table.drop_ignored(kwargs, signature_defaults(registry._MODELS[str(spec["name"]).lower()]))
     return kwargs
 
 
