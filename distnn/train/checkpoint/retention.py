@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import uuid
 
 from .commit import read_pointer, write_checkpoint, write_pointer
@@ -97,6 +98,12 @@ def recover_interrupted_rewrites(root: str) -> list[str]:
     Writing a step that already has a checkpoint (an epoch-end save at the step of a step save, or a
     resumed run) moves the old one to ``.trash-step-N-*`` and renames the new one in: a crash between
     the two renames leaves no ``step-N``. The old one is complete, so it goes back.
+
+    Only a real directory goes back. A ``.trash-step-N-*`` that is a symlink (or any other non-directory)
+    is no checkpoint distnn moved aside complete: the entry moved aside was one already (a ``step-N``
+    symlink, damage, written over), and restored it would be a ``step-N`` symlink again, skipped with a
+    warning at every resume, and never removed. It is left where it is for :func:`cleanup_temporaries`,
+    which unlinks it (never following it: what it names is not this root's).
     """
     restored = []
     try:
@@ -105,7 +112,8 @@ def recover_interrupted_rewrites(root: str) -> list[str]:
         return restored
     for n in names:
         name = n[len(".trash-"):].rsplit("-", 1)[0] if n.startswith(".trash-step-") else ""
-        if STEP_RE.match(name) and not os.path.lexists(os.path.join(root, name)):
+        if STEP_RE.match(name) and _is_real_directory(os.path.join(root, n)) \
+                and not os.path.lexists(os.path.join(root, name)):
             try:
                 os.rename(os.path.join(root, n), os.path.join(root, name))
             except OSError:
@@ -114,10 +122,19 @@ def recover_interrupted_rewrites(root: str) -> list[str]:
     return restored
 
 
+def _is_real_directory(path: str) -> bool:
+    """Whether ``path`` is a directory itself (not a symlink to one)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def cleanup_temporaries(root: str) -> list[str]:
     """Remove ``.tmp-*``/``.trash-*``/``.spare-*``/``.retired-*`` directories left by a crash (call when no
     write is in flight), after :func:`recover_interrupted_rewrites` has put back what must not be lost.
-    One that is a symlink is unlinked, never followed."""
+    One that is a symlink is unlinked, never followed; one that is no directory at all (distnn writes none:
+    a file left by hand) is unlinked too."""
     out = []
     recover_interrupted_rewrites(root)
     try:
@@ -127,7 +144,9 @@ def cleanup_temporaries(root: str) -> list[str]:
     for n in names:
         if n.startswith((".tmp-step-", ".trash-step-", ".spare-step-", ".retired-step-")):
             path = os.path.join(root, n)
-            if os.path.islink(path):  # (shutil.rmtree refuses a link; never followed: what it names is not ours)
+            # (shutil.rmtree refuses a link or a file, quietly: they stayed for good; a link is never
+            # followed: what it names is not ours)
+            if not _is_real_directory(path):
                 try:
                     os.unlink(path)
                 except OSError:
