@@ -111,10 +111,10 @@ def write_files(directory: str, files: dict, write) -> None:
     stream it is given (streamed to the file, never whole in memory)."""
     sums = _current(directory)
     if any(n in sums for n in files):
-        _store(directory, {n: h for n, h in sums.items() if n not in files})
+        _store(directory, {n: h for n, h in sums.items() if n not in files}, sync_dir=False)
     written = {name: write(os.path.join(str(directory), name), data) for name, data in files.items()}
     sums.update({n: h for n, h in written.items() if n in COVERED})
-    _store(directory, sums)
+    _store(directory, sums)  # (its directory fsync makes every rename above durable too, in their order)
 
 
 class HashingWriter:
@@ -152,7 +152,7 @@ def _current(directory: str) -> dict:
         return {}
 
 
-def _store(directory: str, sums: dict) -> None:
+def _store(directory: str, sums: dict, sync_dir: bool = True) -> None:
     from .run_dir import write_text
 
-    write_text(os.path.join(str(directory), SUMS), "".join(f"{sums[n]}  {n}\n" for n in sorted(sums)))
+    write_text(os.path.join(str(directory), SUMS), "".join(f"{sums[n]}  {n}\n" for n in sorted(sums)), sync_dir)
