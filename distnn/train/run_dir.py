@@ -3,7 +3,8 @@
 Layout (written by rank 0 only)::
 
     runs/<config>-<timestamp>/
-      config.toml     the resolved configuration (every default filled in)
+      config.toml     the resolved configuration (every default filled in), its
+                      header marked as model.json is (run_checksums.CONFIG_MARK)
       metrics.jsonl   one JSON object per epoch
       metrics.csv     the same rows as CSV
       curves.png      loss and accuracy vs epoch (train and validation)
