@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,8 +108,9 @@ def _unmark_meta(run):  # model.json without its mark that there is a SHA256SUMS
     path.write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def _unmark_config(run):  # config.toml without its mark
-    path = run / "config.toml"
+def unmark_config(run):
+    """``run``'s config.toml without its mark that there is a SHA256SUMS (as an earlier distnn wrote it)."""
+    path = Path(run) / "config.toml"
     lines = path.read_text().splitlines(keepends=True)
     assert lines.count(run_checksums.CONFIG_MARK + "\n") == 1
     path.write_text("".join(line for line in lines if line != run_checksums.CONFIG_MARK + "\n"))
@@ -117,7 +119,7 @@ def _unmark_config(run):  # config.toml without its mark
 def _as_an_older_distnn_wrote_it(run):  # no SHA256SUMS, and no mark in model.json or config.toml that there is one
     (run / "SHA256SUMS").unlink(missing_ok=True)
     _unmark_meta(run)
-    _unmark_config(run)
+    unmark_config(run)
 
 
 def test_a_run_directory_of_an_older_distnn_loads_unchecked_and_quietly(run, capsys):
@@ -189,7 +191,7 @@ def test_a_run_still_training_of_an_older_distnn_loads_and_resumes_unchecked(run
     # (neither file marked, no SHA256SUMS: as before)
     _interrupted(run)
     (run / "SHA256SUMS").unlink()
-    _unmark_config(run)
+    unmark_config(run)
     if command == "resume":
         args = ["train", "--out", str(run), *TRAIN, "--set", "train.epochs=3", "--resume", "auto"]
     else:
