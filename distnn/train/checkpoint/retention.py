@@ -7,7 +7,7 @@ import stat
 import uuid
 
 from .commit import read_pointer, write_checkpoint, write_pointer
-from .fsio import remove_tree, tmp_suffix
+from .fsio import fsync_dir, remove_tree, tmp_suffix
 from .names import BEST, LATEST, STEP_RE, CheckpointError, step_name
 from .read import list_checkpoints
 
@@ -172,7 +172,9 @@ def discard_newer(root: str, step: int, best: str | None = None) -> list[str]:
     """Move checkpoints newer than ``step`` aside (``discarded-step-N``): a run resumed from an older
     checkpoint must not later "resume" into the abandoned future. A ``latest`` or ``best`` pointer that
     named one of them is re-pointed: ``latest`` at the newest remaining checkpoint, ``best`` at ``best``
-    (the resumed run's best so far) if it remains; else the pointer is removed."""
+    (the resumed run's best so far) if it remains; else the pointer is removed. The root is fsynced after
+    it all: a power loss must not bring the abandoned future back as the newest checkpoints (where no
+    pointer named one of them, nothing else fsynced the root before the resumed run's first save)."""
     moved = []
     for info in list_checkpoints(root):
         if info.step > step:
@@ -189,4 +191,6 @@ def discard_newer(root: str, step: int, best: str | None = None) -> list[str]:
                     os.remove(os.path.join(root, which))
                 except OSError:
                     pass
+    if moved:
+        fsync_dir(root)
     return moved
