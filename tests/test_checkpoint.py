@@ -1105,6 +1105,37 @@ def test_discarding_newer_checkpoints_re_points_best(tmp_path, best, expected):
     assert os.path.exists(tmp_path / ck.BEST) == (expected is not None)
 
 
+@pytest.mark.parametrize("latest", ["step-00000010", None])
+def test_discarding_newer_checkpoints_is_durable(tmp_path, monkeypatch, latest):
+    # the renames aside were made durable only by a pointer's rewrite: where no pointer named a moved
+    # checkpoint (latest gone, or naming an older one), a power loss brought the abandoned future back
+    import stat
+
+    for step in (10, 20, 30):
+        _write(tmp_path, step)
+    if latest is None:
+        os.remove(tmp_path / ck.LATEST)
+    else:
+        ck.write_pointer(str(tmp_path), ck.LATEST, latest)
+    log = []
+    fsync, rename = os.fsync, os.rename
+
+    def spied_fsync(fd):
+        st = os.fstat(fd)
+        log.append(("fsync", st.st_ino, stat.S_ISDIR(st.st_mode)))
+        return fsync(fd)
+
+    def spied_rename(src, dst):
+        log.append(("rename", dst))
+        return rename(src, dst)
+
+    monkeypatch.setattr(os, "fsync", spied_fsync)
+    monkeypatch.setattr(os, "rename", spied_rename)
+    assert ck.discard_newer(str(tmp_path), 10) == ["step-00000020", "step-00000030"]
+    last = max(i for i, ev in enumerate(log) if ev[0] == "rename")
+    assert ("fsync", os.stat(tmp_path).st_ino, True) in log[last + 1:]
+
+
 def test_resuming_an_older_checkpoint_through_a_symlink_moves_the_newer_ones_aside(digits, tmp_path):
     run_with_checkpoints(LocalCommunicator(), digits, tmp_path / "a", every=4)
     os.symlink(tmp_path / "a", tmp_path / "link")

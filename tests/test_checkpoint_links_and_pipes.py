@@ -131,6 +131,38 @@ def test_cleanup_removes_a_linked_temporary_without_following_it(three, prefix):
     assert ck.verify_checkpoint(str(three / "step-00000020")) == []
 
 
+def test_a_linked_trash_entry_is_never_put_back_as_a_checkpoint(three):
+    # A crash between a same-step rewrite's two renames leaves the step's old entry as .trash-step-N-*, and
+    # it went back as step-N. When that entry was a symlink (damage being written over), it came back as a
+    # step-N symlink: skipped with a warning at every resume, and never cleaned up.
+    other = three.parent / "other-run" / "step-00000040"
+    ck.write_checkpoint(str(other.parent), 40, ck.serialize({"model": {"w": np.zeros(4, np.float32)}}))
+    os.symlink(other, three / ".trash-step-00000040-dead")
+    assert ck.recover_interrupted_rewrites(str(three)) == []
+    assert not os.path.lexists(three / "step-00000040")
+    warnings = []
+    got, _, _ = ck.resolve_and_load("auto", str(three), warnings.append)
+    assert os.path.basename(got) == "step-00000030" and warnings == []
+    ck.cleanup_temporaries(str(three))  # unlinked, not followed: the other run's checkpoint stays whole
+    assert [n for n in os.listdir(three) if n.startswith(".")] == []
+    assert sorted(os.listdir(other)) == FILES and ck.verify_checkpoint(str(other)) == []
+
+
+def test_a_trash_entry_that_is_a_real_directory_is_put_back(three):
+    # (the rewrite's old checkpoint, complete: what the recovery is for)
+    os.rename(three / "step-00000030", three / ".trash-step-00000030-abcd")
+    assert ck.recover_interrupted_rewrites(str(three)) == ["step-00000030"]
+    assert ck.verify_checkpoint(str(three / "step-00000030")) == []
+
+
+def test_cleanup_removes_a_temporary_that_is_a_file(three):
+    # (shutil.rmtree refused it quietly: it stayed for good, reported as removed)
+    (three / ".trash-step-00000040-x").write_bytes(b"not a checkpoint")
+    assert ck.cleanup_temporaries(str(three)) == [".trash-step-00000040-x"]
+    assert [n for n in os.listdir(three) if n.startswith(".")] == []
+    assert not os.path.lexists(three / "step-00000040")
+
+
 # ---------------------------------------------------------------------- named pipes
 def _call(call, pipes):
     """``call()``'s result (or the exception it raised); fails the test if it is still waiting on one of

@@ -486,9 +486,9 @@ def test_a_full_disk_while_the_results_are_written_names_the_file_and_leaves_no_
 
     real = run_dir.write_bytes
 
-    def full_disk(path, data):
+    def full_disk(path, data, **options):
         if not path.endswith("model.npz"):
-            return real(path, data)
+            return real(path, data, **options)
 
         def write(tmp):
             with open(tmp, "wb") as f:

@@ -8,6 +8,7 @@ import pytest
 
 from distnn.cli import main
 from test_cli import run_cli
+from test_run_dir_checksums import unmark_config
 
 FAST = ["--config", "digits_mlp", "--quiet", "--set", "train.epochs=1", "--set", "run.plots=false"]
 
@@ -106,6 +107,7 @@ def test_a_damaged_model_in_the_run_directory_is_a_one_line_error(finished, tmp_
         meta = json.load(open(meta_path))
         del meta["checksums"]
         json.dump(meta, open(meta_path, "w"))
+        unmark_config(run)  # (nor config.toml's)
     _damage(os.path.join(run, name), how)
     code, _, err = run_cli(["evaluate", run], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1, err

@@ -9,6 +9,7 @@ import pytest
 
 from distnn.cli import main
 from distnn.train.config import ConfigError, dump_config, load_config
+from test_run_dir_checksums import unmark_config
 
 FAST = ["--set", "train.epochs=1", "--set", "train.max_steps=2", "--set", "run.plots=false",
         "--set", "checkpoint.enabled=false", "--quiet"]
@@ -153,6 +154,7 @@ def test_a_run_whose_model_json_recorded_hidden_sizes_beside_sizes_still_loads(t
     del meta["checksums"]  # (a run saved then had no SHA256SUMS, nor this mark that it has one)
     meta_path.write_text(json.dumps(meta))
     (tmp_path / "a" / "SHA256SUMS").unlink()  # (this edit would fail its check)
+    unmark_config(tmp_path / "a")  # (nor config.toml's mark)
     model, _, transform = load_model(tmp_path / "a")
     assert model.sizes == [64, 32, 10]
     np.testing.assert_array_equal(predict_proba(model, x, transform), expected)

@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from distnn.cli import main
+from test_run_dir_checksums import unmark_config
 
 FAST = ["--config", "digits_mlp", "--quiet", "--set", "run.plots=false", "--set", "checkpoint.every_epochs=1"]
 
@@ -106,6 +107,7 @@ def test_a_run_of_an_older_distnn_without_a_recorded_step(killed, capsys, tmp_pa
     del meta["checksums"]  # (nor did it checksum the run's files)
     json.dump(meta, open(old / "model.json", "w"))
     os.remove(old / "SHA256SUMS")
+    unmark_config(old)  # (nor config.toml's mark)
     code, out, err = _cli(["evaluate", old], capsys)
     assert code == 0 and f"checkpoint {old / 'checkpoints' / _step(2 * killed['steps'])}" in err, err
     # neither file says: model.npz, as before

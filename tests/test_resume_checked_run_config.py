@@ -16,6 +16,7 @@ import pytest
 
 from distnn.cli import main
 from test_cli import run_cli
+from test_run_dir_checksums import unmark_config
 
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
 
@@ -99,6 +100,7 @@ def test_a_run_of_an_earlier_distnn_resumes_with_its_config_unchecked(run, capsy
     meta = json.loads((run / "model.json").read_text())
     del meta["checksums"]  # (an earlier distnn wrote neither)
     (run / "model.json").write_text(json.dumps(meta))
+    unmark_config(run)  # (nor config.toml's)
     _edit_epochs(run)
     code, _, err = run_cli(["train", "--quiet", "--resume", "auto", "--out", str(run)], capsys)
     assert code == 0, err

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,12 +101,25 @@ def test_a_damaged_sha256sums_is_an_error_naming_it(run, capsys):
     assert code == 2 and len(err.strip().splitlines()) == 1 and f"{path} is damaged" in err, err
 
 
-def _as_an_older_distnn_wrote_it(run):  # no SHA256SUMS, and no mark in model.json that there is one
-    (run / "SHA256SUMS").unlink(missing_ok=True)
+def _unmark_meta(run):  # model.json without its mark that there is a SHA256SUMS
     path = run / "model.json"
     meta = json.loads(path.read_text())
     assert meta.pop(run_checksums.MARK) == "SHA256SUMS"
     path.write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def unmark_config(run):
+    """``run``'s config.toml without its mark that there is a SHA256SUMS (as an earlier distnn wrote it)."""
+    path = Path(run) / "config.toml"
+    lines = path.read_text().splitlines(keepends=True)
+    assert lines.count(run_checksums.CONFIG_MARK + "\n") == 1
+    path.write_text("".join(line for line in lines if line != run_checksums.CONFIG_MARK + "\n"))
+
+
+def _as_an_older_distnn_wrote_it(run):  # no SHA256SUMS, and no mark in model.json or config.toml that there is one
+    (run / "SHA256SUMS").unlink(missing_ok=True)
+    _unmark_meta(run)
+    unmark_config(run)
 
 
 def test_a_run_directory_of_an_older_distnn_loads_unchecked_and_quietly(run, capsys):
@@ -129,6 +143,91 @@ def test_a_deleted_sha256sums_is_an_error_naming_it_not_a_run_of_an_older_distnn
     assert f"{run / 'SHA256SUMS'} is missing" in err and "model.json says the run was written with it" in err
     with pytest.raises(run_checksums.RunFileError, match="SHA256SUMS is missing"):
         rd.load_model(str(run))
+
+
+def _predict_args(tmp_path):
+    np.savetxt(tmp_path / "in.csv", np.zeros((2, 64)), delimiter=",")
+    return ["--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "p.csv")]
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_a_deleted_sha256sums_is_an_error_when_config_toml_alone_is_still_marked(run, tmp_path, capsys, command):
+    # SHA256SUMS deleted and model.json's mark lost too: the run read as an older distnn's, unchecked
+    (run / "SHA256SUMS").unlink()
+    _unmark_meta(run)
+    _edit_the_mean(run)
+    args = [command, str(run), *(_predict_args(tmp_path) if command == "predict" else [])]
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{run / 'SHA256SUMS'} is missing" in err and "config.toml says the run was written with it" in err
+    assert not (tmp_path / "p.csv").exists()
+
+
+def _interrupted(run):
+    """The run as it is while still training: config.toml, metrics and checkpoints; no model.npz/json yet."""
+    for name in ("model.npz", "model.json", "summary.json"):
+        (run / name).unlink()
+    run_checksums.forget(str(run), ["model.npz", "model.json"])
+    assert list(run_checksums.read_sums(str(run))) == ["config.toml"]
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict", "resume"])
+def test_a_deleted_sha256sums_of_a_run_still_training_is_an_error_naming_it(run, tmp_path, capsys, command):
+    # before model.json there was no mark at all: evaluate read the newest checkpoint from where an
+    # unchecked config.toml said, and a resume went on with that config
+    _interrupted(run)
+    (run / "SHA256SUMS").unlink()
+    if command == "resume":
+        args = ["train", "--out", str(run), *TRAIN, "--set", "train.epochs=3", "--resume", "auto"]
+    else:
+        args = [command, str(run), *(_predict_args(tmp_path) if command == "predict" else [])]
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and "SHA256SUMS is" in err and "missing" in err, err
+    assert "Traceback" not in err and not (run / "model.npz").exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "resume"])
+def test_a_run_still_training_of_an_older_distnn_loads_and_resumes_unchecked(run, capsys, command):
+    # (neither file marked, no SHA256SUMS: as before)
+    _interrupted(run)
+    (run / "SHA256SUMS").unlink()
+    unmark_config(run)
+    if command == "resume":
+        args = ["train", "--out", str(run), *TRAIN, "--set", "train.epochs=3", "--resume", "auto"]
+    else:
+        args = ["evaluate", str(run)]
+    code, out, err = run_cli(args, capsys)
+    assert code == 0, err
+    assert command == "resume" or "accuracy" in out
+
+
+def test_config_toml_is_marked_and_still_a_config_of_the_same_settings(run, capsys):
+    from distnn.train.config import load_config
+
+    text = (run / "config.toml").read_text()
+    assert text.startswith("# distnn run configuration") and run_checksums.CONFIG_MARK + "\n" in text
+    code, _, err = run_cli(["train", "--config", str(run / "config.toml"), "--out", str(run.parent / "again"),
+                            "--quiet", "--set", "checkpoint.keep_last=0"], capsys)
+    assert code == 0, err
+    assert load_config(str(run.parent / "again" / "config.toml")).to_dict() == \
+        load_config(str(run / "config.toml")).to_dict()
+
+
+def test_no_crash_leaves_a_marked_config_without_sha256sums(tmp_path, monkeypatch):
+    # a fresh run's config.toml (marked) was renamed in before any SHA256SUMS existed: killed in between,
+    # the run read as one whose SHA256SUMS was deleted, and could not be resumed
+    run = tmp_path / "run"
+    seen = []
+    replace = os.replace
+
+    def spied(src, dst, **kw):
+        if os.path.basename(dst) == "config.toml" and os.path.dirname(os.path.abspath(dst)) == str(run):
+            seen.append(os.path.exists(run / "SHA256SUMS"))
+        return replace(src, dst, **kw)
+
+    monkeypatch.setattr(os, "replace", spied)
+    assert main(["train", "--out", str(run), *TRAIN]) == 0
+    assert seen == [True]
 
 
 def test_an_unlisted_file_is_read_as_it_is(run):

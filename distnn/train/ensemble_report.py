@@ -87,13 +87,13 @@ def write_ensemble_files(path, meta, plan, summary, members, ev, plots: bool = T
     meta = {k: v for k, v in meta.items() if k != "model"}
     meta["ensemble"] = ensemble_table(plan.members)
     rd.write_run_files(path, {rd.MODEL_META: rd.json_text(run_checksums.marked(meta))})
-    rd.write_json(os.path.join(path, rd.SUMMARY), summary)
+    rd.write_json(os.path.join(path, rd.SUMMARY), summary, sync_dir=False)  # (one fsync: metrics.csv's)
     rows = [{"model": f"member-{r['member']}", **{c: r.get(c) for c in ENSEMBLE_CSV_COLUMNS[1:]}}
             for r in summary["members"]]
     rows.append({"model": "ensemble", **{c: summary.get(c) for c in ENSEMBLE_CSV_COLUMNS[1:-1]},
                  "epochs_run": None})
     rd.write_text(os.path.join(path, "metrics.jsonl"),
-                  "".join(json.dumps(rd._clean(r)) + "\n" for r in rows))
+                  "".join(json.dumps(rd._clean(r)) + "\n" for r in rows), sync_dir=False)
     def write_csv(tmp):
         with open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=ENSEMBLE_CSV_COLUMNS)

@@ -1,5 +1,5 @@
-"""Where ``distnn predict`` writes its CSV: a new or replaced file (written whole, then renamed into place),
-a stream (``-``, a pipe), and never over the input or a file of a run directory."""
+"""Where ``distnn predict`` writes its CSV: a new or replaced file (written whole and fsynced, then renamed into
+place), a stream (``-``, a pipe), and never over the input or a file of a run directory."""
 from __future__ import annotations
 
 import os
@@ -92,8 +92,14 @@ def _write_output(how, where, output_path, text) -> None:
                                        dir=os.path.dirname(where) or ".")
             with os.fdopen(fd, "w") as f:
                 f.write(text)
+                f.flush()
+                # durable before it is renamed in, and the rename after (rd.replace_file's reasons): a power
+                # loss must not leave an empty file where the previous predictions were, or where a
+                # pipeline takes the command's success to mean a whole table
+                os.fsync(f.fileno())
             os.chmod(tmp, _new_file_mode(where))  # (mkstemp's file is private: 0600)
             os.replace(tmp, where)
+            rd.sync_directory(os.path.dirname(where))
     except OSError as e:
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)

@@ -17,9 +17,16 @@ listed one must match; a ``SHA256SUMS`` that is not exactly what distnn writes
 (a flipped bit in a name or a checksum) is itself an error, as it can no
 longer say which files it covers.
 
-A run's ``model.json`` says ``"checksums": "SHA256SUMS"`` (:func:`marked`): a
-run directory with that mark and no ``SHA256SUMS`` lost it (deleted by hand, a
-partial copy), and is an error naming it rather than read unchecked.
+A run's ``model.json`` says ``"checksums": "SHA256SUMS"`` (:func:`marked`), and
+so does its ``config.toml``, in a comment line of its header
+(:data:`CONFIG_MARK`, added by :func:`write_files`): a run directory where
+either carries the mark and that has no ``SHA256SUMS`` lost it (deleted by
+hand, a partial copy), and is an error naming it rather than read unchecked.
+Two marks, because either may be lost too (an edited ``model.json``), and
+because a run still training has written its ``config.toml`` and no
+``model.json`` yet. A run of an older distnn has neither, and loads as before.
+:func:`write_files` puts a ``SHA256SUMS`` in place before it renames a marked
+file in, so that no crash leaves a mark without one.
 """
 from __future__ import annotations
 
@@ -32,6 +39,10 @@ from .regular_file import open_regular, read_regular
 
 SUMS = "SHA256SUMS"
 META = "model.json"
+CONFIG = "config.toml"
+#: config.toml's mark that the run directory has a SHA256SUMS (as model.json's :data:`MARK`): a comment,
+#: which no TOML reader takes for a setting (``train --config RUN/config.toml`` reads the file as before)
+CONFIG_MARK = '# checksums = "SHA256SUMS" (the SHA-256 of this run\'s files: distnn checks them against it)'
 #: model.json's key that says the run directory has a SHA256SUMS (:func:`marked`): one deleted is then
 #: damage, not a run of an older distnn (which has neither)
 MARK = "checksums"
@@ -49,25 +60,47 @@ def marked(meta: dict) -> dict:
     return {**meta, MARK: SUMS}
 
 
-def _marked_on_disk(directory: str) -> bool:
-    """Whether ``directory``'s ``model.json`` holds :func:`marked`'s mark (False when it cannot be read)."""
+def marked_config(text: bytes) -> bytes:
+    """A run's ``config.toml`` (``text``) with :data:`CONFIG_MARK` as the last line of its header comment
+    (the first line stays the first: it says the file is a run's record)."""
+    lines = text.splitlines(keepends=True)
+    if any(line.rstrip(b"\r\n") == CONFIG_MARK.encode() for line in lines):
+        return text
+    k = 0
+    while k < len(lines) and lines[k].startswith(b"#"):
+        k += 1
+    return b"".join(lines[:k] + [CONFIG_MARK.encode() + b"\n"] + lines[k:])
+
+
+def _marked_on_disk(directory: str) -> str | None:
+    """The name of ``directory``'s file that says the run has a ``SHA256SUMS``: ``model.json`` holding
+    :func:`marked`'s mark, or ``config.toml`` holding :data:`CONFIG_MARK`; None when neither does (or
+    neither can be read: a damaged file is reported where it is read)."""
     try:
         meta = json.loads(read_regular(os.path.join(str(directory), META)))
+        if isinstance(meta, dict) and meta.get(MARK) == SUMS:
+            return META
     except (OSError, ValueError, RecursionError):
-        return False  # (a damaged model.json is reported where it is read)
-    return isinstance(meta, dict) and meta.get(MARK) == SUMS
+        pass
+    try:  # (the mark is in the header: the file's first lines)
+        head = read_regular(os.path.join(str(directory), CONFIG), 1 << 14)
+    except OSError:
+        return None
+    return CONFIG if CONFIG_MARK.encode() in head.splitlines() else None
 
 
 def read_sums(directory: str) -> dict[str, str] | None:
     """``{name: sha256}`` of ``directory``'s ``SHA256SUMS``; None when it has none (an older distnn's run).
 
-    A run whose ``model.json`` is :func:`marked` was written with one: without it, a RunFileError."""
+    A run whose ``model.json`` or ``config.toml`` is marked (see the module docstring) was written with
+    one: without it, a RunFileError."""
     path = os.path.join(str(directory), SUMS)
     try:
         raw = read_regular(path, 1 << 16)
     except FileNotFoundError:
-        if _marked_on_disk(directory):
-            raise RunFileError(f"{path} is missing (deleted?), though {META} says the run was written with it: "
+        which = _marked_on_disk(directory)
+        if which:
+            raise RunFileError(f"{path} is missing (deleted?), though {which} says the run was written with it: "
                                f"the run's files cannot be checked; its checkpoints, if any, can be evaluated "
                                f"instead") from None
         return None
@@ -108,13 +141,17 @@ def write_files(directory: str, files: dict, write) -> None:
     SHA-256, hex, of the bytes it wrote: :func:`~distnn.train.run_dir.write_bytes`), listed in
     ``SHA256SUMS`` after: unlisted first, so that no crash between the two leaves a file listed with
     another's checksum. ``files``: ``{name: bytes}``, or a function that writes the content to the binary
-    stream it is given (streamed to the file, never whole in memory)."""
+    stream it is given (streamed to the file, never whole in memory). A ``config.toml`` is written
+    :func:`marked_config`; a ``SHA256SUMS`` is there before it (or anything else) is renamed in: a mark
+    with none is a deleted one."""
+    if isinstance(files.get(CONFIG), (bytes, bytearray)):
+        files = {**files, CONFIG: marked_config(bytes(files[CONFIG]))}
     sums = _current(directory)
-    if any(n in sums for n in files):
-        _store(directory, {n: h for n, h in sums.items() if n not in files})
+    if any(n in sums for n in files) or not os.path.lexists(os.path.join(str(directory), SUMS)):
+        _store(directory, {n: h for n, h in sums.items() if n not in files}, sync_dir=False)
     written = {name: write(os.path.join(str(directory), name), data) for name, data in files.items()}
     sums.update({n: h for n, h in written.items() if n in COVERED})
-    _store(directory, sums)
+    _store(directory, sums)  # (its directory fsync makes every rename above durable too, in their order)
 
 
 class HashingWriter:
@@ -152,7 +189,7 @@ def _current(directory: str) -> dict:
         return {}
 
 
-def _store(directory: str, sums: dict) -> None:
+def _store(directory: str, sums: dict, sync_dir: bool = True) -> None:
     from .run_dir import write_text
 
-    write_text(os.path.join(str(directory), SUMS), "".join(f"{sums[n]}  {n}\n" for n in sorted(sums)))
+    write_text(os.path.join(str(directory), SUMS), "".join(f"{sums[n]}  {n}\n" for n in sorted(sums)), sync_dir)

@@ -3,7 +3,8 @@
 Layout (written by rank 0 only)::
 
     runs/<config>-<timestamp>/
-      config.toml     the resolved configuration (every default filled in)
+      config.toml     the resolved configuration (every default filled in), its
+                      header marked as model.json is (run_checksums.CONFIG_MARK)
       metrics.jsonl   one JSON object per epoch
       metrics.csv     the same rows as CSV
       curves.png      loss and accuracy vs epoch (train and validation)
@@ -30,6 +31,7 @@ import time
 
 import numpy as np
 
+from .checkpoint.fsio import fsync_dir, fsync_path
 from .regular_file import read_regular
 from .run_model import load_model, model_step  # noqa: F401 - re-exported (ensemble, inference, callbacks, tests)
 
@@ -227,13 +229,21 @@ def _clean(obj):
     return obj
 
 
-def replace_file(path: str, write, suffix: str = ".tmp") -> None:
+def replace_file(path: str, write, suffix: str = ".tmp", sync_dir: bool = True) -> None:
     """Write ``path`` whole: ``write(temporary path)``, then a rename over ``path``. When that fails
     (a full or read-only disk, Ctrl-C) the previous file stays, the temporary one is removed, and an
-    OSError names ``path`` (a full disk's own error names no file)."""
+    OSError names ``path`` (a full disk's own error names no file).
+
+    Durable as a checkpoint is: the temporary file is fsynced before the rename (a power loss after
+    it leaves ``path`` with the old bytes or the new ones, never an empty or partial file: file systems
+    that allocate late, ext4's, may commit the rename before the data), and the directory after it
+    (the rename itself survives). ``sync_dir`` False leaves the directory's fsync to the caller, who
+    replaces several files and fsyncs it once after the last (:func:`sync_directory`): a journaling
+    file system commits renames in the order they were made, so one fsync makes them all durable."""
     tmp = path + suffix
     try:
         write(tmp)
+        fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException as e:
         try:
@@ -243,6 +253,13 @@ def replace_file(path: str, write, suffix: str = ".tmp") -> None:
         if isinstance(e, OSError) and e.filename is None:
             raise OSError(e.errno, e.strerror or str(e), path) from None
         raise
+    if sync_dir:
+        sync_directory(os.path.dirname(path))
+
+
+def sync_directory(directory: str) -> None:
+    """fsync ``directory`` (``''``: the current one): the renames made in it survive a power loss."""
+    fsync_dir(directory or ".")
 
 
 def json_text(obj) -> str:
@@ -250,20 +267,21 @@ def json_text(obj) -> str:
     return json.dumps(_clean(obj), indent=2, default=_json_default) + "\n"
 
 
-def write_json(path: str, obj) -> None:
-    """Write ``obj`` as indented JSON through a temporary file (NaN/inf become null)."""
-    write_text(path, json_text(obj))
+def write_json(path: str, obj, sync_dir: bool = True) -> None:
+    """Write ``obj`` as indented JSON through a temporary file (NaN/inf become null; :func:`replace_file`)."""
+    write_text(path, json_text(obj), sync_dir)
 
 
-def write_text(path: str, text: str) -> None:
+def write_text(path: str, text: str, sync_dir: bool = True) -> None:
+    """Write ``text`` as ``path`` whole, through a temporary file (:func:`replace_file`)."""
     def write(tmp):
         with open(tmp, "w") as f:
             f.write(text)
 
-    replace_file(path, write)
+    replace_file(path, write, sync_dir=sync_dir)
 
 
-def write_bytes(path: str, data) -> str:
+def write_bytes(path: str, data, sync_dir: bool = True) -> str:
     """Write ``data`` as ``path`` whole, through a temporary file (:func:`replace_file`); return the SHA-256
     (hex) of the bytes written. ``data``: bytes-like, or a function that writes the content to the binary
     stream it is given (so that a large file, ``model.npz``, is never whole in memory)."""
@@ -280,7 +298,7 @@ def write_bytes(path: str, data) -> str:
                 out.write(data)
         digest.append(out.hexdigest())
 
-    replace_file(path, write)
+    replace_file(path, write, sync_dir=sync_dir)
     return digest[0]
 
 
@@ -292,7 +310,7 @@ def write_run_files(directory: str, files: dict) -> None:
     from . import run_checksums
 
     run_checksums.write_files(directory, {n: d.encode() if isinstance(d, str) else d for n, d in files.items()},
-                              write_bytes)
+                              lambda path, data: write_bytes(path, data, sync_dir=False))  # (one fsync, after all)
 
 
 def save_model(directory: str, model, meta: dict, step: int | None = None) -> None:

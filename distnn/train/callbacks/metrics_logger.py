@@ -75,7 +75,8 @@ class MetricsLogger(Callback):
             self._rows.append(row)
             self._json.append(text)
             self._csv.append(line)
-        _atomic_write(os.path.join(self.directory, "metrics.jsonl"), "".join(self._json))
+        # one fsync of the directory, after both renames
+        _atomic_write(os.path.join(self.directory, "metrics.jsonl"), "".join(self._json), sync_dir=False)
         _atomic_write(os.path.join(self.directory, "metrics.csv"), _CSV_HEADER + "".join(self._csv))
 
 
@@ -95,7 +96,7 @@ def _fmt(v):
     return v
 
 
-def _atomic_write(path: str, text: str) -> None:
+def _atomic_write(path: str, text: str, sync_dir: bool = True) -> None:
     from ..run_dir import replace_file
 
     def write(tmp):
@@ -107,7 +108,8 @@ def _atomic_write(path: str, text: str) -> None:
 
             fault_point("metrics-write", current_rank())
 
-    replace_file(path, write)  # (a full disk, Ctrl-C: the previous file stays, and no half-written copy)
+    # (a full disk, Ctrl-C: the previous file stays, and no half-written copy; durable, fsynced)
+    replace_file(path, write, sync_dir=sync_dir)
 
 
 def _remove_quietly(path: str) -> None:

@@ -21,6 +21,17 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def fsync_path(path: str) -> None:
+    """fsync the file ``path``, written and closed already (by a writer that takes a path: ``savefig``):
+    its data reach the disk before a rename puts it in place. OSError when that fails (a write-back
+    error: the data did not make it). (POSIX: an fsync through any descriptor of a file flushes it.)"""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _load_syncfs():
     """``syncfs(fd)`` from the C library where it reports write-back errors (Linux >= 5.8), else None.
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import uuid
 
 from .commit import read_pointer, write_checkpoint, write_pointer
-from .fsio import remove_tree, tmp_suffix
+from .fsio import fsync_dir, remove_tree, tmp_suffix
 from .names import BEST, LATEST, STEP_RE, CheckpointError, step_name
 from .read import list_checkpoints
 
@@ -97,6 +98,12 @@ def recover_interrupted_rewrites(root: str) -> list[str]:
     Writing a step that already has a checkpoint (an epoch-end save at the step of a step save, or a
     resumed run) moves the old one to ``.trash-step-N-*`` and renames the new one in: a crash between
     the two renames leaves no ``step-N``. The old one is complete, so it goes back.
+
+    Only a real directory goes back. A ``.trash-step-N-*`` that is a symlink (or any other non-directory)
+    is no checkpoint distnn moved aside complete: the entry moved aside was one already (a ``step-N``
+    symlink, damage, written over), and restored it would be a ``step-N`` symlink again, skipped with a
+    warning at every resume, and never removed. It is left where it is for :func:`cleanup_temporaries`,
+    which unlinks it (never following it: what it names is not this root's).
     """
     restored = []
     try:
@@ -105,7 +112,8 @@ def recover_interrupted_rewrites(root: str) -> list[str]:
         return restored
     for n in names:
         name = n[len(".trash-"):].rsplit("-", 1)[0] if n.startswith(".trash-step-") else ""
-        if STEP_RE.match(name) and not os.path.lexists(os.path.join(root, name)):
+        if STEP_RE.match(name) and _is_real_directory(os.path.join(root, n)) \
+                and not os.path.lexists(os.path.join(root, name)):
             try:
                 os.rename(os.path.join(root, n), os.path.join(root, name))
             except OSError:
@@ -114,10 +122,19 @@ def recover_interrupted_rewrites(root: str) -> list[str]:
     return restored
 
 
+def _is_real_directory(path: str) -> bool:
+    """Whether ``path`` is a directory itself (not a symlink to one)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def cleanup_temporaries(root: str) -> list[str]:
     """Remove ``.tmp-*``/``.trash-*``/``.spare-*``/``.retired-*`` directories left by a crash (call when no
     write is in flight), after :func:`recover_interrupted_rewrites` has put back what must not be lost.
-    One that is a symlink is unlinked, never followed."""
+    One that is a symlink is unlinked, never followed; one that is no directory at all (distnn writes none:
+    a file left by hand) is unlinked too."""
     out = []
     recover_interrupted_rewrites(root)
     try:
@@ -127,7 +144,9 @@ def cleanup_temporaries(root: str) -> list[str]:
     for n in names:
         if n.startswith((".tmp-step-", ".trash-step-", ".spare-step-", ".retired-step-")):
             path = os.path.join(root, n)
-            if os.path.islink(path):  # (shutil.rmtree refuses a link; never followed: what it names is not ours)
+            # (shutil.rmtree refuses a link or a file, quietly: they stayed for good; a link is never
+            # followed: what it names is not ours)
+            if not _is_real_directory(path):
                 try:
                     os.unlink(path)
                 except OSError:
@@ -153,7 +172,9 @@ def discard_newer(root: str, step: int, best: str | None = None) -> list[str]:
     """Move checkpoints newer than ``step`` aside (``discarded-step-N``): a run resumed from an older
     checkpoint must not later "resume" into the abandoned future. A ``latest`` or ``best`` pointer that
     named one of them is re-pointed: ``latest`` at the newest remaining checkpoint, ``best`` at ``best``
-    (the resumed run's best so far) if it remains; else the pointer is removed."""
+    (the resumed run's best so far) if it remains; else the pointer is removed. The root is fsynced after
+    it all: a power loss must not bring the abandoned future back as the newest checkpoints (where no
+    pointer named one of them, nothing else fsynced the root before the resumed run's first save)."""
     moved = []
     for info in list_checkpoints(root):
         if info.step > step:
@@ -170,4 +191,6 @@ def discard_newer(root: str, step: int, best: str | None = None) -> list[str]:
                     os.remove(os.path.join(root, which))
                 except OSError:
                     pass
+    if moved:
+        fsync_dir(root)
     return moved
