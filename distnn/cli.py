@@ -55,10 +55,30 @@ def main(argv=None) -> int:
         raise
 
 
+def _plain_config_warnings() -> None:
+    """Print a ConfigWarning as ``distnn: warning: <message>`` (the message names the config file and key),
+    without Python's location: on the command line that is runpy's, nothing the user wrote. For this
+    process's own command line only (it exits next); a call from Python keeps its caller's formatting."""
+    import warnings
+
+    from distnn.train.config_object import ConfigWarning
+
+    default = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        if issubclass(category, ConfigWarning):
+            return f"distnn: warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatwarning
+
+
 def _main(argv=None) -> int:
     parser = build_parser()
     args = _parse(parser, argv)
     args.embedded = argv is not None
+    if not args.embedded:
+        _plain_config_warnings()
     if args.command != "train":  # (train's start-up takes them over: preemption.start_up)
         from distnn import _early_signals
 

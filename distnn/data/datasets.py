@@ -288,7 +288,7 @@ TRAINING_KEYS = frozenset({"batch_size", "eval_batch_size", "shuffle", "drop_las
 
 def load_dataset(name="digits", *, val_fraction: float = 0.1, test_fraction: float = 0.2,
                  split_seed: int = 0, standardize: str = "feature", token_vocab: int | None = None,
-                 **options) -> DatasetSplits:
+                 check_split_keys: bool = True, **options) -> DatasetSplits:
     """Load dataset ``name`` and split it into train / val / test.
 
     ``options`` go to the dataset's source (see ``list_dataset_options``); an
@@ -302,6 +302,11 @@ def load_dataset(name="digits", *, val_fraction: float = 0.1, test_fraction: flo
     ``0..token_vocab-1``; every split's ``x`` becomes int64 ids and nothing is
     standardized (see :func:`as_token_ids`). A run records it in its saved data
     table, so evaluation reloads the ids the model was trained on.
+
+    ``check_split_keys``: a split key off its default that the files' own split
+    leaves unused (``test_fraction`` beside MNIST's t10k files, ``val_fraction``
+    beside an .npz's x_val) is a DataError naming it (see :func:`make_splits`);
+    False ignores it, for reloading a run that was trained with one before.
     """
     if not isinstance(name, str):
         spec = {k: v for k, v in dict(name).items() if k not in TRAINING_KEYS and v is not None}
@@ -326,10 +331,43 @@ def load_dataset(name="digits", *, val_fraction: float = 0.1, test_fraction: flo
         if key in accepted:
             options[key] = value
     raw = entry.source(**options)
+    if check_split_keys:
+        refuse_unused_split_keys(name, raw, val_fraction, test_fraction, split_seed)
     if token_vocab is None:
         return make_splits(name, raw, val_fraction, test_fraction, split_seed, standardize)
     splits = make_splits(name, raw, val_fraction, test_fraction, split_seed, "none")  # ids: no statistics
     return as_token_ids(splits, token_vocab)
+
+
+#: the split keys' defaults (load_dataset's, the config schema's): a default is never refused
+SPLIT_KEY_DEFAULTS = {"val_fraction": 0.1, "test_fraction": 0.2, "split_seed": 0}
+
+#: what in a file-based source's data brings its own val or test split, in words
+_OWN_SPLIT_FILES = {"mnist": "its t10k-* files", "fashion_mnist": "its t10k-* files",
+                    "npz": "its x_{split}/y_{split} arrays"}
+
+
+def refuse_unused_split_keys(name: str, raw: RawData, val_fraction=0.1, test_fraction=0.2, split_seed=0) -> None:
+    """A DataError naming each split key, off its default, that ``raw``'s own splits leave unused.
+
+    Which keys a source ignores may depend on its files (MNIST's t10k test files, an .npz's x_val/x_test),
+    so a config cannot be checked for them when it is loaded (``config_data_checks`` refuses those a
+    dataset never reads, xor's). A source's own val (test) split makes ``val_fraction`` (``test_fraction``)
+    unused, and both make ``split_seed`` unused (the training split is then the whole training data, in its
+    order). Like a split key of xor, such a value was accepted and silently ignored."""
+    if raw.split not in ("stratified", "shuffle"):
+        return  # (same / given: checked with the config, config_data_checks.check_split_keys)
+    where = f"data.path {raw.meta['path']!r}" if raw.meta.get("path") else f"dataset '{name}'"
+    own = [s for s in ("val", "test") if s in raw.parts]
+    why = {f"{s}_fraction": f"its own {s} split ({_OWN_SPLIT_FILES.get(name, 'given').format(split=s)})"
+           for s in own}
+    if len(own) == 2:
+        why["split_seed"] = "its own val and test splits, so the training split is all its training data"
+    values = {"val_fraction": val_fraction, "test_fraction": test_fraction, "split_seed": split_seed}
+    problems = [f"dataset '{name}' ignores data.{k} = {values[k]!r}: {where} brings {reason}; remove {k} from "
+                f"[data]" for k, reason in why.items() if values[k] != SPLIT_KEY_DEFAULTS[k]]
+    if problems:
+        raise DataError("; ".join(problems))
 
 
 def check_dataset_options(name: str, options) -> None:

@@ -126,7 +126,8 @@ class Arguments:
     the model uses only while another's value says so (CharLM's ``hidden_size``
     with ``arch = "lstm"``; MLP's ``hidden_sizes`` without ``sizes``, see
     :func:`instead_of`): a config that gives it otherwise is refused
-    (:meth:`ignored`), and its default is not recorded then (:meth:`unused`).
+    (:meth:`ignored`), and its default is not recorded then (:meth:`unused`);
+    the model refuses one given off its default (:meth:`check`'s ``defaults``).
     """
 
     def __init__(self, rules: dict, relations=(), from_data=(), only_with=None):
@@ -178,12 +179,31 @@ class Arguments:
         merged = {**(defaults or {}), **values}
         return [p for p in (rel(merged, q) for rel in self.relations) if p]
 
-    def check(self, who: str, **values) -> None:
+    def check(self, who: str, *, defaults: dict | None = None, **values) -> None:
         """Raise ``ValueError("who: ...")`` listing every problem of ``values`` (the model's arguments; an
-        alternative (:func:`instead_of`) only when the caller gave it, not its default)."""
+        alternative (:func:`instead_of`) only when the caller gave it, not its default).
+
+        ``defaults``: the model's signature defaults (:func:`signature_defaults`). With them, an argument off
+        its default that the others make the model ignore is a problem too, as a config's is
+        (``CharLM(arch="lstm", nhead=8)``: nhead sizes the transformer alone). The model gets every argument,
+        given or not, so one at its default counts as not given: the defaults never trigger it."""
         found = self.problems(values)
+        if not found and defaults is not None:
+            given = {k: v for k, v in values.items() if k not in defaults or not _same(v, defaults[k])}
+            found = [p for k, p in self.ignored(given, {**defaults, **values}, prefix="").items()
+                     if not self.only_with[k].alternative]  # (alternatives: problems() says so already)
         if found:
             raise ValueError(f"{who}: " + "; ".join(found))
+
+
+def _same(value, default) -> bool:
+    """Whether ``value`` is ``default`` as a caller would write it (``True`` is not the default 1)."""
+    if value is default:
+        return True
+    try:
+        return type(value) is type(default) and bool(value == default)
+    except Exception:  # (an array's ==: not a default of any zoo model)
+        return False
 
 
 def arguments_of(name) -> Arguments | None:

@@ -42,9 +42,10 @@ class CharLM(nn.Module):
     def __init__(self, vocab_size=None, arch="transformer", d_model=64, nhead=4, num_layers=2, dim_feedforward=256,
                  dropout=0.0, max_len=None, hidden_size=128, num_classes=None, input_shape=None, generator=None):
         super().__init__()
-        self.arguments.check("CharLM", vocab_size=vocab_size, arch=arch, d_model=d_model, nhead=nhead,
-                             num_layers=num_layers, dim_feedforward=dim_feedforward, dropout=dropout, max_len=max_len,
-                             hidden_size=hidden_size)
+        # (defaults: a given argument of the other arch is refused, as in a config; the defaults never are)
+        self.arguments.check("CharLM", defaults=argspec.signature_defaults(CharLM), vocab_size=vocab_size, arch=arch,
+                             d_model=d_model, nhead=nhead, num_layers=num_layers, dim_feedforward=dim_feedforward,
+                             dropout=dropout, max_len=max_len, hidden_size=hidden_size)
         vocab_size = vocab_size if vocab_size is not None else num_classes
         if vocab_size is None:
             raise ValueError("CharLM: give vocab_size (or num_classes)")

@@ -78,7 +78,8 @@ class LSTMClassifier(nn.Module):
                  embedding_dim=32, bidirectional=False, dropout=0.0, padding_idx=None, input_shape=None,
                  generator=None):
         super().__init__()
-        self.arguments.check("LSTMClassifier", input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
+        self.arguments.check("LSTMClassifier", defaults=argspec.signature_defaults(LSTMClassifier),
+                             input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
                              vocab_size=vocab_size, embedding_dim=embedding_dim, bidirectional=bidirectional,
                              dropout=dropout, padding_idx=padding_idx)
         input_size, _ = _feature_layout(input_size, input_shape, vocab_size, "LSTMClassifier")
@@ -126,9 +127,10 @@ class TransformerClassifier(nn.Module):
                  dropout=0.1, num_classes=2, max_len=None, norm_first=True, activation="gelu", padding_idx=None,
                  input_shape=None, generator=None):
         super().__init__()
-        self.arguments.check("TransformerClassifier", vocab_size=vocab_size, input_size=input_size, d_model=d_model,
-                             nhead=nhead, num_layers=num_layers, dim_feedforward=dim_feedforward, dropout=dropout,
-                             max_len=max_len, norm_first=norm_first, activation=activation, padding_idx=padding_idx)
+        self.arguments.check("TransformerClassifier", defaults=argspec.signature_defaults(TransformerClassifier),
+                             vocab_size=vocab_size, input_size=input_size, d_model=d_model, nhead=nhead,
+                             num_layers=num_layers, dim_feedforward=dim_feedforward, dropout=dropout, max_len=max_len,
+                             norm_first=norm_first, activation=activation, padding_idx=padding_idx)
         input_size, image = _feature_layout(input_size, input_shape, vocab_size, "TransformerClassifier")
         self.vocab_size, self.input_size, self.padding_idx = vocab_size, input_size, padding_idx
         if max_len is None:

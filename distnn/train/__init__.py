@@ -4,11 +4,11 @@
 (see ``distnn.train.config`` for the schema); ``dump_config`` writes it back
 as TOML.
 """
-from .config import (SCHEMA, Config, ConfigError, default_config, describe_schema, dump_config, list_configs,
-                     load_config, loads_config, parse_override, save_config)
+from .config import (SCHEMA, Config, ConfigError, ConfigWarning, default_config, describe_schema, dump_config,
+                     list_configs, load_config, loads_config, parse_override, save_config)
 
-__all__ = ["SCHEMA", "Config", "ConfigError", "load_config", "loads_config", "dump_config", "save_config",
-           "default_config", "describe_schema", "list_configs", "parse_override"]
+__all__ = ["SCHEMA", "Config", "ConfigError", "ConfigWarning", "load_config", "loads_config", "dump_config",
+           "save_config", "default_config", "describe_schema", "list_configs", "parse_override"]
 
 # The training loop and its callbacks (distnn.train.trainer, distnn.train.callbacks).
 from .callbacks import (Callback, CallbackList, EarlyStopping, LRSchedulerCallback, MetricsLogger,  # noqa: E402

@@ -82,7 +82,7 @@ from importlib import resources
 from . import config_overrides as _overrides, config_values as _values
 from .config_schema import (ALIASES, LIBRARY_ONLY, MODEL_RESERVED, MODES, MONITORS, OPEN_TABLES,
                             RECORDED_DEFAULTS, SCHEMA, TABLES, Key, bound_text, describe_schema)
-from .config_object import Config, ConfigError
+from .config_object import Config, ConfigError, ConfigWarning
 from .config_origins import DEFAULT, FROM_FILE, SET_BY_OVERRIDE, UNSET, key_origins, origins_tag
 from .config_values import _check_value, _describe, _get_path, _int64_problems, _set_path, value_not_section
 from .config_overrides import apply_overrides, parse_override
@@ -295,7 +295,7 @@ def default_config() -> Config:
 # The public names, those of the modules split out of this one included (every name importable from here before).
 __all__ = ["ALIASES", "LIBRARY_ONLY", "MODEL_RESERVED", "MODES", "MONITORS", "OPEN_TABLES", "RECORDED_DEFAULTS",
            "SCHEMA", "TABLES", "Key", "bound_text", "describe_schema",
-           "Config", "ConfigError", "DEFAULT", "FROM_FILE", "SET_BY_OVERRIDE", "UNSET", "key_origins", "origins_tag",
+           "Config", "ConfigError", "ConfigWarning", "DEFAULT", "FROM_FILE", "SET_BY_OVERRIDE", "UNSET", "key_origins", "origins_tag",
            "value_not_section", "apply_overrides", "parse_override", "suggest_key", "RUN_RECORD_HEADER", "dump_config",
            "dump_run_config", "save_config", "validate", "CONFIG_PACKAGE", "list_configs", "CheckedConfigFile",
            "config_text", "loads_config", "config_from_dict", "load_config", "default_config"]

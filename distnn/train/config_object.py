@@ -12,6 +12,14 @@ from .config_origins import origins_tag
 from .config_values import _get_path
 
 
+class ConfigWarning(UserWarning):
+    """A config that loads but sets something without effect (a setting of a feature that is off, e.g.
+    ``early_stopping.patience`` while ``early_stopping.enabled = false``). A category of its own, as
+    Lightning's ``PossibleUserWarning``, so that a caller can silence these alone:
+    ``warnings.filterwarnings("ignore", category=ConfigWarning)``, or on the command line
+    ``-W ignore::distnn.train.ConfigWarning``."""
+
+
 class ConfigError(ValueError):
     """An invalid config: every problem, one per line, each naming its dotted key."""
 

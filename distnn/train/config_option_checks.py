@@ -50,6 +50,14 @@ SCHEDULE_OPTIONS = {
 }
 
 
+#: schedule options a schedule reads in some of its modes alone: ``{(schedule, key): (its mode key, the modes
+#: that read it)}``. CyclicLR's ``gamma`` scales the amplitude in ``exp_range`` alone; ``triangular`` and
+#: ``triangular2`` never read it. Refused like another schedule's option (``check_schedule_options``): the mode
+#: picks the schedule's formula, as CharLM's ``arch`` picks its network (``Arguments.only_with``), and is no
+#: feature switched on and off around settings kept for later (those warn: ``config_inactive``).
+SCHEDULE_MODE_OPTIONS = {("cyclic", "gamma"): ("cycle_mode", ("exp_range",))}
+
+
 def _takers(key: str, table=OPTIMIZER_OPTIONS) -> str:
     """'sgd, rmsprop and lars': the optimizers (schedules) that take ``key``, in words."""
     *rest, last = table[key]
@@ -127,6 +135,29 @@ def drop_options_not_taken(raw: dict, keep=()) -> None:
         for k, takers in table.items():
             if k in s and not names & set(takers) and f"{section}.{k}" not in keep:
                 del s[k]
+    s = raw.get("schedule")
+    if isinstance(s, dict):  # (an option of the schedule's other modes: its run never read it either)
+        for k in _mode_options_not_read(raw):
+            if f"schedule.{k}" not in keep:
+                del s[k]
+
+
+def _mode_options_not_read(out: dict) -> list:
+    """The keys of :data:`SCHEDULE_MODE_OPTIONS` that ``out``'s [schedule] (a config, resolved or raw) gives
+    off the schedule's own default while its mode does not read them; [] where an ensemble member changes the
+    schedule or its mode (the member's may read them; each member's config is checked on its own)."""
+    from .schedule_defaults import schedule_default
+
+    s = out.get("schedule") if isinstance(out.get("schedule"), dict) else {}
+    found = []
+    for (name, k), (mode, modes) in SCHEDULE_MODE_OPTIONS.items():
+        if s.get("name", SCHEMA["schedule.name"].default) != name or s.get(k) is None:
+            continue
+        if s.get(k) == schedule_default(name, k) or s.get(mode, SCHEMA[f"schedule.{mode}"].default) in modes:
+            continue
+        if not (_members_change(out, "schedule.name") or _members_change(out, f"schedule.{mode}")):
+            found.append(k)
+    return found
 
 
 def check_optimizer_options(out: dict, problems: list, overridden=()):
@@ -146,6 +177,16 @@ def check_schedule_options(out: dict, problems: list, overridden=()):
     ``schedule.name``, back to their defaults."""
     _options_not_taken("schedule", SCHEDULE_OPTIONS, out, problems, overridden)
     s = out["schedule"]
+    for k in _mode_options_not_read(out):  # (cyclic's gamma outside exp_range)
+        mode, modes = SCHEDULE_MODE_OPTIONS[(s["name"], k)]
+        if f"schedule.{k}" not in overridden and {f"schedule.{mode}", "schedule.name"} & set(overridden):
+            del s[k]  # (the --set wins over the file's, as for another schedule's option)
+            continue
+        remove = f"leave out --set schedule.{k}" if f"schedule.{k}" in overridden else f"remove {k} from [schedule]"
+        problems.append(Related(
+            f"schedule {s['name']!r} reads schedule.{k} only with schedule.{mode} = "
+            f"{' or '.join(map(repr, modes))}: with {mode} = {s[mode]!r} it would ignore {k} = {s[k]!r}; {remove}, "
+            f"or set {mode} = {modes[0]!r}", f"schedule.{k}", f"schedule.{mode}"))
     default = SCHEMA["schedule.interval"].default
     # (not where ensemble members choose their schedules: each member's config is checked on its own)
     if s.get("name") in INTERVAL_IGNORED and s["interval"] != default and not _members_change(out, "schedule.name"):

@@ -147,7 +147,7 @@ SCHEMA: dict[str, Key] = {
     "schedule.warmup_start_factor": _k("float", 0.1, "warmup starts at lr * this factor", POS, ("<=", 1)),
     "schedule.step_size": _k("int", None, "step: decay every step_size intervals", (">=", 1), optional=True),
     "schedule.gamma": _k("float", None, "step/multistep/exponential decay factor; cyclic: the amplitude's factor per "
-                         "optimizer step with cycle_mode exp_range", POS, ("<=", 1), optional=True),
+                         "optimizer step with cycle_mode exp_range (given with another cycle_mode: refused)", POS, ("<=", 1), optional=True),
     # (gamma and factor: unset, the chosen schedule's own default; see SCHEDULE_OWN_DEFAULTS)
     "schedule.milestones": _k("list[int]", [], "multistep: intervals at which to decay", (">=", 1)),
     "schedule.T_max": _k("int", None, "cosine: intervals of one half-period (default: the whole run after "
@@ -202,7 +202,8 @@ SCHEMA: dict[str, Key] = {
                            (">=", 1)),
     "train.nonfinite": _k("str", "skip", "a NaN/inf loss or gradient: skip the step on every rank, or stop",
                           choices=("skip", "error")),
-    "train.max_nonfinite": _k("int", 10, "stop after this many consecutive skipped steps", (">=", 1)),
+    "train.max_nonfinite": _k("int", 10, "stop after this many consecutive skipped steps (with nonfinite = 'skip')",
+                               (">=", 1)),
     # --- early stopping
     "early_stopping.enabled": _k("bool", False, "stop when the monitored metric stops improving (off: the other "
                                 "early_stopping keys are unused, and a config that sets one warns)"),
@@ -214,7 +215,8 @@ SCHEMA: dict[str, Key] = {
     "early_stopping.restore_best": _k("bool", True, "end with the weights of the best epoch (any improvement: "
                                       "summary.json's best_epoch)"),
     # --- checkpoint
-    "checkpoint.enabled": _k("bool", True, "write checkpoints"),
+    "checkpoint.enabled": _k("bool", True, "write checkpoints (off: the keys of how they are written are unused, and a "
+                          "config that sets one warns; dir and resume still say where a resume reads)"),
     "checkpoint.dir": _k("str", None, "checkpoint directory (default: <run dir>/checkpoints); a relative path is "
                           "relative to the run directory, not to the working directory", optional=True),
     "checkpoint.every_steps": _k("int", 0, "also save every N optimizer steps (0 = off)", NONNEG),

@@ -193,7 +193,7 @@ def _split_data(meta, split):
     from distnn.data import DataError, load_dataset
 
     try:
-        splits = load_dataset(meta["data"])
+        splits = load_dataset(meta["data"], check_split_keys=False)  # (the run's own: it trained with them)
     except DataError as e:
         path = (meta.get("data") or {}).get("path")
         if path is None or os.path.exists(str(path)):

@@ -1,0 +1,60 @@
+"""A model argument the caller gives that the model's other arguments make it ignore is refused in the Python
+API as in a config (``Arguments.only_with``): ``CharLM(arch="lstm", nhead=8)`` was built and ``nhead``
+silently ignored, because the model passes every argument, defaults too, to its check. An argument at its
+signature default counts as not given (the defaults never trigger it), and a run's model.json that records
+every argument still rebuilds (tests/test_config_ignored_values.py covers the config's side).
+"""
+import json
+
+import pytest
+
+from distnn.models import CharLM, LSTMClassifier, TransformerClassifier, build_model
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: CharLM(10, arch="lstm", nhead=8),
+     "CharLM: nhead is ignored with arch = 'lstm': the model uses it only with arch = 'transformer'"),
+    (lambda: CharLM(10, arch="lstm", dim_feedforward=64, max_len=32), "CharLM: dim_feedforward is ignored with "
+                                                                      "arch = 'lstm'.*; max_len is ignored"),
+    (lambda: CharLM(10, hidden_size=64),
+     "CharLM: hidden_size is ignored with arch = 'transformer': the model uses it only with arch = 'lstm'"),
+    (lambda: LSTMClassifier(input_size=3, vocab_size=10),
+     "LSTMClassifier: input_size is ignored with vocab_size = 10: the model uses it only for feature inputs"),
+    (lambda: LSTMClassifier(input_size=3, embedding_dim=8),
+     "LSTMClassifier: embedding_dim is ignored with vocab_size = None: the model uses it only for token inputs"),
+    (lambda: TransformerClassifier(input_size=4, padding_idx=0),
+     "TransformerClassifier: padding_idx is ignored with vocab_size = None"),
+    (lambda: build_model("charlm", vocab_size=10, arch="lstm", nhead=2), "CharLM: nhead is ignored"),
+])
+def test_a_given_argument_the_model_would_ignore_is_refused(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_defaults_never_trigger_it():
+    assert CharLM(10, arch="lstm").arch == "lstm" and not hasattr(CharLM(10, arch="lstm"), "encoder")
+    assert CharLM(10, hidden_size=128).arch == "transformer"  # (its default written out: the same model)
+    assert LSTMClassifier(input_size=3).input_size == 3 and LSTMClassifier(vocab_size=5).vocab_size == 5
+    assert TransformerClassifier(vocab_size=5, padding_idx=0).padding_idx == 0
+    with pytest.raises(ValueError, match="nhead must be a positive integer"):  # (the rules still come first)
+        CharLM(10, arch="lstm", nhead=0)
+
+
+def test_a_run_whose_model_json_records_every_argument_still_loads(tmp_path):
+    from distnn.train.job import run_training
+    from distnn.train.run_checksums import write_files
+    from distnn.train.run_dir import load_model, write_bytes
+
+    sets = ["model.arch=lstm", "model.hidden_size=16", "model.d_model=8", "model.num_layers=1", "model.dropout=0.0",
+            "train.epochs=1",
+            "run.plots=false", "checkpoint.enabled=false", "data.seq_len=16", "data.stride=64"]
+    run = tmp_path / "run"
+    run_training("charlm", sets, out=str(run), quiet=True)
+    meta = json.loads((run / "model.json").read_text())
+    assert "nhead" not in meta["model"]["kwargs"] and meta["model"]["kwargs"]["arch"] == "lstm"
+    model, _, _ = load_model(str(run))
+    # a record written before: every argument of the signature, the transformer's too, at their defaults or not
+    meta["model"]["kwargs"].update(nhead=8, dim_feedforward=64, max_len=32)
+    write_files(str(run), {"model.json": json.dumps(meta).encode()}, write_bytes)  # (listed in SHA256SUMS)
+    again, _, _ = load_model(str(run))
+    assert again.arch == "lstm" and repr(again) == repr(model)
