@@ -172,8 +172,9 @@ class Module(ForwardHooks):
                     continue
                 memo.add(id(m))
             yield name, m
-            children = [(f"{name}.{n}" if name else n, c) for n, c in m._modules.items() if c is not None]
-            stack.extend(reversed(children))
+            if m._modules:  # (not for a leaf: this walk runs at every checkpoint, several times)
+                children = [(f"{name}.{n}" if name else n, c) for n, c in m._modules.items() if c is not None]
+                stack.extend(reversed(children))
 
     def get_submodule(self, target: str) -> "Module":
         """The submodule at the dotted path ``target`` (``"layer1.0.conv2"``; ``""`` is this module), as PyTorch's."""

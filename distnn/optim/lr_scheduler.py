@@ -32,7 +32,7 @@ import copy
 import math
 from bisect import bisect_right
 
-from .optimizer import Optimizer
+from .optimizer import Optimizer, _copied
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
            "OneCycleLR", "ReduceLROnPlateau", "LambdaLR", "LinearLR", "CosineAnnealingWarmRestarts", "SequentialLR",
@@ -53,7 +53,7 @@ class _SchedulerState:
 
     def state_dict(self) -> dict:
         """Everything but the optimizer: plain values only (pickle- and ``flatten_state``-friendly)."""
-        return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k != "optimizer"}
+        return {k: _copied(v) for k, v in self.__dict__.items() if k != "optimizer"}
 
     #: attribute names this scheduler keeps from its construction when a state is loaded (set by whoever
     #: sized it from the run's length: a resumed run whose length changed follows its new length)

@@ -272,7 +272,7 @@ class Optimizer:
         index = {}
         groups = []
         for group in self.param_groups:
-            packed = {k: deepcopy(v) for k, v in group.items() if k != "params"}
+            packed = {k: _copied(v) for k, v in group.items() if k != "params"}
             ids = []
             for p in group["params"]:
                 index.setdefault(id(p), len(index))
@@ -285,7 +285,7 @@ class Optimizer:
                 s = self.state.get(p)
                 if s:
                     state[index[id(p)]] = {k: ((to_numpy(v).copy() if copy else to_numpy(v)) if _is_array(v)
-                                               else deepcopy(v)) for k, v in s.items()}
+                                               else _copied(v)) for k, v in s.items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -362,6 +362,21 @@ def _host_if_torch(v):
     if not isinstance(v, Tensor) and hasattr(v, "detach") and hasattr(v, "numpy"):
         return v.detach().cpu().numpy()
     return v
+
+
+_ATOMIC = frozenset((float, int, str, bool, type(None)))
+
+
+def _copied(v):
+    """``deepcopy(v)``, without its generic walk for the plain values (and lists and tuples of them)
+    hyperparameters and schedulers' states nearly always are: a checkpoint saves them at every save.
+    (deepcopy gives a plain value, or a tuple of them, back as it is.)"""
+    t = type(v)
+    if t in _ATOMIC:
+        return v
+    if (t is list or t is tuple) and _ATOMIC.issuperset(map(type, v)):
+        return list(v) if t is list else v
+    return deepcopy(v)
 
 
 def _is_array(v) -> bool:

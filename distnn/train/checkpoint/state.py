@@ -20,6 +20,8 @@ _ARRAY_FILES = {"model": "model.npz", "optimizer": "optimizer.npz"}
 #: Records of the training history a chunk file holds (see :func:`to_files`).
 HISTORY_CHUNK = 256
 _CHUNKS, _TAIL = "__chunks__", "tail"
+# json.dumps(obj, separators=(",", ":")) builds this encoder at each call: one, reused (it keeps no state)
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def encode_state(state: dict) -> tuple[dict, dict]:
@@ -41,6 +43,19 @@ def encode_state(state: dict) -> tuple[dict, dict]:
             keys.append(key)
         return keys[::-1]
 
+    def array(obj, node, file):
+        path = spell(node)
+        key = "/".join(path[1:]) if file in _ARRAY_FILES.values() else "/".join(path)
+        bucket = arrays.setdefault(file, {})
+        if key in bucket or not key:
+            raise TypeError(f"checkpoint state: duplicate array key {key!r} at {'/'.join(path)}")
+        if type(obj) is not np.ndarray:  # (a numpy array is its own host array: no call for it)
+            from distnn.backend import to_numpy
+
+            obj = np.asarray(to_numpy(obj))
+        bucket[key] = obj
+        return {"__array__": [file, key]}
+
     def enc(obj, node, file):
         t = type(obj)
         if t is dict:
@@ -55,6 +70,8 @@ def encode_state(state: dict) -> tuple[dict, dict]:
                     out[k] = v if v - v == 0 else {"__float__": repr(v)}
                 elif tv is str or tv is int or tv is bool or v is None:
                     out[k] = v
+                elif tv is np.ndarray:
+                    out[k] = array(v, (node, k), file)
                 else:
                     out[k] = enc(v, (node, k), file)
             return out
@@ -74,15 +91,7 @@ def encode_state(state: dict) -> tuple[dict, dict]:
         if t is str or t is int or t is bool or obj is None:
             return obj
         if isinstance(obj, np.ndarray) or _is_device_array(obj):
-            from distnn.backend import to_numpy
-
-            path = spell(node)
-            key = "/".join(path[1:]) if file in _ARRAY_FILES.values() else "/".join(path)
-            bucket = arrays.setdefault(file, {})
-            if key in bucket or not key:
-                raise TypeError(f"checkpoint state: duplicate array key {key!r} at {'/'.join(path)}")
-            bucket[key] = np.asarray(to_numpy(obj))
-            return {"__array__": [file, key]}
+            return array(obj, node, file)
         if isinstance(obj, np.generic):
             return {"__scalar__": obj.dtype.str, "value": enc(obj.item(), node, file)}
         if isinstance(obj, float):
@@ -148,13 +157,15 @@ def chunk_name(index: int) -> str:
 
 
 def to_files(skeleton: dict, arrays: dict, extra_files: dict | None = None, packers: dict | None = None,
-             crc: bool = True, history_chunk: int | None = None) -> dict:
+             crc: bool = True, history_chunk: int | None = None, dump=None) -> dict:
     """The second half of :func:`serialize`: npz and JSON bytes from :func:`encode_state`'s output.
 
     With ``packers`` (a dict kept between saves, see :class:`Serializer`) the
     npz images are packed into buffers reused from the previous call
     (memoryviews, valid until the next call with the same ``packers``);
     ``crc=False`` leaves their CRC-32s to :meth:`Serializer.fill_crc`.
+    ``dump`` (the skeleton -> its JSON text; compact JSON by default) makes
+    ``trainer.json``'s text.
 
     The training history (top-level ``history``, a list growing a record an
     epoch) goes in whole chunks of ``history_chunk`` records (default
@@ -172,15 +183,14 @@ def to_files(skeleton: dict, arrays: dict, extra_files: dict | None = None, pack
         whole = len(history) // history_chunk
         names = [chunk_name(k) for k in range(whole)]
         for k, name in enumerate(names):
-            files[name] = json.dumps(history[k * history_chunk:(k + 1) * history_chunk],
-                                     separators=(",", ":")).encode()
+            files[name] = _compact(history[k * history_chunk:(k + 1) * history_chunk]).encode()
         skeleton = {**skeleton, "history": {_CHUNKS: names, _TAIL: history[whole * history_chunk:]}}
     for name, arrs in arrays.items():
         if packers is not None and npz_io.packable(arrs):
             files[name] = packers.setdefault(name, npz_io.NpzPacker()).pack(arrs, crc=crc)
         else:
             files[name] = npz_bytes(arrs)
-    files[TRAINER_JSON] = json.dumps(skeleton, separators=(",", ":")).encode()
+    files[TRAINER_JSON] = (dump or _compact)(skeleton).encode()
     for name, content in (extra_files or {}).items():
         files[name] = content.encode() if isinstance(content, str) else bytes(content)
     return files
@@ -265,12 +275,15 @@ class Serializer:
         if type(history) is not list:
             return self._plain(state, crc)
         same = self._unchanged(history)
-        self._forget(same)
+        if same < len(self._texts):
+            self._forget(same)
         for rec in history[same:]:
             if type(rec) is not dict or not self._PLAIN.issuperset(map(type, rec.values())) or any(
                     type(k) is not str or k[:2] == "__" for k in rec):
                 return self._plain(state, crc)
-            self._texts.append(json.dumps(encode_state({"r": rec})[0]["r"], separators=(",", ":")))
+            # (encode_state's output for a flat record: only a non-finite float is spelled otherwise)
+            self._texts.append(_compact({k: v if type(v) is not float or v - v == 0 else {"__float__": repr(v)}
+                                         for k, v in rec.items()}))
             self._lengths.append(len(rec))
             self._keys.extend(rec)
             self._values.extend(rec.values())
@@ -285,13 +298,12 @@ class Serializer:
             self._sha[chunk_name(k)] = hashlib.sha256(data).hexdigest()
         skeleton, arrays = encode_state({**state, "history": self._marker})
         files = {chunk_name(k): data for k, data in enumerate(self._chunks)}
-        files.update(to_files(skeleton, arrays, self._extra, self._packers, crc, c))
-        text = files[TRAINER_JSON].decode()
         tail = "[" + ",".join(fragments[whole * c:]) + "]"
         if whole:
             names = ",".join(f'"{chunk_name(k)}"' for k in range(whole))
             tail = f'{{"{_CHUNKS}":[{names}],"{_TAIL}":{tail}}}'
-        files[TRAINER_JSON] = text.replace(f'"{self._marker}"', tail, 1).encode()
+        files.update(to_files(skeleton, arrays, self._extra, self._packers, crc, c,
+                              dump=lambda skeleton: _compact(skeleton).replace(f'"{self._marker}"', tail, 1)))
         return files
 
     def _plain(self, state: dict, crc: bool) -> dict:
@@ -310,7 +322,8 @@ class Serializer:
         try:
             if (list(map(len, head)) == lengths
                     and all(map(is_, chain.from_iterable(map(dict.values, head)), self._values))
-                    and list(chain.from_iterable(map(dict.keys, head))) == self._keys[:sum(lengths)]):
+                    and list(chain.from_iterable(map(dict.keys, head))) == (
+                        self._keys if m == len(self._lengths) else self._keys[:sum(lengths)])):
                 return m
         except TypeError:  # a record that is not a dict: found below
             pass
