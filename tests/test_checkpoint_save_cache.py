@@ -38,6 +38,7 @@ def _bytes(files):
 
 def _check(ser, state, chunk=None):
     """``ser``'s files of ``state`` are a fresh serializer's, byte for byte and in the same order."""
+    assert isinstance(state.get("history"), list)  # (the serializer's caches are for a history of records)
     got = _bytes(ser(state))
     assert got == _bytes(ck.serialize(state, EXTRA, history_chunk=chunk))
     return got
@@ -65,6 +66,8 @@ def test_dicts_of_arrays_whose_keys_types_or_places_change_are_saved_as_they_are
         _state(_model("0.weight", "0.bias", "2.weight"), _momentum(0, 1, 2)),     # a layer more
         _state(_model("0.bias", "0.weight"), _momentum(1, 0)),                     # another order
         _state(_model("0.weight", "0.bias"), _momentum("0", "1")),                 # str keys for int keys
+        _state(_model("0.weight", "0.bias"), _momentum(1)),
+        _state(_model("0.weight", "0.bias"), _momentum(True)),                     # a bool key for 1
         _state(_model("0.weight", "0.bias"), {0: {"step": 3, "exp_avg": np.ones(2)}}),  # a scalar among them
         _state(_model("0.weight", "__x"), _momentum(0, 1)),                        # a key spelled as __dict__
         _state({"0.weight": np.float32(1.5), "0.bias": np.ones(1)}, _momentum(0)),  # a numpy scalar
@@ -82,8 +85,15 @@ def test_dicts_of_arrays_whose_keys_types_or_places_change_are_saved_as_they_are
 def test_a_dict_of_arrays_of_the_same_keys_in_another_place_is_saved_there():
     ser = ck.Serializer(EXTRA)
     for where in ("a", "b", "a"):               # the same keys under another name: its arrays' keys are others
-        _check(ser, {"optimizer": {where: {"m": np.ones(2)}, "x": [1]}, "model": {where: np.ones(1)}})
-    _check(ser, {"optimizer": {"m": np.ones(2)}, "model": {"m": np.ones(2)}})  # the same keys in both files
+        _check(ser, {"history": [], "optimizer": {where: {"m": np.ones(2)}, "x": [1]}, "model": {where: np.ones(1)}})
+    _check(ser, {"history": [], "optimizer": {"m": np.ones(2)}, "model": {"m": np.ones(2)}})  # (in both files)
+
+
+def test_dicts_of_arrays_that_come_and_go_keep_their_own_text():
+    ser = ck.Serializer(EXTRA)
+    opt = {"state": _momentum(0), "x": [1]}
+    for model in ({"w": np.ones(1)}, {"w": [1]}, {"v": np.ones(2)}, {"v": np.ones(2)}):
+        _check(ser, {"history": [], "model": model, "optimizer": opt})
 
 
 def test_two_states_saved_in_turn_by_one_serializer():
@@ -97,14 +107,14 @@ def test_two_states_saved_in_turn_by_one_serializer():
 
 def test_a_duplicate_array_key_is_refused_as_without_the_cache():
     ser = ck.Serializer(EXTRA)
-    ok = {"optimizer": {"a": {"b": np.ones(1)}, "x": [1]}}
+    ok = {"history": [], "optimizer": {"a": {"b": np.ones(1)}, "x": [1]}}
     _check(ser, ok)
     _check(ser, ok)                             # its dict of arrays is known now
-    bad = {"optimizer": {"a/b": np.zeros(1), "a": {"b": np.ones(1)}, "x": [1]}}  # both are "a/b"
+    bad = {"history": [], "optimizer": {"a/b": np.zeros(1), "a": {"b": np.ones(1)}, "x": [1]}}  # both "a/b"
     for serialize in (ser, ck.serialize):
         with pytest.raises(TypeError, match="duplicate array key 'a/b'"):
             serialize(bad)
-    bad = {"optimizer": {"state": {1: {"m": np.ones(1)}, "1": {"m": np.ones(1)}}, "x": [1]}}
+    bad = {"history": [], "optimizer": {"state": {1: {"m": np.ones(1)}, "1": {"m": np.ones(1)}}, "x": [1]}}
     for serialize in (ser, ck.serialize):
         with pytest.raises(TypeError, match="duplicate array key"):
             serialize(bad)
