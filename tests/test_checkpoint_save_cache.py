@@ -1,8 +1,7 @@
 """What a checkpoint save keeps from one save to the next (to hold training up less) changes nothing on disk.
 
 The :class:`~distnn.train.checkpoint.Serializer` of a checkpoint callback reuses, between saves, the
-JSON text of the history's records and of each dict of arrays (the model's and the optimizer's state
-dicts), and the state capture skips copies and lookups for plain values. The oracle throughout:
+JSON text of the history's records (and its encoder), and the state capture skips copies and lookups for plain values. The oracle throughout:
 the bytes a fresh :func:`~distnn.train.checkpoint.serialize` makes of the same state.
 """
 from collections import OrderedDict
@@ -109,7 +108,7 @@ def test_a_duplicate_array_key_is_refused_as_without_the_cache():
     ser = ck.Serializer(EXTRA)
     ok = {"history": [], "optimizer": {"a": {"b": np.ones(1)}, "x": [1]}}
     _check(ser, ok)
-    _check(ser, ok)                             # its dict of arrays is known now
+    _check(ser, ok)                             # a second save of the same state
     bad = {"history": [], "optimizer": {"a/b": np.zeros(1), "a": {"b": np.ones(1)}, "x": [1]}}  # both "a/b"
     for serialize in (ser, ck.serialize):
         with pytest.raises(TypeError, match="duplicate array key 'a/b'"):

@@ -15,7 +15,7 @@ replicas are identical, so its model and optimizer stand for all); then rank
 default.
 
 ``async_save`` trades that for less time held up: the state is copied and
-packed into bytes at the save point (about a millisecond for a small model);
+packed into bytes at the save point (about half a millisecond for digits_mlp);
 the npz CRC-32s, hashing, writing and fsync run in the background on rank 0
 while training continues: in a writer process of its own on Linux (see
 :mod:`~distnn.train.checkpoint.writer_process`: a write from a thread of this
