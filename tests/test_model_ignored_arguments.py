@@ -58,3 +58,20 @@ def test_a_run_whose_model_json_records_every_argument_still_loads(tmp_path):
     write_files(str(run), {"model.json": json.dumps(meta).encode()}, write_bytes)  # (listed in SHA256SUMS)
     again, _, _ = load_model(str(run))
     assert again.arch == "lstm" and repr(again) == repr(model)
+
+
+@pytest.mark.parametrize("model, extra", [("lstm", 'hidden_size = 16'), ("transformer", 'd_model = 16\nnhead = 2')])
+def test_input_size_on_token_data_is_one_line_naming_it_and_the_datasets_tokens(tmp_path, model, extra):
+    # the trainer fills in vocab_size from a token dataset: the model's refusal said "input_size is ignored
+    # with vocab_size = 10 ... (or set vocab_size)", naming a vocab_size the config never gave
+    from cli_run import distnn
+
+    config = tmp_path / "seq.toml"
+    config.write_text(f'name = "seq"\n[data]\nname = "seq_sorted"\nlength = 12\nvocab_size = 10\nn_samples = 200\n'
+                      f'[model]\nname = "{model}"\ninput_size = 5\n{extra}\n[train]\nepochs = 1\n')
+    r = distnn(["train", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet"], cwd=tmp_path)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith("distnn: error: model.input_size (5) is for feature inputs, but dataset "
+                               "'seq_sorted' holds tokens (ids 0..9)"), r.stderr
+    assert "remove model.input_size" in r.stderr and "set vocab_size" not in r.stderr
+    assert not (tmp_path / "run").exists()

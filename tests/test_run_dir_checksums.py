@@ -230,6 +230,64 @@ def test_no_crash_leaves_a_marked_config_without_sha256sums(tmp_path, monkeypatc
     assert seen == [True]
 
 
+class _Killed(BaseException):
+    """A kill -9 stand-in: nothing after it runs."""
+
+
+@pytest.fixture
+def killed_after_config(tmp_path, monkeypatch):
+    """A new run killed right after its config.toml was renamed in, before SHA256SUMS was updated."""
+    run = tmp_path / "run"
+    replace = os.replace
+
+    def spied(src, dst, **kw):
+        if os.path.basename(dst) == "SHA256SUMS" and (run / "config.toml").exists():
+            raise _Killed
+        return replace(src, dst, **kw)
+
+    monkeypatch.setattr(os, "replace", spied)
+    monkeypatch.setattr(rd, "remove_run_dir", lambda path: None)  # (a killed run cleans nothing up)
+    with pytest.raises(_Killed):
+        main(["train", "--out", str(run), *TRAIN])
+    monkeypatch.undo()
+    for n in os.listdir(run):  # (a kill leaves the temporary file of SHA256SUMS's update: nothing reads it)
+        if n.startswith("SHA256SUMS") and n != "SHA256SUMS":
+            os.remove(run / n)
+    return run
+
+
+def test_a_new_run_killed_after_its_config_has_it_listed_already(killed_after_config):
+    # SHA256SUMS was created empty before config.toml came in: after a kill there, sha256sum -c refused
+    # the empty list, and a resume took the marked config.toml unchecked (nothing listed it)
+    run = killed_after_config
+    assert "model.npz" not in os.listdir(run)
+    config = (run / "config.toml").read_bytes()
+    assert run_checksums.CONFIG_MARK.encode() in config
+    assert (run / "SHA256SUMS").read_text() == f"{hashlib.sha256(config).hexdigest()}  config.toml\n"
+
+
+def test_a_new_run_killed_after_its_config_evaluates_to_a_clear_error_and_resumes(killed_after_config, capsys):
+    run = killed_after_config
+    code, _, err = run_cli(["evaluate", str(run)], capsys)
+    assert code == 2 and err.startswith("distnn: error: ") and len(err.strip().splitlines()) == 1, err
+    assert "model.npz is missing" in err and "Traceback" not in err
+    code, _, err = run_cli(["train", "--out", str(run), *TRAIN, "--resume", "auto"], capsys)
+    assert code == 0, err
+    assert run_checksums.read_sums(str(run)) == {n: hashlib.sha256((run / n).read_bytes()).hexdigest()
+                                                 for n in FILES}
+    code, out, err = run_cli(["evaluate", str(run)], capsys)
+    assert code == 0 and "accuracy" in out, err
+
+
+def test_a_new_run_killed_after_its_config_is_not_resumed_with_a_config_changed_since(killed_after_config, capsys):
+    # (the config.toml the kill left was read unchecked: an edit since went unnoticed)
+    run = killed_after_config
+    _flip_config(run)
+    code, _, err = run_cli(["train", "--out", str(run), *TRAIN, "--resume", "auto"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert f"{run / 'config.toml'} fails its SHA-256 check" in err
+
+
 def test_an_unlisted_file_is_read_as_it_is(run):
     # what a crash between writing a file and listing it leaves: that file unchecked, not refused
     run_checksums.forget(str(run), ["model.npz"])

@@ -156,7 +156,14 @@ class Job:
         spec["num_classes"] = k
         spec["input_shape"] = list(self.splits.input_shape)
         if self.splits.meta.get("vocab_size") is not None and _accepts(name, "vocab_size"):
-            spec.setdefault("vocab_size", int(self.splits.meta["vocab_size"]))
+            vocab = int(self.splits.meta["vocab_size"])
+            if "vocab_size" not in spec and spec.get("input_size") is not None:
+                # (the model's own refusal named a vocab_size the config never gave: "or set vocab_size";
+                # an explicit model.vocab_size = none reads the ids as features: input_size is its own)
+                raise ValueError(f"model.input_size ({spec['input_size']!r}) is for feature inputs, but dataset "
+                                 f"'{self.splits.name}' holds tokens (ids 0..{vocab - 1}), which model '{name}' "
+                                 f"embeds (vocab_size = {vocab}, taken from the data): remove model.input_size")
+            spec.setdefault("vocab_size", vocab)
         distnn.manual_seed(int(self.cfg.run.seed))  # identical initial weights on every rank
         model = build_model(name, **spec)
         self._check_outputs_fit_targets(model, name)

@@ -143,12 +143,19 @@ def write_files(directory: str, files: dict, write) -> None:
     another's checksum. ``files``: ``{name: bytes}``, or a function that writes the content to the binary
     stream it is given (streamed to the file, never whole in memory). A ``config.toml`` is written
     :func:`marked_config`; a ``SHA256SUMS`` is there before it (or anything else) is renamed in: a mark
-    with none is a deleted one."""
+    with none is a deleted one. A file of ``files`` given as bytes and not there yet (a new run's
+    ``config.toml``) is listed in it already: it cannot be the old file after a crash."""
     if isinstance(files.get(CONFIG), (bytes, bytearray)):
         files = {**files, CONFIG: marked_config(bytes(files[CONFIG]))}
     sums = _current(directory)
-    if any(n in sums for n in files) or not os.path.lexists(os.path.join(str(directory), SUMS)):
-        _store(directory, {n: h for n, h in sums.items() if n not in files}, sync_dir=False)
+    # A file not there yet can only ever hold its new bytes (each comes in by a rename): listed already,
+    # a crash before the list's update below leaves it checked, not a fresh run's marked config.toml
+    # beside an empty SHA256SUMS (which sha256sum -c refuses and readers could not check it against).
+    # One that is there is unlisted first, as above: it may still be the old file after a crash.
+    new = {n: hashlib.sha256(d).hexdigest() for n, d in files.items()
+           if n in COVERED and isinstance(d, (bytes, bytearray)) and not os.path.lexists(os.path.join(str(directory), n))}
+    if new or any(n in sums for n in files) or not os.path.lexists(os.path.join(str(directory), SUMS)):
+        _store(directory, {**{n: h for n, h in sums.items() if n not in files}, **new}, sync_dir=False)
     written = {name: write(os.path.join(str(directory), name), data) for name, data in files.items()}
     sums.update({n: h for n, h in written.items() if n in COVERED})
     _store(directory, sums)  # (its directory fsync makes every rename above durable too, in their order)

@@ -120,7 +120,11 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
     one writes. ``recycle`` names a spare directory (see :func:`apply_retention`)
     to become the new checkpoint: its files are overwritten in place.
     Raises :class:`CheckpointError` naming the file when anything fails; then
-    no partial directory is left and ``latest`` is unchanged.
+    no partial directory is left and ``latest`` is unchanged. A failed fsync of
+    the new directory, or of ``root`` when the step had a checkpoint already,
+    fails the write too: the step's old checkpoint is put back, never deleted
+    for a new one that may not survive a power loss. (An fsync a file system
+    does not support on directories is no failure: see ``fsio.FSYNC_UNSUPPORTED``.)
 
     Every file (the manifest and the pointers' temporary files included) is
     written first, its write-back started on all of them (Linux), and only then
@@ -148,6 +152,7 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
     prepare = prepare or {}
     digests = {}  # name: _Digest running on the hashing threads
     trash = None  # the step's old checkpoint, moved aside while the new one is renamed in
+    renamed = False  # the new checkpoint is at ``final``
     try:
         for fname, data in files.items():
             if not (reuse and fname in reuse) and memoryview(data).nbytes >= hashing.PARALLEL_HASH_BYTES:
@@ -219,7 +224,8 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
             opened.pop()
             os.close(fd)
         if fsync and fsio.SYNCFS is None:
-            fsync_dir(tmp)
+            current = "the fsync of the new checkpoint's directory"
+            fsync_dir(tmp, strict=True)  # (failed: its files' entries may not survive; the old copy must stay)
         if faults:
             fault(step, "crash_before_rename", "", faults)
         current = name
@@ -227,6 +233,7 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
             trash = os.path.join(root, f".trash-{name}-{tmp_suffix()}")
             os.rename(final, trash)
         os.rename(tmp, final)
+        renamed = True
         if faults:
             fault(step, "crash_before_latest", "", faults)
         if pointers:
@@ -239,7 +246,11 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
                 root_fd = os.open(root, os.O_RDONLY)
             except OSError:  # some platforms cannot open directories
                 root_fd = None
-            fsync_fd(root_fd)
+            # A failed fsync (not an unsupported one) may leave the renames not durable: a rewrite then
+            # puts its step's old copy back (see the except block) instead of deleting it. A new step has
+            # no old copy to lose, and its pointers are replaced already: nothing to roll back to.
+            current = f"the fsync of directory {root!r}"
+            fsync_fd(root_fd, strict=bool(trash))
         if trash:  # after the fsync: the step's new checkpoint is durable before its old one goes
             remove_tree(trash)
     except BaseException as e:
@@ -255,6 +266,11 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
                 os.remove(ptmp)
             except OSError:
                 pass
+        if trash and renamed:  # the new one is in already (its root's fsync failed): it makes way again
+            try:
+                os.rename(final, tmp)  # (a .tmp- name: removed below, or by cleanup_temporaries after a crash)
+            except OSError:
+                pass  # the old copy stays aside, not deleted: recover_interrupted_rewrites finds it
         if trash and not os.path.lexists(final):  # the step's old checkpoint was moved aside: put it back
             try:
                 os.rename(trash, final)

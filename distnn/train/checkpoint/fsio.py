@@ -1,6 +1,7 @@
 """File-system steps of an atomic checkpoint write: create, write, make durable, link, recycle, remove."""
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -8,15 +9,27 @@ import stat
 import sys
 
 
-def fsync_dir(path: str) -> None:
+#: errno values of an fsync that says "not supported here", not "failed": some file systems (and
+#: platforms) cannot fsync a directory (EINVAL, EROFS: "does not support synchronization"; EBADF: a
+#: directory opened read-only on some systems; ENOTSUP/EOPNOTSUPP/ENOSYS: network and FUSE file systems).
+#: Anything else (EIO, ENOSPC, EDQUOT...) is a write-back that did not make it.
+FSYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.EROFS, errno.EBADF, errno.ENOSYS,
+                               getattr(errno, "ENOTSUP", errno.EINVAL), getattr(errno, "EOPNOTSUPP", errno.EINVAL)})
+
+
+def fsync_dir(path: str, strict: bool = False) -> None:
+    """fsync the directory ``path``: the entries made in it (creations, renames) survive a power loss.
+
+    Where directories cannot be opened or fsynced at all there is nothing to do. ``strict`` raises the
+    OSError of an fsync that failed (not one that is not supported, :data:`FSYNC_UNSUPPORTED`): a caller
+    about to delete what these entries replace must know; else any error is ignored.
+    """
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:  # some platforms cannot open directories
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        fsync_fd(fd, strict)
     finally:
         os.close(fd)
 
@@ -90,12 +103,14 @@ def _load_start_writeback():
 START_WRITEBACK = _load_start_writeback()
 
 
-def fsync_fd(fd) -> None:
+def fsync_fd(fd, strict: bool = False) -> None:
+    """fsync ``fd`` (None: nothing); ``strict`` as for :func:`fsync_dir`."""
     if fd is not None:
         try:
             os.fsync(fd)
-        except OSError:
-            pass
+        except OSError as e:
+            if strict and e.errno not in FSYNC_UNSUPPORTED:
+                raise
 
 
 def create(path: str) -> int:
