@@ -229,7 +229,6 @@ class SyncBatchNorm(_BatchNorm):
         return module
 
 
-
 def _one_of(process_group, comm, where):
     """The communicator given as ``process_group`` (PyTorch's name) or ``comm`` (distnn's), not both."""
     if process_group is not None and comm is not None and process_group is not comm:
