@@ -128,24 +128,44 @@ class SyncBatchNormTrain(ValidRowsBatchNormTrain):
 
 
 class SyncBatchNorm(_BatchNorm):
-    """Batch norm over (N, C, ...) inputs whose training statistics span every rank of ``comm``.
+    """Batch norm over (N, C, ...) inputs whose training statistics span every rank of ``process_group``.
 
-    Same arguments, parameters and buffers as ``BatchNorm1d/2d``, plus
-    ``comm`` (default: ``distnn.distributed.init()`` at first use). Ranks may
-    hold different batch sizes, even zero; rows marked as padding with
-    :func:`valid_rows` are left out of the statistics. In eval mode (with
-    running statistics) no communication happens. Every rank must call forward (and
+    PyTorch's signature (``distnn.nn.SyncBatchNorm`` is this class): same arguments, parameters and
+    buffers as ``BatchNorm1d/2d/3d``, any input of at least 2 dimensions, plus ``process_group``: the
+    communicator whose ranks share the statistics (default: ``distnn.distributed.init()`` at first use,
+    which inside :func:`~distnn.distributed.simulate` is the simulated rank's). ``comm`` is the same
+    argument under distnn's name. In one process it is ``BatchNorm``. Ranks may hold different batch
+    sizes, even zero; rows marked as padding with :func:`valid_rows` are left out of the statistics.
+    In eval mode (with running statistics) no communication happens. Every rank must call forward (and
     backward) the same number of times.
     """
 
-    _expected_ndims = (2, 3, 4, 5)
-    _shape_text = "(N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W)"
-
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
-                 track_running_stats: bool = True, comm=None, device=None, dtype=None, *, bias: bool = True):
+                 track_running_stats: bool = True, process_group=None, device=None, dtype=None, *,
+                 bias: bool = True, comm=None):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device=device, dtype=dtype,
                          bias=bias)
-        self.comm = comm
+        self.comm = _one_of(process_group, comm, "SyncBatchNorm")
+
+    @property
+    def process_group(self):
+        """PyTorch's name of :attr:`comm`: the communicator the statistics are shared over (None: ``init()``'s)."""
+        return self.comm
+
+    @process_group.setter
+    def process_group(self, value):
+        self.comm = value
+
+    def _check_input_dim(self, x):
+        shape = tuple(x.shape)
+        if len(shape) < 2:  # (PyTorch's message; any number of trailing dimensions, as its SyncBatchNorm)
+            raise ValueError(f"{self.where()}: expected at least 2D input (got {len(shape)}D input)")
+        if shape[1] == 0:
+            raise ValueError(f"{self.where()}: SyncBatchNorm number of input channels should be non-zero")
+        if shape[1] != self.num_features:
+            raise ValueError(
+                f"{self.where()}: expected {self.num_features} channels (dim 1), got input of shape {shape}"
+            )
 
     def _get_comm(self):
         if self.comm is None:
@@ -180,11 +200,15 @@ class SyncBatchNorm(_BatchNorm):
                                         eps=self.eps, comm=comm, total=total, valid=mask)
 
     @classmethod
-    def convert_sync_batchnorm(cls, module, comm=None):
-        """Replace every BatchNorm layer in ``module`` by a SyncBatchNorm sharing its parameters and buffers.
+    def convert_sync_batchnorm(cls, module, process_group=None, *, comm=None):
+        """Replace every BatchNorm layer (``BatchNorm1d/2d/3d``) in ``module`` by a SyncBatchNorm over
+        ``process_group`` (``comm``: the same, distnn's name) sharing its parameters and buffers and
+        keeping its training flag, as PyTorch's.
 
         Returns the converted module (a new object only when ``module`` itself is a BatchNorm).
+        Layers that are SyncBatchNorm already are kept as they are.
         """
+        comm = _one_of(process_group, comm, "convert_sync_batchnorm")
         if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
             sync = cls(module.num_features, module.eps, module.momentum, module.affine,
                        module.track_running_stats, comm=comm, dtype=_dtype_of(module),
@@ -199,13 +223,17 @@ class SyncBatchNorm(_BatchNorm):
             return sync
         for name, child in list(module._modules.items()):
             if child is not None:
-                new = cls.convert_sync_batchnorm(child, comm)
+                new = cls.convert_sync_batchnorm(child, comm=comm)
                 if new is not child:  # in place: keep the child order (Sequential runs in that order)
                     module._modules[name] = new
         return module
 
-    def extra_repr(self):
-        return super().extra_repr() + f", comm={self.comm!r}"
+
+def _one_of(process_group, comm, where):
+    """The communicator given as ``process_group`` (PyTorch's name) or ``comm`` (distnn's), not both."""
+    if process_group is not None and comm is not None and process_group is not comm:
+        raise TypeError(f"{where}: got both process_group and comm (two names of the same argument); pass one")
+    return comm if process_group is None else process_group
 
 
 # base communicator -> the split of it that every SyncBatchNorm on it communicates over

@@ -1,5 +1,6 @@
 """Neural-network modules (``distnn.nn``), following PyTorch's names and shapes."""
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
+from .parameter_containers import ParameterDict, ParameterList
 from . import init
 from .activation import (
     ELU, GELU, LeakyReLU, LogSigmoid, LogSoftmax, Maxout, PReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh,
@@ -38,3 +39,13 @@ from .transformer_decoder import Transformer, TransformerDecoder, TransformerDec
 from .upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from .residual import BasicBlock
 from . import utils
+
+
+def __getattr__(name):
+    # nn.SyncBatchNorm is distnn.distributed's (PyTorch's place for it); loaded on first use, as
+    # distnn.distributed's pieces are, so that importing distnn.nn stays cheap
+    if name == "SyncBatchNorm":
+        from distnn.distributed.sync_batchnorm import SyncBatchNorm
+
+        return SyncBatchNorm
+    raise AttributeError(f"module 'distnn.nn' has no attribute {name!r}")

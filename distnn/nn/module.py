@@ -391,7 +391,11 @@ class Module(ForwardHooks):
         for name, m in self._modules.items():
             child = repr(m).replace("\n", "\n  ")
             lines.append(f"  ({name}): {child}")
-        head = f"{type(self).__name__}({self.extra_repr()}"
+        extra = self.extra_repr()
+        if "\n" in extra:  # one line per entry (ParameterList's): each indented, as PyTorch's
+            lines = ["  " + line for line in extra.split("\n")] + lines
+            extra = ""
+        head = f"{type(self).__name__}({extra}"
         if not lines:
             return head + ")"
         return head + "\n" + "\n".join(lines) + "\n)"
