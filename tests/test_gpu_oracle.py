@@ -238,6 +238,15 @@ NEW_OPS = {
                                                                         antialias=True)),
     "interpolate_antialias_bicubic": ([_IMG], lambda x: F.interpolate(x, scale_factor=(0.3, 1.7), mode="bicubic",
                                                                        antialias=True, align_corners=True)),
+    # --- new with the padding modules and the pixel and channel shuffles, written without a GPU (a static
+    # review): the pad modes' index vectors are built on the host and moved (reflect, replicate, circular with
+    # crops); the shuffles are reshapes and transposes
+    "pad_reflect_crop": ([_IMG], lambda x: F.pad(x, (2, -1, 3, 1), mode="reflect")),
+    "pad_replicate_3d": ([_IMG[:, :, :4]], lambda x: F.pad(x[None], (1, 2, 0, 3, 2, 1), mode="replicate")),
+    "pad_circular_crop": ([_IMG], lambda x: F.pad(x, (-2, 4, 9, 0), mode="circular")),
+    "pixel_shuffle": ([_R4.standard_normal((2, 12, 3, 5))], lambda x: F.pixel_shuffle(x, 2)),
+    "pixel_unshuffle": ([_R4.standard_normal((2, 3, 6, 9))], lambda x: F.pixel_unshuffle(x, 3)),
+    "channel_shuffle": ([_R4.standard_normal((2, 6, 4, 5))], lambda x: F.channel_shuffle(x, 3)),
 }
 
 
@@ -340,6 +349,15 @@ LAYERS = {
     "GRU-packed": (lambda: _Packed(nn.GRU(5, 6, batch_first=True)), (4, 3, 5), None),
     "BasicBlock": (lambda: nn.BasicBlock(3, 4, stride=2), (2, 3, 8, 8), None),
     "MLP+loss": (lambda: _MLPLoss(), (6, 8), None),
+    "ReflectionPad2d": (lambda: nn.ReflectionPad2d((1, 2, 3, 0)), (2, 3, 5, 6), None),
+    "ReplicationPad3d": (lambda: nn.ReplicationPad3d((1, 0, 2, 1, 0, 2)), (2, 3, 3, 4, 5), None),
+    "CircularPad1d": (lambda: nn.CircularPad1d((3, -1)), (2, 3, 5), None),
+    "ConstantPad3d": (lambda: nn.ConstantPad3d((1, -1, 0, 2, 1, 1), 0.5), (3, 3, 4, 5), None),
+    "ZeroPad2d": (lambda: nn.ZeroPad2d(2), (2, 3, 4, 5), None),
+    "PixelShuffle": (lambda: nn.PixelShuffle(2), (2, 8, 3, 4), None),
+    "PixelUnshuffle": (lambda: nn.PixelUnshuffle(2), (2, 3, 4, 6), None),
+    "ChannelShuffle": (lambda: nn.ChannelShuffle(2), (2, 6, 3, 4), None),
+    "Softmax2d": (lambda: nn.Softmax2d(), (2, 5, 3, 4), None),
 }
 
 

@@ -16,6 +16,7 @@ from .conv_transpose import conv_transpose1d, conv_transpose2d
 from .norm import batch_norm, layer_norm, rms_norm
 from .interpolate import interpolate
 from .fold import fold, unfold
+from .pixel_shuffle import channel_shuffle, pixel_shuffle, pixel_unshuffle
 from .group_norm import group_norm, instance_norm
 from .pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d, max_unpool2d
 from .pooling3d import avg_pool3d, max_pool3d

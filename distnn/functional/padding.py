@@ -40,14 +40,14 @@ def _source_index(mode, n, lo, hi):
     rules; a negative amount crops): reflect mirrors about the edge cell, replicate repeats it, circular
     wraps around the kept cells. None where the amount is out of PyTorch's range."""
     q = np.arange(-lo, n + hi)  # the output's cells in input coordinates
+    if mode == "reflect" and max(lo, hi) >= n:  # (checked before an empty result, as PyTorch does)
+        return None
     if q.size == 0:  # cropped to nothing: the empty result (PyTorch refuses most of these; where it takes one,
         # its gradient is garbage)
         return q
     if mode == "replicate":
         return np.clip(q, 0, n - 1)
     if mode == "reflect":
-        if max(lo, hi) >= n:
-            return None
         return np.where(q < 0, -q, np.where(q >= n, 2 * (n - 1) - q, q))
     start, kept = max(-lo, 0), n - max(-lo, 0) - max(-hi, 0)  # circular
     if max(lo, hi) > n or kept < 1:  # (PyTorch's bound is the size, not the size kept)
@@ -77,7 +77,7 @@ class PadIndexed(Function):
             idx = xp.asarray(idx)
             self.steps.append((axis, idx, n))
             out = xp.take(out, idx, axis=axis)
-        return out
+        return out if self.steps else out.copy()  # (nothing padded: a new array still, as PyTorch's)
 
     def backward(self, g):
         xp = get_array_module(g)
@@ -114,14 +114,20 @@ def pad(a, pad, mode="constant", value=None):
     ``mode``: "constant" (``value``, default 0), or PyTorch's "reflect" (mirrored about the edge cell,
     each amount smaller than the dimension), "replicate" (the edge cell repeated) or "circular" (wrapped
     around), which take no ``value``. PyTorch pads at most the last three dimensions of a 2-D to 5-D
-    input in these modes; distnn pads any.
+    input in these modes; distnn pads any (its padding modules, ``nn.ReflectionPad2d`` and the others,
+    refuse as PyTorch). An empty ``pad`` copies the input; amounts other than ints are a TypeError.
     """
     if mode not in PAD_MODES:
         raise ValueError(f"pad: mode must be one of {PAD_MODES}, got {mode!r}")
-    if isinstance(pad, (tuple, list)) and pad and all(isinstance(p, (int, np.integer)) for p in pad):
-        if len(pad) % 2 or len(pad) // 2 > a.ndim:
-            raise ValueError(f"pad: {tuple(pad)} must be (before, after) pairs for at most {a.ndim} dimensions, "
-                             "last dimension first")
+    if isinstance(pad, (tuple, list)) and not any(isinstance(p, (tuple, list)) for p in pad):  # PyTorch's flat form
+        if not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in pad):
+            raise TypeError(f"pad: the amounts must be ints, got {tuple(pad)}")
+        if len(pad) % 2:
+            raise ValueError(f"pad: padding length must be divisible by 2 ((before, after) pairs, last dimension "
+                             f"first), got {tuple(pad)}")
+        if len(pad) // 2 > a.ndim:
+            raise ValueError(f"pad: padding length should be at most two times the input dimension: got {len(pad)} "
+                             f"amounts {tuple(pad)} for a {a.ndim}-D input")
         pairs = [(0, 0)] * a.ndim
         for i in range(len(pad) // 2):
             pairs[a.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))

@@ -3,7 +3,7 @@ from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from .parameter_containers import ParameterDict, ParameterList
 from . import init
 from .activation import (
-    ELU, GELU, LeakyReLU, LogSigmoid, LogSoftmax, Maxout, PReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh,
+    ELU, GELU, LeakyReLU, LogSigmoid, LogSoftmax, Maxout, PReLU, ReLU, Sigmoid, Softmax, Softmax2d, Softplus, Tanh,
 )
 from .activation import (
     CELU, GLU, SELU, Hardshrink, Hardsigmoid, Hardswish, Hardtanh, Mish, ReLU6, SiLU, Softmin, Softshrink, Softsign,
@@ -14,6 +14,12 @@ from .dropout import Dropout
 from .flatten import Flatten, Unflatten
 from .fold import Fold, Unfold
 from .linear import Identity, Linear
+from .padding import (
+    CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d, ConstantPad2d, ConstantPad3d, ReflectionPad1d,
+    ReflectionPad2d, ReflectionPad3d, ReplicationPad1d, ReplicationPad2d, ReplicationPad3d, ZeroPad1d, ZeroPad2d,
+    ZeroPad3d,
+)
+from .pixelshuffle import ChannelShuffle, PixelShuffle, PixelUnshuffle
 from .loss import (
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, GaussianNLLLoss, HingeEmbeddingLoss, HuberLoss, L1Loss, MSELoss,
     MultiMarginLoss, NLLLoss, SoftMarginLoss,

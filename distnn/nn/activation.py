@@ -104,6 +104,16 @@ class Softmax(Module):
         return f"dim={self.dim}"
 
 
+class Softmax2d(Module):
+    """Softmax over the channels of each location: dim -3 of a (C, H, W) or (N, C, H, W) input (PyTorch's
+    ValueError for any other number of dims)."""
+
+    def forward(self, x):
+        if x.ndim not in (3, 4):
+            raise ValueError(f"Softmax2d: expected input to be 3D or 4D, got {x.ndim}D instead")
+        return F.softmax(x, dim=-3)
+
+
 class LogSoftmax(Module):
     """Log-softmax along ``dim`` (default: the last dimension, with a warning where PyTorch would pick another)."""
 

@@ -1,0 +1,70 @@
+"""PyTorch's channel rearrangements: ``pixel_shuffle``, ``pixel_unshuffle`` and ``channel_shuffle``.
+
+Each is a reshape, a transpose and a reshape (the differentiable ops of :mod:`.shape`), so the gradient
+is the inverse permutation of the upstream gradient, and any dtype is taken, as PyTorch's. An empty input
+gets the shape the layout gives (PyTorch's pixel_unshuffle returns an empty input unchanged, of the wrong
+shape, and so pixel_shuffle's backward there refuses its own gradient).
+"""
+from __future__ import annotations
+
+import numbers
+
+from .shape import reshape, transpose
+
+
+def _factor(x, value, name, who):
+    """``value`` as a positive int, with PyTorch's refusals in its order: a non-int (bool included) is a
+    TypeError, then an input of fewer than 3 dims, then a factor below 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{who}(): argument '{name}' must be int, not {type(value).__name__}")
+    if x.ndim < 3:
+        raise ValueError(f"{who} expects input to have at least 3 dimensions, but got input with {x.ndim} "
+                         "dimension(s)")
+    if value <= 0:
+        raise ValueError(f"{who} expects a positive {name}, but got {value}")
+    return int(value)
+
+
+def pixel_shuffle(input, upscale_factor):
+    """PyTorch's ``F.pixel_shuffle``: (*, C r^2, H, W) -> (*, C, H r, W r), channel ``c r^2 + i r + j``
+    going to row offset i and column offset j of the r x r block of output channel c."""
+    r = _factor(input, upscale_factor, "upscale_factor", "pixel_shuffle")
+    *lead, c, h, w = input.shape
+    if c % (r * r):
+        raise ValueError(f"pixel_shuffle expects its input's 'channel' dimension to be divisible by the square of "
+                         f"upscale_factor, but input.size(-3)={c} is not divisible by {r * r}")
+    k = len(lead)
+    x = reshape(input, (*lead, c // (r * r), r, r, h, w))
+    x = transpose(x, axes=(*range(k), k, k + 3, k + 1, k + 4, k + 2))  # (*, C, H, r, W, r)
+    return reshape(x, (*lead, c // (r * r), h * r, w * r))
+
+
+def pixel_unshuffle(input, downscale_factor):
+    """PyTorch's ``F.pixel_unshuffle``, the inverse of ``pixel_shuffle``: (*, C, H r, W r) -> (*, C r^2, H, W)."""
+    r = _factor(input, downscale_factor, "downscale_factor", "pixel_unshuffle")
+    *lead, c, h, w = input.shape
+    for size, name, dim in ((h, "height", -2), (w, "width", -1)):
+        if size % r:
+            raise ValueError(f"pixel_unshuffle expects {name} to be divisible by downscale_factor, but "
+                             f"input.size({dim})={size} is not divisible by {r}")
+    k = len(lead)
+    x = reshape(input, (*lead, c, h // r, r, w // r, r))
+    x = transpose(x, axes=(*range(k), k, k + 2, k + 4, k + 1, k + 3))  # (*, C, r, r, H, W)
+    return reshape(x, (*lead, c * r * r, h // r, w // r))
+
+
+def channel_shuffle(input, groups):
+    """PyTorch's ``F.channel_shuffle``: the C channels of an (N, C, *) input (more than 2 dims) split into
+    ``groups`` groups and interleaved: output channel ``i groups + g`` is input channel ``g (C / groups) + i``."""
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral):
+        raise TypeError(f"channel_shuffle(): argument 'groups' must be int, not {type(groups).__name__}")
+    if input.ndim <= 2:
+        raise ValueError(f"channel_shuffle expects input with > 2 dims, but got input with sizes {list(input.shape)}")
+    if groups <= 0:
+        raise ValueError(f"Number of groups to divide channels in must be positive. Value of groups:{groups}")
+    n, c, *rest = input.shape
+    if c % groups:
+        raise ValueError(f"Number of channels must be divisible by groups. Got {c} channels and {groups} groups.")
+    x = reshape(input, (n, int(groups), c // groups, *rest))
+    x = transpose(x, axes=(0, 2, 1, *range(3, input.ndim + 1)))
+    return reshape(x, (n, c, *rest))
