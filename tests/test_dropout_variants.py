@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
-from test_layer_fuzz import G, _act_input, run_cases, torch  # noqa: F401  (torch: importorskip'd there)
+from test_layer_fuzz import G, run_cases, torch  # noqa: F401  (torch: importorskip'd there)
 
 import distnn  # noqa: E402
 import distnn.functional as DF  # noqa: E402
@@ -28,7 +28,7 @@ FNAME = {"Dropout1d": "dropout1d", "Dropout2d": "dropout2d", "Dropout3d": "dropo
 
 
 class Replay:
-    """A generator that hands distnn the keep mask PyTorch drew (``expect``: the shape it must be asked for)."""
+    """A generator that hands distnn the keep mask PyTorch drew, asserting distnn asks for that shape."""
 
     def __init__(self):
         self.keep = None
