@@ -314,6 +314,12 @@ LAYERS = {
     "GroupNorm": (lambda: nn.GroupNorm(2, 6), (3, 6, 4, 5), None),
     "InstanceNorm2d": (lambda: nn.InstanceNorm2d(3, affine=True, track_running_stats=True), (2, 3, 4, 5), None),
     "Dropout": (lambda: nn.Dropout(0.3), (16, 10), None),
+    "Dropout1d": (lambda: nn.Dropout1d(0.3), (4, 6, 5), None),
+    "Dropout2d": (lambda: nn.Dropout2d(0.3), (4, 6, 3, 2), None),
+    "Dropout3d": (lambda: nn.Dropout3d(0.3), (3, 4, 2, 3, 2), None),
+    "AlphaDropout": (lambda: nn.AlphaDropout(0.3), (16, 10), None),
+    "FeatureAlphaDropout": (lambda: nn.FeatureAlphaDropout(0.3), (4, 6, 5), None),
+    "RReLU": (lambda: nn.RReLU(0.1, 0.4), (4, 9), None),  # (training: a slope per element, drawn on the host)
     "GELU-tanh": (lambda: nn.GELU(approximate="tanh"), (4, 9), None),
     "GELU": (lambda: nn.GELU(), (4, 9), None),
     "ELU": (lambda: nn.ELU(0.7), (4, 9), None),

@@ -118,6 +118,19 @@ class BatchShareGenerator:
         these rows, so ranks (and micro-batches) still get different masks, but
         a resume on another number of ranks draws others.
         """
+        return self._draw(shape, batch_dim, lambda s: self._per_sample(s, p),
+                          lambda g, s: g.random(s, dtype=np.float32) >= p)
+
+    def unit_uniform(self, shape, batch_dim: int | None = None) -> np.ndarray:
+        """A float64 array of ``shape``, uniform on [0, 1): RReLU's random slopes, drawn as :meth:`keep_mask`
+        draws its masks (per sample along ``batch_dim``, counter-based: a sample's numbers are the same on
+        any number of ranks). Each is one of the 2**32 multiples of 2**-32, from the 32 bits a mask would
+        compare with its threshold; it takes the next mask index, so the masks after it move on."""
+        return self._draw(shape, batch_dim, lambda s: self._bits(s) * 2.0 ** -32, lambda g, s: g.random(s))
+
+    def _draw(self, shape, batch_dim, per_sample, by_rows):
+        """``per_sample(shape')`` laid out with the samples on ``batch_dim`` (see :meth:`keep_mask`), or,
+        where no axis is this batch's rows, ``by_rows(generator, shape)`` from a stream of these rows."""
         shape = tuple(shape)
         n = len(self.rows)
         if batch_dim is None:  # guessed from the shape (callers that don't say)
@@ -132,11 +145,11 @@ class BatchShareGenerator:
             if self._rows_generator is None:
                 first = int(self.rows[0]) if len(self.rows) else self.total
                 self._rows_generator = np.random.default_rng(self.seed + [1 << 32, first])
-            return self._rows_generator.random(shape, dtype=np.float32) >= p
+            return by_rows(self._rows_generator, shape)
         if batch_dim:  # made (N, ...) with the other axes in order, then the samples moved to their axis
             rest = shape[:batch_dim] + shape[batch_dim + 1:]
-            return np.ascontiguousarray(np.moveaxis(self._per_sample((n,) + rest, p), 0, batch_dim))
-        return self._per_sample(shape, p)
+            return np.ascontiguousarray(np.moveaxis(per_sample((n,) + rest), 0, batch_dim))
+        return per_sample(shape)
 
     def _per_sample(self, shape, p: float) -> np.ndarray:
         """The keep mask of ``shape`` whose first axis is this rank's rows (counter-based)."""

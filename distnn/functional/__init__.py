@@ -6,6 +6,9 @@ from .activation_more import (
     celu, glu, hardshrink, hardsigmoid, hardswish, hardtanh, mish, relu6, selu, silu, softmin, softshrink, softsign,
     tanhshrink, threshold,
 )
+from .activation_inplace import celu_, elu_, hardtanh_, leaky_relu_, relu_, rrelu_, selu_, threshold_
+from .dropout_variants import alpha_dropout, dropout1d, dropout2d, dropout3d, feature_alpha_dropout
+from .rrelu import rrelu
 from .elementwise import abs, add, clip, div, exp, log, matmul, maximum, minimum, mul, neg, pow, sqrt, sub, where
 from .linear import linear
 from .embedding import embedding, one_hot

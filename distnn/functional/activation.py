@@ -341,6 +341,17 @@ def keep_mask(rng, shape, p, dtype=None, batch_dim=None):
     return rng.random(shape, dtype=dtype or np.float32) >= p
 
 
+def unit_uniform(rng, shape, dtype=None, batch_dim=None):
+    """Uniform numbers on [0, 1) of ``shape`` drawn from ``rng`` as :func:`keep_mask` draws a mask: the
+    trainer's per-sample generator makes them per sample (its ``unit_uniform``, the same on any number of
+    ranks), a numpy generator draws them in ``dtype`` (float32 by default). RReLU's random slopes."""
+    import numpy as np
+
+    if hasattr(rng, "unit_uniform"):
+        return rng.unit_uniform(shape, batch_dim=batch_dim)
+    return rng.random(shape, dtype=dtype or np.float32)
+
+
 def _float_kind(dtype):
     import numpy as np
 

@@ -3,14 +3,15 @@ from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from .parameter_containers import ParameterDict, ParameterList
 from . import init
 from .activation import (
-    ELU, GELU, LeakyReLU, LogSigmoid, LogSoftmax, Maxout, PReLU, ReLU, Sigmoid, Softmax, Softmax2d, Softplus, Tanh,
+    ELU, GELU, LeakyReLU, LogSigmoid, LogSoftmax, Maxout, PReLU, ReLU, RReLU, Sigmoid, Softmax, Softmax2d, Softplus,
+    Tanh,
 )
 from .activation import (
     CELU, GLU, SELU, Hardshrink, Hardsigmoid, Hardswish, Hardtanh, Mish, ReLU6, SiLU, Softmin, Softshrink, Softsign,
     Tanhshrink, Threshold,
 )
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d
-from .dropout import Dropout
+from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d, FeatureAlphaDropout
 from .flatten import Flatten, Unflatten
 from .fold import Fold, Unfold
 from .linear import Identity, Linear

@@ -47,6 +47,25 @@ class ELU(Module):
         return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
 
 
+class RReLU(Module):
+    """Randomized leaky ReLU (see ``F.rrelu``): a random slope in [lower, upper] per element while
+    training, (lower + upper) / 2 in eval mode. ``generator`` and ``batch_dim``: as ``Dropout``'s."""
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3, inplace: bool = False, generator=None,
+                 batch_dim: int | None = None):
+        super().__init__()
+        self.lower, self.upper, self.inplace, self.generator = lower, upper, inplace, generator
+        self.batch_dim = None if batch_dim is None else int(batch_dim)
+
+    def forward(self, x):
+        return F.rrelu(x, self.lower, self.upper, self.training, self.inplace, generator=self.generator,
+                       batch_dim=self.batch_dim)
+
+    def extra_repr(self):
+        return (f"lower={self.lower}, upper={self.upper}" + (", inplace=True" if self.inplace else "")
+                + (f", batch_dim={self.batch_dim}" if self.batch_dim is not None else ""))
+
+
 class GELU(Module):
     def __init__(self, approximate: str = "none"):
         super().__init__()
