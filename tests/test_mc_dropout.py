@@ -149,6 +149,24 @@ def test_dropout_layers_of_recurrent_and_attention_models():
     assert layer.self_attn in dropout_layers(layer) and layer.dropout1 in dropout_layers(layer)
 
 
+def test_channel_and_alpha_dropout_layers_are_sampled_and_rrelu_is_not():
+    """Dropout1d/2d/3d, AlphaDropout and FeatureAlphaDropout are dropout too (were: a model whose only dropout
+    was one of them was reported as having none); RReLU's training mode draws slopes, not masks."""
+    layers = [nn.Dropout1d(0.2), nn.Dropout2d(0.2), nn.Dropout3d(0.2), nn.AlphaDropout(0.2),
+              nn.FeatureAlphaDropout(0.2)]
+    model = nn.Sequential(*layers, nn.RReLU(), nn.Dropout2d(0.0))
+    assert dropout_layers(model) == layers
+    distnn.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 8), nn.AlphaDropout(0.5), nn.Linear(8, 3))
+    net.eval()
+    x = distnn.Tensor(np.random.default_rng(0).normal(size=(5, 6)))
+    wrapped = mc_dropout(net, samples=4, seed=0)  # (was: NoDropoutError)
+    assert isinstance(wrapped, MCDropout)
+    plain = np.log(_softmax(np.asarray(net(x).data)))  # (the eval-mode prediction, as log-probabilities)
+    assert not np.allclose(np.asarray(wrapped(x).data), plain)  # (masks drawn: not the eval-mode prediction)
+    assert not net.training and not net[1].training  # (modes restored)
+
+
 def test_bad_values():
     model = _model()
     for bad in (-1, 2.5, True, "3"):

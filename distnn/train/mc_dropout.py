@@ -35,6 +35,7 @@ import numpy as np
 from distnn import nn
 from distnn import random as drandom
 from distnn.data.batch_random import BatchShareGenerator
+from distnn.nn.dropout import _DropoutNd
 from distnn.nn.rnn import RNNBase
 
 from .ensemble_model import log_average_probabilities
@@ -43,7 +44,7 @@ __all__ = ["MCDropout", "mc_dropout", "dropout_layers", "dropout_active", "NoDro
 
 
 def _rate(module) -> float:
-    if isinstance(module, nn.Dropout):
+    if isinstance(module, (nn.Dropout, _DropoutNd)):
         return module.p
     if isinstance(module, RNNBase):  # (between stacked layers only)
         return module.dropout if module.num_layers > 1 else 0.0
@@ -52,8 +53,10 @@ def _rate(module) -> float:
 
 def dropout_layers(model) -> list:
     """The modules of ``model`` whose training mode switches on dropout and nothing else, with a rate > 0:
-    ``Dropout`` layers, stacked recurrent layers' inter-layer dropout, attention-weight dropout."""
-    kinds = (nn.Dropout, nn.MultiheadAttention, RNNBase)
+    ``Dropout`` layers and their channel-wise and alpha variants (``Dropout1d``-``3d``, ``AlphaDropout``,
+    ``FeatureAlphaDropout``), stacked recurrent layers' inter-layer dropout, attention-weight dropout. (Not
+    ``RReLU``: its training mode draws slopes, not masks.)"""
+    kinds = (nn.Dropout, _DropoutNd, nn.MultiheadAttention, RNNBase)
     return [m for m in model.modules() if isinstance(m, kinds) and _rate(m) > 0]
 
 
