@@ -457,6 +457,7 @@ OPTIMIZERS = {
     "adadelta": lambda ps: optim.Adadelta(ps, lr=0.5, weight_decay=1e-3),
     "rprop": lambda ps: optim.Rprop(ps, lr=0.01),  # (boolean masks and copyto(where=) on cupy)
     "asgd": lambda ps: optim.ASGD(ps, lr=0.05, t0=1),
+    "adafactor": lambda ps: optim.Adafactor(ps, lr=0.05, weight_decay=0.01),  # (factored row/col state)
 }
 
 
