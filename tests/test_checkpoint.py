@@ -569,7 +569,8 @@ def test_exact_resume_bitwise_mid_epoch_and_epoch_end(digits, tmp_path):
     lambda ps: optim.NAdam(ps, lr=3e-3, decoupled_weight_decay=True, weight_decay=1e-2),  # float state mu_product
     lambda ps: optim.ASGD(ps, lr=3e-2, t0=4),  # float state eta and mu, averaging from step 5
     lambda ps: optim.Rprop(ps, lr=1e-3),
-], ids=["NAdam", "ASGD", "Rprop"])
+    lambda ps: optim.Adafactor(ps, weight_decay=1e-2),  # row_var/col_var: state of another shape than the params'
+], ids=["NAdam", "ASGD", "Rprop", "Adafactor"])
 def test_exact_resume_bitwise_with_the_added_optimizers(digits, tmp_path, optimizer):
     full = run_with_checkpoints(LocalCommunicator(), digits, tmp_path / "a", every=5, optimizer=optimizer)
     assert full["optimizer"]["state"]  # (it stepped)

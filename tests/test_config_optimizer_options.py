@@ -30,7 +30,7 @@ KEYS = [k.split(".", 1)[1] for k in SCHEMA if k.startswith("optimizer.") and k !
 OFF_DEFAULT = {"lr": 0.123, "momentum": 0.5, "nesterov": True, "weight_decay": 0.01, "l1": 0.001, "max_norm": 3.0,
                "betas": [0.8, 0.95], "eps": 1e-7, "alpha": 0.9, "no_decay_bias_norm": False,
                "rho": 0.5, "momentum_decay": 0.01, "decoupled_weight_decay": True, "etas": [0.4, 1.3],
-               "step_sizes": [1e-5, 10.0], "lambd": 1e-3, "t0": 100.0}
+               "step_sizes": [1e-5, 10.0], "lambd": 1e-3, "t0": 100.0, "beta2_decay": -0.5, "d": 2.0}
 
 
 LISTS = ("betas", "etas", "step_sizes")  # (tuples in the optimizer's groups)
@@ -181,7 +181,7 @@ def test_lars_with_nesterov_trains_from_the_command_line_with_the_lookahead_step
 
 # ------------------------------------------------------------------ the optimizers added later
 ADDED = {"adamax": optim.Adamax, "nadam": optim.NAdam, "radam": optim.RAdam, "adadelta": optim.Adadelta,
-         "rprop": optim.Rprop, "asgd": optim.ASGD}
+         "rprop": optim.Rprop, "asgd": optim.ASGD, "adafactor": optim.Adafactor}
 
 
 @pytest.mark.parametrize("name", sorted(ADDED))
@@ -192,6 +192,9 @@ def test_the_added_optimizers_are_built_from_the_config_with_their_options(name)
     assert type(opt) is ADDED[name] and opt.param_groups[0]["lr"] == 0.05
     if name == "asgd":
         assert opt.param_groups[0]["alpha"] == 0.75  # (PyTorch's: optimizer.alpha is RMSprop's, another thing)
+    if name == "adafactor":  # (PyTorch's pair: optimizer.eps is a denominator's epsilon, another thing)
+        assert opt.param_groups[0]["eps"] == (None, 1e-3)
+        assert (opt.param_groups[0]["beta2_decay"], opt.param_groups[0]["d"]) == (-0.5, 2.0)
 
 
 def test_rprop_is_refused_weight_decay_and_etas_or_step_sizes_out_of_order():

@@ -308,6 +308,13 @@ LAYERS = {
                   (2, 3, 5, 6, 7), None),
     "AdaptiveAvgPool3d": (lambda: nn.AdaptiveAvgPool3d((2, 3, 4)), (2, 3, 5, 6, 7), None),
     "AdaptiveMaxPool3d": (lambda: nn.AdaptiveMaxPool3d((2, 3, 4)), (2, 3, 5, 6, 7), None),
+    "LPPool1d": (lambda: nn.LPPool1d(2, 3, stride=2, ceil_mode=True), (2, 3, 9), None),
+    "LPPool2d": (lambda: nn.LPPool2d(4, (2, 3)), (2, 3, 7, 8), None),
+    "LPPool3d-inf": (lambda: nn.LPPool3d(float("inf"), 2), (2, 3, 4, 5, 6), None),
+    "MaxUnpool1d": (lambda: _PoolUnpool(nn.MaxPool1d(3, 2, 1, return_indices=True), nn.MaxUnpool1d(3, 2, 1)),
+                    (2, 3, 9), None),
+    "MaxUnpool3d": (lambda: _PoolUnpool(nn.MaxPool3d(2, return_indices=True), nn.MaxUnpool3d(2)), (2, 3, 4, 5, 6),
+                    None),
     "BatchNorm1d": (lambda: nn.BatchNorm1d(6), (8, 6), None),
     "BatchNorm2d": (lambda: nn.BatchNorm2d(3), (4, 3, 5, 5), None),
     "LayerNorm": (lambda: nn.LayerNorm((4, 5)), (3, 4, 5), None),
@@ -418,6 +425,18 @@ class _Packed(nn.Module):
                                      self.rnn.batch_first else 0])[0]
 
 
+class _PoolUnpool(nn.Module):
+    """A max pool's output put back at its indices (the unpooling's scatter and gather on the device)."""
+
+    def __init__(self, pool, unpool):
+        super().__init__()
+        self.pool, self.unpool = pool, unpool
+
+    def forward(self, x):
+        out, idx = self.pool(x)
+        return self.unpool(out, idx, output_size=x.shape[2:])
+
+
 class _MLPLoss(nn.Module):
     """A loss as the model's output: cross-entropy with host labels on GPU logits (as the trainer passes them)."""
 
@@ -481,6 +500,7 @@ OPTIMIZERS = {
     "adadelta": lambda ps: optim.Adadelta(ps, lr=0.5, weight_decay=1e-3),
     "rprop": lambda ps: optim.Rprop(ps, lr=0.01),  # (boolean masks and copyto(where=) on cupy)
     "asgd": lambda ps: optim.ASGD(ps, lr=0.05, t0=1),
+    "adafactor": lambda ps: optim.Adafactor(ps, lr=0.05, weight_decay=0.01),  # (factored row/col state)
 }
 
 

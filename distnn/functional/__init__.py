@@ -21,11 +21,17 @@ from .interpolate import interpolate
 from .fold import fold, unfold
 from .pixel_shuffle import channel_shuffle, pixel_shuffle, pixel_unshuffle
 from .group_norm import group_norm, instance_norm
-from .pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d, max_unpool2d
+from .pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 from .pooling3d import avg_pool3d, max_pool3d
+from .unpooling import max_unpool1d, max_unpool2d, max_unpool3d
+from .lp_pooling import lp_pool1d, lp_pool2d, lp_pool3d
 from .adaptive_pooling import (
     adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d, adaptive_max_pool1d, adaptive_max_pool2d,
     adaptive_max_pool3d,
+)
+from .pooling_aliases import (
+    adaptive_max_pool1d_with_indices, adaptive_max_pool2d_with_indices, adaptive_max_pool3d_with_indices,
+    max_pool1d_with_indices, max_pool2d_with_indices, max_pool3d_with_indices,
 )
 from .loss import (
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss, mse_loss,

@@ -1,7 +1,8 @@
-"""Pooling as fused Functions: ``max_pool2d`` (with ``return_indices``), ``max_unpool2d``,
-``avg_pool2d``; and their 1-D forms ``max_pool1d``, ``avg_pool1d`` (the 2-D ones over a height of 1,
-as conv1d on conv2d). Adaptive pooling is in ``adaptive_pooling.py`` (its 2-D names still import from
-here), 3-D pooling in ``pooling3d.py``.
+"""Pooling as fused Functions: ``max_pool2d`` (with ``return_indices``), ``avg_pool2d``; and their 1-D
+forms ``max_pool1d``, ``avg_pool1d`` (the 2-D ones over a height of 1, as conv1d on conv2d). Adaptive
+pooling is in ``adaptive_pooling.py`` (its 2-D names still import from here), 3-D pooling in
+``pooling3d.py``, max unpooling in ``unpooling.py`` (``max_unpool2d`` still imports from here), LP pooling
+in ``lp_pooling.py``, PyTorch's ``*_with_indices`` names in ``pooling_aliases.py``.
 
 Max and average pooling loop over the kh*kw kernel offsets only; each step is
 one vectorized op on a strided view covering every (batch, channel, output
@@ -9,8 +10,6 @@ pixel). Max pooling's backward (and its ``return_indices``) finds, per output,
 the input PyTorch picks (see ``_winner_masks``), so the gradient goes to exactly
 one input even when a window holds ties (common after ReLU, where many values
 are 0); padding never wins, even in a window of -inf.
-Max unpooling scatters each value to its index in a zeroed plane; its backward
-gathers the gradient at the same indices.
 """
 from __future__ import annotations
 
@@ -23,6 +22,7 @@ from distnn.backend import get_array_module
 from ._pool_common import _as_2d, _named_1d, _squeezed, _unbatched_as_one, pooled_length
 from .adaptive_pooling import adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2d
 from .conv import _pair, _single
+from .unpooling import max_unpool2d
 
 
 def _geometry(shape, kernel, stride, padding, dilation, ceil_mode, who):
@@ -159,28 +159,6 @@ def _max_indices(x, out, kernel, stride, padding, dilation, Ho, Wo, extra):
     return idx
 
 
-class MaxUnpool2d(Function):
-    """Each input value goes to its index in a zeroed (H_out * W_out) plane; backward gathers there."""
-
-    # backward reads only the indices (a Tensor of them is version-checked: changed in place before backward,
-    # the gradient would be gathered at the new places; PyTorch's saves them too), never the input
-    reads = ((1,), ())
-
-    def forward(self, x, indices, size):
-        xp = get_array_module(x)
-        N, C, H, W = x.shape
-        planes = xp.arange(N * C)[:, None]
-        flat_idx = indices.reshape(N * C, H * W)  # (sizes spelled out, not -1: an empty batch has N * C = 0)
-        out = xp.zeros((N * C, size[0] * size[1]), dtype=x.dtype)
-        out[planes, flat_idx] = x.reshape(N * C, H * W)  # repeated indices: one of the values (PyTorch: the same)
-        self.planes, self.flat_idx, self.xshape = planes, flat_idx, x.shape
-        return out.reshape(N, C, size[0], size[1])
-
-    def backward(self, g):
-        N, C = self.xshape[0], self.xshape[1]
-        return g.reshape(N * C, g.shape[2] * g.shape[3])[self.planes, self.flat_idx].reshape(self.xshape), None
-
-
 class AvgPool2d(Function):
     # linear: backward reads neither the input nor the output, but PyTorch's avg_pool2d_backward takes the
     # input: declared so that both refuse a change of it after the forward alike
@@ -251,66 +229,6 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         return out
     x = input.data if isinstance(input, Tensor) else input
     return out, Tensor(_max_indices(x, out.data, kernel, stride, padding, dilation, Ho, Wo, extra))
-
-
-def _unpool_output_size(shape, kernel, stride, padding, output_size):
-    """PyTorch's rule: (H_in - 1) * stride - 2 * padding + kernel, or ``output_size`` ((H, W) or (N, C, H, W))
-    when it is within one stride of that (the sizes a max_pool2d with these arguments could have come from)."""
-    default = [(shape[-2 + d] - 1) * stride[d] - 2 * padding[d] + kernel[d] for d in range(2)]
-    if output_size is None:
-        size = default
-    else:
-        size = [int(s) for s in output_size]
-        if len(size) == 4:
-            size = size[2:]
-        if len(size) != 2:
-            raise ValueError(f"max_unpool2d: output_size must be (H, W) or (N, C, H, W), got {tuple(output_size)}")
-        for d in range(2):
-            if not default[d] - stride[d] < size[d] < default[d] + stride[d]:
-                raise ValueError(
-                    f"max_unpool2d: invalid output_size {tuple(output_size)}: dim {d} must be strictly between "
-                    f"{default[d] - stride[d]} and {default[d] + stride[d]} for an input of shape {tuple(shape)}"
-                )
-    if min(size) < 0:
-        raise ValueError(f"max_unpool2d: the output size {tuple(size)} is negative (input shape {tuple(shape)}, "
-                         f"kernel_size {kernel}, stride {stride}, padding {padding})")
-    return tuple(size)
-
-
-def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
-    """The partial inverse of ``max_pool2d``: each value of ``input`` lands at its index (from
-    ``max_pool2d(..., return_indices=True)``) in a zeroed (H_out, W_out) plane; every other cell is 0.
-
-    ``input`` and ``indices`` are (N, C, H, W) or (C, H, W) of the same shape. ``stride`` defaults to
-    ``kernel_size``; H_out = (H - 1) * stride - 2 * padding + kernel_size unless ``output_size`` ((H, W) or
-    (N, C, H, W)) says otherwise, as PyTorch. The gradient of ``input`` is the output's gradient at the indices.
-    """
-    kernel = _pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None or stride == [] else _pair(stride, "stride")
-    padding = _pair(padding, "padding")
-    if min(kernel) < 1 or min(stride) < 1:
-        raise ValueError(f"max_unpool2d: kernel_size and stride must be >= 1, got {kernel} and {stride}")
-    shape = tuple(input.shape)
-    if len(shape) not in (3, 4):
-        raise ValueError(f"max_unpool2d: expected a 4-D input (N, C, H, W) or a 3-D one (C, H, W), got shape {shape}")
-    xp = get_array_module(input.data if isinstance(input, Tensor) else input)
-    idx = xp.asarray(indices.data if isinstance(indices, Tensor) else indices)
-    if idx.dtype.kind not in "iu":
-        raise TypeError(f"max_unpool2d: indices must be integers, got dtype {idx.dtype}")
-    if tuple(idx.shape) != shape:
-        raise ValueError(f"max_unpool2d: indices have shape {tuple(idx.shape)} but the input has shape {shape}; "
-                         f"they must match")
-    size = _unpool_output_size(shape, kernel, stride, padding, output_size)
-    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= size[0] * size[1]):
-        raise ValueError(
-            f"max_unpool2d: indices out of range: they span [{int(idx.min())}, {int(idx.max())}] but an output "
-            f"plane of size {size} has {size[0] * size[1]} cells (valid indices 0 .. {size[0] * size[1] - 1})"
-        )
-    if isinstance(indices, Tensor) and indices.data is idx:  # (the caller's memory: kept a Tensor, checked)
-        idx = indices
-    if len(shape) == 3:  # unbatched: a batch of one
-        return MaxUnpool2d.apply(input.reshape((1,) + shape), idx.reshape((1,) + shape), size=size)[0]
-    return MaxUnpool2d.apply(input, idx, size=size)
 
 
 @_unbatched_as_one

@@ -1,12 +1,15 @@
-"""Pooling modules: ``MaxPool1d/2d/3d``, ``MaxUnpool2d``, ``AvgPool1d/2d/3d``, ``AdaptiveAvgPool1d/2d/3d``,
-``AdaptiveMaxPool1d/2d/3d`` (PyTorch's arguments)."""
+"""Pooling modules: ``MaxPool1d/2d/3d``, ``MaxUnpool1d/2d/3d``, ``AvgPool1d/2d/3d``, ``LPPool1d/2d/3d``,
+``AdaptiveAvgPool1d/2d/3d``, ``AdaptiveMaxPool1d/2d/3d`` (PyTorch's arguments)."""
 from __future__ import annotations
 
 from distnn.functional.conv import _pair, _single
 from distnn.functional.adaptive_pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d,
                                                adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d)
-from distnn.functional.pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d, max_unpool2d
+from distnn.functional.conv3d import _triple
+from distnn.functional.lp_pooling import lp_pool1d, lp_pool2d, lp_pool3d
+from distnn.functional.pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 from distnn.functional.pooling3d import avg_pool3d, max_pool3d
+from distnn.functional.unpooling import max_unpool1d, max_unpool2d, max_unpool3d
 
 from .module import Module
 
@@ -47,7 +50,26 @@ class MaxPool2d(_MaxPoolNd):
     _pool = staticmethod(max_pool2d)
 
 
-class MaxUnpool2d(Module):
+class _MaxUnpoolNd(Module):
+    """What MaxUnpool1d, MaxUnpool2d and MaxUnpool3d share: ``forward(input, indices, output_size=None)``;
+    ``_unpool`` is the functional op, ``_tuple`` makes the tuples PyTorch's modules keep (and show)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        as_tuple = type(self)._tuple
+        self.kernel_size = as_tuple(kernel_size, "kernel_size")
+        self.stride = as_tuple(stride if stride is not None else kernel_size, "stride")
+        self.padding = as_tuple(padding, "padding")
+
+    def forward(self, input, indices, output_size=None):
+        return _named(self, type(self)._unpool, input, indices, self.kernel_size, self.stride, self.padding,
+                      output_size)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool2d(_MaxUnpoolNd):
     """The partial inverse of ``MaxPool2d``: ``forward(input, indices, output_size=None)`` puts each value
     at its index (from ``MaxPool2d(..., return_indices=True)``) and zeros elsewhere.
 
@@ -55,18 +77,59 @@ class MaxUnpool2d(Module):
     ``output_size`` ((H, W) or (N, C, H, W), within one stride of that), as PyTorch.
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0):
-        super().__init__()
-        # pairs, as PyTorch's MaxUnpool2d keeps them
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride if stride is not None else kernel_size, "stride")
-        self.padding = _pair(padding, "padding")
+    _unpool = staticmethod(max_unpool2d)
+    _tuple = staticmethod(_pair)  # (pairs, as PyTorch's MaxUnpool2d keeps them)
 
-    def forward(self, input, indices, output_size=None):
-        return _named(self, max_unpool2d, input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+class MaxUnpool1d(_MaxUnpoolNd):
+    """The partial inverse of ``MaxPool1d``: (N, C, L) or (C, L) values at their indices along L_out =
+    (L - 1) * stride - 2 * padding + kernel_size (or ``output_size``), zeros elsewhere, as PyTorch."""
+
+    _unpool = staticmethod(max_unpool1d)
+    _tuple = staticmethod(lambda v, name: (_single(v, name, "MaxUnpool1d"),))
+
+
+class MaxUnpool3d(_MaxUnpoolNd):
+    """The partial inverse of ``MaxPool3d``: (N, C, D, H, W) or (C, D, H, W) values at their flat indices in
+    each (D_out, H_out, W_out) volume (sizes as MaxUnpool2d's), zeros elsewhere, as PyTorch."""
+
+    _unpool = staticmethod(max_unpool3d)
+    _tuple = staticmethod(lambda v, name: _triple(v, name, "MaxUnpool3d"))
+
+
+class _LPPoolNd(Module):
+    """What LPPool1d, LPPool2d and LPPool3d share (PyTorch's ``_LPPoolNd``): ``_pool`` is the functional op."""
+
+    def __init__(self, norm_type, kernel_size, stride=None, ceil_mode: bool = False):
+        super().__init__()
+        self.norm_type, self.kernel_size, self.stride, self.ceil_mode = norm_type, kernel_size, stride, ceil_mode
+
+    def forward(self, x):
+        return _named(self, type(self)._pool, x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
 
     def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"ceil_mode={self.ceil_mode}")
+
+
+class LPPool1d(_LPPoolNd):
+    """Power-average pooling of (N, C, L) or (C, L): per window ``(sum x ** p) ** (1 / p)``, ``p = norm_type``
+    (inf: the max of ``|x|``); ``stride`` defaults to ``kernel_size``, as PyTorch's."""
+
+    _pool = staticmethod(lp_pool1d)
+
+
+class LPPool2d(_LPPoolNd):
+    """Power-average pooling of (N, C, H, W) or (C, H, W) over kh x kw windows (see :class:`LPPool1d`)."""
+
+    _pool = staticmethod(lp_pool2d)
+
+
+class LPPool3d(_LPPoolNd):
+    """Power-average pooling of (N, C, D, H, W) or (C, D, H, W) over kd x kh x kw windows (see
+    :class:`LPPool1d`)."""
+
+    _pool = staticmethod(lp_pool3d)
 
 
 class AvgPool2d(Module):

@@ -11,6 +11,7 @@ closure (``opt.step(closure)``): library API only, the trainer steps without one
 """
 from . import lr_scheduler
 from .adadelta import Adadelta
+from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
@@ -30,7 +31,7 @@ from .sgd import SGD
 
 __all__ = [
     "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "LARS", "LAMB", "Adamax", "NAdam", "RAdam",
-    "Adadelta", "Rprop", "ASGD", "LBFGS", "lr_scheduler",
+    "Adadelta", "Rprop", "ASGD", "Adafactor", "LBFGS", "lr_scheduler",
     "l1_penalty", "l2_penalty", "param_groups_no_decay", "split_decay_parameters", "max_norm_",
     "scaled_lr", "scale_lr_", "linear_scaling_warmup", "global_batch_size",
     "flatten_state", "unflatten_state", "sum_of_squares",

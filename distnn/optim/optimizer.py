@@ -154,6 +154,11 @@ class Optimizer:
     def _validate_group(self, group: dict) -> None:
         """Check a group's hyperparameters; raise ValueError naming the offending one."""
 
+    def _state_shape(self, p, key: str) -> tuple:
+        """The shape of the state array ``key`` of parameter ``p`` (a loaded one must have it): the parameter's,
+        unless an optimizer keeps reduced state (Adafactor's row and column averages)."""
+        return tuple(p.data.shape)
+
     # ------------------------------------------------------------------ step
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset every parameter's gradient: to None (default) or to zeros in place."""
@@ -329,15 +334,16 @@ class Optimizer:
                     ps[k] = _as_count(v, k, idx) if k == "step" else to_numpy(v).item()
                 elif k in self._scalar_state:  # (PyTorch saves these as 0-d float tensors)
                     ps[k] = float(to_numpy(v).item()) if _is_array(v) else float(v)
-                elif _is_array(v) and tuple(v.shape) == tuple(p.data.shape):
-                    arr = xp.empty(p.data.shape, dtype=p.data.dtype)
+                elif _is_array(v) and tuple(v.shape) == self._state_shape(p, k):
+                    arr = xp.empty(v.shape, dtype=p.data.dtype)
                     arr[...] = xp.asarray(v)  # copy onto the parameter's device, in its dtype
                     ps[k] = arr
                 elif _is_array(v) and v.ndim == 0:  # a number saved as a 0-d array
                     ps[k] = to_numpy(v).item()
                 elif _is_array(v):
                     raise ValueError(f"loaded state '{k}' of parameter {idx} has shape {tuple(v.shape)}, "
-                                     f"the parameter has shape {tuple(p.data.shape)}")
+                                     f"expected {self._state_shape(p, k)} (the parameter has shape "
+                                     f"{tuple(p.data.shape)})")
                 else:
                     ps[k] = deepcopy(v)
             new_state[p] = ps

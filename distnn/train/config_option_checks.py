@@ -26,11 +26,15 @@ OPTIMIZER_OPTIONS = {
     "step_sizes": ("rprop",),
     "lambd": ("asgd",),
     "t0": ("asgd",),
+    "beta2_decay": ("adafactor",),
+    "d": ("adafactor",),
 }
 
 #: constructor arguments that share a key's name but not its meaning, so the builder leaves them at the
-#: optimizer's own default: ASGD's alpha is the power of its rate's decay (0.75), not RMSprop's smoothing constant
-OPTIMIZER_NAMESAKES = {"asgd": ("alpha",)}
+#: optimizer's own default: ASGD's alpha is the power of its rate's decay (0.75), not RMSprop's smoothing constant;
+#: Adafactor's eps is a pair (eps1, eps2), a floor of its variance estimate and of its parameters' RMS, not a
+#: denominator's epsilon (PyTorch's (None, 1e-3))
+OPTIMIZER_NAMESAKES = {"asgd": ("alpha",), "adafactor": ("eps",)}
 
 #: the schedule keys that only some schedules take, as job_setup.build_schedule reads them (the others, the
 #: warmup, the interval and the linear scaling, go with any schedule); tests/test_config_tables.py holds them

@@ -98,14 +98,14 @@ SCHEMA: dict[str, Key] = {
     "optimizer.name": _k("str", "sgd", "optimizer (distnn.optim.LBFGS, which steps through a closure, is library "
                          "API only)", choices=("sgd", "adam", "adamw", "rmsprop", "adagrad",
                                                             "lars", "lamb", "adamax", "nadam", "radam",
-                                                            "adadelta", "rprop", "asgd")),
+                                                            "adadelta", "rprop", "asgd", "adafactor")),
     "optimizer.lr": _k("float", None, "base learning rate (before linear scaling)", POS, optional=True),
     # (lr, momentum, weight_decay and eps: unset, the chosen optimizer's own default; see OPTIMIZER_OWN_DEFAULTS)
     "optimizer.momentum": _k("float", None, "momentum (sgd, rmsprop, lars)", NONNEG, ("<", 1), optional=True),
     "optimizer.nesterov": _k("bool", False, "Nesterov momentum (sgd, lars; needs momentum > 0). An option the chosen "
                                "optimizer does not take is an error (in the config file or by --set); when --set "
                                "gives optimizer.name, the config file's go back to their defaults"),
-    "optimizer.weight_decay": _k("float", None, "L2 weight decay (decoupled for adamw)", NONNEG, optional=True),
+    "optimizer.weight_decay": _k("float", None, "L2 weight decay (decoupled for adamw and adafactor, as PyTorch's)", NONNEG, optional=True),
     "optimizer.l1": _k("float", 0.0, "L1 regularization: adds l1 * sign(w) to each gradient (the gradient of "
                        "l1 * sum |w|; the logged loss leaves it out); no_decay_bias_norm exempts biases and norm "
                        "weights", NONNEG),
@@ -128,6 +128,10 @@ SCHEMA: dict[str, Key] = {
                                length=2),
     "optimizer.lambd": _k("float", 1e-4, "decay term of the rate and the weights (asgd)", NONNEG),
     "optimizer.t0": _k("float", 1e6, "the step from which the iterates are averaged (asgd)", NONNEG),
+    "optimizer.beta2_decay": _k("float", -0.8, "the decay rate of the squared-gradient averages: step t weighs "
+                                "the new gradient by t ** beta2_decay (adafactor)", ("<=", 0)),
+    "optimizer.d": _k("float", 1.0, "clipping threshold: an update whose RMS exceeds d is scaled down to it "
+                      "(adafactor)", (">=", 1)),
     "optimizer.no_decay_bias_norm": _k("bool", True, "exempt biases and normalization weights from weight decay "
                                              "and the l1 penalty (and, for lars/lamb, from layer adaptation)"),
     # --- schedule

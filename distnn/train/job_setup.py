@@ -240,6 +240,8 @@ class Job:
             return optim.Rprop(params, lr=common["lr"], etas=tuple(o.etas), step_sizes=tuple(o.step_sizes))
         if name == "asgd":
             return optim.ASGD(params, lambd=o.lambd, t0=o.t0, **common)
+        if name == "adafactor":  # (its eps, a pair, stays PyTorch's: OPTIMIZER_NAMESAKES)
+            return optim.Adafactor(params, beta2_decay=o.beta2_decay, d=o.d, **common)
         if name == "sgd":
             return optim.SGD(params, momentum=o.momentum, nesterov=o.nesterov, **common)
         if name in ("adam", "adamw"):

@@ -19,7 +19,7 @@ __all__ = ["OPTIMIZER_CLASSES", "optimizer_takes", "optimizer_default", "optimiz
 #: the class of distnn.optim each optimizer.name is (Job._build_optimizer builds it)
 OPTIMIZER_CLASSES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad",
                      "lars": "LARS", "lamb": "LAMB", "adamax": "Adamax", "nadam": "NAdam", "radam": "RAdam",
-                     "adadelta": "Adadelta", "rprop": "Rprop", "asgd": "ASGD"}
+                     "adadelta": "Adadelta", "rprop": "Rprop", "asgd": "ASGD", "adafactor": "Adafactor"}
 
 
 def optimizer_takes(name: str, key: str) -> bool:
