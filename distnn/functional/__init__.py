@@ -11,6 +11,7 @@ from .dropout_variants import alpha_dropout, dropout1d, dropout2d, dropout3d, fe
 from .rrelu import rrelu
 from .elementwise import abs, add, clip, div, exp, log, matmul, maximum, minimum, mul, neg, pow, sqrt, sub, where
 from .linear import linear
+from .sdpa import scaled_dot_product_attention
 from .embedding import embedding, one_hot
 from .normalize import normalize
 from .conv import conv1d, conv2d
