@@ -163,7 +163,6 @@ def test_a_query_that_sees_no_key_gets_zeros_as_pytorch(kind):
     gradients of 0 (no NaN reaches q, k, v or the mask); so does distnn. (An earlier PyTorch gave NaN.)"""
     rng = np.random.default_rng(2)
     q, k, v = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((2, 3, 6, 7))
-    kw = {}
     if kind == "bool":
         mask = rng.random((2, 1, 4, 6)) < 0.6
         mask[:, :, 1] = False
