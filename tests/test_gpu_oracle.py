@@ -149,6 +149,16 @@ _R4 = np.random.default_rng(17)
 _IMG = _R4.standard_normal((2, 3, 11, 9))
 
 
+# New with F.scaled_dot_product_attention, F.prelu, F.bilinear and F.gumbel_softmax: host masks (bool, float, a
+# causal one built with xp.tril) beside device inputs, a query whose keys are all masked (0, not NaN), grouped
+# heads (xp.repeat), dropout and Gumbel noise drawn on the host (a fresh generator of one seed per call).
+_R5 = np.random.default_rng(19)
+_SD_BOOL = _R5.random((2, 1, 4, 6)) < 0.6
+_SD_BOOL[:, :, 1] = False  # query 1 sees no key
+_SD_FLOAT = _R5.standard_normal((4, 6))
+_SD_FLOAT[2, :3] = -np.inf
+
+
 NEW_OPS = {
     "binary_cross_entropy": ([_PROBS, _R.random((4, 3))],
                              lambda p, y: F.binary_cross_entropy(p, y, weight=np.array([0.5, 2.0, 1.0]))),
@@ -247,6 +257,25 @@ NEW_OPS = {
     "pixel_shuffle": ([_R4.standard_normal((2, 12, 3, 5))], lambda x: F.pixel_shuffle(x, 2)),
     "pixel_unshuffle": ([_R4.standard_normal((2, 3, 6, 9))], lambda x: F.pixel_unshuffle(x, 3)),
     "channel_shuffle": ([_R4.standard_normal((2, 6, 4, 5))], lambda x: F.channel_shuffle(x, 3)),
+    # --- new with scaled_dot_product_attention, prelu, bilinear, gumbel_softmax (static review; see _R5)
+    "sdpa_float_mask_grad": ([_R5.standard_normal((2, 3, 4, 5)), _R5.standard_normal((2, 3, 6, 5)),
+                              _R5.standard_normal((2, 3, 6, 7)), _SD_FLOAT],
+                             lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m)),
+    "sdpa_host_bool_mask_empty_row": ([_R5.standard_normal((2, 3, 4, 5)), _R5.standard_normal((2, 3, 6, 5)),
+                                       _R5.standard_normal((2, 3, 6, 7))],
+                                      lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=_SD_BOOL)),
+    "sdpa_gqa_causal_dropout": ([_R5.standard_normal((2, 4, 5, 3)), _R5.standard_normal((2, 2, 5, 3)),
+                                 _R5.standard_normal((2, 1, 5, 4))],
+                                lambda q, k, v: F.scaled_dot_product_attention(
+                                    q, k, v, dropout_p=0.3, is_causal=True, scale=0.5, enable_gqa=True,
+                                    generator=np.random.default_rng(0))),
+    "prelu_per_channel": ([_R5.standard_normal((2, 3, 4)), _R5.random(3)], F.prelu),
+    "bilinear": ([_R5.standard_normal((2, 5, 3)), _R5.standard_normal((2, 5, 4)), _R5.standard_normal((6, 3, 4)),
+                  _R5.standard_normal(6)], F.bilinear),
+    "gumbel_softmax_hard": ([_R5.standard_normal((5, 4))],
+                            lambda x: F.gumbel_softmax(x, tau=0.5, hard=True, generator=np.random.default_rng(1))),
+    "gumbel_softmax_soft_dim0": ([_R5.standard_normal((5, 4))],
+                                 lambda x: F.gumbel_softmax(x, dim=0, generator=np.random.default_rng(2))),
 }
 
 

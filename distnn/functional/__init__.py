@@ -3,15 +3,18 @@ from .activation import (
     dropout, elu, gelu, leaky_relu, log_softmax, logsigmoid, relu, sigmoid, softmax, softplus, tanh,
 )
 from .activation_more import (
-    celu, glu, hardshrink, hardsigmoid, hardswish, hardtanh, mish, relu6, selu, silu, softmin, softshrink, softsign,
-    tanhshrink, threshold,
+    celu, glu, hardshrink, hardsigmoid, hardswish, hardtanh, mish, prelu, relu6, selu, silu, softmin, softshrink,
+    softsign, tanhshrink, threshold,
 )
 from .activation_inplace import celu_, elu_, hardtanh_, leaky_relu_, relu_, rrelu_, selu_, threshold_
 from .dropout_variants import alpha_dropout, dropout1d, dropout2d, dropout3d, feature_alpha_dropout
 from .rrelu import rrelu
 from .elementwise import abs, add, clip, div, exp, log, matmul, maximum, minimum, mul, neg, pow, sqrt, sub, where
 from .linear import linear
+from .bilinear import bilinear
+from .sdpa import scaled_dot_product_attention
 from .embedding import embedding, one_hot
+from .gumbel import gumbel_softmax
 from .normalize import normalize
 from .conv import conv1d, conv2d
 from .conv3d import conv3d

@@ -1,5 +1,5 @@
 """More of PyTorch's activations: silu, mish, hardtanh/relu6, hardswish, hardsigmoid, selu, celu, softsign,
-tanhshrink, softshrink, hardshrink, threshold, glu, softmin.
+tanhshrink, softshrink, hardshrink, threshold, glu, softmin, prelu.
 
 Each follows PyTorch's definition, including its gradient at the kinks (hardtanh's is 0 at both bounds,
 hardswish's 0 at x = -3 and 1 at x = 3, threshold's 0 at the threshold) and how a NaN passes, and
@@ -7,6 +7,8 @@ declares in ``reads`` what PyTorch's saves (the input for most), so that both re
 changes before backward (see ``Function.reads``).
 """
 from __future__ import annotations
+
+import numpy as np
 
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
@@ -199,6 +201,35 @@ class GLU(Function):
         return (xp.concatenate([g * s, g * self.a * s * (1 - s)], axis=self.dim),)
 
 
+class PReLU(Function):
+    """max(0, x) + a * min(0, x) with a learned slope per channel (dim 1) or one shared slope."""
+
+    # x's gradient reads the slope, the slope's x; PyTorch's _prelu_kernel saves both whichever needs a
+    # gradient, and not its output: so do we
+    reads = ((0, 1), (0, 1))
+
+    def forward(self, x, a):
+        xp = get_array_module(x)
+        self.shared, self.a_shape = a.size == 1, a.shape
+        aa = a.reshape(()) if self.shared else a.reshape((-1,) + (1,) * (x.ndim - 2))
+        self.pos = x > 0
+        self.x, self.a = x, aa
+        return xp.where(self.pos, x, x * aa)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        ga = gx = None
+        if self.needs_input_grad[0]:
+            gx = xp.where(self.pos, g, g * self.a)
+        if self.needs_input_grad[1]:
+            neg = xp.where(self.pos, 0, g * self.x)
+            if self.shared:
+                ga = neg.sum().reshape(self.a_shape)  # (a 0-d weight's gradient is 0-d, a (1,) one's (1,))
+            else:
+                ga = neg.sum(axis=(0,) + tuple(range(2, g.ndim))) if g.ndim > 1 else neg
+        return gx, ga
+
+
 # ---------------------------------------------------------------- the functions (PyTorch's signatures)
 def silu(input, inplace=False):
     """x * sigmoid(x)."""
@@ -287,5 +318,22 @@ def softmin(input, dim=None):
     return Softmax.apply(-float_input(input), axis=_softmax_dim("softmin", input, _LAST, dim))
 
 
+def prelu(input, weight):
+    """max(0, x) + weight * min(0, x), PyTorch's F.prelu: ``weight`` is 0-d or 1-D, of one slope shared by all
+    elements or one per channel (dimension 1 of ``input``; an input of fewer than 2 dimensions has one channel).
+    """
+    xs, ws = tuple(input.shape), tuple(weight.shape)
+    if len(ws) > 1:
+        raise ValueError(f"prelu: expected `weight` to be a scalar or 1D tensor, but got: ndim = {len(ws)}")
+    n, channels = int(np.prod(ws)), xs[1] if len(xs) >= 2 else 1
+    if n != 1 and n != channels:
+        raise ValueError(f"prelu: mismatch of parameter numbers and input channel size. Found parameter numbers = "
+                         f"{n} and channel size = {channels} (input shape {xs})")
+    if input.dtype != weight.dtype:
+        raise TypeError(f"prelu: type promoting not supported, got input {input.dtype} and weight {weight.dtype}")
+    return PReLU.apply(input, weight)
+
+
 __all__ = ["silu", "mish", "hardtanh", "relu6", "hardswish", "hardsigmoid", "selu", "celu", "softsign", "tanhshrink",
-           "softshrink", "hardshrink", "threshold", "glu", "softmin"]
+           "softshrink", "hardshrink", "threshold", "glu", "softmin",
+           "prelu"]

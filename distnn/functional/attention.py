@@ -12,9 +12,10 @@ reads them in place), and the merged output has the input's layout, ready for
 ``mask`` is an additive float array broadcastable to (N, heads, L, S) (-inf
 where attention is forbidden; a query with every key forbidden gets probabilities
 0, so its output is 0 and no NaN reaches any gradient, as in PyTorch's
-``need_weights=False`` training path); ``dropmask`` the inverted-dropout multiplier on
-the attention probabilities (or None). Backward of softmax:
-dS = P * (dP - sum(dP * P, -1)).
+``need_weights=False`` path, which is its scaled_dot_product_attention); ``dropmask`` the
+inverted-dropout multiplier on the attention probabilities (or None). The arithmetic is
+``functional.sdpa``'s (``attend`` / ``attend_backward``, as F.scaled_dot_product_attention's);
+this op adds the heads' layout and the packed gradient.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import math
 
 from distnn.autograd.function import OUTPUT, Function
 from distnn.backend import get_array_module
+
+from .sdpa import attend, attend_backward
 
 
 def _heads(a, num_heads, seq_first):
@@ -54,26 +57,13 @@ class MultiheadAttentionCore(Function):
     reads = ((0, 1, 2, 3, 4, OUTPUT),) * 3 + ((), ())
 
     def forward(self, q, k, v, mask=None, dropmask=None, num_heads=1, seq_first=True):
-        xp = get_array_module(q)
         self.packed = k is None
         if self.packed:
             q, k, v = _split_packed(q)
         q4, k4, v4 = (_heads(a, num_heads, seq_first) for a in (q, k, v))
         scale = 1.0 / math.sqrt(q4.shape[-1])
-        scores = (q4 * q4.dtype.type(scale)) @ k4.swapaxes(-1, -2)  # (N, h, L, S)
-        if mask is not None:
-            scores += mask
-        top = scores.max(axis=-1, keepdims=True)
-        if mask is not None:  # a query whose keys are all masked attends to nothing: probabilities 0, not NaN
-            top[top == -xp.inf] = 0
-        scores -= top
-        p = xp.exp(scores, out=scores)
-        total = p.sum(axis=-1, keepdims=True)
-        if mask is not None:
-            total[total == 0] = 1
-        p /= total
-        pd = p if dropmask is None else p * dropmask
-        out = _merge(pd @ v4, seq_first)
+        o4, p, pd = attend(q4, k4, v4, mask, dropmask, scale)  # (N, h, L, d)
+        out = _merge(o4, seq_first)
         self.q4, self.k4, self.v4, self.p, self.pd, self.dropmask = q4, k4, v4, p, pd, dropmask
         self.scale, self.num_heads, self.seq_first = scale, num_heads, seq_first
         self.shapes = (q.shape, k.shape, v.shape)
@@ -81,25 +71,16 @@ class MultiheadAttentionCore(Function):
 
     def backward(self, grad):
         xp = get_array_module(grad)
-        q4, k4, v4, p = self.q4, self.k4, self.v4, self.p
         g4 = _heads(grad, self.num_heads, self.seq_first)
-        dv4 = self.pd.swapaxes(-1, -2) @ g4
-        dp = g4 @ v4.swapaxes(-1, -2)
-        if self.dropmask is not None:
-            dp *= self.dropmask
-        ds = dp
-        ds -= (dp * p).sum(axis=-1, keepdims=True)
-        ds *= p
-        ds *= ds.dtype.type(self.scale)
-        dq4 = ds @ k4
-        dk4 = ds.swapaxes(-1, -2) @ q4
+        need = (True,) * 3 if self.packed else self.needs_input_grad[:3]
+        dq4, dk4, dv4, _ = attend_backward(g4, self.q4, self.k4, self.v4, self.p, self.pd, self.dropmask,
+                                           self.scale, need)
         if self.packed:  # write the three grads straight into one (..., 3E) buffer
             shape = self.shapes[0]
             dqkv = xp.empty(shape[:-1] + (3 * shape[-1],), dtype=grad.dtype)
             for part, a4 in zip(_split_packed(dqkv), (dq4, dk4, dv4)):
                 _heads(part, self.num_heads, self.seq_first)[...] = a4
             return dqkv, None, None, None, None
-        need = self.needs_input_grad
         return (
             _merge(dq4, self.seq_first) if need[0] else None,
             _merge(dk4, self.seq_first) if need[1] else None,

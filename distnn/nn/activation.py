@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from distnn.autograd.function import Function
-from distnn.backend import DEFAULT_DTYPE, get_array_module
+from distnn.backend import DEFAULT_DTYPE
 from distnn import functional as F
+from distnn.functional.activation_more import PReLU as _PReLU  # noqa: F401 (its old home, for callers)
 
 from .linear import _finish
 from .module import Module, Parameter
@@ -147,35 +147,6 @@ class LogSoftmax(Module):
         return f"dim={self.dim}"
 
 
-class _PReLU(Function):
-    """max(0, x) + a * min(0, x) with a learned slope per channel (dim 1) or one shared slope."""
-
-    # x's gradient reads the slope, the slope's x; PyTorch's _prelu_kernel saves both whichever needs a
-    # gradient, and not its output: so do we
-    reads = ((0, 1), (0, 1))
-
-    def forward(self, x, a):
-        xp = get_array_module(x)
-        self.shared = a.size == 1
-        aa = a.reshape(()) if self.shared else a.reshape((-1,) + (1,) * (x.ndim - 2))
-        self.pos = x > 0
-        self.x, self.a = x, aa
-        return xp.where(self.pos, x, x * aa)
-
-    def backward(self, g):
-        xp = get_array_module(g)
-        ga = gx = None
-        if self.needs_input_grad[0]:
-            gx = xp.where(self.pos, g, g * self.a)
-        if self.needs_input_grad[1]:
-            neg = xp.where(self.pos, 0, g * self.x)
-            if self.shared:
-                ga = neg.sum().reshape(1)
-            else:
-                ga = neg.sum(axis=(0,) + tuple(range(2, g.ndim))) if g.ndim > 1 else neg
-        return gx, ga
-
-
 class PReLU(Module):
     """Parametric ReLU; ``num_parameters`` is 1 (shared) or the number of channels (dim 1). Slopes start at ``init``."""
 
@@ -195,9 +166,9 @@ class PReLU(Module):
                     f"{self.where()}: num_parameters={self.num_parameters} must match the channel dimension "
                     f"(dim 1) of the input, got shape {shape}"
                 )
-            if len(shape) == 1:  # a single unbatched (C,) vector: slope per element
-                return _PReLU.apply(x.reshape(1, -1), self.weight).reshape(shape)
-        return _PReLU.apply(x, self.weight)
+            if len(shape) == 1:  # a single unbatched (C,) vector: slope per element (PyTorch refuses it)
+                return F.prelu(x.reshape(1, -1), self.weight).reshape(shape)
+        return F.prelu(x, self.weight)
 
     def extra_repr(self):
         return f"num_parameters={self.num_parameters}"

@@ -1,4 +1,4 @@
-"""``Linear`` (y = x W^T + b) and ``Identity``."""
+"""``Linear`` (y = x W^T + b), ``Identity`` and ``Bilinear`` (y = x1^T W x2 + b)."""
 from __future__ import annotations
 
 import math
@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from distnn.backend import DEFAULT_DTYPE
+from distnn.functional.bilinear import bilinear
 from distnn.functional.linear import linear
 
 from . import init
@@ -78,3 +79,40 @@ class Linear(_WeightAndBias):
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Bilinear(Module):
+    """y = x1^T W x2 + b with ``weight`` (out_features, in1_features, in2_features) and ``bias``
+    (out_features,), PyTorch's nn.Bilinear (``F.bilinear``).
+
+    Initialized as PyTorch: weight and bias ~ U(-1/sqrt(in1_features), 1/sqrt(in1_features)).
+    """
+
+    def __init__(self, in1_features: int, in2_features: int, out_features: int, bias: bool = True,
+                 device=None, dtype=None, generator=None):
+        super().__init__()
+        self.in1_features, self.in2_features = int(in1_features), int(in2_features)
+        self.out_features = int(out_features)
+        dtype = np.dtype(dtype or DEFAULT_DTYPE)
+        self.weight = Parameter(np.empty((self.out_features, self.in1_features, self.in2_features), dtype=dtype))
+        if bias:
+            self.bias = Parameter(np.empty(self.out_features, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters(generator)
+        _finish(self, device)
+
+    def reset_parameters(self, generator=None):
+        if self.in1_features <= 0:
+            raise ValueError(f"in1_features must be > 0, but got (in1_features={self.in1_features})")
+        bound = 1 / math.sqrt(self.in1_features)
+        init.uniform_(self.weight, -bound, bound, generator=generator)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound, generator=generator)
+
+    def forward(self, input1, input2):
+        return bilinear(input1, input2, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")
