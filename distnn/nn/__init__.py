@@ -18,7 +18,7 @@ from .loss import (
     MultiMarginLoss, NLLLoss, SoftMarginLoss,
 )
 from .loss import (
-    CosineEmbeddingLoss, KLDivLoss, MarginRankingLoss, MultiLabelMarginLoss, MultiLabelSoftMarginLoss, PoissonNLLLoss,
+    CosineEmbeddingLoss, CTCLoss, KLDivLoss, MarginRankingLoss, MultiLabelMarginLoss, MultiLabelSoftMarginLoss, PoissonNLLLoss,
     SmoothL1Loss, TripletMarginLoss,
 )
 from .distance import CosineSimilarity, PairwiseDistance
