@@ -43,6 +43,7 @@ def _logsumexp(terms, xp):
 
 def _shift(a, k, xp, forward=True):
     """``a`` along its last axis moved ``k`` places right (``forward``) or left, -inf filling in."""
+    k = min(k, a.shape[-1])
     pad = xp.full(a.shape[:-1] + (k,), -np.inf, dtype=a.dtype)
     if forward:
         return xp.concatenate([pad, a[..., :a.shape[-1] - k]], axis=-1)
