@@ -147,6 +147,14 @@ _NORM_ZEROS = np.array([[0.0, 1.0, 2.0], [0.5, 0.0, -1.0], [0.0, 0.0, 0.0]])
 # host and moved per axis; an antialiasing window's missing taps are masked with a host mask (xp.where).
 _R4 = np.random.default_rng(17)
 _IMG = _R4.standard_normal((2, 3, 11, 9))
+# New with ctc_loss and embedding_bag (written without a GPU, a static review): host targets, lengths, indices and
+# offsets beside device inputs; repeated labels, an infeasible sample (zero_infinity), empty bags, padding, max's ties.
+_R5 = np.random.default_rng(19)
+_CTC_TG = np.array([[1, 1, 2, 0], [3, 2, 3, 1], [2, 0, 0, 0]])
+_CTC_TG_CAT = np.array([1, 1, 2, 3, 2, 3, 1, 2])
+_EB_IDX = np.array([1, 2, 0, 4, 5, 2, 1, 1, 3])
+_EB_OFF = np.array([0, 2, 2, 5])
+_EB_TIES = np.round(_R5.standard_normal((7, 3)))
 
 
 NEW_OPS = {
@@ -238,6 +246,18 @@ NEW_OPS = {
                                                                         antialias=True)),
     "interpolate_antialias_bicubic": ([_IMG], lambda x: F.interpolate(x, scale_factor=(0.3, 1.7), mode="bicubic",
                                                                        antialias=True, align_corners=True)),
+    "ctc_loss": ([_R5.standard_normal((7, 3, 4))],
+                 lambda z: F.ctc_loss(F.log_softmax(z, dim=-1), _CTC_TG, [7, 6, 7], [3, 4, 1], reduction="none")),
+    "ctc_loss_concat_zero_infinity": ([_R5.standard_normal((5, 3, 4))],
+                                      lambda z: F.ctc_loss(F.log_softmax(z, dim=-1), _CTC_TG_CAT, [5, 5, 0], [3, 4, 1],
+                                                           blank=0, zero_infinity=True)),  # (sample 2: no frames)
+    "embedding_bag_max_ties": ([_EB_TIES], lambda w: F.embedding_bag(_EB_IDX, w, _EB_OFF, mode="max")),
+    "embedding_bag_mean_padding": ([_R5.standard_normal((7, 3))],
+                                   lambda w: F.embedding_bag(_EB_IDX, w, _EB_OFF, mode="mean", padding_idx=2)),
+    "embedding_bag_per_sample_weights": ([_R5.standard_normal((7, 3)), _R5.standard_normal(9)],
+                                         lambda w, p: F.embedding_bag(_EB_IDX, w, _EB_OFF, mode="sum",
+                                                                      per_sample_weights=p, include_last_offset=True,
+                                                                      scale_grad_by_freq=True)),
 }
 
 

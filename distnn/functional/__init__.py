@@ -9,6 +9,7 @@ from .activation_more import (
 from .elementwise import abs, add, clip, div, exp, log, matmul, maximum, minimum, mul, neg, pow, sqrt, sub, where
 from .linear import linear
 from .embedding import embedding, one_hot
+from .embedding_bag import embedding_bag
 from .normalize import normalize
 from .conv import conv1d, conv2d
 from .conv3d import conv3d

@@ -32,6 +32,7 @@ from .pooling import (
 # Sequence and attention layers (issue 3, part B)
 from .attention import MultiheadAttention
 from .embedding import Embedding
+from .embedding_bag import EmbeddingBag
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .transformer import TransformerEncoder, TransformerEncoderLayer
 from .transformer_decoder import Transformer, TransformerDecoder, TransformerDecoderLayer
