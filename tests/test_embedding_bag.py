@@ -81,7 +81,7 @@ def test_empty_bags_are_zero_and_get_no_gradient(torch):
 
 def test_scale_grad_by_freq_divides_by_each_index_count():
     """The documented rule (embedding's): each row's gradient over its index's count in the input. (PyTorch 2.13's
-    CPU kernel divides here index 2's rows by 3, the count of index 1, the second-smallest of the sorted input.)"""
+    CPU kernel divides here index 2's rows by 3, the count of index 1, the sorted input's third entry.)"""
     w = distnn.tensor(np.zeros((4, 1)), requires_grad=True)
     idx, offsets = np.array([1, 2, 0, 1, 2, 1]), np.array([0, 2, 4])
     F.embedding_bag(idx, w, offsets, mode="sum", scale_grad_by_freq=True).backward(np.array([[1.0], [10.0], [100.0]]))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import numpy as np
 
 from distnn.autograd.function import OUTPUT, Function
-from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module, to_numpy
 
 from . import elementwise as E
@@ -60,7 +59,7 @@ class CTCLossFunction(Function):
     # As PyTorch's, backward reads the log-probabilities and the loss (its saved alpha is distnn's own).
     reads = ((0, OUTPUT),)
 
-    def forward(self, x, ext, il, tl, blank=0, zero_infinity=False):
+    def forward(self, x, ext, il, tl, zero_infinity=False):
         xp = get_array_module(x)
         T, N, _ = x.shape
         width = ext.shape[1]
@@ -122,7 +121,8 @@ class CTCLossFunction(Function):
             # final label equal to the blank (a target holding the blank) overwrites the blank's term
             last_label = xp.take_along_axis(ext, xp.maximum(2 * tl - 1, 0)[:, None], axis=1)[:, 0]
             lost = (tl > 0) & (last_label == ext[:, 0])
-            at_end = (xp.arange(T)[:, None, None] == il[None, :, None] - 1) & (s[None, None, :] == 2 * tl[None, :, None])
+            at_end = ((xp.arange(T)[:, None, None] == il[None, :, None] - 1)
+                      & (s[None, None, :] == 2 * tl[None, :, None]))
             ab = xp.where(at_end & lost[None, :, None], -np.inf, ab)
             # logsumexp of alpha + beta over the positions of each class, as one bincount: the exps are taken
             # against the frame's largest alpha + beta (the sum underflows only for terms negligible beside it)
@@ -228,7 +228,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     ext = xp.full((N, 2 * padded.shape[1] + 1), blank, dtype=np.int64)
     ext[:, 1::2] = padded
     lp3 = lp if batched else lp.reshape(T, 1, C)
-    loss = CTCLossFunction.apply(lp3, ext, il, tl, blank=blank, zero_infinity=zero_infinity)
+    loss = CTCLossFunction.apply(lp3, ext, il, tl, zero_infinity=zero_infinity)
     if zero_infinity:
         loss = E.where(loss.data == np.inf, 0.0, loss)
     if reduction == "mean":

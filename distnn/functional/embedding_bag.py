@@ -96,7 +96,7 @@ class EmbeddingBagFunction(Function):
         return gw, gpsw, None, None, None, None
 
 
-def _offsets(offsets, n, include_last_offset, who):
+def _offsets(offsets, n, who):
     """The offsets as host int64, checked: from 0, non-decreasing, at most the input's length."""
     off = to_numpy(offsets.data if isinstance(offsets, Tensor) else offsets)
     off = np.asarray(off)
@@ -149,7 +149,7 @@ def _embedding_bag(input, weight, offsets, max_norm, norm_type, scale_grad_by_fr
     elif idx.ndim == 1:
         if offsets is None:
             raise ValueError(f"{who}: offsets has to be a 1D Tensor but got None")
-        off = _offsets(offsets, idx.shape[0], include_last_offset, who)
+        off = _offsets(offsets, idx.shape[0], who)
     else:
         raise ValueError(f"{who}: input has to be 1D or 2D Tensor, but got Tensor of dimension {idx.ndim}")
     if mode not in _MODES:
@@ -204,7 +204,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
     input (not with 'max'). Differences from PyTorch: decreasing or empty offsets are refused (PyTorch
     takes other bags than the offsets name, or crashes); with ``scale_grad_by_freq`` the divisor is each
     index's own count, as documented and as :func:`embedding` does (PyTorch 2.13's CPU kernel divides the
-    k-th smallest distinct index's rows by the count of the k-th smallest index, counted with repeats);
+    rows of the k-th smallest distinct index by the count of the index at position k of the sorted input);
     ``sparse=True`` is not supported.
     """
     return _embedding_bag(input, weight, offsets, max_norm, norm_type, scale_grad_by_freq, mode, sparse,
