@@ -147,6 +147,14 @@ _NORM_ZEROS = np.array([[0.0, 1.0, 2.0], [0.5, 0.0, -1.0], [0.0, 0.0, 0.0]])
 # host and moved per axis; an antialiasing window's missing taps are masked with a host mask (xp.where).
 _R4 = np.random.default_rng(17)
 _IMG = _R4.standard_normal((2, 3, 11, 9))
+# New with ctc_loss and embedding_bag (written without a GPU, a static review): host targets, lengths, indices and
+# offsets beside device inputs; repeated labels, an infeasible sample (zero_infinity), empty bags, padding, max's ties.
+_R6 = np.random.default_rng(23)
+_CTC_TG = np.array([[1, 1, 2, 0], [3, 2, 3, 1], [2, 0, 0, 0]])
+_CTC_TG_CAT = np.array([1, 1, 2, 3, 2, 3, 1, 2])
+_EB_IDX = np.array([1, 2, 0, 4, 5, 2, 1, 1, 3])
+_EB_OFF = np.array([0, 2, 2, 5])
+_EB_TIES = np.round(_R6.standard_normal((7, 3)))
 
 
 # New with F.scaled_dot_product_attention, F.prelu, F.bilinear and F.gumbel_softmax: host masks (bool, float, a
@@ -276,6 +284,18 @@ NEW_OPS = {
                             lambda x: F.gumbel_softmax(x, tau=0.5, hard=True, generator=np.random.default_rng(1))),
     "gumbel_softmax_soft_dim0": ([_R5.standard_normal((5, 4))],
                                  lambda x: F.gumbel_softmax(x, dim=0, generator=np.random.default_rng(2))),
+    "ctc_loss": ([_R6.standard_normal((7, 3, 4))],
+                 lambda z: F.ctc_loss(F.log_softmax(z, dim=-1), _CTC_TG, [7, 6, 7], [3, 4, 1], reduction="none")),
+    "ctc_loss_concat_zero_infinity": ([_R6.standard_normal((5, 3, 4))],
+                                      lambda z: F.ctc_loss(F.log_softmax(z, dim=-1), _CTC_TG_CAT, [5, 5, 0], [3, 4, 1],
+                                                           blank=0, zero_infinity=True)),  # (sample 2: no frames)
+    "embedding_bag_max_ties": ([_EB_TIES], lambda w: F.embedding_bag(_EB_IDX, w, _EB_OFF, mode="max")),
+    "embedding_bag_mean_padding": ([_R6.standard_normal((7, 3))],
+                                   lambda w: F.embedding_bag(_EB_IDX, w, _EB_OFF, mode="mean", padding_idx=2)),
+    "embedding_bag_per_sample_weights": ([_R6.standard_normal((7, 3)), _R6.standard_normal(9)],
+                                         lambda w, p: F.embedding_bag(_EB_IDX, w, _EB_OFF, mode="sum",
+                                                                      per_sample_weights=p, include_last_offset=True,
+                                                                      scale_grad_by_freq=True)),
 }
 
 

@@ -15,6 +15,7 @@ from .bilinear import bilinear
 from .sdpa import scaled_dot_product_attention
 from .embedding import embedding, one_hot
 from .gumbel import gumbel_softmax
+from .embedding_bag import embedding_bag
 from .normalize import normalize
 from .conv import conv1d, conv2d
 from .conv3d import conv3d
@@ -43,6 +44,7 @@ from .loss import (
 from .gaussian_nll import gaussian_nll_loss
 from .margin_loss import binary_hinge_loss, hinge_embedding_loss, soft_margin_loss
 from .loss_more import kl_div, poisson_nll_loss, smooth_l1_loss
+from .ctc import ctc_loss
 from .embedding_loss import cosine_embedding_loss, margin_ranking_loss, triplet_margin_loss
 from .multilabel_loss import multilabel_margin_loss, multilabel_soft_margin_loss
 from .distance import cosine_similarity, pairwise_distance

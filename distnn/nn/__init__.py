@@ -26,7 +26,7 @@ from .loss import (
     MultiMarginLoss, NLLLoss, SoftMarginLoss,
 )
 from .loss import (
-    CosineEmbeddingLoss, KLDivLoss, MarginRankingLoss, MultiLabelMarginLoss, MultiLabelSoftMarginLoss, PoissonNLLLoss,
+    CosineEmbeddingLoss, CTCLoss, KLDivLoss, MarginRankingLoss, MultiLabelMarginLoss, MultiLabelSoftMarginLoss, PoissonNLLLoss,
     SmoothL1Loss, TripletMarginLoss,
 )
 from .distance import CosineSimilarity, PairwiseDistance
@@ -41,6 +41,7 @@ from .pooling import (
 # Sequence and attention layers (issue 3, part B)
 from .attention import MultiheadAttention
 from .embedding import Embedding
+from .embedding_bag import EmbeddingBag
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .transformer import TransformerEncoder, TransformerEncoderLayer
 from .transformer_decoder import Transformer, TransformerDecoder, TransformerDecoderLayer

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from distnn.autograd.tensor import Tensor
+from distnn.functional import ctc as CTC
 from distnn.functional import embedding_loss as EL
 from distnn.functional import gaussian_nll as G
 from distnn.functional import loss as L
@@ -250,3 +251,17 @@ class MultiLabelMarginLoss(_Loss):
 
     def forward(self, input, target):
         return ML.multilabel_margin_loss(input, target, self.reduction)
+
+
+class CTCLoss(_Loss):
+    """The Connectionist Temporal Classification loss (see ``distnn.functional.ctc_loss``):
+    forward(log_probs (T, N, C) or (T, C), targets, input_lengths, target_lengths). ``blank``: the blank
+    class; ``zero_infinity``: infinite losses (alignments that cannot fit) and their gradients become 0."""
+
+    def __init__(self, blank: int = 0, reduction: str = "mean", zero_infinity: bool = False):
+        super().__init__(reduction)
+        self.blank, self.zero_infinity = blank, zero_infinity
+
+    def forward(self, log_probs, targets, input_lengths, target_lengths):
+        return CTC.ctc_loss(log_probs, targets, input_lengths, target_lengths, self.blank, self.reduction,
+                            self.zero_infinity)
