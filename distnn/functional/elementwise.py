@@ -112,7 +112,8 @@ class Pow(Function):
         xp = get_array_module(a)
         if na:
             if getattr(b, "ndim", 0) == 0 and b != 0:  # the common case, x ** 2
-                ga = g * b * a ** (b - 1)
+                with _quiet(xp):  # (x ** 0.5 at x = 0: an inf gradient, as PyTorch gives it, without numpy's warning)
+                    ga = g * b * a ** (b - 1)
             else:  # d(a^0)/da is 0, also at a = 0 where b * a^(b-1) would be 0 * inf (PyTorch masks it too)
                 with _quiet(xp):
                     d = b * a ** (b - 1)
