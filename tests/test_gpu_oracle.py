@@ -296,6 +296,19 @@ NEW_OPS = {
                                          lambda w, p: F.embedding_bag(_EB_IDX, w, _EB_OFF, mode="sum",
                                                                       per_sample_weights=p, include_last_offset=True,
                                                                       scale_grad_by_freq=True)),
+    # --- new with affine_grid and grid_sample (static review): corner indices and masks built on the device,
+    # the input's gradient a cupyx scatter_add; points outside [-1, 1] for every padding mode
+    "grid_sample_bilinear_zeros": ([_IMG, _R6.uniform(-1.4, 1.4, (2, 4, 5, 2))],
+                                   lambda x, g: F.grid_sample(x, g, align_corners=False)),
+    "grid_sample_bilinear_reflection": ([_IMG, _R6.uniform(-3.0, 3.0, (2, 4, 5, 2))],
+                                        lambda x, g: F.grid_sample(x, g, padding_mode="reflection",
+                                                                   align_corners=True)),
+    "grid_sample_nearest_border": ([_IMG, _R6.uniform(-1.4, 1.4, (2, 4, 5, 2))],
+                                   lambda x, g: F.grid_sample(x, g, mode="nearest", padding_mode="border",
+                                                              align_corners=False)),
+    "affine_grid_then_grid_sample": ([_IMG, _R6.standard_normal((2, 2, 3))],
+                                     lambda x, t: F.grid_sample(x, F.affine_grid(t, (2, 3, 6, 7), align_corners=False),
+                                                                align_corners=False)),
 }
 
 

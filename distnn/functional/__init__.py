@@ -22,6 +22,7 @@ from .conv3d import conv3d
 from .conv_transpose import conv_transpose1d, conv_transpose2d
 from .norm import batch_norm, layer_norm, rms_norm
 from .interpolate import interpolate
+from .grid_sample import affine_grid, grid_sample
 from .fold import fold, unfold
 from .pixel_shuffle import channel_shuffle, pixel_shuffle, pixel_unshuffle
 from .group_norm import group_norm, instance_norm
