@@ -13,6 +13,7 @@ first seed, as for test_layer_fuzz.py.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -168,6 +169,33 @@ def test_lp_pool_gradient_passes_the_checker_and_is_zero_for_a_window_of_zeros()
     np.testing.assert_allclose(np.asarray(d.grad.data), t.grad.numpy(), rtol=1e-14)
     assert d.grad.data[0, 0, 0] == d.grad.data[0, 0, 1] == 0.0 and np.isfinite(d.grad.data).all()
 
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+@pytest.mark.parametrize("p", [2, 1.5, 3])
+def test_lp_pool_over_windows_of_zeros_is_silent_and_its_gradient_is_pytorchs(nd, p):
+    # After a ReLU whole windows are 0: the power's gradient there is inf and inf * 0 is NaN before relu's
+    # backward masks it. PyTorch says nothing; numpy warned ("divide by zero", "invalid value"). p = 3 of
+    # signed values also has negative sums, NaN both ways (a cube root of a negative base, as PyTorch's pow).
+    x = np.random.default_rng(4).standard_normal((2, 3) + (6, 4, 4)[:nd])
+    x[..., :2] = -np.abs(x[..., :2])  # ReLU zeroes every window over the first two columns
+    g = np.random.default_rng(5).standard_normal((2, 3) + (3, 2, 2)[:nd])
+    for signed in (False, True) if p == 3 else (False,):
+        d = distnn.tensor(x, requires_grad=True)
+        t = torch.tensor(x, requires_grad=True)
+        dr, tr = (d, t) if signed else (DF.relu(d), TF.relu(t))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            dout = getattr(DF, f"lp_pool{nd}d")(dr, p, 2)
+            (dout * distnn.tensor(g)).sum().backward()
+        tout = getattr(TF, f"lp_pool{nd}d")(tr, p, 2)
+        (tout * torch.from_numpy(g)).sum().backward()
+        np.testing.assert_allclose(np.asarray(dout.data), tout.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(d.grad.data), t.grad.numpy(), rtol=1e-12, atol=1e-15)
+        if signed:
+            assert np.isnan(np.asarray(dout.data)).any()  # (the negative sums are there)
+        else:
+            assert (np.asarray(d.grad.data)[..., :2] == 0).all()  # the zero windows' gradient: 0, not NaN
 
 def test_reprs_are_pytorchs():
     pairs = [(dnn.LPPool1d(2, 3), torch.nn.LPPool1d(2, 3)), (dnn.LPPool2d(1.5, (2, 3), 2, True),

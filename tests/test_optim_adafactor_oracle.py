@@ -13,6 +13,7 @@ import pytest
 import distnn.optim as O
 from distnn.nn import Parameter
 from memory_peak import peak_bytes
+from optim_oracle import compare_state, torch_state, two_groups
 from state_io import saved_and_loaded
 
 STEPS = int(os.environ.get("DISTNN_OPTIM_ORACLE_STEPS", "25"))
@@ -21,6 +22,7 @@ STEPS = int(os.environ.get("DISTNN_OPTIM_ORACLE_STEPS", "25"))
 # rows longer than a chunk
 SHAPES = [(200, 170), (3, 4, 5), (2, 3, 4, 6), (5, 1), (1, 7), (6,), (), (2, 40000)]
 RTOL, ATOL = 1e-12, 1e-13  # (parameters of order 1, moved by steps up to lr = 1)
+SPLIT = 4  # (parameters [:4] in the default group, the rest in one with the case's overrides)
 
 
 @pytest.fixture
@@ -64,37 +66,11 @@ CASES = [
 ]
 
 
-def _groups(params, overrides):
-    return [{"params": params[:4]}, {"params": params[4:], **overrides}]
-
-
-def _theirs_state(topt, tparams):
-    out = {}
-    for i, p in enumerate(tparams):
-        s = topt.state.get(p)
-        if s:
-            out[i] = {k: v.detach().numpy() for k, v in s.items()}
-    return out
-
-
-def _compare_state(ours, theirs, where, rtol=RTOL, atol=ATOL):
-    assert sorted(ours) == sorted(theirs), where
-    for i in theirs:
-        assert sorted(ours[i]) == sorted(theirs[i]), (where, i)
-        for k, tv in theirs[i].items():
-            ov = ours[i][k]
-            if k == "step":
-                assert type(ov) is int and ov == float(tv), (where, i, k)
-            else:
-                assert ov.shape == tv.shape and ov.dtype == tv.dtype, (where, i, k, ov.shape, tv.shape)
-                np.testing.assert_allclose(ov, tv, rtol=rtol, atol=atol, err_msg=f"{where}: state {i}.{k}")
-
-
 def _run_pair(torch, kw, over, dtype, steps):
     params = [Parameter(a) for a in _init(dtype=dtype)]
     tparams = [torch.tensor(a, requires_grad=True) for a in _init(dtype=dtype)]
-    opt = O.Adafactor(_groups(params, over), **kw)
-    topt = torch.optim.Adafactor(_groups(tparams, over), foreach=False, **kw)
+    opt = O.Adafactor(two_groups(params, SPLIT, over), **kw)
+    topt = torch.optim.Adafactor(two_groups(tparams, SPLIT, over), foreach=False, **kw)
     for t in range(steps):
         for p, tp, g in zip(params, tparams, _grads(t, dtype=dtype)):
             p.grad = None if g is None else g.copy()
@@ -110,7 +86,7 @@ def test_trajectory_and_state_match_torch(torch64, kw, over):
         for i, (p, tp) in enumerate(zip(params, tparams)):
             np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=RTOL, atol=ATOL,
                                        err_msg=f"step {t}: parameter {i} {SHAPES[i]}")
-        _compare_state(opt.state_dict()["state"], _theirs_state(topt, tparams), f"step {t}")
+        compare_state(opt.state_dict()["state"], torch_state(topt, tparams), f"step {t}", RTOL, ATOL)
     for p, a in zip(params, _init()):
         assert not np.array_equal(p.data, a) and np.isfinite(p.data).all()  # every parameter moved
     state = opt.state_dict()["state"]
@@ -130,7 +106,7 @@ def test_float32_matches_torch_with_eps1_from_the_dtype(torch, kw, over):
             assert p.data.dtype == np.float32
             np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=2e-5, atol=2e-6,
                                        err_msg=f"step {t}: parameter {i}")
-        _compare_state(opt.state_dict()["state"], _theirs_state(topt, tparams), f"step {t}", 2e-4, 1e-9)
+        compare_state(opt.state_dict()["state"], torch_state(topt, tparams), f"step {t}", 2e-4, 1e-9)
 
 
 def test_defaults_match_torch(torch):
@@ -153,13 +129,13 @@ def _train(opt, params, t0, t1):
 @pytest.mark.parametrize("via", ["pickle", "npz"])
 def test_resume_from_state_dict_is_bitwise_identical(via):
     params = [Parameter(a.astype(np.float32)) for a in _init()]
-    opt = O.Adafactor(_groups(params, {"lr": 0.02, "eps": (1e-5, 1e-3)}), weight_decay=0.01)
+    opt = O.Adafactor(two_groups(params, SPLIT, {"lr": 0.02, "eps": (1e-5, 1e-3)}), weight_decay=0.01)
     _train(opt, params, 0, 6)
     snapshot = [p.data.copy() for p in params]
     loaded = saved_and_loaded(opt.state_dict(), via)
     _train(opt, params, 6, 14)  # uninterrupted
     params2 = [Parameter(a.copy()) for a in snapshot]
-    opt2 = O.Adafactor(_groups(params2, {}), lr=123.0)  # hyperparameters come from the state
+    opt2 = O.Adafactor(two_groups(params2, SPLIT, {}), lr=123.0)  # hyperparameters come from the state
     opt2.load_state_dict(loaded)
     assert opt2.param_groups[1]["eps"] == (1e-5, 1e-3) and opt2.param_groups[0]["eps"] == (None, 1e-3)
     _train(opt2, params2, 6, 14)

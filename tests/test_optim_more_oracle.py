@@ -12,6 +12,7 @@ import pytest
 import distnn.optim as O
 from distnn.nn import Parameter
 from memory_peak import peak_bytes
+from optim_oracle import compare_state, torch_state, two_groups
 from state_io import saved_and_loaded
 
 STEPS = int(os.environ.get("DISTNN_OPTIM_ORACLE_STEPS", "25"))
@@ -19,6 +20,7 @@ STEPS = int(os.environ.get("DISTNN_OPTIM_ORACLE_STEPS", "25"))
 # a vector and a 0-d parameter
 SHAPES = [(200, 170), (5, 4), (6,), ()]
 RTOL, ATOL = 1e-12, 1e-14
+SPLIT = 2  # (parameters [:2] in the default group, the rest in one with the case's overrides)
 
 
 @pytest.fixture
@@ -76,39 +78,13 @@ CASES = [
 ]
 
 
-def _groups(params, overrides):
-    return [{"params": params[:2]}, {"params": params[2:], **overrides}]
-
-
-def _theirs_state(topt, tparams):
-    out = {}
-    for i, p in enumerate(tparams):
-        s = topt.state.get(p)
-        if s:
-            out[i] = {k: (v.detach().numpy() if hasattr(v, "detach") else v) for k, v in s.items()}
-    return out
-
-
-def _compare_state(ours, theirs, where):
-    assert sorted(ours) == sorted(theirs), where
-    for i in theirs:
-        assert sorted(ours[i]) == sorted(theirs[i]), (where, i)
-        for k, tv in theirs[i].items():
-            ov = ours[i][k]
-            if k == "step":
-                assert type(ov) is int and ov == float(tv), (where, i, k)
-            else:
-                np.testing.assert_allclose(np.asarray(ov, dtype=np.float64), tv, rtol=RTOL, atol=ATOL,
-                                           err_msg=f"{where}: state {i}.{k}")
-
-
 @pytest.mark.parametrize("name,kw,over", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_trajectory_and_state_match_torch(torch64, name, kw, over):
     torch = torch64
     params = [Parameter(a) for a in _init()]
     tparams = [torch.tensor(a, requires_grad=True) for a in _init()]
-    opt = getattr(O, name)(_groups(params, over), **kw)
-    topt = getattr(torch.optim, name)(_groups(tparams, over), foreach=False, **kw)
+    opt = getattr(O, name)(two_groups(params, SPLIT, over), **kw)
+    topt = getattr(torch.optim, name)(two_groups(tparams, SPLIT, over), foreach=False, **kw)
     for t in range(STEPS):
         for p, tp, g in zip(params, tparams, _grads(t)):
             p.grad = None if g is None else g.copy()
@@ -118,7 +94,7 @@ def test_trajectory_and_state_match_torch(torch64, name, kw, over):
         for i, (p, tp) in enumerate(zip(params, tparams)):
             np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=RTOL, atol=ATOL,
                                        err_msg=f"step {t}: parameter {i}")
-        _compare_state(opt.state_dict()["state"], _theirs_state(topt, tparams), f"step {t}")
+        compare_state(opt.state_dict()["state"], torch_state(topt, tparams), f"step {t}", RTOL, ATOL)
     for p, a in zip(params, _init()):
         assert not np.array_equal(p.data, a)  # every parameter moved
     tgroups = topt.state_dict()["param_groups"]
@@ -157,13 +133,13 @@ def _train(opt, params, t0, t1):
 def test_resume_from_state_dict_is_bitwise_identical(name, kw, via):
     cls = getattr(O, name)
     params = [Parameter(a.astype(np.float32)) for a in _init()]
-    opt = cls(_groups(params, {"lr": 0.02}), **kw)
+    opt = cls(two_groups(params, SPLIT, {"lr": 0.02}), **kw)
     _train(opt, params, 0, 6)
     snapshot = [p.data.copy() for p in params]
     loaded = saved_and_loaded(opt.state_dict(), via)
     _train(opt, params, 6, 14)  # uninterrupted
     params2 = [Parameter(a.copy()) for a in snapshot]
-    opt2 = cls(_groups(params2, {}), lr=123.0)  # hyperparameters come from the state
+    opt2 = cls(two_groups(params2, SPLIT, {}), lr=123.0)  # hyperparameters come from the state
     opt2.load_state_dict(loaded)
     _train(opt2, params2, 6, 14)
     for a, b in zip(params, params2):

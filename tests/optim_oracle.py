@@ -1,0 +1,36 @@
+"""Shared by the optimizer oracle tests (distnn's optimizer against torch.optim's, same weights and gradients):
+the two-group split they step, and each parameter's state read from torch and compared with distnn's."""
+import numpy as np
+
+
+def two_groups(params, split, overrides):
+    """``params[:split]`` with the optimizer's defaults, ``params[split:]`` with ``overrides``."""
+    return [{"params": params[:split]}, {"params": params[split:], **overrides}]
+
+
+def torch_state(topt, tparams):
+    """torch's per-parameter state as ``{index in tparams: {key: numpy array or plain value}}`` (parameters
+    without state left out, as distnn's ``state_dict()["state"]`` leaves them out)."""
+    out = {}
+    for i, p in enumerate(tparams):
+        s = topt.state.get(p)
+        if s:
+            out[i] = {k: (v.detach().numpy() if hasattr(v, "detach") else v) for k, v in s.items()}
+    return out
+
+
+def compare_state(ours, theirs, where, rtol, atol):
+    """The same parameters with state, the same keys for each; ``step`` a Python int equal to torch's,
+    every other entry torch's shape and dtype and within ``rtol``/``atol`` of its values."""
+    assert sorted(ours) == sorted(theirs), where
+    for i in theirs:
+        assert sorted(ours[i]) == sorted(theirs[i]), (where, i)
+        for k, tv in theirs[i].items():
+            ov = ours[i][k]
+            if k == "step":
+                assert type(ov) is int and ov == float(tv), (where, i, k)
+            else:
+                ov, tv = np.asarray(ov), np.asarray(tv)
+                assert ov.shape == tv.shape and ov.dtype == tv.dtype, (where, i, k, ov.shape, tv.shape, ov.dtype,
+                                                                       tv.dtype)
+                np.testing.assert_allclose(ov, tv, rtol=rtol, atol=atol, err_msg=f"{where}: state {i}.{k}")
