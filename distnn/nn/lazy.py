@@ -25,7 +25,7 @@ from .linear import Linear, _finish
 from .module import Module, Parameter
 
 __all__ = ["LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyLinear", "LazyModuleMixin", "UninitializedParameter",
-           "has_uninitialized_params", "is_lazy"]
+           "has_uninitialized_params"]
 
 
 class UninitializedParameter(Parameter):
@@ -84,11 +84,6 @@ def has_uninitialized_params(module: Module) -> bool:
 def uninitialized_names(tensors: dict) -> list:
     """The names in ``tensors`` (name -> tensor) whose tensor is an :class:`UninitializedParameter`."""
     return [name for name, t in tensors.items() if isinstance(t, UninitializedParameter)]
-
-
-def is_lazy(module) -> bool:
-    """Whether ``module`` is a lazy layer that has not materialized yet."""
-    return isinstance(module, LazyModuleMixin)
 
 
 class LazyModuleMixin(Module):
