@@ -152,6 +152,12 @@ class DataParallel(GradientSync, Module):
         super().__init__()
         if not isinstance(module, Module):
             raise TypeError(f"DataParallel wraps a distnn.nn.Module, got {type(module).__name__}")
+        from distnn.nn.lazy import has_uninitialized_params
+
+        if has_uninitialized_params(module):  # (nothing to broadcast or bucket yet: PyTorch's DDP refuses too)
+            raise ValueError("DataParallel: the model has uninitialized parameters (a lazy module such as "
+                             "LazyLinear before its first forward); run a forward pass with a dummy batch to "
+                             "initialize them before wrapping the model")
         if not bucket_mb > 0:
             raise ValueError(f"bucket_mb must be > 0, got {bucket_mb!r}")
         if check_every < 0:

@@ -306,11 +306,19 @@ class Module(ForwardHooks):
         them at once, as a checkpoint's serializer does into its reused buffers.
         ``keep_vars=True`` (PyTorch's) gives the tensors themselves (the Parameters and buffers).
         """
+        tensors = self._state_tensors()
         if keep_vars:
-            return self._state_tensors()
+            return tensors
+        from .lazy import uninitialized_names
+
+        lazy = uninitialized_names(tensors)
+        if lazy:  # (no array to give: PyTorch's state dict holds placeholders, which numpy cannot)
+            raise ValueError(f"state_dict(): {type(self).__name__} has uninitialized parameters {_some(lazy)} "
+                             "(a lazy module before its first forward): run a forward pass with a batch, or "
+                             "load_state_dict, first; state_dict(keep_vars=True) gives the placeholders")
         if not copy:
-            return OrderedDict((name, to_numpy(t.data)) for name, t in self._state_tensors().items())
-        return OrderedDict((name, to_numpy(t.data).copy()) for name, t in self._state_tensors().items())
+            return OrderedDict((name, to_numpy(t.data)) for name, t in tensors.items())
+        return OrderedDict((name, to_numpy(t.data).copy()) for name, t in tensors.items())
 
     def _state_tensors(self):
         """The tensors of :meth:`state_dict` by name: every name a shared (tied) submodule has, as in PyTorch."""
@@ -345,7 +353,9 @@ class Module(ForwardHooks):
                 problems.append(f"missing keys: {_some(missing)}")
             if unexpected:
                 problems.append(f"unexpected keys: {_some(unexpected)}")
-        converted = {}
+        from .lazy import UninitializedParameter, materialize_loaded
+
+        converted, lazy_shapes = {}, {}
         for k, t in own.items():
             if k not in state_dict:
                 continue
@@ -355,7 +365,9 @@ class Module(ForwardHooks):
             elif hasattr(v, "detach") and hasattr(v, "numpy"):  # a torch tensor
                 v = v.detach().cpu().numpy()
             v = np.asarray(v) if get_array_module(v) is np else v
-            if tuple(v.shape) != tuple(t.shape):
+            if isinstance(t, UninitializedParameter):  # its shape comes from the checkpoint (lazy.py checks it)
+                lazy_shapes[k] = tuple(v.shape)
+            elif tuple(v.shape) != tuple(t.shape):
                 mismatched.append(f"shape mismatch for '{k}': checkpoint {tuple(v.shape)} vs model {tuple(t.shape)}")
                 continue
             converted[k] = v
@@ -366,6 +378,8 @@ class Module(ForwardHooks):
             raise (KeyError if not any("shape" in p for p in problems) else ValueError)(
                 f"error loading state_dict into {type(self).__name__}: " + "; ".join(problems)
             )
+        if lazy_shapes:
+            materialize_loaded(self, lazy_shapes)
         for k, v in converted.items():
             t = own[k]
             xp = get_array_module(t.data)

@@ -8,6 +8,8 @@ At step t, with ``d = g + weight_decay * p`` (``-g`` when maximizing)::
 """
 from __future__ import annotations
 
+from distnn.nn.lazy import UninitializedParameter
+
 from .optimizer import Optimizer, check_non_negative, grad_with_decay
 
 __all__ = ["Adagrad"]
@@ -44,8 +46,11 @@ class Adagrad(Optimizer):
         super().add_param_group(param_group)
         # PyTorch creates the accumulators eagerly, so they are in state_dict() before the first step.
         group = self.param_groups[-1]
+        # A lazy module's parameter has no shape yet: its accumulator is made at its first step (as for
+        # state loaded without it) rather than refused, as PyTorch's Adagrad refuses.
         for p in group["params"]:
-            self.state.setdefault(p, {"step": 0, "sum": self._zeros_like(p, group["initial_accumulator_value"])})
+            if not isinstance(p, UninitializedParameter):
+                self.state.setdefault(p, {"step": 0, "sum": self._zeros_like(p, group["initial_accumulator_value"])})
 
     def _validate_group(self, group):
         check_non_negative(group, "lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
