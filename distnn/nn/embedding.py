@@ -11,6 +11,22 @@ from .linear import _finish
 from .module import Module, Parameter
 
 
+def embedding_weight(who, num_embeddings, embedding_dim, padding_idx, _weight, dtype, generator):
+    """The starting table of an ``Embedding``/``EmbeddingBag``: ``_weight`` (checked for its shape), else
+    N(0, 1) draws from ``generator`` (the default generator) with the ``padding_idx`` row zeroed."""
+    dtype = np.dtype(dtype or np.float32)
+    if _weight is None:
+        gen = generator if generator is not None else drandom.default_generator()
+        w = gen.standard_normal((num_embeddings, embedding_dim)).astype(dtype)
+        if padding_idx is not None:
+            w[padding_idx] = 0
+        return w
+    w = to_numpy(_weight).astype(dtype, copy=False)
+    if w.shape != (num_embeddings, embedding_dim):
+        raise ValueError(f"{who}: _weight has shape {w.shape}, expected {(num_embeddings, embedding_dim)}")
+    return w
+
+
 class Embedding(Module):
     """``Embedding(num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
     scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None, dtype=None)``,
@@ -42,17 +58,8 @@ class Embedding(Module):
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
         self.max_norm, self.norm_type = max_norm, norm_type
         self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
-        dtype = np.dtype(dtype or np.float32)
-        if _weight is None:
-            gen = generator if generator is not None else drandom.default_generator()
-            w = gen.standard_normal((num_embeddings, embedding_dim)).astype(dtype)
-            if padding_idx is not None:
-                w[padding_idx] = 0
-        else:
-            w = to_numpy(_weight).astype(dtype, copy=False)
-            if w.shape != (num_embeddings, embedding_dim):
-                raise ValueError(f"Embedding: _weight has shape {w.shape}, expected {(num_embeddings, embedding_dim)}")
-        self.weight = Parameter(w)
+        self.weight = Parameter(embedding_weight("Embedding", num_embeddings, embedding_dim, padding_idx, _weight,
+                                                 dtype, generator))
         self.weight.requires_grad = not _freeze
         _finish(self, device)
 

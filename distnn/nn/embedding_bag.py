@@ -1,12 +1,10 @@
 """``EmbeddingBag``: sums, means or maxima of bags of learnable vectors, as ``torch.nn.EmbeddingBag``."""
 from __future__ import annotations
 
-import numpy as np
-
-from distnn import random as drandom
 from distnn.backend import to_numpy
 from distnn.functional.embedding_bag import _MODES, _embedding_bag
 
+from .embedding import embedding_weight
 from .linear import _finish
 from .module import Module, Parameter
 
@@ -40,18 +38,8 @@ class EmbeddingBag(Module):
         self.max_norm, self.norm_type, self.scale_grad_by_freq = max_norm, norm_type, scale_grad_by_freq
         self.mode, self.sparse, self.include_last_offset = mode, sparse, include_last_offset
         self.padding_idx = padding_idx
-        dtype = np.dtype(dtype or np.float32)
-        if _weight is None:
-            gen = generator if generator is not None else drandom.default_generator()
-            w = gen.standard_normal((num_embeddings, embedding_dim)).astype(dtype)
-            if padding_idx is not None:
-                w[padding_idx] = 0
-        else:
-            w = to_numpy(_weight).astype(dtype, copy=False)
-            if w.shape != (num_embeddings, embedding_dim):
-                raise ValueError(f"EmbeddingBag: _weight has shape {w.shape}, expected "
-                                 f"{(num_embeddings, embedding_dim)}")
-        self.weight = Parameter(w)
+        self.weight = Parameter(embedding_weight("EmbeddingBag", num_embeddings, embedding_dim, padding_idx, _weight,
+                                                 dtype, generator))
         _finish(self, device)
 
     @classmethod
