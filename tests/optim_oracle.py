@@ -1,11 +1,20 @@
 """Shared by the optimizer oracle tests (distnn's optimizer against torch.optim's, same weights and gradients):
-the two-group split they step, and each parameter's state read from torch and compared with distnn's."""
+the two-group split they step, the steps themselves, and each parameter's state read from torch and compared with distnn's."""
 import numpy as np
 
 
 def two_groups(params, split, overrides):
     """``params[:split]`` with the optimizer's defaults, ``params[split:]`` with ``overrides``."""
     return [{"params": params[:split]}, {"params": params[split:], **overrides}]
+
+
+def train_steps(opt, params, grads, t0, t1):
+    """Steps ``t0`` to ``t1 - 1`` of ``opt``: before each, every parameter's gradient is ``grads(t)``'s (None: no
+    gradient), in the parameter's dtype."""
+    for t in range(t0, t1):
+        for p, g in zip(params, grads(t)):
+            p.grad = None if g is None else g.astype(p.data.dtype)
+        opt.step()
 
 
 def torch_state(topt, tparams):

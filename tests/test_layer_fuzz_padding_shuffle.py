@@ -25,17 +25,10 @@ torch = pytest.importorskip("torch")
 import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
 
-from test_layer_fuzz import G, float32_pair, run_cases  # noqa: E402
+from test_layer_fuzz import G, float32_pair, op_registry, run_cases  # noqa: E402
 
 TF = torch.nn.functional
-OPS = {}
-
-
-def op(name):
-    def register(f):
-        OPS[name] = f
-        return f
-    return register
+OPS, op = op_registry()
 
 
 def _lead(c, n, empty=True):

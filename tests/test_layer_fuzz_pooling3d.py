@@ -21,18 +21,11 @@ import distnn  # noqa: E402
 import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
 
-from test_layer_fuzz import G, _batch, float32_pair, run_cases  # noqa: E402
+from test_layer_fuzz import G, _batch, float32_pair, op_registry, run_cases  # noqa: E402
 from test_layer_fuzz_more_layers import _module_or_functional, classifier_losses  # noqa: E402
 
 TF = torch.nn.functional
-OPS = {}
-
-
-def op(name):
-    def register(f):
-        OPS[name] = f
-        return f
-    return register
+OPS, op = op_registry()
 
 
 def _triple_or_int(c, lo, hi):

@@ -13,7 +13,7 @@ import pytest
 import distnn.optim as O
 from distnn.nn import Parameter
 from memory_peak import peak_bytes
-from optim_oracle import compare_state, torch_state, two_groups
+from optim_oracle import compare_state, torch_state, train_steps, two_groups
 from state_io import saved_and_loaded
 
 STEPS = int(os.environ.get("DISTNN_OPTIM_ORACLE_STEPS", "25"))
@@ -120,10 +120,7 @@ def test_defaults_match_torch(torch):
 
 
 def _train(opt, params, t0, t1):
-    for t in range(t0, t1):
-        for p, g in zip(params, _grads(t)):
-            p.grad = None if g is None else g.astype(p.data.dtype)
-        opt.step()
+    train_steps(opt, params, _grads, t0, t1)
 
 
 @pytest.mark.parametrize("via", ["pickle", "npz"])
