@@ -6,6 +6,7 @@ every argument still rebuilds (tests/test_config_ignored_values.py covers the co
 """
 import json
 
+import numpy as np
 import pytest
 
 from distnn.models import CharLM, LSTMClassifier, TransformerClassifier, build_model
@@ -75,3 +76,18 @@ def test_input_size_on_token_data_is_one_line_naming_it_and_the_datasets_tokens(
                                "'seq_sorted' holds tokens (ids 0..9)"), r.stderr
     assert "remove model.input_size" in r.stderr and "set vocab_size" not in r.stderr
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("config", ["sequence_lstm", "sequence_transformer"])
+def test_token_ids_read_as_one_feature_train(tmp_path, config):
+    # vocab_size = none with input_size = 1 reads the ids as numbers: sequence_lstm crashed in numpy's gate
+    # arithmetic (int64 inputs) and sequence_transformer trained its input projection in float64
+    from distnn.train.job import run_training
+    from distnn.train.run_dir import load_model
+
+    run = tmp_path / "run"
+    run_training(config, ["model.vocab_size=none", "model.input_size=1", "train.epochs=1", "data.n_samples=200",
+                          "run.plots=false", "checkpoint.enabled=false"], out=str(run), quiet=True)
+    model, _, _ = load_model(str(run))
+    assert model.vocab_size is None and model.input_size == 1
+    assert {p.dtype for p in model.parameters()} == {np.dtype(np.float32)}

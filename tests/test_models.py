@@ -357,3 +357,17 @@ def test_resnet_step_frees_the_graph():
     holding = [n() for n in nodes if n() is not None and vars(n())]
     assert not holding, f"graph nodes still holding state: {holding[:5]}"
     assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("arch", ["LSTMClassifier", "TransformerClassifier"])
+def test_sequence_classifiers_read_integer_features_as_floats(arch, rng):
+    # token ids given as 1-feature inputs (no vocab_size): the LSTM crashed in numpy (int64 gates) and the
+    # transformer computed in float64 through its input projection
+    kw = dict(d_model=8, nhead=2, num_layers=1, dim_feedforward=16, max_len=6) if arch[0] == "T" else {}
+    dm = getattr(models, arch)(input_size=1, num_classes=3, dropout=0.0, **kw)
+    ids = rng.integers(0, 10, (4, 6))
+    out = dm(distnn.Tensor(ids))
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out.numpy(), dm(distnn.Tensor(ids.astype(np.float32))).numpy())
+    out.sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == np.float32 for p in dm.parameters())

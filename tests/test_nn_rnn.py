@@ -256,3 +256,22 @@ def test_an_empty_sequence_is_refused_naming_the_layer(kind, batch_first, shape)
     if len(shape) == 3:  # a batch of no sequences of length 3 is not an empty sequence (as PyTorch)
         ok_shape = (0, 3, 7) if batch_first else (3, 0, 7)
         assert m[0](distnn.Tensor(np.zeros(ok_shape, np.float32)))[0].shape == ok_shape[:2] + (4,)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"])
+@pytest.mark.parametrize("dtype", [np.int64, np.bool_])
+def test_integer_or_bool_input_is_refused_as_torch_refuses_it(torch, kind, dtype):
+    # numpy failed deep in a gate's ufunc ("Cannot cast ufunc 'multiply' output ..."), naming no layer
+    cell = kind.endswith("Cell")
+    shape = (2, 3) if cell else (4, 2, 3)
+    x = np.ones(shape, dtype)
+    with pytest.raises(Exception) as expected:
+        getattr(torch.nn, kind)(3, 5)(torch.tensor(x))
+    m = nn.Sequential(getattr(nn, kind)(3, 5))
+    with pytest.raises(expected.type, match=rf"{kind} '0'.*input dtype \({np.dtype(dtype)}\).*weight dtype "
+                                            r"\(float32\).*Convert input"):
+        m[0](distnn.Tensor(x))
+    if not cell:  # a packed sequence too
+        packed = nn.utils.rnn.pack_padded_sequence(distnn.Tensor(x), [4, 3])
+        with pytest.raises(ValueError, match=r"input dtype"):
+            m[0](packed)

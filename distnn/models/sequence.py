@@ -2,7 +2,8 @@
 
 Both take either token ids (N, T) (give ``vocab_size``: an ``Embedding`` comes
 first) or float features (N, T, F) (give ``input_size``, or let ``input_shape``
-(T, F) set it). Images (N, C, H, W) are read as sequences of H rows of C*W
+(T, F) set it); integer features (token ids given with ``input_size = 1`` and no
+``vocab_size``) are read as numbers in the parameters' float type. Images (N, C, H, W) are read as sequences of H rows of C*W
 features, so the digits datasets work too.
 """
 from __future__ import annotations
@@ -43,6 +44,9 @@ def _as_sequence(module, x):
         if ids.ndim != 2:
             raise ValueError(f"{module.where()}: expected token ids (N, T), got shape {tuple(ids.shape)}")
         return module.embedding(ids)
+    data = x.data if isinstance(x, Tensor) else x
+    if data.dtype.kind in "biu":  # token ids read as numbers (input_size = 1): in the parameters' float type
+        x = Tensor(data.astype(next(module.parameters()).data.dtype))
     if x.ndim == 4:
         n, c, h, w = x.shape
         return x.permute(0, 2, 1, 3).reshape(n, h, c * w)

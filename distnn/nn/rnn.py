@@ -47,6 +47,17 @@ def _uniform_params(module, hidden_size, generator):
         p.data[...] = gen.uniform(-k, k, p.shape).astype(p.data.dtype)
 
 
+def _check_floating(module, x, error):
+    """Integer or bool inputs are refused as PyTorch refuses them (numpy would fail deep in a gate's ufunc).
+
+    A floating input of another width still runs (numpy promotes it), unlike PyTorch, which refuses it too.
+    """
+    if x.data.dtype.kind != "f":
+        want = module.weight_ih_l0.dtype if hasattr(module, "weight_ih_l0") else module.weight_ih.dtype
+        raise error(f"{module.where()}: RNN input dtype ({x.data.dtype}) does not match weight dtype ({want}). "
+                    f"Convert input: input.to({want}), or convert model: model.to({x.data.dtype})")
+
+
 class RNNBase(Module):
     """Shared machinery of RNN, LSTM and GRU (multi-layer, optional bidirectional)."""
 
@@ -129,6 +140,7 @@ class RNNBase(Module):
                 f"{self.where()}: input has {x.shape[-1]} features but input_size is {self.input_size} "
                 f"(input shape {tuple(x.shape)}, expected {layout})"
             )
+        _check_floating(self, x, ValueError)
 
     def _check_state(self, h, batch, name, unbatched, size=None):
         D = 2 if self.bidirectional else 1
@@ -172,6 +184,7 @@ class RNNBase(Module):
         if not isinstance(data, Tensor) or data.ndim != 2 or data.shape[-1] != self.input_size:
             raise ValueError(f"{self.where()}: a PackedSequence's data must be (sum of lengths, input_size="
                              f"{self.input_size}), got shape {tuple(getattr(data, 'shape', ()))}")
+        _check_floating(self, data, ValueError)
         x = _padded_sorted(packed)  # (T, B, I), longest first, zero-padded
         sort, unsort = packed.sorted_indices, packed.unsorted_indices
         h0, c0 = self._initial_state(x, hx, False)
@@ -343,6 +356,7 @@ class RNNCellBase(Module):
             raise ValueError(
                 f"{self.where()}: expected input (N, {self.input_size}) or ({self.input_size},), got {shape}"
             )
+        _check_floating(self, input, RuntimeError)
         unbatched = input.ndim == 1
         x = S.Reshape.apply(input, shape=(1, 1 if unbatched else input.shape[0], self.input_size))
         batch = x.shape[1]
