@@ -203,6 +203,49 @@ class Module(ForwardHooks, StateDict):
             walked.append(item)
         return m
 
+    def get_parameter(self, target: str):
+        """The parameter at the dotted path ``target`` (``"layer1.0.conv2.weight"``), as PyTorch's."""
+        mod, name = self._owner_of(target)
+        if not isinstance(getattr(mod, name), Parameter):
+            raise AttributeError(f"`{name}` is not an nn.Parameter")
+        return getattr(mod, name)
+
+    def get_buffer(self, target: str):
+        """The buffer at the dotted path ``target`` (``"bn1.running_mean"``), as PyTorch's."""
+        mod, name = self._owner_of(target)
+        if name not in mod._buffers:
+            raise AttributeError(f"`{name}` is not a buffer")
+        return getattr(mod, name)
+
+    def _owner_of(self, target):
+        path, _, name = target.rpartition(".")
+        mod = self.get_submodule(path)
+        if not hasattr(mod, name):
+            raise AttributeError(f"{type(mod).__name__} has no attribute `{name}`")
+        return mod, name
+
+    def set_submodule(self, target: str, module: "Module", strict: bool = False) -> None:
+        """Put ``module`` at the dotted path ``target``, replacing a submodule there, as PyTorch's.
+
+        With ``strict``, the last name must exist already; a name that holds something other than a
+        module is never replaced.
+        """
+        if target == "":
+            raise ValueError("Cannot set the submodule without a target name!")
+        if not isinstance(module, Module):
+            raise ValueError(f"`module` is not an nn.Module, found {type(module)}")
+        path, _, name = target.rpartition(".")
+        parent = self.get_submodule(path)
+        if strict and not hasattr(parent, name):
+            raise AttributeError(f"{type(parent).__name__} has no attribute `{name}`")
+        if hasattr(parent, name) and not isinstance(getattr(parent, name), Module):
+            raise AttributeError(f"`{name}` is not an nn.Module")
+        setattr(parent, name, module)
+
+    def register_module(self, name: str, module) -> None:
+        """``add_module`` under PyTorch's other name."""
+        self.add_module(name, module)
+
     def modules(self):
         for _, m in self.named_modules():
             yield m
