@@ -1,5 +1,6 @@
 """Neural-network modules (``distnn.nn``), following PyTorch's names and shapes."""
-from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
+from .containers import ModuleDict, ModuleList, Sequential
+from .module import Buffer, Module, Parameter
 from .parameter_containers import ParameterDict, ParameterList
 from . import init
 from .activation import (

@@ -1,4 +1,4 @@
-"""``Module``, ``Parameter`` and the containers, with PyTorch's names and behaviour.
+"""``Module`` and ``Parameter``, with PyTorch's names and behaviour (the containers: containers.py).
 
 Parameters and submodules are registered by assignment; iteration order is
 registration order, recursing depth-first, so every rank sees the same order
@@ -13,9 +13,10 @@ from collections import OrderedDict
 import numpy as np
 
 from distnn.autograd.tensor import Tensor, reset_grad
-from distnn.backend import DEFAULT_DTYPE, get_array_module, is_device_name, to_device, to_numpy
+from distnn.backend import DEFAULT_DTYPE, is_device_name, to_device
 
 from .module_hooks import ForwardHooks, RemovableHandle  # noqa: F401  (RemovableHandle: importable from here)
+from .module_state import StateDict
 
 
 @contextlib.contextmanager
@@ -46,21 +47,27 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+class Buffer(Tensor):
+    """A tensor that registers itself as a buffer when assigned to a Module attribute (PyTorch's ``nn.Buffer``).
+
+    ``self.running = nn.Buffer(x)`` is ``self.register_buffer("running", x)``; ``persistent=False`` keeps
+    it out of ``state_dict``. The module holds a plain Tensor sharing ``data``'s memory, as PyTorch holds
+    the detached tensor.
+    """
+
+    def __init__(self, data=None, *, persistent: bool = True):
+        if data is None:
+            data = np.empty(0, DEFAULT_DTYPE)
+        super().__init__(data.data if isinstance(data, Tensor) else data)
+        self.requires_grad = bool(getattr(data, "requires_grad", False))
+        self.persistent = persistent
+
+
 #: Module's own bookkeeping: a subclass assigning one of these names (DataParallel once kept a list as
 #: ``_buffers``) would break named_buffers(), state_dict() and to() with an obscure error
 _REGISTRIES = frozenset(("_parameters", "_buffers", "_modules", "_non_persistent"))
 
-#: how many keys (and shape mismatches) a load_state_dict error lists: another model's state dict
-#: (a ResNet's checkpoint into an MLP) has dozens, a wall of text that hides what went wrong
-_SHOWN_KEYS = 5
-
-
-def _some(keys: list, n: int = _SHOWN_KEYS) -> str:
-    """``keys`` as a list of at most ``n``, then how many more there are."""
-    return repr(keys) if len(keys) <= n else f"{keys[:n]} ... and {len(keys) - n} more"
-
-
-class Module(ForwardHooks):
+class Module(ForwardHooks, StateDict):
     """Base class of every layer and model. Subclasses define ``forward``."""
 
     #: state_dict keys of this module that load_state_dict does not require (the current value stays)
@@ -104,6 +111,8 @@ class Module(ForwardHooks):
                 raise TypeError(f"cannot assign {type(value).__name__} as {kind} '{name}' of {self.where()} "
                                 f"({'a Parameter' if kind == 'parameter' else 'a Module'} or None expected)")
             (params if name in params else modules)[name] = None
+        elif isinstance(value, Buffer):
+            self.register_buffer(name, value, value.persistent)  # (a plain attribute of that name: KeyError)
         elif name in buffers:
             buffers[name] = value if value is None or isinstance(value, Tensor) else Tensor(value)
         else:
@@ -142,6 +151,8 @@ class Module(ForwardHooks):
         """A non-trainable state array (e.g. running statistics), saved in state_dict when persistent."""
         if name in self._parameters or name in self._modules or (name in self.__dict__ and name not in self._buffers):
             raise KeyError(f"{self.where()}: attribute '{name}' already exists (a buffer needs a name of its own)")
+        if isinstance(value, Buffer):  # the module holds a plain Tensor on the same memory
+            value = Tensor(value.data, requires_grad=value.requires_grad)
         self._buffers[name] = value if value is None or isinstance(value, Tensor) else Tensor(value)
         if persistent:
             self._non_persistent.discard(name)
@@ -191,6 +202,49 @@ class Module(ForwardHooks):
             m = m._modules[item]
             walked.append(item)
         return m
+
+    def get_parameter(self, target: str):
+        """The parameter at the dotted path ``target`` (``"layer1.0.conv2.weight"``), as PyTorch's."""
+        mod, name = self._owner_of(target)
+        if not isinstance(getattr(mod, name), Parameter):
+            raise AttributeError(f"`{name}` is not an nn.Parameter")
+        return getattr(mod, name)
+
+    def get_buffer(self, target: str):
+        """The buffer at the dotted path ``target`` (``"bn1.running_mean"``), as PyTorch's."""
+        mod, name = self._owner_of(target)
+        if name not in mod._buffers:
+            raise AttributeError(f"`{name}` is not a buffer")
+        return getattr(mod, name)
+
+    def _owner_of(self, target):
+        path, _, name = target.rpartition(".")
+        mod = self.get_submodule(path)
+        if not hasattr(mod, name):
+            raise AttributeError(f"{type(mod).__name__} has no attribute `{name}`")
+        return mod, name
+
+    def set_submodule(self, target: str, module: "Module", strict: bool = False) -> None:
+        """Put ``module`` at the dotted path ``target``, replacing a submodule there, as PyTorch's.
+
+        With ``strict``, the last name must exist already; a name that holds something other than a
+        module is never replaced.
+        """
+        if target == "":
+            raise ValueError("Cannot set the submodule without a target name!")
+        if not isinstance(module, Module):
+            raise ValueError(f"`module` is not an nn.Module, found {type(module)}")
+        path, _, name = target.rpartition(".")
+        parent = self.get_submodule(path)
+        if strict and not hasattr(parent, name):
+            raise AttributeError(f"{type(parent).__name__} has no attribute `{name}`")
+        if hasattr(parent, name) and not isinstance(getattr(parent, name), Module):
+            raise AttributeError(f"`{name}` is not an nn.Module")
+        setattr(parent, name, module)
+
+    def register_module(self, name: str, module) -> None:
+        """``add_module`` under PyTorch's other name."""
+        self.add_module(name, module)
 
     def modules(self):
         for _, m in self.named_modules():
@@ -297,97 +351,6 @@ class Module(ForwardHooks):
     def cpu(self):
         return self.to("cpu")
 
-    # ----------------------------------------------------------- state dict
-    def state_dict(self, *, copy: bool = True, keep_vars: bool = False) -> "OrderedDict[str, np.ndarray]":
-        """Parameters and persistent buffers as name -> numpy array (copies).
-
-        ``copy=False`` gives the host arrays themselves (on a GPU: their host
-        copies), valid until training changes them: for a caller that copies
-        them at once, as a checkpoint's serializer does into its reused buffers.
-        ``keep_vars=True`` (PyTorch's) gives the tensors themselves (the Parameters and buffers).
-        """
-        tensors = self._state_tensors()
-        if keep_vars:
-            return tensors
-        from .lazy import uninitialized_names
-
-        lazy = uninitialized_names(tensors)
-        if lazy:  # (no array to give: PyTorch's state dict holds placeholders, which numpy cannot)
-            raise ValueError(f"state_dict(): {type(self).__name__} has uninitialized parameters {_some(lazy)} "
-                             "(a lazy module before its first forward): run a forward pass with a batch, or "
-                             "load_state_dict, first; state_dict(keep_vars=True) gives the placeholders")
-        if not copy:
-            return OrderedDict((name, to_numpy(t.data)) for name, t in tensors.items())
-        return OrderedDict((name, to_numpy(t.data).copy()) for name, t in tensors.items())
-
-    def _state_tensors(self):
-        """The tensors of :meth:`state_dict` by name: every name a shared (tied) submodule has, as in PyTorch."""
-        out = OrderedDict()
-        for mname, m in self.named_modules(remove_duplicate=False):
-            for pname, p in m._parameters.items():
-                if p is not None:
-                    out[f"{mname}.{pname}" if mname else pname] = p
-            for bname, b in m._buffers.items():
-                if b is not None and bname not in m._non_persistent:
-                    out[f"{mname}.{bname}" if mname else bname] = b
-        return out
-
-    def load_state_dict(self, state_dict, strict: bool = True):
-        """Copy arrays into the existing parameters and buffers (in place).
-
-        Values may be numpy/cupy arrays, Tensors, or anything with ``.numpy()``
-        (a PyTorch tensor). Raises KeyError listing missing and unexpected keys
-        (when strict) and ValueError listing every shape mismatch.
-        Returns ``(missing_keys, unexpected_keys)``.
-        """
-        own = self._state_tensors()
-        # Keys a module may do without (its current value is kept), as PyTorch's modules do for
-        # state dicts without version metadata: BatchNorm's num_batches_tracked, which older ones lack.
-        optional = {f"{mname}.{key}" if mname else key for mname, m in self.named_modules(remove_duplicate=False)
-                    for key in m._optional_state_keys}
-        missing = [k for k in own if k not in state_dict and k not in optional]
-        unexpected = [k for k in state_dict if k not in own]
-        problems, mismatched = [], []
-        if strict and (missing or unexpected):
-            if missing:
-                problems.append(f"missing keys: {_some(missing)}")
-            if unexpected:
-                problems.append(f"unexpected keys: {_some(unexpected)}")
-        from .lazy import UninitializedParameter, materialize_loaded
-
-        converted, lazy_shapes = {}, {}
-        for k, t in own.items():
-            if k not in state_dict:
-                continue
-            v = state_dict[k]
-            if isinstance(v, Tensor):
-                v = v.data
-            elif hasattr(v, "detach") and hasattr(v, "numpy"):  # a torch tensor
-                v = v.detach().cpu().numpy()
-            v = np.asarray(v) if get_array_module(v) is np else v
-            if isinstance(t, UninitializedParameter):  # its shape comes from the checkpoint (lazy.py checks it)
-                lazy_shapes[k] = tuple(v.shape)
-            elif tuple(v.shape) != tuple(t.shape):
-                mismatched.append(f"shape mismatch for '{k}': checkpoint {tuple(v.shape)} vs model {tuple(t.shape)}")
-                continue
-            converted[k] = v
-        problems += mismatched[:_SHOWN_KEYS]
-        if len(mismatched) > _SHOWN_KEYS:
-            problems.append(f"... and {len(mismatched) - _SHOWN_KEYS} more shape mismatches")
-        if problems:
-            raise (KeyError if not any("shape" in p for p in problems) else ValueError)(
-                f"error loading state_dict into {type(self).__name__}: " + "; ".join(problems)
-            )
-        if lazy_shapes:
-            materialize_loaded(self, lazy_shapes)
-        for k, v in converted.items():
-            t = own[k]
-            xp = get_array_module(t.data)
-            v = to_numpy(v) if xp is np else xp.asarray(v)  # (numpy refuses a cupy array: copied to the host)
-            t.data[...] = v.astype(t.data.dtype, copy=False)
-            t._bump_version()  # a graph built with the old values must not backward (PyTorch's check)
-        return missing, unexpected
-
     # ------------------------------------------------------------- calling
     def forward(self, *args, **kwargs):  # pragma: no cover - interface
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
@@ -413,97 +376,3 @@ class Module(ForwardHooks):
         if not lines:
             return head + ")"
         return head + "\n" + "\n".join(lines) + "\n)"
-
-
-class Sequential(Module):
-    """Modules applied one after another; children are named "0", "1", ..."""
-
-    def __init__(self, *modules):
-        super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], (dict, OrderedDict)):
-            for name, m in modules[0].items():
-                self.add_module(name, m)
-        else:
-            for i, m in enumerate(modules):
-                self.add_module(str(i), m)
-
-    def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
-        return x
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            # the same layers under their own names, as PyTorch does; their qualified names (used in error
-            # messages) stay those of this model
-            part = Sequential()
-            part._modules.update(list(self._modules.items())[i])
-            return part
-        return list(self._modules.values())[i]
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module):
-        self.add_module(str(len(self._modules)), module)
-        return self
-
-
-class ModuleList(Module):
-    def __init__(self, modules=()):
-        super().__init__()
-        for m in modules:
-            self.append(m)
-
-    def append(self, module):
-        self.add_module(str(len(self._modules)), module)
-        return self
-
-    def extend(self, modules):
-        for m in modules:
-            self.append(m)
-        return self
-
-    def __getitem__(self, i):
-        mods = list(self._modules.values())
-        return ModuleList(mods[i]) if isinstance(i, slice) else mods[i]
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-
-class ModuleDict(Module):
-    def __init__(self, modules=None):
-        super().__init__()
-        for k, m in (modules or {}).items():
-            self.add_module(k, m)
-
-    def __getitem__(self, key):
-        return self._modules[key]
-
-    def __setitem__(self, key, module):
-        self.add_module(key, module)
-
-    def __contains__(self, key):
-        return key in self._modules
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules)
-
-    def keys(self):
-        return self._modules.keys()
-
-    def values(self):
-        return self._modules.values()
-
-    def items(self):
-        return self._modules.items()

@@ -12,7 +12,8 @@ from __future__ import annotations
 from distnn.functional import activation as A
 
 from .conv import Conv2d
-from .module import Module, Sequential
+from .containers import Sequential
+from .module import Module
 from .normalization import BatchNorm2d
 
 

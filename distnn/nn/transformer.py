@@ -18,7 +18,8 @@ from distnn.functional import activation as A
 from .attention import MultiheadAttention, causal_mask
 from .dropout import Dropout
 from .linear import Linear
-from .module import Module, ModuleList
+from .containers import ModuleList
+from .module import Module
 from .normalization import LayerNorm
 
 _ACTIVATIONS = {"relu": A.relu, "gelu": A.gelu}
