@@ -200,10 +200,14 @@ class _ConvTransposeNd(_WeightAndBias):
         self.kernel_size, self.stride = tup(kernel_size, "kernel_size"), tup(stride, "stride")
         self.padding, self.output_padding = tup(padding, "padding"), tup(output_padding, "output_padding")
         self.dilation, self.padding_mode = tup(dilation, "dilation"), padding_mode
+        self._build((self.in_channels, self.out_channels // self.groups) + self.kernel_size, bias, dtype, device,
+                    generator)
+
+    def _build(self, weight_shape, bias: bool, dtype, device, generator) -> None:
+        # (a lazy layer's mixin builds placeholders in its place)
         dtype = np.dtype(dtype or DEFAULT_DTYPE)
-        self.weight = Parameter(np.empty((self.in_channels, self.out_channels // self.groups) + self.kernel_size,
-                                         dtype=dtype))
-        if bias:  # (C_out,): not the weight's first dimension, so not _build's
+        self.weight = Parameter(np.empty(weight_shape, dtype=dtype))
+        if bias:  # (C_out,): not the weight's first dimension, so not _WeightAndBias._build's
             self.bias = Parameter(np.empty(self.out_channels, dtype=dtype))
         else:
             self.register_parameter("bias", None)
