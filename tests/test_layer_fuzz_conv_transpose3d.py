@@ -149,6 +149,9 @@ def test_conv_transpose3d_parameters_initialisation_and_repr_are_pytorchs():
     assert np.abs(w).max() <= bound and np.abs(w).max() > 0.8 * bound
     assert np.abs(np.asarray(dm.bias.data)).max() <= bound
     assert repr(dnn.ConvTranspose3d(2, 2, 1, bias=False)) == repr(torch.nn.ConvTranspose3d(2, 2, 1, bias=False))
+    kw = dict(stride=2, dilation=2, output_padding=1)  # (dilation before output_padding in every ConvTranspose's repr)
+    assert repr(dnn.ConvTranspose1d(2, 2, 3, **kw)) == repr(torch.nn.ConvTranspose1d(2, 2, 3, **kw))
+    assert repr(dnn.ConvTranspose2d(2, 2, 3, **kw)) == repr(torch.nn.ConvTranspose2d(2, 2, 3, **kw))
     assert sorted(dm.state_dict()) == sorted(tm.state_dict())
 
 

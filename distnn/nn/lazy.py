@@ -12,7 +12,8 @@ they materialize); ``load_state_dict`` materializes the parameters from the chec
 the module into its non-lazy layer at once (PyTorch keeps the lazy class, with ``in_features=0``, until the
 next forward); ``state_dict()`` refuses, since there is no array to give (PyTorch stores its
 UninitializedParameter placeholders), except ``state_dict(keep_vars=True)``, which gives the placeholders;
-DataParallel refuses, as PyTorch's DistributedDataParallel does.
+DataParallel refuses, as PyTorch's DistributedDataParallel does. A lazy norm layer's running statistics are
+:class:`UninitializedBuffer` s, counted as uninitialized by all of the above.
 """
 from __future__ import annotations
 
@@ -314,9 +315,9 @@ class _LazyConvTransposeNd(_LazyConvNd):
 
 def _conv_transpose_doc(n):
     return (f"``ConvTranspose{n}d`` whose ``in_channels`` comes from the first input (PyTorch's\n"
-            f"    ``nn.LazyConvTranspose{n}d``). ``LazyConvTranspose{n}d(out_channels, kernel_size, stride=1, padding=0,\n"
-            f"    output_padding=0, groups=1, bias=True, dilation=1, padding_mode='zeros', device=None, dtype=None,\n"
-            f"    generator=None)``; ``in_channels`` is 0 until then.")
+            f"    ``nn.LazyConvTranspose{n}d``). ``LazyConvTranspose{n}d(out_channels, kernel_size, stride=1,\n"
+            f"    padding=0, output_padding=0, groups=1, bias=True, dilation=1, padding_mode='zeros', device=None,\n"
+            f"    dtype=None, generator=None)``; ``in_channels`` is 0 until then.")
 
 
 class LazyConvTranspose1d(_LazyConvTransposeNd, ConvTranspose1d):
