@@ -309,6 +309,14 @@ NEW_OPS = {
     "affine_grid_then_grid_sample": ([_IMG, _R6.standard_normal((2, 2, 3))],
                                      lambda x, t: F.grid_sample(x, F.affine_grid(t, (2, 3, 6, 7), align_corners=False),
                                                                 align_corners=False)),
+    # --- new with conv_transpose3d and instance norm on 5-D inputs (static review): the col2im adds one
+    # strided slice per kernel offset, the backward conv3d's im2col of the gradient
+    "conv_transpose3d": ([_R6.standard_normal((2, 4, 3, 2, 3)), _R6.standard_normal((4, 3, 2, 3, 2)),
+                          _R6.standard_normal(6)],
+                         lambda x, w, b: F.conv_transpose3d(x, w, b, stride=(2, 1, 2), padding=(1, 0, 1),
+                                                            output_padding=(1, 0, 0), groups=2, dilation=(1, 2, 1))),
+    "instance_norm_5d": ([_R6.standard_normal((2, 3, 2, 3, 4)) * 2 + 1, _R6.standard_normal(3), _R6.standard_normal(3)],
+                         lambda x, w, b: F.instance_norm(x, weight=w, bias=b)),
 }
 
 
@@ -404,6 +412,10 @@ LAYERS = {
     "RMSNorm": (lambda: nn.RMSNorm((4, 5)), (3, 4, 5), None),
     "Conv3d": (lambda: nn.Conv3d(4, 6, (2, 3, 3), stride=(1, 2, 1), padding=1, groups=2), (2, 4, 3, 6, 5), None),
     "BatchNorm3d": (lambda: nn.BatchNorm3d(3), (4, 3, 2, 3, 3), None),
+    "ConvTranspose3d": (lambda: nn.ConvTranspose3d(4, 6, (2, 3, 3), stride=(1, 2, 2), padding=1,
+                                                   output_padding=(0, 1, 1), groups=2, dilation=(2, 1, 1)),
+                        (2, 4, 3, 4, 5), None),
+    "InstanceNorm3d": (lambda: nn.InstanceNorm3d(3, affine=True, track_running_stats=True), (2, 3, 2, 3, 4), None),
     "Upsample-bilinear": (lambda: nn.Upsample(scale_factor=1.7, mode="bilinear"), (2, 3, 5, 6), None),
     "Upsample-nearest": (lambda: nn.Upsample(size=(7, 4, 9)), (2, 3, 3, 5, 4), None),
     "Upsample-linear": (lambda: nn.Upsample(size=11, mode="linear", align_corners=True), (2, 3, 5), None),

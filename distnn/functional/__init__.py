@@ -20,6 +20,7 @@ from .normalize import normalize
 from .conv import conv1d, conv2d
 from .conv3d import conv3d
 from .conv_transpose import conv_transpose1d, conv_transpose2d
+from .conv_transpose3d import conv_transpose3d
 from .norm import batch_norm, layer_norm, rms_norm
 from .interpolate import interpolate
 from .grid_sample import affine_grid, grid_sample

@@ -83,7 +83,7 @@ class ConvTranspose2d(Function):
 
 def _check(xshape, wshape, stride, padding, output_padding, dilation, groups, who):
     """PyTorch's refusals, as ValueErrors naming ``who``; returns the output's spatial size."""
-    xs, ws = {1: ("L", "k"), 2: ("H, W", "kh, kw")}[len(stride)]  # (1-D: in the caller's terms, not conv2d's)
+    xs, ws = {1: ("L", "k"), 2: ("H, W", "kh, kw"), 3: ("D, H, W", "kd, kh, kw")}[len(stride)]  # (1-D: in the caller's terms, not conv2d's)
     if len(xshape) != len(stride) + 2 or len(wshape) != len(stride) + 2:
         raise ValueError(f"{who}: expected an input (N, C_in, {xs}) and a weight (C_in, C_out/groups, {ws}), got "
                          f"shapes {tuple(xshape)} and {tuple(wshape)}")

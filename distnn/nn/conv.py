@@ -1,5 +1,5 @@
-"""``Conv1d``, ``Conv2d``, ``Conv3d``, ``ConvTranspose1d`` and ``ConvTranspose2d`` with PyTorch's arguments,
-parameter shapes and default initialization."""
+"""``Conv1d``, ``Conv2d``, ``Conv3d``, ``ConvTranspose1d``, ``ConvTranspose2d`` and ``ConvTranspose3d`` with
+PyTorch's arguments, parameter shapes and default initialization."""
 from __future__ import annotations
 
 import re
@@ -11,6 +11,7 @@ from distnn.functional import shape as S
 from distnn.functional.conv import _pair, _resolve_padding, _single, check_conv_shapes, conv1d, conv2d
 from distnn.functional.conv3d import _triple, conv3d, resolve_padding3d
 from distnn.functional.conv_transpose import conv_transpose1d, conv_transpose2d, transposed_output_padding
+from distnn.functional.conv_transpose3d import conv_transpose3d
 
 from .linear import _WeightAndBias, _finish
 from .module import Parameter
@@ -19,7 +20,7 @@ from .module import Parameter
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-_FUNCTION_PREFIX = re.compile(r"^(?:conv[123]d|conv_transpose[12]d|pad): ")
+_FUNCTION_PREFIX = re.compile(r"^(?:conv[123]d|conv_transpose[123]d|pad): ")
 
 
 def _naming(layer, e):
@@ -190,20 +191,23 @@ class _ConvTransposeNd(_WeightAndBias):
         _check_groups(name, in_channels, out_channels, groups)
         if padding_mode != "zeros":
             raise ValueError(f'{name}: only "zeros" padding mode is supported, got {padding_mode!r}')
-        if self._nd == 2:
-            def tup(v, what):
-                return _pair(v, what)
-        else:
-            def tup(v, what):
+        def tup(v, what):
+            if self._nd == 1:
                 return (_single(v, what, name),)
+            return _pair(v, what) if self._nd == 2 else _triple(v, what, name)
+
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
         self.kernel_size, self.stride = tup(kernel_size, "kernel_size"), tup(stride, "stride")
         self.padding, self.output_padding = tup(padding, "padding"), tup(output_padding, "output_padding")
         self.dilation, self.padding_mode = tup(dilation, "dilation"), padding_mode
+        self._build((self.in_channels, self.out_channels // self.groups) + self.kernel_size, bias, dtype, device,
+                    generator)
+
+    def _build(self, weight_shape, bias: bool, dtype, device, generator) -> None:
+        # (a lazy layer's mixin builds placeholders in its place)
         dtype = np.dtype(dtype or DEFAULT_DTYPE)
-        self.weight = Parameter(np.empty((self.in_channels, self.out_channels // self.groups) + self.kernel_size,
-                                         dtype=dtype))
-        if bias:  # (C_out,): not the weight's first dimension, so not _build's
+        self.weight = Parameter(np.empty(weight_shape, dtype=dtype))
+        if bias:  # (C_out,): not the weight's first dimension, so not _WeightAndBias._build's
             self.bias = Parameter(np.empty(self.out_channels, dtype=dtype))
         else:
             self.register_parameter("bias", None)
@@ -220,7 +224,7 @@ class _ConvTransposeNd(_WeightAndBias):
         try:
             op = self.output_padding if output_size is None else transposed_output_padding(
                 shape, output_size, self.stride, self.padding, self.kernel_size, self.dilation, self.where())
-            fn = conv_transpose2d if self._nd == 2 else conv_transpose1d
+            fn = {1: conv_transpose1d, 2: conv_transpose2d, 3: conv_transpose3d}[self._nd]
             return fn(input, self.weight, self.bias, self.stride, self.padding, op, self.groups, self.dilation)
         except ValueError as e:
             raise _naming(self, e) from None
@@ -229,10 +233,10 @@ class _ConvTransposeNd(_WeightAndBias):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if any(self.padding):
             s += f", padding={self.padding}"
+        if any(d != 1 for d in self.dilation):  # (before output_padding, as PyTorch's)
+            s += f", dilation={self.dilation}"
         if any(self.output_padding):
             s += f", output_padding={self.output_padding}"
-        if any(d != 1 for d in self.dilation):
-            s += f", dilation={self.dilation}"
         if self.groups != 1:
             s += f", groups={self.groups}"
         if self.bias is None:
@@ -264,4 +268,17 @@ class ConvTranspose1d(_ConvTransposeNd):
                          dilation, padding_mode, device, dtype, generator)
 
 
-__all__ = ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "conv2d"]
+class ConvTranspose3d(_ConvTransposeNd):
+    """Transposed 3-D convolution: input (N, C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out); weight
+    (C_in, C_out/groups, kd, kh, kw). ``forward(input, output_size=None)`` as PyTorch's."""
+
+    _nd = 3
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None, dtype=None,
+                 generator=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
+                         dilation, padding_mode, device, dtype, generator)
+
+
+__all__ = ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "conv2d"]

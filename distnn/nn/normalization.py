@@ -1,5 +1,6 @@
 """``LayerNorm``, ``RMSNorm``, ``GroupNorm``, batch normalization (``BatchNorm1d``, ``BatchNorm2d``,
-``BatchNorm3d``) and instance normalization (``InstanceNorm1d``, ``InstanceNorm2d``), PyTorch semantics.
+``BatchNorm3d``) and instance normalization (``InstanceNorm1d``, ``InstanceNorm2d``, ``InstanceNorm3d``), PyTorch
+semantics.
 
 ``_BatchNorm`` is the base a synchronized batch norm subclasses: it owns the
 parameters and buffers (``weight``, ``bias``, ``running_mean``, ``running_var``,
@@ -350,14 +351,14 @@ class GroupNorm(_AffineNorm):
 
 
 class _InstanceNorm(_RunningStatsNorm):
-    """Shared by InstanceNorm1d/2d: per-(sample, channel) normalization over the spatial positions.
+    """Shared by InstanceNorm1d/2d/3d: per-(sample, channel) normalization over the spatial positions.
 
     As PyTorch's: no affine parameters and no running statistics by default; with ``track_running_stats``
     the statistics are updated in training (``momentum=None`` leaves them as they are: PyTorch passes 0
     and never counts ``num_batches_tracked``) and used in eval. Unbatched inputs are a batch of one.
     """
 
-    _no_batch_ndim = 2  # (C, L) for 1d; (C, H, W) for 2d
+    _no_batch_ndim = 2  # (C, L) for 1d; (C, H, W) for 2d; (C, D, H, W) for 3d
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = False,
                  track_running_stats: bool = False, device=None, dtype=None, *, bias: bool = True):
@@ -403,3 +404,9 @@ class InstanceNorm2d(_InstanceNorm):
     """Instance norm over (N, C, H, W) or unbatched (C, H, W) inputs."""
 
     _no_batch_ndim = 3
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance norm over (N, C, D, H, W) or unbatched (C, D, H, W) inputs."""
+
+    _no_batch_ndim = 4
