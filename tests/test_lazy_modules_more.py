@@ -204,7 +204,7 @@ def test_unbatched_instance_norm_takes_its_channels_from_dim_0():
 
 def test_state_dict_to_and_data_parallel_before_the_first_forward():
     m = nn.Sequential(nn.LazyBatchNorm1d(affine=False))
-    with pytest.raises(ValueError, match=r"uninitialized parameters \['0.running_mean', '0.running_var'\]"):
+    with pytest.raises(ValueError, match=r"uninitialized parameters or buffers \['0.running_mean', '0.running_var'\]"):
         m.state_dict()
     with pytest.raises(ValueError, match="uninitialized parameters"):
         DataParallel(m)
@@ -224,10 +224,18 @@ def test_load_state_dict_before_the_first_forward():
     np.testing.assert_array_equal(dst[0].weight.data, np.arange(5))
     with pytest.raises(ValueError, match=r"'bias' \(4,\) \(this layer needs \(5,\)\)"):
         nn.LazyInstanceNorm1d(track_running_stats=False).load_state_dict({"weight": np.ones(5), "bias": np.ones(4)})
-    # running statistics: refused saying why (the layer stays lazy)
+    # running statistics too (as torch loads them): buffers materialized from the checkpoint
+    src = nn.BatchNorm1d(5)
+    src.running_mean.data[...], src.num_batches_tracked.data[...] = np.arange(5), 3
     m = nn.LazyBatchNorm1d()
-    with pytest.raises(ValueError, match="uninitialized buffer.*before its first forward"):
-        m.load_state_dict(nn.BatchNorm1d(5).state_dict())
+    m.load_state_dict(src.state_dict())
+    assert type(m) is nn.BatchNorm1d and m.num_features == 5
+    for key, value in src.state_dict().items():
+        np.testing.assert_array_equal(m.state_dict()[key], value)
+    # an incomplete checkpoint: refused, and the layer stays lazy
+    m = nn.LazyBatchNorm1d()
+    with pytest.raises(KeyError, match="missing keys: \\['running_var'\\]"):
+        m.load_state_dict({k: v for k, v in src.state_dict().items() if k != "running_var"})
     assert type(m) is nn.LazyBatchNorm1d and m.num_features == 0 and m.has_uninitialized_params()
 
 

@@ -41,7 +41,7 @@ class StateDict:
 
         lazy = uninitialized_names(tensors)
         if lazy:  # (no array to give: PyTorch's state dict holds placeholders, which numpy cannot)
-            raise ValueError(f"state_dict(): {type(self).__name__} has uninitialized parameters {_some(lazy)} "
+            raise ValueError(f"state_dict(): {type(self).__name__} has uninitialized parameters or buffers {_some(lazy)} "
                              "(a lazy module before its first forward): run a forward pass with a batch, or "
                              "load_state_dict, first; state_dict(keep_vars=True) gives the placeholders")
         if not copy:
@@ -81,7 +81,7 @@ class StateDict:
                 problems.append(f"missing keys: {_some(missing)}")
             if unexpected:
                 problems.append(f"unexpected keys: {_some(unexpected)}")
-        from .lazy import UninitializedParameter, materialize_loaded
+        from .lazy import UninitializedBuffer, UninitializedParameter, materialize_loaded
 
         converted, lazy_shapes = {}, {}
         for k, t in own.items():
@@ -93,7 +93,7 @@ class StateDict:
             elif hasattr(v, "detach") and hasattr(v, "numpy"):  # a torch tensor
                 v = v.detach().cpu().numpy()
             v = np.asarray(v) if get_array_module(v) is np else v
-            if isinstance(t, UninitializedParameter):  # its shape comes from the checkpoint (lazy.py checks it)
+            if isinstance(t, (UninitializedParameter, UninitializedBuffer)):  # its shape from the checkpoint (lazy.py checks it)
                 lazy_shapes[k] = tuple(v.shape)
             elif tuple(v.shape) != tuple(t.shape):
                 mismatched.append(f"shape mismatch for '{k}': checkpoint {tuple(v.shape)} vs model {tuple(t.shape)}")
