@@ -30,7 +30,8 @@ class LocalResponseNorm(_LRNBase):
 
 class CrossMapLRN2d(_LRNBase):
     """``CrossMapLRN2d(size, alpha=1e-4, beta=0.75, k=1)``: PyTorch's legacy cross-channel LRN of (N, C, H, W)
-    inputs, its forward and its own backward (see ``F.cross_map_lrn2d``)."""
+    inputs, its forward and its own backward (see
+    ``distnn.functional.local_response_norm.cross_map_lrn2d``; PyTorch has no F. function for it)."""
 
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1):
         super().__init__(size, alpha, beta, k)
