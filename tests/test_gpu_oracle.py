@@ -167,6 +167,9 @@ _SD_FLOAT = _R5.standard_normal((4, 6))
 _SD_FLOAT[2, :3] = -np.inf
 
 
+_R7 = np.random.default_rng(29)
+# equal rows (a pair at distance 0), tied |differences| for p = inf, coordinates that agree (p < 1)
+_PDIST_X = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [0.0, 2.0, 5.0], [1.0, 0.0, 4.0], [-1.0, 2.0, 1.0]])
 NEW_OPS = {
     "binary_cross_entropy": ([_PROBS, _R.random((4, 3))],
                              lambda p, y: F.binary_cross_entropy(p, y, weight=np.array([0.5, 2.0, 1.0]))),
@@ -317,6 +320,20 @@ NEW_OPS = {
                                                             output_padding=(1, 0, 0), groups=2, dilation=(1, 2, 1))),
     "instance_norm_5d": ([_R6.standard_normal((2, 3, 2, 3, 4)) * 2 + 1, _R6.standard_normal(3), _R6.standard_normal(3)],
                          lambda x, w, b: F.instance_norm(x, weight=w, bias=b)),
+    # --- new with the local response norms, pdist and the triplet loss with a distance function (static
+    # review): sliding channel sums, pair indices moved to the device, the antisymmetric pair scatter
+    "local_response_norm_3d": ([_R7.standard_normal((2, 5, 4))], lambda x: F.local_response_norm(x, 3, 0.5, 0.8, 1.5)),
+    "local_response_norm_5d_wide": ([_R7.standard_normal((2, 3, 2, 3, 2))],
+                                    lambda x: F.local_response_norm(x, 8, 2.0, 0.6, 1.0)),
+    "cross_map_lrn2d": ([_R7.standard_normal((2, 6, 3, 4))], lambda x: nn.CrossMapLRN2d(4, 0.7, 0.9, 2.0)(x)),
+    "pdist_equal_rows": ([_PDIST_X], F.pdist),
+    "pdist_inf_ties": ([_PDIST_X], lambda x: F.pdist(x, float("inf"))),
+    "pdist_p_half": ([_PDIST_X], lambda x: F.pdist(x, 0.5)),
+    "triplet_with_distance_cosine_swap": ([_R7.standard_normal((4, 3)) for _ in range(3)],
+                                          lambda a, p, n: F.triplet_margin_with_distance_loss(
+                                              a, p, n, distance_function=lambda u, v: 1.0 - F.cosine_similarity(u, v),
+                                              margin=0.5, swap=True)),
+    "upsample_bilinear": ([_IMG], lambda x: F.upsample_bilinear(x, scale_factor=1.5)),
 }
 
 
@@ -419,6 +436,8 @@ LAYERS = {
     "Upsample-bilinear": (lambda: nn.Upsample(scale_factor=1.7, mode="bilinear"), (2, 3, 5, 6), None),
     "Upsample-nearest": (lambda: nn.Upsample(size=(7, 4, 9)), (2, 3, 3, 5, 4), None),
     "Upsample-linear": (lambda: nn.Upsample(size=11, mode="linear", align_corners=True), (2, 3, 5), None),
+    "LocalResponseNorm": (lambda: nn.LocalResponseNorm(3, alpha=0.5, beta=0.7, k=1.5), (2, 5, 4, 3), None),
+    "CrossMapLRN2d": (lambda: nn.CrossMapLRN2d(3, alpha=0.5, beta=0.7, k=1.5), (2, 5, 4, 3), None),
     "Upsample-bicubic": (lambda: nn.Upsample(size=(8, 4), mode="bicubic", align_corners=True), (2, 3, 5, 6), None),
     "Unfold": (lambda: nn.Unfold((2, 3), dilation=2, padding=1, stride=(2, 1)), (2, 3, 7, 6), None),
     "Fold": (lambda: nn.Fold((5, 6), 2, padding=1, stride=2), (2, 12, 12), None),

@@ -23,10 +23,12 @@ from .conv_transpose import conv_transpose1d, conv_transpose2d
 from .conv_transpose3d import conv_transpose3d
 from .norm import batch_norm, layer_norm, rms_norm
 from .interpolate import interpolate
+from .upsample_aliases import upsample, upsample_bilinear, upsample_nearest
 from .grid_sample import affine_grid, grid_sample
 from .fold import fold, unfold
 from .pixel_shuffle import channel_shuffle, pixel_shuffle, pixel_unshuffle
 from .group_norm import group_norm, instance_norm
+from .local_response_norm import local_response_norm
 from .pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 from .pooling3d import avg_pool3d, max_pool3d
 from .unpooling import max_unpool1d, max_unpool2d, max_unpool3d
@@ -50,6 +52,8 @@ from .ctc import ctc_loss
 from .embedding_loss import cosine_embedding_loss, margin_ranking_loss, triplet_margin_loss
 from .multilabel_loss import multilabel_margin_loss, multilabel_soft_margin_loss
 from .distance import cosine_similarity, pairwise_distance
+from .pdist import pdist
+from .triplet_distance_loss import triplet_margin_with_distance_loss
 from .reduce import max, mean, min, std, sum, var
 from .shape import (
     broadcast_to, cat, concat, expand, flatten, pad, reshape, split, squeeze, stack, transpose, unsqueeze,

@@ -35,6 +35,8 @@ from .loss import (
     SmoothL1Loss, TripletMarginLoss,
 )
 from .distance import CosineSimilarity, PairwiseDistance
+from .triplet_distance_loss import TripletMarginWithDistanceLoss
+from .local_response_norm import CrossMapLRN2d, LocalResponseNorm
 from .normalization import (
     BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm, RMSNorm,
     _BatchNorm,
@@ -51,7 +53,7 @@ from .pooling import (
 from .attention import MultiheadAttention
 from .embedding import Embedding
 from .embedding_bag import EmbeddingBag
-from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .transformer import TransformerEncoder, TransformerEncoderLayer
 from .transformer_decoder import Transformer, TransformerDecoder, TransformerDecoderLayer
 from .upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
