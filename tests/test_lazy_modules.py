@@ -172,7 +172,7 @@ def test_to_dtype_before_first_forward():
 
 def test_state_dict_before_first_forward_refuses_and_keep_vars_gives_placeholders():
     m = nn.Sequential(nn.Linear(2, 4), nn.LazyLinear(3))
-    with pytest.raises(ValueError, match=r"uninitialized parameters \['1.weight', '1.bias'\].*forward"):
+    with pytest.raises(ValueError, match=r"uninitialized parameters or buffers \['1.weight', '1.bias'\].*forward"):
         m.state_dict()
     tensors = m.state_dict(keep_vars=True)
     assert isinstance(tensors["1.weight"], nn.UninitializedParameter)
