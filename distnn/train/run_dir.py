@@ -229,7 +229,7 @@ def _clean(obj):
     return obj
 
 
-def replace_file(path: str, write, suffix: str = ".tmp", sync_dir: bool = True) -> None:
+def replace_file(path: str, write, suffix: str = ".tmp", sync_dir: bool = True, durable: bool = True) -> None:
     """Write ``path`` whole: ``write(temporary path)``, then a rename over ``path``. When that fails
     (a full or read-only disk, Ctrl-C) the previous file stays, the temporary one is removed, and an
     OSError names ``path`` (a full disk's own error names no file).
@@ -239,11 +239,16 @@ def replace_file(path: str, write, suffix: str = ".tmp", sync_dir: bool = True) 
     that allocate late, ext4's, may commit the rename before the data), and the directory after it
     (the rename itself survives). ``sync_dir`` False leaves the directory's fsync to the caller, who
     replaces several files and fsyncs it once after the last (:func:`sync_directory`): a journaling
-    file system commits renames in the order they were made, so one fsync makes them all durable."""
+    file system commits renames in the order they were made, so one fsync makes them all durable.
+
+    ``durable`` False fsyncs nothing: the file is still replaced whole (a reader never sees a part of
+    it), but a power loss may leave it empty. For a file rewritten often whose caller makes the last
+    copy durable later (:func:`make_durable`): the run's metrics, rewritten at every epoch."""
     tmp = path + suffix
     try:
         write(tmp)
-        fsync_path(tmp)
+        if durable:
+            fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException as e:
         try:
@@ -253,8 +258,24 @@ def replace_file(path: str, write, suffix: str = ".tmp", sync_dir: bool = True) 
         if isinstance(e, OSError) and e.filename is None:
             raise OSError(e.errno, e.strerror or str(e), path) from None
         raise
-    if sync_dir:
+    if sync_dir and durable:
         sync_directory(os.path.dirname(path))
+
+
+def make_durable(paths) -> None:
+    """fsync each file of ``paths`` (written whole already, :func:`replace_file` with ``durable`` False),
+    then each of their directories once, after the last file: their data and their renames survive a
+    power loss. An fsync that fails (a write-back error) is an OSError naming the file."""
+    directories = []
+    for path in paths:
+        try:
+            fsync_path(path)
+        except OSError as e:
+            raise OSError(e.errno, e.strerror or str(e), path) from None
+        if os.path.dirname(path) not in directories:
+            directories.append(os.path.dirname(path))
+    for directory in directories:
+        sync_directory(directory)
 
 
 def sync_directory(directory: str) -> None:

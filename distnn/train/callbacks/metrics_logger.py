@@ -34,11 +34,18 @@ class MetricsLogger(Callback):
     epochs slower and slower). When training ends on an exception (a
     preemption, an error), rows not written yet are written and no temporary
     file is left behind.
+
+    The epochs' rewrites are not fsynced: the fsyncs would cost rank 0's
+    training thread time at every epoch, for files that a resumed run rewrites
+    from its checkpoint's history anyway. The files are made durable once
+    (:meth:`sync`: each file fsynced, then the directory), when training ends:
+    normally, early, or on an exception (best effort).
     """
 
     def __init__(self, directory):
         self.directory = str(directory)
         self._rows, self._json, self._csv = [], [], []  # the history rows formatted so far, and their lines
+        self._unsynced = False  # written since the last sync()
 
     def on_epoch_end(self, trainer, logs):
         if trainer.is_main:
@@ -46,11 +53,13 @@ class MetricsLogger(Callback):
 
     def on_train_end(self, trainer, logs):
         """A run that ended no epoch here (resumed at its end into a new directory) still gets its files."""
-        if trainer.is_main and self._unwritten(trainer.history):
-            self.write(trainer.history)
+        if trainer.is_main:
+            if self._unwritten(trainer.history):
+                self.write(trainer.history)
+            self.sync()
 
     def on_exception(self, trainer, exception):
-        """Flush: the epochs ended but not written (another callback's epoch end raised), then tidy up."""
+        """Flush: the epochs ended but not written (another callback's epoch end raised), tidy up, sync."""
         if not trainer.is_main:
             return
         if self._unwritten(trainer.history):
@@ -58,13 +67,19 @@ class MetricsLogger(Callback):
                 self.write(trainer.history)
             except (OSError, ValueError, TypeError):  # (a full disk: the error being raised says more)
                 pass
-        for name in ("metrics.jsonl", "metrics.csv"):
+        for name in _NAMES:
             _remove_quietly(os.path.join(self.directory, name + ".tmp"))
+        try:
+            self.sync()
+        except OSError:  # (as above: the exception being raised says more)
+            pass
 
     def _unwritten(self, history) -> bool:
         return len(history) != len(self._rows) or any(a is not b for a, b in zip(history, self._rows))
 
     def write(self, history):
+        """Rewrite both files from ``history`` (a list of per-epoch dicts), each whole; not durable yet
+        (:meth:`sync`)."""
         kept = 0  # rows formatted before and unchanged since (the same dict objects)
         while kept < min(len(history), len(self._rows)) and history[kept] is self._rows[kept]:
             kept += 1
@@ -75,9 +90,22 @@ class MetricsLogger(Callback):
             self._rows.append(row)
             self._json.append(text)
             self._csv.append(line)
-        # one fsync of the directory, after both renames
-        _atomic_write(os.path.join(self.directory, "metrics.jsonl"), "".join(self._json), sync_dir=False)
-        _atomic_write(os.path.join(self.directory, "metrics.csv"), _CSV_HEADER + "".join(self._csv))
+        self._unsynced = True  # (before: a write that fails half-way may have replaced the first file)
+        jsonl, csv_path = (os.path.join(self.directory, name) for name in _NAMES)
+        _atomic_write(jsonl, "".join(self._json))
+        _atomic_write(csv_path, _CSV_HEADER + "".join(self._csv))
+
+    def sync(self):
+        """Make the files as last written durable: each fsynced, then the directory (one fsync for
+        both). Training's end calls it; OSError naming the file when an fsync fails."""
+        if self._unsynced:
+            from ..run_dir import make_durable
+
+            make_durable([os.path.join(self.directory, name) for name in _NAMES])
+            self._unsynced = False
+
+
+_NAMES = ("metrics.jsonl", "metrics.csv")
 
 
 def _csv_line(values) -> str:
@@ -96,7 +124,7 @@ def _fmt(v):
     return v
 
 
-def _atomic_write(path: str, text: str, sync_dir: bool = True) -> None:
+def _atomic_write(path: str, text: str) -> None:
     from ..run_dir import replace_file
 
     def write(tmp):
@@ -108,8 +136,8 @@ def _atomic_write(path: str, text: str, sync_dir: bool = True) -> None:
 
             fault_point("metrics-write", current_rank())
 
-    # (a full disk, Ctrl-C: the previous file stays, and no half-written copy; durable, fsynced)
-    replace_file(path, write, sync_dir=sync_dir)
+    # (a full disk, Ctrl-C: the previous file stays, and no half-written copy; not fsynced: sync())
+    replace_file(path, write, durable=False)
 
 
 def _remove_quietly(path: str) -> None:
