@@ -370,6 +370,10 @@ LAYERS = {
                   (2, 3, 5, 6, 7), None),
     "AdaptiveAvgPool3d": (lambda: nn.AdaptiveAvgPool3d((2, 3, 4)), (2, 3, 5, 6, 7), None),
     "AdaptiveMaxPool3d": (lambda: nn.AdaptiveMaxPool3d((2, 3, 4)), (2, 3, 5, 6, 7), None),
+    # (the window starts' samples drawn on the host, as dropout's masks; the gather and scatter on the device)
+    "FractionalMaxPool2d": (lambda: nn.FractionalMaxPool2d((3, 2), output_ratio=0.6), (2, 3, 9, 8), None),
+    "FractionalMaxPool3d": (lambda: nn.FractionalMaxPool3d(2, output_size=(2, 3, 4), return_indices=True),
+                            (2, 3, 5, 6, 7), None),
     "LPPool1d": (lambda: nn.LPPool1d(2, 3, stride=2, ceil_mode=True), (2, 3, 9), None),
     "LPPool2d": (lambda: nn.LPPool2d(4, (2, 3)), (2, 3, 7, 8), None),
     "LPPool3d-inf": (lambda: nn.LPPool3d(float("inf"), 2), (2, 3, 4, 5, 6), None),
