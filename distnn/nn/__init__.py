@@ -40,6 +40,7 @@ from .pooling import (
     MaxUnpool2d, MaxUnpool3d,
 )
 from .fractional_pooling import FractionalMaxPool2d, FractionalMaxPool3d
+from .adaptive_softmax import AdaptiveLogSoftmaxWithLoss
 # Sequence and attention layers (issue 3, part B)
 from .attention import MultiheadAttention
 from .embedding import Embedding
