@@ -108,6 +108,33 @@ def test_same_samples_give_pytorchs_windows_exactly(dtype, nd, shape, k, size):
     np.testing.assert_allclose(d[2], t[2], rtol=1e-6 if dtype == np.float32 else 1e-13, atol=0)
 
 
+def test_float32_windows_are_computed_in_float32_as_pytorchs():
+    """A float32 input's window starts are aten's float32 arithmetic: samples for which float64 arithmetic would
+    truncate to another start (found here with the formula in float64) pick PyTorch's windows all the same."""
+    size, k, out = 44, 1, 11
+    # candidates: float32 samples within 32 ulps of those putting (i + u) * alpha on an integer (where rounding
+    # decides the truncation)
+    alpha = (size - k) / (out - 1)
+    near = np.array([n / alpha - i for i in range(out - 1) for n in range(size) if 0 <= n / alpha - i < 1])
+    u = (near.astype(np.float32).view(np.int32)[:, None] + np.arange(-32, 33)).ravel().view(np.float32)
+    u = u[(u >= 0) & (u < 1)]
+
+    def starts(v, t):
+        alpha = t(size - k) / t(out - 1)
+        i = np.arange(out - 1).astype(t)
+        return np.trunc((i + v.astype(t)[:, None]) * alpha) - np.trunc(v.astype(t) * alpha)[:, None]
+
+    differ = np.nonzero((starts(u, np.float32) != starts(u, np.float64)).any(axis=1))[0]
+    assert len(differ) >= 4  # (the test needs such samples)
+    s = np.stack([u[differ], u[differ[::-1]]], axis=-1)[None]  # (1, C, 2): both axes take a differing sample
+    x = np.random.default_rng(10).standard_normal((1, len(differ), size, size)).astype(np.float32)
+    od, idd = DF.fractional_max_pool2d(x, k, out, return_indices=True, _random_samples=s)
+    ot, it = TF.fractional_max_pool2d(torch.from_numpy(x), k, out, return_indices=True,
+                                      _random_samples=torch.from_numpy(s))
+    np.testing.assert_array_equal(idd.numpy(), it.numpy())
+    np.testing.assert_array_equal(od.numpy(), ot.numpy())
+
+
 def test_windows_follow_the_sample_and_each_axis_takes_its_own():
     """Samples (W, H) per plane: changing only the first moves only the columns (PyTorch's order)."""
     x = np.arange(2 * 13 * 12, dtype=np.float64).reshape(1, 2, 13, 12)  # increasing: a window's max is its corner

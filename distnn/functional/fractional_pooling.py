@@ -126,7 +126,7 @@ def _ratios(v, nd, op):
     return tuple(float(r) for r in t)
 
 
-def _samples(input, data, samples, nd, op):
+def _samples(data, samples, nd, op):
     """``_random_samples`` as a host (N, C, nd) array of the input's dtype: checked as aten checks them, or
     drawn (per sample along the batch axis: see the module docstring)."""
     N, C = data.shape[:2]
@@ -188,7 +188,7 @@ def _fractional(op, nd):
                                    f"(output {name} {o} needs output + kernel - 1 {need} input)")
         xp = get_array_module(input)
         data = input.data if isinstance(input, Tensor) else xp.asarray(input)
-        samples = _samples(input, data, _random_samples, nd, op)
+        samples = _samples(data, _random_samples, nd, op)
         # finite samples give starts in [0, size - k] (the step alpha is >= 1); a NaN or inf one does not (aten
         # then reads out of bounds)
         if not np.isfinite(samples).all():
