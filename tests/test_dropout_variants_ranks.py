@@ -1,4 +1,5 @@
-"""Channel dropout, alpha dropout and RReLU draw from the per-sample streams: N ranks equal one process.
+"""Channel dropout, alpha dropout, RReLU and fractional max pooling draw from the per-sample streams: N ranks
+equal one process.
 
 Under the trainer a training forward pass runs under a :class:`BatchShareGenerator` that belongs to the
 batch's samples (see :mod:`distnn.data.batch_random`). As with ``Dropout``, a rank's rows of the global
@@ -28,6 +29,9 @@ OPS = [
     ("alpha_dropout", lambda x: F.alpha_dropout(x, 0.3, training=True), (6, 7)),
     ("feature_alpha_dropout", lambda x: F.feature_alpha_dropout(x, 0.3, training=True), (5, 4)),
     ("rrelu", lambda x: F.rrelu(x, 0.1, 0.6, training=True), (6, 7)),
+    # fractional max pooling's window starts: one sample per (sample, channel, axis)
+    ("fractional_max_pool2d", lambda x: F.fractional_max_pool2d(x, 2, output_ratio=(0.7, 0.7)), (3, 12, 12)),
+    ("FractionalMaxPool3d", lambda x: nn.FractionalMaxPool3d((2, 1, 2), output_ratio=0.7)(x), (2, 9, 5, 10)),
     ("modules", lambda x: nn.RReLU(0.05, 0.5)(nn.Dropout1d(0.3)(nn.AlphaDropout(0.2)(x))), (5, 3)),
     # time-major (T, N, H) elementwise ops, samples on axis 1: said with batch_dim
     ("alpha_dropout-time-major", lambda x: F.alpha_dropout(x.transpose(0, 1), 0.3, True, batch_dim=1)

@@ -395,6 +395,11 @@ LAYERS = {
                   (2, 3, 5, 6, 7), None),
     "AdaptiveAvgPool3d": (lambda: nn.AdaptiveAvgPool3d((2, 3, 4)), (2, 3, 5, 6, 7), None),
     "AdaptiveMaxPool3d": (lambda: nn.AdaptiveMaxPool3d((2, 3, 4)), (2, 3, 5, 6, 7), None),
+    # (the window starts' samples drawn on the host, as dropout's masks; the gather and scatter on the device)
+    "FractionalMaxPool2d": (lambda: nn.FractionalMaxPool2d((3, 2), output_ratio=0.6), (2, 3, 9, 8), None),
+    "FractionalMaxPool3d": (lambda: nn.FractionalMaxPool3d(2, output_size=(2, 3, 4), return_indices=True),
+                            (2, 3, 5, 6, 7), None),
+    "AdaptiveLogSoftmaxWithLoss": (lambda: _AdaptiveSoftmax(), (6, 8), None),
     "LPPool1d": (lambda: nn.LPPool1d(2, 3, stride=2, ceil_mode=True), (2, 3, 9), None),
     "LPPool2d": (lambda: nn.LPPool2d(4, (2, 3)), (2, 3, 7, 8), None),
     "LPPool3d-inf": (lambda: nn.LPPool3d(float("inf"), 2), (2, 3, 4, 5, 6), None),
@@ -516,6 +521,18 @@ class _Packed(nn.Module):
         out, _ = self.rnn(R.pack_padded_sequence(x, lengths, batch_first=self.rnn.batch_first, enforce_sorted=False))
         return R.pad_packed_sequence(out, batch_first=self.rnn.batch_first, total_length=x.shape[1 if
                                      self.rnn.batch_first else 0])[0]
+
+
+class _AdaptiveSoftmax(nn.Module):
+    """AdaptiveLogSoftmaxWithLoss's output, loss and log_prob in one vector (host targets in every cluster)."""
+
+    def __init__(self):
+        super().__init__()
+        self.asm = nn.AdaptiveLogSoftmaxWithLoss(8, 20, [4, 9, 15], div_value=2.0, head_bias=True)
+
+    def forward(self, x):
+        out, loss = self.asm(x, np.array([0, 5, 19, 12, 3, 10]))
+        return dn.cat([out, loss.reshape(1), self.asm.log_prob(x).reshape(-1)])
 
 
 class _PoolUnpool(nn.Module):

@@ -33,6 +33,9 @@ from .pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 from .pooling3d import avg_pool3d, max_pool3d
 from .unpooling import max_unpool1d, max_unpool2d, max_unpool3d
 from .lp_pooling import lp_pool1d, lp_pool2d, lp_pool3d
+from .fractional_pooling import (
+    fractional_max_pool2d, fractional_max_pool2d_with_indices, fractional_max_pool3d, fractional_max_pool3d_with_indices,
+)
 from .adaptive_pooling import (
     adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d, adaptive_max_pool1d, adaptive_max_pool2d,
     adaptive_max_pool3d,

@@ -49,6 +49,8 @@ from .pooling import (
     AvgPool1d, AvgPool2d, AvgPool3d, LPPool1d, LPPool2d, LPPool3d, MaxPool1d, MaxPool2d, MaxPool3d, MaxUnpool1d,
     MaxUnpool2d, MaxUnpool3d,
 )
+from .fractional_pooling import FractionalMaxPool2d, FractionalMaxPool3d
+from .adaptive_softmax import AdaptiveLogSoftmaxWithLoss
 # Sequence and attention layers (issue 3, part B)
 from .attention import MultiheadAttention
 from .embedding import Embedding
