@@ -21,7 +21,8 @@ from distnn.backend import get_array_module
 from distnn.functional import cat, log_softmax
 
 from .linear import Linear
-from .module import Module, ModuleList, Sequential
+from .containers import ModuleList, Sequential
+from .module import Module
 
 _ASMoutput = namedtuple("_ASMoutput", ["output", "loss"])
 
