@@ -21,6 +21,7 @@ from .constraints import max_norm_
 from .lamb import LAMB
 from .lars import LARS
 from .lbfgs import LBFGS
+from .muon import Muon
 from .nadam import NAdam
 from .optimizer import Optimizer, flatten_state, sum_of_squares, unflatten_state
 from .radam import RAdam
@@ -32,7 +33,7 @@ from .sgd import SGD
 
 __all__ = [
     "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "LARS", "LAMB", "Adamax", "NAdam", "RAdam",
-    "Adadelta", "Rprop", "ASGD", "Adafactor", "LBFGS", "lr_scheduler", "swa_utils",
+    "Adadelta", "Rprop", "ASGD", "Adafactor", "LBFGS", "Muon", "lr_scheduler", "swa_utils",
     "l1_penalty", "l2_penalty", "param_groups_no_decay", "split_decay_parameters", "max_norm_",
     "scaled_lr", "scale_lr_", "linear_scaling_warmup", "global_batch_size",
     "flatten_state", "unflatten_state", "sum_of_squares",
