@@ -5,7 +5,7 @@ the averaging functions ``get_swa_avg_fn`` / ``get_ema_avg_fn`` (one tensor at a
 
 Usage is PyTorch's::
 
-    swa_model = AveragedModel(model)                      # or AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.999))
+    swa_model = AveragedModel(model)                      # EMA: multi_avg_fn=get_ema_multi_avg_fn(0.999)
     swa_scheduler = SWALR(optimizer, swa_lr=0.05)
     for epoch in range(epochs):
         train_one_epoch(model, optimizer)
