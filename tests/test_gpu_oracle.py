@@ -645,6 +645,57 @@ def test_optimizer_steps_on_the_gpu_match_the_cpu_and_its_state_moves_to_the_hos
     assert all(isinstance(p.data, np.ndarray) for p in params)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_muon_steps_on_the_gpu_match_the_cpu(dtype):
+    """Muon (2-D parameters only, so not in OPTIMIZERS): its Newton-Schulz matmuls and norm on cupy arrays."""
+    rng = np.random.default_rng(0)
+    w0 = [rng.standard_normal(s).astype(dtype) for s in [(5, 4), (4, 6)]]
+    grads = [[rng.standard_normal(w.shape).astype(dtype) for w in w0] for _ in range(3)]
+    results = {}
+    for device in ("cpu", "cuda"):
+        params = [nn.Parameter(_on(device, w.copy())) for w in w0]
+        opt = optim.Muon(params, lr=0.05)
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = _on(device, g)
+            opt.step()
+        results[device] = [backend.to_numpy(p.data) for p in params]
+    for c, g in zip(results["cpu"], results["cuda"]):
+        assert g.dtype == dtype
+        assert_close(g, c, RTOL[dtype], "Muon: parameters")
+
+
+def _averaged_states(device, xs):
+    """An EMA (buffers averaged too) and an SWA average (built on ``device``) of a model with BatchNorm whose
+    weights move between updates, then update_bn on the SWA average: both state dicts, on the host."""
+    dn.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 2)).to(device)
+    swa_utils = optim.swa_utils
+    ema = swa_utils.AveragedModel(model, multi_avg_fn=swa_utils.get_ema_multi_avg_fn(0.5), use_buffers=True)
+    swa = swa_utils.AveragedModel(model, device=device)
+    for i, x in enumerate(xs):
+        with dn.no_grad():
+            for p in model.parameters():
+                p.data += 0.1 * (i + 1)
+            model(dn.Tensor(_on(device, x)))  # (training: the running statistics move)
+        ema.update_parameters(model)
+        swa.update_parameters(model)
+    swa_utils.update_bn([(dn.Tensor(_on(device, x)), None) for x in xs], swa)
+    return ema.state_dict(), swa.state_dict()
+
+
+def test_averaged_model_and_update_bn_on_the_gpu_match_the_cpu():
+    rng = np.random.default_rng(1)
+    xs = [rng.standard_normal((6, 4)).astype(np.float32) for _ in range(3)]
+    for cpu, gpu in zip(_averaged_states("cpu", xs), _averaged_states("cuda", xs)):
+        assert list(cpu) == list(gpu)
+        for k in cpu:
+            if cpu[k].dtype.kind == "i":
+                assert np.array_equal(gpu[k], cpu[k]), k
+            else:
+                assert_close(gpu[k], cpu[k], RTOL[np.float32], f"averaged {k}")
+
+
 @pytest.mark.parametrize("sync_bn", [False, True], ids=["no-bn", "sync-bn"])
 def test_two_gpu_ranks_equal_one_gpu_process_on_the_whole_batch(sync_bn):
     """Simulated ranks on the GPU: averaged gradients (bucketed, overlapping backward) and one SGD step

@@ -7,9 +7,10 @@ schedules; ``scaling`` the linear scaling rule; ``regularization`` L1/L2
 penalties and no-decay parameter groups; ``constraints`` the max-norm weight
 constraint (``max_norm_``, applied after a step). Gradient clipping is in
 ``distnn.nn.utils`` (``clip_grad_norm_``, ``clip_grad_value_``), as in PyTorch. ``LBFGS`` steps through a
-closure (``opt.step(closure)``): library API only, the trainer steps without one.
+closure (``opt.step(closure)``): library API only, the trainer steps without one. ``swa_utils`` holds
+Stochastic Weight Averaging and EMA of the weights (``AveragedModel``, ``SWALR``, ``update_bn``).
 """
-from . import lr_scheduler
+from . import lr_scheduler, swa_utils
 from .adadelta import Adadelta
 from .adafactor import Adafactor
 from .adagrad import Adagrad
@@ -20,6 +21,7 @@ from .constraints import max_norm_
 from .lamb import LAMB
 from .lars import LARS
 from .lbfgs import LBFGS
+from .muon import Muon
 from .nadam import NAdam
 from .optimizer import Optimizer, flatten_state, sum_of_squares, unflatten_state
 from .radam import RAdam
@@ -31,7 +33,7 @@ from .sgd import SGD
 
 __all__ = [
     "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "LARS", "LAMB", "Adamax", "NAdam", "RAdam",
-    "Adadelta", "Rprop", "ASGD", "Adafactor", "LBFGS", "lr_scheduler",
+    "Adadelta", "Rprop", "ASGD", "Adafactor", "LBFGS", "Muon", "lr_scheduler", "swa_utils",
     "l1_penalty", "l2_penalty", "param_groups_no_decay", "split_decay_parameters", "max_norm_",
     "scaled_lr", "scale_lr_", "linear_scaling_warmup", "global_batch_size",
     "flatten_state", "unflatten_state", "sum_of_squares",
