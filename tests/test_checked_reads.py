@@ -16,7 +16,7 @@ from distnn.cli import main
 from distnn.train import checkpoint as ck
 from distnn.train import run_checksums
 from distnn.train import run_dir as rd
-from distnn.train.checkpoint import read as ck_read
+from distnn.train.checkpoint import verify as ck_verify
 from distnn.train.config import load_config
 from distnn.train.resume_config import saved_config_for_resume
 from test_cli import run_cli
@@ -30,14 +30,14 @@ def test_a_resume_is_configured_from_the_config_bytes_whose_sha256_was_checked(t
     ck.write_checkpoint(str(root), 10, ck.serialize({"model": {"w": np.zeros(2, np.float32)}},
                                                     {"config.toml": "[train]\nepochs = 5\n"}))
     config = root / "step-00000010" / "config.toml"
-    real = ck_read._read_all_verified
+    real = ck_verify._read_all_verified
 
     def then_replaced(*args, **kwargs):  # the file changes right after its check
         got = real(*args, **kwargs)
         config.write_text("[train]\nepochs = 7\n")
         return got
 
-    monkeypatch.setattr(ck_read, "_read_all_verified", then_replaced)
+    monkeypatch.setattr(ck_verify, "_read_all_verified", then_replaced)
     spec = {"checkpoint": root / "step-00000010", "root": root, "latest": root / ck.LATEST}[given]
     saved = saved_config_for_resume(str(spec), None)
     assert saved == str(config)  # (still the path: printed, and compared, as before)

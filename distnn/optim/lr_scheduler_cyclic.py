@@ -16,7 +16,8 @@ from __future__ import annotations
 import copy
 import math
 
-from .lr_scheduler import LRScheduler, OneCycleLR, _check_optimizer, _per_group
+from .lr_scheduler_base import LRScheduler, _check_optimizer, _per_group
+from .lr_scheduler_onecycle import OneCycleLR
 
 __all__ = ["CyclicLR"]
 

@@ -8,7 +8,8 @@ import math
 import numbers
 from bisect import bisect_right
 
-from .lr_scheduler import LRScheduler, ReduceLROnPlateau
+from .lr_scheduler_base import LRScheduler
+from .lr_scheduler_plateau import ReduceLROnPlateau
 
 
 class LambdaLR(LRScheduler):

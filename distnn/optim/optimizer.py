@@ -17,65 +17,28 @@ would allocate. On a GPU (cupy) an update is one call per term on whole arrays.
 from __future__ import annotations
 
 from copy import deepcopy
-import json
-import math
 
 import numpy as np
 
 from distnn import autograd
-from distnn.autograd.tensor import Tensor, reset_grad
+from distnn.autograd.tensor import reset_grad
 from distnn.backend import get_array_module, to_numpy
+
+from . import chunked as _chunked, hyperparams as _hyperparams
+from .chunked import CHUNK_BYTES, _add, _raw, sum_of_squares
+from .flat_state import flatten_state, unflatten_state
+from .hyperparams import required
+from .state_values import _as_count, _copied, _host_if_torch, _is_array, _is_floating
 
 __all__ = ["Optimizer", "required", "sum_of_squares", "flatten_state", "unflatten_state"]
 
-# Bytes of one array slice per kernel call on the CPU: with the 4-6 arrays an update reads
-# and writes, the working set stays in a core's L2 cache.
-CHUNK_BYTES = 1 << 18
-
-
-class _Required:
-    def __repr__(self):
-        return "<required parameter>"
-
-
-required = _Required()
-
-
-def check_hyperparameter(ok: bool, name: str, value, requirement: str) -> None:
-    """Raise ``ValueError`` naming the hyperparameter when ``ok`` is false."""
-    if not ok:
-        raise ValueError(f"Invalid {name}: {value!r} ({requirement})")
-
-
-_LONG_NAMES = {"lr": "learning rate lr", "eps": "epsilon eps"}
-
-
-def _is_real(v) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-
-
-def check_non_negative(group: dict, *keys: str) -> None:
-    """The usual ``>= 0`` checks (lr, eps, weight_decay, ...) on a param group, one error naming the first bad key."""
-    for key in keys:
-        v = group[key]
-        name = _LONG_NAMES.get(key, key)
-        check_hyperparameter(_is_real(v), name, v, "must be a number")
-        check_hyperparameter(v >= 0, name, v, "must be >= 0")
-
-
-def betas_tuple(betas):
-    """``betas`` as a tuple when it is a sequence (anything else is left for :func:`check_betas` to name)."""
-    return tuple(betas) if isinstance(betas, (tuple, list)) else betas
-
-
-def check_betas(betas) -> None:
-    """Adam-style ``(beta1, beta2)``: each in [0, 1)."""
-    check_hyperparameter(isinstance(betas, (tuple, list)) and len(betas) == 2, "betas", betas,
-                         "must be a pair (beta1, beta2)")
-    for i, b in enumerate(betas):
-        name = f"beta parameter at index {i} (betas[{i}])"
-        check_hyperparameter(_is_real(b), name, b, "must be a number")
-        check_hyperparameter(0.0 <= b < 1.0, name, b, "must be in [0, 1)")
+# The hyperparameter checks (:mod:`.hyperparams`), update numerics (:mod:`.chunked`), state-value
+# helpers (:mod:`.state_values`) and .npz flattening (:mod:`.flat_state`) have modules of their own;
+# every name is importable from here as before (the optimizers import them from here).
+check_hyperparameter, check_non_negative, betas_tuple, check_betas, _is_real = (
+    _hyperparams.check_hyperparameter, _hyperparams.check_non_negative, _hyperparams.betas_tuple,
+    _hyperparams.check_betas, _hyperparams._is_real)
+chunk_sum_of_squares, grad_with_decay = _chunked.chunk_sum_of_squares, _chunked.grad_with_decay
 
 
 class Optimizer:
@@ -353,175 +316,3 @@ class Optimizer:
             g.clear()
             g.update({k: deepcopy(v) for k, v in sg.items() if k != "params"})
             g["params"] = params
-
-
-def _raw(x):
-    """The xp array behind a Tensor (an ndarray's own ``.data`` is a memoryview, so test the type)."""
-    return x.data if isinstance(x, Tensor) else x
-
-
-def _host_if_torch(v):
-    """A PyTorch tensor (from a torch optimizer's state dict) as a host numpy array, as
-    Module.load_state_dict takes one: cupy.asarray (a GPU parameter's state) reads a CPU tensor only
-    through numpy's array protocol, whose copy rules changed in numpy 2, and numpy reads a CUDA
-    tensor (a state saved on a GPU, loaded on the CPU) not at all."""
-    if not isinstance(v, Tensor) and hasattr(v, "detach") and hasattr(v, "numpy"):
-        return v.detach().cpu().numpy()
-    return v
-
-
-_ATOMIC = frozenset((float, int, str, bool, type(None)))
-
-
-def _copied(v):
-    """``deepcopy(v)``, without its generic walk for the plain values (and lists and tuples of them)
-    hyperparameters and schedulers' states nearly always are: a checkpoint saves them at every save.
-    (deepcopy gives a plain value, or a tuple of them, back as it is.)"""
-    t = type(v)
-    if t in _ATOMIC:
-        return v
-    if (t is list or t is tuple) and _ATOMIC.issuperset(map(type, v)):
-        return list(v) if t is list else v
-    return deepcopy(v)
-
-
-def _is_array(v) -> bool:
-    return hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, (int, float))
-
-
-def _is_floating(v) -> bool:
-    return np.issubdtype(np.dtype(v.dtype), np.floating) or np.issubdtype(np.dtype(v.dtype), np.complexfloating)
-
-
-def _as_count(v, key, idx) -> int:
-    """A loaded step counter (int, float, 0-d or 1-element array, or tensor: PyTorch's optimizers keep
-    ``step`` as a float tensor) as a Python int."""
-    x = v
-    if not isinstance(v, (int, float)) and callable(getattr(v, "item", None)):
-        try:
-            x = v.item()  # (numpy, cupy, a PyTorch tensor: one element)
-        except (ValueError, RuntimeError, TypeError):
-            x = v
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(x) or x != int(x):
-        raise ValueError(f"loaded state '{key}' of parameter {idx} is {v!r}, not a whole number of steps")
-    return int(x)
-
-
-def _add(a, b):
-    if isinstance(a, tuple):
-        return tuple(x + y for x, y in zip(a, b))
-    return a + b
-
-
-# --------------------------------------------------------------- numerics helpers
-def sum_of_squares(array) -> float:
-    """Sum of squared elements as a Python float, accumulated accurately.
-
-    numpy: chunked square-then-pairwise-sum, chunk totals added in float64
-    (no full-size temporary; error ~eps*log(n) instead of the ~eps*sqrt(n) of
-    a float32 dot); cupy: a tree reduction in float64.
-    """
-    a = _raw(array)
-    xp = get_array_module(a)
-    if a.size == 0:
-        return 0.0
-    if xp is not np:
-        return float(xp.sum(xp.square(a, dtype=np.float64)))
-    flat = a.reshape(-1) if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1)
-    step = max(1, CHUNK_BYTES // flat.dtype.itemsize)
-    buf = np.empty(min(step, flat.size), dtype=flat.dtype)
-    total = 0.0
-    for i in range(0, flat.size, step):
-        chunk = flat[i:i + step]
-        out = buf[:chunk.size]
-        np.multiply(chunk, chunk, out=out)
-        total += float(out.sum())  # numpy's pairwise sum
-    return total
-
-
-def chunk_sum_of_squares(xp, a, out) -> float:
-    """``sum(a*a)`` of one chunk via the scratch ``out`` (pairwise summation, no allocation)."""
-    xp.multiply(a, a, out=out)
-    return float(out.sum())
-
-
-def grad_with_decay(xp, p, g, weight_decay: float, maximize: bool, out):
-    """``(-g if maximize else g) + weight_decay * p`` in ``out``, or ``g`` itself when nothing changes it."""
-    if weight_decay == 0:
-        if not maximize:
-            return g
-        return xp.negative(g, out=out)
-    xp.multiply(p, weight_decay, out=out)
-    if maximize:
-        out -= g
-    else:
-        out += g
-    return out
-
-
-# ------------------------------------------------------------------ .npz helpers
-def flatten_state(obj, prefix: str = "") -> dict:
-    """Flatten a (nested) state dict into ``{key: numpy array}`` for ``np.savez``.
-
-    Arrays become entries of their own; everything else (numbers, strings,
-    tuples, lists, dicts with str/int keys, inf/nan) goes into a JSON
-    description under ``prefix + "__structure__"``. ``unflatten_state``
-    inverts it exactly, with no pickle involved.
-
-    An array's key is its path joined with dots (``prefix + ".m.0"``); paths
-    can coincide (``{"a.0": x, "a": [y]}``), so a key already taken gets a
-    ``"~1"``, ``"~2"``, ... suffix. The structure records each array's key,
-    so ``unflatten_state`` needs no rule to find it, and files written before
-    the suffix existed load as before.
-    """
-    arrays = {prefix + "__structure__": None}  # reserved: no array may take the structure's key
-
-    def enc(v, path):
-        if _is_array(v):
-            key, n = prefix + path, 0
-            while key in arrays:
-                n += 1
-                key = f"{prefix}{path}~{n}"
-            arrays[key] = to_numpy(v).copy()
-            return {"__array__": key}
-        if isinstance(v, dict):
-            return {"__dict__": [[enc_key(k), enc(x, f"{path}.{k}")] for k, x in v.items()]}
-        if isinstance(v, tuple):
-            return {"__tuple__": [enc(x, f"{path}.{i}") for i, x in enumerate(v)]}
-        if isinstance(v, list):
-            return [enc(x, f"{path}.{i}") for i, x in enumerate(v)]
-        if isinstance(v, float) and not math.isfinite(v):
-            return {"__float__": repr(v)}
-        if v is None or isinstance(v, (bool, int, float, str)):
-            return v
-        raise TypeError(f"cannot store a {type(v).__name__} in a flat state file (at {path!r})")
-
-    def enc_key(k):
-        if isinstance(k, (str, int)) and not isinstance(k, bool):
-            return k
-        raise TypeError(f"state dict keys must be str or int, got {k!r}")
-
-    structure = enc(obj, "")
-    arrays[prefix + "__structure__"] = np.array(json.dumps(structure))
-    return arrays
-
-
-def unflatten_state(arrays, prefix: str = ""):
-    """Inverse of ``flatten_state``: rebuild the nested state from ``{key: array}`` (e.g. ``np.load``)."""
-
-    def dec(v):
-        if isinstance(v, dict):
-            if "__array__" in v:
-                return np.array(arrays[v["__array__"]])
-            if "__dict__" in v:
-                return {k: dec(x) for k, x in v["__dict__"]}
-            if "__tuple__" in v:
-                return tuple(dec(x) for x in v["__tuple__"])
-            if "__float__" in v:
-                return float(v["__float__"])
-        if isinstance(v, list):
-            return [dec(x) for x in v]
-        return v
-
-    return dec(json.loads(str(np.asarray(arrays[prefix + "__structure__"]))))

@@ -1,0 +1,49 @@
+"""Ops that copy their input in the graph: dtype cast, device transfer, clone (the gradient passes back).
+
+Split out of :mod:`distnn.functional.elementwise`, which still exports every name here.
+"""
+from __future__ import annotations
+
+from distnn.autograd.function import Function
+
+__all__ = ["Cast", "ToDevice", "Clone"]
+
+
+class Cast(Function):
+    saves_tensors = False
+
+    def forward(self, a, dtype):
+        self.src = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, g):
+        return (g.astype(self.src),)
+
+
+class ToDevice(Function):
+    """A copy on another device (``Tensor.to("cuda")``); the gradient goes back to the source's device."""
+
+    saves_tensors = False
+
+    def forward(self, a, device):
+        from distnn.backend import device_of, to_device
+
+        self.source = device_of(a)
+        return to_device(a, device)
+
+    def backward(self, g):
+        from distnn.backend import to_device
+
+        return (to_device(g, self.source),)
+
+
+class Clone(Function):
+    """A copy in the graph (``x.clone()``): the gradient passes through."""
+
+    saves_tensors = False
+
+    def forward(self, a):
+        return a.copy()
+
+    def backward(self, g):
+        return (g,)

@@ -1,0 +1,134 @@
+"""Elementwise choices between operands: maximum, minimum, clamp (``clip``) and where, with PyTorch's gradients.
+
+Split out of :mod:`distnn.functional.elementwise`, which still exports every name here.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from distnn.autograd.dtype_rules import torch_operands
+from distnn.autograd.function import Function
+from distnn.backend import get_array_module
+
+from ._elementwise_common import _check_broadcast, _on_device, _shape
+
+__all__ = ["Maximum", "Minimum", "Clip", "Where", "maximum", "minimum", "clip", "where"]
+
+
+class _Select(Function):
+    """maximum/minimum: the gradient goes to the chosen operand, split evenly on ties, and to both
+    where one is NaN (the output is NaN then), as PyTorch's: each operand gets it except where it lost."""
+
+    reads = ((0, 1), (0, 1))  # (its own masks: the inputs are what PyTorch's saves, so both refuse alike)
+
+    lost_first = None  # (a, b) -> where ``a`` was not chosen (and ``b`` is the other way round)
+
+    def forward(self, a, b):
+        _check_broadcast(a, b, type(self).__name__.lower())
+        xp = get_array_module(a, b)
+        a, b = _on_device(xp, a, b)
+        na, nb = self.needs_input_grad or (False, False)
+        if na or nb:
+            dtype = xp.result_type(a, b)
+            tie = a == b
+            half = dtype.type(0.5)
+            self.wa = xp.where(tie, half, ~self.lost_first(a, b)) if na else None
+            self.wb = xp.where(tie, half, ~self.lost_first(b, a)) if nb else None
+        return xp.maximum(a, b) if type(self) is Maximum else xp.minimum(a, b)
+
+    def backward(self, g):
+        return (g * self.wa if self.wa is not None else None), (g * self.wb if self.wb is not None else None)
+
+
+class Maximum(_Select):
+    @staticmethod
+    def lost_first(a, b):
+        return a < b
+
+
+class Minimum(_Select):
+    @staticmethod
+    def lost_first(a, b):
+        return a > b
+
+
+class Clip(Function):
+    """``clamp(a, lo, hi)``: ``minimum(maximum(a, lo), hi)`` (all ``hi`` where ``lo > hi``), with
+    numbers, arrays or Tensors as bounds. The gradient is PyTorch's: to ``a`` where
+    ``lo <= a <= hi``; to a Tensor ``lo`` where ``a < lo`` (and ``lo < hi``); to a Tensor ``hi``
+    where ``a > hi`` (or ``hi < lo``)."""
+
+    reads = ((0, 1, 2),) * 3  # (its own masks: the inputs are what PyTorch's saves, so both refuse alike)
+
+    def forward(self, a, lo=None, hi=None):
+        xp = get_array_module(a)
+        lo, hi = _on_device(xp, lo, hi)
+        if xp is np or (lo is None and hi is None):
+            out = xp.clip(a, lo, hi)
+        else:  # cupy's clip kernel passes over a NaN bound (numpy's clip and PyTorch's clamp give NaN): its parts
+            out = a
+            if lo is not None:
+                out = xp.maximum(out, lo)
+            if hi is not None:
+                out = xp.minimum(out, hi)
+        na, nlo, nhi = self.needs_input_grad or (False, False, False)
+        if na:
+            self.mask = xp.ones(out.shape, dtype=bool)  # (the bounds may broadcast ``a`` to a larger shape)
+            if lo is not None:
+                self.mask &= a >= lo
+            if hi is not None:
+                self.mask &= a <= hi
+        if nlo:
+            self.mask_lo = (a < lo) if hi is None else (a < lo) & (lo < hi)
+        if nhi:
+            self.mask_hi = (a > hi) if lo is None else (a > hi) | (hi < lo)
+        return out
+
+    def backward(self, g):
+        # where, not g * mask: an inf or NaN gradient arriving at a clamped entry gives 0 there, not NaN (inf * 0),
+        # as PyTorch's clamp_backward (F.normalize's clamp of a 0 norm meets the inf of x / norm^2 there)
+        xp = get_array_module(g)
+        na, nlo, nhi = self.needs_input_grad
+        return (xp.where(self.mask, g, 0) if na else None, xp.where(self.mask_lo, g, 0) if nlo else None,
+                xp.where(self.mask_hi, g, 0) if nhi else None)
+
+
+class Where(Function):
+    reads = ((), (0,), (0,))  # (the condition only)
+
+    def forward(self, cond, a, b):
+        xp = get_array_module(cond, a, b)
+        cond, a, b = _on_device(xp, cond, a, b)
+        self.cond = cond
+        try:
+            return xp.where(cond, a, b)
+        except ValueError:
+            raise ValueError(
+                f"where: condition, x and y could not be broadcast together: shapes {tuple(_shape(cond))}, "
+                f"{tuple(_shape(a))} and {tuple(_shape(b))}"
+            ) from None
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        _, na, nb = self.needs_input_grad
+        zero = xp.zeros((), dtype=g.dtype)
+        return None, (xp.where(self.cond, g, zero) if na else None), (xp.where(self.cond, zero, g) if nb else None)
+
+
+def maximum(a, b):
+    return Maximum.apply(*torch_operands(a, b))
+
+
+def minimum(a, b):
+    return Minimum.apply(*torch_operands(a, b))
+
+
+def clip(a, min=None, max=None):  # noqa: A002
+    """``torch.clamp``: ``a`` limited to ``[min, max]``; either bound may be None, a number, an array or a Tensor."""
+    return Clip.apply(*torch_operands(a, min, max))
+
+
+def where(cond, a, b):
+    """Elementwise ``a`` where ``cond`` else ``b``; ``cond`` carries no gradient (a Tensor ``cond`` is
+    version-checked like the other inputs: changing it in place before backward is an error)."""
+    return Where.apply(cond, *torch_operands(a, b))

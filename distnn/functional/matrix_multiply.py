@@ -1,0 +1,78 @@
+"""``matmul``: the batched matrix product (numpy's 1-D promotion rules), forward and backward.
+
+Split out of :mod:`distnn.functional.elementwise`, which still exports ``MatMul`` and ``matmul``.
+"""
+from __future__ import annotations
+
+from distnn.autograd.function import Function
+from distnn.backend import get_array_module
+
+__all__ = ["MatMul", "matmul"]
+
+
+def _f_only(x):
+    """A 2-D operand stored transposed (e.g. ``W.T``): F-contiguous but not C-contiguous."""
+    return x.ndim == 2 and x.flags.f_contiguous and not x.flags.c_contiguous
+
+
+class MatMul(Function):
+    """Batched matrix product with numpy's 1-D promotion rules."""
+
+    reads = ((1,), (0,))
+
+    def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError("matmul: both operands must have at least one dimension; use * for scalars")
+        ka = a.shape[-1]
+        kb = b.shape[-2] if b.ndim > 1 else b.shape[0]
+        if ka != kb:
+            raise ValueError(
+                f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not align "
+                f"(inner dimensions {ka} != {kb})"
+            )
+        na, nb = self.needs_input_grad
+        self.a = a if nb else None
+        self.b = b if na else None
+        self.a_ndim, self.b_ndim = a.ndim, b.ndim
+        # A transposed 2-D operand (x @ W.T) gets its gradient in the same layout,
+        # so the Transpose node hands W a C-contiguous array and nothing is copied.
+        self.a_t = na and _f_only(a)
+        self.b_t = nb and _f_only(b)
+        try:
+            return a @ b
+        except ValueError:
+            raise ValueError(
+                f"matmul: batch dimensions of shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be broadcast together"
+            ) from None
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        na, nb = self.needs_input_grad
+        a, b = self.a, self.b
+        if self.a_t and g.ndim == 2 and b.ndim == 2:
+            return (b @ g.T).T, (xp.swapaxes(a, -1, -2) @ g if nb else None)
+        if self.b_t and g.ndim == 2 and a.ndim == 2:
+            return (g @ b.T if na else None), (g.T @ a).T
+        if self.a_ndim == 1 and self.b_ndim == 1:  # inner product: g is 0-d
+            return (g * b if na else None), (g * a if nb else None)
+        # Promote 1-D operands to matrices, as the forward did implicitly.
+        if self.a_ndim == 1:
+            g = xp.expand_dims(g, -2)
+            a = a[None, :] if a is not None else None
+        if self.b_ndim == 1:
+            g = xp.expand_dims(g, -1)
+            b = b[:, None] if b is not None else None
+        ga = gb = None
+        if na:
+            ga = g @ xp.swapaxes(b, -1, -2)
+            if self.a_ndim == 1:
+                ga = ga.reshape(ga.shape[:-2] + ga.shape[-1:])
+        if nb:
+            gb = xp.swapaxes(a, -1, -2) @ g
+            if self.b_ndim == 1:
+                gb = gb.reshape(gb.shape[:-1])
+        return ga, gb
+
+
+def matmul(a, b):
+    return MatMul.apply(a, b)

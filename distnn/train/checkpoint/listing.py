@@ -1,0 +1,100 @@
+"""Listing a checkpoint root's ``step-N`` entries, the ones that cannot be a checkpoint with why, and finding the root.
+
+Split out of :mod:`.read`, which still exports every name here.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..regular_file import read_regular
+from .names import DEFAULT_DIRNAME, MANIFEST, STEP_RE
+
+
+@dataclass
+class CheckpointInfo:
+    path: str
+    step: int
+    problem: str = ""  # why a step-N entry cannot be a checkpoint (not a directory); '' for a directory
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+
+def is_checkpoint_dir(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, MANIFEST))
+
+
+def list_checkpoints(root: str) -> list[CheckpointInfo]:
+    """The ``step-N`` directories under ``root``, oldest first (valid or not)."""
+    return [c for c in _step_entries(root) if not c.problem]
+
+
+def _step_entries(root: str) -> list[CheckpointInfo]:
+    """Every ``step-N`` entry under ``root``, oldest first: the directories, and those that cannot be a
+    checkpoint (a file, a dangling symlink, a symlink loop) with their ``problem`` said."""
+    out = []
+    try:
+        with os.scandir(root) as it:
+            entries = [(e, STEP_RE.match(e.name)) for e in it]
+    except OSError:
+        return []
+    for e, m in entries:
+        if m:  # (one that is no directory stays, with why: a symlink loop there hid all the others)
+            out.append(CheckpointInfo(e.path, int(m.group(1)), _linked_step(e.path) or _why_not_a_directory(e.path)))
+    return sorted(out, key=lambda c: c.step)
+
+
+def _linked_step(path: str) -> str:
+    """Why ``path``, a ``step-N`` entry that is a symlink, is no checkpoint ('' for any other path).
+
+    distnn writes each checkpoint as a directory of its own (renamed into place), never as a link; a
+    link there may name another checkpoint of the same step (a discarded one, another run's), which no
+    checksum tells apart, and retention would delete the files of the directory it names."""
+    path = os.path.normpath(path)
+    if not (STEP_RE.match(os.path.basename(path)) and os.path.islink(path)):
+        return ""
+    if not os.path.exists(path):
+        return "a broken symlink (to nothing, or a loop)"
+    try:
+        target = f" to {os.readlink(path)!r}"
+    except OSError:
+        target = ""
+    return f"a symlink{target}, not a checkpoint directory of its own (distnn never links one: it may be another)"
+
+
+def _why_not_a_directory(path: str) -> str:
+    """Why ``path`` is no directory ('' when it is one)."""
+    if os.path.isdir(path):
+        return ""
+    if os.path.islink(path) and not os.path.exists(path):
+        return "a broken symlink (to nothing, or a loop)"
+    return "not a directory" if os.path.lexists(path) else "missing"
+
+
+def checkpoint_root(path: str) -> str:
+    """The checkpoint root for ``path``: a run directory (its ``checkpoint.dir``, as its ``config.toml``
+    says; ``checkpoints/`` by default) or a root itself."""
+    sub = os.path.join(path, _configured_dirname(path))
+    if os.path.isdir(sub) and not list_checkpoints(path):
+        return sub
+    return path
+
+
+def _configured_dirname(run_dir: str) -> str:
+    """``checkpoint.dir`` of the run in ``run_dir`` (its resolved ``config.toml``), else the default."""
+    name = stored_config_value(run_dir, "checkpoint", "dir")
+    return name if isinstance(name, str) and name else DEFAULT_DIRNAME
+
+
+def stored_config_value(directory: str, section: str, key: str):
+    """``[section] key`` of the resolved ``config.toml`` a run directory or checkpoint holds; None when
+    there is no such file, value, or readable TOML."""
+    import tomllib
+
+    try:
+        table = tomllib.loads(read_regular(os.path.join(directory, "config.toml")).decode()).get(section)
+    except (OSError, ValueError):  # (tomllib's errors are ValueErrors, and so is UnicodeDecodeError)
+        return None
+    return table.get(key) if isinstance(table, dict) else None
