@@ -4,9 +4,11 @@ The package is the public interface (``from distnn.train import checkpoint as ck
 modules, one concept each: :mod:`.names` (file names, errors), :mod:`.state` (a state
 <-> npz and JSON bytes), :mod:`.commit` (the atomic write and the pointers),
 :mod:`.fsio` (the file-system steps it is made of), :mod:`.hashing` (checksums on two
-threads), :mod:`.read` (verification and choosing a checkpoint), :mod:`.retention`
-(housekeeping), :mod:`.faults` (fault injection for tests), :mod:`.writer_process`
-(a separate process that writes ``async_save`` checkpoints).
+threads), :mod:`.read` (choosing the checkpoint a resume loads), :mod:`.verify`
+(checksums and reading a checkpoint whole), :mod:`.listing` (the checkpoints of a run),
+:mod:`.model_select` (which checkpoint or run a model comes from), :mod:`.retention`
+(housekeeping), :mod:`.faults` (fault injection for tests), :mod:`.writer_process` (a
+separate process that writes ``async_save`` checkpoints).
 
 A checkpoint is one directory per optimizer step under a checkpoint root
 (``<run>/checkpoints`` by default)::
@@ -41,7 +43,7 @@ A directory without a manifest whose checksums match is never loaded:
 :func:`load_latest_valid` skips it with a warning naming the file and falls
 back to the previous checkpoint. So is what distnn never writes there: a
 symlink as a ``step-N`` entry or a pointer (it may name another checkpoint),
-a named pipe or any other non-regular file in place of a file (read.py,
+a named pipe or any other non-regular file in place of a file (verify.py,
 distnn/train/regular_file.py).
 Files that are the same in every checkpoint of a run (``model.json``,
 ``config.toml``, the history's whole chunks) are hard links to the previous checkpoint's copy where the
