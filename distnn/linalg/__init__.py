@@ -1,0 +1,17 @@
+"""``distnn.linalg``: PyTorch's ``torch.linalg`` (2.13) for real matrices, differentiable, batched over leading dims.
+
+numpy's ``np.linalg`` computes on the CPU and cupy's ``cupy.linalg`` on a GPU; the gradients are PyTorch's
+formulas (``FunctionsManual.cpp``), written beside each forward. Results that PyTorch returns as named tuples
+are named tuples here (``slogdet`` -> ``(sign, logabsdet)``, ``eigh``, ``svd``, ``qr``). A singular or
+indefinite matrix raises :class:`LinAlgError` (a ``RuntimeError``, as ``torch.linalg.LinAlgError``) naming the
+batch element; integer inputs are refused as PyTorch refuses them.
+"""
+from ._common import LinAlgError
+from .cholesky import cholesky
+from .determinant import det, slogdet
+from .eigh import eigh, eigvalsh
+from .inverse import inv, solve
+from .qr import qr
+from .svd import svd, svdvals
+
+__all__ = ["LinAlgError", "cholesky", "det", "slogdet", "eigh", "eigvalsh", "inv", "solve", "qr", "svd", "svdvals"]
