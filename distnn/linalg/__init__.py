@@ -11,7 +11,16 @@ from .cholesky import cholesky
 from .determinant import det, slogdet
 from .eigh import eigh, eigvalsh
 from .inverse import inv, solve
+from .matrix_exp import matrix_exp
+from .norms import matrix_norm, norm, vector_norm
+from .pinv import matrix_rank, pinv
+from .products import cross, diagonal, matrix_power, multi_dot, vander
 from .qr import qr
 from .svd import svd, svdvals
+from .triangular import solve_triangular
 
-__all__ = ["LinAlgError", "cholesky", "det", "slogdet", "eigh", "eigvalsh", "inv", "solve", "qr", "svd", "svdvals"]
+__all__ = [
+    "LinAlgError", "cholesky", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv", "matrix_exp", "matrix_norm",
+    "matrix_power", "matrix_rank", "multi_dot", "norm", "pinv", "qr", "slogdet", "solve", "solve_triangular", "svd",
+    "svdvals", "vander", "vector_norm",
+]
