@@ -106,6 +106,12 @@ from .functional.einsum import bmm, einsum  # noqa: E402
 from .functional.rounding import ceil, floor, round, sign, trunc  # noqa: E402
 from .autograd.tensor_methods import allclose, equal  # noqa: E402
 
+# linear algebra: the package, and PyTorch's top-level names for some of it (torch.det, torch.inverse, ...)
+from . import linalg  # noqa: E402
+from .linalg.aliases import (  # noqa: E402
+    cholesky, det, inverse, logdet, matrix_exp, matrix_power, pinverse, slogdet,
+)
+
 clamp = clip
 
 _LAZY_SUBMODULES = {"nn", "optim", "distributed", "data", "train", "models", "testing", "cli"}
@@ -126,4 +132,5 @@ __all__ = [
     "functional", "backend", "get_array_module", "to_numpy", "float32", "float64",
     "cumsum", "prod", "logsumexp", "amax", "amin", "sort", "argsort", "topk", "index_select", "narrow", "flip",
     "roll", "bmm", "einsum", "round", "floor", "ceil", "sign", "trunc", "allclose", "equal",
+    "linalg", "det", "logdet", "slogdet", "inverse", "cholesky", "pinverse", "matrix_power", "matrix_exp",
 ]

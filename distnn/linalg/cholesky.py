@@ -1,5 +1,5 @@
-"""``cholesky``: ``A = L L^T`` for symmetric positive-definite ``A`` (only its lower triangle is read, as
-LAPACK's and PyTorch's), with PyTorch's gradient (Murray 2016, arXiv 1602.07527):
+"""``cholesky``: ``A = L L^T`` for symmetric positive-definite ``A`` (only its lower triangle is read; with
+``upper=True``, ``A = U^T U`` from its upper triangle, as LAPACK's and PyTorch's), with PyTorch's gradient (Murray 2016, arXiv 1602.07527):
 
     P = tril(L^T g_L), P = (P + tril(P, -1)^T) / 2  (the lower triangle mirrored, the diagonal halved),
     g_A = L^{-T} P L^{-1}  (symmetric)
@@ -49,6 +49,8 @@ class Cholesky(Function):
 
     def forward(self, a, upper=False, op="linalg.cholesky"):
         xp = get_array_module(a)
+        if upper:  # (the upper triangle of A is the lower one of A^T)
+            a = mT(a)
         try:
             low = xp.linalg.cholesky(a)
         except np.linalg.LinAlgError:

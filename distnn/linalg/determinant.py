@@ -2,7 +2,8 @@
 
 ``det``'s gradient is ``g * det(A) * A^{-T}``; written through the SVD ``A = U S Vh`` as
 ``g * sign * U diag(prod_{j != i} s_j) Vh`` (``sign = det(U) det(Vh)``) it is also right for a singular
-``A``, where PyTorch too switches to the SVD. ``slogdet``'s ``logabsdet`` and ``logdet`` have the gradient
+``A``: the cofactor matrix, which is not 0 for a matrix of rank n - 1 (PyTorch 2.13 gives 0 there, from its
+LU path; the finite differences agree with the cofactors). ``slogdet``'s ``logabsdet`` and ``logdet`` have the gradient
 ``g * A^{-T}`` (inf for a singular matrix, as PyTorch's); ``sign`` carries none.
 """
 from __future__ import annotations
