@@ -28,8 +28,7 @@ def _raise_singular_inv(a_host, op="linalg.inv"):
 def _raise_singular_solve(a_host):
     found = singular_element(a_host)
     index = found[0] if found is not None else 0
-    op = "linalg.solve" if a_host.ndim > 2 else "torch.linalg.solve"  # (PyTorch's two spellings)
-    raise LinAlgError(f"{op}: {batch_prefix(a_host.shape, index)}The solver failed because the input matrix "
+    raise LinAlgError(f"torch.linalg.solve: {batch_prefix(a_host.shape, index)}The solver failed because the input matrix "
                       f"is singular.")
 
 
