@@ -112,9 +112,12 @@ def matrix_power(A, n: int) -> Tensor:
         raise TypeError(f"linalg.matrix_power: n must be an integer, got {n!r}")
     n = int(n)
     xp = get_array_module(a)
-    if n == 0:
-        return Tensor(xp.broadcast_to(xp.eye(a.shape[-1], dtype=a.dtype), a.shape).copy())
     t = as_tensor(A)
+    if n == 0:  # the identity, still in the graph (a zero gradient), as PyTorch's copy into a clone of A
+        from distnn.functional.elementwise_choice import where
+
+        eye = xp.broadcast_to(xp.eye(a.shape[-1], dtype=a.dtype), a.shape)
+        return where(xp.ones(a.shape, dtype=bool), Tensor(eye.copy()), t) if t.requires_grad else Tensor(eye.copy())
     if n < 0:
         from .inverse import inv
 
