@@ -377,6 +377,9 @@ NEW_OPS = {
     "linalg_cross_vander_diagonal": ([_R8.standard_normal((2, 3)), _R8.standard_normal((1, 3))],
                                      lambda a, b: dn.linalg.cross(a, b) * dn.linalg.vander(a, N=4).sum()
                                      + dn.linalg.diagonal(a[:, :, None] * b[:, None, :], offset=1).sum()),
+    "linalg_lstsq_gelsd": ([_R8.standard_normal((2, 5, 3)), _R8.standard_normal((2, 5))],
+                           lambda a, b: dn.linalg.lstsq(a, b, driver="gelsd").solution.sum(-1)
+                           + dn.linalg.lstsq(a, b, driver="gelsd").residuals[..., 0]),
     "linalg_multi_dot": ([_R8.standard_normal(3), _R8.standard_normal((3, 4)), _R8.standard_normal((4, 2))],
                          lambda a, b, c: dn.linalg.multi_dot([a, b, c])),
 }

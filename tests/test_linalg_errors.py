@@ -97,13 +97,42 @@ REFUSALS = {
     "matrix_exp_not_square": (DL.matrix_exp, TL.matrix_exp, [np.ones((2, 3))]),
     "matrix_rank_1d": (DL.matrix_rank, TL.matrix_rank, [np.ones(3)]),
     "vander_0d": (DL.vander, TL.vander, [np.array(1.0)]),
+    "lstsq_driver": (lambda a, b: DL.lstsq(a, b, driver="x"), lambda a, b: TL.lstsq(a, b, driver="x"),
+                     [np.ones((3, 2)), np.ones((3, 1))]),
+    "lstsq_rows": (DL.lstsq, TL.lstsq, [np.ones((3, 2)), np.ones((4, 1))]),
+    "lstsq_dims": (DL.lstsq, TL.lstsq, [np.ones((3, 2)), np.ones((1, 3, 1))]),
+    "lstsq_vector_batch": (DL.lstsq, TL.lstsq, [np.ones((2, 4, 3)), np.ones((4, 2))]),
+    "inv_ex_check_errors": (lambda a: DL.inv_ex(a, check_errors=True), lambda a: TL.inv_ex(a, check_errors=True),
+                            [BATCH_SING]),
+    "cholesky_ex_check_errors": (lambda a: DL.cholesky_ex(a, check_errors=True),
+                                 lambda a: TL.cholesky_ex(a, check_errors=True), [-np.eye(2)]),
 }
 
 
 @pytest.mark.parametrize("name", list(REFUSALS))
 def test_refusals_match_pytorchs(name):
     fd, ft, arrays = REFUSALS[name]
-    same_refusal(fd, ft, *arrays, match="" if name == "vander_0d" else None)
+    gist = {"vander_0d": "", "lstsq_vector_batch": "must match the size of tensor b",
+            "inv_ex_check_errors": "(Batch element 1): The diagonal element 2 is zero",
+            "cholesky_ex_check_errors": "leading minor of order 1 is not positive-definite"}
+    same_refusal(fd, ft, *arrays, match=gist.get(name))
+
+
+def test_ex_variants_report_failures_in_info_as_torch():
+    a = np.stack([np.eye(2) * 2, SING, np.array([[4.0, 1.0], [1.0, -3.0]])])
+    for fd, ft in ((DL.inv_ex, TL.inv_ex), (DL.cholesky_ex, TL.cholesky_ex),
+                   (lambda x: DL.cholesky_ex(x, upper=True), lambda x: TL.cholesky_ex(x, upper=True))):
+        ours, theirs = fd(distnn.tensor(a)), ft(torch.tensor(a))
+        np.testing.assert_array_equal(ours[1].data, theirs[1].numpy())
+        assert ours[1].dtype == np.int32
+        ok = ours[1].data == 0
+        np.testing.assert_allclose(ours[0].data[ok], theirs[0][torch.tensor(ok)].numpy(), rtol=1e-12)
+        assert np.isnan(ours[0].data[~ok]).all()  # (PyTorch leaves LAPACK's partial results there)
+    t, u = distnn.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    DL.inv_ex(t).inverse[::2].sum().backward()
+    TL.inv_ex(u).inverse[::2].sum().backward()
+    np.testing.assert_allclose(t.grad[::2], u.grad[::2].numpy(), rtol=1e-12)
+    assert (t.grad[1] == 0).all()
 
 
 def test_pinv_refuses_a_vector_as_pytorch():

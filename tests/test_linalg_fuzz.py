@@ -86,6 +86,16 @@ def _solve(rng):
             [well(rng, ba + (n, n)), b], {})
 
 
+@op("lstsq")
+def _lstsq(rng):
+    m, n, k = int(rng.integers(1, 6)), int(rng.integers(1, 6)), int(rng.integers(1, 3))
+    driver = str(rng.choice(["gelsy", "gelsd", "gelss", "gels"]))
+    ba = batch(rng)
+    b = rng.standard_normal(ba + (m,) if rng.random() < 0.3 else ba + (m, k))
+    return (lambda a, x: DL.lstsq(a, x, driver=driver), lambda a, x: TL.lstsq(a, x, driver=driver),
+            [distinct(rng, ba + (m, n)), b], {})
+
+
 @op("cholesky")
 def _cholesky(rng):
     upper = bool(rng.integers(2))

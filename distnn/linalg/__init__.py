@@ -10,7 +10,9 @@ from ._common import LinAlgError
 from .cholesky import cholesky
 from .determinant import det, slogdet
 from .eigh import eigh, eigvalsh
+from .ex import cholesky_ex, inv_ex
 from .inverse import inv, solve
+from .lstsq import lstsq
 from .matrix_exp import matrix_exp
 from .norms import matrix_norm, norm, vector_norm
 from .pinv import matrix_rank, pinv
@@ -20,7 +22,7 @@ from .svd import svd, svdvals
 from .triangular import solve_triangular
 
 __all__ = [
-    "LinAlgError", "cholesky", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv", "matrix_exp", "matrix_norm",
+    "LinAlgError", "cholesky", "cholesky_ex", "inv_ex", "lstsq", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv", "matrix_exp", "matrix_norm",
     "matrix_power", "matrix_rank", "multi_dot", "norm", "pinv", "qr", "slogdet", "solve", "solve_triangular", "svd",
     "svdvals", "vander", "vector_norm",
 ]
