@@ -7,7 +7,6 @@ top-level aliases and Tensor methods. A seeded fuzz over shapes is in test_linal
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -16,7 +15,6 @@ torch = pytest.importorskip("torch")
 
 import distnn  # noqa: E402
 import distnn.linalg as DL  # noqa: E402
-from distnn.testing import check_grad  # noqa: E402
 
 TL = torch.linalg
 R = np.random.default_rng(26)
@@ -176,7 +174,14 @@ for _ord in (2, 1, 0, math.inf, -math.inf, 3, 0.5, 1.5, -1):
         CASES[f"vector_norm_{_ord}_{_dim}_{_keep}"] = (
             lambda x, o=_ord, d=_dim, k=_keep: DL.vector_norm(x, o, d, k),
             lambda x, o=_ord, d=_dim, k=_keep: TL.vector_norm(x, o, d, k), _WITH_ZERO)
+_TIES = np.array([[1.0, -3.0, 3.0], [0.0, 0.0, 0.0], [2.0, 2.0, -1.0], [-2.0, 1.0, 0.5]])
 CASES.update({
+    "vector_norm_inf_ties": (lambda x: DL.vector_norm(x, math.inf, 1), lambda x: TL.vector_norm(x, math.inf, 1),
+                             lambda: [_TIES]),  # (tied maxima share the gradient; a zero row gets it everywhere)
+    "vector_norm_-inf_ties": (lambda x: DL.vector_norm(x, -math.inf, 0), lambda x: TL.vector_norm(x, -math.inf, 0),
+                              lambda: [_TIES]),
+    "matrix_norm_inf_tied_rows": (lambda x: DL.matrix_norm(x, math.inf), lambda x: TL.matrix_norm(x, math.inf),
+                                  lambda: [_TIES[[0, 0, 2]]]),
     "norm_all_entries": (DL.norm, TL.norm, lambda: [R.standard_normal((2, 3, 4))]),
     "norm_matrix_ord": (lambda a: DL.norm(a, -2), lambda a: TL.norm(a, -2), lambda: [R.standard_normal((4, 3))]),
     "norm_vector_ord": (lambda a: DL.norm(a, 3), lambda a: TL.norm(a, 3), lambda: [R.standard_normal(5)]),

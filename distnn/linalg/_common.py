@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module, to_numpy, unwrap
+from distnn.backend import to_numpy, unwrap
 
 # PyTorch's names of the dtypes it refuses ("Got Long"), for the messages
 _TORCH_NAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",

@@ -51,7 +51,7 @@ class QR(Function):
             raise RuntimeError("The QR decomposition is not differentiable when mode='complete' and nrows > ncols.")
         if m >= n:
             return (_square_backward(xp, gq, gr, q, r),)
-        u, v = r[..., :m], r[..., m:]
+        u = r[..., :m]
         gu, gv = gr[..., :m], gr[..., m:]
         y = self.a_right
         gx = _square_backward(xp, gq + y @ mT(gv), gu, q, u)
