@@ -233,3 +233,16 @@ def test_top_level_aliases_and_tensor_methods_match_torch():
 def test_logdet_is_nan_for_a_negative_determinant_as_torch():
     a = np.diag([-1.0, 2.0, 3.0])
     assert math.isnan(float(distnn.logdet(distnn.tensor(a)).data)) and math.isnan(float(torch.logdet(torch.tensor(a))))
+
+
+@pytest.mark.parametrize("name", ["det", "slogdet", "inv", "cholesky", "eigh", "eigvalsh", "svd", "svdvals", "qr",
+                                  "pinv", "matrix_exp"])
+@pytest.mark.parametrize("shape", [(0, 0), (2, 0, 0), (0, 3, 3)])
+def test_empty_matrices_and_batches_give_torchs_shapes_and_values(name, shape):
+    d = getattr(DL, name)(distnn.tensor(np.zeros(shape), requires_grad=True))
+    t = getattr(TL, name)(torch.zeros(shape, dtype=torch.float64))
+    d, t = (d, t) if isinstance(d, tuple) else ((d,), (t,))
+    for ours, theirs in zip(d, t):
+        assert tuple(ours.shape) == tuple(theirs.shape)
+        np.testing.assert_allclose(np.asarray(ours.data), theirs.numpy())
+    sum(x.sum() for x in d if x.requires_grad).backward()  # (an empty gradient, no error)

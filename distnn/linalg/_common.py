@@ -112,7 +112,8 @@ def singular_element(a_host):
 
 def pack(xp, *arrays, batch):
     """The arrays flattened past the batch dims ``batch`` and joined along one last dim (one Function output)."""
-    return xp.concatenate([xp.reshape(a, batch + (-1,)) for a in arrays], axis=-1)
+    nb = len(batch)  # (sizes spelled out: -1 is ambiguous for an empty batch)
+    return xp.concatenate([xp.reshape(a, batch + (int(np.prod(a.shape[nb:])),)) for a in arrays], axis=-1)
 
 
 def unpack_grad(xp, g, shapes):
