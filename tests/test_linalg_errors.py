@@ -97,6 +97,7 @@ REFUSALS = {
     "matrix_exp_not_square": (DL.matrix_exp, TL.matrix_exp, [np.ones((2, 3))]),
     "matrix_rank_1d": (DL.matrix_rank, TL.matrix_rank, [np.ones(3)]),
     "vander_0d": (DL.vander, TL.vander, [np.array(1.0)]),
+    "solve_dtypes": (DL.solve, TL.solve, [np.eye(2), np.ones(2, dtype=np.float32)]),
     "lstsq_driver": (lambda a, b: DL.lstsq(a, b, driver="x"), lambda a, b: TL.lstsq(a, b, driver="x"),
                      [np.ones((3, 2)), np.ones((3, 1))]),
     "lstsq_rows": (DL.lstsq, TL.lstsq, [np.ones((3, 2)), np.ones((4, 1))]),

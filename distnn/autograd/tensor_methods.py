@@ -233,7 +233,7 @@ class TensorMethods:
 
     def cholesky(self, upper=False):
         """Deprecated in PyTorch (and here, with its warning) for :func:`distnn.linalg.cholesky`."""
-        return _linalg().cholesky(self, upper)
+        return _linalg().cholesky(self, upper, _stacklevel=3)
 
     # ------------------------------------------------------------ comparisons as one bool
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:

@@ -76,10 +76,10 @@ def cholesky(A, *, upper=False) -> Tensor:
     return Cholesky.apply(A, upper=bool(upper))
 
 
-def cholesky_deprecated(A, upper=False) -> Tensor:
+def cholesky_deprecated(A, upper=False, _stacklevel=2) -> Tensor:
     """``torch.cholesky`` (deprecated in PyTorch for :func:`distnn.linalg.cholesky`, with the same warning)."""
     warnings.warn("torch.cholesky is deprecated in favor of torch.linalg.cholesky and will be removed in a future "
                   "PyTorch release; distnn.cholesky(A, upper=True) is distnn.linalg.cholesky(A).mT",
-                  UserWarning, stacklevel=2)
+                  UserWarning, stacklevel=_stacklevel)
     square_float(A, "cholesky")
     return Cholesky.apply(A, upper=bool(upper), op="cholesky")
