@@ -115,7 +115,8 @@ CASES = {
                         lambda: [R.standard_normal((3, 5)), R.standard_normal((3, 2))]),
     "lstsq_rank_deficient": (DL.lstsq, TL.lstsq,
                              lambda: [R.standard_normal((5, 2)) @ R.standard_normal((2, 3)), R.standard_normal(5)]),
-    "cholesky_reads_lower": (DL.cholesky, TL.cholesky, lambda: [np.tril(spd(3, 3)) + np.triu(R.standard_normal((3, 3)), 1)]),
+    "cholesky_reads_lower": (DL.cholesky, TL.cholesky,
+                             lambda: [np.tril(spd(3, 3)) + np.triu(R.standard_normal((3, 3)), 1)]),
     "cholesky_upper_reads_upper": (lambda a: DL.cholesky(a, upper=True), lambda a: TL.cholesky(a, upper=True),
                                    lambda: [np.triu(spd(3, 3)) + np.tril(R.standard_normal((3, 3)), -1)]),
     "qr_tall": (DL.qr, TL.qr, lambda: [R.standard_normal((2, 5, 3))]),
@@ -125,7 +126,8 @@ CASES = {
     "qr_complete_square": (lambda a: DL.qr(a, "complete"), lambda a: TL.qr(a, "complete"),
                            lambda: [R.standard_normal((2, 4, 4))]),
     "eigvalsh": (DL.eigvalsh, TL.eigvalsh, lambda: [R.standard_normal((2, 4, 4))]),
-    "eigvalsh_upper": (lambda a: DL.eigvalsh(a, "U"), lambda a: TL.eigvalsh(a, "U"), lambda: [R.standard_normal((4, 4))]),
+    "eigvalsh_upper": (lambda a: DL.eigvalsh(a, "U"), lambda a: TL.eigvalsh(a, "U"),
+                       lambda: [R.standard_normal((4, 4))]),
     "svdvals": (DL.svdvals, TL.svdvals, lambda: [R.standard_normal((2, 5, 3))]),
     "pinv_tall": (DL.pinv, TL.pinv, lambda: [R.standard_normal((2, 5, 3))]),
     "pinv_wide": (DL.pinv, TL.pinv, lambda: [R.standard_normal((3, 5))]),
@@ -137,7 +139,8 @@ CASES = {
     "matrix_power_-2": (lambda a: DL.matrix_power(a, -2), lambda a: TL.matrix_power(a, -2), lambda: [well(2, 3, 3)]),
     "matrix_power_1": (lambda a: DL.matrix_power(a, 1), lambda a: TL.matrix_power(a, 1), lambda: [well(3, 3)]),
     "matrix_exp": (DL.matrix_exp, TL.matrix_exp, lambda: [R.standard_normal((3, 4, 4))]),
-    "matrix_exp_large_norm": (DL.matrix_exp, TL.matrix_exp, lambda: [R.standard_normal((2, 3, 3)) * [[[4.0]], [[0.01]]]]),
+    "matrix_exp_large_norm": (DL.matrix_exp, TL.matrix_exp,
+                              lambda: [R.standard_normal((2, 3, 3)) * [[[4.0]], [[0.01]]]]),
     "cross": (DL.cross, TL.cross, lambda: [R.standard_normal((4, 3)), R.standard_normal((1, 3))]),
     "cross_dim0": (lambda a, b: DL.cross(a, b, dim=0), lambda a, b: TL.cross(a, b, dim=0),
                    lambda: [R.standard_normal((3, 2)), R.standard_normal((3, 2))]),
@@ -219,7 +222,8 @@ def test_eigh_values_and_gauge_invariant_gradient_match_torch(opts, uplo):
     both(lambda t: DL.eigh(t, uplo), lambda t: TL.eigh(t, uplo), a, loss=eigh_loss, **opts)
     w, v = DL.eigh(distnn.tensor(a), uplo)
     np.testing.assert_allclose(w.data, TL.eigvalsh(torch.tensor(a), uplo).numpy(), rtol=1e-10, atol=1e-12)
-    sym = np.tril(a) + np.swapaxes(np.tril(a, -1), -1, -2) if uplo == "L" else np.triu(a) + np.swapaxes(np.triu(a, 1), -1, -2)
+    tri = np.tril(a) if uplo == "L" else np.triu(a)
+    sym = tri + np.swapaxes(tri, -1, -2) - a * np.eye(5)  # (the triangle read, mirrored)
     np.testing.assert_allclose((v.data * w.data[..., None, :]) @ np.swapaxes(v.data, -1, -2), sym, atol=1e-12)
 
 

@@ -165,7 +165,8 @@ def test_result_dtypes_and_named_tuples_are_pytorchs():
         assert ours._fields == fields and all(hasattr(theirs, f) for f in fields), name
     ints = np.array([[1, 2], [3, 4]])
     np.testing.assert_array_equal(DL.matrix_power(distnn.tensor(ints), 3).data, TL.matrix_power(torch.tensor(ints), 3))
-    np.testing.assert_array_equal(DL.vander(distnn.tensor(np.array([1, 2, 3]))).data, TL.vander(torch.tensor([1, 2, 3])))
+    np.testing.assert_array_equal(DL.vander(distnn.tensor(np.array([1, 2, 3]))).data,
+                                  TL.vander(torch.tensor([1, 2, 3])))
     sing = DL.slogdet(distnn.tensor(SING))
     assert float(sing.sign.data) == 0 and float(sing.logabsdet.data) == -math.inf
     np.testing.assert_array_equal(DL.matrix_rank(distnn.tensor(BATCH_SING)).data, [2, 1])
@@ -192,7 +193,8 @@ GRAD_CHECKS = {
                        [R.standard_normal((4, 4))]),
     "svd_products": (lambda a: (lambda u, s, vh: (u * s[..., None, :] ** 2) @ vh)(*DL.svd(a, full_matrices=False)),
                      [R.standard_normal((2, 5, 3))]),
-    "svd_full_wide": (lambda a: (lambda u, s, vh: u @ vh[..., :2, :] * s.sum())(*DL.svd(a)), [R.standard_normal((2, 4))]),
+    "svd_full_wide": (lambda a: (lambda u, s, vh: u @ vh[..., :2, :] * s.sum())(*DL.svd(a)),
+                      [R.standard_normal((2, 4))]),
     "pinv": (DL.pinv, [R.standard_normal((4, 3))]),
     "matrix_exp": (DL.matrix_exp, [R.standard_normal((2, 3, 3))]),
     "matrix_norm_nuc": (lambda a: DL.matrix_norm(a, "nuc"), [R.standard_normal((2, 3, 4))]),

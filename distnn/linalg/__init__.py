@@ -22,7 +22,7 @@ from .svd import svd, svdvals
 from .triangular import solve_triangular
 
 __all__ = [
-    "LinAlgError", "cholesky", "cholesky_ex", "inv_ex", "lstsq", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv", "matrix_exp", "matrix_norm",
-    "matrix_power", "matrix_rank", "multi_dot", "norm", "pinv", "qr", "slogdet", "solve", "solve_triangular", "svd",
-    "svdvals", "vander", "vector_norm",
+    "LinAlgError", "cholesky", "cholesky_ex", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv", "inv_ex", "lstsq",
+    "matrix_exp", "matrix_norm", "matrix_power", "matrix_rank", "multi_dot", "norm", "pinv", "qr", "slogdet", "solve",
+    "solve_triangular", "svd", "svdvals", "vander", "vector_norm",
 ]

@@ -1,5 +1,6 @@
 """``cholesky``: ``A = L L^T`` for symmetric positive-definite ``A`` (only its lower triangle is read; with
-``upper=True``, ``A = U^T U`` from its upper triangle, as LAPACK's and PyTorch's), with PyTorch's gradient (Murray 2016, arXiv 1602.07527):
+``upper=True``, ``A = U^T U`` from its upper triangle, as LAPACK's and PyTorch's), with PyTorch's gradient
+(Murray 2016, arXiv 1602.07527):
 
     P = tril(L^T g_L), P = (P + tril(P, -1)^T) / 2  (the lower triangle mirrored, the diagonal halved),
     g_A = L^{-T} P L^{-1}  (symmetric)

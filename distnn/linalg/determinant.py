@@ -23,7 +23,8 @@ linalg_slogdet = namedtuple("linalg_slogdet", ["sign", "logabsdet"])
 
 
 def _inverse_transpose(xp, a):
-    """``A^{-T} = U S^{-1} Vh`` through the SVD: finite for an invertible matrix, inf along a singular one (never raises)."""
+    """``A^{-T} = U S^{-1} Vh`` through the SVD: finite for an invertible matrix, inf along a singular one (never
+    raises)."""
     u, s, vh = xp.linalg.svd(a)
     with _quiet(xp):
         return (u / s[..., None, :]) @ vh

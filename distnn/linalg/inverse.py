@@ -28,8 +28,8 @@ def _raise_singular_inv(a_host, op="linalg.inv"):
 def _raise_singular_solve(a_host):
     found = singular_element(a_host)
     index = found[0] if found is not None else 0
-    raise LinAlgError(f"torch.linalg.solve: {batch_prefix(a_host.shape, index)}The solver failed because the input matrix "
-                      f"is singular.")
+    raise LinAlgError(f"torch.linalg.solve: {batch_prefix(a_host.shape, index)}The solver failed because the input "
+                      f"matrix is singular.")
 
 
 def inverse_array(xp, a, op="linalg.inv"):
