@@ -255,7 +255,8 @@ def test_backward_hooks_fire_on_every_rank_of_a_data_parallel_model():
         X_, Y_ = make_data()
         model = make_mlp(1)
         seen = []
-        model[2].register_full_backward_hook(lambda m, gi, go: seen.append((gi[0].numpy().copy(), go[0].numpy().copy())))
+        model[2].register_full_backward_hook(
+            lambda m, gi, go: seen.append((gi[0].numpy().copy(), go[0].numpy().copy())))
         dp = DataParallel(model, comm, weight_by_samples=False)
         mine = np.arange(comm.rank, 8, comm.size)
         F.cross_entropy(dp(Tensor(X_[mine])), Y_[mine]).backward()

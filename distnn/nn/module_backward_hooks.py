@@ -80,7 +80,8 @@ class BackwardHooks:
     def _backward_call(self):
         """A :class:`HookedCall` for one call of this module, or None when it has no backward hook."""
         d = self.__dict__
-        hooks, pre_hooks = tuple(d.get("_backward_hooks", {}).values()), tuple(d.get("_backward_pre_hooks", {}).values())
+        hooks = tuple(d.get("_backward_hooks", {}).values())
+        pre_hooks = tuple(d.get("_backward_pre_hooks", {}).values())
         return HookedCall(self, hooks, pre_hooks) if hooks or pre_hooks else None
 
 
