@@ -193,13 +193,13 @@ def test_binary_on_a_grid_of_edge_points_matches_pytorch(name):
 
 @pytest.mark.parametrize("name", list(BINARY))
 def test_binary_float32_with_mixed_dtypes_matches_pytorch(name):
-    """float32 against float64 gives float64, against int64 float32, against a number float32 (PyTorch's
-    promotion), values and gradients loosely."""
+    """float32 against float64 gives float64, against int64 (either side) float32 (PyTorch's promotion), values
+    and gradients loosely."""
     fa, fb = BINARY[name]
     a32, b = np.asarray(fa((3, 4)), np.float32), np.asarray(fb((3, 4)))
     bi = np.where(np.abs(b) < 1, 2, np.round(b)).astype(np.int64)
-    for other in (b.astype(np.float32), b.astype(np.float64), bi):
-        _compare(getattr(distnn, name), getattr(torch, name), [a32, other], 2e-5, grad=name not in NO_GRADIENT)
+    for pair in ([a32, b.astype(np.float32)], [a32, b.astype(np.float64)], [a32, bi], [bi, b.astype(np.float32)]):
+        _compare(getattr(distnn, name), getattr(torch, name), pair, 2e-5, grad=name not in NO_GRADIENT)
 
 
 def test_floor_divide_carries_no_gradient_as_pytorchs_which_has_no_derivative():

@@ -30,7 +30,7 @@ class _Binary(Function):
     def forward(self, a, b):
         _check_broadcast(a, b, type(self).__name__.lower())
         xp = get_array_module(a, b)
-        a, b = _on_device(xp, a, b)
+        a, b = _arrays(xp, *_on_device(xp, a, b))
         with _quiet(xp, over=True):  # (inf and NaN where PyTorch gives them, without numpy's warnings)
             out = self.compute(xp, a, b)
         self.a, self.b, self.out = a, b, out
@@ -42,6 +42,16 @@ class _Binary(Function):
             ga, gb = self.grads(xp, g, self.a, self.b, self.out)
         na, nb = self.needs_input_grad
         return (ga if na else None), (gb if nb else None)
+
+
+def _arrays(xp, a, b):
+    """``a`` and ``b`` as arrays: a number becomes a 0-d array of the other operand's dtype (the dtype it is
+    computed in, as PyTorch converts a scalar), so that every kernel sees arrays (cupy's want them)."""
+    if not hasattr(a, "shape"):
+        a = xp.asarray(a, dtype=b.dtype)
+    elif not hasattr(b, "shape"):
+        b = xp.asarray(b, dtype=a.dtype)
+    return a, b
 
 
 class Atan2(_Binary):
@@ -164,6 +174,8 @@ class Lerp(Function):
     def forward(self, start, end, weight):
         xp = get_array_module(start, end, weight)
         start, end, weight = _on_device(xp, start, end, weight)
+        if not hasattr(weight, "shape"):
+            weight = xp.asarray(weight, dtype=start.dtype)
         self.start, self.end, self.weight = start, end, weight
         diff = end - start
         return xp.where(abs(weight) < 0.5, start + weight * diff, end - diff * (1 - weight)).astype(
