@@ -1,7 +1,8 @@
-"""PyTorch's binary pointwise math (``torch.atan2``, ``hypot``, ``logaddexp``, ``xlogy``, ``copysign``, ``lerp``, ``fmax``/``fmin``, ...), broadcasting, with PyTorch's
-dtype promotion (:func:`~distnn.autograd.dtype_rules.torch_operands`) and its derivative formulas
-(``derivatives.yaml``) written as it writes them, so that the edge points agree: ``atan2``'s gradients at
-(0, 0) are 0 and ``hypot``'s NaN, ``xlogy``'s gradient at ``x = 0, y <= 0`` is 0, ``fmax``'s ties go to the first operand.
+"""PyTorch's binary pointwise math (``torch.atan2``, ``hypot``, ``logaddexp``, ``xlogy``, ``copysign``, ``lerp``,
+``fmax``/``fmin``, ...), broadcasting, with PyTorch's dtype promotion
+(:func:`~distnn.autograd.dtype_rules.torch_operands`) and its derivative formulas (``derivatives.yaml``) written
+as it writes them, so that the edge points agree: ``atan2``'s gradients at (0, 0) are 0 and ``hypot``'s NaN,
+``xlogy``'s gradient at ``x = 0, y <= 0`` is 0, ``fmax``'s ties go to the first operand.
 
 Either operand may be a number (PyTorch's function form wants a tensor second operand for ``atan2``, ``hypot``,
 ``logaddexp`` and ``fmax``/``fmin``; a number there is accepted here). Division and its remainders:
