@@ -1,7 +1,8 @@
 """PyTorch's pointwise math as Tensor methods (``x.sin()``, ``x.isnan()``, ``x.atan2(y)``, ...): a mixin of
 :class:`~distnn.autograd.tensor.Tensor`. Each method is the function of the same name in
 :mod:`distnn.functional.pointwise_unary`, :mod:`~distnn.functional.pointwise_binary`,
-:mod:`~distnn.functional.pointwise_division` or :mod:`~distnn.functional.predicates` with the tensor as its first argument.
+:mod:`~distnn.functional.pointwise_division` or :mod:`~distnn.functional.predicates`, with the tensor as its
+first argument.
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ _METHODS = {
         "rad2deg", "nan_to_num", "positive"),
     "pointwise_division": ("remainder", "fmod", "divide", "true_divide", "floor_divide"),
     "pointwise_binary": (
-        "atan2", "arctan2", "hypot", "multiply", "subtract", "logaddexp", "logaddexp2", "xlogy", "copysign", "fmax", "fmin", "lerp", "float_power",
-        "clamp_min", "clamp_max", "addcmul", "addcdiv"),
+        "atan2", "arctan2", "hypot", "multiply", "subtract", "logaddexp", "logaddexp2", "xlogy", "copysign", "fmax",
+        "fmin", "lerp", "float_power", "clamp_min", "clamp_max", "addcmul", "addcdiv"),
     "predicates": (
         "isnan", "isinf", "isfinite", "isposinf", "isneginf", "signbit", "isreal", "is_floating_point", "is_complex",
         "isclose", "lt", "le", "gt", "ge", "greater", "greater_equal", "less", "less_equal", "not_equal",

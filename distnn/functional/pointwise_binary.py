@@ -329,5 +329,5 @@ def addcdiv(input, tensor1, tensor2, *, value=1):  # noqa: A002
 
 
 arctan2 = atan2
-__all__ = ["atan2", "arctan2", "hypot", "multiply", "subtract", "logaddexp", "logaddexp2", "xlogy", "copysign", "fmax", "fmin", "lerp", "float_power",
-           "clamp_min", "clamp_max", "addcmul", "addcdiv"]
+__all__ = ["atan2", "arctan2", "hypot", "multiply", "subtract", "logaddexp", "logaddexp2", "xlogy", "copysign",
+           "fmax", "fmin", "lerp", "float_power", "clamp_min", "clamp_max", "addcmul", "addcdiv"]
