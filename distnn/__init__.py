@@ -105,6 +105,13 @@ from .functional.select import flip, index_select, narrow, roll  # noqa: E402
 from .functional.einsum import bmm, einsum  # noqa: E402
 from .functional.rounding import ceil, floor, round, sign, trunc  # noqa: E402
 from .autograd.tensor_methods import allclose, equal  # noqa: E402
+# pointwise math (torch.sin, torch.isnan, torch.atan2, ...): every name in the modules' __all__
+from .functional import pointwise_binary as _pw_binary, pointwise_division as _pw_division  # noqa: E402
+from .functional import pointwise_unary as _pw_unary, predicates as _pw_predicates  # noqa: E402
+from .functional.pointwise_unary import *  # noqa: E402,F401,F403
+from .functional.pointwise_binary import *  # noqa: E402,F401,F403
+from .functional.pointwise_division import *  # noqa: E402,F401,F403
+from .functional.predicates import *  # noqa: E402,F401,F403
 
 clamp = clip
 
@@ -126,4 +133,5 @@ __all__ = [
     "functional", "backend", "get_array_module", "to_numpy", "float32", "float64",
     "cumsum", "prod", "logsumexp", "amax", "amin", "sort", "argsort", "topk", "index_select", "narrow", "flip",
     "roll", "bmm", "einsum", "round", "floor", "ceil", "sign", "trunc", "allclose", "equal",
+    *_pw_unary.__all__, *_pw_binary.__all__, *_pw_division.__all__, *_pw_predicates.__all__,
 ]
