@@ -392,3 +392,20 @@ def test_refusals_as_pytorchs(call, torch_call, error):
 ])
 def test_gradients_pass_the_finite_difference_checker(fn, arrays):
     assert check_grad(fn, *arrays)
+
+
+def test_gelu_without_scipy_uses_the_whole_array_erf(monkeypatch):
+    # scipy is optional (the data extra brings it): GELU's exact form fell back to math.erf per element
+    import sys
+
+    import distnn.functional as F
+    from distnn.functional import _special
+
+    x = distnn.Tensor(np.linspace(-6, 6, 1001))
+    with_scipy = F.gelu(x).numpy()
+    calls = []
+    real = _special.erf_array
+    monkeypatch.setattr(_special, "erf_array", lambda a: calls.append(a.shape) or real(a))
+    monkeypatch.setitem(sys.modules, "scipy.special", None)  # (import fails as if scipy were missing)
+    np.testing.assert_allclose(F.gelu(x).numpy(), with_scipy, rtol=1e-14, atol=1e-15)
+    assert calls == [(1001,)]
