@@ -105,6 +105,19 @@ from .functional.select import flip, index_select, narrow, roll  # noqa: E402
 from .functional.einsum import bmm, einsum  # noqa: E402
 from .functional.rounding import ceil, floor, round, sign, trunc  # noqa: E402
 from .autograd.tensor_methods import allclose, equal  # noqa: E402
+# PyTorch's shape, matrix, indexing/scatter, reduction and creation functions (see README "Tensor functions")
+from .functional.shape_more import (  # noqa: E402
+    atleast_1d, atleast_2d, atleast_3d, broadcast_shapes, broadcast_tensors, diag, diag_embed, diagflat, diagonal,
+    dsplit, fliplr, flipud, hsplit, meshgrid, moveaxis, movedim, ravel, repeat_interleave, rot90, swapaxes, swapdims,
+    t, tensor_split, tile, trace, tril, triu, unbind, unflatten, vsplit,
+)
+from .functional.matrix_more import (  # noqa: E402
+    addbmm, addmm, addmv, baddbmm, cdist, cross, dot, ger, inner, kron, mm, mv, outer, tensordot, vdot,
+)
+from .functional.scatter import (  # noqa: E402
+    argwhere, index_add, index_copy, index_fill, masked_scatter, masked_select, nonzero, scatter, scatter_add,
+    scatter_reduce, take, take_along_dim,
+)
 
 clamp = clip
 
