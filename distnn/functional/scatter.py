@@ -33,7 +33,7 @@ def _check_index(a, index, dim, op, src=None):
     d = wrap_dim(dim, a.ndim, op)
     size = a.shape[d] if a.ndim else 1
     if index.size and (int(index.min()) < -size or int(index.max()) >= size):
-        raise IndexError(f"{op}: index {int(index.max()) if int(index.max()) >= size else int(index.min())} is out of "
+        raise RuntimeError(f"{op}: index {int(index.max()) if int(index.max()) >= size else int(index.min())} is out of "
                          f"bounds for dimension {d} with size {size}")
     if src is not None and src.ndim and any(index.shape[k] > src.shape[k] for k in range(index.ndim)):
         raise RuntimeError(f"{op}: Expected index {list(index.shape)} to be smaller than self {list(a.shape)} apart "
@@ -162,6 +162,7 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):  # noq
     """``torch.scatter_reduce``: ``src`` reduced ('sum', 'prod', 'mean', 'amax', 'amin') into ``input`` at the
     places ``index`` names; ``include_self=False`` leaves the input's own values at those places out. An
     integer 'mean' divides with floor, as PyTorch."""
+    reduce = {"max": "amax", "min": "amin"}.get(reduce, reduce)  # (PyTorch takes these spellings too)
     if reduce not in REDUCTIONS:
         raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
     x, s, idx, d = _operands(input, dim, index, src, "scatter_reduce")
