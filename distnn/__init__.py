@@ -118,6 +118,10 @@ from .functional.scatter import (  # noqa: E402
     argwhere, index_add, index_copy, index_fill, masked_scatter, masked_select, nonzero, scatter, scatter_add,
     scatter_reduce, take, take_along_dim,
 )
+from .functional.reduce_scan import (  # noqa: E402
+    aminmax, count_nonzero, cummax, cummin, cumprod, diff, logcumsumexp, nanmean, nansum, std_mean, var_mean,
+)
+from .functional.order_stats import kthvalue, median, mode, nanmedian, nanquantile, quantile  # noqa: E402
 
 clamp = clip
 

@@ -16,6 +16,9 @@ _METHODS = {
                     "kron", "cross"),
     "scatter": ("scatter", "scatter_add", "scatter_reduce", "index_add", "index_copy", "index_fill",
                 "masked_select", "masked_scatter", "take", "take_along_dim", "nonzero", "argwhere"),
+    "reduce_scan": ("cumprod", "cummax", "cummin", "logcumsumexp", "diff", "count_nonzero", "nansum", "nanmean",
+                    "aminmax"),
+    "order_stats": ("median", "nanmedian", "kthvalue", "mode", "quantile", "nanquantile"),
 }
 
 
