@@ -19,6 +19,8 @@ _METHODS = {
     "reduce_scan": ("cumprod", "cummax", "cummin", "logcumsumexp", "diff", "count_nonzero", "nansum", "nanmean",
                     "aminmax"),
     "order_stats": ("median", "nanmedian", "kthvalue", "mode", "quantile", "nanquantile"),
+    "counting": ("unique", "unique_consecutive", "bincount", "histc"),
+    "creation": ("bernoulli", "multinomial"),
 }
 
 

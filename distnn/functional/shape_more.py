@@ -75,6 +75,9 @@ def diagonal(input, offset=0, dim1=0, dim2=1):  # noqa: A002
     return x.permute(*rest, d1, d2)[(Ellipsis, rows, cols)]
 
 
+_diagonal = diagonal  # (for diag, whose argument of that name hides it)
+
+
 class DiagEmbed(Function):
     """The last dim of ``a`` written on diagonal ``offset`` of new matrices in dims ``dim1``, ``dim2`` (zeros
     elsewhere); backward reads that diagonal back."""
@@ -114,7 +117,7 @@ def diag(input, diagonal=0):  # noqa: A002 - PyTorch's names
     if x.ndim == 1:
         return DiagEmbed.apply(x, offset=int(diagonal), dim1=0, dim2=1)
     if x.ndim == 2:
-        return globals()["diagonal"](x, diagonal)
+        return _diagonal(x, diagonal)
     raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {x.ndim}D")
 
 
