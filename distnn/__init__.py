@@ -135,3 +135,42 @@ __all__ = [
     "roll", "bmm", "einsum", "round", "floor", "ceil", "sign", "trunc", "allclose", "equal",
     *_pw_unary.__all__, *_pw_binary.__all__, *_pw_division.__all__, *_pw_predicates.__all__,
 ]
+
+# PyTorch's shape, matrix, indexing/scatter, reduction and creation functions (see README "Tensor functions")
+from .functional.shape_more import (  # noqa: E402
+    atleast_1d, atleast_2d, atleast_3d, broadcast_shapes, broadcast_tensors, diag, diag_embed, diagflat, diagonal,
+    dsplit, fliplr, flipud, hsplit, meshgrid, moveaxis, movedim, ravel, repeat_interleave, rot90, swapaxes, swapdims,
+    t, tensor_split, tile, trace, tril, triu, unbind, unflatten, vsplit,
+)
+from .functional.matrix_more import (  # noqa: E402
+    addbmm, addmm, addmv, baddbmm, cdist, cross, dot, ger, inner, kron, mm, mv, outer, tensordot, vdot,
+)
+from .functional.scatter import (  # noqa: E402
+    argwhere, index_add, index_copy, index_fill, masked_scatter, masked_select, nonzero, scatter, scatter_add,
+    scatter_reduce, take, take_along_dim,
+)
+from .functional.reduce_scan import (  # noqa: E402
+    aminmax, count_nonzero, cummax, cummin, cumprod, diff, logcumsumexp, nanmean, nansum, std_mean, var_mean,
+)
+from .functional.order_stats import kthvalue, median, mode, nanmedian, nanquantile, quantile  # noqa: E402
+from .functional.counting import bincount, bucketize, histc, searchsorted, unique, unique_consecutive  # noqa: E402
+from .functional.creation import (  # noqa: E402
+    bernoulli, empty, empty_like, eye, full_like, linspace, logspace, multinomial, rand_like, randint, randint_like,
+    randn_like, randperm,
+)
+
+__all__ += [
+    "atleast_1d", "atleast_2d", "atleast_3d", "broadcast_shapes", "broadcast_tensors", "diag", "diag_embed",
+    "diagflat", "diagonal", "dsplit", "fliplr", "flipud", "hsplit", "meshgrid", "moveaxis", "movedim", "ravel",
+    "repeat_interleave", "rot90", "swapaxes", "swapdims", "t", "tensor_split", "tile", "trace", "tril", "triu",
+    "unbind", "unflatten", "vsplit",
+    "addbmm", "addmm", "addmv", "baddbmm", "cdist", "cross", "dot", "ger", "inner", "kron", "mm", "mv", "outer",
+    "tensordot", "vdot",
+    "argwhere", "index_add", "index_copy", "index_fill", "masked_scatter", "masked_select", "nonzero", "scatter",
+    "scatter_add", "scatter_reduce", "take", "take_along_dim",
+    "aminmax", "count_nonzero", "cummax", "cummin", "cumprod", "diff", "logcumsumexp", "nanmean", "nansum",
+    "std_mean", "var_mean", "kthvalue", "median", "mode", "nanmedian", "nanquantile", "quantile",
+    "bincount", "bucketize", "histc", "searchsorted", "unique", "unique_consecutive",
+    "bernoulli", "empty", "empty_like", "eye", "full_like", "linspace", "logspace", "multinomial", "rand_like",
+    "randint", "randint_like", "randn_like", "randperm",
+]

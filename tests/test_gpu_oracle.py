@@ -167,6 +167,12 @@ _SD_FLOAT = _R5.standard_normal((4, 6))
 _SD_FLOAT[2, :3] = -np.inf
 
 
+_R8 = np.random.default_rng(31)
+_REPEATS = np.array([2, 0, 3])
+_SCATTER_I = np.array([[0, 1, 3], [0, 0, 3], [2, 1, 1], [3, 1, 0], [2, 2, 3], [0, 1, 1]])
+_TAKE_I = np.array([[0, 2, 1, 1], [2, 0, 0, 1]])
+_CUMPROD_X = _R8.standard_normal((3, 6))
+_CUMPROD_X[0, 2] = _CUMPROD_X[1, 1] = _CUMPROD_X[1, 4] = 0.0  # (one zero, two zeros in a row)
 _R7 = np.random.default_rng(29)
 # equal rows (a pair at distance 0), tied |differences| for p = inf, coordinates that agree (p < 1)
 _PDIST_X = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [0.0, 2.0, 5.0], [1.0, 0.0, 4.0], [-1.0, 2.0, 1.0]])
@@ -367,6 +373,36 @@ NEW_OPS = {
                     lambda a, b: dn.float_power(a, b).astype(a.dtype)),
     "addcmul_addcdiv": ([_R8.standard_normal((3, 1)), _R8.standard_normal((1, 4)), _R8.uniform(0.5, 2.0, (3, 4))],
                         lambda a, b, c: dn.addcmul(a, b, c, value=0.5) + dn.addcdiv(a, b, c, value=-2)),
+    # --- new with PyTorch's shape/matrix/scatter/reduction functions (static review): index grids built with
+    # the input's array module, cupyx scatter_add/max/min (scatter-multiply through logs), log-step scans
+    "tril_triu": ([_R8.standard_normal((2, 3, 4))], lambda x: dn.tril(x, 1) - dn.triu(x, -1) * 2),
+    "diagonal_diag_embed": ([_R8.standard_normal((2, 3, 4))],
+                            lambda x: dn.diag_embed(dn.diagonal(x, 1, 0, 2), -1, 0, 2)),
+    "repeat_interleave_rot90": ([_R8.standard_normal((3, 4))],
+                                lambda x: dn.rot90(dn.repeat_interleave(x, _REPEATS, 0), 1, (0, 1))),
+    "kron_tensordot": ([_R8.standard_normal((2, 3)), _R8.standard_normal((3, 2))],
+                       lambda a, b: dn.tensordot(dn.kron(a, b), dn.kron(b, a), dims=([1], [0]))),
+    "baddbmm_cross": ([_R8.standard_normal((2, 3, 3)), _R8.standard_normal((2, 3, 4)), _R8.standard_normal((2, 4, 3))],
+                      lambda i, a, b: dn.cross(dn.baddbmm(i, a, b, beta=0.5, alpha=2.0), i, dim=1)),
+    "cdist_p1_5": ([_R8.standard_normal((2, 4, 3)), _R8.standard_normal((2, 5, 3))], lambda a, b: dn.cdist(a, b, 1.5)),
+    "scatter_reduce_amax_ties": ([np.round(_R8.standard_normal((4, 3))), np.round(_R8.standard_normal((6, 3)))],
+                                 lambda x, s: dn.scatter_reduce(x, 0, _SCATTER_I, s, "amax", include_self=False)),
+    "scatter_reduce_prod": ([_R8.standard_normal((4, 3)), _R8.standard_normal((6, 3))],
+                            lambda x, s: dn.scatter_reduce(x, 0, _SCATTER_I, s, "prod")),
+    "scatter_reduce_mean_index_add": ([_R8.standard_normal((4, 3)), _R8.standard_normal((6, 3))],
+                                      lambda x, s: dn.index_add(dn.scatter_reduce(x, 0, _SCATTER_I, s, "mean"), 0,
+                                                                _SCATTER_I[:, 0], s)),
+    "masked_scatter_take_along_dim": ([_R8.standard_normal((3, 4)), _R8.standard_normal(12)],
+                                      lambda x, s: dn.take_along_dim(dn.masked_scatter(x, x > 0, s),
+                                                                     _TAKE_I, 0)),
+    "cumprod_zeros": ([_CUMPROD_X], lambda x: dn.cumprod(x, 1)),
+    "cummax_logcumsumexp": ([np.round(_R8.standard_normal((3, 6)))],
+                            lambda x: dn.cummax(x, 1).values + dn.logcumsumexp(x * 20, 1)),
+    "median_kthvalue_mode": ([_R8.permutation(20).reshape(4, 5) * 0.3],
+                             lambda x: dn.median(x, 1).values + dn.kthvalue(x, 2, 1).values + dn.mode(x, 1).values),
+    "quantile_linear": ([_R8.standard_normal((4, 7))],
+                        lambda x: dn.quantile(x, dn.Tensor(_on(backend.device_of(x.data), np.array([0.1, 0.5, 0.9],
+                                                                                                    x.dtype))), dim=1)),
 }
 
 
