@@ -105,6 +105,13 @@ from .functional.select import flip, index_select, narrow, roll  # noqa: E402
 from .functional.einsum import bmm, einsum  # noqa: E402
 from .functional.rounding import ceil, floor, round, sign, trunc  # noqa: E402
 from .autograd.tensor_methods import allclose, equal  # noqa: E402
+# pointwise math (torch.sin, torch.isnan, torch.atan2, ...): every name in the modules' __all__
+from .functional import pointwise_binary as _pw_binary, pointwise_division as _pw_division  # noqa: E402
+from .functional import pointwise_unary as _pw_unary, predicates as _pw_predicates  # noqa: E402
+from .functional.pointwise_unary import *  # noqa: E402,F401,F403
+from .functional.pointwise_binary import *  # noqa: E402,F401,F403
+from .functional.pointwise_division import *  # noqa: E402,F401,F403
+from .functional.predicates import *  # noqa: E402,F401,F403
 
 # linear algebra: the package, and PyTorch's top-level names for some of it (torch.det, torch.inverse, ...)
 from . import linalg  # noqa: E402
@@ -133,4 +140,44 @@ __all__ = [
     "cumsum", "prod", "logsumexp", "amax", "amin", "sort", "argsort", "topk", "index_select", "narrow", "flip",
     "roll", "bmm", "einsum", "round", "floor", "ceil", "sign", "trunc", "allclose", "equal",
     "linalg", "det", "logdet", "slogdet", "inverse", "cholesky", "pinverse", "matrix_power", "matrix_exp",
+    *_pw_unary.__all__, *_pw_binary.__all__, *_pw_division.__all__, *_pw_predicates.__all__,
+]
+
+# PyTorch's shape, matrix, indexing/scatter, reduction and creation functions (see README "Tensor functions")
+from .functional.shape_more import (  # noqa: E402
+    atleast_1d, atleast_2d, atleast_3d, broadcast_shapes, broadcast_tensors, diag, diag_embed, diagflat, diagonal,
+    dsplit, fliplr, flipud, hsplit, meshgrid, moveaxis, movedim, ravel, repeat_interleave, rot90, swapaxes, swapdims,
+    t, tensor_split, tile, trace, tril, triu, unbind, unflatten, vsplit,
+)
+from .functional.matrix_more import (  # noqa: E402
+    addbmm, addmm, addmv, baddbmm, cdist, cross, dot, ger, inner, kron, mm, mv, outer, tensordot, vdot,
+)
+from .functional.scatter import (  # noqa: E402
+    argwhere, index_add, index_copy, index_fill, masked_scatter, masked_select, nonzero, scatter, scatter_add,
+    scatter_reduce, take, take_along_dim,
+)
+from .functional.reduce_scan import (  # noqa: E402
+    aminmax, count_nonzero, cummax, cummin, cumprod, diff, logcumsumexp, nanmean, nansum, std_mean, var_mean,
+)
+from .functional.order_stats import kthvalue, median, mode, nanmedian, nanquantile, quantile  # noqa: E402
+from .functional.counting import bincount, bucketize, histc, searchsorted, unique, unique_consecutive  # noqa: E402
+from .functional.creation import (  # noqa: E402
+    bernoulli, empty, empty_like, eye, full_like, linspace, logspace, multinomial, rand_like, randint, randint_like,
+    randn_like, randperm,
+)
+
+__all__ += [
+    "atleast_1d", "atleast_2d", "atleast_3d", "broadcast_shapes", "broadcast_tensors", "diag", "diag_embed",
+    "diagflat", "diagonal", "dsplit", "fliplr", "flipud", "hsplit", "meshgrid", "moveaxis", "movedim", "ravel",
+    "repeat_interleave", "rot90", "swapaxes", "swapdims", "t", "tensor_split", "tile", "trace", "tril", "triu",
+    "unbind", "unflatten", "vsplit",
+    "addbmm", "addmm", "addmv", "baddbmm", "cdist", "cross", "dot", "ger", "inner", "kron", "mm", "mv", "outer",
+    "tensordot", "vdot",
+    "argwhere", "index_add", "index_copy", "index_fill", "masked_scatter", "masked_select", "nonzero", "scatter",
+    "scatter_add", "scatter_reduce", "take", "take_along_dim",
+    "aminmax", "count_nonzero", "cummax", "cummin", "cumprod", "diff", "logcumsumexp", "nanmean", "nansum",
+    "std_mean", "var_mean", "kthvalue", "median", "mode", "nanmedian", "nanquantile", "quantile",
+    "bincount", "bucketize", "histc", "searchsorted", "unique", "unique_consecutive",
+    "bernoulli", "empty", "empty_like", "eye", "full_like", "linspace", "logspace", "multinomial", "rand_like",
+    "randint", "randint_like", "randn_like", "randperm",
 ]

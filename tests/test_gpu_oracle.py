@@ -167,14 +167,26 @@ _SD_FLOAT = _R5.standard_normal((4, 6))
 _SD_FLOAT[2, :3] = -np.inf
 
 
+_R8 = np.random.default_rng(31)
+_REPEATS = np.array([2, 0, 3])
+_SCATTER_I = np.array([[0, 1, 3], [0, 0, 3], [2, 1, 1], [3, 1, 0], [2, 2, 3], [0, 1, 1]])
+_TAKE_I = np.array([[0, 2, 1, 1], [2, 0, 0, 1]])
+_CUMPROD_X = _R8.standard_normal((3, 6))
+_CUMPROD_X[0, 2] = _CUMPROD_X[1, 1] = _CUMPROD_X[1, 4] = 0.0  # (one zero, two zeros in a row)
 _R7 = np.random.default_rng(29)
 # equal rows (a pair at distance 0), tied |differences| for p = inf, coordinates that agree (p < 1)
 _PDIST_X = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [0.0, 2.0, 5.0], [1.0, 0.0, 4.0], [-1.0, 2.0, 1.0]])
+# pointwise math (sin ... erfinv, atan2, xlogy, fmax, ...): erf/erfc/erfinv are cupyx.scipy.special's on the GPU
+# (distnn's own series on the CPU); the edge rows hold zeros and ties where PyTorch's gradient conventions apply
+_R8 = np.random.default_rng(31)
+_PW_UNIT = _R8.uniform(-0.95, 0.95, (3, 4))
+_PW_EDGE_A = np.array([[0.0, 0.0, 1.0, -2.0], [0.5, 3.0, 0.0, -1.0]])
+_PW_EDGE_B = np.array([[0.0, 1.5, 1.0, -2.0], [-0.5, 0.0, 2.0, 4.0]])
 # New with distnn.linalg (static review, no GPU here): cupy.linalg's batched factorizations, the Functions whose
 # outputs are packed into one array and sliced, diagonal writes in the backwards, solve's broadcast batch dims
-_R8 = np.random.default_rng(26)
-_WELL = _R8.standard_normal((2, 4, 4)) + 4 * np.eye(4)
-_SYM = _R8.standard_normal((2, 4, 4))
+_R_LA = np.random.default_rng(26)
+_LA_WELL = _R_LA.standard_normal((2, 4, 4)) + 4 * np.eye(4)
+_LA_SYM = _R_LA.standard_normal((2, 4, 4))
 
 
 def _eigh_projector(a):
@@ -351,36 +363,93 @@ NEW_OPS = {
                                               a, p, n, distance_function=lambda u, v: 1.0 - F.cosine_similarity(u, v),
                                               margin=0.5, swap=True)),
     "upsample_bilinear": ([_IMG], lambda x: F.upsample_bilinear(x, scale_factor=1.5)),
-    # --- new with distnn.linalg (static review; see _R8)
-    "linalg_det_slogdet": ([_WELL], lambda a: dn.linalg.det(a) + dn.linalg.slogdet(a).logabsdet),
+    # --- new with the pointwise math (static review): one elementwise kernel each; see _R8
+    "pointwise_trig": ([_R8.standard_normal((3, 4))],
+                       lambda x: x.sin() * x.cos() + dn.tan(x * 0.4) + dn.atan(x) + x.sinh() - dn.cosh(x * 0.5)),
+    "pointwise_inverse_trig": ([_PW_UNIT], lambda x: dn.asin(x) + x.acos() * dn.atanh(x) + dn.asinh(x * 3)
+                               + dn.acosh(x.abs() + 1.5)),
+    "pointwise_logs_exps": ([_R8.uniform(0.1, 3.0, (3, 4))], lambda x: x.log1p() + dn.expm1(x) - x.log2() * dn.log10(x)
+                            + dn.exp2(x) + x.rsqrt() + dn.reciprocal(x) + x.square()),
+    "pointwise_erf_family": ([_PW_UNIT * 2], lambda x: dn.erf(x) + x.erfc() * 3),
+    "pointwise_erfinv": ([_PW_UNIT], dn.erfinv),
+    "pointwise_logit_sinc_misc": ([_PW_UNIT], lambda x: dn.logit(x.abs(), eps=0.1) + dn.sinc(x * 2) + x.frac()
+                                  + dn.deg2rad(x) + x.rad2deg() + dn.nan_to_num(x) + dn.sgn(x) - x.neg()),
+    "atan2_origin": ([_PW_EDGE_A, _PW_EDGE_B], dn.atan2),  # (zero gradients at (0, 0), as PyTorch's)
+    "hypot": ([_R8.standard_normal((3, 4)), _R8.standard_normal((3, 1))], dn.hypot),
+    "remainder_fmod_divide": ([_R8.standard_normal((3, 4)) * 4, _R8.uniform(0.5, 2.0, (4,)) * np.array([1, -1, 1, -1])],
+                              lambda a, b: dn.remainder(a, b) + dn.fmod(a, b) + dn.divide(a, b, rounding_mode="trunc")
+                              + dn.true_divide(a, b)),
+    "logaddexp_pair": ([_R8.standard_normal((3, 4)) * 5, _R8.standard_normal((1, 4)) * 5],
+                       lambda a, b: dn.logaddexp(a, b) + dn.logaddexp2(a, b)),
+    "xlogy_zero_x": ([_PW_EDGE_A, _R8.uniform(0.5, 2.0, (2, 4))], dn.xlogy),
+    "copysign_fmax_fmin_ties": ([_PW_EDGE_A, _PW_EDGE_B], lambda a, b: dn.copysign(a, b) + dn.fmax(a, b) * 2
+                                + dn.fmin(a, b)),
+    "lerp_tensor_weight": ([_R8.standard_normal((3, 4)), _R8.standard_normal((3, 4)), _R8.uniform(-0.5, 1.5, (4,))],
+                           dn.lerp),
+    "float_power": ([_R8.uniform(0.5, 2.0, (3, 4)), _R8.standard_normal((3, 4))],
+                    lambda a, b: dn.float_power(a, b).astype(a.dtype)),
+    "addcmul_addcdiv": ([_R8.standard_normal((3, 1)), _R8.standard_normal((1, 4)), _R8.uniform(0.5, 2.0, (3, 4))],
+                        lambda a, b, c: dn.addcmul(a, b, c, value=0.5) + dn.addcdiv(a, b, c, value=-2)),
+    # --- new with PyTorch's shape/matrix/scatter/reduction functions (static review): index grids built with
+    # the input's array module, cupyx scatter_add/max/min (scatter-multiply through logs), log-step scans
+    "tril_triu": ([_R8.standard_normal((2, 3, 4))], lambda x: dn.tril(x, 1) - dn.triu(x, -1) * 2),
+    "diagonal_diag_embed": ([_R8.standard_normal((2, 3, 4))],
+                            lambda x: dn.diag_embed(dn.diagonal(x, 1, 0, 2), -1, 0, 2)),
+    "repeat_interleave_rot90": ([_R8.standard_normal((3, 4))],
+                                lambda x: dn.rot90(dn.repeat_interleave(x, _REPEATS, 0), 1, (0, 1))),
+    "kron_tensordot": ([_R8.standard_normal((2, 3)), _R8.standard_normal((3, 2))],
+                       lambda a, b: dn.tensordot(dn.kron(a, b), dn.kron(b, a), dims=([1], [0]))),
+    "baddbmm_cross": ([_R8.standard_normal((2, 3, 3)), _R8.standard_normal((2, 3, 4)), _R8.standard_normal((2, 4, 3))],
+                      lambda i, a, b: dn.cross(dn.baddbmm(i, a, b, beta=0.5, alpha=2.0), i, dim=1)),
+    "cdist_p1_5": ([_R8.standard_normal((2, 4, 3)), _R8.standard_normal((2, 5, 3))], lambda a, b: dn.cdist(a, b, 1.5)),
+    "scatter_reduce_amax_ties": ([np.round(_R8.standard_normal((4, 3))), np.round(_R8.standard_normal((6, 3)))],
+                                 lambda x, s: dn.scatter_reduce(x, 0, _SCATTER_I, s, "amax", include_self=False)),
+    "scatter_reduce_prod": ([_R8.standard_normal((4, 3)), _R8.standard_normal((6, 3))],
+                            lambda x, s: dn.scatter_reduce(x, 0, _SCATTER_I, s, "prod")),
+    "scatter_reduce_mean_index_add": ([_R8.standard_normal((4, 3)), _R8.standard_normal((6, 3))],
+                                      lambda x, s: dn.index_add(dn.scatter_reduce(x, 0, _SCATTER_I, s, "mean"), 0,
+                                                                _SCATTER_I[:, 0], s)),
+    "masked_scatter_take_along_dim": ([_R8.standard_normal((3, 4)), _R8.standard_normal(12)],
+                                      lambda x, s: dn.take_along_dim(dn.masked_scatter(x, x > 0, s),
+                                                                     _TAKE_I, 0)),
+    "cumprod_zeros": ([_CUMPROD_X], lambda x: dn.cumprod(x, 1)),
+    "cummax_logcumsumexp": ([np.round(_R8.standard_normal((3, 6)))],
+                            lambda x: dn.cummax(x, 1).values + dn.logcumsumexp(x * 20, 1)),
+    "median_kthvalue_mode": ([_R8.permutation(20).reshape(4, 5) * 0.3],
+                             lambda x: dn.median(x, 1).values + dn.kthvalue(x, 2, 1).values + dn.mode(x, 1).values),
+    "quantile_linear": ([_R8.standard_normal((4, 7))],
+                        lambda x: dn.quantile(x, dn.Tensor(_on(backend.device_of(x.data), np.array([0.1, 0.5, 0.9],
+                                                                                                    x.dtype))), dim=1)),
+    # --- new with distnn.linalg (static review; see _R_LA)
+    "linalg_det_slogdet": ([_LA_WELL], lambda a: dn.linalg.det(a) + dn.linalg.slogdet(a).logabsdet),
     "linalg_det_singular": ([np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]])], dn.linalg.det),
-    "linalg_inv": ([_WELL], dn.linalg.inv),
-    "linalg_solve_broadcast": ([_WELL[:1], _R8.standard_normal((3, 1, 4, 2))], dn.linalg.solve),
-    "linalg_solve_vector_right": ([_WELL, _R8.standard_normal((2, 3, 4))],
+    "linalg_inv": ([_LA_WELL], dn.linalg.inv),
+    "linalg_solve_broadcast": ([_LA_WELL[:1], _R_LA.standard_normal((3, 1, 4, 2))], dn.linalg.solve),
+    "linalg_solve_vector_right": ([_LA_WELL, _R_LA.standard_normal((2, 3, 4))],
                                   lambda a, b: dn.linalg.solve(a, b, left=False)),
-    "linalg_cholesky_upper": ([_WELL], lambda a: dn.linalg.cholesky(a @ a.mT, upper=True)),
-    "linalg_qr_wide": ([_R8.standard_normal((2, 3, 5))], lambda a: dn.linalg.qr(a).Q.sum() + dn.linalg.qr(a).R),
-    "linalg_eigh_projector": ([_SYM], _eigh_projector),
-    "linalg_eigvalsh_upper": ([_SYM], lambda a: dn.linalg.eigvalsh(a, UPLO="U")),
-    "linalg_svd_product": ([_R8.standard_normal((2, 5, 3))], _svd_product),
-    "linalg_svdvals_pinv": ([_R8.standard_normal((2, 3, 5))], lambda a: dn.linalg.pinv(a) * dn.linalg.svdvals(a).sum()),
-    "linalg_matrix_norms": ([_R8.standard_normal((2, 4, 3))],
+    "linalg_cholesky_upper": ([_LA_WELL], lambda a: dn.linalg.cholesky(a @ a.mT, upper=True)),
+    "linalg_qr_wide": ([_R_LA.standard_normal((2, 3, 5))], lambda a: dn.linalg.qr(a).Q.sum() + dn.linalg.qr(a).R),
+    "linalg_eigh_projector": ([_LA_SYM], _eigh_projector),
+    "linalg_eigvalsh_upper": ([_LA_SYM], lambda a: dn.linalg.eigvalsh(a, UPLO="U")),
+    "linalg_svd_product": ([_R_LA.standard_normal((2, 5, 3))], _svd_product),
+    "linalg_svdvals_pinv": ([_R_LA.standard_normal((2, 3, 5))], lambda a: dn.linalg.pinv(a) * dn.linalg.svdvals(a).sum()),
+    "linalg_matrix_norms": ([_R_LA.standard_normal((2, 4, 3))],
                             lambda a: dn.linalg.matrix_norm(a, "nuc") + dn.linalg.matrix_norm(a, float("inf"))
                             + dn.linalg.matrix_norm(a, -2) + dn.linalg.vector_norm(a, 3, dim=(0, 2)).sum()),
     "linalg_vector_norm_inf_ties": ([np.array([[1.0, -3.0, 3.0], [0.0, 0.0, 0.0]])],
                                     lambda a: dn.linalg.vector_norm(a, float("inf"), dim=1)),
-    "linalg_matrix_exp": ([_R8.standard_normal((2, 3, 3)) * [[[4.0]], [[0.1]]]], dn.linalg.matrix_exp),
-    "linalg_matrix_power": ([_WELL / 4], lambda a: dn.linalg.matrix_power(a, 3) + dn.linalg.matrix_power(a, -2)),
-    "linalg_solve_triangular": ([_WELL, _R8.standard_normal((2, 3, 4))],
+    "linalg_matrix_exp": ([_R_LA.standard_normal((2, 3, 3)) * [[[4.0]], [[0.1]]]], dn.linalg.matrix_exp),
+    "linalg_matrix_power": ([_LA_WELL / 4], lambda a: dn.linalg.matrix_power(a, 3) + dn.linalg.matrix_power(a, -2)),
+    "linalg_solve_triangular": ([_LA_WELL, _R_LA.standard_normal((2, 3, 4))],
                                 lambda a, b: dn.linalg.solve_triangular(a, b, upper=True, left=False,
                                                                         unitriangular=True)),
-    "linalg_cross_vander_diagonal": ([_R8.standard_normal((2, 3)), _R8.standard_normal((1, 3))],
+    "linalg_cross_vander_diagonal": ([_R_LA.standard_normal((2, 3)), _R_LA.standard_normal((1, 3))],
                                      lambda a, b: dn.linalg.cross(a, b) * dn.linalg.vander(a, N=4).sum()
                                      + dn.linalg.diagonal(a[:, :, None] * b[:, None, :], offset=1).sum()),
-    "linalg_lstsq_gelsd": ([_R8.standard_normal((2, 5, 3)), _R8.standard_normal((2, 5))],
+    "linalg_lstsq_gelsd": ([_R_LA.standard_normal((2, 5, 3)), _R_LA.standard_normal((2, 5))],
                            lambda a, b: dn.linalg.lstsq(a, b, driver="gelsd").solution.sum(-1)
                            + dn.linalg.lstsq(a, b, driver="gelsd").residuals[..., 0]),
-    "linalg_multi_dot": ([_R8.standard_normal(3), _R8.standard_normal((3, 4)), _R8.standard_normal((4, 2))],
+    "linalg_multi_dot": ([_R_LA.standard_normal(3), _R_LA.standard_normal((3, 4)), _R_LA.standard_normal((4, 2))],
                          lambda a, b, c: dn.linalg.multi_dot([a, b, c])),
 }
 

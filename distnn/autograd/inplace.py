@@ -43,6 +43,13 @@ def check_writable(t: Tensor) -> None:
     chain = _view_chain(t)
     for _, base, _ in chain:
         _refuse_recorded_leaf(base)  # (PyTorch: "a view of a leaf Variable that requires grad ...")
+    for x in (t, *(base for _, base, _ in chain)):
+        if "_hook_view" in x.__dict__:  # (nn/module_backward_hooks.py: the hooks would miss the change)
+            raise RuntimeError(
+                f"a tensor of shape {tuple(x.shape)} passed into or returned by a module with backward hooks is a "
+                "view that is being modified inplace (as in PyTorch, this is not allowed: the module's backward hooks "
+                "would not see the change). You should replace the inplace operation by an out-of-place one, "
+                "or clone() the tensor first.")
     root = chain[-1][1] if chain else t
     if _shared_with_another(root, _index_views_of(root)):
         raise RuntimeError(

@@ -14,6 +14,8 @@ from distnn.backend import DEFAULT_DTYPE, get_array_module, is_device_name, to_n
 
 from .grad_mode import is_grad_enabled
 from .tensor_methods import TensorMethods
+from .tensor_methods_ops import TensorOpMethods
+from .tensor_pointwise import TensorPointwise
 from .tensor_operators import TensorOperators, _bind_late
 
 
@@ -39,7 +41,7 @@ def _as_array(data, dtype=None):
     return arr
 
 
-class Tensor(TensorOperators, TensorMethods):
+class Tensor(TensorOperators, TensorMethods, TensorPointwise, TensorOpMethods):
     """An n-dimensional array (numpy or cupy) that can record the ops applied to it.
 
     ``data`` is the raw array, ``grad`` the accumulated gradient (same shape, or

@@ -64,8 +64,10 @@ def _erf(xp, x):
             from scipy.special import erf
 
             return erf(x)
-        except ImportError:
-            return xp.vectorize(math.erf, otypes=[x.dtype])(x)
+        except ImportError:  # (scipy is optional: numpy's whole-array erf, not a Python call per element)
+            from ._special import erf_array
+
+            return erf_array(x)
     from cupyx.scipy.special import erf  # cupy
 
     return erf(x)

@@ -15,8 +15,10 @@ import numpy as np
 from distnn.autograd.tensor import Tensor, reset_grad
 from distnn.backend import DEFAULT_DTYPE, is_device_name, to_device
 
+from .module_backward_hooks import BackwardHooks
 from .module_hooks import ForwardHooks, RemovableHandle  # noqa: F401  (RemovableHandle: importable from here)
 from .module_state import StateDict
+from .module_state_hooks import StateDictHooks
 
 
 @contextlib.contextmanager
@@ -67,7 +69,7 @@ class Buffer(Tensor):
 #: ``_buffers``) would break named_buffers(), state_dict() and to() with an obscure error
 _REGISTRIES = frozenset(("_parameters", "_buffers", "_modules", "_non_persistent"))
 
-class Module(ForwardHooks, StateDict):
+class Module(ForwardHooks, BackwardHooks, StateDict, StateDictHooks):
     """Base class of every layer and model. Subclasses define ``forward``."""
 
     #: state_dict keys of this module that load_state_dict does not require (the current value stays)

@@ -5,8 +5,9 @@ Pre-hooks ``hook(module, args)`` (``with_kwargs=True``: ``hook(module, args, kwa
 ``(args, kwargs)`` pair); hooks ``hook(module, args, output)`` (``hook(module, args, kwargs, output)``)
 run after it and may return a new output. None keeps the value. They run in registration order
 (``prepend=True``: before the others). A module never given a hook pays one attribute lookup per call
-(``_forward_hooked``, set at the first registration; hooks removed later leave the hooked call, which
-then finds none).
+(``_forward_hooked``, set at the first registration of a forward or backward hook; hooks removed later
+leave the hooked call, which then finds none). The backward hooks (module_backward_hooks.py) are set up
+here too, around ``forward``, as PyTorch's: the forward hooks see the wrapped inputs.
 """
 from __future__ import annotations
 
@@ -76,6 +77,9 @@ class ForwardHooks:
                 result = hook(self, args)
                 if result is not None:
                     args = result if isinstance(result, tuple) else (result,)
+        call = self._backward_call()  # (backward hooks: module_backward_hooks.py; None without any)
+        if call is not None:
+            args = call.wrap_inputs(args)
         hooks = tuple(self.__dict__.get("_forward_hooks", {}).values())
         try:
             output = self.forward(*args, **kwargs)
@@ -91,4 +95,6 @@ class ForwardHooks:
             result = hook(self, args, kwargs, output) if with_kwargs else hook(self, args, output)
             if result is not None:
                 output = result
+        if call is not None:
+            output = call.wrap_outputs(output)
         return output

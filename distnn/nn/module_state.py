@@ -13,6 +13,8 @@ import numpy as np
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module, to_numpy
 
+from .module_state_hooks import IncompatibleKeys, has_state_hooks, hooked_load, hooked_state_dict
+
 #: how many keys (and shape mismatches) a load_state_dict error lists: another model's state dict
 #: (a ResNet's checkpoint into an MLP) has dozens, a wall of text that hides what went wrong
 _SHOWN_KEYS = 5
@@ -35,8 +37,9 @@ class StateDict:
         ``keep_vars=True`` (PyTorch's) gives the tensors themselves (the Parameters and buffers).
         """
         tensors = self._state_tensors()
+        hooked = has_state_hooks(self)  # (hooks or extra state: module_state_hooks.py)
         if keep_vars:
-            return tensors
+            return hooked_state_dict(self, True, None) if hooked else tensors
         from .lazy import uninitialized_names
 
         lazy = uninitialized_names(tensors)
@@ -44,6 +47,9 @@ class StateDict:
             raise ValueError(f"state_dict(): {type(self).__name__} has uninitialized parameters or buffers {_some(lazy)} "
                              "(a lazy module before its first forward): run a forward pass with a batch, or "
                              "load_state_dict, first; state_dict(keep_vars=True) gives the placeholders")
+        if hooked:
+            return hooked_state_dict(self, False, (lambda t: to_numpy(t.data).copy()) if copy else
+                                     (lambda t: to_numpy(t.data)))
         if not copy:
             return OrderedDict((name, to_numpy(t.data)) for name, t in tensors.items())
         return OrderedDict((name, to_numpy(t.data).copy()) for name, t in tensors.items())
@@ -66,8 +72,15 @@ class StateDict:
         Values may be numpy/cupy arrays, Tensors, or anything with ``.numpy()``
         (a PyTorch tensor). Raises KeyError listing missing and unexpected keys
         (when strict) and ValueError listing every shape mismatch.
-        Returns ``(missing_keys, unexpected_keys)``.
+        Returns ``(missing_keys, unexpected_keys)``, also by these names (PyTorch's). The state-dict hooks
+        and ``set_extra_state`` run as in PyTorch (module_state_hooks.py).
         """
+        if has_state_hooks(self):
+            return hooked_load(self, state_dict, strict, lambda sd: self._load_arrays(sd, False))
+        return IncompatibleKeys(*self._load_arrays(state_dict, strict))
+
+    def _load_arrays(self, state_dict, strict):
+        """The parameters and persistent buffers of :meth:`load_state_dict`: ``(missing, unexpected)``."""
         own = self._state_tensors()
         # Keys a module may do without (its current value is kept), as PyTorch's modules do for
         # state dicts without version metadata: BatchNorm's num_batches_tracked, which older ones lack.

@@ -139,6 +139,17 @@ class NpzPacker:
             struct.pack_into("<I", buf, central_crc_off, crc)
 
 
+def refuse_objects(arrays: dict) -> None:
+    """ValueError naming the first value that is no array of numbers: it would be pickled, and distnn
+    reads its ``.npz`` files without pickle (a file that cannot be loaded is worse than no file)."""
+    for name, a in arrays.items():
+        if not isinstance(a, np.ndarray) and np.asanyarray(a).dtype.hasobject or \
+                isinstance(a, np.ndarray) and a.dtype.hasobject:
+            raise ValueError(f"'{name}' is a {type(a).__name__} of Python objects, not an array of numbers: "
+                             "distnn's .npz files hold numeric arrays only, never pickled objects (a module's "
+                             "get_extra_state must return a numpy array for its model to be saved)")
+
+
 def write_npz(f, arrays: dict) -> None:
     """Write ``arrays`` as an uncompressed ``.npz`` to the binary stream ``f``, front to back (``f`` is
     only written to, never sought or read), from the arrays' own memory: no image of the archive is
@@ -148,12 +159,13 @@ def write_npz(f, arrays: dict) -> None:
     over the array, so that its header is final when written); when :func:`packable` says no, what
     ``np.savez`` writes to a stream that cannot seek.
     """
-    if not packable(arrays):  # np.savez's own writing (ZIP64, pickled objects), in 16 MiB chunks
+    if not packable(arrays):  # np.savez's own writing (ZIP64), in 16 MiB chunks
+        refuse_objects(arrays)
         with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as z:
             for name, a in arrays.items():
                 # (a stream without seek: zipfile writes each member's sizes after it, not back in its header)
                 with z.open(name + ".npy", "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, np.asanyarray(a), allow_pickle=True)
+                    np.lib.format.write_array(member, np.asanyarray(a), allow_pickle=False)
         return
     central, off = [], 0
     for name, a in arrays.items():
@@ -171,6 +183,7 @@ def npz_bytes(arrays: dict) -> bytes:
     """A fresh ``.npz`` image of ``arrays`` (uncompressed; ``np.savez`` when :func:`packable` says no)."""
     if packable(arrays):
         return bytes(NpzPacker().pack(arrays))
+    refuse_objects(arrays)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()

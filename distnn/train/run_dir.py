@@ -342,13 +342,14 @@ def save_model(directory: str, model, meta: dict, step: int | None = None) -> No
     ``global_step``; :func:`load_model` then knows whether a checkpoint of the
     run is newer (a finished run resumed for more epochs, interrupted).
     """
-    from .npz_io import write_npz
+    from .npz_io import refuse_objects, write_npz
     from .run_checksums import marked
 
     # Streamed to the file from the weights' own memory, hashed as written (SHA256SUMS gets the SHA-256 of
     # the bytes written, not of the file read back): no second copy of the weights, nor of the archive.
     # (copy=False: nothing trains while this runs.)
     state = model.state_dict(copy=False)
+    refuse_objects(state)  # (before any file is written)
     meta = marked(meta if step is None else {**meta, "global_step": int(step)})
     write_run_files(directory, {MODEL_WEIGHTS: lambda f: write_npz(f, state), MODEL_META: json_text(meta)})
 

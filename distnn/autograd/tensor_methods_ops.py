@@ -1,0 +1,58 @@
+"""PyTorch's Tensor methods that are one of distnn's functions with the tensor first (a mixin of :class:`Tensor`).
+
+``x.tril(1)`` is ``distnn.tril(x, 1)``, and so on for every name in ``_METHODS``; each method carries its
+function's docstring. Kept apart from ``tensor_methods.py``, whose methods have bodies of their own.
+"""
+from __future__ import annotations
+
+import importlib
+
+# module under distnn.functional -> the functions that are also Tensor methods
+_METHODS = {
+    "shape_more": ("tril", "triu", "diag", "diagonal", "diag_embed", "diagflat", "trace", "movedim", "moveaxis",
+                   "swapaxes", "swapdims", "t", "unbind", "tensor_split", "hsplit", "vsplit", "dsplit", "tile",
+                   "repeat_interleave", "rot90", "fliplr", "flipud", "unflatten", "ravel"),
+    "matrix_more": ("outer", "ger", "inner", "dot", "vdot", "mm", "mv", "addmm", "addmv", "addbmm", "baddbmm",
+                    "kron", "cross"),
+    "scatter": ("scatter", "scatter_add", "scatter_reduce", "index_add", "index_copy", "index_fill",
+                "masked_select", "masked_scatter", "take", "take_along_dim", "nonzero", "argwhere"),
+    "reduce_scan": ("cumprod", "cummax", "cummin", "logcumsumexp", "diff", "count_nonzero", "nansum", "nanmean",
+                    "aminmax"),
+    "order_stats": ("median", "nanmedian", "kthvalue", "mode", "quantile", "nanquantile"),
+    "counting": ("unique", "unique_consecutive", "bincount", "histc"),
+    "creation": ("bernoulli", "multinomial"),
+}
+
+
+def _method(module: str, name: str):
+    function = None
+
+    def method(self, *args, **kwargs):
+        nonlocal function
+        if function is None:  # (imported on first use: the op modules import Tensor)
+            function = getattr(importlib.import_module(f"distnn.functional.{module}"), name)
+        return function(self, *args, **kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"``distnn.{name}(self, ...)``: see :func:`distnn.functional.{module}.{name}`."
+    return method
+
+
+class TensorOpMethods:
+    __slots__ = ()
+
+    def expand_as(self, other):
+        """This tensor expanded to ``other``'s shape."""
+        return self.expand(tuple(other.shape))
+
+    def view_as(self, other):
+        """This tensor reshaped to ``other``'s shape (``view_as``; distnn's reshape serves as view)."""
+        return self.reshape(tuple(other.shape))
+
+    def reshape_as(self, other):
+        return self.reshape(tuple(other.shape))
+
+
+for _module, _names in _METHODS.items():
+    for _name in _names:
+        setattr(TensorOpMethods, _name, _method(_module, _name))

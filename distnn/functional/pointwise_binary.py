@@ -1,0 +1,333 @@
+"""PyTorch's binary pointwise math (``torch.atan2``, ``hypot``, ``logaddexp``, ``xlogy``, ``copysign``, ``lerp``,
+``fmax``/``fmin``, ...), broadcasting, with PyTorch's dtype promotion
+(:func:`~distnn.autograd.dtype_rules.torch_operands`) and its derivative formulas (``derivatives.yaml``) written
+as it writes them, so that the edge points agree: ``atan2``'s gradients at (0, 0) are 0 and ``hypot``'s NaN,
+``xlogy``'s gradient at ``x = 0, y <= 0`` is 0, ``fmax``'s ties go to the first operand.
+
+Either operand may be a number (PyTorch's function form wants a tensor second operand for ``atan2``, ``hypot``,
+``logaddexp`` and ``fmax``/``fmin``; a number there is accepted here). Division and its remainders:
+:mod:`.pointwise_division`.
+"""
+from __future__ import annotations
+
+import math
+
+from distnn.autograd.dtype_rules import torch_operands
+from distnn.autograd.function import OUTPUT, Function
+from distnn.autograd.tensor import Tensor
+from distnn.backend import DEFAULT_DTYPE, get_array_module
+
+from ._elementwise_common import _check_broadcast, _on_device, _quiet
+
+_LN2 = math.log(2.0)
+
+
+class _Binary(Function):
+    """``compute(xp, a, b)`` the value; ``grads(xp, g, a, b, out)`` both gradients (the engine sums them down to
+    each operand's shape and drops the one not needed)."""
+
+    reads = ((0, 1), (0, 1))
+
+    def forward(self, a, b):
+        _check_broadcast(a, b, type(self).__name__.lower())
+        xp = get_array_module(a, b)
+        a, b = _arrays(xp, *_on_device(xp, a, b))
+        with _quiet(xp, over=True):  # (inf and NaN where PyTorch gives them, without numpy's warnings)
+            out = self.compute(xp, a, b)
+        self.a, self.b, self.out = a, b, out
+        return out
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        with _quiet(xp, over=True):
+            ga, gb = self.grads(xp, g, self.a, self.b, self.out)
+        na, nb = self.needs_input_grad
+        return (ga if na else None), (gb if nb else None)
+
+
+def _arrays(xp, a, b):
+    """``a`` and ``b`` as arrays: a number becomes a 0-d array of the other operand's dtype (the dtype it is
+    computed in, as PyTorch converts a scalar), so that every kernel sees arrays (cupy's want them)."""
+    if not hasattr(a, "shape"):
+        a = xp.asarray(a, dtype=b.dtype)
+    elif not hasattr(b, "shape"):
+        b = xp.asarray(b, dtype=a.dtype)
+    return a, b
+
+
+class Atan2(_Binary):
+    @staticmethod
+    def compute(xp, a, b):
+        return xp.arctan2(a, b)
+
+    @staticmethod
+    def grads(xp, g, a, b, out):
+        recip = 1 / (a * a + b * b)
+        recip = xp.where(xp.isinf(recip), 0, recip)  # (PyTorch's: zero at (0, 0), and where a^2 + b^2 underflows)
+        return g * b * recip, g * -a * recip
+
+
+class Hypot(_Binary):
+    reads = ((0, OUTPUT), (1, OUTPUT))
+
+    @staticmethod
+    def compute(xp, a, b):
+        return xp.hypot(a, b)
+
+    @staticmethod
+    def grads(xp, g, a, b, out):
+        return g * a / out, g * b / out  # (0 / 0 at the origin: NaN, as PyTorch's)
+
+
+class LogAddExp(_Binary):
+    reads = ((0, 1), (0, 1))
+    base_e = True
+
+    def compute(self, xp, a, b):
+        m = xp.maximum(a, b)
+        d = -xp.abs(a - b)
+        soft = xp.log1p(xp.exp(d)) if self.base_e else xp.log1p(xp.exp2(d)) / _LN2
+        return xp.where(xp.isinf(a) & (a == b), a, m + soft)  # (inf - inf would be NaN)
+
+    def grads(self, xp, g, a, b, out):
+        if self.base_e:
+            return g / (1 + xp.exp(b - a)), g / (1 + xp.exp(a - b))
+        return g / (1 + xp.exp2(b - a)), g / (1 + xp.exp2(a - b))
+
+
+class LogAddExp2(LogAddExp):
+    base_e = False
+
+
+class Xlogy(_Binary):
+    """``x log(y)``, 0 where ``x == 0`` (unless ``y`` is NaN). Gradients (PyTorch's): ``xlogy(g, y)`` with 0
+    where ``x == 0 and y <= 0``, and ``g x / y``."""
+
+    @staticmethod
+    def compute(xp, a, b):
+        return xp.where(xp.isnan(b), xp.nan, xp.where(a == 0, 0, a * xp.log(b))).astype(
+            xp.result_type(a, b), copy=False)
+
+    @staticmethod
+    def grads(xp, g, a, b, out):
+        ga = xp.where(xp.isnan(b), xp.nan, xp.where(g == 0, 0, g * xp.log(b)))
+        return xp.where((a == 0) & (b <= 0), 0, ga), g * a / b
+
+
+class Copysign(_Binary):
+    """``|a|`` with ``b``'s sign. Gradients (PyTorch's): ``g * out / a`` (0 where ``a == 0``), and zero."""
+
+    reads = ((0, OUTPUT), ())
+
+    @staticmethod
+    def compute(xp, a, b):
+        return xp.copysign(a, b)
+
+    @staticmethod
+    def grads(xp, g, a, b, out):
+        return g * xp.where(a == 0, 0, out / a), xp.zeros_like(g)
+
+
+class Fmax(_Binary):
+    """The larger, a NaN losing to a number. Gradients (PyTorch's): to ``a`` where ``a >= b`` or ``b`` is NaN
+    (ties and two NaNs: all to ``a``), else to ``b``."""
+
+    larger = True
+
+    def compute(self, xp, a, b):
+        return xp.where(self.first(xp, a, b), a, b).astype(xp.result_type(a, b), copy=False)  # (ties: ``a``'s zero)
+
+    def grads(self, xp, g, a, b, out):
+        first = self.first(xp, a, b)
+        return xp.where(first, g, 0), xp.where(first, 0, g)
+
+    def first(self, xp, a, b):
+        return ((a >= b) if self.larger else (a <= b)) | xp.isnan(b)
+
+
+class Fmin(Fmax):
+    larger = False
+
+
+class FloatPower(_Binary):
+    """``a ** b`` in float64. Gradients: PyTorch's ``pow``: ``g b a^(b-1)`` (0 where ``b == 0``) and
+    ``g out log(a)`` (0 where ``a == 0`` and ``b >= 0``; NaN for a negative ``a``, as there)."""
+
+    reads = ((0, 1), (0, 1, OUTPUT))
+
+    @staticmethod
+    def compute(xp, a, b):
+        return xp.power(a, b)
+
+    @staticmethod
+    def grads(xp, g, a, b, out):
+        ga = g * xp.where(b == 0, 0, b * xp.power(a, b - 1))
+        gb = g * xp.where((a == 0) & (b >= 0), 0, out * xp.log(a))
+        return ga, gb
+
+
+class Lerp(Function):
+    """``start + weight (end - start)``, as PyTorch computes it (from ``end`` when ``|weight| >= 0.5``, so that
+    ``weight = 1`` gives ``end`` exactly). Gradients: ``g (1 - w)``, ``g w``, ``g (end - start)``."""
+
+    reads = ((2,), (2,), (0, 1))
+
+    def forward(self, start, end, weight):
+        xp = get_array_module(start, end, weight)
+        start, end, weight = _on_device(xp, start, end, weight)
+        if not hasattr(weight, "shape"):
+            weight = xp.asarray(weight, dtype=start.dtype)
+        self.start, self.end, self.weight = start, end, weight
+        diff = end - start
+        return xp.where(abs(weight) < 0.5, start + weight * diff, end - diff * (1 - weight)).astype(
+            xp.result_type(start, end), copy=False)
+
+    def backward(self, g):
+        w = self.weight
+        return g * (1 - w), g * w, g * (self.end - self.start)
+
+
+# ---------------------------------------------------------------- dtypes and the public functions
+def _operands(a, b, name, floats=True, integers=True):
+    """``a`` and ``b`` promoted as PyTorch promotes them; with ``floats``, integer and bool results computed in the
+    default float dtype (float32); without ``integers``, integer and bool operands refused, as PyTorch's kernels."""
+    a, b = torch_operands(a, b)
+    kind = _result_kind(a, b)
+    if not integers and kind in "biu":
+        raise NotImplementedError(f'"{name}" not implemented for integer or bool tensors (PyTorch\'s takes '
+                                  "floating ones)")
+    if floats and kind in "biu":
+        a, b = (_to_float(a), _to_float(b))
+    return a, b
+
+
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _result_kind(*ops):
+    import numpy as np
+
+    return np.result_type(*[_raw(o) for o in ops if o is not None]).kind
+
+
+def _to_float(x):
+    if isinstance(x, (bool, int)):
+        return float(x)
+    return _raw(x).astype(DEFAULT_DTYPE)  # (an integer tensor carries no gradient: a constant)
+
+
+def atan2(input, other):  # noqa: A002 - PyTorch's names
+    """``torch.atan2``: the angle of (``other``, ``input``), in (-pi, pi]."""
+    return Atan2.apply(*_operands(input, other, "atan2"))
+
+
+def hypot(input, other):  # noqa: A002
+    """``torch.hypot``: ``sqrt(input^2 + other^2)`` without overflow; floating inputs only, as PyTorch's."""
+    return Hypot.apply(*_operands(input, other, "hypot", integers=False))
+
+
+def multiply(input, other):  # noqa: A002
+    """``torch.multiply`` (``torch.mul``)."""
+    from .elementwise import mul
+
+    return mul(input, other)
+
+
+def subtract(input, other, *, alpha=1):  # noqa: A002
+    """``torch.subtract`` (``torch.sub``): ``input - alpha * other``."""
+    from .elementwise import sub
+
+    if _result_kind(input, other) == "b":
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or "
+                           "`logical_xor()` operator instead.")
+    return sub(input, other if alpha == 1 else alpha * other)
+
+
+def logaddexp(input, other):  # noqa: A002
+    """``torch.logaddexp``: ``log(e^input + e^other)`` without overflow; floating inputs only."""
+    return LogAddExp.apply(*_operands(input, other, "logaddexp", integers=False))
+
+
+def logaddexp2(input, other):  # noqa: A002
+    """``torch.logaddexp2``: ``log2(2^input + 2^other)`` without overflow; floating inputs only."""
+    return LogAddExp2.apply(*_operands(input, other, "logaddexp2", integers=False))
+
+
+def xlogy(input, other):  # noqa: A002
+    """``torch.xlogy``: ``input * log(other)``, 0 where ``input == 0`` (NaN where ``other`` is NaN)."""
+    return Xlogy.apply(*_operands(input, other, "xlogy"))
+
+
+def copysign(input, other):  # noqa: A002
+    """``torch.copysign``: ``|input|`` with the sign of ``other`` (-0.0 counts as negative)."""
+    return Copysign.apply(*_operands(input, other, "copysign"))
+
+
+def fmax(input, other):  # noqa: A002
+    """``torch.fmax``: the larger, a NaN losing to a number (``maximum`` propagates it)."""
+    return Fmax.apply(*_operands(input, other, "fmax", floats=False))
+
+
+def fmin(input, other):  # noqa: A002
+    """``torch.fmin``: the smaller, a NaN losing to a number (``minimum`` propagates it)."""
+    return Fmin.apply(*_operands(input, other, "fmin", floats=False))
+
+
+def lerp(input, end, weight):  # noqa: A002
+    """``torch.lerp``: ``input + weight * (end - input)``; ``weight`` a number or a tensor. As PyTorch's,
+    ``input`` and ``end`` (and a tensor ``weight``) must be floating tensors of one dtype."""
+    dtypes = [_raw(x).dtype for x in (input, end, weight) if hasattr(_raw(x), "dtype")]
+    if any(d.kind not in "fc" for d in dtypes):
+        raise NotImplementedError(f'"lerp" not implemented for {dtypes[0]} (PyTorch\'s takes floating tensors)')
+    for name, d in zip(("end", "weight"), dtypes[1:]):
+        if d != dtypes[0]:
+            raise RuntimeError(f"expected dtype {dtypes[0]} for `{name}` but got dtype {d}")
+    return Lerp.apply(input, end, weight)
+
+
+def float_power(input, exponent):  # noqa: A002
+    """``torch.float_power``: ``input ** exponent`` computed in float64 (the result is float64; a float32
+    input's gradient comes back float32)."""
+    import numpy as np
+
+    def wide(x):
+        if isinstance(x, Tensor):
+            return x.astype(np.float64) if x.requires_grad else x.data.astype(np.float64)
+        return float(x) if isinstance(x, (bool, int, float)) else np.asarray(x, dtype=np.float64)
+
+    return FloatPower.apply(wide(input), wide(exponent))
+
+
+def clamp_min(input, min):  # noqa: A002
+    """``torch.clamp_min``: ``clamp(input, min=min)``."""
+    from .elementwise import clip
+
+    return clip(input, min, None)
+
+
+def clamp_max(input, max):  # noqa: A002
+    """``torch.clamp_max``: ``clamp(input, max=max)``."""
+    from .elementwise import clip
+
+    return clip(input, None, max)
+
+
+def addcmul(input, tensor1, tensor2, *, value=1):  # noqa: A002
+    """``torch.addcmul``: ``input + value * tensor1 * tensor2``."""
+    return input + value * tensor1 * tensor2  # (PyTorch's order of operations: the same rounding)
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1):  # noqa: A002
+    """``torch.addcdiv``: ``input + value * tensor1 / tensor2``; integer ``tensor1`` and ``tensor2`` are
+    refused, as PyTorch refuses them."""
+    if _result_kind(tensor1, tensor2) in "biu":
+        raise RuntimeError("Integer division with addcdiv is no longer supported, and in a future release addcdiv "
+                           "will perform a true division of tensor1 and tensor2. Use torch.addcmul or a true "
+                           "division instead.")
+    return input + value * tensor1 / tensor2
+
+
+arctan2 = atan2
+__all__ = ["atan2", "arctan2", "hypot", "multiply", "subtract", "logaddexp", "logaddexp2", "xlogy", "copysign",
+           "fmax", "fmin", "lerp", "float_power", "clamp_min", "clamp_max", "addcmul", "addcdiv"]

@@ -1,0 +1,120 @@
+"""PyTorch's divisions: ``torch.divide`` (true, or rounded with ``rounding_mode='trunc'|'floor'``),
+``true_divide``, ``floor_divide``, ``remainder`` (Python's ``%``) and ``fmod`` (C's), broadcasting, with PyTorch's
+dtype promotion (integers stay integers when rounded; an integer division by zero is refused, as PyTorch refuses
+it) and its gradients: ``remainder``/``fmod`` pass ``g`` to the dividend and ``-g * floor|trunc(a / b)`` to the
+divisor; a rounded division has zero gradients; ``floor_divide`` none (PyTorch has no derivative for it).
+"""
+from __future__ import annotations
+
+from distnn.autograd.tensor import Tensor
+from distnn.backend import get_array_module
+
+from .pointwise_binary import _Binary, _operands, _raw, _result_kind
+
+
+class Remainder(_Binary):
+    """Python's ``%`` (the sign of the divisor), as PyTorch computes it: ``fmod``, plus ``b`` where the signs
+    differ (so -0.0 stays -0.0, where numpy's remainder gives 0.0). Gradients: ``g`` and ``-g * floor(a / b)``."""
+
+    @staticmethod
+    def compute(xp, a, b):
+        mod = xp.fmod(a, b)
+        return xp.where((mod != 0) & ((b < 0) != (mod < 0)), mod + b, mod).astype(mod.dtype, copy=False)
+
+    @staticmethod
+    def grads(xp, g, a, b, out):
+        return g, -g * xp.floor_divide(a, b)
+
+
+class Fmod(_Binary):
+    """C's ``fmod`` (the sign of the dividend). Gradients: ``g`` and ``-g * trunc(a / b)``."""
+
+    @staticmethod
+    def compute(xp, a, b):
+        return xp.fmod(a, b)
+
+    @staticmethod
+    def grads(xp, g, a, b, out):
+        return g, -g * xp.trunc(a / b)
+
+
+class RoundedDivide(_Binary):
+    """``a / b`` rounded toward zero (``'trunc'``) or down (``'floor'``, numpy's ``floor_divide``, whose float
+    algorithm is PyTorch's). A step function: zero gradients."""
+
+    reads = ((), ())
+
+    def forward(self, a, b, mode="floor"):
+        self.mode = mode
+        return super().forward(a, b)
+
+    def compute(self, xp, a, b):
+        integer = xp.result_type(a, b).kind in "biu"
+        if self.mode == "floor":
+            return xp.floor_divide(a, b)
+        if integer:  # (|a| // |b| with the quotient's sign: no float rounding of large integers)
+            return xp.sign(a) * xp.sign(b) * (xp.abs(a) // xp.abs(b))
+        return xp.trunc(a / b)
+
+    @staticmethod
+    def grads(xp, g, a, b, out):
+        zeros = xp.zeros_like(g)
+        return zeros, zeros
+
+
+def _no_integer_zero_division(a, b):
+    """PyTorch refuses an integer division by zero (numpy gives 0 with a warning)."""
+    if _result_kind(a, b) in "biu" and bool((get_array_module(_raw(b)).asarray(_raw(b)) == 0).any()):
+        raise RuntimeError("ZeroDivisionError")
+
+
+def _no_bool(a, b, name):
+    if _result_kind(a, b) == "b":
+        raise NotImplementedError(f'"{name}" not implemented for \'Bool\'')
+
+
+def remainder(input, other):  # noqa: A002
+    """``torch.remainder``: Python's modulus (the result has the divisor's sign); integers stay integers."""
+    _no_bool(input, other, "remainder")
+    a, b = _operands(input, other, "remainder", floats=False)
+    _no_integer_zero_division(a, b)
+    return Remainder.apply(a, b)
+
+
+def fmod(input, other):  # noqa: A002
+    """``torch.fmod``: C's modulus (the result has the dividend's sign); integers stay integers."""
+    _no_bool(input, other, "fmod")
+    a, b = _operands(input, other, "fmod", floats=False)
+    _no_integer_zero_division(a, b)
+    return Fmod.apply(a, b)
+
+
+def divide(input, other, *, rounding_mode=None):  # noqa: A002
+    """``torch.divide`` (``torch.div``): true division (integers give the default float dtype), or rounded
+    (``'trunc'``, ``'floor'``: integers stay integers; the gradient is zero)."""
+    if rounding_mode is None:
+        a, b = _operands(input, other, "divide")
+        return a / b if isinstance(a, Tensor) or isinstance(b, Tensor) else Tensor(a) / b
+    if rounding_mode not in ("trunc", "floor"):
+        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
+                         f"'{rounding_mode}'")
+    _no_bool(input, other, f"div_{rounding_mode}")
+    a, b = _operands(input, other, "divide", floats=False)
+    _no_integer_zero_division(a, b)
+    return RoundedDivide.apply(a, b, mode=rounding_mode)
+
+
+def true_divide(input, other):  # noqa: A002
+    return divide(input, other)
+
+
+def floor_divide(input, other):  # noqa: A002
+    """``torch.floor_divide``: division rounded down (PyTorch's, since 1.13). Not differentiable (PyTorch's
+    backward refuses it): the result carries no gradient, as ``//``."""
+    from distnn.autograd.grad_mode import no_grad
+
+    with no_grad():
+        return divide(input, other, rounding_mode="floor")
+
+
+__all__ = ["remainder", "fmod", "divide", "true_divide", "floor_divide"]

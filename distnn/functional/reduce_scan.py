@@ -1,0 +1,247 @@
+"""PyTorch's scans and NaN-aware/paired reductions: cumprod, cummax, cummin, logcumsumexp, diff, count_nonzero,
+nansum, nanmean, var_mean, std_mean, aminmax.
+
+Gradients are PyTorch's: cumprod's is exact with zeros in the input, cummax/cummin send each value's gradient
+to the running arg-max/min, logcumsumexp's is computed in log space (positive and negative parts apart).
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+from distnn.autograd.function import OUTPUT, Function
+from distnn.autograd.tensor import Tensor
+from distnn.backend import get_array_module
+
+from ._dims import wrap_dim
+from .elementwise import _quiet
+from .elementwise_choice import Where
+from .indexing import Gather
+from .reduce import mean, std, sum as _sum, var
+from .reduce_more import _with_dtype, amax, amin
+from .shape_more import as_tensor
+
+CumResult = namedtuple("cummax", ["values", "indices"])
+AminmaxResult = namedtuple("aminmax", ["min", "max"])
+
+
+def _scan(xp, ufunc, a, axis):
+    """``ufunc.accumulate`` along ``axis`` (numpy), or a log-step scan of whole-array ops (cupy has no
+    accumulate for most ufuncs): after step k each place combines the 2**k places up to it."""
+    if xp is np:
+        return getattr(np, ufunc).accumulate(a, axis=axis)
+    out, n, step = a.copy(), a.shape[axis], 1
+    fn = getattr(xp, ufunc)
+    while step < n:
+        head = [slice(None)] * a.ndim
+        tail = [slice(None)] * a.ndim
+        head[axis], tail[axis] = slice(step, None), slice(None, n - step)
+        out[tuple(head)] = fn(out[tuple(head)], out[tuple(tail)])  # (the right side is computed before it is written)
+        step *= 2
+    return out
+
+
+def _positions(xp, shape, axis):
+    return xp.arange(shape[axis]).reshape((-1,) + (1,) * (len(shape) - axis - 1))
+
+
+def _reversed_cumsum(xp, a, axis):
+    return xp.flip(xp.cumsum(xp.flip(a, axis), axis=axis), axis)
+
+
+class CumProd(Function):
+    """The running product; the gradient of ``x[k]`` is ``sum_{j>=k} g[j] * prod_{i<=j, i!=k} x[i]``, exact when
+    ``x`` holds zeros (before the first zero: the reversed cumsum of ``g * out`` over ``x``; at it: the same
+    with that zero taken as 1; after it: 0), as PyTorch's cumprod_backward."""
+
+    reads = ((0, OUTPUT),)
+
+    def forward(self, a, dim):
+        xp = get_array_module(a)
+        self.a, self.dim = a, dim
+        out = xp.cumprod(a, axis=dim, dtype=xp.int64 if a.dtype.kind in "biu" else None)
+        self.out = out
+        return out
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        a, d, out = self.a, self.dim, self.out
+        if a.size == 0:
+            return (xp.zeros_like(g),)
+        zero = a == 0
+        if not bool(zero.any()):
+            return (_reversed_cumsum(xp, g * out, d) / a,)
+        pos = _positions(xp, a.shape, d)
+        first = xp.where(zero.any(axis=d, keepdims=True), xp.expand_dims(xp.argmax(zero, axis=d), d), a.shape[d])
+        before = pos < first
+        at = pos == first
+        grad_before = _reversed_cumsum(xp, g * out, d) / xp.where(before, a, 1)
+        grad_at = _reversed_cumsum(xp, g * xp.cumprod(xp.where(at, 1, a), axis=d), d)
+        return (xp.where(before, grad_before, xp.where(at, grad_at, 0)),)
+
+
+def cumprod(input, dim, *, dtype=None):  # noqa: A002
+    """``torch.cumprod``: running products along ``dim`` (integers and bools in int64)."""
+    x = _with_dtype(as_tensor(input), dtype)
+    if x.ndim == 0:
+        wrap_dim(dim, 0, "cumprod")
+        return CumProd.apply(x.reshape(1), dim=0).reshape(())
+    return CumProd.apply(x, dim=wrap_dim(dim, x.ndim, "cumprod"))
+
+
+def _cum_extreme(input, dim, ufunc, op):  # noqa: A002
+    x = as_tensor(input)
+    d = wrap_dim(dim, x.ndim, op)
+    if x.ndim == 0:
+        values, indices = _cum_extreme(x.reshape(1), 0, ufunc, op)
+        return CumResult(values.reshape(()), indices.reshape(()))
+    data = x.data
+    xp = get_array_module(data)
+    if data.shape[d] == 0:
+        return CumResult(x * 1, Tensor(xp.zeros(data.shape, np.int64)))
+    running = _scan(xp, ufunc, data, d)
+    # the index moves to each element that is (or ties) the running extreme, or is NaN, as PyTorch's kernel
+    reaches = (data == running) | (xp.isnan(data) if data.dtype.kind == "f" else False)
+    index = _scan(xp, "maximum", xp.where(reaches, _positions(xp, data.shape, d), 0), d).astype(np.int64)
+    values = Gather.apply(x, index, dim=d) if x.requires_grad else Tensor(running)
+    return CumResult(values, Tensor(index))
+
+
+def cummax(input, dim):  # noqa: A002
+    """``torch.cummax``: ``(values, indices)`` of the running maximum along ``dim``; a tie moves the index to
+    the later element, a NaN stays (as PyTorch). The gradient goes to the running arg-max."""
+    return _cum_extreme(input, dim, "maximum", "cummax")
+
+
+def cummin(input, dim):  # noqa: A002
+    """``torch.cummin``: the running minimum and its indices, as :func:`cummax`."""
+    return _cum_extreme(input, dim, "minimum", "cummin")
+
+
+def _logcumsumexp(xp, a, axis):
+    with _quiet(xp, over=True):
+        return _scan(xp, "logaddexp", a, axis)
+
+
+class LogCumSumExp(Function):
+    """``log(cumsum(exp(x)))`` computed as a running logaddexp (stable). The gradient
+    ``sum_{j>=k} g[j] exp(x[k] - out[j])`` is computed in log space for the positive and the negative parts
+    of ``g`` apart, as PyTorch's."""
+
+    reads = ((0, OUTPUT),)
+
+    def forward(self, a, dim):
+        xp = get_array_module(a)
+        self.a, self.dim = a, dim
+        self.out = _logcumsumexp(xp, a, dim)
+        return self.out
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        d = self.dim
+        with _quiet(xp, over=True):
+            log_g = xp.log(xp.abs(g))
+            parts = []
+            for keep in (g > 0, g < 0):
+                part = xp.where(keep, log_g, -xp.inf) - self.out
+                parts.append(xp.exp(xp.flip(_logcumsumexp(xp, xp.flip(part, d), d), d) + self.a))
+        return (parts[0] - parts[1],)
+
+
+def logcumsumexp(input, dim):  # noqa: A002
+    """``torch.logcumsumexp``: ``log(cumsum(exp(input), dim))``, computed stably."""
+    x = as_tensor(input)
+    if x.dtype.kind != "f":
+        raise NotImplementedError(f'"logcumsumexp" not implemented for {x.dtype} (a floating point tensor only)')
+    if x.ndim == 0:
+        wrap_dim(dim, 0, "logcumsumexp")
+        return x * 1
+    return LogCumSumExp.apply(x, dim=wrap_dim(dim, x.ndim, "logcumsumexp"))
+
+
+def diff(input, n=1, dim=-1, prepend=None, append=None):  # noqa: A002
+    """``torch.diff``: the ``n``-th forward difference along ``dim`` (after ``prepend``/``append`` are joined);
+    bools give ``!=`` (PyTorch's logical xor)."""
+    from .join import concat
+
+    x = as_tensor(input)
+    if x.ndim == 0:
+        raise RuntimeError("diff expects input to be at least one-dimensional")
+    if n < 0:
+        raise RuntimeError(f"order must be non-negative but got {n}")
+    d = wrap_dim(dim, x.ndim, "diff")
+    pieces = [as_tensor(p) for p in (prepend,) if p is not None] + [x] + [as_tensor(p) for p in (append,) if p is not None]
+    if len(pieces) > 1:
+        x = concat(pieces, dim=d)
+    for _ in range(int(n)):
+        length = x.shape[d]
+        if length == 0:
+            break
+        later = x[(slice(None),) * d + (slice(1, None),)]
+        earlier = x[(slice(None),) * d + (slice(0, length - 1),)]
+        x = later != earlier if x.dtype == bool else later - earlier
+    return x
+
+
+def count_nonzero(input, dim=None):  # noqa: A002
+    """``torch.count_nonzero``: the (int64) number of non-zero elements, over ``dim`` (an int or a tuple)."""
+    data = as_tensor(input).data
+    axes = None if dim is None else tuple(wrap_dim(d, data.ndim, "count_nonzero")
+                                          for d in ((dim,) if isinstance(dim, int) else dim))
+    return Tensor((data != 0).sum(axis=axes).astype(np.int64))
+
+
+def _without_nan(x):
+    if x.dtype.kind != "f":
+        return x
+    xp = get_array_module(x.data)
+    return Where.apply(xp.isnan(x.data), xp.zeros((), x.dtype), x)
+
+
+def nansum(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
+    """``torch.nansum``: the sum with NaN counted as zero (their gradient is 0); integers sum in int64."""
+    x = _with_dtype(as_tensor(input), dtype)
+    if x.dtype.kind in "biu":
+        x = Tensor(x.data.astype(np.int64))
+    return _sum(_without_nan(x), dim=dim, keepdim=keepdim)
+
+
+def nanmean(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
+    """``torch.nanmean``: the mean of the non-NaN elements (NaN where there are none)."""
+    x = _with_dtype(as_tensor(input), dtype)
+    if x.dtype.kind != "f":
+        raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but got {x.dtype}")
+    count = (~get_array_module(x.data).isnan(x.data)).sum(
+        axis=dim if dim is None or isinstance(dim, int) else tuple(dim), keepdims=keepdim).astype(x.dtype)
+    with _quiet(get_array_module(x.data), over=True):
+        return nansum(x, dim, keepdim) / Tensor(count)
+
+
+def var_mean(input, dim=None, *, correction=1, keepdim=False, unbiased=None):  # noqa: A002
+    """``torch.var_mean``: ``(var, mean)`` over ``dim`` (``correction=1``: Bessel's, as PyTorch)."""
+    x = as_tensor(input)
+    return var(x, dim, unbiased, keepdim, correction=None if unbiased is not None else correction), \
+        mean(x, dim, keepdim)
+
+
+def std_mean(input, dim=None, *, correction=1, keepdim=False, unbiased=None):  # noqa: A002
+    """``torch.std_mean``: ``(std, mean)`` over ``dim``."""
+    x = as_tensor(input)
+    return std(x, dim, unbiased, keepdim, correction=None if unbiased is not None else correction), \
+        mean(x, dim, keepdim)
+
+
+def aminmax(input, *, dim=None, keepdim=False):  # noqa: A002
+    """``torch.aminmax``: ``(min, max)`` over ``dim`` (every element without it); tied extremes share the
+    gradient evenly, as amin/amax."""
+    x = as_tensor(input)
+    if x.data.size == 0:
+        raise RuntimeError("aminmax(): cannot compute aminmax over an empty dimension as the operation has no "
+                           "identity.")
+    if dim is None:
+        return AminmaxResult(amin(x, (), keepdim), amax(x, (), keepdim))
+    d = wrap_dim(dim, x.ndim, "aminmax")
+    if x.ndim == 0:
+        return AminmaxResult(x * 1, x * 1)
+    return AminmaxResult(amin(x, d, keepdim), amax(x, d, keepdim))

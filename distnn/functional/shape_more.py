@@ -1,0 +1,415 @@
+"""More of PyTorch's shape ops: triangles and diagonals, dim moves, splits, tiling, repeat_interleave, rot90,
+broadcasting helpers, meshgrid, atleast_nd.
+
+Most are compositions of recorded ops (indexing, transpose, reshape, where), so their gradients are those ops'
+gradients; ``diag_embed`` has a node of its own. PyTorch returns views for some (diagonal, movedim, t, unbind);
+these are views or copies here, with the same values and gradients.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from distnn.autograd.function import Function
+from distnn.autograd.tensor import Tensor
+from distnn.backend import get_array_module
+
+from ._dims import wrap_dim, wrap_dims
+from .elementwise_choice import Where
+from .select import flip
+from .shape import BroadcastTo, Repeat
+
+
+def as_tensor(x) -> Tensor:
+    """``x`` as a Tensor (an array is wrapped, not copied)."""
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _ints(v) -> tuple:
+    if isinstance(v, Tensor):
+        v = v.data.tolist()
+    return (int(v),) if isinstance(v, numbers.Integral) else tuple(int(s) for s in v)
+
+
+# ---------------------------------------------------------------- triangles and diagonals
+def _triangle(input, diagonal, lower, op):  # noqa: A002
+    x = as_tensor(input)
+    if x.ndim < 2:
+        raise RuntimeError(f"{op}: input tensor must have at least 2 dimensions")
+    xp = get_array_module(x.data)
+    rows, cols = x.shape[-2:]
+    keep = xp.tri(rows, cols, int(diagonal), dtype=bool)
+    if not lower:
+        keep = ~xp.tri(rows, cols, int(diagonal) - 1, dtype=bool)
+    # (where, not a product with the mask: a NaN or inf outside the triangle becomes 0, as in PyTorch)
+    return Where.apply(keep, x, xp.zeros((), dtype=x.dtype))
+
+
+def tril(input, diagonal=0):  # noqa: A002
+    """``torch.tril``: the lower triangle of the last two dims (``diagonal`` > 0 keeps more), zeros elsewhere."""
+    return _triangle(input, diagonal, True, "tril")
+
+
+def triu(input, diagonal=0):  # noqa: A002
+    """``torch.triu``: the upper triangle of the last two dims (``diagonal`` > 0 keeps less), zeros elsewhere."""
+    return _triangle(input, diagonal, False, "triu")
+
+
+def _diagonal_places(xp, rows, cols, offset):
+    first_row, first_col = max(-offset, 0), max(offset, 0)
+    n = max(0, min(rows - first_row, cols - first_col))
+    steps = xp.arange(n)
+    return steps + first_row, steps + first_col
+
+
+def diagonal(input, offset=0, dim1=0, dim2=1):  # noqa: A002
+    """``torch.diagonal``: the diagonal ``offset`` (above the main one when > 0) of the matrices in dims
+    ``dim1``, ``dim2``, as a new last dim."""
+    x = as_tensor(input)
+    d1, d2 = wrap_dim(dim1, x.ndim, "diagonal"), wrap_dim(dim2, x.ndim, "diagonal")
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    rest = [d for d in range(x.ndim) if d not in (d1, d2)]
+    rows, cols = _diagonal_places(get_array_module(x.data), x.shape[d1], x.shape[d2], int(offset))
+    return x.permute(*rest, d1, d2)[(Ellipsis, rows, cols)]
+
+
+_diagonal = diagonal  # (for diag, whose argument of that name hides it)
+
+
+class DiagEmbed(Function):
+    """The last dim of ``a`` written on diagonal ``offset`` of new matrices in dims ``dim1``, ``dim2`` (zeros
+    elsewhere); backward reads that diagonal back."""
+
+    saves_tensors = False
+
+    def forward(self, a, offset, dim1, dim2):
+        xp = get_array_module(a)
+        m = a.shape[-1] + abs(offset)
+        out = xp.zeros(a.shape[:-1] + (m, m), dtype=a.dtype)
+        self.places = _diagonal_places(xp, m, m, offset)
+        out[(Ellipsis,) + self.places] = a
+        self.dims = (dim1, dim2)
+        return xp.moveaxis(out, (-2, -1), self.dims)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return (xp.moveaxis(g, self.dims, (-2, -1))[(Ellipsis,) + self.places],)
+
+
+def diag_embed(input, offset=0, dim1=-2, dim2=-1):  # noqa: A002
+    """``torch.diag_embed``: matrices (in dims ``dim1``, ``dim2`` of the result) whose diagonal ``offset``
+    holds the last dim of ``input``."""
+    x = as_tensor(input)
+    if x.ndim == 0:
+        raise RuntimeError("diag_embed: input must have at least 1 dimension")  # (PyTorch: an IndexError-like)
+    d1, d2 = wrap_dim(dim1, x.ndim + 1, "diag_embed"), wrap_dim(dim2, x.ndim + 1, "diag_embed")
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    return DiagEmbed.apply(x, offset=int(offset), dim1=d1, dim2=d2)
+
+
+def diag(input, diagonal=0):  # noqa: A002 - PyTorch's names
+    """``torch.diag``: a vector becomes a square matrix with it on diagonal ``diagonal``; a matrix gives
+    that diagonal as a vector."""
+    x = as_tensor(input)
+    if x.ndim == 1:
+        return DiagEmbed.apply(x, offset=int(diagonal), dim1=0, dim2=1)
+    if x.ndim == 2:
+        return _diagonal(x, diagonal)
+    raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {x.ndim}D")
+
+
+def diagflat(input, offset=0):  # noqa: A002
+    """``torch.diagflat``: the flattened input on diagonal ``offset`` of a square matrix."""
+    x = as_tensor(input)
+    return DiagEmbed.apply(x.reshape(-1), offset=int(offset), dim1=0, dim2=1)
+
+
+def trace(input):  # noqa: A002
+    """``torch.trace``: the sum of a matrix's main diagonal (integers sum in int64, as PyTorch)."""
+    x = as_tensor(input)
+    if x.ndim != 2:
+        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {x.ndim}")
+    d = diagonal(x)
+    if d.dtype.kind in "biu":
+        d = Tensor(d.data.astype(np.int64))
+    return d.sum()
+
+
+# ---------------------------------------------------------------- moving dims
+def movedim(input, source, destination):  # noqa: A002
+    """``torch.movedim``: dims ``source`` moved to ``destination`` (ints or sequences of equal length), the
+    others keeping their order."""
+    x = as_tensor(input)
+    src, dst = _ints(source), _ints(destination)
+    if len(src) != len(dst):
+        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({list(src)} dims) should contain "
+                           f"the same number of dims as destination ({list(dst)} dims)")
+    src, dst = wrap_dims(src, x.ndim, "movedim"), wrap_dims(dst, x.ndim, "movedim")
+    order = [d for d in range(x.ndim) if d not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return x.permute(*order) if x.ndim else x
+
+
+moveaxis = movedim
+
+
+def swapaxes(input, axis0, axis1):  # noqa: A002
+    """``torch.swapaxes`` (``swapdims``, ``transpose``): two dims exchanged."""
+    x = as_tensor(input)
+    a, b = wrap_dim(axis0, x.ndim, "swapaxes"), wrap_dim(axis1, x.ndim, "swapaxes")
+    return x.transpose(a, b) if x.ndim else x
+
+
+swapdims = swapaxes
+
+
+def t(input):  # noqa: A002
+    """``torch.t``: a matrix transposed; a vector or 0-d tensor as it is."""
+    x = as_tensor(input)
+    if x.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
+    return x.transpose(0, 1) if x.ndim == 2 else x
+
+
+# ---------------------------------------------------------------- splitting
+def unbind(input, dim=0):  # noqa: A002
+    """``torch.unbind``: the slices along ``dim``, each without it."""
+    x = as_tensor(input)
+    if x.ndim == 0:
+        raise IndexError("unbind: dimension specified as 0 but tensor has no dimensions")
+    d = wrap_dim(dim, x.ndim, "unbind")
+    return tuple(x[(slice(None),) * d + (i,)] for i in range(x.shape[d]))
+
+
+def _pieces(x, bounds, d):
+    return tuple(x[(slice(None),) * d + (slice(lo, max(lo, hi)),)] for lo, hi in zip(bounds[:-1], bounds[1:]))
+
+
+def tensor_split(input, indices_or_sections, dim=0):  # noqa: A002
+    """``torch.tensor_split``: an int ``n`` gives ``n`` pieces (the first ``size % n`` one longer); a sequence
+    gives the pieces between those indices (clipped to the size, as numpy's ``array_split``)."""
+    x = as_tensor(input)
+    if x.ndim == 0:
+        raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a tensor with 0 dims")
+    d = wrap_dim(dim, x.ndim, "tensor_split")
+    n = x.shape[d]
+    spec = indices_or_sections
+    if isinstance(spec, Tensor) and spec.ndim == 0:
+        spec = int(spec.item())
+    if isinstance(spec, numbers.Integral):
+        if spec <= 0:
+            raise RuntimeError(f"number of sections must be larger than 0, got {spec}")
+        size, extra = divmod(n, int(spec))
+        bounds = [0]
+        for i in range(int(spec)):
+            bounds.append(bounds[-1] + size + (i < extra))
+    else:
+        bounds = [0] + [min(max(i + n if i < 0 else i, 0), n) for i in _ints(spec)] + [n]
+    return _pieces(x, bounds, d)
+
+
+def _split_along(input, sections, dim, name, least):  # noqa: A002
+    x = as_tensor(input)
+    if x.ndim < least:
+        raise RuntimeError(f"torch.{name} requires a tensor with at least {least} dimension, but got a tensor with "
+                           f"{x.ndim} dimensions!")
+    if isinstance(sections, numbers.Integral):
+        if sections == 0 or x.shape[dim] % sections:
+            raise RuntimeError(f"torch.{name} attempted to split along dimension {dim}, but the size of the dimension "
+                               f"{x.shape[dim]} is not divisible by the split_size {sections}!")
+    return tensor_split(x, sections, dim)
+
+
+def hsplit(input, indices_or_sections):  # noqa: A002
+    """``torch.hsplit``: :func:`tensor_split` along dim 1 (dim 0 for a vector), equal sections only."""
+    x = as_tensor(input)
+    return _split_along(x, indices_or_sections, 1 if x.ndim > 1 else 0, "hsplit", 1)
+
+
+def vsplit(input, indices_or_sections):  # noqa: A002
+    """``torch.vsplit``: :func:`tensor_split` along dim 0 of a tensor of 2 or more dims."""
+    return _split_along(input, indices_or_sections, 0, "vsplit", 2)
+
+
+def dsplit(input, indices_or_sections):  # noqa: A002
+    """``torch.dsplit``: :func:`tensor_split` along dim 2 of a tensor of 3 or more dims."""
+    return _split_along(input, indices_or_sections, 2, "dsplit", 3)
+
+
+# ---------------------------------------------------------------- repeating and rotating
+def tile(input, dims):  # noqa: A002
+    """``torch.tile``: ``repeat`` with ``dims`` padded with leading 1s to the tensor's number of dims."""
+    x = as_tensor(input)
+    dims = _ints(dims)
+    return Repeat.apply(x, sizes=(1,) * (x.ndim - len(dims)) + dims)
+
+
+def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):  # noqa: A002
+    """``torch.repeat_interleave``: each element (slice along ``dim``; of the flattened tensor without ``dim``)
+    repeated ``repeats`` times (an int, or one count per element). With only a tensor of counts, the
+    indices ``0..n-1`` repeated by them."""
+    if repeats is None:  # torch.repeat_interleave(counts)
+        counts = as_tensor(input).data
+        xp = get_array_module(counts)
+        return Tensor(xp.repeat(xp.arange(counts.shape[0], dtype=np.int64), counts))
+    x = as_tensor(input)
+    if dim is None:
+        x, d = x.reshape(-1), 0
+    else:
+        d = wrap_dim(dim, x.ndim, "repeat_interleave")
+    if x.ndim == 0:
+        x = x.reshape(1)
+    xp = get_array_module(x.data)
+    n = x.shape[d]
+    counts = repeats.data if isinstance(repeats, Tensor) else repeats
+    if not isinstance(counts, numbers.Integral):
+        counts = xp.asarray(counts).reshape(-1)
+        if counts.size == 1:
+            counts = int(counts[0])
+        elif counts.shape[0] != n:
+            raise RuntimeError(f"repeats must have the same size as input along dim, but got repeats.size(0) = "
+                               f"{counts.shape[0]} and input.size({d}) = {n}")
+    if (int(counts) if isinstance(counts, numbers.Integral) else int(counts.min(initial=0))) < 0:
+        raise RuntimeError("repeat_interleave: repeats can not be negative")
+    index = xp.repeat(xp.arange(n, dtype=np.int64), counts)
+    return x[(slice(None),) * d + (index,)]
+
+
+def rot90(input, k=1, dims=(0, 1)):  # noqa: A002
+    """``torch.rot90``: rotated ``k`` quarter turns from dim ``dims[0]`` towards ``dims[1]``."""
+    x = as_tensor(input)
+    dims = _ints(dims)
+    if len(dims) != 2:
+        raise RuntimeError(f"expected total rotation dims == 2, but got dims = {len(dims)}")
+    if x.ndim < 2:
+        raise RuntimeError(f"expected total dims >= 2, but got total dims = {x.ndim}")
+    a, b = wrap_dims(dims, x.ndim, "rot90") if dims[0] % x.ndim != dims[1] % x.ndim else (None, None)
+    if a is None:
+        raise RuntimeError(f"expected rotation dims to be different, but got dim0 = {dims[0]} and dim1 = {dims[1]}")
+    k = int(k) % 4
+    if k == 1:
+        return flip(x, b).transpose(a, b)
+    if k == 2:
+        return flip(x, (a, b))
+    if k == 3:
+        return flip(x, a).transpose(a, b)
+    return x.clone()
+
+
+def fliplr(input):  # noqa: A002
+    """``torch.fliplr``: dim 1 reversed (a tensor of at least 2 dims)."""
+    x = as_tensor(input)
+    if x.ndim < 2:
+        raise RuntimeError("Input must be >= 2-d.")
+    return flip(x, 1)
+
+
+def flipud(input):  # noqa: A002
+    """``torch.flipud``: dim 0 reversed (a tensor of at least 1 dim)."""
+    x = as_tensor(input)
+    if x.ndim < 1:
+        raise RuntimeError("Input must be >= 1-d.")
+    return flip(x, 0)
+
+
+# ---------------------------------------------------------------- reshaping and broadcasting
+def unflatten(input, dim, sizes):  # noqa: A002
+    """``torch.unflatten``: dim ``dim`` split into ``sizes`` (one of them may be -1)."""
+    x = as_tensor(input)
+    d = wrap_dim(dim, x.ndim, "unflatten")
+    sizes = _ints(sizes)
+    if not sizes:
+        raise RuntimeError("unflatten: sizes must be non-empty")
+    known = int(np.prod([s for s in sizes if s != -1]))
+    if sizes.count(-1) > 1 or (-1 not in sizes and known != x.shape[d]) or (
+            -1 in sizes and (known == 0 or x.shape[d] % known)):
+        raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} "
+                           f"({x.shape[d]}) in the input tensor")
+    return x.reshape(x.shape[:d] + sizes + x.shape[d + 1:])
+
+
+def ravel(input):  # noqa: A002
+    """``torch.ravel``: the tensor as a vector."""
+    return as_tensor(input).reshape(-1)
+
+
+def broadcast_shapes(*shapes) -> tuple:
+    """``torch.broadcast_shapes``: the shape the given shapes broadcast to (a tuple)."""
+    try:
+        return tuple(np.broadcast_shapes(*[(s,) if isinstance(s, numbers.Integral) else tuple(s) for s in shapes]))
+    except ValueError:
+        raise RuntimeError(f"Shape mismatch: objects cannot be broadcast to a single shape: {list(shapes)}") from None
+
+
+def broadcast_tensors(*tensors):
+    """``torch.broadcast_tensors``: each tensor expanded to their common shape."""
+    tensors = [as_tensor(t) for t in tensors]
+    shape = ()
+    for t in tensors:  # (one pair at a time, to name the sizes that clash as PyTorch does)
+        for i in range(1, min(len(shape), t.ndim) + 1):
+            if shape[-i] != t.shape[-i] and 1 not in (shape[-i], t.shape[-i]):
+                raise RuntimeError(f"The size of tensor a ({shape[-i]}) must match the size of tensor b "
+                                   f"({t.shape[-i]}) at non-singleton dimension {max(len(shape), t.ndim) - i}")
+        shape = broadcast_shapes(shape, t.shape)
+    return tuple(BroadcastTo.apply(t, shape=shape) for t in tensors)
+
+
+def meshgrid(*tensors, indexing="ij"):
+    """``torch.meshgrid``: coordinate grids from 1-D tensors; ``indexing='xy'`` swaps the first two dims of the
+    grid (numpy's default; PyTorch's default is 'ij')."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise RuntimeError(f"torch.meshgrid: indexing must be one of \"xy\" or \"ij\", but received: {indexing}")
+    tensors = [as_tensor(t) for t in tensors]
+    if any(t.ndim > 1 for t in tensors):
+        raise RuntimeError("torch.meshgrid: Expected 0D or 1D tensor in the tensor list")
+    vectors = [t.reshape(-1) for t in tensors]
+    order = list(range(len(vectors)))
+    if indexing == "xy" and len(vectors) >= 2:
+        order[0], order[1] = 1, 0
+    shape = tuple(vectors[i].shape[0] for i in order)
+    grids = []
+    for i, v in enumerate(vectors):
+        at = order.index(i)
+        view = [1] * len(vectors)
+        view[at] = v.shape[0]
+        grids.append(BroadcastTo.apply(v.reshape(view), shape=shape))
+    return tuple(grids)
+
+
+def _atleast(tensors, n, views):
+    single = len(tensors) == 1 and not isinstance(tensors[0], (list, tuple))
+    items = tensors[0] if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)) else tensors
+    out = []
+    for t in items:
+        x = as_tensor(t)
+        if x.ndim < n:
+            x = x.reshape(views[x.ndim](x.shape))
+        out.append(x)
+    return out[0] if single else tuple(out)
+
+
+def atleast_1d(*tensors):
+    """``torch.atleast_1d``: a 0-d tensor as shape (1,); others as they are (a tuple for several)."""
+    return _atleast(tensors, 1, {0: lambda s: (1,)})
+
+
+def atleast_2d(*tensors):
+    """``torch.atleast_2d``: 0-d as (1, 1), a vector (n,) as (1, n)."""
+    return _atleast(tensors, 2, {0: lambda s: (1, 1), 1: lambda s: (1,) + s})
+
+
+def atleast_3d(*tensors):
+    """``torch.atleast_3d``: 0-d as (1, 1, 1), (n,) as (1, n, 1), (m, n) as (m, n, 1)."""
+    return _atleast(tensors, 3, {0: lambda s: (1, 1, 1), 1: lambda s: (1,) + s + (1,), 2: lambda s: s + (1,)})
+
+
+__all__ = ["tril", "triu", "diagonal", "diag_embed", "diag", "diagflat", "trace", "movedim", "moveaxis", "swapaxes",
+           "swapdims", "t", "unbind", "tensor_split", "hsplit", "vsplit", "dsplit", "tile", "repeat_interleave", "rot90",
+           "fliplr", "flipud", "unflatten", "ravel", "broadcast_shapes", "broadcast_tensors", "meshgrid", "atleast_1d",
+           "atleast_2d", "atleast_3d"]
