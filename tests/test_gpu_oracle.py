@@ -182,6 +182,23 @@ _R8 = np.random.default_rng(31)
 _PW_UNIT = _R8.uniform(-0.95, 0.95, (3, 4))
 _PW_EDGE_A = np.array([[0.0, 0.0, 1.0, -2.0], [0.5, 3.0, 0.0, -1.0]])
 _PW_EDGE_B = np.array([[0.0, 1.5, 1.0, -2.0], [-0.5, 0.0, 2.0, 4.0]])
+# New with distnn.linalg (static review, no GPU here): cupy.linalg's batched factorizations, the Functions whose
+# outputs are packed into one array and sliced, diagonal writes in the backwards, solve's broadcast batch dims
+_R_LA = np.random.default_rng(26)
+_LA_WELL = _R_LA.standard_normal((2, 4, 4)) + 4 * np.eye(4)
+_LA_SYM = _R_LA.standard_normal((2, 4, 4))
+
+
+def _eigh_projector(a):
+    w, v = dn.linalg.eigh(a)
+    return (v * w[..., None, :]) @ v.mT  # (independent of the eigenvectors' signs)
+
+
+def _svd_product(a):
+    u, s, vh = dn.linalg.svd(a, full_matrices=False)
+    return (u * (s * s)[..., None, :]) @ vh
+
+
 NEW_OPS = {
     "binary_cross_entropy": ([_PROBS, _R.random((4, 3))],
                              lambda p, y: F.binary_cross_entropy(p, y, weight=np.array([0.5, 2.0, 1.0]))),
@@ -403,6 +420,37 @@ NEW_OPS = {
     "quantile_linear": ([_R8.standard_normal((4, 7))],
                         lambda x: dn.quantile(x, dn.Tensor(_on(backend.device_of(x.data), np.array([0.1, 0.5, 0.9],
                                                                                                     x.dtype))), dim=1)),
+    # --- new with distnn.linalg (static review; see _R_LA)
+    "linalg_det_slogdet": ([_LA_WELL], lambda a: dn.linalg.det(a) + dn.linalg.slogdet(a).logabsdet),
+    "linalg_det_singular": ([np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]])], dn.linalg.det),
+    "linalg_inv": ([_LA_WELL], dn.linalg.inv),
+    "linalg_solve_broadcast": ([_LA_WELL[:1], _R_LA.standard_normal((3, 1, 4, 2))], dn.linalg.solve),
+    "linalg_solve_vector_right": ([_LA_WELL, _R_LA.standard_normal((2, 3, 4))],
+                                  lambda a, b: dn.linalg.solve(a, b, left=False)),
+    "linalg_cholesky_upper": ([_LA_WELL], lambda a: dn.linalg.cholesky(a @ a.mT, upper=True)),
+    "linalg_qr_wide": ([_R_LA.standard_normal((2, 3, 5))], lambda a: dn.linalg.qr(a).Q.sum() + dn.linalg.qr(a).R),
+    "linalg_eigh_projector": ([_LA_SYM], _eigh_projector),
+    "linalg_eigvalsh_upper": ([_LA_SYM], lambda a: dn.linalg.eigvalsh(a, UPLO="U")),
+    "linalg_svd_product": ([_R_LA.standard_normal((2, 5, 3))], _svd_product),
+    "linalg_svdvals_pinv": ([_R_LA.standard_normal((2, 3, 5))], lambda a: dn.linalg.pinv(a) * dn.linalg.svdvals(a).sum()),
+    "linalg_matrix_norms": ([_R_LA.standard_normal((2, 4, 3))],
+                            lambda a: dn.linalg.matrix_norm(a, "nuc") + dn.linalg.matrix_norm(a, float("inf"))
+                            + dn.linalg.matrix_norm(a, -2) + dn.linalg.vector_norm(a, 3, dim=(0, 2)).sum()),
+    "linalg_vector_norm_inf_ties": ([np.array([[1.0, -3.0, 3.0], [0.0, 0.0, 0.0]])],
+                                    lambda a: dn.linalg.vector_norm(a, float("inf"), dim=1)),
+    "linalg_matrix_exp": ([_R_LA.standard_normal((2, 3, 3)) * [[[4.0]], [[0.1]]]], dn.linalg.matrix_exp),
+    "linalg_matrix_power": ([_LA_WELL / 4], lambda a: dn.linalg.matrix_power(a, 3) + dn.linalg.matrix_power(a, -2)),
+    "linalg_solve_triangular": ([_LA_WELL, _R_LA.standard_normal((2, 3, 4))],
+                                lambda a, b: dn.linalg.solve_triangular(a, b, upper=True, left=False,
+                                                                        unitriangular=True)),
+    "linalg_cross_vander_diagonal": ([_R_LA.standard_normal((2, 3)), _R_LA.standard_normal((1, 3))],
+                                     lambda a, b: dn.linalg.cross(a, b) * dn.linalg.vander(a, N=4).sum()
+                                     + dn.linalg.diagonal(a[:, :, None] * b[:, None, :], offset=1).sum()),
+    "linalg_lstsq_gelsd": ([_R_LA.standard_normal((2, 5, 3)), _R_LA.standard_normal((2, 5))],
+                           lambda a, b: dn.linalg.lstsq(a, b, driver="gelsd").solution.sum(-1)
+                           + dn.linalg.lstsq(a, b, driver="gelsd").residuals[..., 0]),
+    "linalg_multi_dot": ([_R_LA.standard_normal(3), _R_LA.standard_normal((3, 4)), _R_LA.standard_normal((4, 2))],
+                         lambda a, b, c: dn.linalg.multi_dot([a, b, c])),
 }
 
 

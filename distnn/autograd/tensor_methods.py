@@ -209,6 +209,32 @@ class TensorMethods:
     def sign(self):
         return _ops.rounding.sign(self)
 
+    # ------------------------------------------------------------ linear algebra (distnn.linalg, PyTorch's names)
+    def det(self):
+        return _linalg().det(self)
+
+    def logdet(self):
+        return _linalg().logdet(self)
+
+    def slogdet(self):
+        return _linalg().slogdet(self)
+
+    def inverse(self):
+        return _linalg().inverse(self)
+
+    def pinverse(self, rcond=1e-15):
+        return _linalg().pinverse(self, rcond)
+
+    def matrix_power(self, n):
+        return _linalg().matrix_power(self, n)
+
+    def matrix_exp(self):
+        return _linalg().matrix_exp(self)
+
+    def cholesky(self, upper=False):
+        """Deprecated in PyTorch (and here, with its warning) for :func:`distnn.linalg.cholesky`."""
+        return _linalg().cholesky(self, upper, _stacklevel=3)
+
     # ------------------------------------------------------------ comparisons as one bool
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
         return allclose(self, other, rtol, atol, equal_nan)
@@ -307,3 +333,10 @@ class _Ops:
 
 
 _ops = _Ops()
+
+
+def _linalg():
+    """``distnn.linalg.aliases`` (imported on first use, as the op modules above)."""
+    import importlib
+
+    return importlib.import_module("distnn.linalg.aliases")

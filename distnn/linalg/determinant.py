@@ -1,0 +1,93 @@
+"""``det``, ``slogdet`` and ``logdet``, with PyTorch's gradients (real matrices).
+
+``det``'s gradient is ``g * det(A) * A^{-T}``; written through the SVD ``A = U S Vh`` as
+``g * sign * U diag(prod_{j != i} s_j) Vh`` (``sign = det(U) det(Vh)``) it is also right for a singular
+``A``: the cofactor matrix, which is not 0 for a matrix of rank n - 1 (PyTorch 2.13 gives 0 there, from its
+LU path; the finite differences agree with the cofactors). ``slogdet``'s ``logabsdet`` and ``logdet`` have the gradient
+``g * A^{-T}`` (inf for a singular matrix, as PyTorch's); ``sign`` carries none.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections import namedtuple
+
+import numpy as np
+
+from distnn.autograd.function import OUTPUT, Function
+from distnn.autograd.tensor import Tensor
+from distnn.backend import get_array_module
+
+from ._common import square_float
+
+linalg_slogdet = namedtuple("linalg_slogdet", ["sign", "logabsdet"])
+
+
+def _inverse_transpose(xp, a):
+    """``A^{-T} = U S^{-1} Vh`` through the SVD: finite for an invertible matrix, inf along a singular one (never
+    raises)."""
+    u, s, vh = xp.linalg.svd(a)
+    with _quiet(xp):
+        return (u / s[..., None, :]) @ vh
+
+
+def _quiet(xp):
+    return np.errstate(divide="ignore", invalid="ignore") if xp is np else contextlib.nullcontext()
+
+
+class Det(Function):
+    reads = ((0, OUTPUT),)
+
+    def forward(self, a):
+        self.a = a
+        return get_array_module(a).linalg.det(a)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        a = self.a
+        if a.shape[-1] == 0:
+            return (xp.zeros_like(a),)
+        u, s, vh = xp.linalg.svd(a)
+        # prod_{j != i} s_j without dividing by s_i (which may be 0): products before i times products after i
+        ones = xp.ones_like(s[..., :1])
+        before = xp.cumprod(xp.concatenate([ones, s[..., :-1]], axis=-1), axis=-1)
+        after = xp.flip(xp.cumprod(xp.concatenate([ones, xp.flip(s[..., 1:], axis=-1)], axis=-1), axis=-1), axis=-1)
+        scale = (xp.asarray(g) * xp.linalg.det(u) * xp.linalg.det(vh))[..., None]
+        return ((u * (before * after * scale)[..., None, :]) @ vh,)
+
+
+class LogAbsDet(Function):
+    """``log|det A|`` (``logdet=False``) or PyTorch's ``logdet`` (NaN for a negative determinant)."""
+
+    reads = ((0, OUTPUT),)
+
+    def forward(self, a, logdet=False):
+        xp = get_array_module(a)
+        self.a = a
+        sign, logabs = xp.linalg.slogdet(a)
+        if logdet:
+            logabs = xp.where(sign < 0, xp.asarray(xp.nan, dtype=logabs.dtype), logabs)
+        return logabs
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return (xp.asarray(g)[..., None, None] * _inverse_transpose(xp, self.a),)
+
+
+def det(A) -> Tensor:
+    """``torch.linalg.det``: the determinant of each matrix of ``A`` (``(*, n, n)`` -> ``(*)``)."""
+    square_float(A, "linalg.det")
+    return Det.apply(A)
+
+
+def slogdet(A):
+    """``torch.linalg.slogdet``: ``(sign, logabsdet)`` with ``det = sign * exp(logabsdet)``; a singular matrix
+    gives ``(0, -inf)``. Only ``logabsdet`` carries a gradient (``A^{-T}``)."""
+    a = square_float(A, "linalg.slogdet")
+    sign = get_array_module(a).linalg.slogdet(a)[0]
+    return linalg_slogdet(Tensor(sign.astype(a.dtype, copy=False)), LogAbsDet.apply(A))
+
+
+def logdet(A) -> Tensor:
+    """``torch.logdet``: ``log(det A)``; NaN where the determinant is negative, -inf where it is 0."""
+    square_float(A, "logdet")
+    return LogAbsDet.apply(A, logdet=True)

@@ -1,0 +1,117 @@
+"""``inv`` and ``solve``, with PyTorch's gradients, broadcasting and errors.
+
+``inv``: ``g_A = -A^{-T} g A^{-T}``. ``solve`` (``AX = B``): ``g_B = A^{-T} g`` and ``g_A = -g_B X^T``;
+``left=False`` (``XA = B``) is the transposed problem ``A^T X^T = B^T``. A singular matrix raises
+:class:`LinAlgError` naming the batch element (and, for ``inv``, the zero diagonal element of its LU
+factorization), with PyTorch's wording.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from distnn.autograd.function import OUTPUT, Function
+from distnn.autograd.tensor import Tensor
+from distnn.backend import get_array_module, unwrap
+
+from ._common import (LinAlgError, as_tensor, batch_prefix, check_float, dtype_name, finite_or_check, mT,
+                      singular_element, square_float)
+
+
+def _raise_singular_inv(a_host, op="linalg.inv"):
+    found = singular_element(a_host)
+    index, pivot = found if found is not None else (0, 0)
+    element = f"The diagonal element {pivot} is zero, " if pivot else ""
+    raise LinAlgError(f"{op}: {batch_prefix(a_host.shape, index)}{element}the inversion could not be completed "
+                      f"because the input matrix is singular.")
+
+
+def _raise_singular_solve(a_host):
+    found = singular_element(a_host)
+    index = found[0] if found is not None else 0
+    raise LinAlgError(f"torch.linalg.solve: {batch_prefix(a_host.shape, index)}The solver failed because the input "
+                      f"matrix is singular.")
+
+
+def inverse_array(xp, a, op="linalg.inv"):
+    """``inv(a)`` on raw arrays, raising PyTorch's error for a singular matrix on either device."""
+    try:
+        out = xp.linalg.inv(a)
+    except np.linalg.LinAlgError:
+        _raise_singular_inv(np.asarray(a), op)
+    return finite_or_check(xp, out, a, lambda h: _raise_singular_inv(h, op))
+
+
+class Inv(Function):
+    reads = ((OUTPUT,),)
+
+    def forward(self, a, op="linalg.inv"):
+        self.out = inverse_array(get_array_module(a), a, op)
+        return self.out
+
+    def backward(self, g):
+        t = mT(self.out)
+        return (-(t @ g @ t),)
+
+
+class Solve(Function):
+    """``A X = B`` for a matrix ``B`` (``vector``: ``B`` is one column, given without its last dim)."""
+
+    reads = ((0, OUTPUT), (0,))
+
+    def forward(self, a, b, vector=False):
+        xp = get_array_module(a, b)
+        self.vector = vector
+        bm = b[..., None] if vector else b
+        batch = np.broadcast_shapes(a.shape[:-2], bm.shape[:-2])  # (cupy's solve wants equal batch dims)
+        a = xp.broadcast_to(a, batch + a.shape[-2:])
+        bm = xp.broadcast_to(bm, batch + bm.shape[-2:])
+        try:
+            x = xp.linalg.solve(a, bm)
+        except np.linalg.LinAlgError:
+            _raise_singular_solve(np.asarray(a))
+        finite_or_check(xp, x, a, _raise_singular_solve)
+        self.a, self.x = a, x
+        return x[..., 0] if vector else x
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        gm = g[..., None] if self.vector else g
+        gb = xp.linalg.solve(mT(self.a), xp.broadcast_to(gm, self.x.shape))
+        ga = -(gb @ mT(self.x)) if self.needs_input_grad[0] else None
+        return ga, (gb[..., 0] if self.vector else gb)
+
+
+def inv(A) -> Tensor:
+    """``torch.linalg.inv``: the inverse of each matrix of ``A``; a singular one raises :class:`LinAlgError`."""
+    square_float(A, "linalg.inv")
+    return Inv.apply(A)
+
+
+def solve(A, B, *, left=True) -> Tensor:
+    """``torch.linalg.solve``: ``X`` with ``A X = B`` (``X A = B`` when ``left=False``).
+
+    ``B`` is a batch of vectors when it is 1-D or has ``A``'s shape without its last dim, else a batch of
+    matrices; batch dims broadcast. A singular ``A`` raises :class:`LinAlgError`."""
+    a = square_float(A, "linalg.solve")
+    b = unwrap(B)
+    b = b if hasattr(b, "ndim") else np.asarray(b)
+    check_float(b, "linalg.solve", "B")
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"linalg.solve: Expected A and B to have the same dtype, but found A of type "
+                           f"{_name(a.dtype)} and B of type {_name(b.dtype)} instead")
+    n = a.shape[-1]
+    vector = b.ndim == 1 or (b.ndim == a.ndim - 1 and b.shape == a.shape[:-1])
+    rows = b.shape[-1] if vector else b.shape[-2 if left else -1]
+    if rows != n or (vector and not left and n != 1):
+        shape_b = f"{b.shape[-1]}x1" if vector else f"{b.shape[-2]}x{b.shape[-1]}"
+        raise RuntimeError(f"linalg.solve: Incompatible shapes of A and B for the equation "
+                           f"{'AX = B' if left else 'XA = B'} ({n}x{n} and {shape_b})")
+    if not left:  # X A = B  <=>  A^T X^T = B^T
+        if vector:  # (only for 1 by 1 matrices: B is then one column of a single row)
+            return Solve.apply(as_tensor(A).mT, as_tensor(B).reshape(tuple(b.shape) + (1,))).reshape(tuple(b.shape))
+        return Solve.apply(as_tensor(A).mT, as_tensor(B).mT).mT
+    return Solve.apply(A, B, vector=vector)
+
+
+def _name(dtype):
+    return {"float32": "Float", "float64": "Double"}.get(np.dtype(dtype).name, dtype_name(dtype))

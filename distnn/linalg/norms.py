@@ -1,0 +1,146 @@
+"""``vector_norm``, ``matrix_norm`` and ``norm`` (which picks one of them as PyTorch does).
+
+``vector_norm``'s gradient is PyTorch's ``norm_backward``: ``ord`` 2 gives ``x / |x|`` (0 at a zero vector),
+1 ``sign(x)``, +-inf shares the gradient evenly among the tied extreme entries, 0 (the count of non-zeros)
+none, and any other ``p`` ``sign(x) |x|^(p-1) / |x|_p^(p-1)`` (0 where the norm is 0, and where ``x`` is 0 for
+``p < 1``). ``matrix_norm`` is built from differentiable pieces as in PyTorch: Frobenius is a vector norm, 'nuc'
+and +-2 the sum, largest and smallest singular values, +-1 and +-inf the max/min of absolute column/row sums.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from distnn.autograd.function import OUTPUT, Function
+from distnn.autograd.tensor import Tensor
+from distnn.backend import get_array_module
+
+from ._common import as_tensor, check_float
+
+
+def _axes(dim, ndim):
+    if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
+    axes = tuple(d % ndim if ndim else 0 for d in dims)
+    if len(set(axes)) != len(axes):
+        raise RuntimeError(f"linalg.vector_norm: dim {tuple(dims)} appears multiple times in the list of dims")
+    return axes
+
+
+class VectorNorm(Function):
+    reads = ((0, OUTPUT),)
+
+    def forward(self, x, ord=2.0, axis=(), keepdim=False):  # noqa: A002
+        xp = get_array_module(x)
+        ax = xp.abs(x)
+        if ord == math.inf:
+            out = ax.max(axis=axis, keepdims=True)
+        elif ord == -math.inf:
+            out = ax.min(axis=axis, keepdims=True)
+        elif ord == 0:
+            out = (x != 0).sum(axis=axis, keepdims=True).astype(x.dtype)
+        elif ord == 1:
+            out = ax.sum(axis=axis, keepdims=True)
+        elif ord == 2:
+            out = xp.sqrt((x * x).sum(axis=axis, keepdims=True))
+        else:  # (a negative ord with a zero entry: inf inside, 0 out, as PyTorch)
+            with np.errstate(divide="ignore"):
+                out = (ax ** ord).sum(axis=axis, keepdims=True) ** (1.0 / ord)
+        self.x, self.norm, self.ord, self.axis = x, out, ord, axis
+        return out if keepdim else out.reshape([s for i, s in enumerate(out.shape) if i not in axis])
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        x, n, p = self.x, self.norm, self.ord
+        g = g.reshape(n.shape)
+        if p == 0:
+            return (xp.zeros_like(x),)
+        if p == 1:
+            return (xp.sign(x) * g,)
+        zero = n == 0
+        if p == 2:
+            return (x * xp.where(zero, 0, g / xp.where(zero, 1, n)),)
+        if math.isinf(p):
+            ax = xp.abs(x)
+            mask = (ax == n) | xp.isnan(ax)
+            return (xp.sign(x) * mask * (g / mask.sum(axis=self.axis, keepdims=True)),)
+        ax = xp.abs(x)
+        if p < 1:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scaled = xp.sign(x) * xp.where(x == 0, 0, ax ** (p - 1))
+            return (scaled * g * n ** (1 - p),)
+        scaled = xp.sign(x) * ax ** (p - 1) if p < 2 else x * ax ** (p - 2)
+        return (scaled * xp.where(zero, 0, g / xp.where(zero, 1, n) ** (p - 1)),)
+
+
+def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None) -> Tensor:  # noqa: A002
+    """``torch.linalg.vector_norm``: ``(sum |x|^ord)^(1/ord)`` over ``dim`` (all dims when None), with ``ord``
+    inf (max |x|), -inf (min |x|) and 0 (the number of non-zeros) too."""
+    if isinstance(ord, str) or not isinstance(ord, numbers.Real):
+        raise TypeError(f"linalg_vector_norm(): argument 'ord' (position 2) must be Number, not {type(ord).__name__}")
+    t = as_tensor(x)
+    if dtype is not None:
+        t = t.to(dtype)
+    check_float(t.data, "linalg.vector_norm")
+    return VectorNorm.apply(t, ord=float(ord), axis=_axes(dim, t.ndim), keepdim=bool(keepdim))
+
+
+_MATRIX_ORDS = ("fro", "nuc", math.inf, -math.inf, 1, -1, 2, -2)
+
+
+def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None) -> Tensor:  # noqa: A002
+    """``torch.linalg.matrix_norm``: the norm ``ord`` ('fro', 'nuc', inf, -inf, 1, -1, 2, -2) of the matrices
+    spanned by the two dims ``dim``."""
+    t = as_tensor(A)
+    if t.ndim < 2:
+        raise RuntimeError("linalg.matrix_norm: The input tensor A must have at least 2 dimensions.")
+    if dtype is not None:
+        t = t.to(dtype)
+    check_float(t.data, "linalg.matrix_norm")
+    if ord not in _MATRIX_ORDS:
+        raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
+    if not isinstance(dim, (tuple, list)) or len(dim) != 2:
+        raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {dim}")
+    d0, d1 = (d % t.ndim for d in dim)
+    if d0 == d1:
+        raise RuntimeError(f"linalg.matrix_norm: dims must be different. Got ({dim[0]}, {dim[1]})")
+    if ord == "fro":
+        return vector_norm(t, 2, (d0, d1), keepdim)
+    if ord in ("nuc", 2, -2):
+        from .svd import svdvals
+
+        rest = [i for i in range(t.ndim) if i not in (d0, d1)]
+        s = svdvals(t.permute(*rest, d0, d1))
+        out = s.sum(-1) if ord == "nuc" else s[..., 0] if ord == 2 else s[..., -1]
+        if keepdim:
+            for d in sorted((d0, d1)):
+                out = out.unsqueeze(d)
+        return out
+    # (1: the largest absolute column sum, over rows d0 first; inf: the largest absolute row sum)
+    inner, outer = (d0, d1) if abs(ord) == 1 else (d1, d0)
+    sums = t.abs().sum(inner, keepdim=True)
+    out = sums.amax(outer, keepdim=True) if ord > 0 else sums.amin(outer, keepdim=True)
+    return out if keepdim else out.reshape([s for i, s in enumerate(out.shape) if i not in (d0, d1)])
+
+
+def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None) -> Tensor:  # noqa: A002
+    """``torch.linalg.norm``: a vector norm when ``dim`` is one dim (or, with ``ord`` None and ``dim`` None,
+    of all the entries), a matrix norm when ``dim`` is two dims, or, ``dim`` None and ``ord`` given, for a
+    1-D input a vector norm and for a 2-D one a matrix norm."""
+    t = as_tensor(A)
+    if dim is not None:
+        dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
+        if len(dims) == 1:
+            return vector_norm(t, 2 if ord is None else ord, dims, keepdim, dtype=dtype)
+        return matrix_norm(t, "fro" if ord is None else ord, dims, keepdim, dtype=dtype)
+    if ord is None:
+        return vector_norm(t, 2, None, keepdim, dtype=dtype)
+    if isinstance(ord, str) or t.ndim == 2:
+        return matrix_norm(t, ord, (-2, -1), keepdim, dtype=dtype)
+    if t.ndim == 1:
+        return vector_norm(t, ord, None, keepdim, dtype=dtype)
+    raise RuntimeError(f"linalg.norm: If dim is not specified but ord is, the input must be 1D or 2D. "
+                       f"Got {t.ndim}D.")
