@@ -178,8 +178,8 @@ _R7 = np.random.default_rng(29)
 _PDIST_X = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [0.0, 2.0, 5.0], [1.0, 0.0, 4.0], [-1.0, 2.0, 1.0]])
 # pointwise math (sin ... erfinv, atan2, xlogy, fmax, ...): erf/erfc/erfinv are cupyx.scipy.special's on the GPU
 # (distnn's own series on the CPU); the edge rows hold zeros and ties where PyTorch's gradient conventions apply
-_R8 = np.random.default_rng(31)
-_PW_UNIT = _R8.uniform(-0.95, 0.95, (3, 4))
+_R10 = np.random.default_rng(31)
+_PW_UNIT = _R10.uniform(-0.95, 0.95, (3, 4))
 _PW_EDGE_A = np.array([[0.0, 0.0, 1.0, -2.0], [0.5, 3.0, 0.0, -1.0]])
 _PW_EDGE_B = np.array([[0.0, 1.5, 1.0, -2.0], [-0.5, 0.0, 2.0, 4.0]])
 # New with distnn.linalg (static review, no GPU here): cupy.linalg's batched factorizations, the Functions whose
@@ -363,32 +363,32 @@ NEW_OPS = {
                                               a, p, n, distance_function=lambda u, v: 1.0 - F.cosine_similarity(u, v),
                                               margin=0.5, swap=True)),
     "upsample_bilinear": ([_IMG], lambda x: F.upsample_bilinear(x, scale_factor=1.5)),
-    # --- new with the pointwise math (static review): one elementwise kernel each; see _R8
-    "pointwise_trig": ([_R8.standard_normal((3, 4))],
+    # --- new with the pointwise math (static review): one elementwise kernel each; see _R10
+    "pointwise_trig": ([_R10.standard_normal((3, 4))],
                        lambda x: x.sin() * x.cos() + dn.tan(x * 0.4) + dn.atan(x) + x.sinh() - dn.cosh(x * 0.5)),
     "pointwise_inverse_trig": ([_PW_UNIT], lambda x: dn.asin(x) + x.acos() * dn.atanh(x) + dn.asinh(x * 3)
                                + dn.acosh(x.abs() + 1.5)),
-    "pointwise_logs_exps": ([_R8.uniform(0.1, 3.0, (3, 4))], lambda x: x.log1p() + dn.expm1(x) - x.log2() * dn.log10(x)
+    "pointwise_logs_exps": ([_R10.uniform(0.1, 3.0, (3, 4))], lambda x: x.log1p() + dn.expm1(x) - x.log2() * dn.log10(x)
                             + dn.exp2(x) + x.rsqrt() + dn.reciprocal(x) + x.square()),
     "pointwise_erf_family": ([_PW_UNIT * 2], lambda x: dn.erf(x) + x.erfc() * 3),
     "pointwise_erfinv": ([_PW_UNIT], dn.erfinv),
     "pointwise_logit_sinc_misc": ([_PW_UNIT], lambda x: dn.logit(x.abs(), eps=0.1) + dn.sinc(x * 2) + x.frac()
                                   + dn.deg2rad(x) + x.rad2deg() + dn.nan_to_num(x) + dn.sgn(x) - x.neg()),
     "atan2_origin": ([_PW_EDGE_A, _PW_EDGE_B], dn.atan2),  # (zero gradients at (0, 0), as PyTorch's)
-    "hypot": ([_R8.standard_normal((3, 4)), _R8.standard_normal((3, 1))], dn.hypot),
-    "remainder_fmod_divide": ([_R8.standard_normal((3, 4)) * 4, _R8.uniform(0.5, 2.0, (4,)) * np.array([1, -1, 1, -1])],
+    "hypot": ([_R10.standard_normal((3, 4)), _R10.standard_normal((3, 1))], dn.hypot),
+    "remainder_fmod_divide": ([_R10.standard_normal((3, 4)) * 4, _R10.uniform(0.5, 2.0, (4,)) * np.array([1, -1, 1, -1])],
                               lambda a, b: dn.remainder(a, b) + dn.fmod(a, b) + dn.divide(a, b, rounding_mode="trunc")
                               + dn.true_divide(a, b)),
-    "logaddexp_pair": ([_R8.standard_normal((3, 4)) * 5, _R8.standard_normal((1, 4)) * 5],
+    "logaddexp_pair": ([_R10.standard_normal((3, 4)) * 5, _R10.standard_normal((1, 4)) * 5],
                        lambda a, b: dn.logaddexp(a, b) + dn.logaddexp2(a, b)),
-    "xlogy_zero_x": ([_PW_EDGE_A, _R8.uniform(0.5, 2.0, (2, 4))], dn.xlogy),
+    "xlogy_zero_x": ([_PW_EDGE_A, _R10.uniform(0.5, 2.0, (2, 4))], dn.xlogy),
     "copysign_fmax_fmin_ties": ([_PW_EDGE_A, _PW_EDGE_B], lambda a, b: dn.copysign(a, b) + dn.fmax(a, b) * 2
                                 + dn.fmin(a, b)),
-    "lerp_tensor_weight": ([_R8.standard_normal((3, 4)), _R8.standard_normal((3, 4)), _R8.uniform(-0.5, 1.5, (4,))],
+    "lerp_tensor_weight": ([_R10.standard_normal((3, 4)), _R10.standard_normal((3, 4)), _R10.uniform(-0.5, 1.5, (4,))],
                            dn.lerp),
-    "float_power": ([_R8.uniform(0.5, 2.0, (3, 4)), _R8.standard_normal((3, 4))],
+    "float_power": ([_R10.uniform(0.5, 2.0, (3, 4)), _R10.standard_normal((3, 4))],
                     lambda a, b: dn.float_power(a, b).astype(a.dtype)),
-    "addcmul_addcdiv": ([_R8.standard_normal((3, 1)), _R8.standard_normal((1, 4)), _R8.uniform(0.5, 2.0, (3, 4))],
+    "addcmul_addcdiv": ([_R10.standard_normal((3, 1)), _R10.standard_normal((1, 4)), _R10.uniform(0.5, 2.0, (3, 4))],
                         lambda a, b, c: dn.addcmul(a, b, c, value=0.5) + dn.addcdiv(a, b, c, value=-2)),
     # --- new with PyTorch's shape/matrix/scatter/reduction functions (static review): index grids built with
     # the input's array module, cupyx scatter_add/max/min (scatter-multiply through logs), log-step scans
