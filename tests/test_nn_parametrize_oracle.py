@@ -268,3 +268,16 @@ def test_state_dict_round_trip_from_torch(torch):
     P.register_parametrization(fresh, "weight", Symmetric())
     fresh.load_state_dict({k: v.numpy() for k, v in t.state_dict().items()})
     np.testing.assert_allclose(fresh.weight.data, t.weight.detach().numpy(), **TIGHT)
+
+
+def test_deepcopy_copies_the_parametrized_state():
+    import copy
+
+    d = nn.Linear(3, 3, dtype=np.float64)
+    P.register_parametrization(d, "weight", Symmetric())
+    e = copy.deepcopy(d)
+    assert type(e) is type(d) and e.parametrizations.weight.original is not d.parametrizations.weight.original
+    np.testing.assert_array_equal(e.weight.data, d.weight.data)
+    e.weight = distnn.Tensor(np.eye(3))
+    np.testing.assert_array_equal(e.weight.data, np.eye(3))
+    assert not np.array_equal(d.weight.data, np.eye(3))

@@ -1,8 +1,6 @@
 """The rest of torch.nn.utils against PyTorch's: parameters <-> vector, get_total_norm / clip_grads_with_norm_
 and the deprecated clip_grad_norm, conv/linear + batch-norm fusion, functional_call (distnn.func and the
 deprecated stateless one), skip_init; results and refusals as PyTorch's."""
-import warnings
-
 import numpy as np
 import pytest
 

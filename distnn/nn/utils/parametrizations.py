@@ -242,9 +242,8 @@ class _SpectralNorm(Module):
     def _reshape_weight_to_matrix(self, weight):
         """``weight`` with ``dim`` first, flattened to 2-D (a raw array or a Tensor)."""
         if self.dim != 0:
-            weight = weight.transpose(self.dim, *(d for d in range(weight.ndim) if d != self.dim)) \
-                if not isinstance(weight, Tensor) else \
-                weight.permute(self.dim, *(d for d in range(weight.ndim) if d != self.dim))
+            order = (self.dim,) + tuple(d for d in range(weight.ndim) if d != self.dim)
+            weight = weight.permute(*order) if isinstance(weight, Tensor) else weight.transpose(order)
         return weight.reshape(weight.shape[0], -1)
 
     def _power_method(self, mat, n_power_iterations: int) -> None:

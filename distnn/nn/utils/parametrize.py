@@ -17,6 +17,7 @@ nothing in :class:`~distnn.nn.Module` needs to know about parametrizations.
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
 from collections.abc import Sequence
 
@@ -180,8 +181,18 @@ def _inject_new_class(module) -> None:
             raise KeyError(f"attribute '{name}' already exists")
         cls.__setattr__(self, name, value)
 
+    def deepcopy(self, memo):  # (pickling is refused above; copy.deepcopy copies the state, as PyTorch's)
+        if id(self) in memo:
+            return memo[id(self)]
+        replica = self.__new__(self.__class__)
+        memo[id(self)] = replica
+        object.__setattr__(replica, "__dict__", copy.deepcopy(self.__dict__, memo))
+        return replica
+
     param_cls = type(f"Parametrized{cls.__name__}", (cls,),
                      {"__getstate__": getstate, "__setattr__": setattr_, "_parametrized_names": set()})
+    if not hasattr(cls, "__deepcopy__"):
+        param_cls.__deepcopy__ = deepcopy
     object.__setattr__(module, "__class__", param_cls)
 
 
