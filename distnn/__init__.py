@@ -121,7 +121,7 @@ from .linalg.aliases import (  # noqa: E402
 
 clamp = clip
 
-_LAZY_SUBMODULES = {"nn", "optim", "distributed", "data", "train", "models", "testing", "cli"}
+_LAZY_SUBMODULES = {"nn", "optim", "distributed", "data", "train", "models", "testing", "cli", "func"}
 
 
 def __getattr__(name):

@@ -586,6 +586,16 @@ LAYERS = {
     "PixelUnshuffle": (lambda: nn.PixelUnshuffle(2), (2, 3, 4, 6), None),
     "ChannelShuffle": (lambda: nn.ChannelShuffle(2), (2, 6, 3, 4), None),
     "Softmax2d": (lambda: nn.Softmax2d(), (2, 5, 3, 4), None),
+    # parametrizations (nn.utils.parametrizations) and the hook-based norms: their buffers move with the model
+    "orthogonal-matrix_exp": (lambda: nn.utils.parametrizations.orthogonal(nn.Linear(5, 7)), (3, 5), None),
+    "orthogonal-cayley": (lambda: nn.utils.parametrizations.orthogonal(nn.Linear(7, 5), orthogonal_map="cayley"),
+                          (3, 7), None),
+    "orthogonal-householder": (lambda: nn.utils.parametrizations.orthogonal(
+        nn.Linear(7, 5), orthogonal_map="householder", use_trivialization=False), (3, 7), None),
+    "weight_norm": (lambda: nn.utils.parametrizations.weight_norm(nn.Conv2d(3, 4, 3), dim=1), (2, 3, 6, 6), None),
+    "spectral_norm": (lambda: nn.utils.parametrizations.spectral_norm(nn.Linear(6, 5), n_power_iterations=3),
+                      (3, 6), None),
+    "spectral_norm-hooked": (lambda: nn.utils.spectral_norm(nn.Conv2d(3, 4, 3)), (2, 3, 6, 6), None),
 }
 
 

@@ -103,11 +103,12 @@ class Conv2d(_ConvNd):
             x, pad = _mode_padded(x, pad, self.padding_mode)
         except ValueError as e:  # (reflect: padding as large as the input)
             raise _naming(self, e) from None
-        check_conv_shapes(tuple(x.shape), tuple(self.weight.shape), self.stride, pad, self.dilation, self.groups,
+        weight = self.weight  # read once: a parametrized weight (spectral_norm) is computed at each read
+        check_conv_shapes(tuple(x.shape), tuple(weight.shape), self.stride, pad, self.dilation, self.groups,
                           who=self.where())
         from distnn.functional.conv import Conv2d as _Conv2dFn
 
-        out = _Conv2dFn.apply(x, self.weight, self.bias, stride=self.stride, padding=pad, dilation=self.dilation,
+        out = _Conv2dFn.apply(x, weight, self.bias, stride=self.stride, padding=pad, dilation=self.dilation,
                               groups=self.groups)
         return out.squeeze(0) if unbatched else out
 

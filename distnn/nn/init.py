@@ -9,6 +9,7 @@ cast to the tensor's dtype and device.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -17,7 +18,10 @@ from distnn.backend import get_array_module
 __all__ = [
     "calculate_gain", "constant_", "ones_", "zeros_", "normal_", "uniform_", "trunc_normal_",
     "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_",
-    "eye_", "_calculate_fan_in_and_fan_out",
+    "eye_", "dirac_", "sparse_", "_calculate_fan_in_and_fan_out",
+    # PyTorch's deprecated names (a FutureWarning each)
+    "uniform", "normal", "constant", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
+    "orthogonal", "sparse", "dirac", "eye",
 ]
 
 
@@ -101,9 +105,42 @@ def zeros_(tensor):
 
 
 def eye_(tensor):
+    """The identity matrix (ones on the diagonal of a possibly non-square 2-D tensor), as PyTorch's."""
     if tensor.ndim != 2:
-        raise ValueError(f"eye_ needs a 2-D tensor, got shape {tuple(tensor.shape)}")
+        raise ValueError(f"Only tensors with 2 dimensions are supported, got shape {tuple(tensor.shape)}")
     return _fill(tensor, np.eye(*tensor.shape))
+
+
+def dirac_(tensor, groups: int = 1):
+    """The Dirac delta (a 3-, 4- or 5-D convolution weight that passes its input channels through, per group
+    of ``groups``), as PyTorch's: 1 at the kernel's centre of ``[g * out_per_group + d, d]``."""
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
+    sizes = tuple(tensor.shape)
+    if sizes[0] % groups != 0:
+        raise ValueError("dim 0 must be divisible by groups")
+    per_group = sizes[0] // groups
+    min_dim = min(per_group, sizes[1])
+    values = np.zeros(sizes)
+    d = np.arange(min_dim)
+    centre = tuple(s // 2 for s in sizes[2:])
+    for g in range(groups):  # (a loop over groups, each a vectorized assignment)
+        values[(g * per_group + d, d) + centre] = 1
+    return _fill(tensor, values)
+
+
+def sparse_(tensor, sparsity: float, std: float = 0.01, generator=None):
+    """N(0, std^2) values with ``ceil(sparsity * rows)`` zeros in each column, at rows drawn at random
+    (Martens 2010), as PyTorch's; from ``generator`` (default distnn's), so not PyTorch's numbers."""
+    if tensor.ndim != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    rows, cols = tensor.shape
+    num_zeros = int(math.ceil(sparsity * rows))
+    gen = _gen(generator)
+    values = gen.normal(0.0, std, size=(rows, cols))
+    zero_rows = gen.random((rows, cols)).argsort(axis=0)[:num_zeros]  # a random permutation per column
+    values[zero_rows, np.arange(cols)] = 0
+    return _fill(tensor, values)
 
 
 def uniform_(tensor, a: float = 0.0, b: float = 1.0, generator=None):
@@ -159,14 +196,44 @@ def kaiming_normal_(tensor, a: float = 0, mode: str = "fan_in", nonlinearity: st
 def orthogonal_(tensor, gain: float = 1.0, generator=None):
     """A (semi-)orthogonal matrix from the QR decomposition of a Gaussian one, times ``gain``."""
     if tensor.ndim < 2:
-        raise ValueError(f"orthogonal_ needs at least 2 dimensions, got shape {tuple(tensor.shape)}")
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    if int(np.prod(tensor.shape)) == 0:  # (nothing to fill; QR of an empty matrix fails)
+        return tensor
     rows = tensor.shape[0]
     cols = int(np.prod(tensor.shape[1:]))
     flat = _gen(generator).normal(0.0, 1.0, size=(rows, cols))
     if rows < cols:
         flat = flat.T
     q, r = np.linalg.qr(flat)
-    q *= np.sign(np.diag(r))  # make the decomposition unique (uniform over orthogonal matrices)
+    q *= np.sign(np.diag(r))  # PyTorch's sign fix: a unique decomposition (uniform over orthogonal matrices)
     if rows < cols:
         q = q.T
     return _fill(tensor, gain * q.reshape(tensor.shape))
+
+
+def _make_deprecate(meth):
+    """PyTorch's deprecated name without the trailing underscore: ``meth`` with a FutureWarning."""
+    new_name = meth.__name__
+    old_name = new_name[:-1]
+
+    def deprecated_init(*args, **kwargs):
+        warnings.warn(f"`nn.init.{old_name}` is now deprecated in favor of `nn.init.{new_name}`.",
+                      FutureWarning, stacklevel=2)
+        return meth(*args, **kwargs)
+
+    deprecated_init.__doc__ = f"{old_name}(...): deprecated, :func:`{new_name}` with a FutureWarning (PyTorch's)."
+    deprecated_init.__name__ = old_name
+    return deprecated_init
+
+
+uniform = _make_deprecate(uniform_)
+normal = _make_deprecate(normal_)
+constant = _make_deprecate(constant_)
+eye = _make_deprecate(eye_)
+dirac = _make_deprecate(dirac_)
+xavier_uniform = _make_deprecate(xavier_uniform_)
+xavier_normal = _make_deprecate(xavier_normal_)
+kaiming_uniform = _make_deprecate(kaiming_uniform_)
+kaiming_normal = _make_deprecate(kaiming_normal_)
+orthogonal = _make_deprecate(orthogonal_)
+sparse = _make_deprecate(sparse_)

@@ -8,13 +8,15 @@ ranks: every rank then sees the same norm and clips identically.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
 from distnn.backend import get_array_module
 from distnn.optim.optimizer import _raw, sum_of_squares
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "grad_norm"]
+__all__ = ["clip_grad_norm", "clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm",
+           "grad_norm"]
 
 
 def _grads(parameters):
@@ -101,3 +103,47 @@ def clip_grad_value_(parameters, clip_value: float) -> None:
         raise ValueError(f"clip_value must be >= 0, got {clip_value!r}")
     for g in _grads(parameters):
         get_array_module(g).clip(g, -clip_value, clip_value, out=g)
+
+
+def clip_grad_norm(parameters, max_norm: float, norm_type=2.0, error_if_nonfinite: bool = False, foreach=None) -> float:
+    """Deprecated (PyTorch's): :func:`clip_grad_norm_`, with a FutureWarning."""
+    warnings.warn("`torch.nn.utils.clip_grad_norm` is now deprecated in favor of `torch.nn.utils.clip_grad_norm_`.",
+                  FutureWarning, stacklevel=2)
+    return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite)
+
+
+def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite: bool = False, foreach=None):
+    """The ``norm_type``-norm of ``tensors`` taken together (as if concatenated), as a 0-d Tensor, as
+    ``torch.nn.utils.get_total_norm``: the first half of :func:`clip_grad_norm_`, on any tensors (pass the
+    gradients). ``foreach`` is accepted for PyTorch's signature (one code path here)."""
+    from distnn.autograd.tensor import Tensor
+
+    if isinstance(tensors, Tensor) or (hasattr(tensors, "shape") and hasattr(tensors, "dtype")):
+        tensors = [tensors]
+    arrays = [_raw(t) for t in tensors]
+    p = _norm_type(norm_type)
+    if not arrays:
+        return Tensor(np.asarray(0.0, dtype=np.float32))
+    total = _grad_norm_of(arrays, p)
+    if error_if_nonfinite and not math.isfinite(total):
+        raise RuntimeError(f"The total norm of order {float(p)} for gradients from `parameters` is non-finite, so "
+                           "it cannot be clipped. To disable this error and scale the gradients by the non-finite "
+                           "norm anyway, set `error_if_nonfinite=False`")
+    dtype = np.result_type(*[a.dtype for a in arrays])
+    xp = get_array_module(arrays[0])
+    return Tensor(xp.asarray(total, dtype=dtype if dtype.kind == "f" else np.float32))
+
+
+def clip_grads_with_norm_(parameters, max_norm: float, total_norm, foreach=None) -> None:
+    """Scale the gradients of ``parameters`` in place by ``min(1, max_norm / (total_norm + 1e-6))``, with
+    ``total_norm`` given (from :func:`get_total_norm`), as ``torch.nn.utils.clip_grads_with_norm_``: the second
+    half of :func:`clip_grad_norm_`, for a norm computed elsewhere (over several groups, or across ranks)."""
+    grads = _grads(parameters)
+    if not grads:
+        return
+    total = float(_raw(total_norm))
+    coef = float(max_norm) / (total + 1e-6)
+    coef = coef if math.isnan(coef) else min(coef, 1.0)
+    with np.errstate(invalid="ignore"):
+        for g in grads:
+            g *= coef
