@@ -12,6 +12,7 @@ import tracemalloc
 import zipfile
 
 import numpy as np
+import pytest
 
 from distnn import nn
 from distnn.train import npz_io
@@ -74,10 +75,16 @@ def test_write_npz_writes_front_to_back_what_the_packer_packs():
 
 
 def test_write_npz_of_arrays_the_packer_cannot_store_is_what_np_savez_writes():
-    arrays = {"a": np.arange(3.0), "objects": np.array([{"x": 1}, None], dtype=object)}
+    arrays = {"a": np.arange(3.0), "empty_items": np.zeros(3, dtype="V0")}  # (itemsize 0: not packable)
+    assert not npz_io.packable(arrays)
     out = _Stream()
     npz_io.write_npz(out, arrays)
     assert zipfile.ZipFile(io.BytesIO(bytes(out.data))).testzip() is None
-    with np.load(io.BytesIO(bytes(out.data)), allow_pickle=True) as z:
+    with np.load(io.BytesIO(bytes(out.data)), allow_pickle=False) as z:
         np.testing.assert_array_equal(z["a"], arrays["a"])
-        assert list(z["objects"]) == [{"x": 1}, None]
+        assert z["empty_items"].dtype == np.dtype("V0") and z["empty_items"].shape == (3,)
+    # Python objects would be pickled, and distnn reads without pickle: refused, nothing written
+    out = _Stream()
+    with pytest.raises(ValueError, match="'objects' is a ndarray of Python objects"):
+        npz_io.write_npz(out, {"a": np.arange(3.0), "objects": np.array([{"x": 1}, None], dtype=object)})
+    assert not out.data
