@@ -142,7 +142,7 @@ _ALIASES = {
 }
 _SAME_NAME = (
     # pointwise, unary
-    "neg", "abs", "sign", "sgn", "sqrt", "rsqrt", "square", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p",
+    "abs", "sign", "sgn", "sqrt", "rsqrt", "square", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p",
     "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "sigmoid",
     "relu", "logit", "erf", "erfc", "erfinv", "reciprocal", "ceil", "floor", "round", "trunc", "frac", "nan_to_num",
     "deg2rad", "rad2deg", "sinc",
@@ -162,8 +162,22 @@ def _add(self, other, *, alpha=1):
     return self + (other if alpha == 1 else other * alpha)
 
 
+def _is_bool(x) -> bool:
+    return isinstance(x, bool) or np.dtype(getattr(x, "dtype", np.float64)) == np.bool_
+
+
 def _sub(self, other, *, alpha=1):
+    if _is_bool(self) or _is_bool(other):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying "
+                           "to invert a mask, use the `~` or `logical_not()` operator instead.")
     return self - (other if alpha == 1 else other * alpha)
+
+
+def _neg(self):
+    if _is_bool(self):
+        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you are trying to "
+                           "invert a mask, use the `~` or `logical_not()` operator instead.")
+    return _top("neg")(self)
 
 
 def _div(self, other, *, rounding_mode=None):
@@ -172,7 +186,7 @@ def _div(self, other, *, rounding_mode=None):
 
 _COMPOSED = {
     "add_": _add, "sub_": _sub, "mul_": lambda self, other: self * other, "div_": _div,
-    "pow_": lambda self, exponent: self ** exponent,
+    "pow_": lambda self, exponent: self ** exponent, "neg_": _neg,
     "masked_fill_": lambda self, mask, value: self.masked_fill(mask, value),
 }
 
