@@ -197,6 +197,8 @@ SAVED = {  # in place on a value a node saved: the node's backward refuses, or n
         x * w))(m([1.0, 2.0], True), m([3.0, 4.0])),
     "copy_ into the input of pow": lambda lib, m: (lambda x, w: (lambda z: (w.copy_(m([5.0, 6.0])), _backward(lib, z)))(
         x ** w))(m([1.0, 2.0], True), m([3.0, 4.0])),
+    "sin_ then add_ (sin reads its input only)": lambda lib, m: (lambda x: (lambda y: (
+        y.sin_(), y.add_(1), y.clamp_(-0.5, 0.5), _backward(lib, y * x)))(x * 2))(m([1.0, 2.0], True)),
     "t_ of a saved tensor": lambda lib, m: (lambda x: (lambda y: (lambda z: (y.t_(), _backward(lib, z)))(
         y.sin()))(x * 1))(m([[1.0, 2.0]], True)),
 }

@@ -223,11 +223,12 @@ class TensorInplaceMore:
     def _restride_(self, name: str, view):
         """This tensor becomes ``view(self)`` (the same memory, another shape), as PyTorch's ``t_``/``squeeze_``."""
         from .inplace import check_writable
+        from .versions import _shared_with_another
 
         recording = records(self)
         if recording:
             check_writable(self)
-            if "_view_of" in self.__dict__ or self._vc is not None and len(self._vc) > 1:
+            if "_view_of" in self.__dict__ or _shared_with_another(self):  # (their index would not fit the new shape)
                 raise RuntimeError(f"{name}: changing the shape of a tensor that shares its memory with a view "
                                    "while recording gradients is not supported; use the out-of-place op")
         result = view(self)
