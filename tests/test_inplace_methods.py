@@ -106,6 +106,12 @@ CASES = [(n, "any", lambda T, r: ((), {})) for n in (
     ("addmm_", "any", lambda T, r: ((T(r.normal(size=(3, 2))), T(r.normal(size=(2, 4)))),
                                     {"beta": 0.5, "alpha": 2})),
     ("addbmm_", "any", lambda T, r: ((T(r.normal(size=(2, 3, 5))), T(r.normal(size=(2, 5, 4)))), {})),
+    ("addmv_", "any", lambda T, r: ((T(r.normal(size=(4, 2))), T(r.normal(size=(2,)))), {"beta": 2}), (4,)),
+    ("baddbmm_", "any", lambda T, r: ((T(r.normal(size=(2, 3, 5))), T(r.normal(size=(2, 5, 4)))),
+                                      {"alpha": 0.5}), (2, 3, 4)),
+    ("fill_diagonal_", "any", lambda T, r: ((-1.0,), {"wrap": True}), (7, 3)),
+    ("fill_diagonal_", "any", lambda T, r: ((2.0,), {}), (3, 3, 3)),
+    ("squeeze_", "any", lambda T, r: ((1,), {}), (3, 1, 2)),
     ("transpose_", "any", lambda T, r: ((0, 1), {})), ("t_", "any", lambda T, r: ((), {})),
     ("swapaxes_", "any", lambda T, r: ((1, 0), {})), ("swapdims_", "any", lambda T, r: ((0, -1), {})),
     ("unsqueeze_", "any", lambda T, r: ((1,), {})), ("squeeze_", "any", lambda T, r: ((), {})),
@@ -151,9 +157,10 @@ def _run(lib, name, domain, args_fn, seed, shape=SHAPE):
 
 @pytest.mark.parametrize("case", range(len(CASES)), ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_inplace_method_values_and_gradients_match_torch(case):
-    name, domain, args_fn = CASES[case]
-    tv, tdt, tg = _run("torch", name, domain, args_fn, case)
-    dv, ddt, dg = _run("distnn", name, domain, args_fn, case)
+    name, domain, args_fn, *shape = CASES[case]
+    shape = shape[0] if shape else SHAPE
+    tv, tdt, tg = _run("torch", name, domain, args_fn, case, shape)
+    dv, ddt, dg = _run("distnn", name, domain, args_fn, case, shape)
     assert ddt == tdt
     np.testing.assert_allclose(dv, tv, rtol=1e-10, atol=1e-12)
     assert len(dg) == len(tg)
