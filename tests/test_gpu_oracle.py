@@ -199,6 +199,33 @@ def _svd_product(a):
     return (u * (s * s)[..., None, :]) @ vh
 
 
+_R_IP = np.random.default_rng(41)  # (the in-place Tensor methods' own stream: the entries above keep their values)
+
+
+def _inplace_methods_chain(a, z):
+    y = a * 2.0
+    y.add_(z, alpha=0.5).sin_().clamp_(-0.8, 0.9)
+    y[0].mul_(3.0)  # through a view (CopySlices)
+    y.addcmul_(z, z, value=0.25).lerp_(z, 0.3)
+    return y * a
+
+
+def _inplace_index_writes(a, v):
+    y = a * 1.0
+    y.index_put_((np.array([0, 2, 0]),), v, accumulate=True)  # host indices, repeated: added up
+    y.fill_diagonal_(0.5)
+    y.scatter_add_(0, dn.Tensor(np.array([[2, 1, 0, 2]])), v[:1])
+    return y * y
+
+
+def _inplace_copy_and_fill(a):
+    y = a * 1.0
+    y[0].copy_(np.array([0.5, -1.0, 2.0, 3.0]))  # a host source into a device tensor
+    y[1].uniform_(-1.0, 1.0, generator=np.random.default_rng(0))  # host draws, the same on both devices
+    y.t_()
+    return y * a.t()
+
+
 NEW_OPS = {
     "binary_cross_entropy": ([_PROBS, _R.random((4, 3))],
                              lambda p, y: F.binary_cross_entropy(p, y, weight=np.array([0.5, 2.0, 1.0]))),
@@ -451,6 +478,10 @@ NEW_OPS = {
                            + dn.linalg.lstsq(a, b, driver="gelsd").residuals[..., 0]),
     "linalg_multi_dot": ([_R_LA.standard_normal(3), _R_LA.standard_normal((3, 4)), _R_LA.standard_normal((4, 2))],
                          lambda a, b, c: dn.linalg.multi_dot([a, b, c])),
+    # --- new with the in-place Tensor methods (static review; see _R_IP)
+    "inplace_methods_chain": ([_R_IP.standard_normal((3, 4)), _R_IP.standard_normal((3, 4))], _inplace_methods_chain),
+    "inplace_index_writes": ([_R_IP.standard_normal((3, 4)), _R_IP.standard_normal((3, 4))], _inplace_index_writes),
+    "inplace_copy_and_fill": ([_R_IP.standard_normal((3, 4))], _inplace_copy_and_fill),
 }
 
 

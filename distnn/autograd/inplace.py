@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from distnn.backend import get_array_module
 
-from .function import Function
+from .function import OUTPUT, Function
 from .tensor import Tensor, _output_hooks, _refuse_recorded_leaf
 from .versions import _counter, _index_views_of, _note_index_versions, _shared_with_another, _view_chain
 
@@ -201,7 +201,11 @@ def _restamp(node, vc: list, memory) -> None:
 
 def _share_saved_result(node, fresh, data, vc: list) -> None:
     """``node`` saved its result ``fresh``, now copied into ``data``: read ``data`` instead (one buffer, not two),
-    and check its version, so that a later in-place change of the tensor is refused at backward."""
+    and check its version, so that a later in-place change of the tensor is refused at backward. A node that
+    declares what it reads (``reads``), its output not among it, keeps its own buffer and checks nothing: PyTorch's
+    does not save the result (``y.sin_(); y.add_(1)`` is allowed, as ``sin``'s backward reads the input only)."""
+    if node.reads is not None and not any(OUTPUT in r for r in node.reads):
+        return
     swapped = False
     for name, a in _arrays(node, get_array_module(data)):
         if a is fresh:

@@ -15,6 +15,8 @@ from distnn.backend import DEFAULT_DTYPE, get_array_module, is_device_name, to_n
 from .grad_mode import is_grad_enabled
 from .tensor_methods import TensorMethods
 from .tensor_methods_ops import TensorOpMethods
+from .tensor_inplace_methods import TensorInplaceMethods
+from .tensor_inplace_more import TensorInplaceMore
 from .tensor_pointwise import TensorPointwise
 from .tensor_operators import TensorOperators, _bind_late
 
@@ -41,7 +43,7 @@ def _as_array(data, dtype=None):
     return arr
 
 
-class Tensor(TensorOperators, TensorMethods, TensorPointwise, TensorOpMethods):
+class Tensor(TensorOperators, TensorMethods, TensorPointwise, TensorOpMethods, TensorInplaceMethods, TensorInplaceMore):
     """An n-dimensional array (numpy or cupy) that can record the ops applied to it.
 
     ``data`` is the raw array, ``grad`` the accumulated gradient (same shape, or
@@ -340,8 +342,9 @@ class _HookHandle:
 
 def _refuse_recorded_leaf(t: Tensor) -> None:
     if t._node is None and t.requires_grad:
-        raise RuntimeError("a leaf tensor that requires grad is used in an in-place operation; do it under "
-                           "distnn.no_grad() (e.g. a manual update of parameters) or write x = x - y")
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation. (distnn: a "
+                           "leaf tensor that requires grad is used in an in-place operation only under "
+                           "distnn.no_grad(), e.g. a manual update of parameters; else write x = x - y)")
 
 
 # Bound at the bottom: these modules import Tensor from here.

@@ -1,0 +1,230 @@
+"""PyTorch's in-place Tensor methods (``x.add_(y)``, ``x.clamp_(0, 1)``, ``x.scatter_(0, i, v)``, ...): a mixin
+of :class:`~distnn.autograd.tensor.Tensor`.
+
+Each ``name_`` runs the out-of-place function it mirrors (``distnn.add``'s ``self + alpha * other``,
+``distnn.sin``, ``distnn.scatter_add``, ...) and writes the result into this tensor's memory, on the
+machinery ``x += y`` uses (:mod:`.inplace`), so autograd behaves as PyTorch's:
+
+* while recording, a leaf that requires grad is refused ("a leaf Variable that requires grad is being used
+  in an in-place operation."); otherwise the tensor takes the op's graph node, its version is bumped (a node
+  that saved the old value refuses its backward), and views of it see the change;
+* under ``no_grad()`` (an optimizer-style update of a Parameter), or when nothing requires grad, the memory
+  is simply overwritten and the version bumped;
+* the tensor keeps its dtype: a result that would need promotion to a wider kind (float into an integer
+  tensor, an integer into a bool one) is refused as PyTorch refuses it ("result type Float can't be cast to
+  the desired output type Long"); a result of another shape is refused, as an in-place op cannot broadcast
+  the tensor itself;
+* an op with no gradient (``eq_``, ``floor_divide_``'s integer result, a random fill) gives the old value a
+  zero gradient, as PyTorch's ``EqBackward0``/``UniformBackward0`` do.
+
+The random fills, ``copy_``, ``index_put_``/``put_``, ``fill_diagonal_``, the metadata changes
+(``t_``, ``unsqueeze_``, ...) and ``detach_`` are in :mod:`.tensor_inplace_more`.
+"""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from distnn.backend import get_array_module
+
+from .grad_mode import is_grad_enabled, no_grad
+
+# PyTorch's names of dtypes, for its messages
+_TORCH_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
+                "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool", "complex64": "ComplexFloat",
+                "complex128": "ComplexDouble"}
+
+
+def torch_dtype_name(dtype) -> str:
+    name = np.dtype(dtype).name
+    return _TORCH_NAMES.get(name, name)
+
+
+def _can_cast(src, dst) -> bool:
+    """PyTorch's ``canCast``: no complex into a real tensor, no float into an integer or bool one, no integer into
+    a bool one; any other cast (narrower or wider, within the kinds allowed) is fine."""
+    s, d = np.dtype(src).kind, np.dtype(dst).kind
+    if s == "c" and d != "c":
+        return False
+    if s == "f" and d in "biu":
+        return False
+    return not (s in "iu" and d == "b")
+
+
+def _tensor_operands(args, kwargs) -> list:
+    from .tensor import Tensor
+
+    found = []
+    for a in (*args, *kwargs.values()):
+        for x in (a if isinstance(a, (tuple, list)) else (a,)):
+            if isinstance(x, Tensor):
+                found.append(x)
+    return found
+
+
+def records(t, operands=()) -> bool:
+    """Whether an in-place op on ``t`` is recorded (an integer or bool tensor never carries a gradient)."""
+    return (is_grad_enabled() and t.data.dtype.kind == "f"
+            and (t.requires_grad or any(o.requires_grad for o in operands)))
+
+
+def write_inplace(t, name: str, compute, operands=(), cast_any: bool = False, keeps_graph: bool = False):
+    """``t``'s memory takes ``compute()`` (a Tensor, an array or a number: the out-of-place result), as PyTorch's
+    ``name`` does; see the module docstring. ``cast_any``: any dtype is cast to ``t``'s (``copy_``).
+    ``keeps_graph``: ``t`` keeps its graph node (PyTorch's non-differentiable ``logical_and_``... leave the
+    tensor's history as it was: its gradient passes through the op as if it had not run)."""
+    from . import inplace
+    from .tensor import Tensor
+
+    recording = records(t, operands)
+    if recording:
+        inplace.check_writable(t)  # (before anything is computed or written)
+    if recording and not keeps_graph:
+        result = compute()
+    else:
+        with no_grad():
+            result = compute()
+    if not isinstance(result, Tensor):
+        result = Tensor(get_array_module(t.data).asarray(result))
+    if tuple(result.shape) != tuple(t.shape):
+        raise RuntimeError(f"{name}: output with shape {list(t.shape)} doesn't match the broadcast shape "
+                           f"{list(result.shape)}")
+    if result.dtype != t.dtype and not cast_any and not _can_cast(result.dtype, t.dtype):
+        raise RuntimeError(f"{name}: result type {torch_dtype_name(result.dtype)} can't be cast to the desired "
+                           f"output type {torch_dtype_name(t.dtype)}")
+    if not recording or keeps_graph:
+        t.data[...] = _on_device(t.data, result.data)
+        t._bump_version()
+        return t
+    op_node = result._node
+    if op_node is None:  # (no gradient through the op: the old value gets zeros, as PyTorch's EqBackward0)
+        xp = get_array_module(t.data)
+        value = _on_device(t.data, result.data).astype(t.dtype, copy=False)
+        result = _ops().elementwise.Where.apply(xp.ones(t.shape, dtype=bool), value, t)
+        op_node = result._node
+    elif result.dtype != t.dtype:
+        result = result.astype(t.dtype)
+    return inplace.write_result(t, result, op_node)
+
+
+def _on_device(data, array):
+    """``array`` on ``data``'s device (a host draw or a host source written into a GPU tensor)."""
+    xp = get_array_module(data)
+    return array if get_array_module(array) is xp else xp.asarray(array)
+
+
+class _Ops:
+    """distnn's op modules, imported on first use (they import Tensor, which imports this mixin)."""
+
+    def __getattr__(self, name):
+        return importlib.import_module(f"distnn.functional.{name}")
+
+
+def _ops():
+    return _OPS
+
+
+_OPS = _Ops()
+
+
+def _top(name: str):
+    """distnn's out-of-place function ``name`` (imported on first use)."""
+    return getattr(importlib.import_module("distnn"), name)
+
+
+# ``name_`` -> the out-of-place function it writes back: a top-level distnn name, or a function of the tensor
+_ALIASES = {
+    "subtract_": "sub_", "multiply_": "mul_", "divide_": "div_", "negative_": "neg_", "absolute_": "abs_",
+    "arcsin_": "asin_", "arccos_": "acos_", "arctan_": "atan_", "arcsinh_": "asinh_", "arccosh_": "acosh_",
+    "arctanh_": "atanh_", "arctan2_": "atan2_", "fix_": "trunc_", "clip_": "clamp_", "greater_": "gt_",
+    "greater_equal_": "ge_", "less_": "lt_", "less_equal_": "le_", "not_equal_": "ne_",
+}
+_SAME_NAME = (
+    # pointwise, unary
+    "abs", "sign", "sgn", "sqrt", "rsqrt", "square", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p",
+    "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "sigmoid",
+    "relu", "logit", "erf", "erfc", "erfinv", "reciprocal", "ceil", "floor", "round", "trunc", "frac", "nan_to_num",
+    "deg2rad", "rad2deg", "sinc",
+    # pointwise, binary and more
+    "true_divide", "floor_divide", "atan2", "hypot", "copysign", "fmod", "remainder", "xlogy", "lerp", "addcmul",
+    "addcdiv", "clamp", "clamp_min", "clamp_max",
+    # predicates (the result in the tensor's dtype)
+    "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor", "logical_not",
+    "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
+    # indexing, scans, triangles, matrix products
+    "masked_scatter", "index_add", "index_copy", "index_fill", "scatter", "scatter_add", "scatter_reduce",
+    "tril", "triu", "cumsum", "cumprod", "addmm", "addmv", "baddbmm", "addbmm",
+)
+
+
+def _add(self, other, *, alpha=1):
+    return self + (other if alpha == 1 else other * alpha)
+
+
+def _is_bool(x) -> bool:
+    return isinstance(x, bool) or np.dtype(getattr(x, "dtype", np.float64)) == np.bool_
+
+
+def _sub(self, other, *, alpha=1):
+    if _is_bool(self) or _is_bool(other):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying "
+                           "to invert a mask, use the `~` or `logical_not()` operator instead.")
+    return self - (other if alpha == 1 else other * alpha)
+
+
+def _neg(self):
+    if _is_bool(self):
+        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you are trying to "
+                           "invert a mask, use the `~` or `logical_not()` operator instead.")
+    return _top("neg")(self)
+
+
+def _div(self, other, *, rounding_mode=None):
+    return _top("divide")(self, other, rounding_mode=rounding_mode)
+
+
+_COMPOSED = {
+    "add_": _add, "sub_": _sub, "mul_": lambda self, other: self * other, "div_": _div,
+    "pow_": lambda self, exponent: self ** exponent, "neg_": _neg,
+    "masked_fill_": lambda self, mask, value: self.masked_fill(mask, value),
+}
+
+
+# PyTorch leaves the tensor's graph as it was after these (they are not differentiable, and not EqBackward-like)
+_KEEP_GRAPH = {"logical_and_", "logical_or_", "logical_xor_", "logical_not_"}
+
+
+def _method(name: str, function):
+    keeps_graph = name in _KEEP_GRAPH
+
+    def method(self, *args, **kwargs):
+        f = function if callable(function) else _top(function)
+        return write_inplace(self, name, lambda: f(self, *args, **kwargs), _tensor_operands(args, kwargs),
+                             keeps_graph=keeps_graph)
+
+    method.__name__ = method.__qualname__ = name
+    target = function if isinstance(function, str) else name[:-1]
+    method.__doc__ = (f"``Tensor.{name}``: :func:`distnn.{target}` of this tensor written into its own memory, "
+                      "as PyTorch's (see :mod:`distnn.autograd.tensor_inplace_methods`). Returns the tensor.")
+    return method
+
+
+class TensorInplaceMethods:
+    __slots__ = ()
+
+    def float_power_(self, exponent):
+        """``float_power`` in place: the result is float64, so the tensor must be float64 already (PyTorch's rule)."""
+        if self.dtype != np.float64:
+            raise RuntimeError(f"the base given to float_power_ has dtype {torch_dtype_name(self.dtype)} but the "
+                               "operation's result requires dtype Double")
+        return write_inplace(self, "float_power_", lambda: _top("float_power")(self, exponent),
+                             _tensor_operands((exponent,), {}))
+
+
+for _name, _function in _COMPOSED.items():
+    setattr(TensorInplaceMethods, _name, _method(_name, _function))
+for _name in _SAME_NAME:
+    setattr(TensorInplaceMethods, _name + "_", _method(_name + "_", _name))
+for _alias, _name in _ALIASES.items():
+    setattr(TensorInplaceMethods, _alias, getattr(TensorInplaceMethods, _name))
