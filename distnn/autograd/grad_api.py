@@ -199,15 +199,9 @@ def _pass(roots, seeds, targets, retain_graph, capture):
                 found[i] = g
         if g is not None and n.grad_hooks is not None:
             g = _run_output_hooks(n.grad_hooks, g)
-        if slots:
-            if capture and not run:
-                for i in slots:
-                    found[i] = g
-            elif not capture and g is not None:  # backward(inputs=[y]): y keeps its gradient, as retain_grad
-                t = targets[slots[0]]
-                hooks = n.grad_hooks
-                if hooks is None or hooks.retained is None or hooks.retained() is not t:
-                    t.grad = g.copy() if t.grad is None else t.grad + g
+        if slots and capture and not run:
+            for i in slots:
+                found[i] = g
         if not run:
             continue
         parents, shapes = n.parents, n.input_shapes
@@ -321,8 +315,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     """Accumulate the gradients of ``tensors`` into the leaves' ``.grad``, as ``torch.autograd.backward``.
 
     ``grad_tensors``: one gradient per tensor (None for a one-element tensor). ``inputs``: accumulate only
-    into these tensors (leaves, or non-leaves, which then keep their gradient in ``.grad`` as
-    ``retain_grad()`` does); the rest of the graph is left alone. ``create_graph=True`` is refused.
+    into these tensors (leaves, or non-leaves: as PyTorch, those get ``retain_grad()``, so they keep
+    their gradients in ``.grad`` in later passes too); the rest of the graph is left alone.
+    ``create_graph=True`` is refused.
     """
     if create_graph:
         raise NotImplementedError(f"backward(create_graph=True): {NO_DOUBLE_BACKWARD}")
@@ -347,4 +342,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
             raise RuntimeError(f"got 1 tensors and {len(grad_tensors)} gradients")
         _engine.backward(tensors[0], g, bool(retain_graph))
         return
-    _walk(tensors, _seeds(tensors, grad_tensors), inputs, bool(retain_graph), False)
+    seeds = _seeds(tensors, grad_tensors)
+    for t in inputs or ():
+        if t._node is not None:
+            t.retain_grad()  # as PyTorch: a non-leaf in inputs= keeps its gradients from now on
+    _walk(tensors, seeds, inputs, bool(retain_graph), False)
