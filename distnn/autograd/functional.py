@@ -19,6 +19,10 @@ from .grad_mode import enable_grad
 from .tensor import Tensor
 
 
+class _BadStrategy(ValueError, AssertionError):
+    """An unknown ``strategy``: a ValueError, and an AssertionError as PyTorch raises."""
+
+
 def _as_tuple(x, arg_name: str, fn_name: str):
     """(whether ``x`` was a tuple, ``x`` as a tuple of Tensors), refusing anything else as PyTorch does."""
     is_tuple = isinstance(x, tuple)
@@ -77,14 +81,14 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
     """
     _no_create_graph("jacobian", create_graph)
     if strategy not in ("forward-mode", "reverse-mode"):
-        raise ValueError('Expected strategy to be either "forward-mode" or "reverse-mode". Hint: If your function '
+        raise _BadStrategy('Expected strategy to be either "forward-mode" or "reverse-mode". Hint: If your function '
                          'has more outputs than inputs, "forward-mode" tends to be more performant. Otherwise, '
                          'prefer to use "reverse-mode".')
     if strategy == "forward-mode":
         raise NotImplementedError('autograd.functional.jacobian(strategy="forward-mode"): distnn has no '
                                   'forward-mode AD; use strategy="reverse-mode"')
     if strict and vectorize:
-        raise RuntimeError("torch.autograd.functional.jacobian: `strict=True` and `vectorize=True` are not "
+        raise RuntimeError("torch.autograd.functional.jacobian: `strict=True` and `vectorized=True` are not "
                            "supported together. Please either set `strict=False` or `vectorize=False`.")
     with enable_grad():
         is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "jacobian")
@@ -132,7 +136,8 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
                                    if is_outputs_tuple else "The given v should contain a single Tensor.")
             for idx, (vi, out) in enumerate(zip(v, outputs)):
                 if tuple(vi.shape) != tuple(out.shape):
-                    raise RuntimeError(f"Entry {idx} in v has invalid size: should be {tuple(out.shape)} but got "
+                    entry = f"Entry {idx} in " if is_outputs_tuple else ""
+                    raise RuntimeError(f"{entry}v has invalid size: should be {tuple(out.shape)} but got "
                                        f"{tuple(vi.shape)}.")
             v = [vi.data for vi in v]
         else:
