@@ -29,7 +29,8 @@ def _as_tuple(x, arg_name: str, fn_name: str):
     items = x if is_tuple else (x,)
     for i, el in enumerate(items):
         if not isinstance(el, Tensor):
-            where = f"the value at index {i} has type {type(el)}" if is_tuple else f"the given {arg_name} has type {type(el)}"
+            where = (f"the value at index {i} has type {type(el)}" if is_tuple
+                     else f"the given {arg_name} has type {type(el)}")
             raise TypeError(f"The {arg_name} given to {fn_name} must be either a Tensor or a tuple of Tensors but "
                             f"{where}.")
     return is_tuple, items
