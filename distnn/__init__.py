@@ -14,7 +14,8 @@ _tune_malloc()
 _limit_blas_threads()  # before numpy loads: several ranks on a host must not each start a machine-wide BLAS pool
 
 from . import backend, random  # noqa: E402
-from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd import (Function, Tensor, enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled,  # noqa: E501
+                       no_grad, set_grad_enabled)
 from .backend import get_array_module, to_numpy
 from .random import manual_seed
 from . import functional
@@ -135,6 +136,7 @@ def __getattr__(name):
 
 __all__ = [
     "Tensor", "Function", "tensor", "zeros", "ones", "randn", "rand", "no_grad", "enable_grad", "manual_seed",
+    "inference_mode", "is_inference_mode_enabled", "set_grad_enabled", "is_grad_enabled",
     "arange", "full", "zeros_like", "ones_like", "from_numpy", "argmax",
     "functional", "backend", "get_array_module", "to_numpy", "float32", "float64",
     "cumsum", "prod", "logsumexp", "amax", "amin", "sort", "argsort", "topk", "index_select", "narrow", "flip",

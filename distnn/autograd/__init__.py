@@ -1,7 +1,17 @@
-"""The reverse-mode autograd engine: Tensor, Function, backward, grad mode."""
+"""The reverse-mode autograd engine: Tensor, Function, backward, grad mode; PyTorch's ``torch.autograd``
+user API on it: ``grad``, ``backward`` (``inputs=``), ``functional.jacobian``/``vjp``, ``gradcheck``,
+``detect_anomaly``/``set_detect_anomaly``, ``inference_mode``."""
 from .tensor import Tensor
 from .function import Function
-from .engine import backward, sum_to_shape
-from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .engine import sum_to_shape
+from .grad_mode import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
+                        set_grad_enabled)
+from .grad_api import backward, grad
+from .anomaly import detect_anomaly, is_anomaly_check_nan_enabled, is_anomaly_enabled, set_detect_anomaly
+from .grad_check import GradcheckError, gradcheck, gradgradcheck
+from . import functional
 
-__all__ = ["Tensor", "Function", "backward", "sum_to_shape", "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled"]
+__all__ = ["Tensor", "Function", "backward", "grad", "sum_to_shape", "no_grad", "enable_grad", "is_grad_enabled",
+           "set_grad_enabled", "inference_mode", "is_inference_mode_enabled", "detect_anomaly",
+           "set_detect_anomaly", "is_anomaly_enabled", "is_anomaly_check_nan_enabled", "gradcheck", "gradgradcheck",
+           "GradcheckError", "functional"]

@@ -102,3 +102,46 @@ class enable_grad(no_grad):
     """Context manager (and decorator) that turns graph recording back on inside ``no_grad``."""
 
     _mode = True
+
+
+class _InferenceState(threading.local):
+    enabled = False
+
+
+_inference = _InferenceState()
+
+
+def is_inference_mode_enabled() -> bool:
+    """Whether this thread is inside ``inference_mode()`` (PyTorch's name)."""
+    return _inference.enabled
+
+
+class inference_mode:
+    """PyTorch's ``inference_mode``: a context manager (and decorator, with or without parentheses).
+
+    For distnn it is ``no_grad``: ops record no graph inside; ``is_inference_mode_enabled()`` says so.
+    As PyTorch's, ``inference_mode(False)`` turns recording back on (``not mode``), whatever the mode
+    outside. distnn has no separate inference tensors: what is made inside is an ordinary tensor.
+    """
+
+    def __new__(cls, mode=True):
+        if callable(mode):  # ``@inference_mode`` without parentheses
+            return cls(True)(mode)
+        self = super().__new__(cls)
+        self.mode = bool(mode)
+        self._prev = []  # a stack: the same instance may be entered again while active
+        return self
+
+    def __enter__(self):
+        self._prev.append((_state.enabled, _inference.enabled))
+        _state.enabled, _inference.enabled = not self.mode, self.mode
+
+    def __exit__(self, *exc):
+        _state.enabled, _inference.enabled = self._prev.pop()
+
+    def __call__(self, fn):
+        mode = self.mode
+        return _decorate(fn, lambda: inference_mode(mode))
+
+    def clone(self) -> "inference_mode":
+        return inference_mode(self.mode)

@@ -122,11 +122,20 @@ class Tensor(TensorOperators, TensorMethods, TensorPointwise, TensorOpMethods, T
     def grad_fn(self):
         return self._node
 
-    def backward(self, gradient=None, retain_graph: bool = False) -> None:
-        """Accumulate gradients of this tensor into every leaf's ``.grad``."""
-        from .engine import backward
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
+        """Accumulate gradients of this tensor into every leaf's ``.grad`` (PyTorch's arguments).
 
-        backward(self, gradient, retain_graph)
+        ``inputs``: accumulate only into these tensors (see :func:`distnn.autograd.backward`);
+        ``create_graph=True`` is refused: distnn has no double backward.
+        """
+        if inputs is None and not create_graph:
+            from .engine import backward
+
+            backward(self, gradient, retain_graph)
+        else:
+            from .grad_api import backward
+
+            backward(self, gradient, retain_graph, create_graph, inputs=inputs)
 
     def register_post_accumulate_grad_hook(self, hook):
         """Call ``hook(tensor)`` each backward, once this leaf's gradient is final.

@@ -1,0 +1,349 @@
+"""PyTorch's ``torch.autograd.grad`` and ``torch.autograd.backward`` (several roots, ``inputs=``).
+
+``Tensor.backward()`` on one tensor keeps going through :func:`engine.backward`, untouched. The passes
+here need what that hot path does not: several roots at once, gradients *returned* rather than added into
+``.grad`` (:func:`grad`), or added only into chosen tensors (``backward(inputs=...)``). They walk the same
+graph with the same rules (dependency counts, LIFO, version checks, a node freed after its backward unless
+``retain_graph``), and prune it as PyTorch does: a node runs only when a requested tensor lies behind it.
+
+Hooks as PyTorch runs them: a non-leaf's ``register_hook`` hooks and ``retain_grad`` run whenever the pass
+reaches its node; a leaf's ``register_hook`` hooks run on the gradient that :func:`grad` returns for it,
+but its post-accumulate-grad hooks only when the gradient is accumulated (``backward``). A non-leaf that
+:func:`grad` is asked for gets its gradient before its hooks when the pass goes on through its node (to a
+requested tensor behind it), after them otherwise: PyTorch's engine captures it that way
+(``evaluate_function``: tensor pre-hooks run before the capture only for a node it will not execute).
+
+Gradient destinations (``engine.set_grad_destination``) are not offered here, and :func:`grad` runs no
+backward-begin hooks: no leaf gets a gradient, so data parallelism has nothing to synchronize.
+
+No double backward: distnn's ``Function.backward`` methods compute on raw arrays, so the backward pass
+records no graph and ``create_graph=True`` is refused.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from distnn.backend import get_array_module, to_numpy
+
+from . import engine as _engine
+from .engine import _FREED, _accumulate_leaf, _check_versions, _fire_hooks, _run_grad_hooks, _run_output_hooks
+from .engine import _seed_factor, sum_to_shape
+from .tensor import Tensor
+
+NO_DOUBLE_BACKWARD = (
+    "distnn has no double backward: its Function.backward methods compute on raw arrays, so a backward "
+    "pass records no graph of its own to differentiate again")
+
+
+def _tensors(x, what: str) -> tuple:
+    """``x`` (a Tensor or a sequence of them) as a tuple, refusing anything else."""
+    items = (x,) if isinstance(x, Tensor) else x
+    if not isinstance(items, (list, tuple)):
+        raise TypeError(f"{what}: expected a Tensor or a sequence of Tensors, got {type(x).__name__}")
+    for i, t in enumerate(items):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{what}: element {i} is a {type(t).__name__}, not a Tensor")
+    return tuple(items)
+
+
+def _seeds(outputs: tuple, grad_outputs, batched: bool = False) -> list:
+    """One gradient array per output (owned: copied, in the output's dtype), checked as PyTorch does."""
+    if grad_outputs is None:
+        grad_outputs = (None,) * len(outputs)
+    elif isinstance(grad_outputs, Tensor) or not isinstance(grad_outputs, (list, tuple)):
+        grad_outputs = (grad_outputs,)
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"got {len(outputs)} tensors and {len(grad_outputs)} gradients")
+    seeds = []
+    for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
+        if not out.requires_grad:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+        data = out.data
+        xp = get_array_module(data)
+        if g is None:
+            if batched:
+                raise RuntimeError("is_grads_batched=True needs grad_outputs for every output")
+            if data.size != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            seeds.append(xp.ones_like(data))
+            continue
+        g = g.data if isinstance(g, Tensor) else g
+        if not hasattr(g, "shape") or get_array_module(g) is not xp:  # a number, a list, another device's array
+            g = xp.asarray(to_numpy(g) if xp is np else g, dtype=data.dtype)
+        want = tuple(data.shape) if not batched else tuple(g.shape[:1]) + tuple(data.shape)
+        if tuple(g.shape) != want or (batched and g.ndim == 0):
+            raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {tuple(g.shape)} and "
+                               f"output[{i}] has a shape of {tuple(data.shape)}"
+                               + (" (is_grads_batched=True: grad_output needs a leading batch dimension)"
+                                  if batched else "") + ".")
+        seeds.append(g.astype(data.dtype, copy=True))  # ours: the pass may hand it on
+    return seeds
+
+
+def _walk(roots, seeds, targets, retain_graph, capture):
+    """One backward pass from ``roots`` (seeded with ``seeds``).
+
+    ``targets``: the tensors wanted (None: every leaf, as ``backward()``). ``capture``: return their
+    gradients (a list, None where nothing flowed) and leave every ``.grad`` alone; otherwise add them into
+    the targets' ``.grad``. Runs like :func:`engine.backward`, callbacks of :func:`engine.queue_callback` too.
+    """
+    stack = getattr(_engine._callbacks, "stack", None)
+    if stack is None:
+        stack = _engine._callbacks.stack = []
+        _engine._callbacks.contexts = []
+    queued = []
+    stack.append(queued)
+    _engine._callbacks.contexts.append({})
+    try:
+        result = _pass(roots, seeds, targets, retain_graph, capture)
+    finally:
+        stack.pop()
+        _engine._callbacks.contexts.pop()
+    for fn in queued:
+        fn()
+    return result
+
+
+def _pass(roots, seeds, targets, retain_graph, capture):
+    leaf_slot = node_slot = None  # target -> its positions in ``targets``
+    if targets is not None:
+        leaf_slot, node_slot = {}, {}
+        for i, t in enumerate(targets):
+            (leaf_slot.setdefault(t, []) if t._node is None else node_slot.setdefault(t._node, [])).append(i)
+    found = [None] * len(targets) if capture else None
+
+    # Pass 1: the seeds, and the consumers of every node and leaf reachable from the roots.
+    grads, pending, node_deps, leaf_deps, root_nodes = {}, {}, {}, {}, []
+    for r, s in zip(roots, seeds):
+        n = r._node
+        if n is None:  # a leaf root: the seed is (part of) its gradient
+            if leaf_slot is None or r in leaf_slot:
+                pending[r] = s if r not in pending else pending[r] + s
+            continue
+        if n.parents is None:
+            raise RuntimeError(_FREED)
+        grads[n] = s if n not in grads else grads[n] + s
+        if n not in node_deps:
+            node_deps[n] = 0
+            root_nodes.append(n)
+    todo = list(root_nodes)
+    while todo:
+        for p in todo.pop().parents:
+            if p is None:
+                continue
+            if isinstance(p, Tensor):
+                leaf_deps[p] = leaf_deps.get(p, 0) + 1
+            elif p in node_deps:
+                node_deps[p] += 1
+            else:
+                if p.parents is None:
+                    raise RuntimeError(_FREED)
+                node_deps[p] = 1
+                todo.append(p)
+
+    # Pruning (PyTorch's): a node runs only if a wanted leaf or node lies behind it; a wanted node is
+    # reached but, with nothing wanted behind it, not run. Producers are decided before their consumers.
+    runs = reach = None
+    if targets is not None:
+        deps, ready, topo = dict(node_deps), [n for n in root_nodes if node_deps[n] == 0], []
+        while ready:
+            n = ready.pop()
+            topo.append(n)
+            for p in n.parents:
+                if p is not None and not isinstance(p, Tensor):
+                    deps[p] -= 1
+                    if deps[p] == 0:
+                        ready.append(p)
+        runs, reach = {}, {}
+        for n in reversed(topo):
+            feeds = False
+            for p in n.parents:
+                if p is not None and (p in leaf_slot if isinstance(p, Tensor) else reach[p]):
+                    feeds = True
+                    break
+            runs[n] = feeds
+            reach[n] = feeds or n in node_slot
+    for n in node_deps:  # before any gradient lands: a stale saved tensor refuses the whole pass
+        if runs is None or runs[n]:
+            _check_versions(n)
+
+    if not capture and _engine._begin_hooks:  # the leaves this pass accumulates into (data parallelism's hook)
+        leaves = {p: 1 for p in list(leaf_deps) + list(pending) if leaf_slot is None or p in leaf_slot}
+        factor = _seed_factor(roots[0], leaves)
+        if factor is not None and factor != 1:
+            grads = {n: g * factor for n, g in grads.items()}
+            pending = {p: g * factor for p, g in pending.items()}
+
+    def land(t, g, slots):
+        """The gradient of wanted (or, ``targets`` None, any) leaf ``t`` for this pass is final: ``g``."""
+        if capture:
+            if g is not None and t._grad_hooks:
+                g = _run_grad_hooks(t._grad_hooks, g)
+            for i in slots:
+                found[i] = g
+            return
+        if g is not None and t.requires_grad:
+            _accumulate_leaf(t, _run_grad_hooks(t._grad_hooks, g) if t._grad_hooks else g, owned=False)
+        if t._hooks:
+            _fire_hooks(t)
+
+    # Pass 2: Kahn's algorithm, LIFO, as engine._backward.
+    ready = [n for n in root_nodes if node_deps[n] == 0 and (reach is None or reach[n])]
+    while ready:
+        n = ready.pop()
+        g = grads.pop(n, None)
+        slots = node_slot.get(n) if node_slot is not None else None
+        run = runs is None or runs[n]
+        if slots and capture and run:  # (PyTorch: before the hooks when the node runs; see the docstring)
+            for i in slots:
+                found[i] = g
+        if g is not None and n.grad_hooks is not None:
+            g = _run_output_hooks(n.grad_hooks, g)
+        if slots and capture and not run:
+            for i in slots:
+                found[i] = g
+        if not run:
+            continue
+        parents, shapes = n.parents, n.input_shapes
+        if g is None:
+            in_grads = (None,) * len(parents)
+        else:
+            in_grads = n.backward(g)
+            if type(in_grads) is not tuple:
+                in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
+            if len(in_grads) != len(parents):
+                raise RuntimeError(
+                    f"{type(n).__name__}.backward returned {len(in_grads)} gradient(s) for {len(parents)} input(s)")
+        g = None
+        if not retain_graph:
+            n.__dict__.clear()
+        for p, pg, shape in zip(parents, in_grads, shapes):
+            if p is None:
+                continue
+            if pg is not None and pg.shape != shape:
+                try:
+                    pg = sum_to_shape(pg, shape)
+                except RuntimeError as e:
+                    raise RuntimeError(f"{type(n).__name__}.backward: {e}") from None
+            if isinstance(p, Tensor):
+                if leaf_slot is not None and p not in leaf_slot:
+                    continue
+                if pg is not None:
+                    prev = pending.get(p)
+                    pending[p] = pg if prev is None else prev + pg
+                leaf_deps[p] -= 1
+                if leaf_deps[p] == 0:
+                    land(p, pending.pop(p, None), leaf_slot[p] if leaf_slot is not None else ())
+            elif reach is None or reach[p]:
+                if pg is not None:
+                    prev = grads.get(p)
+                    grads[p] = pg if prev is None else prev + pg
+                node_deps[p] -= 1
+                if node_deps[p] == 0:
+                    ready.append(p)
+    for p in [p for p in pending if p not in leaf_deps]:  # leaf roots that no node consumes
+        land(p, pending.pop(p), leaf_slot[p] if leaf_slot is not None else ())
+    return found
+
+
+def _fresh(arrays):
+    """The gradients :func:`grad` returns: each its own writable array (an op's backward may return a
+    broadcast view, or one array for two inputs)."""
+    seen, out = set(), []
+    for a in arrays:
+        if a is not None and (id(a) in seen or a.base is not None or not getattr(a.flags, "writeable", True)):
+            a = a.copy()
+        if a is not None:
+            seen.add(id(a))
+        out.append(a)
+    return out
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
+         allow_unused=None, is_grads_batched=False, materialize_grads=False):
+    """The gradients of ``outputs`` with respect to ``inputs``, returned (a tuple of Tensors, one per
+    input), as ``torch.autograd.grad``; no ``.grad`` is changed.
+
+    ``inputs`` may be leaves or intermediate tensors. ``grad_outputs``: the vector of the
+    vector-Jacobian product per output (may be None for a one-element output). An input the outputs do not
+    depend on is an error unless ``allow_unused=True`` (its gradient is then None) or
+    ``materialize_grads=True`` (zeros). ``retain_graph`` (default False): keep the graph for another pass.
+    ``is_grads_batched=True``: ``grad_outputs`` have a leading batch dimension and each result gets one (a
+    pass per row: the same values as PyTorch's vmap). ``create_graph=True`` is refused (no double backward).
+    """
+    if create_graph:
+        raise NotImplementedError(f"autograd.grad(create_graph=True): {NO_DOUBLE_BACKWARD}")
+    if materialize_grads and allow_unused is False:
+        raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, but got: "
+                         "allow_unused=False.")
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    outputs = _tensors(outputs, "autograd.grad outputs")
+    inputs = _tensors(inputs, "autograd.grad inputs")
+    if not inputs:
+        raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
+    for t in inputs:
+        if not t.requires_grad:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    seeds = _seeds(outputs, grad_outputs, batched=is_grads_batched)
+    retain = bool(retain_graph)
+    if is_grads_batched:
+        sizes = {s.shape[0] for s in seeds}
+        if len(sizes) != 1:
+            raise RuntimeError(f"is_grads_batched=True: the grad_outputs have different batch sizes {sorted(sizes)}")
+        rows = [_walk(outputs, [s[b].copy() for s in seeds], inputs, retain or b + 1 < len(seeds[0]), True)
+                for b in range(len(seeds[0]))]
+        found = [None if rows[0][i] is None else get_array_module(rows[0][i]).stack([r[i] for r in rows])
+                 for i in range(len(inputs))]
+    else:
+        found = _fresh(_walk(outputs, seeds, inputs, retain, True))
+    result = []
+    for i, (t, g) in enumerate(zip(inputs, found)):
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError(f"The differentiated Tensor at index {i} appears to not have been used in the "
+                                   "graph. Set allow_unused=True if this is the desired behavior.")
+            if materialize_grads:
+                xp = get_array_module(t.data)
+                g = xp.zeros(((len(seeds[0]),) if is_grads_batched else ()) + tuple(t.shape), dtype=t.dtype)
+        result.append(None if g is None else Tensor._make(g, None))
+    return tuple(result)
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None,
+             inputs=None) -> None:
+    """Accumulate the gradients of ``tensors`` into the leaves' ``.grad``, as ``torch.autograd.backward``.
+
+    ``grad_tensors``: one gradient per tensor (None for a one-element tensor). ``inputs``: accumulate only
+    into these tensors (leaves, or non-leaves: as PyTorch, those get ``retain_grad()``, so they keep
+    their gradients in ``.grad`` in later passes too); the rest of the graph is left alone.
+    ``create_graph=True`` is refused.
+    """
+    if create_graph:
+        raise NotImplementedError(f"backward(create_graph=True): {NO_DOUBLE_BACKWARD}")
+    if grad_variables is not None:
+        if grad_tensors is not None:
+            raise RuntimeError("'grad_tensors' and 'grad_variables' (deprecated) arguments both passed to "
+                               "backward(). Please only use 'grad_tensors'.")
+        grad_tensors = grad_variables
+    tensors = _tensors(tensors, "autograd.backward tensors")
+    if inputs is not None:
+        inputs = _tensors(inputs, "backward inputs")
+        if not inputs:
+            raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
+        for i, t in enumerate(inputs):
+            if not t.requires_grad:
+                raise RuntimeError(f"backward: inputs[{i}] does not require grad; every tensor in inputs= must")
+    if not tensors:
+        raise RuntimeError("backward: no tensors to differentiate")
+    if inputs is None and len(tensors) == 1:  # the engine's own pass (destinations, owned gradients adopted)
+        g = grad_tensors[0] if isinstance(grad_tensors, (list, tuple)) and len(grad_tensors) == 1 else grad_tensors
+        if isinstance(grad_tensors, (list, tuple)) and len(grad_tensors) != 1:
+            raise RuntimeError(f"got 1 tensors and {len(grad_tensors)} gradients")
+        _engine.backward(tensors[0], g, bool(retain_graph))
+        return
+    seeds = _seeds(tensors, grad_tensors)
+    for t in inputs or ():
+        if t._node is not None:
+            t.retain_grad()  # as PyTorch: a non-leaf in inputs= keeps its gradients from now on
+    _walk(tensors, seeds, inputs, bool(retain_graph), False)
