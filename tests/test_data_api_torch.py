@@ -86,7 +86,8 @@ def test_concat_dataset_cumulative_sizes_and_negative_indices():
     for i in range(-len(theirs), len(theirs)):
         assert ours[i] == theirs[i]
     for bad in (len(theirs), -len(theirs) - 1):
-        same_error(lambda: ours[bad], lambda: theirs[bad], "list index out of range" if bad > 0 else "should not exceed dataset length")
+        gist = "list index out of range" if bad > 0 else "should not exceed dataset length"
+        same_error(lambda: ours[bad], lambda: theirs[bad], gist)
     same_error(lambda: D.ConcatDataset([]), lambda: T.ConcatDataset([]), "should not be an empty iterable")
 
 
@@ -194,12 +195,14 @@ def test_default_collate_errors_match_torch():
     same_error(lambda: D.default_collate([dn.tensor(np.zeros(3)), dn.tensor(np.zeros(4))]),
                lambda: T.default_collate([torch.zeros(3, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)]),
                r"stack expects each tensor to be equal size, but got \[3\] at entry 0 and \[4\] at entry 1")
-    same_error(lambda: D.default_collate([np.zeros(3), np.zeros(2)]), lambda: T.default_collate([np.zeros(3), np.zeros(2)]),
+    same_error(lambda: D.default_collate([np.zeros(3), np.zeros(2)]),
+               lambda: T.default_collate([np.zeros(3), np.zeros(2)]),
                r"stack expects each tensor to be equal size, but got \[3\] at entry 0 and \[2\] at entry 1")
     same_error(lambda: D.default_collate([(1, 2), (1, 2, 3)]), lambda: T.default_collate([(1, 2), (1, 2, 3)]),
                "each element in list of batch should be of equal size")
     same_error(lambda: D.default_collate([object(), object()]), lambda: T.default_collate([object(), object()]),
-               "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found <class 'object'>")
+               "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; "
+               "found <class 'object'>")
     same_error(lambda: D.default_collate([np.array(["a"]), np.array(["b"])]),
                lambda: T.default_collate([np.array(["a"]), np.array(["b"])]), "batch must contain tensors")
 

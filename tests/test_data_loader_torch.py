@@ -98,6 +98,19 @@ def test_dicts_strings_and_a_list_dataset_batch_as_torch():
     assert_same_batches(D.DataLoader(stacked[0], 2), T.DataLoader(stacked[1], 2))
 
 
+@pytest.mark.parametrize("replicas", [2, 3, 4])
+def test_distributed_sampler_shards_a_tensor_dataset_as_torch(replicas):
+    ours, theirs = pair_of_datasets()
+    for rank in range(replicas):
+        a = D.DataLoader(ours, 2, sampler=D.DistributedSampler(ours, replicas, rank, shuffle=False), with_mask=True)
+        b = T.DataLoader(theirs, 2, sampler=T.DistributedSampler(theirs, replicas, rank, shuffle=False))
+        batches = list(a)
+        assert_same_batches([batch for batch, _ in batches], b)
+        # distnn's padding mask: the positions past the dataset's end (torch's repeats) are marked
+        positions = np.arange(rank, len(a.sampler) * replicas, replicas)
+        np.testing.assert_array_equal(np.concatenate([m for _, m in batches]), positions < len(ours))
+
+
 def test_collate_fn():
     ours, theirs = pair_of_datasets()
     keep = lambda batch: [(float(x.sum()), int(y)) for x, y in batch]  # noqa: E731
@@ -152,7 +165,8 @@ def test_option_conflicts_refused_as_torch():
                    lambda: T.DataLoader(theirs, batch_sampler=[[0, 1]], **extra),
                    "batch_sampler option is mutually exclusive with batch_size, shuffle, sampler, and drop_last")
     same_error(lambda: D.DataLoader(ours, sampler=[0, 1], shuffle=True),
-               lambda: T.DataLoader(theirs, sampler=[0, 1], shuffle=True), "sampler option is mutually exclusive with shuffle")
+               lambda: T.DataLoader(theirs, sampler=[0, 1], shuffle=True),
+               "sampler option is mutually exclusive with shuffle")
     same_error(lambda: D.DataLoader(ours, num_workers=-1), lambda: T.DataLoader(theirs, num_workers=-1),
                "num_workers option should be non-negative")
     with pytest.raises(DataError, match="no worker processes"):
@@ -208,6 +222,18 @@ def test_generic_path_resumes_mid_epoch_exactly(kind):
     resumed = make()
     resumed.load_state_dict(partial.state_dict())
     rest = [np.asarray(b[0].data) for b in resumed]
-    assert len(rest) == len(uninterrupted) - 2
+    assert len(rest) == len(uninterrupted) - 2 and resumed.state_dict()["batch"] == len(resumed)
     for a, b in zip(rest, uninterrupted[2:]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_iterable_dataset_resumes_mid_pass():
+    full = [b["i"].data.tolist() for b in D.DataLoader(_stream("distnn", 10, False), 3)]
+    partial = D.DataLoader(_stream("distnn", 10, False), 3)
+    it = iter(partial)
+    next(it)
+    assert partial.state_dict()["batch"] == 1
+    resumed = D.DataLoader(_stream("distnn", 10, False), 3)
+    resumed.load_state_dict(partial.state_dict())
+    assert [b["i"].data.tolist() for b in resumed] == full[1:] == [[3, 4, 5], [6, 7, 8], [9]]
+    assert resumed.state_dict()["batch"] == 4

@@ -105,14 +105,16 @@ def test_weighted_random_sampler_errors_match_torch():
     for bad in (0, True, 1.5):
         same_error(lambda: D.WeightedRandomSampler(w, bad), lambda: T.WeightedRandomSampler(w, bad),
                    f"num_samples should be a positive integer value, but got num_samples={bad}")
-    same_error(lambda: D.WeightedRandomSampler(w, 2, replacement=0), lambda: T.WeightedRandomSampler(w, 2, replacement=0),
+    same_error(lambda: D.WeightedRandomSampler(w, 2, replacement=0),
+               lambda: T.WeightedRandomSampler(w, 2, replacement=0),
                "replacement should be a boolean value")
     same_error(lambda: D.WeightedRandomSampler([[1.0, 2.0]], 2), lambda: T.WeightedRandomSampler([[1.0, 2.0]], 2),
                r"weights should be a 1d sequence but given weights have shape \(1, 2\)")
     # on iteration, as torch.multinomial's
     same_error(lambda: list(D.WeightedRandomSampler(w, 3, replacement=False)),
                lambda: list(T.WeightedRandomSampler(w, 3, replacement=False)), "cannot sample n_sample > prob_dist")
-    same_error(lambda: list(D.WeightedRandomSampler([1.0, -1.0], 2)), lambda: list(T.WeightedRandomSampler([1.0, -1.0], 2)),
+    same_error(lambda: list(D.WeightedRandomSampler([1.0, -1.0], 2)),
+               lambda: list(T.WeightedRandomSampler([1.0, -1.0], 2)),
                "(element|entry) < 0")  # (torch.multinomial words it two ways)
 
 

@@ -100,7 +100,7 @@ class RandomSampler(_EpochDraws, Sampler):
         n, k, gen = self.n, self.num_samples, self._draws()
         if self.replacement:
             return iter(gen.integers(0, n, size=k).tolist())
-        parts = [gen.permutation(n) for _ in range(k // n)] + [gen.permutation(n)[:k % n]]
+        parts = [gen.permutation(n) for _ in range(k // n)] + ([gen.permutation(n)[:k % n]] if k % n else [])
         return iter(np.concatenate(parts).tolist())
 
     def __len__(self) -> int:
