@@ -173,6 +173,8 @@ def test_option_conflicts_refused_as_torch():
         D.DataLoader(ours, num_workers=2)
     with pytest.raises(DataError, match="map-style dataset"):
         D.DataLoader(5)
+    with pytest.raises(TypeError, match="numpy.random.Generator"):
+        D.DataLoader(ours, shuffle=True, generator=torch.Generator())
     with pytest.raises(DataError, match="transform"):
         D.DataLoader(ours, transform=lambda x, rng: x)
 

@@ -72,7 +72,7 @@ def _check_options(dataset, batch_size, shuffle, sampler, batch_sampler, drop_la
                         "worker processes); use num_workers=0")
     if isinstance(dataset, IterableDataset):
         for name, value in (("shuffle", shuffle), ("sampler", sampler), ("batch_sampler", batch_sampler)):
-            if value not in (None, False):
+            if value is not None and value is not False:
                 raise DataError(f"DataLoader with IterableDataset: expected unspecified {name} option, "
                                 f"but got {name}={value}")
     if sampler is not None and shuffle:
@@ -123,6 +123,9 @@ class DataLoader:
             raise DataError("DataLoader: transform= applies to a Dataset or an (x, y) pair without collate_fn; "
                             "transform the samples in the dataset or in collate_fn instead")
         self.collate_fn = default_collate if collate_fn is None else collate_fn
+        if generator is not None and not isinstance(generator, np.random.Generator):
+            raise TypeError(f"DataLoader: generator must be a numpy.random.Generator (distnn draws with numpy), "
+                            f"got {type(generator).__name__}")
         if seed is None:
             seed = int(generator.integers(0, 2**63 - 1)) if generator is not None else 0
         self.seed, self.generator = int(seed), generator
