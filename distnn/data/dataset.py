@@ -53,6 +53,12 @@ class Dataset:
     def __getitem__(self, index):
         return self.x[index], self.y[index]
 
+    def __add__(self, other):
+        """``ConcatDataset([self, other])``, as PyTorch's ``Dataset.__add__``."""
+        from .combine import ConcatDataset
+
+        return ConcatDataset([self, other])
+
     def subset(self, indices, name: str | None = None) -> "Dataset":
         """A new Dataset with the samples at ``indices`` (same metadata)."""
         indices = np.asarray(indices, dtype=np.int64)

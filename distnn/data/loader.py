@@ -25,108 +25,136 @@ batch ``b`` on rank ``r`` draws from ``numpy.random.default_rng([seed, r, e, b])
 the loader's whole state is (epoch, next batch index): ``state_dict()`` /
 ``load_state_dict()`` or ``set_epoch(epoch, start_batch=k)`` resume mid-epoch
 and produce exactly the batches the uninterrupted run would have.
+
+PyTorch's datasets and samplers (``torch.utils.data``'s names, in
+``distnn.data``) work as in PyTorch: any map-style dataset (``__getitem__`` and
+``__len__``: ``TensorDataset``, ``Subset``, ``ConcatDataset``, a list) is
+fetched sample by sample and each batch is ``collate_fn(samples)``
+(``default_collate``: distnn Tensors); so is a ``Dataset`` or ``(x, y)`` pair
+given a ``collate_fn``. Without one, those keep the fast path above (numpy
+arrays gathered by fancy indexing, ``transform``). ``batch_sampler`` yields whole
+batches of indices; an ``IterableDataset`` is read in order, ``batch_size`` at a
+time. There are no worker processes (``num_workers`` must be 0).
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 
 from .batch_random import BatchShareGenerator
+from .collate import default_collate
 from .errors import DataError
-
-
-class SequentialSampler:
-    """0, 1, ..., n-1 every epoch."""
-
-    def __init__(self, n: int):
-        self.n = int(n)
-
-    def set_epoch(self, epoch: int) -> None:
-        pass
-
-    def __iter__(self):
-        return iter(range(self.n))
-
-    def __len__(self) -> int:
-        return self.n
-
-
-class RandomSampler:
-    """A fresh permutation of 0..n-1 per epoch, from ``default_rng([seed, epoch])``.
-
-    Call ``set_epoch`` each epoch (the loader does it for you); the same seed and
-    epoch always give the same order.
-    """
-
-    def __init__(self, n: int, seed: int = 0):
-        self.n, self.seed, self.epoch = int(n), int(seed), 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __iter__(self):
-        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist())
-
-    def __len__(self) -> int:
-        return self.n
+from .iterable import IterableDataset
+from .samplers import RandomSampler, SequentialSampler, _EpochDraws
 
 
 def _arrays(dataset):
+    """(x, y) of a ``Dataset``/``(x, y)`` pair (the fast path), or None for any other dataset."""
     if isinstance(dataset, (tuple, list)) and len(dataset) == 2:
         x, y = dataset
     elif hasattr(dataset, "x") and hasattr(dataset, "y"):
         x, y = dataset.x, dataset.y
     else:
-        raise DataError(f"DataLoader needs a Dataset or an (x, y) pair, got {type(dataset).__name__}")
+        return None
     if len(x) != len(y):
         raise DataError(f"DataLoader: {len(x)} inputs but {len(y)} labels")
     return x, y
 
 
+def _check_options(dataset, batch_size, shuffle, sampler, batch_sampler, drop_last, num_workers):
+    """PyTorch's refusals of option combinations (ValueErrors, with its messages)."""
+    if int(num_workers) != num_workers or num_workers < 0:
+        raise DataError("num_workers option should be non-negative; use num_workers=0 to disable multiprocessing.")
+    if num_workers:
+        raise DataError(f"num_workers={num_workers}: distnn's DataLoader loads in the calling process (it has no "
+                        "worker processes); use num_workers=0")
+    if isinstance(dataset, IterableDataset):
+        for name, value in (("shuffle", shuffle), ("sampler", sampler), ("batch_sampler", batch_sampler)):
+            if value is not None and value is not False:
+                raise DataError(f"DataLoader with IterableDataset: expected unspecified {name} option, "
+                                f"but got {name}={value}")
+    if sampler is not None and shuffle:
+        raise DataError("sampler option is mutually exclusive with shuffle (DataLoader: pass either sampler or "
+                        "shuffle=True, not both: the sampler shuffles)")
+    if batch_sampler is not None and (batch_size != 1 or shuffle or sampler is not None or drop_last):
+        raise DataError("batch_sampler option is mutually exclusive with batch_size, shuffle, sampler, and drop_last")
+    if batch_sampler is None and (batch_size is None or int(batch_size) != batch_size or batch_size < 1):
+        raise DataError(f"batch_size must be a positive integer, got {batch_size}")
+
+
 class DataLoader:
-    """Iterates ``(x_batch, y_batch)`` numpy arrays (plus ``mask`` with ``with_mask``).
+    """Iterates ``(x_batch, y_batch)`` numpy arrays (plus ``mask`` with ``with_mask``) over a ``Dataset``
+    or an ``(x, y)`` pair; over other datasets (or with ``collate_fn``), ``collate_fn(samples)`` per batch.
 
     Args:
-        dataset: a ``Dataset`` or an ``(x, y)`` pair of arrays.
+        dataset: a ``Dataset``, an ``(x, y)`` pair of arrays, any map-style dataset, or an ``IterableDataset``.
         batch_size: samples per batch on this rank (the per-rank share of the global batch).
-        shuffle: with no ``sampler``, use a ``RandomSampler(seed)`` instead of sequential order.
+        shuffle: with no ``sampler``, use a ``RandomSampler`` (seeded with ``seed``) instead of sequential order.
         sampler: any object following the sampler protocol (module docstring).
+        batch_sampler: yields lists of indices, one per batch (excludes batch_size, shuffle, sampler, drop_last).
+        num_workers: must be 0 (no worker processes).
+        collate_fn: ``collate_fn(list of samples) -> batch`` (default for generic datasets: ``default_collate``).
         drop_last: drop this rank's last incomplete batch.
-        transform: ``transform(x_batch, rng) -> x_batch``, applied per batch.
+        generator: a ``numpy.random.Generator``; with no ``seed``, one base seed is drawn from it here.
+        transform: ``transform(x_batch, rng) -> x_batch``, applied per batch (``Dataset``/``(x, y)`` only).
         seed: base seed of the per-batch transform generators (and of the local shuffle).
-        generator: alternatively a ``numpy.random.Generator``; one base seed is drawn from it here.
         rank: rank used in the per-batch seed (default: ``sampler.rank`` or 0), so ranks draw differently.
         with_mask: also yield a bool mask of real (non-padding) samples per batch.
     """
 
-    def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, sampler=None, drop_last: bool = False,
-                 transform=None, seed: int | None = None, generator: np.random.Generator | None = None,
+    def __init__(self, dataset, batch_size: int | None = 1, shuffle: bool | None = None, sampler=None,
+                 batch_sampler=None, num_workers: int = 0, collate_fn=None, *, drop_last: bool = False,
+                 generator: np.random.Generator | None = None, transform=None, seed: int | None = None,
                  rank: int | None = None, with_mask: bool = False):
-        self.x, self.y = _arrays(dataset)
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise DataError(f"batch_size must be a positive integer, got {batch_size}")
-        if sampler is not None and shuffle:
-            raise DataError("DataLoader: pass either sampler or shuffle=True, not both (the sampler shuffles)")
+        _check_options(dataset, batch_size, shuffle, sampler, batch_sampler, drop_last, num_workers)
+        self.dataset, self.num_workers = dataset, 0
+        self._iterable = isinstance(dataset, IterableDataset)
+        arrays = None if self._iterable else _arrays(dataset)
+        if arrays is None and not self._iterable and not (hasattr(dataset, "__getitem__")
+                                                            and hasattr(dataset, "__len__")):
+            raise DataError(f"DataLoader needs a Dataset, an (x, y) pair, a map-style dataset (__getitem__ and "
+                            f"__len__) or an IterableDataset, got {type(dataset).__name__}")
+        self.x, self.y = arrays if arrays is not None else (None, None)
+        # the fast path: numpy arrays gathered per batch; otherwise samples fetched one by one and collated
+        self._fast = arrays is not None and collate_fn is None
+        if transform is not None and not self._fast:
+            raise DataError("DataLoader: transform= applies to a Dataset or an (x, y) pair without collate_fn; "
+                            "transform the samples in the dataset or in collate_fn instead")
+        self.collate_fn = default_collate if collate_fn is None else collate_fn
+        if generator is not None and not isinstance(generator, np.random.Generator):
+            raise TypeError(f"DataLoader: generator must be a numpy.random.Generator (distnn draws with numpy), "
+                            f"got {type(generator).__name__}")
         if seed is None:
             seed = int(generator.integers(0, 2**63 - 1)) if generator is not None else 0
-        self.seed = int(seed)
-        self._own_sampler = sampler is None  # (then each pass is the next epoch; a given sampler decides)
-        if sampler is None:
-            sampler = RandomSampler(len(self.x), self.seed) if shuffle else SequentialSampler(len(self.x))
+        self.seed, self.generator = int(seed), generator
+        self.batch_sampler = batch_sampler
+        self._own_sampler = sampler is None and batch_sampler is None  # (then each pass is the next epoch)
+        if batch_sampler is not None:
+            sampler = getattr(batch_sampler, "sampler", None)  # (its epoch is the loader's, as a sampler's)
+        elif sampler is None and not self._iterable:
+            n = self._length()
+            sampler = RandomSampler(n, seed=self.seed) if shuffle else SequentialSampler(n)
         self.sampler = sampler
-        self.batch_size, self.drop_last, self.transform = int(batch_size), bool(drop_last), transform
+        self.batch_size = None if batch_sampler is not None else int(batch_size)
+        self.drop_last, self.transform = bool(drop_last), transform
         self.rank = int(rank if rank is not None else getattr(sampler, "rank", 0) or 0)
         self.with_mask = with_mask
         self.epoch, self.batch_index, self._start = 0, 0, 0
         self._positioned = False  # set_epoch/load_state_dict chose where the next pass starts
         self._passes = 0  # passes begun by iterating the loader itself
 
+    def _length(self) -> int:
+        """The number of samples of a map-style dataset."""
+        return len(self.x) if self.x is not None else len(self.dataset)
+
     # ------------------------------------------------------------ epochs and resume
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Select the epoch (reseeds the sampler) and where the next iteration starts."""
-        if start_batch < 0 or start_batch > len(self):
-            raise DataError(f"start_batch {start_batch} is outside 0..{len(self)} for this loader")
+        n = self._count()  # (None: an IterableDataset without a length)
+        if start_batch < 0 or (n is not None and start_batch > n):
+            raise DataError(f"start_batch {start_batch} is outside 0..{n} for this loader")
         self.epoch, self._start, self.batch_index = int(epoch), int(start_batch), int(start_batch)
         self._positioned = True
 
@@ -140,20 +168,26 @@ class DataLoader:
         checkpoint usually is) continues with the next epoch, not with that epoch's empty rest."""
         self.seed = int(state.get("seed", self.seed))
         epoch, batch = int(state["epoch"]), int(state["batch"])
-        if batch >= len(self) and batch > 0:
+        n = self._count()
+        if n is not None and batch >= n and batch > 0:
             epoch, batch = epoch + 1, 0
         self.set_epoch(epoch, batch)
 
     # ------------------------------------------------------------ iteration
     def __len__(self) -> int:
-        n = len(self.sampler)
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
+        n = len(self.dataset) if self._iterable else len(self.sampler)  # (an IterableDataset: its len or TypeError)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
-    def _epoch_indices(self):
+    def _sync_sampler_epoch(self):
         # Only when the sampler is on another epoch: reseeding the same epoch would also undo a
         # DistributedSampler's set_start.
         if hasattr(self.sampler, "set_epoch") and getattr(self.sampler, "epoch", None) != self.epoch:
             self.sampler.set_epoch(self.epoch)
+
+    def _epoch_indices(self):
+        self._sync_sampler_epoch()
         if hasattr(self.sampler, "indices_and_mask"):  # DistributedSampler: both arrays in one pass
             indices, valid = self.sampler.indices_and_mask()
             indices, valid = np.asarray(indices, dtype=np.int64), np.asarray(valid, dtype=bool)
@@ -169,9 +203,40 @@ class DataLoader:
             valid = np.ones(len(indices), dtype=bool)
         if len(valid) != len(indices):
             raise DataError(f"sampler valid mask has {len(valid)} entries for {len(indices)} indices")
-        if len(indices) and (indices.min() < 0 or indices.max() >= len(self.x)):
+        if self._fast and len(indices) and (indices.min() < 0 or indices.max() >= len(self.x)):
             raise DataError(f"sampler yielded index {int(indices.max())} for a dataset of {len(self.x)} samples")
         return indices, valid
+
+    def _epoch_selections(self, start: int):
+        """(b, indices of batch b, its valid mask) for this epoch's batches from ``start`` on."""
+        if self.batch_sampler is not None:
+            self._sync_sampler_epoch()
+            for b, sel in enumerate(itertools.islice(self.batch_sampler, start, None), start):
+                yield b, list(sel), np.ones(len(sel), dtype=bool)
+            return
+        indices, valid = self._epoch_indices()
+        for b in range(start, len(self)):
+            part = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            yield b, indices[part], valid[part]
+
+    def _fetch(self, sel) -> list:
+        """The samples at ``sel`` (a map-style dataset's ``__getitems__`` where it has one, as PyTorch's)."""
+        sel = [int(i) for i in sel]
+        if isinstance(self.dataset, (tuple, list)) and self.x is not None:  # an (x, y) pair with a collate_fn
+            return [(self.x[i], self.y[i]) for i in sel]
+        if callable(getattr(self.dataset, "__getitems__", None)):
+            return self.dataset.__getitems__(sel)
+        return [self.dataset[i] for i in sel]
+
+    def _iterable_batches(self, start: int):
+        """(b, samples of batch b) of an IterableDataset, read in order, from batch ``start`` on."""
+        stream = iter(self.dataset)
+        for b in itertools.count():
+            samples = list(itertools.islice(stream, self.batch_size))
+            if not samples or (self.drop_last and len(samples) < self.batch_size):
+                return
+            if b >= start:
+                yield b, samples
 
     def batches(self, epoch: int | None = None, start_batch: int | None = None, with_mask: bool | None = None):
         """Generator over one epoch's batches, from ``start_batch`` on."""
@@ -179,9 +244,18 @@ class DataLoader:
         start = self._start if start_batch is None else int(start_batch)
         with_mask = self.with_mask if with_mask is None else with_mask
         self.epoch, self._start = epoch, 0
-        indices, valid = self._epoch_indices()
-        for b in range(start, len(self)):
-            sel = indices[b * self.batch_size:(b + 1) * self.batch_size]
+        if self._iterable:
+            for b, samples in self._iterable_batches(start):
+                self.batch_index = b + 1
+                batch = self.collate_fn(samples)
+                yield (batch, np.ones(len(samples), dtype=bool)) if with_mask else batch
+            return
+        for b, sel, valid in self._epoch_selections(start):
+            if not self._fast:
+                batch = self.collate_fn(self._fetch(sel))
+                self.batch_index = b + 1
+                yield (batch, valid) if with_mask else batch
+                continue
             xb, yb = self.x[sel], self.y[sel]
             if self.transform is not None:
                 # Deterministic transforms (standardization) need no generator: skip making one per batch.
@@ -190,13 +264,13 @@ class DataLoader:
                 xb = self.transform(xb, rng)
             self.batch_index = b + 1
             if with_mask:
-                yield xb, yb, valid[b * self.batch_size:(b + 1) * self.batch_size]
+                yield xb, yb, valid
             else:
                 yield xb, yb
 
     def _batch_generator(self, epoch: int, b: int, n: int):
         """The generator batch ``b`` of ``epoch`` (``n`` samples here) is transformed with (see the module)."""
-        if getattr(self.sampler, "num_replicas", None) is None:
+        if getattr(self.sampler, "num_replicas", None) is None or self.batch_sampler is not None:
             return np.random.default_rng([self.seed, self.rank, epoch, b])
         return self.sample_generator(epoch, b, n)
 
@@ -224,16 +298,30 @@ class DataLoader:
         decides (``sampler.set_epoch(e)`` before a pass, PyTorch's pattern with a ``DistributedSampler``;
         passes without it repeat the order). ``set_epoch``/``load_state_dict`` place the next pass exactly."""
         if not self._positioned:
-            if not self._own_sampler:
-                epoch = getattr(self.sampler, "epoch", None)
-                if epoch is not None and int(epoch) != self.epoch:
-                    self.epoch, self._start = int(epoch), 0
-            elif self._passes:
+            epoch = getattr(self.sampler, "epoch", None)
+            if not self._own_sampler and epoch is not None and int(epoch) != self.epoch:  # set by the caller
+                self.epoch, self._start = int(epoch), 0
+            elif self._passes and (self._own_sampler or isinstance(self.sampler, _EpochDraws)):
+                # distnn's random samplers draw per epoch: a new pass is a new epoch (a new order, as
+                # PyTorch's RandomSampler draws anew each pass)
                 self.epoch, self._start = self.epoch + 1, 0
         self._positioned = False
         self._passes += 1
         return self.batches()
 
+    def _count(self) -> int | None:
+        """len(self), or None where the dataset (an IterableDataset) has no length."""
+        try:
+            return len(self)
+        except TypeError:
+            if self._iterable:
+                return None
+            raise
+
     def __repr__(self) -> str:
-        return (f"DataLoader({len(self.x)} samples, batch_size={self.batch_size}, batches={len(self)}, "
+        try:
+            samples = f"{self._length()} samples"
+        except TypeError:  # an IterableDataset without a length
+            samples = type(self.dataset).__name__
+        return (f"DataLoader({samples}, batch_size={self.batch_size}, batches={self._count()}, "
                 f"sampler={type(self.sampler).__name__}, transform={self.transform!r})")
