@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
+
+from distnn.backend import get_array_module
+
 from . import shape as S
 
 
@@ -60,3 +64,15 @@ def _named_1d(name):
                 raise ValueError(msg if msg.startswith(name) else f"{name}: {msg}") from None
         return call
     return wrap
+
+
+def max_pool_grad(g, indices, xshape):
+    """The input gradient of a max pool: each output's gradient added at its winner. ``indices`` are flat
+    within each (sample, channel) plane (PyTorch's ``return_indices``); overlapping windows add up."""
+    xp = get_array_module(g)
+    N, C = xshape[:2]
+    plane = int(np.prod(xshape[2:]))
+    gx = xp.zeros(N * C * plane, dtype=g.dtype)
+    planes = (xp.arange(N * C, dtype=np.int64) * plane).reshape((N, C) + (1,) * (g.ndim - 2))
+    S.scatter_add(gx, (indices + planes).ravel(), g.ravel())
+    return gx.reshape(xshape)

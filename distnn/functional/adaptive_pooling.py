@@ -18,8 +18,7 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
-from . import shape as S
-from ._pool_common import _as_2d, _named_1d, _squeezed, _unbatched
+from ._pool_common import _as_2d, _named_1d, _squeezed, _unbatched, max_pool_grad
 from .conv import _single
 
 _LAYOUT = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
@@ -127,13 +126,7 @@ class AdaptiveMaxPool(Function):
         return out
 
     def backward(self, g):
-        xp = get_array_module(g)
-        N, C = self.xshape[:2]
-        plane = int(np.prod(self.xshape[2:]))
-        gx = xp.zeros(N * C * plane, dtype=g.dtype)
-        planes = (xp.arange(N * C, dtype=np.int64) * plane).reshape((N, C) + (1,) * (g.ndim - 2))
-        S.scatter_add(gx, (self.indices + planes).ravel(), g.ravel())  # (overlapping windows: both add)
-        return gx.reshape(self.xshape),
+        return max_pool_grad(g, self.indices, self.xshape),
 
 
 # Kept for callers of the 2-D names (the Functions are dimension-generic).

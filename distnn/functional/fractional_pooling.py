@@ -27,7 +27,7 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
-from . import shape as S
+from ._pool_common import max_pool_grad
 
 _LAYOUT = {2: ("(C, H, W)", "(N, C, H, W)"), 3: ("(C, T, H, W)", "(N, C, T, H, W)")}
 _AXIS = {2: ("height", "width"), 3: ("time", "height", "width")}
@@ -93,13 +93,7 @@ class FractionalMaxPool(Function):
         return out
 
     def backward(self, g):
-        xp = get_array_module(g)
-        N, C = self.xshape[:2]
-        plane = int(np.prod(self.xshape[2:]))
-        gx = xp.zeros(N * C * plane, dtype=g.dtype)
-        planes = (xp.arange(N * C, dtype=np.int64) * plane).reshape((N, C) + (1,) * (g.ndim - 2))
-        S.scatter_add(gx, (self.indices + planes).ravel(), g.ravel())  # (overlapping windows: both add)
-        return gx.reshape(self.xshape),
+        return max_pool_grad(g, self.indices, self.xshape),
 
 
 def _tuple(v, nd, name, op):

@@ -17,8 +17,7 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
-from . import shape as S
-from ._pool_common import _unbatched, pooled_length
+from ._pool_common import _unbatched, max_pool_grad, pooled_length
 from .conv3d import _triple
 
 
@@ -112,13 +111,7 @@ class MaxPool3d(Function):
         return best
 
     def backward(self, g):
-        xp = get_array_module(g)
-        N, C = self.xshape[:2]
-        plane = int(np.prod(self.xshape[2:]))
-        gx = xp.zeros(N * C * plane, dtype=g.dtype)
-        planes = (xp.arange(N * C, dtype=np.int64) * plane).reshape(N, C, 1, 1, 1)
-        S.scatter_add(gx, (self.indices + planes).ravel(), g.ravel())  # (overlapping windows: both add)
-        return gx.reshape(self.xshape),
+        return max_pool_grad(g, self.indices, self.xshape),
 
 
 class AvgPool3d(Function):
