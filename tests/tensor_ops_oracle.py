@@ -59,15 +59,19 @@ def compare(torch, fn, arrays, dtype=np.float64, grad=True, seed=0):
                 np.testing.assert_allclose(got, expected, **TOL[dtype])
 
 
-def refusals_match(torch, fn, arrays):
-    """``fn`` raises on both; returns (distnn's exception, torch's) for the caller to compare."""
+def assert_refused_as_torch(torch, case):
+    """``case`` = (name, fn, arrays, gist): ``fn`` raises on both frameworks, distnn's error is (a subclass
+    of) torch's type, and both messages hold ``gist``."""
     import pytest
 
+    _, fn, arrays, gist = case
     with pytest.raises(Exception) as ours:
         fn(distnn, *[Tensor(np.asarray(a)) for a in arrays])
     with pytest.raises(Exception) as theirs:
         fn(torch, *[torch.tensor(np.asarray(a)) for a in arrays])
-    return ours.value, theirs.value
+    ours, theirs = ours.value, theirs.value
+    assert type(theirs).__name__ in {c.__name__ for c in type(ours).__mro__}, (ours, theirs)
+    assert gist in str(ours) and gist in str(theirs), (str(ours), str(theirs))
 
 
 def rand(*shape, seed=0):
