@@ -17,6 +17,18 @@ def train_steps(opt, params, grads, t0, t1):
         opt.step()
 
 
+def paired_steps(torch, opt, topt, params, tparams, grads, steps):
+    """``steps`` steps of distnn's ``opt`` and torch's ``topt`` on the same gradients (``grads(t)``: an array or
+    None per parameter); yields ``t`` after each, for the caller to compare."""
+    for t in range(steps):
+        for p, tp, g in zip(params, tparams, grads(t)):
+            p.grad = None if g is None else g.copy()
+            tp.grad = None if g is None else torch.from_numpy(g.copy())
+        opt.step()
+        topt.step()
+        yield t
+
+
 def torch_state(topt, tparams):
     """torch's per-parameter state as ``{index in tparams: {key: numpy array or plain value}}`` (parameters
     without state left out, as distnn's ``state_dict()["state"]`` leaves them out)."""

@@ -15,7 +15,7 @@ import pytest
 import distnn.optim as O
 from distnn.nn import Parameter
 from distnn.optim.muon import adjust_lr, zeropower_via_newtonschulz
-from optim_oracle import compare_state, torch_state, train_steps, two_groups
+from optim_oracle import compare_state, paired_steps, torch_state, train_steps, two_groups
 from state_io import saved_and_loaded
 
 STEPS = int(os.environ.get("DISTNN_OPTIM_ORACLE_STEPS", "25"))
@@ -69,12 +69,7 @@ def _run_pair(torch, kw, over, dtype, steps):
     tparams = [torch.tensor(a, requires_grad=True) for a in _init(dtype=dtype)]
     opt = O.Muon(two_groups(params, SPLIT, over), **kw)
     topt = torch.optim.Muon(two_groups(tparams, SPLIT, over), **kw)
-    for t in range(steps):
-        for p, tp, g in zip(params, tparams, _grads(t, dtype=dtype)):
-            p.grad = None if g is None else g.copy()
-            tp.grad = None if g is None else torch.from_numpy(g.copy())
-        opt.step()
-        topt.step()
+    for t in paired_steps(torch, opt, topt, params, tparams, lambda t: _grads(t, dtype=dtype), steps):
         yield t, opt, topt, params, tparams
 
 
