@@ -33,6 +33,9 @@ from .indexing import scatter_add
 
 _MODES = ("bilinear", "nearest", "bicubic")
 _PADDINGS = ("zeros", "border", "reflection")
+# PyTorch's F.GRID_SAMPLE_* tables: the modes' enum values in its kernels
+GRID_SAMPLE_INTERPOLATION_MODES = {m: i for i, m in enumerate(_MODES)}
+GRID_SAMPLE_PADDING_MODES = {p: i for i, p in enumerate(_PADDINGS)}
 _DEFAULT_WARNING = ("Default grid_sample and affine_grid behavior has changed to align_corners=False since 1.3.0. "
                     "Please specify align_corners=True if the old behavior is desired. See the documentation of "
                     "grid_sample for details.")
