@@ -71,7 +71,7 @@ def _shape_check(query, key, value, key_padding_mask, attn_mask, num_heads):
 
 
 def _canonical(mask, name, other, other_name, dtype, xp):
-    """PyTorch's _canonical_mask: a bool mask becomes 0 / -inf of ``dtype``; a float one stays as it is (a
+    """PyTorch's _canonical_mask: a bool mask becomes 0 / -inf of ``dtype``; a float one is added as it is (a
     Tensor keeps its gradient); other dtypes are refused. Returns a Tensor or None."""
     if mask is None:
         return None
@@ -84,7 +84,8 @@ def _canonical(mask, name, other, other_name, dtype, xp):
     if kind == "b":
         raw = xp.asarray(mask.data if isinstance(mask, Tensor) else mask)
         return Tensor(xp.where(raw, dtype.type(-np.inf), dtype.type(0)))
-    return mask if isinstance(mask, Tensor) else Tensor(xp.asarray(mask))
+    # (an array is a constant: taken in the query's dtype, as nn.MultiheadAttention's masks; a Tensor as it is)
+    return mask if isinstance(mask, Tensor) else Tensor(xp.asarray(mask).astype(dtype, copy=False))
 
 
 def _pad_key(mask):
