@@ -226,6 +226,20 @@ def _inplace_copy_and_fill(a):
     return y * a.t()
 
 
+_R_FG = np.random.default_rng(43)  # (the 5-D / bicubic grid_sample, conv_tbc and mha functional's own stream)
+_FG_VOL = _R_FG.standard_normal((2, 3, 4, 5, 3))
+_FG_KPM = _R_FG.random((3, 4)) < 0.3
+_FG_KPM[:, 0] = False  # (every query sees a key: no NaN from need_weights' softmax)
+_FG_KPM = np.where(_FG_KPM, -np.inf, 0.0)  # (float, as the attn_mask: mixed types warn)
+
+
+def _mha_functional(q, k, w, wo, bk, bv, m):
+    """F.multi_head_attention_forward with weights, bias_k/v, a zero key, a float mask and padding."""
+    out, weights = F.multi_head_attention_forward(q, k, k, 6, 2, w, None, bk, bv, True, 0.0, wo, None,
+                                                  key_padding_mask=_FG_KPM.astype(m.dtype), attn_mask=m, average_attn_weights=False)
+    return out + weights.sum(axis=(1, 3)).T[:, :, None]
+
+
 NEW_OPS = {
     "binary_cross_entropy": ([_PROBS, _R.random((4, 3))],
                              lambda p, y: F.binary_cross_entropy(p, y, weight=np.array([0.5, 2.0, 1.0]))),
@@ -482,6 +496,27 @@ NEW_OPS = {
     "inplace_methods_chain": ([_R_IP.standard_normal((3, 4)), _R_IP.standard_normal((3, 4))], _inplace_methods_chain),
     "inplace_index_writes": ([_R_IP.standard_normal((3, 4)), _R_IP.standard_normal((3, 4))], _inplace_index_writes),
     "inplace_copy_and_fill": ([_R_IP.standard_normal((3, 4))], _inplace_copy_and_fill),
+    # --- new with 5-D and bicubic grid_sample, conv_tbc and F.multi_head_attention_forward (static review, see
+    # _R_FG): eight / sixteen gathered taps per point, scatter_add for the input's gradient; per-tap matmuls
+    "grid_sample_3d_trilinear_reflection": ([_FG_VOL, _R_FG.uniform(-2.5, 2.5, (2, 3, 2, 4, 3))],
+                                            lambda x, g: F.grid_sample(x, g, padding_mode="reflection",
+                                                                       align_corners=False)),
+    "grid_sample_3d_trilinear_zeros": ([_FG_VOL, _R_FG.uniform(-1.4, 1.4, (2, 3, 2, 4, 3))],
+                                       lambda x, g: F.grid_sample(x, g, align_corners=True)),
+    "grid_sample_3d_nearest_border": ([_FG_VOL, _R_FG.uniform(-1.4, 1.4, (2, 3, 2, 4, 3))],
+                                      lambda x, g: F.grid_sample(x, g, mode="nearest", padding_mode="border",
+                                                                 align_corners=False)),
+    "grid_sample_bicubic_zeros": ([_IMG, _R_FG.uniform(-1.4, 1.4, (2, 4, 5, 2))],
+                                  lambda x, g: F.grid_sample(x, g, mode="bicubic", align_corners=False)),
+    "grid_sample_bicubic_reflection": ([_IMG, _R_FG.uniform(-3.0, 3.0, (2, 4, 5, 2))],
+                                       lambda x, g: F.grid_sample(x, g, mode="bicubic", padding_mode="reflection",
+                                                                  align_corners=True)),
+    "conv_tbc": ([_R_FG.standard_normal((7, 2, 3)), _R_FG.standard_normal((3, 3, 4)), _R_FG.standard_normal(4)],
+                 lambda x, w, b: F.conv_tbc(x, w, b, 1)),
+    "multi_head_attention_forward": ([_R_FG.standard_normal((5, 3, 6)), _R_FG.standard_normal((4, 3, 6)),
+                                      _R_FG.standard_normal((18, 6)), _R_FG.standard_normal((6, 6)),
+                                      _R_FG.standard_normal((1, 1, 6)), _R_FG.standard_normal((1, 1, 6)),
+                                      _R_FG.standard_normal((5, 4))], _mha_functional),
 }
 
 

@@ -24,9 +24,13 @@ from .conv_transpose3d import conv_transpose3d
 from .norm import batch_norm, layer_norm, rms_norm
 from .interpolate import interpolate
 from .upsample_aliases import upsample, upsample_bilinear, upsample_nearest
-from .grid_sample import affine_grid, grid_sample
+from .grid_sample import GRID_SAMPLE_INTERPOLATION_MODES, GRID_SAMPLE_PADDING_MODES, affine_grid, grid_sample
+from .conv_tbc import conv_tbc
+from .mha_forward import multi_head_attention_forward
 from .fold import fold, unfold
 from .pixel_shuffle import channel_shuffle, pixel_shuffle, pixel_unshuffle
+
+native_channel_shuffle = channel_shuffle  # (PyTorch's name for its native kernel: the same op)
 from .group_norm import group_norm, instance_norm
 from .local_response_norm import local_response_norm
 from .pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d

@@ -5,8 +5,8 @@ each in [-1, 1]) through the affine matrices ``theta``: (N, 2, 3) for a 4-D ``si
 a grid (N, H, W, 2); (N, 3, 4) for a 5-D size, giving (N, D, H, W, 3). The base coordinates are
 PyTorch's: ``linspace(-1, 1, n)``, times ``(n - 1) / n`` without align_corners, and 0 for n == 1.
 
-``grid_sample(input, grid)`` (4-D input only) reads ``input`` (N, C, H, W) at the grid's (N, Ho, Wo, 2)
-points, as PyTorch's CPU kernel (GridSamplerKernel.cpp):
+``grid_sample(input, grid)`` reads ``input`` (N, C, H, W) at the grid's (N, Ho, Wo, 2) points, as
+PyTorch's CPU kernel (GridSamplerKernel.cpp) (5-D inputs: grid_sample3d.py; 'bicubic': grid_sample_bicubic.py):
 
 * unnormalize: ``(g + 1) / 2 * (size - 1)`` with align_corners, else ``(g + 1) * size / 2 - 0.5``;
 * padding 'border' clips to [0, size - 1]; 'reflection' reflects about -0.5 and size - 0.5 (about 0
@@ -33,6 +33,9 @@ from .indexing import scatter_add
 
 _MODES = ("bilinear", "nearest", "bicubic")
 _PADDINGS = ("zeros", "border", "reflection")
+# PyTorch's F.GRID_SAMPLE_* tables: the modes' enum values in its kernels
+GRID_SAMPLE_INTERPOLATION_MODES = {m: i for i, m in enumerate(_MODES)}
+GRID_SAMPLE_PADDING_MODES = {p: i for i, p in enumerate(_PADDINGS)}
 _DEFAULT_WARNING = ("Default grid_sample and affine_grid behavior has changed to align_corners=False since 1.3.0. "
                     "Please specify align_corners=True if the old behavior is desired. See the documentation of "
                     "grid_sample for details.")
@@ -104,20 +107,27 @@ def affine_grid(theta, size, align_corners=None):
     return AffineGrid.apply(theta, spatial=tuple(spatial), align_corners=bool(align_corners))
 
 
-def _source(xp, g, size, padding, align_corners):
-    """The unnormalized, padded pixel coordinate of normalized ``g`` along an axis of ``size`` pixels, and
-    d(coordinate)/d(g) (PyTorch's ComputeLocation::apply_get_grad)."""
+def _unnormalize(g, size, align_corners):
+    """Normalized ``g`` in [-1, 1] -> pixel coordinate along an axis of ``size`` pixels, and its slope."""
     dtype = g.dtype.type
     if align_corners:
-        scale, low, twice_span, empty = dtype((size - 1) / 2), dtype(0), dtype(2 * (size - 1)), size <= 1
-        x = (g + dtype(1)) * scale
-    else:
-        scale, low, twice_span, empty = dtype(size / 2), dtype(-0.5), dtype(2 * size), False
-        x = (g + dtype(1)) * scale - dtype(0.5)
-    mult = xp.full(g.shape, scale, dtype=g.dtype)
+        scale = dtype((size - 1) / 2)
+        return (g + dtype(1)) * scale, scale
+    scale = dtype(size / 2)
+    return (g + dtype(1)) * scale - dtype(0.5), scale
+
+
+def _pad(xp, x, mult, size, padding, align_corners):
+    """PyTorch's padding of pixel coordinates ``x`` along an axis of ``size`` pixels (ComputeLocation's
+    compute_coordinates) and ``mult`` times its slope: 0 where the clip is active, flipped by a reflection."""
+    dtype = x.dtype.type
     if padding == "zeros":
         return x, mult
     if padding == "reflection":
+        if align_corners:
+            low, twice_span, empty = dtype(0), dtype(2 * (size - 1)), size <= 1
+        else:
+            low, twice_span, empty = dtype(-0.5), dtype(2 * size), False
         if empty:  # (align_corners on one pixel: everything reflects to 0, with a zero gradient)
             return xp.zeros_like(x), xp.zeros_like(x)
         shifted = x - low
@@ -132,6 +142,13 @@ def _source(xp, g, size, padding, align_corners):
     x = xp.where(x > 0, x, dtype(0))  # (a NaN clamps to 0, as PyTorch's clamp_min(0, in))
     inside = (x != 0) & (x < hi)
     return xp.minimum(x, hi), xp.where(inside, mult, dtype(0))
+
+
+def _source(xp, g, size, padding, align_corners):
+    """The unnormalized, padded pixel coordinate of normalized ``g`` along an axis of ``size`` pixels, and
+    d(coordinate)/d(g) (PyTorch's ComputeLocation::apply_get_grad)."""
+    x, scale = _unnormalize(g, size, align_corners)
+    return _pad(xp, x, xp.full(g.shape, scale, dtype=g.dtype), size, padding, align_corners)
 
 
 class GridSample2d(Function):
@@ -210,11 +227,12 @@ class GridSample2d(Function):
 
 def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):
     """Sample ``input`` (N, C, H, W) at the points of ``grid`` (N, Ho, Wo, 2), normalized to [-1, 1]
-    (PyTorch's ``F.grid_sample``; see the module docstring for the arithmetic), giving (N, C, Ho, Wo).
+    (PyTorch's ``F.grid_sample``; see the module docstring for the arithmetic), giving (N, C, Ho, Wo);
+    or a 5-D ``input`` (N, C, D, H, W) at a grid (N, Do, Ho, Wo, 3), giving (N, C, Do, Ho, Wo).
 
-    ``mode``: 'bilinear' or 'nearest' ('bicubic' and 5-D inputs are not implemented in distnn);
+    ``mode``: 'bilinear' (trilinear on 5-D inputs), 'nearest' or 'bicubic' (4-D only, as PyTorch);
     ``padding_mode``: 'zeros', 'border' or 'reflection'; ``align_corners=None`` warns as PyTorch and
-    means False. Differentiable in ``input`` and (bilinear) in ``grid``.
+    means False. Differentiable in ``input`` and (bilinear, bicubic) in ``grid``.
     """
     if mode not in _MODES:
         raise ValueError(f"nn.functional.grid_sample(): expected mode to be 'bilinear', 'nearest' or 'bicubic', "
@@ -242,7 +260,14 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
         raise RuntimeError(f"grid_sampler(): expected input to have non-empty spatial dimensions, but input has "
                            f"sizes {list(si)} with dimension {next(i for i in range(2, len(si)) if si[i] <= 0)} "
                            f"being empty")
-    if len(si) == 5 or mode == "bicubic":
-        raise NotImplementedError(f"grid_sample: distnn samples 4-D inputs by 'bilinear' or 'nearest' only, got "
-                                  f"{len(si)}-D input and mode {mode!r}")
+    if mode == "bicubic":
+        if len(si) != 4:
+            raise RuntimeError("grid_sampler(): bicubic interpolation only supports 4D input")
+        from .grid_sample_bicubic import GridSampleBicubic2d  # (here: it imports this module's helpers)
+
+        return GridSampleBicubic2d.apply(input, grid, padding=padding_mode, align_corners=bool(align_corners))
+    if len(si) == 5:
+        from .grid_sample3d import GridSample3d
+
+        return GridSample3d.apply(input, grid, mode=mode, padding=padding_mode, align_corners=bool(align_corners))
     return GridSample2d.apply(input, grid, mode=mode, padding=padding_mode, align_corners=bool(align_corners))

@@ -28,7 +28,7 @@ from .padding import (
 from .pixelshuffle import ChannelShuffle, PixelShuffle, PixelUnshuffle
 from .loss import (
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, GaussianNLLLoss, HingeEmbeddingLoss, HuberLoss, L1Loss, MSELoss,
-    MultiMarginLoss, NLLLoss, SoftMarginLoss,
+    MultiMarginLoss, NLLLoss, NLLLoss2d, SoftMarginLoss,
 )
 from .loss import (
     CosineEmbeddingLoss, CTCLoss, KLDivLoss, MarginRankingLoss, MultiLabelMarginLoss, MultiLabelSoftMarginLoss, PoissonNLLLoss,

@@ -1,6 +1,8 @@
 """Loss modules: thin wrappers over ``distnn.functional.loss`` with PyTorch's constructor arguments."""
 from __future__ import annotations
 
+import warnings
+
 from distnn.autograd.tensor import Tensor
 from distnn.functional import ctc as CTC
 from distnn.functional import embedding_loss as EL
@@ -61,6 +63,17 @@ class NLLLoss(_WeightedLoss):
 
     def forward(self, input, target):
         return L.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
+
+
+class NLLLoss2d(NLLLoss):
+    """PyTorch's deprecated alias of :class:`NLLLoss` (which takes (N, C, H, W) inputs itself); it warns
+    as PyTorch's (FutureWarning) when built."""
+
+    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+        warnings.warn("`NLLLoss2d` has been deprecated. Please use `NLLLoss` instead as a drop-in replacement and "
+                      "see https://pytorch.org/docs/main/nn.html#torch.nn.NLLLoss for more details.", FutureWarning,
+                      stacklevel=2)
+        super().__init__(weight, ignore_index, reduction)
 
 
 class BCELoss(_WeightedLoss):
