@@ -17,21 +17,18 @@ _DEVICES = ("cpu", "cuda")
 
 
 def _lower_dtype(dtype):
-    """numpy's float16 for ``dtype`` (None, "float16", np.float16, torch.float16); a clear error otherwise."""
+    """numpy's dtype for ``dtype`` (None: float16; "float16", np.float16, torch.float16...); bfloat16 refused."""
     if dtype is None:
         return np.dtype(np.float16)
-    name = str(dtype).replace("torch.", "")
+    # (a torch dtype prints as "torch.float16"; numpy's types and names go to np.dtype as they are)
+    name = str(dtype)[len("torch."):] if str(dtype).startswith("torch.") else dtype
     if name in ("bfloat16", "bf16"):
         raise TypeError("distnn.autocast: bfloat16 is not supported (numpy and cupy have no bfloat16); "
                         "use dtype=float16 (the default here)")
     try:
-        dt = np.dtype(name)
+        return np.dtype("float16" if name == "half" else name)
     except TypeError:
-        dt = None
-    if dt != np.float16:
-        raise TypeError(f"distnn.autocast: dtype must be float16 (the only lower-precision dtype numpy and cupy "
-                        f"have), got {dtype!r}")
-    return dt
+        raise TypeError(f"distnn.autocast: dtype must be float16, got {dtype!r}") from None
 
 
 def _cuda_available() -> bool:
@@ -65,7 +62,8 @@ class autocast:
 
     ``dtype``: float16 only, and the default on every device. PyTorch's CPU
     default is bfloat16, which numpy lacks: bfloat16 is refused with a
-    TypeError. Note that numpy's float16 matmul is much slower than its
+    TypeError; another dtype (float32...) disables autocast with a warning,
+    as PyTorch. Note that numpy's float16 matmul is much slower than its
     float32 one (no BLAS): on a CPU this is for fidelity, not speed.
     ``enabled=False`` switches autocast off inside an enclosing region.
     ``cache_enabled`` is accepted for PyTorch's signature; casts are not
@@ -86,6 +84,11 @@ class autocast:
         self._cache_enabled = cache_enabled
         if enabled and device_type == "cuda" and not _cuda_available():
             warnings.warn("CUDA is not available. Disabling autocast.", stacklevel=2)
+            enabled = False
+        elif enabled and self.fast_dtype != np.float16:  # (PyTorch's answer to a dtype it cannot lower to)
+            warnings.warn(f"In {device_type.upper()} autocast, but the target dtype is not supported. Disabling "
+                          f"autocast.\n{device_type.upper()} Autocast only supports dtypes of float16 currently "
+                          f"(got {self.fast_dtype}).", stacklevel=2)
             enabled = False
         self._enabled = enabled
         self._prev = []  # a stack: the same instance may be entered again while active
