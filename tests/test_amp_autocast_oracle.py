@@ -304,3 +304,46 @@ def test_cuda_autocast_on_cupy_tensors_matches_the_cpu_policy():
     scaler.step(opt)
     scaler.update()
     assert scaler.get_scale() == 2.0 ** 16 and all(p.grad.dtype == np.float32 for p in dm.parameters())
+
+
+def _train_mixed(comm, start, data):
+    """autocast + GradScaler on an MLP (float32 master weights); ``comm`` None: one process on whole batches, else
+    this rank's equal shard through DataParallel."""
+    from distnn.distributed import DataParallel
+
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    model.load_state_dict(start)
+    forward = model if comm is None else DataParallel(model, comm)
+    # (a scale that overflows neither: a rank's float16 gradients are those of its smaller shard's mean, larger
+    # than one process's, so near the edge the ranks may back off where one process does not, as with torch's DDP)
+    opt, scaler = SGD(model.parameters(), lr=0.1, momentum=0.9), GradScaler("cpu", init_scale=2.0 ** 8,
+                                                                            growth_interval=2)
+    rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
+    for x, y in data:
+        mine = slice(rank * len(x) // size, (rank + 1) * len(x) // size)
+        opt.zero_grad()
+        with distnn.autocast("cpu"):
+            loss = F.cross_entropy(forward(distnn.Tensor(x[mine])), distnn.Tensor(y[mine]))
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    return model.state_dict(), scaler.get_scale()
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_data_parallel_autocast_ranks_stay_identical_and_close_to_one_process():
+    """The float16 forward per shard, float32 gradients averaged over ranks: every rank's weights are the same
+    bits, and within float16 rounding of one process on the whole batches."""
+    from distnn.distributed import simulate
+
+    _, dm = _mlp_pair()
+    start = dm.state_dict()
+    data = [(_r(12, 8), _labels(12, 3)) for _ in range(5)]
+    one_w, one_scale = _train_mixed(None, start, data)
+    results = simulate(2, _train_mixed, start, data)
+    assert one_scale == 2.0 ** 10
+    for w, scale in results:
+        assert scale == one_scale
+        for k in w:
+            assert w[k].dtype == np.float32 and np.array_equal(w[k], results[0][0][k]), k
+            np.testing.assert_allclose(w[k], one_w[k], rtol=1e-2, atol=2e-3, err_msg=k)
