@@ -64,7 +64,7 @@ def _on_device(a, device: str) -> bool:
 
 
 def cast_inputs(policy: str, inputs: tuple) -> tuple:
-    """``inputs`` with the floating ones cast as ``policy`` says, when this thread's autocast is on; else as they are."""
+    """``inputs`` with the floating ones cast as ``policy`` says when this thread's autocast is on, else as given."""
     dtype = _state.dtype
     if dtype is None:
         return inputs
