@@ -47,6 +47,9 @@ CASES = {
     "conv_transpose1d": ([IMG[:, :, 0], _r(3, 2, 3)], lambda L, f, x, w: f.conv_transpose1d(x, w, stride=2)),
     "conv_transpose2d": ([IMG, _r(3, 2, 3, 3)], lambda L, f, x, w: f.conv_transpose2d(x, w)),
     "conv_transpose3d": ([VOL, _r(2, 3, 2, 2, 2)], lambda L, f, x, w: f.conv_transpose3d(x, w)),
+    "prelu": ([IMG, np.full(3, 0.25, np.float32)], lambda L, f, x, w: f.prelu(x, w)),
+    "sdpa": ([_r(2, 4, 5, 8), _r(2, 4, 6, 8), _r(2, 4, 6, 8), _r(5, 6)],
+             lambda L, f, q, k, v, m: f.scaled_dot_product_attention(q, k, v, attn_mask=m)),
     # the float32 list: float32 out
     "cross_entropy": ([_r(4, 3), LAB], lambda L, f, x, t: f.cross_entropy(x, t)),
     "cross_entropy_probs": ([_r(4, 3), np.full((4, 3), 1 / 3, np.float32)], lambda L, f, x, t: f.cross_entropy(x, t)),
@@ -166,6 +169,19 @@ def test_conv_model_gradients_in_float32():
     for p in m.parameters():
         assert p.grad.dtype == np.float32 and np.isfinite(np.asarray(p.grad.data if hasattr(p.grad, "data")
                                                                       else p.grad)).all()
+
+
+def test_attention_and_prelu_model_gradients_in_float32():
+    q = distnn.Tensor(_r(2, 5, 8))
+    mha, prelu, head = nn.MultiheadAttention(8, 2, batch_first=True), nn.PReLU(), nn.Linear(8, 3)
+    with distnn.autocast("cpu"):
+        h = prelu(mha(q, q, q)[0])
+        loss = F.mse_loss(head(h), distnn.zeros(2, 5, 3))
+    assert h.dtype == np.float16 and loss.dtype == np.float32
+    loss.backward()
+    for p in [*mha.parameters(), *prelu.parameters(), *head.parameters()]:
+        g = np.asarray(p.grad.data if hasattr(p.grad, "data") else p.grad)
+        assert g.dtype == np.float32 and np.isfinite(g).all() and np.abs(g).sum() > 0
 
 
 def test_nesting_enabled_false_and_the_decorator():

@@ -44,9 +44,9 @@ class autocast:
     "cuda": cupy arrays):
 
     * the matmul family (``linear``, ``matmul``/``@``, ``mm``, ``bmm``, ``addmm``,
-      ``baddbmm``, ``addbmm``, ``conv1d/2d/3d``, ``conv_transpose1d/2d/3d``, and
-      the layers built on them) casts its float32 inputs to float16 and
-      returns float16;
+      ``baddbmm``, ``addbmm``, ``conv1d/2d/3d``, ``conv_transpose1d/2d/3d``,
+      ``prelu``, ``scaled_dot_product_attention``, and the layers built on
+      them) casts its float32 inputs to float16 and returns float16;
     * the ops PyTorch's CPU autocast runs in float32 (the losses: cross_entropy,
       nll, mse, l1, huber, smooth_l1, kl_div, binary_cross_entropy(_with_logits),
       the margin/embedding/ctc losses; ``cdist``, ``prod``) cast float16

@@ -5,8 +5,8 @@ autocast is on for the device its inputs live on, the op's floating inputs
 are cast on the way in, through the differentiable ``Cast`` op, so gradients
 reach float32 parameters in float32:
 
-* ``"lower"``: the matmul family (linear, matmul/mm/bmm, conv*, conv_transpose*):
-  inputs to the autocast dtype (float16);
+* ``"lower"``: the matmul family (linear, matmul/mm/bmm, conv*, conv_transpose*,
+  prelu, scaled_dot_product_attention): inputs to the autocast dtype (float16);
 * ``"float32"``: ops that need the range (the losses, cdist, prod): float16
   inputs back to float32.
 
