@@ -305,3 +305,21 @@ def test_resumed_run_equals_the_uninterrupted_one_bitwise():
     assert res_log == full_log[5:]
     for k in full_w:
         assert np.array_equal(res_w[k], full_w[k]), k
+
+
+@pytest.mark.mpi(min_size=2)
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # (the inf input)
+def test_mpi_ranks_agree_on_an_inf_of_the_last_rank_and_match_one_process():
+    import distnn.distributed as dist
+
+    comm = dist.init()
+    data = batches(np.float64, 8, size=12)
+    start = models(np.float64)[1].state_dict()
+    one_w, one_log, _ = _train(None, start, data, bad=3)
+    w, log, _ = _train(comm, start, data, bad=3)
+    assert [(s, sc) for _, _, s, sc in log] == [(s, sc) for _, _, s, sc in one_log]
+    assert log[3][1] == (comm.rank != comm.size - 1)
+    every = comm.allgather_object(w)
+    for k in w:
+        assert all(np.array_equal(e[k], w[k]) for e in every), k
+        np.testing.assert_allclose(w[k], one_w[k], rtol=1e-10, atol=1e-12, err_msg=k)
