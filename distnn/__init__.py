@@ -183,3 +183,8 @@ __all__ += [
     "bernoulli", "empty", "empty_like", "eye", "full_like", "linspace", "logspace", "multinomial", "rand_like",
     "randint", "randint_like", "randn_like", "randperm",
 ]
+
+from . import amp  # noqa: E402
+from .amp import autocast  # noqa: E402  (torch.autocast; also distnn.amp.autocast)
+
+__all__ += ["amp", "autocast"]

@@ -47,6 +47,7 @@ among the node's attributes. So a Function keeps the arrays it saves as attribut
 """
 from __future__ import annotations
 
+from . import autocast_state as _autocast
 from .grad_mode import _state
 from .tensor import Tensor
 from .versions import _link_views
@@ -91,6 +92,8 @@ class Function:
     # the input whose memory the output views (reshape, transpose, indexing...), set by versions._link_views:
     # an in-place change of the output (or of a view of it) walks up these to the node that made the memory
     viewed_input: int | None = None
+    # the autocast policy of the op: None, "lower" (the matmul family) or "float32" (see autocast_state)
+    autocast: str | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -127,6 +130,8 @@ class Function:
     def apply(cls, *inputs, **params):
         # The hot path of every op: one pass over the inputs, no generators, and
         # nothing graph-related is built unless some input records a gradient.
+        if _autocast.active and cls.autocast is not None:  # (one module read when no thread is in autocast)
+            inputs = _autocast.cast_inputs(cls.autocast, inputs)
         fn = _new(cls)
         arrays = []
         if _state.enabled:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from distnn.autograd.autocast_state import autocast_policy
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
@@ -318,6 +319,7 @@ def softmin(input, dim=None):
     return Softmax.apply(-float_input(input), axis=_softmax_dim("softmin", input, _LAST, dim))
 
 
+@autocast_policy("lower")  # (PyTorch's CPU autocast runs it in the lower dtype)
 def prelu(input, weight):
     """max(0, x) + weight * min(0, x), PyTorch's F.prelu: ``weight`` is 0-d or 1-D, of one slope shared by all
     elements or one per channel (dimension 1 of ``input``; an input of fewer than 2 dimensions has one channel).

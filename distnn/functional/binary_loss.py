@@ -13,6 +13,7 @@ from ._loss_common import _raw, _reduce, _saved
 
 class _BCEWithLogits(Function):
     """loss = (1 - y) x + L softplus(-x), L = 1 + (pos_weight - 1) y; differentiable in x and y (as PyTorch)."""
+    autocast = "float32"  # under distnn.autocast: needs float32's range
 
     # both gradients read x, y and the weights (as PyTorch's, whose formulas take all four), not the result
     reads = ((0, 1, 2, 3), (0, 1, 2, 3), (), ())
@@ -75,6 +76,7 @@ class _BCE(Function):
     rounds to 0 or 1 (float32: |logit| > 17), so prefer binary_cross_entropy_with_logits (the notes'
     softplus form) when the logits are at hand. The clamp keeps p = 0 or 1 finite (a loss of at most 100).
     """
+    autocast = "float32"  # under distnn.autocast: needs float32's range
 
     # p's gradient reads p, y and the weight, y's its own logs and the weight; PyTorch's formulas both take
     # the input, the target and the weight: declared as those, so that both refuse alike

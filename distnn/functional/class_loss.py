@@ -2,6 +2,7 @@
 the negative log-likelihood, with PyTorch's ``ignore_index``, class weights and label smoothing."""
 from __future__ import annotations
 
+from distnn.autograd.autocast_state import autocast_policy
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
@@ -42,6 +43,7 @@ class _ClassLoss(Function):
     sum_i sum_c a[i, c] * (-logp[i, c]) / D, where D is the weighted number of
     counted samples for 'mean' (PyTorch's convention) and 1 otherwise.
     """
+    autocast = "float32"  # under distnn.autocast: needs float32's range
 
     from_logits = True
 
@@ -211,6 +213,7 @@ class _NLLLoss(_ClassLoss):
     name = "nll_loss"
 
 
+@autocast_policy("float32")
 def cross_entropy(input, target, weight=None, ignore_index=IGNORE_INDEX, reduction="mean", label_smoothing=0.0):
     """Cross-entropy of logits ``input`` (N, C) or (N, C, d1, ...) (or one sample (C,)) against ``target``.
 

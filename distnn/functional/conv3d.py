@@ -46,6 +46,7 @@ def _im2col3d(xp, x, k, stride, pad, dilation, out):
 
 class Conv3d(Function):
     """x (N, C, D, H, W), weight (O, C/groups, kd, kh, kw), bias (O,) -> (N, O, Do, Ho, Wo)."""
+    autocast = "lower"  # under distnn.autocast: the matmul family runs in the lower dtype
 
     reads = ((0, 1), (0, 1), (0, 1))  # (as conv2d's: PyTorch's convolution saves the input and the weight)
 

@@ -28,6 +28,7 @@ class ConvTranspose2d(Function):
 
     A 3-D weight (C, O/groups, k) is a kernel of height 1 (conv_transpose1d's), as for Conv2d.
     """
+    autocast = "lower"  # under distnn.autocast: the matmul family runs in the lower dtype
 
     # x's gradient reads the weight, the weight's x; PyTorch's convolution saves the input and the weight
     # whichever needs a gradient, never the bias: so do we

@@ -23,6 +23,7 @@ from .conv_transpose import _check
 
 class ConvTranspose3d(Function):
     """x (N, C, D, H, W), weight (C, O/groups, kd, kh, kw), bias (O,) -> (N, O, Do, Ho, Wo)."""
+    autocast = "lower"  # under distnn.autocast: the matmul family runs in the lower dtype
 
     # (as conv_transpose2d's: PyTorch's convolution saves the input and the weight, never the bias)
     reads = ((0, 1), (0, 1), (0, 1))

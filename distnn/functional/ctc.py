@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from distnn.autograd.autocast_state import autocast_policy
 from distnn.autograd.function import OUTPUT, Function
 from distnn.backend import get_array_module, to_numpy
 
@@ -185,6 +186,7 @@ def _padded_targets(targets, tl, N, C, blank, xp):
     return padded
 
 
+@autocast_policy("float32")
 def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=False):
     """The CTC loss of ``log_probs`` (T, N, C), or unbatched (T, C), as ``torch.nn.functional.ctc_loss``.
 

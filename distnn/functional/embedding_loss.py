@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from distnn.autograd.autocast_state import autocast_policy
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
@@ -20,6 +21,7 @@ from .loss import _as_tensor, _check_reduction, _const, _operand, _reduce
 _COSINE_EMBEDDING_EPS = float(np.float32(1e-12))
 
 
+@autocast_policy("float32")
 def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):
     """``1 - cos(x1, x2)`` where ``target`` is 1, ``max(0, cos(x1, x2) - margin)`` where it is -1 (0
     elsewhere), with cos along the last dimension, as PyTorch's.
@@ -57,6 +59,7 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):
     return _reduce(pos + neg, reduction)
 
 
+@autocast_policy("float32")
 def margin_ranking_loss(input1, input2, target, margin=0.0, reduction="mean"):
     """``max(0, -target * (input1 - input2) + margin)``, as PyTorch's: ``target`` 1 asks ``input1`` to rank
     higher (by ``margin``), -1 lower.
@@ -84,6 +87,7 @@ def _check_triplet_margin(margin):
         raise ValueError(f"triplet_margin_loss: margin must be greater than 0, got {margin}")
 
 
+@autocast_policy("float32")
 def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False, reduction="mean"):
     """``max(0, margin + d(a, p) - d(a, n))`` with ``d`` :func:`pairwise_distance` (``p``, ``eps``), as
     PyTorch's. ``swap`` takes ``min(d(a, n), d(p, n))`` as the negative's distance (the distance swap of

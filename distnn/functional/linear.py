@@ -12,6 +12,7 @@ from ._into import destinations, matmul_into, sum_into
 
 
 class Linear(Function):
+    autocast = "lower"  # under distnn.autocast: the matmul family runs in the lower dtype
     reads = ((1,), (0,), ())  # (x's gradient reads the weight, the weight's x, the bias's nothing)
 
     def forward(self, x, weight, bias=None):

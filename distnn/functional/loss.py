@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from distnn.autograd.autocast_state import autocast_policy
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
@@ -23,17 +24,20 @@ _cross_entropy_probabilities = class_loss._cross_entropy_probabilities
 _BCE, _BCEWithLogits, _BCE_GRAD_FLOOR = binary_loss._BCE, binary_loss._BCEWithLogits, binary_loss._BCE_GRAD_FLOOR
 
 
+@autocast_policy("float32")
 def mse_loss(input, target, reduction="mean"):
     _warn_if_shapes_differ("mse_loss", input, target)
     diff = input - target
     return _reduce(diff * diff, reduction)
 
 
+@autocast_policy("float32")
 def l1_loss(input, target, reduction="mean"):
     _warn_if_shapes_differ("l1_loss", input, target)
     return _reduce(E.abs(input - target), reduction)
 
 
+@autocast_policy("float32")
 def huber_loss(input, target, reduction="mean", delta=1.0):
     """0.5 d^2 where |d| <= delta, else delta (|d| - 0.5 delta) (PyTorch's HuberLoss); delta > 0."""
     check_huber_delta(delta)
@@ -50,6 +54,7 @@ def check_huber_delta(delta) -> None:
         raise ValueError(f"huber_loss: delta must be a number > 0, got {delta!r}")
 
 
+@autocast_policy("float32")
 def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="mean"):
     """Multi-class hinge loss: sum over j != y of max(0, margin - x[y] + x[j])^p / C."""
     if p not in (1, 2):

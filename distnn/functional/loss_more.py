@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 
+from distnn.autograd.autocast_state import autocast_policy
 from distnn.autograd.engine import sum_to_shape
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
@@ -74,6 +75,7 @@ def _check_beta(beta):
         raise ValueError(f"smooth_l1_loss: beta must be a number >= 0, got {beta!r}")
 
 
+@autocast_policy("float32")
 def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     """PyTorch's smooth L1 loss: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = input - target).
 
@@ -141,6 +143,7 @@ class _KLDiv(Function):
         return gx, gy
 
 
+@autocast_policy("float32")
 def kl_div(input, target, reduction="mean", log_target=False):
     """KL divergence of ``target`` (probabilities, or log-probabilities with ``log_target``) from the model's
     log-probabilities ``input``, pointwise: ``target * (log target - input)``, as PyTorch's.
@@ -208,6 +211,7 @@ class _PoissonNLL(Function):
         return _full(xp, gx, self.shape), _full(xp, gy, self.shape)
 
 
+@autocast_policy("float32")
 def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, reduction="mean"):
     """Negative log-likelihood of counts ``target`` under Poisson(rate), as PyTorch's: ``input`` is the log
     of the rate (``log_input``, the stable choice) or the rate itself (``eps`` keeps its log finite at 0).

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from distnn.autograd.autocast_state import autocast_policy
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
@@ -67,6 +68,7 @@ class _SoftMargin(Function):
         return -self.y * sigmoid_array(self.m) * scale, None  # d/dx softplus(-y x) = -y sigmoid(-y x)
 
 
+@autocast_policy("float32")
 def soft_margin_loss(input, target, reduction="mean"):
     """Logistic loss log(1 + exp(-target * input)) for ``target`` in {-1, +1}, as PyTorch's.
 
@@ -102,6 +104,7 @@ class _HingeEmbedding(Function):
         return (xp.where(self.on_self, scale, 0) - xp.where(self.on_hinge, scale, 0)), None
 
 
+@autocast_policy("float32")
 def hinge_embedding_loss(input, target, margin=1.0, reduction="mean"):
     """PyTorch's HingeEmbeddingLoss: ``input`` where ``target`` is 1, max(0, margin - input) where it is -1.
 

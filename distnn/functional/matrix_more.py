@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numbers
 
+from distnn.autograd.autocast_state import autocast_policy
 from distnn.autograd.function import OUTPUT, Function
 from distnn.backend import get_array_module
 
@@ -102,6 +103,7 @@ def _add_scaled(input, product, beta, alpha):  # noqa: A002
     return (x if beta == 1 else x * beta) + scaled
 
 
+@autocast_policy("lower")
 def addmm(input, mat1, mat2, *, beta=1, alpha=1):  # noqa: A002
     """``torch.addmm``: ``beta * input + alpha * (mat1 @ mat2)``."""
     return _add_scaled(input, mm(mat1, mat2), beta, alpha)
@@ -122,11 +124,13 @@ def _batches(b1, b2, op):
     return MatMul.apply(b1, b2)
 
 
+@autocast_policy("lower")
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):  # noqa: A002
     """``torch.baddbmm``: ``beta * input + alpha * (batch1 @ batch2)``, matrix by matrix."""
     return _add_scaled(input, _batches(batch1, batch2, "baddbmm"), beta, alpha)
 
 
+@autocast_policy("lower")
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1):  # noqa: A002
     """``torch.addbmm``: ``beta * input + alpha * sum_b(batch1[b] @ batch2[b])``."""
     return _add_scaled(input, _batches(batch1, batch2, "addbmm").sum(0), beta, alpha)
@@ -198,6 +202,7 @@ def cross(input, other, dim=None):  # noqa: A002
 class CDist(Function):
     """p-norm distances between the rows of ``x1`` (..., P, M) and of ``x2`` (..., R, M). The gradient of a zero
     distance is 0 (PyTorch's choice); p = inf sends it to the coordinates that reach the maximum."""
+    autocast = "float32"  # under distnn.autocast: needs float32's range
 
     reads = ((0, 1, OUTPUT), (0, 1, OUTPUT))
 

@@ -17,6 +17,7 @@ def _f_only(x):
 
 class MatMul(Function):
     """Batched matrix product with numpy's 1-D promotion rules."""
+    autocast = "lower"  # under distnn.autocast: the matmul family runs in the lower dtype
 
     reads = ((1,), (0,))
 

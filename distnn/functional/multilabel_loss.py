@@ -3,6 +3,7 @@ class, averaged over the classes) and ``multilabel_margin_loss`` (a hinge betwee
 every other class)."""
 from __future__ import annotations
 
+from distnn.autograd.autocast_state import autocast_policy
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
@@ -89,6 +90,7 @@ class _MultiLabelMargin(Function):
         return grad.reshape(self.in_shape), None
 
 
+@autocast_policy("float32")
 def multilabel_margin_loss(input, target, reduction="mean"):
     """PyTorch's multi-label hinge loss: per sample, the sum over its target classes j and the classes i
     that are not targets of max(0, 1 - (x[j] - x[i])), divided by the number of classes C.

@@ -5,6 +5,7 @@ integer or bool tensor gives what PyTorch gives (``cumsum``/``prod``: int64; ``l
 """
 from __future__ import annotations
 
+from distnn.autograd.autocast_state import autocast_policy
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module, unwrap
@@ -90,6 +91,7 @@ def _others_product(xp, a, axis):
     return prefix * suffix
 
 
+@autocast_policy("float32")
 def prod(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
     """``torch.prod``: the product of every element, or over ``dim`` (an int), keeping it with ``keepdim``."""
     if dim is not None:

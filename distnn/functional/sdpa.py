@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from distnn.autograd.autocast_state import autocast_policy
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
@@ -176,6 +177,7 @@ def _mask_array(attn_mask, is_causal, shape, dtype, xp, where):
     return attn_mask if isinstance(attn_mask, Tensor) else raw
 
 
+@autocast_policy("lower")  # (PyTorch's CPU autocast runs it in the lower dtype)
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
                                  enable_gqa=False, *, generator=None):
     """softmax(query @ key^T * scale + mask) @ value, PyTorch's F.scaled_dot_product_attention (see the module

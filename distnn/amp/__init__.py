@@ -1,0 +1,8 @@
+"""Mixed precision (PyTorch's ``torch.amp``): :class:`autocast` runs the matmul family in float16 and the losses
+in float32; :class:`GradScaler` scales the loss so float16 gradients do not underflow, and skips steps whose
+gradients overflowed (every data-parallel rank alike).
+"""
+from .autocast_mode import autocast, get_autocast_dtype, is_autocast_enabled
+from .grad_scaler import GradScaler
+
+__all__ = ["GradScaler", "autocast", "get_autocast_dtype", "is_autocast_enabled"]

@@ -1,0 +1,125 @@
+"""``distnn.autocast`` (also ``distnn.amp.autocast``): PyTorch's ``torch.autocast`` for distnn's ops.
+
+The cast policy itself (which ops, how) lives at the ops' entry points, see
+:mod:`distnn.autograd.autocast_state`; this is the context manager and
+decorator that switches it on for the current thread.
+"""
+from __future__ import annotations
+
+import functools
+import warnings
+
+import numpy as np
+
+from distnn.autograd import autocast_state
+
+_DEVICES = ("cpu", "cuda")
+
+
+def _lower_dtype(dtype):
+    """numpy's dtype for ``dtype`` (None: float16; "float16", np.float16, torch.float16...); bfloat16 refused."""
+    if dtype is None:
+        return np.dtype(np.float16)
+    # (a torch dtype prints as "torch.float16"; numpy's types and names go to np.dtype as they are)
+    name = str(dtype)[len("torch."):] if str(dtype).startswith("torch.") else dtype
+    if name in ("bfloat16", "bf16"):
+        raise TypeError("distnn.autocast: bfloat16 is not supported (numpy and cupy have no bfloat16); "
+                        "use dtype=float16 (the default here)")
+    try:
+        return np.dtype("float16" if name == "half" else name)
+    except TypeError:
+        raise TypeError(f"distnn.autocast: dtype must be float16, got {dtype!r}") from None
+
+
+def _cuda_available() -> bool:
+    from distnn.backend import gpu_available
+
+    return gpu_available()
+
+
+class autocast:
+    """Run the ops of a region in mixed precision, as ``torch.autocast(device_type, dtype, enabled, cache_enabled)``.
+
+    Inside the region, for tensors on ``device_type`` ("cpu": numpy arrays,
+    "cuda": cupy arrays):
+
+    * the matmul family (``linear``, ``matmul``/``@``, ``mm``, ``bmm``, ``addmm``,
+      ``baddbmm``, ``addbmm``, ``conv1d/2d/3d``, ``conv_transpose1d/2d/3d``,
+      ``prelu``, ``scaled_dot_product_attention``, and the layers built on
+      them) casts its float32 inputs to float16 and returns float16;
+    * the ops PyTorch's CPU autocast runs in float32 (the losses: cross_entropy,
+      nll, mse, l1, huber, smooth_l1, kl_div, binary_cross_entropy(_with_logits),
+      the margin/embedding/ctc losses; ``cdist``, ``prod``) cast float16
+      inputs to float32 and return float32;
+    * every other op runs in its inputs' dtype (as PyTorch's CPU autocast:
+      softmax, exp, sum, layer_norm of a float16 input stay float16; an op
+      mixing float16 and float32 promotes to float32).
+
+    float64 tensors are never cast. The casts are ordinary differentiable
+    ops, so gradients reach float32 parameters in float32 (master weights);
+    run ``backward`` outside the region, as in PyTorch. Pair with
+    :class:`distnn.amp.GradScaler` against float16 gradient underflow.
+
+    ``dtype``: float16 only, and the default on every device. PyTorch's CPU
+    default is bfloat16, which numpy lacks: bfloat16 is refused with a
+    TypeError; another dtype (float32...) disables autocast with a warning,
+    as PyTorch. Note that numpy's float16 matmul is much slower than its
+    float32 one (no BLAS): on a CPU this is for fidelity, not speed.
+    ``enabled=False`` switches autocast off inside an enclosing region.
+    ``cache_enabled`` is accepted for PyTorch's signature; casts are not
+    cached (a weight used twice in a region is cast twice, same values).
+    The state is thread-local, as PyTorch's. Also a decorator.
+    """
+
+    def __init__(self, device_type: str, dtype=None, enabled: bool = True, cache_enabled: bool | None = None):
+        if not isinstance(device_type, str):
+            raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
+        if device_type not in _DEVICES:
+            raise RuntimeError(f"User specified an unsupported autocast device_type '{device_type}' "
+                               f"(distnn supports {', '.join(_DEVICES)})")
+        if not isinstance(enabled, bool):
+            raise TypeError(f"distnn.autocast: enabled must be a bool, got {enabled!r}")
+        self.device = device_type
+        self.fast_dtype = _lower_dtype(dtype)
+        self._cache_enabled = cache_enabled
+        if enabled and device_type == "cuda" and not _cuda_available():
+            warnings.warn("CUDA is not available. Disabling autocast.", stacklevel=2)
+            enabled = False
+        elif enabled and self.fast_dtype != np.float16:  # (PyTorch's answer to a dtype it cannot lower to)
+            warnings.warn(f"In {device_type.upper()} autocast, but the target dtype is not supported. Disabling "
+                          f"autocast.\n{device_type.upper()} Autocast only supports dtypes of float16 currently "
+                          f"(got {self.fast_dtype}).", stacklevel=2)
+            enabled = False
+        self._enabled = enabled
+        self._prev = []  # a stack: the same instance may be entered again while active
+
+    def __enter__(self):
+        self._prev.append(autocast_state.enter(self.device, self.fast_dtype if self._enabled else None))
+        return self
+
+    def __exit__(self, *exc):
+        autocast_state.restore(self._prev.pop())
+        return False
+
+    def __call__(self, func):
+        if not callable(func):
+            raise TypeError(f"autocast()(func) requires a callable, but got {type(func).__name__}. Did you mean "
+                            f"to use autocast as a context manager?")
+
+        @functools.wraps(func)
+        def run_autocast(*args, **kwargs):
+            with self:
+                return func(*args, **kwargs)
+        return run_autocast
+
+
+def is_autocast_enabled(device_type: str = "cpu") -> bool:
+    """Whether autocast is on for ``device_type`` in this thread (``torch.is_autocast_enabled``)."""
+    device, dtype = autocast_state.current()
+    return dtype is not None and device == device_type
+
+
+def get_autocast_dtype(device_type: str = "cpu"):
+    """The lower dtype autocast uses (float16 on every device in distnn)."""
+    device, dtype = autocast_state.current()
+    return dtype if dtype is not None and device == device_type else np.dtype(np.float16)
