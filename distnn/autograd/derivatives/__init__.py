@@ -102,19 +102,19 @@ def saved_output(node, array):
     return t
 
 
-def recorded(cls, parents, shapes, out, **saved):
+def recorded(cls, parents, shapes, value, **saved):
     """A node of ``cls`` linked to ``parents`` (per input: a parent Function, a leaf Tensor or None) whose
-    forward already happened: ``out`` is its value, ``saved`` what its backward reads. For a quantity a
+    forward already happened: ``value`` is its output, ``saved`` what its backward reads. For a quantity a
     fused op computed but did not keep as a Tensor (cross-entropy's softmax), so that it gets a graph."""
     fn = object.__new__(cls)
     fn.__dict__.update(saved)
     needs = tuple(p is not None for p in parents)
     if not any(needs):
-        return Tensor._make(out, None)
+        return Tensor._make(value, None)
     fn.needs_input_grad = needs
     fn.parents = tuple(parents)
     fn.input_shapes = tuple(shapes)
-    return Tensor._make(out, fn)
+    return Tensor._make(value, fn)
 
 
 class _ZeroThrough(Function):
