@@ -365,7 +365,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                 raise RuntimeError(f"backward: inputs[{i}] does not require grad; every tensor in inputs= must")
     if not tensors:
         raise RuntimeError("backward: no tensors to differentiate")
-    if inputs is None and len(tensors) == 1 and not create_graph:  # the engine's own pass (destinations, owned gradients adopted)
+    if inputs is None and len(tensors) == 1 and not create_graph:  # the engine's own pass (destinations, ...)
         g = grad_tensors[0] if isinstance(grad_tensors, (list, tuple)) and len(grad_tensors) == 1 else grad_tensors
         if isinstance(grad_tensors, (list, tuple)) and len(grad_tensors) != 1:
             raise RuntimeError(f"got 1 tensors and {len(grad_tensors)} gradients")

@@ -119,8 +119,8 @@ def _select(node, g):
 @register(C.Clip)
 def _clip(node, g):
     na, nlo, nhi = node.needs_input_grad
-    return (zero_link(_where(node.mask, g, 0.0), node, 0) if na else None, _where(node.mask_lo, g, 0.0) if nlo else None,
-            _where(node.mask_hi, g, 0.0) if nhi else None)
+    return (zero_link(_where(node.mask, g, 0.0), node, 0) if na else None,
+            _where(node.mask_lo, g, 0.0) if nlo else None, _where(node.mask_hi, g, 0.0) if nhi else None)
 
 
 @register(C.Where)
