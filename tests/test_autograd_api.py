@@ -1,6 +1,6 @@
 """torch.autograd's user API on distnn's engine: ``grad``, ``backward(inputs=)``, hooks in both, and the
-refusals of what needs double backward. Each script runs on distnn and on PyTorch (the oracle) with the
-same values. (functional.jacobian/vjp, gradcheck, anomaly mode, inference_mode: test_autograd_api_more.py)"""
+refusal of double backward through an op without a graph backward. Each script runs on distnn and on
+PyTorch (the oracle) with the same values. (functional.jacobian/vjp, gradcheck, anomaly mode, inference_mode: test_autograd_api_more.py)"""
 import numpy as np
 import pytest
 
@@ -231,14 +231,19 @@ def test_backward_inputs_errors(torch):
         assert unused.grad is None and x.grad is None
 
 
-# ---------------------------------------------------------------- refusals: no double backward
-def test_create_graph_is_refused():
+# ---------------------------------------------------------------- create_graph: an op without a graph backward
+def test_create_graph_refuses_an_op_without_a_graph_backward():
+    """Double backward covers a core set of ops (tests/test_double_backward*.py); an op outside it is refused
+    before anything runs, naming it, and the graph is left intact."""
+    import distnn.functional as F
+
     x, w = _leaves(distnn, None)
-    _, loss = _graph(x, w)
+    y, _ = _graph(x, w)
+    loss = (F.elu(y) * x[:, :2]).sum()  # (ELU has no graph backward)
     for call in (lambda: autograd.grad(loss, x, create_graph=True),
                  lambda: autograd.backward(loss, create_graph=True),
                  lambda: loss.backward(create_graph=True)):
-        with pytest.raises(NotImplementedError, match="no double backward"):
+        with pytest.raises(NotImplementedError, match=r"the op ELU \(distnn\.functional\.activation\.ELU\)"):
             call()
     assert x.grad is None
     loss.backward()  # the graph is intact

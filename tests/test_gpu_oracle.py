@@ -1061,3 +1061,33 @@ def test_fgsm_on_the_gpu_matches_the_cpu():
     for name, g, c in zip(("plain", "clamp numbers", "clamp host arrays", "nan row"), outs["cuda"], outs["cpu"]):
         np.testing.assert_allclose(g, c, rtol=1e-6, atol=1e-6, equal_nan=True, err_msg=name)
     assert np.isnan(outs["cpu"][3][3]).all() and np.isfinite(np.delete(outs["cpu"][3], 3, axis=0)).all()
+
+
+# Double backward (create_graph=True), new since the last GPU run (static review, no GPU here): the graph
+# backwards of distnn/autograd/derivatives on cupy arrays, each case of test_double_backward GPU vs CPU.
+def _second_derivatives(fn, arrays, device, dtype):
+    from test_double_backward import _DistnnX
+
+    ins = [dn.Tensor(_on(device, a.astype(dtype)), requires_grad=True) for a in arrays]
+    out = fn(F, _DistnnX, dn.linalg, *ins)
+    u = np.random.default_rng(3).standard_normal(out.shape).astype(dtype)
+    gs = dn.autograd.grad((out * dn.Tensor(_on(device, u))).sum(), ins, create_graph=True, allow_unused=True)
+    z = sum((g * g).sum() for g in gs if g is not None)
+    hs = dn.autograd.grad(z, ins, allow_unused=True)
+    return [np.zeros(t.shape, dtype) if g is None else backend.to_numpy(g.data) for g, t in zip(list(gs) + list(hs),
+                                                                                               ins + ins)]
+
+
+def _double_backward_cases():
+    from test_double_backward import CASES
+
+    return CASES
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("name,fn,arrays", _double_backward_cases(), ids=[c[0] for c in _double_backward_cases()])
+def test_double_backward_on_the_gpu_matches_the_cpu(name, fn, arrays, dtype):
+    cpu = _second_derivatives(fn, arrays, "cpu", dtype)
+    gpu = _second_derivatives(fn, arrays, "cuda", dtype)
+    for i, (g, c) in enumerate(zip(gpu, cpu)):
+        assert_close(g, c, RTOL[dtype], f"derivative {1 + i // len(arrays)} of input {i % len(arrays)}")

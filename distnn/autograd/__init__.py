@@ -1,6 +1,7 @@
 """The reverse-mode autograd engine: Tensor, Function, backward, grad mode; PyTorch's ``torch.autograd``
-user API on it: ``grad``, ``backward`` (``inputs=``), ``functional.jacobian``/``vjp``, ``gradcheck``,
-``detect_anomaly``/``set_detect_anomaly``, ``inference_mode``."""
+user API on it: ``grad``, ``backward`` (``inputs=``, ``create_graph=``: double backward through the ops of
+:mod:`.derivatives`), ``functional.jacobian``/``vjp``/``hessian``/``hvp``/``vhp``/``jvp``, ``gradcheck``,
+``gradgradcheck``, ``detect_anomaly``/``set_detect_anomaly``, ``inference_mode``."""
 from .tensor import Tensor
 from .function import Function
 from .engine import sum_to_shape

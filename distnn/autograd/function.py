@@ -17,6 +17,11 @@ produces the gradient with an ``out=`` argument anyway (a GEMM, a sum) writes
 it there and returns that very array, and the leaf adopts it with no copy.
 Ignoring ``grad_out`` is always correct, only slower for data parallelism.
 
+Double backward (``create_graph=True``) cannot use ``backward`` (arrays record nothing): it runs the op's
+*graph backward*, the same formula written with recorded Tensor ops, from the registry of
+``autograd/derivatives`` or a method ``backward_graph(self, grad_tensor)`` a subclass defines. An op with
+neither is refused by a create_graph pass, by name.
+
 ``Function.apply(*inputs, **params)`` runs forward on the inputs' arrays and, when
 recording is on and some input requires a gradient, links the node into the graph.
 Inputs that are not Tensors (Python scalars, arrays) are constants.

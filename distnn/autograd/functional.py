@@ -6,15 +6,16 @@ shaped and nested as PyTorch's (a tuple where the inputs or the outputs were one
 reverse pass per output element, as PyTorch's ``vectorize=False``; ``vectorize=True`` gives the same
 values the same way (PyTorch's batches the passes with vmap, which distnn does not have).
 
-``hessian``, ``hvp``, ``vhp`` and ``jvp`` differentiate a backward pass (PyTorch computes ``jvp`` by the
-double-backward trick), and ``strategy="forward-mode"`` needs forward-mode AD: distnn has neither, so
-they are refused with NotImplementedError.
+``hessian``, ``hvp``, ``vhp`` and ``jvp`` differentiate a backward pass (``create_graph=True``; ``jvp`` by
+the double-backward trick, as PyTorch): they are in :mod:`.functional_second`, importable from here.
+``create_graph=True`` keeps the results in the graph of the caller's inputs (to differentiate them again);
+``strategy="forward-mode"`` needs forward-mode AD, which distnn does not have, so it is refused.
 """
 from __future__ import annotations
 
 from distnn.backend import get_array_module
 
-from .grad_api import NO_DOUBLE_BACKWARD, grad
+from .grad_api import grad
 from .grad_mode import enable_grad
 from .tensor import Tensor
 
@@ -46,13 +47,35 @@ def _nest(result, *is_tuple):
     return result if is_tuple[0] else result[0]
 
 
-def _no_create_graph(fn_name, create_graph):
-    if create_graph:
-        raise NotImplementedError(f"autograd.functional.{fn_name}(create_graph=True): {NO_DOUBLE_BACKWARD}")
+def _leaves(inputs, create_graph=False):
+    """The inputs ``func`` is differentiated at: detached copies, or with ``create_graph`` views of the
+    caller's tensors that require grad (PyTorch's ``_grad_preprocess``), so the results stay in their graph."""
+    return tuple(t.reshape(t.shape) if create_graph and t.requires_grad else t.detach().requires_grad_(True)
+                 for t in inputs)
 
 
-def _leaves(inputs):
-    return tuple(t.detach().requires_grad_(True) for t in inputs)
+def _validate_v(v, others, is_other_tuple, fn_name):
+    """``v`` (a Tensor or tuple) checked against ``others`` (the outputs or the inputs), as PyTorch's."""
+    _, v = _as_tuple(v, "v", fn_name)
+    if len(v) != len(others):
+        raise RuntimeError(f"v is a tuple of invalid length: should be {len(others)} but got {len(v)}."
+                           if is_other_tuple else "The given v should contain a single Tensor.")
+    for idx, (vi, other) in enumerate(zip(v, others)):
+        if tuple(vi.shape) != tuple(other.shape):
+            entry = f"Entry {idx} in " if is_other_tuple else ""
+            raise RuntimeError(f"{entry}v has invalid size: should be {tuple(other.shape)} but got {tuple(vi.shape)}.")
+    return v
+
+
+def _zeros_for_none(grads, inputs, strict, what="The output of the user-provided function"):
+    result = []
+    for i, (g, inp) in enumerate(zip(grads, inputs)):
+        if g is None:
+            if strict:
+                raise RuntimeError(f"{what} is independent of input {i}. This is not allowed in strict mode.")
+            g = Tensor(get_array_module(inp.data).zeros_like(inp.data))
+        result.append(g)
+    return tuple(result)
 
 
 def _check_outputs(outputs, strict):
@@ -64,12 +87,13 @@ def _check_outputs(outputs, strict):
                                    "running in strict mode.")
 
 
-def _grad_of(outputs, inputs, vs):
+def _grad_of(outputs, inputs, vs, create_graph=False):
     """autograd.grad of the outputs that require grad (None per input when none does), retaining the graph."""
     pairs = [(o, v) for o, v in zip(outputs, vs) if o.requires_grad]
     if not pairs:
         return (None,) * len(inputs)
-    return grad([o for o, _ in pairs], inputs, [v for _, v in pairs], retain_graph=True, allow_unused=True)
+    return grad([o for o, _ in pairs], inputs, [v for _, v in pairs], retain_graph=True, allow_unused=True,
+                create_graph=create_graph)
 
 
 def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, strategy="reverse-mode"):
@@ -77,10 +101,9 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
 
     For output ``i`` and input ``j`` a Tensor of shape ``outputs[i].shape + inputs[j].shape``; nested in
     tuples as the outputs and inputs were. An output independent of an input gives zeros, or with
-    ``strict=True`` an error. Only ``strategy="reverse-mode"`` (no forward-mode AD); ``create_graph=True``
-    is refused (no double backward).
+    ``strict=True`` an error. Only ``strategy="reverse-mode"`` (no forward-mode AD). ``create_graph=True``:
+    the Jacobian is in the graph of ``inputs`` (differentiable again).
     """
-    _no_create_graph("jacobian", create_graph)
     if strategy not in ("forward-mode", "reverse-mode"):
         raise _BadStrategy('Expected strategy to be either "forward-mode" or "reverse-mode". Hint: If your function '
                          'has more outputs than inputs, "forward-mode" tends to be more performant. Otherwise, '
@@ -93,7 +116,7 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
                            "supported together. Please either set `strict=False` or `vectorize=False`.")
     with enable_grad():
         is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "jacobian")
-        inputs = _leaves(inputs)
+        inputs = _leaves(inputs, create_graph)
         is_outputs_tuple, outputs = _as_tuple(func(*inputs), "outputs of the user-provided function", "jacobian")
         _check_outputs(outputs, strict)
     result = []
@@ -104,73 +127,55 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
         flat = onehot.reshape(-1)  # (a view: one entry set per pass)
         for k in range(out.numel()):
             flat[k] = 1
-            vjs = _grad_of((out,), inputs, [onehot])  # (_grad_of copies the seed: onehot can change)
+            vjs = _grad_of((out,), inputs, [onehot], create_graph)  # (_grad_of copies the seed: onehot can change)
             flat[k] = 0
             for j, (g, inp) in enumerate(zip(vjs, inputs)):
                 if g is None:
                     if strict:
                         raise RuntimeError(f"Output {i} of the user-provided function is independent of input {j}. "
                                            "This is not allowed in strict mode.")
-                    rows[j].append(xp.zeros_like(inp.data))
+                    zeros = xp.zeros_like(inp.data)
+                    rows[j].append(Tensor(zeros) if create_graph else zeros)
                 else:
-                    rows[j].append(g.data)
-        result.append(tuple(
-            Tensor((xp.stack(r) if r else xp.zeros((0,) + tuple(inp.shape), dtype=inp.dtype))
-                   .reshape(tuple(out.shape) + tuple(inp.shape)))
-            for r, inp in zip(rows, inputs)))
+                    rows[j].append(g if create_graph else g.data)
+        result.append(tuple(_stack_rows(r, out, inp, create_graph) for r, inp in zip(rows, inputs)))
     return _nest(tuple(result), is_outputs_tuple, is_inputs_tuple)
+
+
+def _stack_rows(rows, out, inp, create_graph):
+    """One Jacobian block (out.shape + inp.shape) from its rows (one per output element)."""
+    shape = tuple(out.shape) + tuple(inp.shape)
+    if not rows:
+        return Tensor(get_array_module(inp.data).zeros(shape, dtype=inp.dtype))
+    if create_graph:
+        from distnn.functional.join import stack
+
+        return stack(rows).reshape(shape)
+    return Tensor(get_array_module(rows[0]).stack(rows).reshape(shape))
 
 
 def vjp(func, inputs, v=None, create_graph=False, strict=False):
     """``(func(inputs), v^T J)``, as ``torch.autograd.functional.vjp``: the outputs (detached) and the
-    vector-Jacobian product per input. ``v`` may be None only for a single one-element output."""
-    _no_create_graph("vjp", create_graph)
+    vector-Jacobian product per input. ``v`` may be None only for a single one-element output.
+    ``create_graph=True``: the product is in the graph of ``inputs`` and ``v``."""
     with enable_grad():
         is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "vjp")
-        inputs = _leaves(inputs)
+        inputs = _leaves(inputs, create_graph)
         is_outputs_tuple, outputs = _as_tuple(func(*inputs), "outputs of the user-provided function", "vjp")
         _check_outputs(outputs, strict)
         if v is not None:
-            _, v = _as_tuple(v, "v", "vjp")
-            if len(v) != len(outputs):
-                raise RuntimeError(f"v is a tuple of invalid length: should be {len(outputs)} but got {len(v)}."
-                                   if is_outputs_tuple else "The given v should contain a single Tensor.")
-            for idx, (vi, out) in enumerate(zip(v, outputs)):
-                if tuple(vi.shape) != tuple(out.shape):
-                    entry = f"Entry {idx} in " if is_outputs_tuple else ""
-                    raise RuntimeError(f"{entry}v has invalid size: should be {tuple(out.shape)} but got "
-                                       f"{tuple(vi.shape)}.")
-            v = [vi.data for vi in v]
+            v = _validate_v(v, outputs, is_outputs_tuple, "vjp")
+            v = list(v) if create_graph else [vi.data for vi in v]
         else:
             if len(outputs) != 1 or outputs[0].numel() != 1:
                 raise RuntimeError("The vector v can only be None if the user-provided function returns a single "
                                    "Tensor with a single element.")
             v = [None]
-    grads = _grad_of(outputs, inputs, v)
-    result = []
-    for i, (g, inp) in enumerate(zip(grads, inputs)):
-        if g is None:
-            if strict:
-                raise RuntimeError(f"The output of the user-provided function is independent of input {i}. This is "
-                                   "not allowed in strict mode.")
-            g = Tensor(get_array_module(inp.data).zeros_like(inp.data))
-        result.append(g)
-    outputs = tuple(o.detach() for o in outputs)
-    return _nest(outputs, is_outputs_tuple), _nest(tuple(result), is_inputs_tuple)
+    grads = _grad_of(outputs, inputs, v, create_graph)
+    result = _zeros_for_none(grads, inputs, strict)
+    outputs = outputs if create_graph else tuple(o.detach() for o in outputs)
+    return _nest(outputs, is_outputs_tuple), _nest(result, is_inputs_tuple)
 
-
-def _refuse(name, why):
-    def refused(*args, **kwargs):
-        raise NotImplementedError(f"autograd.functional.{name}: {why}")
-
-    refused.__name__ = refused.__qualname__ = name
-    refused.__doc__ = f"Refused: {why}."
-    return refused
-
-
-hessian = _refuse("hessian", "it differentiates a backward pass (double backward); " + NO_DOUBLE_BACKWARD)
-hvp = _refuse("hvp", "it differentiates a backward pass (double backward); " + NO_DOUBLE_BACKWARD)
-vhp = _refuse("vhp", "it differentiates a backward pass (double backward); " + NO_DOUBLE_BACKWARD)
-jvp = _refuse("jvp", "it needs forward-mode AD or the double-backward trick PyTorch uses; " + NO_DOUBLE_BACKWARD)
+from .functional_second import hessian, hvp, jvp, vhp  # noqa: E402  (they use the helpers above)
 
 __all__ = ["jacobian", "vjp", "hessian", "hvp", "vhp", "jvp"]

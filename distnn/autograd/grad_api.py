@@ -16,8 +16,12 @@ requested tensor behind it), after them otherwise: PyTorch's engine captures it 
 Gradient destinations (``engine.set_grad_destination``) are not offered here, and :func:`grad` runs no
 backward-begin hooks: no leaf gets a gradient, so data parallelism has nothing to synchronize.
 
-No double backward: distnn's ``Function.backward`` methods compute on raw arrays, so the backward pass
-records no graph and ``create_graph=True`` is refused.
+Double backward (``create_graph=True``): ``Function.backward`` computes on raw arrays and records nothing, so
+such a pass runs each node's *graph backward* instead (:mod:`.derivatives`, :mod:`.graph_pass`): Tensors in,
+Tensors out, recorded. The gradients :func:`grad` returns then have a graph and can be differentiated again
+(third order too). A node without one (an op outside the covered set) refuses the pass before anything runs,
+naming the op. ``retain_graph`` defaults to ``create_graph``, as PyTorch's. :func:`backward` adds the values
+into ``.grad``, an array in distnn, so it cannot carry the graph: use :func:`grad` to differentiate gradients.
 """
 from __future__ import annotations
 
@@ -28,11 +32,9 @@ from distnn.backend import get_array_module, to_numpy
 from . import engine as _engine
 from .engine import _FREED, _accumulate_leaf, _check_versions, _fire_hooks, _run_grad_hooks, _run_output_hooks
 from .engine import _seed_factor, sum_to_shape
+from . import graph_pass as _graph
+from .grad_mode import enable_grad
 from .tensor import Tensor
-
-NO_DOUBLE_BACKWARD = (
-    "distnn has no double backward: its Function.backward methods compute on raw arrays, so a backward "
-    "pass records no graph of its own to differentiate again")
 
 
 def _tensors(x, what: str) -> tuple:
@@ -80,12 +82,13 @@ def _seeds(outputs: tuple, grad_outputs, batched: bool = False) -> list:
     return seeds
 
 
-def _walk(roots, seeds, targets, retain_graph, capture):
+def _walk(roots, seeds, targets, retain_graph, capture, graph=False):
     """One backward pass from ``roots`` (seeded with ``seeds``).
 
     ``targets``: the tensors wanted (None: every leaf, as ``backward()``). ``capture``: return their
     gradients (a list, None where nothing flowed) and leave every ``.grad`` alone; otherwise add them into
     the targets' ``.grad``. Runs like :func:`engine.backward`, callbacks of :func:`engine.queue_callback` too.
+    ``graph`` (create_graph): ``seeds`` are Tensors, and so are the gradients, computed by recorded ops.
     """
     stack = getattr(_engine._callbacks, "stack", None)
     if stack is None:
@@ -95,7 +98,11 @@ def _walk(roots, seeds, targets, retain_graph, capture):
     stack.append(queued)
     _engine._callbacks.contexts.append({})
     try:
-        result = _pass(roots, seeds, targets, retain_graph, capture)
+        if graph:
+            with enable_grad():  # (PyTorch: grad mode is create_graph during backward)
+                result = _pass(roots, seeds, targets, retain_graph, capture, True)
+        else:
+            result = _pass(roots, seeds, targets, retain_graph, capture)
     finally:
         stack.pop()
         _engine._callbacks.contexts.pop()
@@ -104,7 +111,7 @@ def _walk(roots, seeds, targets, retain_graph, capture):
     return result
 
 
-def _pass(roots, seeds, targets, retain_graph, capture):
+def _pass(roots, seeds, targets, retain_graph, capture, graph=False):
     leaf_slot = node_slot = None  # target -> its positions in ``targets``
     if targets is not None:
         leaf_slot, node_slot = {}, {}
@@ -166,6 +173,10 @@ def _pass(roots, seeds, targets, retain_graph, capture):
     for n in node_deps:  # before any gradient lands: a stale saved tensor refuses the whole pass
         if runs is None or runs[n]:
             _check_versions(n)
+    if graph:  # every node that will run must have a graph backward: refused now, naming the op
+        _graph.check_nodes(n for n in node_deps if runs is None or runs[n])
+    grad_hooks, output_hooks = (_graph.run_grad_hooks, _graph.run_output_hooks) if graph else (_run_grad_hooks,
+                                                                                               _run_output_hooks)
 
     if not capture and _engine._begin_hooks:  # the leaves this pass accumulates into (data parallelism's hook)
         leaves = {p: 1 for p in list(leaf_deps) + list(pending) if leaf_slot is None or p in leaf_slot}
@@ -178,12 +189,13 @@ def _pass(roots, seeds, targets, retain_graph, capture):
         """The gradient of wanted (or, ``targets`` None, any) leaf ``t`` for this pass is final: ``g``."""
         if capture:
             if g is not None and t._grad_hooks:
-                g = _run_grad_hooks(t._grad_hooks, g)
+                g = grad_hooks(t._grad_hooks, g)
             for i in slots:
                 found[i] = g
             return
         if g is not None and t.requires_grad:
-            _accumulate_leaf(t, _run_grad_hooks(t._grad_hooks, g) if t._grad_hooks else g, owned=False)
+            g = grad_hooks(t._grad_hooks, g) if t._grad_hooks else g
+            _accumulate_leaf(t, g.data if graph else g, owned=False)  # (.grad is an array: the value)
         if t._hooks:
             _fire_hooks(t)
 
@@ -198,7 +210,7 @@ def _pass(roots, seeds, targets, retain_graph, capture):
             for i in slots:
                 found[i] = g
         if g is not None and n.grad_hooks is not None:
-            g = _run_output_hooks(n.grad_hooks, g)
+            g = output_hooks(n.grad_hooks, g)
         if slots and capture and not run:
             for i in slots:
                 found[i] = g
@@ -207,6 +219,8 @@ def _pass(roots, seeds, targets, retain_graph, capture):
         parents, shapes = n.parents, n.input_shapes
         if g is None:
             in_grads = (None,) * len(parents)
+        elif graph:
+            in_grads = _graph.call(n, g)
         else:
             in_grads = n.backward(g)
             if type(in_grads) is not tuple:
@@ -222,7 +236,7 @@ def _pass(roots, seeds, targets, retain_graph, capture):
                 continue
             if pg is not None and pg.shape != shape:
                 try:
-                    pg = sum_to_shape(pg, shape)
+                    pg = _graph.sum_to_shape(pg, shape) if graph else sum_to_shape(pg, shape)
                 except RuntimeError as e:
                     raise RuntimeError(f"{type(n).__name__}.backward: {e}") from None
             if isinstance(p, Tensor):
@@ -269,10 +283,13 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     depend on is an error unless ``allow_unused=True`` (its gradient is then None) or
     ``materialize_grads=True`` (zeros). ``retain_graph`` (default False): keep the graph for another pass.
     ``is_grads_batched=True``: ``grad_outputs`` have a leading batch dimension and each result gets one (a
-    pass per row: the same values as PyTorch's vmap). ``create_graph=True`` is refused (no double backward).
+    pass per row: the same values as PyTorch's vmap). ``create_graph=True``: the returned gradients carry a
+    graph (recorded ops), to differentiate again; a ``grad_outputs`` Tensor that requires grad is used as it is
+    (the result depends on it). ``retain_graph`` then defaults to True.
     """
-    if create_graph:
-        raise NotImplementedError(f"autograd.grad(create_graph=True): {NO_DOUBLE_BACKWARD}")
+    if create_graph and is_grads_batched:
+        raise NotImplementedError("autograd.grad: create_graph=True with is_grads_batched=True is not supported "
+                                  "(distnn has no vmap); call grad once per row of grad_outputs")
     if materialize_grads and allow_unused is False:
         raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, but got: "
                          "allow_unused=False.")
@@ -286,8 +303,11 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         if not t.requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     seeds = _seeds(outputs, grad_outputs, batched=is_grads_batched)
-    retain = bool(retain_graph)
-    if is_grads_batched:
+    retain = bool(create_graph) if retain_graph is None else bool(retain_graph)
+    if create_graph:
+        seeds = [_graph.seed(s, given) for s, given in zip(seeds, _given(grad_outputs, len(outputs)))]
+        found = _walk(outputs, seeds, inputs, retain, True, graph=True)
+    elif is_grads_batched:
         sizes = {s.shape[0] for s in seeds}
         if len(sizes) != 1:
             raise RuntimeError(f"is_grads_batched=True: the grad_outputs have different batch sizes {sorted(sizes)}")
@@ -306,8 +326,17 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             if materialize_grads:
                 xp = get_array_module(t.data)
                 g = xp.zeros(((len(seeds[0]),) if is_grads_batched else ()) + tuple(t.shape), dtype=t.dtype)
-        result.append(None if g is None else Tensor._make(g, None))
+        result.append(None if g is None else g if isinstance(g, Tensor) else Tensor._make(g, None))
     return tuple(result)
+
+
+def _given(grad_outputs, n):
+    """The caller's ``grad_outputs`` as one entry per output (as :func:`_seeds` reads them)."""
+    if grad_outputs is None:
+        return (None,) * n
+    if isinstance(grad_outputs, Tensor) or not isinstance(grad_outputs, (list, tuple)):
+        return (grad_outputs,)
+    return tuple(grad_outputs)
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None,
@@ -317,10 +346,10 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     ``grad_tensors``: one gradient per tensor (None for a one-element tensor). ``inputs``: accumulate only
     into these tensors (leaves, or non-leaves: as PyTorch, those get ``retain_grad()``, so they keep
     their gradients in ``.grad`` in later passes too); the rest of the graph is left alone.
-    ``create_graph=True`` is refused.
+    ``create_graph=True``: the pass runs the graph backwards (hooks see Tensors with a graph, ops without one
+    are refused) and keeps the graph by default; ``.grad`` gets the values (it is an array in distnn, so it
+    carries no graph: differentiate gradients with :func:`grad`).
     """
-    if create_graph:
-        raise NotImplementedError(f"backward(create_graph=True): {NO_DOUBLE_BACKWARD}")
     if grad_variables is not None:
         if grad_tensors is not None:
             raise RuntimeError("'grad_tensors' and 'grad_variables' (deprecated) arguments both passed to "
@@ -336,14 +365,17 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                 raise RuntimeError(f"backward: inputs[{i}] does not require grad; every tensor in inputs= must")
     if not tensors:
         raise RuntimeError("backward: no tensors to differentiate")
-    if inputs is None and len(tensors) == 1:  # the engine's own pass (destinations, owned gradients adopted)
+    if inputs is None and len(tensors) == 1 and not create_graph:  # the engine's own pass (destinations, ...)
         g = grad_tensors[0] if isinstance(grad_tensors, (list, tuple)) and len(grad_tensors) == 1 else grad_tensors
         if isinstance(grad_tensors, (list, tuple)) and len(grad_tensors) != 1:
             raise RuntimeError(f"got 1 tensors and {len(grad_tensors)} gradients")
         _engine.backward(tensors[0], g, bool(retain_graph))
         return
     seeds = _seeds(tensors, grad_tensors)
+    if create_graph:
+        seeds = [_graph.seed(s, given) for s, given in zip(seeds, _given(grad_tensors, len(tensors)))]
     for t in inputs or ():
         if t._node is not None:
             t.retain_grad()  # as PyTorch: a non-leaf in inputs= keeps its gradients from now on
-    _walk(tensors, seeds, inputs, bool(retain_graph), False)
+    retain = bool(create_graph) if retain_graph is None else bool(retain_graph)
+    _walk(tensors, seeds, inputs, retain, False, graph=bool(create_graph))

@@ -1,4 +1,4 @@
-"""PyTorch's ``torch.autograd.gradcheck`` on distnn's engine (``gradgradcheck`` is refused).
+"""PyTorch's ``torch.autograd.gradcheck`` and ``gradgradcheck`` on distnn's engine.
 
 The default (PyTorch's "slow" mode) compares the whole Jacobian, entry by entry: the analytic one (one
 :func:`autograd.grad` pass per output element) against central differences (two evaluations of ``func``
@@ -8,6 +8,10 @@ that is :func:`distnn.testing.check_grad`, distnn's own checker, with the same t
 
 As PyTorch's: returns True, or on a mismatch raises :class:`GradcheckError` (a RuntimeError naming the
 output and input, with both Jacobians), or returns False with ``raise_exception=False``.
+
+``gradgradcheck`` is PyTorch's too: :func:`gradcheck` of the function ``(inputs, grad_outputs) -> the
+gradients of func's outputs along grad_outputs`` computed with ``create_graph=True``, which checks the
+second derivatives (the graph backwards of :mod:`.derivatives`) against differences of first ones.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import numpy as np
 
 from distnn.backend import get_array_module, to_numpy
 
-from .grad_api import NO_DOUBLE_BACKWARD, grad
+from .grad_api import grad
 from .grad_mode import enable_grad, no_grad
 from .tensor import Tensor
 
@@ -159,9 +163,51 @@ def _fast(func, inputs, wrt, eps, atol, rtol):
         raise GradcheckError(f"Jacobian mismatch (fast mode, along random directions): {e}") from None
 
 
-def gradgradcheck(*args, **kwargs):
-    """Refused: it checks second derivatives, and :func:`gradcheck` is all distnn can check."""
-    raise NotImplementedError(f"gradgradcheck checks second derivatives (double backward): {NO_DOUBLE_BACKWARD}")
+def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e-3,
+                  gen_non_contig_grad_outputs=False, raise_exception=True, nondet_tol=0.0, check_undefined_grad=True,
+                  check_grad_dtypes=False, check_batched_grad=False, check_fwd_over_rev=False,
+                  check_rev_over_rev=True, fast_mode=False, masked=False) -> bool:
+    """Check ``func``'s second derivatives, as ``torch.autograd.gradgradcheck``.
+
+    ``grad_outputs``: one per floating output (None: random ones in [-1, 1] that require grad, so the check
+    covers the dependence on them too, as PyTorch's). Returns True; on a mismatch raises
+    :class:`GradcheckError` or, with ``raise_exception=False``, returns False. ``check_fwd_over_rev`` and
+    ``check_batched_grad`` need forward-mode AD or vmap and are refused; an op on the path without a graph
+    backward raises NotImplementedError naming it.
+    """
+    for name, flag, why in (("check_fwd_over_rev", check_fwd_over_rev, "distnn has no forward-mode AD"),
+                            ("check_batched_grad", check_batched_grad, "distnn has no vmap"),
+                            ("masked", masked, "distnn has no sparse tensors")):
+        if flag:
+            raise NotImplementedError(f"gradgradcheck({name}=True): {why}")
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    wrt = [j for j, x in enumerate(inputs) if _differentiable(x)]
+    if grad_outputs is None:
+        with enable_grad():
+            outs = [o for o in _outputs(func(*inputs)) if o.dtype.kind == "f" and o.requires_grad]
+        rng = np.random.default_rng(0)
+        grad_outputs = tuple(
+            Tensor(get_array_module(o.data).asarray(rng.uniform(-1, 1, o.shape).astype(o.dtype)), requires_grad=True)
+            for o in outs)
+    else:
+        grad_outputs = (grad_outputs,) if isinstance(grad_outputs, Tensor) else tuple(grad_outputs)
+    n = len(inputs)
+
+    def first_derivatives(*args):
+        xs, vs = list(args[:n]), args[n:]
+        with enable_grad():
+            for j in wrt:  # (the numerical pass perturbs plain copies: they must record again)
+                if not xs[j].requires_grad:
+                    xs[j] = xs[j].detach().requires_grad_(True)
+            outs = [o for o in _outputs(func(*xs)) if o.dtype.kind == "f" and o.requires_grad]
+            if len(outs) != len(vs):
+                raise RuntimeError(f"gradgradcheck: got {len(vs)} grad_outputs for {len(outs)} differentiable outputs")
+            gs = grad(outs, [xs[j] for j in wrt], list(vs), create_graph=True, allow_unused=True)
+        return tuple(g for g in gs if g is not None)
+
+    return gradcheck(first_derivatives, inputs + grad_outputs, eps=eps, atol=atol, rtol=rtol,
+                     raise_exception=raise_exception, nondet_tol=nondet_tol, check_undefined_grad=check_undefined_grad,
+                     check_grad_dtypes=check_grad_dtypes, check_backward_ad=check_rev_over_rev, fast_mode=fast_mode)
 
 
 __all__ = ["gradcheck", "gradgradcheck", "GradcheckError"]

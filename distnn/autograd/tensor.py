@@ -126,7 +126,8 @@ class Tensor(TensorOperators, TensorMethods, TensorPointwise, TensorOpMethods, T
         """Accumulate gradients of this tensor into every leaf's ``.grad`` (PyTorch's arguments).
 
         ``inputs``: accumulate only into these tensors (see :func:`distnn.autograd.backward`);
-        ``create_graph=True`` is refused: distnn has no double backward.
+        ``create_graph=True``: the pass runs the ops' differentiable backwards and keeps the graph; ``.grad`` gets
+        the values (an array carries no graph: differentiate gradients with :func:`distnn.autograd.grad`).
         """
         if inputs is None and not create_graph:
             from .engine import backward

@@ -165,6 +165,7 @@ class Softplus(Function):
         self.linear = bx > threshold
         soft = softplus_array(bx) / beta
         self.sig = sigmoid_array(bx)
+        self.beta = beta  # (for its graph backward, create_graph=True: autograd/derivatives/nn.py)
         return xp.where(self.linear, x, soft)
 
     def backward(self, g):

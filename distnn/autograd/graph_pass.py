@@ -1,0 +1,85 @@
+"""The steps of a ``create_graph=True`` backward pass that differ from a first-order one.
+
+:func:`grad_api._pass` walks the graph the same way in both (dependency counts, pruning, version checks,
+hooks, freeing); with ``create_graph`` its gradients are Tensors instead of arrays, and each node runs its
+*graph backward* (:mod:`.derivatives`) under ``enable_grad``, so the pass records a graph of its own that
+can be differentiated again. This module holds those steps: the up-front refusal of an op that has no graph
+backward (before any gradient is computed, naming the op), the reduction of a broadcast gradient with
+recorded sums, and the hooks run on Tensors.
+"""
+from __future__ import annotations
+
+from . import derivatives
+from .tensor import Tensor
+
+
+def check_nodes(nodes) -> None:
+    """Refuse, before anything runs, a pass with a node that has no graph backward."""
+    derivatives.load()
+    for n in nodes:
+        reason = derivatives.refusal(n)
+        if reason is not None:
+            raise NotImplementedError(reason)
+
+
+def seed(array, given):
+    """The seed Tensor of one output: the caller's ``grad_outputs`` Tensor itself when it requires grad (so
+    the result depends on it: the double-vjp trick of ``jvp``), else the checked array as a constant."""
+    if isinstance(given, Tensor) and given.requires_grad and given.dtype == array.dtype:
+        return given
+    return Tensor._make(array, None)
+
+
+def call(node, g):
+    """``node``'s graph backward on the Tensor gradient ``g``: one Tensor (or None) per input."""
+    in_grads = derivatives.lookup(node)(node, g)
+    if type(in_grads) is not tuple:
+        in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
+    if len(in_grads) != len(node.parents):
+        raise RuntimeError(f"the graph backward of {type(node).__name__} returned {len(in_grads)} gradient(s) "
+                           f"for {len(node.parents)} input(s)")
+    return tuple(pg if pg is None or isinstance(pg, Tensor) else Tensor._make(pg, None) for pg in in_grads)
+
+
+def sum_to_shape(g, shape):
+    """``engine.sum_to_shape`` on a Tensor, with recorded sums (their gradient broadcasts back)."""
+    original = tuple(g.shape)
+    lead = g.ndim - len(shape)
+    if lead > 0:
+        g = g.sum(dim=tuple(range(lead)))
+    elif lead < 0:
+        g = g.reshape((1,) * -lead + tuple(g.shape))
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(dim=axes, keepdim=True)
+    if tuple(g.shape) != tuple(shape):
+        if [s for s in g.shape if s != 1] != [s for s in shape if s != 1]:
+            raise RuntimeError(f"gradient of shape {original} cannot be reduced to input shape {tuple(shape)} "
+                               "(a graph backward returned a wrong shape?)")
+        g = g.reshape(tuple(shape))
+    return g
+
+
+def run_grad_hooks(hooks, g):
+    """``register_hook`` hooks on a Tensor gradient, in order; each may return a replacement (kept as it is,
+    graph included, as PyTorch's)."""
+    for hook in tuple(hooks):
+        out = hook(g)
+        if out is not None:
+            new = out if isinstance(out, Tensor) else Tensor._make(out, None)
+            if tuple(new.shape) != tuple(g.shape) or new.dtype != g.dtype:
+                raise RuntimeError(f"a gradient hook returned a gradient of shape {tuple(new.shape)} and dtype "
+                                   f"{new.dtype}; the hook must keep the shape {tuple(g.shape)} and dtype {g.dtype}")
+            g = new
+    return g
+
+
+def run_output_hooks(hooks, g):
+    """A node's hooks on its output's Tensor gradient, then ``retain_grad``'s copy (an array: ``.grad`` is one)."""
+    if hooks.hooks:
+        g = run_grad_hooks(hooks.hooks, g)
+    ref = hooks.retained
+    t = ref() if ref is not None else None
+    if t is not None:
+        t.grad = g.data.copy() if t.grad is None else t.grad + g.data
+    return g
