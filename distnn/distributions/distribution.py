@@ -20,9 +20,10 @@ from .utils import lazy_property
 
 
 def _format_param(value):
-    """A parameter as PyTorch's repr shows it: its value when it has one element, else its size."""
+    """A parameter as PyTorch's repr shows it (an f-string of the tensor when it has one element: a 0-d one
+    formats as its number; else its size, which PyTorch writes ``torch.Size([...])``)."""
     if value.numel() == 1:
-        return str(float(value.item()) if value.dtype.kind == "f" else value.item())
+        return str(value.item()) if value.ndim == 0 else str(value)
     return f"torch.Size({list(value.shape)})"
 
 
