@@ -94,7 +94,8 @@ def _kl_both(build, p_args, q_args):
 
 
 @pytest.mark.parametrize("case", [
-    ("Uniform", lambda L, a, b: L.Uniform(a, b), ([0.0, 0.0, -1.0], [1.0, 2.0, 1.0]), ([-1.0, 0.5, -2.0], [2.0, 3.0, 0.5])),
+    ("Uniform", lambda L, a, b: L.Uniform(a, b), ([0.0, 0.0, -1.0], [1.0, 2.0, 1.0]),
+     ([-1.0, 0.5, -2.0], [2.0, 3.0, 0.5])),
     ("Categorical", lambda L, a: L.Categorical(probs=a), ([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]],),
      ([[0.3, 0.7, 0.0], [0.5, 0.5, 0.0]],)),
     ("Bernoulli", lambda L, a: L.Bernoulli(probs=a), ([0.0, 1.0, 0.3, 0.6],), ([0.5, 0.5, 0.0, 1.0],)),
@@ -108,7 +109,7 @@ def test_kl_infinite_and_zero_cases_are_torchs(case):
 
 
 def test_kl_of_unknown_pairs_and_register_kl_as_torch():
-    with pytest.raises(NotImplementedError, match="No KL\\(p \\|\\| q\\) is implemented for p type Normal and q type Poisson"):
+    with pytest.raises(NotImplementedError, match=r"No KL\(p \|\| q\) is implemented for p type Normal and q type"):
         D.kl_divergence(D.Normal(0.0, 1.0), D.Poisson(1.0))
     with pytest.raises(NotImplementedError):
         TD.kl_divergence(TD.Normal(0.0, 1.0), TD.Poisson(1.0))
@@ -165,7 +166,8 @@ REFUSALS = {
     "dirichlet": lambda L, T: L.Dirichlet(T(_vec([1.0, 0.0]))),
     "dirichlet_0d": lambda L, T: L.Dirichlet(T(_vec(1.0))),
     "laplace_scale": lambda L, T: L.Laplace(T(_vec([0.0])), T(_vec([0.0]))),
-    "mvn_not_pd": lambda L, T: L.MultivariateNormal(T(_vec([0.0, 0.0])), covariance_matrix=T(_vec([[1.0, 2.0], [2.0, 1.0]]))),
+    "mvn_not_pd": lambda L, T: L.MultivariateNormal(T(_vec([0.0, 0.0])),
+                                                    covariance_matrix=T(_vec([[1.0, 2.0], [2.0, 1.0]]))),
     "mvn_tril": lambda L, T: L.MultivariateNormal(T(_vec([0.0, 0.0])), scale_tril=T(_vec([[1.0, 1.0], [0.0, 1.0]]))),
     "mvn_two": lambda L, T: L.MultivariateNormal(T(_vec([0.0])), T(_vec([[1.0]])), scale_tril=T(_vec([[1.0]]))),
     "mvn_0d_loc": lambda L, T: L.MultivariateNormal(T(_vec(0.0)), T(_vec([[1.0]]))),

@@ -49,8 +49,8 @@ CASES = {
     "Normal": (D.Normal, TD.Normal, lambda a, b: {"loc": R.standard_normal(a), "scale": _pos(b)},
                lambda s: R.standard_normal(s), ("cdf", "icdf", "entropy", "mean", "mode", "variance", "stddev")),
     "Uniform": (D.Uniform, TD.Uniform, lambda a, b: (lambda lo: {"low": lo, "high": lo + 2.5 + _pos(b)})(
-        -np.abs(R.standard_normal(a)) - 0.1), lambda s: R.uniform(0.5, 1.5, s), ("cdf", "icdf", "entropy", "mean", "variance",
-                                                                   "stddev")),
+        -np.abs(R.standard_normal(a)) - 0.1), lambda s: R.uniform(0.5, 1.5, s),
+        ("cdf", "icdf", "entropy", "mean", "variance", "stddev")),
     "Exponential": (D.Exponential, TD.Exponential, lambda a, b: {"rate": _pos(a)}, lambda s: _pos(s, 0.0, 4.0),
                     ("cdf", "icdf", "entropy", "mean", "mode", "variance", "stddev")),
     "Laplace": (D.Laplace, TD.Laplace, lambda a, b: {"loc": R.standard_normal(a), "scale": _pos(b)},

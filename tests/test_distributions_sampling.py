@@ -100,7 +100,8 @@ def _noise(seed, draw):
 
 
 def _leaves(arrays):
-    return ([distnn.tensor(a, requires_grad=True) for a in arrays], [torch.tensor(a, requires_grad=True) for a in arrays])
+    return ([distnn.tensor(a, requires_grad=True) for a in arrays],
+            [torch.tensor(a, requires_grad=True) for a in arrays])
 
 
 R = np.random.default_rng(4)

@@ -226,6 +226,21 @@ def _inplace_copy_and_fill(a):
     return y * a.t()
 
 
+_R_DIST = np.random.default_rng(43)  # (lgamma/digamma and the distributions' own stream)
+_DIST_VALUE = _R_DIST.uniform(0.1, 0.9, (3, 4))
+
+
+def _distributions_log_densities(a, b):
+    """Beta's log-density (lgamma, digamma and xlogy through the Dirichlet), Gamma's entropy and a Normal KL on
+    the inputs' device: the distributions compute with the parameters' array module (no validation: the value is
+    a host array, moved there)."""
+    import distnn.distributions as D
+
+    beta = D.Beta(a, b, validate_args=False)
+    gamma = D.Gamma(a, b, validate_args=False)
+    kl = D.kl_divergence(D.Normal(a, b, validate_args=False), D.Normal(b, a, validate_args=False))
+    return beta.log_prob(_DIST_VALUE) + gamma.entropy() + kl
+
 NEW_OPS = {
     "binary_cross_entropy": ([_PROBS, _R.random((4, 3))],
                              lambda p, y: F.binary_cross_entropy(p, y, weight=np.array([0.5, 2.0, 1.0]))),
@@ -482,6 +497,11 @@ NEW_OPS = {
     "inplace_methods_chain": ([_R_IP.standard_normal((3, 4)), _R_IP.standard_normal((3, 4))], _inplace_methods_chain),
     "inplace_index_writes": ([_R_IP.standard_normal((3, 4)), _R_IP.standard_normal((3, 4))], _inplace_index_writes),
     "inplace_copy_and_fill": ([_R_IP.standard_normal((3, 4))], _inplace_copy_and_fill),
+    # --- new with distnn.distributions (static review: cupyx.scipy.special's gammaln/digamma/polygamma on a GPU)
+    "lgamma": ([_R_DIST.uniform(-4.5, 9.0, (3, 4))], dn.lgamma),
+    "digamma": ([_R_DIST.uniform(-4.5, 9.0, (3, 4))], dn.digamma),
+    "distributions_log_densities": ([_R_DIST.uniform(0.5, 3.0, (3, 4)), _R_DIST.uniform(0.5, 3.0, (3, 4))],
+                                    _distributions_log_densities),
 }
 
 

@@ -8,8 +8,8 @@ No per-element Python: a fixed number of whole-array steps each.
   (Stirling) series with 8 Bernoulli terms, whose first omitted term is below 1e-17 at ``z = 10``.
 * Negative arguments use the reflection formulas (``Gamma(x) Gamma(1 - x) = pi / sin(pi x)``), ``sin(pi x)``
   taken of ``x``'s fractional part so that it stays exact for large ``|x|``.
-* The edges are PyTorch's: lgamma is +inf at 0, the negative integers and +-inf, and exactly 0 at 1 and 2; digamma is -inf at +0, +inf
-  at -0 and NaN at the negative integers and -inf; trigamma is +inf at the poles.
+* The edges are PyTorch's: lgamma is +inf at 0, the negative integers and +-inf, and exactly 0 at 1 and 2;
+  digamma is -inf at +0, +inf at -0 and NaN at the negative integers and -inf; trigamma is +inf at the poles.
 """
 from __future__ import annotations
 
