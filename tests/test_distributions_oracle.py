@@ -106,6 +106,7 @@ def _compare(case_fn, params, method, value=None, rtol=1e-10, atol=1e-11):
         else:
             yd, yt = getattr(dd, method)(distnn.tensor(value)), getattr(tt, method)(torch.tensor(value))
     assert tuple(yd.shape) == tuple(yt.shape), method
+    assert np.dtype(yd.dtype) == np.dtype(str(yt.dtype).replace("torch.", "")), (method, yd.dtype, yt.dtype)
     np.testing.assert_allclose(np.asarray(yd.data, dtype=np.float64), yt.detach().numpy().astype(np.float64),
                                rtol=rtol, atol=atol, err_msg=method)
     if not yt.requires_grad or not np.isfinite(yt.detach().numpy()).all():
@@ -314,3 +315,14 @@ def test_float32_parameters_stay_float32_and_match_loosely():
     g = D.Gamma(distnn.tensor(scale), 1.0)
     assert g.rsample((4,)).dtype == np.float32 and g.rate.dtype == np.float32
     assert D.Normal(0.0, 1.0).loc.dtype == np.float32  # (numbers: the default dtype, as torch's)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_float32_log_prob_and_moments_with_gradients_match_torch_loosely(name):
+    d_ctor, t_ctor, make_params, make_value, methods = CASES[name]
+    params = {k: v.astype(np.float32) for k, v in make_params((3,), (2, 1)).items()}
+    value = make_value((2, 3)).astype(np.float32)
+    _compare((d_ctor, t_ctor), params, "log_prob", value, rtol=2e-4, atol=2e-5)
+    for method in methods:
+        if method not in ("cdf", "icdf"):
+            _compare((d_ctor, t_ctor), params, method, rtol=2e-4, atol=2e-5)

@@ -36,8 +36,7 @@ class Categorical(Distribution):
         super().__init__(tuple(self._param.shape[:-1]), validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._expand_params(type(self) if _instance is None else Categorical, batch_shape, _instance,
-                                  ("probs", "logits"))
+        new = self._expand_params(Categorical, batch_shape, _instance, ("probs", "logits"))
         new._param = new.__dict__.get("probs", new.__dict__.get("logits"))
         new._num_events = self._num_events
         return new
