@@ -228,6 +228,7 @@ def _inplace_copy_and_fill(a):
 
 _R_DIST = np.random.default_rng(43)  # (lgamma/digamma and the distributions' own stream)
 _DIST_VALUE = _R_DIST.uniform(0.1, 0.9, (3, 4))
+_IGAMMA_SHAPE = _R_DIST.uniform(0.3, 8.0, (3, 4))  # (igamma is differentiable in its second argument only)
 
 
 def _distributions_log_densities(a, b):
@@ -500,6 +501,7 @@ NEW_OPS = {
     # --- new with distnn.distributions (static review: cupyx.scipy.special's gammaln/digamma/polygamma on a GPU)
     "lgamma": ([_R_DIST.uniform(-4.5, 9.0, (3, 4))], dn.lgamma),
     "digamma": ([_R_DIST.uniform(-4.5, 9.0, (3, 4))], dn.digamma),
+    "igamma": ([_R_DIST.uniform(0.05, 10.0, (3, 4))], lambda x: dn.igamma(_IGAMMA_SHAPE.astype(x.dtype), x)),
     "distributions_log_densities": ([_R_DIST.uniform(0.5, 3.0, (3, 4)), _R_DIST.uniform(0.5, 3.0, (3, 4))],
                                     _distributions_log_densities),
 }

@@ -2,7 +2,8 @@
 
 ``rsample`` is reparameterized implicitly (see :mod:`._standard_gamma`): differentiable in ``concentration``
 (with PyTorch's gradient for a given draw) and in ``rate`` (a draw is ``standard_gamma(concentration) / rate``).
-``cdf`` (the regularized incomplete gamma function) is not implemented.
+``cdf`` is :func:`distnn.igamma`, differentiable in ``rate`` and the value (not in ``concentration``: PyTorch's
+igamma has no such derivative either, and both refuse it).
 """
 from __future__ import annotations
 
@@ -54,6 +55,11 @@ class Gamma(Distribution):
         value = as_tensor(value, self.rate)
         c, rate = self.concentration, self.rate
         return distnn.xlogy(c, rate) + distnn.xlogy(c - 1, value) - rate * value - distnn.lgamma(c)
+
+    def cdf(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        return distnn.igamma(self.concentration, self.rate * as_tensor(value, self.rate))
 
     def entropy(self):
         c = self.concentration
