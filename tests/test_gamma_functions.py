@@ -62,6 +62,7 @@ def test_gradient_check_and_tensor_methods(name):
     x = distnn.tensor(R.uniform(0.3, 6.0, (3, 4)), requires_grad=True)
     check_grad(lambda t: getattr(distnn, name)(t), x)
     np.testing.assert_array_equal(getattr(x, name)().data, getattr(distnn, name)(x).data)
+    np.testing.assert_array_equal(x.igamma(x * 0.5).data, distnn.igamma(x, x * 0.5).data)
 
 
 def test_integer_input_computes_in_float32_as_torch():

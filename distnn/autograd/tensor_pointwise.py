@@ -15,7 +15,7 @@ _METHODS = {
         "arctan", "arcsinh", "arccosh", "arctanh", "log1p", "expm1", "log2", "log10", "exp2", "erf", "erfc",
         "erfinv", "rsqrt", "reciprocal", "square", "neg", "negative", "sgn", "frac", "logit", "sinc", "deg2rad",
         "rad2deg", "nan_to_num", "positive"),
-    "gamma_functions": ("lgamma", "digamma"),
+    "gamma_functions": ("lgamma", "digamma", "igamma"),
     "pointwise_division": ("remainder", "fmod", "divide", "true_divide", "floor_divide"),
     "pointwise_binary": (
         "atan2", "arctan2", "hypot", "multiply", "subtract", "logaddexp", "logaddexp2", "xlogy", "copysign", "fmax",
