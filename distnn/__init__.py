@@ -113,6 +113,7 @@ from .functional.pointwise_unary import *  # noqa: E402,F401,F403
 from .functional.pointwise_binary import *  # noqa: E402,F401,F403
 from .functional.pointwise_division import *  # noqa: E402,F401,F403
 from .functional.predicates import *  # noqa: E402,F401,F403
+from .functional.gamma_functions import digamma, igamma, lgamma  # noqa: E402
 
 # linear algebra: the package, and PyTorch's top-level names for some of it (torch.det, torch.inverse, ...)
 from . import linalg  # noqa: E402
@@ -122,7 +123,8 @@ from .linalg.aliases import (  # noqa: E402
 
 clamp = clip
 
-_LAZY_SUBMODULES = {"nn", "optim", "distributed", "data", "train", "models", "testing", "cli", "func"}
+_LAZY_SUBMODULES = {"distributions", "nn", "optim", "distributed", "data", "train", "models", "testing", "cli",
+                    "func"}
 
 
 def __getattr__(name):
@@ -141,6 +143,7 @@ __all__ = [
     "functional", "backend", "get_array_module", "to_numpy", "float32", "float64",
     "cumsum", "prod", "logsumexp", "amax", "amin", "sort", "argsort", "topk", "index_select", "narrow", "flip",
     "roll", "bmm", "einsum", "round", "floor", "ceil", "sign", "trunc", "allclose", "equal",
+    "lgamma", "digamma", "igamma",
     "linalg", "det", "logdet", "slogdet", "inverse", "cholesky", "pinverse", "matrix_power", "matrix_exp",
     *_pw_unary.__all__, *_pw_binary.__all__, *_pw_division.__all__, *_pw_predicates.__all__,
 ]

@@ -240,6 +240,22 @@ def _mha_functional(q, k, w, wo, bk, bv, m):
     return out + weights.sum(axis=(1, 3)).T[:, :, None]
 
 
+_R_DIST = np.random.default_rng(43)  # (lgamma/digamma and the distributions' own stream)
+_DIST_VALUE = _R_DIST.uniform(0.1, 0.9, (3, 4))
+_IGAMMA_SHAPE = _R_DIST.uniform(0.3, 8.0, (3, 4))  # (igamma is differentiable in its second argument only)
+
+
+def _distributions_log_densities(a, b):
+    """Beta's log-density (lgamma, digamma and xlogy through the Dirichlet), Gamma's entropy and a Normal KL on
+    the inputs' device: the distributions compute with the parameters' array module (no validation: the value is
+    a host array, moved there)."""
+    import distnn.distributions as D
+
+    beta = D.Beta(a, b, validate_args=False)
+    gamma = D.Gamma(a, b, validate_args=False)
+    kl = D.kl_divergence(D.Normal(a, b, validate_args=False), D.Normal(b, a, validate_args=False))
+    return beta.log_prob(_DIST_VALUE) + gamma.entropy() + kl
+
 NEW_OPS = {
     "binary_cross_entropy": ([_PROBS, _R.random((4, 3))],
                              lambda p, y: F.binary_cross_entropy(p, y, weight=np.array([0.5, 2.0, 1.0]))),
@@ -517,6 +533,12 @@ NEW_OPS = {
                                       _R_FG.standard_normal((18, 6)), _R_FG.standard_normal((6, 6)),
                                       _R_FG.standard_normal((1, 1, 6)), _R_FG.standard_normal((1, 1, 6)),
                                       _R_FG.standard_normal((5, 4))], _mha_functional),
+    # --- new with distnn.distributions (static review: cupyx.scipy.special's gammaln/digamma/polygamma on a GPU)
+    "lgamma": ([_R_DIST.uniform(-4.5, 9.0, (3, 4))], dn.lgamma),
+    "digamma": ([_R_DIST.uniform(-4.5, 9.0, (3, 4))], dn.digamma),
+    "igamma": ([_R_DIST.uniform(0.05, 10.0, (3, 4))], lambda x: dn.igamma(_IGAMMA_SHAPE.astype(x.dtype), x)),
+    "distributions_log_densities": ([_R_DIST.uniform(0.5, 3.0, (3, 4)), _R_DIST.uniform(0.5, 3.0, (3, 4))],
+                                    _distributions_log_densities),
 }
 
 

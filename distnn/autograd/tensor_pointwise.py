@@ -1,7 +1,7 @@
 """PyTorch's pointwise math as Tensor methods (``x.sin()``, ``x.isnan()``, ``x.atan2(y)``, ...): a mixin of
 :class:`~distnn.autograd.tensor.Tensor`. Each method is the function of the same name in
 :mod:`distnn.functional.pointwise_unary`, :mod:`~distnn.functional.pointwise_binary`,
-:mod:`~distnn.functional.pointwise_division` or :mod:`~distnn.functional.predicates`, with the tensor as its
+:mod:`~distnn.functional.pointwise_division`, :mod:`~distnn.functional.gamma_functions` or :mod:`~distnn.functional.predicates`, with the tensor as its
 first argument.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ _METHODS = {
         "arctan", "arcsinh", "arccosh", "arctanh", "log1p", "expm1", "log2", "log10", "exp2", "erf", "erfc",
         "erfinv", "rsqrt", "reciprocal", "square", "neg", "negative", "sgn", "frac", "logit", "sinc", "deg2rad",
         "rad2deg", "nan_to_num", "positive"),
+    "gamma_functions": ("lgamma", "digamma", "igamma"),
     "pointwise_division": ("remainder", "fmod", "divide", "true_divide", "floor_divide"),
     "pointwise_binary": (
         "atan2", "arctan2", "hypot", "multiply", "subtract", "logaddexp", "logaddexp2", "xlogy", "copysign", "fmax",

@@ -1,0 +1,32 @@
+"""``distnn.distributions``: the core of PyTorch's ``torch.distributions`` (2.13) on distnn's autograd.
+
+Each distribution takes PyTorch's constructor arguments (``probs``/``logits`` alternatives, ``validate_args``
+with PyTorch's constraint errors) and has its ``batch_shape``/``event_shape``, ``sample``, ``rsample`` (where
+PyTorch's is reparameterized), ``log_prob``, ``entropy``, moments, ``cdf``/``icdf``, ``expand``, ``support``
+and ``repr``; :func:`kl_divergence` has PyTorch's closed forms. Draws come from distnn's default generator
+(:func:`distnn.manual_seed`), so they are reproducible but never PyTorch's numbers.
+"""
+from . import constraints
+from .bernoulli import Bernoulli
+from .beta import Beta
+from .binomial import Binomial
+from .categorical import Categorical
+from .cauchy import Cauchy
+from .dirichlet import Dirichlet
+from .distribution import Distribution
+from .exponential import Exponential
+from .gamma import Gamma
+from .independent import Independent
+from .kl import kl_divergence, register_kl
+from .laplace import Laplace
+from .log_normal import LogNormal
+from .mixture_same_family import MixtureSameFamily
+from .multivariate_normal import MultivariateNormal
+from .normal import Normal
+from .one_hot_categorical import OneHotCategorical
+from .poisson import Poisson
+from .uniform import Uniform
+
+__all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Dirichlet", "Distribution", "Exponential",
+           "Gamma", "Independent", "Laplace", "LogNormal", "MixtureSameFamily", "MultivariateNormal", "Normal",
+           "OneHotCategorical", "Poisson", "Uniform", "constraints", "kl_divergence", "register_kl"]
