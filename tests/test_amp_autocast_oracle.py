@@ -47,6 +47,7 @@ CASES = {
     "conv_transpose1d": ([IMG[:, :, 0], _r(3, 2, 3)], lambda L, f, x, w: f.conv_transpose1d(x, w, stride=2)),
     "conv_transpose2d": ([IMG, _r(3, 2, 3, 3)], lambda L, f, x, w: f.conv_transpose2d(x, w)),
     "conv_transpose3d": ([VOL, _r(2, 3, 2, 2, 2)], lambda L, f, x, w: f.conv_transpose3d(x, w)),
+    "conv_tbc": ([_r(5, 2, 3), _r(3, 3, 4), _r(4)], lambda L, f, x, w, b: f.conv_tbc(x, w, b, 1)),
     "prelu": ([IMG, np.full(3, 0.25, np.float32)], lambda L, f, x, w: f.prelu(x, w)),
     "sdpa": ([_r(2, 4, 5, 8), _r(2, 4, 6, 8), _r(2, 4, 6, 8), _r(5, 6)],
              lambda L, f, q, k, v, m: f.scaled_dot_product_attention(q, k, v, attn_mask=m)),

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import numbers
 
+from distnn.autograd.autocast_state import autocast_policy
 from distnn.autograd.tensor import Tensor
 
 from .padding import pad as _pad
 from .shape import broadcast_to
 
 
+@autocast_policy("lower")  # (on PyTorch's lower-precision list, as the other convolutions)
 def conv_tbc(input, weight, bias, pad=0):
     """Time-batch-channel 1-D convolution (PyTorch's ``F.conv_tbc``; see the module docstring).
 
