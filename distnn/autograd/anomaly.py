@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import traceback
 import warnings
+import weakref
 
 from distnn.backend import get_array_module
 
@@ -70,16 +71,18 @@ def _warn_forward_trace(node) -> None:
 class _CheckedBackward:
     """A recorded node's backward under anomaly mode: the class's own, then the NaN check.
 
-    (It refers to its node and the node to it: a cycle the engine breaks when it frees the node.)
+    It refers to its node weakly: a strong reference would make a cycle (the node holds it) that keeps a graph
+    never backwarded, or retained, with all its saved arrays, alive until the cycle collector runs. The engine
+    calls it through the node, so the node is alive then.
     """
 
     __slots__ = ("node",)
 
     def __init__(self, node):
-        self.node = node
+        self.node = weakref.ref(node)
 
     def __call__(self, grad):
-        node = self.node
+        node = self.node()
         if not _state.enabled:  # recorded while on, run after it was switched off
             return type(node).backward(node, grad)
         try:
