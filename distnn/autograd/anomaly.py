@@ -20,6 +20,7 @@ from distnn.backend import get_array_module
 
 from . import function as _function
 from .grad_mode import _decorate
+from .tensor import Tensor
 
 _plain_make = _function._make  # Tensor._make: what every recorded op's output is wrapped with
 
@@ -85,19 +86,26 @@ class _CheckedBackward:
         node = self.node()
         if not _state.enabled:  # recorded while on, run after it was switched off
             return type(node).backward(node, grad)
-        try:
-            out = type(node).backward(node, grad)
-        except Exception:
-            _warn_forward_trace(node)
-            raise
-        if _state.check_nan:
-            grads = out if isinstance(out, (tuple, list)) else (out,)
-            for i, g in enumerate(grads):
-                if g is not None and getattr(g, "dtype", None) is not None and g.dtype.kind in "fc":
-                    if bool(get_array_module(g).isnan(g).any()):
-                        _warn_forward_trace(node)
-                        raise RuntimeError(f"Function '{_node_name(node)}' returned nan values in its {i}th output.")
-        return out
+        return run_checked(node, lambda: type(node).backward(node, grad))
+
+
+def run_checked(node, backward):
+    """``backward()`` (``node``'s backward: arrays, or Tensors in a ``create_graph`` pass) with anomaly mode's
+    checks: the forward trace shown on an error, and (``check_nan``) a NaN in a result refused."""
+    try:
+        out = backward()
+    except Exception:
+        _warn_forward_trace(node)
+        raise
+    if _state.check_nan:
+        grads = out if isinstance(out, (tuple, list)) else (out,)
+        for i, g in enumerate(grads):
+            g = g.data if isinstance(g, Tensor) else g  # (a Tensor's array)
+            if g is not None and getattr(g, "dtype", None) is not None and g.dtype.kind in "fc":
+                if bool(get_array_module(g).isnan(g).any()):
+                    _warn_forward_trace(node)
+                    raise RuntimeError(f"Function '{_node_name(node)}' returned nan values in its {i}th output.")
+    return out
 
 
 class set_detect_anomaly:
