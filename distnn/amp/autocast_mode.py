@@ -124,11 +124,10 @@ class autocast:
 
 def is_autocast_enabled(device_type: str = "cpu") -> bool:
     """Whether autocast is on for ``device_type`` in this thread (``torch.is_autocast_enabled``)."""
-    device, dtype = autocast_state.current()
-    return dtype is not None and device == device_type
+    return device_type in _DEVICES and autocast_state.current(device_type) is not None
 
 
 def get_autocast_dtype(device_type: str = "cpu"):
     """The lower dtype autocast uses (float16 on every device in distnn)."""
-    device, dtype = autocast_state.current()
-    return dtype if dtype is not None and device == device_type else np.dtype(np.float16)
+    dtype = autocast_state.current(device_type) if device_type in _DEVICES else None
+    return dtype if dtype is not None else np.dtype(np.float16)

@@ -112,13 +112,14 @@ def write_inplace(t, name: str, compute, operands=(), cast_any: bool = False, ke
 def _not_autocast(compute):
     """``compute()`` with this thread's autocast off: PyTorch autocasts no in-place op (``addmm_`` is not on its
     lists, ``addmm`` is), so ``x.addmm_(a, b)`` in an autocast region computes in ``x``'s dtype, not in float16."""
-    if not (_autocast.active and _autocast.current()[1] is not None):
+    if not (_autocast.active and (_autocast.current("cpu") is not None or _autocast.current("cuda") is not None)):
         return compute()
-    prev = _autocast.enter(_autocast.current()[0], None)
+    prev = (_autocast.enter("cpu", None), _autocast.enter("cuda", None))
     try:
         return compute()
     finally:
-        _autocast.restore(prev)
+        for p in prev:
+            _autocast.restore(p)
 
 
 def _on_device(data, array):
