@@ -73,7 +73,8 @@ def _linear_dtype_in(nested, outer=("cpu", True)):
 def test_a_region_for_one_device_leaves_the_others_autocast_alone(nested):
     torch_found, distnn_found = _linear_dtype_in(nested)
     assert distnn_found == torch_found
-    assert not distnn.amp.is_autocast_enabled("cpu") and F.linear(distnn.tensor(X), distnn.tensor(W)).dtype == np.float32
+    assert not distnn.amp.is_autocast_enabled("cpu")
+    assert F.linear(distnn.tensor(X), distnn.tensor(W)).dtype == np.float32
 
 
 def test_cpu_region_inside_a_disabled_cuda_region():
