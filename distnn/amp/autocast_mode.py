@@ -7,6 +7,7 @@ decorator that switches it on for the current thread.
 from __future__ import annotations
 
 import functools
+import threading
 import warnings
 
 import numpy as np
@@ -91,14 +92,22 @@ class autocast:
                           f"(got {self.fast_dtype}).", stacklevel=2)
             enabled = False
         self._enabled = enabled
-        self._prev = []  # a stack: the same instance may be entered again while active
+        # what to restore, a stack per thread: the same instance may be entered again while active, and by
+        # several threads at once (a decorated forward run by simulated ranks), each with a state of its own
+        self._local = threading.local()
+
+    def _prev(self) -> list:
+        stack = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = self._local.stack = []
+        return stack
 
     def __enter__(self):
-        self._prev.append(autocast_state.enter(self.device, self.fast_dtype if self._enabled else None))
+        self._prev().append(autocast_state.enter(self.device, self.fast_dtype if self._enabled else None))
         return self
 
     def __exit__(self, *exc):
-        autocast_state.restore(self._prev.pop())
+        autocast_state.restore(self._prev().pop())
         return False
 
     def __call__(self, func):
@@ -115,11 +124,10 @@ class autocast:
 
 def is_autocast_enabled(device_type: str = "cpu") -> bool:
     """Whether autocast is on for ``device_type`` in this thread (``torch.is_autocast_enabled``)."""
-    device, dtype = autocast_state.current()
-    return dtype is not None and device == device_type
+    return device_type in _DEVICES and autocast_state.current(device_type) is not None
 
 
 def get_autocast_dtype(device_type: str = "cpu"):
     """The lower dtype autocast uses (float16 on every device in distnn)."""
-    device, dtype = autocast_state.current()
-    return dtype if dtype is not None and device == device_type else np.dtype(np.float16)
+    dtype = autocast_state.current(device_type) if device_type in _DEVICES else None
+    return dtype if dtype is not None else np.dtype(np.float16)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import traceback
 import warnings
+import weakref
 
 from distnn.backend import get_array_module
 
 from . import function as _function
 from .grad_mode import _decorate
+from .tensor import Tensor
 
 _plain_make = _function._make  # Tensor._make: what every recorded op's output is wrapped with
 
@@ -70,31 +72,40 @@ def _warn_forward_trace(node) -> None:
 class _CheckedBackward:
     """A recorded node's backward under anomaly mode: the class's own, then the NaN check.
 
-    (It refers to its node and the node to it: a cycle the engine breaks when it frees the node.)
+    It refers to its node weakly: a strong reference would make a cycle (the node holds it) that keeps a graph
+    never backwarded, or retained, with all its saved arrays, alive until the cycle collector runs. The engine
+    calls it through the node, so the node is alive then.
     """
 
     __slots__ = ("node",)
 
     def __init__(self, node):
-        self.node = node
+        self.node = weakref.ref(node)
 
     def __call__(self, grad):
-        node = self.node
+        node = self.node()
         if not _state.enabled:  # recorded while on, run after it was switched off
             return type(node).backward(node, grad)
-        try:
-            out = type(node).backward(node, grad)
-        except Exception:
-            _warn_forward_trace(node)
-            raise
-        if _state.check_nan:
-            grads = out if isinstance(out, (tuple, list)) else (out,)
-            for i, g in enumerate(grads):
-                if g is not None and getattr(g, "dtype", None) is not None and g.dtype.kind in "fc":
-                    if bool(get_array_module(g).isnan(g).any()):
-                        _warn_forward_trace(node)
-                        raise RuntimeError(f"Function '{_node_name(node)}' returned nan values in its {i}th output.")
-        return out
+        return run_checked(node, lambda: type(node).backward(node, grad))
+
+
+def run_checked(node, backward):
+    """``backward()`` (``node``'s backward: arrays, or Tensors in a ``create_graph`` pass) with anomaly mode's
+    checks: the forward trace shown on an error, and (``check_nan``) a NaN in a result refused."""
+    try:
+        out = backward()
+    except Exception:
+        _warn_forward_trace(node)
+        raise
+    if _state.check_nan:
+        grads = out if isinstance(out, (tuple, list)) else (out,)
+        for i, g in enumerate(grads):
+            g = g.data if isinstance(g, Tensor) else g  # (a Tensor's array)
+            if g is not None and getattr(g, "dtype", None) is not None and g.dtype.kind in "fc":
+                if bool(get_array_module(g).isnan(g).any()):
+                    _warn_forward_trace(node)
+                    raise RuntimeError(f"Function '{_node_name(node)}' returned nan values in its {i}th output.")
+    return out
 
 
 class set_detect_anomaly:

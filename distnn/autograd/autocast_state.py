@@ -15,8 +15,8 @@ float64 inputs are never cast (as PyTorch). Two seams: a Function class sets
 thread has autocast on), and a Python-level composite (``mse_loss``,
 ``addmm``...) is wrapped with :func:`autocast_policy`.
 
-Thread-local, as PyTorch's (the in-process communicator runs simulated ranks
-as threads). ``active`` counts the contexts open in all threads, so that
+Thread-local and per device, as PyTorch's (the in-process communicator runs simulated ranks
+as threads). ``active`` counts the devices on in all threads, so that
 ``Function.apply`` pays one module-global read when autocast is off.
 """
 from __future__ import annotations
@@ -28,47 +28,49 @@ import numpy as np
 
 
 class _AutocastState(threading.local):
-    dtype = None     # the lower dtype while this thread is inside an enabled autocast, else None
-    device = None    # "cpu" (numpy arrays) or "cuda" (cupy arrays)
+    # per device, as PyTorch's (``autocast("cuda", enabled=False)`` leaves CPU autocast on): the lower dtype while
+    # this thread's autocast for it is on, else None; "cpu" casts numpy arrays, "cuda" cupy arrays
+    cpu = None
+    cuda = None
+    on = 0  # how many of the two are on
 
 
 _state = _AutocastState()
 _lock = threading.Lock()
-active = 0  # enabled autocast contexts open in any thread (Function.apply's cheap first test)
+active = 0  # devices with autocast on, summed over all threads (Function.apply's cheap first test)
+
+
+def _set(device: str, dtype) -> None:
+    global active
+    delta = (dtype is not None) - (getattr(_state, device) is not None)
+    setattr(_state, device, dtype)
+    if delta:
+        _state.on += delta
+        with _lock:
+            active += delta
 
 
 def enter(device: str, dtype) -> tuple:
-    """Switch this thread's autocast to ``(device, dtype)`` (dtype None: off); returns what to restore."""
-    global active
-    prev = (_state.device, _state.dtype)
-    _state.device, _state.dtype = device, dtype
-    with _lock:
-        active += (dtype is not None) - (prev[1] is not None)
+    """Switch this thread's autocast for ``device`` to ``dtype`` (None: off); returns what to restore."""
+    prev = (device, getattr(_state, device))
+    _set(device, dtype)
     return prev
 
 
 def restore(prev: tuple) -> None:
-    global active
-    with _lock:
-        active += (prev[1] is not None) - (_state.dtype is not None)
-    _state.device, _state.dtype = prev
+    _set(*prev)
 
 
-def current() -> tuple:
-    """``(device, dtype)`` of this thread's autocast (dtype None when off)."""
-    return _state.device, _state.dtype
-
-
-def _on_device(a, device: str) -> bool:
-    return (type(a) is np.ndarray) == (device == "cpu")
+def current(device: str):
+    """The lower dtype of this thread's autocast for ``device`` (None when off)."""
+    return getattr(_state, device)
 
 
 def cast_inputs(policy: str, inputs: tuple) -> tuple:
-    """``inputs`` with the floating ones cast as ``policy`` says when this thread's autocast is on, else as given."""
-    dtype = _state.dtype
-    if dtype is None:
+    """``inputs`` with the floating ones cast as ``policy`` says when this thread's autocast is on for their
+    device, else as given."""
+    if not _state.on:
         return inputs
-    target = dtype if policy == "lower" else np.dtype(np.float32)
     from distnn.autograd.tensor import Tensor
     from distnn.functional.elementwise import Cast
 
@@ -76,9 +78,12 @@ def cast_inputs(policy: str, inputs: tuple) -> tuple:
     for x in inputs:
         a = x.data if isinstance(x, Tensor) else x
         dt = getattr(a, "dtype", None)
-        # (PyTorch's eligibility: floating, not float64, on the autocast's device)
-        if dt is not None and dt.kind == "f" and dt != target and dt != np.float64 and _on_device(a, _state.device):
-            x = Cast.apply(x, dtype=target) if isinstance(x, Tensor) else a.astype(target)
+        # (PyTorch's eligibility: floating, not float64, on a device whose autocast is on)
+        if dt is not None and dt.kind == "f" and dt != np.float64:
+            lower = _state.cpu if type(a) is np.ndarray else _state.cuda
+            target = None if lower is None else lower if policy == "lower" else np.dtype(np.float32)
+            if target is not None and dt != target:
+                x = Cast.apply(x, dtype=target) if isinstance(x, Tensor) else a.astype(target)
         out.append(x)
     return tuple(out)
 
@@ -92,7 +97,7 @@ def autocast_policy(policy: str):
     def wrap(fn):
         @functools.wraps(fn)
         def cast_then_call(*args, **kwargs):
-            if active and _state.dtype is not None:
+            if active and _state.on:
                 args = cast_inputs(policy, args)
                 if kwargs:
                     kwargs = dict(zip(kwargs, cast_inputs(policy, tuple(kwargs.values()))))

@@ -9,7 +9,7 @@ recorded sums, and the hooks run on Tensors.
 """
 from __future__ import annotations
 
-from . import derivatives
+from . import anomaly, derivatives
 from .tensor import Tensor
 
 
@@ -32,7 +32,11 @@ def seed(array, given):
 
 def call(node, g):
     """``node``'s graph backward on the Tensor gradient ``g``: one Tensor (or None) per input."""
-    in_grads = derivatives.lookup(node)(node, g)
+    fn = derivatives.lookup(node)
+    if anomaly.is_anomaly_enabled():  # (as a first-order pass's nodes: anomaly.py's checks)
+        in_grads = anomaly.run_checked(node, lambda: fn(node, g))
+    else:
+        in_grads = fn(node, g)
     if type(in_grads) is not tuple:
         in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
     if len(in_grads) != len(node.parents):

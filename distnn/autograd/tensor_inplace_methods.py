@@ -28,6 +28,7 @@ import numpy as np
 
 from distnn.backend import get_array_module
 
+from . import autocast_state as _autocast
 from .grad_mode import is_grad_enabled, no_grad
 
 # PyTorch's names of dtypes, for its messages
@@ -81,10 +82,10 @@ def write_inplace(t, name: str, compute, operands=(), cast_any: bool = False, ke
     if recording:
         inplace.check_writable(t)  # (before anything is computed or written)
     if recording and not keeps_graph:
-        result = compute()
+        result = _not_autocast(compute)
     else:
         with no_grad():
-            result = compute()
+            result = _not_autocast(compute)
     if not isinstance(result, Tensor):
         result = Tensor(get_array_module(t.data).asarray(result))
     if tuple(result.shape) != tuple(t.shape):
@@ -106,6 +107,19 @@ def write_inplace(t, name: str, compute, operands=(), cast_any: bool = False, ke
     elif result.dtype != t.dtype:
         result = result.astype(t.dtype)
     return inplace.write_result(t, result, op_node)
+
+
+def _not_autocast(compute):
+    """``compute()`` with this thread's autocast off: PyTorch autocasts no in-place op (``addmm_`` is not on its
+    lists, ``addmm`` is), so ``x.addmm_(a, b)`` in an autocast region computes in ``x``'s dtype, not in float16."""
+    if not (_autocast.active and (_autocast.current("cpu") is not None or _autocast.current("cuda") is not None)):
+        return compute()
+    prev = (_autocast.enter("cpu", None), _autocast.enter("cuda", None))
+    try:
+        return compute()
+    finally:
+        for p in prev:
+            _autocast.restore(p)
 
 
 def _on_device(data, array):
