@@ -48,10 +48,10 @@ class finfo:  # noqa: N801 - PyTorch's name
             raise TypeError("torch.finfo() requires a floating point input type. Use torch.iinfo to handle "
                             "'torch.finfo'")
         info = np.finfo(dt)
-        self.bits = int(info.bits)
-        self.eps, self.max, self.min = float(info.eps), float(info.max), float(info.min)
-        self.tiny = self.smallest_normal = float(info.smallest_normal)
-        self.resolution = float(info.resolution)
+        self.bits = _b.int(info.bits)
+        self.eps, self.max, self.min = _b.float(info.eps), _b.float(info.max), _b.float(info.min)
+        self.tiny = self.smallest_normal = _b.float(info.smallest_normal)
+        self.resolution = 10.0 ** -_b.int(info.precision)  # (PyTorch's: numpy's is that in the dtype itself)
         self.dtype = info.dtype.name
 
     def __repr__(self):
@@ -71,19 +71,20 @@ class iinfo:  # noqa: N801 - PyTorch's name
             self.bits, self.min, self.max = 8, 0, 1
         else:
             info = np.iinfo(dt)
-            self.bits, self.min, self.max = int(info.bits), int(info.min), int(info.max)
+            self.bits, self.min, self.max = _b.int(info.bits), _b.int(info.min), _b.int(info.max)
         self.dtype = dt.name
 
     def __repr__(self):
-        return f"iinfo(min={self.min}, max={self.max}, dtype={self.dtype})"
+        return f"iinfo(min={self.min:g}, max={self.max:g}, dtype={self.dtype})"
 
 
 def promote_types(type1, type2):
     """``torch.promote_types``: the smallest dtype both cast to by PyTorch's rules (the higher category, bool <
-    integer < float < complex, keeps its dtype: int64 with float16 is float16)."""
+    integer < float < complex, keeps its dtype against bools and integers: int64 with float16 is float16; float64
+    with complex64 is complex128, as in numpy)."""
     a, b = _dtype(type1, "promote_types"), _dtype(type2, "promote_types")
     ca, cb = _CATEGORY[a.kind], _CATEGORY[b.kind]
-    if ca != cb:
+    if ca != cb and min(ca, cb) < _CATEGORY["f"]:  # (bool or integer against float/complex: the latter, as is)
         return (a if ca > cb else b).type
     return np.promote_types(a, b).type
 
@@ -99,6 +100,11 @@ def result_type(tensor1, tensor2):
         if not isinstance(o, (Tensor, _b.int, _b.float, complex)):
             raise TypeError(f"result_type(): expected a Tensor or a number, got {type(o).__name__}")
     cast = torch_operands(*ops)
+    floats = [o.data.dtype for o in ops if isinstance(o, Tensor) and o.data.dtype.kind == "f"]
+    if floats and _b.any(isinstance(o, complex) for o in ops) and not _b.any(
+            isinstance(o, Tensor) and o.data.dtype.kind == "c" for o in ops):
+        # a complex number with real tensors: the complex of the float tensors' precision (PyTorch's rule)
+        return np.complex128 if _b.any(d == np.float64 for d in floats) else np.complex64
     for o in cast:
         if hasattr(o, "dtype"):
             return np.dtype(o.dtype).type

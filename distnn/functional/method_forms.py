@@ -98,6 +98,11 @@ def any(input, dim=None, keepdim=False):  # noqa: A001,A002
     return as_tensor(input).any(dim, keepdim)
 
 
+def adjoint(input):  # noqa: A002
+    """``torch.adjoint``: the (conjugate) transpose of the last two dims."""
+    return as_tensor(input).adjoint()
+
+
 def absolute(input):  # noqa: A002
     """``torch.absolute``: ``abs``."""
     return as_tensor(input).abs()
@@ -118,5 +123,5 @@ def msort(input):  # noqa: A002
 
 
 __all__ = ["is_tensor", "numel", "is_nonzero", "is_same_size", "is_signed", "gather", "chunk", "masked_fill",
-           "permute", "clone", "detach", "broadcast_to", "add", "sub", "mul", "div", "pow", "all", "any", "absolute",
+           "permute", "clone", "detach", "broadcast_to", "add", "sub", "mul", "div", "pow", "all", "any", "adjoint", "absolute",
            "fix", "msort"]
