@@ -31,7 +31,7 @@ _METHODS = {
 }
 # ``name_``: the function's result written into the tensor (see tensor_inplace_methods)
 _INPLACE = ("bitwise_left_shift", "bitwise_right_shift", "gcd", "lcm", "ldexp", "nextafter", "heaviside", "addr",
-            "index_reduce", "fix")
+            "index_reduce")
 
 
 def _renorm_of_a_copy(self, p, dim, maxnorm):
