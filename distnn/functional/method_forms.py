@@ -123,5 +123,5 @@ def msort(input):  # noqa: A002
 
 
 __all__ = ["is_tensor", "numel", "is_nonzero", "is_same_size", "is_signed", "gather", "chunk", "masked_fill",
-           "permute", "clone", "detach", "broadcast_to", "add", "sub", "mul", "div", "pow", "all", "any", "adjoint", "absolute",
-           "fix", "msort"]
+           "permute", "clone", "detach", "broadcast_to", "add", "sub", "mul", "div", "pow", "all", "any", "adjoint",
+           "absolute", "fix", "msort"]

@@ -7,8 +7,6 @@ writes on a fresh copy), so the gradients are those PyTorch's formulas give.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from distnn.autograd.tensor import Tensor
@@ -17,7 +15,7 @@ from distnn.backend import get_array_module
 from .shape_more import as_tensor
 
 
-def _dim(dim: int, ndim: int, name: str) -> int:
+def _dim(dim: int, ndim: int) -> int:
     n = max(ndim, 1)
     if not -n <= dim < n:
         raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
@@ -29,7 +27,7 @@ def select(input, dim, index):  # noqa: A002
     x = as_tensor(input)
     if x.ndim == 0:
         raise IndexError("select() cannot be applied to a 0-dim tensor.")
-    d = _dim(dim, x.ndim, "select")
+    d = _dim(dim, x.ndim)
     size = x.shape[d]
     if not -size <= index < size:
         raise IndexError(f"select(): index {index} out of range for tensor of size {list(x.shape)} at dimension "
@@ -52,7 +50,7 @@ def select_scatter(input, src, dim, index):  # noqa: A002
     """``torch.select_scatter``: a copy of ``input`` with ``src`` written at ``select(dim, index)``."""
     x = as_tensor(input)
     select(x, dim, index)  # (its checks)
-    return _scatter_into(x, (slice(None),) * _dim(dim, x.ndim, "") + (int(index),), src, "select_scatter")
+    return _scatter_into(x, (slice(None),) * _dim(dim, x.ndim) + (int(index),), src, "select_scatter")
 
 
 def slice_scatter(input, src, dim=0, start=None, end=None, step=1):  # noqa: A002
@@ -60,7 +58,7 @@ def slice_scatter(input, src, dim=0, start=None, end=None, step=1):  # noqa: A00
     x = as_tensor(input)
     if step <= 0:
         raise RuntimeError("slice step must be positive")
-    key = (slice(None),) * _dim(dim, x.ndim, "slice_scatter") + (slice(start, end, step),)
+    key = (slice(None),) * _dim(dim, x.ndim) + (slice(start, end, step),)
     return _scatter_into(x, key, src, "slice_scatter")
 
 
@@ -73,7 +71,7 @@ def diagonal_scatter(input, src, offset=0, dim1=0, dim2=1):  # noqa: A002
     if tuple(src.shape) != expected:
         raise RuntimeError(f"diagonal_scatter: expected src to have a size equal to the slice of self. src size = "
                            f"{list(src.shape)}, slice size = {list(expected)}")
-    d1, d2 = _dim(dim1, x.ndim, ""), _dim(dim2, x.ndim, "")
+    d1, d2 = _dim(dim1, x.ndim), _dim(dim2, x.ndim)
     y = x.movedim((d1, d2), (-2, -1)).clone()
     xp = get_array_module(x.data)
     k = expected[-1]
@@ -89,7 +87,7 @@ def unfold(input, dimension, size, step):  # noqa: A002
     from .select import index_select
 
     x = as_tensor(input)
-    d = _dim(dimension, x.ndim, "unfold")
+    d = _dim(dimension, x.ndim)
     length = x.shape[d] if x.ndim else 1
     if size > length:
         raise RuntimeError(f"maximum size for tensor at dimension {d} is {length} but size is {size}")
@@ -119,7 +117,7 @@ def index_reduce(input, dim, index, source, reduce, *, include_self=True):  # no
     idx = index.data if isinstance(index, Tensor) else np.asarray(index)
     if idx.ndim > 1:
         raise IndexError("index_reduce_(): Index is supposed to be a vector")
-    d = _dim(dim, x.ndim, "index_reduce")
+    d = _dim(dim, x.ndim)
     if src.ndim != x.ndim or (x.ndim and src.shape[d] != idx.size):
         raise IndexError(f"index_reduce_(): Number of indices ({idx.size}) should be equal to source.size(dim) "
                          f"({src.shape[d] if src.ndim > d else 1})")
@@ -161,7 +159,7 @@ def split_with_sizes(input, split_sizes, dim=0):  # noqa: A002
     from .join import split
 
     x = as_tensor(input)
-    d = _dim(dim, x.ndim, "split_with_sizes")
+    d = _dim(dim, x.ndim)
     sizes = [int(s) for s in split_sizes]
     if sum(sizes) != x.shape[d] or any(s < 0 for s in sizes):
         raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {x.shape[d]} (input tensor's size "

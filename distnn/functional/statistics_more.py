@@ -108,7 +108,7 @@ def renorm(input, p, dim, maxnorm):  # noqa: A002
     if x.ndim <= 1:
         raise RuntimeError(f"renorm: input needs at least 2 dimensions, got {x.ndim} dimensions")
     if not isinstance(p, numbers.Real) or p <= 0:
-        raise RuntimeError(f"renorm: non-positive-norm not supported")
+        raise RuntimeError("renorm: non-positive-norm not supported")
     if maxnorm < 0:
         raise RuntimeError(f"renorm: expected maxnorm to be >= 0 but got {maxnorm}")
     d = dim % x.ndim
@@ -147,7 +147,7 @@ def histogram(input, bins=100, *, range=None, weight=None, density=False):  # no
     if isinstance(edges, int) and edges <= 0:
         raise RuntimeError(f"torch.histogram(): bins must be > 0, but got {edges} for dimension 0")
     if range is not None and not range[0] <= range[1]:
-        raise ValueError(f"torch.histogram(): max must be larger than min")
+        raise ValueError("torch.histogram(): max must be larger than min")
     hist, out_edges = np.histogram(data, bins=edges, range=range,
                                    weights=None if w is None else w.reshape(-1), density=density)
     xp = get_array_module(x.data)
