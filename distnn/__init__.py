@@ -22,6 +22,8 @@ from . import functional
 
 __version__ = "0.1.0"
 
+import builtins as _builtins  # (distnn.bool, .int, .float, .any, .all are PyTorch's names: see dtypes.py)
+
 import numpy as _np
 
 float32 = _np.float32
@@ -64,7 +66,7 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False) -> Tensor:
     """PyTorch's ``arange``: integers give int64, a float anywhere gives float32 (unless ``dtype``)."""
     if end is None:
         start, end = 0, start
-    floats = any(isinstance(v, float) for v in (start, end, step))
+    floats = _builtins.any(isinstance(v, _builtins.float) for v in (start, end, step))
     dtype = dtype if dtype is not None else (float32 if floats else _np.int64)
     return Tensor(_np.arange(start, end, step).astype(dtype), requires_grad=requires_grad)
 
@@ -72,7 +74,8 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False) -> Tensor:
 def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:
     """``fill_value`` everywhere; the dtype follows it as in PyTorch (bool, int64, else float32)."""
     if dtype is None:
-        dtype = bool if isinstance(fill_value, bool) else _np.int64 if isinstance(fill_value, int) else float32
+        dtype = (_builtins.bool if isinstance(fill_value, _builtins.bool) else _np.int64
+                 if isinstance(fill_value, _builtins.int) else float32)
     return Tensor(_np.full(tuple(shape) if isinstance(shape, (tuple, list)) else (shape,), fill_value, dtype=dtype),
                   requires_grad=requires_grad)
 
@@ -186,6 +189,19 @@ __all__ += [
     "bernoulli", "empty", "empty_like", "eye", "full_like", "linspace", "logspace", "multinomial", "rand_like",
     "randint", "randint_like", "randn_like", "randperm",
 ]
+
+# the rest of PyTorch's everyday functions and dtype utilities (README "Tensor functions")
+from .functional import method_forms as _method_forms, pointwise_bits as _pointwise_bits  # noqa: E402
+from .functional import slice_scatter as _slice_scatter, statistics_more as _statistics_more  # noqa: E402
+from . import dtypes as _dtypes  # noqa: E402
+from .functional.method_forms import *  # noqa: E402,F401,F403
+from .functional.pointwise_bits import *  # noqa: E402,F401,F403
+from .functional.slice_scatter import *  # noqa: E402,F401,F403
+from .functional.statistics_more import *  # noqa: E402,F401,F403
+from .dtypes import *  # noqa: E402,F401,F403
+
+__all__ += [*_method_forms.__all__, *_pointwise_bits.__all__, *_slice_scatter.__all__, *_statistics_more.__all__,
+            *_dtypes.__all__]
 
 from . import amp  # noqa: E402
 from .amp import autocast  # noqa: E402  (torch.autocast; also distnn.amp.autocast)

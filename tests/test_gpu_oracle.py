@@ -226,6 +226,7 @@ def _inplace_copy_and_fill(a):
     return y * a.t()
 
 
+_R_TR = np.random.default_rng(47)  # (the rest of the Tensor API's own stream)
 _R_FG = np.random.default_rng(43)  # (the 5-D / bicubic grid_sample, conv_tbc and mha functional's own stream)
 _FG_VOL = _R_FG.standard_normal((2, 3, 4, 5, 3))
 _FG_KPM = _R_FG.random((3, 4)) < 0.3
@@ -539,6 +540,33 @@ NEW_OPS = {
     "igamma": ([_R_DIST.uniform(0.05, 10.0, (3, 4))], lambda x: dn.igamma(_IGAMMA_SHAPE.astype(x.dtype), x)),
     "distributions_log_densities": ([_R_DIST.uniform(0.5, 3.0, (3, 4)), _R_DIST.uniform(0.5, 3.0, (3, 4))],
                                     _distributions_log_densities),
+    # --- new with the rest of the Tensor API (static review, see _R_TR): windows and slice writes through
+    # index_select / setitem on a copy, index_reduce through scatter_reduce, the statistics composed
+    "unfold_windows": ([_R_TR.standard_normal((2, 7, 3))], lambda x: x.unfold(1, 3, 2)),
+    "select_scatter": ([_R_TR.standard_normal((3, 4)), _R_TR.standard_normal(3)],
+                       lambda x, s: dn.select_scatter(x, s, 1, 2)),
+    "slice_scatter": ([_R_TR.standard_normal((5, 3)), _R_TR.standard_normal((2, 3))],
+                      lambda x, s: dn.slice_scatter(x, s, 0, 1, 5, 2)),
+    "diagonal_scatter": ([_R_TR.standard_normal((3, 4)), _R_TR.standard_normal(3)],
+                         lambda x, s: dn.diagonal_scatter(x, s, 1)),
+    "index_reduce_amax": ([_R_TR.standard_normal((4, 3)), _R_TR.standard_normal((4, 3))],
+                          lambda x, s: x.index_reduce(0, dn.Tensor(np.array([0, 2, 0, 3])), s, "amax")),
+    "index_reduce_mean": ([_R_TR.standard_normal((4, 3)), _R_TR.standard_normal((3, 2))],
+                          lambda x, s: x.index_reduce(1, dn.Tensor(np.array([1, 1, 0])), s.t(), "mean")),
+    "index_put_accumulate": ([_R_TR.standard_normal((3, 4)), _R_TR.standard_normal(3)],
+                             lambda x, v: x.index_put((np.array([1, 1, 0]), np.array([2, 2, 3])), v, True)),
+    "put": ([_R_TR.standard_normal((2, 3)), _R_TR.standard_normal(3)],
+            lambda x, v: x.put(dn.Tensor(np.array([0, 5, -1])), v)),
+    "sum_to_size": ([_R_TR.standard_normal((2, 3, 4))], lambda x: x.sum_to_size(3, 1)),
+    "ldexp": ([_R_TR.standard_normal((3, 4)), _R_TR.standard_normal(4)], lambda x, e: dn.ldexp(x, e)),
+    "frexp_mantissa": ([_R_TR.standard_normal((3, 4)) * 50], lambda x: dn.frexp(x).mantissa),
+    "cov_aweights": ([_R_TR.standard_normal((3, 5)), _R_TR.uniform(0.2, 1.0, 5)],
+                     lambda x, a: dn.cov(x, correction=2, aweights=a)),
+    "corrcoef": ([_R_TR.standard_normal((3, 6))], dn.corrcoef),
+    "dist_p3": ([_R_TR.standard_normal((3, 4)), _R_TR.standard_normal(4)], lambda x, y: dn.dist(x, y, 3.0)),
+    "renorm": ([_R_TR.standard_normal((4, 3))], lambda x: dn.renorm(x, 2, 0, 1.2)),
+    "addr": ([_R_TR.standard_normal((3, 4)), _R_TR.standard_normal(3), _R_TR.standard_normal(4)],
+             lambda x, a, b: dn.addr(x, a, b, beta=0.5, alpha=2.0)),
 }
 
 

@@ -17,6 +17,7 @@ from .tensor_methods import TensorMethods
 from .tensor_methods_ops import TensorOpMethods
 from .tensor_inplace_methods import TensorInplaceMethods
 from .tensor_inplace_more import TensorInplaceMore
+from .tensor_methods_more import TensorMethodsMore
 from .tensor_pointwise import TensorPointwise
 from .tensor_operators import TensorOperators, _bind_late
 
@@ -43,7 +44,8 @@ def _as_array(data, dtype=None):
     return arr
 
 
-class Tensor(TensorOperators, TensorMethods, TensorPointwise, TensorOpMethods, TensorInplaceMethods, TensorInplaceMore):
+class Tensor(TensorOperators, TensorMethods, TensorPointwise, TensorOpMethods, TensorInplaceMethods, TensorInplaceMore,
+             TensorMethodsMore):
     """An n-dimensional array (numpy or cupy) that can record the ops applied to it.
 
     ``data`` is the raw array, ``grad`` the accumulated gradient (same shape, or

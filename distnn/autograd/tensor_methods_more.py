@@ -1,0 +1,208 @@
+"""The rest of PyTorch's everyday Tensor methods (a mixin of :class:`~distnn.autograd.tensor.Tensor`):
+metadata (``element_size``, ``nbytes``, ``stride``, ``is_signed``, ``is_cuda``, ...), the legacy ``new`` and
+``type``, the narrow integer casts (``byte``, ``char``, ``short``), ``adjoint``/``mH``, and the method forms of
+:mod:`distnn.functional.slice_scatter`, :mod:`~distnn.functional.pointwise_bits` and
+:mod:`~distnn.functional.statistics_more` (with their in-place ``name_`` forms where PyTorch has them).
+
+Where distnn differs by design: ``is_contiguous()`` is always True (every distnn op takes any memory layout, and
+``contiguous()`` returns the tensor itself); ``stride()`` is numpy's strides in elements (a flipped view may
+have a negative one, where PyTorch's ``flip`` copies); ``type()`` names the tensor type as PyTorch's legacy
+names do, with distnn's prefix (``'distnn.FloatTensor'``, ``'distnn.cuda.LongTensor'``); ``bfloat16()`` is
+refused (numpy has no bfloat16).
+"""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from distnn.backend import device_of, get_array_module
+
+from .tensor_inplace_methods import _method as _inplace_method
+
+# distnn.functional module -> the functions that become Tensor methods here
+_METHODS = {
+    "slice_scatter": ("select", "select_scatter", "slice_scatter", "diagonal_scatter", "index_reduce", "index_put",
+                      "put", "sum_to_size", "split_with_sizes", "unfold"),
+    "pointwise_bits": ("bitwise_left_shift", "bitwise_right_shift", "gcd", "lcm", "ldexp", "frexp", "nextafter",
+                       "heaviside"),
+    "statistics_more": ("cov", "corrcoef", "dist", "renorm", "addr", "histogram"),
+    "method_forms": ("absolute", "fix", "msort"),
+}
+# ``name_``: the function's result written into the tensor (see tensor_inplace_methods)
+_INPLACE = ("bitwise_left_shift", "bitwise_right_shift", "gcd", "lcm", "ldexp", "nextafter", "heaviside", "addr",
+            "index_reduce")
+
+
+def _renorm_of_a_copy(self, p, dim, maxnorm):
+    # renorm's norm saves its input and refuses a backward once it is overwritten: computed on a copy (PyTorch's
+    # in-place ops save the original self the same way)
+    return _function("statistics_more", "renorm")(self.clone(), p, dim, maxnorm)
+
+# PyTorch's legacy tensor-type names
+_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor", "int64": "LongTensor",
+               "int32": "IntTensor", "int16": "ShortTensor", "int8": "CharTensor", "uint8": "ByteTensor",
+               "bool": "BoolTensor", "complex64": "ComplexFloatTensor", "complex128": "ComplexDoubleTensor"}
+_TYPES_BY_NAME = {v: k for k, v in _TYPE_NAMES.items()}
+
+
+def _function(module: str, name: str):
+    return getattr(importlib.import_module(f"distnn.functional.{module}"), name)
+
+
+def _method(module: str, name: str):
+    def method(self, *args, **kwargs):
+        return _function(module, name)(self, *args, **kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"``Tensor.{name}``: :func:`distnn.{name}` of this tensor (:mod:`distnn.functional.{module}`)."
+    return method
+
+
+def _const_cast(t, dtype):
+    from .tensor import Tensor
+
+    return Tensor(t.data.astype(dtype))  # (integer tensors carry no gradient)
+
+
+class TensorMethodsMore:
+    __slots__ = ()
+
+    # ------------------------------------------------------------ metadata
+    def element_size(self) -> int:
+        """Bytes per element."""
+        return int(self.data.dtype.itemsize)
+
+    @property
+    def itemsize(self) -> int:
+        return int(self.data.dtype.itemsize)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the elements (``numel() * element_size()``)."""
+        return int(self.data.size * self.data.dtype.itemsize)
+
+    def nelement(self) -> int:
+        return int(self.data.size)
+
+    def ndimension(self) -> int:
+        return int(self.data.ndim)
+
+    def is_contiguous(self, memory_format=None) -> bool:
+        """Always True: distnn's ops take any memory layout (``contiguous()`` returns the tensor itself)."""
+        return True
+
+    @property
+    def is_cpu(self) -> bool:
+        return device_of(self.data) == "cpu"
+
+    @property
+    def is_cuda(self) -> bool:
+        return device_of(self.data) != "cpu"
+
+    def is_signed(self) -> bool:
+        """Whether the dtype holds negative numbers (floats and signed integers; not uint8 or bool)."""
+        return self.data.dtype.kind in "ifc"
+
+    def is_same_size(self, other) -> bool:
+        return tuple(self.shape) == tuple(other.shape)
+
+    def is_nonzero(self) -> bool:
+        """The single element's truth, as PyTorch's (a tensor of another size is refused)."""
+        if self.data.size == 0:
+            raise RuntimeError("Boolean value of Tensor with no values is ambiguous")
+        if self.data.size > 1:
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self.data.reshape(()) != 0)
+
+    def stride(self, dim=None):
+        """The step in elements between neighbours along each dim (numpy's strides over the item size)."""
+        steps = tuple(int(s) // self.data.dtype.itemsize for s in self.data.strides)
+        if dim is None:
+            return steps
+        n = max(self.data.ndim, 1)
+        if not -n <= dim < n:
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
+        return steps[dim % n] if self.data.ndim else 1
+
+    # ------------------------------------------------------------ legacy constructors and casts
+    def new(self, *args):
+        """PyTorch's legacy ``new``: ``new(*sizes)`` a tensor of that shape (zeros here, uninitialised in
+        PyTorch), ``new(data)`` a tensor of a sequence, ``new()`` an empty one; this tensor's dtype and device."""
+        from .tensor import Tensor
+
+        xp = get_array_module(self.data)
+        if not args:
+            return Tensor(xp.zeros((0,), dtype=self.dtype))
+        if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
+            data = args[0].data if isinstance(args[0], Tensor) else args[0]
+            return Tensor(xp.asarray(data, dtype=self.dtype))
+        if not all(isinstance(a, (int, np.integer)) for a in args):
+            raise TypeError(f"new(): sizes must be integers, got {args!r}")
+        return Tensor(xp.zeros(tuple(int(a) for a in args), dtype=self.dtype))
+
+    def type(self, dtype=None, non_blocking=False):
+        """No argument: the legacy type name, ``'distnn.FloatTensor'`` (``'distnn.cuda.FloatTensor'`` on a
+        GPU), as PyTorch's ``'torch.FloatTensor'``. With a dtype (or such a name, ``torch.`` or ``distnn.``): the
+        tensor cast to it (``self`` when it has it already)."""
+        if dtype is None:
+            prefix = "distnn." if device_of(self.data) == "cpu" else "distnn.cuda."
+            return prefix + _TYPE_NAMES.get(self.data.dtype.name, self.data.dtype.name)
+        if isinstance(dtype, str):
+            name = dtype.rsplit(".", 1)[-1]
+            if not dtype.startswith(("torch.", "distnn.")) or name not in _TYPES_BY_NAME:
+                raise ValueError(f"invalid type: {dtype!r}")
+            dtype = _TYPES_BY_NAME[name]
+        dtype = np.dtype(dtype)
+        if dtype == self.data.dtype:
+            return self
+        return self.to(dtype) if dtype.kind in "fc" else _const_cast(self, dtype)
+
+    def byte(self):
+        return _const_cast(self, np.uint8)
+
+    def char(self):
+        return _const_cast(self, np.int8)
+
+    def short(self):
+        return _const_cast(self, np.int16)
+
+    def bfloat16(self):
+        raise TypeError("Got unsupported ScalarType BFloat16: distnn computes in numpy/cupy dtypes, and numpy has "
+                        "no bfloat16 (use half() for 16-bit floats)")
+
+    # ------------------------------------------------------------ conjugate transposes (real tensors: mT)
+    def adjoint(self):
+        """The conjugate transpose of the last two dims (a real tensor's ``mT``)."""
+        if self.ndim < 2:
+            raise RuntimeError(f"tensor.adjoint() is only supported on matrices or batches of matrices. Got "
+                               f"{self.ndim}-D tensor.")
+        return self.transpose(-2, -1)
+
+    @property
+    def mH(self):  # noqa: N802 - PyTorch's name
+        if self.ndim < 2:
+            raise RuntimeError(f"tensor.mH is only supported on matrices or batches of matrices. Got {self.ndim}-D "
+                               "tensor.")
+        return self.transpose(-2, -1)
+
+    # ------------------------------------------------------------ method forms of two-operand functions
+    def where(self, condition, other):
+        """``distnn.where(condition, self, other)``."""
+        return _function("elementwise_choice", "where")(condition, self, other)
+
+    def maximum(self, other):
+        return _function("elementwise_choice", "maximum")(self, other)
+
+    def minimum(self, other):
+        return _function("elementwise_choice", "minimum")(self, other)
+
+
+for _module, _names in _METHODS.items():
+    for _name in _names:
+        setattr(TensorMethodsMore, _name, _method(_module, _name))
+for _name in _INPLACE:
+    setattr(TensorMethodsMore, _name + "_", _inplace_method(_name + "_", _name))
+TensorMethodsMore.renorm_ = _inplace_method("renorm_", _renorm_of_a_copy)
+
+__all__ = ["TensorMethodsMore"]

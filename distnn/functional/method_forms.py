@@ -1,0 +1,127 @@
+"""PyTorch's top-level functions that are a Tensor method with the tensor first (``torch.gather(x, 0, i)`` is
+``x.gather(0, i)``), and the utilities ``is_tensor``, ``numel``, ``is_nonzero``, ``is_same_size``,
+``is_signed``, ``absolute``, ``fix`` and ``msort``."""
+from __future__ import annotations
+
+from distnn.autograd.tensor import Tensor
+
+from .shape_more import as_tensor
+
+
+def _tensor(x, name: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}(): argument 'input' must be Tensor, not {type(x).__name__}")
+    return x
+
+
+def is_tensor(obj) -> bool:
+    """Whether ``obj`` is a distnn Tensor."""
+    return isinstance(obj, Tensor)
+
+
+def numel(input) -> int:  # noqa: A002
+    return _tensor(input, "numel").numel()
+
+
+def is_nonzero(input) -> bool:  # noqa: A002
+    return _tensor(input, "is_nonzero").is_nonzero()
+
+
+def is_same_size(input, other) -> bool:  # noqa: A002
+    return _tensor(input, "is_same_size").is_same_size(other)
+
+
+def is_signed(input) -> bool:  # noqa: A002
+    return _tensor(input, "is_signed").is_signed()
+
+
+def gather(input, dim, index):  # noqa: A002
+    return as_tensor(input).gather(dim, index)
+
+
+def chunk(input, chunks, dim=0):  # noqa: A002
+    return as_tensor(input).chunk(chunks, dim)
+
+
+def masked_fill(input, mask, value):  # noqa: A002
+    return as_tensor(input).masked_fill(mask, value)
+
+
+def permute(input, dims):  # noqa: A002
+    return as_tensor(input).permute(*dims)
+
+
+def clone(input):  # noqa: A002
+    return as_tensor(input).clone()
+
+
+def detach(input):  # noqa: A002
+    return as_tensor(input).detach()
+
+
+def broadcast_to(input, size):  # noqa: A002
+    return as_tensor(input).broadcast_to(size)
+
+
+def add(input, other, *, alpha=1):  # noqa: A002
+    """``input + alpha * other``."""
+    return as_tensor(input) + (other if alpha == 1 else other * alpha)
+
+
+def sub(input, other, *, alpha=1):  # noqa: A002
+    """``input - alpha * other`` (a bool operand refused, as PyTorch's)."""
+    from distnn.autograd.tensor_inplace_methods import _sub
+
+    return _sub(as_tensor(input), other, alpha=alpha)
+
+
+def mul(input, other):  # noqa: A002
+    return as_tensor(input) * other
+
+
+def div(input, other, *, rounding_mode=None):  # noqa: A002
+    from .pointwise_division import divide
+
+    return divide(input, other, rounding_mode=rounding_mode)
+
+
+def pow(input, exponent):  # noqa: A001,A002
+    """``input ** exponent`` (either may be a number)."""
+    return input ** exponent if isinstance(input, Tensor) else input ** as_tensor(exponent)
+
+
+def all(input, dim=None, keepdim=False):  # noqa: A001,A002
+    return as_tensor(input).all(dim, keepdim)
+
+
+def any(input, dim=None, keepdim=False):  # noqa: A001,A002
+    return as_tensor(input).any(dim, keepdim)
+
+
+def adjoint(input):  # noqa: A002
+    """``torch.adjoint``: the (conjugate) transpose of the last two dims."""
+    return as_tensor(input).adjoint()
+
+
+def absolute(input):  # noqa: A002
+    """``torch.absolute``: ``abs``."""
+    return as_tensor(input).abs()
+
+
+def fix(input):  # noqa: A002
+    """``torch.fix``: ``trunc`` (rounding towards zero)."""
+    from .rounding import trunc
+
+    return trunc(input)
+
+
+def msort(input):  # noqa: A002
+    """``torch.msort``: sorted along dim 0 (the values of ``sort(input, dim=0)``)."""
+    from .sort import sort
+
+    return sort(input, dim=0)[0]
+
+
+__all__ = ["is_tensor", "numel", "is_nonzero", "is_same_size", "is_signed", "gather", "chunk", "masked_fill",
+           "permute", "clone", "detach", "broadcast_to", "add", "sub", "mul", "div", "pow", "all", "any", "adjoint",
+           "absolute", "fix", "msort"]
