@@ -13,7 +13,7 @@ one's own provides its graph backward as a method, ``backward_graph(self, g)``, 
 class with neither is refused by the create_graph pass, naming it, before any gradient is computed.
 
 The entries live by op family: :mod:`.pointwise`, :mod:`.structure` (shape, reductions, products,
-indexing), :mod:`.nn` (activations, losses, vector norms), :mod:`.conv` (convolutions), :mod:`.pooling`,
+indexing), :mod:`.nn` (activations, losses, vector norms), :mod:`.activations` (the rest, dropout), :mod:`.conv` (convolutions), :mod:`.pooling`,
 :mod:`.norms` (batch/layer/group/instance/RMS normalization); :func:`load` imports them on first use.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ def register(*classes):
 def load() -> None:
     global _loaded
     if not _loaded:
-        from . import conv, nn, norms, pointwise, pooling, structure  # noqa: F401  (they register themselves)
+        from . import activations, conv, nn, norms, pointwise, pooling, structure  # noqa: F401  (they register themselves)
 
         _loaded = True
 
