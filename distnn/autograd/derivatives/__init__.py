@@ -14,7 +14,8 @@ class with neither is refused by the create_graph pass, naming it, before any gr
 
 The entries live by op family: :mod:`.pointwise`, :mod:`.structure` (shape, reductions, products,
 indexing), :mod:`.nn` (activations, losses, vector norms), :mod:`.activations` (the rest, dropout), :mod:`.conv` (convolutions), :mod:`.pooling`,
-:mod:`.norms` (batch/layer/group/instance/RMS normalization); :func:`load` imports them on first use.
+:mod:`.norms` (batch/layer/group/instance/RMS normalization), :mod:`.linear_maps` (embedding, pad,
+interpolate), :mod:`.losses` (binary cross-entropy, smooth L1); :func:`load` imports them on first use.
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def register(*classes):
 def load() -> None:
     global _loaded
     if not _loaded:
-        from . import activations, conv, nn, norms, pointwise, pooling, structure  # noqa: F401  (they register themselves)
+        from . import activations, conv, linear_maps, losses, nn, norms, pointwise, pooling, structure  # noqa: F401  (they register themselves)
 
         _loaded = True
 

@@ -1,70 +1,24 @@
 """Graph backwards of the pools: max_pool1d/2d, avg_pool1d/2d, adaptive average and max pooling (1-D, 2-D, 3-D).
 
-A pool's backward is linear in the gradient: ``gx = L(g)``, with the pool's geometry and (max pooling) its
-winners fixed. Its graph backward is :class:`LinearVJP`, L as an op, whose own backward is L's adjoint, the
-pool's tangent map ``J(v)`` (average pooling: the pool itself; max pooling: each output takes ``v`` at its
-winner), and J's backward is L again (:class:`LinearJVP`): so the pair differentiates to any order. The
-input reaches the gradient only through the winners, whose derivative is zero: PyTorch's double backward
-gives it zeros, and so does :func:`zero_link`.
-
-The ops run the node's own backward for L, on a frozen copy of the node (the engine may free the node
-after its backward; the copy keeps what L reads).
+A pool's backward is linear in the gradient, with the pool's geometry and (max pooling) its winners fixed:
+its graph backward is a :class:`~.linear_maps.LinearVJP` whose tangent map is, for average pooling, the pool
+itself and, for max pooling, each output taking ``v`` at its winner. The input reaches the gradient only
+through the winners, whose derivative is zero: PyTorch's double backward gives it zeros, and so does
+:func:`zero_link`.
 """
 from __future__ import annotations
 
-from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 from distnn.functional import adaptive_pooling as AP
 from distnn.functional import pooling as P
 
 from . import register, zero_link
-
-
-def _frozen(node):
-    op = object.__new__(type(node))
-    op.__dict__.update(node.__dict__)
-    return op
-
-
-class LinearVJP(Function):
-    """``op.backward(g)[0]`` as an op of ``g`` (``tangent(op, v, out_shape)``: its adjoint)."""
-
-    saves_tensors = False
-
-    def forward(self, g, op, tangent):
-        self.op, self.tangent, self.out_shape = op, tangent, g.shape
-        return self.op.backward(g)[0]
-
-    def backward(self, h):
-        return (self.tangent(self.op, h, self.out_shape),)
-
-
-class LinearJVP(Function):
-    """``tangent(op, v, out_shape)`` as an op of ``v``; its adjoint is ``op.backward``."""
-
-    saves_tensors = False
-
-    def forward(self, v, op, tangent, out_shape):
-        self.op, self.tangent = op, tangent
-        return tangent(op, v, out_shape)
-
-    def backward(self, h):
-        return (self.op.backward(h)[0],)
-
-
-@register(LinearVJP)
-def _linear_vjp(node, h):
-    return (LinearJVP.apply(h, op=node.op, tangent=node.tangent, out_shape=node.out_shape),)
-
-
-@register(LinearJVP)
-def _linear_jvp(node, h):
-    return (LinearVJP.apply(h, op=node.op, tangent=node.tangent),)
+from .linear_maps import LinearVJP, frozen
 
 
 def _pool_graph(tangent):
     def graph_backward(node, g):
-        return (zero_link(LinearVJP.apply(g, op=_frozen(node), tangent=tangent), node, 0),)
+        return (zero_link(LinearVJP.apply(g, op=frozen(node), tangent=tangent), node, 0),)
     return graph_backward
 
 
