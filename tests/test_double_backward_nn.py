@@ -199,3 +199,181 @@ def test_third_derivatives_of_layer_batch_instance_norm(torch, name):
                                                           b.reshape(1, -1, 1, 1)).tanh())
     _compare(_run("distnn", torch, ours, (x, w, b), np.float64, order=3),
              _run("torch", torch, theirs, (x, w, b), np.float64, order=3), rtol=1e-9, atol=1e-9)
+
+
+# ---------------------------------------------------------------- models: WGAN-GP on conv critics, hvp
+def _critic_params(rng, norm):
+    p = [rng.standard_normal((4, 3, 3, 3)) * 0.4, rng.standard_normal(4) * 0.1,
+         rng.standard_normal((1, 4 * 3 * 3)) * 0.3, rng.standard_normal(1) * 0.1]
+    if norm:  # a strided conv, layer norm over (C, H, W), group norm with its affine parameters
+        p += [rng.standard_normal((4, 6, 6)) * 0.2 + 1, rng.standard_normal((4, 6, 6)) * 0.1,
+              rng.standard_normal((4, 4, 3, 3)) * 0.3, rng.standard_normal(4) * 0.2 + 1, rng.standard_normal(4) * 0.1]
+    return p
+
+
+def _critic(Fm, params, x):
+    """Conv2d-LeakyReLU-AvgPool-Linear; with norm parameters: Conv2d-LayerNorm-LeakyReLU-Conv2d(stride 2)-
+    GroupNorm-LeakyReLU-MaxPool-Linear."""
+    if len(params) == 4:
+        w1, b1, w2, b2 = params
+        h = Fm.avg_pool2d(Fm.leaky_relu(Fm.conv2d(x, w1, b1, padding=1), 0.2), 2)
+    else:
+        w1, b1, w2, b2, lw, lb, w3, gw, gb = params
+        h = Fm.leaky_relu(Fm.layer_norm(Fm.conv2d(x, w1, b1, padding=1), (4, 6, 6), lw, lb), 0.2)
+        h = Fm.leaky_relu(Fm.group_norm(Fm.conv2d(h, w3, None, stride=2, padding=2), 2, gw, gb), 0.2)
+        h = Fm.max_pool2d(h, 2, 1, ceil_mode=True)
+    return Fm.linear(h.reshape(h.shape[0], -1), w2, b2)
+
+
+def _wgan_gp(lib, torch, params, real, fake, eps):
+    """The critic loss of WGAN-GP: D(fake) - D(real) + 10 (|grad_x D(x_hat)| - 1)^2 (mean), backpropagated."""
+    Fm = F if lib == "distnn" else torch.nn.functional
+    T = (lambda a, g=False: Tensor(a.copy(), requires_grad=g)) if lib == "distnn" else \
+        (lambda a, g=False: torch.tensor(a.copy(), requires_grad=g))
+    grad = autograd.grad if lib == "distnn" else torch.autograd.grad
+    ps = [T(p, True) for p in params]
+    x_hat = T(eps * real + (1 - eps) * fake, True)
+    g, = grad(_critic(Fm, ps, x_hat).sum(), x_hat, create_graph=True)
+    penalty = ((g.reshape(g.shape[0], -1).norm(2, dim=1) - 1) ** 2).mean()
+    loss = _critic(Fm, ps, T(fake)).mean() - _critic(Fm, ps, T(real)).mean() + 10.0 * penalty
+    loss.backward()
+    return float(loss.data if lib == "distnn" else loss.detach()), \
+        [p.grad if lib == "distnn" else p.grad.numpy() for p in ps]
+
+
+@pytest.mark.parametrize("norm", [False, True], ids=["conv_avgpool", "conv_layernorm_groupnorm_maxpool"])
+def test_wgan_gp_on_a_conv_critic_matches_torch(torch, norm):
+    rng = np.random.default_rng(31 + norm)
+    params = _critic_params(rng, norm)
+    real, fake = rng.standard_normal((3, 3, 6, 6)), rng.standard_normal((3, 3, 6, 6))
+    eps = rng.uniform(size=(3, 1, 1, 1))
+    if norm:  # (the linear layer reads the max pool's 4 x 3 x 3 output)
+        params[2] = rng.standard_normal((1, 36)) * 0.3
+    loss_d, grads_d = _wgan_gp("distnn", torch, params, real, fake, eps)
+    loss_t, grads_t = _wgan_gp("torch", torch, params, real, fake, eps)
+    assert loss_d == pytest.approx(loss_t, rel=1e-12)
+    for i, (gd, gt) in enumerate(zip(grads_d, grads_t)):
+        np.testing.assert_allclose(gd, gt, rtol=1e-9, atol=1e-11, err_msg=f"parameter {i}")
+
+
+def test_wgan_gp_with_modules_and_batch_norm_keeps_the_running_stats(torch):
+    """nn.Sequential critic (Conv2d, BatchNorm2d in training, LeakyReLU, Flatten, Linear) with the weights of
+    PyTorch's: the parameter gradients of the penalized loss match, and the running statistics moved once per
+    forward (three forwards), as PyTorch's: the double pass does not touch them."""
+    tnn = torch.nn
+    torch.manual_seed(0)
+    ref = tnn.Sequential(tnn.Conv2d(2, 3, 3, padding=1), tnn.BatchNorm2d(3), tnn.LeakyReLU(0.2), tnn.Flatten(),
+                         tnn.Linear(3 * 4 * 4, 1)).double()
+    ours = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), nn.LeakyReLU(0.2), nn.Flatten(),
+                         nn.Linear(3 * 4 * 4, 1))
+    for (_, p), (_, q) in zip(ours.named_parameters(), ref.named_parameters()):
+        p.data = q.detach().numpy().copy()
+    rng = np.random.default_rng(5)
+    real, fake = rng.standard_normal((4, 2, 4, 4)), rng.standard_normal((4, 2, 4, 4))
+    x_hat = 0.3 * real + 0.7 * fake
+    for lib, model in (("distnn", ours), ("torch", ref)):
+        T = Tensor if lib == "distnn" else torch.tensor
+        grad = autograd.grad if lib == "distnn" else torch.autograd.grad
+        xh = T(x_hat.copy(), requires_grad=True)
+        g, = grad(model(xh).sum(), xh, create_graph=True)
+        loss = model(T(fake.copy())).mean() - model(T(real.copy())).mean() \
+            + 10 * ((g.reshape(4, -1).norm(2, dim=1) - 1) ** 2).mean()
+        loss.backward()
+    for (name, p), (_, q) in zip(ours.named_parameters(), ref.named_parameters()):
+        np.testing.assert_allclose(p.grad, q.grad.numpy(), rtol=1e-9, atol=1e-11, err_msg=name)
+    bn, tbn = ours[1], ref[1]  # (distnn's buffers are float32)
+    np.testing.assert_allclose(np.asarray(bn.running_mean.data if hasattr(bn.running_mean, "data") else
+                                          bn.running_mean), tbn.running_mean.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(bn.running_var.data if hasattr(bn.running_var, "data") else
+                                          bn.running_var), tbn.running_var.numpy(), rtol=1e-6)
+    assert int(np.asarray(getattr(bn.num_batches_tracked, "data", bn.num_batches_tracked))) == 3
+
+
+def test_hvp_through_a_conv_net_matches_torch(torch):
+    """Hessian-vector product of a conv net's loss with respect to its parameters (conv, group norm, max
+    pool, linear, cross-entropy), as ``autograd.functional.hvp``."""
+    rng = np.random.default_rng(8)
+    shapes = [(4, 2, 3, 3), (4,), (4,), (4,), (3, 16)]
+    params = [rng.standard_normal(s) * 0.5 for s in shapes]
+    vs = [rng.standard_normal(s) for s in shapes]
+    x, labels = rng.standard_normal((5, 2, 6, 6)), np.array([0, 2, 1, 1, 0])
+    out = {}
+    for lib in ("distnn", "torch"):
+        Fm = F if lib == "distnn" else torch.nn.functional
+        T = Tensor if lib == "distnn" else torch.tensor
+        fun = AF if lib == "distnn" else torch.autograd.functional
+
+        def loss(w, b, gw, gb, lw, Fm=Fm, T=T):
+            h = Fm.group_norm(Fm.conv2d(T(x.copy()), w, b, padding=1), 2, gw, gb).tanh()
+            h = Fm.max_pool2d(h, 3, 3)
+            return Fm.cross_entropy(Fm.linear(h.reshape(5, -1), lw), T(labels))
+
+        _, hv = fun.hvp(loss, tuple(T(p.copy()) for p in params), tuple(T(v.copy()) for v in vs))
+        out[lib] = [np.asarray(h.data if lib == "distnn" else h.numpy()) for h in hv]
+    for a, b in zip(out["distnn"], out["torch"]):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+
+
+# ---------------------------------------------------------------- gradgradcheck, dropout, refusals
+@pytest.mark.parametrize("fn,shapes", [
+    (lambda x, w: F.conv2d(x, w, stride=2, padding=1, dilation=1, groups=2), [(1, 2, 5, 4), (2, 1, 2, 3)]),
+    (lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1), [(1, 2, 3, 3), (2, 2, 3, 2)]),
+    (lambda x, w: F.conv3d(x, w, padding=1), [(1, 1, 3, 2, 3), (2, 1, 2, 2, 1)]),
+    (lambda x, w: F.max_pool2d(x * w.sum(), 2, 1), [(1, 2, 3, 4), (2,)]),
+    (lambda x, w: F.group_norm(x, 2, w, w * 2.0), [(2, 4, 3), (4,)]),
+    (lambda x, w: F.batch_norm(x, None, None, w, None, training=True), [(3, 2, 2), (2,)]),
+    (lambda x, w: F.layer_norm(x, (3,), w), [(2, 3), (3,)]),
+    (lambda x, w: F.hardsigmoid(x * 2.0) * w + F.hardswish(x * 2.0), [(2, 3), (3,)]),
+    (lambda x, w: F.embedding(Tensor(np.array([[1, 2], [2, 0]])), x) * w, [(3, 2), (2,)]),
+])
+def test_gradgradcheck_on_nn_ops(fn, shapes):
+    """The numerical checks of the graph backwards (hardsigmoid: PyTorch has no double backward for it)."""
+    rng = np.random.default_rng(9)
+    inputs = tuple(Tensor(rng.uniform(-1, 1, s), requires_grad=True) for s in shapes)
+    assert autograd.gradcheck(fn, inputs) is True
+    assert autograd.gradgradcheck(fn, inputs) is True
+
+
+def test_embedding_scale_grad_by_freq_double_backward_is_the_adjoint_of_its_backward():
+    """With scale_grad_by_freq the weight's gradient L(g) adds each row's gradient over its index's count:
+    the derivative of <v, L(g)> with respect to g is v at each index over its count (PyTorch's double
+    backward leaves the count out)."""
+    idx = np.array([[1, 2], [2, 2]])
+    rng = np.random.default_rng(3)
+    w = Tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    u = Tensor(rng.standard_normal((2, 2, 3)), requires_grad=True)
+    v = rng.standard_normal((4, 3))
+    gw, = autograd.grad((F.embedding(Tensor(idx), w, scale_grad_by_freq=True) * u).sum(), w, create_graph=True)
+    counts = np.bincount(idx.ravel(), minlength=4)
+    expected = np.zeros((4, 3))
+    np.add.at(expected, idx.ravel(), u.data.reshape(-1, 3) / counts[idx.ravel()][:, None])
+    np.testing.assert_allclose(gw.data, expected, rtol=1e-12)
+    gu, = autograd.grad((gw * Tensor(v)).sum(), u)
+    np.testing.assert_allclose(gu, v[idx] / counts[idx][..., None], rtol=1e-12)
+
+
+def test_dropout_reuses_its_mask_and_draws_nothing():
+    """The second pass multiplies by the forward's mask: d/dx of sum((2 u m x)^2) for y = sum(u * dropout(x) * x)
+    is 8 u^2 m^2 x, and distnn's random stream is where the forward left it."""
+    rng = np.random.default_rng(4)
+    x0, u = rng.uniform(0.5, 1.5, (6, 50)), rng.standard_normal((6, 50))
+    x = Tensor(x0.copy(), requires_grad=True)
+    out = F.dropout(x, 0.4)
+    mask = out.data / x0
+    assert set(np.unique(np.round(mask, 12))) == {0.0, round(1 / 0.6, 12)}
+    before = distnn.random.default_generator().bit_generator.state
+    g, = autograd.grad((out * x * Tensor(u)).sum(), x, create_graph=True)
+    h, = autograd.grad((g * g).sum(), x)
+    assert distnn.random.default_generator().bit_generator.state == before
+    np.testing.assert_allclose(g.data, 2 * u * mask * x0, rtol=1e-12)
+    np.testing.assert_allclose(h, 8 * u * u * mask * mask * x0, rtol=1e-12)
+
+
+def test_ops_left_out_are_refused_by_name():
+    x = Tensor(RNG.standard_normal((1, 2, 4, 4, 4)), requires_grad=True)
+    with pytest.raises(NotImplementedError, match=r"the op MaxPool3d \(.*\) has no differentiable backward"):
+        autograd.grad(F.max_pool3d(x, 2).sum(), x, create_graph=True)
+    with pytest.raises(NotImplementedError, match=r"create_graph=True: .*only plain batch norm"):
+        from distnn.nn.normalization import ValidRowsBatchNormTrain
+        y = ValidRowsBatchNormTrain.apply(x[0], None, None, mean=np.zeros(4), var=np.ones(4), count=32)
+        autograd.grad(y.sum(), x, create_graph=True)
