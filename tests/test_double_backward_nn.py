@@ -131,7 +131,8 @@ OTHER_CASES = [
      (_n(6, 3),)),
     ("pad_constant_crop", lambda F, X, L, x: F.pad(x * x, (1, 2, 0, -1), value=0.5) ** 2, (X4,)),
     ("pad_reflect_replicate", lambda F, X, L, x: (F.pad(x * x, (1, 2, 0, 1), mode="reflect") ** 2).sum()
-     + (F.pad(x, (2, 1, 1, 2), mode="replicate")[:, :, 1:, 2:-1] ** 3).sum(), (X4,)),
+     + (F.pad(x, (2, 1, 1, 2), mode="replicate")[:, :, 1:, 2:-1] ** 3).sum()
+     + (F.pad(x * x, (2, 1, 3, 0), mode="circular") ** 2).sum(), (X4,)),
     ("interpolate_nearest_bilinear", lambda F, X, L, x: F.interpolate(x * x, scale_factor=2) ** 2
      + F.interpolate(x * x, size=(12, 14), mode="bilinear") ** 3, (X4,)),
     ("flatten_unflatten", lambda F, X, L, x: (x.flatten(1) * x.flatten(1)).unflatten(1, (4, 42)), (X4,)),
