@@ -1114,7 +1114,8 @@ def test_fgsm_on_the_gpu_matches_the_cpu():
 
 
 # Double backward (create_graph=True), new since the last GPU run (static review, no GPU here): the graph
-# backwards of distnn/autograd/derivatives on cupy arrays, each case of test_double_backward GPU vs CPU.
+# backwards of distnn/autograd/derivatives on cupy arrays, each case of test_double_backward and
+# test_double_backward_nn GPU vs CPU.
 def _second_derivatives(fn, arrays, device, dtype):
     from test_double_backward import _DistnnX
 
@@ -1130,8 +1131,9 @@ def _second_derivatives(fn, arrays, device, dtype):
 
 def _double_backward_cases():
     from test_double_backward import CASES
+    from test_double_backward_nn import CASES as NN_CASES  # (convolutions, pools, norms and the other nn ops)
 
-    return CASES
+    return CASES + NN_CASES
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])

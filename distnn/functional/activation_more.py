@@ -116,6 +116,7 @@ class ScaledELU(Function):
         m = xp.minimum(x, 0) * input_scale  # (<= 0: nothing overflows on the positive side)
         self.e = xp.exp(m)
         self.scale, self.coef = scale, alpha * scale * input_scale
+        self.input_scale = input_scale  # (for its graph backward, create_graph=True: autograd/derivatives)
         # expm1, not e - 1, as PyTorch's elu: e - 1 loses the relative precision of small |x| (0 at x = -1e-20)
         return xp.where(self.neg, (alpha * scale) * xp.expm1(m), x * scale)
 
@@ -132,6 +133,7 @@ class Softsign(Function):
     def forward(self, x):
         xp = get_array_module(x)
         self.d = 1 + xp.abs(x)
+        self.x = x  # (for its graph backward, create_graph=True: the sign of x is not in d)
         return x / self.d
 
     def backward(self, g):

@@ -13,7 +13,9 @@ one's own provides its graph backward as a method, ``backward_graph(self, g)``, 
 class with neither is refused by the create_graph pass, naming it, before any gradient is computed.
 
 The entries live by op family: :mod:`.pointwise`, :mod:`.structure` (shape, reductions, products,
-indexing), :mod:`.nn` (activations, losses, norms); :func:`load` imports them on first use.
+indexing), :mod:`.nn` (activations, losses, vector norms), :mod:`.activations` (the rest, dropout), :mod:`.conv` (convolutions), :mod:`.pooling`,
+:mod:`.norms` (batch/layer/group/instance/RMS normalization), :mod:`.linear_maps` (embedding, pad,
+interpolate), :mod:`.losses` (binary cross-entropy, smooth L1); :func:`load` imports them on first use.
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ def register(*classes):
 def load() -> None:
     global _loaded
     if not _loaded:
-        from . import nn, pointwise, structure  # noqa: F401  (they register themselves)
+        from . import activations, conv, linear_maps, losses, nn, norms, pointwise, pooling, structure  # noqa: F401  (they register themselves)
 
         _loaded = True
 
@@ -69,7 +71,8 @@ def refusal(node):
         return (f"create_graph=True: the op {cls.__name__} ({where}) has no differentiable backward in distnn, "
                 "so its gradient cannot be differentiated again. Double backward covers the core ops: arithmetic, "
                 "pow/exp/log/sqrt/abs/sin/cos, matmul/linear, sum/mean/max/min/norm, shape ops, indexing, cat/stack, "
-                "maximum/minimum/clamp/where and the common activations and losses (see README)")
+                "maximum/minimum/clamp/where, the common activations and losses, convolutions, max/average pooling "
+                "and the normalization layers (see README)")
     check = getattr(fn, "unsupported", None)
     reason = check(node) if check is not None else None
     return None if reason is None else f"create_graph=True: {cls.__name__} ({where}): {reason}"

@@ -1,5 +1,5 @@
 """Graph backwards of the network ops: activations (relu, leaky_relu, tanh, sigmoid, logsigmoid, softplus,
-gelu, softmax, log_softmax), the 2-norm (``Tensor.norm``, ``linalg.vector_norm`` with ord 1 or 2: the
+gelu, softmax, log_softmax), the norms (``Tensor.norm(2)``, ``linalg.vector_norm`` of every ord: the
 gradient-penalty path) and the fused class losses (cross_entropy with class indices, nll_loss).
 
 A fused op keeps arrays, not Tensors, of what it computed on the way (softplus's sigmoid, gelu's normal CDF,
@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from distnn.autograd.function import Function
+from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 from distnn.functional import activation as A
 from distnn.functional import class_loss as CL
@@ -128,15 +129,29 @@ def _norm2(node, g):
 
 @register(N.VectorNorm)
 def _vector_norm(node, g):
-    n = node.norm  # (kept with the reduced dims: g has the output's shape)
-    if node.ord == 1:
-        return (g.reshape(n.shape) * get_array_module(n).sign(node.x),)
+    """Every order: PyTorch's norm_backward, on Tensors of x and the norm (masks and signs constants)."""
+    xp = get_array_module(node.norm)
+    n, p, x_raw = node.norm, node.ord, node.x  # (the norm kept with the reduced dims: g has the output's shape)
+    if p == 0:
+        return (zero_link(Tensor._make(xp.zeros_like(x_raw), None), node, 0),)
+    gk = g.reshape(n.shape)
+    if p == 1:
+        return (zero_link(gk * xp.sign(x_raw), node, 0),)
+    if math.isinf(p):
+        mask = ((xp.abs(x_raw) == n) | xp.isnan(x_raw)).astype(x_raw.dtype)
+        return (zero_link(gk * (xp.sign(x_raw) * mask / mask.sum(axis=node.axis, keepdims=True)), node, 0),)
+    x = saved_input(node, 0, x_raw)
     out = saved_output(node, n.reshape(g.shape)).reshape(n.shape)
-    return (_divide_unless_zero(saved_input(node, 0, node.x), g.reshape(n.shape), out, n == 0),)
-
-
-_vector_norm.unsupported = lambda node: (None if node.ord in (1.0, 2.0) else
-                                         f"only ord 1 and 2 are differentiable twice, not ord={node.ord}")
+    zero = n == 0
+    if p == 2:
+        return (_divide_unless_zero(x, gk, out, zero),)
+    nonzero_x = x_raw != 0
+    ax = E.abs(C.where(nonzero_x, x, 1.0))  # (|x| off 0, so that no power of 0 reaches the graph)
+    if p < 1:
+        scaled = C.where(nonzero_x, ax ** (p - 1), 0.0) * xp.sign(x_raw)
+        return (scaled * gk * out ** (1 - p),)
+    scaled = C.where(nonzero_x, ax ** (p - 1), 0.0) * xp.sign(x_raw)
+    return (scaled * C.where(zero, 0.0, gk / C.where(zero, 1.0, out) ** (p - 1)),)
 
 
 @register(CL._CrossEntropy, CL._NLLLoss)

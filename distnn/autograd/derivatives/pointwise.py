@@ -1,4 +1,5 @@
-"""Graph backwards of the pointwise ops: arithmetic, pow, exp/log/sqrt/abs, the trigonometric family,
+"""Graph backwards of the pointwise ops: arithmetic, pow, exp/log/sqrt/abs, the trigonometric family and the
+rest of ``pointwise_unary``'s math whose derivative is exp/sqrt arithmetic (log1p, expm1, erf, rsqrt...),
 maximum/minimum/clamp/where. Each is its op's ``backward`` written with recorded Tensor ops (the saved
 masks and weights stay constants: their derivative is zero almost everywhere, as PyTorch's)."""
 from __future__ import annotations
@@ -102,7 +103,9 @@ class _TensorMath:
     sin, cos, sinh, cosh, sqrt, exp = U.sin, U.cos, U.sinh, U.cosh, E.sqrt, E.exp
 
 
-@register(U.Sin, U.Cos, U.Tan, U.Asin, U.Acos, U.Atan, U.Sinh, U.Cosh, U.Asinh)
+@register(U.Sin, U.Cos, U.Tan, U.Asin, U.Acos, U.Atan, U.Sinh, U.Cosh, U.Asinh, U.Acosh, U.Atanh, U.Log1p, U.Expm1,
+          U.Log2, U.Log10, U.Exp2, U.Erf, U.Erfc, U.Erfinv, U.Rsqrt, U.Reciprocal, U.Square, U.Frac, U.Deg2rad,
+          U.Rad2deg)
 def _unary(node, g):
     # the op's own derivative formula (PyTorch's derivatives.yaml), evaluated on Tensors instead of arrays
     x, y = saved_input(node, 0, node.x), saved_output(node, node.out)

@@ -1,0 +1,105 @@
+"""Graph backwards of the activations of ``activation_more`` and ELU: ELU, SELU and CELU (:class:`ScaledELU`),
+SiLU, Mish, Hardtanh (and relu6), Hardswish, Hardsigmoid, Softsign, Tanhshrink, softshrink/hardshrink,
+threshold; and dropout (its mask reused: the double pass draws nothing).
+
+Each is its op's ``backward`` on Tensors. Where the op keeps a derived array rather than its input (ELU's
+exponential), :func:`recorded` gives that array a graph; the masks stay constants (derivative zero almost
+everywhere), with :func:`zero_link` giving the input the zero gradient PyTorch's double backward gives it.
+"""
+from __future__ import annotations
+
+from distnn.autograd.function import Function
+from distnn.functional import activation as A
+from distnn.functional import activation_more as M
+from distnn.functional import elementwise_choice as C
+
+from . import recorded, register, saved_input, zero_link
+
+
+class _ScaledExp(Function):
+    """``c * exp(s * x)`` on the negative side (ELU's derivative there), made by :func:`recorded` from the
+    array the op keeps; its derivative is ``s`` times itself (used only where x <= 0: a ``where`` picks it)."""
+
+    saves_tensors = False
+
+    def backward(self, g):
+        return (g * self.s * self.e,)
+
+
+@register(_ScaledExp)
+def _scaled_exp(node, g):
+    value = recorded(_ScaledExp, node.parents, node.input_shapes, node.e, e=node.e, s=node.s)
+    return (g * node.s * value,)
+
+
+@register(A.ELU)
+def _elu(node, g):
+    e = node.expm1 + node.alpha  # alpha e^x where x <= 0
+    slope = recorded(_ScaledExp, node.parents, node.input_shapes, e, e=e, s=1.0)
+    return (C.where(node.neg, g * slope, g),)
+
+
+@register(M.ScaledELU)
+def _scaled_elu(node, g):
+    e = node.coef * node.e  # coef e^(input_scale x) where x <= 0
+    slope = recorded(_ScaledExp, node.parents, node.input_shapes, e, e=e, s=node.input_scale)
+    return (C.where(node.neg, g * slope, g * node.scale),)
+
+
+@register(M.SiLU)
+def _silu(node, g):
+    x = saved_input(node, 0, node.x)
+    s = A.sigmoid(x)
+    return (g * s * (1 + x * (1 - s)),)
+
+
+@register(M.Mish)
+def _mish(node, g):
+    x = saved_input(node, 0, node.x)
+    t = A.tanh(A.softplus(x))
+    return (g * (t + x * A.sigmoid(x) * (1 - t * t)),)
+
+
+@register(M.Hardtanh)
+def _hardtanh(node, g):
+    return (zero_link(C.where(node.stop, 0.0, g), node, 0),)
+
+
+@register(M.Hardswish)
+def _hardswish(node, g):
+    x = saved_input(node, 0, node.x)
+    raw = node.x
+    return (C.where(raw <= -3, 0.0, C.where(raw < 3, g * (x / 3 + 0.5), g)),)
+
+
+@register(M.Hardsigmoid)
+def _hardsigmoid(node, g):
+    return (zero_link(C.where(node.inside, g * M._SIXTH_F32, 0.0), node, 0),)
+
+
+@register(M.Softsign)
+def _softsign(node, g):
+    x = saved_input(node, 0, node.x)
+    d = 1 + x.abs()
+    return (g / (d * d),)
+
+
+@register(M.Tanhshrink)
+def _tanhshrink(node, g):
+    t = recorded(A.Tanh, node.parents, node.input_shapes, node.t, out=node.t)
+    return (g * t * t,)
+
+
+@register(M.Shrink)
+def _shrink(node, g):
+    return (zero_link(C.where(node.inside, 0.0, g), node, 0),)
+
+
+@register(M.Threshold)
+def _threshold(node, g):
+    return (zero_link(C.where(node.below, 0.0, g), node, 0),)
+
+
+@register(A.Dropout)
+def _dropout(node, g):
+    return g * node.mask, None  # (the forward's mask, a constant: no new draw)
