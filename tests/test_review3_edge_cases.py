@@ -1,0 +1,41 @@
+"""Edge cases found in a bug hunt over the tensor API and distnn.linalg, each against torch 2.13 (the oracle):
+repeated eigenvalues/singular values, ties, views as inputs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import distnn  # noqa: E402
+from distnn import Tensor  # noqa: E402
+
+
+def _grads(fn, *arrays):
+    """fn on distnn and on torch with the same float64 inputs: (ours, torch's) outputs and input gradients of
+    the output's sum."""
+    ours = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    yd, yt = fn(distnn, *ours), fn(torch, *theirs)
+    yd.sum().backward()
+    yt.sum().backward()
+    np.testing.assert_allclose(yd.numpy(), yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for d, t in zip(ours, theirs):
+        np.testing.assert_allclose(d.grad, t.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+REPEATED = np.diag([1.0, 1.0, 2.0])
+
+
+@pytest.mark.parametrize("uplo", ["L", "U"])
+def test_eigh_eigenvalue_gradient_is_finite_with_repeated_eigenvalues(uplo):
+    # Only the eigenvalues are used: torch's gradient is V diag(g) V^T, finite however the eigenvalues repeat.
+    _grads(lambda m, x: m.linalg.eigh(x, UPLO=uplo)[0] * m.tensor([1.0, 2.0, 3.0], dtype=m.float64), REPEATED)
+    _grads(lambda m, x: m.linalg.eigh(x + x.mT)[0], np.zeros((2, 3, 3)))
+
+
+@pytest.mark.parametrize("ord", [2, -2])
+def test_spectral_matrix_norm_splits_the_gradient_between_tied_singular_values(ord):
+    # torch's matrix_norm(A, +-2) is amax/amin of the singular values: a tie shares the gradient evenly.
+    _grads(lambda m, x: m.linalg.matrix_norm(x, ord), np.diag([2.0, 2.0, 1.0] if ord == 2 else [1.0, 1.0, 3.0]))
+    _grads(lambda m, x: m.linalg.norm(x, ord), np.diag([3.0, 3.0]))
