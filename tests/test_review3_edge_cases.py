@@ -39,3 +39,9 @@ def test_spectral_matrix_norm_splits_the_gradient_between_tied_singular_values(o
     # torch's matrix_norm(A, +-2) is amax/amin of the singular values: a tie shares the gradient evenly.
     _grads(lambda m, x: m.linalg.matrix_norm(x, ord), np.diag([2.0, 2.0, 1.0] if ord == 2 else [1.0, 1.0, 3.0]))
     _grads(lambda m, x: m.linalg.norm(x, ord), np.diag([3.0, 3.0]))
+
+
+def test_logdet_of_a_negative_determinant_passes_no_gradient_as_torch():
+    # torch.logdet is NaN where det < 0 and its gradient there is 0; the other batch elements keep A^{-T}.
+    a = np.array([[[0.0, 1.0], [1.0, 0.0]], [[2.0, 1.0], [1.0, 3.0]], [[-1.0, 0.0], [0.0, 2.0]]])
+    _grads(lambda m, x: m.logdet(x), a)

@@ -64,13 +64,17 @@ class LogAbsDet(Function):
         xp = get_array_module(a)
         self.a = a
         sign, logabs = xp.linalg.slogdet(a)
+        self.negative = (sign < 0) if logdet else None
         if logdet:
             logabs = xp.where(sign < 0, xp.asarray(xp.nan, dtype=logabs.dtype), logabs)
         return logabs
 
     def backward(self, g):
         xp = get_array_module(g)
-        return (xp.asarray(g)[..., None, None] * _inverse_transpose(xp, self.a),)
+        g = xp.asarray(g)
+        if self.negative is not None:  # (PyTorch's logdet: the NaN of a negative determinant passes no gradient)
+            g = xp.where(self.negative, xp.zeros((), dtype=g.dtype), g)
+        return (g[..., None, None] * _inverse_transpose(xp, self.a),)
 
 
 def det(A) -> Tensor:
