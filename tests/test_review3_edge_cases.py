@@ -45,3 +45,16 @@ def test_logdet_of_a_negative_determinant_passes_no_gradient_as_torch():
     # torch.logdet is NaN where det < 0 and its gradient there is 0; the other batch elements keep A^{-T}.
     a = np.array([[[0.0, 1.0], [1.0, 0.0]], [[2.0, 1.0], [1.0, 3.0]], [[-1.0, 0.0], [0.0, 2.0]]])
     _grads(lambda m, x: m.logdet(x), a)
+
+
+@pytest.mark.parametrize("op", ["slogdet", "logdet"])
+def test_log_determinant_output_changed_in_place_still_backpropagates_as_torch(op):
+    # The gradient A^{-T} reads A, not the output: torch lets the output be modified in place afterwards.
+    a = np.array([[2.0, 1.0], [1.0, 3.0]])
+
+    def fn(m, x):
+        y = m.linalg.slogdet(x)[1] if op == "slogdet" else m.logdet(x)
+        y.mul_(2.0)
+        return y * y
+
+    _grads(fn, a)

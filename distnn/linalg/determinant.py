@@ -58,7 +58,7 @@ class Det(Function):
 class LogAbsDet(Function):
     """``log|det A|`` (``logdet=False``) or PyTorch's ``logdet`` (NaN for a negative determinant)."""
 
-    reads = ((0, OUTPUT),)
+    reads = ((0,),)  # (A^{-T} only: the output may be changed in place afterwards, as PyTorch allows)
 
     def forward(self, a, logdet=False):
         xp = get_array_module(a)
