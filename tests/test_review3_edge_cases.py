@@ -58,3 +58,26 @@ def test_log_determinant_output_changed_in_place_still_backpropagates_as_torch(o
         return y * y
 
     _grads(fn, a)
+
+
+def test_integer_linspace_and_logspace_truncate_their_ends_first_as_torch():
+    # torch casts start/end of an integer linspace/logspace to the integer type before spacing the values.
+    for start, end, steps in [(-3.3, 7.1, 10), (0.9, -2.6, 5), (-0.5, 3.5, 3), (2.5, 7.99, 17)]:
+        for name in ("int64", "int32", "int16"):
+            d = distnn.linspace(start, end, steps, dtype=getattr(distnn, name))
+            np.testing.assert_array_equal(d.numpy(), torch.linspace(start, end, steps, dtype=getattr(torch, name)))
+            d = distnn.logspace(start, end, steps, base=2, dtype=getattr(distnn, name))
+            np.testing.assert_array_equal(d.numpy(), torch.logspace(start, end, steps, base=2,
+                                                                     dtype=getattr(torch, name)))
+    # (one step: base ** start of the start given)
+    assert distnn.logspace(0.9, 3.0, 1, dtype=distnn.int64).numpy().tolist() == [7]
+
+
+def test_cov_and_corrcoef_of_integers_are_float32_and_bool_is_refused_as_torch():
+    x = np.array([[1, 2, 4], [0, 1, 1]])
+    for op in ("cov", "corrcoef"):
+        d, t = getattr(distnn, op)(distnn.tensor(x)), getattr(torch, op)(torch.tensor(x))
+        assert d.dtype == np.float32 and t.dtype == torch.float32
+        np.testing.assert_allclose(d.numpy(), t.numpy(), rtol=1e-6)
+    with pytest.raises(RuntimeError, match="bool dtype is not supported"):
+        distnn.cov(distnn.tensor(x > 1))
