@@ -81,3 +81,16 @@ def test_cov_and_corrcoef_of_integers_are_float32_and_bool_is_refused_as_torch()
         np.testing.assert_allclose(d.numpy(), t.numpy(), rtol=1e-6)
     with pytest.raises(RuntimeError, match="bool dtype is not supported"):
         distnn.cov(distnn.tensor(x > 1))
+
+
+@pytest.mark.parametrize("name", ["int32", "uint8", "int16"])
+def test_a_zero_dim_integer_tensor_does_not_widen_an_integer_tensor_as_torch(name):
+    # torch: within one category a 0-d tensor does not decide against a tensor with dimensions (int32 stays int32,
+    # uint8 wraps around), as for floats.
+    x = np.array([1, 2, 3]).astype(name)
+    for fn in (lambda m, a, s: a + s, lambda m, a, s: s + a, lambda m, a, s: a - s, lambda m, a, s: a * s,
+               lambda m, a, s: a ** m.tensor(2), lambda m, a, s: m.add(a, s), lambda m, a, s: m.sub(a, s)):
+        d = fn(distnn, distnn.tensor(x), distnn.tensor(np.array(-3)))
+        t = fn(torch, torch.tensor(x), torch.tensor(-3))
+        assert d.dtype == np.dtype(str(t.dtype).replace("torch.", "")), (d.dtype, t.dtype)
+        np.testing.assert_array_equal(d.numpy(), t.numpy())
