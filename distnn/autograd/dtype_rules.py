@@ -51,7 +51,7 @@ def _operands(t: Tensor, o):
         return t, o.data.astype(dt)  # an integer tensor cannot require grad: a constant
     if o_float and not t_float:
         return t.data.astype(do), o
-    if t_float and o_float:
+    if (t_float and o_float) or (dt.kind in "iu" and do.kind in "iu"):  # (one category: floats, or integers)
         if t.data.ndim == 0 and o.data.ndim != 0:
             return t.astype(do), o
         if o.data.ndim == 0 and t.data.ndim != 0:

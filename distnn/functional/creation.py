@@ -44,6 +44,11 @@ def eye(n, m=None, *, dtype=None, requires_grad=False):
                   requires_grad=requires_grad)
 
 
+def _integral_ends(start, end):
+    """PyTorch casts the ends of an integer ``linspace``/``logspace`` to integers first (truncating)."""
+    return float(int(start)), float(int(end))
+
+
 def linspace(start, end, steps, *, dtype=None, requires_grad=False):
     """``torch.linspace``: ``steps`` evenly spaced values from ``start`` to ``end``, computed as PyTorch's (the
     first half from ``start``, the second from ``end``)."""
@@ -51,7 +56,7 @@ def linspace(start, end, steps, *, dtype=None, requires_grad=False):
         raise RuntimeError("number of steps must be non-negative")
     dtype = np.dtype(dtype or DEFAULT_DTYPE)
     work = dtype if dtype.kind == "f" else np.dtype(np.float64)
-    start, end = float(start), float(end)
+    start, end = (float(start), float(end)) if dtype.kind == "f" else _integral_ends(start, end)
     if steps == 1:
         values = np.full(1, start, dtype=work)
     else:
@@ -64,6 +69,8 @@ def linspace(start, end, steps, *, dtype=None, requires_grad=False):
 def logspace(start, end, steps, base=10.0, *, dtype=None, requires_grad=False):
     """``torch.logspace``: ``base ** linspace(start, end, steps)``."""
     dtype = np.dtype(dtype or DEFAULT_DTYPE)
+    if dtype.kind != "f" and steps > 1:  # (one step: base ** start of the given start, as PyTorch's)
+        start, end = _integral_ends(start, end)
     exponents = linspace(start, end, steps, dtype=np.float64).data
     return Tensor((float(base) ** exponents).astype(dtype), requires_grad=requires_grad)
 

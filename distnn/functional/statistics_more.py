@@ -10,7 +10,7 @@ from collections import namedtuple
 import numpy as np
 
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module
+from distnn.backend import DEFAULT_DTYPE, get_array_module
 
 from .shape_more import as_tensor
 
@@ -25,6 +25,10 @@ def cov(input, *, correction=1, fweights=None, aweights=None):  # noqa: A002
         raise RuntimeError(f"cov(): expected input to have two or fewer dimensions but got an input with {x.ndim} "
                          "dimensions")
     x = x.reshape(1, -1) if x.ndim < 2 else x
+    if x.data.dtype.kind == "b":
+        raise RuntimeError("cov(): bool dtype is not supported for input")
+    if x.data.dtype.kind in "iu":  # (PyTorch's: integers are averaged in the default float dtype, not float64)
+        x = x.astype(DEFAULT_DTYPE)
     n = x.shape[1]
     w = None
     if fweights is not None:

@@ -58,19 +58,23 @@ class Det(Function):
 class LogAbsDet(Function):
     """``log|det A|`` (``logdet=False``) or PyTorch's ``logdet`` (NaN for a negative determinant)."""
 
-    reads = ((0, OUTPUT),)
+    reads = ((0,),)  # (A^{-T} only: the output may be changed in place afterwards, as PyTorch allows)
 
     def forward(self, a, logdet=False):
         xp = get_array_module(a)
         self.a = a
         sign, logabs = xp.linalg.slogdet(a)
+        self.negative = (sign < 0) if logdet else None
         if logdet:
             logabs = xp.where(sign < 0, xp.asarray(xp.nan, dtype=logabs.dtype), logabs)
         return logabs
 
     def backward(self, g):
         xp = get_array_module(g)
-        return (xp.asarray(g)[..., None, None] * _inverse_transpose(xp, self.a),)
+        g = xp.asarray(g)
+        if self.negative is not None:  # (PyTorch's logdet: the NaN of a negative determinant passes no gradient)
+            g = xp.where(self.negative, xp.zeros((), dtype=g.dtype), g)
+        return (g[..., None, None] * _inverse_transpose(xp, self.a),)
 
 
 def det(A) -> Tensor:

@@ -41,6 +41,8 @@ class Eigh(Function):
         xp = get_array_module(g)
         gw, gv = unpack_grad(xp, g, self.shapes)
         w, v = self.w, self.v
+        if not xp.any(gv):  # eigenvectors unused: torch's V diag(g_L) V^T, finite where eigenvalues repeat (0/0)
+            return ((v * gw[..., None, :]) @ mT(v),)
         vtgv = mT(v) @ gv
         inner = 0.5 * (vtgv - mT(vtgv))
         e = w[..., None, :] - w[..., :, None]

@@ -114,7 +114,7 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None) -> Ten
 
         rest = [i for i in range(t.ndim) if i not in (d0, d1)]
         s = svdvals(t.permute(*rest, d0, d1))
-        out = s.sum(-1) if ord == "nuc" else s[..., 0] if ord == 2 else s[..., -1]
+        out = s.sum(-1) if ord == "nuc" else s.amax(-1) if ord == 2 else s.amin(-1)  # (ties share the gradient)
         if keepdim:
             for d in sorted((d0, d1)):
                 out = out.unsqueeze(d)
