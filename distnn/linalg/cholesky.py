@@ -16,7 +16,7 @@ import numpy as np
 
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module
+from distnn.backend import get_array_module, to_numpy
 
 from ._common import LinAlgError, batch_prefix, finite_or_check, mT, square_float
 
@@ -55,7 +55,7 @@ class Cholesky(Function):
         try:
             low = xp.linalg.cholesky(a)
         except np.linalg.LinAlgError:
-            _raise_not_positive_definite(np.asarray(a), op)
+            _raise_not_positive_definite(to_numpy(a), op)
         finite_or_check(xp, low, a, lambda h: _raise_not_positive_definite(h, op))
         self.low, self.upper = low, upper
         return xp.ascontiguousarray(mT(low)) if upper else low

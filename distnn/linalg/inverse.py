@@ -11,7 +11,7 @@ import numpy as np
 
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module, unwrap
+from distnn.backend import get_array_module, to_numpy, unwrap
 
 from ._common import (LinAlgError, as_tensor, batch_prefix, check_float, dtype_name, finite_or_check, mT,
                       singular_element, square_float)
@@ -37,7 +37,7 @@ def inverse_array(xp, a, op="linalg.inv"):
     try:
         out = xp.linalg.inv(a)
     except np.linalg.LinAlgError:
-        _raise_singular_inv(np.asarray(a), op)
+        _raise_singular_inv(to_numpy(a), op)
     return finite_or_check(xp, out, a, lambda h: _raise_singular_inv(h, op))
 
 
@@ -68,7 +68,7 @@ class Solve(Function):
         try:
             x = xp.linalg.solve(a, bm)
         except np.linalg.LinAlgError:
-            _raise_singular_solve(np.asarray(a))
+            _raise_singular_solve(to_numpy(a))
         finite_or_check(xp, x, a, _raise_singular_solve)
         self.a, self.x = a, x
         return x[..., 0] if vector else x
