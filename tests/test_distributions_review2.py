@@ -30,3 +30,39 @@ def test_uniform_valid_bounds_still_accepted_with_tensor_and_number_mixed():
     np.testing.assert_allclose(distnn.to_numpy(u.log_prob(distnn.tensor(np.array([1.0, 1.5]))).data),
                                ut.log_prob(torch.tensor([1.0, 1.5], dtype=torch.float64)).numpy())
     assert "LessThan" in repr(D.constraints.less_than(1.0))
+
+
+def test_kl_dispatch_warns_when_two_registrations_are_equally_specific_as_torch():
+    class MyNormal(D.Normal):
+        pass
+
+    class MyNormal2(MyNormal):
+        pass
+
+    @D.register_kl(MyNormal, D.Normal)
+    def _left(p, q):
+        return distnn.tensor(1.0)
+
+    @D.register_kl(D.Normal, MyNormal)
+    def _right(p, q):
+        return distnn.tensor(2.0)
+
+    class TMy(torch.distributions.Normal):
+        pass
+
+    class TMy2(TMy):
+        pass
+
+    torch.distributions.register_kl(TMy, torch.distributions.Normal)(lambda p, q: torch.tensor(1.0))
+    torch.distributions.register_kl(torch.distributions.Normal, TMy)(lambda p, q: torch.tensor(2.0))
+    with pytest.warns(RuntimeWarning, match=r"Ambiguous kl_divergence\(TMy2, TMy2\). Please register_kl\(TMy, TMy\)"):
+        expected = torch.distributions.kl_divergence(TMy2(0.0, 1.0), TMy2(0.0, 1.0)).item()
+    with pytest.warns(RuntimeWarning,
+                      match=r"Ambiguous kl_divergence\(MyNormal2, MyNormal2\). Please register_kl\(MyNormal, MyNormal\)"):
+        assert D.kl_divergence(MyNormal2(0.0, 1.0), MyNormal2(0.0, 1.0)).item() == expected
+    # one registration more specific on both sides: no warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        D.kl_divergence(MyNormal2(0.0, 1.0), D.Normal(0.0, 1.0))
