@@ -52,7 +52,8 @@ from .samplers import RandomSampler, SequentialSampler, _EpochDraws
 
 def _arrays(dataset):
     """(x, y) of a ``Dataset``/``(x, y)`` pair (the fast path), or None for any other dataset."""
-    if isinstance(dataset, (tuple, list)) and len(dataset) == 2:
+    if isinstance(dataset, (tuple, list)) and len(dataset) == 2 and all(
+            getattr(a, "ndim", 0) >= 1 for a in dataset):  # (two arrays; a list of two samples is a dataset)
         x, y = dataset
     elif hasattr(dataset, "x") and hasattr(dataset, "y"):
         x, y = dataset.x, dataset.y
