@@ -38,3 +38,32 @@ def test_two_arrays_are_still_an_x_y_pair():
     assert len(batches) == 3
     np.testing.assert_array_equal(batches[0][0], x[:2])
     np.testing.assert_array_equal(batches[2][1], y[4:])
+
+
+class _Doubled:
+    """A PyTorch-style dataset that keeps its arrays as ``x`` and ``y`` and transforms in ``__getitem__``."""
+
+    def __init__(self, module):
+        self.x, self.y = np.arange(6.0), np.arange(6)
+        self.module = module
+
+    def __getitem__(self, i):
+        return self.x[i] * 2, self.y[i] + 100
+
+    def __len__(self):
+        return len(self.x)
+
+
+def test_a_dataset_with_x_y_attributes_and_its_own_getitem_is_read_through_getitem():
+    ours = [_plain(b) for b in DataLoader(_Doubled(distnn), batch_size=4)]
+    theirs = [_plain(b) for b in torch.utils.data.DataLoader(_Doubled(torch), batch_size=4)]
+    assert ours == theirs
+    assert ours[0][0] == [0.0, 2.0, 4.0, 6.0]
+
+
+def test_distnn_dataset_keeps_the_array_fast_path():
+    from distnn.data import Dataset
+
+    ds = Dataset(np.arange(12.0).reshape(6, 2), np.arange(6), 6, "t")
+    xb, yb = next(iter(DataLoader(ds, batch_size=4)))
+    assert isinstance(xb, np.ndarray) and xb.shape == (4, 2)
