@@ -45,6 +45,7 @@ import numpy as np
 
 from .batch_random import BatchShareGenerator
 from .collate import default_collate
+from .dataset import Dataset
 from .errors import DataError
 from .iterable import IterableDataset
 from .samplers import RandomSampler, SequentialSampler, _EpochDraws
@@ -52,9 +53,12 @@ from .samplers import RandomSampler, SequentialSampler, _EpochDraws
 
 def _arrays(dataset):
     """(x, y) of a ``Dataset``/``(x, y)`` pair (the fast path), or None for any other dataset."""
-    if isinstance(dataset, (tuple, list)) and len(dataset) == 2:
+    if isinstance(dataset, (tuple, list)) and len(dataset) == 2 and all(
+            getattr(a, "ndim", 0) >= 1 for a in dataset):  # (two arrays; a list of two samples is a dataset)
         x, y = dataset
-    elif hasattr(dataset, "x") and hasattr(dataset, "y"):
+    elif hasattr(dataset, "x") and hasattr(dataset, "y") and \
+            getattr(type(dataset), "__getitem__", Dataset.__getitem__) is Dataset.__getitem__:
+        # (a dataset with its own __getitem__ is fetched through it, as PyTorch's, whatever its attributes)
         x, y = dataset.x, dataset.y
     else:
         return None

@@ -76,7 +76,7 @@ class _GreaterThan(Constraint):
         self.lower_bound = lower_bound
 
     def check(self, value):
-        return self.lower_bound < _raw(value)
+        return _raw(self.lower_bound) < _raw(value)  # (the bound may be a tensor: Uniform's low)
 
     def __repr__(self):
         return f"GreaterThan(lower_bound={self.lower_bound})"
@@ -84,10 +84,21 @@ class _GreaterThan(Constraint):
 
 class _GreaterThanEq(_GreaterThan):
     def check(self, value):
-        return self.lower_bound <= _raw(value)
+        return _raw(self.lower_bound) <= _raw(value)
 
     def __repr__(self):
         return f"GreaterThanEq(lower_bound={self.lower_bound})"
+
+
+class _LessThan(Constraint):
+    def __init__(self, upper_bound):
+        self.upper_bound = upper_bound
+
+    def check(self, value):
+        return _raw(value) < _raw(self.upper_bound)
+
+    def __repr__(self):
+        return f"LessThan(upper_bound={self.upper_bound})"
 
 
 class _Interval(Constraint):
@@ -221,12 +232,13 @@ greater_than = _GreaterThan
 greater_than_eq = _GreaterThanEq
 interval = _Interval
 half_open_interval = _HalfOpenInterval
+less_than = _LessThan
 unit_interval = _Interval(0.0, 1.0)
 simplex = _Simplex()
 lower_cholesky = _LowerCholesky()
 positive_definite = _PositiveDefinite()
 
 __all__ = ["Constraint", "boolean", "dependent", "dependent_property", "greater_than", "greater_than_eq",
-           "half_open_interval", "independent", "integer_interval", "interval", "is_dependent", "lower_cholesky",
+           "half_open_interval", "independent", "integer_interval", "interval", "is_dependent", "less_than", "lower_cholesky",
            "nonnegative", "nonnegative_integer", "one_hot", "positive", "positive_definite", "positive_integer",
            "real", "real_vector", "simplex", "unit_interval"]

@@ -3,6 +3,7 @@ for the pairs of distnn's distributions (each formula as PyTorch writes it, so t
 ``q`` puts no mass where ``p`` does, are the same). Unknown pairs raise ``NotImplementedError``."""
 from __future__ import annotations
 
+import warnings
 
 import distnn
 from distnn.functional import softplus
@@ -50,6 +51,11 @@ def _dispatch_kl(type_p, type_q):
         return NotImplemented
     # the closest pair of ancestors (p's first, then q's), as PyTorch's _Match ordering
     best = min(matches, key=lambda m: (type_p.__mro__.index(m[0]), type_q.__mro__.index(m[1])))
+    # q's first: where that picks another function, neither registration is more specific (PyTorch warns)
+    right = min(matches, key=lambda m: (type_q.__mro__.index(m[1]), type_p.__mro__.index(m[0])))
+    if _KL_REGISTRY[best] is not _KL_REGISTRY[right]:
+        warnings.warn(f"Ambiguous kl_divergence({type_p.__name__}, {type_q.__name__}). Please "
+                      f"register_kl({best[0].__name__}, {right[1].__name__})", RuntimeWarning)
     return _KL_REGISTRY[best]
 
 

@@ -9,9 +9,12 @@ from .utils import as_tensor, broadcast_all, standard_uniform
 class Uniform(Distribution):
     """Uniform on ``[low, high)``; ``rsample`` is ``low + u (high - low)``, differentiable in both bounds."""
 
-    arg_constraints = {"low": constraints.dependent(is_discrete=False, event_dim=0),
-                       "high": constraints.dependent(is_discrete=False, event_dim=0)}
     has_rsample = True
+
+    @property
+    def arg_constraints(self):
+        # low < high, checked at construction as PyTorch's (a width of 0 or less has no density)
+        return {"low": constraints.less_than(self.high), "high": constraints.greater_than(self.low)}
 
     def __init__(self, low, high, validate_args=None):
         self.low, self.high = broadcast_all(low, high)

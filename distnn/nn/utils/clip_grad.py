@@ -65,7 +65,8 @@ def grad_norm(parameters, norm_type=2.0) -> float:
     return _grad_norm_of(_grads(parameters), _norm_type(norm_type))
 
 
-def clip_grad_norm_(parameters, max_norm: float, norm_type=2.0, error_if_nonfinite: bool = False) -> float:
+def clip_grad_norm_(parameters, max_norm: float, norm_type=2.0, error_if_nonfinite: bool = False,
+                    foreach=None) -> float:
     """Rescale gradients in place so their global ``norm_type``-norm is at most ``max_norm``.
 
     Gradients are multiplied by ``min(1, max_norm / (total_norm + 1e-6))``
@@ -76,6 +77,7 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type=2.0, error_if_nonfini
     otherwise, as in PyTorch, the gradients are scaled anyway (an infinite norm
     zeroes the finite entries and makes the infinite ones NaN; a NaN norm makes
     all NaN), so a NaN/inf check downstream still sees the problem.
+    ``foreach`` is accepted for PyTorch's signature (one code path here).
     """
     grads = _grads(parameters)
     max_norm = float(max_norm)
@@ -96,8 +98,9 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type=2.0, error_if_nonfini
     return total
 
 
-def clip_grad_value_(parameters, clip_value: float) -> None:
-    """Clamp every gradient element into ``[-clip_value, clip_value]`` in place (a Tensor ``.grad``'s array)."""
+def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
+    """Clamp every gradient element into ``[-clip_value, clip_value]`` in place (a Tensor ``.grad``'s array);
+    ``foreach`` is accepted for PyTorch's signature."""
     clip_value = float(clip_value)
     if clip_value < 0:
         raise ValueError(f"clip_value must be >= 0, got {clip_value!r}")

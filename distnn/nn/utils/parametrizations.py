@@ -163,6 +163,9 @@ def norm_except_dim(v, dim: int):
     ``norm_except_dim``); ``dim=-1`` is PyTorch's "whole tensor" (a 0-d norm), not the last dimension."""
     if dim == -1:
         return (v * v).sum().sqrt()
+    if not -v.ndim <= dim < v.ndim:  # (wrapping it would silently norm over another dimension)
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-v.ndim}, {v.ndim - 1}], but got "
+                         f"{dim})")
     dim = dim % v.ndim
     others = tuple(d for d in range(v.ndim) if d != dim)
     return (v * v).sum(others, keepdim=True).sqrt() if others else abs(v)
