@@ -3,21 +3,12 @@ from __future__ import annotations
 
 import math
 
-from . import constraints
-from .distribution import Distribution
-from .utils import as_tensor, broadcast_all, standard_uniform
+from .loc_scale import LocScale
+from .utils import as_tensor, standard_uniform
 
 
-class Cauchy(Distribution):
+class Cauchy(LocScale):
     """Density ``1 / (pi scale (1 + ((x - loc) / scale)^2))``; ``rsample`` is ``loc + scale tan(pi (u - 1/2))``."""
-
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = broadcast_all(loc, scale)
-        super().__init__(self.loc.shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
         return self._expand_params(Cauchy, batch_shape, _instance, ("loc", "scale"))
@@ -25,10 +16,6 @@ class Cauchy(Distribution):
     @property
     def mean(self):
         return (self.loc * 0 + float("nan")).detach()
-
-    @property
-    def mode(self):
-        return self.loc
 
     @property
     def variance(self):

@@ -3,32 +3,15 @@ from __future__ import annotations
 
 import math
 
-from . import constraints
-from .distribution import Distribution
-from .utils import as_tensor, broadcast_all, standard_uniform
+from .loc_scale import LocScale
+from .utils import as_tensor, standard_uniform
 
 
-class Laplace(Distribution):
+class Laplace(LocScale):
     """Density ``e^{-|x - loc| / scale} / (2 scale)``; ``rsample`` inverts the CDF at a uniform draw."""
-
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = broadcast_all(loc, scale)
-        super().__init__(self.loc.shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
         return self._expand_params(Laplace, batch_shape, _instance, ("loc", "scale"))
-
-    @property
-    def mean(self):
-        return self.loc
-
-    @property
-    def mode(self):
-        return self.loc
 
     @property
     def variance(self):

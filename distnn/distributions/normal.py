@@ -5,35 +5,18 @@ import math
 
 import distnn
 
-from . import constraints
-from .distribution import Distribution
-from .utils import as_tensor, broadcast_all, standard_normal
+from .loc_scale import LocScale
+from .utils import as_tensor, standard_normal
 
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 
-class Normal(Distribution):
+class Normal(LocScale):
     """The Gaussian with mean ``loc`` and standard deviation ``scale`` (broadcast together: the batch shape).
     ``rsample`` is ``loc + eps * scale`` with ``eps ~ N(0, 1)``, differentiable in both."""
 
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = broadcast_all(loc, scale)
-        super().__init__(self.loc.shape, validate_args=validate_args)
-
     def expand(self, batch_shape, _instance=None):
         return self._expand_params(Normal, batch_shape, _instance, ("loc", "scale"))
-
-    @property
-    def mean(self):
-        return self.loc
-
-    @property
-    def mode(self):
-        return self.loc
 
     @property
     def stddev(self):
