@@ -151,6 +151,21 @@ def _source(xp, g, size, padding, align_corners):
     return _pad(xp, x, xp.full(g.shape, scale, dtype=g.dtype), size, padding, align_corners)
 
 
+def _input_grad(g, shape, taps):
+    """The gradient to a sampled input of ``shape`` (N, C, ...): ``g`` (N, C, P) added at each tap's flat
+    index within its (sample, channel) plane, times the tap's weight (None: 1), where the tap lies inside."""
+    xp = get_array_module(g)
+    N, C = shape[:2]
+    plane = int(np.prod(shape[2:]))
+    gin = xp.zeros(N * C * plane, dtype=g.dtype)
+    planes = (xp.arange(N * C, dtype=np.int64) * plane).reshape(N, C, 1)
+    for flat, inside, weight in taps:
+        gw = g if weight is None else g * weight[:, None, :]
+        gw = xp.where(inside[:, None, :], gw, xp.zeros((), dtype=g.dtype))
+        scatter_add(gin, (planes + flat[:, None, :]).ravel(), gw.ravel())
+    return gin.reshape(shape)
+
+
 class GridSample2d(Function):
     """input (N, C, H, W), grid (N, Ho, Wo, 2) -> (N, C, Ho, Wo)."""
 
@@ -204,13 +219,7 @@ class GridSample2d(Function):
         g = g.reshape(N, C, -1)
         grads = [None, None]
         if self.needs_input_grad[0]:
-            gin = xp.zeros(N * C * H * W, dtype=g.dtype)
-            planes = (xp.arange(N * C, dtype=np.int64) * (H * W)).reshape(N, C, 1)
-            for flat, inside, weight in self.taps:
-                gw = g if weight is None else g * weight[:, None, :]
-                gw = xp.where(inside[:, None, :], gw, xp.zeros((), dtype=g.dtype))
-                scatter_add(gin, (planes + flat[:, None, :]).ravel(), gw.ravel())
-            grads[0] = gin.reshape(self.shape)
+            grads[0] = _input_grad(g, self.shape, self.taps)
         if self.needs_input_grad[1]:
             P = g.shape[-1]
             if self.mode == "nearest":

@@ -22,8 +22,7 @@ import numpy as np
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
-from .grid_sample import _source
-from .indexing import scatter_add
+from .grid_sample import _input_grad, _source
 
 
 class GridSample3d(Function):
@@ -80,17 +79,10 @@ class GridSample3d(Function):
     def backward(self, g):
         xp = get_array_module(g)
         N, C = self.shape[:2]
-        vol = int(np.prod(self.shape[2:]))
         g = g.reshape(N, C, -1)
         grads = [None, None]
         if self.needs_input_grad[0]:
-            gin = xp.zeros(N * C * vol, dtype=g.dtype)
-            planes = (xp.arange(N * C, dtype=np.int64) * vol).reshape(N, C, 1)
-            for flat, inside, weight, _ in self.taps:
-                gw = g if weight is None else g * weight[:, None, :]
-                gw = xp.where(inside[:, None, :], gw, xp.zeros((), dtype=g.dtype))
-                scatter_add(gin, (planes + flat[:, None, :]).ravel(), gw.ravel())
-            grads[0] = gin.reshape(self.shape)
+            grads[0] = _input_grad(g, self.shape, ((flat, inside, weight) for flat, inside, weight, _ in self.taps))
         if self.needs_input_grad[1]:
             P = g.shape[-1]
             if self.mode == "nearest":

@@ -19,8 +19,7 @@ from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
 from ._interp_taps import CUBIC_A
-from .grid_sample import _pad, _unnormalize
-from .indexing import scatter_add
+from .grid_sample import _input_grad, _pad, _unnormalize
 
 
 def _cubic_weights(t):
@@ -84,13 +83,8 @@ class GridSampleBicubic2d(Function):
         g = g.reshape(N, C, -1)
         grads = [None, None]
         if self.needs_input_grad[0]:
-            gin = xp.zeros(N * C * H * W, dtype=g.dtype)
-            planes = (xp.arange(N * C, dtype=np.int64) * (H * W)).reshape(N, C, 1)
-            for n, (flat, inside) in enumerate(self.taps):
-                gw = g * (self.wy[n // 4] * self.wx[n % 4])[:, None, :]
-                gw = xp.where(inside[:, None, :], gw, xp.zeros((), dtype=g.dtype))
-                scatter_add(gin, (planes + flat[:, None, :]).ravel(), gw.ravel())
-            grads[0] = gin.reshape(self.shape)
+            grads[0] = _input_grad(g, self.shape, ((flat, inside, self.wy[n // 4] * self.wx[n % 4])
+                                                   for n, (flat, inside) in enumerate(self.taps)))
         if self.needs_input_grad[1]:
             dx = dy = None
             for n, v in enumerate(self._gather(self.x)):
