@@ -2,6 +2,8 @@
 max/average pooling (and adaptive 3-D), LP pooling, fold/unfold, local_response_norm, sinc, logit, grid_sample
 and modules with full backward hooks. Second derivatives (and third, where cheap) against PyTorch's, float64
 tight and float32 loose, plus gradgradcheck. Each of these was refused by name before."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -82,3 +84,95 @@ def test_gradgradcheck(fn, shapes):
     inputs = tuple(Tensor(rng.uniform(-1, 1, s), requires_grad=True) for s in shapes)
     assert autograd.gradcheck(fn, inputs) is True
     assert autograd.gradgradcheck(fn, inputs) is True
+
+
+# ---------------------------------------------------------------- modules with full backward hooks
+def _hooked_penalty(lib, torch, replace):
+    """A gradient penalty through Sequential(Linear, Tanh, Linear) with a full backward hook on the first
+    Linear and a pre-hook on the second (``replace``: they scale the gradients they see), PyTorch's weights;
+    returns per pass the hooks' (name, requires_grad of each gradient) and the gradient, x's and the
+    parameters' second derivatives."""
+    rng = np.random.default_rng(12)
+    tnn = torch.nn
+    ref = tnn.Sequential(tnn.Linear(3, 4), tnn.Tanh(), tnn.Linear(4, 2)).double()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.copy_(torch.tensor(rng.standard_normal(tuple(p.shape))))
+    if lib == "torch":
+        model, T, grad = ref, (lambda a: torch.tensor(a, requires_grad=True)), torch.autograd.grad
+    else:
+        model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        for p, q in zip(model.parameters(), ref.parameters()):
+            p.data = q.detach().numpy().copy()
+        T, grad = (lambda a: Tensor(a, requires_grad=True)), autograd.grad
+    calls = []
+
+    def hook(module, gi, go):
+        calls.append(("hook", [t.requires_grad for t in gi + go]))
+        return (gi[0] * gi[0] * 0.5,) if replace else None
+
+    def pre_hook(module, go):
+        calls.append(("pre", [t.requires_grad for t in go]))
+        return (go[0] * 3.0,) if replace else None
+
+    model[0].register_full_backward_hook(hook)
+    model[2].register_full_backward_pre_hook(pre_hook)
+    x = T(rng.standard_normal((5, 3)))
+    params = list(model.parameters())
+    g, = grad((model(x) ** 2).sum(), x, create_graph=True)
+    first = list(calls)
+    calls.clear()
+    seconds = grad((g.tanh() * g).sum(), [x] + params)
+    arrays = [g] + list(seconds)
+    return first, list(calls), [a.detach().numpy() if lib == "torch" else np.asarray(getattr(a, "data", a))
+                                for a in arrays]
+
+
+@pytest.mark.parametrize("replace", [False, True], ids=["observing", "replacing"])
+def test_full_backward_hooks_under_create_graph_match_torch(torch, replace):
+    """PyTorch runs a module's full backward hooks in a create_graph pass with gradients that require grad
+    (what a hook returns stays in the graph), and again, without a graph, when the second pass goes back
+    through the module: distnn's calls, gradients and second derivatives are PyTorch's."""
+    first_d, second_d, ours = _hooked_penalty("distnn", torch, replace)
+    first_t, second_t, theirs = _hooked_penalty("torch", torch, replace)
+    assert first_d == first_t and second_d == second_t
+    assert first_d == [("pre", [True]), ("hook", [True, True])]
+    assert second_d == [("pre", [False]), ("hook", [False, False])]
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=f"result {i}")
+
+
+@pytest.mark.parametrize("x_grad", [False, True], ids=["input_without_grad", "input_with_grad"])
+def test_full_backward_hooks_under_create_graph_to_the_weights_only(torch, x_grad):
+    """A penalty on the weights' gradient (create_graph=True to the weight alone): without an input needing a
+    gradient the hook fires with the outputs' gradients (PyTorch's warning), in both passes; with one, only
+    the pre-hook fires (the input's side is not on the way to the weight), as PyTorch's. The second
+    derivatives are torch's."""
+    rng = np.random.default_rng(13)
+    X, W = rng.standard_normal((4, 3)), rng.standard_normal((2, 3))
+    out = []
+    for lib in ("distnn", "torch"):
+        if lib == "torch":
+            lin = torch.nn.Linear(3, 2, bias=False).double()
+            with torch.no_grad():
+                lin.weight.copy_(torch.tensor(W))
+            x, grad = torch.tensor(X, requires_grad=x_grad), torch.autograd.grad
+        else:
+            lin = nn.Linear(3, 2, bias=False)
+            lin.weight.data = W.copy()
+            x, grad = Tensor(X, requires_grad=x_grad), autograd.grad
+        seen = []
+        lin.register_full_backward_hook(lambda m, gi, go, seen=seen: seen.append(("hook", go[0].requires_grad)))
+        lin.register_full_backward_pre_hook(lambda m, go, seen=seen: seen.append(("pre", go[0].requires_grad)))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gw, = grad((lin(x).tanh() ** 2).sum(), lin.weight, create_graph=True)
+            hw, = grad((gw ** 2).sum(), lin.weight)
+        warned = any("no inputs require gradients" in str(w.message) for w in caught)
+        out.append((seen, warned, np.asarray(getattr(hw, "data", hw)) if lib == "distnn" else hw.numpy()))
+    assert out[0][:2] == out[1][:2]
+    if x_grad:
+        assert out[0][:2] == ([("pre", True), ("pre", False)], False)
+    else:
+        assert out[0][:2] == ([("pre", True), ("hook", True), ("pre", False), ("hook", False)], True)
+    np.testing.assert_allclose(out[0][2], out[1][2], rtol=1e-10, atol=1e-12)
