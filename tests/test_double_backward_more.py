@@ -1,7 +1,7 @@
 """Double backward (``create_graph=True``) of the ops added after the CNN set of test_double_backward_nn.py: 3-D
-max/average pooling (and adaptive 3-D), LP pooling, fold/unfold, local_response_norm, sinc, logit, grid_sample
-and modules with full backward hooks. Second derivatives (and third, where cheap) against PyTorch's, float64
-tight and float32 loose, plus gradgradcheck. Each of these was refused by name before."""
+max/average pooling, LP pooling, fold/unfold, local_response_norm, sinc, logit and modules with full backward
+hooks. Second derivatives (and third, where cheap) against PyTorch's, float64 tight and float32 loose, plus
+gradgradcheck. Each of these was refused by name before."""
 import warnings
 
 import numpy as np
@@ -35,8 +35,6 @@ CASES = [
     ("avg_pool3d_pad_ceil_exclude", lambda F, X, L, x: F.avg_pool3d(
         x * x, 3, 2, 1, ceil_mode=True, count_include_pad=False) ** 2, (X5,)),
     ("avg_pool3d_divisor", lambda F, X, L, x: F.avg_pool3d(x.tanh(), (2, 3, 2), 1, divisor_override=5) ** 2, (X5,)),
-    ("adaptive_pool3d", lambda F, X, L, x: F.adaptive_avg_pool3d(x * x, (2, 3, 4)) ** 2
-     * (F.adaptive_max_pool3d(x.tanh(), (3, 2, 4)) ** 2).sum(), (X5,)),
     ("lp_pool1d", lambda F, X, L, x: F.lp_pool1d(x, 2, 3, 2) ** 2, (X3,)),
     ("lp_pool2d_p3_ceil", lambda F, X, L, x: F.lp_pool2d(x * x + 0.1, 3, (2, 3), ceil_mode=True).tanh(), (X4,)),
     ("lp_pool2d_p1_5", lambda F, X, L, x: F.lp_pool2d(x * x + 0.1, 1.5, 2) ** 2, (X4,)),
