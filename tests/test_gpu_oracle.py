@@ -1131,9 +1131,10 @@ def _second_derivatives(fn, arrays, device, dtype):
 
 def _double_backward_cases():
     from test_double_backward import CASES
+    from test_double_backward_more import CASES as MORE_CASES  # (3-D and LP pools, fold, LRN, sinc, logit)
     from test_double_backward_nn import CASES as NN_CASES  # (convolutions, pools, norms and the other nn ops)
 
-    return CASES + NN_CASES
+    return CASES + NN_CASES + MORE_CASES
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])

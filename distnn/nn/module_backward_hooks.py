@@ -21,6 +21,11 @@ backward runs once every wrapped tensor's gradient has arrived: the passes hand 
 (kept in the call's slots) and give the token a zero. There the hooks run, and what they return flows
 on to the tensors' producers.
 
+With ``create_graph=True`` (PyTorch supports it) the same nodes run their graph backwards: the gradients
+in the slots, given to the hooks and handed on are Tensors with their graph (the hooks see gradients that
+require grad, and what they return stays in the graph, as PyTorch's), so the gradient can be
+differentiated again. A later pass through the forward graph fires the hooks again, as PyTorch's.
+
 A module never given a backward hook pays nothing for this: ``Module.__call__`` takes the hooked call
 only once a (forward or backward) hook was registered (``_forward_hooked``, see module_hooks.py).
 ``register_backward_hook`` (deprecated in PyTorch, where its ``grad_input`` are the gradients of the last
@@ -104,6 +109,10 @@ class _Pass(Function):
         self.slots[self.slot] = grad
         return None, get_array_module(grad).zeros(())
 
+    def backward_graph(self, grad):  # (create_graph: the slot gets the Tensor, graph and all)
+        self.slots[self.slot] = grad
+        return None, Tensor._make(get_array_module(grad.data).zeros((), dtype=grad.dtype), None)
+
 
 class _Gather(Function):
     """The node where all wrapped tensors of one side (inputs or outputs) of a call meet (module docstring)."""
@@ -117,10 +126,14 @@ class _Gather(Function):
     def backward(self, grad):
         return self.finish()
 
+    def backward_graph(self, grad):
+        return self.finish(graph=True)
 
-def _checked_grads(values, metas, what):
+
+def _checked_grads(values, metas, what, graph=False):
     """Returned gradients as arrays of the tensors' dtypes (the shape must be kept, as PyTorch's checks), each a
-    fresh view: a leaf may adopt it only when the hook keeps no reference (engine)."""
+    fresh view: a leaf may adopt it only when the hook keeps no reference (engine). ``graph``: as Tensors, a
+    returned Tensor kept with its graph (cast by a recorded op where its dtype differs)."""
     out = []
     for i, (value, meta) in enumerate(zip(values, metas)):
         if value is None or meta is None:
@@ -133,7 +146,12 @@ def _checked_grads(values, metas, what):
         if tuple(a.shape) != tuple(shape):
             raise RuntimeError(f"{what} has changed the size of value at index {i}: got {list(a.shape)}, expected "
                                f"{list(shape)} (a returned gradient must have the shape of the one it replaces)")
-        out.append(a.astype(dtype, copy=False).view())
+        if not graph:
+            out.append(a.astype(dtype, copy=False).view())
+        elif isinstance(value, Tensor):
+            out.append(value if value.dtype == dtype else value.to(dtype))
+        else:
+            out.append(Tensor._make(a.astype(dtype), None))
     return tuple(out)
 
 
@@ -193,13 +211,14 @@ class HookedCall:
         self.outputs = [(o.shape, o.dtype) if isinstance(o, Tensor) else None for o in outs]
         return outs[0] if single else tuple(outs)
 
-    def _outputs_backward(self):
-        """The output side's gathering node: the pre-hooks, then the gradients flow into the module."""
+    def _outputs_backward(self, graph=False):
+        """The output side's gathering node: the pre-hooks, then the gradients flow into the module. ``graph``
+        (create_graph): the slots hold Tensors, handed on as they are."""
         slots = self.out_slots
         grads = [None] * len(self.outputs)
         for slot, i in enumerate(self.out_wrapped):
             g = slots.pop(slot, None)
-            grads[i] = None if g is None else Tensor._make(g, None)
+            grads[i] = g if g is None or graph else Tensor._make(g, None)
         grads = tuple(grads)
         for hook in self.pre_hooks:
             grads = _replaced(hook(self.module, grads), grads, "Backward pre hook", "grad_output")
@@ -216,25 +235,29 @@ class HookedCall:
                                        "return None or None for all gradients.")
             self.grad_outputs = None
         picked = [grads[i] for i in self.out_wrapped]
-        return _checked_grads(picked, [self.outputs[i] for i in self.out_wrapped], "Backward pre hook")
+        return _checked_grads(picked, [self.outputs[i] for i in self.out_wrapped], "Backward pre hook", graph)
 
-    def _inputs_backward(self):
-        """The input side's gathering node: the hooks, then the gradients flow to the inputs' producers."""
+    def _inputs_backward(self, graph=False):
+        """The input side's gathering node: the hooks, then the gradients flow to the inputs' producers
+        (``graph``: as in :meth:`_outputs_backward`)."""
         slots = self.in_slots
         got = {i: slots.pop(slot, None) for slot, i in enumerate(self.in_wrapped)}
         metas = [None if m is None else m[:2] for m in self.inputs]
         if self.grad_outputs is None:  # (reached without passing through the outputs: no hooks, as PyTorch's)
-            return _checked_grads([got[i] for i in self.in_wrapped], [metas[i] for i in self.in_wrapped], "")
+            return _checked_grads([got[i] for i in self.in_wrapped], [metas[i] for i in self.in_wrapped], "", graph)
         grads = []
         for i, meta in enumerate(self.inputs):
             if meta is None:
                 grads.append(None)
             else:  # (a Tensor that got no gradient, or needs none: zeros, as PyTorch's identity node gives)
                 g = got.get(i)
-                grads.append(Tensor._make(meta[2].zeros(meta[0], meta[1]) if g is None else g, None))
+                if g is None:
+                    grads.append(Tensor._make(meta[2].zeros(meta[0], meta[1]), None))
+                else:
+                    grads.append(g if graph else Tensor._make(g, None))
         grads = tuple(grads)
         for hook in self.hooks:
             grads = _replaced(hook(self.module, grads, self.grad_outputs), grads, "Backward hook", "grad_input")
         self.grad_outputs = None
         return _checked_grads([grads[i] for i in self.in_wrapped], [metas[i] for i in self.in_wrapped],
-                              "Backward hook")
+                              "Backward hook", graph)

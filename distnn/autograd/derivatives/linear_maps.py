@@ -1,6 +1,8 @@
 """Graph backwards of the ops whose backward is a fixed linear map of the gradient: embedding (the weight's
 gradient, indices fixed), pad (constant, reflect, replicate, circular) and interpolate's resampling (nearest,
-linear, bilinear, bicubic...: ``Resample``); and the two ops the pools' graph backwards use too.
+linear, bilinear, bicubic...: ``Resample``); and the two ops the pools' graph backwards use too. Also fold/unfold
+and local_response_norm's channel window sum, whose backwards are ops of their own: fold's is unfold, unfold's
+fold, the window sum's the mirrored window sum, so each graph backward applies that op (to any order).
 
 Such a backward is ``gx = L(g)``. :class:`LinearVJP` is L as an op (the node's own backward, run on a frozen
 copy of the node: the engine may free the node after its backward, the copy keeps what L reads); its
@@ -13,7 +15,9 @@ from __future__ import annotations
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 from distnn.functional.embedding import EmbeddingLookup
+from distnn.functional.fold import Fold, Unfold
 from distnn.functional.interpolate import Resample
+from distnn.functional.local_response_norm import ChannelWindowSum
 from distnn.functional.padding import Pad, PadIndexed
 
 from . import register
@@ -102,3 +106,18 @@ register(EmbeddingLookup)(_graph(_embedding_tangent, 2))
 register(Pad)(_graph(_pad_tangent))
 register(PadIndexed)(_graph(_pad_indexed_tangent))
 register(Resample)(_graph(_resample_tangent))
+
+
+@register(Unfold)
+def _unfold(node, g):
+    return (Fold.apply(g, size=tuple(node.in_shape[2:]), geom=node.geom),)
+
+
+@register(Fold)
+def _fold(node, g):
+    return (Unfold.apply(g, geom=node.geom),)
+
+
+@register(ChannelWindowSum)
+def _channel_window_sum(node, g):
+    return (ChannelWindowSum.apply(g, before=node.width - 1 - node.before, width=node.width),)

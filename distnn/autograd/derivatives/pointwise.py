@@ -1,8 +1,10 @@
 """Graph backwards of the pointwise ops: arithmetic, pow, exp/log/sqrt/abs, the trigonometric family and the
 rest of ``pointwise_unary``'s math whose derivative is exp/sqrt arithmetic (log1p, expm1, erf, rsqrt...),
-maximum/minimum/clamp/where. Each is its op's ``backward`` written with recorded Tensor ops (the saved
+sinc, logit, maximum/minimum/clamp/where. Each is its op's ``backward`` written with recorded Tensor ops (the saved
 masks and weights stay constants: their derivative is zero almost everywhere, as PyTorch's)."""
 from __future__ import annotations
+
+import math
 
 from distnn.functional import elementwise as E
 from distnn.functional import elementwise_choice as C
@@ -130,3 +132,27 @@ def _clip(node, g):
 def _where_backward(node, g):
     _, na, nb = node.needs_input_grad
     return None, (_where(node.cond, g, 0.0) if na else None), (_where(node.cond, 0.0, g) if nb else None)
+
+
+@register(U.Sinc)
+def _sinc(node, g):
+    # PyTorch's sinc_backward, composed as it composes it: ((pi x) cos(pi x) - sin(pi x)) / (x^2 pi), 0 where
+    # x^2 pi is 0 (the where picks the constant: the quotient's NaN there gets a zero gradient)
+    x = saved_input(node, 0, node.x)
+    px = x * math.pi
+    squared = x * x * math.pi
+    zero = (node.x * node.x * math.pi) == 0
+    return (C.where(zero, 0.0, g * (px * U.cos(px) - U.sin(px)) / C.where(zero, 1.0, squared)),)
+
+
+@register(U.Logit)
+def _logit(node, g):
+    # PyTorch's infinitely_differentiable_logit_backward: g / (x (1 - x)) inside [0, 1] (or [eps, 1 - eps]),
+    # outside NaN without eps and 0 with it
+    x = saved_input(node, 0, node.x)
+    raw, eps = node.x, node.eps
+    if eps is None:
+        inside, fill = (raw >= 0) & (raw <= 1), float("nan")
+    else:
+        inside, fill = (raw >= eps) & (raw <= 1 - eps), 0.0
+    return (C.where(inside, g / (x * (1 - x)), fill),)
