@@ -14,7 +14,7 @@ import numpy as np
 
 from distnn import random
 from distnn.autograd.tensor import Tensor
-from distnn.backend import DEFAULT_DTYPE, get_array_module
+from distnn.backend import default_dtype, get_array_module
 
 from .shape_more import as_tensor
 
@@ -40,7 +40,7 @@ def eye(n, m=None, *, dtype=None, requires_grad=False):
     if n < 0 or (m is not None and m < 0):
         raise RuntimeError(f"n must be greater or equal to 0, got {n}" if n < 0 else
                            f"m must be greater or equal to 0, got {m}")
-    return Tensor(np.eye(int(n), None if m is None else int(m), dtype=dtype or DEFAULT_DTYPE),
+    return Tensor(np.eye(int(n), None if m is None else int(m), dtype=dtype or default_dtype()),
                   requires_grad=requires_grad)
 
 
@@ -54,7 +54,7 @@ def linspace(start, end, steps, *, dtype=None, requires_grad=False):
     first half from ``start``, the second from ``end``)."""
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
-    dtype = np.dtype(dtype or DEFAULT_DTYPE)
+    dtype = np.dtype(dtype or default_dtype())
     work = dtype if dtype.kind == "f" else np.dtype(np.float64)
     start, end = (float(start), float(end)) if dtype.kind == "f" else _integral_ends(start, end)
     if steps == 1:
@@ -68,7 +68,7 @@ def linspace(start, end, steps, *, dtype=None, requires_grad=False):
 
 def logspace(start, end, steps, base=10.0, *, dtype=None, requires_grad=False):
     """``torch.logspace``: ``base ** linspace(start, end, steps)``."""
-    dtype = np.dtype(dtype or DEFAULT_DTYPE)
+    dtype = np.dtype(dtype or default_dtype())
     if dtype.kind != "f" and steps > 1:  # (one step: base ** start of the given start, as PyTorch's)
         start, end = _integral_ends(start, end)
     exponents = linspace(start, end, steps, dtype=np.float64).data
@@ -77,7 +77,7 @@ def logspace(start, end, steps, base=10.0, *, dtype=None, requires_grad=False):
 
 def empty(*size, dtype=None, requires_grad=False):
     """``torch.empty``: a tensor of ``size`` (zero-filled here: PyTorch leaves it uninitialized)."""
-    return Tensor(np.zeros(_size(size), dtype=dtype or DEFAULT_DTYPE), requires_grad=requires_grad)
+    return Tensor(np.zeros(_size(size), dtype=dtype or default_dtype()), requires_grad=requires_grad)
 
 
 def empty_like(input, *, dtype=None, requires_grad=False):  # noqa: A002
@@ -155,7 +155,7 @@ def bernoulli(input, p=None, *, generator=None):  # noqa: A002
     if probs.size and not bool(((probs >= 0) & (probs <= 1)).all()):
         raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
     draws = xp.asarray(_gen(generator).random(x.shape))
-    dtype = x.dtype if x.dtype.kind in "fb" or p is not None else DEFAULT_DTYPE
+    dtype = x.dtype if x.dtype.kind in "fb" or p is not None else default_dtype()
     return Tensor((draws < probs).astype(dtype))
 
 
