@@ -3,7 +3,8 @@
 
 The random ones draw from ``generator`` (a ``numpy.random.Generator``) or distnn's default generator
 (:func:`distnn.random.default_generator`, which ``distnn.manual_seed`` reseeds), as ``distnn.rand`` does: the
-same seed gives the same numbers, though never PyTorch's numbers. Floats get the default dtype (float32 unless set_default_dtype changed it), integers int64.
+same seed gives the same numbers, though never PyTorch's numbers. Floats get the default dtype (float32 unless
+set_default_dtype changed it), integers int64.
 A ``*_like`` tensor is made on its input's device.
 """
 from __future__ import annotations

@@ -175,7 +175,8 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin):
         # With drop_last the sampler drops the tail too (no padding): then a rank's complete local batches
         # are exactly the complete global batches, (n // W) // (B // W) == n // B, whatever W is.
         self.sampler = shard(len(train_data), self.comm, shuffle, self.seed, drop_last)
-        fast = self._train_arrays is not None  # (a map-style dataset: its samples stacked, transformed by train_batches)
+        # (a map-style dataset: its samples stacked by collate_xy, transformed by train_batches)
+        fast = self._train_arrays is not None
         self.loader = DataLoader(train_data, batch_size=self.local_batch, sampler=self.sampler, drop_last=drop_last,
                                  collate_fn=None if fast else collate_xy, transform=transform if fast else None,
                                  seed=self.seed, rank=self.rank, with_mask=True)
