@@ -31,7 +31,8 @@ float64 = _np.float64
 
 
 def tensor(data, requires_grad=False, dtype=None) -> Tensor:
-    """A new Tensor holding a copy of ``data``, as ``torch.tensor`` (Python floats become float32; arrays keep
+    """A new Tensor holding a copy of ``data``, as ``torch.tensor`` (Python floats get the default dtype, float32
+    unless :func:`set_default_dtype` changed it; arrays keep
     their dtype). Never the caller's array: :func:`from_numpy` (and ``Tensor(array)``) share its memory."""
     if isinstance(data, Tensor):
         data = data.data
@@ -40,42 +41,50 @@ def tensor(data, requires_grad=False, dtype=None) -> Tensor:
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-def zeros(*shape, dtype=float32, requires_grad=False) -> Tensor:
+def zeros(*shape, dtype=None, requires_grad=False) -> Tensor:
+    """``torch.zeros``: in ``dtype`` (default: the default dtype, :func:`get_default_dtype`)."""
+    dtype = dtype if dtype is not None else backend.default_dtype()
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     return Tensor(_np.zeros(shape, dtype=dtype), requires_grad=requires_grad)
 
 
-def ones(*shape, dtype=float32, requires_grad=False) -> Tensor:
+def ones(*shape, dtype=None, requires_grad=False) -> Tensor:
+    """``torch.ones``: in ``dtype`` (default: the default dtype, :func:`get_default_dtype`)."""
+    dtype = dtype if dtype is not None else backend.default_dtype()
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     return Tensor(_np.ones(shape, dtype=dtype), requires_grad=requires_grad)
 
 
-def randn(*shape, dtype=float32, requires_grad=False, generator=None) -> Tensor:
+def randn(*shape, dtype=None, requires_grad=False, generator=None) -> Tensor:
+    """``torch.randn`` (distnn's generator's numbers): in ``dtype`` (default: the default dtype)."""
+    dtype = dtype if dtype is not None else backend.default_dtype()
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     gen = generator if generator is not None else random.default_generator()
     return Tensor(gen.standard_normal(shape).astype(dtype), requires_grad=requires_grad)
 
 
-def rand(*shape, dtype=float32, requires_grad=False, generator=None) -> Tensor:
+def rand(*shape, dtype=None, requires_grad=False, generator=None) -> Tensor:
+    """``torch.rand`` (distnn's generator's numbers): in ``dtype`` (default: the default dtype)."""
+    dtype = dtype if dtype is not None else backend.default_dtype()
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     gen = generator if generator is not None else random.default_generator()
     return Tensor(gen.random(shape).astype(dtype), requires_grad=requires_grad)
 
 
 def arange(start, end=None, step=1, dtype=None, requires_grad=False) -> Tensor:
-    """PyTorch's ``arange``: integers give int64, a float anywhere gives float32 (unless ``dtype``)."""
+    """PyTorch's ``arange``: integers give int64, a float anywhere the default dtype (unless ``dtype``)."""
     if end is None:
         start, end = 0, start
     floats = _builtins.any(isinstance(v, _builtins.float) for v in (start, end, step))
-    dtype = dtype if dtype is not None else (float32 if floats else _np.int64)
+    dtype = dtype if dtype is not None else (backend.default_dtype() if floats else _np.int64)
     return Tensor(_np.arange(start, end, step).astype(dtype), requires_grad=requires_grad)
 
 
 def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:
-    """``fill_value`` everywhere; the dtype follows it as in PyTorch (bool, int64, else float32)."""
+    """``fill_value`` everywhere; the dtype follows it as in PyTorch (bool, int64, else the default dtype)."""
     if dtype is None:
         dtype = (_builtins.bool if isinstance(fill_value, _builtins.bool) else _np.int64
-                 if isinstance(fill_value, _builtins.int) else float32)
+                 if isinstance(fill_value, _builtins.int) else backend.default_dtype())
     return Tensor(_np.full(tuple(shape) if isinstance(shape, (tuple, list)) else (shape,), fill_value, dtype=dtype),
                   requires_grad=requires_grad)
 

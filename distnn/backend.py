@@ -9,7 +9,18 @@ import threading
 
 import numpy as np
 
-DEFAULT_DTYPE = np.float32
+_default_dtype = np.float32  # (distnn.set_default_dtype changes it: read it through default_dtype())
+
+
+def default_dtype():
+    """The floating dtype new tensors, parameters and Python floats get: float32 unless
+    :func:`distnn.set_default_dtype` chose float64 (or float16), as ``torch.get_default_dtype``."""
+    return _default_dtype
+
+
+def _set_default_dtype(dtype) -> None:
+    global _default_dtype
+    _default_dtype = np.dtype(dtype).type
 
 _cupy = None
 _cupy_checked = False

@@ -4,8 +4,11 @@
 integer with float16 is float16, a Python float with an integer tensor float32, and a 0-d tensor or a number
 does not decide against a tensor of its category with dimensions).
 
-The default dtype is float32 and fixed: distnn's ops create float32 wherever PyTorch uses its default dtype
-(:data:`distnn.backend.DEFAULT_DTYPE`, read when modules load), so ``set_default_dtype`` accepts float32 only.
+The default dtype is float32, as PyTorch's; ``set_default_dtype(float64)`` (or float16) changes what new
+tensors from Python floats, the factory functions (``zeros``, ``randn``, ``arange`` with a float, ``linspace``
+...), new modules' parameters and a Python float with an integer tensor get, as in PyTorch. It is read when
+those are made: tensors and modules made before keep their dtype. Casts named after a dtype (``.float()``)
+keep theirs.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import builtins as _b
 
 import numpy as np
 
-from distnn.backend import DEFAULT_DTYPE
+from distnn.backend import _set_default_dtype, default_dtype
 
 # (the names below shadow Python's bool, int and float in this module: _b.bool, _b.int, _b.float are those)
 int64 = long = np.int64
@@ -43,7 +46,7 @@ class finfo:  # noqa: N801 - PyTorch's name
     ``smallest_normal``), ``resolution`` and ``dtype`` (its name). Default: the default dtype (float32)."""
 
     def __init__(self, type=None):  # noqa: A002
-        dt = np.dtype(DEFAULT_DTYPE if type is None else _dtype(type, "finfo"))
+        dt = np.dtype(default_dtype() if type is None else _dtype(type, "finfo"))
         if dt.kind not in "fc":
             raise TypeError("torch.finfo() requires a floating point input type. Use torch.iinfo to handle "
                             "'torch.finfo'")
@@ -110,7 +113,12 @@ def result_type(tensor1, tensor2):
             return np.dtype(o.dtype).type
     top = max(_CATEGORY["b" if isinstance(o, _b.bool) else "i" if isinstance(o, _b.int)
                         else "f" if isinstance(o, _b.float) else "c"] for o in cast)
-    return {0: np.bool_, 1: np.int64, 2: DEFAULT_DTYPE, 3: np.complex64}[top]
+    return {0: np.bool_, 1: np.int64, 2: default_dtype(), 3: _default_complex()}[top]
+
+
+def _default_complex():
+    """PyTorch's default complex dtype: complex128 with a float64 default, else complex64."""
+    return np.complex128 if np.dtype(default_dtype()) == np.float64 else np.complex64
 
 
 def can_cast(from_, to):
@@ -122,19 +130,18 @@ def can_cast(from_, to):
 
 
 def get_default_dtype():
-    """The dtype floats are created in: float32 (fixed in distnn)."""
-    return DEFAULT_DTYPE
+    """The dtype floats are created in (float32 unless :func:`set_default_dtype` changed it)."""
+    return default_dtype()
 
 
 def set_default_dtype(d) -> None:
-    """Accepts float32 only (distnn's default, fixed): another floating dtype is refused, as a change would
-    not reach the ops that read the default when they load; a non-float as PyTorch refuses it."""
+    """Make ``d`` (float32, float64 or float16) the default floating dtype, as ``torch.set_default_dtype``:
+    what new tensors, parameters and Python floats get from now on (module doc). A non-float, or another
+    float (bfloat16 has no numpy dtype), is refused as PyTorch refuses it."""
     dt = _dtype(d, "set_default_dtype")
     if dt.kind != "f":
         raise TypeError("only floating-point types are supported as the default type")
-    if dt != np.dtype(DEFAULT_DTYPE):
-        raise NotImplementedError(f"distnn's default dtype is fixed at float32; it cannot be set to {dt.name} "
-                                  "(create tensors with dtype= instead)")
+    _set_default_dtype(dt)
 
 
 __all__ = ["int64", "long", "int32", "int", "int16", "short", "int8", "uint8", "bool", "float16", "half", "float32",

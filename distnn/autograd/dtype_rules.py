@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from distnn.backend import DEFAULT_DTYPE
+from distnn.backend import default_dtype
 
 from .tensor import Tensor
 from .tensor_operators import _raw
@@ -71,7 +71,7 @@ def _with_constant(t: Tensor, o):
         t_o = type(o)
         return t, (o if t_o is float or t_o is int else _weak(t, o))
     if kind in "biu" and isinstance(o, (float, np.floating)):
-        return t.data.astype(DEFAULT_DTYPE), float(o)
+        return t.data.astype(default_dtype()), float(o)
     return t, _weak(t, o)
 
 
@@ -92,7 +92,7 @@ def _integer(x) -> bool:
 def _to_default_float(x):
     if isinstance(x, (bool, int)):
         return float(x)  # weak: the tensor operand's float32 decides
-    return _raw(x).astype(DEFAULT_DTYPE)  # an integer tensor cannot require grad: a constant
+    return _raw(x).astype(default_dtype())  # an integer tensor cannot require grad: a constant
 
 
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
@@ -133,7 +133,7 @@ def torch_operands(*ops):
     top = max(c for c, _, _ in ranked)
     best = max(r for c, r, _ in ranked if c == top)
     if best == 0:  # only numbers of the top category: its default dtype (float32 for floats)
-        result = np.dtype(DEFAULT_DTYPE) if top == 2 else _CATEGORY_DEFAULT[top]
+        result = np.dtype(default_dtype()) if top == 2 else _CATEGORY_DEFAULT[top]
     else:
         result = np.result_type(*[d for c, r, d in ranked if c == top and r == best])
     return tuple(_cast(o, result) for o in ops)

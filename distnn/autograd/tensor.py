@@ -10,7 +10,7 @@ import weakref
 
 import numpy as np
 
-from distnn.backend import DEFAULT_DTYPE, get_array_module, is_device_name, to_numpy
+from distnn.backend import default_dtype, get_array_module, is_device_name, to_numpy
 
 from .grad_mode import is_grad_enabled
 from .tensor_methods import TensorMethods
@@ -36,7 +36,7 @@ def _as_array(data, dtype=None):
     elif isinstance(data, (list, tuple, int, float, bool)):
         arr = np.asarray(data)
         if dtype is None and arr.dtype.kind == "f":
-            dtype = DEFAULT_DTYPE  # Python floats become float32, as in PyTorch
+            dtype = default_dtype()  # Python floats become float32, as in PyTorch
     else:
         arr = xp.asarray(data)
     if dtype is not None and arr.dtype != dtype:

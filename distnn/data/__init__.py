@@ -13,7 +13,8 @@ Bad input raises ``DataError`` (a ``ValueError``) with a one-line message.
 (``combine.py``), ``IterableDataset``, ``ChainDataset``, ``get_worker_info``
 (``iterable.py``), ``random_split``, the samplers (``samplers.py``,
 ``distributed_sampler.py``) and ``default_collate``; the ``DataLoader`` takes
-them (``sampler=``, ``batch_sampler=``, ``collate_fn=``).
+them (``sampler=``, ``batch_sampler=``, ``collate_fn=``; ``batch_size=None``: each sample through
+``default_convert``), with PyTorch's whole signature (``loader_options.py``).
 """
 from .dataset import Dataset, DatasetSplits
 from .datasets import (RawData, as_token_ids, check_dataset_options, get_dataset_entry, list_dataset_options, list_datasets, load_dataset, make_splits,
@@ -22,7 +23,7 @@ from .errors import DataError
 from .files import check_labels, load_csv, load_npz
 from .idx import find_mnist_files, load_idx_pair, read_idx, write_idx
 from .loader import DataLoader
-from .collate import default_collate
+from .collate import default_collate, default_convert
 from .combine import ConcatDataset, StackDataset, Subset, TensorDataset
 from .distributed_sampler import DistributedSampler
 from .iterable import ChainDataset, IterableDataset, get_worker_info
@@ -41,5 +42,5 @@ __all__ = [
     "Compose", "affine_images", "build_transforms", "RandomHorizontalFlip", "ColorJitter", "flip_images",
     "jitter_images", "TensorDataset", "StackDataset", "ConcatDataset", "ChainDataset", "IterableDataset", "Subset",
     "random_split", "Sampler", "BatchSampler", "SubsetRandomSampler", "WeightedRandomSampler", "DistributedSampler",
-    "default_collate", "get_worker_info",
+    "default_collate", "default_convert", "get_worker_info",
 ]

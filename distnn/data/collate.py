@@ -1,4 +1,6 @@
-"""``default_collate``: a list of samples -> one batch (``torch.utils.data.default_collate``).
+"""``default_collate``: a list of samples -> one batch (``torch.utils.data.default_collate``);
+``default_convert``: one sample's numpy arrays -> Tensors (``torch.utils.data.default_convert``, the
+DataLoader's default with ``batch_size=None``).
 
 The structure of a sample is kept and each leaf gains a leading batch axis, as
 PyTorch's: distnn Tensors and numpy arrays are stacked into a distnn Tensor;
@@ -101,3 +103,43 @@ def default_collate(batch):
             return collated
     raise TypeError(_ERROR.format(elem_type))
 
+
+
+def default_convert(data):
+    """One sample with its numpy arrays and numpy scalars made distnn Tensors, as PyTorch's
+    ``default_convert`` (the DataLoader's ``collate_fn`` with batching off): Tensors, Python numbers,
+    strings and numpy arrays of strings or objects stay as they are; mappings, namedtuples and other
+    sequences are converted element by element (a tuple gives a list, as PyTorch's)."""
+    from ..autograd import Tensor
+
+    if isinstance(data, Tensor):
+        return data
+    if isinstance(data, np.ndarray):
+        return data if data.dtype.kind in "SUaO" else Tensor(data)
+    if isinstance(data, (np.bool_, np.number)):
+        return Tensor(np.asarray(data))
+    if isinstance(data, collections.abc.Mapping):
+        converted = {key: default_convert(data[key]) for key in data}
+        try:
+            if isinstance(data, collections.abc.MutableMapping):
+                clone = copy.copy(data)
+                clone.update(converted)
+                return clone
+            return type(data)(converted)
+        except TypeError:
+            return converted
+    if isinstance(data, tuple) and hasattr(data, "_fields"):  # namedtuple
+        return type(data)(*(default_convert(d) for d in data))
+    if isinstance(data, tuple):
+        return [default_convert(d) for d in data]
+    if isinstance(data, collections.abc.Sequence) and not isinstance(data, (str, bytes)):
+        try:
+            if isinstance(data, collections.abc.MutableSequence):
+                clone = copy.copy(data)
+                for i, d in enumerate(data):
+                    clone[i] = default_convert(d)
+                return clone
+            return type(data)([default_convert(d) for d in data])
+        except TypeError:  # (a sequence that cannot be rebuilt, e.g. range)
+            return [default_convert(d) for d in data]
+    return data

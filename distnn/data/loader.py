@@ -34,7 +34,10 @@ fetched sample by sample and each batch is ``collate_fn(samples)``
 given a ``collate_fn``. Without one, those keep the fast path above (numpy
 arrays gathered by fancy indexing, ``transform``). ``batch_sampler`` yields whole
 batches of indices; an ``IterableDataset`` is read in order, ``batch_size`` at a
-time. There are no worker processes (``num_workers`` must be 0).
+time. ``batch_size=None`` turns batching off, as PyTorch's: each sample as it is, through
+``collate_fn`` (default ``default_convert``: numpy arrays to Tensors). There are no worker processes
+(``num_workers`` must be 0); PyTorch's other loader options are accepted (``loader_options.py`` says
+which have no effect here and which are refused).
 """
 from __future__ import annotations
 
@@ -44,10 +47,11 @@ import math
 import numpy as np
 
 from .batch_random import BatchShareGenerator
-from .collate import default_collate
+from .collate import default_collate, default_convert
 from .dataset import Dataset
 from .errors import DataError
 from .iterable import IterableDataset
+from .loader_options import check_options, check_worker_options
 from .samplers import RandomSampler, SequentialSampler, _EpochDraws
 
 
@@ -67,40 +71,24 @@ def _arrays(dataset):
     return x, y
 
 
-def _check_options(dataset, batch_size, shuffle, sampler, batch_sampler, drop_last, num_workers):
-    """PyTorch's refusals of option combinations (ValueErrors, with its messages)."""
-    if int(num_workers) != num_workers or num_workers < 0:
-        raise DataError("num_workers option should be non-negative; use num_workers=0 to disable multiprocessing.")
-    if num_workers:
-        raise DataError(f"num_workers={num_workers}: distnn's DataLoader loads in the calling process (it has no "
-                        "worker processes); use num_workers=0")
-    if isinstance(dataset, IterableDataset):
-        for name, value in (("shuffle", shuffle), ("sampler", sampler), ("batch_sampler", batch_sampler)):
-            if value is not None and value is not False:
-                raise DataError(f"DataLoader with IterableDataset: expected unspecified {name} option, "
-                                f"but got {name}={value}")
-    if sampler is not None and shuffle:
-        raise DataError("sampler option is mutually exclusive with shuffle (DataLoader: pass either sampler or "
-                        "shuffle=True, not both: the sampler shuffles)")
-    if batch_sampler is not None and (batch_size != 1 or shuffle or sampler is not None or drop_last):
-        raise DataError("batch_sampler option is mutually exclusive with batch_size, shuffle, sampler, and drop_last")
-    if batch_sampler is None and (batch_size is None or int(batch_size) != batch_size or batch_size < 1):
-        raise DataError(f"batch_size must be a positive integer, got {batch_size}")
-
-
 class DataLoader:
     """Iterates ``(x_batch, y_batch)`` numpy arrays (plus ``mask`` with ``with_mask``) over a ``Dataset``
     or an ``(x, y)`` pair; over other datasets (or with ``collate_fn``), ``collate_fn(samples)`` per batch.
 
     Args:
         dataset: a ``Dataset``, an ``(x, y)`` pair of arrays, any map-style dataset, or an ``IterableDataset``.
-        batch_size: samples per batch on this rank (the per-rank share of the global batch).
+        batch_size: samples per batch on this rank (the per-rank share of the global batch); None: no
+            batching, each sample through ``collate_fn`` (default ``default_convert``), as PyTorch's.
         shuffle: with no ``sampler``, use a ``RandomSampler`` (seeded with ``seed``) instead of sequential order.
         sampler: any object following the sampler protocol (module docstring).
         batch_sampler: yields lists of indices, one per batch (excludes batch_size, shuffle, sampler, drop_last).
         num_workers: must be 0 (no worker processes).
         collate_fn: ``collate_fn(list of samples) -> batch`` (default for generic datasets: ``default_collate``).
+        pin_memory, pin_memory_device, timeout, worker_init_fn, in_order: accepted, no effect (no pinned memory,
+            no worker processes: ``loader_options.py``).
         drop_last: drop this rank's last incomplete batch.
+        multiprocessing_context, prefetch_factor, persistent_workers: PyTorch's worker options, refused as
+            PyTorch refuses them with ``num_workers=0``.
         generator: a ``numpy.random.Generator``; with no ``seed``, one base seed is drawn from it here.
         transform: ``transform(x_batch, rng) -> x_batch``, applied per batch (``Dataset``/``(x, y)`` only).
         seed: base seed of the per-batch transform generators (and of the local shuffle).
@@ -109,11 +97,20 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size: int | None = 1, shuffle: bool | None = None, sampler=None,
-                 batch_sampler=None, num_workers: int = 0, collate_fn=None, *, drop_last: bool = False,
-                 generator: np.random.Generator | None = None, transform=None, seed: int | None = None,
-                 rank: int | None = None, with_mask: bool = False):
-        _check_options(dataset, batch_size, shuffle, sampler, batch_sampler, drop_last, num_workers)
+                 batch_sampler=None, num_workers: int = 0, collate_fn=None, pin_memory: bool = False,
+                 drop_last: bool = False, timeout: float = 0, worker_init_fn=None, multiprocessing_context=None,
+                 generator: np.random.Generator | None = None, *, prefetch_factor: int | None = None,
+                 persistent_workers: bool = False, pin_memory_device: str = "", in_order: bool = True,
+                 transform=None, seed: int | None = None, rank: int | None = None, with_mask: bool = False):
+        check_worker_options(num_workers, timeout, prefetch_factor, persistent_workers, multiprocessing_context)
+        check_options(dataset, batch_size, shuffle, sampler, batch_sampler, drop_last)
         self.dataset, self.num_workers = dataset, 0
+        # PyTorch's options with nothing to act on here (see loader_options.py), kept as its loader keeps them
+        self.pin_memory, self.pin_memory_device, self.in_order = bool(pin_memory), pin_memory_device, in_order
+        self.timeout, self.worker_init_fn, self.multiprocessing_context = timeout, worker_init_fn, None
+        self.prefetch_factor, self.persistent_workers = None, False
+        # batch_size=None (without a batch_sampler): no batching, each sample on its own (PyTorch's auto-collation off)
+        self._batching = batch_size is not None or batch_sampler is not None
         self._iterable = isinstance(dataset, IterableDataset)
         arrays = None if self._iterable else _arrays(dataset)
         if arrays is None and not self._iterable and not (hasattr(dataset, "__getitem__")
@@ -122,11 +119,14 @@ class DataLoader:
                             f"__len__) or an IterableDataset, got {type(dataset).__name__}")
         self.x, self.y = arrays if arrays is not None else (None, None)
         # the fast path: numpy arrays gathered per batch; otherwise samples fetched one by one and collated
-        self._fast = arrays is not None and collate_fn is None
+        self._fast = arrays is not None and collate_fn is None and self._batching
         if transform is not None and not self._fast:
-            raise DataError("DataLoader: transform= applies to a Dataset or an (x, y) pair without collate_fn; "
-                            "transform the samples in the dataset or in collate_fn instead")
-        self.collate_fn = default_collate if collate_fn is None else collate_fn
+            raise DataError("DataLoader: transform= applies to batches of a Dataset or an (x, y) pair without "
+                            "collate_fn (and batch_size not None); transform the samples in the dataset or in "
+                            "collate_fn instead")
+        if collate_fn is None:
+            collate_fn = default_collate if self._batching else default_convert
+        self.collate_fn = collate_fn
         if generator is not None and not isinstance(generator, np.random.Generator):
             raise TypeError(f"DataLoader: generator must be a numpy.random.Generator (distnn draws with numpy), "
                             f"got {type(generator).__name__}")
@@ -141,7 +141,7 @@ class DataLoader:
             n = self._length()
             sampler = RandomSampler(n, seed=self.seed) if shuffle else SequentialSampler(n)
         self.sampler = sampler
-        self.batch_size = None if batch_sampler is not None else int(batch_size)
+        self.batch_size = None if batch_sampler is not None or batch_size is None else int(batch_size)
         self.drop_last, self.transform = bool(drop_last), transform
         self.rank = int(rank if rank is not None else getattr(sampler, "rank", 0) or 0)
         self.with_mask = with_mask
@@ -182,6 +182,8 @@ class DataLoader:
         if self.batch_sampler is not None:
             return len(self.batch_sampler)
         n = len(self.dataset) if self._iterable else len(self.sampler)  # (an IterableDataset: its len or TypeError)
+        if not self._batching:
+            return n
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def _sync_sampler_epoch(self):
@@ -248,6 +250,9 @@ class DataLoader:
         start = self._start if start_batch is None else int(start_batch)
         with_mask = self.with_mask if with_mask is None else with_mask
         self.epoch, self._start = epoch, 0
+        if not self._batching:
+            yield from self._samples(start, with_mask)
+            return
         if self._iterable:
             for b, samples in self._iterable_batches(start):
                 self.batch_index = b + 1
@@ -271,6 +276,19 @@ class DataLoader:
                 yield xb, yb, valid
             else:
                 yield xb, yb
+
+    def _samples(self, start: int, with_mask: bool):
+        """Batching off (``batch_size=None``): each sample from ``start`` on, through ``collate_fn``."""
+        if self._iterable:
+            numbered = enumerate(itertools.islice(iter(self.dataset), start, None), start)
+            numbered = ((i, sample, True) for i, sample in numbered)
+        else:
+            indices, valid = self._epoch_indices()
+            numbered = ((i, self._fetch([indices[i]])[0], bool(valid[i])) for i in range(start, len(indices)))
+        for i, sample, real in numbered:
+            self.batch_index = i + 1
+            sample = self.collate_fn(sample)
+            yield (sample, real) if with_mask else sample
 
     def _batch_generator(self, epoch: int, b: int, n: int):
         """The generator batch ``b`` of ``epoch`` (``n`` samples here) is transformed with (see the module)."""

@@ -9,7 +9,7 @@ import numpy as np
 import distnn
 from distnn import random
 from distnn.autograd.tensor import Tensor
-from distnn.backend import DEFAULT_DTYPE, get_array_module
+from distnn.backend import default_dtype, get_array_module
 
 
 def broadcast_all(*values):
@@ -19,7 +19,7 @@ def broadcast_all(*values):
         raise ValueError("Input arguments must all be instances of numbers.Number, torch.Tensor or objects "
                          "implementing __torch_function__.")
     like = next((v for v in values if isinstance(v, Tensor)), None)
-    dtype = like.dtype if like is not None else DEFAULT_DTYPE
+    dtype = like.dtype if like is not None else default_dtype()
     xp = get_array_module(like.data) if like is not None else np
     tensors = [v if isinstance(v, Tensor) else
                Tensor(xp.asarray(v).astype(v.dtype if isinstance(v, np.ndarray) and v.dtype.kind == "f" else dtype))
@@ -33,7 +33,7 @@ def as_tensor(value, like=None):
         return value
     if like is not None:
         return Tensor(get_array_module(like.data).asarray(value).astype(like.dtype))
-    return Tensor(np.asarray(value, dtype=DEFAULT_DTYPE if isinstance(value, numbers.Number) else None))
+    return Tensor(np.asarray(value, dtype=default_dtype() if isinstance(value, numbers.Number) else None))
 
 
 def clamp_probs(probs):
@@ -72,7 +72,7 @@ class lazy_property:  # noqa: N801 - PyTorch's name
 
 def _device_array(like, array):
     """A host draw (float64) on ``like``'s device in ``like``'s dtype."""
-    dtype = like.dtype if like.dtype.kind == "f" else DEFAULT_DTYPE
+    dtype = like.dtype if like.dtype.kind == "f" else default_dtype()
     return get_array_module(like.data).asarray(array).astype(dtype, copy=False)
 
 

@@ -3,7 +3,8 @@
 
 The random ones draw from ``generator`` (a ``numpy.random.Generator``) or distnn's default generator
 (:func:`distnn.random.default_generator`, which ``distnn.manual_seed`` reseeds), as ``distnn.rand`` does: the
-same seed gives the same numbers, though never PyTorch's numbers. Floats default to float32, integers int64.
+same seed gives the same numbers, though never PyTorch's numbers. Floats get the default dtype (float32 unless
+set_default_dtype changed it), integers int64.
 A ``*_like`` tensor is made on its input's device.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 
 from distnn import random
 from distnn.autograd.tensor import Tensor
-from distnn.backend import DEFAULT_DTYPE, get_array_module
+from distnn.backend import default_dtype, get_array_module
 
 from .shape_more import as_tensor
 
@@ -40,7 +41,7 @@ def eye(n, m=None, *, dtype=None, requires_grad=False):
     if n < 0 or (m is not None and m < 0):
         raise RuntimeError(f"n must be greater or equal to 0, got {n}" if n < 0 else
                            f"m must be greater or equal to 0, got {m}")
-    return Tensor(np.eye(int(n), None if m is None else int(m), dtype=dtype or DEFAULT_DTYPE),
+    return Tensor(np.eye(int(n), None if m is None else int(m), dtype=dtype or default_dtype()),
                   requires_grad=requires_grad)
 
 
@@ -54,7 +55,7 @@ def linspace(start, end, steps, *, dtype=None, requires_grad=False):
     first half from ``start``, the second from ``end``)."""
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
-    dtype = np.dtype(dtype or DEFAULT_DTYPE)
+    dtype = np.dtype(dtype or default_dtype())
     work = dtype if dtype.kind == "f" else np.dtype(np.float64)
     start, end = (float(start), float(end)) if dtype.kind == "f" else _integral_ends(start, end)
     if steps == 1:
@@ -68,7 +69,7 @@ def linspace(start, end, steps, *, dtype=None, requires_grad=False):
 
 def logspace(start, end, steps, base=10.0, *, dtype=None, requires_grad=False):
     """``torch.logspace``: ``base ** linspace(start, end, steps)``."""
-    dtype = np.dtype(dtype or DEFAULT_DTYPE)
+    dtype = np.dtype(dtype or default_dtype())
     if dtype.kind != "f" and steps > 1:  # (one step: base ** start of the given start, as PyTorch's)
         start, end = _integral_ends(start, end)
     exponents = linspace(start, end, steps, dtype=np.float64).data
@@ -77,7 +78,7 @@ def logspace(start, end, steps, base=10.0, *, dtype=None, requires_grad=False):
 
 def empty(*size, dtype=None, requires_grad=False):
     """``torch.empty``: a tensor of ``size`` (zero-filled here: PyTorch leaves it uninitialized)."""
-    return Tensor(np.zeros(_size(size), dtype=dtype or DEFAULT_DTYPE), requires_grad=requires_grad)
+    return Tensor(np.zeros(_size(size), dtype=dtype or default_dtype()), requires_grad=requires_grad)
 
 
 def empty_like(input, *, dtype=None, requires_grad=False):  # noqa: A002
@@ -155,7 +156,7 @@ def bernoulli(input, p=None, *, generator=None):  # noqa: A002
     if probs.size and not bool(((probs >= 0) & (probs <= 1)).all()):
         raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
     draws = xp.asarray(_gen(generator).random(x.shape))
-    dtype = x.dtype if x.dtype.kind in "fb" or p is not None else DEFAULT_DTYPE
+    dtype = x.dtype if x.dtype.kind in "fb" or p is not None else default_dtype()
     return Tensor((draws < probs).astype(dtype))
 
 

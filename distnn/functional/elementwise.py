@@ -237,9 +237,9 @@ def float_input(a):
     raw = a.data if isinstance(a, Tensor) else a
     dtype = getattr(raw, "dtype", None)
     if dtype is not None and dtype.kind in "biu":
-        from distnn.backend import DEFAULT_DTYPE
+        from distnn.backend import default_dtype
 
-        return raw.astype(DEFAULT_DTYPE)
+        return raw.astype(default_dtype())
     return a
 
 

@@ -15,7 +15,7 @@ import math
 from distnn.autograd.dtype_rules import torch_operands
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
-from distnn.backend import DEFAULT_DTYPE, get_array_module
+from distnn.backend import default_dtype, get_array_module
 
 from ._elementwise_common import _check_broadcast, _on_device, _quiet
 
@@ -214,7 +214,7 @@ def _result_kind(*ops):
 def _to_float(x):
     if isinstance(x, (bool, int)):
         return float(x)
-    return _raw(x).astype(DEFAULT_DTYPE)  # (an integer tensor carries no gradient: a constant)
+    return _raw(x).astype(default_dtype())  # (an integer tensor carries no gradient: a constant)
 
 
 def atan2(input, other):  # noqa: A002 - PyTorch's names

@@ -10,7 +10,7 @@ from collections import namedtuple
 import numpy as np
 
 from distnn.autograd.tensor import Tensor
-from distnn.backend import DEFAULT_DTYPE, get_array_module
+from distnn.backend import default_dtype, get_array_module
 
 from .shape_more import as_tensor
 
@@ -28,7 +28,7 @@ def cov(input, *, correction=1, fweights=None, aweights=None):  # noqa: A002
     if x.data.dtype.kind == "b":
         raise RuntimeError("cov(): bool dtype is not supported for input")
     if x.data.dtype.kind in "iu":  # (PyTorch's: integers are averaged in the default float dtype, not float64)
-        x = x.astype(DEFAULT_DTYPE)
+        x = x.astype(default_dtype())
     n = x.shape[1]
     w = None
     if fweights is not None:

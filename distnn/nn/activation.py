@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from distnn.backend import DEFAULT_DTYPE
+from distnn.backend import default_dtype
 from distnn import functional as F
 from distnn.functional.activation_more import PReLU as _PReLU  # noqa: F401 (its old home, for callers)
 
@@ -154,7 +154,7 @@ class PReLU(Module):
         super().__init__()
         self.num_parameters = int(num_parameters)
         self.init = init
-        self.weight = Parameter(np.full(self.num_parameters, init, dtype=np.dtype(dtype or DEFAULT_DTYPE)))
+        self.weight = Parameter(np.full(self.num_parameters, init, dtype=np.dtype(dtype or default_dtype())))
         _finish(self, device)
 
     def forward(self, x):

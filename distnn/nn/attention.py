@@ -24,7 +24,7 @@ import numpy as np
 
 from distnn import random as drandom
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module
+from distnn.backend import default_dtype, get_array_module
 from distnn.functional import activation as A
 from distnn.functional import shape as S
 from distnn.functional.attention import MultiheadAttentionCore
@@ -79,7 +79,7 @@ class MultiheadAttention(Module):
             raise ValueError(f"MultiheadAttention: embed_dim {embed_dim} must be divisible by num_heads {num_heads}")
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"MultiheadAttention: dropout must be in [0, 1], got {dropout}")
-        dtype = np.dtype(dtype or np.float32)
+        dtype = np.dtype(dtype or default_dtype())
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
         self.dropout, self.batch_first, self.generator = float(dropout), batch_first, generator
         self.kdim = embed_dim if kdim is None else int(kdim)

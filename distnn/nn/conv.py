@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from distnn.backend import DEFAULT_DTYPE
+from distnn.backend import default_dtype
 from distnn.functional import shape as S
 from distnn.functional.conv import _pair, _resolve_padding, _single, check_conv_shapes, conv1d, conv2d
 from distnn.functional.conv3d import _triple, conv3d, resolve_padding3d
@@ -206,7 +206,7 @@ class _ConvTransposeNd(_WeightAndBias):
 
     def _build(self, weight_shape, bias: bool, dtype, device, generator) -> None:
         # (a lazy layer's mixin builds placeholders in its place)
-        dtype = np.dtype(dtype or DEFAULT_DTYPE)
+        dtype = np.dtype(dtype or default_dtype())
         self.weight = Parameter(np.empty(weight_shape, dtype=dtype))
         if bias:  # (C_out,): not the weight's first dimension, so not _WeightAndBias._build's
             self.bias = Parameter(np.empty(self.out_channels, dtype=dtype))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from distnn import random as drandom
-from distnn.backend import to_numpy
+from distnn.backend import default_dtype, to_numpy
 from distnn.functional.embedding import _embedding
 
 from .linear import _finish
@@ -14,7 +14,7 @@ from .module import Module, Parameter
 def embedding_weight(who, num_embeddings, embedding_dim, padding_idx, _weight, dtype, generator):
     """The starting table of an ``Embedding``/``EmbeddingBag``: ``_weight`` (checked for its shape), else
     N(0, 1) draws from ``generator`` (the default generator) with the ``padding_idx`` row zeroed."""
-    dtype = np.dtype(dtype or np.float32)
+    dtype = np.dtype(dtype or default_dtype())
     if _weight is None:
         gen = generator if generator is not None else drandom.default_generator()
         w = gen.standard_normal((num_embeddings, embedding_dim)).astype(dtype)

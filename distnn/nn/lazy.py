@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from distnn.autograd import Tensor, no_grad
-from distnn.backend import DEFAULT_DTYPE, get_array_module
+from distnn.backend import default_dtype, get_array_module
 
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .linear import Linear, _finish
@@ -87,7 +87,7 @@ class UninitializedParameter(_UninitializedTensor, Parameter):
     _what = "parameter"
 
     def __init__(self, requires_grad: bool = True, device=None, dtype=None):
-        super().__init__(np.empty((0,), dtype=np.dtype(dtype or DEFAULT_DTYPE)), requires_grad=requires_grad)
+        super().__init__(np.empty((0,), dtype=np.dtype(dtype or default_dtype())), requires_grad=requires_grad)
         self._placeholder(device)
 
 
@@ -99,7 +99,7 @@ class UninitializedBuffer(_UninitializedTensor, Tensor):
     _what = "buffer"
 
     def __init__(self, requires_grad: bool = False, device=None, dtype=None):
-        super().__init__(np.empty((0,), dtype=np.dtype(dtype or DEFAULT_DTYPE)), requires_grad=requires_grad)
+        super().__init__(np.empty((0,), dtype=np.dtype(dtype or default_dtype())), requires_grad=requires_grad)
         self._placeholder(device)
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from distnn.autograd import Tensor, no_grad
-from distnn.backend import DEFAULT_DTYPE
+from distnn.backend import default_dtype
 
 from .lazy import LazyModuleMixin, UninitializedBuffer, UninitializedParameter, _input_shape
 from .linear import _finish
@@ -46,7 +46,7 @@ class _LazyNormBase(LazyModuleMixin):
         # the plain layer with 0 features and no tensors of its own (as PyTorch's), then the placeholders
         super().__init__(0, eps, momentum, False, False, None, dtype, bias=False)
         self.affine, self.track_running_stats = affine, track_running_stats
-        dtype = np.dtype(dtype or DEFAULT_DTYPE)
+        dtype = np.dtype(dtype or default_dtype())
         if affine:
             self.weight = UninitializedParameter(dtype=dtype)
             if bias:

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from distnn.backend import DEFAULT_DTYPE
+from distnn.backend import default_dtype
 from distnn.functional.bilinear import bilinear
 from distnn.functional.linear import linear
 
@@ -32,7 +32,7 @@ class _WeightAndBias(Module):
     """A layer with ``weight`` (out, ...) and an optional ``bias`` (out,), initialized as PyTorch's Linear and Conv."""
 
     def _build(self, weight_shape, bias: bool, dtype, device, generator) -> None:
-        dtype = np.dtype(dtype or DEFAULT_DTYPE)
+        dtype = np.dtype(dtype or default_dtype())
         self.weight = Parameter(np.empty(weight_shape, dtype=dtype))
         if bias:
             self.bias = Parameter(np.empty(weight_shape[0], dtype=dtype))
@@ -93,7 +93,7 @@ class Bilinear(Module):
         super().__init__()
         self.in1_features, self.in2_features = int(in1_features), int(in2_features)
         self.out_features = int(out_features)
-        dtype = np.dtype(dtype or DEFAULT_DTYPE)
+        dtype = np.dtype(dtype or default_dtype())
         self.weight = Parameter(np.empty((self.out_features, self.in1_features, self.in2_features), dtype=dtype))
         if bias:
             self.bias = Parameter(np.empty(self.out_features, dtype=dtype))

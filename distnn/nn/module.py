@@ -13,7 +13,7 @@ from collections import OrderedDict
 import numpy as np
 
 from distnn.autograd.tensor import Tensor, reset_grad
-from distnn.backend import DEFAULT_DTYPE, is_device_name, to_device
+from distnn.backend import default_dtype, is_device_name, to_device
 
 from .module_backward_hooks import BackwardHooks
 from .module_hooks import ForwardHooks, RemovableHandle  # noqa: F401  (RemovableHandle: importable from here)
@@ -42,7 +42,7 @@ class Parameter(Tensor):
 
     def __init__(self, data, requires_grad: bool = True, dtype=None):
         if dtype is None and getattr(data.data if isinstance(data, Tensor) else data, "dtype", None) is None:
-            dtype = DEFAULT_DTYPE
+            dtype = default_dtype()
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)  # (a Tensor's memory: its counter too)
 
     def __repr__(self):
@@ -59,7 +59,7 @@ class Buffer(Tensor):
 
     def __init__(self, data=None, *, persistent: bool = True):
         if data is None:
-            data = np.empty(0, DEFAULT_DTYPE)
+            data = np.empty(0, default_dtype())
         super().__init__(data.data if isinstance(data, Tensor) else data)
         self.requires_grad = bool(getattr(data, "requires_grad", False))
         self.persistent = persistent

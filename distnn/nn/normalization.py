@@ -25,7 +25,7 @@ import warnings
 
 import numpy as np
 
-from distnn.backend import DEFAULT_DTYPE, get_array_module
+from distnn.backend import default_dtype, get_array_module
 from distnn.functional.group_norm import group_norm, instance_norm
 from distnn.functional.norm import (BatchNormTrain, _bcast, _bn_axes, batch_norm, batch_stats, layer_norm,
                                     rms_norm, update_running_stats)
@@ -38,7 +38,7 @@ from .module import Module, Parameter
 def _affine_parameters(module, shape, affine: bool, bias: bool, dtype) -> np.dtype:
     """A norm layer's optional ``weight`` (ones) and ``bias`` (zeros) of ``shape`` (``bias=False``: no bias);
     returns the dtype resolved."""
-    dtype = np.dtype(dtype or DEFAULT_DTYPE)
+    dtype = np.dtype(dtype or default_dtype())
     module.register_parameter("weight", Parameter(np.ones(shape, dtype=dtype)) if affine else None)
     module.register_parameter("bias", Parameter(np.zeros(shape, dtype=dtype)) if affine and bias else None)
     return dtype
@@ -99,7 +99,7 @@ class RMSNorm(Module):
         self.normalized_shape = _as_shape(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        w = np.ones(self.normalized_shape, dtype=np.dtype(dtype or DEFAULT_DTYPE))
+        w = np.ones(self.normalized_shape, dtype=np.dtype(dtype or default_dtype()))
         self.register_parameter("weight", Parameter(w) if elementwise_affine else None)  # (no bias, as PyTorch's)
         _finish(self, device)
 

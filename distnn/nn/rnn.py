@@ -23,7 +23,7 @@ import numpy as np
 
 from distnn import random as drandom
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module
+from distnn.backend import default_dtype, get_array_module
 from distnn.functional import activation as A
 from distnn.functional import rnn as R
 from distnn.functional import shape as S
@@ -86,7 +86,7 @@ class RNNBase(Module):
         self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
         self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
         self.generator = generator  # for inter-layer dropout; None means distnn's default
-        dtype = np.dtype(dtype or np.float32)
+        dtype = np.dtype(dtype or default_dtype())
         g = _GATES[mode] * hidden_size
         D = 2 if bidirectional else 1
         real = proj_size or hidden_size  # the hidden state's size: what the next layer and step take
@@ -338,7 +338,7 @@ class RNNCellBase(Module):
     def __init__(self, input_size, hidden_size, bias, gates, dtype=None, generator=None):
         super().__init__()
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
-        dtype = np.dtype(dtype or np.float32)
+        dtype = np.dtype(dtype or default_dtype())
         self.weight_ih = Parameter(np.empty((gates * hidden_size, input_size), dtype))
         self.weight_hh = Parameter(np.empty((gates * hidden_size, hidden_size), dtype))
         if bias:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module
+from distnn.backend import default_dtype, get_array_module
 
 from . import init
 from .attention import MultiheadAttention, causal_mask
@@ -167,6 +167,6 @@ class Transformer(Module):
     @staticmethod
     def generate_square_subsequent_mask(sz, device=None, dtype=None):
         """A float (sz, sz) mask: -inf above the diagonal (position i may not see j > i), 0 elsewhere."""
-        mask = np.triu(np.full((sz, sz), -np.inf, dtype=np.dtype(dtype or np.float32)), k=1)
+        mask = np.triu(np.full((sz, sz), -np.inf, dtype=np.dtype(dtype or default_dtype())), k=1)
         t = Tensor(mask)
         return t if device is None else t.to(device)

@@ -54,6 +54,7 @@ from .batch_eval import eval_outputs, evaluate_arrays
 from .callbacks.base import CallbackList, final_report, metric_counts
 from .logging_utils import get_logger
 from .trainer_objective import StepObjectiveMixin
+from .trainer_data import check_dataset, collate_xy, input_dtype, take, train_batches
 from .trainer_state import TrainerStateMixin, TrainState
 
 # (eval_outputs, evaluate_arrays and TrainState live in the modules above and are importable from here too)
@@ -82,7 +83,9 @@ def _data_parallel(model, comm, **kwargs):
 
 
 class Trainer(StepObjectiveMixin, TrainerStateMixin):
-    """Data-parallel training of ``model`` on ``train_data`` (a :class:`distnn.data.Dataset`).
+    """Data-parallel training of ``model`` on ``train_data``: a :class:`distnn.data.Dataset`, an ``(x, y)``
+    pair of arrays, or any map-style dataset of ``(x, y)`` samples (``TensorDataset``, your own
+    ``__getitem__``), sharded over ranks by the Trainer's own sampler (:mod:`distnn.train.trainer_data`).
 
     Arguments: ``optimizer`` (a distnn optimizer over ``model.parameters()``);
     ``val_data`` (evaluated every epoch; metrics ``val_loss``, ``val_accuracy``);
@@ -127,6 +130,10 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin):
         self.log = log or get_logger("train")
         self.model = model
         self.optimizer = optimizer
+        # (x, y) arrays (the fast path), or None for a map-style dataset; bad datasets are refused here
+        self._train_arrays = check_dataset(train_data, "train_data")
+        if val_data is not None:
+            check_dataset(val_data, "val_data")
         self.train_data, self.val_data = train_data, val_data
         self.batch_size, self.epochs = int(batch_size), int(epochs)
         self.accumulation_steps = int(accumulation_steps)
@@ -154,7 +161,7 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin):
         from .adversarial import check_adversarial
 
         self.adversarial_eps, self.adversarial_weight = check_adversarial(adversarial_eps, adversarial_weight,
-                                                                          train_data.x.dtype)
+                                                                          input_dtype(train_data))
         self.evaluated = False  # whether this epoch ran validation (eval_every)
         self.validation_counts = False  # whether monitors judge it (see _epochs: not the last epoch's extra one)
         from .callbacks.base import monitor_mode as _mode
@@ -168,8 +175,11 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin):
         # With drop_last the sampler drops the tail too (no padding): then a rank's complete local batches
         # are exactly the complete global batches, (n // W) // (B // W) == n // B, whatever W is.
         self.sampler = shard(len(train_data), self.comm, shuffle, self.seed, drop_last)
+        # (a map-style dataset: its samples stacked by collate_xy, transformed by train_batches)
+        fast = self._train_arrays is not None
         self.loader = DataLoader(train_data, batch_size=self.local_batch, sampler=self.sampler, drop_last=drop_last,
-                                 transform=transform, seed=self.seed, rank=self.rank, with_mask=True)
+                                 collate_fn=None if fast else collate_xy, transform=transform if fast else None,
+                                 seed=self.seed, rank=self.rank, with_mask=True)
         self.steps_per_epoch = len(self.loader)
         self.callbacks = CallbackList(callbacks)
         #: optional ``guard(trainer, local_loss_sum) -> skip``: called on every rank after the gradient
@@ -337,7 +347,8 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin):
         sums = self.state.epoch_sums
         t0 = time.perf_counter()
         # The loader reseeds the sampler for this epoch and resumes at batch_in_epoch (mid-epoch resume).
-        for xb, yb, valid in self.loader.batches(self.state.epoch, self.state.batch_in_epoch):
+        for xb, yb, valid in train_batches(self.loader, self.transform, self.state.epoch, self.state.batch_in_epoch,
+                                           self._train_arrays is not None):
             step = self.state.batch_in_epoch
             if self.max_steps is not None and self.state.global_step >= self.max_steps:
                 break  # the same step count on every rank: no collective needed
@@ -460,7 +471,8 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin):
         batch on any number of ranks (a matrix product's last bits depend on
         the batch it is part of), and the loss is an exact sum (no rounding
         until the mean is taken). A set smaller than one batch is evaluated by
-        rank 0 alone.
+        rank 0 alone. ``dataset``: as ``train_data`` (with ``confusion``, it names
+        ``num_classes``).
         """
         n, B = len(dataset), self.eval_batch_size
         starts = range(self.rank * B, n, self.world * B)
@@ -468,9 +480,10 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin):
                else np.zeros(0, dtype=np.int64))
         # idx is whole batches in order (only the set's last batch can be short, and it comes last), so
         # evaluate_arrays cuts it into exactly those batches
-        sums = evaluate_arrays(self.model, dataset.x[idx], dataset.y[idx], np.ones(len(idx), dtype=bool),
-                               self.eval_transform, B, dataset.num_classes if confusion else 0, self.xp, self.dtype)
-        k = dataset.num_classes
+        k = self._num_classes(dataset) if confusion else 0
+        x, y = take(dataset, idx)
+        sums = evaluate_arrays(self.model, x, y, np.ones(len(idx), dtype=bool), self.eval_transform, B, k,
+                               self.xp, self.dtype)
         flat = np.concatenate([sums["loss_sum"].to_array(), [sums["correct"], sums["count"]],
                                sums["cm"].ravel() if confusion else []])
         red = np.asarray(self.comm.allreduce(flat, "sum") if self.world > 1 else flat, dtype=np.float64)
@@ -481,3 +494,11 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin):
         if confusion:
             out[f"{prefix}confusion_matrix"] = np.asarray(red[size + 2:], dtype=np.int64).reshape(k, k).tolist()
         return out
+
+    @staticmethod
+    def _num_classes(dataset) -> int:
+        k = getattr(dataset, "num_classes", None)
+        if k is None:
+            raise ValueError(f"evaluate(confusion=True): {type(dataset).__name__} has no num_classes attribute "
+                             "(the confusion matrix's size)")
+        return int(k)

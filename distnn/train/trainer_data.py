@@ -1,0 +1,118 @@
+"""What the :class:`~distnn.train.Trainer` trains and evaluates on: arrays, or a map-style dataset.
+
+``train_data`` / ``val_data`` may be
+
+* a :class:`distnn.data.Dataset` (arrays ``x``, ``y``): batches are gathered by fancy indexing (the
+  fast path);
+* any map-style dataset, PyTorch's protocol: ``__len__`` and ``__getitem__(i) -> (x, y)``
+  (:class:`~distnn.data.TensorDataset`, ``Subset``, ``ConcatDataset``, a PyTorch dataset of CPU tensors, a
+  class of your own whose ``__getitem__`` loads and transforms a sample). Samples are fetched one by one
+  and stacked into numpy arrays (``collate_xy``); ``x`` and ``y`` may be distnn Tensors, numpy arrays
+  or numbers.
+
+Either way the Trainer shards by *index* with its own
+:class:`~distnn.distributed.DistributedSampler`, as PyTorch Lightning replaces a loader's sampler: the
+same global batches in the same order as arrays of the same samples (bit for bit the same training),
+N ranks equal to one process, and an exact mid-epoch resume (the order is a function of seed and epoch,
+a sample a function of its index). So ``__getitem__`` must be deterministic per index for those to
+hold: random augmentation belongs in the Trainer's ``transform=`` (its draws belong to a sample's
+place in the global batch, on any number of ranks), not in a global random generator inside
+``__getitem__``.
+
+Refused, by name: an ``IterableDataset`` (a stream has no indices, so it can be neither sharded by
+the Trainer's sampler nor resumed mid-epoch exactly: wrap it in a map-style dataset), a ``DataLoader``
+(the Trainer builds its own loader: pass its dataset; ``batch_size`` is the Trainer's global batch),
+an object without ``__len__``/``__getitem__``, samples that are not ``(x, y)`` pairs, and a bare
+``(x, y)`` tuple of arrays (whose length would be 2: wrap it, ``TensorDataset(x, y)``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from distnn.autograd import Tensor
+from distnn.backend import to_numpy
+from distnn.data.iterable import IterableDataset
+from distnn.data.loader import DataLoader, _arrays
+
+
+def array_pair(data):
+    """``(x, y)`` arrays of a ``Dataset`` (the fast path), or None for a map-style dataset."""
+    return None if isinstance(data, (tuple, list)) else _arrays(data)
+
+
+def _as_array(value) -> np.ndarray:
+    """A sample's ``x`` or ``y`` (a distnn Tensor, a numpy array, a number, a CPU PyTorch tensor) as numpy."""
+    return to_numpy(value) if isinstance(value, Tensor) else np.asarray(value)
+
+
+def _check_sample(sample, what: str):
+    if not isinstance(sample, (tuple, list)) or len(sample) != 2:
+        kind = f"a {type(sample).__name__} of {len(sample)}" if isinstance(sample, (tuple, list)) else \
+            f"a {type(sample).__name__}"
+        raise TypeError(f"{what}: the Trainer needs (x, y) samples, but sample 0 is {kind}; return (input, "
+                        "label) from __getitem__ (TensorDataset(x, y) with two tensors)")
+
+
+def check_dataset(data, what: str):
+    """``(x, y)`` arrays for the fast path, or None for a usable map-style dataset; refuses others by name."""
+    if isinstance(data, DataLoader):
+        raise TypeError(f"{what}: got a DataLoader; the Trainer makes its own loader (its batch_size is the "
+                        "global batch, sharded over ranks): pass the loader's dataset instead")
+    if isinstance(data, IterableDataset):
+        raise TypeError(f"{what}: {type(data).__name__} is an IterableDataset; the Trainer shards and resumes by "
+                        "index, which a stream has not: use a map-style dataset (__len__ and __getitem__)")
+    if isinstance(data, (tuple, list)) and _arrays(data) is not None:
+        raise TypeError(f"{what}: got an (x, y) {type(data).__name__} of arrays, which is a dataset of 2 samples; "
+                        "pass TensorDataset(x, y) or a distnn.data.Dataset")
+    pair = array_pair(data)
+    if pair is not None:
+        return pair
+    if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")) or isinstance(data, (str, bytes)):
+        raise TypeError(f"{what}: expected a distnn.data.Dataset, an (x, y) pair of arrays or a map-style dataset "
+                        f"(__len__ and __getitem__), got {type(data).__name__}")
+    if len(data) == 0:
+        raise ValueError(f"{what}: {type(data).__name__} is empty")
+    _check_sample(data[0], f"{what} ({type(data).__name__})")
+    return None
+
+
+def collate_xy(samples):
+    """``(x, y)`` samples -> ``(x_batch, y_batch)`` numpy arrays (the arrays the fast path gathers)."""
+    _check_sample(samples[0], "collate_xy")
+    xs, ys = zip(*samples)
+    return np.stack([_as_array(x) for x in xs]), np.stack([_as_array(y) for y in ys])
+
+
+def take(data, idx):
+    """``(x, y)`` arrays of the samples ``idx`` of ``data`` (arrays, or a map-style dataset)."""
+    pair = array_pair(data)
+    if pair is not None:
+        return pair[0][idx], pair[1][idx]
+    if len(idx) == 0:  # nothing to fetch: empty arrays shaped like sample 0
+        x, y = collate_xy([data[0]])
+        return x[:0], y[:0]
+    return collate_xy([data[int(i)] for i in idx])
+
+
+def input_dtype(data) -> np.dtype:
+    """The dtype of the inputs ``x`` (of sample 0 for a map-style dataset)."""
+    pair = array_pair(data)
+    return pair[0].dtype if pair is not None else _as_array(data[0][0]).dtype
+
+
+def train_batches(loader, transform, epoch: int, start: int, fast: bool):
+    """``(x, y, valid)`` per batch of ``epoch`` from batch ``start`` on, transformed as the fast path does.
+
+    The fast path's loader applies ``transform`` itself; for a map-style dataset (``collate_xy``) it is
+    applied here with the generator the fast path uses (``loader.sample_generator``: the draws of the
+    samples' places in the global batch), so both train alike.
+    """
+    if fast:
+        yield from loader.batches(epoch, start)
+        return
+    for (xb, yb), valid in loader.batches(epoch, start):
+        if transform is not None:
+            rng = None if getattr(transform, "deterministic", False) else \
+                loader.sample_generator(epoch, loader.batch_index - 1, len(yb))
+            xb = transform(xb, rng)
+        yield xb, yb, valid
