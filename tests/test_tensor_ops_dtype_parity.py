@@ -1,0 +1,43 @@
+"""Result dtypes, refusals and edge values of distnn's tensor arithmetic, reductions and creation against
+torch 2.13: integer operators with 0-d tensors and numbers, integer powers, integer sums, mixed-dtype matrix
+products, integer arange with float bounds, division by zero (no numpy warning), all-NaN nanmean."""
+import numpy as np
+import pytest
+
+import distnn
+from tensor_ops_oracle import assert_refused_as_torch, compare, ints, rand
+
+INT_DTYPES = ["int32", "uint8", "int8", "int16", "int64"]
+INT_OPS = ["//", "%", "&", "|", "^"]
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+@pytest.mark.parametrize("op", INT_OPS)
+def test_integer_operators_type_as_torch(torch, op, dtype):
+    """A 0-d int64 tensor or a Python int does not widen an integer tensor with dimensions (numpy gave int64)."""
+    x = np.array([5, 7, 9, 4], dtype=dtype)
+    for other in [np.array(3), 3]:
+        for reflected in (False, True):
+            def fn(m, a, other=other, reflected=reflected):
+                b = m.tensor(other) if isinstance(other, np.ndarray) else other
+                return eval(f"b {op} a" if reflected else f"a {op} b")
+            compare(torch, fn, [x])
+
+
+def test_float_remainder_by_a_0d_float64_tensor_stays_float32(torch):
+    compare(torch, lambda m, a: a % m.tensor(0.75, dtype=m.float64), [rand(5) * 3], dtype=np.float32)
+    compare(torch, lambda m, a: a // m.tensor(0.75, dtype=m.float64), [rand(5) * 3], dtype=np.float32, grad=False)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint8", "int8"])
+def test_integer_to_a_negative_number_is_refused_as_torch(torch, dtype):
+    x = np.array([2, 3], dtype=dtype)
+    for fn in (lambda m, a: a ** -1, lambda m, a: a.pow(-2), lambda m, a: m.pow(a, -1)):
+        assert_refused_as_torch(torch, ("pow", fn, [x], "Integers to negative integer powers are not allowed"))
+
+
+def test_integer_to_negative_tensor_powers_computes_as_torch(torch):
+    """A tensor exponent is not refused: 1 ** -n is 1, (-1) ** -n is +-1, any other base 0 (numpy refused)."""
+    base, exp = np.array([2, 1, -1, 0, -2, -1, 3]), np.array([-1, -3, -3, -1, -2, -2, 2])
+    compare(torch, lambda m, a, b: a ** b, [base, exp])
+    compare(torch, lambda m, a: 2 ** a, [exp])
