@@ -41,3 +41,20 @@ def test_integer_to_negative_tensor_powers_computes_as_torch(torch):
     base, exp = np.array([2, 1, -1, 0, -2, -1, 3]), np.array([-1, -3, -3, -1, -2, -2, 2])
     compare(torch, lambda m, a, b: a ** b, [base, exp])
     compare(torch, lambda m, a: 2 ** a, [exp])
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "bool"])
+def test_integer_sums_and_products_are_int64_as_torch(torch, dtype):
+    """numpy's sum of uint8 is uint64; PyTorch's sum, prod and cumsum of any integer or bool are int64."""
+    x = ints(3, 4, high=200 if dtype == "uint8" else 2 if dtype == "bool" else 50).astype(dtype)
+    cases = [lambda m, a: a.sum(), lambda m, a: m.sum(a, 1), lambda m, a: a.sum(0, keepdim=True),
+             lambda m, a: a.sum((0, 1)), lambda m, a: a.prod(), lambda m, a: a.prod(1, keepdim=True),
+             lambda m, a: m.cumsum(a, 0), lambda m, a: a.cumsum(dim=1), lambda m, a: a.sum(dtype=m.int32),
+             lambda m, a: m.sum(a, 1, dtype=m.int16), lambda m, a: a.sum(1, True, dtype=m.float64)]
+    for fn in cases:
+        compare(torch, fn, [x])
+
+
+def test_sum_dtype_casts_a_float_input_in_the_graph(torch):
+    compare(torch, lambda m, a: a.sum(1, dtype=m.float64), [rand(3, 4)], dtype=np.float32)
+    compare(torch, lambda m, a: m.sum(a, dtype=m.float64), [rand(3, 4)], dtype=np.float32)
