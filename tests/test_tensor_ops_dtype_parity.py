@@ -58,3 +58,34 @@ def test_integer_sums_and_products_are_int64_as_torch(torch, dtype):
 def test_sum_dtype_casts_a_float_input_in_the_graph(torch):
     compare(torch, lambda m, a: a.sum(1, dtype=m.float64), [rand(3, 4)], dtype=np.float32)
     compare(torch, lambda m, a: m.sum(a, dtype=m.float64), [rand(3, 4)], dtype=np.float32)
+
+
+I64, F32, F64 = np.ones((2, 2), dtype=np.int64), np.ones((2, 2), dtype=np.float32), np.ones((2, 2))
+MIXED_PRODUCTS = [
+    ("matmul", lambda m, a, b: a @ b, [I64, F32], "to have the same dtype"),
+    ("matmul_f32_f64", lambda m, a, b: m.matmul(a, b), [F32, F64], "to have the same dtype"),
+    ("matmul_vec", lambda m, a, b: a[0] @ b, [I64, F32], "to have the same dtype"),
+    ("mm", lambda m, a, b: m.mm(a, b), [I64, F32], "to have the same dtype"),
+    ("mm_method", lambda m, a, b: a.mm(b), [F64, F32], "to have the same dtype"),
+    ("bmm", lambda m, a, b: m.bmm(a[None], b[None]), [I64, F32], "expected scalar type Long but found Float"),
+    ("matmul3d", lambda m, a, b: a[None] @ b[None], [I64, F32], "expected scalar type Long but found Float"),
+    ("mv", lambda m, a, b: m.mv(a, b[0]), [I64, F32], "same dtype"),
+    ("dot", lambda m, a, b: m.dot(a[0], b[0]), [I64, F32], "same dtype"),
+    ("addmm", lambda m, a, b: m.addmm(b, a, b), [I64, F32], "same dtype"),
+    ("addmm_input", lambda m, a, b: m.addmm(a, b, b), [I64, F32], "self and mat2 must have the same dtype"),
+    ("addmm_f64_input", lambda m, a, b: m.addmm(a, b, b), [F64, F32], "self and mat2 must have the same dtype"),
+    ("addmv_input", lambda m, a, b: m.addmv(a[0], b, b[0]), [F64, F32], "must have the same dtype"),
+    ("baddbmm_input", lambda m, a, b: m.baddbmm(a, b[None], b[None]), [F64, F32], "dtypes must be the same"),
+    ("addbmm_input", lambda m, a, b: m.addbmm(a, b[None], b[None]), [F64, F32], "self and mat2 must have the same"),
+]
+
+
+@pytest.mark.parametrize("case", MIXED_PRODUCTS, ids=[c[0] for c in MIXED_PRODUCTS])
+def test_mixed_dtype_matrix_products_are_refused_as_torch(torch, case):
+    """numpy computes int64 @ float32 (or float32 @ float64) in float64; PyTorch refuses mixed dtypes."""
+    assert_refused_as_torch(torch, case)
+
+
+def test_matrix_products_of_one_dtype_still_work(torch):
+    compare(torch, lambda m, a, b: m.addmm(a, a, b, beta=0.5), [rand(3, 3), rand(3, 3, seed=1)], dtype=np.float32)
+    compare(torch, lambda m, a, b: a @ b, [ints(2, 3), ints(3, 2, seed=1)])
