@@ -89,3 +89,29 @@ def test_mixed_dtype_matrix_products_are_refused_as_torch(torch, case):
 def test_matrix_products_of_one_dtype_still_work(torch):
     compare(torch, lambda m, a, b: m.addmm(a, a, b, beta=0.5), [rand(3, 3), rand(3, 3, seed=1)], dtype=np.float32)
     compare(torch, lambda m, a, b: a @ b, [ints(2, 3), ints(3, 2, seed=1)])
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "int16", "uint8"])
+def test_arange_of_float_bounds_in_an_integer_dtype_matches_torch(torch, dtype):
+    """PyTorch truncates the bounds and step (the count from the truncated ones for int64, from the float ones
+    for the narrower integers); numpy's arange of the floats, cast, gave other counts and values."""
+    rng = np.random.default_rng(3)
+    cases = [(2.5,), (0.5,), (0.5, 2.5), (0.5, 4.4, 1.3), (-0.5, 3), (0, 3, 1.5), (1.7, 5.2, 1.2), (3.7, 0.2, -1.5)]
+    cases += [tuple(np.round(rng.uniform(0, 9, 2), 2)) + (float(np.round(rng.uniform(1, 3), 2)),) for _ in range(20)]
+    for args in cases:
+        if len(args) == 3 and (args[1] - args[0]) * args[2] < 0:
+            args = (args[1], args[0], args[2])
+        ours, theirs = distnn.arange(*args, dtype=getattr(distnn, dtype)), torch.arange(*args, dtype=getattr(torch, dtype))
+        assert ours.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=str(args))
+
+
+def test_arange_refusals_match_torch(torch):
+    for args, dtype, gist in [((0, 3, 0.7), "int64", "step must be nonzero"),
+                              ((-1.5,), "int32", "inconsistent with step sign"),
+                              ((-0.5, -2.5), "int64", "inconsistent with step sign")]:
+        with pytest.raises(Exception, match=gist) as theirs:
+            torch.arange(*args, dtype=getattr(torch, dtype))
+        with pytest.raises(Exception, match=gist) as ours:
+            distnn.arange(*args, dtype=getattr(distnn, dtype))
+        assert type(ours.value).__name__ in {"RuntimeError", type(theirs.value).__name__}
