@@ -115,3 +115,23 @@ def test_arange_refusals_match_torch(torch):
         with pytest.raises(Exception, match=gist) as ours:
             distnn.arange(*args, dtype=getattr(distnn, dtype))
         assert type(ours.value).__name__ in {"RuntimeError", type(theirs.value).__name__}
+
+
+def _nan_rows(*shape, seed=0):
+    x = rand(*shape, seed=seed)
+    x[0] = np.nan  # a slice with no number
+    x[np.random.default_rng(seed + 5).random(shape) < 0.3] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_nanmean_of_an_all_nan_slice_is_nan_with_torch_s_nan_gradient(torch, dtype):
+    """PyTorch: NaN, and a NaN gradient throughout that slice (0 at the NaNs of the others); distnn gave 0 and a
+    numpy divide warning in backward."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for fn in [lambda m, a: m.nanmean(a, 1), lambda m, a: a.nanmean(dim=1, keepdim=True),
+                   lambda m, a: m.nanmean(a, (1, 2)), lambda m, a: m.nanmean(a), lambda m, a: m.nanmean(a, 0)]:
+            compare(torch, fn, [_nan_rows(3, 4, 2)], dtype=dtype)
