@@ -135,3 +135,52 @@ def test_nanmean_of_an_all_nan_slice_is_nan_with_torch_s_nan_gradient(torch, dty
         for fn in [lambda m, a: m.nanmean(a, 1), lambda m, a: a.nanmean(dim=1, keepdim=True),
                    lambda m, a: m.nanmean(a, (1, 2)), lambda m, a: m.nanmean(a), lambda m, a: m.nanmean(a, 0)]:
             compare(torch, fn, [_nan_rows(3, 4, 2)], dtype=dtype)
+
+
+DIAGONALS = [((4, 4), 0, 0, 1), ((3, 5), 1, 0, 1), ((5, 3), -2, 0, 1), ((2, 3, 4), 1, 1, 2), ((2, 3, 4), -1, 0, 2),
+             ((3, 4, 2), 0, -1, 0), ((3, 3), 5, 0, 1)]
+
+
+@pytest.mark.parametrize("shape, offset, d1, d2", DIAGONALS)
+def test_diagonal_is_a_view_as_torch_s(torch, shape, offset, d1, d2):
+    """Values and gradients; an in-place change of the diagonal writes its base (values, versions), also while
+    recording, where the base's gradient is that of the changed graph (distnn's diagonal was a copy)."""
+    compare(torch, lambda m, a: a.diagonal(offset, d1, d2), [rand(*shape)])
+    compare(torch, lambda m, a: m.diagonal(a, offset=offset, dim1=d1, dim2=d2) * 3, [rand(*shape)], dtype=np.float32)
+
+    def written(m, a, b):
+        y = a * 1
+        d = y.diagonal(offset, d1, d2)
+        d.mul_(b.sum()) if d.numel() else None
+        d += 1
+        return y, d
+
+    compare(torch, written, [rand(*shape), rand(2, seed=1)])
+    x = distnn.tensor(np.zeros(shape))
+    d = x.diagonal(offset, d1, d2)
+    before = x._version
+    d += 5.0
+    expected = torch.zeros(shape, dtype=torch.float64)
+    expected.diagonal(offset, d1, d2).add_(5.0)
+    np.testing.assert_array_equal(x.numpy(), expected.numpy())
+    assert x._version == d._version == before + 1
+
+
+def test_a_saved_diagonal_changed_through_its_base_is_refused_at_backward(torch):
+    for m in (distnn, torch):
+        w = m.tensor(rand(3, 3), requires_grad=True)
+        y = w * 1
+        z = y.diagonal().exp()  # (exp saves its result, not the diagonal: changing y is fine)
+        y.diagonal().mul_(2)
+        z.sum().backward()
+        y = w * 1
+        z = y.diagonal() ** 2  # (pow saves its input: the diagonal)
+        y.add_(1)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation|changed in place"):
+            z.sum().backward()
+
+
+def test_diag_of_a_matrix_stays_a_copy(torch):
+    x = distnn.tensor(rand(3, 3))
+    distnn.diag(x).add_(1.0)
+    np.testing.assert_array_equal(x.numpy(), rand(3, 3))
