@@ -23,6 +23,7 @@ from . import functional
 __version__ = "0.1.0"
 
 import builtins as _builtins  # (distnn.bool, .int, .float, .any, .all are PyTorch's names: see dtypes.py)
+import math as _math
 
 import numpy as _np
 
@@ -77,7 +78,25 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False) -> Tensor:
         start, end = 0, start
     floats = _builtins.any(isinstance(v, _builtins.float) for v in (start, end, step))
     dtype = dtype if dtype is not None else (backend.default_dtype() if floats else _np.int64)
+    if floats and _np.dtype(dtype).kind in "iu":
+        return Tensor(_integer_arange(start, end, step, _np.dtype(dtype)), requires_grad=requires_grad)
     return Tensor(_np.arange(start, end, step).astype(dtype), requires_grad=requires_grad)
+
+
+def _integer_arange(start, end, step, dtype):
+    """``arange`` of float bounds in an integer dtype, as PyTorch's: the values are ``int(start) + i *
+    int(step)`` (truncated first); the count is that of the truncated bounds for int64, of the float ones
+    (``ceil((end - start) / step)``) for the narrower integers. So ``arange(2.5, dtype=int64)`` is [0, 1] and
+    ``arange(2.5, dtype=int32)`` is [0, 1, 2]."""
+    first, last, stride = (_builtins.int(v) for v in (start, end, step))
+    if dtype == _np.int64:
+        start, end, step = first, last, stride
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if (step > 0 and end < start) or (step < 0 and end > start):
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
+    count = _math.ceil((end - start) / step) if dtype != _np.int64 else len(range(start, end, step))
+    return (first + _np.arange(count, dtype=_np.int64) * stride).astype(dtype)
 
 
 def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:

@@ -61,21 +61,23 @@ class TensorMethods:
         return self @ other
 
     def __floordiv__(self, other):
-        return _const(self.data // unwrap(other))  # (a step function: no gradient, as in PyTorch)
+        a, b = _typed(self, other)
+        return _const(a // b)  # (a step function: no gradient, as in PyTorch)
 
     def __mod__(self, other):
         """``x - floor(x / y) * y``, as PyTorch's remainder: gradient 1 for ``x`` and, for a Tensor ``y``,
         ``-floor(x / y)`` (the quotient is piecewise constant)."""
-        quotient = _const(self.data // unwrap(other))
-        return self - quotient * other
+        a, b = _typed(self, other)
+        return self - _const(a // b) * other
 
     def __rfloordiv__(self, other):
-        return _const(unwrap(other) // self.data)
+        a, b = _typed(self, other, reflected=True)
+        return _const(a // b)
 
     def __rmod__(self, other):
         """``other % self`` for a number ``other``: ``other - floor(other / self) * self``, as ``__mod__``."""
-        quotient = _const(unwrap(other) // self.data)
-        return other - quotient * self
+        a, b = _typed(self, other, reflected=True)
+        return other - _const(a // b) * self
 
     # Python's unary operators and the bitwise ones PyTorch gives tensors (masks: ``(a > 0) & ~b``)
     def __abs__(self):
@@ -88,13 +90,16 @@ class TensorMethods:
         return _const(~_bits(self, "~"))
 
     def __and__(self, other):
-        return _const(_bits(self, "&") & _bits(other, "&"))
+        a, b = _typed(self, other)
+        return _const(_bits(a, "&") & _bits(b, "&"))
 
     def __or__(self, other):
-        return _const(_bits(self, "|") | _bits(other, "|"))
+        a, b = _typed(self, other)
+        return _const(_bits(a, "|") | _bits(b, "|"))
 
     def __xor__(self, other):
-        return _const(_bits(self, "^") ^ _bits(other, "^"))
+        a, b = _typed(self, other)
+        return _const(_bits(a, "^") ^ _bits(b, "^"))
 
     __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
 
@@ -304,6 +309,18 @@ def equal(input, other) -> bool:  # noqa: A002
     if tuple(a.shape) != tuple(b.shape):
         return False
     return bool((a == _beside(get_array_module(a), b)).all())
+
+
+def _typed(t, other, reflected=False):
+    """The arrays of ``t <op> other`` (``other <op> t`` when ``reflected``), typed as PyTorch types them (as
+    ``+`` and ``*`` are: a 0-d int64 tensor or a Python int does not widen an int32 or uint8 tensor with
+    dimensions, where numpy's promotion would give int64)."""
+    from .dtype_rules import _operands, _with_constant
+
+    a, b = _with_constant(t, other) if reflected else _operands(t, other)
+    if reflected:
+        a, b = b, a
+    return unwrap(a), unwrap(b)
 
 
 def _bits(value, op: str):

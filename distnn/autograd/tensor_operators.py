@@ -191,8 +191,8 @@ class TensorOperators:
 
     # Reductions take PyTorch's dim/keepdim (x.max(1) is (values, indices), var is unbiased) or
     # numpy's axis/keepdims/ddof with numpy's meaning: see distnn.functional.reduce.
-    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        return R.sum(self, dim, keepdim, axis=axis, keepdims=keepdims)
+    def sum(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+        return R.sum(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
 
     def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         return R.mean(self, dim, keepdim, axis=axis, keepdims=keepdims)

@@ -9,6 +9,8 @@ cast/device copy/clone (:mod:`.copy_ops`) and the shared helpers (:mod:`._elemen
 """
 from __future__ import annotations
 
+import numbers
+
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
@@ -100,9 +102,14 @@ class Pow(Function):
     def forward(self, a, b):
         try:
             out = a**b
-        except ValueError:
+        except (ValueError, OverflowError) as e:  # (OverflowError: numpy's uint8 ** -1)
             _check_broadcast(a, b, "**")
-            raise
+            if type(self) is PowConstant and isinstance(b, numbers.Integral) and b < 0:
+                # (PyTorch refuses a negative number as an integer tensor's exponent)
+                raise RuntimeError("Integers to negative integer powers are not allowed.") from None
+            if "negative integer powers" not in str(e):
+                raise
+            out = _integer_power(a, b)  # (but computes one with a tensor exponent, as numpy does not)
         self.a, self.b = a, b
         self.out = out if self.needs_input_grad[1] else None
         return out
@@ -124,6 +131,17 @@ class Pow(Function):
             gb = g * self.out * xp.log(xp.where(a > 0, a, 1))  # (taken as 0 for a <= 0, where a^b is real only
             # for integer b and has no derivative in b)
         return ga, gb
+
+
+def _integer_power(a, b):
+    """``a ** b`` of integers with some ``b`` negative, as PyTorch computes it: 1 ** b is 1, (-1) ** b is
+    -1 for odd b, 1 for even, any other base (0 too) gives 0 (the truncated 1 / a ** -b)."""
+    xp = get_array_module(a if hasattr(a, "dtype") else b)
+    a, b = xp.asarray(a), xp.asarray(b)
+    out = a ** xp.maximum(b, 0)
+    minus_one = 1 - 2 * (b & 1)  # (-1) ** b
+    small = xp.where(a == 1, 1, xp.where(a == -1, minus_one, 0)).astype(out.dtype)
+    return xp.where(b < 0, small, out)
 
 
 class PowConstant(Pow):

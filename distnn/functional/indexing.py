@@ -24,6 +24,34 @@ def scatter_add(out, index, values) -> None:
         cupyx.scatter_add(out, index, values)
 
 
+class DiagonalView:
+    """An "index" that picks diagonal ``offset`` of dims ``dim1``, ``dim2`` as a new last dim: a strided view of
+    the array (PyTorch's ``diagonal``), not numpy's read-only one. It stands where GetItem and SetItem take an
+    index, so that a diagonal is a view as indexing ones are (an in-place change of it reaches its base, also
+    while recording: distnn.autograd.inplace re-derives views through their index)."""
+
+    __slots__ = ("offset", "dim1", "dim2")
+
+    def __init__(self, offset, dim1, dim2):
+        self.offset, self.dim1, self.dim2 = offset, dim1, dim2
+
+    def of(self, a):
+        """The diagonal of ``a``, a view of its memory (writable where ``a`` is)."""
+        xp = get_array_module(a)
+        d1, d2, offset = self.dim1, self.dim2, self.offset
+        first = [slice(None)] * a.ndim
+        first[d1], first[d2] = slice(max(-offset, 0), None), slice(max(offset, 0), None)
+        corner = a[tuple(first)]  # (the diagonal starts at its corner)
+        rest = [d for d in range(a.ndim) if d not in (d1, d2)]
+        n = max(0, min(corner.shape[d1], corner.shape[d2]))
+        shape = tuple(corner.shape[d] for d in rest) + (n,)
+        strides = tuple(corner.strides[d] for d in rest) + (corner.strides[d1] + corner.strides[d2],)
+        return xp.lib.stride_tricks.as_strided(corner, shape=shape, strides=strides)
+
+    def __repr__(self):
+        return f"diagonal(offset={self.offset}, dim1={self.dim1}, dim2={self.dim2})"
+
+
 class GetItem(Function):
     """Basic and advanced indexing; backward scatter-adds (repeated indices accumulate)."""
 
@@ -31,6 +59,8 @@ class GetItem(Function):
 
     def forward(self, a, index):
         self.shape, self.dtype, self.index = a.shape, a.dtype, index
+        if type(index) is DiagonalView:
+            return index.of(a)
         try:
             out = a[index]
         except IndexError as e:
@@ -42,7 +72,9 @@ class GetItem(Function):
     def backward(self, g):
         xp = get_array_module(g)
         out = xp.zeros(self.shape, dtype=g.dtype)
-        if _is_advanced(self.index):
+        if type(self.index) is DiagonalView:
+            self.index.of(out)[...] = g
+        elif _is_advanced(self.index):
             scatter_add(out, self.index, g)
         else:
             out[self.index] = g
@@ -61,6 +93,9 @@ class SetItem(Function):
     def forward(self, a, v, index):
         self.index = index
         out = a.copy()
+        if type(index) is DiagonalView:
+            index.of(out)[...] = v
+            return out
         try:
             out[index] = v
         except (IndexError, ValueError) as e:
@@ -70,11 +105,15 @@ class SetItem(Function):
 
     def backward(self, g):
         ga = gv = None
+        diagonal = type(self.index) is DiagonalView
         if self.needs_input_grad[0]:
             ga = g.copy()
-            ga[self.index] = 0
+            if diagonal:
+                self.index.of(ga)[...] = 0
+            else:
+                ga[self.index] = 0
         if self.needs_input_grad[1]:
-            gv = g[self.index]
+            gv = self.index.of(g).copy() if diagonal else g[self.index]
         return ga, gv
 
 

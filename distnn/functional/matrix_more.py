@@ -13,7 +13,7 @@ from distnn.autograd.function import OUTPUT, Function
 from distnn.backend import get_array_module
 
 from ._dims import wrap_dim
-from .matrix_multiply import MatMul
+from .matrix_multiply import _TORCH_NAMES, MatMul
 from .select import roll
 from .shape_more import as_tensor, broadcast_tensors
 
@@ -87,9 +87,19 @@ def mv(input, vec):  # noqa: A002
     return MatMul.apply(a, v)
 
 
-def _add_scaled(input, product, beta, alpha):  # noqa: A002
+# PyTorch's refusals of an ``input`` whose dtype is not the product's (numpy would promote)
+_MIXED = {"addmm": "self and mat2 must have the same dtype, but got {x} and {p}",
+          "addbmm": "self and mat2 must have the same dtype, but got {x} and {p}",
+          "addmv": "addmv input tensors must have the same dtype, but got {x} and {p}",
+          "baddbmm": "Input dtypes must be the same, got: input {x}, batch1 and batch2: {p}"}
+
+
+def _add_scaled(input, product, beta, alpha, op):  # noqa: A002
     """``beta * input + alpha * product``; ``beta == 0`` ignores ``input`` (NaN and inf in it too), as PyTorch."""
     x = as_tensor(input)
+    if x.dtype != product.dtype:
+        names = {k: _TORCH_NAMES.get(v.dtype.name, v.dtype.name) for k, v in (("x", x), ("p", product))}
+        raise RuntimeError(_MIXED[op].format(**names))
     try:
         shape = tuple(get_array_module(x.data).broadcast_shapes(x.shape, product.shape))
     except (ValueError, AttributeError):
@@ -106,12 +116,12 @@ def _add_scaled(input, product, beta, alpha):  # noqa: A002
 @autocast_policy("lower")
 def addmm(input, mat1, mat2, *, beta=1, alpha=1):  # noqa: A002
     """``torch.addmm``: ``beta * input + alpha * (mat1 @ mat2)``."""
-    return _add_scaled(input, mm(mat1, mat2), beta, alpha)
+    return _add_scaled(input, mm(mat1, mat2), beta, alpha, "addmm")
 
 
 def addmv(input, mat, vec, *, beta=1, alpha=1):  # noqa: A002
     """``torch.addmv``: ``beta * input + alpha * (mat @ vec)``."""
-    return _add_scaled(input, mv(mat, vec), beta, alpha)
+    return _add_scaled(input, mv(mat, vec), beta, alpha, "addmv")
 
 
 def _batches(b1, b2, op):
@@ -127,13 +137,13 @@ def _batches(b1, b2, op):
 @autocast_policy("lower")
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):  # noqa: A002
     """``torch.baddbmm``: ``beta * input + alpha * (batch1 @ batch2)``, matrix by matrix."""
-    return _add_scaled(input, _batches(batch1, batch2, "baddbmm"), beta, alpha)
+    return _add_scaled(input, _batches(batch1, batch2, "baddbmm"), beta, alpha, "baddbmm")
 
 
 @autocast_policy("lower")
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1):  # noqa: A002
     """``torch.addbmm``: ``beta * input + alpha * sum_b(batch1[b] @ batch2[b])``."""
-    return _add_scaled(input, _batches(batch1, batch2, "addbmm").sum(0), beta, alpha)
+    return _add_scaled(input, _batches(batch1, batch2, "addbmm").sum(0), beta, alpha, "addbmm")
 
 
 def tensordot(a, b, dims=2):

@@ -15,6 +15,21 @@ def _f_only(x):
     return x.ndim == 2 and x.flags.f_contiguous and not x.flags.c_contiguous
 
 
+# PyTorch's names of the dtypes, which its messages use
+_TORCH_NAMES = {"bool": "Bool", "uint8": "Byte", "int8": "Char", "int16": "Short", "int32": "Int", "int64": "Long",
+                "float16": "Half", "float32": "Float", "float64": "Double"}
+
+
+def _refuse_mixed(a, b):
+    """PyTorch multiplies matrices of one dtype only (numpy would compute int64 @ float32 in float64)."""
+    if a.ndim > 2 or b.ndim > 2:  # (PyTorch's batched kernels word it so)
+        first, second = (_TORCH_NAMES.get(x.dtype.name, x.dtype.name) for x in (a, b))
+        raise RuntimeError(f"expected scalar type {first} but found {second}: matmul operands must have the same "
+                           "dtype (convert one first, e.g. b.to(a.dtype))")
+    raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a.dtype} != {b.dtype} "
+                       "(convert one first, e.g. b.to(a.dtype))")
+
+
 class MatMul(Function):
     """Batched matrix product with numpy's 1-D promotion rules."""
     autocast = "lower"  # under distnn.autocast: the matmul family runs in the lower dtype
@@ -24,6 +39,8 @@ class MatMul(Function):
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0:
             raise ValueError("matmul: both operands must have at least one dimension; use * for scalars")
+        if a.dtype != b.dtype:
+            _refuse_mixed(a, b)
         ka = a.shape[-1]
         kb = b.shape[-2] if b.ndim > 1 else b.shape[0]
         if ka != kb:

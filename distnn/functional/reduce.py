@@ -47,11 +47,11 @@ def _expand_back(g, axes, keepdims, shape):
 class Sum(Function):
     saves_tensors = False
 
-    def forward(self, a, axis=None, keepdims=False):
+    def forward(self, a, axis=None, keepdims=False, dtype=None):
         self.shape = a.shape
         self.axes = _axes(axis, a.ndim)
         self.keepdims = keepdims
-        return a.sum(axis=self.axes, keepdims=keepdims)
+        return a.sum(axis=self.axes, keepdims=keepdims, dtype=_accumulator(a, dtype))
 
     def backward(self, g):
         return (_expand_back(g, self.axes, self.keepdims, self.shape),)
@@ -159,9 +159,29 @@ def _every_dim_if_empty(dim):
     return None if isinstance(dim, (tuple, list)) and not dim else dim
 
 
-def sum(a, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
+def sum(a, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):  # noqa: A001
+    """``torch.sum``: integers and bools sum in int64; ``dtype`` casts the input first, as PyTorch's."""
     axis, keepdims, _ = _resolve(dim, keepdim, axis, keepdims)
-    return Sum.apply(a, axis=axis, keepdims=keepdims)
+    return Sum.apply(_with_dtype(a, dtype), axis=axis, keepdims=keepdims, dtype=dtype)
+
+
+def _accumulator(a, dtype):
+    """The dtype a sum or product of ``a`` is in: ``dtype`` when given (``a`` was cast to it), else int64 for
+    integers and bools, as PyTorch's (numpy's sum of uint8 is uint64), else ``a``'s own."""
+    if dtype is not None:
+        return dtype
+    return "int64" if a.dtype.kind in "biu" else None
+
+
+def _with_dtype(a, dtype):
+    """``a`` cast to ``dtype`` first (PyTorch's ``dtype=`` argument), in the graph for a float tensor."""
+    if dtype is None:
+        return a
+    from distnn.autograd.tensor import Tensor
+
+    if isinstance(a, Tensor):
+        return a.astype(dtype)
+    return get_array_module(a).asarray(a).astype(dtype)
 
 
 def mean(a, dim=None, keepdim=False, *, axis=None, keepdims=None):

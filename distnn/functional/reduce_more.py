@@ -12,16 +12,7 @@ from distnn.backend import get_array_module, unwrap
 
 from ._dims import wrap_dim
 from .elementwise import _quiet, float_input
-from .reduce import Max, Min, _axes, _every_dim_if_empty
-
-
-def _with_dtype(a, dtype):
-    """``a`` cast to ``dtype`` first (PyTorch's ``dtype=`` argument), in the graph for a float tensor."""
-    if dtype is None:
-        return a
-    if isinstance(a, Tensor):
-        return a.astype(dtype)
-    return get_array_module(a).asarray(a).astype(dtype)
+from .reduce import Max, Min, _axes, _accumulator, _every_dim_if_empty, _with_dtype
 
 
 class CumSum(Function):
@@ -29,12 +20,12 @@ class CumSum(Function):
 
     saves_tensors = False
 
-    def forward(self, a, dim):
+    def forward(self, a, dim, dtype=None):
         xp = get_array_module(a)
         self.dim = dim
         if a.ndim == 0:
-            return a.copy()
-        return xp.cumsum(a, axis=dim, dtype=xp.int64 if a.dtype.kind in "biu" else None)
+            return a.astype(_accumulator(a, dtype) or a.dtype)
+        return xp.cumsum(a, axis=dim, dtype=_accumulator(a, dtype))
 
     def backward(self, g):
         if g.ndim == 0:
@@ -47,7 +38,7 @@ class CumSum(Function):
 def cumsum(input, dim, *, dtype=None):  # noqa: A002 - PyTorch's name
     """``torch.cumsum``: running sums along ``dim`` (integers and bools sum in int64)."""
     dim = wrap_dim(dim, unwrap(input).ndim, "cumsum")
-    return CumSum.apply(_with_dtype(input, dtype), dim=dim)
+    return CumSum.apply(_with_dtype(input, dtype), dim=dim, dtype=dtype)
 
 
 class Prod(Function):
@@ -57,10 +48,9 @@ class Prod(Function):
 
     reads = ((0, OUTPUT),)  # (PyTorch's prod_backward reads the input and the result)
 
-    def forward(self, a, dim=None, keepdim=False):
-        xp = get_array_module(a)
+    def forward(self, a, dim=None, keepdim=False, dtype=None):
         self.a, self.dim, self.keepdim = a, dim, keepdim
-        integer = xp.int64 if a.dtype.kind in "biu" else None
+        integer = _accumulator(a, dtype)
         if dim is None:
             return a.prod(dtype=integer)
         return a.prod(axis=dim, keepdims=keepdim, dtype=integer)
@@ -96,7 +86,7 @@ def prod(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
     """``torch.prod``: the product of every element, or over ``dim`` (an int), keeping it with ``keepdim``."""
     if dim is not None:
         dim = wrap_dim(dim, unwrap(input).ndim, "prod")
-    return Prod.apply(_with_dtype(input, dtype), dim=dim, keepdim=keepdim)
+    return Prod.apply(_with_dtype(input, dtype), dim=dim, keepdim=keepdim, dtype=dtype)
 
 
 class LogSumExp(Function):

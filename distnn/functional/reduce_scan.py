@@ -18,7 +18,7 @@ from ._dims import wrap_dim
 from .elementwise import _quiet
 from .elementwise_choice import Where
 from .indexing import Gather
-from .reduce import mean, std, sum as _sum, var
+from .reduce import _axes, _every_dim_if_empty, _expand_back, mean, std, sum as _sum, var
 from .reduce_more import _with_dtype, amax, amin
 from .shape_more import as_tensor
 
@@ -207,15 +207,34 @@ def nansum(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
     return _sum(_without_nan(x), dim=dim, keepdim=keepdim)
 
 
+class NanMean(Function):
+    """The mean of the non-NaN elements over ``axes``; backward is PyTorch's (nansum's gradient, the mask of
+    non-NaN elements, times ``g / count``): NaN throughout a slice that holds no number (``inf * 0``), 0 at
+    the NaN elements of the others."""
+
+    saves_tensors = False
+
+    def forward(self, a, axes, keepdim):
+        xp = get_array_module(a)
+        keep = ~xp.isnan(a)
+        self.keep, self.axes, self.keepdim = keep, axes, keepdim
+        self.count = keep.sum(axis=axes, keepdims=keepdim).astype(a.dtype)
+        with _quiet(xp):  # (0 / 0 where a slice holds no number: NaN, as PyTorch, without numpy's warning)
+            return (xp.where(keep, a, 0).sum(axis=axes, keepdims=keepdim) / self.count).astype(a.dtype, copy=False)
+
+    def backward(self, g):
+        with _quiet(get_array_module(g)):
+            share = _expand_back(g / self.count, self.axes, self.keepdim, self.keep.shape)
+            return (share * self.keep,)
+
+
 def nanmean(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
-    """``torch.nanmean``: the mean of the non-NaN elements (NaN where there are none)."""
+    """``torch.nanmean``: the mean of the non-NaN elements (NaN where there are none, and a NaN gradient there,
+    as PyTorch's)."""
     x = _with_dtype(as_tensor(input), dtype)
     if x.dtype.kind != "f":
         raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but got {x.dtype}")
-    count = (~get_array_module(x.data).isnan(x.data)).sum(
-        axis=dim if dim is None or isinstance(dim, int) else tuple(dim), keepdims=keepdim).astype(x.dtype)
-    with _quiet(get_array_module(x.data), over=True):
-        return nansum(x, dim, keepdim) / Tensor(count)
+    return NanMean.apply(x, axes=_axes(_every_dim_if_empty(dim), x.ndim), keepdim=bool(keepdim))
 
 
 def var_mean(input, dim=None, *, correction=1, keepdim=False, unbiased=None):  # noqa: A002

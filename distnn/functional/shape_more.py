@@ -2,8 +2,9 @@
 broadcasting helpers, meshgrid, atleast_nd.
 
 Most are compositions of recorded ops (indexing, transpose, reshape, where), so their gradients are those ops'
-gradients; ``diag_embed`` has a node of its own. PyTorch returns views for some (diagonal, movedim, t, unbind);
-these are views or copies here, with the same values and gradients.
+gradients; ``diag_embed`` has a node of its own. ``diagonal`` is a view, as PyTorch's (an in-place change of it writes
+its base); PyTorch returns views for some others (movedim, t, unbind): these are views or copies here, with
+the same values and gradients.
 """
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import numpy as np
 
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
+from distnn.autograd.versions import _share
 from distnn.backend import get_array_module
 
 from ._dims import wrap_dim, wrap_dims
 from .elementwise_choice import Where
+from .indexing import DiagonalView, GetItem
 from .select import flip
 from .shape import BroadcastTo, Repeat
 
@@ -70,9 +73,12 @@ def diagonal(input, offset=0, dim1=0, dim2=1):  # noqa: A002
     d1, d2 = wrap_dim(dim1, x.ndim, "diagonal"), wrap_dim(dim2, x.ndim, "diagonal")
     if d1 == d2:
         raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
-    rest = [d for d in range(x.ndim) if d not in (d1, d2)]
-    rows, cols = _diagonal_places(get_array_module(x.data), x.shape[d1], x.shape[d2], int(offset))
-    return x.permute(*rest, d1, d2)[(Ellipsis, rows, cols)]
+    index = DiagonalView(int(offset), d1, d2)
+    t = GetItem.apply(x, index=index)
+    if t._vc is None or t._vc is not x._vc:  # (an empty diagonal shares no bytes with x: a view all the same)
+        _share(x, t)
+    t.__dict__["_view_of"] = (x, index)  # a view, as PyTorch's: an in-place change of it writes x
+    return t
 
 
 _diagonal = diagonal  # (for diag, whose argument of that name hides it)
@@ -117,7 +123,7 @@ def diag(input, diagonal=0):  # noqa: A002 - PyTorch's names
     if x.ndim == 1:
         return DiagEmbed.apply(x, offset=int(diagonal), dim1=0, dim2=1)
     if x.ndim == 2:
-        return _diagonal(x, diagonal)
+        return _diagonal(x, diagonal).clone()  # (PyTorch's diag is a copy, not a view)
     raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {x.ndim}D")
 
 
