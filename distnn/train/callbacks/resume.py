@@ -78,7 +78,8 @@ def restore_trainer(trainer, state: dict, manifest: dict, log=None) -> None:
             # training depends on the number of ranks, beyond summation order
             from ..trainer_state import per_rank_batch_norms
 
-            norms = sorted(set(state.get("per_rank_batch_norm") or ()) | set(per_rank_batch_norms(trainer.model, world)))
+            norms = sorted(set(state.get("per_rank_batch_norm") or ())
+                           | set(per_rank_batch_norms(trainer.model, world)))
             if norms:
                 log.warning("batch norm layers (%s) take their statistics per rank (distributed.sync_batchnorm is "
                             "off): training depends on the number of ranks, so the run resumed on %d rank(s) from a "
