@@ -61,6 +61,8 @@ class TrainerStateMixin:
                 "callbacks": self.callbacks.state_dict(),
                 "rng": {"distnn": dn_random.get_state(), "modules": dn_random.module_generator_states(self.model)},
                 "seed": self.seed, "world": self.world, "batch_size": self.batch_size,
+                # (a resume on another number of ranks warns about these: see callbacks/resume.py)
+                "per_rank_batch_norm": per_rank_batch_norms(self.model, self.world),
                 # DataParallel's global sample count guess: it weights the next step's gradients
                 "data_parallel": ddp.sync_state_dict() if ddp is not None else dict(self._pending_ddp_state or {})}
 
@@ -95,6 +97,18 @@ class TrainerStateMixin:
         if self.ddp is not None and self._pending_ddp_state:
             self.ddp.load_sync_state_dict(self._pending_ddp_state)
             self._pending_ddp_state = None
+
+
+def per_rank_batch_norms(model, world: int) -> list[str]:
+    """The names of ``model``'s batch-norm layers that normalize by each rank's own batch statistics on
+    ``world`` ranks (plain BatchNorm; SyncBatchNorm's statistics span the ranks): with them, training
+    depends on the number of ranks. Empty on one rank."""
+    if world == 1:
+        return []
+    from distnn.distributed.sync_batchnorm import SyncBatchNorm
+    from distnn.nn.normalization import _BatchNorm
+
+    return [name for name, m in model.named_modules() if isinstance(m, _BatchNorm) and not isinstance(m, SyncBatchNorm)]
 
 
 _PLAIN = frozenset((float, int, str, bool, type(None)))

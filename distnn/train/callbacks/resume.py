@@ -74,6 +74,18 @@ def restore_trainer(trainer, state: dict, manifest: dict, log=None) -> None:
                          else f"the streams of ranks >= {world} are not continued")
                 log.warning("layers with their own random generator (%s) draw per rank: %s, so their draws "
                             "differ from the uninterrupted run", ", ".join(own), fresh)
+            # Plain BatchNorm on several ranks normalizes by each rank's statistics: the saved run's or this one's
+            # training depends on the number of ranks, beyond summation order
+            from ..trainer_state import per_rank_batch_norms
+
+            norms = sorted(set(state.get("per_rank_batch_norm") or ())
+                           | set(per_rank_batch_norms(trainer.model, world)))
+            if norms:
+                log.warning("batch norm layers (%s) take their statistics per rank (distributed.sync_batchnorm is "
+                            "off): training depends on the number of ranks, so the run resumed on %d rank(s) from a "
+                            "%d-rank checkpoint differs from the uninterrupted run by more than summation order "
+                            "(distributed.sync_batchnorm = true takes them over the global batch)",
+                            ", ".join(norms), world, saved_world)
     if manifest.get("epoch_end") and manifest.get("stop_agreed"):
         trainer.state.stopped_early = True  # the agreed stop of that epoch end, not yet acted upon when saved
 
