@@ -201,6 +201,20 @@ def test_output_fifo_is_written_in_place_not_replaced(runs, tmp_path, capsys):
     assert not (tmp_path / "preds.fifo.tmp").exists()
 
 
+def test_a_checkpoint_pointer_is_not_overwritten(runs, tmp_path, capsys):
+    # checkpoints/latest and best are files of the run (they say which checkpoint a resume and evaluate read):
+    # predictions written over one left the run pointing nowhere
+    run = runs["digits_mlp"]
+    inp = tmp_path / "in.csv"
+    _digits_inputs(inp)
+    for which in ("latest", "best"):
+        pointer = os.path.join(run, "checkpoints", which)
+        before = open(pointer, "rb").read()
+        code, _, err = cli(["predict", run, "--input", inp, "--output", pointer], capsys)
+        one_error(code, err, f"--output {pointer!r}", "refusing to overwrite it")
+        assert open(pointer, "rb").read() == before
+
+
 def test_output_symlink_is_written_through(runs, tmp_path, capsys):
     run = runs["digits_mlp"]
     inp = tmp_path / "in.csv"

@@ -67,12 +67,15 @@ _RUN_FILES = (rd.MODEL_WEIGHTS, rd.MODEL_META, rd.CONFIG, rd.SUMMARY, "metrics.c
 def _run_record(path) -> str:
     """What ``path`` is when it is a file of a trained run or checkpoint (``runs/r/model.npz``), else ''.
     Predictions written over it would destroy the run (its weights: evaluate and predict fail after)."""
-    from .checkpoint import is_checkpoint_dir
+    from .checkpoint import BEST, LATEST, is_checkpoint_dir, read_pointer
 
     where, name = os.path.split(os.path.realpath(path))
     shown = os.path.dirname(str(path)) or "."
     if is_checkpoint_dir(where):
         return f"a file of the checkpoint {shown!r}"
+    # (a checkpoint root's latest/best: which checkpoint a resume and evaluate read)
+    if name in (LATEST, BEST) and read_pointer(where, name) is not None:
+        return f"the {name} pointer of the checkpoints in {shown!r}"
     if name in _RUN_FILES and any(os.path.isfile(os.path.join(where, f)) for f in (rd.CONFIG, rd.MODEL_META)):
         return f"the {name} of the run in {shown!r}"
     return ""
