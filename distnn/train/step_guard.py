@@ -156,7 +156,8 @@ class StepGuard(Callback):
     def _nan_hook(self, tensor):
         if self._trainer is not None and self._trainer.state.global_step + 1 in self._nan and tensor.grad is not None:
             tensor.grad.reshape(-1)[0] = np.nan
-            self._local_bad = True
+            # (under precision "16-mixed" a NaN gradient is the loss scaler's skip, on one rank as on several)
+            self._local_bad = not getattr(getattr(self._trainer, "amp", None), "enabled", False)
 
     # ------------------------------------------------------------------ the step
     def before_exchange(self, trainer, loss_sum: float) -> float:
