@@ -48,4 +48,6 @@ def test_mpi_ranks_skip_the_same_overflow_steps(digits, monkeypatch, accumulatio
             np.testing.assert_array_equal(state[k], every[0][2][k], err_msg=k)  # bit for bit on every rank
     counts = [0] + [n for _, n, _ in steps.seen]
     skipped = [s for (s, _, _), before, after in zip(steps.seen, counts, counts[1:]) if after > before]
-    assert skipped[:2] == [1, 2] and 7 in skipped  # the large init_scale's overflow streak, and step 7's NaN
+    # the large init_scale's overflow at step 1 and step 7's NaN (which other steps overflow depends on the
+    # number of ranks: each rank's float16 weight gradients are partial sums over its share of the batch)
+    assert skipped[0] == 1 and 7 in skipped
