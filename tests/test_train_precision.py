@@ -164,7 +164,8 @@ def test_checkpoints_across_precisions(digits, tmp_path, caplog):
     # "16-mixed" resumed with "32": the scaler's state is dropped (said in the log), training goes on in float32
     back = _trainer(LocalCommunicator(), digits, precision="32")
     with caplog.at_level("WARNING"):
-        attach(back, str(tmp_path / "c"), {"dir": str(tmp_path / "c")}, resume_spec=str(tmp_path / "b" / ck.step_name(6)))
+        attach(back, str(tmp_path / "c"), {"dir": str(tmp_path / "c")},
+               resume_spec=str(tmp_path / "b" / ck.step_name(6)))
     assert "written with precision '16-mixed'" in caplog.text and "dropped" in caplog.text
     back.fit()
     assert back.state.global_step == 8 and all(np.isfinite(v).all() for v in back.model.state_dict().values())
