@@ -46,7 +46,7 @@ the table below is the overview):
                    eta_min, plateau settings, linear_scaling + reference_batch
 ``[train]``        epochs, max_steps, grad_clip, grad_accumulation,
                    label_smoothing, adversarial_eps + adversarial_weight, log_every,
-                   eval_every, nonfinite policy
+                   eval_every, nonfinite policy, precision ("32" / "16-mixed")
 ``[early_stopping]``  enabled, monitor, mode, patience, min_delta, restore_best
 ``[checkpoint]``   enabled, dir, every_steps, every_epochs, every_seconds, keep_last, keep_best,
                    monitor, mode, resume, on_error, async_save

@@ -100,6 +100,10 @@ def check_cross(out: dict, problems: list):
         problems.append(Related(f"set schedule.warmup_steps or schedule.warmup_epochs, not both: got "
                                 f"{s['warmup_steps']} and {s['warmup_epochs']}", "schedule.warmup_steps",
                                 "schedule.warmup_epochs"))
+    if out["train"]["precision"] == "16-mixed" and out["run"]["dtype"] != "float32":
+        problems.append(Related(f"train.precision = '16-mixed' trains float32 master weights under float16 "
+                                f"autocast; run.dtype is {out['run']['dtype']!r}: set run.dtype = 'float32' or "
+                                f"train.precision = '32'", "train.precision", "run.dtype"))
     resume = out["checkpoint"].get("resume")
     if resume is not None and not resume.strip():  # (an unset variable in --set checkpoint.resume=$CKPT)
         problems.append("checkpoint.resume is empty: give 'auto' or a checkpoint or run directory, or leave it unset")

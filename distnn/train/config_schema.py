@@ -208,6 +208,11 @@ SCHEMA: dict[str, Key] = {
                           choices=("skip", "error")),
     "train.max_nonfinite": _k("int", 10, "stop after this many consecutive skipped steps (with nonfinite = 'skip')",
                                (">=", 1)),
+    "train.precision": _k("str", "32", "PyTorch Lightning's precision: '32' (the parameters' dtype throughout), "
+                          "'16-mixed' (the training forward pass and loss under float16 autocast, float32 "
+                          "master weights, dynamic loss scaling: a step whose gradients overflow is skipped by "
+                          "the scaler, not counted by train.nonfinite; needs run.dtype = 'float32'); "
+                          "'bf16-mixed' is refused (numpy has no bfloat16)", choices=("32", "16-mixed")),
     # --- early stopping
     "early_stopping.enabled": _k("bool", False, "stop when the monitored metric stops improving (off: the other "
                                 "early_stopping keys are unused, and a config that sets one warns)"),
@@ -273,8 +278,17 @@ OPTIMIZER_OWN_DEFAULTS = ("lr", "momentum", "weight_decay", "eps")
 #: re-run with another schedule.name gets that schedule's own; a config.toml from before holds the value in
 #: [schedule] and re-runs and resumes with it.
 SCHEDULE_OWN_DEFAULTS = ("gamma", "factor")
-#: Names of distnn.optim that a config cannot choose, and why (the error of ``optimizer.name = "lbfgs"`` says it)
+#: Values a config cannot choose, and why (the error of ``optimizer.name = "lbfgs"`` says it): distnn.optim's
+#: library-only names, and PyTorch Lightning's precisions that distnn has not (numpy has no bfloat16)
 LIBRARY_ONLY = {
+    "train.precision": {
+        **{p: "numpy and cupy have no bfloat16; use '16-mixed' (float16 autocast with loss scaling)"
+           for p in ("bf16-mixed", "bf16", "bf16-true")},
+        **{p: "distnn keeps float32 master weights; use '16-mixed' (float16 autocast with loss scaling)"
+           for p in ("16", "16-true", "half")},
+        **{p: "set the parameters' dtype instead: run.dtype = 'float64' with precision '32'"
+           for p in ("64", "64-true", "double")},
+        "32-true": "distnn's name for it is '32'"},
     "optimizer.name": {"lbfgs": "distnn.optim.LBFGS is library API only: its step(closure) re-evaluates the loss "
                                 "through a closure, and distnn train steps without one"},
     "schedule.name": {name: f"distnn.optim.lr_scheduler.{cls} is library API only: it takes "
@@ -307,7 +321,8 @@ ALIASES = {
     "lr_schedule": "schedule", "output_dir": "run.out_dir", "outdir": "run.out_dir", "dataset": "data",
     "warmup": "schedule.warmup_steps", "step_size": "schedule.step_size",
     "maxnorm": "optimizer.max_norm", "max_epochs": "train.epochs", "num_epochs": "train.epochs",
-    "rotation": "data.augment.rotate",
+    "rotation": "data.augment.rotate", "precision": "train.precision", "amp": "train.precision",
+    "mixed_precision": "train.precision",
 }
 
 # Every proper prefix of a key is a table: "data", "data.augment", ...
@@ -324,7 +339,7 @@ SECTIONS = {
     "optimizer": "optimizer name, learning rate, momentum, weight decay, L1, max-norm, Adam-family settings",
     "schedule": "learning-rate schedule, warmup, plateau settings, linear scaling",
     "train": "epochs, max steps, gradient clipping and accumulation, label smoothing, logging, evaluation, "
-             "non-finite policy",
+             "non-finite policy, precision (mixed float16)",
     "early_stopping": "stop when a monitored metric stops improving",
     "checkpoint": "when and where to save, what to keep, resuming",
     "ensemble": "members, what varies between them, per-member overrides",

@@ -322,9 +322,9 @@ def _train(job, path):
     comm, trainer = job.comm, job.trainer
     if comm.rank == 0:
         log.info("run directory %s", path)
-        log.info("%s; %d rank%s, global batch %d (%d per rank), %d steps per epoch", job.splits.summary(),
-                 comm.size, "s" if comm.size > 1 else "", trainer.batch_size, trainer.local_batch,
-                 trainer.steps_per_epoch)
+        log.info("%s; %d rank%s, global batch %d (%d per rank), %d steps per epoch, precision %s",
+                 job.splits.summary(), comm.size, "s" if comm.size > 1 else "", trainer.batch_size,
+                 trainer.local_batch, trainer.steps_per_epoch, trainer.amp.precision)
     trainer.callbacks.append(MetricsLogger(path))
     if job.cfg.run.plots:
         ranks = f"{comm.size} rank" + ("s" if comm.size > 1 else "")
@@ -356,6 +356,9 @@ def _train(job, path):
         "device": _device_of(trainer.model), "dtype": str(job.cfg.run.dtype),
         "accumulation_steps": trainer.accumulation_steps, "global_steps": trainer.state.global_step,
         "skipped_steps": trainer.state.skipped_steps,  # non-finite steps skipped (train.nonfinite = "skip")
+        "precision": trainer.amp.precision,  # train.precision; with "16-mixed" the loss scaler's record too
+        **({"scaler_skipped_steps": trainer.state.scaler_skipped_steps,
+            "loss_scale": trainer.amp.scaler.get_scale()} if trainer.amp.enabled else {}),
         "samples_per_sec": float(np.mean([h["samples_per_sec"] for h in history])) if history else None,
         "wall_time": wall,
         "final_train_loss": history[-1]["train_loss"] if history else None,

@@ -286,7 +286,8 @@ class Job:
                           l1=float(cfg.optimizer.l1), l1_params=self._l1_params(),
                           max_norm=float(cfg.optimizer.max_norm),
                           adversarial_eps=t.adversarial_eps, adversarial_weight=t.adversarial_weight,
-                          monitor=es.monitor if es.enabled else "val_loss", ddp_kwargs=ddp)
+                          monitor=es.monitor if es.enabled else "val_loss", ddp_kwargs=ddp,
+                          precision=t.precision)
         # LR schedules go first: EarlyStopping and the progress line then see the epoch's final state.
         for i, cb in enumerate(build_schedule(cfg, self.optimizer, trainer.steps_per_epoch)):
             trainer.callbacks.callbacks.insert(i, cb)

@@ -8,7 +8,8 @@ guard's own), so all ranks learn together whether ANY rank was signalled and
 stop at the same step (the checkpoint callback saves there;
 :class:`StopWithoutCheckpoint` when checkpointing is off).
 
-Non-finite loss or gradients (``train.nonfinite``): decided on the averaged
+Non-finite loss or gradients (``train.nonfinite``; with ``train.precision = "16-mixed"`` the loss alone:
+the gradients are the loss scaler's, :mod:`distnn.train.mixed_precision`): decided on the averaged
 gradients, which are identical on every rank, and on a "my loss is not
 finite" flag each rank sends with the same gradient exchange (a loss can be
 infinite while its gradients are not), so one rank's bad batch makes every
@@ -155,7 +156,8 @@ class StepGuard(Callback):
     def _nan_hook(self, tensor):
         if self._trainer is not None and self._trainer.state.global_step + 1 in self._nan and tensor.grad is not None:
             tensor.grad.reshape(-1)[0] = np.nan
-            self._local_bad = True
+            # (under precision "16-mixed" a NaN gradient is the loss scaler's skip, on one rank as on several)
+            self._local_bad = not getattr(getattr(self._trainer, "amp", None), "enabled", False)
 
     # ------------------------------------------------------------------ the step
     def before_exchange(self, trainer, loss_sum: float) -> float:
@@ -330,7 +332,14 @@ class StopWithoutCheckpoint(Callback):
 
 
 def _grads_finite(trainer) -> bool:
-    """Whether the averaged gradients are finite: one reduction per DataParallel bucket (else per gradient)."""
+    """Whether the averaged gradients are finite: one reduction per DataParallel bucket (else per gradient).
+
+    With ``precision = "16-mixed"`` they are the loss scaler's to check (True here): an overflow of the
+    scaled float16 gradients is routine, the scaler skips that step and lowers the scale
+    (:mod:`distnn.train.mixed_precision`); only a non-finite loss is the policy's then.
+    """
+    if getattr(getattr(trainer, "amp", None), "enabled", False):
+        return True
     ddp = getattr(trainer, "ddp", None)
     if ddp is not None:
         return ddp.grads_finite()

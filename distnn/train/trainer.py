@@ -47,12 +47,12 @@ from distnn import random as dn_random
 from distnn.backend import get_array_module
 from distnn.distributed.exact_sum import ExactSum
 from distnn.functional.loss import IGNORE_INDEX
-from distnn.optim.constraints import max_norm_
 from distnn.optim.regularization import split_decay_parameters
 
 from .batch_eval import eval_outputs, evaluate_arrays
 from .callbacks.base import CallbackList, final_report, metric_counts
 from .logging_utils import get_logger
+from .mixed_precision import MixedPrecision
 from .trainer_objective import StepObjectiveMixin
 from .trainer_data import check_dataset, collate_xy, input_dtype, take, train_batches
 from .trainer_state import TrainerStateMixin, TrainState
@@ -113,7 +113,8 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin):
     ``data_parallel`` (False: no DataParallel on several ranks, so gradients are not averaged and
     each rank steps on its own shard; for a model that synchronizes itself: checkpoints hold every
     rank's replica, so each rank resumes its own);
-    ``ddp_kwargs`` (options of :class:`~distnn.distributed.DataParallel`).
+    ``ddp_kwargs`` (options of :class:`~distnn.distributed.DataParallel`); ``precision``/``grad_scaler``
+    ("32", or "16-mixed": float16 autocast and a loss scaler, :mod:`distnn.train.mixed_precision`).
     """
 
     def __init__(self, model, optimizer, train_data, val_data=None, *, comm=None, batch_size: int = 64,
@@ -123,7 +124,8 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin):
                  label_smoothing: float = 0.0, l1: float = 0.0, l1_params=None, max_norm=None, max_norm_params=None,
                  adversarial_eps: float = 0.0, adversarial_weight: float = 0.5,
                  monitor: str = "val_loss", monitor_mode: str = "auto",
-                 data_parallel: bool = True, ddp_kwargs: dict | None = None, log=None):
+                 data_parallel: bool = True, ddp_kwargs: dict | None = None, log=None, precision: str = "32",
+                 grad_scaler=None):
         self.comm = comm if comm is not None else default_comm()
         self.rank, self.world = int(self.comm.rank), int(self.comm.size)
         self.is_main = self.rank == 0
@@ -205,6 +207,7 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin):
         self.xp = get_array_module(params[0].data) if params else np
         # inputs are cast to the parameters' floating dtype (float64 runs); token ids stay integers
         self.dtype = next((p.data.dtype for p in params if p.data.dtype.kind == "f"), np.dtype(np.float32))
+        self.amp = MixedPrecision(precision, "cpu" if self.xp is np else "cuda", self.dtype, grad_scaler)
 
     # ------------------------------------------------------------------ setup
     def _check_sizes(self, n, drop_last):
@@ -397,7 +400,7 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin):
             # the common case: the mean over counted targets (= sum / n_valid) straight from the loss
             out, loss = self._forward_loss(x, y, valid, all_valid, slice(None), "mean")
             loss_sum = self._before_exchange(float(loss.data) * n_valid)
-            loss.backward()
+            self.amp.scale(loss).backward()
             correct = self._correct(out, y, all_valid)
         else:
             loss_sum, correct = self._accumulate(x, y, valid, n_valid, all_valid)
@@ -407,17 +410,10 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin):
         if self.step_guard is not None and self.step_guard(self, loss_sum):
             self.optimizer.zero_grad()
             return loss_sum / max(n_valid, 1), n_valid
-        if self.l1:
-            self._add_l1_gradient()
-        if self.clip_grad_norm:
-            from distnn.nn.utils import clip_grad_norm_
-
-            clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
-        self.optimizer.step()
-        if self.max_norm:
-            # On the stepped weights, which are the same on every rank (the same averaged gradient, the same
-            # update): the constraint is elementwise and deterministic, so the replicas stay identical.
-            max_norm_(self.max_norm_params, self.max_norm)
+        # "16-mixed": unscaled first; a float16 overflow is the scaler's skip (counted apart from the guard's)
+        if not self.amp.unscale_overflowed(self.optimizer, self.state):
+            self._update()
+        self.amp.update()
         s = self.state.epoch_sums
         s["loss"] += loss_sum
         s["correct"] += correct
@@ -448,7 +444,7 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin):
                 if last:
                     loss_sum = self._before_exchange(loss_sum)
                 xp = get_array_module(loss.data)
-                loss.backward(xp.full(loss.data.shape, 1.0 / max(n_valid, 1), dtype=loss.data.dtype))
+                self.amp.scale(loss).backward(xp.full(loss.data.shape, 1.0 / max(n_valid, 1), dtype=loss.data.dtype))
                 correct += self._correct(out, yb, all_valid)
         return loss_sum, correct
 

@@ -4,9 +4,11 @@
 forward pass of a batch's rows (under those samples' dropout draws, with
 padded rows left out of SyncBatchNorm's statistics), the training loss with
 its extras (label smoothing; adversarial inputs, :mod:`distnn.train.adversarial`;
-the L1 gradient) and the count of correct predictions. The step itself
-(accumulation, the gradient exchange, clipping, the update, max-norm) is
-:meth:`~distnn.train.trainer.Trainer.train_step`'s.
+the L1 gradient), the count of correct predictions, and the update from the
+averaged gradients (L1 gradient, clipping, the optimizer step, max-norm). The
+step itself (accumulation, the gradient exchange, the step guard, the loss
+scaler of ``precision = "16-mixed"``) is :meth:`~distnn.train.trainer.Trainer.train_step`'s.
+The forward pass and loss run under the trainer's precision (:mod:`distnn.train.mixed_precision`).
 """
 from __future__ import annotations
 
@@ -20,11 +22,26 @@ from distnn import random as dn_random
 from distnn.backend import get_array_module
 from distnn.distributed.sync_batchnorm import valid_rows
 from distnn.functional.loss import IGNORE_INDEX
+from distnn.optim.constraints import max_norm_
 
 
 class StepObjectiveMixin:
     """The forward pass and loss of the :class:`~distnn.train.trainer.Trainer`'s steps (model, DataParallel
     wrapper, loader, options and dtype are the trainer's attributes)."""
+
+    def _update(self):
+        """The optimizer step on the averaged (unscaled) gradients: L1 gradient, clipping, step, max-norm."""
+        if self.l1:
+            self._add_l1_gradient()
+        if self.clip_grad_norm:
+            from distnn.nn.utils import clip_grad_norm_
+
+            clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
+        self.amp.step(self.optimizer)
+        if self.max_norm:
+            # On the stepped weights, which are the same on every rank (the same averaged gradient, the same
+            # update): the constraint is elementwise and deterministic, so the replicas stay identical.
+            max_norm_(self.max_norm_params, self.max_norm)
 
     def _add_l1_gradient(self) -> None:
         """L1 regularization (the lecture notes: ``l1 * sum |w|`` over the weights, never the biases): its
@@ -60,16 +77,18 @@ class StepObjectiveMixin:
             with self._padding_excluded(valid, all_valid), self._sample_draws(rows):
                 return fn(*args)
 
-        out = run(self._forward, xb)
-        loss = self._loss(out, yb, reduction)
-        if self.adversarial_eps and self.adversarial_weight < 1:
-            from .adversarial import fgsm
+        with self.amp.autocast():  # (precision "16-mixed": float16 matmuls, float32 losses; "32": no-op)
+            out = run(self._forward, xb)
+            loss = self._loss(out, yb, reduction)
+            if self.adversarial_eps and self.adversarial_weight < 1:
+                from .adversarial import fgsm
 
-            # the summed loss's gradient: its sign is the mean's, and a micro-batch of padding alone gives 0, not nan
-            x_adv = run(fgsm, self.model, lambda o, t: self._loss(o, t, "sum"), self._input(xb), yb,
-                        self.adversarial_eps)
-            w = self.adversarial_weight
-            loss = w * loss + (1.0 - w) * self._loss(run(self._forward, x_adv), yb, reduction)
+                # the summed loss's gradient: its sign is the mean's, and a micro-batch of padding alone gives 0,
+                # not nan
+                x_adv = run(fgsm, self.model, lambda o, t: self._loss(o, t, "sum"), self._input(xb), yb,
+                            self.adversarial_eps)
+                w = self.adversarial_weight
+                loss = w * loss + (1.0 - w) * self._loss(run(self._forward, x_adv), yb, reduction)
         return out, loss
 
     def _input(self, xb):

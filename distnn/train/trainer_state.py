@@ -32,6 +32,7 @@ class TrainState:
     stopped_early: bool = False
     elapsed: float = 0.0            # training wall time of earlier sessions (resume)
     skipped_steps: int = 0          # optimizer steps skipped by the step guard (non-finite values)
+    scaler_skipped_steps: int = 0   # steps the loss scaler skipped (float16 overflow, precision "16-mixed")
     # running sums of the current epoch's training metrics (this rank's share)
     epoch_sums: dict = field(default_factory=lambda: {"loss": 0.0, "correct": 0.0, "count": 0.0, "samples": 0.0,
                                                       "time": 0.0})
@@ -64,7 +65,9 @@ class TrainerStateMixin:
                 # (a resume on another number of ranks warns about these: see callbacks/resume.py)
                 "per_rank_batch_norm": per_rank_batch_norms(self.model, self.world),
                 # DataParallel's global sample count guess: it weights the next step's gradients
-                "data_parallel": ddp.sync_state_dict() if ddp is not None else dict(self._pending_ddp_state or {})}
+                "data_parallel": ddp.sync_state_dict() if ddp is not None else dict(self._pending_ddp_state or {}),
+                # the loss scaler's scale and growth tracker (precision "16-mixed" only: no key with "32")
+                **({"grad_scaler": self.amp.state_dict()} if self.amp.enabled else {})}
 
     def replica_state(self) -> dict | None:
         """This rank's model and optimizer state (copies) when its replica is its own (``data_parallel=False``
@@ -89,6 +92,8 @@ class TrainerStateMixin:
         if "distnn" in rng:
             dn_random.set_state(rng["distnn"])
         dn_random.set_module_generator_states(self.model, rng.get("modules", {}))
+        # (none saved: "32" or an older distnn, the scaler starts afresh; saved but "32" now: dropped, logged)
+        self.amp.load_state_dict(sd.get("grad_scaler"), self.log if self.is_main else None)
         self._pending_ddp_state = dict(sd.get("data_parallel") or {})
         self._apply_ddp_state()
 
