@@ -18,6 +18,7 @@ from .exponential import Exponential
 from .gamma import Gamma
 from .independent import Independent
 from .kl import kl_divergence, register_kl
+from . import kl_cross  # noqa: F401,E402  (registers the cross-family pairs)
 from .laplace import Laplace
 from .log_normal import LogNormal
 from .mixture_same_family import MixtureSameFamily

@@ -1,6 +1,7 @@
 """``kl_divergence(p, q)`` and ``register_kl``: PyTorch's ``torch.distributions.kl``, with its closed forms
 for the pairs of distnn's distributions (each formula as PyTorch writes it, so the edge cases, infinite where
-``q`` puts no mass where ``p`` does, are the same). Unknown pairs raise ``NotImplementedError``."""
+``q`` puts no mass where ``p`` does, are the same); the cross-family pairs are in :mod:`.kl_cross`. Unknown
+pairs raise ``NotImplementedError``."""
 from __future__ import annotations
 
 import warnings

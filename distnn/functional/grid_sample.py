@@ -196,6 +196,7 @@ class GridSample2d(Function):
             flat = xp.where(inside, cy * W + cx, 0).astype(np.int64)
             self.taps.append((flat, inside, weight))
         self.shape, self.mode, self.mult, self.grid_shape = x.shape, mode, (mx, my), grid.shape
+        self.grid = grid  # (for the graph backward: the fractions as Tensors of the grid)
         self.x = x if mode == "bilinear" else None  # (the grid's gradient reads the input's corner values)
         out = None
         for v, (_, _, weight) in zip(self._gather(x), self.taps):

@@ -59,6 +59,7 @@ class GridSample3d(Function):
             flat = xp.where(inside, (cz * H + cy) * W + cx, 0).astype(np.int64)
             self.taps.append((flat, inside, weight, bits))
         self.shape, self.mode, self.mults, self.grid_shape = x.shape, mode, mults, grid.shape
+        self.grid = grid  # (for the graph backward: the fractions as Tensors of the grid)
         self.x = x if mode == "bilinear" else None  # (the grid's gradient reads the input's corner values)
         out = None
         for v, (_, _, weight, _) in zip(self._gather(x), self.taps):

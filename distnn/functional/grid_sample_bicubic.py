@@ -45,10 +45,12 @@ class GridSampleBicubic2d(Function):
         xp = get_array_module(x)
         N, C, H, W = x.shape
         axes = []  # per axis (y, x): the 4 (padded position, inside) taps, weights, slopes and the scale
+        self.t = []  # per axis (y, x): the fraction t (for the graph backward)
         for comp, n in ((1, H), (0, W)):
             s, scale = _unnormalize(grid[..., comp].reshape(N, -1), n, align_corners)
             low = xp.floor(s)
-            weights, slopes = _cubic_weights(s - low)
+            self.t.append(s - low)
+            weights, slopes = _cubic_weights(self.t[-1])
             taps = []
             for k in range(4):
                 pos, _ = _pad(xp, low + (k - 1), s.dtype.type(1), n, padding, align_corners)
@@ -61,7 +63,7 @@ class GridSampleBicubic2d(Function):
             for px, inx in tx:
                 inside = iny & inx
                 self.taps.append((xp.where(inside, py * W + px, 0).astype(np.int64), inside))
-        self.shape, self.grid_shape, self.x = x.shape, grid.shape, x
+        self.shape, self.grid_shape, self.x, self.grid = x.shape, grid.shape, x, grid
         out = None
         for n, v in enumerate(self._gather(x)):
             t = (wy[n // 4] * wx[n % 4])[:, None, :] * v

@@ -15,7 +15,8 @@ class with neither is refused by the create_graph pass, naming it, before any gr
 The entries live by op family: :mod:`.pointwise`, :mod:`.structure` (shape, reductions, products,
 indexing), :mod:`.nn` (activations, losses, vector norms), :mod:`.activations` (the rest, dropout), :mod:`.conv` (convolutions), :mod:`.pooling`,
 :mod:`.norms` (batch/layer/group/instance/RMS normalization), :mod:`.linear_maps` (embedding, pad,
-interpolate, fold/unfold, local_response_norm's window sum), :mod:`.losses` (binary cross-entropy, smooth L1); :func:`load` imports them on first use.
+interpolate, fold/unfold, local_response_norm's window sum), :mod:`.losses` (binary cross-entropy, smooth L1),
+:mod:`.sampling` (grid_sample); :func:`load` imports them on first use.
 """
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def register(*classes):
 def load() -> None:
     global _loaded
     if not _loaded:
-        from . import activations, conv, linear_maps, losses, nn, norms, pointwise, pooling, structure  # noqa: F401  (they register themselves)
+        from . import (activations, conv, linear_maps, losses, nn, norms, pointwise, pooling,  # noqa: F401
+                       sampling, structure)  # (they register themselves)
 
         _loaded = True
 
@@ -72,7 +74,8 @@ def refusal(node):
                 "so its gradient cannot be differentiated again. Double backward covers the core ops: arithmetic, "
                 "pow/exp/log/sqrt/abs/sin/cos, matmul/linear, sum/mean/max/min/norm, shape ops, indexing, cat/stack, "
                 "maximum/minimum/clamp/where, the common activations and losses, convolutions, max/average/LP pooling, "
-                "fold/unfold, the normalization layers and modules' backward hooks (see README)")
+                "fold/unfold, grid_sample/affine_grid, the normalization layers and modules' backward hooks "
+                "(see README)")
     check = getattr(fn, "unsupported", None)
     reason = check(node) if check is not None else None
     return None if reason is None else f"create_graph=True: {cls.__name__} ({where}): {reason}"
