@@ -33,7 +33,9 @@ gradient) are :mod:`distnn.train.trainer_objective`'s; :class:`TrainState`
 and the checkpoint methods (``state_dict``, ``load_state_dict``,
 ``replica_state``) are :mod:`distnn.train.trainer_state`'s; batched
 evaluation over arrays (``eval_outputs``, ``evaluate_arrays``) is
-:mod:`distnn.train.batch_eval`'s. The names are re-exported here.
+:mod:`distnn.train.batch_eval`'s and ``Trainer.evaluate`` (a dataset split
+over ranks) :mod:`distnn.train.trainer_evaluation`'s; mixed precision is
+:mod:`distnn.train.mixed_precision`'s. The names are re-exported here.
 """
 from __future__ import annotations
 
@@ -45,7 +47,6 @@ import numpy as np
 
 from distnn import random as dn_random
 from distnn.backend import get_array_module
-from distnn.distributed.exact_sum import ExactSum
 from distnn.functional.loss import IGNORE_INDEX
 from distnn.optim.regularization import split_decay_parameters
 
@@ -54,7 +55,8 @@ from .callbacks.base import CallbackList, final_report, metric_counts
 from .logging_utils import get_logger
 from .mixed_precision import MixedPrecision
 from .trainer_objective import StepObjectiveMixin
-from .trainer_data import check_dataset, collate_xy, input_dtype, take, train_batches
+from .trainer_evaluation import EvaluationMixin
+from .trainer_data import check_dataset, collate_xy, input_dtype, train_batches
 from .trainer_state import TrainerStateMixin, TrainState
 
 # (eval_outputs, evaluate_arrays and TrainState live in the modules above and are importable from here too)
@@ -82,7 +84,7 @@ def _data_parallel(model, comm, **kwargs):
     return DataParallel(model, comm, **kwargs)
 
 
-class Trainer(StepObjectiveMixin, TrainerStateMixin):
+class Trainer(StepObjectiveMixin, TrainerStateMixin, EvaluationMixin):
     """Data-parallel training of ``model`` on ``train_data``: a :class:`distnn.data.Dataset`, an ``(x, y)``
     pair of arrays, or any map-style dataset of ``(x, y)`` samples (``TensorDataset``, your own
     ``__getitem__``), sharded over ranks by the Trainer's own sampler (:mod:`distnn.train.trainer_data`).
@@ -454,47 +456,3 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin):
         if self.world > 1:
             arr = np.asarray(self.comm.allreduce(arr), dtype=np.float64)
         return [float(v) for v in arr]
-
-    # ------------------------------------------------------------- evaluation
-    def evaluate(self, dataset, prefix: str = "", confusion: bool = False) -> dict:
-        """Loss and accuracy of the model on ``dataset``, split over ranks and reduced from exact sums.
-
-        Returns ``{prefix+"loss", prefix+"accuracy", prefix+"count"}`` (and
-        ``prefix+"confusion_matrix"`` as a nested list with ``confusion``);
-        identical on every rank, and bit for bit what one process computes:
-        the ranks take whole evaluation batches in turn (batch ``i`` goes to
-        rank ``i % world``), so every sample's output comes from the same
-        batch on any number of ranks (a matrix product's last bits depend on
-        the batch it is part of), and the loss is an exact sum (no rounding
-        until the mean is taken). A set smaller than one batch is evaluated by
-        rank 0 alone. ``dataset``: as ``train_data`` (with ``confusion``, it names
-        ``num_classes``).
-        """
-        n, B = len(dataset), self.eval_batch_size
-        starts = range(self.rank * B, n, self.world * B)
-        idx = (np.concatenate([np.arange(s, min(s + B, n)) for s in starts]) if len(starts)
-               else np.zeros(0, dtype=np.int64))
-        # idx is whole batches in order (only the set's last batch can be short, and it comes last), so
-        # evaluate_arrays cuts it into exactly those batches
-        k = self._num_classes(dataset) if confusion else 0
-        x, y = take(dataset, idx)
-        sums = evaluate_arrays(self.model, x, y, np.ones(len(idx), dtype=bool), self.eval_transform, B, k,
-                               self.xp, self.dtype)
-        flat = np.concatenate([sums["loss_sum"].to_array(), [sums["correct"], sums["count"]],
-                               sums["cm"].ravel() if confusion else []])
-        red = np.asarray(self.comm.allreduce(flat, "sum") if self.world > 1 else flat, dtype=np.float64)
-        size = ExactSum.ARRAY_SIZE
-        loss, (correct, count) = ExactSum.from_array(red[:size]).value(), red[size:size + 2]
-        out = {f"{prefix}loss": float(loss / count) if count else float("nan"),
-               f"{prefix}accuracy": float(correct / count) if count else float("nan"), f"{prefix}count": int(count)}
-        if confusion:
-            out[f"{prefix}confusion_matrix"] = np.asarray(red[size + 2:], dtype=np.int64).reshape(k, k).tolist()
-        return out
-
-    @staticmethod
-    def _num_classes(dataset) -> int:
-        k = getattr(dataset, "num_classes", None)
-        if k is None:
-            raise ValueError(f"evaluate(confusion=True): {type(dataset).__name__} has no num_classes attribute "
-                             "(the confusion matrix's size)")
-        return int(k)
