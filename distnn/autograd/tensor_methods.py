@@ -101,6 +101,26 @@ class TensorMethods:
 
     __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
 
+    # Shifts of integer tensors, as PyTorch's ``<<``/``>>`` (torch.bitwise_left_shift/right_shift: its dtypes,
+    # 0 for a count outside [0, width)); ``<<=``/``>>=`` write into the tensor, as there.
+    def __lshift__(self, other):
+        return _ops.pointwise_bits.bitwise_left_shift(self, other)
+
+    def __rshift__(self, other):
+        return _ops.pointwise_bits.bitwise_right_shift(self, other)
+
+    def __rlshift__(self, other):
+        return _ops.pointwise_bits.bitwise_left_shift(other, self)
+
+    def __rrshift__(self, other):
+        return _ops.pointwise_bits.bitwise_right_shift(other, self)
+
+    def __ilshift__(self, other):
+        return self.bitwise_left_shift_(other)
+
+    def __irshift__(self, other):
+        return self.bitwise_right_shift_(other)
+
     # ------------------------------------------------------------ in place
     def zero_(self):
         self[...] = 0
