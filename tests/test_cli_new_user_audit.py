@@ -151,6 +151,10 @@ def test_evaluate_and_predict_of_an_ensembles_members_directory_name_what_to_giv
     one_error(distnn(["evaluate", "ens/members"], tmp_path), *hint)
     one_error(distnn(["predict", "ens/members", "--input", "x.csv", "--output", "-"], tmp_path), *hint)
     ok(distnn(["evaluate", "ens/members/member-0"], tmp_path))
+    # an ensemble has no model.npz of its own: naming one evaluated the whole ensemble without a word
+    for command in (["evaluate", "ens/model.npz"], ["predict", "ens/model.npz", "--input", "x.csv", "--output", "-"]):
+        line = one_error(distnn(command, tmp_path), "'ens/model.npz' does not exist", "'ens'")
+        assert "probabilities averaged" in line
 
 
 # ------------------------------------------------------------------ --header where no CSV is read

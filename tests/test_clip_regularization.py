@@ -32,7 +32,8 @@ def test_clip_grad_norm_matches_torch(torch, rng, norm_type, max_norm):
     total = clip_grad_norm_(ours, max_norm, norm_type=norm_type)
     tnorm = float("inf") if norm_type == "inf" else norm_type
     ttotal = torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type=tnorm, foreach=False)
-    assert isinstance(total, float)
+    assert isinstance(total, distnn.Tensor) and total.shape == ()  # (a 0-d tensor of the gradients' dtype, as torch's)
+    assert str(total.dtype).split(".")[-1] == str(ttotal.dtype).split(".")[-1]
     np.testing.assert_allclose(total, float(ttotal), rtol=1e-12)
     for p, tp in zip(ours, theirs):
         np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-12, atol=0)

@@ -110,3 +110,23 @@ def test_float16_default_as_torch():
     finally:
         distnn.set_default_dtype(old)
         torch.set_default_dtype(told)
+
+
+def test_clip_grad_norm_and_total_norm_follow_the_gradients_and_default_dtype(default_float64):
+    """A 0-d tensor as torch's: float64 for float64 gradients, tensor(0.) of the default dtype with none."""
+    ours, theirs = nn.Parameter(distnn.ones(3)), torch.nn.Parameter(torch.ones(3))
+    ours.grad, theirs.grad = distnn.full((3,), 4.0), torch.full((3,), 4.0)
+    for got, want in [(nn.utils.clip_grad_norm_([ours], 1.0), torch.nn.utils.clip_grad_norm_([theirs], 1.0)),
+                      (nn.utils.clip_grad_norm_([], 1.0), torch.nn.utils.clip_grad_norm_([], 1.0)),
+                      (nn.utils.get_total_norm([]), torch.nn.utils.get_total_norm([]))]:
+        assert isinstance(got, distnn.Tensor) and got.shape == ()
+        assert name(got.dtype) == name(want.dtype) == "float64"
+        np.testing.assert_allclose(got.data, want.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-12)
+
+
+def test_clip_grad_norm_of_float32_gradients_stays_float32(default_float64):
+    ours, theirs = nn.Parameter(distnn.ones(2).float()), torch.nn.Parameter(torch.ones(2).float())
+    ours.grad, theirs.grad = distnn.ones(2).float(), torch.ones(2).float()
+    got, want = nn.utils.clip_grad_norm_([ours], 1.0), torch.nn.utils.clip_grad_norm_([theirs], 1.0)
+    assert name(got.dtype) == name(want.dtype) == "float32"

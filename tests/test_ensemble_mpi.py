@@ -220,6 +220,21 @@ def test_groups_ending_apart_or_stopping_end_the_job_together(tmp_path, monkeypa
     assert "did not complete" not in r.stderr
 
 
+@pytest.mark.skipif(os.environ.get("OMPI_COMM_WORLD_SIZE") or os.environ.get("PMI_SIZE"),
+                    reason="starts its own mpiexec")
+def test_a_members_non_finite_loss_names_the_world_rank(tmp_path):
+    # Member 1 trains on world rank 1, rank 0 of its group's communicator: the error said "on rank(s) [0]"
+    # under a log prefix naming world rank 1.
+    r = _mpiexec(2, ["train", "--config", "digits_mlp", "--quiet", "--set", "ensemble.members=2", "--set",
+                     "model.hidden_sizes=[16]", "--set", "train.epochs=2", "--set", "run.plots=false", "--set",
+                     "train.nonfinite=error", "--set", 'ensemble.overrides=[{}, {"optimizer.lr"=1e30}]',
+                     "--out", str(tmp_path / "error")], timeout=120)
+    assert r.returncode == 2, r.stderr[-3000:]
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("distnn: error:")]
+    assert len(lines) == 1 and "world rank(s) 1, member(s) 1" in lines[0], r.stderr[-3000:]
+    assert "non-finite loss or gradients at step" in lines[0] and "on rank(s) [1]" in lines[0], lines[0]
+
+
 def _model_weights(path):
     with np.load(os.path.join(path, "model.npz")) as z:
         return {k: z[k] for k in z.files}

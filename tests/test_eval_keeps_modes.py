@@ -68,3 +68,16 @@ def test_predict_proba_takes_a_tensor_or_lists_and_no_transform():
     expected = predict_proba(m, x, None)
     np.testing.assert_array_equal(predict_proba(m, distnn.tensor(x)), expected)
     np.testing.assert_array_equal(predict_proba(m, x.tolist()), expected)
+
+
+def test_predict_proba_of_no_rows_has_the_class_axis():
+    """0 rows give (0, C) (and (0, T, C) for a model that predicts every position), as the docstring says, in the
+    dtype the rows would have had."""
+    m = _model_with_frozen_norm()
+    before = _modes(m)
+    probs = predict_proba(m, np.zeros((0, 4), dtype=np.float32), None)
+    assert probs.shape == (0, 3) and probs.dtype == np.float32
+    assert _modes(m) == before
+    assert predict_proba(m, np.zeros((0, 4), dtype=np.float32), None, mc_samples=3).shape == (0, 3)
+    lm = models.CharLM(vocab_size=7, d_model=8, nhead=2, num_layers=1, dim_feedforward=16)
+    assert predict_proba(lm, np.zeros((0, 6), dtype=np.int64), None).shape == (0, 6, 7)

@@ -60,24 +60,22 @@ class TensorMethods:
     def matmul(self, other):
         return self @ other
 
+    # ``//`` and ``%`` are PyTorch's floor_divide and remainder: the same dtypes, inf/NaN for a float division by
+    # zero without numpy's warnings, and an integer division by zero refused ("ZeroDivisionError"), as there.
     def __floordiv__(self, other):
-        a, b = _typed(self, other)
-        return _const(a // b)  # (a step function: no gradient, as in PyTorch)
+        return _ops.pointwise_division.floor_divide(self, other)  # (a step function: no gradient)
 
     def __mod__(self, other):
         """``x - floor(x / y) * y``, as PyTorch's remainder: gradient 1 for ``x`` and, for a Tensor ``y``,
         ``-floor(x / y)`` (the quotient is piecewise constant)."""
-        a, b = _typed(self, other)
-        return self - _const(a // b) * other
+        return _ops.pointwise_division.remainder(self, other)
 
     def __rfloordiv__(self, other):
-        a, b = _typed(self, other, reflected=True)
-        return _const(a // b)
+        return _ops.pointwise_division.floor_divide(other, self)
 
     def __rmod__(self, other):
-        """``other % self`` for a number ``other``: ``other - floor(other / self) * self``, as ``__mod__``."""
-        a, b = _typed(self, other, reflected=True)
-        return other - _const(a // b) * self
+        """``other % self`` for a number ``other``, as ``__mod__``."""
+        return _ops.pointwise_division.remainder(other, self)
 
     # Python's unary operators and the bitwise ones PyTorch gives tensors (masks: ``(a > 0) & ~b``)
     def __abs__(self):
@@ -102,6 +100,26 @@ class TensorMethods:
         return _const(_bits(a, "^") ^ _bits(b, "^"))
 
     __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    # Shifts of integer tensors, as PyTorch's ``<<``/``>>`` (torch.bitwise_left_shift/right_shift: its dtypes,
+    # 0 for a count outside [0, width)); ``<<=``/``>>=`` write into the tensor, as there.
+    def __lshift__(self, other):
+        return _ops.pointwise_bits.bitwise_left_shift(self, other)
+
+    def __rshift__(self, other):
+        return _ops.pointwise_bits.bitwise_right_shift(self, other)
+
+    def __rlshift__(self, other):
+        return _ops.pointwise_bits.bitwise_left_shift(other, self)
+
+    def __rrshift__(self, other):
+        return _ops.pointwise_bits.bitwise_right_shift(other, self)
+
+    def __ilshift__(self, other):
+        return self.bitwise_left_shift_(other)
+
+    def __irshift__(self, other):
+        return self.bitwise_right_shift_(other)
 
     # ------------------------------------------------------------ in place
     def zero_(self):

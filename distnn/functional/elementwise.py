@@ -80,7 +80,8 @@ class Div(Function):
 
     def forward(self, a, b):
         try:
-            out = a / b
+            with _quiet(get_array_module(a, b)):  # (x / 0 is inf or NaN, as PyTorch's, without numpy's warnings)
+                out = a / b
         except ValueError:
             _check_broadcast(a, b, "/")
             raise
@@ -89,8 +90,9 @@ class Div(Function):
 
     def backward(self, g):
         na, nb = self.needs_input_grad
-        ga = g / self.b if na else None
-        gb = -g * (self.a / self.b) / self.b if nb else None
+        with _quiet(get_array_module(g)):  # (a division by 0 again: inf/NaN gradients, as PyTorch's, silently)
+            ga = g / self.b if na else None
+            gb = -g * (self.a / self.b) / self.b if nb else None
         return ga, gb
 
 
@@ -101,7 +103,8 @@ class Pow(Function):
 
     def forward(self, a, b):
         try:
-            out = a**b
+            with _quiet(get_array_module(a, b)):  # (0 ** -1 is inf, as PyTorch's, without numpy's warning)
+                out = a**b
         except (ValueError, OverflowError) as e:  # (OverflowError: numpy's uint8 ** -1)
             _check_broadcast(a, b, "**")
             if type(self) is PowConstant and isinstance(b, numbers.Integral) and b < 0:
@@ -128,7 +131,8 @@ class Pow(Function):
                     d = b * a ** (b - 1)
                 ga = g * xp.where(b == 0, 0, d)
         if nb:
-            gb = g * self.out * xp.log(xp.where(a > 0, a, 1))  # (taken as 0 for a <= 0, where a^b is real only
+            with _quiet(xp):  # (an inf power times log(a) = 0 is NaN, as PyTorch's)
+                gb = g * self.out * xp.log(xp.where(a > 0, a, 1))  # (taken as 0 for a <= 0, where a^b is real only
             # for integer b and has no derivative in b)
         return ga, gb
 
@@ -158,12 +162,14 @@ class ReciprocalScaled(Function):
     saves_tensors = False
 
     def forward(self, a, c):
-        self.r, self.c = 1 / a, c
-        return self.r * c
+        with _quiet(get_array_module(a)):  # (c / 0 is inf or NaN, as PyTorch's, without numpy's warnings)
+            self.r, self.c = 1 / a, c
+            return self.r * c
 
     def backward(self, g):
         r = self.r
-        return (-(g * self.c) * (r * r),)
+        with _quiet(get_array_module(g)):  # (0 * inf at a = 0: NaN, as PyTorch's)
+            return (-(g * self.c) * (r * r),)
 
 
 class Neg(Function):
@@ -193,21 +199,27 @@ class Log(Function):
 
     def forward(self, a):
         self.a = a
-        return get_array_module(a).log(a)
+        xp = get_array_module(a)
+        with _quiet(xp):  # (log(0) = -inf, log(-1) = NaN, as PyTorch's, without numpy's warnings)
+            return xp.log(a)
 
     def backward(self, g):
-        return (g / self.a,)
+        with _quiet(get_array_module(g)):  # (1 / 0 at a = 0: inf, as PyTorch's)
+            return (g / self.a,)
 
 
 class Sqrt(Function):
     reads = ((OUTPUT,),)
 
     def forward(self, a):
-        self.out = get_array_module(a).sqrt(a)
+        xp = get_array_module(a)
+        with _quiet(xp):  # (sqrt(-1) = NaN, as PyTorch's, without numpy's warning)
+            self.out = xp.sqrt(a)
         return self.out
 
     def backward(self, g):
-        return (g / (2 * self.out),)
+        with _quiet(get_array_module(g)):  # (1 / 0 at a = 0: inf, as PyTorch's)
+            return (g / (2 * self.out),)
 
 
 class Abs(Function):

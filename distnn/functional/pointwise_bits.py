@@ -29,7 +29,7 @@ _KIND_NAMES = {"f": "Float", "b": "Bool"}
 def _raws(a, b):
     a, b = torch_operands(a, b)
     xp = get_array_module(a, b)
-    ra, rb = (getattr(v, "data", v) for v in (a, b))
+    ra, rb = (v.data if isinstance(v, Tensor) else v for v in (a, b))  # (a numpy array's .data is a memoryview)
     if not hasattr(ra, "dtype"):
         ra = xp.asarray(ra, dtype=rb.dtype)
     if not hasattr(rb, "dtype"):
@@ -45,9 +45,17 @@ def _integers_only(kernel: str, *arrays) -> None:
             raise NotImplementedError(f'"{kernel}" not implemented for \'{name}\'')
 
 
+def _count(other):
+    """A Python int shift count outside [0, 64] as 64: past every width, so the same result (a left shift 0, a
+    right shift by width - 1), and one that fits the shifted tensor's dtype (``uint8 << 1000`` is 0 in PyTorch)."""
+    if isinstance(other, int) and not isinstance(other, bool) and not 0 <= other <= 64:
+        return 64
+    return other
+
+
 def bitwise_left_shift(input, other):  # noqa: A002
     """``torch.bitwise_left_shift``: ``input << other`` (0 where ``other`` is negative or at least the width)."""
-    xp, a, b = _raws(input, other)
+    xp, a, b = _raws(input, _count(other))
     _integers_only("lshift_cpu", a, b)
     bits = a.dtype.itemsize * 8
     inside = (b >= 0) & (b < bits)
@@ -58,7 +66,7 @@ def bitwise_left_shift(input, other):  # noqa: A002
 def bitwise_right_shift(input, other):  # noqa: A002
     """``torch.bitwise_right_shift``: arithmetic ``input >> other`` (a count outside [0, width) shifts by
     width - 1: 0, or -1 for a negative signed number)."""
-    xp, a, b = _raws(input, other)
+    xp, a, b = _raws(input, _count(other))
     _integers_only("rshift_cpu", a, b)
     bits = a.dtype.itemsize * 8
     inside = (b >= 0) & (b < bits)

@@ -131,7 +131,10 @@ def predict_proba(model, x, transform=None, batch_size=512, mc_samples=0, mc_see
     dtype = params[0].data.dtype if params and params[0].data.dtype.kind == "f" else None
     xp = get_array_module(params[0].data) if params else np  # (batches go to the model's device, as in training)
     out = [to_numpy(o.softmax(axis=-1).data) for _, o in eval_outputs(model, x, transform, batch_size, xp, dtype)]
-    return np.concatenate(out) if out else np.zeros((0, 0))
+    if not out:  # no rows: a row of zeros through the model gives a row's shape ((C,) or (T, C)) and dtype
+        row = np.zeros((1,) + x.shape[1:], dtype=x.dtype)
+        out = [to_numpy(o.softmax(axis=-1).data)[:0] for _, o in eval_outputs(model, row, transform, 1, xp, dtype)]
+    return np.concatenate(out)
 
 
 def predict_run(run_path, input_path, output_path, header=None, mc_samples=0, mc_seed=0) -> int:

@@ -115,10 +115,15 @@ def _load_model(path: str):
         raise ValueError(f"run directory {directory!r} does not exist")
     from .ensemble import is_ensemble_dir, load_ensemble
 
-    if is_ensemble_dir(directory):  # an ensemble run: every member, probabilities averaged
+    finished = is_ensemble_dir(directory)
+    unfinished = not finished and os.path.isdir(os.path.join(directory, MEMBERS_DIR)) \
+        and not os.path.isfile(weights) and os.path.isfile(os.path.join(directory, CONFIG))
+    if (finished or unfinished) and named_weights and not os.path.isfile(path):  # (not the ensemble in its place)
+        raise ValueError(f"{path!r} does not exist: an ensemble run has no model file of its own; give its run "
+                         f"directory {directory!r} (the members' probabilities averaged) or a member's directory")
+    if finished:  # an ensemble run: every member, probabilities averaged
         return load_ensemble(directory)
-    if os.path.isdir(os.path.join(directory, MEMBERS_DIR)) and not os.path.isfile(weights) \
-            and os.path.isfile(os.path.join(directory, CONFIG)):  # one that did not finish
+    if unfinished:  # one that did not finish
         from .ensemble import load_unfinished_ensemble
 
         return load_unfinished_ensemble(directory)

@@ -212,9 +212,11 @@ class StepGuard(Callback):
             self.consecutive = 0
             return False
         self.finish()  # every rank is here (the same averaged bits): one allgather names the ranks
-        who = (np.asarray(self.comm.allgather(np.array([float(local_bad)])))[:, 0] if self.world > 1
-               else np.array([float(local_bad)]))
-        self.last_bad_ranks = [r for r in range(self.world) if who[r]]
+        # The ranks are named as the job numbers them (the log lines' prefix): an ensemble member's guard works
+        # on its group's communicator, whose rank 0 may be the job's rank 1, so each sends its job-wide rank.
+        mine = np.array([float(local_bad), float(getattr(self.comm, "world_rank", self.rank))])
+        who = np.asarray(self.comm.allgather(mine)) if self.world > 1 else mine[None]
+        self.last_bad_ranks = [int(world_rank) for bad, world_rank in who if bad]
         where = (f"step {step} (epoch {trainer.state.epoch + 1}, batch {trainer.state.batch_in_epoch + 1})"
                  + (f" on rank(s) {self.last_bad_ranks}" if self.last_bad_ranks else ""))
         if self.nonfinite == "error":

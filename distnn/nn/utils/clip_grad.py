@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from distnn.backend import get_array_module
+from distnn.backend import default_dtype, get_array_module
 from distnn.optim.optimizer import _raw, sum_of_squares
 
 __all__ = ["clip_grad_norm", "clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm",
@@ -66,13 +66,14 @@ def grad_norm(parameters, norm_type=2.0) -> float:
 
 
 def clip_grad_norm_(parameters, max_norm: float, norm_type=2.0, error_if_nonfinite: bool = False,
-                    foreach=None) -> float:
+                    foreach=None):
     """Rescale gradients in place so their global ``norm_type``-norm is at most ``max_norm``.
 
     Gradients are multiplied by ``min(1, max_norm / (total_norm + 1e-6))``
     (PyTorch's formula), in place: a ``.grad`` holding a Tensor has its
     ``.data`` array scaled, so the optimizer sees the clipped values; returns
-    ``total_norm`` (before clipping) as a float.
+    ``total_norm`` (before clipping) as a 0-d Tensor, as PyTorch's: of the gradients' dtype (float64 ones give
+    float64), ``tensor(0.)`` of the default dtype when there are no gradients.
     A non-finite norm raises ``RuntimeError`` with ``error_if_nonfinite=True``;
     otherwise, as in PyTorch, the gradients are scaled anyway (an infinite norm
     zeroes the finite entries and makes the infinite ones NaN; a NaN norm makes
@@ -83,7 +84,7 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type=2.0, error_if_nonfini
     max_norm = float(max_norm)
     p = _norm_type(norm_type)
     if not grads:
-        return 0.0
+        return _as_norm(0.0, [])
     total = _grad_norm_of(grads, p)
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is non-finite "
@@ -95,7 +96,17 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type=2.0, error_if_nonfini
         with np.errstate(invalid="ignore"):  # inf * 0 -> NaN is the documented outcome, not a surprise
             for g in grads:
                 g *= coef
-    return total
+    return _as_norm(total, grads)
+
+
+def _as_norm(total: float, arrays):
+    """``total`` as PyTorch returns a total norm: a 0-d Tensor of the arrays' (promoted) float dtype, the default
+    dtype when there are none (or they are not floats)."""
+    from distnn.autograd.tensor import Tensor
+
+    dtype = np.result_type(*[a.dtype for a in arrays]) if arrays else np.dtype(default_dtype())
+    xp = get_array_module(arrays[0]) if arrays else np
+    return Tensor(xp.asarray(total, dtype=dtype if dtype.kind == "f" else default_dtype()))
 
 
 def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
@@ -125,16 +136,14 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite: bool = False, for
         tensors = [tensors]
     arrays = [_raw(t) for t in tensors]
     p = _norm_type(norm_type)
-    if not arrays:
-        return Tensor(np.asarray(0.0, dtype=np.float32))
+    if not arrays:  # (PyTorch's tensor(0.): the default dtype)
+        return _as_norm(0.0, [])
     total = _grad_norm_of(arrays, p)
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(f"The total norm of order {float(p)} for gradients from `parameters` is non-finite, so "
                            "it cannot be clipped. To disable this error and scale the gradients by the non-finite "
                            "norm anyway, set `error_if_nonfinite=False`")
-    dtype = np.result_type(*[a.dtype for a in arrays])
-    xp = get_array_module(arrays[0])
-    return Tensor(xp.asarray(total, dtype=dtype if dtype.kind == "f" else np.float32))
+    return _as_norm(total, arrays)
 
 
 def clip_grads_with_norm_(parameters, max_norm: float, total_norm, foreach=None) -> None:
