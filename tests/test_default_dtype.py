@@ -142,3 +142,14 @@ def test_where_of_two_python_numbers_is_torchs_dtype(default_float64, args):
         theirs = torch.where(torch.tensor([True, False]), *args)
         assert name(ours.dtype) == name(theirs.dtype)
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+@pytest.mark.parametrize("kwargs", [dict(name="charlm", num_classes=20, input_shape=(12,)),
+                                    dict(name="transformer", num_classes=3, vocab_size=20, input_shape=(12,))],
+                         ids=lambda k: k["name"])
+def test_zoo_models_parameters_follow_the_default_dtype(default_float64, kwargs):
+    # (their learned position embeddings were float32 beside float64 layers)
+    from distnn.models import build_model
+
+    model = build_model(**kwargs)
+    assert {n: p.dtype for n, p in model.named_parameters() if p.dtype != np.float64} == {}
