@@ -130,3 +130,26 @@ def test_clip_grad_norm_of_float32_gradients_stays_float32(default_float64):
     ours.grad, theirs.grad = distnn.ones(2).float(), torch.ones(2).float()
     got, want = nn.utils.clip_grad_norm_([ours], 1.0), torch.nn.utils.clip_grad_norm_([theirs], 1.0)
     assert name(got.dtype) == name(want.dtype) == "float32"
+
+
+@pytest.mark.parametrize("args", [(1.0, 0.0), (1.0, 0), (1, 0), (True, False)], ids=str)
+def test_where_of_two_python_numbers_is_torchs_dtype(default_float64, args):
+    # (numpy's where of two Python floats is float64 whatever the default: float16 shows it)
+    for d, t in ((distnn.float16, torch.float16), (distnn.float64, torch.float64)):
+        distnn.set_default_dtype(d)
+        torch.set_default_dtype(t)
+        ours = distnn.where(distnn.tensor([True, False]), *args)
+        theirs = torch.where(torch.tensor([True, False]), *args)
+        assert name(ours.dtype) == name(theirs.dtype)
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+@pytest.mark.parametrize("kwargs", [dict(name="charlm", num_classes=20, input_shape=(12,)),
+                                    dict(name="transformer", num_classes=3, vocab_size=20, input_shape=(12,))],
+                         ids=lambda k: k["name"])
+def test_zoo_models_parameters_follow_the_default_dtype(default_float64, kwargs):
+    # (their learned position embeddings were float32 beside float64 layers)
+    from distnn.models import build_model
+
+    model = build_model(**kwargs)
+    assert {n: p.dtype for n, p in model.named_parameters() if p.dtype != np.float64} == {}

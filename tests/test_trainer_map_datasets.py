@@ -180,3 +180,24 @@ def test_an_empty_dataset_is_refused(digits):
     with pytest.raises(ValueError, match="val_data: TensorDataset is empty"):
         Trainer(model, SGD(model.parameters(), lr=0.1), splits.train,
                 TensorDataset(np.zeros((0, 64), np.float32), np.zeros(0, np.int64)), comm=LocalCommunicator())
+
+
+def _one_hot(y):
+    return np.eye(10, dtype=np.float32)[y]
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda d: Dataset(d.x, _one_hot(d.y), 10), r"float32 labels of shape \(\d+, 10\)"),
+    (lambda d: TensorDataset(d.x, _one_hot(d.y)), r"float32 labels of shape \(10,\)"),
+    (lambda d: TensorDataset(d.x, d.y.astype(np.float32)), r"float32 labels of shape \(\)"),
+])
+@pytest.mark.parametrize("role", ["train_data", "val_data"])
+def test_labels_that_are_not_class_indices_are_refused_by_name(digits, make, shape, role):
+    # one-hot rows reached the loss and then failed in the accuracy ("cannot reshape array of size 480 into
+    # shape (48,)"), float labels at the first step or the first validation
+    splits = digits[0]
+    model = build_model("mlp", hidden_sizes=[8], input_shape=splits.input_shape, num_classes=10)
+    data = {"train_data": splits.train, "val_data": splits.val, role: make(splits.val)}
+    with pytest.raises(TypeError, match=f"{role}.*integer class labels.*{shape}.*argmax"):
+        Trainer(model, SGD(model.parameters(), lr=0.1), data["train_data"], data["val_data"],
+                comm=LocalCommunicator())

@@ -131,4 +131,16 @@ def clip(a, min=None, max=None):  # noqa: A002
 def where(cond, a, b):
     """Elementwise ``a`` where ``cond`` else ``b``; ``cond`` carries no gradient (a Tensor ``cond`` is
     version-checked like the other inputs: changing it in place before backward is an error)."""
-    return Where.apply(cond, *torch_operands(a, b))
+    a, b = torch_operands(a, b)
+    if _number(a) and _number(b):
+        # two Python numbers: torch's result is a number's dtype (a float gets the default dtype), where
+        # numpy's would be float64
+        from distnn.dtypes import result_type
+
+        dtype = result_type(a, b)
+        a, b = np.asarray(a, dtype=dtype), np.asarray(b, dtype=dtype)
+    return Where.apply(cond, a, b)
+
+
+def _number(o) -> bool:
+    return isinstance(o, (bool, int, float, complex))

@@ -7,7 +7,7 @@ from distnn import nn
 from distnn import random as drandom
 from distnn.autograd.grad_mode import no_grad
 from distnn.autograd.tensor import Tensor
-from distnn.backend import to_numpy
+from distnn.backend import default_dtype, to_numpy
 from distnn.nn.module import evaluating
 from distnn.functional import activation as A
 
@@ -57,7 +57,7 @@ class CharLM(nn.Module):
         if arch == "transformer":
             self.embedding = nn.Embedding(vocab_size, d_model, generator=generator)
             gen = generator if generator is not None else drandom.default_generator()
-            self.pos_embedding = nn.Parameter((0.02 * gen.standard_normal((max_len, d_model))).astype(np.float32))
+            self.pos_embedding = nn.Parameter((0.02 * gen.standard_normal((max_len, d_model))).astype(default_dtype()))
             layer = nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout, "gelu", batch_first=True,
                                                norm_first=True, generator=generator)
             self.encoder = nn.TransformerEncoder(layer, num_layers, norm=nn.LayerNorm(d_model))

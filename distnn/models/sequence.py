@@ -13,7 +13,7 @@ import numpy as np
 from distnn import nn
 from distnn import random as drandom
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module
+from distnn.backend import default_dtype, get_array_module
 
 from . import arguments as argspec
 from .registry import register_model
@@ -144,7 +144,7 @@ class TransformerClassifier(nn.Module):
         else:
             self.input_proj = nn.Linear(input_size, d_model, generator=generator)
         gen = generator if generator is not None else drandom.default_generator()
-        self.pos_embedding = nn.Parameter((0.02 * gen.standard_normal((max_len, d_model))).astype(np.float32))
+        self.pos_embedding = nn.Parameter((0.02 * gen.standard_normal((max_len, d_model))).astype(default_dtype()))
         layer = nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout, activation, batch_first=True,
                                            norm_first=norm_first, generator=generator)
         self.encoder = nn.TransformerEncoder(layer, num_layers, norm=nn.LayerNorm(d_model) if norm_first else None)

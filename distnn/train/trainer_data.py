@@ -66,6 +66,7 @@ def check_dataset(data, what: str):
                         "pass TensorDataset(x, y) or a distnn.data.Dataset")
     pair = array_pair(data)
     if pair is not None:
+        _check_labels(pair[1], what)
         return pair
     if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")) or isinstance(data, (str, bytes)):
         raise TypeError(f"{what}: expected a distnn.data.Dataset, an (x, y) pair of arrays or a map-style dataset "
@@ -73,7 +74,18 @@ def check_dataset(data, what: str):
     if len(data) == 0:
         raise ValueError(f"{what}: {type(data).__name__} is empty")
     _check_sample(data[0], f"{what} ({type(data).__name__})")
+    _check_labels(_as_array(data[0][1]), f"{what} ({type(data).__name__}, sample 0)")
     return None
+
+
+def _check_labels(y, what: str) -> None:
+    """The Trainer's loss is cross-entropy over class indices (its accuracy compares them with the argmax,
+    padding marks them ignore_index): one-hot or probability rows would reach the loss and then fail
+    inside the accuracy, a float label at the first step."""
+    if np.asarray(y).dtype.kind not in "iu":
+        raise TypeError(f"{what}: the Trainer trains classifiers on integer class labels (y), got "
+                        f"{np.asarray(y).dtype} labels of shape {tuple(np.shape(y))}; one-hot or probability "
+                        "targets: pass their argmax along the class axis")
 
 
 def collate_xy(samples):

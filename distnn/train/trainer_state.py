@@ -74,12 +74,19 @@ class TrainerStateMixin:
         on several ranks), for a checkpoint to restore on this rank; None otherwise (the replicas are rank 0's)."""
         if not self.own_replicas:
             return None
-        return {"model": _state_dict_of(self.model, True), "optimizer": _state_dict_of(self.optimizer, True)}
+        replica = {"model": _state_dict_of(self.model, True), "optimizer": _state_dict_of(self.optimizer, True)}
+        if self.amp.enabled:  # (its own gradients overflow on their own: its loss scale and skips are its own)
+            replica["grad_scaler"] = self.amp.state_dict()
+            replica["scaler_skipped_steps"] = self.state.scaler_skipped_steps
+        return replica
 
     def load_replica_state(self, replica: dict) -> None:
         """Restore :meth:`replica_state` output (after :meth:`load_state_dict`, which loads rank 0's)."""
         self.model.load_state_dict(replica["model"])
         self.optimizer.load_state_dict(replica["optimizer"])
+        if self.amp.enabled and replica.get("grad_scaler"):
+            self.amp.load_state_dict(replica["grad_scaler"])
+            self.state.scaler_skipped_steps = int(replica.get("scaler_skipped_steps", 0))
 
     def load_state_dict(self, sd: dict) -> None:
         """Restore :meth:`state_dict` output; ``fit()`` then continues where it stopped."""
