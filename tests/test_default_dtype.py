@@ -130,3 +130,22 @@ def test_clip_grad_norm_of_float32_gradients_stays_float32(default_float64):
     ours.grad, theirs.grad = distnn.ones(2).float(), torch.ones(2).float()
     got, want = nn.utils.clip_grad_norm_([ours], 1.0), torch.nn.utils.clip_grad_norm_([theirs], 1.0)
     assert name(got.dtype) == name(want.dtype) == "float32"
+
+
+@pytest.mark.parametrize("default", ["float32", "float64"])
+def test_python_complex_numbers_take_the_default_complex_dtype(default):
+    """torch.tensor(1+2j) is complex64 under a float32 default (complex128 under float64), and torch.full with
+    a complex fill is complex, not the default float with the imaginary part dropped (found by the h27 README
+    audit: distnn gave complex128 and a float32 full)."""
+    old, told = distnn.get_default_dtype(), torch.get_default_dtype()
+    try:
+        distnn.set_default_dtype(getattr(distnn, default))
+        torch.set_default_dtype(getattr(torch, default))
+        for make in (lambda m: m.tensor(1 + 2j), lambda m: m.tensor([1, 2j]), lambda m: m.tensor([[1.5, 2j]]),
+                     lambda m: m.full((2,), 1 + 2j)):
+            ours, theirs = make(distnn), make(torch)
+            assert name(ours.dtype) == name(theirs.dtype)
+            np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    finally:
+        distnn.set_default_dtype(old)
+        torch.set_default_dtype(told)
