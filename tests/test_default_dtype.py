@@ -153,3 +153,22 @@ def test_zoo_models_parameters_follow_the_default_dtype(default_float64, kwargs)
 
     model = build_model(**kwargs)
     assert {n: p.dtype for n, p in model.named_parameters() if p.dtype != np.float64} == {}
+
+
+@pytest.mark.parametrize("default", ["float32", "float64"])
+def test_python_complex_numbers_take_the_default_complex_dtype(default):
+    """torch.tensor(1+2j) is complex64 under a float32 default (complex128 under float64), and torch.full with
+    a complex fill is complex, not the default float with the imaginary part dropped (found by the h27 README
+    audit: distnn gave complex128 and a float32 full)."""
+    old, told = distnn.get_default_dtype(), torch.get_default_dtype()
+    try:
+        distnn.set_default_dtype(getattr(distnn, default))
+        torch.set_default_dtype(getattr(torch, default))
+        for make in (lambda m: m.tensor(1 + 2j), lambda m: m.tensor([1, 2j]), lambda m: m.tensor([[1.5, 2j]]),
+                     lambda m: m.full((2,), 1 + 2j)):
+            ours, theirs = make(distnn), make(torch)
+            assert name(ours.dtype) == name(theirs.dtype)
+            np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    finally:
+        distnn.set_default_dtype(old)
+        torch.set_default_dtype(told)

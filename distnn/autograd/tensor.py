@@ -33,10 +33,12 @@ def _as_array(data, dtype=None):
     xp = get_array_module(data)
     if isinstance(data, np.generic):  # a numpy scalar keeps its dtype, like a numpy array
         arr = np.asarray(data)
-    elif isinstance(data, (list, tuple, int, float, bool)):
+    elif isinstance(data, (list, tuple, int, float, bool, complex)):
         arr = np.asarray(data)
         if dtype is None and arr.dtype.kind == "f":
             dtype = default_dtype()  # Python floats become float32, as in PyTorch
+        elif dtype is None and arr.dtype.kind == "c":  # Python complex: complex64, complex128 under float64
+            dtype = np.complex128 if np.dtype(default_dtype()) == np.float64 else np.complex64
     else:
         arr = xp.asarray(data)
     if dtype is not None and arr.dtype != dtype:
