@@ -349,3 +349,21 @@ def test_wrappers_dropped_on_every_rank_hand_their_communicator_to_the_next():
         return used, len(data_parallel._pools[comm])
 
     assert simulate(2, run) == [([0, 1, 0, 0], 2)] * 2
+
+
+def test_the_initial_broadcast_copies_signed_zeros_and_nan_payloads_bitwise():
+    # Replicas must start with rank 0's very bits: -0.0 and +0.0 compare equal, but they differ in what
+    # training does with them (1 / w, copysign, sign) and check_replicas compares bits. The broadcast
+    # skipped "equal" values, so a rank holding -0.0 where rank 0 holds +0.0 kept it.
+    def fn(comm):
+        distnn.manual_seed(0)
+        model = nn.Sequential(nn.Linear(3, 2, dtype=np.float64), nn.BatchNorm1d(2, dtype=np.float64))
+        model[0].bias.data[...] = 0.0 if comm.rank == 0 else -0.0
+        model[1].running_mean.data[...] = 0.0 if comm.rank == 0 else -0.0
+        quiet_nan = np.array([np.nan, np.nan]).view(np.uint64)
+        model[1].running_var.data[...] = (quiet_nan | np.uint64(comm.rank)).view(np.float64)  # other payloads
+        dp = DataParallel(model, comm)
+        dp.check_replicas()  # raises ReplicaMismatchError unless every parameter and buffer is bitwise rank 0's
+        return np.signbit(model[0].bias.data).tolist()
+
+    assert simulate(2, fn) == [[False, False], [False, False]]

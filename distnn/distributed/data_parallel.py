@@ -265,11 +265,13 @@ class DataParallel(GradientSync, Module):
             offset = 0
             for t in group:
                 n = int(t.data.size)
-                new = flat[offset:offset + n].reshape(t.data.shape)
+                new = flat[offset:offset + n]
                 offset += n
-                # only a real change is one: a graph that saved an unchanged buffer may still backward
-                if self.comm.rank != root and not xp.array_equal(t.data, new, equal_nan=t.data.dtype.kind in "fc"):
-                    t.data[...] = new
+                # only a real change is one: a graph that saved an unchanged buffer may still backward.
+                # Bits, not values: -0.0 == 0.0 and NaN payloads differ, and replicas must be bitwise equal
+                if self.comm.rank != root and not xp.array_equal(
+                        xp.ascontiguousarray(t.data).reshape(-1).view(xp.uint8), new.view(xp.uint8)):
+                    t.data[...] = new.reshape(t.data.shape)
                     t._bump_version()
 
     def _build_buckets(self):

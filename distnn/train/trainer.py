@@ -396,7 +396,11 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin, EvaluationMixin):
             y[~valid] = IGNORE_INDEX
         n_valid = len(y) if all_valid and y.ndim == 1 else int((y != IGNORE_INDEX).sum())
         if self.ddp is not None:
-            self.ddp.set_num_samples(n_valid)  # this rank's weight in the gradient average
+            # this rank's weight in the gradient average; with the step's global count (class labels: one
+            # target a row) so gradients are weighted right at once, not first by n_valid / world, which
+            # overflows float16 gradients (sequence targets: no guess; DataParallel corrects a wrong one)
+            n_global = self._global_count(self.state.batch_in_epoch) if y.ndim == 1 else None
+            self.ddp.set_num_samples(n_valid, n_global)
         self.optimizer.zero_grad()
         if self.accumulation_steps == 1 and n_valid:
             # the common case: the mean over counted targets (= sum / n_valid) straight from the loss
