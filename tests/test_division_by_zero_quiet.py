@@ -92,3 +92,20 @@ def test_integer_floor_division_and_remainder_keep_torch_dtypes(dtype):
         ours, theirs = op(a), op(t)
         assert str(ours.dtype).replace("distnn.", "") == str(theirs.dtype).replace("torch.", "")
         np.testing.assert_array_equal(ours.data, theirs.numpy())
+
+
+@pytest.mark.parametrize("how", ["backward", "autograd.grad"])
+def test_infinite_gradients_meeting_in_backward_are_quiet(how):
+    """+inf and -inf gradients summed into one leaf give NaN silently,
+    as in PyTorch; numpy warned from inside the engine ("invalid value encountered in add")."""
+    def loss(m, x):
+        return m.log(x).sum() + m.sqrt(x).sum() + (1 / x).sum()
+
+    theirs = torch.tensor([0.0, -1.0, 2.0], requires_grad=True)
+    loss(torch, theirs).backward()
+    x = distnn.tensor([0.0, -1.0, 2.0], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = loss(distnn, x)
+        got = y.backward() or x.grad if how == "backward" else distnn.autograd.grad(y, x)[0].numpy()
+    np.testing.assert_allclose(got, theirs.grad.numpy(), rtol=1e-6)

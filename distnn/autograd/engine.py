@@ -292,6 +292,15 @@ def backward_context():
     return contexts[-1] if contexts else None
 
 
+def quiet_float_errors():
+    """numpy's floating-point warnings off for one backward pass (one ``errstate`` a pass, not one an op).
+
+    PyTorch is silent where gradients meet inf or NaN (``inf + -inf`` as two contributions to a leaf are
+    summed, ``0 * inf`` in a product's backward); numpy would print a RuntimeWarning from inside the engine.
+    """
+    return np.errstate(divide="ignore", invalid="ignore", over="ignore")
+
+
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
 
@@ -305,7 +314,8 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     stack.append(queued)
     _callbacks.contexts.append({})
     try:
-        _backward(root, grad, retain_graph)
+        with quiet_float_errors():
+            _backward(root, grad, retain_graph)
     finally:
         stack.pop()
         _callbacks.contexts.pop()

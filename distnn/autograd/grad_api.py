@@ -98,11 +98,12 @@ def _walk(roots, seeds, targets, retain_graph, capture, graph=False):
     stack.append(queued)
     _engine._callbacks.contexts.append({})
     try:
-        if graph:
-            with enable_grad():  # (PyTorch: grad mode is create_graph during backward)
-                result = _pass(roots, seeds, targets, retain_graph, capture, True)
-        else:
-            result = _pass(roots, seeds, targets, retain_graph, capture)
+        with _engine.quiet_float_errors():
+            if graph:
+                with enable_grad():  # (PyTorch: grad mode is create_graph during backward)
+                    result = _pass(roots, seeds, targets, retain_graph, capture, True)
+            else:
+                result = _pass(roots, seeds, targets, retain_graph, capture)
     finally:
         stack.pop()
         _engine._callbacks.contexts.pop()
