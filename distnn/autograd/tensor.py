@@ -10,7 +10,7 @@ import weakref
 
 import numpy as np
 
-from distnn.backend import default_dtype, get_array_module, is_device_name, to_numpy
+from distnn.backend import default_complex_dtype, default_dtype, get_array_module, is_device_name, to_numpy
 
 from .grad_mode import is_grad_enabled
 from .tensor_methods import TensorMethods
@@ -33,10 +33,12 @@ def _as_array(data, dtype=None):
     xp = get_array_module(data)
     if isinstance(data, np.generic):  # a numpy scalar keeps its dtype, like a numpy array
         arr = np.asarray(data)
-    elif isinstance(data, (list, tuple, int, float, bool)):
+    elif isinstance(data, (list, tuple, int, float, bool, complex)):
         arr = np.asarray(data)
         if dtype is None and arr.dtype.kind == "f":
             dtype = default_dtype()  # Python floats become float32, as in PyTorch
+        elif dtype is None and arr.dtype.kind == "c":
+            dtype = default_complex_dtype()  # Python complexes complex64 (complex128 under a float64 default)
     else:
         arr = xp.asarray(data)
     if dtype is not None and arr.dtype != dtype:
