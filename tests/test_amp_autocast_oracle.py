@@ -130,7 +130,11 @@ def test_float64_is_never_cast():
     with distnn.autocast("cpu"), torch.autocast("cpu", dtype=torch.float16):
         assert F.linear(x, w).dtype == np.float64 == _tdtype(TF.linear(torch.from_numpy(X.astype(np.float64)),
                                                                          torch.from_numpy(W.astype(np.float64))))
-        assert F.linear(x, distnn.Tensor(W)).dtype == np.float64  # (float32 cast to float16, promoted with float64)
+        # float32 is cast to float16, float64 is not: the two no longer match, and both refuse
+        with pytest.raises(RuntimeError, match="must have the same dtype, but got Double and Half"):
+            F.linear(x, distnn.Tensor(W))
+        with pytest.raises(RuntimeError, match="same dtype"):
+            TF.linear(torch.from_numpy(X.astype(np.float64)), torch.from_numpy(W))
 
 
 def _mlp_pair():
