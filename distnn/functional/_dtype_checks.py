@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 
-_LOWER = {"float32": "float", "float64": "double", "float16": "c10::Half"}
+_LOWER = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int", "int32": "int",
+          "int16": "short int", "int8": "signed char", "uint8": "unsigned char", "bool": "bool"}
 
 
 def _lower(dtype) -> str:
@@ -18,7 +19,11 @@ def _lower(dtype) -> str:
 
 
 def check_linear(x, weight, bias=None):
-    """``F.linear``: the input, the weight and the bias share one dtype."""
+    """``F.linear``: the input, the weight and the bias share one dtype. (PyTorch words it as its matrix
+    product does without a bias, as its addmm does with one.)"""
+    if x.dtype != weight.dtype and bias is None:
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {_lower(x.dtype)} != "
+                           f"{_lower(weight.dtype)} (cast the input, e.g. x.to(weight.dtype), or the module)")
     if x.dtype != weight.dtype:
         raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {torch_dtype_name(x.dtype)} and "
                            f"{torch_dtype_name(weight.dtype)} (cast the input, e.g. x.to(weight.dtype), or the "
@@ -28,15 +33,23 @@ def check_linear(x, weight, bias=None):
                            f"{torch_dtype_name(weight.dtype)} (the bias's dtype and the weight's)")
 
 
-def check_conv(x, weight, bias=None, check_bias=True):
-    """The convolutions: the input's dtype is the bias's (checked first, as PyTorch) and the weight's."""
-    if check_bias and bias is not None and bias.dtype != x.dtype:
-        raise RuntimeError(f"Input type ({_lower(x.dtype)}) and bias type ({_lower(bias.dtype)}) should be the "
-                           "same")
+def check_conv(x, weight, bias=None, check_bias=True, bias_first=True):
+    """The convolutions: the input's dtype is the bias's and the weight's (checked in PyTorch's order)."""
+    if bias_first and check_bias:
+        _check_conv_bias(x, bias)
     if x.dtype != weight.dtype:
         raise RuntimeError(f"expected scalar type {torch_dtype_name(x.dtype)} but found "
                            f"{torch_dtype_name(weight.dtype)} (the input's dtype and the weight's; cast the input, "
                            "e.g. x.to(weight.dtype), or the module)")
+    if check_bias and not bias_first and bias is not None and bias.dtype != x.dtype:  # (worded as the weight's)
+        raise RuntimeError(f"expected scalar type {torch_dtype_name(x.dtype)} but found "
+                           f"{torch_dtype_name(bias.dtype)} (the input's dtype and the bias's)")
+
+
+def _check_conv_bias(x, bias):
+    if bias is not None and bias.dtype != x.dtype:
+        raise RuntimeError(f"Input type ({_lower(x.dtype)}) and bias type ({_lower(bias.dtype)}) should be the "
+                           "same")
 
 
 def check_norm(x, *params):

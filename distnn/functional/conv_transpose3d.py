@@ -31,7 +31,7 @@ class ConvTranspose3d(Function):
 
     def forward(self, x, weight, bias=None, stride=(1, 1, 1), padding=(0, 0, 0), output_padding=(0, 0, 0),
                 dilation=(1, 1, 1), groups=1):
-        check_conv(x, weight, bias)
+        check_conv(x, weight, bias, bias_first=False)  # (PyTorch's 3-D transposed conv checks the weight first)
         xp = get_array_module(x)
         N, C = x.shape[:2]
         spatial = tuple(x.shape[2:])
