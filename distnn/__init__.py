@@ -100,11 +100,11 @@ def _integer_arange(start, end, step, dtype):
 
 
 def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:
-    """``fill_value`` everywhere; the dtype follows it as in PyTorch (bool, int64, the default complex dtype, else
-    the default dtype)."""
+    """``fill_value`` everywhere; the dtype follows it as in PyTorch (bool, int64, the default complex dtype for a
+    complex, else the default dtype)."""
     if dtype is None:
         dtype = (_builtins.bool if isinstance(fill_value, _builtins.bool) else _np.int64
-                 if isinstance(fill_value, _builtins.int) else _np.result_type(backend.default_dtype(), _np.complex64)
+                 if isinstance(fill_value, _builtins.int) else backend.default_complex_dtype()
                  if isinstance(fill_value, _builtins.complex) else backend.default_dtype())
     return Tensor(_np.full(tuple(shape) if isinstance(shape, (tuple, list)) else (shape,), fill_value, dtype=dtype),
                   requires_grad=requires_grad)

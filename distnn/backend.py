@@ -18,6 +18,12 @@ def default_dtype():
     return _default_dtype
 
 
+def default_complex_dtype():
+    """The dtype Python complex numbers are created in, as PyTorch's: complex128 under a float64 default, else
+    complex64 (PyTorch's complex32 under a float16 default has no numpy dtype: complex64 there too)."""
+    return np.complex128 if _default_dtype == np.float64 else np.complex64
+
+
 def _set_default_dtype(dtype) -> None:
     global _default_dtype
     _default_dtype = np.dtype(dtype).type

@@ -16,7 +16,7 @@ import builtins as _b
 
 import numpy as np
 
-from distnn.backend import _set_default_dtype, default_dtype
+from distnn.backend import _set_default_dtype, default_complex_dtype, default_dtype
 
 # (the names below shadow Python's bool, int and float in this module: _b.bool, _b.int, _b.float are those)
 int64 = long = np.int64
@@ -118,7 +118,7 @@ def result_type(tensor1, tensor2):
 
 def _default_complex():
     """PyTorch's default complex dtype: complex128 with a float64 default, else complex64."""
-    return np.complex128 if np.dtype(default_dtype()) == np.float64 else np.complex64
+    return default_complex_dtype()
 
 
 def can_cast(from_, to):

@@ -130,7 +130,12 @@ def test_float64_is_never_cast():
     with distnn.autocast("cpu"), torch.autocast("cpu", dtype=torch.float16):
         assert F.linear(x, w).dtype == np.float64 == _tdtype(TF.linear(torch.from_numpy(X.astype(np.float64)),
                                                                          torch.from_numpy(W.astype(np.float64))))
-        assert F.linear(x, distnn.Tensor(W)).dtype == np.float64  # (float32 cast to float16, promoted with float64)
+        # float32 is cast to float16, float64 is not: the two no longer match, and both refuse
+        gist = r"expected m1 and m2 to have the same dtype, but got: double != c10::Half"
+        with pytest.raises(RuntimeError, match=gist):
+            F.linear(x, distnn.Tensor(W))
+        with pytest.raises(RuntimeError, match=gist):
+            TF.linear(torch.from_numpy(X.astype(np.float64)), torch.from_numpy(W))
 
 
 def _mlp_pair():

@@ -38,6 +38,22 @@ CREATED = {
     "sqrt(int tensor)": lambda m: m.sqrt(m.arange(3)), "float32 tensor * 1.5": lambda m: m.ones(2).float() * 1.5,
     "bernoulli": lambda m: m.bernoulli(m.full((3,), 0.5)), "zeros_like(int)": lambda m: m.zeros_like(m.arange(3)),
 }
+COMPLEX = {
+    "tensor(1j)": lambda m: m.tensor(1j), "tensor([1+2j])": lambda m: m.tensor([1 + 2j]),
+    "tensor([1, 2.5, 1j])": lambda m: m.tensor([1, 2.5, 1j]), "tensor([[1j], [2]])": lambda m: m.tensor([[1j], [2]]),
+    "full(1j)": lambda m: m.full((2,), 1j), "ones * 1j": lambda m: m.ones(2) * 1j,
+    "tensor(1j, dtype=complex128)": lambda m: m.tensor(1j, dtype=m.complex128),
+    "tensor(complex128 array)": lambda m: m.tensor(np.array([1j])),
+}
+CREATED.update(COMPLEX)
+
+
+@pytest.mark.parametrize("what", sorted(COMPLEX))
+def test_python_complexes_take_the_default_complex_dtype_as_torch(what):
+    """complex64 under the float32 default (numpy gave complex128); complex128 under float64 (CREATED)."""
+    assert distnn.get_default_dtype() == distnn.float32
+    assert name(COMPLEX[what](distnn).dtype) == name(COMPLEX[what](torch).dtype)
+    np.testing.assert_array_equal(COMPLEX[what](distnn).numpy(), COMPLEX[what](torch).numpy())
 
 
 @pytest.mark.parametrize("what", sorted(CREATED))

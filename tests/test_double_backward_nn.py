@@ -266,7 +266,7 @@ def test_wgan_gp_with_modules_and_batch_norm_keeps_the_running_stats(torch):
     ref = tnn.Sequential(tnn.Conv2d(2, 3, 3, padding=1), tnn.BatchNorm2d(3), tnn.LeakyReLU(0.2), tnn.Flatten(),
                          tnn.Linear(3 * 4 * 4, 1)).double()
     ours = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), nn.LeakyReLU(0.2), nn.Flatten(),
-                         nn.Linear(3 * 4 * 4, 1))
+                         nn.Linear(3 * 4 * 4, 1)).double()
     for (_, p), (_, q) in zip(ours.named_parameters(), ref.named_parameters()):
         p.data = q.detach().numpy().copy()
     rng = np.random.default_rng(5)
@@ -282,7 +282,7 @@ def test_wgan_gp_with_modules_and_batch_norm_keeps_the_running_stats(torch):
         loss.backward()
     for (name, p), (_, q) in zip(ours.named_parameters(), ref.named_parameters()):
         np.testing.assert_allclose(p.grad, q.grad.numpy(), rtol=1e-9, atol=1e-11, err_msg=name)
-    bn, tbn = ours[1], ref[1]  # (distnn's buffers are float32)
+    bn, tbn = ours[1], ref[1]
     np.testing.assert_allclose(np.asarray(bn.running_mean.data if hasattr(bn.running_mean, "data") else
                                           bn.running_mean), tbn.running_mean.numpy(), rtol=1e-6)
     np.testing.assert_allclose(np.asarray(bn.running_var.data if hasattr(bn.running_var, "data") else

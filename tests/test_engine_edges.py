@@ -167,7 +167,7 @@ def test_a_graph_refuses_to_backward_through_weights_updated_since_the_forward()
     # no_grad) would silently use the new weights (x.grad came out [1.07 1.61 1.95] instead of [-0.20 ...])
     m = nn.Linear(3, 2)
     opt = dn.optim.SGD(m.parameters(), lr=0.1)
-    x = dn.Tensor(np.ones((4, 3)), requires_grad=True)
+    x = dn.Tensor(np.ones((4, 3), np.float32), requires_grad=True)
     loss = (m(x) ** 2).sum()
     for p in m.parameters():
         p.grad = np.ones_like(p.data)

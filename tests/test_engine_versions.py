@@ -77,7 +77,7 @@ def test_a_constant_operand_changed_in_place_is_refused(torch):
 def test_load_state_dict_between_forward_and_backward_is_refused():
     m = nn.Linear(3, 2)
     sd = {k: v + 1 for k, v in m.state_dict().items()}
-    x = dn.Tensor(np.ones((4, 3)), requires_grad=True)
+    x = dn.Tensor(np.ones((4, 3), np.float32), requires_grad=True)
     loss = (m(x) ** 2).sum()
     m.load_state_dict(sd)
     with pytest.raises(RuntimeError, match=MODIFIED + ".*load_state_dict"):
@@ -210,7 +210,7 @@ def test_item_assignment_matches_pytorch_values_and_gradients(torch):
 
 def test_item_assignment_in_place_under_no_grad_and_refused_on_a_recorded_leaf():
     m = nn.Linear(3, 2)
-    x = dn.Tensor(np.ones((4, 3)), requires_grad=True)
+    x = dn.Tensor(np.ones((4, 3), np.float32), requires_grad=True)
     loss = (m(x) ** 2).sum()
     with dn.no_grad():
         m.weight[0] = 0.0  # in place: the parameter object keeps its new values
@@ -354,11 +354,11 @@ def test_what_pytorch_allows_stays_allowed_and_copies_are_independent():
     import pickle
 
     m = nn.Linear(3, 2)
-    out = m(dn.Tensor(np.ones((2, 3))))
+    out = m(dn.Tensor(np.ones((2, 3), np.float32)))
     with dn.no_grad():
         out *= 2  # Linear's backward does not read its output (PyTorch runs this too)
     out.sum().backward()
-    _ = dn.Tensor(np.ones((4, 3))) @ m.weight.T  # a view of the weight is alive somewhere
+    _ = dn.Tensor(np.ones((4, 3), np.float32)) @ m.weight.T  # a view of the weight is alive somewhere
     clone = pickle.loads(pickle.dumps(m))  # weak references to views made pickling fail
     np.testing.assert_array_equal(clone.weight.data, m.weight.data)
     twin = copy.deepcopy(m)

@@ -195,9 +195,9 @@ def test_instance_norm3d_state_repr_and_refusals_are_pytorchs():
 
 def test_unbatched_inputs_are_a_batch_of_one():
     x = np.random.default_rng(1).standard_normal((2, 3, 4, 5))
-    m = dnn.ConvTranspose3d(2, 3, 2, stride=2)
+    m = dnn.ConvTranspose3d(2, 3, 2, stride=2).double()
     np.testing.assert_allclose(m(x).data, m(x[None]).data[0], rtol=1e-12, atol=1e-12)
-    n = dnn.InstanceNorm3d(2, affine=True, track_running_stats=True)
+    n = dnn.InstanceNorm3d(2, affine=True, track_running_stats=True).double()
     np.testing.assert_allclose(n(x).data, n(x[None]).data[0], rtol=1e-12, atol=1e-12)
 
 

@@ -255,7 +255,7 @@ def test_lstm_proj_size_refusals_are_pytorchs():
             torch.nn.LSTM(3, 6, proj_size=bad)
         with pytest.raises(ValueError, match=match):
             dnn.LSTM(3, 6, proj_size=bad)
-    m = dnn.LSTM(3, 6, proj_size=2, num_layers=2)
+    m = dnn.LSTM(3, 6, proj_size=2, num_layers=2).double()
     x = distnn.tensor(np.zeros((4, 5, 3)))
     out, (h, c) = m(x)
     assert out.shape == (4, 5, 2) and h.shape == (2, 5, 2) and c.shape == (2, 5, 6)

@@ -196,7 +196,7 @@ def test_refused_first_inputs_leave_the_layer_lazy():
 
 def test_unbatched_instance_norm_takes_its_channels_from_dim_0():
     m = nn.LazyInstanceNorm1d()
-    x = R.standard_normal((3, 6))
+    x = R.standard_normal((3, 6)).astype(np.float32)
     y = m(x)
     assert m.num_features == 3 and m.weight.shape == (3,)
     np.testing.assert_allclose(y.data, nn.InstanceNorm1d(3, affine=True, track_running_stats=True)(x[None]).data[0])
@@ -242,7 +242,7 @@ def test_load_state_dict_before_the_first_forward():
 def test_optimizer_created_before_the_first_forward_updates_the_lazy_norm():
     m = nn.Sequential(nn.LazyConvTranspose1d(3, 2), nn.LazyBatchNorm1d())
     opt = distnn.optim.SGD(m.parameters(), lr=0.1)
-    x = R.standard_normal((4, 2, 5))
+    x = R.standard_normal((4, 2, 5)).astype(np.float32)
     before = None
     for _ in range(2):
         loss = (m(x) * distnn.Tensor(R.standard_normal((4, 3, 6)))).sum()

@@ -159,7 +159,7 @@ def test_channel_and_alpha_dropout_layers_are_sampled_and_rrelu_is_not():
     distnn.manual_seed(0)
     net = nn.Sequential(nn.Linear(6, 8), nn.AlphaDropout(0.5), nn.Linear(8, 3))
     net.eval()
-    x = distnn.Tensor(np.random.default_rng(0).normal(size=(5, 6)))
+    x = distnn.Tensor(np.random.default_rng(0).normal(size=(5, 6)).astype(np.float32))
     wrapped = mc_dropout(net, samples=4, seed=0)  # (was: NoDropoutError)
     assert isinstance(wrapped, MCDropout)
     plain = np.log(_softmax(np.asarray(net(x).data)))  # (the eval-mode prediction, as log-probabilities)

@@ -249,6 +249,6 @@ def test_refusals_say_what_is_wrong():
     with pytest.raises(ValueError, match=r"input_size=5"):
         nn.GRU(5, 3)(p)
     with pytest.raises(ValueError, match=r"expected h_0 of shape \(1, 3, 4\)"):
-        nn.RNN(2, 4)(p, distnn.Tensor(np.zeros((1, 2, 4))))
+        nn.RNN(2, 4).double()(p, distnn.Tensor(np.zeros((1, 2, 4))))
     with pytest.raises(TypeError, match="LSTM hx must be a tuple"):
-        nn.LSTM(2, 4)(p, distnn.Tensor(np.zeros((1, 3, 4))))
+        nn.LSTM(2, 4).double()(p, distnn.Tensor(np.zeros((1, 3, 4))))

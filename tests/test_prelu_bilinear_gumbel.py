@@ -114,7 +114,8 @@ def test_bilinear_refusals_are_pytorchs():
              ((r((5, 3)), r((5, 5)), r((2, 3, 4))), ValueError, "input2 size does not match"),
              ((r((5, 3)), r((5, 4)), r((2, 3, 4)), r(3)), ValueError, "bias size does not match"),
              ((r((5, 3)), r((5, 4)), r((2, 3, 4)), r((1, 2))), ValueError, "bias size does not match"),
-             ((r((5, 3)), r((5, 4)).astype(np.float32), r((2, 3, 4))), TypeError, "same dtype"),
+             ((r((5, 3)), r((5, 4)).astype(np.float32), r((2, 3, 4))), RuntimeError,
+              "All tensors must have the same dtype, got input1: double, input2: float"),
              ((r(()), r(()), r((2, 1, 1))), IndexError, "at least 1 dimension")]
     for args, err, match in cases:
         with pytest.raises(IndexError if err is IndexError else RuntimeError):

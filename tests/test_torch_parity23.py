@@ -255,9 +255,7 @@ def test_group_and_instance_norm_of_an_empty_batch_as_pytorch_without_warnings(w
         x = (torch.tensor if lib is torch else distnn.tensor)(np.zeros((0, 4, 3)), requires_grad=True)
         if which in ("GroupNorm", "InstanceNorm1d"):
             nn_ = torch.nn if lib is torch else dnn
-            m = nn_.GroupNorm(2, 4) if which == "GroupNorm" else nn_.InstanceNorm1d(4, affine=True)
-            if lib is torch:
-                m = m.double()
+            m = (nn_.GroupNorm(2, 4) if which == "GroupNorm" else nn_.InstanceNorm1d(4, affine=True)).double()
             y, params = m(x), [m.weight, m.bias]
         else:
             w, b = ((torch.tensor if lib is torch else distnn.tensor)(np.full(4, v), requires_grad=True)

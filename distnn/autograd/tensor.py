@@ -10,7 +10,7 @@ import weakref
 
 import numpy as np
 
-from distnn.backend import default_dtype, get_array_module, is_device_name, to_numpy
+from distnn.backend import default_complex_dtype, default_dtype, get_array_module, is_device_name, to_numpy
 
 from .grad_mode import is_grad_enabled
 from .tensor_methods import TensorMethods
@@ -37,8 +37,8 @@ def _as_array(data, dtype=None):
         arr = np.asarray(data)
         if dtype is None and arr.dtype.kind == "f":
             dtype = default_dtype()  # Python floats become float32, as in PyTorch
-        elif dtype is None and arr.dtype.kind == "c":  # Python complex: complex64, complex128 under float64
-            dtype = np.complex128 if np.dtype(default_dtype()) == np.float64 else np.complex64
+        elif dtype is None and arr.dtype.kind == "c":
+            dtype = default_complex_dtype()  # Python complexes complex64 (complex128 under a float64 default)
     else:
         arr = xp.asarray(data)
     if dtype is not None and arr.dtype != dtype:

@@ -194,8 +194,8 @@ class TensorOperators:
     def sum(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
         return R.sum(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
 
-    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        return R.mean(self, dim, keepdim, axis=axis, keepdims=keepdims)
+    def mean(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+        return R.mean(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
 
     def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         return R.max(self, dim, keepdim, axis=axis, keepdims=keepdims)

@@ -11,6 +11,8 @@ import math
 
 from distnn.autograd.function import Function
 
+from ._dtype_checks import _lower
+
 
 class Bilinear(Function):
     # (PyTorch composes it from _trilinear, which saves the three operands its gradients read: input1's
@@ -71,5 +73,8 @@ def bilinear(input1, input2, weight, bias=None):
                          f"expected ({sw[0]},)")
     dtypes = [t.dtype for t in (input1, input2, weight, bias) if t is not None]
     if any(d != dtypes[0] for d in dtypes):
-        raise TypeError(f"bilinear(): all tensors must have the same dtype, got {', '.join(map(str, dtypes))}")
+        # (a RuntimeError, as PyTorch's; its names, for the operands given)
+        named = ", ".join(f"{n}: {_lower(t.dtype)}" for n, t in zip(("input1", "input2", "weight", "bias"),
+                                                                    (input1, input2, weight, bias)) if t is not None)
+        raise RuntimeError(f"bilinear(): All tensors must have the same dtype, got {named}")
     return Bilinear.apply(input1, input2, weight, bias)

@@ -29,6 +29,7 @@ from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
 from . import shape as S
+from ._dtype_checks import check_conv
 from ._into import destinations, sum_into
 
 
@@ -89,6 +90,7 @@ class Conv2d(Function):
     reads = ((0, 1), (0, 1), (0, 1))
 
     def forward(self, x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
+        check_conv(x, weight, bias)
         xp = get_array_module(x)
         N, C, H, W = x.shape
         O, Cg, kh, kw = weight.shape if weight.ndim == 4 else weight.shape[:2] + (1,) + weight.shape[2:]

@@ -15,6 +15,7 @@ from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
 from . import shape as S
+from ._dtype_checks import check_conv
 from ._into import destinations, sum_into
 from .conv import _as_strided, _out_size
 
@@ -51,6 +52,7 @@ class Conv3d(Function):
     reads = ((0, 1), (0, 1), (0, 1))  # (as conv2d's: PyTorch's convolution saves the input and the weight)
 
     def forward(self, x, weight, bias=None, stride=(1, 1, 1), padding=((0, 0),) * 3, dilation=(1, 1, 1), groups=1):
+        check_conv(x, weight, bias)
         xp = get_array_module(x)
         N, C = x.shape[:2]
         O, Cg = weight.shape[:2]

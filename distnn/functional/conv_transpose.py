@@ -19,6 +19,7 @@ from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
 from . import shape as S
+from ._dtype_checks import check_conv
 from ._into import destinations, sum_into
 from .conv import _im2col, _pair, _single
 
@@ -36,6 +37,7 @@ class ConvTranspose2d(Function):
 
     def forward(self, x, weight, bias=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1),
                 groups=1):
+        check_conv(x, weight, bias, check_bias=False)  # (PyTorch's 1-D/2-D transposed convs take any bias dtype)
         xp = get_array_module(x)
         N, C, H, W = x.shape
         Cw, Og, kh, kw = weight.shape if weight.ndim == 4 else weight.shape[:2] + (1,) + weight.shape[2:]

@@ -16,6 +16,7 @@ from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
 from . import shape as S
+from ._dtype_checks import check_conv
 from ._into import destinations, sum_into
 from .conv3d import _im2col3d, _triple
 from .conv_transpose import _check
@@ -30,6 +31,7 @@ class ConvTranspose3d(Function):
 
     def forward(self, x, weight, bias=None, stride=(1, 1, 1), padding=(0, 0, 0), output_padding=(0, 0, 0),
                 dilation=(1, 1, 1), groups=1):
+        check_conv(x, weight, bias, bias_first=False)  # (PyTorch's 3-D transposed conv checks the weight first)
         xp = get_array_module(x)
         N, C = x.shape[:2]
         spatial = tuple(x.shape[2:])

@@ -12,6 +12,7 @@ from __future__ import annotations
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
+from ._dtype_checks import check_norm
 from ._into import destinations, sum_into
 from .norm import BatchNormEval, _bcast, _raw
 
@@ -78,6 +79,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and tuple(p.shape) != (shape[1],):
             raise ValueError(f"group_norm: expected {name} of shape ({shape[1]},), got {tuple(p.shape)}")
+    check_norm(_raw(input), _raw(weight), _raw(bias))
     return GroupNorm.apply(input, weight, bias, num_groups=num_groups, eps=eps)
 
 
@@ -118,6 +120,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     for name, p in (("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)):
         if p is not None and tuple(p.shape) != (C,):
             raise ValueError(f"instance_norm: expected {name} of shape ({C},), got {tuple(p.shape)} (input {shape})")
+    check_norm(x, _raw(weight), _raw(bias), *(() if use_input_stats else (_raw(running_mean), _raw(running_var))))
     if not use_input_stats:
         if running_mean is None or running_var is None:
             raise ValueError("instance_norm: expected running_mean and running_var when use_input_stats is False")

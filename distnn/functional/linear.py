@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from distnn.autograd.function import Function
 
+from ._dtype_checks import check_linear
 from ._into import destinations, matmul_into, sum_into
 
 
@@ -28,6 +29,7 @@ class Linear(Function):
                 f"linear: bias shape {tuple(bias.shape)} does not match weight shape {tuple(weight.shape)} "
                 f"(expected ({weight.shape[0]},))"
             )
+        check_linear(x, weight, bias)
         nx, nw = self.needs_input_grad[0], self.needs_input_grad[1]
         self.x = x if nw else None
         self.w = weight if nx else None
@@ -36,10 +38,7 @@ class Linear(Function):
         else:
             out = x @ weight.T  # a transposed view: BLAS reads it as is, no copy
         if bias is not None:
-            if out.dtype == bias.dtype:
-                out += bias  # out is fresh, so in place is safe and saves a pass
-            else:
-                out = out + bias
+            out += bias  # out is fresh, so in place is safe and saves a pass
         return out
 
     def backward(self, g):

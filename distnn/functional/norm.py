@@ -20,6 +20,7 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
+from ._dtype_checks import check_norm
 from ._into import destinations, sum_into
 
 
@@ -73,6 +74,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     shape = tuple(input.shape)
     if shape[len(shape) - len(normalized_shape):] != normalized_shape or len(shape) < len(normalized_shape):
         raise ValueError(f"layer_norm: input of shape {shape} does not end with normalized_shape {normalized_shape}")
+    check_norm(_raw(input), _raw(weight), _raw(bias))
     return LayerNorm.apply(input, weight, bias, ndim=len(normalized_shape), eps=eps)
 
 
@@ -167,6 +169,7 @@ class BatchNormTrain(Function):
     reads = ((0, 1), (0, 1), (0, 1))
 
     def forward(self, x, weight, bias, mean, var, count, eps=1e-5):
+        check_norm(x, weight, bias)  # (mean and var are the input's own statistics)
         xp = get_array_module(x)
         nd = x.ndim
         rstd = 1.0 / xp.sqrt(var + eps)
@@ -247,6 +250,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     x = _raw(input)
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected input of shape (N, C, ...), got {tuple(x.shape)}")
+    check_norm(x, _raw(weight), _raw(bias), _raw(running_mean), _raw(running_var))
     if x.size == 0:  # an empty batch: an empty result, the running statistics left alone (PyTorch's shortcut)
         xp = get_array_module(x)
         C = x.shape[1]

@@ -184,9 +184,40 @@ def _with_dtype(a, dtype):
     return get_array_module(a).asarray(a).astype(dtype)
 
 
-def mean(a, dim=None, keepdim=False, *, axis=None, keepdims=None):
+def _dtype_of(a):
+    dtype = getattr(a, "dtype", None)
+    return dtype if dtype is not None else get_array_module(a).asarray(a).dtype
+
+
+def _torch_name(dtype) -> str:
+    from distnn.autograd.tensor_inplace_methods import torch_dtype_name
+
+    return torch_dtype_name(dtype)
+
+
+def _refuse_non_float(name, a):
+    """PyTorch's var/std (and var_mean/std_mean) are defined for floating and complex tensors only: an integer
+    or bool tensor is refused (numpy would quietly answer in float64)."""
+    if _dtype_of(a).kind in "biu":
+        raise RuntimeError(f"{name} only support floating point and complex dtypes, got "
+                           f"{_torch_name(_dtype_of(a))}")
+
+
+def mean(a, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+    """``torch.mean``: of a floating (or complex) tensor, or of any tensor with a floating ``dtype=`` (the input
+    is cast to it first, as PyTorch's); an integer or bool tensor without one is refused, as PyTorch refuses
+    it (numpy would answer in float64)."""
+    if dtype is not None:
+        import numpy as np
+
+        if np.dtype(dtype).kind not in "fc":
+            raise RuntimeError("mean(): could not infer output dtype. Optional dtype must be either a floating "
+                               f"point or complex dtype. Got: {_torch_name(dtype)}")
+    elif _dtype_of(a).kind in "biu":
+        raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a floating point or "
+                           f"complex dtype. Got: {_torch_name(_dtype_of(a))}")
     axis, keepdims, _ = _resolve(dim, keepdim, axis, keepdims)
-    return Mean.apply(a, axis=axis, keepdims=keepdims)
+    return Mean.apply(_with_dtype(a, dtype), axis=axis, keepdims=keepdims)
 
 
 def _extremum(cls, result, arg, a, dim, keepdim, axis, keepdims):
@@ -262,6 +293,7 @@ def _ddof(numpy_style, unbiased, correction, ddof):
 
 def var(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None, keepdims=None):
     """Variance: unbiased by default (PyTorch); with numpy's ``axis``/``ddof``/``keepdims``, ``ddof=0``."""
+    _refuse_non_float("std and var", a)
     axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
     return Var.apply(a, axis=axis, ddof=_ddof(numpy_style or ddof is not None, unbiased, correction, ddof),
                      keepdims=keepdims)
@@ -294,6 +326,7 @@ def _nullcontext():
 
 def std(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None, keepdims=None):
     """Standard deviation: the square root of :func:`var` (same arguments and defaults)."""
+    _refuse_non_float("std and var", a)
     axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
     return Std.apply(a, axis=axis, ddof=_ddof(numpy_style or ddof is not None, unbiased, correction, ddof),
                      keepdims=keepdims)

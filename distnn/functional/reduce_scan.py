@@ -12,13 +12,14 @@ import numpy as np
 
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
+from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 from distnn.backend import get_array_module
 
 from ._dims import wrap_dim
 from .elementwise import _quiet
 from .elementwise_choice import Where
 from .indexing import Gather
-from .reduce import _axes, _every_dim_if_empty, _expand_back, mean, std, sum as _sum, var
+from .reduce import _axes, _every_dim_if_empty, _expand_back, _refuse_non_float, mean, std, sum as _sum, var
 from .reduce_more import _with_dtype, amax, amin
 from .shape_more import as_tensor
 
@@ -231,15 +232,18 @@ class NanMean(Function):
 def nanmean(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
     """``torch.nanmean``: the mean of the non-NaN elements (NaN where there are none, and a NaN gradient there,
     as PyTorch's)."""
-    x = _with_dtype(as_tensor(input), dtype)
-    if x.dtype.kind != "f":
-        raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but got {x.dtype}")
+    x = as_tensor(input)
+    if x.dtype.kind != "f":  # (the input's own dtype: an integer one is refused even with a float dtype=)
+        raise RuntimeError("nanmean(): expected input to have floating point or complex dtype but got "
+                           f"{torch_dtype_name(x.dtype)}")
+    x = _with_dtype(x, dtype)
     return NanMean.apply(x, axes=_axes(_every_dim_if_empty(dim), x.ndim), keepdim=bool(keepdim))
 
 
 def var_mean(input, dim=None, *, correction=1, keepdim=False, unbiased=None):  # noqa: A002
     """``torch.var_mean``: ``(var, mean)`` over ``dim`` (``correction=1``: Bessel's, as PyTorch)."""
     x = as_tensor(input)
+    _refuse_non_float("var_mean", x)
     return var(x, dim, unbiased, keepdim, correction=None if unbiased is not None else correction), \
         mean(x, dim, keepdim)
 
@@ -247,6 +251,7 @@ def var_mean(input, dim=None, *, correction=1, keepdim=False, unbiased=None):  #
 def std_mean(input, dim=None, *, correction=1, keepdim=False, unbiased=None):  # noqa: A002
     """``torch.std_mean``: ``(std, mean)`` over ``dim``."""
     x = as_tensor(input)
+    _refuse_non_float("std_mean", x)
     return std(x, dim, unbiased, keepdim, correction=None if unbiased is not None else correction), \
         mean(x, dim, keepdim)
 

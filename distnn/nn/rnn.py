@@ -23,6 +23,7 @@ import numpy as np
 
 from distnn import random as drandom
 from distnn.autograd.tensor import Tensor
+from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 from distnn.backend import default_dtype, get_array_module
 from distnn.functional import activation as A
 from distnn.functional import rnn as R
@@ -47,15 +48,28 @@ def _uniform_params(module, hidden_size, generator):
         p.data[...] = gen.uniform(-k, k, p.shape).astype(p.data.dtype)
 
 
-def _check_floating(module, x, error):
-    """Integer or bool inputs are refused as PyTorch refuses them (numpy would fail deep in a gate's ufunc).
+def _check_dtype(module, x, error):
+    """An input of another dtype than the weights (an integer one, or float32 into a float64 model) is refused
+    as PyTorch refuses it: numpy would compute in the wider dtype, or fail deep in a gate's ufunc. The layers
+    say so in PyTorch's RNN words (a ValueError), the cells in its matrix product's (a RuntimeError)."""
+    want = module.weight_ih_l0.dtype if hasattr(module, "weight_ih_l0") else module.weight_ih.dtype
+    if x.data.dtype == want:
+        return
+    if error is ValueError:
+        raise ValueError(f"{module.where()}: RNN input dtype ({x.data.dtype}) does not match weight dtype ({want}). "
+                         f"Convert input: input.to({want}), or convert model: model.to({x.data.dtype})")
+    raise RuntimeError(f"{module.where()}: mat1 and mat2 must have the same dtype, but got "
+                       f"{torch_dtype_name(x.data.dtype)} and {torch_dtype_name(want)} (the input's dtype and the "
+                       "weights': convert the input, e.g. input.to(weight_ih.dtype), or the model)")
 
-    A floating input of another width still runs (numpy promotes it), unlike PyTorch, which refuses it too.
-    """
-    if x.data.dtype.kind != "f":
-        want = module.weight_ih_l0.dtype if hasattr(module, "weight_ih_l0") else module.weight_ih.dtype
-        raise error(f"{module.where()}: RNN input dtype ({x.data.dtype}) does not match weight dtype ({want}). "
-                    f"Convert input: input.to({want}), or convert model: model.to({x.data.dtype})")
+
+def _check_state_dtype(module, h, name, want):
+    """A given initial state of another dtype than the weights is refused, as PyTorch's matrix product refuses
+    it (numpy would carry the wider dtype through the recurrence)."""
+    if h.dtype != want:
+        raise RuntimeError(f"{module.where()}: mat1 and mat2 must have the same dtype, but got "
+                           f"{torch_dtype_name(h.dtype)} and {torch_dtype_name(want)} (the {name}'s dtype and the "
+                           "weights': convert it, e.g. h.to(weight.dtype))")
 
 
 class RNNBase(Module):
@@ -140,7 +154,7 @@ class RNNBase(Module):
                 f"{self.where()}: input has {x.shape[-1]} features but input_size is {self.input_size} "
                 f"(input shape {tuple(x.shape)}, expected {layout})"
             )
-        _check_floating(self, x, ValueError)
+        _check_dtype(self, x, ValueError)
 
     def _check_state(self, h, batch, name, unbatched, size=None):
         D = 2 if self.bidirectional else 1
@@ -184,7 +198,7 @@ class RNNBase(Module):
         if not isinstance(data, Tensor) or data.ndim != 2 or data.shape[-1] != self.input_size:
             raise ValueError(f"{self.where()}: a PackedSequence's data must be (sum of lengths, input_size="
                              f"{self.input_size}), got shape {tuple(getattr(data, 'shape', ()))}")
-        _check_floating(self, data, ValueError)
+        _check_dtype(self, data, ValueError)
         x = _padded_sorted(packed)  # (T, B, I), longest first, zero-padded
         sort, unsort = packed.sorted_indices, packed.unsorted_indices
         h0, c0 = self._initial_state(x, hx, False)
@@ -220,6 +234,9 @@ class RNNBase(Module):
         else:
             h0, c0 = hx, None
             self._check_state(h0, batch, "h_0", unbatched)
+        for h, name in ((h0, "h_0"), (c0, "c_0")):
+            if h is not None:
+                _check_state_dtype(self, h, name, self.weight_ih_l0.dtype)
         if unbatched:
             h0 = S.Unsqueeze.apply(h0, axis=1)
             c0 = S.Unsqueeze.apply(c0, axis=1) if lstm else None
@@ -356,7 +373,7 @@ class RNNCellBase(Module):
             raise ValueError(
                 f"{self.where()}: expected input (N, {self.input_size}) or ({self.input_size},), got {shape}"
             )
-        _check_floating(self, input, RuntimeError)
+        _check_dtype(self, input, RuntimeError)
         unbatched = input.ndim == 1
         x = S.Reshape.apply(input, shape=(1, 1 if unbatched else input.shape[0], self.input_size))
         batch = x.shape[1]
@@ -371,6 +388,7 @@ class RNNCellBase(Module):
         for h in states:
             if tuple(h.shape) != want:
                 raise ValueError(f"{self.where()}: expected hidden state of shape {want}, got {tuple(h.shape)}")
+            _check_state_dtype(self, h, "hidden state", self.weight_ih.dtype)
             out.append(S.Reshape.apply(h, shape=(batch, self.hidden_size)) if unbatched else h)
         return x, tuple(out), unbatched
 
