@@ -1134,8 +1134,10 @@ def _double_backward_cases():
     from test_double_backward_more import CASES as MORE_CASES  # (3-D and LP pools, fold, LRN, sinc, logit)
     from test_double_backward_nn import CASES as NN_CASES  # (convolutions, pools, norms and the other nn ops)
     from test_double_backward_grid_sample import CASES as GS_CASES  # (grid_sample's modes, paddings; affine_grid)
+    from test_double_backward_selection import CASES as SEL_CASES  # (gather, sort/topk..., scatters, flip, cumsum)
+    from test_double_backward_math import CASES as MATH_CASES  # (binary math, gamma functions, var/std, prod...)
 
-    return CASES + NN_CASES + MORE_CASES + GS_CASES
+    return CASES + NN_CASES + MORE_CASES + GS_CASES + SEL_CASES + MATH_CASES
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])

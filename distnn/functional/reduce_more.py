@@ -52,8 +52,10 @@ class Prod(Function):
         self.a, self.dim, self.keepdim = a, dim, keepdim
         integer = _accumulator(a, dtype)
         if dim is None:
-            return a.prod(dtype=integer)
-        return a.prod(axis=dim, keepdims=keepdim, dtype=integer)
+            self.out = a.prod(dtype=integer)
+        else:
+            self.out = a.prod(axis=dim, keepdims=keepdim, dtype=integer)
+        return self.out  # (kept for the graph backward, derivatives/pointwise_more.py)
 
     def backward(self, g):
         xp = get_array_module(g)

@@ -16,7 +16,7 @@ The entries live by op family: :mod:`.pointwise`, :mod:`.structure` (shape, redu
 indexing), :mod:`.nn` (activations, losses, vector norms), :mod:`.activations` (the rest, dropout), :mod:`.conv` (convolutions), :mod:`.pooling`,
 :mod:`.norms` (batch/layer/group/instance/RMS normalization), :mod:`.linear_maps` (embedding, pad,
 interpolate, fold/unfold, local_response_norm's window sum), :mod:`.losses` (binary cross-entropy, smooth L1),
-:mod:`.sampling` (grid_sample); :func:`load` imports them on first use.
+:mod:`.sampling` (grid_sample), :mod:`.selection` (gather, sort/topk..., scatters, flip/roll/repeat, cumsum), :mod:`.pointwise_more` (binary math, gamma functions, var/std, logsumexp, prod); :func:`load` imports them on first use.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def load() -> None:
     global _loaded
     if not _loaded:
         from . import (activations, conv, linear_maps, losses, nn, norms, pointwise, pooling,  # noqa: F401
-                       sampling, structure)  # (they register themselves)
+                       pointwise_more, sampling, selection, structure)  # (they register themselves)
 
         _loaded = True
 
@@ -73,7 +73,9 @@ def refusal(node):
         return (f"create_graph=True: the op {cls.__name__} ({where}) has no differentiable backward in distnn, "
                 "so its gradient cannot be differentiated again. Double backward covers the core ops: arithmetic, "
                 "pow/exp/log/sqrt/abs/sin/cos, matmul/linear, sum/mean/max/min/norm, shape ops, indexing, cat/stack, "
-                "maximum/minimum/clamp/where, the common activations and losses, convolutions, max/average/LP pooling, "
+                "maximum/minimum/clamp/where, gather/sort/topk/scatter and the other selecting ops, flip/roll/repeat/cumsum, "
+                "the binary math (atan2, hypot, logaddexp...), lgamma, var/std, logsumexp, prod/cumprod, "
+                "the common activations and losses, convolutions, max/average/LP pooling, "
                 "fold/unfold, grid_sample/affine_grid, the normalization layers and modules' backward hooks "
                 "(see README)")
     check = getattr(fn, "unsupported", None)

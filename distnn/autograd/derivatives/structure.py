@@ -49,6 +49,8 @@ class IndexBackward(Function):
         return I.GetItem.backward(_Indexed(index, shape), g)[0]
 
     def backward(self, g):
+        if type(self.index) is I.DiagonalView:  # (diagonal's index: a view, read as GetItem reads it)
+            return (self.index.of(g).copy(),)
         return (g[self.index],)
 
 
@@ -66,7 +68,7 @@ def _getitem(node, g):
 
 @register(IndexBackward)
 def _index_backward(node, g):
-    return (g[node.index],)
+    return (I.GetItem.apply(g, index=node.index),)  # (GetItem's own apply: the index may be a DiagonalView)
 
 
 def _slices(g, axis, sizes):
