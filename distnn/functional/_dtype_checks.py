@@ -64,3 +64,11 @@ def check_norm(x, *params):
                            f"{torch_dtype_name(x.dtype)}, the parameters {named}: cast the input or the module)")
     raise RuntimeError(f"mixed dtype (CPU): all inputs must share same datatype. (the input is "
                        f"{torch_dtype_name(x.dtype)}, the parameters {named}: cast the input or the module)")
+
+
+def check_floating(x, kernel):
+    """The normalizations have no integer (nor bool) kernels: PyTorch's NotImplementedError, naming its kernel
+    (numpy would quietly normalize in float64)."""
+    if x.dtype.kind in "biu":
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{torch_dtype_name(x.dtype)}\' (normalize a '
+                                  "floating-point tensor: cast the input, e.g. x.float())")
