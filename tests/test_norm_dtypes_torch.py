@@ -33,7 +33,8 @@ def _run(lib, op, x_dtype, p_dtype, affine=True, in_float64=False):
 
     fn = TF if lib is torch else F
     x = leaf(X, x_dtype)
-    params = [leaf(W3, p_dtype), leaf(B3, p_dtype)] if op in ("layer_norm", "rms_norm") else [leaf(W4, p_dtype), leaf(B4, p_dtype)]
+    trailing = op in ("layer_norm", "rms_norm")  # (their parameters are over the last dimension, the others' C)
+    params = [leaf(W3, p_dtype), leaf(B3, p_dtype)] if trailing else [leaf(W4, p_dtype), leaf(B4, p_dtype)]
     params = params if affine else [None, None]
     stats = [const(np.full(4, 0.1)), const(np.full(4, 1.5))]
     if op == "layer_norm":
