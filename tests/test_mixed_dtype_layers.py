@@ -38,9 +38,12 @@ MODULES = [
     ("BatchNorm2d", (2,), (4, 2, 3, 3), "mixed dtype (CPU)"),
     ("GroupNorm", (2, 4), (2, 4, 3), "mixed dtype (CPU)"),
     ("InstanceNorm1d", (4,), (2, 4, 3), "mixed dtype (CPU)"),
-    ("LSTM", (3, 4), (2, 1, 3), "does not match weight dtype"),
-    ("GRU", (3, 4), (2, 1, 3), "does not match weight dtype"),
-    ("RNN", (3, 4), (2, 1, 3), "does not match weight dtype"),
+    ("LSTM", (3, 4), (2, 1, 3), "RNN input dtype (torch.{xn}) does not match weight dtype (torch.{wn}). "
+                           "Convert input: input.to(torch.{wn}), or convert model: model.to(torch.{xn})"),
+    ("GRU", (3, 4), (2, 1, 3), "RNN input dtype (torch.{xn}) does not match weight dtype (torch.{wn}). "
+                          "Convert input: input.to(torch.{wn}), or convert model: model.to(torch.{xn})"),
+    ("RNN", (3, 4), (2, 1, 3), "RNN input dtype (torch.{xn}) does not match weight dtype (torch.{wn}). "
+                          "Convert input: input.to(torch.{wn}), or convert model: model.to(torch.{xn})"),
     ("LSTMCell", (3, 4), (2, 3), "mat1 and mat2 must have the same dtype, but got {x} and {w}"),
     ("GRUCell", (3, 4), (2, 3), "mat1 and mat2 must have the same dtype, but got {x} and {w}"),
     ("RNNCell", (3, 4), (2, 3), "mat1 and mat2 must have the same dtype, but got {x} and {w}"),
@@ -62,7 +65,7 @@ def _call(lib, m, cls, shape, dtype):
 def test_a_layer_refuses_an_input_of_another_dtype_as_torch(case, weights, inputs):
     cls, args, shape, gist = case
     (x, xl), (w, wl) = NAMES[inputs], NAMES[weights]
-    gist = gist.format(x=x, xl=xl, w=w, wl=wl)
+    gist = gist.format(x=x, xl=xl, w=w, wl=wl, xn=inputs, wn=weights)
     with pytest.raises(Exception) as theirs:
         _call(torch, _pair(torch, cls, *args, dtype=weights, **KW.get(cls, {})), cls, shape, inputs)
     with pytest.raises(Exception) as ours:

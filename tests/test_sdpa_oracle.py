@@ -219,8 +219,9 @@ REFUSALS = {
                    "does not broadcast"),
     "mask_more_dims": (((2, 4, 5), (2, 6, 5), (2, 6, 5)), dict(attn_mask=np.zeros((3, 2, 4, 6))), ValueError,
                        "does not broadcast"),
-    "mask_int": (((2, 4, 5), (2, 6, 5), (2, 6, 5)), dict(attn_mask=np.ones((4, 6), np.int64)), TypeError,
-                 "bool or float"),
+    "mask_int": (((2, 4, 5), (2, 6, 5), (2, 6, 5)), dict(attn_mask=np.ones((4, 6), np.int64)), RuntimeError,
+                 "Expected attn_mask dtype to be bool or float or to match query dtype, but got attn_mask.dtype: "
+                 "long int and  query.dtype: double"),
     "dropout_above_1": (((2, 4, 5), (2, 6, 5), (2, 6, 5)), dict(dropout_p=1.5), ValueError, "between 0 and 1"),
 }
 
@@ -228,7 +229,8 @@ REFUSALS = {
 @pytest.mark.parametrize("name", sorted(REFUSALS))
 def test_refusals_are_pytorchs(name):
     """PyTorch raises RuntimeError (IndexError without a heads dimension for enable_gqa); distnn its own
-    ValueError (TypeError for a dtype, IndexError as PyTorch), with the gist of PyTorch's message."""
+    ValueError (TypeError for query's, key's or value's dtype, PyTorch's RuntimeError for a mask's, IndexError as
+    PyTorch), with the gist of PyTorch's message."""
     shapes, kw, err, match = REFUSALS[name]
     arrays = [np.zeros(s) for s in shapes]
     tkw = {key: torch.from_numpy(val) if isinstance(val, np.ndarray) else val for key, val in kw.items()}

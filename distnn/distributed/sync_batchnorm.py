@@ -97,12 +97,12 @@ class SyncBatchNormTrain(ValidRowsBatchNormTrain):
         self.comm, self.total = comm, total
         return super().forward(x, weight, bias, mean, var, count, eps, valid=valid)
 
-    def backward(self, g):
+    def grads(self, g):
         if self.valid is None:
             with np.errstate(divide="ignore", invalid="ignore"):  # an empty local batch: count 0, no rows
-                return BatchNormTrain.backward(self, g)
-        # padded rows: ValidRowsBatchNormTrain's backward, whose two sums go through combine_grad_sums
-        return super().backward(g)
+                return BatchNormTrain.grads(self, g)
+        # padded rows: ValidRowsBatchNormTrain's, whose two sums go through combine_grad_sums
+        return super().grads(g)
 
     def combine_grad_sums(self, sum_g, sum_gxhat):
         xp = get_array_module(sum_g)

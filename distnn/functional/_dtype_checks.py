@@ -7,6 +7,9 @@ dtypes are fine, as in PyTorch.
 """
 from __future__ import annotations
 
+import numpy as np
+
+from distnn.autograd import autocast_state
 from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 
 _LOWER = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int", "int32": "int",
@@ -64,3 +67,42 @@ def check_norm(x, *params):
                            f"{torch_dtype_name(x.dtype)}, the parameters {named}: cast the input or the module)")
     raise RuntimeError(f"mixed dtype (CPU): all inputs must share same datatype. (the input is "
                        f"{torch_dtype_name(x.dtype)}, the parameters {named}: cast the input or the module)")
+
+
+def check_floating(x, kernel):
+    """The normalizations have no integer (nor bool) kernels: PyTorch's NotImplementedError, naming its kernel
+    (numpy would quietly normalize in float64)."""
+    if x.dtype.kind in "biu":
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{torch_dtype_name(x.dtype)}\' (normalize a '
+                                  "floating-point tensor: cast the input, e.g. x.float())")
+
+
+def attn_mask_dtype(masks, query_dtype):
+    """The dtype PyTorch's attention adds its masks in: a bool mask becomes the query's dtype (0 / -inf), float
+    ones keep theirs, and an attention mask and a key padding mask are added (promoted). None without masks."""
+    given = [np.dtype(m.dtype) if hasattr(m, "dtype") else np.asarray(m).dtype for m in masks if m is not None]
+    dtypes = [query_dtype if d == np.bool_ else d for d in given]
+    return np.result_type(*dtypes) if dtypes else None
+
+
+def autocast_dtype_of(a):
+    """The lower dtype of this thread's autocast for ``a``'s device (None when off)."""
+    return autocast_state.current("cpu" if isinstance(a, np.ndarray) else "cuda")
+
+
+def check_attn_mask(mask_dtype, query_dtype, fused, autocast_dtype=None):
+    """PyTorch's refusals of a float mask of another dtype than the (projected) query's: its fused attention
+    (F.scaled_dot_product_attention, MultiheadAttention with ``need_weights=False``) takes bool, float32 or the
+    query's dtype; MultiheadAttention's weights path (a baddbmm) only the query's. Under autocast a float32 mask
+    is cast to its lower dtype there (float64 is never cast)."""
+    if mask_dtype is None or mask_dtype == query_dtype or (fused and mask_dtype in (np.bool_, np.float32)):
+        return
+    if autocast_dtype is not None and mask_dtype == np.float32 and query_dtype == autocast_dtype:
+        return
+    if fused:
+        raise RuntimeError(f"Expected attn_mask dtype to be bool or float or to match query dtype, but got "
+                           f"attn_mask.dtype: {_lower(mask_dtype)} and  query.dtype: {_lower(query_dtype)} instead. "
+                           "(cast the mask, e.g. mask.to(query.dtype))")
+    raise RuntimeError(f"Input dtypes must be the same, got: input {_lower(mask_dtype)}, batch1: "
+                       f"{_lower(query_dtype)}, batch2: {_lower(query_dtype)} (the attention mask's dtype and the "
+                       "query's: cast the mask, e.g. attn_mask.to(query.dtype))")

@@ -6,15 +6,17 @@ together), then scales and shifts per channel; instance norm is group norm with 
 is layer norm's closed form over each group's M values:
 
     dx = rstd * (dxh - mean(dxh) - xhat * mean(dxh * xhat)),   dxh = dy * weight[c]
+
+A float16 input is normalized in float32 and cast back, an integer one refused, as ``functional.norm``'s.
 """
 from __future__ import annotations
 
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
-from ._dtype_checks import check_norm
+from ._dtype_checks import check_floating, check_norm
 from ._into import destinations, sum_into
-from .norm import BatchNormEval, _bcast, _raw
+from .norm import BatchNormEval, _bcast, _raw, cast_to, opmath
 
 
 class GroupNorm(Function):
@@ -26,6 +28,8 @@ class GroupNorm(Function):
 
     def forward(self, x, weight=None, bias=None, num_groups=1, eps=1e-5):
         xp = get_array_module(x)
+        self.dtypes = (x.dtype, weight, bias)
+        x, weight, bias = opmath(x), opmath(weight), opmath(bias)
         if x.size == 0:  # (an empty batch or spatial size: nothing to normalize, and no means of nothing to warn of)
             xhat, rstd = x.copy(), None
         else:
@@ -40,7 +44,7 @@ class GroupNorm(Function):
             out += _bcast(bias, x.ndim)
         self.xhat, self.rstd, self.weight, self.num_groups = xhat, rstd, self._kept_weight(weight), num_groups
         self.has_bias = bias is not None
-        return out
+        return out.astype(self.dtypes[0], copy=False)
 
     def _kept_weight(self, weight):
         return weight
@@ -51,6 +55,7 @@ class GroupNorm(Function):
         group = (N, G, g.size // max(N * G, 1))
         nin = self.needs_input_grad
         gx = gw = gb = None
+        g = opmath(g)
         if nin[0] and g.size == 0:
             gx = g.copy()
         elif nin[0]:
@@ -64,7 +69,8 @@ class GroupNorm(Function):
             gw = sum_into(g * xhat, axes, dest[1])
         if self.has_bias and len(nin) > 2 and nin[2]:
             gb = sum_into(g, axes, dest[2])
-        return gx, gw, gb
+        x_dtype, w, b = self.dtypes
+        return (None if gx is None else gx.astype(x_dtype, copy=False)), cast_to(gw, w), cast_to(gb, b)
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
@@ -80,6 +86,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
         if p is not None and tuple(p.shape) != (shape[1],):
             raise ValueError(f"group_norm: expected {name} of shape ({shape[1]},), got {tuple(p.shape)}")
     check_norm(_raw(input), _raw(weight), _raw(bias))
+    check_floating(_raw(input), "GroupNormKernelImpl")
     return GroupNorm.apply(input, weight, bias, num_groups=num_groups, eps=eps)
 
 
@@ -121,6 +128,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         if p is not None and tuple(p.shape) != (C,):
             raise ValueError(f"instance_norm: expected {name} of shape ({C},), got {tuple(p.shape)} (input {shape})")
     check_norm(x, _raw(weight), _raw(bias), *(() if use_input_stats else (_raw(running_mean), _raw(running_var))))
+    check_floating(x, "batch_norm")  # (PyTorch's instance norm is its batch norm)
     if not use_input_stats:
         if running_mean is None or running_var is None:
             raise ValueError("instance_norm: expected running_mean and running_var when use_input_stats is False")
@@ -140,7 +148,7 @@ def _update_running_stats(x, running_mean, running_var, momentum):
     xp = get_array_module(x)
     N, C = x.shape[:2]
     M = x.size // (N * C)  # (called with a non-empty x only)
-    xr = x.reshape(N, C, M)
+    xr = opmath(x).reshape(N, C, M)
     mean = xr.mean(axis=-1)
     xc = xr - mean[..., None]
     var = (xc * xc).mean(axis=-1) * (M / (M - 1))

@@ -10,7 +10,8 @@ The layout is the sequence-first one: query (L, N, E), key (S, N, kdim), value (
   (N * num_heads, S, E / num_heads) replace the projected ones; ``add_zero_attn`` appends a zero key and
   value; every mask gets a 0 (may attend) column for each appended key;
 * masks: bool (True: may NOT attend) or float (added to the scores); ``attn_mask`` (L, S) or
-  (N * num_heads, L, S), ``key_padding_mask`` (N, S), added together;
+  (N * num_heads, L, S), ``key_padding_mask`` (N, S), added together; their sum's dtype (a bool mask counts
+  as the query's) must be the projected query's, or with ``need_weights=False`` float32 too, as PyTorch's;
 * ``need_weights=True``: softmax(q k^T / sqrt(d) + mask), dropout, times v, composed from differentiable
   ops so the returned weights carry gradients (a query that sees no key gets NaN, as PyTorch's);
   ``need_weights=False``: ``F.scaled_dot_product_attention`` (a query that sees no key gets 0), with
@@ -34,6 +35,7 @@ from distnn.backend import get_array_module
 
 from . import activation as A
 from . import shape as S
+from ._dtype_checks import attn_mask_dtype, autocast_dtype_of, check_attn_mask
 from .linear import linear
 from .sdpa import scaled_dot_product_attention
 
@@ -119,12 +121,15 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     L, N, E = query.shape
     xp = get_array_module(query.data)
     dtype = np.dtype(query.dtype)
+    # (the dtype the masks add up in, from the masks as given: an array as a tensor of its dtype)
+    mask_dtype = attn_mask_dtype((key_padding_mask, attn_mask), dtype)
     key_padding_mask = _canonical(key_padding_mask, "key_padding_mask", attn_mask, "attn_mask", dtype, xp)
     if is_causal and attn_mask is None:
         raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the Transformer module "
                            "method `generate_square_subsequent_mask` to create this mask.")
     if is_causal and key_padding_mask is None and not need_weights:
         attn_mask = None  # (PyTorch's hint: scaled_dot_product_attention applies the causal mask itself)
+        mask_dtype = None
     else:
         attn_mask = _canonical(attn_mask, "attn_mask", None, "", dtype, xp)
         if key_padding_mask is not None:
@@ -205,6 +210,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
         attn_mask = kp if attn_mask is None else attn_mask + kp
     if not training:
         dropout_p = 0.0
+    check_attn_mask(mask_dtype, np.dtype(q4.dtype), fused=not need_weights, autocast_dtype=autocast_dtype_of(q4.data))
 
     if need_weights:
         scores = (q4 * math.sqrt(1.0 / d)) @ k4.transpose(-1, -2)

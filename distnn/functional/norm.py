@@ -7,7 +7,10 @@ Backward uses the closed forms
     layer norm:  dx = rstd * (dxh - mean(dxh) - xhat * mean(dxh * xhat))      over the normalized dims
     batch norm:  dx = w * rstd * (dy - sum(dy)/M - xhat * sum(dy * xhat)/M)   over (N, spatial)
 
-with dxh = dy * weight. ``BatchNormTrain`` keeps its cross-sample sums behind one
+with dxh = dy * weight. A float16 input (with float16 or float32 parameters, or none) is normalized in
+float32 and the result cast back to float16, as PyTorch's CPU kernels do (their "opmath" type): the input's
+gradient comes back float16, the parameters' in their own dtype. An integer or bool input is refused with
+PyTorch's NotImplementedError. ``BatchNormTrain`` keeps its cross-sample sums behind one
 method (``combine_grad_sums``) and takes the batch statistics as arguments, so a
 synchronized batch norm can reuse it: compute global statistics, pass them in,
 and override ``combine_grad_sums`` to allreduce.
@@ -20,12 +23,23 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
-from ._dtype_checks import check_norm
+from ._dtype_checks import check_floating, check_norm
 from ._into import destinations, sum_into
 
 
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
+
+
+def opmath(a):
+    """``a`` in the dtype PyTorch's norm kernels compute in: float32 for float16 (which would lose the statistics'
+    precision), its own otherwise. None stays None."""
+    return a.astype(np.float32) if a is not None and a.dtype == np.float16 else a
+
+
+def cast_to(a, like):
+    """``a`` in ``like``'s dtype (a gradient or output computed in opmath going back to its tensor's dtype)."""
+    return a if a is None or like is None or a.dtype == like.dtype else a.astype(like.dtype)
 
 
 # ------------------------------------------------------------------ layer norm
@@ -36,6 +50,8 @@ class LayerNorm(Function):
 
     def forward(self, x, weight=None, bias=None, ndim=1, eps=1e-5):
         xp = get_array_module(x)
+        self.dtypes = (x.dtype, weight, bias)  # (what the gradients go back to)
+        x, weight, bias = opmath(x), opmath(weight), opmath(bias)
         axes = tuple(range(x.ndim - ndim, x.ndim))
         mean = x.mean(axis=axes, keepdims=True)
         xc = x - mean
@@ -47,12 +63,13 @@ class LayerNorm(Function):
             out += bias
         self.xhat, self.rstd, self.weight, self.axes, self.ndim = xhat, rstd, weight, axes, ndim
         self.has_bias = bias is not None
-        return out
+        return out.astype(self.dtypes[0], copy=False)
 
     def backward(self, g):
         xhat, axes = self.xhat, self.axes
         nin = self.needs_input_grad
         gx = gw = gb = None
+        g = opmath(g)
         lead = tuple(range(g.ndim - self.ndim))
         if nin[0]:
             gxh = g * self.weight if self.weight is not None else g
@@ -63,7 +80,8 @@ class LayerNorm(Function):
             gw = sum_into(g * xhat, lead, dest[1])
         if self.has_bias and nin[2]:
             gb = sum_into(g, lead, dest[2])
-        return gx, gw, gb
+        x_dtype, w, b = self.dtypes
+        return (None if gx is None else gx.astype(x_dtype, copy=False)), cast_to(gw, w), cast_to(gb, b)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -75,6 +93,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if shape[len(shape) - len(normalized_shape):] != normalized_shape or len(shape) < len(normalized_shape):
         raise ValueError(f"layer_norm: input of shape {shape} does not end with normalized_shape {normalized_shape}")
     check_norm(_raw(input), _raw(weight), _raw(bias))
+    check_floating(_raw(input), "LayerNormKernelImpl")
     return LayerNorm.apply(input, weight, bias, ndim=len(normalized_shape), eps=eps)
 
 
@@ -89,23 +108,30 @@ class RMSNorm(Function):
 
     def forward(self, x, weight=None, ndim=1, eps=None):
         xp = get_array_module(x)
+        self.dtypes = (x.dtype, weight)
+        # PyTorch's composite: in opmath, the normalized input cast back to the input's dtype, times the weight
+        # in their common dtype, and the result in the input's dtype (whatever the weight's: no refusal)
+        x = opmath(x)
         axes = tuple(range(x.ndim - ndim, x.ndim))
         r = 1.0 / xp.sqrt((x * x).mean(axis=axes, keepdims=True) + eps)
-        xhat = x * r
+        xhat = (x * r).astype(self.dtypes[0], copy=False)
         # (a copy without a weight: the output may be changed in place, while backward reads xhat)
-        out = xhat * weight if weight is not None else xhat.copy()
+        out = (xhat * weight).astype(self.dtypes[0], copy=False) if weight is not None else xhat.copy()
         self.xhat, self.r, self.weight, self.axes, self.ndim = xhat, r, weight, axes, ndim
         return out
 
     def backward(self, g):
-        xhat, axes = self.xhat, self.axes
+        xhat, axes = opmath(self.xhat), self.axes
         nin = self.needs_input_grad
         gx = gw = None
         if nin[0]:
             gxh = g * self.weight if self.weight is not None else g
-            gx = self.r * (gxh - xhat * (gxh * xhat).mean(axis=axes, keepdims=True))
+            gxh = opmath(gxh)
+            gx = (self.r * (gxh - xhat * (gxh * xhat).mean(axis=axes, keepdims=True))).astype(self.dtypes[0],
+                                                                                             copy=False)
         if self.weight is not None and len(nin) > 1 and nin[1]:
-            gw = sum_into(g * xhat, tuple(range(g.ndim - self.ndim)), destinations(self, 2)[1])
+            gw = cast_to(sum_into(g * xhat, tuple(range(g.ndim - self.ndim)), destinations(self, 2)[1]),
+                         self.weight)
         return gx, gw
 
 
@@ -121,6 +147,7 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     if weight is not None and tuple(weight.shape) != normalized_shape:
         raise ValueError(f"rms_norm: weight of shape {tuple(weight.shape)} is not normalized_shape "
                          f"{normalized_shape}")
+    check_floating(_raw(input), "rms_norm")
     if eps is None:
         # (PyTorch's: that of the dtype it computes in, float32 at least)
         eps = float(np.finfo(np.promote_types(_raw(input).dtype, np.float32)).eps)
@@ -141,6 +168,7 @@ def batch_stats(x):
     """Per-channel (mean, biased variance, count) of x (N, C, ...), two-pass."""
     axes = _bn_axes(x.ndim)
     count = x.size // x.shape[1]
+    x = opmath(x)
     mean = x.mean(axis=axes)
     xc = x - _bcast(mean, x.ndim)
     var = (xc * xc).mean(axis=axes)
@@ -171,6 +199,8 @@ class BatchNormTrain(Function):
     def forward(self, x, weight, bias, mean, var, count, eps=1e-5):
         check_norm(x, weight, bias)  # (mean and var are the input's own statistics)
         xp = get_array_module(x)
+        self.dtypes = (x.dtype, weight, bias)
+        x, weight, bias = opmath(x), opmath(weight), opmath(bias)
         nd = x.ndim
         rstd = 1.0 / xp.sqrt(var + eps)
         xhat = (x - _bcast(mean, nd)) * _bcast(rstd.astype(x.dtype, copy=False), nd)
@@ -179,13 +209,19 @@ class BatchNormTrain(Function):
             out += _bcast(bias, nd)
         self.xhat, self.rstd, self.weight, self.count = xhat, rstd.astype(x.dtype, copy=False), weight, count
         self.has_bias = bias is not None
-        return out
+        return out.astype(self.dtypes[0], copy=False)
+
+    def backward(self, g):
+        """The gradients in opmath (``grads``, which subclasses override), each back in its tensor's dtype."""
+        gx, gw, gb = self.grads(opmath(g))
+        x_dtype, w, b = self.dtypes
+        return (None if gx is None else gx.astype(x_dtype, copy=False)), cast_to(gw, w), cast_to(gb, b)
 
     def combine_grad_sums(self, sum_g, sum_gxhat):
         """Hook for synchronized batch norm: return the sums over all ranks (here: this process only)."""
         return sum_g, sum_gxhat
 
-    def backward(self, g):
+    def grads(self, g):
         nd, xhat = g.ndim, self.xhat
         axes = _bn_axes(nd)
         nin = self.needs_input_grad
@@ -212,6 +248,8 @@ class BatchNormEval(Function):
 
     def forward(self, x, weight, bias, mean, var, eps=1e-5):
         xp = get_array_module(x)
+        self.dtypes = (x.dtype, weight, bias)
+        x, weight, bias = opmath(x), opmath(weight), opmath(bias)
         nd = x.ndim
         rstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
         scale = rstd * weight if weight is not None else rstd
@@ -223,10 +261,12 @@ class BatchNormEval(Function):
         needs_w = weight is not None and len(self.needs_input_grad) > 1 and self.needs_input_grad[1]
         self.scale, self.x, self.mean, self.rstd = scale, x, mean.copy() if needs_w else None, rstd
         self.has_weight, self.has_bias = weight is not None, bias is not None
-        return x * _bcast(scale.astype(x.dtype, copy=False), nd) + _bcast(shift.astype(x.dtype, copy=False), nd)
+        out = x * _bcast(scale.astype(x.dtype, copy=False), nd) + _bcast(shift.astype(x.dtype, copy=False), nd)
+        return out.astype(self.dtypes[0], copy=False)
 
     def backward(self, g):
         nd = g.ndim
+        g = opmath(g)
         axes = _bn_axes(nd)
         nin = self.needs_input_grad
         gx = g * _bcast(self.scale, nd) if nin[0] else None
@@ -237,7 +277,8 @@ class BatchNormEval(Function):
             gw = sum_into(g * xhat, axes, dest[1])
         if self.has_bias and nin[2]:
             gb = sum_into(g, axes, dest[2])
-        return gx, gw, gb
+        x_dtype, w, b = self.dtypes
+        return (None if gx is None else gx.astype(x_dtype, copy=False)), cast_to(gw, w), cast_to(gb, b)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
@@ -251,6 +292,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected input of shape (N, C, ...), got {tuple(x.shape)}")
     check_norm(x, _raw(weight), _raw(bias), _raw(running_mean), _raw(running_var))
+    check_floating(x, "batch_norm")
     if x.size == 0:  # an empty batch: an empty result, the running statistics left alone (PyTorch's shortcut)
         xp = get_array_module(x)
         C = x.shape[1]

@@ -3,7 +3,8 @@
 Shapes as PyTorch's: query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev); the leading
 (batch, head) dimensions of the three broadcast against each other. ``attn_mask`` broadcasts to the scores
 (..., L, S): a bool mask is True where a query may attend (PyTorch's sense, the opposite of
-MultiheadAttention's), a float mask is added to the scores and gets a gradient when it requires one.
+MultiheadAttention's), a float mask is added to the scores and gets a gradient when it requires one; a float
+mask is float32 or the query's dtype (another is refused, as PyTorch refuses it).
 ``is_causal`` is the top-left aligned lower-triangular mask ``tril(ones(L, S))``; ``enable_gqa`` lets key
 and value have fewer heads (dimension -3) than the query, each shared by ``Hq / Hk`` consecutive query heads
 (PyTorch's ``repeat_interleave``).
@@ -25,6 +26,8 @@ from distnn.autograd.autocast_state import autocast_policy
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
+
+from ._dtype_checks import check_attn_mask
 
 
 def _safe_softmax(scores, xp):
@@ -109,7 +112,8 @@ def _raw(x):
 
 
 def _check(q, k, v, attn_mask, dropout_p, is_causal, enable_gqa):
-    """PyTorch's refusals (ValueError for its RuntimeErrors on shapes and values, TypeError on dtypes)."""
+    """PyTorch's refusals (ValueError for its RuntimeErrors on shapes and values, TypeError on dtypes; a mask's
+    dtype is refused by ``_mask_array`` with PyTorch's RuntimeError)."""
     where = "scaled_dot_product_attention"
     if min(q.ndim, k.ndim, v.ndim) < 2:
         raise ValueError(f"{where}: expected query, key and value to all be at least 2 dimensional, got "
@@ -163,8 +167,7 @@ def _mask_array(attn_mask, is_causal, shape, dtype, xp, where):
     if attn_mask is None:
         return None
     raw = xp.asarray(_raw(attn_mask))
-    if raw.dtype.kind not in "bf":
-        raise TypeError(f"{where}: expected attn_mask dtype to be bool or float, got {raw.dtype}")
+    check_attn_mask(raw.dtype, dtype, fused=True)  # (integers too: PyTorch's RuntimeError)
     try:
         fits = np.broadcast_shapes(raw.shape, shape) == tuple(shape)
     except ValueError:

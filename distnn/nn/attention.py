@@ -3,7 +3,8 @@
 Parameters: ``in_proj_weight`` (3E, E), ``in_proj_bias`` (3E,), ``out_proj.weight``
 (E, E), ``out_proj.bias`` (E,), so a PyTorch state_dict loads unchanged.
 Masks: boolean masks are True where attention is NOT allowed; float masks are
-added to the scores. ``attn_mask`` is (L, S) or (N*num_heads, L, S);
+added to the scores (in the query's dtype; or float32 with ``need_weights=False``:
+another is refused, as PyTorch refuses it). ``attn_mask`` is (L, S) or (N*num_heads, L, S);
 ``key_padding_mask`` is (N, S). A query whose keys are all masked gets an
 attention output of 0 with ``need_weights=False`` (the fused path, which
 TransformerEncoderLayer uses; PyTorch's training path does the same), so one
@@ -27,6 +28,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import default_dtype, get_array_module
 from distnn.functional import activation as A
 from distnn.functional import shape as S
+from distnn.functional._dtype_checks import attn_mask_dtype, autocast_dtype_of, check_attn_mask
 from distnn.functional.attention import MultiheadAttentionCore
 from distnn.functional.linear import linear
 
@@ -46,12 +48,14 @@ def _raw(m):
 
 
 def _additive(mask, dtype, xp, what, where):
-    """Bool (True = forbidden) or float mask -> additive float array."""
+    """Bool (True = forbidden) or float mask -> additive float array; other dtypes refused, as PyTorch's
+    _canonical_mask refuses them."""
     mask = xp.asarray(_raw(mask))
     if mask.dtype == bool:
         return xp.where(mask, dtype.type(-np.inf), dtype.type(0))
     if mask.dtype.kind != "f":
-        raise TypeError(f"{where}: {what} must be bool or floating point, got dtype {mask.dtype}")
+        raise AssertionError(f"only bool and floating types of {what} are supported ({where}: got dtype "
+                             f"{mask.dtype})")
     return mask.astype(dtype, copy=False)
 
 
@@ -187,6 +191,12 @@ class MultiheadAttention(Module):
                              f"{tuple(key.shape)}")
         xp = get_array_module(query.data)
         mask = self._build_mask(attn_mask, key_padding_mask, is_causal, N, L, S_, query.dtype, xp)
+        # (PyTorch's: the masks add up in their dtype, a bool one counting as the query's; the sum must be the
+        # projected query's dtype, or float32 too without the weights; autocast casts a float32 one)
+        mask_dtype = attn_mask_dtype((attn_mask, key_padding_mask), np.dtype(query.dtype))
+        lower = autocast_dtype_of(query.data)
+        q_dtype = lower if lower is not None and query.dtype == np.float32 else np.dtype(query.dtype)
+        check_attn_mask(mask_dtype, q_dtype, fused=not need_weights, autocast_dtype=lower)
         extra = (self.bias_k is not None) + self.add_zero_attn  # keys appended after the projection
         if extra and mask is not None:  # every query may see them (PyTorch pads each mask with 0 / False)
             mask = xp.concatenate([mask, xp.zeros(mask.shape[:-1] + (extra,), dtype=mask.dtype)], axis=-1)

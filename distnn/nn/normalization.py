@@ -161,7 +161,7 @@ class ValidRowsBatchNormTrain(BatchNormTrain):
         self.valid = valid
         return super().forward(x, weight, bias, mean, var, count, eps)
 
-    def backward(self, g):
+    def grads(self, g):
         nd, xhat = g.ndim, self.xhat
         axes = _bn_axes(nd)
         nin = self.needs_input_grad

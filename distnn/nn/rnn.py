@@ -56,8 +56,10 @@ def _check_dtype(module, x, error):
     if x.data.dtype == want:
         return
     if error is ValueError:
-        raise ValueError(f"{module.where()}: RNN input dtype ({x.data.dtype}) does not match weight dtype ({want}). "
-                         f"Convert input: input.to({want}), or convert model: model.to({x.data.dtype})")
+        # (PyTorch names the dtypes as its Python objects print: torch.float32)
+        x_name, w_name = f"torch.{np.dtype(x.data.dtype).name}", f"torch.{np.dtype(want).name}"
+        raise ValueError(f"{module.where()}: RNN input dtype ({x_name}) does not match weight dtype ({w_name}). "
+                         f"Convert input: input.to({w_name}), or convert model: model.to({x_name})")
     raise RuntimeError(f"{module.where()}: mat1 and mat2 must have the same dtype, but got "
                        f"{torch_dtype_name(x.data.dtype)} and {torch_dtype_name(want)} (the input's dtype and the "
                        "weights': convert the input, e.g. input.to(weight_ih.dtype), or the model)")
