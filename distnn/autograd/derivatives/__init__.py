@@ -42,8 +42,8 @@ def register(*classes):
 def load() -> None:
     global _loaded
     if not _loaded:
-        from . import (activations, conv, linear_maps, losses, nn, norms, pointwise, pooling,  # noqa: F401
-                       pointwise_more, sampling, selection, structure)  # (they register themselves)
+        from . import (activations, conv, linalg, linear_maps, losses, nn, norms, pointwise,  # noqa: F401
+                       pointwise_more, pooling, sampling, selection, structure)  # (they register themselves)
 
         _loaded = True
 
