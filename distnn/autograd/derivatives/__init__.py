@@ -42,7 +42,7 @@ def register(*classes):
 def load() -> None:
     global _loaded
     if not _loaded:
-        from . import (activations, conv, linalg, linear_maps, losses, nn, norms, pointwise,  # noqa: F401
+        from . import (activations, conv, distances, linalg, linear_maps, losses, nn, norms, pointwise,  # noqa: F401
                        pointwise_more, pooling, sampling, selection, structure)  # (they register themselves)
 
         _loaded = True
