@@ -39,7 +39,8 @@ class Det(Function):
 
     def forward(self, a):
         self.a = a
-        return get_array_module(a).linalg.det(a)
+        self.out = get_array_module(a).linalg.det(a)  # (for the double backward, which reads det(A))
+        return self.out
 
     def backward(self, g):
         xp = get_array_module(g)

@@ -62,6 +62,7 @@ class Eigvalsh(Function):
         xp = get_array_module(a)
         if not self.needs_input_grad[0]:
             return xp.linalg.eigvalsh(a, UPLO=uplo)
+        self.a, self.uplo = a, uplo  # (the double backward differentiates the eigenvectors again)
         w, self.v = xp.linalg.eigh(a, UPLO=uplo)
         return w
 

@@ -60,7 +60,7 @@ class Solve(Function):
 
     def forward(self, a, b, vector=False):
         xp = get_array_module(a, b)
-        self.vector = vector
+        self.vector, self.a_in = vector, a  # (a_in: A as given, for the double backward)
         bm = b[..., None] if vector else b
         batch = np.broadcast_shapes(a.shape[:-2], bm.shape[:-2])  # (cupy's solve wants equal batch dims)
         a = xp.broadcast_to(a, batch + a.shape[-2:])

@@ -54,7 +54,7 @@ class SolveTriangular(Function):
     def forward(self, a, b, upper=False, left=True, unit=False):
         xp = get_array_module(a, b)
         t = _triangle(xp, a, upper, unit)
-        self.t, self.upper, self.left, self.unit = t, upper, left, unit
+        self.a, self.t, self.upper, self.left, self.unit = a, t, upper, left, unit  # (a: for the double backward)
         x = _solve_left(xp, t, b, upper) if left else mT(_solve_left(xp, mT(t), mT(b), not upper))
         self.x = x
         return x

@@ -16,7 +16,8 @@ The entries live by op family: :mod:`.pointwise`, :mod:`.structure` (shape, redu
 indexing), :mod:`.nn` (activations, losses, vector norms), :mod:`.activations` (the rest, dropout), :mod:`.conv` (convolutions), :mod:`.pooling`,
 :mod:`.norms` (batch/layer/group/instance/RMS normalization), :mod:`.linear_maps` (embedding, pad,
 interpolate, fold/unfold, local_response_norm's window sum), :mod:`.losses` (binary cross-entropy, smooth L1),
-:mod:`.sampling` (grid_sample), :mod:`.selection` (gather, sort/topk..., scatters, flip/roll/repeat, cumsum), :mod:`.pointwise_more` (binary math, gamma functions, var/std, logsumexp, prod); :func:`load` imports them on first use.
+:mod:`.sampling` (grid_sample), :mod:`.selection` (gather, sort/topk..., scatters, flip/roll/repeat, cumsum), :mod:`.pointwise_more` (binary math, gamma functions, var/std, logsumexp, prod), :mod:`.linalg` (det, inv, solve,
+cholesky, eigh...), :mod:`.distances` (p-norms of any order, cosine_similarity, logcumsumexp); :func:`load` imports them on first use.
 """
 from __future__ import annotations
 
@@ -42,8 +43,8 @@ def register(*classes):
 def load() -> None:
     global _loaded
     if not _loaded:
-        from . import (activations, conv, linear_maps, losses, nn, norms, pointwise, pooling,  # noqa: F401
-                       pointwise_more, sampling, selection, structure)  # (they register themselves)
+        from . import (activations, conv, distances, linalg, linear_maps, losses, nn, norms, pointwise,  # noqa: F401
+                       pointwise_more, pooling, sampling, selection, structure)  # (they register themselves)
 
         _loaded = True
 
@@ -75,6 +76,8 @@ def refusal(node):
                 "pow/exp/log/sqrt/abs/sin/cos, matmul/linear, sum/mean/max/min/norm, shape ops, indexing, cat/stack, "
                 "maximum/minimum/clamp/where, gather/sort/topk/scatter and the other selecting ops, flip/roll/repeat/cumsum, "
                 "the binary math (atan2, hypot, logaddexp...), lgamma, var/std, logsumexp, prod/cumprod, "
+                "normalize/pairwise_distance/cosine_similarity, logcumsumexp, linalg det/slogdet/inv/solve/"
+                "solve_triangular/cholesky/eigh/eigvalsh, "
                 "the common activations and losses, convolutions, max/average/LP pooling, "
                 "fold/unfold, grid_sample/affine_grid, the normalization layers and modules' backward hooks "
                 "(see README)")
