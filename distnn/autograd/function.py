@@ -165,6 +165,7 @@ class Function:
                 out = fn.forward(*arrays, **params)
                 fn.parents = tuple(parents)
                 fn.input_shapes = tuple(shapes)
+                fn.out_dtype = out.dtype  # (create_graph passes cast a gradient to it, as PyTorch's input metadata)
                 t = _make(out, fn)
                 if getattr(out, "base", None) is not None or _any_is(arrays, out):
                     _link_views(t, out, inputs, arrays)  # a view: one version counter with its input

@@ -240,6 +240,12 @@ def _pass(roots, seeds, targets, retain_graph, capture, graph=False):
                     pg = _graph.sum_to_shape(pg, shape) if graph else sum_to_shape(pg, shape)
                 except RuntimeError as e:
                     raise RuntimeError(f"{type(n).__name__}.backward: {e}") from None
+            if graph and pg is not None:
+                # a gradient in its input's dtype (PyTorch's): a float64 gradient reaching a float32 matmul
+                # through a promoting add would be refused as mixed dtypes in that matmul's graph backward
+                want = p.dtype if isinstance(p, Tensor) else getattr(p, "out_dtype", pg.dtype)
+                if pg.dtype != want:
+                    pg = pg.to(want)
             if isinstance(p, Tensor):
                 if leaf_slot is not None and p not in leaf_slot:
                     continue
@@ -327,6 +333,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             if materialize_grads:
                 xp = get_array_module(t.data)
                 g = xp.zeros(((len(seeds[0]),) if is_grads_batched else ()) + tuple(t.shape), dtype=t.dtype)
+        if g is not None and g.dtype != t.dtype:  # (PyTorch's: a promoting op's backward passed a wider one)
+            g = g.to(t.dtype) if isinstance(g, Tensor) else g.astype(t.dtype)
         result.append(None if g is None else g if isinstance(g, Tensor) else Tensor._make(g, None))
     return tuple(result)
 
