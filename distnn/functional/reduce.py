@@ -352,7 +352,8 @@ class Norm2(Function):
 
 
 def norm(a, p=2, dim=None, keepdim=False):
-    """PyTorch's ``norm``: p = 2 (or 'fro'), 1 or inf over ``dim`` (all of them by default, or when empty)."""
+    """PyTorch's ``norm``: any order ``p`` over ``dim`` (all of them by default, or when empty), 'fro' (the 2-norm)
+    or 'nuc' (the nuclear norm of the last two dims, or of ``dim``)."""
     dim = _every_dim_if_empty(dim)
     if p in (2, "fro"):
         return Norm2.apply(a, axis=dim, keepdims=keepdim)
@@ -362,4 +363,10 @@ def norm(a, p=2, dim=None, keepdim=False):
         return Sum.apply(Abs.apply(a), axis=dim, keepdims=keepdim)
     if p == float("inf"):
         return Max.apply(Abs.apply(a), axis=dim, keepdims=keepdim)
-    raise ValueError(f"norm: p must be 2, 'fro', 1 or inf, got {p!r}")
+    from distnn.linalg import norms  # (linalg builds on this module)
+
+    if p == "nuc":
+        return norms.matrix_norm(a, "nuc", dim=(-2, -1) if dim is None else dim, keepdim=keepdim)
+    if isinstance(p, str):
+        raise RuntimeError(f"norm: p must be a number, 'fro' or 'nuc', got {p!r}")
+    return norms.vector_norm(a, p, dim=dim, keepdim=keepdim)  # any other order: -inf, 0, 0.5, 3, ...
