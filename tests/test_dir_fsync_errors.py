@@ -63,3 +63,16 @@ def test_a_failed_fsync_of_the_run_directory_fails_the_run(tmp_path, monkeypatch
         assert got != 0 and os.strerror(code) in err and "Traceback" not in err, err
     else:
         assert got == 0, err
+
+
+def test_a_resume_whose_discarding_fsync_fails_stops_with_an_error(tmp_path, monkeypatch, capsys):
+    # resumed from an older checkpoint: moving the newer ones aside must be durable, or they come back
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), *TRAIN, "--set", "train.epochs=2"]) == 0
+    older = run / "checkpoints" / "step-00000020"
+    _failing_dir_fsync(monkeypatch, errno.EIO, only=str(run / "checkpoints"))
+    got, _, err = run_cli(["train", "--out", str(run), *TRAIN, "--set", "train.epochs=2", "--resume", str(older)],
+                          capsys)
+    last = err.strip().splitlines()[-1]
+    assert got != 0 and "cannot move aside the checkpoints newer than step-00000020" in last, err
+    assert os.strerror(errno.EIO) in last and "Traceback" not in err
