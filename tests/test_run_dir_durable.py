@@ -77,8 +77,9 @@ def _check_durable(log, directory):
     before the name is replaced again (and after the last). Returns the names replaced (the metrics too).
 
     (Not ``SHA256SUMS`` before it is replaced again: a write of the run's files lists them in it twice, the
-    files being replaced unlisted, then listed, and fsyncs the directory once after both: the renames are
-    committed in the order they were made, and each first part of them leaves a consistent list.)"""
+    new files beside the old ones, then alone, and fsyncs the directory once after both: the renames are
+    committed in the order they were made, and each first part of them leaves a consistent list. A run
+    file's new copy, ``NAME.new``, is checked as the others, and not returned: it is renamed in as NAME.)"""
     directory = os.path.realpath(directory)
     dir_ino = os.stat(directory).st_ino
     replaced = [(i, ev) for i, ev in enumerate(log) if ev[0] == "replace" and os.path.dirname(ev[2]) == directory]
@@ -94,7 +95,7 @@ def _check_durable(log, directory):
         assert _fsynced(log[i + 1:stop], dir_ino, True), \
             f"{os.path.basename(dst)}: no fsync of the directory after its rename"
         last[dst] = i
-    return {os.path.basename(ev[2]) for _, ev in replaced}
+    return {os.path.basename(ev[2]) for _, ev in replaced if not ev[2].endswith(".new")}
 
 
 def _check_metrics_durable_at_the_end(log, directory, epochs):
@@ -160,7 +161,7 @@ def test_a_run_ended_by_an_exception_fsyncs_its_metrics_before_it_ends(tmp_path,
         code = e.code
     assert code == status
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
-    assert not [p.name for p in run.iterdir() if ".tmp" in p.name]
+    assert not [p.name for p in run.iterdir() if ".tmp" in p.name or p.name.endswith(".new")]
     _check_metrics_durable_at_the_end(calls, run, epochs=1)
 
 
@@ -189,7 +190,8 @@ def test_a_failed_fsync_is_an_error_naming_the_file_and_the_previous_file_stays(
 
     def failing(fd):
         if os.fstat(fd).st_size > 0 and stat.S_ISREG(os.fstat(fd).st_mode) and \
-                os.readlink(f"/proc/self/fd/{fd}").endswith("model.npz.tmp"):
+                os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith("model.npz.") and \
+                os.readlink(f"/proc/self/fd/{fd}").endswith(".tmp"):
             raise OSError(errno.EIO, "Input/output error")
         return fsync(fd)
 
@@ -201,4 +203,4 @@ def test_a_failed_fsync_is_an_error_naming_the_file_and_the_previous_file_stays(
     last = err.strip().splitlines()[-1]
     assert code == 2 and "Input/output error" in last and "model.npz" in last, err
     assert (run / "model.npz").read_bytes() == before
-    assert not [p.name for p in run.iterdir() if ".tmp" in p.name]
+    assert not [p.name for p in run.iterdir() if ".tmp" in p.name or p.name.endswith(".new")]

@@ -9,13 +9,17 @@ resume) read a listed file once, check its SHA-256 on those bytes and parse
 the same bytes: a truncated, flipped or replaced file is a one-line
 :class:`RunFileError` naming it, never a model built from it.
 
-A file is dropped from the list before it is rewritten and listed again after
-(:func:`write_files`): a crash in between leaves it unlisted, unchecked as in a
-run directory of an older distnn (no ``SHA256SUMS`` at all), rather than
-listed with the previous file's checksum. So an unlisted file is read as is; a
-listed one must match; a ``SHA256SUMS`` that is not exactly what distnn writes
-(a flipped bit in a name or a checksum) is itself an error, as it can no
-longer say which files it covers.
+A file is rewritten in three steps (:func:`write_files`): the new one is written
+beside it (``NAME.new``, fsynced) and hashed; ``SHA256SUMS`` lists its SHA-256
+next to the old file's (two lines of the same name: either is accepted); the new
+file is renamed in; ``SHA256SUMS`` lists it alone. A crash at any point leaves the
+file there (old or new) listed, so a file changed after the crash is refused:
+it used to be taken out of the list during the rewrite, and a crash then left it
+unchecked. (``sha256sum -c`` reports one of the two lines as failed until the
+next write: the file matches the other.) An unlisted file (a run of an older
+distnn) is read as is; a listed one must match; a ``SHA256SUMS`` that is not
+exactly what distnn writes (a flipped bit in a name or a checksum) is itself an
+error, as it can no longer say which files it covers.
 
 A run's ``model.json`` says ``"checksums": "SHA256SUMS"`` (:func:`marked`), and
 so does its ``config.toml``, in a comment line of its header
@@ -53,6 +57,19 @@ _LINE = re.compile(r"([0-9a-f]{64})  (" + "|".join(re.escape(n) for n in COVERED
 
 class RunFileError(ValueError):
     """A run directory's file does not match its ``SHA256SUMS`` entry, or ``SHA256SUMS`` is damaged."""
+
+
+class Sums(dict):
+    """``{name: sha256}`` of a ``SHA256SUMS``, and in :attr:`swapping` ``{name: sha256}``: the second checksum
+    listed for a file a crash cut short in its rewrite (the old file's, or the new one's: either is the file)."""
+
+    def __init__(self, *args, swapping=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.swapping = dict(swapping or {})
+
+    def accepts(self, name: str, sha256: str) -> bool:
+        """Whether ``sha256`` is one listed for ``name`` (an unlisted name: any is)."""
+        return name not in self or sha256 in (self[name], self.swapping.get(name))
 
 
 def marked(meta: dict) -> dict:
@@ -106,7 +123,7 @@ def read_sums(directory: str) -> dict[str, str] | None:
         return None
     except OSError as e:
         raise RunFileError(f"{path}: unreadable ({e.strerror or e})") from None
-    sums = {}
+    sums = Sums()
     try:
         lines = raw.decode("ascii").split("\n")
     except UnicodeDecodeError:
@@ -115,7 +132,13 @@ def read_sums(directory: str) -> dict[str, str] | None:
         lines.append(None)
     for line in lines[:-1]:
         m = _LINE.fullmatch(line) if line is not None else None
-        if m is None or m.group(2) in sums:
+        if m is not None and m.group(2) in sums:  # a second line of a file: a rewrite cut short (write_files)
+            if m.group(2) in sums.swapping or sums[m.group(2)] == m.group(1):
+                m = None  # (more than two, or the same twice: not what distnn writes)
+            else:
+                sums.swapping[m.group(2)] = m.group(1)
+                continue
+        if m is None:
             raise RunFileError(f"{path} is damaged (not a list of the run's files and their SHA-256): the "
                                f"run's files cannot be checked; its checkpoints, if any, can be evaluated instead")
         sums[m.group(2)] = m.group(1)
@@ -128,8 +151,7 @@ def read_verified(directory: str, name: str, sums: dict | None) -> bytearray:
     path = os.path.join(str(directory), name)
     with open_regular(path) as f:
         data = bytearray(f.readall())  # (writable: np.load's arrays of it are views, not copies)
-    want = (sums or {}).get(name)
-    if want is not None and hashlib.sha256(data).hexdigest() != want:
+    if not (sums if isinstance(sums, Sums) else Sums(sums or {})).accepts(name, hashlib.sha256(data).hexdigest()):
         raise RunFileError(f"{path} fails its SHA-256 check ({SUMS} lists another: truncated, damaged or "
                            f"replaced since it was written); its run's checkpoints, if any, can be evaluated "
                            f"instead")
@@ -138,27 +160,60 @@ def read_verified(directory: str, name: str, sums: dict | None) -> bytearray:
 
 def write_files(directory: str, files: dict, write) -> None:
     """Write ``files`` in ``directory`` with ``write(path, data)`` (a whole-file replace that returns the
-    SHA-256, hex, of the bytes it wrote: :func:`~distnn.train.run_dir.write_bytes`), listed in
-    ``SHA256SUMS`` after: unlisted first, so that no crash between the two leaves a file listed with
-    another's checksum. ``files``: ``{name: bytes}``, or a function that writes the content to the binary
-    stream it is given (streamed to the file, never whole in memory). A ``config.toml`` is written
-    :func:`marked_config`; a ``SHA256SUMS`` is there before it (or anything else) is renamed in: a mark
-    with none is a deleted one. A file of ``files`` given as bytes and not there yet (a new run's
-    ``config.toml``) is listed in it already: it cannot be the old file after a crash."""
+    SHA-256, hex, of the bytes it wrote: :func:`~distnn.train.run_dir.write_bytes`), each listed in
+    ``SHA256SUMS`` at every point a crash could stop it (see the module docstring): written beside the
+    file first (``NAME.new``), listed next to the file there, renamed in, then listed alone. ``files``:
+    ``{name: bytes}``, or a function that writes the content to the binary stream it is given (streamed
+    to the file, never whole in memory). A ``config.toml`` is written :func:`marked_config`; a
+    ``SHA256SUMS`` is there before it (or anything else) is renamed in: a mark with none is a deleted one."""
     if isinstance(files.get(CONFIG), (bytes, bytearray)):
         files = {**files, CONFIG: marked_config(bytes(files[CONFIG]))}
     sums = _current(directory)
-    # A file not there yet can only ever hold its new bytes (each comes in by a rename): listed already,
-    # a crash before the list's update below leaves it checked, not a fresh run's marked config.toml
-    # beside an empty SHA256SUMS (which sha256sum -c refuses and readers could not check it against).
-    # One that is there is unlisted first, as above: it may still be the old file after a crash.
-    new = {n: hashlib.sha256(d).hexdigest() for n, d in files.items()
-           if n in COVERED and isinstance(d, (bytes, bytearray)) and not os.path.lexists(os.path.join(str(directory), n))}
-    if new or any(n in sums for n in files) or not os.path.lexists(os.path.join(str(directory), SUMS)):
-        _store(directory, {**{n: h for n, h in sums.items() if n not in files}, **new}, sync_dir=False)
-    written = {name: write(os.path.join(str(directory), name), data) for name, data in files.items()}
-    sums.update({n: h for n, h in written.items() if n in COVERED})
-    _store(directory, sums)  # (its directory fsync makes every rename above durable too, in their order)
+    tmps, new = {}, {}  # {name: its temporary file}, {name: the SHA-256 written there}
+    try:
+        for name, data in files.items():
+            tmps[name] = os.path.join(str(directory), name + ".new")
+            try:
+                new[name] = write(tmps[name], data)
+            except OSError as e:  # (named as the file it is of, not its new copy's name)
+                raise OSError(e.errno, e.strerror or str(e), os.path.join(str(directory), name)) from None
+        old = {n: _listed_there(directory, n, sums) for n in new}
+        # (a file not rewritten, left listed twice by a rewrite cut short: listed as it is there now)
+        kept = {n: _listed_there(directory, n, sums) or h for n, h in sums.items() if n not in new}
+        # The file there (if listed) and the one about to replace it, both listed: a crash before, between
+        # or after the renames below leaves each file there checked. (No directory fsync between: a journaling
+        # file system commits renames in the order they were made, this one before the files' renames.)
+        _store(directory, Sums({**kept, **new}, swapping={n: h for n, h in old.items() if h and h != new[n]}),
+               sync_dir=False)
+        for name, tmp in tmps.items():
+            os.replace(tmp, os.path.join(str(directory), name))
+    except BaseException:
+        for tmp in tmps.values():
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+        raise
+    _store(directory, Sums({**kept, **new}))  # (its directory fsync makes every rename above durable too)
+
+
+def _listed_there(directory: str, name: str, sums: "Sums") -> str | None:
+    """The listed SHA-256 of ``directory``'s file ``name`` as it is there now (None: not there, or not
+    listed). Of a rewrite cut short (two listed), the one it matches: hashed, which only such a rewrite
+    costs; if neither, the first, so that the damaged file stays refused until it is replaced."""
+    if name not in sums or not os.path.lexists(os.path.join(str(directory), name)):
+        return None
+    if name in sums.swapping:
+        try:
+            with open_regular(os.path.join(str(directory), name)) as f:
+                sha = hashlib.sha256()
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    sha.update(block)
+            if sums.accepts(name, sha.hexdigest()):
+                return sha.hexdigest()
+        except OSError:
+            pass
+    return sums[name]
 
 
 class HashingWriter:
@@ -185,18 +240,21 @@ def forget(directory: str, names) -> None:
     """Drop ``names`` from ``directory``'s ``SHA256SUMS`` (before they are removed or written otherwise)."""
     sums = _current(directory)
     if any(n in sums for n in names):
-        _store(directory, {n: h for n, h in sums.items() if n not in names})
+        _store(directory, Sums({n: h for n, h in sums.items() if n not in names},
+                               swapping={n: h for n, h in sums.swapping.items() if n not in names}))
 
 
 def _current(directory: str) -> dict:
     """The sums there are, to update: a damaged or unreadable SHA256SUMS is rewritten from nothing."""
     try:
-        return read_sums(directory) or {}
+        return read_sums(directory) or Sums()
     except RunFileError:
-        return {}
+        return Sums()
 
 
-def _store(directory: str, sums: dict, sync_dir: bool = True) -> None:
+def _store(directory: str, sums: Sums, sync_dir: bool = True) -> None:
+    """Write ``sums`` as ``SHA256SUMS`` (a file of :attr:`Sums.swapping`: its second line after the first)."""
     from .run_dir import write_text
 
-    write_text(os.path.join(str(directory), SUMS), "".join(f"{sums[n]}  {n}\n" for n in sorted(sums)), sync_dir)
+    write_text(os.path.join(str(directory), SUMS),
+               "".join(f"{h}  {n}\n" for n in sorted(sums) for h in (sums[n], sums.swapping.get(n)) if h), sync_dir)

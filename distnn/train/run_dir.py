@@ -279,8 +279,13 @@ def make_durable(paths) -> None:
 
 
 def sync_directory(directory: str) -> None:
-    """fsync ``directory`` (``''``: the current one): the renames made in it survive a power loss."""
-    fsync_dir(directory or ".")
+    """fsync ``directory`` (``''``: the current one): the renames made in it survive a power loss. An
+    fsync that failed (a write-back error, not one the file system does not support) is an OSError
+    naming ``directory``: the renames may not survive, as a failed fsync of a file's data."""
+    try:
+        fsync_dir(directory or ".", strict=True)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), directory or ".") from None
 
 
 def json_text(obj) -> str:

@@ -148,16 +148,26 @@ class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, Cal
             # (realpath: a checkpoint named through a symlink is one of this root's all the same)
             ours = trainer.agree(os.path.realpath(os.path.dirname(os.path.normpath(path)))
                                  == os.path.realpath(self.root))
+        problem = None
         if trainer.is_main:
             ck.cleanup_temporaries(self.root)
             if self.resumed_from is not None and ours:
-                moved = ck.discard_newer(self.root, step, best=self.best_name)
+                try:
+                    moved = ck.discard_newer(self.root, step, best=self.best_name)
+                except OSError as e:  # (a failed rename or directory fsync: the future may come back)
+                    problem = f"cannot move aside the checkpoints newer than {os.path.basename(path)} in " \
+                              f"{self.root!r}: {e.strerror or e}"
+                    moved = []
                 if moved:
                     self.log.warning("resumed from %s: newer checkpoints %s were moved aside as "
                                      "discarded-*", os.path.basename(path), ", ".join(moved))
-                self._repoint_best()
+                if problem is None:
+                    self._repoint_best()
         if self.resumed_from is None:
             return
+        problem = trainer.agree(problem)  # (every rank raises together, not rank 0 alone)
+        if problem:
+            raise agreed(ck.CheckpointError(problem), trainer)
         if ours:
             self._saved_step = step  # (resumed at its last step: the end has its checkpoint, here)
             self.last_path = path

@@ -42,8 +42,8 @@ def write_pointers(root: str, name: str, which=(LATEST,), fsync: bool = True) ->
                 except OSError:
                     pass
         raise
-    if fsync:
-        fsync_dir(root)
+    if fsync:  # (failed: the renames may not survive a power loss; an old pointer could name a deleted checkpoint)
+        fsync_dir(root, strict=True)
 
 
 def write_pointer(root: str, which: str, name: str, fsync: bool = True) -> None:

@@ -191,6 +191,6 @@ def discard_newer(root: str, step: int, best: str | None = None) -> list[str]:
                     os.remove(os.path.join(root, which))
                 except OSError:
                     pass
-    if moved:
-        fsync_dir(root)
+    if moved:  # (failed: the abandoned future may come back as the newest checkpoints, to be resumed into)
+        fsync_dir(root, strict=True)
     return moved
