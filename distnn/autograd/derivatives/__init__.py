@@ -44,7 +44,7 @@ def load() -> None:
     if not _loaded:
         from . import (activations, conv, linear_maps, losses, nn, norms, pointwise, pooling,  # noqa: F401
                        pointwise_more, sampling, selection, structure)  # (they register themselves)
-        from . import attention, layers_more, rnn  # noqa: F401  (h27-dbl4)
+        from . import attention, layers_more, losses_more, rnn  # noqa: F401  (h27-dbl4)
 
         _loaded = True
 
