@@ -1136,8 +1136,9 @@ def _double_backward_cases():
     from test_double_backward_grid_sample import CASES as GS_CASES  # (grid_sample's modes, paddings; affine_grid)
     from test_double_backward_selection import CASES as SEL_CASES  # (gather, sort/topk..., scatters, flip, cumsum)
     from test_double_backward_math import CASES as MATH_CASES  # (binary math, gamma functions, var/std, prod...)
+    from test_double_backward_layers import CASES as LAYER_CASES  # (attention, einsum, glu, prelu, losses...)
 
-    return CASES + NN_CASES + MORE_CASES + GS_CASES + SEL_CASES + MATH_CASES
+    return CASES + NN_CASES + MORE_CASES + GS_CASES + SEL_CASES + MATH_CASES + LAYER_CASES
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
