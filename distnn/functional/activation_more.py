@@ -195,6 +195,7 @@ class GLU(Function):
     def forward(self, x, dim=-1):
         xp = get_array_module(x)
         self.a, b = xp.split(x, 2, axis=dim)
+        self.x = x  # (a's base anyway: the graph backward's input)
         self.s, self.dim = sigmoid_array(b), dim
         return self.a * self.s
 

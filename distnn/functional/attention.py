@@ -66,6 +66,7 @@ class MultiheadAttentionCore(Function):
         out = _merge(o4, seq_first)
         self.q4, self.k4, self.v4, self.p, self.pd, self.dropmask = q4, k4, v4, p, pd, dropmask
         self.scale, self.num_heads, self.seq_first = scale, num_heads, seq_first
+        self.mask_value = mask  # (a constant: the graph backward recomputes the probabilities with it)
         self.shapes = (q.shape, k.shape, v.shape)
         return out
 

@@ -55,6 +55,7 @@ class _GaussianNLL(Function):
             loss = loss + 0.5 * math.log(2 * math.pi)
         self.d, self.v, self.n, self.reduction = d, v, loss.size, reduction
         self.var_in_shape = var.shape
+        self.x, self.y = x, y  # (the graph backward's inputs)
         return _reduce(loss, reduction).astype(dt, copy=False)
 
     def backward(self, g):

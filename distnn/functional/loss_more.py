@@ -191,7 +191,7 @@ class _PoissonNLL(Function):
                 safe = xp.where(self.big, y, 2.0)  # (the masked entries' logs never see 0 or a negative)
                 stirling = safe * xp.log(safe) - safe + 0.5 * xp.log(2 * math.pi * safe)
                 loss = loss + xp.where(self.big, stirling, 0)
-        self.x, self.y, self.log_input, self.full = x, y, log_input, full
+        self.x, self.y, self.log_input, self.full, self.eps = x, y, log_input, full, eps
         self.n, self.reduction, self.shape = loss.size, reduction, loss.shape
         return xp.asarray(_reduce(loss, reduction)).astype(x.dtype, copy=False)
 

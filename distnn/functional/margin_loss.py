@@ -61,6 +61,7 @@ class _SoftMargin(Function):
         m = -y * x
         loss = softplus_array(m)
         self.m, self.y, self.n, self.reduction = m, y, x.size, reduction
+        self.x = x  # (the graph backward's input)
         return _reduce(loss, reduction).astype(x.dtype, copy=False)
 
     def backward(self, g):

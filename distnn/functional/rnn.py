@@ -201,6 +201,7 @@ class LSTMLayer(Function):
         self.x, self.gates, self.hs, self.cs, self.tcs, self.raws = x, gates, hs, cs, tcs, raws
         self.w_ih_p, self.w_hh_p, self.w_hr, self.perm, self.reverse = w_ih_p, w_hh_p, w_hr, perm, reverse
         self.bs = bs
+        self.w_ih_raw, self.w_hh_raw, self.extra_inputs = w_ih, w_hh, (b_ih, b_hh, w_hr)  # (the graph backward's)
         return out
 
     def backward(self, grad):
@@ -314,6 +315,7 @@ class GRULayer(Function):
                 h[k:] = hs[s, k:]
         self.x, self.hs, self.rz, self.ns, self.hns = x, hs, rz, ns, hns
         self.w_ih, self.w_hh, self.reverse = w_ih, w_hh, reverse
+        self.extra_inputs = (b_ih, b_hh)  # (the graph backward recomputes the layer: derivatives/rnn.py)
         return hs[1:][::-1].copy() if reverse else hs[1:].copy()
 
     def backward(self, grad):
@@ -402,6 +404,7 @@ class RNNLayer(Function):
                 h[k:] = hs[s, k:]
         self.x, self.hs, self.w_ih, self.w_hh = x, hs, w_ih, w_hh
         self.nonlinearity, self.reverse = nonlinearity, reverse
+        self.extra_inputs = (b_ih, b_hh)  # (the graph backward recomputes the layer: derivatives/rnn.py)
         return hs[1:][::-1].copy() if reverse else hs[1:].copy()
 
     def backward(self, grad):

@@ -84,6 +84,7 @@ class ScaledDotProductAttention(Function):
     def forward(self, q, k, v, mask=None, dropmask=None, scale=1.0, k_groups=1, v_groups=1):
         xp = get_array_module(q)
         self.mask_dtype = None if mask is None else mask.dtype
+        self.mask_value = mask  # (the input as given: the graph backward's mask)
         if mask is not None and mask.dtype != q.dtype:
             mask = mask.astype(q.dtype)
         if k_groups > 1:  # grouped-query attention: each key/value head serves k_groups consecutive query heads

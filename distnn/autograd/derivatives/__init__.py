@@ -43,8 +43,9 @@ def register(*classes):
 def load() -> None:
     global _loaded
     if not _loaded:
-        from . import (activations, conv, distances, linalg, linear_maps, losses, nn, norms, pointwise,  # noqa: F401
-                       pointwise_more, pooling, sampling, selection, structure)  # (they register themselves)
+        from . import (activations, attention, conv, distances, layers_more, linalg, linear_maps,  # noqa: F401
+                       losses, losses_more, nn, norms, pointwise, pointwise_more, pooling, rnn, sampling, selection,
+                       structure)  # (they register themselves)
 
         _loaded = True
 
