@@ -79,7 +79,8 @@ def refusal(node):
                 "the binary math (atan2, hypot, logaddexp...), lgamma, var/std, logsumexp, prod/cumprod, "
                 "normalize/pairwise_distance/cosine_similarity, logcumsumexp, linalg det/slogdet/inv/solve/"
                 "solve_triangular/cholesky/eigh/eigvalsh, "
-                "the common activations and losses, convolutions, max/average/LP pooling, "
+                "the common activations and losses, attention, the RNN layers, einsum/glu/prelu/bilinear, "
+                "embedding_bag, convolutions, max/average/LP pooling and unpooling, "
                 "fold/unfold, grid_sample/affine_grid, the normalization layers and modules' backward hooks "
                 "(see README)")
     check = getattr(fn, "unsupported", None)
