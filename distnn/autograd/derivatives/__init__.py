@@ -45,6 +45,7 @@ def load() -> None:
     if not _loaded:
         from . import (activations, conv, distances, linalg, linear_maps, losses, nn, norms, pointwise,  # noqa: F401
                        pointwise_more, pooling, sampling, selection, structure)  # (they register themselves)
+        from . import linalg_more  # noqa: F401
 
         _loaded = True
 
