@@ -1,8 +1,8 @@
 """Double backward (``create_graph=True``) of the other linear-algebra ops: svd (U, S and Vh; square, tall, wide,
 batched, full_matrices), svdvals, matrix_norm 'nuc'/2/-2 (through svdvals), pinv (tall, wide, hermitian), lstsq
-(through pinv), qr (reduced and complete, square, tall, wide, batched), matrix_exp, linalg.cross (broadcast) and
-vander. Second derivatives (and third, where cheap) against PyTorch's, float64 tight and float32 loose, plus
-gradgradcheck; qr's non-differentiable modes raise PyTorch's error. Each was refused by name before.
+(through pinv), qr (reduced and complete, square, tall, wide, batched), matrix_exp, linalg.cross (broadcast),
+vander and linalg.diagonal. Second derivatives (and third, where cheap) against PyTorch's, float64 tight and
+float32 loose, plus gradgradcheck; qr's non-differentiable modes raise PyTorch's error. Each was refused by name before.
 
 The matrices are built with set singular values (well separated and away from zero: U diag(s) V^T with random
 orthogonal U, V), so the singular vectors are well defined and every inverse well conditioned. Losses of singular
@@ -39,6 +39,7 @@ V3 = RNG.standard_normal((4, 3))
 V3_ROW = RNG.standard_normal((1, 3))
 X = RNG.uniform(0.5, 1.5, (4,)) * np.array([1, -1, 1, -1])
 X_B = RNG.uniform(0.5, 1.5, (2, 3))
+A234 = RNG.standard_normal((2, 3, 4))
 
 
 def _usv(L, a, power=1, full_matrices=False):
@@ -77,6 +78,8 @@ CASES = [
     ("qr_square", lambda F, X, L, a: L.qr(a)[0].tanh() + L.qr(a)[1] ** 2, (SQ,)),
     ("qr_tall", lambda F, X, L, a: L.qr(a)[0] ** 2 * L.qr(a)[1].sum(), (TALL,)),
     ("qr_wide", lambda F, X, L, a: L.qr(a)[1].tanh() * L.qr(a)[0].sum(), (WIDE,)),
+    ("qr_wide_of_a_product", lambda F, X, L, a: L.qr(a * a.abs())[1] ** 2, (WIDE,)),  # (A not a leaf)
+    ("matrix_exp_of_a_product", lambda F, X, L, a: L.matrix_exp(a * a), (SQ,)),
     ("qr_complete_square_batch", lambda F, X, L, a: (L.qr(a, mode="complete")[0] @ L.qr(a, mode="complete")[1]
                                                      ** 2), (SQ_B,)),
     ("matrix_exp", lambda F, X, L, a: L.matrix_exp(a), (SQ,)),
@@ -85,6 +88,9 @@ CASES = [
     ("cross_dim0", lambda F, X, L, a, b: L.cross(a, b, dim=0) * a, (V3.T[:, :2], V3_ROW.T)),
     ("vander", lambda F, X, L, x: L.vander(x), (X,)),
     ("vander_n_batch", lambda F, X, L, x: L.vander(x, N=5).tanh(), (X_B,)),
+    ("diagonal", lambda F, X, L, a: L.diagonal(a * a, offset=1, dim1=0, dim2=2) ** 3, (A234,)),
+    ("diagonal_offsets", lambda F, X, L, a: L.diagonal(a.tanh(), offset=-1) * L.diagonal(a, offset=1),
+     (A234[:, :, :3],)),
 ]
 
 
@@ -97,7 +103,8 @@ def test_second_derivatives_match_torch(torch, name, fn, arrays):
 
 
 @pytest.mark.parametrize("name", ["svd_usv_tall", "svd_usv_wide", "svdvals", "matrix_norm_nuc", "pinv_tall",
-                                  "lstsq", "qr_square", "qr_wide", "matrix_exp", "cross", "vander"])
+                                  "lstsq", "qr_square", "qr_wide", "qr_wide_of_a_product", "matrix_exp", "cross",
+                                  "vander", "diagonal"])
 def test_third_derivatives_match_torch(torch, name):
     _, fn, arrays = next(c for c in CASES if c[0] == name)
     _compare(_run("distnn", torch, fn, arrays, np.float64, order=3),
@@ -115,6 +122,7 @@ C32, C23 = _mat(3, 2), _mat(2, 3)  # (small steps around these stay well conditi
     (lambda a, b: linalg.matrix_exp(a) * b, [(2, 2), (2,)]),
     (lambda a, b: linalg.cross(a, b), [(2, 3), (1, 3)]),
     (lambda a, b: linalg.vander(a, N=4) * b.unsqueeze(-1), [(3,), (3,)]),
+    (lambda a, b: linalg.diagonal(a * a, offset=1) * b, [(3, 4), (3,)]),
 ])
 def test_gradgradcheck(fn, shapes):
     rng = np.random.default_rng(12)

@@ -78,7 +78,8 @@ def refusal(node):
                 "maximum/minimum/clamp/where, gather/sort/topk/scatter and the other selecting ops, flip/roll/repeat/cumsum, "
                 "the binary math (atan2, hypot, logaddexp...), lgamma, var/std, logsumexp, prod/cumprod, "
                 "normalize/pairwise_distance/cosine_similarity, logcumsumexp, linalg det/slogdet/inv/solve/"
-                "solve_triangular/cholesky/eigh/eigvalsh, "
+                "solve_triangular/cholesky/eigh/eigvalsh/svd/svdvals/pinv/lstsq/qr/matrix_exp/cross/vander/"
+                "diagonal, "
                 "the common activations and losses, convolutions, max/average/LP pooling, "
                 "fold/unfold, grid_sample/affine_grid, the normalization layers and modules' backward hooks "
                 "(see README)")

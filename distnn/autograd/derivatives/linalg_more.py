@@ -1,5 +1,5 @@
 """Graph backwards of the other linear-algebra ops: svd and svdvals (so matrix_norm 'nuc', 2 and -2 too), pinv
-(so lstsq too), qr, matrix_exp, linalg.cross and vander.
+(so lstsq too), qr, matrix_exp, linalg.cross, vander and linalg.diagonal.
 
 Each is PyTorch's formula (FunctionsManual.cpp) written with recorded ops (matmul, transposes, products with
 constant masks, triangular solves and the ops themselves), whose graph backwards are these, so third
@@ -13,12 +13,16 @@ derivatives work too:
     matrix_exp:  g_A = the upper right block of exp([[A^T, g], [0, A^T]]), a recorded matrix_exp of a 2n block
     cross:       g_a = b x g,  g_b = g x a  (bilinear: recorded crosses)
     vander:      g_x = sum_j j x^(j-1) g_j  (x^(j-1) read from the recorded output)
+    diagonal:    g_A = zeros with g on the diagonal (linear in g: that op's gradient is the diagonal again)
 
 As in PyTorch, singular vectors need distinct singular values (and, for U and Vh, a loss that does not depend
 on their signs); ``qr(mode='r')`` and ``qr(mode='complete')`` with more rows than columns have no gradient.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 from distnn.functional import cat
@@ -26,7 +30,7 @@ from distnn.linalg import _common as LC
 from distnn.linalg import triangular as TR
 from distnn.linalg.matrix_exp import MatrixExp
 from distnn.linalg.pinv import Pinv
-from distnn.linalg.products import Cross, Vander
+from distnn.linalg.products import Cross, Diagonal, Vander
 from distnn.linalg.qr import QR, RFactor
 from distnn.linalg.svd import SVD, SVDVals
 
@@ -171,3 +175,29 @@ def _vander(node, g):
     out = saved_output(node, node.out)
     j = xp.arange(1, out.shape[-1], dtype=out.dtype)
     return ((g[..., 1:] * j * out[..., :-1]).sum(-1),)
+
+
+
+class _DiagonalGrad(Function):
+    """``g`` on the diagonal of zeros of A's shape (Diagonal's first-order backward, as an op): its gradient is
+    the diagonal again, so the pair differentiates to any order."""
+
+    saves_tensors = False
+
+    def forward(self, g, shape=None, args=None):
+        self.args = args  # (Diagonal's own backward, run on A's shape and diagonal's arguments)
+        return Diagonal.backward(SimpleNamespace(shape=shape, args=args), g)[0]
+
+    def backward(self, gg):
+        return (get_array_module(gg).diagonal(gg, *self.args).copy(),)
+
+
+@register(Diagonal)
+def _diagonal(node, g):
+    return (_DiagonalGrad.apply(g, shape=node.shape, args=node.args),)
+
+
+@register(_DiagonalGrad)
+def _diagonal_grad(node, gg):
+    offset, dim1, dim2 = node.args
+    return (Diagonal.apply(gg, offset=offset, dim1=dim1, dim2=dim2),)
