@@ -1139,9 +1139,10 @@ def _double_backward_cases():
     from test_double_backward_linalg import CASES as LINALG_CASES  # (det, inv, solve, cholesky, eigh...)
     from test_double_backward_distances import CASES as DIST_CASES  # (p-norms, cosine_similarity, logcumsumexp)
     from test_double_backward_layers import CASES as LAYER_CASES  # (attention, einsum, glu, prelu, losses...)
+    from test_double_backward_linalg_more import CASES as LINALG_MORE  # (svd, pinv, qr, matrix_exp, cross, vander)
 
     return (CASES + NN_CASES + MORE_CASES + GS_CASES + SEL_CASES + MATH_CASES + LINALG_CASES + DIST_CASES
-            + LAYER_CASES)
+            + LAYER_CASES + LINALG_MORE)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])

@@ -84,6 +84,7 @@ class SVDVals(Function):
         if not self.needs_input_grad[0]:
             return xp.linalg.svd(a, compute_uv=False)
         self.u, s, self.vh = xp.linalg.svd(a, full_matrices=False)
+        self.s = s  # (for the graph backward, which records this SVD as a node: derivatives/linalg_more.py)
         return s
 
     def backward(self, g):

@@ -43,9 +43,9 @@ def register(*classes):
 def load() -> None:
     global _loaded
     if not _loaded:
-        from . import (activations, attention, conv, distances, layers_more, linalg, linear_maps,  # noqa: F401
-                       losses, losses_more, nn, norms, pointwise, pointwise_more, pooling, rnn, sampling, selection,
-                       structure)  # (they register themselves)
+        from . import (activations, attention, conv, distances, layers_more, linalg, linalg_more,  # noqa: F401
+                       linear_maps, losses, losses_more, nn, norms, pointwise, pointwise_more, pooling, rnn, sampling,
+                       selection, structure)  # (they register themselves)
 
         _loaded = True
 
@@ -78,7 +78,8 @@ def refusal(node):
                 "maximum/minimum/clamp/where, gather/sort/topk/scatter and the other selecting ops, flip/roll/repeat/cumsum, "
                 "the binary math (atan2, hypot, logaddexp...), lgamma, var/std, logsumexp, prod/cumprod, "
                 "normalize/pairwise_distance/cosine_similarity, logcumsumexp, linalg det/slogdet/inv/solve/"
-                "solve_triangular/cholesky/eigh/eigvalsh, "
+                "solve_triangular/cholesky/eigh/eigvalsh/svd/svdvals/pinv/lstsq/qr/matrix_exp/cross/vander/"
+                "diagonal, "
                 "the common activations and losses, attention, the RNN layers, einsum/glu/prelu/bilinear, "
                 "embedding_bag, convolutions, max/average/LP pooling and unpooling, "
                 "fold/unfold, grid_sample/affine_grid, the normalization layers and modules' backward hooks "
