@@ -11,7 +11,7 @@ import pytest
 import distnn
 import distnn.functional as Fd
 from distnn import Tensor, autograd
-from test_double_backward import _compare, _run
+from test_double_backward import _compare, _run, assert_second_derivatives_match
 
 RNG = np.random.default_rng(43)
 
@@ -48,10 +48,7 @@ CASES = [
 
 @pytest.mark.parametrize("name,fn,arrays", CASES, ids=[c[0] for c in CASES])
 def test_second_derivatives_match_torch(torch, name, fn, arrays):
-    _compare(_run("distnn", torch, fn, arrays, np.float64), _run("torch", torch, fn, arrays, np.float64),
-             rtol=1e-9, atol=1e-10)
-    _compare(_run("distnn", torch, fn, arrays, np.float32), _run("torch", torch, fn, arrays, np.float32),
-             rtol=2e-3, atol=2e-3)
+    assert_second_derivatives_match(torch, fn, arrays, f64=(1e-9, 1e-10), f32=(2e-3, 2e-3))
 
 
 @pytest.mark.parametrize("name", ["pairwise_distance_p1_5", "pairwise_distance_p0_5", "normalize_p3_dim0",

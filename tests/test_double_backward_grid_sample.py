@@ -9,7 +9,7 @@ import pytest
 
 import distnn.functional as F
 from distnn import Tensor, autograd
-from test_double_backward import _compare, _run
+from test_double_backward import _compare, _run, assert_second_derivatives_match
 
 RNG = np.random.default_rng(29)
 X4 = RNG.standard_normal((2, 3, 5, 6))
@@ -45,10 +45,7 @@ CASES = ([_case(m, p, a, X4, NEAR[p]) for m, p, a in itertools.product(("bilinea
 
 @pytest.mark.parametrize("name,fn,arrays", CASES, ids=[c[0] for c in CASES])
 def test_second_derivatives_match_torch(torch, name, fn, arrays):
-    _compare(_run("distnn", torch, fn, arrays, np.float64), _run("torch", torch, fn, arrays, np.float64),
-             rtol=1e-10, atol=1e-11)
-    _compare(_run("distnn", torch, fn, arrays, np.float32), _run("torch", torch, fn, arrays, np.float32),
-             rtol=2e-3, atol=5e-4)
+    assert_second_derivatives_match(torch, fn, arrays, f64=(1e-10, 1e-11), f32=(2e-3, 5e-4))
 
 
 @pytest.mark.parametrize("name", ["bilinear_4d_zeros_unaligned", "bilinear_4d_reflection_aligned",

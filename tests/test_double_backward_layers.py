@@ -16,7 +16,7 @@ import distnn
 import distnn.functional as F
 import distnn.nn as nn
 from distnn import Tensor, autograd
-from test_double_backward import _compare, _run
+from test_double_backward import _compare, _run, assert_second_derivatives_match
 
 RNG = np.random.default_rng(41)
 
@@ -140,10 +140,7 @@ def math_sdpa(torch):
 @pytest.mark.parametrize("name,fn,arrays", CASES, ids=[c[0] for c in CASES])
 def test_second_derivatives_match_torch(math_sdpa, name, fn, arrays):
     torch = math_sdpa
-    _compare(_run("distnn", torch, fn, arrays, np.float64), _run("torch", torch, fn, arrays, np.float64),
-             rtol=1e-10, atol=1e-11)
-    _compare(_run("distnn", torch, fn, arrays, np.float32), _run("torch", torch, fn, arrays, np.float32),
-             rtol=2e-3, atol=5e-4)
+    assert_second_derivatives_match(torch, fn, arrays, f64=(1e-10, 1e-11), f32=(2e-3, 5e-4))
 
 
 @pytest.mark.parametrize("name", THIRD)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from distnn import Tensor, autograd, linalg
-from test_double_backward import _compare, _run
+from test_double_backward import _compare, _run, assert_second_derivatives_match
 
 RNG = np.random.default_rng(43)
 
@@ -96,10 +96,7 @@ CASES = [
 
 @pytest.mark.parametrize("name,fn,arrays", CASES, ids=[c[0] for c in CASES])
 def test_second_derivatives_match_torch(torch, name, fn, arrays):
-    _compare(_run("distnn", torch, fn, arrays, np.float64), _run("torch", torch, fn, arrays, np.float64),
-             rtol=1e-9, atol=1e-10)
-    _compare(_run("distnn", torch, fn, arrays, np.float32), _run("torch", torch, fn, arrays, np.float32),
-             rtol=3e-3, atol=3e-3)
+    assert_second_derivatives_match(torch, fn, arrays, f64=(1e-9, 1e-10), f32=(3e-3, 3e-3))
 
 
 @pytest.mark.parametrize("name", ["svd_usv_tall", "svd_usv_wide", "svdvals", "matrix_norm_nuc", "pinv_tall",

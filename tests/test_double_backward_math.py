@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from distnn import Tensor, autograd
-from test_double_backward import _compare, _run
+from test_double_backward import _compare, _run, assert_second_derivatives_match
 
 RNG = np.random.default_rng(41)
 
@@ -55,10 +55,7 @@ LOOSER = {"lgamma": 1e-6, "igamma": 1e-6}
 
 @pytest.mark.parametrize("name,fn,arrays", CASES, ids=[c[0] for c in CASES])
 def test_second_derivatives_match_torch(torch, name, fn, arrays):
-    _compare(_run("distnn", torch, fn, arrays, np.float64), _run("torch", torch, fn, arrays, np.float64),
-             rtol=LOOSER.get(name, 1e-10), atol=1e-11)
-    _compare(_run("distnn", torch, fn, arrays, np.float32), _run("torch", torch, fn, arrays, np.float32),
-             rtol=2e-3, atol=5e-4)
+    assert_second_derivatives_match(torch, fn, arrays, f64=(LOOSER.get(name, 1e-10), 1e-11))
 
 
 @pytest.mark.parametrize("name", ["atan2", "hypot", "logaddexp", "xlogy", "float_power", "lerp_tensor_weight",

@@ -10,7 +10,7 @@ import pytest
 import distnn.functional as F
 import distnn.nn as nn
 from distnn import Tensor, autograd
-from test_double_backward import _compare, _run
+from test_double_backward import _compare, _run, assert_second_derivatives_match
 
 RNG = np.random.default_rng(27)
 
@@ -55,10 +55,7 @@ CASES = [
 
 @pytest.mark.parametrize("name,fn,arrays", CASES, ids=[c[0] for c in CASES])
 def test_second_derivatives_match_torch(torch, name, fn, arrays):
-    _compare(_run("distnn", torch, fn, arrays, np.float64), _run("torch", torch, fn, arrays, np.float64),
-             rtol=1e-10, atol=1e-11)
-    _compare(_run("distnn", torch, fn, arrays, np.float32), _run("torch", torch, fn, arrays, np.float32),
-             rtol=2e-3, atol=5e-4)
+    assert_second_derivatives_match(torch, fn, arrays, f64=(1e-10, 1e-11), f32=(2e-3, 5e-4))
 
 
 @pytest.mark.parametrize("name", ["max_pool3d", "avg_pool3d_pad_ceil_exclude", "lp_pool2d_p3_ceil", "lp_pool3d",
