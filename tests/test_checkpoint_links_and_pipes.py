@@ -268,3 +268,15 @@ def test_a_pipe_in_place_of_a_runs_model_is_an_error_naming_it(finished, tmp_pat
     code, _, err = _call(lambda: run_cli(["evaluate", str(run)], capsys), [pipe])
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert f"{pipe}: unreadable (not a regular file: a named pipe (FIFO))" in err
+
+
+@needs_fifo
+def test_a_pipe_in_place_of_a_runs_metrics_csv_is_refused_by_read_metrics_csv(finished, tmp_path):
+    from distnn.train.callbacks import read_metrics_csv
+
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    assert len(read_metrics_csv(str(run / "metrics.csv"))) == 2
+    pipe = _pipe_in_place_of(run / "metrics.csv")
+    got = _call(lambda: read_metrics_csv(pipe), [pipe])
+    assert isinstance(got, OSError) and got.filename == pipe and "named pipe" in str(got), got

@@ -223,8 +223,9 @@ def config_text(name_or_path: str) -> tuple[str, str, str]:
             if checked is not None:
                 data = checked
             else:
-                with open(name_or_path, "rb") as f:
-                    data = f.read()
+                from .regular_file import read_regular
+
+                data = read_regular(name_or_path)  # (swapped for a pipe since isfile: refused, not waited on)
         except OSError as e:
             raise ConfigError(f"config file {name_or_path!r} cannot be read: {e.strerror or e}") from None
         try:

@@ -190,19 +190,27 @@ def finished_member(gcomm, job, directory):
     """Collective over the group: the member in ``directory`` if a previous session finished it with this
     very config (a resumed ensemble does not train it again), else None.
 
-    Returns ``(state_dict, history, summary)``; read on group rank 0 and broadcast.
+    Returns ``(state_dict, history, summary)``; read on group rank 0 and broadcast. The member's
+    ``config.toml`` and ``model.npz`` are read once each and checked against its ``SHA256SUMS``, as a single
+    run's resume checks its own: one that fails (or a ``SHA256SUMS`` damaged or deleted) is a JobError on
+    every rank of the group naming the member and the file, not a member passed over and trained over.
     """
     import json
 
     from . import run_dir as rd
-    from .config import load_config
+    from .config import CheckedConfigFile, load_config
     from .config_schema import NOT_COMPARED_ON_RESUME
+    from .job import JobError
+    from .regular_file import read_regular
+    from .run_checksums import RunFileError, read_sums, read_verified
 
     found = None
     if gcomm.rank == 0:
         try:
             s = rd.read_summary(directory)
-            old = load_config(os.path.join(directory, rd.CONFIG)).to_dict()
+            sums = read_sums(directory)
+            config = os.path.join(directory, rd.CONFIG)
+            old = load_config(CheckedConfigFile(config, read_verified(directory, rd.CONFIG, sums))).to_dict()
             new = job.cfg.to_dict() if hasattr(job.cfg, "to_dict") else copy.deepcopy(dict(job.cfg))
             for c in (old, new):
                 for key in NOT_COMPARED_ON_RESUME:
@@ -211,17 +219,22 @@ def finished_member(gcomm, job, directory):
             done = s.get("epochs") == job.trainer.epochs and (s.get("epochs_run") == s.get("epochs")
                                                               or s.get("stopped_early"))
             if done and old == new:
-                from .run_checksums import read_sums, read_verified
-
-                raw = read_verified(directory, rd.MODEL_WEIGHTS, read_sums(directory))  # (checked, read once)
+                raw = read_verified(directory, rd.MODEL_WEIGHTS, sums)  # (checked, read once)
                 with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
                     sd = {k: npz[k] for k in npz.files}
-                with open(os.path.join(directory, "metrics.jsonl")) as f:
-                    history = [json.loads(line) for line in f if line.strip()]
+                text = read_regular(os.path.join(directory, "metrics.jsonl")).decode()  # (a pipe: refused)
+                history = [json.loads(line) for line in text.splitlines() if line.strip()]
                 found = (sd, history, s)
+        except RunFileError as e:  # (before ValueError: damage, not a member still to be trained)
+            found = ("refused", f"ensemble member {_get(job.cfg, 'ensemble.member')}: {' '.join(str(e).split())}; the "
+                                f"member is not resumed from files that cannot be trusted: restore them, or "
+                                f"remove {directory} to train that member again")
         except (OSError, ValueError, KeyError):
             found = None
-    return gcomm.broadcast_object(found, root=0) if gcomm.size > 1 else found
+    found = gcomm.broadcast_object(found, root=0) if gcomm.size > 1 else found
+    if found is not None and found[0] == "refused":
+        raise JobError(found[1], report=gcomm.rank == 0)
+    return found
 
 
 def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, world_timeout=None, mark=None):

@@ -64,11 +64,12 @@ def load_model(path: str, report=None):
 _reporting = threading.local()
 
 
-def _no_valid_checkpoint(directory: str) -> None:
-    """No model.npz, and checkpoints that all fail to verify: a ValueError saying why the newest fails."""
+def _no_valid_checkpoint(directory: str, config: bytes | None) -> None:
+    """No model.npz, and checkpoints that all fail to verify: a ValueError saying why the newest fails.
+    ``config``: the run's config.toml as read (and checked) already."""
     from .checkpoint.read import checkpoint_root, list_checkpoints, verify_checkpoint
 
-    root = checkpoint_root(directory)
+    root = checkpoint_root(directory, config)
     found = list_checkpoints(root)
     if found:
         why = (verify_checkpoint(found[-1].path) or ["it verifies now (changed while it was read?)"])[0]
@@ -156,17 +157,20 @@ def _load_model(path: str):
                 raise
         except OSError:
             pass  # (said below, if model.json is needed)
-    if sums and CONFIG in sums and os.path.isfile(os.path.join(directory, CONFIG)):
+    # (read once: these bytes, checked, say where the checkpoints are; b"": none there, the default place)
+    config_raw = b"" if own else None
+    if own and os.path.isfile(os.path.join(directory, CONFIG)):
         try:
-            run_checksums.read_verified(directory, CONFIG, sums)
+            config_raw = run_checksums.read_verified(directory, CONFIG, sums)
         except OSError:
-            pass  # (as unreadable as before: the default checkpoint directory is looked in)
+            pass  # (unreadable: the default checkpoint directory is looked in)
     # A checkpoint directory (checksums verified); a run directory's model.npz, or its newest valid
     # checkpoint when that is newer (a resumed session that did not finish) or there is no model.npz.
     if named_weights and own:
         source = ModelSource(directory, model_step(directory, meta_raw))
     else:
-        source = model_source(directory, warn=_warn, model_step=model_step(directory, meta_raw) if own else None)
+        source = model_source(directory, warn=_warn, model_step=model_step(directory, meta_raw) if own else None,
+                              config=config_raw)
     directory = source.path
     weights, meta_path = os.path.join(directory, MODEL_WEIGHTS), os.path.join(directory, MODEL_META)
     report = getattr(_reporting, "fn", None)
@@ -175,7 +179,7 @@ def _load_model(path: str):
         at = f" (global step {source.step})" if source.step is not None else ""
         report(f"reading {what}{at}" + (f": {source.why}" if source.why else ""))
     if source.files is None and not os.path.isfile(weights):
-        _no_valid_checkpoint(directory)
+        _no_valid_checkpoint(directory, config_raw)
     for p in (weights, meta_path):
         if not os.path.isfile(p):
             raise ValueError(f"{directory!r} holds no trained model ({os.path.basename(p)} is missing); "

@@ -130,10 +130,16 @@ def _retire_newer_model(run_dir: str, path: str, log) -> None:
         return
     from ..run_checksums import forget
 
-    forget(run_dir, (MODEL_WEIGHTS,))  # (before the file: SHA256SUMS never lists another model.npz's checksum)
+    # The file first, its checksum second: a crash in between leaves model.npz absent (listed: a file put
+    # there by hand is refused, and the next model.npz written replaces the line). Unlisted first, a crash
+    # left it there unlisted, read as is. (An error removing it, a read-only disk: it stays, and stays listed.)
     try:
         os.remove(weights)
+        removed = True
     except FileNotFoundError:
+        removed = False
+    forget(run_dir, (MODEL_WEIGHTS,))  # (one directory fsync, after the rename: the removal is durable too)
+    if not removed:
         return
     log.warning("resumed from global step %d, before the run's %s (global step %d): removed it, as it belongs "
                 "to the discarded checkpoints; until this run ends, evaluate and predict read its newest "

@@ -148,9 +148,12 @@ def _remove_quietly(path: str) -> None:
 
 
 def read_metrics_csv(path) -> list[dict]:
-    """The rows of a metrics.csv as dicts of floats (epoch as int); empty cells become None."""
+    """The rows of a metrics.csv as dicts of floats (epoch as int); empty cells become None. A path that is
+    no regular file (a named pipe, which would block the read) is an OSError naming it."""
+    from ..regular_file import open_regular
+
     rows = []
-    with open(path, newline="") as f:
+    with io.TextIOWrapper(open_regular(str(path)), newline="") as f:
         for row in csv.DictReader(f):
             rows.append({k: (None if v == "" else (int(v) if k == "epoch" else float(v))) for k, v in row.items()})
     return rows

@@ -73,10 +73,12 @@ def _why_not_a_directory(path: str) -> str:
     return "not a directory" if os.path.lexists(path) else "missing"
 
 
-def checkpoint_root(path: str) -> str:
+def checkpoint_root(path: str, config: bytes | None = None) -> str:
     """The checkpoint root for ``path``: a run directory (its ``checkpoint.dir``, as its ``config.toml``
-    says; ``checkpoints/`` by default) or a root itself."""
-    sub = os.path.join(path, _configured_dirname(path))
+    says; ``checkpoints/`` by default) or a root itself. ``config``: the bytes of the run's ``config.toml``,
+    read already (and checked against its ``SHA256SUMS``): parsed instead of the file, read again."""
+    name = _configured_dirname(path) if config is None else configured_dirname(config)
+    sub = os.path.join(path, name)
     if os.path.isdir(sub) and not list_checkpoints(path):
         return sub
     return path
@@ -88,13 +90,28 @@ def _configured_dirname(run_dir: str) -> str:
     return name if isinstance(name, str) and name else DEFAULT_DIRNAME
 
 
+def configured_dirname(config: bytes) -> str:
+    """``checkpoint.dir`` of a run's ``config.toml`` (its bytes), else the default."""
+    name = _value_in(config, "checkpoint", "dir")
+    return name if isinstance(name, str) and name else DEFAULT_DIRNAME
+
+
 def stored_config_value(directory: str, section: str, key: str):
     """``[section] key`` of the resolved ``config.toml`` a run directory or checkpoint holds; None when
     there is no such file, value, or readable TOML."""
+    try:
+        config = read_regular(os.path.join(directory, "config.toml"))
+    except OSError:
+        return None
+    return _value_in(config, section, key)
+
+
+def _value_in(config: bytes, section: str, key: str):
+    """``[section] key`` of ``config`` (a TOML file's bytes); None when there is no such value or no TOML."""
     import tomllib
 
     try:
-        table = tomllib.loads(read_regular(os.path.join(directory, "config.toml")).decode()).get(section)
-    except (OSError, ValueError):  # (tomllib's errors are ValueErrors, and so is UnicodeDecodeError)
+        table = tomllib.loads(bytes(config).decode()).get(section)
+    except ValueError:  # (tomllib's errors are ValueErrors, and so is UnicodeDecodeError)
         return None
     return table.get(key) if isinstance(table, dict) else None

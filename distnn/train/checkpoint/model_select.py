@@ -29,7 +29,8 @@ class ModelSource:
     files: dict | None = None
 
 
-def model_source(directory: str, warn=None, model_step: int | None = None) -> ModelSource:
+def model_source(directory: str, warn=None, model_step: int | None = None,
+                 config: bytes | None = None) -> ModelSource:
     """The newest trained state of ``directory`` (see :class:`ModelSource`).
 
     A checkpoint directory is verified (CheckpointError naming the bad file)
@@ -43,7 +44,8 @@ def model_source(directory: str, warn=None, model_step: int | None = None) -> Mo
     ``model_step`` (a run directory of an older distnn) ``model.npz`` is used as
     before. A run directory without ``model.npz`` (an interrupted run) or a
     checkpoint root gives its newest valid checkpoint. Each newer checkpoint
-    that does not verify is reported through ``warn`` and skipped.
+    that does not verify is reported through ``warn`` and skipped. ``config``: the run's ``config.toml``,
+    read (and checked) already, which says where its checkpoints are (:func:`~.listing.checkpoint_root`).
     """
     if is_checkpoint_dir(directory) or STEP_RE.match(os.path.basename(os.path.normpath(directory))):
         problems, files = _verify_keeping_model(directory)
@@ -54,7 +56,7 @@ def model_source(directory: str, warn=None, model_step: int | None = None) -> Mo
     has_model = os.path.isfile(weights)
     if has_model and model_step is None:
         return ModelSource(directory, None)
-    root = checkpoint_root(directory)
+    root = checkpoint_root(directory, config)
     found = _step_entries(root)
     abandoned = has_model and _discarded(root, model_step, found)
     for info in reversed(found):
