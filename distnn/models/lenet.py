@@ -7,6 +7,7 @@ from distnn import nn
 from distnn.functional import activation as A
 
 from . import arguments as argspec
+from .inputs import as_real
 from .registry import register_model
 
 
@@ -67,6 +68,7 @@ class LeNet(nn.Module):
         self.in_channels, self.image_size = in_channels, (h, w)
 
     def forward(self, x):
+        x = as_real(self, x)
         c, (h, w) = self.in_channels, self.image_size
         if self.flat_input and x.ndim == 2:
             x = x.reshape(x.shape[0], c, h, w)

@@ -6,6 +6,7 @@ import math
 from distnn import nn
 
 from . import arguments as argspec
+from .inputs import as_real
 from .registry import register_model
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid, "elu": nn.ELU,
@@ -100,6 +101,7 @@ class MLP(nn.Sequential):
         self.sizes = sizes
 
     def forward(self, x):
+        x = as_real(self, x)
         if x.ndim > 2:
             x = x.flatten(1)
         if x.ndim != 2 or x.shape[1] != self.sizes[0]:

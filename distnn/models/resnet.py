@@ -8,6 +8,7 @@ from distnn.functional import activation as A
 from distnn.nn.residual import BasicBlock
 
 from . import arguments as argspec
+from .inputs import as_real
 from .registry import register_model
 
 
@@ -66,6 +67,7 @@ class ResNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=generator)
 
     def forward(self, x):
+        x = as_real(self, x)
         if x.ndim == 2 and self.image_shape is not None:
             x = x.reshape((x.shape[0],) + self.image_shape)
         if x.ndim != 4 or x.shape[1] != self.in_channels:

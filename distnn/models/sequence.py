@@ -8,7 +8,6 @@ features, so the digits datasets work too.
 """
 from __future__ import annotations
 
-import numpy as np
 
 from distnn import nn
 from distnn import random as drandom
@@ -16,6 +15,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import default_dtype, get_array_module
 
 from . import arguments as argspec
+from .inputs import as_real
 from .registry import register_model
 
 
@@ -44,9 +44,7 @@ def _as_sequence(module, x):
         if ids.ndim != 2:
             raise ValueError(f"{module.where()}: expected token ids (N, T), got shape {tuple(ids.shape)}")
         return module.embedding(ids)
-    data = x.data if isinstance(x, Tensor) else x
-    if data.dtype.kind in "biu":  # token ids read as numbers (input_size = 1): in the parameters' float type
-        x = Tensor(data.astype(next(module.parameters()).data.dtype))
+    x = as_real(module, x)  # token ids read as numbers (input_size = 1)
     if x.ndim == 4:
         n, c, h, w = x.shape
         return x.permute(0, 2, 1, 3).reshape(n, h, c * w)
