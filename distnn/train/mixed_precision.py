@@ -72,13 +72,14 @@ class MixedPrecision:
             scaler = GradScaler(device)
         self.scaler = scaler
 
-    def autocast(self):
-        """The region of the training forward pass and loss (a no-op context with ``"32"``)."""
+    def autocast(self, enabled: bool = True):
+        """The region of the training forward pass and loss (a no-op context with ``"32"``); ``enabled=False``:
+        a float32 region inside it."""
         if not self.enabled:
             return contextlib.nullcontext()
         from distnn.amp import autocast
 
-        return autocast(self.device, dtype=np.float16)
+        return autocast(self.device, dtype=np.float16, enabled=enabled)
 
     def scale(self, loss):
         """The loss to call ``backward`` on: times the scale with ``"16-mixed"``."""
