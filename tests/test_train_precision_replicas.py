@@ -8,7 +8,7 @@ import pytest
 
 import distnn
 from distnn.amp import GradScaler
-from distnn.data import build_transforms, load_dataset
+from distnn.data import Dataset, build_transforms, load_dataset
 from distnn.distributed import simulate
 from distnn.models import build_model
 from distnn.optim import Adam
@@ -68,3 +68,31 @@ def test_each_rank_resumes_its_own_loss_scale(digits, tmp_path):
         assert_bitwise(full, resumed)
     # (the check has teeth: the ranks' scales differ at the step resumed from)
     assert results[0][4][4] != results[1][4][4]
+
+
+@pytest.mark.parametrize("sync", [False, True])
+def test_batch_norm_replicas_under_16_mixed(digits, sync):
+    # a ResNet's BatchNorm (per-rank statistics) or SyncBatchNorm on float16 activations: the replicas stay
+    # the same bits, the running statistics float32 and finite
+    from distnn.distributed import SyncBatchNorm
+
+    splits, (aug_tf, eval_tf) = digits
+
+    def run(comm):
+        distnn.manual_seed(0)
+        model = build_model("resnet", layers=[1, 1, 1], widths=[8, 8, 8], input_shape=(1, 8, 8), num_classes=10)
+        if sync:
+            model = SyncBatchNorm.convert_sync_batchnorm(model, comm=comm)
+        x = np.asarray(eval_tf(splits.train.x[:128]), dtype=np.float32).reshape(-1, 1, 8, 8)
+        t = Trainer(model, Adam(model.parameters(), lr=3e-3), Dataset(x, splits.train.y[:128], 10), comm=comm,
+                    batch_size=32, epochs=1, seed=3, precision="16-mixed")
+        t.fit()
+        return t.model.state_dict()
+
+    a, b = simulate(2, run)
+    stats = [k for k in a if k.endswith(("running_mean", "running_var"))]
+    assert stats
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+        assert np.isfinite(a[k]).all(), k
+    assert all(a[k].dtype == np.float32 for k in stats)

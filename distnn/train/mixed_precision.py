@@ -22,7 +22,9 @@ and the averages are the same bits everywhere (see :mod:`distnn.amp.grad_scaler`
 
 Validation and evaluation run in float32 (the master weights as saved), not
 under autocast: numpy's float16 matmul has no BLAS, and the metrics then score
-the weights a checkpoint holds. ``"bf16-mixed"`` is refused: numpy and cupy
+the weights a checkpoint holds. Adversarial training's FGSM input gradient is taken in float32 too
+(:mod:`distnn.train.trainer_objective`): through float16 activations it underflows to 0 for confidently
+classified samples, which would then get no perturbation. ``"bf16-mixed"`` is refused: numpy and cupy
 have no bfloat16. The scaler's state goes into the checkpoint (``grad_scaler``
 in :meth:`Trainer.state_dict`), so a resume continues the scale exactly.
 """
@@ -72,13 +74,14 @@ class MixedPrecision:
             scaler = GradScaler(device)
         self.scaler = scaler
 
-    def autocast(self):
-        """The region of the training forward pass and loss (a no-op context with ``"32"``)."""
+    def autocast(self, enabled: bool = True):
+        """The region of the training forward pass and loss (a no-op context with ``"32"``); ``enabled=False``:
+        a float32 region inside it."""
         if not self.enabled:
             return contextlib.nullcontext()
         from distnn.amp import autocast
 
-        return autocast(self.device, dtype=np.float16)
+        return autocast(self.device, dtype=np.float16, enabled=enabled)
 
     def scale(self, loss):
         """The loss to call ``backward`` on: times the scale with ``"16-mixed"``."""

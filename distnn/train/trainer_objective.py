@@ -84,9 +84,12 @@ class StepObjectiveMixin:
                 from .adversarial import fgsm
 
                 # the summed loss's gradient: its sign is the mean's, and a micro-batch of padding alone gives 0,
-                # not nan
-                x_adv = run(fgsm, self.model, lambda o, t: self._loss(o, t, "sum"), self._input(xb), yb,
-                            self.adversarial_eps)
+                # not nan. In float32 under "16-mixed" too: through float16 activations the input gradient of a
+                # confidently classified sample underflows to 0 (no perturbation at all), and a loss scale large
+                # enough against that overflows on the misclassified ones (one scale cannot serve both)
+                with self.amp.autocast(enabled=False):
+                    x_adv = run(fgsm, self.model, lambda o, t: self._loss(o, t, "sum"), self._input(xb), yb,
+                                self.adversarial_eps)
                 w = self.adversarial_weight
                 loss = w * loss + (1.0 - w) * self._loss(run(self._forward, x_adv), yb, reduction)
         return out, loss
