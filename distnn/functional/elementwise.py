@@ -104,7 +104,7 @@ class Pow(Function):
     def forward(self, a, b):
         try:
             with _quiet(get_array_module(a, b)):  # (0 ** -1 is inf, as PyTorch's, without numpy's warning)
-                out = a**b
+                out = self._power(a, b)
         except (ValueError, OverflowError) as e:  # (OverflowError: numpy's uint8 ** -1)
             _check_broadcast(a, b, "**")
             if type(self) is PowConstant and isinstance(b, numbers.Integral) and b < 0:
@@ -125,7 +125,7 @@ class Pow(Function):
         if na:
             if getattr(b, "ndim", 0) == 0 and b != 0:  # the common case, x ** 2
                 with _quiet(xp):  # (x ** 0.5 at x = 0: an inf gradient, as PyTorch gives it, without numpy's warning)
-                    ga = g * b * a ** (b - 1)
+                    ga = g * b * self._power(a, b - 1)
             else:  # d(a^0)/da is 0, also at a = 0 where b * a^(b-1) would be 0 * inf (PyTorch masks it too)
                 with _quiet(xp):
                     d = b * a ** (b - 1)
@@ -135,6 +135,10 @@ class Pow(Function):
                 gb = g * self.out * xp.log(xp.where(a > 0, a, 1))  # (taken as 0 for a <= 0, where a^b is real only
             # for integer b and has no derivative in b)
         return ga, gb
+
+    @staticmethod
+    def _power(a, b):
+        return a**b
 
 
 def _integer_power(a, b):
@@ -152,6 +156,15 @@ class PowConstant(Pow):
     """``a ** c`` with a constant exponent (``x ** 2``): its gradient reads ``a`` only, as PyTorch's."""
 
     reads = ((0,), ())
+
+    @staticmethod
+    def _power(a, b):
+        """``a ** b``, with PyTorch's special case of a number exponent -0.5 (its ``rsqrt``, ``1 / sqrt(a)``): -inf
+        at -0.0, where C's pow gives +inf; also in ``x ** 0.5``'s gradient, ``0.5 * x ** -0.5``. (numpy's ``**``
+        already takes PyTorch's ``sqrt`` for 0.5, ``x * x`` for 2 and ``1 / x`` for -1.)"""
+        if isinstance(b, float) and b == -0.5 and a.dtype.kind == "f":  # (a Python number, as PyTorch's scalar)
+            return 1 / get_array_module(a).sqrt(a)
+        return a**b
 
 
 class ReciprocalScaled(Function):
