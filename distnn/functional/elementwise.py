@@ -103,8 +103,8 @@ class Pow(Function):
 
     def forward(self, a, b):
         try:
-            with _quiet(get_array_module(a, b)):  # (0 ** -1 is inf, as PyTorch's, without numpy's warning)
-                out = self._power(a, b)
+            with _quiet(get_array_module(a, b), over=True):  # (0 ** -1 and 1e-30 ** -2 are inf, as PyTorch's,
+                out = self._power(a, b)  # without numpy's warnings)
         except (ValueError, OverflowError) as e:  # (OverflowError: numpy's uint8 ** -1)
             _check_broadcast(a, b, "**")
             if type(self) is PowConstant and isinstance(b, numbers.Integral) and b < 0:
