@@ -40,15 +40,24 @@ def test_matches_torch_without_warnings(name, dtype):
     op = OPS[name]
     x = distnn.tensor(np.array(VALUES, dtype=dtype), requires_grad=True)
     t = torch.tensor(np.array(VALUES, dtype=dtype), requires_grad=True)
+    ty = op(t)
+    assert ty.requires_grad
+    try:
+        ty.backward(torch.ones_like(ty))
+    except RuntimeError as e:  # (// has no derivative in PyTorch: its backward is refused, as here)
+        refused = str(e)
+    else:
+        refused = None
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # any RuntimeWarning fails the test
         y = op(x)
-        _same(y.data, op(t))
-        if not y.requires_grad:  # (// is a step function: no gradient, as in PyTorch)
+        _same(y.data, ty)
+        assert y.requires_grad
+        if refused:
+            with pytest.raises(RuntimeError, match=refused):
+                y.backward(distnn.ones_like(y))
             return
         y.backward(distnn.ones_like(y))
-    ty = op(t)
-    ty.backward(torch.ones_like(ty))
     _same(x.grad, t.grad)
 
 

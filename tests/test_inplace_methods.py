@@ -54,7 +54,6 @@ CASES = [(n, "any", lambda T, r: ((), {})) for n in (
     ("divide_", "any", lambda T, r: ((T(r.uniform(0.5, 2, SHAPE)),), {"rounding_mode": "floor"})),
     ("div_", "any", lambda T, r: ((0.7,), {"rounding_mode": "trunc"})),
     ("true_divide_", "any", lambda T, r: ((T(r.uniform(0.5, 2, SHAPE)),), {})),
-    ("floor_divide_", "any", lambda T, r: ((0.7,), {})),
     ("pow_", "pos", lambda T, r: ((T(r.normal(size=SHAPE)),), {})),
     ("pow_", "any", lambda T, r: ((2,), {})),
     ("float_power_", "pos", lambda T, r: ((T(r.normal(size=SHAPE)),), {})),
@@ -142,8 +141,6 @@ def _run(lib, name, domain, args_fn, seed, shape=SHAPE):
     y = x * 2
     if lib == "torch" and name in TORCH_HAS_NO_INPLACE_DERIVATIVE:  # (distnn's: the out-of-place op's gradient)
         y = getattr(y, name[:-1])(*args, **kwargs)
-    elif lib == "torch" and name == "floor_divide_":  # (likewise; a step function: zero, as floor division's)
-        y.div_(*args, rounding_mode="floor")
     else:
         out = getattr(y, name)(*args, **kwargs)
         assert out is y

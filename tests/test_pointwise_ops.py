@@ -202,11 +202,13 @@ def test_binary_float32_with_mixed_dtypes_matches_pytorch(name):
         _compare(getattr(distnn, name), getattr(torch, name), pair, 2e-5, grad=name not in NO_GRADIENT)
 
 
-def test_floor_divide_carries_no_gradient_as_pytorchs_which_has_no_derivative():
+def test_floor_divide_backward_is_refused_as_pytorchs_which_has_no_derivative():
     x = distnn.tensor(np.array([3.5, -2.0]), requires_grad=True)
-    assert not distnn.floor_divide(x, 2.0).requires_grad and not (x // 2.0).requires_grad
-    with pytest.raises(RuntimeError, match="not implemented"):
+    assert distnn.floor_divide(x, 2.0).requires_grad and (x // 2.0).requires_grad  # (as PyTorch's)
+    with pytest.raises(RuntimeError, match="derivative for aten::floor_divide is not implemented"):
         torch.floor_divide(torch.tensor([3.5, -2.0], requires_grad=True), 2.0).sum().backward()
+    with pytest.raises(RuntimeError, match="derivative for aten::floor_divide is not implemented"):
+        distnn.floor_divide(x, 2.0).sum().backward()
 
 
 @pytest.mark.parametrize("name", list(BINARY))

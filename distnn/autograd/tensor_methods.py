@@ -51,8 +51,11 @@ class TensorMethods:
     def mul(self, other):
         return self * other
 
-    def div(self, other):
-        return self / other
+    def div(self, other, *, rounding_mode=None):
+        """``self / other``, or rounded with ``rounding_mode='trunc'|'floor'`` (as ``distnn.div``)."""
+        if rounding_mode is None:
+            return self / other
+        return _ops.pointwise_division.divide(self, other, rounding_mode=rounding_mode)
 
     def pow(self, exponent):
         return self ** exponent
@@ -63,7 +66,7 @@ class TensorMethods:
     # ``//`` and ``%`` are PyTorch's floor_divide and remainder: the same dtypes, inf/NaN for a float division by
     # zero without numpy's warnings, and an integer division by zero refused ("ZeroDivisionError"), as there.
     def __floordiv__(self, other):
-        return _ops.pointwise_division.floor_divide(self, other)  # (a step function: no gradient)
+        return _ops.pointwise_division.floor_divide(self, other)  # (a step function: its backward refused)
 
     def __mod__(self, other):
         """``x - floor(x / y) * y``, as PyTorch's remainder: gradient 1 for ``x`` and, for a Tensor ``y``,
@@ -74,7 +77,8 @@ class TensorMethods:
         return _ops.pointwise_division.floor_divide(other, self)
 
     def __rmod__(self, other):
-        """``other % self`` for a number ``other``, as ``__mod__``."""
+        """``other % self`` for a number ``other``, as ``__mod__``, but without a derivative (PyTorch's
+        ``remainder.Scalar_Tensor`` has none: a backward through it is refused)."""
         return _ops.pointwise_division.remainder(other, self)
 
     # Python's unary operators and the bitwise ones PyTorch gives tensors (masks: ``(a > 0) & ~b``)

@@ -103,8 +103,9 @@ class Pow(Function):
 
     def forward(self, a, b):
         try:
-            with _quiet(get_array_module(a, b)):  # (0 ** -1 is inf, as PyTorch's, without numpy's warning)
-                out = a**b
+            with _quiet(get_array_module(a, b), over=True):  # (0 ** -1 and 1e-30 ** -2 are inf, as PyTorch's,
+                # without numpy's warnings; a number exponent -0.5 is PyTorch's rsqrt, see _rsqrt)
+                out = _rsqrt(a) if isinstance(b, float) and b == -0.5 and type(self) is PowConstant else a**b
         except (ValueError, OverflowError) as e:  # (OverflowError: numpy's uint8 ** -1)
             _check_broadcast(a, b, "**")
             if type(self) is PowConstant and isinstance(b, numbers.Integral) and b < 0:
@@ -125,7 +126,8 @@ class Pow(Function):
         if na:
             if getattr(b, "ndim", 0) == 0 and b != 0:  # the common case, x ** 2
                 with _quiet(xp):  # (x ** 0.5 at x = 0: an inf gradient, as PyTorch gives it, without numpy's warning)
-                    ga = g * b * a ** (b - 1)
+                    d = _rsqrt(a) if isinstance(b, float) and b == 0.5 and type(self) is PowConstant else a ** (b - 1)
+                    ga = g * b * d
             else:  # d(a^0)/da is 0, also at a = 0 where b * a^(b-1) would be 0 * inf (PyTorch masks it too)
                 with _quiet(xp):
                     d = b * a ** (b - 1)
@@ -135,6 +137,15 @@ class Pow(Function):
                 gb = g * self.out * xp.log(xp.where(a > 0, a, 1))  # (taken as 0 for a <= 0, where a^b is real only
             # for integer b and has no derivative in b)
         return ga, gb
+
+
+def _rsqrt(a):
+    """``a ** -0.5`` as PyTorch computes it for a number exponent (its ``rsqrt``, ``1 / sqrt(a)``): -inf at -0.0,
+    where C's pow gives +inf; also in ``x ** 0.5``'s gradient, ``0.5 * x ** -0.5``. (numpy's ``**`` already takes
+    PyTorch's ``sqrt`` for 0.5, ``x * x`` for 2 and ``1 / x`` for -1.) An integer tensor: its pow."""
+    if a.dtype.kind != "f":
+        return a**-0.5
+    return 1 / get_array_module(a).sqrt(a)
 
 
 def _integer_power(a, b):

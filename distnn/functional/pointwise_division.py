@@ -2,9 +2,13 @@
 ``true_divide``, ``floor_divide``, ``remainder`` (Python's ``%``) and ``fmod`` (C's), broadcasting, with PyTorch's
 dtype promotion (integers stay integers when rounded; an integer division by zero is refused, as PyTorch refuses
 it) and its gradients: ``remainder``/``fmod`` pass ``g`` to the dividend and ``-g * floor|trunc(a / b)`` to the
-divisor; a rounded division has zero gradients; ``floor_divide`` none (PyTorch has no derivative for it).
+divisor; a rounded division has zero gradients. ``floor_divide`` (``//``) and ``remainder`` of a number by a
+tensor (``5 % x``) have no derivative in PyTorch: their results require grad, and a backward through them is
+refused by name, as PyTorch's ("derivative for aten::floor_divide is not implemented").
 """
 from __future__ import annotations
+
+import numbers
 
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
@@ -24,6 +28,18 @@ class Remainder(_Binary):
     @staticmethod
     def grads(xp, g, a, b, out):
         return g, -g * xp.floor_divide(a, b)
+
+
+class RemainderOfNumber(Remainder):
+    """``number % x``: PyTorch's ``remainder.Scalar_Tensor`` has no derivative, so a backward through it is refused
+    (``Tensor % Tensor`` has one: :class:`Remainder`)."""
+
+    reads = ((), ())
+
+    @staticmethod
+    def grads(xp, g, a, b, out):
+        raise RuntimeError("derivative for aten::remainder is not implemented (for a number divided by a tensor, "
+                           "as in PyTorch; a 0-d tensor dividend has one)")
 
 
 class Fmod(_Binary):
@@ -62,6 +78,16 @@ class RoundedDivide(_Binary):
         return zeros, zeros
 
 
+class FloorDivide(RoundedDivide):
+    """``torch.floor_divide`` (``//``): ``div(rounding_mode='floor')``'s values, but PyTorch has no derivative for
+    it, so a backward through it is refused (``div``'s rounded modes have zero gradients)."""
+
+    @staticmethod
+    def grads(xp, g, a, b, out):
+        raise RuntimeError("derivative for aten::floor_divide is not implemented (torch.div(a, b, "
+                           "rounding_mode='floor') has zero gradients)")
+
+
 def _no_integer_zero_division(a, b):
     """PyTorch refuses an integer division by zero (numpy gives 0 with a warning)."""
     if _result_kind(a, b) in "biu" and bool((get_array_module(_raw(b)).asarray(_raw(b)) == 0).any()):
@@ -78,7 +104,7 @@ def remainder(input, other):  # noqa: A002
     _no_bool(input, other, "remainder")
     a, b = _operands(input, other, "remainder", floats=False)
     _no_integer_zero_division(a, b)
-    return Remainder.apply(a, b)
+    return (RemainderOfNumber if isinstance(input, numbers.Number) else Remainder).apply(a, b)
 
 
 def fmod(input, other):  # noqa: A002
@@ -95,26 +121,32 @@ def divide(input, other, *, rounding_mode=None):  # noqa: A002
     if rounding_mode is None:
         a, b = _operands(input, other, "divide")
         return a / b if isinstance(a, Tensor) or isinstance(b, Tensor) else Tensor(a) / b
-    if rounding_mode not in ("trunc", "floor"):
-        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
-                         f"'{rounding_mode}'")
+    _check_rounding_mode(rounding_mode)
+    return _rounded(input, other, rounding_mode, RoundedDivide)
+
+
+def _check_rounding_mode(rounding_mode):
+    if rounding_mode not in (None, "trunc", "floor"):
+        raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
+                           f"'{rounding_mode}'")
+
+
+def _rounded(input, other, rounding_mode, op):  # noqa: A002
     _no_bool(input, other, f"div_{rounding_mode}")
     a, b = _operands(input, other, "divide", floats=False)
     _no_integer_zero_division(a, b)
-    return RoundedDivide.apply(a, b, mode=rounding_mode)
+    return op.apply(a, b, mode=rounding_mode)
 
 
 def true_divide(input, other):  # noqa: A002
+    """``torch.true_divide``: ``divide`` without a rounding mode (PyTorch's takes none)."""
     return divide(input, other)
 
 
 def floor_divide(input, other):  # noqa: A002
-    """``torch.floor_divide``: division rounded down (PyTorch's, since 1.13). Not differentiable (PyTorch's
-    backward refuses it): the result carries no gradient, as ``//``."""
-    from distnn.autograd.grad_mode import no_grad
-
-    with no_grad():
-        return divide(input, other, rounding_mode="floor")
+    """``torch.floor_divide`` (``//``): division rounded down (PyTorch's, since 1.13). Not differentiable: the
+    result of a float tensor requiring grad requires grad, and a backward through it is refused, as PyTorch's."""
+    return _rounded(input, other, "floor", FloorDivide)
 
 
 __all__ = ["remainder", "fmod", "divide", "true_divide", "floor_divide"]
