@@ -10,10 +10,11 @@ import numbers
 
 from distnn.autograd.autocast_state import autocast_policy
 from distnn.autograd.function import OUTPUT, Function
+from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 from distnn.backend import get_array_module
 
 from ._dims import wrap_dim
-from .matrix_multiply import _TORCH_NAMES, MatMul
+from .matrix_multiply import MatMul
 from .select import roll
 from .shape_more import as_tensor, broadcast_tensors
 
@@ -98,7 +99,7 @@ def _add_scaled(input, product, beta, alpha, op):  # noqa: A002
     """``beta * input + alpha * product``; ``beta == 0`` ignores ``input`` (NaN and inf in it too), as PyTorch."""
     x = as_tensor(input)
     if x.dtype != product.dtype:
-        names = {k: _TORCH_NAMES.get(v.dtype.name, v.dtype.name) for k, v in (("x", x), ("p", product))}
+        names = {k: torch_dtype_name(v.dtype) for k, v in (("x", x), ("p", product))}
         raise RuntimeError(_MIXED[op].format(**names))
     try:
         shape = tuple(get_array_module(x.data).broadcast_shapes(x.shape, product.shape))

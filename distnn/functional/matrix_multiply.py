@@ -5,6 +5,7 @@ Split out of :mod:`distnn.functional.elementwise`, which still exports ``MatMul`
 from __future__ import annotations
 
 from distnn.autograd.function import Function
+from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 from distnn.backend import get_array_module
 
 __all__ = ["MatMul", "matmul"]
@@ -15,15 +16,10 @@ def _f_only(x):
     return x.ndim == 2 and x.flags.f_contiguous and not x.flags.c_contiguous
 
 
-# PyTorch's names of the dtypes, which its messages use
-_TORCH_NAMES = {"bool": "Bool", "uint8": "Byte", "int8": "Char", "int16": "Short", "int32": "Int", "int64": "Long",
-                "float16": "Half", "float32": "Float", "float64": "Double"}
-
-
 def _refuse_mixed(a, b):
     """PyTorch multiplies matrices of one dtype only (numpy would compute int64 @ float32 in float64)."""
     if a.ndim > 2 or b.ndim > 2:  # (PyTorch's batched kernels word it so)
-        first, second = (_TORCH_NAMES.get(x.dtype.name, x.dtype.name) for x in (a, b))
+        first, second = (torch_dtype_name(x.dtype) for x in (a, b))
         raise RuntimeError(f"expected scalar type {first} but found {second}: matmul operands must have the same "
                            "dtype (convert one first, e.g. b.to(a.dtype))")
     raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a.dtype} != {b.dtype} "

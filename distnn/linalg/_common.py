@@ -11,21 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 from distnn.autograd.tensor import Tensor
+from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 from distnn.backend import to_numpy, unwrap
-
-# PyTorch's names of the dtypes it refuses ("Got Long"), for the messages
-_TORCH_NAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
-                "float16": "Half"}
-
 
 class LinAlgError(RuntimeError):
     """A matrix the factorization or inversion cannot handle (singular, not positive-definite), as
     ``torch.linalg.LinAlgError`` (a ``RuntimeError``): the message names the batch element that failed."""
 
 
-def dtype_name(dtype) -> str:
-    name = np.dtype(dtype).name
-    return _TORCH_NAMES.get(name, name)
+dtype_name = torch_dtype_name  # PyTorch's name of a dtype, for the messages ("Got Long")
 
 
 def check_float(a, op: str, what: str = "input"):

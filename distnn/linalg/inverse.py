@@ -98,7 +98,7 @@ def solve(A, B, *, left=True) -> Tensor:
     check_float(b, "linalg.solve", "B")
     if a.dtype != b.dtype:
         raise RuntimeError(f"linalg.solve: Expected A and B to have the same dtype, but found A of type "
-                           f"{_name(a.dtype)} and B of type {_name(b.dtype)} instead")
+                           f"{dtype_name(a.dtype)} and B of type {dtype_name(b.dtype)} instead")
     n = a.shape[-1]
     vector = b.ndim == 1 or (b.ndim == a.ndim - 1 and b.shape == a.shape[:-1])
     rows = b.shape[-1] if vector else b.shape[-2 if left else -1]
@@ -111,7 +111,3 @@ def solve(A, B, *, left=True) -> Tensor:
             return Solve.apply(as_tensor(A).mT, as_tensor(B).reshape(tuple(b.shape) + (1,))).reshape(tuple(b.shape))
         return Solve.apply(as_tensor(A).mT, as_tensor(B).mT).mT
     return Solve.apply(A, B, vector=vector)
-
-
-def _name(dtype):
-    return {"float32": "Float", "float64": "Double"}.get(np.dtype(dtype).name, dtype_name(dtype))
