@@ -82,13 +82,7 @@ def weight_norm(module, name: str = "weight", dim: int | None = 0):
 
 def remove_weight_norm(module, name: str = "weight"):
     """Undo :func:`weight_norm`: ``module.<name>`` is a parameter again, holding the current weight."""
-    found = _find(module, WeightNorm, name)
-    if found is None:
-        raise ValueError(f"weight_norm of '{name}' not found in {module}")
-    key, hook = found
-    hook.remove(module)
-    del _pre_hooks(module)[key]
-    return module
+    return _remove(module, WeightNorm, name, "weight_norm")
 
 
 class SpectralNorm:
@@ -168,9 +162,15 @@ def spectral_norm(module, name: str = "weight", n_power_iterations: int = 1, eps
 
 def remove_spectral_norm(module, name: str = "weight"):
     """Undo :func:`spectral_norm`: ``module.<name>`` is a parameter again, holding the current weight."""
-    found = _find(module, SpectralNorm, name)
+    return _remove(module, SpectralNorm, name, "spectral_norm")
+
+
+def _remove(module, kind, name: str, what: str):
+    """Take ``module``'s ``kind`` pre-hook of ``name`` off and put the plain parameter back (PyTorch's error if
+    there is none)."""
+    found = _find(module, kind, name)
     if found is None:
-        raise ValueError(f"spectral_norm of '{name}' not found in {module}")
+        raise ValueError(f"{what} of '{name}' not found in {module}")
     key, hook = found
     hook.remove(module)
     del _pre_hooks(module)[key]
