@@ -8,14 +8,12 @@ LU path; the finite differences agree with the cofactors). ``slogdet``'s ``logab
 """
 from __future__ import annotations
 
-import contextlib
 from collections import namedtuple
-
-import numpy as np
 
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
+from distnn.functional._elementwise_common import _quiet
 
 from ._common import square_float
 
@@ -28,10 +26,6 @@ def _inverse_transpose(xp, a):
     u, s, vh = xp.linalg.svd(a)
     with _quiet(xp):
         return (u / s[..., None, :]) @ vh
-
-
-def _quiet(xp):
-    return np.errstate(divide="ignore", invalid="ignore") if xp is np else contextlib.nullcontext()
 
 
 class Det(Function):
