@@ -54,3 +54,21 @@ def test_a_resume_that_does_not_rewind_keeps_model_npz(tmp_path, capsys):
               fault="0:after-training:SIGKILL")
     assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
     assert (run / "model.npz").read_bytes() == before and "removed it" not in p.stderr
+
+
+def test_an_edited_model_json_does_not_decide_model_npz_removal(tmp_path, capsys):
+    """``model.json`` says which step ``model.npz`` holds; the decision to remove ``model.npz`` on a
+    rewinding resume is taken from it only when it passes its SHA-256 check (an edited step, larger
+    than the resumed checkpoint's, made a resume that rewinds nothing delete the run's model)."""
+    run = tmp_path / "run"
+    assert main(["train", *FAST, "--quiet", "--out", str(run)]) == 0
+    before = (run / "model.npz").read_bytes()
+    meta = run / "model.json"
+    text = meta.read_text()
+    assert '"global_step": 60' in text
+    meta.write_text(text.replace('"global_step": 60', '"global_step": 999'))
+    p = train(run, "process", 1, [*FAST, "--set", "train.epochs=4", "--resume", "auto"],
+              fault="0:after-training:SIGKILL")
+    assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
+    assert "removed it" not in p.stderr and "fails its SHA-256 check" in p.stderr
+    assert (run / "model.npz").read_bytes() == before

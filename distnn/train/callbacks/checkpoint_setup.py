@@ -122,10 +122,18 @@ def _retire_newer_model(run_dir: str, path: str, log) -> None:
     checkpoint of the same step was taken for older than it).
     """
     from ..checkpoint.read import checkpoint_step
-    from ..run_dir import MODEL_WEIGHTS, model_step
+    from ..run_checksums import RunFileError, read_sums, read_verified
+    from ..run_dir import MODEL_META, MODEL_WEIGHTS, model_step
 
     weights = os.path.join(run_dir, MODEL_WEIGHTS)
-    step, resumed = model_step(run_dir), checkpoint_step(path)
+    try:  # (decided from model.json's checked bytes only: an edited step must not delete the run's model)
+        meta = bytes(read_verified(run_dir, MODEL_META, read_sums(run_dir)))
+    except FileNotFoundError:
+        meta = None  # (an older distnn's run: summary.json says the step)
+    except (OSError, RunFileError) as e:
+        log.warning("%s: not removed on this rewinding resume, as the step it holds is unknown (%s)", weights, e)
+        return
+    step, resumed = model_step(run_dir, meta), checkpoint_step(path)
     if not os.path.isfile(weights) or step is None or resumed is None or resumed >= step:
         return
     from ..run_checksums import forget
