@@ -104,7 +104,7 @@ def test_defaults_are_torchs():
     ("init_scale=0", "train.grad_scaler.init_scale must be > 0, got 0"),
     ("init_scale=inf", "train.grad_scaler.init_scale must be a finite number > 0, got inf"),
     ("init_scale=nan", "train.grad_scaler.init_scale must be a finite number > 0, got nan"),
-    ("scale=2", "train.grad_scaler.scale"),
+    ("scale=2", "unknown key 'train.grad_scaler.scale'"),  # (the state, not a setting)
 ])
 def test_bad_values_are_refused(tmp_path, capsys, setting, message):
     assert main(["train", "--config", "xor", "--set", "train.precision=16-mixed", "--set",
