@@ -149,6 +149,47 @@ def test_exact_resume_with_16_mixed(digits, tmp_path):
         assert resumed.state.scaler_skipped_steps == full.state.scaler_skipped_steps
 
 
+@pytest.mark.parametrize("saved,resumed", [(2, 1), (1, 2)])
+def test_resume_on_another_world_size_carries_the_scaler(digits, tmp_path, saved, resumed):
+    # the scale and the growth count at the resume point are the uninterrupted run's (taken live, after each
+    # step), and the first step after it scales the same: another world size changes only the summation order
+    class States(Callback):
+        def __init__(self):
+            self.seen = {}
+
+        def on_batch_end(self, trainer, logs):
+            self.seen[trainer.state.global_step] = trainer.amp.scaler.state_dict()
+
+    def world(n, fn):
+        return fn(LocalCommunicator()) if n == 1 else simulate(n, fn)[0]
+
+    def full_run(comm):
+        rec = States()
+        t = _trainer(comm, digits, init_scale=2.0 ** 12, callbacks=[rec])
+        attach(t, str(tmp_path / "a"), {"dir": str(tmp_path / "a"), "every_steps": 1, "keep_last": 0})
+        t.fit()
+        return rec.seen
+
+    def resumed_run(comm, step):
+        rec = States()
+        t = _trainer(comm, digits, init_scale=2.0 ** 12, callbacks=[rec])
+        attach(t, str(tmp_path / f"b{step}"), {"dir": str(tmp_path / f"b{step}")},
+               resume_spec=str(tmp_path / "a" / ck.step_name(step)))
+        at_resume = t.amp.scaler.state_dict()
+        t.fit()
+        return at_resume, rec.seen
+
+    full = world(saved, full_run)
+    # a step mid-way to a growth (growth_interval 3), and one after a grown or backed-off scale
+    steps = [s for s in sorted(full)[:-1] if full[s]["_growth_tracker"] == 2][:1] + [
+        s for s in sorted(full)[1:-1] if full[s]["scale"] != full[s - 1]["scale"]][:1]
+    assert len(steps) == 2 and len({full[s]["scale"] for s in full}) > 2  # the scale moved during the run
+    for step in steps:
+        at_resume, seen = world(resumed, lambda c: resumed_run(c, step))
+        assert at_resume == full[step], step
+        assert seen[step + 1] == full[step + 1], step
+
+
 def test_checkpoints_across_precisions(digits, tmp_path, caplog):
     # "32" (or an older distnn: no grad_scaler key) resumed with "16-mixed": the scaler starts afresh
     t32 = _trainer(LocalCommunicator(), digits, precision="32")

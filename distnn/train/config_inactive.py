@@ -29,6 +29,9 @@ CHECKPOINT_WRITING = ("checkpoint.every_steps", "checkpoint.every_epochs", "chec
                       "checkpoint.keep_last", "checkpoint.keep_best", "checkpoint.save_last", "checkpoint.monitor",
                       "checkpoint.mode", "checkpoint.on_error", "checkpoint.async_save")
 
+#: the loss scaler's settings (precision '16-mixed' alone scales the loss)
+GRAD_SCALER = tuple(k for k in SCHEMA if k.startswith("train.grad_scaler."))
+
 #: (the switch's keys, whether it is off in a resolved config, the keys it leaves unused, the state in words,
 #: how to turn it on); a key two switches leave unused is named once, with the first
 SWITCHES = (
@@ -48,6 +51,8 @@ SWITCHES = (
      "while checkpoint.enabled = false (no checkpoint is written)", "checkpoint.enabled = true"),
     (("checkpoint.keep_best",), lambda c: not c["checkpoint"]["keep_best"], ("checkpoint.monitor", "checkpoint.mode"),
      "while checkpoint.keep_best = false (no best checkpoint is picked)", "checkpoint.keep_best = true"),
+    (("train.precision",), lambda c: c["train"]["precision"] != "16-mixed", GRAD_SCALER,
+     "with train.precision = '32' (no loss scaling)", "train.precision = '16-mixed'"),
     (("train.nonfinite",), lambda c: c["train"]["nonfinite"] == "error", ("train.max_nonfinite",),
      "with train.nonfinite = 'error' (the first non-finite step stops the run)", "train.nonfinite = 'skip'"),
     # (lars and lamb exempt them from their layer adaptation too, whatever the decay)

@@ -213,6 +213,15 @@ SCHEMA: dict[str, Key] = {
                           "master weights, dynamic loss scaling: a step whose gradients overflow is skipped by "
                           "the scaler, not counted by train.nonfinite; needs run.dtype = 'float32'); "
                           "'bf16-mixed' is refused (numpy has no bfloat16)", choices=("32", "16-mixed")),
+    # (torch.amp.GradScaler's arguments and defaults; Lightning's "16-mixed" builds one with them)
+    "train.grad_scaler.init_scale": _k("float", 65536.0, "16-mixed: the loss scale of the first step (2**16)", POS),
+    "train.grad_scaler.growth_factor": _k("float", 2.0, "16-mixed: the scale's factor after growth_interval clean "
+                                          "steps in a row", (">", 1)),
+    "train.grad_scaler.backoff_factor": _k("float", 0.5, "16-mixed: the scale's factor after a step whose "
+                                           "gradients overflow (skipped)", (">", 0), ("<", 1)),
+    "train.grad_scaler.growth_interval": _k("int", 2000, "16-mixed: clean steps in a row before the scale grows "
+                                            "(a resume continues the checkpoint's scaler: its scale, count and "
+                                            "these settings)", (">=", 1)),
     # --- early stopping
     "early_stopping.enabled": _k("bool", False, "stop when the monitored metric stops improving (off: the other "
                                 "early_stopping keys are unused, and a config that sets one warns)"),
@@ -340,6 +349,7 @@ SECTIONS = {
     "schedule": "learning-rate schedule, warmup, plateau settings, linear scaling",
     "train": "epochs, max steps, gradient clipping and accumulation, label smoothing, logging, evaluation, "
              "non-finite policy, precision (mixed float16)",
+    "train.grad_scaler": "the loss scaler of precision '16-mixed' (torch.amp.GradScaler's arguments and defaults)",
     "early_stopping": "stop when a monitored metric stops improving",
     "checkpoint": "when and where to save, what to keep, resuming",
     "ensemble": "members, what varies between them, per-member overrides",

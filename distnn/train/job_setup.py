@@ -287,11 +287,23 @@ class Job:
                           max_norm=float(cfg.optimizer.max_norm),
                           adversarial_eps=t.adversarial_eps, adversarial_weight=t.adversarial_weight,
                           monitor=es.monitor if es.enabled else "val_loss", ddp_kwargs=ddp,
-                          precision=t.precision)
+                          precision=t.precision, grad_scaler=self._grad_scaler())
         # LR schedules go first: EarlyStopping and the progress line then see the epoch's final state.
         for i, cb in enumerate(build_schedule(cfg, self.optimizer, trainer.steps_per_epoch)):
             trainer.callbacks.callbacks.insert(i, cb)
         return trainer
+
+    def _grad_scaler(self):
+        """The loss scaler of precision '16-mixed', with [train.grad_scaler]'s settings (None with '32': those
+        keys are unused then, and the config warns of one set off its default)."""
+        if self.cfg.train.precision != "16-mixed":
+            return None
+        from distnn.amp import GradScaler
+        from distnn.backend import get_array_module
+
+        params = list(self.model.parameters())
+        device = "cpu" if not params or get_array_module(params[0].data) is np else "cuda"
+        return GradScaler(device, **_as_dict(self.cfg.train.grad_scaler))
 
     def model_meta(self) -> dict:
         std = self.splits.standardizer

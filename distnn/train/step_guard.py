@@ -44,7 +44,8 @@ NONFINITE_POLICIES = ("error", "skip", "off")
 
 
 class NonFiniteError(ValueError):
-    """A NaN or inf loss or gradient with ``train.nonfinite = "error"`` (raised on every rank at the same step)."""
+    """A NaN or inf loss or gradient with ``train.nonfinite = "error"`` (raised on every rank at the same step;
+    under ``train.precision = "16-mixed"`` a loss: gradient overflows are the loss scaler's skips)."""
 
 
 # Indices in DataParallel.step_flags (0 and 1: the preemption signal, see StepGuard).
@@ -219,19 +220,21 @@ class StepGuard(Callback):
         self.last_bad_ranks = [int(world_rank) for bad, world_rank in who if bad]
         where = (f"step {step} (epoch {trainer.state.epoch + 1}, batch {trainer.state.batch_in_epoch + 1})"
                  + (f" on rank(s) {self.last_bad_ranks}" if self.last_bad_ranks else ""))
+        # under "16-mixed" only the loss reaches the policy (a gradient overflow is the loss scaler's skip)
+        what = "loss" if getattr(getattr(trainer, "amp", None), "enabled", False) else "loss or gradients"
         if self.nonfinite == "error":
             raise self._agreed(NonFiniteError(
-                f"non-finite loss or gradients at {where}; the step was not applied and nothing was saved "
+                f"non-finite {what} at {where}; the step was not applied and nothing was saved "
                 f"from it (set train.nonfinite = \"skip\" to skip such steps)"))
         self.consecutive += 1
         if self.consecutive >= self.max_nonfinite:
             raise self._agreed(NonFiniteError(
-                f"non-finite loss or gradients at {where}: {self.consecutive} steps in a row "
+                f"non-finite {what} at {where}: {self.consecutive} steps in a row "
                 f"(train.max_nonfinite = {self.max_nonfinite}); the run is diverging (lower optimizer.lr, "
                 f"or set train.grad_clip)"))
         trainer.state.skipped_steps = getattr(trainer.state, "skipped_steps", 0) + 1
         if self.log is not None:
-            self.log.warning("skipped %s: non-finite loss or gradients (%d step(s) skipped so far)", where,
+            self.log.warning("skipped %s: non-finite %s (%d step(s) skipped so far)", where, what,
                              trainer.state.skipped_steps)
         return True
 

@@ -24,6 +24,7 @@ from distnn.optim.lr_scheduler import LinearWarmup
 from distnn.train import checkpoint as ck
 from distnn.train import preemption, step_guard
 from distnn.train.callbacks import LRSchedulerCallback, background_writer
+from distnn.train.callbacks.base import Callback
 from distnn.train.callbacks.checkpoint_setup import attach
 from distnn.train.logging_utils import set_rank, setup_logging
 from distnn.train.trainer import Trainer
@@ -49,6 +50,7 @@ def main():
     p.add_argument("--subset", type=int, default=400)
     p.add_argument("--batch", type=int, default=40)
     p.add_argument("--final", default=None)
+    p.add_argument("--precision", default="32")
     a = p.parse_args()
 
     if a.await_writes:  # "the write has ended by the next step" without counting on timing
@@ -69,7 +71,15 @@ def main():
     warm = LRSchedulerCallback(LinearWarmup(opt, warmup_steps=5), interval="step")
     trainer = Trainer(model, opt, splits.train.subset(np.arange(a.subset)), splits.val, comm=comm,
                       batch_size=a.batch, epochs=a.epochs, callbacks=[warm], transform=train_tf,
-                      eval_transform=eval_tf, seed=3)
+                      eval_transform=eval_tf, seed=3, precision=a.precision)
+    scaler_states = {}  # the loss scaler's state after each step of this session ("16-mixed")
+
+    class ScalerStates(Callback):
+        def on_batch_end(self, trainer, logs):
+            scaler_states[trainer.state.global_step] = trainer.amp.scaler.state_dict()
+
+    if a.precision == "16-mixed":
+        trainer.callbacks.append(ScalerStates())
     options = {"dir": a.ckpt_dir, "every_steps": a.every_n_steps, "every_epochs": a.every_n_epochs,
                "keep_last": a.keep_last, "keep_best": a.keep_best, "on_error": a.on_error, "async_save": a.async_save}
     try:
@@ -97,7 +107,7 @@ def main():
         np.savez(a.final, **arrays)
         with open(a.final + ".json", "w") as f:
             json.dump({"global_step": trainer.state.global_step, "skipped_steps": trainer.state.skipped_steps,
-                       "replicas_equal": len(set(digests)) == 1, "world": comm.size,
+                       "replicas_equal": len(set(digests)) == 1, "world": comm.size, "scaler": scaler_states,
                        "history": [{k: v for k, v in h.items() if k != "wall_time" and k != "samples_per_sec"}
                                    for h in trainer.history]}, f)
     return 0

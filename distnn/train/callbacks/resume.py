@@ -158,7 +158,8 @@ def _warn_changed_config(state, config_text, path, log):
     if changes:
         log.warning("resuming from %s with a config that differs from the checkpoint's: %s. What the checkpoint "
                     "restores keeps the checkpoint's values: the optimizer's hyperparameters (lr, momentum, "
-                    "weight decay, betas), the LR schedule's state and the random streams; a schedule sized "
+                    "weight decay, betas), the loss scaler's (its scale and the train.grad_scaler settings), "
+                    "the LR schedule's state and the random streams; a schedule sized "
                     "by the run (cosine without T_max, onecycle) takes the new run length from here on",
                     path, "; ".join(changes))
 
