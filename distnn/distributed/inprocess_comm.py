@@ -19,11 +19,15 @@ A rank that raises aborts the group: every rank waiting in a collective gets
 :class:`CollectiveAbortedError`, and ``simulate`` re-raises the first exception
 with a note naming its rank. A rank that returns while others still wait for
 it, or a collective that outlasts the timeout, ends the group the same way,
-naming the missing ranks. ``sys.exit()`` on a rank is the exit of that rank's
-process, as under a launcher (torchrun, ``torch.multiprocessing.spawn``): with
-a non-zero status it is a failure like any other (and is reported on stderr,
-since Python exits silently on an uncaught ``SystemExit``); with status 0 or
-None the rank has ended normally, as if it had returned None.
+naming the missing ranks. So does a deadlock across groups (every running
+rank waits, each in a collective, perhaps of another split, that some other
+rank never joins: a rank that skipped SyncBatchNorm's forward), at once
+rather than at the timeout, naming where each rank waits. ``sys.exit()`` on
+a rank is the exit of that rank's process, as under a launcher (torchrun,
+``torch.multiprocessing.spawn``): with a non-zero status it is a failure like
+any other (and is reported on stderr, since Python exits silently on an
+uncaught ``SystemExit``); with status 0 or None the rank has ended normally,
+as if it had returned None.
 """
 from __future__ import annotations
 
