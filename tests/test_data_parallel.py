@@ -11,7 +11,7 @@ import pytest
 import distnn
 import distnn.functional as F
 import distnn.nn as nn
-from distnn.distributed import DataParallel, simulate
+from distnn.distributed import DataParallel, LocalCommunicator, simulate
 from distnn.distributed.comm_base import PersistentAllreduce
 from distnn.distributed.data_parallel import ReplicaMismatchError
 from distnn.optim.sgd import SGD
@@ -395,6 +395,46 @@ def test_find_unused_parameters_false_raises_on_every_rank_naming_them():
     msgs = simulate(2, fn)
     for m in msgs:
         assert m is not None and "'b.weight' (no gradient on 1 of 2 ranks)" in m and "'unused.weight'" in m
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_find_unused_parameters_false_raises_on_one_rank_as_on_several(ranks):
+    # PyTorch's DDP raises on a world of one too; a model that fails under mpiexec must fail on one rank alike,
+    # when the backward ends (each rank's own gradients are complete there: the step is not lost).
+    x = np.ones((2, 4))
+
+    def fn(comm):
+        dp = DataParallel(_two_branch(), comm, find_unused_parameters=False)
+        with pytest.raises(RuntimeError) as err:
+            dp(distnn.Tensor(x)).backward()
+        assert dp.module.a.weight.grad is not None and dp.num_syncs == 1
+        return str(err.value)
+
+    for m in simulate(ranks, fn):
+        assert f"'unused.weight' (no gradient on {ranks} of {ranks} ranks)" in m
+        assert "'unused.bias'" in m and "'a.weight'" not in m and "find_unused_parameters=True" in m
+
+
+def test_one_rank_trains_with_unused_parameters_allowed_or_every_parameter_used():
+    x = distnn.Tensor(np.ones((2, 4)))
+    for flag, model, kwargs in ((True, _two_branch(), {"use_b": False}),
+                                (False, nn.Sequential(nn.Linear(4, 2, dtype=np.float64)), {})):
+        dp = DataParallel(model, LocalCommunicator(), find_unused_parameters=flag)
+        opt = SGD(model.parameters(), lr=0.1)
+        before = [p.data.copy() for p in model.parameters()]
+        for _ in range(3):
+            opt.zero_grad()
+            dp(x, **kwargs).sum().backward()
+            opt.step()
+        assert dp.num_syncs == 3
+        assert not np.array_equal(before[0], next(model.parameters()).data)
+
+
+def test_one_rank_find_unused_parameters_false_raises_when_a_step_skipped_backward():
+    # As on N ranks: finish_gradient_synchronization() with no gradient at all is that error too.
+    dp = DataParallel(_two_branch(), LocalCommunicator(), find_unused_parameters=False)
+    with pytest.raises(RuntimeError, match=r"'a.weight' \(no gradient on 1 of 1 ranks\)"):
+        dp.finish_gradient_synchronization()
 
 
 def test_mismatched_models_raise_on_every_rank_naming_the_parameter():

@@ -73,6 +73,24 @@ def test_a_rank_late_into_another_collective_is_reported_as_waiting_not_missing(
     assert "ranks disagree about the collective" in text
 
 
+def test_a_rank_skipping_its_sync_batchnorm_forward_ends_the_job_at_the_timeout_naming_both_collectives():
+    # rank 0 waits in SyncBatchNorm's allgather, rank 1 in DataParallel's allreduce (another communicator):
+    # no rank sees a mismatch on its communicator, so the collective timeout (5 s) ends the job. Each rank
+    # must be reported waiting where it waits, not as "in no collective" because it waits on another
+    # communicator. (Under simulate() the same is found at once: test_simulate_deadlock.py.)
+    out = _run("skip_sync_batchnorm_forward.py", 2, timeout_env=5, deadline=120)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "[test] rank 0 finished step 0" in text and "finished step 1" not in text
+    sbn, dp = "collective #3 allgather(shape=(7,), dtype=float64)", "collective #7 allreduce(op='sum', shape=(31,), " \
+                                                                    "dtype=float64)"
+    assert f"rank 0 of 2: {sbn} did not complete within 5.0 s" in text or \
+        f"rank 1 of 2: {dp} did not complete within 5.0 s" in text
+    assert f"waits in {sbn} of another communicator" in text or f"waits in {dp} of another communicator" in text
+    assert "missing ranks (in no collective: no answer): [" not in text.replace("answer): []", "")
+    assert "ranks disagree about the collective" in text and "aborting the MPI job" in text
+
+
 @pytest.mark.parametrize("mode", ["exit", "group"])
 def test_a_rank_that_exits_early_ends_the_job_before_the_timeout(mode):
     # the last rank calls sys.exit(3) while the others go on to a barrier: its MPI_Finalize blocks, so

@@ -62,7 +62,8 @@ no samples) gradients are weighted while they are packed, one pass each.
 A parameter that received no gradient on some rank contributes zeros there;
 one that received none on any rank keeps ``grad = None``, as it would in a
 single process. ``find_unused_parameters=False`` makes either an error
-(raised on every rank, naming the parameters).
+(raised on every rank when the synchronizing backward ends, naming the
+parameters; on one rank as well, as PyTorch's DDP does).
 
 Use :meth:`no_sync` for all but the last micro-batch of gradient
 accumulation. A trainer that may skip backward on some rank (an empty
@@ -95,7 +96,7 @@ from distnn.nn.module import Module
 from .buckets import all_finite, build_buckets
 from .comm_pool import _acquire_comm, _pools
 from .compression import get_codec
-from .grad_sync import RANK_SHARE, RANK_WEIGHTED, GradientSync
+from .grad_sync import RANK_SHARE, RANK_WEIGHTED, GradientSync, _raise_unused
 from .replicas import ReplicaMismatchError, check_replicas, verify_same_model
 
 # (importable from here too: the replica error users catch, the context keys SyncBatchNorm reads, and the
@@ -110,7 +111,8 @@ class DataParallel(GradientSync, Module):
     Communicator, default ``distnn.distributed.init()``); ``bucket_mb``
     (bucket size in MiB); ``compression`` (None, ``"fp16"`` or ``"bf16"``);
     ``find_unused_parameters`` (True: parameters without a gradient count
-    as zeros; False: that is an error); ``check_every`` (verify replicas are
+    as zeros; False: that is an error, raised when the synchronizing backward
+    ends, on one rank too); ``check_every`` (verify replicas are
     bitwise equal every K steps, 0 = never); ``broadcast_buffers`` (copy rank
     0's buffers, e.g. BatchNorm running statistics, to all ranks after each
     step, as DDP does); ``weight_by_samples`` (weight ranks by sample count;
@@ -335,6 +337,13 @@ class DataParallel(GradientSync, Module):
         self.step_flags[...] = 0
         self.num_syncs += 1
         self._synced_since_finish = True
+        if not self.find_unused_parameters:
+            # The check N ranks make when they pack (a parameter whose .grad is None when the synchronizing
+            # backward ends), at the same point, so a model that would fail under mpiexec fails on one rank
+            # too (PyTorch's DDP raises on one rank as well). Only with the flag: the default pays nothing.
+            unused = [f"'{name}' (no gradient on 1 of 1 ranks)" for name, p in self._train_params if p.grad is None]
+            if unused:
+                _raise_unused(unused)
 
     def remove_hooks(self) -> None:
         """Detach from the model's parameters (the model then trains without synchronization)."""

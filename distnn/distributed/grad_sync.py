@@ -163,10 +163,7 @@ class GradientSync:
         if self.check_every and self.num_syncs % self.check_every == 0:
             self.check_replicas()
         if partly_unused and not self.find_unused_parameters:
-            raise RuntimeError(
-                "DataParallel(find_unused_parameters=False): parameters received no gradient in this backward: "
-                + ", ".join(partly_unused) + ". Make every parameter take part in the loss, or pass "
-                "find_unused_parameters=True to treat missing gradients as zeros.")
+            _raise_unused(partly_unused)
 
     def finish_gradient_synchronization(self) -> None:
         """Make sure this step's gradients are averaged; call before ``optimizer.step()`` if unsure.
@@ -202,3 +199,11 @@ class GradientSync:
                 if p.grad is view and not p._grad_zeroed:
                     return False
         return True
+
+
+def _raise_unused(described) -> None:
+    """The error of ``find_unused_parameters=False``; ``described``: "'name' (no gradient on k of N ranks)"."""
+    raise RuntimeError(
+        "DataParallel(find_unused_parameters=False): parameters received no gradient in this backward: "
+        + ", ".join(described) + ". Make every parameter take part in the loss, or pass "
+        "find_unused_parameters=True to treat missing gradients as zeros.")

@@ -19,11 +19,15 @@ A rank that raises aborts the group: every rank waiting in a collective gets
 :class:`CollectiveAbortedError`, and ``simulate`` re-raises the first exception
 with a note naming its rank. A rank that returns while others still wait for
 it, or a collective that outlasts the timeout, ends the group the same way,
-naming the missing ranks. ``sys.exit()`` on a rank is the exit of that rank's
-process, as under a launcher (torchrun, ``torch.multiprocessing.spawn``): with
-a non-zero status it is a failure like any other (and is reported on stderr,
-since Python exits silently on an uncaught ``SystemExit``); with status 0 or
-None the rank has ended normally, as if it had returned None.
+naming the missing ranks. So does a deadlock across groups (every running
+rank waits, each in a collective, perhaps of another split, that some other
+rank never joins: a rank that skipped SyncBatchNorm's forward), at once
+rather than at the timeout, naming where each rank waits. ``sys.exit()`` on
+a rank is the exit of that rank's process, as under a launcher (torchrun,
+``torch.multiprocessing.spawn``): with a non-zero status it is a failure like
+any other (and is reported on stderr, since Python exits silently on an
+uncaught ``SystemExit``); with status 0 or None the rank has ended normally,
+as if it had returned None.
 """
 from __future__ import annotations
 
@@ -77,6 +81,18 @@ class _Group:
         self.finished = set()    # ranks whose function returned
         self.children = {}       # (split id, color) -> _Group
         self.parent, self.key = parent, key  # a split's group: where it is among its parent's children
+        # The world (the group simulate made) knows which rank waits where, in every group: see _deadlock.
+        self.root = self if parent is None else parent.root
+        if parent is None:
+            self.waits_lock = threading.Lock()
+            self.waiting = {}    # thread ident -> (communicator, seq, slot) it waits in
+            self.splits = 0
+            self.label = "the simulated world"
+        else:
+            with self.root.waits_lock:
+                self.root.splits += 1
+                number = self.root.splits
+            self.label = f"split communicator #{number} (world ranks {self.world_ranks})"
 
     def fail(self, rank, exc) -> None:
         with self.cond:
@@ -205,27 +221,65 @@ class InProcessCommunicator(Communicator):
         g = self._group
         deadline = None if g.timeout is None else time.monotonic() + g.timeout
         with g.cond:
-            while slot.arrived < self.size:
-                self._raise_if_failed(seq, slot.kind)
-                missing = [r for r in range(self.size) if slot.metas[r] is None]
-                gone = [r for r in missing if r in g.finished]
-                if gone:
-                    err = CollectiveError(f"collective #{seq} ({slot.kind}): rank(s) {gone} returned without "
-                                          f"calling it; rank {self.rank} waited for them")
-                    err.gone_ranks = gone
-                elif deadline is not None and time.monotonic() >= deadline:
-                    err = CollectiveTimeoutError(
-                        f"collective #{seq} ({slot.kind}) did not complete within {g.timeout} s on rank "
-                        f"{self.rank}: missing ranks {missing} never called it")
-                else:
-                    g.cond.wait(None if deadline is None else max(0.0, min(1.0, deadline - time.monotonic())))
-                    continue
-                g.fail(self.rank, err)
-                raise err
+            try:
+                while slot.arrived < self.size:
+                    self._raise_if_failed(seq, slot.kind)
+                    missing = [r for r in range(self.size) if slot.metas[r] is None]
+                    gone = [r for r in missing if r in g.finished]
+                    deadlock = None if gone else self._deadlock(seq, slot)
+                    if gone:
+                        err = CollectiveError(f"collective #{seq} ({slot.kind}): rank(s) {gone} returned without "
+                                              f"calling it; rank {self.rank} waited for them")
+                        err.gone_ranks = gone
+                    elif deadlock is not None:
+                        err = CollectiveError(deadlock)
+                    elif deadline is not None and time.monotonic() >= deadline:
+                        err = CollectiveTimeoutError(
+                            f"collective #{seq} ({slot.kind}) did not complete within {g.timeout} s on rank "
+                            f"{self.rank}: missing ranks {missing} never called it")
+                    else:
+                        g.cond.wait(None if deadline is None else max(0.0, min(1.0, deadline - time.monotonic())))
+                        continue
+                    if deadlock is None:
+                        g.fail(self.rank, err)
+                    else:  # (the other ranks wait in other groups: release them all)
+                        g.root.fail(self._world_rank, err)
+                    raise err
+            finally:
+                with g.root.waits_lock:
+                    g.root.waiting.pop(threading.get_ident(), None)
             slot.readers -= 1
             if slot.readers == 0:
                 del g.slots[seq]
         return slot.values
+
+    def _deadlock(self, seq, slot):
+        """Note that this thread waits in ``slot``; say why no collective can complete, if none can.
+
+        Ranks may wait in different groups (SyncBatchNorm's and DataParallel's
+        communicators are splits of the world), where no slot ever shows a
+        mismatch: rank 0 waits in one group's collective #5 for rank 1 while
+        rank 1 waits in another's #2 for rank 0. A rank that waits deposits
+        nothing, so when every rank still running waits, each in a collective
+        some other rank has not joined, none ever will: the run is over now,
+        not at the timeout. (A simulated rank is one thread making collectives.)
+        """
+        root = self._group.root
+        with root.waits_lock:
+            root.waiting[threading.get_ident()] = (self, seq, slot)
+            waits = sorted(root.waiting.values(), key=lambda w: w[0]._world_rank)
+            live = set(range(root.size)) - root.finished
+            if not live <= {comm._world_rank for comm, _, _ in waits} or \
+                    any(s.arrived == comm.size for comm, _, s in waits):
+                return None
+        lines = []
+        for comm, q, s in waits:
+            missing = [comm._group.world_ranks[r] for r in range(comm.size) if s.metas[r] is None]
+            lines.append(f"rank {comm._world_rank} waits in collective #{q} {s.kind}{_fmt(s.metas[comm.rank])} "
+                         f"on {comm._group.label} for rank(s) {missing}")
+        return ("deadlock: every simulated rank waits in a collective that another rank never joins, so none can "
+                "complete: " + "; ".join(lines) + ". Every rank must make the same collective calls in the same "
+                "order (did a rank skip a forward or backward, e.g. in a data-dependent branch?)")
 
     # -------------------------------------------------------------- arrays
     def iallreduce(self, array, op: str = "sum") -> Handle:

@@ -37,7 +37,7 @@ from .mpi_env import (
     check_launcher_wiring, launcher_world_size, unlink_start_up_segments,
 )
 from .mpi_handles import _MPIHandle, _MPIPersistentAllreduce
-from .mpi_watchdog import MPIWatchdog
+from .mpi_watchdog import MPIWatchdog, _live
 from .shared_memory import SharedArena, _busy, progress_all
 from .watchdog import FORWARD_GRACE_S, SPIN_S, collective_timeout, install_excepthook, wait_until
 
@@ -179,6 +179,7 @@ class MPICommunicator(MPIWatchdog, Communicator):
         self._heard = {}     # timeout reports other ranks sent us while we waited: rank -> where it waits
         self._answered = []  # our answers to them (nonblocking sends, kept alive)
         self._exit_key, self._world_ranks = None, ()  # see exit_watch
+        _live.add(self)  # (answers timeout reports while waiting in another communicator: mpi_watchdog)
         if is_world and self.size > 1 and abort_on_exception:
             install_excepthook(self.rank, self.size, lambda code: _abort_world(MPI.COMM_WORLD, code))
             self._watch_exits(exit_watch.world_key(MPI.COMM_WORLD), range(self.size))
@@ -411,6 +412,7 @@ class MPICommunicator(MPIWatchdog, Communicator):
                 warnings.warn(f"distnn: {kept} shared-memory buffer(s) of {self!r} were still in use when it was "
                               "freed (a DataParallel not yet dropped, or gradients still viewing them): they stay "
                               "allocated until the process ends", RuntimeWarning, stacklevel=3)
+        _live.discard(self)
         self._comm.Free()
         self._diag.Free()
         self._answered = []  # (MPI completes sends still pending on a freed communicator)

@@ -8,11 +8,17 @@ import socket
 import sys
 import time
 import traceback
+import weakref
 
 from . import exit_watch
 from .watchdog import FORWARD_GRACE_S, report_grace
 
 _DIAG_TAG = 7771
+
+#: this process's communicators not yet freed: a rank waiting in one of them answers timeout reports sent on
+#: any (SyncBatchNorm and DataParallel each use a split of their own: the ranks of a job that skipped a
+#: forward wait in collectives of different communicators, and each must say where it waits, not look absent)
+_live = weakref.WeakSet()
 
 
 def _mpi():
@@ -60,6 +66,15 @@ class MPIWatchdog:
             if died is not None:
                 self._peer_died(self._where(what)[2], *died)
         self._answer_reports(what)
+        self._answer_reports_elsewhere(what)
+
+    def _answer_reports_elsewhere(self, what) -> None:
+        """Answer the timeout reports sent on this process's other communicators: we wait here, not there."""
+        elsewhere = None
+        for other in list(_live):
+            if other is not self:
+                elsewhere = elsewhere or f"{self._where(what)[2]} of another communicator"
+                other._answer_reports(elsewhere)
 
     def _peer_exited(self, what, world_rank, host, pid, started) -> None:
         """Report that world rank ``world_rank`` ended its process and will never join ``what``; abort."""
@@ -113,6 +128,7 @@ class MPIWatchdog:
                 msg = self._diag.recv(source=status.Get_source(), tag=_DIAG_TAG)
                 answers[msg[0]] = msg
             else:
+                self._answer_reports_elsewhere(what)  # (a rank timed out there may ask us at the same time)
                 time.sleep(0.01)
         missing = [r for r in range(self.size) if r not in answers]
         where = "" if self._is_world else f" (world rank {self.world_rank})"  # a sub-communicator's ranks differ
