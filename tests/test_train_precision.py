@@ -98,6 +98,50 @@ def test_16_mixed_matches_torch_autocast_and_grad_scaler(torch, rng, accumulatio
     assert max(np.abs(plain.state_dict()[k] - model.state_dict()[k]).max() for k in plain.state_dict()) > 1e-2
 
 
+def test_16_mixed_with_a_disabled_scaler_is_torchs_autocast_without_scaling(torch, rng):
+    """``GradScaler(enabled=False)``: autocast alone, as torch's disabled scaler (scale, unscale and checks are
+    no-ops; the step just steps). It used to fail at the first step (AttributeError in the trainer)."""
+    n, B, lr = 64, 16, 0.05
+    data = Dataset(rng.standard_normal((n, 10)).astype(np.float32), rng.integers(0, 4, n), 4)
+    model = _mlp([10, 32, 4])
+    net = _torch_mlp(torch, model)
+    t = Trainer(model, SGD(model.parameters(), lr=lr), data, comm=LocalCommunicator(), batch_size=B, epochs=2,
+                shuffle=False, precision="16-mixed", grad_scaler=GradScaler("cpu", enabled=False))
+    t.fit()
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    for _ in range(2):
+        for s in range(0, n, B):
+            opt.zero_grad()
+            with torch.autocast("cpu", dtype=torch.float16):
+                loss = torch.nn.functional.cross_entropy(net(torch.from_numpy(data.x[s:s + B])),
+                                                         torch.from_numpy(data.y[s:s + B]))
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+    for k, v in net.state_dict().items():
+        np.testing.assert_allclose(model.state_dict()[k], v.numpy(), rtol=0, atol=5e-4, err_msg=k)
+    assert t.state.scaler_skipped_steps == 0 and t.amp.state_dict() == {}
+
+
+def test_with_a_disabled_scaler_the_policy_checks_the_gradients(digits, monkeypatch):
+    # nobody else looks at them: a NaN gradient on one rank is the train.nonfinite policy's, as with "32"
+    monkeypatch.setenv("DISTNN_FAULT_NONFINITE_AT", "1:4")
+
+    def run(comm):
+        splits, (aug_tf, eval_tf), _ = digits
+        distnn.manual_seed(0)
+        model = build_model("mlp", hidden_sizes=[32], input_shape=splits.input_shape, num_classes=10)
+        t = Trainer(model, SGD(model.parameters(), lr=0.01), splits.train.subset(np.arange(192)), comm=comm,
+                    batch_size=48, epochs=1, precision="16-mixed", grad_scaler=GradScaler("cpu", enabled=False))
+        attach(t, "unused", {"enabled": False}, nonfinite="skip")
+        t.fit()
+        return t.state.skipped_steps, t.state.scaler_skipped_steps, t.step_guard.last_bad_ranks, \
+            all(np.isfinite(v).all() for v in t.model.state_dict().values())
+
+    assert simulate(2, run) == [(1, 0, [1], True)] * 2
+
+
 # ------------------------------------------------------------------ ranks, resume, the non-finite policy
 @pytest.fixture(scope="module")
 def digits():

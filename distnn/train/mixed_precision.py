@@ -74,6 +74,13 @@ class MixedPrecision:
             scaler = GradScaler(device)
         self.scaler = scaler
 
+    @property
+    def scaler_checks_gradients(self) -> bool:
+        """Whether a gradient overflow is the loss scaler's to skip (``"16-mixed"`` with an enabled scaler).
+        A ``GradScaler(enabled=False)`` scales and checks nothing, as torch's: the gradients are then the
+        ``train.nonfinite`` policy's, as with ``"32"``."""
+        return self.enabled and self.scaler.is_enabled()
+
     def autocast(self, enabled: bool = True):
         """The region of the training forward pass and loss (a no-op context with ``"32"``); ``enabled=False``:
         a float32 region inside it."""
@@ -90,7 +97,7 @@ class MixedPrecision:
     def unscale_overflowed(self, optimizer, state=None) -> bool:
         """Unscale the (averaged) gradients in place; True when one is inf/NaN: the scaler skips this step
         (counted in ``state.scaler_skipped_steps``, a :class:`~distnn.train.trainer.TrainState`)."""
-        if not self.enabled:
+        if not self.scaler_checks_gradients:
             return False
         self.scaler.unscale_(optimizer)
         found = bool(self.scaler._state(optimizer)["found_inf"])  # (what scaler.step and update() read)
@@ -125,7 +132,7 @@ class MixedPrecision:
         """
         if self.enabled and state:
             self.scaler.load_state_dict(state)
-        elif self.enabled and log is not None:
+        elif self.scaler_checks_gradients and log is not None:
             log.info("the checkpoint has no loss-scaler state (precision '32', or an older distnn): the loss "
                      "scale starts afresh at %g", self.scaler.get_scale())
         elif state and log is not None:

@@ -158,7 +158,7 @@ class StepGuard(Callback):
         if self._trainer is not None and self._trainer.state.global_step + 1 in self._nan and tensor.grad is not None:
             tensor.grad.reshape(-1)[0] = np.nan
             # (under precision "16-mixed" a NaN gradient is the loss scaler's skip, on one rank as on several)
-            self._local_bad = not getattr(getattr(self._trainer, "amp", None), "enabled", False)
+            self._local_bad = not _scaler_checks_gradients(self._trainer)
 
     # ------------------------------------------------------------------ the step
     def before_exchange(self, trainer, loss_sum: float) -> float:
@@ -221,7 +221,7 @@ class StepGuard(Callback):
         where = (f"step {step} (epoch {trainer.state.epoch + 1}, batch {trainer.state.batch_in_epoch + 1})"
                  + (f" on rank(s) {self.last_bad_ranks}" if self.last_bad_ranks else ""))
         # under "16-mixed" only the loss reaches the policy (a gradient overflow is the loss scaler's skip)
-        what = "loss" if getattr(getattr(trainer, "amp", None), "enabled", False) else "loss or gradients"
+        what = "loss" if _scaler_checks_gradients(trainer) else "loss or gradients"
         if self.nonfinite == "error":
             raise self._agreed(NonFiniteError(
                 f"non-finite {what} at {where}; the step was not applied and nothing was saved "
@@ -336,6 +336,12 @@ class StopWithoutCheckpoint(Callback):
         raise exc
 
 
+def _scaler_checks_gradients(trainer) -> bool:
+    """Whether gradient overflows are the loss scaler's (``"16-mixed"``, scaler enabled), not the policy's."""
+    amp = getattr(trainer, "amp", None)
+    return amp is not None and amp.scaler_checks_gradients
+
+
 def _grads_finite(trainer) -> bool:
     """Whether the averaged gradients are finite: one reduction per DataParallel bucket (else per gradient).
 
@@ -343,7 +349,7 @@ def _grads_finite(trainer) -> bool:
     scaled float16 gradients is routine, the scaler skips that step and lowers the scale
     (:mod:`distnn.train.mixed_precision`); only a non-finite loss is the policy's then.
     """
-    if getattr(getattr(trainer, "amp", None), "enabled", False):
+    if _scaler_checks_gradients(trainer):
         return True
     ddp = getattr(trainer, "ddp", None)
     if ddp is not None:
