@@ -313,7 +313,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     x = _raw(input)
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected input of shape (N, C, ...), got {tuple(x.shape)}")
-    check_norm(x, _raw(weight), _raw(bias), _raw(running_mean), _raw(running_var))
+    check_norm(x, _raw(weight), _raw(bias), _raw(running_mean), _raw(running_var), training)
     check_floating(x, "batch_norm")
     if x.size == 0:  # an empty batch: an empty result, the running statistics left alone (PyTorch's shortcut)
         xp = get_array_module(x)
