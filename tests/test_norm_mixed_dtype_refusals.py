@@ -62,12 +62,15 @@ def _cases(op):
         else [(None, None)]
     for x_dtype, w_dtype, b_dtype, s in itertools.product(DTYPES[1:], DTYPES, DTYPES, stats):
         for training in (True, False) if s[0] is not None else (True,):
+            mode = "train" if training else "eval"
             yield pytest.param(op, x_dtype, w_dtype, b_dtype, s, training,
-                               id=f"{op}-x{x_dtype}-w{w_dtype}-b{b_dtype}-s{s[0]},{s[1]}-{'train' if training else 'eval'}")
+                               id=f"{op}-x{x_dtype}-w{w_dtype}-b{b_dtype}-s{s[0]},{s[1]}-{mode}")
 
 
-@pytest.mark.parametrize("op,x_dtype,w_dtype,b_dtype,stats,training",
-                         [c for op in ("batch_norm", "instance_norm", "layer_norm", "group_norm") for c in _cases(op)])
+CASES = [c for op in ("batch_norm", "instance_norm", "layer_norm", "group_norm") for c in _cases(op)]
+
+
+@pytest.mark.parametrize("op,x_dtype,w_dtype,b_dtype,stats,training", CASES)
 def test_mixed_dtypes_are_refused_or_computed_as_torch(op, x_dtype, w_dtype, b_dtype, stats, training):
     theirs = _run(torch, op, x_dtype, w_dtype, b_dtype, stats, training)
     ours = _run(distnn, op, x_dtype, w_dtype, b_dtype, stats, training)
