@@ -49,7 +49,7 @@ import numpy as np
 
 from distnn.autograd.engine import backward_context
 from distnn.backend import get_array_module, to_numpy
-from distnn.functional.norm import BatchNormTrain, update_running_stats
+from distnn.functional.norm import BatchNormTrain, opmath, update_running_stats
 from distnn.nn.normalization import ValidRowsBatchNormTrain, _BatchNorm
 from distnn.nn.normalization import current_valid_rows as _current_mask
 from distnn.nn.normalization import valid_rows  # noqa: F401 (shared with BatchNorm)
@@ -136,6 +136,8 @@ class SyncBatchNorm(_BatchNorm):
     which inside :func:`~distnn.distributed.simulate` is the simulated rank's). ``comm`` is the same
     argument under distnn's name. In one process it is ``BatchNorm``. Ranks may hold different batch
     sizes, even zero; rows marked as padding with :func:`valid_rows` are left out of the statistics.
+    A float16 input is normalized in float32 (its statistics gathered in float64, its backward's sums in
+    float32; torch's accumulate type) and its output and gradient come back float16, as BatchNorm's.
     In eval mode (with running statistics) no communication happens. Every rank must call forward (and
     backward) the same number of times.
     """
@@ -192,7 +194,10 @@ class SyncBatchNorm(_BatchNorm):
         factor = self._momentum_factor()  # counts the batch: only one that is used (as _BatchNorm)
         var = gm2 / total
         xp = get_array_module(data)
-        mean_x, var_x = xp.asarray(gmean.astype(data.dtype)), xp.asarray(var.astype(data.dtype))
+        # in the dtype the normalization computes in: float32 for a float16 input (torch's accumulate type; the
+        # variance of values near 300 is past float16's largest, 65504), the input's otherwise
+        dtype = opmath(data[:0]).dtype
+        mean_x, var_x = xp.asarray(gmean.astype(dtype)), xp.asarray(var.astype(dtype))
         if self.training and self.track_running_stats:
             update_running_stats(self.running_mean, self.running_var, xp.asarray(gmean), xp.asarray(var),
                                  int(total), factor)

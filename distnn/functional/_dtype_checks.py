@@ -55,18 +55,28 @@ def _check_conv_bias(x, bias):
                            "same")
 
 
-def check_norm(x, *params):
-    """The normalizations (layer, batch, group, instance): the weight, bias and running statistics given have
-    the input's dtype, or (PyTorch's one mixed case) the input is float16 and they are all float32."""
-    dtypes = {p.dtype.name for p in params if p is not None}
-    if not dtypes or dtypes == {x.dtype.name} or (x.dtype.name == "float16" and dtypes == {"float32"}):
+def check_norm(x, weight=None, bias=None, running_mean=None, running_var=None, training=True):
+    """The normalizations (layer, batch, group, instance), as PyTorch's CPU kernels: when the first of weight,
+    bias, running_mean, running_var given has another dtype than the input ("mixed type"), all of them must be
+    float32 and the input float16 (computed in float32); otherwise each must have the input's dtype (the first
+    that has not named, in the order the kernel reads them: in ``training`` the running statistics first)."""
+    given = [p for p in (weight, bias, running_mean, running_var) if p is not None]
+    if not given:
         return
-    named = ", ".join(sorted(torch_dtype_name(d) for d in dtypes))
-    if x.dtype.name in ("float32", "float16"):
-        raise RuntimeError(f"mixed dtype (CPU): expect parameter to have scalar type of Float (the input is "
-                           f"{torch_dtype_name(x.dtype)}, the parameters {named}: cast the input or the module)")
-    raise RuntimeError(f"mixed dtype (CPU): all inputs must share same datatype. (the input is "
-                       f"{torch_dtype_name(x.dtype)}, the parameters {named}: cast the input or the module)")
+    named = ", ".join(sorted({torch_dtype_name(p.dtype) for p in given}))
+    hint = (f"(the input is {torch_dtype_name(x.dtype)}, the parameters and running statistics {named}: cast the "
+            "input or the module)")
+    if given[0].dtype != x.dtype:
+        if any(p.dtype != np.float32 for p in given):
+            raise RuntimeError(f"mixed dtype (CPU): expect parameter to have scalar type of Float {hint}")
+        if x.dtype != np.float16:
+            raise RuntimeError(f"mixed dtype (CPU): all inputs must share same datatype. {hint}")
+        return
+    order = (running_mean, running_var, weight, bias) if training else (weight, bias, running_mean, running_var)
+    for p in order:
+        if p is not None and p.dtype != x.dtype:
+            raise RuntimeError(f"expected scalar type {torch_dtype_name(x.dtype)} but found "
+                               f"{torch_dtype_name(p.dtype)} {hint}")
 
 
 def check_floating(x, kernel):

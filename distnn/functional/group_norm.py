@@ -127,19 +127,34 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     for name, p in (("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)):
         if p is not None and tuple(p.shape) != (C,):
             raise ValueError(f"instance_norm: expected {name} of shape ({C},), got {tuple(p.shape)} (input {shape})")
-    check_norm(x, _raw(weight), _raw(bias), *(() if use_input_stats else (_raw(running_mean), _raw(running_var))))
+    mean, var = _stats_as_given(x, _raw(weight), _raw(running_mean), _raw(running_var))
+    check_norm(x, _raw(weight), _raw(bias), mean, var, use_input_stats)
     check_floating(x, "batch_norm")  # (PyTorch's instance norm is its batch norm)
     if not use_input_stats:
         if running_mean is None or running_var is None:
             raise ValueError("instance_norm: expected running_mean and running_var when use_input_stats is False")
-        return InstanceNormEval.apply(input, weight, bias, mean=_raw(running_mean), var=_raw(running_var), eps=eps)
+        return InstanceNormEval.apply(input, weight, bias, mean=mean, var=var, eps=eps)
     M = x.size // max(shape[0] * C, 1)
     if M <= 1 and x.size:
         raise ValueError(f"instance_norm: expected more than 1 spatial element when training, got input of shape "
                          f"{shape}")
     if running_mean is not None and running_var is not None and x.size:
-        _update_running_stats(x, running_mean, running_var, momentum)
+        _update_running_stats(x, mean, var, momentum)
+        if mean is not _raw(running_mean):  # (cast copies: back into the buffers, as PyTorch's copy_)
+            _raw(running_mean)[...] = mean
+            _raw(running_var)[...] = var
     return InstanceNormTrain.apply(input, weight, bias, num_groups=C, eps=eps)
+
+
+def _stats_as_given(x, weight, running_mean, running_var):
+    """The running statistics as PyTorch's instance norm hands them to its batch norm: cast to the weight's dtype
+    (the input's without a weight) when the running mean has another, as they are otherwise. (So a float16 input
+    with float32 statistics and no weight is normalized with statistics rounded to float16, and updates them
+    through float16, as there; the dtype checks then see the cast ones.)"""
+    like = (weight if weight is not None else x).dtype
+    if running_mean is None or running_mean.dtype == like:
+        return running_mean, running_var
+    return running_mean.astype(like), None if running_var is None else running_var.astype(like)
 
 
 def _update_running_stats(x, running_mean, running_var, momentum):

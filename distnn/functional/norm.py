@@ -17,13 +17,15 @@ and override ``combine_grad_sums`` to allreduce.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
-from ._dtype_checks import check_floating, check_norm
+from ._dtype_checks import _lower, check_floating, check_norm
 from ._into import destinations, sum_into
 
 
@@ -137,7 +139,9 @@ class RMSNorm(Function):
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):
     """Root-mean-square normalization over the trailing ``normalized_shape`` dims, times ``weight``
-    (PyTorch's ``F.rms_norm``); ``eps=None`` is the machine epsilon of the input's dtype."""
+    (PyTorch's ``F.rms_norm``); ``eps=None`` is the machine epsilon of the input's dtype. The result has the
+    input's dtype whatever the weight's; a weight of another dtype gives PyTorch's UserWarning ("Mismatch dtype
+    between input and weight"), once a process as there."""
     if isinstance(normalized_shape, int):
         normalized_shape = (normalized_shape,)
     normalized_shape = tuple(int(s) for s in normalized_shape)
@@ -147,11 +151,29 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     if weight is not None and tuple(weight.shape) != normalized_shape:
         raise ValueError(f"rms_norm: weight of shape {tuple(weight.shape)} is not normalized_shape "
                          f"{normalized_shape}")
+    _warn_mixed(_raw(input), _raw(weight))
     check_floating(_raw(input), "rms_norm")
     if eps is None:
         # (PyTorch's: that of the dtype it computes in, float32 at least)
         eps = float(np.finfo(np.promote_types(_raw(input).dtype, np.float32)).eps)
     return RMSNorm.apply(input, weight, ndim=len(normalized_shape), eps=eps)
+
+
+_mixed_warned = False  # (PyTorch warns once a process: its TORCH_WARN_ONCE)
+
+
+def _warn_mixed(x, weight):
+    """PyTorch's UserWarning, once a process, for an input and a weight of different dtypes (any two: float16
+    and float32, float32 and float64, an integer input...): its fused kernel takes one dtype, so it computes
+    the composite (the result in the input's dtype, as here). Warned before an integer input is refused."""
+    global _mixed_warned
+    if weight is None or weight.dtype == x.dtype or _mixed_warned:
+        return
+    _mixed_warned = True
+    warnings.warn(f"Mismatch dtype between input and weight: input dtype = {_lower(x.dtype)}, weight dtype = "
+                  f"{_lower(weight.dtype)}, Cannot dispatch to fused implementation. (PyTorch's warning, given "
+                  "once a process; the result has the input's dtype: cast the weight, e.g. the module's .to(), to "
+                  "silence it)", UserWarning, stacklevel=3)
 
 
 # ------------------------------------------------------------------ batch norm
@@ -291,7 +313,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     x = _raw(input)
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected input of shape (N, C, ...), got {tuple(x.shape)}")
-    check_norm(x, _raw(weight), _raw(bias), _raw(running_mean), _raw(running_var))
+    check_norm(x, _raw(weight), _raw(bias), _raw(running_mean), _raw(running_var), training)
     check_floating(x, "batch_norm")
     if x.size == 0:  # an empty batch: an empty result, the running statistics left alone (PyTorch's shortcut)
         xp = get_array_module(x)

@@ -11,8 +11,15 @@ it either). rms_norm is not shift-invariant, and ``xhat / r`` is its input itsel
 Batch norm in training reads the batch statistics the forward was given; the double pass recomputes them
 from the input (the same values) and never touches the running statistics. Synchronized batch norm (whose
 statistics span ranks) and the padded-rows variants are refused.
+
+A float16 input (or weight, or incoming gradient) is cast to float32 first, with recorded casts, as the first
+derivative computes in float32 (PyTorch's opmath): in float16 the recomputed variance lost the digits that eps
+is recovered from, and a sum of squares of values near 300 overflows. The pass casts each gradient back to its
+input's dtype (float16), as PyTorch's are.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from distnn.functional.group_norm import GroupNorm
 from distnn.functional import norm as NM
@@ -20,6 +27,14 @@ from distnn.functional import norm as NM
 from distnn.autograd.tensor import Tensor
 
 from . import register, saved_input
+
+
+def _opmath(v):
+    """``v`` (a Tensor, an array or None) in float32 when it is float16, by a recorded cast for a Tensor (whose
+    backward casts the gradient back to float16); as it is otherwise."""
+    if v is None or v.dtype != np.float16:
+        return v
+    return v.to(np.float32) if isinstance(v, Tensor) else v.astype(np.float32)
 
 
 def _tensor(v):
@@ -54,8 +69,9 @@ def _channel(v, nd):
 @register(NM.LayerNorm)
 def _layer_norm(node, g):
     need = node.needs_input_grad
-    x = _tensor(saved_input(node, 0, node.xhat / node.rstd))
-    w = saved_input(node, 1, node.weight) if node.weight is not None else None
+    x = _opmath(_tensor(saved_input(node, 0, node.xhat / node.rstd)))
+    w = _opmath(saved_input(node, 1, node.weight)) if node.weight is not None else None
+    g = _opmath(g)
     gx, xhat = _normalized_grads(g, x, w, node.axes, node.rstd)
     lead = tuple(range(g.ndim - node.ndim))
     gw = (g * xhat).sum(dim=lead) if w is not None and len(need) > 1 and need[1] else None
@@ -66,7 +82,7 @@ def _layer_norm(node, g):
 @register(NM.RMSNorm)
 def _rms_norm(node, g):
     need = node.needs_input_grad
-    x = _tensor(saved_input(node, 0, node.xhat / node.r))
+    x = _opmath(_tensor(saved_input(node, 0, node.xhat / node.r)))
     w = saved_input(node, 1, node.weight) if node.weight is not None else None
     ms = (x * x).mean(dim=node.axes, keepdim=True)
     eps = 1.0 / (node.r * node.r) - ms.data
@@ -83,8 +99,9 @@ def _grouped(node, g, x_arr, group_shape, axes):
     input seen as ``group_shape``, weight and bias per channel."""
     need = node.needs_input_grad
     nd, shape = g.ndim, tuple(g.shape)
-    x = _tensor(saved_input(node, 0, x_arr)).reshape(group_shape)
-    w = saved_input(node, 1, node.weight) if node.weight is not None else None
+    x = _opmath(_tensor(saved_input(node, 0, x_arr))).reshape(group_shape)
+    w = _opmath(saved_input(node, 1, node.weight)) if node.weight is not None else None
+    g = _opmath(g)
     gxh = (g * _channel(w, nd) if w is not None else g).reshape(group_shape)
     gx, xhat = _normalized_grads(gxh, x, None, axes, node.rstd.reshape(_keep(group_shape, axes)))
     caxes = (0,) + tuple(range(2, nd))
@@ -143,12 +160,13 @@ def _batch_norm_eval(node, g):
     rstd_b = _channel(node.rstd, nd)
     gx = gw = gb = None
     w = None
+    g = _opmath(g)
     if node.has_weight:
-        w = saved_input(node, 1, node.scale / node.rstd)
+        w = _opmath(saved_input(node, 1, node.scale / node.rstd))
     if need[0]:
         gx = g * (rstd_b * _channel(w, nd) if w is not None else rstd_b)
     if node.has_weight and need[1]:
-        x = saved_input(node, 0, node.x)
+        x = _opmath(saved_input(node, 0, node.x))
         gw = (g * ((x - _channel(node.mean, nd)) * rstd_b)).sum(dim=axes)
     if node.has_bias and need[2]:
         gb = g.sum(dim=axes)
