@@ -119,6 +119,9 @@ class TensorMethods:
     def __rrshift__(self, other):
         return _ops.pointwise_bits.bitwise_right_shift(other, self)
 
+    def __ifloordiv__(self, other):  # (PyTorch's ``//=`` is floor_divide_, in place)
+        return self.floor_divide_(other)
+
     def __ilshift__(self, other):
         return self.bitwise_left_shift_(other)
 
