@@ -21,7 +21,9 @@ class TensorMethods:
         return _ops.elementwise.Clone.apply(self)
 
     def contiguous(self):
-        return self  # (any memory layout works with every distnn op)
+        """This tensor if it is contiguous (PyTorch's rule), else a row-major copy in the graph (what ``view``
+        of a transpose or a diagonal needs first, as in PyTorch)."""
+        return _ops.view_strides.contiguous(self)
 
     def cpu(self):
         return self.to("cpu")
