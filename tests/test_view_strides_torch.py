@@ -1,8 +1,8 @@
 """``Tensor.view`` refuses exactly where PyTorch's stride rules refuse (a diagonal, a transpose, a stepped or
 narrowed slice, an expand flattened across its chunks), allows every view PyTorch allows (splitting and merging
 within a contiguous chunk, size-1 dims, empty and 0-d tensors) with the same values and shared memory;
-``reshape`` copies there instead; ``is_contiguous``/``contiguous`` and advanced indexing's and ``clone``'s
-layouts follow PyTorch's, so ``x.t().contiguous().view(-1)`` works as there."""
+``reshape`` copies there instead; ``is_contiguous``/``contiguous`` and the layouts of advanced indexing,
+``clone`` and elementwise results of mixed layouts follow PyTorch's, so ``x.t().contiguous().view(-1)`` works as there."""
 import numpy as np
 import pytest
 
@@ -50,6 +50,14 @@ CASES = [
     ("contiguous() of transpose", lambda L, t: t.reshape(6, 4).t().contiguous(), (-1,)),
     ("clone of transpose", lambda L, t: t.reshape(6, 4).t().clone(), (-1,)),
     ("advanced index cols", lambda L, t: t.reshape(6, 4)[:, [0, 2]], (-1,)),
+    # an elementwise result is laid out as its first operand (PyTorch's TensorIterator; numpy's: row-major)
+    ("transpose * row-major", lambda L, t: t.reshape(6, 4).t() * t.reshape(4, 6), (-1,)),
+    ("(transpose * row-major).t()", lambda L, t: (t.reshape(6, 4).t() * t.reshape(4, 6)).t(), (-1,)),
+    ("row-major + transpose", lambda L, t: t.reshape(4, 6) + t.reshape(6, 4).t(), (-1,)),
+    ("(transpose - row)/2", lambda L, t: ((t.reshape(6, 4).t() - t[:6]) / 2).t(), (-1,)),
+    ("atan2(transpose, row-major)", lambda L, t: L.atan2(t.reshape(6, 4).t(), t.reshape(4, 6)).t(), (24,)),
+    ("3d permute * row-major", lambda L, t: (t.reshape(2, 3, 4).permute(2, 0, 1) * t.reshape(4, 2, 3)).permute(1, 2, 0),
+     (6, 4)),
 ]
 
 

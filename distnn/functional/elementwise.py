@@ -20,6 +20,7 @@ from ._elementwise_common import _check_broadcast, _quiet
 from .copy_ops import Cast, Clone, ToDevice
 from .elementwise_choice import Clip, Maximum, Minimum, Where, clip, maximum, minimum, where
 from .matrix_multiply import MatMul, matmul
+from .torch_layout import torch_layout
 
 __all__ = ["Add", "Sub", "Mul", "Div", "Pow", "PowConstant", "ReciprocalScaled", "Neg", "Exp", "Log", "Sqrt", "Abs",
            "add", "sub", "mul", "div", "pow", "neg", "float_input", "exp", "log", "sqrt", "abs",
@@ -35,7 +36,7 @@ class Add(Function):
 
     def forward(self, a, b):
         try:
-            return a + b
+            return torch_layout(a + b, a, b)
         except ValueError:
             _check_broadcast(a, b, "+")
             raise
@@ -49,7 +50,7 @@ class Sub(Function):
 
     def forward(self, a, b):
         try:
-            return a - b
+            return torch_layout(a - b, a, b)
         except ValueError:
             _check_broadcast(a, b, "-")
             raise
@@ -64,7 +65,7 @@ class Mul(Function):
     def forward(self, a, b):
         self.a, self.b = (a if self.needs_input_grad[1] else None), (b if self.needs_input_grad[0] else None)
         try:
-            return a * b
+            return torch_layout(a * b, a, b)
         except ValueError:
             _check_broadcast(a, b, "*")
             raise
@@ -86,7 +87,7 @@ class Div(Function):
             _check_broadcast(a, b, "/")
             raise
         self.a, self.b = (a if self.needs_input_grad[1] else None), b
-        return out
+        return torch_layout(out, a, b)
 
     def backward(self, g):
         na, nb = self.needs_input_grad
