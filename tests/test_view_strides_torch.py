@@ -1,8 +1,9 @@
 """``Tensor.view`` refuses exactly where PyTorch's stride rules refuse (a diagonal, a transpose, a stepped or
 narrowed slice, an expand flattened across its chunks), allows every view PyTorch allows (splitting and merging
 within a contiguous chunk, size-1 dims, empty and 0-d tensors) with the same values and shared memory;
-``reshape`` copies there instead; ``is_contiguous``/``contiguous`` and the layouts of advanced
-indexing, ``clone`` and elementwise results of mixed layouts follow PyTorch's, so ``x.t().contiguous().view(-1)`` works as there."""
+``reshape`` copies there instead; ``is_contiguous``/``contiguous`` and the layouts of advanced indexing,
+``clone`` and elementwise results of mixed layouts follow PyTorch's, so ``x.t().contiguous().view(-1)``
+works as there."""
 import numpy as np
 import pytest
 
