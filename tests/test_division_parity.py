@@ -121,7 +121,10 @@ NO_DERIVATIVE = {  # PyTorch 2.13: the result requires grad; its backward is ref
     "x // 2": (lambda x, y: x // 2.0, "floor_divide"),
     "7 // x": (lambda x, y: 7 // x, "floor_divide"),
     "floor_divide": (lambda x, y: torch_or_distnn(x).floor_divide(x, y), "floor_divide"),
-    "floor_divide_": (lambda x, y: (x * 1).floor_divide_(y), "floor_divide"),
+    "floor_divide_": (lambda x, y: (x * 1).floor_divide_(y), "floor_divide_"),
+    "floor_divide_(2)": (lambda x, y: (x * 1).floor_divide_(2.0), "floor_divide_"),
+    "x //= y": (lambda x, y: _ifloordiv(x * 1, y), "floor_divide_"),
+    "(x //= y) * y": (lambda x, y: _ifloordiv(x * 1, y) * y, "floor_divide_"),
     "(x // y) + x": (lambda x, y: x // y + x, "floor_divide"),
     "5 % x": (lambda x, y: 5 % x, "remainder"),
     "remainder(5, x)": (lambda x, y: torch_or_distnn(x).remainder(5.0, x), "remainder"),
@@ -129,8 +132,29 @@ NO_DERIVATIVE = {  # PyTorch 2.13: the result requires grad; its backward is ref
 }
 
 
+def _ifloordiv(x, y):
+    x //= y  # (PyTorch's floor_divide_, in place)
+    return x
+
+
 def torch_or_distnn(t):
     return torch if isinstance(t, torch.Tensor) else distnn
+
+
+def test_floor_divide_assignment_is_in_place_as_pytorchs():
+    """``//=`` is ``floor_divide_``: it writes through a view, refuses a float result in an integer tensor and a
+    leaf that requires grad, as PyTorch's."""
+    for lib in (torch, distnn):
+        base = lib.tensor(np.array([5.0, 7.0, -3.0]))
+        view = base[1:]
+        view //= 2
+        np.testing.assert_array_equal(np.asarray(base.tolist()), [5.0, 3.0, -2.0])
+        ints = lib.tensor(np.array([5, 7, -3]))
+        with pytest.raises(RuntimeError, match="result type Float can't be cast to the desired output type Long"):
+            ints //= 2.0
+        leaf = lib.tensor(np.array([5.0, 7.0]), requires_grad=True)
+        with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place"):
+            leaf //= 2
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
@@ -143,7 +167,7 @@ def test_ops_without_a_derivative_require_grad_and_refuse_backward_as_pytorch(na
     zd, zt = op(xd, yd), op(xt, yt)
     _same(zd.data, zt)
     assert zd.requires_grad and zt.requires_grad
-    message = f"derivative for aten::{kernel}"
+    message = f"derivative for aten::{kernel} is not implemented"  # (the in-place op is named floor_divide_)
     with pytest.raises(RuntimeError, match=message):
         zt.sum().backward()
     with pytest.raises(RuntimeError, match=message):

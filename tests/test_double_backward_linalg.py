@@ -6,7 +6,7 @@ PyTorch's, float64 tight and float32 loose, plus gradgradcheck. Each was refused
 
 The inputs are well conditioned: matrices near the identity (a random matrix plus 3 I), symmetric
 positive-definite ones built from the input (``a a^T + 3 I``: the gradient then reaches every entry of ``a``),
-and symmetric matrices with distinct eigenvalues."""
+and symmetric matrices with distinct eigenvalues. (det of singular matrices: test_det_singular_oracle.py)"""
 import numpy as np
 import pytest
 
@@ -104,12 +104,3 @@ def test_gradgradcheck(fn, shapes):
     assert autograd.gradcheck(fn, inputs) is True
     assert autograd.gradgradcheck(fn, inputs) is True
 
-
-def test_singular_det_double_backward_says_why():
-    """det's first derivative of a singular matrix is the cofactor matrix; its double backward (written with
-    A^-1; PyTorch's goes through the SVD there) raises, saying where."""
-    a = Tensor(np.array([[1.0, 2.0], [2.0, 4.0]]), requires_grad=True)
-    g, = autograd.grad(linalg.det(a), a)
-    np.testing.assert_allclose(g.data, [[4.0, -2.0], [-2.0, 1.0]])
-    with pytest.raises(linalg.LinAlgError, match=r"linalg.det \(double backward: A\^-1\).*singular"):
-        autograd.grad(linalg.det(a), a, create_graph=True)

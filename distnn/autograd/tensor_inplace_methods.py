@@ -161,7 +161,7 @@ _SAME_NAME = (
     "relu", "logit", "erf", "erfc", "erfinv", "reciprocal", "ceil", "floor", "round", "trunc", "frac", "nan_to_num",
     "deg2rad", "rad2deg", "sinc",
     # pointwise, binary and more
-    "true_divide", "floor_divide", "atan2", "hypot", "copysign", "fmod", "remainder", "xlogy", "lerp", "addcmul",
+    "true_divide", "atan2", "hypot", "copysign", "fmod", "remainder", "xlogy", "lerp", "addcmul",
     "addcdiv", "clamp", "clamp_min", "clamp_max",
     # predicates (the result in the tensor's dtype)
     "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor", "logical_not",
@@ -201,6 +201,7 @@ def _div(self, other, *, rounding_mode=None):
 _COMPOSED = {
     "add_": _add, "sub_": _sub, "mul_": lambda self, other: self * other, "div_": _div,
     "pow_": lambda self, exponent: self ** exponent, "neg_": _neg,
+    "floor_divide_": lambda self, other: _ops().pointwise_division.floor_divide_inplace_result(self, other),
     "masked_fill_": lambda self, mask, value: self.masked_fill(mask, value),
 }
 

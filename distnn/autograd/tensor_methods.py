@@ -21,7 +21,9 @@ class TensorMethods:
         return _ops.elementwise.Clone.apply(self)
 
     def contiguous(self):
-        return self  # (any memory layout works with every distnn op)
+        """This tensor if it is contiguous (PyTorch's rule), else a row-major copy in the graph (what ``view``
+        of a transpose or a diagonal needs first, as in PyTorch)."""
+        return _ops.view_strides.contiguous(self)
 
     def cpu(self):
         return self.to("cpu")
@@ -118,6 +120,9 @@ class TensorMethods:
 
     def __rrshift__(self, other):
         return _ops.pointwise_bits.bitwise_right_shift(other, self)
+
+    def __ifloordiv__(self, other):  # (PyTorch's ``//=`` is floor_divide_, in place)
+        return self.floor_divide_(other)
 
     def __ilshift__(self, other):
         return self.bitwise_left_shift_(other)

@@ -4,9 +4,8 @@ metadata (``element_size``, ``nbytes``, ``stride``, ``is_signed``, ``is_cuda``, 
 :mod:`distnn.functional.slice_scatter`, :mod:`~distnn.functional.pointwise_bits` and
 :mod:`~distnn.functional.statistics_more` (with their in-place ``name_`` forms where PyTorch has them).
 
-Where distnn differs by design: ``is_contiguous()`` is always True (every distnn op takes any memory layout, and
-``contiguous()`` returns the tensor itself); ``stride()`` is numpy's strides in elements (a flipped view may
-have a negative one, where PyTorch's ``flip`` copies); ``type()`` names the tensor type as PyTorch's legacy
+Where distnn differs by design: ``stride()`` and ``is_contiguous()`` read numpy's strides in elements (the layout
+of an op's result may differ from PyTorch's where numpy's does); ``type()`` names the tensor type as PyTorch's legacy
 names do, with distnn's prefix (``'distnn.FloatTensor'``, ``'distnn.cuda.LongTensor'``); ``bfloat16()`` is
 refused (numpy has no bfloat16).
 """
@@ -89,8 +88,11 @@ class TensorMethodsMore:
         return int(self.data.ndim)
 
     def is_contiguous(self, memory_format=None) -> bool:
-        """Always True: distnn's ops take any memory layout (``contiguous()`` returns the tensor itself)."""
-        return True
+        """PyTorch's rule on numpy's strides: row-major, ignoring dims of size 1 (``view`` needs it to merge
+        dims; distnn's other ops take any layout)."""
+        from distnn.functional.view_strides import is_contiguous_layout
+
+        return is_contiguous_layout(self.data)
 
     @property
     def is_cpu(self) -> bool:

@@ -46,8 +46,8 @@ class TensorOpMethods:
         return self.expand(tuple(other.shape))
 
     def view_as(self, other):
-        """This tensor reshaped to ``other``'s shape (``view_as``; distnn's reshape serves as view)."""
-        return self.reshape(tuple(other.shape))
+        """``self.view(other.shape)``: refused where the strides allow no view, as PyTorch's."""
+        return self.view(tuple(other.shape))
 
     def reshape_as(self, other):
         return self.reshape(tuple(other.shape))

@@ -222,7 +222,12 @@ class TensorOperators:
             shape = tuple(shape[0])
         return S.Reshape.apply(self, shape=shape)
 
-    view = reshape
+    def view(self, *shape):
+        """``Tensor.view``: the same memory with another shape, refused where PyTorch's stride rules refuse it
+        (a diagonal, a transpose or a stepped slice flattened: use ``reshape``, which copies there)."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return VS.view(self, shape)
 
     def transpose(self, *axes):
         """No axes: reverse them. Two axes: swap them (PyTorch). Else: a permutation (numpy)."""
@@ -301,7 +306,7 @@ def _raw_index(index):
 def _bind_late() -> None:
     """Bind Tensor and the modules the operators call, which import Tensor (``tensor.py`` calls this
     at its end, once Tensor exists)."""
-    global Tensor, E, R, S, A, _weak, _operands, _with_constant, _true_division, _note_index_versions
+    global Tensor, E, R, S, A, VS, _weak, _operands, _with_constant, _true_division, _note_index_versions
     global check_writable, write_index, write_result
     from .tensor import Tensor
     from .versions import _note_index_versions
@@ -309,5 +314,6 @@ def _bind_late() -> None:
     from distnn.functional import elementwise as E
     from distnn.functional import reduce as R
     from distnn.functional import shape as S
+    from distnn.functional import view_strides as VS
     from distnn.functional import activation as A
     from .inplace import check_writable, write_index, write_result

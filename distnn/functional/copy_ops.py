@@ -38,12 +38,13 @@ class ToDevice(Function):
 
 
 class Clone(Function):
-    """A copy in the graph (``x.clone()``): the gradient passes through."""
+    """A copy in the graph (``x.clone()``): the gradient passes through. Laid out as ``a`` (PyTorch's
+    ``preserve_format``: a transpose's clone is not contiguous, so its ``view(-1)`` is refused there too)."""
 
     saves_tensors = False
 
     def forward(self, a):
-        return a.copy()
+        return a.copy(order="K")
 
     def backward(self, g):
         return (g,)

@@ -20,6 +20,7 @@ from ._elementwise_common import _check_broadcast, _quiet
 from .copy_ops import Cast, Clone, ToDevice
 from .elementwise_choice import Clip, Maximum, Minimum, Where, clip, maximum, minimum, where
 from .matrix_multiply import MatMul, matmul
+from .torch_layout import torch_layout
 
 __all__ = ["Add", "Sub", "Mul", "Div", "Pow", "PowConstant", "ReciprocalScaled", "Neg", "Exp", "Log", "Sqrt", "Abs",
            "add", "sub", "mul", "div", "pow", "neg", "float_input", "exp", "log", "sqrt", "abs",
@@ -35,7 +36,7 @@ class Add(Function):
 
     def forward(self, a, b):
         try:
-            return a + b
+            return torch_layout(a + b, a, b)
         except ValueError:
             _check_broadcast(a, b, "+")
             raise
@@ -49,7 +50,7 @@ class Sub(Function):
 
     def forward(self, a, b):
         try:
-            return a - b
+            return torch_layout(a - b, a, b)
         except ValueError:
             _check_broadcast(a, b, "-")
             raise
@@ -64,7 +65,7 @@ class Mul(Function):
     def forward(self, a, b):
         self.a, self.b = (a if self.needs_input_grad[1] else None), (b if self.needs_input_grad[0] else None)
         try:
-            return a * b
+            return torch_layout(a * b, a, b)
         except ValueError:
             _check_broadcast(a, b, "*")
             raise
@@ -86,7 +87,7 @@ class Div(Function):
             _check_broadcast(a, b, "/")
             raise
         self.a, self.b = (a if self.needs_input_grad[1] else None), b
-        return out
+        return torch_layout(out, a, b)
 
     def backward(self, g):
         na, nb = self.needs_input_grad
@@ -97,15 +98,28 @@ class Div(Function):
 
 
 class Pow(Function):
-    """``a ** b`` with a Tensor exponent, or a constant base (``2.0 ** x``)."""
+    """``a ** b`` with a Tensor exponent, or a constant base (``2.0 ** x``).
+
+    As PyTorch: a number exponent (:class:`PowConstant`) takes its special forms, ``sqrt`` for 0.5 (-0.0 at
+    -0.0, NaN at -inf), ``rsqrt`` for -0.5, ``x * x`` for 2...; a tensor exponent or a number base takes C's
+    ``pow`` everywhere (``pow(-0.0, 0.5)`` is +0.0, ``pow(-inf, 0.5)`` inf), forward and in the gradient."""
 
     reads = ((0, 1, OUTPUT), (0, 1, OUTPUT))  # (PyTorch's pow.Tensor_Tensor keeps its result in either case)
 
+    def _number_exponent(self):
+        """PyTorch's pow(Tensor, Scalar): a number exponent (an array constant is a tensor to PyTorch)."""
+        return type(self) is PowConstant and getattr(self.b, "ndim", 0) == 0
+
     def forward(self, a, b):
+        self.a, self.b = a, b
+        xp = get_array_module(a, b)
+        number = self._number_exponent()
         try:
-            with _quiet(get_array_module(a, b), over=True):  # (0 ** -1 and 1e-30 ** -2 are inf, as PyTorch's,
-                # without numpy's warnings; a number exponent -0.5 is PyTorch's rsqrt, see _rsqrt)
-                out = _rsqrt(a) if isinstance(b, float) and b == -0.5 and type(self) is PowConstant else a**b
+            with _quiet(xp, over=True):  # (0 ** -1 and 1e-30 ** -2 are inf, as PyTorch's, without numpy's warnings)
+                if number:  # (numpy's ** already takes PyTorch's sqrt for 0.5, x * x for 2 and 1 / x for -1)
+                    out = _rsqrt(a) if isinstance(b, float) and b == -0.5 else a**b
+                else:
+                    out = _c_pow(xp, a, b)
         except (ValueError, OverflowError) as e:  # (OverflowError: numpy's uint8 ** -1)
             _check_broadcast(a, b, "**")
             if type(self) is PowConstant and isinstance(b, numbers.Integral) and b < 0:
@@ -114,7 +128,6 @@ class Pow(Function):
             if "negative integer powers" not in str(e):
                 raise
             out = _integer_power(a, b)  # (but computes one with a tensor exponent, as numpy does not)
-        self.a, self.b = a, b
         self.out = out if self.needs_input_grad[1] else None
         return out
 
@@ -123,20 +136,30 @@ class Pow(Function):
         a, b = self.a, self.b
         ga = gb = None
         xp = get_array_module(a)
-        if na:
-            if getattr(b, "ndim", 0) == 0 and b != 0:  # the common case, x ** 2
-                with _quiet(xp):  # (x ** 0.5 at x = 0: an inf gradient, as PyTorch gives it, without numpy's warning)
-                    d = _rsqrt(a) if isinstance(b, float) and b == 0.5 and type(self) is PowConstant else a ** (b - 1)
-                    ga = g * b * d
-            else:  # d(a^0)/da is 0, also at a = 0 where b * a^(b-1) would be 0 * inf (PyTorch masks it too)
-                with _quiet(xp):
-                    d = b * a ** (b - 1)
-                ga = g * xp.where(b == 0, 0, d)
-        if nb:
-            with _quiet(xp):  # (an inf power times log(a) = 0 is NaN, as PyTorch's)
-                gb = g * self.out * xp.log(xp.where(a > 0, a, 1))  # (taken as 0 for a <= 0, where a^b is real only
-            # for integer b and has no derivative in b)
+        with _quiet(xp):  # (inf and NaN gradients at 0 and below, as PyTorch's, without numpy's warnings)
+            if na and self._number_exponent():  # PyTorch's pow_backward: grad * (b * a^(b-1)), its scalar pow
+                if b == 0:
+                    ga = xp.zeros_like(g)
+                else:  # (x ** 0.5: 0.5 * rsqrt(x), -inf at -0.0, as PyTorch)
+                    d = _rsqrt(a) if isinstance(b, float) and b == 0.5 else a ** (b - 1)
+                    ga = g * (b * d)
+            elif na:  # pow_backward_self: 0 where b is 0 (also at a = 0, where b * a^(b-1) would be 0 * inf)
+                ga = xp.where(b == 0, xp.zeros((), dtype=g.dtype), g * (b * _c_pow(xp, a, b - 1)))
+            if nb:  # pow_backward_exponent: a^b log(a); 0 for a = 0 and b >= 0; NaN for a < 0, as PyTorch
+                mask = (a == 0) & (b >= 0)
+                gb = g * xp.where(mask, xp.zeros((), dtype=g.dtype), self.out * xp.log(a))
         return ga, gb
+
+
+def _c_pow(xp, a, b):
+    """C's ``pow``, which PyTorch's pow(Tensor, Tensor) computes: numpy's power takes ``sqrt`` for an exponent
+    0.5 that it broadcasts (a 0-d one, or of size 1), which differs from ``pow`` at -0.0 (``pow``: +0.0) and at
+    -inf (``pow``: +inf); those are put right, ``|a|`` there."""
+    out = xp.power(a, b)
+    if getattr(out, "dtype", None) is not None and out.dtype.kind == "f" and bool(xp.any(b == 0.5)):
+        fix = (b == 0.5) & ((a == 0) | (a == -xp.inf))
+        out = xp.where(fix, xp.abs(xp.asarray(a)).astype(out.dtype), out)
+    return out
 
 
 def _rsqrt(a):

@@ -18,6 +18,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import default_dtype, get_array_module
 
 from ._elementwise_common import _check_broadcast, _on_device, _quiet
+from .torch_layout import torch_layout
 
 _LN2 = math.log(2.0)
 
@@ -33,7 +34,7 @@ class _Binary(Function):
         xp = get_array_module(a, b)
         a, b = _arrays(xp, *_on_device(xp, a, b))
         with _quiet(xp, over=True):  # (inf and NaN where PyTorch gives them, without numpy's warnings)
-            out = self.compute(xp, a, b)
+            out = torch_layout(self.compute(xp, a, b), a, b)
         self.a, self.b, self.out = a, b, out
         return out
 

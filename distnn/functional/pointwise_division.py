@@ -80,12 +80,23 @@ class RoundedDivide(_Binary):
 
 class FloorDivide(RoundedDivide):
     """``torch.floor_divide`` (``//``): ``div(rounding_mode='floor')``'s values, but PyTorch has no derivative for
-    it, so a backward through it is refused (``div``'s rounded modes have zero gradients)."""
+    it, so a backward through it is refused (``div``'s rounded modes have zero gradients), naming the op as
+    PyTorch's message does: ``floor_divide``, or ``floor_divide_`` for the in-place form (``op_name``)."""
 
-    @staticmethod
-    def grads(xp, g, a, b, out):
-        raise RuntimeError("derivative for aten::floor_divide is not implemented (torch.div(a, b, "
+    op_name = "floor_divide"
+
+    def grads(self, xp, g, a, b, out):
+        raise RuntimeError(f"derivative for aten::{self.op_name} is not implemented (torch.div(a, b, "
                            "rounding_mode='floor') has zero gradients)")
+
+
+def floor_divide_inplace_result(input, other):  # noqa: A002
+    """``floor_divide(input, other)`` for ``Tensor.floor_divide_`` (and ``//=``) to write back: its node says
+    ``floor_divide_`` when a backward reaches it, as PyTorch's in-place op does."""
+    out = floor_divide(input, other)
+    if isinstance(out, Tensor) and isinstance(out._node, FloorDivide):
+        out._node.op_name = "floor_divide_"
+    return out
 
 
 def _no_integer_zero_division(a, b):
@@ -149,4 +160,4 @@ def floor_divide(input, other):  # noqa: A002
     return _rounded(input, other, "floor", FloorDivide)
 
 
-__all__ = ["remainder", "fmod", "divide", "true_divide", "floor_divide"]
+__all__ = ["remainder", "fmod", "divide", "true_divide", "floor_divide"]  # (floor_divide_inplace_result: Tensor's)

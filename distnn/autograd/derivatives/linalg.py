@@ -10,15 +10,19 @@ backwards are these, so third derivatives work too:
     cholesky:  P = tril(L^T g), P = (P + tril(P, -1)^T) / 2, g_A = L^{-T} P L^{-1} (two triangular solves)
     eigh:      g_A = V (diag(g_L) + skew(V^T g_V) / E) V^T,  E_ij = L_j - L_i
 
-A singular matrix has a first derivative of ``det`` (the cofactors, through the SVD) but its double backward,
-which needs ``A^{-1}``, raises :class:`~distnn.linalg.LinAlgError` saying so.
+``det`` of a (nearly) singular matrix, ``|det A| < 100 eps`` as PyTorch's ``linalg_det_backward``, takes
+PyTorch's other path instead: the cofactors through a recorded SVD, ``g sign U diag(prod_{j != i} s_j) Vh``
+(``sign = det(U) det(Vh)``), which needs no inverse, so its double backward is PyTorch's too (through svd's).
 """
 from __future__ import annotations
 
+from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
+from distnn.functional import cat
 from distnn.linalg import _common as LC
 from distnn.linalg import determinant as DT
 from distnn.linalg import inverse as IV
+from distnn.linalg.svd import svd as linalg_svd
 from distnn.linalg import triangular as TR
 from distnn.linalg.cholesky import Cholesky
 from distnn.linalg.eigh import Eigh, Eigvalsh
@@ -43,13 +47,51 @@ def _triangle_mask(xp, n, dtype, upper, strict=False):
     return xp.tril(ones, -1 if strict else 0)
 
 
+def _products_of_the_others(s):
+    """``prod_{j != i} s_j`` for each ``i`` (last axis), recorded with multiplications only: zeros among the
+    ``s_j`` are fine (prod/cumprod's graph backwards divide by their input). Each row of ``M`` holds the
+    ``s_j`` with a 1 in place of ``s_i``; its product is taken by halving the columns, ``log2(n)`` steps."""
+    xp = get_array_module(s.data)
+    n = s.shape[-1]
+    eye = xp.eye(n, dtype=s.dtype)
+    m = s.unsqueeze(-2) * (1.0 - eye) + eye
+    while m.shape[-1] > 1:
+        if m.shape[-1] % 2:
+            m = cat([m, Tensor(xp.ones(m.shape[:-1] + (1,), dtype=m.dtype))], dim=-1)
+        m = m[..., 0::2] * m[..., 1::2]
+    return m[..., 0]
+
+
+def _det_singular(a, g):
+    """PyTorch's gradient of det for a singular ``a``: the cofactors through a recorded SVD."""
+    xp = get_array_module(a.data)
+    u, s, vh = linalg_svd(a, full_matrices=False)
+    sign = xp.linalg.det(u.data) * xp.linalg.det(vh.data)  # (+-1; PyTorch's gradient through it vanishes)
+    return (u * (g * Tensor(sign)).unsqueeze(-1).unsqueeze(-1) * _products_of_the_others(s).unsqueeze(-2)) @ vh
+
+
 @register(DT.Det)
 def _det(node, g):
     a = saved_input(node, 0, node.a)
     if a.shape[-1] == 0:
         return (a * 0.0,)
+    xp = get_array_module(g.data)
     det = saved_output(node, node.out)
-    return (_mat(g * det) * _inv(a, "linalg.det").mT,)
+    singular = xp.abs(node.out) < 100 * xp.finfo(node.out.dtype).eps  # (PyTorch's test, per matrix)
+    if not bool(xp.any(singular)):
+        return (_mat(g * det) * _inv(a, "linalg.det").mT,)
+    if bool(xp.all(singular)):
+        return (_det_singular(a, g),)
+    # a batch of both kinds: each formula on its own matrices (A^{-1} of the singular ones would raise),
+    # put back in place by a recorded gather (PyTorch's masked_fmap)
+    n = a.shape[-1]
+    flat = singular.reshape(-1)
+    idx_s, idx_r = xp.nonzero(flat)[0], xp.nonzero(~flat)[0]
+    a2, g1, d1 = a.reshape(-1, n, n), g.reshape(-1), det.reshape(-1)
+    parts = cat([_det_singular(a2[idx_s], g1[idx_s]),
+                 _mat(g1[idx_r] * d1[idx_r]) * _inv(a2[idx_r], "linalg.det").mT], dim=0)
+    order = xp.argsort(xp.concatenate([idx_s, idx_r]))
+    return (parts[order].reshape(a.shape),)
 
 
 @register(DT.LogAbsDet)

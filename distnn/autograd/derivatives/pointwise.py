@@ -52,23 +52,29 @@ def _div(node, g):
 
 @register(E.Pow)  # (PowConstant too: its exponent is then a constant)
 def _pow(node, g):
+    """The op's backward (PyTorch's pow_backward_self/_exponent), recorded: a number exponent's ``a ** (b - 1)``
+    is PyTorch's scalar pow (sqrt, rsqrt... forms), a tensor exponent's C's pow (E.Pow, whatever ``b`` is)."""
     na, nb = node.needs_input_grad
     a, b = saved_input(node, 0, node.a), saved_input(node, 1, node.b)
     b_raw = node.b
     ga = gb = None
     if na:
-        if getattr(b_raw, "ndim", 0) == 0 and not isinstance(b, Tensor):  # a constant exponent, as x ** 2
-            ga = g * 0.0 if b_raw == 0 else g * b_raw * a ** (b_raw - 1)
+        if node._number_exponent() and b_raw == 0:  # (PyTorch's zeros, +0.0 whatever g is)
+            ga = _where(get_array_module(g.data).ones((), dtype=bool), 0.0, g)
+        elif node._number_exponent():  # a number exponent, as x ** 2
+            ga = g * (b_raw * a ** (b_raw - 1))
         else:  # d(a^0)/da is 0, also at a = 0 (the op's own mask)
-            ga = g * _where(b_raw == 0, 0.0, b * a ** (b - 1))
+            ga = _where(b_raw == 0, 0.0, g * (b * E.Pow.apply(a, b - 1)))
     if nb:
         out = saved_output(node, node.out)
         a_raw = node.a
+        xp = get_array_module(node.out)
+        zero = (xp.asarray(a_raw) == 0) & (b_raw >= 0)  # (0 ** b for b >= 0: 0; a < 0: NaN, log's)
         if isinstance(a, Tensor):
-            gb = g * out * E.log(_where(a_raw > 0, a, 1.0))
+            gb = g * _where(zero, 0.0, out * E.log(a))
         else:  # a constant base (2.0 ** x): log(a) is a constant too
-            xp = get_array_module(node.out)
-            gb = g * out * xp.log(xp.where(xp.asarray(a_raw) > 0, a_raw, 1))
+            with E._quiet(xp):
+                gb = g * _where(zero, 0.0, out * xp.log(xp.asarray(a_raw)))
     return ga, gb
 
 

@@ -1,0 +1,75 @@
+"""The memory layout PyTorch gives an elementwise result, so that ``view`` after it is allowed or refused as
+there (:mod:`.view_strides`).
+
+PyTorch's TensorIterator orders the result's dims by its operands' strides, the first operand deciding and
+the next ones breaking its ties (``reorder_dimensions``): ``x.t() * y`` is laid out as ``x.t()``. numpy's
+ufuncs keep one layout only when the operands agree and fall back to row-major otherwise, so where an operand
+is not row-major the result is relaid (a copy, only then) in PyTorch's order.
+"""
+from __future__ import annotations
+
+from distnn.backend import get_array_module
+
+
+def _broadcast_strides(x, shape):
+    """``x``'s strides in bytes against the result's ``shape`` (0 along a broadcast dim, as PyTorch's)."""
+    nd = len(shape)
+    strides = [0] * (nd - x.ndim) + [int(s) for s in x.strides]
+    sizes = (1,) * (nd - x.ndim) + tuple(x.shape)
+    return [0 if sizes[d] == 1 and shape[d] != 1 else strides[d] for d in range(nd)]
+
+
+def _torch_order(shape, operand_strides):
+    """PyTorch's ``reorder_dimensions``: the dims from fastest to slowest varying."""
+    nd = len(shape)
+
+    def should_swap(d0, d1):
+        for st in operand_strides:
+            s0, s1 = st[d0], st[d1]
+            if s0 == 0 or s1 == 0:
+                continue
+            if s0 != s1:
+                return -1 if s0 < s1 else 1
+            if shape[d0] > shape[d1]:
+                return 1
+        return 0
+
+    perm = list(range(nd - 1, -1, -1))
+    for i in range(1, nd):
+        d1 = i
+        for d0 in range(i - 1, -1, -1):
+            c = should_swap(perm[d0], perm[d1])
+            if c > 0:
+                perm[d0], perm[d1] = perm[d1], perm[d0]
+                d1 = d0
+            elif c < 0:
+                break
+    return perm
+
+
+def torch_layout(out, *operands):
+    """``out`` (an elementwise result of ``operands``) laid out as PyTorch lays it out: itself where every
+    array operand is row-major (the common case: nothing to do) or where its layout is already PyTorch's."""
+    if getattr(out, "ndim", 0) < 2:
+        return out
+    arrays = [x for x in operands if getattr(x, "ndim", 0) > 0]
+    if all(x.flags.c_contiguous for x in arrays):
+        return out
+    shape = tuple(out.shape)
+    perm = _torch_order(shape, [_broadcast_strides(x, shape) for x in arrays])
+    expected, ok = out.dtype.itemsize, True  # (is out dense in that order? dims of size 1 do not count)
+    for d in perm:
+        if shape[d] != 1:
+            if out.strides[d] != expected:
+                ok = False
+                break
+            expected *= shape[d]
+    if ok:
+        return out
+    xp = get_array_module(out)
+    slow_first = perm[::-1]
+    relaid = xp.empty(tuple(shape[d] for d in slow_first), dtype=out.dtype)
+    inverse = [slow_first.index(d) for d in range(len(shape))]
+    relaid = relaid.transpose(inverse)
+    relaid[...] = out
+    return relaid
