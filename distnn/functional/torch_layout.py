@@ -47,9 +47,20 @@ def _torch_order(shape, operand_strides):
     return perm
 
 
-def torch_layout(out, *operands):
-    """``out`` (an elementwise result of ``operands``) laid out as PyTorch lays it out: itself where every
-    array operand is row-major (the common case: nothing to do) or where its layout is already PyTorch's."""
+#: operands that are numbers, not arrays (they have no layout)
+_NUMBERS = (float, int, bool, complex)
+
+
+def torch_layout(out, a, b):
+    """``out`` (the elementwise result of ``a`` and ``b``) laid out as PyTorch lays it out: itself where both
+    are row-major or numbers (the common case: nothing to do) or where its layout is already PyTorch's."""
+    # (the common case first, in a few attribute reads: this runs in every + - * / of the graph)
+    if (type(a) in _NUMBERS or a.flags.c_contiguous) and (type(b) in _NUMBERS or b.flags.c_contiguous):
+        return out
+    return _relaid(out, a, b)
+
+
+def _relaid(out, *operands):
     if getattr(out, "ndim", 0) < 2:
         return out
     arrays = [x for x in operands if getattr(x, "ndim", 0) > 0]
