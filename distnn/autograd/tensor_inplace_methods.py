@@ -34,7 +34,7 @@ from .grad_mode import is_grad_enabled, no_grad
 # PyTorch's names of dtypes, for its messages
 _TORCH_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
                 "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool", "complex64": "ComplexFloat",
-                "complex128": "ComplexDouble"}
+                "complex128": "ComplexDouble", "uint16": "UInt16", "uint32": "UInt32", "uint64": "UInt64"}
 
 
 def torch_dtype_name(dtype) -> str:

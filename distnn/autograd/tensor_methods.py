@@ -121,8 +121,16 @@ class TensorMethods:
     def __rrshift__(self, other):
         return _ops.pointwise_bits.bitwise_right_shift(other, self)
 
-    def __ifloordiv__(self, other):  # (PyTorch's ``//=`` is floor_divide_, in place)
+    # PyTorch's ``//=``, ``%=`` and ``**=`` are floor_divide_, remainder_ and pow_: in place (through views, version
+    # bumped, refused on a leaf that requires grad or where the result's dtype cannot be cast into the tensor's)
+    def __ifloordiv__(self, other):
         return self.floor_divide_(other)
+
+    def __imod__(self, other):
+        return self.remainder_(other)
+
+    def __ipow__(self, other):
+        return self.pow_(other)
 
     def __ilshift__(self, other):
         return self.bitwise_left_shift_(other)

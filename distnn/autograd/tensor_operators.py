@@ -222,12 +222,12 @@ class TensorOperators:
             shape = tuple(shape[0])
         return S.Reshape.apply(self, shape=shape)
 
-    def view(self, *shape):
-        """``Tensor.view``: the same memory with another shape, refused where PyTorch's stride rules refuse it
-        (a diagonal, a transpose or a stepped slice flattened: use ``reshape``, which copies there)."""
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return VS.view(self, shape)
+    def view(self, *shape, **kwargs):
+        """``Tensor.view(*shape)``: the same memory with another shape, refused where PyTorch's stride rules refuse
+        it (a diagonal, a transpose or a stepped slice flattened: use ``reshape``, which copies there).
+        ``Tensor.view(dtype)``: the same bytes read as ``dtype``, as PyTorch's (no gradient; see
+        :mod:`distnn.functional.view_dtype`)."""
+        return VS.view_call(self, shape, kwargs)
 
     def transpose(self, *axes):
         """No axes: reverse them. Two axes: swap them (PyTorch). Else: a permutation (numpy)."""

@@ -9,6 +9,8 @@ any view of a contiguous tensor) is allowed. ``reshape`` copies where ``view`` w
 """
 from __future__ import annotations
 
+import numpy as np
+
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
@@ -75,26 +77,79 @@ def is_contiguous_layout(a) -> bool:
     return True
 
 
-def _resolved(shape, numel):
-    """``shape`` with its one -1 worked out (None: a shape that Reshape refuses with its own message)."""
-    shape = tuple(int(s) for s in shape)
-    known = 1
-    for s in shape:
-        if s != -1:
+def infer_size(shape, numel: int) -> tuple:
+    """``shape`` with its -1 worked out for ``numel`` elements, refused as PyTorch's ``infer_size`` refuses it
+    (in its order: a negative size other than -1, a second -1, an ambiguous -1 of an empty tensor, a product
+    that is not ``numel``)."""
+    shape, infer, known = list(shape), None, 1
+    for i, s in enumerate(shape):
+        if s == -1:
+            if infer is not None:
+                raise RuntimeError("only one dimension can be inferred")
+            infer = i
+        elif s >= 0:
             known *= s
-    if shape.count(-1) == 1 and known and numel % known == 0:
-        return tuple(numel // known if s == -1 else s for s in shape)
-    return shape if shape.count(-1) == 0 and known == numel else None
+        else:
+            raise RuntimeError(f"invalid shape dimension {s} at index {i} of shape {shape}")
+    if numel == known or (infer is not None and known > 0 and numel % known == 0):
+        if infer is not None:
+            if known == 0:
+                raise RuntimeError(f"cannot reshape tensor of 0 elements into shape {shape} because the "
+                                   "unspecified dimension size -1 can be any value and is ambiguous")
+            shape[infer] = numel // known
+        return tuple(shape)
+    raise RuntimeError(f"shape '{shape}' is invalid for input of size {numel}")
 
 
 def view(t, shape):
-    """``Tensor.view``: ``t`` seen with ``shape``, sharing its memory; refused, as PyTorch refuses it, where
-    the strides allow no such view (``reshape`` copies there)."""
+    """``Tensor.view``: ``t`` seen with ``shape`` (integers, one of them may be -1), sharing its memory;
+    refused, as PyTorch refuses it, where the strides allow no such view (``reshape`` copies there)."""
     a = t.data
-    new_shape = _resolved(shape, a.size)
-    if new_shape is not None and view_strides(a.shape, element_strides(a), new_shape) is None:
+    new_shape = infer_size(shape, a.size)
+    if view_strides(a.shape, element_strides(a), new_shape) is None:
         raise RuntimeError(_VIEW_REFUSED)
-    return Reshape.apply(t, shape=tuple(shape))
+    return Reshape.apply(t, shape=new_shape)
+
+
+def _size(s):
+    """One size given to ``view``: an integer (Python's, numpy's, or a one-element integer tensor, as PyTorch
+    takes them), else None."""
+    from distnn.autograd.tensor import Tensor
+
+    if isinstance(s, (bool, np.bool_)):
+        return None
+    if isinstance(s, (int, np.integer)):
+        return int(s)
+    if isinstance(s, Tensor) and s.data.size == 1 and s.data.dtype.kind in "iu":
+        return int(s.data.reshape(()))
+    return None
+
+
+def _refused_arguments(args, kwargs):
+    got = ", ".join([type(a).__name__ for a in args] + [f"{k}={type(v).__name__}" for k, v in kwargs.items()])
+    return TypeError(f"view() received an invalid combination of arguments - got ({got}), but expected one of:\n"
+                     " * (dtype dtype)\n * (tuple of ints size)")
+
+
+def view_call(t, args: tuple, kwargs: dict):
+    """``Tensor.view(*args, **kwargs)`` as PyTorch's two forms: ``view(*sizes)`` / ``view(sizes)`` / ``view(size=)``
+    (the memory seen with another shape), or ``view(dtype)`` / ``view(dtype=)`` (its bytes read as another dtype,
+    see :mod:`.view_dtype`). Anything else is refused with a TypeError, as there."""
+    from .view_dtype import view_dtype
+
+    if kwargs:
+        if args or len(kwargs) != 1 or not set(kwargs) <= {"dtype", "size"}:
+            raise _refused_arguments(args, kwargs)
+        if "dtype" in kwargs:
+            return view_dtype(t, kwargs["dtype"])
+        args = (kwargs["size"],)
+    if len(args) == 1 and isinstance(args[0], (str, type, np.dtype)):
+        return view_dtype(t, args[0])
+    sizes = tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+    shape = [_size(s) for s in sizes]
+    if not args or None in shape:
+        raise _refused_arguments(args, kwargs)
+    return view(t, shape)
 
 
 class Contiguous(Function):
