@@ -106,7 +106,8 @@ def view(t, shape):
     refused, as PyTorch refuses it, where the strides allow no such view (``reshape`` copies there)."""
     a = t.data
     new_shape = infer_size(shape, a.size)
-    if view_strides(a.shape, element_strides(a), new_shape) is None:
+    # (a row-major tensor takes any shape of its size: the stride walk only for the others)
+    if not a.flags.c_contiguous and view_strides(a.shape, element_strides(a), new_shape) is None:
         raise RuntimeError(_VIEW_REFUSED)
     return Reshape.apply(t, shape=new_shape)
 
@@ -146,7 +147,8 @@ def view_call(t, args: tuple, kwargs: dict):
     if len(args) == 1 and isinstance(args[0], (str, type, np.dtype)):
         return view_dtype(t, args[0])
     sizes = tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
-    shape = [_size(s) for s in sizes]
+    # (Python ints, the common case, as they are; the other integer forms through _size)
+    shape = list(sizes) if all(type(s) is int for s in sizes) else [_size(s) for s in sizes]
     if not args or None in shape:
         raise _refused_arguments(args, kwargs)
     return view(t, shape)
