@@ -14,6 +14,7 @@ import numpy as np
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
+from . import memory_format as MF
 from .shape import Reshape
 
 _VIEW_REFUSED = ("view size is not compatible with input tensor's size and stride (at least one dimension spans "
@@ -21,8 +22,28 @@ _VIEW_REFUSED = ("view size is not compatible with input tensor's size and strid
 
 
 def element_strides(a):
-    """numpy's strides of ``a`` in elements (PyTorch's ``stride()``)."""
+    """numpy's strides of ``a`` in elements."""
     return tuple(int(s) // a.dtype.itemsize for s in a.strides)
+
+
+def torch_strides(a) -> tuple:
+    """``Tensor.stride()``: numpy's strides in elements, with PyTorch's values where numpy's carry no information.
+    A dim of size 1 is never stepped over, and numpy gives the ones it adds (``x[None]``, ``x[:, None]``, a new
+    leading dim of ``expand``) stride 0, where PyTorch's ``unsqueeze`` gives ``size * stride`` of the dim after it
+    (1 for the last dim); numpy's empty arrays have all strides 0, PyTorch's new empty tensors row-major ones.
+    (Not recoverable: a size-1 slice of an expanded dim, stride 0 in PyTorch, is reported as an unsqueezed one.)"""
+    strides = element_strides(a)
+    if 0 not in strides:
+        return strides
+    shape = a.shape
+    if a.size == 0 and not any(strides):
+        return _contiguous_strides(shape)
+    out, after = list(strides), 1  # (after: what a size-1 dim before the current one would get)
+    for d in range(len(shape) - 1, -1, -1):
+        if shape[d] == 1 and out[d] == 0:
+            out[d] = after
+        after = shape[d] * out[d]
+    return tuple(out)
 
 
 def view_strides(shape, strides, new_shape):
@@ -64,8 +85,12 @@ def _contiguous_strides(shape):
     return tuple(reversed(out))
 
 
-def is_contiguous_layout(a) -> bool:
-    """PyTorch's ``is_contiguous``: row-major strides, ignoring dims of size 1 (and any empty tensor)."""
+def is_contiguous_layout(a, memory_format=None) -> bool:
+    """PyTorch's ``is_contiguous``: row-major strides, ignoring dims of size 1 (and any empty tensor); with
+    ``memory_format=channels_last`` (or ``channels_last_3d``) its stride test for that format instead."""
+    fmt = MF.check_memory_format(memory_format, "is_contiguous")
+    if fmt in (MF.channels_last, MF.channels_last_3d):
+        return MF.is_channels_last(a.shape, torch_strides(a), fmt)
     if a.size == 0:
         return True
     expected = 1
@@ -75,6 +100,11 @@ def is_contiguous_layout(a) -> bool:
                 return False
             expected *= size
     return True
+
+
+class SizeMismatch(RuntimeError):
+    """``infer_size``'s refusal of sizes whose product is not the number of elements (``unflatten`` words it as
+    its own, as PyTorch's does)."""
 
 
 def infer_size(shape, numel: int) -> tuple:
@@ -98,7 +128,7 @@ def infer_size(shape, numel: int) -> tuple:
                                    "unspecified dimension size -1 can be any value and is ambiguous")
             shape[infer] = numel // known
         return tuple(shape)
-    raise RuntimeError(f"shape '{shape}' is invalid for input of size {numel}")
+    raise SizeMismatch(f"shape '{shape}' is invalid for input of size {numel}")
 
 
 def view(t, shape):
@@ -107,7 +137,7 @@ def view(t, shape):
     a = t.data
     new_shape = infer_size(shape, a.size)
     # (a row-major tensor takes any shape of its size: the stride walk only for the others)
-    if not a.flags.c_contiguous and view_strides(a.shape, element_strides(a), new_shape) is None:
+    if not a.flags.c_contiguous and view_strides(a.shape, torch_strides(a), new_shape) is None:
         raise RuntimeError(_VIEW_REFUSED)
     return Reshape.apply(t, shape=new_shape)
 
@@ -166,6 +196,10 @@ class Contiguous(Function):
         return (g,)
 
 
-def contiguous(t):
-    """``t`` itself when it is contiguous (PyTorch's rule), else a row-major copy in the graph."""
+def contiguous(t, memory_format=None):
+    """``t`` itself when it is contiguous in ``memory_format`` (PyTorch's rule; default row-major), else a copy in
+    the graph laid out so (see :mod:`.memory_format` for ``channels_last``)."""
+    fmt = MF.check_memory_format(memory_format, "contiguous")
+    if fmt in (MF.channels_last, MF.channels_last_3d):
+        return MF.to_channels_last(t, fmt, torch_strides(t.data))
     return t if is_contiguous_layout(t.data) else Contiguous.apply(t)

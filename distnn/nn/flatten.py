@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from distnn.functional import shape as S
-from distnn.functional._dims import wrap_dim
+from distnn.functional.shape_more import unflatten
 
 from .module import Module
 
@@ -29,9 +29,7 @@ class Unflatten(Module):
         self.dim, self.unflattened_size = dim, tuple(unflattened_size)
 
     def forward(self, x):
-        shape = tuple(x.shape)
-        d = wrap_dim(self.dim, len(shape), self.where())
-        return S.reshape(x, (*shape[:d], *self.unflattened_size, *shape[d + 1:]))
+        return unflatten(x, self.dim, self.unflattened_size)  # (PyTorch's refusals)
 
     def extra_repr(self):
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
