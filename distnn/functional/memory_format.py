@@ -73,7 +73,14 @@ class ToChannelsLast(Function):
         back = [0] * len(order)
         for i, d in enumerate(to_memory):
             back[d] = i
-        return xp.ascontiguousarray(a.transpose(to_memory)).transpose(back)
+        out = xp.ascontiguousarray(a.transpose(to_memory)).transpose(back)
+        if out.size == 0:  # (numpy gives an empty array strides 0: PyTorch's are the format's, there is no memory)
+            strides, step = [0] * a.ndim, a.itemsize
+            for d in order:
+                strides[d] = step
+                step *= max(a.shape[d], 1)
+            out = xp.lib.stride_tricks.as_strided(out, shape=out.shape, strides=tuple(strides))
+        return out
 
     def backward(self, g):
         return (g,)

@@ -25,14 +25,23 @@ _normalize_pad, _source_index = _padding._normalize_pad, _padding._source_index
 
 
 class Reshape(Function):
+    """``a`` with another shape; ``strides`` (in elements, PyTorch's ``computeStride`` of a view) are given to the
+    dims of size 1 of numpy's view, where numpy's reshape sets strides of its own (the same memory either way)."""
+
     saves_tensors = False
 
-    def forward(self, a, shape):
+    def forward(self, a, shape, strides=None):
         self.shape = a.shape
         try:
-            return a.reshape(shape)
+            out = a.reshape(shape)
         except ValueError:
             raise ValueError(f"cannot reshape tensor of shape {tuple(a.shape)} ({a.size} elements) into {tuple(shape)}") from None
+        if strides is not None:
+            step = a.itemsize
+            if all(n == 1 or s * step == t for n, s, t in zip(out.shape, strides, out.strides)):  # (a view of a)
+                out = get_array_module(a).lib.stride_tricks.as_strided(
+                    out, shape=out.shape, strides=tuple(s * step for s in strides))
+        return out
 
     def backward(self, g):
         return (g.reshape(self.shape),)
@@ -129,10 +138,14 @@ def reshape(a, shape):
     """``a`` with ``shape`` (one size may be -1), a view where numpy's reshape can make one, else a copy; sizes
     refused as PyTorch refuses them (RuntimeErrors: a second -1, a negative size, a product that is not the
     number of elements, -1 of an empty tensor)."""
-    from .view_strides import infer_size
+    from .view_strides import infer_size, torch_strides, view_strides
 
-    numel = a.data.size if isinstance(a, Tensor) else get_array_module(a).size(a)
-    return Reshape.apply(a, shape=infer_size(shape, numel))
+    data = a.data if isinstance(a, Tensor) else a
+    shape = infer_size(shape, get_array_module(data).size(data))
+    strides = None
+    if 1 in shape and not data.flags.c_contiguous:  # (a view: PyTorch's strides for its dims of size 1)
+        strides = view_strides(data.shape, torch_strides(data), shape)
+    return Reshape.apply(a, shape=shape, strides=strides)
 
 
 def transpose(a, *dims, axes=None):

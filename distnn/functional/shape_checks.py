@@ -28,13 +28,13 @@ def expanded_shape(shape, sizes) -> tuple:
                 raise RuntimeError(f"The expanded size of the tensor (-1) isn't allowed in a leading, non-existing "
                                    f"dimension {i}")
             target = size
-        elif target < 0:  # (PyTorch fails on the product: "numel: integer multiplication overflow")
-            raise RuntimeError(f"The expanded size of the tensor ({target}) at dimension {i} must be non-negative. "
-                               f"Target sizes: {list(sizes)}.  Tensor sizes: {list(shape)}")
         if size is not None and size != target and size != 1:
             raise RuntimeError(f"The expanded size of the tensor ({target}) must match the existing size ({size}) at "
                                f"non-singleton dimension {i}.  Target sizes: {list(sizes)}.  Tensor sizes: "
                                f"{list(shape)}")
+        if target < 0:  # (PyTorch fails on the product: "numel: integer multiplication overflow")
+            raise RuntimeError(f"The expanded size of the tensor ({target}) at dimension {i} must be non-negative. "
+                               f"Target sizes: {list(sizes)}.  Tensor sizes: {list(shape)}")
         out.append(target)
     return tuple(out)
 

@@ -136,10 +136,14 @@ def view(t, shape):
     refused, as PyTorch refuses it, where the strides allow no such view (``reshape`` copies there)."""
     a = t.data
     new_shape = infer_size(shape, a.size)
-    # (a row-major tensor takes any shape of its size: the stride walk only for the others)
-    if not a.flags.c_contiguous and view_strides(a.shape, torch_strides(a), new_shape) is None:
+    # (a row-major tensor takes any shape of its size: the stride walk only for the others, whose strides
+    # then go to the result, numpy's reshape setting others for its dims of size 1)
+    if a.flags.c_contiguous:
+        return Reshape.apply(t, shape=new_shape)
+    strides = view_strides(a.shape, torch_strides(a), new_shape)
+    if strides is None:
         raise RuntimeError(_VIEW_REFUSED)
-    return Reshape.apply(t, shape=new_shape)
+    return Reshape.apply(t, shape=new_shape, strides=strides)
 
 
 def _size(s):
@@ -202,4 +206,8 @@ def contiguous(t, memory_format=None):
     fmt = MF.check_memory_format(memory_format, "contiguous")
     if fmt in (MF.channels_last, MF.channels_last_3d):
         return MF.to_channels_last(t, fmt, torch_strides(t.data))
-    return t if is_contiguous_layout(t.data) else Contiguous.apply(t)
+    if is_contiguous_layout(t.data):
+        return t
+    if fmt is MF.preserve_format:  # (PyTorch: the tensor itself where it is contiguous, else this)
+        raise RuntimeError("preserve memory format is unsupported by the contiguous operator")
+    return Contiguous.apply(t)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from distnn.functional import shape as S
+from distnn.functional._dims import wrap_dim
 from distnn.functional.shape_more import unflatten
 
 from .module import Module
@@ -29,6 +30,8 @@ class Unflatten(Module):
         self.dim, self.unflattened_size = dim, tuple(unflattened_size)
 
     def forward(self, x):
+        if len(x.shape):  # (a dim out of range named with this module's place in the model)
+            wrap_dim(self.dim, len(x.shape), self.where())
         return unflatten(x, self.dim, self.unflattened_size)  # (PyTorch's refusals)
 
     def extra_repr(self):
