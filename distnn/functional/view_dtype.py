@@ -46,18 +46,6 @@ def storage_offset(a) -> int:
     return int(start) // a.dtype.itemsize
 
 
-def _torch_strides(a) -> tuple:
-    """``a``'s strides in items, as PyTorch would have them where numpy's carry no information: an empty
-    tensor's are row-major (numpy gives 0s)."""
-    if a.size == 0:
-        out, step = [], 1
-        for s in reversed(a.shape):
-            out.append(step)
-            step *= max(s, 1)
-        return tuple(reversed(out))
-    return tuple(int(s) // a.dtype.itemsize for s in a.strides)
-
-
 def check_view_dtype(a, new: np.dtype) -> None:
     """Raise PyTorch's RuntimeError where ``a`` cannot be read as ``new``."""
     old = a.dtype
@@ -66,7 +54,9 @@ def check_view_dtype(a, new: np.dtype) -> None:
     what = f"to view {torch_dtype_name(old)} as {torch_dtype_name(new)} (different element sizes)"
     if a.ndim == 0:
         raise RuntimeError(f"self.dim() cannot be 0 {what}")
-    strides = _torch_strides(a)
+    from .view_strides import torch_strides  # (view_strides imports this module)
+
+    strides = torch_strides(a)
     last_stride = 1 if a.shape[-1] == 1 else strides[-1]
     if old.itemsize > new.itemsize:
         if last_stride != 1:
