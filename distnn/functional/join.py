@@ -1,8 +1,6 @@
 """Joining and splitting tensors: concat (cat), stack, split."""
 from __future__ import annotations
 
-import numbers
-
 from distnn.autograd.dtype_rules import torch_operands
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module

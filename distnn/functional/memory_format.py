@@ -5,7 +5,9 @@ but lays its memory out as (N, H, W, C), so the channels of one pixel are neighb
 same for 5-D (N, C, D, H, W). As in PyTorch, whether a tensor is in a format is a pure test of its strides, and
 ``contiguous(memory_format=channels_last)`` copies into NHWC memory seen as NCHW (the same values and shape, other
 strides). distnn's ops take any layout, so the format changes speed only, never results. ``preserve_format`` is
-taken as PyTorch 2.13 takes it here: like ``contiguous_format``.
+taken as PyTorch 2.13 takes it here: ``is_contiguous`` tests row-major strides, ``contiguous`` gives a contiguous
+tensor itself and refuses any other (PyTorch's "preserve memory format is unsupported by the contiguous
+operator").
 """
 from __future__ import annotations
 
