@@ -4,12 +4,14 @@ Indexing (:mod:`.indexing`), concat/stack/split (:mod:`.join`) and padding (:mod
 modules of their own; their names are importable from here too."""
 from __future__ import annotations
 
+import numpy as np
+
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from ._dims import dim_or_axis, wrap_dim
-from .shape_checks import expanded_shape, permutation, squeeze_dims
+from .shape_checks import expanded_shape, infer_size, permutation, squeeze_dims
 # (the shape ops' neighbours, importable from here as before)
 from . import indexing as _indexing, join as _join, padding as _padding
 from .indexing import CopySlices, Gather, GetItem, SetItem, TakeAlong, getitem, scatter_add
@@ -37,10 +39,10 @@ class Reshape(Function):
         except ValueError:
             raise ValueError(f"cannot reshape tensor of shape {tuple(a.shape)} ({a.size} elements) into {tuple(shape)}") from None
         if strides is not None:
-            step = a.itemsize
-            if all(n == 1 or s * step == t for n, s, t in zip(out.shape, strides, out.strides)):  # (a view of a)
-                out = get_array_module(a).lib.stride_tricks.as_strided(
-                    out, shape=out.shape, strides=tuple(s * step for s in strides))
+            strides = tuple(s * a.itemsize for s in strides)
+            # (only where numpy's differ, on size-1 dims alone: else numpy copied, and its strides stay)
+            if strides != out.strides and all(n == 1 or s == t for n, s, t in zip(out.shape, strides, out.strides)):
+                out = get_array_module(a).lib.stride_tricks.as_strided(out, shape=out.shape, strides=strides)
         return out
 
     def backward(self, g):
@@ -138,14 +140,13 @@ def reshape(a, shape):
     """``a`` with ``shape`` (one size may be -1), a view where numpy's reshape can make one, else a copy; sizes
     refused as PyTorch refuses them (RuntimeErrors: a second -1, a negative size, a product that is not the
     number of elements, -1 of an empty tensor)."""
-    from .view_strides import infer_size, torch_strides, view_strides
-
     data = a.data if isinstance(a, Tensor) else a
-    shape = infer_size(shape, get_array_module(data).size(data))
-    strides = None
+    shape = infer_size(shape, data.size if hasattr(data, "size") else np.size(data))
     if 1 in shape and not data.flags.c_contiguous:  # (a view: PyTorch's strides for its dims of size 1)
-        strides = view_strides(data.shape, torch_strides(data), shape)
-    return Reshape.apply(a, shape=shape, strides=strides)
+        from .view_strides import torch_strides, view_strides
+
+        return Reshape.apply(a, shape=shape, strides=view_strides(data.shape, torch_strides(data), shape))
+    return Reshape.apply(a, shape=shape)
 
 
 def transpose(a, *dims, axes=None):

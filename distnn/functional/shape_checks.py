@@ -11,6 +11,35 @@ import numbers
 from ._dims import wrap_dim
 
 
+class SizeMismatch(RuntimeError):
+    """``infer_size``'s refusal of sizes whose product is not the number of elements (``unflatten`` words it as
+    its own, as PyTorch's does)."""
+
+
+def infer_size(shape, numel: int) -> tuple:
+    """``shape`` with its -1 worked out for ``numel`` elements, refused as PyTorch's ``infer_size`` refuses it
+    (in its order: a negative size other than -1, a second -1, an ambiguous -1 of an empty tensor, a product
+    that is not ``numel``)."""
+    shape, infer, known = list(shape), None, 1
+    for i, s in enumerate(shape):
+        if s == -1:
+            if infer is not None:
+                raise RuntimeError("only one dimension can be inferred")
+            infer = i
+        elif s >= 0:
+            known *= s
+        else:
+            raise RuntimeError(f"invalid shape dimension {s} at index {i} of shape {shape}")
+    if numel == known or (infer is not None and known > 0 and numel % known == 0):
+        if infer is not None:
+            if known == 0:
+                raise RuntimeError(f"cannot reshape tensor of 0 elements into shape {shape} because the "
+                                   "unspecified dimension size -1 can be any value and is ambiguous")
+            shape[infer] = numel // known
+        return tuple(shape)
+    raise SizeMismatch(f"shape '{shape}' is invalid for input of size {numel}")
+
+
 def expanded_shape(shape, sizes) -> tuple:
     """PyTorch's ``inferExpandGeometry``: ``sizes`` for ``expand`` of a tensor of ``shape`` with each -1 worked
     out (an existing dim kept), refused where a size is neither the existing one nor an expansion of a size 1."""
@@ -42,6 +71,8 @@ def expanded_shape(shape, sizes) -> tuple:
 def permutation(dims, ndim: int) -> tuple:
     """``permute``'s ``dims`` as non-negative axes: one per dim of the tensor, each once."""
     dims = tuple(dims)
+    if sorted(dims) == list(range(ndim)):  # (the common case, checked at once)
+        return dims
     if len(dims) != ndim:
         raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not match the length "
                            f"of the desired ordering of dimensions i.e. input.dim() = {ndim} is not equal to "
@@ -54,6 +85,8 @@ def permutation(dims, ndim: int) -> tuple:
 
 def squeeze_dims(dims, ndim: int) -> tuple:
     """``squeeze``'s dims (an int or a sequence) as distinct non-negative axes."""
+    if type(dims) is int and 0 <= dims < ndim:  # (the common case, checked at once)
+        return (dims,)
     dims = (dims,) if isinstance(dims, numbers.Integral) else tuple(dims)
     out = tuple(wrap_dim(d, ndim, "squeeze") for d in dims)
     for i, d in enumerate(out):

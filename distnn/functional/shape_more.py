@@ -329,7 +329,7 @@ def flipud(input):  # noqa: A002
 # ---------------------------------------------------------------- reshaping and broadcasting
 def unflatten(input, dim, sizes):  # noqa: A002
     """``torch.unflatten``: dim ``dim`` split into ``sizes`` (one of them may be -1), refused as PyTorch's."""
-    from .view_strides import SizeMismatch, infer_size
+    from .shape_checks import SizeMismatch, infer_size
 
     x = as_tensor(input)
     if x.ndim == 0:

@@ -15,6 +15,7 @@ from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
 from . import memory_format as MF
+from .shape_checks import SizeMismatch, infer_size  # noqa: F401 - (importable from here as before)
 from .shape import Reshape
 
 _VIEW_REFUSED = ("view size is not compatible with input tensor's size and stride (at least one dimension spans "
@@ -100,35 +101,6 @@ def is_contiguous_layout(a, memory_format=None) -> bool:
                 return False
             expected *= size
     return True
-
-
-class SizeMismatch(RuntimeError):
-    """``infer_size``'s refusal of sizes whose product is not the number of elements (``unflatten`` words it as
-    its own, as PyTorch's does)."""
-
-
-def infer_size(shape, numel: int) -> tuple:
-    """``shape`` with its -1 worked out for ``numel`` elements, refused as PyTorch's ``infer_size`` refuses it
-    (in its order: a negative size other than -1, a second -1, an ambiguous -1 of an empty tensor, a product
-    that is not ``numel``)."""
-    shape, infer, known = list(shape), None, 1
-    for i, s in enumerate(shape):
-        if s == -1:
-            if infer is not None:
-                raise RuntimeError("only one dimension can be inferred")
-            infer = i
-        elif s >= 0:
-            known *= s
-        else:
-            raise RuntimeError(f"invalid shape dimension {s} at index {i} of shape {shape}")
-    if numel == known or (infer is not None and known > 0 and numel % known == 0):
-        if infer is not None:
-            if known == 0:
-                raise RuntimeError(f"cannot reshape tensor of 0 elements into shape {shape} because the "
-                                   "unspecified dimension size -1 can be any value and is ambiguous")
-            shape[infer] = numel // known
-        return tuple(shape)
-    raise SizeMismatch(f"shape '{shape}' is invalid for input of size {numel}")
 
 
 def view(t, shape):
