@@ -11,8 +11,9 @@ Autograd: PyTorch 2.13's ``view(dtype)`` is not differentiable, to any dtype, it
 requires grad and has no ``grad_fn``, even from a tensor that requires grad (as a ``detach()``, which it also is
 for in-place changes: writing through it is allowed on a leaf that requires grad). distnn's does the same.
 
-One leniency: numpy keeps no stride of its own for a last dim of size 1 (``x[:, None]`` gives it 0, PyTorch's
-``unsqueeze`` 1); such a dim's stride is not checked, as it is never stepped over.
+The strides checked are ``stride()``'s (PyTorch's for the size-1 dims numpy adds with stride 0, see
+:func:`.view_strides.torch_strides`). One leniency: a last dim of size 1 has its stride not checked, as it is never
+stepped over.
 """
 from __future__ import annotations
 
