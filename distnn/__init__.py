@@ -187,6 +187,10 @@ from .functional.shape_more import (  # noqa: E402
     dsplit, fliplr, flipud, hsplit, meshgrid, moveaxis, movedim, ravel, repeat_interleave, rot90, swapaxes, swapdims,
     t, tensor_split, tile, trace, tril, triu, unbind, unflatten, vsplit,
 )
+# PyTorch's memory formats (Tensor.is_contiguous / contiguous(memory_format=...))
+from .functional.memory_format import (  # noqa: E402
+    channels_last, channels_last_3d, contiguous_format, memory_format, preserve_format,
+)
 from .functional.matrix_more import (  # noqa: E402
     addbmm, addmm, addmv, baddbmm, cdist, cross, dot, ger, inner, kron, mm, mv, outer, tensordot, vdot,
 )

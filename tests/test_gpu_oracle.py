@@ -567,6 +567,19 @@ NEW_OPS = {
     "renorm": ([_R_TR.standard_normal((4, 3))], lambda x: dn.renorm(x, 2, 0, 1.2)),
     "addr": ([_R_TR.standard_normal((3, 4)), _R_TR.standard_normal(3), _R_TR.standard_normal(4)],
              lambda x, a, b: dn.addr(x, a, b, beta=0.5, alpha=2.0)),
+    # shape ops whose strides changed: channels_last copies (as_strided for an empty one), views of
+    # non-contiguous tensors with size-1 dims (as_strided to PyTorch's strides), unsqueeze by indexing
+    "contiguous_channels_last": ([_R_TR.standard_normal((2, 3, 4, 5))],
+                                 lambda x: x.contiguous(memory_format=dn.channels_last) * 2),
+    "contiguous_channels_last_3d": ([_R_TR.standard_normal((2, 3, 2, 4, 5))],
+                                    lambda x: x.contiguous(memory_format=dn.channels_last_3d).sin()),
+    "contiguous_channels_last_empty": ([_R_TR.standard_normal((0, 3, 4, 5))],
+                                       lambda x: x.contiguous(memory_format=dn.channels_last) * 2),
+    "view_size1_of_transpose": ([_R_TR.standard_normal((2, 3, 4))],
+                                lambda x: x.transpose(0, 2).unsqueeze(3).view(1, 4, 3, 2, 1) * 3),
+    "reshape_size1_of_slice": ([_R_TR.standard_normal((2, 3, 4))], lambda x: x[:, :, 2:3].reshape(1, 2, 3, 1).exp()),
+    "unsqueeze_each_dim": ([_R_TR.standard_normal((2, 3))],
+                           lambda x: x.t().unsqueeze(0) * x.t().unsqueeze(1).unsqueeze(-1).sum(-1)),
 }
 
 

@@ -228,11 +228,11 @@ def test_flatten_refuses_dims_out_of_range_or_in_the_wrong_order_as_torch(torch)
     # ((2, 3, 4).flatten(2, 1) -> (2, 3, 1, 4)...), and dims out of range wrapped around silently
     x, xt = Tensor(rand(2, 3, 4)), torch.zeros(2, 3, 4)
     for start, end in ((2, 1), (-1, 0), (1, -3)):
-        with pytest.raises(ValueError, match="start_dim .* cannot come after end_dim"):
+        with pytest.raises(RuntimeError, match="start_dim cannot come after end_dim"):
             x.flatten(start, end)
         with pytest.raises(RuntimeError):
             xt.flatten(start, end)
-        with pytest.raises(ValueError, match="cannot come after"):
+        with pytest.raises(RuntimeError, match="cannot come after"):
             distnn.nn.Flatten(start, end)(x)
     for start, end in ((0, 3), (3, -1), (-4, 0)):
         with pytest.raises(IndexError, match="out of range"):
@@ -350,7 +350,7 @@ def test_error_cases():
         F.one_hot(distnn.tensor(np.zeros(0, np.int64)))
     with pytest.raises(ValueError, match="k = 5 is out of range"):
         x.topk(5)
-    with pytest.raises(ValueError, match="exceeds"):
+    with pytest.raises(RuntimeError, match=r"start \(2\) \+ length \(3\) exceeds dimension size \(4\)"):
         x.narrow(1, 2, 3)
     with pytest.raises(ValueError, match="3-D"):
         distnn.bmm(x, x)

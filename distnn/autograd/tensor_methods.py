@@ -5,7 +5,6 @@ each file stays readable; every method here follows PyTorch's name, arguments an
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -20,10 +19,11 @@ class TensorMethods:
         """A copy that stays in the graph (the gradient passes through)."""
         return _ops.elementwise.Clone.apply(self)
 
-    def contiguous(self):
+    def contiguous(self, memory_format=None):
         """This tensor if it is contiguous (PyTorch's rule), else a row-major copy in the graph (what ``view``
-        of a transpose or a diagonal needs first, as in PyTorch)."""
-        return _ops.view_strides.contiguous(self)
+        of a transpose or a diagonal needs first, as in PyTorch); ``memory_format=distnn.channels_last``: a copy
+        in NHWC memory, the shape kept (a 4-D tensor)."""
+        return _ops.view_strides.contiguous(self, memory_format)
 
     def cpu(self):
         return self.to("cpu")
@@ -171,10 +171,12 @@ class TensorMethods:
         return _ops.shape.split(self, split_size_or_sections, dim)
 
     def chunk(self, chunks, dim=0):
-        """``chunks`` pieces of equal size along ``dim`` (the last one smaller), as PyTorch."""
-        if int(chunks) != chunks or chunks < 1:
-            raise ValueError(f"chunk: chunks must be an integer >= 1, got {chunks!r}")
-        return _ops.shape.split(self, max(1, math.ceil(self.shape[dim] / int(chunks))), dim)
+        """At most ``chunks`` pieces of ``ceil(size / chunks)`` along ``dim`` (the last one smaller), as PyTorch
+        (with its refusals)."""
+        from distnn.functional.shape_checks import chunk_bounds
+
+        dim, bounds = chunk_bounds(self.shape, chunks, dim)
+        return _ops.join._split_at(self, bounds, dim)
 
     def repeat(self, *sizes):
         if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):

@@ -5,7 +5,8 @@ metadata (``element_size``, ``nbytes``, ``stride``, ``is_signed``, ``is_cuda``, 
 :mod:`~distnn.functional.statistics_more` (with their in-place ``name_`` forms where PyTorch has them).
 
 Where distnn differs by design: ``stride()`` and ``is_contiguous()`` read numpy's strides in elements (the layout
-of an op's result may differ from PyTorch's where numpy's does); ``type()`` names the tensor type as PyTorch's legacy
+of an op's result may differ from PyTorch's where numpy's does; the strides numpy leaves meaningless, of the size-1
+dims it adds and of new empty arrays, are reported as PyTorch's); ``type()`` names the tensor type as PyTorch's legacy
 names do, with distnn's prefix (``'distnn.FloatTensor'``, ``'distnn.cuda.LongTensor'``); ``bfloat16()`` is
 refused (numpy has no bfloat16).
 """
@@ -88,11 +89,11 @@ class TensorMethodsMore:
         return int(self.data.ndim)
 
     def is_contiguous(self, memory_format=None) -> bool:
-        """PyTorch's rule on numpy's strides: row-major, ignoring dims of size 1 (``view`` needs it to merge
-        dims; distnn's other ops take any layout)."""
+        """PyTorch's rule on the strides: row-major, ignoring dims of size 1 (``view`` needs it to merge dims;
+        distnn's other ops take any layout); ``memory_format=distnn.channels_last`` tests NHWC memory instead."""
         from distnn.functional.view_strides import is_contiguous_layout
 
-        return is_contiguous_layout(self.data)
+        return is_contiguous_layout(self.data, memory_format)
 
     @property
     def is_cpu(self) -> bool:
@@ -118,8 +119,12 @@ class TensorMethodsMore:
         return bool(self.data.reshape(()) != 0)
 
     def stride(self, dim=None):
-        """The step in elements between neighbours along each dim (numpy's strides over the item size)."""
-        steps = tuple(int(s) // self.data.dtype.itemsize for s in self.data.strides)
+        """The step in elements between neighbours along each dim: numpy's strides over the item size, with
+        PyTorch's values for the dims of size 1 numpy adds and for new empty tensors (see
+        :func:`distnn.functional.view_strides.torch_strides`)."""
+        from distnn.functional.view_strides import torch_strides
+
+        steps = torch_strides(self.data)
         if dim is None:
             return steps
         n = max(self.data.ndim, 1)

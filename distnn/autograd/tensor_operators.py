@@ -7,6 +7,8 @@ readable. The ops these methods call import Tensor themselves: their names are b
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from distnn.backend import get_array_module
@@ -218,9 +220,11 @@ class TensorOperators:
         return R.argmin(self, dim, keepdim, axis=axis)
 
     def reshape(self, *shape):
+        """This tensor with ``shape`` (one size may be -1): a view where one exists, else a copy; sizes refused
+        as PyTorch's (see :func:`distnn.functional.shape.reshape`)."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return S.Reshape.apply(self, shape=shape)
+        return S.reshape(self, shape)
 
     def view(self, *shape, **kwargs):
         """``Tensor.view(*shape)``: the same memory with another shape, refused where PyTorch's stride rules refuse
@@ -233,9 +237,13 @@ class TensorOperators:
         """No axes: reverse them. Two axes: swap them (PyTorch). Else: a permutation (numpy)."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
+        if len(axes) == 1 and isinstance(axes[0], numbers.Integral):
+            raise TypeError('transpose() missing 1 required positional arguments: "dim1"')
         if len(axes) == 2:
             perm = list(range(self.ndim))
-            a, b = (ax % self.ndim for ax in axes)
+            a, b = (wrap_dim(ax, self.ndim, "transpose") for ax in axes)  # (a 0-d tensor takes 0 and -1)
+            if not self.ndim:
+                return S.Transpose.apply(self, axes=())
             perm[a], perm[b] = perm[b], perm[a]
             axes = tuple(perm)
         return S.Transpose.apply(self, axes=axes or None)
@@ -307,7 +315,7 @@ def _bind_late() -> None:
     """Bind Tensor and the modules the operators call, which import Tensor (``tensor.py`` calls this
     at its end, once Tensor exists)."""
     global Tensor, E, R, S, A, VS, _weak, _operands, _with_constant, _true_division, _note_index_versions
-    global check_writable, write_index, write_result
+    global check_writable, write_index, write_result, wrap_dim
     from .tensor import Tensor
     from .versions import _note_index_versions
     from .dtype_rules import _weak, _operands, _with_constant, _true_division
@@ -315,5 +323,6 @@ def _bind_late() -> None:
     from distnn.functional import reduce as R
     from distnn.functional import shape as S
     from distnn.functional import view_strides as VS
+    from distnn.functional._dims import wrap_dim
     from distnn.functional import activation as A
     from .inplace import check_writable, write_index, write_result

@@ -14,7 +14,7 @@ def wrap_dim(dim, ndim: int, op: str) -> int:
         raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__} {dim!r}")
     n = max(ndim, 1)
     if not -n <= dim < n:
-        raise DimensionError(f"{op}: dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+        raise DimensionError(f"{op}: Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
                              f"but got {dim})")
     return int(dim) % n
 

@@ -1,8 +1,6 @@
 """Joining and splitting tensors: concat (cat), stack, split."""
 from __future__ import annotations
 
-import numbers
-
 from distnn.autograd.dtype_rules import torch_operands
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
@@ -72,19 +70,9 @@ def split(a, split_size_or_sections, dim=0, *, axis=None):
     of equal sections, or a list of split points."""
     if axis is not None:
         return _split_at(a, _numpy_bounds(a.shape[axis], split_size_or_sections, axis), axis)
-    n = a.shape[dim]
-    if isinstance(split_size_or_sections, numbers.Integral):
-        split_size_or_sections = int(split_size_or_sections)
-        if split_size_or_sections <= 0:
-            raise ValueError(f"split: split_size must be a positive int, got {split_size_or_sections}")
-        bounds = list(range(0, n, split_size_or_sections)) + [n]
-    else:
-        sizes = [int(s) for s in split_size_or_sections]
-        if sum(sizes) != n:
-            raise ValueError(f"split: the sizes {sizes} add up to {sum(sizes)}, not to the size {n} of dim {dim}")
-        bounds = [0]
-        for s in sizes:
-            bounds.append(bounds[-1] + s)
+    from .shape_checks import split_bounds  # (PyTorch's refusals)
+
+    dim, bounds = split_bounds(a.shape, split_size_or_sections, dim)
     return _split_at(a, bounds, dim)
 
 

@@ -52,16 +52,18 @@ def narrow(input, dim, start, length):  # noqa: A002
     PyTorch (an in-place change of either is seen by both)."""
     data = unwrap(input)
     if data.ndim == 0:
-        raise ValueError("narrow: a 0-d tensor cannot be narrowed")
+        raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
     d = wrap_dim(dim, data.ndim, "narrow")
     start, length = int(start.item() if isinstance(start, Tensor) else start), int(length)
     n = data.shape[d]
+    if length < 0:
+        raise RuntimeError("narrow(): length must be non-negative.")
     if not -n <= start <= n:
-        raise IndexError(f"narrow: start {start} is out of range for dim {d} of size {n}")
+        raise IndexError(f"start out of range (expected to be in range of [{-n}, {n}], but got {start})")
     if start < 0:
         start += n
-    if length < 0 or start + length > n:
-        raise ValueError(f"narrow: start ({start}) + length ({length}) exceeds the size {n} of dim {d}")
+    if start + length > n:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
     index = tuple(slice(start, start + length) if i == d else slice(None) for i in range(data.ndim))
     if isinstance(input, Tensor):
         return input[index]  # (indexing: a view with the input's version counter)

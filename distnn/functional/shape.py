@@ -4,11 +4,14 @@ Indexing (:mod:`.indexing`), concat/stack/split (:mod:`.join`) and padding (:mod
 modules of their own; their names are importable from here too."""
 from __future__ import annotations
 
+import numpy as np
+
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from ._dims import dim_or_axis, wrap_dim
+from .shape_checks import expanded_shape, infer_size, permutation, squeeze_dims
 # (the shape ops' neighbours, importable from here as before)
 from . import indexing as _indexing, join as _join, padding as _padding
 from .indexing import CopySlices, Gather, GetItem, SetItem, TakeAlong, getitem, scatter_add
@@ -24,14 +27,23 @@ _normalize_pad, _source_index = _padding._normalize_pad, _padding._source_index
 
 
 class Reshape(Function):
+    """``a`` with another shape; ``strides`` (in elements, PyTorch's ``computeStride`` of a view) are given to the
+    dims of size 1 of numpy's view, where numpy's reshape sets strides of its own (the same memory either way)."""
+
     saves_tensors = False
 
-    def forward(self, a, shape):
+    def forward(self, a, shape, strides=None):
         self.shape = a.shape
         try:
-            return a.reshape(shape)
+            out = a.reshape(shape)
         except ValueError:
             raise ValueError(f"cannot reshape tensor of shape {tuple(a.shape)} ({a.size} elements) into {tuple(shape)}") from None
+        if strides is not None:
+            strides = tuple(s * a.itemsize for s in strides)
+            # (only where numpy's differ, on size-1 dims alone: else numpy copied, and its strides stay)
+            if strides != out.strides and all(n == 1 or s == t for n, s, t in zip(out.shape, strides, out.strides)):
+                out = get_array_module(a).lib.stride_tricks.as_strided(out, shape=out.shape, strides=strides)
+        return out
 
     def backward(self, g):
         return (g.reshape(self.shape),)
@@ -43,9 +55,7 @@ class Transpose(Function):
     def forward(self, a, axes=None):
         xp = get_array_module(a)
         if axes is not None:
-            axes = tuple(ax % a.ndim for ax in axes)
-            if sorted(axes) != list(range(a.ndim)):
-                raise ValueError(f"axes {axes} are not a permutation of the {a.ndim} dimensions of shape {a.shape}")
+            axes = permutation(axes, a.ndim)  # (PyTorch's refusals: a dim missing, repeated or out of range)
         self.axes = axes
         return xp.transpose(a, axes)
 
@@ -67,15 +77,12 @@ class BroadcastTo(Function):
     def forward(self, a, shape):
         shape = tuple(shape)
         if -1 in shape:  # PyTorch's expand: -1 keeps that dim's size (not in a new leading dim)
-            lead = len(shape) - a.ndim
-            if lead < 0 or -1 in shape[:lead]:
-                raise ValueError(f"cannot broadcast tensor of shape {tuple(a.shape)} to {shape}: -1 (keep the size) "
-                                 f"is allowed only for one of its {a.ndim} existing dims, the last ones")
-            shape = shape[:lead] + tuple(a.shape[i] if s == -1 else s for i, s in enumerate(shape[lead:]))
+            shape = expanded_shape(a.shape, shape)
         try:
             return get_array_module(a).broadcast_to(a, shape)
-        except ValueError:
-            raise ValueError(f"cannot broadcast tensor of shape {tuple(a.shape)} to {shape}") from None
+        except ValueError:  # (PyTorch's refusal, in its words)
+            expanded_shape(a.shape, shape)
+            raise
 
     def backward(self, g):
         return (g,)
@@ -87,8 +94,8 @@ class Squeeze(Function):
     def forward(self, a, axis=None):
         self.shape = a.shape
         if axis is not None:
-            axes = (axis,) if isinstance(axis, int) else tuple(axis)
-            axes = tuple(ax for ax in axes if a.shape[ax] == 1)  # PyTorch: non-1 axes are left alone
+            axes = squeeze_dims(axis, a.ndim)
+            axes = tuple(ax for ax in axes if a.ndim and a.shape[ax] == 1)  # PyTorch: others are left alone
             return a.squeeze(axis=axes) if axes else a
         return a.squeeze()
 
@@ -101,7 +108,10 @@ class Unsqueeze(Function):
 
     def forward(self, a, axis):
         self.shape = a.shape
-        return get_array_module(a).expand_dims(a, axis)
+        d = wrap_dim(axis, a.ndim + 1, "unsqueeze")
+        # (indexing with None, not numpy's expand_dims: the new dim gets stride 0, which stride() reports as
+        # PyTorch's unsqueeze has it; expand_dims' reshape may give it another)
+        return a[(slice(None),) * d + (None,)]
 
     def backward(self, g):
         return (g.reshape(self.shape),)
@@ -109,12 +119,12 @@ class Unsqueeze(Function):
 
 def flatten(a, start_dim=0, end_dim=-1):
     """Dims ``start_dim`` .. ``end_dim`` (PyTorch's: out of range is an IndexError, ``start_dim`` after
-    ``end_dim`` a ValueError) merged into one; a 0-d tensor becomes (1,)."""
+    ``end_dim`` a RuntimeError) merged into one; a 0-d tensor becomes (1,)."""
     shape = a.shape
     start, end = wrap_dim(start_dim, len(shape), "flatten"), wrap_dim(end_dim, len(shape), "flatten")
     if start > end:
-        raise ValueError(f"flatten: start_dim {start_dim} cannot come after end_dim {end_dim} "
-                         f"(a tensor of shape {tuple(shape)})")
+        raise RuntimeError(f"flatten() has invalid args: start_dim cannot come after end_dim (start_dim "
+                           f"{start_dim}, end_dim {end_dim}, a tensor of shape {tuple(shape)})")
     if not shape:
         return Reshape.apply(a, shape=(1,))
     n = 1
@@ -127,7 +137,16 @@ def flatten(a, start_dim=0, end_dim=-1):
 
 
 def reshape(a, shape):
-    return Reshape.apply(a, shape=tuple(shape))
+    """``a`` with ``shape`` (one size may be -1), a view where numpy's reshape can make one, else a copy; sizes
+    refused as PyTorch refuses them (RuntimeErrors: a second -1, a negative size, a product that is not the
+    number of elements, -1 of an empty tensor)."""
+    data = a.data if isinstance(a, Tensor) else a
+    shape = infer_size(shape, data.size if hasattr(data, "size") else np.size(data))
+    if 1 in shape and not data.flags.c_contiguous:  # (a view: PyTorch's strides for its dims of size 1)
+        from .view_strides import torch_strides, view_strides
+
+        return Reshape.apply(a, shape=shape, strides=view_strides(data.shape, torch_strides(data), shape))
+    return Reshape.apply(a, shape=shape)
 
 
 def transpose(a, *dims, axes=None):

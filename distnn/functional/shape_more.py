@@ -153,7 +153,11 @@ def movedim(input, source, destination):  # noqa: A002
     if len(src) != len(dst):
         raise RuntimeError(f"movedim: Invalid source or destination dims: source ({list(src)} dims) should contain "
                            f"the same number of dims as destination ({list(dst)} dims)")
-    src, dst = wrap_dims(src, x.ndim, "movedim"), wrap_dims(dst, x.ndim, "movedim")
+    src = tuple(wrap_dim(d, x.ndim, "movedim") for d in src)
+    dst = tuple(wrap_dim(d, x.ndim, "movedim") for d in dst)
+    for name, dims in (("source", src), ("destination", dst)):
+        if len(set(dims)) != len(dims):
+            raise RuntimeError(f"movedim: repeated dim in `{name}` ({list(dims)})")
     order = [d for d in range(x.ndim) if d not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
@@ -324,17 +328,23 @@ def flipud(input):  # noqa: A002
 
 # ---------------------------------------------------------------- reshaping and broadcasting
 def unflatten(input, dim, sizes):  # noqa: A002
-    """``torch.unflatten``: dim ``dim`` split into ``sizes`` (one of them may be -1)."""
+    """``torch.unflatten``: dim ``dim`` split into ``sizes`` (one of them may be -1), refused as PyTorch's."""
+    from .shape_checks import SizeMismatch, infer_size
+
     x = as_tensor(input)
+    if x.ndim == 0:
+        raise RuntimeError("unflatten got an unexpected error:\nDimension specified as 0 but tensor has no dimensions")
     d = wrap_dim(dim, x.ndim, "unflatten")
     sizes = _ints(sizes)
     if not sizes:
         raise RuntimeError("unflatten: sizes must be non-empty")
-    known = int(np.prod([s for s in sizes if s != -1]))
-    if sizes.count(-1) > 1 or (-1 not in sizes and known != x.shape[d]) or (
-            -1 in sizes and (known == 0 or x.shape[d] % known)):
+    try:
+        sizes = infer_size(sizes, x.shape[d])
+    except SizeMismatch:
         raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} "
-                           f"({x.shape[d]}) in the input tensor")
+                           f"({x.shape[d]}) in the input tensor") from None
+    except RuntimeError as e:  # (a second -1, a negative size, an ambiguous -1: infer_size's words, as PyTorch's)
+        raise RuntimeError(f"unflatten got an unexpected error:\n{e}") from None
     return x.reshape(x.shape[:d] + sizes + x.shape[d + 1:])
 
 

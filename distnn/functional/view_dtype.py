@@ -11,8 +11,9 @@ Autograd: PyTorch 2.13's ``view(dtype)`` is not differentiable, to any dtype, it
 requires grad and has no ``grad_fn``, even from a tensor that requires grad (as a ``detach()``, which it also is
 for in-place changes: writing through it is allowed on a leaf that requires grad). distnn's does the same.
 
-One leniency: numpy keeps no stride of its own for a last dim of size 1 (``x[:, None]`` gives it 0, PyTorch's
-``unsqueeze`` 1); such a dim's stride is not checked, as it is never stepped over.
+The strides checked are ``stride()``'s (PyTorch's for the size-1 dims numpy adds with stride 0, see
+:func:`.view_strides.torch_strides`). One leniency: a last dim of size 1 has its stride not checked, as it is never
+stepped over.
 """
 from __future__ import annotations
 
@@ -46,18 +47,6 @@ def storage_offset(a) -> int:
     return int(start) // a.dtype.itemsize
 
 
-def _torch_strides(a) -> tuple:
-    """``a``'s strides in items, as PyTorch would have them where numpy's carry no information: an empty
-    tensor's are row-major (numpy gives 0s)."""
-    if a.size == 0:
-        out, step = [], 1
-        for s in reversed(a.shape):
-            out.append(step)
-            step *= max(s, 1)
-        return tuple(reversed(out))
-    return tuple(int(s) // a.dtype.itemsize for s in a.strides)
-
-
 def check_view_dtype(a, new: np.dtype) -> None:
     """Raise PyTorch's RuntimeError where ``a`` cannot be read as ``new``."""
     old = a.dtype
@@ -66,7 +55,9 @@ def check_view_dtype(a, new: np.dtype) -> None:
     what = f"to view {torch_dtype_name(old)} as {torch_dtype_name(new)} (different element sizes)"
     if a.ndim == 0:
         raise RuntimeError(f"self.dim() cannot be 0 {what}")
-    strides = _torch_strides(a)
+    from .view_strides import torch_strides  # (view_strides imports this module)
+
+    strides = torch_strides(a)
     last_stride = 1 if a.shape[-1] == 1 else strides[-1]
     if old.itemsize > new.itemsize:
         if last_stride != 1:

@@ -14,6 +14,8 @@ import numpy as np
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
+from . import memory_format as MF
+from .shape_checks import SizeMismatch, infer_size  # noqa: F401 - (importable from here as before)
 from .shape import Reshape
 
 _VIEW_REFUSED = ("view size is not compatible with input tensor's size and stride (at least one dimension spans "
@@ -21,8 +23,28 @@ _VIEW_REFUSED = ("view size is not compatible with input tensor's size and strid
 
 
 def element_strides(a):
-    """numpy's strides of ``a`` in elements (PyTorch's ``stride()``)."""
+    """numpy's strides of ``a`` in elements."""
     return tuple(int(s) // a.dtype.itemsize for s in a.strides)
+
+
+def torch_strides(a) -> tuple:
+    """``Tensor.stride()``: numpy's strides in elements, with PyTorch's values where numpy's carry no information.
+    A dim of size 1 is never stepped over, and numpy gives the ones it adds (``x[None]``, ``x[:, None]``, a new
+    leading dim of ``expand``) stride 0, where PyTorch's ``unsqueeze`` gives ``size * stride`` of the dim after it
+    (1 for the last dim); numpy's empty arrays have all strides 0, PyTorch's new empty tensors row-major ones.
+    (Not recoverable: a size-1 slice of an expanded dim, stride 0 in PyTorch, is reported as an unsqueezed one.)"""
+    strides = element_strides(a)
+    if 0 not in strides:
+        return strides
+    shape = a.shape
+    if a.size == 0 and not any(strides):
+        return _contiguous_strides(shape)
+    out, after = list(strides), 1  # (after: what a size-1 dim before the current one would get)
+    for d in range(len(shape) - 1, -1, -1):
+        if shape[d] == 1 and out[d] == 0:
+            out[d] = after
+        after = shape[d] * out[d]
+    return tuple(out)
 
 
 def view_strides(shape, strides, new_shape):
@@ -64,8 +86,12 @@ def _contiguous_strides(shape):
     return tuple(reversed(out))
 
 
-def is_contiguous_layout(a) -> bool:
-    """PyTorch's ``is_contiguous``: row-major strides, ignoring dims of size 1 (and any empty tensor)."""
+def is_contiguous_layout(a, memory_format=None) -> bool:
+    """PyTorch's ``is_contiguous``: row-major strides, ignoring dims of size 1 (and any empty tensor); with
+    ``memory_format=channels_last`` (or ``channels_last_3d``) its stride test for that format instead."""
+    fmt = MF.check_memory_format(memory_format, "is_contiguous")
+    if fmt in (MF.channels_last, MF.channels_last_3d):
+        return MF.is_channels_last(a.shape, torch_strides(a), fmt)
     if a.size == 0:
         return True
     expected = 1
@@ -77,39 +103,19 @@ def is_contiguous_layout(a) -> bool:
     return True
 
 
-def infer_size(shape, numel: int) -> tuple:
-    """``shape`` with its -1 worked out for ``numel`` elements, refused as PyTorch's ``infer_size`` refuses it
-    (in its order: a negative size other than -1, a second -1, an ambiguous -1 of an empty tensor, a product
-    that is not ``numel``)."""
-    shape, infer, known = list(shape), None, 1
-    for i, s in enumerate(shape):
-        if s == -1:
-            if infer is not None:
-                raise RuntimeError("only one dimension can be inferred")
-            infer = i
-        elif s >= 0:
-            known *= s
-        else:
-            raise RuntimeError(f"invalid shape dimension {s} at index {i} of shape {shape}")
-    if numel == known or (infer is not None and known > 0 and numel % known == 0):
-        if infer is not None:
-            if known == 0:
-                raise RuntimeError(f"cannot reshape tensor of 0 elements into shape {shape} because the "
-                                   "unspecified dimension size -1 can be any value and is ambiguous")
-            shape[infer] = numel // known
-        return tuple(shape)
-    raise RuntimeError(f"shape '{shape}' is invalid for input of size {numel}")
-
-
 def view(t, shape):
     """``Tensor.view``: ``t`` seen with ``shape`` (integers, one of them may be -1), sharing its memory;
     refused, as PyTorch refuses it, where the strides allow no such view (``reshape`` copies there)."""
     a = t.data
     new_shape = infer_size(shape, a.size)
-    # (a row-major tensor takes any shape of its size: the stride walk only for the others)
-    if not a.flags.c_contiguous and view_strides(a.shape, element_strides(a), new_shape) is None:
+    # (a row-major tensor takes any shape of its size: the stride walk only for the others, whose strides
+    # then go to the result, numpy's reshape setting others for its dims of size 1)
+    if a.flags.c_contiguous:
+        return Reshape.apply(t, shape=new_shape)
+    strides = view_strides(a.shape, torch_strides(a), new_shape)
+    if strides is None:
         raise RuntimeError(_VIEW_REFUSED)
-    return Reshape.apply(t, shape=new_shape)
+    return Reshape.apply(t, shape=new_shape, strides=strides)
 
 
 def _size(s):
@@ -166,6 +172,14 @@ class Contiguous(Function):
         return (g,)
 
 
-def contiguous(t):
-    """``t`` itself when it is contiguous (PyTorch's rule), else a row-major copy in the graph."""
-    return t if is_contiguous_layout(t.data) else Contiguous.apply(t)
+def contiguous(t, memory_format=None):
+    """``t`` itself when it is contiguous in ``memory_format`` (PyTorch's rule; default row-major), else a copy in
+    the graph laid out so (see :mod:`.memory_format` for ``channels_last``)."""
+    fmt = MF.check_memory_format(memory_format, "contiguous")
+    if fmt in (MF.channels_last, MF.channels_last_3d):
+        return MF.to_channels_last(t, fmt, torch_strides(t.data))
+    if is_contiguous_layout(t.data):
+        return t
+    if fmt is MF.preserve_format:  # (PyTorch: the tensor itself where it is contiguous, else this)
+        raise RuntimeError("preserve memory format is unsupported by the contiguous operator")
+    return Contiguous.apply(t)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from distnn.functional import shape as S
 from distnn.functional._dims import wrap_dim
+from distnn.functional.shape_more import unflatten
 
 from .module import Module
 
@@ -29,9 +30,9 @@ class Unflatten(Module):
         self.dim, self.unflattened_size = dim, tuple(unflattened_size)
 
     def forward(self, x):
-        shape = tuple(x.shape)
-        d = wrap_dim(self.dim, len(shape), self.where())
-        return S.reshape(x, (*shape[:d], *self.unflattened_size, *shape[d + 1:]))
+        if len(x.shape):  # (a dim out of range named with this module's place in the model)
+            wrap_dim(self.dim, len(x.shape), self.where())
+        return unflatten(x, self.dim, self.unflattened_size)  # (PyTorch's refusals)
 
     def extra_repr(self):
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
