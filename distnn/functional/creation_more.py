@@ -38,7 +38,9 @@ def vander(x, N=None, increasing=False):  # noqa: N803 - PyTorch's name
 
 def scalar_tensor(s, *, dtype=None, requires_grad=False):
     """``torch.scalar_tensor``: a 0-d tensor holding the number ``s``, in the default dtype unless ``dtype``
-    (a bool or an int too, as PyTorch's)."""
+    (a bool or an int too, as PyTorch's). A 0-d tensor is taken as its number."""
+    if isinstance(s, Tensor) and s.ndim == 0:
+        s = s.item()
     if not isinstance(s, numbers.Number):
         raise TypeError(f"scalar_tensor(): argument 's' (position 1) must be Number, not {type(s).__name__}")
     if dtype is None:
