@@ -242,7 +242,7 @@ from .functional import conversion as _conversion, creation_more as _creation_mo
 from .functional import index_math as _index_math, inplace_forms as _inplace_forms  # noqa: E402
 from .functional import stacking as _stacking  # noqa: E402
 from .functional.conversion import *  # noqa: E402,F401,F403
-from .functional.creation_more import *  # noqa: E402,F401,F403  (distnn.range: torch.range; Python's is _builtins.range)
+from .functional.creation_more import *  # noqa: E402,F401,F403  (distnn.range is torch.range: use _builtins.range)
 from .functional.index_math import *  # noqa: E402,F401,F403
 from .functional.inplace_forms import *  # noqa: E402,F401,F403
 from .functional.stacking import *  # noqa: E402,F401,F403
