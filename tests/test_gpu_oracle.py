@@ -257,6 +257,18 @@ def _distributions_log_densities(a, b):
     kl = D.kl_divergence(D.Normal(a, b, validate_args=False), D.Normal(b, a, validate_args=False))
     return beta.log_prob(_DIST_VALUE) + gamma.entropy() + kl
 
+_R_TL = np.random.default_rng(53)  # (the top-level joins' and creation functions' own stream)
+_VANDER_X = np.array([0.0, 1.5, -2.0, 0.0, 0.5])  # (zeros: the cumulative product's gradient there)
+
+
+def _inplace_top_level_forms(a):
+    y = a * 1.0
+    dn.exp_(dn.clamp_(y, -1.0, 1.0))  # (torch.exp_(t): t.exp_(), recorded on the device)
+    z = y + 1.0
+    dn.sqrt_(z)
+    return dn.rsub(y, z, alpha=0.5) + dn.fill(a, a[0, 0])
+
+
 NEW_OPS = {
     "binary_cross_entropy": ([_PROBS, _R.random((4, 3))],
                              lambda p, y: F.binary_cross_entropy(p, y, weight=np.array([0.5, 2.0, 1.0]))),
@@ -580,6 +592,19 @@ NEW_OPS = {
     "reshape_size1_of_slice": ([_R_TR.standard_normal((2, 3, 4))], lambda x: x[:, :, 2:3].reshape(1, 2, 3, 1).exp()),
     "unsqueeze_each_dim": ([_R_TR.standard_normal((2, 3))],
                            lambda x: x.t().unsqueeze(0) * x.t().unsqueeze(1).unsqueeze(-1).sum(-1)),
+    # top-level joins and creation functions (static review): block_diag's windows, combinations' index grid
+    # moved to the device, vander's cumulative product, the in-place top-level forms on device tensors
+    "stack_family": ([_R_TL.standard_normal((3, 2)), _R_TL.standard_normal(3)],
+                     lambda a, b: dn.hstack([a, b[:, None]]) + dn.vstack([a.t(), b]) * 2
+                     + dn.dstack([dn.column_stack([a, b]), b.expand(3, 3)]).prod(-1)
+                     + dn.concatenate([a, dn.row_stack([b]).t()], axis=1) ** 2),
+    "block_diag": ([_R_TL.standard_normal((2, 3)), _R_TL.standard_normal(2)],
+                   lambda a, b: dn.block_diag(a, b, a[1, 1], b.reshape(2, 1))),
+    "cartesian_prod_combinations": ([_R_TL.standard_normal(4), _R_TL.standard_normal(3)],
+                                    lambda a, b: dn.cartesian_prod(a, b).sum(0) + dn.combinations(a, 3).sum(0)[:2]
+                                    + dn.combinations(b, 2, with_replacement=True).prod(1).sum()),
+    "vander": ([_VANDER_X], lambda x: dn.vander(x) + dn.vander(x, 5, increasing=True) * 0.5),
+    "inplace_top_level_forms": ([_R_TL.standard_normal((3, 4))], _inplace_top_level_forms),
 }
 
 

@@ -144,6 +144,10 @@ class TensorMethods:
         return self
 
     def fill_(self, value):
+        """Every element ``value`` (a number or a 0-d tensor, whose gradient is the sum of this one's)."""
+        if getattr(value, "ndim", 0) != 0:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} "
+                               "dimensions.")
         self[...] = value
         return self
 

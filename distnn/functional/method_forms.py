@@ -3,6 +3,8 @@
 ``is_signed``, ``absolute``, ``fix`` and ``msort``."""
 from __future__ import annotations
 
+import numpy as np
+
 from distnn.autograd.tensor import Tensor
 
 from .shape_more import as_tensor
@@ -75,6 +77,21 @@ def sub(input, other, *, alpha=1):  # noqa: A002
     return _sub(as_tensor(input), other, alpha=alpha)
 
 
+def rsub(input, other, *, alpha=1):  # noqa: A002
+    """``torch.rsub``: ``other - alpha * input`` (``other`` a tensor or a number; bools refused, and a float
+    ``alpha`` with integer operands, as PyTorch's)."""
+    from distnn.autograd.tensor_inplace_methods import _is_bool
+
+    x = as_tensor(input)
+    if _is_bool(x) or _is_bool(other):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying "
+                           "to invert a mask, use the `~` or `logical_not()` operator instead.")
+    other_integral = isinstance(other, int) or getattr(other, "dtype", np.dtype(float)).kind in "iu"
+    if isinstance(alpha, float) and x.dtype.kind in "iu" and other_integral:
+        raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
+    return other - (x if alpha == 1 else x * alpha)
+
+
 def mul(input, other):  # noqa: A002
     return as_tensor(input) * other
 
@@ -123,5 +140,5 @@ def msort(input):  # noqa: A002
 
 
 __all__ = ["is_tensor", "numel", "is_nonzero", "is_same_size", "is_signed", "gather", "chunk", "masked_fill",
-           "permute", "clone", "detach", "broadcast_to", "add", "sub", "mul", "div", "pow", "all", "any", "adjoint",
-           "absolute", "fix", "msort"]
+           "permute", "clone", "detach", "broadcast_to", "add", "sub", "rsub", "mul", "div", "pow", "all", "any",
+           "adjoint", "absolute", "fix", "msort"]
