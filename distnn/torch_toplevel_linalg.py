@@ -44,7 +44,8 @@ def qr(input, some=True):  # noqa: A002
 def _triangle_values(factor, upper):
     """``factor``'s triangle as the value, the whole of ``factor`` for the gradient: PyTorch reads only the
     triangle in ``cholesky_solve``/``cholesky_inverse`` but its gradient (``-(G X^T + X G^T) L``) is not
-    projected on it."""
+    projected on it. (With values in the other triangle PyTorch's formula multiplies by them as well; this
+    one by the triangle: the same for a triangular factor, the usual case.)"""
     from . import tril, triu
 
     return factor - (factor - (triu(factor) if upper else tril(factor))).detach()

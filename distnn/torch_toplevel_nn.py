@@ -37,26 +37,33 @@ def _reduction(reduction, who):
     return _REDUCTIONS[reduction]
 
 
-# dropout: `train` is required and positional, as ATen's
+# dropout: `train` is required and positional, as ATen's; a p outside [0, 1] is ATen's RuntimeError (F's is
+# torch.nn.functional's ValueError)
+def _check_p(p):
+    if not 0.0 <= p <= 1.0:
+        raise RuntimeError(f"dropout probability has to be between 0 and 1, but got {p}")
+    return p
+
+
 def dropout(input, p, train):  # noqa: A002 - PyTorch's name
     """``torch.dropout(input, p, train)``: :func:`distnn.functional.dropout` (its masks and random streams)."""
-    return F.dropout(input, p, train)
+    return F.dropout(input, _check_p(p), train)
 
 
 def alpha_dropout(input, p, train):  # noqa: A002
     """``torch.alpha_dropout(input, p, train)``: :func:`distnn.functional.alpha_dropout`."""
-    return F.alpha_dropout(input, p, train)
+    return F.alpha_dropout(input, _check_p(p), train)
 
 
 def feature_dropout(input, p, train):  # noqa: A002
     """``torch.feature_dropout(input, p, train)``: one mask value per (sample, channel) of an ``(N, C, ...)``
     input of any rank >= 2, kept channels scaled by 1/(1-p) (no rank checks or warnings, unlike dropout2d)."""
-    return _noise_dropout(input, p, train, False, None, feature=True, alpha=False)
+    return _noise_dropout(input, _check_p(p), train, False, None, feature=True, alpha=False)
 
 
 def feature_alpha_dropout(input, p, train):  # noqa: A002
     """``torch.feature_alpha_dropout(input, p, train)``: :func:`distnn.functional.feature_alpha_dropout`."""
-    return F.feature_alpha_dropout(input, p, train)
+    return F.feature_alpha_dropout(input, _check_p(p), train)
 
 
 # normalization: ATen's argument order (weight and bias before the running statistics)
