@@ -1,7 +1,7 @@
 """PyTorch's older top-level linear-algebra forms (``torch.svd``, ``torch.qr``, ``torch.cholesky_solve``,
-``torch.triangular_solve``, ``torch.chain_matmul``, ``torch.frobenius_norm``, ``torch.nuclear_norm``) and
-``torch.mvlgamma``, composed of :mod:`distnn.linalg` and distnn's differentiable ops, so their gradients come
-from those ops' backward (and twice-differentiable where those are).
+``torch.triangular_solve``, ``torch.chain_matmul``, ``torch.frobenius_norm``, ``torch.nuclear_norm``),
+``torch.mvlgamma`` and ``torch.igammac`` (from :mod:`distnn.functional.gamma_functions`), composed of
+:mod:`distnn.linalg` and distnn's differentiable ops, so their gradients come from those ops' backward.
 
 They keep PyTorch's older conventions: ``torch.svd`` returns ``V``, not ``Vh``, ``some`` chooses the reduced
 factors, ``compute_uv=False`` gives zero-filled ``U`` (m, m) and ``V`` (n, n); ``triangular_solve(b, A)`` takes
@@ -18,7 +18,7 @@ import numpy as np
 from . import linalg
 from .autograd.tensor import Tensor
 from .backend import get_array_module, unwrap
-from .functional.gamma_functions import lgamma
+from .functional.gamma_functions import igammac, lgamma  # noqa: F401 - igammac re-exported
 
 
 def svd(input, some=True, compute_uv=True):  # noqa: A002 - PyTorch's name
@@ -128,4 +128,4 @@ def mvlgamma(input, p):  # noqa: A002
 
 
 __all__ = ["svd", "qr", "cholesky_solve", "cholesky_inverse", "triangular_solve", "chain_matmul",
-           "frobenius_norm", "nuclear_norm", "mvlgamma"]
+           "frobenius_norm", "nuclear_norm", "mvlgamma", "igammac"]

@@ -123,6 +123,8 @@ CASES = {
     "nuclear_norm": ([N((2, 3, 4))], lambda L, x: L.nuclear_norm(x)),
     "nuclear_norm_dim": ([N((3, 2, 4))], lambda L, x: L.nuclear_norm(x, (0, 2), True)),
     "mvlgamma": ([R.uniform(1.6, 5, (3, 4))], lambda L, x: L.mvlgamma(x, 3)),
+    "igammac": ([_k(R.uniform(0.3, 6, (3, 4))), R.uniform(0.1, 12, (3, 4))], lambda L, a, x: L.igammac(a, x)),
+    "igammac_tail": ([_k([3.0, 50.0, 0.5]), np.array([40.0, 300.0, 1e-3])], lambda L, a, x: L.igammac(a, x)),
     # sampled calculus
     "trapezoid_dx": ([N((3, 5))], lambda L, y: L.trapezoid(y, dx=0.5)),
     "trapezoid_x1d": ([N((3, 4)), np.sort(N(3))], lambda L, y, x: L.trapezoid(y, x, dim=0)),

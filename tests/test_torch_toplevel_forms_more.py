@@ -55,6 +55,18 @@ def test_refusals_match_torch(name, torch):
             assert gist in str(caught.value), f"{lib.__name__}: {caught.value}"
 
 
+def test_igammac_keeps_its_tail_and_refuses_the_shape_gradient_as_torch(torch):
+    a, x = np.array([3.0, 50.0, 2.0]), np.array([40.0, 300.0, 60.0])  # Q ~ 1e-15, 1e-72, 1e-25: 1 - P would be 0
+    want = torch.igammac(torch.tensor(a), torch.tensor(x)).numpy()
+    got = dn.igammac(dn.tensor(a), dn.tensor(x)).numpy()
+    assert (want > 0).all()
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    for lib in (torch, dn):
+        shape = lib.tensor(a, requires_grad=True)
+        with pytest.raises((RuntimeError, NotImplementedError), match="igammac.* not implemented"):
+            lib.igammac(shape, lib.tensor(x)).sum().backward()
+
+
 def test_own_refusals_name_the_problem():
     x = dn.ones(1, 1, 3, 3)
     grid = dn.zeros(1, 2, 2, 2)
