@@ -603,7 +603,8 @@ NEW_OPS = {
     "toplevel_gradient_coordinates": ([_R_TR.standard_normal((5, 3))],
                                       lambda f: dn.gradient(f, spacing=(dn.tensor([0., 1, 3, 4, 7]), 0.5),
                                                             edge_order=2)[0]),
-    "toplevel_igammac": ([_R_TR.uniform(0.1, 30, (3, 4))], lambda x: dn.igammac(np.array([0.5, 3.0, 8.0, 20.0]), x)),
+    "toplevel_igammac": ([_R_TR.uniform(0.1, 30, (3, 4))],
+                         lambda x: dn.igammac(np.array([0.5, 3.0, 8.0, 20.0]).astype(x.dtype), x)),
 }
 
 

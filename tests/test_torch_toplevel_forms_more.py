@@ -13,7 +13,8 @@ REFUSALS = {
     "dropout_without_train": (TypeError, "train", lambda L: L.dropout(L.ones(3, 4), 0.5)),
     "dropout_p": (RuntimeError, "dropout probability has to be between 0 and 1, but got 1.5",
                   lambda L: L.dropout(L.ones(3, 4), 1.5, True)),
-    "feature_alpha_dropout_p": (RuntimeError, "between 0 and 1", lambda L: L.feature_alpha_dropout(L.ones(3), -1, True)),
+    "feature_alpha_dropout_p": (RuntimeError, "between 0 and 1",
+                                lambda L: L.feature_alpha_dropout(L.ones(3), -1, True)),
     "feature_dropout_1d": (RuntimeError, "Feature dropout requires at least 2 dimensions in the input",
                            lambda L: L.feature_dropout(L.ones(3), 0.5, True)),
     "batch_norm_without_cudnn_enabled": (TypeError, "cudnn_enabled", lambda L: L.batch_norm(
