@@ -1,7 +1,7 @@
 """PyTorch's ``torch.lgamma``, ``torch.digamma``, ``torch.igamma`` and ``torch.igammac``, differentiable with
 ``derivatives.yaml``'s formulas (``lgamma' = digamma``, ``digamma' = polygamma(1, x)``, igamma's and igammac's
-with respect to ``other`` only); the values come from :mod:`._gamma_special` (numpy) or cupyx.scipy.special (cupy). Integer and bool inputs compute in
-the default float dtype, as PyTorch's."""
+with respect to ``other`` only); the values come from :mod:`._gamma_special` (numpy) or cupyx.scipy.special
+(cupy). Integer and bool inputs compute in the default float dtype, as PyTorch's."""
 from __future__ import annotations
 
 from distnn.autograd.function import Function
