@@ -158,3 +158,14 @@ def test_cholesky_solve_reads_one_triangle_and_its_gradient_is_torchs(upper, tor
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
     other = np.tril(results[0][0], -1) if upper else np.triu(results[0][0], 1)
     assert np.abs(other).max() > 1e-3, "the gradient is not projected on the triangle (PyTorch's is not)"
+
+
+def test_integer_samples_give_torchs_float_results(torch):
+    ints = np.arange(6) ** 2
+    calls = [lambda L, x: L.gradient(x)[0], lambda L, x: L.gradient(x, spacing=2, edge_order=2)[0],
+             lambda L, x: L.trapezoid(x), lambda L, x: L.cumulative_trapezoid(x), lambda L, x: L.trapz(x, dx=0.5),
+             lambda L, x: L.mvlgamma(x + 2, 2)]
+    for call in calls:
+        want, got = call(torch, torch.tensor(ints)).numpy(), call(dn, dn.tensor(ints)).numpy()
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-6)
