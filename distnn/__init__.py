@@ -254,3 +254,12 @@ from . import amp  # noqa: E402
 from .amp import autocast  # noqa: E402  (torch.autocast; also distnn.amp.autocast)
 
 __all__ += ["amp", "autocast"]
+
+# PyTorch's top-level NN, older linear-algebra and sampled-calculus forms (torch.conv2d, torch.svd, torch.gradient)
+from . import torch_toplevel_calculus as _tl_calculus  # noqa: E402
+from . import torch_toplevel_linalg as _tl_linalg, torch_toplevel_nn as _tl_nn  # noqa: E402
+from .torch_toplevel_calculus import *  # noqa: E402,F401,F403
+from .torch_toplevel_linalg import *  # noqa: E402,F401,F403
+from .torch_toplevel_nn import *  # noqa: E402,F401,F403
+
+__all__ += [*_tl_nn.__all__, *_tl_linalg.__all__, *_tl_calculus.__all__]

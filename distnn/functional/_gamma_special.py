@@ -133,8 +133,9 @@ def trigamma_array(x):
     return _cupy_special("polygamma")(1, x).astype(x.dtype, copy=False)
 
 
-def _igamma64(a, x):
-    """The regularized lower incomplete gamma ``P(a, x)`` (Numerical Recipes' split): the series
+def _igamma64(a, x, upper=False):
+    """The regularized lower incomplete gamma ``P(a, x)`` (``upper``: ``Q = 1 - P``, each computed directly where
+    it is the small one, so neither loses its tail to the subtraction; Numerical Recipes' split): the series
     ``x^a e^-x / Gamma(a + 1) sum_n x^n / ((a + 1) ... (a + n))`` below ``x = a + 1`` and ``1 - Q`` from Legendre's
     continued fraction for ``Q`` (modified Lentz) above; both converge within ``~10 sqrt(a)`` steps, the count
     taken from the largest ``a`` (a fixed number of whole-array steps)."""
@@ -166,14 +167,14 @@ def _igamma64(a, x):
             c = np.where(np.abs(c) < tiny, tiny, c)
             d = 1.0 / d
             h = h * d * c
-        upper = np.exp(log_prefix) * h
-        out = np.where(big, 1.0 - upper, series)
+        q = np.exp(log_prefix) * h
+        out = np.where(big, q, 1.0 - series) if upper else np.where(big, 1.0 - q, series)
         # PyTorch's values at the edges, the first condition that holds deciding
         nan = np.nan
         edges = [((x < 0) | (a < 0), nan), ((a == np.inf) & (x == np.inf), nan), (a == np.inf, 0.0),
                  (np.isnan(x), nan), ((a == 0) & (x == 0), nan), (a == 0, 1.0), (x == 0, 0.0), (x == np.inf, 1.0),
                  (np.isnan(a), nan)]
-        return np.select([c for c, _ in edges], [v for _, v in edges], out)
+        return np.select([c for c, _ in edges], [1.0 - v if upper else v for _, v in edges], out)  # (1 - nan: nan)
 
 
 def igamma_array(a, x):
@@ -183,3 +184,11 @@ def igamma_array(a, x):
         dtype = np.result_type(a, x)
         return _igamma64(np.asarray(a, np.float64), np.asarray(x, np.float64)).astype(dtype, copy=False)
     return _cupy_special("gammainc")(a, x)
+
+
+def igammac_array(a, x):
+    """``Q(a, x) = 1 - P(a, x)``, PyTorch's ``igammac``/``special.gammaincc`` (its values at the edges)."""
+    if get_array_module(x) is np:
+        dtype = np.result_type(a, x)
+        return _igamma64(np.asarray(a, np.float64), np.asarray(x, np.float64), upper=True).astype(dtype, copy=False)
+    return _cupy_special("gammaincc")(a, x)

@@ -1,14 +1,14 @@
-"""PyTorch's ``torch.lgamma``, ``torch.digamma`` and ``torch.igamma``, differentiable with ``derivatives.yaml``'s
-formulas (``lgamma' = digamma``, ``digamma' = polygamma(1, x)``, igamma's with respect to ``other`` only); the
-values come from :mod:`._gamma_special` (numpy) or cupyx.scipy.special (cupy). Integer and bool inputs compute in
-the default float dtype, as PyTorch's."""
+"""PyTorch's ``torch.lgamma``, ``torch.digamma``, ``torch.igamma`` and ``torch.igammac``, differentiable with
+``derivatives.yaml``'s formulas (``lgamma' = digamma``, ``digamma' = polygamma(1, x)``, igamma's and igammac's
+with respect to ``other`` only); the values come from :mod:`._gamma_special` (numpy) or cupyx.scipy.special
+(cupy). Integer and bool inputs compute in the default float dtype, as PyTorch's."""
 from __future__ import annotations
 
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
 from ._elementwise_common import _quiet
-from ._gamma_special import digamma_array, igamma_array, lgamma_array, trigamma_array
+from ._gamma_special import digamma_array, igamma_array, igammac_array, lgamma_array, trigamma_array
 from .elementwise import float_input
 from .pointwise_binary import _Binary, _operands
 
@@ -60,6 +60,21 @@ class Igamma(_Binary):
             return None, g * xp.exp((a - 1) * xp.log(x) - x - lgamma_array(a))
 
 
+class Igammac(Igamma):
+    """The regularized upper incomplete gamma function ``Q(a, x) = 1 - P(a, x)``: minus igamma's gradient."""
+
+    @staticmethod
+    def compute(xp, a, b):
+        return igammac_array(a, b)
+
+    def backward(self, g):
+        if self.needs_input_grad[0]:
+            raise NotImplementedError("the derivative for 'igammac' with respect to input (the shape) is not "
+                                      "implemented, as in PyTorch: only the one with respect to other is")
+        _, gx = super().backward(g)
+        return None, -gx
+
+
 def lgamma(input):  # noqa: A002 - PyTorch's name
     """``torch.lgamma``: the log of the absolute value of the gamma function, elementwise (+inf at 0, the
     negative integers and +-inf)."""
@@ -78,4 +93,12 @@ def igamma(input, other):  # noqa: A002
     return Igamma.apply(*_operands(input, other, "igamma"))
 
 
-__all__ = ["lgamma", "digamma", "igamma"]
+def igammac(input, other):  # noqa: A002
+    """``torch.igammac`` (``torch.special.gammaincc``): the regularized upper incomplete gamma function
+    ``Q(input, other) = 1 - P(input, other)``, computed directly (its tail is not lost to ``1 - P``),
+    broadcasting, differentiable in ``other``."""
+    return Igammac.apply(*_operands(input, other, "igammac"))
+
+
+__all__ = ["lgamma", "digamma", "igamma", "igammac"]
+
