@@ -55,6 +55,16 @@ def alpha_dropout(input, p, train):  # noqa: A002
     return F.alpha_dropout(input, _check_p(p), train)
 
 
+def dropout_(input, p, train):  # noqa: A002
+    """``torch.dropout_(input, p, train)``: :func:`dropout` in place."""
+    return F.dropout(input, _check_p(p), train, inplace=True)
+
+
+def alpha_dropout_(input, p, train):  # noqa: A002
+    """``torch.alpha_dropout_(input, p, train)``: :func:`alpha_dropout` in place."""
+    return F.alpha_dropout(input, _check_p(p), train, inplace=True)
+
+
 def feature_dropout(input, p, train):  # noqa: A002
     """``torch.feature_dropout(input, p, train)``: one mask value per (sample, channel) of an ``(N, C, ...)``
     input of any rank >= 2, kept channels scaled by 1/(1-p) (no rank checks or warnings, unlike dropout2d)."""
@@ -64,6 +74,11 @@ def feature_dropout(input, p, train):  # noqa: A002
 def feature_alpha_dropout(input, p, train):  # noqa: A002
     """``torch.feature_alpha_dropout(input, p, train)``: :func:`distnn.functional.feature_alpha_dropout`."""
     return F.feature_alpha_dropout(input, _check_p(p), train)
+
+
+def feature_alpha_dropout_(input, p, train):  # noqa: A002
+    """``torch.feature_alpha_dropout_(input, p, train)``: :func:`feature_alpha_dropout` in place."""
+    return F.feature_alpha_dropout(input, _check_p(p), train, inplace=True)
 
 
 # normalization: ATen's argument order (weight and bias before the running statistics)
@@ -223,7 +238,8 @@ def affine_grid_generator(theta, size, align_corners):
 
 __all__ = [
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "conv_tbc",
-    "dropout", "alpha_dropout", "feature_dropout", "feature_alpha_dropout",
+    "dropout", "alpha_dropout", "feature_dropout", "feature_alpha_dropout", "dropout_", "alpha_dropout_",
+    "feature_alpha_dropout_",
     "batch_norm", "instance_norm", "layer_norm", "group_norm", "rms_norm", "embedding", "bilinear",
     "prelu", "selu", "celu", "rrelu", "threshold", "hardshrink",
     "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle",
