@@ -9,6 +9,7 @@ own classes beyond the tensor ones still cannot be rebuilt without PyTorch.
 """
 from __future__ import annotations
 
+import _compat_pickle
 import pickle
 import zipfile
 
@@ -124,6 +125,9 @@ class Unpickler(pickle.Unpickler):
         self.read_storage, self.weights_only, self.storages = read_storage, weights_only, {}
 
     def find_class(self, module, name):
+        # (protocol 2 pickles name Python 2's modules, __builtin__.set: read as Python 3's, as pickle does)
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         full = f"{module}.{name}"
         if full in _ALLOWED:
             return _ALLOWED[full]
