@@ -150,6 +150,33 @@ def test_pretrained_torch_state_dict_loads_into_the_same_distnn_model(tmp_path):
     assert int(dm.state_dict()["1.num_batches_tracked"]) == 7
 
 
+def _sequence_model(lib):
+    """Embedding -> 2-layer LSTM -> transformer encoder layer -> Linear, in ``lib`` (torch.nn or distnn.nn)."""
+
+    class Net(lib.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = lib.Embedding(11, 8)
+            self.lstm = lib.LSTM(8, 8, num_layers=2, batch_first=True)
+            self.enc = lib.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+            self.head = lib.Linear(8, 3)
+
+        def forward(self, tokens):
+            return self.head(self.enc(self.lstm(self.emb(tokens))[0]))
+
+    return Net()
+
+
+def test_pretrained_sequence_model_loads_through_a_file_object():
+    torch.manual_seed(4)
+    tm, dm = _sequence_model(torch.nn).double().eval(), _sequence_model(nn).to(distnn.float64).eval()
+    dm.load_state_dict(_torch_to_distnn(tm.state_dict(), map_location="cpu"))
+    tokens = np.random.default_rng(5).integers(0, 11, size=(2, 6))
+    with torch.no_grad():
+        expected = tm(torch.from_numpy(tokens)).numpy()
+    np.testing.assert_allclose(dm(distnn.Tensor(tokens)).numpy(), expected, rtol=1e-9, atol=1e-12)
+
+
 def test_distnn_state_dicts_load_into_torch(tmp_path):
     tm, dm = _pair(seed=3)
     dm.load_state_dict(_torch_to_distnn(tm.state_dict()))  # (distnn's weights: torch's, so the outputs match)

@@ -65,7 +65,7 @@ def load(f, map_location=None, weights_only: bool = True):
         raise TypeError(f"load: f must be a path or a readable binary file object, got {type(f).__name__}")
     if not (hasattr(f, "seekable") and f.seekable()):
         f = io.BytesIO(f.read())  # (a zip's directory is at its end: a stream is read whole first)
-    return _load_file(f, getattr(f, "name", "<file object>"), place, weights_only)
+    return _load_file(f, str(getattr(f, "name", "<file object>")), place, weights_only)
 
 
 def _load_file(fh, display, place, weights_only):

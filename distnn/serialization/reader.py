@@ -15,8 +15,8 @@ import zipfile
 
 import numpy as np
 
-from .torch_names import (PARAMETER_TYPE, TENSOR_TYPE, UNSUPPORTED_REBUILDS, StorageType, UnsupportedDtype,
-                          allowed_globals, display_name)
+from .torch_names import (DTYPE_NAMES, PARAMETER_TYPE, TENSOR_TYPE, UNSUPPORTED_REBUILDS, StorageType,
+                          UnsupportedDtype, allowed_globals, display_name)
 
 
 class _Storage:
@@ -87,7 +87,7 @@ def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, backward_ho
 
 def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, backward_hooks, dtype, metadata=None):
     _check_metadata(metadata)
-    if not isinstance(dtype, (type, UnsupportedDtype)):
+    if not isinstance(dtype, UnsupportedDtype) and dtype not in DTYPE_NAMES.values():
         raise pickle.UnpicklingError(f"_rebuild_tensor_v3: {dtype!r} is not a dtype")
     return _tensor(_view(storage, offset, size, stride, dtype), requires_grad)
 
