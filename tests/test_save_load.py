@@ -3,6 +3,9 @@ of malicious or broken files (the torch oracle is in test_save_load_torch.py).""
 import io
 import os
 import pickle
+import subprocess
+import sys
+import textwrap
 import zipfile
 
 import numpy as np
@@ -196,3 +199,27 @@ def test_unsupported_dtypes_and_objects():
         distnn.save(np.array(["a"]), io.BytesIO())
     out = _roundtrip({"obj": {1, 2}, "dtype": distnn.int32}, weights_only=False)
     assert out == {"obj": {1, 2}, "dtype": np.int32}
+
+
+def test_save_and_load_never_import_torch(tmp_path):
+    code = textwrap.dedent("""
+        import sys
+
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "torch":
+                    raise ImportError(f"{name} blocked for this test")
+
+        sys.meta_path.insert(0, Block())
+        import distnn
+        import distnn.nn as nn
+        model = nn.Linear(3, 2)
+        distnn.save({"sd": model.state_dict(), "p": model.weight}, sys.argv[1])
+        back = distnn.load(sys.argv[1])
+        assert isinstance(back["p"], nn.Parameter) and back["sd"]["bias"].shape == (2,)
+        assert not any(m.split(".")[0] == "torch" for m in sys.modules)
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.pt")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(distnn.__file__))})
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
