@@ -124,11 +124,12 @@ def test_map_location():
             _roundtrip(t, map_location="cuda")
 
 
-def _archive_with_pickle(payload: bytes, storages=None) -> io.BytesIO:
+def _archive_with_pickle(payload: bytes, storages=None, byteorder=b"little") -> io.BytesIO:
     """A torch.save-shaped archive whose data.pkl is ``payload``."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("archive/data.pkl", payload)
+        zf.writestr("archive/byteorder", byteorder)
         for key, data in (storages or {}).items():
             zf.writestr(f"archive/data/{key}", data)
         zf.writestr("archive/version", b"3\n")
@@ -168,6 +169,17 @@ def test_out_of_bounds_tensor_geometry_is_refused():
         distnn.load(_archive_with_pickle(bad, {"0": storage}))
     with pytest.raises(RuntimeError, match="has 8 bytes, not 4 elements"):
         distnn.load(_archive_with_pickle(pkl, {"0": storage[:8]}))
+
+
+def test_big_endian_archives_are_read_in_native_order():
+    good = io.BytesIO()
+    distnn.save([distnn.arange(3.0, dtype=distnn.float64), distnn.tensor([1, -2], dtype=distnn.int16)], good)
+    with zipfile.ZipFile(good) as zf:
+        pkl = zf.read("archive/data.pkl")
+        swapped = {k: np.frombuffer(zf.read(f"archive/data/{k}"), dt).byteswap().tobytes()
+                   for k, dt in (("0", np.float64), ("1", np.int16))}
+    out = distnn.load(_archive_with_pickle(pkl, swapped, byteorder=b"big"))
+    assert out[0].numpy().tolist() == [0.0, 1.0, 2.0] and out[1].numpy().tolist() == [1, -2]
 
 
 def test_broken_files_give_clear_errors(tmp_path):
