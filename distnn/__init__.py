@@ -19,6 +19,7 @@ from .autograd import (Function, Tensor, enable_grad, inference_mode, is_grad_en
 from .backend import get_array_module, to_numpy
 from .random import manual_seed
 from . import functional
+from .serialization import load, save  # torch.save / torch.load's file format (no PyTorch needed)
 
 __version__ = "0.1.0"
 
@@ -171,7 +172,7 @@ def __getattr__(name):
 
 __all__ = [
     "Tensor", "Function", "tensor", "zeros", "ones", "randn", "rand", "no_grad", "enable_grad", "manual_seed",
-    "inference_mode", "is_inference_mode_enabled", "set_grad_enabled", "is_grad_enabled",
+    "inference_mode", "is_inference_mode_enabled", "set_grad_enabled", "is_grad_enabled", "save", "load",
     "arange", "full", "zeros_like", "ones_like", "from_numpy", "argmax",
     "functional", "backend", "get_array_module", "to_numpy", "float32", "float64",
     "cumsum", "prod", "logsumexp", "amax", "amin", "sort", "argsort", "topk", "index_select", "narrow", "flip",

@@ -1,0 +1,200 @@
+"""Reading ``torch.save``'s archive: a restricted unpickler over ``data.pkl``, storages read on demand.
+
+With ``weights_only=True`` the unpickler resolves only the globals torch's weights-only load allows
+(see :mod:`.torch_names`), each to a distnn stand-in: tensors are rebuilt as distnn Tensors (numpy, or
+cupy where the storage's location says so) viewing their storage, so views of one storage stay views of
+one array. Any other global is refused, naming it, before anything of it runs. With ``weights_only=False``
+other globals are imported as ``pickle`` imports them (arbitrary code: only for trusted files); torch's
+own classes beyond the tensor ones still cannot be rebuilt without PyTorch.
+"""
+from __future__ import annotations
+
+import _compat_pickle
+import pickle
+import zipfile
+
+import numpy as np
+
+from .torch_names import (DTYPE_NAMES, PARAMETER_TYPE, TENSOR_TYPE, UNSUPPORTED_REBUILDS, StorageType,
+                          UnsupportedDtype, allowed_globals, display_name)
+
+
+class _Storage:
+    """A storage read from the archive: a flat array of its dtype (uint8 for an untyped one) on its device."""
+
+    def __init__(self, flat, dtype):
+        self.flat, self.dtype = flat, dtype
+
+    def typed(self, dtype):
+        if self.dtype is not None and np.dtype(dtype) != self.dtype:
+            raise pickle.UnpicklingError(f"a tensor of dtype {np.dtype(dtype)} over a {self.dtype} storage")
+        if self.flat.nbytes % np.dtype(dtype).itemsize:
+            raise pickle.UnpicklingError(f"a storage of {self.flat.nbytes} bytes holds no whole {dtype} elements")
+        return self.flat.view(dtype)
+
+
+def _ints(value, what):
+    if not isinstance(value, (tuple, list)) or not all(type(v) is int for v in value):
+        raise pickle.UnpicklingError(f"a tensor's {what} must be a tuple of ints, got {value!r}")
+    return tuple(value)
+
+
+def _view(storage, offset, size, stride, dtype):
+    """The tensor's array: ``size``/``stride`` (elements) from ``offset`` in the storage, bounds checked
+    (a file must never make a view read outside its storage)."""
+    if not isinstance(storage, _Storage):
+        raise pickle.UnpicklingError(f"a tensor's storage must come from the archive, got {type(storage).__name__}")
+    if isinstance(dtype, UnsupportedDtype) or dtype is None:
+        raise TypeError(f"distnn cannot load a tensor of dtype {dtype}: numpy has no such dtype "
+                        "(convert it in PyTorch first, e.g. with .float())")
+    flat = storage.typed(dtype)
+    size, stride = _ints(size, "size"), _ints(stride, "stride")
+    if type(offset) is not int or offset < 0 or len(size) != len(stride) or min(size + stride, default=0) < 0:
+        raise pickle.UnpicklingError(f"invalid tensor geometry: offset {offset!r}, size {size}, stride {stride}")
+    extent = 0 if 0 in size else 1 + sum((n - 1) * s for n, s in zip(size, stride))
+    if offset + extent > flat.size:
+        raise pickle.UnpicklingError(f"a tensor of size {size}, stride {stride} at offset {offset} lies outside "
+                                     f"its storage of {flat.size} elements: the file is corrupt")
+    from distnn.backend import get_array_module
+
+    xp = get_array_module(flat)
+    step = flat.dtype.itemsize
+    return xp.lib.stride_tricks.as_strided(flat[offset:], size, tuple(s * step for s in stride))
+
+
+def _tensor(array, requires_grad):
+    from distnn.autograd import Tensor
+
+    return Tensor(array, requires_grad=bool(requires_grad))
+
+
+def _check_metadata(metadata):
+    if metadata:
+        raise pickle.UnpicklingError(f"tensor metadata {metadata!r} (torch's conjugate/negative bits) is not "
+                                     "supported by distnn")
+
+
+def _rebuild_tensor(storage, offset, size, stride):
+    return _tensor(_view(storage, offset, size, stride, storage.dtype if isinstance(storage, _Storage) else None),
+                   False)
+
+
+def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, backward_hooks, metadata=None):
+    _check_metadata(metadata)
+    dtype = storage.dtype if isinstance(storage, _Storage) else None
+    return _tensor(_view(storage, offset, size, stride, dtype), requires_grad)
+
+
+def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, backward_hooks, dtype, metadata=None):
+    _check_metadata(metadata)
+    if not isinstance(dtype, UnsupportedDtype) and dtype not in DTYPE_NAMES.values():
+        raise pickle.UnpicklingError(f"_rebuild_tensor_v3: {dtype!r} is not a dtype")
+    return _tensor(_view(storage, offset, size, stride, dtype), requires_grad)
+
+
+def _rebuild_parameter(data, requires_grad, backward_hooks):
+    from distnn.autograd import Tensor
+    from distnn.nn.module import Parameter
+
+    if not isinstance(data, Tensor):
+        raise pickle.UnpicklingError(f"_rebuild_parameter of a {type(data).__name__}, not a tensor")
+    return Parameter(data, requires_grad=bool(requires_grad))
+
+
+def _rebuild_from_type_v2(func, new_type, args, state):
+    if func not in _REBUILDS.values() or not isinstance(args, tuple):
+        raise pickle.UnpicklingError(f"_rebuild_from_type_v2 of {func!r}")
+    if new_type not in (TENSOR_TYPE, PARAMETER_TYPE) or state:
+        raise pickle.UnpicklingError("tensor subclasses and tensors with Python attributes are not supported by "
+                                     f"distnn (type {getattr(new_type, 'name', new_type)!r}, attributes {state!r})")
+    result = func(*args)
+    return _rebuild_parameter(result, result.requires_grad, None) if new_type is PARAMETER_TYPE else result
+
+
+_REBUILDS = {f"torch._utils.{f.__name__}": f for f in (_rebuild_tensor, _rebuild_tensor_v2, _rebuild_tensor_v3,
+                                                       _rebuild_parameter)}
+_ALLOWED = allowed_globals({**_REBUILDS, "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2})
+
+
+class Unpickler(pickle.Unpickler):
+    """``data.pkl``'s unpickler: globals through the allowlist, storages from ``read_storage(key, dtype,
+    location, numel)``."""
+
+    def __init__(self, file, read_storage, weights_only: bool):
+        super().__init__(file)
+        self.read_storage, self.weights_only, self.storages = read_storage, weights_only, {}
+
+    def find_class(self, module, name):
+        # (protocol 2 pickles name Python 2's modules, __builtin__.set: read as Python 3's, as pickle does)
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        full = f"{module}.{name}"
+        if full in _ALLOWED:
+            return _ALLOWED[full]
+        if full in UNSUPPORTED_REBUILDS:
+            raise pickle.UnpicklingError(f"{full} (sparse, quantized, nested or subclass tensors) is not supported "
+                                         "by distnn.load")
+        if self.weights_only:
+            raise pickle.UnpicklingError(
+                f"Weights only load failed: Unsupported global: GLOBAL {display_name(module, name)} was not an "
+                "allowed global by default (distnn.load(weights_only=True) allows what torch.load(weights_only=True)"
+                " allows: tensors, parameters, dicts, lists, tuples, sets, numbers, strings, torch dtypes and "
+                "devices). Load with weights_only=False only if you trust the source of the file: it can run "
+                "arbitrary code.")
+        if module == "torch" or module.startswith("torch."):
+            raise pickle.UnpicklingError(f"the file holds PyTorch's {full}, which distnn cannot rebuild (only "
+                                         "tensors and containers of them): save a state_dict() instead")
+        return super().find_class(module, name)
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+            raise pickle.UnpicklingError(f"unknown persistent id {pid!r}: not a torch.save storage")
+        _, stype, key, location, numel = pid
+        if not isinstance(stype, StorageType) or not isinstance(key, str) or not isinstance(location, str):
+            raise pickle.UnpicklingError(f"malformed storage id {pid!r}")
+        if stype.unsupported:
+            raise TypeError(f"distnn cannot load a tensor of dtype torch.{stype.unsupported}: numpy has no such "
+                            "dtype (convert it in PyTorch first, e.g. with .float())")
+        if key not in self.storages:
+            self.storages[key] = _Storage(self.read_storage(key, stype.dtype or np.dtype(np.uint8), location, numel),
+                                          stype.dtype)
+        return self.storages[key]
+
+
+def read_archive(fileobj, display: str, place, weights_only: bool):
+    """Unpickle the archive in ``fileobj``; ``place(flat_array, location)`` puts each storage on its device."""
+    try:
+        zf = zipfile.ZipFile(fileobj)
+    except (zipfile.BadZipFile, EOFError, ValueError) as e:
+        raise RuntimeError(f"{display}: not a readable torch.save archive ({e}): the file is truncated or "
+                           "corrupt") from None
+    with zf:
+        names = set(zf.namelist())
+        pickles = sorted(n for n in names if n.count("/") == 1 and n.endswith("/data.pkl"))
+        if not pickles:
+            raise RuntimeError(f"{display}: a zip archive without a data.pkl record, not a torch.save file (an .npz "
+                               "file? read it with numpy.load)")
+        prefix = pickles[0][: -len("data.pkl")]
+        big = _record(zf, f"{prefix}byteorder", display) == b"big" if f"{prefix}byteorder" in names else False
+
+        def read_storage(key, dtype, location, numel):
+            name = f"{prefix}data/{key}"
+            if name not in names:
+                raise RuntimeError(f"{display}: the storage record {name} is missing: the file is corrupt")
+            raw = _record(zf, name, display)
+            if type(numel) is not int or len(raw) != numel * dtype.itemsize:
+                raise RuntimeError(f"{display}: the storage record {name} has {len(raw)} bytes, not {numel} "
+                                   f"elements of {dtype}: the file is corrupt")
+            flat = np.frombuffer(bytearray(raw), dtype=dtype.newbyteorder(">") if big else dtype)
+            return place(flat.astype(dtype) if big else flat, location)
+
+        import io
+
+        return Unpickler(io.BytesIO(_record(zf, pickles[0], display)), read_storage, weights_only).load()
+
+
+def _record(zf, name, display) -> bytes:
+    try:
+        return zf.read(name)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+        raise RuntimeError(f"{display}: cannot read {name} ({e}): the file is truncated or corrupt") from None
