@@ -32,6 +32,7 @@ def default_generator() -> np.random.Generator:
 def manual_seed(seed: int) -> np.random.Generator:
     """Reseed this thread's default generator and return it."""
     _local.gen = np.random.default_rng(seed)
+    _local.initial_seed = int(seed)
     return _local.gen
 
 
@@ -48,6 +49,11 @@ def use_generator(generator):
         yield generator
     finally:
         _local.lent = previous
+
+
+def initial_seed() -> int:
+    """The seed this thread's own default generator was last seeded with (0 until ``manual_seed``)."""
+    return getattr(_local, "initial_seed", 0)
 
 
 def _own_generator() -> np.random.Generator:
