@@ -241,3 +241,10 @@ from . import amp  # noqa: E402
 from .amp import autocast  # noqa: E402  (torch.autocast; also distnn.amp.autocast)
 
 __all__ += ["amp", "autocast"]
+
+# sampling, RNG state, threads, print options, determinism, default device, complex numbers, windows
+from . import toplevel_more as _toplevel_more  # noqa: E402
+from .toplevel_more import *  # noqa: E402,F401,F403
+
+_toplevel_more.wrap_creation_functions(globals())
+__all__ += _toplevel_more.__all__

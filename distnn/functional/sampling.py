@@ -19,6 +19,7 @@ from distnn import random
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import default_dtype, get_array_module
+from distnn.default_device import place
 
 __all__ = ["normal", "poisson", "binomial"]
 
@@ -61,7 +62,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, re
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
         shape = (size,) if isinstance(size, numbers.Integral) else tuple(int(s) for s in size)
         draws = _gen(generator).normal(float(mean), float(std), shape)
-        result = Tensor(draws.astype(dtype or default_dtype()), requires_grad=requires_grad)
+        result = place(Tensor(draws.astype(dtype or default_dtype()), requires_grad=requires_grad))
         return _into(result, out)
     if size is not None:
         raise TypeError("normal() takes a size only with a float mean and a float std")
