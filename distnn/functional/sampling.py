@@ -11,8 +11,6 @@ parameters (PyTorch does not reparameterize them); ``binomial``'s backward is no
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from distnn import random
@@ -60,7 +58,10 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, re
                             "with two numbers it needs a size")
         if float(std) < 0:
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
-        shape = (size,) if isinstance(size, numbers.Integral) else tuple(int(s) for s in size)
+        if not isinstance(size, (tuple, list)):
+            raise TypeError("normal() received an invalid combination of arguments: size must be a tuple of ints, "
+                            f"not {type(size).__name__}")
+        shape = tuple(int(s) for s in size)
         draws = _gen(generator).normal(float(mean), float(std), shape)
         result = place(Tensor(draws.astype(dtype or default_dtype()), requires_grad=requires_grad))
         return _into(result, out)
