@@ -2,9 +2,10 @@
 
 They act on this thread's own default generator (:mod:`distnn.random`; the one ``manual_seed`` reseeds),
 not on one lent by ``random.use_generator``. The state is a uint8 tensor, as PyTorch's, but in distnn's own
-format (the generator is numpy's PCG64, not PyTorch's Mersenne Twister): 48 bytes, an 8-byte tag, the PCG64
-state and increment (128 bits each, little-endian), and the cached 32-bit half (flag, value: 4 bytes each). Setting a state restores
-exactly the draws that followed it; a tensor that is not such a state is refused.
+format (the generator is numpy's PCG64, not PyTorch's Mersenne Twister): 48 bytes, an 8-byte tag, the
+PCG64 state and increment (128 bits each, little-endian), and the cached 32-bit half (flag, value: 4 bytes
+each). Setting a state restores exactly the draws that followed it; a tensor that is not such a state is
+refused.
 """
 from __future__ import annotations
 

@@ -84,13 +84,15 @@ def test_normal_out_and_gradients_are_torchs_zeros():
 
 @pytest.mark.parametrize("call, error, gist", [
     (lambda m: m.normal(m.zeros(2), -1.0), RuntimeError, "normal expects std >= 0.0"),
-    (lambda m: m.normal(m.zeros(2), m.tensor([1.0, -2.0])), RuntimeError, "normal expects all elements of std >= 0.0"),
+    (lambda m: m.normal(m.zeros(2), m.tensor([1.0, -2.0])), RuntimeError,
+     "normal expects all elements of std >= 0.0"),
     (lambda m: m.normal(0.0, -1.0, (2,)), RuntimeError, "normal expects std >= 0.0"),
     (lambda m: m.normal(0.0, 1.0), TypeError, "normal() received an invalid combination of arguments"),
     (lambda m: m.normal(0.0, 1.0, 4), TypeError, "normal() received an invalid combination of arguments"),
     (lambda m: m.normal(m.tensor([1, 2]), 1.0), NotImplementedError, "not implemented for"),
     (lambda m: m.normal(m.zeros(2), m.ones(3)), RuntimeError, "must match the size"),
-    (lambda m: m.poisson(m.tensor([-1.0, 2.0])), RuntimeError, "invalid Poisson rate, expected rate to be non-negative"),
+    (lambda m: m.poisson(m.tensor([-1.0, 2.0])), RuntimeError,
+     "invalid Poisson rate, expected rate to be non-negative"),
     (lambda m: m.poisson(m.tensor([1, 2])), NotImplementedError, "not implemented for"),
     (lambda m: m.binomial(m.tensor([10, 20]), m.tensor([0.5, 0.2])), ValueError,
      "binomial only supports floating-point dtypes for count"),
@@ -135,7 +137,8 @@ def test_poisson_and_binomial_statistics_dtypes_gradients():
 
 
 def test_generator_keyword_of_poisson_and_binomial():
-    rates, count, prob = distnn.tensor(np.full(100, 3.0)), distnn.tensor(np.full(100, 9.0)), distnn.tensor(np.full(100, 0.3))
+    rates, count = distnn.tensor(np.full(100, 3.0)), distnn.tensor(np.full(100, 9.0))
+    prob = distnn.tensor(np.full(100, 0.3))
     for draw in (lambda g: distnn.poisson(rates, g), lambda g: distnn.binomial(count, prob, g)):
         before = dn_random.get_state()
         np.testing.assert_array_equal(draw(np.random.default_rng(4)).numpy(), draw(np.random.default_rng(4)).numpy())
