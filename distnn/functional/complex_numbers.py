@@ -151,7 +151,15 @@ def view_as_real(input):  # noqa: A002
     if x.dtype.kind != "c":
         raise RuntimeError("view_as_real is only supported for complex tensors")
     part = np.dtype(x.dtype.char.lower()) if x.dtype.char in "FD" else np.float64
-    return _View.apply(x, make=lambda a: a[..., None].view(part))
+    return _View.apply(x, make=lambda a: _as_pairs(a, part))
+
+
+def _as_pairs(a, part):
+    # (a contiguous last axis: a dtype view then a split of that axis, which cupy does as numpy; a strided one
+    # takes a new unit axis first, which numpy accepts)
+    if a.ndim and (a.strides[-1] == a.itemsize or a.shape[-1] <= 1):
+        return a.view(part).reshape(a.shape + (2,))
+    return a.reshape(1).view(part) if a.ndim == 0 else a[..., None].view(part)
 
 
 def view_as_complex(input):  # noqa: A002
