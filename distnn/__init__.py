@@ -264,3 +264,10 @@ from .torch_toplevel_linalg import *  # noqa: E402,F401,F403
 from .torch_toplevel_nn import *  # noqa: E402,F401,F403
 
 __all__ += [*_tl_nn.__all__, *_tl_linalg.__all__, *_tl_calculus.__all__]
+
+# sampling, RNG state, threads, print options, determinism, default device, complex numbers, windows
+from . import toplevel_more as _toplevel_more  # noqa: E402
+from .toplevel_more import *  # noqa: E402,F401,F403
+
+_toplevel_more.wrap_creation_functions(globals())
+__all__ += _toplevel_more.__all__

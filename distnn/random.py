@@ -15,6 +15,7 @@ dropout masks are the same on any number of ranks.
 from __future__ import annotations
 
 import contextlib
+import numbers
 import threading
 
 import numpy as np
@@ -32,6 +33,7 @@ def default_generator() -> np.random.Generator:
 def manual_seed(seed: int) -> np.random.Generator:
     """Reseed this thread's default generator and return it."""
     _local.gen = np.random.default_rng(seed)
+    _local.initial_seed = int(seed) if isinstance(seed, numbers.Integral) else seed  # (the trainer's: a SeedSequence)
     return _local.gen
 
 
@@ -48,6 +50,12 @@ def use_generator(generator):
         yield generator
     finally:
         _local.lent = previous
+
+
+def initial_seed() -> int:
+    """The seed this thread's own default generator was last seeded with (0 until ``manual_seed``): an int,
+    or what ``manual_seed`` was given where that was not one (the trainer seeds with a ``SeedSequence``)."""
+    return getattr(_local, "initial_seed", 0)
 
 
 def _own_generator() -> np.random.Generator:

@@ -630,6 +630,16 @@ NEW_OPS = {
                                                             edge_order=2)[0]),
     "toplevel_igammac": ([_R_TR.uniform(0.1, 30, (3, 4))],
                          lambda x: dn.igammac(np.array([0.5, 3.0, 8.0, 20.0]).astype(x.dtype), x)),
+    # top-level sampling (host draws of a seeded generator: the same numbers on both devices; zero gradients),
+    # angle of a real tensor, and the complex views (no complex autograd: detached parts)
+    "normal_poisson_generator": ([_R_TR.standard_normal((3, 4))],
+                                 lambda x: dn.normal(x, 0.5, generator=np.random.default_rng(0))
+                                 + dn.poisson(x.abs() * 4, np.random.default_rng(1)) + x * x),
+    "angle_real": ([_R_TR.standard_normal((3, 4))], lambda x: dn.angle(x) + x.sin()),
+    "view_as_real_of_complex": ([_R_TR.standard_normal((3, 4)), _R_TR.standard_normal((3, 4))],
+                                lambda a, b: dn.view_as_real(dn.polar(a.detach(), b.detach())).sum(-1) * a
+                                + dn.view_as_real(dn.complex(a.detach(), b.detach())[:, ::2]).sum((1, 2)).unsqueeze(1)
+                                + dn.real(dn.view_as_complex(dn.stack([a, b], -1).detach())) * b),
 }
 
 

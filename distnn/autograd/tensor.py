@@ -281,7 +281,9 @@ class Tensor(TensorOperators, TensorMethods, TensorPointwise, TensorOpMethods, T
         extra = ", requires_grad=True" if self.requires_grad else ""
         if self._node is not None:
             extra = f", grad_fn={type(self._node).__name__}"
-        body = np.array2string(to_numpy(self.data), separator=", ", prefix="tensor(")
+        from distnn.printing import format_values  # (distnn.set_printoptions)
+
+        body = format_values(to_numpy(self.data), prefix="tensor(")
         return f"tensor({body}, dtype={self.data.dtype}{extra})"
 
     def __hash__(self):

@@ -208,6 +208,25 @@ class BatchShareGenerator:
             return self.generator.standard_normal(size, dtype, out)
         return self._shared("standard_normal", size, dtype=dtype)
 
+    def poisson(self, lam=1.0, size=None):
+        return self._by_sample("poisson", size, lam)
+
+    def binomial(self, n, p, size=None):
+        return self._by_sample("binomial", size, n, p)
+
+    def _by_sample(self, method, size, *params):
+        """A draw with a parameter per element (``distnn.poisson``'s rates): where the parameters' first axis
+        is the rank's rows, each sample draws from a stream of its own, keyed by a per-sample integer (itself
+        shared out), so its numbers are those it gets in the whole batch. Other draws: the generator's."""
+        shape = np.broadcast_shapes(*(np.shape(v) for v in params))
+        n = len(self.rows)
+        if size is not None or not shape or shape[0] != n or n == 0:
+            return getattr(self.generator, method)(*params, size=size)
+        keys = self.integers(0, 1 << 63, size=n)
+        params = [np.broadcast_to(v, shape) for v in params]
+        return np.stack([getattr(np.random.default_rng(int(key)), method)(*(v[i] for v in params))
+                         for i, key in enumerate(keys)])
+
     def __getattr__(self, name):  # any other method: as the generator draws it (the same on every rank)
         if name.startswith("_"):  # (not yet set: copying, unpickling)
             raise AttributeError(name)

@@ -1,0 +1,139 @@
+"""PyTorch's sampling functions ``normal``, ``poisson`` and ``binomial``.
+
+They draw from ``generator`` (a ``numpy.random.Generator``) or distnn's default generator
+(:func:`distnn.random.default_generator`), as :mod:`.creation`'s random functions do: the same seed gives
+the same numbers, never PyTorch's. Through the default generator they follow the trainer's per-sample
+streams (``random.use_generator``), so a draw in a training forward pass is the same on any number of ranks.
+Draws are made on the host and put on the input's device.
+
+Gradients are PyTorch's: ``normal`` and ``poisson`` outputs are in the graph with zero gradients for their
+parameters (PyTorch does not reparameterize them); ``binomial``'s backward is not implemented, as PyTorch's.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from distnn import random
+from distnn.autograd.function import Function
+from distnn.autograd.tensor import Tensor
+from distnn.backend import default_dtype, get_array_module
+from distnn.default_device import place
+
+__all__ = ["normal", "poisson", "binomial"]
+
+
+def _gen(generator):
+    return generator if generator is not None else random.default_generator()
+
+
+class RandomSample(Function):
+    """A draw whose parameters (inputs) get zero gradients, as PyTorch's NormalBackward/PoissonBackward."""
+    saves_tensors = False
+
+    def forward(self, *arrays, sample):
+        self.shapes = [getattr(a, "shape", None) for a in arrays]
+        return sample
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        return tuple(xp.zeros(s, dtype=grad.dtype) if needs else None
+                     for s, needs in zip(self.shapes, self.needs_input_grad))
+
+
+def _float_tensor(x, op_kernel):
+    if x.dtype.kind != "f":
+        raise NotImplementedError(f'"{op_kernel}" not implemented for \'{x.dtype}\'')
+    return x
+
+
+def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, requires_grad=False):
+    """``torch.normal``, every overload: ``normal(mean: Tensor, std: Tensor)`` (broadcast),
+    ``normal(mean: Tensor, std: float = 1.0)``, ``normal(mean: float, std: Tensor)`` (the tensor's shape and
+    dtype), and ``normal(mean: float, std: float, size, dtype=None)`` (the default dtype). A negative
+    ``std`` is refused (RuntimeError), as PyTorch's; so are integer tensors (NotImplementedError)."""
+    mean_t, std_t = isinstance(mean, Tensor), isinstance(std, Tensor)
+    if not mean_t and not std_t:
+        if size is None:
+            raise TypeError("normal() received an invalid combination of arguments - got (float, float): "
+                            "with two numbers it needs a size")
+        if float(std) < 0:
+            raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+        if not isinstance(size, (tuple, list)):
+            raise TypeError("normal() received an invalid combination of arguments: size must be a tuple of ints, "
+                            f"not {type(size).__name__}")
+        shape = tuple(int(s) for s in size)
+        draws = _gen(generator).normal(float(mean), float(std), shape)
+        result = place(Tensor(draws.astype(dtype or default_dtype()), requires_grad=requires_grad))
+        return _into(result, out)
+    if size is not None:
+        raise TypeError("normal() takes a size only with a float mean and a float std")
+    for t in (mean, std):
+        if isinstance(t, Tensor):
+            _float_tensor(t, "normal_kernel_cpu")
+    if std_t and std.numel() and bool((std.data < 0).any()):
+        raise RuntimeError("normal expects all elements of std >= 0.0")
+    if not std_t and float(std) < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    ref = mean if mean_t else std
+    xp = get_array_module(ref.data)
+    m = mean.data if mean_t else float(mean)
+    s = std.data if std_t else float(std)
+    try:
+        shape = np.broadcast_shapes(np.shape(m), np.shape(s))
+    except ValueError:
+        raise RuntimeError(f"The size of tensor a ({mean.shape}) must match the size of tensor b ({std.shape}) "
+                           "at a non-singleton dimension") from None
+    out_dtype = np.result_type(*[t.dtype for t in (mean, std) if isinstance(t, Tensor)])
+    z = xp.asarray(_gen(generator).standard_normal(shape))
+    sample = (m + s * z).astype(out_dtype)
+    return _into(RandomSample.apply(mean, std, sample=sample), out)
+
+
+def _into(result, out):
+    if out is None:
+        return result
+    if tuple(out.shape) != tuple(result.shape):
+        raise RuntimeError(f"out has shape {tuple(out.shape)}, the result {tuple(result.shape)}")
+    out.data[...] = result.data
+    out._bump_version()
+    return out
+
+
+def poisson(input, generator=None):  # noqa: A002
+    """``torch.poisson``: a Poisson count per element of the (float) rates, in the rates' dtype. A negative
+    rate is refused (RuntimeError); the rates get zero gradients, as PyTorch's."""
+    _float_tensor(input, "poisson_cpu")
+    if input.numel() and bool((input.data < 0).any()):
+        raise RuntimeError("invalid Poisson rate, expected rate to be non-negative")
+    xp = get_array_module(input.data)
+    rates = np.asarray(input.data.get() if hasattr(input.data, "get") else input.data, dtype=np.float64)
+    sample = xp.asarray(_gen(generator).poisson(rates)).astype(input.dtype)
+    return RandomSample.apply(input, sample=sample)
+
+
+class _Binomial(Function):
+    saves_tensors = False
+
+    def forward(self, count, prob, sample):
+        return sample
+
+    def backward(self, grad):
+        raise NotImplementedError("the derivative for 'binomial' is not implemented.")
+
+
+def binomial(count, prob, generator=None):
+    """``torch.binomial``: the number of successes in ``count`` trials of probability ``prob`` (both float
+    tensors, broadcast), in ``count``'s dtype. Its backward is not implemented, as PyTorch's."""
+    if count.dtype.kind != "f":
+        raise ValueError(f"binomial only supports floating-point dtypes for count, got: {count.dtype}")
+    if prob.dtype.kind != "f":
+        raise ValueError(f"binomial only supports floating-point dtypes for prob, got: {prob.dtype}")
+    if count.numel() and bool((count.data < 0).any()):
+        raise RuntimeError("binomial expects count >= 0")
+    p = prob.data
+    if p.size and not bool(((p >= 0) & (p <= 1)).all()):
+        raise RuntimeError("binomial expects 0 <= prob <= 1")
+    xp = get_array_module(count.data)
+    host = [np.asarray(a.get() if hasattr(a, "get") else a) for a in (count.data, p)]
+    sample = xp.asarray(_gen(generator).binomial(host[0].astype(np.int64), host[1])).astype(count.dtype)
+    return _Binomial.apply(count, prob, sample)
