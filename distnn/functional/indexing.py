@@ -150,6 +150,7 @@ class SetItem(Function):
     def backward(self, g):
         ga = gv = None
         diagonal = type(self.index) in VIEW_INDEXES  # (unfold's too: SetItem's only where its windows do not overlap)
+        g = get_array_module(g).asarray(g)  # (a 0-d tensor's gradient may come as a numpy scalar: no item assignment)
         if self.needs_input_grad[0]:
             ga = g.copy()
             if diagonal:
