@@ -34,3 +34,13 @@ def test_zero_dim_view_written_in_place_then_used(write):
         (s * 3.0 + (h * h).sum()).backward()
         grads.append(_grad(x))
     np.testing.assert_allclose(grads[1], grads[0], rtol=1e-13)
+
+
+@pytest.mark.parametrize("shape,dim,sizes", [((0, 1), 1, [-1]), ((0, 4), 1, [2, -1]), ((3, 0), 0, [-1, 3]),
+                                             ((2, 0, 3), 2, [3, -1])])
+def test_unflatten_minus_one_of_an_empty_tensor(shape, dim, sizes):
+    """unflatten's -1 comes from the dim unflattened (torch's), not from all the elements: an empty tensor's is not
+    ambiguous (distnn passed the -1 to reshape, which refused it as ambiguous)."""
+    want = torch.zeros(shape).unflatten(dim, sizes)
+    got = distnn.zeros(shape).unflatten(dim, sizes)
+    assert got.shape == tuple(want.shape)

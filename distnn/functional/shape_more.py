@@ -335,6 +335,8 @@ def unflatten(input, dim, sizes):  # noqa: A002
             -1 in sizes and (known == 0 or x.shape[d] % known)):
         raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} "
                            f"({x.shape[d]}) in the input tensor")
+    # (the -1 is worked out from that dim, not from all the elements: an empty tensor's is not ambiguous)
+    sizes = tuple(x.shape[d] // known if s == -1 else s for s in sizes)
     return x.reshape(x.shape[:d] + sizes + x.shape[d + 1:])
 
 
