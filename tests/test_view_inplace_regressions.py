@@ -44,3 +44,31 @@ def test_unflatten_minus_one_of_an_empty_tensor(shape, dim, sizes):
     want = torch.zeros(shape).unflatten(dim, sizes)
     got = distnn.zeros(shape).unflatten(dim, sizes)
     assert got.shape == tuple(want.shape)
+
+
+def test_split_and_chunk_of_an_empty_dim():
+    """torch's: split(n) of an empty dim gives one empty piece, chunk(n) n empty pieces (distnn's gave none)."""
+    for make in (lambda L: L.zeros(0, 3).split(2), lambda L: L.zeros(0, 3).chunk(3),
+                 lambda L: L.zeros(3, 0).chunk(2, 1), lambda L: L.zeros(3, 0).split(1, -1)):
+        want, got = make(torch), make(distnn)
+        assert [tuple(t.shape) for t in got] == [tuple(t.shape) for t in want]
+
+
+def test_expand_needs_sizes():
+    with pytest.raises(TypeError):
+        torch.zeros(()).expand()
+    with pytest.raises(TypeError, match="size"):
+        distnn.zeros(()).expand()
+    assert distnn.zeros(()).expand(()).shape == ()
+
+
+@pytest.mark.parametrize("make", [lambda t: t[0, :, :1].expand(3, 4), lambda t: t[:, :1].expand(2, 5, 4),
+                                  lambda t: t.reshape(-1).unfold(0, 4, 1), lambda t: t.reshape(-1)[:8].unfold(0, 3, 1).t(),
+                                  lambda t: t[:, :, None].expand(2, 3, 2, 4).transpose(1, 2)])
+def test_clone_of_a_tensor_with_no_dense_layout(make):
+    """An expand's clone is row-major in torch (infer_dense_strides: a stride of 0 orders nothing), so its view(-1)
+    is allowed; numpy's copy(order="K") laid it out column-first (is_contiguous False, view refused)."""
+    a = np.arange(24.0).reshape(2, 3, 4)
+    want, got = make(torch.tensor(a)).clone(), make(distnn.Tensor(a)).clone()
+    assert got.stride() == want.stride() and got.is_contiguous() == want.is_contiguous()
+    np.testing.assert_array_equal(got.data, want.numpy())

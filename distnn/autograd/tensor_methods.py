@@ -174,6 +174,8 @@ class TensorMethods:
         """``chunks`` pieces of equal size along ``dim`` (the last one smaller), as PyTorch."""
         if int(chunks) != chunks or chunks < 1:
             raise ValueError(f"chunk: chunks must be an integer >= 1, got {chunks!r}")
+        if self.shape[dim] == 0:  # (PyTorch's: an empty dim gives ``chunks`` empty pieces)
+            return _ops.shape.split(self, [0] * int(chunks), dim)
         return _ops.shape.split(self, max(1, math.ceil(self.shape[dim] / int(chunks))), dim)
 
     def repeat(self, *sizes):

@@ -250,6 +250,8 @@ class TensorOperators:
         return S.Transpose.apply(self, axes=None)
 
     def expand(self, *shape):
+        if not shape:  # (PyTorch's: the sizes are required; ``expand(())`` of a 0-d tensor is the way to give none)
+            raise TypeError('expand() missing 1 required positional arguments: "size"')
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return S.BroadcastTo.apply(self, shape=tuple(shape))  # (-1 keeps a dim's size)

@@ -77,7 +77,7 @@ def split(a, split_size_or_sections, dim=0, *, axis=None):
         split_size_or_sections = int(split_size_or_sections)
         if split_size_or_sections <= 0:
             raise ValueError(f"split: split_size must be a positive int, got {split_size_or_sections}")
-        bounds = list(range(0, n, split_size_or_sections)) + [n]
+        bounds = list(range(0, n, split_size_or_sections)) + [n] if n else [0, 0]  # (an empty dim: one empty piece)
     else:
         sizes = [int(s) for s in split_size_or_sections]
         if sum(sizes) != n:
