@@ -72,3 +72,18 @@ def test_clone_of_a_tensor_with_no_dense_layout(make):
     want, got = make(torch.tensor(a)).clone(), make(distnn.Tensor(a)).clone()
     assert got.stride() == want.stride() and got.is_contiguous() == want.is_contiguous()
     np.testing.assert_array_equal(got.data, want.numpy())
+
+
+@pytest.mark.parametrize("view", [lambda t: t[1:1], lambda t: t[3:1:2], lambda t: t[2:2][None]])
+def test_empty_view_shares_the_version_counter(view):
+    """An empty view shares no bytes (numpy's may_share_memory is False) but is a view all the same: torch's shares
+    the version counter, so a change of the base after the view's sigmoid_ saved its result is refused at
+    backward (distnn's gave the view a counter of its own and computed on)."""
+    for lib in (torch, distnn):
+        x = _leaf(lib, [0.1, 0.9, 0.3, 0.5])
+        h = x.clone()
+        e = view(h)
+        e.sigmoid_()
+        h.mul_(2.0)
+        with pytest.raises(RuntimeError, match="inplace|in place"):
+            (e.sum() + h.sum()).backward()
