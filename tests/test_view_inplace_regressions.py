@@ -87,3 +87,44 @@ def test_empty_view_shares_the_version_counter(view):
         h.mul_(2.0)
         with pytest.raises(RuntimeError, match="inplace|in place"):
             (e.sum() + h.sum()).backward()
+
+
+VIEW_IDENTITY = [  # (make(t), is it t itself in torch): what an in-place change of the shape (squeeze_...) reaches
+    (lambda t: t.t(), False), (lambda t: t.flatten(0, 0), True), (lambda t: t.flatten(), True),
+    (lambda t: t[None].flatten(1, 1), False), (lambda t: t.swapaxes(0, 0), False), (lambda t: t.movedim(0, 0), False),
+    (lambda t: t.contiguous(), True),
+]
+
+
+@pytest.mark.parametrize("make,same", VIEW_IDENTITY)
+def test_which_views_are_the_tensor_itself(make, same):
+    """torch's t()/T of a vector and transpose/swapaxes/movedim of a 0-d tensor are views of their own (distnn's were
+    the tensor itself: ``x.t().squeeze_(0)`` changed ``x``'s shape); flatten with nothing to merge is the tensor
+    itself (distnn's was a view: ``x.flatten(0, 0).unsqueeze_(0)`` left ``x`` alone)."""
+    for lib in (torch, distnn):
+        t = lib.zeros(1) if lib is torch else distnn.zeros(1)
+        assert (make(t) is t) == same, lib.__name__
+        u = make(t)
+        u.unsqueeze_(0)
+        assert tuple(t.shape) == ((1, 1) if same else (1,))
+
+
+@pytest.mark.parametrize("make", [lambda z: z.transpose(0, -1), lambda z: z.swapaxes(0, 0), lambda z: z.movedim(0, 0),
+                                  lambda z: z.t()])
+def test_zero_dim_transposes_are_views_of_their_own(make):
+    for lib in (torch, distnn):
+        z = lib.zeros(())
+        v = make(z)
+        assert v is not z
+        v.unsqueeze_(0)
+        assert tuple(z.shape) == () and tuple(v.shape) == (1,)
+
+
+def test_transpose_dims_out_of_range():
+    """Refused as torch refuses (IndexError); distnn wrapped them around (``transpose(0, 5)`` of a matrix swapped
+    dims 0 and 1), and a 0-d tensor's ``transpose(0, 0)`` divided by zero."""
+    for lib in (torch, distnn):
+        for shape, dims in (((2, 3), (0, 5)), ((2, 3), (-3, 0)), ((), (1, 0))):
+            with pytest.raises(IndexError):
+                lib.zeros(shape).transpose(*dims)
+        assert tuple(lib.zeros(()).transpose(0, -1).shape) == ()

@@ -234,8 +234,13 @@ class TensorOperators:
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         if len(axes) == 2:
+            from distnn.functional._dims import wrap_dim
+
+            # (PyTorch's range: a dim out of it is an IndexError, not wrapped around; a 0-d tensor takes 0 or -1)
+            a, b = (wrap_dim(ax, self.ndim, "transpose") for ax in axes)
+            if not self.ndim:
+                return self[...]  # (a view of its own, as PyTorch's)
             perm = list(range(self.ndim))
-            a, b = (ax % self.ndim for ax in axes)
             perm[a], perm[b] = perm[b], perm[a]
             axes = tuple(perm)
         return S.Transpose.apply(self, axes=axes or None)
