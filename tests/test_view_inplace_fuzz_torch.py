@@ -21,6 +21,7 @@ What is not compared, and why:
 * The layout (``is_contiguous``, ``stride``) of a sum over a dim of a tensor that is not contiguous: torch's
   reductions lay their result out in the input's order (``x.transpose(0, 2).sum(-1)`` is not contiguous),
   distnn's are row-major (numpy's), so distnn allows a ``view`` of them that torch refuses. Not fixed here.
+  Likewise a batched matmul of a permuted tensor (``x.movedim(0, -3) @ ...``: torch's result is not contiguous).
 * Likewise the layout of advanced indexing (``x[[0, 2]]``) of a tensor that is not contiguous: distnn's is
   row-major, torch's keeps the input's order of the dims not indexed (``x.transpose(0, 2)[[0, 0]]`` is not
   contiguous in torch; ``x.t()[[0, 2]]`` is, in both). Not fixed here.
@@ -32,9 +33,9 @@ What is not compared, and why:
   contract): the generator makes an ``add_`` or ``fill_`` there instead. Values are compared to 1e-12 (float64)
   and 1e-4 (float32) relative, the bits of view(dtype) as the floats they are.
 * ``as_strided``: distnn has none.
-* torch refuses in-place changes of split/chunk's pieces while recording (views from a function that returns
-  several); distnn's pieces are indexing views, which it allows with the gradient of the write. So that those
-  programs go on and their gradients are checked, torch's side takes the same piece by ``narrow``.
+* torch refuses in-place changes of split/chunk/unbind's pieces while recording (views from a function that
+  returns several); distnn's pieces are indexing views, which it allows with the gradient of the write. So that
+  those programs go on and their gradients are checked, torch's side takes the same piece by ``narrow``/``select``.
 * distnn's ValueError where torch's is a RuntimeError for a wrong shape to reshape, narrow out of range, and
   flatten's start_dim after its end_dim (distnn's choice, asserted in tests/test_bad_input.py and
   tests/test_torch_api_extras.py): accepted for exactly those steps (``VALUE_ERRORS``).
@@ -51,9 +52,10 @@ What is not compared, and why:
   distnn/autograd/inplace.py).
 * distnn's documented limitation (distnn/autograd/inplace.py): while recording, a tensor whose memory another
   live tensor sees through a view other than indexing (reshape, transpose, ...) is not changed in place: it is
-  refused before anything is written, where torch allows it. When distnn refuses with exactly that message and
-  torch allowed the step, the program stops there (the two are no longer in the same state); the no-grad
-  programs cover those writes' aliasing.
+  refused before anything is written, where torch allows it; and so is an in-place change of the shape
+  (``t_``, ``squeeze_``, ``unsqueeze_``) of a tensor that another view sees (distnn/autograd/tensor_inplace_more.py).
+  When distnn refuses with exactly one of those messages (``LIMITATIONS``) and torch allowed the step, the
+  program stops there (the two are no longer in the same state); the no-grad programs cover those writes.
 
 ``DISTNN_VIEW_FUZZ_CASES`` sets the number of programs (default 300), ``DISTNN_VIEW_FUZZ_START`` the first seed.
 """
@@ -70,7 +72,8 @@ import distnn  # noqa: E402
 
 CASES = int(os.environ.get("DISTNN_VIEW_FUZZ_CASES", "300"))
 START = int(os.environ.get("DISTNN_VIEW_FUZZ_START", "0"))
-LIMITATION = "through a view other than indexing"
+LIMITATIONS = ("through a view other than indexing",  # (distnn/autograd/inplace.py)
+               "changing the shape of a tensor that shares its memory with a view while recording")  # (t_, squeeze_)
 INT_OF = {"float64": "int64", "float32": "int32", "int64": "float64", "int32": "float32"}
 
 
@@ -102,7 +105,7 @@ def _dim(rng, nd):
 def _view_step(rng, x):
     """(description, fn(L, x) -> the new tensor, read-only) for a view of ``x`` (a torch tensor)."""
     shape, nd = tuple(x.shape), x.dim()
-    k = int(rng.integers(17))
+    k = int(rng.integers(21))
     if k == 0 and nd:
         d = int(rng.integers(nd))
         a, b, s = int(rng.integers(-shape[d] - 1, shape[d] + 1)), int(rng.integers(-shape[d], shape[d] + 2)), \
@@ -167,6 +170,20 @@ def _view_step(rng, x):
     if k == 16:
         name = INT_OF[str(x.dtype).replace("torch.", "")]
         return f"view({name})", lambda L, t: t.view(_lib_dtype(L, name))
+    if k == 17 and nd:
+        a, b = _dim(rng, nd), _dim(rng, nd)
+        if rng.random() < 0.5:
+            return f"movedim({a}, {b})", lambda L, t: t.movedim(a, b)
+        return f"swapaxes({a}, {b})", lambda L, t: t.swapaxes(a, b)
+    if k == 18:
+        idx = [(None,), (Ellipsis, None), (slice(None), None), (None, Ellipsis, None)][int(rng.integers(4))]
+        return f"x[{idx}]", lambda L, t: t[idx]
+    if k == 19 and nd:
+        d, j = _dim(rng, nd), int(rng.integers(0, 3))
+        return f"unbind({d})[{j}]", lambda L, t: t.unbind(d)[j] if L is distnn else (
+            t.unbind(d)[j].detach(), t.select(d, j))[1]  # (torch's: the same piece by select, see the docstring)
+    if k == 20 and nd:
+        return "T" if nd <= 2 else "mT", lambda L, t: t.T if t.dim() <= 2 else t.mT
     return None
 
 
@@ -220,6 +237,14 @@ def _setitem(L, t, index, value):
     return t
 
 
+def _augmented(L, t, index, c):
+    if isinstance(index[0], str):
+        kind, a = index
+        index = _tensor(L, a) if kind == "mask" else _tensor(L, np.array(a))
+    t[index] += c
+    return t
+
+
 def _shares_memory(a, b):
     """Whether torch tensors ``a`` and ``b`` view one storage."""
     return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
@@ -229,7 +254,7 @@ def _inplace_step(rng, x, others):
     """(description, fn(L, x, other) -> x, other's handle number or None) for an in-place change of ``x``."""
     others = [(i, o) for i, o in others if not _shares_memory(o, x)]  # (see the docstring)
     floating = x.dtype.is_floating_point
-    k = int(rng.integers(16 if floating else 7))
+    k = int(rng.integers(24 if floating else 7))
     bits = x.detach().view(torch.float64 if x.element_size() == 8 else torch.float32)
     if not floating and bits.isnan().any():  # (integer ops on a NaN's bits: its payload is neither's contract)
         k = int(rng.choice([2, 3]))
@@ -266,8 +291,33 @@ def _inplace_step(rng, x, others):
             op = ("copy_", "add_", "mul_")[k - 9]
             return f"{op}(h{j})", lambda L, t, o: getattr(t, op)(o), j
         return "exp_()", lambda L, t, o: t.exp_(), None
-    name = ("relu_", "sigmoid_", "tanh_", "neg_")[k - 12]
-    return f"{name}()", lambda L, t, o: getattr(t, name)(), None
+    if k in (12, 13, 14, 15):
+        name = ("relu_", "sigmoid_", "tanh_", "neg_")[k - 12]
+        return f"{name}()", lambda L, t, o: getattr(t, name)(), None
+    if k == 16:  # (python's t[i] += c: a getitem, an in-place add of the view, a setitem of it back)
+        index = _index(rng, x)
+        return f"x[{index}] += {c}", lambda L, t, o: _augmented(L, t, index, c), None
+    if k == 17:
+        return f"masked_fill_(x > 0, {c})", lambda L, t, o: t.masked_fill_(t.detach() > 0, c), None
+    if k == 18 and x.dim() and x.shape[0]:
+        rows = [int(i) for i in rng.integers(0, x.shape[0], 3)]
+        acc = bool(rng.random() < 0.5)
+        return (f"index_put_(({rows},), {c}, accumulate={acc})",
+                lambda L, t, o: t.index_put_((_tensor(L, np.array(rows)),), _tensor(L, np.array(c, x.numpy(force=True).dtype)),
+                                             accumulate=acc), None)
+    if k == 19:
+        return f"sub_({c}).div_(1.5)", lambda L, t, o: t.sub_(c).div_(1.5), None
+    if k == 20:
+        return "sqrt_()", lambda L, t, o: t.sqrt_(), None
+    if k == 21 and x.dim() <= 2:
+        return "t_()", lambda L, t, o: t.t_(), None
+    if k == 22 and x.dim():
+        d = _dim(rng, x.dim())
+        return f"squeeze_({d})", lambda L, t, o: t.squeeze_(d), None
+    if k == 23:
+        d = int(rng.integers(-x.dim() - 1, x.dim() + 1))
+        return f"unsqueeze_({d})", lambda L, t, o: t.unsqueeze_(d), None
+    return "abs_()", lambda L, t, o: t.abs_(), None
 
 
 def _broadcasts(src, dst):
@@ -281,9 +331,13 @@ def _out_of_place_step(rng, x, others):
     """(description, fn(L, x, other) -> a new tensor, other's handle number or None)."""
     if not x.dtype.is_floating_point:
         return "x + 1", lambda L, t, o: t + 1, None
-    k = int(rng.integers(9))
+    k = int(rng.integers(11))
     if k == 0:
         return "x * 2 + 1", lambda L, t, o: t * 2 + 1, None
+    if k == 9 and x.dim() >= 2:
+        return "x @ x.mT", lambda L, t, o: t @ t.mT, None
+    if k == 10:
+        return "mean()", lambda L, t, o: t.mean(), None
     if k == 1:
         return "exp()", lambda L, t, o: t.exp(), None
     if k == 2:
@@ -326,7 +380,7 @@ VALUE_ERRORS = ("reshape(", "narrow(", "flatten(")
 
 def _same_outcome(out, log):
     (t_ok, t_res), (d_ok, d_res) = out[torch], out[distnn]
-    if t_ok and not d_ok and LIMITATION in str(d_res):
+    if t_ok and not d_ok and any(m in str(d_res) for m in LIMITATIONS):
         raise Limitation
     where = "\n  ".join(log)
     assert t_ok == d_ok, f"torch {'allowed' if t_ok else 'refused'} ({t_res if not t_ok else ''}), distnn " \
@@ -402,7 +456,7 @@ def run_program(seed):
                 # (the layouts not compared: see the docstring)
                 # (contiguous() is row-major in both; clone() keeps its input's layout, compared where that is)
                 free = desc != "contiguous()" and (hs[i]["free"] or kind == "new" and desc != "clone()" and (
-                    hs[i]["ro"] or desc.startswith(("sum(", "x[[")) and not hs[i]["t"].is_contiguous()))
+                    hs[i]["ro"] or desc.startswith(("sum(", "x[[", "x @")) and not hs[i]["t"].is_contiguous()))
                 new["free"] = free  # (and the views of it, and what is computed from them)
                 _compare(new, log, layout=not free)
             for h in hs:  # (every live tensor: writes through views reach the base, and the base's its views)

@@ -86,7 +86,7 @@ def _index_put(x, indices, values, accumulate: bool):
     linear = xp.ravel_multi_index(tuple(xp.where(a < 0, a + n, a) for a, n in zip(idx, lead)), lead)
     if not isinstance(values, Tensor):
         values = Tensor(xp.asarray(values, dtype=x.dtype))
-    values = values.expand(tuple(linear.shape) + rest).reshape((-1,) + rest)
+    values = values.expand(tuple(linear.shape) + rest).reshape((linear.size,) + rest)  # (not -1: rest may hold a 0)
     zeros = Tensor(xp.zeros((int(np.prod(lead)),) + rest, dtype=x.dtype))
     added = _top("index_add")(zeros, 0, Tensor(linear.reshape(-1)), values).reshape(tuple(x.shape))
     return x + added
