@@ -29,9 +29,14 @@ What is not compared, and why:
   overlapping unfold windows): torch and numpy break ties between equal strides their own ways. Their
   ``clone()`` and ``contiguous()`` are compared.
 * ``//=`` and ``%=`` of floats of 1e3 or more (an ulp of difference in how they were computed, e.g. by exp, is
-  a different result), and integer in-place ops on the bits of a NaN (view(dtype): NaN payloads are neither's
-  contract): the generator makes an ``add_`` or ``fill_`` there instead. Values are compared to 1e-12 (float64)
+  a different result), and integer ops on the bits of a NaN (view(dtype): NaN payloads are neither's contract): the
+  generator makes an ``add_``, ``fill_`` or ``clone()`` there instead. Values are compared to 1e-12 (float64)
   and 1e-4 (float32) relative, the bits of view(dtype) as the floats they are.
+* What follows ``detach_()`` of a tensor in the graph or that other live tensors view: torch refuses a
+  backward through a node that saved it ("a saved tensor that has been detached in-place"; distnn computes it,
+  with the values saved, which detach_ leaves alone), and regenerates the views' graph nodes from the detached
+  base at their next in-place change, cutting them from the graph (distnn's keep their node). The program
+  stops after that step (its values compared).
 * ``as_strided``: distnn has none.
 * torch refuses in-place changes of split/chunk/unbind's pieces while recording (views from a function that
   returns several); distnn's pieces are indexing views, which it allows with the gradient of the write. So that
@@ -183,7 +188,10 @@ def _view_step(rng, x):
         return f"unbind({d})[{j}]", lambda L, t: t.unbind(d)[j] if L is distnn else (
             t.unbind(d)[j].detach(), t.select(d, j))[1]  # (torch's: the same piece by select, see the docstring)
     if k == 20 and nd:
-        return "T" if nd <= 2 else "mT", lambda L, t: t.T if t.dim() <= 2 else t.mT
+        # (T of other than a matrix is deprecated in torch)
+        if nd == 2:
+            return "T", lambda L, t: t.T
+        return ("mT", lambda L, t: t.mT) if nd > 2 else ("t()", lambda L, t: t.t())
     return None
 
 
@@ -229,19 +237,20 @@ def _index(rng, x):
     return (Ellipsis,)
 
 
-def _setitem(L, t, index, value):
+def _as_index(L, index):
     if isinstance(index[0], str):
         kind, a = index
-        index = _tensor(L, a) if kind == "mask" else _tensor(L, np.array(a))
-    t[index] = value
+        return _tensor(L, a) if kind == "mask" else _tensor(L, np.array(a))
+    return index
+
+
+def _setitem(L, t, index, value):
+    t[_as_index(L, index)] = value
     return t
 
 
 def _augmented(L, t, index, c):
-    if isinstance(index[0], str):
-        kind, a = index
-        index = _tensor(L, a) if kind == "mask" else _tensor(L, np.array(a))
-    t[index] += c
+    t[_as_index(L, index)] += c
     return t
 
 
@@ -254,7 +263,7 @@ def _inplace_step(rng, x, others):
     """(description, fn(L, x, other) -> x, other's handle number or None) for an in-place change of ``x``."""
     others = [(i, o) for i, o in others if not _shares_memory(o, x)]  # (see the docstring)
     floating = x.dtype.is_floating_point
-    k = int(rng.integers(24 if floating else 7))
+    k = int(rng.integers(27 if floating else 7))
     bits = x.detach().view(torch.float64 if x.element_size() == 8 else torch.float32)
     if not floating and bits.isnan().any():  # (integer ops on a NaN's bits: its payload is neither's contract)
         k = int(rng.choice([2, 3]))
@@ -302,8 +311,9 @@ def _inplace_step(rng, x, others):
     if k == 18 and x.dim() and x.shape[0]:
         rows = [int(i) for i in rng.integers(0, x.shape[0], 3)]
         acc = bool(rng.random() < 0.5)
+        dtype = x.numpy(force=True).dtype
         return (f"index_put_(({rows},), {c}, accumulate={acc})",
-                lambda L, t, o: t.index_put_((_tensor(L, np.array(rows)),), _tensor(L, np.array(c, x.numpy(force=True).dtype)),
+                lambda L, t, o: t.index_put_((_tensor(L, np.array(rows)),), _tensor(L, np.array(c, dtype)),
                                              accumulate=acc), None)
     if k == 19:
         return f"sub_({c}).div_(1.5)", lambda L, t, o: t.sub_(c).div_(1.5), None
@@ -317,7 +327,27 @@ def _inplace_step(rng, x, others):
     if k == 23:
         d = int(rng.integers(-x.dim() - 1, x.dim() + 1))
         return f"unsqueeze_({d})", lambda L, t, o: t.unsqueeze_(d), None
+    if k == 24:  # (an in-place change no graph records: only the version counter sees it)
+        return f"no_grad: add_({c})", lambda L, t, o: _no_grad_add(L, t, c), None
+    if k == 25:
+        return "detach_()", lambda L, t, o: t.detach_(), None
+    if k == 26:  # (x[index] = another tensor: the gradient of the positions written goes to it)
+        index = _index(rng, x)
+        try:
+            target = tuple(x[_as_index(torch, index)].shape)
+        except (IndexError, RuntimeError):
+            target = None
+        fits = [i for i, o in others
+                if target is not None and o.dtype == x.dtype and _broadcasts(tuple(o.shape), target)]
+        if fits:
+            j = fits[int(rng.integers(len(fits)))]
+            return f"x[{index}] = h{j}", lambda L, t, o: _setitem(L, t, index, o), j
     return "abs_()", lambda L, t, o: t.abs_(), None
+
+
+def _no_grad_add(L, t, c):
+    with L.no_grad():
+        return t.add_(c)
 
 
 def _broadcasts(src, dst):
@@ -330,6 +360,8 @@ def _broadcasts(src, dst):
 def _out_of_place_step(rng, x, others):
     """(description, fn(L, x, other) -> a new tensor, other's handle number or None)."""
     if not x.dtype.is_floating_point:
+        if x.detach().view(torch.float64 if x.element_size() == 8 else torch.float32).isnan().any():
+            return "clone()", lambda L, t, o: t.clone(), None  # (a NaN's bits: see _inplace_step)
         return "x + 1", lambda L, t, o: t + 1, None
     k = int(rng.integers(11))
     if k == 0:
@@ -446,9 +478,15 @@ def run_program(seed):
             other = {L: (hs[j]["d" if L is distnn else "t"] if j is not None else None) for L in (torch, distnn)}
             line = f"h{len(hs)} = h{i}.{desc}" if kind != "inplace" else f"h{i}.{desc}"
             log.append(line)
+            in_graph = hs[i]["t"].grad_fn is not None
             out = _both(lambda L: fn(L, src[L], other[L]))
             if not _same_outcome(out, log):
                 log[-1] += "  (refused in both)"
+            elif desc == "detach_()" and (in_graph or any(_shares_memory(h["t"], hs[i]["t"]) for h in hs
+                                                          if h is not hs[i])):
+                for h in hs:
+                    _compare(h, log)
+                return "detached base"  # (see the docstring)
             elif kind != "inplace":
                 new = {"d": out[distnn][1], "t": out[torch][1], "n": len(hs), "desc": f"h{i}.{desc}",
                        "ro": hs[i]["ro"] or desc.startswith("expand") or desc.endswith("overlapping")}

@@ -9,7 +9,9 @@ torch = pytest.importorskip("torch")
 
 
 def _leaf(lib, a):
-    return torch.tensor(np.array(a), requires_grad=True) if lib is torch else distnn.Tensor(np.array(a), requires_grad=True)
+    if lib is torch:
+        return torch.tensor(np.array(a), requires_grad=True)
+    return distnn.Tensor(np.array(a), requires_grad=True)
 
 
 def _grad(x):
@@ -63,7 +65,8 @@ def test_expand_needs_sizes():
 
 
 @pytest.mark.parametrize("make", [lambda t: t[0, :, :1].expand(3, 4), lambda t: t[:, :1].expand(2, 5, 4),
-                                  lambda t: t.reshape(-1).unfold(0, 4, 1), lambda t: t.reshape(-1)[:8].unfold(0, 3, 1).t(),
+                                  lambda t: t.reshape(-1).unfold(0, 4, 1),
+                                  lambda t: t.reshape(-1)[:8].unfold(0, 3, 1).t(),
                                   lambda t: t[:, :, None].expand(2, 3, 2, 4).transpose(1, 2)])
 def test_clone_of_a_tensor_with_no_dense_layout(make):
     """An expand's clone is row-major in torch (infer_dense_strides: a stride of 0 orders nothing), so its view(-1)
@@ -137,3 +140,19 @@ def test_index_put_accumulate_into_an_empty_tensor(shape):
                                          accumulate=True)
     want = torch.zeros(shape).index_put_((torch.tensor([1, 0, 0]),), torch.tensor(-1.5), accumulate=True)
     assert got.shape == tuple(want.shape)
+
+
+@pytest.mark.parametrize("make", [lambda L: L.zeros(3)[1:], lambda L: L.zeros(3).detach()[1:],
+                                  lambda L: L.zeros(3, requires_grad=True).clone().reshape(3, 1),
+                                  lambda L: L.zeros(2, 3).t(), lambda L: L.zeros(3).view(3),
+                                  lambda L: L.zeros(3, 1).squeeze(1)])
+def test_detach_in_place_refused_on_any_view(make):
+    """torch refuses detach_() on a view whatever made it and whether or not it records (distnn refused it only on an
+    indexing view that requires grad while recording)."""
+    for lib in (torch, distnn):
+        with pytest.raises(RuntimeError, match="Can't detach views in-place"):
+            make(lib).detach_()
+        # (view(dtype) shares the memory but is no view in torch's sense: detach_() allowed)
+        for fresh in (lib.zeros(3), lib.zeros(3).exp(), lib.zeros(3, requires_grad=True).detach(),
+                      lib.zeros(4).view(lib.int32)):
+            assert fresh.detach_() is fresh

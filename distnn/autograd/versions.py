@@ -85,6 +85,7 @@ def _link_views(t: Tensor, out, inputs, arrays) -> None:
             x = inputs[i]
             if isinstance(x, Tensor):
                 _share(x, t)
+                t.__dict__["_is_view"] = True  # (PyTorch's is_view: detach_() refuses it)
                 if t._node is not None:
                     t._node.viewed_input = i
             return
