@@ -156,3 +156,21 @@ def test_detach_in_place_refused_on_any_view(make):
         for fresh in (lib.zeros(3), lib.zeros(3).exp(), lib.zeros(3, requires_grad=True).detach(),
                       lib.zeros(4).view(lib.int32)):
             assert fresh.detach_() is fresh
+
+
+@pytest.mark.parametrize("shape,dim", [((0,), None), ((3, 0), 1), ((3, 0), None), ((0, 2), 0)])
+def test_mean_of_no_elements_is_a_quiet_nan(shape, dim):
+    """torch: NaN, with its gradient, silently; distnn's numpy mean warned ("Mean of empty slice", "invalid value")."""
+    import warnings
+
+    t = torch.zeros(shape, dtype=torch.float64, requires_grad=True)
+    want = t.mean() if dim is None else t.mean(dim)
+    want.sum().backward()
+    x = distnn.Tensor(np.zeros(shape), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = x.mean() if dim is None else x.mean(dim)
+        got.sum().backward()
+    assert got.shape == tuple(want.shape)
+    np.testing.assert_array_equal(got.data, want.detach().numpy())
+    assert np.asarray(x.grad).shape == tuple(t.grad.shape)
