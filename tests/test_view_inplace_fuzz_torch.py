@@ -27,11 +27,13 @@ What is not compared, and why:
   Likewise a batched matmul of a permuted tensor (``x.movedim(0, -3) @ ...``: torch's result is not contiguous).
 * Likewise the layout of advanced indexing (``x[[0, 2]]``) of a tensor that is not contiguous: distnn's is
   row-major, torch's keeps the input's order of the dims not indexed (``x.transpose(0, 2)[[0, 0]]`` is not
-  contiguous in torch; ``x.t()[[0, 2]]`` is, in both). Not fixed here.
+  contiguous in torch; ``x.t()[[0, 2]]`` is, in both). Not fixed here. (An empty input counts as not
+  contiguous for these three: its strides are torch's own choice.)
 * Where such a layout differs, ``view`` of it is allowed in one and refused in the other: the program stops.
 * The layout of an elementwise or indexing result of a tensor whose memory overlaps itself (an expand,
   overlapping unfold windows): torch and numpy break ties between equal strides their own ways. Their
-  ``clone()`` and ``contiguous()`` are compared.
+  ``contiguous()`` is compared, and their ``clone()`` where all their strides agree (torch lays it out by its
+  input's strides, those of dims of size 1 too, where numpy's differ).
 * ``//=`` and ``%=`` of floats of 1e3 or more (an ulp of difference in how they were computed, e.g. by exp, is
   a different result), and integer ops on the bits of a NaN (view(dtype): NaN payloads are neither's
   contract): the generator makes an ``add_``, ``fill_`` or ``clone()`` there instead. Values are compared to
@@ -508,8 +510,11 @@ def run_program(seed):
                 hs.append(new)
                 # (the layouts not compared: see the docstring)
                 # (contiguous() is row-major in both; clone() keeps its input's layout, compared where that is)
-                free = desc != "contiguous()" and (hs[i]["free"] or kind == "new" and desc != "clone()" and (
-                    hs[i]["ro"] or desc.startswith(("sum(", "x[[", "x @")) and not hs[i]["t"].is_contiguous()))
+                src_t, src_d = hs[i]["t"], hs[i]["d"]
+                free = desc != "contiguous()" and (hs[i]["free"] or kind == "new" and (
+                    src_d.stride() != src_t.stride() if desc == "clone()" and hs[i]["ro"]
+                    else desc != "clone()" and (hs[i]["ro"] or desc.startswith(("sum(", "x[[", "x @")) and not (
+                        src_t.is_contiguous() and src_t.numel()))))
                 new["free"] = free  # (and the views of it, and what is computed from them)
                 # (once memory was seen as another dtype, its integers may be bits of floats: all of them)
                 new["bits"] = hs[0]["bits"] or new["t"].dtype != hs[i]["t"].dtype
