@@ -5,7 +5,7 @@ int64/int32) tensor; each program runs step by step in distnn and in torch with 
 a view (basic slicing with steps, None, select, transpose/t/T/mT/permute/movedim/swapaxes, diagonal,
 unsqueeze/squeeze, expand, view/reshape/flatten/unflatten with valid and invalid shapes, narrow, unfold,
 split/chunk/unbind, view(dtype) of the same size), changes a tensor in place through a view or its base (add_,
-mul_, clamp_, zero_, fill_, copy_, index_put_, masked_fill_, setitem by basic/boolean/integer-list index with a
+mul_, clamp_, zero_, fill_, copy_, lerp_, addcmul_, index_put_, masked_fill_, setitem by basic/boolean/integer-list index with a
 number or a tensor, ``t[i] += c``, ``//=``, ``%=``, ``**=``, relu_, exp_, sigmoid_, sqrt_, t_/squeeze_/unsqueeze_,
 detach_, an add_ under no_grad, ...), computes out of place (elementwise, sum, mean, matmul, advanced indexing),
 or calls contiguous()/clone()/detach(). Half of the float programs record gradients of a leaf that is cloned
@@ -274,7 +274,7 @@ def _inplace_step(rng, x, others, float_bits=False):
     (``float_bits``: its integers may be the bits of floats, see the docstring)."""
     others = [(i, o) for i, o in others if not _shares_memory(o, x)]  # (see the docstring)
     floating = x.dtype.is_floating_point
-    k = int(rng.integers(27 if floating else 7))
+    k = int(rng.integers(30 if floating else 7))
     bits = x.detach().view(torch.float64 if x.element_size() == 8 else torch.float32)
     if not floating and bits.isnan().any():  # (integer ops on a NaN's bits: its payload is neither's contract)
         k = int(rng.choice([2, 3]))
@@ -306,10 +306,16 @@ def _inplace_step(rng, x, others, float_bits=False):
     if k == 8:
         lo, hi = sorted(float(v) for v in rng.uniform(-1, 1, 2))
         return f"clamp_({lo:.3}, {hi:.3})", lambda L, t, o: t.clamp_(lo, hi), None
-    if k in (9, 10, 11):
+    if k in (9, 10, 11, 27, 28, 29):
         fits = [i for i, o in others if o.dtype == x.dtype and _broadcasts(tuple(o.shape), tuple(x.shape))]
         if fits:
             j = fits[int(rng.integers(len(fits)))]
+            if k == 27:
+                return f"lerp_(h{j}, 0.25)", lambda L, t, o: t.lerp_(o, 0.25), j
+            if k == 28:
+                return f"addcmul_(h{j}, h{j}, value=0.5)", lambda L, t, o: t.addcmul_(o, o, value=0.5), j
+            if k == 29:
+                return f"where(h{j} > 0, h{j}, x) into x", lambda L, t, o: t.copy_(L.where(o > 0, o, t)), j
             op = ("copy_", "add_", "mul_")[k - 9]
             return f"{op}(h{j})", lambda L, t, o: getattr(t, op)(o), j
         return "exp_()", lambda L, t, o: t.exp_(), None
