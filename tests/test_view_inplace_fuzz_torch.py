@@ -4,12 +4,12 @@ A seeded generator writes short programs (3-8 steps) over a small float64, float
 int64/int32) tensor; each program runs step by step in distnn and in torch with the same arguments. A step makes
 a view (basic slicing with steps, None, select, transpose/t/T/mT/permute/movedim/swapaxes, diagonal,
 unsqueeze/squeeze, expand, view/reshape/flatten/unflatten with valid and invalid shapes, narrow, unfold,
-split/chunk/unbind, view(dtype) of the same size), changes a tensor in place through a view or its base (add_,
-mul_, clamp_, zero_, fill_, copy_, lerp_, addcmul_, index_put_, masked_fill_, setitem by basic/boolean/integer-list index with a
-number or a tensor, ``t[i] += c``, ``//=``, ``%=``, ``**=``, relu_, exp_, sigmoid_, sqrt_, t_/squeeze_/unsqueeze_,
-detach_, an add_ under no_grad, ...), computes out of place (elementwise, sum, mean, matmul, advanced indexing),
-or calls contiguous()/clone()/detach(). Half of the float programs record gradients of a leaf that is cloned
-first (so in-place changes are legal), the others do not.
+split/chunk/unbind, view(dtype) of the same size), changes a tensor in place through a view or its base
+(add_, mul_, clamp_, zero_, fill_, copy_, lerp_, addcmul_, index_put_, masked_fill_, setitem by
+basic/boolean/integer-list index with a number or a tensor, ``t[i] += c``, ``//=``, ``%=``, ``**=``, relu_,
+exp_, sigmoid_, sqrt_, t_/squeeze_/unsqueeze_, detach_, an add_ under no_grad, ...), computes out of place
+(elementwise, sum, mean, matmul, advanced indexing), or calls contiguous()/clone()/detach(). Half of the float
+programs record gradients of a leaf that is cloned first (so in-place changes are legal), the others do not.
 
 After every step: allowed in both or refused in both (the same error type); and for every live tensor of the
 program, its values (so writes through a view must reach its base and the base's writes its views, and a copy
