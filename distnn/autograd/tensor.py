@@ -294,8 +294,8 @@ class Tensor(TensorOperators, TensorMethods, TensorPointwise, TensorOpMethods, T
         # a copy is a tensor of its own, with a fresh counter
         state = object.__getstate__(self)
         d, slots = state if isinstance(state, tuple) else (state, {})
-        if d and "_view_of" in d:
-            d = {k: v for k, v in d.items() if k != "_view_of"}
+        if d and ("_view_of" in d or "_is_view" in d):  # (a copy is no view)
+            d = {k: v for k, v in d.items() if k not in ("_view_of", "_is_view")}
         return d, {**slots, "_vc": None}
 
     def __bool__(self):

@@ -14,7 +14,6 @@ import numpy as np
 
 from distnn.backend import device_of, get_array_module
 
-from .grad_mode import is_grad_enabled
 from .tensor_inplace_methods import _top, records, torch_dtype_name, write_inplace
 
 
@@ -86,7 +85,7 @@ def _index_put(x, indices, values, accumulate: bool):
     linear = xp.ravel_multi_index(tuple(xp.where(a < 0, a + n, a) for a, n in zip(idx, lead)), lead)
     if not isinstance(values, Tensor):
         values = Tensor(xp.asarray(values, dtype=x.dtype))
-    values = values.expand(tuple(linear.shape) + rest).reshape((-1,) + rest)
+    values = values.expand(tuple(linear.shape) + rest).reshape((linear.size,) + rest)  # (not -1: rest may hold a 0)
     zeros = Tensor(xp.zeros((int(np.prod(lead)),) + rest, dtype=x.dtype))
     added = _top("index_add")(zeros, 0, Tensor(linear.reshape(-1)), values).reshape(tuple(x.shape))
     return x + added
@@ -253,8 +252,9 @@ class TensorInplaceMore:
         return self._restride_("unsqueeze_", lambda x: x.unsqueeze(dim))
 
     def detach_(self):
-        """Cut this tensor from the graph, in place (PyTorch refuses it on a view: use ``detach()``)."""
-        if "_view_of" in self.__dict__ and is_grad_enabled() and self.requires_grad:
+        """Cut this tensor from the graph, in place. Refused on a view (made by a view op: indexing, reshape,
+        transpose..., not view(dtype)), in or out of a graph, as PyTorch refuses it: use ``detach()``."""
+        if "_is_view" in self.__dict__:
             raise RuntimeError("Can't detach views in-place. Use detach() instead.")
         self._node = None
         self.requires_grad = False

@@ -240,10 +240,13 @@ class TensorOperators:
         if len(axes) == 1 and isinstance(axes[0], numbers.Integral):
             raise TypeError('transpose() missing 1 required positional arguments: "dim1"')
         if len(axes) == 2:
-            perm = list(range(self.ndim))
-            a, b = (wrap_dim(ax, self.ndim, "transpose") for ax in axes)  # (a 0-d tensor takes 0 and -1)
+            from distnn.functional._dims import wrap_dim
+
+            # (PyTorch's range: a dim out of it is an IndexError, not wrapped around; a 0-d tensor takes 0 or -1)
+            a, b = (wrap_dim(ax, self.ndim, "transpose") for ax in axes)
             if not self.ndim:
-                return S.Transpose.apply(self, axes=())
+                return self[...]  # (a view of its own, as PyTorch's)
+            perm = list(range(self.ndim))
             perm[a], perm[b] = perm[b], perm[a]
             axes = tuple(perm)
         return S.Transpose.apply(self, axes=axes or None)
@@ -258,6 +261,8 @@ class TensorOperators:
         return S.Transpose.apply(self, axes=None)
 
     def expand(self, *shape):
+        if not shape:  # (PyTorch's: the sizes are required; ``expand(())`` of a 0-d tensor is the way to give none)
+            raise TypeError('expand() missing 1 required positional arguments: "size"')
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return S.BroadcastTo.apply(self, shape=tuple(shape))  # (-1 keeps a dim's size)

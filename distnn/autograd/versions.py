@@ -78,14 +78,24 @@ def _link_views(t: Tensor, out, inputs, arrays) -> None:
     that memory (``inplace._producers``)."""
     xp = get_array_module(out)
     for i, a in enumerate(arrays):
-        # (an array of the other device shares nothing with ``out``: cupy's may_share_memory refuses it)
-        if a is out or (hasattr(a, "shape") and get_array_module(a) is xp and xp.may_share_memory(out, a)):
+        # (an array of the other device shares nothing with ``out``: cupy's may_share_memory refuses it; an empty
+        # view shares no bytes, so there it is a view when it is one of the same array: PyTorch's share the version)
+        if a is out or (hasattr(a, "shape") and get_array_module(a) is xp and (
+                xp.may_share_memory(out, a) or (out.size == 0 and _owner(out) is _owner(a)))):
             x = inputs[i]
             if isinstance(x, Tensor):
                 _share(x, t)
+                t.__dict__["_is_view"] = True  # (PyTorch's is_view: detach_() refuses it)
                 if t._node is not None:
                     t._node.viewed_input = i
             return
+
+
+def _owner(a):
+    """The array that owns ``a``'s memory (``a`` itself, or the end of its chain of ``base``)."""
+    while getattr(a, "base", None) is not None:
+        a = a.base
+    return a
 
 
 def _view_chain(t: Tensor) -> list:

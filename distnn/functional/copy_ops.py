@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from distnn.autograd.function import Function
 
+from .torch_layout import _relaid
+
 __all__ = ["Cast", "ToDevice", "Clone"]
 
 
@@ -39,12 +41,17 @@ class ToDevice(Function):
 
 class Clone(Function):
     """A copy in the graph (``x.clone()``): the gradient passes through. Laid out as ``a`` (PyTorch's
-    ``preserve_format``: a transpose's clone is not contiguous, so its ``view(-1)`` is refused there too)."""
+    ``preserve_format``: a transpose's clone is not contiguous, so its ``view(-1)`` is refused there too). An ``a``
+    with no dense layout to keep (an expand, overlapping unfold windows) is laid out by its strides as PyTorch's
+    ``infer_dense_strides`` lays it (a stride of 0 orders nothing: ``expand``'s clone is row-major)."""
 
     saves_tensors = False
 
     def forward(self, a):
-        return a.copy(order="K")
+        out = a.copy(order="K")
+        if a.ndim < 2 or a.flags.c_contiguous or a.flags.f_contiguous:  # (the common cases: numpy's is PyTorch's)
+            return out
+        return _relaid(out, a)
 
     def backward(self, g):
         return (g,)

@@ -52,6 +52,46 @@ class DiagonalView:
         return f"diagonal(offset={self.offset}, dim1={self.dim1}, dim2={self.dim2})"
 
 
+class UnfoldView:
+    """An "index" that picks ``Tensor.unfold``'s windows: every ``size`` elements along ``dim``, ``step`` apart, as
+    a new last dim (``dim`` becomes the number of windows); a strided view of the array, as PyTorch's, standing
+    where GetItem and SetItem take an index as :class:`DiagonalView` does. Windows that overlap (``step < size``)
+    are read-only on numpy, as an ``expand`` is: an element seen twice cannot take two values. (PyTorch allows
+    that write, with a result that depends on its loop order: ``add_(1)`` adds 1 as often as the element is
+    seen, in some windows.)"""
+
+    __slots__ = ("dim", "size", "step")
+
+    def __init__(self, dim, size, step):
+        self.dim, self.size, self.step = dim, size, step
+
+    def of(self, a):
+        """The windows of ``a``, a view of its memory (writable where ``a`` is and the windows do not overlap)."""
+        xp = get_array_module(a)
+        d, size, step = self.dim, self.size, self.step
+        n = (a.shape[d] - size) // step + 1
+        shape = a.shape[:d] + (n,) + a.shape[d + 1:] + (size,)
+        strides = a.strides[:d] + (a.strides[d] * step,) + a.strides[d + 1:] + (a.strides[d],)
+        writeable = (n < 2 or step >= size) and getattr(a.flags, "writeable", True)
+        if xp is np:
+            return np.lib.stride_tricks.as_strided(a, shape=shape, strides=strides, writeable=writeable)
+        return xp.lib.stride_tricks.as_strided(a, shape=shape, strides=strides)  # (cupy: no read-only arrays)
+
+    def add_into(self, out, g):
+        """``out`` (zeros of the base's shape) += ``g`` (the windows' gradient): an element in k windows gets
+        the sum of its k gradients (one slice per offset in the window: no per-element loop)."""
+        d, n = self.dim, g.shape[self.dim]
+        for k in range(self.size):
+            out[(slice(None),) * d + (slice(k, k + self.step * (n - 1) + 1, self.step),)] += g[..., k]
+
+    def __repr__(self):
+        return f"unfold(dim={self.dim}, size={self.size}, step={self.step})"
+
+
+#: the indexes that are strided views of their own (``of``), not numpy indices
+VIEW_INDEXES = (DiagonalView, UnfoldView)
+
+
 class GetItem(Function):
     """Basic and advanced indexing; backward scatter-adds (repeated indices accumulate)."""
 
@@ -59,7 +99,7 @@ class GetItem(Function):
 
     def forward(self, a, index):
         self.shape, self.dtype, self.index = a.shape, a.dtype, index
-        if type(index) is DiagonalView:
+        if type(index) in VIEW_INDEXES:
             return index.of(a)
         try:
             out = a[index]
@@ -76,6 +116,8 @@ class GetItem(Function):
         out = xp.zeros(self.shape, dtype=g.dtype)
         if type(self.index) is DiagonalView:
             self.index.of(out)[...] = g
+        elif type(self.index) is UnfoldView:
+            self.index.add_into(out, g)
         elif _is_advanced(self.index):
             scatter_add(out, self.index, g)
         else:
@@ -95,7 +137,7 @@ class SetItem(Function):
     def forward(self, a, v, index):
         self.index = index
         out = a.copy()
-        if type(index) is DiagonalView:
+        if type(index) in VIEW_INDEXES:
             index.of(out)[...] = v
             return out
         try:
@@ -107,7 +149,8 @@ class SetItem(Function):
 
     def backward(self, g):
         ga = gv = None
-        diagonal = type(self.index) is DiagonalView
+        diagonal = type(self.index) in VIEW_INDEXES  # (unfold's too: SetItem's only where its windows do not overlap)
+        g = get_array_module(g).asarray(g)  # (a 0-d tensor's gradient may come as a numpy scalar: no item assignment)
         if self.needs_input_grad[0]:
             ga = g.copy()
             if diagonal:

@@ -67,9 +67,14 @@ class Mean(Function):
         self.count = 1
         for ax in self.axes:
             self.count *= a.shape[ax]
+        if self.count == 0 and a.dtype.kind in "fc":  # (the mean of no elements: NaN, as PyTorch's, with no warning)
+            total = a.sum(axis=self.axes, keepdims=keepdims)
+            return get_array_module(a).full(total.shape, float("nan"), dtype=total.dtype)
         return a.mean(axis=self.axes, keepdims=keepdims)
 
     def backward(self, g):
+        if self.count == 0:  # (no elements to get a gradient)
+            return (get_array_module(g).zeros(self.shape, dtype=g.dtype),)
         return (_expand_back(g / self.count, self.axes, self.keepdims, self.shape),)
 
 

@@ -119,7 +119,9 @@ class Unsqueeze(Function):
 
 def flatten(a, start_dim=0, end_dim=-1):
     """Dims ``start_dim`` .. ``end_dim`` (PyTorch's: out of range is an IndexError, ``start_dim`` after
-    ``end_dim`` a RuntimeError) merged into one; a 0-d tensor becomes (1,)."""
+    ``end_dim`` a RuntimeError) merged into one; a 0-d tensor becomes (1,). Nothing to merge
+    (``start_dim == end_dim``): the tensor itself, as PyTorch returns it (so an in-place change of its shape,
+    ``x.flatten(1, 1).unsqueeze_(0)``, is ``x``'s)."""
     shape = a.shape
     start, end = wrap_dim(start_dim, len(shape), "flatten"), wrap_dim(end_dim, len(shape), "flatten")
     if start > end:
@@ -127,6 +129,8 @@ def flatten(a, start_dim=0, end_dim=-1):
                            f"{start_dim}, end_dim {end_dim}, a tensor of shape {tuple(shape)})")
     if not shape:
         return Reshape.apply(a, shape=(1,))
+    if start == end:
+        return a
     n = 1
     for s in shape[start : end + 1]:
         n *= s

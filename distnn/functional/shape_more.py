@@ -161,7 +161,7 @@ def movedim(input, source, destination):  # noqa: A002
     order = [d for d in range(x.ndim) if d not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
-    return x.permute(*order) if x.ndim else x
+    return x.permute(*order) if x.ndim else x[...]  # (a view of its own, as PyTorch's: see ``t``)
 
 
 moveaxis = movedim
@@ -171,18 +171,19 @@ def swapaxes(input, axis0, axis1):  # noqa: A002
     """``torch.swapaxes`` (``swapdims``, ``transpose``): two dims exchanged."""
     x = as_tensor(input)
     a, b = wrap_dim(axis0, x.ndim, "swapaxes"), wrap_dim(axis1, x.ndim, "swapaxes")
-    return x.transpose(a, b) if x.ndim else x
+    return x.transpose(a, b) if x.ndim else x[...]  # (a view of its own, as PyTorch's: see ``t``)
 
 
 swapdims = swapaxes
 
 
 def t(input):  # noqa: A002
-    """``torch.t``: a matrix transposed; a vector or 0-d tensor as it is."""
+    """``torch.t``: a matrix transposed; a vector or 0-d tensor as it is, in a view of its own (as PyTorch's: not
+    the tensor itself, so that ``x.t().squeeze_()`` leaves ``x``'s shape alone)."""
     x = as_tensor(input)
     if x.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
-    return x.transpose(0, 1) if x.ndim == 2 else x
+    return x.transpose(0, 1) if x.ndim == 2 else x[...]
 
 
 # ---------------------------------------------------------------- splitting

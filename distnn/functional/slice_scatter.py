@@ -3,7 +3,8 @@ copy (``select_scatter``, ``slice_scatter``, ``diagonal_scatter``), ``Tensor.unf
 ``index_reduce``, ``index_put``/``put`` out of place, ``sum_to_size`` and ``split_with_sizes``.
 
 All are composed of differentiable distnn ops (indexing, ``index_select``, ``scatter_reduce``, the in-place
-writes on a fresh copy), so the gradients are those PyTorch's formulas give.
+writes on a fresh copy), so the gradients are those PyTorch's formulas give. ``unfold`` is a view (indexing by
+:class:`~distnn.functional.indexing.UnfoldView`), as PyTorch's.
 """
 from __future__ import annotations
 
@@ -83,8 +84,11 @@ def diagonal_scatter(input, src, offset=0, dim1=0, dim2=1):  # noqa: A002
 
 def unfold(input, dimension, size, step):  # noqa: A002
     """``Tensor.unfold``: every window of ``size`` elements along ``dimension``, ``step`` apart, as a new last
-    dim (``dimension`` becomes the number of windows)."""
-    from .select import index_select
+    dim (``dimension`` becomes the number of windows): a view of ``input``'s memory, as PyTorch's (an in-place
+    change of either is seen by the other; overlapping windows are read-only)."""
+    from distnn.autograd.versions import _share
+
+    from .indexing import GetItem, UnfoldView
 
     x = as_tensor(input)
     d = _dim(dimension, x.ndim)
@@ -97,12 +101,12 @@ def unfold(input, dimension, size, step):  # noqa: A002
         raise RuntimeError(f"size is {size} but must be >= 0")
     if x.ndim == 0:
         return x.reshape(1)
-    xp = get_array_module(x.data)
-    n = (length - size) // step + 1
-    idx = (xp.arange(n)[:, None] * step + xp.arange(size)[None, :]).reshape(-1)
-    windows = index_select(x, d, Tensor(idx))
-    windows = windows.reshape(tuple(x.shape[:d]) + (n, size) + tuple(x.shape[d + 1:]))
-    return windows.movedim(d + 1, -1)
+    index = UnfoldView(d, int(size), int(step))
+    t = GetItem.apply(x, index=index)
+    if t._vc is None or t._vc is not x._vc:  # (empty windows share no bytes with x: a view all the same)
+        _share(x, t)
+    t.__dict__["_view_of"] = (x, index)  # a view, as PyTorch's: an in-place change of it writes x
+    return t
 
 
 def index_reduce(input, dim, index, source, reduce, *, include_self=True):  # noqa: A002

@@ -49,7 +49,7 @@ class IndexBackward(Function):
         return I.GetItem.backward(_Indexed(index, shape), g)[0]
 
     def backward(self, g):
-        if type(self.index) is I.DiagonalView:  # (diagonal's index: a view, read as GetItem reads it)
+        if type(self.index) in I.VIEW_INDEXES:  # (diagonal's and unfold's index: a view, read as GetItem reads it)
             return (self.index.of(g).copy(),)
         return (g[self.index],)
 
