@@ -14,6 +14,8 @@ import _codecs
 
 import numpy as np
 
+from distnn.autograd.tensor_inplace_methods import torch_dtype_name
+
 
 class TorchGlobal:
     """A torch global by name (``module``, ``name``): the pickler writes it as ``GLOBAL``, never imports it."""
@@ -31,13 +33,11 @@ class TorchGlobal:
         return f"<torch global {self.module}.{self.name}>"
 
 
-#: numpy dtype -> torch's legacy storage class name (module ``torch``), which fixes the storage's dtype
-STORAGE_NAMES = {
-    np.dtype(np.float64): "DoubleStorage", np.dtype(np.float32): "FloatStorage", np.dtype(np.float16): "HalfStorage",
-    np.dtype(np.int64): "LongStorage", np.dtype(np.int32): "IntStorage", np.dtype(np.int16): "ShortStorage",
-    np.dtype(np.int8): "CharStorage", np.dtype(np.uint8): "ByteStorage", np.dtype(np.bool_): "BoolStorage",
-    np.dtype(np.complex64): "ComplexFloatStorage", np.dtype(np.complex128): "ComplexDoubleStorage",
-}
+#: numpy dtype -> torch's legacy storage class name (module ``torch``), which fixes the storage's dtype: its
+#: C++ scalar name (the one table of them, ``torch_dtype_name``) + "Storage"
+STORAGE_NAMES = {np.dtype(t): torch_dtype_name(t) + "Storage"
+                 for t in (np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8, np.uint8,
+                           np.bool_, np.complex64, np.complex128)}
 #: torch's canonical dtype names (``str(torch.float32)`` is ``torch.float32``) with a numpy dtype
 DTYPE_NAMES = {
     "float16": np.float16, "float32": np.float32, "float64": np.float64, "int8": np.int8, "int16": np.int16,
