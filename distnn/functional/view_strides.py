@@ -17,6 +17,7 @@ from distnn.backend import get_array_module
 from . import memory_format as MF
 from .shape_checks import SizeMismatch, infer_size  # noqa: F401 - (importable from here as before)
 from .shape import Reshape
+from .view_dtype import view_dtype
 
 _VIEW_REFUSED = ("view size is not compatible with input tensor's size and stride (at least one dimension spans "
                  "across two contiguous subspaces). Use .reshape(...) instead.")
@@ -142,8 +143,6 @@ def view_call(t, args: tuple, kwargs: dict):
     """``Tensor.view(*args, **kwargs)`` as PyTorch's two forms: ``view(*sizes)`` / ``view(sizes)`` / ``view(size=)``
     (the memory seen with another shape), or ``view(dtype)`` / ``view(dtype=)`` (its bytes read as another dtype,
     see :mod:`.view_dtype`). Anything else is refused with a TypeError, as there."""
-    from .view_dtype import view_dtype
-
     if kwargs:
         if args or len(kwargs) != 1 or not set(kwargs) <= {"dtype", "size"}:
             raise _refused_arguments(args, kwargs)
