@@ -131,9 +131,6 @@ def _check_reflectors(a, tau, op):
     if tau.shape[:-1] != a.shape[:-2]:
         raise RuntimeError(f"torch.{op}: Expected batch dimensions of tau to be equal to input.shape[:-2], but got "
                            f"{list(tau.shape[:-1])}")
-    if tau.dtype != a.dtype:
-        raise RuntimeError(f"torch.{op}: tau dtype {dtype_name(tau.dtype)} does not match input dtype "
-                           f"{dtype_name(a.dtype)}")
 
 
 def householder_product(A, tau):  # noqa: N803 - PyTorch's name
@@ -143,6 +140,9 @@ def householder_product(A, tau):  # noqa: N803 - PyTorch's name
     a, t = _array(A), _array(tau)
     op = "linalg.householder_product"
     _check_reflectors(a, t, op)
+    if t.dtype != a.dtype:
+        raise RuntimeError(f"torch.{op}: tau dtype {dtype_name(t.dtype)} does not match input dtype "
+                           f"{dtype_name(a.dtype)}")
     _check_float(a, "orgqr_cpu")
     if a.shape[-2] < a.shape[-1]:
         raise RuntimeError(f"torch.{op}: input.shape[-2] must be greater than or equal to input.shape[-1]")
