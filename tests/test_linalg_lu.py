@@ -120,8 +120,8 @@ def test_lu_solve_matches_torch_in_lu_and_b(left, adjoint, tol):
 
 def test_lu_solve_through_lu_factor_matches_torch_in_a():
     a, b = R.standard_normal((2, 4, 4)) + 2 * np.eye(4), R.standard_normal((2, 4, 3))
-    both(lambda x, y: DL.lu_solve(*DL.lu_factor(x), y), lambda x, y: torch.linalg.lu_solve(*torch.linalg.lu_factor(x), y),
-         a, b)
+    both(lambda x, y: DL.lu_solve(*DL.lu_factor(x), y),
+         lambda x, y: torch.linalg.lu_solve(*torch.linalg.lu_factor(x), y), a, b)
 
 
 @pytest.mark.parametrize("unpack_data, unpack_pivots", [(True, False), (False, True), (False, False)])
