@@ -200,3 +200,19 @@ def test_lu_solve_gradients_pass_the_numerical_check():
         rhs = b if left else np.swapaxes(b, -1, -2)
         assert check_grad(lambda f, y: DL.lu_solve(f, pivots, y, left=left, adjoint=adjoint),
                           np.asarray(lu_data.data), rhs)
+
+
+def test_an_in_place_change_of_lu_before_the_backward_is_refused_as_torch():
+    a = R.standard_normal((3, 3))
+    t = torch.tensor(a, requires_grad=True)
+    lu_t = torch.linalg.lu_factor(t).LU
+    d = distnn.tensor(a, requires_grad=True)
+    lu_d = DL.lu_factor(d).LU
+    with torch.no_grad():
+        lu_t.mul_(2)
+    with distnn.no_grad():
+        lu_d.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        lu_t.sum().backward()
+    with pytest.raises(RuntimeError):
+        lu_d.sum().backward()

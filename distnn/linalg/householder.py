@@ -16,7 +16,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from distnn.autograd.function import Function
+from distnn.autograd.function import OUTPUT, Function
 from distnn.backend import get_array_module, unwrap
 
 from ._common import as_tensor, dtype_name, mT, pack, unpack
@@ -87,9 +87,10 @@ def geqrf(input):  # noqa: A002 - PyTorch's name
 
 
 class HouseholderProduct(Function):
-    """The first ``cols`` columns of ``H_1 ... H_k``; the products on the way are kept for the backward."""
+    """The first ``cols`` columns of ``H_1 ... H_k``; the products on the way are kept for the backward. It reads
+    ``tau``; in-place changes are checked on what PyTorch's saves (input, tau, result)."""
 
-    saves_tensors = False
+    reads = ((0, 1, OUTPUT), (0, 1, OUTPUT))
 
     def forward(self, a, tau, cols=None):
         xp = get_array_module(a, tau)

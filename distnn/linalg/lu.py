@@ -19,7 +19,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from distnn.autograd.function import Function
+from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module, unwrap
 
@@ -103,9 +103,10 @@ def lu_backward(xp, gl, gu, p, low, up):
 
 class LUFactor(Function):
     """The packed ``LU`` of ``A``, computed before (``getrf``) and handed in, so that its pivots and info come
-    back to the caller beside this one differentiable output."""
+    back to the caller beside this one differentiable output. The backward reads that output (as PyTorch's, which
+    saves LU): an in-place change of it before the backward is refused."""
 
-    saves_tensors = False
+    reads = ((OUTPUT,),)
 
     def forward(self, a, lu=None, pivots=None):
         self.lu, self.pivots = lu, pivots
