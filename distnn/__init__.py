@@ -152,7 +152,8 @@ from .functional.gamma_functions import digamma, igamma, lgamma  # noqa: E402
 # linear algebra: the package, and PyTorch's top-level names for some of it (torch.det, torch.inverse, ...)
 from . import linalg  # noqa: E402
 from .linalg.aliases import (  # noqa: E402
-    cholesky, det, inverse, logdet, matrix_exp, matrix_power, pinverse, slogdet,
+    cholesky, det, geqrf, inverse, logdet, lu, lu_solve, lu_unpack, matrix_exp, matrix_power, orgqr, ormqr, pinverse,
+    slogdet,
 )
 
 clamp = clip
@@ -179,6 +180,7 @@ __all__ = [
     "roll", "bmm", "einsum", "round", "floor", "ceil", "sign", "trunc", "allclose", "equal",
     "lgamma", "digamma", "igamma",
     "linalg", "det", "logdet", "slogdet", "inverse", "cholesky", "pinverse", "matrix_power", "matrix_exp",
+    "lu", "lu_solve", "lu_unpack", "geqrf", "orgqr", "ormqr",
     *_pw_unary.__all__, *_pw_binary.__all__, *_pw_division.__all__, *_pw_predicates.__all__,
 ]
 

@@ -5,8 +5,8 @@
 
 They keep PyTorch's older conventions: ``torch.svd`` returns ``V``, not ``Vh``, ``some`` chooses the reduced
 factors, ``compute_uv=False`` gives zero-filled ``U`` (m, m) and ``V`` (n, n); ``triangular_solve(b, A)`` takes
-the right-hand side first and returns ``(solution, cloned_coefficient)``. Not here: ``torch.lu``/``lu_solve``/
-``lu_unpack`` and ``geqrf``/``orgqr``/``ormqr`` (distnn.linalg has no LU or Householder factorizations);
+the right-hand side first and returns ``(solution, cloned_coefficient)``. (``torch.lu``/``lu_solve``/
+``lu_unpack`` and ``geqrf``/``orgqr``/``ormqr`` are in :mod:`distnn.linalg.aliases`.) Not here:
 ``torch.matrix_rank`` (PyTorch removed it: ``distnn.linalg.matrix_rank``).
 """
 from __future__ import annotations

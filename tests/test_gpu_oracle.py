@@ -200,6 +200,15 @@ def _svd_product(a):
 
 
 _R_IP = np.random.default_rng(41)  # (the in-place Tensor methods' own stream: the entries above keep their values)
+_R_LU = np.random.default_rng(43)  # (LU and Householder: their own stream too)
+_LU_WELL = _R_LU.standard_normal((2, 4, 4)) + 3 * np.eye(4)
+
+
+def _lu_solve_four_ways(a, b):
+    lu_data, pivots = dn.linalg.lu_factor(a)  # (pivots: an int32 device array, gathered on the device)
+    return (dn.linalg.lu_solve(lu_data, pivots, b) + dn.linalg.lu_solve(lu_data, pivots, b, adjoint=True)
+            + dn.linalg.lu_solve(lu_data, pivots, b.mT, left=False).mT
+            + dn.linalg.lu_solve(lu_data, pivots, b.mT, left=False, adjoint=True).mT)
 
 
 def _inplace_methods_chain(a, z):
@@ -640,6 +649,20 @@ NEW_OPS = {
                                 lambda a, b: dn.view_as_real(dn.polar(a.detach(), b.detach())).sum(-1) * a
                                 + dn.view_as_real(dn.complex(a.detach(), b.detach())[:, ::2]).sum((1, 2)).unsqueeze(1)
                                 + dn.real(dn.view_as_complex(dn.stack([a, b], -1).detach())) * b),
+    # LU and Householder (distnn.linalg.lu, lu_solve, householder): column loops with row swaps gathered by
+    # device index arrays, int32 pivots on the device, reflectors written into slices
+    "linalg_lu_tall_wide": ([_R_LU.standard_normal((2, 5, 3))],
+                            lambda a: dn.linalg.lu_factor(a).LU.sum(-1) + dn.linalg.lu(a.mT).U.sum(-2)
+                            + dn.linalg.lu(a).U.sum(-2).sum(-1, keepdim=True)),
+    "linalg_lu_unpack_square": ([_LU_WELL], lambda a: (lambda p, low, up: p @ low * 2 + up)(
+        *dn.lu_unpack(*dn.linalg.lu_factor(a)))),
+    "linalg_lu_solve_four_ways": ([_LU_WELL, _R_LU.standard_normal((2, 4, 3))], _lu_solve_four_ways),
+    "householder_product_ormqr": ([_R_LU.standard_normal((2, 5, 3)), _R_LU.uniform(0.2, 1.8, (2, 3)),
+                                   _R_LU.standard_normal((2, 5, 2))],
+                                  lambda a, t, c: dn.linalg.householder_product(a, t).sum(-1, keepdim=True)
+                                  + dn.ormqr(a, t, c, transpose=True) + dn.ormqr(a, t, c.mT, left=False).mT),
+    "geqrf_then_orgqr": ([_R_LU.standard_normal((2, 5, 3))],  # (geqrf has no gradient: its outputs detached)
+                         lambda a: dn.orgqr(*dn.geqrf(a.detach())) * a + dn.geqrf(a.detach()).a),
 }
 
 

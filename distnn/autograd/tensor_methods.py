@@ -281,6 +281,23 @@ class TensorMethods:
         """Deprecated in PyTorch (and here, with its warning) for :func:`distnn.linalg.cholesky`."""
         return _linalg().cholesky(self, upper, _stacklevel=3)
 
+    def lu(self, pivot=True, get_infos=False):
+        """Deprecated in PyTorch (and here, with its warning) for :func:`distnn.linalg.lu_factor`."""
+        return _linalg().lu(self, pivot, get_infos, _stacklevel=3)
+
+    def lu_solve(self, LU_data, LU_pivots):  # noqa: N803 - PyTorch's names
+        """Deprecated in PyTorch (and here, with its warning) for :func:`distnn.linalg.lu_solve`."""
+        return _linalg().lu_solve(self, LU_data, LU_pivots, _stacklevel=3)
+
+    def geqrf(self):
+        return _linalg().geqrf(self)
+
+    def orgqr(self, input2):
+        return _linalg().orgqr(self, input2)
+
+    def ormqr(self, input2, input3, left=True, transpose=False):
+        return _linalg().ormqr(self, input2, input3, left, transpose)
+
     # ------------------------------------------------------------ comparisons as one bool
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
         return allclose(self, other, rtol, atol, equal_nan)

@@ -2,17 +2,22 @@
 
 numpy's ``np.linalg`` computes on the CPU and cupy's ``cupy.linalg`` on a GPU; the gradients are PyTorch's
 formulas (``FunctionsManual.cpp``), written beside each forward. Results that PyTorch returns as named tuples
-are named tuples here (``slogdet`` -> ``(sign, logabsdet)``, ``eigh``, ``svd``, ``qr``). A singular or
-indefinite matrix raises :class:`LinAlgError` (a ``RuntimeError``, as ``torch.linalg.LinAlgError``) naming the
-batch element; integer inputs are refused as PyTorch refuses them.
+are named tuples here (``slogdet`` -> ``(sign, logabsdet)``, ``eigh``, ``svd``, ``qr``, ``lu``, ``lu_factor``).
+A singular or indefinite matrix raises :class:`LinAlgError` (a ``RuntimeError``, as ``torch.linalg.LinAlgError``)
+naming the batch element (the LU factorizations succeed on one: ``lu_factor_ex``'s ``info``); integer inputs are
+refused as PyTorch refuses them. numpy and cupy have no LU or Householder reflectors on stacks of matrices: those
+are written here (``lu.py``, ``householder.py``).
 """
 from ._common import LinAlgError
 from .cholesky import cholesky
 from .determinant import det, slogdet
 from .eigh import eigh, eigvalsh
 from .ex import cholesky_ex, inv_ex
+from .householder import householder_product
 from .inverse import inv, solve
 from .lstsq import lstsq
+from .lu import lu, lu_factor, lu_factor_ex
+from .lu_solve import lu_solve
 from .matrix_exp import matrix_exp
 from .norms import matrix_norm, norm, vector_norm
 from .pinv import matrix_rank, pinv
@@ -22,7 +27,8 @@ from .svd import svd, svdvals
 from .triangular import solve_triangular
 
 __all__ = [
-    "LinAlgError", "cholesky", "cholesky_ex", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv", "inv_ex", "lstsq",
-    "matrix_exp", "matrix_norm", "matrix_power", "matrix_rank", "multi_dot", "norm", "pinv", "qr", "slogdet", "solve",
-    "solve_triangular", "svd", "svdvals", "vander", "vector_norm",
+    "LinAlgError", "cholesky", "cholesky_ex", "cross", "det", "diagonal", "eigh", "eigvalsh", "householder_product",
+    "inv", "inv_ex", "lstsq", "lu", "lu_factor", "lu_factor_ex", "lu_solve", "matrix_exp", "matrix_norm",
+    "matrix_power", "matrix_rank", "multi_dot", "norm", "pinv", "qr", "slogdet", "solve", "solve_triangular", "svd",
+    "svdvals", "vander", "vector_norm",
 ]
