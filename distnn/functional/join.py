@@ -60,9 +60,17 @@ def concat(tensors, dim=None, *, axis=None):
     """Join ``tensors`` along an existing axis (``dim`` as ``torch.cat``, or ``axis`` as numpy; default 0)."""
     axis = dim_or_axis(dim, axis)
     tensors = list(tensors)
-    axis, skipped = cat_dim([_shape(t) for t in tensors], 0 if axis is None else axis)
+    axis = 0 if axis is None else axis
     # (PyTorch's result dtype: see torch_operands; the skipped tensors take part in it, as in PyTorch)
     operands = torch_operands(*tensors)
+    if operands:
+        # Fast path: what numpy joins, PyTorch joins the same way (its 1-D empty tensors included); the shape
+        # checks below run only for a refusal, to word it as PyTorch's (they doubled a small cat's cost).
+        try:
+            return Concat.apply(*operands, axis=axis)
+        except (ValueError, IndexError):  # (numpy's refusals; an IndexError for a 0-d tensor)
+            pass
+    axis, skipped = cat_dim([_shape(t) for t in tensors], axis)
     if axis is None:  # (every tensor a 1-D empty one)
         return Concat.apply(*operands, axis=0)
     return Concat.apply(*operands, axis=axis, skipped=skipped)
@@ -75,8 +83,14 @@ def stack(tensors, dim=None, *, axis=None):
     """Join ``tensors`` along a new axis (``dim`` as ``torch.stack``, or ``axis`` as numpy; default 0)."""
     axis = dim_or_axis(dim, axis)
     tensors = list(tensors)
-    axis = stack_dim([_shape(t) for t in tensors], 0 if axis is None else axis)
-    return Stack.apply(*torch_operands(*tensors), axis=axis)
+    axis = 0 if axis is None else axis
+    operands = torch_operands(*tensors)
+    if operands:  # (fast path, as concat's)
+        try:
+            return Stack.apply(*operands, axis=axis)
+        except (ValueError, IndexError):  # (numpy's refusals; an IndexError for a 0-d tensor)
+            pass
+    return Stack.apply(*operands, axis=stack_dim([_shape(t) for t in tensors], axis))
 
 
 def _shape(t) -> tuple:
