@@ -3,13 +3,16 @@ tensors, anomaly mode (:mod:`distnn.autograd.anomaly`) and autocast (:mod:`distn
 :class:`distnn.autocast`)."""
 from __future__ import annotations
 
-from distnn.amp.autocast_mode import _DEVICES, get_autocast_dtype, is_autocast_enabled
+from distnn.amp.autocast_mode import (_DEVICES, get_autocast_cpu_dtype, get_autocast_dtype, get_autocast_gpu_dtype,
+                                     is_autocast_enabled, set_autocast_cpu_dtype, set_autocast_dtype,
+                                     set_autocast_gpu_dtype)
 from distnn.autograd import anomaly as _anomaly, autocast_state as _autocast_state
 from distnn.autograd.anomaly import is_anomaly_check_nan_enabled, is_anomaly_enabled
 from distnn.autograd.tensor import Tensor
 
 __all__ = ["is_inference", "is_anomaly_enabled", "is_anomaly_check_nan_enabled", "set_anomaly_enabled",
-           "is_autocast_enabled", "get_autocast_dtype", "set_autocast_enabled"]
+           "is_autocast_enabled", "get_autocast_dtype", "set_autocast_enabled", "set_autocast_dtype",
+           "get_autocast_cpu_dtype", "set_autocast_cpu_dtype", "get_autocast_gpu_dtype", "set_autocast_gpu_dtype"]
 
 
 def is_inference(input) -> bool:  # noqa: A002

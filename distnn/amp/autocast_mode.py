@@ -17,10 +17,21 @@ from distnn.autograd import autocast_state
 _DEVICES = ("cpu", "cuda")
 
 
-def _lower_dtype(dtype):
-    """numpy's dtype for ``dtype`` (None: float16; "float16", np.float16, torch.float16...); bfloat16 refused."""
+class _Defaults(threading.local):
+    # the dtype an autocast region without one lowers to, per device (torch.set_autocast_dtype's; thread-local as
+    # PyTorch's): float16 on both (PyTorch's CPU default is bfloat16, which numpy lacks)
+    cpu = np.dtype(np.float16)
+    cuda = np.dtype(np.float16)
+
+
+_defaults = _Defaults()
+
+
+def _lower_dtype(dtype, device_type="cpu"):
+    """numpy's dtype for ``dtype`` (None: the device's default, float16 unless set; "float16", np.float16,
+    torch.float16...); bfloat16 refused."""
     if dtype is None:
-        return np.dtype(np.float16)
+        return get_autocast_dtype(device_type)
     # (a torch dtype prints as "torch.float16"; numpy's types and names go to np.dtype as they are)
     name = str(dtype)[len("torch."):] if str(dtype).startswith("torch.") else dtype
     if name in ("bfloat16", "bf16"):
@@ -81,7 +92,7 @@ class autocast:
         if not isinstance(enabled, bool):
             raise TypeError(f"distnn.autocast: enabled must be a bool, got {enabled!r}")
         self.device = device_type
-        self.fast_dtype = _lower_dtype(dtype)
+        self.fast_dtype = _lower_dtype(dtype, device_type)
         self._cache_enabled = cache_enabled
         if enabled and device_type == "cuda" and not _cuda_available():
             warnings.warn("CUDA is not available. Disabling autocast.", stacklevel=2)
@@ -127,7 +138,61 @@ def is_autocast_enabled(device_type: str = "cpu") -> bool:
     return device_type in _DEVICES and autocast_state.current(device_type) is not None
 
 
+def _device(device_type, op: str) -> str:
+    if device_type not in _DEVICES:
+        raise RuntimeError(f"{op}: unsupported device type {device_type!r}; expected 'cpu' or 'cuda'")
+    return device_type
+
+
 def get_autocast_dtype(device_type: str = "cpu"):
-    """The lower dtype autocast uses (float16 on every device in distnn)."""
-    dtype = autocast_state.current(device_type) if device_type in _DEVICES else None
-    return dtype if dtype is not None else np.dtype(np.float16)
+    """``torch.get_autocast_dtype(device_type)``: the dtype autocast lowers to on ``"cpu"`` or ``"cuda"`` in this
+    thread: the region's while one is on, else the default (float16 unless :func:`set_autocast_dtype` set
+    another)."""
+    dtype = autocast_state.current(_device(device_type, "get_autocast_dtype"))
+    return dtype if dtype is not None else getattr(_defaults, device_type)
+
+
+def set_autocast_dtype(device_type: str, dtype) -> None:
+    """``torch.set_autocast_dtype(device_type, dtype)``: the dtype this thread's autocast regions on
+    ``device_type`` lower to when they name none. As PyTorch's, any floating dtype is kept (a region then warns
+    and runs unlowered unless it is float16, the only one distnn lowers to); bfloat16 is refused (numpy has
+    none), as is a dtype that is not floating."""
+    _device(device_type, "set_autocast_dtype")
+    name = str(dtype)[len("torch."):] if str(dtype).startswith("torch.") else dtype
+    if name in ("bfloat16", "bf16"):
+        raise TypeError("set_autocast_dtype: bfloat16 is not supported (numpy and cupy have no bfloat16)")
+    try:
+        dtype = np.dtype("float16" if name == "half" else name)
+    except TypeError:
+        raise TypeError(f"set_autocast_dtype(): argument 'dtype' must be a dtype, not {dtype!r}") from None
+    if dtype.kind != "f":
+        raise TypeError(f"set_autocast_dtype: autocast lowers to a floating dtype, got {dtype}")
+    setattr(_defaults, device_type, dtype)
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"torch.{old} is deprecated. Please use torch.{new} instead.", DeprecationWarning, stacklevel=3)
+
+
+def get_autocast_cpu_dtype():
+    """PyTorch's deprecated ``get_autocast_cpu_dtype()``: ``get_autocast_dtype("cpu")``, with its warning."""
+    _deprecated("get_autocast_cpu_dtype()", "get_autocast_dtype('cpu')")
+    return get_autocast_dtype("cpu")
+
+
+def get_autocast_gpu_dtype():
+    """PyTorch's deprecated ``get_autocast_gpu_dtype()``: ``get_autocast_dtype("cuda")``, with its warning."""
+    _deprecated("get_autocast_gpu_dtype()", "get_autocast_dtype('cuda')")
+    return get_autocast_dtype("cuda")
+
+
+def set_autocast_cpu_dtype(dtype) -> None:
+    """PyTorch's deprecated ``set_autocast_cpu_dtype(dtype)``: ``set_autocast_dtype("cpu", dtype)``."""
+    _deprecated("set_autocast_cpu_dtype(dtype)", "set_autocast_dtype('cpu', dtype)")
+    set_autocast_dtype("cpu", dtype)
+
+
+def set_autocast_gpu_dtype(dtype) -> None:
+    """PyTorch's deprecated ``set_autocast_gpu_dtype(dtype)``: ``set_autocast_dtype("cuda", dtype)``."""
+    _deprecated("set_autocast_gpu_dtype(dtype)", "set_autocast_dtype('cuda', dtype)")
+    set_autocast_dtype("cuda", dtype)

@@ -172,8 +172,37 @@ _SAME_NAME = (
 )
 
 
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+
+def _category(x) -> int:
+    if isinstance(x, (bool, int, float, complex)):
+        return 0 if isinstance(x, bool) else 1 if isinstance(x, int) else 2 if isinstance(x, float) else 3
+    return _CATEGORY.get(np.dtype(getattr(x, "dtype", np.float64)).kind, 2)
+
+
+def alpha_scaled(input, other, alpha):  # noqa: A002
+    """``alpha * other`` for ``add``/``sub``/``rsub``, with PyTorch's ``alpha_check`` on the result's category
+    (bool < integer < float < complex, numbers taking part): a bool alpha only for bool results, a float one not
+    for integer (or bool) results, a complex one only for complex results. A bool result is a logical or, so
+    there a non-zero ``alpha`` is 1 (PyTorch computes ``alpha * other`` in bool)."""
+    if type(alpha) is int and alpha == 1:  # (the common case, checked at once)
+        return other
+    category = max(_category(input), _category(other))
+    if isinstance(alpha, (bool, np.bool_)):
+        if category:
+            raise RuntimeError("Boolean alpha only supported for Boolean results.")
+    elif category < 2 and isinstance(alpha, (float, complex, np.inexact)):  # (PyTorch's order: a complex one too)
+        raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
+    elif isinstance(alpha, (complex, np.complexfloating)) and category < 3:
+        raise RuntimeError("For non-complex input tensors, argument alpha must not be a complex number.")
+    if category == 0:
+        return other if alpha else other * False
+    return other if alpha == 1 else other * alpha
+
+
 def _add(self, other, *, alpha=1):
-    return self + (other if alpha == 1 else other * alpha)
+    return self + alpha_scaled(self, other, alpha)
 
 
 def _is_bool(x) -> bool:
@@ -184,7 +213,7 @@ def _sub(self, other, *, alpha=1):
     if _is_bool(self) or _is_bool(other):
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying "
                            "to invert a mask, use the `~` or `logical_not()` operator instead.")
-    return self - (other if alpha == 1 else other * alpha)
+    return self - alpha_scaled(self, other, alpha)
 
 
 def _neg(self):

@@ -44,11 +44,13 @@ class TensorMethods:
         return _const(self.data.astype(bool))
 
     # ------------------------------------------------------------ arithmetic by name
-    def add(self, other):
-        return self + other
+    def add(self, other, *, alpha=1):
+        """``self + alpha * other`` (``distnn.add``)."""
+        return self + other if type(alpha) is int and alpha == 1 else _ops.method_forms.add(self, other, alpha=alpha)
 
-    def sub(self, other):
-        return self - other
+    def sub(self, other, *, alpha=1):
+        """``self - alpha * other`` (``distnn.sub``: bools refused, as PyTorch's)."""
+        return _ops.method_forms.sub(self, other, alpha=alpha)
 
     def mul(self, other):
         return self * other

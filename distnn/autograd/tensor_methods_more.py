@@ -1,6 +1,7 @@
 """The rest of PyTorch's everyday Tensor methods (a mixin of :class:`~distnn.autograd.tensor.Tensor`):
 metadata (``element_size``, ``nbytes``, ``stride``, ``is_signed``, ``is_cuda``, ...), the legacy ``new`` and
-``type``, the narrow integer casts (``byte``, ``char``, ``short``), ``adjoint``/``mH``, and the method forms of
+``type``, the narrow integer casts (``byte``, ``char``, ``short``), ``adjoint``/``mH``, the complex parts ``real``
+and ``imag`` (properties) with the method forms of :mod:`distnn.functional.complex_numbers`, and the method forms of
 :mod:`distnn.functional.slice_scatter`, :mod:`~distnn.functional.pointwise_bits` and
 :mod:`~distnn.functional.statistics_more` (with their in-place ``name_`` forms where PyTorch has them).
 
@@ -28,6 +29,7 @@ _METHODS = {
                        "heaviside"),
     "statistics_more": ("cov", "corrcoef", "dist", "renorm", "addr", "histogram"),
     "method_forms": ("absolute", "fix", "msort"),
+    "complex_numbers": ("angle", "conj", "conj_physical", "resolve_conj", "resolve_neg", "is_conj", "is_neg"),
 }
 # ``name_``: the function's result written into the tensor (see tensor_inplace_methods)
 _INPLACE = ("bitwise_left_shift", "bitwise_right_shift", "gcd", "lcm", "ldexp", "nextafter", "heaviside", "addr",
@@ -192,6 +194,27 @@ class TensorMethodsMore:
             raise RuntimeError(f"tensor.mH is only supported on matrices or batches of matrices. Got {self.ndim}-D "
                                "tensor.")
         return self.transpose(-2, -1)
+
+    # ------------------------------------------------------------ complex parts
+    @property
+    def real(self):
+        """PyTorch's ``Tensor.real``: the real part, a view of a complex tensor (writes reach it); a real tensor
+        itself. Assigning to it writes the values in (as ``copy_``)."""
+        return _function("complex_numbers", "real")(self)
+
+    @real.setter
+    def real(self, value):
+        self.real.copy_(value)
+
+    @property
+    def imag(self):
+        """PyTorch's ``Tensor.imag``: the imaginary part, a view of a complex tensor; refused for a real one, with
+        PyTorch's RuntimeError. Assigning to it writes the values in (as ``copy_``)."""
+        return _function("complex_numbers", "imag")(self)
+
+    @imag.setter
+    def imag(self, value):
+        self.imag.copy_(value)
 
     # ------------------------------------------------------------ method forms of two-operand functions
     def where(self, condition, other):

@@ -65,12 +65,14 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, reduction="mean"):
     higher (by ``margin``), -1 lower.
 
     The three must have the same number of dimensions (PyTorch's rule) and broadcast. A target that
-    requires grad gets its gradient, as in PyTorch.
+    requires grad gets its gradient, as in PyTorch. A floating target tensor takes part in the result's dtype
+    as PyTorch's (float32 inputs with a float64 target give float64: PyTorch composes the loss of pointwise ops);
+    a target given as an array or a number is taken in the inputs' dtype.
     """
     _check_reduction("margin_ranking_loss", reduction)
     x1 = _as_tensor(input1, input2 if isinstance(input2, Tensor) else None)
     x2 = _as_tensor(input2, x1)
-    t = _operand(x1, target)
+    t = target if isinstance(target, Tensor) and target.dtype.kind == "f" else _operand(x1, target)
     if not x1.ndim == x2.ndim == t.ndim:
         raise ValueError(f"margin_ranking_loss: all input tensors should have the same number of dimensions, "
                          f"got input1 {tuple(x1.shape)}, input2 {tuple(x2.shape)}, target {tuple(t.shape)}")

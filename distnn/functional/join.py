@@ -1,5 +1,11 @@
-"""Joining and splitting tensors: concat (cat), stack, split."""
+"""Joining and splitting tensors: concat (cat), stack, split.
+
+``concat`` and ``stack`` refuse shapes as PyTorch's do (:mod:`.shape_checks`): its messages, raised as
+:class:`.shape_checks.ShapeError`, both a RuntimeError (PyTorch's) and a ValueError (distnn's before).
+"""
 from __future__ import annotations
+
+import numpy as np
 
 from distnn.autograd.dtype_rules import torch_operands
 from distnn.autograd.function import Function
@@ -7,19 +13,19 @@ from distnn.backend import get_array_module
 
 from ._dims import dim_or_axis
 from .indexing import GetItem
+from .shape_checks import cat_dim, stack_dim
 
 
 class Concat(Function):
     saves_tensors = False
 
-    def forward(self, *arrays, axis=0):
+    def forward(self, *arrays, axis=0, skipped=()):
         xp = get_array_module(*arrays)
-        self.axis = axis
+        self.axis, self.skipped = axis, skipped
+        if skipped:  # (PyTorch's 1-D empty tensors, left out whatever the others' shapes)
+            arrays = [a for i, a in enumerate(arrays) if i not in skipped]
         self.sizes = [a.shape[axis] for a in arrays]
-        try:
-            return xp.concatenate(arrays, axis=axis)
-        except ValueError:
-            raise ValueError(f"concat along axis {axis}: shapes {[tuple(a.shape) for a in arrays]} do not match") from None
+        return xp.concatenate(arrays, axis=axis)
 
     def backward(self, g):
         xp = get_array_module(g)
@@ -28,7 +34,12 @@ class Concat(Function):
         for s in self.sizes[:-1]:
             total += s
             bounds.append(total)
-        return tuple(xp.split(g, bounds, axis=self.axis))
+        grads = xp.split(g, bounds, axis=self.axis)
+        if self.skipped:
+            grads = iter(grads)
+            return tuple(xp.zeros((0,), dtype=g.dtype) if i in self.skipped else next(grads)
+                         for i in range(len(self.sizes) + len(self.skipped)))
+        return tuple(grads)
 
 
 class Stack(Function):
@@ -37,10 +48,7 @@ class Stack(Function):
     def forward(self, *arrays, axis=0):
         xp = get_array_module(*arrays)
         self.axis = axis
-        try:
-            return xp.stack(arrays, axis=axis)
-        except ValueError:
-            raise ValueError(f"stack: shapes {[tuple(a.shape) for a in arrays]} must all be equal") from None
+        return xp.stack(arrays, axis=axis)
 
     def backward(self, g):
         xp = get_array_module(g)
@@ -51,8 +59,21 @@ class Stack(Function):
 def concat(tensors, dim=None, *, axis=None):
     """Join ``tensors`` along an existing axis (``dim`` as ``torch.cat``, or ``axis`` as numpy; default 0)."""
     axis = dim_or_axis(dim, axis)
-    # (PyTorch's result dtype: see torch_operands)
-    return Concat.apply(*torch_operands(*tensors), axis=0 if axis is None else axis)
+    tensors = list(tensors)
+    axis = 0 if axis is None else axis
+    # (PyTorch's result dtype: see torch_operands; the skipped tensors take part in it, as in PyTorch)
+    operands = torch_operands(*tensors)
+    if operands:
+        # Fast path: what numpy joins, PyTorch joins the same way (its 1-D empty tensors included); the shape
+        # checks below run only for a refusal, to word it as PyTorch's (they doubled a small cat's cost).
+        try:
+            return Concat.apply(*operands, axis=axis)
+        except (ValueError, IndexError):  # (numpy's refusals; an IndexError for a 0-d tensor)
+            pass
+    axis, skipped = cat_dim([_shape(t) for t in tensors], axis)
+    if axis is None:  # (every tensor a 1-D empty one)
+        return Concat.apply(*operands, axis=0)
+    return Concat.apply(*operands, axis=axis, skipped=skipped)
 
 
 cat = concat
@@ -61,7 +82,19 @@ cat = concat
 def stack(tensors, dim=None, *, axis=None):
     """Join ``tensors`` along a new axis (``dim`` as ``torch.stack``, or ``axis`` as numpy; default 0)."""
     axis = dim_or_axis(dim, axis)
-    return Stack.apply(*torch_operands(*tensors), axis=0 if axis is None else axis)
+    tensors = list(tensors)
+    axis = 0 if axis is None else axis
+    operands = torch_operands(*tensors)
+    if operands:  # (fast path, as concat's)
+        try:
+            return Stack.apply(*operands, axis=axis)
+        except (ValueError, IndexError):  # (numpy's refusals; an IndexError for a 0-d tensor)
+            pass
+    return Stack.apply(*operands, axis=stack_dim([_shape(t) for t in tensors], axis))
+
+
+def _shape(t) -> tuple:
+    return tuple(t.shape) if hasattr(t, "shape") else np.shape(t)
 
 
 def split(a, split_size_or_sections, dim=0, *, axis=None):

@@ -66,8 +66,11 @@ def broadcast_to(input, size):  # noqa: A002
 
 
 def add(input, other, *, alpha=1):  # noqa: A002
-    """``input + alpha * other``."""
-    return as_tensor(input) + (other if alpha == 1 else other * alpha)
+    """``input + alpha * other`` (``alpha`` checked against the result's dtype as PyTorch's: see
+    :func:`~distnn.autograd.tensor_inplace_methods.alpha_scaled`)."""
+    from distnn.autograd.tensor_inplace_methods import _add
+
+    return _add(as_tensor(input), other, alpha=alpha)
 
 
 def sub(input, other, *, alpha=1):  # noqa: A002
@@ -80,16 +83,13 @@ def sub(input, other, *, alpha=1):  # noqa: A002
 def rsub(input, other, *, alpha=1):  # noqa: A002
     """``torch.rsub``: ``other - alpha * input`` (``other`` a tensor or a number; bools refused, and a float
     ``alpha`` with integer operands, as PyTorch's)."""
-    from distnn.autograd.tensor_inplace_methods import _is_bool
+    from distnn.autograd.tensor_inplace_methods import _is_bool, alpha_scaled
 
     x = as_tensor(input)
     if _is_bool(x) or _is_bool(other):
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying "
                            "to invert a mask, use the `~` or `logical_not()` operator instead.")
-    other_integral = isinstance(other, int) or getattr(other, "dtype", np.dtype(float)).kind in "iu"
-    if isinstance(alpha, float) and x.dtype.kind in "iu" and other_integral:
-        raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
-    return other - (x if alpha == 1 else x * alpha)
+    return other - alpha_scaled(other, x, alpha)
 
 
 def mul(input, other):  # noqa: A002

@@ -11,6 +11,11 @@ import numbers
 from ._dims import wrap_dim
 
 
+class ShapeError(RuntimeError, ValueError):
+    """Tensors whose shapes an op cannot join (``cat``, ``stack``): PyTorch's RuntimeError, and the ValueError
+    distnn's joins always raised (as numpy's AxisError is both an IndexError and a ValueError)."""
+
+
 class SizeMismatch(RuntimeError):
     """``infer_size``'s refusal of sizes whose product is not the number of elements (``unflatten`` words it as
     its own, as PyTorch's does)."""
@@ -140,3 +145,46 @@ def chunk_bounds(shape, chunks, dim) -> tuple:
     if n == 0:
         return d, [0] * (chunks + 1)
     return split_bounds(shape, -(-n // chunks), d)
+
+
+def _is_legacy_empty(shape) -> bool:
+    """PyTorch's ``cat`` skips 1-D empty tensors (``torch.tensor([])``) whatever the others' shapes."""
+    return len(shape) == 1 and shape[0] == 0
+
+
+def cat_dim(shapes, dim) -> tuple:
+    """PyTorch's ``cat`` checks of the operands' ``shapes`` (in its order): a non-empty list, no 0-d tensor, ``dim``
+    in range of the first tensor that is not a skipped 1-D empty one, the same rank and the same sizes off ``dim``.
+    Returns the wrapped dim (``None`` when every tensor is skipped) and the positions of the skipped tensors."""
+    if not shapes:
+        raise ShapeError("torch.cat(): expected a non-empty list of Tensors")
+    for i, shape in enumerate(shapes):
+        if not shape:
+            raise ShapeError(f"zero-dimensional tensor (at position {i}) cannot be concatenated")
+    skipped = tuple(i for i, shape in enumerate(shapes) if _is_legacy_empty(shape))
+    kept = [(i, shape) for i, shape in enumerate(shapes) if i not in skipped]
+    if not kept:
+        return None, skipped
+    first = kept[0][1]
+    dim = wrap_dim(dim, len(first), "cat")
+    for i, shape in kept[1:]:
+        if len(shape) != len(first):
+            raise ShapeError(f"Tensors must have same number of dimensions: got {len(first)} and {len(shape)}")
+        for d, (want, got) in enumerate(zip(first, shape)):
+            if d != dim and want != got:
+                raise ShapeError(f"Sizes of tensors must match except in dimension {dim}. Expected size {want} but "
+                                 f"got size {got} for tensor number {i} in the list.")
+    return dim, skipped
+
+
+def stack_dim(shapes, dim) -> int:
+    """PyTorch's ``stack`` checks: a non-empty list, ``dim`` in range for the result (one more dim than the
+    inputs), every tensor of the first one's shape. Returns the wrapped dim."""
+    if not shapes:
+        raise ShapeError("stack expects a non-empty TensorList")
+    dim = wrap_dim(dim, len(shapes[0]) + 1, "stack")
+    for i, shape in enumerate(shapes[1:], 1):
+        if tuple(shape) != tuple(shapes[0]):
+            raise ShapeError(f"stack expects each tensor to be equal size, but got {list(shapes[0])} at entry 0 and "
+                             f"{list(shape)} at entry {i}")
+    return dim

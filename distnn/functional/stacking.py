@@ -3,7 +3,7 @@
 
 They are compositions of recorded ops (reshape, cat, indexing), so their gradients are those ops' gradients;
 ``block_diag`` has a node of its own (each block's gradient is its window of the output's). Errors are
-PyTorch's: an empty list, tensors of different ranks or sizes, a block of more than 2 dims.
+PyTorch's: an empty list, a block of more than 2 dims, and ``cat``'s own refusals of ranks and sizes.
 """
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from distnn.autograd.dtype_rules import torch_operands
 from distnn.autograd.function import Function
 from distnn.backend import default_dtype, get_array_module
 
-from ._dims import wrap_dim
 from .join import concat
 from .shape_more import as_tensor, atleast_1d, atleast_2d, atleast_3d, meshgrid
 
@@ -25,57 +24,36 @@ def _tensor_list(tensors, op: str) -> list:
     return tensors
 
 
-def _join(tensors, dim: int):
-    """``cat`` with PyTorch's refusals (ranks, then the sizes off ``dim``)."""
-    first = tensors[0]
-    for i, t in enumerate(tensors):
-        if t.ndim == 0:
-            raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be concatenated")
-    for t in tensors[1:]:
-        if t.ndim != first.ndim:
-            raise RuntimeError(f"Tensors must have same number of dimensions: got {first.ndim} and {t.ndim}")
-    dim = wrap_dim(dim, first.ndim, "cat")
-    for i, t in enumerate(tensors[1:], 1):
-        for d in range(first.ndim):
-            if d != dim and t.shape[d] != first.shape[d]:
-                raise RuntimeError(f"Sizes of tensors must match except in dimension {dim}. Expected size "
-                                   f"{first.shape[d]} but got size {t.shape[d]} for tensor number {i} in the list.")
-    return concat(tensors, dim)
-
-
 def concatenate(tensors, axis=0, *, dim=None):
     """``torch.concatenate``: ``cat`` along ``axis`` (or ``dim``)."""
-    tensors = [as_tensor(t) for t in tensors]
-    if not tensors:
-        raise ValueError("torch.cat(): expected a non-empty list of Tensors")
-    return _join(tensors, axis if dim is None else dim)
+    return concat([as_tensor(t) for t in tensors], axis if dim is None else dim)
 
 
 def hstack(tensors):
     """``torch.hstack``: joined column-wise (along dim 1; dim 0 when the tensors are vectors); 0-d ones as (1,)."""
     tensors = [atleast_1d(t) for t in _tensor_list(tensors, "hstack")]
-    return _join(tensors, 0 if tensors[0].ndim == 1 else 1)
+    return concat(tensors, 0 if tensors[0].ndim == 1 else 1)
 
 
 def vstack(tensors):
     """``torch.vstack``: joined row-wise (along dim 0), each at least 2-D (a vector (n,) as a row (1, n))."""
-    return _join([atleast_2d(t) for t in _tensor_list(tensors, "vstack")], 0)
+    return concat([atleast_2d(t) for t in _tensor_list(tensors, "vstack")], 0)
 
 
 def row_stack(tensors):
     """``torch.row_stack``: :func:`vstack`."""
-    return _join([atleast_2d(t) for t in _tensor_list(tensors, "row_stack")], 0)
+    return concat([atleast_2d(t) for t in _tensor_list(tensors, "row_stack")], 0)
 
 
 def dstack(tensors):
     """``torch.dstack``: joined depth-wise (along dim 2), each at least 3-D."""
-    return _join([atleast_3d(t) for t in _tensor_list(tensors, "dstack")], 2)
+    return concat([atleast_3d(t) for t in _tensor_list(tensors, "dstack")], 2)
 
 
 def column_stack(tensors):
     """``torch.column_stack``: joined along dim 1, a 0-d or 1-d tensor as a column (n, 1)."""
     tensors = _tensor_list(tensors, "column_stack")
-    return _join([t.reshape(t.numel(), 1) if t.ndim <= 1 else t for t in tensors], 1)
+    return concat([t.reshape(t.numel(), 1) if t.ndim <= 1 else t for t in tensors], 1)
 
 
 class BlockDiag(Function):
