@@ -1,8 +1,9 @@
 """PyTorch's pointwise math as Tensor methods (``x.sin()``, ``x.isnan()``, ``x.atan2(y)``, ...): a mixin of
 :class:`~distnn.autograd.tensor.Tensor`. Each method is the function of the same name in
 :mod:`distnn.functional.pointwise_unary`, :mod:`~distnn.functional.pointwise_binary`,
-:mod:`~distnn.functional.pointwise_division`, :mod:`~distnn.functional.gamma_functions`, :mod:`~distnn.functional.bessel` or :mod:`~distnn.functional.predicates`,
-with the tensor as its first argument (``polygamma(n)`` and ``mvlgamma(p)``: its input, as PyTorch's).
+:mod:`~distnn.functional.pointwise_division`, :mod:`~distnn.functional.gamma_functions`,
+:mod:`~distnn.functional.bessel` or :mod:`~distnn.functional.predicates`, with the tensor as its first
+argument (``polygamma(n)`` and ``mvlgamma(p)``: its input, as PyTorch's).
 """
 from __future__ import annotations
 
