@@ -148,6 +148,8 @@ from .functional.pointwise_binary import *  # noqa: E402,F401,F403
 from .functional.pointwise_division import *  # noqa: E402,F401,F403
 from .functional.predicates import *  # noqa: E402,F401,F403
 from .functional.gamma_functions import digamma, igamma, lgamma  # noqa: E402
+from .functional.bessel import i0  # noqa: E402
+from .functional.polygamma import polygamma  # noqa: E402
 
 # linear algebra: the package, and PyTorch's top-level names for some of it (torch.det, torch.inverse, ...)
 from . import linalg  # noqa: E402
@@ -159,7 +161,7 @@ from .linalg.aliases import (  # noqa: E402
 clamp = clip
 
 _LAZY_SUBMODULES = {"distributions", "nn", "optim", "distributed", "data", "train", "models", "testing", "cli",
-                    "func"}
+                    "func", "special"}
 
 
 def __getattr__(name):
@@ -178,7 +180,7 @@ __all__ = [
     "functional", "backend", "get_array_module", "to_numpy", "float32", "float64",
     "cumsum", "prod", "logsumexp", "amax", "amin", "sort", "argsort", "topk", "index_select", "narrow", "flip",
     "roll", "bmm", "einsum", "round", "floor", "ceil", "sign", "trunc", "allclose", "equal",
-    "lgamma", "digamma", "igamma",
+    "lgamma", "digamma", "igamma", "i0", "polygamma",
     "linalg", "det", "logdet", "slogdet", "inverse", "cholesky", "pinverse", "matrix_power", "matrix_exp",
     "lu", "lu_solve", "lu_unpack", "geqrf", "orgqr", "ormqr",
     *_pw_unary.__all__, *_pw_binary.__all__, *_pw_division.__all__, *_pw_predicates.__all__,

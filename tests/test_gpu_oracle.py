@@ -251,6 +251,7 @@ def _mha_functional(q, k, w, wo, bk, bv, m):
 
 
 _R_DIST = np.random.default_rng(43)  # (lgamma/digamma and the distributions' own stream)
+_R_SP = np.random.default_rng(47)  # (distnn.special's own stream: the entries after them keep their values)
 _DIST_VALUE = _R_DIST.uniform(0.1, 0.9, (3, 4))
 _IGAMMA_SHAPE = _R_DIST.uniform(0.3, 8.0, (3, 4))  # (igamma is differentiable in its second argument only)
 
@@ -559,6 +560,13 @@ NEW_OPS = {
     "lgamma": ([_R_DIST.uniform(-4.5, 9.0, (3, 4))], dn.lgamma),
     "digamma": ([_R_DIST.uniform(-4.5, 9.0, (3, 4))], dn.digamma),
     "igamma": ([_R_DIST.uniform(0.05, 10.0, (3, 4))], lambda x: dn.igamma(_IGAMMA_SHAPE.astype(x.dtype), x)),
+    # --- new with distnn.special (static review: cupyx.scipy.special's i0/i0e/i1/i1e, polygamma and zeta on a GPU;
+    # values past 8 take the other Chebyshev series, negative ones the odd/even symmetry)
+    "special_i0_family": ([_R_SP.uniform(-12.0, 12.0, (3, 4))],
+                          lambda x: dn.i0(x) + x.i0() * 0.5 + dn.special.i0e(x) + dn.special.i1(x)
+                          + dn.special.i1e(x) * 3),
+    "polygamma": ([_R_SP.uniform(0.2, 9.0, (3, 4))], lambda x: dn.polygamma(2, x) + x.polygamma(3) * 0.5),
+    "special_zeta": ([_R_SP.uniform(0.2, 9.0, (3, 4))], lambda q: dn.special.zeta(3.5, q)),
     "distributions_log_densities": ([_R_DIST.uniform(0.5, 3.0, (3, 4)), _R_DIST.uniform(0.5, 3.0, (3, 4))],
                                     _distributions_log_densities),
     # --- new with the rest of the Tensor API (static review, see _R_TR): windows and slice writes through

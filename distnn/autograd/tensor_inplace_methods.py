@@ -159,7 +159,7 @@ _SAME_NAME = (
     "abs", "sign", "sgn", "sqrt", "rsqrt", "square", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p",
     "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "sigmoid",
     "relu", "logit", "erf", "erfc", "erfinv", "reciprocal", "ceil", "floor", "round", "trunc", "frac", "nan_to_num",
-    "deg2rad", "rad2deg", "sinc",
+    "deg2rad", "rad2deg", "sinc", "i0", "lgamma", "digamma", "igamma", "igammac",
     # pointwise, binary and more
     "true_divide", "atan2", "hypot", "copysign", "fmod", "remainder", "xlogy", "lerp", "addcmul",
     "addcdiv", "clamp", "clamp_min", "clamp_max",
@@ -232,6 +232,7 @@ _COMPOSED = {
     "pow_": lambda self, exponent: self ** exponent, "neg_": _neg,
     "floor_divide_": lambda self, other: _ops().pointwise_division.floor_divide_inplace_result(self, other),
     "masked_fill_": lambda self, mask, value: self.masked_fill(mask, value),
+    "polygamma_": lambda self, n: _top("polygamma")(n, self), "mvlgamma_": lambda self, p: _top("mvlgamma")(self, p),
 }
 
 

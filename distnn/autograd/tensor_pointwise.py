@@ -1,8 +1,9 @@
 """PyTorch's pointwise math as Tensor methods (``x.sin()``, ``x.isnan()``, ``x.atan2(y)``, ...): a mixin of
 :class:`~distnn.autograd.tensor.Tensor`. Each method is the function of the same name in
 :mod:`distnn.functional.pointwise_unary`, :mod:`~distnn.functional.pointwise_binary`,
-:mod:`~distnn.functional.pointwise_division`, :mod:`~distnn.functional.gamma_functions` or :mod:`~distnn.functional.predicates`, with the tensor as its
-first argument.
+:mod:`~distnn.functional.pointwise_division`, :mod:`~distnn.functional.gamma_functions`,
+:mod:`~distnn.functional.bessel` or :mod:`~distnn.functional.predicates`, with the tensor as its first
+argument (``polygamma(n)`` and ``mvlgamma(p)``: its input, as PyTorch's).
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ _METHODS = {
         "arctan", "arcsinh", "arccosh", "arctanh", "log1p", "expm1", "log2", "log10", "exp2", "erf", "erfc",
         "erfinv", "rsqrt", "reciprocal", "square", "neg", "negative", "sgn", "frac", "logit", "sinc", "deg2rad",
         "rad2deg", "nan_to_num", "positive"),
-    "gamma_functions": ("lgamma", "digamma", "igamma"),
+    "gamma_functions": ("lgamma", "digamma", "igamma", "igammac"),
+    "bessel": ("i0",),
     "pointwise_division": ("remainder", "fmod", "divide", "true_divide", "floor_divide"),
     "pointwise_binary": (
         "atan2", "arctan2", "hypot", "multiply", "subtract", "logaddexp", "logaddexp2", "xlogy", "copysign", "fmax",
@@ -39,6 +41,14 @@ def _method(module: str, name: str):
 
 class TensorPointwise:
     __slots__ = ()
+
+    def polygamma(self, n):
+        """``Tensor.polygamma(n)``: :func:`distnn.polygamma` ``(n, self)`` (the tensor is the input, not ``n``)."""
+        return importlib.import_module("distnn.functional.polygamma").polygamma(n, self)
+
+    def mvlgamma(self, p):
+        """``Tensor.mvlgamma(p)``: :func:`distnn.mvlgamma` of this tensor."""
+        return importlib.import_module("distnn").mvlgamma(self, p)
 
 
 for _module, _names in _METHODS.items():

@@ -102,7 +102,7 @@ def _trigamma64(x):
         s = np.sin(math.pi * _offset(x))
         out = np.where(neg, math.pi * math.pi / (s * s) - pos, pos)
         out = np.where(x == np.inf, 0.0, out)
-        pole = (x == 0) | (neg & (x == np.floor(x)))
+        pole = (x == 0) | (neg & (x == np.floor(x)) & np.isfinite(x))  # (-inf: NaN, as PyTorch's)
         return np.where(pole, np.inf, np.where((x == -np.inf) | np.isnan(x), np.nan, out))
 
 

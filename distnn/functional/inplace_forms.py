@@ -14,7 +14,7 @@ _METHOD_NAMES = [
     "log1p_", "log2_", "log10_", "sigmoid_", "logit_", "tanh_",
     "sin_", "cos_", "tan_", "asin_", "acos_", "atan_", "sinh_", "cosh_", "asinh_", "acosh_", "atanh_",
     "arcsin_", "arccos_", "arctan_", "arcsinh_", "arccosh_", "arctanh_", "deg2rad_", "rad2deg_",
-    "erf_", "erfc_", "sinc_", "nan_to_num_", "xlogy_", "gcd_", "lcm_", "ldexp_",
+    "erf_", "erfc_", "sinc_", "i0_", "nan_to_num_", "xlogy_", "gcd_", "lcm_", "ldexp_",
     "round_", "floor_", "ceil_", "trunc_", "frac_", "fix_", "clamp_", "clip_", "clamp_min_", "clamp_max_",
     "zero_", "fill_", "index_put_", "addmv_", "detach_",
 ]

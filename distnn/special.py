@@ -1,0 +1,47 @@
+"""``distnn.special``: PyTorch's ``torch.special`` namespace, for the functions distnn has.
+
+Most are PyTorch's aliases of functions distnn already has under their top-level names (``expit`` is
+``sigmoid``, ``gammaln`` is ``lgamma``, ``psi`` is ``digamma``, ``gammainc`` is ``igamma``, ``multigammaln`` is
+``mvlgamma``, ...); ``i0e``, ``i1``, ``i1e`` (:mod:`distnn.functional.bessel`) and ``zeta``
+(:mod:`distnn.functional.polygamma`) are torch.special's only. torch.special's ``out=`` keyword is not taken,
+as distnn's pointwise functions take none.
+
+Not here yet (PyTorch has them): airy_ai, the Bessel functions bessel_j0/j1/y0/y1, modified_bessel_i0/i1/k0/k1,
+scaled_modified_bessel_k0/k1, spherical_bessel_j0, entr, erfcx, log_ndtr, ndtr, ndtri, xlog1py and the
+orthogonal polynomials (chebyshev_*, hermite_*, laguerre_polynomial_l, legendre_polynomial_p).
+"""
+from __future__ import annotations
+
+from distnn.functional.activation import log_softmax as _log_softmax, sigmoid as expit, softmax as _softmax
+from distnn.functional.bessel import i0, i0e, i1, i1e
+from distnn.functional.gamma_functions import digamma, igamma as gammainc, igammac as gammaincc, lgamma as gammaln
+from distnn.functional.pointwise_binary import xlogy
+from distnn.functional.pointwise_unary import erf, erfc, erfinv, exp2, expm1, log1p, logit, sinc
+from distnn.functional.polygamma import polygamma, zeta
+from distnn.functional.reduce_more import logsumexp
+from distnn.functional.rounding import round  # noqa: A004 - PyTorch's name
+from distnn.torch_toplevel_linalg import mvlgamma as multigammaln
+
+psi = digamma
+
+
+def _in_dtype(input, dtype):  # noqa: A002
+    """``input`` cast to ``dtype`` first, as PyTorch's ``dtype=`` argument of softmax does (None: as it is)."""
+    return input if dtype is None else input.to(dtype)
+
+
+def softmax(input, dim, *, dtype=None):  # noqa: A002 - PyTorch's names
+    """``torch.special.softmax(input, dim, *, dtype=None)``: ``exp(x) / sum(exp(x))`` along ``dim``, the input
+    cast to ``dtype`` first when one is given."""
+    return _softmax(_in_dtype(input, dtype), dim=dim)
+
+
+def log_softmax(input, dim, *, dtype=None):  # noqa: A002
+    """``torch.special.log_softmax(input, dim, *, dtype=None)``: ``log(softmax(x))`` along ``dim``, computed
+    stably, the input cast to ``dtype`` first when one is given."""
+    return _log_softmax(_in_dtype(input, dtype), dim=dim)
+
+
+__all__ = ["digamma", "psi", "erf", "erfc", "erfinv", "exp2", "expm1", "expit", "gammainc", "gammaincc", "gammaln",
+           "i0", "i0e", "i1", "i1e", "log1p", "log_softmax", "logit", "logsumexp", "multigammaln", "polygamma",
+           "round", "sinc", "softmax", "xlogy", "zeta"]
