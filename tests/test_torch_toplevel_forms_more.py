@@ -169,3 +169,26 @@ def test_integer_samples_give_torchs_float_results(torch):
         want, got = call(torch, torch.tensor(ints)).numpy(), call(dn, dn.tensor(ints)).numpy()
         assert got.dtype == want.dtype
         np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("upper", [False, True])
+@pytest.mark.parametrize("op", ["cholesky_solve", "cholesky_inverse"])
+def test_factor_gradient_with_values_in_the_other_triangle_is_torchs(op, upper, torch):
+    """The value reads one triangle, but PyTorch's gradient formula multiplies by the factor as given: with
+    values in the other triangle it differs from the triangle's gradient, and distnn's equals torch's (batched)."""
+    rng = np.random.default_rng(9)
+    factor = np.tril(rng.standard_normal((2, 3, 3))) + 3 * np.eye(3)
+    factor = factor.mT.copy() if upper else factor
+    junk = factor + (np.tril(rng.standard_normal((2, 3, 3)), -1) if upper
+                     else np.triu(rng.standard_normal((2, 3, 3)), 1))
+    b, u = rng.standard_normal((2, 3, 2)), rng.standard_normal((2, 3, 2 if op == "cholesky_solve" else 3))
+    results = []
+    for lib in (dn, torch):
+        f = lib.tensor(junk, requires_grad=True)
+        bb = lib.tensor(b, requires_grad=True)
+        out = lib.cholesky_solve(bb, f, upper) if op == "cholesky_solve" else lib.cholesky_inverse(f, upper)
+        (out * lib.tensor(u)).sum().backward()
+        results.append((out.detach().numpy(), np.asarray(f.grad)))
+    (out_d, grad_d), (out_t, grad_t) = results
+    np.testing.assert_allclose(out_d, out_t, rtol=1e-12)
+    np.testing.assert_allclose(grad_d, grad_t, rtol=1e-9, atol=1e-12)
