@@ -16,11 +16,11 @@ __all__ = ["is_inference", "is_anomaly_enabled", "is_anomaly_check_nan_enabled",
 
 
 def is_inference(input) -> bool:  # noqa: A002
-    """``torch.is_inference``: False: distnn makes no inference tensors (what ``inference_mode`` makes is an
-    ordinary tensor that records no graph)."""
+    """``torch.is_inference``: whether ``input`` is an inference tensor (made inside ``inference_mode()``, or a
+    view of one): :meth:`Tensor.is_inference`."""
     if not isinstance(input, Tensor):
         raise TypeError(f"is_inference(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
-    return False
+    return input.is_inference()
 
 
 def set_anomaly_enabled(enabled: bool, check_nan: bool = True) -> None:

@@ -11,6 +11,7 @@ import builtins
 
 import numpy as np
 
+from .autograd.grad_mode import is_grad_enabled
 from .autograd.tensor import Tensor
 from .backend import get_array_module, to_numpy, unwrap
 
@@ -108,6 +109,8 @@ def _coordinates(spacing, dims, shape, who):
                 raise RuntimeError(f"{who} expected each tensor to be on the same device and each coordinate "
                                    f"tensor to be 1-D with as many entries as dimension {d} ({shape[d]}), "
                                    f"got shape {tuple(c.shape)}")
+            if isinstance(s, Tensor) and s.requires_grad and is_grad_enabled():
+                c = s  # (PyTorch's coefficients are tensor ops on the coordinates: the result has their gradient)
         else:
             c = (np.arange(shape[d], dtype=np.float64) * float(to_numpy(unwrap(s)))).view(_Steps)
         out.append(c)
@@ -116,28 +119,38 @@ def _coordinates(spacing, dims, shape, who):
 
 def _derivative(f, d, c, edge_order):
     """Second-order central differences inside, first or second order one-sided at the ends (numpy's and
-    PyTorch's formulas for uneven spacing ``c``), along axis ``d`` of ``f``."""
+    PyTorch's formulas for uneven spacing ``c``), along axis ``d`` of ``f``. ``c`` is a host array (the
+    coefficients computed in float64), or a coordinate tensor that requires grad (computed with recorded ops,
+    in ``f``'s dtype, so that the result carries the coordinates' gradient, as PyTorch's)."""
     xp = get_array_module(f.data)
-    h = np.diff(c.astype(np.float64))
     n, nd = f.shape[d], len(f.shape)
+    if isinstance(c, Tensor):
+        c = c.astype(f.dtype) if c.dtype != f.dtype else c
+        h = c[1:] - c[:-1]
 
-    def coef(v):  # a host column of coefficients, broadcast along d, in f's dtype, on f's device
-        return xp.asarray(np.asarray(v).reshape((-1,) + (1,) * (nd - d - 1)).astype(f.dtype))
+        def coef(v):  # a column of coefficients, broadcast along d
+            return v.reshape((-1,) + (1,) * (nd - d - 1))
+    else:
+        h = np.diff(c.astype(np.float64))
+
+        def coef(v):  # a host column of coefficients, broadcast along d, in f's dtype, on f's device
+            return xp.asarray(np.asarray(v).reshape((-1,) + (1,) * (nd - d - 1)).astype(f.dtype))
 
     hs, hd = h[:-1], h[1:]
     inner = (f.narrow(d, 0, n - 2) * coef(-hd / (hs * (hd + hs)))
              + f.narrow(d, 1, n - 2) * coef((hd - hs) / (hd * hs))
              + f.narrow(d, 2, n - 2) * coef(hs / (hd * (hd + hs))))
-    def taps(start, weights):  # sum_i weights[i] * f[start + i], one entry along d
-        return sum(f.narrow(d, start + i, 1) * coef([w]) for i, w in enumerate(weights))
+
+    def taps(start, weights):  # sum_i weights[i] * f[start + i], one entry along d (each weight a 1-entry slice)
+        return sum(f.narrow(d, start + i, 1) * coef(w) for i, w in enumerate(weights))
 
     if edge_order == 1:
-        first = taps(0, [-1.0 / h[0], 1.0 / h[0]])
-        last = taps(n - 2, [-1.0 / h[-1], 1.0 / h[-1]])
+        first = taps(0, [-1.0 / h[:1], 1.0 / h[:1]])
+        last = taps(n - 2, [-1.0 / h[-1:], 1.0 / h[-1:]])
     else:
-        a, b = h[0], h[1]
+        a, b = h[:1], h[1:2]
         first = taps(0, [-(2 * a + b) / (a * (a + b)), (a + b) / (a * b), -a / (b * (a + b))])
-        a, b = h[-2], h[-1]
+        a, b = h[-2:-1], h[-1:]
         last = taps(n - 3, [b / (a * (a + b)), -(a + b) / (a * b), (2 * b + a) / (b * (a + b))])
     from . import cat
 

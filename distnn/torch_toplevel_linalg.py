@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from . import linalg
+from .autograd.grad_mode import is_grad_enabled
 from .autograd.tensor import Tensor
 from .backend import get_array_module, unwrap
 from .functional.gamma_functions import igammac, lgamma  # noqa: F401 - igammac re-exported
@@ -41,20 +42,22 @@ def qr(input, some=True):  # noqa: A002
     return linalg.qr(input, mode="reduced" if some else "complete")
 
 
-def _triangle_values(factor, upper):
-    """``factor``'s triangle as the value, the whole of ``factor`` for the gradient: PyTorch reads only the
-    triangle in ``cholesky_solve``/``cholesky_inverse`` but its gradient (``-(G X^T + X G^T) L``) is not
-    projected on it. (With values in the other triangle PyTorch's formula multiplies by them as well; this
-    one by the triangle: the same for a triangular factor, the usual case.)"""
+def _gram(factor, upper):
+    """``A = L L^T`` (``upper``: ``U^T U``) from the triangle of a Cholesky factor, with PyTorch's gradient.
+
+    PyTorch reads only the triangle in ``cholesky_solve``/``cholesky_inverse``, but its gradient for the factor,
+    ``-(G X^T + X G^T) L`` (``upper``: ``-U (...)``), multiplies by the factor as given, values in the other
+    triangle included, and is not projected on the triangle. So the value is the triangle's Gram matrix and the
+    gradient that of the whole factor's: ``D - D.detach()`` is exactly zero and carries the derivative of ``D``.
+    """
     from . import tril, triu
 
-    return factor - (factor - (triu(factor) if upper else tril(factor))).detach()
-
-
-def _gram(factor, upper):
-    """``A = L L^T`` (``upper``: ``U^T U``) from the triangle of a Cholesky factor."""
-    t = _triangle_values(factor, upper)
-    return t.mT @ t if upper else t @ t.mT
+    t = (triu(factor) if upper else tril(factor)).detach()
+    gram = t.mT @ t if upper else t @ t.mT
+    if not (getattr(factor, "requires_grad", False) and is_grad_enabled()):
+        return gram
+    whole = factor.mT @ factor if upper else factor @ factor.mT
+    return gram + (whole - whole.detach())
 
 
 def cholesky_solve(B, L, upper=False):  # noqa: N803 - PyTorch's names

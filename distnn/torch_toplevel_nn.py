@@ -71,6 +71,11 @@ def feature_dropout(input, p, train):  # noqa: A002
     return _noise_dropout(input, _check_p(p), train, False, None, feature=True, alpha=False)
 
 
+def feature_dropout_(input, p, train):  # noqa: A002
+    """``torch.feature_dropout_(input, p, train)``: :func:`feature_dropout` in place (the same masks and streams)."""
+    return _noise_dropout(input, _check_p(p), train, True, None, feature=True, alpha=False)
+
+
 def feature_alpha_dropout(input, p, train):  # noqa: A002
     """``torch.feature_alpha_dropout(input, p, train)``: :func:`distnn.functional.feature_alpha_dropout`."""
     return F.feature_alpha_dropout(input, _check_p(p), train)
@@ -239,7 +244,7 @@ def affine_grid_generator(theta, size, align_corners):
 __all__ = [
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "conv_tbc",
     "dropout", "alpha_dropout", "feature_dropout", "feature_alpha_dropout", "dropout_", "alpha_dropout_",
-    "feature_alpha_dropout_",
+    "feature_alpha_dropout_", "feature_dropout_",
     "batch_norm", "instance_norm", "layer_norm", "group_norm", "rms_norm", "embedding", "bilinear",
     "prelu", "selu", "celu", "rrelu", "threshold", "hardshrink",
     "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle",

@@ -1,6 +1,6 @@
 """F.conv_tbc against PyTorch (outputs and the gradients to input, weight and bias; float64 tight, float32
 loose; a fuzz over lengths, channels, kernel widths and positive, zero and negative pads) and its refusals;
-PyTorch's aliases: F.native_channel_shuffle, nn.NLLLoss2d (with its FutureWarning) and the
+PyTorch's aliases: F.native_channel_shuffle (channel_shuffle's values), nn.NLLLoss2d (with its FutureWarning) and the
 F.GRID_SAMPLE_*_MODES tables.
 """
 from __future__ import annotations

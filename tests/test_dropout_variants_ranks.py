@@ -29,6 +29,8 @@ OPS = [
     ("alpha_dropout", lambda x: F.alpha_dropout(x, 0.3, training=True), (6, 7)),
     ("feature_alpha_dropout", lambda x: F.feature_alpha_dropout(x, 0.3, training=True), (5, 4)),
     ("rrelu", lambda x: F.rrelu(x, 0.1, 0.6, training=True), (6, 7)),
+    ("torch.feature_dropout_", lambda x: distnn.feature_dropout_(x * 1.0, 0.4, True), (5, 2, 3)),
+    ("torch.dropout_", lambda x: distnn.dropout_(x * 1.0, 0.4, True), (6, 7)),
     # fractional max pooling's window starts: one sample per (sample, channel, axis)
     ("fractional_max_pool2d", lambda x: F.fractional_max_pool2d(x, 2, output_ratio=(0.7, 0.7)), (3, 12, 12)),
     ("FractionalMaxPool3d", lambda x: nn.FractionalMaxPool3d((2, 1, 2), output_ratio=0.7)(x), (2, 9, 5, 10)),

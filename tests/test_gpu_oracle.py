@@ -642,6 +642,10 @@ NEW_OPS = {
                                   lambda x: dn.mvlgamma(x, 3) + dn.nuclear_norm(x) + dn.frobenius_norm(x, (0,))),
     "toplevel_trapezoid_x": ([_R_TR.standard_normal((3, 4)), np.sort(_R_TR.standard_normal(4))],
                              lambda y, x: dn.trapezoid(y, x) + dn.cumulative_trapezoid(y, dx=0.5).sum(-1)),
+    "toplevel_feature_dropout_": ([_R_TR.standard_normal((4, 3, 2))],  # (the masks drawn on the host, one seed)
+                                  lambda x: (dn.manual_seed(2), dn.feature_dropout_(x * 1.0, 0.4, True))[1]),
+    "toplevel_gradient_coordinate_grad": ([_R_TR.standard_normal((5, 3)), np.cumsum(_R_TR.uniform(0.5, 1.5, 5))],
+                                          lambda f, c: dn.gradient(f, spacing=(c,), dim=0, edge_order=2)[0]),
     "toplevel_gradient_coordinates": ([_R_TR.standard_normal((5, 3))],
                                       lambda f: dn.gradient(f, spacing=(dn.tensor([0., 1, 3, 4, 7]), 0.5),
                                                             edge_order=2)[0]),

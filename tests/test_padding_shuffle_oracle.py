@@ -308,3 +308,37 @@ def test_softmax2d_refuses_other_than_3d_or_4d_as_torch(ndim):
     with pytest.raises(ValueError) as ours:
         dnn.Softmax2d()(distnn.tensor(x))
     assert str(ours.value) == msg
+
+
+@pytest.mark.parametrize("shape, groups", [((2, 6, 3, 4), 3), ((2, 8, 5), 4), ((1, 4, 2), 1), ((0, 4, 3), 2)])
+def test_native_channel_shuffle_is_torchs_values_without_a_derivative(shape, groups):
+    """channel_shuffle's values (a new array, never a view), and as PyTorch's: an input that requires grad
+    gives an output that requires grad, and a backward reaching it is refused with PyTorch's message, even
+    one that also reaches other leaves; under no_grad, or for a plain input, nothing records."""
+    x = np.random.default_rng(3).standard_normal(shape)
+    d, t = distnn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    yd, yt = distnn.native_channel_shuffle(d, groups), torch.native_channel_shuffle(t, groups)
+    np.testing.assert_array_equal(np.asarray(yd.data), yt.detach().numpy())
+    np.testing.assert_array_equal(np.asarray(DF.native_channel_shuffle(d, groups).data), yt.detach().numpy())
+    assert yd.requires_grad and yt.requires_grad and not np.shares_memory(np.asarray(yd.data), x)
+    wd, wt = distnn.tensor(np.ones(shape), requires_grad=True), torch.ones(shape, requires_grad=True)
+    for lib, y, w in ((torch, yt, wt), (distnn, yd, wd)):
+        with pytest.raises(RuntimeError, match="derivative for aten::native_channel_shuffle is not implemented"):
+            (y * 2 + w).sum().backward()
+    with distnn.no_grad():
+        assert not distnn.native_channel_shuffle(d, groups).requires_grad
+    assert not distnn.native_channel_shuffle(distnn.tensor(x), groups).requires_grad
+    ints = np.arange(24).reshape(1, 12, 2)
+    np.testing.assert_array_equal(np.asarray(distnn.native_channel_shuffle(distnn.tensor(ints), 3).data),
+                                  torch.native_channel_shuffle(torch.tensor(ints), 3).numpy())
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda F, x: F.native_channel_shuffle(x(4, 2), 2), "channel_shuffle expects input with > 2 dims.*\\[4, 2\\]"),
+    (lambda F, x: F.native_channel_shuffle(x(1, 5, 2), 2), "Got 5 channels and 2 groups"),
+    (lambda F, x: F.native_channel_shuffle(x(1, 4, 2), 0), "groups to divide channels in must be positive.*:0"),
+    (lambda F, x: F.native_channel_shuffle(x(1, 4, 2), 2.0), "'groups' .*must be int, not float"),
+])
+def test_native_channel_shuffle_refuses_as_torch(call, match):
+    _refused_alike(lambda: call(distnn, lambda *s: distnn.tensor(np.zeros(s))),
+                   lambda: call(torch, lambda *s: torch.zeros(s)), match)

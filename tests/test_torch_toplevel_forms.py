@@ -137,6 +137,11 @@ CASES = {
     "gradient_coordinates": ([N((5, 3))],
                              lambda L, f: L.gradient(f, spacing=(_c(L, [0., 1, 3, 4, 7]),), dim=0, edge_order=2)),
     "gradient_coordinates_o1": ([N((2, 4))], lambda L, f: L.gradient(f, spacing=[_c(L, [0., .5, 2, 2.2])], dim=1)),
+    # coordinate tensors that require grad: PyTorch's coefficients are ops on them, so they get a gradient
+    "gradient_coordinates_grad": ([N((5, 4)), np.cumsum(R.uniform(0.5, 1.5, 5)), np.cumsum(R.uniform(0.5, 1.5, 4))],
+                                  lambda L, f, c0, c1: L.gradient(f, spacing=(c0, c1), edge_order=2)),
+    "gradient_coordinates_grad_o1": ([N((2, 4)), np.cumsum(R.uniform(0.2, 2.0, 4))],
+                                     lambda L, f, c: L.gradient(f, spacing=[c], dim=1)),
 }
 
 

@@ -169,3 +169,63 @@ def test_integer_samples_give_torchs_float_results(torch):
         want, got = call(torch, torch.tensor(ints)).numpy(), call(dn, dn.tensor(ints)).numpy()
         assert got.dtype == want.dtype
         np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("upper", [False, True])
+@pytest.mark.parametrize("op", ["cholesky_solve", "cholesky_inverse"])
+def test_factor_gradient_with_values_in_the_other_triangle_is_torchs(op, upper, torch):
+    """The value reads one triangle, but PyTorch's gradient formula multiplies by the factor as given: with
+    values in the other triangle it differs from the triangle's gradient, and distnn's equals torch's (batched)."""
+    rng = np.random.default_rng(9)
+    factor = np.tril(rng.standard_normal((2, 3, 3))) + 3 * np.eye(3)
+    factor = factor.mT.copy() if upper else factor
+    junk = factor + (np.tril(rng.standard_normal((2, 3, 3)), -1) if upper
+                     else np.triu(rng.standard_normal((2, 3, 3)), 1))
+    b, u = rng.standard_normal((2, 3, 2)), rng.standard_normal((2, 3, 2 if op == "cholesky_solve" else 3))
+    results = []
+    for lib in (dn, torch):
+        f = lib.tensor(junk, requires_grad=True)
+        bb = lib.tensor(b, requires_grad=True)
+        out = lib.cholesky_solve(bb, f, upper) if op == "cholesky_solve" else lib.cholesky_inverse(f, upper)
+        (out * lib.tensor(u)).sum().backward()
+        results.append((out.detach().numpy(), np.asarray(f.grad)))
+    (out_d, grad_d), (out_t, grad_t) = results
+    np.testing.assert_allclose(out_d, out_t, rtol=1e-12)
+    np.testing.assert_allclose(grad_d, grad_t, rtol=1e-9, atol=1e-12)
+
+
+def test_feature_dropout_in_place_is_feature_dropout_written_into_the_input():
+    """torch.feature_dropout_: the same masks as feature_dropout (the same per-sample streams: one draw per
+    (sample, channel)), written into the input's memory, which it returns; train=False leaves it."""
+    x = np.random.default_rng(6).standard_normal((300, 40, 2, 3))
+    dn.manual_seed(5)
+    want = dn.feature_dropout(dn.tensor(x), 0.25, True).numpy()
+    dn.manual_seed(5)
+    t = dn.tensor(x)
+    out = dn.feature_dropout_(t, 0.25, True)
+    assert out is t
+    np.testing.assert_array_equal(t.numpy(), want)
+    ratio = (t.numpy() / x).reshape(300, 40, -1)
+    assert np.allclose(ratio, ratio[:, :, :1]) and set(np.round(np.unique(ratio), 12)) <= {0.0, round(1 / 0.75, 12)}
+    assert abs((ratio[:, :, 0] == 0).mean() - 0.25) < 0.02  # 12000 draws: 5 standard deviations is 0.02
+    same = dn.tensor(x)
+    assert dn.feature_dropout_(same, 0.25, False) is same and np.array_equal(same.numpy(), x)
+    with pytest.raises(RuntimeError, match="Feature dropout requires at least 2 dimensions in the input"):
+        dn.feature_dropout_(dn.ones(3), 0.5, True)
+    with pytest.raises(RuntimeError, match="dropout probability has to be between 0 and 1, but got 1.5"):
+        dn.feature_dropout_(dn.ones(3, 4), 1.5, True)
+
+
+def test_feature_dropout_in_place_records_the_gradient(torch):
+    """While recording (a non-leaf input), the input takes the dropout's node: the gradient is the mask scaled,
+    as torch's (whose output equals its gradient's pattern for an upstream gradient of ones)."""
+    x = dn.tensor(np.ones((4, 6, 3)), requires_grad=True)
+    y = x * 1.0
+    dn.feature_dropout_(y, 0.5, True)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, y.detach().numpy())
+    xt = torch.ones(4, 6, 3, dtype=torch.float64, requires_grad=True)
+    yt = xt * 1.0
+    torch.feature_dropout_(yt, 0.5, True)
+    yt.sum().backward()
+    assert torch.equal(xt.grad, yt.detach())

@@ -53,8 +53,8 @@ among the node's attributes. So a Function keeps the arrays it saves as attribut
 from __future__ import annotations
 
 from . import autocast_state as _autocast
-from .grad_mode import _state
-from .tensor import Tensor
+from .grad_mode import _inference, _state
+from .tensor import _INFERENCE_SAVED, Tensor
 from .versions import _link_views
 
 _new = object.__new__
@@ -139,7 +139,8 @@ class Function:
             inputs = _autocast.cast_inputs(cls.autocast, inputs)
         fn = _new(cls)
         arrays = []
-        if _state.enabled:
+        recording = _state.enabled
+        if recording:
             needs = []
             parents = []
             shapes = []
@@ -179,6 +180,8 @@ class Function:
                         for i in positions:
                             x = t if i == OUTPUT else inputs[i]
                             if isinstance(x, Tensor):
+                                if x._inference:  # (PyTorch's refusal: it keeps no version to check)
+                                    raise RuntimeError(_INFERENCE_SAVED)
                                 vc = x._vc
                                 if vc is None:
                                     vc = x._vc = [0]  # (versions._counter, inlined: the hot path)
@@ -194,7 +197,9 @@ class Function:
         out = fn.forward(*arrays, **params)
         t = _make(out, None)
         if getattr(out, "base", None) is not None or _any_is(arrays, out):
-            _link_views(t, out, inputs, arrays)
+            _link_views(t, out, inputs, arrays)  # (a view of an inference tensor is one: versions._share)
+        if not recording and _inference.enabled and t._vc is None:
+            t.__dict__["_inference"] = True  # PyTorch's inference tensor (a view of a normal one stays normal)
         return t
 
     def release(self):

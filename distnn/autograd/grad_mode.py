@@ -119,9 +119,10 @@ def is_inference_mode_enabled() -> bool:
 class inference_mode:
     """PyTorch's ``inference_mode``: a context manager (and decorator, with or without parentheses).
 
-    For distnn it is ``no_grad``: ops record no graph inside; ``is_inference_mode_enabled()`` says so.
-    As PyTorch's, ``inference_mode(False)`` turns recording back on (``not mode``), whatever the mode
-    outside. distnn has no separate inference tensors: what is made inside is an ordinary tensor.
+    Ops record no graph inside, as under ``no_grad``; ``is_inference_mode_enabled()`` says so. As PyTorch's,
+    ``inference_mode(False)`` turns recording back on (``not mode``), whatever the mode outside. What is made
+    inside is an inference tensor (``Tensor.is_inference()``; a view of a normal tensor stays normal): outside
+    the mode it cannot be saved for backward, changed in place, or made to require grad (PyTorch's refusals).
     """
 
     def __new__(cls, mode=True):

@@ -12,7 +12,7 @@ import numpy as np
 
 from distnn.backend import default_complex_dtype, default_dtype, get_array_module, is_device_name, to_numpy
 
-from .grad_mode import is_grad_enabled
+from .grad_mode import _inference as _inference_state, _state as _grad_state, is_grad_enabled
 from .tensor_methods import TensorMethods
 from .tensor_methods_ops import TensorOpMethods
 from .tensor_inplace_methods import TensorInplaceMethods
@@ -63,6 +63,10 @@ class Tensor(TensorOperators, TensorMethods, TensorPointwise, TensorOpMethods, T
     # (DataParallel.finish_gradient_synchronization tells a reset from an installed gradient by it)
     _grad_zeroed = False
     _grad_hooks = None  # leaves only: register_hook's hooks, called with the gradient before it is accumulated
+    # PyTorch's inference tensor: made inside ``inference_mode()`` (not a view of a normal tensor), or a view of
+    # one. Set per instance only then (Function.apply, __init__, versions._share); outside inference mode it
+    # cannot be saved for backward nor changed in place (see _refuse_inference_inplace)
+    _inference = False
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         self.data = _as_array(data, dtype)
@@ -74,6 +78,8 @@ class Tensor(TensorOperators, TensorMethods, TensorPointwise, TensorOpMethods, T
         if isinstance(data, Tensor) and self.data is data.data:
             _share(data, self)  # the same memory: an in-place change through either is seen by both
             self.__dict__["_alias"] = object()  # (cut from the graph: see versions._shared_with_another)
+        if not _grad_state.enabled and _inference_state.enabled and self._vc is None:
+            self.__dict__["_inference"] = True  # (made inside inference_mode: an alias of a tensor is as it is)
         if requires_grad:
             self.requires_grad_(True)
 
@@ -115,8 +121,15 @@ class Tensor(TensorOperators, TensorMethods, TensorPointwise, TensorOpMethods, T
             )
         if not flag and self._node is not None:
             raise RuntimeError("requires_grad_(False) is only valid on leaf tensors; use detach()")
+        if flag and self._inference and not _inference_state.enabled:
+            raise RuntimeError("Setting requires_grad=True on inference tensor outside InferenceMode is not allowed.")
         self.requires_grad = bool(flag)
         return self
+
+    def is_inference(self) -> bool:
+        """PyTorch's ``Tensor.is_inference()``: whether this tensor was made inside ``inference_mode()`` (or is a
+        view of such a tensor). A view made there of a normal tensor is normal, as in PyTorch."""
+        return self._inference
 
     @property
     def is_leaf(self) -> bool:
@@ -354,6 +367,22 @@ class _HookHandle:
     def remove(self):
         if self._hook in self._hooks:
             self._hooks.remove(self._hook)
+
+
+_INFERENCE_INPLACE = ("Inplace update to inference tensor outside InferenceMode is not allowed.You can make a clone to "
+                      "get a normal tensor before doing inplace update.See https://github.com/pytorch/rfcs/pull/17 "
+                      "for more details.")
+_INFERENCE_SAVED = ("Inference tensors cannot be saved for backward. Please do not use Tensors created in inference "
+                    "mode in computation tracked by autograd. To work around this, you can make a clone to get a "
+                    "normal tensor and use it in autograd, or use `distnn.no_grad()` instead of "
+                    "`distnn.inference_mode()`.")
+
+
+def _refuse_inference_inplace(t: Tensor) -> None:
+    """PyTorch's refusal of an in-place change of an inference tensor outside ``inference_mode()`` (it keeps no
+    version counter, so a graph could not tell that the values it read changed); before anything is written."""
+    if t._inference and not _inference_state.enabled:
+        raise RuntimeError(_INFERENCE_INPLACE)
 
 
 def _refuse_recorded_leaf(t: Tensor) -> None:

@@ -37,6 +37,8 @@ def _share(src: Tensor, dst: Tensor) -> None:
             vc[_PRUNE_AT] = max(16, 2 * len(vc[_SHARERS]))
         vc[_SHARERS].append(weakref.ref(dst))
         dst._vc = vc
+        if src._inference:  # (a view or alias of an inference tensor is one, as PyTorch's)
+            dst.__dict__["_inference"] = True
         alias = src.__dict__.get("_alias")
         if alias is not None:  # a view of a detach() alias is cut from the graph with it
             dst.__dict__["_alias"] = alias

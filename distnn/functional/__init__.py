@@ -28,9 +28,8 @@ from .grid_sample import GRID_SAMPLE_INTERPOLATION_MODES, GRID_SAMPLE_PADDING_MO
 from .conv_tbc import conv_tbc
 from .mha_forward import multi_head_attention_forward
 from .fold import fold, unfold
-from .pixel_shuffle import channel_shuffle, pixel_shuffle, pixel_unshuffle
+from .pixel_shuffle import channel_shuffle, native_channel_shuffle, pixel_shuffle, pixel_unshuffle
 
-native_channel_shuffle = channel_shuffle  # (PyTorch's name for its native kernel: the same op)
 from .group_norm import group_norm, instance_norm
 from .local_response_norm import local_response_norm
 from .pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d

@@ -1,4 +1,5 @@
-"""PyTorch's channel rearrangements: ``pixel_shuffle``, ``pixel_unshuffle`` and ``channel_shuffle``.
+"""PyTorch's channel rearrangements: ``pixel_shuffle``, ``pixel_unshuffle``, ``channel_shuffle`` (and
+``native_channel_shuffle``, its values with no derivative, as PyTorch's).
 
 Each is a reshape, a transpose and a reshape (the differentiable ops of :mod:`.shape`), so the gradient
 is the inverse permutation of the upstream gradient, and any dtype is taken, as PyTorch's. An empty input
@@ -8,6 +9,8 @@ shape, and so pixel_shuffle's backward there refuses its own gradient).
 from __future__ import annotations
 
 import numbers
+
+from distnn.autograd.function import Function
 
 from .shape import reshape, transpose
 
@@ -53,18 +56,48 @@ def pixel_unshuffle(input, downscale_factor):
     return reshape(x, (*lead, c * r * r, h // r, w // r))
 
 
-def channel_shuffle(input, groups):
-    """PyTorch's ``F.channel_shuffle``: the C channels of an (N, C, *) input (more than 2 dims) split into
-    ``groups`` groups and interleaved: output channel ``i groups + g`` is input channel ``g (C / groups) + i``."""
+def _groups(input, groups, who):  # noqa: A002
+    """``groups`` checked against ``input`` (N, C, *) as PyTorch's channel_shuffle checks it, as an int."""
     if isinstance(groups, bool) or not isinstance(groups, numbers.Integral):
-        raise TypeError(f"channel_shuffle(): argument 'groups' must be int, not {type(groups).__name__}")
+        raise TypeError(f"{who}(): argument 'groups' must be int, not {type(groups).__name__}")
     if input.ndim <= 2:
         raise ValueError(f"channel_shuffle expects input with > 2 dims, but got input with sizes {list(input.shape)}")
     if groups <= 0:
         raise ValueError(f"Number of groups to divide channels in must be positive. Value of groups:{groups}")
-    n, c, *rest = input.shape
+    c = input.shape[1]
     if c % groups:
         raise ValueError(f"Number of channels must be divisible by groups. Got {c} channels and {groups} groups.")
-    x = reshape(input, (n, int(groups), c // groups, *rest))
+    return int(groups)
+
+
+def channel_shuffle(input, groups):
+    """PyTorch's ``F.channel_shuffle``: the C channels of an (N, C, *) input (more than 2 dims) split into
+    ``groups`` groups and interleaved: output channel ``i groups + g`` is input channel ``g (C / groups) + i``."""
+    groups = _groups(input, groups, "channel_shuffle")
+    n, c, *rest = input.shape
+    x = reshape(input, (n, groups, c // groups, *rest))
     x = transpose(x, axes=(0, 2, 1, *range(3, input.ndim + 1)))
     return reshape(x, (n, c, *rest))
+
+
+class NativeChannelShuffle(Function):
+    """``torch.native_channel_shuffle``'s kernel: channel_shuffle's values in a new array, and, as PyTorch's, no
+    derivative: an input that requires grad gives an output that requires grad (PyTorch's ``NotImplemented``
+    node), and a backward that reaches it is refused."""
+
+    saves_tensors = False
+
+    def forward(self, x, groups):
+        n, c, *rest = x.shape
+        moved = x.reshape(n, groups, c // groups, *rest).swapaxes(1, 2)
+        return moved.copy().reshape(x.shape)  # (a copy even where the transpose is trivial: never a view)
+
+    def backward(self, grad):
+        raise RuntimeError("derivative for aten::native_channel_shuffle is not implemented")
+
+
+def native_channel_shuffle(input, groups):
+    """``torch.native_channel_shuffle`` (``F.native_channel_shuffle``): :func:`channel_shuffle`'s values and
+    refusals, but with no gradient, as PyTorch's: its backward raises "derivative for
+    aten::native_channel_shuffle is not implemented" (use ``channel_shuffle`` to differentiate)."""
+    return NativeChannelShuffle.apply(input, groups=_groups(input, groups, "native_channel_shuffle"))
