@@ -208,8 +208,8 @@ def main(argv=None):
     else:
         head += [f"{'/' + c:>9}" for c, _ in cols[1:]]
     print(f"per-op overhead, min of {args.repeats} x {args.number} calls" +
-          (f", {args.rounds} interleaved rounds" if args.trees else "") + "; ratios: distnn / column" if not args.trees else
-          f"; columns: {', '.join(args.trees)}")
+          (f", {args.rounds} interleaved rounds; columns: {', '.join(args.trees)}" if args.trees
+           else "; ratios: distnn / column"))
     print(f"{'op':28}" + "".join(head))
     for n in names:
         vals = [c[1].get(n) for c in cols]
