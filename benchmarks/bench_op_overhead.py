@@ -30,7 +30,7 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=20, help="timings per op; the minimum is reported (default 20)")
     p.add_argument("--trees", nargs="+", default=None, help="compare distnn of these source trees, interleaved")
     p.add_argument("--rounds", type=int, default=3, help="turns each tree takes with --trees (default 3)")
-    p.add_argument("--only", default=None, help="comma-separated op names to run (default: all)")
+    p.add_argument("--only", default=None, help="op names to run, separated by '|' (default: all)")
     p.add_argument("--worker", choices=("distnn", "torch", "numpy"), default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -179,7 +179,7 @@ def _fold(best, got):
 
 def main(argv=None):
     args = parse_args(argv)
-    only = set(args.only.split(",")) if args.only else None
+    only = set(args.only.split("|")) if args.only else None
     if args.worker:
         ops = {"distnn": distnn_ops, "torch": torch_ops, "numpy": numpy_ops}[args.worker]()
         print(json.dumps(measure(ops, args.number, args.repeats, only)))
