@@ -152,8 +152,11 @@ def view_call(t, args: tuple, kwargs: dict):
     if len(args) == 1 and isinstance(args[0], (str, type, np.dtype)):
         return view_dtype(t, args[0])
     sizes = tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
-    # (Python ints, the common case, as they are; the other integer forms through _size)
-    shape = list(sizes) if all(type(s) is int for s in sizes) else [_size(s) for s in sizes]
+    shape = list(sizes)
+    for s in shape:  # (Python ints, the common case, as they are; the other integer forms through _size)
+        if type(s) is not int:
+            shape = [_size(s) for s in sizes]
+            break
     if not args or None in shape:
         raise _refused_arguments(args, kwargs)
     return view(t, shape)
