@@ -40,7 +40,8 @@ class Reshape(Function):
         except ValueError:
             raise ValueError(f"cannot reshape tensor of shape {tuple(a.shape)} ({a.size} elements) into {tuple(shape)}") from None
         if strides is not None:
-            strides = tuple(s * a.itemsize for s in strides)
+            size = a.itemsize
+            strides = tuple([s * size for s in strides])
             # (only where numpy's differ, on size-1 dims alone: else numpy copied, and its strides stay)
             if strides != out.strides and all(n == 1 or s == t for n, s, t in zip(out.shape, strides, out.strides)):
                 out = get_array_module(a).lib.stride_tricks.as_strided(out, shape=out.shape, strides=strides)

@@ -5,10 +5,13 @@ the rules' use).
 """
 from __future__ import annotations
 
+from math import prod
+
 
 def element_strides(a):
     """numpy's strides of ``a`` in elements."""
-    return tuple(int(s) // a.dtype.itemsize for s in a.strides)
+    size = a.itemsize
+    return tuple([s // size for s in a.strides])  # (numpy's and cupy's strides are Python ints)
 
 
 def torch_strides(a) -> tuple:
@@ -37,10 +40,7 @@ def view_strides(shape, strides, new_shape):
     shape, strides, new_shape = tuple(shape), tuple(strides), tuple(new_shape)
     if not shape:
         return (1,) * len(new_shape)
-    numel = 1
-    for s in shape:
-        numel *= s
-    if numel == 0:  # (any layout: the strides are arbitrary, PyTorch's too)
+    if prod(shape) == 0:  # (any layout: the strides are arbitrary, PyTorch's too)
         return strides if shape == new_shape else _contiguous_strides(new_shape)
     new_strides = [0] * len(new_shape)
     view_d = len(new_shape) - 1
