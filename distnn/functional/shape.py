@@ -55,11 +55,11 @@ class Transpose(Function):
     saves_tensors = False
 
     def forward(self, a, axes=None):
-        xp = get_array_module(a)
-        if axes is not None:
-            axes = permutation(axes, a.ndim)  # (PyTorch's refusals: a dim missing, repeated or out of range)
-        self.axes = axes
-        return xp.transpose(a, axes)
+        if axes is None:
+            self.axes = None
+            return a.transpose()  # (the array's method: numpy's and cupy's, without np.transpose's dispatch)
+        self.axes = axes = permutation(axes, a.ndim)  # (PyTorch's refusals: a dim missing, repeated or out of range)
+        return a.transpose(axes)
 
     def backward(self, g):
         xp = get_array_module(g)
