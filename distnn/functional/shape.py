@@ -12,7 +12,7 @@ from distnn.backend import get_array_module
 
 from ._dims import dim_or_axis, wrap_dim
 from .shape_checks import expanded_shape, infer_size, permutation, squeeze_dims
-from .strides import torch_strides, view_strides
+from .strides import cached_view_strides, torch_strides
 # (the shape ops' neighbours, importable from here as before)
 from . import indexing as _indexing, join as _join, padding as _padding
 from .indexing import CopySlices, Gather, GetItem, SetItem, TakeAlong, getitem, scatter_add
@@ -149,7 +149,7 @@ def reshape(a, shape):
     data = a.data if isinstance(a, Tensor) else a
     shape = infer_size(shape, data.size if hasattr(data, "size") else np.size(data))
     if 1 in shape and not data.flags.c_contiguous:  # (a view: PyTorch's strides for its dims of size 1)
-        return Reshape.apply(a, shape=shape, strides=view_strides(data.shape, torch_strides(data), shape))
+        return Reshape.apply(a, shape=shape, strides=cached_view_strides(data.shape, torch_strides(data), shape))
     return Reshape.apply(a, shape=shape)
 
 

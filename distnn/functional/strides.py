@@ -5,6 +5,7 @@ the rules' use).
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from math import prod
 
 
@@ -60,6 +61,11 @@ def view_strides(shape, strides, new_shape):
                 chunk_base_stride = strides[tensor_d - 1]
                 tensor_numel = view_numel = 1
     return None if view_d != -1 else tuple(new_strides)
+
+
+#: view_strides of tuples, remembered: a model reshapes the same few layouts on every step, and the stride walk
+#: costs ~1 us where a lookup costs ~0.1 (the results are tuples or None, safe to share)
+cached_view_strides = lru_cache(maxsize=1024)(view_strides)
 
 
 def _contiguous_strides(shape):

@@ -17,7 +17,7 @@ from distnn.backend import get_array_module
 from . import memory_format as MF
 from .shape_checks import SizeMismatch, infer_size  # noqa: F401 - (importable from here as before)
 from .shape import Reshape
-from .strides import element_strides, torch_strides, view_strides  # noqa: F401 - (importable from here as before)
+from .strides import cached_view_strides, element_strides, torch_strides, view_strides  # noqa: F401 - (as before)
 from .view_dtype import view_dtype
 
 _VIEW_REFUSED = ("view size is not compatible with input tensor's size and stride (at least one dimension spans "
@@ -50,7 +50,7 @@ def view(t, shape):
     # then go to the result, numpy's reshape setting others for its dims of size 1)
     if a.flags.c_contiguous:
         return Reshape.apply(t, shape=new_shape)
-    strides = view_strides(a.shape, torch_strides(a), new_shape)
+    strides = cached_view_strides(a.shape, torch_strides(a), new_shape)
     if strides is None:
         raise RuntimeError(_VIEW_REFUSED)
     return Reshape.apply(t, shape=new_shape, strides=strides)
