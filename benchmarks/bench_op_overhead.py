@@ -7,13 +7,14 @@ around it: graph recording, checks, layout rules. Every figure is the minimum ov
     python benchmarks/bench_op_overhead.py                    # distnn vs torch vs numpy, one table
     python benchmarks/bench_op_overhead.py --trees /tmp/old .  # distnn of two source trees, interleaved
 
-With ``--trees``, each tree's distnn runs in its own child process (``PYTHONPATH`` set to the tree), the trees
-taking turns ``--rounds`` times; each op's figure is its minimum over the rounds, so a burst of load during one
-tree's turn cannot make it look slower than the other.
+Each implementation (or with ``--trees``, each tree's distnn, ``PYTHONPATH`` set to the tree) runs in a child
+process of its own, the children taking turns ``--rounds`` times; each op's figure is its minimum over the
+rounds, so a burst of load during one turn cannot make that column look slower than the others.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -29,7 +30,7 @@ def parse_args(argv=None):
     p.add_argument("--number", type=int, default=2000, help="calls per timing (default 2000)")
     p.add_argument("--repeats", type=int, default=20, help="timings per op; the minimum is reported (default 20)")
     p.add_argument("--trees", nargs="+", default=None, help="compare distnn of these source trees, interleaved")
-    p.add_argument("--rounds", type=int, default=3, help="turns each tree takes with --trees (default 3)")
+    p.add_argument("--rounds", type=int, default=3, help="turns each tree or implementation takes (default 3)")
     p.add_argument("--only", default=None, help="op names to run, separated by '|' (default: all)")
     p.add_argument("--worker", choices=("distnn", "torch", "numpy"), default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -193,13 +194,12 @@ def main(argv=None):
         ratio = "last/first"
     else:
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        cols = [("distnn", _run("distnn", args, here))]
-        try:
-            import torch  # noqa: F401 - (only whether it is installed)
-            cols.append(("torch", _run("torch", args)))
-        except ImportError:
-            pass
-        cols.append(("numpy", _run("numpy", args)))
+        kinds = ["distnn", "torch", "numpy"] if importlib.util.find_spec("torch") else ["distnn", "numpy"]
+        best = {k: {} for k in kinds}
+        for r in range(args.rounds):  # (the implementations take turns too)
+            for k in (kinds if r % 2 == 0 else kinds[::-1]):
+                _fold(best[k], _run(k, args, here if k == "distnn" else None))
+        cols = [(k, best[k]) for k in kinds]
         ratio = None
     names = list(cols[0][1])
     head = [f"{c[:10] + ' us':>13}" for c, _ in cols]
@@ -207,9 +207,8 @@ def main(argv=None):
         head.append(f"{ratio[:13]:>14}")
     else:
         head += [f"{'/' + c:>9}" for c, _ in cols[1:]]
-    print(f"per-op overhead, min of {args.repeats} x {args.number} calls" +
-          (f", {args.rounds} interleaved rounds; columns: {', '.join(args.trees)}" if args.trees
-           else "; ratios: distnn / column"))
+    print(f"per-op overhead, min of {args.repeats} x {args.number} calls, {args.rounds} interleaved rounds" +
+          (f"; columns: {', '.join(args.trees)}" if args.trees else "; ratios: distnn / column"))
     print(f"{'op':28}" + "".join(head))
     for n in names:
         vals = [c[1].get(n) for c in cols]
