@@ -243,8 +243,6 @@ class TensorOperators:
         if len(axes) == 1 and isinstance(axes[0], numbers.Integral):
             raise TypeError('transpose() missing 1 required positional arguments: "dim1"')
         if len(axes) == 2:
-            from distnn.functional._dims import wrap_dim
-
             # (PyTorch's range: a dim out of it is an IndexError, not wrapped around; a 0-d tensor takes 0 or -1)
             a, b = (wrap_dim(ax, self.ndim, "transpose") for ax in axes)
             if not self.ndim:

@@ -78,12 +78,10 @@ def _link_views(t: Tensor, out, inputs, arrays) -> None:
     """An op's output ``t`` whose array ``out`` is an input's array or a view of it shares its counter; its
     node (when recorded) notes which input, so that an in-place change of ``t`` can find the node that made
     that memory (``inplace._producers``)."""
-    xp = get_array_module(out)
+    base = getattr(out, "base", None)
     for i, a in enumerate(arrays):
-        # (an array of the other device shares nothing with ``out``: cupy's may_share_memory refuses it; an empty
-        # view shares no bytes, so there it is a view when it is one of the same array: PyTorch's share the version)
-        if a is out or (hasattr(a, "shape") and get_array_module(a) is xp and (
-                xp.may_share_memory(out, a) or (out.size == 0 and _owner(out) is _owner(a)))):
+        # (the common case, ``out`` a view of an array that owns its memory, is told by out's base alone)
+        if a is out or (base is a and base is not None) or _overlap(out, a):
             x = inputs[i]
             if isinstance(x, Tensor):
                 _share(x, t)
@@ -91,6 +89,15 @@ def _link_views(t: Tensor, out, inputs, arrays) -> None:
                 if t._node is not None:
                     t._node.viewed_input = i
             return
+
+
+def _overlap(out, a) -> bool:
+    """Whether ``out`` views memory of ``a`` (any input of the op: an array, a number, None)."""
+    xp = get_array_module(out)
+    # (an array of the other device shares nothing with ``out``: cupy's may_share_memory refuses it; an empty
+    # view shares no bytes, so there it is a view when it is one of the same array: PyTorch's share the version)
+    return hasattr(a, "shape") and get_array_module(a) is xp and (
+        xp.may_share_memory(out, a) or (out.size == 0 and _owner(out) is _owner(a)))
 
 
 def _owner(a):

@@ -10,6 +10,8 @@ class DimensionError(IndexError, ValueError):
 
 def wrap_dim(dim, ndim: int, op: str) -> int:
     """``dim`` as a non-negative axis of a tensor of ``ndim`` dimensions (a 0-d tensor takes 0 or -1)."""
+    if type(dim) is int and 0 <= dim < ndim:  # (the common case, before the slower checks of the others)
+        return dim
     if not isinstance(dim, numbers.Integral) or isinstance(dim, bool):
         raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__} {dim!r}")
     n = max(ndim, 1)

@@ -12,6 +12,7 @@ from distnn.backend import get_array_module
 
 from ._dims import dim_or_axis, wrap_dim
 from .shape_checks import expanded_shape, infer_size, permutation, squeeze_dims
+from .strides import cached_view_strides, torch_strides
 # (the shape ops' neighbours, importable from here as before)
 from . import indexing as _indexing, join as _join, padding as _padding
 from .indexing import CopySlices, Gather, GetItem, SetItem, TakeAlong, getitem, scatter_add
@@ -39,7 +40,8 @@ class Reshape(Function):
         except ValueError:
             raise ValueError(f"cannot reshape tensor of shape {tuple(a.shape)} ({a.size} elements) into {tuple(shape)}") from None
         if strides is not None:
-            strides = tuple(s * a.itemsize for s in strides)
+            size = a.itemsize
+            strides = tuple([s * size for s in strides])
             # (only where numpy's differ, on size-1 dims alone: else numpy copied, and its strides stay)
             if strides != out.strides and all(n == 1 or s == t for n, s, t in zip(out.shape, strides, out.strides)):
                 out = get_array_module(a).lib.stride_tricks.as_strided(out, shape=out.shape, strides=strides)
@@ -53,11 +55,11 @@ class Transpose(Function):
     saves_tensors = False
 
     def forward(self, a, axes=None):
-        xp = get_array_module(a)
-        if axes is not None:
-            axes = permutation(axes, a.ndim)  # (PyTorch's refusals: a dim missing, repeated or out of range)
-        self.axes = axes
-        return xp.transpose(a, axes)
+        if axes is None:
+            self.axes = None
+            return a.transpose()  # (the array's method: numpy's and cupy's, without np.transpose's dispatch)
+        self.axes = axes = permutation(axes, a.ndim)  # (PyTorch's refusals: a dim missing, repeated or out of range)
+        return a.transpose(axes)
 
     def backward(self, g):
         xp = get_array_module(g)
@@ -147,9 +149,7 @@ def reshape(a, shape):
     data = a.data if isinstance(a, Tensor) else a
     shape = infer_size(shape, data.size if hasattr(data, "size") else np.size(data))
     if 1 in shape and not data.flags.c_contiguous:  # (a view: PyTorch's strides for its dims of size 1)
-        from .view_strides import torch_strides, view_strides
-
-        return Reshape.apply(a, shape=shape, strides=view_strides(data.shape, torch_strides(data), shape))
+        return Reshape.apply(a, shape=shape, strides=cached_view_strides(data.shape, torch_strides(data), shape))
     return Reshape.apply(a, shape=shape)
 
 

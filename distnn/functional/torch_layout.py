@@ -8,6 +8,8 @@ is not row-major the result is relaid (a copy, only then) in PyTorch's order.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from distnn.backend import get_array_module
 
 
@@ -49,13 +51,16 @@ def _torch_order(shape, operand_strides):
 
 #: operands that are numbers, not arrays (they have no layout)
 _NUMBERS = (float, int, bool, complex)
+_ndarray = np.ndarray
 
 
 def torch_layout(out, a, b):
     """``out`` (the elementwise result of ``a`` and ``b``) laid out as PyTorch lays it out: itself where both
     are row-major or numbers (the common case: nothing to do) or where its layout is already PyTorch's."""
-    # (the common case first, in a few attribute reads: this runs in every + - * / of the graph)
-    if (type(a) in _NUMBERS or a.flags.c_contiguous) and (type(b) in _NUMBERS or b.flags.c_contiguous):
+    # (the common case first, in a few attribute reads: this runs in every + - * / of the graph; a numpy array,
+    # the most common operand, is told by its type before the scan of _NUMBERS)
+    if ((a.flags.c_contiguous if type(a) is _ndarray else type(a) in _NUMBERS or a.flags.c_contiguous)
+            and (b.flags.c_contiguous if type(b) is _ndarray else type(b) in _NUMBERS or b.flags.c_contiguous)):
         return out
     return _relaid(out, a, b)
 

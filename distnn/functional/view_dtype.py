@@ -22,6 +22,9 @@ import numpy as np
 from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 from distnn.backend import get_array_module
 
+from .strides import torch_strides
+
+
 def as_dtype(dtype) -> np.dtype:
     """``dtype`` as distnn takes dtypes elsewhere (``Tensor.to``): distnn's (numpy's) dtype types, numpy dtypes,
     their names; refused with a TypeError when it names no dtype a tensor can hold."""
@@ -55,8 +58,6 @@ def check_view_dtype(a, new: np.dtype) -> None:
     what = f"to view {torch_dtype_name(old)} as {torch_dtype_name(new)} (different element sizes)"
     if a.ndim == 0:
         raise RuntimeError(f"self.dim() cannot be 0 {what}")
-    from .view_strides import torch_strides  # (view_strides imports this module)
-
     strides = torch_strides(a)
     last_stride = 1 if a.shape[-1] == 1 else strides[-1]
     if old.itemsize > new.itemsize:

@@ -17,74 +17,11 @@ from distnn.backend import get_array_module
 from . import memory_format as MF
 from .shape_checks import SizeMismatch, infer_size  # noqa: F401 - (importable from here as before)
 from .shape import Reshape
+from .strides import cached_view_strides, element_strides, torch_strides, view_strides  # noqa: F401 - (as before)
 from .view_dtype import view_dtype
 
 _VIEW_REFUSED = ("view size is not compatible with input tensor's size and stride (at least one dimension spans "
                  "across two contiguous subspaces). Use .reshape(...) instead.")
-
-
-def element_strides(a):
-    """numpy's strides of ``a`` in elements."""
-    return tuple(int(s) // a.dtype.itemsize for s in a.strides)
-
-
-def torch_strides(a) -> tuple:
-    """``Tensor.stride()``: numpy's strides in elements, with PyTorch's values where numpy's carry no information.
-    A dim of size 1 is never stepped over, and numpy gives the ones it adds (``x[None]``, ``x[:, None]``, a new
-    leading dim of ``expand``) stride 0, where PyTorch's ``unsqueeze`` gives ``size * stride`` of the dim after it
-    (1 for the last dim); numpy's empty arrays have all strides 0, PyTorch's new empty tensors row-major ones.
-    (Not recoverable: a size-1 slice of an expanded dim, stride 0 in PyTorch, is reported as an unsqueezed one.)"""
-    strides = element_strides(a)
-    if 0 not in strides:
-        return strides
-    shape = a.shape
-    if a.size == 0 and not any(strides):
-        return _contiguous_strides(shape)
-    out, after = list(strides), 1  # (after: what a size-1 dim before the current one would get)
-    for d in range(len(shape) - 1, -1, -1):
-        if shape[d] == 1 and out[d] == 0:
-            out[d] = after
-        after = shape[d] * out[d]
-    return tuple(out)
-
-
-def view_strides(shape, strides, new_shape):
-    """PyTorch's ``computeStride``: the strides of ``new_shape`` over memory laid out as ``shape``/``strides``,
-    or None where no view exists (the sizes have the same product)."""
-    shape, strides, new_shape = tuple(shape), tuple(strides), tuple(new_shape)
-    if not shape:
-        return (1,) * len(new_shape)
-    numel = 1
-    for s in shape:
-        numel *= s
-    if numel == 0:  # (any layout: the strides are arbitrary, PyTorch's too)
-        return strides if shape == new_shape else _contiguous_strides(new_shape)
-    new_strides = [0] * len(new_shape)
-    view_d = len(new_shape) - 1
-    chunk_base_stride = strides[-1]
-    tensor_numel = view_numel = 1
-    for tensor_d in range(len(shape) - 1, -1, -1):
-        tensor_numel *= shape[tensor_d]
-        # the end of a chunk: the first dim, or a dim before it that does not continue it
-        if tensor_d == 0 or (shape[tensor_d - 1] != 1 and strides[tensor_d - 1] != tensor_numel * chunk_base_stride):
-            while view_d >= 0 and (view_numel < tensor_numel or new_shape[view_d] == 1):
-                new_strides[view_d] = view_numel * chunk_base_stride
-                view_numel *= new_shape[view_d]
-                view_d -= 1
-            if view_numel != tensor_numel:
-                return None
-            if tensor_d > 0:
-                chunk_base_stride = strides[tensor_d - 1]
-                tensor_numel = view_numel = 1
-    return None if view_d != -1 else tuple(new_strides)
-
-
-def _contiguous_strides(shape):
-    out, step = [], 1
-    for s in reversed(shape):
-        out.append(step)
-        step *= max(s, 1)
-    return tuple(reversed(out))
 
 
 def is_contiguous_layout(a, memory_format=None) -> bool:
@@ -113,7 +50,7 @@ def view(t, shape):
     # then go to the result, numpy's reshape setting others for its dims of size 1)
     if a.flags.c_contiguous:
         return Reshape.apply(t, shape=new_shape)
-    strides = view_strides(a.shape, torch_strides(a), new_shape)
+    strides = cached_view_strides(a.shape, torch_strides(a), new_shape)
     if strides is None:
         raise RuntimeError(_VIEW_REFUSED)
     return Reshape.apply(t, shape=new_shape, strides=strides)
@@ -152,8 +89,11 @@ def view_call(t, args: tuple, kwargs: dict):
     if len(args) == 1 and isinstance(args[0], (str, type, np.dtype)):
         return view_dtype(t, args[0])
     sizes = tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
-    # (Python ints, the common case, as they are; the other integer forms through _size)
-    shape = list(sizes) if all(type(s) is int for s in sizes) else [_size(s) for s in sizes]
+    shape = list(sizes)
+    for s in shape:  # (Python ints, the common case, as they are; the other integer forms through _size)
+        if type(s) is not int:
+            shape = [_size(s) for s in sizes]
+            break
     if not args or None in shape:
         raise _refused_arguments(args, kwargs)
     return view(t, shape)

@@ -1,0 +1,225 @@
+"""Per-op overhead: the fixed cost of one small tensor op, distnn vs PyTorch (the peer) vs bare numpy (the floor).
+
+Each op runs on tensors small enough that the arithmetic is negligible, so the figure is the Python (and C++)
+around it: graph recording, checks, layout rules. Every figure is the minimum over ``--repeats`` timings of
+``--number`` calls each (the minimum: the machine is shared, and load only ever adds time).
+
+    python benchmarks/bench_op_overhead.py                    # distnn vs torch vs numpy, one table
+    python benchmarks/bench_op_overhead.py --trees /tmp/old .  # distnn of two source trees, interleaved
+
+Each implementation (or with ``--trees``, each tree's distnn, ``PYTHONPATH`` set to the tree) runs in a child
+process of its own, the children taking turns ``--rounds`` times; each op's figure is its minimum over the
+rounds, so a burst of load during one turn cannot make that column look slower than the others.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import timeit
+
+SHAPE = (64, 64)       # the elementwise ops' operands
+VIEWED = (64, 192)     # the view/reshape input
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--number", type=int, default=2000, help="calls per timing (default 2000)")
+    p.add_argument("--repeats", type=int, default=20, help="timings per op; the minimum is reported (default 20)")
+    p.add_argument("--trees", nargs="+", default=None, help="compare distnn of these source trees, interleaved")
+    p.add_argument("--rounds", type=int, default=3, help="turns each tree or implementation takes (default 3)")
+    p.add_argument("--only", default=None, help="op names to run, separated by '|' (default: all)")
+    p.add_argument("--worker", choices=("distnn", "torch", "numpy"), default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def distnn_ops():
+    import numpy as np
+
+    import distnn
+    import distnn.functional as F
+
+    rng = np.random.default_rng(0)
+    a_np, b_np = (rng.standard_normal(SHAPE, dtype=np.float32) for _ in range(2))
+    a, b = distnn.Tensor(a_np), distnn.Tensor(b_np)
+    ag, bg = distnn.Tensor(a_np, requires_grad=True), distnn.Tensor(b_np, requires_grad=True)
+    x = distnn.Tensor(rng.standard_normal(VIEWED, dtype=np.float32))
+    xt = x.t()
+    m1, m2 = (distnn.Tensor(rng.standard_normal((16, 16), dtype=np.float32), requires_grad=True) for _ in range(2))
+    mlp = distnn.nn.Sequential(distnn.nn.Linear(16, 32), distnn.nn.ReLU(), distnn.nn.Linear(32, 4))
+    opt = distnn.optim.SGD(mlp.parameters(), lr=0.01)
+    xb, yb = distnn.Tensor(rng.standard_normal((8, 16), dtype=np.float32)), distnn.Tensor(np.arange(8) % 4)
+
+    def mlp_step():
+        opt.zero_grad()
+        F.cross_entropy(mlp(xb), yb).backward()
+        opt.step()
+
+    return _ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step)
+
+
+def torch_ops():
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    F = torch.nn.functional
+    rng = np.random.default_rng(0)
+    a_np, b_np = (rng.standard_normal(SHAPE, dtype=np.float32) for _ in range(2))
+    a, b = torch.from_numpy(a_np), torch.from_numpy(b_np)
+    ag, bg = a.clone().requires_grad_(), b.clone().requires_grad_()
+    x = torch.from_numpy(rng.standard_normal(VIEWED, dtype=np.float32))
+    xt = x.t()
+    m1, m2 = (torch.from_numpy(rng.standard_normal((16, 16), dtype=np.float32)).requires_grad_() for _ in range(2))
+    mlp = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    opt = torch.optim.SGD(mlp.parameters(), lr=0.01)
+    xb, yb = torch.from_numpy(rng.standard_normal((8, 16), dtype=np.float32)), torch.from_numpy(np.arange(8) % 4)
+
+    def mlp_step():
+        opt.zero_grad()
+        F.cross_entropy(mlp(xb), yb).backward()
+        opt.step()
+
+    return _ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step)
+
+
+def _ops(a, b, ag, bg, x, xt, m1, m2, relu, mlp_step):
+    """The same calls for distnn and torch (their APIs agree on all of these)."""
+    return {
+        "a + b": lambda: a + b,
+        "a + b (grad)": lambda: ag + bg,
+        "a * b (grad)": lambda: ag * bg,
+        "x.view(64, -1)": lambda: x.view(64, -1),
+        "x.reshape(64, -1)": lambda: x.reshape(64, -1),
+        "x.t().reshape(192, 1, 64)": lambda: xt.reshape(192, 1, 64),
+        "x.t().reshape(-1)": lambda: xt.reshape(-1),
+        "x.t()": lambda: x.t(),
+        "x[0]": lambda: x[0],
+        "x.sum()": lambda: x.sum(),
+        "relu(a)": lambda: relu(ag),
+        "m1 @ m2 16x16 (grad)": lambda: m1 @ m2,
+        "MLP 16-32-4 step": mlp_step,
+    }
+
+
+def numpy_ops():
+    """The floor: the same arithmetic on bare arrays, no graph, no checks."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal(SHAPE, dtype=np.float32) for _ in range(2))
+    x = rng.standard_normal(VIEWED, dtype=np.float32)
+    xt = x.T
+    m1, m2 = (rng.standard_normal((16, 16), dtype=np.float32) for _ in range(2))
+    W1, b1 = rng.standard_normal((32, 16), dtype=np.float32), np.zeros(32, np.float32)
+    W2, b2 = rng.standard_normal((4, 32), dtype=np.float32), np.zeros(4, np.float32)
+    xb, yb = rng.standard_normal((8, 16), dtype=np.float32), np.arange(8) % 4
+    rows = np.arange(8)
+
+    def mlp_step():  # forward, softmax cross-entropy, backward, SGD: the arithmetic distnn records
+        h = np.maximum(xb @ W1.T + b1, 0)
+        z = h @ W2.T + b2
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        loss = -np.log(p[rows, yb]).mean()
+        p[rows, yb] -= 1
+        d2 = p / 8
+        dh = (d2 @ W2) * (h > 0)
+        for w, g in ((W1, dh.T @ xb), (b1, dh.sum(0)), (W2, d2.T @ h), (b2, d2.sum(0))):
+            w -= 0.01 * g
+        return loss
+
+    ops = {
+        "a + b": lambda: a + b,
+        "a * b (grad)": lambda: a * b,
+        "x.view(64, -1)": lambda: x.reshape(64, -1),
+        "x.t().reshape(192, 1, 64)": lambda: xt.reshape(192, 1, 64),
+        "x.t().reshape(-1)": lambda: xt.reshape(-1),
+        "x.t()": lambda: x.T,
+        "x[0]": lambda: x[0],
+        "x.sum()": lambda: x.sum(),
+        "relu(a)": lambda: np.maximum(a, 0),
+        "m1 @ m2 16x16 (grad)": lambda: m1 @ m2,
+        "MLP 16-32-4 step": mlp_step,
+    }
+    ops["a + b (grad)"] = ops["a + b"]
+    ops["x.reshape(64, -1)"] = ops["x.view(64, -1)"]
+    return ops
+
+
+def measure(ops, number, repeats, only=None):
+    out = {}
+    for name, f in ops.items():
+        if only and name not in only:
+            continue
+        for _ in range(max(number // 20, 10)):  # warm-up: caches, lazy imports, the allocator
+            f()
+        out[name] = 1e6 * min(timeit.repeat(f, number=number, repeat=repeats)) / number
+    return out
+
+
+def _run(kind, args, tree=None):
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if tree is not None:
+        env["PYTHONPATH"] = os.path.abspath(tree)
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--number", str(args.number),
+           "--repeats", str(args.repeats)] + (["--only", args.only] if args.only else [])
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, cwd=tree or None)
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} worker ({tree or 'this tree'}) failed: exit code {proc.returncode}\n{proc.stdout}")
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def _fold(best, got):
+    for k, v in got.items():
+        best[k] = min(best.get(k, float("inf")), v)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    only = set(args.only.split("|")) if args.only else None
+    if args.worker:
+        ops = {"distnn": distnn_ops, "torch": torch_ops, "numpy": numpy_ops}[args.worker]()
+        print(json.dumps(measure(ops, args.number, args.repeats, only)))
+        return 0
+    if args.trees:
+        best = {t: {} for t in args.trees}
+        for r in range(args.rounds):
+            for t in (args.trees if r % 2 == 0 else args.trees[::-1]):  # (each tree first half the time)
+                _fold(best[t], _run("distnn", args, t))
+        cols = [(os.path.basename(os.path.abspath(t)) or t, best[t]) for t in args.trees]
+        ratio = "last/first"
+    else:
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        kinds = ["distnn", "torch", "numpy"] if importlib.util.find_spec("torch") else ["distnn", "numpy"]
+        best = {k: {} for k in kinds}
+        for r in range(args.rounds):  # (the implementations take turns too)
+            for k in (kinds if r % 2 == 0 else kinds[::-1]):
+                _fold(best[k], _run(k, args, here if k == "distnn" else None))
+        cols = [(k, best[k]) for k in kinds]
+        ratio = None
+    names = list(cols[0][1])
+    head = [f"{c[:10] + ' us':>13}" for c, _ in cols]
+    if ratio:
+        head.append(f"{ratio[:13]:>14}")
+    else:
+        head += [f"{'/' + c:>9}" for c, _ in cols[1:]]
+    print(f"per-op overhead, min of {args.repeats} x {args.number} calls, {args.rounds} interleaved rounds" +
+          (f"; columns: {', '.join(args.trees)}" if args.trees else "; ratios: distnn / column"))
+    print(f"{'op':28}" + "".join(head))
+    for n in names:
+        vals = [c[1].get(n) for c in cols]
+        row = "".join(f"{v:13.2f}" if v is not None else f"{'-':>13}" for v in vals)
+        if ratio:
+            row += f"{vals[-1] / vals[0]:14.2f}"
+        else:
+            row += "".join(f"{vals[0] / v:9.2f}" if v else f"{'-':>9}" for v in vals[1:])
+        print(f"{n:28}" + row)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
