@@ -252,6 +252,7 @@ def _mha_functional(q, k, w, wo, bk, bv, m):
 
 _R_DIST = np.random.default_rng(43)  # (lgamma/digamma and the distributions' own stream)
 _R_SP = np.random.default_rng(47)  # (distnn.special's own stream: the entries after them keep their values)
+_R_SP2 = np.random.default_rng(59)  # (the normal CDF family's own stream, drawn only by its entries)
 _DIST_VALUE = _R_DIST.uniform(0.1, 0.9, (3, 4))
 _IGAMMA_SHAPE = _R_DIST.uniform(0.3, 8.0, (3, 4))  # (igamma is differentiable in its second argument only)
 
@@ -567,6 +568,13 @@ NEW_OPS = {
                           + dn.special.i1e(x) * 3),
     "polygamma": ([_R_SP.uniform(0.2, 9.0, (3, 4))], lambda x: dn.polygamma(2, x) + x.polygamma(3) * 0.5),
     "special_zeta": ([_R_SP.uniform(0.2, 9.0, (3, 4))], lambda q: dn.special.zeta(3.5, q)),
+    # --- new with the normal CDF family (static review: cupyx.scipy.special's erfcx/ndtri and erf/erfc on a GPU,
+    # log_ndtr's two branches either side of -1, erfcx's reflection left of 0)
+    "special_ndtr_family": ([_R_SP2.uniform(-6.0, 6.0, (3, 4))],
+                            lambda x: dn.special.ndtr(x) + dn.special.log_ndtr(x * 2) + dn.special.erfcx(x) * 0.5),
+    "special_ndtri": ([_R_SP2.uniform(0.01, 0.99, (3, 4))], dn.special.ndtri),
+    "special_entr_xlog1py": ([_R_SP2.uniform(0.05, 3.0, (3, 4)), _R_SP2.uniform(-0.9, 3.0, (3, 4))],
+                             lambda x, y: dn.special.entr(x) + dn.special.xlog1py(x, y)),
     "distributions_log_densities": ([_R_DIST.uniform(0.5, 3.0, (3, 4)), _R_DIST.uniform(0.5, 3.0, (3, 4))],
                                     _distributions_log_densities),
     # --- new with the rest of the Tensor API (static review, see _R_TR): windows and slice writes through
