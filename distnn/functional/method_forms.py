@@ -3,7 +3,6 @@
 ``is_signed``, ``absolute``, ``fix`` and ``msort``."""
 from __future__ import annotations
 
-import numpy as np
 
 from distnn.autograd.tensor import Tensor
 
