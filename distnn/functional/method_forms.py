@@ -3,7 +3,6 @@
 ``is_signed``, ``absolute``, ``fix`` and ``msort``."""
 from __future__ import annotations
 
-
 from distnn.autograd.tensor import Tensor
 
 from .shape_more import as_tensor
