@@ -130,7 +130,7 @@ def _main(argv=None) -> int:
             if e.exit_code in (EXIT_PREEMPTED, EXIT_PREEMPTED_UNSAVED):
                 from distnn.train.preemption import resume_hint
 
-                print(f"distnn: {one_line(e)}; {resume_hint()}", file=sys.stderr, flush=True)
+                print(f"distnn: {one_line(e)}; {resume_hint(e.signum)}", file=sys.stderr, flush=True)
             else:  # checkpointing off: nothing to resume from (128 + the signal's number)
                 print(f"distnn: {one_line(e)}; exit status {e.exit_code}", file=sys.stderr, flush=True)
         return e.exit_code
@@ -156,7 +156,7 @@ def _end_job_preempted_at_startup(e) -> None:
         rank, abort = _launcher_rank(), abort_job
     from distnn.train.preemption import resume_hint
 
-    print(f"distnn: rank {rank}: {one_line(e)}; ending all {size} ranks; {resume_hint()}", file=sys.stderr,
+    print(f"distnn: rank {rank}: {one_line(e)}; ending all {size} ranks; {resume_hint(e.signum)}", file=sys.stderr,
           flush=True)
     record_exit_status(e.exit_code, e.signum)
     from distnn.distributed.watchdog import FORWARD_GRACE_S

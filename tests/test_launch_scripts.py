@@ -1,7 +1,7 @@
 """launch/*.sh and slurm/train.sbatch, run by bash in a scratch copy of the repository.
 
-The copy's .venv holds a fake ``python``, ``mpiexec`` and (on PATH) ``srun`` and
-``scontrol`` that record where and how they were called: nothing is installed,
+The copy's .venv holds a fake ``python``, ``mpiexec`` and (on PATH) ``srun``,
+``scontrol`` and ``scancel`` that record where and how they were called: nothing is installed,
 no MPI job starts, and the real .venv is never touched. The repository path holds
 a space and a quote, so quoting mistakes show.
 """
@@ -24,13 +24,25 @@ name, argv = os.path.basename(sys.argv[0]), sys.argv[1:]
 if name == "python" and argv[:1] == ["-c"]:  # version checks and the sbatch summary line: the real python
     os.execv({exe!r}, [{exe!r}, *argv])
 with open(os.environ["FAKE_LOG"], "a") as f:
-    env = {{k: os.environ[k] for k in ("DISTNN_STATUS_DIR", "DISTNN_RESUME_HINT", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ}}
+    env = {{k: v for k, v in os.environ.items() if k.startswith("DISTNN_RESUME_HINT") or k in ("DISTNN_STATUS_DIR", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
     f.write(json.dumps({{"prog": name, "cwd": os.getcwd(), "argv": argv, "env": env}}) + "\n")
 if name == "python" and argv[:2] == ["-m", "pip"]:
     rc = int(os.environ.get("FAKE_PIP_UPGRADE_RC" if "--upgrade" in argv else "FAKE_PIP_RC", "0"))
     if rc:
         print("ERROR: a raw pip failure", file=sys.stderr)
     sys.exit(rc)
+wait = os.environ.get("FAKE_SRUN_WAIT")  # a marker path: srun says it runs, then waits for a scancel --signal
+if name == "scancel":
+    if wait:
+        open(wait + ".scancel", "w").close()
+    sys.exit(0)
+if name == "srun" and wait:
+    open(wait, "w").close()
+    import time
+    for _ in range(6000):  # (bounded: a script that never passes the signal on still ends, and the test sees it)
+        if os.path.exists(wait + ".scancel"):
+            break
+        time.sleep(0.01)
 if name == "srun":  # a finished run writes its summary; FAKE_STATUSES="0:3,1:75:15": each rank's record
     out = argv[argv.index("--out") + 1]
     os.makedirs(out, exist_ok=True)
@@ -62,7 +74,7 @@ def fake(tmp_path):
     venv_bin, tools = root / ".venv" / "bin", tmp_path / "tools"
     venv_bin.mkdir(parents=True)
     tools.mkdir()
-    for path in (venv_bin / "python", venv_bin / "mpiexec", tools / "srun", tools / "scontrol"):
+    for path in (venv_bin / "python", venv_bin / "mpiexec", tools / "srun", tools / "scontrol", tools / "scancel"):
         path.write_text(FAKE.format(exe=sys.executable))
         path.chmod(0o755)
     (root / ".venv" / ".distnn-installed-mpi-data-viz").touch()

@@ -37,7 +37,7 @@ def stop_before_member(gcomm, member: int, job, finished, mark, log) -> None:
     preemption.ignore_further_signals()  # (a duplicate signal must not turn the clean stop into a death)
     if gcomm.rank == 0:
         log.warning("%s; exiting with status %d%s", exc, exc.exit_code,
-                    f" ({preemption.resume_hint()})" if checkpointing else " (checkpointing is off)")
+                    f" ({preemption.resume_hint(sig)})" if checkpointing else " (checkpointing is off)")
     raise exc
 
 

@@ -132,10 +132,16 @@ class PreemptedAtStartup(Preempted):
         self.step, self.signum, self.checkpoint, self.error = 0, signum, None, None
 
 
-def resume_hint() -> str:
-    """How to continue a preempted run: ``--resume auto``, or what a batch script that passes it itself
-    says (``DISTNN_RESUME_HINT``: slurm/train.sbatch requeues, or names DISTNN_OUT)."""
-    return os.environ.get("DISTNN_RESUME_HINT") or "run again with --resume auto to continue"
+def resume_hint(signum: int | None = None) -> str:
+    """How to continue a run that ``signum`` preempted: ``--resume auto``, or what a batch script that passes it
+    itself says, per signal: ``DISTNN_RESUME_HINT_SIGUSR1`` (``_SIGTERM``, ...) when set, else ``DISTNN_RESUME_HINT``.
+
+    Per signal because the same stop means different things to a scheduler: under slurm/train.sbatch a
+    SIGUSR1 (its preemption signal) requeues the job, while the SIGTERM of ``scancel`` or the time limit
+    ends it for good (the user resubmits)."""
+    name = signal.Signals(signum).name if signum else None
+    return (os.environ.get(f"DISTNN_RESUME_HINT_{name}") if name else None) \
+        or os.environ.get("DISTNN_RESUME_HINT") or "run again with --resume auto to continue"
 
 
 def exit_status_for_signal(signum: int) -> int:

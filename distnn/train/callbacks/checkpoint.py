@@ -374,7 +374,7 @@ class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, Cal
         if handler is not None:
             preemption.ignore_further_signals(handler.signals)
         if trainer.is_main and path is not None:
-            self.log.warning("%s; exiting with status %d (%s)", exc, exc.exit_code, preemption.resume_hint())
+            self.log.warning("%s; exiting with status %d (%s)", exc, exc.exit_code, preemption.resume_hint(exc.signum))
         elif trainer.is_main:
             self.log.error("%s; exiting with status %d: the steps since the newest valid checkpoint are lost "
                            "(fix the checkpoint directory, then resume with --resume auto)", exc, exc.exit_code)
