@@ -13,7 +13,8 @@ The method is Cephes' ``airy.c`` as PyTorch's ``airy_ai_forward`` (``ATen/native
 * NaN at both infinities (PyTorch's: Cephes' domain error), NaN at NaN.
 
 Computed in the input's dtype, as PyTorch's kernel (so float32's ``e^zeta`` overflows, and Ai underflows to 0,
-from x = 25.77 on, as there). Integer and bool inputs compute in the default float dtype. PyTorch defines no derivative: the result does not require grad.
+from x = 25.77 on, as there). Integer and bool inputs compute in the default float dtype. PyTorch defines no
+derivative: the result does not require grad.
 """
 from __future__ import annotations
 

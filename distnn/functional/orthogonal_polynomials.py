@@ -54,8 +54,9 @@ def _evaluate(x, n, cases, first, step):
     one = x.dtype.type(1)
     out = xp.empty_like(x)
     todo = xp.ones(x.shape, dtype=bool)
-    for mask, value in [(lambda x, n: n < 0, lambda x, n: xp.zeros_like(x)), *cases,
-                        (lambda x, n: n == 0, lambda x, n: xp.ones_like(x)), (lambda x, n: n == 1, lambda x, n: first(x))]:
+    below = (lambda x, n: n < 0, lambda x, n: xp.zeros_like(x))
+    low = [(lambda x, n: n == 0, lambda x, n: xp.ones_like(x)), (lambda x, n: n == 1, lambda x, n: first(x))]
+    for mask, value in [below, *cases, *low]:
         hit = todo & mask(x, n)
         if hit.any():
             out[hit] = value(x[hit], n[hit])
