@@ -95,9 +95,12 @@ def test_the_special_cases_are_torchs_exactly():
     s = distnn.special
     v = s.chebyshev_polynomial_v(distnn.tensor(np.array([-1 + 2**-53])), 10).data  # (sin(acos(x)/2) rounds to 1)
     assert v[0] == 21.0 == torch.special.chebyshev_polynomial_v(torch.tensor([-1 + 2**-53]), 10).item()
-    w = s.shifted_chebyshev_polynomial_w(distnn.tensor(np.array([1 - 2**-54])), 11).data  # (shifted W: -1)
-    assert w[0] == torch.special.shifted_chebyshev_polynomial_w(torch.tensor([1 - 2**-54]), 11).item()
-    assert s.chebyshev_polynomial_w(distnn.tensor(np.array([1 - 2**-53])), 11).data[0] == \
+    # (W's next to 1: 2n + 1, but the shifted kernel's +-1 by parity, reachable in float32 only)
+    below_one = np.array([1 - 2**-24], np.float32)
+    for name, value in (("shifted_chebyshev_polynomial_w", -1.0), ("chebyshev_polynomial_w", 23.0)):
+        ours, ref = _both(name, below_one, 11)
+        assert ours.data[0] == ref.item() == value
+    assert s.chebyshev_polynomial_w(distnn.tensor(np.array([1 - 2**-53])), 11).data[0] == 23.0 == \
         torch.special.chebyshev_polynomial_w(torch.tensor([1 - 2**-53]), 11).item()
 
 
