@@ -11,18 +11,27 @@ torch.special's only too, differentiable as there; so are the Bessel functions `
 ``modified_bessel_i0``/``i1``/``k0``/``k1``, ``scaled_modified_bessel_k0``/``k1`` and ``spherical_bessel_j0``
 (:mod:`distnn.functional.bessel_more`), which have no derivative, as PyTorch's.
 
-Not here yet (PyTorch has them): airy_ai and the orthogonal polynomials (chebyshev_*, hermite_*,
-laguerre_polynomial_l, legendre_polynomial_p).
+``airy_ai`` (:mod:`distnn.functional.airy`) and the orthogonal polynomials ``chebyshev_polynomial_t``/``u``/``v``/
+``w``, ``shifted_chebyshev_polynomial_t``/``u``/``v``/``w``, ``hermite_polynomial_h``/``he``,
+``laguerre_polynomial_l`` and ``legendre_polynomial_p`` (:mod:`distnn.functional.orthogonal_polynomials`, each
+``(input, n)``) complete torch.special; they too have no derivative, as PyTorch's.
 """
 from __future__ import annotations
 
 from distnn.functional.activation import log_softmax as _log_softmax, sigmoid as expit, softmax as _softmax
+from distnn.functional.airy import airy_ai
 from distnn.functional.bessel import i0, i0e, i1, i1e
 from distnn.functional.bessel_more import (bessel_j0, bessel_j1, bessel_y0, bessel_y1, modified_bessel_i0,
                                            modified_bessel_i1, modified_bessel_k0, modified_bessel_k1,
                                            scaled_modified_bessel_k0, scaled_modified_bessel_k1, spherical_bessel_j0)
 from distnn.functional.gamma_functions import digamma, igamma as gammainc, igammac as gammaincc, lgamma as gammaln
 from distnn.functional.normal_cdf import entr, erfcx, log_ndtr, ndtr, ndtri, xlog1py
+from distnn.functional.orthogonal_polynomials import (chebyshev_polynomial_t, chebyshev_polynomial_u,
+                                                      chebyshev_polynomial_v, chebyshev_polynomial_w,
+                                                      hermite_polynomial_h, hermite_polynomial_he,
+                                                      laguerre_polynomial_l, legendre_polynomial_p,
+                                                      shifted_chebyshev_polynomial_t, shifted_chebyshev_polynomial_u,
+                                                      shifted_chebyshev_polynomial_v, shifted_chebyshev_polynomial_w)
 from distnn.functional.pointwise_binary import xlogy
 from distnn.functional.pointwise_unary import erf, erfc, erfinv, exp2, expm1, log1p, logit, sinc
 from distnn.functional.polygamma import polygamma, zeta
@@ -50,8 +59,13 @@ def log_softmax(input, dim, *, dtype=None):  # noqa: A002
     return _log_softmax(_in_dtype(input, dtype), dim=dim)
 
 
-__all__ = ["bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1", "modified_bessel_i0", "modified_bessel_i1",
-           "modified_bessel_k0", "modified_bessel_k1", "scaled_modified_bessel_k0", "scaled_modified_bessel_k1",
-           "spherical_bessel_j0", "digamma", "psi", "entr", "erf", "erfc", "erfcx", "erfinv", "exp2", "expm1", "expit", "gammainc",
-           "gammaincc", "gammaln", "i0", "i0e", "i1", "i1e", "log1p", "log_ndtr", "log_softmax", "logit", "logsumexp",
-           "multigammaln", "ndtr", "ndtri", "polygamma", "round", "sinc", "softmax", "xlog1py", "xlogy", "zeta"]
+__all__ = ["airy_ai", "chebyshev_polynomial_t", "chebyshev_polynomial_u", "chebyshev_polynomial_v",
+           "chebyshev_polynomial_w", "shifted_chebyshev_polynomial_t", "shifted_chebyshev_polynomial_u",
+           "shifted_chebyshev_polynomial_v", "shifted_chebyshev_polynomial_w", "hermite_polynomial_h",
+           "hermite_polynomial_he", "laguerre_polynomial_l", "legendre_polynomial_p", "bessel_j0", "bessel_j1",
+           "bessel_y0", "bessel_y1", "modified_bessel_i0", "modified_bessel_i1", "modified_bessel_k0",
+           "modified_bessel_k1", "scaled_modified_bessel_k0", "scaled_modified_bessel_k1", "spherical_bessel_j0",
+           "digamma", "psi", "entr", "erf", "erfc", "erfcx", "erfinv", "exp2", "expm1", "expit", "gammainc",
+           "gammaincc", "gammaln", "i0", "i0e", "i1", "i1e", "log1p", "log_ndtr", "log_softmax", "logit",
+           "logsumexp", "multigammaln", "ndtr", "ndtri", "polygamma", "round", "sinc", "softmax", "xlog1py",
+           "xlogy", "zeta"]
