@@ -89,3 +89,13 @@ def _relaid(out, *operands):
     relaid = relaid.transpose(inverse)
     relaid[...] = out
     return relaid
+
+
+def row_major(out):
+    """A reduction's or scan's result laid out as PyTorch 2.13 lays it out: row-major, whatever its input's
+    layout (numpy's follow the input's memory order, so ``x.permute(2, 0, 1).sum(-1)`` would be column-major and
+    its ``view`` refused where PyTorch's is allowed). A copy only where numpy's is not row-major already: a
+    result of fewer than 2 dims, or of a row-major input, is as it is."""
+    if out.ndim < 2 or out.flags.c_contiguous:
+        return out
+    return get_array_module(out).ascontiguousarray(out)
