@@ -82,7 +82,13 @@ def _relaid(out, *operands):
             expected *= shape[d]
     if ok:
         return out
+    return in_order(out, perm)
+
+
+def in_order(out, perm):
+    """A copy of ``out`` whose memory runs along the dims ``perm`` (fastest first)."""
     xp = get_array_module(out)
+    shape = tuple(out.shape)
     slow_first = perm[::-1]
     relaid = xp.empty(tuple(shape[d] for d in slow_first), dtype=out.dtype)
     inverse = [slow_first.index(d) for d in range(len(shape))]
