@@ -21,14 +21,11 @@ What is not compared, and why:
 
 * ``stride()`` of dims of size 1 and of empty tensors: any stride is valid there and numpy's (which distnn's
   are) differ from torch's; nothing can depend on it (``is_contiguous`` and ``view`` ignore them in both).
-* The layout (``is_contiguous``, ``stride``) of a sum over a dim of a tensor that is not contiguous: torch's
-  reductions lay their result out in the input's order (``x.transpose(0, 2).sum(-1)`` is not contiguous),
-  distnn's are row-major (numpy's), so distnn allows a ``view`` of them that torch refuses. Not fixed here.
-  Likewise a batched matmul of a permuted tensor (``x.movedim(0, -3) @ ...``: torch's result is not contiguous).
-* Likewise the layout of advanced indexing (``x[[0, 2]]``) of a tensor that is not contiguous: distnn's is
-  row-major, torch's keeps the input's order of the dims not indexed (``x.transpose(0, 2)[[0, 0]]`` is not
-  contiguous in torch; ``x.t()[[0, 2]]`` is, in both). Not fixed here. (An empty input counts as not
-  contiguous for these three: its strides are torch's own choice.)
+* The layout (``is_contiguous``, ``stride``) of advanced indexing (``x[[0, 2]]``) of a tensor that is not
+  contiguous where the result has a dim of size 1: distnn's is row-major there, torch's may keep the input's
+  order (see distnn/functional/index_layout.py; the others are compared). (An empty input counts as not
+  contiguous here: its strides are torch's own choice.) Reductions (sum, mean, amax over a dim) are compared:
+  torch's are row-major whatever the input's layout, as distnn's (tests/test_reduction_layout_torch.py).
 * Where such a layout differs, ``view`` of it is allowed in one and refused in the other: the program stops.
 * The layout of an elementwise or indexing result of a tensor whose memory overlaps itself (an expand,
   overlapping unfold windows): torch and numpy break ties between equal strides their own ways. Their
@@ -397,8 +394,9 @@ def _out_of_place_step(rng, x, others):
     if k == 5:
         return "detach()", lambda L, t, o: t.detach(), None
     if k == 6 and x.dim():
-        d = _dim(rng, x.dim())
-        return f"sum({d}, keepdim=True)", lambda L, t, o: t.sum(d, keepdim=True), None
+        d, keep = _dim(rng, x.dim()), bool(rng.random() < 0.7)
+        name = ("sum", "mean", "amax")[int(rng.integers(3))]
+        return f"{name}({d}, keepdim={keep})", lambda L, t, o: getattr(t, name)(d, keepdim=keep), None
     if k == 7 and x.dim() and x.shape[0]:
         rows = [int(i) for i in rng.integers(0, x.shape[0], 3)]
         return f"x[{rows}]", lambda L, t, o: t[_tensor(L, np.array(rows))], None
@@ -509,7 +507,7 @@ def run_program(seed):
                 src_t, src_d = hs[i]["t"], hs[i]["d"]
                 free = desc != "contiguous()" and (hs[i]["free"] or kind == "new" and (
                     src_d.stride() != src_t.stride() if desc == "clone()" and hs[i]["ro"]
-                    else desc != "clone()" and (hs[i]["ro"] or desc.startswith(("sum(", "x[[", "x @")) and not (
+                    else desc != "clone()" and (hs[i]["ro"] or desc.startswith("x[[") and 1 in out[torch][1].shape and not (
                         src_t.is_contiguous() and src_t.numel()))))
                 new["free"] = free  # (and the views of it, and what is computed from them)
                 # (once memory was seen as another dtype, its integers may be bits of floats: all of them)

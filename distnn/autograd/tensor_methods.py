@@ -158,10 +158,14 @@ class TensorMethods:
         return _ops.reduce.norm(self, p, dim, keepdim)
 
     def all(self, dim=None, keepdim=False):
-        return _const(self.data.all(axis=dim, keepdims=keepdim))
+        from distnn.functional.torch_layout import row_major  # (row-major as PyTorch's, whatever self's layout)
+
+        return _const(row_major(self.data.all(axis=dim, keepdims=keepdim)))
 
     def any(self, dim=None, keepdim=False):
-        return _const(self.data.any(axis=dim, keepdims=keepdim))
+        from distnn.functional.torch_layout import row_major
+
+        return _const(row_major(self.data.any(axis=dim, keepdims=keepdim)))
 
     def masked_fill(self, mask, value):
         """``value`` where ``mask`` is true, else this tensor (the gradient flows where it is kept; a 0-d

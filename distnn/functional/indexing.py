@@ -8,6 +8,8 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
+from .index_layout import torch_index_layout
+
 
 def _is_advanced(index):
     items = index if isinstance(index, tuple) else (index,)
@@ -107,8 +109,8 @@ class GetItem(Function):
             raise IndexError(f"index {index!r} is invalid for tensor of shape {tuple(a.shape)}: {e}") from None
         if isinstance(out, np.generic):  # numpy's a[i, j] is a scalar copy: PyTorch's is a 0-d view, ``e *= w`` writes a
             out = a[(index if isinstance(index, tuple) else (index,)) + (Ellipsis,)]
-        elif _is_advanced(index):  # (a copy: row-major as PyTorch's, where numpy's a[:, [0, 2]] is column-major, so
-            out = get_array_module(out).ascontiguousarray(out)  # that view() allows what PyTorch's allows)
+        elif _is_advanced(index):  # (a copy, laid out as PyTorch's, where numpy's a[:, [0, 2]] is column-major, so
+            out = torch_index_layout(a, index, out)  # that view() allows what PyTorch's allows)
         return out
 
     def backward(self, g):

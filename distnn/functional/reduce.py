@@ -18,6 +18,7 @@ from distnn.autograd.function import OUTPUT, Function
 from distnn.backend import get_array_module
 
 from ._dims import DimensionError, dim_or_axis
+from .torch_layout import row_major
 
 
 def _axes(axis, ndim):
@@ -51,7 +52,8 @@ class Sum(Function):
         self.shape = a.shape
         self.axes = _axes(axis, a.ndim)
         self.keepdims = keepdims
-        return a.sum(axis=self.axes, keepdims=keepdims, dtype=_accumulator(a, dtype))
+        out = a.sum(axis=self.axes, keepdims=keepdims, dtype=_accumulator(a, dtype))
+        return out if out.ndim < 2 else row_major(out)  # (a full sum, the loss's, with no call)
 
     def backward(self, g):
         return (_expand_back(g, self.axes, self.keepdims, self.shape),)
@@ -70,7 +72,8 @@ class Mean(Function):
         if self.count == 0 and a.dtype.kind in "fc":  # (the mean of no elements: NaN, as PyTorch's, with no warning)
             total = a.sum(axis=self.axes, keepdims=keepdims)
             return get_array_module(a).full(total.shape, float("nan"), dtype=total.dtype)
-        return a.mean(axis=self.axes, keepdims=keepdims)
+        out = a.mean(axis=self.axes, keepdims=keepdims)
+        return out if out.ndim < 2 else row_major(out)
 
     def backward(self, g):
         if self.count == 0:  # (no elements to get a gradient)
@@ -100,7 +103,7 @@ class _Extremum(Function):
         if a.dtype.kind in "fc" and bool(xp.isnan(out).any()):  # NaN equals nothing: the NaNs are the extrema
             self.mask |= xp.isnan(a) & xp.isnan(out)
         self.axes, self.keepdims = axes, keepdims
-        return out if keepdims else out.reshape([s for i, s in enumerate(a.shape) if i not in axes])
+        return row_major(out if keepdims else out.reshape([s for i, s in enumerate(a.shape) if i not in axes]))
 
     def backward(self, g):
         xp = get_array_module(g)
@@ -136,7 +139,7 @@ class Var(Function):
         mean = a.mean(axis=axes, keepdims=True)
         self.centered = a - mean  # two-pass: no E[x^2] - mean^2 cancellation
         self.axes, self.keepdims, self.denom = axes, keepdims, builtins.max(n - ddof, 0)
-        return (self.centered * self.centered).sum(axis=axes, keepdims=keepdims) / self.denom
+        return row_major((self.centered * self.centered).sum(axis=axes, keepdims=keepdims) / self.denom)
 
     def backward(self, g):
         xp = get_array_module(g)

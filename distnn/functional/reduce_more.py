@@ -13,6 +13,7 @@ from distnn.backend import get_array_module, unwrap
 from ._dims import wrap_dim
 from .elementwise import _quiet, float_input
 from .reduce import Max, Min, _axes, _accumulator, _every_dim_if_empty, _with_dtype
+from .torch_layout import row_major
 
 
 class CumSum(Function):
@@ -25,7 +26,7 @@ class CumSum(Function):
         self.dim = dim
         if a.ndim == 0:
             return a.astype(_accumulator(a, dtype) or a.dtype)
-        return xp.cumsum(a, axis=dim, dtype=_accumulator(a, dtype))
+        return row_major(xp.cumsum(a, axis=dim, dtype=_accumulator(a, dtype)))
 
     def backward(self, g):
         if g.ndim == 0:
@@ -54,7 +55,7 @@ class Prod(Function):
         if dim is None:
             self.out = a.prod(dtype=integer)
         else:
-            self.out = a.prod(axis=dim, keepdims=keepdim, dtype=integer)
+            self.out = row_major(a.prod(axis=dim, keepdims=keepdim, dtype=integer))
         return self.out  # (kept for the graph backward, derivatives/pointwise_more.py)
 
     def backward(self, g):
@@ -108,7 +109,7 @@ class LogSumExp(Function):
         with _quiet(xp, over=True):
             out = xp.log(xp.exp(a - m).sum(axis=axes, keepdims=True)) + m
         self.a, self.out, self.axes, self.keepdim = a, out, axes, keepdim
-        return out if keepdim else out.reshape([s for i, s in enumerate(a.shape) if i not in axes])
+        return row_major(out if keepdim else out.reshape([s for i, s in enumerate(a.shape) if i not in axes]))
 
     def backward(self, g):
         xp = get_array_module(g)

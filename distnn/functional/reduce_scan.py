@@ -22,6 +22,7 @@ from .indexing import Gather
 from .reduce import _axes, _every_dim_if_empty, _expand_back, _refuse_non_float, mean, std, sum as _sum, var
 from .reduce_more import _with_dtype, amax, amin
 from .shape_more import as_tensor
+from .torch_layout import row_major
 
 CumResult = namedtuple("cummax", ["values", "indices"])
 AminmaxResult = namedtuple("aminmax", ["min", "max"])
@@ -190,7 +191,7 @@ def count_nonzero(input, dim=None):  # noqa: A002
     data = as_tensor(input).data
     axes = None if dim is None else tuple(wrap_dim(d, data.ndim, "count_nonzero")
                                           for d in ((dim,) if isinstance(dim, int) else dim))
-    return Tensor((data != 0).sum(axis=axes).astype(np.int64))
+    return Tensor(row_major((data != 0).sum(axis=axes).astype(np.int64)))
 
 
 def _without_nan(x):
@@ -221,7 +222,8 @@ class NanMean(Function):
         self.keep, self.axes, self.keepdim = keep, axes, keepdim
         self.count = keep.sum(axis=axes, keepdims=keepdim).astype(a.dtype)
         with _quiet(xp):  # (0 / 0 where a slice holds no number: NaN, as PyTorch, without numpy's warning)
-            return (xp.where(keep, a, 0).sum(axis=axes, keepdims=keepdim) / self.count).astype(a.dtype, copy=False)
+            out = (xp.where(keep, a, 0).sum(axis=axes, keepdims=keepdim) / self.count).astype(a.dtype, copy=False)
+            return row_major(out)
 
     def backward(self, g):
         with _quiet(get_array_module(g)):

@@ -82,10 +82,26 @@ def _relaid(out, *operands):
             expected *= shape[d]
     if ok:
         return out
+    return in_order(out, perm)
+
+
+def in_order(out, perm):
+    """A copy of ``out`` whose memory runs along the dims ``perm`` (fastest first)."""
     xp = get_array_module(out)
+    shape = tuple(out.shape)
     slow_first = perm[::-1]
     relaid = xp.empty(tuple(shape[d] for d in slow_first), dtype=out.dtype)
     inverse = [slow_first.index(d) for d in range(len(shape))]
     relaid = relaid.transpose(inverse)
     relaid[...] = out
     return relaid
+
+
+def row_major(out):
+    """A reduction's or scan's result laid out as PyTorch 2.13 lays it out: row-major, whatever its input's
+    layout (numpy's follow the input's memory order, so ``x.permute(2, 0, 1).sum(-1)`` would be column-major and
+    its ``view`` refused where PyTorch's is allowed). A copy only where numpy's is not row-major already: a
+    result of fewer than 2 dims, or of a row-major input, is as it is."""
+    if out.ndim < 2 or out.flags.c_contiguous:
+        return out
+    return get_array_module(out).ascontiguousarray(out)
