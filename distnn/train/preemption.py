@@ -65,7 +65,10 @@ NaN at that step while its gradients stay finite;
 SIGTERM) at that step (step 0: during start-up, once the job is set up), and
 the rank reads the flag at that step, simulated or not; STEP may also name a
 point between steps (:func:`fault_point`: ``startup-end``, ``handler``,
-``metrics-write``, ``after-training``, ``between-members``);
+``validation``, ``metrics-write``, ``after-training``, ``between-members``);
+``DISTNN_FAULT_RAISE_AT=RANK:NAME[,...]`` makes that rank raise a
+``RuntimeError`` at the named point, as a bug in a user's code on one rank
+would (the other ranks are then in a collective that never completes);
 ``DISTNN_FAULT_EXIT_AT=RANK:STEP[:STATUS]`` makes that rank raise
 ``SystemExit(STATUS)`` (default 3) at that step, as a user's code might;
 ``DISTNN_FAULT_STEP_DELAY=SECONDS`` sleeps at every step (to make a short job
@@ -364,15 +367,19 @@ _fired_points: set = set()  # (rank, point) of the named fault points already fi
 
 
 def fault_point(name: str, rank: int) -> None:
-    """``DISTNN_FAULT_SIGNAL_AT=RANK:NAME[:SIG]``: this rank signals itself at the named point, once.
+    """``DISTNN_FAULT_SIGNAL_AT=RANK:NAME[:SIG]``: this rank signals itself at the named point, once
+    (SIGKILL too: a rank killed there); ``DISTNN_FAULT_RAISE_AT=RANK:NAME``: it raises RuntimeError there.
 
     Named points (for tests of the moments between steps): ``startup-end`` (the instant the start-up
     phase ends, in :func:`~distnn.train.callbacks.checkpoint_setup.attach`), ``handler`` (just before the
-    training-time handler is installed there), ``metrics-write`` (rank 0, between writing a metrics
+    training-time handler is installed there), ``validation`` (the start of the run's first validation,
+    at the end of an epoch: the rank's peers are in or on their way to the validation's allreduce),
+    ``metrics-write`` (rank 0, between writing a metrics
     file's temporary copy and renaming it into place), ``after-training`` (right after the rank's
     ``Trainer.fit`` returned, before the test evaluation and the results; in an ensemble, after its
     first member's) and ``between-members`` (an ensemble's rank, before its second member).
     """
+    _raise_at_point(name, rank)
     spec = os.environ.get("DISTNN_FAULT_SIGNAL_AT")
     if not spec or (rank, name) in _fired_points:
         return
@@ -384,6 +391,18 @@ def fault_point(name: str, rank: int) -> None:
             os.kill(os.getpid(), _signum(parts[2] if len(parts) > 2 else "SIGTERM"))
             _await_handler(before)
             return
+
+
+def _raise_at_point(name: str, rank: int) -> None:
+    """``DISTNN_FAULT_RAISE_AT=RANK:NAME``: this rank raises at the named point, once (see :func:`fault_point`)."""
+    spec = os.environ.get("DISTNN_FAULT_RAISE_AT")
+    if not spec or (rank, "raise:" + name) in _fired_points:
+        return
+    for item in spec.split(","):
+        parts = [p.strip() for p in item.split(":")]
+        if len(parts) == 2 and parts[0].isdigit() and int(parts[0]) == rank and parts[1] == name:
+            _fired_points.add((rank, "raise:" + name))
+            raise RuntimeError(f"test fault: rank {rank} raised at {name} (DISTNN_FAULT_RAISE_AT)")
 
 
 def ignore_further_signals(signals=DEFAULT_SIGNALS) -> None:

@@ -54,6 +54,7 @@ from .batch_eval import eval_outputs, evaluate_arrays
 from .callbacks.base import CallbackList, final_report, metric_counts
 from .logging_utils import get_logger
 from .mixed_precision import MixedPrecision
+from .preemption import fault_point
 from .trainer_objective import StepObjectiveMixin
 from .trainer_evaluation import EvaluationMixin
 from .trainer_data import check_dataset, collate_xy, input_dtype, train_batches
@@ -304,6 +305,8 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin, EvaluationMixin):
             # longer run does (which did not validate this epoch)
             self.validation_counts = self.evaluated and on_schedule
             if self.evaluated:
+                # (tests: DISTNN_FAULT_SIGNAL_AT / _RAISE_AT=RANK:validation; fires once, at the first one)
+                fault_point("validation", int(getattr(self.comm, "world_rank", self.comm.rank)))
                 logs.update(self.evaluate(self.val_data, prefix="val_"))
             logs["lr"] = self.lr
             logs["wall_time"] = self.state.elapsed + time.perf_counter() - t_start
