@@ -163,6 +163,33 @@ def _signal_state():
             "blocked": signal.pthread_sigmask(signal.SIG_BLOCK, []) & set(_SIGNALS)}
 
 
+def _put_signals_back(before) -> dict:
+    """Restore the :func:`_signal_state` ``before``; return what had changed: {what: (found, expected)}."""
+    after, changed = _signal_state(), {}
+    for name, handler in after["handlers"].items():
+        if handler != before["handlers"][name]:
+            changed[f"{name} handler"] = (handler, before["handlers"][name])
+            if before["handlers"][name] is not None:  # (None: a handler not set from Python, not restorable)
+                signal.signal(getattr(signal, name), before["handlers"][name])
+    if after["blocked"] != before["blocked"]:
+        changed["blocked signals"] = tuple(sorted(s.name for s in state["blocked"]) for state in (after, before))
+        signal.pthread_sigmask(signal.SIG_SETMASK,
+                               signal.pthread_sigmask(signal.SIG_BLOCK, []) - after["blocked"] | before["blocked"])
+    return changed
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_signal_handlers_leaked_by_module_fixtures(request):
+    """The per-test guard below is set up after the module-scoped fixtures (a trained run shared by a file's
+    tests): this one, set up before them and torn down after, sees what they leave."""
+    before = _signal_state()
+    yield
+    changed = _put_signals_back(before)
+    if changed:
+        pytest.fail(f"{request.node.nodeid}'s module-scoped fixtures left signal handling changed: "
+                    + ", ".join(f"{k} {v!r} (expected {e!r})" for k, (v, e) in changed.items()), pytrace=False)
+
+
 @pytest.fixture(autouse=True)
 def _no_leaked_global_state(request):
     """Fails a test that leaves the default dtype, grad mode, autocast, anomaly mode, numpy's errstate, or
@@ -173,18 +200,8 @@ def _no_leaked_global_state(request):
     yield
     expected = dict(_EXPECTED)
     leaked = {k: v for k, v in _global_state().items() if v != expected[k]}
-    signals_after = _signal_state()
-    for name, handler in signals_after["handlers"].items():
-        before = signals_before["handlers"][name]
-        if handler != before:
-            leaked[f"{name} handler"], expected[f"{name} handler"] = handler, before
-            if before is not None:  # (None: a handler not installed from Python, which cannot be put back)
-                signal.signal(getattr(signal, name), before)
-    if signals_after["blocked"] != signals_before["blocked"]:
-        leaked["blocked signals"] = sorted(s.name for s in signals_after["blocked"])
-        expected["blocked signals"] = sorted(s.name for s in signals_before["blocked"])
-        signal.pthread_sigmask(signal.SIG_SETMASK, signal.pthread_sigmask(signal.SIG_BLOCK, [])
-                               - signals_after["blocked"] | signals_before["blocked"])
+    for k, (found, wanted) in _put_signals_back(signals_before).items():
+        leaked[k], expected[k] = found, wanted
     if not leaked:
         return
     np.seterr(**_NUMPY_ERR)
