@@ -32,15 +32,17 @@ def pytest_configure(config):
 
 def import_torch():
     """The PyTorch oracle, or a visible skip when it is not installed."""
-    return pytest.importorskip("torch", reason="PyTorch (torch==2.13.0) is the test oracle; .ci/run installs it")
+    first = "torch" not in sys.modules
+    t = pytest.importorskip("torch", reason="PyTorch (torch==2.13.0) is the test oracle; .ci/run installs it")
+    if first and _current_seed is not None:  # (imported during a test, after its seeding: seeded now, as if before)
+        t.manual_seed(_current_seed)
+    return t
 
 
 @pytest.fixture
 def torch():
     t = import_torch()
     t.set_num_threads(1)
-    if _current_seed is not None:  # (imported by this fixture, after _reseed_shared_generators ran: seed it now)
-        t.manual_seed(_current_seed)
     return t
 
 
