@@ -83,7 +83,10 @@ def clean_preemption_flags():
 # gives every test other draws: a test that passes only for lucky draws shows up. Under mpiexec every rank
 # gets the same seed for the same test, as every rank got the same draws before (each rank's pytest
 # session ran the same tests in the same order); a test that wants ranks to differ seeds by rank itself.
-_SALT = int(os.environ.get("DISTNN_TEST_SEED", "0"))
+try:
+    _SALT = int(os.environ.get("DISTNN_TEST_SEED", "0"))
+except ValueError:
+    raise pytest.UsageError(f"DISTNN_TEST_SEED must be an integer, got {os.environ['DISTNN_TEST_SEED']!r}") from None
 _current_seed = None  # the seed of the test running (for the torch fixture, which may import torch later)
 
 
