@@ -2,6 +2,9 @@
 # The whole test suite: single-process pytest, then the multi-rank tests under
 # mpiexec with 2 and 3 ranks (pytest-mpi). Creates or reuses .venv.
 # Extra arguments go to every pytest invocation (e.g. -x, -k name).
+# Every test starts distnn's default generator, numpy's and Python's global RNGs and torch's from a seed
+# of its own (tests/conftest.py: its node id), so it draws the same alone or in the full suite;
+# DISTNN_TEST_SEED=N (default 0) gives every test other draws, to find a test that passes only by luck.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DISTNN_EXTRAS="mpi,data,viz,dev" source launch/_venv.sh

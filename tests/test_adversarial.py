@@ -20,6 +20,9 @@ from distnn.train.trainer import Trainer
 
 from test_checkpoint import assert_bitwise, final_state
 
+# (tests that wire a trainer with attach() themselves: its SIGTERM/SIGUSR1 handler put back after each)
+pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
+
 
 def _mlp(sizes, dtype=np.float32, seed=0):
     distnn.manual_seed(seed)

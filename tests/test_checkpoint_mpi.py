@@ -110,7 +110,7 @@ def test_kill_9_one_rank_then_resume_matches_uninterrupted(reference, tmp_path, 
     # --kill-on-bad-exit); the surviving rank sees the dead one's process gone and aborts.
     # The collective timeout (600 s) and the shells' sleep (600 s) are far beyond run_job's deadline
     # (300 s): a job that waited for either fails with TimeoutExpired, or the 30 s bound below.
-    step = random.Random().randint(6, STEPS - 2)
+    step = random.randint(6, STEPS - 2)  # (per-test seeded in conftest: DISTNN_TEST_SEED picks other steps)
     shell = launcher == "outliving-shell"
     env = {"DISTNN_FAULT_KILL_AT": f"1:{step}", "DISTNN_COLLECTIVE_TIMEOUT": "600"}
     rc, err, secs = run_job(tmp_path, "--every-n-steps", "4", env=env, outliving_shell=shell, timeout=300)
@@ -175,7 +175,7 @@ def test_sigterm_twice_to_mpiexec_checkpoints_and_exits_75(reference, tmp_path):
     # known points, however slow the machine (a sleep before each used to decide, and a slow job could
     # finish or save before the signal): every rank pauses at `step` until the first comes, and rank 0
     # pauses again right after writing model.npz until the second comes.
-    step = random.Random().randint(2, 16)  # somewhere in the first epochs
+    step = random.randint(2, 16)  # somewhere in the first epochs (seeded per test: see conftest)
     markers = tmp_path / "markers"
     markers.mkdir()
     out = tmp_path / "run"

@@ -403,6 +403,7 @@ def test_member_config_retrains_that_member_bootstrap_and_overrides(tmp_path):
     assert all(np.array_equal(again.state_dict()[k], w2[k]) for k in w2)
 
 
+@pytest.mark.usefixtures("clean_preemption_flags")  # (a preempted run_training leaves the signals ignored)
 def test_preempted_ensemble_resumes_every_member(tmp_path, monkeypatch):
     """Preempted while member 1 trains (members in turns): --resume auto keeps finished member 0, resumes
     member 1 from its checkpoint, and ends exactly like the uninterrupted ensemble."""

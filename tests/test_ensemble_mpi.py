@@ -82,6 +82,7 @@ def test_evaluate_ensemble_mpi_equals_hand_computation(comm, per_rank):
 
 
 @pytest.mark.mpi(min_size=2)
+@pytest.mark.usefixtures("clean_preemption_flags")  # (train_rank: the handlers it installs put back)
 def test_ensemble_training_mpi_equals_one_process(comm, mpi_tmp_path):
     from distnn.distributed import LocalCommunicator
     from distnn.train.job import train_rank

@@ -25,6 +25,9 @@ from distnn.train.trainer import Trainer
 
 from test_checkpoint import assert_bitwise, final_state
 
+# (tests that wire a trainer with attach() themselves: its SIGTERM/SIGUSR1 handler put back after each)
+pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
+
 
 class _Record(Callback):
     """Each step's loss and the scale after it."""

@@ -7,7 +7,8 @@ Run with ``mpiexec -n 2 python -m pytest --with-mpi -m mpi tests/test_train_prec
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.mpi(min_size=2)
+# (clean_preemption_flags: these tests run a job without run_training, which would put the handlers back)
+pytestmark = [pytest.mark.mpi(min_size=2), pytest.mark.usefixtures("clean_preemption_flags")]
 
 
 @pytest.fixture(scope="module")
