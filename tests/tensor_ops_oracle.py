@@ -84,3 +84,15 @@ def ints(*shape, low=0, high=5, seed=0):
 
 def ties(*shape, seed=0):
     return np.random.default_rng(seed).integers(-2, 3, size=shape).astype(np.float64)
+
+
+def layout_signature(t):
+    """What a tensor's layout lets a later op do, as PyTorch decides it (``t`` is distnn's or torch's):
+    ``is_contiguous()``, whether ``view(-1)`` is allowed, and the strides of its dims of size other than 1
+    (a size-1 dim's stride is free in PyTorch, and numpy's can differ)."""
+    try:
+        t.view(-1)
+        viewable = True
+    except RuntimeError:
+        viewable = False
+    return t.is_contiguous(), viewable, [s for s, n in zip(t.stride(), t.shape) if n != 1]
