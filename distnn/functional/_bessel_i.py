@@ -15,6 +15,7 @@ import numpy as np
 from distnn.backend import get_array_module
 
 from ._elementwise_common import _quiet
+from ._special import _cupy_special, _in_float64
 
 # Chebyshev coefficients (Cephes): e^-x I0(x) on [0, 8], and e^-x sqrt(x) I0(x) on [8, inf) in 32/x - 2
 _I0_SMALL = (
@@ -91,22 +92,12 @@ def _i1e64(x):
     return np.where(x < 0, -out, out)
 
 
-def _with_dtype(fn, x):
-    return fn(x.astype(np.float64, copy=False)).astype(x.dtype, copy=False)
-
-
 def _unscaled(fn, x):
     """``e^|x|`` (in ``x``'s dtype, float16 in float32 as PyTorch upcasts it) times the scaled function."""
     dtype = np.float32 if x.dtype == np.float16 else x.dtype
     with _quiet(np, over=True):
         grow = np.exp(np.abs(x).astype(dtype, copy=False))
-        return (grow * _with_dtype(fn, x).astype(dtype, copy=False)).astype(x.dtype, copy=False)
-
-
-def _cupy_special(name):
-    from cupyx.scipy import special
-
-    return getattr(special, name)
+        return (grow * _in_float64(fn, x).astype(dtype, copy=False)).astype(x.dtype, copy=False)
 
 
 def i0_array(x):
@@ -116,7 +107,7 @@ def i0_array(x):
 
 def i0e_array(x):
     """``e^-|x| I0(x)``, elementwise."""
-    return _with_dtype(_i0e64, x) if get_array_module(x) is np else _cupy_special("i0e")(x)
+    return _in_float64(_i0e64, x) if get_array_module(x) is np else _cupy_special("i0e")(x)
 
 
 def i1_array(x):
@@ -126,4 +117,4 @@ def i1_array(x):
 
 def i1e_array(x):
     """``e^-|x| I1(x)``, elementwise (odd)."""
-    return _with_dtype(_i1e64, x) if get_array_module(x) is np else _cupy_special("i1e")(x)
+    return _in_float64(_i1e64, x) if get_array_module(x) is np else _cupy_special("i1e")(x)

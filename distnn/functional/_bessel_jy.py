@@ -15,7 +15,7 @@ import numpy as np
 from distnn.backend import get_array_module
 
 from ._elementwise_common import _quiet
-from ._special import _cupy_special, _in_float64
+from ._special import _cupy_special, _in_float64, horner as _horner
 
 # P and Q of the asymptotic form (in 25/x^2), J0/Y0 and J1/Y1
 _PP0 = (7.96936729297347051624e-04, 8.28352392107440799803e-02, 1.23953371646414299388e+00, 5.44725003058768775090e+00,
@@ -56,14 +56,6 @@ _Z1_SQ1, _Z2_SQ1 = 1.46819706421238932572e+01, 4.92184563216946036703e+01  # J1'
 _PI_4, _3PI_4 = 0.785398163397448309615660845819875721, 2.356194490192344928846982537459627163
 _SQRT_2_OVER_PI = 0.797884560802865355879892119868763737
 _TWO_OVER_PI = 0.636619772367581343075535053490057448
-
-
-def _horner(z, coeffs):
-    """``sum c_k z^(m-k)`` from a zero start, as PyTorch's loops (highest order first)."""
-    out = np.zeros_like(z)
-    for c in coeffs:
-        out = out * z + c
-    return out
 
 
 def _asymptotic(x, order, second_kind):

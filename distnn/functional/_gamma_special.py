@@ -20,6 +20,7 @@ import numpy as np
 from distnn.backend import get_array_module
 
 from ._elementwise_common import _quiet
+from ._special import _cupy_special, _in_float64
 
 _SHIFT_TO = 10.0
 # B_2k / (2k (2k - 1)) for Stirling's series of lgamma, and B_2k for digamma's and trigamma's (k = 1..8)
@@ -104,16 +105,6 @@ def _trigamma64(x):
         out = np.where(x == np.inf, 0.0, out)
         pole = (x == 0) | (neg & (x == np.floor(x)) & np.isfinite(x))  # (-inf: NaN, as PyTorch's)
         return np.where(pole, np.inf, np.where((x == -np.inf) | np.isnan(x), np.nan, out))
-
-
-def _in_float64(fn, x):
-    return fn(x.astype(np.float64, copy=False)).astype(x.dtype, copy=False)
-
-
-def _cupy_special(name):
-    from cupyx.scipy import special
-
-    return getattr(special, name)
 
 
 def lgamma_array(x):

@@ -24,7 +24,7 @@ import numpy as np
 from distnn.backend import get_array_module
 
 from ._elementwise_common import _quiet
-from ._special import _cupy_special, _in_float64
+from ._special import _cupy_special, _in_float64, horner as _polevl
 
 _ONE_OVER_SQRT_PI = 1.0 / math.sqrt(math.pi)
 _SQRT_2PI = 2.50662827463100050242
@@ -79,14 +79,6 @@ def _erfcx64(x, square):
         left = np.where(x < -6.1, twice, twice - right)
         left = np.where(x < -26.7, np.inf, left)
     return np.where(x >= 0, right, np.where(np.isnan(x), x, left))
-
-
-def _polevl(x, coeffs):
-    """Horner's rule, coefficients highest order first (Cephes' ``polevl``)."""
-    out = np.full_like(x, coeffs[0])
-    for c in coeffs[1:]:
-        out = out * x + c
-    return out
 
 
 # Cephes' ndtri: the middle |y - 1/2| <= 3/8 - ish (y above exp(-2)), in w^2

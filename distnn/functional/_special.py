@@ -36,6 +36,15 @@ def _in_float64(fn, x):
     return out.astype(x.dtype, copy=False)
 
 
+def horner(z, coeffs):
+    """``sum c_k z^(m-k)`` (coefficients highest order first) by Horner's rule from a zero start, as PyTorch's
+    kernel loops and Cephes' ``polevl`` (the same values for a finite ``z``), over a whole numpy or cupy array."""
+    out = 0.0
+    for c in coeffs:
+        out = out * z + c
+    return out
+
+
 def _exp_minus_square(x):
     """``e^{-x^2}`` without the rounding of ``x * x`` (which costs x^2 ulps at large x): ``x = h + l`` with ``h``
     keeping 12 bits after the point (18 in all below 40, where the callers use it), so ``h * h`` is exact and

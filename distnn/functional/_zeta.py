@@ -21,6 +21,7 @@ from distnn.backend import get_array_module
 
 from ._elementwise_common import _quiet
 from ._gamma_special import digamma_array, trigamma_array
+from ._special import _cupy_special
 
 _MACHEP = 1.11022302462515654042e-16
 # (2k)! / B_2k, the Euler-Maclaurin denominators
@@ -95,12 +96,6 @@ def _zeta64(x, q):
         pos, xr, w, s, b = _direct_sum(out, pos, x[pos], q[pos])
         out[pos] = _tail(xr, w, s, b)
     return out.reshape(shape)
-
-
-def _cupy_special(name):
-    from cupyx.scipy import special
-
-    return getattr(special, name)
 
 
 def zeta_array(x, q):

@@ -26,6 +26,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from ._elementwise_common import _quiet
+from ._special import horner
 from .elementwise import float_input
 
 _AN = (3.46538101525629032477e-01, 1.20075952739645805542e+01, 7.62796053615234516538e+01,
@@ -53,13 +54,6 @@ _C1, _C2 = 0.355028053887817239260, 0.258819403792806798405  # Ai(0) and -Ai'(0)
 _NEAR, _UNDERFLOW = 2.09, 103.892
 
 
-def _horner(coefficients, t):
-    out = 0.0
-    for c in coefficients:
-        out = out * t + c
-    return out
-
-
 def _oscillating(x):
     """``x < -2.09``'s form (``x`` negative)."""
     xp = get_array_module(x)
@@ -67,8 +61,8 @@ def _oscillating(x):
     z = 1.0 / zeta
     zz = z * z
     t = zeta + 0.25 * math.pi
-    f = zz * _horner(_AFN, zz) / _horner(_AFD, zz)
-    g = z * _horner(_AGN, zz) / _horner(_AGD, zz)
+    f = zz * horner(zz, _AFN) / horner(zz, _AFD)
+    g = z * horner(zz, _AGN) / horner(zz, _AGD)
     return _INV_SQRT_PI / xp.sqrt(xp.sqrt(-x)) * (xp.sin(t) * (1.0 + f) - xp.cos(t) * g)
 
 
@@ -77,7 +71,7 @@ def _decaying(x):
     xp = get_array_module(x)
     zeta = 2.0 * x * xp.sqrt(x) / 3.0
     w = 1.0 / zeta
-    return _INV_SQRT_PI * (_horner(_AN, w) / _horner(_AD, w)) / (2.0 * xp.sqrt(xp.sqrt(x)) * xp.exp(zeta))
+    return _INV_SQRT_PI * (horner(w, _AN) / horner(w, _AD)) / (2.0 * xp.sqrt(xp.sqrt(x)) * xp.exp(zeta))
 
 
 def _maclaurin(x):
