@@ -27,7 +27,24 @@ from .normal import Normal
 from .one_hot_categorical import OneHotCategorical
 from .poisson import Poisson
 from .uniform import Uniform
+# (the remaining standalone families of torch.distributions; module names as PyTorch's, so that
+# distnn.distributions.studentT etc. are the modules as torch's aliases are)
+from .chi2 import Chi2
+from .continuous_bernoulli import ContinuousBernoulli
+from .fishersnedecor import FisherSnedecor
+from .generalized_pareto import GeneralizedPareto
+from .geometric import Geometric
+from .lowrank_multivariate_normal import LowRankMultivariateNormal
+from .multinomial import Multinomial
+from .negative_binomial import NegativeBinomial
+from .one_hot_categorical import OneHotCategoricalStraightThrough
+from .studentT import StudentT
+from .von_mises import VonMises
+from . import kl_more_families  # noqa: F401,E402  (registers their kl_divergence pairs)
 
 __all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Dirichlet", "Distribution", "Exponential",
            "Gamma", "Independent", "Laplace", "LogNormal", "MixtureSameFamily", "MultivariateNormal", "Normal",
            "OneHotCategorical", "Poisson", "Uniform", "constraints", "kl_divergence", "register_kl"]
+__all__ += ["Chi2", "ContinuousBernoulli", "FisherSnedecor", "GeneralizedPareto", "Geometric",
+            "LowRankMultivariateNormal", "Multinomial", "NegativeBinomial", "OneHotCategoricalStraightThrough",
+            "StudentT", "VonMises"]

@@ -242,3 +242,38 @@ __all__ = ["Constraint", "boolean", "dependent", "dependent_property", "greater_
            "half_open_interval", "independent", "integer_interval", "interval", "is_dependent", "less_than", "lower_cholesky",
            "nonnegative", "nonnegative_integer", "one_hot", "positive", "positive_definite", "positive_integer",
            "real", "real_vector", "simplex", "unit_interval"]
+
+
+class _Multinomial(Constraint):
+    """Non-negative counts summing to at most ``upper_bound`` (PyTorch's ``constraints.multinomial``)."""
+
+    is_discrete = True
+    event_dim = 1
+
+    def __init__(self, upper_bound):
+        self.upper_bound = upper_bound
+
+    def check(self, value):
+        v = _raw(value)
+        return (v >= 0).all(axis=-1) & (v.sum(-1) <= self.upper_bound)
+
+
+class _CorrCholesky(Constraint):
+    """Lower Cholesky factors of correlation matrices: positive diagonal, rows of unit norm (within
+    ``10 n eps``, as PyTorch's ``constraints.corr_cholesky``)."""
+
+    event_dim = 2
+
+    def check(self, value):
+        import numpy as np
+
+        v = _raw(value)
+        xp = get_array_module(v)
+        tol = float(np.finfo(v.dtype).eps) * v.shape[-1] * 10
+        unit_row_norm = (xp.abs(xp.sqrt((v * v).sum(-1)) - 1.0) <= tol).all(-1)
+        return _LowerCholesky().check(v) & unit_row_norm
+
+
+multinomial = _Multinomial
+corr_cholesky = _CorrCholesky()
+__all__ += ["corr_cholesky", "multinomial"]

@@ -74,3 +74,15 @@ class OneHotCategorical(Distribution):
         n = self.event_shape[0]
         values = distnn.eye(n, dtype=self._param.dtype).reshape((n,) + (1,) * len(self.batch_shape) + (n,))
         return values.expand((n,) + self.batch_shape + (n,)) if expand else values
+
+
+class OneHotCategoricalStraightThrough(OneHotCategorical):
+    """A :class:`OneHotCategorical` with the straight-through gradient estimator (Bengio et al. 2013), as
+    PyTorch's: ``rsample`` is the one-hot draw in value, with the gradient of ``probs``."""
+
+    has_rsample = True
+
+    def rsample(self, sample_shape=()):
+        samples = self.sample(sample_shape)
+        probs = self._categorical.probs
+        return samples + (probs - probs.detach())
