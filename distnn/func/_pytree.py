@@ -31,9 +31,7 @@ def _flatten(tree, leaves):
 
 def unflatten(leaves, spec):
     """The tree of ``spec`` with ``leaves`` (in :func:`flatten`'s order) at its leaves."""
-    it = iter(leaves)
-    tree = _unflatten(it, spec)
-    return tree
+    return _unflatten(iter(leaves), spec)
 
 
 def _unflatten(it, spec):

@@ -98,7 +98,7 @@ def _stacked(name, out_dims, results):
         raise ValueError(f"{where}: `out_dims` must be an int, None or a python collection of ints representing "
                          "where in the outputs the vmapped dimension should appear.")
     per_sample = [_pytree.flatten(r) for r in results]
-    first, spec = per_sample[0]
+    spec = per_sample[0][1]
     dims = _pytree.broadcast_prefix(out_dims, results[0])
     if dims is None:
         raise ValueError(f"{where}(<inputs>): out_dims is not compatible with the structure of `outputs`. out_dims "
