@@ -164,6 +164,13 @@ _LAZY_SUBMODULES = {"distributions", "nn", "optim", "distributed", "data", "trai
                     "func", "special"}
 
 
+def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
+    """``torch.vmap``: :func:`distnn.func.vmap` (a loop over the samples, exact; see there)."""
+    from .func.vmap import vmap as _vmap  # (distnn.func loads on first use, as the lazy submodules)
+
+    return _vmap(func, in_dims, out_dims, randomness, chunk_size=chunk_size)
+
+
 def __getattr__(name):
     # Submodules load on first use, so `import distnn` stays light and never imports mpi4py.
     if name in _LAZY_SUBMODULES:
@@ -176,7 +183,7 @@ def __getattr__(name):
 __all__ = [
     "Tensor", "Function", "tensor", "zeros", "ones", "randn", "rand", "no_grad", "enable_grad", "manual_seed",
     "inference_mode", "is_inference_mode_enabled", "set_grad_enabled", "is_grad_enabled", "save", "load",
-    "arange", "full", "zeros_like", "ones_like", "from_numpy", "argmax",
+    "arange", "full", "zeros_like", "ones_like", "from_numpy", "argmax", "vmap",
     "functional", "backend", "get_array_module", "to_numpy", "float32", "float64",
     "cumsum", "prod", "logsumexp", "amax", "amin", "sort", "argsort", "topk", "index_select", "narrow", "flip",
     "roll", "bmm", "einsum", "round", "floor", "ceil", "sign", "trunc", "allclose", "equal",

@@ -26,8 +26,24 @@ _local = threading.local()
 def default_generator() -> np.random.Generator:
     """This thread's default generator (seeded with 0 until ``manual_seed``; inside
     :func:`use_generator`, the generator lent)."""
+    refusal = getattr(_local, "refusal", None)
+    if refusal is not None:  # (inside vmap(randomness="error"): torch refuses every random op there)
+        raise RuntimeError(refusal)
     lent = getattr(_local, "lent", None)
     return lent if lent is not None else _own_generator()
+
+
+@contextlib.contextmanager
+def refusing_draws(message: str):
+    """Within the block, :func:`default_generator` raises ``RuntimeError(message)`` on this thread: every
+    random op that draws from the default generator is refused (``distnn.func.vmap``'s
+    ``randomness="error"``). An op given its own ``generator=`` is not seen."""
+    previous = getattr(_local, "refusal", None)
+    _local.refusal = message
+    try:
+        yield
+    finally:
+        _local.refusal = previous
 
 
 def manual_seed(seed: int) -> np.random.Generator:
