@@ -31,3 +31,12 @@ from .uniform import Uniform
 __all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Dirichlet", "Distribution", "Exponential",
            "Gamma", "Independent", "Laplace", "LogNormal", "MixtureSameFamily", "MultivariateNormal", "Normal",
            "OneHotCategorical", "Poisson", "Uniform", "constraints", "kl_divergence", "register_kl"]
+
+# transforms, the distributions built on them, and the exponential-family base (PyTorch's names)
+from . import transforms  # noqa: E402
+from .transforms import *  # noqa: E402,F401,F403
+from .constraint_registry import biject_to, transform_to  # noqa: E402
+from .exp_family import ExponentialFamily  # noqa: E402
+from .transformed_distribution import TransformedDistribution  # noqa: E402
+
+__all__ += ["ExponentialFamily", "TransformedDistribution", "biject_to", "transform_to"] + transforms.__all__
