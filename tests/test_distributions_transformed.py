@@ -352,3 +352,49 @@ def test_sample_mean_and_variance_are_within_a_few_standard_errors(name, params)
     m4 = ((ref - ref.mean(0)) ** 4).mean(0)
     se_var = np.sqrt(np.maximum(m4 - var ** 2, 0) / n)
     assert np.all(np.abs(x.var(0) - var) < 5 * se_var + 1e-12), (x.var(0), var, se_var)
+
+
+class _ExpFamilyExponential(D.ExponentialFamily):
+    """Exponential(rate) declared as an exponential family (natural parameter -rate, F = -log(-theta)), as
+    torch's Exponential declares it, to test the base class's Bregman entropy and KL."""
+
+    arg_constraints = {"rate": D.constraints.positive}
+    support = D.constraints.nonnegative
+
+    def __init__(self, rate):
+        self.rate = rate
+        super().__init__(tuple(rate.shape))
+
+    @property
+    def _natural_params(self):
+        return (-self.rate,)
+
+    def _log_normalizer(self, x):
+        return -(-x).log()
+
+    @property
+    def _mean_carrier_measure(self):
+        return 0
+
+
+def test_exponential_family_entropy_and_kl_by_bregman_divergence_match_torch():
+    rate_p, rate_q = _pos(4), _pos(4)
+    dp = _ExpFamilyExponential(distnn.tensor(rate_p))
+    tp = TD.Exponential(torch.tensor(rate_p))
+    _close(dp.entropy(), TD.ExponentialFamily.entropy(tp), rtol=1e-12)
+    _close(dp.entropy(), tp.entropy(), rtol=1e-12)  # (the closed form agrees)
+    q_rate = distnn.tensor(rate_q, requires_grad=True)
+    tq_rate = torch.tensor(rate_q, requires_grad=True)
+    kd = D.kl_divergence(dp, _ExpFamilyExponential(q_rate))
+    kt = TD.kl._kl_expfamily_expfamily(tp, TD.Exponential(tq_rate))
+    _close(kd, kt, rtol=1e-12)
+    _close(kd, TD.kl_divergence(tp, TD.Exponential(torch.tensor(rate_q))), rtol=1e-12)
+    kd.sum().backward()
+    kt.sum().backward()
+    _close(q_rate.grad, tq_rate.grad, rtol=1e-12)
+
+    class Other(_ExpFamilyExponential):
+        pass
+
+    with pytest.raises(NotImplementedError, match="different exponential families"):
+        D.kl_divergence(dp, Other(distnn.tensor(rate_q)))
