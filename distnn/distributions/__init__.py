@@ -48,3 +48,26 @@ __all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Dirichlet"
 __all__ += ["Chi2", "ContinuousBernoulli", "FisherSnedecor", "GeneralizedPareto", "Geometric",
             "LowRankMultivariateNormal", "Multinomial", "NegativeBinomial", "OneHotCategoricalStraightThrough",
             "StudentT", "VonMises"]
+
+# transforms, the distributions built on them, and the exponential-family base (PyTorch's names)
+from . import transforms  # noqa: E402
+from .transforms import *  # noqa: E402,F401,F403
+from .constraint_registry import biject_to, transform_to  # noqa: E402
+from .exp_family import ExponentialFamily  # noqa: E402
+from .transformed_distribution import TransformedDistribution  # noqa: E402
+from .gumbel import Gumbel  # noqa: E402
+from .half_cauchy import HalfCauchy  # noqa: E402
+from .half_normal import HalfNormal  # noqa: E402
+from .inverse_gamma import InverseGamma  # noqa: E402
+from .kumaraswamy import Kumaraswamy  # noqa: E402
+from .logistic_normal import LogisticNormal  # noqa: E402
+from .pareto import Pareto  # noqa: E402
+from .relaxed_bernoulli import RelaxedBernoulli  # noqa: E402
+from .relaxed_categorical import RelaxedOneHotCategorical  # noqa: E402
+from .weibull import Weibull  # noqa: E402
+from . import kl_transformed  # noqa: F401,E402  (registers these families' KL pairs)
+
+__all__ += ["ExponentialFamily", "Gumbel", "HalfCauchy", "HalfNormal", "InverseGamma",
+            "Kumaraswamy", "LogisticNormal", "Pareto", "RelaxedBernoulli",
+            "RelaxedOneHotCategorical", "TransformedDistribution", "Weibull", "biject_to",
+            "transform_to"] + transforms.__all__

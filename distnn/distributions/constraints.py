@@ -258,22 +258,91 @@ class _Multinomial(Constraint):
         return (v >= 0).all(axis=-1) & (v.sum(-1) <= self.upper_bound)
 
 
+# --- the constraints of PyTorch's transforms and their registry (``transforms``, ``constraint_registry``) ---
+
 class _CorrCholesky(Constraint):
-    """Lower Cholesky factors of correlation matrices: positive diagonal, rows of unit norm (within
-    ``10 n eps``, as PyTorch's ``constraints.corr_cholesky``)."""
+    """Lower-triangular factors of correlation matrices: lower Cholesky with rows of unit norm."""
 
     event_dim = 2
 
     def check(self, value):
-        import numpy as np
-
         v = _raw(value)
         xp = get_array_module(v)
-        tol = float(np.finfo(v.dtype).eps) * v.shape[-1] * 10
-        unit_row_norm = (xp.abs(xp.sqrt((v * v).sum(-1)) - 1.0) <= tol).all(-1)
-        return _LowerCholesky().check(v) & unit_row_norm
+        tol = float(xp.finfo(v.dtype).eps) * v.shape[-1] * 10  # (PyTorch's tolerance)
+        unit_rows = (xp.abs(xp.linalg.norm(v, axis=-1) - 1.0) <= tol).all(-1)
+        return _LowerCholesky().check(v) & unit_rows
 
 
-multinomial = _Multinomial
+class _PositiveSemidefinite(Constraint):
+    event_dim = 2
+
+    def check(self, value):
+        v = _raw(value)
+        xp = get_array_module(v)
+        symmetric = (xp.abs(v - xp.swapaxes(v, -1, -2)) <= 1e-6 * (1 + xp.abs(v))).reshape(
+            v.shape[:-2] + (-1,)).all(-1)
+        return symmetric & (xp.linalg.eigvalsh(v) >= 0).all(-1)
+
+
+class _Cat(Constraint):
+    """``cseq[i]`` on consecutive pieces of ``lengths[i]`` along ``dim`` (PyTorch's ``constraints.cat``)."""
+
+    def __init__(self, cseq, dim=0, lengths=None):
+        if not all(isinstance(c, Constraint) for c in cseq):
+            raise TypeError("cat expects a sequence of Constraint instances")
+        self.cseq, self.dim = list(cseq), dim
+        self.lengths = [1] * len(self.cseq) if lengths is None else list(lengths)
+        if len(self.lengths) != len(self.cseq):
+            raise ValueError(f"lengths ({len(self.lengths)}) must match cseq ({len(self.cseq)})")
+
+    @property
+    def is_discrete(self):
+        return any(c.is_discrete for c in self.cseq)
+
+    @property
+    def event_dim(self):
+        return max(c.event_dim for c in self.cseq)
+
+    def check(self, value):
+        v = _raw(value)
+        xp = get_array_module(v)
+        if not -v.ndim <= self.dim < v.ndim:
+            raise ValueError(f"dim {self.dim} out of range for a value of {v.ndim} dimensions")
+        checks, start = [], 0
+        for constraint, length in zip(self.cseq, self.lengths):
+            checks.append(constraint.check(xp.take(v, xp.arange(start, start + length), axis=self.dim)))
+            start += length
+        return xp.concatenate(checks, axis=self.dim)
+
+
+class _Stack(Constraint):
+    """``cseq[i]`` on the ``i``-th slice along ``dim`` (PyTorch's ``constraints.stack``)."""
+
+    def __init__(self, cseq, dim=0):
+        if not all(isinstance(c, Constraint) for c in cseq):
+            raise TypeError("stack expects a sequence of Constraint instances")
+        self.cseq, self.dim = list(cseq), dim
+
+    @property
+    def is_discrete(self):
+        return any(c.is_discrete for c in self.cseq)
+
+    @property
+    def event_dim(self):
+        dim = max(c.event_dim for c in self.cseq)
+        return dim + 1 if self.dim + dim < 0 else dim
+
+    def check(self, value):
+        v = _raw(value)
+        xp = get_array_module(v)
+        if not -v.ndim <= self.dim < v.ndim:
+            raise ValueError(f"dim {self.dim} out of range for a value of {v.ndim} dimensions")
+        return xp.stack([c.check(xp.take(v, i, axis=self.dim)) for i, c in enumerate(self.cseq)], axis=self.dim)
+
+
 corr_cholesky = _CorrCholesky()
-__all__ += ["corr_cholesky", "multinomial"]
+positive_semidefinite = _PositiveSemidefinite()
+cat = _Cat
+stack = _Stack
+multinomial = _Multinomial
+__all__ += ["cat", "corr_cholesky", "multinomial", "positive_semidefinite", "stack"]
