@@ -232,3 +232,24 @@ def test_requires_grad_on_integers_still_refused_and_complex_allowed():
     with pytest.raises(TypeError, match="only floating-point and complex tensors can require gradients"):
         dn.tensor([1, 2], requires_grad=True)
     assert dn.tensor(Z1, requires_grad=True).requires_grad
+
+
+@pytest.mark.parametrize("kw", [dict(lr=0.1), dict(lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)])
+def test_sgd_steps_a_complex_parameter_as_torch(kw):
+    res = []
+    for m in (dn, torch):
+        p = m.nn.Parameter(m.tensor(Z1[0]))
+        opt = m.optim.SGD([p], **kw)
+        for _ in range(3):
+            opt.zero_grad()
+            ((p * p.conj()).real.sum() + (p * (1 + 1j)).real.sum()).backward()
+            opt.step()
+        res.append(_np(p) if m is torch else np.asarray(p.data))
+    np.testing.assert_allclose(res[0], res[1], rtol=1e-12)
+
+
+def test_optimizers_that_square_the_gradient_refuse_complex_parameters():
+    p = dn.nn.Parameter(dn.tensor(Z1[0]))
+    for opt in (dn.optim.Adam, dn.optim.RMSprop, dn.optim.Adagrad):
+        with pytest.raises(NotImplementedError, match=f"{opt.__name__} does not support complex parameters"):
+            opt([p], lr=0.1)
