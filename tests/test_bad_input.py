@@ -66,7 +66,7 @@ def test_backward_without_graph():
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, np.bool_])
 def test_integer_tensors_cannot_require_grad(dtype):
     name = np.dtype(dtype).name
-    with pytest.raises(TypeError, match=rf"only floating-point tensors can require gradients.*dtype {name}"):
+    with pytest.raises(TypeError, match=rf"only floating-point and complex tensors can require gradients.*dtype {name}"):
         Tensor(np.arange(3).astype(dtype), requires_grad=True)
     with pytest.raises(TypeError, match=name):
         Tensor(np.arange(3).astype(dtype)).requires_grad_()

@@ -123,12 +123,11 @@ def test_refusals_match_torch(call, gist):
             call(module)
 
 
-def test_no_complex_autograd_is_refused_by_name():
-    a = distnn.tensor(np.ones(2), requires_grad=True)
-    for call in (lambda: distnn.complex(a, a), lambda: distnn.polar(a, a),
-                 lambda: distnn.view_as_complex(distnn.stack([a, a], 1))):
-        with pytest.raises(RuntimeError, match="distnn has no complex autograd"):
-            call()
-    with distnn.no_grad():
-        assert distnn.complex(a, a).dtype == np.complex128
-    assert distnn.complex(a.detach(), a.detach()).dtype == np.complex128
+def test_complex_results_of_inputs_that_require_grad_are_differentiable_as_torch():
+    grads = []
+    for m in (torch, distnn):
+        a = m.tensor(np.array([1.0, 2.0]), requires_grad=True)
+        y = m.complex(a, a * 2) * m.polar(a, a) + m.view_as_complex(m.stack([a, a], 1))
+        y.abs().sum().backward()
+        grads.append(np.asarray(a.grad))
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-12)

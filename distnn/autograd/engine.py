@@ -336,6 +336,9 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
                 f"backward() on a non-scalar tensor of shape {tuple(data.shape)} needs a gradient "
                 "argument of the same shape (grad can be created implicitly only for scalar outputs)"
             )
+        if data.dtype.kind == "c":  # (PyTorch's refusal: which real loss would a complex root be?)
+            raise RuntimeError("grad can be implicitly created only for real scalar outputs (backward() on a "
+                               f"complex {data.dtype} tensor needs an explicit gradient argument)")
         grad = get_array_module(data).ones_like(data)
     else:
         grad = grad.data if isinstance(grad, Tensor) else grad

@@ -52,7 +52,7 @@ among the node's attributes. So a Function keeps the arrays it saves as attribut
 """
 from __future__ import annotations
 
-from . import autocast_state as _autocast
+from . import autocast_state as _autocast, complex_grad as _complex
 from .grad_mode import _inference, _state
 from .tensor import _INFERENCE_SAVED, Tensor
 from .versions import _link_views
@@ -99,6 +99,13 @@ class Function:
     viewed_input: int | None = None
     # the autocast policy of the op: None, "lower" (the matmul family) or "float32" (see autocast_state)
     autocast: str | None = None
+    # complex autograd (see complex_grad): True when ``backward`` is right for complex nodes as written;
+    # ``conj_saved`` names the saved operands backward multiplies by, conjugated for a complex node
+    supports_complex = False
+    conj_saved: tuple = ()
+    # per instance, complex nodes only: the positions of real inputs that require grad (they get the real part)
+    real_inputs: tuple = ()
+    complex_node = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -144,13 +151,15 @@ class Function:
             needs = []
             parents = []
             shapes = []
-            any_needs = False
+            any_needs = complex_in = False
             for x in inputs:
                 if isinstance(x, Tensor):
                     a = x.data
                     arrays.append(a)
                     if x.requires_grad:
                         any_needs = True
+                        if a.dtype.kind == "c":
+                            complex_in = True
                         needs.append(True)
                         node = x._node
                         parents.append(x if node is None else node)
@@ -166,7 +175,9 @@ class Function:
                 out = fn.forward(*arrays, **params)
                 fn.parents = tuple(parents)
                 fn.input_shapes = tuple(shapes)
-                fn.out_dtype = out.dtype  # (create_graph passes cast a gradient to it, as PyTorch's input metadata)
+                fn.out_dtype = out_dtype = out.dtype  # (create_graph passes cast a gradient to it, as PyTorch's)
+                if complex_in or out_dtype.kind == "c":
+                    _complex.mark(fn, arrays, needs, out_dtype)  # (or refuses an op without complex support)
                 t = _make(out, fn)
                 if getattr(out, "base", None) is not None or _any_is(arrays, out):
                     _link_views(t, out, inputs, arrays)  # a view: one version counter with its input
@@ -201,6 +212,34 @@ class Function:
         if not recording and _inference.enabled and t._vc is None:
             t.__dict__["_inference"] = True  # PyTorch's inference tensor (a view of a normal one stays normal)
         return t
+
+    def backward_complex(self, g):
+        """The backward of a complex node (see complex_grad): ``backward`` with the ``conj_saved`` operands
+        conjugated. A class whose complex formula is not that defines its own."""
+        names = self.conj_saved
+        cls_backward = type(self).backward
+        if not names:
+            return cls_backward(self, g)
+        saved = [getattr(self, name) for name in names]
+        for name, v in zip(names, saved):
+            setattr(self, name, _complex.conj(v))
+        try:
+            return cls_backward(self, g)
+        finally:
+            for name, v in zip(names, saved):
+                setattr(self, name, v)
+
+    def _backward_of_complex_node(self, g):
+        # a complex node's backward (complex_grad.mark installs it): the real inputs get the real part
+        grads = self.backward_complex(g)
+        real = self.real_inputs
+        if not real:
+            return grads
+        grads = list(grads) if isinstance(grads, (tuple, list)) else [grads]
+        for i in real:
+            if grads[i] is not None and grads[i].dtype.kind == "c":
+                grads[i] = grads[i].real
+        return tuple(grads)
 
     def release(self):
         """Drop saved arrays and graph edges (the engine does this after backward)."""

@@ -67,6 +67,8 @@ def _seeds(outputs: tuple, grad_outputs, batched: bool = False) -> list:
                 raise RuntimeError("is_grads_batched=True needs grad_outputs for every output")
             if data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            if data.dtype.kind == "c":
+                raise RuntimeError("grad can be implicitly created only for real scalar outputs")
             seeds.append(xp.ones_like(data))
             continue
         g = g.data if isinstance(g, Tensor) else g

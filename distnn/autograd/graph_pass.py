@@ -42,7 +42,11 @@ def call(node, g):
     if len(in_grads) != len(node.parents):
         raise RuntimeError(f"the graph backward of {type(node).__name__} returned {len(in_grads)} gradient(s) "
                            f"for {len(node.parents)} input(s)")
-    return tuple(pg if pg is None or isinstance(pg, Tensor) else Tensor._make(pg, None) for pg in in_grads)
+    in_grads = tuple(pg if pg is None or isinstance(pg, Tensor) else Tensor._make(pg, None) for pg in in_grads)
+    if node.real_inputs:  # a complex node's real inputs get the real part (complex_grad), recorded
+        in_grads = tuple(pg.real if i in node.real_inputs and pg is not None and pg.is_complex() else pg
+                         for i, pg in enumerate(in_grads))
+    return in_grads
 
 
 def sum_to_shape(g, shape):

@@ -115,9 +115,10 @@ class Tensor(TensorOperators, TensorMethods, TensorPointwise, TensorOpMethods, T
 
     # ----------------------------------------------------------------- grads
     def requires_grad_(self, flag: bool = True) -> "Tensor":
-        if flag and self.data.dtype.kind != "f":  # (complex: no op follows the conjugate convention)
+        if flag and self.data.dtype.kind not in "fc":  # (complex: PyTorch's convention, see complex_grad)
             raise TypeError(
-                f"only floating-point tensors can require gradients (real ones); this tensor has dtype {self.data.dtype}"
+                f"only floating-point and complex tensors can require gradients; this tensor has dtype "
+                f"{self.data.dtype}"
             )
         if not flag and self._node is not None:
             raise RuntimeError("requires_grad_(False) is only valid on leaf tensors; use detach()")

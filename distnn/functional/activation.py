@@ -103,6 +103,7 @@ class GELU(Function):
 
 class Tanh(Function):
     reads = ((OUTPUT,),)
+    supports_complex, conj_saved = True, ("out",)
 
     def forward(self, x):
         self.out = get_array_module(x).tanh(x)

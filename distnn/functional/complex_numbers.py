@@ -6,17 +6,14 @@ Views as PyTorch's: ``real``/``imag`` of a complex tensor and ``view_as_real``/`
 input's memory (and its version counter): ``view_as_real`` of complex64 is float32 of shape ``(..., 2)``.
 distnn has no lazy conjugate or negative bit: ``conj`` of a complex tensor is a new tensor (what
 PyTorch's ``resolve_conj`` would give), ``is_conj``/``is_neg`` are always False and ``resolve_*`` return
-the input. distnn has no complex autograd (a complex tensor cannot require a gradient): an op here that
-would take a gradient from a real input that requires one into a complex result (``complex``, ``polar``,
-``view_as_complex``) refuses, by name, while grad mode is on. ``angle`` of a real tensor is in the graph
-with PyTorch's zero gradient.
+the input. Every function here is differentiable with PyTorch's complex convention (see
+:mod:`distnn.autograd.complex_grad`); ``angle`` of a real tensor is in the graph with PyTorch's zero gradient.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from distnn.autograd.function import Function
-from distnn.autograd.grad_mode import is_grad_enabled
 from distnn.autograd.tensor import Tensor
 from distnn.backend import default_dtype, get_array_module
 
@@ -29,18 +26,103 @@ _COMPLEX_OF = {np.dtype(np.float32): np.complex64, np.dtype(np.float64): np.comp
                np.dtype(np.float16): np.complex64}  # (numpy has no complex32: half parts give complex64)
 
 
-class _View(Function):
-    """A view of a tensor that needs no gradient (complex tensors never do), linked to its memory."""
+class _Part(Function):
+    """A view of a complex tensor's real or imaginary part (``imaginary``), linked to its memory. The
+    gradient (real) goes back as the real part of the input's gradient, or as its imaginary part."""
+    supports_complex = True
     saves_tensors = False
 
-    def forward(self, a, make):
-        return make(a)
+    def forward(self, a, imaginary):
+        self.dtype, self.imaginary = a.dtype, imaginary
+        return a.imag if imaginary else a.real
+
+    def backward(self, g):
+        out = get_array_module(g).zeros(g.shape, dtype=self.dtype)
+        if self.imaginary:
+            out.imag = g  # (L = y: dL/dx + i dL/dy = i g)
+        else:
+            out.real = g
+        return (out,)
+
+    def backward_graph(self, g):
+        zero = Tensor(get_array_module(g.data).zeros_like(g.data))
+        return (complex(zero, g) if self.imaginary else complex(g, zero),)
 
 
-def _no_complex_grad(name, *tensors):
-    if is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in tensors):
-        raise RuntimeError(f"{name}: distnn has no complex autograd, so a complex result cannot carry the "
-                           "gradient of an input that requires grad; detach the inputs or use no_grad()")
+class _AsReal(Function):
+    """``view_as_real``: the real pairs ``(..., 2)`` of a complex tensor; the gradient pairs back to complex."""
+    supports_complex = True
+    saves_tensors = False
+
+    def forward(self, a, part):
+        self.dtype = a.dtype
+        return _as_pairs(a, part)
+
+    def backward(self, g):
+        out = get_array_module(g).empty(g.shape[:-1], dtype=self.dtype)
+        out.real, out.imag = g[..., 0], g[..., 1]
+        return (out,)
+
+
+class _AsComplex(Function):
+    """``view_as_complex``: pairs ``(..., 2)`` as complex numbers; the gradient splits back into pairs."""
+    supports_complex = True
+    saves_tensors = False
+
+    def forward(self, a):
+        return a.view(_COMPLEX_OF[a.dtype])[..., 0]
+
+    def backward(self, g):
+        return (get_array_module(g).stack([g.real, g.imag], axis=-1),)
+
+
+class _Complex(Function):
+    """``complex(real, imag)``: the gradient of a part is that part of the output's gradient."""
+    supports_complex = True
+    saves_tensors = False
+
+    def forward(self, a, b):
+        out = get_array_module(a).empty(np.broadcast_shapes(a.shape, b.shape), dtype=_COMPLEX_OF[a.dtype])
+        out.real, out.imag = a, b
+        return out
+
+    def backward(self, g):
+        return g.real, g.imag
+
+    def backward_graph(self, g):
+        return g.real, g.imag
+
+
+class _Conj(Function):
+    """The conjugate (a new array: distnn has no lazy conjugate bit); the gradient is conjugated back."""
+    supports_complex = True
+    saves_tensors = False
+
+    def forward(self, a):
+        return get_array_module(a).conj(a)
+
+    def backward(self, g):
+        return (get_array_module(g).conj(g),)
+
+    def backward_graph(self, g):
+        return (conj(g),)
+
+
+class _ComplexAngle(Function):
+    """``angle`` of a complex tensor; PyTorch's gradient ``g * i z / |z|^2`` (0 at 0)."""
+    reads = ((0,),)
+    supports_complex = True
+
+    def forward(self, z):
+        self.z = z
+        return get_array_module(z).angle(z)
+
+    def backward_complex(self, g):
+        xp = get_array_module(g)
+        z = self.z
+        r2 = z.real * z.real + z.imag * z.imag
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (xp.where(r2 == 0, 0, g * (1j * z / xp.where(r2 == 0, 1, r2))).astype(z.dtype),)
 
 
 def _parts(name, a, b):
@@ -51,31 +133,27 @@ def _parts(name, a, b):
     if a.dtype != b.dtype:
         raise RuntimeError(f"Expected object of scalar type {a.dtype} but got scalar type {b.dtype} for second "
                            "argument")
-    _no_complex_grad(name, a, b)
     return a, b
 
 
 def complex(real, imag):  # noqa: A001
     """``torch.complex``: ``real + i imag`` of two float tensors of one dtype (broadcast); float32 gives
-    complex64, float64 complex128."""
+    complex64, float64 complex128. Differentiable: each part gets that part of the gradient."""
     a, b = _parts("complex", real, imag)
-    xp = get_array_module(a.data)
-    out = xp.empty(np.broadcast_shapes(a.shape, b.shape), dtype=_COMPLEX_OF[a.dtype])
-    out.real, out.imag = a.data, b.data
-    return Tensor(out)
+    return _Complex.apply(a, b)
 
 
 def polar(abs, angle):  # noqa: A002
-    """``torch.polar``: ``abs * (cos(angle) + i sin(angle))`` of two float tensors of one dtype."""
+    """``torch.polar``: ``abs * (cos(angle) + i sin(angle))`` of two float tensors of one dtype
+    (differentiable, through :func:`complex`)."""
     r, theta = _parts("polar", abs, angle)
-    xp = get_array_module(r.data)
-    return complex(Tensor(r.data * xp.cos(theta.data)), Tensor(r.data * xp.sin(theta.data)))
+    return complex(r * theta.cos(), r * theta.sin())
 
 
 def real(input):  # noqa: A002
     """``torch.real``: the real part, a view of a complex tensor; a real tensor itself."""
     x = as_tensor(input)
-    return _View.apply(x, make=lambda a: a.real) if x.dtype.kind == "c" else x
+    return _Part.apply(x, imaginary=False) if x.dtype.kind == "c" else x
 
 
 def imag(input):  # noqa: A002
@@ -83,7 +161,7 @@ def imag(input):  # noqa: A002
     x = as_tensor(input)
     if x.dtype.kind != "c":
         raise RuntimeError("imag is not implemented for tensors with non-complex dtypes.")
-    return _View.apply(x, make=lambda a: a.imag)
+    return _Part.apply(x, imaginary=True)
 
 
 class _RealAngle(Function):
@@ -95,15 +173,15 @@ class _RealAngle(Function):
         out = xp.where(x < 0, np.pi, 0.0).astype(x.dtype)
         return xp.where(xp.isnan(x), x, out)
 
-    def backward(self, grad):
-        return (get_array_module(grad).zeros_like(grad),)
+    def backward(self, g):
+        return (get_array_module(g).zeros_like(g),)
 
 
 def angle(input):  # noqa: A002
     """``torch.angle``: the argument of each element (a real dtype; integers give the default dtype)."""
     x = as_tensor(input)
     if x.dtype.kind == "c":
-        return Tensor(get_array_module(x.data).angle(x.data))
+        return _ComplexAngle.apply(x)
     if x.dtype.kind != "f":
         x = Tensor(x.data.astype(default_dtype()))
     return _RealAngle.apply(x)
@@ -113,7 +191,7 @@ def conj(input):  # noqa: A002
     """``torch.conj``: the complex conjugate (a new tensor: distnn has no lazy conjugate); a real tensor
     itself."""
     x = as_tensor(input)
-    return Tensor(get_array_module(x.data).conj(x.data)) if x.dtype.kind == "c" else x
+    return _Conj.apply(x) if x.dtype.kind == "c" else x
 
 
 def conj_physical(input):  # noqa: A002
@@ -151,7 +229,7 @@ def view_as_real(input):  # noqa: A002
     if x.dtype.kind != "c":
         raise RuntimeError("view_as_real is only supported for complex tensors")
     part = np.dtype(x.dtype.char.lower()) if x.dtype.char in "FD" else np.float64
-    return _View.apply(x, make=lambda a: _as_pairs(a, part))
+    return _AsReal.apply(x, part=part)
 
 
 def _as_pairs(a, part):
@@ -180,5 +258,4 @@ def view_as_complex(input):  # noqa: A002
         raise RuntimeError("Tensor must have a last dimension with stride 1")
     if any(s % 2 for s, n in zip(steps[:-1], x.shape[:-1]) if n > 1):
         raise RuntimeError("Tensor must have a stride divisible by 2 for all but last dimension")
-    _no_complex_grad("view_as_complex", x)
-    return _View.apply(x, make=lambda a: a.view(_COMPLEX_OF[a.dtype])[..., 0])
+    return _AsComplex.apply(x)

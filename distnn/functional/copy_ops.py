@@ -21,6 +21,12 @@ class Cast(Function):
     def backward(self, g):
         return (g.astype(self.src),)
 
+    supports_complex = True
+
+    def backward_complex(self, g):
+        # (a real source takes the real part, PyTorch's handle_r_to_c; a complex one gets the gradient + 0j)
+        return ((g if self.src.kind == "c" else g.real).astype(self.src),)
+
 
 class ToDevice(Function):
     """A copy on another device (``Tensor.to("cuda")``); the gradient goes back to the source's device."""
@@ -32,6 +38,8 @@ class ToDevice(Function):
 
         self.source = device_of(a)
         return to_device(a, device)
+
+    supports_complex = True
 
     def backward(self, g):
         from distnn.backend import to_device
@@ -46,6 +54,7 @@ class Clone(Function):
     ``infer_dense_strides`` lays it (a stride of 0 orders nothing: ``expand``'s clone is row-major)."""
 
     saves_tensors = False
+    supports_complex = True
 
     def forward(self, a):
         out = a.copy(order="K")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numbers
 
+from distnn.autograd.complex_grad import conj as _conj
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
@@ -33,6 +34,7 @@ _shape, _on_device, _Select, _f_only = _common._shape, _common._on_device, _choi
 
 class Add(Function):
     saves_tensors = False
+    supports_complex = True
 
     def forward(self, a, b):
         try:
@@ -47,6 +49,7 @@ class Add(Function):
 
 class Sub(Function):
     saves_tensors = False
+    supports_complex = True
 
     def forward(self, a, b):
         try:
@@ -61,6 +64,7 @@ class Sub(Function):
 
 class Mul(Function):
     reads = ((1,), (0,))  # (``reads``: what each input's gradient reads, as PyTorch saves it; see Function)
+    supports_complex, conj_saved = True, ("a", "b")  # (complex: grad * conj(b), see autograd.complex_grad)
 
     def forward(self, a, b):
         self.a, self.b = (a if self.needs_input_grad[1] else None), (b if self.needs_input_grad[0] else None)
@@ -78,6 +82,7 @@ class Mul(Function):
 class Div(Function):
     # Reads its inputs, not its output (PyTorch's formula): ``t /= w`` then ``t += 1`` backpropagates, as there.
     reads = ((1,), (0, 1))
+    supports_complex, conj_saved = True, ("a", "b")  # (g / conj(b), -g conj(a / b^2))
 
     def forward(self, a, b):
         try:
@@ -128,7 +133,7 @@ class Pow(Function):
             if "negative integer powers" not in str(e):
                 raise
             out = _integer_power(a, b)  # (but computes one with a tensor exponent, as numpy does not)
-        self.out = out if self.needs_input_grad[1] else None
+        self.out = out if self.needs_input_grad[1] or out.dtype.kind == "c" else None
         return out
 
     def backward(self, g):
@@ -148,6 +153,27 @@ class Pow(Function):
             if nb:  # pow_backward_exponent: a^b log(a); 0 for a = 0 and b >= 0; NaN for a < 0, as PyTorch
                 mask = (a == 0) & (b >= 0)
                 gb = g * xp.where(mask, xp.zeros((), dtype=g.dtype), self.out * xp.log(a))
+        return ga, gb
+
+    supports_complex = True
+
+    def backward_complex(self, g):
+        """PyTorch's pow_backward_self/_exponent for complex: the conjugated derivatives, 0 where ``b`` is 0
+        (self) and where ``a`` is 0 with ``b`` real and >= 0 (exponent)."""
+        na, nb = self.needs_input_grad
+        a, b = self.a, self.b
+        xp = get_array_module(g)
+        ga = gb = None
+        with _quiet(xp, over=True):
+            b_arr = xp.asarray(b)
+            if na:
+                ga = g * _conj(b * xp.power(a, b - 1))
+                ga = xp.where(b_arr == 0, xp.zeros((), dtype=ga.dtype), ga)
+            if nb:
+                a_arr = xp.asarray(a).astype(self.out.dtype)  # (the log of a negative real base is complex)
+                real_b = (b_arr.real >= 0) & (b_arr.imag == 0) if b_arr.dtype.kind == "c" else b_arr >= 0
+                gb = g * xp.where((a_arr == 0) & real_b, xp.zeros((), dtype=self.out.dtype),
+                                  _conj(self.out * xp.log(a_arr)))
         return ga, gb
 
 
@@ -194,6 +220,7 @@ class ReciprocalScaled(Function):
     would read ``y``)."""
 
     saves_tensors = False
+    supports_complex, conj_saved = True, ("r", "c")
 
     def forward(self, a, c):
         with _quiet(get_array_module(a)):  # (c / 0 is inf or NaN, as PyTorch's, without numpy's warnings)
@@ -208,6 +235,7 @@ class ReciprocalScaled(Function):
 
 class Neg(Function):
     saves_tensors = False
+    supports_complex = True
 
     def forward(self, a):
         return -a
@@ -218,6 +246,7 @@ class Neg(Function):
 
 class Exp(Function):
     reads = ((OUTPUT,),)
+    supports_complex, conj_saved = True, ("out",)
 
     def forward(self, a):
         xp = get_array_module(a)
@@ -230,6 +259,7 @@ class Exp(Function):
 
 class Log(Function):
     reads = ((0,),)
+    supports_complex, conj_saved = True, ("a",)
 
     def forward(self, a):
         self.a = a
@@ -244,6 +274,7 @@ class Log(Function):
 
 class Sqrt(Function):
     reads = ((OUTPUT,),)
+    supports_complex, conj_saved = True, ("out",)
 
     def forward(self, a):
         xp = get_array_module(a)
@@ -258,6 +289,7 @@ class Sqrt(Function):
 
 class Abs(Function):
     reads = ((0,),)  # (backward reads its own sign array; the input is PyTorch's, so both refuse a change of it)
+    supports_complex = True  # (xp.sign of a complex z is z / |z|, 0 at 0: PyTorch's sgn, its abs gradient)
 
     def forward(self, a):
         xp = get_array_module(a)

@@ -98,6 +98,7 @@ class GetItem(Function):
     """Basic and advanced indexing; backward scatter-adds (repeated indices accumulate)."""
 
     saves_tensors = False
+    supports_complex = True
 
     def forward(self, a, index):
         self.shape, self.dtype, self.index = a.shape, a.dtype, index

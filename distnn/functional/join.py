@@ -18,6 +18,7 @@ from .shape_checks import cat_dim, stack_dim
 
 class Concat(Function):
     saves_tensors = False
+    supports_complex = True
 
     def forward(self, *arrays, axis=0, skipped=()):
         xp = get_array_module(*arrays)
@@ -44,6 +45,7 @@ class Concat(Function):
 
 class Stack(Function):
     saves_tensors = False
+    supports_complex = True
 
     def forward(self, *arrays, axis=0):
         xp = get_array_module(*arrays)

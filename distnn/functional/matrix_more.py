@@ -49,8 +49,10 @@ def dot(input, other):  # noqa: A002
 
 
 def vdot(input, other):  # noqa: A002
-    """``torch.vdot`` for real tensors: :func:`dot` (the conjugate of a real vector is itself)."""
-    return dot(input, other)
+    """``torch.vdot``: :func:`dot` of the conjugate of ``input`` with ``other`` (for real vectors, ``dot``)."""
+    from .complex_numbers import conj
+
+    return dot(conj(as_tensor(input)), other)
 
 
 def inner(input, other):  # noqa: A002

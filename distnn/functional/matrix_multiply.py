@@ -31,6 +31,7 @@ class MatMul(Function):
     autocast = "lower"  # under distnn.autocast: the matmul family runs in the lower dtype
 
     reads = ((1,), (0,))
+    supports_complex, conj_saved = True, ("a", "b")  # (complex: grad @ b^H, a^H @ grad)
 
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0:

@@ -41,6 +41,12 @@ class _Unary(Function):
         with _quiet(xp, over=True):
             return (g * self.derivative(xp, self.x, self.out),)
 
+    def backward_complex(self, g):
+        # (a holomorphic f: grad * conj(f'(z)), PyTorch's convention; only the classes marked below)
+        xp = get_array_module(g)
+        with _quiet(xp, over=True):
+            return (g * xp.conj(self.derivative(xp, self.x, self.out)),)
+
 
 def _unary(name, compute, derivative, reads=(0,), doc=""):
     cls = type(name, (_Unary,), {"compute": staticmethod(compute), "derivative": staticmethod(derivative),
@@ -75,6 +81,11 @@ Square = _unary("Square", lambda xp, x: x * x, lambda xp, x, y: 2 * x)
 Frac = _unary("Frac", lambda xp, x: x - xp.trunc(x), lambda xp, x, y: 1, ())
 Deg2rad = _unary("Deg2rad", lambda xp, x: x * (math.pi / 180), lambda xp, x, y: math.pi / 180, ())
 Rad2deg = _unary("Rad2deg", lambda xp, x: x * (180 / math.pi), lambda xp, x, y: 180 / math.pi, ())
+
+
+# holomorphic, with derivative formulas that hold for complex z: differentiable for complex inputs too
+for _cls in (Sin, Cos, Tan, Sinh, Cosh, Reciprocal, Square):
+    _cls.supports_complex = True
 
 
 def _sinc(xp, x):
@@ -132,9 +143,26 @@ class NanToNum(Function):
 
 
 class Sgn(_Step):
+    reads = ((0, OUTPUT),)  # (PyTorch's sgn saves its input and result)
+    supports_complex = True
+
+    def forward(self, a, **params):
+        self.a = a
+        self.out = out = super().forward(a, **params)
+        return out
+
     @staticmethod
     def compute(xp, a):
         return xp.where(xp.isnan(a), 0, xp.sign(a)).astype(a.dtype, copy=False)
+
+    def backward_complex(self, g):
+        """PyTorch's sgn_backward: ``(g - s Re(g conj(s))) / |z|`` (0 at 0), the part of ``g`` across ``s``."""
+        xp = get_array_module(g)
+        a, s = self.a, self.out
+        r = xp.abs(a)
+        with _quiet(xp):
+            out = (g - s * (g * xp.conj(s)).real) / xp.where(r == 0, 1, r)
+        return (xp.where(r == 0, xp.zeros((), dtype=out.dtype), out),)
 
     @staticmethod
     def integer(xp, a):

@@ -47,6 +47,7 @@ def _expand_back(g, axes, keepdims, shape):
 
 class Sum(Function):
     saves_tensors = False
+    supports_complex = True
 
     def forward(self, a, axis=None, keepdims=False, dtype=None):
         self.shape = a.shape
@@ -61,6 +62,7 @@ class Sum(Function):
 
 class Mean(Function):
     saves_tensors = False
+    supports_complex = True
 
     def forward(self, a, axis=None, keepdims=False):
         self.shape = a.shape

@@ -32,6 +32,7 @@ class Reshape(Function):
     dims of size 1 of numpy's view, where numpy's reshape sets strides of its own (the same memory either way)."""
 
     saves_tensors = False
+    supports_complex = True
 
     def forward(self, a, shape, strides=None):
         self.shape = a.shape
@@ -53,6 +54,7 @@ class Reshape(Function):
 
 class Transpose(Function):
     saves_tensors = False
+    supports_complex = True
 
     def forward(self, a, axes=None):
         if axes is None:
@@ -75,6 +77,7 @@ class BroadcastTo(Function):
     """The engine's sum_to_shape is the whole backward."""
 
     saves_tensors = False
+    supports_complex = True
 
     def forward(self, a, shape):
         shape = tuple(shape)
@@ -92,6 +95,7 @@ class BroadcastTo(Function):
 
 class Squeeze(Function):
     saves_tensors = False
+    supports_complex = True
 
     def forward(self, a, axis=None):
         self.shape = a.shape
@@ -107,6 +111,7 @@ class Squeeze(Function):
 
 class Unsqueeze(Function):
     saves_tensors = False
+    supports_complex = True
 
     def forward(self, a, axis):
         self.shape = a.shape
@@ -185,6 +190,7 @@ class Repeat(Function):
     """PyTorch's ``x.repeat(*sizes)`` (numpy's ``tile``); backward sums the copies."""
 
     saves_tensors = False
+    supports_complex = True
 
     def forward(self, a, sizes):
         sizes = tuple(int(s) for s in sizes)

@@ -52,6 +52,9 @@ class Optimizer:
     """
 
     _scalar_state: tuple = ()
+    # whether the update is right for complex parameters as written (SGD's is: linear in the gradient); an
+    # optimizer that squares the gradient (Adam's g * g) would need PyTorch's view_as_real, so it refuses them
+    supports_complex = False
 
     def __init__(self, params, defaults: dict):
         self.defaults = dict(defaults)
@@ -103,6 +106,11 @@ class Optimizer:
                                 f"{type(p).__name__}")
             if getattr(p, "is_leaf", True) is False:
                 raise ValueError("can't optimize a non-leaf Tensor")
+            if not self.supports_complex and getattr(getattr(p, "data", None), "dtype", None) is not None \
+                    and p.data.dtype.kind == "c":
+                raise NotImplementedError(
+                    f"{type(self).__name__} does not support complex parameters in distnn (got one of dtype "
+                    f"{p.data.dtype}); use SGD, or optimize view_as_real of the parameter as a real tensor")
         group["params"] = params
         for name, default in self.defaults.items():
             if default is required and name not in group:

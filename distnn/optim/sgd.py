@@ -53,8 +53,10 @@ class SGD(Optimizer):
     """``SGD(params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *, maximize=False)``.
 
     Same defaults and update as ``torch.optim.SGD``; the state per parameter
-    is ``momentum_buffer`` (only when momentum is used).
+    is ``momentum_buffer`` (only when momentum is used). Complex parameters too, as PyTorch's.
     """
+
+    supports_complex = True  # (the update is linear in the gradient: right for complex as written)
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False):

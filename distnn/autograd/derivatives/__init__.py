@@ -29,13 +29,15 @@ _REGISTRY: dict = {}
 _loaded = False
 
 
-def register(*classes):
+def register(*classes, complex_ok=False):
     """Decorator: ``fn(node, g)`` is the graph backward of ``classes`` (and of their subclasses that have
     no entry of their own). ``fn.unsupported(node)`` may return a reason (str) when a node's parameters are
-    not covered (e.g. a norm order); the pass then refuses with it."""
+    not covered (e.g. a norm order); the pass then refuses with it. ``complex_ok``: ``fn`` follows the
+    complex convention too (:mod:`distnn.autograd.complex_grad`); a complex node of another op is refused."""
     def deco(fn):
         for cls in classes:
             _REGISTRY[cls] = fn
+        fn.complex_ok = complex_ok
         return fn
     return deco
 
@@ -84,6 +86,12 @@ def refusal(node):
                 "embedding_bag, convolutions, max/average/LP pooling and unpooling, "
                 "fold/unfold, grid_sample/affine_grid, the normalization layers and modules' backward hooks "
                 "(see README)")
+    # (a complex node: the formula must be conjugated where it multiplies; a backward_graph method of a class
+    # that supports complex is trusted to be)
+    if node.complex_node and not (type(node).supports_complex if fn is _method else getattr(fn, "complex_ok", False)):
+        return (f"create_graph=True: the op {cls.__name__} ({where}) has no complex double backward in distnn "
+                "(its first-order complex gradient is supported); second order through complex nodes covers "
+                "+ - * neg exp conj real imag, sum/mean and the shape ops")
     check = getattr(fn, "unsupported", None)
     reason = check(node) if check is not None else None
     return None if reason is None else f"create_graph=True: {cls.__name__} ({where}): {reason}"

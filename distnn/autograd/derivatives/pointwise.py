@@ -10,6 +10,7 @@ from distnn.functional import elementwise as E
 from distnn.functional import elementwise_choice as C
 from distnn.functional import pointwise_unary as U
 
+from distnn.autograd.complex_grad import conj
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
@@ -20,25 +21,26 @@ def _where(cond, a, b):
     return C.where(cond, a, b)
 
 
-@register(E.Add)
+@register(E.Add, complex_ok=True)
 def _add(node, g):
     return g, g
 
 
-@register(E.Sub)
+@register(E.Sub, complex_ok=True)
 def _sub(node, g):
     return g, (-g if node.needs_input_grad[1] else None)
 
 
-@register(E.Neg)
+@register(E.Neg, complex_ok=True)
 def _neg(node, g):
     return (-g,)
 
 
-@register(E.Mul)
+@register(E.Mul, complex_ok=True)
 def _mul(node, g):
     na, nb = node.needs_input_grad
-    return (g * saved_input(node, 1, node.b) if na else None), (g * saved_input(node, 0, node.a) if nb else None)
+    return ((g * conj(saved_input(node, 1, node.b)) if na else None),
+            (g * conj(saved_input(node, 0, node.a)) if nb else None))
 
 
 @register(E.Div)
@@ -85,9 +87,9 @@ def _reciprocal_scaled(node, g):
     return (-(g * node.c) * (r * r),)
 
 
-@register(E.Exp)
+@register(E.Exp, complex_ok=True)
 def _exp(node, g):
-    return (g * saved_output(node, node.out),)
+    return (g * conj(saved_output(node, node.out)),)
 
 
 @register(E.Log)

@@ -18,12 +18,12 @@ from distnn.functional import shape as S
 from . import register, saved_input, unsqueeze_to, zero_link
 
 
-@register(S.Reshape, S.Squeeze, S.Unsqueeze)
+@register(S.Reshape, S.Squeeze, S.Unsqueeze, complex_ok=True)
 def _reshape(node, g):
     return (g.reshape(node.shape),)
 
 
-@register(S.Transpose)
+@register(S.Transpose, complex_ok=True)
 def _transpose(node, g):
     if node.axes is None:
         return (g.permute(tuple(reversed(range(g.ndim)))),)
@@ -33,7 +33,7 @@ def _transpose(node, g):
     return (g.permute(tuple(inverse)),)
 
 
-@register(S.BroadcastTo)
+@register(S.BroadcastTo, complex_ok=True)
 def _broadcast_to(node, g):
     return (g,)  # (the create_graph pass reduces it to the input's shape, with recorded sums)
 
@@ -81,23 +81,23 @@ def _slices(g, axis, sizes):
     return tuple(out)
 
 
-@register(J.Concat)
+@register(J.Concat, complex_ok=True)
 def _concat(node, g):
     return _slices(g, node.axis, node.sizes)
 
 
-@register(J.Stack)
+@register(J.Stack, complex_ok=True)
 def _stack(node, g):
     lead = (slice(None),) * (node.axis % g.ndim)
     return tuple(g[lead + (i,)] for i in range(g.shape[node.axis]))
 
 
-@register(R.Sum)
+@register(R.Sum, complex_ok=True)
 def _sum(node, g):
     return (unsqueeze_to(g, node.axes, node.keepdims).expand(node.shape),)
 
 
-@register(R.Mean)
+@register(R.Mean, complex_ok=True)
 def _mean(node, g):
     return (unsqueeze_to(g / node.count, node.axes, node.keepdims).expand(node.shape),)
 
