@@ -683,6 +683,15 @@ NEW_OPS = {
                                   + dn.ormqr(a, t, c, transpose=True) + dn.ormqr(a, t, c.mT, left=False).mT),
     "geqrf_then_orgqr": ([_R_LU.standard_normal((2, 5, 3))],  # (geqrf has no gradient: its outputs detached)
                          lambda a: dn.orgqr(*dn.geqrf(a.detach())) * a + dn.geqrf(a.detach()).a),
+    # solve_ex (info on the device), cond (SVD and inverse paths), vecdot, tensorinv, tensorsolve
+    "linalg_solve_ex_left_right": ([_LU_WELL, _R_LU.standard_normal((2, 4, 3))],
+                                   lambda a, b: dn.linalg.solve_ex(a, b).result
+                                   + dn.linalg.solve_ex(a, b.mT, left=False).result.mT),
+    "linalg_cond_orders": ([_LU_WELL], lambda a: dn.linalg.cond(a) + dn.linalg.cond(a, "nuc") + dn.linalg.cond(a, 1)
+                           + dn.linalg.cond(a, "fro") + dn.linalg.cond(a, -float("inf"))),
+    "linalg_vecdot_tensorinv_tensorsolve": ([_LU_WELL[0].reshape(2, 2, 2, 2), _R_LU.standard_normal((2, 2))],
+                                            lambda a, b: dn.linalg.tensorinv(a, ind=2).sum((0, 1))
+                                            + dn.linalg.tensorsolve(a, b) * dn.linalg.vecdot(b, b, dim=0)[0]),
 }
 
 
