@@ -268,6 +268,10 @@ from .torch_toplevel_linalg import *  # noqa: E402,F401,F403
 from .torch_toplevel_nn import *  # noqa: E402,F401,F403
 
 __all__ += [*_tl_nn.__all__, *_tl_linalg.__all__, *_tl_calculus.__all__]
+# PyTorch's removed linear-algebra names (torch.solve, torch.eig, ...): they raise, pointing to distnn.linalg
+from .linalg.removed import eig, lstsq, matrix_rank, solve, symeig  # noqa: E402
+
+__all__ += ["eig", "lstsq", "matrix_rank", "solve", "symeig"]
 
 # sampling, RNG state, threads, print options, determinism, default device, complex numbers, windows
 from . import toplevel_more as _toplevel_more  # noqa: E402
