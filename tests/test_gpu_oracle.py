@@ -692,6 +692,13 @@ NEW_OPS = {
     "linalg_vecdot_tensorinv_tensorsolve": ([_LU_WELL[0].reshape(2, 2, 2, 2), _R_LU.standard_normal((2, 2))],
                                             lambda a, b: dn.linalg.tensorinv(a, ind=2).sum((0, 1))
                                             + dn.linalg.tensorsolve(a, b) * dn.linalg.vecdot(b, b, dim=0)[0]),
+    # LDL (distnn.linalg.ldl: sytrf/sytrs written as column loops with per-matrix pivots; no gradient, as PyTorch:
+    # inputs detached, + b carries one)
+    "linalg_ldl_factor_solve": ([_R_LU.standard_normal((2, 5, 5)) * (1 - 0.99 * np.eye(5)),  # (2 by 2 pivots)
+                                 _R_LU.standard_normal((2, 5, 3))],
+                                lambda a, b: dn.linalg.ldl_solve(*dn.linalg.ldl_factor((a + a.mT).detach()), b.detach())
+                                + dn.linalg.ldl_factor((a + a.mT).detach()).LD.sum(-1, keepdim=True)
+                                + dn.linalg.ldl_factor((a + a.mT).detach()).pivots[..., None].to(a.dtype) + b),
 }
 
 

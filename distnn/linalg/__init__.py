@@ -16,6 +16,7 @@ from .cond import cond
 from .ex import cholesky_ex, inv_ex, solve_ex
 from .householder import householder_product
 from .inverse import inv, solve
+from .ldl import ldl_factor, ldl_factor_ex, ldl_solve
 from .lstsq import lstsq
 from .lu import lu, lu_factor, lu_factor_ex
 from .lu_solve import lu_solve
@@ -30,7 +31,7 @@ from .triangular import solve_triangular
 
 __all__ = [
     "LinAlgError", "cholesky", "cholesky_ex", "cond", "cross", "det", "diagonal", "eigh", "eigvalsh", "householder_product",
-    "inv", "inv_ex", "lstsq", "lu", "lu_factor", "lu_factor_ex", "lu_solve", "matmul", "matrix_exp", "matrix_norm",
+    "inv", "inv_ex", "ldl_factor", "ldl_factor_ex", "ldl_solve", "lstsq", "lu", "lu_factor", "lu_factor_ex", "lu_solve", "matmul", "matrix_exp", "matrix_norm",
     "matrix_power", "matrix_rank", "multi_dot", "norm", "pinv", "qr", "slogdet", "solve", "solve_ex", "solve_triangular", "svd",
     "svdvals", "tensorinv", "tensorsolve", "vander", "vecdot", "vector_norm",
 ]
