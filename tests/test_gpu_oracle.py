@@ -699,6 +699,10 @@ NEW_OPS = {
                                 lambda a, b: dn.linalg.ldl_solve(*dn.linalg.ldl_factor((a + a.mT).detach()), b.detach())
                                 + dn.linalg.ldl_factor((a + a.mT).detach()).LD.sum(-1, keepdim=True)
                                 + dn.linalg.ldl_factor((a + a.mT).detach()).pivots[..., None].to(a.dtype) + b),
+    # randomized low-rank SVD (host-drawn random matrix; q = n: the singular values do not depend on it)
+    "svd_pca_lowrank_values": ([_R_LU.standard_normal((2, 6, 3))],
+                               lambda a: dn.svd_lowrank(a, q=3)[1] + dn.svd_lowrank(a.mT, q=3, niter=0)[1]
+                               + dn.pca_lowrank(a[:, :4], q=3)[1]),
 }
 
 
