@@ -703,6 +703,10 @@ NEW_OPS = {
     "svd_pca_lowrank_values": ([_R_LU.standard_normal((2, 6, 3))],
                                lambda a: dn.svd_lowrank(a, q=3)[1] + dn.svd_lowrank(a.mT, q=3, niter=0)[1]
                                + dn.pca_lowrank(a[:, :4], q=3)[1]),
+    # LOBPCG (host-side control flow on device arrays; its gradient's characteristic-polynomial solve)
+    "lobpcg_values_projector": ([(lambda g: g @ g.T + 9 * np.eye(9))(_R_LU.standard_normal((9, 9)))],
+                                lambda a: (lambda e, x: e.sum() * (x @ x.mT))(
+                                    *dn.lobpcg(a, k=2, X=a.detach()[:, :2], largest=False))),
 }
 
 
