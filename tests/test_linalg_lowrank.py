@@ -66,8 +66,8 @@ def test_subspace_iterations_find_the_top_singular_values_as_torch():
 def test_m_is_subtracted_and_broadcast_as_torch():
     m = R.standard_normal((6, 5))
     a = R.standard_normal((2, 6, 5)) + m  # (A - M: random, of full rank 5 = q)
-    both(lambda x, y: _product(*distnn.svd_lowrank(x, q=5, M=y)), lambda x, y: _product(*torch.svd_lowrank(x, q=5, M=y)),
-         a, m, grad=False)
+    both(lambda x, y: _product(*distnn.svd_lowrank(x, q=5, M=y)),
+         lambda x, y: _product(*torch.svd_lowrank(x, q=5, M=y)), a, m, grad=False)
     both(lambda x, y: distnn.svd_lowrank(x, q=5, M=y)[1], lambda x, y: torch.svd_lowrank(x, q=5, M=y)[1], a, m)
     both(lambda x, y: distnn.svd_lowrank(x.mT, q=5, M=y.mT)[1], lambda x, y: torch.svd_lowrank(x.mT, q=5, M=y.mT)[1],
          a, m)

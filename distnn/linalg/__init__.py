@@ -5,8 +5,10 @@ formulas (``FunctionsManual.cpp``), written beside each forward. Results that Py
 are named tuples here (``slogdet`` -> ``(sign, logabsdet)``, ``eigh``, ``svd``, ``qr``, ``lu``, ``lu_factor``).
 A singular or indefinite matrix raises :class:`LinAlgError` (a ``RuntimeError``, as ``torch.linalg.LinAlgError``)
 naming the batch element (the LU factorizations succeed on one: ``lu_factor_ex``'s ``info``); integer inputs are
-refused as PyTorch refuses them. numpy and cupy have no LU or Householder reflectors on stacks of matrices: those
-are written here (``lu.py``, ``householder.py``).
+refused as PyTorch refuses them. numpy and cupy have no LU, Householder reflectors or Bunch-Kaufman LDL on stacks
+of matrices: those are written here (``lu.py``, ``householder.py``, ``ldl.py``). Also here, though PyTorch has them
+at the top level: the randomized ``svd_lowrank``/``pca_lowrank`` (``lowrank.py``), ``lobpcg`` (``lobpcg.py``) and the
+removed ``torch.solve``/``eig``/... that raise (``removed.py``).
 """
 from ._common import LinAlgError
 from .cholesky import cholesky
@@ -30,8 +32,9 @@ from .tensor_solve import tensorinv, tensorsolve
 from .triangular import solve_triangular
 
 __all__ = [
-    "LinAlgError", "cholesky", "cholesky_ex", "cond", "cross", "det", "diagonal", "eigh", "eigvalsh", "householder_product",
-    "inv", "inv_ex", "ldl_factor", "ldl_factor_ex", "ldl_solve", "lstsq", "lu", "lu_factor", "lu_factor_ex", "lu_solve", "matmul", "matrix_exp", "matrix_norm",
-    "matrix_power", "matrix_rank", "multi_dot", "norm", "pinv", "qr", "slogdet", "solve", "solve_ex", "solve_triangular", "svd",
-    "svdvals", "tensorinv", "tensorsolve", "vander", "vecdot", "vector_norm",
+    "LinAlgError", "cholesky", "cholesky_ex", "cond", "cross", "det", "diagonal", "eigh", "eigvalsh",
+    "householder_product", "inv", "inv_ex", "ldl_factor", "ldl_factor_ex", "ldl_solve", "lstsq", "lu", "lu_factor",
+    "lu_factor_ex", "lu_solve", "matmul", "matrix_exp", "matrix_norm", "matrix_power", "matrix_rank", "multi_dot",
+    "norm", "pinv", "qr", "slogdet", "solve", "solve_ex", "solve_triangular", "svd", "svdvals", "tensorinv",
+    "tensorsolve", "vander", "vecdot", "vector_norm",
 ]

@@ -1,6 +1,7 @@
-"""``inv_ex``, ``cholesky_ex`` and ``solve_ex``: ``inv``, ``cholesky`` and ``solve`` that report failure in ``info`` (int32, one per
-matrix: 0 when it worked, else LAPACK's index: the zero diagonal element of the LU factorization, the order of the
-leading minor that is not positive-definite) instead of raising, unless ``check_errors=True``.
+"""``inv_ex``, ``cholesky_ex`` and ``solve_ex``: ``inv``, ``cholesky`` and ``solve`` that report failure in
+``info`` (int32, one per matrix: 0 when it worked, else LAPACK's index: the zero diagonal element of the LU
+factorization, the order of the leading minor that is not positive-definite) instead of raising, unless
+``check_errors=True``.
 
 Where a matrix failed PyTorch leaves LAPACK's partial results; here its result is NaN. The matrices that worked
 get the same values and gradients as from :func:`inv`, :func:`cholesky` and :func:`solve`.

@@ -61,8 +61,10 @@ def _run(A, k, B, X, n, iK, niter, tol, largest, method, tracker, ortho_iparams,
     for i in range(count):
         a = A.reshape((count, m, m))[i]
         b = B.reshape((count, m, m))[i] if B is not None else None
-        x = (xp.asarray(random.default_generator().standard_normal((m, n)).astype(dtype)) if X is None
-             else X.reshape((count,) + X.shape[-2:])[i].astype(dtype, copy=True) if batch else X.astype(dtype, copy=True))
+        if X is None:
+            x = xp.asarray(random.default_generator().standard_normal((m, n)).astype(dtype))
+        else:  # (a copy: the worker updates its X in place)
+            x = (X.reshape((count,) + X.shape[-2:])[i] if batch else X).astype(dtype, copy=True)
         if x.shape != (m, n):
             raise AssertionError(f"X shape mismatch: got {tuple(x.shape)}, expected {(m, n)}")
         if batch:

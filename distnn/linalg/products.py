@@ -1,6 +1,7 @@
 """The products of ``torch.linalg``: ``cross``, ``multi_dot``, ``matrix_power``, ``vander``, ``vecdot`` and the
-``diagonal`` and ``matmul`` aliases. ``vecdot`` is a product and a sum (its gradient theirs). ``multi_dot`` and ``matrix_power`` are chains of distnn's differentiable matmul;
-``cross``, ``vander`` and ``diagonal`` are Functions with their gradients beside them.
+``diagonal`` and ``matmul`` aliases. ``multi_dot`` and ``matrix_power`` are chains of distnn's differentiable
+matmul, ``vecdot`` a product and a sum (their gradients); ``cross``, ``vander`` and ``diagonal`` are Functions
+with their gradients beside them.
 """
 from __future__ import annotations
 
