@@ -19,7 +19,7 @@ import numpy as np
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module, unwrap
 
-from ._common import as_tensor, mT, pack, unpack, unpack_grad
+from ._common import as_tensor, pack, unpack, unpack_grad
 from .lobpcg_worker import LOBPCG
 
 
@@ -75,55 +75,61 @@ def _run(A, k, B, X, n, iK, niter, tol, largest, method, tracker, ortho_iparams,
     return values.reshape(batch + (k,)), vectors.reshape(batch + (m, k))
 
 
-def _poly_coefficients(xp, roots):
-    """(a_0, ..., a_k = 1) of ``prod_i (x - roots_i)``, along the last dim (PyTorch's, batched)."""
+def _poly_coefficients(roots):
+    """[a_0, ..., a_k = 1] (Tensors of the batch shape) of ``prod_i (x - roots_i)`` (PyTorch's recurrence)."""
     k = roots.shape[-1]
-    c = xp.zeros(roots.shape[:-1] + (k + 2,), dtype=roots.dtype)
-    c[..., 0] = c[..., -1] = 1
+    c = [None] * (k + 2)  # (None: zero; c[0] and c[k + 1] start at 1, as PyTorch's, c[0] is dropped)
+    c[0] = c[k + 1] = 1.0
     for i in range(1, k + 1):
-        c[..., k - i:k + 1] -= roots[..., i - 1:i] * c[..., k - i + 1:k + 2]
-    return c[..., 1:]
+        r = roots[..., i - 1]
+        old = list(c)
+        for j in range(k - i, k + 1):
+            c[j] = (0.0 if old[j] is None else old[j]) - r * (0.0 if old[j + 1] is None else old[j + 1])
+    return c[1:]
 
 
 def _vector_poly(poly, x):
     res = x * 0 + 1
-    for j in range(poly.shape[-1] - 2, -1, -1):
-        res = poly[..., j, None] + x * res
+    for j in range(len(poly) - 2, -1, -1):
+        res = res * x + poly[j].unsqueeze(-1)
     return res
 
 
-def _matrix_poly(xp, poly, a):
-    eye = xp.eye(a.shape[-1], dtype=a.dtype)
-    res = xp.broadcast_to(eye, a.shape).copy()
-    for j in range(poly.shape[-1] - 2, -1, -1):
-        res = a @ res + poly[..., j, None, None] * eye
+def _matrix_poly(poly, a, eye):
+    res = eye
+    for j in range(len(poly) - 2, -1, -1):
+        res = a @ res + poly[j].unsqueeze(-1).unsqueeze(-1) * eye
     return res
 
 
-def symeig_backward(xp, gd, gu, a, d, u, largest):
-    """PyTorch's ``_symeig_backward``: the gradient in ``A`` of ``k`` eigenpairs ``(d, u)`` of symmetric ``a``."""
-    f = d[..., None, :] - d[..., :, None]
-    i = xp.arange(d.shape[-1])
-    f[..., i, i] = np.inf
-    ut = mT(u)
-    inner = ut @ gu * (1 / f)
-    inner[..., i, i] += gd
-    res = u @ inner @ ut
+def symeig_grad(gd, gu, a, d, u, largest):
+    """PyTorch's ``_symeig_backward`` (Tensors, so that it is differentiable again): the gradient in symmetric
+    ``a`` of its ``k`` eigenpairs ``(d, u)``."""
+    from distnn.autograd.tensor import Tensor
+
+    from .inverse import solve
+
+    xp = get_array_module(a.data)
     m, k = u.shape[-2:]
+    eye_k = Tensor(xp.eye(k, dtype=a.dtype))
+    f = d.unsqueeze(-2) - d.unsqueeze(-1) + eye_k  # (the diagonal: 1, then masked to 0)
+    ut = u.mT
+    res = u @ ((ut @ gu) * (1 - eye_k) / f + gd.diag_embed()) @ ut
     if m == k:
         return res
     # outside span(U): a basis of the complement (any: the result does not depend on it; a fixed draw)
-    project = xp.eye(m, dtype=a.dtype) - u @ ut
-    u_ortho = project @ xp.asarray(np.random.default_rng(0).standard_normal(a.shape[:-1] + (m - k,)).astype(a.dtype))
-    chr_poly = _poly_coefficients(xp, d)
-    series, projected = xp.zeros_like(gu), gu
-    for j in range(1, chr_poly.shape[-1]):
-        series = series + projected * _vector_poly(chr_poly[..., j:], d)[..., None, :]
+    eye = Tensor(xp.eye(m, dtype=a.dtype))
+    draw = np.random.default_rng(0).standard_normal(tuple(a.shape[:-1]) + (m - k,)).astype(a.dtype)
+    u_ortho = (eye - u @ ut) @ Tensor(xp.asarray(draw))
+    chr_poly = _poly_coefficients(d)
+    series, projected = None, gu
+    for j in range(1, len(chr_poly)):
+        term = projected * _vector_poly(chr_poly[j:], d).unsqueeze(-2)
+        series = term if series is None else series + term
         projected = a @ projected
-    restricted = mT(u_ortho) @ _matrix_poly(xp, chr_poly, a) @ u_ortho
-    sign = -1 if (largest and k % 2 == 1) else 1  # (sign * restricted is positive-definite)
-    solved = xp.linalg.solve(sign * restricted, mT(u_ortho) @ series)
-    return res - u_ortho @ (sign * solved) @ ut
+    sign = -1.0 if (largest and k % 2 == 1) else 1.0  # (sign * restricted is positive-definite)
+    restricted = u_ortho.mT @ _matrix_poly(chr_poly, a, eye) @ u_ortho
+    return res - u_ortho @ (sign * solve(sign * restricted, u_ortho.mT @ series)) @ ut
 
 
 class LOBPCGFunction(Function):
@@ -136,11 +142,16 @@ class LOBPCGFunction(Function):
         return pack(xp, self.e, self.x, batch=a.shape[:-2])
 
     def backward(self, g):
+        from distnn.autograd.grad_mode import no_grad
+        from distnn.autograd.tensor import Tensor
+
         if self.b is not None:
             raise ValueError("lobpcg.backward does not support backward with B != I yet.")
         xp = get_array_module(g)
         ge, gx = unpack_grad(xp, g, self.shapes)
-        return (symeig_backward(xp, ge, gx, self.a, self.e, self.x, self.largest),)
+        with no_grad():  # (the Tensor formula on constants; its graph form is in autograd/derivatives/linalg_more.py)
+            out = symeig_grad(*(Tensor(t) for t in (ge, gx, self.a, self.e, self.x)), self.largest)
+        return (out.data,)
 
 
 def lobpcg(A, k=None, B=None, X=None, n=None, iK=None, niter=None, tol=None, largest=None, method=None,  # noqa: N803
