@@ -275,6 +275,12 @@ from .torch_toplevel_linalg import *  # noqa: E402,F401,F403
 from .torch_toplevel_nn import *  # noqa: E402,F401,F403
 
 __all__ += [*_tl_nn.__all__, *_tl_linalg.__all__, *_tl_calculus.__all__]
+# PyTorch's removed linear-algebra names (torch.solve, torch.eig, ...): they raise, pointing to distnn.linalg
+from .linalg.removed import eig, lstsq, matrix_rank, solve, symeig  # noqa: E402
+from .linalg.lowrank import pca_lowrank, svd_lowrank  # noqa: E402
+from .linalg.lobpcg import lobpcg  # noqa: E402
+
+__all__ += ["eig", "lstsq", "matrix_rank", "solve", "symeig", "pca_lowrank", "svd_lowrank", "lobpcg"]
 
 # sampling, RNG state, threads, print options, determinism, default device, complex numbers, windows
 from . import toplevel_more as _toplevel_more  # noqa: E402

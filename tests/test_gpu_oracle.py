@@ -683,6 +683,30 @@ NEW_OPS = {
                                   + dn.ormqr(a, t, c, transpose=True) + dn.ormqr(a, t, c.mT, left=False).mT),
     "geqrf_then_orgqr": ([_R_LU.standard_normal((2, 5, 3))],  # (geqrf has no gradient: its outputs detached)
                          lambda a: dn.orgqr(*dn.geqrf(a.detach())) * a + dn.geqrf(a.detach()).a),
+    # solve_ex (info on the device), cond (SVD and inverse paths), vecdot, tensorinv, tensorsolve
+    "linalg_solve_ex_left_right": ([_LU_WELL, _R_LU.standard_normal((2, 4, 3))],
+                                   lambda a, b: dn.linalg.solve_ex(a, b).result
+                                   + dn.linalg.solve_ex(a, b.mT, left=False).result.mT),
+    "linalg_cond_orders": ([_LU_WELL], lambda a: dn.linalg.cond(a) + dn.linalg.cond(a, "nuc") + dn.linalg.cond(a, 1)
+                           + dn.linalg.cond(a, "fro") + dn.linalg.cond(a, -float("inf"))),
+    "linalg_vecdot_tensorinv_tensorsolve": ([_LU_WELL[0].reshape(2, 2, 2, 2), _R_LU.standard_normal((2, 2))],
+                                            lambda a, b: dn.linalg.tensorinv(a, ind=2).sum((0, 1))
+                                            + dn.linalg.tensorsolve(a, b) * dn.linalg.vecdot(b, b, dim=0)[0]),
+    # LDL (distnn.linalg.ldl: sytrf/sytrs written as column loops with per-matrix pivots; no gradient, as PyTorch:
+    # inputs detached, + b carries one)
+    "linalg_ldl_factor_solve": ([_R_LU.standard_normal((2, 5, 5)) * (1 - 0.99 * np.eye(5)),  # (2 by 2 pivots)
+                                 _R_LU.standard_normal((2, 5, 3))],
+                                lambda a, b: dn.linalg.ldl_solve(*dn.linalg.ldl_factor((a + a.mT).detach()), b.detach())
+                                + dn.linalg.ldl_factor((a + a.mT).detach()).LD.sum(-1, keepdim=True)
+                                + dn.linalg.ldl_factor((a + a.mT).detach()).pivots[..., None].to(a.dtype) + b),
+    # randomized low-rank SVD (host-drawn random matrix; q = n: the singular values do not depend on it)
+    "svd_pca_lowrank_values": ([_R_LU.standard_normal((2, 6, 3))],
+                               lambda a: dn.svd_lowrank(a, q=3)[1] + dn.svd_lowrank(a.mT, q=3, niter=0)[1]
+                               + dn.pca_lowrank(a[:, :4], q=3)[1]),
+    # LOBPCG (host-side control flow on device arrays; its gradient's characteristic-polynomial solve)
+    "lobpcg_values_projector": ([(lambda g: g @ g.T + 9 * np.eye(9))(_R_LU.standard_normal((9, 9)))],
+                                lambda a: (lambda e, x: e.sum() * (x @ x.mT))(
+                                    *dn.lobpcg(a, k=2, X=a.detach()[:, :2], largest=False))),
 }
 
 

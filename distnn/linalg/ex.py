@@ -1,9 +1,10 @@
-"""``inv_ex`` and ``cholesky_ex``: ``inv`` and ``cholesky`` that report failure in ``info`` (int32, one per
-matrix: 0 when it worked, else LAPACK's index: the zero diagonal element of the LU factorization, the order of the
-leading minor that is not positive-definite) instead of raising, unless ``check_errors=True``.
+"""``inv_ex``, ``cholesky_ex`` and ``solve_ex``: ``inv``, ``cholesky`` and ``solve`` that report failure in
+``info`` (int32, one per matrix: 0 when it worked, else LAPACK's index: the zero diagonal element of the LU
+factorization, the order of the leading minor that is not positive-definite) instead of raising, unless
+``check_errors=True``.
 
 Where a matrix failed PyTorch leaves LAPACK's partial results; here its result is NaN. The matrices that worked
-get the same values and gradients as from :func:`inv` and :func:`cholesky`.
+get the same values and gradients as from :func:`inv`, :func:`cholesky` and :func:`solve`.
 """
 from __future__ import annotations
 
@@ -12,15 +13,16 @@ from collections import namedtuple
 import numpy as np
 
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module, to_numpy
+from distnn.backend import get_array_module, to_numpy, unwrap
 from distnn.functional.elementwise_choice import where
 
-from ._common import as_tensor, first_zero_pivot, square_float
+from ._common import LinAlgError, as_tensor, first_zero_pivot, square_float
 from .cholesky import Cholesky, _failed_minor
-from .inverse import Inv
+from .inverse import Inv, solve
 
 linalg_inv_ex = namedtuple("linalg_inv_ex", ["inverse", "info"])
 linalg_cholesky_ex = namedtuple("linalg_cholesky_ex", ["L", "info"])
+linalg_solve_ex = namedtuple("linalg_solve_ex", ["result", "info"])
 
 
 def _info(a, per_matrix):
@@ -69,3 +71,27 @@ def cholesky_ex(A, *, upper=False, check_errors=False):
     read = a.swapaxes(-1, -2) if upper else a  # (the triangle the factorization reads)
     info = _info(read, _failed_minor)
     return linalg_cholesky_ex(_guarded(lambda t: Cholesky.apply(t, upper=bool(upper)), A, a, info), Tensor(info))
+
+
+def solve_ex(A, B, *, left=True, check_errors=False):
+    """``torch.linalg.solve_ex``: ``(result, info)``, ``result`` as :func:`solve`'s; ``info`` has ``A``'s batch
+    shape: 0, or for a singular matrix the zero diagonal element of its LU factorization (its results NaN)."""
+    a = square_float(A, "linalg.solve_ex")
+    xp = get_array_module(a)
+    try:
+        x = solve(A, B, left=left, _op="torch.linalg.solve_ex")
+        return linalg_solve_ex(x, Tensor(xp.zeros(a.shape[:-2], dtype=np.int32)))
+    except LinAlgError:
+        if check_errors:
+            raise
+    info = _info(a, first_zero_pivot)
+    failed = info != 0
+    eye = xp.broadcast_to(xp.eye(a.shape[-1], dtype=a.dtype), a.shape)
+    safe = where(xp.broadcast_to(failed[..., None, None], a.shape), Tensor(eye.copy()), as_tensor(A))
+    x = solve(safe, B, left=left)
+    b = unwrap(B)
+    vector = b.ndim == 1 or (b.ndim == a.ndim - 1 and tuple(b.shape) == tuple(a.shape[:-1]))
+    # (A's batch dims sit just before the solution's last dim (B a batch of vectors) or last two)
+    mask = failed.reshape(failed.shape + (1,) * (1 if vector else 2))
+    nan = Tensor(xp.full(x.shape, xp.nan, dtype=a.dtype))
+    return linalg_solve_ex(where(xp.broadcast_to(mask, x.shape), nan, x), Tensor(info))

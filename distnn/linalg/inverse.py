@@ -25,10 +25,10 @@ def _raise_singular_inv(a_host, op="linalg.inv"):
                       f"because the input matrix is singular.")
 
 
-def _raise_singular_solve(a_host):
+def _raise_singular_solve(a_host, op="torch.linalg.solve"):
     found = singular_element(a_host)
     index = found[0] if found is not None else 0
-    raise LinAlgError(f"torch.linalg.solve: {batch_prefix(a_host.shape, index)}The solver failed because the input "
+    raise LinAlgError(f"{op}: {batch_prefix(a_host.shape, index)}The solver failed because the input "
                       f"matrix is singular.")
 
 
@@ -58,7 +58,7 @@ class Solve(Function):
 
     reads = ((0, OUTPUT), (0,))
 
-    def forward(self, a, b, vector=False):
+    def forward(self, a, b, vector=False, op="torch.linalg.solve"):
         xp = get_array_module(a, b)
         self.vector, self.a_in = vector, a  # (a_in: A as given, for the double backward)
         bm = b[..., None] if vector else b
@@ -68,8 +68,8 @@ class Solve(Function):
         try:
             x = xp.linalg.solve(a, bm)
         except np.linalg.LinAlgError:
-            _raise_singular_solve(to_numpy(a))
-        finite_or_check(xp, x, a, _raise_singular_solve)
+            _raise_singular_solve(to_numpy(a), op)
+        finite_or_check(xp, x, a, lambda h: _raise_singular_solve(h, op))
         self.a, self.x = a, x
         return x[..., 0] if vector else x
 
@@ -87,7 +87,7 @@ def inv(A) -> Tensor:
     return Inv.apply(A)
 
 
-def solve(A, B, *, left=True) -> Tensor:
+def solve(A, B, *, left=True, _op="torch.linalg.solve") -> Tensor:
     """``torch.linalg.solve``: ``X`` with ``A X = B`` (``X A = B`` when ``left=False``).
 
     ``B`` is a batch of vectors when it is 1-D or has ``A``'s shape without its last dim, else a batch of
@@ -107,7 +107,8 @@ def solve(A, B, *, left=True) -> Tensor:
         raise RuntimeError(f"linalg.solve: Incompatible shapes of A and B for the equation "
                            f"{'AX = B' if left else 'XA = B'} ({n}x{n} and {shape_b})")
     if not left:  # X A = B  <=>  A^T X^T = B^T
-        if vector:  # (only for 1 by 1 matrices: B is then one column of a single row)
-            return Solve.apply(as_tensor(A).mT, as_tensor(B).reshape(tuple(b.shape) + (1,))).reshape(tuple(b.shape))
-        return Solve.apply(as_tensor(A).mT, as_tensor(B).mT).mT
-    return Solve.apply(A, B, vector=vector)
+        if vector:  # (1 by 1 matrices only get here: refused as PyTorch refuses them)
+            raise RuntimeError("linalg.solve: Vector broadcasting of the left hand side is not supported for "
+                               "left=False. In this case linalg.solve is equivalent to B / A.squeeze(-1)")
+        return Solve.apply(as_tensor(A).mT, as_tensor(B).mT, op=_op).mT
+    return Solve.apply(A, B, vector=vector, op=_op)

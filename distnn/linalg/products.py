@@ -1,6 +1,7 @@
-"""The products of ``torch.linalg``: ``cross``, ``multi_dot``, ``matrix_power``, ``vander`` and the
-``diagonal`` alias. ``multi_dot`` and ``matrix_power`` are chains of distnn's differentiable matmul;
-``cross``, ``vander`` and ``diagonal`` are Functions with their gradients beside them.
+"""The products of ``torch.linalg``: ``cross``, ``multi_dot``, ``matrix_power``, ``vander``, ``vecdot`` and the
+``diagonal`` and ``matmul`` aliases. ``multi_dot`` and ``matrix_power`` are chains of distnn's differentiable
+matmul, ``vecdot`` a product and a sum (their gradients); ``cross``, ``vander`` and ``diagonal`` are Functions
+with their gradients beside them.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module, unwrap
 
-from ._common import as_tensor, check_square
+from ._common import as_tensor, check_square, dtype_name
 
 
 class Cross(Function):
@@ -184,3 +185,23 @@ def diagonal(A, *, offset=0, dim1=-2, dim2=-1) -> Tensor:
     """``torch.linalg.diagonal``: the diagonals (``offset`` above the main one) of the matrices in dims
     ``dim1`` and ``dim2``, as a new last dim."""
     return Diagonal.apply(A, offset=offset, dim1=dim1, dim2=dim2)
+
+
+def vecdot(x, y, *, dim=-1) -> Tensor:
+    """``torch.linalg.vecdot``: the dot product of the vectors along ``dim`` of ``x`` and ``y`` (broadcast; real
+    tensors: no conjugate to take)."""
+    tx, ty = as_tensor(x), as_tensor(y)
+    if tx.dtype != ty.dtype:
+        raise RuntimeError(f"linalg.vecdot: Expected x and y to have the same dtype, but found x of type "
+                           f"{dtype_name(tx.data.dtype)} and y of type {dtype_name(ty.data.dtype)} instead")
+    if tx.data.dtype.kind != "f":
+        raise RuntimeError(f"linalg.vecdot: Expected a floating point or complex tensor as input. Got "
+                           f"{dtype_name(tx.data.dtype)}")
+    return (tx * ty).sum(dim)
+
+
+def matmul(input, other) -> Tensor:  # noqa: A002 - PyTorch's names
+    """``torch.linalg.matmul``: an alias of :func:`distnn.matmul`."""
+    from distnn.functional.matrix_multiply import matmul as _matmul
+
+    return _matmul(input, other)

@@ -1,5 +1,5 @@
 """Graph backwards of the other linear-algebra ops: svd and svdvals (so matrix_norm 'nuc', 2 and -2 too), pinv
-(so lstsq too), qr, matrix_exp, linalg.cross, vander and linalg.diagonal.
+(so lstsq too), qr, matrix_exp, linalg.cross, vander, linalg.diagonal and lobpcg.
 
 Each is PyTorch's formula (FunctionsManual.cpp) written with recorded ops (matmul, transposes, products with
 constant masks, triangular solves and the ops themselves), whose graph backwards are these, so third
@@ -14,6 +14,7 @@ derivatives work too:
     cross:       g_a = b x g,  g_b = g x a  (bilinear: recorded crosses)
     vander:      g_x = sum_j j x^(j-1) g_j  (x^(j-1) read from the recorded output)
     diagonal:    g_A = zeros with g on the diagonal (linear in g: that op's gradient is the diagonal again)
+    lobpcg:      PyTorch's symeig_backward (linalg/lobpcg.py's symeig_grad, written with Tensor ops)
 
 As in PyTorch, singular vectors need distinct singular values (and, for U and Vh, a loss that does not depend
 on their signs); ``qr(mode='r')`` and ``qr(mode='complete')`` with more rows than columns have no gradient.
@@ -28,6 +29,7 @@ from distnn.backend import get_array_module
 from distnn.functional import cat
 from distnn.linalg import _common as LC
 from distnn.linalg import triangular as TR
+from distnn.linalg.lobpcg import LOBPCGFunction, symeig_grad
 from distnn.linalg.matrix_exp import MatrixExp
 from distnn.linalg.pinv import Pinv
 from distnn.linalg.products import Cross, Diagonal, Vander
@@ -201,3 +203,14 @@ def _diagonal(node, g):
 def _diagonal_grad(node, gg):
     offset, dim1, dim2 = node.args
     return (Diagonal.apply(gg, offset=offset, dim1=dim1, dim2=dim2),)
+
+
+@register(LOBPCGFunction)
+def _lobpcg(node, g):
+    if node.b is not None:
+        raise ValueError("lobpcg.backward does not support backward with B != I yet.")
+    xp = get_array_module(g.data)
+    a = saved_input(node, 0, node.a)
+    e, x = LC.unpack(saved_output(node, LC.pack(xp, node.e, node.x, batch=node.a.shape[:-2])), node.shapes)
+    ge, gx = LC.unpack(g, node.shapes)
+    return (symeig_grad(ge, gx, a, e, x, node.largest),)
