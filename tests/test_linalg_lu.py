@@ -170,7 +170,6 @@ EYE = np.eye(3)
     (DL.lu_factor, torch.linalg.lu_factor, [np.ones(3)]),
     (distnn.lu_unpack, torch.lu_unpack, [EYE, PIV.astype(np.int64)]),
     (distnn.lu_unpack, torch.lu_unpack, [EYE, np.array([1, 2, 4], dtype=np.int32)]),
-    (distnn.lu_unpack, torch.lu_unpack, [EYE, np.array([1, 2], dtype=np.int32)]),
     (DL.lu_solve, torch.linalg.lu_solve, [EYE, PIV, np.ones((2, 3))]),
     (lambda f, p, b: DL.lu_solve(f, p, b, left=False), lambda f, p, b: torch.linalg.lu_solve(f, p, b, left=False),
      [EYE, PIV, np.ones((3, 2))]),
@@ -179,9 +178,16 @@ EYE = np.eye(3)
     (DL.lu_solve, torch.linalg.lu_solve, [EYE, PIV, np.ones((3, 3), dtype=np.float32)]),
     (DL.lu_solve, torch.linalg.lu_solve, [EYE, PIV, np.ones(3)]),
     (DL.lu_solve, torch.linalg.lu_solve, [EYE.astype(np.int64), PIV, np.ones((3, 3), dtype=np.int64)]),
-], ids=range(16))
+], ids=range(15))
 def test_refusals_match_torch(fd, ft, arrays):
     same_refusal(fd, ft, *arrays)
+
+
+def test_lu_unpack_refuses_too_few_pivots():
+    # (not compared with torch: its lu_unpack reads past the end of too short pivots and raises only when the
+    # byte there is out of range, about 99 % of calls; its message when it does is this one)
+    with pytest.raises(RuntimeError, match="pivots passed to lu_unpack must be between 1 and LU.size"):
+        distnn.lu_unpack(distnn.tensor(EYE), distnn.tensor(np.array([1, 2], dtype=np.int32)))
 
 
 @pytest.mark.parametrize("shape", [(3, 3), (2, 3, 5), (2, 5, 3)], ids=str)
