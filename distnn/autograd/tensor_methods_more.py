@@ -29,6 +29,7 @@ _METHODS = {
                        "heaviside"),
     "statistics_more": ("cov", "corrcoef", "dist", "renorm", "addr", "histogram"),
     "method_forms": ("absolute", "fix", "msort"),
+    "view_copies": ("narrow_copy", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk"),
     "complex_numbers": ("angle", "conj", "conj_physical", "resolve_conj", "resolve_neg", "is_conj", "is_neg"),
 }
 # ``name_``: the function's result written into the tensor (see tensor_inplace_methods)
