@@ -253,15 +253,17 @@ __all__ += [*_method_forms.__all__, *_pointwise_bits.__all__, *_slice_scatter.__
 from .functional import conversion as _conversion, creation_more as _creation_more  # noqa: E402
 from .functional import index_math as _index_math, inplace_forms as _inplace_forms  # noqa: E402
 from .functional import stacking as _stacking, view_copies as _view_copies  # noqa: E402
+from .functional import as_strided as _as_strided  # noqa: E402
 from .functional.conversion import *  # noqa: E402,F401,F403
 from .functional.creation_more import *  # noqa: E402,F401,F403  (distnn.range is torch.range: use _builtins.range)
 from .functional.index_math import *  # noqa: E402,F401,F403
 from .functional.inplace_forms import *  # noqa: E402,F401,F403
 from .functional.stacking import *  # noqa: E402,F401,F403
 from .functional.view_copies import *  # noqa: E402,F401,F403
+from .functional.as_strided import *  # noqa: E402,F401,F403
 
 __all__ += [*_conversion.__all__, *_creation_more.__all__, *_index_math.__all__, *_inplace_forms.__all__,
-            *_stacking.__all__, *_view_copies.__all__]
+            *_stacking.__all__, *_view_copies.__all__, *_as_strided.__all__]
 
 from . import amp  # noqa: E402
 from .amp import autocast  # noqa: E402  (torch.autocast; also distnn.amp.autocast)
