@@ -207,8 +207,8 @@ from .functional.matrix_more import (  # noqa: E402
     addbmm, addmm, addmv, baddbmm, cdist, cross, dot, ger, inner, kron, mm, mv, outer, tensordot, vdot,
 )
 from .functional.scatter import (  # noqa: E402
-    argwhere, index_add, index_copy, index_fill, masked_scatter, masked_select, nonzero, scatter, scatter_add,
-    scatter_reduce, take, take_along_dim,
+    argwhere, index_add, index_copy, index_fill, masked_scatter, masked_select, nonzero, nonzero_static, scatter,
+    scatter_add, scatter_reduce, take, take_along_dim,
 )
 from .functional.reduce_scan import (  # noqa: E402
     aminmax, count_nonzero, cummax, cummin, cumprod, diff, logcumsumexp, nanmean, nansum, std_mean, var_mean,
@@ -227,8 +227,8 @@ __all__ += [
     "unbind", "unflatten", "vsplit",
     "addbmm", "addmm", "addmv", "baddbmm", "cdist", "cross", "dot", "ger", "inner", "kron", "mm", "mv", "outer",
     "tensordot", "vdot",
-    "argwhere", "index_add", "index_copy", "index_fill", "masked_scatter", "masked_select", "nonzero", "scatter",
-    "scatter_add", "scatter_reduce", "take", "take_along_dim",
+    "argwhere", "index_add", "index_copy", "index_fill", "masked_scatter", "masked_select", "nonzero", "nonzero_static",
+    "scatter", "scatter_add", "scatter_reduce", "take", "take_along_dim",
     "aminmax", "count_nonzero", "cummax", "cummin", "cumprod", "diff", "logcumsumexp", "nanmean", "nansum",
     "std_mean", "var_mean", "kthvalue", "median", "mode", "nanmedian", "nanquantile", "quantile",
     "bincount", "bucketize", "histc", "searchsorted", "unique", "unique_consecutive",
@@ -261,9 +261,11 @@ from .functional.inplace_forms import *  # noqa: E402,F401,F403
 from .functional.stacking import *  # noqa: E402,F401,F403
 from .functional.view_copies import *  # noqa: E402,F401,F403
 from .functional.as_strided import *  # noqa: E402,F401,F403
+from .autograd.tensor_methods_meta import layout, strided  # noqa: E402  (torch.layout, torch.strided)
 
 __all__ += [*_conversion.__all__, *_creation_more.__all__, *_index_math.__all__, *_inplace_forms.__all__,
-            *_stacking.__all__, *_view_copies.__all__, *_as_strided.__all__]
+            *_stacking.__all__, *_view_copies.__all__, *_as_strided.__all__,
+            "layout", "strided"]
 
 from . import amp  # noqa: E402
 from .amp import autocast  # noqa: E402  (torch.autocast; also distnn.amp.autocast)
