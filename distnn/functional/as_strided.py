@@ -23,7 +23,6 @@ from __future__ import annotations
 import numpy as np
 
 from distnn.autograd.function import Function
-from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from .indexing import scatter_add
