@@ -207,8 +207,8 @@ from .functional.matrix_more import (  # noqa: E402
     addbmm, addmm, addmv, baddbmm, cdist, cross, dot, ger, inner, kron, mm, mv, outer, tensordot, vdot,
 )
 from .functional.scatter import (  # noqa: E402
-    argwhere, index_add, index_copy, index_fill, masked_scatter, masked_select, nonzero, scatter, scatter_add,
-    scatter_reduce, take, take_along_dim,
+    argwhere, index_add, index_copy, index_fill, masked_scatter, masked_select, nonzero, nonzero_static, scatter,
+    scatter_add, scatter_reduce, take, take_along_dim,
 )
 from .functional.reduce_scan import (  # noqa: E402
     aminmax, count_nonzero, cummax, cummin, cumprod, diff, logcumsumexp, nanmean, nansum, std_mean, var_mean,
@@ -227,8 +227,8 @@ __all__ += [
     "unbind", "unflatten", "vsplit",
     "addbmm", "addmm", "addmv", "baddbmm", "cdist", "cross", "dot", "ger", "inner", "kron", "mm", "mv", "outer",
     "tensordot", "vdot",
-    "argwhere", "index_add", "index_copy", "index_fill", "masked_scatter", "masked_select", "nonzero", "scatter",
-    "scatter_add", "scatter_reduce", "take", "take_along_dim",
+    "argwhere", "index_add", "index_copy", "index_fill", "masked_scatter", "masked_select", "nonzero", "nonzero_static",
+    "scatter", "scatter_add", "scatter_reduce", "take", "take_along_dim",
     "aminmax", "count_nonzero", "cummax", "cummin", "cumprod", "diff", "logcumsumexp", "nanmean", "nansum",
     "std_mean", "var_mean", "kthvalue", "median", "mode", "nanmedian", "nanquantile", "quantile",
     "bincount", "bucketize", "histc", "searchsorted", "unique", "unique_consecutive",
@@ -252,15 +252,20 @@ __all__ += [*_method_forms.__all__, *_pointwise_bits.__all__, *_slice_scatter.__
 # more of PyTorch's top-level functions: joins, index helpers, creation, as_tensor/asarray, in-place forms
 from .functional import conversion as _conversion, creation_more as _creation_more  # noqa: E402
 from .functional import index_math as _index_math, inplace_forms as _inplace_forms  # noqa: E402
-from .functional import stacking as _stacking  # noqa: E402
+from .functional import stacking as _stacking, view_copies as _view_copies  # noqa: E402
+from .functional import as_strided as _as_strided  # noqa: E402
 from .functional.conversion import *  # noqa: E402,F401,F403
 from .functional.creation_more import *  # noqa: E402,F401,F403  (distnn.range is torch.range: use _builtins.range)
 from .functional.index_math import *  # noqa: E402,F401,F403
 from .functional.inplace_forms import *  # noqa: E402,F401,F403
 from .functional.stacking import *  # noqa: E402,F401,F403
+from .functional.view_copies import *  # noqa: E402,F401,F403
+from .functional.as_strided import *  # noqa: E402,F401,F403
+from .autograd.tensor_methods_meta import layout, strided  # noqa: E402  (torch.layout, torch.strided)
 
 __all__ += [*_conversion.__all__, *_creation_more.__all__, *_index_math.__all__, *_inplace_forms.__all__,
-            *_stacking.__all__]
+            *_stacking.__all__, *_view_copies.__all__, *_as_strided.__all__,
+            "layout", "strided"]
 
 from . import amp  # noqa: E402
 from .amp import autocast  # noqa: E402  (torch.autocast; also distnn.amp.autocast)

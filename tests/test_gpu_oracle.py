@@ -681,6 +681,13 @@ NEW_OPS = {
                                    _R_LU.standard_normal((2, 5, 2))],
                                   lambda a, t, c: dn.linalg.householder_product(a, t).sum(-1, keepdim=True)
                                   + dn.ormqr(a, t, c, transpose=True) + dn.ormqr(a, t, c.mT, left=False).mT),
+    # view copies and as_strided (storage geometry from cupy's allocation, backward scatter-added into the storage)
+    "view_copies": ([_R_TR.standard_normal((3, 4, 5))],
+                    lambda x: dn.diagonal_copy(x, 1, 0, 2) * 2 + dn.permute_copy(x, (2, 0, 1))[:4, :, 0]
+                    + dn.t_copy(dn.unfold_copy(x, 2, 3, 2).sum((-1, -2)))),
+    "as_strided_family": ([_R_TR.standard_normal(12), _R_TR.standard_normal((2, 2))],
+                          lambda x, s: dn.as_strided(x[1:] * 1.0, (3, 3), (1, 1), 0).sum(0)[:2]
+                          + dn.as_strided_scatter(x.view(3, 4) * 1.0, s, (2, 2), (4, 1), 1)[:2, :2]),
     "geqrf_then_orgqr": ([_R_LU.standard_normal((2, 5, 3))],  # (geqrf has no gradient: its outputs detached)
                          lambda a: dn.orgqr(*dn.geqrf(a.detach())) * a + dn.geqrf(a.detach()).a),
     # solve_ex (info on the device), cond (SVD and inverse paths), vecdot, tensorinv, tensorsolve

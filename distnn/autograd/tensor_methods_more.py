@@ -29,6 +29,8 @@ _METHODS = {
                        "heaviside"),
     "statistics_more": ("cov", "corrcoef", "dist", "renorm", "addr", "histogram"),
     "method_forms": ("absolute", "fix", "msort"),
+    "as_strided": ("as_strided", "as_strided_", "as_strided_scatter"),
+    "view_copies": ("narrow_copy", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk"),
     "complex_numbers": ("angle", "conj", "conj_physical", "resolve_conj", "resolve_neg", "is_conj", "is_neg"),
 }
 # ``name_``: the function's result written into the tensor (see tensor_inplace_methods)
@@ -119,6 +121,12 @@ class TensorMethodsMore:
         if self.data.size > 1:
             raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
         return bool(self.data.reshape(()) != 0)
+
+    def storage_offset(self) -> int:
+        """Where this tensor starts in its storage (the memory of the array that owns it), in elements."""
+        from distnn.functional.view_dtype import storage_offset
+
+        return storage_offset(self.data)
 
     def stride(self, dim=None):
         """The step in elements between neighbours along each dim: numpy's strides over the item size, with

@@ -389,6 +389,17 @@ def nonzero(input, *, as_tuple=False):  # noqa: A002
     return Tensor(xp.stack(xp.nonzero(data), axis=1).astype(np.int64))
 
 
+def nonzero_static(input, *, size, fill_value=-1):  # noqa: A002
+    """``torch.nonzero_static``: :func:`nonzero`'s (n, ndim) indices with exactly ``size`` rows: the first ``size``
+    of them, or all padded with rows of ``fill_value``."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 0:
+        raise RuntimeError("nonzero_static: 'size' must be an non-negative integer")
+    found = nonzero(input).data[:size]
+    xp = get_array_module(found)
+    pad = xp.full((size - found.shape[0], found.shape[1]), fill_value, dtype=np.int64)
+    return Tensor(xp.concatenate([found, pad]))
+
+
 def argwhere(input):  # noqa: A002
     """``torch.argwhere``: :func:`nonzero`'s (n, ndim) indices."""
     return nonzero(input)

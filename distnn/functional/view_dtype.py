@@ -37,14 +37,22 @@ def as_dtype(dtype) -> np.dtype:
     return resolved
 
 
+def storage_root(a):
+    """The numpy array whose memory ``a`` views: the last array up ``a``'s chain of ``base`` (through the holders
+    numpy's ``as_strided`` puts between a strided view and its array)."""
+    root, link = a, a.base
+    while link is not None:
+        if isinstance(link, np.ndarray):
+            root = link
+        link = getattr(link, "base", None)
+    return root
+
+
 def storage_offset(a) -> int:
     """PyTorch's ``storage_offset()`` of array ``a``: where it starts in the memory it views, in its own items."""
     xp = get_array_module(a)
     if xp is np:
-        root = a
-        while isinstance(root.base, np.ndarray):
-            root = root.base
-        start = a.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+        start = a.__array_interface__["data"][0] - storage_root(a).__array_interface__["data"][0]
     else:  # (cupy: the offset of its pointer in the allocation)
         start = a.data.ptr - a.data.mem.ptr if a.data.mem is not None else 0
     return int(start) // a.dtype.itemsize
