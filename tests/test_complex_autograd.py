@@ -253,3 +253,12 @@ def test_optimizers_that_square_the_gradient_refuse_complex_parameters():
     for opt in (dn.optim.Adam, dn.optim.RMSprop, dn.optim.Adagrad):
         with pytest.raises(NotImplementedError, match=f"{opt.__name__} does not support complex parameters"):
             opt([p], lr=0.1)
+
+
+@pytest.mark.parametrize("name", ["mH", "adjoint", "H"])
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
+def test_conjugate_transposes_conjugate_complex_tensors_as_torch(name, dtype):
+    take = {"mH": lambda z: z.mH, "adjoint": lambda z: z.adjoint(), "H": lambda z: z.H}[name]
+    _check(lambda m, z: take(z) @ z, [SQ], dtype)
+    real = dn.tensor(R1)
+    assert np.array_equal(np.asarray(take(real).data), R1.T)  # (a real tensor's: the transpose)

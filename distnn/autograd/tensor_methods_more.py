@@ -194,14 +194,14 @@ class TensorMethodsMore:
         if self.ndim < 2:
             raise RuntimeError(f"tensor.adjoint() is only supported on matrices or batches of matrices. Got "
                                f"{self.ndim}-D tensor.")
-        return self.transpose(-2, -1)
+        return _conj_if_complex(self.transpose(-2, -1))
 
     @property
     def mH(self):  # noqa: N802 - PyTorch's name
         if self.ndim < 2:
             raise RuntimeError(f"tensor.mH is only supported on matrices or batches of matrices. Got {self.ndim}-D "
                                "tensor.")
-        return self.transpose(-2, -1)
+        return _conj_if_complex(self.transpose(-2, -1))
 
     # ------------------------------------------------------------ complex parts
     @property
@@ -244,3 +244,12 @@ for _name in _INPLACE:
 TensorMethodsMore.renorm_ = _inplace_method("renorm_", _renorm_of_a_copy)
 
 __all__ = ["TensorMethodsMore"]
+
+
+def _conj_if_complex(t):
+    # (PyTorch's conjugate transposes conjugate complex tensors; a real one is the transpose itself, a view)
+    if t.data.dtype.kind != "c":
+        return t
+    from distnn.functional.complex_numbers import conj
+
+    return conj(t)
