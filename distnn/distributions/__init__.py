@@ -74,5 +74,6 @@ __all__ += ["ExponentialFamily", "Gumbel", "HalfCauchy", "HalfNormal", "InverseG
 
 # distributions over matrices (module names as PyTorch's: distnn.distributions.lkj_cholesky and .wishart)
 from .lkj_cholesky import LKJCholesky  # noqa: E402
+from .wishart import Wishart  # noqa: E402
 
-__all__ += ["LKJCholesky"]
+__all__ += ["LKJCholesky", "Wishart"]
