@@ -71,3 +71,9 @@ __all__ += ["ExponentialFamily", "Gumbel", "HalfCauchy", "HalfNormal", "InverseG
             "Kumaraswamy", "LogisticNormal", "Pareto", "RelaxedBernoulli",
             "RelaxedOneHotCategorical", "TransformedDistribution", "Weibull", "biject_to",
             "transform_to"] + transforms.__all__
+
+# distributions over matrices (module names as PyTorch's: distnn.distributions.lkj_cholesky and .wishart)
+from .lkj_cholesky import LKJCholesky  # noqa: E402
+from .wishart import Wishart  # noqa: E402
+
+__all__ += ["LKJCholesky", "Wishart"]

@@ -56,7 +56,10 @@ def _kl_expfamily_expfamily(p, q):
     gradients = distnn.autograd.grad(lg_normal.sum(), p_nparams, create_graph=True)
     result = q._log_normalizer(*q_nparams) - lg_normal
     for pnp, qnp, g in zip(p_nparams, q_nparams, gradients):
-        result = result - _sum_rightmost((qnp - pnp) * g, len(q.event_shape))
+        # (each parameter's own dims past the batch: Wishart's are a matrix and a scalar, where PyTorch's
+        # len(event_shape) would sum its scalar df term over the batch)
+        term = (qnp - pnp) * g
+        result = result - _sum_rightmost(term, term.ndim - result.ndim)
     return result
 
 
