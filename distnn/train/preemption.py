@@ -209,13 +209,22 @@ class PreemptionHandler:
         self.signals = [_signum(s) for s in signals]
         self.only_when_watched = bool(only_when_watched)
         self._previous = {}
+        self.installed = False  # (False off the main thread: nothing was installed there)
+        self.noted: int | None = None  # the last signal this handler took since it was installed
 
     def install(self) -> "PreemptionHandler":
         if threading.current_thread() is not threading.main_thread():
             return self
+        self.noted = None
         for s in self.signals:
-            self._previous[s] = signal.signal(s, self._if_watched if self.only_when_watched else _handler)
+            self._previous[s] = signal.signal(s, self._if_watched if self.only_when_watched else self._note)
+        self.installed = True
         return self
+
+    def _note(self, signum, frame):
+        # Only a flag: a handler may run between any two bytecodes, even inside a checkpoint write.
+        self.noted = signum
+        request(signum)
 
     def _if_watched(self, signum, frame):
         if _watchers:
@@ -240,7 +249,21 @@ class PreemptionHandler:
                 signal.signal(s, prev if prev is not None else signal.SIG_DFL)
             except (ValueError, TypeError):
                 pass
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop the previous handlers without putting them back (a preempted run: the signals stay ignored)."""
         self._previous.clear()
+        self.installed, self.noted = False, None
+
+    def give_back(self) -> None:
+        """:meth:`uninstall`, then send again the signal this handler noted, if any: nothing acted on it (it
+        came after the last step), and the handlers put back take their action on it now, as if it had
+        just come (a program's own handler runs; with none, SIGTERM ends the process as it would have)."""
+        noted = self.noted
+        self.uninstall()
+        if noted is not None:
+            os.kill(os.getpid(), noted)
 
     def __enter__(self):
         return self.install()
@@ -283,8 +306,8 @@ def end_startup() -> None:
 
 @contextlib.contextmanager
 def caller_signals(signals=DEFAULT_SIGNALS):
-    """Around a distnn job run from Python (``run_training``, ``distnn.cli.main(argv)``): the caller's
-    process is given back as the job found it.
+    """Around a distnn job run from Python (``run_training``, ``train_rank``, ``distnn.cli.main(argv)``): the
+    caller's process is given back as the job found it.
 
     During the call distnn's handlers act as documented above (a signal after training is only
     noted while the results are written). When the call ends, the handlers the caller had for
@@ -295,7 +318,7 @@ def caller_signals(signals=DEFAULT_SIGNALS):
     signal: nothing is sent again, and the signals stay ignored (:func:`ignore_further_signals`):
     the process is to exit now, and a launcher's duplicate signal must not kill it meanwhile.
     A no-op off the main thread (handlers live there), and inside another such call (``main(argv)``
-    runs ``run_training``: the outer one gives back).
+    runs ``run_training``, which runs ``train_rank``: the outer one gives back).
     """
     global _deferring, _caller_scopes
     if threading.current_thread() is not threading.main_thread() or _caller_scopes:
@@ -317,6 +340,46 @@ def caller_signals(signals=DEFAULT_SIGNALS):
                 signal.signal(s, signal.SIG_DFL if handler is None else handler)
             if _request_count > count and _requested is not None:
                 os.kill(os.getpid(), _requested)  # (runs the caller's handler, or its default action, now)
+
+
+def fit_owns_handlers() -> bool:
+    """Whether the training handlers ``attach`` installs now are to be given back when its ``Trainer.fit``
+    ends (:func:`during_fit`): in the main thread, outside a job (:func:`caller_signals`), which gives
+    them back itself once its results are written."""
+    return not _caller_scopes and threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def during_fit(handler: "PreemptionHandler | None"):
+    """Around ``Trainer.fit``: the training handlers ``attach`` installed (``handler``) last as long as the fit.
+
+    For a program that wires a trainer itself (``attach``, then ``fit``): when the fit returns or raises,
+    SIGTERM and SIGUSR1 get the handlers they had before ``attach`` back, and a signal the training
+    handler noted that nothing acted on (it came after the last step) is sent again, to take their
+    action now (:meth:`PreemptionHandler.give_back`). A fit that ended in :class:`Preempted` acted on
+    its signal: the signals stay ignored (:func:`ignore_further_signals`), as the process is to exit
+    with the exception's ``exit_code``. A later fit of the same trainer installs the handler again.
+
+    Not the fit's to give back (:func:`fit_owns_handlers`): inside a job the job does, once its results
+    are written, so a signal after training is only noted meanwhile; off the main thread (simulated
+    ranks) nothing was installed.
+    """
+    if handler is None or not fit_owns_handlers():
+        yield
+        return
+    if not handler.installed:  # (an earlier fit of this trainer gave it back)
+        handler.install()
+    acted = False
+    try:
+        yield
+    except Preempted:
+        acted = True
+        raise
+    finally:
+        if acted:
+            handler.forget()
+        else:
+            handler.give_back()
 
 
 def end_job() -> None:
@@ -419,11 +482,6 @@ def ignore_further_signals(signals=DEFAULT_SIGNALS) -> None:
             signal.signal(_signum(s), signal.SIG_IGN)
         except (ValueError, OSError):
             pass
-
-
-def _handler(signum, frame):
-    # Only a flag: a handler may run between any two bytecodes, even inside a checkpoint write.
-    request(signum)
 
 
 def _signum(s) -> int:

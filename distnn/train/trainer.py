@@ -54,7 +54,7 @@ from .batch_eval import eval_outputs, evaluate_arrays
 from .callbacks.base import CallbackList, final_report, metric_counts
 from .logging_utils import get_logger
 from .mixed_precision import MixedPrecision
-from .preemption import fault_point
+from .preemption import during_fit, fault_point
 from .trainer_objective import StepObjectiveMixin
 from .trainer_evaluation import EvaluationMixin
 from .trainer_data import check_dataset, collate_xy, input_dtype, train_batches
@@ -190,6 +190,8 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin, EvaluationMixin):
         #: optional ``guard(trainer, local_loss_sum) -> skip``: called on every rank after the gradient
         #: average and before clipping and the update (see distnn.train.step_guard.StepGuard)
         self.step_guard = None
+        #: the training-time signal handler ``attach`` installed (checkpoint_setup): fit gives it back at its end
+        self._preemption_handler = None
         self.state = TrainState()
         self.history: list[dict] = []
         self.start_epoch = 0
@@ -254,7 +256,14 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin, EvaluationMixin):
         Called again after the last epoch (or an early stop) it trains no more, and says so; the
         callbacks' ``on_train_begin``/``on_train_end`` still run, so that a run resumed after its last
         step ends as an uninterrupted one does (best weights restored, files written).
+
+        The signal handlers ``attach`` installed for this training are given back when it ends
+        (:func:`~distnn.train.preemption.during_fit`).
         """
+        with during_fit(self._preemption_handler):
+            return self._fit()
+
+    def _fit(self) -> list[dict]:
         self.start_epoch = len(self.history)
         if self.history and (self.start_epoch >= self.epochs or self.state.stopped_early or (
                 self.max_steps is not None and self.state.global_step >= self.max_steps)):
