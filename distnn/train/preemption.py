@@ -37,7 +37,12 @@ run's: a step guard acts on those that came after its job's start-up began
 ``attach``), after the guard was made; a request left by an earlier run in
 the same process is not this run's, and nothing has to clear it in between
 (simulated ranks share the flag: a request one rank's guard sees reaches the
-others through the per-step agreement).
+others through the per-step agreement). A program that trains through the
+library gets its own handlers back when the training ends: ``Trainer.fit``
+gives back what ``attach`` installed (:func:`during_fit`), a job run from
+Python (``run_training``, ``train_rank``) once its results are written
+(:func:`caller_signals`); a signal noted after the last step then reaches
+the program's handler.
 
 Outside training, in a CLI job (between two ensemble members a process trains
 one after another, and after its last training: test evaluation, writing
