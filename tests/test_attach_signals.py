@@ -12,7 +12,7 @@ import signal
 import pytest
 
 from distnn.distributed import LocalCommunicator
-from distnn.train import preemption
+from distnn.train import preemption, preemption_faults
 from distnn.train.callbacks import Callback
 from distnn.train.callbacks.checkpoint_setup import attach
 from distnn.train.checkpoint import CheckpointError
@@ -36,7 +36,7 @@ def program(monkeypatch):
 
     for s in SIGNALS:
         signal.signal(s, record)
-    monkeypatch.setattr(preemption, "_fired_points", set())  # (fault points fire once a process otherwise)
+    monkeypatch.setattr(preemption_faults, "_fired_points", set())  # (fault points fire once a process otherwise)
     yield got, record
     for s, h in before.items():
         signal.signal(s, h)
