@@ -56,11 +56,11 @@ def clean_preemption_flags():
     """No preemption request left over from another test, before or after (the flags are process-wide), and
     the SIGTERM/SIGUSR1 handlers put back after the test.
 
-    ``checkpoint_setup.attach`` installs the training-time handler (it only sets the flag) and leaves it:
-    a job is run inside ``run_training`` or ``cli.main``, whose ``preemption.caller_signals`` puts the
-    caller's handlers back. A test wiring a trainer with ``attach`` itself has no such scope, and a
-    preempted run leaves the signals ignored on purpose; either way pytest then went deaf to SIGTERM for
-    the rest of the session (the state guard below now fails such a test)."""
+    ``checkpoint_setup.attach`` installs the training-time handler (it only sets the flag); ``Trainer.fit``
+    or the job around it (``preemption.during_fit``, ``preemption.caller_signals``) puts the previous
+    handlers back, but a preempted run leaves the signals ignored on purpose, and a test that attaches
+    without fitting leaves the handler in place; either way pytest then went deaf to SIGTERM for the rest
+    of the session (the state guard below fails such a test)."""
     from distnn.train import preemption
 
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}

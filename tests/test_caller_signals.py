@@ -11,7 +11,7 @@ import signal
 import pytest
 
 from distnn.cli import main
-from distnn.train import preemption
+from distnn.train import preemption, preemption_faults
 from distnn.train.job import run_training
 
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
@@ -30,7 +30,7 @@ def caller(monkeypatch):
 
     for s in before:
         signal.signal(s, record)
-    monkeypatch.setattr(preemption, "_fired_points", set())  # (fault points fire once a process otherwise)
+    monkeypatch.setattr(preemption_faults, "_fired_points", set())  # (fault points fire once a process otherwise)
     yield got, record
     for s, h in before.items():
         signal.signal(s, h)

@@ -202,7 +202,18 @@ def _guarded(comm, *args):
 
 
 def train_rank(comm, config, overrides=(), out=None, quiet=False, simulated=False):
-    """Phase 1-3 on one rank (see the module docstring)."""
+    """Phase 1-3 on one rank (see the module docstring).
+
+    Called from Python, it gives the caller's SIGTERM/SIGUSR1 handlers back when it returns or raises
+    (:func:`~distnn.train.preemption.caller_signals`; inside ``run_training`` that call does).
+    """
+    from .preemption import caller_signals
+
+    with caller_signals():
+        return _train_rank(comm, config, overrides, out, quiet, simulated)
+
+
+def _train_rank(comm, config, overrides, out, quiet, simulated):
     set_rank(comm.rank, thread_only=simulated)
     from . import ensemble
 

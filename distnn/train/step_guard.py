@@ -37,8 +37,10 @@ import numpy as np
 from distnn.distributed.data_parallel import DataParallel
 
 from .callbacks.base import Callback
-from .preemption import (DEFAULT_SIGNALS, PreemptedWithoutCheckpointing, _await_handler, _parse_at, _signum,
-                         add_watcher, ignore_further_signals, job_mark, job_requested, pause_for_test, request_count)
+from .preemption import (DEFAULT_SIGNALS, PreemptedWithoutCheckpointing, add_watcher, ignore_further_signals, job_mark,
+                         job_requested, pause_for_test, request_count)
+from .preemption_faults import _await_handler, _parse_at
+from .preemption_handlers import _signum
 
 NONFINITE_POLICIES = ("error", "skip", "off")
 

@@ -27,9 +27,11 @@ Every rank runs the same :class:`Trainer` on its own shard of the data:
 The loop itself is short; early stopping, LR schedules, progress, metrics files
 and plots are callbacks. All run state is reachable from :meth:`state_dict`.
 
-What lives where: this module holds the loop (``fit``, epochs, steps, the
-validation); the per-step forward pass and loss (adversarial inputs, the L1
-gradient) are :mod:`distnn.train.trainer_objective`'s; :class:`TrainState`
+What lives where: this module holds the loop (``fit``, epochs, the
+validation); one optimizer step (``train_step``: accumulation, the gradient
+exchange, the step guard) is :mod:`distnn.train.trainer_step`'s; the per-step
+forward pass and loss (adversarial inputs, the L1 gradient) are
+:mod:`distnn.train.trainer_objective`'s; :class:`TrainState`
 and the checkpoint methods (``state_dict``, ``load_state_dict``,
 ``replica_state``) are :mod:`distnn.train.trainer_state`'s; batched
 evaluation over arrays (``eval_outputs``, ``evaluate_arrays``) is
@@ -39,7 +41,6 @@ over ranks) :mod:`distnn.train.trainer_evaluation`'s; mixed precision is
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 
@@ -47,18 +48,18 @@ import numpy as np
 
 from distnn import random as dn_random
 from distnn.backend import get_array_module
-from distnn.functional.loss import IGNORE_INDEX
 from distnn.optim.regularization import split_decay_parameters
 
 from .batch_eval import eval_outputs, evaluate_arrays
 from .callbacks.base import CallbackList, final_report, metric_counts
 from .logging_utils import get_logger
 from .mixed_precision import MixedPrecision
-from .preemption import fault_point
+from .preemption import during_fit, fault_point
 from .trainer_objective import StepObjectiveMixin
 from .trainer_evaluation import EvaluationMixin
 from .trainer_data import check_dataset, collate_xy, input_dtype, train_batches
 from .trainer_state import TrainerStateMixin, TrainState
+from .trainer_step import TrainStepMixin
 
 # (eval_outputs, evaluate_arrays and TrainState live in the modules above and are importable from here too)
 __all__ = ["Trainer", "TrainState", "default_comm", "shard", "eval_outputs", "evaluate_arrays"]
@@ -85,7 +86,7 @@ def _data_parallel(model, comm, **kwargs):
     return DataParallel(model, comm, **kwargs)
 
 
-class Trainer(StepObjectiveMixin, TrainerStateMixin, EvaluationMixin):
+class Trainer(TrainStepMixin, StepObjectiveMixin, TrainerStateMixin, EvaluationMixin):
     """Data-parallel training of ``model`` on ``train_data``: a :class:`distnn.data.Dataset`, an ``(x, y)``
     pair of arrays, or any map-style dataset of ``(x, y)`` samples (``TensorDataset``, your own
     ``__getitem__``), sharded over ranks by the Trainer's own sampler (:mod:`distnn.train.trainer_data`).
@@ -190,6 +191,8 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin, EvaluationMixin):
         #: optional ``guard(trainer, local_loss_sum) -> skip``: called on every rank after the gradient
         #: average and before clipping and the update (see distnn.train.step_guard.StepGuard)
         self.step_guard = None
+        #: the training-time signal handler ``attach`` installed (checkpoint_setup): fit gives it back at its end
+        self._preemption_handler = None
         self.state = TrainState()
         self.history: list[dict] = []
         self.start_epoch = 0
@@ -254,7 +257,14 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin, EvaluationMixin):
         Called again after the last epoch (or an early stop) it trains no more, and says so; the
         callbacks' ``on_train_begin``/``on_train_end`` still run, so that a run resumed after its last
         step ends as an uninterrupted one does (best weights restored, files written).
+
+        The signal handlers ``attach`` installed for this training are given back when it ends
+        (:func:`~distnn.train.preemption.during_fit`).
         """
+        with during_fit(self._preemption_handler):
+            return self._fit()
+
+    def _fit(self) -> list[dict]:
         self.start_epoch = len(self.history)
         if self.history and (self.start_epoch >= self.epochs or self.state.stopped_early or (
                 self.max_steps is not None and self.state.global_step >= self.max_steps)):
@@ -380,82 +390,6 @@ class Trainer(StepObjectiveMixin, TrainerStateMixin, EvaluationMixin):
         return {"train_loss": loss_sum / count if count else float("nan"),
                 "train_accuracy": correct / count if count else float("nan"),
                 "samples_per_sec": samples / max(secs / self.world, 1e-12)}
-
-    def _global_count(self, step) -> int:
-        """Real samples in global step ``step`` (all ranks), known without communication."""
-        start = step * self.local_batch * self.world
-        return int(max(0, min(len(self.train_data) - start, self.local_batch * self.world)))
-
-    def train_step(self, x, y, valid):
-        """One optimizer step on this rank's part ``(x, y)`` of the global batch (already transformed).
-
-        ``valid`` marks real (non-padded) rows. The loss is the mean over this
-        rank's counted targets (DataParallel then weights ranks by those
-        counts). Returns (that mean loss as a float, number of counted targets).
-        """
-        all_valid = bool(valid.all())
-        if not all_valid:
-            y = y.copy()
-            y[~valid] = IGNORE_INDEX
-        n_valid = len(y) if all_valid and y.ndim == 1 else int((y != IGNORE_INDEX).sum())
-        if self.ddp is not None:
-            # this rank's weight in the gradient average; with the step's global count (class labels: one
-            # target a row) so gradients are weighted right at once, not first by n_valid / world, which
-            # overflows float16 gradients (sequence targets: no guess; DataParallel corrects a wrong one)
-            n_global = self._global_count(self.state.batch_in_epoch) if y.ndim == 1 else None
-            self.ddp.set_num_samples(n_valid, n_global)
-        self.optimizer.zero_grad()
-        if self.accumulation_steps == 1 and n_valid:
-            # the common case: the mean over counted targets (= sum / n_valid) straight from the loss
-            out, loss = self._forward_loss(x, y, valid, all_valid, slice(None), "mean")
-            loss_sum = self._before_exchange(float(loss.data) * n_valid)
-            self.amp.scale(loss).backward()
-            correct = self._correct(out, y, all_valid)
-        else:
-            loss_sum, correct = self._accumulate(x, y, valid, n_valid, all_valid)
-        if self.ddp is not None:
-            self.ddp.finish_gradient_synchronization()  # a no-op unless no backward synchronized
-        # An agreed per-step check (non-finite values, preemption): every rank skips or stops together.
-        if self.step_guard is not None and self.step_guard(self, loss_sum):
-            self.optimizer.zero_grad()
-            return loss_sum / max(n_valid, 1), n_valid
-        # "16-mixed": unscaled first; a float16 overflow is the scaler's skip (counted apart from the guard's)
-        if not self.amp.unscale_overflowed(self.optimizer, self.state):
-            self._update()
-        self.amp.update()
-        s = self.state.epoch_sums
-        s["loss"] += loss_sum
-        s["correct"] += correct
-        s["count"] += n_valid
-        s["samples"] += len(y) if all_valid else int(valid.sum())
-        return loss_sum / max(n_valid, 1), n_valid
-
-    def _before_exchange(self, loss_sum: float) -> float:
-        """This rank's loss, known before the synchronizing backward, to the step guard (it may flag it)."""
-        hook = getattr(self.step_guard, "before_exchange", None)
-        return loss_sum if hook is None else hook(self, loss_sum)
-
-    def _accumulate(self, x, y, valid, n_valid, all_valid):
-        """Micro-batches of one step: local gradients under no_sync, synchronized on the last."""
-        m, A = self.micro_batch, self.accumulation_steps
-        loss_sum, correct = 0.0, 0
-        for i in range(A):
-            last = i == A - 1
-            with (contextlib.nullcontext() if last or self.ddp is None else self.ddp.no_sync()):
-                xb, yb = x[i * m:(i + 1) * m], y[i * m:(i + 1) * m]
-                if len(xb) == 0:  # a short last batch; finish_gradient_synchronization covers the sync
-                    if last:
-                        loss_sum = self._before_exchange(loss_sum)
-                    continue
-                out, loss = self._forward_loss(xb, yb, valid[i * m:(i + 1) * m], all_valid, slice(i * m, (i + 1) * m),
-                                               "sum")
-                loss_sum += float(loss.data)
-                if last:
-                    loss_sum = self._before_exchange(loss_sum)
-                xp = get_array_module(loss.data)
-                self.amp.scale(loss).backward(xp.full(loss.data.shape, 1.0 / max(n_valid, 1), dtype=loss.data.dtype))
-                correct += self._correct(out, yb, all_valid)
-        return loss_sum, correct
 
     def _reduce(self, values) -> list[float]:
         """Sum ``values`` over ranks (float64)."""

@@ -57,6 +57,13 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
     (:class:`~distnn.train.step_guard.StopWithoutCheckpoint`: 128 + the signal's number).
     Ends the start-up phase of :func:`~distnn.train.preemption.start_up` with no
     instant where a signal is lost (see the comments below).
+
+    The training-time handler lasts as long as the training it is for: ``trainer.fit`` gives the
+    signals their previous handlers back when it returns or raises
+    (:func:`~distnn.train.preemption.during_fit`; a fit that ended in
+    :class:`~distnn.train.preemption.Preempted` leaves them ignored, as the process is to exit),
+    or, inside a job (``run_training``, ``train_rank``), the job does once its results are written;
+    an ``attach`` that fails gives them back itself.
     """
     opts = checkpoint_options(options)
     root = checkpoint_dir(run_dir, opts)
@@ -79,6 +86,7 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
     else:
         trainer.step_guard = None
     rank = int(getattr(trainer.comm, "world_rank", trainer.comm.rank))
+    handler = None
     if watch_signals:
         if cb is None:  # nothing to save: stop at the agreed step all the same (whole files, a clear status)
             trainer.callbacks.append(step_guard.StopWithoutCheckpoint(signals, log=log or get_logger("train")))
@@ -86,24 +94,29 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
         # handler now sets it instead of acting), the training handler goes in without clearing it, and only
         # then does start-up end. Ending it first let a signal take its default action (the rank died).
         preemption.fault_point("handler", rank)
-        trainer._preemption_handler = preemption.PreemptionHandler(signals).install()
+        handler = trainer._preemption_handler = preemption.PreemptionHandler(signals).install()
     preemption.end_startup()  # from here on a signal is this run's to handle (or its default action)
-    preemption.fault_point("startup-end", rank)
-    spec = resume_spec or opts["resume"]
-    if spec and trainer.is_main and _outside(root, run_dir):
-        # (a copied run directory names the original's checkpoints: say whose checkpoints this run takes on)
-        (log or get_logger("checkpoint")).warning(
-            "checkpoint.dir %s is outside the run directory %s: this run resumes from and writes to the "
-            "checkpoints there. If this run directory is a copy of another run's, they are the original's: "
-            "give the copy its own with --set checkpoint.dir=DIR and --resume CHECKPOINT", root, run_dir)
-    if spec:
-        try:
-            path = resume(trainer, spec, root, cb, log, config_text=(extra_files or {}).get("config.toml"))
-        except BaseException:
-            guard.release()  # this run will not train: its guard no longer counts as watching
-            raise
-        if path is not None and trainer.is_main:
-            _retire_newer_model(run_dir, path, log or get_logger("checkpoint"))
+    try:
+        preemption.fault_point("startup-end", rank)
+        spec = resume_spec or opts["resume"]
+        if spec and trainer.is_main and _outside(root, run_dir):
+            # (a copied run directory names the original's checkpoints: say whose checkpoints this run takes on)
+            (log or get_logger("checkpoint")).warning(
+                "checkpoint.dir %s is outside the run directory %s: this run resumes from and writes to the "
+                "checkpoints there. If this run directory is a copy of another run's, they are the original's: "
+                "give the copy its own with --set checkpoint.dir=DIR and --resume CHECKPOINT", root, run_dir)
+        if spec:
+            try:
+                path = resume(trainer, spec, root, cb, log, config_text=(extra_files or {}).get("config.toml"))
+            except BaseException:
+                guard.release()  # this run will not train: its guard no longer counts as watching
+                raise
+            if path is not None and trainer.is_main:
+                _retire_newer_model(run_dir, path, log or get_logger("checkpoint"))
+    except BaseException:
+        if handler is not None and preemption.fit_owns_handlers():  # (no fit will run to give them back)
+            handler.give_back()
+        raise
     return cb
 
 
