@@ -18,6 +18,7 @@ from .tensor_methods_ops import TensorOpMethods
 from .tensor_inplace_methods import TensorInplaceMethods
 from .tensor_inplace_more import TensorInplaceMore
 from .tensor_methods_more import TensorMethodsMore
+from .tensor_dlpack import TensorDLPack
 from .tensor_pointwise import TensorPointwise
 from .tensor_operators import TensorOperators, _bind_late
 
@@ -47,7 +48,7 @@ def _as_array(data, dtype=None):
 
 
 class Tensor(TensorOperators, TensorMethods, TensorPointwise, TensorOpMethods, TensorInplaceMethods, TensorInplaceMore,
-             TensorMethodsMore):
+             TensorMethodsMore, TensorDLPack):
     """An n-dimensional array (numpy or cupy) that can record the ops applied to it.
 
     ``data`` is the raw array, ``grad`` the accumulated gradient (same shape, or
