@@ -289,3 +289,9 @@ from .interop import *  # noqa: E402,F401,F403
 from .torch_settings import *  # noqa: E402,F401,F403
 
 __all__ += [*_torch_settings.__all__, *_interop.__all__]
+
+# ATen's native_* forms (their saved statistics and masks), the generic convolution
+from . import torch_toplevel_native as _tl_native  # noqa: E402
+from .torch_toplevel_native import *  # noqa: E402,F401,F403
+
+__all__ += _tl_native.__all__
