@@ -291,7 +291,8 @@ from .torch_settings import *  # noqa: E402,F401,F403
 __all__ += [*_torch_settings.__all__, *_interop.__all__]
 
 # ATen's native_* forms (their saved statistics and masks), the generic convolution
-from . import torch_toplevel_native as _tl_native  # noqa: E402
+from . import torch_toplevel_native as _tl_native, torch_toplevel_rnn as _tl_rnn  # noqa: E402
 from .torch_toplevel_native import *  # noqa: E402,F401,F403
+from .torch_toplevel_rnn import *  # noqa: E402,F401,F403
 
-__all__ += _tl_native.__all__
+__all__ += [*_tl_native.__all__, *_tl_rnn.__all__]

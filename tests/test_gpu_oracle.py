@@ -673,6 +673,19 @@ NEW_OPS = {
     "toplevel_convolution_transposed": ([_R_TR.standard_normal((2, 4, 3, 4)), _R_TR.standard_normal((4, 3, 3, 2))],
                                         lambda x, w: dn.convolution(x, w, None, [2, 2], [1, 0], [1, 1], True, [1, 0],
                                                                     2)),
+    # torch's functional RNN entry points and cells (torch_toplevel_rnn.py): flat weights, a packed batch's
+    # batch_sizes on the host beside device data
+    "toplevel_lstm_bidirectional": ([_R_TR.standard_normal((4, 2, 3)), _R_TR.standard_normal((2, 2, 2)),
+                                     _R_TR.standard_normal((2, 2, 2)), *[_R_TR.standard_normal(s) * 0.5 for s in
+                                                                         [(8, 3), (8, 2), (8,), (8,)] * 2]],
+                                    lambda x, h, c, *w: (lambda o, hn, cn: o.sum(-1) + hn.sum() * cn.sum())(
+                                        *dn.lstm(x, (h, c), list(w), True, 1, 0.0, False, True, False))),
+    "toplevel_gru_packed_and_cells": ([_R_TR.standard_normal((6, 3)), _R_TR.standard_normal((1, 3, 2)),
+                                       *[_R_TR.standard_normal(s) * 0.5 for s in [(6, 3), (6, 2), (6,), (6,)]]],
+                                      lambda x, h, *w: dn.gru(x, dn.tensor(np.array([3, 2, 1])), h, list(w), True, 1,
+                                                              0.0, False, False)[0]
+                                      + dn.gru_cell(x, h[0][:1].expand(6, 2), *w)
+                                      + dn.rnn_tanh_cell(x, h[0][:1].expand(6, 2), w[0][:2], w[1][:2, :2])),
     # top-level sampling (host draws of a seeded generator: the same numbers on both devices; zero gradients),
     # angle of a real tensor, and the complex views (no complex autograd: detached parts)
     "normal_poisson_generator": ([_R_TR.standard_normal((3, 4))],
