@@ -7,7 +7,8 @@ each running distnn's own op (:mod:`distnn.functional`) and adding what ATen's k
 * ``native_dropout``: ``(output, mask)``, the mask bool (True: kept), drawn from distnn's random streams;
 * ``native_norm``: the p-norm (PyTorch runs it on sparse tensors only; here the dense tensor's);
 * ``norm_except_dim``: weight_norm's norm over every dim but one (``dim=-1``: over all of them);
-* ``convolution``: ATen's one entry for every convolution, plain or transposed, 1-, 2- or 3-D.
+* ``convolution``: ATen's one entry for every convolution, plain or transposed, 1-, 2- or 3-D;
+* ``embedding_renorm_``: ``F.embedding``'s ``max_norm`` rescaling of the rows an index batch looks up.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from .functional.activation import Dropout, _float_kind, keep_mask
 from .functional.norm import batch_stats
 
 __all__ = ["native_batch_norm", "native_layer_norm", "native_group_norm", "native_dropout", "native_norm",
-           "norm_except_dim", "convolution"]
+           "norm_except_dim", "convolution", "embedding_renorm_"]
 
 
 def _raw(x):
@@ -136,3 +137,23 @@ def convolution(input, weight, bias, stride, padding, dilation, transposed, outp
         output_padding = tuple(output_padding) if isinstance(output_padding, (list, tuple)) else output_padding
         return _TRANSPOSED[nd](input, weight, bias, stride, padding, output_padding, groups, dilation)
     return _CONVS[nd](input, weight, bias, stride, padding, dilation, groups)
+
+
+def embedding_renorm_(input, indices, max_norm, norm_type):  # noqa: A002
+    """``torch.embedding_renorm_``: each distinct row of ``input`` (an embedding weight) that ``indices`` names
+    and whose ``norm_type``-norm exceeds ``max_norm`` is scaled in place to ``max_norm / (norm + 1e-7)`` times
+    itself, as ``F.embedding(max_norm=...)`` does; returns ``input``. As an in-place change, a leaf requiring
+    grad is refused unless under ``no_grad``."""
+    from .autograd.grad_mode import is_grad_enabled
+    from .autograd.tensor import _refuse_recorded_leaf
+    from .functional.embedding import _renorm_
+
+    if is_grad_enabled():
+        _refuse_recorded_leaf(input)
+    w, idx = _raw(input), _raw(indices).reshape(-1)
+    bad = idx[(idx < 0) | (idx >= w.shape[0])]
+    if bad.size:
+        raise IndexError(f"select(): index {int(bad[0])} out of range for tensor of size {list(w.shape)} at "
+                         "dimension 0")
+    _renorm_(input, idx, max_norm, norm_type)
+    return input

@@ -136,3 +136,25 @@ def test_native_norm_is_the_dense_p_norm(p, dim, keepdim):
 def test_convolution_refuses_a_weight_of_another_rank():
     with pytest.raises(RuntimeError, match="expected a weight of 3, 4 or 5 dims"):
         distnn.convolution(distnn.tensor(rand(2, 3)), distnn.tensor(rand(3, 3)), None, [1], [0], [1], False, [0], 1)
+
+
+@pytest.mark.parametrize("max_norm,norm_type", [(0.5, 2.0), (1.0, 1.0), (0.8, 3.0)])
+def test_embedding_renorm_rescales_the_looked_up_rows_in_place_as_torch(max_norm, norm_type):
+    w, idx = rand(6, 3), np.array([[1, 1], [4, 0]])
+    ours, theirs = distnn.tensor(w), torch.tensor(w)
+    assert distnn.embedding_renorm_(ours, distnn.tensor(idx), max_norm, norm_type) is ours
+    torch.embedding_renorm_(theirs, torch.tensor(idx), max_norm, norm_type)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
+    assert not np.allclose(ours.numpy(), w)  # (some row was too long, and was changed in place)
+
+
+def test_embedding_renorm_refusals_as_torch():
+    leaf_d, leaf_t = distnn.tensor(rand(6, 3), requires_grad=True), torch.tensor(rand(6, 3), requires_grad=True)
+    for m, leaf in ((distnn, leaf_d), (torch, leaf_t)):
+        with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place"):
+            m.embedding_renorm_(leaf, m.tensor([1]), 0.5, 2.0)
+        with m.no_grad():
+            m.embedding_renorm_(leaf, m.tensor([1]), 0.5, 2.0)
+        with pytest.raises(IndexError, match="index 7 out of range for tensor of size \\[6, 3\\]"):
+            m.embedding_renorm_(leaf.detach(), m.tensor([7]), 0.5, 2.0)
+    np.testing.assert_allclose(leaf_d.detach().numpy(), leaf_t.detach().numpy(), rtol=1e-12)
