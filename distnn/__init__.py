@@ -293,3 +293,17 @@ from .toplevel_more import *  # noqa: E402,F401,F403
 
 _toplevel_more.wrap_creation_functions(globals())
 __all__ += _toplevel_more.__all__
+
+# PyTorch's global settings and small queries; buffers and DLPack exchange
+from . import interop as _interop, torch_settings as _torch_settings  # noqa: E402
+from .interop import *  # noqa: E402,F401,F403
+from .torch_settings import *  # noqa: E402,F401,F403
+
+__all__ += [*_torch_settings.__all__, *_interop.__all__]
+
+# ATen's native_* forms (their saved statistics and masks), the generic convolution
+from . import torch_toplevel_native as _tl_native, torch_toplevel_rnn as _tl_rnn  # noqa: E402
+from .torch_toplevel_native import *  # noqa: E402,F401,F403
+from .torch_toplevel_rnn import *  # noqa: E402,F401,F403
+
+__all__ += [*_tl_native.__all__, *_tl_rnn.__all__]

@@ -659,6 +659,33 @@ NEW_OPS = {
                                                             edge_order=2)[0]),
     "toplevel_igammac": ([_R_TR.uniform(0.1, 30, (3, 4))],
                          lambda x: dn.igammac(np.array([0.5, 3.0, 8.0, 20.0]).astype(x.dtype), x)),
+    # ATen's native_* forms and the generic convolution (torch_toplevel_native.py): saved statistics built on the
+    # device, a bool mask of the device's kind, the transposed convolution's dispatch
+    "toplevel_native_norms": ([_R_TR.standard_normal((4, 6, 5)), _R_TR.standard_normal(6), _R_TR.standard_normal(5)],
+                              lambda x, w, v: (lambda o, m, r: o * 2 + (m * r).repeat_interleave(2, 1).unsqueeze(-1))(
+                                  *dn.native_group_norm(x, w, None, 4, 6, 5, 3, 1e-5))
+                              + dn.native_layer_norm(x, [5], v, None, 1e-5)[0]
+                              + dn.native_batch_norm(x, w, None, None, None, True, 0.1, 1e-5)[0]
+                              + dn.norm_except_dim(x, 2, 1)),
+    "toplevel_native_dropout_p1": ([_R_TR.standard_normal((3, 4))],
+                                   lambda x: dn.native_dropout(x, 1.0, True)[0] + x * dn.native_dropout(x, 0.5,
+                                                                                                          False)[1]),
+    "toplevel_convolution_transposed": ([_R_TR.standard_normal((2, 4, 3, 4)), _R_TR.standard_normal((4, 3, 3, 2))],
+                                        lambda x, w: dn.convolution(x, w, None, [2, 2], [1, 0], [1, 1], True, [1, 0],
+                                                                    2)),
+    # torch's functional RNN entry points and cells (torch_toplevel_rnn.py): flat weights, a packed batch's
+    # batch_sizes on the host beside device data
+    "toplevel_lstm_bidirectional": ([_R_TR.standard_normal((4, 2, 3)), _R_TR.standard_normal((2, 2, 2)),
+                                     _R_TR.standard_normal((2, 2, 2)), *[_R_TR.standard_normal(s) * 0.5 for s in
+                                                                         [(8, 3), (8, 2), (8,), (8,)] * 2]],
+                                    lambda x, h, c, *w: (lambda o, hn, cn: o.sum(-1) + hn.sum() * cn.sum())(
+                                        *dn.lstm(x, (h, c), list(w), True, 1, 0.0, False, True, False))),
+    "toplevel_gru_packed_and_cells": ([_R_TR.standard_normal((6, 3)), _R_TR.standard_normal((1, 3, 2)),
+                                       *[_R_TR.standard_normal(s) * 0.5 for s in [(6, 3), (6, 2), (6,), (6,)]]],
+                                      lambda x, h, *w: dn.gru(x, dn.tensor(np.array([3, 2, 1])), h, list(w), True, 1,
+                                                              0.0, False, False)[0]
+                                      + dn.gru_cell(x, h[0][:1].expand(6, 2), *w)
+                                      + dn.rnn_tanh_cell(x, h[0][:1].expand(6, 2), w[0][:2], w[1][:2, :2])),
     # top-level sampling (host draws of a seeded generator: the same numbers on both devices; zero gradients),
     # angle of a real tensor, and the complex views (no complex autograd: detached parts)
     "normal_poisson_generator": ([_R_TR.standard_normal((3, 4))],

@@ -159,7 +159,7 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     return RMSNorm.apply(input, weight, ndim=len(normalized_shape), eps=eps)
 
 
-_mixed_warned = False  # (PyTorch warns once a process: its TORCH_WARN_ONCE)
+_mixed_warned = False  # (PyTorch warns once a process: its TORCH_WARN_ONCE; every time under set_warn_always)
 
 
 def _warn_mixed(x, weight):
@@ -167,7 +167,9 @@ def _warn_mixed(x, weight):
     and float32, float32 and float64, an integer input...): its fused kernel takes one dtype, so it computes
     the composite (the result in the input's dtype, as here). Warned before an integer input is refused."""
     global _mixed_warned
-    if weight is None or weight.dtype == x.dtype or _mixed_warned:
+    from distnn.torch_settings import is_warn_always_enabled
+
+    if weight is None or weight.dtype == x.dtype or (_mixed_warned and not is_warn_always_enabled()):
         return
     _mixed_warned = True
     warnings.warn(f"Mismatch dtype between input and weight: input dtype = {_lower(x.dtype)}, weight dtype = "
