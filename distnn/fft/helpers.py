@@ -14,6 +14,8 @@ from distnn.functional._dims import wrap_dim
 from distnn.functional.select import roll
 from distnn.functional.shape_more import as_tensor
 
+from ._args import write_out
+
 __all__ = ["fftfreq", "rfftfreq", "fftshift", "ifftshift"]
 
 
@@ -33,12 +35,11 @@ def _frequencies(name, n, d, out, dtype, device, requires_grad, steps):
         scale = np.float64(1.0) / (np.float64(n) * np.float64(d))  # (d = 0: inf, as PyTorch's double division)
         # (PyTorch multiplies the integers, in the dtype, by the scale in that dtype)
         values = steps.astype(dtype) * dtype.type(scale)
+    result = Tensor(to_device(values, device) if device is not None else values)
     if out is not None:
-        out.data = to_device(values, device) if device is not None else values  # (resized as PyTorch's)
-        out._bump_version()
-        return out.requires_grad_(requires_grad) if requires_grad else out
-    result = Tensor(to_device(values, device) if device is not None else values, requires_grad=requires_grad)
-    return result if device is not None else place(result)
+        return write_out(name, result, out)  # (resized as PyTorch's)
+    result = result if device is not None else place(result)
+    return result.requires_grad_(True) if requires_grad else result
 
 
 def fftfreq(n, d=1.0, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
