@@ -161,7 +161,7 @@ from .linalg.aliases import (  # noqa: E402
 clamp = clip
 
 _LAZY_SUBMODULES = {"distributions", "nn", "optim", "distributed", "data", "train", "models", "testing", "cli",
-                    "func", "special"}
+                    "func", "special", "fft"}
 
 
 def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
@@ -307,3 +307,8 @@ from .torch_toplevel_native import *  # noqa: E402,F401,F403
 from .torch_toplevel_rnn import *  # noqa: E402,F401,F403
 
 __all__ += [*_tl_native.__all__, *_tl_rnn.__all__]
+
+# the short-time Fourier transform (torch.stft / torch.istft; the transforms themselves: distnn.fft)
+from .functional.stft import istft, stft  # noqa: E402
+
+__all__ += ["stft", "istft"]

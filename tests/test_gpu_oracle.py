@@ -280,6 +280,7 @@ def _inplace_top_level_forms(a):
     return dn.rsub(y, z, alpha=0.5) + dn.fill(a, a[0, 0])
 
 
+_R_FFT = np.random.default_rng(31)  # (distnn.fft's entries: their own stream)
 NEW_OPS = {
     "binary_cross_entropy": ([_PROBS, _R.random((4, 3))],
                              lambda p, y: F.binary_cross_entropy(p, y, weight=np.array([0.5, 2.0, 1.0]))),
@@ -741,6 +742,19 @@ NEW_OPS = {
     "lobpcg_values_projector": ([(lambda g: g @ g.T + 9 * np.eye(9))(_R_LU.standard_normal((9, 9)))],
                                 lambda a: (lambda e, x: e.sum() * (x @ x.mT))(
                                     *dn.lobpcg(a, k=2, X=a.detach()[:, :2], largest=False))),
+    # distnn.fft and stft/istft (cupy.fft under the same norms; complex intermediates, real ends): c2c, r2c and c2r
+    # with n/s padding and trimming, the Hermitian ones, fftshift, and frames/overlap-add with a learned window
+    "fft_c2c_r2c_c2r": ([_R_FFT.standard_normal((3, 8)), _R_FFT.standard_normal((3, 8))],
+                        lambda a, b: dn.fft.irfft(dn.fft.rfft(a, n=10, norm="ortho") * dn.fft.fft(dn.complex(a, b), n=6),
+                                                  n=8)),
+    "fft_hermitian_nd_shift": ([_R_FFT.standard_normal((3, 8)), _R_FFT.standard_normal((3, 8))],
+                               lambda a, b: dn.fft.hfftn(dn.fft.ihfft2(a, norm="forward")
+                                                         + dn.fft.fftshift(dn.fft.ifft2(dn.complex(a, b)))[:, :5],
+                                                         s=(3, 8))),
+    "stft_istft_window": ([_R_FFT.standard_normal((3, 8)), _R_FFT.standard_normal((3, 8))],
+                          lambda a, b: dn.istft(dn.stft(a, 4, hop_length=1, window=b[0, :4].abs() + 0.5,
+                                                        return_complex=True),
+                                                4, hop_length=1, window=b[0, :4].abs() + 0.5, length=8)),
 }
 
 

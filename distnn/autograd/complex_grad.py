@@ -43,8 +43,8 @@ def mark(fn, arrays, needs, out_dtype) -> None:
             f"{cls.__name__} ({cls.__module__}) does not support complex autograd ({what}). Complex gradients "
             "cover + - * / neg reciprocal pow, conj, real, imag, abs, angle, sgn, exp, log, sqrt, sin, cos, tan, "
             "tanh, sinh, cosh, square, sum, mean, matmul/mm/bmm/dot/vdot, complex/polar/view_as_real/"
-            "view_as_complex, casts and the shape and indexing ops; detach() the input or compute this op on "
-            "view_as_real(z)")
+            "view_as_complex, casts, the shape and indexing ops, roll, distnn.fft's transforms and stft/istft; "
+            "detach() the input or compute this op on view_as_real(z)")
     fn.complex_node = True
     if out_dtype.kind == "c":
         real = tuple(i for i, (a, need) in enumerate(zip(arrays, needs)) if need and a.dtype.kind != "c")

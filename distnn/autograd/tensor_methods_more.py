@@ -3,7 +3,8 @@ metadata (``element_size``, ``nbytes``, ``stride``, ``is_signed``, ``is_cuda``, 
 ``type``, the narrow integer casts (``byte``, ``char``, ``short``), ``adjoint``/``mH``, the complex parts ``real``
 and ``imag`` (properties) with the method forms of :mod:`distnn.functional.complex_numbers`, and the method forms of
 :mod:`distnn.functional.slice_scatter`, :mod:`~distnn.functional.pointwise_bits` and
-:mod:`~distnn.functional.statistics_more` (with their in-place ``name_`` forms where PyTorch has them).
+:mod:`~distnn.functional.statistics_more` (with their in-place ``name_`` forms where PyTorch has them) and
+``stft``/``istft`` (:mod:`distnn.functional.stft`).
 
 Where distnn differs by design: ``stride()`` and ``is_contiguous()`` read numpy's strides in elements (the layout
 of an op's result may differ from PyTorch's where numpy's does; the strides numpy leaves meaningless, of the size-1
@@ -32,6 +33,7 @@ _METHODS = {
     "as_strided": ("as_strided", "as_strided_", "as_strided_scatter"),
     "view_copies": ("narrow_copy", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk"),
     "complex_numbers": ("angle", "conj", "conj_physical", "resolve_conj", "resolve_neg", "is_conj", "is_neg"),
+    "stft": ("stft", "istft"),
 }
 # ``name_``: the function's result written into the tensor (see tensor_inplace_methods)
 _INPLACE = ("bitwise_left_shift", "bitwise_right_shift", "gcd", "lcm", "ldexp", "nextafter", "heaviside", "addr",

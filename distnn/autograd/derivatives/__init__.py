@@ -92,7 +92,8 @@ def refusal(node):
     if node.complex_node and not (type(node).supports_complex if fn is _method else getattr(fn, "complex_ok", False)):
         return (f"create_graph=True: the op {cls.__name__} ({where}) has no complex double backward in distnn "
                 "(its first-order complex gradient is supported); second order through complex nodes covers "
-                "+ - * neg exp conj real imag, sum/mean and the shape ops")
+                "+ - * neg exp conj real imag, sum/mean, the shape ops, roll, distnn.fft's transforms and "
+                "stft/istft")
     check = getattr(fn, "unsupported", None)
     reason = check(node) if check is not None else None
     return None if reason is None else f"create_graph=True: {cls.__name__} ({where}): {reason}"

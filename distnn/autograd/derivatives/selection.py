@@ -132,7 +132,7 @@ def _flip(node, g):
     return (SE.Flip.apply(g, dims=node.dims),)
 
 
-@register(SE.Roll)
+@register(SE.Roll, complex_ok=True)
 def _roll(node, g):
     back = -node.shifts if isinstance(node.shifts, int) else tuple(-s for s in node.shifts)
     return (SE.Roll.apply(g, shifts=back, dims=node.dims),)
