@@ -161,7 +161,7 @@ from .linalg.aliases import (  # noqa: E402
 clamp = clip
 
 _LAZY_SUBMODULES = {"distributions", "nn", "optim", "distributed", "data", "train", "models", "testing", "cli",
-                    "func", "special", "fft"}
+                    "func", "special", "fft", "signal"}
 
 
 def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
@@ -293,6 +293,10 @@ from .toplevel_more import *  # noqa: E402,F401,F403
 
 _toplevel_more.wrap_creation_functions(globals())
 __all__ += _toplevel_more.__all__
+
+from .generator import Generator  # noqa: E402  (torch.Generator: a numpy Generator every generator= takes)
+
+__all__ += ["Generator"]
 
 # PyTorch's global settings and small queries; buffers and DLPack exchange
 from . import interop as _interop, torch_settings as _torch_settings  # noqa: E402

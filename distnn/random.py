@@ -7,6 +7,11 @@ stream; ``simulate`` starts each rank's from a copy of the caller's state, as
 each MPI process of the same script would have it. ``get_state``/``set_state``
 make it checkpointable.
 
+PyTorch's ``torch.random`` names are here too: ``manual_seed``, ``initial_seed``, ``seed``,
+``get_rng_state``/``set_rng_state`` (:mod:`distnn.rng_state`: the state as a uint8 tensor in distnn's own
+PCG64 format), ``fork_rng`` and ``Generator`` (:mod:`distnn.generator`). PyTorch's ``default_generator``
+object has no counterpart: here :func:`default_generator` is a function returning this thread's generator.
+
 :func:`use_generator` lends the default role to another generator for a
 while: the trainer runs each training forward pass under a generator that
 belongs to the batch's samples (see :mod:`distnn.data.batch_random`), so
@@ -72,6 +77,56 @@ def initial_seed() -> int:
     """The seed this thread's own default generator was last seeded with (0 until ``manual_seed``): an int,
     or what ``manual_seed`` was given where that was not one (the trainer seeds with a ``SeedSequence``)."""
     return getattr(_local, "initial_seed", 0)
+
+
+def seed() -> int:
+    """``torch.random.seed``: reseed this thread's default generator nondeterministically; return the seed."""
+    from distnn.rng_state import seed as reseed  # (rng_state imports this module: imported on use)
+
+    return reseed()
+
+
+def get_rng_state():
+    """``torch.random.get_rng_state``: the default generator's state as a uint8 tensor (see
+    :mod:`distnn.rng_state` for its format)."""
+    from distnn.rng_state import get_rng_state as get
+
+    return get()
+
+
+def set_rng_state(new_state) -> None:
+    """``torch.random.set_rng_state``: restore a state :func:`get_rng_state` returned."""
+    from distnn.rng_state import set_rng_state as put
+
+    put(new_state)
+
+
+@contextlib.contextmanager
+def fork_rng(devices=None, enabled=True, _caller="fork_rng", _devices_kw="devices", device_type=None):
+    """``torch.random.fork_rng``: after the block (however it ends), this thread's own default generator is
+    back in the state it had before it, so draws inside do not change the draws after.
+
+    ``enabled=False`` forks nothing. ``devices`` and ``device_type`` are accepted for PyTorch's signature:
+    distnn draws every random number on the host from this one generator (a GPU tensor's are moved there),
+    so there is no per-device state to fork. A generator lent by :func:`use_generator` is not forked."""
+    if not enabled:
+        yield
+        return
+    if devices is not None:
+        list(devices)  # (PyTorch's check that it is an iterable)
+    state = get_state()
+    try:
+        yield
+    finally:
+        set_state(state)
+
+
+def __getattr__(name):
+    if name == "Generator":  # (torch.random.Generator; distnn.generator imports Tensor: loaded on use)
+        from distnn.generator import Generator
+
+        return Generator
+    raise AttributeError(f"module 'distnn.random' has no attribute {name!r}")
 
 
 def _own_generator() -> np.random.Generator:

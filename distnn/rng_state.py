@@ -23,17 +23,27 @@ _MASK = (1 << 128) - 1
 
 def get_rng_state() -> Tensor:
     """The default generator's state as a uint8 tensor (see the module docstring for its format)."""
-    state = random.get_state()
+    return state_tensor(random.get_state())
+
+
+def set_rng_state(new_state) -> None:
+    """Restore a state :func:`get_rng_state` returned: the draws that follow are those that followed it."""
+    random.set_state(state_dict(new_state))
+
+
+def state_tensor(state: dict) -> Tensor:
+    """A PCG64 bit generator's ``state`` dict as distnn's 48-byte uint8 state tensor (also
+    ``distnn.Generator.get_state``'s)."""
     if state.get("bit_generator") != "PCG64":
-        raise RuntimeError(f"get_rng_state: the default generator is {state.get('bit_generator')}, not PCG64")
+        raise RuntimeError(f"get_rng_state: the generator is {state.get('bit_generator')}, not PCG64")
     pcg = state["state"]
     raw = (_TAG + pcg["state"].to_bytes(16, "little") + pcg["inc"].to_bytes(16, "little")
            + int(state["has_uint32"]).to_bytes(4, "little") + int(state["uinteger"]).to_bytes(4, "little"))
     return Tensor(np.frombuffer(raw, dtype=np.uint8).copy())
 
 
-def set_rng_state(new_state) -> None:
-    """Restore a state :func:`get_rng_state` returned: the draws that follow are those that followed it."""
+def state_dict(new_state) -> dict:
+    """The PCG64 ``state`` dict a state tensor of :func:`state_tensor` holds; anything else is refused."""
     if not isinstance(new_state, Tensor):
         raise TypeError(f"expected a ByteTensor (a uint8 distnn Tensor), but got {type(new_state).__name__}")
     if new_state.dtype != np.uint8:
@@ -50,9 +60,8 @@ def set_rng_state(new_state) -> None:
     inc = int.from_bytes(body[16:32], "little")
     if has_uint32 not in (0, 1) or inc % 2 == 0:  # (PCG64's increment is always odd)
         raise RuntimeError("the RNG state is corrupt (not a state distnn.get_rng_state made)")
-    random.set_state({"bit_generator": "PCG64",
-                      "state": {"state": int.from_bytes(body[:16], "little") & _MASK, "inc": inc},
-                      "has_uint32": has_uint32, "uinteger": uinteger})
+    return {"bit_generator": "PCG64", "state": {"state": int.from_bytes(body[:16], "little") & _MASK, "inc": inc},
+            "has_uint32": has_uint32, "uinteger": uinteger}
 
 
 def initial_seed() -> int:
