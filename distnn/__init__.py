@@ -307,3 +307,10 @@ from .torch_toplevel_native import *  # noqa: E402,F401,F403
 from .torch_toplevel_rnn import *  # noqa: E402,F401,F403
 
 __all__ += [*_tl_native.__all__, *_tl_rnn.__all__]
+
+# ATen's sync-batchnorm kernels and segment_reduce
+from . import torch_toplevel_segment as _tl_segment, torch_toplevel_syncbn as _tl_syncbn  # noqa: E402
+from .torch_toplevel_segment import *  # noqa: E402,F401,F403
+from .torch_toplevel_syncbn import *  # noqa: E402,F401,F403
+
+__all__ += [*_tl_syncbn.__all__, *_tl_segment.__all__]
