@@ -316,3 +316,10 @@ __all__ += [*_tl_native.__all__, *_tl_rnn.__all__]
 from .functional.stft import istft, stft  # noqa: E402
 
 __all__ += ["stft", "istft"]
+
+# ATen's sync-batchnorm kernels and segment_reduce
+from . import torch_toplevel_segment as _tl_segment, torch_toplevel_syncbn as _tl_syncbn  # noqa: E402
+from .torch_toplevel_segment import *  # noqa: E402,F401,F403
+from .torch_toplevel_syncbn import *  # noqa: E402,F401,F403
+
+__all__ += [*_tl_syncbn.__all__, *_tl_segment.__all__]

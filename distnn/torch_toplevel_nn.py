@@ -9,9 +9,12 @@ forms, whatever ATen's schema says, and so here), grid sampling takes int modes,
 first (and a negative ``padding_idx`` means none), the ``*_with_indices`` and ``adaptive_max_pool1d`` forms
 always return ``(output, indices)``. ``cudnn_enabled`` arguments pick a backend in PyTorch and change nothing
 here. Where the signature is F's already (the convolutions, pixel/channel shuffles, ...), the name is F's own
-function. ``torch.embedding_bag``'s four outputs (three of them ATen's internal bookkeeping) are left out.
+function. ``torch.embedding_bag`` returns ATen's four outputs: the bags and the bookkeeping its backward reads
+(each entry's bag, the bags' sizes, max mode's argmax rows), with torch's values in each mode.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from . import functional as F
 from .functional.adaptive_pooling import adaptive_avg_pool1d
@@ -114,6 +117,54 @@ def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=
     no padding row, as ATen's (``F.embedding`` turns its negative indices into these before calling it)."""
     return F.embedding(indices, weight, padding_idx if padding_idx >= 0 else None,
                        scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
+
+
+_BAG_MODES = {0: "sum", 1: "mean", 2: "max"}
+
+
+def embedding_bag(weight, indices, offsets, scale_grad_by_freq=False, mode=0, sparse=False,
+                  per_sample_weights=None, include_last_offset=False, padding_idx=None):
+    """``torch.embedding_bag``: ATen's form, the weight first, ``mode`` an int (0 sum, 1 mean, 2 max), 1-D
+    ``indices`` with ``offsets``. Returns ``(output, offset2bag, bag_size, max_indices)``: ``output`` is
+    :func:`distnn.functional.embedding_bag`'s (differentiable, same checks and differences from PyTorch);
+    ``offset2bag`` each index's bag (empty in mode 0 with a float32 or float16 weight and no padding_idx: torch's
+    fast path skips it); ``bag_size`` each bag's count of non-padding indices in modes 1 and 2,
+    zeros in mode 0 (one per offset, or per bag when the weight requires grad, as torch's); ``max_indices``
+    mode 2's weight row of each bag's maximum per dimension (0 in an empty bag), ``bag_size`` again in mode
+    1, zeros in mode 0. The three are detached, in the indices' and offsets' common int dtype."""
+    from .autograd.tensor import Tensor
+    from .backend import get_array_module
+    from .functional.embedding_bag import EmbeddingBagFunction, bag_arguments, bag_max
+
+    if isinstance(mode, bool) or not isinstance(mode, int):
+        raise TypeError(f"embedding_bag(): argument 'mode' (position 5) must be int (0 sum, 1 mean, 2 max), not "
+                        f"{type(mode).__name__}")
+    if mode not in _BAG_MODES:
+        raise RuntimeError(f"embedding_bag: `mode` must be sum, mean, or max (0, 1 or 2), got {mode}")
+    raw = lambda t: t.data if isinstance(t, Tensor) else t  # noqa: E731
+    if raw(indices).ndim != 1:
+        raise RuntimeError(f"embedding_bag: indices must be 1-D (with offsets; F.embedding_bag takes a 2-D batch), "
+                           f"got shape {tuple(raw(indices).shape)}")
+    args, params = bag_arguments(indices, weight, offsets, None, 2, scale_grad_by_freq, _BAG_MODES[mode], sparse,
+                                 per_sample_weights, include_last_offset, padding_idx, "embedding_bag")
+    output = EmbeddingBagFunction.apply(*args, **params)
+    w, _, idx, sel, bag, num_bags = args
+    w, idx = raw(w), raw(idx)
+    xp = get_array_module(w)
+    dtype = np.result_type(raw(indices).dtype, raw(offsets).dtype)
+    if mode == 0:  # (ATen's CPU kernel leaves them zero, one per offset unless the weight needs a gradient)
+        size = xp.zeros(num_bags if getattr(weight, "requires_grad", False) else raw(offsets).shape[0], dtype)
+        # its fast path (a float32 or float16 weight, no padding) does not compute offset2bag: empty, as there
+        offset2bag = bag[:0] if w.dtype in (np.float32, np.float16) and padding_idx is None else bag
+        return output, Tensor(offset2bag.astype(dtype)), Tensor(size), Tensor(size.copy())
+    bag_size = xp.bincount(bag[sel], minlength=num_bags)[:num_bags].astype(dtype)
+    if mode == 1:
+        max_indices = bag_size.copy()
+    else:
+        rows_idx = idx[sel]
+        _, argrow = bag_max(w[rows_idx], rows_idx, bag[sel], num_bags)
+        max_indices = xp.where((bag_size > 0)[:, None], argrow, 0).astype(dtype)
+    return output, Tensor(bag.astype(dtype)), Tensor(bag_size), Tensor(max_indices)
 
 
 # activations without F's `inplace`
@@ -245,7 +296,7 @@ __all__ = [
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "conv_tbc",
     "dropout", "alpha_dropout", "feature_dropout", "feature_alpha_dropout", "dropout_", "alpha_dropout_",
     "feature_alpha_dropout_", "feature_dropout_",
-    "batch_norm", "instance_norm", "layer_norm", "group_norm", "rms_norm", "embedding", "bilinear",
+    "batch_norm", "instance_norm", "layer_norm", "group_norm", "rms_norm", "embedding", "embedding_bag", "bilinear",
     "prelu", "selu", "celu", "rrelu", "threshold", "hardshrink",
     "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle",
     "max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices", "avg_pool1d", "adaptive_avg_pool1d",

@@ -235,7 +235,37 @@ def _inplace_copy_and_fill(a):
     return y * a.t()
 
 
+def _sync_bn_kernels(x):
+    """torch's sync-batchnorm kernels composed on one "rank" (host counts beside device statistics); they are
+    detached, so + x carries a gradient."""
+    m, s = dn.batch_norm_stats(x, 1e-5)
+    m, s = dn.batch_norm_gather_stats_with_counts(x, m[None], s[None], None, None, 0.1, 1e-5,
+                                                  dn.tensor(np.array([8])))
+    sum_dy, sum_dy_xmu, _, _ = dn.batch_norm_backward_reduce(x * x, x, m, s, None, True, False, False)
+    return (dn.batch_norm_elemt(x, None, None, m, s, 1e-5) + x
+            + dn.batch_norm_backward_elemt(x * x, x, m, s, None, sum_dy, sum_dy_xmu,
+                                           dn.tensor(np.array([8], np.int32)))
+            + dn.batch_norm_update_stats(x, None, None, 0.1)[1][:, None])
+
+
+def _segment_reduces(x):
+    lengths, offsets = dn.tensor(np.array([2, 0, 4, 1])), dn.tensor(np.array([0, 2, 2, 6, 7]))
+    return (dn.segment_reduce(x, "prod", lengths=lengths, initial=1.5)
+            + dn.segment_reduce(x, "max", lengths=lengths, initial=-5.0)
+            + dn.segment_reduce(x, "mean", offsets=offsets, initial=0.0) + dn.segment_reduce(x, "sum", lengths=lengths)
+            + dn.segment_reduce(x.mT, "min", lengths=dn.tensor(np.array([[3, 4], [7, 0], [1, 6]])), axis=1,
+                                initial=2.0).mT.sum(0))
+
+
+def _embedding_bag_outputs(w):
+    idx, off = dn.tensor(np.array([1, 2, 4, 5, 4, 3, 2, 0, 2])), dn.tensor(np.array([0, 2, 2, 5]))
+    out, offset2bag, bag_size, max_indices = dn.embedding_bag(w, idx, off, False, 2, False, None, False, 4)
+    mean = dn.embedding_bag(w, idx, off, False, 1)[0]
+    return out + mean + max_indices.to(w.dtype) + bag_size.to(w.dtype)[:, None] + offset2bag.to(w.dtype).sum()
+
+
 _R_TR = np.random.default_rng(47)  # (the rest of the Tensor API's own stream)
+_R_SB = np.random.default_rng(53)  # (sync-batchnorm kernels, segment_reduce, embedding_bag's outputs: their own stream)
 _R_FG = np.random.default_rng(43)  # (the 5-D / bicubic grid_sample, conv_tbc and mha functional's own stream)
 _FG_VOL = _R_FG.standard_normal((2, 3, 4, 5, 3))
 _FG_KPM = _R_FG.random((3, 4)) < 0.3
@@ -755,6 +785,11 @@ NEW_OPS = {
                           lambda a, b: dn.istft(dn.stft(a, 4, hop_length=1, window=b[0, :4].abs() + 0.5,
                                                         return_complex=True),
                                                 4, hop_length=1, window=b[0, :4].abs() + 0.5, length=8)),
+    # torch's sync-batchnorm kernels (torch_toplevel_syncbn.py), segment_reduce's reduceat over device data with
+    # host bounds (torch_toplevel_segment.py), embedding_bag's bookkeeping outputs (torch_toplevel_nn.py)
+    "toplevel_sync_bn_kernels": ([_R_SB.standard_normal((4, 3, 2))], _sync_bn_kernels),
+    "toplevel_segment_reduce": ([_R_SB.standard_normal((7, 3))], _segment_reduces),
+    "toplevel_embedding_bag_outputs": ([np.round(_R_SB.standard_normal((6, 3)) * 1.5)], _embedding_bag_outputs),
 }
 
 

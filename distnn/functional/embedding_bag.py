@@ -34,6 +34,23 @@ def _scatter(op, out, index, values):
         (cupyx.scatter_max if op == "maximum" else cupyx.scatter_min)(out, index, values)
 
 
+def bag_max(rows, rows_idx, bags, num_bags):
+    """Per bag and dimension, the largest of the bag's ``rows`` (weight rows ``rows_idx``, bags ``bags``,
+    non-decreasing): ``(max, argrow)``, argrow the weight row of the first entry holding it (a NaN counts
+    only as its bag's first entry). An empty bag's max is -inf, its argrow any row."""
+    xp = get_array_module(rows)
+    K, D = rows.shape
+    first_of_bag = xp.ones(K, dtype=bool)
+    first_of_bag[1:] = bags[1:] != bags[:-1]
+    vals = xp.where(xp.isnan(rows) & ~first_of_bag[:, None], -np.inf, rows)  # a later NaN never wins
+    mx = xp.full((num_bags, D), -np.inf, dtype=rows.dtype)
+    _scatter("maximum", mx, bags, vals)
+    hit = (vals == mx[bags]) | (xp.isnan(vals) & xp.isnan(mx[bags]))
+    first = xp.full((num_bags, D), K, dtype=np.int64)  # the first entry holding the maximum
+    _scatter("minimum", first, bags, xp.where(hit, xp.arange(K)[:, None], K))
+    return mx, (rows_idx[xp.minimum(first, max(K - 1, 0))] if K else first)
+
+
 class EmbeddingBagFunction(Function):
     """Bags (B, D) of the weight rows ``idx[sel]`` (their bags ``bag[sel]``, non-decreasing); inputs the
     weight and the per-sample weights (or None, taken as 1), the rest constants."""
@@ -50,17 +67,8 @@ class EmbeddingBagFunction(Function):
         self.weight, self.psw, self.idx, self.sel, self.rows_idx, self.bags = weight, psw, idx, sel, rows_idx, bags
         self.counts, self.mode, self.scale_grad_by_freq, self.num = counts, mode, scale_grad_by_freq, weight.shape[0]
         if mode == "max":
-            K = rows.shape[0]
-            first_of_bag = xp.ones(K, dtype=bool)
-            first_of_bag[1:] = bags[1:] != bags[:-1]
-            vals = xp.where(xp.isnan(rows) & ~first_of_bag[:, None], -np.inf, rows)  # a later NaN never wins
-            mx = xp.full((num_bags, D), -np.inf, dtype=weight.dtype)
-            _scatter("maximum", mx, bags, vals)
-            hit = (vals == mx[bags]) | (xp.isnan(vals) & xp.isnan(mx[bags]))
-            first = xp.full((num_bags, D), K, dtype=np.int64)  # the first entry holding the maximum
-            _scatter("minimum", first, bags, xp.where(hit, xp.arange(K)[:, None], K))
+            mx, self.argrow = bag_max(rows, rows_idx, bags, num_bags)
             self.nonempty = (counts > 0)[:, None]
-            self.argrow = rows_idx[xp.minimum(first, max(K - 1, 0))] if K else first  # its weight row
             return xp.where(self.nonempty, mx, xp.zeros((), dtype=weight.dtype))
         if psw is not None:
             rows = rows * psw[sel][:, None]
@@ -120,6 +128,15 @@ def _offsets(offsets, n, who):
 def _embedding_bag(input, weight, offsets, max_norm, norm_type, scale_grad_by_freq, mode, sparse,
                    per_sample_weights, include_last_offset, padding_idx, who):
     """``embedding_bag`` with ``who`` (the function's or the layer's name) in its error messages."""
+    args, params = bag_arguments(input, weight, offsets, max_norm, norm_type, scale_grad_by_freq, mode, sparse,
+                                 per_sample_weights, include_last_offset, padding_idx, who)
+    return EmbeddingBagFunction.apply(*args, **params)
+
+
+def bag_arguments(input, weight, offsets, max_norm, norm_type, scale_grad_by_freq, mode, sparse,
+                  per_sample_weights, include_last_offset, padding_idx, who):
+    """The checked arguments of :class:`EmbeddingBagFunction`: ``((weight, psw, idx, sel, bag, num_bags),
+    params)``, ``bag`` every entry's bag, ``sel`` the entries taken (padding left out)."""
     w = weight.data if isinstance(weight, Tensor) else weight
     if w.ndim != 2:
         raise ValueError(f"{who}: weight has to be a 2D Tensor, but got Tensor of dimension {w.ndim}")
@@ -188,8 +205,8 @@ def _embedding_bag(input, weight, offsets, max_norm, norm_type, scale_grad_by_fr
     sel = xp.nonzero(keep)[0]
     if isinstance(input, Tensor) and input.data is idx:  # (the caller's memory: kept a Tensor, version-checked)
         idx = input
-    return EmbeddingBagFunction.apply(weight, psw, idx, sel, xp.asarray(bag), num_bags, mode=mode,
-                                      scale_grad_by_freq=scale_grad_by_freq)
+    return ((weight, psw, idx, sel, xp.asarray(bag), num_bags),
+            dict(mode=mode, scale_grad_by_freq=scale_grad_by_freq))
 
 
 def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False, mode="mean",

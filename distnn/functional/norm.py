@@ -200,14 +200,22 @@ def batch_stats(x):
 
 
 def update_running_stats(running_mean, running_var, mean, var, count, momentum):
-    """PyTorch's update, in place: r = (1 - m) r + m * stat, with the unbiased variance var * n / (n - 1)."""
-    xp = get_array_module(running_mean)
-    rm, rv = _raw(running_mean), _raw(running_var)
+    """PyTorch's update, in place: r = (1 - m) r + m * stat, with the unbiased variance var * n / (n - 1).
+    Either buffer may be None (left out, as ATen's sync-batchnorm kernels allow)."""
     unbiased = var * (count / max(count - 1, 1))
-    rm *= 1 - momentum
-    rm += xp.asarray(momentum * mean, dtype=rm.dtype)
-    rv *= 1 - momentum
-    rv += xp.asarray(momentum * unbiased, dtype=rv.dtype)
+    for buf, stat in ((running_mean, mean), (running_var, unbiased)):
+        if buf is not None:
+            r = _raw(buf)
+            r *= 1 - momentum
+            r += get_array_module(r).asarray(momentum * stat, dtype=r.dtype)
+
+
+def input_grad(g, xhat, rstd, weight, sum_g, sum_gxhat, count):
+    """The input's gradient of a training batch norm from the per-channel sums of ``g`` and ``g * xhat`` over
+    ``count`` values per channel (over every rank's batch, in a synchronized one)."""
+    nd = g.ndim
+    scale = rstd if weight is None else weight * rstd
+    return _bcast(scale, nd) * (g - _bcast(sum_g / count, nd) - xhat * _bcast(sum_gxhat / count, nd))
 
 
 class BatchNormTrain(Function):
@@ -255,9 +263,7 @@ class BatchNormTrain(Function):
         gx = None
         if nin[0]:
             tot_g, tot_gxhat = self.combine_grad_sums(sum_g, sum_gxhat)
-            scale = self.rstd if self.weight is None else self.weight * self.rstd
-            M = self.count
-            gx = _bcast(scale, nd) * (g - _bcast(tot_g / M, nd) - xhat * _bcast(tot_gxhat / M, nd))
+            gx = input_grad(g, xhat, self.rstd, self.weight, tot_g, tot_gxhat, self.count)
         gw = sum_gxhat if (self.weight is not None and nin[1]) else None
         gb = sum_g if (self.has_bias and nin[2]) else None
         return gx, gw, gb

@@ -1,0 +1,188 @@
+"""``torch.segment_reduce``: the sum, mean, maximum, minimum or product of consecutive segments of ``data``
+along ``axis``, the segments given by their ``lengths`` or ``offsets``.
+
+Each segment is one ``ufunc.reduceat`` slice of the data: the segments' bounds interleaved ``[s0, e0, s1, e1,
+...]`` are non-decreasing, so the even rows of ``reduceat`` are the segments (one vectorized pass however many
+there are) and the odd ones, the gaps between them, are dropped. ``reduceat`` gives an empty segment
+(``s == e``) one data row, which is replaced by the fill value: ``initial`` when given, else torch's 0 (sum),
+1 (prod), NaN (mean), -inf (max), +inf (min). ``initial`` also takes part in every non-empty segment's
+reduction, as torch's (a mean is ``(initial + sum) / length``).
+
+Gradients are torch's: sum spreads the output's gradient over the segment, mean divides it by the length,
+max/min share it among the entries equal to the result (a NaN result: the NaN entries), prod gives each entry
+the product of the others (and ``initial``), computed as ``out / x`` except for zeros and NaNs.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .autograd.function import Function
+from .autograd.tensor import Tensor
+from .backend import get_array_module, to_numpy
+from .functional.norm import opmath
+
+__all__ = ["segment_reduce"]
+
+_REDUCES = {"sum": "sum", "prod": "prod", "mean": "mean", "max": "max", "amax": "max", "min": "min", "amin": "min"}
+_UFUNCS = {"sum": "add", "mean": "add", "prod": "multiply", "max": "maximum", "min": "minimum"}
+_FILLS = {"sum": 0.0, "mean": math.nan, "prod": 1.0, "max": -math.inf, "min": math.inf}
+
+
+def _reduceat(xp, op, padded, bounds):
+    """``op`` over each segment: the even rows of ``reduceat`` at the interleaved (start, end) ``bounds``."""
+    return getattr(xp, op).reduceat(padded, bounds, axis=0)[::2]
+
+
+class SegmentReduce(Function):
+    """Segments of ``data`` reshaped (P * A, R) (the dims before ``axis``, ``axis``, those after), bounded by
+    the flat host ``starts``/``ends`` (P * S,); the output (P * S, R), reshaped by the caller."""
+
+    def forward(self, data, starts, ends, reduce="sum", initial=None):
+        xp = get_array_module(data)
+        x = opmath(data)  # (float16 sums in float32, as torch's accumulate type)
+        lens = ends - starts
+        # every entry's segment and flat position (host arrays: their sizes decide the shapes)
+        seg = np.repeat(np.arange(len(lens)), lens)
+        pos = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64), lens) + np.arange(
+            seg.size)
+        padded = xp.concatenate([x, xp.zeros((1, x.shape[1]), x.dtype)])  # (an end at the last row stays in range)
+        bounds = xp.asarray(np.stack([starts, ends], -1).reshape(-1))
+        out = _reduceat(xp, _UFUNCS[reduce], padded, bounds) if len(lens) else xp.zeros((0, x.shape[1]), x.dtype)
+        if initial is not None:
+            init = x.dtype.type(initial)
+            out = {"sum": out + init, "mean": out + init, "prod": out * init, "max": xp.maximum(out, init),
+                   "min": xp.minimum(out, init)}[reduce]
+        if reduce == "mean":
+            out = out / xp.asarray(np.maximum(lens, 1)[:, None].astype(x.dtype))
+        empty = xp.asarray(lens == 0)
+        out[empty] = _FILLS[reduce] if initial is None else initial
+        self.shape, self.dtype, self.reduce, self.initial = data.shape, data.dtype, reduce, initial
+        self.seg, self.pos, self.lens, self.bounds = xp.asarray(seg), xp.asarray(pos), lens, bounds
+        if reduce in ("max", "min", "prod"):
+            self.x, self.out = x, out
+        return out.astype(data.dtype, copy=False)
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        g = opmath(grad)[self.seg]  # each entry's segment's gradient
+        reduce, seg = self.reduce, self.seg
+        if reduce == "mean":
+            g = g / xp.asarray(self.lens.astype(g.dtype))[seg][:, None]
+        elif reduce in ("max", "min"):
+            x, out = self.x[self.pos], self.out[seg]
+            hit = (x == out) | (xp.isnan(x) & xp.isnan(out))
+            g = g * hit / xp.maximum(self._segment_sums(hit.astype(g.dtype)), 1)[seg]  # (none: initial won)
+        elif reduce == "prod":
+            g = g * self._prod_of_others(xp)
+        gx = xp.zeros((self.shape[0], g.shape[1]), g.dtype)
+        gx[self.pos] = g
+        return gx.astype(self.dtype, copy=False), None, None
+
+    def _segment_sums(self, values):
+        """Per segment, the sum of ``values`` (one per entry, in the entries' order)."""
+        xp = get_array_module(values)
+        full = xp.zeros((self.shape[0] + 1, values.shape[1]), values.dtype)
+        full[self.pos] = values
+        return _reduceat(xp, "add", full, self.bounds)
+
+    def _prod_of_others(self, xp):
+        """Per entry, the product of its segment's other entries and ``initial``: ``out / x``, except for a
+        zero or NaN entry, which gets the product of the rest directly, as torch's."""
+        x, seg = self.x[self.pos], self.seg
+        zero, nan = x == 0, xp.isnan(x)
+        special = zero | nan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            others = self.out[seg] / x
+        if not bool(special.any()):
+            return others
+        full = xp.ones((self.shape[0] + 1, x.shape[1]), x.dtype)
+        full[self.pos] = xp.where(special, 1, x)
+        rest = _reduceat(xp, "multiply", full, self.bounds)  # the segment's product of its ordinary entries
+        if self.initial is not None:
+            rest = rest * x.dtype.type(self.initial)
+        zeros_left = self._segment_sums(zero.astype(x.dtype))[seg] - zero
+        nans_left = self._segment_sums(nan.astype(x.dtype))[seg] - nan
+        other_specials = xp.where(nans_left > 0, np.nan, xp.where(zeros_left > 0, 0.0, 1.0)).astype(x.dtype)
+        return xp.where(special, rest[seg] * other_specials, others)
+
+
+def _host_ints(t, name):
+    a = np.asarray(to_numpy(t.data if isinstance(t, Tensor) else t))
+    if a.dtype.kind not in "iu":
+        raise NotImplementedError(f"segment_reduce(): {name} must hold integers (Long or Int), got dtype {a.dtype}")
+    return a.astype(np.int64)
+
+
+def _segment_bounds(shape, axis, lengths, offsets, unsafe):
+    """The segments' (starts, ends) along ``axis``, each of ``lengths``'s (or one less than ``offsets``'s)
+    shape ``shape[:axis] + (S,)``, from ``lengths`` (taken first when both are given, as torch) or ``offsets``."""
+    given, name = (lengths, "lengths") if lengths is not None else (offsets, "offsets")
+    if given is None:
+        raise RuntimeError("segment_reduce(): Either lengths or offsets must be defined.")
+    a = _host_ints(given, name)
+    if a.ndim - 1 != axis:
+        raise RuntimeError(f"segment_reduce(): Expected axis to be the last dimension of {name} but got {axis} "
+                           f"({name} of shape {a.shape}: one row of segments per index of the data's dims before "
+                           f"axis)")
+    if a.shape[:-1] != tuple(shape[:axis]):
+        raise RuntimeError(f"segment_reduce(): expected {name} of shape {tuple(shape[:axis])} + (segments,) (the "
+                           f"data's dims before axis), got {a.shape}")
+    size = shape[axis]
+    if lengths is not None:
+        if (a < 0).any():
+            raise RuntimeError("segment_reduce(): lengths contains negative value!")
+        ends = np.cumsum(a, axis=-1)
+        if not unsafe and (ends[..., -1:] != size).any():
+            raise RuntimeError(f"segment_reduce(): Expected all rows of lengths along axis to sum to "
+                               f"data.size({axis}) = {size} when !unsafe, got sums {ends[..., -1].tolist()}")
+        if (ends > size).any():  # (even when unsafe: that would read past the data)
+            raise RuntimeError(f"segment_reduce(): lengths sum past data.size({axis}) = {size}")
+        return ends - a, ends
+    if a.shape[-1] == 0:
+        raise RuntimeError("segment_reduce(): offsets must hold at least one offset along axis, got none")
+    starts, ends = a[..., :-1], a[..., 1:]
+    if (ends < starts).any():
+        raise RuntimeError(f"segment_reduce(): offsets must be non-decreasing (segment lengths >= 0), got "
+                           f"{a.tolist()}")
+    if (a < 0).any() or (a > size).any():
+        raise RuntimeError(f"segment_reduce(): offsets must lie in [0, data.size({axis}) = {size}], got "
+                           f"{a.tolist()}")
+    return starts, ends
+
+
+def segment_reduce(data, reduce, *, lengths=None, indices=None, offsets=None, axis=0, unsafe=False,
+                   initial=None):
+    """``torch.segment_reduce``: ``reduce`` ('sum', 'mean', 'max'/'amax', 'min'/'amin', 'prod') over
+    consecutive segments of ``data`` along ``axis``.
+
+    The segments are given by ``lengths`` (integers; each row of them sums to ``data.shape[axis]`` unless
+    ``unsafe``) or by ``offsets`` (``S + 1`` non-decreasing bounds, entries outside ``[offsets[0],
+    offsets[-1])`` left out). Either is 1-D for ``axis=0``; for a larger ``axis`` it has the data's dims
+    before ``axis`` and a last one of segments (``axis`` must be its last dim, as torch's). The output is
+    ``data.shape[:axis] + (S,) + data.shape[axis + 1:]``; an empty segment holds ``initial`` or torch's fill
+    (0, 1, NaN, -inf, +inf for sum, prod, mean, max, min), and ``initial`` joins every other segment's
+    reduction. Differentiable in ``data`` (see the module docstring). ``indices`` is refused, as torch's.
+    ``unsafe`` skips the check of ``lengths``'s sums only: reading past the data is refused either way.
+    """
+    if indices is not None:
+        raise RuntimeError("segment_reduce(): indices based reduction is not supported yet.")
+    if reduce not in _REDUCES:
+        raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
+    x = data.data if isinstance(data, Tensor) else data
+    if x.dtype.kind != "f":
+        raise NotImplementedError(f"segment_reduce(): data must be floating point, got dtype {x.dtype}")
+    n = x.ndim
+    if not -max(n, 1) <= axis < max(n, 1) or n == 0:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-max(n, 1)}, {max(n, 1) - 1}], "
+                         f"but got {axis})" + (" (data must have at least one dim)" if n == 0 else ""))
+    axis %= n
+    starts, ends = _segment_bounds(x.shape, axis, lengths, offsets, unsafe)
+    S, before, size = starts.shape[-1], int(np.prod(x.shape[:axis])), x.shape[axis]
+    row = (np.arange(before) * size)[:, None]  # each row of segments' first flat position
+    starts, ends = (starts.reshape(before, S) + row).reshape(-1), (ends.reshape(before, S) + row).reshape(-1)
+    after = int(np.prod(x.shape[axis + 1:]))
+    flat = (data if isinstance(data, Tensor) else x).reshape(before * size, after)
+    out = SegmentReduce.apply(flat, starts, ends, reduce=_REDUCES[reduce], initial=initial)
+    return out.reshape(tuple(x.shape[:axis]) + (S,) + tuple(x.shape[axis + 1:]))
