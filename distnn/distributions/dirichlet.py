@@ -12,11 +12,11 @@ import distnn
 
 from . import constraints
 from ._standard_gamma import standard_gamma
-from .distribution import Distribution
+from .exp_family import ExponentialFamily
 from .utils import as_tensor
 
 
-class Dirichlet(Distribution):
+class Dirichlet(ExponentialFamily):
     arg_constraints = {"concentration": constraints.independent(constraints.positive, 1)}
     support = constraints.simplex
     has_rsample = True
@@ -73,3 +73,10 @@ class Dirichlet(Distribution):
         a0 = c.sum(-1)
         return (distnn.lgamma(c).sum(-1) - distnn.lgamma(a0) - (k - a0) * distnn.digamma(a0)
                 - ((c - 1.0) * distnn.digamma(c)).sum(-1))
+
+    @property
+    def _natural_params(self):
+        return (self.concentration,)
+
+    def _log_normalizer(self, x):
+        return distnn.lgamma(x).sum(-1) - distnn.lgamma(x.sum(-1))
