@@ -110,8 +110,13 @@ def test_kl_infinite_and_zero_cases_are_torchs(case):
 
 def test_kl_of_unknown_pairs_and_register_kl_as_torch():
     with pytest.raises(NotImplementedError, match=r"No KL\(p \|\| q\) is implemented for p type Normal and q type"):
-        D.kl_divergence(D.Normal(0.0, 1.0), D.Poisson(1.0))
+        D.kl_divergence(D.Normal(0.0, 1.0), D.Binomial(3, 0.5))
     with pytest.raises(NotImplementedError):
+        TD.kl_divergence(TD.Normal(0.0, 1.0), TD.Binomial(3, 0.5))
+    # (two exponential families with no closed form between them reach the Bregman pair, which refuses)
+    with pytest.raises(NotImplementedError, match="different exponential families"):
+        D.kl_divergence(D.Normal(0.0, 1.0), D.Poisson(1.0))
+    with pytest.raises(NotImplementedError, match="different exponential families"):
         TD.kl_divergence(TD.Normal(0.0, 1.0), TD.Poisson(1.0))
     with pytest.raises(NotImplementedError):  # (different reinterpreted dims, as torch)
         D.kl_divergence(D.Independent(D.Normal(distnn.zeros(2, 3), 1.0), 1),

@@ -6,7 +6,7 @@ import numbers
 import distnn
 
 from . import constraints
-from .distribution import Distribution
+from .exp_family import ExponentialFamily
 from .utils import as_tensor, broadcast_all, lazy_property, logits_to_probs, probs_to_logits, standard_uniform
 
 
@@ -18,12 +18,13 @@ def binary_log_prob(logits, value):
     return -((1 - value) * logits + max_val + ((-max_val).exp() + (-logits - max_val).exp()).log())
 
 
-class Bernoulli(Distribution):
+class Bernoulli(ExponentialFamily):
     """1 with probability ``probs`` (or ``sigmoid(logits)``: exactly one of the two), else 0."""
 
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
     support = constraints.boolean
     has_enumerate_support = True
+    _mean_carrier_measure = 0
 
     def __init__(self, probs=None, logits=None, validate_args=None):
         if (probs is None) == (logits is None):
@@ -85,3 +86,10 @@ class Bernoulli(Distribution):
     def enumerate_support(self, expand=True):
         values = as_tensor([0.0, 1.0], self._param).reshape((-1,) + (1,) * len(self._batch_shape))
         return values.expand((-1,) + self._batch_shape) if expand else values
+
+    @property
+    def _natural_params(self):
+        return (distnn.logit(self.probs),)
+
+    def _log_normalizer(self, x):
+        return x.exp().log1p()

@@ -9,10 +9,11 @@ import distnn
 from . import constraints
 from .dirichlet import Dirichlet
 from .distribution import Distribution
+from .exp_family import ExponentialFamily
 from .utils import as_tensor, broadcast_all
 
 
-class Beta(Distribution):
+class Beta(ExponentialFamily):
     """Density ``x^{a-1} (1-x)^{b-1} / B(a, b)`` on ``[0, 1]`` for ``a = concentration1, b = concentration0``."""
 
     arg_constraints = {"concentration1": constraints.positive, "concentration0": constraints.positive}
@@ -67,3 +68,10 @@ class Beta(Distribution):
 
     def entropy(self):
         return self._dirichlet.entropy()
+
+    @property
+    def _natural_params(self):
+        return (self.concentration1, self.concentration0)
+
+    def _log_normalizer(self, x, y):
+        return distnn.lgamma(x) + distnn.lgamma(y) - distnn.lgamma(x + y)

@@ -16,12 +16,12 @@ import distnn
 from distnn.functional import binary_cross_entropy_with_logits
 
 from . import constraints
-from .distribution import Distribution
+from .exp_family import ExponentialFamily
 from .utils import (as_tensor, broadcast_all, clamp_probs, lazy_property, logits_to_probs, probs_to_logits,
                     standard_uniform)
 
 
-class ContinuousBernoulli(Distribution):
+class ContinuousBernoulli(ExponentialFamily):
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
     support = constraints.unit_interval
     _mean_carrier_measure = 0

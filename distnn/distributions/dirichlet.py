@@ -1,22 +1,20 @@
 """``Dirichlet(concentration)``: PyTorch's ``torch.distributions.Dirichlet``, on the simplex of the last dim.
 
-``rsample`` normalizes independent Gamma draws (``x = g / sum(g)``, ``g_i ~ Gamma(c_i, 1)``), each reparameterized
-implicitly (:mod:`._standard_gamma`): a valid reparameterization gradient, though not per draw the one PyTorch
-computes (its ``_dirichlet_grad`` differentiates the marginal Beta CDF directly); both are unbiased.
+``rsample`` normalizes independent Gamma draws (``x = g / sum(g)``, ``g_i ~ Gamma(c_i, 1)``) and is
+reparameterized implicitly through each coordinate's marginal Beta (:mod:`._dirichlet_sample`): given the same
+draw its gradient is PyTorch's (``_dirichlet_grad``).
 """
 from __future__ import annotations
-
-import numpy as np
 
 import distnn
 
 from . import constraints
-from ._standard_gamma import standard_gamma
-from .distribution import Distribution
+from ._dirichlet_sample import sample_dirichlet
+from .exp_family import ExponentialFamily
 from .utils import as_tensor
 
 
-class Dirichlet(Distribution):
+class Dirichlet(ExponentialFamily):
     arg_constraints = {"concentration": constraints.independent(constraints.positive, 1)}
     support = constraints.simplex
     has_rsample = True
@@ -33,11 +31,7 @@ class Dirichlet(Distribution):
         return self._expand_params(Dirichlet, batch_shape, _instance, ("concentration",))
 
     def rsample(self, sample_shape=()):
-        shape = self._extended_shape(sample_shape)
-        g = standard_gamma(self.concentration.expand(shape))
-        x = g / g.sum(-1, keepdim=True)
-        finfo = np.finfo(x.dtype)
-        return x + (x.detach().clamp(min=float(finfo.tiny), max=1 - float(finfo.eps)) - x.detach())
+        return sample_dirichlet(self.concentration.expand(self._extended_shape(sample_shape)))
 
     def log_prob(self, value):
         if self._validate_args:
@@ -73,3 +67,10 @@ class Dirichlet(Distribution):
         a0 = c.sum(-1)
         return (distnn.lgamma(c).sum(-1) - distnn.lgamma(a0) - (k - a0) * distnn.digamma(a0)
                 - ((c - 1.0) * distnn.digamma(c)).sum(-1))
+
+    @property
+    def _natural_params(self):
+        return (self.concentration,)
+
+    def _log_normalizer(self, x):
+        return distnn.lgamma(x).sum(-1) - distnn.lgamma(x.sum(-1))

@@ -36,9 +36,10 @@ class Distribution:
 
     @staticmethod
     def set_default_validate_args(value: bool) -> None:
-        """Whether distributions validate their arguments by default (``True``, as PyTorch's)."""
+        """Whether distributions validate their arguments by default (``True``, as PyTorch's; off under
+        ``python -O``, as an ``assert``)."""
         if value not in (True, False):
-            raise ValueError
+            raise ValueError(f"set_default_validate_args expects True or False, but got {value!r}")
         Distribution._validate_args = value
 
     def __init__(self, batch_shape=(), event_shape=(), validate_args=None):
@@ -51,7 +52,8 @@ class Distribution:
             except NotImplementedError:
                 arg_constraints = {}
                 warnings.warn(f"{type(self)} does not define `arg_constraints`. Please set `arg_constraints = {{}}` "
-                              "or initialize the distribution with `validate_args=False` to turn off validation.")
+                              "or initialize the distribution with `validate_args=False` to turn off validation.",
+                              stacklevel=2)
             for param, constraint in arg_constraints.items():
                 if constraints.is_dependent(constraint):
                     continue  # (a constraint that depends on other arguments cannot be checked alone)
@@ -66,34 +68,42 @@ class Distribution:
 
     @property
     def batch_shape(self) -> tuple:
+        """The shape over which the parameters are batched."""
         return self._batch_shape
 
     @property
     def event_shape(self) -> tuple:
+        """The shape of one draw (without batching)."""
         return self._event_shape
 
     @property
     def arg_constraints(self) -> dict:
+        """The constraint each tensor parameter satisfies (by name), checked at construction."""
         raise NotImplementedError
 
     @property
     def support(self):
+        """The constraint the values satisfy (checked by ``log_prob`` under ``validate_args``)."""
         raise NotImplementedError
 
     @property
     def mean(self):
+        """The mean, of the batch shape plus the event shape."""
         raise NotImplementedError(f"{type(self)} does not implement mean")
 
     @property
     def mode(self):
+        """The mode, of the batch shape plus the event shape."""
         raise NotImplementedError(f"{type(self)} does not implement mode")
 
     @property
     def variance(self):
+        """The variance, of the batch shape plus the event shape."""
         raise NotImplementedError(f"{type(self)} does not implement variance")
 
     @property
     def stddev(self):
+        """The standard deviation (the variance's square root unless a family says otherwise)."""
         return self.variance.sqrt()
 
     def expand(self, batch_shape, _instance=None):
@@ -110,25 +120,33 @@ class Distribution:
         raise NotImplementedError
 
     def sample_n(self, n):
-        warnings.warn("sample_n will be deprecated. Use .sample((n,)) instead", UserWarning)
+        """Deprecated, as PyTorch's (a ``FutureWarning``): ``sample((n,))``."""
+        warnings.warn("`sample_n(n)` will be deprecated. Use `sample((n,))` instead.", FutureWarning, stacklevel=2)
         return self.sample((n,))
 
     def log_prob(self, value):
+        """The log density (or mass) at ``value``, of its shape less the event dims."""
         raise NotImplementedError
 
     def cdf(self, value):
+        """The cumulative distribution function at ``value``."""
         raise NotImplementedError
 
     def icdf(self, value):
+        """The inverse of the cumulative distribution function at ``value``."""
         raise NotImplementedError
 
     def enumerate_support(self, expand=True):
+        """Every value of a discrete distribution along dim 0: shape ``(cardinality,) + batch_shape +
+        event_shape`` (``expand=False``: the batch dims of size 1, for broadcasting)."""
         raise NotImplementedError
 
     def entropy(self):
+        """The entropy, of the batch shape."""
         raise NotImplementedError
 
     def perplexity(self):
+        """``exp(entropy)``, of the batch shape."""
         return self.entropy().exp()
 
     def _extended_shape(self, sample_shape=()) -> tuple:
@@ -155,8 +173,10 @@ class Distribution:
             support = self.support
         except NotImplementedError:
             warnings.warn(f"{type(self)} does not define `support` to enable sample validation. Please initialize "
-                          "the distribution with `validate_args=False` to turn off validation.")
+                          "the distribution with `validate_args=False` to turn off validation.", stacklevel=2)
             return
+        if support is None:
+            raise AssertionError(f"support of {type(self).__name__} is unexpectedly None")
         if not bool(support.check(value).all()):
             raise ValueError(
                 f"Expected value argument ({type(value).__name__} of shape {tuple(value.shape)}) to be within the "

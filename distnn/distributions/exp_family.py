@@ -5,6 +5,11 @@ A subclass gives its natural parameters ``theta`` (``_natural_params``), the log
 (``_log_normalizer``) and ``E[k(x)]`` (``_mean_carrier_measure``); then the entropy is
 ``F(theta) - <theta, grad F(theta)> - E[k(x)]`` (a Bregman divergence), with ``grad F`` from distnn's
 autograd, and :func:`kl_divergence` between two members of one family is the Bregman divergence of ``F``.
+
+As PyTorch's, Bernoulli, Beta, ContinuousBernoulli, Dirichlet, Exponential, Gamma (so Chi2), Normal, Poisson and
+Wishart derive from it with PyTorch's natural parameters; each keeps its own closed-form entropy and KL pairs
+(the Bregman forms are the fallback, and Beta's, Dirichlet's and Poisson's carrier measures are not given, as
+there, so their Bregman entropy refuses).
 """
 from __future__ import annotations
 

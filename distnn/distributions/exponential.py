@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 from . import constraints
-from .distribution import Distribution
+from .exp_family import ExponentialFamily
 from .utils import as_tensor, broadcast_all, uniform_open
 
 
-class Exponential(Distribution):
+class Exponential(ExponentialFamily):
     """Density ``rate e^{-rate x}`` on ``x >= 0``; ``rsample`` is ``-log(u) / rate``."""
 
     arg_constraints = {"rate": constraints.positive}
     support = constraints.nonnegative
     has_rsample = True
+    _mean_carrier_measure = 0
 
     def __init__(self, rate, validate_args=None):
         (self.rate,) = broadcast_all(rate)
@@ -55,3 +56,10 @@ class Exponential(Distribution):
 
     def entropy(self):
         return 1.0 - self.rate.log()
+
+    @property
+    def _natural_params(self):
+        return (-self.rate,)
+
+    def _log_normalizer(self, x):
+        return -(-x).log()

@@ -13,16 +13,17 @@ import distnn
 
 from . import constraints
 from ._standard_gamma import standard_gamma
-from .distribution import Distribution
+from .exp_family import ExponentialFamily
 from .utils import as_tensor, broadcast_all
 
 
-class Gamma(Distribution):
+class Gamma(ExponentialFamily):
     """Density ``rate^c x^{c-1} e^{-rate x} / Gamma(c)`` for ``c = concentration``, on ``x >= 0``."""
 
     arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
     support = constraints.nonnegative
     has_rsample = True
+    _mean_carrier_measure = 0
 
     def __init__(self, concentration, rate, validate_args=None):
         self.concentration, self.rate = broadcast_all(concentration, rate)
@@ -64,3 +65,10 @@ class Gamma(Distribution):
     def entropy(self):
         c = self.concentration
         return c - self.rate.log() + distnn.lgamma(c) + (1.0 - c) * distnn.digamma(c)
+
+    @property
+    def _natural_params(self):
+        return (self.concentration - 1, -self.rate)
+
+    def _log_normalizer(self, x, y):
+        return distnn.lgamma(x + 1) + (x + 1) * (-y.reciprocal()).log()

@@ -19,7 +19,6 @@ from .exponential import Exponential
 from .gamma import Gamma
 from .independent import Independent, _sum_rightmost
 from .laplace import Laplace
-from .log_normal import LogNormal
 from .multivariate_normal import MultivariateNormal, _whiten
 from .normal import Normal
 from .one_hot_categorical import OneHotCategorical
@@ -80,11 +79,6 @@ def _kl_normal_normal(p, q):
     var_ratio = (p.scale / q.scale).pow(2)
     t1 = ((p.loc - q.loc) / q.scale).pow(2)
     return 0.5 * (var_ratio + t1 - 1 - var_ratio.log())
-
-
-@register_kl(LogNormal, LogNormal)
-def _kl_lognormal_lognormal(p, q):
-    return _kl_normal_normal(p.base_dist, q.base_dist)  # (KL is invariant under the shared exp)
 
 
 @register_kl(Categorical, Categorical)

@@ -1,7 +1,8 @@
 """``kl_divergence`` for the families of :mod:`.transformed_distribution` and :mod:`.exp_family`: PyTorch's
 closed forms (torch.distributions.kl) for Gumbel, HalfNormal and Pareto, among themselves and against
-distnn's other families, the pair of TransformedDistributions with equal transforms, and the Bregman
-divergence between two members of one exponential family; each written as PyTorch writes it.
+distnn's other families (ContinuousBernoulli's included), the pair of TransformedDistributions with equal
+transforms (so LogNormal's), and the Bregman divergence between two members of one exponential family;
+each written as PyTorch writes it.
 
 Where ``q`` puts no mass on part of ``p``'s support the result is inf: for a whole pair of families (the real
 line against Pareto's half line) inf of ``p``'s parameter shape with no gradient, as PyTorch's
@@ -15,6 +16,7 @@ import math
 import distnn
 
 from .beta import Beta
+from .continuous_bernoulli import ContinuousBernoulli
 from .exp_family import ExponentialFamily
 from .exponential import Exponential
 from .gamma import Gamma
@@ -98,6 +100,11 @@ def _kl_beta_infinity(p, q):
     return _infinite_like(p.concentration1)
 
 
+@register_kl(ContinuousBernoulli, Pareto)
+def _kl_continuous_bernoulli_infinity(p, q):
+    return _infinite_like(p.probs)
+
+
 @register_kl(Exponential, Pareto)
 def _kl_exponential_infinity(p, q):
     return _infinite_like(p.rate)
@@ -130,6 +137,7 @@ def _kl_gamma_gumbel(p, q):
 
 
 @register_kl(Gumbel, Beta)
+@register_kl(Gumbel, ContinuousBernoulli)
 @register_kl(Gumbel, Exponential)
 @register_kl(Gumbel, Gamma)
 @register_kl(Gumbel, Pareto)
@@ -169,6 +177,7 @@ def _kl_normal_gumbel(p, q):
 
 
 @register_kl(Pareto, Beta)
+@register_kl(Pareto, ContinuousBernoulli)
 @register_kl(Pareto, Uniform)
 def _kl_pareto_infinity(p, q):
     return _infinite_like(p.scale)

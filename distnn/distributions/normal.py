@@ -5,15 +5,18 @@ import math
 
 import distnn
 
+from .exp_family import ExponentialFamily
 from .loc_scale import LocScale
 from .utils import as_tensor, standard_normal
 
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 
-class Normal(LocScale):
+class Normal(LocScale, ExponentialFamily):
     """The Gaussian with mean ``loc`` and standard deviation ``scale`` (broadcast together: the batch shape).
     ``rsample`` is ``loc + eps * scale`` with ``eps ~ N(0, 1)``, differentiable in both."""
+
+    _mean_carrier_measure = 0
 
     def expand(self, batch_shape, _instance=None):
         return self._expand_params(Normal, batch_shape, _instance, ("loc", "scale"))
@@ -48,3 +51,10 @@ class Normal(LocScale):
 
     def entropy(self):
         return 0.5 + 0.5 * math.log(2 * math.pi) + self.scale.log()
+
+    @property
+    def _natural_params(self):
+        return (self.loc / self.scale.pow(2), -0.5 * self.scale.pow(2).reciprocal())
+
+    def _log_normalizer(self, x, y):
+        return -0.25 * x.pow(2) / y + 0.5 * (-math.pi / y).log()

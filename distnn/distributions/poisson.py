@@ -4,11 +4,11 @@ from __future__ import annotations
 import distnn
 
 from . import constraints
-from .distribution import Distribution
+from .exp_family import ExponentialFamily
 from .utils import as_tensor, broadcast_all, generator, host
 
 
-class Poisson(Distribution):
+class Poisson(ExponentialFamily):
     """``P(k) = rate^k e^{-rate} / k!`` for ``k = 0, 1, ...``."""
 
     arg_constraints = {"rate": constraints.nonnegative}
@@ -43,3 +43,10 @@ class Poisson(Distribution):
             self._validate_sample(value)
         rate, value = distnn.broadcast_tensors(self.rate, as_tensor(value, self.rate))
         return distnn.xlogy(value, rate) - rate - distnn.lgamma(value + 1)
+
+    @property
+    def _natural_params(self):
+        return (self.rate.log(),)
+
+    def _log_normalizer(self, x):
+        return x.exp()
