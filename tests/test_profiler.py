@@ -307,7 +307,7 @@ def test_cuda_activity_is_refused_without_a_gpu():
 
 @pytest.mark.skipif(not distnn.backend.gpu_available(), reason="needs a GPU")
 def test_cuda_activity_times_the_device():
-    a = distnn.Tensor(np.ones((256, 256), np.float32), device="cuda")
+    a = distnn.Tensor(np.ones((256, 256), np.float32)).to("cuda")
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         a @ a
     (e,) = prof.events()
