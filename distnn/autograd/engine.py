@@ -41,6 +41,7 @@ import numpy as np
 
 from distnn.backend import get_array_module, to_numpy
 
+from . import profiler_record as _profiler
 from .function import Function  # noqa: F401  (the node type the graph is made of)
 from .tensor import Tensor
 
@@ -414,6 +415,7 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
     # as soon as they are consumed, and each node is freed right after its backward.
     grads = {node: grad}
     grad = None  # the dict holds the only reference, so ownership tests below see true counts
+    profiling = _profiler.recording  # (read once a pass: each node's backward is timed only while it is set)
     ready = [node]
     pop, push = ready.pop, ready.append
     while ready:
@@ -427,7 +429,7 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
         else:
             if with_dests:
                 _offer_destinations(n, parents)
-            in_grads = n.backward(g)
+            in_grads = n.backward(g) if not profiling else _profiler.timed_backward(n, g)
             if with_dests and retain_graph:
                 n.grad_out = None  # an offer is for this pass only
             if type(in_grads) is not tuple:

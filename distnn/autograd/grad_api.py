@@ -33,6 +33,7 @@ from . import engine as _engine
 from .engine import _FREED, _accumulate_leaf, _check_versions, _fire_hooks, _run_grad_hooks, _run_output_hooks
 from .engine import _seed_factor, sum_to_shape
 from . import graph_pass as _graph
+from . import profiler_record as _profiler
 from .grad_mode import enable_grad
 from .tensor import Tensor
 
@@ -203,6 +204,7 @@ def _pass(roots, seeds, targets, retain_graph, capture, graph=False):
             _fire_hooks(t)
 
     # Pass 2: Kahn's algorithm, LIFO, as engine._backward.
+    profiling = _profiler.recording
     ready = [n for n in root_nodes if node_deps[n] == 0 and (reach is None or reach[n])]
     while ready:
         n = ready.pop()
@@ -223,9 +225,9 @@ def _pass(roots, seeds, targets, retain_graph, capture, graph=False):
         if g is None:
             in_grads = (None,) * len(parents)
         elif graph:
-            in_grads = _graph.call(n, g)
+            in_grads = _graph.call(n, g) if not profiling else _profiler.timed_backward(n, g, _graph.call)
         else:
-            in_grads = n.backward(g)
+            in_grads = n.backward(g) if not profiling else _profiler.timed_backward(n, g)
             if type(in_grads) is not tuple:
                 in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
             if len(in_grads) != len(parents):

@@ -25,11 +25,18 @@ alone. Arrays are numpy or cupy; reductions are elementwise.
 A collective that does not complete within the collective timeout (env
 ``DISTNN_COLLECTIVE_TIMEOUT``, seconds, default 300; ``0`` disables it) is
 reported with the ranks that never arrived (see :mod:`.watchdog`).
+
+While :mod:`distnn.profiler` records, every collective of a backend is a range named
+``<backend>:<collective>`` (``mpi:allreduce``, ``inprocess:barrier``), as torch's ``nccl:all_reduce``;
+a nonblocking one's range covers its start only (what follows is in ``wait_all`` or the caller's wait).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
+from distnn.autograd import profiler_record as _profiler
 from distnn.backend import get_array_module, unwrap
 
 REDUCE_OPS = ("sum", "mean", "max", "min")
@@ -191,6 +198,23 @@ class PersistentAllreduce:
         pass
 
 
+# the collectives a profiler sees (module docstring): each backend's own definitions are wrapped
+_PROFILED = ("allreduce", "iallreduce", "allgather", "iallgather", "ialltoall", "broadcast", "broadcast_object",
+             "allgather_object", "barrier", "wait_all")
+
+
+def _profiled(name: str, method):
+    """``method`` recorded as the range ``<backend>:<name>`` while a profiler records (one flag test if not)."""
+    @functools.wraps(method)
+    def collective(self, *args, **kwargs):
+        if not _profiler.recording:
+            return method(self, *args, **kwargs)
+        shapes = [list(getattr(args[0], "shape", ()))] if args and name not in ("wait_all", "barrier") else None
+        with _profiler.Range(f"{self.backend}:{name}", shapes=shapes):
+            return method(self, *args, **kwargs)
+    return collective
+
+
 class Communicator:
     """Base class of the MPI, local and in-process communicators (see the module docstring).
 
@@ -207,6 +231,13 @@ class Communicator:
     _world_rank = None
     _freed = False
     _owned_splits = ()  # splits made of this communicator for distnn's own use, freed with it
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in _PROFILED:  # (a backend's own definitions only: an inherited one is wrapped already)
+            method = cls.__dict__.get(name)
+            if method is not None:
+                setattr(cls, name, _profiled(name, method))
 
     @property
     def world_rank(self) -> int:
@@ -335,3 +366,7 @@ class Communicator:
     def __repr__(self):
         return (f"<{type(self).__name__} rank {self.rank}/{self.size} "
                 f"(local {self.local_rank}/{self.local_size})>")
+
+
+for _name in ("allreduce", "wait_all"):  # the base class's own defaults, which a backend may inherit
+    setattr(Communicator, _name, _profiled(_name, Communicator.__dict__[_name]))

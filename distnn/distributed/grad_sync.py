@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from distnn.autograd.engine import backward_context, backward_depth, queue_callback
+from distnn.autograd.profiler_record import Range
 
 # backward_context() key: this pass's seed carries the rank's weight n_r / G (see _on_backward_begin).
 RANK_WEIGHTED = "distnn.data_parallel.rank_weighted"
@@ -103,6 +104,10 @@ class GradientSync:
         return n
 
     def _launch(self, b):
+        with Range("DataParallel.allreduce_bucket", shapes=[[b.numel]]):  # (packing and starting its sum)
+            self._launch_bucket(b)
+
+    def _launch_bucket(self, b):
         if self._weight is None:  # fixed for the whole synchronization: every bucket packs alike
             self._samples = self._local_samples()
             self._weight = self._share(self._samples)
@@ -120,6 +125,10 @@ class GradientSync:
 
     def _complete_sync(self):
         """Launch what is left (missing gradients as zeros), wait for everything, install averages."""
+        with Range("DataParallel.synchronize"):
+            self._finish_sync()
+
+    def _finish_sync(self):
         for b in self._buckets[self._launched:]:
             b.pending = 0
         self._launch_ready()
@@ -128,13 +137,14 @@ class GradientSync:
             self._step_meta.array[...] = self._meta_values()
             meta_handle = self._step_meta.start()
             waiting.append(meta_handle)
-        self._comm.wait_all(waiting)  # one polling loop for all of them
-        counts = {}
-        for b in self._buckets:
-            b.wait()
-            counts[b.index], meta = b.counts()  # the last one's meta: the step meta
-        if self._step_meta is not None:
-            meta = meta_handle.wait().tolist()
+        with Range("DataParallel.wait_gradients"):  # (the part of the exchange backward did not hide)
+            self._comm.wait_all(waiting)  # one polling loop for all of them
+            counts = {}
+            for b in self._buckets:
+                b.wait()
+                counts[b.index], meta = b.counts()  # the last one's meta: the step meta
+            if self._step_meta is not None:
+                meta = meta_handle.wait().tolist()
         total = meta[0]
         self.step_flags_sum = np.array(meta[1:])
         self.step_flags[...] = 0
