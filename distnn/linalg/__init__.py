@@ -13,6 +13,7 @@ removed ``torch.solve``/``eig``/... that raise (``removed.py``).
 from ._common import LinAlgError
 from .cholesky import cholesky
 from .determinant import det, slogdet
+from .eig import eig, eigvals
 from .eigh import eigh, eigvalsh
 from .cond import cond
 from .ex import cholesky_ex, inv_ex, solve_ex
@@ -32,7 +33,7 @@ from .tensor_solve import tensorinv, tensorsolve
 from .triangular import solve_triangular
 
 __all__ = [
-    "LinAlgError", "cholesky", "cholesky_ex", "cond", "cross", "det", "diagonal", "eigh", "eigvalsh",
+    "LinAlgError", "cholesky", "cholesky_ex", "cond", "cross", "det", "diagonal", "eig", "eigh", "eigvals", "eigvalsh",
     "householder_product", "inv", "inv_ex", "ldl_factor", "ldl_factor_ex", "ldl_solve", "lstsq", "lu", "lu_factor",
     "lu_factor_ex", "lu_solve", "matmul", "matrix_exp", "matrix_norm", "matrix_power", "matrix_rank", "multi_dot",
     "norm", "pinv", "qr", "slogdet", "solve", "solve_ex", "solve_triangular", "svd", "svdvals", "tensorinv",
