@@ -29,8 +29,7 @@ def check_float(a, op: str, what: str = "input", complex_ok: bool = False):
     input passes only where the op handles one (``complex_ok``): the others say so by name."""
     kind = a.dtype.kind
     if kind == "c" and not complex_ok:
-        raise RuntimeError(f"{op}: complex inputs are not supported by distnn (got {dtype_name(a.dtype)}); "
-                           f"compute it on view_as_real(A) or ask for the op's complex support")
+        raise RuntimeError(f"{op}: complex inputs are not supported by distnn yet (got {dtype_name(a.dtype)})")
     if kind not in "fc":
         raise RuntimeError(f"{op}: Expected a floating point or complex tensor as {what}. Got {dtype_name(a.dtype)}")
     if a.dtype == np.float16:

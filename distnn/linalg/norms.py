@@ -35,7 +35,7 @@ def _sgn(xp, x):
     """PyTorch's ``sgn``: ``sign`` of a real ``x``, ``x / |x|`` (0 at 0) of a complex one (written out: cupy's
     complex ``sign`` is not that)."""
     if x.dtype.kind != "c":
-        return _sgn(xp, x)
+        return xp.sign(x)
     ax = xp.abs(x)
     return xp.where(ax == 0, 0, x / xp.where(ax == 0, 1, ax))
 
