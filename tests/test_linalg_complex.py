@@ -307,8 +307,8 @@ def test_real_matrix_and_complex_right_side_are_refused_as_torch():
 
 def test_ops_without_complex_support_refuse_complex_input_by_name():
     a = dn.tensor(_matrix((3, 3), np.complex128), requires_grad=True)
-    for op, call in [("linalg.matrix_exp", dn.linalg.matrix_exp), ("torch.linalg.lstsq", lambda x: dn.linalg.lstsq(x, x)),
-                     ("logdet", dn.logdet)]:
+    for op, call in [("linalg.matrix_exp", dn.linalg.matrix_exp),
+                     ("torch.linalg.lstsq", lambda x: dn.linalg.lstsq(x, x)), ("logdet", dn.logdet)]:
         with pytest.raises(RuntimeError, match=f"{op}: complex inputs are not supported by distnn yet"):
             call(a)
 

@@ -1,4 +1,6 @@
-"""``distnn.linalg``: PyTorch's ``torch.linalg`` (2.13) for real matrices, differentiable, batched over leading dims.
+"""``distnn.linalg``: PyTorch's ``torch.linalg`` (2.13) for real matrices, differentiable, batched over leading dims;
+``eig``/``eigvals`` and the core ops (inv, solve, det, slogdet, eigh, svd, qr, cholesky, the norms) take complex
+matrices too, with PyTorch's complex gradients (``distnn.autograd.complex_grad``); the others refuse them by name.
 
 numpy's ``np.linalg`` computes on the CPU and cupy's ``cupy.linalg`` on a GPU; the gradients are PyTorch's
 formulas (``FunctionsManual.cpp``), written beside each forward. Results that PyTorch returns as named tuples

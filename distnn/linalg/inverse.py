@@ -1,9 +1,9 @@
 """``inv`` and ``solve``, with PyTorch's gradients, broadcasting and errors.
 
 ``inv``: ``g_A = -A^{-H} g A^{-H}``. ``solve`` (``AX = B``): ``g_B = A^{-H} g`` and ``g_A = -g_B X^H``;
-``left=False`` (``XA = B``) is the transposed problem ``A^T X^T = B^T``. (``^H``, the conjugate transpose, is
-the plain one for real matrices: the complex formulas are the real ones with the saved operands conjugated.) A singular matrix raises
-:class:`LinAlgError` naming the batch element (and, for ``inv``, the zero diagonal element of its LU
+``left=False`` (``XA = B``) is the transposed problem ``A^T X^T = B^T``. (``^H``, the conjugate transpose, is the
+plain one for real matrices: the complex formulas are the real ones with the saved operands conjugated.) A singular
+matrix raises :class:`LinAlgError` naming the batch element (and, for ``inv``, the zero diagonal element of its LU
 factorization), with PyTorch's wording.
 """
 from __future__ import annotations

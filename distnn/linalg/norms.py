@@ -1,11 +1,11 @@
 """``vector_norm``, ``matrix_norm`` and ``norm`` (which picks one of them as PyTorch does).
 
-``vector_norm``'s gradient is PyTorch's ``norm_backward``: ``ord`` 2 gives ``x / |x|`` (0 at a zero vector),
-1 ``sign(x)``, +-inf shares the gradient evenly among the tied extreme entries, 0 (the count of non-zeros)
-none, and any other ``p`` ``sign(x) |x|^(p-1) / |x|_p^(p-1)`` (0 where the norm is 0, and where ``x`` is 0 for
-``p < 1``); for a complex ``x`` (a real norm) ``sign`` is ``sgn(x) = x / |x|`` and ``x`` itself stays complex in
-those formulas, PyTorch's. ``matrix_norm`` is built from differentiable pieces as in PyTorch: Frobenius is a vector norm, 'nuc'
-and +-2 the sum, largest and smallest singular values, +-1 and +-inf the max/min of absolute column/row sums.
+``vector_norm``'s gradient is PyTorch's ``norm_backward``: ``ord`` 2 gives ``x / |x|`` (0 at a zero vector), 1
+``sign(x)``, +-inf shares the gradient evenly among the tied extreme entries, 0 (the count of non-zeros) none, and
+any other ``p`` ``sign(x) |x|^(p-1) / |x|_p^(p-1)`` (0 where the norm is 0, and where ``x`` is 0 for ``p < 1``);
+for a complex ``x`` (a real norm) ``sign`` is ``sgn(x) = x / |x|`` and ``x`` itself stays complex in those
+formulas, PyTorch's. ``matrix_norm`` is built from differentiable pieces as in PyTorch: Frobenius is a vector norm,
+'nuc' and +-2 the sum, largest and smallest singular values, +-1 and +-inf the max/min of absolute column/row sums.
 """
 from __future__ import annotations
 
