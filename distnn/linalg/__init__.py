@@ -1,4 +1,6 @@
-"""``distnn.linalg``: PyTorch's ``torch.linalg`` (2.13) for real matrices, differentiable, batched over leading dims.
+"""``distnn.linalg``: PyTorch's ``torch.linalg`` (2.13) for real matrices, differentiable, batched over leading dims;
+``eig``/``eigvals`` and the core ops (inv, solve, det, slogdet, eigh, svd, qr, cholesky, the norms) take complex
+matrices too, with PyTorch's complex gradients (``distnn.autograd.complex_grad``); the others refuse them by name.
 
 numpy's ``np.linalg`` computes on the CPU and cupy's ``cupy.linalg`` on a GPU; the gradients are PyTorch's
 formulas (``FunctionsManual.cpp``), written beside each forward. Results that PyTorch returns as named tuples
@@ -13,6 +15,7 @@ removed ``torch.solve``/``eig``/... that raise (``removed.py``).
 from ._common import LinAlgError
 from .cholesky import cholesky
 from .determinant import det, slogdet
+from .eig import eig, eigvals
 from .eigh import eigh, eigvalsh
 from .cond import cond
 from .ex import cholesky_ex, inv_ex, solve_ex
@@ -32,7 +35,7 @@ from .tensor_solve import tensorinv, tensorsolve
 from .triangular import solve_triangular
 
 __all__ = [
-    "LinAlgError", "cholesky", "cholesky_ex", "cond", "cross", "det", "diagonal", "eigh", "eigvalsh",
+    "LinAlgError", "cholesky", "cholesky_ex", "cond", "cross", "det", "diagonal", "eig", "eigh", "eigvals", "eigvalsh",
     "householder_product", "inv", "inv_ex", "ldl_factor", "ldl_factor_ex", "ldl_solve", "lstsq", "lu", "lu_factor",
     "lu_factor_ex", "lu_solve", "matmul", "matrix_exp", "matrix_norm", "matrix_power", "matrix_rank", "multi_dot",
     "norm", "pinv", "qr", "slogdet", "solve", "solve_ex", "solve_triangular", "svd", "svdvals", "tensorinv",

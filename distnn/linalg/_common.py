@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from distnn.autograd.complex_grad import conj
 from distnn.autograd.tensor import Tensor
 from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 from distnn.backend import to_numpy, unwrap
@@ -22,11 +23,14 @@ class LinAlgError(RuntimeError):
 dtype_name = torch_dtype_name  # PyTorch's name of a dtype, for the messages ("Got Long")
 
 
-def check_float(a, op: str, what: str = "input"):
+def check_float(a, op: str, what: str = "input", complex_ok: bool = False):
     """Refuse a non-floating input as PyTorch does (``Expected a floating point or complex tensor as input``);
-    float16 is refused too (LAPACK and cuSOLVER have no half precision; PyTorch's CPU kernels neither)."""
+    float16 is refused too (LAPACK and cuSOLVER have no half precision; PyTorch's CPU kernels neither). A complex
+    input passes only where the op handles one (``complex_ok``): the others say so by name."""
     kind = a.dtype.kind
-    if kind != "f":
+    if kind == "c" and not complex_ok:
+        raise RuntimeError(f"{op}: complex inputs are not supported by distnn yet (got {dtype_name(a.dtype)})")
+    if kind not in "fc":
         raise RuntimeError(f"{op}: Expected a floating point or complex tensor as {what}. Got {dtype_name(a.dtype)}")
     if a.dtype == np.float16:
         raise RuntimeError(f"{op}: float16 is not supported (float32 or float64)")
@@ -44,13 +48,14 @@ def check_square(a, op: str, name: str = "A"):
                            f"{a.shape[-2]} by {a.shape[-1]} matrices")
 
 
-def square_float(x, op: str):
-    """``x``'s array, checked as a float (batch of) square matrix; the common entry check."""
+def square_float(x, op: str, complex_ok: bool = False):
+    """``x``'s array, checked as a float (batch of) square matrix (or a complex one, ``complex_ok``); the
+    common entry check."""
     a = unwrap(x)
     if not hasattr(a, "ndim"):
         a = np.asarray(a)
     check_square(a, op)
-    check_float(a, op)
+    check_float(a, op, complex_ok=complex_ok)
     return a
 
 
@@ -61,6 +66,12 @@ def as_tensor(x) -> Tensor:
 def mT(a):  # noqa: N802 - PyTorch's name
     """The last two dims of raw array ``a`` swapped."""
     return a.swapaxes(-1, -2)
+
+
+def mH(a):  # noqa: N802 - PyTorch's name
+    """The conjugate transpose of raw array ``a`` (the plain transpose, no copy, for a real one): the
+    backward formulas below are written with it, so one formula serves real and complex matrices."""
+    return conj(a.swapaxes(-1, -2))
 
 
 def eye_like(xp, a):

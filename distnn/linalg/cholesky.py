@@ -1,9 +1,9 @@
-"""``cholesky``: ``A = L L^T`` for symmetric positive-definite ``A`` (only its lower triangle is read; with
-``upper=True``, ``A = U^T U`` from its upper triangle, as LAPACK's and PyTorch's), with PyTorch's gradient
-(Murray 2016, arXiv 1602.07527):
+"""``cholesky``: ``A = L L^H`` for symmetric (complex: Hermitian) positive-definite ``A`` (only its lower
+triangle is read; with ``upper=True``, ``A = U^H U`` from its upper triangle, as LAPACK's and PyTorch's), with
+PyTorch's gradient (Murray 2016, arXiv 1602.07527):
 
-    P = tril(L^T g_L), P = (P + tril(P, -1)^T) / 2  (the lower triangle mirrored, the diagonal halved),
-    g_A = L^{-T} P L^{-1}  (symmetric)
+    P = tril(L^H g_L), P = (P + tril(P, -1)^H) / 2  (the lower triangle mirrored, the diagonal halved),
+    g_A = L^{-H} P L^{-1}
 
 A matrix that is not positive-definite raises :class:`LinAlgError` naming the batch element and the order of
 its first leading minor that is not positive-definite, as PyTorch.
@@ -18,7 +18,7 @@ from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module, to_numpy
 
-from ._common import LinAlgError, batch_prefix, finite_or_check, mT, square_float
+from ._common import LinAlgError, batch_prefix, finite_or_check, mH, square_float
 
 
 def _failed_minor(m) -> int:
@@ -47,33 +47,35 @@ def _raise_not_positive_definite(a_host, op):
 
 class Cholesky(Function):
     reads = ((OUTPUT,),)
+    supports_complex = True  # (written with conjugate transposes)
 
     def forward(self, a, upper=False, op="linalg.cholesky"):
         xp = get_array_module(a)
-        if upper:  # (the upper triangle of A is the lower one of A^T)
-            a = mT(a)
+        if upper:  # (the upper triangle of A is the lower one of A^H, conjugated)
+            a = mH(a)
         try:
             low = xp.linalg.cholesky(a)
         except np.linalg.LinAlgError:
             _raise_not_positive_definite(to_numpy(a), op)
         finite_or_check(xp, low, a, lambda h: _raise_not_positive_definite(h, op))
         self.low, self.upper = low, upper
-        return xp.ascontiguousarray(mT(low)) if upper else low
+        return xp.ascontiguousarray(mH(low)) if upper else low
 
     def backward(self, g):
         xp = get_array_module(g)
         low = self.low
         if self.upper:
-            g = mT(g)
-        p = xp.tril(mT(low) @ g)
-        p = 0.5 * (p + mT(xp.tril(p, -1)))
+            g = mH(g)
+        p = xp.tril(mH(low) @ g)
+        p = 0.5 * (p + mH(xp.tril(p, -1)))
         low_inv = xp.linalg.inv(low)
-        return (mT(low_inv) @ p @ low_inv,)
+        return (mH(low_inv) @ p @ low_inv,)
 
 
 def cholesky(A, *, upper=False) -> Tensor:
-    """``torch.linalg.cholesky``: ``L`` (lower triangular, ``A = L L^T``), or ``U = L^T`` when ``upper``."""
-    square_float(A, "linalg.cholesky")
+    """``torch.linalg.cholesky``: ``L`` (lower triangular, ``A = L L^H``), or ``U = L^H`` when ``upper``; ``A`` real
+    symmetric or complex Hermitian positive-definite."""
+    square_float(A, "linalg.cholesky", complex_ok=True)
     return Cholesky.apply(A, upper=bool(upper))
 
 

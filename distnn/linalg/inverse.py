@@ -1,8 +1,9 @@
 """``inv`` and ``solve``, with PyTorch's gradients, broadcasting and errors.
 
-``inv``: ``g_A = -A^{-T} g A^{-T}``. ``solve`` (``AX = B``): ``g_B = A^{-T} g`` and ``g_A = -g_B X^T``;
-``left=False`` (``XA = B``) is the transposed problem ``A^T X^T = B^T``. A singular matrix raises
-:class:`LinAlgError` naming the batch element (and, for ``inv``, the zero diagonal element of its LU
+``inv``: ``g_A = -A^{-H} g A^{-H}``. ``solve`` (``AX = B``): ``g_B = A^{-H} g`` and ``g_A = -g_B X^H``;
+``left=False`` (``XA = B``) is the transposed problem ``A^T X^T = B^T``. (``^H``, the conjugate transpose, is the
+plain one for real matrices: the complex formulas are the real ones with the saved operands conjugated.) A singular
+matrix raises :class:`LinAlgError` naming the batch element (and, for ``inv``, the zero diagonal element of its LU
 factorization), with PyTorch's wording.
 """
 from __future__ import annotations
@@ -43,6 +44,7 @@ def inverse_array(xp, a, op="linalg.inv"):
 
 class Inv(Function):
     reads = ((OUTPUT,),)
+    supports_complex, conj_saved = True, ("out",)
 
     def forward(self, a, op="linalg.inv"):
         self.out = inverse_array(get_array_module(a), a, op)
@@ -57,6 +59,7 @@ class Solve(Function):
     """``A X = B`` for a matrix ``B`` (``vector``: ``B`` is one column, given without its last dim)."""
 
     reads = ((0, OUTPUT), (0,))
+    supports_complex, conj_saved = True, ("a", "x")
 
     def forward(self, a, b, vector=False, op="torch.linalg.solve"):
         xp = get_array_module(a, b)
@@ -82,8 +85,9 @@ class Solve(Function):
 
 
 def inv(A) -> Tensor:
-    """``torch.linalg.inv``: the inverse of each matrix of ``A``; a singular one raises :class:`LinAlgError`."""
-    square_float(A, "linalg.inv")
+    """``torch.linalg.inv``: the inverse of each (real or complex) matrix of ``A``; a singular one raises
+    :class:`LinAlgError`."""
+    square_float(A, "linalg.inv", complex_ok=True)
     return Inv.apply(A)
 
 
@@ -91,11 +95,12 @@ def solve(A, B, *, left=True, _op="torch.linalg.solve") -> Tensor:
     """``torch.linalg.solve``: ``X`` with ``A X = B`` (``X A = B`` when ``left=False``).
 
     ``B`` is a batch of vectors when it is 1-D or has ``A``'s shape without its last dim, else a batch of
-    matrices; batch dims broadcast. A singular ``A`` raises :class:`LinAlgError`."""
-    a = square_float(A, "linalg.solve")
+    matrices; batch dims broadcast. ``A`` and ``B`` may be complex (of one dtype). A singular ``A`` raises
+    :class:`LinAlgError`."""
+    a = square_float(A, "linalg.solve", complex_ok=True)
     b = unwrap(B)
     b = b if hasattr(b, "ndim") else np.asarray(b)
-    check_float(b, "linalg.solve", "B")
+    check_float(b, "linalg.solve", "B", complex_ok=True)
     if a.dtype != b.dtype:
         raise RuntimeError(f"linalg.solve: Expected A and B to have the same dtype, but found A of type "
                            f"{dtype_name(a.dtype)} and B of type {dtype_name(b.dtype)} instead")

@@ -1,10 +1,11 @@
 """``vector_norm``, ``matrix_norm`` and ``norm`` (which picks one of them as PyTorch does).
 
-``vector_norm``'s gradient is PyTorch's ``norm_backward``: ``ord`` 2 gives ``x / |x|`` (0 at a zero vector),
-1 ``sign(x)``, +-inf shares the gradient evenly among the tied extreme entries, 0 (the count of non-zeros)
-none, and any other ``p`` ``sign(x) |x|^(p-1) / |x|_p^(p-1)`` (0 where the norm is 0, and where ``x`` is 0 for
-``p < 1``). ``matrix_norm`` is built from differentiable pieces as in PyTorch: Frobenius is a vector norm, 'nuc'
-and +-2 the sum, largest and smallest singular values, +-1 and +-inf the max/min of absolute column/row sums.
+``vector_norm``'s gradient is PyTorch's ``norm_backward``: ``ord`` 2 gives ``x / |x|`` (0 at a zero vector), 1
+``sign(x)``, +-inf shares the gradient evenly among the tied extreme entries, 0 (the count of non-zeros) none, and
+any other ``p`` ``sign(x) |x|^(p-1) / |x|_p^(p-1)`` (0 where the norm is 0, and where ``x`` is 0 for ``p < 1``);
+for a complex ``x`` (a real norm) ``sign`` is ``sgn(x) = x / |x|`` and ``x`` itself stays complex in those
+formulas, PyTorch's. ``matrix_norm`` is built from differentiable pieces as in PyTorch: Frobenius is a vector norm,
+'nuc' and +-2 the sum, largest and smallest singular values, +-1 and +-inf the max/min of absolute column/row sums.
 """
 from __future__ import annotations
 
@@ -30,22 +31,33 @@ def _axes(dim, ndim):
     return axes
 
 
+def _sgn(xp, x):
+    """PyTorch's ``sgn``: ``sign`` of a real ``x``, ``x / |x|`` (0 at 0) of a complex one (written out: cupy's
+    complex ``sign`` is not that)."""
+    if x.dtype.kind != "c":
+        return xp.sign(x)
+    ax = xp.abs(x)
+    return xp.where(ax == 0, 0, x / xp.where(ax == 0, 1, ax))
+
+
 class VectorNorm(Function):
     reads = ((0, OUTPUT),)
+    supports_complex = True  # (with sgn for sign the formulas hold as written)
 
     def forward(self, x, ord=2.0, axis=(), keepdim=False):  # noqa: A002
         xp = get_array_module(x)
-        ax = xp.abs(x)
+        ax = xp.abs(x)  # (real, also for a complex x: so is the norm)
         if ord == math.inf:
             out = ax.max(axis=axis, keepdims=True)
         elif ord == -math.inf:
             out = ax.min(axis=axis, keepdims=True)
         elif ord == 0:
-            out = (x != 0).sum(axis=axis, keepdims=True).astype(x.dtype)
+            out = (x != 0).sum(axis=axis, keepdims=True).astype(ax.dtype)
         elif ord == 1:
             out = ax.sum(axis=axis, keepdims=True)
         elif ord == 2:
-            out = xp.sqrt((x * x).sum(axis=axis, keepdims=True))
+            sq = x * x if x.dtype.kind != "c" else x.real * x.real + x.imag * x.imag
+            out = xp.sqrt(sq.sum(axis=axis, keepdims=True))
         else:  # (a negative ord with a zero entry: inf inside, 0 out, as PyTorch)
             with np.errstate(divide="ignore"):
                 out = (ax ** ord).sum(axis=axis, keepdims=True) ** (1.0 / ord)
@@ -59,32 +71,32 @@ class VectorNorm(Function):
         if p == 0:
             return (xp.zeros_like(x),)
         if p == 1:
-            return (xp.sign(x) * g,)
+            return (_sgn(xp, x) * g,)
         zero = n == 0
         if p == 2:
             return (x * xp.where(zero, 0, g / xp.where(zero, 1, n)),)
         if math.isinf(p):
             ax = xp.abs(x)
             mask = (ax == n) | xp.isnan(ax)
-            return (xp.sign(x) * mask * (g / mask.sum(axis=self.axis, keepdims=True)),)
+            return (_sgn(xp, x) * mask * (g / mask.sum(axis=self.axis, keepdims=True)),)
         ax = xp.abs(x)
         if p < 1:
             with np.errstate(divide="ignore", invalid="ignore"):
-                scaled = xp.sign(x) * xp.where(x == 0, 0, ax ** (p - 1))
+                scaled = _sgn(xp, x) * xp.where(x == 0, 0, ax ** (p - 1))
             return (scaled * g * n ** (1 - p),)
-        scaled = xp.sign(x) * ax ** (p - 1) if p < 2 else x * ax ** (p - 2)
+        scaled = _sgn(xp, x) * ax ** (p - 1) if p < 2 else x * ax ** (p - 2)
         return (scaled * xp.where(zero, 0, g / xp.where(zero, 1, n) ** (p - 1)),)
 
 
 def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None) -> Tensor:  # noqa: A002
     """``torch.linalg.vector_norm``: ``(sum |x|^ord)^(1/ord)`` over ``dim`` (all dims when None), with ``ord``
-    inf (max |x|), -inf (min |x|) and 0 (the number of non-zeros) too."""
+    inf (max |x|), -inf (min |x|) and 0 (the number of non-zeros) too; real, also for a complex ``x``."""
     if isinstance(ord, str) or not isinstance(ord, numbers.Real):
         raise TypeError(f"linalg_vector_norm(): argument 'ord' (position 2) must be Number, not {type(ord).__name__}")
     t = as_tensor(x)
     if dtype is not None:
         t = t.to(dtype)
-    check_float(t.data, "linalg.vector_norm")
+    check_float(t.data, "linalg.vector_norm", complex_ok=True)
     return VectorNorm.apply(t, ord=float(ord), axis=_axes(dim, t.ndim), keepdim=bool(keepdim))
 
 
@@ -92,14 +104,14 @@ _MATRIX_ORDS = ("fro", "nuc", math.inf, -math.inf, 1, -1, 2, -2)
 
 
 def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None) -> Tensor:  # noqa: A002
-    """``torch.linalg.matrix_norm``: the norm ``ord`` ('fro', 'nuc', inf, -inf, 1, -1, 2, -2) of the matrices
-    spanned by the two dims ``dim``."""
+    """``torch.linalg.matrix_norm``: the norm ``ord`` ('fro', 'nuc', inf, -inf, 1, -1, 2, -2) of the (real or
+    complex) matrices spanned by the two dims ``dim``; real."""
     t = as_tensor(A)
     if t.ndim < 2:
         raise RuntimeError("linalg.matrix_norm: The input tensor A must have at least 2 dimensions.")
     if dtype is not None:
         t = t.to(dtype)
-    check_float(t.data, "linalg.matrix_norm")
+    check_float(t.data, "linalg.matrix_norm", complex_ok=True)
     if ord not in _MATRIX_ORDS:
         raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
     if not isinstance(dim, (tuple, list)) or len(dim) != 2:
