@@ -146,7 +146,8 @@ class CheckpointBackward(Function):
     def backward(self, token):
         grads, self.pending = self.pending, [None] * len(self.pending)
         self.precheck()
-        slots = {id(p): i for i, p in enumerate(self.parents)}
+        # (by the parents the hub was made with: an outer recomputation's cut replaces a nested hub's parents)
+        slots = {id(p): i for i, p in enumerate(self.boundary)}
         region = Region()
         with region, enable_grad():
             outputs = self.recompute()
@@ -212,7 +213,8 @@ class CheckpointOutput(Function):
 
 def make_hub(parents, shapes, n_outputs, precheck, recompute, check) -> CheckpointBackward:
     hub = object.__new__(CheckpointBackward)
-    hub.parents, hub.input_shapes = tuple(parents), tuple(shapes)
+    hub.parents = hub.boundary = tuple(parents)
+    hub.input_shapes = tuple(shapes)
     hub.needs_input_grad = (True,) * len(hub.parents)
     hub.pending = [None] * n_outputs
     hub.precheck, hub.recompute, hub.check = precheck, recompute, check

@@ -215,8 +215,8 @@ class _Checkpoint:
     def _link(self, region, out):
         self.metas, self.names = region.metas, region.names
         tensors = [a for a in _pytree.flatten((self.args, self.kwargs))[0] if isinstance(a, Tensor)]
-        for i, a in enumerate(tensors):
-            if a._node is not None and a._node in region:
+        for a in tensors:
+            if a._node in region:
                 raise RuntimeError("checkpoint: the checkpointed function changed one of its tensor arguments in "
                                    "place; it is recomputed in backward, so it must leave its arguments as they were "
                                    "(clone the argument first)")
@@ -224,7 +224,7 @@ class _Checkpoint:
         if self.reentrant:  # every float tensor output gets a node (PyTorch's Function outputs all require grad)
             mine = [i for i, t in enumerate(leaves) if isinstance(t, Tensor) and t.dtype.kind in "fc"]
         else:  # the outputs the region made; the others (a tensor passed through, constants) are returned as they are
-            mine = [i for i, t in enumerate(leaves) if isinstance(t, Tensor) and t._node is not None and t._node in region]
+            mine = [i for i, t in enumerate(leaves) if isinstance(t, Tensor) and t._node in region]
         if not mine:
             return self._detached(out) if self.reentrant else out
         parents, shapes = boundary(region, region.reached([leaves[i] for i in mine]))
