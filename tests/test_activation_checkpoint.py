@@ -297,3 +297,26 @@ def test_distnn_utils_is_lazy_and_data_has_torchs_names():
     for name in udata.__all__:
         assert getattr(udata, name) is getattr(data, name)
     assert distnn.utils.checkpoint.checkpoint is checkpoint
+
+
+def test_retain_graph_recomputes_each_pass_and_an_unused_output_gets_nothing():
+    w = distnn.tensor(np.linspace(-1, 1, 9).reshape(3, 3), requires_grad=True)
+    x = distnn.tensor(np.ones((2, 3)))
+    calls = []
+
+    def f(a):
+        calls.append(1)
+        h = (a @ w).tanh()
+        return h, h.exp()  # the second output is not in the loss
+
+    h, _ = checkpoint(f, x, use_reentrant=False)
+    loss = (h * h).sum()
+    loss.backward(retain_graph=True)
+    once = w.grad.copy()
+    loss.backward()
+    assert len(calls) == 3  # the forward, and one recomputation a pass
+    np.testing.assert_array_equal(w.grad, 2 * once)
+    w.grad = None
+    plain_h = (x @ w).tanh()
+    (plain_h * plain_h).sum().backward()
+    np.testing.assert_array_equal(once, w.grad)
