@@ -20,6 +20,7 @@ dropout masks are the same on any number of ranks.
 from __future__ import annotations
 
 import contextlib
+import copy
 import numbers
 import threading
 
@@ -71,6 +72,15 @@ def use_generator(generator):
         yield generator
     finally:
         _local.lent = previous
+
+
+def snapshot_default_generator():
+    """A copy of the generator :func:`default_generator` gives now, in its current state (a lent one too: the
+    trainer's per-sample generator), never refused (:func:`refusing_draws`). Lending it later
+    (:func:`use_generator`) replays the draws that followed this point; the original is not advanced.
+    Activation checkpointing's recomputation draws its dropout masks that way."""
+    lent = getattr(_local, "lent", None)
+    return copy.deepcopy(lent if lent is not None else _own_generator())
 
 
 def initial_seed() -> int:

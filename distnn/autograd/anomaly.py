@@ -8,7 +8,9 @@ by a warning showing the forward traceback of that node, as PyTorch does.
 Zero cost while off: switching it on swaps the one function every ``Function.apply`` wraps its recorded
 output with (``function._make``) for one that also notes the stack and wraps the node's ``backward``
 (an instance attribute, found before the class's method); switching it off puts the original back. The
-engine's loop is unchanged either way. The mode is global (all threads), as PyTorch's.
+engine's loop is unchanged either way. The mode is global (all threads), as PyTorch's. While an
+activation-checkpoint region records (:mod:`.recompute`), its own wrapper is in place and calls
+:func:`mode_make`'s function, so both work at once.
 """
 from __future__ import annotations
 
@@ -45,7 +47,14 @@ def is_anomaly_check_nan_enabled() -> bool:
 
 def _set(mode: bool, check_nan: bool) -> None:
     _state.enabled, _state.check_nan = bool(mode), bool(check_nan)
-    _function._make = _recording_make if mode else _plain_make
+    if _function._make in (_plain_make, _recording_make):  # (else a checkpoint region's wrapper: it asks mode_make)
+        _function._make = mode_make()
+
+
+def mode_make():
+    """The function recorded outputs are wrapped with in the current mode (``Function.apply``'s ``_make``
+    when no activation-checkpoint region wraps it: see ``distnn.autograd.recompute``)."""
+    return _recording_make if _state.enabled else _plain_make
 
 
 def _recording_make(data, node):

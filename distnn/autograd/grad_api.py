@@ -85,13 +85,21 @@ def _seeds(outputs: tuple, grad_outputs, batched: bool = False) -> list:
     return seeds
 
 
-def _walk(roots, seeds, targets, retain_graph, capture, graph=False):
+# backward_context() key: True in a pass that fills chosen tensors only (grad(), backward(inputs=...)); the
+# reentrant activation checkpoint refuses those passes, as PyTorch's does
+PARTIAL_PASS = "distnn.autograd.partial_pass"
+
+
+def _walk(roots, seeds, targets, retain_graph, capture, graph=False, context=None):
     """One backward pass from ``roots`` (seeded with ``seeds``).
 
     ``targets``: the tensors wanted (None: every leaf, as ``backward()``). ``capture``: return their
     gradients (a list, None where nothing flowed) and leave every ``.grad`` alone; otherwise add them into
     the targets' ``.grad``. Runs like :func:`engine.backward`, callbacks of :func:`engine.queue_callback` too.
     ``graph`` (create_graph): ``seeds`` are Tensors, and so are the gradients, computed by recorded ops.
+    ``context``: the :func:`engine.backward_context` dict of this pass (default: a new one); a pass run inside
+    another's node (activation checkpointing's recomputation) shares that pass's, so DataParallel's notes reach
+    the ops it runs.
     """
     stack = getattr(_engine._callbacks, "stack", None)
     if stack is None:
@@ -99,7 +107,7 @@ def _walk(roots, seeds, targets, retain_graph, capture, graph=False):
         _engine._callbacks.contexts = []
     queued = []
     stack.append(queued)
-    _engine._callbacks.contexts.append({})
+    _engine._callbacks.contexts.append({PARTIAL_PASS: targets is not None} if context is None else context)
     try:
         with _engine.quiet_float_errors():
             if graph:

@@ -1,0 +1,233 @@
+"""The graph side of activation checkpointing (:mod:`distnn.utils.checkpoint`): a region of recorded ops
+replaced by one node that recomputes it in backward.
+
+distnn's ops keep what their backward reads as attributes of their node, so "not keeping the activations"
+means not keeping the nodes. A checkpointed call runs its function with recording on while a *region* is
+open on this thread: every node recorded meanwhile is noted (the one function each ``Function.apply`` wraps
+its output with is swapped for one that also notes it, the way anomaly mode swaps it; only while some
+region is open, in any thread). When the function returns:
+
+* the region's *boundary* is read off the noted nodes: the parents that are not region nodes, i.e. the leaf
+  tensors it used (parameters, inputs) and the nodes of outside tensors it read (its arguments' producers,
+  tensors it closed over), only those that reach an output;
+* one :class:`CheckpointBackward` node (the hub) takes the boundary as its parents, and each output that
+  requires grad becomes a new tensor made by a :class:`CheckpointOutput` node whose parent is the hub;
+* every region node is freed (its saved arrays dropped), so only the hub's arguments stay alive.
+
+To the engine the hub is an ordinary node: parameters used in the region are its parents, so their
+gradients are final, and their post-accumulate hooks fire (DataParallel's bucket allreduces), once, when
+the whole pass has delivered them, exactly as without checkpointing. An output node passes its gradient to
+the hub out of band (a zero "token" flows along the edge); the engine runs the hub after every output
+node the pass reaches. The hub's backward then recomputes the region (this module's :class:`Region` again,
+with the forward's random generator state, autocast state and the caller's recompute context), cuts the
+recomputed graph at its boundary (each boundary parent replaced by a stand-in leaf) and runs one capturing
+pass (``grad_api._walk``) from the recomputed outputs to the stand-ins: the boundary's gradients, which it
+returns. That pass shares the outer pass's ``backward_context``, runs no backward-begin hooks and
+accumulates into no ``.grad``: nothing is synchronized or counted twice. The recomputed graph is freed by
+that pass.
+
+Nested checkpoints need nothing more: an inner checkpoint's hub and output nodes are nodes of the outer
+region, recomputed with it, and their backward recomputes the inner region.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from . import anomaly as _anomaly, function as _function
+from .function import Function
+from .grad_mode import enable_grad
+from .tensor import Tensor
+
+_local = threading.local()  # .regions: this thread's open regions, innermost last
+_lock = threading.Lock()
+_open = 0  # regions open in all threads: the noting wrapper is installed while this is > 0
+
+
+def _noting_make(data, node):
+    """``Function.apply``'s output wrapper while a region is open: the usual one, then note the node."""
+    t = _anomaly.mode_make()(data, node)
+    if node is not None:
+        regions = getattr(_local, "regions", None)
+        if regions:
+            regions[-1].note(node, data)
+    return t
+
+
+def _device(data) -> str:
+    return "cpu" if isinstance(data, np.ndarray) else "cuda"
+
+
+class Region:
+    """The nodes recorded on this thread while it is open (``with region:``), in order, with the metadata of
+    each output (shape, dtype, device: the determinism check) and the ops' names (``debug``)."""
+
+    def __init__(self):
+        self.nodes = {}  # id(node) -> node, in recording order
+        self.metas = []
+        self.names = []
+
+    def note(self, node, data) -> None:
+        self.nodes[id(node)] = node
+        self.metas.append({"shape": tuple(data.shape), "dtype": data.dtype, "device": _device(data)})
+        self.names.append(type(node).__name__)
+
+    def __contains__(self, node) -> bool:
+        return node is not None and self.nodes.get(id(node)) is node
+
+    def __enter__(self):
+        global _open
+        regions = getattr(_local, "regions", None)
+        if regions is None:
+            regions = _local.regions = []
+        regions.append(self)
+        with _lock:
+            _open += 1
+            if _open == 1:
+                _function._make = _noting_make
+        return self
+
+    def __exit__(self, *exc):
+        global _open
+        _local.regions.pop()
+        with _lock:
+            _open -= 1
+            if _open == 0:
+                _function._make = _anomaly.mode_make()
+
+    def reached(self, tensors) -> list:
+        """The region nodes behind ``tensors`` (outputs), each once."""
+        seen, todo = {}, [t._node for t in tensors if t._node is not None and t._node in self]
+        while todo:
+            n = todo.pop()
+            if id(n) in seen:
+                continue
+            seen[id(n)] = n
+            todo.extend(p for p in n.parents if p is not None and not isinstance(p, Tensor) and p in self)
+        return list(seen.values())
+
+    def release(self) -> None:
+        """Free every node recorded (their saved arrays go): the forward keeps no activation."""
+        for n in self.nodes.values():
+            n.__dict__.clear()
+        self.nodes = {}
+
+
+def note_outside(node, data) -> None:
+    """Note a node made without ``Function.apply`` (a hub, an output node) in this thread's innermost open
+    region, if any: a checkpoint nested in another's function is part of the outer region."""
+    regions = getattr(_local, "regions", None)
+    if regions:
+        regions[-1].note(node, data)
+
+
+def boundary(region: Region, nodes) -> tuple:
+    """(parents, shapes): the distinct parents of ``nodes`` that are not region nodes, and their shapes."""
+    parents, shapes, seen = [], [], set()
+    for n in nodes:
+        for p, shape in zip(n.parents, n.input_shapes):
+            if p is None or id(p) in seen or (not isinstance(p, Tensor) and p in region):
+                continue
+            seen.add(id(p))
+            parents.append(p)
+            shapes.append(tuple(shape))
+    return parents, shapes
+
+
+class CheckpointBackward(Function):
+    """The hub of a checkpointed region (see the module docstring). Its parents are the region's boundary;
+    ``precheck()`` runs first (the versions of what the region is recomputed from, the reentrant variant's
+    refusals), ``recompute()`` reruns the region and returns its outputs (flattened, by position), and
+    ``check(region, outputs)`` compares the recomputation with the forward (the determinism check)."""
+
+    saves_tensors = False  # (the checkpoint checks the versions of what it recomputes from itself: ``check``)
+
+    def backward(self, token):
+        grads, self.pending = self.pending, [None] * len(self.pending)
+        self.precheck()
+        # (by the parents the hub was made with: an outer recomputation's cut replaces a nested hub's parents)
+        slots = {id(p): i for i, p in enumerate(self.boundary)}
+        region = Region()
+        with region, enable_grad():
+            outputs = self.recompute()
+        self.check(region, outputs)
+        roots, seeds, direct = [], [], [None] * len(self.parents)
+        for i, g in enumerate(grads):
+            t = outputs[i] if i < len(outputs) else None
+            if g is None or not isinstance(t, Tensor) or not t.requires_grad:
+                continue
+            if t._node is not None and t._node in region:
+                roots.append(t)
+                seeds.append(g)
+            else:  # an output that is a boundary tensor itself (the function returned an input)
+                j = slots.get(id(t if t._node is None else t._node))
+                if j is None:
+                    raise _error(self, "an output of the recomputation is a tensor the forward did not use")
+                direct[j] = g if direct[j] is None else direct[j] + g
+        found = _capture(self, region, roots, seeds, slots) if roots else [None] * len(self.parents)
+        return tuple(d if f is None else f if d is None else f + d for f, d in zip(found, direct))
+
+
+def _capture(hub, region: Region, roots, seeds, slots) -> list:
+    """The gradients of the hub's parents: one capturing pass over the recomputed region, cut at its boundary
+    (each boundary parent replaced by a leaf stand-in without hooks, so its hooks run once, in the outer
+    pass)."""
+    from . import engine, grad_api
+
+    stand_ins = [Tensor._make(np.empty(0), None) for _ in hub.parents]
+    for s in stand_ins:
+        s.requires_grad = True
+    for n in region.reached(roots):
+        parents = list(n.parents)
+        for k, p in enumerate(parents):
+            if p is None or (not isinstance(p, Tensor) and p in region):
+                continue
+            j = slots.get(id(p))
+            if j is None:
+                raise _error(hub, f"the recomputation used a tensor (input {k} of {type(n).__name__}) that requires "
+                                  "grad and that the forward did not use")
+            parents[k] = stand_ins[j]
+        n.parents = tuple(parents)
+    return grad_api._walk(roots, seeds, stand_ins, False, True, context=engine.backward_context())
+
+
+def _error(hub, what):
+    from distnn.utils.checkpoint import CheckpointError  # (the public class, torch's name)
+
+    return CheckpointError(f"distnn.utils.checkpoint: {what}: the checkpointed function must do the same when "
+                           "recomputed in backward as in the forward pass.")
+
+
+class CheckpointOutput(Function):
+    """One output of a checkpointed region: hands its gradient to the hub (its parent) and a zero token along
+    the edge, so that the engine runs the hub after every output the pass reaches."""
+
+    saves_tensors = False
+
+    def backward(self, g):
+        hub, i = self.hub, self.index
+        hub.pending[i] = g if hub.pending[i] is None else hub.pending[i] + g
+        return (np.zeros(()),)
+
+
+def make_hub(parents, shapes, n_outputs, precheck, recompute, check) -> CheckpointBackward:
+    hub = object.__new__(CheckpointBackward)
+    hub.parents = hub.boundary = tuple(parents)
+    hub.input_shapes = tuple(shapes)
+    hub.needs_input_grad = (True,) * len(hub.parents)
+    hub.pending = [None] * n_outputs
+    hub.precheck, hub.recompute, hub.check = precheck, recompute, check
+    note_outside(hub, np.zeros(()))
+    return hub
+
+
+def make_output(hub, index: int, t: Tensor) -> Tensor:
+    """The tensor the caller gets for region output ``t`` (its values and version counter, the graph's node)."""
+    node = object.__new__(CheckpointOutput)
+    node.parents, node.input_shapes, node.needs_input_grad = (hub,), ((),), (True,)
+    node.hub, node.index = hub, index
+    out = Tensor._make(t.data, node)
+    out._vc = t._vc  # (an in-place change through either is seen by the tensors the region's output views)
+    note_outside(node, t.data)
+    return out

@@ -1,0 +1,298 @@
+"""``torch.utils.checkpoint``: activation checkpointing, trading compute for memory.
+
+``checkpoint(function, *args, use_reentrant=False)`` runs ``function`` without keeping the activations it
+makes: its recorded ops are freed as soon as it returns, and backward runs it again (under the random
+generator state, autocast state and grad mode of the forward) to get them back. Gradients are those of the
+same code without checkpointing (bitwise, for deterministic ops). ``checkpoint_sequential`` checkpoints the
+segments of a sequence of modules. The graph side is :mod:`distnn.autograd.recompute`.
+
+The two variants as PyTorch 2.13 presents them. ``use_reentrant`` should be passed: omitted, it warns and
+means True, as PyTorch does. The reentrant variant (``True``) keeps PyTorch's limits: some positional tensor
+argument must require grad (else a warning, and nothing records), no keyword arguments, no ``context_fn`` or
+``debug``, no ``autograd.grad`` or ``backward(inputs=...)`` through it (refused with PyTorch's message), only a
+tensor or a tuple's tensors are outputs (each requires grad), and no determinism check. The non-reentrant one
+(``False``, recommended) takes keyword arguments, tensors anywhere in nested arguments and outputs, nested
+checkpoints, ``autograd.grad``, ``context_fn`` (two context managers: the forward and the recomputation run
+under them) and ``determinism_check="default"``: a recomputation whose ops' outputs differ in number, shape,
+dtype or device from the forward's raises :class:`CheckpointError` (``debug=True`` adds both op lists).
+
+Where distnn departs: both variants record the region while it runs (``is_grad_enabled()`` is True inside,
+also in the reentrant one, which PyTorch runs under ``no_grad``) and then drop it, and both recompute the
+whole function (``early_stop`` is accepted and changes nothing). Data parallelism sees the parameters a
+region uses as ordinary inputs of the region's node: their gradients are final, and synchronized, once per
+backward, as without checkpointing (PyTorch's reentrant variant breaks DDP that way; distnn's does not).
+An argument or parameter changed in place between forward and backward is refused, as distnn refuses it
+without checkpointing (PyTorch recomputes silently from the new values). ``create_graph=True`` through a
+checkpoint is refused, naming the op. The random state replayed is distnn's default generator (the one a
+``Dropout`` without ``generator=`` draws from, or the trainer's per-sample one lent in its place); a layer
+given its own ``generator=`` draws new masks when recomputed, as PyTorch replays only its default generators.
+
+Not provided: selective checkpointing (``CheckpointPolicy``, ``create_selective_checkpoint_contexts``: they
+intercept PyTorch's dispatcher ops), ``CheckpointFunction``, ``GraphExecGroup`` and the device RNG helpers
+(``get_device_states``, ``set_device_states``, ``DefaultDeviceType``: distnn draws on the host).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import warnings
+
+from distnn import random as _random
+from distnn.autograd import autocast_state as _autocast
+from distnn.autograd.grad_mode import is_grad_enabled, no_grad
+from distnn.autograd.recompute import Region, boundary, make_hub, make_output
+from distnn.autograd.tensor import Tensor
+from distnn.func import _pytree
+
+__all__ = ["checkpoint", "checkpoint_sequential", "CheckpointError", "check_backward_validity", "detach_variable",
+           "noop_context_fn", "set_checkpoint_early_stop", "set_checkpoint_debug_enabled"]
+
+_OMITTED = ("{name}: the use_reentrant parameter should be passed explicitly (PyTorch will require it). "
+            "use_reentrant=False is recommended, but if you need to preserve the current default behavior, you can "
+            "pass use_reentrant=True. Refer to docs for more details on the differences between the two variants.")
+_REENTRANT_PARTIAL = ("When use_reentrant=True, torch.utils.checkpoint is incompatible with .grad() or passing an "
+                      "`inputs` parameter to .backward(). To resolve this error, you can either set "
+                      "use_reentrant=False, or call .backward() without passing the `inputs` argument.")
+_DEBUG_TIP = ("\nTip: To see a more detailed error message, either pass `debug=True` to "
+              "`distnn.utils.checkpoint.checkpoint(...)` or wrap the code block with "
+              "`with distnn.utils.checkpoint.set_checkpoint_debug_enabled(True):` to enable checkpoint-debug "
+              "mode globally.")
+
+_debug_enabled = None  # set_checkpoint_debug_enabled's override (None: each call's ``debug``)
+
+
+class CheckpointError(RuntimeError):
+    """The recomputation in backward did not do what the forward did (PyTorch's class)."""
+
+
+def noop_context_fn():
+    """The default ``context_fn``: no context for the forward or the recomputation."""
+    return contextlib.nullcontext(), contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def set_checkpoint_debug_enabled(enabled):
+    """Within the block, ``debug`` of every checkpoint is ``enabled`` (None: each call's own), as PyTorch's."""
+    global _debug_enabled
+    prev, _debug_enabled = _debug_enabled, enabled
+    try:
+        yield
+    finally:
+        _debug_enabled = prev
+
+
+@contextlib.contextmanager
+def set_checkpoint_early_stop(enable: bool):
+    """PyTorch's switch for stopping a recomputation early. Accepted for compatibility: distnn always
+    recomputes the whole function (the values are the same either way)."""
+    yield
+
+
+def check_backward_validity(inputs) -> None:
+    """Warn, as PyTorch's, when no tensor of ``inputs`` requires grad."""
+    if not any(isinstance(x, Tensor) and x.requires_grad for x in inputs):
+        warnings.warn("None of the inputs have requires_grad=True. Gradients will be None", stacklevel=2)
+
+
+def detach_variable(inputs):
+    """``inputs`` (a tuple) with each tensor detached, keeping its ``requires_grad``."""
+    if not isinstance(inputs, tuple):
+        raise RuntimeError(f"Only tuple of tensors is supported. Got Unsupported input type: {type(inputs).__name__}")
+    out = []
+    for x in inputs:
+        if isinstance(x, Tensor):
+            flag, x = x.requires_grad, x.detach()
+            x.requires_grad = flag
+        out.append(x)
+    return tuple(out)
+
+
+def checkpoint(function, *args, use_reentrant=None, context_fn=noop_context_fn, determinism_check="default",
+               debug=False, early_stop=True, preserve_rng_state=True, **kwargs):
+    """``function(*args, **kwargs)`` without keeping its activations; backward recomputes them (module docstring).
+
+    ``use_reentrant``: the variant (pass it; omitted: a warning, and True). ``preserve_rng_state``: replay the
+    forward's random draws (dropout masks) in the recomputation. ``context_fn``, ``determinism_check``
+    (``"default"`` or ``"none"``), ``debug``: the non-reentrant variant's. ``early_stop``: accepted, no effect.
+    Returns what ``function`` returns.
+    """
+    if use_reentrant is None:
+        warnings.warn(_OMITTED.format(name="distnn.utils.checkpoint"), UserWarning, stacklevel=2)
+        use_reentrant = True
+    if use_reentrant:
+        if kwargs:
+            raise ValueError("Unexpected keyword arguments: " + ",".join(kwargs))
+        if context_fn is not noop_context_fn or debug is not False:
+            raise ValueError("Passing `context_fn` or `debug` is only supported when use_reentrant=False.")
+        if not any(isinstance(a, Tensor) and a.requires_grad for a in args):
+            warnings.warn("None of the inputs have requires_grad=True. Gradients will be None", stacklevel=2)
+            with no_grad():
+                return function(*args)
+        if not is_grad_enabled():
+            return function(*args)
+        return _Checkpoint(function, args, {}, True, preserve_rng_state, noop_context_fn, None, False).run()
+    if _debug_enabled if _debug_enabled is not None else debug:
+        if context_fn is not noop_context_fn:
+            raise ValueError("debug=True is incompatible with non-default context_fn")
+        debug = True
+    if determinism_check not in ("default", "none"):
+        raise ValueError(f"determinism_check should be one of ['default', 'none'], but got {determinism_check}")
+    if not callable(context_fn):
+        raise TypeError(f"checkpoint: context_fn must be callable (returning two context managers), got "
+                        f"{type(context_fn).__name__}")
+    if not is_grad_enabled():
+        return function(*args, **kwargs)
+    return _Checkpoint(function, args, kwargs, False, preserve_rng_state, context_fn,
+                       determinism_check == "default", bool(debug)).run()
+
+
+def checkpoint_sequential(functions, segments, input, use_reentrant=None, **kwargs):  # noqa: A002
+    """Run ``functions`` (an ``nn.Sequential`` or a list of modules/functions) one after another on ``input``,
+    as ``segments`` chunks; each chunk but the last is checkpointed. ``preserve_rng_state`` may be passed."""
+    if use_reentrant is None:
+        warnings.warn(_OMITTED.format(name="distnn.utils.checkpoint.checkpoint_sequential"), UserWarning,
+                      stacklevel=2)
+        use_reentrant = True
+    preserve = kwargs.pop("preserve_rng_state", True)
+    if kwargs:
+        raise ValueError("Unexpected keyword arguments: " + ",".join(kwargs))
+    from distnn.nn.containers import Sequential
+
+    if isinstance(functions, Sequential):
+        functions = list(functions.children())
+    functions = list(functions)
+    if isinstance(segments, bool) or not isinstance(segments, int) or not 1 <= segments <= len(functions):
+        raise ValueError(f"checkpoint_sequential: segments must be an int from 1 to the number of functions "
+                         f"({len(functions)}), got {segments!r}")
+
+    def run(start, end):
+        def forward(x):
+            for j in range(start, end + 1):
+                x = functions[j](x)
+            return x
+        return forward
+
+    size = len(functions) // segments
+    end = -1
+    for start in range(0, size * (segments - 1), size):  # (PyTorch's chunks: the last takes the rest)
+        end = start + size - 1
+        input = checkpoint(run(start, end), input, use_reentrant=use_reentrant, preserve_rng_state=preserve)
+    return run(end + 1, len(functions) - 1)(input)
+
+
+def _outputs(out, reentrant):
+    """(the output's tensors that may get a graph node, flattened; a function rebuilding the output from them).
+    Reentrant: a tensor, or a tuple's own tensors (PyTorch's autograd.Function outputs); else any nesting."""
+    if not reentrant:
+        leaves, spec = _pytree.flatten(out)
+        return leaves, lambda new: _pytree.unflatten(new, spec)
+    if isinstance(out, Tensor):
+        return [out], lambda new: new[0]
+    if isinstance(out, tuple):
+        return list(out), lambda new: type(out)(*new) if hasattr(type(out), "_fields") else tuple(new)
+    return [], lambda new: out
+
+
+class _Checkpoint:
+    """One checkpointed call: its forward, and what its region's hub needs to recompute it."""
+
+    def __init__(self, function, args, kwargs, reentrant, preserve, context_fn, check_meta, debug):
+        self.function, self.args, self.kwargs, self.reentrant = function, args, kwargs, reentrant
+        self.check_meta, self.debug = check_meta, debug
+        self.forward_context, self.recompute_context = context_fn()
+        self.rng = _random.snapshot_default_generator() if preserve else None
+        self.autocast = (_autocast.current("cpu"), _autocast.current("cuda"))
+
+    def run(self):
+        region = Region()
+        with region, self.forward_context:
+            out = self.function(*self.args, **self.kwargs)
+        try:
+            return self._link(region, out)
+        finally:
+            region.release()  # the activations go; only the arguments stay alive (held by the hub)
+
+    def _link(self, region, out):
+        self.metas, self.names = region.metas, region.names
+        tensors = [a for a in _pytree.flatten((self.args, self.kwargs))[0] if isinstance(a, Tensor)]
+        for a in tensors:
+            if a._node in region:
+                raise RuntimeError("checkpoint: the checkpointed function changed one of its tensor arguments in "
+                                   "place; it is recomputed in backward, so it must leave its arguments as they were "
+                                   "(clone the argument first)")
+        leaves, rebuild = _outputs(out, self.reentrant)
+        if self.reentrant:  # every float tensor output gets a node (PyTorch's Function outputs all require grad)
+            mine = [i for i, t in enumerate(leaves) if isinstance(t, Tensor) and t.dtype.kind in "fc"]
+        else:  # the outputs the region made; the others (a tensor passed through, constants) are returned as they are
+            mine = [i for i, t in enumerate(leaves) if isinstance(t, Tensor) and t._node in region]
+        if not mine:
+            return self._detached(out) if self.reentrant else out
+        parents, shapes = boundary(region, region.reached([leaves[i] for i in mine]))
+        for i in mine:  # (reentrant: an output the function passed through is its own boundary tensor)
+            t = leaves[i]
+            key = t if t._node is None else t._node
+            if t.requires_grad and t._node not in region and all(p is not key for p in parents):
+                parents.append(key)
+                shapes.append(tuple(t.shape))
+        self.saved = [(f"argument tensor {i} (shape {tuple(a.shape)})", a, a._version) for i, a in enumerate(tensors)]
+        self.saved += [(f"a parameter or leaf tensor of shape {tuple(p.shape)}", p, p._version)
+                       for p in parents if isinstance(p, Tensor)]
+        hub = make_hub(parents, shapes, len(leaves), self._precheck, self._recompute, self._check)
+        new = [make_output(hub, i, t) if i in mine else self._detached(t) if self.reentrant else t
+               for i, t in enumerate(leaves)]
+        return rebuild(new)
+
+    @staticmethod
+    def _detached(out):
+        """The reentrant variant's other outputs: made under no_grad in PyTorch, so without a graph."""
+        leaves, spec = _pytree.flatten(out)
+        return _pytree.unflatten([x.detach() if isinstance(x, Tensor) and x._node is not None else x
+                                  for x in leaves], spec)
+
+    def _precheck(self):
+        if self.reentrant:
+            from distnn.autograd import engine, grad_api
+
+            context = engine.backward_context()
+            if context and context.get(grad_api.PARTIAL_PASS):
+                raise RuntimeError(_REENTRANT_PARTIAL)
+        for what, t, version in self.saved:
+            if t._version != version:
+                raise RuntimeError(
+                    f"checkpoint: {what} that the checkpointed function is recomputed from was changed in place "
+                    f"after the forward pass (version {t._version}, the forward saw {version}): optimizer.step() "
+                    "or an in-place update between forward and backward? Call backward before updating.")
+
+    def _recompute(self):
+        rng = contextlib.nullcontext() if self.rng is None else _random.use_generator(copy.deepcopy(self.rng))
+        cpu, cuda = _autocast.enter("cpu", self.autocast[0]), _autocast.enter("cuda", self.autocast[1])
+        try:
+            with rng, self.recompute_context:
+                out = self.function(*self.args, **self.kwargs)
+        finally:
+            _autocast.restore(cuda)
+            _autocast.restore(cpu)
+        return _outputs(out, self.reentrant)[0]
+
+    def _check(self, region, outputs):
+        if self.reentrant and not any(isinstance(t, Tensor) and t.requires_grad for t in outputs):
+            raise RuntimeError("none of output has requires_grad=True, this checkpoint() is not necessary")
+        if not self.check_meta:
+            return
+        if len(region.metas) != len(self.metas):
+            raise CheckpointError(
+                "distnn.utils.checkpoint: A different number of tensors was saved during the original forward "
+                f"and recomputation.\nNumber of tensors saved during forward: {len(self.metas)}\n"
+                f"Number of tensors saved during recomputation: {len(region.metas)}.\n" + self._tip(region))
+        different = "".join(f"tensor at position {i}:\nsaved metadata: {a}\nrecomputed metadata: {b}\n"
+                            for i, (a, b) in enumerate(zip(self.metas, region.metas)) if a != b)
+        if different:
+            raise CheckpointError("distnn.utils.checkpoint: Recomputed values for the following tensors have "
+                                  f"different metadata than during the forward pass.\n{different}.\n"
+                                  + self._tip(region))
+
+    def _tip(self, region):
+        if not self.debug:
+            return _DEBUG_TIP
+        return ("\nOperations executed during the original forward:\n" + "\n".join(self.names)
+                + "\n\nOperations executed during recomputation:\n" + "\n".join(region.names) + "\n")
