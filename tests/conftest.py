@@ -90,6 +90,26 @@ except ValueError:
 _current_seed = None  # the seed of the test running (for the torch fixture, which may import torch later)
 
 
+@pytest.fixture
+def own_signal_handlers(monkeypatch):
+    """The program's (or the calling Python's) own SIGTERM and SIGUSR1 handlers, recording the signals that
+    reach them: yields ``(got, record)``; the previous handlers are put back after the test."""
+    from distnn.train import preemption_faults
+
+    got = []
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}
+
+    def record(signum, frame):
+        got.append(signum)
+
+    for s in before:
+        signal.signal(s, record)
+    monkeypatch.setattr(preemption_faults, "_fired_points", set())  # (fault points fire once a process otherwise)
+    yield got, record
+    for s, h in before.items():
+        signal.signal(s, h)
+
+
 def _seed_for(key: str) -> int:
     return int(np.random.SeedSequence([_SALT % (1 << 64), zlib.crc32(key.encode())]).generate_state(1)[0])
 

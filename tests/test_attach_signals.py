@@ -12,7 +12,7 @@ import signal
 import pytest
 
 from distnn.distributed import LocalCommunicator
-from distnn.train import preemption, preemption_faults
+from distnn.train import preemption
 from distnn.train.callbacks import Callback
 from distnn.train.callbacks.checkpoint_setup import attach
 from distnn.train.checkpoint import CheckpointError
@@ -23,23 +23,6 @@ pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
 
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 XOR = ["train.epochs=3", "run.plots=false"]
-
-
-@pytest.fixture
-def program(monkeypatch):
-    """The program's own handlers for SIGTERM and SIGUSR1, recording the signals that reach them."""
-    got = []
-    before = {s: signal.getsignal(s) for s in SIGNALS}
-
-    def record(signum, frame):
-        got.append(signum)
-
-    for s in SIGNALS:
-        signal.signal(s, record)
-    monkeypatch.setattr(preemption_faults, "_fired_points", set())  # (fault points fire once a process otherwise)
-    yield got, record
-    for s, h in before.items():
-        signal.signal(s, h)
 
 
 def _handlers():
@@ -75,8 +58,9 @@ def _options(root):
 
 
 # ---------------------------------------------------------------- attach + fit
-def test_fit_gives_the_handlers_back_and_a_later_sigterm_reaches_the_program(digits, tmp_path, program):
-    got, record = program
+def test_fit_gives_the_handlers_back_and_a_later_sigterm_reaches_the_program(digits, tmp_path,
+                                                                              own_signal_handlers):
+    got, record = own_signal_handlers
     mask = _blocked()
     t = make_trainer(LocalCommunicator(), digits, epochs=2)
     attach(t, str(tmp_path), _options(tmp_path))
@@ -88,8 +72,8 @@ def test_fit_gives_the_handlers_back_and_a_later_sigterm_reaches_the_program(dig
     assert got == [signal.SIGTERM]
 
 
-def test_a_fit_that_raises_gives_the_handlers_back(digits, tmp_path, program):
-    got, record = program
+def test_a_fit_that_raises_gives_the_handlers_back(digits, tmp_path, own_signal_handlers):
+    got, record = own_signal_handlers
 
     class Boom(Callback):
         def on_epoch_end(self, trainer, logs):
@@ -104,8 +88,8 @@ def test_a_fit_that_raises_gives_the_handlers_back(digits, tmp_path, program):
     assert got == [signal.SIGUSR1]
 
 
-def test_a_signal_after_the_last_step_reaches_the_program_once_fit_returns(digits, tmp_path, program):
-    got, record = program
+def test_a_signal_after_the_last_step_reaches_the_program_once_fit_returns(digits, tmp_path, own_signal_handlers):
+    got, record = own_signal_handlers
     late = SignalAt(got, step=None)  # during on_train_end: no step is left to stop at
     t = make_trainer(LocalCommunicator(), digits, epochs=2, callbacks=[late])
     attach(t, str(tmp_path), _options(tmp_path))
@@ -115,8 +99,8 @@ def test_a_signal_after_the_last_step_reaches_the_program_once_fit_returns(digit
     assert _handlers() == (record, record)
 
 
-def test_a_signal_during_fit_still_stops_it_with_a_checkpoint(digits, tmp_path, program):
-    got, record = program
+def test_a_signal_during_fit_still_stops_it_with_a_checkpoint(digits, tmp_path, own_signal_handlers):
+    got, record = own_signal_handlers
     t = make_trainer(LocalCommunicator(), digits, epochs=3, callbacks=[SignalAt(got, step=4)])
     attach(t, str(tmp_path), _options(tmp_path))
     with pytest.raises(preemption.Preempted) as e:
@@ -128,8 +112,8 @@ def test_a_signal_during_fit_still_stops_it_with_a_checkpoint(digits, tmp_path, 
     assert _handlers() == (signal.SIG_IGN, signal.SIG_IGN)
 
 
-def test_a_second_fit_of_the_trainer_handles_signals_again(digits, tmp_path, program):
-    got, record = program
+def test_a_second_fit_of_the_trainer_handles_signals_again(digits, tmp_path, own_signal_handlers):
+    got, record = own_signal_handlers
     t = make_trainer(LocalCommunicator(), digits, epochs=1, callbacks=[SignalAt(got, step=12)])
     attach(t, str(tmp_path), _options(tmp_path))
     t.fit()  # 8 steps: no signal yet
@@ -140,8 +124,8 @@ def test_a_second_fit_of_the_trainer_handles_signals_again(digits, tmp_path, pro
     assert got == []
 
 
-def test_an_attach_that_fails_gives_the_handlers_back(digits, tmp_path, program):
-    got, record = program
+def test_an_attach_that_fails_gives_the_handlers_back(digits, tmp_path, own_signal_handlers):
+    got, record = own_signal_handlers
     t = make_trainer(LocalCommunicator(), digits, epochs=1)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         attach(t, str(tmp_path), _options(tmp_path), resume_spec=str(tmp_path / "missing"))
@@ -149,8 +133,8 @@ def test_an_attach_that_fails_gives_the_handlers_back(digits, tmp_path, program)
 
 
 # ---------------------------------------------------------------- train_rank
-def test_train_rank_gives_the_handlers_back(tmp_path, program):
-    got, record = program
+def test_train_rank_gives_the_handlers_back(tmp_path, own_signal_handlers):
+    got, record = own_signal_handlers
     mask = _blocked()
     summary = train_rank(LocalCommunicator(), "xor", XOR, out=str(tmp_path / "r"), quiet=True)
     assert summary["epochs_run"] == 3
@@ -159,16 +143,17 @@ def test_train_rank_gives_the_handlers_back(tmp_path, program):
     assert got == [signal.SIGTERM]
 
 
-def test_train_rank_that_raises_gives_the_handlers_back(tmp_path, program, monkeypatch):
-    got, record = program
+def test_train_rank_that_raises_gives_the_handlers_back(tmp_path, own_signal_handlers, monkeypatch):
+    got, record = own_signal_handlers
     monkeypatch.setenv("DISTNN_FAULT_RAISE_AT", "0:validation")  # a bug on the rank, during fit
     with pytest.raises(RuntimeError, match="test fault"):
         train_rank(LocalCommunicator(), "xor", XOR, out=str(tmp_path / "r"), quiet=True)
     assert _handlers() == (record, record)
 
 
-def test_train_rank_passes_a_signal_after_training_on_once_the_results_are_written(tmp_path, program, monkeypatch):
-    got, record = program
+def test_train_rank_passes_a_signal_after_training_on_once_the_results_are_written(tmp_path, own_signal_handlers,
+                                                                                   monkeypatch):
+    got, record = own_signal_handlers
     monkeypatch.setenv("DISTNN_FAULT_SIGNAL_AT", "0:after-training")
     summary = train_rank(LocalCommunicator(), "xor", XOR, out=str(tmp_path / "r"), quiet=True)
     assert summary["epochs_run"] == 3

@@ -11,7 +11,7 @@ import signal
 import pytest
 
 from distnn.cli import main
-from distnn.train import preemption, preemption_faults
+from distnn.train import preemption
 from distnn.train.job import run_training
 
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
@@ -19,38 +19,22 @@ pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
 XOR = ["--config", "xor", "--quiet", "--set", "train.epochs=3", "--set", "run.plots=false"]
 
 
-@pytest.fixture
-def caller(monkeypatch):
-    """The caller's own handlers for SIGTERM and SIGUSR1, recording what reaches them."""
-    got = []
-    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}
-
-    def record(signum, frame):
-        got.append(signum)
-
-    for s in before:
-        signal.signal(s, record)
-    monkeypatch.setattr(preemption_faults, "_fired_points", set())  # (fault points fire once a process otherwise)
-    yield got, record
-    for s, h in before.items():
-        signal.signal(s, h)
-
-
 def _handlers():
     return signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGUSR1)
 
 
-def test_cli_main_from_python_gives_the_callers_handlers_back(tmp_path, caller):
-    got, record = caller
+def test_cli_main_from_python_gives_the_callers_handlers_back(tmp_path, own_signal_handlers):
+    got, record = own_signal_handlers
     assert main(["train", *XOR, "--out", str(tmp_path / "r")]) == 0
     assert _handlers() == (record, record)
     os.kill(os.getpid(), signal.SIGUSR1)  # the caller's handler takes it, as before the job
     assert got == [signal.SIGUSR1]
 
 
-def test_a_signal_after_training_reaches_the_caller_once_the_results_are_written(tmp_path, caller, monkeypatch,
+def test_a_signal_after_training_reaches_the_caller_once_the_results_are_written(tmp_path, own_signal_handlers,
+                                                                                  monkeypatch,
                                                                                   capsys):
-    got, record = caller
+    got, record = own_signal_handlers
     monkeypatch.setenv("DISTNN_FAULT_SIGNAL_AT", "0:after-training")
     assert main(["train", *XOR, "--out", str(tmp_path / "r")]) == 0
     assert got == [signal.SIGTERM]  # noted during the job, given to the caller at its end
@@ -59,18 +43,19 @@ def test_a_signal_after_training_reaches_the_caller_once_the_results_are_written
     assert _handlers() == (record, record)
 
 
-def test_run_training_from_python_alike(tmp_path, caller, monkeypatch):
-    got, record = caller
+def test_run_training_from_python_alike(tmp_path, own_signal_handlers, monkeypatch):
+    got, record = own_signal_handlers
     monkeypatch.setenv("DISTNN_FAULT_SIGNAL_AT", "0:after-training")
     summary = run_training("xor", ["train.epochs=3", "run.plots=false"], out=str(tmp_path / "r"), quiet=True)
     assert summary["epochs_run"] == 3
     assert got == [signal.SIGTERM] and _handlers() == (record, record)
 
 
-def test_a_preemption_acted_on_is_not_sent_again_and_the_signals_stay_ignored(tmp_path, caller, monkeypatch):
+def test_a_preemption_acted_on_is_not_sent_again_and_the_signals_stay_ignored(tmp_path, own_signal_handlers,
+                                                                              monkeypatch):
     # (the process is to exit with the preemption's status: a launcher's duplicate SIGTERM must not kill it
     # with 143 meanwhile; test_job_wiring checks the same for simulated ranks)
-    got, record = caller
+    got, record = own_signal_handlers
     monkeypatch.setenv("DISTNN_FAULT_SIGNAL_AT", "0:2")  # during training: the job stops (checkpoint off: 143)
     with pytest.raises(preemption.Preempted) as e:
         run_training("xor", ["train.epochs=3", "run.plots=false"], out=str(tmp_path / "r"), quiet=True)
