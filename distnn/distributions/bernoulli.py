@@ -7,7 +7,7 @@ import distnn
 
 from . import constraints
 from .exp_family import ExponentialFamily
-from .utils import as_tensor, broadcast_all, lazy_property, logits_to_probs, probs_to_logits, standard_uniform
+from .utils import BinaryProbsLogits, as_tensor, broadcast_all, standard_uniform
 
 
 def binary_log_prob(logits, value):
@@ -18,7 +18,7 @@ def binary_log_prob(logits, value):
     return -((1 - value) * logits + max_val + ((-max_val).exp() + (-logits - max_val).exp()).log())
 
 
-class Bernoulli(ExponentialFamily):
+class Bernoulli(BinaryProbsLogits, ExponentialFamily):
     """1 with probability ``probs`` (or ``sigmoid(logits)``: exactly one of the two), else 0."""
 
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
@@ -42,14 +42,6 @@ class Bernoulli(ExponentialFamily):
         new = self._expand_params(Bernoulli, batch_shape, _instance, ("probs", "logits"))
         new._param = new.__dict__.get("probs", new.__dict__.get("logits"))
         return new
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
 
     @property
     def param_shape(self):

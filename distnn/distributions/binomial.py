@@ -5,7 +5,7 @@ import distnn
 
 from . import constraints
 from .distribution import Distribution
-from .utils import as_tensor, broadcast_all, generator, host, lazy_property, logits_to_probs, probs_to_logits
+from .utils import BinaryProbsLogits, as_tensor, broadcast_all, generator, host
 
 
 def _clamp_by_zero(x):
@@ -13,7 +13,7 @@ def _clamp_by_zero(x):
     return (x.clamp(min=0) + x - x.clamp(max=0)) / 2
 
 
-class Binomial(Distribution):
+class Binomial(BinaryProbsLogits, Distribution):
     """The number of successes in ``total_count`` trials of probability ``probs`` (or ``sigmoid(logits)``)."""
 
     arg_constraints = {"total_count": constraints.nonnegative_integer, "probs": constraints.unit_interval,
@@ -40,14 +40,6 @@ class Binomial(Distribution):
     @constraints.dependent_property(is_discrete=True, event_dim=0)
     def support(self):
         return constraints.integer_interval(0, self.total_count)
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
 
     @property
     def param_shape(self):

@@ -9,10 +9,10 @@ from distnn.functional import binary_cross_entropy_with_logits
 
 from . import constraints
 from .distribution import Distribution
-from .utils import as_tensor, broadcast_all, lazy_property, logits_to_probs, probs_to_logits, standard_uniform
+from .utils import BinaryProbsLogits, as_tensor, broadcast_all, standard_uniform
 
 
-class Geometric(Distribution):
+class Geometric(BinaryProbsLogits, Distribution):
     """``probs`` in (0, 1] (the success probability) or ``logits`` (its log-odds): exactly one of the two."""
 
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
@@ -37,14 +37,6 @@ class Geometric(Distribution):
 
     def expand(self, batch_shape, _instance=None):
         return self._expand_params(Geometric, batch_shape, _instance, ("probs", "logits"))
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
 
     @property
     def mean(self):

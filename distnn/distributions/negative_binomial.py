@@ -10,10 +10,10 @@ from distnn.functional import logsigmoid
 from . import constraints
 from .distribution import Distribution
 from .gamma import Gamma
-from .utils import as_tensor, broadcast_all, generator, host, lazy_property, logits_to_probs, probs_to_logits
+from .utils import BinaryProbsLogits, as_tensor, broadcast_all, generator, host, lazy_property
 
 
-class NegativeBinomial(Distribution):
+class NegativeBinomial(BinaryProbsLogits, Distribution):
     arg_constraints = {"total_count": constraints.greater_than_eq(0),
                        "probs": constraints.half_open_interval(0.0, 1.0), "logits": constraints.real}
     support = constraints.nonnegative_integer
@@ -34,14 +34,6 @@ class NegativeBinomial(Distribution):
         new = self._expand_params(NegativeBinomial, batch_shape, _instance, ("total_count", "probs", "logits"))
         new._param = new.__dict__.get("probs", new.__dict__.get("logits"))
         return new
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
 
     @property
     def param_shape(self):

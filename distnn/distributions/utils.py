@@ -70,6 +70,19 @@ class lazy_property:  # noqa: N801 - PyTorch's name
         return value
 
 
+
+class BinaryProbsLogits:
+    """Mixin of the distributions given one success probability by ``probs`` or by ``logits``: the other one is
+    computed on first use (a ``lazy_property``), as PyTorch's Bernoulli, Binomial, Geometric, ... each write."""
+
+    @lazy_property
+    def logits(self):
+        return probs_to_logits(self.probs, is_binary=True)
+
+    @lazy_property
+    def probs(self):
+        return logits_to_probs(self.logits, is_binary=True)
+
 def _device_array(like, array):
     """A host draw (float64) on ``like``'s device in ``like``'s dtype."""
     dtype = like.dtype if like.dtype.kind == "f" else default_dtype()
