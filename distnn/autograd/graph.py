@@ -164,8 +164,8 @@ class allow_mutation_on_saved_tensors:  # noqa: N801 - PyTorch's name
             return tensor.data.copy()
 
         def unpack(array):
-            if not self._open:
-                raise RuntimeError("Trying to backward outside of the 'allow_mutation_on_saved_tensors' context in "
+            if not self._open:  # (PyTorch raises an AssertionError)
+                raise AssertionError("Trying to backward outside of the 'allow_mutation_on_saved_tensors' context in "
                                    "which the graph was originally recorded.")
             return Tensor._make(array, None)
 

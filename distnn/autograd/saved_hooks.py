@@ -103,6 +103,12 @@ def unpack_into(node, entry) -> None:
         d[name] = t.data
 
 
+def unpack_for_inplace(node) -> None:
+    """The node of an in-place op just recorded: its arrays back for good (inplace.py copies or swaps them)."""
+    entry = node.__dict__.pop("_packed")
+    unpack_into(node, entry)
+
+
 def repack(node, entry) -> None:
     """Drop the unpacked arrays again (after backward): a later pass unpacks anew, as PyTorch's."""
     d = node.__dict__
