@@ -148,6 +148,14 @@ def test_node_hooks_see_and_replace_gradients_as_torchs(torch):
                 assert a == b == ()
             else:
                 np.testing.assert_allclose(a, b, rtol=1e-12)
+    x.grad = tx.grad = None
+    _close(distnn.autograd.grad(x.sum() * 2, x)[0], torch.autograd.grad(tx.sum() * 2, tx)[0])  # (no AccumulateGrad)
+    n = len(log)
+    (x * 2).sum().backward()
+    (tx * 2).sum().backward()
+    _close(x.grad, tx.grad)
+    assert [e[0] for e in log[n:]] == [e[0] for e in tlog[n:]] == ["acc"]
+    np.testing.assert_allclose(log[-1][2], tlog[-1][2], rtol=1e-12)
     for h in hs:  # removed: plain gradients again
         h.remove()
     x.grad = None

@@ -35,6 +35,7 @@ from .engine import _seed_factor, sum_to_shape
 from . import graph as _graph_api, graph_pass as _graph
 from . import profiler_record as _profiler
 from .grad_mode import enable_grad
+from .node_api import CAPTURE_PASS
 from .tensor import Tensor
 
 
@@ -107,7 +108,9 @@ def _walk(roots, seeds, targets, retain_graph, capture, graph=False, context=Non
         _engine._callbacks.contexts = []
     queued = []
     stack.append(queued)
-    _engine._callbacks.contexts.append({PARTIAL_PASS: targets is not None} if context is None else context)
+    if context is None:
+        context = {PARTIAL_PASS: targets is not None, CAPTURE_PASS: bool(capture)}
+    _engine._callbacks.contexts.append(context)
     try:
         with _engine.quiet_float_errors():
             if graph:

@@ -20,8 +20,11 @@ import weakref
 
 from distnn.backend import get_array_module
 
-from .engine import sum_to_shape
+from .engine import backward_context, sum_to_shape
 from .tensor import Tensor, _HookHandle
+
+# backward_context() key: True in a pass that returns gradients (autograd.grad): it runs no AccumulateGrad
+CAPTURE_PASS = "distnn.autograd.capture_pass"
 
 # distnn class -> PyTorch's node name, where one distnn op is one PyTorch node whatever the arguments
 # (torch names several nodes for one distnn op, e.g. MatMul: MmBackward0, MvBackward0, BmmBackward0...;
@@ -156,7 +159,7 @@ class AccumulateGrad:
     """PyTorch's node behind a leaf that requires grad: ``variable`` is the leaf. Its hooks are the leaf's:
     ``register_prehook(fn(grad_outputs))`` runs on the leaf's gradient of the pass before it is added into
     ``.grad`` and may replace it; ``register_hook(fn(grad_inputs, grad_outputs))`` runs after (``grad_inputs``
-    is ``()``, as PyTorch's; the return value is ignored)."""
+    is ``()``, as PyTorch's; the return value is ignored). Neither runs in ``autograd.grad``, as PyTorch's."""
 
     def __init__(self, variable: Tensor):
         self.variable = variable
@@ -174,6 +177,8 @@ class AccumulateGrad:
             raise TypeError(f"register_prehook: the hook must be callable, got {type(fn).__name__}")
 
         def as_grad_hook(grad):
+            if _capturing():
+                return None
             out = fn((grad,))
             if out is None:
                 return None
@@ -188,7 +193,8 @@ class AccumulateGrad:
         seen = []
 
         def capture(grad):  # (last among the gradient hooks registered so far: sees what they made of it)
-            seen.append(grad)
+            if not _capturing():
+                seen[:] = [grad]
 
         def after(leaf):
             if seen:
@@ -201,6 +207,12 @@ class AccumulateGrad:
 
     def __repr__(self):
         return f"<AccumulateGrad object at {id(self):#x}>"
+
+
+def _capturing() -> bool:
+    """Whether the pass now running returns gradients (autograd.grad), where PyTorch runs no AccumulateGrad."""
+    ctx = backward_context()
+    return bool(ctx and ctx.get(CAPTURE_PASS))
 
 
 class _PairHandle:
