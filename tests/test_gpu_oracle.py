@@ -1375,3 +1375,32 @@ def test_double_backward_on_the_gpu_matches_the_cpu(name, fn, arrays, dtype):
     gpu = _second_derivatives(fn, arrays, "cuda", dtype)
     for i, (g, c) in enumerate(zip(gpu, cpu)):
         assert_close(g, c, RTOL[dtype], f"derivative {1 + i // len(arrays)} of input {i % len(arrays)}")
+
+
+# distnn.autograd.graph.save_on_cpu: the saved arrays wait on the host, backward gets them back on the GPU
+def _saved_on_cpu_grads(device, packed):
+    from distnn.autograd import graph
+
+    rng = np.random.default_rng(4)
+    x = dn.Tensor(_on(device, rng.standard_normal((5, 6))), requires_grad=True)
+    w = dn.Tensor(_on(device, rng.standard_normal((6, 3))), requires_grad=True)
+
+    class Noting(graph.save_on_cpu):
+        def __init__(self):
+            super().__init__()
+            pack = self.pack_hook
+            self.pack_hook = lambda t: packed.append(pack(t)) or packed[-1]
+
+    with Noting():
+        y = ((x @ w).tanh() * (x @ w).exp()).sum()
+    y.backward()
+    return backend.to_numpy(x.grad), backend.to_numpy(w.grad)
+
+
+def test_save_on_cpu_keeps_saved_arrays_on_the_host_and_the_gpu_grads_equal_the_cpu():
+    packed = []
+    gpu = _saved_on_cpu_grads("cuda", packed)
+    assert packed and all(backend.device_of(t.data) == "cpu" and d.startswith("cuda") for d, t in packed)
+    cpu = _saved_on_cpu_grads("cpu", [])
+    for g, c in zip(gpu, cpu):
+        assert_close(g, c, RTOL[np.float64], "save_on_cpu")

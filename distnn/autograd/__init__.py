@@ -1,7 +1,8 @@
 """The reverse-mode autograd engine: Tensor, Function, backward, grad mode; PyTorch's ``torch.autograd``
 user API on it: ``grad``, ``backward`` (``inputs=``, ``create_graph=``: double backward through the ops of
 :mod:`.derivatives`), ``functional.jacobian``/``vjp``/``hessian``/``hvp``/``vhp``/``jvp``, ``gradcheck``,
-``gradgradcheck``, ``detect_anomaly``/``set_detect_anomaly``, ``inference_mode``; ``profiler`` (torch's legacy
+``gradgradcheck``, ``detect_anomaly``/``set_detect_anomaly``, ``inference_mode``; ``graph``
+(torch.autograd.graph: the Node API, saved-tensor hooks, multi-grad hooks); ``profiler`` (torch's legacy
 ``torch.autograd.profiler``, loaded on first use)."""
 from .tensor import Tensor
 from .function import Function
@@ -11,12 +12,12 @@ from .grad_mode import (enable_grad, inference_mode, is_grad_enabled, is_inferen
 from .grad_api import backward, grad
 from .anomaly import detect_anomaly, is_anomaly_check_nan_enabled, is_anomaly_enabled, set_detect_anomaly
 from .grad_check import GradcheckError, gradcheck, gradgradcheck
-from . import functional
+from . import functional, graph
 
 __all__ = ["Tensor", "Function", "backward", "grad", "sum_to_shape", "no_grad", "enable_grad", "is_grad_enabled",
            "set_grad_enabled", "inference_mode", "is_inference_mode_enabled", "detect_anomaly",
            "set_detect_anomaly", "is_anomaly_enabled", "is_anomaly_check_nan_enabled", "gradcheck", "gradgradcheck",
-           "GradcheckError", "functional"]
+           "GradcheckError", "functional", "graph"]
 
 
 def __getattr__(name):

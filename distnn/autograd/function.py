@@ -52,7 +52,7 @@ among the node's attributes. So a Function keeps the arrays it saves as attribut
 """
 from __future__ import annotations
 
-from . import autocast_state as _autocast, complex_grad as _complex
+from . import autocast_state as _autocast, complex_grad as _complex, saved_hooks as _saved
 from .grad_mode import _inference, _state
 from .tensor import _INFERENCE_SAVED, Tensor
 from .versions import _link_views
@@ -199,6 +199,8 @@ class Function:
                                 versions.append((i, vc, vc[0]))
                         if versions:  # (none for ``y * 3.0``: the class default, an empty tuple, stays)
                             fn.saved_versions = versions
+                if _saved.active:  # (one module read when no thread has saved_tensors_hooks on)
+                    _saved.pack_node(fn, out)
                 return t
         else:
             for x in inputs:
@@ -249,5 +251,34 @@ class Function:
     def freed(self) -> bool:
         return self.parents is None
 
+    # ------------------------------------------------ PyTorch's Node API (node_api.py; graph.Node)
+    def name(self) -> str:
+        """PyTorch's name for this node ("MulBackward0", ...) where the op maps to one; else
+        ``f"{ClassName}Backward"`` (see ``node_api.TORCH_NAMES``)."""
+        return _node_api.node_name(self)
+
+    @property
+    def next_functions(self) -> tuple:
+        """Per input ``(node, 0)``: its producer, an ``AccumulateGrad`` for a leaf requiring grad, or None."""
+        return _node_api.next_functions(self)
+
+    @property
+    def metadata(self) -> dict:
+        """A dict for the user's notes about this node (PyTorch's ``Node.metadata``)."""
+        return _node_api.metadata(self)
+
+    def register_hook(self, fn):
+        """Call ``fn(grad_inputs, grad_outputs)`` after this node's backward (tuples of Tensors; None for an
+        input that needs no gradient); it may return a tuple replacing ``grad_inputs``. Returns a handle."""
+        return _node_api.register_hook(self, fn)
+
+    def register_prehook(self, fn):
+        """Call ``fn(grad_outputs)`` before this node's backward (after the output tensor's own hooks); it may
+        return a tuple replacing ``grad_outputs``. Returns a handle with ``remove()``."""
+        return _node_api.register_prehook(self, fn)
+
     def __repr__(self):
         return f"<{type(self).__name__} node>"
+
+
+from . import node_api as _node_api  # noqa: E402  (it imports the engine, which imports this module)

@@ -32,9 +32,10 @@ from distnn.backend import get_array_module, to_numpy
 from . import engine as _engine
 from .engine import _FREED, _accumulate_leaf, _check_versions, _fire_hooks, _run_grad_hooks, _run_output_hooks
 from .engine import _seed_factor, sum_to_shape
-from . import graph_pass as _graph
+from . import graph as _graph_api, graph_pass as _graph
 from . import profiler_record as _profiler
 from .grad_mode import enable_grad
+from .node_api import CAPTURE_PASS
 from .tensor import Tensor
 
 
@@ -107,7 +108,9 @@ def _walk(roots, seeds, targets, retain_graph, capture, graph=False, context=Non
         _engine._callbacks.contexts = []
     queued = []
     stack.append(queued)
-    _engine._callbacks.contexts.append({PARTIAL_PASS: targets is not None} if context is None else context)
+    if context is None:
+        context = {PARTIAL_PASS: targets is not None, CAPTURE_PASS: bool(capture)}
+    _engine._callbacks.contexts.append(context)
     try:
         with _engine.quiet_float_errors():
             if graph:
@@ -315,7 +318,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     if allow_unused is None:
         allow_unused = materialize_grads
     outputs = _tensors(outputs, "autograd.grad outputs")
-    inputs = _tensors(inputs, "autograd.grad inputs")
+    inputs = _tensors(_edges_to_targets(inputs, materialize_grads), "autograd.grad inputs")
     if not inputs:
         raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
     for t in inputs:
@@ -349,6 +352,18 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             g = g.to(t.dtype) if isinstance(g, Tensor) else g.astype(t.dtype)
         result.append(None if g is None else g if isinstance(g, Tensor) else Tensor._make(g, None))
     return tuple(result)
+
+
+def _edges_to_targets(inputs, materialize_grads):
+    """``graph.GradientEdge`` entries of ``inputs`` as the tensors the pass looks for (see graph.edge_target)."""
+    if isinstance(inputs, _graph_api.GradientEdge):
+        inputs = (inputs,)
+    if isinstance(inputs, (list, tuple)) and any(isinstance(x, _graph_api.GradientEdge) for x in inputs):
+        if materialize_grads:
+            raise RuntimeError("autograd.grad: materialize_grads=True cannot be used with GradientEdge inputs in "
+                               "distnn (the shape of an edge's gradient is not recorded)")
+        inputs = tuple(_graph_api.edge_target(x) if isinstance(x, _graph_api.GradientEdge) else x for x in inputs)
+    return inputs
 
 
 def _given(grad_outputs, n):

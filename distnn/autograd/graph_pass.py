@@ -9,7 +9,7 @@ recorded sums, and the hooks run on Tensors.
 """
 from __future__ import annotations
 
-from . import anomaly, derivatives
+from . import anomaly, derivatives, saved_hooks as _saved
 from .tensor import Tensor
 
 
@@ -33,6 +33,13 @@ def seed(array, given):
 def call(node, g):
     """``node``'s graph backward on the Tensor gradient ``g``: one Tensor (or None) per input."""
     fn = derivatives.lookup(node)
+    if "_packed" in node.__dict__:  # (saved_tensors_hooks: the graph backward reads the arrays directly)
+        with _saved.unpacked(node):
+            return _call(node, fn, g)
+    return _call(node, fn, g)
+
+
+def _call(node, fn, g):
     if anomaly.is_anomaly_enabled():  # (as a first-order pass's nodes: anomaly.py's checks)
         in_grads = anomaly.run_checked(node, lambda: fn(node, g))
     else:

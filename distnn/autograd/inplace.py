@@ -23,6 +23,9 @@ saved ``t`` as the other operand, which the op itself changed; distnn copied it 
 of ``x`` after ``leaky_relu``/``elu(x, inplace=True)`` (PyTorch's saves the result; distnn's node reads
 a mask of its own, and the input's version it noted is dropped when the write leaves it none of it).
 
+Under ``graph.saved_tensors_hooks``, the node of an in-place op keeps its saved arrays unpacked (the steps
+above read and swap them), and an earlier node whose arrays were packed keeps checking the memory written.
+
 Not supported while recording, refused with an error before anything is written: a tensor whose
 memory another live tensor sees through a view that is not indexing (reshape, transpose, expand,
 squeeze...): its graph node cannot be re-derived. ``detach()`` and ``Tensor(t)`` aliases are fine:
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 from distnn.backend import get_array_module
 
+from . import saved_hooks as _saved
 from .function import OUTPUT, Function
 from .tensor import Tensor, _output_hooks, _refuse_recorded_leaf
 from .versions import _counter, _index_views_of, _note_index_versions, _shared_with_another, _view_chain
@@ -69,6 +73,8 @@ def write_result(t: Tensor, result: Tensor, op_node) -> Tensor:
     data = t.data
     nodes = (op_node,) if result._node is op_node else (op_node, result._node)
     for node in nodes:
+        if "_packed" in node.__dict__:  # (saved_tensors_hooks: what follows reads and swaps the arrays themselves)
+            _saved.unpack_for_inplace(node)
         _copy_saved_aliases(node, data)
     vc = t._vc or _counter(t)
     _excuse_producers(t, data, vc)
@@ -167,7 +173,8 @@ def _excuse_producers(t: Tensor, written, vc: list) -> None:
             continue
         if node.saved_output_is_internal:
             _copy_saved_aliases(node, written)
-        if not any(xp.may_share_memory(a, written) for _, a in _arrays(node, xp)):
+        # (a node whose arrays went through saved_tensors_hooks may still hold the memory: it keeps checking)
+        if "_packed" not in node.__dict__ and not any(xp.may_share_memory(a, written) for _, a in _arrays(node, xp)):
             node.saved_versions = [e for e in versions if not (e[0] == -1 and e[1] is vc)]
 
 

@@ -50,11 +50,11 @@ class _ClassLoss(Function):
     def forward(self, x, target, weight=None, ignore_index=IGNORE_INDEX, reduction="mean", label_smoothing=0.0):
         xp = get_array_module(x)
         if x.ndim < 1:
-            raise ValueError(f"{self.name}: input must have a class dimension")
+            raise ValueError(f"{self.label}: input must have a class dimension")
         self.in_shape = x.shape
         if getattr(target, "dtype", None) is not None and target.dtype.kind == "f" and target.shape == x.shape:
             raise ValueError(  # (cross_entropy takes them before reaching here; a floating label vector is refused below)
-                f"{self.name}: class-probability targets (a floating target of the input's shape {tuple(x.shape)}) "
+                f"{self.label}: class-probability targets (a floating target of the input's shape {tuple(x.shape)}) "
                 f"are not supported, as in PyTorch; pass integer class labels (cross_entropy takes probabilities)"
             )
         if x.ndim == 1:  # one sample: (C,) with a 0-d target
@@ -68,13 +68,13 @@ class _ClassLoss(Function):
         target = xp.asarray(target)
         if target.shape != batch_shape:
             raise ValueError(
-                f"{self.name}: target shape {tuple(target.shape)} does not match input batch shape {tuple(batch_shape)}"
+                f"{self.label}: target shape {tuple(target.shape)} does not match input batch shape {tuple(batch_shape)}"
             )
         t = target.reshape(-1)
-        all_valid = _check_labels(xp, t, C, ignore_index, self.name)
+        all_valid = _check_labels(xp, t, C, ignore_index, self.label)
         if weight is not None:
             if tuple(weight.shape) != (C,):
-                raise ValueError(f"{self.name}: weight must have shape ({C},) (one per class), got {tuple(weight.shape)}")
+                raise ValueError(f"{self.label}: weight must have shape ({C},) (one per class), got {tuple(weight.shape)}")
             weight = weight.astype(x2.dtype, copy=False)  # computations stay in the input's dtype
         if not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
@@ -204,13 +204,13 @@ class _CrossEntropy(_ClassLoss):
     # (backward reads its own arrays; PyTorch's reads its own log-softmax too, and target and weight)
     reads = ((1, 2), (), ())
     from_logits = True
-    name = "cross_entropy"
+    label = "cross_entropy"  # (for messages; not ``name``: that is the Node API's Function.name())
 
 
 class _NLLLoss(_ClassLoss):
     reads = ((0, 1, 2), (), ())  # (its own arrays; the input is what PyTorch's saves, so both refuse alike)
     from_logits = False
-    name = "nll_loss"
+    label = "nll_loss"
 
 
 @autocast_policy("float32")

@@ -1,0 +1,234 @@
+"""PyTorch's ``Node`` API on distnn's graph nodes: ``name()``, ``next_functions``, ``metadata``,
+``register_hook`` and ``register_prehook`` on ``tensor.grad_fn`` (a :class:`Function`), and
+:class:`AccumulateGrad`, the node PyTorch puts behind a leaf that requires grad.
+
+distnn's graph links a node straight to the leaf Tensors it read (``Function.parents``), so there is no
+AccumulateGrad in the graph itself: ``next_functions`` makes one per leaf on demand, the same object while
+someone holds it (the leaf keeps a weak reference, as PyTorch's ``grad_accumulator_``). Its hooks are the
+leaf's own gradient hooks, so they live as long as the leaf.
+
+Node hooks cost nothing until one is registered: the node then gets an instance attribute ``backward``
+(:func:`extras_backward`) that the engine calls instead of the class's, which runs the pre-hooks, unpacks
+the saved arrays (``graph.saved_tensors_hooks``), runs the op's backward and then the post-hooks. Hooks run
+in first-order passes (``backward()``, ``autograd.grad``); a ``create_graph=True`` pass runs each op's graph
+backward and does not call them.
+"""
+from __future__ import annotations
+
+import types
+import weakref
+
+from distnn.backend import get_array_module
+
+from .engine import backward_context, sum_to_shape
+from .tensor import Tensor, _HookHandle
+
+# backward_context() key: True in a pass that returns gradients (autograd.grad): it runs no AccumulateGrad
+CAPTURE_PASS = "distnn.autograd.capture_pass"
+
+# distnn class -> PyTorch's node name, where one distnn op is one PyTorch node whatever the arguments
+# (torch names several nodes for one distnn op, e.g. MatMul: MmBackward0, MvBackward0, BmmBackward0...;
+# those keep the generic name)
+TORCH_NAMES = {
+    "Add": "AddBackward0", "Sub": "SubBackward0", "Mul": "MulBackward0", "Div": "DivBackward0",
+    "Neg": "NegBackward0", "Sum": "SumBackward0", "Mean": "MeanBackward0", "Exp": "ExpBackward0",
+    "Log": "LogBackward0", "Sin": "SinBackward0", "Cos": "CosBackward0", "Tanh": "TanhBackward0",
+    "Sigmoid": "SigmoidBackward0", "Sqrt": "SqrtBackward0", "Abs": "AbsBackward0", "ReLU": "ReluBackward0",
+    "Clone": "CloneBackward0", "Softmax": "SoftmaxBackward0", "LogSoftmax": "LogSoftmaxBackward0",
+    "Concat": "CatBackward0", "BroadcastTo": "ExpandBackward0", "PowConstant": "PowBackward0",
+    "Cast": "ToCopyBackward0", "Unsqueeze": "UnsqueezeBackward0", "Reshape": "ViewBackward0",
+}
+
+
+def node_name(node) -> str:
+    """PyTorch's name of ``node``'s class where it maps one to one (:data:`TORCH_NAMES`), else
+    ``f"{ClassName}Backward"``: the name PyTorch gives a custom ``autograd.Function`` node."""
+    cls = type(node).__name__
+    return TORCH_NAMES.get(cls) or f"{cls}Backward"
+
+
+def next_functions(node) -> tuple:
+    """Per input: ``(producer node, 0)``, ``(AccumulateGrad, 0)`` for a leaf that requires grad, ``(None, 0)``
+    for an input that needs no gradient (or after the node was freed by backward: no edges are left)."""
+    parents = node.parents
+    if parents is None:
+        return ()
+    return tuple((None if p is None else accumulate_grad(p) if isinstance(p, Tensor) else p, 0) for p in parents)
+
+
+def metadata(node) -> dict:
+    d = node.__dict__.get("_metadata")
+    if d is None:
+        d = node.__dict__["_metadata"] = {}
+    return d
+
+
+def _install(node) -> None:
+    """Route the engine's ``node.backward(g)`` through :func:`extras_backward` (once per node)."""
+    d = node.__dict__
+    if "_inner_backward" not in d:
+        d["_inner_backward"] = node.backward  # (the class's, or a complex node's instance one)
+        d["backward"] = types.MethodType(extras_backward, node)
+
+
+def _hook_list(node, key) -> list:
+    if node.parents is None:
+        raise RuntimeError(f"cannot register a hook on {node_name(node)}: its graph was freed by backward "
+                           "(pass retain_graph=True to keep it)")
+    hooks = node.__dict__.get(key)
+    if hooks is None:
+        hooks = node.__dict__[key] = []
+        _install(node)
+    return hooks
+
+
+def register_hook(node, fn):
+    """``fn(grad_inputs, grad_outputs)`` after ``node``'s backward; may return replacement ``grad_inputs``."""
+    if not callable(fn):
+        raise TypeError(f"register_hook: the hook must be callable, got {type(fn).__name__}")
+    hooks = _hook_list(node, "_post_hooks")
+    hooks.append(fn)
+    return _HookHandle(hooks, fn)
+
+
+def register_prehook(node, fn):
+    """``fn(grad_outputs)`` before ``node``'s backward; may return replacement ``grad_outputs``."""
+    if not callable(fn):
+        raise TypeError(f"register_prehook: the hook must be callable, got {type(fn).__name__}")
+    hooks = _hook_list(node, "_pre_hooks")
+    hooks.append(fn)
+    return _HookHandle(hooks, fn)
+
+
+def _as_array(value, like, what: str):
+    """A hook's replacement gradient as an array shaped like ``like`` (PyTorch refuses a wrong shape too)."""
+    new = value.data if isinstance(value, Tensor) else value
+    if not hasattr(new, "shape") or get_array_module(new) is not get_array_module(like):
+        raise TypeError(f"{what}: expected a Tensor (or None) on the gradient's device, got {type(value).__name__}")
+    if tuple(new.shape) != tuple(like.shape):
+        raise RuntimeError(f"{what}: the replacement gradient has shape {tuple(new.shape)}, expected "
+                           f"{tuple(like.shape)}")
+    return new
+
+
+def _replacements(out, n: int, what: str) -> tuple:
+    if not isinstance(out, (tuple, list)) or len(out) != n:
+        raise RuntimeError(f"{what}: a hook must return None or a tuple of {n} gradient(s), got {out!r:.80}")
+    return tuple(out)
+
+
+def extras_backward(node, g):
+    """The engine's ``node.backward(g)`` for a node with hooks or packed saved arrays (see the docstring)."""
+    d = node.__dict__
+    pre = d.get("_pre_hooks")
+    if pre:
+        for hook in tuple(pre):
+            out = hook((Tensor._make(g, None),))
+            if out is not None:
+                new = _replacements(out, 1, f"prehook of {node_name(node)}")[0]
+                g = g if new is None else _as_array(new, g, f"prehook of {node_name(node)}")
+    packed = d.get("_packed")
+    if packed is not None:
+        from .saved_hooks import unpack_into, repack
+
+        unpack_into(node, packed)
+        try:
+            grads = d["_inner_backward"](g)
+        finally:
+            repack(node, packed)
+    else:
+        grads = d["_inner_backward"](g)
+    post = d.get("_post_hooks")
+    if not post:
+        return grads
+    grads = tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
+    # PyTorch's grad_inputs: per input, its gradient in the input's shape, None where none is wanted
+    grads = tuple(None if p is None or pg is None else sum_to_shape(pg, s)
+                  for p, pg, s in zip(node.parents, grads, node.input_shapes))
+    for hook in tuple(post):
+        out = hook(tuple(None if pg is None else Tensor._make(pg, None) for pg in grads), (Tensor._make(g, None),))
+        if out is not None:
+            out = _replacements(out, len(grads), f"hook of {node_name(node)}")
+            grads = tuple(None if new is None else _as_array(new, old, f"hook of {node_name(node)}")
+                          if old is not None else _as_array(new, new, f"hook of {node_name(node)}")
+                          for new, old in zip(out, grads))
+    return grads
+
+
+class AccumulateGrad:
+    """PyTorch's node behind a leaf that requires grad: ``variable`` is the leaf. Its hooks are the leaf's:
+    ``register_prehook(fn(grad_outputs))`` runs on the leaf's gradient of the pass before it is added into
+    ``.grad`` and may replace it; ``register_hook(fn(grad_inputs, grad_outputs))`` runs after (``grad_inputs``
+    is ``()``, as PyTorch's; the return value is ignored). Neither runs in ``autograd.grad``, as PyTorch's."""
+
+    def __init__(self, variable: Tensor):
+        self.variable = variable
+        self.metadata = {}
+
+    def name(self) -> str:
+        return "torch::autograd::AccumulateGrad"
+
+    @property
+    def next_functions(self) -> tuple:
+        return ()
+
+    def register_prehook(self, fn):
+        if not callable(fn):
+            raise TypeError(f"register_prehook: the hook must be callable, got {type(fn).__name__}")
+
+        def as_grad_hook(grad):
+            if _capturing():
+                return None
+            out = fn((grad,))
+            if out is None:
+                return None
+            new = _replacements(out, 1, "prehook of AccumulateGrad")[0]
+            return None if new is None else new
+
+        return self.variable.register_hook(as_grad_hook)
+
+    def register_hook(self, fn):
+        if not callable(fn):
+            raise TypeError(f"register_hook: the hook must be callable, got {type(fn).__name__}")
+        seen = []
+
+        def capture(grad):  # (last among the gradient hooks registered so far: sees what they made of it)
+            if not _capturing():
+                seen[:] = [grad]
+
+        def after(leaf):
+            if seen:
+                fn((), (seen.pop(),))
+            seen.clear()
+
+        first = self.variable.register_hook(capture)
+        second = self.variable.register_post_accumulate_grad_hook(after)
+        return _PairHandle(first, second)
+
+    def __repr__(self):
+        return f"<AccumulateGrad object at {id(self):#x}>"
+
+
+def _capturing() -> bool:
+    """Whether the pass now running returns gradients (autograd.grad), where PyTorch runs no AccumulateGrad."""
+    ctx = backward_context()
+    return bool(ctx and ctx.get(CAPTURE_PASS))
+
+
+class _PairHandle:
+    def __init__(self, *handles):
+        self._handles = handles
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+
+def accumulate_grad(leaf: Tensor) -> AccumulateGrad:
+    """The leaf's AccumulateGrad node: the same object while one is alive (a weak reference on the leaf)."""
+    ref = leaf.__dict__.get("_grad_accumulator")
+    node = ref() if ref is not None else None
+    if node is None:
+        node = AccumulateGrad(leaf)
+        leaf.__dict__["_grad_accumulator"] = weakref.ref(node)
+    return node
