@@ -4,6 +4,8 @@ Every rank profiles itself (under mpiexec a process, with --simulate-ranks a thr
 :class:`distnn.profiler.profile`) on the schedule ``run.profile_steps = [wait, warmup, active]``, counted in
 optimizer steps from the start of this session's training (a resumed run profiles the steps after its
 checkpoint). Once the active steps are recorded the profiler stops, and the rest of the run pays nothing.
+A step's range (``ProfilerStep#N``, torch's name, N from 0) holds what runs from the end of the step before
+to its own end: at an epoch's start, the epoch's validation and callbacks before it too.
 Each rank writes ``DIR/rank-R.json`` (a Chrome trace: chrome://tracing, https://ui.perfetto.dev); rank 0
 writes ``DIR/summary-rank0.txt``, the ``key_averages`` table of its ops by self CPU time, and under it its
 collectives and gradient exchange, which a short table may otherwise cut off.
