@@ -94,8 +94,8 @@ class ProfileSteps(Callback):
                 f.write(summary_text(events, self.rank, (self.wait, self.warmup, self.active)))
             self.written.append(path)
         if self.log is not None and self.summary:
-            self.log.info("profile of steps %d-%d written to %s: %s of each rank, %s", self.wait + self.warmup + 1,
-                          self.total, self.directory, TRACE.format(rank="R"), SUMMARY)
+            self.log.info("profile of this session's steps %d-%d written to %s: %s of each rank, %s",
+                          self.wait + self.warmup + 1, self.total, self.directory, TRACE.format(rank="R"), SUMMARY)
 
 
 def summary_text(events, rank: int, steps) -> str:
