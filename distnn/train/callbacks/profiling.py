@@ -44,7 +44,6 @@ class ProfileSteps(Callback):
         self.wait, self.warmup, self.active = wait, warmup, active
         self.schedule = schedule(wait=wait, warmup=warmup, active=active, repeat=1)  # (checks the counts)
         self.prof = None
-        self.written: list[str] = []  # the files this rank wrote
 
     @property
     def total(self) -> int:
@@ -53,7 +52,7 @@ class ProfileSteps(Callback):
     def on_train_begin(self, trainer) -> None:
         from distnn.profiler import profile
 
-        os.makedirs(self.directory, exist_ok=True)  # (checked writable before the job started: job.check_profile)
+        os.makedirs(self.directory, exist_ok=True)  # (checked writable before training: job.check_profile_dir)
         self.prof = profile(schedule=self.schedule, on_trace_ready=self._write)
         self.prof.start()
 
@@ -87,12 +86,9 @@ class ProfileSteps(Callback):
         events = prof.events()
         path = os.path.join(self.directory, TRACE.format(rank=self.rank))
         events.export_chrome_trace(path)
-        self.written.append(path)
         if self.summary:
-            path = os.path.join(self.directory, SUMMARY)
-            with open(path, "w") as f:
+            with open(os.path.join(self.directory, SUMMARY), "w") as f:
                 f.write(summary_text(events, self.rank, (self.wait, self.warmup, self.active)))
-            self.written.append(path)
         if self.log is not None and self.summary:
             self.log.info("profile of this session's steps %d-%d written to %s: %s of each rank, %s",
                           self.wait + self.warmup + 1, self.total, self.directory, TRACE.format(rank="R"), SUMMARY)
