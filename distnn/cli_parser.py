@@ -19,6 +19,7 @@ examples:
   python -m distnn train --simulate-ranks 2               # 2 ranks simulated in one process
   python -m distnn train --config digits_cnn --set train.epochs=5 --set optimizer.lr=0.002
   python -m distnn train --config my_run.toml --out runs/my_run
+  mpiexec -n 2 python -m distnn train --profile prof  # prof/rank-0.json, rank-1.json, summary-rank0.txt
   mpiexec -n 4 python -m distnn train --set ensemble.members=4  # 4 members at once, probabilities averaged
 
 The run directory (default runs/<config>-<timestamp>) receives config.toml,
@@ -153,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "start if there is none yet), or a checkpoint directory or run directory")
     t.add_argument("--simulate-ranks", type=int, default=None, metavar="N",
                    help="run N >= 1 ranks as threads in this process (same sharding and averaging as mpiexec -n N)")
+    t.add_argument("--profile", metavar="DIR",
+                   help="profile a few training steps (distnn.profiler) on every rank: DIR/rank-R.json, a Chrome "
+                        "trace per rank (chrome://tracing, ui.perfetto.dev), and DIR/summary-rank0.txt, rank 0's "
+                        "ops by self CPU time with the collectives; the rest of the run is not profiled "
+                        "(sets run.profile)")
+    t.add_argument("--profile-steps", type=_profile_steps, default=None, metavar="W,U,A",
+                   help="which steps --profile records: skip W, warm up U, record the next A >= 1 (default 1,1,3; "
+                        "sets run.profile_steps)")
     t.add_argument("--quiet", action="store_true", help="no progress bar: one log line per epoch")
     t.add_argument("--log-all-ranks", action="store_true", help="show log lines of every rank, not only rank 0")
     t.set_defaults(func=cmd_train)
@@ -293,6 +302,19 @@ def _count(minimum):
         return value
 
     return parse
+
+
+def _profile_steps(text):
+    """An argparse type: --profile-steps WAIT,WARMUP,ACTIVE, three integers >= 0 with ACTIVE >= 1."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        steps = [int(p) for p in parts]
+    except ValueError:
+        steps = None
+    if steps is None or len(steps) != 3 or min(steps) < 0 or steps[2] < 1:
+        raise argparse.ArgumentTypeError(f"expected WAIT,WARMUP,ACTIVE: three integers >= 0, ACTIVE >= 1 (the "
+                                         f"steps recorded), e.g. 1,1,3; got {text!r}")
+    return steps
 
 
 def _add_mc_options(parser) -> None:

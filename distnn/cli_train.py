@@ -28,12 +28,17 @@ def cmd_train(args) -> int:
                            "launcher's ranks are real ones) or start a single process", report=_launcher_rank() == 0)
     for option, value, what in (("--out", args.out, "the run directory (or leave --out out: a new "
                                                   "runs/<config>-<timestamp>)"),
-                                ("--resume", args.resume, "'auto' or a checkpoint or run directory")):
+                                ("--resume", args.resume, "'auto' or a checkpoint or run directory"),
+                                ("--profile", args.profile, "the directory the profile's traces go to")):
         if value is not None and not value.strip():  # (an unset shell variable: not silently ignored)
             from distnn.train.job import JobError
 
             raise JobError(f"{option} is empty: give {what}", report=_launcher_rank() == 0)
     config, overrides = _train_config(args)
+    if args.profile is not None:  # (as typed values: a path needs no TOML quoting)
+        overrides.append(("run.profile", args.profile))
+    if args.profile_steps is not None:
+        overrides.append(("run.profile_steps", args.profile_steps))
     if args.resume:  # (resume = auto needs --out: checked with the resolved config, which may set it too)
         overrides.append(f"checkpoint.resume={args.resume}")
     import contextlib

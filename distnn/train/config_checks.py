@@ -41,7 +41,7 @@ __all__ = ["Related", "open_keys", "model_arguments", "data_decided_arguments", 
            "recorded_defaults", "split_recorded_defaults", "dataset_kind", "check_data", "check_split_keys",
            "reset_split_keys_in_record", "OPTIMIZER_OPTIONS", "OPTIMIZER_NAMESAKES", "SCHEDULE_OPTIONS",
            "check_optimizer_options", "check_schedule_options", "INTERVAL_IGNORED", "reset_ignored_interval_in_record",
-           "drop_options_not_taken", "check_cross", "check_validation_monitors",
+           "drop_options_not_taken", "check_cross", "check_validation_monitors", "check_profile",
            "check_ensemble", "MODEL_RESERVED", "OPTIMIZER_OWN_DEFAULTS", "SCHEDULE_OWN_DEFAULTS", "SCHEMA"]
 
 
@@ -108,6 +108,7 @@ def check_cross(out: dict, problems: list):
     if resume is not None and not resume.strip():  # (an unset variable in --set checkpoint.resume=$CKPT)
         problems.append("checkpoint.resume is empty: give 'auto' or a checkpoint or run directory, or leave it unset")
     check_validation_monitors(out, problems)
+    check_profile(out, problems)
     e = out["ensemble"]
     if len(e["vary"]) != len(set(e["vary"])):
         problems.append(f"ensemble.vary lists a value twice: {e['vary']}")
@@ -117,6 +118,26 @@ def check_cross(out: dict, problems: list):
     if e.get("member") is not None and e["member"] >= max(e["members"], 1) and e["members"] > 1:
         problems.append(Related(f"ensemble.member {e['member']} is out of range for {e['members']} members",
                                 "ensemble.member", "ensemble.members"))
+
+
+def check_profile(out: dict, problems: list):
+    """``run.profile`` names a directory (made absolute here, as data.path), records at least one step, and
+    profiles one model: ensemble members trained in turn on the same ranks would overwrite each other's traces."""
+    run = out["run"]
+    if run["profile_steps"][2] < 1:
+        problems.append(f"run.profile_steps = {run['profile_steps']}: [wait, warmup, active] needs active >= 1 "
+                        "(the steps recorded)")
+    directory = run.get("profile")
+    if directory is None:
+        return
+    if not directory.strip():  # (an unset variable in --profile $DIR)
+        problems.append("run.profile is empty: give the directory the traces go to, or leave it unset")
+        return
+    run["profile"] = _absolute(directory)
+    if out["ensemble"]["members"] > 1:
+        problems.append(Related(f"run.profile profiles one model; an ensemble trains {out['ensemble']['members']} "
+                                "(members in turn would overwrite each other's traces): profile a single member "
+                                "(ensemble.members = 1)", "run.profile", "ensemble.members"))
 
 
 #: datasets whose every split is the whole data (data.val_fraction does not apply)

@@ -55,6 +55,8 @@ SWITCHES = (
      "with train.precision = '32' (no loss scaling)", "train.precision = '16-mixed'"),
     (("train.nonfinite",), lambda c: c["train"]["nonfinite"] == "error", ("train.max_nonfinite",),
      "with train.nonfinite = 'error' (the first non-finite step stops the run)", "train.nonfinite = 'skip'"),
+    (("run.profile",), lambda c: not c["run"].get("profile"), ("run.profile_steps",),
+     "while run.profile is unset (no profiling)", "run.profile = DIR (--profile DIR)"),
     # (lars and lamb exempt them from their layer adaptation too, whatever the decay)
     (("optimizer.weight_decay", "optimizer.l1", "optimizer.name"),
      lambda c: not c["optimizer"].get("weight_decay") and not c["optimizer"]["l1"]

@@ -62,6 +62,13 @@ SCHEMA: dict[str, Key] = {
     "run.quiet": _k("bool", False, "no progress bars: one log line per epoch (as --quiet, which sets it)",
                     display=True),
     "run.plots": _k("bool", True, "write curves.png (needs matplotlib)", display=True),
+    "run.profile": _k("str", None, "profile a few training steps (distnn.profiler) into this directory: every "
+                      "rank writes rank-R.json (a Chrome trace), rank 0 summary-rank0.txt (the ops by self CPU "
+                      "time, collectives included); made absolute (from the working directory) when the config is "
+                      "loaded; unset: no profiling (as --profile DIR)", optional=True, display=True),
+    "run.profile_steps": _k("list[int]", [1, 1, 3], "[wait, warmup, active]: run.profile skips wait steps, runs "
+                            "warmup steps unrecorded, records the next active (>= 1) steps, then stops (as "
+                            "--profile-steps W,U,A)", NONNEG, length=3, display=True),
     # --- data
     "data.name": _k("str", "digits", "dataset name (distnn datasets lists them) or a .npz/.csv path"),
     "data.path": _k("str", None, "file or directory for file-based datasets (mnist, npz, csv, charlm); "
@@ -339,7 +346,7 @@ TABLES = list(dict.fromkeys(".".join(k.split(".")[:i]) for k in SCHEMA for i in 
 
 #: What each section holds, in a line (``distnn config-keys`` lists them; every table has one).
 SECTIONS = {
-    "run": "seed, output directory, device, dtype, progress display, plots",
+    "run": "seed, output directory, device, dtype, progress display, plots, profiling",
     "data": "dataset, GLOBAL batch size, split fractions and seed, standardization; plus the chosen dataset's "
             "own options (data.*, see distnn datasets)",
     "data.augment": "random shifts, rotations, flips, brightness/contrast jitter and noise of the training "

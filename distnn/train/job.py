@@ -224,6 +224,8 @@ def _train_rank(comm, config, overrides, out, quiet, simulated):
         job = Job(config, list(overrides or ()), comm, quiet=quiet)
         if comm.rank == 0:  # (the rank that resolves --resume and writes the checkpoints)
             preflight(job.cfg)
+        # (every rank: each writes its own trace, maybe into a node-local directory)
+        check_profile_dir(job.cfg, int(getattr(comm, "world_rank", comm.rank)))
     except (ValueError, OSError, KeyError, TypeError) as e:  # DataError/ConfigError are ValueErrors
         error = _one_line(e)
     except MemoryError as e:  # sizes in the config too large for this machine (numpy says how much)
@@ -284,6 +286,21 @@ def preflight(cfg) -> None:
                              "= \"stop\"; set it to \"continue\" to train on without checkpoints)")
 
 
+def check_profile_dir(cfg, rank: int = 0) -> None:
+    """Raise ValueError when ``run.profile`` names a directory rank ``rank`` cannot write its trace in, before
+    anything is written or trained (the profiler would otherwise fail after the profiled steps)."""
+    directory = cfg.run.get("profile")
+    if not directory:
+        return
+    problem = _cannot_make_files_under(directory)
+    trace = os.path.join(directory, f"rank-{rank}.json")
+    if problem is None and os.path.isdir(trace):
+        problem = f"{trace!r} is a directory"
+    if problem:
+        raise ValueError(f"run.profile {directory!r} cannot hold the profile's traces: {problem} (--profile DIR: "
+                         "give a directory every rank can write to)")
+
+
 def _cannot_make_files_under(directory: str) -> str | None:
     """Why files could not be written under ``directory`` (made if missing), or None."""
     p = os.path.abspath(directory)
@@ -340,6 +357,12 @@ def _train(job, path):
     if job.cfg.run.plots:
         ranks = f"{comm.size} rank" + ("s" if comm.size > 1 else "")
         trainer.callbacks.append(PlotCurves(path, title=f"{job.config_name} ({ranks})"))
+    if job.cfg.run.get("profile"):  # (before the checkpoints: a step's checkpoint is part of the step profiled)
+        from .callbacks.profiling import ProfileSteps
+
+        wait, warmup, active = job.cfg.run.profile_steps
+        trainer.callbacks.append(ProfileSteps(job.cfg.run.profile, int(getattr(comm, "world_rank", comm.rank)),
+                                              wait, warmup, active, summary=comm.rank == 0, log=log))
     # Checkpoints (the last callback), SIGTERM/SIGUSR1 preemption, the non-finite policy; resume (collective).
     from .callbacks.checkpoint_setup import attach, extra_files_for
 
@@ -398,5 +421,6 @@ from .inference import describe_datasets, evaluate_run, predict_proba, predict_r
 
 # The public names, those of distnn.train.job_setup and distnn.train.inference that callers import from here included.
 __all__ = ["JobError", "Job", "build_schedule", "data_fingerprint", "agree_on_same_data", "memory_error_text",
-           "agree_on_errors", "run_training", "run_dir_for", "train_rank", "preflight", "has_checkpoint",
+           "agree_on_errors", "run_training", "run_dir_for", "train_rank", "preflight", "check_profile_dir",
+           "has_checkpoint",
            "describe_datasets", "evaluate_run", "predict_proba", "predict_run"]
