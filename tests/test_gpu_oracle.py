@@ -790,6 +790,18 @@ NEW_OPS = {
     "toplevel_sync_bn_kernels": ([_R_SB.standard_normal((4, 3, 2))], _sync_bn_kernels),
     "toplevel_segment_reduce": ([_R_SB.standard_normal((7, 3))], _segment_reduces),
     "toplevel_embedding_bag_outputs": ([np.round(_R_SB.standard_normal((6, 3)) * 1.5)], _embedding_bag_outputs),
+    # linear_cross_entropy: the reference composition and the chunked path (device labels and class weights from
+    # host arrays, an ignored row, chunks that do not divide the batch; 'none' recomputes in backward)
+    "linear_cross_entropy_paths": ([_R_SB.standard_normal((7, 3)), _R_SB.standard_normal((5, 3)),
+                                    _R_SB.standard_normal(5)],
+                                   lambda x, w, b: F.linear_cross_entropy(
+                                       x, w, np.array([0, 4, -100, 2, 2, 1, 3]), linear_bias=b,
+                                       weight=np.array([0.5, 1.0, 2.0, 1.5, 0.7]), reduction="none",
+                                       options=nn.LinearCrossEntropyOptions(batch_chunk_size=3))
+                                   + F.linear_cross_entropy(x, w, np.array([0, 4, -100, 2, 2, 1, 3]),
+                                                            options=nn.LinearCrossEntropyOptions(batch_chunk_size=2))
+                                   + F.linear_cross_entropy(x, w, np.array([0, 4, 1, 2, 2, 1, 3]), linear_bias=b,
+                                                            label_smoothing=0.1)),
 }
 
 
