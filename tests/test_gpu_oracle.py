@@ -1387,3 +1387,25 @@ def test_double_backward_on_the_gpu_matches_the_cpu(name, fn, arrays, dtype):
     gpu = _second_derivatives(fn, arrays, "cuda", dtype)
     for i, (g, c) in enumerate(zip(gpu, cpu)):
         assert_close(g, c, RTOL[dtype], f"derivative {1 + i // len(arrays)} of input {i % len(arrays)}")
+
+
+def test_storage_methods_on_the_gpu_match_the_cpu():
+    """resize_/set_/is_set_to/share_memory_ on device arrays (a pointer into the same cupy allocation, the
+    allocation's size for the storage's): shapes, offsets and kept values as on the CPU, sharing seen both ways."""
+    results = {}
+    for device in ("cpu", "cuda"):
+        t = dn.Tensor(_on(device, np.arange(12.0)))[3:9]
+        t.resize_(2, 2)
+        kept = backend.to_numpy(t.data).copy()
+        t.resize_(6)
+        back = backend.to_numpy(t.data).copy()  # (the storage kept: the old values again)
+        t.resize_(40)  # (past the storage: a grown copy that starts with the old one)
+        grown = backend.to_numpy(t.data[:6]).copy()
+        src = dn.Tensor(_on(device, np.arange(10.0)))
+        s = dn.Tensor(_on(device, np.zeros(1))).set_(src, 2, (2, 3), (3, 1))
+        s[0, 0] = -1.0
+        assert backend.device_of(s.data) == device and float(backend.to_numpy(src.data)[2]) == -1.0
+        assert s.is_set_to(dn.Tensor(_on(device, np.zeros(1))).set_(src, 2, (2, 3), (3, 1)))
+        results[device] = (kept, back, grown, t.storage_offset(), backend.to_numpy(s.data), t.share_memory_().is_shared())
+    for c, g in zip(results["cpu"], results["cuda"]):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(c))
