@@ -802,6 +802,12 @@ NEW_OPS = {
                                                             options=nn.LinearCrossEntropyOptions(batch_chunk_size=2))
                                    + F.linear_cross_entropy(x, w, np.array([0, 4, 1, 2, 2, 1, 3]), linear_bias=b,
                                                             label_smoothing=0.1)),
+    # distnn.cond and distnn.while_loop (eager control flow: a device predicate read back to the host, carried
+    # device tensors checked for shape and dtype each iteration)
+    "cond_while_loop": ([_R_SB.standard_normal((3, 4)), _R_SB.standard_normal(4)],
+                        lambda x, w: dn.cond((x.sum() > -100.0), lambda a, b: (a * b).sin(), lambda a, b: a - b, (x, w))
+                        + dn.while_loop(lambda i, s: i < 3, lambda i, s: (i + 1, (s * w).tanh()),
+                                        (dn.tensor(0), x))[1]),
 }
 
 
