@@ -108,6 +108,47 @@ def test_chunked_gradients_are_handed_over_once_unless_retain_graph_is_allowed()
             np.testing.assert_allclose(np.asarray(xd.grad.data), 2 * first, rtol=1e-12)
 
 
+def test_an_inplace_change_before_backward_is_refused_where_pytorchs_is():
+    # 'mean'/'sum' made their gradients in forward (nothing saved: PyTorch lets the weight change, as here);
+    # 'none' recomputes from the saved inputs: both refuse the change
+    x, w, _, _, t = _case()
+    t[t < 0] = 0
+    for red in ("mean", "none"):
+        for lib, opts in ((distnn, dnn.LinearCrossEntropyOptions(batch_chunk_size=4)),
+                          (torch, torch.nn.LinearCrossEntropyOptions(batch_chunk_size=4))):
+            xs = lib.tensor(x, requires_grad=True)
+            ws = lib.tensor(w, requires_grad=True)
+            y = (DF if lib is distnn else TF).linear_cross_entropy(xs, ws, lib.tensor(t), reduction=red,
+                                                                   options=opts).sum()
+            with lib.no_grad():
+                ws.mul_(2.0)
+            if red == "none":
+                with pytest.raises(RuntimeError):
+                    y.backward()
+            else:
+                y.backward()
+                assert xs.grad is not None
+
+
+def test_float16_on_the_chunked_path_computes_in_float32_as_pytorchs():
+    x, w, _, _, t = _case()
+    t[t < 0] = 0
+    for red in ("mean", "none"):
+        ds = [distnn.tensor(a.astype(np.float16), requires_grad=True) for a in (x, w)]
+        ts = [torch.tensor(a.astype(np.float16), requires_grad=True) for a in (x, w)]
+        yd = DF.linear_cross_entropy(*ds, t, reduction=red, options=dnn.LinearCrossEntropyOptions(batch_chunk_size=4))
+        yt = TF.linear_cross_entropy(*ts, torch.from_numpy(t), reduction=red,
+                                     options=torch.nn.LinearCrossEntropyOptions(batch_chunk_size=4))
+        assert yd.dtype == np.float16
+        yd.sum().backward()
+        yt.sum().backward()
+        np.testing.assert_allclose(np.asarray(yd.data, np.float64), yt.detach().double().numpy(), rtol=2e-3, atol=2e-3)
+        for d, tt in zip(ds, ts):
+            assert d.grad.dtype == np.float16
+            np.testing.assert_allclose(np.asarray(d.grad.data, np.float64), tt.grad.double().numpy(), rtol=1e-2,
+                                       atol=2e-3)
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # (numpy's 0 / 0, the NaN PyTorch gives too)
 def test_all_ignored_mean_is_nan_with_zero_gradients_on_both_paths():
     # PyTorch: NaN loss on both paths; zero gradients on its reference path, NaN on its chunked one. distnn

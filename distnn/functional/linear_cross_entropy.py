@@ -71,7 +71,9 @@ def _chunk_loop(xp, x, w, b, t, row_w, chunk, acc, grads):
 
 class _ChunkedLinearCrossEntropy(Function):
     """The chunked path for 2-D ``x`` (N, F), ``w`` (C, F), optional ``b`` (C,) and int64 labels (N,)."""
-    reads = ((0, 1, 2), (0, 1, 2), (0, 1, 2))  # (its gradients are functions of all three, as PyTorch saves them)
+    # 'mean'/'sum': the gradients are made in forward, backward reads no input (PyTorch's saves none either, so
+    # an in-place change between forward and backward is not refused); 'none' is _ChunkedNoReduction's
+    reads = ((), (), ())
 
     def forward(self, x, w, b, target, weight=None, reduction="mean", ignore_index=-100, chunk=1,
                 acc=None, allow_retain_graph=False):
@@ -122,6 +124,11 @@ class _ChunkedLinearCrossEntropy(Function):
         dx, dw = self.dtypes
         return (None if gx is None else gx.astype(dx, copy=False), None if gw is None else gw.astype(dw, copy=False),
                 None if gb is None else gb.astype(dw, copy=False), None, None)
+
+
+class _ChunkedNoReduction(_ChunkedLinearCrossEntropy):
+    """'none': backward recomputes the chunks from the inputs, so their versions are checked (PyTorch saves them)."""
+    reads = ((0, 1, 2), (0, 1, 2), (0, 1, 2))
 
 
 def _scale_(a, g):
@@ -190,7 +197,8 @@ def _chunked(input, linear_weight, target, linear_bias, weight, reduction, ignor
     xp = get_array_module(_raw(x))
     opts = options._adjust(x.shape[0], x.shape[1], linear_weight.shape[0], _raw(x).dtype,
                            "cpu" if xp is np else "cuda")
-    out = _ChunkedLinearCrossEntropy.apply(
+    fn = _ChunkedNoReduction if reduction == "none" else _ChunkedLinearCrossEntropy
+    out = fn.apply(
         x, linear_weight, linear_bias, t, _const(x, weight), reduction=reduction, ignore_index=ignore_index,
         chunk=opts.batch_chunk_size, acc=opts.acc_dtype, allow_retain_graph=opts.allow_retain_graph)
     return out.reshape(()) if input.ndim == 1 and reduction == "none" else out
