@@ -85,6 +85,7 @@ def test_resize_refusals_are_pytorchs():
         (lambda: distnn.zeros(3).resize_(2, memory_format=distnn.preserve_format),
          lambda: torch.zeros(3).resize_(2, memory_format=torch.preserve_format), RuntimeError, "Unsupported memory"),
         (lambda: distnn.zeros(3).resize_as_(3), lambda: torch.zeros(3).resize_as_(3), TypeError, "must be Tensor"),
+        (lambda: distnn.zeros(3).resize_(), lambda: torch.zeros(3).resize_(), TypeError, "missing 1 required"),
     ]:
         with pytest.raises(err):
             ft()

@@ -54,7 +54,9 @@ def _channels_last_strides(size) -> tuple:
 
 def _size_args(sizes, name):
     """``resize_(2, 3)`` or ``resize_((2, 3))`` as a tuple of ints (PyTorch's TypeError for anything else)."""
-    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) or len(sizes) == 1 and hasattr(sizes[0], "__len__"):
+    if not sizes:
+        raise TypeError(f'{name}() missing 1 required positional arguments: "size"')
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
         sizes = tuple(sizes[0])
     if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in sizes):
         raise TypeError(f"{name}(): argument 'size' must be tuple of ints, got {sizes!r}")
