@@ -140,6 +140,7 @@ from .functional.select import flip, index_select, narrow, roll  # noqa: E402
 from .functional.einsum import bmm, einsum  # noqa: E402
 from .functional.rounding import ceil, floor, round, sign, trunc  # noqa: E402
 from .autograd.tensor_methods import allclose, equal  # noqa: E402
+from .control_flow import cond, while_loop  # noqa: E402  (torch.cond, torch.while_loop: run eagerly)
 # pointwise math (torch.sin, torch.isnan, torch.atan2, ...): every name in the modules' __all__
 from .functional import pointwise_binary as _pw_binary, pointwise_division as _pw_division  # noqa: E402
 from .functional import pointwise_unary as _pw_unary, predicates as _pw_predicates  # noqa: E402

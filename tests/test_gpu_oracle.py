@@ -790,6 +790,24 @@ NEW_OPS = {
     "toplevel_sync_bn_kernels": ([_R_SB.standard_normal((4, 3, 2))], _sync_bn_kernels),
     "toplevel_segment_reduce": ([_R_SB.standard_normal((7, 3))], _segment_reduces),
     "toplevel_embedding_bag_outputs": ([np.round(_R_SB.standard_normal((6, 3)) * 1.5)], _embedding_bag_outputs),
+    # linear_cross_entropy: the reference composition and the chunked path (device labels and class weights from
+    # host arrays, an ignored row, chunks that do not divide the batch; 'none' recomputes in backward)
+    "linear_cross_entropy_paths": ([_R_SB.standard_normal((7, 3)), _R_SB.standard_normal((5, 3)),
+                                    _R_SB.standard_normal(5)],
+                                   lambda x, w, b: F.linear_cross_entropy(
+                                       x, w, np.array([0, 4, -100, 2, 2, 1, 3]), linear_bias=b,
+                                       weight=np.array([0.5, 1.0, 2.0, 1.5, 0.7]), reduction="none",
+                                       options=nn.LinearCrossEntropyOptions(batch_chunk_size=3))
+                                   + F.linear_cross_entropy(x, w, np.array([0, 4, -100, 2, 2, 1, 3]),
+                                                            options=nn.LinearCrossEntropyOptions(batch_chunk_size=2))
+                                   + F.linear_cross_entropy(x, w, np.array([0, 4, 1, 2, 2, 1, 3]), linear_bias=b,
+                                                            label_smoothing=0.1)),
+    # distnn.cond and distnn.while_loop (eager control flow: a device predicate read back to the host, carried
+    # device tensors checked for shape and dtype each iteration)
+    "cond_while_loop": ([_R_SB.standard_normal((3, 4)), _R_SB.standard_normal(4)],
+                        lambda x, w: dn.cond((x.sum() > -100.0), lambda a, b: (a * b).sin(), lambda a, b: a - b, (x, w))
+                        + dn.while_loop(lambda i, s: i < 3, lambda i, s: (i + 1, (s * w).tanh()),
+                                        (dn.tensor(0), x))[1]),
 }
 
 
@@ -1404,3 +1422,25 @@ def test_save_on_cpu_keeps_saved_arrays_on_the_host_and_the_gpu_grads_equal_the_
     cpu = _saved_on_cpu_grads("cpu", [])
     for g, c in zip(gpu, cpu):
         assert_close(g, c, RTOL[np.float64], "save_on_cpu")
+
+
+def test_storage_methods_on_the_gpu_match_the_cpu():
+    """resize_/set_/is_set_to/share_memory_ on device arrays (a pointer into the same cupy allocation, the
+    allocation's size for the storage's): shapes, offsets and kept values as on the CPU, sharing seen both ways."""
+    results = {}
+    for device in ("cpu", "cuda"):
+        t = dn.Tensor(_on(device, np.arange(12.0)))[3:9]
+        t.resize_(2, 2)
+        kept = backend.to_numpy(t.data).copy()
+        t.resize_(6)
+        back = backend.to_numpy(t.data).copy()  # (the storage kept: the old values again)
+        t.resize_(40)  # (past the storage: a grown copy that starts with the old one)
+        grown = backend.to_numpy(t.data[:6]).copy()
+        src = dn.Tensor(_on(device, np.arange(10.0)))
+        s = dn.Tensor(_on(device, np.zeros(1))).set_(src, 2, (2, 3), (3, 1))
+        s[0, 0] = -1.0
+        assert backend.device_of(s.data) == device and float(backend.to_numpy(src.data)[2]) == -1.0
+        assert s.is_set_to(dn.Tensor(_on(device, np.zeros(1))).set_(src, 2, (2, 3), (3, 1)))
+        results[device] = (kept, back, grown, t.storage_offset(), backend.to_numpy(s.data), t.share_memory_().is_shared())
+    for c, g in zip(results["cpu"], results["cuda"]):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(c))

@@ -21,6 +21,7 @@ from .tensor_methods_more import TensorMethodsMore
 from .tensor_linalg_methods import TensorLinalgMethods
 from .tensor_methods_meta import TensorMethodsMeta
 from .tensor_dlpack import TensorDLPack
+from .tensor_storage import TensorStorage
 from .tensor_pointwise import TensorPointwise
 from .tensor_operators import TensorOperators, _bind_late
 
@@ -50,7 +51,7 @@ def _as_array(data, dtype=None):
 
 
 class Tensor(TensorOperators, TensorMethods, TensorPointwise, TensorOpMethods, TensorInplaceMethods, TensorInplaceMore,
-             TensorMethodsMore, TensorLinalgMethods, TensorMethodsMeta, TensorDLPack):
+             TensorMethodsMore, TensorLinalgMethods, TensorMethodsMeta, TensorDLPack, TensorStorage):
     """An n-dimensional array (numpy or cupy) that can record the ops applied to it.
 
     ``data`` is the raw array, ``grad`` the accumulated gradient (same shape, or

@@ -60,6 +60,7 @@ from .multilabel_loss import multilabel_margin_loss, multilabel_soft_margin_loss
 from .distance import cosine_similarity, pairwise_distance
 from .pdist import pdist
 from .triplet_distance_loss import triplet_margin_with_distance_loss
+from .linear_cross_entropy import linear_cross_entropy
 from .reduce import max, mean, min, std, sum, var
 from .shape import (
     broadcast_to, cat, concat, expand, flatten, pad, reshape, split, squeeze, stack, transpose, unsqueeze,

@@ -16,7 +16,7 @@ _METHOD_NAMES = [
     "arcsin_", "arccos_", "arctan_", "arcsinh_", "arccosh_", "arctanh_", "deg2rad_", "rad2deg_",
     "erf_", "erfc_", "sinc_", "i0_", "nan_to_num_", "xlogy_", "gcd_", "lcm_", "ldexp_",
     "round_", "floor_", "ceil_", "trunc_", "frac_", "fix_", "clamp_", "clip_", "clamp_min_", "clamp_max_",
-    "zero_", "fill_", "index_put_", "addmv_", "detach_",
+    "zero_", "fill_", "index_put_", "addmv_", "detach_", "resize_as_",
 ]
 
 

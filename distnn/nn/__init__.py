@@ -36,6 +36,7 @@ from .loss import (
 )
 from .distance import CosineSimilarity, PairwiseDistance
 from .triplet_distance_loss import TripletMarginWithDistanceLoss
+from .linear_cross_entropy import LinearCrossEntropyLoss, LinearCrossEntropyOptions
 from .local_response_norm import CrossMapLRN2d, LocalResponseNorm
 from .normalization import (
     BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm, RMSNorm,
