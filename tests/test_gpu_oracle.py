@@ -310,6 +310,18 @@ def _inplace_top_level_forms(a):
     return dn.rsub(y, z, alpha=0.5) + dn.fill(a, a[0, 0])
 
 
+def _prune_masks(w):
+    """nn.utils.prune's masks computed on the device's arrays (L1's argsort, the container's boolean slice of the
+    unpruned channels, Ln's norms), multiplied in the graph: the gradient is masked."""
+    prune = nn.utils.prune
+    l1, ln = prune.L1Unstructured(amount=0.3), prune.LnStructured(amount=1, n=2, dim=1)
+    l1._tensor_name = ln._tensor_name = "w"
+    mask = l1.compute_mask(w, w.detach() * 0 + 1)
+    container = prune.PruningContainer(l1)
+    container.add_pruning_method(ln)
+    return w * container.compute_mask(w * mask, mask)
+
+
 _R_FFT = np.random.default_rng(31)  # (distnn.fft's entries: their own stream)
 NEW_OPS = {
     "binary_cross_entropy": ([_PROBS, _R.random((4, 3))],
@@ -808,6 +820,8 @@ NEW_OPS = {
                         lambda x, w: dn.cond((x.sum() > -100.0), lambda a, b: (a * b).sin(), lambda a, b: a - b, (x, w))
                         + dn.while_loop(lambda i, s: i < 3, lambda i, s: (i + 1, (s * w).tanh()),
                                         (dn.tensor(0), x))[1]),
+    # nn.utils.prune's mask computations on device arrays
+    "prune_masks": ([_R_SB.standard_normal((4, 5))], _prune_masks),
 }
 
 
@@ -953,6 +967,9 @@ LAYERS = {
     "spectral_norm": (lambda: nn.utils.parametrizations.spectral_norm(nn.Linear(6, 5), n_power_iterations=3),
                       (3, 6), None),
     "spectral_norm-hooked": (lambda: nn.utils.spectral_norm(nn.Conv2d(3, 4, 3)), (2, 3, 6, 6), None),
+    # pruning (nn.utils.prune): the mask buffers move with the model, the pre-hook recomputes the weight there
+    "pruned-Conv2d": (lambda: nn.utils.prune.l1_unstructured(nn.utils.prune.random_structured(
+        nn.Conv2d(3, 4, 3), "weight", amount=1, dim=0), "bias", amount=2), (2, 3, 6, 6), None),
 }
 
 
