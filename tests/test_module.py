@@ -65,6 +65,25 @@ def test_repr_matches_torch(torch):
     assert repr(build(distnn)) == repr(build(torch))
 
 
+
+def test_repr_of_a_module_with_children_and_an_extra_repr_matches_torch(torch):
+    """The one-line extra_repr goes on a line of its own above the children, as PyTorch's (distnn kept it
+    beside the module's name): a parametrized Linear, a nested one, LinearCrossEntropyLoss."""
+    def build(lib):
+        from importlib import import_module
+
+        parametrize = import_module(f"{lib.__name__}.nn.utils.parametrize")
+
+        class Scale(lib.nn.Module):
+            def forward(self, w):
+                return 2 * w
+
+        outer = lib.nn.Sequential(lib.nn.Linear(3, 2), lib.nn.LinearCrossEntropyLoss(4, 3))
+        parametrize.register_parametrization(outer[0], "weight", Scale())
+        return outer
+
+    assert repr(build(distnn)) == repr(build(torch))
+
 def test_children_and_modules():
     net = Net()
     assert [n for n, _ in net.named_children()] == ["stem", "blocks", "heads", "drop"]

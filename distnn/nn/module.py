@@ -371,7 +371,7 @@ class Module(ForwardHooks, BackwardHooks, StateDict, StateDictHooks):
             child = repr(m).replace("\n", "\n  ")
             lines.append(f"  ({name}): {child}")
         extra = self.extra_repr()
-        if "\n" in extra:  # one line per entry (ParameterList's): each indented, as PyTorch's
+        if extra and ("\n" in extra or lines):  # (with children, or several lines: each its own line, as PyTorch's)
             lines = ["  " + line for line in extra.split("\n")] + lines
             extra = ""
         head = f"{type(self).__name__}({extra}"
