@@ -12,7 +12,8 @@ from distnn.backend import device_of, get_array_module, gpu_available
 
 
 class layout:  # noqa: N801 - PyTorch's name (torch.layout)
-    """A tensor's memory layout, as ``torch.layout``: distnn has one, :data:`strided` (dense, with strides)."""
+    """A tensor's memory layout, as ``torch.layout``: :data:`strided` (dense, with strides) or
+    :data:`sparse_coo` (:class:`distnn.sparse.SparseTensor`)."""
 
     __slots__ = ("name",)
 
@@ -23,11 +24,13 @@ class layout:  # noqa: N801 - PyTorch's name (torch.layout)
         return f"distnn.{self.name}"
 
     def __reduce__(self):  # (pickled as the one object)
-        return "strided"
+        return self.name
 
 
 #: dense tensors with strides, PyTorch's ``torch.strided``: every distnn tensor's ``layout``
 strided = layout("strided")
+#: sparse COO tensors, PyTorch's ``torch.sparse_coo`` (see :mod:`distnn.sparse`)
+sparse_coo = layout("sparse_coo")
 
 
 def _never(doc: str):
@@ -94,8 +97,24 @@ class TensorMethodsMeta:
         return strided
 
     is_meta = _never("False: distnn has no meta (data-less) tensors.")
-    is_sparse = _never("False: distnn has no sparse tensors.")
-    is_sparse_csr = _never("False: distnn has no sparse tensors.")
+    is_sparse = _never("False: a Tensor is dense (sparse COO tensors are distnn.sparse.SparseTensor).")
+    is_sparse_csr = _never("False: distnn has no sparse CSR tensors.")
+
+    def to_sparse(self, sparse_dim=None):
+        """This tensor as a sparse COO tensor (:class:`distnn.sparse.SparseTensor`), as PyTorch's: the first
+        ``sparse_dim`` dims (all by default) are indexed, an entry kept where its block has a nonzero; coalesced,
+        and in the graph (the gradient of the values flows back to this tensor)."""
+        from distnn.sparse.ops import dense_to_sparse
+
+        return dense_to_sparse(self, sparse_dim)
+
+    def to_sparse_coo(self):
+        """``to_sparse()``, PyTorch's name."""
+        return self.to_sparse()
+
+    def to_dense(self, dtype=None, *, masked_grad=None):
+        """``self`` (a dense tensor is dense already), or a cast copy when ``dtype`` differs, as PyTorch's."""
+        return self if dtype is None else self.to(dtype)
     is_quantized = _never("False: distnn has no quantized tensors.")
     is_nested = _never("False: distnn has no nested tensors.")
     is_mkldnn = _never("False: distnn's tensors are numpy or cupy arrays.")
@@ -223,4 +242,4 @@ class TensorMethodsMeta:
         return _write_each(self, callable, self.data, _expanded(self, x, "map2_"), _expanded(self, y, "map2_"))
 
 
-__all__ = ["TensorMethodsMeta", "layout", "strided"]
+__all__ = ["TensorMethodsMeta", "layout", "strided", "sparse_coo"]
