@@ -208,3 +208,38 @@ def test_ops_without_a_sparse_form_refuse_by_name(torch):
     with pytest.raises(RuntimeError, match="expected sizes of the sparse tensors to match"):
         s + distnn.sparse_coo_tensor([[0]], [1.0], (3,))
     assert not hasattr(s, "view")  # (hasattr answers False: the refusal is an AttributeError too)
+
+
+def test_gradcheck_of_the_sparse_ops():
+    rng = np.random.default_rng(6)
+    v = distnn.tensor(VALS, requires_grad=True)
+    b = distnn.tensor(rng.standard_normal((4, 2)), requires_grad=True)
+    h = distnn.tensor(rng.standard_normal((5, 2)), requires_grad=True)
+    x = distnn.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    sp = lambda vals, size=(3, 4): distnn.sparse_coo_tensor(IDX, vals, size)  # noqa: E731
+    checks = [(lambda v, b: sparse.mm(sp(v), b), (v, b)),
+              (lambda v: sp(v).coalesce().to_dense(), (v,)),
+              (lambda h: sparse.sum(sp(h, (3, 4, 2)), (1, 2)).to_dense(), (h,)),
+              (lambda h, b: b - sp(h, (3, 4, 2)).coalesce().to_dense()[1], (h, b)),
+              (lambda x: x.to_sparse(1).values() * x.to_sparse().coalesce().values().sum(), (x,))]
+    for fn, inputs in checks:
+        assert distnn.autograd.gradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fuzz_coalesce_dense_and_sum_match_torch(torch, seed):
+    rng = np.random.default_rng(200 + seed)
+    sd, dd = int(rng.integers(1, 4)), int(rng.integers(0, 2))
+    size = tuple(int(s) for s in rng.integers(1, 4, size=sd + dd))
+    nnz = int(rng.integers(0, 8))
+    idx = np.stack([rng.integers(0, size[k], nnz) for k in range(sd)]) if nnz else np.zeros((sd, 0), np.int64)
+    vals = rng.standard_normal((nnz,) + size[sd:])
+    d, t, vd, vt = _pair(torch, idx, vals, size)
+    c, tc = d.coalesce(), t.coalesce()
+    np.testing.assert_array_equal(c.indices().numpy(), tc.indices().numpy())
+    _close(c.values(), tc.values())
+    _close(d.to_dense(), t.to_dense())
+    dim = tuple(sorted(rng.choice(len(size), size=int(rng.integers(1, len(size) + 1)), replace=False).tolist()))
+    rd, rt = sparse.sum(d, dim), torch.sparse.sum(t, dim)
+    assert isinstance(rd, sparse.SparseTensor) == rt.is_sparse
+    _close(rd, rt)

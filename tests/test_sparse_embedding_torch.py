@@ -136,3 +136,20 @@ def test_fuzz_sparse_embedding_grads_match_torch(torch, seed):
         assert d.weight.grad._nnz() == 0
         return
     _same_sparse(d.weight.grad, t.weight.grad, dtype)
+
+
+def test_autograd_grad_and_backward_inputs_and_casts_keep_the_gradient_sparse(torch):
+    d, t = _embedding_pair(torch, 6, 3, np.float64)
+    idx = np.array([4, 0, 4])
+    (gd,) = distnn.autograd.grad(d(distnn.tensor(idx)).sum(), [d.weight])
+    (gt,) = torch.autograd.grad(t(torch.from_numpy(idx)).sum(), [t.weight])
+    _same_sparse(gd, gt)
+    assert d.weight.grad is None
+    d(distnn.tensor(idx)).sum().backward(inputs=[d.weight])
+    t(torch.from_numpy(idx)).sum().backward(inputs=[t.weight])
+    _same_sparse(d.weight.grad, t.weight.grad)
+    d.float()
+    t.float()
+    assert isinstance(d.weight.grad, SparseTensor) and d.weight.grad.dtype == np.float32
+    _same_sparse(d.weight.grad, t.weight.grad, np.float32)
+    assert d.to("cpu") is d and isinstance(d.weight.grad, SparseTensor)

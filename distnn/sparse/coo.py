@@ -140,6 +140,22 @@ class SparseTensor:
         return SparseTensor(self._idx.copy(), self._vals.clone(), self._size, self._coalesced)
 
     # ---------------------------------------------------------- conversion
+    def to(self, dtype_or_device) -> "SparseTensor":
+        """Values cast to a dtype, or indices and values moved to ``"cpu"``/``"cuda[:N]"`` (``self`` when
+        nothing changes), as ``Tensor.to``."""
+        vals = self._vals.to(dtype_or_device)
+        if vals is self._vals:
+            return self
+        idx = self._idx
+        if get_array_module(vals.data) is not get_array_module(idx):
+            from distnn.backend import to_device
+
+            idx = to_device(idx, dtype_or_device)
+        return SparseTensor(idx, vals, self._size, self._coalesced)
+
+    def astype(self, dtype) -> "SparseTensor":
+        return self.to(np.dtype(dtype))
+
     def _linear(self):
         """Each entry's row in the ``(prod(sparse sizes),) + dense sizes`` block of the dense tensor."""
         xp = get_array_module(self._idx)
