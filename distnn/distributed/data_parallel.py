@@ -129,7 +129,8 @@ class DataParallel(GradientSync, Module):
     False = plain mean over ranks, for losses that are not per-sample means);
     ``batch_dim`` (the axis of the forward input that counts samples: 0, or 1
     for time-major inputs; left unset with a time-major recurrent or attention
-    layer inside, a warning says to choose).
+    layer inside, a warning says to choose). Layers with sparse gradients
+    (``Embedding(sparse=True)``) are refused by name: the buckets are dense.
 
     After a synchronized backward ``p.grad`` is a view of a bucket buffer,
     which the next step overwrites: keep no references to it across steps
