@@ -1,8 +1,9 @@
 """More of PyTorch's small Tensor methods (a mixin of :class:`~distnn.autograd.tensor.Tensor`): the memory address
 (``data_ptr``, ``get_device``), the layout and device flags (``layout``, ``is_sparse``, ``is_meta``, ... all False:
-a Tensor is a dense strided numpy/cupy array), ``to_sparse``/``to_dense`` (see :mod:`distnn.sparse`), ``dim_order``, ``output_nr``, ``H``, the complex casts
-(``cfloat``, ``cdouble``; ``chalf`` refused), ``new_empty_strided``, pinned memory, the method forms of
-``hardshrink``/``prelu``, ``nonzero_static``, and the element-wise Python callables ``apply_``/``map_``/``map2_``.
+a Tensor is a dense strided numpy/cupy array), ``to_sparse``/``to_dense`` (see :mod:`distnn.sparse`), ``dim_order``,
+``output_nr``, ``H``, the complex casts (``cfloat``, ``cdouble``; ``chalf`` refused), ``new_empty_strided``, pinned
+memory, the method forms of ``hardshrink``/``prelu``, ``nonzero_static``, and the element-wise Python callables
+``apply_``/``map_``/``map2_``.
 """
 from __future__ import annotations
 
