@@ -79,7 +79,8 @@ class SGD(Optimizer):
     def _step_group(self, group):
         momentum = group["momentum"]
         for p, state in self._params_with_grad(group):
-            if is_sparse(p.grad):
+            sparse = is_sparse(p.grad)
+            if sparse:
                 if group["weight_decay"] != 0:  # (PyTorch's grad.add(param) of a sparse gradient)
                     raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
                 if momentum == 0:  # only the rows the gradient names change
@@ -89,13 +90,13 @@ class SGD(Optimizer):
             first = momentum != 0 and buf is None
             if first:
                 buf = state["momentum_buffer"] = self._zeros_like(p)
-            if momentum != 0 and fused_gpu.applies(p.data) and not is_sparse(p.grad):  # one kernel launch on a GPU
+            if momentum != 0 and not sparse and fused_gpu.applies(p.data):  # one kernel launch on a GPU
                 fused_gpu.sgd_momentum(p.data, self._grad_array(p), buf, lr=group["lr"],
                                        weight_decay=group["weight_decay"], momentum=momentum,
                                        dampening=group["dampening"], nesterov=group["nesterov"],
                                        maximize=group["maximize"], first=first)
                 continue
-            grad = densify(p.grad, p.data) if is_sparse(p.grad) else self._grad_array(p)
+            grad = densify(p.grad, p.data) if sparse else self._grad_array(p)
             self._foreach_chunk(_sgd_kernel, [p.data, grad, buf], 2,
                                 lr=group["lr"], weight_decay=group["weight_decay"], momentum=momentum,
                                 dampening=group["dampening"], nesterov=group["nesterov"],
