@@ -324,3 +324,10 @@ from .torch_toplevel_segment import *  # noqa: E402,F401,F403
 from .torch_toplevel_syncbn import *  # noqa: E402,F401,F403
 
 __all__ += [*_tl_syncbn.__all__, *_tl_segment.__all__]
+
+# Sparse COO tensors (torch.sparse_coo_tensor, torch.sparse_coo, torch.sparse): sparse embedding gradients
+from . import sparse  # noqa: E402
+from .autograd.tensor_methods_meta import sparse_coo  # noqa: E402
+from .sparse import sparse_coo_tensor  # noqa: E402
+
+__all__ += ["sparse", "sparse_coo", "sparse_coo_tensor"]

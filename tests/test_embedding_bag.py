@@ -112,7 +112,6 @@ REFUSALS = [
     (dict(mode="min"), ValueError, "mode has to be one of sum, mean or max"),
     (dict(mode="max", scale_grad_by_freq=True), ValueError, "max mode does not support scaling"),
     (dict(mode="max", sparse=True), ValueError, "max mode does not support sparse"),
-    (dict(sparse=True), NotImplementedError, "sparse=True is not supported"),
     (dict(per_sample_weights=np.ones(9)), NotImplementedError, "only supported for mode='sum'"),
     (dict(mode="sum", per_sample_weights=np.ones(8)), ValueError, "must have the same shape as the input"),
     (dict(mode="sum", per_sample_weights=np.ones(9, np.float32)), TypeError, "dtype"),

@@ -265,6 +265,14 @@ def _embedding_bag_outputs(w):
 
 
 _R_TR = np.random.default_rng(47)  # (the rest of the Tensor API's own stream)
+_R_SPARSE = np.random.default_rng(61)  # (distnn.sparse's values: their own stream)
+_SP_IDX = np.array([[0, 1, 1, 0, 2], [2, 0, 2, 2, 1]])  # (0, 2) twice: coalesce sums it
+
+
+def _sparse(values, size=(3, 4)):
+    return dn.sparse_coo_tensor(_SP_IDX, values, size)
+
+
 _R_SB = np.random.default_rng(53)  # (sync-batchnorm kernels, segment_reduce, embedding_bag's outputs: their own stream)
 _R_FG = np.random.default_rng(43)  # (the 5-D / bicubic grid_sample, conv_tbc and mha functional's own stream)
 _FG_VOL = _R_FG.standard_normal((2, 3, 4, 5, 3))
@@ -822,6 +830,15 @@ NEW_OPS = {
                                         (dn.tensor(0), x))[1]),
     # nn.utils.prune's mask computations on device arrays
     "prune_masks": ([_R_SB.standard_normal((4, 5))], _prune_masks),
+    # distnn.sparse (COO), written without a GPU: host indices beside device values (moved to the values' device),
+    # the scatter and gather of the values (coalesce, to_dense, sum, mm) and dense +/- sparse
+    "sparse_coalesce_to_dense": ([_R_SPARSE.standard_normal(5)], lambda v: _sparse(v).coalesce().to_dense()),
+    "sparse_mm_addmm": ([_R_SPARSE.standard_normal(5), _R_SPARSE.standard_normal((4, 2)),
+                         _R_SPARSE.standard_normal((3, 2))],
+                        lambda v, b, a: dn.sparse.addmm(a, _sparse(v), b, beta=0.5, alpha=2.0) + _sparse(v) @ b),
+    "sparse_sum_hybrid_minus_dense": ([_R_SPARSE.standard_normal((5, 2)), _R_SPARSE.standard_normal((4, 2))],
+                                      lambda v, x: x - dn.sparse.sum(_sparse(v, (3, 4, 2)), 0).to_dense() * 3.0),
+    "to_sparse_values": ([_R_SPARSE.standard_normal((3, 4))], lambda x: (x * (x > 0)).to_sparse(1).values() * 2.0),
 }
 
 
@@ -1461,3 +1478,32 @@ def test_storage_methods_on_the_gpu_match_the_cpu():
         results[device] = (kept, back, grown, t.storage_offset(), backend.to_numpy(s.data), t.share_memory_().is_shared())
     for c, g in zip(results["cpu"], results["cuda"]):
         np.testing.assert_array_equal(np.asarray(g), np.asarray(c))
+
+
+SPARSE_OPTIMIZERS = {
+    "sgd": lambda ps: optim.SGD(ps, lr=0.1),
+    "sgd-momentum": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+    "adagrad": lambda ps: optim.Adagrad(ps, lr=0.1, lr_decay=0.01),
+    "sparse-adam": lambda ps: optim.SparseAdam(ps, lr=0.05),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("name", list(SPARSE_OPTIMIZERS))
+def test_sparse_embedding_steps_on_the_gpu_match_the_cpu(name, dtype):
+    """nn.Embedding(sparse=True)'s sparse gradients (coalesced on the device) and the optimizers' row updates
+    (written without a GPU: fancy-indexed += on cupy arrays, scatter_add)."""
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal((7, 3)).astype(dtype)
+    batches = [(rng.integers(0, 7, (4, 2)), rng.standard_normal((4, 2, 3)).astype(dtype)) for _ in range(4)]
+    results = {}
+    for device in ("cpu", "cuda"):
+        emb = nn.Embedding(7, 3, sparse=True, _weight=w0, dtype=dtype).to(device)
+        opt = SPARSE_OPTIMIZERS[name](emb.parameters())
+        for idx, y in batches:
+            opt.zero_grad()
+            ((emb(dn.Tensor(_on(device, idx))) - dn.Tensor(_on(device, y))) ** 2).sum().backward()
+            assert backend.device_of(emb.weight.grad._values().data) == device
+            opt.step()
+        results[device] = backend.to_numpy(emb.weight.data)
+    assert_close(results["cuda"], results["cpu"], RTOL[dtype] / 10, f"{name}: parameters")

@@ -242,7 +242,7 @@ def test_functional_embedding_max_norm_and_scale_grad_by_freq_match_torch(torch,
             assert dw.grad[2] == pytest.approx(g[idx == 2].sum(0) / 3, rel=1e-6)
 
 
-def test_embedding_arguments_follow_torch_order_and_refuse_sparse(torch):
+def test_embedding_arguments_follow_torch_order(torch):
     m = nn.Embedding(10, 3, None, 1.0, 1.0, True)  # torch's positional order
     t = torch.nn.Embedding(10, 3, None, 1.0, 1.0, True)
     assert (m.padding_idx, m.max_norm, m.norm_type, m.scale_grad_by_freq) == (None, 1.0, 1.0, True)
@@ -254,10 +254,7 @@ def test_embedding_arguments_follow_torch_order_and_refuse_sparse(torch):
     p(np.array([1]))
     np.testing.assert_allclose(np.linalg.norm(p.weight.data[1]), 2.0, rtol=1e-6)
     np.testing.assert_array_equal(p.weight.data[2:], w[2:])
-    with pytest.raises(NotImplementedError, match="sparse=True is not supported"):
-        nn.Embedding(4, 3, sparse=True)
-    with pytest.raises(NotImplementedError, match="embedding: sparse=True is not supported"):
-        F.embedding(np.array([0]), distnn.Tensor(w), sparse=True)
+    assert repr(nn.Embedding(4, 3, sparse=True)) == repr(torch.nn.Embedding(4, 3, sparse=True))  # (tests/test_sparse_*)
 
 
 def test_embedding_errors_name_the_layer_or_function():

@@ -133,6 +133,8 @@ class GradScaler:
                 if p.grad is None:
                     continue
                 g = _raw(p.grad)
+                if getattr(g, "is_sparse", False) is True:  # a sparse gradient: its values, as PyTorch unscales them
+                    g = g._values().data
                 if g.dtype == np.float16:
                     raise ValueError("Attempting to unscale FP16 gradients.")
                 # (PyTorch checks the scaled value, then multiplies, inf/NaN included)

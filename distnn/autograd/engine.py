@@ -108,12 +108,28 @@ def _accumulate_leaf(leaf, grad, owned):
         data = leaf.data
         if (not owned or type(grad) is not type(data) or grad.dtype != data.dtype or grad.strides != data.strides
                 or not _sole_view(grad)):  # (a numpy scalar is immutable: += would not accumulate)
+            if type(grad) is _sparse.type:  # a sparse gradient (sparse embeddings): made fresh by its op
+                leaf.grad = grad
+                return
             fresh = get_array_module(data).empty_like(data)
             fresh[...] = grad
             grad = fresh
         leaf.grad = grad
+    elif type(grad) is _sparse.type or type(old) is _sparse.type:  # (two loads: nothing when all is dense)
+        leaf.grad = _sparse.accumulate(old, grad)
     else:
         old += grad
+
+
+class _SparseGradients:
+    """How a sparse gradient accumulates: ``distnn.sparse`` registers its tensor type and PyTorch's rule
+    (sparse + sparse stays sparse, a dense one makes the sum dense) here, so the engine needs no import of it."""
+
+    type = None  # (no gradient is of type None: the checks above are False until distnn.sparse is imported)
+    accumulate = None
+
+
+_sparse = _SparseGradients()
 
 
 def set_grad_destination(leaf: Tensor, array) -> None:

@@ -287,6 +287,9 @@ def _fresh(arrays):
     broadcast view, or one array for two inputs)."""
     seen, out = set(), []
     for a in arrays:
+        if type(a) is _engine._sparse.type:  # (a sparse embedding gradient: made fresh by its op)
+            out.append(a)
+            continue
         if a is not None and (id(a) in seen or a.base is not None or not getattr(a.flags, "writeable", True)):
             a = a.copy()
         if a is not None:
@@ -350,7 +353,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 g = xp.zeros(((len(seeds[0]),) if is_grads_batched else ()) + tuple(t.shape), dtype=t.dtype)
         if g is not None and g.dtype != t.dtype:  # (PyTorch's: a promoting op's backward passed a wider one)
             g = g.to(t.dtype) if isinstance(g, Tensor) else g.astype(t.dtype)
-        result.append(None if g is None else g if isinstance(g, Tensor) else Tensor._make(g, None))
+        result.append(None if g is None else g if isinstance(g, (Tensor, _engine._sparse.type))  # (sparse: as is)
+                      else Tensor._make(g, None))
     return tuple(result)
 
 

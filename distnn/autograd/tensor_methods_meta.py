@@ -1,8 +1,9 @@
 """More of PyTorch's small Tensor methods (a mixin of :class:`~distnn.autograd.tensor.Tensor`): the memory address
 (``data_ptr``, ``get_device``), the layout and device flags (``layout``, ``is_sparse``, ``is_meta``, ... all False:
-distnn's tensors are dense strided numpy/cupy arrays), ``dim_order``, ``output_nr``, ``H``, the complex casts
-(``cfloat``, ``cdouble``; ``chalf`` refused), ``new_empty_strided``, pinned memory, the method forms of
-``hardshrink``/``prelu``, ``nonzero_static``, and the element-wise Python callables ``apply_``/``map_``/``map2_``.
+a Tensor is a dense strided numpy/cupy array), ``to_sparse``/``to_dense`` (see :mod:`distnn.sparse`), ``dim_order``,
+``output_nr``, ``H``, the complex casts (``cfloat``, ``cdouble``; ``chalf`` refused), ``new_empty_strided``, pinned
+memory, the method forms of ``hardshrink``/``prelu``, ``nonzero_static``, and the element-wise Python callables
+``apply_``/``map_``/``map2_``.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from distnn.backend import device_of, get_array_module, gpu_available
 
 
 class layout:  # noqa: N801 - PyTorch's name (torch.layout)
-    """A tensor's memory layout, as ``torch.layout``: distnn has one, :data:`strided` (dense, with strides)."""
+    """A tensor's memory layout, as ``torch.layout``: :data:`strided` (dense, with strides) or
+    :data:`sparse_coo` (:class:`distnn.sparse.SparseTensor`)."""
 
     __slots__ = ("name",)
 
@@ -23,11 +25,13 @@ class layout:  # noqa: N801 - PyTorch's name (torch.layout)
         return f"distnn.{self.name}"
 
     def __reduce__(self):  # (pickled as the one object)
-        return "strided"
+        return self.name
 
 
 #: dense tensors with strides, PyTorch's ``torch.strided``: every distnn tensor's ``layout``
 strided = layout("strided")
+#: sparse COO tensors, PyTorch's ``torch.sparse_coo`` (see :mod:`distnn.sparse`)
+sparse_coo = layout("sparse_coo")
 
 
 def _never(doc: str):
@@ -94,8 +98,24 @@ class TensorMethodsMeta:
         return strided
 
     is_meta = _never("False: distnn has no meta (data-less) tensors.")
-    is_sparse = _never("False: distnn has no sparse tensors.")
-    is_sparse_csr = _never("False: distnn has no sparse tensors.")
+    is_sparse = _never("False: a Tensor is dense (sparse COO tensors are distnn.sparse.SparseTensor).")
+    is_sparse_csr = _never("False: distnn has no sparse CSR tensors.")
+
+    def to_sparse(self, sparse_dim=None):
+        """This tensor as a sparse COO tensor (:class:`distnn.sparse.SparseTensor`), as PyTorch's: the first
+        ``sparse_dim`` dims (all by default) are indexed, an entry kept where its block has a nonzero; coalesced,
+        and in the graph (the gradient of the values flows back to this tensor)."""
+        from distnn.sparse.ops import dense_to_sparse
+
+        return dense_to_sparse(self, sparse_dim)
+
+    def to_sparse_coo(self):
+        """``to_sparse()``, PyTorch's name."""
+        return self.to_sparse()
+
+    def to_dense(self, dtype=None, *, masked_grad=None):
+        """``self`` (a dense tensor is dense already), or a cast copy when ``dtype`` differs, as PyTorch's."""
+        return self if dtype is None else self.to(dtype)
     is_quantized = _never("False: distnn has no quantized tensors.")
     is_nested = _never("False: distnn has no nested tensors.")
     is_mkldnn = _never("False: distnn's tensors are numpy or cupy arrays.")
@@ -223,4 +243,4 @@ class TensorMethodsMeta:
         return _write_each(self, callable, self.data, _expanded(self, x, "map2_"), _expanded(self, y, "map2_"))
 
 
-__all__ = ["TensorMethodsMeta", "layout", "strided"]
+__all__ = ["TensorMethodsMeta", "layout", "strided", "sparse_coo"]

@@ -23,6 +23,8 @@ class TensorOperators:
 
     # ---------------------------------------------------------- arithmetic
     def __add__(self, o):
+        if type(o) is _sparse_type:  # dense + sparse is dense, as PyTorch's (see distnn.sparse)
+            return o.__radd__(self)
         return E.Add.apply(*_operands(self, o))
 
     def __radd__(self, o):
@@ -30,6 +32,8 @@ class TensorOperators:
         return E.Add.apply(c, t)
 
     def __sub__(self, o):
+        if type(o) is _sparse_type:
+            return o.__rsub__(self)
         return E.Sub.apply(*_operands(self, o))
 
     def __rsub__(self, o):
@@ -315,6 +319,10 @@ def _raw_index(index):
     if isinstance(index, tuple):
         return tuple(_raw(i) for i in index)
     return _raw(index)
+
+
+# distnn.sparse.SparseTensor, set when distnn.sparse is imported (None until then: no type is None)
+_sparse_type = None
 
 
 def _bind_late() -> None:

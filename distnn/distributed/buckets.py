@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from distnn.autograd import engine as _engine
 from distnn.autograd.engine import set_grad_destination
 from distnn.backend import device_of, get_array_module, to_numpy
 
@@ -123,6 +124,9 @@ class FlatBucket:
             if g is None:
                 views[j][...] = 0
             else:
+                if type(g) is _engine._sparse.type:  # (F.embedding(..., sparse=True) in a wrapped model's forward)
+                    raise RuntimeError(f"DataParallel: parameter '{self.names[j]}' got a sparse gradient; sparse "
+                                       "gradients are not supported under DataParallel: use sparse=False")
                 if g.dtype != views[j].dtype:  # (the engine keeps a gradient in its parameter's dtype)
                     raise TypeError(f"DataParallel: parameter '{self.names[j]}' is {g.dtype} now but was "
                                     f"{views[j].dtype} when DataParallel was built; change a model's dtype "

@@ -104,6 +104,16 @@ from .replicas import ReplicaMismatchError, check_replicas, verify_same_model
 __all__ = ["DataParallel", "RANK_SHARE", "RANK_WEIGHTED", "ReplicaMismatchError", "_pools"]
 
 
+
+def _refuse_sparse_embeddings(module) -> None:
+    """DataParallel averages dense gradient buckets: a layer with sparse gradients is refused by name (PyTorch's
+    DDP would allreduce the sparse tensors)."""
+    for name, m in module.named_modules():
+        if getattr(m, "sparse", False) is True and hasattr(m, "num_embeddings"):
+            raise ValueError(f"DataParallel: '{name or type(m).__name__}' ({type(m).__name__}) has sparse=True; "
+                             "sparse gradients are not supported under DataParallel (its gradient buckets are "
+                             "dense): use sparse=False (and an optimizer other than SparseAdam)")
+
 class DataParallel(GradientSync, Module):
     """Data-parallel wrapper: ``dp(x)`` runs ``module(x)``; backward averages gradients across ``comm``.
 
@@ -119,7 +129,8 @@ class DataParallel(GradientSync, Module):
     False = plain mean over ranks, for losses that are not per-sample means);
     ``batch_dim`` (the axis of the forward input that counts samples: 0, or 1
     for time-major inputs; left unset with a time-major recurrent or attention
-    layer inside, a warning says to choose).
+    layer inside, a warning says to choose). Layers with sparse gradients
+    (``Embedding(sparse=True)``) are refused by name: the buckets are dense.
 
     After a synchronized backward ``p.grad`` is a view of a bucket buffer,
     which the next step overwrites: keep no references to it across steps
@@ -160,6 +171,7 @@ class DataParallel(GradientSync, Module):
             raise ValueError("DataParallel: the model has uninitialized parameters (a lazy module such as "
                              "LazyLinear before its first forward); run a forward pass with a dummy batch to "
                              "initialize them before wrapping the model")
+        _refuse_sparse_embeddings(module)
         if not bucket_mb > 0:
             raise ValueError(f"bucket_mb must be > 0, got {bucket_mb!r}")
         if check_every < 0:

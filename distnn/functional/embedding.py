@@ -28,9 +28,9 @@ class EmbeddingLookup(Function):
     # before backward is refused (the gradient would go to the new rows).
     reads = ((1,), ())
 
-    def forward(self, weight, indices, padding_idx=None, scale_grad_by_freq=False):
+    def forward(self, weight, indices, padding_idx=None, scale_grad_by_freq=False, sparse=False):
         self.indices, self.num, self.padding_idx = indices, weight.shape[0], padding_idx
-        self.scale_grad_by_freq = scale_grad_by_freq
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
         return weight[indices]
 
     def backward(self, grad):
@@ -38,6 +38,14 @@ class EmbeddingLookup(Function):
         dim = grad.shape[-1]
         flat_idx = self.indices.reshape(-1)
         flat_g = grad.reshape(-1, dim)
+        if self.sparse:  # one gradient row per lookup, as PyTorch's sparse embedding backward
+            if self.scale_grad_by_freq:
+                raise RuntimeError("embedding_backward: scale_grad_by_freq not supported with sparse gradients")
+            from distnn.sparse.grads import sparse_weight_grad
+
+            sparse = sparse_weight_grad(self, flat_idx, flat_g, self.num, self.padding_idx)
+            if sparse is not None:
+                return sparse, None
         if self.scale_grad_by_freq:  # each occurrence's row scaled before the sum, as PyTorch's CPU kernel
             counts = xp.bincount(flat_idx, minlength=self.num)
             flat_g = flat_g * (1.0 / counts[flat_idx]).astype(grad.dtype)[:, None]
@@ -71,9 +79,6 @@ def _renorm_(weight, idx, max_norm, norm_type):
 
 def _embedding(input, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse, who):
     """``embedding`` with ``who`` (the function's or the layer's name) in its error messages."""
-    if sparse:
-        raise NotImplementedError(f"{who}: sparse=True is not supported (distnn has no sparse gradients); "
-                                  f"use sparse=False")
     w = weight.data if isinstance(weight, Tensor) else weight
     if w.ndim != 2:
         raise ValueError(f"{who}: weight must be 2-D (num_embeddings, embedding_dim), got shape {tuple(w.shape)}")
@@ -95,7 +100,8 @@ def _embedding(input, weight, padding_idx, max_norm, norm_type, scale_grad_by_fr
         _renorm_(weight, idx, max_norm, norm_type)
     if isinstance(input, Tensor) and input.data is idx:  # (the caller's memory: kept a Tensor, version-checked)
         idx = input
-    return EmbeddingLookup.apply(weight, idx, padding_idx=padding_idx, scale_grad_by_freq=scale_grad_by_freq)
+    return EmbeddingLookup.apply(weight, idx, padding_idx=padding_idx, scale_grad_by_freq=scale_grad_by_freq,
+                                 sparse=bool(sparse))
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
@@ -105,7 +111,9 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     As ``torch.nn.functional.embedding``: the ``padding_idx`` row gets no gradient; with ``max_norm``,
     the rows looked up whose ``norm_type``-norm exceeds it are first rescaled IN PLACE in ``weight`` to
     norm ``max_norm`` (so ``weight`` changes); ``scale_grad_by_freq`` divides each row's gradient by the
-    count of its index in ``input``. ``sparse=True`` is not supported.
+    count of its index in ``input``. ``sparse=True`` makes the gradient of a leaf ``weight`` a sparse COO
+    tensor (:class:`distnn.sparse.SparseTensor`) with one entry per lookup (uncoalesced), as PyTorch's;
+    a weight made by other ops gets a dense gradient.
     """
     return _embedding(input, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse, "embedding")
 

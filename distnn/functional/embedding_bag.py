@@ -58,7 +58,7 @@ class EmbeddingBagFunction(Function):
     # As PyTorch's: the weight's gradient reads the per-sample weights, theirs reads the weight.
     reads = ((1,), (0,))
 
-    def forward(self, weight, psw, idx, sel, bag, num_bags, mode="mean", scale_grad_by_freq=False):
+    def forward(self, weight, psw, idx, sel, bag, num_bags, mode="mean", scale_grad_by_freq=False, sparse=False):
         xp = get_array_module(weight)
         rows_idx, bags = idx[sel], bag[sel]
         D = weight.shape[1]
@@ -66,6 +66,7 @@ class EmbeddingBagFunction(Function):
         counts = xp.bincount(bags, minlength=num_bags)[:num_bags]
         self.weight, self.psw, self.idx, self.sel, self.rows_idx, self.bags = weight, psw, idx, sel, rows_idx, bags
         self.counts, self.mode, self.scale_grad_by_freq, self.num = counts, mode, scale_grad_by_freq, weight.shape[0]
+        self.sparse = sparse
         if mode == "max":
             mx, self.argrow = bag_max(rows, rows_idx, bags, num_bags)
             self.nonempty = (counts > 0)[:, None]
@@ -83,21 +84,30 @@ class EmbeddingBagFunction(Function):
         D = grad.shape[1]
         gw = gpsw = None
         if self.needs_input_grad[0]:
-            gw = xp.zeros((self.num, D), dtype=grad.dtype)
             if self.mode == "max":
+                gw = xp.zeros((self.num, D), dtype=grad.dtype)
                 cols = xp.broadcast_to(xp.arange(D), self.argrow.shape)
                 keep = xp.broadcast_to(self.nonempty, self.argrow.shape)
                 scatter_add(gw, (self.argrow[keep], cols[keep]), grad[keep])
             else:
-                g = grad[self.bags]
+                g = grad[self.bags]  # each entry's gradient row
                 if self.mode == "mean":
                     g = g / self.counts[self.bags][:, None].astype(grad.dtype)
                 if self.psw is not None:
                     g = g * self.psw[self.sel][:, None]
                 if self.scale_grad_by_freq:  # each index's count in the whole input (see embedding_bag)
+                    if self.sparse:
+                        raise RuntimeError("embedding_backward: scale_grad_by_freq not supported with sparse "
+                                           "gradients")
                     freq = xp.bincount(self.idx, minlength=self.num)
                     g = g / freq[self.rows_idx][:, None].astype(grad.dtype)
-                scatter_add(gw, self.rows_idx, g)
+                if self.sparse:  # one gradient row per entry of a bag, as PyTorch's sparse backward
+                    from distnn.sparse.grads import sparse_weight_grad
+
+                    gw = sparse_weight_grad(self, self.rows_idx, g, self.num)
+                if gw is None:
+                    gw = xp.zeros((self.num, D), dtype=grad.dtype)
+                    scatter_add(gw, self.rows_idx, g)
         if self.psw is not None and self.needs_input_grad[1]:
             gpsw = xp.zeros(self.idx.shape, dtype=grad.dtype)
             gpsw[self.sel] = (grad[self.bags] * self.weight[self.rows_idx]).sum(axis=1)
@@ -175,9 +185,6 @@ def bag_arguments(input, weight, offsets, max_norm, norm_type, scale_grad_by_fre
         raise ValueError(f"{who}: max mode does not support scaling the gradient by the frequency")
     if mode == "max" and sparse:
         raise ValueError(f"{who}: max mode does not support sparse weights")
-    if sparse:
-        raise NotImplementedError(f"{who}: sparse=True is not supported (distnn has no sparse gradients); "
-                                  f"use sparse=False")
     num = w.shape[0]
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= num):
         raise IndexError(f"{who}: index out of range: indices span [{int(idx.min())}, {int(idx.max())}] but "
@@ -206,7 +213,7 @@ def bag_arguments(input, weight, offsets, max_norm, norm_type, scale_grad_by_fre
     if isinstance(input, Tensor) and input.data is idx:  # (the caller's memory: kept a Tensor, version-checked)
         idx = input
     return ((weight, psw, idx, sel, xp.asarray(bag), num_bags),
-            dict(mode=mode, scale_grad_by_freq=scale_grad_by_freq))
+            dict(mode=mode, scale_grad_by_freq=scale_grad_by_freq, sparse=bool(sparse)))
 
 
 def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False, mode="mean",
@@ -221,8 +228,9 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
     input (not with 'max'). Differences from PyTorch: decreasing or empty offsets are refused (PyTorch
     takes other bags than the offsets name, or crashes); with ``scale_grad_by_freq`` the divisor is each
     index's own count, as documented and as :func:`embedding` does (PyTorch 2.13's CPU kernel divides the
-    rows of the k-th smallest distinct index by the count of the index at position k of the sorted input);
-    ``sparse=True`` is not supported.
+    rows of the k-th smallest distinct index by the count of the index at position k of the sorted input).
+    ``sparse=True`` (not with 'max') makes a leaf weight's gradient a sparse COO tensor with one entry per
+    entry of a bag (padding left out), as PyTorch's.
     """
     return _embedding_bag(input, weight, offsets, max_norm, norm_type, scale_grad_by_freq, mode, sparse,
                           per_sample_weights, include_last_offset, padding_idx, "embedding_bag")

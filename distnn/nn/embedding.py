@@ -37,7 +37,8 @@ class Embedding(Module):
     row starts at zero and never receives a gradient. With ``max_norm``, each forward
     first rescales IN PLACE the rows it looks up whose ``norm_type``-norm exceeds
     ``max_norm`` (see ``distnn.functional.embedding``). ``scale_grad_by_freq`` divides
-    each row's gradient by its index's count in the batch; ``sparse=True`` is not supported.
+    each row's gradient by its index's count in the batch; ``sparse=True`` makes ``weight.grad`` a sparse COO
+    tensor (one entry per lookup; for ``optim.SGD``, ``optim.Adagrad``, ``optim.SparseAdam``), as PyTorch's.
     Under DataParallel, ``max_norm`` rescales the rows each rank's own batch looks up,
     so replicas drift apart (as under PyTorch's DDP); ``DataParallel.check_replicas()`` tells.
     """
@@ -46,9 +47,6 @@ class Embedding(Module):
                  scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None, dtype=None,
                  generator=None):
         super().__init__()
-        if sparse:
-            raise NotImplementedError("Embedding: sparse=True is not supported (distnn has no sparse gradients); "
-                                      "use sparse=False")
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(
@@ -83,6 +81,8 @@ class Embedding(Module):
             s += f", norm_type={self.norm_type}"
         if self.scale_grad_by_freq:
             s += f", scale_grad_by_freq={self.scale_grad_by_freq}"
+        if self.sparse:
+            s += ", sparse=True"
         return s
 
     def forward(self, input):

@@ -16,17 +16,14 @@ class EmbeddingBag(Module):
 
     ``forward(input, offsets=None, per_sample_weights=None)``: see ``distnn.functional.embedding_bag``
     (1-D indices with offsets, or 2-D bags) -> (bags, embedding_dim). Weights start N(0, 1); the
-    ``padding_idx`` row starts at zero, and its entries are left out of their bags. ``sparse=True`` is
-    not supported.
+    ``padding_idx`` row starts at zero, and its entries are left out of their bags. ``sparse=True``
+    (modes 'sum' and 'mean') makes ``weight.grad`` a sparse COO tensor, as PyTorch's.
     """
 
     def __init__(self, num_embeddings, embedding_dim, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
                  mode="mean", sparse=False, _weight=None, include_last_offset=False, padding_idx=None, device=None,
                  dtype=None, generator=None):
         super().__init__()
-        if sparse:
-            raise NotImplementedError("EmbeddingBag: sparse=True is not supported (distnn has no sparse gradients); "
-                                      "use sparse=False")
         if mode not in _MODES:
             raise ValueError(f"EmbeddingBag: mode has to be one of sum, mean or max, got {mode!r}")
         if padding_idx is not None:

@@ -331,8 +331,8 @@ class Module(ForwardHooks, BackwardHooks, StateDict, StateDictHooks):
         for t in list(self.parameters()) + list(self.buffers()):
             if device is not None:
                 t.data = to_device(t.data, device)
-                if t.grad is not None:
-                    t.grad = to_device(t.grad, device)
+                if t.grad is not None:  # (a sparse gradient moves its indices and values)
+                    t.grad = t.grad.to(device) if getattr(t.grad, "is_sparse", False) else to_device(t.grad, device)
             elif t.data.dtype.kind == "f":
                 t.data = t.data.astype(dtype)
                 if t.grad is not None:

@@ -30,10 +30,11 @@ from .rmsprop import RMSprop
 from .rprop import Rprop
 from .scaling import global_batch_size, linear_scaling_warmup, scale_lr_, scaled_lr
 from .sgd import SGD
+from .sparse_adam import SparseAdam
 
 __all__ = [
     "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "LARS", "LAMB", "Adamax", "NAdam", "RAdam",
-    "Adadelta", "Rprop", "ASGD", "Adafactor", "LBFGS", "Muon", "lr_scheduler", "swa_utils",
+    "Adadelta", "Rprop", "ASGD", "Adafactor", "LBFGS", "Muon", "SparseAdam", "lr_scheduler", "swa_utils",
     "l1_penalty", "l2_penalty", "param_groups_no_decay", "split_decay_parameters", "max_norm_",
     "scaled_lr", "scale_lr_", "linear_scaling_warmup", "global_batch_size",
     "flatten_state", "unflatten_state", "sum_of_squares",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from distnn.nn.lazy import UninitializedParameter
 
 from .optimizer import Optimizer, check_non_negative, grad_with_decay
+from .sparse_updates import adagrad_sparse, is_sparse
 
 __all__ = ["Adagrad"]
 
@@ -34,7 +35,12 @@ class Adagrad(Optimizer):
     ``state_dict()`` before the first step, as in PyTorch) and, for a parameter
     that a loaded ``state`` left out, at its next step: step 0 and ``sum`` at
     the group's ``initial_accumulator_value``, like a fresh Adagrad.
+
+    Sparse gradients (``nn.Embedding(sparse=True)``) update only the rows they name, as PyTorch's (which
+    refuses them with ``weight_decay``, as this does).
     """
+
+    supports_sparse_grads = True
 
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0, eps: float = 1e-10, *, maximize: bool = False):
@@ -62,6 +68,11 @@ class Adagrad(Optimizer):
                 state["sum"] = self._zeros_like(p, group["initial_accumulator_value"])
             state["step"] += 1
             clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+            if is_sparse(p.grad):  # only the rows the gradient names change
+                if group["weight_decay"] != 0:
+                    raise RuntimeError("weight_decay option is not compatible with sparse gradients")
+                adagrad_sparse(p, p.grad, state["sum"], clr=clr, eps=group["eps"], maximize=group["maximize"])
+                continue
             self._foreach_chunk(_adagrad_kernel, [p.data, self._grad_array(p), state["sum"]], 2,
                                 clr=clr, weight_decay=group["weight_decay"], eps=group["eps"],
                                 maximize=group["maximize"])

@@ -43,6 +43,7 @@ class Adam(AdamFamily):
     """
 
     _decoupled = False
+    _sparse_refusal = "Adam does not support sparse gradients, please consider SparseAdam instead"  # (AdamW too)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
                  amsgrad: bool = False, *, maximize: bool = False):

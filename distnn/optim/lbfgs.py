@@ -18,6 +18,7 @@ from distnn import autograd
 from distnn.backend import get_array_module, to_numpy
 
 from .optimizer import Optimizer, _host_if_torch, _is_array, check_hyperparameter
+from .sparse_updates import densify, is_sparse
 
 __all__ = ["LBFGS"]
 
@@ -168,6 +169,7 @@ class LBFGS(Optimizer):
         """Every parameter's gradient (zeros where it has none), flattened and joined."""
         xp = get_array_module(self._params[0].data)
         return xp.concatenate([xp.zeros(p.data.size, dtype=p.data.dtype) if p.grad is None
+                               else densify(p.grad, p.data).reshape(-1) if is_sparse(p.grad)  # (PyTorch's to_dense)
                                else xp.asarray(self._grad_array(p)).reshape(-1) for p in self._params])
 
     def _add_grad(self, step_size, update):

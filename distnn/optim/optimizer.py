@@ -21,6 +21,7 @@ from copy import deepcopy
 import numpy as np
 
 from distnn import autograd
+from distnn.autograd import engine as _engine
 from distnn.autograd.tensor import reset_grad
 from distnn.backend import get_array_module, to_numpy
 
@@ -52,6 +53,10 @@ class Optimizer:
     """
 
     _scalar_state: tuple = ()
+    # whether steps take sparse gradients (``nn.Embedding(sparse=True)``): SGD, Adagrad and SparseAdam do, as
+    # PyTorch's; the others refuse them by name before updating anything (``_sparse_refusal``: PyTorch's words)
+    supports_sparse_grads = False
+    _sparse_refusal = None
     # whether the update is right for complex parameters as written (SGD's is: linear in the gradient); an
     # optimizer that squares the gradient (Adam's g * g) would need PyTorch's view_as_real, so it refuses them
     supports_complex = False
@@ -144,12 +149,24 @@ class Optimizer:
             with autograd.enable_grad():
                 loss = closure()
         with autograd.no_grad():
+            if not self.supports_sparse_grads:
+                self._refuse_sparse_grads()
             for group in self.param_groups:
                 self._step_group(group)
                 for p in group["params"]:
                     if p.grad is not None:
                         p._version += 1  # updated in place: a graph built before this step must not backward
         return loss
+
+    def _refuse_sparse_grads(self) -> None:
+        """PyTorch's refusal of a sparse gradient by an optimizer without a sparse update (one type check a
+        parameter a step: nothing else when every gradient is dense)."""
+        sparse = _engine._sparse.type
+        for group in self.param_groups:
+            for p in group["params"]:
+                if type(p.grad) is sparse:
+                    raise RuntimeError(self._sparse_refusal or f"{type(self).__name__} does not support sparse "
+                                       "gradients")
 
     def _step_group(self, group: dict) -> None:  # pragma: no cover - interface
         raise NotImplementedError

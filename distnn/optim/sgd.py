@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from . import fused_gpu
 from .optimizer import Optimizer, check_non_negative, grad_with_decay
+from .sparse_updates import densify, is_sparse, sgd_sparse
 
 __all__ = ["SGD"]
 
@@ -54,9 +55,14 @@ class SGD(Optimizer):
 
     Same defaults and update as ``torch.optim.SGD``; the state per parameter
     is ``momentum_buffer`` (only when momentum is used). Complex parameters too, as PyTorch's.
+
+    Sparse gradients (``nn.Embedding(sparse=True)``), as PyTorch's: without momentum only the rows they name
+    change; with momentum the step is PyTorch's, with a dense ``momentum_buffer`` (PyTorch keeps a sparse
+    one of the same values); with ``weight_decay`` they are refused, as by PyTorch.
     """
 
-    supports_complex = True  # (the update is linear in the gradient: right for complex as written)
+    supports_complex = True
+    supports_sparse_grads = True  # (the update is linear in the gradient: right for complex as written)
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False):
@@ -73,17 +79,25 @@ class SGD(Optimizer):
     def _step_group(self, group):
         momentum = group["momentum"]
         for p, state in self._params_with_grad(group):
+            sparse = is_sparse(p.grad)
+            if sparse:
+                if group["weight_decay"] != 0:  # (PyTorch's grad.add(param) of a sparse gradient)
+                    raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
+                if momentum == 0:  # only the rows the gradient names change
+                    sgd_sparse(p, p.grad, lr=group["lr"], maximize=group["maximize"])
+                    continue
             buf = state.get("momentum_buffer")
             first = momentum != 0 and buf is None
             if first:
                 buf = state["momentum_buffer"] = self._zeros_like(p)
-            if momentum != 0 and fused_gpu.applies(p.data):  # one kernel launch on a GPU
+            if momentum != 0 and not sparse and fused_gpu.applies(p.data):  # one kernel launch on a GPU
                 fused_gpu.sgd_momentum(p.data, self._grad_array(p), buf, lr=group["lr"],
                                        weight_decay=group["weight_decay"], momentum=momentum,
                                        dampening=group["dampening"], nesterov=group["nesterov"],
                                        maximize=group["maximize"], first=first)
                 continue
-            self._foreach_chunk(_sgd_kernel, [p.data, self._grad_array(p), buf], 2,
+            grad = densify(p.grad, p.data) if sparse else self._grad_array(p)
+            self._foreach_chunk(_sgd_kernel, [p.data, grad, buf], 2,
                                 lr=group["lr"], weight_decay=group["weight_decay"], momentum=momentum,
                                 dampening=group["dampening"], nesterov=group["nesterov"],
                                 maximize=group["maximize"], first=first)

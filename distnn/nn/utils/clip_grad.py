@@ -29,6 +29,11 @@ def _grads(parameters):
         if p.grad is None:
             continue
         g = _raw(p.grad)
+        if getattr(g, "is_sparse", False) is True:  # (as PyTorch 2.13, which has no sparse norm or clamp kernel)
+            raise NotImplementedError(
+                "gradient clipping does not support sparse gradients (nn.Embedding(sparse=True)), as in PyTorch "
+                "(\"Could not run 'aten::linalg_vector_norm' with arguments from the 'SparseCPU' backend\"); use "
+                "sparse=False to clip that parameter's gradient")
         if isinstance(g, (np.generic, int, float)):  # a scalar set by hand cannot change in place: use a 0-d array
             g = np.asarray(g, dtype=p.data.dtype)
             p.grad = g

@@ -1,0 +1,10 @@
+"""Sparse COO tensors (PyTorch's ``torch.sparse`` for layout ``sparse_coo``): :class:`SparseTensor`,
+:func:`sparse_coo_tensor` (also ``distnn.sparse_coo_tensor``), ``sum``, ``mm``, ``addmm``.
+
+``nn.Embedding``/``nn.EmbeddingBag``/``F.embedding`` with ``sparse=True`` give their weight a sparse
+gradient; ``optim.SGD``, ``optim.Adagrad`` and ``optim.SparseAdam`` take such gradients, as PyTorch's."""
+from . import grads as _grads  # noqa: F401  (registers sparse gradients with the engine)
+from .coo import SparseTensor
+from .ops import addmm, mm, sparse_coo_tensor, sum  # noqa: A004
+
+__all__ = ["SparseTensor", "sparse_coo_tensor", "sum", "mm", "addmm"]

@@ -1,0 +1,306 @@
+"""``SparseTensor``: a sparse COO tensor (layout :data:`distnn.sparse_coo`), as PyTorch's ``torch.sparse_coo``.
+
+A COO tensor of ``size`` holds ``indices``, an int64 array of shape ``(sparse_dim, nnz)``, and ``values``, a
+Tensor of shape ``(nnz,) + size[sparse_dim:]``: entry k is the dense block at ``indices[:, k]``. An index may
+repeat (the blocks add up) until :meth:`coalesce` sorts the indices and sums the repeats, as in PyTorch.
+
+The values are an ordinary distnn Tensor, so a sparse tensor is differentiable through them: every op here is
+written with recorded ops on the values (and :mod:`.rows`'s scatter and gather), and a sparse leaf made with
+``requires_grad=True`` gets a sparse ``.grad`` on its own indices, as PyTorch's. What is not written for
+sparse inputs is refused by name (``exp``, ``view``, numpy conversion...), never densified behind the scenes.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from distnn.autograd.tensor import Tensor
+from distnn.autograd.tensor_methods_meta import sparse_coo
+from distnn.backend import get_array_module, to_numpy
+
+from .rows import gather_rows, scatter_rows
+
+
+class SparseUnsupportedError(NotImplementedError, AttributeError):
+    """An op or method without a sparse COO form (an AttributeError too, so ``hasattr`` is False)."""
+
+
+def _unsupported(what):
+    return SparseUnsupportedError(
+        f"{what} is not supported for sparse COO tensors (layout=distnn.sparse_coo), as in PyTorch (\"Could not "
+        f"run ... with arguments from the 'SparseCPU' backend\"); call .to_dense() first")
+
+
+class SparseTensor:
+    """A sparse COO tensor; make one with :func:`distnn.sparse_coo_tensor` or ``Tensor.to_sparse()``.
+
+    PyTorch's methods for sparse COO tensors: ``indices()``, ``values()`` (coalesced only; ``_indices()`` and
+    ``_values()`` always), ``coalesce()``, ``is_coalesced()``, ``_nnz()``, ``sparse_dim()``, ``dense_dim()``,
+    ``to_dense()``, ``is_sparse``, ``layout``, ``shape``/``size()``, ``dtype``, ``requires_grad``, ``grad``;
+    ``sparse + sparse`` (sparse), ``dense + sparse`` and ``dense - sparse`` (dense), ``sparse * number``,
+    ``sparse @ dense`` (:func:`distnn.sparse.mm`).
+    """
+
+    is_sparse = True
+    is_sparse_csr = False
+    layout = sparse_coo
+    __array_priority__ = 2000  # numpy defers to our reflected operators
+
+    def __init__(self, indices, values: Tensor, size, coalesced: bool = False):
+        # (internal: the arguments are checked by sparse_coo_tensor)
+        self._idx = indices
+        self._vals = values
+        self._size = tuple(int(s) for s in size)
+        self._coalesced = bool(coalesced)
+
+    # ------------------------------------------------------------ metadata
+    @property
+    def shape(self):
+        return self._size
+
+    def size(self, dim=None):
+        return self._size if dim is None else self._size[dim]
+
+    def dim(self) -> int:
+        return len(self._size)
+
+    ndim = property(dim)
+
+    def numel(self) -> int:
+        return int(np.prod(self._size, dtype=np.int64))
+
+    @property
+    def dtype(self):
+        return self._vals.dtype
+
+    @property
+    def device(self):
+        return self._vals.device
+
+    def sparse_dim(self) -> int:
+        return int(self._idx.shape[0])
+
+    def dense_dim(self) -> int:
+        return len(self._size) - self.sparse_dim()
+
+    def _nnz(self) -> int:
+        return int(self._idx.shape[1])
+
+    def is_coalesced(self) -> bool:
+        return self._coalesced
+
+    def _indices(self) -> Tensor:
+        return Tensor(self._idx)
+
+    def _values(self) -> Tensor:
+        return self._vals
+
+    def indices(self) -> Tensor:
+        """The int64 indices ``(sparse_dim, nnz)``; only of a coalesced tensor, as PyTorch's."""
+        if not self._coalesced:
+            raise RuntimeError("Cannot get indices on an uncoalesced tensor, please call .coalesce() first")
+        return Tensor(self._idx)
+
+    def values(self) -> Tensor:
+        """The values ``(nnz,) + dense sizes`` (in the graph); only of a coalesced tensor, as PyTorch's."""
+        if not self._coalesced:
+            raise RuntimeError("Cannot get values on an uncoalesced tensor, please call .coalesce() first")
+        return self._vals
+
+    # ------------------------------------------------------------- autograd
+    @property
+    def requires_grad(self) -> bool:
+        return self._vals.requires_grad
+
+    def requires_grad_(self, flag: bool = True) -> "SparseTensor":
+        self._vals.requires_grad_(flag)
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._vals.is_leaf
+
+    @property
+    def grad_fn(self):
+        return self._vals.grad_fn
+
+    @property
+    def grad(self):
+        """A sparse leaf's gradient: a sparse tensor on its own indices (PyTorch's for ``sparse.mm``)."""
+        g = self._vals.grad
+        if g is None:
+            return None
+        return g if isinstance(g, SparseTensor) else SparseTensor(self._idx, Tensor(g), self._size, self._coalesced)
+
+    def detach(self) -> "SparseTensor":
+        return SparseTensor(self._idx, self._vals.detach(), self._size, self._coalesced)
+
+    def clone(self) -> "SparseTensor":
+        return SparseTensor(self._idx.copy(), self._vals.clone(), self._size, self._coalesced)
+
+    # ---------------------------------------------------------- conversion
+    def to(self, dtype_or_device) -> "SparseTensor":
+        """Values cast to a dtype, or indices and values moved to ``"cpu"``/``"cuda[:N]"`` (``self`` when
+        nothing changes), as ``Tensor.to``."""
+        vals = self._vals.to(dtype_or_device)
+        if vals is self._vals:
+            return self
+        idx = self._idx
+        if get_array_module(vals.data) is not get_array_module(idx):
+            from distnn.backend import to_device
+
+            idx = to_device(idx, dtype_or_device)
+        return SparseTensor(idx, vals, self._size, self._coalesced)
+
+    def astype(self, dtype) -> "SparseTensor":
+        return self.to(np.dtype(dtype))
+
+    def _linear(self):
+        """Each entry's row in the ``(prod(sparse sizes),) + dense sizes`` block of the dense tensor."""
+        xp = get_array_module(self._idx)
+        sd = self.sparse_dim()
+        if sd == 0:
+            return xp.zeros(self._nnz(), dtype=np.int64)
+        return xp.ravel_multi_index(tuple(self._idx), self._size[:sd]).astype(np.int64, copy=False)
+
+    def _rows(self) -> int:
+        return int(np.prod(self._size[:self.sparse_dim()], dtype=np.int64))
+
+    def to_dense(self) -> Tensor:
+        """The dense tensor (repeated indices add up); in the graph: its gradient is gathered to the values."""
+        return scatter_rows(self._vals, self._linear(), self._rows()).reshape(self._size)
+
+    def to_sparse(self, sparse_dim=None) -> "SparseTensor":
+        if sparse_dim is not None and sparse_dim != self.sparse_dim():
+            raise RuntimeError(f"to_sparse: conversion from Sparse to Sparse with sparse_dim argument != "
+                               f"self.sparse_dim() is not supported (sparse_dim={sparse_dim}, "
+                               f"self.sparse_dim()={self.sparse_dim()})")
+        return self
+
+    to_sparse_coo = to_sparse
+
+    def coalesce(self) -> "SparseTensor":
+        """The same tensor with sorted, unique indices (the values of a repeated index summed); ``self`` when
+        it is coalesced already, as PyTorch's."""
+        if self._coalesced:
+            return self
+        xp = get_array_module(self._idx)
+        lin = self._linear()
+        uniq, inverse = xp.unique(lin, return_inverse=True)
+        vals = scatter_rows(self._vals, inverse.reshape(-1), uniq.shape[0])
+        sd = self.sparse_dim()
+        idx = (xp.stack(xp.unravel_index(uniq, self._size[:sd])).astype(np.int64) if sd else
+               xp.zeros((0, uniq.shape[0]), dtype=np.int64))
+        return SparseTensor(idx, vals, self._size, coalesced=True)
+
+    # ---------------------------------------------------------- arithmetic
+    def _same_layout_check(self, other, op):
+        if tuple(other.shape) != self._size:
+            raise RuntimeError(f"{op}: expected sizes of the sparse tensors to match, got {self._size} and "
+                               f"{tuple(other.shape)}")
+        if other.sparse_dim() != self.sparse_dim():
+            raise RuntimeError(f"{op}: expected sparse_dim of the operands to match, got {self.sparse_dim()} and "
+                               f"{other.sparse_dim()}")
+
+    def __add__(self, other):
+        """sparse + sparse: a sparse tensor with both operands' entries (uncoalesced, as a sparse gradient
+        accumulates); sparse + dense is refused, as PyTorch's (dense + sparse is dense)."""
+        if isinstance(other, SparseTensor):
+            self._same_layout_check(other, "add")
+            from distnn.functional.join import cat
+
+            xp = get_array_module(self._idx)
+            return SparseTensor(xp.concatenate([self._idx, other._idx], axis=1),
+                                cat([self._vals, other._vals.to(self.dtype)], 0), self._size)
+        if isinstance(other, Tensor):
+            raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
+        raise _unsupported(f"sparse + {type(other).__name__}")
+
+    def __sub__(self, other):
+        if isinstance(other, SparseTensor):
+            return self + (-other)
+        if isinstance(other, Tensor):
+            raise RuntimeError("sub(sparse, dense) is not supported. Use sub(dense, sparse) instead.")
+        raise _unsupported(f"sparse - {type(other).__name__}")
+
+    def __radd__(self, other):  # dense + sparse -> dense
+        if isinstance(other, Tensor):
+            return other + self.to_dense()
+        raise _unsupported(f"{type(other).__name__} + sparse")
+
+    def __rsub__(self, other):  # dense - sparse -> dense
+        if isinstance(other, Tensor):
+            return other - self.to_dense()
+        raise _unsupported(f"{type(other).__name__} - sparse")
+
+    def __neg__(self):
+        return SparseTensor(self._idx, -self._vals, self._size, self._coalesced)
+
+    def __mul__(self, other):
+        """sparse * number: the values scaled (the indices kept)."""
+        if isinstance(other, numbers.Number) and not isinstance(other, bool):
+            return SparseTensor(self._idx, self._vals * other, self._size, self._coalesced)
+        raise _unsupported(f"sparse * {type(other).__name__} (distnn multiplies a sparse tensor by a number "
+                           "only)")
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        if isinstance(other, numbers.Number) and not isinstance(other, bool):
+            return SparseTensor(self._idx, self._vals / other, self._size, self._coalesced)
+        raise _unsupported(f"sparse / {type(other).__name__} (distnn divides a sparse tensor by a number only)")
+
+    def __matmul__(self, other):
+        from .ops import mm
+
+        return mm(self, other)
+
+    def zero_(self) -> "SparseTensor":
+        """Drop every entry (nnz becomes 0), as PyTorch's ``zero_`` of a sparse tensor."""
+        xp = get_array_module(self._idx)
+        self._idx = xp.zeros((self.sparse_dim(), 0), dtype=np.int64)
+        self._vals = Tensor(xp.zeros((0,) + self._size[self.sparse_dim():], dtype=self.dtype))
+        self._coalesced = True
+        return self
+
+    def _gather_dense(self, x: Tensor) -> Tensor:
+        """The blocks of the dense ``x`` (of this tensor's size) at this tensor's indices (``sparse_mask``'s
+        values): ``(nnz,) + dense sizes``, in the graph."""
+        return gather_rows(x.reshape((self._rows(),) + self._size[self.sparse_dim():]), self._linear())
+
+    # --------------------------------------------------------- refusals
+    def __array__(self, dtype=None, copy=None):
+        raise _unsupported("conversion to a numpy array (a distnn op that takes dense tensors only)")
+
+    def numpy(self):
+        raise _unsupported("numpy()")
+
+    def __getattr__(self, name):
+        # A Tensor method called on a sparse tensor: PyTorch's sparse backend has no kernel for most of them.
+        if name == "data":  # (what a dense-only op reads first)
+            raise _unsupported("this op (it takes dense tensors only)")
+        if not name.startswith("__") and hasattr(Tensor, name):
+            raise _unsupported(f"Tensor.{name}")
+        raise AttributeError(f"'SparseTensor' object has no attribute '{name}'")
+
+    def __len__(self):
+        return self._size[0]
+
+    def __bool__(self):
+        raise _unsupported("bool()")
+
+    def __repr__(self):
+        ind = "tensor(indices="
+        pad = " " * len("tensor(")
+        i_rep = repr(Tensor(to_numpy(self._idx))).replace("\n", "\n" + " " * len(ind))
+        v_rep = repr(self._vals).replace("\n", "\n" + " " * len(pad + "values="))
+        tail = f"size={self._size}, nnz={self._nnz()}, layout=distnn.sparse_coo"
+        if self._vals.grad_fn is not None:
+            tail += f", grad_fn={type(self._vals.grad_fn).__name__}"
+        elif self.requires_grad:
+            tail += ", requires_grad=True"
+        return f"{ind}{i_rep},\n{pad}values={v_rep},\n{pad}{tail})"
+
+
+__all__ = ["SparseTensor", "SparseUnsupportedError"]
