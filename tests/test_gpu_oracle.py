@@ -288,6 +288,16 @@ def _masked_normalizations(x):
             + M.logaddexp(x, x.flip(1), input_mask=m, other_mask=m[:, ::-1].copy()).clamp(-30))  # (-inf: both out)
 
 
+def _masked_tensor_ops(x):
+    """A MaskedTensor (host mask) through unary, binary and reduction ops and softmax, back to a plain tensor."""
+    from distnn import masked as M
+
+    mt = M.as_masked_tensor(x, dn.tensor(_MASKED_M[:3]))
+    y = (mt.exp() * mt + mt.sin() / 2 - mt.abs().sqrt()) ** 2 + mt.softmax(1)
+    return (y.to_tensor(0.0) + y.sum(1, keepdim=True).to_tensor(0.0) + dn.where(x > 0, mt, x).to_tensor(1.0)
+            + mt.var(1, keepdim=True).to_tensor(0.0) + mt.amax().to_tensor(0.0))
+
+
 _R_TR = np.random.default_rng(47)  # (the rest of the Tensor API's own stream)
 _R_SPARSE = np.random.default_rng(61)  # (distnn.sparse's values: their own stream)
 _SP_IDX = np.array([[0, 1, 1, 0, 2], [2, 0, 2, 2, 1]])  # (0, 2) twice: coalesce sums it
@@ -868,6 +878,7 @@ NEW_OPS = {
     # distnn.masked (masked/): where-filled reductions and normalizations with host masks beside device inputs
     "masked_reductions": ([_R_MK.standard_normal((4, 5))], _masked_reductions),
     "masked_normalizations": ([_R_MK.standard_normal((3, 5))], _masked_normalizations),
+    "masked_tensor_ops": ([_R_MK.standard_normal((3, 5))], _masked_tensor_ops),
 }
 
 

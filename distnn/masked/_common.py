@@ -10,7 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 import distnn as dn
+from distnn import backend
 from distnn.autograd import Tensor
+
+from .maskedtensor import MaskedTensor
 
 # torch's sum/prod promote these to int64 when no dtype is given
 _PROMOTED_TO_INT64 = {np.dtype(t) for t in (np.uint8, np.bool_, np.int8, np.int16, np.int32)}
@@ -24,11 +27,16 @@ def is_float_or_complex(dtype) -> bool:
     return np.dtype(dtype).kind in "fc"
 
 
-def as_input(input, op: str) -> Tensor:
-    """``input`` as a Tensor (a MaskedTensor is handled by the caller); anything else is refused, naming ``op``."""
-    if isinstance(input, Tensor):
+def as_input(input, op: str):
+    """``input``, a Tensor or a MaskedTensor; anything else is refused, naming ``op``."""
+    if isinstance(input, (Tensor, MaskedTensor)):
         return input
     raise TypeError(f"masked {op}(): input must be a Tensor or a MaskedTensor, got {type(input).__name__}")
+
+
+def array_of(input):
+    """The array under a Tensor or a MaskedTensor's data."""
+    return input.get_data().data if isinstance(input, MaskedTensor) else input.data
 
 
 def canonical_dim(dim, ndim: int) -> tuple:
@@ -55,7 +63,8 @@ def input_mask(input: Tensor, mask) -> Tensor:
     if mask is None:
         raise ValueError("_input_mask requires explicit mask")
     mask = mask if isinstance(mask, Tensor) else dn.tensor(np.asarray(mask))
-    mask = mask.detach()
+    # (on the input's device: a host mask beside a GPU input, as distnn's ops take host index data)
+    mask = dn.tensor(backend.to_device(mask.data, backend.device_of(array_of(input))))
     if tuple(mask.shape) != tuple(input.shape):
         if mask.ndim > input.ndim:
             raise IndexError("_input_mask expected broadcastable mask (got mask dimensionality higher than of the "
@@ -97,8 +106,12 @@ def reduction_identity(op: str, input: Tensor, *args):
     raise NotImplementedError(f"identity of {op} on {dtype} input")
 
 
-def combine(op: str, input: Tensor, mask, *args) -> Tensor:
-    """``input`` with its masked-out elements replaced by ``op``'s identity (itself when there is no mask)."""
+def combine(op: str, input, mask, *args) -> Tensor:
+    """``input`` with its masked-out elements replaced by ``op``'s identity (itself when there is no mask). A
+    MaskedTensor's own mask is used, and ``mask`` is not, as torch's _combine_input_and_mask."""
+    if isinstance(input, MaskedTensor):
+        data = input.get_data()
+        return dn.where(input.get_mask(), data, reduction_identity(op, data, *args))
     if mask is None:
         return input
     return dn.where(input_mask(input, mask), input, reduction_identity(op, input, *args))

@@ -9,6 +9,10 @@ differentiable through ``input`` as the distnn op it is built on; a masked-out e
 NaN for var/std in a row with nothing masked in, as torch's).
 ``dtype`` is torch's: the dtype the reduction runs in for sum/prod/norm/mean/var/std, the dtype the result is
 cast to for the others (so argmax/argmin return the input's dtype unless told otherwise, as torch's).
+
+A MaskedTensor input is reduced over its own mask (``mask`` is then not read for the values), as torch's; torch's
+mean, var and std still count the elements of ``mask`` (every element when it is None), and so do these: give
+``mask=mt.get_mask()``, as ``mt.mean()`` does, for the mean of the specified elements.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import numpy as np
 import distnn as dn
 from distnn.autograd import Tensor
 
-from ._common import as_input, canonical_dim, combine, input_mask, is_float_or_complex, is_floating, sum_dtype
+from ._common import array_of, as_input, canonical_dim, combine, input_mask, is_float_or_complex, is_floating, sum_dtype
 
 
 def sum(input, dim=None, *, keepdim=False, dtype=None, mask=None) -> Tensor:  # noqa: A001 - torch's name
@@ -76,7 +80,8 @@ def _count(input, dims, keepdim, mask):
     if mask is None:
         n = int(np.prod([input.shape[d] for d in dims], dtype=np.int64))
         shape = [1 if d in dims else s for d, s in enumerate(input.shape) if keepdim or d not in dims]
-        return dn.full(shape, n, dtype=np.int64)
+        xp = dn.get_array_module(array_of(input))
+        return dn.tensor(xp.full(shape, n, dtype=np.int64))  # (on the input's device)
     return dn.sum(input_mask(input, mask).to(np.int64), dims, keepdim)
 
 
@@ -149,8 +154,8 @@ def _std_var(input, dim, unbiased, correction, keepdim, dtype, mask, take_sqrt, 
     dims = canonical_dim(dim, input.ndim)
     count = _count(input, dims, True, mask)
     sample_mean = sum(input, dims, keepdim=True, dtype=dtype, mask=mask) / count.to(dtype)
-    x = input - sample_mean
-    total = sum(x * x.conj(), dims, keepdim=keepdim, dtype=compute, mask=mask)
+    x = input - sample_mean  # (a MaskedTensor input gives a MaskedTensor, summed over its own mask)
+    total = sum(x * (x.conj() if np.dtype(x.dtype).kind == "c" else x), dims, keepdim=keepdim, dtype=compute, mask=mask)
     count = count.reshape(tuple(total.shape))
     real = np.dtype(compute.char.lower()) if compute.kind == "c" else compute
     count = count.to(real)
