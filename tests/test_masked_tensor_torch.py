@@ -235,3 +235,15 @@ def test_get_data_and_to_tensor_carry_gradients_to_the_leaf_as_torch():
         use(t).backward()
         _assert_same(d.grad, t.grad)
         assert DM.is_masked_tensor(d.grad)
+
+
+def test_finite_difference_gradients_through_masked_tensor_ops():
+    from distnn.testing import check_grad
+
+    m = distnn.tensor(MASK)
+    x = distnn.tensor(DATA, requires_grad=True)
+    check_grad(lambda a: (DM.as_masked_tensor(a, m).sigmoid() * DM.as_masked_tensor(a, m)).to_tensor(0.0), x)
+    check_grad(lambda a: DM.as_masked_tensor(a, m).softmax(2).to_tensor(0.0), x)
+    ok = np.ones((2, 3, 4), bool)  # (var: every line keeps two elements, finite values to difference)
+    ok[0, 1, 2] = ok[1, 0, 0] = ok[1, 2, 3] = False
+    check_grad(lambda a: DM.as_masked_tensor(a, distnn.tensor(ok)).var(2).to_tensor(0.0), x)
