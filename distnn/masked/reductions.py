@@ -180,3 +180,6 @@ def std(input, dim=None, unbiased=None, *, correction=None, keepdim=False, dtype
 
 def _torch_name(dtype) -> str:
     return "torch." + np.dtype(dtype).name
+
+
+__all__ = ["sum", "prod", "amax", "amin", "argmax", "argmin", "mean", "median", "logsumexp", "norm", "var", "std"]
