@@ -162,7 +162,7 @@ from .linalg.aliases import (  # noqa: E402
 clamp = clip
 
 _LAZY_SUBMODULES = {"distributions", "nn", "optim", "distributed", "data", "train", "models", "testing", "cli",
-                    "func", "special", "fft", "signal", "profiler", "utils"}
+                    "func", "special", "fft", "signal", "profiler", "utils", "masked"}
 
 
 def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):

@@ -264,6 +264,40 @@ def _embedding_bag_outputs(w):
     return out + mean + max_indices.to(w.dtype) + bag_size.to(w.dtype)[:, None] + offset2bag.to(w.dtype).sum()
 
 
+def _masked_reductions(x):
+    """distnn.masked's reductions over a (4, 5) input with a host mask; row 3 is masked out entirely (the
+    identities of sum, prod, amax, norm; mean/var/std/median/logsumexp on rows that keep elements)."""
+    from distnn import masked as M
+
+    m = _MASKED_M
+    keep = m[:3]
+    return (M.sum(x, 1, mask=m) + M.prod(x, 1, mask=m) + M.norm(x, 2.0, 1, mask=m) + M.amax(x, 1, mask=m).clamp(-9)
+            + M.norm(x, 3.0, (0, 1), mask=m) + M.sum(x, mask=m[0]) + M.amin(x, 0, mask=m).sum()
+            + dn.cat([M.mean(x[:3], 1, mask=keep) + M.var(x[:3], 1, mask=keep) + M.std(x[:3], 1, correction=0,
+                                                                                       mask=keep)
+                      + M.median(x[:3], 1, mask=keep) + M.logsumexp(x[:3], 1, mask=keep), x[3, :1]]))
+
+
+def _masked_normalizations(x):
+    """distnn.masked's scans and normalizations along dim 1 with a host mask (rows that keep elements)."""
+    from distnn import masked as M
+
+    m = _MASKED_M[:3]
+    return (M.cumsum(x, 1, mask=m) + M.cumprod(x, 1, mask=m) + M.softmax(x, 1, mask=m) + M.softmin(x, 1, mask=m)
+            + M.log_softmax(x, 1, mask=m).clamp(-30) + M.normalize(x, 2.0, 1, mask=m)
+            + M.logaddexp(x, x.flip(1), input_mask=m, other_mask=m[:, ::-1].copy()).clamp(-30))  # (-inf: both out)
+
+
+def _masked_tensor_ops(x):
+    """A MaskedTensor (host mask) through unary, binary and reduction ops and softmax, back to a plain tensor."""
+    from distnn import masked as M
+
+    mt = M.as_masked_tensor(x, dn.tensor(_MASKED_M[:3]))
+    y = (mt.exp() * mt + mt.sin() / 2 - mt.abs().sqrt()) ** 2 + mt.softmax(1)
+    return (y.to_tensor(0.0) + y.sum(1, keepdim=True).to_tensor(0.0) + dn.where(x > 0, mt, x).to_tensor(1.0)
+            + mt.var(1, keepdim=True).to_tensor(0.0) + mt.amax().to_tensor(0.0))
+
+
 _R_TR = np.random.default_rng(47)  # (the rest of the Tensor API's own stream)
 _R_SPARSE = np.random.default_rng(61)  # (distnn.sparse's values: their own stream)
 _SP_IDX = np.array([[0, 1, 1, 0, 2], [2, 0, 2, 2, 1]])  # (0, 2) twice: coalesce sums it
@@ -273,6 +307,8 @@ def _sparse(values, size=(3, 4)):
     return dn.sparse_coo_tensor(_SP_IDX, values, size)
 
 
+_R_MK = np.random.default_rng(59)  # (distnn.masked's own stream)
+_MASKED_M = np.array([[1, 0, 1, 1, 0], [0, 1, 1, 1, 1], [1, 1, 0, 0, 1], [0, 0, 0, 0, 0]], bool)
 _R_SB = np.random.default_rng(53)  # (sync-batchnorm kernels, segment_reduce, embedding_bag's outputs: their own stream)
 _R_FG = np.random.default_rng(43)  # (the 5-D / bicubic grid_sample, conv_tbc and mha functional's own stream)
 _FG_VOL = _R_FG.standard_normal((2, 3, 4, 5, 3))
@@ -839,6 +875,10 @@ NEW_OPS = {
     "sparse_sum_hybrid_minus_dense": ([_R_SPARSE.standard_normal((5, 2)), _R_SPARSE.standard_normal((4, 2))],
                                       lambda v, x: x - dn.sparse.sum(_sparse(v, (3, 4, 2)), 0).to_dense() * 3.0),
     "to_sparse_values": ([_R_SPARSE.standard_normal((3, 4))], lambda x: (x * (x > 0)).to_sparse(1).values() * 2.0),
+    # distnn.masked (masked/): where-filled reductions and normalizations with host masks beside device inputs
+    "masked_reductions": ([_R_MK.standard_normal((4, 5))], _masked_reductions),
+    "masked_normalizations": ([_R_MK.standard_normal((3, 5))], _masked_normalizations),
+    "masked_tensor_ops": ([_R_MK.standard_normal((3, 5))], _masked_tensor_ops),
 }
 
 

@@ -130,7 +130,12 @@ def clip(a, min=None, max=None):  # noqa: A002
 
 def where(cond, a, b):
     """Elementwise ``a`` where ``cond`` else ``b``; ``cond`` carries no gradient (a Tensor ``cond`` is
-    version-checked like the other inputs: changing it in place before backward is an error)."""
+    version-checked like the other inputs: changing it in place before backward is an error). A MaskedTensor
+    operand gives a MaskedTensor, as torch's (distnn.masked.maskedtensor_ops.where)."""
+    if getattr(a, "_is_masked_tensor", False) or getattr(b, "_is_masked_tensor", False):
+        from distnn.masked.maskedtensor_ops import where as masked_where
+
+        return masked_where(cond, a, b)
     a, b = torch_operands(a, b)
     if _number(a) and _number(b):
         # two Python numbers: torch's result is a number's dtype (a float gets the default dtype), where
