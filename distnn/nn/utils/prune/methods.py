@@ -39,6 +39,14 @@ def _channel_mask(t, dim, channels, default_mask):
     return mask * _data(default_mask).astype(mask.dtype)
 
 
+def _zero_the_smallest(default_mask, scores, k: int) -> Tensor:
+    """A copy of ``default_mask`` with the entries of the ``k`` smallest ``scores`` (flat; stable order: the
+    lower index first among equals, as topk would do here) set to 0: the unstructured methods' mask."""
+    mask = _data(default_mask).copy()
+    if k != 0:
+        mask.reshape(-1)[get_array_module(scores).argsort(scores, kind="stable")[:k]] = 0
+    return Tensor(mask)
+
 class Identity(BasePruningMethod):
     """Prunes nothing: the reparametrization (``<name>_orig``, a mask of ones) without pruning."""
 
@@ -65,11 +73,8 @@ class RandomUnstructured(BasePruningMethod):
     def compute_mask(self, t, default_mask):
         t = _data(t)
         k = _n_to_prune(self.amount, t.size)
-        mask = _data(default_mask).copy()
-        if k != 0:
-            chosen = np.argsort(drandom.default_generator().random(t.size), kind="stable")[:k]
-            mask.reshape(-1)[get_array_module(mask).asarray(chosen)] = 0
-        return Tensor(mask)
+        scores = drandom.default_generator().random(t.size) if k != 0 else None
+        return _zero_the_smallest(default_mask, get_array_module(t).asarray(scores) if k else None, k)
 
     @classmethod
     def apply(cls, module, name, amount):
@@ -89,11 +94,7 @@ class L1Unstructured(BasePruningMethod):
     def compute_mask(self, t, default_mask):
         t = _data(t)
         k = _n_to_prune(self.amount, t.size)
-        mask = _data(default_mask).copy()
-        if k != 0:
-            xp = get_array_module(t)
-            mask.reshape(-1)[xp.argsort(xp.abs(t).reshape(-1), kind="stable")[:k]] = 0  # (NaN: largest, as topk)
-        return Tensor(mask)
+        return _zero_the_smallest(default_mask, get_array_module(t).abs(t).reshape(-1), k)  # (NaN: largest)
 
     @classmethod
     def apply(cls, module, name, amount, importance_scores=None):
