@@ -111,6 +111,8 @@ class GradientSync:
         if self._weight is None:  # fixed for the whole synchronization: every bucket packs alike
             self._samples = self._local_samples()
             self._weight = self._share(self._samples)
+        if self.powersgd is not None:  # (its error feedback keeps M - share * approximation)
+            self.powersgd.share = self._share(self._samples)
         if b.extra:  # the last bucket carries the step meta
             b.launch(self._comm, self._weight, self._meta_values())
         else:
@@ -153,6 +155,8 @@ class GradientSync:
         if self.weight_by_samples and total > 0 and total != self._count_guess:
             for b in self._buckets:
                 b.scale(self._count_guess / total)
+            if self.powersgd is not None:
+                self.powersgd.scale_errors(self._count_guess / total)
             self._count_guess = total  # the next step packs against this step's global count
         size = self.comm.size
         partly_unused = []
@@ -168,6 +172,8 @@ class GradientSync:
         self._in_sync = False
         self._synced_since_finish = True
         self.num_syncs += 1
+        if self.powersgd is not None:
+            self.powersgd.step_done()
         if self.broadcast_buffers and self._synced_buffers:
             self._broadcast_tensors(self._synced_buffers)
         if self.check_every and self.num_syncs % self.check_every == 0:
