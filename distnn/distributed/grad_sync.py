@@ -152,12 +152,15 @@ class GradientSync:
         self.step_flags[...] = 0
         # Ranks packed with n_r / G; when the global count N differs (an epoch's short last
         # batch), turn the sums into the average with n_r / N. Every rank sees the same N.
+        factor = 1.0
         if self.weight_by_samples and total > 0 and total != self._count_guess:
+            factor = self._count_guess / total
             for b in self._buckets:
-                b.scale(self._count_guess / total)
-            if self.powersgd is not None:
-                self.powersgd.scale_errors(self._count_guess / total)
-            self._count_guess = total  # the next step packs against this step's global count
+                b.scale(factor)
+            self._count_guess = total
+        if self.powersgd is not None:  # the errors, now that the step's units are known (see .powersgd)
+            for b in self._buckets:
+                b.exchange.settle_error(b.values, factor, self.powersgd.share * factor)  # the next step packs against this step's global count
         size = self.comm.size
         partly_unused = []
         for b in self._buckets:

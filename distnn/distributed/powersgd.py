@@ -33,8 +33,9 @@ A step whose global sample count was guessed wrong (no ``n_global`` given
 to ``set_num_samples`` in the first step or after a short batch; the Trainer
 always gives it) packs its gradients against the guess: that step's ``M``
 adds the error to a gradient off by a common factor (the sums are rescaled
-afterwards and the errors with them, as units require), so it is an
-approximation of the exact step, on N ranks and on one alike.
+afterwards, and the errors are taken in the rescaled units: they still sum
+to the exact average minus the installed approximation), so that step is
+an approximation of the exact one, on N ranks and on one alike.
 
 That also says what a resume on another number of ranks does with the
 per-rank errors (:meth:`DataParallel.load_sync_state_dict`): their sum goes
@@ -99,7 +100,7 @@ class PowerSGDState:
         self.iter = 0            # completed synchronizations (torch's state.iter)
         self.error_dict = {}     # bucket index -> this rank's error (flat, the bucket's values)
         self.q_memory_dict = {}  # bucket index -> the Q's of the last step (flat; warm start)
-        self.share = 1.0         # this rank's weight in the current step (DataParallel sets it)
+        self.share = 1.0         # this rank's packing weight n_r / G in the current step (DataParallel sets it)
         self.total_numel_before_compression = 0
         self.total_numel_after_compression = 0
 
@@ -112,12 +113,6 @@ class PowerSGDState:
     def step_done(self) -> None:
         """One synchronization finished."""
         self.iter += 1
-
-    def scale_errors(self, factor: float) -> None:
-        """The step's sums were rescaled by ``factor`` (the global sample count was guessed wrong): the errors
-        were computed in the same units, so they follow (see DataParallel's weighting)."""
-        for e in self.error_dict.values():
-            e *= factor
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict:
@@ -275,15 +270,23 @@ class PowerSGDExchange:
             xp.matmul(self._m(values, c).T, p, out=q)  # this rank's M^T P
         q_sum = self.comm.allreduce(self.q_flat)
         qs = self._matrices(q_sum, "q")
-        error = st.error_dict.get(self.index) if st.use_error_feedback else None
         for c, p, q in zip(self.compressed, ps, qs):
-            approx = self._m(values, c)
-            xp.matmul(p, q.T, out=approx)
-            if error is not None:
-                self._m(error, c)[...] -= st.share * approx
-        if error is not None:
-            for offset, size in self.plain:
-                error[offset:offset + size] = 0
+            xp.matmul(p, q.T, out=self._m(values, c))
         if st.warm_start:
             st.q_memory_dict[self.index] = q_sum if q_sum is not self.q_flat else q_sum.copy()
         self.q_flat = None
+
+    def settle_error(self, values, factor: float, share: float) -> None:
+        """After a compressed step: this rank's error, ``factor * M - share * approximation`` (``values``: the
+        installed gradients). ``factor`` is 1 unless the step's sums were rescaled because the global sample
+        count was guessed wrong (then ``M`` was packed ``1 / factor`` too large); ``share`` = n_r / N."""
+        if not (self._active and self.state.use_error_feedback):
+            return
+        error = self.state.error_dict[self.index]
+        for c in self.compressed:
+            e = self._m(error, c)
+            if factor != 1.0:
+                e *= factor
+            e -= share * self._m(values, c)
+        for offset, size in self.plain:
+            error[offset:offset + size] = 0
