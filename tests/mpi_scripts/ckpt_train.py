@@ -115,6 +115,8 @@ def main():
         with open(a.final + ".json", "w") as f:
             json.dump({"global_step": trainer.state.global_step, "skipped_steps": trainer.state.skipped_steps,
                        "replicas_equal": len(set(digests)) == 1, "world": comm.size, "scaler": scaler_states,
+                       "powersgd": (trainer.ddp.powersgd.compression_stats()
+                                    if trainer.ddp is not None and trainer.ddp.powersgd is not None else None),
                        "history": [{k: v for k, v in h.items() if k != "wall_time" and k != "samples_per_sec"}
                                    for h in trainer.history]}, f)
     return 0
