@@ -235,6 +235,13 @@ def test_unknown_compression_names_the_choices():
         DataParallel(Probe(), LocalCommunicator(), compression="PowerSGD")
 
 
+def test_one_state_serves_one_wrapper():
+    state = PowerSGDState()
+    DataParallel(Probe(), LocalCommunicator(), compression=state)
+    with pytest.raises(ValueError, match="already serves another DataParallel"):
+        DataParallel(Probe(), LocalCommunicator(), compression=state)
+
+
 def test_zero_gradient_stays_zero_and_finite():
     def zero(comm):
         dp = DataParallel(Probe(), comm, compression=PowerSGDState(start_powerSGD_iter=0))

@@ -181,6 +181,12 @@ class DataParallel(GradientSync, Module):
         self._finalizer = None
         self.bucket_mb = float(bucket_mb)
         self.powersgd = get_powersgd(compression)  # (None unless PowerSGD)
+        if self.powersgd is not None:
+            # its memory is keyed by bucket index: two wrappers would overwrite each other's
+            if getattr(self.powersgd, "_in_use", False):
+                raise ValueError("DataParallel: this PowerSGDState already serves another DataParallel; give "
+                                 "each wrapper its own (its error feedback and Q's belong to one model)")
+            self.powersgd._in_use = True
         self.codec = self.powersgd if self.powersgd is not None else get_codec(compression)
         self.compression = "powersgd" if self.powersgd is not None else compression
         self.find_unused_parameters = find_unused_parameters
@@ -219,8 +225,6 @@ class DataParallel(GradientSync, Module):
             self._private = _acquire_comm(comm)
             self._comm = self._private.comm
             self._broadcast_tensors([t for _, t in module.named_parameters()] + [b for _, b in module.named_buffers()])
-            if self.powersgd is not None:
-                self.powersgd._world = comm.size
             self._build_buckets()
             self._register_hooks()
         else:
@@ -398,7 +402,7 @@ class DataParallel(GradientSync, Module):
             self._count_guess = float(value)
         if self.powersgd is not None and state.get("powersgd") is not None:
             ranks = [(r or {}).get("powersgd") for r in state.get("ranks") or []]
-            self.powersgd.load_state_dict(state["powersgd"], ranks, self.comm.rank)
+            self.powersgd.load_state_dict(state["powersgd"], ranks, self.comm.rank, self.comm.size)
 
     @property
     def bucket_layout(self) -> list:

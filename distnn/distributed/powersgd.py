@@ -124,8 +124,9 @@ class PowerSGDState:
         """This rank's own part: its error feedback (copies)."""
         return {"error": {str(k): to_numpy(v).copy() for k, v in sorted(self.error_dict.items())}}
 
-    def load_state_dict(self, state: dict, ranks=None, rank: int = 0) -> None:
-        """Restore :meth:`state_dict`; ``ranks``: every saved rank's :meth:`rank_state_dict`, in rank order.
+    def load_state_dict(self, state: dict, ranks=None, rank: int = 0, world: int = 1) -> None:
+        """Restore :meth:`state_dict` on rank ``rank`` of ``world``; ``ranks``: every saved rank's
+        :meth:`rank_state_dict`, in rank order.
 
         On the same number of ranks each rank takes its own error; on another
         number, rank 0 takes the sum of all saved errors and the others none
@@ -136,7 +137,7 @@ class PowerSGDState:
         self.error_dict = {}
         if not ranks:
             return
-        if rank < len(ranks) and len(ranks) == self._world:
+        if len(ranks) == world:
             mine = [ranks[rank]]
         else:
             mine = ranks if rank == 0 else []
@@ -147,8 +148,6 @@ class PowerSGDState:
                     self.error_dict[k] = self.error_dict[k] + np.asarray(v)
                 else:
                     self.error_dict[k] = np.array(v)
-
-    _world = 1  # the number of ranks the wrapper runs on (set by DataParallel)
 
 
 def get_powersgd(compression):
