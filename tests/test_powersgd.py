@@ -235,6 +235,27 @@ def test_unknown_compression_names_the_choices():
         DataParallel(Probe(), LocalCommunicator(), compression="PowerSGD")
 
 
+def test_a_nonfinite_step_is_seen_and_leaves_no_trace():
+    """A NaN gradient on one rank: that step's gradients are not finite (the step guard sees it); the error
+    feedback and warm-start Q's it would leave are dropped, so the next steps are finite again."""
+    def run(comm):
+        dp = DataParallel(Probe(), comm, compression=PowerSGDState(start_powerSGD_iter=0))
+        seen = []
+        for t in range(4):
+            c = coeffs(comm.rank, t)
+            if t == 1 and comm.rank == 1:
+                c[0][0, 0, 0] = np.nan
+            dp.set_num_samples(1, comm.size)
+            for p in dp.parameters():
+                p.grad = None
+            dp(c).backward()
+            seen.append(dp.grads_finite())
+        return seen, all(np.isfinite(e).all() for e in dp.powersgd.error_dict.values())
+
+    for seen, errors_finite in simulate(2, run):
+        assert seen == [True, False, True, True] and errors_finite
+
+
 def test_one_state_serves_one_wrapper():
     state = PowerSGDState()
     DataParallel(Probe(), LocalCommunicator(), compression=state)

@@ -49,8 +49,10 @@ to zero over ranks: it only adds rounding); ``start_powerSGD_iter`` may be 0
 or 1 (torch refuses, because DDP rebuilds its buckets after step 1; distnn's
 never change); Gram-Schmidt for every rank (torch takes QR above rank 2: the
 same matrix up to column signs); a column of zeros stays zero (torch divides
-by its zero norm when ``orthogonalization_epsilon`` is 0: NaN). The uncompressed
-gradients and the ``P``'s go in one allreduce (torch: two).
+by its zero norm when ``orthogonalization_epsilon`` is 0: NaN); a step whose
+gradients are not finite (it shows in them, for the step guard to skip or
+report) leaves no error or ``Q`` behind, which would make every later step
+NaN. The uncompressed gradients and the ``P``'s go in one allreduce (torch: two).
 """
 from __future__ import annotations
 
@@ -168,10 +170,10 @@ def orthogonalize(matrix, epsilon: float = 0.0) -> None:
         norm = xp.sqrt(xp.sum(col * col))
         if epsilon:
             col /= norm + epsilon
-        elif float(norm) > 0:
-            col /= norm
-        else:
+        elif float(norm) == 0.0:
             col[...] = 0
+        else:
+            col /= norm  # (a NaN norm spreads NaN: a non-finite gradient stays visible to the step's checks)
         if i + 1 < matrix.shape[1]:
             rest = matrix[:, i + 1:]
             rest -= xp.sum(col * rest, axis=0, keepdims=True) * col
@@ -272,7 +274,12 @@ class PowerSGDExchange:
         for c, p, q in zip(self.compressed, ps, qs):
             xp.matmul(p, q.T, out=self._m(values, c))
         if st.warm_start:
-            st.q_memory_dict[self.index] = q_sum if q_sum is not self.q_flat else q_sum.copy()
+            from .buckets import all_finite  # (buckets imports this module)
+
+            if all_finite(q_sum):
+                st.q_memory_dict[self.index] = q_sum
+            else:  # a non-finite step (skipped or reported by the caller) must not poison the next ones
+                st.q_memory_dict.pop(self.index, None)
         self.q_flat = None
 
     def settle_error(self, values, factor: float, share: float) -> None:
@@ -281,6 +288,7 @@ class PowerSGDExchange:
         count was guessed wrong (then ``M`` was packed ``1 / factor`` too large); ``share`` = n_r / N."""
         if not (self._active and self.state.use_error_feedback):
             return
+        from .buckets import all_finite
         error = self.state.error_dict[self.index]
         for c in self.compressed:
             e = self._m(error, c)
@@ -289,3 +297,5 @@ class PowerSGDExchange:
             e -= share * self._m(values, c)
         for offset, size in self.plain:
             error[offset:offset + size] = 0
+        if not all_finite(error):  # (as Q above: a non-finite step leaves no error behind)
+            error[...] = 0
