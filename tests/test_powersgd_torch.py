@@ -14,7 +14,7 @@ import distnn.functional as F
 from distnn.distributed import DataParallel, LocalCommunicator, PowerSGDState
 from distnn.optim.sgd import SGD
 from test_data_parallel import global_batches, make_data, make_mlp
-from test_powersgd import SHAPES, Probe, coeffs
+from test_powersgd import Probe, coeffs
 
 torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")

@@ -99,8 +99,8 @@ from distnn.nn.module import Module
 from .buckets import all_finite, build_buckets
 from .comm_pool import _acquire_comm, _pools
 from .compression import get_codec
-from .powersgd import get_powersgd
 from .grad_sync import RANK_SHARE, RANK_WEIGHTED, GradientSync, _raise_unused
+from .powersgd import get_powersgd
 from .replicas import ReplicaMismatchError, check_replicas, verify_same_model
 
 # (importable from here too: the replica error users catch, the context keys SyncBatchNorm reads, and the
