@@ -157,10 +157,10 @@ class GradientSync:
             factor = self._count_guess / total
             for b in self._buckets:
                 b.scale(factor)
-            self._count_guess = total
+            self._count_guess = total  # the next step packs against this step's global count
         if self.powersgd is not None:  # the errors, now that the step's units are known (see .powersgd)
             for b in self._buckets:
-                b.exchange.settle_error(b.values, factor, self.powersgd.share * factor)  # the next step packs against this step's global count
+                b.exchange.settle_error(b.values, factor, self.powersgd.share * factor)
         size = self.comm.size
         partly_unused = []
         for b in self._buckets:
