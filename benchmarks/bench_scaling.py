@@ -23,6 +23,15 @@ alike; the table shows the best round (samples/s over all ranks), the weak
 scaling efficiency ``throughput(2) / (2 * throughput(1))`` and ratios.
 
     python benchmarks/bench_scaling.py [--steps 60] [--repeats 2] [--compression fp16]
+    python benchmarks/bench_scaling.py --compare-compression [--repeats 3]
+
+``--compare-compression`` runs distnn alone on W ranks with each gradient
+compression (none, fp16, powersgd: rank 1, compressing from the first step),
+alternating over the rounds, and prints samples/s and the bytes each rank
+sends through collectives per step (each allreduce's and allgather's
+buffer, an all-to-all's rows for other ranks: what the algorithm hands the
+transport; the shared-memory sum of "none" moves its buffer through memory,
+not a network, and an allreduce algorithm may move up to twice its buffer).
 
 Targets: distnn efficiency >= 0.90; distnn(2) >= 1.5x torch DDP(2) and >= 0.9x numpy(2)
 (the ratio to numpy-shm is printed too: the floor of the algorithm distnn uses).
@@ -40,6 +49,7 @@ import time
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 SIZES = (784, 512, 256, 10)
 HERE = os.path.abspath(__file__)
+COMPRESSIONS = ("none", "fp16", "bf16", "powersgd")
 
 
 def parse_args(argv=None):
@@ -50,8 +60,10 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=2, help="rounds over all configurations")
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--no-torch", action="store_true")
-    p.add_argument("--compression", choices=["none", "fp16", "bf16"], default="none",
-                   help="distnn's wire compression (the targets are for none)")
+    p.add_argument("--compression", choices=COMPRESSIONS, default="none",
+                   help="distnn's wire compression (the targets are for none; powersgd: rank 1 from the first step)")
+    p.add_argument("--compare-compression", action="store_true",
+                   help="distnn on --ranks ranks with each compression: samples/s and bytes sent per step")
     p.add_argument("--worker", choices=["distnn", "numpy", "numpy-shm", "torch"], help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -77,7 +89,10 @@ def worker_distnn(args):
     distnn.manual_seed(0)
     model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
     compression = None if args.compression == "none" else args.compression
+    if compression == "powersgd":
+        compression = dist.PowerSGDState(start_powerSGD_iter=0)
     net = dist.DataParallel(model, comm, compression=compression) if comm.size > 1 else model
+    sent = _count_bytes(net) if comm.size > 1 else [0]
     opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
     xs, ys = _data(comm.rank, args.batch)
 
@@ -87,7 +102,35 @@ def worker_distnn(args):
         opt.step()
 
     return _timed(step, args, comm.barrier, comm.rank, comm.size,
-                  lambda v: float(comm.allreduce(__import__("numpy").array([v]), "max")[0]))
+                  lambda v: float(comm.allreduce(__import__("numpy").array([v]), "max")[0]),
+                  lambda: sent[0])
+
+
+def _count_bytes(dp):
+    """Count the bytes this rank sends through DataParallel's collectives: the buffer of each allreduce
+    (its own communicator's, and each start of a bucket's persistent one), of each allgather, and the rows
+    of an all-to-all meant for other ranks. Returns the one-element running total."""
+    total = [0]
+    comm = dp._comm
+    others = (comm.size - 1) / comm.size
+    for name in ("iallreduce", "ialltoall", "iallgather"):  # (allreduce goes through iallreduce)
+        method = getattr(comm, name)
+
+        def counted(array, *rest, _method=method, _share=others if name == "ialltoall" else 1.0, **kw):
+            total[0] += array.nbytes * _share
+            return _method(array, *rest, **kw)
+
+        setattr(comm, name, counted)
+    for b in dp._buckets:
+        if b._allreduce is not None:
+            start = b._allreduce.start
+
+            def counted_start(_start=start, _n=b._allreduce.array.nbytes):
+                total[0] += _n
+                return _start()
+
+            b._allreduce.start = counted_start
+    return total
 
 
 def worker_numpy(args):
@@ -224,18 +267,19 @@ def worker_torch(args):
     return out
 
 
-def _timed(step, args, barrier, rank, size, reduce_max):
+def _timed(step, args, barrier, rank, size, reduce_max, sent=lambda: 0):
     for i in range(args.warmup):
         step(i)
     barrier()
+    before = sent()
     t0 = time.perf_counter()
     for i in range(args.steps):
         step(i)
     barrier()
     elapsed = reduce_max(time.perf_counter() - t0)
     if rank == 0:
-        print("RESULT " + json.dumps({"samples_per_s": args.steps * args.batch * size / elapsed, "ranks": size}),
-              flush=True)
+        print("RESULT " + json.dumps({"samples_per_s": args.steps * args.batch * size / elapsed, "ranks": size,
+                                      "bytes_per_step": (sent() - before) / args.steps}), flush=True)
 
 
 # ------------------------------------------------------------------------------ driver
@@ -252,7 +296,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _run(framework, ranks, args):
+def _run(framework, ranks, args, full=False):
     worker = "distnn" if framework == "distnn-mpi" else framework
     common = ["--worker", worker, "--steps", str(args.steps), "--warmup", str(args.warmup),
               "--batch", str(args.batch), "--compression", args.compression]
@@ -275,7 +319,8 @@ def _run(framework, ranks, args):
         text, errors, ok = out.stdout, out.stderr, out.returncode == 0
     for line in text.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[7:])["samples_per_s"]
+            result = json.loads(line[7:])
+            return result if full else result["samples_per_s"]
     raise RuntimeError(f"{framework} with {ranks} ranks failed (ok={ok}):\n{errors[-3000:]}")
 
 
@@ -285,6 +330,8 @@ def main(argv=None):
         {"distnn": worker_distnn, "numpy": worker_numpy, "numpy-shm": worker_numpy,
          "torch": worker_torch}[args.worker](args)
         return 0
+    if args.compare_compression:
+        return compare_compression(args)
     frameworks = ["distnn", "numpy"]
     if not args.no_torch:
         try:
@@ -317,6 +364,30 @@ def main(argv=None):
     if "torch" in frameworks:
         print(f"distnn/torch DDP gloo at {W} ranks: {d / best[('torch', W)]:.2f}  (target >= 1.50)")
     print(f"distnn weak-scaling efficiency: {d / (W * best[('distnn', 1)]):.3f}  (target >= 0.90)")
+    return 0
+
+
+
+def compare_compression(args):
+    """distnn on ``args.ranks`` ranks with each compression, alternating over the rounds (best round shown)."""
+    import copy
+
+    kinds = ("none", "fp16", "powersgd")
+    best = {k: {"samples_per_s": 0.0} for k in kinds}
+    for _ in range(args.repeats):
+        for k in kinds:
+            a = copy.copy(args)
+            a.compression = k
+            r = _run("distnn", args.ranks, a, full=True)
+            if r["samples_per_s"] > best[k]["samples_per_s"]:
+                best[k] = r
+    print(f"MLP {'-'.join(map(str, SIZES))}, float32, batch {args.batch} per rank, {args.ranks} ranks, "
+          f"{args.steps} timed steps, best of {args.repeats} rounds")
+    print(f"{'compression':12s} {'samples/s':>12s} {'vs none':>8s} {'bytes sent/step/rank':>21s} {'vs none':>8s}")
+    for k in kinds:
+        r, n = best[k], best["none"]
+        print(f"{k:12s} {r['samples_per_s']:12.0f} {r['samples_per_s'] / n['samples_per_s']:8.2f} "
+              f"{r['bytes_per_step']:21,.0f} {r['bytes_per_step'] / n['bytes_per_step']:8.4f}")
     return 0
 
 

@@ -23,6 +23,9 @@ one (:meth:`~.comm_base.Communicator.allreduce_init`), set up once: each
 start costs next to nothing. With compression a bucket takes two collectives
 (:class:`~.compression.CompressedExchange`: an all-to-all started at launch,
 an allgather when the bucket is finished, in bucket order on every rank).
+With PowerSGD (:mod:`.powersgd`) it takes two allreduces the same way: the
+uncompressed gradients, flags, meta and ``P``'s at launch, the ``Q``'s when
+finished.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from distnn.autograd.engine import set_grad_destination
 from distnn.backend import device_of, get_array_module, to_numpy
 
 from .compression import CompressedExchange
+from .powersgd import PowerSGDExchange, PowerSGDState
 
 
 def _weigh_into(xp, out, g, w):
@@ -80,7 +84,7 @@ class FlatBucket:
         self.release()
         xp = get_array_module(self.params[0].data)
         size = self.numel + len(self.params) + self.extra
-        if self.codec is None:
+        if self.codec is None:  # (PowerSGD's plain steps allreduce its own buffer: not persistent)
             self._allreduce = comm.allreduce_buffer(size, self.dtype, "sum", xp)
             self.buffer = self._allreduce.array
         else:
@@ -93,7 +97,9 @@ class FlatBucket:
             self.views.append(view)
             set_grad_destination(p, view)
             offset += n
-        if self.codec is not None:
+        if isinstance(self.codec, PowerSGDState):
+            self.exchange = PowerSGDExchange(self.codec, comm, self.index, self.buffer, self.views)
+        elif self.codec is not None:
             self.exchange = CompressedExchange(self.codec, comm, self.numel, self.meta.size, xp)
 
     def release(self) -> None:

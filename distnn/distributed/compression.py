@@ -173,9 +173,10 @@ CODECS = {"fp16": FP16Codec, "bf16": BF16Codec}
 
 
 def get_codec(name):
-    """The codec for ``compression`` (None, "fp16" or "bf16")."""
+    """The codec for ``compression`` (None, "fp16" or "bf16"; "powersgd" is :mod:`.powersgd`'s)."""
     if name is None:
         return None
-    if name not in CODECS:
-        raise ValueError(f"unknown compression {name!r}; expected None, 'fp16' or 'bf16'")
+    if not isinstance(name, str) or name not in CODECS:
+        raise ValueError(f"unknown compression {name!r}; expected None, 'fp16', 'bf16', 'powersgd' or a "
+                         "PowerSGDState")
     return CODECS[name]()

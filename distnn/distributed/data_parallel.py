@@ -76,7 +76,10 @@ exchange (e.g. "this rank was asked to stop"): set it before the
 synchronizing backward, read :attr:`step_flags_sum` after it.
 
 Gradients may be sent as fp16 or bf16 (``compression``, see
-:mod:`.compression`); ``check_every=K`` verifies every K steps (and
+:mod:`.compression`), or as PowerSGD's low-rank approximations
+(``compression="powersgd"`` or a :class:`~.powersgd.PowerSGDState`, see
+:mod:`.powersgd`; it changes the gradients, so it runs on one rank too);
+``check_every=K`` verifies every K steps (and
 :meth:`check_replicas` on demand) that the parameters are bitwise equal on
 all ranks.
 """
@@ -97,6 +100,7 @@ from .buckets import all_finite, build_buckets
 from .comm_pool import _acquire_comm, _pools
 from .compression import get_codec
 from .grad_sync import RANK_SHARE, RANK_WEIGHTED, GradientSync, _raise_unused
+from .powersgd import get_powersgd
 from .replicas import ReplicaMismatchError, check_replicas, verify_same_model
 
 # (importable from here too: the replica error users catch, the context keys SyncBatchNorm reads, and the
@@ -119,7 +123,9 @@ class DataParallel(GradientSync, Module):
 
     Arguments: ``module`` (the model, identical on every rank); ``comm`` (a
     Communicator, default ``distnn.distributed.init()``); ``bucket_mb``
-    (bucket size in MiB); ``compression`` (None, ``"fp16"`` or ``"bf16"``);
+    (bucket size in MiB); ``compression`` (None, ``"fp16"``, ``"bf16"``,
+    ``"powersgd"`` or a :class:`~.powersgd.PowerSGDState` with its options;
+    the state is :attr:`powersgd`);
     ``find_unused_parameters`` (True: parameters without a gradient count
     as zeros; False: that is an error, raised when the synchronizing backward
     ends, on one rank too); ``check_every`` (verify replicas are
@@ -186,8 +192,15 @@ class DataParallel(GradientSync, Module):
         self._private = None  # the pool entry of that split
         self._finalizer = None
         self.bucket_mb = float(bucket_mb)
-        self.codec = get_codec(compression)
-        self.compression = compression
+        self.powersgd = get_powersgd(compression)  # (None unless PowerSGD)
+        if self.powersgd is not None:
+            # its memory is keyed by bucket index: two wrappers would overwrite each other's
+            if getattr(self.powersgd, "_in_use", False):
+                raise ValueError("DataParallel: this PowerSGDState already serves another DataParallel; give "
+                                 "each wrapper its own (its error feedback and Q's belong to one model)")
+            self.powersgd._in_use = True
+        self.codec = self.powersgd if self.powersgd is not None else get_codec(compression)
+        self.compression = "powersgd" if self.powersgd is not None else compression
         self.find_unused_parameters = find_unused_parameters
         self.check_every = int(check_every)
         self.broadcast_buffers = broadcast_buffers
@@ -217,6 +230,7 @@ class DataParallel(GradientSync, Module):
         self.step_flags_sum = np.zeros(self.num_step_flags)  # summed over ranks at the last sync
         if comm.size > 1:
             verify_same_model(module, comm)
+        if comm.size > 1 or self.powersgd is not None:  # (PowerSGD changes the gradients on one rank too)
             if not self._train_params:
                 raise ValueError("DataParallel: the model has no parameter that requires a gradient; there is "
                                  "nothing to synchronize (a frozen model needs no DataParallel)")
@@ -367,20 +381,40 @@ class DataParallel(GradientSync, Module):
         self._step_meta = None
 
     def sync_state_dict(self) -> dict:
-        """What an exact resume needs besides the model: the global sample count the next step weighs against.
+        """What an exact resume needs besides the model: the global sample count the next step weighs against,
+        and with PowerSGD its iteration and warm-start ``Q``'s (the same on every rank).
 
         (Gradients are pre-weighted with the previous step's global count; a
         resumed run that started from another guess would round differently.)
+        Each rank's own PowerSGD errors are :meth:`rank_sync_state_dict`'s.
         """
-        return {"global_count": float(self._count_guess)}
+        state = {"global_count": float(self._count_guess)}
+        if self.powersgd is not None:
+            state["powersgd"] = self.powersgd.state_dict()
+        return state
+
+    def rank_sync_state_dict(self) -> dict:
+        """This rank's own part of the resume state (PowerSGD's error feedback); empty without PowerSGD.
+        A checkpoint stores every rank's and gives them to :meth:`load_sync_state_dict` as ``"ranks"``."""
+        return {"powersgd": self.powersgd.rank_state_dict()} if self.powersgd is not None else {}
 
     def load_sync_state_dict(self, state: dict) -> None:
-        """Restore :meth:`sync_state_dict` (also accepts checkpoints that stored ``_count_guess``)."""
+        """Restore :meth:`sync_state_dict` (also accepts checkpoints that stored ``_count_guess``).
+
+        ``state["ranks"]``, when present, lists every saved rank's
+        :meth:`rank_sync_state_dict`: on the same number of ranks each rank
+        takes its own PowerSGD errors; on another number rank 0 takes their
+        sum and the others start at zero (only the sum over ranks enters the
+        next step, see :mod:`.powersgd`: the run goes on as it would have).
+        """
         value = state.get("global_count", state.get("_count_guess"))
         if value is not None:
             if not value > 0:
                 raise ValueError(f"DataParallel sync state: global_count must be > 0, got {value!r}")
             self._count_guess = float(value)
+        if self.powersgd is not None and state.get("powersgd") is not None:
+            ranks = [(r or {}).get("powersgd") for r in state.get("ranks") or []]
+            self.powersgd.load_state_dict(state["powersgd"], ranks, self.comm.rank, self.comm.size)
 
     @property
     def bucket_layout(self) -> list:

@@ -111,6 +111,8 @@ class GradientSync:
         if self._weight is None:  # fixed for the whole synchronization: every bucket packs alike
             self._samples = self._local_samples()
             self._weight = self._share(self._samples)
+        if self.powersgd is not None:  # (its error feedback keeps M - share * approximation)
+            self.powersgd.share = self._share(self._samples)
         if b.extra:  # the last bucket carries the step meta
             b.launch(self._comm, self._weight, self._meta_values())
         else:
@@ -150,10 +152,15 @@ class GradientSync:
         self.step_flags[...] = 0
         # Ranks packed with n_r / G; when the global count N differs (an epoch's short last
         # batch), turn the sums into the average with n_r / N. Every rank sees the same N.
+        factor = 1.0
         if self.weight_by_samples and total > 0 and total != self._count_guess:
+            factor = self._count_guess / total
             for b in self._buckets:
-                b.scale(self._count_guess / total)
+                b.scale(factor)
             self._count_guess = total  # the next step packs against this step's global count
+        if self.powersgd is not None:  # the errors, now that the step's units are known (see .powersgd)
+            for b in self._buckets:
+                b.exchange.settle_error(b.values, factor, self.powersgd.share * factor)
         size = self.comm.size
         partly_unused = []
         for b in self._buckets:
@@ -168,6 +175,8 @@ class GradientSync:
         self._in_sync = False
         self._synced_since_finish = True
         self.num_syncs += 1
+        if self.powersgd is not None:
+            self.powersgd.step_done()
         if self.broadcast_buffers and self._synced_buffers:
             self._broadcast_tensors(self._synced_buffers)
         if self.check_every and self.num_syncs % self.check_every == 0:

@@ -55,6 +55,9 @@ SWITCHES = (
      "with train.precision = '32' (no loss scaling)", "train.precision = '16-mixed'"),
     (("train.nonfinite",), lambda c: c["train"]["nonfinite"] == "error", ("train.max_nonfinite",),
      "with train.nonfinite = 'error' (the first non-finite step stops the run)", "train.nonfinite = 'skip'"),
+    (("distributed.compression",), lambda c: c["distributed"]["compression"] != "powersgd",
+     tuple(k for k in SCHEMA if k.startswith("distributed.powersgd.")),
+     "while distributed.compression is not 'powersgd'", "distributed.compression = 'powersgd'"),
     (("run.profile",), lambda c: not c["run"].get("profile"), ("run.profile_steps",),
      "while run.profile is unset (no profiling)", "run.profile = DIR (--profile DIR)"),
     # (lars and lamb exempt them from their layer adaptation too, whatever the decay)

@@ -271,7 +271,24 @@ SCHEMA: dict[str, Key] = {
                           NONNEG, optional=True),
     # --- distributed
     "distributed.bucket_mb": _k("float", 25.0, "gradient bucket size in MiB for overlapped allreduce", POS),
-    "distributed.compression": _k("str", "none", "gradient compression on the wire", choices=("none", "fp16", "bf16")),
+    "distributed.compression": _k("str", "none", "gradient compression on the wire: fp16/bf16 values, or powersgd's "
+                                  "low-rank approximations (then on one rank too; [distributed.powersgd])",
+                                  choices=("none", "fp16", "bf16", "powersgd")),
+    # torch's PowerSGDState arguments and defaults (distnn.distributed.PowerSGDState)
+    "distributed.powersgd.matrix_approximation_rank": _k("int", 1, "powersgd: the rank of each gradient's "
+                                                         "approximation", (">=", 1)),
+    "distributed.powersgd.start_powerSGD_iter": _k("int", 1000, "powersgd: optimizer steps with plain allreduce "
+                                                   "before compression starts", NONNEG),
+    "distributed.powersgd.min_compression_rate": _k("float", 2.0, "powersgd: compress a gradient only if its size "
+                                                    "over (rows + cols) * rank exceeds this", NONNEG),
+    "distributed.powersgd.use_error_feedback": _k("bool", True, "powersgd: carry each rank's compression error "
+                                                  "into its next step"),
+    "distributed.powersgd.warm_start": _k("bool", True, "powersgd: start each step's power iteration from the "
+                                          "last step's Q"),
+    "distributed.powersgd.orthogonalization_epsilon": _k("float", 0.0, "powersgd: added to column norms when "
+                                                         "orthogonalizing", NONNEG),
+    "distributed.powersgd.random_seed": _k("int", 0, "powersgd: seed of Q's first values (the same on every "
+                                           "rank)", NONNEG),
     "distributed.check_every": _k("int", 0, "check replicas are identical every N steps (0 = off)", NONNEG),
     # At least a second: below that, ordinary jitter (a slow rank, a checkpoint save) aborts the job.
     # inf means no limit, as DISTNN_COLLECTIVE_TIMEOUT=inf does.
@@ -361,6 +378,7 @@ SECTIONS = {
     "checkpoint": "when and where to save, what to keep, resuming",
     "ensemble": "members, what varies between them, per-member overrides",
     "distributed": "gradient buckets and compression, replica checks, collective timeout, synchronized batch norm",
+    "distributed.powersgd": "options of compression 'powersgd' (torch's PowerSGDState arguments and defaults)",
 }
 
 TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",

@@ -277,6 +277,10 @@ class Job:
         dist = cfg.distributed
         ddp = {"bucket_mb": dist.bucket_mb, "check_every": dist.check_every,
                "compression": None if dist.compression == "none" else dist.compression}
+        if dist.compression == "powersgd":
+            from distnn.distributed.powersgd import PowerSGDState
+
+            ddp["compression"] = PowerSGDState(**_as_dict(dist.powersgd))
         trainer = Trainer(self.model, self.optimizer, self.splits.train, self.splits.val, comm=self.comm,
                           batch_size=d.batch_size, epochs=t.epochs, callbacks=callbacks, transform=self.train_tf,
                           eval_transform=self.eval_tf, clip_grad_norm=t.grad_clip or None,

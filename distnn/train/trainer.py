@@ -80,6 +80,13 @@ def shard(n: int, comm, shuffle: bool, seed: int = 0, drop_last: bool = False):
                               drop_last=drop_last)
 
 
+def _changes_gradients(ddp_kwargs) -> bool:
+    """Whether DataParallel with these options changes gradients beyond averaging (PowerSGD does)."""
+    from distnn.distributed.powersgd import get_powersgd
+
+    return get_powersgd((ddp_kwargs or {}).get("compression")) is not None
+
+
 def _data_parallel(model, comm, **kwargs):
     from distnn.distributed import DataParallel
 
@@ -203,7 +210,9 @@ class Trainer(TrainStepMixin, StepObjectiveMixin, TrainerStateMixin, EvaluationM
         # DataParallel talks to the other ranks when built (replica check, weight broadcast), so it is made
         # at the start of fit(): constructing a Trainer is communication-free, and a setup error on one rank
         # cannot leave the others stuck in a mismatched collective.
-        self._ddp_kwargs = dict(ddp_kwargs or {}) if data_parallel and self.world > 1 else None
+        # (on one rank too with PowerSGD compression: it changes the gradients, so one rank trains as N do)
+        self._ddp_kwargs = dict(ddp_kwargs or {}) if data_parallel and (
+            self.world > 1 or _changes_gradients(ddp_kwargs)) else None
         # without DataParallel each rank steps on its own shard: its replica may differ from rank 0's, so a
         # checkpoint holds every rank's (see replica_state)
         self.own_replicas = not data_parallel and self.world > 1

@@ -51,6 +51,8 @@ def main():
     p.add_argument("--batch", type=int, default=40)
     p.add_argument("--final", default=None)
     p.add_argument("--precision", default="32")
+    p.add_argument("--powersgd-start", type=int, default=None,
+                   help="PowerSGD compression (rank 1) from this step on (default: none)")
     a = p.parse_args()
 
     if a.await_writes:  # "the write has ended by the next step" without counting on timing
@@ -69,9 +71,14 @@ def main():
     model = build_model("mlp", hidden_sizes=[32], dropout=a.dropout, input_shape=splits.input_shape, num_classes=10)
     opt = Adam(model.parameters(), lr=3e-3)
     warm = LRSchedulerCallback(LinearWarmup(opt, warmup_steps=5), interval="step")
+    ddp_kwargs = None
+    if a.powersgd_start is not None:
+        from distnn.distributed import PowerSGDState
+
+        ddp_kwargs = {"compression": PowerSGDState(start_powerSGD_iter=a.powersgd_start)}
     trainer = Trainer(model, opt, splits.train.subset(np.arange(a.subset)), splits.val, comm=comm,
                       batch_size=a.batch, epochs=a.epochs, callbacks=[warm], transform=train_tf,
-                      eval_transform=eval_tf, seed=3, precision=a.precision)
+                      eval_transform=eval_tf, seed=3, precision=a.precision, ddp_kwargs=ddp_kwargs)
     scaler_states = {}  # the loss scaler's state after each step of this session ("16-mixed")
 
     class ScalerStates(Callback):
@@ -108,6 +115,8 @@ def main():
         with open(a.final + ".json", "w") as f:
             json.dump({"global_step": trainer.state.global_step, "skipped_steps": trainer.state.skipped_steps,
                        "replicas_equal": len(set(digests)) == 1, "world": comm.size, "scaler": scaler_states,
+                       "powersgd": (trainer.ddp.powersgd.compression_stats()
+                                    if trainer.ddp is not None and trainer.ddp.powersgd is not None else None),
                        "history": [{k: v for k, v in h.items() if k != "wall_time" and k != "samples_per_sec"}
                                    for h in trainer.history]}, f)
     return 0

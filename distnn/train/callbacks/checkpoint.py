@@ -271,6 +271,9 @@ class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, Cal
         mine = {"rng": dn_random.get_state(), "module_rng": dn_random.module_generator_states(trainer.model),
                 "epoch_sums": dict(trainer.state.epoch_sums),
                 "stop_requested": bool(trainer.state.stop_requested), "previous": previous, "metric": metric}
+        own_sync = trainer.ddp.rank_sync_state_dict() if getattr(trainer, "ddp", None) is not None else {}
+        if own_sync:  # (PowerSGD's error feedback: each rank's own)
+            mine["data_parallel"] = own_sync
         if not trainer.is_main and getattr(trainer, "own_replicas", False):
             # (data_parallel=False: this rank's weights and optimizer state are its own, not rank 0's copy)
             mine["replica"] = trainer.replica_state()

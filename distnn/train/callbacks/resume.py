@@ -44,6 +44,9 @@ def restore_trainer(trainer, state: dict, manifest: dict, log=None) -> None:
     state = dict(state)
     ranks = state.pop("ranks", None)
     state.pop("_files", None)
+    if ranks and any("data_parallel" in rk for rk in ranks):  # every rank's own part (PowerSGD's errors)
+        state["data_parallel"] = {**(state.get("data_parallel") or {}),
+                                  "ranks": [rk.get("data_parallel") for rk in ranks]}
     trainer.load_state_dict(state)  # DataParallel's state too, applied once fit builds the wrapper
     r, world = trainer.rank, trainer.world
     if ranks and r < len(ranks):  # this rank's own generators (the layers' too), where that rank was saved
