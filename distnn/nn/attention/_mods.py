@@ -42,8 +42,9 @@ def evaluate_mask(mask_mod, idx, shape, xp):
     """``mask_mod`` on the index Tensors, as a bool array of ``shape`` (B, H, Q, KV)."""
     out = mask_mod(*idx)
     raw = xp.asarray(out.data if isinstance(out, Tensor) else out)
-    if raw.dtype != bool:  # (PyTorch's torch.where refuses a non-bool condition)
-        raise RuntimeError(f"mask_mod must return a bool tensor (True: attend), got dtype {raw.dtype}")
+    if raw.dtype != bool:  # (PyTorch's create_block_mask AssertionError; its torch.where refuses it too)
+        raise AssertionError(f"mask.dtype must be bool, got {raw.dtype}: mask_mod must return a bool tensor "
+                             f"(True: attend)")
     try:
         return xp.broadcast_to(raw, shape)
     except ValueError:

@@ -138,9 +138,12 @@ def _check(query, key, value, block_mask, enable_gqa):
     if enable_gqa and (key.shape[1] == 0 or query.shape[1] % key.shape[1]):
         raise ValueError(f"Expect number of query heads to be a multiple of kv heads for GQA but got "
                          f"Hq={query.shape[1]} and Hkv={key.shape[1]}.")
-    if key.shape[:3] != value.shape[:3]:
-        raise ValueError(f"flex_attention(): key {tuple(key.shape)} and value {tuple(value.shape)} must have the "
-                         f"same batch, heads and length S (their first three dimensions)")
+    if value.shape[2] != key.shape[2]:  # (PyTorch's: its matmul's message)
+        raise RuntimeError(f"flex_attention(): value {tuple(value.shape)} must have key's length S={key.shape[2]} "
+                           f"(dimension 2), got {value.shape[2]}")
+    if any(v not in (1, k) for v, k in zip(value.shape[:2], key.shape[:2])):  # (1 broadcasts, as in PyTorch)
+        raise RuntimeError(f"flex_attention(): value's batch and heads {tuple(value.shape[:2])} must equal key's "
+                           f"{tuple(key.shape[:2])} or be 1")
     if query.shape[0] != key.shape[0]:
         if block_mask is None:
             raise ValueError(f"Expect query and key/value to have the same batch size, or non-none block_mask, "
