@@ -219,8 +219,8 @@ def test_gradients_pass_the_finite_difference_check_through_a_captured_bias():
 
     def f(q, k, v, bias):
         out, aux = DFX.flex_attention(q, k, v, lambda s, b, h, qi, ki: s + bias[qi - ki + 4], bm,
-                                      return_aux=DFX.AuxRequest(lse=True))
-        return out.sum() + aux.lse.sum() * 0.5
+                                      return_aux=DFX.AuxRequest(lse=True, max_scores=True))
+        return out.sum() + aux.lse.sum() * 0.5 + aux.max_scores.sum() * 0.25
 
     assert check_grad(f, rng.standard_normal((1, 2, 4, 3)), rng.standard_normal((1, 2, 5, 3)),
                       rng.standard_normal((1, 2, 5, 2)), rng.standard_normal(8))
