@@ -305,6 +305,8 @@ REFUSALS = {
                                                 enable_gqa=True), ValueError, "multiple of kv heads"),
     "value_length": (lambda L, X: L.flex_attention(X(_r(1, 2, 3, 4)), X(_r(1, 2, 3, 4)), X(_r(1, 2, 5, 4))),
                      RuntimeError, None),
+    "no_keys": (lambda L, X: L.flex_attention(X(_r(1, 2, 3, 4)), X(_r(1, 2, 0, 4)), X(_r(1, 2, 0, 4))), IndexError,
+                "non-zero size"),
     "batch": (lambda L, X: L.flex_attention(X(_r(2, 2, 3, 4)), X(_r(1, 2, 3, 4)), X(_r(1, 2, 3, 4))), ValueError,
               "same batch size"),
     "batch_broadcast": (lambda L, X: L.flex_attention(X(_r(2, 2, 3, 4)), X(_r(3, 2, 3, 4)), X(_r(3, 2, 3, 4)),
@@ -338,6 +340,14 @@ def test_refusals_match_torch(case):
         fn(TFX, torch.tensor)
     with pytest.raises(kind, match=gist):
         fn(DFX, distnn.tensor)
+
+
+def test_no_queries_give_an_empty_output_and_no_statistics_as_torchs():
+    q, k = _r(1, 2, 0, 3), _r(1, 2, 4, 3)
+    t_out, t_lse = TFX.flex_attention(torch.tensor(q), torch.tensor(k), torch.tensor(k), return_lse=True)
+    out, aux = DFX.flex_attention(distnn.tensor(q), distnn.tensor(k), distnn.tensor(k),
+                                  return_aux=DFX.AuxRequest(lse=True, max_scores=True))
+    assert out.shape == tuple(t_out.shape) and t_lse is None and aux == DFX.AuxOutput(None, None)
 
 
 def test_distnn_refuses_integer_inputs_which_torch_computes_into_garbage():

@@ -171,7 +171,8 @@ class BlockMask:
                 f"    kv_indices={shape_or_none(self.kv_indices)},\n"
                 f"    full_kv_num_blocks={shape_or_none(self.full_kv_num_blocks)},\n"
                 f"    full_kv_indices={shape_or_none(self.full_kv_indices)},\n"
-                f"    q_num_blocks={shape_or_none(self.q_num_blocks)},\n    q_indices={shape_or_none(self.q_indices)},\n"
+                f"    q_num_blocks={shape_or_none(self.q_num_blocks)},\n"
+                f"    q_indices={shape_or_none(self.q_indices)},\n"
                 f"    full_q_num_blocks={shape_or_none(self.full_q_num_blocks)},\n"
                 f"    full_q_indices={shape_or_none(self.full_q_indices)},\n    BLOCK_SIZE={self.BLOCK_SIZE},\n"
                 f"    shape={self.shape},\n    sparsity={self.sparsity():.2f}%,\n    mask_mod={name}\n)")

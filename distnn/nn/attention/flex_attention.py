@@ -11,7 +11,7 @@ For query (B, Hq, L, E), key (B or 1, Hkv, S, E), value (B or 1, Hkv, S, Ev):
 A query row whose scores are all -inf gets output 0 (PyTorch's ``_safe_softmax``) and logsumexp -inf.
 ``enable_gqa`` shares each key/value head among Hq / Hkv consecutive query heads. The logsumexp
 (``return_aux=AuxRequest(lse=True)``, or the deprecated ``return_lse``) is (B, Hq, L) in natural log,
-as PyTorch returns it; ``max_scores`` the rows' maxima (PyTorch's CUDA kernels return them, its CPU refuses:
+as PyTorch returns it (None when there are no rows, as PyTorch's); ``max_scores`` the rows' maxima (PyTorch's CUDA kernels return them, its CPU refuses:
 distnn computes them on every device).
 
 How the mods are called, and what they may contain: see ``_mods``. The block lists of a BlockMask do not
@@ -138,6 +138,9 @@ def _check(query, key, value, block_mask, enable_gqa):
     if enable_gqa and (key.shape[1] == 0 or query.shape[1] % key.shape[1]):
         raise ValueError(f"Expect number of query heads to be a multiple of kv heads for GQA but got "
                          f"Hq={query.shape[1]} and Hkv={key.shape[1]}.")
+    if key.shape[2] == 0:  # (PyTorch's eager reference takes the rows' max, which has no keys to take)
+        raise IndexError("flex_attention(): max(): Expected reduction dim 3 to have non-zero size: key and value "
+                         "have no positions (S = 0)")
     if value.shape[2] != key.shape[2]:  # (PyTorch's: its matmul's message)
         raise RuntimeError(f"flex_attention(): value {tuple(value.shape)} must have key's length S={key.shape[2]} "
                            f"(dimension 2), got {value.shape[2]}")
@@ -229,7 +232,8 @@ def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=Non
     p = SafeSoftmax.apply(scores)
     v5 = S.Unsqueeze.apply(_to(value, np.dtype(query.dtype)), axis=2)
     out = (_to(p, np.dtype(query.dtype)).reshape(B, Hkv, G, L, S_len) @ v5).reshape(B, Hq, L, Ev)
-    lse = SafeLogSumExp.apply(scores) if want_lse else None
+    rows = B * Hq * L  # (no rows: PyTorch returns None for the requested statistics)
+    lse = SafeLogSumExp.apply(scores) if want_lse and rows else None
     if return_aux is not None:
-        return out, AuxOutput(lse=lse, max_scores=RowMax.apply(scores) if want_max else None)
+        return out, AuxOutput(lse=lse, max_scores=RowMax.apply(scores) if want_max and rows else None)
     return (out, lse) if return_lse else out
