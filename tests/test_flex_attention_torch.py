@@ -226,6 +226,34 @@ def test_gradients_pass_the_finite_difference_check_through_a_captured_bias():
                       rng.standard_normal((1, 2, 5, 2)), rng.standard_normal(8))
 
 
+def test_double_backward_matches_torch():
+    """create_graph through the output, the logsumexp and max_scores (a fully masked row among them) against
+    PyTorch's eager reference (a softcap with a position term: PyTorch has no double backward through a
+    captured table's indexing under its vmap)."""
+    rng = np.random.default_rng(11)
+    arrays = rng.standard_normal((1, 2, 4, 3)), rng.standard_normal((1, 2, 5, 3)), rng.standard_normal((1, 2, 5, 2))
+    results = []
+    for lib in (torch, distnn):
+        ins = [lib.tensor(a, requires_grad=True) for a in arrays]
+        mask = (TFX if lib is torch else DFX).and_masks(lambda b, h, q, kv: q >= kv, lambda b, h, q, kv: q != 2)
+        score = lambda s, b, h, q, kv: lib.tanh(s / 2) * 2 + (q - kv) * 0.3  # noqa: E731
+        if lib is torch:
+            bm = TFX.create_block_mask(mask, 1, 2, 4, 5, device="cpu", BLOCK_SIZE=2)
+            out, lse, mx = math_attention(*ins, score, bm.as_tuple(), 0.7, {})
+            lse, mx = lse * LN2, mx * LN2
+            grad = torch.autograd.grad
+        else:
+            bm = DFX.create_block_mask(mask, 1, 2, 4, 5, BLOCK_SIZE=2)
+            out, (lse, mx) = DFX.flex_attention(*ins, score, bm, scale=0.7, return_aux=DFX.AuxRequest(True, True))
+            grad = distnn.autograd.grad
+        lse, mx = (lib.where(lib.isinf(t), 0.0, t) for t in (lse, mx))
+        gs = grad((out ** 2).sum() + (lse ** 2).sum() + (mx ** 2).sum(), ins, create_graph=True)
+        sum((g ** 2).sum() for g in gs).backward()
+        results.append([np.asarray(t.grad) for t in ins])
+    for theirs, ours in zip(*results):
+        np.testing.assert_allclose(ours, theirs, **TOL[np.float64])
+
+
 # ---- BlockMask and the mask helpers
 
 LISTS = ["kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices", "q_num_blocks", "q_indices",

@@ -17,7 +17,8 @@ distnn computes them on every device).
 How the mods are called, and what they may contain: see ``_mods``. The block lists of a BlockMask do not
 change the result (PyTorch's eager reference applies the mask_mod to every score: ``block_mask``).
 Gradients reach query, key, value and Tensors a score_mod captures (a learned bias table, say); PyTorch
-refuses backward on CPU and differentiates on CUDA: distnn differentiates on both (first order only).
+refuses backward on CPU and differentiates on CUDA: distnn differentiates on both, twice too
+(``create_graph``).
 ``kernel_options`` configure PyTorch's compiled kernels: checked as PyTorch checks them, otherwise unused.
 """
 from __future__ import annotations
@@ -28,11 +29,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from distnn.autograd.derivatives import saved_input, saved_output
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import device_of, get_array_module
 from distnn.functional import shape as S
 from distnn.functional.elementwise_choice import where
+from distnn.functional.elementwise import exp
 from distnn.functional.sdpa import _safe_softmax
 
 from ._mods import and_masks, create_mask, evaluate_mask, index_tensors, noop_mask, or_masks
@@ -72,6 +75,10 @@ class SafeSoftmax(Function):
         p = self.p
         return (p * (grad - (grad * p).sum(axis=-1, keepdims=True)),)
 
+    def backward_graph(self, g):  # (create_graph: the same formula on recorded Tensors)
+        p = saved_output(self, self.p)
+        return (p * (g - (g * p).sum(dim=-1, keepdim=True)),)
+
 
 class SafeLogSumExp(Function):
     """log(sum(exp(scores))) over the last axis: -inf for a row of -inf, whose gradient is 0 (not NaN)."""
@@ -94,6 +101,13 @@ class SafeLogSumExp(Function):
         p = xp.exp(self.scores - xp.where(xp.isneginf(lse), 0, lse))  # (a -inf row: exp(-inf) = 0)
         return (grad[..., None] * p,)
 
+    def backward_graph(self, g):
+        xp = get_array_module(g.data)
+        scores = saved_input(self, 0, self.scores)
+        lse = S.Unsqueeze.apply(saved_output(self, self.lse[..., 0]), axis=-1)
+        safe = where(Tensor(xp.isneginf(self.lse)), 0.0, lse)
+        return (S.Unsqueeze.apply(g, axis=-1) * exp(scores - safe),)
+
 
 class RowMax(Function):
     """The maximum over the last axis (PyTorch's ``torch.max(scores, -1)[0]``; the gradient goes to the first
@@ -111,6 +125,12 @@ class RowMax(Function):
             return (xp.zeros(self.shape, dtype=grad.dtype),)
         first = xp.arange(self.shape[-1]) == self.arg  # (one-hot at the first maximum of each row)
         return (first * grad[..., None],)
+
+    def backward_graph(self, g):
+        if self.arg is None:
+            return (Tensor(get_array_module(g.data).zeros(self.shape, dtype=g.dtype)),)
+        first = get_array_module(g.data).arange(self.shape[-1]) == self.arg
+        return (S.Unsqueeze.apply(g, axis=-1) * Tensor(first.astype(g.dtype)),)
 
 
 def _check(query, key, value, block_mask, enable_gqa):
