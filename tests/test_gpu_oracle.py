@@ -298,6 +298,34 @@ def _masked_tensor_ops(x):
             + mt.var(1, keepdim=True).to_tensor(0.0) + mt.amax().to_tensor(0.0))
 
 
+_R_FX = np.random.default_rng(67)  # (nn.attention.flex_attention's own stream)
+_FX_DOCS = np.array([0, 0, 1, 1, 1, 2])
+
+
+def _flex_bias_documents_gqa(q, k, v, bias):
+    """flex_attention with a captured device bias table indexed by q_idx - kv_idx, a document mask from a host
+    table moved to the device (and_masks with causal), GQA, the logsumexp and the rows' maxima (no row fully
+    masked: the diagonal stays)."""
+    from distnn.nn.attention import flex_attention as FX
+
+    device = backend.device_of(q.data)
+    docs = dn.Tensor(backend.to_device(_FX_DOCS, device))
+    mask = FX.and_masks(lambda b, h, qi, ki: qi >= ki, lambda b, h, qi, ki: docs[qi] == docs[ki])
+    bm = FX.create_block_mask(mask, 2, 4, 6, 6, device=device, BLOCK_SIZE=4)
+    out, aux = FX.flex_attention(q, k, v, lambda s, b, h, qi, ki: s + bias[qi - ki + 5], bm, enable_gqa=True,
+                                 return_aux=FX.AuxRequest(lse=True, max_scores=True))
+    return out + aux.lse[..., None] * 0.5 + aux.max_scores[..., None] * 0.25
+
+
+def _flex_softcap_empty_rows(q, k, v):
+    """flex_attention with a tanh softcap and rows whose keys are all masked (output 0, no NaN)."""
+    from distnn.nn.attention import flex_attention as FX
+
+    bm = FX.create_block_mask(lambda b, h, qi, ki: (qi >= ki) & (qi % 3 != 1), None, None, 6, 5,
+                              device=backend.device_of(q.data), BLOCK_SIZE=(4, 3))
+    return FX.flex_attention(q, k, v, lambda s, b, h, qi, ki: dn.tanh(s / 2.0) * 2.0, bm, scale=0.8)
+
+
 _R_TR = np.random.default_rng(47)  # (the rest of the Tensor API's own stream)
 _R_SPARSE = np.random.default_rng(61)  # (distnn.sparse's values: their own stream)
 _SP_IDX = np.array([[0, 1, 1, 0, 2], [2, 0, 2, 2, 1]])  # (0, 2) twice: coalesce sums it
@@ -879,6 +907,13 @@ NEW_OPS = {
     "masked_reductions": ([_R_MK.standard_normal((4, 5))], _masked_reductions),
     "masked_normalizations": ([_R_MK.standard_normal((3, 5))], _masked_normalizations),
     "masked_tensor_ops": ([_R_MK.standard_normal((3, 5))], _masked_tensor_ops),
+    # nn.attention.flex_attention: score_mod/mask_mod on device index tensors, captured device tables, the
+    # block lists built on the device, safe softmax, logsumexp and row maxima (written without a GPU)
+    "flex_attention_bias_documents_gqa": ([_R_FX.standard_normal((2, 4, 6, 3)), _R_FX.standard_normal((2, 2, 6, 3)),
+                                           _R_FX.standard_normal((2, 2, 6, 4)), _R_FX.standard_normal(11)],
+                                          _flex_bias_documents_gqa),
+    "flex_attention_softcap_empty_rows": ([_R_FX.standard_normal((2, 2, 6, 3)), _R_FX.standard_normal((2, 2, 5, 3)),
+                                           _R_FX.standard_normal((2, 2, 5, 2))], _flex_softcap_empty_rows),
 }
 
 

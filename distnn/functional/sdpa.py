@@ -28,6 +28,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from ._dtype_checks import check_attn_mask
+from .sdpa_backends import check_backend
 
 
 def _safe_softmax(scores, xp):
@@ -191,6 +192,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     PyTorch's (there is no training flag: pass 0 in evaluation). The masks come from ``generator`` or
     distnn's per-thread generator, the trainer's per-sample streams when it runs (the scores' first dimension
     holds the samples), so N data-parallel ranks drop what one process does.
+
+    ``nn.attention.sdpa_kernel`` decides which calls are allowed, as PyTorch's CPU backend selection does;
+    the arithmetic is always the math backend's (see ``functional.sdpa_backends``).
     """
     from distnn import random as drandom
 
@@ -199,6 +203,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     where = "scaled_dot_product_attention"
     q, k, v = (_raw(t) for t in (query, key, value))
     _check(q, k, v, attn_mask, dropout_p, is_causal, enable_gqa)
+    check_backend(q, k, v, dropout_p, enable_gqa)  # (what nn.attention.sdpa_kernel enabled allows this call)
     k_groups = q.shape[-3] // k.shape[-3] if enable_gqa else 1
     v_groups = q.shape[-3] // v.shape[-3] if enable_gqa else 1
     shape = _scores_shape(q, k, v, k_groups, v_groups, where)

@@ -32,9 +32,9 @@ from distnn.functional._dtype_checks import attn_mask_dtype, autocast_dtype_of, 
 from distnn.functional.attention import MultiheadAttentionCore
 from distnn.functional.linear import linear
 
-from . import init
-from .linear import Linear
-from .module import Module, Parameter
+from .. import init
+from ..linear import Linear
+from ..module import Module, Parameter
 
 
 def causal_mask(L, S=None, xp=np):
