@@ -14,6 +14,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# tests/isolated/: test files run only in a child pytest of their own (a wrapper test starts it), because what
+# they exercise changes the process for good (tests/test_control_flow.py says why)
+collect_ignore = [] if os.environ.get("DISTNN_TESTS_ISOLATED") else ["isolated"]
+
 
 def pytest_configure(config):
     """Under mpiexec, a temporary-directory root of its own for each rank.
@@ -126,6 +130,11 @@ def _reseed(key: str) -> int:
     t = sys.modules.get("torch")
     if t is not None and hasattr(t, "manual_seed"):
         t.manual_seed(seed)
+        # (torch.compile's first use, e.g. inside torch's flex_attention, turns torch.distributions' argument
+        # validation off for the rest of the process; the oracle tests compare refusals with it on, torch's default)
+        dist = getattr(t, "distributions", None)
+        if dist is not None and dist.Distribution._validate_args is not __debug__:
+            dist.Distribution.set_default_validate_args(__debug__)
     return seed
 
 
