@@ -155,6 +155,22 @@ def test_joined_rank_shadows_compressed_buckets_and_buffer_broadcasts():
         assert int(model["1.num_batches_tracked"]) == 3
 
 
+def test_joined_rank_shadows_powersgd():
+    """PowerSGD (its own collectives per bucket, error feedback, warm start): a joined rank sends nothing and
+    keeps pace; replicas, optimizer state and synchronization counts end equal."""
+    from distnn.distributed.powersgd import PowerSGDState
+
+    per_rank = rank_batches((4, 1, 2), seed=8)
+
+    def fn(comm):
+        state = PowerSGDState(start_powerSGD_iter=0, min_compression_rate=0.5)
+        return train_joined(comm, per_rank, compression=state, bucket_mb=0.0002)
+
+    results = simulate(3, fn)
+    assert_same(results)
+    assert results[0][2] == 4
+
+
 # ------------------------------------------------------------------------ throw / enable / failure
 def test_throw_on_early_termination_raises_on_every_rank_when_the_first_rank_joins():
     per_rank = rank_batches((2, 5), seed=4)
