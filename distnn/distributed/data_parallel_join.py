@@ -7,9 +7,11 @@ allreduce, only inside an enabled join; none otherwise). A rank that has
 joined answers each round in which some rank is active with one *shadow*
 synchronization: no gradients and zero samples, through the very code an
 active rank's synchronization runs, so it makes the same collectives in the
-same order (every bucket's allreduce, or the two collectives of a compressed
-bucket; the step meta's allreduce when it has its own; the buffer broadcast).
-It then holds the step's averaged gradients like every rank.
+same order (every bucket's allreduce, or the collectives of a compressed
+bucket, PowerSGD's included; the step meta's allreduce when it has its own;
+the buffer broadcast). It then holds the step's averaged gradients like every
+rank. (With PowerSGD's error feedback, a joined rank's remaining error goes
+into its first shadow step, as it would into its next real one.)
 
 The gradient of a step is the gradient of one process on the union of the
 active ranks' batches: joined ranks count zero samples, so the sample-count
