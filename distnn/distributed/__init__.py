@@ -115,6 +115,7 @@ def __getattr__(name):
         "reduce_sum_count": ".metrics", "ExactSum": ".exact_sum",
         "MPICommunicator": ".mpi_comm",
         "mpiexec_command": ".launch",
+        "Join": ".join", "Joinable": ".join", "JoinHook": ".join", "JoinableOptimizer": ".join",
     }
     if name in lazy:
         import importlib
@@ -127,5 +128,5 @@ __all__ = [
     "init", "is_initialized", "simulate", "Communicator", "Handle", "LocalCommunicator", "InProcessCommunicator",
     "MPICommunicator", "DataParallel", "PowerSGDState", "ReplicaMismatchError", "DistributedSampler", "SyncBatchNorm", "valid_rows",
     "Metric", "Mean", "Sum", "Accuracy", "ExactSum", "reduce_sum_count", "mpiexec_command", "CollectiveError", "CollectiveTimeoutError", "CollectiveAbortedError",
-    "CommunicatorFreedError", "REDUCE_OPS",
+    "CommunicatorFreedError", "REDUCE_OPS", "Join", "Joinable", "JoinHook", "JoinableOptimizer",
 ]

@@ -75,6 +75,10 @@ otherwise), so no rank is left waiting.
 exchange (e.g. "this rank was asked to stop"): set it before the
 synchronizing backward, read :attr:`step_flags_sum` after it.
 
+Uneven inputs (ranks with different numbers of batches): train inside
+``with dp.join():`` or ``with Join([dp, optimizer]):`` (:mod:`.join`,
+:mod:`.data_parallel_join`).
+
 Gradients may be sent as fp16 or bf16 (``compression``, see
 :mod:`.compression`), or as PowerSGD's low-rank approximations
 (``compression="powersgd"`` or a :class:`~.powersgd.PowerSGDState`, see
@@ -99,6 +103,7 @@ from distnn.nn.module import Module
 from .buckets import all_finite, build_buckets
 from .comm_pool import _acquire_comm, _pools
 from .compression import get_codec
+from .data_parallel_join import DataParallelJoin
 from .grad_sync import RANK_SHARE, RANK_WEIGHTED, GradientSync, _raise_unused
 from .powersgd import get_powersgd
 from .replicas import ReplicaMismatchError, check_replicas, verify_same_model
@@ -118,7 +123,7 @@ def _refuse_sparse_embeddings(module) -> None:
                              "sparse gradients are not supported under DataParallel (its gradient buckets are "
                              "dense): use sparse=False (and an optimizer other than SparseAdam)")
 
-class DataParallel(GradientSync, Module):
+class DataParallel(GradientSync, DataParallelJoin, Module):
     """Data-parallel wrapper: ``dp(x)`` runs ``module(x)``; backward averages gradients across ``comm``.
 
     Arguments: ``module`` (the model, identical on every rank); ``comm`` (a
@@ -137,6 +142,9 @@ class DataParallel(GradientSync, Module):
     for time-major inputs; left unset with a time-major recurrent or attention
     layer inside, a warning says to choose). Layers with sparse gradients
     (``Embedding(sparse=True)``) are refused by name: the buckets are dense.
+
+    Ranks with different numbers of batches train inside ``with dp.join():``
+    (PyTorch's ``DistributedDataParallel.join``; see :mod:`.data_parallel_join`).
 
     After a synchronized backward ``p.grad`` is a view of a bucket buffer,
     which the next step overwrites: keep no references to it across steps
@@ -157,7 +165,7 @@ class DataParallel(GradientSync, Module):
     # Per-step state set on the hot path: plain attributes, past Module.__setattr__'s registration checks.
     _PLAIN = frozenset(("num_syncs", "_require_sync", "_explicit_samples", "_forward_samples", "_last_samples",
                         "_count_guess", "_in_sync", "_synced_since_finish", "_launched", "_probed", "_weight",
-                        "_samples", "step_flags_sum"))
+                        "_samples", "step_flags_sum", "_join_step"))
 
     def __setattr__(self, name, value):
         if name in self._PLAIN:

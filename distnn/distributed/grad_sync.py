@@ -72,6 +72,8 @@ class GradientSync:
         if not self._require_sync:
             return
         if not self._in_sync:
+            if self._join_config.enable:  # inside dp.join(): this step's round first (data_parallel_join.py)
+                self._join_notify()
             self._in_sync = True
             queue_callback(self._end_of_backward)
         if bucket.ready[j]:
@@ -158,10 +160,15 @@ class GradientSync:
             for b in self._buckets:
                 b.scale(factor)
             self._count_guess = total  # the next step packs against this step's global count
+        join_step = self._join_step  # (None unless inside dp.join())
+        if join_step is not None and join_step.scale != 1.0:  # (weight_by_samples=False: over the active ranks)
+            factor *= join_step.scale
+            for b in self._buckets:
+                b.scale(join_step.scale)
         if self.powersgd is not None:  # the errors, now that the step's units are known (see .powersgd)
             for b in self._buckets:
                 b.exchange.settle_error(b.values, factor, self.powersgd.share * factor)
-        size = self.comm.size
+        size = self.comm.size if join_step is None else join_step.active  # (joined ranks send no gradients)
         partly_unused = []
         for b in self._buckets:
             b.install(counts[b.index])
@@ -178,8 +185,11 @@ class GradientSync:
         if self.powersgd is not None:
             self.powersgd.step_done()
         if self.broadcast_buffers and self._synced_buffers:
-            self._broadcast_tensors(self._synced_buffers)
-        if self.check_every and self.num_syncs % self.check_every == 0:
+            # (in a join: from an active rank; rank 0 may have joined and hold stale statistics)
+            self._broadcast_tensors(self._synced_buffers, root=0 if join_step is None else join_step.root)
+        if join_step is not None:
+            self._join_step = None
+        elif self.check_every and self.num_syncs % self.check_every == 0:  # (a joined rank's replica lags)
             self.check_replicas()
         if partly_unused and not self.find_unused_parameters:
             _raise_unused(partly_unused)
@@ -204,6 +214,8 @@ class GradientSync:
             self._synced_since_finish = False
             return
         if self._in_sync or not self._synced_since_finish or self._grads_reset_since_sync():
+            if not self._in_sync and self._join_config.enable:  # inside dp.join(): this step's round first
+                self._join_notify()
             if not self._in_sync and self._explicit_samples is None and self._forward_samples is None:
                 self._explicit_samples = 0  # no forward since the last step: no samples, whatever the last had
             self._in_sync = True
