@@ -91,20 +91,18 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-import weakref
 
 import numpy as np
 
-from distnn.autograd.engine import backward_depth, queue_callback, register_backward_begin_hook
 from distnn.autograd.grad_mode import is_grad_enabled
 from distnn.backend import device_of, get_array_module
 from distnn.nn.module import Module
 
-from .buckets import all_finite, build_buckets
+from .buckets import all_finite
 from .comm_pool import _acquire_comm, _pools
 from .compression import get_codec
 from .data_parallel_join import DataParallelJoin
-from .grad_sync import RANK_SHARE, RANK_WEIGHTED, GradientSync, _raise_unused
+from .grad_sync import RANK_SHARE, RANK_WEIGHTED, GradientSync
 from .powersgd import get_powersgd
 from .replicas import ReplicaMismatchError, check_replicas, verify_same_model
 
@@ -310,84 +308,6 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
                     t.data[...] = new.reshape(t.data.shape)
                     t._bump_version()
 
-    def _build_buckets(self):
-        self._buckets = build_buckets(self._train_params, self.bucket_mb * (1 << 20), self.codec)
-        # The step meta (sample count, step flags) rides in the last bucket when its dtype holds
-        # counts exactly (float32: up to 2**24); otherwise it gets a tiny float64 allreduce of its own.
-        meta_size = 1 + self.num_step_flags
-        last = self._buckets[-1]
-        if last.dtype.kind == "f" and last.dtype.itemsize >= 4:
-            last.extra, self._step_meta = meta_size, None
-        else:
-            self._step_meta = self._comm.allreduce_init(np.zeros(meta_size))
-        for b in self._buckets:  # collective, in bucket order: sets up each persistent allreduce
-            b.allocate(self._comm)
-        self._slot = {}
-        for b in self._buckets:
-            for j, p in enumerate(b.params):
-                self._slot[id(p)] = (b, j)
-
-    def _register_hooks(self):
-        ref = weakref.ref(self)
-        for _, p in self._train_params:
-            b, j = self._slot[id(p)]
-
-            def hook(tensor, _b=b, _j=j):
-                dp = ref()
-                if dp is not None:
-                    dp._grad_ready(_b, _j)
-
-            self._hooks.append(p.register_post_accumulate_grad_hook(hook))
-
-        def begin(root, leaves):
-            dp = ref()
-            return None if dp is None else dp._on_backward_begin(root, leaves)
-
-        handle = register_backward_begin_hook(begin)
-        self._hooks.append(handle)
-        weakref.finalize(self, handle.remove)
-        # A DataParallel dropped without remove_hooks() (a Trainer that is done) still lets go of its
-        # parameters' gradient destinations, frees its persistent MPI requests and hands its communicator
-        # back. (Once only: after remove_hooks() the communicator may already serve another wrapper.)
-        self._finalizer = weakref.finalize(self, _release, self._buckets, self._step_meta, self._private)
-
-    def _register_single_rank_hook(self):
-        """One rank: nothing to exchange, but a synchronizing backward still ends a step as on several
-        ranks: ``step_flags`` become ``step_flags_sum`` (a sum over one rank) and ``num_syncs`` counts it."""
-        ref = weakref.ref(self)
-        slot = {id(p) for p in self._params}
-
-        def begin(root, leaves):
-            dp = ref()
-            if dp is not None and dp._require_sync and backward_depth() == 1 and any(id(t) in slot for t in leaves):
-                queue_callback(dp._end_single_rank_step)
-
-        handle = register_backward_begin_hook(begin)
-        self._hooks.append(handle)
-        weakref.finalize(self, handle.remove)
-
-    def _end_single_rank_step(self):
-        self.step_flags_sum = self.step_flags.copy()
-        self.step_flags[...] = 0
-        self.num_syncs += 1
-        self._synced_since_finish = True
-        if not self.find_unused_parameters:
-            # The check N ranks make when they pack (a parameter whose .grad is None when the synchronizing
-            # backward ends), at the same point, so a model that would fail under mpiexec fails on one rank
-            # too (PyTorch's DDP raises on one rank as well). Only with the flag: the default pays nothing.
-            unused = [f"'{name}' (no gradient on 1 of 1 ranks)" for name, p in self._train_params if p.grad is None]
-            if unused:
-                _raise_unused(unused)
-
-    def remove_hooks(self) -> None:
-        """Detach from the model's parameters (the model then trains without synchronization)."""
-        for h in self._hooks:
-            h.remove()
-        self._hooks = []
-        if self._finalizer is not None:
-            self._finalizer()
-        self._step_meta = None
-
     def sync_state_dict(self) -> dict:
         """What an exact resume needs besides the model: the global sample count the next step weighs against,
         and with PowerSGD its iteration and warm-start ``Q``'s (the same on every rank).
@@ -446,16 +366,6 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
         Collective. Buffers are compared too when ``broadcast_buffers`` keeps them equal.
         """
         check_replicas(self.module, self._comm, self.broadcast_buffers, self.num_syncs)
-
-
-def _release(buckets, step_meta, private):
-    idle = all(b.handle is None for b in buckets)  # (a backward that raised may have left rounds running)
-    for b in buckets:
-        b.release()
-    if step_meta is not None:
-        step_meta.free()
-    if idle:
-        private.in_use = False  # another DataParallel may take the communicator over
 
 
 def _batch_size(inputs, kwargs, dim: int):
