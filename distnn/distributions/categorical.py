@@ -37,7 +37,6 @@ class Categorical(Distribution):
 
     def expand(self, batch_shape, _instance=None):
         new = self._expand_params(Categorical, batch_shape, _instance, ("probs", "logits"))
-        new._param = new.__dict__.get("probs", new.__dict__.get("logits"))
         new._num_events = self._num_events
         return new
 

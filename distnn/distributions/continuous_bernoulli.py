@@ -47,7 +47,6 @@ class ContinuousBernoulli(ExponentialFamily):
     def expand(self, batch_shape, _instance=None):
         new = self._expand_params(ContinuousBernoulli, batch_shape, _instance, ("probs", "logits"))
         new._lims = self._lims
-        new._param = new.__dict__.get("probs", new.__dict__.get("logits"))
         return new
 
     @lazy_property

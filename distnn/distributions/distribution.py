@@ -190,13 +190,16 @@ class Distribution:
 
     def _expand_params(self, cls, batch_shape, _instance, names):
         """The common ``expand``: a new ``cls`` whose parameters ``names`` (those this instance holds) are
-        expanded to ``batch_shape + (their event dims)``; the validation flag carries over."""
+        expanded to ``batch_shape + (their event dims)``; the validation flag carries over, and ``_param`` (the
+        given one of ``probs``/``logits``) points at its expanded tensor."""
         new = self._get_checked_instance(cls, _instance)
         batch_shape = tuple(batch_shape)
         for name in names:
             if name in self.__dict__:
                 value = self.__dict__[name]
                 new.__dict__[name] = value.expand(batch_shape + tuple(value.shape[len(self._batch_shape):]))
+        if "_param" in self.__dict__:  # (probs/logits distributions: the one given, as expanded above)
+            new._param = new.__dict__.get("probs", new.__dict__.get("logits"))
         Distribution.__init__(new, batch_shape, self._event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new

@@ -31,9 +31,7 @@ class NegativeBinomial(BinaryProbsLogits, Distribution):
         super().__init__(self._param.shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._expand_params(NegativeBinomial, batch_shape, _instance, ("total_count", "probs", "logits"))
-        new._param = new.__dict__.get("probs", new.__dict__.get("logits"))
-        return new
+        return self._expand_params(NegativeBinomial, batch_shape, _instance, ("total_count", "probs", "logits"))
 
     @property
     def param_shape(self):
