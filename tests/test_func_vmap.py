@@ -9,6 +9,7 @@ import distnn.functional as F
 import distnn.nn as nn
 from distnn import Tensor
 from distnn import func as dfunc
+from test_func_transforms import _close  # noqa: E402  (pytrees compared as in the transforms' tests)
 
 TIGHT = dict(rtol=1e-11, atol=1e-12)
 RNG = np.random.default_rng(11)
@@ -16,20 +17,6 @@ A = RNG.standard_normal((4, 3))
 B = RNG.standard_normal((3, 4))
 C = RNG.standard_normal((3,))
 
-
-def _close(d, t):
-    if isinstance(t, (tuple, list)):
-        assert type(d) is type(t) and len(d) == len(t), (type(d), type(t))
-        for u, v in zip(d, t):
-            _close(u, v)
-    elif isinstance(t, dict):
-        assert isinstance(d, dict) and list(d) == list(t)
-        for k in t:
-            _close(d[k], t[k])
-    else:
-        assert isinstance(d, Tensor), type(d)
-        assert tuple(d.shape) == tuple(t.shape)
-        np.testing.assert_allclose(d.detach().numpy(), t.detach().numpy(), **TIGHT)
 
 
 def _both(torch, *arrays):
