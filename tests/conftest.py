@@ -114,6 +114,26 @@ def own_signal_handlers(monkeypatch):
         signal.signal(s, h)
 
 
+@pytest.fixture
+def kl_registries_restored():
+    """distnn's and torch's KL registries as they were before the test: a test that registers its own pairs
+    must not leave them for a later one in the same process (which tests share a process is up to the
+    scheduler when the suite runs on several workers)."""
+    import distnn.distributions.kl as dkl
+
+    saved = dict(dkl._KL_REGISTRY)
+    tkl = None
+    try:
+        import torch.distributions.kl as tkl
+    except ImportError:  # (no torch: only distnn's)
+        pass
+    tsaved = dict(tkl._KL_REGISTRY) if tkl is not None else None
+    yield
+    dkl._KL_REGISTRY.clear(), dkl._KL_REGISTRY.update(saved), dkl._KL_MEMOIZE.clear()
+    if tkl is not None:
+        tkl._KL_REGISTRY.clear(), tkl._KL_REGISTRY.update(tsaved), tkl._KL_MEMOIZE.clear()
+
+
 def _seed_for(key: str) -> int:
     return int(np.random.SeedSequence([_SALT % (1 << 64), zlib.crc32(key.encode())]).generate_state(1)[0])
 

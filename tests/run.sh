@@ -12,9 +12,18 @@ DISTNN_EXTRAS="mpi,data,viz,dev" source launch/_venv.sh
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 python -c "import torch" 2>/dev/null || echo "[distnn] note: torch is not installed; PyTorch-oracle tests will be skipped (.ci/run installs torch==2.13.0)"
 
+# The single-process tests run on one worker process per core (pytest-xdist, at most 8; a test file's
+# tests stay together on one worker); DISTNN_TEST_WORKERS=0 runs them in this process, one after another.
+workers="${DISTNN_TEST_WORKERS:-$(nproc 2>/dev/null || echo 1)}"
+[ "$workers" -gt 8 ] && workers=8
+parallel=()
+if [ "$workers" -gt 1 ] && python -c "import xdist" 2>/dev/null; then
+  parallel=(-n "$workers" --dist loadfile)
+fi
+
 status=0
-echo "=== single-process tests"
-python -m pytest -q -p no:cacheprovider "$@" tests || status=$?
+echo "=== single-process tests${parallel:+ (${workers} worker processes)}"
+python -m pytest -q -p no:cacheprovider "${parallel[@]}" "$@" tests || status=$?
 for n in 2 3; do
   echo "=== multi-rank tests under mpiexec -n $n"
   # Each rank runs the mpi-marked tests; pytest-mpi skips those needing more ranks.

@@ -108,6 +108,7 @@ def test_kl_infinite_and_zero_cases_are_torchs(case):
     assert np.isinf(ref).any()  # (the case checks where q puts no mass where p does)
 
 
+@pytest.mark.usefixtures("kl_registries_restored")
 def test_kl_of_unknown_pairs_and_register_kl_as_torch():
     with pytest.raises(NotImplementedError, match=r"No KL\(p \|\| q\) is implemented for p type Normal and q type"):
         D.kl_divergence(D.Normal(0.0, 1.0), D.Binomial(3, 0.5))

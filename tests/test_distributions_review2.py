@@ -32,6 +32,7 @@ def test_uniform_valid_bounds_still_accepted_with_tensor_and_number_mixed():
     assert "LessThan" in repr(D.constraints.less_than(1.0))
 
 
+@pytest.mark.usefixtures("kl_registries_restored")
 def test_kl_dispatch_warns_when_two_registrations_are_equally_specific_as_torch():
     class MyNormal(D.Normal):
         pass
