@@ -179,6 +179,46 @@ def test_embedding_unused_on_one_rank():
         simulate(2, step, False)
 
 
+def test_a_model_of_sparse_tables_only_matches_one_process():
+    """No dense bucket at all (the step's counts take their own allreduce): EmbeddingBag(sparse=True) alone."""
+    bags = [np.random.default_rng(s).integers(0, NUM, (b, 3)) for s, b in ((0, 5), (1, 4), (2, 7))]
+    targets = [np.random.default_rng(10 + s).standard_normal((len(b), DIM)) for s, b in enumerate(bags)]
+
+    def train(comm=None):
+        rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
+        model = nn.EmbeddingBag(NUM, DIM, mode="sum", sparse=True, dtype=np.float64,
+                                _weight=np.random.default_rng(rank).standard_normal((NUM, DIM)))
+        dp = model if comm is None else DataParallel(model, comm)
+        opt = O.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        for bag, y in zip(bags, targets):
+            opt.zero_grad()
+            mine, ys = bag[rank::size], y[rank::size]
+            loss = ((dp(distnn.tensor(mine)) - distnn.tensor(ys)) ** 2).sum() * (1.0 / (len(mine) * DIM))
+            loss.backward()
+            opt.step()
+        return to_numpy(model.weight.data).copy()
+
+    ref = train()
+    results = simulate(2, train)
+    np.testing.assert_allclose(results[0], ref, rtol=RTOL)
+    assert np.array_equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_grads_finite_reads_the_sparse_gradients(n):
+    def step(comm):
+        model = _Net(1)
+        dp = DataParallel(model, comm)
+        idx, y = _data([4])[0]
+        mine, ys = idx[comm.rank::comm.size], y[comm.rank::comm.size]
+        _loss(dp(distnn.tensor(mine)), ys, len(mine)).backward()
+        before = dp.grads_finite()
+        model.emb.weight.grad._values().data[0, 0] = np.nan  # (this rank's own copy: a local check)
+        return before, dp.grads_finite()
+
+    assert simulate(n, step) == [(True, False)] * n
+
+
 def test_sparse_gradients_go_uncompressed_beside_fp16_buckets():
     batches = _data([6])
     single = _Net(1)
