@@ -31,7 +31,8 @@ class GradientSync:
         # Sparse-gradient parameters (sparse embeddings) are exchanged apart, when backward ends (.sparse_sync)
         sparse = sparse_parameters(self.module, self._train_params)
         self._sparse = SparseGradientExchange(sparse) if sparse else None
-        dense = [(n, p) for n, p in self._train_params if all(p is not q for _, q in sparse)]
+        sparse_ids = {id(p) for _, p in sparse}
+        dense = [(n, p) for n, p in self._train_params if id(p) not in sparse_ids]
         self._buckets = build_buckets(dense, self.bucket_mb * (1 << 20), self.codec)
         # The step meta (sample count, step flags) rides in the last bucket when its dtype holds
         # counts exactly (float32: up to 2**24); otherwise (or with no bucket at all) it gets a tiny
