@@ -1,15 +1,14 @@
 """Sparse gradients (nn.Embedding(sparse=True)) in the optimizers, against torch.optim in float64: SGD (plain,
 momentum, Nesterov, dampening, maximize), Adagrad and SparseAdam over several steps from the same weights
 and batches; SparseAdam's state_dict round trip resumes exactly; PyTorch's refusals (the other optimizers,
-weight decay, SparseAdam's dense gradients and arguments); clipping's refusal; DataParallel's refusal."""
+weight decay, SparseAdam's dense gradients and arguments); clipping's refusal. (Sparse gradients under
+DataParallel: test_data_parallel_sparse.py.)"""
 import numpy as np
 import pytest
 
 import distnn
-import distnn.functional as F
 import distnn.optim as O
 from distnn import nn
-from distnn.distributed import DataParallel, simulate
 from state_io import saved_and_loaded
 
 pytestmark = pytest.mark.filterwarnings("ignore:Sparse invariant checks:UserWarning")  # (torch's, not ours)
@@ -184,31 +183,6 @@ def test_clipping_refuses_sparse_gradients_as_torch(torch):
     for clip in (lambda ps: nn.utils.clip_grad_norm_(ps, 1.0), lambda ps: nn.utils.clip_grad_value_(ps, 1.0)):
         with pytest.raises(NotImplementedError, match="gradient clipping does not support sparse gradients"):
             clip(e.parameters())
-
-
-class _FunctionalSparse(nn.Module):  # F.embedding(sparse=True) in forward: no layer to spot when wrapping
-    def __init__(self):
-        super().__init__()
-        self.w = nn.Parameter(np.ones((4, 2)))
-
-    def forward(self, idx):
-        return F.embedding(idx, self.w, sparse=True)
-
-
-def test_data_parallel_refuses_sparse_gradients_by_name():
-    with pytest.raises(ValueError, match="DataParallel: 'emb' \\(Embedding\\) has sparse=True; sparse gradients "
-                                         "are not supported under DataParallel"):
-        simulate(2, lambda comm: DataParallel(_Net(np.ones((NUM, DIM)), np.eye(DIM)), comm))
-    with pytest.raises(ValueError, match="'EmbeddingBag' \\(EmbeddingBag\\) has sparse=True"):
-        simulate(1, lambda comm: DataParallel(nn.EmbeddingBag(4, 2, sparse=True), comm))
-
-    def functional(comm):
-        dp = DataParallel(_FunctionalSparse(), comm)
-        dp.set_num_samples(2)
-        dp(distnn.tensor(np.array([0, 3]))).sum().backward()
-
-    with pytest.raises(RuntimeError, match="DataParallel: parameter 'w' got a sparse gradient"):
-        simulate(2, functional)
 
 
 def test_grad_scaler_unscales_sparse_gradients_as_torch(torch):

@@ -131,8 +131,11 @@ class FlatBucket:
                 views[j][...] = 0
             else:
                 if type(g) is _engine._sparse.type:  # (F.embedding(..., sparse=True) in a wrapped model's forward)
-                    raise RuntimeError(f"DataParallel: parameter '{self.names[j]}' got a sparse gradient; sparse "
-                                       "gradients are not supported under DataParallel: use sparse=False")
+                    raise RuntimeError(f"DataParallel: parameter '{self.names[j]}' got a sparse gradient, but it is "
+                                       "synchronized in a dense bucket: DataParallel exchanges sparse gradients "
+                                       "for the weights of Embedding/EmbeddingBag layers with sparse=True only "
+                                       "(found when wrapping), not F.embedding(..., sparse=True) on another "
+                                       "parameter; use such a layer, or sparse=False")
                 if g.dtype != views[j].dtype:  # (the engine keeps a gradient in its parameter's dtype)
                     raise TypeError(f"DataParallel: parameter '{self.names[j]}' is {g.dtype} now but was "
                                     f"{views[j].dtype} when DataParallel was built; change a model's dtype "

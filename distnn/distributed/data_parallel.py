@@ -79,6 +79,13 @@ Uneven inputs (ranks with different numbers of batches): train inside
 ``with dp.join():`` or ``with Join([dp, optimizer]):`` (:mod:`.join`,
 :mod:`.data_parallel_join`).
 
+Sparse gradients (the weights of ``Embedding``/``EmbeddingBag`` layers
+with ``sparse=True``) stay out of the buckets: when backward ends every rank
+gathers every rank's rows and values and sums them, so each holds the same
+coalesced sparse gradient (PyTorch DDP's sparse allreduce; see
+:mod:`.sparse_sync`). They are weighted as the dense ones and are never
+compressed.
+
 Gradients may be sent as fp16 or bf16 (``compression``, see
 :mod:`.compression`), or as PowerSGD's low-rank approximations
 (``compression="powersgd"`` or a :class:`~.powersgd.PowerSGDState`, see
@@ -112,15 +119,6 @@ __all__ = ["DataParallel", "RANK_SHARE", "RANK_WEIGHTED", "ReplicaMismatchError"
 
 
 
-def _refuse_sparse_embeddings(module) -> None:
-    """DataParallel averages dense gradient buckets: a layer with sparse gradients is refused by name (PyTorch's
-    DDP would allreduce the sparse tensors)."""
-    for name, m in module.named_modules():
-        if getattr(m, "sparse", False) is True and hasattr(m, "num_embeddings"):
-            raise ValueError(f"DataParallel: '{name or type(m).__name__}' ({type(m).__name__}) has sparse=True; "
-                             "sparse gradients are not supported under DataParallel (its gradient buckets are "
-                             "dense): use sparse=False (and an optimizer other than SparseAdam)")
-
 class DataParallel(GradientSync, DataParallelJoin, Module):
     """Data-parallel wrapper: ``dp(x)`` runs ``module(x)``; backward averages gradients across ``comm``.
 
@@ -138,15 +136,18 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     False = plain mean over ranks, for losses that are not per-sample means);
     ``batch_dim`` (the axis of the forward input that counts samples: 0, or 1
     for time-major inputs; left unset with a time-major recurrent or attention
-    layer inside, a warning says to choose). Layers with sparse gradients
-    (``Embedding(sparse=True)``) are refused by name: the buckets are dense.
+    layer inside, a warning says to choose). The weights of
+    ``Embedding``/``EmbeddingBag`` layers with ``sparse=True`` get sparse
+    gradients: they stay out of the buckets and are exchanged as sparse
+    tensors when backward ends, uncompressed (see :mod:`.sparse_sync`).
 
     Ranks with different numbers of batches train inside ``with dp.join():``
     (PyTorch's ``DistributedDataParallel.join``; see :mod:`.data_parallel_join`).
 
     After a synchronized backward ``p.grad`` is a view of a bucket buffer,
     which the next step overwrites: keep no references to it across steps
-    (copy it if you need it).
+    (copy it if you need it). A sparse embedding's ``p.grad`` is a new
+    coalesced sparse tensor each step, the same on every rank.
 
     As with PyTorch's DDP, build the model completely first: parameters must
     not change dtype (an error) or ``requires_grad`` (not noticed; the
@@ -183,7 +184,6 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
             raise ValueError("DataParallel: the model has uninitialized parameters (a lazy module such as "
                              "LazyLinear before its first forward); run a forward pass with a dummy batch to "
                              "initialize them before wrapping the model")
-        _refuse_sparse_embeddings(module)
         if not bucket_mb > 0:
             raise ValueError(f"bucket_mb must be > 0, got {bucket_mb!r}")
         if check_every < 0:
@@ -228,6 +228,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
         self._samples = None
         self._hooks = []
         self._buckets = []
+        self._sparse = None   # the sparse embeddings' exchange (.sparse_sync), when the model has any
         self._step_meta = None  # the step meta's own persistent allreduce, when the last bucket cannot carry it
         self._train_params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         self._params = [p for _, p in self._train_params]
@@ -357,8 +358,9 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
         every rank, so every rank answers alike without communicating.
         """
         if self.comm.size == 1:
-            return all(all_finite(p.grad) for p in self._params if p.grad is not None)
-        return all(b.finite() for b in self._buckets)
+            return all(all_finite(p.grad._vals.data if getattr(p.grad, "is_sparse", False) else p.grad)
+                       for p in self._params if p.grad is not None)
+        return all(b.finite() for b in self._buckets) and (self._sparse is None or self._sparse.finite())
 
     def check_replicas(self) -> None:
         """Raise :class:`ReplicaMismatchError` on every rank unless parameters are bitwise equal everywhere.

@@ -9,7 +9,7 @@ synchronization: no gradients and zero samples, through the very code an
 active rank's synchronization runs, so it makes the same collectives in the
 same order (every bucket's allreduce, or the collectives of a compressed
 bucket, PowerSGD's included; the step meta's allreduce when it has its own;
-the buffer broadcast). It then holds the step's averaged gradients like every
+the sparse gradients' allgathers, with no rows of its own; the buffer broadcast). It then holds the step's averaged gradients like every
 rank. (With PowerSGD's error feedback, a joined rank's remaining error goes
 into its first shadow step, as it would into its next real one.)
 

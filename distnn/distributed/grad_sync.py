@@ -13,6 +13,7 @@ from distnn.autograd.engine import backward_context, backward_depth, queue_callb
 from distnn.autograd.profiler_record import Range
 
 from .buckets import build_buckets
+from .sparse_sync import SparseGradientExchange, sparse_parameters
 
 # backward_context() key: this pass's seed carries the rank's weight n_r / G (see _on_backward_begin).
 RANK_WEIGHTED = "distnn.data_parallel.rank_weighted"
@@ -27,12 +28,18 @@ class GradientSync:
     the state used here (``_comm``, the sample counts, ``step_flags``)."""
 
     def _build_buckets(self):
-        self._buckets = build_buckets(self._train_params, self.bucket_mb * (1 << 20), self.codec)
+        # Sparse-gradient parameters (sparse embeddings) are exchanged apart, when backward ends (.sparse_sync)
+        sparse = sparse_parameters(self.module, self._train_params)
+        self._sparse = SparseGradientExchange(sparse) if sparse else None
+        sparse_ids = {id(p) for _, p in sparse}
+        dense = [(n, p) for n, p in self._train_params if id(p) not in sparse_ids]
+        self._buckets = build_buckets(dense, self.bucket_mb * (1 << 20), self.codec)
         # The step meta (sample count, step flags) rides in the last bucket when its dtype holds
-        # counts exactly (float32: up to 2**24); otherwise it gets a tiny float64 allreduce of its own.
+        # counts exactly (float32: up to 2**24); otherwise (or with no bucket at all) it gets a tiny
+        # float64 allreduce of its own.
         meta_size = 1 + self.num_step_flags
-        last = self._buckets[-1]
-        if last.dtype.kind == "f" and last.dtype.itemsize >= 4:
+        last = self._buckets[-1] if self._buckets else None
+        if last is not None and last.dtype.kind == "f" and last.dtype.itemsize >= 4:
             last.extra, self._step_meta = meta_size, None
         else:
             self._step_meta = self._comm.allreduce_init(np.zeros(meta_size))
@@ -42,16 +49,21 @@ class GradientSync:
         for b in self._buckets:
             for j, p in enumerate(b.params):
                 self._slot[id(p)] = (b, j)
+        for p in self._sparse.params if self._sparse is not None else ():
+            self._slot[id(p)] = None  # (no bucket: exchanged when backward ends)
 
     def _register_hooks(self):
         ref = weakref.ref(self)
         for _, p in self._train_params:
-            b, j = self._slot[id(p)]
+            slot = self._slot[id(p)]
 
-            def hook(tensor, _b=b, _j=j):
+            def hook(tensor, _slot=slot):
                 dp = ref()
                 if dp is not None:
-                    dp._grad_ready(_b, _j)
+                    if _slot is None:
+                        dp._sparse_grad_ready()
+                    else:
+                        dp._grad_ready(*_slot)
 
             self._hooks.append(p.register_post_accumulate_grad_hook(hook))
 
@@ -150,14 +162,22 @@ class GradientSync:
     def _share(self, samples):
         return samples / self._count_guess if self.weight_by_samples else 1.0 / self.comm.size
 
+    def _start_sync(self):
+        """The first gradient of a synchronizing backward: the synchronization ends with the backward."""
+        if self._join_config.enable:  # inside dp.join(): this step's round first (data_parallel_join.py)
+            self._join_notify()
+        self._in_sync = True
+        queue_callback(self._end_of_backward)
+
+    def _sparse_grad_ready(self):
+        if self._require_sync and not self._in_sync:
+            self._start_sync()
+
     def _grad_ready(self, bucket, j):
         if not self._require_sync:
             return
         if not self._in_sync:
-            if self._join_config.enable:  # inside dp.join(): this step's round first (data_parallel_join.py)
-                self._join_notify()
-            self._in_sync = True
-            queue_callback(self._end_of_backward)
+            self._start_sync()
         if bucket.ready[j]:
             return
         bucket.ready[j] = True
@@ -191,10 +211,13 @@ class GradientSync:
         with Range("DataParallel.allreduce_bucket", shapes=[[b.numel]]):  # (packing and starting its sum)
             self._launch_bucket(b)
 
-    def _launch_bucket(self, b):
+    def _fix_weight(self):
         if self._weight is None:  # fixed for the whole synchronization: every bucket packs alike
             self._samples = self._local_samples()
             self._weight = self._share(self._samples)
+
+    def _launch_bucket(self, b):
+        self._fix_weight()
         if self.powersgd is not None:  # (its error feedback keeps M - share * approximation)
             self.powersgd.share = self._share(self._samples)
         if b.extra:  # the last bucket carries the step meta
@@ -218,6 +241,7 @@ class GradientSync:
         for b in self._buckets[self._launched:]:
             b.pending = 0
         self._launch_ready()
+        self._fix_weight()  # (already fixed when a bucket was launched; not without dense parameters)
         waiting = [b.handle for b in self._buckets]
         if self._step_meta is not None:
             self._step_meta.array[...] = self._meta_values()
@@ -251,7 +275,13 @@ class GradientSync:
             for b in self._buckets:
                 b.exchange.settle_error(b.values, factor, self.powersgd.share * factor)
         size = self.comm.size if join_step is None else join_step.active  # (joined ranks send no gradients)
-        partly_unused = []
+        partly_unused, refused = [], []
+        if self._sparse is not None:  # after the buckets, on every rank: one order of collectives
+            with Range("DataParallel.exchange_sparse"):
+                sparse_counts, refused = self._sparse.exchange(self._comm, self._weight, factor)
+            self._sparse.install(sparse_counts)
+            partly_unused += [f"'{name}' (no gradient on {size - c} of {size} ranks)"
+                              for name, c in zip(self._sparse.names, sparse_counts) if c < size]
         for b in self._buckets:
             b.install(counts[b.index])
             partly_unused += [f"'{name}' (no gradient on {size - c} of {size} ranks)"
@@ -273,6 +303,8 @@ class GradientSync:
             self._join_step = None
         elif self.check_every and self.num_syncs % self.check_every == 0:  # (a joined rank's replica lags)
             self.check_replicas()
+        if refused:
+            raise RuntimeError("DataParallel: " + "; ".join(refused))
         if partly_unused and not self.find_unused_parameters:
             _raise_unused(partly_unused)
 
@@ -311,7 +343,7 @@ class GradientSync:
             for p, view in zip(b.params, b.views):
                 if p.grad is view and not p._grad_zeroed:
                     return False
-        return True
+        return self._sparse is None or not self._sparse.holds_synced()
 
 
 def _raise_unused(described) -> None:
