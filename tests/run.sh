@@ -14,7 +14,8 @@ python -c "import torch" 2>/dev/null || echo "[distnn] note: torch is not instal
 
 # The single-process tests run on one worker process per core (pytest-xdist, at most 8; a test file's
 # tests stay together on one worker); DISTNN_TEST_WORKERS=0 runs them in this process, one after another.
-workers="${DISTNN_TEST_WORKERS:-$(nproc 2>/dev/null || echo 1)}"
+# (the cores this process may use: nproc would say 1, as it obeys the OMP_NUM_THREADS=1 set above)
+workers="${DISTNN_TEST_WORKERS:-$(python -c "import os; print(len(os.sched_getaffinity(0)))" 2>/dev/null || echo 1)}"
 [ "$workers" -gt 8 ] && workers=8
 parallel=()
 if [ "$workers" -gt 1 ] && python -c "import xdist" 2>/dev/null; then
