@@ -44,6 +44,8 @@ CASES = [
     ("grad_fn_add", lambda m: m.tensor([1.0], requires_grad=True) + 2.0),
     ("grad_fn_mul_float64", lambda m: m.tensor(np.array([1.0, 2.0]), requires_grad=True) * 2.0),
     ("grad_fn_sum", lambda m: m.tensor([1.0, 2.0], requires_grad=True).sum()),
+    ("grad_fn_view_wrapped", lambda m: m.ones(2, requires_grad=True).view(2, 1)),
+    ("grad_fn_long_line_wraps", lambda m: m.tensor(np.arange(12.0), requires_grad=True) / 3.0),
 ]
 
 
