@@ -13,8 +13,7 @@ or False forces it, None decides so); more than ``threshold`` values are summari
 each end of each dim ("..."), and a row's values are broken into lines by PyTorch's rule (as many values
 of the common width as fit in ``linewidth`` less the indent). ``profile`` sets all four numbers to PyTorch's
 ``"default"`` (4, 1000, 3, 80), ``"short"`` (2, 1000, 2, 80) or ``"full"`` (4, inf, 3, 80) first.
-Complex values keep numpy's formatting, at ``precision`` (PyTorch's formats the real and imaginary parts
-apart). These are the options from the start, as in PyTorch; ``set_printoptions`` changes them.
+Complex values have their real and imaginary parts formatted apart, as PyTorch's. These are the options from the start, as in PyTorch; ``set_printoptions`` changes them.
 """
 from __future__ import annotations
 
@@ -98,13 +97,25 @@ def _text_formatter(a):
     return (lambda v: str(v).rjust(width)), width
 
 
+def _complex_formatter(a, o):
+    """PyTorch's complex formatting: the real and the imaginary parts each by a float formatter of their own,
+    joined as "1.5000+2.j"; the width counts both and the "j"."""
+    real, real_width = _float_formatter(a.real, o)
+    imag, imag_width = _float_formatter(a.imag, o)
+
+    def fmt(v):
+        imag_str = (imag(v.imag) + "j").lstrip()
+        return real(v.real) + (imag_str if imag_str[0] in "+-" else "+" + imag_str)
+    return fmt, real_width + imag_width + 1
+
+
 def _values_str(a, indent, summarize, edgeitems, linewidth, fmt, width):
     """PyTorch's ``_tensor_str_with_formatter``: nested brackets, its line breaks and its "..." rows."""
     cut = summarize and a.shape[0] > 2 * edgeitems
     rows = list(range(edgeitems)) + [None] + list(range(len(a) - edgeitems, len(a))) if cut else range(len(a))
     if a.ndim == 1:
         per_line = max(1, int((linewidth - indent) // (width + 2)))
-        data = [" ..." if i is None else fmt(a[i].item()) for i in rows]
+        data = [(" ..." if edgeitems else "...") if i is None else fmt(a[i].item()) for i in rows]
         lines = [", ".join(data[i:i + per_line]) for i in range(0, len(data), per_line)]
         return "[" + (",\n" + " " * (indent + 1)).join(lines) + "]"
     parts = ["..." if i is None else _values_str(a[i], indent + 1, summarize, edgeitems, linewidth, fmt, width)
@@ -118,11 +129,11 @@ def format_values(array, prefix: str) -> str:
     threshold = sys.maxsize if o["threshold"] == math.inf else int(o["threshold"])
     edgeitems = int(o["edgeitems"])
     summarize = array.size > threshold
-    if array.dtype.kind == "c":  # (numpy's formatting: PyTorch's formats real and imaginary parts apart)
-        return np.array2string(array, separator=", ", prefix=prefix, threshold=threshold, edgeitems=edgeitems,
-                               max_line_width=int(o["linewidth"]), precision=int(o["precision"]))
     shown = _summarized(array, edgeitems) if summarize else array
-    fmt, width = _float_formatter(shown, o) if array.dtype.kind == "f" else _text_formatter(shown)
+    if array.dtype.kind == "c":
+        fmt, width = _complex_formatter(shown, o)
+    else:
+        fmt, width = _float_formatter(shown, o) if array.dtype.kind == "f" else _text_formatter(shown)
     if array.ndim == 0:
         return fmt(array.item())
     return _values_str(array, len(prefix), summarize, edgeitems, int(o["linewidth"]), fmt, width)
@@ -153,6 +164,8 @@ def tensor_repr(t, prefix: str = "tensor(") -> str:
             suffixes.append(f"size={tuple(array.shape)}")
     else:
         body = format_values(array, prefix=prefix)
+        if not _options["edgeitems"]:  # (PyTorch's: with no edge items shown, the size says what is there)
+            suffixes.append(f"size={tuple(array.shape)}")
     dtype = _dtype_suffix(array.dtype, array.size == 0)
     if dtype is not None:
         suffixes.append(dtype)

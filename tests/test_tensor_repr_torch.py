@@ -40,6 +40,10 @@ CASES = [
     ("bool_matrix", lambda m: m.tensor([[True, False, True], [False, False, True]])),
     ("complex64", lambda m: m.tensor(np.array([1 + 2j], dtype=np.complex64))),
     ("complex128", lambda m: m.tensor(np.array([1 + 2j]))),
+    ("complex_mixed", lambda m: m.tensor(np.array([1.5 + 2j, -1j, 3 - 0.25j], dtype=np.complex64))),
+    ("complex_sci", lambda m: m.tensor(np.array([1e-6 + 1j, 2.0]))),
+    ("complex_matrix", lambda m: m.tensor(np.arange(6).reshape(2, 3) * (1 + 1j))),
+    ("complex_0d", lambda m: m.tensor(np.complex64(-2.5 + 0.5j))),
     ("requires_grad", lambda m: m.tensor([1.0], requires_grad=True)),
     ("grad_fn_add", lambda m: m.tensor([1.0], requires_grad=True) + 2.0),
     ("grad_fn_mul_float64", lambda m: m.tensor(np.array([1.0, 2.0]), requires_grad=True) * 2.0),
@@ -89,7 +93,8 @@ def test_dtype_spelling_pastes_back():
 def test_set_printoptions_matches_torch():
     x = np.linspace(-1.0, 1.0, 7, dtype=np.float32).reshape(1, 7)
     try:
-        for kwargs in (dict(precision=2), dict(sci_mode=True), dict(linewidth=30), dict(threshold=5, edgeitems=1)):
+        for kwargs in (dict(precision=2), dict(sci_mode=True), dict(linewidth=30), dict(threshold=5, edgeitems=1),
+                       dict(edgeitems=0)):
             distnn.set_printoptions(**kwargs)
             torch.set_printoptions(**kwargs)
             assert repr(distnn.tensor(x)) == _theirs(torch.tensor(x)), kwargs
