@@ -296,13 +296,11 @@ class Tensor(TensorOperators, TensorMethods, TensorPointwise, TensorOpMethods, T
         return len(self.data)
 
     def __repr__(self):
-        extra = ", requires_grad=True" if self.requires_grad else ""
-        if self._node is not None:
-            extra = f", grad_fn={type(self._node).__name__}"
-        from distnn.printing import format_values  # (distnn.set_printoptions)
+        """What PyTorch prints: ``tensor([1., 2.], dtype=distnn.float64, grad_fn=<MulBackward0>)``
+        (:func:`distnn.printing.tensor_repr`; ``str`` is the same)."""
+        from distnn.printing import tensor_repr  # (distnn.set_printoptions)
 
-        body = format_values(to_numpy(self.data), prefix="tensor(")
-        return f"tensor({body}, dtype={self.data.dtype}{extra})"
+        return tensor_repr(self)
 
     def __hash__(self):
         return id(self)

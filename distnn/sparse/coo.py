@@ -291,16 +291,14 @@ class SparseTensor:
         raise _unsupported("bool()")
 
     def __repr__(self):
-        ind = "tensor(indices="
-        pad = " " * len("tensor(")
-        i_rep = repr(Tensor(to_numpy(self._idx))).replace("\n", "\n" + " " * len(ind))
-        v_rep = repr(self._vals).replace("\n", "\n" + " " * len(pad + "values="))
-        tail = f"size={self._size}, nnz={self._nnz()}, layout=distnn.sparse_coo"
+        """What PyTorch prints (:func:`distnn.printing.sparse_repr`)."""
+        from distnn.printing import sparse_repr
+
         if self._vals.grad_fn is not None:
-            tail += f", grad_fn={type(self._vals.grad_fn).__name__}"
-        elif self.requires_grad:
-            tail += ", requires_grad=True"
-        return f"{ind}{i_rep},\n{pad}values={v_rep},\n{pad}{tail})"
+            autograd = f"grad_fn=<{self._vals.grad_fn.name()}>"
+        else:
+            autograd = "requires_grad=True" if self.requires_grad else None
+        return sparse_repr(to_numpy(self._idx), to_numpy(self._vals.data), self._size, self._nnz(), autograd)
 
 
 __all__ = ["SparseTensor", "SparseUnsupportedError"]
