@@ -10,6 +10,7 @@ recorded sums, and the hooks run on Tensors.
 from __future__ import annotations
 
 from . import anomaly, derivatives, saved_hooks as _saved
+from .leaf_gradients import check_hook_gradient
 from .tensor import Tensor
 
 
@@ -82,9 +83,7 @@ def run_grad_hooks(hooks, g):
         out = hook(g)
         if out is not None:
             new = out if isinstance(out, Tensor) else Tensor._make(out, None)
-            if tuple(new.shape) != tuple(g.shape) or new.dtype != g.dtype:
-                raise RuntimeError(f"a gradient hook returned a gradient of shape {tuple(new.shape)} and dtype "
-                                   f"{new.dtype}; the hook must keep the shape {tuple(g.shape)} and dtype {g.dtype}")
+            check_hook_gradient(new, g)
             g = new
     return g
 

@@ -113,6 +113,14 @@ def _fire_hooks(leaf):
         hook(leaf)
 
 
+def check_hook_gradient(new, g) -> None:
+    """A ``register_hook`` hook's replacement ``new`` for gradient ``g`` (arrays, or Tensors in a
+    ``create_graph`` pass) must keep its shape and dtype."""
+    if tuple(new.shape) != tuple(g.shape) or new.dtype != g.dtype:
+        raise RuntimeError(f"a gradient hook returned a gradient of shape {tuple(new.shape)} and dtype "
+                           f"{new.dtype}; the hook must keep the shape {tuple(g.shape)} and dtype {g.dtype}")
+
+
 def _run_grad_hooks(hooks, g):
     """``Tensor.register_hook``'s hooks on gradient ``g``, in order; each may return a replacement."""
     for hook in tuple(hooks):  # (a copy: a hook may remove itself)
@@ -122,9 +130,7 @@ def _run_grad_hooks(hooks, g):
             if get_array_module(new) is not get_array_module(g) or not hasattr(new, "shape"):
                 raise TypeError(f"a gradient hook returned {type(out).__name__}; expected None or a Tensor (or array) "
                                 "on the gradient's device")
-            if tuple(new.shape) != tuple(g.shape) or new.dtype != g.dtype:
-                raise RuntimeError(f"a gradient hook returned a gradient of shape {tuple(new.shape)} and dtype "
-                                   f"{new.dtype}; the hook must keep the shape {tuple(g.shape)} and dtype {g.dtype}")
+            check_hook_gradient(new, g)
             g = new
     return g
 
