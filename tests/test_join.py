@@ -68,6 +68,13 @@ def train_union(per_rank, optimizer="adam", divide=None):
     return model.state_dict(), opt.state_dict()
 
 
+def train_step(dp, opt, X, Y, idx):
+    """One optimizer step of ``dp`` on the samples ``idx``."""
+    opt.zero_grad()
+    F.cross_entropy(dp(distnn.Tensor(X[idx])), Y[idx]).backward()
+    opt.step()
+
+
 def train_joined(comm, per_rank, optimizer="adam", join_optimizer=True, batchnorm=False, join_kwargs=None,
                  **dp_kwargs):
     """Rank ``comm.rank`` trains on its own batches inside a join; models start different (rank 0's is broadcast)."""
@@ -79,9 +86,7 @@ def train_joined(comm, per_rank, optimizer="adam", join_optimizer=True, batchnor
     ctx = Join([dp, opt], **join_kwargs) if join_optimizer else dp.join(**join_kwargs)
     with ctx:
         for idx in per_rank[comm.rank]:
-            opt.zero_grad()
-            F.cross_entropy(dp(distnn.Tensor(X[idx])), Y[idx]).backward()
-            opt.step()
+            train_step(dp, opt, X, Y, idx)
     return model.state_dict(), opt.state_dict(), dp.num_syncs
 
 
@@ -183,9 +188,7 @@ def test_throw_on_early_termination_raises_on_every_rank_when_the_first_rank_joi
         try:
             with dp.join(throw_on_early_termination=True):
                 for idx in per_rank[comm.rank]:
-                    opt.zero_grad()
-                    F.cross_entropy(dp(distnn.Tensor(X[idx])), Y[idx]).backward()
-                    opt.step()
+                    train_step(dp, opt, X, Y, idx)
                     steps += 1
         except RuntimeError as e:
             return str(e), steps

@@ -39,7 +39,7 @@ def test_mpi_throw_on_early_termination(comm):
     import distnn.functional as F
     from distnn.distributed import DataParallel
     from distnn.optim.sgd import SGD
-    from test_join import make_data, make_model
+    from test_join import make_data, make_model, train_step
 
     per_rank = rank_batches([2 if r == 0 else 4 for r in range(comm.size)], seed=4)
     X, Y = make_data()
@@ -49,9 +49,7 @@ def test_mpi_throw_on_early_termination(comm):
     with pytest.raises(RuntimeError, match="exhausted") as info:
         with dp.join(throw_on_early_termination=True):
             for idx in per_rank[comm.rank]:
-                opt.zero_grad()
-                F.cross_entropy(dp(distnn.Tensor(X[idx])), Y[idx]).backward()
-                opt.step()
+                train_step(dp, opt, X, Y, idx)
                 steps += 1
     assert steps == 2
     if comm.rank == 0:
