@@ -157,8 +157,8 @@ class Optimizer:
             for group in self.param_groups:
                 self._step_group(group)
                 for p in group["params"]:
-                    if p.grad is not None:
-                        p._version += 1  # updated in place: a graph built before this step must not backward
+                    if p.grad is not None:  # updated in place: a graph built before this step must not backward
+                        p._bump_version()
         return loss
 
     def _refuse_sparse_grads(self) -> None:
