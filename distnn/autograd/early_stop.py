@@ -1,23 +1,26 @@
 """Early stop of a checkpointed region's recomputation (PyTorch's ``early_stop``, on by default).
 
-PyTorch's non-reentrant checkpoint keeps the forward's graph and recomputes only the tensors its nodes saved; it
-stops the recomputation (``_StopRecomputationError``) as soon as the recomputation has saved as many tensors as the
-forward did, so the ops after the last one that saves something, the region's *tail*, are not run again.
+PyTorch's non-reentrant checkpoint keeps the forward's graph and recomputes only the tensors its nodes saved, when
+the backward first unpacks one; it stops the recomputation (``_StopRecomputationError``) as soon as it has saved as
+many tensors as the forward did, so the ops after the last one that saves something, the region's *tail*, are
+not run again (in order: all of the region's saved tensors are recomputed, also those this backward never reads).
 
 distnn's region is one hub node whose backward recomputes the region's graph (:mod:`.recompute`), so the tail's
-nodes must come from somewhere. A node of the tail keeps nothing for backward but metadata (shapes, axes,
-scalars: ``x + 1``, ``x * 2``, ``x.sum()``, ``reshape``, the ops PyTorch saves no tensor for), so it costs no
-memory to keep: the forward keeps the tail's nodes (:class:`Tail`) and frees the others, as before. The
-recomputation stops (:class:`StopRecomputation`, raised when its region notes the node just before the tail:
-the last node that keeps something); the backward graph is the recomputed nodes followed by copies of the tail's,
-each copy's parents re-pointed from the forward's freed nodes to the recomputed ones at the same position in
-recording order. A region whose nodes keep nothing at all is not recomputed (PyTorch unpacks nothing there).
+nodes must come from somewhere. A node that keeps nothing for backward but metadata (shapes, axes, scalars:
+``x + 1``, ``x * 2``, ``x.sum()``, ``reshape``, the ops PyTorch saves no tensor for) costs no memory to keep: the
+forward keeps those nodes (:class:`Tail`) and frees the others, as before. The recomputation stops
+(:class:`StopRecomputation`, raised when its region notes the last node that keeps something); the backward graph
+is the recomputed nodes followed by copies of the kept ones after them, each copy's parents re-pointed from the
+forward's freed nodes to the recomputed ones at the same position in recording order (so the recomputation must
+run the same ops in the same order as the forward: checked, whatever ``determinism_check``). A backward whose
+outputs have no node that keeps something behind them (a region of ``reshape`` and ``+``, or only its outputs
+that are) recomputes nothing, with early stop or without, as PyTorch, which unpacks nothing there.
 
 What "keeps something" means: any attribute but the graph fields that is not a plain value (None, a number, a
 string, a slice, a dtype, a tuple of those): an array (PyTorch's saved tensor), a list, another node, a hook.
 It errs on the side of recomputing: a nested checkpoint's hub and output nodes, and a node with a hook, keep
-something. As in PyTorch, what the tail does besides recording ops (a counter, a print, a hook it registers on
-a tensor of the tail) is not done again in backward; the gradients are the same.
+something. As in PyTorch, what the tail does besides recording ops (a counter, a print) is not done again in
+backward; the gradients are the same.
 """
 from __future__ import annotations
 
@@ -47,40 +50,59 @@ def keeps_something(node) -> bool:
 
 
 class Tail:
-    """The nodes of a region recorded after the last one that keeps something, kept from the forward.
+    """What the forward keeps of a region for its backward: its nodes that keep nothing (module docstring).
 
-    ``stop``: how many nodes the recomputation records before it stops (the position of the tail's first node).
+    ``stop``: how many nodes the recomputation records before it stops (the position of the first node after the
+    last one that keeps something); ``early``: whether it stops there (early stop), or recomputes the whole
+    function. Either way a backward whose outputs have no node that keeps something behind them recomputes
+    nothing (:meth:`needed`), as PyTorch, which recomputes when the backward first unpacks a saved tensor.
     """
 
-    def __init__(self, nodes: list, outputs: dict):
+    def __init__(self, nodes: list, outputs: dict, early: bool):
         """``nodes``: the region's nodes in recording order; ``outputs``: {output index: the node that made it}."""
-        last = -1
-        for k, n in enumerate(nodes):
-            if keeps_something(n):
-                last = k
-        self.stop = last + 1
-        self.nodes = nodes[self.stop:]
+        self.early = early
         position = {id(n): k for k, n in enumerate(nodes)}
 
         def where(p):
             k = position.get(id(p)) if p is not None and not isinstance(p, Tensor) else None
             return (True, k) if k is not None and nodes[k] is p else (False, p)
 
-        # each tail node's parents: (True, position) for a node of the region, (False, parent) for the others
-        self.parents = [tuple(where(p) for p in n.parents) for n in self.nodes]
+        self.kept = {}  # position -> (node, its parents: (True, position) in the region, (False, parent) outside)
+        behind = []  # behind[k]: some node that keeps something is node k or lies behind it
+        for k, n in enumerate(nodes):
+            parents = tuple(where(p) for p in n.parents)
+            keeps = keeps_something(n)
+            if not keeps:
+                self.kept[k] = (n, parents)
+            behind.append(keeps or any(in_region and behind[v] for in_region, v in parents))
+        self.stop = max((k + 1 for k, n in enumerate(nodes) if k not in self.kept), default=0)
         self.outputs = {i: position[id(n)] for i, n in outputs.items()}
+        self._needs = {i: behind[k] for i, k in self.outputs.items()}
+        self.nodes = [n for n, _ in self.kept.values()]
+        self._count = len(nodes)
 
-    def __bool__(self) -> bool:
-        return bool(self.nodes)
+    def useful(self) -> bool:
+        """Whether keeping these nodes can save any recomputation: a tail to stop before, or an output with
+        nothing to recompute behind it."""
+        return (self.early and self.stop < self._count) or not all(self._needs.values())
+
+    def needed(self, indices) -> bool:
+        """Whether the backward from the outputs ``indices`` needs any recomputed node."""
+        return any(self._needs.get(i, False) for i in indices)
 
     def roots(self, region) -> dict:
-        """{output index: a root Tensor}: the outputs' nodes in ``region`` (the recomputation, stopped at
-        ``stop`` nodes) completed by copies of the tail's nodes, which are noted in ``region`` too."""
-        new = list(region.nodes.values())[:self.stop]
-        for node, parents in zip(self.nodes, self.parents):
-            copy = object.__new__(type(node))  # (the capturing pass frees what it runs: the forward's stay)
+        """{output index: a root Tensor}: the first nodes in ``region`` (a recomputation stopped at ``stop``
+        nodes, or none at all when not :meth:`needed`), then copies of the kept nodes, noted in ``region`` too."""
+        new = list(region.nodes.values())
+        start = len(new)
+        new.extend([None] * (max(self.kept, default=-1) + 1 - start))
+        for k, (node, parents) in self.kept.items():
+            if k < start:
+                continue
+            copy = object.__new__(type(node))  # (the capturing pass frees what it runs: the forward's nodes stay)
             copy.__dict__.update(node.__dict__)
+            # (a parent that keeps something is None only for a node the backward does not reach: see needed)
             copy.parents = tuple(new[v] if in_region else v for in_region, v in parents)
-            new.append(copy)
+            new[k] = copy
             region.nodes[id(copy)] = copy
-        return {i: Tensor._make(_EMPTY, new[k]) for i, k in self.outputs.items()}
+        return {i: Tensor._make(_EMPTY, new[k]) for i, k in self.outputs.items() if new[k] is not None}

@@ -169,11 +169,11 @@ class CheckpointBackward(Function):
         # (by the parents the hub was made with: an outer recomputation's cut replaces a nested hub's parents)
         slots = {id(p): i for i, p in enumerate(self.boundary)}
         tail = self.tail
-        if tail is not None and tail.stop == 0:  # nothing in the region keeps anything: nothing to recompute
-            region = Region()
+        if tail is not None and not tail.needed(i for i, g in enumerate(grads) if g is not None):
+            region = Region()  # (no node that keeps something is behind the outputs used: nothing to recompute)
             self.check(region, None)
             return self._through_tail(region, tail, grads, slots, graph)
-        region = Region(None if tail is None else tail.stop)
+        region = Region(tail.stop if tail is not None and tail.early else None)
         outputs = None
         with region, enable_grad():
             try:

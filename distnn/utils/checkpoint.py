@@ -23,9 +23,15 @@ are right but constants (``autograd.grad`` through it is refused, above). Select
 says to save are kept from the forward and not run again: :mod:`distnn.utils.selective_checkpoint`, where
 distnn's op (a ``Function`` class, e.g. ``MatMul``) stands for PyTorch's ``torch.ops.aten.mm.default``.
 
+Early stop (PyTorch's, non-reentrant only, on by default; ``early_stop=False`` or, overriding the argument, the
+block ``with set_checkpoint_early_stop(False):`` around the forward turn it off): the recomputation stops after
+the last op whose node keeps something for backward (PyTorch: saves a tensor), so the region's tail of ops that
+keep only metadata (``+``, ``* 2``, ``sum``, ``reshape``...) is not run again, and what the tail does besides
+(a counter, a print) is not done again either; a backward that reaches no such op recomputes nothing, with early
+stop or without, as PyTorch's. The gradients are the same. :mod:`distnn.autograd.early_stop` has the details.
+
 Where distnn departs: both variants record the region while it runs (``is_grad_enabled()`` is True inside,
-also in the reentrant one, which PyTorch runs under ``no_grad``) and then drop it, and both recompute the
-whole function (``early_stop`` and ``set_checkpoint_early_stop`` are accepted and change nothing). Data
+also in the reentrant one, which PyTorch runs under ``no_grad``) and then drop it. Data
 parallelism sees the parameters a region uses as ordinary inputs of the region's node: their gradients are
 final, and synchronized, once per backward, as without checkpointing (PyTorch's reentrant variant breaks DDP
 that way; distnn's does not). An argument changed in place between forward and backward is refused, as in
@@ -259,8 +265,9 @@ class _Checkpoint:
         self.saved = [(f"argument tensor {i} (shape {tuple(a.shape)})", a, a._version) for i, a in enumerate(tensors)]
         self.saved += [(f"a parameter or leaf tensor of shape {tuple(p.shape)}", p, p._version)
                        for p in parents if isinstance(p, Tensor)]
-        if self.early_stop:
-            self.tail = Tail(list(region.nodes.values()), {i: leaves[i]._node for i in mine}) or None
+        if not self.reentrant:  # (the nodes that keep nothing: early stop's tail; PyTorch's reentrant has none)
+            tail = Tail(list(region.nodes.values()), {i: leaves[i]._node for i in mine}, self.early_stop)
+            self.tail = tail if tail.useful() else None
         hub = make_hub(parents, shapes, len(leaves), self._precheck, self._recompute, self._check,
                        differentiable=not self.reentrant, tail=self.tail)
         new = [make_output(hub, i, t) if i in mine else self._detached(t) if self.reentrant else t
@@ -303,8 +310,8 @@ class _Checkpoint:
         """Compare the recomputation with the forward; ``outputs`` None: it stopped early, at the tail."""
         if self.reentrant and not any(isinstance(t, Tensor) and t.requires_grad for t in outputs):
             raise RuntimeError("none of output has requires_grad=True, this checkpoint() is not necessary")
-        metas = self.metas if outputs is not None else self.metas[:self.tail.stop]
-        if outputs is None and region.names != self.names[:self.tail.stop]:
+        metas = self.metas if outputs is not None else self.metas[:len(region.metas)]
+        if outputs is None and region.names != self.names[:len(region.names)]:
             # (always: the tail's nodes are joined to the recomputed ones by position, so they must be the same ops)
             raise CheckpointError(
                 "distnn.utils.checkpoint: the recomputation, stopped early, did not run the operations the original "
