@@ -117,8 +117,12 @@ class Region:
         activation (``keep``: early stop's tail, nodes that keep nothing)."""
         kept = {id(n) for n in keep}
         for n in self.nodes.values():
-            if id(n) not in kept:
+            if id(n) in kept:
+                continue
+            if n.torch_name_of_call is None:
                 n.__dict__.clear()
+            else:  # (a name read from what the node saved, x[0]'s SelectBackward0, stays: the engine's release)
+                n.release()
         self.nodes = {}
 
 
