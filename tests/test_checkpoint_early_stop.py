@@ -115,9 +115,21 @@ def _an_output_of_the_recomputed_part(lib, count):
     return region
 
 
+def _an_output_before_the_saved_ones(lib, count):
+    """Output 1 (``x * 2.0``, which saves nothing) is recorded before the ops that save something; output 0 is the
+    last of them, so there is no tail; a discarded computation follows."""
+    def region(x, w):
+        a = x * 2.0
+        h = lib.tanh(a @ w)
+        count()
+        (h * 5.0).sum()  # (recorded, unused: no output reaches it)
+        return h, a
+    return region
+
+
 @pytest.mark.parametrize("early_stop", [True, False])
 @pytest.mark.parametrize("used", [(0,), (1,), (0, 1)])
-@pytest.mark.parametrize("make", [_two_outputs, _an_output_of_the_recomputed_part])
+@pytest.mark.parametrize("make", [_two_outputs, _an_output_of_the_recomputed_part, _an_output_before_the_saved_ones])
 def test_a_backward_through_some_outputs_recomputes_as_torch(make, used, early_stop):
     """Output 1 alone reaches nothing saved: torch unpacks nothing and recomputes nothing, early stop or not."""
     def use(out):

@@ -67,16 +67,19 @@ class Tail:
             k = position.get(id(p)) if p is not None and not isinstance(p, Tensor) else None
             return (True, k) if k is not None and nodes[k] is p else (False, p)
 
-        self.kept = {}  # position -> (node, its parents: (True, position) in the region, (False, parent) outside)
-        behind = []  # behind[k]: some node that keeps something is node k or lies behind it
-        for k, n in enumerate(nodes):
-            parents = tuple(where(p) for p in n.parents)
-            keeps = keeps_something(n)
-            if not keeps:
-                self.kept[k] = (n, parents)
-            behind.append(keeps or any(in_region and behind[v] for in_region, v in parents))
-        self.stop = max((k + 1 for k, n in enumerate(nodes) if k not in self.kept), default=0)
         self.outputs = {i: position[id(n)] for i, n in outputs.items()}
+        parents = [tuple(where(p) for p in n.parents) for n in nodes]
+        keeps = [keeps_something(n) for n in nodes]
+        self.stop = max((k + 1 for k in range(len(nodes)) if keeps[k]), default=0)
+        reached = set(self.outputs.values())  # (a node no output reaches is not kept: it may hold outside nodes)
+        for k in range(len(nodes) - 1, -1, -1):
+            if k in reached:
+                reached.update(v for in_region, v in parents[k] if in_region)
+        self.kept = {k: (nodes[k], parents[k]) for k in sorted(reached) if not keeps[k]}  # position -> (node,
+        # its parents: (True, position) for a node of the region, (False, parent) for the others)
+        behind = []  # behind[k]: some node that keeps something is node k or lies behind it
+        for k in range(len(nodes)):
+            behind.append(keeps[k] or any(in_region and behind[v] for in_region, v in parents[k]))
         self._needs = {i: behind[k] for i, k in self.outputs.items()}
         self.nodes = [n for n, _ in self.kept.values()]
         self._count = len(nodes)
@@ -95,7 +98,7 @@ class Tail:
         nodes, or none at all when not :meth:`needed`), then copies of the kept nodes, noted in ``region`` too."""
         new = list(region.nodes.values())
         start = len(new)
-        new.extend([None] * (max(self.kept, default=-1) + 1 - start))
+        new.extend([None] * (self._count - start))
         for k, (node, parents) in self.kept.items():
             if k < start:
                 continue
