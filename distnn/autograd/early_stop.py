@@ -29,6 +29,7 @@ import numpy as np
 from .tensor import Tensor
 
 _PLAIN = (type(None), bool, int, float, complex, str, slice, type(Ellipsis), np.dtype, np.generic)
+_PLAIN_TYPES = frozenset((type(None), bool, int, float, complex, str, slice, type(Ellipsis)))
 _GRAPH_FIELDS = frozenset(("parents", "input_shapes", "needs_input_grad"))
 _EMPTY = np.empty(0)  # (a root's data: the capturing pass reads only its node)
 
@@ -46,7 +47,11 @@ def _plain(value) -> bool:
 
 def keeps_something(node) -> bool:
     """Whether ``node`` keeps anything for backward beyond plain metadata (module docstring)."""
-    return any(k not in _GRAPH_FIELDS and not _plain(v) for k, v in node.__dict__.items())
+    for k, v in node.__dict__.items():
+        if type(v) in _PLAIN_TYPES or k in _GRAPH_FIELDS or _plain(v):  # (the first test: most attributes)
+            continue
+        return True
+    return False
 
 
 class Tail:
@@ -62,24 +67,28 @@ class Tail:
         """``nodes``: the region's nodes in recording order; ``outputs``: {output index: the node that made it}."""
         self.early = early
         position = {id(n): k for k, n in enumerate(nodes)}
-
-        def where(p):
-            k = position.get(id(p)) if p is not None and not isinstance(p, Tensor) else None
-            return (True, k) if k is not None and nodes[k] is p else (False, p)
-
+        inner = []  # per node: the positions of its parents that are region nodes
+        for n in nodes:
+            ks = []
+            for p in n.parents:
+                k = position.get(id(p))
+                if k is not None and nodes[k] is p:
+                    ks.append(k)
+            inner.append(ks)
         self.outputs = {i: position[id(n)] for i, n in outputs.items()}
-        parents = [tuple(where(p) for p in n.parents) for n in nodes]
         keeps = [keeps_something(n) for n in nodes]
         self.stop = max((k + 1 for k in range(len(nodes)) if keeps[k]), default=0)
         reached = set(self.outputs.values())  # (a node no output reaches is not kept: it may hold outside nodes)
         for k in range(len(nodes) - 1, -1, -1):
             if k in reached:
-                reached.update(v for in_region, v in parents[k] if in_region)
-        self.kept = {k: (nodes[k], parents[k]) for k in sorted(reached) if not keeps[k]}  # position -> (node,
-        # its parents: (True, position) for a node of the region, (False, parent) for the others)
+                reached.update(inner[k])
+        # position -> (node, its parents: (True, position) for a node of the region, (False, parent) for the others)
+        self.kept = {k: (nodes[k], tuple((True, position[id(p)]) if position.get(id(p)) in inner[k] else (False, p)
+                                         for p in nodes[k].parents))
+                     for k in sorted(reached) if not keeps[k]}
         behind = []  # behind[k]: some node that keeps something is node k or lies behind it
-        for k in range(len(nodes)):
-            behind.append(keeps[k] or any(in_region and behind[v] for in_region, v in parents[k]))
+        for k, ks in enumerate(inner):
+            behind.append(keeps[k] or any(behind[v] for v in ks))
         self._needs = {i: behind[k] for i, k in self.outputs.items()}
         self.nodes = [n for n, _ in self.kept.values()]
         self._count = len(nodes)
