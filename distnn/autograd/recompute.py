@@ -31,6 +31,10 @@ create_graph one and each stand-in is an identity node linked to the real bounda
 returns have a graph that reaches the region's inputs and parameters through the recomputed nodes (kept alive
 by that graph), and can be differentiated again.
 
+Early stop (:mod:`.early_stop`): the forward keeps the region's nodes that keep nothing for backward (metadata
+only) instead of freeing them; the recomputation stops (``Region(stop_after=...)`` raises) after the last node
+that keeps something, and the capturing pass runs over the recomputed nodes joined to copies of the kept ones.
+
 Nested checkpoints need nothing more: an inner checkpoint's hub and output nodes are nodes of the outer
 region, recomputed with it, and their backward recomputes the inner region.
 """
