@@ -19,7 +19,9 @@ that are) recomputes nothing, with early stop or without, as PyTorch, which unpa
 What "keeps something" means: any attribute but the graph fields that is not a plain value (None, a number, a
 string, a slice, a dtype, a tuple of those): an array (PyTorch's saved tensor), a list, another node, a hook.
 It errs on the side of recomputing: a nested checkpoint's hub and output nodes, and a node with a hook, keep
-something. As in PyTorch, what the tail does besides recording ops (a counter, a print) is not done again in
+something. So where a nested checkpoint is the last thing in a region that keeps something, the recomputation
+runs the inner function once more than PyTorch's, which stops once the inner checkpoint has saved its arguments
+(distnn's inner hub is made after its function runs). As in PyTorch, what the tail does besides recording ops (a counter, a print) is not done again in
 backward; the gradients are the same.
 """
 from __future__ import annotations
