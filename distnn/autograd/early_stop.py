@@ -17,12 +17,12 @@ outputs have no node that keeps something behind them (a region of ``reshape`` a
 that are) recomputes nothing, with early stop or without, as PyTorch, which unpacks nothing there.
 
 What "keeps something" means: any attribute but the graph fields that is not a plain value (None, a number, a
-string, a slice, a dtype, a tuple of those): an array (PyTorch's saved tensor), a list, another node, a hook.
+string, a slice, a dtype, a tuple or list of those): an array (PyTorch's saved tensor), another node, a hook.
 It errs on the side of recomputing: a nested checkpoint's hub and output nodes, and a node with a hook, keep
 something. So where a nested checkpoint is the last thing in a region that keeps something, the recomputation
 runs the inner function once more than PyTorch's, which stops once the inner checkpoint has saved its arguments
-(distnn's inner hub is made after its function runs). As in PyTorch, what the tail does besides recording ops (a counter, a print) is not done again in
-backward; the gradients are the same.
+(distnn's inner hub is made after its function runs). As in PyTorch, what the tail does besides recording ops
+(a counter, a print) is not done again in backward; the gradients are the same.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ class StopRecomputation(Exception):
 
 
 def _plain(value) -> bool:
-    if type(value) is tuple:
+    if type(value) is tuple or type(value) is list:  # (cat's sizes)
         return all(_plain(v) for v in value)
     return isinstance(value, _PLAIN)
 
