@@ -31,6 +31,10 @@ create_graph one and each stand-in is an identity node linked to the real bounda
 returns have a graph that reaches the region's inputs and parameters through the recomputed nodes (kept alive
 by that graph), and can be differentiated again.
 
+Early stop (:mod:`.early_stop`): the forward keeps the region's nodes that keep nothing for backward (metadata
+only) instead of freeing them; the recomputation stops (``Region(stop_after=...)`` raises) after the last node
+that keeps something, and the capturing pass runs over the recomputed nodes joined to copies of the kept ones.
+
 Nested checkpoints need nothing more: an inner checkpoint's hub and output nodes are nodes of the outer
 region, recomputed with it, and their backward recomputes the inner region.
 """
@@ -40,6 +44,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import anomaly as _anomaly, function as _function
+from .early_stop import StopRecomputation
 from .function import Function
 from .grad_mode import enable_grad
 from .scoped_swap import ScopedSwap
@@ -77,15 +82,18 @@ class Region:
     """The nodes recorded on this thread while it is open (``with region:``), in order, with the metadata of
     each output (shape, dtype, device: the determinism check) and the ops' names (``debug``)."""
 
-    def __init__(self):
+    def __init__(self, stop_after=None):
         self.nodes = {}  # id(node) -> node, in recording order
         self.metas = []
         self.names = []
+        self.stop_after = stop_after  # early stop: raise StopRecomputation once this many nodes are noted
 
     def note(self, node, data) -> None:
         self.nodes[id(node)] = node
         self.metas.append({"shape": tuple(data.shape), "dtype": data.dtype, "device": _device(data)})
         self.names.append(type(node).__name__)
+        if self.stop_after is not None and len(self.metas) >= self.stop_after:
+            raise StopRecomputation  # (again at each later node, should the function swallow it)
 
     def __contains__(self, node) -> bool:
         return node is not None and self.nodes.get(id(node)) is node
@@ -108,10 +116,17 @@ class Region:
             todo.extend(p for p in n.parents if p is not None and not isinstance(p, Tensor) and p in self)
         return list(seen.values())
 
-    def release(self) -> None:
-        """Free every node recorded (their saved arrays go): the forward keeps no activation."""
+    def release(self, keep=()) -> None:
+        """Free every node recorded but those of ``keep`` (their saved arrays go): the forward keeps no
+        activation (``keep``: early stop's tail, nodes that keep nothing)."""
+        kept = {id(n) for n in keep}
         for n in self.nodes.values():
-            n.__dict__.clear()
+            if id(n) in kept:
+                continue
+            if n.torch_name_of_call is None:
+                n.__dict__.clear()
+            else:  # (a name read from what the node saved, x[0]'s SelectBackward0, stays: the engine's release)
+                n.release()
         self.nodes = {}
 
 
@@ -161,10 +176,22 @@ class CheckpointBackward(Function):
         self.precheck()
         # (by the parents the hub was made with: an outer recomputation's cut replaces a nested hub's parents)
         slots = {id(p): i for i, p in enumerate(self.boundary)}
-        region = Region()
+        tail = self.tail
+        if tail is not None and not tail.needed(i for i, g in enumerate(grads) if g is not None):
+            region = Region()  # (no node that keeps something is behind the outputs used: nothing to recompute)
+            self.check(region, None)
+            return self._through_tail(region, tail, grads, slots, graph)
+        region = Region(tail.stop if tail is not None and tail.early else None)
+        outputs = None
         with region, enable_grad():
-            outputs = self.recompute()
+            try:
+                outputs = self.recompute()
+            except StopRecomputation:  # early stop: the nodes after these are the forward's tail's
+                pass
+        region.stop_after = None
         self.check(region, outputs)
+        if outputs is None:
+            return self._through_tail(region, tail, grads, slots, graph)
         roots, seeds, direct = [], [], [None] * len(self.parents)
         for i, g in enumerate(grads):
             t = outputs[i] if i < len(outputs) else None
@@ -180,6 +207,16 @@ class CheckpointBackward(Function):
                 direct[j] = g if direct[j] is None else direct[j] + g
         found = _capture(self, region, roots, seeds, slots, graph) if roots else [None] * len(self.parents)
         return tuple(d if f is None else f if d is None else f + d for f, d in zip(found, direct))
+
+    def _through_tail(self, region, tail, grads, slots, graph):
+        """The boundary's gradients when the recomputation stopped early: its nodes completed by the tail's."""
+        outputs = tail.roots(region)
+        roots, seeds = [], []
+        for i, g in enumerate(grads):
+            if g is not None and i in outputs:
+                roots.append(outputs[i])
+                seeds.append(g)
+        return tuple(_capture(self, region, roots, seeds, slots, graph)) if roots else (None,) * len(self.parents)
 
 
 def _capture(hub, region: Region, roots, seeds, slots, graph=False) -> list:
@@ -237,9 +274,13 @@ class CheckpointOutput(Function):
         return (Tensor._make(np.zeros(()), None),)
 
 
-def make_hub(parents, shapes, n_outputs, precheck, recompute, check, differentiable=True) -> CheckpointBackward:
+def make_hub(parents, shapes, n_outputs, precheck, recompute, check, differentiable=True,
+             tail=None) -> CheckpointBackward:
+    """The hub of a region (the class's docstring); ``tail``: early stop's :class:`~.early_stop.Tail`, or None
+    to recompute the whole function. ``check(region, outputs)`` gets ``outputs`` None after an early stop."""
     hub = object.__new__(CheckpointBackward)
     hub.differentiable = differentiable
+    hub.tail = tail
     hub.parents = hub.boundary = tuple(parents)
     hub.input_shapes = tuple(shapes)
     hub.needs_input_grad = (True,) * len(hub.parents)

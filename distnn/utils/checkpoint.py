@@ -23,9 +23,15 @@ are right but constants (``autograd.grad`` through it is refused, above). Select
 says to save are kept from the forward and not run again: :mod:`distnn.utils.selective_checkpoint`, where
 distnn's op (a ``Function`` class, e.g. ``MatMul``) stands for PyTorch's ``torch.ops.aten.mm.default``.
 
+Early stop (PyTorch's, non-reentrant only, on by default; ``early_stop=False`` or, overriding the argument, the
+block ``with set_checkpoint_early_stop(False):`` around the forward turn it off): the recomputation stops after
+the last op whose node keeps something for backward (PyTorch: saves a tensor), so the region's tail of ops that
+keep only metadata (``+``, ``* 2``, ``sum``, ``reshape``...) is not run again, and what the tail does besides
+(a counter, a print) is not done again either; a backward that reaches no such op recomputes nothing, with early
+stop or without, as PyTorch's. The gradients are the same. :mod:`distnn.autograd.early_stop` has the details.
+
 Where distnn departs: both variants record the region while it runs (``is_grad_enabled()`` is True inside,
-also in the reentrant one, which PyTorch runs under ``no_grad``) and then drop it, and both recompute the
-whole function (``early_stop`` and ``set_checkpoint_early_stop`` are accepted and change nothing). Data
+also in the reentrant one, which PyTorch runs under ``no_grad``) and then drop it. Data
 parallelism sees the parameters a region uses as ordinary inputs of the region's node: their gradients are
 final, and synchronized, once per backward, as without checkpointing (PyTorch's reentrant variant breaks DDP
 that way; distnn's does not). An argument changed in place between forward and backward is refused, as in
@@ -49,6 +55,7 @@ import warnings
 from distnn import random as _random
 from distnn.autograd import autocast_state as _autocast
 from distnn.autograd.grad_mode import is_grad_enabled, no_grad
+from distnn.autograd.early_stop import Tail
 from distnn.autograd.recompute import Region, boundary, make_hub, make_output
 from distnn.autograd.tensor import Tensor
 from distnn.func import _pytree
@@ -71,6 +78,7 @@ _DEBUG_TIP = ("\nTip: To see a more detailed error message, either pass `debug=T
               "mode globally.")
 
 _debug_enabled = None  # set_checkpoint_debug_enabled's override (None: each call's ``debug``)
+_early_stop_enabled = None  # set_checkpoint_early_stop's override (None: each call's ``early_stop``)
 
 
 class CheckpointError(RuntimeError):
@@ -95,9 +103,14 @@ def set_checkpoint_debug_enabled(enabled):
 
 @contextlib.contextmanager
 def set_checkpoint_early_stop(enable: bool):
-    """PyTorch's switch for stopping a recomputation early. Accepted for compatibility: distnn always
-    recomputes the whole function (the values are the same either way)."""
-    yield
+    """Within the block, ``early_stop`` of every non-reentrant checkpoint is ``enable``, whatever the call
+    passes (PyTorch's precedence). Read when the forward runs: the backward need not be inside the block."""
+    global _early_stop_enabled
+    prev, _early_stop_enabled = _early_stop_enabled, enable
+    try:
+        yield
+    finally:
+        _early_stop_enabled = prev
 
 
 def check_backward_validity(inputs) -> None:
@@ -125,8 +138,9 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=noop_context_fn, 
 
     ``use_reentrant``: the variant (pass it; omitted: a warning, and True). ``preserve_rng_state``: replay the
     forward's random draws (dropout masks) in the recomputation. ``context_fn``, ``determinism_check``
-    (``"default"`` or ``"none"``), ``debug``: the non-reentrant variant's. ``early_stop``: accepted, no effect.
-    Returns what ``function`` returns.
+    (``"default"`` or ``"none"``), ``debug``: the non-reentrant variant's. ``early_stop``: the non-reentrant
+    variant stops the recomputation once every node that keeps something for backward is recomputed (ignored
+    by the reentrant one; ``set_checkpoint_early_stop`` overrides it). Returns what ``function`` returns.
     """
     if use_reentrant is None:
         warnings.warn(_OMITTED.format(name="distnn.utils.checkpoint"), UserWarning, stacklevel=2)
@@ -142,7 +156,7 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=noop_context_fn, 
                 return function(*args)
         if not is_grad_enabled():
             return function(*args)
-        return _Checkpoint(function, args, {}, True, preserve_rng_state, noop_context_fn, None, False).run()
+        return _Checkpoint(function, args, {}, True, preserve_rng_state, noop_context_fn, None, False, False).run()
     if _debug_enabled if _debug_enabled is not None else debug:
         if context_fn is not noop_context_fn:
             raise ValueError("debug=True is incompatible with non-default context_fn")
@@ -154,8 +168,9 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=noop_context_fn, 
                         f"{type(context_fn).__name__}")
     if not is_grad_enabled():
         return function(*args, **kwargs)
+    stop = _early_stop_enabled if _early_stop_enabled is not None else early_stop
     return _Checkpoint(function, args, kwargs, False, preserve_rng_state, context_fn,
-                       determinism_check == "default", bool(debug)).run()
+                       determinism_check == "default", bool(debug), bool(stop)).run()
 
 
 def checkpoint_sequential(functions, segments, input, use_reentrant=None, **kwargs):  # noqa: A002
@@ -208,9 +223,10 @@ def _outputs(out, reentrant):
 class _Checkpoint:
     """One checkpointed call: its forward, and what its region's hub needs to recompute it."""
 
-    def __init__(self, function, args, kwargs, reentrant, preserve, context_fn, check_meta, debug):
+    def __init__(self, function, args, kwargs, reentrant, preserve, context_fn, check_meta, debug, early_stop):
         self.function, self.args, self.kwargs, self.reentrant = function, args, kwargs, reentrant
-        self.check_meta, self.debug = check_meta, debug
+        self.check_meta, self.debug, self.early_stop = check_meta, debug, early_stop
+        self.tail = None
         self.forward_context, self.recompute_context = context_fn()
         self.rng = _random.snapshot_default_generator() if preserve else None
         self.autocast = (_autocast.current("cpu"), _autocast.current("cuda"))
@@ -221,8 +237,8 @@ class _Checkpoint:
             out = self.function(*self.args, **self.kwargs)
         try:
             return self._link(region, out)
-        finally:
-            region.release()  # the activations go; only the arguments stay alive (held by the hub)
+        finally:  # the activations go; only the arguments (held by the hub) and early stop's tail stay alive
+            region.release(self.tail.nodes if self.tail else ())
 
     def _link(self, region, out):
         self.metas, self.names = region.metas, region.names
@@ -249,8 +265,11 @@ class _Checkpoint:
         self.saved = [(f"argument tensor {i} (shape {tuple(a.shape)})", a, a._version) for i, a in enumerate(tensors)]
         self.saved += [(f"a parameter or leaf tensor of shape {tuple(p.shape)}", p, p._version)
                        for p in parents if isinstance(p, Tensor)]
+        if not self.reentrant:  # (the nodes that keep nothing: early stop's tail; PyTorch's reentrant has none)
+            tail = Tail(list(region.nodes.values()), {i: leaves[i]._node for i in mine}, self.early_stop)
+            self.tail = tail if tail.useful() else None
         hub = make_hub(parents, shapes, len(leaves), self._precheck, self._recompute, self._check,
-                       differentiable=not self.reentrant)
+                       differentiable=not self.reentrant, tail=self.tail)
         new = [make_output(hub, i, t) if i in mine else self._detached(t) if self.reentrant else t
                for i, t in enumerate(leaves)]
         return rebuild(new)
@@ -288,17 +307,25 @@ class _Checkpoint:
         return _outputs(out, self.reentrant)[0]
 
     def _check(self, region, outputs):
+        """Compare the recomputation with the forward; ``outputs`` None: it stopped early, at the tail."""
         if self.reentrant and not any(isinstance(t, Tensor) and t.requires_grad for t in outputs):
             raise RuntimeError("none of output has requires_grad=True, this checkpoint() is not necessary")
+        metas = self.metas if outputs is not None else self.metas[:len(region.metas)]
+        if outputs is None and region.names != self.names[:len(region.names)]:
+            # (always: the tail's nodes are joined to the recomputed ones by position, so they must be the same ops)
+            raise CheckpointError(
+                "distnn.utils.checkpoint: the recomputation, stopped early, did not run the operations the original "
+                "forward did, so the rest of the forward's graph cannot be joined to it (pass early_stop=False to "
+                "recompute the whole function).\n" + self._tip(region))
         if not self.check_meta:
             return
-        if len(region.metas) != len(self.metas):
+        if len(region.metas) != len(metas):
             raise CheckpointError(
                 "distnn.utils.checkpoint: A different number of tensors was saved during the original forward "
-                f"and recomputation.\nNumber of tensors saved during forward: {len(self.metas)}\n"
+                f"and recomputation.\nNumber of tensors saved during forward: {len(metas)}\n"
                 f"Number of tensors saved during recomputation: {len(region.metas)}.\n" + self._tip(region))
         different = "".join(f"tensor at position {i}:\nsaved metadata: {a}\nrecomputed metadata: {b}\n"
-                            for i, (a, b) in enumerate(zip(self.metas, region.metas)) if a != b)
+                            for i, (a, b) in enumerate(zip(metas, region.metas)) if a != b)
         if different:
             raise CheckpointError("distnn.utils.checkpoint: Recomputed values for the following tensors have "
                                   f"different metadata than during the forward pass.\n{different}.\n"
