@@ -1,6 +1,6 @@
 """The steps of a ``create_graph=True`` backward pass that differ from a first-order one.
 
-:func:`grad_api._pass` walks the graph the same way in both (dependency counts, pruning, version checks,
+:func:`grad_pass._pass` walks the graph the same way in both (dependency counts, pruning, version checks,
 hooks, freeing); with ``create_graph`` its gradients are Tensors instead of arrays, and each node runs its
 *graph backward* (:mod:`.derivatives`) under ``enable_grad``, so the pass records a graph of its own that
 can be differentiated again. This module holds those steps: the up-front refusal of an op that has no graph

@@ -1,7 +1,7 @@
 """How a gradient lands in a leaf: accumulation into ``.grad`` (adopting a fresh array without a copy when
 nobody else can see it), gradient destinations (the arrays data parallelism wants gradients written into),
 sparse gradients (registered by :mod:`distnn.sparse`), and the ``register_hook`` hooks run on a leaf's or a
-node output's gradient. Used by the backward engine (engine.py) and ``autograd.grad`` (grad_api.py)."""
+node output's gradient. Used by the backward engine (engine.py) and ``autograd.grad``'s pass (grad_pass.py)."""
 from __future__ import annotations
 
 from sys import getrefcount as _getrefcount

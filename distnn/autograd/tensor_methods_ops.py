@@ -10,8 +10,9 @@ import importlib
 # module under distnn.functional -> the functions that are also Tensor methods
 _METHODS = {
     "shape_more": ("tril", "triu", "diag", "diagonal", "diag_embed", "diagflat", "trace", "movedim", "moveaxis",
-                   "swapaxes", "swapdims", "t", "unbind", "tensor_split", "hsplit", "vsplit", "dsplit", "tile",
-                   "repeat_interleave", "rot90", "fliplr", "flipud", "unflatten", "ravel"),
+                   "swapaxes", "swapdims", "t", "tile", "repeat_interleave", "rot90", "fliplr", "flipud", "unflatten",
+                   "ravel"),
+    "shape_split": ("unbind", "tensor_split", "hsplit", "vsplit", "dsplit"),
     "matrix_more": ("outer", "ger", "inner", "dot", "vdot", "mm", "mv", "addmm", "addmv", "addbmm", "baddbmm",
                     "kron", "cross"),
     "scatter": ("scatter", "scatter_add", "scatter_reduce", "index_add", "index_copy", "index_fill",

@@ -1,6 +1,9 @@
-"""The dataset registry: ``load_dataset(name, **options) -> DatasetSplits``.
+"""Loading a registered dataset: ``load_dataset(name, **options) -> DatasetSplits``.
 
-Built-in names (``list_datasets()`` gives the one-line descriptions):
+The registry itself (``register_dataset``, ``get_dataset_entry``, ``list_datasets``) is
+``dataset_registry.py``; the built-in sources are ``builtin_datasets.py``; their names and the registry's
+functions are importable from here as before. Built-in names (``list_datasets()`` gives the one-line
+descriptions):
 
 - scikit-learn's bundled real datasets, loaded offline: ``digits`` (default;
   1797 8x8 images, 10 classes), ``iris``, ``wine``, ``breast_cancer``;
@@ -28,256 +31,18 @@ needs two).
 from __future__ import annotations
 
 import difflib
-import inspect
 import os
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import idx, sequences, synthetic, text
+from .builtin_datasets import FASHION_CLASSES  # noqa: F401  (importing it registers the built-in sources, in order)
 from .dataset import Dataset, DatasetSplits
+from .dataset_registry import (SPLIT_KINDS, DatasetEntry, RawData, _REGISTRY, get_dataset_entry,  # noqa: F401
+                               list_dataset_options, list_datasets, register_dataset, split_keys_ignored)
 from .errors import DataError
-from .files import load_csv, load_npz, token_ids
+from .files import token_ids
 from .split import stratified_split
 from .transforms import STANDARDIZE_MODES, Standardizer
-
-
-@dataclass
-class RawData:
-    """What a source function returns before splitting.
-
-    parts: ``{"all": (x, y)}`` to be split, or some of ``train``/``val``/``test``
-    (missing val/test are carved from train). split: ``"stratified"``,
-    ``"shuffle"`` (no stratification) or ``"same"`` (every split is all data).
-    """
-
-    parts: dict
-    num_classes: int
-    class_names: list | None = None
-    meta: dict = field(default_factory=dict)
-    split: str = "stratified"
-
-
-@dataclass
-class DatasetEntry:
-    name: str
-    description: str
-    source: object  # callable(**options) -> RawData
-    needs_path: bool = False  # the source cannot work without data.path
-    split: str = "stratified"  # the RawData.split its source returns (a config checks the split keys by it)
-
-    def options(self) -> dict:
-        """The source's options and their defaults (``path`` is required when it has no default)."""
-        sig = inspect.signature(self.source)
-        return {k: (None if p.default is inspect.Parameter.empty else p.default) for k, p in sig.parameters.items()}
-
-    def check_option(self, key: str, value) -> str | None:
-        """None if ``value`` has the type the source declares for ``key``, else the expected type in words."""
-        hints = inspect.get_annotations(self.source, eval_str=True)
-        allowed = hints.get(key)
-        if allowed is None:
-            default = self.options().get(key)
-            allowed = type(default) if default is not None else None
-        if allowed is None:
-            return None
-        kinds = tuple(dict.fromkeys(getattr(allowed, "__args__", (allowed,))))
-        ok = any(isinstance(value, k) and not (k is int and isinstance(value, bool) and bool not in kinds)
-                 for k in kinds if k is not type(None))
-        ok = ok or (float in kinds and isinstance(value, int) and not isinstance(value, bool))
-        if ok:
-            return None
-        words = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
-        return " or ".join(words.get(k, k.__name__) for k in kinds if k is not type(None))
-
-
-_REGISTRY: dict[str, DatasetEntry] = {}
-
-
-def register_dataset(name: str, description: str, needs_path: bool = False, split: str = "stratified"):
-    """Decorator: register ``fn(**options) -> RawData`` under ``name``. ``split``: the ``RawData.split`` the
-    source returns, declared so that a config's split keys can be checked before any data is loaded
-    (:func:`split_keys_ignored`)."""
-    def deco(fn):
-        _REGISTRY[name] = DatasetEntry(name, description, fn, needs_path, split)
-        return fn
-    return deco
-
-
-#: why a dataset of each split kind (``DatasetEntry.split``) ignores split keys, in words
-SPLIT_KINDS = {"same": "every split is all of its data",
-               "given": "it cuts its own splits in order, with no random draw for a seed to change"}
-
-
-def split_keys_ignored(name: str) -> tuple:
-    """The ``[data]`` split keys (``val_fraction``, ``test_fraction``, ``split_seed``) registered dataset
-    ``name`` never reads: all three where every split is the same data (xor), ``split_seed`` (and the
-    fractions unless it takes them as options, as charlm does) where the source cuts its own splits."""
-    entry = get_dataset_entry(name)
-    if entry.split not in SPLIT_KINDS:
-        return ()
-    taken = entry.options() if entry.split == "given" else {}
-    return tuple(k for k in ("val_fraction", "test_fraction", "split_seed") if k not in taken)
-
-
-def list_datasets() -> list[tuple[str, str]]:
-    """``[(name, one-line description), ...]`` of every registered dataset (``dict()`` it for a lookup)."""
-    return [(name, e.description) for name, e in _REGISTRY.items()]
-
-
-def get_dataset_entry(name: str) -> DatasetEntry:
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise DataError(f"unknown dataset '{name}'{hint}; available: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
-
-
-# ---------------------------------------------------------------- bundled scikit-learn data
-
-def _sklearn(loader_name: str, dataset: str):
-    try:
-        from sklearn import datasets as skd
-    except ImportError:
-        raise DataError(f"dataset '{dataset}' needs scikit-learn (install the 'data' extra of distnn)") from None
-    return getattr(skd, loader_name)()
-
-
-@register_dataset("digits", "scikit-learn's 1797 8x8 handwritten digits, 10 classes (bundled; the default)")
-def _digits(flatten: bool = True):
-    b = _sklearn("load_digits", "digits")
-    x = (b.data / 16.0).astype(np.float32)  # pixel intensities 0..16 -> [0, 1]
-    if not flatten:
-        x = x.reshape(-1, 1, 8, 8)
-    return RawData({"all": (x, b.target.astype(np.int64))}, 10, [str(i) for i in range(10)],
-                   {"image_shape": (1, 8, 8)})
-
-
-def _tabular(loader_name: str, dataset: str):
-    b = _sklearn(loader_name, dataset)
-    return RawData({"all": (b.data.astype(np.float32), b.target.astype(np.int64))}, len(b.target_names),
-                   [str(n) for n in b.target_names], {"feature_names": [str(f) for f in b.feature_names]})
-
-
-@register_dataset("iris", "scikit-learn's iris flowers: 150 samples, 4 features, 3 classes (bundled)")
-def _iris():
-    return _tabular("load_iris", "iris")
-
-
-@register_dataset("wine", "scikit-learn's wine recognition: 178 samples, 13 features, 3 classes (bundled)")
-def _wine():
-    return _tabular("load_wine", "wine")
-
-
-@register_dataset("breast_cancer", "scikit-learn's breast cancer Wisconsin: 569 samples, 30 features, 2 classes")
-def _breast_cancer():
-    return _tabular("load_breast_cancer", "breast_cancer")
-
-
-# ---------------------------------------------------------------- files
-
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot"]
-
-
-def _idx_source(path, flatten, class_names):
-    files = idx.find_mnist_files(path)
-    parts = {}
-    shape = None
-    for split, pair in files.items():
-        if pair is None:
-            continue
-        images, labels = idx.load_idx_pair(*pair, num_classes=10)
-        if shape is not None and images.shape[1:] != shape:
-            raise DataError(f"IDX file {pair[0]!r} has {images.shape[1:]} images, the training file {shape}")
-        shape = images.shape[1:]
-        x = (images.astype(np.float32) / 255.0).reshape(len(images), 1, *images.shape[1:])
-        parts[split] = (x.reshape(len(x), -1) if flatten else x, labels)
-    return RawData(parts, 10, class_names, {"image_shape": (1,) + tuple(shape), "path": str(path)})
-
-
-@register_dataset("mnist", "MNIST handwritten digits from IDX files under data.path (plain or .gz)", needs_path=True)
-def _mnist(path: str | None = None, flatten: bool = True):
-    return _idx_source(path, flatten, [str(i) for i in range(10)])
-
-
-@register_dataset("fashion_mnist", "Fashion-MNIST clothing images from IDX files under data.path", needs_path=True)
-def _fashion(path: str | None = None, flatten: bool = True):
-    return _idx_source(path, flatten, FASHION_CLASSES)
-
-
-@register_dataset("npz", "a .npz file (keys x/y or X/y, or x_train/y_train/...) at data.path", needs_path=True)
-def _npz(path: str | None = None, x_key: str | None = None, y_key: str | None = None, num_classes: int | None = None):
-    if path is None:
-        raise DataError("dataset 'npz' needs data.path (a .npz file)")
-    parts = load_npz(path, x_key, y_key, num_classes)
-    c = num_classes or int(max(int(y.max()) + 1 for _, y in parts.values() if len(y)))
-    return RawData(parts, c, None, {"path": str(path)})
-
-
-@register_dataset("csv", "a CSV table at data.path (label column configurable, header optional)", needs_path=True)
-def _csv(path: str | None = None, label_column: int | str = -1, header: bool | str = "auto", delimiter: str = ",",
-         num_classes: int | None = None):
-    if path is None:
-        raise DataError("dataset 'csv' needs data.path (a .csv file)")
-    x, y, features = load_csv(path, label_column, header, delimiter, num_classes)
-    c = num_classes or int(y.max()) + 1
-    return RawData({"all": (x, y)}, c, None, {"feature_names": features, "path": str(path)})
-
-
-# ---------------------------------------------------------------- synthetic
-
-@register_dataset("xor", "the four XOR points (every split is the same 4 points)", split="same")
-def _xor():
-    return RawData({"all": synthetic.xor_points()}, 2, ["0", "1"], split="same")
-
-
-@register_dataset("noisy_xor", "XOR corners with gaussian noise (n_samples, noise, seed)")
-def _noisy_xor(n_samples: int = 400, noise: float = 0.15, seed: int = 0):
-    return RawData({"all": synthetic.noisy_xor(n_samples, noise, seed)}, 2, ["0", "1"])
-
-
-@register_dataset("spirals", "interleaved 2-D spiral arms (n_samples, n_classes, noise, turns, seed)")
-def _spirals(n_samples: int = 600, n_classes: int = 3, noise: float = 0.15, turns: float = 1.0, seed: int = 0):
-    return RawData({"all": synthetic.spirals(n_samples, n_classes, noise, turns, seed)}, int(n_classes))
-
-
-@register_dataset("blobs", "gaussian blobs (n_samples, n_classes, n_features, spread, seed)")
-def _blobs(n_samples: int = 600, n_classes: int = 3, n_features: int = 2, spread: float = 1.0, seed: int = 0):
-    return RawData({"all": synthetic.blobs(n_samples, n_classes, n_features, spread, seed=seed)}, int(n_classes))
-
-
-def _tokens(x, y, c, vocab_size, names=None):
-    return RawData({"all": (x, y)}, c, names, {"vocab_size": int(vocab_size), "seq_len": int(x.shape[1])})
-
-
-@register_dataset("seq_parity", "bit sequences labelled by parity of the number of ones (length, n_samples, seed)")
-def _seq_parity(n_samples: int = 2000, length: int = 8, seed: int = 0):
-    x, y, c = sequences.parity(n_samples, length, seed)
-    return _tokens(x, y, c, 2, ["even", "odd"])
-
-
-@register_dataset("seq_sorted", "token sequences: sorted (non-decreasing) or not (length, vocab_size, n_samples)")
-def _seq_sorted(n_samples: int = 2000, length: int = 8, vocab_size: int = 10, seed: int = 0):
-    x, y, c = sequences.sorted_or_not(n_samples, length, vocab_size, seed)
-    return _tokens(x, y, c, vocab_size, ["unsorted", "sorted"])
-
-
-@register_dataset("seq_majority", "token sequences labelled by their most frequent token (length, vocab_size)")
-def _seq_majority(n_samples: int = 2000, length: int = 16, vocab_size: int = 4, seed: int = 0):
-    x, y, c = sequences.majority(n_samples, length, vocab_size, seed)
-    return _tokens(x, y, c, vocab_size)
-
-
-@register_dataset("charlm", "next-character prediction on a small built-in text, or a UTF-8 file at data.path",
-                  split="given")
-def _charlm(path: str | None = None, seq_len: int = 64, stride: int | None = None, val_fraction: float = 0.1,
-            test_fraction: float = 0.1):
-    parts, vocab = text.char_lm_splits(text.load_text(path), seq_len, stride, val_fraction, test_fraction)
-    return RawData(parts, len(vocab), list(vocab), {"vocab": vocab, "vocab_size": len(vocab), "seq_len": seq_len},
-                   split="given")
-
-
-# ---------------------------------------------------------------- the entry point
 
 _FILE_SOURCES = {".npz": "npz", ".csv": "csv"}
 
@@ -440,8 +205,3 @@ def as_token_ids(splits: DatasetSplits, vocab_size: int) -> DatasetSplits:
         converted[split] = Dataset(x, ds.y, ds.num_classes, ds.name, list(ds.class_names), dict(ds.meta))
     info = dict(splits.info, standardize="none")
     return DatasetSplits(converted["train"], converted.get("val"), converted.get("test"), None, info)
-
-
-def list_dataset_options(name: str) -> dict:
-    """{option: default} accepted by dataset ``name`` (besides the split/standardize options)."""
-    return {k: v for k, v in get_dataset_entry(name).options().items() if k not in ("val_fraction", "test_fraction")}

@@ -1,5 +1,6 @@
-"""More of PyTorch's shape ops: triangles and diagonals, dim moves, splits, tiling, repeat_interleave, rot90,
-broadcasting helpers, meshgrid, atleast_nd.
+"""More of PyTorch's shape ops: triangles and diagonals, dim moves, tiling, repeat_interleave, rot90, unflatten,
+ravel (and, re-exported from their own modules, the splits, ``shape_split.py``, and the broadcasting helpers,
+meshgrid and atleast_nd, ``shape_broadcast.py``).
 
 Most are compositions of recorded ops (indexing, transpose, reshape, where), so their gradients are those ops'
 gradients; ``diag_embed`` has a node of its own. ``diagonal`` is a view, as PyTorch's (an in-place change of it writes
@@ -18,21 +19,15 @@ from distnn.autograd.versions import _share
 from distnn.backend import get_array_module
 
 from ._dims import wrap_dim, wrap_dims
+from ._tensor_args import _ints, as_tensor  # noqa: F401  (as_tensor: importable from here as before)
 from .elementwise_choice import Where
 from .indexing import DiagonalView, GetItem
 from .select import flip
-from .shape import BroadcastTo, Repeat, TransposeT
-
-
-def as_tensor(x) -> Tensor:
-    """``x`` as a Tensor (an array is wrapped, not copied)."""
-    return x if isinstance(x, Tensor) else Tensor(x)
-
-
-def _ints(v) -> tuple:
-    if isinstance(v, Tensor):
-        v = v.data.tolist()
-    return (int(v),) if isinstance(v, numbers.Integral) else tuple(int(s) for s in v)
+from .shape import Repeat, TransposeT
+from .shape_broadcast import (  # noqa: F401  (importable from here as before)
+    atleast_1d, atleast_2d, atleast_3d, broadcast_shapes, broadcast_tensors, meshgrid,
+)
+from .shape_split import dsplit, hsplit, tensor_split, unbind, vsplit  # noqa: F401  (as before)
 
 
 # ---------------------------------------------------------------- triangles and diagonals
@@ -197,71 +192,6 @@ def t(input):  # noqa: A002
     return TransposeT.apply(x, axes=None)  # (a vector or 0-d tensor: a view of itself, as PyTorch's)
 
 
-# ---------------------------------------------------------------- splitting
-def unbind(input, dim=0):  # noqa: A002
-    """``torch.unbind``: the slices along ``dim``, each without it."""
-    x = as_tensor(input)
-    if x.ndim == 0:
-        raise IndexError("unbind: dimension specified as 0 but tensor has no dimensions")
-    d = wrap_dim(dim, x.ndim, "unbind")
-    return tuple(x[(slice(None),) * d + (i,)] for i in range(x.shape[d]))
-
-
-def _pieces(x, bounds, d):
-    return tuple(x[(slice(None),) * d + (slice(lo, max(lo, hi)),)] for lo, hi in zip(bounds[:-1], bounds[1:]))
-
-
-def tensor_split(input, indices_or_sections, dim=0):  # noqa: A002
-    """``torch.tensor_split``: an int ``n`` gives ``n`` pieces (the first ``size % n`` one longer); a sequence
-    gives the pieces between those indices (clipped to the size, as numpy's ``array_split``)."""
-    x = as_tensor(input)
-    if x.ndim == 0:
-        raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a tensor with 0 dims")
-    d = wrap_dim(dim, x.ndim, "tensor_split")
-    n = x.shape[d]
-    spec = indices_or_sections
-    if isinstance(spec, Tensor) and spec.ndim == 0:
-        spec = int(spec.item())
-    if isinstance(spec, numbers.Integral):
-        if spec <= 0:
-            raise RuntimeError(f"number of sections must be larger than 0, got {spec}")
-        size, extra = divmod(n, int(spec))
-        bounds = [0]
-        for i in range(int(spec)):
-            bounds.append(bounds[-1] + size + (i < extra))
-    else:
-        bounds = [0] + [min(max(i + n if i < 0 else i, 0), n) for i in _ints(spec)] + [n]
-    return _pieces(x, bounds, d)
-
-
-def _split_along(input, sections, dim, name, least):  # noqa: A002
-    x = as_tensor(input)
-    if x.ndim < least:
-        raise RuntimeError(f"torch.{name} requires a tensor with at least {least} dimension, but got a tensor with "
-                           f"{x.ndim} dimensions!")
-    if isinstance(sections, numbers.Integral):
-        if sections == 0 or x.shape[dim] % sections:
-            raise RuntimeError(f"torch.{name} attempted to split along dimension {dim}, but the size of the dimension "
-                               f"{x.shape[dim]} is not divisible by the split_size {sections}!")
-    return tensor_split(x, sections, dim)
-
-
-def hsplit(input, indices_or_sections):  # noqa: A002
-    """``torch.hsplit``: :func:`tensor_split` along dim 1 (dim 0 for a vector), equal sections only."""
-    x = as_tensor(input)
-    return _split_along(x, indices_or_sections, 1 if x.ndim > 1 else 0, "hsplit", 1)
-
-
-def vsplit(input, indices_or_sections):  # noqa: A002
-    """``torch.vsplit``: :func:`tensor_split` along dim 0 of a tensor of 2 or more dims."""
-    return _split_along(input, indices_or_sections, 0, "vsplit", 2)
-
-
-def dsplit(input, indices_or_sections):  # noqa: A002
-    """``torch.dsplit``: :func:`tensor_split` along dim 2 of a tensor of 3 or more dims."""
-    return _split_along(input, indices_or_sections, 2, "dsplit", 3)
-
-
 # ---------------------------------------------------------------- repeating and rotating
 def tile(input, dims):  # noqa: A002
     """``torch.tile``: ``repeat`` with ``dims`` padded with leading 1s to the tensor's number of dims."""
@@ -363,78 +293,6 @@ def unflatten(input, dim, sizes):  # noqa: A002
 def ravel(input):  # noqa: A002
     """``torch.ravel``: the tensor as a vector."""
     return as_tensor(input).reshape(-1)
-
-
-def broadcast_shapes(*shapes) -> tuple:
-    """``torch.broadcast_shapes``: the shape the given shapes broadcast to (a tuple)."""
-    try:
-        return tuple(np.broadcast_shapes(*[(s,) if isinstance(s, numbers.Integral) else tuple(s) for s in shapes]))
-    except ValueError:
-        raise RuntimeError(f"Shape mismatch: objects cannot be broadcast to a single shape: {list(shapes)}") from None
-
-
-def broadcast_tensors(*tensors):
-    """``torch.broadcast_tensors``: each tensor expanded to their common shape."""
-    tensors = [as_tensor(t) for t in tensors]
-    shape = ()
-    for t in tensors:  # (one pair at a time, to name the sizes that clash as PyTorch does)
-        for i in range(1, min(len(shape), t.ndim) + 1):
-            if shape[-i] != t.shape[-i] and 1 not in (shape[-i], t.shape[-i]):
-                raise RuntimeError(f"The size of tensor a ({shape[-i]}) must match the size of tensor b "
-                                   f"({t.shape[-i]}) at non-singleton dimension {max(len(shape), t.ndim) - i}")
-        shape = broadcast_shapes(shape, t.shape)
-    return tuple(BroadcastTo.apply(t, shape=shape) for t in tensors)
-
-
-def meshgrid(*tensors, indexing="ij"):
-    """``torch.meshgrid``: coordinate grids from 1-D tensors; ``indexing='xy'`` swaps the first two dims of the
-    grid (numpy's default; PyTorch's default is 'ij')."""
-    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
-        tensors = tuple(tensors[0])
-    if indexing not in ("ij", "xy"):
-        raise RuntimeError(f"torch.meshgrid: indexing must be one of \"xy\" or \"ij\", but received: {indexing}")
-    tensors = [as_tensor(t) for t in tensors]
-    if any(t.ndim > 1 for t in tensors):
-        raise RuntimeError("torch.meshgrid: Expected 0D or 1D tensor in the tensor list")
-    vectors = [t.reshape(-1) for t in tensors]
-    order = list(range(len(vectors)))
-    if indexing == "xy" and len(vectors) >= 2:
-        order[0], order[1] = 1, 0
-    shape = tuple(vectors[i].shape[0] for i in order)
-    grids = []
-    for i, v in enumerate(vectors):
-        at = order.index(i)
-        view = [1] * len(vectors)
-        view[at] = v.shape[0]
-        grids.append(BroadcastTo.apply(v.reshape(view), shape=shape))
-    return tuple(grids)
-
-
-def _atleast(tensors, n, views):
-    single = len(tensors) == 1 and not isinstance(tensors[0], (list, tuple))
-    items = tensors[0] if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)) else tensors
-    out = []
-    for t in items:
-        x = as_tensor(t)
-        if x.ndim < n:
-            x = x.reshape(views[x.ndim](x.shape))
-        out.append(x)
-    return out[0] if single else tuple(out)
-
-
-def atleast_1d(*tensors):
-    """``torch.atleast_1d``: a 0-d tensor as shape (1,); others as they are (a tuple for several)."""
-    return _atleast(tensors, 1, {0: lambda s: (1,)})
-
-
-def atleast_2d(*tensors):
-    """``torch.atleast_2d``: 0-d as (1, 1), a vector (n,) as (1, n)."""
-    return _atleast(tensors, 2, {0: lambda s: (1, 1), 1: lambda s: (1,) + s})
-
-
-def atleast_3d(*tensors):
-    """``torch.atleast_3d``: 0-d as (1, 1, 1), (n,) as (1, n, 1), (m, n) as (m, n, 1)."""
-    return _atleast(tensors, 3, {0: lambda s: (1, 1, 1), 1: lambda s: (1,) + s + (1,), 2: lambda s: s + (1,)})
 
 
 __all__ = ["tril", "triu", "diagonal", "diag_embed", "diag", "diagflat", "trace", "movedim", "moveaxis", "swapaxes",

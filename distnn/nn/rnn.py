@@ -1,4 +1,4 @@
-"""Recurrent layers: RNN (tanh/relu, or the lecture notes' sigmoid), LSTM, GRU and their single-step cells.
+"""Recurrent layers: RNN (tanh/relu, or the lecture notes' sigmoid), LSTM, GRU.
 
 Names, argument orders, shapes and parameter names follow PyTorch, so a PyTorch
 ``state_dict`` (converted to numpy) loads unchanged: ``weight_ih_l{k}`` (G*H, I),
@@ -13,65 +13,28 @@ U(-1/sqrt(H), 1/sqrt(H)).
 Each layer and direction is one fused ``Function`` (``distnn.functional.rnn``)
 that loops over time inside numpy; see there for why. Truncated BPTT: pass
 ``h_n.detach()`` (and ``c_n.detach()``) as the next chunk's initial state.
+
+The single-step cells are ``rnn_cells.py`` (importable from here as before); the checks and initialisation
+the layers and the cells share are ``rnn_common.py``.
 """
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
 
-from distnn import random as drandom
 from distnn.autograd.tensor import Tensor
-from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 from distnn.backend import default_dtype, get_array_module
 from distnn.functional import activation as A
 from distnn.functional import rnn as R
 from distnn.functional import shape as S
 
 from .module import Module, Parameter
+from .rnn_cells import GRUCell, LSTMCell, RNNCell, RNNCellBase  # noqa: F401  (importable from here as before)
+from .rnn_common import _check_dtype, _check_nonlinearity, _check_state_dtype, _uniform_params
 from .utils.rnn import PackedSequence, _pack_sorted, _padded_sorted, invert_permutation
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "RNN_SIGMOID": 1, "LSTM": 4, "GRU": 3}
-
-
-def _check_nonlinearity(what, nonlinearity):
-    if nonlinearity not in R.RNN_NONLINEARITIES:
-        raise ValueError(f"{what}: nonlinearity must be 'tanh', 'relu' or 'sigmoid', got {nonlinearity!r}")
-
-
-def _uniform_params(module, hidden_size, generator):
-    """PyTorch's reset_parameters for RNNs: every parameter U(-1/sqrt(H), 1/sqrt(H))."""
-    gen = generator if generator is not None else drandom.default_generator()
-    k = 1.0 / math.sqrt(hidden_size)
-    for p in module.parameters():
-        p.data[...] = gen.uniform(-k, k, p.shape).astype(p.data.dtype)
-
-
-def _check_dtype(module, x, error):
-    """An input of another dtype than the weights (an integer one, or float32 into a float64 model) is refused
-    as PyTorch refuses it: numpy would compute in the wider dtype, or fail deep in a gate's ufunc. The layers
-    say so in PyTorch's RNN words (a ValueError), the cells in its matrix product's (a RuntimeError)."""
-    want = module.weight_ih_l0.dtype if hasattr(module, "weight_ih_l0") else module.weight_ih.dtype
-    if x.data.dtype == want:
-        return
-    if error is ValueError:
-        # (PyTorch names the dtypes as its Python objects print: torch.float32)
-        x_name, w_name = f"torch.{np.dtype(x.data.dtype).name}", f"torch.{np.dtype(want).name}"
-        raise ValueError(f"{module.where()}: RNN input dtype ({x_name}) does not match weight dtype ({w_name}). "
-                         f"Convert input: input.to({w_name}), or convert model: model.to({x_name})")
-    raise RuntimeError(f"{module.where()}: mat1 and mat2 must have the same dtype, but got "
-                       f"{torch_dtype_name(x.data.dtype)} and {torch_dtype_name(want)} (the input's dtype and the "
-                       "weights': convert the input, e.g. input.to(weight_ih.dtype), or the model)")
-
-
-def _check_state_dtype(module, h, name, want):
-    """A given initial state of another dtype than the weights is refused, as PyTorch's matrix product refuses
-    it (numpy would carry the wider dtype through the recurrence)."""
-    if h.dtype != want:
-        raise RuntimeError(f"{module.where()}: mat1 and mat2 must have the same dtype, but got "
-                           f"{torch_dtype_name(h.dtype)} and {torch_dtype_name(want)} (the {name}'s dtype and the "
-                           "weights': convert it, e.g. h.to(weight.dtype))")
 
 
 class RNNBase(Module):
@@ -350,94 +313,3 @@ class GRU(RNNBase):
         _refuse_proj_size(proj_size)
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          0, dtype, generator)
-
-
-# ------------------------------------------------------------------- cells
-class RNNCellBase(Module):
-    def __init__(self, input_size, hidden_size, bias, gates, dtype=None, generator=None):
-        super().__init__()
-        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
-        dtype = np.dtype(dtype or default_dtype())
-        self.weight_ih = Parameter(np.empty((gates * hidden_size, input_size), dtype))
-        self.weight_hh = Parameter(np.empty((gates * hidden_size, hidden_size), dtype))
-        if bias:
-            self.bias_ih = Parameter(np.empty((gates * hidden_size,), dtype))
-            self.bias_hh = Parameter(np.empty((gates * hidden_size,), dtype))
-        _uniform_params(self, hidden_size, generator)
-
-    def extra_repr(self):
-        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
-
-    def _prepare(self, input, hx, n_states):
-        """Check shapes; return (x as (1, B, I), states as (B, H) arrays/Tensors, unbatched flag)."""
-        if not isinstance(input, Tensor) or input.ndim not in (1, 2) or input.shape[-1] != self.input_size:
-            shape = tuple(input.shape) if hasattr(input, "shape") else type(input).__name__
-            raise ValueError(
-                f"{self.where()}: expected input (N, {self.input_size}) or ({self.input_size},), got {shape}"
-            )
-        _check_dtype(self, input, RuntimeError)
-        unbatched = input.ndim == 1
-        x = S.Reshape.apply(input, shape=(1, 1 if unbatched else input.shape[0], self.input_size))
-        batch = x.shape[1]
-        if hx is None:
-            zeros = get_array_module(x.data).zeros((batch, self.hidden_size), x.dtype)
-            return x, (zeros,) * n_states, unbatched
-        states = hx if n_states > 1 else (hx,)
-        if n_states > 1 and not (isinstance(hx, (tuple, list)) and len(hx) == n_states):
-            raise TypeError(f"{self.where()}: hx must be a tuple of {n_states} states")
-        want = (self.hidden_size,) if unbatched else (batch, self.hidden_size)
-        out = []
-        for h in states:
-            if tuple(h.shape) != want:
-                raise ValueError(f"{self.where()}: expected hidden state of shape {want}, got {tuple(h.shape)}")
-            _check_state_dtype(self, h, "hidden state", self.weight_ih.dtype)
-            out.append(S.Reshape.apply(h, shape=(batch, self.hidden_size)) if unbatched else h)
-        return x, tuple(out), unbatched
-
-    def _weights(self):
-        w = [self.weight_ih, self.weight_hh]
-        if self.bias:
-            w += [self.bias_ih, self.bias_hh]
-        return w
-
-    def _finish(self, h, unbatched):
-        return S.Reshape.apply(h, shape=(self.hidden_size,)) if unbatched else h
-
-
-class RNNCell(RNNCellBase):
-    """``RNNCell(input_size, hidden_size, bias=True, nonlinearity="tanh")``: h' = act(W_ih x + b_ih + W_hh h + b_hh),
-    act "tanh", "relu" or (not in PyTorch) "sigmoid"."""
-
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", dtype=None, generator=None):
-        _check_nonlinearity("RNNCell", nonlinearity)
-        super().__init__(input_size, hidden_size, bias, 1, dtype, generator)
-        self.nonlinearity = nonlinearity
-
-    def forward(self, input, hx=None):
-        x, (h,), unbatched = self._prepare(input, hx, 1)
-        out = R.RNNLayer.apply(x, h, *self._weights(), nonlinearity=self.nonlinearity)
-        return self._finish(out[0], unbatched)
-
-
-class LSTMCell(RNNCellBase):
-    """``LSTMCell(input_size, hidden_size, bias=True)``; forward(input, (h, c)=None) -> (h', c')."""
-
-    def __init__(self, input_size, hidden_size, bias=True, dtype=None, generator=None):
-        super().__init__(input_size, hidden_size, bias, 4, dtype, generator)
-
-    def forward(self, input, hx=None):
-        x, (h, c), unbatched = self._prepare(input, hx, 2)
-        packed = R.LSTMLayer.apply(x, h, c, *self._weights())
-        return self._finish(packed[0], unbatched), self._finish(packed[1], unbatched)
-
-
-class GRUCell(RNNCellBase):
-    """``GRUCell(input_size, hidden_size, bias=True)``; forward(input, h=None) -> h'."""
-
-    def __init__(self, input_size, hidden_size, bias=True, dtype=None, generator=None):
-        super().__init__(input_size, hidden_size, bias, 3, dtype, generator)
-
-    def forward(self, input, hx=None):
-        x, (h,), unbatched = self._prepare(input, hx, 1)
-        out = R.GRULayer.apply(x, h, *self._weights())
-        return self._finish(out[0], unbatched)

@@ -7,34 +7,15 @@ feature adds its keys here and nowhere else. ``describe_schema()`` prints the
 whole table. Tables in :data:`OPEN_TABLES` (``model``) also accept keys not
 listed (the model's keyword arguments); ``[data]`` also accepts the chosen
 dataset's own options (checked in ``config.py`` against ``distnn.data``).
+
+:class:`Key` and the words for its types and bounds are ``config_key.py``; the names a config may reach for
+that are not its own (``ALIASES``, ``LIBRARY_ONLY``) are ``config_other_names.py``; all are importable from
+here as before.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-@dataclass(frozen=True)
-class Key:
-    """One config key: type, default, doc, and optional bounds / choices.
-
-    type: "int" | "float" | "bool" | "str" | "list[int]" | "list[float]" |
-    "list[str]" | "list[table]". ``bounds`` is a tuple of (op, value) with op in
-    ">", ">=", "<", "<=", applied to the value (to each element of a list).
-    ``optional`` keys default to ``None`` (absent from TOML). Float values must
-    be finite (NaN and inf are refused) unless ``allow_inf``: then ``inf`` is
-    accepted as "no limit" (still never NaN or -inf). ``display`` keys change
-    only what is shown (progress, log lines, plots), never what is trained: a
-    resumed run does not count a change of one (see :data:`DISPLAY_KEYS`).
-    """
-
-    type: str
-    default: object
-    doc: str
-    bounds: tuple = ()
-    choices: tuple | None = None
-    optional: bool = False
-    length: int | None = None
-    allow_inf: bool = False
-    display: bool = False
+from .config_key import TYPE_WORDS, Key, bound_text  # noqa: F401  (importable from here as before)
+from .config_other_names import ALIASES, LIBRARY_ONLY  # noqa: F401  (importable from here as before)
 
 
 def _k(type_, default, doc, *bounds, choices=None, optional=False, length=None, allow_inf=False, display=False):
@@ -312,34 +293,6 @@ OPTIMIZER_OWN_DEFAULTS = ("lr", "momentum", "weight_decay", "eps")
 #: re-run with another schedule.name gets that schedule's own; a config.toml from before holds the value in
 #: [schedule] and re-runs and resumes with it.
 SCHEDULE_OWN_DEFAULTS = ("gamma", "factor")
-#: Values a config cannot choose, and why (the error of ``optimizer.name = "lbfgs"`` says it): distnn.optim's
-#: library-only names, PyTorch Lightning's precisions that distnn has not (numpy has no bfloat16), and numpy
-#: dtypes that are no run dtype
-LIBRARY_ONLY = {
-    "train.precision": {
-        **{p: "numpy and cupy have no bfloat16; use '16-mixed' (float16 autocast with loss scaling)"
-           for p in ("bf16-mixed", "bf16", "bf16-true")},
-        **{p: "distnn keeps float32 master weights; use '16-mixed' (float16 autocast with loss scaling)"
-           for p in ("16", "16-true", "half")},
-        **{p: "set the parameters' dtype instead: run.dtype = 'float64' with precision '32'"
-           for p in ("64", "64-true", "double")},
-        "32-true": "distnn's name for it is '32'"},
-    # (real dtypes that are no parameter dtype: else the "did you mean" offers 'float64' for 'float16')
-    "run.dtype": {
-        **{d: "float16 parameters lose the small updates of training and their gradients overflow; "
-              "for float16 compute set train.precision = '16-mixed': float16 autocast over float32 master "
-              "weights, with loss scaling" for d in ("float16", "half", "f2", "fp16")},
-        **{d: "numpy and cupy have no bfloat16; for 16-bit compute set train.precision = '16-mixed': "
-              "float16 autocast over float32 master weights" for d in ("bfloat16", "bf16")},
-        **{d: "distnn computes in float32 or float64: cupy has no extended precision"
-           for d in ("float128", "longdouble", "f16")}},
-    "optimizer.name": {"lbfgs": "distnn.optim.LBFGS is library API only: its step(closure) re-evaluates the loss "
-                                "through a closure, and distnn train steps without one"},
-    "schedule.name": {name: f"distnn.optim.lr_scheduler.{cls} is library API only: it takes "
-                            f"{what}, which a config cannot give"
-                      for name, cls, what in (("multiplicative", "MultiplicativeLR", "a function"),
-                                              ("chained", "ChainedScheduler", "a list of schedulers"))},
-}
 #: Keys that change only what is shown, never the training (a resume ignores a change of one).
 DISPLAY_KEYS = frozenset(k for k, key in SCHEMA.items() if key.display)
 #: Keys a resume does not compare with the saved config: how the resume is asked for, and the display keys.
@@ -354,20 +307,6 @@ OPEN_TABLES = frozenset({"model"})
 RECORDED_DEFAULTS = "defaults"
 #: Keys the trainer fills from the data; a config must not set them.
 MODEL_RESERVED = frozenset({"num_classes", "input_shape", "generator"})
-#: Common misspellings / names from other tools, to suggest the right key.
-ALIASES = {
-    "learning_rate": "optimizer.lr", "lr": "optimizer.lr", "wd": "optimizer.weight_decay",
-    "weightdecay": "optimizer.weight_decay", "batchsize": "data.batch_size", "batch": "data.batch_size",
-    "batch_size": "data.batch_size", "epoch": "train.epochs", "epochs": "train.epochs", "seed": "run.seed",
-    "clip_grad_norm": "train.grad_clip", "max_grad_norm": "train.grad_clip", "gradient_clip": "train.grad_clip",
-    "accumulation_steps": "train.grad_accumulation", "grad_accum": "train.grad_accumulation",
-    "restore_best_weights": "early_stopping.restore_best", "optim": "optimizer", "scheduler": "schedule",
-    "lr_schedule": "schedule", "output_dir": "run.out_dir", "outdir": "run.out_dir", "dataset": "data",
-    "warmup": "schedule.warmup_steps", "step_size": "schedule.step_size",
-    "maxnorm": "optimizer.max_norm", "max_epochs": "train.epochs", "num_epochs": "train.epochs",
-    "rotation": "data.augment.rotate", "precision": "train.precision", "amp": "train.precision",
-    "mixed_precision": "train.precision",
-}
 
 # Every proper prefix of a key is a table: "data", "data.augment", ...
 TABLES = list(dict.fromkeys(".".join(k.split(".")[:i]) for k in SCHEMA for i in range(1, k.count(".") + 1)))
@@ -391,19 +330,6 @@ SECTIONS = {
     "distributed": "gradient buckets and compression, replica checks, collective timeout, synchronized batch norm",
     "distributed.powersgd": "options of compression 'powersgd' (torch's PowerSGDState arguments and defaults)",
 }
-
-TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-              "list[int]": "a list of integers", "list[float]": "a list of numbers",
-              "list[str]": "a list of strings", "list[table]": "a list of tables"}
-
-
-def bound_text(bounds) -> str:
-    """'> 0', 'in [0, 1)': the allowed range of a key, for messages and help."""
-    if len(bounds) == 2:
-        (op1, a), (op2, b) = bounds
-        return f"in {'[' if op1 == '>=' else '('}{a}, {b}{']' if op2 == '<=' else ')'}"
-    op, a = bounds[0]
-    return f"{op} {a}"
 
 
 def describe_sections() -> str:
