@@ -21,7 +21,7 @@ the hub out of band (a zero "token" flows along the edge); the engine runs the h
 node the pass reaches. The hub's backward then recomputes the region (this module's :class:`Region` again,
 with the forward's random generator state, autocast state and the caller's recompute context), cuts the
 recomputed graph at its boundary (each boundary parent replaced by a stand-in leaf) and runs one capturing
-pass (``grad_api._walk``) from the recomputed outputs to the stand-ins: the boundary's gradients, which it
+pass (``grad_pass._walk``) from the recomputed outputs to the stand-ins: the boundary's gradients, which it
 returns. That pass shares the outer pass's ``backward_context``, runs no backward-begin hooks and
 accumulates into no ``.grad``: nothing is synchronized or counted twice. The recomputed graph is freed by
 that pass.
@@ -224,7 +224,7 @@ def _capture(hub, region: Region, roots, seeds, slots, graph=False) -> list:
     (each boundary parent replaced by a stand-in without hooks, so its hooks run once, in the outer pass).
     First order: the stand-ins are leaves. ``graph`` (create_graph): each is an identity node linked to its
     parent, where the pass stops too, but through which the gradients' own graph reaches the real parent."""
-    from . import engine, grad_api
+    from . import engine, grad_pass
 
     if graph:
         from .derivatives import recorded
@@ -247,7 +247,7 @@ def _capture(hub, region: Region, roots, seeds, slots, graph=False) -> list:
             parents[k] = stand_ins[j]._node if graph else stand_ins[j]
         n.parents = tuple(parents)
     # (create_graph: the recomputed nodes stay, as the gradients' graph reads them)
-    return grad_api._walk(roots, seeds, stand_ins, graph, True, graph=graph, context=engine.backward_context())
+    return grad_pass._walk(roots, seeds, stand_ins, graph, True, graph=graph, context=engine.backward_context())
 
 
 def _error(hub, what):

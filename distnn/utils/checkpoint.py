@@ -283,10 +283,10 @@ class _Checkpoint:
 
     def _precheck(self):
         if self.reentrant:
-            from distnn.autograd import engine, grad_api
+            from distnn.autograd import engine, grad_pass
 
             context = engine.backward_context()
-            if context and context.get(grad_api.PARTIAL_PASS):
+            if context and context.get(grad_pass.PARTIAL_PASS):
                 raise RuntimeError(_REENTRANT_PARTIAL)
         for what, t, version in self.saved:
             if t._version != version:
