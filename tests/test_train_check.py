@@ -229,7 +229,7 @@ def test_check_of_a_good_job_and_the_run_agree(tmp_path):
     r = _distnn([*args, "--simulate-ranks", "2"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "good" / "summary.json").is_file()
-    # now the directory holds that run: a new run there is refused by both, a resume accepted by both
+    # now the directory holds that run: a new run there is refused
     r = _distnn([*args, "--check", "--check-ranks", "2"], tmp_path)
     assert r.returncode == 2 and "already holds a run" in _error_line(r.stderr)
 

@@ -386,6 +386,6 @@ from .inference import describe_datasets, evaluate_run, predict_proba, predict_r
 
 # The public names, those of distnn.train.job_setup and distnn.train.inference that callers import from here included.
 __all__ = ["JobError", "Job", "build_schedule", "data_fingerprint", "agree_on_same_data", "memory_error_text",
-           "agree_on_errors", "run_training", "run_dir_for", "set_up_job", "train_rank", "preflight", "check_profile_dir",
-           "has_checkpoint",
+           "agree_on_errors", "run_training", "run_dir_for", "set_up_job", "train_rank", "preflight",
+           "check_profile_dir", "has_checkpoint",
            "describe_datasets", "evaluate_run", "predict_proba", "predict_run"]
