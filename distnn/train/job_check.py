@@ -64,8 +64,10 @@ def _check_resume(job, path, spec) -> str:
     from .config import dump_run_config
 
     root = checkpoint_dir(path, _as_dict(job.cfg.checkpoint))
-    found = resume(job.trainer, spec, root, types.SimpleNamespace(), log, config_text=dump_run_config(job.cfg),
-                   recover=False)
+    # (its warnings, e.g. the settings that differ from the checkpoint's, but not its "resumed from": nothing was)
+    warnings_only = types.SimpleNamespace(warning=log.warning, info=lambda *args, **kwargs: None)
+    found = resume(job.trainer, spec, root, types.SimpleNamespace(), warnings_only,
+                   config_text=dump_run_config(job.cfg), recover=False)
     if found is None:
         return f"{spec}: no checkpoint in {root} yet (a fresh start)"
     return f"{spec}: {found} (global step {job.trainer.state.global_step})"
