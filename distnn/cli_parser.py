@@ -21,6 +21,7 @@ examples:
   python -m distnn train --config my_run.toml --out runs/my_run
   mpiexec -n 2 python -m distnn train --profile prof  # prof/rank-0.json, rank-1.json, summary-rank0.txt
   mpiexec -n 4 python -m distnn train --set ensemble.members=4  # 4 members at once, probabilities averaged
+  python -m distnn train --check --check-ranks 4 --config digits_cnn  # what a 4-rank job would refuse
 
 The run directory (default runs/<config>-<timestamp>) receives config.toml,
 metrics.jsonl, metrics.csv, curves.png, summary.json, model.npz/model.json,
@@ -164,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "sets run.profile_steps)")
     t.add_argument("--quiet", action="store_true", help="no progress bar: one log line per epoch")
     t.add_argument("--log-all-ranks", action="store_true", help="show log lines of every rank, not only rank 0")
+    t.add_argument("--check", action="store_true",
+                   help="check everything train refuses before it trains (config, --set, data, model, batch "
+                        "against the ranks, run directory, --resume), in this process, writing nothing; print a "
+                        "summary and exit 0, or train's one-line error and exit 2 (slurm/submit.sh runs it)")
+    t.add_argument("--check-ranks", type=_count(1), default=None, metavar="N",
+                   help="with --check: the number of ranks the job will have (default: --simulate-ranks, the "
+                        "MPI launcher's ranks, SLURM_NTASKS inside an allocation, else 1)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="score a trained run on a split or a data file",

@@ -10,37 +10,15 @@ DEFAULT_CONFIG = "digits_mlp"  # train's config when neither --config nor a resu
 
 
 def cmd_train(args) -> int:
+    if args.check:  # everything refused before training, found without training (see distnn.cli_check)
+        from distnn.cli_check import cmd_check
+
+        return cmd_check(args)
     from distnn.train.job import run_training
 
     if args.log_all_ranks:
         os.environ["DISTNN_LOG_ALL_RANKS"] = "1"
-    if args.simulate_ranks is not None:
-        from distnn.distributed.mpi_comm import launcher_world_size
-        from distnn.train.job import JobError
-
-        # the same arguments on every rank: agreed usage errors, printed once, no MPI abort
-        if args.simulate_ranks < 1:
-            raise JobError(f"--simulate-ranks must be >= 1, got {args.simulate_ranks}", report=_launcher_rank() == 0)
-        launched = launcher_world_size() or 1
-        if launched > 1:  # every rank would run its own simulation, racing for one run directory
-            raise JobError(f"--simulate-ranks runs {args.simulate_ranks} ranks as threads of one process, but this "
-                           f"is one of {launched} processes an MPI launcher started: drop --simulate-ranks (the "
-                           "launcher's ranks are real ones) or start a single process", report=_launcher_rank() == 0)
-    for option, value, what in (("--out", args.out, "the run directory (or leave --out out: a new "
-                                                  "runs/<config>-<timestamp>)"),
-                                ("--resume", args.resume, "'auto' or a checkpoint or run directory"),
-                                ("--profile", args.profile, "the directory the profile's traces go to")):
-        if value is not None and not value.strip():  # (an unset shell variable: not silently ignored)
-            from distnn.train.job import JobError
-
-            raise JobError(f"{option} is empty: give {what}", report=_launcher_rank() == 0)
-    config, overrides = _train_config(args)
-    if args.profile is not None:  # (as typed values: a path needs no TOML quoting)
-        overrides.append(("run.profile", args.profile))
-    if args.profile_steps is not None:
-        overrides.append(("run.profile_steps", args.profile_steps))
-    if args.resume:  # (resume = auto needs --out: checked with the resolved config, which may set it too)
-        overrides.append(f"checkpoint.resume={args.resume}")
+    config, overrides = train_arguments(args)
     import contextlib
 
     from distnn.train import preemption
@@ -66,6 +44,41 @@ def cmd_train(args) -> int:
         if summary is not None:  # rank 0 (every other rank returns None)
             _print_train_summary(summary)
     return 0
+
+
+def train_arguments(args) -> tuple[str, list]:
+    """The config and overrides ``train`` runs (``train --check`` checks), after refusing the arguments that
+    cannot mean anything (the command's own usage errors, agreed by every rank)."""
+    from distnn.train.job import JobError
+
+    if args.check_ranks is not None and not args.check:
+        raise JobError("--check-ranks is the number of ranks --check checks a job for: it needs --check",
+                       report=_launcher_rank() == 0)
+    if args.simulate_ranks is not None:
+        from distnn.distributed.mpi_comm import launcher_world_size
+
+        # the same arguments on every rank: agreed usage errors, printed once, no MPI abort
+        if args.simulate_ranks < 1:
+            raise JobError(f"--simulate-ranks must be >= 1, got {args.simulate_ranks}", report=_launcher_rank() == 0)
+        launched = launcher_world_size() or 1
+        if launched > 1:  # every rank would run its own simulation, racing for one run directory
+            raise JobError(f"--simulate-ranks runs {args.simulate_ranks} ranks as threads of one process, but this "
+                           f"is one of {launched} processes an MPI launcher started: drop --simulate-ranks (the "
+                           "launcher's ranks are real ones) or start a single process", report=_launcher_rank() == 0)
+    for option, value, what in (("--out", args.out, "the run directory (or leave --out out: a new "
+                                                  "runs/<config>-<timestamp>)"),
+                                ("--resume", args.resume, "'auto' or a checkpoint or run directory"),
+                                ("--profile", args.profile, "the directory the profile's traces go to")):
+        if value is not None and not value.strip():  # (an unset shell variable: not silently ignored)
+            raise JobError(f"{option} is empty: give {what}", report=_launcher_rank() == 0)
+    config, overrides = _train_config(args)
+    if args.profile is not None:  # (as typed values: a path needs no TOML quoting)
+        overrides.append(("run.profile", args.profile))
+    if args.profile_steps is not None:
+        overrides.append(("run.profile_steps", args.profile_steps))
+    if args.resume:  # (resume = auto needs --out: checked with the resolved config, which may set it too)
+        overrides.append(f"checkpoint.resume={args.resume}")
+    return config, overrides
 
 
 def _train_config(args) -> tuple[str, list]:

@@ -27,6 +27,7 @@ import numpy as np
 from . import run_dir as rd
 from .callbacks import EarlyStopping, MetricsLogger, PlotCurves
 from .job_setup import Job, _as_dict, build_schedule
+from .job_preflight import _cannot_make_files_under, check_profile_dir, preflight  # noqa: F401 - re-exported
 from .logging_utils import get_logger, set_rank, setup_logging
 from .trainer import default_comm
 
@@ -220,19 +221,7 @@ def _train_rank(comm, config, overrides, out, quiet, simulated):
 
     if ensemble.requested(config, overrides):  # ensemble.members > 1: members on groups of ranks
         return ensemble.train_ensemble(comm, config, overrides, out, quiet)
-    job, error = None, None
-    try:
-        job = Job(config, list(overrides or ()), comm, quiet=quiet)
-        if comm.rank == 0:  # (the rank that resolves --resume and writes the checkpoints)
-            preflight(job.cfg)
-        # (every rank: each writes its own trace, maybe into a node-local directory)
-        check_profile_dir(job.cfg, int(getattr(comm, "world_rank", comm.rank)))
-    except (ValueError, OSError, KeyError, TypeError) as e:  # DataError/ConfigError are ValueErrors
-        error = _one_line(e)
-    except MemoryError as e:  # sizes in the config too large for this machine (numpy says how much)
-        error = memory_error_text(e)
-    agree_on_errors(comm, error)
-    agree_on_same_data(comm, job)
+    job = set_up_job(comm, config, overrides, quiet)
     from .preemption import inject_startup_fault
 
     inject_startup_fault(comm.rank)
@@ -257,6 +246,26 @@ def _train_rank(comm, config, overrides, out, quiet, simulated):
             rd.release_run_dir(path)
 
 
+def set_up_job(comm, config, overrides=(), quiet=False) -> Job:
+    """Phase 1 on one rank (collective): the :class:`Job`, with the checks of anything known wrong before a
+    file is written; an error on any rank is raised on every rank as one :class:`JobError`. ``distnn train
+    --check`` runs it too (:mod:`distnn.train.job_check`), so that a check and a run refuse alike."""
+    job, error = None, None
+    try:
+        job = Job(config, list(overrides or ()), comm, quiet=quiet)
+        if comm.rank == 0:  # (the rank that resolves --resume and writes the checkpoints)
+            preflight(job.cfg)
+        # (every rank: each writes its own trace, maybe into a node-local directory)
+        check_profile_dir(job.cfg, int(getattr(comm, "world_rank", comm.rank)))
+    except (ValueError, OSError, KeyError, TypeError) as e:  # DataError/ConfigError are ValueErrors
+        error = _one_line(e)
+    except MemoryError as e:  # sizes in the config too large for this machine (numpy says how much)
+        error = memory_error_text(e)
+    agree_on_errors(comm, error)
+    agree_on_same_data(comm, job)
+    return job
+
+
 def _record_checkpoint_dir_in_run(cfg, path) -> None:
     """An absolute ``checkpoint.dir`` inside the run directory ``path`` becomes relative to it (in the run's
     config.toml and its checkpoints' copies): a copy of the run directory then resumes from and writes to its
@@ -267,51 +276,6 @@ def _record_checkpoint_dir_in_run(cfg, path) -> None:
     inside = os.path.relpath(os.path.realpath(str(directory)), os.path.realpath(str(path)))
     if inside != os.pardir and not inside.startswith(os.pardir + os.sep):
         cfg.checkpoint["dir"] = inside
-
-
-def preflight(cfg) -> None:
-    """Raise ValueError for what is known wrong before anything is written, but would otherwise only
-    fail once the run directory exists (a ``--resume`` path that does not exist) or after the first
-    epoch (an absolute ``checkpoint.dir`` that cannot be made: its config and metrics left behind).
-    Checks only; nothing is created. Relative checkpoint dirs live in the run directory, checked
-    when it is made."""
-    ck = cfg.checkpoint
-    resume = ck.get("resume")
-    if resume and resume != "auto" and not os.path.exists(str(resume)):
-        raise ValueError(f"--resume {str(resume)!r}: no such checkpoint or run directory")
-    directory = ck.get("dir")
-    if ck.enabled and ck.on_error == "stop" and directory and os.path.isabs(directory):
-        problem = _cannot_make_files_under(directory)
-        if problem:
-            raise ValueError(f"checkpoint.dir {directory!r} cannot hold checkpoints: {problem} (checkpoint.on_error "
-                             "= \"stop\"; set it to \"continue\" to train on without checkpoints)")
-
-
-def check_profile_dir(cfg, rank: int = 0) -> None:
-    """Raise ValueError when ``run.profile`` names a directory rank ``rank`` cannot write its trace in, before
-    anything is written or trained (the profiler would otherwise fail after the profiled steps)."""
-    directory = cfg.run.get("profile")
-    if not directory:
-        return
-    problem = _cannot_make_files_under(directory)
-    trace = os.path.join(directory, f"rank-{rank}.json")
-    if problem is None and os.path.isdir(trace):
-        problem = f"{trace!r} is a directory"
-    if problem:
-        raise ValueError(f"run.profile {directory!r} cannot hold the profile's traces: {problem} (--profile DIR: "
-                         "give a directory every rank can write to)")
-
-
-def _cannot_make_files_under(directory: str) -> str | None:
-    """Why files could not be written under ``directory`` (made if missing), or None."""
-    p = os.path.abspath(directory)
-    while not os.path.lexists(p) and os.path.dirname(p) != p:
-        p = os.path.dirname(p)
-    if not os.path.isdir(p):
-        return f"{p!r} is not a directory"
-    if not os.access(p, os.W_OK | os.X_OK):
-        return f"{p!r} is not writable"
-    return None
 
 
 def _finished_without_checkpoint(path, cfg) -> str | None:
@@ -422,6 +386,6 @@ from .inference import describe_datasets, evaluate_run, predict_proba, predict_r
 
 # The public names, those of distnn.train.job_setup and distnn.train.inference that callers import from here included.
 __all__ = ["JobError", "Job", "build_schedule", "data_fingerprint", "agree_on_same_data", "memory_error_text",
-           "agree_on_errors", "run_training", "run_dir_for", "train_rank", "preflight", "check_profile_dir",
-           "has_checkpoint",
+           "agree_on_errors", "run_training", "run_dir_for", "set_up_job", "train_rank", "preflight",
+           "check_profile_dir", "has_checkpoint",
            "describe_datasets", "evaluate_run", "predict_proba", "predict_run"]

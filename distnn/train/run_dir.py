@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 
 import numpy as np
@@ -34,15 +33,14 @@ import numpy as np
 from .checkpoint.fsio import fsync_dir, fsync_path
 from .regular_file import read_regular
 from .run_model import load_model, model_step  # noqa: F401 - re-exported (ensemble, inference, callbacks, tests)
+# (claiming the directory before a run: re-exported for the callers of this module)
+from .run_dir_claim import (RunDirError, check_run_dir, check_writable, checkpoint_not_run,  # noqa: F401
+                            prepare_run_dir, release_run_dir, remove_run_dir)
 
 MODEL_WEIGHTS = "model.npz"
 MODEL_META = "model.json"
 SUMMARY = "summary.json"
 CONFIG = "config.toml"
-
-
-class RunDirError(ValueError):
-    """The run directory cannot be created or written (one-line message)."""
 
 
 def default_run_dir(config_name: str, root: str = "runs") -> str:
@@ -60,29 +58,6 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in base)
 
 
-def check_writable(path: str) -> bool:
-    """Create ``path`` (and parents) if needed and check a file can be written in it.
-
-    Returns True when this call created the directory (so a failed setup can
-    remove it again). Raises :class:`RunDirError` with a one-line reason.
-    """
-    path = str(path)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise RunDirError(f"output directory {path!r} exists and is not a directory")
-    created = not os.path.exists(path)
-    try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, f".distnn-write-test-{os.getpid()}")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        if created and os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-        raise RunDirError(f"output directory {path!r} is not writable: {e.strerror or e}") from None
-    return created
-
-
 #: what a run leaves in its directory: one of these means the directory already holds a run
 #: an ensemble run directory's members' runs
 MEMBERS_DIR = "members"
@@ -98,117 +73,6 @@ def previous_run_marks(path: str) -> list[str]:
     """
     marks = [name for name in PREVIOUS_RUN_MARKS if os.path.lexists(os.path.join(str(path), name))]
     return [] if marks == [CONFIG] else marks
-
-
-def checkpoint_not_run(path: str) -> str | None:
-    """Why ``path`` cannot be a run directory, or None: it is a checkpoint (``RUN/checkpoints/step-N``),
-    or a checkpoint directory (``RUN/checkpoints``: checkpoints and no run of its own). ``--out`` there is
-    a mistake for the run directory: a run trained there started from zero among the checkpoints it meant
-    to continue (also with ``--resume auto``, which found none of its own) and mixed its own in."""
-    from .checkpoint import is_checkpoint_dir, list_checkpoints
-
-    path = str(path)
-    if not os.path.isdir(path):
-        return None
-    if is_checkpoint_dir(path):
-        what, up = "a checkpoint", 2
-    elif list_checkpoints(path) and not os.path.exists(os.path.join(path, CONFIG)):
-        what, up = "a checkpoint directory (checkpoints, no run of its own)", 1
-    else:
-        return None
-    run = os.path.normpath(path)
-    if os.path.basename(run) in (".", ".."):
-        run = os.path.abspath(run)  # ('.' names no parent; otherwise the path stays as the user gave it)
-    for _ in range(up):
-        run = os.path.dirname(run)
-    cont = f"continue its run with --resume auto --out {run or '.'!r}, or " \
-        if os.path.isfile(os.path.join(run or ".", CONFIG)) else ""
-    return (f"--out {path!r} is {what}, not a run directory: {cont}start a new run from it with --resume "
-            f"{path!r} --out NEW_DIR")
-
-
-def prepare_run_dir(path: str, comm, resuming: bool = False, ensemble: bool = False) -> bool:
-    """Rank 0 creates and checks ``path``; the outcome is broadcast so every rank raises (or not) together.
-
-    A directory that already holds a run is refused unless the run is
-    ``resuming``: a second run there would overwrite the first one's results and
-    mix its checkpoints with the first one's, which ``--resume auto`` then picks from.
-    Resuming, the run there must be of the same kind (an ``ensemble``'s or a single
-    model's): the other kind would find nothing of its own to resume and overwrite it.
-    A directory another job is running in is refused, resuming or not: rank 0 holds the
-    directory's lock (``flock``) until :func:`release_run_dir`, which the caller must call.
-    """
-    result = None
-    if comm.rank == 0:
-        try:
-            problem = checkpoint_not_run(path)
-            if problem:
-                raise RunDirError(problem)
-            created = check_writable(path)
-            _lock(path)  # before looking for marks: two jobs started at once must not both find none
-            marks = previous_run_marks(path)
-            if marks and not resuming:
-                raise RunDirError(f"run directory {path!r} already holds a run ({', '.join(marks)}); continue it "
-                                  f"with --resume auto, or choose another --out")
-            if marks:
-                holds_ensemble = os.path.isdir(os.path.join(str(path), MEMBERS_DIR))
-                if holds_ensemble != bool(ensemble):
-                    there, here = ("an ensemble run", "a single model") if holds_ensemble else \
-                        ("a single-model run", "an ensemble")
-                    raise RunDirError(f"run directory {path!r} holds {there}, and this config trains {here}: "
-                                      f"resume it with the config it was started with (see its config.toml), "
-                                      f"or choose another --out")
-            result = ("ok", created)
-        except RunDirError as e:
-            release_run_dir(path)
-            result = ("error", str(e))
-    if comm.size > 1:
-        result = comm.broadcast_object(result, root=0)
-    if result[0] == "error":
-        raise RunDirError(result[1])
-    return bool(result[1])
-
-
-_held: dict = {}  # {real path of a run directory: the descriptor of it this process holds locked}
-
-
-def _lock(path: str) -> None:
-    """Take ``path``'s run lock for this process, or raise :class:`RunDirError` saying another job holds it.
-
-    An advisory ``flock`` on the directory itself: the kernel drops it when the holder exits,
-    however it ends (no stale lock outlives a crash), and no lock file is left in the run."""
-    try:
-        import fcntl
-    except ImportError:  # (no flock: no lock, as before)
-        return
-    key = os.path.realpath(path)
-    if key in _held:
-        raise RunDirError(f"run directory {path!r} is in use by another job in this process")
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return  # (a directory that cannot be opened for reading: no lock, as before)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:  # held: EWOULDBLOCK
-        os.close(fd)
-        raise RunDirError(f"run directory {path!r} is in use by another distnn job: wait for it to end "
-                          f"(then --resume auto continues it), or choose another --out") from None
-    except OSError:  # a file system without flock (ENOLCK, EOPNOTSUPP: some network mounts): no lock
-        os.close(fd)
-        return
-    _held[key] = fd
-
-
-def release_run_dir(path: str) -> None:
-    """Give back the run lock :func:`prepare_run_dir` took on ``path`` (a no-op if this process holds none)."""
-    fd = _held.pop(os.path.realpath(path), None) if path is not None else None
-    if fd is not None:
-        os.close(fd)  # (closing the descriptor drops the flock)
-
-
-def remove_run_dir(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _json_default(o):

@@ -167,20 +167,22 @@ def _warn_changed_config(state, config_text, path, log):
                     path, "; ".join(changes))
 
 
-def resume(trainer, spec: str, root: str | None, callback=None, log=None, config_text: str | None = None):
+def resume(trainer, spec: str, root: str | None, callback=None, log=None, config_text: str | None = None,
+           recover: bool = True):
     """Collective: load ``spec`` (``auto``, a checkpoint directory, or a run directory) into ``trainer``.
 
     The checkpoint is chosen and read (checksums verified) on rank 0 only and
     broadcast. Returns the checkpoint's path, or None when ``auto`` found no
     checkpoint yet (a fresh start). Raises CheckpointError on every rank.
     ``config_text``: this run's config.toml; rank 0 warns about every setting
-    that differs from the checkpoint's.
+    that differs from the checkpoint's. ``recover=False`` (``distnn train --check``) leaves a checkpoint
+    an interrupted rewrite set aside where it is: nothing on disk changes.
     """
     log = log or get_logger("checkpoint")
     found = None
     if trainer.is_main:
         try:
-            if root is not None:  # (a crash in a same-step rewrite left this run's checkpoint aside)
+            if root is not None and recover:  # (a crash in a same-step rewrite left this run's checkpoint aside)
                 ck.recover_interrupted_rewrites(root)
             got = ck.resolve_and_load(spec, root, warn=log.warning)
             found = ("ok", got)

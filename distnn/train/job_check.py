@@ -1,0 +1,130 @@
+"""``distnn train --check``: everything ``train`` refuses before it trains, found without training.
+
+A check runs the job's own set-up code (:func:`~distnn.train.job.set_up_job`: the config, every ``--set``,
+the data loaded, the model, optimizer, schedules and Trainer built, ``--resume PATH`` and the profile
+directory checked; :func:`~distnn.train.job.run_dir_for`; the run directory's refusals,
+:func:`~distnn.train.run_dir.check_run_dir`; and the resume itself, :func:`~distnn.train.callbacks.resume.resume`,
+loaded into the job's throwaway Trainer) as rank 0 of the ranks the job will have
+(:class:`~distnn.train.check_comm.PlannedRankComm`), so a check and a run cannot disagree about what they
+share. It writes nothing: no run directory, no lock left held, no checkpoint recovered.
+
+What a check cannot see: the machines the job lands on (a GPU there, data on their local disks, their
+memory); a per-rank data file (``{rank}`` in data.path) is checked for rank 0 only.
+"""
+from __future__ import annotations
+
+import types
+
+from . import run_dir as rd
+from .check_comm import PlannedRankComm
+from .job import (JobError, _default_path, _finished_without_checkpoint, _one_line, _record_checkpoint_dir_in_run,
+                  agree_on_errors, memory_error_text, run_dir_for, set_up_job)
+from .job_setup import _as_dict
+from .logging_utils import get_logger, set_rank, setup_logging
+
+log = get_logger("check")
+
+
+def check_training(config, overrides=(), out=None, ranks: int = 1, quiet: bool = False) -> dict:
+    """What ``train`` with these arguments would do on ``ranks`` ranks, or the JobError (or other one-line
+    error) ``train`` would stop with before training. Returns a summary dict (see :func:`summary_lines`)."""
+    from . import ensemble
+
+    setup_logging()
+    set_rank(0)
+    comm = PlannedRankComm(ranks)
+    if ensemble.requested(config, overrides):
+        return _check_ensemble(comm, config, overrides, out, quiet)
+    job = set_up_job(comm, config, overrides, quiet)
+    path = run_dir_for(job.cfg, out, comm, lambda: _default_path(job))
+    _record_checkpoint_dir_in_run(job.cfg, path)
+    spec = _as_dict(job.cfg.checkpoint).get("resume")
+    created = _check_run_dir(path, bool(spec), ensemble=False)
+    agree_on_errors(comm, _finished_without_checkpoint(path, job.cfg))
+    t = job.trainer
+    return {"config": job.config_name, "model": job.model_spec["name"], "data": job.splits.summary(),
+            "ranks": comm.size, "global_batch": t.batch_size, "per_rank_batch": t.local_batch,
+            "epochs": t.epochs, "steps_per_epoch": t.steps_per_epoch, "run_dir": str(path), "new_run_dir": created,
+            "resume": _check_resume(job, path, spec) if spec else None}
+
+
+def _check_run_dir(path, resuming: bool, ensemble: bool) -> bool:
+    try:
+        return rd.check_run_dir(path, resuming=resuming, ensemble=ensemble)
+    except rd.RunDirError as e:  # (as train_rank reports prepare_run_dir's)
+        raise JobError(str(e)) from None
+
+
+def _check_resume(job, path, spec) -> str:
+    """Where the run would resume from: the checkpoint ``spec`` resolves to, loaded into the job's Trainer by
+    the run's own :func:`~distnn.train.callbacks.resume.resume` (checksums, global batch, steps per epoch,
+    the model's and optimizer's state), or that ``auto`` finds none yet."""
+    from .callbacks.checkpoint_setup import checkpoint_dir
+    from .callbacks.resume import resume
+    from .config import dump_run_config
+
+    root = checkpoint_dir(path, _as_dict(job.cfg.checkpoint))
+    # (its warnings, e.g. the settings that differ from the checkpoint's, but not its "resumed from": nothing was)
+    warnings_only = types.SimpleNamespace(warning=log.warning, info=lambda *args, **kwargs: None)
+    found = resume(job.trainer, spec, root, types.SimpleNamespace(), warnings_only,
+                   config_text=dump_run_config(job.cfg), recover=False)
+    if found is None:
+        return f"{spec}: no checkpoint in {root} yet (a fresh start)"
+    return f"{spec}: {found} (global step {job.trainer.state.global_step})"
+
+
+def _check_ensemble(comm, config, overrides, out, quiet) -> dict:
+    """An ensemble's set-up as :func:`~distnn.train.ensemble_run.train_ensemble` does it (the member count
+    against the ranks, every member's job on a group's communicator, the run directory), for every member
+    (a run builds only its own group's)."""
+    from .config import load_config
+    from .ensemble_config import ensemble_settings
+    from .ensemble_groups import plan_groups
+    from .ensemble_members import member_config
+    from .ensemble_run import _member_job_class, member_setup_error
+
+    error, cfg, plan = None, None, None
+    try:
+        cfg = load_config(config, list(overrides or ()))
+        settings = ensemble_settings(cfg)
+        plan = plan_groups(comm.size, settings.members)
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        error = _one_line(e)
+    agree_on_errors(comm, error)
+    group = PlannedRankComm(plan.group_size)
+    MemberJob, jobs, shared, current = _member_job_class(), [], None, None
+    try:
+        for m in range(plan.members):
+            current = m
+            job = MemberJob(config, group, member_config(cfg, m, settings), quiet=True, shared_splits=shared,
+                            device_rank=0)
+            shared = job.shared_splits
+            jobs.append(job)
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        error = member_setup_error(plan, current, _one_line(e))
+    except MemoryError as e:
+        error = member_setup_error(plan, current, memory_error_text(e))
+    agree_on_errors(comm, error)
+    first = jobs[0]
+    path = run_dir_for(cfg, out, comm, lambda: _default_path(first))
+    spec = _as_dict(cfg.checkpoint).get("resume")
+    created = _check_run_dir(path, bool(spec), ensemble=True)
+    t = first.trainer
+    return {"config": first.config_name, "model": first.model_spec["name"], "data": first.splits.summary(),
+            "ranks": comm.size, "members": plan.members, "groups": plan.groups, "global_batch": t.batch_size,
+            "per_rank_batch": t.local_batch, "epochs": t.epochs, "steps_per_epoch": t.steps_per_epoch,
+            "run_dir": str(path), "new_run_dir": created,
+            "resume": f"{spec}: each member from its own checkpoints (not checked)" if spec else None}
+
+
+def summary_lines(s: dict) -> list:
+    """What ``distnn train --check`` prints when the check passes."""
+    ranks = f"{s['ranks']} rank" + ("" if s["ranks"] == 1 else "s")
+    members = (f"; ensemble of {s['members']} members in {s['groups']} group(s) of "
+               f"{s['ranks'] // s['groups']} rank(s)" if s.get("members") else "")
+    return [f"check passed: config {s['config']}, model {s['model']}",
+            f"  data:          {s['data']}",
+            f"  ranks:         {ranks}, global batch {s['global_batch']} ({s['per_rank_batch']} per rank){members}",
+            f"  epochs:        {s['epochs']} of {s['steps_per_epoch']} steps",
+            f"  run directory: {s['run_dir']} ({'new' if s['new_run_dir'] else 'exists'})",
+            f"  resume:        {s['resume'] or 'no (a fresh run)'}"]
