@@ -26,20 +26,29 @@ def _scaled(x, alpha):
 
 
 class MergedValues(Function):
-    """The result's values: ``out[t_out[u]] = 0 + t[u]`` then ``out[s_out[v]] += alpha * s[v]``; backward
-    gathers each operand's entries back (times ``alpha`` for ``s``)."""
+    """The result's values: row ``k`` is ``0 + t[u]`` or ``0 + alpha * s[v]`` (``rows[k]`` = ``u`` or ``n + v``
+    counting ``s``'s rows after ``t``'s), and the rows of paired entries add ``alpha * s[partner]``; backward
+    gathers each operand's rows back (times ``alpha`` for ``s``)."""
 
     saves_tensors = False  # (backward reads the positions only)
 
-    def forward(self, t_vals, s_vals, t_out=None, s_out=None, nnz=0, alpha=1):
+    def forward(self, t_vals, s_vals, rows=None, t_out=None, s_out=None, paired_out=None, paired_s=None, alpha=1):
         self.t_out, self.s_out, self.alpha = t_out, s_out, alpha
-        out = get_array_module(t_vals).zeros((nnz,) + tuple(t_vals.shape[1:]), dtype=t_vals.dtype)
-        out[t_out] += t_vals  # (0 + t, as PyTorch's axpy into zeros: a -0.0 becomes 0.0)
-        out[s_out] += _scaled(s_vals, alpha)
+        xp = get_array_module(t_vals)
+        s_scaled = _scaled(s_vals, alpha)
+        both = xp.concatenate([t_vals, s_scaled])
+        if both.dtype.kind in "fc":
+            both += 0  # (0 + x, as PyTorch's axpy into zeros: a -0.0 becomes 0.0)
+        out = xp.take(both, rows, axis=0)  # (a gather: far cheaper than writing rows into zeros)
+        if paired_out.shape[0]:  # (gathers, and one scatter: cheaper than a fancy-index +=)
+            summed = xp.take(out, paired_out, axis=0)
+            summed += xp.take(s_scaled, paired_s, axis=0)
+            out[paired_out] = summed
         return out
 
     def backward(self, grad):
-        return grad[self.t_out], _scaled(grad[self.s_out], self.alpha)
+        xp = get_array_module(grad)
+        return xp.take(grad, self.t_out, axis=0), _scaled(xp.take(grad, self.s_out, axis=0), self.alpha)
 
 
 def _check_operands(t, s, alpha):
@@ -84,17 +93,19 @@ def add(t: SparseTensor, s: SparseTensor, alpha=1) -> SparseTensor:
     s_left = ~s_taken
     s_left_before = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(s_left)])  # (per entry of s)
     t_out = xp.arange(n, dtype=np.int64) + s_left_before[emitted_at]
-    s_out = xp.empty(s._nnz(), dtype=np.int64)
     left = xp.nonzero(s_left)[0]
-    s_out[left] = xp.searchsorted(emitted_at, left, side="right") + s_left_before[left]
-    paired = partner >= 0
+    t_upto = xp.cumsum(xp.bincount(emitted_at, minlength=s._nnz() + 1))  # (entries of t emitted before s's)
+    left_out = t_upto[left] + s_left_before[left]
+    paired = xp.nonzero(partner >= 0)[0]
+    s_out = xp.empty(s._nnz(), dtype=np.int64)
+    s_out[left] = left_out
     s_out[partner[paired]] = t_out[paired]
-    nnz = n + int(left.shape[0])
-    idx = xp.empty((t.sparse_dim(), nnz), dtype=np.int64)
-    idx[:, t_out] = t._idx
-    idx[:, s_out] = s._idx
-    vals = MergedValues.apply(t._vals.to(dtype), s._vals.to(dtype), t_out=t_out, s_out=s_out, nnz=nnz,
-                              alpha=alpha)
+    rows = xp.empty(n + int(left.shape[0]), dtype=np.int64)  # (each result row's source: t's, then s's)
+    rows[t_out] = xp.arange(n, dtype=np.int64)
+    rows[left_out] = left + n
+    idx = xp.take(xp.concatenate([t._idx, s._idx], axis=1), rows, axis=1)
+    vals = MergedValues.apply(t._vals.to(dtype), s._vals.to(dtype), rows=rows, t_out=t_out, s_out=s_out,
+                              paired_out=t_out[paired], paired_s=partner[paired], alpha=alpha)
     return SparseTensor(idx, vals, t.shape, t.is_coalesced() and s.is_coalesced())
 
 
