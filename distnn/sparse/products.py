@@ -63,13 +63,54 @@ def _mul_dense(s: SparseTensor, d: Tensor) -> SparseTensor:
     except ValueError:
         raise RuntimeError(f"mul(sparse, dense): the size of the dense operand {list(d.shape)} does not broadcast "
                            f"to the sparse operand's {list(s.shape)}") from None
-    if shape != s.shape:
-        raise NotImplementedError(f"mul(sparse, dense): distnn broadcasts the dense operand to the sparse one's "
-                                  f"shape {list(s.shape)} only, got a dense operand of shape {list(d.shape)} (the "
-                                  f"result would have shape {list(shape)})")
     dtype = np.dtype(result_type(s._vals, d))  # (PyTorch's promotion: a 0-d factor is one, as a 0-d tensor)
+    if shape != s.shape:
+        lead = len(shape) - s.dim()
+        if lead <= 0 or tuple(shape[lead:]) != s.shape:
+            raise NotImplementedError(
+                f"mul(sparse, dense): a dense operand of shape {list(d.shape)} would broadcast the sparse "
+                f"operand's own dims (size {list(s.shape)} to {list(shape[max(lead, 0):])}); PyTorch 2.13 gives "
+                "a result of the broadcast size that keeps only the sparse operand's entries (not the product), "
+                "so distnn refuses it: expand the sparse operand first")
+        return _mul_dense_grown(s, d, shape, dtype)
     at = DenseAtEntries.apply(d, indices=s._idx, lin=s._linear(), size=s.shape)
     return SparseTensor(s._idx, s._vals.to(dtype) * at.to(dtype), s.shape, s.is_coalesced())
+
+
+class GrownProduct(Function):
+    """The values of ``sparse * dense`` where the dense operand adds leading dims (PyTorch's result: the sparse
+    operand coalesced, its entries repeated for each index of the new dims, each times the dense operand
+    there). PyTorch's backward fails for either operand; so does this one, with PyTorch's messages."""
+
+    saves_tensors = False
+
+    def forward(self, vals, d, indices=None, repeat=1, size=()):
+        xp = get_array_module(d)
+        full = xp.broadcast_to(d, size)
+        return xp.concatenate([vals] * repeat) * full[tuple(indices)]
+
+    def backward(self, grad):
+        if self.needs_input_grad[0]:
+            raise RuntimeError("Could not run 'aten::view' with arguments from the 'SparseCPU' backend (the gradient "
+                               "of the sparse operand of a sparse * dense product that broadcasts it to more dims, "
+                               "as in PyTorch)")
+        raise RuntimeError("sparse_binary_op_intersection_cpu(): expects sparse inputs with equal dimensionality, "
+                           "number of sparse dimensions, and shape of sparse dimensions (the gradient of the dense "
+                           "operand of a sparse * dense product that broadcasts the sparse one, as in PyTorch)")
+
+
+def _mul_dense_grown(s: SparseTensor, d: Tensor, shape, dtype) -> SparseTensor:
+    """``sparse * dense`` whose dense operand has more dims: PyTorch's coalesced result with ``sparse_dim``
+    grown by the new leading dims (see :class:`GrownProduct`)."""
+    xp = get_array_module(s._idx)
+    c = s.coalesce()
+    lead = len(shape) - s.dim()
+    count = int(np.prod(shape[:lead], dtype=np.int64))
+    outer = xp.stack(xp.unravel_index(xp.arange(count, dtype=np.int64), shape[:lead])).astype(np.int64)
+    nnz = c._nnz()
+    indices = xp.concatenate([xp.repeat(outer, nnz, axis=1), xp.tile(c._idx, (1, count))])
+    vals = GrownProduct.apply(c._vals.to(dtype), d.to(dtype), indices=indices, repeat=count, size=tuple(shape))
+    return SparseTensor(indices, vals, tuple(shape), coalesced=True)
 
 
 def _mul_sparse(x: SparseTensor, y: SparseTensor) -> SparseTensor:
