@@ -47,6 +47,7 @@ class SparseTensor:
     is_sparse_csr = False
     layout = sparse_coo
     __array_priority__ = 2000  # numpy defers to our reflected operators
+    _dense_of = None  # (a sparse leaf's dense-layout gradient: the leaf's indices, see .dense_grads)
 
     def __init__(self, indices, values: Tensor, size, coalesced: bool = False):
         # (internal: the arguments are checked by sparse_coo_tensor)
@@ -116,6 +117,8 @@ class SparseTensor:
 
     def requires_grad_(self, flag: bool = True) -> "SparseTensor":
         self._vals.requires_grad_(flag)
+        if flag and self._vals.is_leaf:
+            self._vals._sparse_leaf = True  # (PyTorch's leaf is the sparse tensor: see .dense_grads)
         return self
 
     @property
@@ -128,11 +131,14 @@ class SparseTensor:
 
     @property
     def grad(self):
-        """A sparse leaf's gradient: a sparse tensor on its own indices (PyTorch's for ``sparse.mm``)."""
+        """A sparse leaf's gradient: a sparse tensor on its own indices (PyTorch's for ``sparse.mm``), or dense
+        once a product that gives it a dense one (``torch.mm``, ``@``: :mod:`.dense_grads`) took part."""
         g = self._vals.grad
         if g is None:
             return None
-        return g if isinstance(g, SparseTensor) else SparseTensor(self._idx, Tensor(g), self._size, self._coalesced)
+        if isinstance(g, SparseTensor):
+            return g if g._dense_of is None else Tensor(g._vals.data[0])
+        return SparseTensor(self._idx, Tensor(g), self._size, self._coalesced)
 
     def detach(self) -> "SparseTensor":
         return SparseTensor(self._idx, self._vals.detach(), self._size, self._coalesced)

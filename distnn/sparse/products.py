@@ -175,6 +175,16 @@ def _check_matrix(s: SparseTensor, who: str, name: str):
 def dense_mm_sparse(mat1: Tensor, mat2: SparseTensor) -> Tensor:
     """``torch.mm(dense, sparse)``: the dense product of a dense matrix and a 2-D sparse one; gradients reach
     ``mat1`` and the sparse values. ``out[:, j] = sum over entries (i, j, v) of v * mat1[:, i]``."""
+    check_dense_sparse(mat1, mat2)
+    rows, cols = mat2._idx[0], mat2._idx[1]
+    products = mat2._vals.reshape(-1, 1) * gather_rows(mat1.transpose(0, 1), rows)  # v_k * mat1[:, row_k]
+    return scatter_rows(products, cols, mat2.shape[1]).transpose(0, 1)
+
+
+def check_dense_sparse(mat1, mat2: SparseTensor):
+    """``torch.mm(dense, sparse)``'s checks of its operands, with PyTorch's messages."""
+    if not isinstance(mat1, Tensor):
+        raise TypeError(f"mm: mat1 must be a Tensor or a sparse COO tensor, got {type(mat1).__name__}")
     _check_matrix(mat2, "mm", "mat2")
     if mat1.ndim != 2:
         raise RuntimeError(f"mm: mat1 must be a matrix, got a {mat1.ndim}-D tensor")
@@ -184,9 +194,6 @@ def dense_mm_sparse(mat1: Tensor, mat2: SparseTensor) -> Tensor:
     if mat1.dtype != mat2.dtype:
         raise RuntimeError(f"mm: expected mat1 and mat2 to have the same dtype, but got {mat1.dtype} != "
                            f"{mat2.dtype}")
-    rows, cols = mat2._idx[0], mat2._idx[1]
-    products = mat2._vals.reshape(-1, 1) * gather_rows(mat1.transpose(0, 1), rows)  # v_k * mat1[:, row_k]
-    return scatter_rows(products, cols, mat2.shape[1]).transpose(0, 1)
 
 
 def sparse_mm_sparse(mat1: SparseTensor, mat2: SparseTensor) -> SparseTensor:
@@ -216,11 +223,26 @@ def sparse_mm_sparse(mat1: SparseTensor, mat2: SparseTensor) -> SparseTensor:
     return SparseTensor(idx, vals, (mat1.shape[0], mat2.shape[1])).coalesce()
 
 
+def mm(mat1, mat2):
+    """``torch.mm`` with a sparse COO operand: :func:`distnn.sparse.mm`'s product, except that a sparse leaf
+    multiplied with a dense matrix gets a dense ``.grad``, as PyTorch's (:mod:`.dense_grads`)."""
+    from .dense_grads import dense_grad_mm, is_sparse_leaf
+    from .ops import check_sparse_dense, mm as sparse_mm
+
+    mixed = isinstance(mat1, SparseTensor) != isinstance(mat2, SparseTensor)
+    if not mixed or not (is_sparse_leaf(mat1) or is_sparse_leaf(mat2)):
+        return sparse_mm(mat1, mat2)
+    if isinstance(mat1, SparseTensor):
+        check_sparse_dense(mat1, mat2)
+    else:
+        check_dense_sparse(mat1, mat2)
+    return dense_grad_mm(mat1, mat2)
+
+
 def matmul(input, other):
     """``torch.matmul`` with a sparse COO operand: ``sparse @ dense`` (a dense vector or matrix), ``dense @
-    sparse`` (dense leading dims kept) and ``sparse @ sparse``, as PyTorch's."""
-    from .ops import mm
-
+    sparse`` (dense leading dims kept) and ``sparse @ sparse``, as PyTorch's (a sparse leaf's gradient
+    dense, as :func:`mm`'s)."""
     if isinstance(input, SparseTensor) and isinstance(other, SparseTensor):
         return sparse_mm_sparse(input, other)
     if isinstance(input, SparseTensor):
@@ -230,11 +252,11 @@ def matmul(input, other):
     if not isinstance(input, Tensor):
         raise TypeError(f"matmul: expected a Tensor, got {type(input).__name__}")
     if input.ndim == 2:
-        return dense_mm_sparse(input, other)
+        return mm(input, other)
     if input.ndim == 0:
         raise RuntimeError("both arguments to matmul need to be at least 1D, but they are 0D and 2D")
     lead = tuple(input.shape[:-1])
-    return dense_mm_sparse(input.reshape(-1, input.shape[-1]), other).reshape(lead + (other.shape[1],))
+    return mm(input.reshape(-1, input.shape[-1]), other).reshape(lead + (other.shape[1],))
 
 
-__all__ = ["mul", "dense_mm_sparse", "sparse_mm_sparse", "matmul"]
+__all__ = ["mul", "dense_mm_sparse", "sparse_mm_sparse", "mm", "matmul", "check_dense_sparse"]
