@@ -73,6 +73,21 @@ def test_torch_sparse_mm_keeps_the_gradient_sparse_and_the_sum_with_mm_is_dense(
     np.testing.assert_allclose(_dense(d_sum), _dense(t_sum), rtol=1e-12)
 
 
+@pytest.mark.parametrize("dense_pass_first", [False, True])
+def test_an_uncoalesced_leafs_sparse_and_dense_gradients_sum_as_torchs(torch, dense_pass_first):
+    """Entries sharing an index carry one gradient (torch's sparse one is on the coalesced indices): the dense
+    sum counts it once."""
+    x = np.random.default_rng(7).standard_normal((3, 4))
+    sums = []
+    for m in (torch, distnn):
+        s, d = _leaf(m), m.tensor(x)
+        passes = [lambda: m.sparse.mm(s, d).sum().backward(), lambda: (m.mm(s, d) * 3.0).sum().backward()]
+        for run in (passes[::-1] if dense_pass_first else passes):
+            run()
+        sums.append(_dense(s.grad))
+    np.testing.assert_allclose(sums[1], sums[0], rtol=1e-12)
+
+
 def test_values_leaf_and_no_grad_keep_their_behaviour(torch):
     """A sparse tensor built on a values leaf: the values get the (dense, per-entry) gradient, as torch's; under
     no_grad the product is the same."""

@@ -41,8 +41,11 @@ def as_dense_array(g, like: SparseTensor):
     dense array of the sparse leaf's size; ``like`` is a dense-layout gradient (it knows the leaf's indices)."""
     if isinstance(g, SparseTensor):
         return g._vals.data[0] if g._dense_of is not None else g.to_dense().data
-    leaf = SparseTensor(like._dense_of, Tensor(g), like.shape)
-    return leaf.to_dense().data
+    # A values-shaped gradient: each entry's is the dense gradient at its index (entries sharing an index
+    # carry the same one), so it is written once per index, as PyTorch's gradient on the coalesced indices.
+    out = get_array_module(g).zeros(like.shape, dtype=g.dtype)
+    out[tuple(like._dense_of)] = g
+    return out
 
 
 class DenseGradProduct(Function):
