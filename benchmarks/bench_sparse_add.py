@@ -8,7 +8,8 @@ the indices and values (the floor: what distnn did before, no order computed).
 Each figure is the minimum over ``--repeats`` timings of one addition (the machine is shared, and load only
 ever adds time); the three implementations take turns within each repeat. The key orders: rows drawn from a
 vocabulary of V (repeats within and across the operands), an operand added to a copy of itself, and two
-sorted operands.
+sorted operands; and an adversarial order (decreasing runs that differ between the operands) where distnn
+falls back to walking the entries one by one.
 """
 from __future__ import annotations
 
@@ -39,9 +40,12 @@ def cases(nnz, seed=0):
     yield "a + a, vocab 10,000", 10_000, keys, keys.copy()
     yield "both sorted, vocab 10^6", 1_000_000, np.sort(rng.integers(0, 10**6, nnz)), \
         np.sort(rng.integers(0, 10**6, nnz))
+    down = np.arange(nnz, 0, -1)  # (adversarial: the levels hand over to the entry-by-entry walk)
+    yield "adversarial (walked)", nnz + 1, down, np.stack([down, np.zeros(nnz, np.int64)], 1).ravel()[:nnz]
 
 
-def best(fn, repeats, out):
+def timed(fn, out):
+    """Time one call of ``fn`` into ``out``."""
     start = time.perf_counter()
     fn()
     out.append(time.perf_counter() - start)
@@ -72,9 +76,9 @@ def main(argv=None):
         assert np.array_equal(di, ti), (di.shape, ti.shape, di[:, :8], ti[:, :8])  # (the same result)
         times = {"distnn": [], "torch": [], "numpy": []}
         for _ in range(args.repeats):
-            best(lambda: da + db, args.repeats, times["distnn"])
-            best(lambda: ta + tb, args.repeats, times["torch"])
-            best(lambda: (np.concatenate([ia, ib], 1), np.concatenate([va, vb])), args.repeats, times["numpy"])
+            timed(lambda: da + db, times["distnn"])
+            timed(lambda: ta + tb, times["torch"])
+            timed(lambda: (np.concatenate([ia, ib], 1), np.concatenate([va, vb])), times["numpy"])
         d, t, f = (min(times[k]) * 1e3 for k in ("distnn", "torch", "numpy"))
         print(f"{name:26s} {d:7.2f}ms {t:7.2f}ms {f:8.2f}ms {d / t:8.2f}x {d / f:8.1f}x")
 

@@ -30,7 +30,7 @@ def _same(d, t):
     np.testing.assert_array_equal(d._values().detach().numpy(), t._values().detach().numpy())
 
 
-def _random_operand(rng, torch, size, sparse_dim, dtype, style):
+def _random_operand(rng, size, sparse_dim, dtype, style):
     """An uncoalesced operand: keys from a small range (repeats), sorted, reversed, or a copy of ``like``."""
     nnz = int(rng.integers(0, 30))
     rows = int(np.prod(size[:sparse_dim]))
@@ -48,24 +48,26 @@ def _random_operand(rng, torch, size, sparse_dim, dtype, style):
 def test_random_uncoalesced_addition_matches_torch_entry_for_entry(torch, seed):
     rng = np.random.default_rng(seed)
     sparse_dim = int(rng.integers(0, 3))
-    size = tuple(int(s) for s in rng.integers(1, 5, sparse_dim)) + tuple(int(s) for s in rng.integers(1, 3, int(rng.integers(0, 2))))
+    dense_sizes = rng.integers(1, 3, int(rng.integers(0, 2)))
+    size = tuple(int(s) for s in rng.integers(1, 5, sparse_dim)) + tuple(int(s) for s in dense_sizes)
     styles = ["random", "random", "sorted", "reversed"]
     for trial in range(25):
         dt_a, dt_b = [(np.float64, np.float64), (np.float32, np.float64), (np.int64, np.float32),
                       (np.int64, np.int64)][trial % 4]
-        ia, va = _random_operand(rng, torch, size, sparse_dim, dt_a, styles[int(rng.integers(0, 4))])
+        ia, va = _random_operand(rng, size, sparse_dim, dt_a, styles[int(rng.integers(0, 4))])
         if trial % 5 == 0:  # (an operand added to a copy of itself, or to a prefix of it)
             cut = int(rng.integers(0, ia.shape[1] + 1))
             ib, vb = ia[:, :cut].copy(), va[:cut].astype(dt_b)
         else:
-            ib, vb = _random_operand(rng, torch, size, sparse_dim, dt_b, styles[int(rng.integers(0, 4))])
+            ib, vb = _random_operand(rng, size, sparse_dim, dt_b, styles[int(rng.integers(0, 4))])
         a, ta, _, _ = _both(torch, ia, va, size)
         b, tb, _, _ = _both(torch, ib, vb, size)
         if trial % 3 == 0:  # (a coalesced operand)
             a, ta = a.coalesce(), ta.coalesce()
         _same(a + b, ta + tb)
         _same(b + a, tb + ta)
-        alpha = [2, -1, 3][trial % 3] if np.dtype(dt_a).kind == np.dtype(dt_b).kind == "i" else [0.5, 2.0, -1][trial % 3]
+        integral = np.dtype(dt_a).kind == np.dtype(dt_b).kind == "i"
+        alpha = [2, -1, 3][trial % 3] if integral else [0.5, 2.0, -1][trial % 3]
         _same(distnn.add(a, b, alpha=alpha), torch.add(ta, tb, alpha=alpha))
         _same(a - b, ta - tb)
         if np.dtype(dt_a) == np.promote_types(dt_a, dt_b):

@@ -4,15 +4,14 @@ as PyTorch 2.13's CPU kernel: the same ``_indices()``, ``_values()``, ``_nnz()``
 PyTorch walks both operands in stored order (:mod:`.merge_order`), emitting an index present at both heads
 once, summed: ``0 + t + alpha * s``. An operand with no entries gives the other one (times ``alpha``), its
 coalesced flag kept. Values that are not contiguous take PyTorch's other path: the two operands' entries
-concatenated, summed up (still flagged uncoalesced) only when there are more entries than elements. Otherwise the result is coalesced
-when both operands are.
+concatenated, summed up (still flagged uncoalesced) only when there are more entries than elements.
+Otherwise the result is coalesced when both operands are.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from distnn.autograd.function import Function
-from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 from distnn.dtypes import promote_types
 

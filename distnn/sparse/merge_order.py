@@ -13,7 +13,14 @@ occurs in one operand only are placed by it at once (a merge of sorted keys, ``s
 leads a run in both operands pairs the two leaders (summed) and leaves the two runs' followers as one
 smaller merge of the same kind, solved at the next level for all such runs together (a segmented prefix
 maximum). Followers equal to their run's leader pair up in order at once (the k-th with the k-th), which
-keeps the number of levels small for embedding-like gradients where the largest row repeats throughout.
+keeps the number of levels small for embedding-like gradients where the largest row repeats throughout, and
+where a run's two sequences start alike they pair entry by entry (the walk has no memory: it goes on from
+there as a merge of the rest), which solves ``a + a`` at once.
+
+Each level costs a few array passes over the entries still unplaced. Orders built so that every level places
+only a few entries (long decreasing runs that differ between the operands) hand the rest to the plain walk
+(:data:`STALL`); random, sorted, repeated and identical orders never get there (``tests/
+test_sparse_addition_torch.py``; ``benchmarks/bench_sparse_add.py`` times both kinds).
 """
 from __future__ import annotations
 
