@@ -9,7 +9,6 @@ import pytest
 
 import distnn
 from distnn import sparse
-from distnn.sparse import merge_order
 
 pytestmark = pytest.mark.filterwarnings("ignore:Sparse invariant checks:UserWarning")  # (torch's, not ours)
 
@@ -80,6 +79,8 @@ def test_long_and_adversarial_orders_match_torch(torch, monkeypatch, order, walk
     """Orders that need many levels (decreasing runs that differ between the operands) and the entry-by-entry
     walk the levels hand over to, forced from the start or after one level."""
     if walk != "levels":
+        from distnn.sparse import merge_order
+
         monkeypatch.setattr(merge_order, "FREE_LEVELS", -1 if walk == "walk_now" else 0)
         monkeypatch.setattr(merge_order, "STALL", 0.0)
     rng = np.random.default_rng(7)
