@@ -21,7 +21,7 @@ from .merge_order import merge_order
 
 def _scaled(x, alpha):
     """``alpha * x`` with ``alpha`` cast to ``x``'s dtype first, as PyTorch's ``value.to<scalar_t>()``."""
-    return x if alpha == 1 else x * np.asarray(alpha).astype(x.dtype)
+    return x if alpha == 1 else x * x.dtype.type(alpha)
 
 
 class MergedValues(Function):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from distnn.backend import get_array_module
+from distnn.functional.reduce_scan import _scan  # (maximum.accumulate; cupy has none)
 
 # When the levels stop paying: after FREE_LEVELS levels, a level that leaves more than STALL of the entries
 # it started with hands the rest to the entry-by-entry walk. Only adversarial orders get there (each level
@@ -142,8 +143,8 @@ def _level(xp, runs, walk, top, m):
     """One level: in each run, keys are prefix maxima; a segment whose key only ``t`` has is emitted whole
     before ``s``'s first larger key; a key leading a segment in both pairs the two leaders, and the two
     segments' followers become a run of the next level."""
-    key_t = xp.maximum.accumulate(runs.grp_t * top + runs.val_t)
-    key_s = xp.maximum.accumulate(runs.grp_s * top + runs.val_s) if runs.pos_s.shape[0] else runs.val_s
+    key_t = _scan(xp, "maximum", runs.grp_t * top + runs.val_t, 0)
+    key_s = _scan(xp, "maximum", runs.grp_s * top + runs.val_s, 0) if runs.pos_s.shape[0] else runs.val_s
     lead_t, seg_t = _run_leaders(xp, key_t)
     lead_s, seg_s = _run_leaders(xp, key_s)
     uk_t, uk_s = key_t[lead_t], key_s[lead_s]
