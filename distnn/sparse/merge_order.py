@@ -194,6 +194,20 @@ def _walk_rest(xp, runs, walk, top, m):
     walk.pair(xp.asarray(pair_t, dtype=np.int64), xp.asarray(pair_s, dtype=np.int64))
 
 
+def _merge_sorted(xp, t, s, walk):
+    """Both operands' keys nondecreasing (coalesced operands, say): a plain merge, where the k-th repeat of a
+    key in ``t`` pairs with the k-th in ``s`` and the repeats left over go before ``s``'s next key."""
+    n = t.shape[0]
+    low, high = xp.searchsorted(s, t, side="left"), xp.searchsorted(s, t, side="right")
+    starts = xp.ones(n, dtype=bool)
+    starts[1:] = t[1:] != t[:-1]
+    position = xp.arange(n, dtype=np.int64)
+    rank = position - _scan(xp, "maximum", xp.where(starts, position, 0), 0)  # (among t's repeats of its key)
+    paired = rank < high - low
+    walk.emitted_at[...] = xp.where(paired, low + rank, high)
+    walk.pair(position[paired], (low + rank)[paired])
+
+
 def merge_order(t, s, free_levels=None):
     """PyTorch's two-pointer walk of the keys ``t`` (n,) and ``s`` (m,) (int64, any order, repeats allowed).
 
@@ -212,6 +226,9 @@ def merge_order(t, s, free_levels=None):
         _, inverse = xp.unique(xp.concatenate([t, s]), return_inverse=True)
         inverse = inverse.reshape(-1).astype(np.int64)
         t, s, top = inverse[:n], inverse[n:], n + m
+    if bool((t[1:] >= t[:-1]).all()) and bool((s[1:] >= s[:-1]).all()):
+        _merge_sorted(xp, t, s, walk)
+        return walk.emitted_at, walk.partner, walk.s_taken
     runs = _Runs(xp.arange(n, dtype=np.int64), t, xp.zeros(n, dtype=np.int64),
                  xp.arange(m, dtype=np.int64), s, xp.zeros(m, dtype=np.int64),
                  xp.full(1, m, dtype=np.int64), None)
