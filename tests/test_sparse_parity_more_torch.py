@@ -1,7 +1,8 @@
-"""distnn.sparse against torch 2.13, two more corners: the layout of a sparse leaf's gradient in each product
-form (``torch.mm``, ``@``, ``torch.matmul`` give it a dense ``.grad``, ``torch.sparse.mm`` a sparse one; the two
-accumulate to a dense one), and ``sparse * dense`` where the dense operand adds leading dims (torch's grown,
-coalesced result; its backward refused as torch's)."""
+"""distnn.sparse against torch 2.13, more corners: the layout of a sparse leaf's gradient in each product form
+(``torch.mm``, ``@``, ``torch.matmul`` give it a dense ``.grad``, ``torch.sparse.mm`` a sparse one; the two
+accumulate to a dense one), an uncoalesced sparse leaf's gradient (one entry per index, on the coalesced
+indices), and ``sparse * dense`` where the dense operand adds leading dims (torch's grown, coalesced result;
+its backward refused as torch's)."""
 import numpy as np
 import pytest
 
@@ -172,3 +173,36 @@ def test_broadcasting_the_sparse_operands_own_dims_is_refused():
         s * distnn.ones(2, 3)
     with pytest.raises(NotImplementedError, match=r"would broadcast the sparse operand's own dims"):
         distnn.ones(2, 2, 3) * s
+
+
+UNCOALESCED_FORMS = {  # (whether torch's entries are matched too, the loss)
+    "sparse.mm(S, D)": (True, lambda m, s, w: m.sparse.mm(s, m.tensor(w[:3, :4])).sum()),
+    "sparse.addmm": (True, lambda m, s, w: m.sparse.addmm(m.tensor(w[:2, :4]), s, m.tensor(w[:3, :4])).sum()),
+    "S * D": (True, lambda m, s, w: (s * m.tensor(w[:2, :3])).to_dense().sum()),
+    "S * 3": (True, lambda m, s, w: (s * 3.0).to_dense().sum()),
+    "to_dense": (True, lambda m, s, w: (s.to_dense() * m.tensor(w[:2, :3])).sum()),
+    "coalesce": (True, lambda m, s, w: (s.coalesce().to_dense() * m.tensor(w[:2, :3])).sum()),
+    "sparse.mm(D, S)": (False, lambda m, s, w: m.sparse.mm(m.tensor(w[:4, :2]), s).sum()),
+    "sparse.sum": (False, lambda m, s, w: m.sparse.sum(s) * 2.0),
+    "S + S": (False, lambda m, s, w: (s + s * 2.0).to_dense().sum()),
+}
+
+
+@pytest.mark.parametrize("form", list(UNCOALESCED_FORMS))
+def test_an_uncoalesced_sparse_leafs_gradient_counts_each_index_once_as_torchs(torch, form):
+    """torch differentiates a sparse tensor's summed content: its leaf's gradient has one entry per index (on the
+    coalesced indices); distnn's entries sharing an index carry one gradient, taken once."""
+    exact, loss = UNCOALESCED_FORMS[form]
+    w = np.random.default_rng(11).standard_normal((4, 4))
+    grads = []
+    for m in (torch, distnn):
+        s = _leaf(m)
+        loss(m, s, w).backward()
+        grads.append(s.grad)
+    t, d = grads
+    assert t.is_sparse and isinstance(d, sparse.SparseTensor)
+    np.testing.assert_allclose(_dense(d), _dense(t), rtol=1e-12)
+    if exact:
+        assert (d._nnz(), d.is_coalesced()) == (t._nnz(), t.is_coalesced())
+        np.testing.assert_array_equal(d._indices().numpy(), t._indices().numpy())
+        np.testing.assert_allclose(d._values().numpy(), t._values().numpy(), rtol=1e-12)

@@ -138,7 +138,12 @@ class SparseTensor:
             return None
         if isinstance(g, SparseTensor):
             return g if g._dense_of is None else Tensor(g._vals.data[0])
-        return SparseTensor(self._idx, Tensor(g), self._size, self._coalesced)
+        if self._coalesced or self._nnz() <= 1:
+            return SparseTensor(self._idx, Tensor(g), self._size, self._coalesced)
+        # Uncoalesced: PyTorch differentiates the tensor's (summed) content, so its gradient holds one entry per
+        # index, on the coalesced indices; entries sharing an index carry that one gradient, taken once here.
+        _, first = get_array_module(self._idx).unique(self._linear(), return_index=True)
+        return SparseTensor(self._idx[:, first], Tensor(g[first]), self._size)
 
     def detach(self) -> "SparseTensor":
         return SparseTensor(self._idx, self._vals.detach(), self._size, self._coalesced)
