@@ -191,3 +191,15 @@ def test_refusals_match_torch(torch):
         tleaf.add_(ta)
     with pytest.raises(RuntimeError, match="a leaf Variable that requires grad"):
         leaf.add_(a)
+
+
+def test_huge_sizes_rank_the_keys_first(torch):
+    """Indices near int64's range (a size of 2**60 rows): the walk ranks the keys before combining them with the
+    run numbers; the result is still torch's."""
+    rng = np.random.default_rng(12)
+    for trial in range(5):
+        pool = rng.integers(0, 2 ** 60, 6)
+        ka, kb = rng.choice(pool, 20), rng.choice(pool, 17)
+        a, ta, _, _ = _both(torch, ka, rng.standard_normal(20), (2 ** 60,))
+        b, tb, _, _ = _both(torch, kb, rng.standard_normal(17), (2 ** 60,))
+        _same(a + b, ta + tb)
