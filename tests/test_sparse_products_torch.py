@@ -122,8 +122,8 @@ def test_a_broadcast_dense_operand_matches_torch_and_its_gradient_is_refused(tor
         t * torch.ones(5, dtype=torch.float64)
     with pytest.raises(RuntimeError, match=r"the size of the dense operand \[5\] does not broadcast"):
         d * distnn.ones(5)
-    with pytest.raises(NotImplementedError, match=r"broadcasts the dense operand to the sparse one's shape"):
-        d * distnn.ones(2, 3, 4)  # (torch grows the sparse result; distnn refuses)
+    _same_sparse(d * distnn.ones(2, 3, 4, dtype=distnn.float64), t * torch.ones(2, 3, 4, dtype=torch.float64))
+    _same_sparse(distnn.ones(3, 1, 4, dtype=distnn.float64) * d, torch.ones(3, 1, 4, dtype=torch.float64) * t)
 
 
 def test_mixed_dtypes_promote_as_torchs(torch):

@@ -353,7 +353,7 @@ def _backward(root: Tensor, grad, retain_graph: bool, ctx: dict) -> None:
             if p is None:
                 continue
             raw = pg
-            if pg is not None and pg.shape != shape:
+            if pg is not None and pg.shape != shape and type(pg) is not _sparse.type:  # (a sparse one: made to fit)
                 try:
                     pg = sum_to_shape(pg, shape)
                 except RuntimeError as e:

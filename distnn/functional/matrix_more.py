@@ -68,9 +68,9 @@ def inner(input, other):  # noqa: A002
 
 def mm(input, mat2):  # noqa: A002
     """``torch.mm``: the product of two matrices (no broadcasting); a sparse COO operand as
-    :func:`distnn.sparse.mm`'s (``sparse @ sparse`` sparse, otherwise dense)."""
+    :func:`distnn.sparse.products.mm`'s (``sparse @ sparse`` sparse, otherwise dense)."""
     if _sparse_operand(input, mat2):
-        from distnn.sparse import mm as sparse_mm
+        from distnn.sparse.products import mm as sparse_mm
 
         return sparse_mm(input, mat2)
     a, b = as_tensor(input), as_tensor(mat2)

@@ -68,6 +68,8 @@ def add(input, other, *, alpha=1):  # noqa: A002
     :func:`~distnn.autograd.tensor_inplace_methods.alpha_scaled`)."""
     from distnn.autograd.tensor_inplace_methods import _add
 
+    if getattr(input, "is_sparse", False):  # (sparse + sparse: distnn.sparse's, PyTorch's entry order)
+        return input.add(other, alpha=alpha)
     return _add(as_tensor(input), other, alpha=alpha)
 
 
@@ -75,6 +77,8 @@ def sub(input, other, *, alpha=1):  # noqa: A002
     """``input - alpha * other`` (a bool operand refused, as PyTorch's)."""
     from distnn.autograd.tensor_inplace_methods import _sub
 
+    if getattr(input, "is_sparse", False):
+        return input.sub(other, alpha=alpha)
     return _sub(as_tensor(input), other, alpha=alpha)
 
 

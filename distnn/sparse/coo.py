@@ -47,6 +47,7 @@ class SparseTensor:
     is_sparse_csr = False
     layout = sparse_coo
     __array_priority__ = 2000  # numpy defers to our reflected operators
+    _dense_of = None  # (a sparse leaf's dense-layout gradient: the leaf's indices, see .dense_grads)
 
     def __init__(self, indices, values: Tensor, size, coalesced: bool = False):
         # (internal: the arguments are checked by sparse_coo_tensor)
@@ -116,6 +117,8 @@ class SparseTensor:
 
     def requires_grad_(self, flag: bool = True) -> "SparseTensor":
         self._vals.requires_grad_(flag)
+        if flag and self._vals.is_leaf:
+            self._vals._sparse_leaf = True  # (PyTorch's leaf is the sparse tensor: see .dense_grads)
         return self
 
     @property
@@ -128,11 +131,19 @@ class SparseTensor:
 
     @property
     def grad(self):
-        """A sparse leaf's gradient: a sparse tensor on its own indices (PyTorch's for ``sparse.mm``)."""
+        """A sparse leaf's gradient: a sparse tensor on its own indices (PyTorch's for ``sparse.mm``), or dense
+        once a product that gives it a dense one (``torch.mm``, ``@``: :mod:`.dense_grads`) took part."""
         g = self._vals.grad
         if g is None:
             return None
-        return g if isinstance(g, SparseTensor) else SparseTensor(self._idx, Tensor(g), self._size, self._coalesced)
+        if isinstance(g, SparseTensor):
+            return g if g._dense_of is None else Tensor(g._vals.data[0])
+        if self._coalesced or self._nnz() <= 1:
+            return SparseTensor(self._idx, Tensor(g), self._size, self._coalesced)
+        # Uncoalesced: PyTorch differentiates the tensor's (summed) content, so its gradient holds one entry per
+        # index, on the coalesced indices; entries sharing an index carry that one gradient, taken once here.
+        _, first = get_array_module(self._idx).unique(self._linear(), return_index=True)
+        return SparseTensor(self._idx[:, first], Tensor(g[first]), self._size)
 
     def detach(self) -> "SparseTensor":
         return SparseTensor(self._idx, self._vals.detach(), self._size, self._coalesced)
@@ -205,34 +216,48 @@ class SparseTensor:
                                f"{other.sparse_dim()}")
 
     def __add__(self, other):
-        """sparse + sparse: a sparse tensor with both operands' entries; coalesced (repeats summed) when both
-        operands are, else uncoalesced, as PyTorch's ``is_coalesced()`` (a sparse gradient accumulates so);
-        sparse + dense is refused, as PyTorch's (dense + sparse is dense)."""
+        """sparse + sparse: sparse, PyTorch's entries in PyTorch's order (:func:`.addition.add`); sparse +
+        dense is refused, as PyTorch's (dense + sparse is dense)."""
         if isinstance(other, SparseTensor):
-            self._same_layout_check(other, "add")
-            from distnn.functional.join import cat
-
-            # PyTorch's result with an empty operand is the other one (its flag kept); two coalesced operands
-            # merge into a coalesced result
-            if other._nnz() == 0 or self._nnz() == 0:
-                keep, coalesced = (self, self._coalesced) if other._nnz() == 0 else (other, other._coalesced)
-                vals = keep._vals.to(np.result_type(self.dtype, other.dtype))
-                return SparseTensor(keep._idx, vals * 1 if vals is keep._vals else vals, self._size, coalesced)
-            xp = get_array_module(self._idx)
-            dtype = np.result_type(self.dtype, other.dtype)
-            out = SparseTensor(xp.concatenate([self._idx, other._idx], axis=1),
-                               cat([self._vals.to(dtype), other._vals.to(dtype)], 0), self._size)
-            return out.coalesce() if self._coalesced and other._coalesced else out
+            return self.add(other)
         if isinstance(other, Tensor):
             raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
         raise _unsupported(f"sparse + {type(other).__name__}")
 
     def __sub__(self, other):
         if isinstance(other, SparseTensor):
-            return self + (-other)
+            return self.sub(other)
         if isinstance(other, Tensor):
             raise RuntimeError("sub(sparse, dense) is not supported. Use sub(dense, sparse) instead.")
         raise _unsupported(f"sparse - {type(other).__name__}")
+
+    def add(self, other, *, alpha=1) -> "SparseTensor":
+        """``self + alpha * other`` of two sparse tensors (:func:`.addition.add`)."""
+        from .addition import add
+
+        if not isinstance(other, SparseTensor):
+            return self + other  # (the refusals above)
+        return add(self, other, alpha)
+
+    def sub(self, other, *, alpha=1) -> "SparseTensor":
+        """``self - alpha * other``: PyTorch's ``add`` with ``-alpha``."""
+        from distnn.autograd.dtype_rules import refuse_bool_subtraction
+
+        if not isinstance(other, SparseTensor):
+            return self - other
+        refuse_bool_subtraction(self._vals, other._vals, arrays=True)
+        return self.add(other, alpha=-alpha)
+
+    def add_(self, other, *, alpha=1) -> "SparseTensor":
+        """In-place :meth:`add` (the result keeps this tensor's dtype), as PyTorch's."""
+        from .addition import add_
+
+        if not isinstance(other, SparseTensor):
+            raise _unsupported(f"Tensor.add_ with a {type(other).__name__} operand")
+        return add_(self, other, alpha)
+
+    def sub_(self, other, *, alpha=1) -> "SparseTensor":
+        return self.add_(other, alpha=-alpha)
 
     def __radd__(self, other):  # dense + sparse -> dense
         if isinstance(other, Tensor):

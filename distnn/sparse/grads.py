@@ -16,6 +16,12 @@ def accumulate(old, grad):
     """The leaf's new ``.grad`` from its ``old`` one and a new contribution ``grad`` (one of them sparse):
     sparse + sparse is sparse (both entries kept: coalesced when both are, as torch's); a dense old gradient
     takes the sparse one added in place; a sparse old gradient plus a dense one is a new dense array."""
+    carrier = next((g for g in (old, grad) if isinstance(g, SparseTensor) and g._dense_of is not None), None)
+    if carrier is not None:  # a sparse leaf's dense-layout gradient: the sum is dense (see .dense_grads)
+        from .dense_grads import as_dense_array, dense_layout_grad
+
+        total = as_dense_array(old, carrier) + as_dense_array(grad, carrier)
+        return dense_layout_grad(total, carrier._dense_of, carrier.shape)
     if isinstance(old, SparseTensor) and isinstance(grad, SparseTensor):
         return old + grad
     if isinstance(grad, SparseTensor):  # dense += sparse, in place (the array DataParallel may point at)

@@ -47,6 +47,7 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, re
     idx = idx.astype(np.int64)
     if requires_grad:
         vals = vals.detach().requires_grad_(True)
+        vals._sparse_leaf = True  # (PyTorch's leaf is the sparse tensor: see .dense_grads)
     sd, nnz = idx.shape
     if vals.ndim == 0:
         raise RuntimeError("values must have at least one dimension (nnz, dense sizes...), got a 0-d tensor")
@@ -146,6 +147,14 @@ def mm(mat1, mat2, reduce=None):
         if not isinstance(mat1, Tensor):
             raise TypeError(f"sparse.mm: mat1 must be a Tensor or a sparse COO tensor, got {type(mat1).__name__}")
         return dense_mm_sparse(mat1, mat2)
+    check_sparse_dense(mat1, mat2)
+    rows, cols = mat1._idx[0], mat1._idx[1]
+    products = mat1._vals.reshape(-1, 1) * gather_rows(mat2, cols)  # entry k: value_k * mat2[col_k]
+    return scatter_rows(products, rows, mat1.shape[0])
+
+
+def check_sparse_dense(mat1, mat2):
+    """``mm(sparse, dense)``'s checks of its operands, with PyTorch's messages."""
     _check_sparse(mat1, "sparse.mm")
     if not isinstance(mat2, Tensor):
         raise TypeError(f"sparse.mm: mat2 must be a dense Tensor, got {type(mat2).__name__}")
@@ -156,9 +165,6 @@ def mm(mat1, mat2, reduce=None):
         raise RuntimeError(f"sparse.mm: mat2 must be a matrix, got a {mat2.ndim}-D tensor")
     if mat2.shape[0] != mat1.shape[1]:
         raise RuntimeError(f"addmm: Argument #3 (dense): Expected dim 0 size {mat1.shape[1]}, got {mat2.shape[0]}")
-    rows, cols = mat1._idx[0], mat1._idx[1]
-    products = mat1._vals.reshape(-1, 1) * gather_rows(mat2, cols)  # entry k: value_k * mat2[col_k]
-    return scatter_rows(products, rows, mat1.shape[0])
 
 
 def addmm(mat, mat1, mat2, *, beta=1.0, alpha=1.0):

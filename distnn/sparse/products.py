@@ -63,13 +63,54 @@ def _mul_dense(s: SparseTensor, d: Tensor) -> SparseTensor:
     except ValueError:
         raise RuntimeError(f"mul(sparse, dense): the size of the dense operand {list(d.shape)} does not broadcast "
                            f"to the sparse operand's {list(s.shape)}") from None
-    if shape != s.shape:
-        raise NotImplementedError(f"mul(sparse, dense): distnn broadcasts the dense operand to the sparse one's "
-                                  f"shape {list(s.shape)} only, got a dense operand of shape {list(d.shape)} (the "
-                                  f"result would have shape {list(shape)})")
     dtype = np.dtype(result_type(s._vals, d))  # (PyTorch's promotion: a 0-d factor is one, as a 0-d tensor)
+    if shape != s.shape:
+        lead = len(shape) - s.dim()
+        if lead <= 0 or tuple(shape[lead:]) != s.shape:
+            raise NotImplementedError(
+                f"mul(sparse, dense): a dense operand of shape {list(d.shape)} would broadcast the sparse "
+                f"operand's own dims (size {list(s.shape)} to {list(shape[max(lead, 0):])}); PyTorch 2.13 gives "
+                "a result of the broadcast size that keeps only the sparse operand's entries (not the product), "
+                "so distnn refuses it: expand the sparse operand first")
+        return _mul_dense_grown(s, d, shape, dtype)
     at = DenseAtEntries.apply(d, indices=s._idx, lin=s._linear(), size=s.shape)
     return SparseTensor(s._idx, s._vals.to(dtype) * at.to(dtype), s.shape, s.is_coalesced())
+
+
+class GrownProduct(Function):
+    """The values of ``sparse * dense`` where the dense operand adds leading dims (PyTorch's result: the sparse
+    operand coalesced, its entries repeated for each index of the new dims, each times the dense operand
+    there). PyTorch's backward fails for either operand; so does this one, with PyTorch's messages."""
+
+    saves_tensors = False
+
+    def forward(self, vals, d, indices=None, repeat=1, size=()):
+        xp = get_array_module(d)
+        full = xp.broadcast_to(d, size)
+        return xp.concatenate([vals] * repeat) * full[tuple(indices)]
+
+    def backward(self, grad):
+        if self.needs_input_grad[0]:
+            raise RuntimeError("Could not run 'aten::view' with arguments from the 'SparseCPU' backend (the gradient "
+                               "of the sparse operand of a sparse * dense product that broadcasts it to more dims, "
+                               "as in PyTorch)")
+        raise RuntimeError("sparse_binary_op_intersection_cpu(): expects sparse inputs with equal dimensionality, "
+                           "number of sparse dimensions, and shape of sparse dimensions (the gradient of the dense "
+                           "operand of a sparse * dense product that broadcasts the sparse one, as in PyTorch)")
+
+
+def _mul_dense_grown(s: SparseTensor, d: Tensor, shape, dtype) -> SparseTensor:
+    """``sparse * dense`` whose dense operand has more dims: PyTorch's coalesced result with ``sparse_dim``
+    grown by the new leading dims (see :class:`GrownProduct`)."""
+    xp = get_array_module(s._idx)
+    c = s.coalesce()
+    lead = len(shape) - s.dim()
+    count = int(np.prod(shape[:lead], dtype=np.int64))
+    outer = xp.stack(xp.unravel_index(xp.arange(count, dtype=np.int64), shape[:lead])).astype(np.int64)
+    nnz = c._nnz()
+    indices = xp.concatenate([xp.repeat(outer, nnz, axis=1), xp.tile(c._idx, (1, count))])
+    vals = GrownProduct.apply(c._vals.to(dtype), d.to(dtype), indices=indices, repeat=count, size=tuple(shape))
+    return SparseTensor(indices, vals, tuple(shape), coalesced=True)
 
 
 def _mul_sparse(x: SparseTensor, y: SparseTensor) -> SparseTensor:
@@ -134,6 +175,16 @@ def _check_matrix(s: SparseTensor, who: str, name: str):
 def dense_mm_sparse(mat1: Tensor, mat2: SparseTensor) -> Tensor:
     """``torch.mm(dense, sparse)``: the dense product of a dense matrix and a 2-D sparse one; gradients reach
     ``mat1`` and the sparse values. ``out[:, j] = sum over entries (i, j, v) of v * mat1[:, i]``."""
+    check_dense_sparse(mat1, mat2)
+    rows, cols = mat2._idx[0], mat2._idx[1]
+    products = mat2._vals.reshape(-1, 1) * gather_rows(mat1.transpose(0, 1), rows)  # v_k * mat1[:, row_k]
+    return scatter_rows(products, cols, mat2.shape[1]).transpose(0, 1)
+
+
+def check_dense_sparse(mat1, mat2: SparseTensor):
+    """``torch.mm(dense, sparse)``'s checks of its operands, with PyTorch's messages."""
+    if not isinstance(mat1, Tensor):
+        raise TypeError(f"mm: mat1 must be a Tensor or a sparse COO tensor, got {type(mat1).__name__}")
     _check_matrix(mat2, "mm", "mat2")
     if mat1.ndim != 2:
         raise RuntimeError(f"mm: mat1 must be a matrix, got a {mat1.ndim}-D tensor")
@@ -143,9 +194,6 @@ def dense_mm_sparse(mat1: Tensor, mat2: SparseTensor) -> Tensor:
     if mat1.dtype != mat2.dtype:
         raise RuntimeError(f"mm: expected mat1 and mat2 to have the same dtype, but got {mat1.dtype} != "
                            f"{mat2.dtype}")
-    rows, cols = mat2._idx[0], mat2._idx[1]
-    products = mat2._vals.reshape(-1, 1) * gather_rows(mat1.transpose(0, 1), rows)  # v_k * mat1[:, row_k]
-    return scatter_rows(products, cols, mat2.shape[1]).transpose(0, 1)
 
 
 def sparse_mm_sparse(mat1: SparseTensor, mat2: SparseTensor) -> SparseTensor:
@@ -175,11 +223,26 @@ def sparse_mm_sparse(mat1: SparseTensor, mat2: SparseTensor) -> SparseTensor:
     return SparseTensor(idx, vals, (mat1.shape[0], mat2.shape[1])).coalesce()
 
 
+def mm(mat1, mat2):
+    """``torch.mm`` with a sparse COO operand: :func:`distnn.sparse.mm`'s product, except that a sparse leaf
+    multiplied with a dense matrix gets a dense ``.grad``, as PyTorch's (:mod:`.dense_grads`)."""
+    from .dense_grads import dense_grad_mm, is_sparse_leaf
+    from .ops import check_sparse_dense, mm as sparse_mm
+
+    mixed = isinstance(mat1, SparseTensor) != isinstance(mat2, SparseTensor)
+    if not mixed or not (is_sparse_leaf(mat1) or is_sparse_leaf(mat2)):
+        return sparse_mm(mat1, mat2)
+    if isinstance(mat1, SparseTensor):
+        check_sparse_dense(mat1, mat2)
+    else:
+        check_dense_sparse(mat1, mat2)
+    return dense_grad_mm(mat1, mat2)
+
+
 def matmul(input, other):
     """``torch.matmul`` with a sparse COO operand: ``sparse @ dense`` (a dense vector or matrix), ``dense @
-    sparse`` (dense leading dims kept) and ``sparse @ sparse``, as PyTorch's."""
-    from .ops import mm
-
+    sparse`` (dense leading dims kept) and ``sparse @ sparse``, as PyTorch's (a sparse leaf's gradient
+    dense, as :func:`mm`'s)."""
     if isinstance(input, SparseTensor) and isinstance(other, SparseTensor):
         return sparse_mm_sparse(input, other)
     if isinstance(input, SparseTensor):
@@ -189,11 +252,11 @@ def matmul(input, other):
     if not isinstance(input, Tensor):
         raise TypeError(f"matmul: expected a Tensor, got {type(input).__name__}")
     if input.ndim == 2:
-        return dense_mm_sparse(input, other)
+        return mm(input, other)
     if input.ndim == 0:
         raise RuntimeError("both arguments to matmul need to be at least 1D, but they are 0D and 2D")
     lead = tuple(input.shape[:-1])
-    return dense_mm_sparse(input.reshape(-1, input.shape[-1]), other).reshape(lead + (other.shape[1],))
+    return mm(input.reshape(-1, input.shape[-1]), other).reshape(lead + (other.shape[1],))
 
 
-__all__ = ["mul", "dense_mm_sparse", "sparse_mm_sparse", "matmul"]
+__all__ = ["mul", "dense_mm_sparse", "sparse_mm_sparse", "mm", "matmul", "check_dense_sparse"]
