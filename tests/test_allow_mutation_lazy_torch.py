@@ -227,6 +227,26 @@ def test_writes_outside_the_ops_copy_the_saved_parameter_first(torch, mutate):
     np.testing.assert_allclose(got, _optimizer_program(distnn, None), rtol=1e-12)
 
 
+def _batch_norm_program(m, F_, update):
+    """An eval-mode batch norm (its backward reads running_var), then a training one that updates the buffers."""
+    T = Tensor if m is distnn else m.tensor
+    x = T(A.copy(), requires_grad=True)
+    rm, rv = T(np.zeros(4)), T(np.full(4, 2.0))
+    with m.autograd.graph.allow_mutation_on_saved_tensors():
+        y = (F_.batch_norm(x, rm, rv, training=False) * T(W.copy())).sum()
+        if update:
+            F_.batch_norm(T(W.copy() * 3), rm, rv, training=True, momentum=0.5)
+        y.backward()
+    return _np(x.grad)
+
+
+def test_a_running_statistic_updated_after_an_eval_forward_is_copied_first(torch):
+    """The gradient of the eval forward as it ran (torch's without the update). PyTorch's context misses this
+    write (batch_norm's update is not seen by its dispatch mode: its gradient reads the updated running_var)."""
+    got = _batch_norm_program(distnn, F, True)
+    np.testing.assert_allclose(got, _batch_norm_program(torch, torch.nn.functional, False), rtol=1e-12)
+
+
 def test_after_the_context_writes_copy_nothing_and_backward_is_refused():
     x = Tensor(np.arange(4.0))
     w = Tensor(np.ones(4), requires_grad=True)

@@ -5,9 +5,11 @@ Inside the context each array a node saves for backward is packed (``saved_hooks
 handle that refers to the array itself: nothing is copied while nothing changes. Every in-place write of a
 tensor's memory by an op (``x.add_``, ``x += y``, ``x[i] = v``, ``relu(x, inplace=True)``, a view's, a
 ``detach()`` alias's, ``out=``), and the writes distnn makes outside the ops that PyTorch's make through ops
-(``optimizer.step()``, ``load_state_dict``, ``nn.init``), calls :func:`before_write` first; it copies the
-saved arrays that may share memory with the array about to be written (once: the handle then refers to the
-copy), so backward reads the values as of the op.
+(``optimizer.step()``, ``load_state_dict``, ``nn.init``; a batch or instance norm's running statistics, which
+PyTorch's context misses), calls :func:`before_write` first; it copies the saved arrays that may share memory
+with the array about to be written (once: the handle then refers to the copy), so backward reads the values
+as of the op. Other writers outside the ops (SWA averaging, spectral norm's power iteration, L-BFGS, max-norm
+constraints, ``out=`` results, embedding renorm) call :func:`will_write` too.
 
 The saved arrays are grouped by the array that owns their memory (the end of the ``.base`` chain), so a write
 looks at the saved arrays of its own storage only, and copies those that overlap it (``may_share_memory``):
@@ -15,7 +17,7 @@ a write of ``x[2:]`` leaves a saved ``x[:2]`` uncopied. PyTorch keys by the data
 a view at another offset (a write of ``x[1:]`` when ``x`` was saved, or of ``x`` when ``x[2:]`` was): its
 backward then reads the changed values; distnn's reads the old ones.
 
-Not seen (documented, as PyTorch's where it differs): a write of the raw array (``x.data[...] = v``, ``x.data
+Not seen (PyTorch's behaviour given where it differs): a write of the raw array (``x.data[...] = v``, ``x.data
 *= 2``: PyTorch clones for ``x.data.mul_(2)``, an op); ``x.data = other`` writes no memory, so backward keeps
 the old values (PyTorch's then reads ``other``); memory shared through objects whose ``.base`` chains do not
 meet (two arrays made from one buffer by separate DLPack or buffer-protocol imports).
