@@ -4,12 +4,11 @@
 Inside the context each array a node saves for backward is packed (``saved_hooks``) as a :class:`SavedArray`
 handle that refers to the array itself: nothing is copied while nothing changes. Every in-place write of a
 tensor's memory by an op (``x.add_``, ``x += y``, ``x[i] = v``, ``relu(x, inplace=True)``, a view's, a
-``detach()`` alias's, ``out=``), and the writes distnn makes outside the ops that PyTorch's make through ops
-(``optimizer.step()``, ``load_state_dict``, ``nn.init``; a batch or instance norm's running statistics, which
-PyTorch's context misses), calls :func:`before_write` first; it copies the saved arrays that may share memory
-with the array about to be written (once: the handle then refers to the copy), so backward reads the values
-as of the op. Other writers outside the ops (SWA averaging, spectral norm's power iteration, L-BFGS, max-norm
-constraints, ``out=`` results, embedding renorm) call :func:`will_write` too.
+``detach()`` alias's; ``inplace_gate``) calls :func:`before_write` first, and so do the writes distnn makes
+outside the ops where PyTorch's are ops (:func:`will_write`: ``optimizer.step()``, ``load_state_dict``,
+``nn.init``, ``out=`` results, embedding renorm, SWA averaging, spectral norm's power iteration, max-norm
+constraints). It copies the saved arrays that may share memory with the array about to be written (once: the
+handle then refers to the copy), so backward reads the values as of the op.
 
 The saved arrays are grouped by the array that owns their memory (the end of the ``.base`` chain), so a write
 looks at the saved arrays of its own storage only, and copies those that overlap it (``may_share_memory``):

@@ -12,7 +12,6 @@ A float16 input is normalized in float32 and cast back, an integer one refused, 
 from __future__ import annotations
 
 from distnn.autograd.function import Function
-from distnn.autograd.mutation_guard import will_write
 from distnn.backend import get_array_module
 
 from ._dtype_checks import check_floating, check_norm
@@ -172,8 +171,6 @@ def _update_running_stats(x, running_mean, running_var, momentum):
     xc = xr - mean[..., None]
     var = (xc * xc).mean(axis=-1) * (M / (M - 1))
     rm, rv = _raw(running_mean), _raw(running_var)
-    will_write(rm)  # (an eval-mode graph may have saved them: inside allow_mutation_on_saved_tensors, copied)
-    will_write(rv)
     rm *= 1 - momentum
     rm += xp.asarray(momentum * mean.mean(axis=0), dtype=rm.dtype)
     rv *= 1 - momentum

@@ -22,7 +22,6 @@ import warnings
 import numpy as np
 
 from distnn.autograd.function import Function
-from distnn.autograd.mutation_guard import will_write
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
@@ -208,7 +207,6 @@ def update_running_stats(running_mean, running_var, mean, var, count, momentum):
     for buf, stat in ((running_mean, mean), (running_var, unbiased)):
         if buf is not None:
             r = _raw(buf)
-            will_write(r)  # (an eval-mode graph may have saved it: inside allow_mutation_on_saved_tensors, copied)
             r *= 1 - momentum
             r += get_array_module(r).asarray(momentum * stat, dtype=r.dtype)
 
