@@ -69,7 +69,7 @@ def slice_mutated(m, a, w, mutate):
 
 
 def transpose_mutated(m, a, w, mutate):
-    y = (a.tanh() * w).sum()
+    y = (a.sin() * w).sum()
     if mutate:
         with m.no_grad():
             a.t().mul_(-2)
@@ -131,7 +131,8 @@ def relu_inplace_result_mutated(m, a, w, mutate):
     r = (F.relu if m is distnn else m.nn.functional.relu)(a - 0.5, inplace=True)
     y = (r.exp() * w).sum()
     if mutate:
-        r.mul_(3)
+        with m.no_grad():
+            r.zero_()  # (relu's backward reads where its result is not 0)
     y.backward()
 
 
