@@ -65,7 +65,7 @@ def distnn_ops():
         return o.step
 
     steps = {"SGD": step_alone(distnn.optim.SGD, lr=0.01), "Adam": step_alone(distnn.optim.Adam, lr=1e-3)}
-    return _ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps)
+    return _ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, (distnn.Tensor(a_np.copy()), distnn.Tensor(np.zeros(SHAPE, np.float32))))
 
 
 def torch_ops():
@@ -97,11 +97,13 @@ def torch_ops():
         return o.step
 
     steps = {"SGD": step_alone(torch.optim.SGD, lr=0.01), "Adam": step_alone(torch.optim.Adam, lr=1e-3)}
-    return _ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps)
+    return _ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, (a.clone(), torch.zeros(SHAPE)))
 
 
-def _ops(a, b, ag, bg, x, xt, m1, m2, relu, mlp_step, steps):
-    """The same calls for distnn and torch (their APIs agree on all of these)."""
+def _ops(a, b, ag, bg, x, xt, m1, m2, relu, mlp_step, steps, changed):
+    """The same calls for distnn and torch (their APIs agree on all of these); ``changed``: two tensors changed in
+    place (the second zeros, so that doubling it never overflows)."""
+    c, d = changed
     return {
         "a + b": lambda: a + b,
         "a - b": lambda: a - b,
@@ -120,6 +122,8 @@ def _ops(a, b, ag, bg, x, xt, m1, m2, relu, mlp_step, steps):
         "MLP 16-32-4 step": mlp_step,
         "SGD.step() 16-32-4": steps["SGD"],
         "Adam.step() 16-32-4": steps["Adam"],
+        "c.add_(1)": lambda: c.add_(1),
+        "d.mul_(2)": lambda: d.mul_(2),
     }
 
 
@@ -131,6 +135,7 @@ def numpy_ops():
     a, b = (rng.standard_normal(SHAPE, dtype=np.float32) for _ in range(2))
     x = rng.standard_normal(VIEWED, dtype=np.float32)
     xt = x.T
+    c, d = a.copy(), np.zeros_like(a)
     m1, m2 = (rng.standard_normal((16, 16), dtype=np.float32) for _ in range(2))
     W1, b1 = rng.standard_normal((32, 16), dtype=np.float32), np.zeros(32, np.float32)
     W2, b2 = rng.standard_normal((4, 32), dtype=np.float32), np.zeros(4, np.float32)
@@ -194,6 +199,8 @@ def numpy_ops():
         "MLP 16-32-4 step": mlp_step,
         "SGD.step() 16-32-4": sgd_step,
         "Adam.step() 16-32-4": adam_step,
+        "c.add_(1)": lambda: np.add(c, 1, out=c),
+        "d.mul_(2)": lambda: np.multiply(d, 2, out=d),
     }
     ops["a + b (grad)"] = ops["a + b"]
     ops["x.reshape(64, -1)"] = ops["x.view(64, -1)"]

@@ -15,6 +15,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from . import mutation_guard as _guard
 from . import saved_hooks as _saved
 from .engine import PASS_GRAPH, backward_context, queue_callback, will_run
 from .function import Function
@@ -154,33 +155,42 @@ class disable_saved_tensors_hooks:  # noqa: N801 - PyTorch's name
 
 class allow_mutation_on_saved_tensors:  # noqa: N801 - PyTorch's name
     """Within this context a tensor saved for backward may be changed in place: backward uses the values it
-    had when the op ran. PyTorch clones a saved tensor when it is first mutated; distnn clones every saved array
-    when the op runs (the same gradients, more memory while the graph lives) and lifts the in-place check of
-    the nodes made here. Backward through them after the context is left is refused, as PyTorch's."""
+    had when the op ran. As PyTorch's, a saved array is kept by reference and copied only just before its
+    memory is first written (through the tensor, any view or alias of it, or an optimizer step, a state load,
+    an init function; see ``mutation_guard`` for what is not seen); the in-place check of the nodes made here
+    is lifted. Entering returns the context's record (``copies``: how many saved arrays were copied). Backward
+    through those nodes after the context is left is refused (AssertionError), and nesting (RuntimeError), as
+    PyTorch's."""
 
     def __enter__(self):
         if any(entry[2] is not None for entry in _saved._local.stack):
             raise RuntimeError("allow_mutation_on_saved_tensors contexts cannot be nested")
         self._open = True
+        registry = self.registry = _guard.open_registry()
 
         def pack(tensor):
-            return tensor.data.copy()
+            return registry.save(tensor.data)
 
-        def unpack(array):
+        def unpack(handle):
             if not self._open:  # (PyTorch raises an AssertionError)
                 raise AssertionError("Trying to backward outside of the 'allow_mutation_on_saved_tensors' context in "
-                                   "which the graph was originally recorded.")
-            return Tensor._make(array, None)
+                                     "which the graph was originally recorded.")
+            return Tensor._make(handle.array, None)
 
         def lift_check(node):
-            node.__dict__.pop("saved_versions", None)  # (the clones cannot go stale)
+            node.__dict__.pop("saved_versions", None)  # (a write copies what the node saved first)
 
-        _saved.push(pack, unpack, lift_check)
-        return self
+        try:
+            _saved.push(pack, unpack, lift_check)
+        except BaseException:
+            _guard.close_registry(registry)
+            raise
+        return registry
 
     def __exit__(self, *exc):
         _saved.pop()
         self._open = False
+        _guard.close_registry(self.registry)
 
 
 def register_multi_grad_hook(tensors, fn, *, mode: str = "all"):

@@ -103,6 +103,8 @@ def write_result(t: Tensor, result: Tensor, op_node, deferred=()) -> Tensor:
     for node in nodes:
         if "_packed" in node.__dict__:  # (made before, e.g. relu(x, inplace=True)'s: what follows reads the arrays)
             _saved.unpack_for_inplace(node)
+            if _saved.packs_again():  # (allow_mutation_on_saved_tensors keeps the memory backward reads: t's)
+                mine.append((node, result, ()))
         _copy_saved_aliases(node, data)
     vc = t._vc or _counter(t)
     _excuse_producers(t, data, vc)

@@ -186,6 +186,14 @@ def pack_deferred(entry, owners=()) -> None:
     pack_node(node, out, tuple(inputs) + tuple(owners))
 
 
+def packs_again() -> bool:
+    """Whether a node packed before an in-place write changed what it saved is packed again after it: under
+    ``allow_mutation_on_saved_tensors`` (its pack keeps a reference, which must be to the memory backward reads,
+    and its version check lifted), as PyTorch packs ``relu(x, inplace=True)``'s result after the write."""
+    stack = _local.stack
+    return bool(stack) and stack[-1][2] is not None
+
+
 def unpack_for_inplace(node) -> None:
     """The node of an in-place op just recorded: its arrays back for good (inplace.py copies or swaps them)."""
     entry = node.__dict__.pop("_packed")

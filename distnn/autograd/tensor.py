@@ -13,6 +13,7 @@ import numpy as np
 from distnn.backend import default_complex_dtype, default_dtype, get_array_module, is_device_name, to_numpy
 
 from .grad_mode import _inference as _inference_state, _state as _grad_state, is_grad_enabled
+from .inplace_gate import _before_inplace_write, _refuse_recorded_leaf  # noqa: F401 - (their home was here)
 from .tensor_methods import TensorMethods
 from .tensor_methods_ops import TensorOpMethods
 from .tensor_inplace_methods import TensorInplaceMethods
@@ -69,7 +70,7 @@ class Tensor(TensorOperators, TensorMethods, TensorPointwise, TensorOpMethods, T
     _grad_hooks = None  # leaves only: register_hook's hooks, called with the gradient before it is accumulated
     # PyTorch's inference tensor: made inside ``inference_mode()`` (not a view of a normal tensor), or a view of
     # one. Set per instance only then (Function.apply, __init__, versions._share); outside inference mode it
-    # cannot be saved for backward nor changed in place (see _refuse_inference_inplace)
+    # cannot be saved for backward nor changed in place (see _before_inplace_write)
     _inference = False
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
@@ -377,27 +378,10 @@ class _HookHandle:
             self._hooks.remove(self._hook)
 
 
-_INFERENCE_INPLACE = ("Inplace update to inference tensor outside InferenceMode is not allowed.You can make a clone to "
-                      "get a normal tensor before doing inplace update.See https://github.com/pytorch/rfcs/pull/17 "
-                      "for more details.")
 _INFERENCE_SAVED = ("Inference tensors cannot be saved for backward. Please do not use Tensors created in inference "
                     "mode in computation tracked by autograd. To work around this, you can make a clone to get a "
                     "normal tensor and use it in autograd, or use `distnn.no_grad()` instead of "
                     "`distnn.inference_mode()`.")
-
-
-def _refuse_inference_inplace(t: Tensor) -> None:
-    """PyTorch's refusal of an in-place change of an inference tensor outside ``inference_mode()`` (it keeps no
-    version counter, so a graph could not tell that the values it read changed); before anything is written."""
-    if t._inference and not _inference_state.enabled:
-        raise RuntimeError(_INFERENCE_INPLACE)
-
-
-def _refuse_recorded_leaf(t: Tensor) -> None:
-    if t._node is None and t.requires_grad:
-        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation. (distnn: a "
-                           "leaf tensor that requires grad is used in an in-place operation only under "
-                           "distnn.no_grad(), e.g. a manual update of parameters; else write x = x - y)")
 
 
 # Bound at the bottom: these modules import Tensor from here.

@@ -76,9 +76,9 @@ def write_inplace(t, name: str, compute, operands=(), cast_any: bool = False, ke
     ``keeps_graph``: ``t`` keeps its graph node (PyTorch's non-differentiable ``logical_and_``... leave the
     tensor's history as it was: its gradient passes through the op as if it had not run)."""
     from . import inplace
-    from .tensor import Tensor, _refuse_inference_inplace
+    from .tensor import Tensor, _before_inplace_write
 
-    _refuse_inference_inplace(t)
+    _before_inplace_write(t)
     recording = records(t, operands)
     if recording:
         inplace.check_writable(t)  # (before anything is computed or written)

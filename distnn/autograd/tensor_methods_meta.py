@@ -11,6 +11,8 @@ import numpy as np
 
 from distnn.backend import device_of, get_array_module, gpu_available
 
+from .mutation_guard import will_write
+
 
 class layout:  # noqa: N801 - PyTorch's name (torch.layout)
     """A tensor's memory layout, as ``torch.layout``: :data:`strided` (dense, with strides) or
@@ -64,6 +66,7 @@ def _write_each(self, fn, *arrays):
     version is bumped (PyTorch's is not), so that a graph that saved the tensor refuses to use the old values."""
     values = [_number(fn(*items)) for items in zip(*(a.reshape(-1).tolist() for a in arrays))]
     if values:
+        will_write(self)
         self.data[...] = np.asarray(values).astype(self.dtype).reshape(self.shape)
     self._bump_version()
     return self

@@ -84,7 +84,7 @@ class TensorOperators:
     # in PyTorch. Otherwise (recording) the result is computed by the out-of-place op, then written
     # into this tensor's memory, which takes the op's graph node: see distnn/autograd/inplace.py.
     def _inplace(self, ufunc_name, o, out_of_place):
-        _refuse_inference_inplace(self)
+        _before_inplace_write(self)
         if not _records(self, o):
             getattr(get_array_module(self.data), ufunc_name)(self.data, _weak(self, _raw(o)), out=self.data,
                                                             casting="same_kind")
@@ -110,7 +110,7 @@ class TensorOperators:
         recording it takes the result's graph node too, as ``x += y`` does. Returns ``self``."""
         if result is self:  # (an identity, e.g. dropout in evaluation: nothing changes)
             return self
-        _refuse_inference_inplace(self)
+        _before_inplace_write(self)
         if result.dtype != self.dtype:  # (an activation of an integer tensor: PyTorch refuses it too)
             raise TypeError(f"in-place operation: the result's dtype {result.dtype} cannot be stored in the "
                             f"tensor's dtype {self.dtype}; drop inplace=True or convert the tensor first")
@@ -181,7 +181,7 @@ class TensorOperators:
         """``x[index] = value`` as in PyTorch, always in place (views and shared arrays see it). While
         recording, the tensor's gradient is zero where it was overwritten, and ``value`` gets the
         gradient of the positions it was written to."""
-        _refuse_inference_inplace(self)
+        _before_inplace_write(self)
         original, index = index, _raw_index(index)
         if not _records(self, value):
             self.data[index] = _beside(self, _weak(self, _raw(value)))
@@ -340,8 +340,8 @@ def _bind_late() -> None:
     at its end, once Tensor exists)."""
     global Tensor, E, R, S, A, VS, _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
     global _note_index_versions, refuse_bool_subtraction
-    global check_writable, write_index, write_result, wrap_dim, _refuse_inference_inplace, deferring
-    from .tensor import Tensor, _refuse_inference_inplace
+    global check_writable, write_index, write_result, wrap_dim, _before_inplace_write, deferring
+    from .tensor import Tensor, _before_inplace_write
     from .versions import _note_index_versions
     from .dtype_rules import _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
     from .dtype_rules import refuse_bool_subtraction

@@ -82,9 +82,9 @@ def _memory_format_strides(size, memory_format, name):
 
 
 def _refuse_grad(t, name):
-    from .tensor import _refuse_inference_inplace
+    from .tensor import _before_inplace_write
 
-    _refuse_inference_inplace(t)
+    _before_inplace_write(t)
     if t.requires_grad:
         raise RuntimeError("cannot resize variables that require grad" if name.startswith("resize") else
                            "a leaf Variable that requires grad is being used in an in-place operation.")
@@ -136,9 +136,9 @@ class TensorStorage:
         from .tensor import Tensor
 
         from .grad_mode import is_grad_enabled
-        from .tensor import _refuse_inference_inplace
+        from .tensor import _before_inplace_write
 
-        _refuse_inference_inplace(self)
+        _before_inplace_write(self)
         if self._node is not None:
             raise RuntimeError("set_: not supported on a tensor made by a recorded op (its graph could not follow "
                                "the new memory); set_ a leaf, or the result of detach()")

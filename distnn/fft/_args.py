@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 
 from distnn.autograd.grad_mode import is_grad_enabled
+from distnn.autograd.mutation_guard import will_write
 from distnn.autograd.tensor import Tensor
 from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 from distnn.backend import default_dtype
@@ -142,6 +143,7 @@ def write_out(name: str, result: Tensor, out, *, inputs=()) -> Tensor:
                           stacklevel=3)
         out.data = result.data.astype(out.dtype)
     else:
+        will_write(out)
         out.data[...] = result.data
     out._bump_version()
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from distnn.autograd.function import Function
+from distnn.autograd.mutation_guard import will_write
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
@@ -74,6 +75,7 @@ def _renorm_(weight, idx, max_norm, norm_type):
     big = norms > max_norm
     if bool(big.any()):
         rows = rows[big]
+        will_write(w)
         w[rows] *= (max_norm / (norms[big] + 1e-7)).astype(w.dtype)[:, None]
     if isinstance(weight, Tensor):
         weight._bump_version()  # an in-place change, as PyTorch's (even when no row was too long)

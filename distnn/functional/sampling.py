@@ -15,6 +15,7 @@ import numpy as np
 
 from distnn import random
 from distnn.autograd.function import Function
+from distnn.autograd.mutation_guard import will_write
 from distnn.autograd.tensor import Tensor
 from distnn.backend import default_dtype, get_array_module
 from distnn.default_device import place
@@ -94,6 +95,7 @@ def _into(result, out):
         return result
     if tuple(out.shape) != tuple(result.shape):
         raise RuntimeError(f"out has shape {tuple(out.shape)}, the result {tuple(result.shape)}")
+    will_write(out)
     out.data[...] = result.data
     out._bump_version()
     return out

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from distnn.autograd.function import Function
+from distnn.autograd.mutation_guard import will_write
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
@@ -55,6 +56,7 @@ def write_out(result: Tensor, out, name: str) -> Tensor:
                           "zero elements. You can explicitly reuse an out tensor t by resizing it, inplace, to zero "
                           "elements with t.resize_(0).", UserWarning, stacklevel=3)
         out.data = get_array_module(result.data).empty(result.shape, dtype=result.dtype)
+    will_write(out)
     out.data[...] = result.data
     out._bump_version()
     return out

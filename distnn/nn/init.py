@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from distnn.autograd.mutation_guard import will_write
 from distnn.backend import get_array_module
 
 __all__ = [
@@ -37,6 +38,7 @@ def _fill(tensor, values):
     """Write host ``values`` into ``tensor.data`` in place (keeping dtype and device)."""
     data = tensor.data
     xp = get_array_module(data)
+    will_write(tensor)  # (inside allow_mutation_on_saved_tensors a saved tensor is copied first, as PyTorch's)
     data[...] = xp.asarray(np.asarray(values).astype(data.dtype, copy=False))
     _bump(tensor)
     return tensor
@@ -91,6 +93,7 @@ def _calculate_correct_fan(tensor, mode):
 
 
 def constant_(tensor, val):
+    will_write(tensor)
     tensor.data[...] = val
     _bump(tensor)
     return tensor

@@ -10,6 +10,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from distnn.autograd.mutation_guard import will_write
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module, to_numpy
 
@@ -125,6 +126,7 @@ class StateDict:
             t = own[k]
             xp = get_array_module(t.data)
             v = to_numpy(v) if xp is np else xp.asarray(v)  # (numpy refuses a cupy array: copied to the host)
+            will_write(t)  # (PyTorch's copy_: inside allow_mutation_on_saved_tensors a saved tensor is copied first)
             t.data[...] = v.astype(t.data.dtype, copy=False)
             t._bump_version()  # a graph built with the old values must not backward (PyTorch's check)
         return missing, unexpected

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 
+from distnn.autograd.mutation_guard import will_write
 from distnn.backend import get_array_module
 
 __all__ = ["max_norm_"]
@@ -70,6 +71,7 @@ def max_norm_(parameters, max_norm: float, dim: int = 0) -> int:
         if not n_over:
             continue
         scale = xp.where(over, max_norm / (norms + _EPS), 1.0).astype(w.dtype)
+        will_write(w)
         w *= scale
         if hasattr(p, "_bump_version"):  # (the autograd engine's record that p changed in place)
             p._bump_version()

@@ -15,6 +15,7 @@ does not offer L-BFGS. The scalars of the recursion are Python floats (float64);
 from __future__ import annotations
 
 from distnn import autograd
+from distnn.autograd.mutation_guard import will_write
 from distnn.backend import get_array_module, to_numpy
 
 from .optimizer import Optimizer, _host_if_torch, _is_array, check_hyperparameter
@@ -177,12 +178,14 @@ class LBFGS(Optimizer):
         offset = 0
         for p in self._params:
             n = p.data.size
+            will_write(p)
             p.data += step_size * update[offset:offset + n].reshape(p.data.shape)
             p._version += 1  # updated in place: a graph built before must not backward
             offset += n
 
     def _set_param(self, params_data):
         for p, x in zip(self._params, params_data):
+            will_write(p)
             p.data[...] = x
             p._version += 1
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from distnn import autograd
 from distnn.autograd import engine as _engine
+from distnn.autograd import mutation_guard as _mutation_guard
 from distnn.autograd.tensor import reset_grad
 from distnn.backend import get_array_module, to_numpy
 
@@ -155,6 +156,8 @@ class Optimizer:
             if not self.supports_sparse_grads:
                 self._refuse_sparse_grads()
             for group in self.param_groups:
+                # (PyTorch's updates are ops: inside allow_mutation_on_saved_tensors, saved parameters are copied)
+                _mutation_guard.before_writes(p for p in group["params"] if p.grad is not None)
                 self._step_group(group)
                 for p in group["params"]:
                     if p.grad is not None:  # updated in place: a graph built before this step must not backward

@@ -27,6 +27,7 @@ import itertools
 import numpy as np
 
 from ..autograd import Tensor, no_grad
+from ..autograd.mutation_guard import will_write
 from ..backend import device_of, get_array_module, is_device_name, to_device
 from ..nn.module import Module
 from ..nn.normalization import _BatchNorm
@@ -206,11 +207,13 @@ class AveragedModel(Module):
         with no_grad():
             if n == 0:
                 for a, c in zip(ours, current):
+                    will_write(a)
                     a.data[...] = c.data.astype(a.data.dtype, copy=False)
                     a._bump_version()
             elif self.avg_fn is not None:
                 for a, c in zip(ours, current):
                     new = self.avg_fn(a.detach(), c, Tensor(self.n_averaged.data.copy()))
+                    will_write(a)
                     a.data[...] = _array(new).astype(a.data.dtype, copy=False)
                     a._bump_version()
             elif self.multi_avg_fn is not None:
@@ -219,6 +222,7 @@ class AveragedModel(Module):
                     a._bump_version()
             else:
                 for a, c in zip(ours, current):
+                    will_write(a)
                     a.data[...] = _swa_value(a.data, c.data, n).astype(a.data.dtype, copy=False)
                     a._bump_version()
             if not self.use_buffers:
@@ -226,6 +230,7 @@ class AveragedModel(Module):
                 ours_b, theirs_b = list(self.module.buffers()), list(model.buffers())
                 _check_same(ours_b, theirs_b, "buffers")
                 for a, t in zip(ours_b, theirs_b):
+                    will_write(a)
                     a.data[...] = _moved(t.data, a.data).astype(a.data.dtype, copy=False)
                     a._bump_version()
         self.n_averaged.data[...] = n + 1

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from distnn.autograd.mutation_guard import will_write
 from distnn.autograd.grad_mode import no_grad
 from distnn.autograd.tensor import Tensor
 
@@ -109,6 +110,8 @@ class SpectralNorm:
         mat = self.reshape_weight_to_matrix(weight)
         if do_power_iteration:
             for _ in range(self.n_power_iterations):  # in place: the buffers keep their identity
+                will_write(u)
+                will_write(v)
                 v.data[...] = self._normalize(mat.data.T @ u.data)
                 u.data[...] = self._normalize(mat.data @ v.data)
             u._bump_version()

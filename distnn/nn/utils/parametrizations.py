@@ -12,6 +12,7 @@ import numpy as np
 
 import distnn
 from distnn import linalg
+from distnn.autograd.mutation_guard import will_write
 from distnn.autograd.grad_mode import no_grad
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
@@ -252,6 +253,8 @@ class _SpectralNorm(Module):
     def _power_method(self, mat, n_power_iterations: int) -> None:
         """Update ``_u`` and ``_v`` in place (the buffers keep their identity), from the raw matrix ``mat``."""
         for _ in range(n_power_iterations):
+            will_write(self._u)
+            will_write(self._v)
             self._u.data[...] = self._normalize(mat @ self._v.data)
             self._v.data[...] = self._normalize(mat.T @ self._u.data)
         self._u._bump_version()

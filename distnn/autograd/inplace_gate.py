@@ -1,0 +1,28 @@
+"""What every in-place write of a tensor's memory by an op checks before anything is written (the Tensor's
+in-place operators and methods, ``x[i] = v``, ``relu(x, inplace=True)``, ``resize_``/``set_``): the single place
+where ``allow_mutation_on_saved_tensors`` sees a write coming (see ``mutation_guard``)."""
+from __future__ import annotations
+
+from . import mutation_guard as _guard
+from .grad_mode import _inference as _inference_state
+
+_INFERENCE_INPLACE = ("Inplace update to inference tensor outside InferenceMode is not allowed.You can make a clone to "
+                      "get a normal tensor before doing inplace update.See https://github.com/pytorch/rfcs/pull/17 "
+                      "for more details.")
+
+
+def _before_inplace_write(t) -> None:
+    """Every in-place write of ``t``'s memory by an op passes here first: PyTorch's refusal of an inference tensor
+    outside ``inference_mode()`` (it keeps no version counter, so a graph could not tell that the values it read
+    changed); inside ``allow_mutation_on_saved_tensors``, the saved arrays sharing the memory are copied."""
+    if t._inference and not _inference_state.enabled:
+        raise RuntimeError(_INFERENCE_INPLACE)
+    if _guard.watching:
+        _guard.before_write(t)
+
+
+def _refuse_recorded_leaf(t) -> None:
+    if t._node is None and t.requires_grad:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation. (distnn: a "
+                           "leaf tensor that requires grad is used in an in-place operation only under "
+                           "distnn.no_grad(), e.g. a manual update of parameters; else write x = x - y)")
