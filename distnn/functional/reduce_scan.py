@@ -20,10 +20,11 @@ from ._elementwise_common import _ALL_IGNORED, _FP_STATE
 from .elementwise import _quiet
 from .elementwise_choice import Where
 from .indexing import Gather
-from .reduce import _axes, _every_dim_if_empty, _expand_back, _refuse_non_float, mean, std, sum as _sum, var
+from .reduce import _axes, _every_dim_if_empty, _expand_back, sum as _sum
 from .reduce_more import _with_dtype, amax, amin
 from .shape_more import as_tensor
 from .torch_layout import row_major
+from .variance import std_mean, var_mean  # noqa: F401 - (moved there; still exported here)
 
 CumResult = namedtuple("cummax", ["values", "indices"])
 AminmaxResult = namedtuple("aminmax", ["min", "max"])
@@ -247,22 +248,6 @@ def nanmean(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
                            f"{torch_dtype_name(x.dtype)}")
     x = _with_dtype(x, dtype)
     return NanMean.apply(x, axes=_axes(_every_dim_if_empty(dim), x.ndim), keepdim=bool(keepdim))
-
-
-def var_mean(input, dim=None, *, correction=1, keepdim=False, unbiased=None):  # noqa: A002
-    """``torch.var_mean``: ``(var, mean)`` over ``dim`` (``correction=1``: Bessel's, as PyTorch)."""
-    x = as_tensor(input)
-    _refuse_non_float("var_mean", x)
-    return var(x, dim, unbiased, keepdim, correction=None if unbiased is not None else correction, _op="var_mean"), \
-        mean(x, dim, keepdim)
-
-
-def std_mean(input, dim=None, *, correction=1, keepdim=False, unbiased=None):  # noqa: A002
-    """``torch.std_mean``: ``(std, mean)`` over ``dim``."""
-    x = as_tensor(input)
-    _refuse_non_float("std_mean", x)
-    return std(x, dim, unbiased, keepdim, correction=None if unbiased is not None else correction, _op="std_mean"), \
-        mean(x, dim, keepdim)
 
 
 def aminmax(input, *, dim=None, keepdim=False):  # noqa: A002
