@@ -332,6 +332,10 @@ def norm(a, p=2, dim=None, keepdim=False):
     if p == 1:
         return Sum.apply(Abs.apply(a), axis=dim, keepdims=keepdim)
     if p == float("inf"):
+        if 0 in a.shape:  # (over an empty dim: PyTorch's vector_norm error, not max's)
+            from distnn.linalg.norms import refuse_empty_without_identity
+
+            refuse_empty_without_identity(a.shape, p, dim)
         return Max.apply(Abs.apply(a), axis=dim, keepdims=keepdim)
     from distnn.linalg import norms  # (linalg builds on this module)
 
