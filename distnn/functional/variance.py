@@ -2,12 +2,16 @@
 
 Split out of :mod:`distnn.functional.reduce` (which still exports ``Var``, ``Std``, ``var`` and ``std``).
 
-PyTorch (CPU) accumulates a float32 or float16 variance in float64: a two-pass sum over every element, or
-Welford's update along a dim (and for var_mean/std_mean). So a float32 standard deviation of values near the
-float's range stays finite (``std([3e38, 3e38, 1e5, -1e5])`` is 1.73e38) while the variance itself, 3e76,
-is inf. distnn computes float32 in float32 (the common case, at float32's speed) with overflow raising, and
-only where it overflows computes again in float64; float16 is computed in float32 (its squares pass 65504
-from deviations of 256). float64 overflows as PyTorch's does (inf), silently.
+PyTorch (CPU) accumulates a float32 or float16 variance in float64. Reduced to one value (a float32 or float64
+tensor), it is two passes: the mean in the input's dtype (``x.mean()``: inf past float32's range), then the
+squared deviations summed in float64; with more than one value, and for var_mean/std_mean and float16 always,
+Welford's update in float64, the mean included. So ``std([1e20, -1e20])`` is 1.41e20 (its variance, 2e40, is
+inf in float32), ``std_mean([3e38, 3e38, 1e5, -1e5])`` is (1.73e38, 1.5e38), and that tensor's ``std()`` is inf
+(its float32 mean is). distnn computes float32 in float32 (the common case, at float32's speed) with overflow
+raising, and only where it overflows computes again in float64, the mean as PyTorch's; float16 is computed in
+float32 (its squares pass 65504 from deviations of 256). float64 overflows to inf, silently. (Welford's own
+artifacts are not copied: var_mean of float64 values near 1e308 or holding an inf, whose results PyTorch's
+update order decides.)
 
 The gradients are PyTorch's formulas (``var_backward``/``std_backward``), including where they give inf or
 NaN: the input's deviation from its mean in the input's own dtype (a float32 mean that overflows gives an inf
@@ -42,15 +46,19 @@ class Var(Function):
     torch_name = "VarBackward0"
     reads = ((0,),)  # (its own centered array; the input is what PyTorch's saves, so both refuse alike)
 
-    def forward(self, a, axis=None, ddof=0, keepdims=False, name="var"):
-        return row_major(self._variance(a, axis, ddof, keepdims, name, root=False))
+    def forward(self, a, axis=None, ddof=0, keepdims=False, name="var", paired=False):
+        return row_major(self._variance(a, axis, ddof, keepdims, name, root=False, paired=paired))
 
-    def _variance(self, a, axis, ddof, keepdims, name, root):
-        """The variance (its square root with ``root``) in ``a``'s dtype; keeps what the backward reads."""
+    def _variance(self, a, axis, ddof, keepdims, name, root, paired):
+        """The variance (its square root with ``root``) in ``a``'s dtype; keeps what the backward reads.
+        ``paired``: var_mean's or std_mean's (its mean in float64 past float32's range, as PyTorch's Welford)."""
         axes = _axes(axis, a.ndim)
-        n = 1
-        for ax in axes:
-            n *= a.shape[ax]
+        n = kept = 1
+        for ax, size in enumerate(a.shape):
+            if ax in axes:
+                n *= size
+            else:
+                kept *= size
         # (PyTorch's backward over every element, or a 0-d tensor, is another formula than along a dim)
         self.full = axis is None or a.ndim == 0
         self.axes, self.keepdims, self.dof = axes, keepdims, n - ddof
@@ -76,7 +84,10 @@ class Var(Function):
         token = _FP_STATE.set(_ALL_IGNORED)
         try:
             wide = a.astype(wider)
-            centered = wide - wide.sum(axis=axes, keepdims=True) / n
+            if kept == 1 and not paired and a.dtype == np.float32:  # (one value: PyTorch's mean in float32)
+                centered = wide - (a.sum(axis=axes, keepdims=True) / n).astype(wider)
+            else:
+                centered = wide - wide.sum(axis=axes, keepdims=True) / n
             out = (centered * centered).sum(axis=axes, keepdims=keepdims) / self.denom
             # the backward's deviations, as PyTorch's: from the mean in the input's dtype (inf where it overflows)
             self.mean = a.mean(axis=axes, keepdims=True) if n else a.sum(axis=axes, keepdims=True) / n
@@ -109,8 +120,8 @@ class Std(Var):
     torch_name = "StdBackward0"
     reads = ((0, OUTPUT),)
 
-    def forward(self, a, axis=None, ddof=0, keepdims=False, name="std"):
-        self.s = row_major(self._variance(a, axis, ddof, True, name, root=True))
+    def forward(self, a, axis=None, ddof=0, keepdims=False, name="std", paired=False):
+        self.s = row_major(self._variance(a, axis, ddof, True, name, root=True, paired=paired))
         self.keepdims = keepdims
         return self.s if keepdims else self.s.reshape([n for i, n in enumerate(a.shape) if i not in self.axes])
 
@@ -148,22 +159,22 @@ def _ddof(numpy_style, unbiased, correction, ddof):
 
 
 def var(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None, keepdims=None,
-        _op="var"):
+        _op="var", _paired=False):
     """Variance: unbiased by default (PyTorch); with numpy's ``axis``/``ddof``/``keepdims``, ``ddof=0``. No degrees
     of freedom left (one element, unbiased) gives NaN with PyTorch's UserWarning (``_op``: the name it gives)."""
     _refuse_non_float("std and var", a)
     axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
     return Var.apply(a, axis=axis, ddof=_ddof(numpy_style or ddof is not None, unbiased, correction, ddof),
-                     keepdims=keepdims, name=_op)
+                     keepdims=keepdims, name=_op, paired=_paired)
 
 
 def std(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None, keepdims=None,
-        _op="std"):
+        _op="std", _paired=False):
     """Standard deviation: the square root of :func:`var` (same arguments and defaults)."""
     _refuse_non_float("std and var", a)
     axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
     return Std.apply(a, axis=axis, ddof=_ddof(numpy_style or ddof is not None, unbiased, correction, ddof),
-                     keepdims=keepdims, name=_op)
+                     keepdims=keepdims, name=_op, paired=_paired)
 
 
 class MeanBesideVar(Mean):
@@ -191,7 +202,8 @@ def _paired(op, first, input, dim, correction, keepdim, unbiased):  # noqa: A002
 
     x = as_tensor(input)
     _refuse_non_float(op, x)
-    spread = first(x, dim, unbiased, keepdim, correction=None if unbiased is not None else correction, _op=op)
+    spread = first(x, dim, unbiased, keepdim, correction=None if unbiased is not None else correction, _op=op,
+                   _paired=True)
     return spread, MeanBesideVar.apply(x, axis=_every_dim_if_empty(dim), keepdims=bool(keepdim))
 
 
