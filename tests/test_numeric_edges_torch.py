@@ -283,3 +283,26 @@ def test_float32_spreads_along_a_dim_past_the_range_as_torch(name, dim):
     same(silently(lambda: getattr(distnn.tensor(x), name)(dim)), want)
     f = lambda m, t: getattr(t, name)(dim)  # noqa: E731
     same(silently(lambda: grads(distnn, x, f, 1.0)), grads(torch, x, f, 1.0))
+
+
+# ------------------------------------------------------------------ float16 segment_reduce
+
+SEGMENTS = [
+    ("ones past 2048", np.ones((3000, 1)), [3000], None),
+    ("sums past the range", np.array([[60000.0], [60000.0], [1.0], [2.0]]), [2, 2], None),
+    ("with initial and an empty segment", np.array([[60000.0], [60000.0], [1.0], [2.0]]), [2, 0, 2], 3.0),
+    ("random", np.random.default_rng(3).uniform(-100, 100, (50, 3)), [10, 0, 25, 15], None),
+]
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "prod", "max"])
+@pytest.mark.parametrize("case", SEGMENTS, ids=[c[0] for c in SEGMENTS])
+def test_float16_segment_reduce_steps_in_float16_as_torch(case, reduce):
+    # (torch's CPU kernel accumulates a float16 segment in float16, each step rounded)
+    _, values, lengths, initial = case
+    x = values.astype(F16)
+    kw = {} if initial is None else {"initial": initial}
+    want = torch.segment_reduce(torch.tensor(x), reduce, lengths=torch.tensor(lengths), **kw)
+    got = silently(lambda: distnn.segment_reduce(distnn.tensor(x), reduce, lengths=distnn.tensor(np.array(lengths)),
+                                                 **kw))
+    same(got, want, exact=True)
