@@ -306,3 +306,22 @@ def test_float16_segment_reduce_steps_in_float16_as_torch(case, reduce):
     got = silently(lambda: distnn.segment_reduce(distnn.tensor(x), reduce, lengths=distnn.tensor(np.array(lengths)),
                                                  **kw))
     same(got, want, exact=True)
+
+
+# ------------------------------------------------------------------ cumprod past the float's range
+
+RUNNING = [[1e20, 1e20, 0.0, 5.0], [1e20, 1e20, 1e-20, 1e-20], [300.0, 300.0, 1e-3], [1e30, 1e30, 0.0, 0.0, 2.0],
+           [1e30, 1e30, 1e-30, 2.0, 0.0, 3.0], [0.0, 1e30, 1e30, 2.0], [2.0, -3.0, 0.5]]
+
+
+@pytest.mark.parametrize("dtype", [F32, F64, F16])
+@pytest.mark.parametrize("values", RUNNING, ids=[str(v) for v in RUNNING])
+def test_cumprod_and_its_gradient_past_the_range_as_torch(values, dtype):
+    # (PyTorch's cumprod accumulates float32 in float64 and float16 in float32: 1e20 * 1e20 * 0 is 0, not NaN)
+    with np.errstate(over="ignore", under="ignore"):
+        x = np.array(values, dtype=dtype)
+    if not np.isfinite(x).all() or (x[np.array(values) != 0] == 0).any():
+        pytest.skip("not representable in this dtype")
+    f = lambda m, t: t.cumprod(0)  # noqa: E731
+    same(silently(lambda: f(distnn, distnn.tensor(x))), f(torch, torch.tensor(x)), exact=True)
+    same(silently(lambda: grads(distnn, x, f, 1.0)), grads(torch, x, f, 1.0), exact=True)

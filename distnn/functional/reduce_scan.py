@@ -16,7 +16,7 @@ from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 from distnn.backend import get_array_module
 
 from ._dims import wrap_dim
-from ._elementwise_common import _ALL_IGNORED, _FP_STATE
+from ._elementwise_common import _ALL_IGNORED, _FP_STATE, _OVERFLOW_RAISES
 from .elementwise import _quiet
 from .elementwise_choice import Where
 from .indexing import Gather
@@ -65,12 +65,7 @@ class CumProd(Function):
     def forward(self, a, dim):
         xp = get_array_module(a)
         self.a, self.dim = a, dim
-        token = _FP_STATE.set(_ALL_IGNORED)  # (products past the float's range: inf, as PyTorch's, with no warning)
-        try:
-            out = xp.cumprod(a, axis=dim, dtype=xp.int64 if a.dtype.kind in "biu" else None)
-        finally:
-            _FP_STATE.reset(token)
-        self.out = out
+        self.out = out = _running_product(xp, a, dim)
         return out
 
     def backward(self, g):
@@ -86,8 +81,26 @@ class CumProd(Function):
         before = pos < first
         at = pos == first
         grad_before = _reversed_cumsum(xp, g * out, d) / xp.where(before, a, 1)
-        grad_at = _reversed_cumsum(xp, g * xp.cumprod(xp.where(at, 1, a), axis=d), d)
+        grad_at = _reversed_cumsum(xp, g * _running_product(xp, xp.where(at, 1, a), d), d)
         return (xp.where(before, grad_before, xp.where(at, grad_at, 0)),)
+
+
+def _running_product(xp, a, dim):
+    """cumprod as PyTorch's (CPU) accumulates it: float16 in float32, float32 in float64 (past float32's range
+    only: it is computed again there), each value rounded to ``a``'s dtype as it is stored, so a running product
+    that passes the range and comes back (1e20, 1e20, 1e-20) or meets a zero is finite (1e20 and 0, not NaN)."""
+    if a.dtype.kind in "biu":
+        return xp.cumprod(a, axis=dim, dtype=xp.int64)
+    token = _FP_STATE.set(_OVERFLOW_RAISES if a.dtype == np.float32 and xp is np else _ALL_IGNORED)
+    try:
+        if a.dtype != np.float16:
+            try:
+                return xp.cumprod(a, axis=dim)
+            except FloatingPointError:
+                _FP_STATE.set(_ALL_IGNORED)  # (the token still restores the caller's state)
+        return xp.cumprod(a, axis=dim, dtype=np.float64 if a.dtype == np.float32 else np.float32).astype(a.dtype)
+    finally:
+        _FP_STATE.reset(token)
 
 
 def cumprod(input, dim, *, dtype=None):  # noqa: A002
