@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import timeit
 
 SHAPE = (64, 64)       # the elementwise ops' operands
@@ -31,6 +32,8 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=20, help="timings per op; the minimum is reported (default 20)")
     p.add_argument("--trees", nargs="+", default=None, help="compare distnn of these source trees, interleaved")
     p.add_argument("--rounds", type=int, default=3, help="turns each tree or implementation takes (default 3)")
+    p.add_argument("--cpu", action="store_true", help="time the process's CPU time, not the wall clock (a machine "
+                   "shared with other jobs: waiting for a core is not counted)")
     p.add_argument("--only", default=None, help="op names to run, separated by '|' (default: all)")
     p.add_argument("--worker", choices=("distnn", "torch", "numpy"), default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -65,7 +68,9 @@ def distnn_ops():
         return o.step
 
     steps = {"SGD": step_alone(distnn.optim.SGD, lr=0.01), "Adam": step_alone(distnn.optim.Adam, lr=1e-3)}
-    return _ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, (distnn.Tensor(a_np.copy()), distnn.Tensor(np.zeros(SHAPE, np.float32))))
+    changed = (distnn.Tensor(a_np.copy()), distnn.Tensor(np.zeros(SHAPE, np.float32)))
+    big = _float32_tensors(lambda a, grad=False: distnn.Tensor(a, requires_grad=grad))
+    return {**_ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, changed), **_spread_and_product_ops(*big)}
 
 
 def torch_ops():
@@ -97,7 +102,9 @@ def torch_ops():
         return o.step
 
     steps = {"SGD": step_alone(torch.optim.SGD, lr=0.01), "Adam": step_alone(torch.optim.Adam, lr=1e-3)}
-    return _ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, (a.clone(), torch.zeros(SHAPE)))
+    big = _float32_tensors(lambda a, grad=False: torch.from_numpy(a).requires_grad_(grad))
+    return {**_ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, (a.clone(), torch.zeros(SHAPE))),
+            **_spread_and_product_ops(*big)}
 
 
 def _ops(a, b, ag, bg, x, xt, m1, m2, relu, mlp_step, steps, changed):
@@ -124,6 +131,29 @@ def _ops(a, b, ag, bg, x, xt, m1, m2, relu, mlp_step, steps, changed):
         "Adam.step() 16-32-4": steps["Adam"],
         "c.add_(1)": lambda: c.add_(1),
         "d.mul_(2)": lambda: d.mul_(2),
+    }
+
+
+def _float32_tensors(make):
+    """The variance rows' inputs (4 and 1000 elements, a 256x256 matrix) and the 256x256 product's operands,
+    made by ``make(array, grad)``: the same values for each implementation."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    v4, v1000, m256 = (make(rng.standard_normal(s, dtype=np.float32)) for s in ((4,), (1000,), (256, 256)))
+    p1, p2 = (make(rng.standard_normal((256, 256), dtype=np.float32), True) for _ in range(2))
+    return v4, v1000, m256, p1, p2
+
+
+def _spread_and_product_ops(v4, v1000, m256, p1, p2):
+    """var/std (unbiased, PyTorch's default) and a larger matrix product: the same calls for distnn and torch."""
+    return {
+        "v4.var()": lambda: v4.var(),
+        "v1000.var()": lambda: v1000.var(),
+        "v1000.std()": lambda: v1000.std(),
+        "m256.std(1)": lambda: m256.std(1),
+        "m256.var(0)": lambda: m256.var(0),
+        "p1 @ p2 256x256 (grad)": lambda: p1 @ p2,
     }
 
 
@@ -203,18 +233,22 @@ def numpy_ops():
         "d.mul_(2)": lambda: np.multiply(d, 2, out=d),
     }
     ops["a + b (grad)"] = ops["a + b"]
+    v4, v1000, m256, p1, p2 = _float32_tensors(lambda a, grad=False: a)
+    ops.update({"v4.var()": lambda: v4.var(ddof=1), "v1000.var()": lambda: v1000.var(ddof=1),
+                "v1000.std()": lambda: v1000.std(ddof=1), "m256.std(1)": lambda: m256.std(1, ddof=1),
+                "m256.var(0)": lambda: m256.var(0, ddof=1), "p1 @ p2 256x256 (grad)": lambda: p1 @ p2})
     ops["x.reshape(64, -1)"] = ops["x.view(64, -1)"]
     return ops
 
 
-def measure(ops, number, repeats, only=None):
+def measure(ops, number, repeats, only=None, timer=timeit.default_timer):
     out = {}
     for name, f in ops.items():
         if only and name not in only:
             continue
         for _ in range(max(number // 20, 10)):  # warm-up: caches, lazy imports, the allocator
             f()
-        out[name] = 1e6 * min(timeit.repeat(f, number=number, repeat=repeats)) / number
+        out[name] = 1e6 * min(timeit.repeat(f, number=number, repeat=repeats, timer=timer)) / number
     return out
 
 
@@ -223,7 +257,7 @@ def _run(kind, args, tree=None):
     if tree is not None:
         env["PYTHONPATH"] = os.path.abspath(tree)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--number", str(args.number),
-           "--repeats", str(args.repeats)] + (["--only", args.only] if args.only else [])
+           "--repeats", str(args.repeats)] + (["--only", args.only] if args.only else []) + (["--cpu"] if args.cpu else [])
     proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, cwd=tree or None)
     if proc.returncode != 0:
         raise SystemExit(f"{kind} worker ({tree or 'this tree'}) failed: exit code {proc.returncode}\n{proc.stdout}")
@@ -240,7 +274,8 @@ def main(argv=None):
     only = set(args.only.split("|")) if args.only else None
     if args.worker:
         ops = {"distnn": distnn_ops, "torch": torch_ops, "numpy": numpy_ops}[args.worker]()
-        print(json.dumps(measure(ops, args.number, args.repeats, only)))
+        timer = time.process_time if args.cpu else timeit.default_timer
+        print(json.dumps(measure(ops, args.number, args.repeats, only, timer)))
         return 0
     if args.trees:
         best = {t: {} for t in args.trees}
@@ -268,7 +303,8 @@ def main(argv=None):
         head.append(f"{ratio:>14}")
     else:
         head += [f"{'/' + c:>{w}}" for (c, _), w in zip(cols[1:], rwidths)]
-    print(f"per-op overhead, min of {args.repeats} x {args.number} calls, {args.rounds} interleaved rounds" +
+    print(f"per-op overhead ({'CPU' if args.cpu else 'wall'} time), min of {args.repeats} x {args.number} calls, "
+          f"{args.rounds} interleaved rounds" +
           (f"; columns: {', '.join(args.trees)}" if args.trees else "; ratios: distnn / column"))
     print(f"{'op':28}" + "".join(head))
     for n in names:

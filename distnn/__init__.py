@@ -131,7 +131,8 @@ def from_numpy(array) -> Tensor:
 from .functional import (  # noqa: E402
     abs, cat, clip, concat, exp, log, matmul, maximum, minimum, pad, reshape, split, sqrt, stack, transpose, where,
 )
-from .functional.reduce import argmax, argmin, max, mean, min, norm, std, sum, var  # noqa: E402
+from .functional.reduce import argmax, argmin, max, mean, min, norm, sum  # noqa: E402
+from .functional.variance import std, var  # noqa: E402
 from .functional.activation import log_softmax, relu, sigmoid, softmax, tanh  # noqa: E402
 from .functional.shape import flatten, squeeze, unsqueeze  # noqa: E402
 from .functional.reduce_more import amax, amin, cumsum, logsumexp, prod  # noqa: E402

@@ -6,7 +6,9 @@ Each segment is one ``ufunc.reduceat`` slice of the data: the segments' bounds i
 there are) and the odd ones, the gaps between them, are dropped. ``reduceat`` gives an empty segment
 (``s == e``) one data row, which is replaced by the fill value: ``initial`` when given, else torch's 0 (sum),
 1 (prod), NaN (mean), -inf (max), +inf (min). ``initial`` also takes part in every non-empty segment's
-reduction, as torch's (a mean is ``(initial + sum) / length``).
+reduction, as torch's (a mean is ``(initial + sum) / length``). A float16 sum, mean or product steps through
+its segment in float16 as torch's kernel does, each step rounded (an accumulate over the segments padded to one
+length), where a wider accumulator would not reach inf or lose the small terms as it does.
 
 Gradients are torch's: sum spreads the output's gradient over the segment, mean divides it by the length,
 max/min share it among the entries equal to the result (a NaN result: the NaN entries), prod gives each entry
@@ -42,7 +44,7 @@ class SegmentReduce(Function):
 
     def forward(self, data, starts, ends, reduce="sum", initial=None):
         xp = get_array_module(data)
-        x = opmath(data)  # (float16 sums in float32, as torch's accumulate type)
+        x = opmath(data)  # (float16 computed in float32; its sums and products stepped in float16, _half_steps)
         lens = ends - starts
         # every entry's segment and flat position (host arrays: their sizes decide the shapes)
         seg = np.repeat(np.arange(len(lens)), lens)
@@ -50,13 +52,18 @@ class SegmentReduce(Function):
             seg.size)
         padded = xp.concatenate([x, xp.zeros((1, x.shape[1]), x.dtype)])  # (an end at the last row stays in range)
         bounds = xp.asarray(np.stack([starts, ends], -1).reshape(-1))
+        stepped = _half_steps(xp, data, lens, seg, pos, _UFUNCS[reduce], initial) if len(lens) and \
+            data.dtype == np.float16 and reduce in ("sum", "mean", "prod") else None
         self.shape, self.dtype, self.reduce, self.initial = data.shape, data.dtype, reduce, initial
         self.seg, self.pos, self.lens, self.bounds = xp.asarray(seg), xp.asarray(pos), lens, bounds
-        # (segments past the float's range: inf, as PyTorch's, with no warning; float16 past its range once
-        # summed in float32 too)
+        # (segments past the float's range: inf, as PyTorch's, with no warning)
         with _silent():
-            out = _reduceat(xp, _UFUNCS[reduce], padded, bounds) if len(lens) else xp.zeros((0, x.shape[1]), x.dtype)
-            if initial is not None:
+            if stepped is not None:  # (initial taken already)
+                out = stepped.astype(x.dtype)
+            else:
+                out = _reduceat(xp, _UFUNCS[reduce], padded, bounds) if len(lens) else xp.zeros((0, x.shape[1]),
+                                                                                                 x.dtype)
+            if initial is not None and stepped is None:
                 init = x.dtype.type(initial)
                 out = {"sum": out + init, "mean": out + init, "prod": out * init, "max": xp.maximum(out, init),
                        "min": xp.minimum(out, init)}[reduce]
@@ -109,6 +116,23 @@ class SegmentReduce(Function):
         nans_left = self._segment_sums(nan.astype(x.dtype))[seg] - nan
         other_specials = xp.where(nans_left > 0, np.nan, xp.where(zeros_left > 0, 0.0, 1.0)).astype(x.dtype)
         return xp.where(special, rest[seg] * other_specials, others)
+
+
+def _half_steps(xp, data, lens, seg, pos, op, initial):
+    """float16 sums and products as torch's: from ``initial`` (or 0, 1), one entry at a time in float16, each
+    step rounded (3000 ones sum to 2048; 60000 + 60000 is inf, and so is its mean). None where the segments'
+    lengths differ so much that the padded grid would be large (four times the data): float32 steps then."""
+    width = int(lens.max()) + 1
+    if len(lens) * width > 4 * len(seg) + 1024:
+        return None
+    identity = {"add": 0.0, "multiply": 1.0}[op]  # (the padding after a segment's entries changes nothing)
+    grid = xp.full((len(lens), width, data.shape[1]), identity, data.dtype)
+    if initial is not None:
+        grid[:, 0] = initial
+    within = np.arange(seg.size) - np.repeat(np.cumsum(lens) - lens, lens) + 1
+    with _silent():
+        grid[xp.asarray(seg), xp.asarray(within)] = data[xp.asarray(pos)]
+        return getattr(xp, op).accumulate(grid, axis=1)[:, -1]
 
 
 def _host_ints(t, name):

@@ -240,7 +240,7 @@ class Tensor(TensorOperators, TensorMethods, TensorPointwise, TensorOpMethods, T
 
         dtype = np.dtype(dtype)
         if dtype.kind not in "fc":
-            return Tensor(self.data.astype(dtype))
+            return Tensor(E.integer_cast(self.data, dtype))
         return E.Cast.apply(self, dtype=dtype)
 
     def to(self, dtype_or_device) -> "Tensor":

@@ -35,10 +35,10 @@ class TensorMethods:
         return self.to(np.float16)
 
     def long(self):
-        return _const(self.data.astype(np.int64))  # (integer tensors carry no gradient)
+        return self.astype(np.int64)  # (integer tensors carry no gradient)
 
     def int(self):
-        return _const(self.data.astype(np.int32))
+        return self.astype(np.int32)
 
     def bool(self):
         return _const(self.data.astype(bool))

@@ -66,9 +66,7 @@ def _method(module: str, name: str):
 
 
 def _const_cast(t, dtype):
-    from .tensor import Tensor
-
-    return Tensor(t.data.astype(dtype))  # (integer tensors carry no gradient)
+    return t.astype(dtype)  # (integer tensors carry no gradient)
 
 
 class TensorMethodsMore:

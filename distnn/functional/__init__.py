@@ -61,7 +61,8 @@ from .distance import cosine_similarity, pairwise_distance
 from .pdist import pdist
 from .triplet_distance_loss import triplet_margin_with_distance_loss
 from .linear_cross_entropy import linear_cross_entropy
-from .reduce import max, mean, min, std, sum, var
+from .reduce import max, mean, min, sum
+from .variance import std, var
 from .shape import (
     broadcast_to, cat, concat, expand, flatten, pad, reshape, split, squeeze, stack, transpose, unsqueeze,
 )

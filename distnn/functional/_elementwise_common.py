@@ -48,17 +48,20 @@ try:
     from numpy._core.umath import _extobj_contextvar as _FP_STATE, _make_extobj
 
     _ALL_IGNORED = _make_extobj(all="ignore")
+    # (overflow raises FloatingPointError, the rest is ignored: a float32 variance retried in float64 on it)
+    _OVERFLOW_RAISES = _make_extobj(all="ignore", over="raise")
 except ImportError:  # pragma: no cover - numpy 1.x
     class _FP_STATE:  # noqa: N801 - stands in for the context variable
         @staticmethod
-        def set(_):
-            return np.seterr(all="ignore")
+        def set(state):
+            return np.seterr(**(state or {"all": "ignore"}))
 
         @staticmethod
         def reset(old):
             np.seterr(**old)
 
     _ALL_IGNORED = None
+    _OVERFLOW_RAISES = {"all": "ignore", "over": "raise"}
 
 
 class _silent:  # noqa: N801 - used as a function, ``with _silent():``

@@ -9,7 +9,20 @@ from distnn.autograd.function import Function
 from ._elementwise_common import _ALL_IGNORED, _FP_STATE
 from .torch_layout import _relaid
 
-__all__ = ["Cast", "ToDevice", "Clone"]
+__all__ = ["Cast", "ToDevice", "Clone", "integer_cast"]
+
+
+def integer_cast(array, dtype):
+    """``array`` in an integer or bool ``dtype`` (no gradient: long(), int(), to(int64)). A float's NaN, inf and
+    values past the integer's range give what x86 gives (INT64_MIN for long(), INT32_MIN for int(): PyTorch's
+    values), silently as PyTorch's (numpy warns 'invalid value encountered in cast')."""
+    if array.dtype.kind not in "fc":
+        return array.astype(dtype)
+    token = _FP_STATE.set(_ALL_IGNORED)
+    try:
+        return array.astype(dtype)
+    finally:
+        _FP_STATE.reset(token)
 
 
 class Cast(Function):
@@ -18,9 +31,12 @@ class Cast(Function):
 
     def forward(self, a, dtype):
         self.src = a.dtype
-        if dtype.itemsize >= a.dtype.itemsize:
-            return a.astype(dtype)
-        token = _FP_STATE.set(_ALL_IGNORED)  # a narrower float (half(), autocast's): inf past its range, silently
+        if dtype.itemsize >= a.dtype.itemsize and (dtype.kind == a.dtype.kind or a.dtype.kind in "biu"):
+            return a.astype(dtype)  # (a wider float, an integer's float: exact or rounded, never out of range)
+        # a narrower float (half(), autocast's; float64 -> complex64): inf past its range; a float's integer
+        # (long(), int()): NaN, inf and values past the range give what x86 gives (INT64_MIN...): PyTorch's
+        # values, silently, as PyTorch's (numpy warns 'invalid value encountered in cast')
+        token = _FP_STATE.set(_ALL_IGNORED)
         try:
             return a.astype(dtype)
         finally:

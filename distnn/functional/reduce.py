@@ -1,4 +1,4 @@
-"""Reductions over an axis (or all axes): sum, mean, max, min, var, std.
+"""Reductions over an axis (or all axes): sum, mean, max, min, norm (var and std: :mod:`.variance`).
 
 The functions (and the Tensor methods) take PyTorch's arguments, ``dim`` and
 ``keepdim`` (also positionally), with PyTorch's meaning: ``max(x, 1)`` is the
@@ -10,17 +10,14 @@ with ``axis=`` defaults to ``ddof=0``).
 from __future__ import annotations
 
 import builtins
-import math
 import numbers
-import warnings
 from collections import namedtuple
 
-from distnn._stacklevel import caller_stacklevel
 from distnn.autograd.function import OUTPUT, Function
 from distnn.backend import get_array_module
 
 from ._dims import DimensionError, dim_or_axis
-from ._elementwise_common import _ALL_IGNORED, _FP_STATE, _quiet
+from ._elementwise_common import _ALL_IGNORED, _FP_STATE
 from .torch_layout import row_major
 
 
@@ -163,43 +160,6 @@ class Min(_Extremum):
         return a.min(axis=axes, keepdims=True)
 
 
-class Var(Function):
-    """Variance with ``ddof`` (numpy's convention: 0 is the population variance)."""
-
-    torch_name = "VarBackward0"
-    reads = ((0,),)  # (its own centered array; the input is what PyTorch's saves, so both refuse alike)
-
-    def forward(self, a, axis=None, ddof=0, keepdims=False, name="var"):
-        axes = _axes(axis, a.ndim)
-        n = 1
-        for ax in axes:
-            n *= a.shape[ax]
-        self.axes, self.keepdims, self.denom = axes, keepdims, builtins.max(n - ddof, 0)
-        if self.denom:
-            return row_major(self._sum_of_squares(a, axes, keepdims) / self.denom)
-        # No degrees of freedom left (one element, correction 1): NaN or inf, with PyTorch's UserWarning in
-        # place of numpy's RuntimeWarnings (``name``: the function PyTorch's warning names, std() or var_mean())
-        warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly less than the "
-                      "reduction factor (input numel divided by output numel).", UserWarning,
-                      stacklevel=caller_stacklevel())
-        with _quiet(get_array_module(a)):
-            return row_major(self._sum_of_squares(a, axes, keepdims, n) / self.denom)
-
-    def _sum_of_squares(self, a, axes, keepdims, n=None):
-        """The sum of squared deviations from the mean over ``axes`` (``n``, the count, given: the mean as a
-        sum over it, NaN for no elements, without numpy's 'Mean of empty slice' warning)."""
-        mean = a.mean(axis=axes, keepdims=True) if n is None else a.sum(axis=axes, keepdims=True) / n
-        self.centered = a - mean  # two-pass: no E[x^2] - mean^2 cancellation
-        return (self.centered * self.centered).sum(axis=axes, keepdims=keepdims)
-
-    def backward(self, g):
-        xp = get_array_module(g)
-        if not self.keepdims and self.centered.ndim:
-            g = xp.expand_dims(g, self.axes)
-        # (no degrees of freedom left after ddof: the value is inf or NaN, and so is its gradient, as in PyTorch)
-        return (g * (2.0 / self.denom if self.denom else math.inf) * self.centered,)
-
-
 #: what ``max(x, dim)``/``min(x, dim)`` return, as PyTorch's ``torch.return_types.max``
 MaxResult = namedtuple("max", ["values", "indices"])
 MinResult = namedtuple("min", ["values", "indices"])
@@ -252,14 +212,6 @@ def _torch_name(dtype) -> str:
     from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 
     return torch_dtype_name(dtype)
-
-
-def _refuse_non_float(name, a):
-    """PyTorch's var/std (and var_mean/std_mean) are defined for floating and complex tensors only: an integer
-    or bool tensor is refused (numpy would quietly answer in float64)."""
-    if _dtype_of(a).kind in "biu":
-        raise RuntimeError(f"{name} only support floating point and complex dtypes, got "
-                           f"{_torch_name(_dtype_of(a))}")
 
 
 def mean(a, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
@@ -345,64 +297,6 @@ def argmin(a, dim=None, keepdim=False, *, axis=None):
     return Tensor(_arg(a.data if isinstance(a, Tensor) else a, "argmin", dim if axis is None else axis, keepdim))
 
 
-def _ddof(numpy_style, unbiased, correction, ddof):
-    given = [v is not None for v in (unbiased, correction, ddof)]
-    if builtins.sum(given) > 1:
-        raise TypeError("give one of unbiased, correction (PyTorch) or ddof (numpy)")
-    if ddof is not None:
-        return ddof
-    if correction is not None:
-        return correction
-    if unbiased is not None:
-        return int(bool(unbiased))
-    return 0 if numpy_style else 1  # numpy's default with numpy's keywords, PyTorch's (unbiased) otherwise
-
-
-def var(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None, keepdims=None,
-        _op="var"):
-    """Variance: unbiased by default (PyTorch); with numpy's ``axis``/``ddof``/``keepdims``, ``ddof=0``. No degrees
-    of freedom left (one element, unbiased) gives NaN with PyTorch's UserWarning (``_op``: the name it gives)."""
-    _refuse_non_float("std and var", a)
-    axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
-    return Var.apply(a, axis=axis, ddof=_ddof(numpy_style or ddof is not None, unbiased, correction, ddof),
-                     keepdims=keepdims, name=_op)
-
-
-class Std(Var):
-    """sqrt(Var); its gradient is 0 where the deviation is 0 (a constant slice), as in PyTorch."""
-
-    torch_name = "StdBackward0"
-    reads = ((0, OUTPUT),)
-
-    def forward(self, a, axis=None, ddof=0, keepdims=False, name="std"):
-        self.s = get_array_module(a).sqrt(super().forward(a, axis=axis, ddof=ddof, keepdims=True, name=name))
-        self.keepdims = keepdims
-        return self.s if keepdims else self.s.reshape([n for i, n in enumerate(a.shape) if i not in self.axes])
-
-    def backward(self, g):
-        xp = get_array_module(g)
-        if not self.keepdims and self.centered.ndim:
-            g = xp.expand_dims(g, self.axes)
-        with xp.errstate(divide="ignore", invalid="ignore") if hasattr(xp, "errstate") else _nullcontext():
-            d = g * self.centered / (self.denom * self.s)
-        return (xp.where(self.s == 0, 0, d) if self.denom else d,)
-
-
-def _nullcontext():
-    import contextlib
-
-    return contextlib.nullcontext()
-
-
-def std(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None, keepdims=None,
-        _op="std"):
-    """Standard deviation: the square root of :func:`var` (same arguments and defaults)."""
-    _refuse_non_float("std and var", a)
-    axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
-    return Std.apply(a, axis=axis, ddof=_ddof(numpy_style or ddof is not None, unbiased, correction, ddof),
-                     keepdims=keepdims, name=_op)
-
-
 class Norm2(Function):
     """The 2-norm over ``axis``; its gradient at a zero vector is 0 (a subgradient, as PyTorch)."""
 
@@ -438,6 +332,10 @@ def norm(a, p=2, dim=None, keepdim=False):
     if p == 1:
         return Sum.apply(Abs.apply(a), axis=dim, keepdims=keepdim)
     if p == float("inf"):
+        if 0 in a.shape:  # (over an empty dim: PyTorch's vector_norm error, not max's)
+            from distnn.linalg.norms import refuse_empty_without_identity
+
+            refuse_empty_without_identity(a.shape, p, dim)
         return Max.apply(Abs.apply(a), axis=dim, keepdims=keepdim)
     from distnn.linalg import norms  # (linalg builds on this module)
 
@@ -446,3 +344,12 @@ def norm(a, p=2, dim=None, keepdim=False):
     if isinstance(p, str):
         raise RuntimeError(f"norm: p must be a number, 'fro' or 'nuc', got {p!r}")
     return norms.vector_norm(a, p, dim=dim, keepdim=keepdim)  # any other order: -inf, 0, 0.5, 3, ...
+
+
+def __getattr__(name):
+    """var and std moved to :mod:`.variance` (which builds on this module): still importable from here."""
+    if name in ("Var", "Std", "var", "std", "_refuse_non_float", "_ddof"):
+        from . import variance
+
+        return getattr(variance, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

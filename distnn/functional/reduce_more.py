@@ -49,9 +49,10 @@ def cumsum(input, dim, *, dtype=None):  # noqa: A002 - PyTorch's name
 
 
 class Prod(Function):
-    """The product over ``dim`` (or every element). The gradient of an element is the product of the
-    others, computed from prefix and suffix products, so zeros need no special case (one zero: only
-    it gets a gradient; two or more: none does, as in PyTorch)."""
+    """The product over ``dim`` (or every element). The gradient is PyTorch's ``prod_backward``: with no zero in
+    the input, ``grad * (result / input)`` (inf where the product overflowed, as PyTorch's); else the product of
+    the others, from prefix and suffix products accumulated in the wider float PyTorch's cumprod accumulates
+    in (one zero: only it gets a gradient; over every element, two or more zeros: none does)."""
 
     reads = ((0, OUTPUT),)  # (PyTorch's prod_backward reads the input and the result)
 
@@ -73,15 +74,28 @@ class Prod(Function):
 
     def backward(self, g):
         xp = get_array_module(g)
-        a, dim = self.a, self.dim
-        if dim is None:
-            flat = a.reshape(-1)
-            return (_others_product(xp, flat, 0).reshape(a.shape) * g,)
+        a, dim, out = self.a, self.dim, self.out
         if a.ndim == 0:
             return (xp.ones_like(a) * g,)
-        if not self.keepdim:
-            g = xp.expand_dims(g, dim)
-        return (_others_product(xp, a, dim) * g,)
+        if dim is not None and not self.keepdim:
+            g, out = xp.expand_dims(g, dim), xp.expand_dims(out, dim)
+        zeros = int(xp.count_nonzero(a == 0))
+        token = _FP_STATE.set(_ALL_IGNORED)  # (inf / inf, inf * 0: NaN, as PyTorch's, silently)
+        try:
+            if not zeros:
+                return (g * (out / a),)
+            if dim is None:
+                if zeros > 1:
+                    return (xp.zeros_like(a),)
+                return (_others_product(xp, a.reshape(-1), 0).reshape(a.shape) * g,)
+            return (_others_product(xp, a, dim) * g,)
+        finally:
+            _FP_STATE.reset(token)
+
+
+# the float PyTorch's cumprod (CPU) accumulates a float16 or float32 product in; a prefix product past the
+# float's range that a zero follows is 0 there, where one accumulated in float32 would be inf * 0 = NaN
+_CUMPROD_ACCUMULATOR = {"float16": "float32", "float32": "float64"}
 
 
 def _others_product(xp, a, axis):
@@ -91,9 +105,11 @@ def _others_product(xp, a, axis):
         return xp.zeros_like(a)
     head = tuple(slice(None) if k != axis else slice(0, n - 1) for k in range(a.ndim))
     ones = xp.ones_like(a[tuple(slice(None) if k != axis else slice(0, 1) for k in range(a.ndim))])
-    prefix = xp.concatenate([ones, xp.cumprod(a, axis=axis)[head]], axis=axis)
+    wide = _CUMPROD_ACCUMULATOR.get(a.dtype.name)
+    prefix = xp.concatenate([ones, xp.cumprod(a, axis=axis, dtype=wide)[head].astype(a.dtype)], axis=axis)
     reversed_a = xp.flip(a, axis)
-    suffix = xp.flip(xp.concatenate([ones, xp.cumprod(reversed_a, axis=axis)[head]], axis=axis), axis)
+    suffix = xp.cumprod(reversed_a, axis=axis, dtype=wide)[head].astype(a.dtype)
+    suffix = xp.flip(xp.concatenate([ones, suffix], axis=axis), axis)
     return prefix * suffix
 
 

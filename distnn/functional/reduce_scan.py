@@ -16,14 +16,15 @@ from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 from distnn.backend import get_array_module
 
 from ._dims import wrap_dim
-from ._elementwise_common import _ALL_IGNORED, _FP_STATE
+from ._elementwise_common import _ALL_IGNORED, _FP_STATE, _OVERFLOW_RAISES
 from .elementwise import _quiet
 from .elementwise_choice import Where
 from .indexing import Gather
-from .reduce import _axes, _every_dim_if_empty, _expand_back, _refuse_non_float, mean, std, sum as _sum, var
+from .reduce import _axes, _every_dim_if_empty, _expand_back, sum as _sum
 from .reduce_more import _with_dtype, amax, amin
 from .shape_more import as_tensor
 from .torch_layout import row_major
+from .variance import std_mean, var_mean  # noqa: F401 - (moved there; still exported here)
 
 CumResult = namedtuple("cummax", ["values", "indices"])
 AminmaxResult = namedtuple("aminmax", ["min", "max"])
@@ -64,12 +65,7 @@ class CumProd(Function):
     def forward(self, a, dim):
         xp = get_array_module(a)
         self.a, self.dim = a, dim
-        token = _FP_STATE.set(_ALL_IGNORED)  # (products past the float's range: inf, as PyTorch's, with no warning)
-        try:
-            out = xp.cumprod(a, axis=dim, dtype=xp.int64 if a.dtype.kind in "biu" else None)
-        finally:
-            _FP_STATE.reset(token)
-        self.out = out
+        self.out = out = _running_product(xp, a, dim)
         return out
 
     def backward(self, g):
@@ -85,8 +81,26 @@ class CumProd(Function):
         before = pos < first
         at = pos == first
         grad_before = _reversed_cumsum(xp, g * out, d) / xp.where(before, a, 1)
-        grad_at = _reversed_cumsum(xp, g * xp.cumprod(xp.where(at, 1, a), axis=d), d)
+        grad_at = _reversed_cumsum(xp, g * _running_product(xp, xp.where(at, 1, a), d), d)
         return (xp.where(before, grad_before, xp.where(at, grad_at, 0)),)
+
+
+def _running_product(xp, a, dim):
+    """cumprod as PyTorch's (CPU) accumulates it: float16 in float32, float32 in float64 (past float32's range
+    only: it is computed again there), each value rounded to ``a``'s dtype as it is stored, so a running product
+    that passes the range and comes back (1e20, 1e20, 1e-20) or meets a zero is finite (1e20 and 0, not NaN)."""
+    if a.dtype.kind in "biu":
+        return xp.cumprod(a, axis=dim, dtype=xp.int64)
+    token = _FP_STATE.set(_OVERFLOW_RAISES if a.dtype == np.float32 and xp is np else _ALL_IGNORED)
+    try:
+        if a.dtype != np.float16:
+            try:
+                return xp.cumprod(a, axis=dim)
+            except FloatingPointError:
+                _FP_STATE.set(_ALL_IGNORED)  # (the token still restores the caller's state)
+        return xp.cumprod(a, axis=dim, dtype=np.float64 if a.dtype == np.float32 else np.float32).astype(a.dtype)
+    finally:
+        _FP_STATE.reset(token)
 
 
 def cumprod(input, dim, *, dtype=None):  # noqa: A002
@@ -247,22 +261,6 @@ def nanmean(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
                            f"{torch_dtype_name(x.dtype)}")
     x = _with_dtype(x, dtype)
     return NanMean.apply(x, axes=_axes(_every_dim_if_empty(dim), x.ndim), keepdim=bool(keepdim))
-
-
-def var_mean(input, dim=None, *, correction=1, keepdim=False, unbiased=None):  # noqa: A002
-    """``torch.var_mean``: ``(var, mean)`` over ``dim`` (``correction=1``: Bessel's, as PyTorch)."""
-    x = as_tensor(input)
-    _refuse_non_float("var_mean", x)
-    return var(x, dim, unbiased, keepdim, correction=None if unbiased is not None else correction, _op="var_mean"), \
-        mean(x, dim, keepdim)
-
-
-def std_mean(input, dim=None, *, correction=1, keepdim=False, unbiased=None):  # noqa: A002
-    """``torch.std_mean``: ``(std, mean)`` over ``dim``."""
-    x = as_tensor(input)
-    _refuse_non_float("std_mean", x)
-    return std(x, dim, unbiased, keepdim, correction=None if unbiased is not None else correction, _op="std_mean"), \
-        mean(x, dim, keepdim)
 
 
 def aminmax(input, *, dim=None, keepdim=False):  # noqa: A002

@@ -103,7 +103,23 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None) -> Tensor:  # 
     if dtype is not None:
         t = t.to(dtype)
     check_float(t.data, "linalg.vector_norm", complex_ok=True)
+    refuse_empty_without_identity(t.shape, ord, dim)
     return VectorNorm.apply(t, ord=float(ord), axis=_axes(dim, t.ndim), keepdim=bool(keepdim))
+
+
+def refuse_empty_without_identity(shape, ord, dim):  # noqa: A002
+    """inf and negative orders (a max, a min, a sum of inverse powers) have no value over no elements: an
+    empty reduced dim (``dim`` as given, the first empty one) or, with no ``dim``, an empty tensor is refused
+    with PyTorch's RuntimeError (numpy's is a ValueError about maximum's identity)."""
+    if 0 not in shape or not (ord < 0 or ord == math.inf):
+        return
+    if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
+        raise RuntimeError(f"linalg.vector_norm cannot compute the {ord:g} norm on an empty tensor because the "
+                           "operation does not have an identity")
+    for d in (dim,) if isinstance(dim, numbers.Integral) else dim:
+        if -len(shape) <= d < len(shape) and shape[d] == 0:  # (PyTorch's message, its missing space included)
+            raise RuntimeError(f"linalg.vector_norm cannot compute the {ord:g} norm on the dimension {d}because "
+                               "this dimension is empty and the operation does not have an identity")
 
 
 _MATRIX_ORDS = ("fro", "nuc", math.inf, -math.inf, 1, -1, 2, -2)

@@ -21,10 +21,10 @@ from distnn.functional import order_stats as OS
 from distnn.functional import pointwise_binary as PB
 from distnn.functional import pointwise_division as PD
 from distnn.functional import pointwise_unary as U
-from distnn.functional import reduce as R
 from distnn.functional import reduce_more as RM
 from distnn.functional import reduce_scan as RS
 from distnn.functional import rounding as RO
+from distnn.functional import variance as V
 from distnn.functional._elementwise_common import _quiet
 from distnn.functional._gamma_special import trigamma_array
 
@@ -151,25 +151,32 @@ def _digamma(node, g):
     return (g * Trigamma.apply(saved_input(node, 0, node.x)),)
 
 
-@register(R.Var)
+@register(V.Var)
 def _var(node, g):
     x = saved_input(node, 0, node.centered)  # (the input's parent; the centered array stands for its value)
     centered = x - x.mean(dim=node.axes, keepdim=True) if isinstance(x, Tensor) else node.centered
-    factor = 2.0 / node.denom if node.denom else float("inf")
-    return (unsqueeze_to(g, node.axes, node.keepdims) * factor * centered,)
+    return (_var_backward(node, unsqueeze_to(g, node.axes, node.keepdims), centered),)
 
 
-@register(R.Std)
+def _var_backward(node, gk, centered):
+    """PyTorch's var_backward on Tensors (see Var._var_backward: inf and NaN where PyTorch's give them)."""
+    if node.full and node.dof <= 0:
+        xp = get_array_module(node.centered)
+        with _quiet(xp):
+            same = (node.centered == 0) | (xp.isnan(node.centered) & xp.isinf(node.mean))
+        return gk * Tensor(xp.where(same, node.centered.dtype.type("nan"), node.centered.dtype.type("inf")))
+    return gk * (2.0 / node.dof if node.dof else float("inf")) * centered
+
+
+@register(V.Std)
 def _std(node, g):
     x = saved_input(node, 0, node.centered)
     centered = x - x.mean(dim=node.axes, keepdim=True)
     s = saved_output(node, node.s.reshape(_out_shape(node.s, node.axes, node.keepdims)))
     s = unsqueeze_to(s, node.axes, node.keepdims)
     gk = unsqueeze_to(g, node.axes, node.keepdims)
-    if not node.denom:
-        return (gk * centered / (node.denom * s),)
-    zero = node.s == 0
-    return (C.where(zero, 0.0, gk * centered / (node.denom * C.where(zero, 1.0, s))),)
+    zero = node.s == 0  # (PyTorch's std_backward: grad / (2 std), 0 where std is 0, then var_backward)
+    return (_var_backward(node, C.where(zero, 0.0, gk / (C.where(zero, 1.0, s) * 2)), centered),)
 
 
 def _out_shape(kept, axes, keepdims):

@@ -1,0 +1,217 @@
+"""Variance and standard deviation, as PyTorch's: ``var``, ``std``, ``var_mean``, ``std_mean``.
+
+Split out of :mod:`distnn.functional.reduce` (which still exports ``Var``, ``Std``, ``var`` and ``std``).
+
+PyTorch (CPU) accumulates a float32 or float16 variance in float64. Reduced to one value (a float32 or float64
+tensor), it is two passes: the mean in the input's dtype (``x.mean()``: inf past float32's range), then the
+squared deviations summed in float64; with more than one value, and for var_mean/std_mean and float16 always,
+Welford's update in float64, the mean included. So ``std([1e20, -1e20])`` is 1.41e20 (its variance, 2e40, is
+inf in float32), ``std_mean([3e38, 3e38, 1e5, -1e5])`` is (1.73e38, 1.5e38), and that tensor's ``std()`` is inf
+(its float32 mean is). distnn computes float32 in float32 (the common case, at float32's speed) with overflow
+raising, and only where it overflows computes again in float64, the mean as PyTorch's; float16 is computed in
+float32 (its squares pass 65504 from deviations of 256). float64 overflows to inf, silently. (Welford's own
+artifacts are not copied: var_mean of float64 values near 1e308 or holding an inf, whose results PyTorch's
+update order decides.)
+
+The gradients are PyTorch's formulas (``var_backward``/``std_backward``), including where they give inf or
+NaN: the input's deviation from its mean in the input's own dtype (a float32 mean that overflows gives an inf
+gradient, as PyTorch's), ``2 / (n - correction)`` along a dim (negative past zero degrees of freedom), and over
+every element with none left, ``grad * where(x == mean, nan, inf)``.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+import warnings
+
+import numpy as np
+
+from distnn._stacklevel import caller_stacklevel
+from distnn.autograd.function import OUTPUT, Function
+from distnn.backend import get_array_module
+
+from ._elementwise_common import _ALL_IGNORED, _FP_STATE, _OVERFLOW_RAISES
+from .reduce import Mean, _axes, _dtype_of, _every_dim_if_empty, _resolve, _torch_name
+from .torch_layout import row_major
+
+__all__ = ["Var", "Std", "var", "std", "var_mean", "std_mean"]
+
+# the dtype a variance is computed in again when it overflows its own (float16: always, see the docstring)
+_WIDER = {np.dtype(np.float32): np.dtype(np.float64), np.dtype(np.float16): np.dtype(np.float32)}
+
+
+class Var(Function):
+    """Variance with ``ddof`` (numpy's convention: 0 is the population variance)."""
+
+    torch_name = "VarBackward0"
+    reads = ((0,),)  # (its own centered array; the input is what PyTorch's saves, so both refuse alike)
+
+    def forward(self, a, axis=None, ddof=0, keepdims=False, name="var", paired=False):
+        return row_major(self._variance(a, axis, ddof, keepdims, name, root=False, paired=paired))
+
+    def _variance(self, a, axis, ddof, keepdims, name, root, paired):
+        """The variance (its square root with ``root``) in ``a``'s dtype; keeps what the backward reads.
+        ``paired``: var_mean's or std_mean's (its mean in float64 past float32's range, as PyTorch's Welford)."""
+        axes = _axes(axis, a.ndim)
+        n = kept = 1
+        for ax, size in enumerate(a.shape):
+            if ax in axes:
+                n *= size
+            else:
+                kept *= size
+        # (PyTorch's backward over every element, or a 0-d tensor, is another formula than along a dim)
+        self.full = axis is None or a.ndim == 0
+        self.axes, self.keepdims, self.dof = axes, keepdims, n - ddof
+        self.denom = builtins.max(self.dof, 0)
+        if not self.denom:
+            # No degrees of freedom left (one element, correction 1): NaN or inf, with PyTorch's UserWarning in
+            # place of numpy's RuntimeWarnings (``name``: the function PyTorch's warning names, std() or var_mean())
+            warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly less than the "
+                          "reduction factor (input numel divided by output numel).", UserWarning,
+                          stacklevel=caller_stacklevel())
+        wider = _WIDER.get(a.dtype) if get_array_module(a) is np else None  # (cupy: no floating-point traps)
+        if wider is None or a.dtype == np.float32:
+            token = _FP_STATE.set(_ALL_IGNORED if wider is None else _OVERFLOW_RAISES)
+            try:
+                self.mean = a.sum(axis=axes, keepdims=True) / n  # (0 / 0: NaN for no elements, as PyTorch's)
+                self.centered = a - self.mean  # two-pass: no E[x^2] - mean^2 cancellation
+                out = (self.centered * self.centered).sum(axis=axes, keepdims=keepdims) / self.denom
+                return get_array_module(a).sqrt(out) if root else out
+            except FloatingPointError:
+                pass  # past float32's range: in float64 below, as PyTorch's accumulator
+            finally:
+                _FP_STATE.reset(token)
+        token = _FP_STATE.set(_ALL_IGNORED)
+        try:
+            wide = a.astype(wider)
+            if kept == 1 and not paired and a.dtype == np.float32:  # (one value: PyTorch's mean in float32)
+                centered = wide - (a.sum(axis=axes, keepdims=True) / n).astype(wider)
+            else:
+                centered = wide - wide.sum(axis=axes, keepdims=True) / n
+            out = (centered * centered).sum(axis=axes, keepdims=keepdims) / self.denom
+            # the backward's deviations, as PyTorch's: from the mean in the input's dtype (inf where it overflows)
+            self.mean = a.mean(axis=axes, keepdims=True) if n else a.sum(axis=axes, keepdims=True) / n
+            self.centered = a - self.mean
+            return (get_array_module(a).sqrt(out) if root else out).astype(a.dtype)
+        finally:
+            _FP_STATE.reset(token)
+
+    def backward(self, g):
+        if not self.keepdims and self.centered.ndim:
+            g = get_array_module(g).expand_dims(g, self.axes)
+        return (self._var_backward(g),)
+
+    def _var_backward(self, g):
+        """PyTorch's ``var_backward`` for ``g`` shaped as the kept-dims result (inf and NaN where its are)."""
+        xp = get_array_module(g)
+        token = _FP_STATE.set(_ALL_IGNORED)
+        try:
+            if self.full and self.dof <= 0:  # (2 / 0 = inf; x == mean: inf * 0 = NaN; NaN: inf, as PyTorch's)
+                nan, inf = g.dtype.type(math.nan), g.dtype.type(math.inf)
+                return g * xp.where((self.centered == 0) | (xp.isnan(self.centered) & xp.isinf(self.mean)), nan, inf)
+            return g * (2.0 / self.dof if self.dof else math.inf) * self.centered
+        finally:
+            _FP_STATE.reset(token)
+
+
+class Std(Var):
+    """sqrt(Var); its gradient is 0 where the deviation is 0 (a constant slice), as in PyTorch."""
+
+    torch_name = "StdBackward0"
+    reads = ((0, OUTPUT),)
+
+    def forward(self, a, axis=None, ddof=0, keepdims=False, name="std", paired=False):
+        self.s = row_major(self._variance(a, axis, ddof, True, name, root=True, paired=paired))
+        self.keepdims = keepdims
+        return self.s if keepdims else self.s.reshape([n for i, n in enumerate(a.shape) if i not in self.axes])
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        if not self.keepdims and self.centered.ndim:
+            g = xp.expand_dims(g, self.axes)
+        token = _FP_STATE.set(_ALL_IGNORED)
+        try:  # (PyTorch's std_backward: grad / (2 std), 0 where std is 0, then var_backward)
+            g = xp.where(self.s == 0, g.dtype.type(0), g / (self.s * 2))
+        finally:
+            _FP_STATE.reset(token)
+        return (self._var_backward(g),)
+
+
+def _refuse_non_float(name, a):
+    """PyTorch's var/std (and var_mean/std_mean) are defined for floating and complex tensors only: an integer
+    or bool tensor is refused (numpy would quietly answer in float64)."""
+    if _dtype_of(a).kind in "biu":
+        raise RuntimeError(f"{name} only support floating point and complex dtypes, got "
+                           f"{_torch_name(_dtype_of(a))}")
+
+
+def _ddof(numpy_style, unbiased, correction, ddof):
+    given = [v is not None for v in (unbiased, correction, ddof)]
+    if builtins.sum(given) > 1:
+        raise TypeError("give one of unbiased, correction (PyTorch) or ddof (numpy)")
+    if ddof is not None:
+        return ddof
+    if correction is not None:
+        return correction
+    if unbiased is not None:
+        return int(bool(unbiased))
+    return 0 if numpy_style else 1  # numpy's default with numpy's keywords, PyTorch's (unbiased) otherwise
+
+
+def var(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None, keepdims=None,
+        _op="var", _paired=False):
+    """Variance: unbiased by default (PyTorch); with numpy's ``axis``/``ddof``/``keepdims``, ``ddof=0``. No degrees
+    of freedom left (one element, unbiased) gives NaN with PyTorch's UserWarning (``_op``: the name it gives)."""
+    _refuse_non_float("std and var", a)
+    axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
+    return Var.apply(a, axis=axis, ddof=_ddof(numpy_style or ddof is not None, unbiased, correction, ddof),
+                     keepdims=keepdims, name=_op, paired=_paired)
+
+
+def std(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None, keepdims=None,
+        _op="std", _paired=False):
+    """Standard deviation: the square root of :func:`var` (same arguments and defaults)."""
+    _refuse_non_float("std and var", a)
+    axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
+    return Std.apply(a, axis=axis, ddof=_ddof(numpy_style or ddof is not None, unbiased, correction, ddof),
+                     keepdims=keepdims, name=_op, paired=_paired)
+
+
+class MeanBesideVar(Mean):
+    """The mean var_mean/std_mean give: as :class:`Mean`, but a float32 mean past the float's range is summed
+    again in float64, as PyTorch's (its var_mean accumulates in float64, where its ``mean`` overflows to inf)."""
+
+    def forward(self, a, axis=None, keepdims=False):
+        self.axis_given = axis is not None
+        out = super().forward(a, axis=axis, keepdims=keepdims)
+        xp = get_array_module(a)
+        if a.dtype != np.float32 or not bool(xp.isinf(out).any()):
+            return out
+        token = _FP_STATE.set(_ALL_IGNORED)
+        try:
+            return row_major(a.astype(np.float64).mean(axis=self.axes, keepdims=keepdims).astype(a.dtype))
+        finally:
+            _FP_STATE.reset(token)
+
+    def torch_name_of_call(self) -> str:
+        return "MeanBackward1" if self.axis_given else "MeanBackward0"
+
+
+def _paired(op, first, input, dim, correction, keepdim, unbiased):  # noqa: A002
+    from .shape_more import as_tensor
+
+    x = as_tensor(input)
+    _refuse_non_float(op, x)
+    spread = first(x, dim, unbiased, keepdim, correction=None if unbiased is not None else correction, _op=op,
+                   _paired=True)
+    return spread, MeanBesideVar.apply(x, axis=_every_dim_if_empty(dim), keepdims=bool(keepdim))
+
+
+def var_mean(input, dim=None, *, correction=1, keepdim=False, unbiased=None):  # noqa: A002
+    """``torch.var_mean``: ``(var, mean)`` over ``dim`` (``correction=1``: Bessel's, as PyTorch)."""
+    return _paired("var_mean", var, input, dim, correction, keepdim, unbiased)
+
+
+def std_mean(input, dim=None, *, correction=1, keepdim=False, unbiased=None):  # noqa: A002
+    """``torch.std_mean``: ``(std, mean)`` over ``dim``."""
+    return _paired("std_mean", std, input, dim, correction, keepdim, unbiased)
