@@ -171,7 +171,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     # Per-step state set on the hot path: plain attributes, past Module.__setattr__'s registration checks.
     _PLAIN = frozenset(("num_syncs", "_require_sync", "_explicit_samples", "_forward_samples", "_last_samples",
                         "_count_guess", "_in_sync", "_synced_since_finish", "_launched", "_probed", "_weight",
-                        "_samples", "step_flags_sum", "_join_step", "_notes"))
+                        "_samples", "step_flags_sum", "_join_step", "_notes", "_failure_token"))
 
     def __setattr__(self, name, value):
         if name in self._PLAIN:

@@ -14,6 +14,7 @@ from distnn.autograd.profiler_record import Range
 
 from .buckets import build_buckets
 from .sparse_sync import SparseGradientExchange, sparse_parameters
+from .sync_failures import watch_backward
 from .sync_refusals import WHERE, agreed_error, note
 
 # backward_context() key: this pass's seed carries the rank's weight n_r / G (see _on_backward_begin).
@@ -27,6 +28,8 @@ class GradientSync:
     """The synchronization side of :class:`~.data_parallel.DataParallel`: its buckets and engine hooks (set up
     here, called by the wrapper's ``__init__``), and what they do in a backward. The wrapper sets up the rest of
     the state used here (``_comm``, the sample counts, ``step_flags``)."""
+
+    _failure_token = None  # set while a pass that raises must agree on it (.sync_failures)
 
     def _build_buckets(self):
         # Sparse-gradient parameters (sparse embeddings) are exchanged apart, when backward ends (.sparse_sync)
@@ -137,6 +140,8 @@ class GradientSync:
                     "finish_gradient_synchronization() on every rank (it completes the exchange) and zero the "
                     "gradients before the next backward.")
             return None
+        if mine and self._require_sync:  # a pass that raises still synchronizes, and every rank raises (.sync_failures)
+            watch_backward(self)
         if self._notes and backward_depth() == 1:  # (noted by a backward that raised before it synchronized)
             self._notes = []
         if mine and self.weight_by_samples and self._pending_samples() is None:
@@ -174,10 +179,15 @@ class GradientSync:
 
     def _start_sync(self):
         """The first gradient of a synchronizing backward: the synchronization ends with the backward."""
+        self._enter_sync()
+        if self._failure_token is None:  # (a pass whose begin hook did not watch it: a nested one)
+            watch_backward(self)
+        queue_callback(self._end_of_backward)
+
+    def _enter_sync(self):
         if self._join_config.enable:  # inside dp.join(): this step's round first (data_parallel_join.py)
             self._join_notify()
         self._in_sync = True
-        queue_callback(self._end_of_backward)
 
     def _sparse_grad_ready(self):
         if self._require_sync and not self._in_sync:
@@ -246,6 +256,7 @@ class GradientSync:
 
     def _complete_sync(self):
         """Launch what is left (missing gradients as zeros), wait for everything, install averages."""
+        self._failure_token = None  # (an error from here on is the synchronization's own, raised alike)
         with Range("DataParallel.synchronize"):
             self._finish_sync()
 
