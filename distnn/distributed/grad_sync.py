@@ -186,7 +186,10 @@ class GradientSync:
 
     def _enter_sync(self):
         if self._join_config.enable:  # inside dp.join(): this step's round first (data_parallel_join.py)
+            # (the round's own error, throw_on_early_termination's, is raised by every rank alike: not agreed)
+            watching, self._failure_token = self._failure_token, None
             self._join_notify()
+            self._failure_token = watching
         self._in_sync = True
 
     def _sparse_grad_ready(self):
@@ -209,9 +212,13 @@ class GradientSync:
             if self._buckets[self._probed].test():
                 self._probed += 1
 
-    def _launch_ready(self):
+    def _launch_ready(self, final=False):
         buckets = self._buckets
-        while self._launched < len(buckets) and buckets[self._launched].pending == 0:
+        # The bucket carrying the step meta waits for the end of backward (``final``): its refusal count must
+        # come after the pass's last user code (a hook, a callback), which may still raise (.sync_failures).
+        # (It is the last to be ready anyway: its parameters' gradients are the pass's last ones.)
+        end = len(buckets) if final or self._step_meta is not None else len(buckets) - 1
+        while self._launched < end and buckets[self._launched].pending == 0:
             self._launch(buckets[self._launched])
             self._launched += 1
 
@@ -263,7 +270,7 @@ class GradientSync:
     def _finish_sync(self):
         for b in self._buckets[self._launched:]:
             b.pending = 0
-        self._launch_ready()
+        self._launch_ready(final=True)
         self._fix_weight()  # (already fixed when a bucket was launched; not without dense parameters)
         waiting = [b.handle for b in self._buckets]
         if self._step_meta is not None:

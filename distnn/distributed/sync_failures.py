@@ -28,7 +28,9 @@ the synchronization's. Not covered: an error before backward begins (the forward
 own check of in-place changes), which no rank's backward sees; a ``KeyboardInterrupt``; and a model whose
 backward communicates itself (SyncBatchNorm), where the other ranks wait in that layer's collective. Under
 :meth:`~.data_parallel.DataParallel.no_sync` nothing is synchronized, so the error is raised as it is, on its
-rank alone. A normal step pays a closure and one engine list entry, and no collective.
+rank alone. Inside :meth:`~.data_parallel.DataParallel.join`, a rank that has joined raises the agreed
+error from its shadow synchronization, which ends its join: the raising ranks should let it leave the join
+context too (an error inside a join ends it, :mod:`.join`). A normal step pays a closure and one engine list entry, and no collective.
 """
 from __future__ import annotations
 
