@@ -216,7 +216,7 @@ class GradientSync:
         buckets = self._buckets
         # The bucket carrying the step meta waits for the end of backward (``final``): its refusal count must
         # come after the pass's last user code (a hook, a callback), which may still raise (.sync_failures).
-        # (It is the last to be ready anyway: its parameters' gradients are the pass's last ones.)
+        # (Usually it is the last to be ready anyway: its parameters come first in the model.)
         end = len(buckets) if final or self._step_meta is not None else len(buckets) - 1
         while self._launched < end and buckets[self._launched].pending == 0:
             self._launch(buckets[self._launched])
