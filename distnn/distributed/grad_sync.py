@@ -131,12 +131,12 @@ class GradientSync:
                 others = True
         if self._in_sync:
             if mine and backward_depth() == 1:
-                # A new top-level pass while the last synchronization never completed: that backward raised
-                # (the engine drops its end-of-pass callbacks). Going on would leave its buckets started and
-                # every later step unsynchronized, so the replicas would drift apart without a word.
+                # A new top-level pass while the last synchronization never completed: that backward was
+                # interrupted (an exception finishes it, .sync_failures; a KeyboardInterrupt does not). Going on
+                # would leave its buckets started and every later step unsynchronized, replicas drifting apart.
                 raise RuntimeError(
-                    "DataParallel: the previous backward raised after its gradient synchronization had started, "
-                    "so that step's gradients were never averaged. After catching such an error, call "
+                    "DataParallel: the previous backward was interrupted after its gradient synchronization had "
+                    "started, so that step's gradients were never averaged. After catching such an error, call "
                     "finish_gradient_synchronization() on every rank (it completes the exchange) and zero the "
                     "gradients before the next backward.")
             return None
