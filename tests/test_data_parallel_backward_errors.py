@@ -254,3 +254,29 @@ def test_under_mpiexec_every_rank_raises_the_same_error_and_trains_on(tmp_path):
 
 
 MPI_FAULTS = ["param-hook", "function", "loss-hook"]
+
+
+def test_a_normal_step_still_makes_one_collective_per_bucket_and_nothing_else():
+    """The watch for a failing backward costs no collective: a step's collectives on the wrapper's own
+    communicator are its buckets' allreduces (the step meta in the last), before and after a failed step."""
+
+    def run(comm):
+        model = _Net()
+        dp = DataParallel(model, comm, bucket_mb=1e-6)
+        seq = []
+        for step, fault in enumerate((None, "param-hook", None)):
+            handles = _install(model, fault) if fault and comm.rank == 1 else []
+            before = dp._comm._seq  # (the in-process communicator's count of collectives started)
+            x, y = _batch(comm, step)
+            try:
+                F.cross_entropy(dp(x), y).backward()
+            except ValueError:
+                pass
+            for h in handles:
+                h.remove()
+            model.fault = None
+            seq.append(dp._comm._seq - before)
+        return seq, len(dp.bucket_layout)
+
+    for seq, buckets in simulate(2, run):
+        assert buckets == 4 and seq[0] == seq[2] == buckets and seq[1] > buckets, seq
