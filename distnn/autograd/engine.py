@@ -30,24 +30,25 @@ post-accumulate hooks. Either may replace the gradient. Leaves without them are 
 Backward-begin hooks (:func:`register_backward_begin_hook`) see each pass's root
 and the leaves it will reach before any gradient flows, and may scale the root
 gradient (the "seed"): data parallelism pre-weights every gradient of the pass by
-this rank's share of the global batch that way, at no cost per gradient.
+this rank's share of the global batch that way, at no cost per gradient. Hooks may also queue callbacks
+for the end of the pass, or for its failure (:mod:`.pass_hooks`): a rank whose backward raised still
+finishes its gradient exchange.
 """
 from __future__ import annotations
-
 
 import numpy as np
 
 from distnn.backend import get_array_module, to_numpy
 
 from . import profiler_record as _profiler
-from .pass_hooks import (  # noqa: F401  (the engine's hooks API: importable from here as before)
-    _begin_hooks, _callbacks, _end_pass, _OnError, _seed_factor, _wants_errors, backward_context, backward_depth,
-    queue_callback, queue_error_callback, register_backward_begin_hook,
-)
 from .function import Function  # noqa: F401  (the node type the graph is made of)
 from .leaf_gradients import (  # noqa: F401  (also the names other modules import from here)
     _accumulate_leaf, _count_identical, _finish_hooked_leaf, _fire_hooks, _offer_destinations, _run_grad_hooks,
     _run_output_hooks, _sparse, get_grad_destination, set_grad_destination,
+)
+from .pass_hooks import (  # noqa: F401  (the engine's hooks API: importable from here as before)
+    _begin_hooks, _callbacks, _end_pass, _OnError, _seed_factor, _wants_errors, backward_context, backward_depth,
+    queue_callback, queue_error_callback, register_backward_begin_hook,
 )
 from .tensor import Tensor
 
