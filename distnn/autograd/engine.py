@@ -30,11 +30,11 @@ post-accumulate hooks. Either may replace the gradient. Leaves without them are 
 Backward-begin hooks (:func:`register_backward_begin_hook`) see each pass's root
 and the leaves it will reach before any gradient flows, and may scale the root
 gradient (the "seed"): data parallelism pre-weights every gradient of the pass by
-this rank's share of the global batch that way, at no cost per gradient.
+this rank's share of the global batch that way, at no cost per gradient. Hooks may also queue callbacks
+for the end of the pass, or for its failure (:mod:`.pass_hooks`): a rank whose backward raised still
+finishes its gradient exchange.
 """
 from __future__ import annotations
-
-import threading
 
 import numpy as np
 
@@ -45,6 +45,10 @@ from .function import Function  # noqa: F401  (the node type the graph is made o
 from .leaf_gradients import (  # noqa: F401  (also the names other modules import from here)
     _accumulate_leaf, _count_identical, _finish_hooked_leaf, _fire_hooks, _offer_destinations, _run_grad_hooks,
     _run_output_hooks, _sparse, get_grad_destination, set_grad_destination,
+)
+from .pass_hooks import (  # noqa: F401  (the engine's hooks API: importable from here as before)
+    _begin_hooks, _callbacks, _end_pass, _OnError, _seed_factor, _wants_errors, backward_context, backward_depth,
+    queue_callback, queue_error_callback, register_backward_begin_hook,
 )
 from .tensor import Tensor
 
@@ -96,87 +100,6 @@ def _check_versions(node) -> None:
                 "forward and backward?). Call backward before updating, or run the forward pass again.")
 
 
-# Callbacks queued (from hooks) during the backward pass running in this thread; a stack
-# because a hook may itself call backward. Thread-local: simulated ranks are threads.
-_callbacks = threading.local()
-
-
-def queue_callback(fn) -> None:
-    """Run ``fn()`` once the backward pass now running in this thread has finished.
-
-    Call it from a hook (e.g. a post-accumulate-grad hook): ``fn`` runs after every
-    leaf gradient of this backward is final and every hook has fired, just before
-    ``backward()`` returns, in the order queued. Data parallelism uses it to wait
-    for its gradient allreduces, so grads are averaged when ``backward()`` returns.
-    Callbacks are dropped if backward raises.
-    """
-    stack = getattr(_callbacks, "stack", None)
-    if not stack:
-        raise RuntimeError("queue_callback() can only be called while a backward pass is running (from a hook)")
-    stack[-1].append(fn)
-
-
-# Hooks called at the start of every backward pass (any thread); see register_backward_begin_hook.
-_begin_hooks: list = []
-
-
-class _BeginHookHandle:
-    def __init__(self, hook):
-        self._hook = hook
-
-    def remove(self) -> None:
-        try:
-            _begin_hooks.remove(self._hook)
-        except ValueError:
-            pass
-
-
-def register_backward_begin_hook(hook):
-    """Call ``hook(root, leaves)`` at the start of every backward pass; returns a handle with ``remove()``.
-
-    ``root`` is the tensor ``backward()`` was called on; ``leaves`` the leaf
-    tensors (requiring grad) this pass will give a gradient to, a mapping that
-    supports ``in`` and iteration (do not modify or keep it). The hook runs
-    in the thread of the backward pass, after the graph was walked and before
-    any gradient is computed; it may call :func:`queue_callback` and note
-    facts in :func:`backward_context`. It returns
-    None, or a number the root gradient (the implicit ones or the
-    ``gradient`` argument) is multiplied by: every gradient of the pass is
-    then scaled by it (backward is linear in the seed), at no cost per
-    gradient. Factors of several hooks multiply. Hooks are global (all
-    threads); one must ignore passes that are none of its business (e.g. by
-    checking ``leaves``) and be cheap.
-    """
-    _begin_hooks.append(hook)
-    return _BeginHookHandle(hook)
-
-
-def _seed_factor(root, leaves):
-    factor = None
-    for hook in tuple(_begin_hooks):  # a copy: another thread may register or remove meanwhile
-        f = hook(root, leaves)
-        if f is not None:
-            factor = f if factor is None else factor * f
-    return factor
-
-
-def backward_depth() -> int:
-    """How many backward passes are running in this thread (1 inside a top-level pass, 0 outside)."""
-    return len(getattr(_callbacks, "stack", None) or ())
-
-
-def backward_context():
-    """A dict private to the backward pass now running in this thread (None outside backward).
-
-    Hooks note facts about the pass there for the ``Function.backward`` calls
-    of the same pass to read (e.g. DataParallel marks a pass whose seed carries
-    this rank's weight, which SyncBatchNorm's backward must know); it is
-    discarded when the pass ends.
-    """
-    contexts = getattr(_callbacks, "contexts", None)
-    return contexts[-1] if contexts else None
-
-
 # backward_context() key: what the pass now running reaches, ``(nodes, leaves, reach, wanted)``; see will_run
 PASS_GRAPH = "distnn.autograd.pass_graph"
 
@@ -213,14 +136,19 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     stack.append(queued)
     ctx = {}
     _callbacks.contexts.append(ctx)
+    failed = None
     try:
         with quiet_float_errors():
             _backward(root, grad, retain_graph, ctx)
+    except Exception as exc:
+        if not _wants_errors(queued):
+            raise
+        failed = exc  # (the error callbacks run after the pass has left the stack)
     finally:
         stack.pop()
         _callbacks.contexts.pop()
-    for fn in queued:  # a callback may queue no more: the pass is over
-        fn()
+    if queued:  # a callback may queue no more: the pass is over
+        _end_pass(queued, failed)
 
 
 def _backward(root: Tensor, grad, retain_graph: bool, ctx: dict) -> None:

@@ -46,6 +46,7 @@ def _walk(roots, seeds, targets, retain_graph, capture, graph=False, context=Non
         context = {PARTIAL_PASS: targets is not None, CAPTURE_PASS: bool(capture)}
     _engine._callbacks.contexts.append(context)
     outer = context.get(_engine.PASS_GRAPH)  # (a pass sharing another's context gives it back its graph after)
+    failed = None
     try:
         with _engine.quiet_float_errors():
             if graph:
@@ -53,13 +54,17 @@ def _walk(roots, seeds, targets, retain_graph, capture, graph=False, context=Non
                     result = _pass(roots, seeds, targets, retain_graph, capture, True)
             else:
                 result = _pass(roots, seeds, targets, retain_graph, capture)
+    except Exception as exc:
+        if not _engine._wants_errors(queued):
+            raise
+        failed = exc  # (error callbacks, engine.queue_error_callback, run after the pass has left the stack)
     finally:
         stack.pop()
         _engine._callbacks.contexts.pop()
         if outer is not None:
             context[_engine.PASS_GRAPH] = outer
-    for fn in queued:
-        fn()
+    if queued:
+        _engine._end_pass(queued, failed)
     return result
 
 

@@ -19,7 +19,10 @@ the flags give how many ranks had each gradient.
 The step's other numbers (the sample count, the caller's step flags, and
 whether this rank refuses the step, see :mod:`.sync_refusals`: the
 "step meta") ride in the LAST bucket, so a step costs one collective per
-bucket and nothing more. Without compression the allreduce is a persistent
+bucket and nothing more. That bucket starts when backward ends, not when its
+gradients are ready (usually the pass's last ones anyway), so that its refusal
+count also counts an exception of user code late in the pass
+(:mod:`.sync_failures`). Without compression the allreduce is a persistent
 one (:meth:`~.comm_base.Communicator.allreduce_init`), set up once: each
 start costs next to nothing. With compression a bucket takes two collectives
 (:class:`~.compression.CompressedExchange`: an all-to-all started at launch,

@@ -20,7 +20,7 @@ still runs (PyTorch DDP's design, ChainerMN's flat buffers):
   persistent MPI-4 collective, set up once). Buckets always start in list
   order on every rank (a bucket that becomes ready early waits for the ones
   before it), as MPI requires. The flags and counts the step needs ride in
-  the last bucket: one collective per bucket and nothing else;
+  the last bucket, started when backward ends: one collective per bucket;
 * these collectives go over a communicator of the wrapper's own, split
   from ``comm`` at construction (:func:`_acquire_comm`): a bucket holding a
   parameter that got no gradient on some rank starts there only when
@@ -66,11 +66,11 @@ single process. ``find_unused_parameters=False`` makes either an error
 parameters; on one rank as well, as PyTorch's DDP does).
 
 What a synchronizing backward refuses (a gradient a bucket cannot take, a
-rank with no sample count) is raised on every rank when it ends, naming the
-parameter and the ranks that found it, even when one rank alone found it:
+rank with no sample count), or an exception user code raises in it (a hook,
+a custom Function: :mod:`.sync_failures`), is raised on every rank when it
+ends, naming the problem and the ranks, even when one rank alone had it:
 that rank goes through the step's collectives first, so no rank is left
-waiting in them (:mod:`.sync_refusals`). The refused step's gradients are
-dropped (None) on every rank.
+waiting (:mod:`.sync_refusals`). The step's gradients are dropped (None).
 
 Use :meth:`no_sync` for all but the last micro-batch of gradient
 accumulation. A trainer that may skip backward on some rank (an empty
@@ -171,7 +171,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     # Per-step state set on the hot path: plain attributes, past Module.__setattr__'s registration checks.
     _PLAIN = frozenset(("num_syncs", "_require_sync", "_explicit_samples", "_forward_samples", "_last_samples",
                         "_count_guess", "_in_sync", "_synced_since_finish", "_launched", "_probed", "_weight",
-                        "_samples", "step_flags_sum", "_join_step", "_notes"))
+                        "_samples", "step_flags_sum", "_join_step", "_notes", "_failure_token"))
 
     def __setattr__(self, name, value):
         if name in self._PLAIN:

@@ -14,6 +14,7 @@ from distnn.autograd.profiler_record import Range
 
 from .buckets import build_buckets
 from .sparse_sync import SparseGradientExchange, sparse_parameters
+from .sync_failures import watch_backward
 from .sync_refusals import WHERE, agreed_error, note
 
 # backward_context() key: this pass's seed carries the rank's weight n_r / G (see _on_backward_begin).
@@ -27,6 +28,8 @@ class GradientSync:
     """The synchronization side of :class:`~.data_parallel.DataParallel`: its buckets and engine hooks (set up
     here, called by the wrapper's ``__init__``), and what they do in a backward. The wrapper sets up the rest of
     the state used here (``_comm``, the sample counts, ``step_flags``)."""
+
+    _failure_token = None  # set while a pass that raises must agree on it (.sync_failures)
 
     def _build_buckets(self):
         # Sparse-gradient parameters (sparse embeddings) are exchanged apart, when backward ends (.sparse_sync)
@@ -128,15 +131,17 @@ class GradientSync:
                 others = True
         if self._in_sync:
             if mine and backward_depth() == 1:
-                # A new top-level pass while the last synchronization never completed: that backward raised
-                # (the engine drops its end-of-pass callbacks). Going on would leave its buckets started and
-                # every later step unsynchronized, so the replicas would drift apart without a word.
+                # A new top-level pass while the last synchronization never completed: that backward was
+                # interrupted (an exception finishes it, .sync_failures; a KeyboardInterrupt does not). Going on
+                # would leave its buckets started and every later step unsynchronized, replicas drifting apart.
                 raise RuntimeError(
-                    "DataParallel: the previous backward raised after its gradient synchronization had started, "
-                    "so that step's gradients were never averaged. After catching such an error, call "
+                    "DataParallel: the previous backward was interrupted after its gradient synchronization had "
+                    "started, so that step's gradients were never averaged. After catching such an error, call "
                     "finish_gradient_synchronization() on every rank (it completes the exchange) and zero the "
                     "gradients before the next backward.")
             return None
+        if mine and self._require_sync:  # a pass that raises still synchronizes, and every rank raises (.sync_failures)
+            watch_backward(self)
         if self._notes and backward_depth() == 1:  # (noted by a backward that raised before it synchronized)
             self._notes = []
         if mine and self.weight_by_samples and self._pending_samples() is None:
@@ -174,10 +179,18 @@ class GradientSync:
 
     def _start_sync(self):
         """The first gradient of a synchronizing backward: the synchronization ends with the backward."""
-        if self._join_config.enable:  # inside dp.join(): this step's round first (data_parallel_join.py)
-            self._join_notify()
-        self._in_sync = True
+        self._enter_sync()
+        if self._failure_token is None:  # (a pass whose begin hook did not watch it: a nested one)
+            watch_backward(self)
         queue_callback(self._end_of_backward)
+
+    def _enter_sync(self):
+        if self._join_config.enable:  # inside dp.join(): this step's round first (data_parallel_join.py)
+            # (the round's own error, throw_on_early_termination's, is raised by every rank alike: not agreed)
+            watching, self._failure_token = self._failure_token, None
+            self._join_notify()
+            self._failure_token = watching
+        self._in_sync = True
 
     def _sparse_grad_ready(self):
         if self._require_sync and not self._in_sync:
@@ -199,9 +212,13 @@ class GradientSync:
             if self._buckets[self._probed].test():
                 self._probed += 1
 
-    def _launch_ready(self):
+    def _launch_ready(self, final=False):
         buckets = self._buckets
-        while self._launched < len(buckets) and buckets[self._launched].pending == 0:
+        # The bucket carrying the step meta waits for the end of backward (``final``): its refusal count must
+        # come after the pass's last user code (a hook, a callback), which may still raise (.sync_failures).
+        # (Usually it is the last to be ready anyway: its parameters come first in the model.)
+        end = len(buckets) if final or self._step_meta is not None else len(buckets) - 1
+        while self._launched < end and buckets[self._launched].pending == 0:
             self._launch(buckets[self._launched])
             self._launched += 1
 
@@ -246,13 +263,14 @@ class GradientSync:
 
     def _complete_sync(self):
         """Launch what is left (missing gradients as zeros), wait for everything, install averages."""
+        self._failure_token = None  # (an error from here on is the synchronization's own, raised alike)
         with Range("DataParallel.synchronize"):
             self._finish_sync()
 
     def _finish_sync(self):
         for b in self._buckets[self._launched:]:
             b.pending = 0
-        self._launch_ready()
+        self._launch_ready(final=True)
         self._fix_weight()  # (already fixed when a bucket was launched; not without dense parameters)
         waiting = [b.handle for b in self._buckets]
         if self._step_meta is not None:

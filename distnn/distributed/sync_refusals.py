@@ -15,16 +15,19 @@ of the step dropped (None: zeros stood in for the refused ones). A step with not
 of the meta and no collective.
 
 The sparse gradients' own refusals travel in their exchange's table (:mod:`.sparse_sync`) and join the
-same error.
+same error, and so does an exception that user code raised in a rank's synchronizing backward (a hook, a
+custom Function's backward: :mod:`.sync_failures`).
 """
 from __future__ import annotations
 
-_TYPES = {"RuntimeError": RuntimeError, "TypeError": TypeError}
+import builtins
+
 WHERE = "{where}"  # where a note's text names the ranks that found it
 
 
 def note(notes: list, error: type, text: str, advice: str) -> None:
-    """Note a refusal found on this rank: ``error`` (RuntimeError or TypeError); ``text``, the problem, with
+    """Note a refusal found on this rank: ``error``, the type to raise (a built-in exception type: every rank
+    raises one, see :func:`raisable`); ``text``, the problem, with
     :data:`WHERE` where the ranks that found it go ("on rank 1", "on ranks 0, 2"); ``advice``, the remedy (a
     sentence, said once however many parameters need it)."""
     notes.append((error.__name__, text, advice))
@@ -33,6 +36,12 @@ def note(notes: list, error: type, text: str, advice: str) -> None:
 def on_ranks(ranks) -> str:
     """'on rank 1' or 'on ranks 0, 2'."""
     return f"on rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))}"
+
+
+def raisable(error: type) -> type:
+    """``error`` when every rank can raise it from a message alone (a built-in exception type), else
+    RuntimeError."""
+    return error if getattr(builtins, error.__name__, None) is error and issubclass(error, Exception) else RuntimeError
 
 
 def agreed_error(every_notes, also, rank: int) -> Exception:
@@ -46,7 +55,11 @@ def agreed_error(every_notes, also, rank: int) -> Exception:
             found.setdefault(tuple(entry), []).append(r)
     problems = [text.replace(WHERE, on_ranks(ranks)) for (_, text, _), ranks in found.items()] + list(also)
     advice = list(dict.fromkeys(advice for _, _, advice in found))  # (each once, in order)
-    error = _TYPES[next(iter(found))[0]] if found else RuntimeError
-    exc = error("DataParallel: " + "; ".join(problems) + "".join(f". {a}" for a in advice))
+    error = getattr(builtins, next(iter(found))[0]) if found else RuntimeError
+    message = "DataParallel: " + "; ".join(problems) + "".join(f". {a}" for a in advice)
+    try:
+        exc = error(message)
+    except TypeError:  # (a built-in type that needs more than a message: UnicodeDecodeError)
+        exc = RuntimeError(message)
     exc.report = rank == 0
     return exc
