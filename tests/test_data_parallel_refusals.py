@@ -11,6 +11,7 @@ job with a deadline, so that a rank left waiting fails the test instead of hangi
 import json
 import os
 import subprocess
+import threading
 
 import numpy as np
 import pytest
@@ -181,3 +182,30 @@ def test_under_mpiexec_every_rank_raises_the_same_error(tmp_path):
     for fault in FAULTS:
         assert_agreed([(tuple(seen[fault]["error"]) if seen[fault]["error"] else None, seen[fault]["grads_none"],
                         {k: np.array(v) for k, v in seen[fault]["state"].items()}) for seen in ranks], fault, (1,))
+
+
+def test_a_note_made_before_another_rank_begins_its_backward_is_kept():
+    """Simulated ranks are threads, and a backward pass runs every wrapper's begin hook: rank 0's pass
+    beginning after rank 1 noted its refusal must leave rank 1's note alone (it used to clear it, so the
+    error named fewer ranks, or none refused at all)."""
+    noted = threading.Event()
+
+    def step(comm):
+        distnn.manual_seed(0)
+        model = _Net()
+        dp = DataParallel(model, comm)
+        x, idx = _batch(comm.rank)
+        if comm.rank == 1:
+            out = dp.module(x, idx)  # no sample count: noted when its backward begins
+            out.register_hook(lambda g: noted.set())  # (runs after the begin hooks)
+        else:
+            out = dp(x, idx)
+            assert noted.wait(60)
+        try:
+            out.sum().backward()
+        except RuntimeError as e:
+            return str(e)
+        return None
+
+    errors = simulate(2, step)
+    assert all(e is not None and "no sample count is known on rank 1:" in e for e in errors), errors

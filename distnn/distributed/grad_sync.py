@@ -142,8 +142,8 @@ class GradientSync:
             return None
         if mine and self._require_sync:  # a pass that raises still synchronizes, and every rank raises (.sync_failures)
             watch_backward(self)
-        if self._notes and backward_depth() == 1:  # (noted by a backward that raised before it synchronized)
-            self._notes = []
+        if mine and self._notes and backward_depth() == 1:  # (noted by a backward that raised before it synchronized;
+            self._notes = []  # not another's pass: simulated ranks' passes run every rank's hook, mid-step too)
         if mine and self.weight_by_samples and self._pending_samples() is None:
             why = ("no forward went through the wrapper with an array input (a call of .module(...), or inputs "
                    "without an array)")
