@@ -10,6 +10,9 @@ memory.
 
 The communicator works on duplicates of the given MPI communicator, so its
 traffic never matches the user's own MPI calls (pytest-mpi's, say).
+
+The array collectives (and the host staging they share) are in :mod:`.mpi_collectives`, a base
+class of the communicator; what it does when a collective waits too long in :mod:`.mpi_watchdog`.
 """
 from __future__ import annotations
 
@@ -24,14 +27,11 @@ import numpy as np
 
 from distnn._launcher_env import LOCAL_RANK_VARS, LOCAL_SIZE_VARS, env_int
 from distnn._threads import usable_cores
-from distnn.backend import get_array_module
 
-from .comm_base import (
-    CollectiveError, Communicator, Handle, PersistentAllreduce, as_array, check_alltoall, check_color, check_op,
-    reducible,
-)
+from .comm_base import CollectiveError, check_color
 from . import exit_watch
 # (the communicator's parts; what was importable from here still is)
+from .mpi_collectives import MPIArrayCollectives
 from .mpi_env import (
     LauncherMismatchError, _cuda_aware, _persistent_ok, _shared_memory_ok, _within_world, _world_ranks,
     check_launcher_wiring, launcher_world_size, unlink_start_up_segments,
@@ -126,7 +126,7 @@ def _report_and_abort(text: str, status: int) -> None:
     _abort_world(_mpi().COMM_WORLD, status)
 
 
-class MPICommunicator(MPIWatchdog, Communicator):
+class MPICommunicator(MPIWatchdog, MPIArrayCollectives):
     """A group of MPI processes (default: ``COMM_WORLD``).
 
     Construction is collective. ``timeout`` (seconds, None = wait forever)
@@ -212,23 +212,6 @@ class MPICommunicator(MPIWatchdog, Communicator):
         wait_until(test, self.timeout, lambda waited: self._timed_out(what(), waited),
                    lambda: self._waiting_long(what()), self._spin_s)
 
-    def _host_buffer(self, array, send_only: bool = False):
-        """(buffer MPI can use, function that copies it back into ``array``); ``send_only``: nothing comes
-        back (a broadcast's root), so a read-only ``array`` is fine."""
-        xp = get_array_module(array)
-        if xp is not np:
-            xp.cuda.get_current_stream().synchronize()
-            if self.cuda_aware and array.flags.c_contiguous:
-                return array, lambda: None
-            host = xp.asnumpy(array)
-            return host, (lambda: None) if send_only else (lambda: array.__setitem__(Ellipsis, xp.asarray(host)))
-        if array.flags.c_contiguous and array.flags.writeable:
-            return array, lambda: None
-        if send_only:
-            return np.array(array, order="C"), lambda: None  # (a writable copy: MPI's bcast takes one on every rank)
-        host = np.ascontiguousarray(array)
-        return host, lambda: array.__setitem__(Ellipsis, host)
-
     def _check_call(self, call: str) -> None:
         """With ``check_calls``: one allgather of every rank's call; a mismatch raises on every rank.
 
@@ -243,112 +226,6 @@ class MPICommunicator(MPIWatchdog, Communicator):
             raise CollectiveError(f"collective #{self._seq + 1}: rank {self.rank} called {call} but rank {other} "
                                   f"called {calls[other]}; every rank must make the same collective calls in the "
                                   "same order")
-
-    # -------------------------------------------------------------- arrays
-    def iallreduce(self, array, op: str = "sum") -> Handle:
-        self._check_live()
-        array = reducible(array, op)
-        if self.check_calls:
-            self._check_call(f"allreduce(op={op!r}, shape={tuple(array.shape)}, dtype={array.dtype})")
-        self._seq += 1  # (the hot path: the description is formatted only if it is ever reported)
-        what = (self._seq, op, array.shape, array.dtype)
-        buf, writeback = self._host_buffer(array)
-        req = self._comm.Iallreduce(_mpi().IN_PLACE, buf, _OPS[op])
-        size = self.size
-
-        def finish():
-            if op == "mean":
-                buf[...] /= size
-            writeback()
-            return array
-
-        return _MPIHandle(self, req, what, finish)
-
-    def allreduce_init(self, array, op: str = "sum") -> PersistentAllreduce:
-        self._check_live()
-        array = reducible(array, op)
-        if self.check_calls:  # (once, at setup: each start of the persistent allreduce is not compared)
-            self._check_call(f"allreduce_init(op={op!r}, shape={tuple(array.shape)}, dtype={array.dtype})")
-        # MPI needs the very buffer every round: host arrays it can use directly, or device
-        # arrays with a CUDA-aware MPI. Anything else falls back to an iallreduce per start.
-        if get_array_module(array) is np:
-            direct = array.flags.c_contiguous and array.flags.writeable
-        else:
-            direct = self.cuda_aware and array.flags.c_contiguous
-        init = getattr(self._comm, "Allreduce_init", None)
-        if direct and init is not None and _persistent_ok():
-            # Setting up may synchronize (no deadline): meet in a barrier that has one first.
-            self._wait(self._comm.Ibarrier(), self._next(f"allreduce_init(shape={tuple(array.shape)})"))
-            return _MPIPersistentAllreduce(self, array, op, init(_mpi().IN_PLACE, array, _OPS[op]))
-        return PersistentAllreduce(self, array, op)
-
-    def allreduce_buffer(self, size: int, dtype, op: str = "sum", xp=np) -> PersistentAllreduce:
-        self._check_live()
-        if self.check_calls:
-            self._check_call(f"allreduce_buffer(op={op!r}, size={int(size)}, dtype={np.dtype(dtype)})")
-        if self._arena is None or xp is not np or int(size) == 0:
-            return super().allreduce_buffer(size, dtype, op, xp)
-        check_op(op, np.zeros(0, dtype=dtype))
-        shared = self._arena.allreduce_buffer(int(size), dtype, op)
-        if not isinstance(shared, str):
-            return shared
-        if not self._warned_shm:  # (the reason is agreed: every rank warns alike)
-            self._warned_shm = True
-            warnings.warn(f"distnn: {shared}: this buffer and others like it are reduced with MPI_Allreduce "
-                          "(slower on one host)", RuntimeWarning, stacklevel=3)
-        return super().allreduce_buffer(size, dtype, op, xp)
-
-    def iallgather(self, array) -> Handle:
-        self._check_live()
-        array = as_array(array)
-        out = get_array_module(array).empty((self.size,) + tuple(array.shape), dtype=array.dtype)
-        return self._exchange("allgather", self._comm.Iallgather, array, out)
-
-    def ialltoall(self, array) -> Handle:
-        self._check_live()
-        array = check_alltoall(as_array(array), self.size)
-        return self._exchange("alltoall", self._comm.Ialltoall, array, get_array_module(array).empty_like(array))
-
-    def _exchange(self, name, start, array, out) -> Handle:
-        """Start ``start(send, recv)`` (Iallgather, Ialltoall) from ``array`` into ``out``; wait() returns ``out``."""
-        what = self._begin(f"{name}(shape={tuple(array.shape)}, dtype={array.dtype})")
-        send, _ = self._host_buffer(array)
-        recv, writeback = self._host_buffer(out)
-        req = start(send, recv)
-
-        def finish():
-            writeback()
-            return out
-
-        return _MPIHandle(self, req, what, finish)
-
-    def wait_all(self, handles) -> None:
-        pending = [h for h in handles if h is not None and not h.done]
-        if not pending:
-            return
-        if len(pending) == 1:
-            pending[0].wait()
-            return
-        pending.reverse()  # complete in start order; popping from the end is cheap
-
-        def all_done():
-            # Each Test lets MPI progress every started collective. (Not Testall: MPICH 5.0
-            # fails it with MPI_ERR_IN_STATUS when the list holds persistent requests.)
-            while pending and pending[-1].test():
-                pending.pop()
-            return not pending
-
-        self._wait_until(all_done, lambda: pending[-1].what)
-
-    def broadcast(self, array, root: int = 0):
-        self._check_live()
-        self._check_root(root)
-        array = as_array(array)
-        what = self._begin(f"broadcast(root={root}, shape={tuple(array.shape)}, dtype={array.dtype})")
-        buf, writeback = self._host_buffer(array, send_only=self.rank == root)
-        self._wait(self._comm.Ibcast(buf, root=root), what)
-        writeback()
-        return array
 
     # ------------------------------------------------------------- objects
     def broadcast_object(self, obj, root: int = 0):

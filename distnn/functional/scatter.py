@@ -1,5 +1,6 @@
-"""PyTorch's scatter family and index/mask selection: scatter, scatter_add, scatter_reduce, index_add,
-index_copy, index_fill, masked_select, masked_scatter, take, take_along_dim, nonzero, argwhere.
+"""PyTorch's scatter family: scatter, scatter_add, scatter_reduce, index_add, index_copy, index_fill,
+masked_scatter. The selections that read elements instead (masked_select, take, take_along_dim,
+nonzero, nonzero_static, argwhere) are in :mod:`.element_select`, re-exported here.
 
 ``scatter(dim, index, src)`` writes ``src[i][j]`` to ``out[index[i][j]][j]`` (dim 0; likewise for the others);
 only the leading ``index.shape`` part of ``src`` is read. The gradients are PyTorch's, including
@@ -17,7 +18,10 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from ._dims import wrap_dim
-from .indexing import Gather, scatter_add as _add_at
+from .element_select import (  # noqa: F401 - re-exported (distnn's top level and Tensor methods import them here)
+    argwhere, broadcast, masked_select, nonzero, nonzero_static, take, take_along_dim,
+)
+from .indexing import scatter_add as _add_at
 from .shape import BroadcastTo
 from .shape_more import as_tensor
 
@@ -284,18 +288,7 @@ def index_fill(input, dim, index, value):  # noqa: A002
     return x.masked_fill(mask.reshape((-1,) + (1,) * (x.ndim - d - 1)) if x.ndim else mask.reshape(()), value)
 
 
-# ---------------------------------------------------------------- masks and flat indices
-def masked_select(input, mask):  # noqa: A002
-    """``torch.masked_select``: the elements where ``mask`` (broadcast with input) is true, as a vector."""
-    x = as_tensor(input)
-    m = mask.data if isinstance(mask, Tensor) else get_array_module(x.data).asarray(mask)
-    if m.dtype != bool:
-        raise RuntimeError(f"masked_select: expected BoolTensor for mask, got {m.dtype}")
-    shape = tuple(np.broadcast_shapes(x.shape, m.shape))
-    x = x if x.shape == shape else BroadcastTo.apply(x, shape=shape)
-    return x[get_array_module(m).broadcast_to(m, shape)]
-
-
+# ---------------------------------------------------------------- where a mask is true
 class MaskedScatter(Function):
     """``source``'s leading elements written, in order, where ``mask`` is true."""
 
@@ -331,77 +324,3 @@ def masked_scatter(input, mask, source):  # noqa: A002
     shape = tuple(np.broadcast_shapes(x.shape, m.shape))
     x = x if x.shape == shape else BroadcastTo.apply(x, shape=shape)
     return MaskedScatter.apply(x, get_array_module(m).broadcast_to(m, shape), s)
-
-
-def take(input, index):  # noqa: A002
-    """``torch.take``: the elements of the flattened input at ``index`` (negative from the end), shaped as it."""
-    x = as_tensor(input)
-    idx = index.data if isinstance(index, Tensor) else get_array_module(x.data).asarray(index)
-    if idx.dtype.kind not in "iu":
-        raise RuntimeError(f"take(): Expected a long tensor for index, but got {idx.dtype}")
-    n = x.data.size
-    if idx.size and (int(idx.min()) < -n or int(idx.max()) >= n):
-        raise IndexError(f"take(): index out of range: tried to access index {int(idx.max())} on a tensor of {n} "
-                         f"elements.")
-    return x.reshape(-1)[idx % max(n, 1)]
-
-
-def take_along_dim(input, indices, dim=None):  # noqa: A002
-    """``torch.take_along_dim``: ``gather`` with ``indices`` broadcast against ``input`` outside ``dim``; without
-    ``dim``, :func:`take` on the flattened tensors."""
-    x = as_tensor(input)
-    idx = indices.data if isinstance(indices, Tensor) else get_array_module(x.data).asarray(indices)
-    if idx.dtype.kind not in "iu":
-        raise RuntimeError(f"torch.take_along_dim(): dtype of indices should be Long but got {idx.dtype}")
-    if dim is None:
-        return take(x.reshape(-1), idx.reshape(-1))
-    if x.ndim != idx.ndim:
-        raise RuntimeError(f"torch.take_along_dim(): input and indices should have the same number of dimensions, "
-                           f"but got {x.ndim} dimensions for input, and {idx.ndim} dimensions for indices")
-    d = wrap_dim(dim, x.ndim, "take_along_dim")
-    xp = get_array_module(x.data)
-    shape_x, shape_i = list(x.shape), list(idx.shape)
-    shape_x[d] = shape_i[d] = 1
-    common = list(broadcast(shape_x, shape_i))
-    x_shape, i_shape = list(common), list(common)
-    x_shape[d], i_shape[d] = x.shape[d], idx.shape[d]
-    x = x if tuple(x.shape) == tuple(x_shape) else BroadcastTo.apply(x, shape=tuple(x_shape))
-    size = x.shape[d]
-    idx = xp.broadcast_to(idx, tuple(i_shape))
-    return Gather.apply(x, idx % size if idx.size else idx, dim=d)
-
-
-def broadcast(a, b):
-    try:
-        return np.broadcast_shapes(tuple(a), tuple(b))
-    except ValueError:
-        raise RuntimeError(f"shape mismatch: {list(a)} and {list(b)} cannot be broadcast together") from None
-
-
-def nonzero(input, *, as_tuple=False):  # noqa: A002
-    """``torch.nonzero``: the (int64) indices of the non-zero elements, one row each (shape (n, ndim)); with
-    ``as_tuple``, one vector per dim (a 0-d input counts as a vector)."""
-    data = as_tensor(input).data
-    xp = get_array_module(data)
-    if as_tuple:
-        return tuple(Tensor(i.astype(np.int64)) for i in xp.nonzero(data.reshape(-1) if data.ndim == 0 else data))
-    if data.ndim == 0:
-        return Tensor(xp.zeros((int(data != 0), 0), np.int64))
-    return Tensor(xp.stack(xp.nonzero(data), axis=1).astype(np.int64))
-
-
-def nonzero_static(input, *, size, fill_value=-1):  # noqa: A002
-    """``torch.nonzero_static``: :func:`nonzero`'s (n, ndim) indices with exactly ``size`` rows: the first ``size``
-    of them, or all padded with rows of ``fill_value``."""
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 0:
-        raise RuntimeError("nonzero_static: 'size' must be an non-negative integer")
-    found = nonzero(input).data[:size]
-    xp = get_array_module(found)
-    pad = xp.full((size - found.shape[0], found.shape[1]), fill_value, dtype=np.int64)
-    return Tensor(xp.concatenate([found, pad]))
-
-
-def argwhere(input):  # noqa: A002
-    """``torch.argwhere``: :func:`nonzero`'s (n, ndim) indices."""
-    return nonzero(input)
-

@@ -1,6 +1,7 @@
 """``LayerNorm``, ``RMSNorm``, ``GroupNorm``, batch normalization (``BatchNorm1d``, ``BatchNorm2d``,
 ``BatchNorm3d``) and instance normalization (``InstanceNorm1d``, ``InstanceNorm2d``, ``InstanceNorm3d``), PyTorch
-semantics.
+semantics. Instance norm lives in :mod:`.instance_norm`, the bases the norm layers share in
+:mod:`.norm_common`; both are re-exported here.
 
 ``_BatchNorm`` is the base a synchronized batch norm subclasses: it owns the
 parameters and buffers (``weight``, ``bias``, ``running_mean``, ``running_var``,
@@ -21,27 +22,19 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-import warnings
 
 import numpy as np
 
 from distnn.backend import default_dtype, get_array_module
-from distnn.functional.group_norm import group_norm, instance_norm
+from distnn.functional.group_norm import group_norm
 from distnn.functional.norm import (BatchNormTrain, _bcast, _bn_axes, batch_norm, batch_stats, layer_norm,
                                     rms_norm, update_running_stats)
 
 from . import init
+from .instance_norm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, _InstanceNorm  # noqa: F401 - re-exported
 from .linear import _finish
 from .module import Module, Parameter
-
-
-def _affine_parameters(module, shape, affine: bool, bias: bool, dtype) -> np.dtype:
-    """A norm layer's optional ``weight`` (ones) and ``bias`` (zeros) of ``shape`` (``bias=False``: no bias);
-    returns the dtype resolved."""
-    dtype = np.dtype(dtype or default_dtype())
-    module.register_parameter("weight", Parameter(np.ones(shape, dtype=dtype)) if affine else None)
-    module.register_parameter("bias", Parameter(np.zeros(shape, dtype=dtype)) if affine and bias else None)
-    return dtype
+from .norm_common import _affine_parameters, _AffineNorm, _norm_base_init, _RunningStatsNorm
 
 
 def _as_shape(normalized_shape) -> tuple:
@@ -56,16 +49,6 @@ def _check_trailing(module, x) -> None:
     shape, ns = tuple(x.shape), module.normalized_shape
     if len(shape) < len(ns) or shape[len(shape) - len(ns):] != ns:
         raise ValueError(f"{module.where()}: expected input whose trailing dimensions are {ns}, got shape {shape}")
-
-
-class _AffineNorm(Module):
-    """A norm layer whose optional affine parameters start as ones and zeros (see _affine_parameters)."""
-
-    def reset_parameters(self):
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
 
 
 class LayerNorm(_AffineNorm):
@@ -182,41 +165,6 @@ class ValidRowsBatchNormTrain(BatchNormTrain):
         gw = sum_gxhat if (self.weight is not None and nin[1]) else None
         gb = sum_g if (self.has_bias and nin[2]) else None
         return gx, gw, gb
-
-
-def _norm_base_init(module, num_features, eps, momentum, affine, track_running_stats, device, dtype, bias):
-    """PyTorch's _NormBase (batch and instance norm): ``weight`` (ones) and ``bias`` (zeros) of (C,) when
-    ``affine``; buffers ``running_mean`` (zeros), ``running_var`` (ones) and ``num_batches_tracked`` when
-    ``track_running_stats``."""
-    module.num_features = int(num_features)
-    module.eps = eps
-    module.momentum = momentum
-    module.affine = affine
-    module.track_running_stats = track_running_stats
-    dtype = _affine_parameters(module, module.num_features, affine, bias, dtype)
-    if track_running_stats:
-        module.register_buffer("running_mean", np.zeros(module.num_features, dtype=dtype))
-        module.register_buffer("running_var", np.ones(module.num_features, dtype=dtype))
-        module.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
-    else:
-        module.register_buffer("running_mean", None)
-        module.register_buffer("running_var", None)
-        module.register_buffer("num_batches_tracked", None)
-    _finish(module, device)
-
-
-class _RunningStatsNorm(_AffineNorm):
-    """What batch and instance norm share: optional affine parameters and optional running statistics."""
-
-    def reset_running_stats(self):
-        if self.track_running_stats:
-            self.running_mean.data[...] = 0
-            self.running_var.data[...] = 1
-            self.num_batches_tracked.data[...] = 0
-
-    def reset_parameters(self):
-        self.reset_running_stats()
-        super().reset_parameters()
 
 
 class _BatchNorm(_RunningStatsNorm):
@@ -350,65 +298,3 @@ class GroupNorm(_AffineNorm):
     def extra_repr(self):
         return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
                 f"bias={self.bias is not None}")
-
-
-class _InstanceNorm(_RunningStatsNorm):
-    """Shared by InstanceNorm1d/2d/3d: per-(sample, channel) normalization over the spatial positions.
-
-    As PyTorch's: no affine parameters and no running statistics by default; with ``track_running_stats``
-    the statistics are updated in training (``momentum=None`` leaves them as they are: PyTorch passes 0
-    and never counts ``num_batches_tracked``) and used in eval. Unbatched inputs are a batch of one.
-    """
-
-    _no_batch_ndim = 2  # (C, L) for 1d; (C, H, W) for 2d; (C, D, H, W) for 3d
-
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = False,
-                 track_running_stats: bool = False, device=None, dtype=None, *, bias: bool = True):
-        super().__init__()
-        _norm_base_init(self, num_features, eps, momentum, affine, track_running_stats, device, dtype, bias)
-
-    def forward(self, x):
-        shape = tuple(x.shape)
-        n = self._no_batch_ndim
-        if len(shape) not in (n, n + 1):
-            raise ValueError(f"{self.where()}: expected {n}D or {n + 1}D input (got {len(shape)}D input)")
-        feature_dim = len(shape) - n
-        if shape[feature_dim] != self.num_features:
-            if self.affine:
-                raise ValueError(f"{self.where()}: expected input's size at dim={feature_dim} to match num_features "
-                                 f"({self.num_features}), but got: {shape[feature_dim]}.")
-            warnings.warn(f"{self.where()}: input's size at dim={feature_dim} does not match num_features. You can "
-                          f"silence this warning by not passing in num_features, which is not used because "
-                          f"affine=False", stacklevel=2)
-        unbatched = len(shape) == n
-        if unbatched:
-            x = x.reshape((1,) + shape)
-        try:
-            out = instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                self.training or not self.track_running_stats,
-                                self.momentum if self.momentum is not None else 0.0, self.eps)
-        except ValueError as e:
-            raise ValueError(f"{self.where()}: {e}") from None
-        return out.reshape(shape) if unbatched else out
-
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
-
-
-class InstanceNorm1d(_InstanceNorm):
-    """Instance norm over (N, C, L) or unbatched (C, L) inputs."""
-
-    _no_batch_ndim = 2
-
-
-class InstanceNorm2d(_InstanceNorm):
-    """Instance norm over (N, C, H, W) or unbatched (C, H, W) inputs."""
-
-    _no_batch_ndim = 3
-
-
-class InstanceNorm3d(_InstanceNorm):
-    """Instance norm over (N, C, D, H, W) or unbatched (C, D, H, W) inputs."""
-
-    _no_batch_ndim = 4

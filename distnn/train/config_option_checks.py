@@ -36,7 +36,7 @@ OPTIMIZER_OPTIONS = {
 #: denominator's epsilon (PyTorch's (None, 1e-3))
 OPTIMIZER_NAMESAKES = {"asgd": ("alpha",), "adafactor": ("eps",)}
 
-#: the schedule keys that only some schedules take, as job_setup.build_schedule reads them (the others, the
+#: the schedule keys that only some schedules take, as schedule_setup.build_schedule reads them (the others, the
 #: warmup, the interval and the linear scaling, go with any schedule); tests/test_config_tables.py holds them
 #: together, and the keys' docs in the schema to them.
 SCHEDULE_OPTIONS = {
@@ -202,7 +202,7 @@ def check_schedule_options(out: dict, problems: list, overridden=()):
                 f" remove it, or choose a schedule that advances per interval", "schedule.interval", "schedule.name"))
 
 
-#: the schedules that ignore ``schedule.interval``, and why (job_setup.build_schedule)
+#: the schedules that ignore ``schedule.interval``, and why (schedule_setup.build_schedule)
 INTERVAL_IGNORED = {"constant": "it has nothing to advance; a warmup counts optimizer steps",
                     "plateau": "it steps once per validation",
                     "onecycle": "it spans the run's optimizer steps"}

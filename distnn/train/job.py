@@ -14,9 +14,9 @@
    (collective), then rank 0 writes model, metrics, curves and summary.
 
 What lives where: phase 1's :class:`Job` (config to data, model, optimizer,
-schedules and Trainer) and :func:`build_schedule` are in
-:mod:`distnn.train.job_setup`; ``evaluate``/``predict`` in
-:mod:`distnn.train.inference`. Both are re-exported here.
+schedules and Trainer) is in :mod:`distnn.train.job_setup`, :func:`build_schedule`
+in :mod:`distnn.train.schedule_setup`; ``evaluate``/``predict`` in
+:mod:`distnn.train.inference`. All are re-exported here.
 """
 from __future__ import annotations
 
@@ -26,9 +26,10 @@ import numpy as np
 
 from . import run_dir as rd
 from .callbacks import EarlyStopping, MetricsLogger, PlotCurves
-from .job_setup import Job, _as_dict, build_schedule
+from .job_setup import Job, _as_dict
 from .job_preflight import _cannot_make_files_under, check_profile_dir, preflight  # noqa: F401 - re-exported
 from .logging_utils import get_logger, set_rank, setup_logging
+from .schedule_setup import build_schedule  # noqa: F401 - re-exported
 from .trainer import default_comm
 
 log = get_logger("job")
@@ -384,7 +385,7 @@ def _device_of(model) -> str:
 # evaluate/predict live in distnn.train.inference; re-exported for callers of this module
 from .inference import describe_datasets, evaluate_run, predict_proba, predict_run  # noqa: E402,F401
 
-# The public names, those of distnn.train.job_setup and distnn.train.inference that callers import from here included.
+# The public names, those of job_setup, schedule_setup and inference that callers import from here included.
 __all__ = ["JobError", "Job", "build_schedule", "data_fingerprint", "agree_on_same_data", "memory_error_text",
            "agree_on_errors", "run_training", "run_dir_for", "set_up_job", "train_rank", "preflight",
            "check_profile_dir", "has_checkpoint",

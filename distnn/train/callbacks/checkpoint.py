@@ -35,8 +35,8 @@ training thread then only pays for the copy (see
 benchmarks/bench_checkpoint.py).
 
 :func:`~.resume.resume` (see :mod:`.resume`) loads a checkpoint into a trainer. The callback's parts:
-when a save is due (:mod:`.checkpoint_schedule`), the best checkpoint (:mod:`.checkpoint_best`) and
-rank 0's writes (:mod:`.checkpoint_write`).
+when a save is due (:mod:`.checkpoint_schedule`), the best checkpoint (:mod:`.checkpoint_best`),
+rank 0's writes (:mod:`.checkpoint_write`) and the agreement on their outcome (:mod:`.checkpoint_outcome`).
 """
 from __future__ import annotations
 
@@ -49,11 +49,12 @@ from distnn import random as dn_random
 
 from .. import checkpoint as ck
 from ..checkpoint import writer_process
-from .. import preemption, step_guard
+from .. import preemption
 from ..logging_utils import get_logger
-from .background_writer import Job, writer
+from .background_writer import writer
 from .base import Callback, final_report, metric_counts, monitor_mode, same_monitor
 from .checkpoint_best import BestCheckpoint
+from .checkpoint_outcome import CheckpointOutcome, _finish_guard
 from .checkpoint_schedule import MAX_CALLBACKS, CheckpointSchedule, _cut_by_max_steps
 from .checkpoint_write import CheckpointWriting
 from .resume import agreed
@@ -62,7 +63,7 @@ ON_ERROR = ("stop", "continue")
 __all__ = ["MAX_CALLBACKS", "ON_ERROR", "ModelCheckpoint"]
 
 
-class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, Callback):
+class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, CheckpointOutcome, Callback):
     """Write checkpoints to ``directory`` (a checkpoint root, e.g. ``<run>/checkpoints``).
 
     ``every_n_steps`` (0: never), ``every_n_epochs`` (0: never),
@@ -306,62 +307,6 @@ class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, Cal
         self.timings.append(time.perf_counter() - t0)
         return self._agree(trainer, result)
 
-    def _settle_if_finished(self, trainer):
-        """Async: agree on rank 0's finished background write at the first step every rank knows of it."""
-        if trainer.world == 1:
-            if self._pending.done():
-                self.settle(trainer)
-            return
-        carrier = step_guard.step_flags_carrier(trainer)
-        if carrier is None:
-            return  # no per-step collective to ride in: agreed at the next save or at the end
-        if int(carrier.step_flags_sum[step_guard.WRITE_DONE_FLAG]) & self._flag_bit:
-            self.settle(trainer)  # rank 0 said so in this step's exchange: every rank is here alike
-        elif trainer.is_main and self._pending.done():
-            self._set_flag(carrier, step_guard.WRITE_DONE_FLAG)  # sent with the next step's exchange
-
-    def settle(self, trainer):
-        """Collective: wait for a background write and agree on its outcome (no-op when none is pending)."""
-        if self._pending is None:
-            return None
-        self._clear_flags(trainer, (step_guard.WRITE_DONE_FLAG,))  # (its write is agreed on here)
-        result = self._join_pending() if trainer.is_main else None
-        self._pending = None
-        return self._agree(trainer, result)
-
-    def _join_pending(self):
-        """Rank 0: the result of the background write in flight (None when there is none)."""
-        if not isinstance(self._pending, Job):
-            return None
-        return self._pending.result()
-
-    def _agree(self, trainer, result):
-        return self._accept(trainer, trainer.agree(result))
-
-    def _accept(self, trainer, result):
-        """Act on rank 0's outcome of a write, identically on every rank."""
-        if not result["ok"] and result.get("background"):
-            result = {**result, "error": f"{result['error']} (written in the background from global step "
-                                         f"{self._submitted_at}; agreed at step {trainer.state.global_step})"}
-        if result["ok"]:
-            self.saves += 1
-            self.last_path = result["path"]
-            # (said by rank 0, which wrote it: under --log-all-ranks another rank's "checkpoint PATH (MB, ms)"
-            # read as a write of its own)
-            if trainer.is_main and not result.get("logged"):
-                self._log_saved(result)
-            return result["path"]
-        self.failures += 1
-        self.last_error = result["error"]
-        self.best, self.best_name = self._best_before
-        if self.on_error == "stop":
-            _finish_guard(trainer)
-            raise agreed(ck.CheckpointError(f"{result['error']} (checkpoint.on_error = \"stop\"; set it to "
-                                             f"\"continue\" to train on without checkpoints)"), trainer)
-        self.log.warning("checkpoint failed, training continues without it (checkpoint.on_error = \"continue\"): "
-                         "%s", result["error"])
-        return None
-
     def _preempt(self, trainer, signum):
         _finish_guard(trainer)  # no collective left in flight when every rank leaves
         error = self.last_error = None
@@ -393,9 +338,3 @@ class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, Cal
             return
         self.best = state.get("best")
         self.best_name = state.get("best_name")
-
-
-def _finish_guard(trainer):
-    guard = getattr(trainer, "step_guard", None)
-    if hasattr(guard, "finish"):
-        guard.finish()

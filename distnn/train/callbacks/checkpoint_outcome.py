@@ -1,0 +1,80 @@
+"""Agreeing on a checkpoint write's outcome, for :class:`~.checkpoint.ModelCheckpoint`: rank 0's result
+(a saved path, or the error) taken by every rank alike, and acted on alike (``on_error``); with
+``async_save``, at the first step every rank knows the background write has ended.
+
+Apart from :mod:`.checkpoint` (when and what to save) because it is what follows a write, whichever
+save started it (a due save, the best, the end, a preemption); the callback mixes it in.
+"""
+from __future__ import annotations
+
+from .. import checkpoint as ck
+from .. import step_guard
+from .background_writer import Job
+from .resume import agreed
+
+
+class CheckpointOutcome:
+    """:class:`~.checkpoint.ModelCheckpoint`'s agreement on rank 0's writes (mixed into it, whose ``_pending``,
+    ``_flag_bit``, counters and ``on_error`` it uses)."""
+
+    def _settle_if_finished(self, trainer):
+        """Async: agree on rank 0's finished background write at the first step every rank knows of it."""
+        if trainer.world == 1:
+            if self._pending.done():
+                self.settle(trainer)
+            return
+        carrier = step_guard.step_flags_carrier(trainer)
+        if carrier is None:
+            return  # no per-step collective to ride in: agreed at the next save or at the end
+        if int(carrier.step_flags_sum[step_guard.WRITE_DONE_FLAG]) & self._flag_bit:
+            self.settle(trainer)  # rank 0 said so in this step's exchange: every rank is here alike
+        elif trainer.is_main and self._pending.done():
+            self._set_flag(carrier, step_guard.WRITE_DONE_FLAG)  # sent with the next step's exchange
+
+    def settle(self, trainer):
+        """Collective: wait for a background write and agree on its outcome (no-op when none is pending)."""
+        if self._pending is None:
+            return None
+        self._clear_flags(trainer, (step_guard.WRITE_DONE_FLAG,))  # (its write is agreed on here)
+        result = self._join_pending() if trainer.is_main else None
+        self._pending = None
+        return self._agree(trainer, result)
+
+    def _join_pending(self):
+        """Rank 0: the result of the background write in flight (None when there is none)."""
+        if not isinstance(self._pending, Job):
+            return None
+        return self._pending.result()
+
+    def _agree(self, trainer, result):
+        return self._accept(trainer, trainer.agree(result))
+
+    def _accept(self, trainer, result):
+        """Act on rank 0's outcome of a write, identically on every rank."""
+        if not result["ok"] and result.get("background"):
+            result = {**result, "error": f"{result['error']} (written in the background from global step "
+                                         f"{self._submitted_at}; agreed at step {trainer.state.global_step})"}
+        if result["ok"]:
+            self.saves += 1
+            self.last_path = result["path"]
+            # (said by rank 0, which wrote it: under --log-all-ranks another rank's "checkpoint PATH (MB, ms)"
+            # read as a write of its own)
+            if trainer.is_main and not result.get("logged"):
+                self._log_saved(result)
+            return result["path"]
+        self.failures += 1
+        self.last_error = result["error"]
+        self.best, self.best_name = self._best_before
+        if self.on_error == "stop":
+            _finish_guard(trainer)
+            raise agreed(ck.CheckpointError(f"{result['error']} (checkpoint.on_error = \"stop\"; set it to "
+                                             f"\"continue\" to train on without checkpoints)"), trainer)
+        self.log.warning("checkpoint failed, training continues without it (checkpoint.on_error = \"continue\"): "
+                         "%s", result["error"])
+        return None
+
+
+def _finish_guard(trainer):
+    guard = getattr(trainer, "step_guard", None)
+    if hasattr(guard, "finish"):
+        guard.finish()
