@@ -1,8 +1,8 @@
 """``Tensor``: an xp array with an optional gradient and a link to the op that made it.
 
 This file is the core (data, gradients and hooks, versions, conversion, metadata); the operators and the
-methods that are one op each are in :mod:`.tensor_operators`, PyTorch's composite methods in
-:mod:`.tensor_methods`, both mixins of :class:`Tensor`.
+methods that are one op each are in :mod:`.tensor_operators` (``//``, ``%``, the bitwise and shift operators in
+:mod:`.tensor_operators_more`), PyTorch's composite methods in :mod:`.tensor_methods`, all mixins of :class:`Tensor`.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from .tensor_dlpack import TensorDLPack
 from .tensor_storage import TensorStorage
 from .tensor_pointwise import TensorPointwise
 from .tensor_operators import TensorOperators, _bind_late
+from .tensor_operators_more import TensorOperatorsMore
 
 
 _object_new = object.__new__
@@ -51,8 +52,9 @@ def _as_array(data, dtype=None):
     return arr
 
 
-class Tensor(TensorOperators, TensorMethods, TensorPointwise, TensorOpMethods, TensorInplaceMethods, TensorInplaceMore,
-             TensorMethodsMore, TensorLinalgMethods, TensorMethodsMeta, TensorDLPack, TensorStorage):
+class Tensor(TensorOperators, TensorOperatorsMore, TensorMethods, TensorPointwise, TensorOpMethods,
+             TensorInplaceMethods, TensorInplaceMore, TensorMethodsMore, TensorLinalgMethods, TensorMethodsMeta,
+             TensorDLPack, TensorStorage):
     """An n-dimensional array (numpy or cupy) that can record the ops applied to it.
 
     ``data`` is the raw array, ``grad`` the accumulated gradient (same shape, or

@@ -36,7 +36,9 @@ and the checkpoint methods (``state_dict``, ``load_state_dict``,
 ``replica_state``) are :mod:`distnn.train.trainer_state`'s; batched
 evaluation over arrays (``eval_outputs``, ``evaluate_arrays``) is
 :mod:`distnn.train.batch_eval`'s and ``Trainer.evaluate`` (a dataset split
-over ranks) :mod:`distnn.train.trainer_evaluation`'s; mixed precision is
+over ranks) :mod:`distnn.train.trainer_evaluation`'s; the collective decisions (``agree``,
+``request_stop``, the agreed stop, sums over ranks, the run's best) are
+:mod:`distnn.train.trainer_agreement`'s; mixed precision is
 :mod:`distnn.train.mixed_precision`'s. The names are re-exported here.
 """
 from __future__ import annotations
@@ -51,10 +53,11 @@ from distnn.backend import get_array_module
 from distnn.optim.regularization import split_decay_parameters
 
 from .batch_eval import eval_outputs, evaluate_arrays
-from .callbacks.base import CallbackList, final_report, metric_counts
+from .callbacks.base import CallbackList
 from .logging_utils import get_logger
 from .mixed_precision import MixedPrecision
 from .preemption import during_fit, fault_point
+from .trainer_agreement import RankAgreementMixin
 from .trainer_objective import StepObjectiveMixin
 from .trainer_evaluation import EvaluationMixin
 from .trainer_data import check_dataset, collate_xy, input_dtype, train_batches
@@ -93,7 +96,7 @@ def _data_parallel(model, comm, **kwargs):
     return DataParallel(model, comm, **kwargs)
 
 
-class Trainer(TrainStepMixin, StepObjectiveMixin, TrainerStateMixin, EvaluationMixin):
+class Trainer(TrainStepMixin, StepObjectiveMixin, TrainerStateMixin, EvaluationMixin, RankAgreementMixin):
     """Data-parallel training of ``model`` on ``train_data``: a :class:`distnn.data.Dataset`, an ``(x, y)``
     pair of arrays, or any map-style dataset of ``(x, y)`` samples (``TensorDataset``, your own
     ``__getitem__``), sharded over ranks by the Trainer's own sampler (:mod:`distnn.train.trainer_data`).
@@ -245,15 +248,6 @@ class Trainer(TrainStepMixin, StepObjectiveMixin, TrainerStateMixin, EvaluationM
                              f"true no complete batch is left; lower data.batch_size to at most {n - n % W} "
                              "or set data.drop_last = false")
 
-    def agree(self, value):
-        """Rank 0's ``value`` on every rank: the basis of every collective decision."""
-        return value if self.world == 1 else self.comm.broadcast_object(value, root=0)
-
-    def request_stop(self, reason: str = "") -> None:
-        """Ask to stop after this epoch; the trainer agrees on it across ranks before acting."""
-        self.state.stop_requested = True
-        self.state.stop_reason = self.state.stop_reason or reason
-
     @property
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
@@ -343,31 +337,6 @@ class Trainer(TrainStepMixin, StepObjectiveMixin, TrainerStateMixin, EvaluationM
         self.state.epoch, self.state.batch_in_epoch = epoch, 0
         self.state.epoch_sums = {k: 0.0 for k in self.state.epoch_sums}
 
-    def _agreed_stop(self) -> bool:
-        flag = bool(self.state.stop_requested)
-        if self.world > 1:
-            flag = any(self.comm.allgather_object(flag))
-        return flag
-
-    def _count_final_report(self):
-        """The last epoch's validation off the eval_every schedule scores the weights training ends with: a
-        candidate for the run's best now that no epoch follows (after ``on_loop_end``'s last checkpoint took
-        the state a resume goes on from; see callbacks.base.final_report)."""
-        value = final_report(self, self.monitor, self.history[-1] if self.history else None)
-        best = self.state.best_metric
-        if value is not None and (best is None or (value < best if self.monitor_mode == "min" else value > best)):
-            self.state.best_metric, self.state.best_epoch = value, len(self.history) - 1
-
-    def _track_best(self, logs):
-        if not metric_counts(self, self.monitor):
-            return
-        v = logs.get(self.monitor)
-        if v is None or not math.isfinite(v):
-            return
-        best = self.state.best_metric
-        if best is None or (v < best if self.monitor_mode == "min" else v > best):
-            self.state.best_metric, self.state.best_epoch = float(v), self.state.epoch
-
     def train_epoch(self) -> dict:
         """One pass over this rank's shard; returns the epoch's (all-rank) training metrics."""
         self.model.train()
@@ -399,10 +368,3 @@ class Trainer(TrainStepMixin, StepObjectiveMixin, TrainerStateMixin, EvaluationM
         return {"train_loss": loss_sum / count if count else float("nan"),
                 "train_accuracy": correct / count if count else float("nan"),
                 "samples_per_sec": samples / max(secs / self.world, 1e-12)}
-
-    def _reduce(self, values) -> list[float]:
-        """Sum ``values`` over ranks (float64)."""
-        arr = np.asarray(values, dtype=np.float64)
-        if self.world > 1:
-            arr = np.asarray(self.comm.allreduce(arr), dtype=np.float64)
-        return [float(v) for v in arr]
