@@ -34,6 +34,7 @@ from distnn.backend import get_array_module, to_numpy
 
 from . import engine as _engine
 from . import graph as _graph_api, graph_pass as _graph
+from . import sparse_inputs as _sparse_in
 from .grad_pass import PARTIAL_PASS, _pass, _walk  # noqa: F401  (recompute.py and utils/checkpoint.py use them here)
 from .tensor import Tensor
 
@@ -72,7 +73,7 @@ def _seeds(outputs: tuple, grad_outputs, batched: bool = False) -> list:
                 raise RuntimeError("grad can be implicitly created only for real scalar outputs")
             seeds.append(xp.ones_like(data))
             continue
-        g = g.data if isinstance(g, Tensor) else g
+        g = g.data if isinstance(g, Tensor) else _sparse_in.sparse_seed(g)
         if not hasattr(g, "shape") or get_array_module(g) is not xp:  # a number, a list, another device's array
             g = xp.asarray(to_numpy(g) if xp is np else g, dtype=data.dtype)
         want = tuple(data.shape) if not batched else tuple(g.shape[:1]) + tuple(data.shape)
@@ -123,8 +124,14 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                          "allow_unused=False.")
     if allow_unused is None:
         allow_unused = materialize_grads
+    _sparse_in.refuse_sparse_outputs(outputs, "autograd.grad outputs")
     outputs = _tensors(outputs, "autograd.grad outputs")
-    inputs = _tensors(_edges_to_targets(inputs, materialize_grads), "autograd.grad inputs")
+    inputs, sparse_leaves = _sparse_in.leaves_to_values(_edges_to_targets(inputs, materialize_grads),
+                                                        "autograd.grad inputs")
+    inputs = _tensors(inputs, "autograd.grad inputs")
+    if sparse_leaves is not None and is_grads_batched:
+        raise NotImplementedError("autograd.grad: is_grads_batched=True with a sparse COO input is not supported, "
+                                  "as in PyTorch (its vmap has no sparse kernels); call grad once per row")
     if not inputs:
         raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
     for t in inputs:
@@ -145,6 +152,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                  for i in range(len(inputs))]
     else:
         found = _fresh(_walk(outputs, seeds, inputs, retain, True))
+    if sparse_leaves is not None:  # each sparse leaf's gradient as its .grad would be (sparse or dense)
+        found = _sparse_in.as_leaf_grads(found, sparse_leaves, materialize_grads)
     result = []
     for i, (t, g) in enumerate(zip(inputs, found)):
         if g is None:
@@ -198,9 +207,10 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
             raise RuntimeError("'grad_tensors' and 'grad_variables' (deprecated) arguments both passed to "
                                "backward(). Please only use 'grad_tensors'.")
         grad_tensors = grad_variables
+    _sparse_in.refuse_sparse_outputs(tensors, "autograd.backward tensors")
     tensors = _tensors(tensors, "autograd.backward tensors")
     if inputs is not None:
-        inputs = _tensors(inputs, "backward inputs")
+        inputs = _tensors(_sparse_in.leaves_to_values(inputs, "backward inputs")[0], "backward inputs")
         if not inputs:
             raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
         for i, t in enumerate(inputs):

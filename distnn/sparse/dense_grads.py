@@ -81,6 +81,32 @@ class DenseGradProduct(Function):
         return g_vals, g_dense
 
 
+class DenseGradToDense(Function):
+    """A sparse leaf's values made into its dense tensor for ``dense + sparse`` and ``dense - sparse``, whose
+    gradient for the sparse operand is PyTorch's: the whole dense gradient (``to_dense()`` gives the leaf a
+    sparse one, on its indices)."""
+
+    saves_tensors = False  # (backward reads the indices only)
+
+    def forward(self, vals, idx=None, size=()):
+        self.idx, self.size, self.dtype = idx, size, vals.dtype
+        out = get_array_module(vals).zeros(size, dtype=vals.dtype)
+        scatter_add(out, tuple(idx), vals)  # (repeated indices add up)
+        return out
+
+    def backward(self, grad):
+        # (a copy: Add's backward hands one array to both operands, and a leaf keeps this one)
+        return dense_layout_grad(grad.astype(self.dtype, copy=True), self.idx, self.size)
+
+
+def dense_grad_to_dense(s: SparseTensor) -> Tensor:
+    """``s.to_dense()`` for ``dense + s`` and ``dense - s``: a sparse leaf gets a dense gradient, as PyTorch's;
+    any other sparse tensor the plain ``to_dense()``."""
+    if not is_sparse_leaf(s):
+        return s.to_dense()
+    return DenseGradToDense.apply(s._vals, idx=s._idx, size=s.shape)
+
+
 def dense_grad_mm(mat1, mat2) -> Tensor:
     """``torch.mm`` of a sparse leaf and a dense matrix (either order): the product of
     :class:`DenseGradProduct` (the operands checked by the caller)."""
@@ -89,4 +115,5 @@ def dense_grad_mm(mat1, mat2) -> Tensor:
     return DenseGradProduct.apply(s._vals, d, idx=s._idx, size=s.shape, sparse_first=first)
 
 
-__all__ = ["is_sparse_leaf", "dense_layout_grad", "as_dense_array", "DenseGradProduct", "dense_grad_mm"]
+__all__ = ["is_sparse_leaf", "dense_layout_grad", "as_dense_array", "DenseGradProduct", "dense_grad_mm",
+           "DenseGradToDense", "dense_grad_to_dense"]
