@@ -74,6 +74,11 @@ CASES = {
                        lambda S: torch.sparse.sum(S, 0).to_dense().pow(2).sum()),
     "add_sparse": (lambda S: sparse.sum(S + S * 2.0), lambda S: torch.sparse.sum(S + S * 2.0)),
     "dense_plus_sparse": (lambda S: (_n(D3) + S).pow(2).sum(), lambda S: (_t(D3) + S).pow(2).sum()),
+    "dense_minus_sparse": (lambda S: (_n(D3) - S).pow(2).sum(), lambda S: (_t(D3) - S).pow(2).sum()),
+    "add_alpha": (lambda S: distnn.add(_n(D3), S, alpha=2.5).pow(2).sum(),
+                  lambda S: torch.add(_t(D3), S, alpha=2.5).pow(2).sum()),
+    "sub_alpha": (lambda S: distnn.sub(_n(D3), S, alpha=2.5).pow(2).sum(),
+                  lambda S: torch.sub(_t(D3), S, alpha=2.5).pow(2).sum()),
     "neg_div": (lambda S: sparse.sum(-S / 4.0), lambda S: torch.sparse.sum(-S / 4.0)),
     "mm_and_sparse_use": (lambda S: distnn.mm(S, _n(D)).sum() + sparse.sum(S * 2.0),
                           lambda S: torch.mm(S, _t(D)).sum() + torch.sparse.sum(S * 2.0)),
@@ -207,3 +212,55 @@ def test_refusals_name_the_problem():
     plain = distnn.sparse_coo_tensor(np.array(IDX[True]), np.array(VALS[True]), (3, 3))
     with pytest.raises(RuntimeError, match="does not require grad"):
         distnn.autograd.grad(sparse.sum(S * 2.0), [plain])
+
+
+# create_graph=True: torch 2.13 supports it for these products; the returned gradient is differentiated again
+# (against the dense operands) and compared too.
+GRAPH_CASES = {
+    "sparse_mm": (lambda S, D, D3: sparse.mm(S, D).pow(2).sum(), lambda S, D, D3: torch.sparse.mm(S, D).pow(2).sum()),
+    "mm": (lambda S, D, D3: distnn.mm(S, D).pow(2).sum(), lambda S, D, D3: torch.mm(S, D).pow(2).sum()),
+    "mm_dense_sparse": (lambda S, D, D3: distnn.mm(D.T, S).pow(2).sum(),
+                        lambda S, D, D3: torch.mm(D.T, S).pow(2).sum()),
+    "sparse_mm_dense_sparse": (lambda S, D, D3: sparse.mm(D.T, S).pow(2).sum(),
+                               lambda S, D, D3: torch.sparse.mm(D.T, S).pow(2).sum()),
+    "mul_dense": (lambda S, D, D3: sparse.sum(S * D3 * D3), lambda S, D, D3: torch.sparse.sum(S * D3 * D3)),
+    "to_dense": (lambda S, D, D3: (S.to_dense() * D3).pow(2).sum(), lambda S, D, D3: (S.to_dense() * D3).pow(2).sum()),
+    "dense_plus_sparse": (lambda S, D, D3: (D3 + S).pow(2).sum(), lambda S, D, D3: (D3 + S).pow(2).sum()),
+    "two_sparse_uses": (lambda S, D, D3: sparse.sum(S * D3) + sparse.mm(S, D).sum(),
+                        lambda S, D, D3: torch.sparse.sum(S * D3) + torch.sparse.mm(S, D).sum()),
+}
+
+
+def _operands():
+    ours = (distnn.Tensor(D.copy(), requires_grad=True), distnn.Tensor(D3.copy(), requires_grad=True))
+    theirs = (torch.tensor(D.copy(), requires_grad=True), torch.tensor(D3.copy(), requires_grad=True))
+    return ours, theirs
+
+
+@pytest.mark.parametrize("coalesced", [True, False], ids=["coalesced", "repeated_index"])
+@pytest.mark.parametrize("name", sorted(GRAPH_CASES))
+def test_create_graph_gradient_differentiates_again_as_torch(name, coalesced):
+    ours_fn, theirs_fn = GRAPH_CASES[name]
+    S, T = _leaves(coalesced)
+    (Dd, D3d), (Dt, D3t) = _operands()
+    (g,) = distnn.autograd.grad(ours_fn(S, Dd, D3d), [S], create_graph=True)
+    (tg,) = torch.autograd.grad(theirs_fn(T, Dt, D3t), [T], create_graph=True)
+    _assert_same_grad(g, tg.detach())
+    W = rng.standard_normal((3, 3))
+    ours2 = distnn.autograd.grad((_dense_tensor(g) * _n(W)).sum(), [Dd, D3d], materialize_grads=True)
+    theirs2 = torch.autograd.grad((tg.to_dense() * _t(W)).sum(), [Dt, D3t], materialize_grads=True)
+    for a, b in zip(ours2, theirs2):
+        np.testing.assert_allclose(_dense(a), b.to_dense().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def _dense_tensor(g):
+    return g.to_dense() if isinstance(g, sparse.SparseTensor) else g
+
+
+def test_create_graph_refuses_a_dense_and_a_sparse_gradient_meeting_as_torch():
+    S, T = _leaves(True)
+    (Dd, D3d), (Dt, D3t) = _operands()
+    with pytest.raises(RuntimeError, match=r"add\(sparse, dense\) is not supported"):
+        torch.autograd.grad(torch.mm(T, Dt).sum() + torch.sparse.sum(T * D3t), [T], create_graph=True)
+    with pytest.raises(RuntimeError, match=r"add\(sparse, dense\) is not supported"):
+        distnn.autograd.grad(distnn.mm(S, Dd).sum() + sparse.sum(S * D3d), [S], create_graph=True)

@@ -218,7 +218,7 @@ def _pass(roots, seeds, targets, retain_graph, capture, graph=False):
                     if prev is None:
                         pending[p] = pg
                     elif is_sparse(prev) or is_sparse(pg):  # (a sparse leaf's, or a dense one's of sparse * dense)
-                        pending[p] = sum_gradients(prev, pg)
+                        pending[p] = sum_gradients(prev, pg, graph)
                     else:
                         pending[p] = prev + pg
                 leaf_deps[p] -= 1

@@ -81,9 +81,12 @@ def sparse_seed(g):
     return g.detach().to_dense().data if is_sparse(g) else g
 
 
-def sum_gradients(prev, new):
+def sum_gradients(prev, new, graph=False):
     """Two contributions to one leaf's gradient in a pass, either of them sparse, summed without changing
-    either (PyTorch's rule, as ``.grad`` accumulates: sparse + sparse is sparse, with a dense one dense)."""
+    either (PyTorch's rule, as ``.grad`` accumulates: sparse + sparse is sparse, with a dense one dense).
+    ``graph``: a ``create_graph=True`` pass (Tensors with a graph: summed with recorded ops)."""
+    if graph:
+        return _engine._sparse.accumulate_graph(prev, new)
     if not is_sparse(prev):
         prev = prev.copy()  # (accumulate adds a sparse one into a dense array in place)
     return _engine._sparse.accumulate(prev, new)

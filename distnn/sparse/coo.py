@@ -141,13 +141,16 @@ class SparseTensor:
         array of the values' shape, or a dense-layout carrier (:mod:`.dense_grads`). ``autograd.grad`` returns
         the same, as PyTorch's returns the gradient ``backward`` would put in ``.grad``."""
         if isinstance(g, SparseTensor):
-            return g if g._dense_of is None else Tensor(g._vals.data[0])
+            if g._dense_of is None:
+                return g
+            return g._vals[0] if g._vals.requires_grad else Tensor(g._vals.data[0])  # (create_graph: its graph)
+        g = g if isinstance(g, Tensor) else Tensor(g)  # (a Tensor: autograd.grad's with create_graph=True)
         if self._coalesced or self._nnz() <= 1:
-            return SparseTensor(self._idx, Tensor(g), self._size, self._coalesced)
+            return SparseTensor(self._idx, g, self._size, self._coalesced)
         # Uncoalesced: PyTorch differentiates the tensor's (summed) content, so its gradient holds one entry per
         # index, on the coalesced indices; entries sharing an index carry that one gradient, taken once here.
         _, first = get_array_module(self._idx).unique(self._linear(), return_index=True)
-        return SparseTensor(self._idx[:, first], Tensor(g[first]), self._size)
+        return SparseTensor(self._idx[:, first], g[first] if g.requires_grad else Tensor(g.data[first]), self._size)
 
     def detach(self) -> "SparseTensor":
         return SparseTensor(self._idx, self._vals.detach(), self._size, self._coalesced)
