@@ -264,3 +264,27 @@ def test_create_graph_refuses_a_dense_and_a_sparse_gradient_meeting_as_torch():
         torch.autograd.grad(torch.mm(T, Dt).sum() + torch.sparse.sum(T * D3t), [T], create_graph=True)
     with pytest.raises(RuntimeError, match=r"add\(sparse, dense\) is not supported"):
         distnn.autograd.grad(distnn.mm(S, Dd).sum() + sparse.sum(S * D3d), [S], create_graph=True)
+
+
+@pytest.mark.parametrize("with_inputs", [True, False], ids=["inputs", "all_leaves"])
+@pytest.mark.parametrize("name", ["mm", "mul_dense"])
+def test_backward_create_graph_gives_the_sparse_leaf_torchs_grad(name, with_inputs):
+    S, T = _leaves(False)
+    (Dd, D3d), (Dt, D3t) = _operands()
+    ours_fn, theirs_fn = GRAPH_CASES[name]
+    distnn.autograd.backward(ours_fn(S, Dd, D3d), create_graph=True, inputs=[S] if with_inputs else None)
+    theirs_fn(T, Dt, D3t).backward(create_graph=True, inputs=[T] if with_inputs else None)
+    _assert_same_grad(S.grad, T.grad.detach())
+    for ours, theirs in ((Dd.grad, Dt.grad), (D3d.grad, D3t.grad)):
+        assert (ours is None) == (theirs is None)
+        if ours is not None:
+            assert isinstance(ours, sparse.SparseTensor) == theirs.is_sparse
+            np.testing.assert_allclose(ours.to_dense().data if isinstance(ours, sparse.SparseTensor) else ours,
+                                       theirs.detach().to_dense().numpy(), rtol=1e-12)
+
+
+def test_a_single_sparse_input_not_in_a_list():
+    S, T = _leaves(True)
+    (g,) = distnn.autograd.grad(sparse.sum(S * 2.0), S)
+    (tg,) = torch.autograd.grad(torch.sparse.sum(T * 2.0), T)
+    _assert_same_grad(g, tg)

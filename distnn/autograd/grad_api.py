@@ -107,8 +107,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     """The gradients of ``outputs`` with respect to ``inputs``, returned (a tuple of Tensors, one per
     input), as ``torch.autograd.grad``; no ``.grad`` is changed.
 
-    ``inputs`` may be leaves or intermediate tensors. ``grad_outputs``: the vector of the
-    vector-Jacobian product per output (may be None for a one-element output). An input the outputs do not
+    ``inputs`` may be leaves or intermediate tensors, and sparse COO leaves: their gradient comes back in the
+    layout ``backward`` gives their ``.grad`` (:mod:`.sparse_inputs`). ``grad_outputs``: the vector of the
+    vector-Jacobian product per output (may be None for a one-element output; a sparse one acts as its
+    dense one). An input the outputs do not
     depend on is an error unless ``allow_unused=True`` (its gradient is then None) or
     ``materialize_grads=True`` (zeros). ``retain_graph`` (default False): keep the graph for another pass.
     ``is_grads_batched=True``: ``grad_outputs`` have a leading batch dimension and each result gets one (a
@@ -196,8 +198,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     """Accumulate the gradients of ``tensors`` into the leaves' ``.grad``, as ``torch.autograd.backward``.
 
     ``grad_tensors``: one gradient per tensor (None for a one-element tensor). ``inputs``: accumulate only
-    into these tensors (leaves, or non-leaves: as PyTorch, those get ``retain_grad()``, so they keep
-    their gradients in ``.grad`` in later passes too); the rest of the graph is left alone.
+    into these tensors (leaves, sparse COO leaves too, or non-leaves: as PyTorch, those get ``retain_grad()``,
+    so they keep their gradients in ``.grad`` in later passes too); the rest of the graph is left alone.
     ``create_graph=True``: the pass runs the graph backwards (hooks see Tensors with a graph, ops without one
     are refused) and keeps the graph by default; ``.grad`` gets the values (it is an array in distnn, so it
     carries no graph: differentiate gradients with :func:`grad`).

@@ -17,7 +17,7 @@ from . import graph_pass as _graph
 from . import profiler_record as _profiler
 from .grad_mode import enable_grad
 from .node_api import CAPTURE_PASS
-from .sparse_inputs import is_sparse, sum_gradients
+from .sparse_inputs import detached, is_sparse, sum_gradients
 from .tensor import Tensor
 
 
@@ -156,7 +156,9 @@ def _pass(roots, seeds, targets, retain_graph, capture, graph=False):
             return
         if g is not None and t.requires_grad:
             g = grad_hooks(t._grad_hooks, g) if t._grad_hooks else g
-            _accumulate_leaf(t, g.data if graph else g, owned=False)  # (.grad is an array: the value)
+            if graph:  # (.grad is an array, or a sparse tensor on arrays: the value, without the graph)
+                g = detached(g) if is_sparse(g) else g.data
+            _accumulate_leaf(t, g, owned=False)
         if t._hooks:
             _fire_hooks(t)
 

@@ -81,6 +81,14 @@ def sparse_seed(g):
     return g.detach().to_dense().data if is_sparse(g) else g
 
 
+def detached(g):
+    """A sparse gradient's value without its graph (what ``.grad`` keeps after ``backward(create_graph=True)``),
+    still tagged as a sparse leaf's dense-layout gradient where it is one."""
+    out = g.detach()
+    out._dense_of = g._dense_of
+    return out
+
+
 def sum_gradients(prev, new, graph=False):
     """Two contributions to one leaf's gradient in a pass, either of them sparse, summed without changing
     either (PyTorch's rule, as ``.grad`` accumulates: sparse + sparse is sparse, with a dense one dense).
@@ -92,5 +100,5 @@ def sum_gradients(prev, new, graph=False):
     return _engine._sparse.accumulate(prev, new)
 
 
-__all__ = ["is_sparse", "refuse_sparse_outputs", "leaves_to_values", "as_leaf_grads", "sparse_seed",
+__all__ = ["is_sparse", "refuse_sparse_outputs", "leaves_to_values", "as_leaf_grads", "sparse_seed", "detached",
            "sum_gradients"]
