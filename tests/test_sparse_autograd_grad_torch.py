@@ -288,3 +288,23 @@ def test_a_single_sparse_input_not_in_a_list():
     (g,) = distnn.autograd.grad(sparse.sum(S * 2.0), S)
     (tg,) = torch.autograd.grad(torch.sparse.sum(T * 2.0), T)
     _assert_same_grad(g, tg)
+
+
+HYBRID = {  # a sparse leaf with a dense dim: size (4, 2), sparse_dim 1, index 2 repeated
+    "sparse_sum": (lambda S: sparse.sum(S * 2.0), lambda T: torch.sparse.sum(T * 2.0)),
+    "sparse_sum_dim": (lambda S: sparse.sum(S, 1).to_dense().pow(2).sum(),
+                       lambda T: torch.sparse.sum(T, 1).to_dense().pow(2).sum()),
+    "to_dense": (lambda S: (S.to_dense() * _n(D[:2].T)).sum(), lambda T: (T.to_dense() * _t(D[:2].T)).sum()),
+    "mul_dense": (lambda S: sparse.sum(S * _n(D[:2].T)), lambda T: torch.sparse.sum(T * _t(D[:2].T))),
+    "dense_plus_sparse": (lambda S: (_n(D[:2].T) + S).pow(2).sum(), lambda T: (_t(D[:2].T) + T).pow(2).sum()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HYBRID))
+def test_grad_of_a_hybrid_sparse_leaf(name):
+    i, v = np.array([[2, 0, 2]]), np.arange(6.0).reshape(3, 2) + 1
+    S = distnn.sparse_coo_tensor(i, v, (4, 2), requires_grad=True)
+    T = torch.sparse_coo_tensor(torch.tensor(i), torch.tensor(v), (4, 2), requires_grad=True)
+    (g,) = distnn.autograd.grad(HYBRID[name][0](S), [S])
+    (tg,) = torch.autograd.grad(HYBRID[name][1](T), [T])
+    _assert_same_grad(g, tg)
