@@ -34,6 +34,7 @@ from distnn.backend import get_array_module, to_numpy
 
 from . import engine as _engine
 from . import graph as _graph_api, graph_pass as _graph
+from . import sparse_inputs as _sparse_in
 from .grad_pass import PARTIAL_PASS, _pass, _walk  # noqa: F401  (recompute.py and utils/checkpoint.py use them here)
 from .tensor import Tensor
 
@@ -72,7 +73,7 @@ def _seeds(outputs: tuple, grad_outputs, batched: bool = False) -> list:
                 raise RuntimeError("grad can be implicitly created only for real scalar outputs")
             seeds.append(xp.ones_like(data))
             continue
-        g = g.data if isinstance(g, Tensor) else g
+        g = g.data if isinstance(g, Tensor) else _sparse_in.sparse_seed(g)
         if not hasattr(g, "shape") or get_array_module(g) is not xp:  # a number, a list, another device's array
             g = xp.asarray(to_numpy(g) if xp is np else g, dtype=data.dtype)
         want = tuple(data.shape) if not batched else tuple(g.shape[:1]) + tuple(data.shape)
@@ -106,8 +107,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     """The gradients of ``outputs`` with respect to ``inputs``, returned (a tuple of Tensors, one per
     input), as ``torch.autograd.grad``; no ``.grad`` is changed.
 
-    ``inputs`` may be leaves or intermediate tensors. ``grad_outputs``: the vector of the
-    vector-Jacobian product per output (may be None for a one-element output). An input the outputs do not
+    ``inputs`` may be leaves or intermediate tensors, and sparse COO leaves: their gradient comes back in the
+    layout ``backward`` gives their ``.grad`` (:mod:`.sparse_inputs`). ``grad_outputs``: the vector of the
+    vector-Jacobian product per output (may be None for a one-element output; a sparse one acts as its
+    dense one). An input the outputs do not
     depend on is an error unless ``allow_unused=True`` (its gradient is then None) or
     ``materialize_grads=True`` (zeros). ``retain_graph`` (default False): keep the graph for another pass.
     ``is_grads_batched=True``: ``grad_outputs`` have a leading batch dimension and each result gets one (a
@@ -123,8 +126,14 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                          "allow_unused=False.")
     if allow_unused is None:
         allow_unused = materialize_grads
+    _sparse_in.refuse_sparse_outputs(outputs, "autograd.grad outputs")
     outputs = _tensors(outputs, "autograd.grad outputs")
-    inputs = _tensors(_edges_to_targets(inputs, materialize_grads), "autograd.grad inputs")
+    inputs, sparse_leaves = _sparse_in.leaves_to_values(_edges_to_targets(inputs, materialize_grads),
+                                                        "autograd.grad inputs")
+    inputs = _tensors(inputs, "autograd.grad inputs")
+    if sparse_leaves is not None and is_grads_batched:
+        raise NotImplementedError("autograd.grad: is_grads_batched=True with a sparse COO input is not supported, "
+                                  "as in PyTorch (its vmap has no sparse kernels); call grad once per row")
     if not inputs:
         raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
     for t in inputs:
@@ -145,6 +154,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                  for i in range(len(inputs))]
     else:
         found = _fresh(_walk(outputs, seeds, inputs, retain, True))
+    if sparse_leaves is not None:  # each sparse leaf's gradient as its .grad would be (sparse or dense)
+        found = _sparse_in.as_leaf_grads(found, sparse_leaves, materialize_grads)
     result = []
     for i, (t, g) in enumerate(zip(inputs, found)):
         if g is None:
@@ -187,8 +198,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     """Accumulate the gradients of ``tensors`` into the leaves' ``.grad``, as ``torch.autograd.backward``.
 
     ``grad_tensors``: one gradient per tensor (None for a one-element tensor). ``inputs``: accumulate only
-    into these tensors (leaves, or non-leaves: as PyTorch, those get ``retain_grad()``, so they keep
-    their gradients in ``.grad`` in later passes too); the rest of the graph is left alone.
+    into these tensors (leaves, sparse COO leaves too, or non-leaves: as PyTorch, those get ``retain_grad()``,
+    so they keep their gradients in ``.grad`` in later passes too); the rest of the graph is left alone.
     ``create_graph=True``: the pass runs the graph backwards (hooks see Tensors with a graph, ops without one
     are refused) and keeps the graph by default; ``.grad`` gets the values (it is an array in distnn, so it
     carries no graph: differentiate gradients with :func:`grad`).
@@ -198,9 +209,10 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
             raise RuntimeError("'grad_tensors' and 'grad_variables' (deprecated) arguments both passed to "
                                "backward(). Please only use 'grad_tensors'.")
         grad_tensors = grad_variables
+    _sparse_in.refuse_sparse_outputs(tensors, "autograd.backward tensors")
     tensors = _tensors(tensors, "autograd.backward tensors")
     if inputs is not None:
-        inputs = _tensors(inputs, "backward inputs")
+        inputs = _tensors(_sparse_in.leaves_to_values(inputs, "backward inputs")[0], "backward inputs")
         if not inputs:
             raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
         for i, t in enumerate(inputs):

@@ -17,6 +17,7 @@ from . import graph_pass as _graph
 from . import profiler_record as _profiler
 from .grad_mode import enable_grad
 from .node_api import CAPTURE_PASS
+from .sparse_inputs import detached, is_sparse, sum_gradients
 from .tensor import Tensor
 
 
@@ -155,7 +156,9 @@ def _pass(roots, seeds, targets, retain_graph, capture, graph=False):
             return
         if g is not None and t.requires_grad:
             g = grad_hooks(t._grad_hooks, g) if t._grad_hooks else g
-            _accumulate_leaf(t, g.data if graph else g, owned=False)  # (.grad is an array: the value)
+            if graph:  # (.grad is an array, or a sparse tensor on arrays: the value, without the graph)
+                g = detached(g) if is_sparse(g) else g.data
+            _accumulate_leaf(t, g, owned=False)
         if t._hooks:
             _fire_hooks(t)
 
@@ -198,7 +201,7 @@ def _pass(roots, seeds, targets, retain_graph, capture, graph=False):
         for p, pg, shape in zip(parents, in_grads, shapes):
             if p is None:
                 continue
-            if pg is not None and pg.shape != shape:
+            if pg is not None and pg.shape != shape and not is_sparse(pg):  # (sparse: made to fit, as in the engine)
                 try:
                     pg = _graph.sum_to_shape(pg, shape) if graph else sum_to_shape(pg, shape)
                 except RuntimeError as e:
@@ -214,7 +217,12 @@ def _pass(roots, seeds, targets, retain_graph, capture, graph=False):
                     continue
                 if pg is not None:
                     prev = pending.get(p)
-                    pending[p] = pg if prev is None else prev + pg
+                    if prev is None:
+                        pending[p] = pg
+                    elif is_sparse(prev) or is_sparse(pg):  # (a sparse leaf's, or a dense one's of sparse * dense)
+                        pending[p] = sum_gradients(prev, pg, graph)
+                    else:
+                        pending[p] = prev + pg
                 leaf_deps[p] -= 1
                 if leaf_deps[p] == 0:
                     land(p, pending.pop(p, None), leaf_slot[p] if leaf_slot is not None else ())

@@ -10,7 +10,7 @@ recorded sums, and the hooks run on Tensors.
 from __future__ import annotations
 
 from . import anomaly, derivatives, saved_hooks as _saved
-from .leaf_gradients import check_hook_gradient
+from .leaf_gradients import _sparse, check_hook_gradient
 from .tensor import Tensor
 
 
@@ -93,7 +93,8 @@ def _call(node, fn, g):
     if len(in_grads) != len(node.parents):
         raise RuntimeError(f"the graph backward of {type(node).__name__} returned {len(in_grads)} gradient(s) "
                            f"for {len(node.parents)} input(s)")
-    in_grads = tuple(pg if pg is None or isinstance(pg, Tensor) else Tensor._make(pg, None) for pg in in_grads)
+    in_grads = tuple(pg if pg is None or isinstance(pg, Tensor) or type(pg) is _sparse.type  # (values: Tensors)
+                     else Tensor._make(pg, None) for pg in in_grads)
     if node.real_inputs:  # a complex node's real inputs get the real part (complex_grad), recorded
         in_grads = tuple(pg.real if i in node.real_inputs and pg is not None and pg.is_complex() else pg
                          for i, pg in enumerate(in_grads))

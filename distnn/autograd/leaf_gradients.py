@@ -45,6 +45,7 @@ class _SparseGradients:
 
     type = None  # (no gradient is of type None: the checks above are False until distnn.sparse is imported)
     accumulate = None
+    accumulate_graph = None  # (the same rule on Tensors with a graph: autograd.grad's create_graph=True)
 
 
 _sparse = _SparseGradients()

@@ -208,14 +208,24 @@ def alpha_scaled(input, other, alpha):  # noqa: A002
 
 
 def _add(self, other, *, alpha=1):
-    return self + alpha_scaled(self, other, alpha)
+    return self + alpha_scaled(self, _densified(other, alpha), alpha)
 
 
 def _sub(self, other, *, alpha=1):
     from .dtype_rules import refuse_bool_subtraction
 
     refuse_bool_subtraction(self, other, arrays=True)
-    return self - alpha_scaled(self, other, alpha)
+    return self - alpha_scaled(self, _densified(other, alpha), alpha)
+
+
+def _densified(other, alpha):
+    """A sparse ``other`` of ``dense + alpha * other`` made dense before the scaling (so that a sparse leaf gets
+    PyTorch's dense gradient: ``alpha * sparse`` would be a sparse non-leaf, whose gradient is sparse)."""
+    if alpha == 1 or not getattr(other, "is_sparse", False):
+        return other
+    from distnn.sparse.dense_grads import dense_grad_to_dense
+
+    return dense_grad_to_dense(other)
 
 
 def _neg(self):

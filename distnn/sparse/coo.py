@@ -134,16 +134,23 @@ class SparseTensor:
         """A sparse leaf's gradient: a sparse tensor on its own indices (PyTorch's for ``sparse.mm``), or dense
         once a product that gives it a dense one (``torch.mm``, ``@``: :mod:`.dense_grads`) took part."""
         g = self._vals.grad
-        if g is None:
-            return None
+        return None if g is None else self._grad_of_values(g)
+
+    def _grad_of_values(self, g):
+        """The sparse leaf's gradient (as :attr:`grad` hands it out) from ``g``, its values leaf's gradient: an
+        array of the values' shape, or a dense-layout carrier (:mod:`.dense_grads`). ``autograd.grad`` returns
+        the same, as PyTorch's returns the gradient ``backward`` would put in ``.grad``."""
         if isinstance(g, SparseTensor):
-            return g if g._dense_of is None else Tensor(g._vals.data[0])
+            if g._dense_of is None:
+                return g
+            return g._vals[0] if g._vals.requires_grad else Tensor(g._vals.data[0])  # (create_graph: its graph)
+        g = g if isinstance(g, Tensor) else Tensor(g)  # (a Tensor: autograd.grad's with create_graph=True)
         if self._coalesced or self._nnz() <= 1:
-            return SparseTensor(self._idx, Tensor(g), self._size, self._coalesced)
+            return SparseTensor(self._idx, g, self._size, self._coalesced)
         # Uncoalesced: PyTorch differentiates the tensor's (summed) content, so its gradient holds one entry per
         # index, on the coalesced indices; entries sharing an index carry that one gradient, taken once here.
         _, first = get_array_module(self._idx).unique(self._linear(), return_index=True)
-        return SparseTensor(self._idx[:, first], Tensor(g[first]), self._size)
+        return SparseTensor(self._idx[:, first], g[first] if g.requires_grad else Tensor(g.data[first]), self._size)
 
     def detach(self) -> "SparseTensor":
         return SparseTensor(self._idx, self._vals.detach(), self._size, self._coalesced)
@@ -259,14 +266,18 @@ class SparseTensor:
     def sub_(self, other, *, alpha=1) -> "SparseTensor":
         return self.add_(other, alpha=-alpha)
 
-    def __radd__(self, other):  # dense + sparse -> dense
+    def __radd__(self, other):  # dense + sparse -> dense (a sparse leaf's gradient dense, as PyTorch's)
+        from .dense_grads import dense_grad_to_dense
+
         if isinstance(other, Tensor):
-            return other + self.to_dense()
+            return other + dense_grad_to_dense(self)
         raise _unsupported(f"{type(other).__name__} + sparse")
 
     def __rsub__(self, other):  # dense - sparse -> dense
+        from .dense_grads import dense_grad_to_dense
+
         if isinstance(other, Tensor):
-            return other - self.to_dense()
+            return other - dense_grad_to_dense(self)
         raise _unsupported(f"{type(other).__name__} - sparse")
 
     def __neg__(self):

@@ -18,7 +18,10 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 from distnn.functional.indexing import scatter_add
 
+from distnn.autograd.derivatives import saved_input
+
 from .coo import SparseTensor
+from .rows import gather_rows, scatter_rows
 
 
 def is_sparse_leaf(s) -> bool:
@@ -34,6 +37,18 @@ def dense_layout_grad(full, leaf_idx, size) -> SparseTensor:
     g = SparseTensor(xp.zeros((0, 1), dtype=np.int64), Tensor(full[None]), size, coalesced=True)
     g._dense_of = leaf_idx
     return g
+
+
+def graph_layout_grad(full: Tensor, leaf_idx, size) -> SparseTensor:
+    """:func:`dense_layout_grad` of a Tensor with a graph (``create_graph=True``): the carrier holds it as is."""
+    g = SparseTensor(get_array_module(full.data).zeros((0, 1), dtype=np.int64), full.reshape((1,) + tuple(size)),
+                     size, coalesced=True)
+    g._dense_of = leaf_idx
+    return g
+
+
+def _as_tensor(x):
+    return x if isinstance(x, Tensor) else Tensor(x)
 
 
 def as_dense_array(g, like: SparseTensor):
@@ -80,6 +95,49 @@ class DenseGradProduct(Function):
         g_vals = dense_layout_grad(full.astype(self.vals.dtype, copy=False), self.idx, self.size)
         return g_vals, g_dense
 
+    def backward_graph(self, g):  # (create_graph: the same formulas on recorded Tensors)
+        vals, dense = saved_input(self, 0, self.vals), saved_input(self, 1, self.dense)
+        vals, dense = _as_tensor(vals), _as_tensor(dense)
+        rows, cols = self.idx[0], self.idx[1]
+        g_dense = None
+        if self.needs_input_grad[1]:
+            if self.sparse_first:  # S.T @ G
+                g_dense = scatter_rows(vals.reshape(-1, 1) * gather_rows(g, rows), cols, dense.shape[0])
+            else:  # G @ S.T
+                g_dense = scatter_rows(vals.reshape(-1, 1) * gather_rows(g.transpose(0, 1), cols), rows,
+                                       dense.shape[1]).transpose(0, 1)
+        full = g @ dense.transpose(0, 1) if self.sparse_first else dense.transpose(0, 1) @ g
+        return graph_layout_grad(full, self.idx, self.size), g_dense
+
+
+class DenseGradToDense(Function):
+    """A sparse leaf's values made into its dense tensor for ``dense + sparse`` and ``dense - sparse``, whose
+    gradient for the sparse operand is PyTorch's: the whole dense gradient (``to_dense()`` gives the leaf a
+    sparse one, on its indices)."""
+
+    saves_tensors = False  # (backward reads the indices only)
+
+    def forward(self, vals, idx=None, size=()):
+        self.idx, self.size, self.dtype = idx, size, vals.dtype
+        out = get_array_module(vals).zeros(size, dtype=vals.dtype)
+        scatter_add(out, tuple(idx), vals)  # (repeated indices add up)
+        return out
+
+    def backward(self, grad):
+        # (a copy: Add's backward hands one array to both operands, and a leaf keeps this one)
+        return dense_layout_grad(grad.astype(self.dtype, copy=True), self.idx, self.size)
+
+    def backward_graph(self, g):  # (create_graph: the gradient Tensor itself, graph and all)
+        return (graph_layout_grad(g, self.idx, self.size),)
+
+
+def dense_grad_to_dense(s: SparseTensor) -> Tensor:
+    """``s.to_dense()`` for ``dense + s`` and ``dense - s``: a sparse leaf gets a dense gradient, as PyTorch's;
+    any other sparse tensor the plain ``to_dense()``."""
+    if not is_sparse_leaf(s):
+        return s.to_dense()
+    return DenseGradToDense.apply(s._vals, idx=s._idx, size=s.shape)
+
 
 def dense_grad_mm(mat1, mat2) -> Tensor:
     """``torch.mm`` of a sparse leaf and a dense matrix (either order): the product of
@@ -89,4 +147,5 @@ def dense_grad_mm(mat1, mat2) -> Tensor:
     return DenseGradProduct.apply(s._vals, d, idx=s._idx, size=s.shape, sparse_first=first)
 
 
-__all__ = ["is_sparse_leaf", "dense_layout_grad", "as_dense_array", "DenseGradProduct", "dense_grad_mm"]
+__all__ = ["is_sparse_leaf", "dense_layout_grad", "as_dense_array", "DenseGradProduct", "dense_grad_mm",
+           "DenseGradToDense", "dense_grad_to_dense"]

@@ -31,6 +31,28 @@ def accumulate(old, grad):
     return grad + old.to_dense().data.astype(grad.dtype, copy=False)
 
 
+def accumulate_graph(old, grad):
+    """:func:`accumulate` of a ``create_graph=True`` pass: the gradients are Tensors with a graph, so the sum is
+    made with recorded ops (new Tensors; neither operand changes). A sparse leaf's dense gradient (``torch.mm``)
+    meeting a sparse one is refused, as PyTorch refuses that sum in such a pass."""
+    if isinstance(old, SparseTensor) and isinstance(grad, SparseTensor):
+        if (old._dense_of is None) != (grad._dense_of is None):
+            raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead. (create_graph="
+                               "True: a sparse leaf's dense gradient from a torch.mm-like product meets a sparse one, "
+                               "as in PyTorch)")
+        if old._dense_of is not None:
+            from .dense_grads import graph_layout_grad
+
+            return graph_layout_grad(old._vals[0] + grad._vals[0], old._dense_of, old.shape)
+        return old + grad
+    if isinstance(old, SparseTensor) and old._dense_of is not None or (
+            isinstance(grad, SparseTensor) and grad._dense_of is not None):
+        raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead. (create_graph=True: "
+                           "a sparse leaf's dense gradient from a torch.mm-like product meets a sparse one, as in "
+                           "PyTorch)")
+    return sum(g.to_dense() if isinstance(g, SparseTensor) else g for g in (old, grad))  # (a dense leaf's)
+
+
 def densify(grad, like):
     """``grad`` as a dense array in ``like``'s dtype (a dense gradient is returned as it is)."""
     if not isinstance(grad, SparseTensor):
@@ -41,6 +63,7 @@ def densify(grad, like):
 
 engine._sparse.type = SparseTensor
 engine._sparse.accumulate = accumulate
+engine._sparse.accumulate_graph = accumulate_graph
 tensor_operators._sparse_type = SparseTensor  # (dense + sparse and dense - sparse defer to the sparse operand)
 
 
@@ -62,4 +85,4 @@ def sparse_weight_grad(node, rows, values, num_rows, padding_idx=None):
     return SparseTensor(indices, Tensor(values), (num_rows,) + tuple(values.shape[1:]))
 
 
-__all__ = ["accumulate", "densify", "sparse_weight_grad"]
+__all__ = ["accumulate", "accumulate_graph", "densify", "sparse_weight_grad"]

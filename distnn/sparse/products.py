@@ -54,6 +54,15 @@ class DenseAtEntries(Function):
         scatter_add(out, self.lin, grad)
         return (out.reshape(self.size),)
 
+    def backward_graph(self, g):  # (create_graph: the same gradient, recorded)
+        if self.shape != self.size:
+            return self.backward(g.data)  # (raises, as above)
+        x = self.parents[0]
+        if isinstance(x, Tensor) and x.is_leaf and not x._grad_hooks:
+            return (SparseTensor(self.indices, g, self.size),)
+        rows = int(np.prod(self.size[:self.indices.shape[0]], dtype=np.int64))
+        return (scatter_rows(g, self.lin, rows).reshape(self.size),)
+
 
 def _mul_dense(s: SparseTensor, d: Tensor) -> SparseTensor:
     """``sparse * dense``: the sparse tensor's own entries (the same indices, the same ``is_coalesced()``),

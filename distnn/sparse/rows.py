@@ -23,6 +23,9 @@ class ScatterRows(Function):
     def backward(self, grad):
         return grad[self.index]
 
+    def backward_graph(self, g):  # (create_graph: the same gather, recorded)
+        return (gather_rows(g, self.index),)
+
 
 class GatherRows(Function):
     """``x[index]`` along the first axis; backward scatter-adds the rows back (repeats add up)."""
@@ -37,6 +40,9 @@ class GatherRows(Function):
         out = get_array_module(grad).zeros((self.num,) + tuple(grad.shape[1:]), dtype=grad.dtype)
         scatter_add(out, self.index, grad)
         return out
+
+    def backward_graph(self, g):  # (create_graph: the same scatter, recorded)
+        return (scatter_rows(g, self.index, self.num),)
 
 
 def scatter_rows(values, index, num):
