@@ -12,9 +12,6 @@ it equals a fresh run's that never had the step (the oracle): 2 and 3 simulated 
 raising, fp16 and PowerSGD buckets, inside ``join()``, and ``mpiexec -n 2`` (a child job with a deadline).
 Under ``no_sync()`` the exception is raised as it is, on its rank alone.
 """
-import json
-import os
-import subprocess
 
 import numpy as np
 import pytest
@@ -27,6 +24,7 @@ from distnn.autograd.function import Function
 from distnn.backend import to_numpy
 from distnn.distributed import DataParallel, simulate
 from distnn.optim import SGD
+from mpi_child import faults_on_rank_1
 
 
 class BadBatch(Exception):
@@ -230,27 +228,11 @@ def test_inside_join_a_rank_that_has_joined_raises_the_agreed_error_too(failing)
 
 
 def test_under_mpiexec_every_rank_raises_the_same_error_and_trains_on(tmp_path):
-    from distnn.distributed.launch import mpiexec_command, mpiexec_path
-
-    try:
-        mpiexec_path()
-        import mpi4py  # noqa: F401
-    except (FileNotFoundError, ImportError) as e:  # pragma: no cover - depends on the install
-        pytest.skip(f"needs mpiexec and mpi4py: {e}")
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpi_scripts", "dp_backward_error_on_one_rank.py")
-    # The old code ends the job (the raising rank's next backward refuses to start; a rank left waiting in a
-    # collective would end it at the collective timeout, 60 s): the test fails. The deadline only guards
-    # against a launcher that hangs.
-    env = dict(os.environ, DISTNN_COLLECTIVE_TIMEOUT="60", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    out = subprocess.run(mpiexec_command(2, [script, str(tmp_path)]), env=env, capture_output=True, text=True,
-                         timeout=240)
-    assert out.returncode == 0, out.stdout + out.stderr
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    # (the old code ended the job: the raising rank's next backward refused to start)
+    ranks = faults_on_rank_1("test_data_parallel_backward_errors", "train", "MPI_FAULTS", tmp_path)
     reference = simulate(2, train)[0][2]
     for fault in MPI_FAULTS:
-        assert_agreed([(tuple(seen[fault]["error"]), seen[fault]["grads_none"],
-                        {k: np.array(v) for k, v in seen[fault]["state"].items()}) for seen in ranks],
-                      fault, (1,), reference)
+        assert_agreed([seen[fault] for seen in ranks], fault, (1,), reference)
 
 
 MPI_FAULTS = ["param-hook", "function", "loss-hook"]

@@ -8,9 +8,6 @@ it, with every gradient None, and the ranks train on together afterwards: simula
 fp16 and PowerSGD buckets, a model without a dense bucket) and the same under ``mpiexec -n 2`` (a child
 job with a deadline, so that a rank left waiting fails the test instead of hanging the suite).
 """
-import json
-import os
-import subprocess
 import threading
 
 import numpy as np
@@ -22,6 +19,7 @@ from distnn import nn
 from distnn.backend import to_numpy
 from distnn.distributed import DataParallel, simulate
 from distnn.optim import SGD
+from mpi_child import faults_on_rank_1
 
 FAULTS = ["sparse", "dtype", "no-count", "no-count-sparse-only"]
 EXPECTED = {  # (error type, what the message says, {where} standing for the ranks that found it)
@@ -164,24 +162,9 @@ def test_a_rank_without_a_backward_raises_the_refusal_too(other):
 
 
 def test_under_mpiexec_every_rank_raises_the_same_error(tmp_path):
-    from distnn.distributed.launch import mpiexec_command, mpiexec_path
-
-    try:
-        mpiexec_path()
-        import mpi4py  # noqa: F401
-    except (FileNotFoundError, ImportError) as e:  # pragma: no cover - depends on the install
-        pytest.skip(f"needs mpiexec and mpi4py: {e}")
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpi_scripts", "dp_refusal_on_one_rank.py")
-    # A rank left waiting in a collective ends the job at the collective timeout (60 s: far beyond any wait
-    # of ranks that stay in step), failing the test; the deadline only guards against a launcher that hangs.
-    env = dict(os.environ, DISTNN_COLLECTIVE_TIMEOUT="60", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    out = subprocess.run(mpiexec_command(2, [script, str(tmp_path)]), env=env, capture_output=True, text=True,
-                         timeout=240)
-    assert out.returncode == 0, out.stdout + out.stderr
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    ranks = faults_on_rank_1("test_data_parallel_refusals", "refused_then_trained", "FAULTS", tmp_path)
     for fault in FAULTS:
-        assert_agreed([(tuple(seen[fault]["error"]) if seen[fault]["error"] else None, seen[fault]["grads_none"],
-                        {k: np.array(v) for k, v in seen[fault]["state"].items()}) for seen in ranks], fault, (1,))
+        assert_agreed([seen[fault] for seen in ranks], fault, (1,))
 
 
 def test_a_note_made_before_another_rank_begins_its_backward_is_kept():
