@@ -5,6 +5,7 @@ and the moments with their gradients w.r.t. the parameters; shapes, expand, supp
 refusals; kl_divergence pairs. (Sampling statistics and rsample gradients: test_distributions_more_sampling.)"""
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -16,9 +17,14 @@ TD = torch.distributions
 import distnn  # noqa: E402
 import distnn.distributions as D  # noqa: E402
 
-R = np.random.default_rng(30)
+R = np.random.default_rng(30)  # (draws at collection only, for the number of cases: each test gets its own below)
 SHAPES = [((), ()), ((3,), (2, 1)), ((2, 3), (3,))]  # (parameter shape, extra sample dims of the value)
 NO_GRAD = set()
+
+
+@pytest.fixture(autouse=True)
+def _draws_of_its_own(test_rng, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "R", test_rng)
 
 
 def _pos(shape, lo=0.3, hi=3.0):
