@@ -4,6 +4,7 @@ against torch's closed forms, float64 tight, with gradients), LogNormal as a Tra
 kl_divergence registry and its dispatch over every pair of families, and the Distribution base's API."""
 from __future__ import annotations
 
+import sys
 import inspect
 import warnings
 
@@ -18,7 +19,12 @@ import distnn  # noqa: E402
 import distnn.distributions as D  # noqa: E402
 from distnn.distributions import kl as DKL  # noqa: E402
 
-R = np.random.default_rng(7)
+R = np.random.default_rng(7)  # (module-level draws only, at import: each test draws from its own below)
+
+
+@pytest.fixture(autouse=True)
+def _draws_of_its_own(test_rng, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "R", test_rng)
 
 
 def _families(module):
