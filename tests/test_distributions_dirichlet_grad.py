@@ -18,8 +18,8 @@ R = np.random.default_rng(3)  # (module-level draws only, at import: each test d
 
 
 @pytest.fixture(autouse=True)
-def _draws_of_its_own(test_rng, monkeypatch):
-    monkeypatch.setattr(sys.modules[__name__], "R", test_rng)
+def _draws_of_its_own(per_test_rng, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "R", per_test_rng)
 
 
 def _branches(x, alpha):

@@ -23,8 +23,8 @@ NO_GRAD = set()
 
 
 @pytest.fixture(autouse=True)
-def _draws_of_its_own(test_rng, monkeypatch):
-    monkeypatch.setattr(sys.modules[__name__], "R", test_rng)
+def _draws_of_its_own(per_test_rng, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "R", per_test_rng)
 
 
 def _pos(shape, lo=0.3, hi=3.0):

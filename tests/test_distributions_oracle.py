@@ -20,8 +20,8 @@ R = np.random.default_rng(0)  # (module-level draws only, at import: each test d
 
 
 @pytest.fixture(autouse=True)
-def _draws_of_its_own(test_rng, monkeypatch):
-    monkeypatch.setattr(sys.modules[__name__], "R", test_rng)
+def _draws_of_its_own(per_test_rng, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "R", per_test_rng)
 # (shape of the first parameter, of the second, of the extra sample dims of the value)
 SHAPES = [((), (), ()), ((3,), (), (2,)), ((2, 1), (4,), ()), ((4,), (3, 1), (2, 1, 1)), ((1, 3), (2, 3), ())]
 
