@@ -173,6 +173,16 @@ def _reseed_shared_generators(request):
     _current_seed = None
 
 
+@pytest.fixture
+def per_test_rng(request):
+    """A numpy Generator of this test's own, seeded like the shared generators above (its node id mixed with
+    DISTNN_TEST_SEED). A test file that keeps a module-level generator ``R`` for its helpers swaps this in per
+    test (an autouse fixture: ``monkeypatch.setattr(module, "R", per_test_rng)``): a module-level generator's
+    draws depended on which of the file's tests ran before in the process (under xdist, on how the file was
+    split over workers), so a failure for unlucky draws came and went."""
+    return np.random.default_rng(_seed_for(f"{request.node.nodeid}::per_test_rng"))
+
+
 _NUMPY_ERR = np.geterr()  # (before any test: what every test must leave)
 
 

@@ -5,6 +5,7 @@ Beta/Exponential/Gamma, Beta against Uniform), the boundary x log x at 0 include
 NotImplementedError before."""
 from __future__ import annotations
 
+import sys
 import numpy as np
 import pytest
 
@@ -14,7 +15,12 @@ TD = torch.distributions
 import distnn  # noqa: E402
 import distnn.distributions as D  # noqa: E402
 
-R = np.random.default_rng(31)
+R = np.random.default_rng(31)  # (module-level draws only, at import: each test draws from its own below)
+
+
+@pytest.fixture(autouse=True)
+def _draws_of_its_own(per_test_rng, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "R", per_test_rng)
 
 
 def _pos(shape, lo=0.3, hi=3.0):
@@ -66,6 +72,14 @@ def _both(pname, qname, pp, qp, grad=True):
     return yd, yt, dpp + dqp, tpp + tqp
 
 
+# p's entropy inside the KL takes trigamma in its gradient (Beta's, Gamma's):
+# torch's polygamma(1, x) is up to 4.9e-10 relative off scipy's (x in [0.15, 8]; distnn's ~1e-15), and the
+# gradients taking it are differences like (a+b-2)ψ1(a+b) - (a-1)ψ1(a) that can cancel to ~0, so an rtol alone
+# fails now and then: measured over 5000 draws of parameters in [0.3, 3], torch's entropy gradients are up to
+# 2.6e-9 (Beta), 8.2e-10 (Gamma), 1.2e-9 (Kumaraswamy) absolute off the analytic ones, distnn's <= 1.1e-14.
+TRIGAMMA_GRAD_ATOL = 1e-8
+
+
 @pytest.mark.parametrize("shapes", BATCHES, ids=str)
 @pytest.mark.parametrize("pair", FINITE, ids=lambda p: "-".join(p))
 def test_cross_family_kl_and_its_gradients_match_torch(pair, shapes):
@@ -80,9 +94,10 @@ def test_cross_family_kl_and_its_gradients_match_torch(pair, shapes):
     u = R.standard_normal(tuple(yt.shape))
     (yd * distnn.tensor(u)).sum().backward()
     (yt * torch.tensor(u)).sum().backward()
+    atol = TRIGAMMA_GRAD_ATOL if pname in ("Beta", "Gamma", "Chi2", "Dirichlet", "Kumaraswamy") else 1e-10
     for i, (d, t) in enumerate(zip(ds, ts)):
         g = t.grad.numpy() if t.grad is not None else np.zeros(t.shape)
-        np.testing.assert_allclose(d.grad if d.grad is not None else np.zeros(d.shape), g, rtol=5e-8, atol=1e-10,
+        np.testing.assert_allclose(d.grad if d.grad is not None else np.zeros(d.shape), g, rtol=5e-8, atol=atol,
                                    err_msg=f"parameter {i}")
 
 

@@ -4,6 +4,7 @@ broadcasting parameter shapes and sample shapes; batch/event shapes, ``expand``,
 and ``repr`` as torch's. (kl_divergence, the refusals and the sampling are in the neighbouring files.)"""
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -15,7 +16,12 @@ TD = torch.distributions
 import distnn  # noqa: E402
 import distnn.distributions as D  # noqa: E402
 
-R = np.random.default_rng(0)
+R = np.random.default_rng(0)  # (module-level draws only, at import: each test draws from its own below)
+
+
+@pytest.fixture(autouse=True)
+def _draws_of_its_own(per_test_rng, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "R", per_test_rng)
 # (shape of the first parameter, of the second, of the extra sample dims of the value)
 SHAPES = [((), (), ()), ((3,), (), (2,)), ((2, 1), (4,), ()), ((4,), (3, 1), (2, 1, 1)), ((1, 3), (2, 3), ())]
 
@@ -48,8 +54,7 @@ def _spd(shape, n):
 CASES = {
     "Normal": (D.Normal, TD.Normal, lambda a, b: {"loc": R.standard_normal(a), "scale": _pos(b)},
                lambda s: R.standard_normal(s), ("cdf", "icdf", "entropy", "mean", "mode", "variance", "stddev")),
-    "Uniform": (D.Uniform, TD.Uniform, lambda a, b: (lambda lo: {"low": lo, "high": lo + 2.5 + _pos(b)})(
-        -np.abs(R.standard_normal(a)) - 0.1), lambda s: R.uniform(0.5, 1.5, s),
+    "Uniform": (D.Uniform, TD.Uniform, lambda a, b: {"low": -np.abs(R.standard_normal(a)) - 0.1, "high": 1.6 + _pos(b)}, lambda s: R.uniform(0.5, 1.5, s),
         ("cdf", "icdf", "entropy", "mean", "variance", "stddev")),
     "Exponential": (D.Exponential, TD.Exponential, lambda a, b: {"rate": _pos(a)}, lambda s: _pos(s, 0.0, 4.0),
                     ("cdf", "icdf", "entropy", "mean", "mode", "variance", "stddev")),
@@ -88,8 +93,12 @@ def _build(ctor, params, lib):
     return ctor(**tensors), tensors
 
 
-# entropies of the gamma family differentiate digamma: torch's polygamma(1, x) is up to ~1e-9 off (ours ~1e-14)
-TRIGAMMA_RTOL = 5e-8
+# entropies of the gamma family differentiate digamma:
+# torch's polygamma(1, x) is up to 4.9e-10 relative off scipy's (x in [0.15, 8]; distnn's ~1e-15), and the
+# gradients taking it are differences like (a+b-2)ψ1(a+b) - (a-1)ψ1(a) that can cancel to ~0, so an rtol alone
+# fails now and then: measured over 5000 draws of parameters in [0.3, 3], torch's entropy gradients are up to
+# 2.6e-9 (Beta), 8.2e-10 (Gamma), 1.2e-9 (Kumaraswamy) absolute off the analytic ones, distnn's <= 1.1e-14.
+TRIGAMMA_RTOL, TRIGAMMA_ATOL = 5e-8, 1e-8
 
 
 def _compare(case_fn, params, method, value=None, rtol=1e-10, atol=1e-11):
@@ -120,7 +129,8 @@ def _compare(case_fn, params, method, value=None, rtol=1e-10, atol=1e-11):
         g_t = tp[k].grad.numpy() if tp[k].grad is not None else np.zeros(params[k].shape)
         g_d = dp[k].grad if dp[k].grad is not None else np.zeros(params[k].shape)
         trigamma = method == "entropy" and d_ctor in (D.Gamma, D.Beta, D.Dirichlet)
-        np.testing.assert_allclose(g_d, g_t, rtol=TRIGAMMA_RTOL if trigamma else rtol, atol=atol,
+        np.testing.assert_allclose(g_d, g_t, rtol=max(rtol, TRIGAMMA_RTOL) if trigamma else rtol,
+                                   atol=max(atol, TRIGAMMA_ATOL) if trigamma else atol,
                                    err_msg=f"{method}: gradient of {k}")
 
 

@@ -6,6 +6,7 @@ rsample given the same base noise, with its gradients; kl_divergence; validate_a
 statistics of each new sampler from distnn's seeded generator."""
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -17,7 +18,12 @@ TD = torch.distributions
 import distnn  # noqa: E402
 import distnn.distributions as D  # noqa: E402
 
-R = np.random.default_rng(11)
+R = np.random.default_rng(11)  # (module-level draws only, at import: each test draws from its own below)
+
+
+@pytest.fixture(autouse=True)
+def _draws_of_its_own(per_test_rng, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "R", per_test_rng)
 BATCH = (2, 3)
 
 
@@ -33,7 +39,9 @@ def _simplex(shape):
 # name -> (params() -> dict of arrays, value(shape) -> array inside the support, methods, ctor kwargs
 #          that are not tensors needing a gradient)
 CASES = {
-    "Gumbel": (lambda: {"loc": R.standard_normal(BATCH), "scale": _pos(BATCH)}, lambda s: R.standard_normal(s) * 2,
+    # (values where the cdf stays inside the base Uniform's support (tiny, 1 - eps): further left it underflows to
+    # 0 and both torch and distnn refuse it; z = (x - loc) / scale >= -6 here)
+    "Gumbel": (lambda: {"loc": R.uniform(-1.0, 1.0, BATCH), "scale": _pos(BATCH)}, lambda s: R.uniform(-0.8, 6.0, s),
                ("cdf", "icdf", "entropy", "mean", "mode", "variance", "stddev")),
     "HalfNormal": (lambda: {"scale": _pos(BATCH)}, lambda s: _pos(s, 0.0, 3.0),
                    ("cdf", "icdf", "entropy", "mean", "mode", "variance", "stddev")),
@@ -83,6 +91,11 @@ def _close(a, b, rtol=1e-10, atol=1e-11, msg=""):
     np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=msg)
 
 
+# entropies through digamma take trigamma in their gradients, torch's up to 4.9e-10 relative off scipy's: its
+# Kumaraswamy entropy gradient up to 1.2e-9 absolute off the analytic one, distnn's 3.6e-15 (test_distributions_oracle)
+TRIGAMMA_GRAD_ATOL = 1e-8
+
+
 def _compare(name, params, method, value=None):
     dd, dp = _build(name, params, "distnn")
     tt, tp = _build(name, params, "torch")
@@ -100,7 +113,8 @@ def _compare(name, params, method, value=None):
     for k in params:
         g_t = tp[k].grad.numpy() if tp[k].grad is not None else np.zeros(np.shape(params[k]))
         g_d = dp[k].grad if dp[k].grad is not None else np.zeros(np.shape(params[k]))
-        np.testing.assert_allclose(g_d, g_t, rtol=5e-8, atol=1e-10, err_msg=f"{method}: gradient of {k}")
+        atol = TRIGAMMA_GRAD_ATOL if method == "entropy" and name in ("Kumaraswamy", "InverseGamma") else 1e-10
+        np.testing.assert_allclose(g_d, g_t, rtol=5e-8, atol=atol, err_msg=f"{method}: gradient of {k}")
 
 
 @pytest.mark.parametrize("name", list(CASES))
