@@ -29,6 +29,7 @@ import numpy as np
 from distnn.backend import get_array_module
 
 from . import autocast_state as _autocast
+from .functional_modules import functional_module
 from .grad_mode import is_grad_enabled, no_grad
 from .inplace_gate import _before_inplace_write
 
@@ -138,7 +139,7 @@ class _Ops:
     """distnn's op modules, imported on first use (they import Tensor, which imports this mixin)."""
 
     def __getattr__(self, name):
-        return importlib.import_module(f"distnn.functional.{name}")
+        return functional_module(name)
 
 
 def _ops():
@@ -299,9 +300,7 @@ def _direct(t, name: str, args, kwargs):
         operand = operand * alpha
     _before_inplace_write(t)
     if name == "div_":  # (x / 0 is inf or NaN without numpy's warnings, as the op's: distnn.divide's state)
-        from distnn.functional._elementwise_common import _quiet
-
-        with _quiet(np):
+        with _ops()._elementwise_common._quiet(np):
             np.true_divide(data, operand, out=data)
     else:
         getattr(np, _DIRECT_UFUNCS[name])(data, operand, out=data)

@@ -5,10 +5,11 @@ one-op methods) so that each file stays readable; every method here follows PyTo
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from distnn.backend import get_array_module, to_numpy, unwrap
+
+from .functional_modules import functional_module
 
 
 class TensorMethods:
@@ -315,9 +316,7 @@ class _Ops:
     """The op modules, imported on first use (they import Tensor, which imports this mixin)."""
 
     def __getattr__(self, name):
-        import importlib
-
-        return importlib.import_module(f"distnn.functional.{name}")
+        return functional_module(name)
 
 
 _ops = _Ops()

@@ -14,12 +14,11 @@ refused (numpy has no bfloat16).
 """
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 
 from distnn.backend import device_of, get_array_module
 
+from .functional_modules import functional_module
 from .tensor_inplace_methods import _method as _inplace_method
 
 # distnn.functional module -> the functions that become Tensor methods here
@@ -53,7 +52,7 @@ _TYPES_BY_NAME = {v: k for k, v in _TYPE_NAMES.items()}
 
 
 def _function(module: str, name: str):
-    return getattr(importlib.import_module(f"distnn.functional.{module}"), name)
+    return getattr(functional_module(module), name)
 
 
 def _method(module: str, name: str):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 
+from .functional_modules import functional_module
+
 # module -> the names it gives Tensor as methods
 _METHODS = {
     "pointwise_unary": (
@@ -32,7 +34,7 @@ _METHODS = {
 
 def _method(module: str, name: str):
     def method(self, *args, **kwargs):
-        return getattr(importlib.import_module(f"distnn.functional.{module}"), name)(self, *args, **kwargs)
+        return getattr(functional_module(module), name)(self, *args, **kwargs)
 
     method.__name__ = method.__qualname__ = name
     method.__doc__ = f"``Tensor.{name}``: :func:`distnn.{name}` of this tensor."

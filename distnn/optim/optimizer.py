@@ -156,8 +156,8 @@ class Optimizer:
             if not self.supports_sparse_grads:
                 self._refuse_sparse_grads()
             for group in self.param_groups:
-                # (PyTorch's updates are ops: inside allow_mutation_on_saved_tensors, saved parameters are copied)
-                _mutation_guard.before_writes(p for p in group["params"] if p.grad is not None)
+                if _mutation_guard.watching:  # (PyTorch's updates are ops: inside allow_mutation_on_saved_tensors
+                    _mutation_guard.before_writes(p for p in group["params"] if p.grad is not None)  # saved ones copy)
                 self._step_group(group)
                 for p in group["params"]:
                     if p.grad is not None:  # updated in place: a graph built before this step must not backward
