@@ -260,6 +260,7 @@ def loads_config(text: str, overrides=(), source: str = "<string>", default_name
         checks.reset_split_keys_in_record(raw)
         optimizer_defaults.drop_shared_defaults_not_taken(raw)
         schedule_defaults.drop_old_defaults_not_read(raw)
+        checks.drop_bad_run_name_in_record(raw, source, overrides)
     cfg = config_from_dict(raw, overrides, source, default_name)
     if not record:  # (a record holds every key, its switches' settings too)
         warn_inactive(cfg)

@@ -42,6 +42,7 @@ __all__ = ["Related", "open_keys", "model_arguments", "data_decided_arguments", 
            "reset_split_keys_in_record", "OPTIMIZER_OPTIONS", "OPTIMIZER_NAMESAKES", "SCHEDULE_OPTIONS",
            "check_optimizer_options", "check_schedule_options", "INTERVAL_IGNORED", "reset_ignored_interval_in_record",
            "drop_options_not_taken", "check_cross", "check_validation_monitors", "check_profile", "check_run_name",
+           "run_name_problem", "drop_bad_run_name_in_record",
            "check_ensemble", "MODEL_RESERVED", "OPTIMIZER_OWN_DEFAULTS", "SCHEDULE_OWN_DEFAULTS", "SCHEMA"]
 
 
@@ -127,20 +128,50 @@ def check_run_name(out: dict, problems: list):
     reads as an option to the shell commands that later name the directory; ``--out DIR`` is the way to put a
     run elsewhere."""
     name = out["run"].get("run_name")
-    if name is None:
-        return
-    if not name.strip():  # (an unset variable in --set run.run_name=$NAME)
-        why = "is empty"
-    elif "/" in name or "\\" in name:  # (both, so a config means the same on every system)
-        why = "holds a path separator"
-    elif name in (".", ".."):
-        why = "is run.out_dir itself" if name == "." else "is run.out_dir's parent"
-    elif name.startswith("-"):
-        why = "starts with '-' (shell commands would read the directory as an option)"
-    else:
+    why = None if name is None else run_name_problem(name)
+    if why is None:
         return
     problems.append(f"run.run_name = {name!r} {why}: it must be a single directory name (the run goes to "
                     "run.out_dir/NAME); for a run directory elsewhere give --out DIR, or leave run.run_name unset")
+
+
+def run_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a single directory name for ``run.run_name``, or None when it is one."""
+    if not name.strip():  # (an unset variable in --set run.run_name=$NAME)
+        return "is empty"
+    if "/" in name or "\\" in name:  # (both, so a config means the same on every system)
+        return "holds a path separator"
+    if name in (".", ".."):
+        return "is run.out_dir itself" if name == "." else "is run.out_dir's parent"
+    if name.startswith("-"):
+        return "starts with '-' (shell commands would read the directory as an option)"
+    return None
+
+
+def drop_bad_run_name_in_record(raw: dict, source: str, overrides=()) -> None:
+    """A run's config.toml written before ``run.run_name`` had to be one directory name may hold a path
+    (``exp/a``): the run it names exists, so its record is no mistake to refuse (its resume was refused).
+    The name goes, with a warning from the launcher's rank 0: a resume continues in ``--out``'s directory,
+    and a run started from the record without ``--out`` gets a new one (``--set run.run_name=NAME`` names
+    it; that value is checked as any other). In a config a user writes, one is a problem (check_run_name)."""
+    run = raw.get("run")
+    name = run.get("run_name") if isinstance(run, dict) else None
+    if not isinstance(name, str) or run_name_problem(name) is None:
+        return
+    del run["run_name"]
+    if any(str(o).partition("=")[0].strip() == "run.run_name" for o in overrides):
+        return  # (--set names the run: nothing of the recorded name is used)
+    import warnings
+
+    from distnn._launcher_env import launcher_rank
+    from distnn._stacklevel import caller_stacklevel
+    from .config_object import ConfigWarning
+
+    if launcher_rank() == 0:
+        warnings.warn(f"config {source}: the recorded run.run_name = {name!r} {run_name_problem(name)} (an earlier "
+                      "distnn allowed that); it is not used: a resume continues in --out's directory, a new run "
+                      "goes to a new directory under run.out_dir (--set run.run_name=NAME names it)",
+                      ConfigWarning, stacklevel=caller_stacklevel())
 
 
 def check_profile(out: dict, problems: list):
