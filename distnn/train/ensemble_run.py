@@ -42,7 +42,7 @@ from .ensemble_preemption import EnsemblePreempted, PreemptedBeforeMember, _agre
 from .ensemble_report import ENSEMBLE_CSV_COLUMNS, ensemble_summary, plot_members, summary_lines, write_ensemble_files
 
 __all__ = ["ENSEMBLE_CSV_COLUMNS", "EnsemblePreempted", "PreemptedBeforeMember", "ensemble_summary", "finished_member",
-           "member_setup_error", "plot_members", "stop_before_member", "summary_lines", "train_ensemble",
+           "member_setup_error", "plot_members", "plan_ensemble", "build_member_jobs", "stop_before_member", "summary_lines", "train_ensemble",
            "write_ensemble_files"]
 
 
@@ -78,37 +78,23 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
 
     from . import job as J
     from . import run_dir as rd
-    from .config import load_config
     from .job_setup import _apply_collective_timeout
 
-    error, jobs, rng_states, plan, gcomm, cfg = None, {}, {}, None, None, None
-    try:
-        cfg = load_config(config, list(overrides or ()))
-        settings = ensemble_settings(cfg)
-        plan = plan_groups(comm.size, settings.members)
-    except (ValueError, OSError, KeyError, TypeError) as e:
-        error = J._one_line(e)
-    J.agree_on_errors(comm, error)
+    jobs, rng_states = {}, {}
+    cfg, settings, plan = plan_ensemble(comm, config, overrides)
     _apply_collective_timeout(comm, cfg.distributed.timeout)  # the world's collectives too, not only the groups'
     # (read before the next collective: simulated ranks share one timeout, and a group that finishes first
     # lifts it while it waits for the others, see _agree_on_group_endings)
     world_timeout = comm.timeout if comm.size > 1 else None
     mark = preemption.job_mark()  # (requests after it are this job's: a member does not start after one)
     with _group_communicator(comm, plan, jobs) as gcomm:
-        MemberJob, shared, current = _member_job_class(), None, None
-        try:
-            for m in plan.members_of(plan.group_of(comm.rank)):
-                current = m
-                job = MemberJob(config, gcomm, member_config(cfg, m, settings), quiet=quiet or comm.rank != 0,
-                                shared_splits=shared, device_rank=comm.local_rank)
-                shared, jobs[m] = job.shared_splits, job
-                # The trainer seeded this thread's dropout stream for member m; the next member's setup reseeds
-                # it, so it is restored right before member m trains (same stream as a member trained alone).
-                rng_states[m] = dn_random.get_state()
-        except (ValueError, OSError, KeyError, TypeError) as e:
-            error = member_setup_error(plan, current, J._one_line(e))
-        except MemoryError as e:  # (as in job.train_rank: one agreed line, not a traceback)
-            error = member_setup_error(plan, current, J.memory_error_text(e))
+        def built(m, job):
+            # The trainer seeded this thread's dropout stream for member m; the next member's setup reseeds
+            # it, so it is restored right before member m trains (same stream as a member trained alone).
+            rng_states[m] = dn_random.get_state()
+
+        error = build_member_jobs(config, gcomm, cfg, settings, plan, plan.members_of(plan.group_of(comm.rank)),
+                                  jobs, quiet=quiet or comm.rank != 0, device_rank=comm.local_rank, built=built)
         J.agree_on_errors(comm, error)
         first = next(iter(jobs.values()))  # (it loaded the data the other members share)
         J.agree_on_same_data(comm, first)  # over the world: every group trains on the same data
@@ -129,6 +115,48 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
         finally:
             if comm.rank == 0:  # (simulated ranks share the process: only the holder gives it back)
                 rd.release_run_dir(path)
+
+
+def plan_ensemble(comm, config, overrides=()):
+    """``(cfg, settings, plan)`` of an ensemble job: its config loaded with ``overrides``, its settings, the
+    groups its members train in on ``comm.size`` ranks; a problem is one error agreed by every rank of
+    ``comm`` (:func:`~distnn.train.job.agree_on_errors`). Shared by the run and ``train --check``."""
+    from . import job as J
+    from .config import load_config
+
+    error, cfg, settings, plan = None, None, None, None
+    try:
+        cfg = load_config(config, list(overrides or ()))
+        settings = ensemble_settings(cfg)
+        plan = plan_groups(comm.size, settings.members)
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        error = J._one_line(e)
+    J.agree_on_errors(comm, error)
+    return cfg, settings, plan
+
+
+def build_member_jobs(config, group_comm, cfg, settings, plan, members, jobs: dict, *, quiet, device_rank,
+                      built=None) -> str | None:
+    """Build a Job for each of ``members`` on ``group_comm`` into ``jobs`` (``{member: job}``; the data
+    loaded once, shared), calling ``built(member, job)`` after each. Returns the one-line error for the
+    first member that cannot be set up (:func:`member_setup_error`), or None; the caller agrees on it.
+    Shared by the run and ``train --check``."""
+    from . import job as J
+
+    MemberJob, shared, current = _member_job_class(), None, None
+    try:
+        for m in members:
+            current = m
+            job = MemberJob(config, group_comm, member_config(cfg, m, settings), quiet=quiet, shared_splits=shared,
+                            device_rank=device_rank)
+            shared, jobs[m] = job.shared_splits, job
+            if built is not None:
+                built(m, job)
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        return member_setup_error(plan, current, J._one_line(e))
+    except MemoryError as e:  # (as in job.train_rank: one agreed line, not a traceback)
+        return member_setup_error(plan, current, J.memory_error_text(e))
+    return None
 
 
 @contextlib.contextmanager

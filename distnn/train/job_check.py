@@ -17,8 +17,8 @@ import types
 
 from . import run_dir as rd
 from .check_comm import PlannedRankComm
-from .job import (JobError, _default_path, _finished_without_checkpoint, _one_line, _record_checkpoint_dir_in_run,
-                  agree_on_errors, memory_error_text, run_dir_for, set_up_job)
+from .job import (JobError, _default_path, _finished_without_checkpoint, _record_checkpoint_dir_in_run,
+                  agree_on_errors, run_dir_for, set_up_job)
 from .job_setup import _as_dict
 from .logging_utils import get_logger, set_rank, setup_logging
 
@@ -77,34 +77,12 @@ def _check_ensemble(comm, config, overrides, out, quiet) -> dict:
     """An ensemble's set-up as :func:`~distnn.train.ensemble_run.train_ensemble` does it (the member count
     against the ranks, every member's job on a group's communicator, the run directory), for every member
     (a run builds only its own group's)."""
-    from .config import load_config
-    from .ensemble_config import ensemble_settings
-    from .ensemble_groups import plan_groups
-    from .ensemble_members import member_config
-    from .ensemble_run import _member_job_class, member_setup_error
+    from .ensemble_run import build_member_jobs, plan_ensemble
 
-    error, cfg, plan = None, None, None
-    try:
-        cfg = load_config(config, list(overrides or ()))
-        settings = ensemble_settings(cfg)
-        plan = plan_groups(comm.size, settings.members)
-    except (ValueError, OSError, KeyError, TypeError) as e:
-        error = _one_line(e)
-    agree_on_errors(comm, error)
-    group = PlannedRankComm(plan.group_size)
-    MemberJob, jobs, shared, current = _member_job_class(), [], None, None
-    try:
-        for m in range(plan.members):
-            current = m
-            job = MemberJob(config, group, member_config(cfg, m, settings), quiet=True, shared_splits=shared,
-                            device_rank=0)
-            shared = job.shared_splits
-            jobs.append(job)
-    except (ValueError, OSError, KeyError, TypeError) as e:
-        error = member_setup_error(plan, current, _one_line(e))
-    except MemoryError as e:
-        error = member_setup_error(plan, current, memory_error_text(e))
-    agree_on_errors(comm, error)
+    cfg, settings, plan = plan_ensemble(comm, config, overrides)
+    jobs = {}
+    agree_on_errors(comm, build_member_jobs(config, PlannedRankComm(plan.group_size), cfg, settings, plan,
+                                            range(plan.members), jobs, quiet=True, device_rank=0))
     first = jobs[0]
     path = run_dir_for(cfg, out, comm, lambda: _default_path(first))
     spec = _as_dict(cfg.checkpoint).get("resume")
