@@ -1,0 +1,189 @@
+"""The in-place methods' direct path: with nothing to record, numpy's ufuncs write into the tensor's memory.
+
+The general path of ``x.add_(y)``, ``x.exp_()``, ``x.clamp_(0, 1)``... (:func:`.tensor_inplace_methods.write_inplace`)
+runs the out-of-place op (a Function, its checks and dtype rules) and copies its result into ``x``: ~10-20 us on a
+64x64 tensor. In their common case nothing is recorded (an optimizer-style update under ``no_grad()``, a tensor that
+requires no grad) and the operands are already what the op would compute with; then the same ufuncs, called here
+with ``out=``, give the same bits, warnings, version bumps and views' values for a fraction of that.
+
+:func:`direct` takes a call only where that is certain, and returns None for the general path to decide otherwise:
+
+* the tensor's array is a writeable numpy array (cupy, read-only memory: the general path), and numpy's error
+  state raises on no flag (where it does, the general path raises before it writes: see ``state_raises``);
+* nothing is recorded: grad mode off, or neither the tensor nor a tensor operand requires grad (the general path
+  records the op, or refuses a leaf that requires grad);
+* the operands are Python numbers (an ``int`` only below 2**53, never a ``bool``) or plain tensors (Tensor,
+  Parameter, Buffer) of the tensor's own dtype, shape and kind of array: no promotion, no broadcast, so no
+  refusal to copy (the dtype and shape refusals are the general path's);
+* the tensor's dtype is one the method takes here (floats; integers where the integer op is exact and torch's);
+* the arguments bind as the method's own do (no unknown, repeated or extra one: the general path's TypeError).
+
+Ufuncs that numpy computes through layout-dependent loops (exp, log, tanh, pow, and the choice of a signed zero in
+maximum/clip) give the general path's bits only where every array is C-contiguous; elsewhere the out-of-place ufunc
+runs and its result is copied, as the general path does. Numpy makes a copy of an input that overlaps the output,
+so an operand that aliases the tensor (``x.add_(x)``, a view of it) reads the old values, as there.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .grad_mode import _state as _grad_state
+from .inplace_gate import _before_inplace_write
+
+_EXACT_INT = 2 ** 53  # (a larger int is left to the general path and its rules)
+_PLAIN_TENSORS = None  # Tensor, Parameter, Buffer (set at the first call: they import this module)
+
+
+def number(x) -> bool:
+    """Whether ``x`` is a Python number the direct path takes (a float, or an int numpy holds exactly)."""
+    return type(x) is float or (type(x) is int and -_EXACT_INT < x < _EXACT_INT)
+
+
+def same_array(data, other):
+    """``other``'s array where ``other`` is a plain tensor of ``data``'s dtype, shape and array type, else None."""
+    global _PLAIN_TENSORS
+    if _PLAIN_TENSORS is None:
+        _PLAIN_TENSORS = _plain_tensors()
+    if type(other) in _PLAIN_TENSORS:
+        odata = other.data
+        if type(odata) is type(data) and odata.dtype == data.dtype and odata.shape == data.shape:
+            return odata
+    return None
+
+
+def records(t, *operands) -> bool:
+    """Whether the general path would record the op (grad mode on, and ``t`` or a tensor operand requires grad)."""
+    if not _grad_state.enabled:
+        return False
+    if t.requires_grad:
+        return True
+    for o in operands:
+        if getattr(o, "requires_grad", False):
+            return True
+    return False
+
+
+def bind(args, kwargs, names, defaults, positional=None):
+    """``args`` and ``kwargs`` bound to ``names`` (``defaults``: the values of those not given; the names past the
+    first ``positional`` are keyword-only), or None where the method's own binding would refuse them or take them
+    another way (the general path then decides)."""
+    if len(args) > (len(names) if positional is None else positional):
+        return None
+    if not kwargs:
+        return (*args, *defaults[len(args):])
+    bound = list(args) + list(defaults[len(args):])
+    given = 0
+    for i, name in enumerate(names):
+        if name in kwargs:
+            if i < len(args):
+                return None  # (given twice)
+            bound[i] = kwargs[name]
+            given += 1
+    return bound if given == len(kwargs) else None
+
+
+def quiet():
+    """The token of :func:`distnn.functional._elementwise_common.quiet_enter` (divide and invalid ignored)."""
+    return _common().quiet_enter(False)
+
+
+def loud(token) -> None:
+    _common().quiet_exit(token)
+
+
+def _common():
+    global _COMMON
+    if _COMMON is None:
+        from .functional_modules import functional_module
+
+        _COMMON = functional_module("_elementwise_common")
+    return _COMMON
+
+
+_COMMON = None
+
+
+def _plain_tensors():
+    from distnn.nn.module import Buffer, Parameter
+
+    from .tensor import Tensor
+
+    return frozenset((Tensor, Parameter, Buffer))
+
+
+# ---------------------------------------------------------------- add_, sub_, mul_, div_ (alpha=)
+_ARITHMETIC = {"add_": np.add, "sub_": np.subtract, "mul_": np.multiply, "div_": np.true_divide}
+_TAKES_ALPHA = ("add_", "sub_")
+# The divisors with which x / d can raise neither numpy's divide nor its invalid flag, per dtype: a finite d that
+# the dtype does not round to 0 or to inf (float16 holds 1e-8 as 0, 1e5 as inf)
+_SAFE_DIVISORS = {np.dtype(d): (float(np.finfo(d).smallest_subnormal), float(np.finfo(d).max))
+                  for d in (np.float16, np.float32, np.float64)}
+
+
+def _arithmetic(t, data, name, args, kwargs):
+    """``add_``/``sub_``/``mul_``/``div_``: one ufunc, ``alpha`` applied to the operand first (as ``alpha_scaled``).
+    Arithmetic is exactly rounded, so any layout gives the general path's bits."""
+    if len(args) != 1 or data.dtype.kind != "f":
+        return None
+    other = args[0]
+    alpha = 1
+    if kwargs:
+        if name not in _TAKES_ALPHA or len(kwargs) != 1 or "alpha" not in kwargs:
+            return None
+        alpha = kwargs["alpha"]
+        if not number(alpha):
+            return None
+    operand = other if number(other) else same_array(data, other)
+    if operand is None or records(t, other):
+        return None
+    if alpha != 1:  # (as alpha_scaled: the operand times alpha, a Python number's in Python)
+        operand = operand * alpha
+    _before_inplace_write(t)
+    if name == "div_":
+        _divide(data, operand)
+    else:
+        _ARITHMETIC[name](data, operand, out=data)
+    t._bump_version()
+    return t
+
+
+def _divide(data, operand) -> None:
+    """``data /= operand`` with the general path's warnings: x / 0 is inf or NaN silently (``distnn.divide``'s
+    ``_quiet``), overflow warns. A number the dtype holds as finite and non-zero cannot raise the silenced flags
+    (0 / 0, x / 0, inf / inf need a zero or infinite divisor), so it skips setting numpy's state."""
+    if type(operand) is not np.ndarray:
+        low, high = _SAFE_DIVISORS[data.dtype]
+        if low < abs(operand) < high:
+            np.true_divide(data, operand, out=data)
+            return
+    token = quiet()
+    try:
+        np.true_divide(data, operand, out=data)
+    finally:
+        loud(token)
+
+
+def direct(t, name: str, args, kwargs):
+    """``t`` after the direct write of the in-place method ``name`` called with ``args`` and ``kwargs``, or None
+    where the general path must run it (see the module docstring)."""
+    data = t.data
+    if type(data) is not np.ndarray or not data.flags.writeable or _common().state_raises():
+        return None
+    if name in _ARITHMETIC:
+        return _arithmetic(t, data, name, args, kwargs)
+    return _writers()[name](t, data, args, kwargs)
+
+
+def _writers():
+    global _WRITERS
+    if _WRITERS is None:
+        from .inplace_direct_ops import WRITERS
+
+        _WRITERS = WRITERS
+    return _WRITERS
+
+
+_WRITERS = None
+# the methods :func:`direct` takes (the others' names are not looked up there)
+NAMES = frozenset((*_ARITHMETIC, "neg_", "abs_", "sqrt_", "exp_", "log_", "tanh_", "relu_", "sigmoid_", "pow_",
+                   "clamp_", "clamp_min_", "clamp_max_", "copy_", "addcmul_", "addcdiv_", "lerp_"))
