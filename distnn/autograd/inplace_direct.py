@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .fp_state import QUIET_AT_IMPORT, current_state, quiet_enter, quiet_exit, state_raises
 from .grad_mode import _state as _grad_state
 from .inplace_gate import _before_inplace_write
 
@@ -82,27 +83,6 @@ def bind(args, kwargs, names, defaults, positional=None):
     return bound if given == len(kwargs) else None
 
 
-def quiet():
-    """The token of :func:`distnn.functional._elementwise_common.quiet_enter` (divide and invalid ignored)."""
-    return _common().quiet_enter(False)
-
-
-def loud(token) -> None:
-    _common().quiet_exit(token)
-
-
-def _common():
-    global _COMMON
-    if _COMMON is None:
-        from .functional_modules import functional_module
-
-        _COMMON = functional_module("_elementwise_common")
-    return _COMMON
-
-
-_COMMON = None
-
-
 def _plain_tensors():
     from distnn.nn.module import Buffer, Parameter
 
@@ -113,14 +93,14 @@ def _plain_tensors():
 
 # ---------------------------------------------------------------- add_, sub_, mul_, div_ (alpha=)
 _ARITHMETIC = {"add_": np.add, "sub_": np.subtract, "mul_": np.multiply, "div_": np.true_divide}
-_TAKES_ALPHA = ("add_", "sub_")
+_TAKES_ALPHA = (np.add, np.subtract)
 # The divisors with which x / d can raise neither numpy's divide nor its invalid flag, per dtype: a finite d that
 # the dtype does not round to 0 or to inf (float16 holds 1e-8 as 0, 1e5 as inf)
 _SAFE_DIVISORS = {np.dtype(d): (float(np.finfo(d).smallest_subnormal), float(np.finfo(d).max))
                   for d in (np.float16, np.float32, np.float64)}
 
 
-def _arithmetic(t, data, name, args, kwargs):
+def _arithmetic(t, data, ufunc, args, kwargs):
     """``add_``/``sub_``/``mul_``/``div_``: one ufunc, ``alpha`` applied to the operand first (as ``alpha_scaled``).
     Arithmetic is exactly rounded, so any layout gives the general path's bits."""
     if len(args) != 1 or data.dtype.kind != "f":
@@ -128,21 +108,27 @@ def _arithmetic(t, data, name, args, kwargs):
     other = args[0]
     alpha = 1
     if kwargs:
-        if name not in _TAKES_ALPHA or len(kwargs) != 1 or "alpha" not in kwargs:
+        if ufunc not in _TAKES_ALPHA or len(kwargs) != 1 or "alpha" not in kwargs:
             return None
         alpha = kwargs["alpha"]
         if not number(alpha):
             return None
-    operand = other if number(other) else same_array(data, other)
-    if operand is None or records(t, other):
+    # (number() and records() written out: this is the hottest of the writers, and a call costs ~0.1 us)
+    if type(other) is float or (type(other) is int and -_EXACT_INT < other < _EXACT_INT):
+        operand = other
+    else:
+        operand = same_array(data, other)
+        if operand is None or (_grad_state.enabled and other.requires_grad):
+            return None
+    if _grad_state.enabled and t.requires_grad:
         return None
     if alpha != 1:  # (as alpha_scaled: the operand times alpha, a Python number's in Python)
         operand = operand * alpha
     _before_inplace_write(t)
-    if name == "div_":
+    if ufunc is np.true_divide:
         _divide(data, operand)
     else:
-        _ARITHMETIC[name](data, operand, out=data)
+        ufunc(data, operand, out=data)
     t._bump_version()
     return t
 
@@ -156,21 +142,24 @@ def _divide(data, operand) -> None:
         if low < abs(operand) < high:
             np.true_divide(data, operand, out=data)
             return
-    token = quiet()
+    token = quiet_enter()
     try:
         np.true_divide(data, operand, out=data)
     finally:
-        loud(token)
+        quiet_exit(token)
 
 
 def direct(t, name: str, args, kwargs):
     """``t`` after the direct write of the in-place method ``name`` called with ``args`` and ``kwargs``, or None
     where the general path must run it (see the module docstring)."""
     data = t.data
-    if type(data) is not np.ndarray or not data.flags.writeable or _common().state_raises():
+    if type(data) is not np.ndarray or not data.flags.writeable:
         return None
-    if name in _ARITHMETIC:
-        return _arithmetic(t, data, name, args, kwargs)
+    if current_state() is not QUIET_AT_IMPORT and state_raises():
+        return None
+    ufunc = _ARITHMETIC.get(name)
+    if ufunc is not None:
+        return _arithmetic(t, data, ufunc, args, kwargs)
     return _writers()[name](t, data, args, kwargs)
 
 

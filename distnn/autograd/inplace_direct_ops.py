@@ -11,7 +11,8 @@ import operator
 
 import numpy as np
 
-from .inplace_direct import bind, loud, number, quiet, records, same_array
+from .fp_state import quiet_enter, quiet_exit
+from .inplace_direct import bind, number, records, same_array
 from .inplace_gate import _before_inplace_write
 
 
@@ -22,7 +23,7 @@ def _unary(ufunc, quieted: bool, kinds: str):
         if args or kwargs or data.dtype.kind not in kinds or records(t):
             return None
         _before_inplace_write(t)
-        token = quiet() if quieted else None
+        token = quiet_enter() if quieted else None
         try:
             if data.flags.c_contiguous:
                 ufunc(data, out=data)
@@ -30,7 +31,7 @@ def _unary(ufunc, quieted: bool, kinds: str):
                 data[...] = ufunc(data)
         finally:
             if quieted:
-                loud(token)
+                quiet_exit(token)
         t._bump_version()
         return t
 
@@ -79,7 +80,7 @@ def _pow(t, data, args, kwargs):
         return None
     exponent = bound[0]
     _before_inplace_write(t)
-    token = _common_quiet_over()
+    token = quiet_enter(over=True)
     try:
         if type(exponent) is float and exponent == -0.5:  # (correctly rounded steps: any layout)
             np.sqrt(data, out=data)
@@ -89,15 +90,9 @@ def _pow(t, data, args, kwargs):
         else:
             data[...] = data ** exponent
     finally:
-        loud(token)
+        quiet_exit(token)
     t._bump_version()
     return t
-
-
-def _common_quiet_over():
-    from .inplace_direct import _common
-
-    return _common().quiet_enter(True)
 
 
 def _bound(data, value):
@@ -136,9 +131,9 @@ def _clamp(which):
         _before_inplace_write(t)
         if data.flags.c_contiguous and all(b is None or type(b) is not np.ndarray or b.flags.c_contiguous
                                            for b in (low, high)):
-            np.clip(data, low, high, out=data)
+            data.clip(low, high, out=data)  # (np.clip calls this method, after ~1 us of argument handling)
         else:  # (numpy's choice between -0.0 and 0 depends on its loop)
-            data[...] = np.clip(data, low, high)
+            data[...] = data.clip(low, high)
         t._bump_version()
         return t
 
@@ -175,11 +170,11 @@ def _addc(divide: bool):
         _before_inplace_write(t)
         scaled = np.multiply(bound[2], t1, out=_scratch(data))
         if divide:
-            token = quiet()
+            token = quiet_enter()
             try:
                 np.true_divide(scaled, t2, out=scaled)
             finally:
-                loud(token)
+                quiet_exit(token)
         else:
             np.multiply(scaled, t2, out=scaled)
         np.add(data, scaled, out=data)
