@@ -12,6 +12,7 @@ import operator
 import numpy as np
 
 from .fp_state import quiet_enter, quiet_exit
+from .grad_mode import _state as _grad_state
 from .inplace_direct import bind, number, records, same_array
 from .inplace_gate import _before_inplace_write
 
@@ -123,17 +124,25 @@ def _clamp(which):
         low, high = _bound(data, lo), _bound(data, hi)
         if low is False or high is False or (low is None and high is None):
             return None
-        if type(low) is np.ndarray or type(high) is np.ndarray:
-            if (low is not None and type(low) is not np.ndarray) or (high is not None and type(high) is not np.ndarray):
-                return None
-        if records(t, lo, hi):
+        tensors = (type(low) is np.ndarray) + (type(high) is np.ndarray)
+        if tensors and tensors != (low is not None) + (high is not None):
+            return None
+        if tensors and records(t, lo, hi) or _grad_state.enabled and t.requires_grad:
             return None
         _before_inplace_write(t)
-        if data.flags.c_contiguous and all(b is None or type(b) is not np.ndarray or b.flags.c_contiguous
-                                           for b in (low, high)):
-            data.clip(low, high, out=data)  # (np.clip calls this method, after ~1 us of argument handling)
-        else:  # (numpy's choice between -0.0 and 0 depends on its loop)
+        # (numpy's clip takes maximum for a lower bound alone, minimum for an upper one: called here at once, ~1 us
+        # of argument handling less; its choice between -0.0 and 0 depends on the loop, so in place only where
+        # every array is C-contiguous)
+        contiguous = data.flags.c_contiguous and (not tensors or all(
+            b is None or b.flags.c_contiguous for b in (low, high)))
+        if not contiguous:
             data[...] = data.clip(low, high)
+        elif high is None:
+            np.maximum(data, low, out=data)
+        elif low is None:
+            np.minimum(data, high, out=data)
+        else:
+            data.clip(low, high, out=data)
         t._bump_version()
         return t
 
