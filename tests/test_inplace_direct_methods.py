@@ -188,3 +188,18 @@ def test_the_direct_path_is_taken(name, layout, monkeypatch):
     with distnn.no_grad():
         getattr(p, name)(*extra)
     assert taken[0] is True and taken[-2:] == [False, True], taken
+
+
+def test_a_subclass_of_tensor_keeps_its_operators():
+    """The general path of mul_ is ``self * other``: a subclass's ``__mul__`` runs, as the direct path would skip it."""
+    class Logged(distnn.Tensor):
+        seen = []
+
+        def __mul__(self, other):
+            Logged.seen.append(other)
+            return super().__mul__(other)
+
+    t = Logged(np.ones(3, np.float32))
+    with distnn.no_grad():
+        t.mul_(2.0)
+    assert Logged.seen == [2.0] and t.data.tolist() == [2.0, 2.0, 2.0]

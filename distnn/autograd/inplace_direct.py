@@ -8,8 +8,9 @@ with ``out=``, give the same bits, warnings, version bumps and views' values for
 
 :func:`direct` takes a call only where that is certain, and returns None for the general path to decide otherwise:
 
-* the tensor's array is a writeable numpy array (cupy, read-only memory: the general path), and numpy's error
-  state raises on no flag (where it does, the general path raises before it writes: see ``state_raises``);
+* the tensor is a plain one (Tensor, Parameter, Buffer: a subclass may override what the general path calls), its
+  array a writeable numpy array (cupy, read-only memory: the general path), and numpy's error state raises on no
+  flag (where it does, the general path raises before it writes: see ``state_raises``);
 * nothing is recorded: grad mode off, or neither the tensor nor a tensor operand requires grad (the general path
   records the op, or refuses a leaf that requires grad);
 * the operands are Python numbers (an ``int`` only below 2**53, never a ``bool``) or plain tensors (Tensor,
@@ -42,10 +43,7 @@ def number(x) -> bool:
 
 def same_array(data, other):
     """``other``'s array where ``other`` is a plain tensor of ``data``'s dtype, shape and array type, else None."""
-    global _PLAIN_TENSORS
-    if _PLAIN_TENSORS is None:
-        _PLAIN_TENSORS = _plain_tensors()
-    if type(other) in _PLAIN_TENSORS:
+    if type(other) in _PLAIN_TENSORS:  # (set by direct's first call)
         odata = other.data
         if type(odata) is type(data) and odata.dtype == data.dtype and odata.shape == data.shape:
             return odata
@@ -84,11 +82,13 @@ def bind(args, kwargs, names, defaults, positional=None):
 
 
 def _plain_tensors():
+    global _PLAIN_TENSORS
     from distnn.nn.module import Buffer, Parameter
 
     from .tensor import Tensor
 
-    return frozenset((Tensor, Parameter, Buffer))
+    _PLAIN_TENSORS = frozenset((Tensor, Parameter, Buffer))
+    return _PLAIN_TENSORS
 
 
 # ---------------------------------------------------------------- add_, sub_, mul_, div_ (alpha=)
@@ -153,8 +153,8 @@ def direct(t, name: str, args, kwargs):
     """``t`` after the direct write of the in-place method ``name`` called with ``args`` and ``kwargs``, or None
     where the general path must run it (see the module docstring)."""
     data = t.data
-    if type(data) is not np.ndarray or not data.flags.writeable:
-        return None
+    if type(data) is not np.ndarray or not data.flags.writeable or type(t) not in (_PLAIN_TENSORS or _plain_tensors()):
+        return None  # (a subclass of Tensor may override the operators the general path calls)
     if current_state() is not QUIET_AT_IMPORT and state_raises():
         return None
     ufunc = _ARITHMETIC.get(name)
