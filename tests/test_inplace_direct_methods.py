@@ -14,7 +14,7 @@ import distnn
 import distnn.autograd.inplace_direct as direct_path
 
 NAN, INF, BIG = float("nan"), float("inf"), 2 ** 60
-DTYPES = (np.float16, np.float32, np.float64, np.int32, np.int64, np.bool_)
+DTYPES = (np.float16, np.float32, np.float64, np.longdouble, np.int32, np.int64, np.bool_)
 LAYOUTS = ("contiguous", "strided", "transposed", "reversed", "0-d", "window")
 UNARY = ((), {}), ((2,), {})  # (an argument too many: the general path's TypeError, for both)
 NUMBER_PAIRS = [(0, 1), (-0.5, 0.5), (0.5, -0.5), (NAN, 1), (0, INF), (-0.0, 0.0), (3, None), (None, -2), (True, 1),
@@ -42,6 +42,13 @@ CALLS = {
     + [(("f64", 0.3), {}), (("grad", 0.3), {}), (("self", 0.3), {}), (("overlap", 0.8), {}), (("bcast", 0.2), {}),
        (("same",), {"weight": 0.3}), ((), {"end": "same", "weight": 0.6})],
 }
+
+
+def bits(a) -> bytes:
+    """``a``'s bytes, a longdouble's 80-bit x87 value without the padding bytes (left as they fall) after it."""
+    if a.dtype == np.longdouble and a.dtype.itemsize > 10 and np.finfo(np.longdouble).nmant == 63:
+        return np.ascontiguousarray(a).reshape(-1).view(np.uint8).reshape(-1, a.dtype.itemsize)[:, :10].tobytes()
+    return a.tobytes()
 
 
 def _values(dtype, n, special, seed):
@@ -120,7 +127,7 @@ def run(direct, name, dtype, layout, call, no_grad, leaf_grad, special, monkeypa
             except Exception as e:  # noqa: BLE001 - the two paths must refuse alike
                 error = (type(e).__name__, str(e))
         arrays = [t.data, view.data, *(x.data for x in tensors)]
-        return ([(a.dtype.str, a.shape, a.tobytes()) for a in arrays], error, sorted({str(w.message) for w in caught}),
+        return ([(a.dtype.str, a.shape, bits(a)) for a in arrays], error, sorted({str(w.message) for w in caught}),
                 t._version, view._version, t._node is None, t.requires_grad)
 
 

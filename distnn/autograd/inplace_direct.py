@@ -137,8 +137,9 @@ def _divide(data, operand) -> None:
     """``data /= operand`` with the general path's warnings: x / 0 is inf or NaN silently (``distnn.divide``'s
     ``_quiet``), overflow warns. A number the dtype holds as finite and non-zero cannot raise the silenced flags
     (0 / 0, x / 0, inf / inf need a zero or infinite divisor), so it skips setting numpy's state."""
-    if type(operand) is not np.ndarray:
-        low, high = _SAFE_DIVISORS[data.dtype]
+    bounds = _SAFE_DIVISORS.get(data.dtype) if type(operand) is not np.ndarray else None
+    if bounds is not None:  # (a number; a longdouble tensor's divisor takes the quiet state)
+        low, high = bounds
         if low < abs(operand) < high:
             np.true_divide(data, operand, out=data)
             return
