@@ -22,6 +22,8 @@ import sys
 import time
 import timeit
 
+import op_overhead_inplace  # (this script's folder: the in-place methods' rows)
+
 SHAPE = (64, 64)       # the elementwise ops' operands
 VIEWED = (64, 192)     # the view/reshape input
 
@@ -70,7 +72,8 @@ def distnn_ops():
     steps = {"SGD": step_alone(distnn.optim.SGD, lr=0.01), "Adam": step_alone(distnn.optim.Adam, lr=1e-3)}
     changed = (distnn.Tensor(a_np.copy()), distnn.Tensor(np.zeros(SHAPE, np.float32)))
     big = _float32_tensors(lambda a, grad=False: distnn.Tensor(a, requires_grad=grad))
-    return {**_ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, changed), **_spread_and_product_ops(*big)}
+    return {**_ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, changed), **_spread_and_product_ops(*big),
+            **op_overhead_inplace.tensor_rows(distnn.Tensor)}
 
 
 def torch_ops():
@@ -104,7 +107,7 @@ def torch_ops():
     steps = {"SGD": step_alone(torch.optim.SGD, lr=0.01), "Adam": step_alone(torch.optim.Adam, lr=1e-3)}
     big = _float32_tensors(lambda a, grad=False: torch.from_numpy(a).requires_grad_(grad))
     return {**_ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, (a.clone(), torch.zeros(SHAPE))),
-            **_spread_and_product_ops(*big)}
+            **_spread_and_product_ops(*big), **op_overhead_inplace.tensor_rows(torch.from_numpy)}
 
 
 def _ops(a, b, ag, bg, x, xt, m1, m2, relu, mlp_step, steps, changed):
@@ -240,7 +243,7 @@ def numpy_ops():
                 "v1000.std()": lambda: v1000.std(ddof=1), "m256.std(1)": lambda: m256.std(1, ddof=1),
                 "m256.var(0)": lambda: m256.var(0, ddof=1), "p1 @ p2 256x256 (grad)": lambda: p1 @ p2})
     ops["x.reshape(64, -1)"] = ops["x.view(64, -1)"]
-    return ops
+    return {**ops, **op_overhead_inplace.numpy_rows()}
 
 
 def measure(ops, number, repeats, only=None, timer=timeit.default_timer):

@@ -11,24 +11,22 @@ import numpy as np
 import pytest
 
 import distnn
-import distnn.autograd.tensor_inplace_methods as methods
+import distnn.autograd.inplace_direct as direct_path
+from tests.test_inplace_direct_methods import bits
 
-DTYPES = (np.float16, np.float32, np.float64, np.int64)
-OPERANDS = ("int", "float", "zero", "tensor", "tensor64", "broadcast", "bool", "big_int")
+DTYPES = (np.float16, np.float32, np.float64, np.longdouble, np.int64)
+# (tiny, huge: numbers float16 holds as 0 and inf, so that x / them raises the flags div_ silences; nan, inf, -0.0
+# too: div_ skips numpy's error state only for a divisor that cannot raise them)
+OPERANDS = ("int", "float", "zero", "tensor", "tensor64", "broadcast", "bool", "big_int", "tiny", "huge", "nan", "inf",
+            "neg_zero")
+_NUMBERS = {"int": 3, "float": 0.1, "zero": 0.0, "bool": True, "big_int": 2 ** 60, "tiny": 1e-8, "huge": 1e5,
+            "nan": float("nan"), "inf": float("inf"), "neg_zero": -0.0}
 
 
 def _operand(kind, dtype, n, special):
     rng = np.random.default_rng(1)
-    if kind == "int":
-        return 3
-    if kind == "float":
-        return 0.1
-    if kind == "zero":
-        return 0.0
-    if kind == "bool":
-        return True
-    if kind == "big_int":
-        return 2 ** 60
+    if kind in _NUMBERS:
+        return _NUMBERS[kind]
     if kind == "broadcast":
         return distnn.tensor(rng.standard_normal(1).astype(dtype))
     values = rng.standard_normal(n).astype(np.float64 if kind == "tensor64" else dtype)
@@ -40,7 +38,7 @@ def _operand(kind, dtype, n, special):
 def _run(direct, dtype, name, kind, alpha, no_grad, parameter, special, monkeypatch):
     with monkeypatch.context() as m:
         if not direct:
-            m.setattr(methods, "_direct", lambda *args: None)
+            m.setattr(direct_path, "direct", lambda *args: None)
         values = np.random.default_rng(0).standard_normal(12).astype(dtype)
         if special and values.dtype.kind == "f":
             values[:3] = [np.inf, 0.0, np.finfo(dtype).max]
@@ -77,14 +75,14 @@ def test_the_direct_path_is_the_general_path(dtype, name, kind, alpha, no_grad, 
     for got, want in ((direct[0], general[0]), (direct[5], general[5])):
         assert (got is None) == (want is None)
         if got is not None:
-            assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+            assert got.dtype == want.dtype and bits(got) == bits(want)
 
 
 def test_the_direct_path_is_taken_where_nothing_is_recorded(monkeypatch):
     """The cases the direct path exists for do take it (else the test above compares the general path twice)."""
     taken = []
-    real = methods._direct
-    monkeypatch.setattr(methods, "_direct", lambda *args: taken.append(real(*args) is not None) or real(*args))
+    real = direct_path.direct
+    monkeypatch.setattr(direct_path, "direct", lambda *args: taken.append(real(*args) is not None) or real(*args))
     p = distnn.nn.Parameter(np.ones(4, np.float32))
     g = distnn.tensor(np.full(4, 0.5, np.float32))
     with distnn.no_grad():
@@ -94,3 +92,50 @@ def test_the_direct_path_is_taken_where_nothing_is_recorded(monkeypatch):
     with pytest.raises(RuntimeError, match="a leaf Variable that requires grad"):
         p.add_(g)  # recorded (a leaf that requires grad): the general path, which refuses it
     assert taken[:3] == [True, True, True] and taken[3] is False
+
+
+@pytest.mark.parametrize("state", ({}, {"all": "raise"}, {"over": "raise"}, {"divide": "raise", "invalid": "raise"},
+                                   {"all": "ignore"}))
+@pytest.mark.parametrize("divisor", (0.5, 0.0, 1e-8, "tensor", "zeros"))
+@pytest.mark.parametrize("dtype", (np.float16, np.float32))
+def test_div_keeps_the_callers_numpy_error_state(dtype, divisor, state, monkeypatch):
+    """div_ skips setting numpy's error state for a divisor that cannot divide by zero, and otherwise sets a cached
+    one made from the caller's: under the caller's np.errstate both paths raise, warn or stay silent alike."""
+    def run(direct):
+        with monkeypatch.context() as m:
+            if not direct:
+                m.setattr(direct_path, "direct", lambda *args: None)
+            t = distnn.tensor(np.array([np.finfo(dtype).max, 0.0, 1.0, -2.0], dtype))
+            other = (distnn.tensor(np.array([0.5, 0.0, 0.25, 0.0], dtype)) if divisor == "tensor" else
+                     distnn.tensor(np.zeros(4, dtype)) if divisor == "zeros" else divisor)
+            with warnings.catch_warnings(record=True) as caught, np.errstate(**state):
+                warnings.simplefilter("always")
+                try:
+                    with distnn.no_grad():
+                        t.div_(other)
+                    error = None
+                except FloatingPointError as e:
+                    error = str(e)
+                after = np.geterr()
+            return bits(t.data), error, sorted(str(w.message) for w in caught), after, np.geterr()
+
+    assert run(True) == run(False)
+
+
+@pytest.mark.parametrize("name,args", [("mul_", (2.0,)), ("add_", (3e38,)), ("sub_", (-3e38,)), ("div_", (1e-30,)),
+                                       ("add_", ("max",), ), ("exp_", ()), ("addcmul_", ("max", "max")),
+                                       ("lerp_", ("-max", 2.0)), ("sigmoid_", ())])
+def test_a_raising_error_state_leaves_the_tensor_unchanged(name, args):
+    """Under the caller's np.errstate(over="raise") an overflowing in-place call raises FloatingPointError with the
+    tensor as it was (the out-of-place op raises before anything is written), not half written."""
+    big = np.finfo(np.float32).max
+    t = distnn.tensor(np.array([big, 1.0, -2.0, 0.5], np.float32))
+    operands = {"max": distnn.tensor(np.full(4, big, np.float32)), "-max": distnn.tensor(np.full(4, -big, np.float32))}
+    before = t.data.tobytes()
+    with np.errstate(over="raise"), distnn.no_grad():
+        try:
+            getattr(t, name)(*[operands.get(a, a) if isinstance(a, str) else a for a in args])
+        except FloatingPointError:
+            assert t.data.tobytes() == before and t._version == 0
+        else:
+            assert name == "sigmoid_" and t._version == 1  # (its exp(-|x|) cannot overflow)

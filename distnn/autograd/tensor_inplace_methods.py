@@ -28,10 +28,9 @@ import numpy as np
 
 from distnn.backend import get_array_module
 
-from . import autocast_state as _autocast
+from . import autocast_state as _autocast, inplace_direct as _direct_path
 from .functional_modules import functional_module
 from .grad_mode import is_grad_enabled, no_grad
-from .inplace_gate import _before_inplace_write
 
 # PyTorch's names of dtypes, for its messages
 _TORCH_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
@@ -253,76 +252,18 @@ _COMPOSED = {
 _KEEP_GRAPH = {"logical_and_", "logical_or_", "logical_xor_", "logical_not_"}
 
 
-# The arithmetic methods' common case with nothing recorded (an optimizer-style update under no_grad, a
-# tensor that requires no grad): a float tensor and a Python number or a tensor of its own dtype, shape and
-# kind of array. One ufunc then writes into the tensor's memory, as ``x += y`` does, where the general path
-# runs the out-of-place op and copies its result (~10 us against ~2 on a 64x64 tensor). The same bits: the op
-# computes the same ufunc in the same dtype, ``alpha`` applied to the operand first as there.
-_DIRECT_UFUNCS = {"add_": "add", "sub_": "subtract", "mul_": "multiply", "div_": "true_divide"}
-_TAKES_ALPHA = ("add_", "sub_")
-_EXACT_INT = 2 ** 53  # (a larger int is left to the general path and its rules)
-_PLAIN_TENSORS = None  # Tensor, Parameter, Buffer (set at the first call: they import this module)
-
-
-def _direct_operand(t, other):
-    """``other`` as the direct path's ufunc operand, or None where the general path must decide."""
-    if type(other) is float or (type(other) is int and -_EXACT_INT < other < _EXACT_INT):
-        return other
-    global _PLAIN_TENSORS
-    if _PLAIN_TENSORS is None:
-        _PLAIN_TENSORS = _plain_tensors()
-    data = t.data
-    if type(other) in _PLAIN_TENSORS:
-        odata = other.data
-        if type(odata) is type(data) and odata.dtype == data.dtype and odata.shape == data.shape:
-            return odata
-    return None
-
-
-def _direct(t, name: str, args, kwargs):
-    """``t`` after the direct write, or None (see above)."""
-    data = t.data
-    if len(args) != 1 or type(data) is not np.ndarray or data.dtype.kind != "f" or not data.flags.writeable:
-        return None
-    if is_grad_enabled() and (t.requires_grad or getattr(args[0], "requires_grad", False)):
-        return None  # (recorded: the general path)
-    alpha = 1
-    if kwargs:
-        if name not in _TAKES_ALPHA or len(kwargs) != 1 or "alpha" not in kwargs:
-            return None
-        alpha = kwargs["alpha"]
-        if type(alpha) is not float and type(alpha) is not int:
-            return None
-    operand = _direct_operand(t, args[0])
-    if operand is None:
-        return None
-    if alpha != 1:  # (as alpha_scaled: the operand times alpha, a Python number's in Python)
-        operand = operand * alpha
-    _before_inplace_write(t)
-    if name == "div_":  # (x / 0 is inf or NaN without numpy's warnings, as the op's: distnn.divide's state)
-        with _ops()._elementwise_common._quiet(np):
-            np.true_divide(data, operand, out=data)
-    else:
-        getattr(np, _DIRECT_UFUNCS[name])(data, operand, out=data)
-    t._bump_version()
-    return t
-
-
-def _plain_tensors():
-    from distnn.nn.module import Buffer, Parameter
-
-    from .tensor import Tensor
-
-    return frozenset((Tensor, Parameter, Buffer))
+# With nothing to record, the common calls of add_, mul_, exp_, clamp_, copy_, lerp_... write into the tensor's
+# memory with numpy's ufuncs (:mod:`.inplace_direct`), where the general path runs the out-of-place op and copies its
+# result (~10-20 us against ~2 on a 64x64 tensor); anything else comes here.
 
 
 def _method(name: str, function):
     keeps_graph = name in _KEEP_GRAPH
-    direct = name in _DIRECT_UFUNCS
+    direct = name in _direct_path.NAMES
 
     def method(self, *args, **kwargs):
         if direct:
-            done = _direct(self, name, args, kwargs)
+            done = _direct_path.direct(self, name, args, kwargs)
             if done is not None:
                 return done
         f = function if callable(function) else _top(function)

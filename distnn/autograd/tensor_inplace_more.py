@@ -14,6 +14,7 @@ import numpy as np
 
 from distnn.backend import device_of, get_array_module
 
+from . import inplace_direct as _direct_path
 from .tensor_inplace_methods import _top, records, torch_dtype_name, write_inplace
 
 
@@ -171,6 +172,9 @@ class TensorInplaceMore:
     def copy_(self, src, non_blocking=False):
         """``src`` (a Tensor or array, broadcast to this shape, cast to this dtype, moved to this device) written
         into this tensor; ``src`` gets the gradient (cast back and summed over the broadcast), the old value none."""
+        done = _direct_path.direct(self, "copy_", (src,), {})  # (same dtype and shape, nothing recorded: one copy)
+        if done is not None:
+            return done
         from .tensor import Tensor
 
         shape = tuple(getattr(src, "shape", np.shape(src)))

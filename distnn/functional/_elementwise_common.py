@@ -41,27 +41,10 @@ def _quiet(xp, over: bool = False):
     return np.errstate(divide="ignore", invalid="ignore", over="ignore" if over else None)  # (None: unchanged)
 
 
-# numpy >= 2 keeps its floating-point error state in a context variable: setting it to a prebuilt "ignore all"
-# state costs about a fourth of ``np.errstate`` (~0.3 us against ~1.1 us), which matters on the small reductions
-# and casts below. numpy 1.x has no such variable; np.seterr is thread-local there and does the same.
-try:
-    from numpy._core.umath import _extobj_contextvar as _FP_STATE, _make_extobj
-
-    _ALL_IGNORED = _make_extobj(all="ignore")
-    # (overflow raises FloatingPointError, the rest is ignored: a float32 variance retried in float64 on it)
-    _OVERFLOW_RAISES = _make_extobj(all="ignore", over="raise")
-except ImportError:  # pragma: no cover - numpy 1.x
-    class _FP_STATE:  # noqa: N801 - stands in for the context variable
-        @staticmethod
-        def set(state):
-            return np.seterr(**(state or {"all": "ignore"}))
-
-        @staticmethod
-        def reset(old):
-            np.seterr(**old)
-
-    _ALL_IGNORED = None
-    _OVERFLOW_RAISES = {"all": "ignore", "over": "raise"}
+# numpy's floating-point error state, set without np.errstate (its context variable, prebuilt states, the quiet
+# state of the in-place methods' direct path): see distnn.autograd.fp_state
+from distnn.autograd.fp_state import (  # noqa: E402,F401 - importable from here as before
+    _ALL_IGNORED, _FP_STATE, _OVERFLOW_RAISES, quiet_enter, quiet_exit, state_raises)
 
 
 class _silent:  # noqa: N801 - used as a function, ``with _silent():``

@@ -186,13 +186,19 @@ class Lerp(Function):
         if not hasattr(weight, "shape"):
             weight = xp.asarray(weight, dtype=start.dtype)
         self.start, self.end, self.weight = start, end, weight
-        diff = end - start
-        return xp.where(abs(weight) < 0.5, start + weight * diff, end - diff * (1 - weight)).astype(
-            xp.result_type(start, end), copy=False)
+        return lerp_array(start, end, weight)
 
     def backward(self, g):
         w = self.weight
         return g * (1 - w), g * w, g * (self.end - self.start)
+
+
+def lerp_array(start, end, weight):
+    """``Lerp.forward``'s arithmetic on arrays (``weight`` an array: a number as a 0-d one of ``start``'s dtype)."""
+    xp = get_array_module(start, end, weight)
+    diff = end - start
+    return xp.where(abs(weight) < 0.5, start + weight * diff, end - diff * (1 - weight)).astype(
+        xp.result_type(start, end), copy=False)
 
 
 class LerpTensorWeight(Lerp):

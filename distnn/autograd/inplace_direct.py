@@ -1,0 +1,179 @@
+"""The in-place methods' direct path: with nothing to record, numpy's ufuncs write into the tensor's memory.
+
+The general path of ``x.add_(y)``, ``x.exp_()``, ``x.clamp_(0, 1)``... (:func:`.tensor_inplace_methods.write_inplace`)
+runs the out-of-place op (a Function, its checks and dtype rules) and copies its result into ``x``: ~10-20 us on a
+64x64 tensor. In their common case nothing is recorded (an optimizer-style update under ``no_grad()``, a tensor that
+requires no grad) and the operands are already what the op would compute with; then the same ufuncs, called here
+with ``out=``, give the same bits, warnings, version bumps and views' values for a fraction of that.
+
+:func:`direct` takes a call only where that is certain, and returns None for the general path to decide otherwise:
+
+* the tensor is a plain one (Tensor, Parameter, Buffer: a subclass may override what the general path calls), its
+  array a writeable numpy array (cupy, read-only memory: the general path), and numpy's error state raises on no
+  flag (where it does, the general path raises before it writes: see ``state_raises``);
+* nothing is recorded: grad mode off, or neither the tensor nor a tensor operand requires grad (the general path
+  records the op, or refuses a leaf that requires grad);
+* the operands are Python numbers (an ``int`` only below 2**53, never a ``bool``) or plain tensors (Tensor,
+  Parameter, Buffer) of the tensor's own dtype, shape and kind of array: no promotion, no broadcast, so no
+  refusal to copy (the dtype and shape refusals are the general path's);
+* the tensor's dtype is one the method takes here (floats; integers where the integer op is exact and torch's);
+* the arguments bind as the method's own do (no unknown, repeated or extra one: the general path's TypeError).
+
+Ufuncs that numpy computes through layout-dependent loops (exp, log, tanh, pow, and the choice of a signed zero in
+maximum/clip) give the general path's bits only where every array is C-contiguous; elsewhere the out-of-place ufunc
+runs and its result is copied, as the general path does. Numpy makes a copy of an input that overlaps the output,
+so an operand that aliases the tensor (``x.add_(x)``, a view of it) reads the old values, as there.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .fp_state import QUIET_AT_IMPORT, current_state, quiet_enter, quiet_exit, state_raises
+from .grad_mode import _state as _grad_state
+from .inplace_gate import _before_inplace_write
+
+_EXACT_INT = 2 ** 53  # (a larger int is left to the general path and its rules)
+_PLAIN_TENSORS = None  # Tensor, Parameter, Buffer (set at the first call: they import this module)
+
+
+def number(x) -> bool:
+    """Whether ``x`` is a Python number the direct path takes (a float, or an int numpy holds exactly)."""
+    return type(x) is float or (type(x) is int and -_EXACT_INT < x < _EXACT_INT)
+
+
+def same_array(data, other):
+    """``other``'s array where ``other`` is a plain tensor of ``data``'s dtype, shape and array type, else None."""
+    if type(other) in _PLAIN_TENSORS:  # (set by direct's first call)
+        odata = other.data
+        if type(odata) is type(data) and odata.dtype == data.dtype and odata.shape == data.shape:
+            return odata
+    return None
+
+
+def records(t, *operands) -> bool:
+    """Whether the general path would record the op (grad mode on, and ``t`` or a tensor operand requires grad)."""
+    if not _grad_state.enabled:
+        return False
+    if t.requires_grad:
+        return True
+    for o in operands:
+        if getattr(o, "requires_grad", False):
+            return True
+    return False
+
+
+def bind(args, kwargs, names, defaults, positional=None):
+    """``args`` and ``kwargs`` bound to ``names`` (``defaults``: the values of those not given; the names past the
+    first ``positional`` are keyword-only), or None where the method's own binding would refuse them or take them
+    another way (the general path then decides)."""
+    if len(args) > (len(names) if positional is None else positional):
+        return None
+    if not kwargs:
+        return (*args, *defaults[len(args):])
+    bound = list(args) + list(defaults[len(args):])
+    given = 0
+    for i, name in enumerate(names):
+        if name in kwargs:
+            if i < len(args):
+                return None  # (given twice)
+            bound[i] = kwargs[name]
+            given += 1
+    return bound if given == len(kwargs) else None
+
+
+def _plain_tensors():
+    global _PLAIN_TENSORS
+    from distnn.nn.module import Buffer, Parameter
+
+    from .tensor import Tensor
+
+    _PLAIN_TENSORS = frozenset((Tensor, Parameter, Buffer))
+    return _PLAIN_TENSORS
+
+
+# ---------------------------------------------------------------- add_, sub_, mul_, div_ (alpha=)
+_ARITHMETIC = {"add_": np.add, "sub_": np.subtract, "mul_": np.multiply, "div_": np.true_divide}
+_TAKES_ALPHA = (np.add, np.subtract)
+# The divisors with which x / d can raise neither numpy's divide nor its invalid flag, per dtype: a finite d that
+# the dtype does not round to 0 or to inf (float16 holds 1e-8 as 0, 1e5 as inf)
+_SAFE_DIVISORS = {np.dtype(d): (float(np.finfo(d).smallest_subnormal), float(np.finfo(d).max))
+                  for d in (np.float16, np.float32, np.float64)}
+
+
+def _arithmetic(t, data, ufunc, args, kwargs):
+    """``add_``/``sub_``/``mul_``/``div_``: one ufunc, ``alpha`` applied to the operand first (as ``alpha_scaled``).
+    Arithmetic is exactly rounded, so any layout gives the general path's bits."""
+    if len(args) != 1 or data.dtype.kind != "f":
+        return None
+    other = args[0]
+    alpha = 1
+    if kwargs:
+        if ufunc not in _TAKES_ALPHA or len(kwargs) != 1 or "alpha" not in kwargs:
+            return None
+        alpha = kwargs["alpha"]
+        if not number(alpha):
+            return None
+    # (number() and records() written out: this is the hottest of the writers, and a call costs ~0.1 us)
+    if type(other) is float or (type(other) is int and -_EXACT_INT < other < _EXACT_INT):
+        operand = other
+    else:
+        operand = same_array(data, other)
+        if operand is None or (_grad_state.enabled and other.requires_grad):
+            return None
+    if _grad_state.enabled and t.requires_grad:
+        return None
+    if alpha != 1:  # (as alpha_scaled: the operand times alpha, a Python number's in Python)
+        operand = operand * alpha
+    _before_inplace_write(t)
+    if ufunc is np.true_divide:
+        _divide(data, operand)
+    else:
+        ufunc(data, operand, out=data)
+    t._bump_version()
+    return t
+
+
+def _divide(data, operand) -> None:
+    """``data /= operand`` with the general path's warnings: x / 0 is inf or NaN silently (``distnn.divide``'s
+    ``_quiet``), overflow warns. A number the dtype holds as finite and non-zero cannot raise the silenced flags
+    (0 / 0, x / 0, inf / inf need a zero or infinite divisor), so it skips setting numpy's state."""
+    bounds = _SAFE_DIVISORS.get(data.dtype) if type(operand) is not np.ndarray else None
+    if bounds is not None:  # (a number; a longdouble tensor's divisor takes the quiet state)
+        low, high = bounds
+        if low < abs(operand) < high:
+            np.true_divide(data, operand, out=data)
+            return
+    token = quiet_enter()
+    try:
+        np.true_divide(data, operand, out=data)
+    finally:
+        quiet_exit(token)
+
+
+def direct(t, name: str, args, kwargs):
+    """``t`` after the direct write of the in-place method ``name`` called with ``args`` and ``kwargs``, or None
+    where the general path must run it (see the module docstring)."""
+    data = t.data
+    if type(data) is not np.ndarray or not data.flags.writeable or type(t) not in (_PLAIN_TENSORS or _plain_tensors()):
+        return None  # (a subclass of Tensor may override the operators the general path calls)
+    if current_state() is not QUIET_AT_IMPORT and state_raises():
+        return None
+    ufunc = _ARITHMETIC.get(name)
+    if ufunc is not None:
+        return _arithmetic(t, data, ufunc, args, kwargs)
+    return _writers()[name](t, data, args, kwargs)
+
+
+def _writers():
+    global _WRITERS
+    if _WRITERS is None:
+        from .inplace_direct_ops import WRITERS
+
+        _WRITERS = WRITERS
+    return _WRITERS
+
+
+_WRITERS = None
+# the methods :func:`direct` takes (the others' names are not looked up there)
+NAMES = frozenset((*_ARITHMETIC, "neg_", "abs_", "sqrt_", "exp_", "log_", "tanh_", "relu_", "sigmoid_", "pow_",
+                   "clamp_", "clamp_min_", "clamp_max_", "copy_", "addcmul_", "addcdiv_", "lerp_"))
