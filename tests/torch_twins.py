@@ -7,6 +7,8 @@ distnn, so that a test can run both on the same inputs and compare outputs and g
   (strict), for twins built by hand (other constructor arguments, weights set before the copy).
 - ``torch_state_as_numpy(tm)``: ``tm.state_dict()`` as host numpy arrays, what distnn's ``load_state_dict``
   takes.
+- ``copy_distnn_weights(dm, tm)``: the other way, distnn's weights into a torch module;
+  ``torch_mlp_like(torch, model)``: torch's twin of a distnn ``build_model("mlp")`` model, with its weights.
 - ``doubling_functions(torch)``: ``Twice``, a custom Function (2x, backward 2g) written once for each library.
 
 torch is imported by the caller (the ``torch`` fixture or ``pytest.importorskip``) and passed in, or imported
@@ -33,6 +35,30 @@ def copy_torch_weights(tm, dm, same_keys=False):
             f"state_dict keys differ from PyTorch's: {list(state)} vs distnn's {list(dm.state_dict())}"
     dm.load_state_dict(state)
     return dm
+
+
+def copy_distnn_weights(dm, tm, same_keys=False):
+    """Load distnn module ``dm``'s parameters and buffers into torch module ``tm`` (strict; torch casts them to
+    ``tm``'s dtypes); returns ``tm``. ``same_keys``: as in :func:`copy_torch_weights`."""
+    import torch
+
+    state = {k: torch.from_numpy(np.array(v)) for k, v in dm.state_dict().items()}
+    if same_keys:
+        assert list(state) == list(tm.state_dict()), \
+            f"state_dict keys differ from PyTorch's: {list(tm.state_dict())} vs distnn's {list(state)}"
+    tm.load_state_dict(state)
+    return tm
+
+
+def torch_mlp_like(torch, model):
+    """torch's twin of a distnn multi-layer perceptron (``build_model("mlp", ...)`` without dropout or norms:
+    Linear layers with ReLU between them): the same layer sizes, in the model's dtype, with its weights."""
+    weights = [p for n, p in model.named_parameters() if n.endswith("weight")]
+    layers = []
+    for i, w in enumerate(weights):
+        layers += [torch.nn.Linear(w.shape[1], w.shape[0])] + ([torch.nn.ReLU()] if i < len(weights) - 1 else [])
+    net = torch.nn.Sequential(*layers).to(torch_dtype(weights[0].data.dtype))
+    return copy_distnn_weights(model, net)
 
 
 def torch_dtype(dtype):
