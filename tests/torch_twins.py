@@ -21,7 +21,8 @@ from distnn.autograd import Function
 
 
 def torch_state_as_numpy(tm):
-    """``tm.state_dict()`` with every tensor detached and copied to a host numpy array (same keys, same order)."""
+    """``tm.state_dict()`` with every tensor as a host numpy array (same keys, same order; a CPU tensor's array
+    shares its memory: distnn's ``load_state_dict`` copies the values in)."""
     return {k: v.detach().cpu().numpy() for k, v in tm.state_dict().items()}
 
 
