@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 import distnn  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
 from distnn.testing import check_grad  # noqa: E402
+from torch_twins import twin_models  # noqa: E402
 
 FUZZ = 30
 # (PyTorch warns when a tail's first Linear has no features: in_features // div_value ** (i + 1) == 0)
@@ -21,11 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Initializing zero-element tensor
 
 
 def _pair(args, kwargs, dtype=np.float64, seed=0):
-    torch.manual_seed(seed)
-    tm = torch.nn.AdaptiveLogSoftmaxWithLoss(*args, **kwargs).to(torch.float64 if dtype == np.float64 else
-                                                                  torch.float32)
-    dm = dnn.AdaptiveLogSoftmaxWithLoss(*args, **kwargs).to(dtype)
-    dm.load_state_dict({k: v.detach().numpy().copy() for k, v in tm.state_dict().items()})
+    tm, dm = twin_models(lambda nn: nn.AdaptiveLogSoftmaxWithLoss(*args, **kwargs), seed, dtype)
     return dm, tm
 
 

@@ -19,6 +19,7 @@ from distnn.train.callbacks.checkpoint_setup import attach
 from distnn.train.trainer import Trainer
 
 from test_checkpoint import assert_bitwise, final_state
+from torch_twins import torch_mlp_like
 
 # (tests that wire a trainer with attach() themselves: its SIGTERM/SIGUSR1 handler put back after each)
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
@@ -28,19 +29,6 @@ def _mlp(sizes, dtype=np.float32, seed=0):
     distnn.manual_seed(seed)
     model = build_model("mlp", sizes=sizes)
     return model.to(dtype) if dtype != np.float32 else model
-
-
-def _torch_mlp(torch, model):
-    """The same stack in PyTorch (MLP's names are torch.nn.Sequential's), with the same weights."""
-    ws = [p for n, p in model.named_parameters() if n.endswith("weight")]
-    layers = []
-    for i, w in enumerate(ws):
-        layers.append(torch.nn.Linear(w.shape[1], w.shape[0]))
-        if i < len(ws) - 1:
-            layers.append(torch.nn.ReLU())
-    net = torch.nn.Sequential(*layers).to(torch.float64 if ws[0].data.dtype == np.float64 else torch.float32)
-    net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()})
-    return net
 
 
 def _torch_fgsm(torch, net, x, y, eps, reduction="mean"):
@@ -56,7 +44,7 @@ def test_fgsm_matches_torch(torch, rng, dtype):
     x = rng.standard_normal((12, 10)).astype(dtype)
     y = rng.integers(0, 4, 12)
     adv = fgsm(model, F.cross_entropy, x, y, 0.05)
-    want = _torch_fgsm(torch, _torch_mlp(torch, model), x, y, 0.05).numpy()
+    want = _torch_fgsm(torch, torch_mlp_like(torch, model), x, y, 0.05).numpy()
     assert adv.dtype == dtype and adv.shape == x.shape
     np.testing.assert_allclose(adv, want, rtol=0, atol=1e-6)
     assert np.abs(adv - x).max() == pytest.approx(0.05, rel=1e-6)  # every component moved by eps (no zero grads)
@@ -115,7 +103,7 @@ def _data(rng, n=48, d=10, k=4):
 def test_trainer_steps_match_a_hand_written_torch_loop(torch, rng, accumulation):
     data, eps, w, lr = _data(rng), 0.1, 0.3, 0.2
     model = _mlp([10, 16, 4])
-    net = _torch_mlp(torch, model)
+    net = torch_mlp_like(torch, model)
     Trainer(model, SGD(model.parameters(), lr=lr), data, comm=LocalCommunicator(), batch_size=16, epochs=1,
             shuffle=False, accumulation_steps=accumulation, adversarial_eps=eps, adversarial_weight=w).fit()
     opt = torch.optim.SGD(net.parameters(), lr=lr)

@@ -11,6 +11,7 @@ import distnn.functional as F
 import distnn.nn as nn
 from distnn.amp import GradScaler
 from distnn.optim import SGD
+from torch_twins import twin_models
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -139,11 +140,7 @@ def test_float64_is_never_cast():
 
 
 def _mlp_pair():
-    torch.manual_seed(0)
-    tm = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
-    dm = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
-    dm.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
-    return tm, dm
+    return twin_models(lambda nn: nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3)))
 
 
 def test_float32_gradients_reach_the_parameters_close_to_torchs():

@@ -14,19 +14,15 @@ from distnn.amp import GradScaler
 from distnn.distributed import DataParallel, simulate
 from distnn.optim import SGD, Adam
 from distnn.train.checkpoint.state import decode_state, encode_state
+from torch_twins import twin_models
 
 torch = pytest.importorskip("torch")
 
-TDTYPE = {np.float64: torch.float64, np.float32: torch.float32}
 TOL = {np.float64: dict(rtol=1e-12, atol=1e-13), np.float32: dict(rtol=2e-5, atol=2e-6)}
 
 
 def models(dtype, seed=0):
-    torch.manual_seed(seed)
-    tm = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).to(TDTYPE[dtype])
-    dm = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).to(dtype)
-    dm.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
-    return tm, dm
+    return twin_models(lambda nn: nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)), seed, dtype)
 
 
 def batches(dtype, n, size=6, seed=1):

@@ -11,6 +11,7 @@ import pytest
 import distnn
 import distnn.functional as F
 from distnn import nn
+from torch_twins import copy_torch_weights
 
 torch = pytest.importorskip("torch")
 
@@ -65,8 +66,7 @@ def _mha_pair(x_dtype):
     ref = torch.nn.MultiheadAttention(8, 2, batch_first=True)
     ref = ref.double() if x_dtype == "float64" else ref
     ours = nn.MultiheadAttention(8, 2, batch_first=True, dtype=np.dtype(x_dtype))
-    ours.load_state_dict({k: v.detach().numpy() for k, v in ref.state_dict().items()})
-    return ref, ours
+    return ref, copy_torch_weights(ref, ours)
 
 
 CASES = list(itertools.product(["float32", "float64"], MASKS + [None], [None, "bool", "float32", "float64"],

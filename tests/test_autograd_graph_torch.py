@@ -8,8 +8,8 @@ import pytest
 import distnn
 import distnn.functional as F
 from distnn import Tensor
-from distnn.autograd import Function
 from distnn.autograd import graph as G
+from torch_twins import doubling_functions
 
 RNG = np.random.default_rng(0)
 A = RNG.standard_normal((3, 4))
@@ -44,25 +44,10 @@ def test_node_names_are_torchs_for_common_ops(torch, op):
 
 
 def test_custom_function_node_is_named_after_its_class(torch):
-    class Twice(Function):
-        def forward(self, a):
-            return a * 2
-
-        def backward(self, g):
-            return g * 2
-
-    class TTwice(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, a):
-            return a * 2
-
-        @staticmethod
-        def backward(ctx, g):
-            return g * 2
-
+    Twice, TorchTwice = doubling_functions(torch)  # (both classes named Twice)
     (x, tx) = _pair(torch, A)
     assert Twice.apply(x).grad_fn.name() == "TwiceBackward"
-    assert TTwice.apply(tx).grad_fn.name() == "TTwiceBackward"
+    assert TorchTwice.apply(tx).grad_fn.name() == "TwiceBackward"
 
 
 def _structure(node, seen=None):

@@ -1,6 +1,5 @@
 """distnn's DataLoader with torch.utils.data's options (sampler, batch_sampler, collate_fn, iterable
 datasets, drop_last, shuffle with a generator), against PyTorch's DataLoader on the same script."""
-import re
 
 import numpy as np
 import pytest
@@ -12,17 +11,7 @@ from distnn.data import DataError
 torch = pytest.importorskip("torch")
 T = torch.utils.data
 
-
-def plain(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.numpy()
-    if isinstance(obj, dn.Tensor):
-        return np.asarray(obj.data)
-    if isinstance(obj, (list, tuple)):
-        return (type(obj).__name__, [plain(v) for v in obj])
-    if isinstance(obj, dict):
-        return ("dict", {k: plain(v) for k, v in obj.items()})
-    return obj
+from data_torch_oracle import plain, same_error  # noqa: E402
 
 
 def assert_same_batches(ours, theirs):
@@ -42,14 +31,6 @@ def _same(a, b):
             _same(a[1][k], v)
     else:
         assert a == b
-
-
-def same_error(run_distnn, run_torch, gist):
-    with pytest.raises(Exception) as theirs:
-        run_torch()
-    assert re.search(gist, str(theirs.value)), f"torch says {theirs.value!r}"
-    with pytest.raises(type(theirs.value), match=gist):
-        run_distnn()
 
 
 X = np.arange(44, dtype=np.float32).reshape(11, 4)

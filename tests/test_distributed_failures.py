@@ -2,29 +2,20 @@
 import ast
 import os
 import re
-import subprocess
-
 import pytest
 
-from distnn.distributed.launch import mpiexec_command, mpiexec_path
+from mpi_child import child_env, require_mpiexec, run_under_mpiexec
 
 SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpi_scripts")
 
-try:
-    mpiexec_path()
-    import mpi4py  # noqa: F401
-except (FileNotFoundError, ImportError) as e:  # pragma: no cover - depends on the install
-    pytest.skip(f"needs mpiexec and mpi4py: {e}", allow_module_level=True)
+require_mpiexec(whole_module=True)
 
 
 def _run(script, n, timeout_env, deadline=300):
-    env = dict(os.environ, DISTNN_COLLECTIVE_TIMEOUT=str(timeout_env), OMP_NUM_THREADS="1",
-               OPENBLAS_NUM_THREADS="1")
     # The deadline is the requirement itself: a job that hangs fails with TimeoutExpired. (Generous: a
     # 2-rank job on a busy 2-core machine can take many times its idle few seconds; the collective
     # timeouts that must not be what ends a job are 600 s.)
-    return subprocess.run(mpiexec_command(n, [os.path.join(SCRIPTS, script)]), env=env, capture_output=True,
-                          text=True, timeout=deadline)
+    return run_under_mpiexec(n, [os.path.join(SCRIPTS, script)], env=child_env(timeout_env), deadline=deadline)
 
 
 def test_exception_on_one_rank_aborts_the_whole_job():
@@ -95,9 +86,8 @@ def test_a_rank_skipping_its_sync_batchnorm_forward_ends_the_job_at_the_timeout_
 def test_a_rank_that_exits_early_ends_the_job_before_the_timeout(mode):
     # the last rank calls sys.exit(3) while the others go on to a barrier: its MPI_Finalize blocks, so
     # without distnn's exit notice they would wait out the collective timeout (600 s here)
-    out = subprocess.run(mpiexec_command(2, [os.path.join(SCRIPTS, "exit_on_one_rank.py"), mode]),
-                         env=dict(os.environ, DISTNN_COLLECTIVE_TIMEOUT="600", OMP_NUM_THREADS="1"),
-                         capture_output=True, text=True, timeout=300)
+    out = run_under_mpiexec(2, [os.path.join(SCRIPTS, "exit_on_one_rank.py"), mode], env=child_env(600),
+                            deadline=300)
     text = out.stdout + out.stderr
     assert out.returncode != 0
     assert "[distnn] rank 0 of 2: rank 1 " in text

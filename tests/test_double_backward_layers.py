@@ -17,6 +17,7 @@ import distnn.functional as F
 import distnn.nn as nn
 from distnn import Tensor, autograd
 from test_double_backward import _compare, _run, assert_second_derivatives_match
+from torch_twins import copy_distnn_weights
 
 RNG = np.random.default_rng(41)
 
@@ -189,7 +190,7 @@ def _compare_module(torch, make, fwd, arrays, order=2, seed=WEIGHT_SEED):
     # up to ~17 eps * max|derivative| measured over 100 weight draws (float32: 1e-3 where max is 3e4).
     for dtype, rtol, atol in ((np.float64, 1e-9, 1e-10), (np.float32, 2e-3, 5e-4)):
         ours, theirs = _made(make, distnn.nn, seed), make(torch.nn)
-        theirs.load_state_dict({k: torch.tensor(np.asarray(v.data)) for k, v in ours.state_dict().items()})
+        copy_distnn_weights(ours, theirs)
         k = order if dtype == np.float64 else 2
         _compare(_module_derivatives("distnn", torch, ours, fwd, arrays, dtype, k),
                  _module_derivatives("torch", torch, theirs, fwd, arrays, dtype, k), rtol, atol, noise_eps=64)
@@ -261,7 +262,7 @@ def test_wgan_gp_on_a_recurrent_critic_matches_torch(torch):
         return m.ModuleDict({"gru": m.GRU(3, 5), "head": m.Linear(5, 1)}).double()
 
     ours, theirs = _made(make, nn, WEIGHT_SEED), make(torch.nn)
-    theirs.load_state_dict({k: torch.tensor(np.asarray(v.data)) for k, v in ours.state_dict().items()})
+    copy_distnn_weights(ours, theirs)
     _compare([penalty("distnn", ours)], [penalty("torch", theirs)], rtol=1e-9, atol=1e-11)
 
 

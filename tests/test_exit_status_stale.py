@@ -7,19 +7,14 @@ cannot see (a bare ``raise SystemExit(3)``: 1), the notice still said 5, and so 
 (An uncaught exception was right already: distnn's excepthook aborts the job with 1; pinned here.)
 """
 import os
-import subprocess
 
 import pytest
 
-from distnn.distributed.launch import mpiexec_command, mpiexec_path
+from mpi_child import child_env, require_mpiexec, run_under_mpiexec
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpi_scripts", "exit_status_caught.py")
 
-try:
-    mpiexec_path()
-    import mpi4py  # noqa: F401
-except (FileNotFoundError, ImportError) as e:  # pragma: no cover - depends on the install
-    pytest.skip(f"needs mpiexec and mpi4py: {e}", allow_module_level=True)
+require_mpiexec(whole_module=True)
 
 
 @pytest.mark.parametrize("how,status", [
@@ -29,8 +24,7 @@ except (FileNotFoundError, ImportError) as e:  # pragma: no cover - depends on t
 ])
 def test_a_caught_sys_exit_does_not_set_the_jobs_status(how, status):
     # a collective timeout far beyond the deadline: only the exit notice can end these jobs in time
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", DISTNN_COLLECTIVE_TIMEOUT="600")
-    p = subprocess.run(mpiexec_command(2, [SCRIPT, how]), env=env, capture_output=True, text=True, timeout=120)
+    p = run_under_mpiexec(2, [SCRIPT, how], env=child_env(600), deadline=120)
     text = p.stdout + p.stderr
     assert p.returncode == status, text
     assert "[test] returned" not in text, text

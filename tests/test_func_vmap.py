@@ -10,6 +10,7 @@ import distnn.nn as nn
 from distnn import Tensor
 from distnn import func as dfunc
 from test_func_transforms import _close  # noqa: E402  (pytrees compared as in the transforms' tests)
+from torch_twins import twin_models
 
 TIGHT = dict(rtol=1e-11, atol=1e-12)
 RNG = np.random.default_rng(11)
@@ -122,12 +123,8 @@ def test_vmap_randomness_modes():
 
 # ------------------------------------------------------------------------------------------ composition
 def _mlp_pair(torch):
-    t = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2)).double()
-    d = nn.Sequential(nn.Linear(3, 5, dtype=np.float64), nn.Tanh(), nn.Linear(5, 2, dtype=np.float64))
-    with distnn.no_grad():
-        for (_, tp), (_, dp) in zip(t.named_parameters(), d.named_parameters()):
-            dp.data[...] = tp.detach().numpy()
-    return t, d
+    return twin_models(lambda nn: nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2)), seed=None,
+                       dtype=np.float64)
 
 
 def test_per_sample_gradients_tutorial_as_torch(torch):

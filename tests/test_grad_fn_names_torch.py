@@ -10,6 +10,7 @@ import pytest
 
 import distnn
 import distnn.functional as DF
+from torch_twins import doubling_functions
 
 RNG = np.random.default_rng(0)
 A, B = RNG.standard_normal((3, 4)), RNG.standard_normal((3, 4))
@@ -359,24 +360,9 @@ def test_node_repr_and_the_tensors_grad_fn_suffix_are_torchs(torch, op):
 
 
 def test_repr_of_a_custom_function_node_and_accumulate_grad_are_torchs(torch):
-    class Twice(distnn.autograd.Function):
-        def forward(self, a):
-            return a * 2
-
-        def backward(self, g):
-            return (g * 2,)
-
-    class Twice2(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, a):
-            return a * 2
-
-        @staticmethod
-        def backward(ctx, g):
-            return g * 2
-
+    Twice, TorchTwice = doubling_functions(torch)  # (both classes named Twice)
     x, tx = _t(distnn, A), _t(torch, A)
     assert _repr_pattern("distnn.autograd.function.TwiceBackward").match(repr(Twice.apply(x).grad_fn))
-    assert _repr_pattern("torch.autograd.function.Twice2Backward").match(repr(Twice2.apply(tx).grad_fn))
+    assert _repr_pattern("torch.autograd.function.TwiceBackward").match(repr(TorchTwice.apply(tx).grad_fn))
     acc, tacc = (x * 2).grad_fn.next_functions[0][0], (tx * 2).grad_fn.next_functions[0][0]
     assert _repr_pattern("AccumulateGrad").match(repr(acc)) and _repr_pattern("AccumulateGrad").match(repr(tacc))

@@ -44,6 +44,7 @@ import distnn  # noqa: E402
 import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
 from distnn import optim  # noqa: E402
+from torch_twins import copy_distnn_weights, copy_torch_weights  # noqa: E402
 
 TF = torch.nn.functional
 CASES = int(os.environ.get("DISTNN_LAYER_FUZZ_CASES", "4"))
@@ -223,9 +224,7 @@ class Case:
         gradients of the G arguments, parameter gradients and buffers after each. Returns False when
         PyTorch refused the configuration."""
         if dmod is not None:
-            sd = dmod.state_dict()
-            tmod.double()
-            tmod.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in sd.items()}, strict=True)
+            copy_distnn_weights(dmod, tmod.double())
         for step in range(steps):
             a = args(step) if callable(args) else args
             if modes is not None and dmod is not None:
@@ -1116,7 +1115,7 @@ def run_cases(name, generate):
 def float32_pair(dm, tm, x, rtol=1e-4, atol=1e-5):
     """Forward and backward in float32 in both libraries (PyTorch's weights copied into distnn's module);
     of a tuple output (LSTM's), the first element."""
-    dm.load_state_dict({k: v.detach().numpy().copy() for k, v in tm.state_dict().items()})
+    copy_torch_weights(tm, dm)
     xd, xt = distnn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
     yd, yt = dm(xd), tm(xt)
     yd, yt = (yd[0], yt[0]) if isinstance(yt, tuple) else (yd, yt)

@@ -18,6 +18,7 @@ import distnn  # noqa: E402
 import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
 from distnn.testing import check_grad  # noqa: E402
+from torch_twins import copy_torch_weights  # noqa: E402
 
 TF = torch.nn.functional
 R = np.random.default_rng(2031)
@@ -253,7 +254,7 @@ def test_module_matches_pytorch_with_its_state_and_repr():
     tm = torch.nn.LinearCrossEntropyLoss(5, 4, weight=torch.from_numpy(cw), **kw).double()
     dm = dnn.LinearCrossEntropyLoss(5, 4, weight=cw, dtype=np.float64, **kw)
     assert list(dm.state_dict()) == list(tm.state_dict()) == ["weight", "linear.weight", "linear.bias"]
-    dm.load_state_dict({k: v.numpy().copy() for k, v in tm.state_dict().items()})
+    copy_torch_weights(tm, dm)
     x, t = R.standard_normal((6, 5)), R.integers(0, 4, (6, 3))
     xd, xt = distnn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
     yd, yt = dm(xd, t), tm(xt, torch.from_numpy(t))

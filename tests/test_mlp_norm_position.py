@@ -9,6 +9,7 @@ import pytest
 import distnn
 from distnn import models, nn
 from distnn.train.config import ConfigError, load_config
+from torch_twins import copy_distnn_weights
 
 SIZES = [6, 5, 4, 3]
 
@@ -42,10 +43,7 @@ def _torch_twin(torch, dm, position):
         pair = [T.BatchNorm1d(b), T.Tanh()] if position == "before_activation" else [T.Tanh(), T.BatchNorm1d(b)]
         layers += [T.Linear(a, b), *pair]
     tm = T.Sequential(*layers, T.Linear(SIZES[-2], SIZES[-1])).double()
-    sd = dm.state_dict()
-    assert list(tm.state_dict()) == list(sd)
-    tm.load_state_dict({k: torch.tensor(np.asarray(v, dtype=np.float64)) for k, v in sd.items()})
-    return tm
+    return copy_distnn_weights(dm, tm, same_keys=True)
 
 
 @pytest.mark.parametrize("position", ["before_activation", "after_activation"])

@@ -11,12 +11,7 @@ import distnn.functional as F
 from distnn import models
 
 from test_nn_rnn import close
-
-
-def load_from(tm, dm):
-    sd = {k: v.detach().numpy() for k, v in tm.state_dict().items()}
-    assert list(sd) == list(dm.state_dict()), (list(sd), list(dm.state_dict()))
-    dm.load_state_dict(sd)
+from torch_twins import copy_torch_weights
 
 
 def compare(torch, tm, dm, x, rng, train=True, grads=True):
@@ -55,7 +50,7 @@ def test_mlp_matches_torch_sequential(torch, rng, norm):
             return super().forward(x.flatten(1))
 
     tm = FlatSequential(*layers, T.Linear(8, 3))
-    load_from(tm, dm)
+    copy_torch_weights(tm, dm, same_keys=True)
     x = rng.standard_normal((5, 3, 4)).astype(np.float32)  # flattened to 12 features
     compare(torch, tm, dm, x, rng, train=True)
     compare(torch, tm, dm, x, rng, train=False, grads=False)
@@ -85,7 +80,7 @@ def _torch_lenet(torch, k, p1, p2, fc_in, in_ch=1, classes=10):
 def test_lenet_matches_torch(torch, rng, size):
     dm = models.LeNet(in_channels=1, num_classes=10, image_size=size)
     tm = _torch_lenet(torch, *((5, 2, 0, 400) if size == 28 else (3, 1, 1, 64)))
-    load_from(tm, dm)
+    copy_torch_weights(tm, dm, same_keys=True)
     compare(torch, tm, dm, rng.standard_normal((2, 1, size, size)).astype(np.float32), rng)
 
 
@@ -134,7 +129,7 @@ def _torch_resnet(torch, layers, widths, in_ch, classes):
 def test_resnet_matches_torch(torch, rng):
     dm = models.ResNet(layers=(1, 2), widths=(4, 8), in_channels=3, num_classes=5)
     tm = _torch_resnet(torch, (1, 2), (4, 8), 3, 5)
-    load_from(tm, dm)
+    copy_torch_weights(tm, dm, same_keys=True)
     assert "layer2.0.downsample.1.running_var" in dm.state_dict()
     x = rng.standard_normal((4, 3, 8, 8)).astype(np.float32)
     compare(torch, tm, dm, x, rng, train=True)
@@ -162,7 +157,7 @@ def test_lstm_classifier_matches_torch(torch, rng, tokens, bidirectional):
     kw = dict(vocab_size=7, embedding_dim=5) if tokens else dict(input_size=5)
     dm = models.LSTMClassifier(hidden_size=6, num_layers=2, num_classes=3, bidirectional=bidirectional, **kw)
     tm = TLSTMClf()
-    load_from(tm, dm)
+    copy_torch_weights(tm, dm, same_keys=True)
     x = rng.integers(0, 7, (3, 6)) if tokens else rng.standard_normal((3, 6, 5)).astype(np.float32)
     compare(torch, tm, dm, x, rng)
 
@@ -203,7 +198,7 @@ def test_transformer_classifier_matches_torch(torch, rng, tokens):
     dm = models.TransformerClassifier(d_model=8, nhead=2, num_layers=2, dim_feedforward=16, dropout=0.0,
                                       num_classes=3, max_len=6, **kw)
     tm = TClf()
-    load_from(tm, dm)
+    copy_torch_weights(tm, dm, same_keys=True)
     if tokens:
         x = rng.integers(1, 7, (3, 5))
         x[0, 3:] = 0  # padding
@@ -239,7 +234,7 @@ def test_charlm_matches_torch(torch, rng, arch):
     own = dict(nhead=2, dim_feedforward=16, max_len=6) if arch == "transformer" else dict(hidden_size=10)
     dm = models.CharLM(vocab_size=9, arch=arch, d_model=8, num_layers=2, **own)
     tm = TLM()
-    load_from(tm, dm)
+    copy_torch_weights(tm, dm, same_keys=True)
     compare(torch, tm, dm, rng.integers(0, 9, (2, 6)), rng)
 
 

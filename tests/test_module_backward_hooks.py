@@ -12,6 +12,7 @@ import distnn.nn as nn
 from distnn import Tensor
 
 from oracle_checks import close
+from torch_twins import copy_torch_weights
 
 RNG = np.random.default_rng(7)
 X = RNG.standard_normal((5, 4))
@@ -66,8 +67,7 @@ def _twins(torch):
         return lib.Linear(4, 4).double(), lib.Tanh(), _block(lib)
     ours, theirs = build(nn), build(torch.nn)
     for mo, mt in zip(ours, theirs):
-        for (n, p), (_, q) in zip(mo.named_parameters(), mt.named_parameters()):
-            p.data[...] = q.detach().numpy()
+        copy_torch_weights(mt, mo)
     return ours, theirs
 
 

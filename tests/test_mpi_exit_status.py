@@ -19,20 +19,17 @@ import sys
 
 import pytest
 
-from distnn.distributed.launch import mpiexec_command, mpiexec_path
+from distnn.distributed.launch import mpiexec_command
+from mpi_child import child_env, require_mpiexec, run_under_mpiexec
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpi_scripts", "exit_status.py")
 
-try:
-    mpiexec_path()
-    import mpi4py  # noqa: F401
-except (FileNotFoundError, ImportError) as e:  # pragma: no cover - depends on the install
-    pytest.skip(f"needs mpiexec and mpi4py: {e}", allow_module_level=True)
+require_mpiexec(whole_module=True)
 
 
 def _env(**extra):
     # a collective timeout far beyond the deadline: only the exit notice can end these jobs in time
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", DISTNN_COLLECTIVE_TIMEOUT="600")
+    env = child_env(600)
     for k in [k for k in env if k.startswith("DISTNN_FAULT_")]:
         del env[k]
     env.update(extra)
@@ -40,8 +37,7 @@ def _env(**extra):
 
 
 def _script(n, *args):
-    return subprocess.run(mpiexec_command(n, [SCRIPT, *map(str, args)]), env=_env(), capture_output=True,
-                          text=True, timeout=300)
+    return run_under_mpiexec(n, [SCRIPT, *args], env=_env(), deadline=300)
 
 
 @pytest.mark.parametrize("how,code,group,status", [
@@ -76,8 +72,7 @@ def test_a_rank_killed_by_a_signal_ends_the_job_also_when_the_launcher_would_not
     # aborts the job (which ends the shells too: they sleep 600 s, beyond the deadline, so a job
     # that waited for them fails with TimeoutExpired).
     python = " ".join(f"'{a}'" for a in (sys.executable, SCRIPT))
-    command = mpiexec_command(n, ["-c", f"{python} kill; sleep 600"], python="sh")
-    p = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
+    p = run_under_mpiexec(n, ["-c", f"{python} kill; sleep 600"], env=_env(), python="sh", deadline=300)
     text = p.stdout + p.stderr
     assert p.returncode != 0, text
     assert f"rank {n - 1} (" in text and "has died (killed by a signal" in text, text

@@ -7,7 +7,8 @@ from distnn import nn
 from distnn.functional.attention import MultiheadAttentionCore
 from distnn.testing import check_grad
 
-from test_nn_rnn import close, copy_weights
+from test_nn_rnn import close
+from torch_twins import copy_torch_weights
 
 
 def weighted_sum(outs, ws, T):
@@ -24,7 +25,7 @@ def run_mha(torch, rng, *, batch_first=False, mode="self", need_weights=True, av
     more constructor arguments (kdim, vdim, add_bias_kv, add_zero_attn)."""
     tm, dm = torch.nn.MultiheadAttention(E, H, batch_first=batch_first, **options), nn.MultiheadAttention(
         E, H, batch_first=batch_first, **options)
-    copy_weights(tm, dm)
+    copy_torch_weights(tm, dm, same_keys=True)
     if mode == "self":
         S = L
     kdim, vdim = options.get("kdim") or E, options.get("vdim") or E
@@ -177,7 +178,7 @@ def test_mha_bad_input_names_layer():
 def test_encoder_layer_matches_torch(torch, rng, norm_first, activation, batch_first):
     kw = dict(dim_feedforward=16, dropout=0.0, activation=activation, batch_first=batch_first, norm_first=norm_first)
     tm, dm = torch.nn.TransformerEncoderLayer(8, 2, **kw), nn.TransformerEncoderLayer(8, 2, **kw)
-    copy_weights(tm, dm)
+    copy_torch_weights(tm, dm, same_keys=True)
     _compare_encoder(torch, rng, tm, dm, batch_first, {}, {})
 
 
@@ -187,7 +188,7 @@ def test_encoder_stack_with_masks_matches_torch(torch, rng, norm_first):
     tm = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(8, 2, **kw), 2, norm=torch.nn.LayerNorm(8),
                                      enable_nested_tensor=False)
     dm = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, **kw), 2, norm=nn.LayerNorm(8))
-    copy_weights(tm, dm)
+    copy_torch_weights(tm, dm, same_keys=True)
     assert dm.layers[1].self_attn.where() == "MultiheadAttention 'layers.1.self_attn'"
     assert dm.layers[0].linear1.weight is not dm.layers[1].linear1.weight
     kpm = np.zeros((3, 5), bool)

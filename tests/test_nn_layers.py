@@ -6,6 +6,7 @@ import distnn
 import distnn.functional as F
 from distnn import nn
 from distnn.testing import check_grad
+from torch_twins import torch_state_as_numpy
 
 
 # ----------------------------------------------------------------- helpers
@@ -17,13 +18,9 @@ def close(a, b, rtol=1e-4, what=""):
     np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale, err_msg=what)
 
 
-def torch_sd_to_numpy(tmod):
-    return {k: v.detach().cpu().numpy() for k, v in tmod.state_dict().items()}
-
-
 def compare(torch, dmod, tmod, x, *, grad_input=True, rtol=1e-4, seed=0):
     """Load tmod's weights into dmod, run both on x, compare outputs, input grads and parameter grads."""
-    dmod.load_state_dict(torch_sd_to_numpy(tmod))
+    dmod.load_state_dict(torch_state_as_numpy(tmod))
     xd = distnn.Tensor(x.copy(), requires_grad=grad_input)
     xt = torch.tensor(x.copy(), requires_grad=grad_input)
     yd, yt = dmod(xd), tmod(xt)
@@ -265,7 +262,7 @@ def test_batchnorm_train_and_eval_match_torch(torch, rng, cls, shape):
             x = 2 * randn(rng, *shape) + 0.5
             d(distnn.Tensor(x))
             t(torch.tensor(x))
-    sd_t = torch_sd_to_numpy(t)
+    sd_t = torch_state_as_numpy(t)
     for k, v in d.state_dict().items():
         close(v, sd_t[k], 1e-5, k)
     assert int(d.num_batches_tracked.data) == 4
@@ -280,7 +277,7 @@ def test_batchnorm_momentum_none_and_no_running_stats(torch, rng):
         for _ in range(3):
             x = randn(rng, 4, 3, 2, 2) * 3 + 1
             close(d(distnn.Tensor(x)).numpy(), t(torch.tensor(x)).detach().numpy(), 1e-4, str(kw))
-        sd_t = torch_sd_to_numpy(t)
+        sd_t = torch_state_as_numpy(t)
         assert list(d.state_dict()) == list(sd_t)
         for k, v in d.state_dict().items():
             close(v, sd_t[k], 1e-5, f"{kw} {k}")

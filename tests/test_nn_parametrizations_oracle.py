@@ -12,12 +12,9 @@ import distnn.functional as F
 from distnn import nn
 from distnn.distributed import DataParallel, LocalCommunicator, simulate
 from distnn.nn.utils import parametrizations as PZ
+from torch_twins import copy_torch_weights
 
 TIGHT = dict(rtol=1e-11, atol=1e-12)
-
-
-def _copy(t_mod, d_mod):
-    d_mod.load_state_dict({k: v.detach().numpy() for k, v in t_mod.state_dict().items()})
 
 
 def _assert_state_equal(t_mod, d_mod, **tol):
@@ -40,7 +37,7 @@ def _linear_pair(torch, out_f, in_f, dtype=np.float64, seed=0):
     rng = np.random.default_rng(seed)
     with torch.no_grad():
         t.weight.copy_(torch.from_numpy(rng.standard_normal((out_f, in_f)).astype(dtype)))
-    _copy(t, d)
+    copy_torch_weights(t, d)
     return t, d
 
 
@@ -67,7 +64,7 @@ def test_orthogonal_matches_torch(torch, shape, omap, triv):
     with torch.no_grad():
         orig = t.parametrizations.weight.original
         orig.add_(torch.from_numpy(0.3 * rng.standard_normal(shape) * (1 - np.eye(*shape))))
-    _copy(t, d)
+    copy_torch_weights(t, d)
     x = rng.standard_normal((2, shape[1]))
     _forward_backward(torch, t, d, x)
     np.testing.assert_allclose(d.weight.data, t.weight.detach().numpy(), **TIGHT)
@@ -109,7 +106,7 @@ def test_orthogonal_refusals_as_torch(torch):
 def test_weight_norm_matches_torch(torch, dim):
     t = torch.nn.Conv2d(3, 4, 3).double()
     d = nn.Conv2d(3, 4, 3, dtype=np.float64)
-    _copy(t, d)
+    copy_torch_weights(t, d)
     torch.nn.utils.parametrizations.weight_norm(t, dim=dim)
     PZ.weight_norm(d, dim=dim)
     _assert_state_equal(t, d)
@@ -133,7 +130,7 @@ def test_weight_norm_loads_an_old_weight_norm_state_dict(torch):
         warnings.simplefilter("ignore", FutureWarning)
         torch.nn.utils.weight_norm(t)
     PZ.weight_norm(d)
-    d.load_state_dict({k: v.detach().numpy() for k, v in t.state_dict().items()})  # weight_g, weight_v
+    copy_torch_weights(t, d)  # weight_g, weight_v
     np.testing.assert_allclose(d.weight.data, t.weight.detach().numpy(), **TIGHT)
 
 
@@ -146,14 +143,14 @@ def test_spectral_norm_matches_torch_with_copied_buffers(torch, kind, dim):
     else:
         tcls, dcls = (torch.nn.Conv2d, nn.Conv2d) if kind == "conv" else (torch.nn.ConvTranspose2d, nn.ConvTranspose2d)
         t, d = tcls(3, 4, 3).double(), dcls(3, 4, 3, dtype=np.float64)
-        _copy(t, d)
+        copy_torch_weights(t, d)
         x = np.random.default_rng(5).standard_normal((2, 3 if kind == "conv" else 3, 5, 5))
     torch.nn.utils.parametrizations.spectral_norm(t, dim=dim, n_power_iterations=2)
     PZ.spectral_norm(d, dim=dim, n_power_iterations=2)
     assert list(d.state_dict()) == list(t.state_dict())  # parametrizations.weight.0._u / ._v
     u = d.parametrizations.weight[0]._u.data
     assert abs(np.linalg.norm(u) - 1) < 1e-12
-    _copy(t, d)
+    copy_torch_weights(t, d)
     _forward_backward(torch, t, d, x, steps=3)  # training mode: u and v move at each access
     _assert_state_equal(t, d)
     _grads_equal(t, d, rtol=1e-10, atol=1e-11)
@@ -204,11 +201,11 @@ def test_old_weight_norm_matches_torch(torch):
 def test_old_spectral_norm_matches_torch(torch):
     t = torch.nn.Conv2d(3, 4, 3).double()
     d = nn.Conv2d(3, 4, 3, dtype=np.float64)
-    _copy(t, d)
+    copy_torch_weights(t, d)
     torch.nn.utils.spectral_norm(t, n_power_iterations=2)
     nn.utils.spectral_norm(d, n_power_iterations=2)
     assert list(d.state_dict()) == list(t.state_dict())  # bias, weight_orig, weight_u, weight_v
-    _copy(t, d)
+    copy_torch_weights(t, d)
     _forward_backward(torch, t, d, np.random.default_rng(7).standard_normal((2, 3, 5, 5)), steps=3)
     _assert_state_equal(t, d)
     _grads_equal(t, d, rtol=1e-10, atol=1e-11)

@@ -11,6 +11,7 @@ import pytest
 import distnn
 from distnn import nn
 from distnn.nn.utils import prune
+from torch_twins import copy_torch_weights
 
 TIGHT = dict(rtol=1e-12, atol=1e-12)
 LOOSE = dict(rtol=1e-5, atol=1e-6)
@@ -34,8 +35,7 @@ def _pair(torch, kind, dtype=np.float64, seed=0):
         for p in t.parameters():
             vals = rng.permutation(p.numel()) + 1.0
             p.copy_(torch.from_numpy((vals * rng.choice([-1, 1], p.numel()) / p.numel()).reshape(p.shape)))
-    d.load_state_dict({k: v.detach().numpy().astype(dtype) for k, v in t.state_dict().items()})
-    return t, d
+    return t, copy_torch_weights(t, d)
 
 
 def _input(kind, dtype=np.float64, seed=1):
@@ -112,7 +112,7 @@ def test_float32_pruning_and_gradients_match_torch(torch, kind):
 def test_nuclear_norm_channels_of_a_3d_weight_match_torch(torch):
     tp = _tprune(torch)
     t, d = torch.nn.Conv1d(3, 5, 4).double(), nn.Conv1d(3, 5, 4, dtype=np.float64)
-    d.load_state_dict({k: v.detach().numpy() for k, v in t.state_dict().items()})
+    copy_torch_weights(t, d)
     tp.ln_structured(t, "weight", amount=2, n="nuc", dim=0)
     prune.ln_structured(d, "weight", amount=2, n="nuc", dim=0)
     np.testing.assert_array_equal(d.weight_mask.data, t.weight_mask.numpy())
@@ -128,7 +128,7 @@ def test_importance_scores_choose_as_torch(torch, fn, kwargs):
     getattr(prune, fn)(d, "weight", importance_scores=distnn.Tensor(scores), **kwargs)
     np.testing.assert_array_equal(d.weight_mask.data, t.weight_mask.numpy())
     by_weight = nn.Conv2d(3, 4, 3, dtype=np.float64)
-    by_weight.load_state_dict({k: v.detach().numpy() for k, v in _pair(torch, "conv")[0].state_dict().items()})
+    copy_torch_weights(_pair(torch, "conv")[0], by_weight)
     getattr(prune, fn)(by_weight, "weight", **kwargs)
     assert not np.array_equal(by_weight.weight_mask.data, d.weight_mask.data)  # (the scores did choose)
 

@@ -8,6 +8,7 @@ import distnn
 from distnn import nn
 from distnn.functional import rnn as R
 from distnn.testing import check_grad
+from torch_twins import copy_torch_weights
 
 RTOL = 1e-4
 
@@ -24,12 +25,6 @@ def close(actual, expected, rtol=RTOL, atol=1e-6, what=""):
     scale = float(np.abs(expected).max()) if expected.size else 0.0
     diff = float(np.abs(actual - expected).max()) if expected.size else 0.0
     assert diff <= rtol * scale + atol, f"{what}: max error {diff:.3g} vs largest value {scale:.3g} (rtol {rtol})"
-
-
-def copy_weights(tm, dm):
-    sd = {k: v.detach().numpy() for k, v in tm.state_dict().items()}
-    assert list(sd) == list(dm.state_dict()), "parameter names/order differ from PyTorch"
-    dm.load_state_dict(sd)
 
 
 def loss_weights(torch, shapes, rng):
@@ -63,7 +58,7 @@ def test_recurrent_matches_torch(torch, kind, bidirectional, batch_first, with_s
     make_t, make_d = KINDS[kind]
     kw = dict(num_layers=L, batch_first=batch_first, bidirectional=bidirectional)
     tm, dm = make_t(torch, I, H, **kw), make_d(I, H, **kw)
-    copy_weights(tm, dm)
+    copy_torch_weights(tm, dm, same_keys=True)
     x = rng.standard_normal((N, T, I) if batch_first else (T, N, I)).astype(np.float32)
     xt, xd = torch.tensor(x, requires_grad=True), distnn.Tensor(x.copy(), requires_grad=True)
     D = 2 if bidirectional else 1
@@ -96,7 +91,7 @@ def test_recurrent_matches_torch(torch, kind, bidirectional, batch_first, with_s
 def test_no_bias_and_unbatched_match_torch(torch, kind, rng):
     make_t, make_d = KINDS[kind]
     tm, dm = make_t(torch, 3, 4, bias=False), make_d(3, 4, bias=False)
-    copy_weights(tm, dm)
+    copy_torch_weights(tm, dm, same_keys=True)
     assert not any("bias" in n for n, _ in dm.named_parameters())
     x = rng.standard_normal((5, 3)).astype(np.float32)  # unbatched (L, input_size)
     xt, xd = torch.tensor(x, requires_grad=True), distnn.Tensor(x.copy(), requires_grad=True)
@@ -113,7 +108,7 @@ def test_no_bias_and_unbatched_match_torch(torch, kind, rng):
 @pytest.mark.parametrize("with_state", [False, True])
 def test_cells_match_torch(torch, cell, with_state, rng):
     tm, dm = getattr(torch.nn, cell)(4, 3), getattr(nn, cell)(4, 3)
-    copy_weights(tm, dm)
+    copy_torch_weights(tm, dm, same_keys=True)
     assert list(dm.state_dict()) == ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
     x = rng.standard_normal((2, 4)).astype(np.float32)
     xt, xd = torch.tensor(x, requires_grad=True), distnn.Tensor(x.copy(), requires_grad=True)
@@ -157,7 +152,7 @@ def test_truncated_bptt_by_detach_matches_torch(torch, rng):
     """Two chunks, state detached in between: grads equal PyTorch doing the same, and
     the second chunk's loss sends nothing into the first chunk's input."""
     tm, dm = torch.nn.LSTM(3, 4, num_layers=2), nn.LSTM(3, 4, num_layers=2)
-    copy_weights(tm, dm)
+    copy_torch_weights(tm, dm, same_keys=True)
     chunks = [rng.standard_normal((5, 2, 3)).astype(np.float32) for _ in range(2)]
     ws = [rng.standard_normal((5, 2, 4)).astype(np.float32) for _ in range(2)]
     xs_t = [torch.tensor(c, requires_grad=True) for c in chunks]
@@ -183,7 +178,7 @@ def test_truncated_bptt_by_detach_matches_torch(torch, rng):
 def test_interlayer_dropout_train_vs_eval(torch, rng):
     tm, dm = torch.nn.GRU(3, 4, num_layers=2, dropout=0.5), nn.GRU(3, 4, num_layers=2, dropout=0.5,
                                                                    generator=np.random.default_rng(0))
-    copy_weights(tm, dm)
+    copy_torch_weights(tm, dm, same_keys=True)
     x = rng.standard_normal((5, 2, 3)).astype(np.float32)
     tm.eval()
     dm.eval()
@@ -230,7 +225,7 @@ def test_bad_input_errors_name_the_layer():
 def test_embedding_matches_torch_with_padding(torch, rng):
     tm, dm = torch.nn.Embedding(6, 3, padding_idx=2), nn.Embedding(6, 3, padding_idx=2)
     assert np.all(dm.weight.data[2] == 0)  # padding row starts at zero
-    copy_weights(tm, dm)
+    copy_torch_weights(tm, dm, same_keys=True)
     idx = np.array([[0, 2, 5, 5], [2, 1, 0, 3]])
     out_t, out_d = tm(torch.tensor(idx)), dm(idx)
     close(out_d.numpy(), out_t.detach().numpy(), what="embedding output")

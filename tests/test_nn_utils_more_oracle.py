@@ -7,19 +7,14 @@ import pytest
 import distnn
 from distnn import nn
 from distnn.nn import utils as U
+from torch_twins import copy_torch_weights, twin_models
 
 TIGHT = dict(rtol=1e-12, atol=1e-12)
 
 
-def _copy(t_mod, d_mod):
-    d_mod.load_state_dict({k: v.detach().numpy() for k, v in t_mod.state_dict().items()})
-
-
 def _mlp_pair(torch):
-    t = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
-    d = nn.Sequential(nn.Linear(3, 4, dtype=np.float64), nn.Tanh(), nn.Linear(4, 2, dtype=np.float64))
-    _copy(t, d)
-    return t, d
+    return twin_models(lambda nn: nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)), seed=None,
+                       dtype=np.float64)
 
 
 # -------------------------------------------------------------------------------- parameters <-> vector
@@ -91,7 +86,7 @@ def _bn_stats(torch, t_bn, d_bn, n):
         if t_bn.weight is not None:
             t_bn.weight.copy_(torch.from_numpy(rng.standard_normal(n)))
             t_bn.bias.copy_(torch.from_numpy(rng.standard_normal(n)))
-    _copy(t_bn, d_bn)
+    copy_torch_weights(t_bn, d_bn)
 
 
 @pytest.mark.parametrize("transpose,bias,affine", [(False, True, True), (False, False, True), (True, True, True),
@@ -101,7 +96,7 @@ def test_fuse_conv_bn_eval_as_torch(torch, transpose, bias, affine):
         tc, dc = torch.nn.ConvTranspose2d(3, 4, 3, bias=bias).double(), nn.ConvTranspose2d(3, 4, 3, bias=bias, dtype=np.float64)
     else:
         tc, dc = torch.nn.Conv2d(3, 4, 3, bias=bias).double(), nn.Conv2d(3, 4, 3, bias=bias, dtype=np.float64)
-    _copy(tc, dc)
+    copy_torch_weights(tc, dc)
     tb, db = torch.nn.BatchNorm2d(4, affine=affine).double(), nn.BatchNorm2d(4, affine=affine, dtype=np.float64)
     _bn_stats(torch, tb, db, 4)
     if not affine:  # (PyTorch's fusion needs the affine weight; its weights function takes None)
@@ -125,7 +120,7 @@ def test_fuse_conv_bn_eval_as_torch(torch, transpose, bias, affine):
 @pytest.mark.parametrize("bias,features", [(True, 4), (False, 4), (True, 1)])
 def test_fuse_linear_bn_eval_as_torch(torch, bias, features):
     tl, dl = torch.nn.Linear(3, 4, bias=bias).double(), nn.Linear(3, 4, bias=bias, dtype=np.float64)
-    _copy(tl, dl)
+    copy_torch_weights(tl, dl)
     tb, db = torch.nn.BatchNorm1d(features).double(), nn.BatchNorm1d(features, dtype=np.float64)
     _bn_stats(torch, tb, db, features)
     for m in (tl, tb, dl, db):

@@ -15,6 +15,7 @@ import distnn
 import distnn.functional as F
 import distnn.nn as nn
 from distnn.amp import GradScaler
+from torch_twins import twin_models
 
 torch = pytest.importorskip("torch")
 INF, NAN = float("inf"), float("nan")
@@ -104,11 +105,7 @@ def test_segment_reduce_past_the_range_silently(reduce, dtype):
 
 
 def _models():
-    torch.manual_seed(0)
-    tm = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
-    dm = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
-    dm.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
-    return tm, dm
+    return twin_models(lambda nn: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
 
 
 # the inputs' scale: 3e4 overflows only the scaled float16 gradients (a finite loss, steps skipped), 1e5 the

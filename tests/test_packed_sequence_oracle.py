@@ -22,6 +22,7 @@ import distnn  # noqa: E402
 from distnn import nn  # noqa: E402
 from distnn.nn.utils import rnn as DR  # noqa: E402
 from oracle_checks import close  # noqa: E402
+from torch_twins import copy_torch_weights  # noqa: E402
 
 TR = torch.nn.utils.rnn
 pytestmark = pytest.mark.filterwarnings("ignore:dropout option adds dropout after all but last")
@@ -145,9 +146,7 @@ def make(mode, I, H, rng, **kw):
     with torch.no_grad():  # (random weights of a larger spread than the default init: a stricter comparison)
         for p in tm.parameters():
             p.copy_(torch.tensor(rng.uniform(-0.8, 0.8, tuple(p.shape))))
-    sd = {k: v.detach().numpy() for k, v in tm.state_dict().items()}
-    assert list(sd) == list(dm.state_dict()), "state_dict keys differ from PyTorch's"
-    dm.load_state_dict(sd)
+    copy_torch_weights(tm, dm, same_keys=True)
     return dm, tm, extra.get("proj_size", 0)
 
 

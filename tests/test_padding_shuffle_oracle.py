@@ -20,6 +20,7 @@ import distnn  # noqa: E402
 import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
 from distnn.testing import check_grad  # noqa: E402
+from torch_twins import twin_models  # noqa: E402
 
 TF = torch.nn.functional
 TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=1e-5, atol=1e-6)}
@@ -199,11 +200,8 @@ def test_a_padding_module_in_a_network_trains_as_torchs():
     libraries from the same weights gives the same weights."""
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2, 3, 6, 5))
-    dnet = dnn.Sequential(dnn.ReflectionPad2d((1, 1, 2, 0)), dnn.Conv2d(3, 4, 3), dnn.ReLU())
-    tnet = torch.nn.Sequential(torch.nn.ReflectionPad2d((1, 1, 2, 0)), torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
-    dnet.double()
-    tnet.double()
-    dnet.load_state_dict({k: v.detach().numpy().copy() for k, v in tnet.state_dict().items()})
+    tnet, dnet = twin_models(lambda nn: nn.Sequential(nn.ReflectionPad2d((1, 1, 2, 0)), nn.Conv2d(3, 4, 3), nn.ReLU()),
+                             seed=None, dtype=np.float64)
     (dnet(distnn.tensor(x)) ** 2).mean().backward()
     (tnet(torch.tensor(x)) ** 2).mean().backward()
     dparams = dict(dnet.named_parameters())

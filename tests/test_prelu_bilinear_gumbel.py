@@ -27,6 +27,7 @@ from distnn.data.batch_random import BatchShareGenerator  # noqa: E402
 from distnn.testing import check_grad  # noqa: E402
 
 from test_layer_fuzz import C, G, _input, float32_pair, op_registry, run_cases, trains  # noqa: E402
+from torch_twins import copy_distnn_weights, copy_torch_weights  # noqa: E402
 
 TF = torch.nn.functional
 OPS, op = op_registry()
@@ -147,13 +148,13 @@ def test_bilinear_parameters_initialisation_repr_and_state_dict_are_pytorchs(bia
         assert np.abs(w).max() <= bound and np.abs(w).max() > 0.95 * bound, name
         assert abs(w.mean()) < 0.05 and abs(w.std() - bound / math.sqrt(3)) < 0.02, name
     # torch's state_dict loads into distnn's module and the outputs agree (and back)
-    dm.load_state_dict({k: v.numpy().copy() for k, v in tstate.items()})
+    copy_torch_weights(tm, dm)
     x1, x2 = np.random.default_rng(1).standard_normal((5, 9)), np.random.default_rng(2).standard_normal((5, 4))
     yd = dm(distnn.tensor(x1.astype(np.float32)), distnn.tensor(x2.astype(np.float32))).numpy()
     yt = tm(torch.from_numpy(x1).float(), torch.from_numpy(x2).float()).detach().numpy()
     np.testing.assert_allclose(yd, yt, rtol=1e-5, atol=1e-5)
     tm2 = torch.nn.Bilinear(9, 4, 300, bias=bias)
-    tm2.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in dm.state_dict().items()})
+    copy_distnn_weights(dm, tm2)
     np.testing.assert_array_equal(tm2.weight.detach().numpy(), tstate["weight"].numpy())
 
 

@@ -15,22 +15,16 @@ import distnn.functional as F
 import distnn.nn as nn
 from distnn.distributed import DataParallel, simulate
 from distnn.optim import SGD, swa_utils
+from torch_twins import twin_models
 
 TOL = {np.float64: dict(rtol=1e-12, atol=1e-13), np.float32: dict(rtol=2e-5, atol=2e-6)}
-TDTYPE = {np.float64: torch.float64, np.float32: torch.float32}
 STEPS = 6
 
 
 def models(dtype, bn=True, seed=0):
     """The same MLP in torch and distnn (torch's initial weights and buffers copied into distnn's)."""
-    torch.manual_seed(seed)
-    norm_t = [torch.nn.BatchNorm1d(8, momentum=0.3)] if bn else []
-    norm_d = [nn.BatchNorm1d(8, momentum=0.3)] if bn else []
-    tm = torch.nn.Sequential(torch.nn.Linear(5, 8), *norm_t, torch.nn.Tanh(), torch.nn.Linear(8, 3))
-    tm.to(TDTYPE[dtype])
-    dm = nn.Sequential(nn.Linear(5, 8), *norm_d, nn.Tanh(), nn.Linear(8, 3)).to(dtype)
-    dm.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
-    return tm, dm
+    return twin_models(lambda nn: nn.Sequential(nn.Linear(5, 8), *([nn.BatchNorm1d(8, momentum=0.3)] if bn else []),
+                                                nn.Tanh(), nn.Linear(8, 3)), seed, dtype)
 
 
 def batches(dtype, n=STEPS, size=10, seed=1):

@@ -14,6 +14,7 @@ import pytest
 import distnn
 import distnn.functional as F
 from distnn import Tensor, nn
+from torch_twins import twin_models
 
 
 def _pair(torch, a):
@@ -164,11 +165,7 @@ def test_a_query_with_every_key_masked_attends_to_nothing_instead_of_nan(torch):
     # PyTorch's training path with need_weights=False (also TransformerEncoderLayer's) gives 0 there and
     # finite gradients; distnn's fused path now does the same, so one empty sequence in a batch cannot
     # make every weight NaN.
-    torch.manual_seed(0)
-    tm = torch.nn.MultiheadAttention(8, 2, batch_first=True).double()
-    dm = nn.MultiheadAttention(8, 2, batch_first=True)
-    dm.to(np.float64)
-    dm.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    tm, dm = twin_models(lambda nn: nn.MultiheadAttention(8, 2, batch_first=True), seed=0, dtype=np.float64)
     x = np.random.default_rng(2).standard_normal((2, 4, 8))
     padding = np.array([[True] * 4, [False, False, True, True]])  # sequence 0 is all padding
     d, t = _pair(torch, x)

@@ -11,7 +11,7 @@ import pytest
 from distnn.cli import main
 from distnn.train import checkpoint as ck
 
-from test_train_precision import _torch_mlp
+from torch_twins import torch_mlp_like
 
 N, B, STEPS = 48, 16, 12  # 3 steps an epoch, 4 epochs, no shuffling: step k trains on batch (k - 1) % 3
 
@@ -61,7 +61,7 @@ def test_cli_scaler_settings_give_torchs_scale_trajectory(torch, tmp_path, rng):
     with np.load(out / "model.npz") as z:
         model = distnn.nn.Sequential(distnn.nn.Linear(6, 16), distnn.nn.ReLU(), distnn.nn.Linear(16, 3))
         model.load_state_dict({k: z[k] for k in z.files})
-    net = _torch_mlp(torch, model)
+    net = torch_mlp_like(torch, model)
     scaler = torch.amp.GradScaler("cpu", init_scale=8.0, growth_interval=1, backoff_factor=0.25)
     opt, expected = torch.optim.SGD(net.parameters(), lr=0.0), []
     for step in range(STEPS):

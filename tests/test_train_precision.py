@@ -24,6 +24,7 @@ from distnn.train.callbacks.checkpoint_setup import attach
 from distnn.train.trainer import Trainer
 
 from test_checkpoint import assert_bitwise, final_state
+from torch_twins import torch_mlp_like
 
 # (tests that wire a trainer with attach() themselves: its SIGTERM/SIGUSR1 handler put back after each)
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
@@ -45,23 +46,13 @@ def _mlp(sizes, seed=0):
     return build_model("mlp", sizes=sizes)
 
 
-def _torch_mlp(torch, model):
-    ws = [p for n, p in model.named_parameters() if n.endswith("weight")]
-    layers = []
-    for i, w in enumerate(ws):
-        layers += [torch.nn.Linear(w.shape[1], w.shape[0])] + ([torch.nn.ReLU()] if i < len(ws) - 1 else [])
-    net = torch.nn.Sequential(*layers)
-    net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()})
-    return net
-
-
 # ------------------------------------------------------------------ the trainer against a PyTorch AMP loop
 @pytest.mark.parametrize("accumulation", [1, 2])
 def test_16_mixed_matches_torch_autocast_and_grad_scaler(torch, rng, accumulation):
     n, B, lr, clip = 96, 16, 0.05, 0.5
     data = Dataset(rng.standard_normal((n, 10)).astype(np.float32), rng.integers(0, 4, n), 4)
     model = _mlp([10, 32, 4])
-    net = _torch_mlp(torch, model)
+    net = torch_mlp_like(torch, model)
     # 2**24: the first steps' float16 gradients overflow (skipped, the scale halves), then a clean step every
     # growth_interval grows it again
     scaler_kw = dict(init_scale=2.0 ** 24, growth_interval=3)
@@ -107,7 +98,7 @@ def test_16_mixed_with_a_disabled_scaler_is_torchs_autocast_without_scaling(torc
     n, B, lr = 64, 16, 0.05
     data = Dataset(rng.standard_normal((n, 10)).astype(np.float32), rng.integers(0, 4, n), 4)
     model = _mlp([10, 32, 4])
-    net = _torch_mlp(torch, model)
+    net = torch_mlp_like(torch, model)
     t = Trainer(model, SGD(model.parameters(), lr=lr), data, comm=LocalCommunicator(), batch_size=B, epochs=2,
                 shuffle=False, precision="16-mixed", grad_scaler=GradScaler("cpu", enabled=False))
     t.fit()

@@ -27,6 +27,7 @@ import distnn  # noqa: E402
 import distnn.functional as DF  # noqa: E402
 from distnn import nn, optim  # noqa: E402
 from oracle_checks import close  # noqa: E402
+from torch_twins import copy_torch_weights  # noqa: E402
 
 CASES = int(os.environ.get("DISTNN_TRANSFORMER_DECODER_CASES", "10"))
 START = int(os.environ.get("DISTNN_TRANSFORMER_DECODER_START", "0"))
@@ -42,9 +43,7 @@ def copy_weights(tm, dm, rng):
             v = rng.uniform(-0.6, 0.6, tuple(p.shape))
             p.copy_(torch.tensor(1.0 + v / 2 if name.split(".")[-2].startswith("norm") and
                                  name.endswith("weight") else v))
-    sd = {k: v.detach().numpy() for k, v in tm.state_dict().items()}
-    assert list(sd) == list(dm.state_dict()), "state_dict keys differ from PyTorch's"
-    dm.load_state_dict(sd)
+    copy_torch_weights(tm, dm, same_keys=True)
 
 
 class Masks:
