@@ -19,6 +19,7 @@ The step's gradients are dropped on every rank and training goes on as a fresh r
 step (the oracle, to 1e-12): 2 and 3 simulated ranks, one, some or all ranks failing, and
 ``mpiexec -n 2`` (a child job with a deadline). A normal step makes no extra collective.
 """
+import contextlib
 import os
 import subprocess
 import warnings
@@ -66,17 +67,18 @@ def _batch(comm, step):
 FAULTS = ["forward", "loss", "interrupt-forward", "interrupt-loss"]
 
 
-def train(comm, fault=None, faulty_ranks=(), steps=2, keep_output=False):
+def train(comm, fault=None, faulty_ranks=(), steps=2, keep_output=False, record=True):
     """With ``fault``, a first step that fails before backward on ``faulty_ranks``, every rank catching what it
     raises (``keep_output``: the forward's output stays referenced by the loop); then ``steps`` clean steps.
     Returns ((type, message, type of __cause__, the DataParallel warning or None) or None, whether every
-    gradient was None after the failed step, the parameters at the end)."""
+    gradient was None after the failed step, the parameters at the end). ``record=False``: warnings are left
+    to the caller (simulated ranks are threads, and catch_warnings is process-wide)."""
     distnn.manual_seed(0)
     model = _Net()
     dp = DataParallel(model, comm, bucket_mb=1e-6)  # one bucket per parameter
     opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
     error, grads_none, out = None, None, None
-    with warnings.catch_warnings(record=True) as seen:
+    with warnings.catch_warnings(record=True) if record else _nothing() as seen:
         warnings.simplefilter("always")
         if fault is not None:
             mine = fault if comm.rank in faulty_ranks else None
@@ -100,10 +102,29 @@ def train(comm, fault=None, faulty_ranks=(), steps=2, keep_output=False):
             out = dp(x)
             F.cross_entropy(out, y).backward()
             opt.step()
-    dp_warnings = [str(w.message) for w in seen if str(w.message).startswith("DataParallel")]
+    dp_warnings = [str(w.message) for w in seen or () if str(w.message).startswith("DataParallel")]
     if error is not None:
         error = tuple(error + [dp_warnings[0] if dp_warnings else None])
     return error, grads_none, {k: to_numpy(v).copy() for k, v in model.state_dict().items()}
+
+
+@contextlib.contextmanager
+def _nothing():
+    yield None
+
+
+def simulate_recording(n, *args, **kwargs):
+    """simulate(n, train, ...) with every rank's warnings recorded here: each failing rank's warning is put
+    into its result (one DataParallel warning per failing rank, all alike)."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        results = simulate(n, train, *args, record=False, **kwargs)
+    dp_warnings = [str(w.message) for w in seen if str(w.message).startswith("DataParallel")]
+    faulty = args[1] if len(args) > 1 else ()
+    if dp_warnings:
+        assert len(dp_warnings) == len(faulty) and len(set(dp_warnings)) == 1, dp_warnings
+    return [(error if error is None or r not in faulty else error[:3] + (dp_warnings[0] if dp_warnings else None,),
+             grads_none, state) for r, (error, grads_none, state) in enumerate(results)]
 
 
 def _where(ranks):
@@ -150,7 +171,7 @@ def assert_agreed(results, fault, faulty_ranks, reference=None):
 def test_an_error_before_backward_on_some_ranks_ends_the_step_on_every_rank_and_training_goes_on(
         fault, n, faulty_ranks):
     reference = simulate(n, train)[0][2]  # a fresh run that never had the failed step
-    assert_agreed(simulate(n, train, fault, faulty_ranks), fault, faulty_ranks, reference)
+    assert_agreed(simulate_recording(n, fault, faulty_ranks), fault, faulty_ranks, reference)
 
 
 @pytest.mark.parametrize("fault", ["loss", "interrupt-loss"])
@@ -158,7 +179,7 @@ def test_an_output_still_referenced_is_found_unreached_when_the_next_backward_be
     """``out = dp(x)`` keeps the failed step's output alive through the next forward: the next backward, whose
     graph does not reach it, finishes the abandoned step before its own exchange."""
     reference = simulate(2, train)[0][2]
-    assert_agreed(simulate(2, train, fault, (1,), keep_output=True), fault, (1,), reference)
+    assert_agreed(simulate_recording(2, fault, (1,), keep_output=True), fault, (1,), reference)
 
 
 def test_under_mpiexec_every_rank_ends_the_step_and_trains_on(tmp_path):
@@ -171,28 +192,35 @@ def test_under_mpiexec_every_rank_ends_the_step_and_trains_on(tmp_path):
 def test_finish_gradient_synchronization_after_a_failed_loss_raises_the_agreed_error_on_every_rank():
     """A loop that calls finish_gradient_synchronization() after a backward that may not have run: on the
     failing rank that call is the step's exchange, so it raises there (it used to average the other ranks'
-    gradients with zeros weighted by the failed batch's samples, silently)."""
+    gradients with zeros weighted by the failed batch's samples, silently). On the rank whose backward raised
+    the agreed error, the call after it is a no-op (not an exchange the other rank never joins)."""
 
     def run(comm):
         model = _Net()
         dp = DataParallel(model, comm)
-        x, y = _batch(comm, 0)
         errors = []
-        try:
-            _loss(dp(x), y, "loss" if comm.rank == 1 else None).backward()
-        except ValueError as e:
-            errors.append(("own", str(e)))
-        try:
-            dp.finish_gradient_synchronization()
-        except RuntimeError as e:
-            errors.append(("agreed", str(e)))
-        return errors, [p.grad is None for p in model.parameters()]
+        for step in range(2):  # (the second: a clean step)
+            x, y = _batch(comm, step)
+            try:
+                _loss(dp(x), y, "loss" if comm.rank == 1 and step == 0 else None).backward()
+            except ValueError as e:
+                errors.append(("own", str(e)))
+            except RuntimeError as e:
+                errors.append(("agreed", str(e)))
+            try:
+                dp.finish_gradient_synchronization()
+            except RuntimeError as e:
+                errors.append(("agreed", str(e)))
+            if step == 0:
+                grads_none, seq = [p.grad is None for p in model.parameters()], dp._comm._seq
+        return errors, grads_none, dp._comm._seq - seq - len(dp.bucket_layout), dp.num_syncs
 
-    (e0, g0), (e1, g1) = simulate(2, run)
+    (e0, g0, s0, n0), (e1, g1, s1, n1) = simulate(2, run)
     assert [kind for kind, _ in e0] == ["agreed"] and [kind for kind, _ in e1] == ["own", "agreed"], (e0, e1)
     assert e0[0][1] == e1[1][1] and e0[0][1].startswith(
         "DataParallel: the output of a forward on rank 1 never reached a synchronizing backward")
     assert all(g0) and all(g1)
+    assert s0 == s1 == 0 and n0 == n1 == 2  # (the clean step: its buckets only)
 
 
 def test_a_forward_error_under_no_sync_or_no_grad_is_raised_as_it_is_on_its_rank_alone():
@@ -204,17 +232,19 @@ def test_a_forward_error_under_no_sync_or_no_grad_is_raised_as_it_is_on_its_rank
         dp = DataParallel(model, comm)
         errors = []
         for context in (dp.no_sync, distnn.no_grad):
-            model.fault = "forward" if comm.rank == 1 else None
+            model.fault = "forward"
             with context():
                 try:
-                    dp(_batch(comm, 5)[0])
+                    if comm.rank == 1:  # (rank 0's own forward would count its samples under no_sync)
+                        dp(_batch(comm, 5)[0])
                 except FloatingPointError as e:
                     errors.append(str(e))
             model.fault = None
         before = dp._comm._seq
         x, y = _batch(comm, 0)
         F.cross_entropy(dp(x), y).backward()
-        return errors, dp._comm._seq - before, [to_numpy(p.grad).copy() for p in model.parameters()]
+        return errors, dp._comm._seq - before - len(dp.bucket_layout), [to_numpy(p.grad).copy() for p in
+                                                                         model.parameters()]
 
     def plain(comm):
         distnn.manual_seed(0)
@@ -226,7 +256,7 @@ def test_a_forward_error_under_no_sync_or_no_grad_is_raised_as_it_is_on_its_rank
 
     (e0, s0, g0), (e1, s1, g1) = simulate(2, run)
     assert e0 == [] and e1 == ["a non-finite activation in forward"] * 2
-    assert s0 == s1 == 4  # the step's bucket allreduces only
+    assert s0 == s1 == 0  # the step's bucket allreduces only
     for got, want in zip(g0, simulate(2, plain)[0]):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
 

@@ -108,7 +108,6 @@ import warnings
 
 import numpy as np
 
-from distnn.autograd.grad_mode import is_grad_enabled
 from distnn.backend import device_of, get_array_module
 from distnn.nn.module import Module
 
@@ -119,6 +118,7 @@ from .data_parallel_join import DataParallelJoin
 from .grad_sync import RANK_SHARE, RANK_WEIGHTED, GradientSync
 from .powersgd import get_powersgd
 from .replicas import ReplicaMismatchError, check_replicas, verify_same_model
+from .sync_abandoned import settle, watched_forward
 
 # (importable from here too: the replica error users catch, the context keys SyncBatchNorm reads, and the
 # communicator pool tests look into)
@@ -171,7 +171,8 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     # Per-step state set on the hot path: plain attributes, past Module.__setattr__'s registration checks.
     _PLAIN = frozenset(("num_syncs", "_require_sync", "_explicit_samples", "_forward_samples", "_last_samples",
                         "_count_guess", "_in_sync", "_synced_since_finish", "_launched", "_probed", "_weight",
-                        "_samples", "step_flags_sum", "_join_step", "_notes", "_failure_token"))
+                        "_samples", "step_flags_sum", "_join_step", "_notes", "_failure_token", "_forwards",
+                        "_abandoned"))
 
     def __setattr__(self, name, value):
         if name in self._PLAIN:
@@ -234,6 +235,8 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
         self._weight = None   # this sync's packing weight (1.0 when backward's seed already weighted)
         self._samples = None
         self._notes = []      # this synchronization's refusals found on this rank (.sync_refusals)
+        self._forwards = []   # forwards since the last synchronization: (output nodes, samples) (.sync_abandoned)
+        self._abandoned = []  # notes of a forward interrupted since (.sync_abandoned)
         self._hooks = []
         self._buckets = []
         self._sparse = None   # the sparse embeddings' exchange (.sparse_sync), when the model has any
@@ -259,11 +262,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
 
     # -------------------------------------------------------------- forward
     def forward(self, *inputs, **kwargs):
-        if self._explicit_samples is None and is_grad_enabled():
-            n = _batch_size(inputs, kwargs, self.batch_dim)
-            if n is not None:
-                self._forward_samples = (self._forward_samples or 0) + n
-        return self.module(*inputs, **kwargs)
+        return watched_forward(self, inputs, kwargs)  # (counts samples; ends a step abandoned before: .sync_abandoned)
 
     def set_num_samples(self, n: int, n_global=None) -> None:
         """Weight this rank's gradient by ``n`` samples at the next synchronization.
@@ -287,6 +286,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     @contextlib.contextmanager
     def no_sync(self):
         """Backward passes inside only accumulate local gradients (micro-batches of accumulation)."""
+        settle(self)  # (the last step's, if this rank abandoned it)
         previous = self._require_sync
         self._require_sync = False
         try:
@@ -376,15 +376,6 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
         Collective. Buffers are compared too when ``broadcast_buffers`` keeps them equal.
         """
         check_replicas(self.module, self._comm, self.broadcast_buffers, self.num_syncs)
-
-
-def _batch_size(inputs, kwargs, dim: int):
-    """Batch size of a forward call: the size along ``dim`` of its first array argument (positional first)."""
-    for x in (*inputs, *kwargs.values()):
-        shape = getattr(x, "shape", None)
-        if shape is not None and len(shape) > dim:
-            return int(shape[dim])
-    return None
 
 
 def _warn_if_time_major(module) -> None:
