@@ -64,7 +64,11 @@ def _batch(comm, step):
     return distnn.Tensor(rng.standard_normal((3 + comm.rank, 4))), rng.integers(0, 3, 3 + comm.rank)
 
 
-FAULTS = ["forward", "loss", "interrupt-forward", "interrupt-loss"]
+FAULTS = ["forward", "loss", "interrupt-forward", "interrupt-loss", "interrupt-backward"]
+
+
+def _interrupt(grad):
+    raise KeyboardInterrupt
 
 
 def train(comm, fault=None, faulty_ranks=(), steps=2, keep_output=False, record=True):
@@ -83,6 +87,8 @@ def train(comm, fault=None, faulty_ranks=(), steps=2, keep_output=False, record=
         if fault is not None:
             mine = fault if comm.rank in faulty_ranks else None
             model.fault = mine
+            # (mid-backward: after the buckets of fc2, whose gradients come first, have started)
+            handle = model.fc1.weight.register_hook(_interrupt) if mine == "interrupt-backward" else None
             x, y = _batch(comm, 99)
             opt.zero_grad()
             try:
@@ -96,6 +102,8 @@ def train(comm, fault=None, faulty_ranks=(), steps=2, keep_output=False, record=
                 error = [type(e).__name__, str(e), None if cause is None else type(cause).__name__]
             grads_none = all(p.grad is None for p in model.parameters())
             model.fault = None
+            if handle is not None:
+                handle.remove()
         for step in range(steps):
             opt.zero_grad()
             x, y = _batch(comm, step)
@@ -146,6 +154,8 @@ def assert_agreed(results, fault, faulty_ranks, reference=None):
             assert error[3] is None, (rank, error)
             continue
         agreed = f"DataParallel: the output of a forward {where} never reached a synchronizing backward"
+        if fault == "interrupt-backward":
+            agreed = f"DataParallel: backward was interrupted {where} (a KeyboardInterrupt?)"
         if rank in faulty_ranks:  # its own exception, then the agreed error as a warning
             assert error[0] == ("ValueError" if fault == "loss" else "KeyboardInterrupt"), (rank, error)
             if fault == "interrupt-forward":
@@ -158,7 +168,9 @@ def assert_agreed(results, fault, faulty_ranks, reference=None):
             assert error[0] == "RuntimeError", (rank, error)
             assert error[1].startswith(agreed), (rank, error)
             assert error[3] is None, (rank, error)
-    assert all(grads_none for _, grads_none, _ in results)
+    for rank, (_, grads_none, _) in enumerate(results):
+        # (an interrupted backward leaves its rank's gradients as they were: its next call drops them)
+        assert grads_none or (fault == "interrupt-backward" and rank in faulty_ranks), rank
     for _, _, state in results:
         for k, v in state.items():
             np.testing.assert_array_equal(v, results[0][2][k], err_msg=k)

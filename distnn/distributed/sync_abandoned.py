@@ -24,9 +24,12 @@ rank waiting for a partner that has run out of steps). PyTorch's DDP gives no gu
   step, accumulated under ``no_sync()``, its sample count and its step flags are kept), so the ranks stay
   in step. ``finish_gradient_synchronization()`` is the step's own exchange: it raises the error there.
 
-A forward counts as abandoned when no node of its output is alive (checked at the next forward, so a
-model whose forward communicates, SyncBatchNorm, does not start the next step's collectives first), or,
-at the next synchronizing backward, when that backward's graph reaches none of them. The ranks that
+A forward counts as abandoned when no node of its output is alive any more: the loop has let go of its
+output and of every graph built on it (checked at the next forward, so a model whose forward communicates,
+SyncBatchNorm, does not start the next step's collectives first, and at the next backward, after the loop
+rebound ``out = ddp(x)``). An output that is still referenced may yet reach a backward (two forwards, two
+backwards), so a loop that keeps the failed step's output (or the exception, whose traceback holds it)
+until after the next synchronizing backward is not noticed: that backward ends the step. The ranks that
 waited drop the step's gradients (None) and training goes on as if the step had never run, save the
 global sample count the exchange carries. A forward with gradients enabled whose output never reaches
 backward on every rank (evaluation outside ``no_grad()``) is ended the same way: every rank warns and the
@@ -45,7 +48,7 @@ import weakref
 
 from distnn._stacklevel import caller_stacklevel
 
-from distnn.autograd.engine import backward_depth, will_run
+from distnn.autograd.engine import backward_depth
 from distnn.autograd.grad_mode import is_grad_enabled
 
 from .sync_failures import agree_on_failure, describe
@@ -87,12 +90,11 @@ def watched_forward(dp, inputs, kwargs):
     return out
 
 
-def settle(dp, ctx=None, finishing: bool = False) -> None:
-    """End a step this rank abandoned, if any: ``ctx``, the backward context of a synchronizing pass now
-    beginning (its graph decides which forwards it reaches), else None (a forward that is not reached once
-    its output's nodes are all gone); ``finishing``, called by finish_gradient_synchronization, whose own
-    exchange then carries the notes (every forward not reached by now was abandoned)."""
-    if backward_depth() > (ctx is not None):
+def settle(dp, in_pass: bool = False, finishing: bool = False) -> None:
+    """End a step this rank abandoned, if any (see the module docstring): ``in_pass``, called as a backward
+    pass begins; ``finishing``, called by finish_gradient_synchronization, whose own exchange then carries
+    the notes (every forward not reached by a synchronizing backward by then was abandoned)."""
+    if backward_depth() > in_pass:
         return  # (a forward or pass inside a backward: the step is not over)
     notes = list(dp._abandoned)
     interrupted = dp._in_sync and dp._failure_token is not None
@@ -100,7 +102,7 @@ def settle(dp, ctx=None, finishing: bool = False) -> None:
         note(notes, RuntimeError, INTERRUPTED, ADVICE)
     kept, lost = [], 0
     for entry in dp._forwards:
-        if finishing or not _reached(entry[0], ctx):
+        if finishing or not _alive(entry[0]):
             lost += entry[1]
         else:
             kept.append(entry)
@@ -148,12 +150,11 @@ def _end_abandoned_step(dp, notes, keep_grads: bool) -> None:
         dp._explicit_samples, dp._last_samples = explicit, last
 
 
-def _reached(nodes, ctx) -> bool:
-    """Whether a forward's output may still reach backward: with ``ctx``, whether the pass reaches one of
-    its nodes; without, whether one of them is alive."""
+def _alive(nodes) -> bool:
+    """Whether a forward's output may still reach a backward: whether a node of it is alive (the graph of a
+    pass holds its nodes, so the output of one that was never run through is gone once the loop let go)."""
     for ref in nodes:
-        node = ref()
-        if node is not None and (ctx is None or will_run(ctx, node)):
+        if ref() is not None:
             return True
     return False
 
