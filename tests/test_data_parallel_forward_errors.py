@@ -71,7 +71,7 @@ def _interrupt(grad):
     raise KeyboardInterrupt
 
 
-def train(comm, fault=None, faulty_ranks=(), steps=2, keep_output=False, record=True):
+def train(comm, fault=None, faulty_ranks=(), steps=2, keep_output=False, record=True, compression=None):
     """With ``fault``, a first step that fails before backward on ``faulty_ranks``, every rank catching what it
     raises (``keep_output``: the forward's output stays referenced by the loop); then ``steps`` clean steps.
     Returns ((type, message, type of __cause__, the DataParallel warning or None) or None, whether every
@@ -79,7 +79,7 @@ def train(comm, fault=None, faulty_ranks=(), steps=2, keep_output=False, record=
     to the caller (simulated ranks are threads, and catch_warnings is process-wide)."""
     distnn.manual_seed(0)
     model = _Net()
-    dp = DataParallel(model, comm, bucket_mb=1e-6)  # one bucket per parameter
+    dp = DataParallel(model, comm, bucket_mb=1e-6, compression=compression)  # one bucket per parameter
     opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
     error, grads_none, out = None, None, None
     with warnings.catch_warnings(record=True) if record else _nothing() as seen:
@@ -192,6 +192,43 @@ def test_an_output_still_referenced_is_found_unreached_when_the_next_backward_be
     graph does not reach it, finishes the abandoned step before its own exchange."""
     reference = simulate(2, train)[0][2]
     assert_agreed(simulate_recording(2, fault, (1,), keep_output=True), fault, (1,), reference)
+
+
+@pytest.mark.parametrize("compression", ["fp16", "powersgd"])
+@pytest.mark.parametrize("fault", ["forward", "loss"])
+def test_the_step_ends_alike_through_compressed_buckets(compression, fault):
+    assert_agreed(simulate_recording(2, fault, (1,), compression=compression), fault, (1,))
+
+
+def test_inside_join_a_step_abandoned_just_before_joining_is_the_shadow_of_a_joined_rank():
+    """Rank 0 has two batches, rank 1 one, whose loss raises, caught: rank 1 leaves its loop, and its join
+    answers rank 0's steps as a rank without samples, so rank 0 trains as if rank 1 had joined at once (the
+    oracle: rank 1 with no batch at all) and nobody is left waiting."""
+
+    def run(comm, abandon):
+        distnn.manual_seed(0)
+        model = _Net()
+        dp = DataParallel(model, comm, bucket_mb=1e-6)
+        opt = SGD(model.parameters(), lr=0.1)
+        errors = []
+        with dp.join():
+            for step in range(2 if comm.rank == 0 else int(abandon)):
+                opt.zero_grad()
+                x, y = _batch(comm, step)
+                try:
+                    _loss(dp(x), y, "loss" if comm.rank == 1 else None).backward()
+                except ValueError as e:
+                    errors.append(str(e))
+                    continue
+                opt.step()
+        return errors, {k: to_numpy(v).copy() for k, v in model.state_dict().items()}
+
+    (e0, s0), (e1, s1) = simulate(2, run, True)
+    reference = simulate(2, run, False)[0][1]
+    assert e0 == [] and e1 == ["the loss refused the targets"]
+    for k in s0:
+        np.testing.assert_array_equal(s0[k], s1[k], err_msg=k)
+        np.testing.assert_allclose(s0[k], reference[k], rtol=1e-12, atol=1e-15, err_msg=k)
 
 
 def test_under_mpiexec_every_rank_ends_the_step_and_trains_on(tmp_path):

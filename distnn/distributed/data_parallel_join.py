@@ -129,7 +129,7 @@ class _DataParallelJoinHook(JoinHook):
         dp._join_step = dp._join_step_for(ranks)
         for p in dp._params:
             p.grad = None
-        settle(dp, finishing=True)  # (a step this rank abandoned before it joined is refused on every rank)
+        # (a step this rank abandoned just before it joined is this shadow: it sends no samples, drops nothing)
         dp._explicit_samples = 0
         dp._in_sync = True
         dp._complete_sync()

@@ -22,7 +22,9 @@ rank waiting for a partner that has run out of steps). PyTorch's DDP gives no gu
   interrupted on rank 1"). The ranks that waited raise that error; the abandoned rank, which raised its own
   error in that step, gets it as a warning and goes on with the step it has begun (its gradients of that
   step, accumulated under ``no_sync()``, its sample count and its step flags are kept), so the ranks stay
-  in step. ``finish_gradient_synchronization()`` is the step's own exchange: it raises the error there.
+  in step. ``finish_gradient_synchronization()`` is the step's own exchange: it raises the error there. Inside
+  ``join()``, a rank that abandons its last step and leaves its loop answers that step as a joined rank
+  does (no samples, no gradients), so the others' step goes on without its batch, as PyTorch's join would.
 
 A forward counts as abandoned when no node of its output is alive any more: the loop has let go of its
 output and of every graph built on it (checked at the next forward, so a model whose forward communicates,
