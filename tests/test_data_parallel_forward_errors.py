@@ -238,6 +238,42 @@ def test_under_mpiexec_every_rank_ends_the_step_and_trains_on(tmp_path):
         assert_agreed([seen[fault] for seen in ranks], fault, (1,), reference)
 
 
+def test_gradients_accumulated_under_no_sync_before_the_abandoned_step_ends_are_kept(fail):
+    """Rank 1's loss raises in step 0, its output kept (``out = dp(x)``); step 1 accumulates a micro-batch under
+    no_sync first, so the abandoned step ends at the last micro-batch's forward: the micro-batch's gradients
+    (in the bucket buffers the exchange overwrites) and its samples are kept, and step 1 equals a fresh run's
+    (``fail=False``: no step 0) on every rank."""
+
+    def run(comm, fail):
+        distnn.manual_seed(0)
+        model = _Net()
+        dp = DataParallel(model, comm, bucket_mb=1e-6)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if fail:
+                x, y = _batch(comm, 9)
+                try:
+                    out = dp(x)
+                    _loss(out, y, "loss" if comm.rank == 1 else None).backward()
+                except (ValueError, RuntimeError):
+                    pass
+            for p in model.parameters():
+                p.grad = None
+            with dp.no_sync():
+                x, y = _batch(comm, 1)
+                out = dp(x)
+                F.cross_entropy(out, y).backward()
+            x, y = _batch(comm, 2)
+            out = dp(x)
+            F.cross_entropy(out, y).backward()
+        return [to_numpy(p.grad).copy() for p in model.parameters()]
+
+    got, want = simulate(2, run, True), simulate(2, run, False)
+    for rank in range(2):
+        for g, w in zip(got[rank], want[rank]):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)
+
+
 def test_finish_gradient_synchronization_after_a_failed_loss_raises_the_agreed_error_on_every_rank():
     """A loop that calls finish_gradient_synchronization() after a backward that may not have run: on the
     failing rank that call is the step's exchange, so it raises there (it used to average the other ranks'

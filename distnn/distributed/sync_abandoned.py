@@ -128,7 +128,9 @@ def _end_abandoned_step(dp, notes, keep_grads: bool) -> None:
     """Go through the abandoned step's exchange (zeros, no samples, the notes); keep what belongs to the step
     this rank has begun since (``keep_grads``: its gradients; an interrupted backward's are the abandoned
     step's); warn with the error the ranks that waited raise."""
-    grads = [None if p.grad is None or not keep_grads else p.grad.copy() for p in dp._params]  # (views: overwritten)
+    # (a dense gradient may be its bucket's view, which the exchange overwrites; a sparse one is its own)
+    grads = [None if p.grad is None or not keep_grads else p.grad if getattr(p.grad, "is_sparse", False)
+             else p.grad.copy() for p in dp._params]
     flags, explicit, last = dp.step_flags.copy(), dp._explicit_samples, dp._last_samples
     for p in dp._params:
         p.grad = None
