@@ -238,11 +238,11 @@ def test_under_mpiexec_every_rank_ends_the_step_and_trains_on(tmp_path):
         assert_agreed([seen[fault] for seen in ranks], fault, (1,), reference)
 
 
-def test_gradients_accumulated_under_no_sync_before_the_abandoned_step_ends_are_kept(fail):
+def test_gradients_accumulated_under_no_sync_before_the_abandoned_step_ends_are_kept():
     """Rank 1's loss raises in step 0, its output kept (``out = dp(x)``); step 1 accumulates a micro-batch under
     no_sync first, so the abandoned step ends at the last micro-batch's forward: the micro-batch's gradients
     (in the bucket buffers the exchange overwrites) and its samples are kept, and step 1 equals a fresh run's
-    (``fail=False``: no step 0) on every rank."""
+    (no step 0) on every rank."""
 
     def run(comm, fail):
         distnn.manual_seed(0)

@@ -130,7 +130,8 @@ class GradientSync:
                 mine = True
             else:
                 others = True
-        if mine and backward_depth() == 1 and (self._in_sync or self._require_sync and (self._forwards or self._abandoned)):
+        if mine and (self._in_sync or self._require_sync and (self._forwards or self._abandoned)) \
+                and backward_depth() == 1:
             settle(self, in_pass=True)  # a step this rank abandoned ends first (.sync_abandoned)
         if self._in_sync:
             if mine and backward_depth() == 1:  # (still: the interrupted exchange was the completion's own)
