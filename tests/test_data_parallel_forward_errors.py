@@ -9,11 +9,13 @@ steps: simulate's "still waits" failure, the collective timeout under mpiexec). 
 * the wrapped module's forward raises on some ranks ("forward"): those ranks go through the step's
   exchange at once (zeros and a note) and every rank raises the same error naming the ranks and the
   exception (its type kept when built-in; the raising rank's own exception as ``__cause__``);
-* the loss raises after a successful forward ("loss"), or a KeyboardInterrupt is caught ("interrupt-*"):
-  DataParallel never sees the error, so the failing rank finishes the abandoned step at its next
-  DataParallel call (the next forward, or the next backward when the old output is still referenced),
-  with a note that its forward never reached backward: the other ranks raise that error, the failing
-  rank (which raised its own) gets it as a warning and goes on with its step.
+* the loss raises after a successful forward ("loss"), or a KeyboardInterrupt is caught (in the forward,
+  the loss or mid-backward: "interrupt-*"): no collective then, so the failing rank finishes the abandoned
+  step at its next DataParallel call (the next forward, or the next backward when the old output is still
+  referenced), with a note (its forward never reached backward; its forward raised KeyboardInterrupt; its
+  backward was interrupted): the other ranks raise that error, the failing rank (which raised its own)
+  gets it as a warning and goes on with its step;
+* an uncaught KeyboardInterrupt ends the run (simulated) or the job (mpiexec), as it did.
 
 The step's gradients are dropped on every rank and training goes on as a fresh run that never had the
 step (the oracle, to 1e-12): 2 and 3 simulated ranks, one, some or all ranks failing, and
