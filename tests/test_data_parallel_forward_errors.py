@@ -276,22 +276,26 @@ def test_gradients_accumulated_under_no_sync_before_the_abandoned_step_ends_are_
             np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)
 
 
-def test_finish_gradient_synchronization_after_a_failed_loss_raises_the_agreed_error_on_every_rank():
-    """A loop that calls finish_gradient_synchronization() after a backward that may not have run: on the
-    failing rank that call is the step's exchange, so it raises there (it used to average the other ranks'
-    gradients with zeros weighted by the failed batch's samples, silently). On the rank whose backward raised
-    the agreed error, the call after it is a no-op (not an exchange the other rank never joins)."""
+@pytest.mark.parametrize("fault", ["loss", "interrupt-backward"])
+def test_finish_gradient_synchronization_after_a_failed_step_raises_the_agreed_error_on_every_rank(fault):
+    """A loop that calls finish_gradient_synchronization() after a backward that may not have run (or was
+    interrupted): on the failing rank that call is the step's exchange, so it raises there (it used to average
+    the other ranks' gradients with zeros, or with this rank's partial ones, silently). On the rank whose
+    backward raised the agreed error, the call after it is a no-op (not an exchange the other never joins)."""
 
     def run(comm):
         model = _Net()
-        dp = DataParallel(model, comm)
+        dp = DataParallel(model, comm, bucket_mb=1e-6)
+        handle = model.fc1.weight.register_hook(_interrupt) if fault == "interrupt-backward" and comm.rank else None
         errors = []
         for step in range(2):  # (the second: a clean step)
             x, y = _batch(comm, step)
             try:
-                _loss(dp(x), y, "loss" if comm.rank == 1 and step == 0 else None).backward()
-            except ValueError as e:
+                _loss(dp(x), y, "loss" if fault == "loss" and comm.rank == 1 and step == 0 else None).backward()
+            except (ValueError, KeyboardInterrupt) as e:
                 errors.append(("own", str(e)))
+                if handle is not None:
+                    handle.remove()
             except RuntimeError as e:
                 errors.append(("agreed", str(e)))
             try:
@@ -305,7 +309,8 @@ def test_finish_gradient_synchronization_after_a_failed_loss_raises_the_agreed_e
     (e0, g0, s0, n0), (e1, g1, s1, n1) = simulate(2, run)
     assert [kind for kind, _ in e0] == ["agreed"] and [kind for kind, _ in e1] == ["own", "agreed"], (e0, e1)
     assert e0[0][1] == e1[1][1] and e0[0][1].startswith(
-        "DataParallel: the output of a forward on rank 1 never reached a synchronizing backward")
+        "DataParallel: the output of a forward on rank 1 never reached a synchronizing backward" if fault == "loss"
+        else "DataParallel: backward was interrupted on rank 1 (a KeyboardInterrupt?)"), e0
     assert all(g0) and all(g1)
     assert s0 == s1 == 0 and n0 == n1 == 2  # (the clean step: its buckets only)
 
