@@ -20,8 +20,8 @@ rank waiting for a partner that has run out of steps). PyTorch's DDP gives no gu
   ``finish_gradient_synchronization()``) it first goes through the abandoned step's exchange with zeros and
   a note ("the output of a forward on rank 1 never reached a synchronizing backward", "backward was
   interrupted on rank 1"). The ranks that waited raise that error; the abandoned rank, which raised its own
-  error in that step, gets it as a warning and goes on with the step it has begun (its gradients of that
-  step, accumulated under ``no_sync()``, its sample count and its step flags are kept), so the ranks stay
+  error in that step, gets it as a warning and goes on with the step it has begun (the gradients it
+  accumulated for it under ``no_sync()``, its sample count and its step flags are kept), so the ranks stay
   in step. ``finish_gradient_synchronization()`` is the step's own exchange: it raises the error there. Inside
   ``join()``, a rank that abandons its last step and leaves its loop answers that step as a joined rank
   does (no samples, no gradients), so the others' step goes on without its batch, as PyTorch's join would.
@@ -31,7 +31,8 @@ output and of every graph built on it (checked at the next forward, so a model w
 SyncBatchNorm, does not start the next step's collectives first, and at the next backward, after the loop
 rebound ``out = ddp(x)``). An output that is still referenced may yet reach a backward (two forwards, two
 backwards), so a loop that keeps the failed step's output (or the exception, whose traceback holds it)
-until after the next synchronizing backward is not noticed: that backward ends the step. The ranks that
+until after its next synchronizing backward is not noticed: that backward is paired with the others'
+failed step, as before. The ranks that
 waited drop the step's gradients (None) and training goes on as if the step had never run, save the
 global sample count the exchange carries. A forward with gradients enabled whose output never reaches
 backward on every rank (evaluation outside ``no_grad()``) is ended the same way: every rank warns and the
@@ -40,8 +41,9 @@ wrapper makes one exchange more; its samples no longer count in the next step's 
 Not covered: a forward that raises inside ``no_sync()`` or ``no_grad()`` (raised as it is, on its rank
 alone: no exchange follows it), a collective of the user's own (or SyncBatchNorm's) that the other ranks
 wait in, and a rank that never calls DataParallel again: an uncaught exception or ``KeyboardInterrupt``
-ends its process, and the job ends with it (the launcher, or the exit notice of :mod:`.exit_watch`). A
-normal step pays a weak reference and a dictionary lookup, and no collective.
+ends its process, and the job ends with it (the launcher, or the exit notice of :mod:`.exit_watch`). With
+one rank nothing is watched. A normal step pays a weak reference (made in forward, read when backward
+begins) and no collective.
 """
 from __future__ import annotations
 
