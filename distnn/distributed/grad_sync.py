@@ -135,9 +135,9 @@ class GradientSync:
             settle(self, in_pass=True)  # a step this rank abandoned ends first (.sync_abandoned)
         if self._in_sync:
             if mine and backward_depth() == 1:  # (still: the interrupted exchange was the completion's own)
-                raise RuntimeError(
-                    "DataParallel: the previous backward was interrupted while its gradient synchronization "
-                    "completed, so that step's gradients were never averaged; the ranks are out of step")
+                raise RuntimeError(  # (PyTorch DDP's words for a reduction left unfinished)
+                    "DataParallel: Expected to have finished reduction in the prior iteration before starting a new "
+                    "one: the previous backward was interrupted while its gradient synchronization completed")
             return None
         if mine and self._require_sync:  # a pass that raises still synchronizes, and every rank raises (.sync_failures)
             watch_backward(self)

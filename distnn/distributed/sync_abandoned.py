@@ -61,9 +61,10 @@ from .sync_refusals import WHERE, note
 UNREACHED = (f"the output of a forward {WHERE} never reached a synchronizing backward (an error between the "
              "forward and the backward, caught and skipped?)")
 INTERRUPTED = f"backward was interrupted {WHERE} (a KeyboardInterrupt?) before the step's exchange ended"
-ADVICE = ("A forward with gradients enabled outside no_sync() belongs to the next synchronizing backward: a rank "
-          "that abandoned its step went through the step's exchange with zeros at its next DataParallel call, "
-          "and every rank dropped the step's gradients (run evaluation under distnn.no_grad())")
+ADVICE = ("The rank that abandoned the step went through its exchange with zeros at its next DataParallel call, "
+          "and every rank dropped the step's gradients. A forward with gradients enabled outside no_sync() belongs "
+          "to the next synchronizing backward: make sure all forward outputs participate in calculating the loss "
+          "that backward runs from (as PyTorch's DDP asks), and run evaluation under distnn.no_grad()")
 
 
 def watched_forward(dp, inputs, kwargs):
