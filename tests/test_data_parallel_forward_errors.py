@@ -74,8 +74,9 @@ def _interrupt(grad):
 
 
 def train(comm, fault=None, faulty_ranks=(), steps=2, keep_output=False, record=True, compression=None):
-    """With ``fault``, a first step that fails before backward on ``faulty_ranks``, every rank catching what it
-    raises (``keep_output``: the forward's output stays referenced by the loop); then ``steps`` clean steps.
+    """With ``fault``, a first step that fails before (interrupt-backward: in) its backward on ``faulty_ranks``,
+    every rank catching what it raises (``keep_output``: the forward's output stays referenced by the loop);
+    then ``steps`` clean steps.
     Returns ((type, message, type of __cause__, the DataParallel warning or None) or None, whether every
     gradient was None after the failed step, the parameters at the end). ``record=False``: warnings are left
     to the caller (simulated ranks are threads, and catch_warnings is process-wide)."""
@@ -84,7 +85,7 @@ def train(comm, fault=None, faulty_ranks=(), steps=2, keep_output=False, record=
     dp = DataParallel(model, comm, bucket_mb=1e-6, compression=compression)  # one bucket per parameter
     opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
     error, grads_none, out = None, None, None
-    with warnings.catch_warnings(record=True) if record else _nothing() as seen:
+    with warnings.catch_warnings(record=True) if record else contextlib.nullcontext() as seen:
         if record:
             warnings.simplefilter("always")
         if fault is not None:
@@ -117,11 +118,6 @@ def train(comm, fault=None, faulty_ranks=(), steps=2, keep_output=False, record=
     if error is not None:
         error = tuple(error + [dp_warnings[0] if dp_warnings else None])
     return error, grads_none, {k: to_numpy(v).copy() for k, v in model.state_dict().items()}
-
-
-@contextlib.contextmanager
-def _nothing():
-    yield None
 
 
 def simulate_recording(n, *args, **kwargs):
