@@ -15,15 +15,14 @@ steps: simulate's "still waits" failure, the collective timeout under mpiexec). 
   referenced), with a note (its forward never reached backward; its forward raised KeyboardInterrupt; its
   backward was interrupted): the other ranks raise that error, the failing rank (which raised its own)
   gets it as a warning and goes on with its step;
-* an uncaught KeyboardInterrupt ends the run (simulated) or the job (mpiexec), as it did.
+* an uncaught KeyboardInterrupt ends the run (simulated) or the job (mpiexec), as it did
+  (tests/test_data_parallel_uncaught_interrupt.py).
 
 The step's gradients are dropped on every rank and training goes on as a fresh run that never had the
 step (the oracle, to 1e-12): 2 and 3 simulated ranks, one, some or all ranks failing, and
 ``mpiexec -n 2`` (a child job with a deadline). A normal step makes no extra collective.
 """
 import contextlib
-import os
-import subprocess
 import warnings
 
 import numpy as np
@@ -375,38 +374,3 @@ def test_a_normal_step_makes_no_extra_collective_before_or_after_a_failed_one():
     # (the failed steps' exchange, plus the gather of the notes, lands in the failing step on rank 0 and
     # in the failing or the next call on rank 1)
     assert sum(seq0) == sum(seq1), (seq0, seq1)
-
-
-def test_an_uncaught_keyboard_interrupt_on_one_simulated_rank_ends_the_run():
-    def run(comm):
-        model = _Net()
-        dp = DataParallel(model, comm)
-        model.fault = "interrupt-forward" if comm.rank == 1 else None
-        x, y = _batch(comm, 0)
-        F.cross_entropy(dp(x), y).backward()
-
-    with pytest.raises(KeyboardInterrupt):
-        simulate(2, run)
-
-
-INTERRUPT_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpi_scripts",
-                                "interrupt_on_rank_1.py")
-
-
-def test_under_mpiexec_an_uncaught_keyboard_interrupt_on_one_rank_ends_the_job():
-    """Rank 1's forward raises KeyboardInterrupt, uncaught, while rank 0 waits in backward: the job ends
-    with a failure naming rank 1 long before the collective timeout (600 s, beyond the deadline)."""
-    from distnn.distributed.launch import mpiexec_command, mpiexec_path
-
-    try:
-        mpiexec_path()
-        import mpi4py  # noqa: F401
-    except (FileNotFoundError, ImportError) as e:  # pragma: no cover - depends on the install
-        pytest.skip(f"needs mpiexec and mpi4py: {e}")
-    env = dict(os.environ, DISTNN_COLLECTIVE_TIMEOUT="600", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    out = subprocess.run(mpiexec_command(2, [INTERRUPT_SCRIPT]), env=env, capture_output=True, text=True,
-                         timeout=240)
-    text = out.stdout + out.stderr
-    assert out.returncode != 0, text
-    assert "KeyboardInterrupt" in text and "rank 1" in text, text
-    assert "[test] rank 0 returned from backward" not in text, text

@@ -41,7 +41,7 @@ wrapper makes one exchange more; its samples no longer count in the next step's 
 Not covered: a forward that raises inside ``no_sync()`` or ``no_grad()`` (raised as it is, on its rank
 alone: no exchange follows it), a collective of the user's own (or SyncBatchNorm's) that the other ranks
 wait in, and a rank that never calls DataParallel again: an uncaught exception or ``KeyboardInterrupt``
-ends its process, and the job ends with it (the launcher, or the exit notice of :mod:`.exit_watch`). With
+ends its process, and the job with it (under MPI, the excepthook of :mod:`.watchdog` aborts every rank). With
 one rank nothing is watched. A normal step pays a weak reference (made in forward, read when backward
 begins) and no collective.
 """

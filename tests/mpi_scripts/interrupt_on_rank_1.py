@@ -1,5 +1,5 @@
 """Rank 1's DataParallel forward raises KeyboardInterrupt, uncaught, while rank 0 goes into backward and
-waits for it in the step's exchange. The job must end (run by tests/test_data_parallel_forward_errors.py)."""
+waits for it in the step's exchange. The job must end (run by tests/test_data_parallel_uncaught_interrupt.py)."""
 import os
 import sys
 
