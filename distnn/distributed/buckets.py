@@ -232,3 +232,14 @@ def build_buckets(named_params, bucket_bytes: float, codec=None) -> list:
         sizes[key] += nbytes
     groups.extend(entries for entries in open_.values() if entries)
     return [FlatBucket(i, entries, codec) for i, entries in enumerate(groups)]
+
+
+def release_buckets(buckets, step_meta, private):
+    """A DataParallel's finalizer: free its buckets' buffers and collectives; hand its communicator back."""
+    idle = all(b.handle is None for b in buckets)  # (a backward that raised may have left rounds running)
+    for b in buckets:
+        b.release()
+    if step_meta is not None:
+        step_meta.free()
+    if idle:
+        private.in_use = False  # another DataParallel may take the communicator over

@@ -71,6 +71,8 @@ a custom Function: :mod:`.sync_failures`), is raised on every rank when it
 ends, naming the problem and the ranks, even when one rank alone had it:
 that rank goes through the step's collectives first, so no rank is left
 waiting (:mod:`.sync_refusals`). The step's gradients are dropped (None).
+A step that fails BEFORE its backward on some ranks, the error caught by the loop (the forward, the loss, a
+``KeyboardInterrupt``), ends on every rank alike too, never paired with another step (:mod:`.sync_abandoned`).
 
 Use :meth:`no_sync` for all but the last micro-batch of gradient
 accumulation. A trainer that may skip backward on some rank (an empty
@@ -104,11 +106,9 @@ all ranks.
 from __future__ import annotations
 
 import contextlib
-import warnings
 
 import numpy as np
 
-from distnn.autograd.grad_mode import is_grad_enabled
 from distnn.backend import device_of, get_array_module
 from distnn.nn.module import Module
 
@@ -118,7 +118,8 @@ from .compression import get_codec
 from .data_parallel_join import DataParallelJoin
 from .grad_sync import RANK_SHARE, RANK_WEIGHTED, GradientSync
 from .powersgd import get_powersgd
-from .replicas import ReplicaMismatchError, check_replicas, verify_same_model
+from .replicas import ReplicaMismatchError, check_replicas, verify_same_model, warn_if_time_major
+from .sync_abandoned import settle, watched_forward
 
 # (importable from here too: the replica error users catch, the context keys SyncBatchNorm reads, and the
 # communicator pool tests look into)
@@ -164,6 +165,16 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     count, ``set_num_samples(n, n_global)`` (the Trainer does), else the first
     step and a step after a short batch weight with a too-small global count
     and can overflow.
+
+    A step that fails on some ranks, caught by the training loop, never pairs
+    one rank's step with another's. A forward that raises (gradients enabled,
+    outside :meth:`no_sync`): every rank raises the same error, "DataParallel:
+    forward raised on rank 1: FloatingPointError: ...". An error between
+    forward and backward (the loss), or a caught ``KeyboardInterrupt``: the
+    other ranks raise "DataParallel: the output of a forward on rank 1 never
+    reached a synchronizing backward ..." ("backward was interrupted on rank
+    1"), which rank 1, having raised its own, gets as a warning at its next
+    call to the wrapper. The step's gradients are dropped (:mod:`.sync_abandoned`).
     """
 
     num_step_flags = 5  # length of step_flags
@@ -171,7 +182,8 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     # Per-step state set on the hot path: plain attributes, past Module.__setattr__'s registration checks.
     _PLAIN = frozenset(("num_syncs", "_require_sync", "_explicit_samples", "_forward_samples", "_last_samples",
                         "_count_guess", "_in_sync", "_synced_since_finish", "_launched", "_probed", "_weight",
-                        "_samples", "step_flags_sum", "_join_step", "_notes", "_failure_token"))
+                        "_samples", "step_flags_sum", "_join_step", "_notes", "_failure_token", "_forwards",
+                        "_abandoned"))
 
     def __setattr__(self, name, value):
         if name in self._PLAIN:
@@ -225,7 +237,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
         self._last_samples = None  # (None: no count yet; a synchronization then refuses to guess)
         self.batch_dim = 0 if batch_dim is None else int(batch_dim)
         if batch_dim is None and weight_by_samples:
-            _warn_if_time_major(module)
+            warn_if_time_major(module)
         self._count_guess = float(comm.size)  # G: the global sample count ranks pack against (common)
         self._in_sync = False
         self._synced_since_finish = False
@@ -234,6 +246,8 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
         self._weight = None   # this sync's packing weight (1.0 when backward's seed already weighted)
         self._samples = None
         self._notes = []      # this synchronization's refusals found on this rank (.sync_refusals)
+        self._forwards = []   # forwards since the last synchronization: (output nodes, samples) (.sync_abandoned)
+        self._abandoned = []  # notes of a forward interrupted since (.sync_abandoned)
         self._hooks = []
         self._buckets = []
         self._sparse = None   # the sparse embeddings' exchange (.sparse_sync), when the model has any
@@ -259,11 +273,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
 
     # -------------------------------------------------------------- forward
     def forward(self, *inputs, **kwargs):
-        if self._explicit_samples is None and is_grad_enabled():
-            n = _batch_size(inputs, kwargs, self.batch_dim)
-            if n is not None:
-                self._forward_samples = (self._forward_samples or 0) + n
-        return self.module(*inputs, **kwargs)
+        return watched_forward(self, inputs, kwargs)  # (counts samples; ends a step abandoned before: .sync_abandoned)
 
     def set_num_samples(self, n: int, n_global=None) -> None:
         """Weight this rank's gradient by ``n`` samples at the next synchronization.
@@ -287,6 +297,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     @contextlib.contextmanager
     def no_sync(self):
         """Backward passes inside only accumulate local gradients (micro-batches of accumulation)."""
+        settle(self)  # (the last step's, if this rank abandoned it)
         previous = self._require_sync
         self._require_sync = False
         try:
@@ -376,24 +387,3 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
         Collective. Buffers are compared too when ``broadcast_buffers`` keeps them equal.
         """
         check_replicas(self.module, self._comm, self.broadcast_buffers, self.num_syncs)
-
-
-def _batch_size(inputs, kwargs, dim: int):
-    """Batch size of a forward call: the size along ``dim`` of its first array argument (positional first)."""
-    for x in (*inputs, *kwargs.values()):
-        shape = getattr(x, "shape", None)
-        if shape is not None and len(shape) > dim:
-            return int(shape[dim])
-    return None
-
-
-def _warn_if_time_major(module) -> None:
-    """Samples are counted along axis 0 of the input: say so when a layer inside takes (L, N, ...) inputs."""
-    for name, m in module.named_modules():
-        if getattr(m, "batch_first", True) is False:
-            warnings.warn(f"DataParallel: {type(m).__name__} {name or '(the model)'!r} takes time-major (L, N, ...) "
-                          "input (batch_first=False), but samples are counted along axis 0 of the forward input: "
-                          "if the model's input is time-major, pass batch_dim=1 (or call set_num_samples), else "
-                          "batch_dim=0 to silence this. Uneven shards would otherwise be weighted by sequence "
-                          "length.", stacklevel=3)
-            return

@@ -48,6 +48,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .join import Join, Joinable, JoinHook
+from .sync_abandoned import settle
 
 
 class _JoinStep(NamedTuple):
@@ -74,6 +75,7 @@ class DataParallelJoin(Joinable):
         ``enable=False``: a no-op context. ``throw_on_early_termination``:
         every rank raises once the first rank has run out of inputs.
         """
+        settle(self)  # (the last step's, if this rank abandoned it: .sync_abandoned)
         return Join([self], enable=enable, throw_on_early_termination=throw_on_early_termination,
                     divide_by_initial_world_size=divide_by_initial_world_size)
 
@@ -127,6 +129,7 @@ class _DataParallelJoinHook(JoinHook):
         dp._join_step = dp._join_step_for(ranks)
         for p in dp._params:
             p.grad = None
+        # (a step this rank abandoned just before it joined is this shadow: it sends no samples, drops nothing)
         dp._explicit_samples = 0
         dp._in_sync = True
         dp._complete_sync()

@@ -12,10 +12,11 @@ import numpy as np
 from distnn.autograd.engine import backward_context, backward_depth, queue_callback, register_backward_begin_hook
 from distnn.autograd.profiler_record import Range
 
-from .buckets import build_buckets
+from .buckets import build_buckets, release_buckets
 from .sparse_sync import SparseGradientExchange, sparse_parameters
+from .sync_abandoned import settle
 from .sync_failures import watch_backward
-from .sync_refusals import WHERE, agreed_error, note
+from .sync_refusals import WHERE, agreed_error, note, raise_unused
 
 # backward_context() key: this pass's seed carries the rank's weight n_r / G (see _on_backward_begin).
 RANK_WEIGHTED = "distnn.data_parallel.rank_weighted"
@@ -81,7 +82,7 @@ class GradientSync:
         # A DataParallel dropped without remove_hooks() (a Trainer that is done) still lets go of its
         # parameters' gradient destinations, frees its persistent MPI requests and hands its communicator
         # back. (Once only: after remove_hooks() the communicator may already serve another wrapper.)
-        self._finalizer = weakref.finalize(self, _release, self._buckets, self._step_meta, self._private)
+        self._finalizer = weakref.finalize(self, release_buckets, self._buckets, self._step_meta, self._private)
 
     def _register_single_rank_hook(self):
         """One rank: nothing to exchange, but a synchronizing backward still ends a step as on several
@@ -109,7 +110,7 @@ class GradientSync:
             # too (PyTorch's DDP raises on one rank as well). Only with the flag: the default pays nothing.
             unused = [f"'{name}' (no gradient on 1 of 1 ranks)" for name, p in self._train_params if p.grad is None]
             if unused:
-                _raise_unused(unused)
+                raise_unused(unused)
 
     def remove_hooks(self) -> None:
         """Detach from the model's parameters (the model then trains without synchronization)."""
@@ -129,16 +130,14 @@ class GradientSync:
                 mine = True
             else:
                 others = True
+        if mine and (self._in_sync or self._require_sync and (self._forwards or self._abandoned)) \
+                and backward_depth() == 1:
+            settle(self, in_pass=True)  # a step this rank abandoned ends first (.sync_abandoned)
         if self._in_sync:
-            if mine and backward_depth() == 1:
-                # A new top-level pass while the last synchronization never completed: that backward was
-                # interrupted (an exception finishes it, .sync_failures; a KeyboardInterrupt does not). Going on
-                # would leave its buckets started and every later step unsynchronized, replicas drifting apart.
-                raise RuntimeError(
-                    "DataParallel: the previous backward was interrupted after its gradient synchronization had "
-                    "started, so that step's gradients were never averaged. After catching such an error, call "
-                    "finish_gradient_synchronization() on every rank (it completes the exchange) and zero the "
-                    "gradients before the next backward.")
+            if mine and backward_depth() == 1:  # (still: the interrupted exchange was the completion's own)
+                raise RuntimeError(  # (PyTorch DDP's words for a reduction left unfinished)
+                    "DataParallel: Expected to have finished reduction in the prior iteration before starting a new "
+                    "one: the previous backward was interrupted while its gradient synchronization completed")
             return None
         if mine and self._require_sync:  # a pass that raises still synchronizes, and every rank raises (.sync_failures)
             watch_backward(self)
@@ -321,6 +320,7 @@ class GradientSync:
         self._weight = None
         self._explicit_samples = None
         self._forward_samples = None
+        self._forwards = []  # (.sync_abandoned)
         self._in_sync = False
         self._synced_since_finish = True
         self.num_syncs += 1
@@ -339,9 +339,10 @@ class GradientSync:
             every = self._comm.allgather_object(notes) if refusing else []
             for p in self._params:  # (zeros stood in for refused gradients: the step's average is not one)
                 p.grad = None
+            self._synced_since_finish = "refused"  # (so a finish_gradient_synchronization() next is a no-op)
             raise agreed_error(every, refused, self.comm.rank)
         if partly_unused and not self.find_unused_parameters:
-            _raise_unused(partly_unused)
+            raise_unused(partly_unused)
 
     def finish_gradient_synchronization(self) -> None:
         """Make sure this step's gradients are averaged; call before ``optimizer.step()`` if unsure.
@@ -362,7 +363,10 @@ class GradientSync:
                 self._end_single_rank_step()
             self._synced_since_finish = False
             return
-        if self._in_sync or not self._synced_since_finish or self._grads_reset_since_sync():
+        refused = self._synced_since_finish == "refused" and not self._forwards and self._forward_samples is None \
+            and self._explicit_samples is None  # (a refused step's gradients are None: not reset by the user)
+        if self._in_sync or not self._synced_since_finish or (self._grads_reset_since_sync() and not refused):
+            settle(self, finishing=True)  # (a forward since the last exchange that no backward reached: refused)
             if not self._in_sync and self._join_config.enable:  # inside dp.join(): this step's round first
                 self._join_notify()
             if not self._in_sync and self._explicit_samples is None and self._forward_samples is None:
@@ -379,21 +383,3 @@ class GradientSync:
                 if p.grad is view and not p._grad_zeroed:
                     return False
         return self._sparse is None or not self._sparse.holds_synced()
-
-
-def _raise_unused(described) -> None:
-    """The error of ``find_unused_parameters=False``; ``described``: "'name' (no gradient on k of N ranks)"."""
-    raise RuntimeError(
-        "DataParallel(find_unused_parameters=False): parameters received no gradient in this backward: "
-        + ", ".join(described) + ". Make every parameter take part in the loss, or pass "
-        "find_unused_parameters=True to treat missing gradients as zeros.")
-
-
-def _release(buckets, step_meta, private):
-    idle = all(b.handle is None for b in buckets)  # (a backward that raised may have left rounds running)
-    for b in buckets:
-        b.release()
-    if step_meta is not None:
-        step_meta.free()
-    if idle:
-        private.in_use = False  # another DataParallel may take the communicator over

@@ -1,4 +1,5 @@
-"""Replica checks of :class:`~.data_parallel.DataParallel`: the same model on every rank, and still equal.
+"""Replica checks of :class:`~.data_parallel.DataParallel`: the same model on every rank, and still equal
+(and the construction's warning about a time-major model).
 
 :func:`verify_same_model` compares every rank's parameter and buffer names,
 shapes, dtypes and trainability before training (one allgather of small
@@ -10,6 +11,7 @@ difference and the ranks on each side.
 from __future__ import annotations
 
 import hashlib
+import warnings
 
 import numpy as np
 
@@ -74,3 +76,15 @@ def _describe(entry) -> str:
     if entry[0] == "parameter" and not entry[4]:
         text += " (frozen)"
     return text
+
+
+def warn_if_time_major(module) -> None:
+    """Samples are counted along axis 0 of the input: say so when a layer inside takes (L, N, ...) inputs."""
+    for name, m in module.named_modules():
+        if getattr(m, "batch_first", True) is False:
+            warnings.warn(f"DataParallel: {type(m).__name__} {name or '(the model)'!r} takes time-major (L, N, ...) "
+                          "input (batch_first=False), but samples are counted along axis 0 of the forward input: "
+                          "if the model's input is time-major, pass batch_dim=1 (or call set_num_samples), else "
+                          "batch_dim=0 to silence this. Uneven shards would otherwise be weighted by sequence "
+                          "length.", stacklevel=3)
+            return

@@ -24,10 +24,10 @@ one never ran (save the global sample count it learnt, and PowerSGD's error feed
 
 The watch covers a pass from its backward-begin hooks to the end of its synchronization: a failure in
 another begin hook, in any gradient computation or hook, or in a ``queue_callback`` callback that runs before
-the synchronization's. Not covered: an error before backward begins (the forward, the loss, the engine's
-own check of in-place changes), which no rank's backward sees; a ``KeyboardInterrupt``; and a model whose
-backward communicates itself (SyncBatchNorm), where the other ranks wait in that layer's collective. Under
-:meth:`~.data_parallel.DataParallel.no_sync` nothing is synchronized, so the error is raised as it is, on its
+the synchronization's. An error before backward begins (the forward, the loss, the engine's own check of
+in-place changes), which no rank's backward sees, and a ``KeyboardInterrupt`` are :mod:`.sync_abandoned`'s.
+Not covered: a model whose backward communicates itself (SyncBatchNorm), where the other ranks wait in that
+layer's collective. Under :meth:`~.data_parallel.DataParallel.no_sync` nothing is synchronized, so the error is raised as it is, on its
 rank alone. Inside :meth:`~.data_parallel.DataParallel.join`, a rank that has joined raises the agreed
 error from its shadow synchronization, which ends its join: the raising ranks should let it leave the join
 context too (an error inside a join ends it, :mod:`.join`). A normal step pays a closure and one engine list entry, and no collective.
@@ -63,14 +63,20 @@ def watch_backward(dp) -> None:
     queue_error_callback(failed)
 
 
-def agree_on_failure(dp, exc: Exception) -> None:
-    """This rank's synchronizing backward raised ``exc``: finish the step's synchronization with zeros and a
-    note of ``exc``, and raise the error every rank raises (from ``exc``)."""
-    dp._failure_token = None
+def describe(exc: BaseException) -> str:
+    """"Type: message" of an exception (its message cut short), or the type alone when it has no message."""
     message = str(exc)
     if len(message) > _LONGEST_MESSAGE:
         message = message[:_LONGEST_MESSAGE] + "..."
-    note(dp._notes, raisable(type(exc)), f"backward raised {WHERE}: {type(exc).__name__}: {message}", ADVICE)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def agree_on_failure(dp, exc: Exception, stage: str = "backward") -> None:
+    """This rank's synchronizing backward (or the forward before it, ``stage``, :mod:`.sync_abandoned`) raised
+    ``exc``: finish the step's synchronization with zeros and a note of ``exc``, and raise the error every
+    rank raises (from ``exc``)."""
+    dp._failure_token = None
+    note(dp._notes, raisable(type(exc)), f"{stage} raised {WHERE}: {describe(exc)}", ADVICE)
     for p in dp._params:  # (what this rank's backward left is no gradient: zeros go out in its place)
         p.grad = None
     if not dp._in_sync:  # (the pass raised before its first gradient was ready)

@@ -63,3 +63,11 @@ def agreed_error(every_notes, also, rank: int) -> Exception:
         exc = RuntimeError(message)
     exc.report = rank == 0
     return exc
+
+
+def raise_unused(described) -> None:
+    """The error of ``find_unused_parameters=False``; ``described``: "'name' (no gradient on k of N ranks)"."""
+    raise RuntimeError(
+        "DataParallel(find_unused_parameters=False): parameters received no gradient in this backward: "
+        + ", ".join(described) + ". Make every parameter take part in the loss, or pass "
+        "find_unused_parameters=True to treat missing gradients as zeros.")

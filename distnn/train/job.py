@@ -126,7 +126,7 @@ def run_training(config="digits_mlp", overrides=(), out=None, simulate_ranks=Non
 def _collect_garbage() -> None:
     """``gc.collect()``, with a Ctrl-C that comes during it acted on once it returns.
 
-    The collection runs the job's finalizers (DataParallel's ``_release``) in this thread. Python acts
+    The collection runs the job's finalizers (DataParallel's ``release_buckets``) in this thread. Python acts
     on a signal at the next Python code it runs, which during a collection is a finalizer, and a
     KeyboardInterrupt raised in a finalizer is only printed ("Exception ignored in ..."): the Ctrl-C was
     lost, and the job returned as if none had come (a sweep went on with its next job). So SIGINT is

@@ -1,0 +1,188 @@
+"""A step of :class:`~.data_parallel.DataParallel` that fails on some ranks BEFORE its synchronizing backward
+begins: every rank ends it alike, and no rank pairs one step's exchange with another's.
+
+The error is caught by the user's loop (``try: loss_fn(ddp(x), y).backward() except ...: continue``). The
+other ranks go into backward and wait in the step's bucket allreduces; the failing rank, going on, would
+pair its next step's buckets with their current step (gradients of two steps averaged, and at the end a
+rank waiting for a partner that has run out of steps). PyTorch's DDP gives no guarantee here (its
+``find_unused_parameters`` check asks that every forward output take part in the loss). So:
+
+* A forward with gradients enabled, outside :meth:`~.data_parallel.DataParallel.no_sync` (PyTorch's test
+  for a forward that prepares a synchronizing backward), belongs to the next synchronizing backward. The
+  wrapper notes the graph nodes of its output (weakly: an abandoned graph is still freed).
+* The wrapped module's forward raises an ``Exception`` there: the rank goes through the step's exchange at
+  once (zeros and a note, as a backward that raises, :mod:`.sync_failures`) and every rank raises the same
+  error, "DataParallel: forward raised on rank 1: FloatingPointError: ...", its type kept when it is a
+  built-in one, the rank's own exception as its ``__cause__``.
+* An error DataParallel does not see (the loss raising after the forward), or a ``KeyboardInterrupt``
+  caught by the loop (in the forward, the loss, or mid-backward), leaves the step abandoned: at the rank's
+  next DataParallel call (the next forward, the next backward, ``no_sync()``, ``join()``,
+  ``finish_gradient_synchronization()``) it first goes through the abandoned step's exchange with zeros and
+  a note ("the output of a forward on rank 1 never reached a synchronizing backward", "backward was
+  interrupted on rank 1"). The ranks that waited raise that error; the abandoned rank, which raised its own
+  error in that step, gets it as a warning and goes on with the step it has begun (the gradients it
+  accumulated for it under ``no_sync()``, its sample count and its step flags are kept), so the ranks stay
+  in step. ``finish_gradient_synchronization()`` is the step's own exchange: it raises the error there. Inside
+  ``join()``, a rank that abandons its last step and leaves its loop answers that step as a joined rank
+  does (no samples, no gradients), so the others' step goes on without its batch, as PyTorch's join would.
+
+A forward counts as abandoned when no node of its output is alive any more: the loop has let go of its
+output and of every graph built on it (checked at the next forward, so a model whose forward communicates,
+SyncBatchNorm, does not start the next step's collectives first, and at the next backward, after the loop
+rebound ``out = ddp(x)``). An output that is still referenced may yet reach a backward (two forwards, two
+backwards), so a loop that keeps the failed step's output (or the exception, whose traceback holds it)
+until after its next synchronizing backward is not noticed: that backward is paired with the others'
+failed step, as before. The ranks that
+waited drop the step's gradients (None) and training goes on as if the step had never run, save the
+global sample count the exchange carries. A forward with gradients enabled whose output never reaches
+backward on every rank (evaluation outside ``no_grad()``) is ended the same way: every rank warns and the
+wrapper makes one exchange more; its samples no longer count in the next step's weight.
+
+Not covered: a forward that raises inside ``no_sync()`` or ``no_grad()`` (raised as it is, on its rank
+alone: no exchange follows it), a collective of the user's own (or SyncBatchNorm's) that the other ranks
+wait in, and a rank that never calls DataParallel again: an uncaught exception or ``KeyboardInterrupt``
+ends its process, and the job with it (under MPI, the excepthook of :mod:`.watchdog` aborts every rank). With
+one rank nothing is watched. A normal step pays a weak reference (made in forward, read when backward
+begins) and no collective.
+"""
+from __future__ import annotations
+
+import warnings
+import weakref
+
+from distnn._stacklevel import caller_stacklevel
+
+from distnn.autograd.engine import backward_depth
+from distnn.autograd.grad_mode import is_grad_enabled
+
+from .sync_failures import agree_on_failure, describe
+from .sync_refusals import WHERE, note
+
+UNREACHED = (f"the output of a forward {WHERE} never reached a synchronizing backward (an error between the "
+             "forward and the backward, caught and skipped?)")
+INTERRUPTED = f"backward was interrupted {WHERE} (a KeyboardInterrupt?) before the step's exchange ended"
+ADVICE = ("The rank that abandoned the step went through its exchange with zeros at its next DataParallel call, "
+          "and every rank dropped the step's gradients. A forward with gradients enabled outside no_sync() belongs "
+          "to the next synchronizing backward: make sure all forward outputs participate in calculating the loss "
+          "that backward runs from (as PyTorch's DDP asks), and run evaluation under distnn.no_grad()")
+
+
+def watched_forward(dp, inputs, kwargs):
+    """``DataParallel.forward``: run the model, count the samples, note the output (see the module docstring)."""
+    if dp._forwards or dp._abandoned or dp._in_sync:
+        settle(dp)  # (the last step's forward never reached backward, or its backward was interrupted)
+    grad = is_grad_enabled()
+    try:
+        out = dp.module(*inputs, **kwargs)
+    except BaseException as exc:
+        if grad and dp._require_sync and dp.comm.size > 1 and backward_depth() == 0 and not dp._in_sync:
+            if isinstance(exc, Exception):
+                agree_on_failure(dp, exc, "forward")  # raises the agreed error, from exc
+            # (a KeyboardInterrupt: no collective now; the next DataParallel call, if any, ends the step)
+            note(dp._abandoned, RuntimeError, f"forward raised {WHERE}: {describe(exc)}", ADVICE)
+        raise
+    if grad:
+        n = None
+        if dp._explicit_samples is None:
+            n = _batch_size(inputs, kwargs, dp.batch_dim)
+            if n is not None:
+                dp._forward_samples = (dp._forward_samples or 0) + n
+        if dp._require_sync and dp.comm.size > 1:
+            nodes = []
+            _output_nodes(out, nodes)
+            if nodes:
+                dp._forwards.append((nodes, n or 0))
+    return out
+
+
+def settle(dp, in_pass: bool = False, finishing: bool = False) -> None:
+    """End a step this rank abandoned, if any (see the module docstring): ``in_pass``, called as a backward
+    pass begins; ``finishing``, called by finish_gradient_synchronization, whose own exchange then carries
+    the notes (every forward not reached by a synchronizing backward by then was abandoned)."""
+    if backward_depth() > in_pass:
+        return  # (a forward or pass inside a backward: the step is not over)
+    notes = list(dp._abandoned)
+    interrupted = dp._in_sync and dp._failure_token is not None
+    if interrupted:  # (the pass's watch is still set: no Exception ended it, and its exchange never completed)
+        note(notes, RuntimeError, INTERRUPTED, ADVICE)
+    kept, lost = [], 0
+    for entry in dp._forwards:
+        if finishing or not _alive(entry[0]):
+            lost += entry[1]
+        else:
+            kept.append(entry)
+    if lost or len(kept) < len(dp._forwards):
+        note(notes, RuntimeError, UNREACHED, ADVICE)
+    if not notes:
+        return
+    dp._abandoned = []
+    samples = dp._forward_samples
+    if samples is not None and (lost or not kept):
+        samples = samples - lost if samples - lost or kept else None
+    if finishing:  # (this exchange is the step's own: it refuses, and finish_gradient_synchronization raises)
+        dp._notes.extend(notes)
+        dp._forwards, dp._forward_samples = [], samples
+        return
+    _end_abandoned_step(dp, notes, keep_grads=not interrupted)
+    dp._forwards, dp._forward_samples = kept, samples
+
+
+def _end_abandoned_step(dp, notes, keep_grads: bool) -> None:
+    """Go through the abandoned step's exchange (zeros, no samples, the notes); keep what belongs to the step
+    this rank has begun since (``keep_grads``: its gradients; an interrupted backward's are the abandoned
+    step's); warn with the error the ranks that waited raise."""
+    # (a dense gradient may be its bucket's view, which the exchange overwrites; a sparse one is its own)
+    grads = [None if p.grad is None or not keep_grads else p.grad if getattr(p.grad, "is_sparse", False)
+             else p.grad.copy() for p in dp._params]
+    flags, explicit, last = dp.step_flags.copy(), dp._explicit_samples, dp._last_samples
+    for p in dp._params:
+        p.grad = None
+    dp.step_flags[...] = 0
+    dp._explicit_samples = 0
+    dp._notes.extend(notes)
+    dp._failure_token = None
+    if not dp._in_sync:
+        dp._enter_sync()
+    try:
+        dp._complete_sync()
+    except Exception as agreed:
+        if not hasattr(agreed, "report"):  # (not the refusal: an error every rank raises alike)
+            raise
+        warnings.warn(f"{agreed} (This rank raised its own error in that step; it goes on with the next.)",
+                      stacklevel=caller_stacklevel())
+    finally:
+        for p, g in zip(dp._params, grads):
+            p.grad = g
+        dp.step_flags[...] = flags
+        dp._explicit_samples, dp._last_samples = explicit, last
+
+
+def _alive(nodes) -> bool:
+    """Whether a forward's output may still reach a backward: whether a node of it is alive (the graph of a
+    pass holds its nodes, so the output of one that was never run through is gone once the loop let go)."""
+    for ref in nodes:
+        if ref() is not None:
+            return True
+    return False
+
+
+def _output_nodes(out, nodes: list) -> None:
+    """Weak references to the graph nodes of the tensors in a forward's output (nested tuples, lists, dicts)."""
+    node = getattr(out, "_node", None)
+    if node is not None:
+        nodes.append(weakref.ref(node))
+    elif isinstance(out, (tuple, list)):
+        for o in out:
+            _output_nodes(o, nodes)
+    elif isinstance(out, dict):
+        for o in out.values():
+            _output_nodes(o, nodes)
+
+
+def _batch_size(inputs, kwargs, dim: int):
+    """Batch size of a forward call: the size along ``dim`` of its first array argument (positional first)."""
+    for x in (*inputs, *kwargs.values()):
+        shape = getattr(x, "shape", None)
+        if shape is not None and len(shape) > dim:
+            return int(shape[dim])
+    return None
