@@ -374,3 +374,29 @@ def test_a_normal_step_makes_no_extra_collective_before_or_after_a_failed_one():
     # (the failed steps' exchange, plus the gather of the notes, lands in the failing step on rank 0 and
     # in the failing or the next call on rank 1)
     assert sum(seq0) == sum(seq1), (seq0, seq1)
+
+
+def test_an_output_every_rank_drops_ends_its_step_silently_and_the_next_step_is_a_fresh_runs():
+    """Evaluation outside no_grad() on every rank (a grad-enabled forward whose output no rank runs backward
+    from): nobody waited, so nothing is said (as PyTorch's DDP), and its samples do not weigh in the next step:
+    the next step's gradients are a fresh run's."""
+
+    def run(comm, evaluate_first):
+        distnn.manual_seed(0)
+        model = _Net()
+        dp = DataParallel(model, comm, bucket_mb=1e-6)
+        if evaluate_first:
+            x, _ = _batch(comm, 7)
+            dp(x).data.argmax(axis=-1)  # (the output dropped, no backward)
+        x, y = _batch(comm, 1)
+        F.cross_entropy(dp(x), y).backward()
+        return [to_numpy(p.grad).copy() for p in model.parameters()]
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        got = simulate(2, run, True)
+    assert not [str(w.message) for w in seen if "DataParallel" in str(w.message)]
+    want = simulate(2, run, False)
+    for rank in range(2):
+        for g, w in zip(got[rank], want[rank]):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)

@@ -35,8 +35,8 @@ until after its next synchronizing backward is not noticed: that backward is pai
 failed step, as before. The ranks that
 waited drop the step's gradients (None) and training goes on as if the step had never run, save the
 global sample count the exchange carries. A forward with gradients enabled whose output never reaches
-backward on every rank (evaluation outside ``no_grad()``) is ended the same way: every rank warns and the
-wrapper makes one exchange more; its samples no longer count in the next step's weight.
+backward on every rank (evaluation outside ``no_grad()``) is ended the same way, silently (every rank
+abandoned it: nobody waited), with one exchange more; its samples no longer count in the next step's weight.
 
 Not covered: a forward that raises inside ``no_sync()`` or ``no_grad()`` (raised as it is, on its rank
 alone: no exchange follows it), a collective of the user's own (or SyncBatchNorm's) that the other ranks
@@ -148,6 +148,8 @@ def _end_abandoned_step(dp, notes, keep_grads: bool) -> None:
     except Exception as agreed:
         if not hasattr(agreed, "report"):  # (not the refusal: an error every rank raises alike)
             raise
+        if len(getattr(agreed, "noted_ranks", ())) >= dp.comm.size:
+            return  # (every rank abandoned the step: nobody waited, nothing to tell; PyTorch's DDP is silent)
         warnings.warn(f"{agreed} (This rank raised its own error in that step; it goes on with the next.)",
                       stacklevel=caller_stacklevel())
     finally:

@@ -62,6 +62,7 @@ def agreed_error(every_notes, also, rank: int) -> Exception:
     except TypeError:  # (a built-in type that needs more than a message: UnicodeDecodeError)
         exc = RuntimeError(message)
     exc.report = rank == 0
+    exc.noted_ranks = sorted({r for r, mine in enumerate(every_notes) if mine})  # (who refused: who waited not)
     return exc
 
 
