@@ -1,15 +1,16 @@
 """lgamma, digamma and trigamma of raw arrays to float64 precision with numpy alone (numpy has none of them and
 scipy is not a dependency); cupy arrays use cupyx.scipy.special, which ships with cupy.
 
-No per-element Python: a fixed number of whole-array steps each.
+No per-element Python: a fixed number of whole-array steps each. lgamma's numpy arithmetic is in
+:mod:`._lgamma` (fdlibm's method, about an ulp); digamma and trigamma are here:
 
-* Positive arguments are shifted up to ``z >= 10`` by the recurrences (``lgamma(x) = lgamma(x + 1) - log x``,
-  ``psi(x) = psi(x + 1) - 1/x``, ``psi'(x) = psi'(x + 1) + 1/x^2``), at most 10 steps, then the asymptotic
-  (Stirling) series with 8 Bernoulli terms, whose first omitted term is below 1e-17 at ``z = 10``.
+* Positive arguments are shifted up to ``z >= 10`` by the recurrences (``psi(x) = psi(x + 1) - 1/x``,
+  ``psi'(x) = psi'(x + 1) + 1/x^2``), at most 10 steps, then the asymptotic series with 8 Bernoulli terms,
+  whose first omitted term is below 1e-17 at ``z = 10``.
 * Negative arguments use the reflection formulas (``Gamma(x) Gamma(1 - x) = pi / sin(pi x)``), ``sin(pi x)``
   taken of ``x``'s fractional part so that it stays exact for large ``|x|``.
-* The edges are PyTorch's: lgamma is +inf at 0, the negative integers and +-inf, and exactly 0 at 1 and 2;
-  digamma is -inf at +0, +inf at -0 and NaN at the negative integers and -inf; trigamma is +inf at the poles.
+* The edges are PyTorch's: digamma is -inf at +0, +inf at -0 and NaN at the negative integers and -inf;
+  trigamma is +inf at the poles.
 """
 from __future__ import annotations
 
@@ -20,12 +21,12 @@ import numpy as np
 from distnn.backend import get_array_module
 
 from ._elementwise_common import _quiet
+from ._lgamma import lgamma64
 from ._special import _cupy_special, _in_float64
 
 _SHIFT_TO = 10.0
-# B_2k / (2k (2k - 1)) for Stirling's series of lgamma, and B_2k for digamma's and trigamma's (k = 1..8)
+# B_2k for digamma's and trigamma's asymptotic series (k = 1..8)
 _BERNOULLI = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6, -3617 / 510)
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def _shifted(x, update, init):
@@ -43,27 +44,6 @@ def _offset(x):
     """``x`` less its nearest integer, in [-1/2, 1/2]: ``|sin(pi x)|`` and ``cot(pi x)`` (period 1) of it are
     exact for large ``|x|`` and near the poles."""
     return x - np.round(x)
-
-
-def _lgamma_positive(x):
-    prod, z = _shifted(x, lambda p, z, below: np.where(below, p * z, p), np.ones_like(x))
-    inv, inv2 = 1.0 / z, 1.0 / (z * z)
-    series, power = np.zeros_like(z), inv
-    for k, b in enumerate(_BERNOULLI, start=1):
-        series += b / (2 * k * (2 * k - 1)) * power
-        power = power * inv2
-    return (z - 0.5) * np.log(z) - z + _HALF_LOG_2PI + series - np.log(prod)
-
-
-def _lgamma64(x):
-    with _quiet(np, over=True):
-        neg = x < 0
-        pos = _lgamma_positive(np.where(neg, 1.0 - x, np.where(x > 0, x, 1.0)))
-        reflected = math.log(math.pi) - np.log(np.abs(np.sin(math.pi * _offset(x)))) - pos
-        out = np.where(neg, reflected, pos)
-        pole = (x == 0) | np.isinf(x) | (neg & (x == np.floor(x)))
-        out = np.where((x == 1.0) | (x == 2.0), 0.0, out)  # (exact, as log 0! = log 1! = 0 must be)
-        return np.where(np.isnan(x), np.nan, np.where(pole, np.inf, out))
 
 
 def _digamma_positive(x):
@@ -109,7 +89,7 @@ def _trigamma64(x):
 
 def lgamma_array(x):
     """``log|Gamma(x)|``, elementwise."""
-    return _in_float64(_lgamma64, x) if get_array_module(x) is np else _cupy_special("gammaln")(x)
+    return _in_float64(lgamma64, x) if get_array_module(x) is np else _cupy_special("gammaln")(x)
 
 
 def digamma_array(x):
@@ -134,7 +114,7 @@ def _igamma64(a, x, upper=False):
         a, x = np.broadcast_arrays(a, x)
         big = x >= a + 1.0
         steps = int(min(20000, 60 + 12 * math.sqrt(float(np.max(a[np.isfinite(a)], initial=1.0)))))
-        log_prefix = np.where(x > 0, a * np.log(np.where(x > 0, x, 1.0)), 0.0) - x - _lgamma64(a)
+        log_prefix = np.where(x > 0, a * np.log(np.where(x > 0, x, 1.0)), 0.0) - x - lgamma64(a)
         # series (evaluated where x < a + 1; elsewhere on a harmless stand-in)
         xs = np.where(big, 0.0, x)
         term = 1.0 / a
