@@ -46,7 +46,8 @@ def _digamma(xs):
 def _ulps_off(got, want):
     """``|got - want|`` in units of ``eps |want|`` (0 where both are the same infinity)."""
     same = got == want
-    return np.where(same, 0.0, np.abs(got - want) / (EPS * np.abs(np.where(same, 1.0, want))))
+    with np.errstate(invalid="ignore"):  # (inf - inf where both are the same infinity: masked)
+        return np.where(same, 0.0, np.abs(got - want) / (EPS * np.abs(np.where(same, 1.0, want))))
 
 
 def _around(centre, half_width, n):
