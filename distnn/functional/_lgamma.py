@@ -156,28 +156,29 @@ def _lgamma_positive(x):
     return out
 
 
-def _lgamma_negative(x):
-    """``lgamma(x)`` for finite ``x < 0`` (+inf at the integers, all of them from -2^52 down)."""
+def _reflect(x, lgamma_of_minus_x):
+    """``lgamma(x)`` for finite ``x < 0`` from ``lgamma(-x)``: +inf at the integers (all of them from -2^52 down),
+    ``-log|x|`` (which ``lgamma(-x)`` is) below 2^-70 in size."""
     z = -x
-    out = np.full_like(x, np.inf)
-    tiny = z < _TINY
-    out[tiny] = -np.log(z[tiny])
     offset = x - np.round(x)  # (exact)
-    reflect = ~tiny & (offset != 0.0)
-    z = z[reflect]
-    sin_pi = np.abs(np.sin(math.pi * offset[reflect]))
-    out[reflect] = np.log(math.pi / (sin_pi * z)) - _lgamma_positive(z)
-    return out
+    sin_pi = np.abs(np.sin(math.pi * offset))
+    reflected = np.log(math.pi / (sin_pi * z)) - lgamma_of_minus_x  # (inf - ... at the integers: replaced)
+    return np.where(offset == 0.0, np.inf, np.where(z < _TINY, lgamma_of_minus_x, reflected))
 
 
 def lgamma64(x):
     """``log|Gamma(x)|`` of a float64 numpy array (any shape, 0-d too), PyTorch's values at the edges."""
     x = np.asarray(x, dtype=np.float64)
-    out = np.full_like(x, np.inf)  # (0, -0, +-inf)
-    out[np.isnan(x)] = np.nan
-    finite = np.isfinite(x)
-    with _quiet(np, over=True):  # (x (log x - 1) past ~2.5e305)
-        for mask, part in ((finite & (x > 0), _lgamma_positive), (finite & (x < 0), _lgamma_negative)):
-            if mask.any():
-                out[mask] = part(x[mask])
+    regular = np.isfinite(x) & (x != 0)
+    everywhere = bool(regular.all())
+    v = x if everywhere else x[regular]  # (the common case, every element regular, needs no gather)
+    with _quiet(np, over=True):  # (x (log x - 1) past ~2.5e305; log(pi / 0) at the negative integers)
+        values = _lgamma_positive(np.abs(v))
+        negative = v < 0
+        if negative.any():
+            values[negative] = _reflect(v[negative], values[negative])
+    if everywhere:
+        return values
+    out = np.where(np.isnan(x), np.nan, np.inf)  # (0, -0, +-inf: +inf)
+    out[regular] = values
     return out
