@@ -81,20 +81,24 @@ def _digamma_positive(x):
     to ``psi(1 + h)``, ``h`` its fractional part (exact), plus the positive ``1/(h + k)`` (``psi(x + 1) =
     psi(x) + 1/x``), and ``x`` below 1 uses ``h = x`` less ``1/x``."""
     out = np.full_like(x, np.nan)
-    below_one = x < 1.0
-    v = x[below_one]
-    out[below_one] = _digamma_one_plus(v) - 1.0 / v
-    middle = (x >= 1.0) & (x < _SHIFT_TO)
-    v = x[middle]
-    whole = np.floor(v)
-    h = v - whole
-    steps = np.zeros_like(v)
-    for k in range(int(_SHIFT_TO) - 1, 0, -1):  # (the small terms first)
-        steps = np.where(whole > k, steps + 1.0 / (h + k), steps)
-    out[middle] = _digamma_one_plus(h) + steps
-    large = x >= _SHIFT_TO
-    out[large] = _digamma_asymptotic(x[large])
+    for mask, formula in ((x < 1.0, _digamma_below_one), ((x >= 1.0) & (x < _SHIFT_TO), _digamma_below_ten),
+                          (x >= _SHIFT_TO, _digamma_asymptotic)):
+        if mask.any():  # (a small input meets one or two of them: the others cost nothing)
+            out[mask] = formula(x[mask])
     return out
+
+
+def _digamma_below_one(x):
+    return _digamma_one_plus(x) - 1.0 / x
+
+
+def _digamma_below_ten(x):
+    whole = np.floor(x)
+    h = x - whole
+    steps = np.zeros_like(x)
+    for k in range(int(whole.max()) - 1, 0, -1):  # (the small terms first; only as many as the largest needs)
+        steps = np.where(whole > k, steps + 1.0 / (h + k), steps)
+    return _digamma_one_plus(h) + steps
 
 
 def _digamma64(x):

@@ -114,8 +114,9 @@ def _below_two(x):
     for mask, approx, y_low, y_high in ((two_minus, _near_two_below, lambda v: 1.0 - v, lambda v: 2.0 - v),
                                         (minimum, _near_minimum, lambda v: v - (_TC - 1.0), lambda v: v - _TC),
                                         (one, _near_one, lambda v: v, lambda v: v - 1.0)):
-        v, lo = x[mask], low[mask]
-        out[mask] += approx(np.where(lo, y_low(v), y_high(v)))
+        if mask.any():
+            v, lo = x[mask], low[mask]
+            out[mask] += approx(np.where(lo, y_low(v), y_high(v)))
     return out
 
 
