@@ -103,6 +103,11 @@ def test_polygamma_values_match_torch_float64(n):
     # (n = 1: torch's own trigamma, off by up to ~1e-9 relative, see test_gamma_functions; left of 0 the
     # alternating terms cancel, and torch's pow and numpy's differ by an ulp before it; from n ~ 30 on torch's
     # n! = exp(lgamma(n + 1)) carries lgamma's last-bit error times ~n log n)
+    if n == 0:  # (torch's digamma shifts up to 10 and subtracts: ~2e-15 absolute, so relative error grows next
+        # to digamma's zeros; ours is checked against mpmath there, in test_lgamma_accuracy)
+        small = np.abs(ref) < 0.1
+        np.testing.assert_allclose(ours[small], ref[small], rtol=0, atol=4e-15)
+        ours, ref, x = ours[~small], ref[~small], x[~small]
     left = x < 0
     _assert_matches(ours[~left], ref[~left], 1e-8 if n == 1 else 1e-14 if n < 30 else 2e-13)
     _assert_matches(ours[left], ref[left], 1e-8 if n == 1 else 1e-11 if n < 30 else 2e-13)

@@ -1,15 +1,18 @@
 """lgamma, digamma and trigamma of raw arrays to float64 precision with numpy alone (numpy has none of them and
 scipy is not a dependency); cupy arrays use cupyx.scipy.special, which ships with cupy.
 
-No per-element Python: a fixed number of whole-array steps each.
+No per-element Python: a fixed number of whole-array steps each. lgamma's numpy arithmetic is in
+:mod:`._lgamma` (fdlibm's method, about an ulp); digamma and trigamma are here:
 
-* Positive arguments are shifted up to ``z >= 10`` by the recurrences (``lgamma(x) = lgamma(x + 1) - log x``,
-  ``psi(x) = psi(x + 1) - 1/x``, ``psi'(x) = psi'(x + 1) + 1/x^2``), at most 10 steps, then the asymptotic
-  (Stirling) series with 8 Bernoulli terms, whose first omitted term is below 1e-17 at ``z = 10``.
+* digamma below 10 goes down to ``psi(1 + h)`` (``h`` the fractional part, exact), a fit that keeps relative
+  accuracy at psi's zero 1.4616..., plus the positive ``1/(h + k)``; from 10 on, the asymptotic series with 8
+  Bernoulli terms, whose first omitted term is below 1e-17 at ``z = 10``. About 2 ulps on the positive axis.
+* trigamma's terms are all positive, so it is shifted up to ``z >= 10`` (``psi'(x) = psi'(x + 1) + 1/x^2``, at
+  most 10 steps) and summed there without loss (3 ulps measured).
 * Negative arguments use the reflection formulas (``Gamma(x) Gamma(1 - x) = pi / sin(pi x)``), ``sin(pi x)``
   taken of ``x``'s fractional part so that it stays exact for large ``|x|``.
-* The edges are PyTorch's: lgamma is +inf at 0, the negative integers and +-inf, and exactly 0 at 1 and 2;
-  digamma is -inf at +0, +inf at -0 and NaN at the negative integers and -inf; trigamma is +inf at the poles.
+* The edges are PyTorch's: digamma is -inf at +0, +inf at -0 and NaN at the negative integers and -inf;
+  trigamma is +inf at the poles.
 """
 from __future__ import annotations
 
@@ -20,12 +23,12 @@ import numpy as np
 from distnn.backend import get_array_module
 
 from ._elementwise_common import _quiet
-from ._special import _cupy_special, _in_float64
+from ._lgamma import lgamma64
+from ._special import _cupy_special, _in_float64, horner
 
 _SHIFT_TO = 10.0
-# B_2k / (2k (2k - 1)) for Stirling's series of lgamma, and B_2k for digamma's and trigamma's (k = 1..8)
+# B_2k for digamma's and trigamma's asymptotic series (k = 1..8)
 _BERNOULLI = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6, -3617 / 510)
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def _shifted(x, update, init):
@@ -45,35 +48,57 @@ def _offset(x):
     return x - np.round(x)
 
 
-def _lgamma_positive(x):
-    prod, z = _shifted(x, lambda p, z, below: np.where(below, p * z, p), np.ones_like(x))
-    inv, inv2 = 1.0 / z, 1.0 / (z * z)
-    series, power = np.zeros_like(z), inv
-    for k, b in enumerate(_BERNOULLI, start=1):
-        series += b / (2 * k * (2 * k - 1)) * power
-        power = power * inv2
-    return (z - 0.5) * np.log(z) - z + _HALF_LOG_2PI + series - np.log(prod)
+# psi(1 + h) = (h - h0) F(h - 1/2) for h in [0, 1], h0 = 0.4616... the zero of psi less 1 (split in two doubles
+# so that h - h0 keeps its relative accuracy next to the zero) and F a degree-23 Chebyshev fit (mpmath, 60
+# digits: mp.chebyfit of psi(1 + h) / (h - h0) on [0, 1], error 6e-19; highest order first)
+_PSI_ZERO_HI, _PSI_ZERO_LO = 0.46163214496836236, -1.5522348162858677e-17
+_PSI_CORE = (-8.153978973309418e-05, 0.00012230983055406747, -6.11554261750751e-05, 9.173383289174792e-05,
+             -0.0002178682145501451, 0.0003268068044141764, -0.0004599625144612576, 0.0006899717801166841,
+             -0.001042261556504223, 0.0015635679757533885, -0.002344650082351321, 0.0035180800751066694,
+             -0.00528001782089874, 0.007927024067961237, -0.011908215172584002, 0.017907248195969127,
+             -0.02697579684427536, 0.04076083394462657, -0.06192213327165706, 0.09498872445283,
+             -0.14840492305391761, 0.24054248424078736, -0.42362742128146047, 0.9510558760318328)
 
 
-def _lgamma64(x):
-    with _quiet(np, over=True):
-        neg = x < 0
-        pos = _lgamma_positive(np.where(neg, 1.0 - x, np.where(x > 0, x, 1.0)))
-        reflected = math.log(math.pi) - np.log(np.abs(np.sin(math.pi * _offset(x)))) - pos
-        out = np.where(neg, reflected, pos)
-        pole = (x == 0) | np.isinf(x) | (neg & (x == np.floor(x)))
-        out = np.where((x == 1.0) | (x == 2.0), 0.0, out)  # (exact, as log 0! = log 1! = 0 must be)
-        return np.where(np.isnan(x), np.nan, np.where(pole, np.inf, out))
+def _digamma_one_plus(h):
+    """``psi(1 + h)`` for exact ``h`` in [0, 1], to an ulp or two relative (its zero included)."""
+    return ((h - _PSI_ZERO_HI) - _PSI_ZERO_LO) * horner(h - 0.5, _PSI_CORE)
 
 
-def _digamma_positive(x):
-    acc, z = _shifted(x, lambda a, z, below: np.where(below, a - 1.0 / z, a), np.zeros_like(x))
+def _digamma_asymptotic(z):
+    """``psi(z)`` for ``z >= 10``: ``log z - 1/(2z) - sum B_2k / (2k z^2k)``."""
     inv2 = 1.0 / (z * z)
     series, power = np.zeros_like(z), inv2
     for k, b in enumerate(_BERNOULLI, start=1):
         series += b / (2 * k) * power
         power = power * inv2
-    return acc + np.log(z) - 0.5 / z - series
+    return np.log(z) - 0.5 / z - series
+
+
+def _digamma_positive(x):
+    """``psi(x)`` for ``x > 0``. Shifting up to 10 (``psi(x) = psi(x + n) - sum 1/(x + k)``) would subtract sums
+    of ~2 to get values near psi's zero (1.4616...), losing up to 8e3 ulp there; instead ``x`` below 10 goes down
+    to ``psi(1 + h)``, ``h`` its fractional part (exact), plus the positive ``1/(h + k)`` (``psi(x + 1) =
+    psi(x) + 1/x``), and ``x`` below 1 uses ``h = x`` less ``1/x``."""
+    out = np.full_like(x, np.nan)
+    for mask, formula in ((x < 1.0, _digamma_below_one), ((x >= 1.0) & (x < _SHIFT_TO), _digamma_below_ten),
+                          (x >= _SHIFT_TO, _digamma_asymptotic)):
+        if mask.any():  # (a small input meets one or two of them: the others cost nothing)
+            out[mask] = formula(x[mask])
+    return out
+
+
+def _digamma_below_one(x):
+    return _digamma_one_plus(x) - 1.0 / x
+
+
+def _digamma_below_ten(x):
+    whole = np.floor(x)
+    h = x - whole
+    steps = np.zeros_like(x)
+    for k in range(int(whole.max()) - 1, 0, -1):  # (the small terms first; only as many as the largest needs)
+        steps = np.where(whole > k, steps + 1.0 / (h + k), steps)
+    return _digamma_one_plus(h) + steps
 
 
 def _digamma64(x):
@@ -109,7 +134,7 @@ def _trigamma64(x):
 
 def lgamma_array(x):
     """``log|Gamma(x)|``, elementwise."""
-    return _in_float64(_lgamma64, x) if get_array_module(x) is np else _cupy_special("gammaln")(x)
+    return _in_float64(lgamma64, x) if get_array_module(x) is np else _cupy_special("gammaln")(x)
 
 
 def digamma_array(x):
@@ -134,7 +159,7 @@ def _igamma64(a, x, upper=False):
         a, x = np.broadcast_arrays(a, x)
         big = x >= a + 1.0
         steps = int(min(20000, 60 + 12 * math.sqrt(float(np.max(a[np.isfinite(a)], initial=1.0)))))
-        log_prefix = np.where(x > 0, a * np.log(np.where(x > 0, x, 1.0)), 0.0) - x - _lgamma64(a)
+        log_prefix = np.where(x > 0, a * np.log(np.where(x > 0, x, 1.0)), 0.0) - x - lgamma64(a)
         # series (evaluated where x < a + 1; elsewhere on a harmless stand-in)
         xs = np.where(big, 0.0, x)
         term = 1.0 / a
