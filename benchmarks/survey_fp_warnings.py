@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import sys
 import warnings
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # (this tree's distnn)
 
 VALUES = [0.0, -0.0, 1.0, -1.0, 0.5, 2.0, 1e-30, 1e-45, 1e20, 1e38, 3e38, -3e38, 100.0, -100.0, 1000.0,
           math.inf, -math.inf, math.nan]
