@@ -69,6 +69,9 @@ _INPUTS, _OUTPUT = "inputs", "output"
 # (another dtype object, e.g. one unpickled, still gets the exact ``kind`` test).
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 OUTPUT = -1  # the output's position in ``Function.reads`` (and in ``saved_versions``)
+# numpy's floating-point error state, set around each forward: the methods bound once (~70 ns less a pair than
+# looking them up on every call)
+_set_fp_state, _reset_fp_state = _FP_STATE.set, _FP_STATE.reset
 
 
 def _any_is(items, x) -> bool:
@@ -191,11 +194,11 @@ class Function:
             if any_needs:
                 fn.needs_input_grad = needs = tuple(needs)
                 if cls.silences_float_warnings:
-                    token = _FP_STATE.set(_ALL_IGNORED)
+                    token = _set_fp_state(_ALL_IGNORED)
                     try:
                         out = fn.forward(*arrays, **params)
                     finally:
-                        _FP_STATE.reset(token)
+                        _reset_fp_state(token)
                 else:
                     out = fn.forward(*arrays, **params)
                 fn.parents = tuple(parents)
@@ -233,11 +236,11 @@ class Function:
         n = len(arrays)
         fn.needs_input_grad = _NO_NEEDS[n] if n < 8 else (False,) * n
         if cls.silences_float_warnings:  # (as above: the hot path is written out, not a helper's call)
-            token = _FP_STATE.set(_ALL_IGNORED)
+            token = _set_fp_state(_ALL_IGNORED)
             try:
                 out = fn.forward(*arrays, **params)
             finally:
-                _FP_STATE.reset(token)
+                _reset_fp_state(token)
         else:
             out = fn.forward(*arrays, **params)
         t = _make(out, None)
