@@ -258,3 +258,79 @@ def test_state_restored_when_an_op_raises():
             with pytest.raises(RuntimeWarning, match="overflow"):
                 _user_overflow()
 
+
+
+# ------------------------------------------------------------------ in-place arithmetic and optimizer updates
+# (add_ with alpha: silence only, torch fuses x + alpha * y with one rounding, so where alpha * y alone overflows
+# its sum may be finite or -inf where distnn's, rounding twice, is NaN)
+INPLACE = [("add_", lambda t, o: t.add_(o), True), ("sub_", lambda t, o: t.sub_(o), True),
+           ("mul_", lambda t, o: t.mul_(o), True), ("div_", lambda t, o: t.div_(o), True),
+           ("add_ alpha", lambda t, o: t.add_(o, alpha=1e30), SILENCE),
+           ("+=", lambda t, o: t.__iadd__(o), True), ("-=", lambda t, o: t.__isub__(o), True),
+           ("*=", lambda t, o: t.__imul__(o), True), ("/=", lambda t, o: t.__itruediv__(o), True)]
+
+
+@pytest.mark.parametrize("name,op,compared", INPLACE, ids=[c[0] for c in INPLACE])
+@pytest.mark.parametrize("recording", [False, True], ids=["no_grad", "recorded"])
+def test_inplace_arithmetic_silent_with_torchs_values(name, op, compared, recording):
+    def run(lib):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            if recording:  # (a non-leaf changed in place: the recorded path, then backward)
+                leaf = lib.tensor(X, requires_grad=True)
+                t = leaf * 1
+                op(t, lib.tensor(Y))
+                t.backward(lib.ones_like(t))
+                return t.detach().numpy(), np.asarray(leaf.grad)
+            t = lib.tensor(X)
+            with lib.no_grad():
+                op(t, lib.tensor(Y))
+            return t.numpy(), None
+
+    (got, got_grad), (want, want_grad) = run(distnn), run(torch)
+    if compared == SILENCE:
+        return
+    _assert_same(got, want, name)
+    if recording:
+        _assert_same(got_grad, want_grad, f"{name} gradient")
+
+
+OPTIMIZERS = [("SGD", {"lr": 0.1, "momentum": 0.9}), ("Adam", {"lr": 0.1}), ("AdamW", {"lr": 0.1}),
+              ("RMSprop", {"lr": 0.1}), ("Adagrad", {"lr": 0.1}), ("Adadelta", {}), ("Adamax", {}), ("NAdam", {}),
+              ("RAdam", {}), ("Rprop", {}), ("ASGD", {})]
+# parameters and two steps' gradients: past the float's range, inf, NaN, zeros
+PARAMS = np.array([3e38, -3e38, 0.0, 1.0, INF, -INF, NAN, 1e-45, 1.0, 2.0], np.float32)
+GRADS = (np.array([1e38, -1e38, 0.0, 0.0, -INF, INF, 1.0, 1e-45, 3e38, INF], np.float32), PARAMS)
+
+
+@pytest.mark.parametrize("name,kwargs", OPTIMIZERS, ids=[c[0] for c in OPTIMIZERS])
+def test_optimizer_step_silent_with_torchs_values(name, kwargs):
+    def run(lib):
+        p = lib.nn.Parameter(lib.tensor(PARAMS.copy()))
+        opt = getattr(lib.optim, name)([p], **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for g in GRADS:
+                p.grad = lib.tensor(g.copy()) if lib is torch else g.copy()
+                opt.step()
+        return p.detach().numpy()
+
+    _assert_same(run(distnn), run(torch), f"{name} parameters after two steps")
+
+
+def test_optimizer_closure_keeps_the_users_numpy_warnings():
+    """Only the update is silenced: the closure (the user's code) runs with the user's numpy state."""
+    p = distnn.nn.Parameter(distnn.tensor(np.ones(2, np.float32)))
+    opt = distnn.optim.SGD([p], lr=0.1)
+
+    def closure():
+        opt.zero_grad()
+        loss = (p * p).sum()
+        loss.backward()
+        with pytest.raises(RuntimeWarning, match="overflow"):
+            _user_overflow()
+        return loss
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opt.step(closure)

@@ -29,6 +29,7 @@ import numpy as np
 from distnn.backend import get_array_module
 
 from . import autocast_state as _autocast
+from .float_errors import ALL_IGNORED as _ALL_IGNORED, FP_STATE as _FP_STATE
 from .functional_modules import functional_module
 from .grad_mode import is_grad_enabled, no_grad
 from .inplace_gate import _before_inplace_write
@@ -296,14 +297,14 @@ def _direct(t, name: str, args, kwargs):
     operand = _direct_operand(t, args[0])
     if operand is None:
         return None
-    if alpha != 1:  # (as alpha_scaled: the operand times alpha, a Python number's in Python)
-        operand = operand * alpha
     _before_inplace_write(t)
-    if name == "div_":  # (x / 0 is inf or NaN without numpy's warnings, as the op's: distnn.divide's state)
-        with _ops()._elementwise_common._quiet(np):
-            np.true_divide(data, operand, out=data)
-    else:
+    token = _FP_STATE.set(_ALL_IGNORED)  # (overflow, inf - inf, x / 0: inf or NaN, silently, as the ops')
+    try:
+        if alpha != 1:  # (as alpha_scaled: the operand times alpha, a Python number's in Python)
+            operand = operand * alpha
         getattr(np, _DIRECT_UFUNCS[name])(data, operand, out=data)
+    finally:
+        _FP_STATE.reset(token)
     t._bump_version()
     return t
 

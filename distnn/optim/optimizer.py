@@ -22,7 +22,7 @@ import numpy as np
 
 from distnn import autograd
 from distnn.autograd import engine as _engine
-from distnn.autograd import mutation_guard as _mutation_guard
+from distnn.autograd import float_errors as _float_errors, mutation_guard as _mutation_guard
 from distnn.autograd.tensor import reset_grad
 from distnn.backend import get_array_module, to_numpy
 
@@ -152,7 +152,9 @@ class Optimizer:
         if closure is not None:
             with autograd.enable_grad():
                 loss = closure()
-        with autograd.no_grad():
+        # (an update meeting inf or NaN gradients gives inf or NaN, silently, as PyTorch's: numpy's warnings off
+        # for the updates only, not for the closure, the user's code)
+        with autograd.no_grad(), _float_errors.silent():
             if not self.supports_sparse_grads:
                 self._refuse_sparse_grads()
             for group in self.param_groups:
