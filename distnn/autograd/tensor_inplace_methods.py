@@ -259,6 +259,7 @@ _KEEP_GRAPH = {"logical_and_", "logical_or_", "logical_xor_", "logical_not_"}
 # kind of array. One ufunc then writes into the tensor's memory, as ``x += y`` does, where the general path
 # runs the out-of-place op and copies its result (~10 us against ~2 on a 64x64 tensor). The same bits: the op
 # computes the same ufunc in the same dtype, ``alpha`` applied to the operand first as there.
+_set_fp_state, _reset_fp_state = _FP_STATE.set, _FP_STATE.reset  # (bound once: the direct path is hot)
 _DIRECT_UFUNCS = {"add_": "add", "sub_": "subtract", "mul_": "multiply", "div_": "true_divide"}
 _TAKES_ALPHA = ("add_", "sub_")
 _EXACT_INT = 2 ** 53  # (a larger int is left to the general path and its rules)
@@ -298,13 +299,13 @@ def _direct(t, name: str, args, kwargs):
     if operand is None:
         return None
     _before_inplace_write(t)
-    token = _FP_STATE.set(_ALL_IGNORED)  # (overflow, inf - inf, x / 0: inf or NaN, silently, as the ops')
+    token = _set_fp_state(_ALL_IGNORED)  # (overflow, inf - inf, x / 0: inf or NaN, silently, as the ops')
     try:
         if alpha != 1:  # (as alpha_scaled: the operand times alpha, a Python number's in Python)
             operand = operand * alpha
         getattr(np, _DIRECT_UFUNCS[name])(data, operand, out=data)
     finally:
-        _FP_STATE.reset(token)
+        _reset_fp_state(token)
     t._bump_version()
     return t
 
