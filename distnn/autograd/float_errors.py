@@ -3,12 +3,15 @@
 PyTorch never warns when tensor arithmetic overflows to inf, divides by zero or makes a NaN
 (``torch.tensor([1e38]) * 10`` is inf, silently); numpy prints a RuntimeWarning ("overflow encountered in
 multiply") unless its error state says otherwise. distnn gives PyTorch's silence by running every op's forward
-(``Function.apply``) and every backward pass (the engine) with that state set to "ignore all", then putting the
-caller's back: ``np.seterr`` (the process's state) is never called, so numpy code of the user's keeps its
-warnings, before, after and between distnn's ops.
+(``Function.apply``), every backward pass (the engine), unrecorded in-place arithmetic (``x.add_(y)``, ``x += y``)
+and an optimizer's update (``Optimizer.step``, not its closure) with that state set to "ignore all", then
+putting the caller's back: ``np.seterr`` (the process's state) is never called, so numpy code of the user's keeps
+its warnings, before, after and between distnn's ops. (Code of the user's that distnn calls inside one of these,
+a tensor hook during a backward pass, runs with the silence, as it did before.)
 
 numpy >= 2 keeps the state in a context variable: setting it to a prebuilt "ignore all" state and resetting it
-is the cheapest way there is (~0.25 us a pair; ``np.errstate`` builds a new state object on every entry, ~1 us).
+is the cheapest way there is (~0.15-0.25 us a pair, the methods bound once; ``np.errstate`` builds a new state
+object on every entry, ~1 us).
 numpy 1.x has no such variable; its ``np.seterr`` is thread-local and stands in for it.
 """
 from __future__ import annotations
@@ -30,6 +33,10 @@ except ImportError:  # pragma: no cover - numpy 1.x
         @staticmethod
         def reset(old):
             np.seterr(**old)
+
+        @staticmethod
+        def get():  # (a dict, never ALL_IGNORED: a caller testing "all off already?" sets the state itself)
+            return np.geterr()
 
     ALL_IGNORED = None
     OVERFLOW_RAISES = {"all": "ignore", "over": "raise"}
