@@ -44,6 +44,42 @@ def _quiet(xp, over: bool = False):
     return np.errstate(divide="ignore", invalid="ignore", over="ignore" if over else None)  # (None: unchanged)
 
 
-# (the floating-point state's tools live in distnn.autograd.float_errors, Function.apply's; these names stay)
-_FP_STATE, _ALL_IGNORED, _OVERFLOW_RAISES, _silent = (
-    _float_errors.FP_STATE, _float_errors.ALL_IGNORED, _float_errors.OVERFLOW_RAISES, _float_errors.silent)
+# numpy >= 2 keeps its floating-point error state in a context variable: setting it to a prebuilt "ignore all"
+# state costs about a fourth of ``np.errstate`` (~0.3 us against ~1.1 us), which matters on the small reductions
+# and casts below. numpy 1.x has no such variable; np.seterr is thread-local there and does the same.
+try:
+    from numpy._core.umath import _extobj_contextvar as _FP_STATE, _make_extobj
+
+    _ALL_IGNORED = _make_extobj(all="ignore")
+    # (overflow raises FloatingPointError, the rest is ignored: a float32 variance retried in float64 on it)
+    _OVERFLOW_RAISES = _make_extobj(all="ignore", over="raise")
+except ImportError:  # pragma: no cover - numpy 1.x
+    class _FP_STATE:  # noqa: N801 - stands in for the context variable
+        @staticmethod
+        def set(state):
+            return np.seterr(**(state or {"all": "ignore"}))
+
+        @staticmethod
+        def reset(old):
+            np.seterr(**old)
+
+    _ALL_IGNORED = None
+    _OVERFLOW_RAISES = {"all": "ignore", "over": "raise"}
+
+
+class _silent:  # noqa: N801 - used as a function, ``with _silent():``
+    """Every numpy floating-point warning off for a ``with`` block (overflow to inf, ``inf - inf``...), where
+    PyTorch gives the inf or NaN silently: reductions that overflow, casts to a narrower float. Cheaper than
+    ``np.errstate``; cupy has no such warnings, so it is harmless (and nearly free) on a GPU too.
+
+    The small, hot ops (sum, mean, prod, cumsum, cumprod, a cast) write it out, ``token =
+    _FP_STATE.set(_ALL_IGNORED)`` then ``_FP_STATE.reset(token)`` in a ``finally``: half the cost again (~0.3 us
+    against ~0.6 us a call)."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self):
+        self._token = _FP_STATE.set(_ALL_IGNORED)
+
+    def __exit__(self, *exc):
+        _FP_STATE.reset(self._token)
