@@ -40,7 +40,7 @@ import numpy as np
 
 from distnn.backend import get_array_module, to_numpy
 
-from . import profiler_record as _profiler
+from . import float_errors as _float_errors, profiler_record as _profiler
 from .function import Function  # noqa: F401  (the node type the graph is made of)
 from .leaf_gradients import (  # noqa: F401  (also the names other modules import from here)
     _accumulate_leaf, _count_identical, _finish_hooked_leaf, _fire_hooks, _offer_destinations, _run_grad_hooks,
@@ -115,12 +115,12 @@ def will_run(ctx, target) -> bool:
 
 
 def quiet_float_errors():
-    """numpy's floating-point warnings off for one backward pass (one ``errstate`` a pass, not one an op).
+    """numpy's floating-point warnings off for one backward pass (once a pass, not once an op; see float_errors).
 
     PyTorch is silent where gradients meet inf or NaN (``inf + -inf`` as two contributions to a leaf are
     summed, ``0 * inf`` in a product's backward); numpy would print a RuntimeWarning from inside the engine.
     """
-    return np.errstate(divide="ignore", invalid="ignore", over="ignore")
+    return _float_errors.silent()
 
 
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:

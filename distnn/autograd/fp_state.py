@@ -27,6 +27,10 @@ except ImportError:  # pragma: no cover - numpy 1.x
         def reset(old):
             np.seterr(**old)
 
+        @staticmethod
+        def get():  # (a dict, never _ALL_IGNORED: a caller testing "all off already?" sets the state itself)
+            return np.geterr()
+
     _ALL_IGNORED = None
     _OVERFLOW_RAISES = {"all": "ignore", "over": "raise"}
     _make_extobj = None

@@ -4,7 +4,8 @@ The general path of ``x.add_(y)``, ``x.exp_()``, ``x.clamp_(0, 1)``... (:func:`.
 runs the out-of-place op (a Function, its checks and dtype rules) and copies its result into ``x``: ~10-20 us on a
 64x64 tensor. In their common case nothing is recorded (an optimizer-style update under ``no_grad()``, a tensor that
 requires no grad) and the operands are already what the op would compute with; then the same ufuncs, called here
-with ``out=``, give the same bits, warnings, version bumps and views' values for a fraction of that.
+with ``out=``, give the same bits, version bumps and views' values for a fraction of that, and the same silence on
+overflow, x / 0 and NaN (numpy's warnings off around the write, see :mod:`.float_errors`).
 
 :func:`direct` takes a call only where that is certain, and returns None for the general path to decide otherwise:
 
@@ -28,10 +29,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fp_state import QUIET_AT_IMPORT, current_state, quiet_enter, quiet_exit, state_raises
+from .float_errors import ALL_IGNORED as _ALL_IGNORED, FP_STATE as _FP_STATE
+from .fp_state import QUIET_AT_IMPORT, current_state, state_raises
 from .grad_mode import _state as _grad_state
 from .inplace_gate import _before_inplace_write
 
+_set_fp_state, _reset_fp_state = _FP_STATE.set, _FP_STATE.reset  # (bound once: the hottest in-place path)
 _EXACT_INT = 2 ** 53  # (a larger int is left to the general path and its rules)
 _PLAIN_TENSORS = None  # Tensor, Parameter, Buffer (set at the first call: they import this module)
 
@@ -94,10 +97,6 @@ def _plain_tensors():
 # ---------------------------------------------------------------- add_, sub_, mul_, div_ (alpha=)
 _ARITHMETIC = {"add_": np.add, "sub_": np.subtract, "mul_": np.multiply, "div_": np.true_divide}
 _TAKES_ALPHA = (np.add, np.subtract)
-# The divisors with which x / d can raise neither numpy's divide nor its invalid flag, per dtype: a finite d that
-# the dtype does not round to 0 or to inf (float16 holds 1e-8 as 0, 1e5 as inf)
-_SAFE_DIVISORS = {np.dtype(d): (float(np.finfo(d).smallest_subnormal), float(np.finfo(d).max))
-                  for d in (np.float16, np.float32, np.float64)}
 
 
 def _arithmetic(t, data, ufunc, args, kwargs):
@@ -125,29 +124,11 @@ def _arithmetic(t, data, ufunc, args, kwargs):
     if alpha != 1:  # (as alpha_scaled: the operand times alpha, a Python number's in Python)
         operand = operand * alpha
     _before_inplace_write(t)
-    if ufunc is np.true_divide:
-        _divide(data, operand)
-    else:
-        ufunc(data, operand, out=data)
+    ufunc(data, operand, out=data)  # (direct() has set numpy's silence: x / 0, overflow... as the general path)
     t._bump_version()
     return t
 
 
-def _divide(data, operand) -> None:
-    """``data /= operand`` with the general path's warnings: x / 0 is inf or NaN silently (``distnn.divide``'s
-    ``_quiet``), overflow warns. A number the dtype holds as finite and non-zero cannot raise the silenced flags
-    (0 / 0, x / 0, inf / inf need a zero or infinite divisor), so it skips setting numpy's state."""
-    bounds = _SAFE_DIVISORS.get(data.dtype) if type(operand) is not np.ndarray else None
-    if bounds is not None:  # (a number; a longdouble tensor's divisor takes the quiet state)
-        low, high = bounds
-        if low < abs(operand) < high:
-            np.true_divide(data, operand, out=data)
-            return
-    token = quiet_enter()
-    try:
-        np.true_divide(data, operand, out=data)
-    finally:
-        quiet_exit(token)
 
 
 def direct(t, name: str, args, kwargs):
@@ -158,10 +139,15 @@ def direct(t, name: str, args, kwargs):
         return None  # (a subclass of Tensor may override the operators the general path calls)
     if current_state() is not QUIET_AT_IMPORT and state_raises():
         return None
-    ufunc = _ARITHMETIC.get(name)
-    if ufunc is not None:
-        return _arithmetic(t, data, ufunc, args, kwargs)
-    return _writers()[name](t, data, args, kwargs)
+    # (overflow, inf - inf, x / 0: inf or NaN, silently, as the general path's ops: see float_errors)
+    token = _set_fp_state(_ALL_IGNORED)
+    try:
+        ufunc = _ARITHMETIC.get(name)
+        if ufunc is not None:
+            return _arithmetic(t, data, ufunc, args, kwargs)
+        return _writers()[name](t, data, args, kwargs)
+    finally:
+        _reset_fp_state(token)
 
 
 def _writers():

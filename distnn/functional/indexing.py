@@ -135,6 +135,7 @@ def _torch_index_node(index, shape) -> str:
 class GetItem(Function):
     """Basic and advanced indexing; backward scatter-adds (repeated indices accumulate)."""
 
+    silences_float_warnings = False  # (computes no float: numpy's error state is left alone, ~0.25 us less)
     saves_tensors = False
     supports_complex = True
 

@@ -17,7 +17,6 @@ from distnn.autograd.function import OUTPUT, Function
 from distnn.backend import get_array_module
 
 from ._dims import DimensionError, dim_or_axis
-from ._elementwise_common import _ALL_IGNORED, _FP_STATE
 from .torch_layout import row_major
 
 
@@ -56,11 +55,8 @@ class Sum(Function):
         self.shape = a.shape
         self.axes = _axes(axis, a.ndim)
         self.keepdims = keepdims
-        token = _FP_STATE.set(_ALL_IGNORED)  # (a sum past the float's range: inf, as PyTorch's, with no warning)
-        try:
-            out = a.sum(axis=self.axes, keepdims=keepdims, dtype=_accumulator(a, dtype))
-        finally:
-            _FP_STATE.reset(token)
+        # (a sum past the float's range: inf, as PyTorch's, with no warning: Function.apply's silence)
+        out = a.sum(axis=self.axes, keepdims=keepdims, dtype=_accumulator(a, dtype))
         return out if out.ndim < 2 else row_major(out)  # (a full sum, the loss's, with no call)
 
     def backward(self, g):
@@ -88,11 +84,7 @@ class Mean(Function):
         if self.count == 0 and a.dtype.kind in "fc":  # (the mean of no elements: NaN, as PyTorch's, with no warning)
             total = a.sum(axis=self.axes, keepdims=keepdims)
             return get_array_module(a).full(total.shape, float("nan"), dtype=total.dtype)
-        token = _FP_STATE.set(_ALL_IGNORED)  # (as Sum's)
-        try:
-            out = a.mean(axis=self.axes, keepdims=keepdims)
-        finally:
-            _FP_STATE.reset(token)
+        out = a.mean(axis=self.axes, keepdims=keepdims)  # (past the float's range: inf, silently, as Sum's)
         return out if out.ndim < 2 else row_major(out)
 
     def backward(self, g):
@@ -306,11 +298,8 @@ class Norm2(Function):
     def forward(self, a, axis=None, keepdims=False):
         xp = get_array_module(a)
         self.axes, self.keepdims, self.a = _axes(axis, a.ndim), keepdims, a
-        token = _FP_STATE.set(_ALL_IGNORED)  # (squares past the float's range: an inf norm, as PyTorch's)
-        try:
-            self.n = xp.sqrt((a * a).sum(axis=self.axes, keepdims=True))
-        finally:
-            _FP_STATE.reset(token)
+        # (squares past the float's range: an inf norm, as PyTorch's, silently: Function.apply's silence)
+        self.n = xp.sqrt((a * a).sum(axis=self.axes, keepdims=True))
         return self.n if keepdims else self.n.reshape([s for i, s in enumerate(a.shape) if i not in self.axes])
 
     def backward(self, g):

@@ -28,11 +28,8 @@ class CumSum(Function):
         self.dim = dim
         if a.ndim == 0:
             return a.astype(_accumulator(a, dtype) or a.dtype)
-        token = _FP_STATE.set(_ALL_IGNORED)  # (sums past the float's range: inf, as PyTorch's, with no warning)
-        try:
-            return row_major(xp.cumsum(a, axis=dim, dtype=_accumulator(a, dtype)))
-        finally:
-            _FP_STATE.reset(token)
+        # (sums past the float's range: inf, as PyTorch's, with no warning: Function.apply's silence)
+        return row_major(xp.cumsum(a, axis=dim, dtype=_accumulator(a, dtype)))
 
     def backward(self, g):
         if g.ndim == 0:
@@ -59,14 +56,10 @@ class Prod(Function):
     def forward(self, a, dim=None, keepdim=False, dtype=None):
         self.a, self.dim, self.keepdim = a, dim, keepdim
         integer = _accumulator(a, dtype)
-        token = _FP_STATE.set(_ALL_IGNORED)  # (as CumSum's)
-        try:
-            if dim is None:
-                self.out = a.prod(dtype=integer)
-            else:
-                self.out = row_major(a.prod(axis=dim, keepdims=keepdim, dtype=integer))
-        finally:
-            _FP_STATE.reset(token)
+        if dim is None:  # (past the float's range: inf, silently, as CumSum's)
+            self.out = a.prod(dtype=integer)
+        else:
+            self.out = row_major(a.prod(axis=dim, keepdims=keepdim, dtype=integer))
         return self.out  # (kept for the graph backward, derivatives/pointwise_more.py)
 
     def torch_name_of_call(self) -> str:

@@ -31,6 +31,7 @@ class Reshape(Function):
     """``a`` with another shape; ``strides`` (in elements, PyTorch's ``computeStride`` of a view) are given to the
     dims of size 1 of numpy's view, where numpy's reshape sets strides of its own (the same memory either way)."""
 
+    silences_float_warnings = False  # (computes no float: numpy's error state is left alone, ~0.25 us less)
     saves_tensors = False
     supports_complex = True
 
@@ -59,6 +60,7 @@ class Reshape(Function):
 class Transpose(Function):
     """Dims permuted (``permute``, ``.T``); the subclasses below are the same op named as PyTorch's other nodes."""
 
+    silences_float_warnings = False  # (computes no float: numpy's error state is left alone, ~0.25 us less)
     torch_name = "PermuteBackward0"
     saves_tensors = False
     supports_complex = True
@@ -95,6 +97,7 @@ class TransposeT(Transpose):
 class BroadcastTo(Function):
     """The engine's sum_to_shape is the whole backward."""
 
+    silences_float_warnings = False  # (computes no float: numpy's error state is left alone, ~0.25 us less)
     torch_name = "ExpandBackward0"
     saves_tensors = False
     supports_complex = True
@@ -117,6 +120,7 @@ class Squeeze(Function):
     """Size-1 dims dropped: every one (``squeeze()``); ``SqueezeDim`` and ``SqueezeDims``, named as PyTorch's
     nodes, for a dim or dims given."""
 
+    silences_float_warnings = False  # (computes no float: numpy's error state is left alone, ~0.25 us less)
     torch_name = "SqueezeBackward0"
     saves_tensors = False
     supports_complex = True
@@ -142,6 +146,7 @@ class SqueezeDims(Squeeze):
 
 
 class Unsqueeze(Function):
+    silences_float_warnings = False  # (computes no float: numpy's error state is left alone, ~0.25 us less)
     torch_name = "UnsqueezeBackward0"
     saves_tensors = False
     supports_complex = True

@@ -45,6 +45,9 @@ class Var(Function):
 
     torch_name = "VarBackward0"
     reads = ((0,),)  # (its own centered array; the input is what PyTorch's saves, so both refuse alike)
+    # (its forward sets numpy's error state itself, overflow raising in float32 to be retried in float64:
+    # Function.apply's silence around it would be a second set and reset)
+    silences_float_warnings = False
 
     def forward(self, a, axis=None, ddof=0, keepdims=False, name="var", paired=False):
         return row_major(self._variance(a, axis, ddof, keepdims, name, root=False, paired=paired))

@@ -22,7 +22,7 @@ import numpy as np
 
 from distnn import autograd
 from distnn.autograd import engine as _engine
-from distnn.autograd import mutation_guard as _mutation_guard
+from distnn.autograd import float_errors as _float_errors, mutation_guard as _mutation_guard
 from distnn.autograd.tensor import reset_grad
 from distnn.backend import get_array_module, to_numpy
 
@@ -152,16 +152,22 @@ class Optimizer:
         if closure is not None:
             with autograd.enable_grad():
                 loss = closure()
-        with autograd.no_grad():
-            if not self.supports_sparse_grads:
-                self._refuse_sparse_grads()
-            for group in self.param_groups:
-                if _mutation_guard.watching:  # (PyTorch's updates are ops: inside allow_mutation_on_saved_tensors
-                    _mutation_guard.before_writes(p for p in group["params"] if p.grad is not None)  # saved ones copy)
-                self._step_group(group)
-                for p in group["params"]:
-                    if p.grad is not None:  # updated in place: a graph built before this step must not backward
-                        p._bump_version()
+        # (an update meeting inf or NaN gradients gives inf or NaN, silently, as PyTorch's: numpy's warnings off
+        # for the updates only, not for the closure, the user's code; written out, ~0.4 us less than silent())
+        token = _float_errors.FP_STATE.set(_float_errors.ALL_IGNORED)
+        try:
+            with autograd.no_grad():
+                if not self.supports_sparse_grads:
+                    self._refuse_sparse_grads()
+                for group in self.param_groups:
+                    if _mutation_guard.watching:  # (PyTorch's updates are ops: inside allow_mutation_on_saved_tensors
+                        _mutation_guard.before_writes(p for p in group["params"] if p.grad is not None)  # (copies)
+                    self._step_group(group)
+                    for p in group["params"]:
+                        if p.grad is not None:  # updated in place: a graph built before this step must not backward
+                            p._bump_version()
+        finally:
+            _float_errors.FP_STATE.reset(token)
         return loss
 
     def _refuse_sparse_grads(self) -> None:
