@@ -183,6 +183,15 @@ def per_test_rng(request):
     return np.random.default_rng(_seed_for(f"{request.node.nodeid}::per_test_rng"))
 
 
+@pytest.fixture(autouse=True)
+def _module_draws_per_test(request):
+    """A test file that sets ``DRAW_PER_TEST = True`` keeps a module-level generator ``R`` for its helpers: each
+    of its tests gets :func:`per_test_rng` there instead (put back after the test)."""
+    module = getattr(request, "module", None)
+    if module is not None and getattr(module, "DRAW_PER_TEST", False):
+        request.getfixturevalue("monkeypatch").setattr(module, "R", request.getfixturevalue("per_test_rng"))
+
+
 _NUMPY_ERR = np.geterr()  # (before any test: what every test must leave)
 
 

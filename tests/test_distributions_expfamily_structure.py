@@ -4,7 +4,6 @@ against torch's closed forms, float64 tight, with gradients), LogNormal as a Tra
 kl_divergence registry and its dispatch over every pair of families, and the Distribution base's API."""
 from __future__ import annotations
 
-import sys
 import inspect
 import warnings
 
@@ -22,9 +21,7 @@ from distnn.distributions import kl as DKL  # noqa: E402
 R = np.random.default_rng(7)  # (module-level draws only, at import: each test draws from its own below)
 
 
-@pytest.fixture(autouse=True)
-def _draws_of_its_own(per_test_rng, monkeypatch):
-    monkeypatch.setattr(sys.modules[__name__], "R", per_test_rng)
+DRAW_PER_TEST = True  # (R: each test draws from its own generator, conftest's per_test_rng)
 
 
 def _families(module):

@@ -4,7 +4,6 @@ dispatch, and the refusals as torch's: the constraint errors of validate_args (m
 sample checks of log_prob, and the constructors' argument errors."""
 from __future__ import annotations
 
-import sys
 import numpy as np
 import pytest
 
@@ -17,9 +16,7 @@ import distnn.distributions as D  # noqa: E402
 R = np.random.default_rng(1)  # (module-level draws only, at import: each test draws from its own below)
 
 
-@pytest.fixture(autouse=True)
-def _draws_of_its_own(per_test_rng, monkeypatch):
-    monkeypatch.setattr(sys.modules[__name__], "R", per_test_rng)
+DRAW_PER_TEST = True  # (R: each test draws from its own generator, conftest's per_test_rng)
 
 
 def _pos(shape, lo=0.3, hi=3.0):

@@ -4,7 +4,6 @@ Wishart/Wishart KL (the exponential-family Bregman divergence); shapes, expand, 
 the refusals. (Sampling statistics and rsample gradients: test_distributions_lkj_wishart_sampling.)"""
 from __future__ import annotations
 
-import sys
 import warnings
 
 import numpy as np
@@ -19,9 +18,7 @@ import distnn.distributions as D  # noqa: E402
 R = np.random.default_rng(31)  # (module-level draws only, at import: each test draws from its own below)
 
 
-@pytest.fixture(autouse=True)
-def _draws_of_its_own(per_test_rng, monkeypatch):
-    monkeypatch.setattr(sys.modules[__name__], "R", per_test_rng)
+DRAW_PER_TEST = True  # (R: each test draws from its own generator, conftest's per_test_rng)
 # (torch 2.13's Wishart.rsample warns "Singular sample detected." on every call: its first test lacks a negation)
 pytestmark = pytest.mark.filterwarnings("ignore:Singular sample detected")
 

@@ -5,7 +5,6 @@ and the moments with their gradients w.r.t. the parameters; shapes, expand, supp
 refusals; kl_divergence pairs. (Sampling statistics and rsample gradients: test_distributions_more_sampling.)"""
 from __future__ import annotations
 
-import sys
 import warnings
 
 import numpy as np
@@ -22,9 +21,7 @@ SHAPES = [((), ()), ((3,), (2, 1)), ((2, 3), (3,))]  # (parameter shape, extra s
 NO_GRAD = set()
 
 
-@pytest.fixture(autouse=True)
-def _draws_of_its_own(per_test_rng, monkeypatch):
-    monkeypatch.setattr(sys.modules[__name__], "R", per_test_rng)
+DRAW_PER_TEST = True  # (R: each test draws from its own generator, conftest's per_test_rng)
 
 
 def _pos(shape, lo=0.3, hi=3.0):

@@ -4,7 +4,6 @@ broadcasting parameter shapes and sample shapes; batch/event shapes, ``expand``,
 and ``repr`` as torch's. (kl_divergence, the refusals and the sampling are in the neighbouring files.)"""
 from __future__ import annotations
 
-import sys
 import warnings
 
 import numpy as np
@@ -19,9 +18,7 @@ import distnn.distributions as D  # noqa: E402
 R = np.random.default_rng(0)  # (module-level draws only, at import: each test draws from its own below)
 
 
-@pytest.fixture(autouse=True)
-def _draws_of_its_own(per_test_rng, monkeypatch):
-    monkeypatch.setattr(sys.modules[__name__], "R", per_test_rng)
+DRAW_PER_TEST = True  # (R: each test draws from its own generator, conftest's per_test_rng)
 # (shape of the first parameter, of the second, of the extra sample dims of the value)
 SHAPES = [((), (), ()), ((3,), (), (2,)), ((2, 1), (4,), ()), ((4,), (3, 1), (2, 1, 1)), ((1, 3), (2, 3), ())]
 

@@ -6,7 +6,6 @@ from the seed), Gamma's against torch._standard_gamma_grad of the same draw, Dir
 derivative of their mean (an unbiased reparameterization gradient averages to it)."""
 from __future__ import annotations
 
-import sys
 import numpy as np
 import pytest
 
@@ -108,9 +107,7 @@ def _leaves(arrays):
 R = np.random.default_rng(4)  # (module-level draws only, at import: each test draws from its own below)
 
 
-@pytest.fixture(autouse=True)
-def _draws_of_its_own(per_test_rng, monkeypatch):
-    monkeypatch.setattr(sys.modules[__name__], "R", per_test_rng)
+DRAW_PER_TEST = True  # (R: each test draws from its own generator, conftest's per_test_rng)
 SHAPE, SAMPLE = (2, 3), (4,)
 FULL = SAMPLE + SHAPE
 

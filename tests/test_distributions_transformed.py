@@ -6,7 +6,6 @@ rsample given the same base noise, with its gradients; validate_args refusals. T
 statistics and ExponentialFamily: test_distributions_transformed_kl.py."""
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 import pytest
@@ -20,9 +19,7 @@ import distnn.distributions as D  # noqa: E402
 R = np.random.default_rng(11)  # (module-level draws only, at import: each test draws from its own below)
 
 
-@pytest.fixture(autouse=True)
-def _draws_of_its_own(per_test_rng, monkeypatch):
-    monkeypatch.setattr(sys.modules[__name__], "R", per_test_rng)
+DRAW_PER_TEST = True  # (R: each test draws from its own generator, conftest's per_test_rng)
 BATCH = (2, 3)
 
 

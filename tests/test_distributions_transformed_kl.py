@@ -3,7 +3,6 @@ kl_divergence between them and with the other families (values and gradients); s
 new sampler from distnn's seeded generator; ExponentialFamily's Bregman-divergence entropy and KL."""
 from __future__ import annotations
 
-import sys
 import warnings
 
 import numpy as np
@@ -19,9 +18,7 @@ from test_distributions_transformed import _build, _close  # noqa: E402
 R = np.random.default_rng(12)  # (module-level draws only, at import: each test draws from its own below)
 
 
-@pytest.fixture(autouse=True)
-def _draws_of_its_own(per_test_rng, monkeypatch):
-    monkeypatch.setattr(sys.modules[__name__], "R", per_test_rng)
+DRAW_PER_TEST = True  # (R: each test draws from its own generator, conftest's per_test_rng)
 
 
 def _pos(shape, lo=0.3, hi=3.0):

@@ -5,7 +5,6 @@ bijective, caching, inverses and equality; biject_to/transform_to of each constr
 unconstrained values, landing inside the constraint."""
 from __future__ import annotations
 
-import sys
 import numpy as np
 import pytest
 
@@ -21,9 +20,7 @@ from distnn.distributions import transforms as T  # noqa: E402
 R = np.random.default_rng(7)  # (module-level draws only, at import: each test draws from its own below)
 
 
-@pytest.fixture(autouse=True)
-def _draws_of_its_own(per_test_rng, monkeypatch):
-    monkeypatch.setattr(sys.modules[__name__], "R", per_test_rng)
+DRAW_PER_TEST = True  # (R: each test draws from its own generator, conftest's per_test_rng)
 
 
 def _spd(shape, n):
