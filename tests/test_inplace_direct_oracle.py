@@ -83,10 +83,6 @@ CASES = [(name, args, dtype, layout, special) for name, args in CALLS for dtype 
 # Where distnn's general path (the out-of-place op; the direct path gives its bits) differs from PyTorch 2.13, found
 # by this test and left for their own change (each fails below, strictly: a fix shows up as an XPASS):
 KNOWN = {
-    # torch's float16 pow(x, 0.5) and pow(x, -0.5) are C's pow (+0.0 at -0.0, inf or 0 at -inf), its float32/64 ones
-    # sqrt/rsqrt, which distnn's PowConstant takes for every dtype
-    ("pow_", (0.5,), "float16", True): "float16 pow(+-0.5) at -0.0 and -inf",
-    ("pow_", (-0.5,), "float16", True): "float16 pow(+-0.5) at -0.0 and -inf",
     # torch computes float16 lerp in float32 and rounds once; distnn rounds each step (2% off where end - start cancels)
     ("lerp_", ("same", 0.8), "float16", False): "float16 lerp rounded per step",
     ("lerp_", ("same", 0.8), "float16", True): "float16 lerp rounded per step",
