@@ -83,9 +83,6 @@ CASES = [(name, args, dtype, layout, special) for name, args in CALLS for dtype 
 # Where distnn's general path (the out-of-place op; the direct path gives its bits) differs from PyTorch 2.13, found
 # by this test and left for their own change (each fails below, strictly: a fix shows up as an XPASS):
 KNOWN = {
-    # torch computes float16 lerp in float32 and rounds once; distnn rounds each step (2% off where end - start cancels)
-    ("lerp_", ("same", 0.8), "float16", False): "float16 lerp rounded per step",
-    ("lerp_", ("same", 0.8), "float16", True): "float16 lerp rounded per step",
     # torch's clamp has no bool kernel ("clamp_cpu" not implemented for 'Bool'); distnn clamps a bool tensor
     ("clamp_", ("same", "same2"), "bool", False): "bool clamp_ with tensor bounds accepted",
     # torch takes a float value for an integer tensor's addcmul_; distnn refuses the float result

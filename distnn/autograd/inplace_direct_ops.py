@@ -212,10 +212,12 @@ def _lerp(t, data, args, kwargs):
         return None
     _before_inplace_write(t)
     weight = np.asarray(bound[1], dtype=data.dtype)
-    if not data.ndim:  # (numpy computes 0-d operands' results as scalars, whose NaNs may take another sign)
+    # (0-d: numpy computes 0-d operands' results as scalars, whose NaNs may take another sign; float16: computed in
+    # float32 from the number weight, there)
+    if not data.ndim or data.dtype == np.float16:
         from distnn.functional.pointwise_binary import lerp_array
 
-        data[...] = lerp_array(data, end, weight)
+        data[...] = lerp_array(data, end, bound[1])
         t._bump_version()
         return t
     diff = np.subtract(end, data, out=_scratch(data))

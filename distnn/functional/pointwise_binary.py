@@ -183,10 +183,11 @@ class Lerp(Function):
     def forward(self, start, end, weight):
         xp = get_array_module(start, end, weight)
         start, end, weight = _on_device(xp, start, end, weight)
+        given = weight  # (a number weight: float16's is taken to float32 from the number, not from its float16)
         if not hasattr(weight, "shape"):
             weight = xp.asarray(weight, dtype=start.dtype)
         self.start, self.end, self.weight = start, end, weight
-        return lerp_array(start, end, weight)
+        return lerp_array(start, end, given)
 
     def backward(self, g):
         w = self.weight
@@ -194,11 +195,17 @@ class Lerp(Function):
 
 
 def lerp_array(start, end, weight):
-    """``Lerp.forward``'s arithmetic on arrays (``weight`` an array: a number as a 0-d one of ``start``'s dtype)."""
+    """``Lerp.forward``'s arithmetic on arrays (``weight`` an array, or a number: taken in ``start``'s dtype).
+    float16 is computed in float32 and rounded once, as PyTorch's kernel computes it (in its "opmath" type):
+    rounding each step is up to 2 % off where ``end - start`` cancels."""
     xp = get_array_module(start, end, weight)
+    dtype = xp.result_type(start, end)
+    compute = xp.float32 if dtype == xp.float16 else dtype
+    if not hasattr(weight, "shape") or compute != dtype:
+        start, end = start.astype(compute, copy=False), end.astype(compute, copy=False)
+        weight = xp.asarray(weight, dtype=compute)
     diff = end - start
-    return xp.where(abs(weight) < 0.5, start + weight * diff, end - diff * (1 - weight)).astype(
-        xp.result_type(start, end), copy=False)
+    return xp.where(abs(weight) < 0.5, start + weight * diff, end - diff * (1 - weight)).astype(dtype, copy=False)
 
 
 class LerpTensorWeight(Lerp):
