@@ -83,8 +83,6 @@ CASES = [(name, args, dtype, layout, special) for name, args in CALLS for dtype 
 # Where distnn's general path (the out-of-place op; the direct path gives its bits) differs from PyTorch 2.13, found
 # by this test and left for their own change (each fails below, strictly: a fix shows up as an XPASS):
 KNOWN = {
-    # torch's clamp has no bool kernel ("clamp_cpu" not implemented for 'Bool'); distnn clamps a bool tensor
-    ("clamp_", ("same", "same2"), "bool", False): "bool clamp_ with tensor bounds accepted",
     # torch takes a float value for an integer tensor's addcmul_; distnn refuses the float result
     ("addcmul_", ("same", "same2", 0.5), "int32", False): "integer addcmul_ with a float value refused",
     ("addcmul_", ("same", "same2", 0.5), "int64", False): "integer addcmul_ with a float value refused",
