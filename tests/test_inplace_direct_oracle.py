@@ -82,11 +82,7 @@ CASES = [(name, args, dtype, layout, special) for name, args in CALLS for dtype 
          if not special or np.dtype(dtype).kind == "f"]
 # Where distnn's general path (the out-of-place op; the direct path gives its bits) differs from PyTorch 2.13, found
 # by this test and left for their own change (each fails below, strictly: a fix shows up as an XPASS):
-KNOWN = {
-    # torch takes a float value for an integer tensor's addcmul_; distnn refuses the float result
-    ("addcmul_", ("same", "same2", 0.5), "int32", False): "integer addcmul_ with a float value refused",
-    ("addcmul_", ("same", "same2", 0.5), "int64", False): "integer addcmul_ with a float value refused",
-}
+KNOWN: dict = {}  # (none left: the seven found have been fixed)
 
 
 def _mismatches(cases):

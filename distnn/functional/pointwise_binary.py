@@ -342,7 +342,20 @@ def clamp_max(input, max):  # noqa: A002
 
 
 def addcmul(input, tensor1, tensor2, *, value=1):  # noqa: A002
-    """``torch.addcmul``: ``input + value * tensor1 * tensor2``."""
+    """``torch.addcmul``: ``input + value * tensor1 * tensor2``. As PyTorch's kernel, computed in the tensors'
+    dtype: integer tensors take a float ``value`` truncated (refused outside their range), bool ones are refused."""
+    import numpy as np
+
+    dtypes = [_raw(x).dtype for x in (input, tensor1, tensor2) if hasattr(_raw(x), "dtype")]
+    result = np.result_type(*dtypes) if dtypes else None
+    if result is not None and (result.kind == "b" or result.kind == "u" and result.itemsize > 1):
+        from distnn.autograd.tensor_inplace_methods import torch_dtype_name
+
+        raise NotImplementedError(f"\"addcmul_cpu_out\" not implemented for '{torch_dtype_name(result)}'")
+    if result is not None and result.kind in "iu" and isinstance(value, (float, complex, np.inexact)):
+        from .checked_scalar import integer_scalar
+
+        value = integer_scalar(value, result)
     return input + value * tensor1 * tensor2  # (PyTorch's order of operations: the same rounding)
 
 
