@@ -15,6 +15,7 @@ does not offer L-BFGS. The scalars of the recursion are Python floats (float64);
 from __future__ import annotations
 
 from distnn import autograd
+from distnn.autograd import float_errors as _float_errors
 from distnn.autograd.mutation_guard import will_write
 from distnn.backend import get_array_module, to_numpy
 
@@ -206,12 +207,24 @@ class LBFGS(Optimizer):
         if len(self.param_groups) != 1:
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
 
-        def evaluate():
-            with autograd.enable_grad():
-                return closure()
+        # (LBFGS's own arithmetic meeting inf or NaN gives inf or NaN, silently, as PyTorch's: numpy's warnings off
+        # for it, as Optimizer.step's update, but the closure, the user's code, runs with the user's numpy state)
+        user_state = _float_errors.FP_STATE.get()
 
-        with autograd.no_grad():
-            return self._step(evaluate)
+        def evaluate():
+            token = _float_errors.FP_STATE.set(user_state)
+            try:
+                with autograd.enable_grad():
+                    return closure()
+            finally:
+                _float_errors.FP_STATE.reset(token)
+
+        token = _float_errors.FP_STATE.set(_float_errors.ALL_IGNORED)
+        try:
+            with autograd.no_grad():
+                return self._step(evaluate)
+        finally:
+            _float_errors.FP_STATE.reset(token)
 
     def _step(self, closure):
         group = self.param_groups[0]
