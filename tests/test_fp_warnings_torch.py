@@ -346,8 +346,6 @@ LBFGS_PARAMS = np.array([1.0, 2.0, -1.0, 0.5, 3.0], np.float32)
 def test_lbfgs_step_silent_with_torchs_values(line_search_fn, power):
     """LBFGS has its own ``step``: its arithmetic (|g| sums, dots, the two-loop recursion, the parameter update)
     runs silenced as Optimizer.step's update does, its closure not (next test)."""
-    if line_search_fn and power == 2:
-        pytest.skip("distnn's line search divides Python floats there (ZeroDivisionError; PyTorch's 0-d tensors)")
 
     def run(lib):
         p = lib.nn.Parameter(lib.tensor(LBFGS_PARAMS.copy()))
