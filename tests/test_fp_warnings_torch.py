@@ -334,3 +334,60 @@ def test_optimizer_closure_keeps_the_users_numpy_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         opt.step(closure)
+
+
+# a linear and a quadratic loss whose gradients overflow float32 in LBFGS's own sums, dots and updates
+LBFGS_SCALES = np.array([3e38, -3e38, 1e20, 0.0, 2.0], np.float32)
+LBFGS_PARAMS = np.array([1.0, 2.0, -1.0, 0.5, 3.0], np.float32)
+
+
+@pytest.mark.parametrize("power", [1, 2], ids=["linear", "quadratic"])
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_lbfgs_step_silent_with_torchs_values(line_search_fn, power):
+    """LBFGS has its own ``step``: its arithmetic (|g| sums, dots, the two-loop recursion, the parameter update)
+    runs silenced as Optimizer.step's update does, its closure not (next test)."""
+
+    def run(lib):
+        p = lib.nn.Parameter(lib.tensor(LBFGS_PARAMS.copy()))
+        opt = lib.optim.LBFGS([p], lr=1, max_iter=5, line_search_fn=line_search_fn)
+        scales = lib.tensor(LBFGS_SCALES)
+
+        def closure():
+            opt.zero_grad()
+            loss = (p ** power * scales).sum()
+            loss.backward()
+            return loss
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for _ in range(2):
+                opt.step(closure)
+        return p.detach().numpy()
+
+    _assert_same(run(distnn), run(torch), f"LBFGS ({line_search_fn}) parameters after two steps")
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_lbfgs_closure_keeps_the_users_numpy_warnings(line_search_fn):
+    """Every closure call, the line search's too, runs with the user's numpy state, silenced step or not."""
+    p = distnn.nn.Parameter(distnn.tensor(np.array([1.0, -2.0], np.float32)))
+    opt = distnn.optim.LBFGS([p], max_iter=3, line_search_fn=line_search_fn)
+    calls = []
+
+    def closure():
+        opt.zero_grad()
+        loss = (p * p).sum()
+        loss.backward()
+        with pytest.raises(RuntimeWarning, match="overflow"):
+            _user_overflow()
+        calls.append(1)
+        return loss
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opt.step(closure)
+    assert len(calls) > 1
+    with pytest.raises(RuntimeWarning, match="overflow"):  # (and the user's state is back after the step)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            _user_overflow()

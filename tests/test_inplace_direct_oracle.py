@@ -82,20 +82,7 @@ CASES = [(name, args, dtype, layout, special) for name, args in CALLS for dtype 
          if not special or np.dtype(dtype).kind == "f"]
 # Where distnn's general path (the out-of-place op; the direct path gives its bits) differs from PyTorch 2.13, found
 # by this test and left for their own change (each fails below, strictly: a fix shows up as an XPASS):
-KNOWN = {
-    # torch's float16 pow(x, 0.5) and pow(x, -0.5) are C's pow (+0.0 at -0.0, inf or 0 at -inf), its float32/64 ones
-    # sqrt/rsqrt, which distnn's PowConstant takes for every dtype
-    ("pow_", (0.5,), "float16", True): "float16 pow(+-0.5) at -0.0 and -inf",
-    ("pow_", (-0.5,), "float16", True): "float16 pow(+-0.5) at -0.0 and -inf",
-    # torch computes float16 lerp in float32 and rounds once; distnn rounds each step (2% off where end - start cancels)
-    ("lerp_", ("same", 0.8), "float16", False): "float16 lerp rounded per step",
-    ("lerp_", ("same", 0.8), "float16", True): "float16 lerp rounded per step",
-    # torch's clamp has no bool kernel ("clamp_cpu" not implemented for 'Bool'); distnn clamps a bool tensor
-    ("clamp_", ("same", "same2"), "bool", False): "bool clamp_ with tensor bounds accepted",
-    # torch takes a float value for an integer tensor's addcmul_; distnn refuses the float result
-    ("addcmul_", ("same", "same2", 0.5), "int32", False): "integer addcmul_ with a float value refused",
-    ("addcmul_", ("same", "same2", 0.5), "int64", False): "integer addcmul_ with a float value refused",
-}
+KNOWN: dict = {}  # (none left: the seven found have been fixed)
 
 
 def _mismatches(cases):

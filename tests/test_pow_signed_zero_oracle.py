@@ -93,3 +93,16 @@ def test_sqrt_matches_torch_at_signed_zeros(torch, dtype):
     d.sqrt().sum().backward()
     _assert_same_bits(distnn.sqrt(Tensor(x)).data, torch.sqrt(torch.tensor(x)).numpy(), "sqrt")
     _assert_same_bits(d.grad.data, t.grad.numpy(), "sqrt's gradient")
+
+
+@pytest.mark.parametrize("form", ["tensor ** number", "tensor.pow(number)", "pow(tensor, number)"])
+def test_float16_number_exponent_takes_c_pow_as_torch(torch, form):
+    """PyTorch's float16 pow(Tensor, Scalar) is C's pow for every exponent (its sqrt/rsqrt forms are for the other
+    float dtypes): ``(-0.0) ** 0.5`` is +0.0, ``(-inf) ** -0.5`` +0.0; in the gradient too (``x ** 1.5``'s reads
+    ``x ** 0.5``). distnn took sqrt/rsqrt for float16 as for float32: -0.0 and NaN there."""
+    for c in EXPONENTS:
+        with np.errstate(all="ignore"):
+            ours = _run("distnn", torch, form, c, np.float16, False)
+        theirs = _run("torch", torch, form, c, np.float16, False)
+        _assert_same_bits(ours[0], theirs[0], f"{form}, c={c}: value")
+        _assert_same_bits(ours[1], theirs[1], f"{form}, c={c}: gradient")

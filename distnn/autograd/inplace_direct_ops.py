@@ -80,6 +80,8 @@ def _pow(t, data, args, kwargs):
     if bound is None or not number(bound[0]) or data.dtype.kind != "f" or records(t):
         return None
     exponent = bound[0]
+    if data.dtype == np.float16 and type(exponent) is float and abs(exponent) == 0.5:
+        return None  # (float16 takes C's pow there, not sqrt: ``_number_pow``'s fix-up is the general path's)
     _before_inplace_write(t)
     token = quiet_enter(over=True)
     try:
@@ -210,10 +212,12 @@ def _lerp(t, data, args, kwargs):
         return None
     _before_inplace_write(t)
     weight = np.asarray(bound[1], dtype=data.dtype)
-    if not data.ndim:  # (numpy computes 0-d operands' results as scalars, whose NaNs may take another sign)
+    # (0-d: numpy computes 0-d operands' results as scalars, whose NaNs may take another sign; float16: computed in
+    # float32 from the number weight, there)
+    if not data.ndim or data.dtype == np.float16:
         from distnn.functional.pointwise_binary import lerp_array
 
-        data[...] = lerp_array(data, end, weight)
+        data[...] = lerp_array(data, end, bound[1])
         t._bump_version()
         return t
     diff = np.subtract(end, data, out=_scratch(data))

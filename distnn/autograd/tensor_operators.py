@@ -212,6 +212,7 @@ class TensorOperators:
         return E.Abs.apply(self)
 
     def clip(self, min=None, max=None):
+        refuse_bool_clamp(self, min, max)
         return E.clamp_node(min, max).apply(self, min, max)
 
     clamp = clip
@@ -347,13 +348,14 @@ def _bind_late() -> None:
     """Bind Tensor and the modules the operators call, which import Tensor (``tensor.py`` calls this
     at its end, once Tensor exists)."""
     global Tensor, E, R, S, A, VS, _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
-    global _note_index_versions, refuse_bool_subtraction
+    global _note_index_versions, refuse_bool_subtraction, refuse_bool_clamp
     global check_writable, write_index, write_result, wrap_dim, _before_inplace_write, deferring
     from .tensor import Tensor, _before_inplace_write
     from .versions import _note_index_versions
     from .dtype_rules import _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
     from .dtype_rules import refuse_bool_subtraction
     from distnn.functional import elementwise as E
+    from distnn.functional.elementwise_choice import refuse_bool_clamp
     from distnn.functional import reduce as R
     from distnn.functional import shape as S
     from distnn.functional import view_strides as VS

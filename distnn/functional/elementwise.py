@@ -139,7 +139,7 @@ class Pow(Function):
         try:
             with _quiet(xp, over=True):  # (0 ** -1 and 1e-30 ** -2 are inf, as PyTorch's, without numpy's warnings)
                 if number:  # (numpy's ** already takes PyTorch's sqrt for 0.5, x * x for 2 and 1 / x for -1)
-                    out = _rsqrt(a) if isinstance(b, float) and b == -0.5 else a**b
+                    out = _number_pow(a, b)
                 else:
                     out = _c_pow(xp, a, b)
         except (ValueError, OverflowError) as e:  # (OverflowError: numpy's uint8 ** -1)
@@ -162,8 +162,8 @@ class Pow(Function):
             if na and self._number_exponent():  # PyTorch's pow_backward: grad * (b * a^(b-1)), its scalar pow
                 if b == 0:
                     ga = xp.zeros_like(g)
-                else:  # (x ** 0.5: 0.5 * rsqrt(x), -inf at -0.0, as PyTorch)
-                    d = _rsqrt(a) if isinstance(b, float) and b == 0.5 else a ** (b - 1)
+                else:  # (x ** 0.5: 0.5 * rsqrt(x), -inf at -0.0, as PyTorch; float16: C's pow, +inf)
+                    d = _number_pow(a, b - 1)
                     ga = g * (b * d)
             elif na:  # pow_backward_self: 0 where b is 0 (also at a = 0, where b * a^(b-1) would be 0 * inf)
                 ga = xp.where(b == 0, xp.zeros((), dtype=g.dtype), g * (b * _c_pow(xp, a, b - 1)))
@@ -206,12 +206,21 @@ def _c_pow(xp, a, b):
 
 
 def _rsqrt(a):
-    """``a ** -0.5`` as PyTorch computes it for a number exponent (its ``rsqrt``, ``1 / sqrt(a)``): -inf at -0.0,
-    where C's pow gives +inf; also in ``x ** 0.5``'s gradient, ``0.5 * x ** -0.5``. (numpy's ``**`` already takes
-    PyTorch's ``sqrt`` for 0.5, ``x * x`` for 2 and ``1 / x`` for -1.) An integer tensor: its pow."""
+    """``a ** -0.5`` as PyTorch computes it for a number exponent (``rsqrt``, ``1 / sqrt(a)``: -inf at -0.0, where
+    C's pow gives +inf), also in ``x ** 0.5``'s gradient. An integer tensor: its pow."""
     if a.dtype.kind != "f":
         return a**-0.5
     return 1 / get_array_module(a).sqrt(a)
+
+
+def _number_pow(a, b):
+    """``a ** b`` for a number ``b``, as PyTorch's pow(Tensor, Scalar): sqrt/rsqrt for 0.5/-0.5, but C's pow for
+    float16 (+0.0/+inf, ``|a|``'s results, at -0.0 and -inf: sqrt's are -0.0/NaN)."""
+    half = isinstance(b, float) and (b == 0.5 or b == -0.5)
+    if half and getattr(a, "dtype", None) == "float16":
+        xp = get_array_module(a)
+        a = xp.where((a == 0) | (a == -xp.inf), xp.abs(a), a)
+    return _rsqrt(a) if half and b == -0.5 else a**b
 
 
 def _integer_power(a, b):

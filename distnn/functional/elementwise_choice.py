@@ -14,7 +14,7 @@ from distnn.backend import get_array_module
 from ._elementwise_common import _check_broadcast, _on_device, _shape
 
 __all__ = ["Maximum", "Minimum", "Clip", "ClampTensor", "Where", "MaskedFill", "MaskedFillTensor", "clamp_node",
-           "maximum", "minimum", "clip", "where"]
+           "maximum", "minimum", "clip", "refuse_bool_clamp", "where"]
 
 
 class _Select(Function):
@@ -156,7 +156,34 @@ def minimum(a, b):
 
 def clip(a, min=None, max=None):  # noqa: A002
     """``torch.clamp``: ``a`` limited to ``[min, max]``; either bound may be None, a number, an array or a Tensor."""
+    refuse_bool_clamp(a, min, max)
     return clamp_node(min, max).apply(*torch_operands(a, min, max))
+
+
+def refuse_bool_clamp(a, lo, hi):
+    """PyTorch's refusal of a clamp whose result is bool (a bool tensor, bool bounds): its clamp kernels have no
+    bool loop. A lone tensor bound is taken (clamp_min/clamp_max of a tensor are maximum/minimum, which have one);
+    a tensor beside a number bound is left to the other rules."""
+    if _kind(a) != "b" or (lo is None and hi is None) or any(b is not None and _kind(b) != "b" for b in (lo, hi)):
+        return
+    tensors = [hasattr(b, "shape") for b in (lo, hi) if b is not None]
+    if all(tensors) and len(tensors) == 2:
+        kernel = "clamp"
+    elif any(tensors):
+        return
+    else:
+        kernel = "clamp_scalar" if lo is not None and hi is not None else \
+            "clamp_min_scalar" if lo is not None else "clamp_max_scalar"
+    device = "cpu" if get_array_module(a.data if isinstance(a, Tensor) else a) is np else "cuda"
+    raise NotImplementedError(f"\"{kernel}_{device}\" not implemented for 'Bool'")
+
+
+def _kind(x) -> str:
+    """The dtype kind of a tensor, array or number ("b" for a bool)."""
+    if isinstance(x, (bool, np.bool_)):
+        return "b"
+    dtype = getattr(x, "dtype", None)
+    return "f" if dtype is None else np.dtype(dtype).kind
 
 
 def where(cond, a, b):

@@ -183,10 +183,11 @@ class Lerp(Function):
     def forward(self, start, end, weight):
         xp = get_array_module(start, end, weight)
         start, end, weight = _on_device(xp, start, end, weight)
+        given = weight  # (a number weight: float16's is taken to float32 from the number, not from its float16)
         if not hasattr(weight, "shape"):
             weight = xp.asarray(weight, dtype=start.dtype)
         self.start, self.end, self.weight = start, end, weight
-        return lerp_array(start, end, weight)
+        return lerp_array(start, end, given)
 
     def backward(self, g):
         w = self.weight
@@ -194,11 +195,17 @@ class Lerp(Function):
 
 
 def lerp_array(start, end, weight):
-    """``Lerp.forward``'s arithmetic on arrays (``weight`` an array: a number as a 0-d one of ``start``'s dtype)."""
+    """``Lerp.forward``'s arithmetic on arrays (``weight`` an array, or a number: taken in ``start``'s dtype).
+    float16 is computed in float32 and rounded once, as PyTorch's kernel computes it (in its "opmath" type):
+    rounding each step is up to 2 % off where ``end - start`` cancels."""
     xp = get_array_module(start, end, weight)
+    dtype = xp.result_type(start, end)
+    compute = xp.float32 if dtype == xp.float16 else dtype
+    if not hasattr(weight, "shape") or compute != dtype:
+        start, end = start.astype(compute, copy=False), end.astype(compute, copy=False)
+        weight = xp.asarray(weight, dtype=compute)
     diff = end - start
-    return xp.where(abs(weight) < 0.5, start + weight * diff, end - diff * (1 - weight)).astype(
-        xp.result_type(start, end), copy=False)
+    return xp.where(abs(weight) < 0.5, start + weight * diff, end - diff * (1 - weight)).astype(dtype, copy=False)
 
 
 class LerpTensorWeight(Lerp):
@@ -335,7 +342,20 @@ def clamp_max(input, max):  # noqa: A002
 
 
 def addcmul(input, tensor1, tensor2, *, value=1):  # noqa: A002
-    """``torch.addcmul``: ``input + value * tensor1 * tensor2``."""
+    """``torch.addcmul``: ``input + value * tensor1 * tensor2``. As PyTorch's kernel, computed in the tensors'
+    dtype: integer tensors take a float ``value`` truncated (refused outside their range), bool ones are refused."""
+    import numpy as np
+
+    dtypes = [_raw(x).dtype for x in (input, tensor1, tensor2) if hasattr(_raw(x), "dtype")]
+    result = np.result_type(*dtypes) if dtypes else None
+    if result is not None and (result.kind == "b" or result.kind == "u" and result.itemsize > 1):
+        from distnn.autograd.tensor_inplace_methods import torch_dtype_name
+
+        raise NotImplementedError(f"\"addcmul_cpu_out\" not implemented for '{torch_dtype_name(result)}'")
+    if result is not None and result.kind in "iu" and isinstance(value, (float, complex, np.inexact)):
+        from .checked_scalar import integer_scalar
+
+        value = integer_scalar(value, result)
     return input + value * tensor1 * tensor2  # (PyTorch's order of operations: the same rounding)
 
 

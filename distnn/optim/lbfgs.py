@@ -14,7 +14,10 @@ does not offer L-BFGS. The scalars of the recursion are Python floats (float64);
 """
 from __future__ import annotations
 
+import numpy as np
+
 from distnn import autograd
+from distnn.autograd import float_errors as _float_errors
 from distnn.autograd.mutation_guard import will_write
 from distnn.backend import get_array_module, to_numpy
 
@@ -32,6 +35,9 @@ _FLAT = ("d", "prev_flat_grad")
 def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
     """The minimizer of the cubic through (x1, f1, g1) and (x2, f2, g2), clipped to ``bounds`` (default
     [x1, x2]); their midpoint where the cubic has no minimum."""
+    # (numpy float64 scalars, not Python floats: x1 == x2 or an inf gives inf or NaN, as PyTorch's 0-d tensors,
+    # where Python raises ZeroDivisionError; step silences numpy's warnings)
+    x1, f1, g1, x2, f2, g2 = (np.float64(v) for v in (x1, f1, g1, x2, f2, g2))
     xmin_bound, xmax_bound = bounds if bounds is not None else ((x1, x2) if x1 <= x2 else (x2, x1))
     d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
     d2_square = d1 ** 2 - g1 * g2
@@ -41,8 +47,8 @@ def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
             min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
         else:
             min_pos = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
-        return min(max(min_pos, xmin_bound), xmax_bound)
-    return (xmin_bound + xmax_bound) / 2.0
+        return float(min(max(min_pos, xmin_bound), xmax_bound))
+    return float((xmin_bound + xmax_bound) / 2.0)
 
 
 def _strong_wolfe(obj_func, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9, max_ls=25):
@@ -206,12 +212,24 @@ class LBFGS(Optimizer):
         if len(self.param_groups) != 1:
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
 
-        def evaluate():
-            with autograd.enable_grad():
-                return closure()
+        # (LBFGS's own arithmetic meeting inf or NaN gives inf or NaN, silently, as PyTorch's: numpy's warnings off
+        # for it, as Optimizer.step's update, but the closure, the user's code, runs with the user's numpy state)
+        user_state = _float_errors.FP_STATE.get()
 
-        with autograd.no_grad():
-            return self._step(evaluate)
+        def evaluate():
+            token = _float_errors.FP_STATE.set(user_state)
+            try:
+                with autograd.enable_grad():
+                    return closure()
+            finally:
+                _float_errors.FP_STATE.reset(token)
+
+        token = _float_errors.FP_STATE.set(_float_errors.ALL_IGNORED)
+        try:
+            with autograd.no_grad():
+                return self._step(evaluate)
+        finally:
+            _float_errors.FP_STATE.reset(token)
 
     def _step(self, closure):
         group = self.param_groups[0]
