@@ -1,0 +1,66 @@
+"""Ops at special float32 values (0, -0, +-inf, NaN, values near the float32 limit) against PyTorch: forward and
+backward values, NaN positions and the signs of zeros where PyTorch's formula defines them, with numpy's
+floating-point warnings as errors (PyTorch prints none for these)."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import distnn
+import distnn.functional as F
+
+torch_F = torch.nn.functional
+INF, NAN = math.inf, math.nan
+SPECIAL = np.array([0.0, -0.0, 1.0, -1.0, 0.5, 1e-45, 3e38, -3e38, INF, -INF, NAN], np.float32)
+
+
+def assert_same(got, want, *, exact=True):
+    got = np.asarray(got.numpy() if hasattr(got, "numpy") else got, np.float64)
+    want = np.asarray(want.detach().numpy(), np.float64)
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg="NaN positions")
+    if exact:
+        np.testing.assert_array_equal(got, want)
+        zeros = want == 0
+        np.testing.assert_array_equal(np.signbit(got[zeros]), np.signbit(want[zeros]), err_msg="signs of zeros")
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
+
+
+def both(fn_distnn, fn_torch, *arrays, exact=True, grad=None):
+    """Forward and backward (a gradient of ones, or ``grad``) of both libraries on the same float32 arrays."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = [distnn.tensor(a, requires_grad=True) for a in arrays]
+        out = fn_distnn(*ours)
+        g = np.ones(out.shape, np.float32) if grad is None else grad
+        out.backward(distnn.tensor(g))
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    want = fn_torch(*theirs)
+    want.backward(torch.tensor(g))
+    assert_same(out.detach(), want, exact=exact)
+    for o, t in zip(ours, theirs):
+        assert_same(o.grad, t.grad, exact=exact)
+
+
+def test_sign_is_zero_at_nan_and_positive_zero_at_negative_zero():
+    both(distnn.sign, torch.sign, SPECIAL)
+
+
+def test_abs_gradient_is_zero_at_nan():
+    both(distnn.abs, torch.abs, SPECIAL)
+
+
+def test_abs_double_backward_at_nan():
+    x = distnn.tensor(SPECIAL, requires_grad=True)
+    (g,) = distnn.autograd.grad(distnn.abs(x).sum(), x, create_graph=True)
+    tx = torch.tensor(SPECIAL, requires_grad=True)
+    (tg,) = torch.autograd.grad(torch.abs(tx).sum(), tx, create_graph=True)
+    assert_same(g.detach(), tg)
+
+
+def test_l1_loss_gradient_at_nan():
+    y = np.zeros_like(SPECIAL)
+    both(lambda a, b: F.l1_loss(a, b), lambda a, b: torch_F.l1_loss(a, b), SPECIAL, y)
