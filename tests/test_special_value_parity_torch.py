@@ -81,3 +81,28 @@ def test_softsign_double_backward_at_special_values():
     (tgg,) = torch.autograd.grad(tg.sum(), tx)
     assert_same(g.detach(), tg)
     assert_same(gg, tgg, zero_signs=False)  # (at 0 PyTorch's second derivative is -0, a path detail)
+
+
+WITH_NAN = np.array([[1.0, NAN, 3.0, NAN], [2.0, 2.0, 1.0, 0.0], [INF, 1.0, INF, NAN], [-INF, -INF, 0.0, 0.5]],
+                    np.float32)
+
+
+@pytest.mark.parametrize("name", ["amax", "amin"])
+@pytest.mark.parametrize("dims", [{}, {"dim": 0}, {"dim": 1}, {"dim": (0, 1)}, {"dim": 1, "keepdim": True}])
+def test_amax_amin_gradient_is_nan_over_a_slice_whose_result_is_nan(name, dims):
+    g = np.random.default_rng(2).standard_normal(np.shape(getattr(torch, name)(torch.tensor(WITH_NAN), **dims)))
+    both(lambda x: getattr(distnn, name)(x, **dims), lambda x: getattr(torch, name)(x, **dims), WITH_NAN,
+         grad=g.astype(np.float32))
+
+
+@pytest.mark.parametrize("name", ["amax", "amin"])
+def test_amax_amin_double_backward_with_nan(name):
+    x = distnn.tensor(WITH_NAN, requires_grad=True)
+    (g,) = distnn.autograd.grad(getattr(distnn, name)(x, dim=1).sum(), x, create_graph=True)
+    tx = torch.tensor(WITH_NAN, requires_grad=True)
+    (tg,) = torch.autograd.grad(getattr(torch, name)(tx, dim=1).sum(), tx, create_graph=True)
+    assert_same(g.detach(), tg)
+
+
+def test_max_without_dim_still_shares_the_gradient_among_nans():
+    both(distnn.max, torch.max, WITH_NAN)

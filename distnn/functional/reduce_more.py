@@ -149,13 +149,17 @@ def logsumexp(input, dim, keepdim=False):  # noqa: A002
 
 
 class Amax(Max):
-    """amax's node: Max, named as PyTorch's (its max() is another node)."""
+    """amax's node: Max, named as PyTorch's (its max() is another node). Its gradient is PyTorch's
+    scale_grad_by_count over ``result == input``: a slice whose maximum is NaN has no such element, so its
+    gradient is NaN throughout (max() instead shares it among the NaNs)."""
 
     torch_name = "AmaxBackward0"
+    nan_is_extremum = False
 
 
 class Amin(Min):
     torch_name = "AminBackward0"
+    nan_is_extremum = False
 
 
 def amax(input, dim=(), keepdim=False):  # noqa: A002
