@@ -106,3 +106,28 @@ def test_amax_amin_double_backward_with_nan(name):
 
 def test_max_without_dim_still_shares_the_gradient_among_nans():
     both(distnn.max, torch.max, WITH_NAN)
+
+
+P01 = np.array([0.0, 1.0, 0.5, 1.0, 0.0, 1e-45, 1 - 6e-8, 0.3, 0.999], np.float32)
+T01 = np.array([1.0, 0.0, 0.5, 1.0, 0.0, 0.3, 0.2, 0.7, 0.1], np.float32)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_binary_cross_entropy_target_gradient_is_unclamped_minus_logit(reduction, weighted):
+    # PyTorch's target gradient is -logit(p) * grad: +-inf at p = 0 or 1 (the loss's logs are clamped, it is not)
+    w = np.linspace(0.5, 2.0, P01.size).astype(np.float32)
+
+    def call(lib_f, wrap):
+        return lambda p, t: lib_f(p, t, weight=wrap(w) if weighted else None, reduction=reduction)
+
+    both(call(F.binary_cross_entropy, distnn.tensor), call(torch_F.binary_cross_entropy, torch.tensor),
+         P01, T01, exact=False)
+
+
+def test_binary_cross_entropy_target_gradient_in_a_graph():
+    p, t = distnn.tensor(P01, requires_grad=True), distnn.tensor(T01, requires_grad=True)
+    (gt,) = distnn.autograd.grad(F.binary_cross_entropy(p, t, reduction="sum"), t, create_graph=True)
+    tp, tt = torch.tensor(P01, requires_grad=True), torch.tensor(T01, requires_grad=True)
+    (tgt,) = torch.autograd.grad(torch_F.binary_cross_entropy(tp, tt, reduction="sum"), tt, create_graph=True)
+    assert_same(gt.detach(), tgt, exact=False)
