@@ -131,3 +131,36 @@ def test_binary_cross_entropy_target_gradient_in_a_graph():
     tp, tt = torch.tensor(P01, requires_grad=True), torch.tensor(T01, requires_grad=True)
     (tgt,) = torch.autograd.grad(torch_F.binary_cross_entropy(tp, tt, reduction="sum"), tt, create_graph=True)
     assert_same(gt.detach(), tgt, exact=False)
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cumsum_carries_a_float32_running_sum_in_float64_as_pytorch_on_cpu(dim):
+    # +-3e38 pass through a finite running sum, and a long sum is PyTorch's bit for bit
+    a = np.random.default_rng(3).standard_normal((40, 300)).astype(np.float32)
+    a[0, :4] = a[1, :4] = [3e38, 3e38, -3e38, INF]
+    a[2, :4] = [-3e38, -3e38, 3e38, 3e38]
+    a[:4, 0] = [3e38, 3e38, -3e38, NAN]
+    g = np.random.default_rng(4).standard_normal(a.shape).astype(np.float32)
+    g[-1, -3:] = g[-3:, -1] = [3e38, 3e38, -3e38]
+    both(lambda x: distnn.cumsum(x, dim), lambda x: torch.cumsum(x, dim), a, grad=g)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.complex64, np.float64])
+def test_cumsum_accumulators_of_other_dtypes(dtype):
+    a = (np.random.default_rng(5).standard_normal(3000) * 30).astype(dtype)
+    got = distnn.cumsum(distnn.tensor(a), 0).numpy()
+    want = torch.cumsum(torch.tensor(a), 0).numpy()
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def test_cumsum_in_a_graph_and_with_dtype():
+    a = np.array([[3e38, 3e38, -3e38, 1.0]], np.float32)
+    x = distnn.tensor(a, requires_grad=True)
+    (g,) = distnn.autograd.grad((distnn.cumsum(x, 1) * distnn.tensor(a)).sum(), x, create_graph=True)
+    tx = torch.tensor(a, requires_grad=True)
+    (tg,) = torch.autograd.grad((torch.cumsum(tx, 1) * torch.tensor(a)).sum(), tx, create_graph=True)
+    assert_same(g.detach(), tg)
+    ints = np.array([1, 2, 3, 2 ** 24, 1, -2 ** 24], np.int64)
+    assert_same(distnn.cumsum(distnn.tensor(ints), 0, dtype=distnn.float32), torch.cumsum(torch.tensor(ints), 0,
+                                                                                          dtype=torch.float32))
