@@ -164,3 +164,29 @@ def test_cumsum_in_a_graph_and_with_dtype():
     ints = np.array([1, 2, 3, 2 ** 24, 1, -2 ** 24], np.int64)
     assert_same(distnn.cumsum(distnn.tensor(ints), 0, dtype=distnn.float32), torch.cumsum(torch.tensor(ints), 0,
                                                                                           dtype=torch.float32))
+
+
+def _grid():
+    x, y = np.meshgrid(SPECIAL, SPECIAL, indexing="ij")
+    return x.ravel().copy(), y.ravel().copy()
+
+
+@pytest.mark.parametrize("log_target", [False, True])
+@pytest.mark.parametrize("reduction", ["none", "sum"])
+def test_kl_div_target_gradient_at_special_values(log_target, reduction):
+    # PyTorch's kl_div is composed: xlogy(y, y) - y x (its xlogy's y / y: NaN at y = 0 and +-inf), or
+    # e^y (y - x) (inf * 0 = NaN where e^y overflows and y = x)
+    x, y = _grid()
+    both(lambda a, b: F.kl_div(a, b, reduction=reduction, log_target=log_target),
+         lambda a, b: torch_F.kl_div(a, b, reduction=reduction, log_target=log_target), x, y, exact=False)
+
+
+@pytest.mark.parametrize("log_target", [False, True])
+def test_kl_div_target_gradient_in_a_graph(log_target):
+    x, y = _grid()
+    dx, dy = distnn.tensor(x, requires_grad=True), distnn.tensor(y, requires_grad=True)
+    (g,) = distnn.autograd.grad(F.kl_div(dx, dy, reduction="sum", log_target=log_target), dy, create_graph=True)
+    tx, ty = torch.tensor(x, requires_grad=True), torch.tensor(y, requires_grad=True)
+    (tg,) = torch.autograd.grad(torch_F.kl_div(tx, ty, reduction="sum", log_target=log_target), ty,
+                                create_graph=True)
+    assert_same(g.detach(), tg, exact=False)

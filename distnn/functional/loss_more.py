@@ -96,8 +96,8 @@ class _KLDiv(Function):
     """Pointwise KL divergence ``y (log y - x)`` of log-probabilities x from probabilities y (``xlogy(y, y)
     - y x``, 0 where y = 0), or ``e^y (y - x)`` of log-probabilities y (``log_target``).
 
-    Gradients, PyTorch's: -y (or -e^y) for x; log y + 1 - x (or e^y (y - x + 1)) for y. At y = 0 the
-    target's gradient is NaN, as PyTorch's (its xlogy's 0 / 0): y log y has slope -inf there, so no
+    Gradients, PyTorch's: -y (or -e^y) for x; log y + 1 - x (or e^y (y - x + 1)) for y. At y = 0 and y = inf
+    the target's gradient is NaN, as PyTorch's (its xlogy's y / y): y log y has slope -inf at 0, so no
     finite value would be right; a target that needs no gradient is not affected.
     """
 
@@ -133,13 +133,14 @@ class _KLDiv(Function):
             gx = _full(xp, -(self.ey if self.log_target else y) * g, self.shape)
         if self.needs_input_grad[1]:
             with _quiet(xp, over=True):
-                if self.log_target:
-                    gy = _full(xp, self.ey * (y - x + 1) * g, self.shape)
-                else:  # log y + 1 - x: NaN at y = 0 (PyTorch's), log's NaN below 0. The y log y part is summed
+                if self.log_target:  # PyTorch's e^y (y - x) composed: (g (y - x)) e^y + g e^y, NaN at inf * 0
+                    gy = _full(xp, g * (y - x) * self.ey + g * self.ey, self.shape)
+                else:  # log y + y / y - x, y / y being xlogy's other-operand gradient in PyTorch's composed
+                    # xlogy(y, y): NaN at y = 0 and at y = +-inf, log's NaN below 0. The y log y part is summed
                     # to y's shape first, as PyTorch's xlogy of the target alone: a zero target broadcast to an
                     # empty loss still gets 0 * NaN
                     g = _full(xp, g, self.shape)
-                    dxlogy = xp.where(y == 0, xp.nan, xp.log(xp.where(y == 0, 1, y))) + 1
+                    dxlogy = xp.log(xp.where(y == 0, 1, y)) + y / y
                     gy = sum_to_shape(g, y.shape) * dxlogy - sum_to_shape(g * x, y.shape)
         return gx, gy
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
+from distnn.functional._elementwise_common import _quiet
 from distnn.functional import elementwise as E
 from distnn.functional import elementwise_choice as C
 from distnn.functional.gaussian_nll import _GaussianNLL
@@ -38,10 +39,13 @@ def _kl_div(node, g):
         gx = _full(-(E.exp(y) if node.log_target else y) * s, node.shape)
     if need[1]:
         if node.log_target:
-            gy = _full(E.exp(y) * (y - x + 1) * s, node.shape)
-        else:  # log y + 1 - x, NaN at y = 0 as the first backward's (PyTorch's xlogy)
+            ey = E.exp(y)
+            gy = _full(s * (y - x) * ey + s * ey, node.shape)
+        else:  # log y + y / y - x, NaN at y = 0 and +-inf as the first backward's (PyTorch's xlogy)
             zero = node.y == 0
-            dxlogy = C.where(zero, float("nan"), E.log(C.where(zero, 1.0, y))) + 1
+            with _quiet(get_array_module(node.y)):
+                ratio = node.y / node.y  # (a constant: its derivative is 0 where it is defined)
+            dxlogy = E.log(C.where(zero, 1.0, y)) + ratio
             gy = _full((dxlogy - x) * s, node.shape)
     return gx, gy
 
