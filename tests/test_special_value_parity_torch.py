@@ -205,3 +205,21 @@ def test_hinge_embedding_loss_at_special_values(margin):
              lambda a, b: torch_F.hinge_embedding_loss(a, b, margin=margin, reduction="none"), make(x), make(y))
         both(lambda a, b: F.hinge_embedding_loss(a, b, margin=margin),
              lambda a, b: torch_F.hinge_embedding_loss(a, b, margin=margin), make(x), make(y), exact=False)
+
+
+@pytest.mark.parametrize("log_input", [True, False])
+def test_poisson_nll_loss_full_target_gradient_at_special_values(log_input):
+    # PyTorch's Stirling term is masked_fill(y <= 1, 0) of y log y - y + 0.5 log(2 pi y): its gradient is
+    # 0 * log y where masked (NaN at y <= 0), and NaN at y = inf (y / y)
+    x, y = _grid()
+    for reduction in ("none", "sum"):
+        both(lambda a, b: F.poisson_nll_loss(a, b, log_input=log_input, full=True, reduction=reduction),
+             lambda a, b: torch_F.poisson_nll_loss(a, b, log_input=log_input, full=True, reduction=reduction),
+             x, np.abs(y), exact=False)
+    dx, dy = distnn.tensor(x, requires_grad=True), distnn.tensor(np.abs(y), requires_grad=True)
+    (g,) = distnn.autograd.grad(F.poisson_nll_loss(dx, dy, log_input=log_input, full=True, reduction="sum"), dy,
+                                create_graph=True)
+    tx, ty = torch.tensor(x, requires_grad=True), torch.tensor(np.abs(y), requires_grad=True)
+    (tg,) = torch.autograd.grad(torch_F.poisson_nll_loss(tx, ty, log_input=log_input, full=True, reduction="sum"),
+                                ty, create_graph=True)
+    assert_same(g.detach(), tg, exact=False)

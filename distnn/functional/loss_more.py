@@ -170,9 +170,9 @@ class _PoissonNLL(Function):
     """``e^x - y x`` (``log_input``) or ``x - y log(x + eps)``, plus with ``full`` Stirling's approximation of
     log(y!): ``y log y - y + 0.5 log(2 pi y)`` where y > 1 (0 where y <= 1), as PyTorch's.
 
-    The target's gradient is the loss's derivative: -x (or -log(x + eps)), plus log y + 1 / (2 y) where y > 1.
-    Where y <= 1 the Stirling term is 0 and adds nothing; PyTorch's adds NaN at y <= 0 (its masked term's
-    0 * log 0): a deliberate difference, only for a target that requires grad.
+    The target's gradient is the loss's derivative: -x (or -log(x + eps)), plus log y + 1 / (2 y) where y > 1,
+    computed as PyTorch's masked_fill of the term computes it: the term's derivative (log y + y / y - 1 + 1 / (2 y))
+    times a gradient of 0 where y <= 1, so NaN at y <= 0 (0 * log 0) and at y = inf (inf / inf), 0 in (0, 1].
     """
 
     reads = ((0, 1), (0, 1))  # (PyTorch's composition saves input and target, with its own intermediates)
@@ -205,11 +205,10 @@ class _PoissonNLL(Function):
             if self.needs_input_grad[0]:
                 gx = (self.ex - self.y if self.log_input else 1 - self.y / self.xe) * g
             if self.needs_input_grad[1]:
-                gy = -self.x if self.log_input else -xp.log(self.xe)
-                if self.full:
-                    safe = xp.where(self.big, self.y, 2.0)
-                    gy = gy + xp.where(self.big, xp.log(safe) + 0.5 / safe, 0)
-                gy = gy * g
+                gy = (-self.x if self.log_input else -xp.log(self.xe)) * g
+                if self.full:  # (the masked gradient first, as PyTorch's: 0.5 * 0 / y is 0 at a denormal y)
+                    y, gm = self.y, g * self.big
+                    gy = gy + (gm * xp.log(y) + gm * y / y - gm + 0.5 * gm / y)
         return _full(xp, gx, self.shape), _full(xp, gy, self.shape)
 
 

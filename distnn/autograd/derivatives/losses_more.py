@@ -59,11 +59,13 @@ def _poisson_nll(node, g):
     if need[0]:
         gx = _full((E.exp(x) - y if node.log_input else 1 - y / (x + node.eps)) * s, node.shape)
     if need[1]:
-        gy = -x if node.log_input else -E.log(x + node.eps)
-        if node.full:
-            safe = C.where(node.big, y, 2.0)
-            gy = gy + C.where(node.big, E.log(safe) + 0.5 / safe, 0.0)
-        gy = _full(gy * s, node.shape)
+        gy = (-x if node.log_input else -E.log(x + node.eps)) * s
+        if node.full:  # (the first backward's masked term, NaN at y <= 0 and y = inf; y / y a constant)
+            with _quiet(get_array_module(node.y)):
+                ratio = node.y / node.y
+            sm = s * node.big.astype(node.y.dtype)
+            gy = gy + (sm * E.log(y) + sm * ratio - sm + 0.5 * sm / y)
+        gy = _full(gy, node.shape)
     return gx, gy
 
 
