@@ -223,3 +223,18 @@ def test_poisson_nll_loss_full_target_gradient_at_special_values(log_input):
     (tg,) = torch.autograd.grad(torch_F.poisson_nll_loss(tx, ty, log_input=log_input, full=True, reduction="sum"),
                                 ty, create_graph=True)
     assert_same(g.detach(), tg, exact=False)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_gaussian_nll_loss_gradients_at_special_values(reduction):
+    # PyTorch's is composed, 0.5 (log v + (x - y) ** 2 / v): (x - y) ** 2 overflows to inf past ~1.8e19
+    x, y = _grid()
+    var = np.abs(y[::-1]) + 1
+    both(lambda a, b, c: F.gaussian_nll_loss(a, b, c, reduction=reduction),
+         lambda a, b, c: torch_F.gaussian_nll_loss(a, b, c, reduction=reduction), x, y, var, exact=False)
+    tensors = [distnn.tensor(a, requires_grad=True) for a in (x, y, var)]
+    grads = distnn.autograd.grad(F.gaussian_nll_loss(*tensors, reduction="sum"), tensors, create_graph=True)
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, y, var)]
+    want = torch.autograd.grad(torch_F.gaussian_nll_loss(*theirs, reduction="sum"), theirs, create_graph=True)
+    for got, w in zip(grads, want):
+        assert_same(got.detach(), w, exact=False)

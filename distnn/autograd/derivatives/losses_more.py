@@ -76,16 +76,18 @@ def _gaussian_nll(node, g):
     v = node.v
     if need[2]:
         var = saved_input(node, 2, v.reshape(node.var_in_shape)).reshape(v.shape)
-        v = var + Tensor._make(v - var.data, None)  # (the clamped value; the derivative passes the clamp)
+        # (the clamped value; the derivative passes the clamp. 0 where unclamped: inf - inf would be NaN)
+        v = var + Tensor._make(get_array_module(v).where(v == var.data, 0, v - var.data), None)
     x, y = saved_input(node, 0, node.x), saved_input(node, 1, node.y)
     d = x - y
     gx = gy = gv = None
+    h = 0.5 * s  # (the first backward's steps, PyTorch's)
     if need[0] or need[1]:
-        gx = d / v * s
+        gx = h / v * (2 * d)
         gy = -gx if need[1] else None
         gx = gx if need[0] else None
     if need[2]:
-        gv = 0.5 * (1 / v - d * d / (v * v)) * s
+        gv = h / v - h * (d * d / v / v)
         axes = tuple(k for k, n in enumerate(node.v.shape) if n == 1 and gv.shape[k] != 1)
         gv = (gv.sum(dim=axes, keepdim=True) if axes else gv).reshape(node.var_in_shape)
     return gx, gy, gv
