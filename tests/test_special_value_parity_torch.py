@@ -238,3 +238,8 @@ def test_gaussian_nll_loss_gradients_at_special_values(reduction):
     want = torch.autograd.grad(torch_F.gaussian_nll_loss(*theirs, reduction="sum"), theirs, create_graph=True)
     for got, w in zip(grads, want):
         assert_same(got.detach(), w, exact=False)
+
+
+@pytest.mark.parametrize("dims", [{}, {"dim": 0}, {"dim": 1, "keepdim": True}])
+def test_aminmax_gradient_is_nan_over_a_slice_whose_result_is_nan(dims):
+    both(lambda x: sum(distnn.aminmax(x, **dims)), lambda x: sum(torch.aminmax(x, **dims)), WITH_NAN)
