@@ -138,10 +138,10 @@ class _KLDiv(Function):
                 else:  # log y + y / y - x, y / y being xlogy's other-operand gradient in PyTorch's composed
                     # xlogy(y, y): NaN at y = 0 and at y = +-inf, log's NaN below 0. The y log y part is summed
                     # to y's shape first, as PyTorch's xlogy of the target alone: a zero target broadcast to an
-                    # empty loss still gets 0 * NaN
+                    # empty loss still gets 0 * NaN. (g y) / y as PyTorch's: 0 where g y underflows
                     g = _full(xp, g, self.shape)
-                    dxlogy = xp.log(xp.where(y == 0, 1, y)) + y / y
-                    gy = sum_to_shape(g, y.shape) * dxlogy - sum_to_shape(g * x, y.shape)
+                    gs = sum_to_shape(g, y.shape)
+                    gy = gs * xp.log(xp.where(y == 0, 1, y)) + gs * y / y - sum_to_shape(g * x, y.shape)
         return gx, gy
 
 

@@ -41,12 +41,10 @@ def _kl_div(node, g):
         if node.log_target:
             ey = E.exp(y)
             gy = _full(s * (y - x) * ey + s * ey, node.shape)
-        else:  # log y + y / y - x, NaN at y = 0 and +-inf as the first backward's (PyTorch's xlogy)
+        else:  # s log y + (s y) / y - s x, NaN at y = 0 and +-inf as the first backward's (PyTorch's xlogy);
+            # y a constant in (s y) / y: its derivative there is 0 where it is defined
             zero = node.y == 0
-            with _quiet(get_array_module(node.y)):
-                ratio = node.y / node.y  # (a constant: its derivative is 0 where it is defined)
-            dxlogy = E.log(C.where(zero, 1.0, y)) + ratio
-            gy = _full((dxlogy - x) * s, node.shape)
+            gy = _full(s * E.log(C.where(zero, 1.0, y)) + s * node.y / node.y - s * x, node.shape)
     return gx, gy
 
 
