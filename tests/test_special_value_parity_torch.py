@@ -249,3 +249,21 @@ def test_gaussian_nll_loss_gradients_at_special_values(reduction):
 @pytest.mark.parametrize("dims", [{}, {"dim": 0}, {"dim": 1, "keepdim": True}])
 def test_aminmax_gradient_is_nan_over_a_slice_whose_result_is_nan(dims):
     both(lambda x: sum(distnn.aminmax(x, **dims)), lambda x: sum(torch.aminmax(x, **dims)), WITH_NAN)
+
+
+CUMPROD_CASES = [
+    SPECIAL,  # (zeros first, then inf and NaN: past the second zero every product is 0 to PyTorch)
+    np.array([2.0, 0.0, 3.0, INF, 0.0, INF, 5.0], np.float32),
+    np.array([2.0, INF, 0.5, 0.0, 4.0, 0.0, NAN], np.float32),
+    np.array([3e38, 3e38, 0.0, 1e-45, -1.0], np.float32),
+    np.array([1.0, 2.0, NAN, 0.0, 3.0], np.float32),
+]
+
+
+@pytest.mark.parametrize("case", range(len(CUMPROD_CASES)))
+def test_cumprod_gradient_with_zeros_and_special_values(case):
+    a = CUMPROD_CASES[case]
+    g = np.linspace(-1.0, 2.0, a.size).astype(np.float32)
+    both(lambda x: distnn.cumprod(x, 0), lambda x: torch.cumprod(x, 0), a, grad=g, exact=False)
+    both(lambda x: distnn.cumprod(x, 1), lambda x: torch.cumprod(x, 1), np.stack([a, a[::-1]]),
+         grad=np.stack([g, g]), exact=False)
