@@ -18,6 +18,7 @@ from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 from distnn.functional._elementwise_common import _silent
+from distnn.functional.rounding import real_sign
 
 from ._common import as_tensor, check_float
 
@@ -35,6 +36,8 @@ def _axes(dim, ndim):
 def _sgn(xp, x):
     """PyTorch's ``sgn``: ``sign`` of a real ``x``, ``x / |x|`` (0 at 0) of a complex one (written out: cupy's
     complex ``sign`` is not that)."""
+    if x.dtype.kind == "f":
+        return real_sign(xp, x)  # (0 at NaN, PyTorch's)
     if x.dtype.kind != "c":
         return xp.sign(x)
     ax = xp.abs(x)
