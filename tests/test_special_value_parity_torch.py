@@ -272,10 +272,16 @@ def test_cumprod_gradient_with_zeros_and_special_values(case):
 @pytest.mark.parametrize("p", [2, 1, 3])  # (PyTorch's norm_except_dim takes an integer pow)
 @pytest.mark.parametrize("dim", [0, -1])
 def test_norm_except_dim_of_a_vector_at_special_values(p, dim):
-    # dim=0 of a 1-D tensor: one norm per element (PyTorch's view(size(0), -1).norm(pow, 1)); the p-norm's
-    # gradient has sgn(x), 0 at NaN. (Not here: 1e-45 and +-3e38, where distnn's 2-norm of one element
-    # squares out of range and PyTorch's does not)
-    moderate = SPECIAL[[0, 1, 2, 3, 4, 8, 9, 10]]
-    for a in (moderate, moderate[:5]) + ((np.array([3e38, 1.0], np.float32),) if dim == -1 else ()):
+    # dim=0 of a 1-D tensor: one norm per element (PyTorch's view(size(0), -1).norm(pow, 1)), |x| even where
+    # squaring leaves the range (1e-45, 3e38); the p-norm's gradient has sgn(x), 0 at NaN
+    for a in (SPECIAL, SPECIAL[:6], np.array([3e38, 1.0], np.float32)):
         both(lambda x: distnn.norm_except_dim(x, p, dim), lambda x: torch.norm_except_dim(x, p, dim), a,
              exact=False)
+
+
+@pytest.mark.parametrize("ord", [2, 3, 1, -1, INF, -INF, 0.5])
+def test_vector_norm_of_one_element_per_norm_is_its_absolute_value(ord):
+    both(lambda x: distnn.linalg.vector_norm(x, ord, dim=1), lambda x: torch.linalg.vector_norm(x, ord, dim=1),
+         SPECIAL[:, None], exact=False)
+    both(lambda x: distnn.linalg.vector_norm(x, ord), lambda x: torch.linalg.vector_norm(x, ord),
+         np.array([3e38], np.float32), exact=False)

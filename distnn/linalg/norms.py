@@ -58,6 +58,8 @@ class VectorNorm(Function):
 
     @staticmethod
     def _norm(xp, x, ax, ord, axis):  # noqa: A002
+        if ord != 0 and all(x.shape[a] == 1 for a in axis):
+            return ax  # (one element per norm: |x|, as PyTorch's, where squaring 3e38 or 1e-45 leaves the range)
         if ord == math.inf:
             out = ax.max(axis=axis, keepdims=True)
         elif ord == -math.inf:
@@ -82,8 +84,8 @@ class VectorNorm(Function):
         if p == 1:
             return (_sgn(xp, x) * g,)
         zero = n == 0
-        if p == 2:
-            return (x * xp.where(zero, 0, g / xp.where(zero, 1, n)),)
+        if p == 2:  # (PyTorch's order: x / n first, so a denormal x over its own norm is 1, not inf)
+            return (g * xp.where(zero, 0, x / xp.where(zero, 1, n)),)
         if math.isinf(p):
             ax = xp.abs(x)
             mask = (ax == n) | xp.isnan(ax)
