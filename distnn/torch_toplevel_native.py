@@ -117,6 +117,8 @@ def norm_except_dim(v, pow=2, dim=0):  # noqa: A002 - ATen's names
     if not -n <= dim < n:
         raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
     dim %= n
+    if n == 1:  # (PyTorch's view(size(0), -1).norm(pow, 1): one norm per element; dim=() would be every element)
+        return vector_norm(v.reshape(v.shape[0], 1), pow, dim=1)
     return vector_norm(v, pow, dim=tuple(d for d in range(n) if d != dim), keepdim=True)
 
 

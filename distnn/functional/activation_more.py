@@ -17,6 +17,7 @@ from distnn.backend import get_array_module
 from ._dims import wrap_dim
 from .activation import _LAST, Softmax, _in_place, _softmax_dim, sigmoid_array, softplus_array
 from .elementwise import float_input
+from .rounding import real_sign
 
 # SELU's constants (Klambauer et al.), as PyTorch's to the digit
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -136,7 +137,7 @@ class CELU(ScaledELU):
 
 
 class Softsign(Function):
-    """x / (1 + |x|); gradient 1 / (1 + |x|)^2."""
+    """x / (1 + |x|); gradient 1 / (1 + |x|)^2, computed as PyTorch's composed op computes it."""
 
     reads = ((0,),)  # (PyTorch's, composed, saves x for abs and the division)
 
@@ -147,7 +148,10 @@ class Softsign(Function):
         return x / self.d
 
     def backward(self, g):
-        return (g / (self.d * self.d),)
+        # PyTorch's, composed (x / (|x| + 1)): the division's two gradients, the second through abs's sign,
+        # so that the gradient is NaN at +-inf (inf / inf) as PyTorch's, and its finite values bit for bit
+        d = self.d
+        return (g / d - g * (self.x / d / d) * real_sign(get_array_module(d), self.x),)
 
 
 class Tanhshrink(Function):

@@ -82,7 +82,7 @@ class _BCE(Function):
     torch_name = "BinaryCrossEntropyBackward0"
     autocast = "float32"  # under distnn.autocast: needs float32's range
 
-    # p's gradient reads p, y and the weight, y's its own logs and the weight; PyTorch's formulas both take
+    # p's gradient reads p, y and the weight, y's p and the weight; PyTorch's formulas both take
     # the input, the target and the weight: declared as those, so that both refuse alike
     reads = ((0, 1, 2), (0, 1, 2), ())
 
@@ -108,7 +108,6 @@ class _BCE(Function):
         if weight is not None:
             loss = loss * weight
         self.p, self.y, self.weight, self.reduction = p, y, weight, reduction
-        self.log_p, self.log_q = log_p, log_q
         return _reduce(loss, reduction).astype(dt, copy=False)
 
     def backward(self, g):
@@ -120,8 +119,13 @@ class _BCE(Function):
         if self.needs_input_grad[0]:  # (p - y) / (p (1 - p)), its denominator kept >= PyTorch's floor
             p = self.p
             gp = (p - self.y) / xp.maximum(p * (1 - p), _BCE_GRAD_FLOOR) * scale
-        if self.needs_input_grad[1]:
-            gy = (self.log_q - self.log_p) * scale
+        if self.needs_input_grad[1]:  # PyTorch's: -logit(p) * grad, unclamped (+-inf at p = 0 or 1), in its order
+            p = self.p
+            gy = -xp.log(p / (1 - p)) * g
+            if self.weight is not None:
+                gy = gy * self.weight
+            if self.reduction == "mean":
+                gy = gy / p.size
         return gp, gy, None
 
 

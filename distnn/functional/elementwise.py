@@ -22,6 +22,7 @@ from ._elementwise_common import _check_broadcast, _quiet
 from .copy_ops import Cast, Clone, ToDevice, integer_cast
 from .elementwise_choice import Clip, Maximum, Minimum, Where, clamp_node, clip, maximum, minimum, where
 from .matrix_multiply import MatMul, matmul
+from .rounding import real_sign
 from .torch_layout import torch_layout
 
 __all__ = ["Add", "Sub", "Rsub", "Mul", "Div", "Pow", "PowConstant", "NumberPow", "ReciprocalScaled", "Neg", "Exp",
@@ -337,7 +338,8 @@ class Abs(Function):
 
     def forward(self, a):
         xp = get_array_module(a)
-        self.sign = xp.sign(a)
+        # (the gradient is PyTorch's grad * sgn(a): 0 at NaN for a real a, where numpy's sign gives NaN)
+        self.sign = real_sign(xp, a) if a.dtype.kind == "f" else xp.sign(a)
         return xp.abs(a)
 
     def backward(self, g):

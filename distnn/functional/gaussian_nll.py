@@ -62,11 +62,15 @@ class _GaussianNLL(Function):
         d, v = self.d, self.v
         scale = g / self.n if self.reduction == "mean" else g
         gx = gy = gv = None
+        # PyTorch's composed 0.5 (log v + d ** 2 / v), differentiated step by step: h / v * (2 d) and
+        # h / v - h * (d^2 / v / v), so d^2 may overflow to inf (+-inf and -inf where distnn's d / v and
+        # d^2 / v^2 were finite or NaN) and finite values round as PyTorch's
+        h = 0.5 * scale
         if self.needs_input_grad[0] or self.needs_input_grad[1]:
-            gx = d / v * scale
+            gx = h / v * (2 * d)
             gy = -gx if self.needs_input_grad[1] else None
         if self.needs_input_grad[2]:
-            gv = 0.5 * (1 / v - d * d / (v * v)) * scale
+            gv = h / v - h * (d * d / v / v)
             # var may have been given without its last dimension: reduce to (N, 1), then back to (N,)
             gv = sum_to_shape(gv, self.v.shape).reshape(self.var_in_shape)
         return gx, gy, gv

@@ -96,8 +96,8 @@ class _KLDiv(Function):
     """Pointwise KL divergence ``y (log y - x)`` of log-probabilities x from probabilities y (``xlogy(y, y)
     - y x``, 0 where y = 0), or ``e^y (y - x)`` of log-probabilities y (``log_target``).
 
-    Gradients, PyTorch's: -y (or -e^y) for x; log y + 1 - x (or e^y (y - x + 1)) for y. At y = 0 the
-    target's gradient is NaN, as PyTorch's (its xlogy's 0 / 0): y log y has slope -inf there, so no
+    Gradients, PyTorch's: -y (or -e^y) for x; log y + 1 - x (or e^y (y - x + 1)) for y. At y = 0 and y = inf
+    the target's gradient is NaN, as PyTorch's (its xlogy's y / y): y log y has slope -inf at 0, so no
     finite value would be right; a target that needs no gradient is not affected.
     """
 
@@ -133,14 +133,15 @@ class _KLDiv(Function):
             gx = _full(xp, -(self.ey if self.log_target else y) * g, self.shape)
         if self.needs_input_grad[1]:
             with _quiet(xp, over=True):
-                if self.log_target:
-                    gy = _full(xp, self.ey * (y - x + 1) * g, self.shape)
-                else:  # log y + 1 - x: NaN at y = 0 (PyTorch's), log's NaN below 0. The y log y part is summed
+                if self.log_target:  # PyTorch's e^y (y - x) composed: (g (y - x)) e^y + g e^y, NaN at inf * 0
+                    gy = _full(xp, g * (y - x) * self.ey + g * self.ey, self.shape)
+                else:  # log y + y / y - x, y / y being xlogy's other-operand gradient in PyTorch's composed
+                    # xlogy(y, y): NaN at y = 0 and at y = +-inf, log's NaN below 0. The y log y part is summed
                     # to y's shape first, as PyTorch's xlogy of the target alone: a zero target broadcast to an
-                    # empty loss still gets 0 * NaN
+                    # empty loss still gets 0 * NaN. (g y) / y as PyTorch's: 0 where g y underflows
                     g = _full(xp, g, self.shape)
-                    dxlogy = xp.where(y == 0, xp.nan, xp.log(xp.where(y == 0, 1, y))) + 1
-                    gy = sum_to_shape(g, y.shape) * dxlogy - sum_to_shape(g * x, y.shape)
+                    gs = sum_to_shape(g, y.shape)
+                    gy = gs * xp.log(xp.where(y == 0, 1, y)) + gs * y / y - sum_to_shape(g * x, y.shape)
         return gx, gy
 
 
@@ -169,9 +170,9 @@ class _PoissonNLL(Function):
     """``e^x - y x`` (``log_input``) or ``x - y log(x + eps)``, plus with ``full`` Stirling's approximation of
     log(y!): ``y log y - y + 0.5 log(2 pi y)`` where y > 1 (0 where y <= 1), as PyTorch's.
 
-    The target's gradient is the loss's derivative: -x (or -log(x + eps)), plus log y + 1 / (2 y) where y > 1.
-    Where y <= 1 the Stirling term is 0 and adds nothing; PyTorch's adds NaN at y <= 0 (its masked term's
-    0 * log 0): a deliberate difference, only for a target that requires grad.
+    The target's gradient is the loss's derivative: -x (or -log(x + eps)), plus log y + 1 / (2 y) where y > 1,
+    computed as PyTorch's masked_fill of the term computes it: the term's derivative (log y + y / y - 1 + 1 / (2 y))
+    times a gradient of 0 where y <= 1, so NaN at y <= 0 (0 * log 0) and at y = inf (inf / inf), 0 in (0, 1].
     """
 
     reads = ((0, 1), (0, 1))  # (PyTorch's composition saves input and target, with its own intermediates)
@@ -204,11 +205,10 @@ class _PoissonNLL(Function):
             if self.needs_input_grad[0]:
                 gx = (self.ex - self.y if self.log_input else 1 - self.y / self.xe) * g
             if self.needs_input_grad[1]:
-                gy = -self.x if self.log_input else -xp.log(self.xe)
-                if self.full:
-                    safe = xp.where(self.big, self.y, 2.0)
-                    gy = gy + xp.where(self.big, xp.log(safe) + 0.5 / safe, 0)
-                gy = gy * g
+                gy = (-self.x if self.log_input else -xp.log(self.xe)) * g
+                if self.full:  # (the masked gradient first, as PyTorch's: 0.5 * 0 / y is 0 at a denormal y)
+                    y, gm = self.y, g * self.big
+                    gy = gy + (gm * xp.log(y) + gm * y / y - gm + 0.5 * gm / y)
         return _full(xp, gx, self.shape), _full(xp, gy, self.shape)
 
 

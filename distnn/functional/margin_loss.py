@@ -94,9 +94,12 @@ class _HingeEmbedding(Function):
         shape = _broadcast_shape("hinge_embedding_loss", x, y)
         _check_reduction("hinge_embedding_loss", reduction)
         hinge = margin - x
-        self.on_hinge = (y != 1) & ~(hinge < 0)  # (not hinge >= 0: a NaN input must give NaN, as PyTorch)
+        not_similar = y != 1
+        # PyTorch's clamp_min(hinge, 0): NaN passes into the loss (maximum's), but its gradient mask
+        # hinge >= 0 is false at NaN, so a NaN input's gradient is the self term's alone
+        self.on_hinge = not_similar & (hinge >= 0)
         self.on_self = xp.broadcast_to(y != -1, shape)
-        loss = xp.where(self.on_hinge, hinge, 0) + xp.where(self.on_self, x, 0)
+        loss = xp.where(not_similar, xp.maximum(hinge, 0), 0) + xp.where(self.on_self, x, 0)
         self.n, self.reduction = loss.size, reduction
         return _reduce(loss, reduction).astype(x.dtype, copy=False)
 

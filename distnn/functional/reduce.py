@@ -115,6 +115,7 @@ class _Extremum(Function):
     """max/min over axes; the gradient is shared evenly among tied extrema."""
 
     reads = ((0, OUTPUT),)  # (its own mask; the input and the result are what PyTorch's amax/max() save)
+    nan_is_extremum = True  # (PyTorch's max()/min() gradient: a NaN result's gradient goes to the NaNs)
 
     def forward(self, a, axis=None, keepdims=False, name=None):
         axes = _axes(axis, a.ndim)
@@ -122,7 +123,8 @@ class _Extremum(Function):
         out = self.reduce(a, axes)
         self.mask = a == out  # out kept its dims, so it broadcasts against a
         xp = get_array_module(a)
-        if a.dtype.kind in "fc" and bool(xp.isnan(out).any()):  # NaN equals nothing: the NaNs are the extrema
+        # NaN equals nothing: for max()/min() the NaNs are the extrema (amax/amin leave the mask empty)
+        if self.nan_is_extremum and a.dtype.kind in "fc" and bool(xp.isnan(out).any()):
             self.mask |= xp.isnan(a) & xp.isnan(out)
         self.axes, self.keepdims = axes, keepdims
         return row_major(out if keepdims else out.reshape([s for i, s in enumerate(a.shape) if i not in axes]))

@@ -5,6 +5,8 @@ integer or bool tensor gives what PyTorch gives (``cumsum``/``prod``: int64; ``l
 """
 from __future__ import annotations
 
+import numpy as np
+
 from distnn.autograd.autocast_state import autocast_policy
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
@@ -15,6 +17,24 @@ from ._elementwise_common import _ALL_IGNORED, _FP_STATE
 from .elementwise import _quiet, float_input
 from .reduce import Max, Min, _axes, _accumulator, _every_dim_if_empty, _with_dtype
 from .torch_layout import row_major
+
+
+# PyTorch's CPU cumsum carries a float32 (float16, complex64) running sum in float64 (float32, complex128), its
+# acc_type, and rounds each partial sum once: +-3e38 can pass through a finite total, and long sums are its
+# bits. Its CUDA kernel adds in the dtype itself, as cupy does.
+_CPU_ACCUMULATOR = {np.dtype(np.float32): np.float64, np.dtype(np.float16): np.float32,
+                    np.dtype(np.complex64): np.complex128}
+
+
+def running_sum(xp, a, axis, dtype=None):
+    """``xp.cumsum(a, axis, dtype)`` as PyTorch's cumsum computes it on this device."""
+    out_dtype = np.dtype(dtype) if dtype is not None else a.dtype
+    wide = _CPU_ACCUMULATOR.get(out_dtype) if xp is np else None
+    if wide is None:
+        return xp.cumsum(a, axis=axis, dtype=dtype)
+    # (cast first and summed in place: numpy's cumsum with dtype= casts through a slow buffer, twice the time)
+    acc = a.astype(wide)
+    return xp.cumsum(acc, axis=axis, out=acc).astype(out_dtype, copy=False)
 
 
 class CumSum(Function):
@@ -29,14 +49,14 @@ class CumSum(Function):
         if a.ndim == 0:
             return a.astype(_accumulator(a, dtype) or a.dtype)
         # (sums past the float's range: inf, as PyTorch's, with no warning: Function.apply's silence)
-        return row_major(xp.cumsum(a, axis=dim, dtype=_accumulator(a, dtype)))
+        return row_major(running_sum(xp, a, dim, _accumulator(a, dtype)))
 
     def backward(self, g):
         if g.ndim == 0:
             return (g,)
         xp = get_array_module(g)
-        d = self.dim
-        return (xp.flip(xp.cumsum(xp.flip(g, d), axis=d), d),)
+        d = self.dim  # (PyTorch's cumsum_backward: the reversed cumsum of grad, itself a cumsum)
+        return (xp.flip(running_sum(xp, xp.flip(g, d), d), d),)
 
 
 def cumsum(input, dim, *, dtype=None):  # noqa: A002 - PyTorch's name
@@ -149,13 +169,17 @@ def logsumexp(input, dim, keepdim=False):  # noqa: A002
 
 
 class Amax(Max):
-    """amax's node: Max, named as PyTorch's (its max() is another node)."""
+    """amax's node: Max, named as PyTorch's (its max() is another node). Its gradient is PyTorch's
+    scale_grad_by_count over ``result == input``: a slice whose maximum is NaN has no such element, so its
+    gradient is NaN throughout (max() instead shares it among the NaNs)."""
 
     torch_name = "AmaxBackward0"
+    nan_is_extremum = False
 
 
 class Amin(Min):
     torch_name = "AminBackward0"
+    nan_is_extremum = False
 
 
 def amax(input, dim=(), keepdim=False):  # noqa: A002

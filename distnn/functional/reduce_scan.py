@@ -76,12 +76,18 @@ class CumProd(Function):
         zero = a == 0
         if not bool(zero.any()):
             return (_reversed_cumsum(xp, g * out, d) / a,)
-        pos = _positions(xp, a.shape, d)
-        first = xp.where(zero.any(axis=d, keepdims=True), xp.expand_dims(xp.argmax(zero, axis=d), d), a.shape[d])
-        before = pos < first
-        at = pos == first
-        grad_before = _reversed_cumsum(xp, g * out, d) / xp.where(before, a, 1)
-        grad_at = _reversed_cumsum(xp, g * _running_product(xp, xp.where(at, 1, a), d), d)
+        # PyTorch's cumprod_backward, its masks and its association: before the first zero z1, the reversed
+        # cumsum of g * out masked to before z1, over x; at z1, out[z1 - 1] times the sum of g masked to
+        # [z1, z2) times the running product of x masked to (z1, z2) (so 0 * inf = NaN past an inf there)
+        zeros_so_far = xp.cumsum(zero, axis=d)
+        before = zeros_so_far == 0
+        up_to_second = zeros_so_far == 1
+        at = zero & up_to_second
+        grad_before = _reversed_cumsum(xp, xp.where(before, g * out, 0), d) / xp.where(before, a, 1)
+        between = _running_product(xp, xp.where(up_to_second & ~at, a, a.dtype.type(1)), d)
+        first = xp.expand_dims(xp.argmax(at, axis=d), d)
+        prefix = xp.where(first == 0, 1, xp.take_along_axis(out, xp.maximum(first - 1, 0), axis=d))
+        grad_at = (between * xp.where(up_to_second, g, 0)).sum(axis=d, keepdims=True) * prefix
         return (xp.where(before, grad_before, xp.where(at, grad_at, 0)),)
 
 

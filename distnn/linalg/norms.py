@@ -18,6 +18,7 @@ from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 from distnn.functional._elementwise_common import _silent
+from distnn.functional.rounding import real_sign
 
 from ._common import as_tensor, check_float
 
@@ -35,6 +36,8 @@ def _axes(dim, ndim):
 def _sgn(xp, x):
     """PyTorch's ``sgn``: ``sign`` of a real ``x``, ``x / |x|`` (0 at 0) of a complex one (written out: cupy's
     complex ``sign`` is not that)."""
+    if x.dtype.kind == "f":
+        return real_sign(xp, x)  # (0 at NaN, PyTorch's)
     if x.dtype.kind != "c":
         return xp.sign(x)
     ax = xp.abs(x)
@@ -55,6 +58,8 @@ class VectorNorm(Function):
 
     @staticmethod
     def _norm(xp, x, ax, ord, axis):  # noqa: A002
+        if ord != 0 and all(x.shape[a] == 1 for a in axis):
+            return ax  # (one element per norm: |x|, as PyTorch's, where squaring 3e38 or 1e-45 leaves the range)
         if ord == math.inf:
             out = ax.max(axis=axis, keepdims=True)
         elif ord == -math.inf:
@@ -79,8 +84,8 @@ class VectorNorm(Function):
         if p == 1:
             return (_sgn(xp, x) * g,)
         zero = n == 0
-        if p == 2:
-            return (x * xp.where(zero, 0, g / xp.where(zero, 1, n)),)
+        if p == 2:  # (PyTorch's order: x / n first, so a denormal x over its own norm is 1, not inf)
+            return (g * xp.where(zero, 0, x / xp.where(zero, 1, n)),)
         if math.isinf(p):
             ax = xp.abs(x)
             mask = (ax == n) | xp.isnan(ax)

@@ -12,6 +12,7 @@ from distnn.autograd.function import Function
 from distnn.functional import activation as A
 from distnn.functional import activation_more as M
 from distnn.functional import elementwise_choice as C
+from distnn.functional import rounding as R
 
 from . import recorded, register, saved_input, zero_link
 
@@ -81,7 +82,7 @@ def _hardsigmoid(node, g):
 def _softsign(node, g):
     x = saved_input(node, 0, node.x)
     d = 1 + x.abs()
-    return (g / (d * d),)
+    return (g / d - g * (x / d / d) * R.sign(x),)
 
 
 @register(M.Tanhshrink)

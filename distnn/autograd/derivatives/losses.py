@@ -21,12 +21,6 @@ def _scale(node, g, n):
     return g / n if node.reduction == "mean" else g
 
 
-def _clamped_log(q, log_q):
-    """log(q) as a Tensor, -100 (a constant) where the forward clamped it there (log_q: the forward's)."""
-    ok = log_q > -100
-    return C.where(ok, E.log(C.where(ok, q, 1.0)), -100.0)
-
-
 @register(_BCE)
 def _bce(node, g):
     need = node.needs_input_grad
@@ -38,8 +32,12 @@ def _bce(node, g):
     if need[0]:
         raw = node.p * (1 - node.p)
         gp = (p - y) / C.where(raw > _BCE_GRAD_FLOOR, p * (1 - p), _BCE_GRAD_FLOOR) * scale
-    if need[1]:
-        gy = (_clamped_log(1 - p, node.log_q) - _clamped_log(p, node.log_p)) * scale
+    if need[1]:  # (the op's own: PyTorch's -logit(p) * grad, unclamped, then the weight, then the mean)
+        gy = -E.log(p / (1 - p)) * g
+        if node.weight is not None:
+            gy = gy * node.weight
+        if node.reduction == "mean":
+            gy = gy / node.p.size
     return gp, gy, None
 
 

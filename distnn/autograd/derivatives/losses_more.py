@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
+from distnn.functional._elementwise_common import _quiet
 from distnn.functional import elementwise as E
 from distnn.functional import elementwise_choice as C
 from distnn.functional.gaussian_nll import _GaussianNLL
@@ -38,11 +39,12 @@ def _kl_div(node, g):
         gx = _full(-(E.exp(y) if node.log_target else y) * s, node.shape)
     if need[1]:
         if node.log_target:
-            gy = _full(E.exp(y) * (y - x + 1) * s, node.shape)
-        else:  # log y + 1 - x, NaN at y = 0 as the first backward's (PyTorch's xlogy)
+            ey = E.exp(y)
+            gy = _full(s * (y - x) * ey + s * ey, node.shape)
+        else:  # s log y + (s y) / y - s x, NaN at y = 0 and +-inf as the first backward's (PyTorch's xlogy);
+            # y a constant in (s y) / y: its derivative there is 0 where it is defined
             zero = node.y == 0
-            dxlogy = C.where(zero, float("nan"), E.log(C.where(zero, 1.0, y))) + 1
-            gy = _full((dxlogy - x) * s, node.shape)
+            gy = _full(s * E.log(C.where(zero, 1.0, y)) + s * node.y / node.y - s * x, node.shape)
     return gx, gy
 
 
@@ -55,11 +57,13 @@ def _poisson_nll(node, g):
     if need[0]:
         gx = _full((E.exp(x) - y if node.log_input else 1 - y / (x + node.eps)) * s, node.shape)
     if need[1]:
-        gy = -x if node.log_input else -E.log(x + node.eps)
-        if node.full:
-            safe = C.where(node.big, y, 2.0)
-            gy = gy + C.where(node.big, E.log(safe) + 0.5 / safe, 0.0)
-        gy = _full(gy * s, node.shape)
+        gy = (-x if node.log_input else -E.log(x + node.eps)) * s
+        if node.full:  # (the first backward's masked term, NaN at y <= 0 and y = inf; y / y a constant)
+            with _quiet(get_array_module(node.y)):
+                ratio = node.y / node.y
+            sm = s * node.big.astype(node.y.dtype)
+            gy = gy + (sm * E.log(y) + sm * ratio - sm + 0.5 * sm / y)
+        gy = _full(gy, node.shape)
     return gx, gy
 
 
@@ -70,16 +74,18 @@ def _gaussian_nll(node, g):
     v = node.v
     if need[2]:
         var = saved_input(node, 2, v.reshape(node.var_in_shape)).reshape(v.shape)
-        v = var + Tensor._make(v - var.data, None)  # (the clamped value; the derivative passes the clamp)
+        # (the clamped value; the derivative passes the clamp. 0 where unclamped: inf - inf would be NaN)
+        v = var + Tensor._make(get_array_module(v).where(v == var.data, 0, v - var.data), None)
     x, y = saved_input(node, 0, node.x), saved_input(node, 1, node.y)
     d = x - y
     gx = gy = gv = None
+    h = 0.5 * s  # (the first backward's steps, PyTorch's)
     if need[0] or need[1]:
-        gx = d / v * s
+        gx = h / v * (2 * d)
         gy = -gx if need[1] else None
         gx = gx if need[0] else None
     if need[2]:
-        gv = 0.5 * (1 / v - d * d / (v * v)) * s
+        gv = h / v - h * (d * d / v / v)
         axes = tuple(k for k, n in enumerate(node.v.shape) if n == 1 and gv.shape[k] != 1)
         gv = (gv.sum(dim=axes, keepdim=True) if axes else gv).reshape(node.var_in_shape)
     return gx, gy, gv
