@@ -26,12 +26,10 @@ from .rounding import real_sign
 from .torch_layout import torch_layout
 
 __all__ = ["Add", "Sub", "Rsub", "Mul", "Div", "Pow", "PowConstant", "NumberPow", "ReciprocalScaled", "Neg", "Exp",
-           "Log", "Sqrt", "Abs",
-           "add", "sub", "mul", "div", "pow", "neg", "float_input", "exp", "log", "sqrt", "abs",
+           "Log", "Sqrt", "Abs", "add", "sub", "mul", "div", "pow", "neg", "float_input", "exp", "log", "sqrt", "abs",
            # (from the modules split out of this one)
            "Cast", "Clone", "ToDevice", "integer_cast", "Clip", "Maximum", "Minimum", "Where", "clip", "maximum",
-           "minimum", "where",
-           "MatMul", "matmul"]
+           "minimum", "where", "MatMul", "matmul"]
 # (private helpers, importable from here as before: Tensor's operators use _on_device, several ops _quiet)
 _shape, _on_device, _Select, _f_only = _common._shape, _common._on_device, _choice._Select, _matrix_multiply._f_only
 
