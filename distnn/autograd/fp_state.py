@@ -1,6 +1,6 @@
 """numpy's floating-point error state, read and set without ``np.errstate`` (~1.1 us a call, as much as a small
 op): its context variable, prebuilt states (every warning off, overflow raising), the divide/invalid-silenced state
-of ``distnn.divide`` made once from the caller's, and whether the caller's raises on some flag.
+of ``distnn.divide`` made once from the caller's.
 
 Here, not in :mod:`distnn.functional`, as the in-place methods' direct path (:mod:`.inplace_direct`) reads it and is
 imported with Tensor, before the functional package."""
@@ -57,27 +57,3 @@ def quiet_enter(over: bool = False):
 def quiet_exit(token) -> None:
     """The state from before :func:`quiet_enter` back."""
     _FP_STATE.reset(token)
-
-
-_RAISES_CHECKED = (None, False)  # (the state state_raises last read, and its answer)
-if _make_extobj is not None:
-    current_state = _FP_STATE.get
-    # numpy's state as found at import (its default, unless imported inside np.errstate) where it raises on nothing:
-    # a hot path tests ``current_state() is not QUIET_AT_IMPORT and state_raises()``, ~0.1 us less than the call
-    QUIET_AT_IMPORT = _FP_STATE.get() if "raise" not in np.geterr().values() else object()
-else:  # pragma: no cover - numpy 1.x
-    current_state, QUIET_AT_IMPORT = object, None
-
-
-def state_raises() -> bool:
-    """Whether numpy's current floating-point state raises ``FloatingPointError`` on some flag (the caller's
-    ``np.errstate(over="raise")``): a ufunc writing into its input's memory would then raise with the memory half
-    written, where out-of-place code raises before it writes. Read again only when the state object changes."""
-    global _RAISES_CHECKED
-    if _make_extobj is None:  # pragma: no cover - numpy 1.x
-        return "raise" in np.geterr().values()
-    current = _FP_STATE.get()
-    checked = _RAISES_CHECKED
-    if checked[0] is not current:
-        checked = _RAISES_CHECKED = (current, "raise" in np.geterr().values())
-    return checked[1]

@@ -10,8 +10,8 @@ overflow, x / 0 and NaN (numpy's warnings off around the write, see :mod:`.float
 :func:`direct` takes a call only where that is certain, and returns None for the general path to decide otherwise:
 
 * the tensor is a plain one (Tensor, Parameter, Buffer: a subclass may override what the general path calls), its
-  array a writeable numpy array (cupy, read-only memory: the general path), and numpy's error state raises on no
-  flag (where it does, the general path raises before it writes: see ``state_raises``);
+  array a writeable numpy array (cupy, read-only memory: the general path) (numpy's error state is the
+  general path's own, whatever the caller's: see :mod:`.float_errors`);
 * nothing is recorded: grad mode off, or neither the tensor nor a tensor operand requires grad (the general path
   records the op, or refuses a leaf that requires grad);
 * the operands are Python numbers (an ``int`` only below 2**53, never a ``bool``) or plain tensors (Tensor,
@@ -30,7 +30,6 @@ from __future__ import annotations
 import numpy as np
 
 from .float_errors import ALL_IGNORED as _ALL_IGNORED, FP_STATE as _FP_STATE
-from .fp_state import QUIET_AT_IMPORT, current_state, state_raises
 from .grad_mode import _state as _grad_state
 from .inplace_gate import _before_inplace_write
 
@@ -129,16 +128,12 @@ def _arithmetic(t, data, ufunc, args, kwargs):
     return t
 
 
-
-
 def direct(t, name: str, args, kwargs):
     """``t`` after the direct write of the in-place method ``name`` called with ``args`` and ``kwargs``, or None
     where the general path must run it (see the module docstring)."""
     data = t.data
     if type(data) is not np.ndarray or not data.flags.writeable or type(t) not in (_PLAIN_TENSORS or _plain_tensors()):
         return None  # (a subclass of Tensor may override the operators the general path calls)
-    if current_state() is not QUIET_AT_IMPORT and state_raises():
-        return None
     # (overflow, inf - inf, x / 0: inf or NaN, silently, as the general path's ops: see float_errors)
     token = _set_fp_state(_ALL_IGNORED)
     try:

@@ -1,7 +1,8 @@
 """The direct path's writers for the in-place methods other than ``add_``/``sub_``/``mul_``/``div_`` (see
 :mod:`.inplace_direct` for when each is taken). Each mirrors the array code of the op the general path runs
-(named beside it): the same ufuncs on the same operands in the same order, under the same numpy error state,
-so the same bits and warnings; the difference is that they write into the tensor's memory.
+(named beside it): the same ufuncs on the same operands in the same order, so the same bits; the difference is
+that they write into the tensor's memory. :func:`.inplace_direct.direct`, their one caller, runs them with numpy's
+floating-point warnings off, as the general path's ops run (:mod:`.float_errors`): none of them sets a state.
 
 A writer returns the tensor, or None (before anything is written) for the general path to run the call.
 """
@@ -11,28 +12,22 @@ import operator
 
 import numpy as np
 
-from .fp_state import quiet_enter, quiet_exit
 from .grad_mode import _state as _grad_state
 from .inplace_direct import bind, number, records, same_array
 from .inplace_gate import _before_inplace_write
 
 
-def _unary(ufunc, quieted: bool, kinds: str):
-    """A method ``name_()`` whose op is ``ufunc(x)`` (``Exp``: ``xp.exp(a)``; ``Log``/``Sqrt``: under ``_quiet``)."""
+def _unary(ufunc, kinds: str):
+    """A method ``name_()`` whose op is ``ufunc(x)`` (``Exp``: ``xp.exp(a)``)."""
 
     def write(t, data, args, kwargs):
         if args or kwargs or data.dtype.kind not in kinds or records(t):
             return None
         _before_inplace_write(t)
-        token = quiet_enter() if quieted else None
-        try:
-            if data.flags.c_contiguous:
-                ufunc(data, out=data)
-            else:  # (the out-of-place loop: numpy's in-place one over other strides may round otherwise)
-                data[...] = ufunc(data)
-        finally:
-            if quieted:
-                quiet_exit(token)
+        if data.flags.c_contiguous:
+            ufunc(data, out=data)
+        else:  # (the out-of-place loop: numpy's in-place one over other strides may round otherwise)
+            data[...] = ufunc(data)
         t._bump_version()
         return t
 
@@ -74,7 +69,7 @@ def _sigmoid(t, data, args, kwargs):
 
 
 def _pow(t, data, args, kwargs):
-    """``PowConstant`` with a number exponent, under ``_quiet(over=True)``: ``a ** b`` (numpy's ``**`` and
+    """``PowConstant`` with a number exponent: ``a ** b`` (numpy's ``**`` and
     ``**=`` take the same square/sqrt/reciprocal forms), ``1 / sqrt(a)`` for -0.5 (``_rsqrt``)."""
     bound = bind(args, kwargs, ("exponent",), (None,))
     if bound is None or not number(bound[0]) or data.dtype.kind != "f" or records(t):
@@ -83,17 +78,13 @@ def _pow(t, data, args, kwargs):
     if data.dtype == np.float16 and type(exponent) is float and abs(exponent) == 0.5:
         return None  # (float16 takes C's pow there, not sqrt: ``_number_pow``'s fix-up is the general path's)
     _before_inplace_write(t)
-    token = quiet_enter(over=True)
-    try:
-        if type(exponent) is float and exponent == -0.5:  # (correctly rounded steps: any layout)
-            np.sqrt(data, out=data)
-            np.true_divide(1, data, out=data)
-        elif data.flags.c_contiguous:
-            operator.ipow(data, exponent)
-        else:
-            data[...] = data ** exponent
-    finally:
-        quiet_exit(token)
+    if type(exponent) is float and exponent == -0.5:  # (correctly rounded steps: any layout)
+        np.sqrt(data, out=data)
+        np.true_divide(1, data, out=data)
+    elif data.flags.c_contiguous:
+        operator.ipow(data, exponent)
+    else:
+        data[...] = data ** exponent
     t._bump_version()
     return t
 
@@ -180,14 +171,7 @@ def _addc(divide: bool):
             return None
         _before_inplace_write(t)
         scaled = np.multiply(bound[2], t1, out=_scratch(data))
-        if divide:
-            token = quiet_enter()
-            try:
-                np.true_divide(scaled, t2, out=scaled)
-            finally:
-                quiet_exit(token)
-        else:
-            np.multiply(scaled, t2, out=scaled)
+        (np.true_divide if divide else np.multiply)(scaled, t2, out=scaled)
         np.add(data, scaled, out=data)
         t._bump_version()
         return t
@@ -231,9 +215,8 @@ def _lerp(t, data, args, kwargs):
 
 
 WRITERS = {
-    "neg_": _unary(np.negative, False, "fi"), "abs_": _unary(np.absolute, False, "fi"),
-    "sqrt_": _unary(np.sqrt, True, "f"), "exp_": _unary(np.exp, False, "f"), "log_": _unary(np.log, True, "f"),
-    "tanh_": _unary(np.tanh, False, "f"), "relu_": _relu, "sigmoid_": _sigmoid, "pow_": _pow,
+    "neg_": _unary(np.negative, "fi"), "abs_": _unary(np.absolute, "fi"), "sqrt_": _unary(np.sqrt, "f"),
+    "exp_": _unary(np.exp, "f"), "log_": _unary(np.log, "f"), "tanh_": _unary(np.tanh, "f"), "relu_": _relu, "sigmoid_": _sigmoid, "pow_": _pow,
     "clamp_": _clamp(None), "clamp_min_": _clamp("min"), "clamp_max_": _clamp("max"), "copy_": _copy,
     "addcmul_": _addc(False), "addcdiv_": _addc(True), "lerp_": _lerp,
 }

@@ -47,7 +47,7 @@ def _quiet(xp, over: bool = False):
 # numpy's floating-point error state, set without np.errstate (its context variable, prebuilt states, the quiet
 # state of the in-place methods' direct path): see distnn.autograd.fp_state
 from distnn.autograd.fp_state import (  # noqa: E402,F401 - importable from here as before
-    _ALL_IGNORED, _FP_STATE, _OVERFLOW_RAISES, quiet_enter, quiet_exit, state_raises)
+    _ALL_IGNORED, _FP_STATE, _OVERFLOW_RAISES, quiet_enter, quiet_exit)
 
 
 # every numpy floating-point warning off for a ``with`` block (overflow to inf, ``inf - inf``...), where PyTorch
