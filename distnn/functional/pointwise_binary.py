@@ -328,17 +328,21 @@ def float_power(input, exponent):  # noqa: A002
 
 
 def clamp_min(input, min):  # noqa: A002
-    """``torch.clamp_min``: ``clamp(input, min=min)``."""
-    from .elementwise import clip
+    """``torch.clamp_min``: ``clamp(input, min=min)`` (``min`` required: None is PyTorch's TypeError)."""
+    from .clamp_arguments import refuse_missing_bound
+    from .elementwise_choice import clamp_checked
 
-    return clip(input, min, None)
+    refuse_missing_bound("clamp_min", input, min, "min")
+    return clamp_checked(input, min, None)
 
 
 def clamp_max(input, max):  # noqa: A002
-    """``torch.clamp_max``: ``clamp(input, max=max)``."""
-    from .elementwise import clip
+    """``torch.clamp_max``: ``clamp(input, max=max)`` (``max`` required: None is PyTorch's TypeError)."""
+    from .clamp_arguments import refuse_missing_bound
+    from .elementwise_choice import clamp_checked
 
-    return clip(input, None, max)
+    refuse_missing_bound("clamp_max", input, max, "max")
+    return clamp_checked(input, None, max)
 
 
 def addcmul(input, tensor1, tensor2, *, value=1):  # noqa: A002
