@@ -17,6 +17,8 @@ CALLS = {  # name -> (lib, x, lo, hi) -> the call
     "x.clip": lambda L, x, lo, hi: x.clip(lo, hi),
     "x.clamp_": lambda L, x, lo, hi: x.clamp_(lo, hi),
     "x.clip_": lambda L, x, lo, hi: x.clip_(lo, hi),
+    "clamp_": lambda L, x, lo, hi: L.clamp_(x, lo, hi),
+    "clip_": lambda L, x, lo, hi: L.clip_(x, lo, hi),
 }
 
 
@@ -74,7 +76,7 @@ def test_tensor_beside_number_is_torchs_type_error(name, lo, hi):
     _same_error(CALLS[name], lo, hi)
 
 
-@pytest.mark.parametrize("name", ["clamp", "x.clamp", "x.clamp_"])
+@pytest.mark.parametrize("name", ["clamp", "x.clamp", "x.clamp_", "clamp_"])
 def test_string_bound_is_type_error(name):
     _same_error(CALLS[name], lambda L: "a", NUMBER)
 
@@ -83,7 +85,7 @@ def test_string_bound_is_type_error(name):
 @pytest.mark.parametrize("lo,hi", [(SCALAR, NUMBER), (NUMBER, SCALAR), (INTEGER, SCALAR)],
                          ids=["scalar-float", "float-scalar", "int-scalar"])
 def test_0d_tensor_without_grad_beside_number_is_a_number(name, lo, hi):
-    requires_grad = not name.endswith("_")
+    requires_grad = not name.endswith("_")  # (in place: the values only)
     expected, x_torch = _outcome(torch, CALLS[name], lo, hi, x_requires_grad=requires_grad)
     got, x_ours = _outcome(distnn, CALLS[name], lo, hi, x_requires_grad=requires_grad)
     assert not isinstance(expected, Exception)
@@ -119,13 +121,14 @@ def test_tensor_bounds_keep_their_gradients(lo, hi):
 
 
 @pytest.mark.parametrize("name", ["clamp_min", "clamp_max"])
-@pytest.mark.parametrize("form", ["function", "method", "inplace"])
+@pytest.mark.parametrize("form", ["function", "method", "inplace", "inplace function"])
 def test_missing_one_sided_bound_is_torchs_type_error(name, form):
     errors = []
     for lib in (torch, distnn):
         x = lib.tensor([1.0, 2.0])
         call = {"function": lambda: getattr(lib, name)(x, None), "method": lambda: getattr(x, name)(None),
-                "inplace": lambda: getattr(x, name + "_")(None)}[form]
+                "inplace": lambda: getattr(x, name + "_")(None),
+                "inplace function": lambda: getattr(lib, name + "_")(x, None)}[form]
         with pytest.raises(TypeError) as caught:
             call()
         errors.append(str(caught.value))
