@@ -112,7 +112,8 @@ def torch_ops():
     ones = torch.ones(SHAPE)
     lerp_backward = lambda: torch.lerp(ag, bg, 0.1).backward(ones)  # noqa: E731
     return {**_ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, (a.clone(), torch.zeros(SHAPE))),
-            **_clamp_sort_lerp_ops(a, ag, lerp_backward), **_spread_and_product_ops(*big), **op_overhead_inplace.tensor_rows(torch.from_numpy)}
+            **_clamp_sort_lerp_ops(a, ag, lerp_backward), **_spread_and_product_ops(*big),
+            **op_overhead_inplace.tensor_rows(torch.from_numpy)}
 
 
 def _ops(a, b, ag, bg, x, xt, m1, m2, relu, mlp_step, steps, changed):

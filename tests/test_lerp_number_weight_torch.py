@@ -63,8 +63,9 @@ def test_numpy_scalar_weight_is_a_number(dtype, scalar):
 
 
 def _assert_forward_close(start, end, got, expected):
-    """Within two ulps of the largest of the operands, their difference and the result: PyTorch's vectorized loop uses a fused multiply-add (one rounding of
-    ``w * (end - start) + start``), distnn two roundings, which differ where the sum cancels."""
+    """Within two ulps of the largest of the operands, their difference and the result: PyTorch's vectorized
+    loop uses a fused multiply-add (one rounding of ``w * (end - start) + start``), distnn two roundings, which
+    differ where the sum cancels."""
     expected, got = _array(expected).astype(np.float64), _array(got).astype(np.float64)
     dtype = start.dtype
     scale = np.max([np.abs(start), np.abs(end), np.abs(expected).astype(dtype), np.abs(end - start)], axis=0)

@@ -35,7 +35,11 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
     if dim is None:
         # (each NaN its own value, as PyTorch's: NaN != NaN; numpy's default would merge them into one)
         nan_apart = {"equal_nan": False} if data.dtype.kind in "fc" else {}
-        values, inverse, counts = xp.unique(data.reshape(-1), return_inverse=True, return_counts=True, **nan_apart)
+        try:
+            values, inverse, counts = xp.unique(data.reshape(-1), return_inverse=True, return_counts=True,
+                                                **nan_apart)
+        except TypeError:  # (a cupy without equal_nan: its NaNs merged, as before)
+            values, inverse, counts = xp.unique(data.reshape(-1), return_inverse=True, return_counts=True)
         inverse = inverse.reshape(data.shape)
     else:
         d = wrap_dim(dim, data.ndim, "unique")
