@@ -122,6 +122,18 @@ def test_mode_values_exact_without_nan(dim):
         _assert_tie_equivalent(x, dim, ours.indices, theirs.indices)
 
 
+def test_mode_short_rows_exact():
+    """Up to 16 elements PyTorch's std::sort is an insertion sort (stable): the mode's index is then its last
+    occurrence, as distnn's always is."""
+    rng = np.random.default_rng(21)
+    for n in range(1, 17):
+        for dtype in DTYPES:
+            x = _random(rng, dtype, (6, n), nan=False)
+            theirs, ours = torch.mode(torch.tensor(x), -1), distnn.mode(distnn.tensor(x), -1)
+            _assert_exact(ours.values, theirs.values, signed=False)
+            _assert_exact(ours.indices, theirs.indices)
+
+
 def _sorted_boundaries(x, nan):
     flat = np.sort(x.reshape(-1))  # (numpy's order: NaN last, as PyTorch's)
     return flat if nan or x.dtype.kind != "f" else flat[~np.isnan(flat)]
