@@ -72,7 +72,10 @@ def distnn_ops():
     steps = {"SGD": step_alone(distnn.optim.SGD, lr=0.01), "Adam": step_alone(distnn.optim.Adam, lr=1e-3)}
     changed = (distnn.Tensor(a_np.copy()), distnn.Tensor(np.zeros(SHAPE, np.float32)))
     big = _float32_tensors(lambda a, grad=False: distnn.Tensor(a, requires_grad=grad))
-    return {**_ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, changed), **_spread_and_product_ops(*big),
+    ones = distnn.ones(SHAPE)
+    lerp_backward = lambda: distnn.lerp(ag, bg, 0.1).backward(ones)  # noqa: E731
+    return {**_ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, changed),
+            **_clamp_sort_lerp_ops(a, ag, lerp_backward), **_spread_and_product_ops(*big),
             **op_overhead_inplace.tensor_rows(distnn.Tensor)}
 
 
@@ -106,8 +109,11 @@ def torch_ops():
 
     steps = {"SGD": step_alone(torch.optim.SGD, lr=0.01), "Adam": step_alone(torch.optim.Adam, lr=1e-3)}
     big = _float32_tensors(lambda a, grad=False: torch.from_numpy(a).requires_grad_(grad))
+    ones = torch.ones(SHAPE)
+    lerp_backward = lambda: torch.lerp(ag, bg, 0.1).backward(ones)  # noqa: E731
     return {**_ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, (a.clone(), torch.zeros(SHAPE))),
-            **_spread_and_product_ops(*big), **op_overhead_inplace.tensor_rows(torch.from_numpy)}
+            **_clamp_sort_lerp_ops(a, ag, lerp_backward), **_spread_and_product_ops(*big),
+            **op_overhead_inplace.tensor_rows(torch.from_numpy)}
 
 
 def _ops(a, b, ag, bg, x, xt, m1, m2, relu, mlp_step, steps, changed):
@@ -137,6 +143,17 @@ def _ops(a, b, ag, bg, x, xt, m1, m2, relu, mlp_step, steps, changed):
         "Adam.step() 16-32-4": steps["Adam"],
         "c.add_(1)": lambda: c.add_(1),
         "d.mul_(2)": lambda: d.mul_(2),
+    }
+
+
+def _clamp_sort_lerp_ops(a, ag, lerp_backward):
+    """clamp (its argument checks), sort along the last dim, lerp's forward and backward with a number weight:
+    the same calls for distnn and torch."""
+    return {
+        "a.clamp(0, 1)": lambda: a.clamp(0, 1),
+        "a.clamp(min=0) (grad)": lambda: ag.clamp(min=0),
+        "a.sort(-1)": lambda: a.sort(-1),
+        "lerp(a, b, 0.1) + backward": lerp_backward,
     }
 
 
@@ -247,6 +264,19 @@ def numpy_ops():
                 "v1000.std()": lambda: v1000.std(ddof=1), "m256.std(1)": lambda: m256.std(1, ddof=1),
                 "m256.var(0)": lambda: m256.var(0, ddof=1), "p1 @ p2 256x256 (grad)": lambda: p1 @ p2})
     ops["x.reshape(64, -1)"] = ops["x.view(64, -1)"]
+
+    def lerp_backward():  # forward from the nearer end, then g * (1 - w) and g * w
+        diff = b - a
+        out = a + np.float32(0.1) * diff
+        return out, np.float32(0.9) * ones, np.float32(0.1) * ones
+
+    def sort():  # values and indices, as the libraries return them
+        order = np.argsort(a, -1)
+        return np.take_along_axis(a, order, -1), order
+
+    ones = np.ones(SHAPE, np.float32)
+    ops.update({"a.clamp(0, 1)": lambda: np.clip(a, 0, 1), "a.clamp(min=0) (grad)": lambda: np.maximum(a, 0),
+                "a.sort(-1)": sort, "lerp(a, b, 0.1) + backward": lerp_backward})
     return {**ops, **op_overhead_inplace.numpy_rows()}
 
 

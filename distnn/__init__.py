@@ -160,7 +160,7 @@ from .linalg.aliases import (  # noqa: E402
     slogdet,
 )
 
-clamp = clip
+from .functional import clamp  # noqa: E402
 
 _LAZY_SUBMODULES = {"distributions", "nn", "optim", "distributed", "data", "train", "models", "testing", "cli",
                     "func", "special", "fft", "signal", "profiler", "utils", "masked"}

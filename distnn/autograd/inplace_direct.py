@@ -157,4 +157,4 @@ def _writers():
 _WRITERS = None
 # the methods :func:`direct` takes (the others' names are not looked up there)
 NAMES = frozenset((*_ARITHMETIC, "neg_", "abs_", "sqrt_", "exp_", "log_", "tanh_", "relu_", "sigmoid_", "pow_",
-                   "clamp_", "clamp_min_", "clamp_max_", "copy_", "addcmul_", "addcdiv_", "lerp_"))
+                   "clamp_", "clip_", "clamp_min_", "clamp_max_", "copy_", "addcmul_", "addcdiv_", "lerp_"))

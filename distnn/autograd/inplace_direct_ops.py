@@ -217,6 +217,6 @@ def _lerp(t, data, args, kwargs):
 WRITERS = {
     "neg_": _unary(np.negative, "fi"), "abs_": _unary(np.absolute, "fi"), "sqrt_": _unary(np.sqrt, "f"),
     "exp_": _unary(np.exp, "f"), "log_": _unary(np.log, "f"), "tanh_": _unary(np.tanh, "f"), "relu_": _relu, "sigmoid_": _sigmoid, "pow_": _pow,
-    "clamp_": _clamp(None), "clamp_min_": _clamp("min"), "clamp_max_": _clamp("max"), "copy_": _copy,
+    "clamp_": _clamp(None), "clip_": _clamp(None), "clamp_min_": _clamp("min"), "clamp_max_": _clamp("max"), "copy_": _copy,
     "addcmul_": _addc(False), "addcdiv_": _addc(True), "lerp_": _lerp,
 }

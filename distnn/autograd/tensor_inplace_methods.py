@@ -157,7 +157,7 @@ def _top(name: str):
 _ALIASES = {
     "subtract_": "sub_", "multiply_": "mul_", "divide_": "div_", "negative_": "neg_", "absolute_": "abs_",
     "arcsin_": "asin_", "arccos_": "acos_", "arctan_": "atan_", "arcsinh_": "asinh_", "arccosh_": "acosh_",
-    "arctanh_": "atanh_", "arctan2_": "atan2_", "fix_": "trunc_", "clip_": "clamp_", "greater_": "gt_",
+    "arctanh_": "atanh_", "arctan2_": "atan2_", "fix_": "trunc_", "greater_": "gt_",
     "greater_equal_": "ge_", "less_": "lt_", "less_equal_": "le_", "not_equal_": "ne_",
 }
 _SAME_NAME = (
@@ -168,7 +168,7 @@ _SAME_NAME = (
     "deg2rad", "rad2deg", "sinc", "i0", "lgamma", "digamma", "igamma", "igammac",
     # pointwise, binary and more
     "true_divide", "atan2", "hypot", "copysign", "fmod", "remainder", "xlogy", "lerp", "addcmul",
-    "addcdiv", "clamp", "clamp_min", "clamp_max",
+    "addcdiv",
     # predicates (the result in the tensor's dtype)
     "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor", "logical_not",
     "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
@@ -235,6 +235,35 @@ def _neg(self):
     return _top("neg")(self)
 
 
+def _clamp(name):
+    """``clamp_``/``clip_``'s result, after PyTorch's argument rules (its errors name the in-place method)."""
+    def clamp(self, min=None, max=None):  # noqa: A002
+        from distnn.functional.clamp_arguments import clamp_bounds
+        from distnn.functional.elementwise_choice import clamp_checked
+
+        return clamp_checked(self, *clamp_bounds(name, self, min, max, method=True))
+
+    return clamp
+
+
+def _clamp_min(self, min):  # noqa: A002
+    """``clamp_min_``'s result: its bound is required, as PyTorch's."""
+    from distnn.functional.clamp_arguments import refuse_missing_bound
+    from distnn.functional.elementwise_choice import clamp_checked
+
+    refuse_missing_bound("clamp_min_", self, min, "min", method=True)
+    return clamp_checked(self, min, None)
+
+
+def _clamp_max(self, max):  # noqa: A002
+    """``clamp_max_``'s result: its bound is required, as PyTorch's."""
+    from distnn.functional.clamp_arguments import refuse_missing_bound
+    from distnn.functional.elementwise_choice import clamp_checked
+
+    refuse_missing_bound("clamp_max_", self, max, "max", method=True)
+    return clamp_checked(self, None, max)
+
+
 def _div(self, other, *, rounding_mode=None):
     return _top("divide")(self, other, rounding_mode=rounding_mode)
 
@@ -244,6 +273,7 @@ _COMPOSED = {
     "pow_": lambda self, exponent: self ** exponent, "neg_": _neg,
     "floor_divide_": lambda self, other: _ops().pointwise_division.floor_divide_inplace_result(self, other),
     "masked_fill_": lambda self, mask, value: self.masked_fill(mask, value),
+    "clamp_": _clamp("clamp_"), "clip_": _clamp("clip_"), "clamp_min_": _clamp_min, "clamp_max_": _clamp_max,
     "polygamma_": lambda self, n: _top("polygamma")(n, self), "mvlgamma_": lambda self, p: _top("mvlgamma")(self, p),
 }
 

@@ -12,6 +12,10 @@ from distnn.backend import get_array_module, to_numpy, unwrap
 from .float_errors import silent as _silent
 from .functional_modules import functional_module
 
+#: ``sort``'s ``stable`` when a call gives none (falsy): PyTorch tells its two overloads, and their nodes
+#: (SortBackward0, SortBackward1), apart by the keyword's presence, whatever its value
+STABLE_NOT_GIVEN = type("StableNotGiven", (), {"__repr__": lambda self: "False", "__bool__": lambda self: False})()
+
 
 class TensorMethods:
     __slots__ = ()
@@ -164,7 +168,7 @@ class TensorMethods:
     def amin(self, dim=(), keepdim=False):
         return _ops.reduce_more.amin(self, dim, keepdim)
 
-    def sort(self, dim=-1, descending=False, stable=False):
+    def sort(self, dim=-1, descending=False, stable=STABLE_NOT_GIVEN):
         return _ops.sort.sort(self, dim, descending, stable)
 
     def argsort(self, dim=-1, descending=False, stable=False):

@@ -211,11 +211,23 @@ class TensorOperators:
     def abs(self):
         return E.Abs.apply(self)
 
-    def clip(self, min=None, max=None):
-        refuse_bool_clamp(self, min, max)
-        return E.clamp_node(min, max).apply(self, min, max)
+    def clamp(self, min=None, max=None):
+        lo, hi = _clamp_bounds("clamp", self, min, max, method=True)  # (PyTorch's argument rules and errors)
+        refuse_bool_clamp(self, lo, hi)
+        return E.clamp_node(lo, hi).apply(self, lo, hi)
 
-    clamp = clip
+    def clip(self, min=None, max=None):
+        lo, hi = _clamp_bounds("clip", self, min, max, method=True)
+        refuse_bool_clamp(self, lo, hi)
+        return E.clamp_node(lo, hi).apply(self, lo, hi)
+
+    def clamp_min(self, min):
+        _refuse_missing_bound("clamp_min", self, min, "min", method=True)
+        return _functional_clamp_min(self, min)
+
+    def clamp_max(self, max):
+        _refuse_missing_bound("clamp_max", self, max, "max", method=True)
+        return _functional_clamp_max(self, max)
 
     # Reductions take PyTorch's dim/keepdim (x.max(1) is (values, indices), var is unbiased) or
     # numpy's axis/keepdims/ddof with numpy's meaning: see distnn.functional.reduce.
@@ -348,14 +360,19 @@ def _bind_late() -> None:
     """Bind Tensor and the modules the operators call, which import Tensor (``tensor.py`` calls this
     at its end, once Tensor exists)."""
     global Tensor, E, R, S, A, VS, _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
-    global _note_index_versions, refuse_bool_subtraction, refuse_bool_clamp
+    global _note_index_versions, refuse_bool_subtraction, refuse_bool_clamp, _clamp_bounds, _refuse_missing_bound
+    global _functional_clamp_min, _functional_clamp_max
     global check_writable, write_index, write_result, wrap_dim, _before_inplace_write, deferring
     from .tensor import Tensor, _before_inplace_write
     from .versions import _note_index_versions
     from .dtype_rules import _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
     from .dtype_rules import refuse_bool_subtraction
     from distnn.functional import elementwise as E
+    from distnn.functional.clamp_arguments import clamp_bounds as _clamp_bounds
+    from distnn.functional.clamp_arguments import refuse_missing_bound as _refuse_missing_bound
     from distnn.functional.elementwise_choice import refuse_bool_clamp
+    from distnn.functional.pointwise_binary import clamp_max as _functional_clamp_max
+    from distnn.functional.pointwise_binary import clamp_min as _functional_clamp_min
     from distnn.functional import reduce as R
     from distnn.functional import shape as S
     from distnn.functional import view_strides as VS

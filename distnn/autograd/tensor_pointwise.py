@@ -23,7 +23,7 @@ _METHODS = {
     "pointwise_division": ("remainder", "fmod", "divide", "true_divide", "floor_divide"),
     "pointwise_binary": (
         "atan2", "arctan2", "hypot", "multiply", "subtract", "logaddexp", "logaddexp2", "xlogy", "copysign", "fmax",
-        "fmin", "lerp", "float_power", "clamp_min", "clamp_max", "addcmul", "addcdiv"),
+        "fmin", "lerp", "float_power", "addcmul", "addcdiv"),
     "predicates": (
         "isnan", "isinf", "isfinite", "isposinf", "isneginf", "signbit", "isreal", "is_floating_point", "is_complex",
         "isclose", "lt", "le", "gt", "ge", "greater", "greater_equal", "less", "less_equal", "not_equal",

@@ -67,4 +67,4 @@ from .shape import (
     broadcast_to, cat, concat, expand, flatten, pad, reshape, split, squeeze, stack, transpose, unsqueeze,
 )
 
-clamp = clip
+from .elementwise_choice import clamp  # noqa: E402 - (its own function: PyTorch's messages name it)

@@ -128,6 +128,8 @@ def _trigamma64(x):
         s = np.sin(math.pi * _offset(x))
         out = np.where(neg, math.pi * math.pi / (s * s) - pos, pos)
         out = np.where(x == np.inf, 0.0, out)
+        # +inf at the poles, trigamma's value from both sides. PyTorch's reflection gives finite, erratic numbers
+        # there (pi^2 / sin(fl(pi) x)^2 with pi rounded to the dtype: 1.29e15 at -1 in float32), not copied
         pole = (x == 0) | (neg & (x == np.floor(x)) & np.isfinite(x))  # (-inf: NaN, as PyTorch's)
         return np.where(pole, np.inf, np.where((x == -np.inf) | np.isnan(x), np.nan, out))
 

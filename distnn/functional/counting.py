@@ -27,11 +27,19 @@ def _results(values, inverse, counts, return_inverse, return_counts):
 def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):  # noqa: A002
     """``torch.unique``: the distinct elements (of the flattened tensor; distinct slices along ``dim``), sorted
     (``sorted=False`` is accepted and sorts too, as PyTorch's CPU kernel does), with the inverse indices
-    (the input's shape; ``dim``'s length) and the counts."""
+    (the input's shape; ``dim``'s length) and the counts. Each NaN is a value of its own, after the others, as
+    PyTorch's. With ``dim``, slices holding NaN sort after the others (numpy's order); PyTorch's comparator leaves
+    them anywhere there (its order of such slices is not sorted), which is not copied."""
     data = as_tensor(input).data
     xp = get_array_module(data)
     if dim is None:
-        values, inverse, counts = xp.unique(data.reshape(-1), return_inverse=True, return_counts=True)
+        # (each NaN its own value, as PyTorch's: NaN != NaN; numpy's default would merge them into one)
+        nan_apart = {"equal_nan": False} if data.dtype.kind in "fc" else {}
+        try:
+            values, inverse, counts = xp.unique(data.reshape(-1), return_inverse=True, return_counts=True,
+                                                **nan_apart)
+        except TypeError:  # (a cupy without equal_nan: its NaNs merged, as before)
+            values, inverse, counts = xp.unique(data.reshape(-1), return_inverse=True, return_counts=True)
         inverse = inverse.reshape(data.shape)
     else:
         d = wrap_dim(dim, data.ndim, "unique")
@@ -136,6 +144,7 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
                            "dimension")
     if seq.ndim == 1:
         out = xp.searchsorted(seq, values, side="right" if right else "left")
+        out = _nan_last(xp, values, out, seq.shape[-1])
     else:
         if values.ndim != seq.ndim or values.shape[:-1] != seq.shape[:-1]:
             raise RuntimeError(f"torch.searchsorted(): boundaries tensor should be 1 dimension or the first N-1 "
@@ -143,8 +152,18 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
                                f"boundaries tensor {list(seq.shape)} and input value tensor {list(values.shape)}")
         # (per row: how many entries come before the value; a comparison per pair, no loop over the rows)
         before = seq[..., None, :] <= values[..., :, None] if right else seq[..., None, :] < values[..., :, None]
-        out = before.sum(-1)
+        out = _nan_last(xp, values, before.sum(-1), seq.shape[-1])
     return Tensor(xp.asarray(out).astype(np.int32 if out_int32 else np.int64))
+
+
+def _nan_last(xp, values, positions, n):
+    """A NaN value's place is after every entry (NaNs included) on both sides, as PyTorch's binary search puts it
+    (no comparison with NaN holds). A number in a sequence that ends in NaNs keeps its sorted place: PyTorch's
+    search there depends on where its halving lands (0 in [1, 2, nan, nan] comes out at 4), not copied."""
+    if values.dtype.kind != "f":
+        return positions
+    nan = xp.isnan(values)
+    return xp.where(nan, n, positions) if nan.any() else positions
 
 
 def bucketize(input, boundaries, *, out_int32=False, right=False):  # noqa: A002

@@ -20,7 +20,7 @@ from distnn.backend import get_array_module
 from . import _elementwise_common as _common, elementwise_choice as _choice, matrix_multiply as _matrix_multiply
 from ._elementwise_common import _check_broadcast, _quiet
 from .copy_ops import Cast, Clone, ToDevice, integer_cast
-from .elementwise_choice import Clip, Maximum, Minimum, Where, clamp_node, clip, maximum, minimum, where
+from .elementwise_choice import Clip, Maximum, Minimum, Where, clamp, clamp_node, clip, maximum, minimum, where
 from .matrix_multiply import MatMul, matmul
 from .rounding import real_sign
 from .torch_layout import torch_layout
@@ -28,8 +28,8 @@ from .torch_layout import torch_layout
 __all__ = ["Add", "Sub", "Rsub", "Mul", "Div", "Pow", "PowConstant", "NumberPow", "ReciprocalScaled", "Neg", "Exp",
            "Log", "Sqrt", "Abs", "add", "sub", "mul", "div", "pow", "neg", "float_input", "exp", "log", "sqrt", "abs",
            # (from the modules split out of this one)
-           "Cast", "Clone", "ToDevice", "integer_cast", "Clip", "Maximum", "Minimum", "Where", "clip", "maximum",
-           "minimum", "where", "MatMul", "matmul"]
+           "Cast", "Clone", "ToDevice", "integer_cast", "Clip", "Maximum", "Minimum", "Where", "clamp", "clip",
+           "maximum", "minimum", "where", "MatMul", "matmul"]
 # (private helpers, importable from here as before: Tensor's operators use _on_device, several ops _quiet)
 _shape, _on_device, _Select, _f_only = _common._shape, _common._on_device, _choice._Select, _matrix_multiply._f_only
 

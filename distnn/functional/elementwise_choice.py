@@ -12,9 +12,10 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from ._elementwise_common import _check_broadcast, _on_device, _shape
+from .clamp_arguments import clamp_bounds
 
 __all__ = ["Maximum", "Minimum", "Clip", "ClampTensor", "Where", "MaskedFill", "MaskedFillTensor", "clamp_node",
-           "maximum", "minimum", "clip", "refuse_bool_clamp", "where"]
+           "maximum", "minimum", "clamp", "clip", "clamp_checked", "refuse_bool_clamp", "where"]
 
 
 class _Select(Function):
@@ -154,10 +155,22 @@ def minimum(a, b):
     return Minimum.apply(*torch_operands(a, b))
 
 
+def clamp(a, min=None, max=None):  # noqa: A002
+    """``torch.clamp``: ``a`` limited to ``[min, max]``; either bound may be None, a number, an array or a Tensor,
+    not both None, and a Tensor bound beside a number only if it is 0-d and needs no gradient (PyTorch's rules:
+    :mod:`.clamp_arguments`)."""
+    return clamp_checked(a, *clamp_bounds("clamp", a, min, max))
+
+
 def clip(a, min=None, max=None):  # noqa: A002
-    """``torch.clamp``: ``a`` limited to ``[min, max]``; either bound may be None, a number, an array or a Tensor."""
-    refuse_bool_clamp(a, min, max)
-    return clamp_node(min, max).apply(*torch_operands(a, min, max))
+    """``torch.clip``: :func:`clamp`."""
+    return clamp_checked(a, *clamp_bounds("clip", a, min, max))
+
+
+def clamp_checked(a, lo, hi):
+    """``clamp(a, lo, hi)`` of bounds :func:`.clamp_arguments.clamp_bounds` has taken."""
+    refuse_bool_clamp(a, lo, hi)
+    return clamp_node(lo, hi).apply(*torch_operands(a, lo, hi))
 
 
 def refuse_bool_clamp(a, lo, hi):

@@ -34,6 +34,40 @@ def _method_form(name: str):
 globals().update({name: _method_form(name) for name in _METHOD_NAMES})
 
 
+def _clamp_form(name: str):
+    """``torch.clamp_``/``torch.clip_``: PyTorch's argument rules first, so its errors are the function's
+    (they list ``input``), then the method."""
+    def form(input, min=None, max=None):  # noqa: A002
+        from .clamp_arguments import clamp_bounds
+
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+        return getattr(input, name)(*clamp_bounds(name, input, min, max))
+
+    form.__name__ = form.__qualname__ = name
+    form.__doc__ = f"``torch.{name}(input, min, max)``: ``input.{name}(min, max)``, in place (returns ``input``)."
+    return form
+
+
+def _clamp_one_form(name: str, which: str):
+    """``torch.clamp_min_``/``torch.clamp_max_``: the bound is required (PyTorch's TypeError names the function)."""
+    def form(input, bound):  # noqa: A002
+        from .clamp_arguments import refuse_missing_bound
+
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+        refuse_missing_bound(name, input, bound, which)
+        return getattr(input, name)(bound)
+
+    form.__name__ = form.__qualname__ = name
+    form.__doc__ = f"``torch.{name}(input, {which})``: ``input.{name}({which})``, in place (returns ``input``)."
+    return form
+
+
+clamp_, clip_ = _clamp_form("clamp_"), _clamp_form("clip_")
+clamp_min_, clamp_max_ = _clamp_one_form("clamp_min_", "min"), _clamp_one_form("clamp_max_", "max")
+
+
 def fill(input, value):  # noqa: A002
     """``torch.fill``: a new tensor of ``input``'s shape and dtype with every element ``value`` (a number or a
     0-d tensor, whose gradient is the sum of the output's; ``input``'s is zero)."""

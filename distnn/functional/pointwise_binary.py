@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 from distnn.autograd.dtype_rules import torch_operands
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
@@ -186,12 +188,26 @@ class Lerp(Function):
         given = weight  # (a number weight: float16's is taken to float32 from the number, not from its float16)
         if not hasattr(weight, "shape"):
             weight = xp.asarray(weight, dtype=start.dtype)
-        self.start, self.end, self.weight = start, end, weight
+        self.start, self.end, self.weight, self.given = start, end, weight, given
         return lerp_array(start, end, given)
 
     def backward(self, g):
         w = self.weight
+        if not hasattr(self.given, "shape"):
+            return (*_number_weight_grads(g, self.given), None)
         return g * (1 - w), g * w, g * (self.end - self.start)
+
+
+def _number_weight_grads(g, weight):
+    """PyTorch's lerp.Scalar gradients ``g * (1 - weight)`` and ``g * weight``: ``1 - weight`` taken in double
+    from the number, each factor then the float ``g`` is computed in (float32 for float16: one rounding)."""
+    xp = get_array_module(g)
+    compute = xp.float32 if g.dtype == xp.float16 else g.dtype
+    rest = 1 - (weight.conjugate() if isinstance(weight, complex) else weight)
+    weight = weight.conjugate() if isinstance(weight, complex) else weight
+    wide = g.astype(compute, copy=False)
+    return ((wide * xp.asarray(rest, dtype=compute)).astype(g.dtype, copy=False),
+            (wide * xp.asarray(weight, dtype=compute)).astype(g.dtype, copy=False))
 
 
 def lerp_array(start, end, weight):
@@ -304,7 +320,10 @@ def fmin(input, other):  # noqa: A002
 
 def lerp(input, end, weight):  # noqa: A002
     """``torch.lerp``: ``input + weight * (end - input)``; ``weight`` a number or a tensor. As PyTorch's,
-    ``input`` and ``end`` (and a tensor ``weight``) must be floating tensors of one dtype."""
+    ``input`` and ``end`` (and a tensor ``weight``) must be floating tensors of one dtype; a numpy scalar
+    ``weight`` is a number, as PyTorch's Scalar argument takes it."""
+    if isinstance(weight, np.generic):
+        weight = weight.item()
     dtypes = [_raw(x).dtype for x in (input, end, weight) if hasattr(_raw(x), "dtype")]
     if any(d.kind not in "fc" for d in dtypes):
         raise NotImplementedError(f'"lerp" not implemented for {dtypes[0]} (PyTorch\'s takes floating tensors)')
@@ -328,17 +347,21 @@ def float_power(input, exponent):  # noqa: A002
 
 
 def clamp_min(input, min):  # noqa: A002
-    """``torch.clamp_min``: ``clamp(input, min=min)``."""
-    from .elementwise import clip
+    """``torch.clamp_min``: ``clamp(input, min=min)`` (``min`` required: None is PyTorch's TypeError)."""
+    from .clamp_arguments import refuse_missing_bound
+    from .elementwise_choice import clamp_checked
 
-    return clip(input, min, None)
+    refuse_missing_bound("clamp_min", input, min, "min")
+    return clamp_checked(input, min, None)
 
 
 def clamp_max(input, max):  # noqa: A002
-    """``torch.clamp_max``: ``clamp(input, max=max)``."""
-    from .elementwise import clip
+    """``torch.clamp_max``: ``clamp(input, max=max)`` (``max`` required: None is PyTorch's TypeError)."""
+    from .clamp_arguments import refuse_missing_bound
+    from .elementwise_choice import clamp_checked
 
-    return clip(input, None, max)
+    refuse_missing_bound("clamp_max", input, max, "max")
+    return clamp_checked(input, None, max)
 
 
 def addcmul(input, tensor1, tensor2, *, value=1):  # noqa: A002

@@ -10,12 +10,14 @@ is zero; here the result carries no gradient), nor the integer ops.
 """
 from __future__ import annotations
 
+import math
 from collections import namedtuple
 
 import numpy as np
 
 from distnn.autograd.dtype_rules import torch_operands
-from distnn.autograd.function import Function
+from distnn.autograd.function import OUTPUT, Function
+from distnn.autograd.grad_mode import is_grad_enabled, no_grad
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
@@ -87,13 +89,46 @@ def lcm(input, other):  # noqa: A002
     return Tensor(xp.lcm(a, b))
 
 
+class _Ldexp(Function):
+    """``input * 2 ** other`` (both computed by :func:`ldexp` beforehand, in PyTorch's dtypes), with PyTorch's
+    LdexpBackward0: ``grad * 2 ** other`` for ``input``, ``grad * result * ln 2`` for ``other`` (from the result,
+    as PyTorch's formula: ``input * 2 ** other`` again would round differently)."""
+
+    torch_name = "LdexpBackward0"
+    reads = ((1,), (OUTPUT,))
+
+    def forward(self, x, e, power=None, result=None):
+        self.power, self.result = power, result
+        return result
+
+    def backward(self, g):
+        need_x, need_e = self.needs_input_grad
+        gx = g * self.power if need_x else None
+        ge = None
+        if need_e:
+            xp = get_array_module(g)
+            # (the number ln 2 multiplies in float32 for float16, rounded once, as PyTorch's scalar product)
+            wide = xp.float32 if g.dtype == xp.float16 else g.dtype
+            ge = ((g * self.result).astype(wide, copy=False) * xp.asarray(_LN2, wide)).astype(g.dtype, copy=False)
+        return gx, ge
+
+
+_LN2 = math.log(2.0)
+
+
 def ldexp(input, other):  # noqa: A002
-    """``torch.ldexp``: ``input * 2 ** other``, as PyTorch composes it (so it is differentiable in both; integers
-    compute in float32). The gradient is the true ``2 ** other``: PyTorch 2.13's backward computes it in
-    integers for an integer ``other``, giving 0 where ``other`` is negative."""
+    """``torch.ldexp``: ``input * 2 ** other`` (integers compute in float32), differentiable in both with PyTorch's
+    node and formulas. One difference is kept: for an integer ``other`` PyTorch 2.13's backward computes
+    ``2 ** other`` in integers, giving ``input`` a 0 gradient where ``other`` is negative; here it is the true
+    ``2 ** other``."""
     x = as_tensor(input)
     e = other if isinstance(other, Tensor) else Tensor(np.asarray(other))
-    return x * (2.0 ** e)
+    with no_grad():
+        power = 2.0 ** e
+        result = x * power
+    if not (is_grad_enabled() and (x.requires_grad or e.requires_grad)):
+        return result
+    return _Ldexp.apply(x, e, power=power.data, result=result.data)
 
 
 class _Frexp(Function):

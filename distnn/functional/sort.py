@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 from distnn.autograd.tensor import Tensor
+from distnn.autograd.tensor_methods import STABLE_NOT_GIVEN
 from distnn.backend import get_array_module, unwrap
 
 from ._dims import wrap_dim
@@ -42,6 +43,12 @@ class SortValues(TakeAlong):
     torch_name = "SortBackward0"
 
 
+class SortValuesStable(SortValues):
+    """The values of ``sort`` called with ``stable=`` (any value): PyTorch's sort.stable overload, its other node."""
+
+    torch_name = "SortBackward1"
+
+
 class TopkValues(TakeAlong):
     torch_name = "TopkBackward0"
 
@@ -58,17 +65,18 @@ def _as_1d(input, data):
     return input.reshape(1) if isinstance(input, Tensor) else data.reshape(1)
 
 
-def sort(input, dim=-1, descending=False, stable=False):  # noqa: A002
+def sort(input, dim=-1, descending=False, stable=STABLE_NOT_GIVEN):  # noqa: A002
     """``torch.sort``: ``(values, indices)`` along ``dim``, ascending unless ``descending`` (stable: see the
-    module docstring)."""
+    module docstring; ``stable`` given, even False or None, makes the values' node PyTorch's SortBackward1)."""
     data = unwrap(input)
     _check_sortable(data, "sort")
     d = wrap_dim(dim, data.ndim, "sort")
     if data.ndim == 0:  # (PyTorch: the value itself, index 0)
-        values, indices = sort(_as_1d(input, data), 0, descending)
+        values, indices = sort(_as_1d(input, data), 0, descending, stable)
         return SortResult(values.reshape(()), indices.reshape(()))
     index = stable_argsort(data, d, descending)
-    return SortResult(_take(SortValues, input, data, index, d), Tensor(index))
+    node = SortValues if stable is STABLE_NOT_GIVEN else SortValuesStable
+    return SortResult(_take(node, input, data, index, d), Tensor(index))
 
 
 def argsort(input, dim=-1, descending=False, stable=False):  # noqa: A002

@@ -45,6 +45,7 @@ def _sgn(xp, x):
 
 
 class VectorNorm(Function):
+    torch_name = "LinalgVectorNormBackward0"
     reads = ((0, OUTPUT),)
     supports_complex = True  # (with sgn for sign the formulas hold as written)
 
@@ -79,8 +80,8 @@ class VectorNorm(Function):
         xp = get_array_module(g)
         x, n, p = self.x, self.norm, self.ord
         g = g.reshape(n.shape)
-        if p == 0:
-            return (xp.zeros_like(x),)
+        if p == 0:  # (a count: PyTorch's norm_backward returns an undefined gradient, no zeros: x.grad stays None)
+            return (None,)
         if p == 1:
             return (_sgn(xp, x) * g,)
         zero = n == 0
