@@ -76,7 +76,8 @@ def agree_on_failure(dp, exc: Exception, stage: str = "backward") -> None:
     ``exc``: finish the step's synchronization with zeros and a note of ``exc``, and raise the error every
     rank raises (from ``exc``)."""
     dp._failure_token = None
-    note(dp._notes, raisable(type(exc)), f"{stage} raised {WHERE}: {describe(exc)}", ADVICE)
+    if not getattr(exc, "agreed_elsewhere", False):  # (another rank's failure, which its own note names)
+        note(dp._notes, raisable(type(exc)), f"{stage} raised {WHERE}: {describe(exc)}", ADVICE)
     for p in dp._params:  # (what this rank's backward left is no gradient: zeros go out in its place)
         p.grad = None
     if not dp._in_sync:  # (the pass raised before its first gradient was ready)
