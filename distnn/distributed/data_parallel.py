@@ -183,7 +183,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     _PLAIN = frozenset(("num_syncs", "_require_sync", "_explicit_samples", "_forward_samples", "_last_samples",
                         "_count_guess", "_in_sync", "_synced_since_finish", "_launched", "_probed", "_weight",
                         "_samples", "step_flags_sum", "_join_step", "_notes", "_failure_token", "_forwards",
-                        "_abandoned"))
+                        "_abandoned", "_finishing"))
 
     def __setattr__(self, name, value):
         if name in self._PLAIN:

@@ -14,6 +14,7 @@ from distnn.autograd.profiler_record import Range
 
 from .buckets import build_buckets, release_buckets
 from .sparse_sync import SparseGradientExchange, sparse_parameters
+from .sync_finish import FinishSync
 from .sync_abandoned import settle
 from .sync_batchnorm_rounds import close_step, model_comms
 from .sync_failures import watch_backward
@@ -26,12 +27,13 @@ RANK_WEIGHTED = "distnn.data_parallel.rank_weighted"
 RANK_SHARE = "distnn.data_parallel.rank_share"
 
 
-class GradientSync:
+class GradientSync(FinishSync):
     """The synchronization side of :class:`~.data_parallel.DataParallel`: its buckets and engine hooks (set up
     here, called by the wrapper's ``__init__``), and what they do in a backward. The wrapper sets up the rest of
     the state used here (``_comm``, the sample counts, ``step_flags``)."""
 
     _failure_token = None  # set while a pass that raises must agree on it (.sync_failures)
+    _finishing = False     # set while finish_gradient_synchronization() makes the step's exchange
 
     def _build_buckets(self):
         # Sparse-gradient parameters (sparse embeddings) are exchanged apart, when backward ends (.sparse_sync)
@@ -44,7 +46,7 @@ class GradientSync:
         # The step meta (sample count, step flags, ranks that refuse the step) rides in the last bucket
         # when its dtype holds counts exactly (float32: up to 2**24); otherwise (or with no bucket at all)
         # it gets a tiny float64 allreduce of its own.
-        meta_size = 2 + self.num_step_flags
+        meta_size = 3 + self.num_step_flags
         last = self._buckets[-1] if self._buckets else None
         if last is not None and last.dtype.kind == "f" and last.dtype.itemsize >= 4:
             last.extra, self._step_meta = meta_size, None
@@ -255,8 +257,9 @@ class GradientSync:
         b.launch(self._comm, self._weight, self._notes, self._meta_values if b.extra else None)
 
     def _meta_values(self):
-        """The step meta: this rank's samples, its step flags, and 1 when it refuses the step (.sync_refusals)."""
-        return [float(self._samples)] + self.step_flags.tolist() + [1.0 if self._notes else 0.0]
+        """The step meta: this rank's samples, its step flags, 1 when finish_gradient_synchronization() makes this
+        exchange, and 1 when it refuses the step (.sync_refusals)."""
+        return [float(self._samples)] + self.step_flags.tolist() + [float(self._finishing), 1.0 if self._notes else 0.0]
 
     def _end_of_backward(self):
         if self._in_sync:
@@ -288,8 +291,8 @@ class GradientSync:
                 counts[b.index], meta = b.counts()  # the last one's meta: the step meta
             if self._step_meta is not None:
                 meta = meta_handle.wait().tolist()
-        total, refusing = meta[0], meta[-1]
-        self.step_flags_sum = np.array(meta[1:-1])
+        total, finishing, refusing = meta[0], meta[-2], meta[-1]
+        self.step_flags_sum = np.array(meta[1:-2])
         self.step_flags[...] = 0
         # Ranks packed with n_r / G; when the global count N differs (an epoch's short last
         # batch), turn the sums into the average with n_r / N. Every rank sees the same N.
@@ -343,47 +346,9 @@ class GradientSync:
             every = self._comm.allgather_object(notes) if refusing else []
             for p in self._params:  # (zeros stood in for refused gradients: the step's average is not one)
                 p.grad = None
-            self._synced_since_finish = "refused"  # (so a finish_gradient_synchronization() next is a no-op)
+            # (a finish_gradient_synchronization() next, with no forward or count since, is a no-op when some rank's
+            # finish made this exchange, which ended its step: see finish_gradient_synchronization)
+            self._synced_since_finish = "refused" if finishing else "refused in backward"
             raise agreed_error(every, refused, self.comm.rank)
         if partly_unused and not self.find_unused_parameters:
             raise_unused(partly_unused)
-
-    def finish_gradient_synchronization(self) -> None:
-        """Make sure this step's gradients are averaged; call before ``optimizer.step()`` if unsure.
-
-        A no-op when backward already synchronized this step (the usual case).
-        When this rank ran no synchronizing backward since the last call or
-        since its gradients were last reset (``zero_grad()``: every micro-batch
-        was empty, or all ran under ``no_sync``), it synchronizes now with
-        whatever local gradients exist, so the other ranks are not left
-        waiting. So ``if batch: loss.backward() else: dp.finish_gradient_synchronization()``
-        works too. Collective: a rank whose backward did not synchronize this
-        step must call it. (A gradient zeroed by hand, ``p.grad[...] = 0``,
-        looks like the synchronized one; ``zero_grad(set_to_none=False)`` is
-        told apart.)
-        """
-        if self.comm.size == 1:
-            if not self._synced_since_finish:  # (no backward this step: its flags still end it)
-                self._end_single_rank_step()
-            self._synced_since_finish = False
-            return
-        refused = self._synced_since_finish == "refused" and not self._forwards and self._forward_samples is None \
-            and self._explicit_samples is None  # (a refused step's gradients are None: not reset by the user)
-        if self._in_sync or not self._synced_since_finish or (self._grads_reset_since_sync() and not refused):
-            settle(self, finishing=True)  # (a forward since the last exchange that no backward reached: refused)
-            if not self._in_sync and self._join_config.enable:  # inside dp.join(): this step's round first
-                self._join_notify()
-            if not self._in_sync and self._explicit_samples is None and self._forward_samples is None:
-                self._explicit_samples = 0  # no forward since the last step: no samples, whatever the last had
-            self._in_sync = True
-            self._complete_sync()
-        self._synced_since_finish = False
-
-    def _grads_reset_since_sync(self) -> bool:
-        """True when no parameter still holds the gradient the last synchronization installed
-        (set to None, replaced, or zeroed in place by ``zero_grad(set_to_none=False)``)."""
-        for b in self._buckets:
-            for p, view in zip(b.params, b.views):
-                if p.grad is view and not p._grad_zeroed:
-                    return False
-        return self._sparse is None or not self._sparse.holds_synced()
