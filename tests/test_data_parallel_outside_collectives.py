@@ -183,3 +183,34 @@ def test_a_normal_step_pays_one_closing_round_and_no_extra_round_trip_per_layer(
 
     for counts in simulate(2, run):
         assert counts == [(2 * 2 * 2 + 1, 2)] * 3, counts
+
+
+def test_a_rank_skipping_its_sync_batchnorm_forward_makes_every_rank_raise_naming_the_mismatch():
+    """A data-dependent skip: rank 1 makes no forward in a step, only the step's exchange
+    (finish_gradient_synchronization), while rank 0 waits in SyncBatchNorm's forward round. It used to deadlock
+    (tests/test_simulate_deadlock.py had it as its example); now rank 1's exchange answers the round, and both
+    ranks raise the same error, naming the mismatch. The next step trains on, in step."""
+
+    def run(comm):
+        distnn.manual_seed(0)
+        model = _Net()
+        dp = DataParallel(model, comm, bucket_mb=1e-6)
+        errors = []
+        for step in range(3):
+            model.zero_grad()
+            try:
+                if comm.rank == 1 and step == 1:
+                    dp.finish_gradient_synchronization()
+                else:
+                    x, y = _batch(comm, step)
+                    F.cross_entropy(dp(x), y).backward()
+            except RuntimeError as e:
+                errors.append((step, str(e)))
+        return errors, [to_numpy(p.grad).copy() for p in model.parameters()]
+
+    (e0, g0), (e1, g1) = simulate(2, run)
+    assert [s for s, _ in e0] == [s for s, _ in e1] == [1] and e0[0][1] == e1[0][1], (e0, e1)
+    assert e0[0][1].startswith("DataParallel: forward raised on rank 0: RuntimeError: SyncBatchNorm: rank 1 began "
+                               "DataParallel's gradient exchange while this rank was in a SyncBatchNorm forward"), e0
+    for a, b in zip(g0, g1):  # (the last step's averaged gradients: the ranks are in step)
+        np.testing.assert_array_equal(a, b)

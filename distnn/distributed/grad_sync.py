@@ -46,7 +46,7 @@ class GradientSync(FinishSync):
         # The step meta (sample count, step flags, ranks that refuse the step) rides in the last bucket
         # when its dtype holds counts exactly (float32: up to 2**24); otherwise (or with no bucket at all)
         # it gets a tiny float64 allreduce of its own.
-        meta_size = 3 + self.num_step_flags
+        meta_size = 2 + self.num_step_flags
         last = self._buckets[-1] if self._buckets else None
         if last is not None and last.dtype.kind == "f" and last.dtype.itemsize >= 4:
             last.extra, self._step_meta = meta_size, None
@@ -257,9 +257,8 @@ class GradientSync(FinishSync):
         b.launch(self._comm, self._weight, self._notes, self._meta_values if b.extra else None)
 
     def _meta_values(self):
-        """The step meta: this rank's samples, its step flags, 1 when finish_gradient_synchronization() makes this
-        exchange, and 1 when it refuses the step (.sync_refusals)."""
-        return [float(self._samples)] + self.step_flags.tolist() + [float(self._finishing), 1.0 if self._notes else 0.0]
+        """The step meta: this rank's samples, its step flags, and 1 when it refuses the step (.sync_refusals)."""
+        return [float(self._samples)] + self.step_flags.tolist() + [1.0 if self._notes else 0.0]
 
     def _end_of_backward(self):
         if self._in_sync:
@@ -291,8 +290,8 @@ class GradientSync(FinishSync):
                 counts[b.index], meta = b.counts()  # the last one's meta: the step meta
             if self._step_meta is not None:
                 meta = meta_handle.wait().tolist()
-        total, finishing, refusing = meta[0], meta[-2], meta[-1]
-        self.step_flags_sum = np.array(meta[1:-2])
+        total, refusing = meta[0], meta[-1]
+        self.step_flags_sum = np.array(meta[1:-1])
         self.step_flags[...] = 0
         # Ranks packed with n_r / G; when the global count N differs (an epoch's short last
         # batch), turn the sums into the average with n_r / N. Every rank sees the same N.
@@ -341,14 +340,16 @@ class GradientSync(FinishSync):
         elif self.check_every and self.num_syncs % self.check_every == 0:  # (a joined rank's replica lags)
             self.check_replicas()
         if refusing or refused:  # the same sum and sparse table on every rank: every rank refuses alike
-            # (every rank's notes, gathered only now that some rank has one: the normal step pays nothing)
+            # (every rank's notes, and whether its finish_gradient_synchronization() made this exchange, gathered
+            # only now that some rank refuses: the normal step pays nothing)
             notes, self._notes = self._notes, []
-            every = self._comm.allgather_object(notes) if refusing else []
+            every = self._comm.allgather_object((notes, self._finishing))
             for p in self._params:  # (zeros stood in for refused gradients: the step's average is not one)
                 p.grad = None
-            # (a finish_gradient_synchronization() next, with no forward or count since, is a no-op when some rank's
-            # finish made this exchange, which ended its step: see finish_gradient_synchronization)
-            self._synced_since_finish = "refused" if finishing else "refused in backward"
+            # (a finish_gradient_synchronization() next, with no forward or count since, is a no-op only when some
+            # rank's finish made this exchange, which ended its step there: .sync_finish)
+            self._synced_since_finish = "refused" if any(f for _, f in every) else "refused in backward"
+            every = [n for n, _ in every] if refusing else []
             raise agreed_error(every, refused, self.comm.rank)
         if partly_unused and not self.find_unused_parameters:
             raise_unused(partly_unused)
