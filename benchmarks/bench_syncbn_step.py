@@ -10,6 +10,8 @@ processes per run:
                 closing header;
 * distnn-plain  the same with the rounds replaced by the bare collectives they wrap (the allgather, the
                 allreduce; no closing header): distnn before the rounds;
+* A/B           both in ONE job, alternating blocks of ``--block`` steps (ABBA order), so the load of a
+                shared machine hits them alike: the rounds' cost is read from this (median per step);
 * numpy         the floor: the same math by hand, one ``MPI.Allreduce`` of (sum, sum of squares) per
                 batch norm forward, one of the two gradient sums per batch norm backward, one of the
                 flat gradient per step;
@@ -20,7 +22,7 @@ processes per run:
 Configurations alternate over ``--repeats`` rounds so machine load hits them alike; the table shows each
 one's best round and median round (samples/s over both ranks) and the ratios.
 
-    python benchmarks/bench_syncbn_step.py [--steps 100] [--repeats 5] [--batch 32]
+    python benchmarks/bench_syncbn_step.py [--steps 100] [--repeats 5] [--batch 32] [--blocks 40 --block 10]
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ import time
 HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SIZES = (784, 512, 256, 10)
-FRAMEWORKS = ("distnn", "distnn-plain", "numpy", "torch")
+FRAMEWORKS = ("distnn", "distnn-plain", "numpy", "torch", "ab")
 
 
 def parse_args(argv=None):
@@ -45,6 +47,8 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=32, help="samples per rank per step")
     p.add_argument("--repeats", type=int, default=5, help="rounds over all configurations")
     p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--blocks", type=int, default=40, help="A/B: blocks of each kind")
+    p.add_argument("--block", type=int, default=10, help="A/B: steps per block")
     p.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -81,13 +85,17 @@ def worker_distnn(args):
     from distnn.distributed import sync_batchnorm, sync_batchnorm_rounds as rounds
     from distnn.optim.sgd import SGD
 
-    if args.worker == "distnn-plain":  # the bare collectives the rounds wrap, no closing header
-        sync_batchnorm.forward_exchange = lambda comm, local: comm.allgather(local)
-        sync_batchnorm.backward_exchange = lambda comm, sums: comm.allreduce(sums, "sum")
-        rounds.close_step = lambda comm, failed: None
-        import distnn.distributed.grad_sync as grad_sync
+    import distnn.distributed.grad_sync as grad_sync
 
-        grad_sync.close_step = rounds.close_step
+    with_rounds = (sync_batchnorm.forward_exchange, sync_batchnorm.backward_exchange, grad_sync.close_step)
+    plain = (lambda comm, local: comm.allgather(local), lambda comm, sums: comm.allreduce(sums, "sum"),
+             lambda comm, failed: None)  # (the bare collectives the rounds wrap, no closing header)
+
+    def use(fns):
+        sync_batchnorm.forward_exchange, sync_batchnorm.backward_exchange, grad_sync.close_step = fns
+
+    if args.worker == "distnn-plain":
+        use(plain)
     comm = dist.init()
     distnn.manual_seed(0)
     model = nn.Sequential(nn.Linear(784, 512), nn.SyncBatchNorm(512), nn.ReLU(), nn.Linear(512, 256),
@@ -101,8 +109,24 @@ def worker_distnn(args):
         F.cross_entropy(net(distnn.Tensor(xs[i % len(xs)])), ys[i % len(ys)]).backward()
         opt.step()
 
-    _timed(step, args, comm.barrier, comm.rank, comm.size,
-           lambda v: float(comm.allreduce(np.array([v]), "max")[0]))
+    reduce_max = lambda v: float(comm.allreduce(np.array([v]), "max")[0])  # noqa: E731
+    if args.worker != "ab":
+        _timed(step, args, comm.barrier, comm.rank, comm.size, reduce_max)
+        return
+    for i in range(args.warmup):
+        step(i)
+    per_step = {"rounds": [], "plain": []}
+    for b in range(2 * args.blocks):
+        kind = "rounds" if b % 4 in (0, 3) else "plain"  # ABBA: a drift in the load hits both alike
+        use(with_rounds if kind == "rounds" else plain)
+        comm.barrier()
+        t0 = time.perf_counter()
+        for i in range(args.block):
+            step(i)
+        comm.barrier()
+        per_step[kind].append(reduce_max(time.perf_counter() - t0) / args.block)
+    if comm.rank == 0:
+        print("RESULT " + json.dumps({k: sorted(v) for k, v in per_step.items()}), flush=True)
 
 
 def worker_numpy(args):
@@ -236,7 +260,8 @@ def _run(framework, args):
         text, errors = out.stdout, out.stderr
     for line in text.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[7:])["samples_per_s"]
+            result = json.loads(line[7:])
+            return result if framework == "ab" else result["samples_per_s"]
     raise RuntimeError(f"{framework} failed:\n{errors[-3000:]}")
 
 
@@ -245,7 +270,8 @@ def main(argv=None):
     if args.worker:
         (worker_numpy if args.worker == "numpy" else worker_torch if args.worker == "torch" else worker_distnn)(args)
         return 0
-    frameworks = [f for f in FRAMEWORKS if f != "torch" or not args.no_torch]
+    ab = _run("ab", args)
+    frameworks = [f for f in FRAMEWORKS[:-1] if f != "torch" or not args.no_torch]
     runs = {f: [] for f in frameworks}
     for _ in range(args.repeats):
         for f in frameworks:
@@ -258,8 +284,13 @@ def main(argv=None):
         print(f"{f:13s} {max(r):9.0f}/s {statistics.median(r):9.0f}/s {(max(r) - min(r)) / max(r):8.1%}")
     best = {f: max(r) for f, r in runs.items()}
     med = {f: statistics.median(r) for f, r in runs.items()}
-    print(f"distnn/distnn-plain (the rounds' cost): best {best['distnn'] / best['distnn-plain']:.3f}, "
+    print(f"distnn/distnn-plain in separate jobs: best {best['distnn'] / best['distnn-plain']:.3f}, "
           f"median {med['distnn'] / med['distnn-plain']:.3f}")
+    r, p = (statistics.median(ab[k]) * 1e3 for k in ("rounds", "plain"))
+    q = {k: [statistics.quantiles(ab[k], n=4)[i] * 1e3 for i in (0, 2)] for k in ab}
+    print(f"A/B in one job, {args.blocks} blocks of {args.block} steps each: ms per step, median (quartiles): "
+          f"rounds {r:.3f} ({q['rounds'][0]:.3f}-{q['rounds'][1]:.3f}), plain {p:.3f} ({q['plain'][0]:.3f}-"
+          f"{q['plain'][1]:.3f}); the rounds' cost {r - p:+.3f} ms a step ({r / p - 1:+.1%})")
     print(f"distnn/numpy floor: best {best['distnn'] / best['numpy']:.2f}")
     if "torch" in best:
         print(f"distnn/torch DDP gloo (unsynced BatchNorm1d): best {best['distnn'] / best['torch']:.2f}")

@@ -142,7 +142,9 @@ class SyncBatchNorm(_BatchNorm):
     A float16 input is normalized in float32 (its statistics gathered in float64, its backward's sums in
     float32; torch's accumulate type) and its output and gradient come back float16, as BatchNorm's.
     In eval mode (with running statistics) no communication happens. Every rank must call forward (and
-    backward) the same number of times.
+    backward) the same number of times. Inside a :class:`~.data_parallel.DataParallel` step that fails on
+    some rank, or whose ranks ran these layers a different number of times, the layer's collective raises on
+    the ranks waiting in it and the step ends on every rank with one error (:mod:`.sync_batchnorm_rounds`).
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,

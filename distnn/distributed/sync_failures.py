@@ -26,8 +26,8 @@ The watch covers a pass from its backward-begin hooks to the end of its synchron
 another begin hook, in any gradient computation or hook, or in a ``queue_callback`` callback that runs before
 the synchronization's. An error before backward begins (the forward, the loss, the engine's own check of
 in-place changes), which no rank's backward sees, and a ``KeyboardInterrupt`` are :mod:`.sync_abandoned`'s.
-Not covered: a model whose backward communicates itself (SyncBatchNorm), where the other ranks wait in that
-layer's collective. Under :meth:`~.data_parallel.DataParallel.no_sync` nothing is synchronized, so the error is raised as it is, on its
+SyncBatchNorm's backward collective, which the other ranks may wait in, is answered by the raising rank's
+exchange (:mod:`.sync_batchnorm_rounds`). Under :meth:`~.data_parallel.DataParallel.no_sync` nothing is synchronized, so the error is raised as it is, on its
 rank alone. Inside :meth:`~.data_parallel.DataParallel.join`, a rank that has joined raises the agreed
 error from its shadow synchronization, which ends its join: the raising ranks should let it leave the join
 context too (an error inside a join ends it, :mod:`.join`). A normal step pays a closure and one engine list entry, and no collective.
