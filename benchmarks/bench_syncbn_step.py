@@ -125,6 +125,20 @@ def worker_distnn(args):
             step(i)
         comm.barrier()
         per_step[kind].append(reduce_max(time.perf_counter() - t0) / args.block)
+    # the collectives alone, 512 channels (the first layer's): a round against the bare collective it wraps
+    local, sums = np.zeros(1 + 2 * 512), np.zeros(2 * 512)
+    calls = {"forward round": lambda: rounds.forward_exchange(comm, local), "allgather": lambda: comm.allgather(local),
+             "backward round": lambda: rounds.backward_exchange(comm, sums),
+             "allreduce": lambda: comm.allreduce(sums, "sum")}
+    for name in calls:
+        per_step[name] = []
+    for b in range(args.blocks):
+        for name, call in (calls.items() if b % 2 else reversed(calls.items())):
+            comm.barrier()
+            t0 = time.perf_counter()
+            for _ in range(50):
+                call()
+            per_step[name].append(reduce_max(time.perf_counter() - t0) / 50)
     if comm.rank == 0:
         print("RESULT " + json.dumps({k: sorted(v) for k, v in per_step.items()}), flush=True)
 
@@ -287,10 +301,13 @@ def main(argv=None):
     print(f"distnn/distnn-plain in separate jobs: best {best['distnn'] / best['distnn-plain']:.3f}, "
           f"median {med['distnn'] / med['distnn-plain']:.3f}")
     r, p = (statistics.median(ab[k]) * 1e3 for k in ("rounds", "plain"))
-    q = {k: [statistics.quantiles(ab[k], n=4)[i] * 1e3 for i in (0, 2)] for k in ab}
+    q = {k: [statistics.quantiles(ab[k], n=4)[i] * 1e3 for i in (0, 2)] for k in ("rounds", "plain")}
     print(f"A/B in one job, {args.blocks} blocks of {args.block} steps each: ms per step, median (quartiles): "
           f"rounds {r:.3f} ({q['rounds'][0]:.3f}-{q['rounds'][1]:.3f}), plain {p:.3f} ({q['plain'][0]:.3f}-"
           f"{q['plain'][1]:.3f}); the rounds' cost {r - p:+.3f} ms a step ({r / p - 1:+.1%})")
+    print("the collectives alone (512 channels), us per call, min / median over the blocks: " + ", ".join(
+        f"{k} {min(ab[k]) * 1e6:.1f} / {statistics.median(ab[k]) * 1e6:.1f}"
+        for k in ("forward round", "allgather", "backward round", "allreduce")))
     print(f"distnn/numpy floor: best {best['distnn'] / best['numpy']:.2f}")
     if "torch" in best:
         print(f"distnn/torch DDP gloo (unsynced BatchNorm1d): best {best['distnn'] / best['torch']:.2f}")
