@@ -14,10 +14,10 @@ from distnn.autograd.profiler_record import Range
 
 from .buckets import build_buckets, release_buckets
 from .sparse_sync import SparseGradientExchange, sparse_parameters
-from .sync_finish import FinishSync
 from .sync_abandoned import settle
 from .sync_batchnorm_rounds import close_step, model_comms
 from .sync_failures import watch_backward
+from .sync_finish import FinishSync
 from .sync_refusals import WHERE, agreed_error, note, raise_unused
 
 # backward_context() key: this pass's seed carries the rank's weight n_r / G (see _on_backward_begin).

@@ -46,9 +46,9 @@ it is, on its rank alone: no exchange follows it; with SyncBatchNorm in the mode
 one micro-batch with another until the step's exchange ends them with an error), a collective of the loop's
 own inside the step (a metric's allreduce between forward and backward) that the other ranks wait in
 (simulate reports the deadlock at once, naming every rank's collective; under mpiexec the collective timeout
-ends the job, naming them), and a rank that never calls DataParallel again: an uncaught exception or ``KeyboardInterrupt``
-ends its process, and the job with it (under MPI, the excepthook of :mod:`.watchdog` aborts every rank). With
-one rank nothing is watched. A normal step pays a weak reference (made in forward, read when backward
+ends the job, naming them), and a rank that never calls DataParallel again: an uncaught exception or
+``KeyboardInterrupt`` ends its process, and the job with it (under MPI, the excepthook of :mod:`.watchdog`
+aborts every rank). With one rank nothing is watched. A normal step pays a weak reference (made in forward, read when backward
 begins) and no collective.
 """
 from __future__ import annotations
