@@ -48,8 +48,8 @@ own inside the step (a metric's allreduce between forward and backward) that the
 (simulate reports the deadlock at once, naming every rank's collective; under mpiexec the collective timeout
 ends the job, naming them), and a rank that never calls DataParallel again: an uncaught exception or
 ``KeyboardInterrupt`` ends its process, and the job with it (under MPI, the excepthook of :mod:`.watchdog`
-aborts every rank). With one rank nothing is watched. A normal step pays a weak reference (made in forward, read when backward
-begins) and no collective.
+aborts every rank). With one rank nothing is watched. A normal step pays a weak reference (made in forward,
+read when backward begins) and no collective (SyncBatchNorm's rounds have their own small cost).
 """
 from __future__ import annotations
 
