@@ -41,11 +41,12 @@ def _batch(comm, step):
     return distnn.Tensor(rng.standard_normal((3 + comm.rank, 4))), rng.integers(0, 3, 3 + comm.rank)
 
 
-def loop(comm, plan, with_refused_step=True):
+def loop(comm, plan, with_refused_step=True, count_first=False):
     """``if batch: loss.backward() else: dp.finish_gradient_synchronization()``, every error caught (the loop
     goes on to the next step). ``plan[step][rank]``: "batch", "none" (no batch) or "fail" (a batch whose forward
-    raises). Without ``with_refused_step`` the first step is left out (the oracle). Returns (the errors per
-    step, the parameters at the end, the exchanges made)."""
+    raises). Without ``with_refused_step`` the first step is left out (the oracle). ``count_first``: a rank
+    with no batch calls ``set_num_samples(0)`` first. Returns (the errors per step, the parameters at the end,
+    the exchanges made)."""
     distnn.manual_seed(0)
     model = _Net()
     dp = DataParallel(model, comm, bucket_mb=1e-6)
@@ -57,6 +58,8 @@ def loop(comm, plan, with_refused_step=True):
         model.fault = kind == "fail"
         try:
             if kind == "none":
+                if count_first:
+                    dp.set_num_samples(0)
                 dp.finish_gradient_synchronization()
             else:
                 x, y = _batch(comm, step)
@@ -96,6 +99,15 @@ def _check(results, reference, plan):
 def test_a_rank_with_no_batch_after_a_refused_step_takes_part_in_the_others_next_step(plan):
     results = simulate(2, loop, PLANS[plan])
     _check(results, simulate(2, loop, PLANS[plan], False)[0], PLANS[plan])
+
+
+def test_the_case_left_ambiguous_takes_part_when_the_rank_sets_its_count_first():
+    """Refused in rank 0's finish_gradient_synchronization() (it had no batch), then rank 1 has none: its call
+    could be the refused step's closing call, and is taken for one (sync_finish.py) unless a count says it
+    begins a step, as the docstring advises: set_num_samples(0)."""
+    plan = [("none", "fail"), ("batch", "none"), ("batch", "batch")]
+    results = simulate(2, loop, plan, True, True)
+    _check(results, simulate(2, loop, plan, False, True)[0], plan)
 
 
 def test_where_every_rank_calls_it_after_the_refused_backward_nobody_waits_and_training_goes_on():

@@ -6,11 +6,13 @@ tell whether the loop has begun its next step since. A call with no forward and 
 is then either the refused step's own closing call (``try: loss.backward() except ...: pass`` then
 ``finish_gradient_synchronization()`` on every rank) or the next step's exchange of a rank with no batch
 (``if batch: loss.backward() else: finish_gradient_synchronization()``), while the other ranks' next backward
-synchronizes. The refused exchange tells every rank alike which it was:
+synchronizes. What the refused exchange was, the same on every rank (its gather of the notes says whether a
+rank's ``finish_gradient_synchronization()`` made it), decides:
 
 * every rank made it in its backward (or its forward's agreement): the call is an exchange, so a rank with
   no batch takes part in the others' next step with no samples, and where every rank makes the call it is
-  an exchange of nothing (no gradients: each stays None, as PyTorch's DDP leaves a step without backward);
+  an exchange of nothing (no gradients: each stays None, as PyTorch's DDP leaves a step without backward;
+  ``num_syncs`` counts it on every rank);
 * some rank's own ``finish_gradient_synchronization()`` made it (its step had no backward, or abandoned
   one): that call ended the step on that rank, which calls it no more; on the others the call is a no-op.
 
