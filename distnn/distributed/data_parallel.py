@@ -72,7 +72,8 @@ ends, naming the problem and the ranks, even when one rank alone had it:
 that rank goes through the step's collectives first, so no rank is left
 waiting (:mod:`.sync_refusals`). The step's gradients are dropped (None).
 A step that fails BEFORE its backward on some ranks, the error caught by the loop (the forward, the loss, a
-``KeyboardInterrupt``), ends on every rank alike too, never paired with another step (:mod:`.sync_abandoned`).
+``KeyboardInterrupt``), ends on every rank alike too, never paired with another step (:mod:`.sync_abandoned`),
+also while the other ranks wait in SyncBatchNorm's collectives (:mod:`.sync_batchnorm_rounds`).
 
 Use :meth:`no_sync` for all but the last micro-batch of gradient
 accumulation. A trainer that may skip backward on some rank (an empty
@@ -183,7 +184,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     _PLAIN = frozenset(("num_syncs", "_require_sync", "_explicit_samples", "_forward_samples", "_last_samples",
                         "_count_guess", "_in_sync", "_synced_since_finish", "_launched", "_probed", "_weight",
                         "_samples", "step_flags_sum", "_join_step", "_notes", "_failure_token", "_forwards",
-                        "_abandoned"))
+                        "_abandoned", "_finishing"))
 
     def __setattr__(self, name, value):
         if name in self._PLAIN:

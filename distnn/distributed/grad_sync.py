@@ -15,7 +15,9 @@ from distnn.autograd.profiler_record import Range
 from .buckets import build_buckets, release_buckets
 from .sparse_sync import SparseGradientExchange, sparse_parameters
 from .sync_abandoned import settle
+from .sync_batchnorm_rounds import close_step, model_comms
 from .sync_failures import watch_backward
+from .sync_finish import FinishSync
 from .sync_refusals import WHERE, agreed_error, note, raise_unused
 
 # backward_context() key: this pass's seed carries the rank's weight n_r / G (see _on_backward_begin).
@@ -25,15 +27,17 @@ RANK_WEIGHTED = "distnn.data_parallel.rank_weighted"
 RANK_SHARE = "distnn.data_parallel.rank_share"
 
 
-class GradientSync:
+class GradientSync(FinishSync):
     """The synchronization side of :class:`~.data_parallel.DataParallel`: its buckets and engine hooks (set up
     here, called by the wrapper's ``__init__``), and what they do in a backward. The wrapper sets up the rest of
     the state used here (``_comm``, the sample counts, ``step_flags``)."""
 
     _failure_token = None  # set while a pass that raises must agree on it (.sync_failures)
+    _finishing = False     # set while finish_gradient_synchronization() makes the step's exchange
 
     def _build_buckets(self):
         # Sparse-gradient parameters (sparse embeddings) are exchanged apart, when backward ends (.sparse_sync)
+        self._bn_comms = model_comms(self.module)  # (SyncBatchNorm's, ended at each exchange: close_step)
         sparse = sparse_parameters(self.module, self._train_params)
         self._sparse = SparseGradientExchange(sparse) if sparse else None
         sparse_ids = {id(p) for _, p in sparse}
@@ -270,6 +274,8 @@ class GradientSync:
         for b in self._buckets[self._launched:]:
             b.pending = 0
         self._launch_ready(final=True)
+        for comm in self._bn_comms:  # a rank still in a SyncBatchNorm collective of the step is answered first
+            close_step(comm, bool(self._notes))
         self._fix_weight()  # (already fixed when a bucket was launched; not without dense parameters)
         waiting = [b.handle for b in self._buckets]
         if self._step_meta is not None:
@@ -334,52 +340,16 @@ class GradientSync:
         elif self.check_every and self.num_syncs % self.check_every == 0:  # (a joined rank's replica lags)
             self.check_replicas()
         if refusing or refused:  # the same sum and sparse table on every rank: every rank refuses alike
-            # (every rank's notes, gathered only now that some rank has one: the normal step pays nothing)
+            # (every rank's notes, and whether its finish_gradient_synchronization() made this exchange, gathered
+            # only now that some rank refuses: the normal step pays nothing)
             notes, self._notes = self._notes, []
-            every = self._comm.allgather_object(notes) if refusing else []
+            every = self._comm.allgather_object((notes, self._finishing))
             for p in self._params:  # (zeros stood in for refused gradients: the step's average is not one)
                 p.grad = None
-            self._synced_since_finish = "refused"  # (so a finish_gradient_synchronization() next is a no-op)
+            # (a finish_gradient_synchronization() next, with no forward or count since, is a no-op only when some
+            # rank's finish made this exchange, which ended its step there: .sync_finish)
+            self._synced_since_finish = "refused" if any(f for _, f in every) else "refused in backward"
+            every = [n for n, _ in every] if refusing else []
             raise agreed_error(every, refused, self.comm.rank)
         if partly_unused and not self.find_unused_parameters:
             raise_unused(partly_unused)
-
-    def finish_gradient_synchronization(self) -> None:
-        """Make sure this step's gradients are averaged; call before ``optimizer.step()`` if unsure.
-
-        A no-op when backward already synchronized this step (the usual case).
-        When this rank ran no synchronizing backward since the last call or
-        since its gradients were last reset (``zero_grad()``: every micro-batch
-        was empty, or all ran under ``no_sync``), it synchronizes now with
-        whatever local gradients exist, so the other ranks are not left
-        waiting. So ``if batch: loss.backward() else: dp.finish_gradient_synchronization()``
-        works too. Collective: a rank whose backward did not synchronize this
-        step must call it. (A gradient zeroed by hand, ``p.grad[...] = 0``,
-        looks like the synchronized one; ``zero_grad(set_to_none=False)`` is
-        told apart.)
-        """
-        if self.comm.size == 1:
-            if not self._synced_since_finish:  # (no backward this step: its flags still end it)
-                self._end_single_rank_step()
-            self._synced_since_finish = False
-            return
-        refused = self._synced_since_finish == "refused" and not self._forwards and self._forward_samples is None \
-            and self._explicit_samples is None  # (a refused step's gradients are None: not reset by the user)
-        if self._in_sync or not self._synced_since_finish or (self._grads_reset_since_sync() and not refused):
-            settle(self, finishing=True)  # (a forward since the last exchange that no backward reached: refused)
-            if not self._in_sync and self._join_config.enable:  # inside dp.join(): this step's round first
-                self._join_notify()
-            if not self._in_sync and self._explicit_samples is None and self._forward_samples is None:
-                self._explicit_samples = 0  # no forward since the last step: no samples, whatever the last had
-            self._in_sync = True
-            self._complete_sync()
-        self._synced_since_finish = False
-
-    def _grads_reset_since_sync(self) -> bool:
-        """True when no parameter still holds the gradient the last synchronization installed
-        (set to None, replaced, or zeroed in place by ``zero_grad(set_to_none=False)``)."""
-        for b in self._buckets:
-            for p, view in zip(b.params, b.views):
-                if p.grad is view and not p._grad_zeroed:
-                    return False
-        return self._sparse is None or not self._sparse.holds_synced()

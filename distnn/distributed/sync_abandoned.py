@@ -38,12 +38,18 @@ global sample count the exchange carries. A forward with gradients enabled whose
 backward on every rank (evaluation outside ``no_grad()``) is ended the same way, silently (every rank
 abandoned it: nobody waited), with one exchange more; its samples no longer count in the next step's weight.
 
-Not covered: a forward that raises inside ``no_sync()`` or ``no_grad()`` (raised as it is, on its rank
-alone: no exchange follows it), a collective of the user's own (or SyncBatchNorm's) that the other ranks
-wait in, and a rank that never calls DataParallel again: an uncaught exception or ``KeyboardInterrupt``
-ends its process, and the job with it (under MPI, the excepthook of :mod:`.watchdog` aborts every rank). With
-one rank nothing is watched. A normal step pays a weak reference (made in forward, read when backward
-begins) and no collective.
+The other ranks may be waiting in a SyncBatchNorm collective rather than in the buckets (the failing rank
+raised before the layer, or skipped its backward): the failing rank's exchange begins by answering it
+(:mod:`.sync_batchnorm_rounds`), so those ranks raise too and go through the exchange, and every rank raises
+the failing rank's error. Not covered: a forward that raises inside ``no_sync()`` or ``no_grad()`` (raised as
+it is, on its rank alone: no exchange follows it; with SyncBatchNorm in the model the ranks' next rounds pair
+one micro-batch with another until the step's exchange ends them with an error), a collective of the loop's
+own inside the step (a metric's allreduce between forward and backward) that the other ranks wait in
+(simulate reports the deadlock at once, naming every rank's collective; under mpiexec the collective timeout
+ends the job, naming them), and a rank that never calls DataParallel again: an uncaught exception or
+``KeyboardInterrupt`` ends its process, and the job with it (under MPI, the excepthook of :mod:`.watchdog`
+aborts every rank). With one rank nothing is watched. A normal step pays a weak reference (made in forward,
+read when backward begins) and no collective (SyncBatchNorm's rounds have their own small cost).
 """
 from __future__ import annotations
 

@@ -55,6 +55,7 @@ from distnn.nn.normalization import current_valid_rows as _current_mask
 from distnn.nn.normalization import valid_rows  # noqa: F401 (shared with BatchNorm)
 
 from .data_parallel import RANK_SHARE, RANK_WEIGHTED
+from .sync_batchnorm_rounds import backward_exchange, forward_exchange
 
 
 def _channel_stats(x):
@@ -116,14 +117,14 @@ class SyncBatchNormTrain(ValidRowsBatchNormTrain):
         # this rank's gradients (N: rows over all ranks).
         count, total = self.count, self.total
         if context.get(RANK_WEIGHTED):  # the seed already carries w_r
-            self.comm.allreduce(buf, "sum")
+            _sum_over_ranks(self.comm, buf)
             buf *= count / total
         else:
             w = context.get(RANK_SHARE)  # weighted later, when packed (gradient accumulation)
             if w is None:  # no DataParallel: ranks are taken to weigh by their share of the rows
                 w = count / total
             buf *= w
-            self.comm.allreduce(buf, "sum")
+            _sum_over_ranks(self.comm, buf)
             buf *= count / (w * total) if w > 0 else 0.0  # (w = 0: this rank's gradient is dropped anyway)
         dtype = sum_g.dtype
         return xp.asarray(buf[:c].astype(dtype)), xp.asarray(buf[c:].astype(dtype))
@@ -141,7 +142,9 @@ class SyncBatchNorm(_BatchNorm):
     A float16 input is normalized in float32 (its statistics gathered in float64, its backward's sums in
     float32; torch's accumulate type) and its output and gradient come back float16, as BatchNorm's.
     In eval mode (with running statistics) no communication happens. Every rank must call forward (and
-    backward) the same number of times.
+    backward) the same number of times. Inside a :class:`~.data_parallel.DataParallel` step that fails on
+    some rank, or whose ranks ran these layers a different number of times, the layer's collective raises on
+    the ranks waiting in it and the step ends on every rank with one error (:mod:`.sync_batchnorm_rounds`).
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
@@ -188,7 +191,7 @@ class SyncBatchNorm(_BatchNorm):
         count, mean, m2 = _channel_stats(data if mask is None else data[get_array_module(data).asarray(mask)])
         c = self.num_features
         local = np.concatenate([[float(count)], mean, m2])
-        every = to_numpy(comm.allgather(local)) if comm.size > 1 else local[None]
+        every = to_numpy(forward_exchange(comm, local)) if comm.size > 1 else local[None]  # (.sync_batchnorm_rounds)
         total, gmean, gm2 = combine_stats(every[:, 0], every[:, 1:c + 1], every[:, c + 1:])
         if total <= 1:
             raise ValueError(f"{self.where()}: expected more than 1 value per channel over all ranks when "
@@ -234,6 +237,13 @@ class SyncBatchNorm(_BatchNorm):
                 if new is not child:  # in place: keep the child order (Sequential runs in that order)
                     module._modules[name] = new
         return module
+
+
+def _sum_over_ranks(comm, buf) -> None:
+    """The backward's sums over the ranks, in place: a round a rank leaving its step can answer
+    (:mod:`.sync_batchnorm_rounds`)."""
+    if comm.size > 1:
+        backward_exchange(comm, buf)
 
 
 def _one_of(process_group, comm, where):

@@ -26,8 +26,8 @@ The watch covers a pass from its backward-begin hooks to the end of its synchron
 another begin hook, in any gradient computation or hook, or in a ``queue_callback`` callback that runs before
 the synchronization's. An error before backward begins (the forward, the loss, the engine's own check of
 in-place changes), which no rank's backward sees, and a ``KeyboardInterrupt`` are :mod:`.sync_abandoned`'s.
-Not covered: a model whose backward communicates itself (SyncBatchNorm), where the other ranks wait in that
-layer's collective. Under :meth:`~.data_parallel.DataParallel.no_sync` nothing is synchronized, so the error is raised as it is, on its
+SyncBatchNorm's backward collective, which the other ranks may wait in, is answered by the raising rank's
+exchange (:mod:`.sync_batchnorm_rounds`). Under :meth:`~.data_parallel.DataParallel.no_sync` nothing is synchronized, so the error is raised as it is, on its
 rank alone. Inside :meth:`~.data_parallel.DataParallel.join`, a rank that has joined raises the agreed
 error from its shadow synchronization, which ends its join: the raising ranks should let it leave the join
 context too (an error inside a join ends it, :mod:`.join`). A normal step pays a closure and one engine list entry, and no collective.
@@ -76,7 +76,8 @@ def agree_on_failure(dp, exc: Exception, stage: str = "backward") -> None:
     ``exc``: finish the step's synchronization with zeros and a note of ``exc``, and raise the error every
     rank raises (from ``exc``)."""
     dp._failure_token = None
-    note(dp._notes, raisable(type(exc)), f"{stage} raised {WHERE}: {describe(exc)}", ADVICE)
+    if not getattr(exc, "agreed_elsewhere", False):  # (another rank's failure, which its own note names)
+        note(dp._notes, raisable(type(exc)), f"{stage} raised {WHERE}: {describe(exc)}", ADVICE)
     for p in dp._params:  # (what this rank's backward left is no gradient: zeros go out in its place)
         p.grad = None
     if not dp._in_sync:  # (the pass raised before its first gradient was ready)
