@@ -1,4 +1,5 @@
-"""Shared by the tests/test_optim_*.py files: parameters and gradients drawn from seeds, and a distnn/torch optimizer run over them."""
+"""Shared by the tests/test_optim_*.py files: parameters and gradients drawn from seeds, and a distnn or torch
+optimizer run over them."""
 import numpy as np
 
 from distnn.nn import Parameter

@@ -14,8 +14,8 @@ from cli_faults import wait_for_marker
 
 from distnn.train import checkpoint as ck
 
-from checkpoint_jobs import (HERE, MPIEXEC, STEPS, job_command, job_env, assert_all_checkpoints_valid, assert_same, finish,
-    reference, run_job)
+from checkpoint_jobs import (HERE, MPIEXEC, STEPS, assert_all_checkpoints_valid, assert_same, finish, job_command,
+                             job_env, reference, run_job)
 
 
 pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found (pip install mpich)")

@@ -7,65 +7,7 @@ import pytest
 
 from distnn.cli import main
 
-from cli_cases import FAST, run_cli, trained
-
-
-def _digits_csv(path, rows=40, ragged_line=None, bad_cell=None, nan_line=None, label=None):
-    from distnn.data import load_dataset
-
-    tr = load_dataset("digits").train
-    lines = []
-    for i in range(rows):
-        cells = [f"{v:.4f}" for v in tr.x[i]] + [str(int(tr.y[i]) if label is None or i != 3 else label)]
-        if i == ragged_line:
-            cells = cells[:-2] + cells[-1:]
-        if i == bad_cell:
-            cells[5] = "abc"
-        if i == nan_line:
-            cells[7] = "nan"
-        lines.append(",".join(cells))
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
-
-
-def _idx(path, magic=0x00000803, truncate=False):
-    """An images file (wrong magic or truncated as asked) next to a valid labels file."""
-    import struct
-
-    data = struct.pack(">IIII", magic, 10, 4, 4) + bytes(range(160))
-    path.write_bytes(data[:-7] if truncate else data)
-    labels = str(path).replace("images", "labels").replace("idx3", "idx1")
-    with open(labels, "wb") as f:
-        f.write(struct.pack(">II", 0x00000801, 10) + bytes(range(10)))
-    return str(path)
-
-
-BAD = {
-    "missing data file": (lambda t: ["--set", "data.name=csv", "--set", f"data.path={t}/nope.csv"], "not found"),
-    "ragged csv": (lambda t: ["--set", "data.name=csv", "--set",
-                              f"data.path={_digits_csv(t / 'r.csv', ragged_line=6)}"], "line 7"),
-    "non-numeric csv": (lambda t: ["--set", "data.name=csv", "--set",
-                                   f"data.path={_digits_csv(t / 'n.csv', bad_cell=2)}"], "abc"),
-    "nan feature": (lambda t: ["--set", "data.name=csv", "--set",
-                               f"data.path={_digits_csv(t / 'f.csv', nan_line=4)}"], "non-finite"),
-    "label outside classes": (lambda t: ["--set", "data.name=csv", "--set", "data.num_classes=10", "--set",
-                                         f"data.path={_digits_csv(t / 'l.csv', label=12)}"], "12"),
-    "idx wrong magic": (lambda t: ["--set", "data.name=mnist", "--set",
-                                   f"data.path={_idx(t / 'train-images-idx3-ubyte', magic=0x1234)}"], "magic"),
-    "idx truncated": (lambda t: ["--set", "data.name=mnist", "--set",
-                                 f"data.path={_idx(t / 'train-images-idx3-ubyte', truncate=True)}"], "truncated"),
-    "unknown config key": (lambda t: ["--set", "train.epochz=3"], "epochz"),
-    "batch larger than the data, drop_last": (lambda t: ["--set", "data.batch_size=4000", "--set",
-                                                         "data.drop_last=true"], "larger than the 1257 training"),
-    "output not writable": (lambda t: ["--out", f"{_file(t / 'afile')}/sub"], "not writable"),
-    "zero simulated ranks": (lambda t: ["--simulate-ranks", "0"], "--simulate-ranks must be >= 1, got 0"),
-    "negative simulated ranks": (lambda t: ["--simulate-ranks", "-2"], "--simulate-ranks must be >= 1, got -2"),
-}
-
-
-def _file(path):
-    path.write_text("x")
-    return str(path)
+from cli_cases import BAD, FAST, digits_csv, run_cli, trained
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
@@ -84,7 +26,7 @@ def test_bad_input_one_line_error(case, tmp_path, capsys):
 
 
 def test_more_ranks_than_samples(tmp_path, capsys):
-    csv_path = _digits_csv(tmp_path / "tiny.csv", rows=3)
+    csv_path = digits_csv(tmp_path / "tiny.csv", rows=3)
     code, _, err = run_cli(["train", "--config", "digits_mlp", *FAST, "--set", "data.name=csv", "--set",
                             f"data.path={csv_path}", "--set", "data.num_classes=10", "--set", "data.val_fraction=0",
                             "--set", "data.test_fraction=0",
@@ -96,7 +38,7 @@ def test_more_ranks_than_samples(tmp_path, capsys):
 
 def test_one_rank_failing_stops_all_simulated_ranks(tmp_path, capsys):
     # A per-rank data path: rank 1's file is missing, rank 0's exists. Every rank exits with the error.
-    good = _digits_csv(tmp_path / "d_0.csv", rows=200)
+    good = digits_csv(tmp_path / "d_0.csv", rows=200)
     assert os.path.exists(good)
     code, _, err = run_cli(["train", "--config", "digits_mlp", *FAST, "--set", "data.name=csv", "--set",
                             f"data.path={tmp_path}/d_{{rank}}.csv", "--simulate-ranks", "2",
@@ -115,7 +57,7 @@ def test_evaluate_and_predict_bad_input(trained, tmp_path, capsys):
     code, _, err = run_cli(["predict", d, "--input", str(bad), "--output", str(tmp_path / "p.csv")], capsys)
     assert code == 2 and "expected 64 feature columns" in err and not (tmp_path / "p.csv").exists()
     labelled = tmp_path / "lab.csv"
-    _digits_csv(labelled, rows=10, label=11)
+    digits_csv(labelled, rows=10, label=11)
     code, _, err = run_cli(["evaluate", d, "--data", str(labelled)], capsys)
     assert code == 2 and "11" in err and len(err.strip().splitlines()) == 1
 
@@ -172,15 +114,15 @@ def test_an_error_on_one_simulated_rank_names_the_rank(tmp_path, capsys, monkeyp
 def test_ensemble_members_read_per_rank_files_by_world_rank_and_must_agree(tmp_path, capsys):
     # 2 ranks, 2 members side by side: each member's group has one rank, but "{rank}" is the job's rank
     # (rank 1 reads d_1.csv, not its group's d_0.csv) and the files must hold the same data, as in a plain run
-    _digits_csv(tmp_path / "d_0.csv", rows=200)
-    _digits_csv(tmp_path / "d_1.csv", rows=180)
+    digits_csv(tmp_path / "d_0.csv", rows=200)
+    digits_csv(tmp_path / "d_1.csv", rows=180)
     args = ["train", "--config", "digits_mlp", *FAST, "--set", "data.name=csv", "--set",
             f"data.path={tmp_path}/d_{{rank}}.csv", "--set", "ensemble.members=2", "--simulate-ranks", "2"]
     code, _, err = run_cli([*args, "--out", str(tmp_path / "r")], capsys)
     assert code == 2 and err.count("distnn: error:") == 1, err
     assert "gives rank 1 other data than rank 0" in err
     assert not (tmp_path / "r").exists()
-    _digits_csv(tmp_path / "d_1.csv", rows=200)  # identical copies train
+    digits_csv(tmp_path / "d_1.csv", rows=200)  # identical copies train
     code, _, err = run_cli([*args, "--out", str(tmp_path / "ok")], capsys)
     assert code == 0, err
 

@@ -60,7 +60,8 @@ def test_group_communicators(W, K):
 
 
 def test_member_configs_seeds_and_overrides():
-    cfg = ensemble_cfg(members=3, vary=["seed"], overrides=[{"optimizer.lr": 0.3}, {}, {"model": {"hidden_sizes": [4, 4]}}])
+    cfg = ensemble_cfg(members=3, vary=["seed"],
+                       overrides=[{"optimizer.lr": 0.3}, {}, {"model": {"hidden_sizes": [4, 4]}}])
     before = repr(cfg)
     subs = [E.member_config(cfg, k) for k in range(3)]
     assert repr(cfg) == before  # the run's config is untouched

@@ -34,7 +34,7 @@ def test_preempted_ensemble_resumes_every_member(tmp_path, monkeypatch):
         finally:
             monkeypatch.delenv("DISTNN_FAULT_SIGNAL_AT", raising=False)
 
-    monkeypatch.setattr(J, "train_ensemble", train_with_fault)
+    monkeypatch.setattr(J, "_train", train_with_fault)
     with pytest.raises(Preempted):
         run_training("digits_mlp", ov, out=str(tmp_path / "cut"), quiet=True)
     assert trained == [0, 1] and not (tmp_path / "cut" / "summary.json").exists()

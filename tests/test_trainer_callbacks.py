@@ -7,18 +7,7 @@ from distnn.distributed import LocalCommunicator, simulate
 from distnn.optim.lr_scheduler import ReduceLROnPlateau
 from distnn.train.callbacks import Callback, EarlyStopping, LRSchedulerCallback
 
-from trainer_runs import digits, make_trainer
-
-
-class InjectMetric(Callback):
-    """Overwrites a metric with a rank-dependent sequence (a stand-in for ranks that disagree)."""
-
-    def __init__(self, key, values_by_rank):
-        self.key, self.values = key, values_by_rank
-
-    def on_epoch_end(self, trainer, logs):
-        seq = self.values[trainer.rank]
-        logs[self.key] = seq[min(trainer.state.epoch, len(seq) - 1)]
+from trainer_runs import InjectMetric, digits, make_trainer
 
 
 def test_early_stopping_is_agreed_across_ranks(digits):

@@ -7,6 +7,7 @@ import distnn
 from distnn.data import build_transforms, load_dataset
 from distnn.models import build_model
 from distnn.optim import SGD, Adam
+from distnn.train.callbacks import Callback
 from distnn.train.trainer import Trainer
 
 
@@ -43,3 +44,14 @@ def assert_same_run(a, b, atol=1e-6):
             assert ra[key] == pytest.approx(rb[key], abs=atol), key
     for k in sa:
         np.testing.assert_allclose(sa[k], sb[k], atol=atol, err_msg=k)
+
+
+class InjectMetric(Callback):
+    """Overwrites a metric with a rank-dependent sequence (a stand-in for ranks that disagree)."""
+
+    def __init__(self, key, values_by_rank):
+        self.key, self.values = key, values_by_rank
+
+    def on_epoch_end(self, trainer, logs):
+        seq = self.values[trainer.rank]
+        logs[self.key] = seq[min(trainer.state.epoch, len(seq) - 1)]
