@@ -64,7 +64,7 @@ def test_conv1d_matches_torch(torch, rng, case):
 @pytest.mark.parametrize("kw", [dict(padding=1), dict(padding=(2, 1), stride=2, dilation=(1, 2)),
                                 dict(padding="same", dilation=2), dict(padding="valid")])
 def test_conv_padding_modes_match_torch(torch, rng, mode, kw):
-    # found by tests/test_layer_fuzz.py: padding_mode other than 'zeros' raised NotImplementedError
+    # found by tests/test_layer_fuzz_*.py: padding_mode other than 'zeros' raised NotImplementedError
     x = rng.standard_normal((2, 2, 7, 6))
     compare(torch, nn.Conv2d(2, 3, (3, 2), padding_mode=mode, **kw).double(),
             torch.nn.Conv2d(2, 3, (3, 2), padding_mode=mode, **kw).double(), x, rtol=1e-12)

@@ -32,7 +32,7 @@ def test_maxpool2d_matches_torch(torch, rng, kw):
                                       (dict(kernel_size=(1, 3), stride=(1, 2), padding=(0, 1), dilation=2,
                                             ceil_mode=True, return_indices=True), (1, 1, 5, 2))])
 def test_maxpool2d_ceil_mode_window_past_the_input_matches_torch(torch, rng, kw, shape):
-    # found by tests/test_layer_fuzz.py: with ceil_mode PyTorch takes a dilated kernel larger than the
+    # found by tests/test_layer_fuzz_*.py: with ceil_mode PyTorch takes a dilated kernel larger than the
     # padded input as long as one window starts inside it; distnn refused it ("larger than the padded input")
     x = rng.standard_normal(shape)
     xd, xt = distnn.Tensor(x.copy(), requires_grad=True), torch.tensor(x.copy(), requires_grad=True)
@@ -61,7 +61,7 @@ def test_avgpool2d_matches_torch(torch, rng, kw):
                                 dict(kernel_size=(3, 2), stride=2, padding=1, ceil_mode=True, count_include_pad=False),
                                 dict(kernel_size=2, stride=3, ceil_mode=True, divisor_override=3)])
 def test_avgpool2d_ceil_mode_matches_torch(torch, rng, kw):
-    # found by tests/test_layer_fuzz.py: ceil_mode=True raised NotImplementedError. A last window running
+    # found by tests/test_layer_fuzz_*.py: ceil_mode=True raised NotImplementedError. A last window running
     # past the padded input divides by its cells inside it (PyTorch's rule), not by the kernel's size.
     x = rng.standard_normal((2, 3, 8, 7))
     compare(torch, nn.AvgPool2d(**kw), torch.nn.AvgPool2d(**kw), x, rtol=1e-12)
@@ -183,7 +183,7 @@ def test_batchnorm_batch_of_one_names_the_layer():
 
 @pytest.mark.parametrize("momentum", [0.1, None])
 def test_batchnorm_takes_an_empty_batch_as_torch(torch, rng, momentum):
-    # found by tests/test_layer_fuzz.py: an empty batch in training raised "expected more than 1 value per
+    # found by tests/test_layer_fuzz_*.py: an empty batch in training raised "expected more than 1 value per
     # channel" (PyTorch refuses exactly one value; zero gives an empty output, the running statistics left
     # alone and the batch counted)
     d, t = nn.BatchNorm2d(3, momentum=momentum).double(), torch.nn.BatchNorm2d(3, momentum=momentum).double()
