@@ -1,5 +1,5 @@
-"""Checkpointed training jobs under mpiexec for the tests/test_checkpoint_mpi_*.py files (tests/mpi_scripts/ckpt_train.py):
-run one, finish one, compare two runs' final weights, and the uninterrupted reference run."""
+"""Checkpointed training jobs (tests/mpi_scripts/ckpt_train.py) under mpiexec for the tests/test_checkpoint_mpi_*.py
+files: run one, finish one, compare two runs' final weights, and the uninterrupted reference run."""
 import json
 import os
 import shlex
@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from distnn.train import checkpoint as ck
+from mpi_child import child_env
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -21,7 +22,7 @@ STEPS = 30
 
 
 def job_env(extra=None):
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", DISTNN_COLLECTIVE_TIMEOUT="20")
+    env = child_env(20)
     for k in ("DISTNN_CKPT_FAULT", "DISTNN_FAULT_KILL_AT", "DISTNN_FAULT_NONFINITE_AT", "DISTNN_FAULT_SIGNAL_AT",
               "DISTNN_FAULT_STEP_DELAY", "DISTNN_FAULT_PAUSE_AT", "DISTNN_FAULT_MARKER_DIR"):
         env.pop(k, None)

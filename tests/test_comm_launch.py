@@ -13,6 +13,7 @@ import distnn
 import distnn.distributed as dist
 from distnn.distributed.local_comm import LocalCommunicator
 from distnn.distributed.mpi_comm import launcher_world_size
+from mpi_child import child_env, require_mpiexec
 
 
 def test_bad_arguments_are_clear():
@@ -187,14 +188,10 @@ def test_local_rank_follows_the_launchers_variables():
     # shared-memory split's order (here: swapped on purpose, per rank via MPMD), the launcher wins.
     code = ("import distnn.distributed as d; c = d.init(); "
             "print(f'RANK {c.rank} LOCAL {c.local_rank} OF {c.local_size}', flush=True)")
-    try:
-        from distnn.distributed.launch import mpiexec_path
+    from distnn.distributed.launch import mpiexec_path
 
-        cmd = [mpiexec_path()]
-        import mpi4py  # noqa: F401
-    except (FileNotFoundError, ImportError) as e:  # pragma: no cover - depends on the install
-        pytest.skip(f"needs mpiexec and mpi4py: {e}")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    require_mpiexec()
+    cmd, env = [mpiexec_path()], child_env()
     for local in ("1", "0"):
         cmd += ["-n", "1", "-env", "OMPI_COMM_WORLD_LOCAL_RANK", local, "-env", "OMPI_COMM_WORLD_LOCAL_SIZE", "2",
                 sys.executable, "-c", code, ":"]
