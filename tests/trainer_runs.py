@@ -1,5 +1,6 @@
-"""Shared by the tests/test_trainer_*.py files: the digits data set fixture, a Trainer on a communicator, one
-fit, and the comparison of two runs."""
+"""Shared by the tests/test_trainer_*.py files (and the trainer tests elsewhere that import them): the digits data
+set fixture, a Trainer on a communicator, one fit, the comparison of two runs, and InjectMetric (a callback that
+reports given values of a metric, per rank and epoch)."""
 import numpy as np
 import pytest
 
