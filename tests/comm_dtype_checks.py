@@ -1,4 +1,5 @@
-"""A check shared by tests/test_comm.py (one process, simulated ranks) and tests/test_comm_mpi.py (mpiexec)."""
+"""A check shared by tests/test_comm_collectives.py (one process, simulated ranks) and tests/test_comm_mpi.py
+(mpiexec)."""
 import numpy as np
 import pytest
 

@@ -1,4 +1,4 @@
-"""Run every bad-input case of tests/test_cli.py through ``distnn.cli.main`` on each MPI rank.
+"""Run every bad-input case of tests/cli_cases.py (BAD) through ``distnn.cli.main`` on each MPI rank.
 
 Launched by tests/test_cli_mpi.py as ``mpiexec -n 2 python tests/mpi_cli_driver.py TMPDIR``.
 Each case runs on every rank; some are hit by all ranks, some by rank 1 only
@@ -20,7 +20,7 @@ from distnn.distributed import init  # noqa: E402
 
 
 def build_cases(tmp):
-    import test_cli as T
+    import cli_cases as T
 
     cases = {}
     for name, (make_args, needle) in sorted(T.BAD.items()):
@@ -32,16 +32,16 @@ def build_cases(tmp):
                                ("rank 1 ragged csv", "ragged", "line 5")):
         d = tmp / name.replace(" ", "_")
         d.mkdir()
-        T._digits_csv(d / "d_0.csv", rows=200)
+        T.digits_csv(d / "d_0.csv", rows=200)
         if kind == "ragged":
-            T._digits_csv(d / "d_1.csv", rows=200, ragged_line=4)
+            T.digits_csv(d / "d_1.csv", rows=200, ragged_line=4)
         args = ["--set", "data.name=csv", "--set", f"data.path={d}/d_{{rank}}.csv"]
         cases[name] = (args, "rank 1: " if kind == "missing" else needle, str(d / "run"))
     return cases
 
 
 def run():
-    import test_cli as T
+    import cli_cases as T
 
     comm = init()
     tmp = Path(sys.argv[1])

@@ -29,6 +29,27 @@ def paired_steps(torch, opt, topt, params, tparams, grads, steps):
         yield t
 
 
+def load_torchs_state_and_continue(torch, topt, tparams, make_ours, grads, check_loaded=None, steps=4):
+    """torch's ``topt`` steps ``steps`` times on ``grads(t)``; distnn's optimizer ``make_ours(params)``, over
+    copies of the weights torch reached, loads ``topt.state_dict()`` (``check_loaded(opt)``, where given, checks
+    what it loaded); then both step ``steps`` times more on the same gradients. Returns distnn's parameters,
+    for the caller to compare with ``tparams``."""
+    from distnn.nn import Parameter
+
+    for t in range(steps):
+        for tp, g in zip(tparams, grads(t)):
+            tp.grad = None if g is None else torch.from_numpy(g.copy())
+        topt.step()
+    params = [Parameter(tp.detach().numpy().copy()) for tp in tparams]
+    opt = make_ours(params)
+    opt.load_state_dict(topt.state_dict())
+    if check_loaded is not None:
+        check_loaded(opt)
+    for _ in paired_steps(torch, opt, topt, params, tparams, lambda t: grads(t + steps), steps):
+        pass
+    return params
+
+
 def torch_state(topt, tparams):
     """torch's per-parameter state as ``{index in tparams: {key: numpy array or plain value}}`` (parameters
     without state left out, as distnn's ``state_dict()["state"]`` leaves them out)."""

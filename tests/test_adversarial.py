@@ -18,7 +18,7 @@ from distnn.train.adversarial import fgsm
 from distnn.train.callbacks.checkpoint_setup import attach
 from distnn.train.trainer import Trainer
 
-from test_checkpoint import assert_bitwise, final_state
+from checkpoint_runs import assert_bitwise, final_state
 from torch_twins import torch_mlp_like
 
 # (tests that wire a trainer with attach() themselves: its SIGTERM/SIGUSR1 handler put back after each)

@@ -16,15 +16,16 @@ from torch_twins import twin_models
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
 
-rng = np.random.default_rng(0)
+DRAW_PER_TEST = True  # (R: each test draws from its own generator, conftest's per_test_rng)
+R = np.random.default_rng(0)  # (the module-level CASES below draw from this one, at import)
 
 
 def _r(*shape):
-    return rng.standard_normal(shape).astype(np.float32)
+    return R.standard_normal(shape).astype(np.float32)
 
 
 def _labels(n, c):
-    return rng.integers(0, c, n)
+    return R.integers(0, c, n)
 
 
 # name: (numpy inputs, the call with (library namespace, functional namespace, *inputs)); both libraries spell
@@ -276,10 +277,23 @@ def test_cuda_autocast_leaves_cpu_tensors_alone():
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 def test_grad_scaler_with_autocast_trains_as_torch():
     """The documented loop (autocast forward, scaled backward, unscale_, clip, step, update) for a few steps:
-    losses, scales and weights close to torch's on the same data."""
-    tm, dm = _mlp_pair()
+    losses, scales and weights close to torch's on the same data, through one skipped step and two growths.
+
+    The scales are chosen so that whether a step overflows never rests on rounding. Step 0, at 2**24, overflows
+    for certain: the float16 cast of the scaled loss gradient, 2**24 * (softmax - onehot) / 6, is over 65504 as
+    soon as one |softmax - onehot| > 0.024 (with 3 classes, some is at least 1/3). The back-off to 2**12 and two
+    growths (every 2 clean steps) reach 2**14 at most: the output's gradients are then at most 2**14 / 6 each, a
+    sum over the 6 samples (the bias gradient, the tanh-bounded weight gradient) at most 2**14, and the largest
+    gradient element over 200 seeds' runs was 8944, 7 times below float16's 65504. (The defaults, 2**16 grown
+    to 2**18, put gradient sums within a rounding of 65504: distnn's float16 sum over the batch axis, which
+    accumulates in float16, overflowed where torch's did not, and the scales parted for 1 seed in 7.) Tanh, not ReLU:
+    a ReLU gate whose float16 input rounds to either side of 0 in the two libraries switches a hidden unit's
+    whole gradient on in one and off in the other, and a weight then differed by more than any rounding."""
+    tm, dm = twin_models(lambda nn: nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3)))
     topt, dopt = torch.optim.SGD(tm.parameters(), lr=0.1), SGD(dm.parameters(), lr=0.1)
-    ts, ds = torch.amp.GradScaler("cpu", growth_interval=2), GradScaler("cpu", growth_interval=2)
+    settings = dict(init_scale=2.0 ** 24, backoff_factor=2.0 ** -12, growth_interval=2)
+    ts, ds = torch.amp.GradScaler("cpu", **settings), GradScaler("cpu", **settings)
+    scales = []
     for step in range(6):
         x, y = _r(6, 8), _labels(6, 3)
         with torch.autocast("cpu", dtype=torch.float16):
@@ -300,6 +314,8 @@ def test_grad_scaler_with_autocast_trains_as_torch():
         ds.update()
         np.testing.assert_allclose(dl.item(), tl.item(), rtol=5e-3, err_msg=f"step {step}")
         assert ds.get_scale() == ts.get_scale(), step
+        scales.append(ts.get_scale())
+    assert scales == [2.0 ** 12, 2.0 ** 12, 2.0 ** 13, 2.0 ** 13, 2.0 ** 14, 2.0 ** 14]  # (the path meant)
     for (k, tv), dv in zip(tm.state_dict().items(), dm.state_dict().values()):
         assert np.asarray(dv).dtype == np.float32
         np.testing.assert_allclose(np.asarray(dv), tv.numpy(), rtol=1e-2, atol=2e-3, err_msg=k)

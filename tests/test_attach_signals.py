@@ -17,7 +17,7 @@ from distnn.train.callbacks import Callback
 from distnn.train.callbacks.checkpoint_setup import attach
 from distnn.train.checkpoint import CheckpointError
 from distnn.train.job import train_rank
-from test_checkpoint import digits, make_trainer  # noqa: F401 (digits: a fixture)
+from checkpoint_runs import digits, make_trainer  # noqa: F401 (digits: a fixture)
 
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
 

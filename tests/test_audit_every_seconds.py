@@ -10,7 +10,7 @@ from distnn.distributed import LocalCommunicator, simulate
 from distnn.train import checkpoint as ck
 from distnn.train.callbacks.checkpoint import ModelCheckpoint
 from distnn.train.callbacks.checkpoint_setup import attach
-from test_checkpoint import assert_bitwise, digits, final_state  # noqa: F401 (digits: a fixture)
+from checkpoint_runs import assert_bitwise, digits, final_state  # noqa: F401 (digits: a fixture)
 from test_checkpoint_every_seconds import _opts, _saved, _step_clock, _trainer
 
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")

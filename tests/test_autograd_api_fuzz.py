@@ -1,11 +1,11 @@
-"""``autograd.grad`` and ``backward(inputs=)`` on the random programs of test_autograd_fuzz.py, against PyTorch.
+"""``autograd.grad`` and ``backward(inputs=)`` on the random programs of tests/autograd_fuzz_ops.py, against PyTorch.
 
 Each program (ops, views, in-place ops, ``register_hook`` / ``retain_grad`` on random tensors) ends in a
 loss; then ``autograd.grad`` is asked for a random mix of leaves and intermediate tensors, and
 ``backward(inputs=)`` for a random subset of leaves. The returned gradients, the leaves' ``.grad``
 (untouched by ``grad``), the retained gradients and every hook call must be PyTorch's. This exercises the
 pruned pass (which nodes run, when a non-leaf asked for is captured relative to its hooks).
-``DISTNN_FUZZ_PROGRAMS`` / ``DISTNN_FUZZ_START`` as in test_autograd_fuzz.py (here a fifth of the programs).
+``DISTNN_FUZZ_PROGRAMS`` / ``DISTNN_FUZZ_START`` as in tests/test_autograd_fuzz.py (here a fifth of the programs).
 """
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ torch = pytest.importorskip("torch")
 
 import distnn  # noqa: E402
 from distnn import autograd  # noqa: E402
-from test_autograd_fuzz import PROGRAMS, START, Mismatch, Program, _Diverged, _quiet_warnings  # noqa: E402
-from test_autograd_fuzz import _unannotated_refusal  # noqa: E402
+from autograd_fuzz_harness import (PROGRAMS, START, Mismatch, _Diverged, _quiet_warnings,  # noqa: E402
+                                   _unannotated_refusal)
+from autograd_fuzz_ops import Program  # noqa: E402
 
 
 def _close(a, b, what, ctx):

@@ -19,7 +19,7 @@ from distnn.train import run_dir as rd
 from distnn.train.checkpoint import verify as ck_verify
 from distnn.train.config import load_config
 from distnn.train.resume_config import saved_config_for_resume
-from test_cli import run_cli
+from cli_cases import run_cli
 
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
 

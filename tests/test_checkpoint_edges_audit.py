@@ -9,7 +9,7 @@ import pytest
 from distnn.distributed import LocalCommunicator
 from distnn.train import checkpoint as ck
 from distnn.train.callbacks.checkpoint_setup import attach
-from test_checkpoint import assert_bitwise, digits, final_state, make_trainer  # noqa: F401 (digits: a fixture)
+from checkpoint_runs import assert_bitwise, digits, final_state, make_trainer  # noqa: F401 (digits: a fixture)
 from test_save_last import _opts, _steps
 
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")

@@ -13,7 +13,7 @@ from distnn.distributed import LocalCommunicator, simulate
 from distnn.train import checkpoint as ck
 from distnn.train.callbacks.checkpoint import ModelCheckpoint
 from distnn.train.callbacks.checkpoint_setup import attach
-from test_checkpoint import assert_bitwise, digits, final_state, make_trainer  # noqa: F401 (digits: a fixture)
+from checkpoint_runs import assert_bitwise, digits, final_state, make_trainer  # noqa: F401 (digits: a fixture)
 
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
 

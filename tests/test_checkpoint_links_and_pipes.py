@@ -23,7 +23,7 @@ import pytest
 from distnn.cli import main
 from distnn.train import checkpoint as ck
 from distnn.train import run_dir as rd
-from test_cli import run_cli
+from cli_cases import run_cli
 
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
 

@@ -18,7 +18,7 @@ from distnn.distributed import LocalCommunicator
 from distnn.train import checkpoint as ck
 from distnn.train.callbacks.checkpoint_setup import attach
 from distnn.train.checkpoint import writer_process
-from test_checkpoint import digits, make_trainer  # noqa: F401 (digits: a fixture)
+from checkpoint_runs import digits, make_trainer  # noqa: F401 (digits: a fixture)
 
 pytestmark = [pytest.mark.usefixtures("clean_preemption_flags"),
               pytest.mark.skipif(not writer_process.worth_it(1), reason="async saves write from a thread here")]

@@ -17,10 +17,11 @@ seconds, so the assertions are grouped into few launches:
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import pytest
+
+from mpi_child import child_env, require_mpiexec, run_under_mpiexec
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MPIEXEC = os.path.join(os.path.dirname(sys.executable), "mpiexec")
@@ -39,16 +40,14 @@ TRAIN = ["--config", "digits_mlp", "--set", "train.epochs=3", "--set", "model.dr
 def _env():
     # a collective timeout beyond every deadline here: a rank left waiting for another fails the test
     # with TimeoutExpired (the jobs that must end "quickly" used to be held to 60 s of wall clock)
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1",
-               DISTNN_COLLECTIVE_TIMEOUT="600")
+    env = child_env(600, PYTHONUNBUFFERED="1")
     env.pop("DISTNN_LOG_ALL_RANKS", None)
     return env
 
 
 def mpirun(n, args, timeout=180):
-    pytest.importorskip("mpi4py")
-    return subprocess.run([MPIEXEC, "-n", str(n), sys.executable, *args], capture_output=True, text=True, cwd=REPO,
-                          env=_env(), timeout=timeout)
+    require_mpiexec()
+    return run_under_mpiexec(n, args, env=_env(), deadline=timeout, cwd=REPO)
 
 
 def _rows(run):
@@ -147,7 +146,6 @@ def test_per_rank_files_with_other_data_are_refused_real_cli(tmp_path):
 def test_help_is_printed_once_under_mpiexec():
     # every rank printed the whole --help (usage errors were already rank 0's alone)
     for args in (["train", "--help"], ["evaluate", "--help"], []):
-        r = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "distnn", *args], capture_output=True,
-                           text=True, cwd=REPO, env=_env(), timeout=120)
+        r = mpirun(2, ["-m", "distnn", *args], timeout=120)
         assert r.returncode == (0 if args else 2), r.stderr
         assert r.stdout.count("usage: distnn") == 1, r.stdout

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from distnn.cli import main
-from test_cli import run_cli
+from cli_cases import run_cli
 from test_run_dir_checksums import unmark_config
 
 FAST = ["--config", "digits_mlp", "--quiet", "--set", "train.epochs=1", "--set", "run.plots=false"]

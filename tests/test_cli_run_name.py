@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from test_cli import run_cli
+from cli_cases import run_cli
 
 FAST = ["--config", "digits_mlp", "--quiet", "--set", "train.epochs=1", "--set", "run.plots=false"]
 

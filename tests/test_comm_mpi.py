@@ -258,7 +258,7 @@ def test_every_ranks_shared_buffer_starts_on_a_cache_line(comm):
 
 @pytest.mark.mpi(min_size=2)
 def test_arrays_mpi_cannot_send_are_refused_and_read_only_ones_reduce_into_a_copy(comm):
-    # The same on every backend (tests/test_comm.py runs this check in one process and on simulated
+    # The same on every backend (tests/test_comm_collectives.py runs this check in one process and on simulated
     # ranks): under MPI these gave BufferError, KeyError or an MPICH internal error.
     from comm_dtype_checks import check_collective_dtypes
 

@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from distnn.cli import main
-from test_cli import run_cli
+from cli_cases import run_cli
 
 FAST = ["--quiet", "--set", "run.plots=false", "--set", "checkpoint.every_epochs=1", "--set", "checkpoint.keep_last=0"]
 

@@ -16,7 +16,7 @@ import pytest
 from distnn.cli import main
 from distnn.train import checkpoint as ck
 from test_checkpoint_dir_fsync import _failing_dir_fsync
-from test_cli import run_cli
+from cli_cases import run_cli
 
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
 

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
-from test_layer_fuzz import G, run_cases, torch  # noqa: F401  (torch: importorskip'd there)
+from layer_fuzz_harness import G, run_cases, torch  # noqa: F401  (torch: importorskip'd there)
 
 import distnn  # noqa: E402
 import distnn.functional as DF  # noqa: E402

@@ -12,7 +12,7 @@ from distnn.data import build_transforms, load_dataset
 from distnn.distributed import LocalCommunicator
 from distnn.train.callbacks import Callback, EarlyStopping
 from test_final_report import assert_agree, records
-from test_trainer import InjectMetric, make_trainer
+from trainer_runs import InjectMetric, make_trainer
 
 
 @pytest.fixture(scope="module")

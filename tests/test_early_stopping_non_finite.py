@@ -11,7 +11,7 @@ import pytest
 from distnn.data import build_transforms, load_dataset
 from distnn.distributed import LocalCommunicator
 from distnn.train.callbacks import Callback, EarlyStopping
-from test_trainer import make_trainer
+from trainer_runs import make_trainer
 
 inf, nan = math.inf, math.nan
 

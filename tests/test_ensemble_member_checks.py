@@ -19,7 +19,7 @@ import sys
 import pytest
 
 from distnn.cli import main
-from test_cli import run_cli
+from cli_cases import run_cli
 
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
 

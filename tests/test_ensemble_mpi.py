@@ -11,13 +11,13 @@ Two kinds of tests:
 """
 import json
 import os
-import subprocess
 
 import numpy as np
 import pytest
 
 import distnn
 from distnn.train import ensemble as E
+from mpi_child import child_env, require_mpiexec, run_under_mpiexec
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # digits_mlp made tiny: 2 epochs of a 16-unit MLP (a few seconds per member)
@@ -140,15 +140,8 @@ def test_members_at_once_take_the_gpu_of_their_world_local_rank(comm, mpi_tmp_pa
 
 # ------------------------------------------------------ a 4-rank subprocess
 def _mpiexec(n, args, timeout=300):
-    try:
-        from distnn.distributed.launch import mpiexec_command
-
-        cmd = mpiexec_command(n, ["-m", "distnn", *args])
-        import mpi4py  # noqa: F401
-    except (FileNotFoundError, ImportError) as e:  # pragma: no cover - depends on the install
-        pytest.skip(f"needs mpiexec and mpi4py: {e}")
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    require_mpiexec()
+    return run_under_mpiexec(n, ["-m", "distnn", *args], env=child_env(), deadline=timeout, cwd=REPO)
 
 
 @pytest.mark.skipif(os.environ.get("OMPI_COMM_WORLD_SIZE") or os.environ.get("PMI_SIZE"),

@@ -1,7 +1,7 @@
 """Faults between training steps under real ``mpiexec``: the job ends, leaves a valid newest checkpoint,
 and ``--resume auto`` finishes to the same model as an uninterrupted run, byte for byte.
 
-The kill and crash tests elsewhere (tests/test_checkpoint_mpi.py, test_mpi_exit_status.py) fault a rank at
+The kill and crash tests elsewhere (tests/test_checkpoint_mpi_crashes.py, test_mpi_exit_status.py) fault a rank at
 a training step or in a checkpoint write. Here the fault comes during an epoch's validation, where the
 ranks are not in a step's collectives but in the validation's allreduce and the early-stopping and
 checkpoint agreements that follow: an exception raised on one rank only (``DISTNN_FAULT_RAISE_AT``), a

@@ -2,7 +2,7 @@
 
 Given the same ``_random_samples`` both libraries must pick the same windows (aten's interval arithmetic, in
 the input's dtype), so outputs, indices and input gradients are compared exactly in float32 as in float64:
-a seeded fuzz with test_layer_fuzz.py's harness over shapes, kernels, output sizes or ratios, ties and NaN;
+a seeded fuzz with layer_fuzz_harness.py's harness over shapes, kernels, output sizes or ratios, ties and NaN;
 a float32 stress of the interval arithmetic; refusals as PyTorch's; unbatched inputs; the modules' repr and
 state_dict. Without ``_random_samples`` the samples are distnn's draws: in [0, 1), reproducible with
 ``manual_seed``, per (sample, channel) (N ranks == 1 process is in test_dropout_variants_ranks.py).
@@ -19,7 +19,7 @@ import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
 from distnn.testing import check_grad  # noqa: E402
 
-from test_layer_fuzz import G, C, _batch, op_registry, run_cases  # noqa: E402
+from layer_fuzz_harness import G, C, batch_shape as _batch, op_registry, run_cases  # noqa: E402
 
 TF = torch.nn.functional
 OPS, op = op_registry()

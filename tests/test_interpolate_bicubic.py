@@ -1,6 +1,6 @@
 """F.interpolate's 'bicubic' mode and ``antialias=True`` (bilinear, bicubic) against PyTorch (the oracle).
 
-A seeded fuzz with test_layer_fuzz.py's harness (the same float64 input and upstream gradient in both
+A seeded fuzz with layer_fuzz_harness.py's harness (the same float64 input and upstream gradient in both
 libraries; outputs and input gradients compared to 1e-9): shapes, sizes or scale factors up and down
 (exact, inexact, per axis), align_corners, recompute_scale_factor, F.interpolate or nn.Upsample, strided
 inputs. Also: float32 against PyTorch's float32, distnn's numerical gradient check, the refusals, and an
@@ -17,7 +17,7 @@ Where PyTorch's own forward and backward disagree the comparison is narrowed, at
 distnn's gradient is its forward's (checked numerically below) in all three.
 
 ``DISTNN_LAYER_FUZZ_CASES`` scales the number of cases (default 4: 60 per op), ``DISTNN_LAYER_FUZZ_START``
-sets the first seed, as for test_layer_fuzz.py.
+sets the first seed, as for tests/test_layer_fuzz_*.py.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
 from distnn.testing import check_grad  # noqa: E402
 
-from test_layer_fuzz import CASES, START, G, C, Case  # noqa: E402
+from layer_fuzz_harness import CASES, START, G, C, Case  # noqa: E402
 
 TF = torch.nn.functional
 N_CASES = 15 * CASES

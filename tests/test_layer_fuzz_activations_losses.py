@@ -1,16 +1,17 @@
-"""Seeded fuzz of distnn's added activations against PyTorch (the oracle), with test_layer_fuzz's harness.
+"""Seeded fuzz of distnn's added activations against PyTorch (the oracle), with tests/layer_fuzz_harness.py.
 
 Each case draws an activation, its arguments and an input that holds the activation's kinks exactly (the
 bounds of hardtanh/relu6, +-3 for hardswish/hardsigmoid, +-lambd for the shrinks, the threshold) and
 compares outputs and input gradients in float64; one float32 case per family. ``DISTNN_LAYER_FUZZ_CASES``
-and ``DISTNN_LAYER_FUZZ_START`` as in test_layer_fuzz.
+and ``DISTNN_LAYER_FUZZ_START`` as in tests/layer_fuzz_harness.py.
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from test_layer_fuzz import G, _act_input, run_cases, torch  # noqa: F401  (torch: importorskip'd there)
+from layer_fuzz_harness import G, activation_input as _act_input, run_cases
+from layer_fuzz_harness import torch  # noqa: F401  (importorskip'd there)
 
 import distnn  # noqa: E402
 import distnn.functional as DF  # noqa: E402

@@ -1,5 +1,5 @@
 """Seeded fuzz of ConvTranspose3d, F.conv_transpose3d and InstanceNorm3d against PyTorch (the oracle), with
-test_layer_fuzz.py's harness: random valid arguments and shapes (stride, padding, output_padding, dilation,
+tests/layer_fuzz_harness.py: random valid arguments and shapes (stride, padding, output_padding, dilation,
 groups, bias, the ``output_size`` argument; affine, track_running_stats, momentum, train/eval steps), float64
 weights and buffers shared by both libraries, and outputs, input and parameter gradients and running
 statistics compared after every step.
@@ -8,7 +8,7 @@ Also: float32 against PyTorch, parameters/initialization/repr as PyTorch's, refu
 autoencoder trained through the public API.
 
 ``DISTNN_LAYER_FUZZ_CASES`` sets the number of cases per op (default 4), ``DISTNN_LAYER_FUZZ_START`` the
-first seed, as for test_layer_fuzz.py.
+first seed, as for tests/layer_fuzz_harness.py.
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ import distnn  # noqa: E402
 import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
 
-from test_layer_fuzz import G, _batch, _input, float32_pair, op_registry, run_cases, trains  # noqa: E402
+from layer_fuzz_harness import (G, batch_shape as _batch, layer_input as _input, float32_pair, op_registry,
+    run_cases, trains)# noqa: E402
 
 TF = torch.nn.functional
 OPS, op = op_registry()

@@ -1,5 +1,5 @@
 """Seeded fuzz of CTCLoss and EmbeddingBag (each as its ``distnn.nn`` module and its functional) against
-PyTorch (the oracle), with test_layer_fuzz's harness: float64 outputs and gradients compared tightly.
+PyTorch (the oracle), with tests/layer_fuzz_harness.py: float64 outputs and gradients compared tightly.
 
 CTCLoss draws the batch (unbatched too), the frames, the classes, the blank, padded or concatenated targets
 (repeated labels, the blank inside a target, empty targets), input lengths down to 0 and too short for their
@@ -12,14 +12,15 @@ Left out, at its generator, with the reason (each a deliberate difference, docum
 by another index's count); decreasing offsets (PyTorch takes other bags than they name).
 
 ``DISTNN_LAYER_FUZZ_CASES`` sets the number of cases per op (default 4), ``DISTNN_LAYER_FUZZ_START`` the first
-seed, as in test_layer_fuzz.
+seed, as in tests/layer_fuzz_harness.py.
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from test_layer_fuzz import REDUCTIONS, C, G, op_registry, run_cases, torch  # noqa: F401  (torch: importorskip'd there)
+from layer_fuzz_harness import REDUCTIONS, C, G, op_registry, run_cases
+from layer_fuzz_harness import torch  # noqa: F401  (importorskip'd there)
 
 import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402

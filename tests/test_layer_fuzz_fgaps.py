@@ -1,5 +1,5 @@
 """Seeded fuzz of the functional gaps closed for torch 2.13 against PyTorch (the oracle), with
-test_layer_fuzz.py's harness: random valid arguments and shapes, float64, outputs and the gradients of every
+tests/layer_fuzz_harness.py: random valid arguments and shapes, float64, outputs and the gradients of every
 tensor argument compared to tight tolerances (now and then through non-contiguous views); a configuration
 PyTorch takes and distnn refuses fails.
 
@@ -14,7 +14,7 @@ Left out: a query whose keys are all masked with need_weights (NaN in both; the 
 compared), which the generator avoids by keeping the first key visible.
 
 ``DISTNN_LAYER_FUZZ_CASES`` sets the number of cases per op (default 4), ``DISTNN_LAYER_FUZZ_START`` the
-first seed, as for test_layer_fuzz.py.
+first seed, as for tests/layer_fuzz_harness.py.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ torch = pytest.importorskip("torch")
 
 import distnn.functional as DF  # noqa: E402
 
-from test_layer_fuzz import C, G, op_registry, run_cases  # noqa: E402
+from layer_fuzz_harness import C, G, op_registry, run_cases  # noqa: E402
 
 TF = torch.nn.functional
 OPS, op = op_registry()

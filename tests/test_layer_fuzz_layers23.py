@@ -1,5 +1,5 @@
 """Seeded fuzz of the layers added with LSTM's ``proj_size`` against PyTorch (the oracle), with
-test_layer_fuzz.py's harness: random valid hyper-parameters and shapes, the same float64 weights in both
+tests/layer_fuzz_harness.py: random valid hyper-parameters and shapes, the same float64 weights in both
 libraries, and outputs, input gradients and parameter gradients compared to tight tolerances.
 
 Covered: LSTM with ``proj_size`` (multi-layer, bidirectional, batch_first, unbatched, given or zero
@@ -16,7 +16,7 @@ Also: the constructors' parameters, initialisation and refusals against PyTorch'
 layer, and a small model using each trained through the public API (its loss must fall).
 
 ``DISTNN_LAYER_FUZZ_CASES`` sets the number of cases per op (default 4), ``DISTNN_LAYER_FUZZ_START`` the
-first seed, as for test_layer_fuzz.py.
+first seed, as for tests/layer_fuzz_harness.py.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ import distnn  # noqa: E402
 import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
 
-from test_layer_fuzz import G, C, _input, float32_pair, op_registry, run_cases, trains  # noqa: E402
+from layer_fuzz_harness import G, C, layer_input as _input, float32_pair, op_registry, run_cases, trains  # noqa: E402
 
 TF = torch.nn.functional
 OPS, op = op_registry()

@@ -1,5 +1,5 @@
 """Seeded fuzz of F.linear_cross_entropy and nn.LinearCrossEntropyLoss (PyTorch 2.13) against PyTorch (the
-oracle), with test_layer_fuzz.py's harness: random valid arguments and shapes, float64, outputs and the
+oracle), with tests/layer_fuzz_harness.py: random valid arguments and shapes, float64, outputs and the
 gradients of the input, the projection's weight and bias compared.
 
 Drawn: batched (N, F) or single (F,) inputs (N = 0 now and then), K-dimensional weights (C, d1, ..., dK, F),
@@ -11,7 +11,7 @@ Left out: the gradient of a chunked 'mean' whose every label is ignored (PyTorch
 NaN there, its reference path zeros; distnn gives zeros on both, see test_linear_cross_entropy.py).
 
 ``DISTNN_LAYER_FUZZ_CASES`` sets the number of cases per op (default 4), ``DISTNN_LAYER_FUZZ_START`` the first
-seed, as for test_layer_fuzz.py.
+seed, as for tests/layer_fuzz_harness.py.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ torch = pytest.importorskip("torch")
 import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
 
-from test_layer_fuzz import C, G, op_registry, run_cases  # noqa: E402
+from layer_fuzz_harness import C, G, op_registry, run_cases  # noqa: E402
 
 TF = torch.nn.functional
 OPS, op = op_registry()

@@ -1,4 +1,4 @@
-"""Seeded fuzz of the added losses and distances against PyTorch (the oracle), with test_layer_fuzz's harness.
+"""Seeded fuzz of the added losses and distances against PyTorch (the oracle), with tests/layer_fuzz_harness.py.
 
 Covered, each as its ``distnn.nn`` module and its functional: SmoothL1Loss, KLDivLoss, PoissonNLLLoss,
 CosineEmbeddingLoss, MarginRankingLoss, TripletMarginLoss, MultiLabelSoftMarginLoss, MultiLabelMarginLoss,
@@ -13,7 +13,7 @@ target gradient at a target <= 0 with ``full`` (PyTorch's is NaN, distnn's the l
 MultiLabelMarginLoss's 'mean' and 'sum' of an empty batch (PyTorch's are uninitialized memory).
 
 ``DISTNN_LAYER_FUZZ_CASES`` sets the number of cases per op (default 4), ``DISTNN_LAYER_FUZZ_START`` the first
-seed, as in test_layer_fuzz. The explicit edge cases and errors are in test_losses_more_edges.
+seed, as in tests/layer_fuzz_harness.py. The explicit edge cases and errors are in test_losses_more_edges.
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ import math
 import numpy as np
 import pytest
 
-from test_layer_fuzz import REDUCTIONS, C, G, op_registry, run_cases, torch  # noqa: F401  (torch: importorskip'd there)
+from layer_fuzz_harness import REDUCTIONS, C, G, op_registry, run_cases
+from layer_fuzz_harness import torch  # noqa: F401  (importorskip'd there)
 
 import distnn  # noqa: E402
 import distnn.functional as DF  # noqa: E402

@@ -1,5 +1,5 @@
 """Seeded fuzz of LP pooling and the 1-D and 3-D max unpooling against PyTorch (the oracle), with
-test_layer_fuzz.py's harness: random valid arguments and shapes, float64, outputs and input gradients compared.
+tests/layer_fuzz_harness.py: random valid arguments and shapes, float64, outputs and input gradients compared.
 
 Covered: LPPool1d/2d/3d and F.lp_pool1d/2d/3d (integer, fractional, infinite norm types; stride, ceil_mode;
 windows of zeros, whose gradient is PyTorch's zero); MaxUnpool1d/3d and F.max_unpool1d/3d (stride, padding,
@@ -8,7 +8,7 @@ F.adaptive_max_pool1d/2d/3d_with_indices. Also: float32 against PyTorch, reprs, 
 gradient checker on LP pooling, and an LP-pooled classifier trained through the public API.
 
 ``DISTNN_LAYER_FUZZ_CASES`` sets the number of cases per op (default 4), ``DISTNN_LAYER_FUZZ_START`` the
-first seed, as for test_layer_fuzz.py.
+first seed, as for tests/layer_fuzz_harness.py.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
 from distnn.testing import check_grad  # noqa: E402
 
-from test_layer_fuzz import C, G, _batch, float32_pair, op_registry, run_cases  # noqa: E402
+from layer_fuzz_harness import C, G, batch_shape as _batch, float32_pair, op_registry, run_cases  # noqa: E402
 from test_layer_fuzz_more_layers import _module_or_functional, classifier_losses  # noqa: E402
 
 TF = torch.nn.functional

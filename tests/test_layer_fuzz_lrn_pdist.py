@@ -1,5 +1,5 @@
 """Seeded fuzz of the local response norms, pdist, the triplet loss with a distance function and the upsample
-aliases against PyTorch (the oracle), with test_layer_fuzz.py's harness: random valid arguments and shapes,
+aliases against PyTorch (the oracle), with tests/layer_fuzz_harness.py: random valid arguments and shapes,
 float64, outputs and input gradients compared.
 
 Covered: LocalResponseNorm and F.local_response_norm (3-D to 5-D inputs, windows wider than the channels),
@@ -14,7 +14,7 @@ and, as in test_layer_fuzz_layers23.py, the nearest gradient of 3-D and 5-D inpu
 takes a shortcut its forward does not, and 'area' to an empty output.
 
 ``DISTNN_LAYER_FUZZ_CASES`` sets the number of cases per op (default 4), ``DISTNN_LAYER_FUZZ_START`` the first
-seed, as for test_layer_fuzz.py.
+seed, as for tests/layer_fuzz_harness.py.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ torch = pytest.importorskip("torch")
 import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
 
-from test_layer_fuzz import C, G, op_registry, run_cases  # noqa: E402
+from layer_fuzz_harness import C, G, op_registry, run_cases  # noqa: E402
 from test_layer_fuzz_layers23 import _nearest_backward_differs  # noqa: E402
 
 TF = torch.nn.functional

@@ -11,7 +11,7 @@ Also, per layer: a float32 check against PyTorch, and a small model using it tra
 API for a few steps (its loss must fall).
 
 ``DISTNN_LAYER_FUZZ_CASES`` sets the number of cases per op (default 4), ``DISTNN_LAYER_FUZZ_START`` the
-first seed, as for test_layer_fuzz.py.
+first seed, as for tests/layer_fuzz_harness.py.
 """
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
 from distnn import optim  # noqa: E402
 
-from test_layer_fuzz import (G, _batch, _input, float32_pair, op_registry, padding_only_window,  # noqa: E402
-                             run_cases, run_functional_norm, trains)
+from layer_fuzz_harness import (G, batch_shape as _batch, layer_input as _input, float32_pair,  # noqa: E402
+                                op_registry, padding_only_window, run_cases, run_functional_norm, trains)
 
 TF = torch.nn.functional
 OPS, op = op_registry()

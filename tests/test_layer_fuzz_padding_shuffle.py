@@ -1,5 +1,5 @@
 """Seeded fuzz of the padding modules, the pixel and channel shuffles and Softmax2d against PyTorch (the
-oracle), with test_layer_fuzz.py's harness: random valid arguments and shapes, float64, outputs and input
+oracle), with tests/layer_fuzz_harness.py: random valid arguments and shapes, float64, outputs and input
 gradients compared to tight tolerances; a configuration PyTorch takes and distnn refuses fails.
 
 Covered: ConstantPad1d/2d/3d, ZeroPad1d/2d/3d, ReflectionPad1d/2d/3d, ReplicationPad1d/2d/3d,
@@ -13,7 +13,7 @@ inputs to the pixel shuffles (PyTorch's pixel_unshuffle returns an empty input u
 shape, and so pixel_shuffle's backward refuses its own gradient; distnn's shapes are tested there).
 
 ``DISTNN_LAYER_FUZZ_CASES`` sets the number of cases per op (default 4), ``DISTNN_LAYER_FUZZ_START`` the
-first seed, as for test_layer_fuzz.py.
+first seed, as for tests/layer_fuzz_harness.py.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ torch = pytest.importorskip("torch")
 import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
 
-from test_layer_fuzz import G, float32_pair, op_registry, run_cases  # noqa: E402
+from layer_fuzz_harness import G, float32_pair, op_registry, run_cases  # noqa: E402
 
 TF = torch.nn.functional
 OPS, op = op_registry()

@@ -1,5 +1,5 @@
 """Seeded fuzz of the 3-D pools and the adaptive pools added with them against PyTorch (the oracle), with
-test_layer_fuzz.py's harness: random valid arguments and shapes, float64, outputs (and indices) and input
+tests/layer_fuzz_harness.py: random valid arguments and shapes, float64, outputs (and indices) and input
 gradients compared.
 
 Covered: MaxPool3d and F.max_pool3d (return_indices, dilation, ceil_mode, ties, NaN), AvgPool3d and
@@ -8,7 +8,7 @@ AdaptiveMaxPool1d and their F. functions; F.interpolate's 'area' mode on 5-D inp
 against PyTorch, errors that name the op, and a small 3-D classifier trained through the public API.
 
 ``DISTNN_LAYER_FUZZ_CASES`` sets the number of cases per op (default 4), ``DISTNN_LAYER_FUZZ_START`` the
-first seed, as for test_layer_fuzz.py.
+first seed, as for tests/layer_fuzz_harness.py.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import distnn  # noqa: E402
 import distnn.functional as DF  # noqa: E402
 from distnn import nn as dnn  # noqa: E402
 
-from test_layer_fuzz import G, _batch, float32_pair, op_registry, run_cases  # noqa: E402
+from layer_fuzz_harness import G, batch_shape as _batch, float32_pair, op_registry, run_cases  # noqa: E402
 from test_layer_fuzz_more_layers import _module_or_functional, classifier_losses  # noqa: E402
 
 TF = torch.nn.functional

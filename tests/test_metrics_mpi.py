@@ -6,7 +6,7 @@ import pytest
 
 from distnn.data import build_transforms, load_dataset
 from distnn.distributed import ExactSum, LocalCommunicator, Mean
-from test_trainer import make_trainer
+from trainer_runs import make_trainer
 
 pytestmark = pytest.mark.mpi(min_size=2)
 

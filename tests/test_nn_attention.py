@@ -80,7 +80,7 @@ def test_mha_matches_torch(torch, rng, batch_first, mode, need_weights):
 @pytest.mark.parametrize("need_weights", [True, False])
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_mha_kdim_vdim_bias_kv_zero_attn_match_torch(torch, rng, mode, options, need_weights, batch_first):
-    # found by tests/test_layer_fuzz.py: kdim/vdim other than embed_dim, add_bias_kv and add_zero_attn
+    # found by tests/test_layer_fuzz_*.py: kdim/vdim other than embed_dim, add_bias_kv and add_zero_attn
     # raised NotImplementedError
     S = 5 if mode == "self" else 6
     kpm = rng.random((3, S)) < 0.3

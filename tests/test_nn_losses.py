@@ -87,7 +87,7 @@ def test_bce_on_probabilities_matches_torch(torch, rng, reduction):
 
 
 def test_bce_gradient_at_0_and_1_uses_pytorchs_floor_exactly(torch):
-    # found by tests/test_layer_fuzz.py: PyTorch keeps p (1 - p) >= the float 1e-12, not the double; with
+    # found by tests/test_layer_fuzz_*.py: PyTorch keeps p (1 - p) >= the float 1e-12, not the double; with
     # 1e-12 the float64 gradient at a saturated p was 4e-9 (relative) off PyTorch's
     p = np.array([0.0, 1.0, 0.0, 1.0, 1e-14], np.float64)
     y = np.array([0.3, 0.6, 1.0, 0.0, 0.5], np.float64)
@@ -186,7 +186,7 @@ def test_bad_labels_and_reduction_are_reported():
 @pytest.mark.parametrize("kw", [dict(), dict(reduction="sum", label_smoothing=0.2), dict(reduction="none"),
                                 dict(weight=True)])
 def test_class_probability_targets_match_torch(torch, rng, shape, kw):
-    # found by tests/test_layer_fuzz.py: PyTorch takes a floating target shaped like the input (class
+    # found by tests/test_layer_fuzz_*.py: PyTorch takes a floating target shaped like the input (class
     # probabilities); distnn raised "class-probability targets ... are not supported"
     axis = 0 if len(shape) == 1 else 1
     x, p = rng.standard_normal(shape), rng.random(shape)

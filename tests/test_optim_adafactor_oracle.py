@@ -13,7 +13,8 @@ import pytest
 import distnn.optim as O
 from distnn.nn import Parameter
 from memory_peak import peak_bytes
-from optim_oracle import compare_state, paired_steps, torch_state, train_steps, two_groups
+from optim_oracle import (compare_state, load_torchs_state_and_continue, paired_steps, torch_state, train_steps,
+                          two_groups)
 from state_io import saved_and_loaded
 
 STEPS = int(os.environ.get("DISTNN_OPTIM_ORACLE_STEPS", "25"))
@@ -145,20 +146,12 @@ def test_a_pytorch_state_dict_loads_and_continues_as_pytorch(torch64):
     torch = torch64
     tparams = [torch.tensor(a, requires_grad=True) for a in _init()]
     topt = torch.optim.Adafactor(tparams, foreach=False, weight_decay=0.01)
-    for t in range(4):
-        for tp, g in zip(tparams, _grads(t)):
-            tp.grad = None if g is None else torch.from_numpy(g.copy())
-        topt.step()
-    params = [Parameter(tp.detach().numpy().copy()) for tp in tparams]
-    opt = O.Adafactor(params, weight_decay=0.01)
-    opt.load_state_dict(topt.state_dict())  # (reduced row_var/col_var shapes load)
-    assert all(type(s["step"]) is int for s in opt.state.values())
-    for t in range(4, 8):
-        for tp, p, g in zip(tparams, params, _grads(t)):
-            tp.grad = None if g is None else torch.from_numpy(g.copy())
-            p.grad = None if g is None else g.copy()
-        topt.step()
-        opt.step()
+
+    def check_loaded(opt):  # (reduced row_var/col_var shapes load)
+        assert all(type(s["step"]) is int for s in opt.state.values())
+
+    params = load_torchs_state_and_continue(torch, topt, tparams, lambda ps: O.Adafactor(ps, weight_decay=0.01),
+                                            _grads, check_loaded)
     for p, tp in zip(params, tparams):
         np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=RTOL, atol=ATOL)
 

@@ -12,7 +12,7 @@ import pytest
 import distnn.optim as O
 from distnn.nn import Parameter
 from memory_peak import peak_bytes
-from optim_oracle import compare_state, torch_state, train_steps, two_groups
+from optim_oracle import compare_state, load_torchs_state_and_continue, torch_state, train_steps, two_groups
 from state_io import saved_and_loaded
 
 STEPS = int(os.environ.get("DISTNN_OPTIM_ORACLE_STEPS", "25"))
@@ -167,23 +167,15 @@ def test_a_pytorch_state_dict_loads_and_continues_as_pytorch(torch, name, kw, de
 def _load_theirs_and_continue(torch, name, kw, default_dtype):
     tparams = [torch.tensor(a, requires_grad=True) for a in _init()]
     topt = getattr(torch.optim, name)(tparams, foreach=False, **kw)
-    for t in range(4):
-        for tp, g in zip(tparams, _grads(t)):
-            tp.grad = None if g is None else torch.from_numpy(g.copy())
-        topt.step()
-    params = [Parameter(tp.detach().numpy().copy()) for tp in tparams]
-    opt = getattr(O, name)(params, **kw)
-    opt.load_state_dict(topt.state_dict())
-    for s in opt.state.values():
-        assert type(s["step"]) is int
-        for k in ("mu_product", "eta", "mu"):
-            assert type(s.get(k, 0.0)) is float  # even for the 0-d parameter, whose shape matches
-    for t in range(4, 8):
-        for tp, p, g in zip(tparams, params, _grads(t)):
-            tp.grad = None if g is None else torch.from_numpy(g.copy())
-            p.grad = None if g is None else g.copy()
-        topt.step()
-        opt.step()
+
+    def check_loaded(opt):
+        for s in opt.state.values():
+            assert type(s["step"]) is int
+            for k in ("mu_product", "eta", "mu"):
+                assert type(s.get(k, 0.0)) is float  # even for the 0-d parameter, whose shape matches
+
+    params = load_torchs_state_and_continue(torch, topt, tparams, lambda ps: getattr(O, name)(ps, **kw), _grads,
+                                            check_loaded)
     for p, tp in zip(params, tparams):
         # (PyTorch's float32 scalar state against distnn's doubles: equal to float32 rounding)
         tol = dict(rtol=RTOL, atol=ATOL) if default_dtype == "float64" else dict(rtol=1e-6, atol=1e-6)

@@ -15,7 +15,8 @@ import pytest
 import distnn.optim as O
 from distnn.nn import Parameter
 from distnn.optim.muon import adjust_lr, zeropower_via_newtonschulz
-from optim_oracle import compare_state, paired_steps, torch_state, train_steps, two_groups
+from optim_oracle import (compare_state, load_torchs_state_and_continue, paired_steps, torch_state, train_steps,
+                          two_groups)
 from state_io import saved_and_loaded
 
 STEPS = int(os.environ.get("DISTNN_OPTIM_ORACLE_STEPS", "25"))
@@ -152,19 +153,7 @@ def test_a_pytorch_state_dict_loads_and_continues_as_pytorch(torch_same_dtype):
     torch = torch_same_dtype
     tparams = [torch.tensor(a, requires_grad=True) for a in _init()]
     topt = torch.optim.Muon(tparams, lr=0.02)
-    for t in range(4):
-        for tp, g in zip(tparams, _grads(t)):
-            tp.grad = None if g is None else torch.from_numpy(g.copy())
-        topt.step()
-    params = [Parameter(tp.detach().numpy().copy()) for tp in tparams]
-    opt = O.Muon(params)
-    opt.load_state_dict(topt.state_dict())
-    for t in range(4, 8):
-        for tp, p, g in zip(tparams, params, _grads(t)):
-            tp.grad = None if g is None else torch.from_numpy(g.copy())
-            p.grad = None if g is None else g.copy()
-        topt.step()
-        opt.step()
+    params = load_torchs_state_and_continue(torch, topt, tparams, O.Muon, _grads)
     for p, tp in zip(params, tparams):
         np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=RTOL, atol=ATOL)
 

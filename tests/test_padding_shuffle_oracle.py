@@ -202,11 +202,16 @@ def test_a_padding_module_in_a_network_trains_as_torchs():
     x = rng.standard_normal((2, 3, 6, 5))
     tnet, dnet = twin_models(lambda nn: nn.Sequential(nn.ReflectionPad2d((1, 1, 2, 0)), nn.Conv2d(3, 4, 3), nn.ReLU()),
                              seed=None, dtype=np.float64)
+    dopt, topt = distnn.optim.SGD(dnet.parameters(), lr=0.1), torch.optim.SGD(tnet.parameters(), lr=0.1)
     (dnet(distnn.tensor(x)) ** 2).mean().backward()
     (tnet(torch.tensor(x)) ** 2).mean().backward()
     dparams = dict(dnet.named_parameters())
     for name, p in tnet.named_parameters():
         np.testing.assert_allclose(np.asarray(dparams[name].grad), p.grad.numpy(), rtol=1e-10, atol=1e-12)
+    dopt.step()
+    topt.step()
+    for name, p in tnet.named_parameters():
+        np.testing.assert_allclose(np.asarray(dparams[name].data), p.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
 # ---------------------------------------------------------------------------- pixel and channel shuffles

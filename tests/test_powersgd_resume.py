@@ -8,7 +8,7 @@ equal to summation tolerance, as a plain resume across world sizes does.
 import os
 
 import pytest
-from test_checkpoint_mpi import MPIEXEC, assert_same, final, run_job
+from checkpoint_jobs import MPIEXEC, assert_same, final, run_job
 
 pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found (pip install mpich)")
 # compression from step 3; checkpoints every 4 steps; the resume starts at step 12 (the second epoch)

@@ -1,6 +1,6 @@
 """F.prelu, F.bilinear / nn.Bilinear and F.gumbel_softmax against PyTorch 2.13 (the oracle).
 
-prelu and bilinear: a seeded fuzz with test_layer_fuzz.py's harness (the same float64 weights and inputs,
+prelu and bilinear: a seeded fuzz with tests/layer_fuzz_harness.py (the same float64 weights and inputs,
 outputs and every gradient compared tightly), float32 (loosely), PyTorch's refusals, Bilinear's parameters,
 initialisation, repr and state_dict. gumbel_softmax draws its noise from distnn's generators, so its
 samples cannot be PyTorch's: its distribution is tested (the Gumbel-max trick's category frequencies, the
@@ -26,7 +26,7 @@ from distnn import random as dn_random  # noqa: E402
 from distnn.data.batch_random import BatchShareGenerator  # noqa: E402
 from distnn.testing import check_grad  # noqa: E402
 
-from test_layer_fuzz import C, G, _input, float32_pair, op_registry, run_cases, trains  # noqa: E402
+from layer_fuzz_harness import C, G, layer_input as _input, float32_pair, op_registry, run_cases, trains  # noqa: E402
 from torch_twins import copy_distnn_weights, copy_torch_weights  # noqa: E402
 
 TF = torch.nn.functional

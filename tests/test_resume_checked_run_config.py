@@ -15,7 +15,7 @@ import shutil
 import pytest
 
 from distnn.cli import main
-from test_cli import run_cli
+from cli_cases import run_cli
 from test_run_dir_checksums import unmark_config
 
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")

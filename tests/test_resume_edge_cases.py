@@ -14,7 +14,7 @@ from distnn.train import preemption, step_guard
 from distnn.train.callbacks import Callback
 from distnn.train.callbacks.checkpoint_setup import attach
 from distnn.train.trainer import Trainer
-from test_checkpoint import assert_bitwise, digits, final_state, make_trainer  # noqa: F401 (digits: a fixture)
+from checkpoint_runs import assert_bitwise, digits, final_state, make_trainer  # noqa: F401 (digits: a fixture)
 
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
 

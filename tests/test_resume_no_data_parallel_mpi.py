@@ -9,7 +9,7 @@ import pytest
 
 from distnn.distributed import simulate
 from distnn.train.callbacks.checkpoint_setup import attach
-from test_checkpoint import assert_bitwise, digits, final_state, make_trainer  # noqa: F401 (digits: a fixture)
+from checkpoint_runs import assert_bitwise, digits, final_state, make_trainer  # noqa: F401 (digits: a fixture)
 
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
 KW = dict(subset=360, batch_size=60, data_parallel=False)  # 6 steps an epoch, 3 epochs

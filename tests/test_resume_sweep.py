@@ -5,7 +5,7 @@ right after the step's checkpoint, a preemption request, or an epoch end's check
 from that checkpoint. Same world size: model, optimizer, LR-schedule and early-stopping state and the
 history are bitwise equal. Another world size (float64): equal to summation tolerance.
 
-test_checkpoint.py covers a hand-built trainer (Adam, warmup, dropout, noise); these add what the
+test_checkpoint_resume.py covers a hand-built trainer (Adam, warmup, dropout, noise); these add what the
 config wires in: gradient accumulation, onecycle/plateau/step schedules after a warmup, early stopping
 in the middle of a patience streak, SyncBatchNorm with padded batches on 3 ranks, shift/rotate
 augmentation, label smoothing, clipping, weight decay, async saves, and interruptions at step 1, at

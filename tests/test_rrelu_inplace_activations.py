@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_layer_fuzz import G, run_cases, torch  # noqa: F401  (torch: importorskip'd there)
+from layer_fuzz_harness import G, run_cases, torch  # noqa: F401  (torch: importorskip'd there)
 
 import distnn  # noqa: E402
 import distnn.functional as DF  # noqa: E402

@@ -16,7 +16,7 @@ import pytest
 
 from distnn.cli import main
 from distnn.train import run_checksums
-from test_cli import run_cli
+from cli_cases import run_cli
 
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
 

@@ -14,7 +14,7 @@ from distnn.train import checkpoint as ck
 from distnn.train import preemption
 from distnn.train.callbacks import Callback, EarlyStopping
 from distnn.train.callbacks.checkpoint_setup import attach, checkpoint_options
-from test_checkpoint import assert_bitwise, digits, final_state, make_trainer  # noqa: F401 (digits: a fixture)
+from checkpoint_runs import assert_bitwise, digits, final_state, make_trainer  # noqa: F401 (digits: a fixture)
 
 
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")

@@ -25,7 +25,7 @@ from distnn import random as dn_random  # noqa: E402
 from distnn.data.batch_random import BatchShareGenerator  # noqa: E402
 from distnn.testing import check_grad  # noqa: E402
 
-from test_layer_fuzz import CASES, START, C, Case, G, op_registry, run_cases  # noqa: E402
+from layer_fuzz_harness import CASES, START, C, Case, G, op_registry, run_cases  # noqa: E402
 
 TF = torch.nn.functional
 OPS, op = op_registry()

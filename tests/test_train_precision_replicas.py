@@ -16,7 +16,7 @@ from distnn.train.callbacks.base import Callback
 from distnn.train.callbacks.checkpoint_setup import attach
 from distnn.train.trainer import Trainer
 
-from test_checkpoint import assert_bitwise, final_state
+from checkpoint_runs import assert_bitwise, final_state
 
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
 

@@ -65,7 +65,7 @@ def test_tensor_dataset_trains_bitwise_like_the_arrays(digits):
 def test_tensor_dataset_on_simulated_ranks_matches_one_process(digits, world):
     # 1257 samples, global batch 66 / 63: uneven shards (padding) and a short last batch on 2 and 3 ranks.
     # N ranks train what 1 process does up to the rounding of a gradient sum split over ranks (as with
-    # arrays, tests/test_trainer.py), and bit for bit what N ranks do on the arrays.
+    # arrays, tests/test_trainer_ranks.py), and bit for bit what N ranks do on the arrays.
     splits = digits[0]
     train, val = as_tensor_dataset(splits.train), as_tensor_dataset(splits.val)
     kw = dict(batch_size=66 if world == 2 else 63)

@@ -1,4 +1,4 @@
-"""A small checkpointed training job for test_checkpoint_mpi.py (run under mpiexec, or alone for 1 rank).
+"""A small checkpointed training job for the test_checkpoint_mpi_*.py files (run under mpiexec, or alone for 1 rank).
 
 Digits, an MLP with dropout, noise augmentation, Adam with per-step warmup:
 every piece of state a resume must restore. Writes ``--final FILE`` (npz of
