@@ -117,7 +117,7 @@ class StepObjectiveMixin:
 
     def _loss(self, out, y, reduction):
         """Cross-entropy over counted targets; sequence models give (N, T, C) logits for (N, T) targets."""
-        if out.ndim == 3 and y.ndim == 2:
+        if y.ndim == 2 and out.ndim == 3:  # (y first: a numpy attribute, out.ndim a Python property)
             out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1)
         return F.cross_entropy(out, self.xp.asarray(y) if self.xp is not np else y, ignore_index=IGNORE_INDEX,
                                reduction=reduction, label_smoothing=self.label_smoothing)
