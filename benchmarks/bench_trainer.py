@@ -1,36 +1,62 @@
-"""Trainer overhead: ``Trainer.fit`` vs a bare step loop doing the same work.
+"""Trainer overhead: ``Trainer.fit`` vs a bare step loop doing the same work, with PyTorch's loop as the peer.
 
-Both train the same model (an MLP on the digits: hidden 128-64 by default,
-``--hidden 256 128`` for digits_mlp's shape) on the
-same standardized digits data with the same optimizer and batch size, one
-process. The bare loop is the floor: permute, slice, standardize, forward,
-cross-entropy, backward, step. The trainer adds its bookkeeping (sampler and
-loader, padding masks, per-step accuracy, epoch metrics) with no callbacks and
-no validation. Blocks of epochs of the two alternate so machine load hits
-both alike; the median per-epoch time of each is reported with the ratio.
+All three train the same model (an MLP on the digits: hidden 128-64 by default, ``--hidden 256 128`` for
+digits_mlp's shape) from the same initial weights on the same standardized digits batches with Adam and the
+same batch size, one process, one thread:
 
-With ``--dropout P`` both models have dropout: the bare loop draws its masks
-from distnn's default generator (one stream per rank, as PyTorch's DDP), the
-trainer per sample (counter-based masks that are the same on any number of
-ranks), so the overhead includes what world-size invariant masks cost.
+* the bare loop (the floor): permute, slice, standardize, forward, cross-entropy, backward, step;
+* ``Trainer.fit``: the same plus its bookkeeping (sampler and loader, padding masks, per-step accuracy, epoch
+  metrics), no callbacks and no validation;
+* PyTorch's plain loop (the peer): the bare loop in torch (``torch.nn``, ``torch.optim.Adam``).
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_trainer.py [--epochs 40] [--batch 64] [--dropout 0.1]
+Made for a loaded, shared machine: the three run in rounds, one block of epochs each per round, in an order
+that rotates every round, so load from other processes lands on all alike. Each is timed by the wall clock
+and by the process's CPU time (``time.process_time``: time spent waiting for a core is not in it, so other
+jobs disturb it far less). The overhead is the median over rounds of the paired ratio Trainer / bare loop
+(neighbouring blocks of the same round), with its interquartile range, and the median paired difference
+in microseconds a step. ``os.getloadavg()`` is printed before and after.
+
+``--trees OLD NEW``: the same, for the distnn of each source tree (``PYTHONPATH`` set to it, this script
+unchanged), in child processes that take turns ``--runs`` times; their rounds are pooled per tree.
+
+With ``--dropout P`` the models have dropout: the bare loop draws its masks from distnn's default generator
+(one stream per rank, as PyTorch's DDP), the trainer per sample (counter-based masks that are the same on any
+number of ranks), so the overhead includes what world-size invariant masks cost.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_trainer.py [--rounds 60] [--batch 64] [--dropout 0.1]
+    OMP_NUM_THREADS=1 python benchmarks/bench_trainer.py --trees /tmp/old-main . --runs 4
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 
-import numpy as np
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-import distnn
-import distnn.functional as F
-from distnn.data import build_transforms, load_dataset
-from distnn.distributed import LocalCommunicator
-from distnn.models import build_model
-from distnn.optim import Adam
-from distnn.train.trainer import Trainer
+
+def _tree_first():
+    """Import distnn from ``--tree`` (a child of ``--trees``) or from the tree this script is in, not from
+    whichever tree the environment's editable install points at."""
+    tree = sys.argv[sys.argv.index("--tree") + 1] if "--tree" in sys.argv else HERE
+    sys.path.insert(0, os.path.abspath(tree))
+
+
+_tree_first()
+
+import numpy as np  # noqa: E402
+
+import distnn  # noqa: E402
+import distnn.functional as F  # noqa: E402
+from distnn.data import build_transforms, load_dataset  # noqa: E402
+from distnn.distributed import LocalCommunicator  # noqa: E402
+from distnn.models import build_model  # noqa: E402
+from distnn.optim import Adam  # noqa: E402
+from distnn.train.trainer import Trainer  # noqa: E402
 
 
 def make(splits, hidden, dropout=0.0):
@@ -53,54 +79,163 @@ def bare_epoch(model, opt, x, y, transform, batch, epoch):
         opt.step()
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=40, help="timed epochs of each (after one warm-up block)")
-    ap.add_argument("--block", type=int, default=1, help="epochs per fit() call / timed block")
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--hidden", type=int, nargs="+", default=[128, 64])
-    ap.add_argument("--dropout", type=float, default=0.0, help="dropout after each hidden layer (both)")
-    args = ap.parse_args()
-    if args.block < 1 or args.epochs < args.block:
-        ap.error(f"--epochs ({args.epochs}) must be at least --block ({args.block}), which must be >= 1: "
-                 "one warm-up block, then at least one timed block")
+class TorchLoop:
+    """The peer: PyTorch's plain loop over the same batches, from the distnn model's initial weights."""
+
+    def __init__(self, torch, model, hidden, dropout, x, y, transform, batch):
+        self.torch, self.x, self.y, self.transform, self.batch = torch, x, y, transform, batch
+        nn, layers, width = torch.nn, [], x.shape[1]
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
+            width = h
+        self.model = nn.Sequential(*layers, nn.Linear(width, int(y.max()) + 1))
+        ours = [p for _, p in model.named_parameters()]
+        with torch.no_grad():
+            for p, q in zip(self.model.parameters(), ours, strict=True):
+                p.copy_(torch.from_numpy(np.asarray(q.data)))
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.y_t = torch.from_numpy(y)
+
+    def epoch(self, epoch):
+        F_t, model, opt = self.torch.nn.functional, self.model, self.opt
+        model.train()
+        order = np.random.default_rng([0, epoch]).permutation(len(self.x))
+        for s in range(0, len(self.x), self.batch):
+            idx = order[s:s + self.batch]
+            xb = self.torch.from_numpy(self.transform(self.x[idx], None))
+            loss = F_t.cross_entropy(model(xb), self.y_t[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+
+def measure(args) -> dict:
+    """Rounds of the three, rotating; per round and implementation: (wall, cpu) seconds a epoch."""
     splits = load_dataset("digits")
     train_tf, _ = build_transforms(splits)
     x, y = splits.train.x, splits.train.y
-
     bm, bopt = make(splits, args.hidden, args.dropout)
     tm, topt = make(splits, args.hidden, args.dropout)
     trainer = Trainer(tm, topt, splits.train, None, comm=LocalCommunicator(), batch_size=args.batch, epochs=0,
                       transform=train_tf, seed=0)
-    bare_times, trainer_times = [], []
-    block = args.block  # epochs per timed block; blocks of the two alternate so machine load hits both alike
-    done = 0
-    for b in range(args.epochs // block + 1):  # the first block of each is warm-up
-        t0 = time.perf_counter()
+    block, done = args.block, {"bare": 0, "trainer": 0, "torch": 0}
+
+    def run_bare():
         for e in range(block):
-            bare_epoch(bm, bopt, x, y, train_tf, args.batch, done + e)
-        t1 = time.perf_counter()
-        trainer.epochs = done + block
+            bare_epoch(bm, bopt, x, y, train_tf, args.batch, done["bare"] + e)
+
+    def run_trainer():
+        trainer.epochs = done["trainer"] + block
         trainer.fit()
-        t2 = time.perf_counter()
-        done += block
-        if b:
-            bare_times.append((t1 - t0) / block)
-            trainer_times.append((t2 - t1) / block)
-    bare, tr = statistics.median(bare_times), statistics.median(trainer_times)
-    # Load from other processes inflates both at random; the per-pair ratio (neighbouring blocks) and the
-    # fastest block of each are steadier than either median alone.
-    pair = statistics.median(t / b for t, b in zip(trainer_times, bare_times))
-    steps = trainer.steps_per_epoch
-    print(f"digits MLP {[64] + args.hidden + [10]}, dropout {args.dropout}, batch {args.batch}, {len(x)} samples, "
-          f"{steps} steps/epoch, "
-          f"{len(trainer_times) * block} timed epochs in blocks of {block} (after a warm-up block)")
-    print(f"bare step loop : median {bare * 1e3:8.2f} ms/epoch  ({bare / steps * 1e6:7.1f} us/step), "
-          f"min {min(bare_times) * 1e3:8.2f} ms")
-    print(f"Trainer.fit    : median {tr * 1e3:8.2f} ms/epoch  ({tr / steps * 1e6:7.1f} us/step), "
-          f"min {min(trainer_times) * 1e3:8.2f} ms")
-    print(f"overhead       : {(pair - 1) * 100:+.1f}% (median of paired ratios {pair:.3f}; "
-          f"ratio of minima {min(trainer_times) / min(bare_times):.3f})")
+
+    impls = {"bare": run_bare, "trainer": run_trainer}
+    if not args.no_torch:
+        try:
+            import torch
+        except ImportError:
+            torch = None
+        if torch is not None:
+            torch.set_num_threads(1)
+            pm, _ = make(splits, args.hidden, args.dropout)
+            peer = TorchLoop(torch, pm, args.hidden, args.dropout, x, y, train_tf, args.batch)
+
+            def run_torch():
+                for e in range(block):
+                    peer.epoch(done["torch"] + e)
+
+            impls["torch"] = run_torch
+    names = list(impls)
+    times = {k: [] for k in names}
+    for r in range(args.rounds + 1):  # round 0 is warm-up
+        order = names[r % len(names):] + names[:r % len(names)]
+        for k in (order if r % 2 == 0 else order[::-1]):
+            w0, c0 = time.perf_counter(), time.process_time()
+            impls[k]()
+            w1, c1 = time.perf_counter(), time.process_time()
+            done[k] += block
+            if r:
+                times[k].append(((w1 - w0) / block, (c1 - c0) / block))
+    return {"times": times, "steps": trainer.steps_per_epoch, "samples": len(x), "distnn": distnn.__file__}
+
+
+def quartiles(values):
+    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return q[0], q[1], q[2]
+
+
+def report(label, result, args):
+    """Print one tree's (or the run's) figures: medians, paired ratios, differences a step."""
+    times, steps = result["times"], result["steps"]
+    print(f"{label}: distnn from {os.path.dirname(os.path.dirname(result['distnn']))}, "
+          f"{len(times['bare'])} rounds of {args.block} epoch(s) each")
+    for col, i in (("wall", 0), ("cpu", 1)):
+        med = {k: statistics.median(t[i] for t in v) for k, v in times.items()}
+        for k in times:
+            print(f"  {col:4} {k:8}: median {med[k] * 1e3:8.3f} ms/epoch ({med[k] / steps * 1e6:7.1f} us/step)")
+        ratios = [t[i] / b[i] for t, b in zip(times["trainer"], times["bare"])]
+        lo, mid, hi = quartiles(ratios)
+        diff = statistics.median((t[i] - b[i]) / steps for t, b in zip(times["trainer"], times["bare"]))
+        line = (f"  {col:4} trainer overhead: {(mid - 1) * 100:+.1f}% (median paired ratio {mid:.3f}, "
+                f"quartiles {lo:.3f}-{hi:.3f}; {diff * 1e6:+.1f} us/step)")
+        if "torch" in times:
+            pt = statistics.median(t[i] / p[i] for t, p in zip(times["trainer"], times["torch"]))
+            pb = statistics.median(b[i] / p[i] for b, p in zip(times["bare"], times["torch"]))
+            line += f"; vs PyTorch: trainer {pt:.3f}x, bare {pb:.3f}x"
+        print(line)
+
+
+def pooled(results):
+    """Rounds of several runs of one tree, together."""
+    times = {k: [t for r in results for t in r["times"][k]] for k in results[0]["times"]}
+    return {**results[0], "times": times}
+
+
+def child(args, tree) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--json", "--tree", tree, "--rounds", str(args.rounds),
+           "--block", str(args.block), "--batch", str(args.batch), "--dropout", str(args.dropout),
+           "--hidden", *map(str, args.hidden)] + (["--no-torch"] if args.no_torch else [])
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(tree))
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=60, help="timed rounds (after one warm-up round)")
+    ap.add_argument("--epochs", type=int, default=None, help=argparse.SUPPRESS)  # (the old name of --rounds)
+    ap.add_argument("--block", type=int, default=1, help="epochs per fit() call / timed block")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--hidden", type=int, nargs="+", default=[128, 64])
+    ap.add_argument("--dropout", type=float, default=0.0, help="dropout after each hidden layer (all three)")
+    ap.add_argument("--no-torch", action="store_true", help="leave out the PyTorch peer")
+    ap.add_argument("--trees", nargs="+", default=None, help="compare distnn of these source trees, alternating")
+    ap.add_argument("--runs", type=int, default=3, help="with --trees: child processes per tree, taking turns")
+    ap.add_argument("--tree", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.epochs is not None:
+        args.rounds = max(1, args.epochs // args.block)
+    if args.block < 1 or args.rounds < 1:
+        ap.error(f"--block ({args.block}) and --rounds ({args.rounds}) must be >= 1")
+    if args.json:
+        print(json.dumps(measure(args)))
+        return
+    load0 = os.getloadavg()
+    print(f"digits MLP {[64] + args.hidden + [10]}, dropout {args.dropout}, batch {args.batch}, one thread; "
+          f"load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}")
+    if args.trees:
+        runs = {t: [] for t in args.trees}
+        for r in range(args.runs):
+            for t in (args.trees if r % 2 == 0 else args.trees[::-1]):  # (each tree first half the time)
+                runs[t].append(child(args, t))
+        for t in args.trees:
+            report(t, pooled(runs[t]), args)
+    else:
+        result = measure(args)
+        print(f"{result['samples']} samples, {result['steps']} steps/epoch")
+        report("this run", result, args)
+    load1 = os.getloadavg()
+    print(f"load average after: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
 
 
 if __name__ == "__main__":

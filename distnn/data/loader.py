@@ -311,8 +311,18 @@ class DataLoader:
         rank = int(getattr(self.sampler, "rank", self.rank)) if world > 1 else 0
         first = int(getattr(self.sampler, "start", 0)) + b * self.batch_size * world
         seed = [self.seed, epoch, first] + ([stream] if stream else [])
-        return BatchShareGenerator(seed, self.batch_size * world,
-                                   np.arange(rank, n * world, world)[rows])
+        return BatchShareGenerator(seed, self.batch_size * world, self._positions(rank, n, world)[rows])
+
+    def _positions(self, rank: int, n: int, world: int) -> np.ndarray:
+        """``rank, rank + world, ...``: the global-batch positions of a rank's ``n`` rows, read-only. Kept for
+        the next batch (the trainer asks for them every step, nearly always for the same ``n``)."""
+        key = (rank, n, world)
+        cached = getattr(self, "_positions_cache", None)
+        if cached is None or cached[0] != key:
+            positions = np.arange(rank, n * world, world)
+            positions.flags.writeable = False  # (shared by the batches' generators)
+            self._positions_cache = cached = (key, positions)
+        return cached[1]
 
     def __iter__(self):
         """One epoch's batches, as PyTorch's loader: with its own sampler (``shuffle``) each new pass is

@@ -120,8 +120,12 @@ def train_batches(loader, transform, epoch: int, start: int, fast: bool):
     samples' places in the global batch), so both train alike.
     """
     if fast:
-        yield from loader.batches(epoch, start)
-        return
+        return loader.batches(epoch, start)  # (the loader's own generator: no extra generator frame a step)
+    return _transformed_batches(loader, transform, epoch, start)
+
+
+def _transformed_batches(loader, transform, epoch: int, start: int):
+    """``train_batches`` of a map-style dataset: the collated batches, transformed here."""
     for (xb, yb), valid in loader.batches(epoch, start):
         if transform is not None:
             rng = None if getattr(transform, "deterministic", False) else \

@@ -37,7 +37,10 @@ class StepObjectiveMixin:
             from distnn.nn.utils import clip_grad_norm_
 
             clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
-        self.amp.step(self.optimizer)
+        if self.amp.enabled:
+            self.amp.step(self.optimizer)
+        else:
+            self.optimizer.step()
         if self.max_norm:
             # On the stepped weights, which are the same on every rank (the same averaged gradient, the same
             # update): the constraint is elementwise and deterministic, so the replicas stay identical.
@@ -73,6 +76,13 @@ class StepObjectiveMixin:
         dropout masks (each starts the samples' stream afresh): one sub-network per step, as without it,
         and nothing drawn that a resumed run would have to replay.
         """
+        if all_valid and not self.amp.enabled and not (self.adversarial_eps and self.adversarial_weight < 1):
+            # the common step (every row real, "32", no adversarial pass): the same work, none of the
+            # no-op contexts (the trainer's per-step cost over a bare loop is mostly such Python calls)
+            with self._sample_draws(rows):
+                out = self._forward(xb)
+            return out, self._loss(out, yb, reduction)
+
         def run(fn, *args):
             with self._padding_excluded(valid, all_valid), self._sample_draws(rows):
                 return fn(*args)
@@ -101,17 +111,21 @@ class StepObjectiveMixin:
         return self.xp.asarray(xb) if self.xp is not np else xb
 
     def _forward(self, xb):
+        if self.xp is np and xb.dtype == self.dtype:  # (already the model's input: _input would return it)
+            return (self.ddp or self.model)(distnn.Tensor(xb))
         return (self.ddp or self.model)(distnn.Tensor(self._input(xb)))
 
     def _loss(self, out, y, reduction):
         """Cross-entropy over counted targets; sequence models give (N, T, C) logits for (N, T) targets."""
-        if out.ndim == 3 and y.ndim == 2:
+        if y.ndim == 2 and out.ndim == 3:  # (y first: a numpy attribute, out.ndim a Python property)
             out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1)
         return F.cross_entropy(out, self.xp.asarray(y) if self.xp is not np else y, ignore_index=IGNORE_INDEX,
                                reduction=reduction, label_smoothing=self.label_smoothing)
 
     def _correct(self, out, y, all_valid=False) -> int:
         pred = out.data.argmax(axis=-1)
+        if all_valid and self.xp is np and pred.shape == y.shape:  # (the common case: fewer numpy calls)
+            return int(np.count_nonzero(pred == y))
         y = self.xp.asarray(y) if self.xp is not np else y
         hits = pred == y.reshape(pred.shape)
         if not all_valid:

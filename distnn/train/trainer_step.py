@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
+
 from distnn.backend import get_array_module
 from distnn.functional.loss import IGNORE_INDEX
 
@@ -32,7 +34,8 @@ class TrainStepMixin:
         rank's counted targets (DataParallel then weights ranks by those
         counts). Returns (that mean loss as a float, number of counted targets).
         """
-        all_valid = bool(valid.all())
+        # (on the loader's numpy masks count_nonzero is several times quicker than valid.all())
+        all_valid = bool(np.count_nonzero(valid) == valid.size if type(valid) is np.ndarray else valid.all())
         if not all_valid:
             y = y.copy()
             y[~valid] = IGNORE_INDEX
@@ -47,8 +50,10 @@ class TrainStepMixin:
         if self.accumulation_steps == 1 and n_valid:
             # the common case: the mean over counted targets (= sum / n_valid) straight from the loss
             out, loss = self._forward_loss(x, y, valid, all_valid, slice(None), "mean")
-            loss_sum = self._before_exchange(float(loss.data) * n_valid)
-            self.amp.scale(loss).backward()
+            loss_sum = float(loss.data) * n_valid
+            if self.step_guard is not None:
+                loss_sum = self._before_exchange(loss_sum)
+            (self.amp.scale(loss) if self.amp.enabled else loss).backward()
             correct = self._correct(out, y, all_valid)
         else:
             loss_sum, correct = self._accumulate(x, y, valid, n_valid, all_valid)
@@ -59,9 +64,13 @@ class TrainStepMixin:
             self.optimizer.zero_grad()
             return loss_sum / max(n_valid, 1), n_valid
         # "16-mixed": unscaled first; a float16 overflow is the scaler's skip (counted apart from the guard's)
-        if not self.amp.unscale_overflowed(self.optimizer, self.state):
+        # (amp's calls are no-ops without "16-mixed": skipped, as Python calls are most of the step's overhead)
+        if not self.amp.enabled:
             self._update()
-        self.amp.update()
+        else:
+            if not self.amp.unscale_overflowed(self.optimizer, self.state):
+                self._update()
+            self.amp.update()
         s = self.state.epoch_sums
         s["loss"] += loss_sum
         s["correct"] += correct
