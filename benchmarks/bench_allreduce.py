@@ -36,6 +36,10 @@ throughput relative to raw, then the best block of each and its ratio. Target: d
 """
 from __future__ import annotations
 
+from _this_tree import use_this_tree  # (this folder)
+
+use_this_tree()  # distnn of the tree this script is in, not the installed checkout's
+
 import argparse
 import os
 import statistics

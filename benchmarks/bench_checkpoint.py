@@ -42,6 +42,10 @@ writer then has a core to itself, as on a machine with cores to spare.
 """
 from __future__ import annotations
 
+from _this_tree import use_this_tree  # (this folder)
+
+use_this_tree()  # distnn of the tree this script is in, not the installed checkout's
+
 import argparse
 import gc
 import json

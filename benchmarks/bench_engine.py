@@ -21,6 +21,10 @@ Targets at 1 thread: distnn/floor <= 1.10, distnn/torch <= 1.15, chain distnn/to
 """
 from __future__ import annotations
 
+from _this_tree import use_this_tree  # (this folder)
+
+use_this_tree()  # distnn of the tree this script is in, not the installed checkout's
+
 import argparse
 import json
 import os

@@ -16,6 +16,10 @@ shows the per-op Python overhead that a GPU cannot hide.
 """
 from __future__ import annotations
 
+from _this_tree import use_this_tree  # (this folder)
+
+use_this_tree()  # distnn of the tree this script is in, not the installed checkout's
+
 import argparse
 import statistics
 import sys

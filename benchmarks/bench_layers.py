@@ -20,6 +20,10 @@ untimed steps, the median of ``--repeats`` timed steps is reported.
 """
 from __future__ import annotations
 
+from _this_tree import use_this_tree  # (this folder)
+
+use_this_tree()  # distnn of the tree this script is in, not the installed checkout's
+
 import os
 
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):

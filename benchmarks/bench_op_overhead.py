@@ -13,6 +13,10 @@ rounds, so a burst of load during one turn cannot make that column look slower t
 """
 from __future__ import annotations
 
+from _this_tree import use_this_tree  # (this folder)
+
+use_this_tree()  # distnn of the tree this script is in, not the installed checkout's
+
 import argparse
 import importlib.util
 import json

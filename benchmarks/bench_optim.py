@@ -22,6 +22,10 @@ Target: distnn/torch <= 1.3 for SGD-momentum and Adam at 1 thread.
 """
 from __future__ import annotations
 
+from _this_tree import use_this_tree  # (this folder)
+
+use_this_tree()  # distnn of the tree this script is in, not the installed checkout's
+
 import os
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",

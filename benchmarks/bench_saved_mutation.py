@@ -15,6 +15,10 @@ Each tree's distnn runs in a child process (``PYTHONPATH`` set to the tree).
 """
 from __future__ import annotations
 
+from _this_tree import use_this_tree  # (this folder)
+
+use_this_tree()  # distnn of the tree this script is in, not the installed checkout's
+
 import argparse
 import importlib.util
 import json
