@@ -5,7 +5,7 @@ Runs the 2-rank digits_mlp job of bench_checkpoint part 2 with a checkpoint ever
 the whole save (what bench_checkpoint calls 'held up'), and inside it the wait for the previous
 write, the random states, the gather, the snapshot (state_dict + packing) and the hand-off; and
 the agreement on a finished write at a later step (``settle``), which 'held up' does not count.
-``--cprofile`` also prints rank 0's cProfile of its saves. CPU-bound work, so less noisy than the
+Only the training (main) thread's calls are timed. ``--cprofile`` also prints rank 0's cProfile of its saves. CPU-bound work, so less noisy than the
 wall-time overheads of bench_checkpoint.
 
     mpiexec -n 2 python benchmarks/profile_checkpoint_save.py [--epochs 40] [--runs 3] [--cprofile]
@@ -22,6 +22,7 @@ import pstats
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 
@@ -32,6 +33,7 @@ COUNTS: dict = defaultdict(int)
 
 
 INSIDE = []  # the labels of the timed calls in progress
+MAIN = threading.main_thread()
 
 
 def timed(owner, name, label, where=False):
@@ -41,6 +43,8 @@ def timed(owner, name, label, where=False):
 
     @functools.wraps(original)
     def wrapper(*args, **kwargs):
+        if threading.current_thread() is not MAIN:  # (the writer thread's calls: not the training thread's time)
+            return original(*args, **kwargs)
         key = f"{label} in {INSIDE[0]}" if where and INSIDE else label
         INSIDE.append(key)
         t0 = time.perf_counter()
