@@ -14,9 +14,10 @@ replicas are identical, so its model and optimizer stand for all); then rank
 ``"continue"``: all go on, rank 0 warns) before training continues: the
 default.
 
-``async_save`` trades that for less time held up: the state is copied and
-packed into bytes at the save point (about half a millisecond for digits_mlp);
-the npz CRC-32s, hashing, writing and fsync run in the background on rank 0
+``async_save`` trades that for less time held up: the arrays are copied into
+npz images and the rest of the state walked into a JSON-able skeleton at the
+save point (benchmarks/profile_checkpoint_save.py times it); trainer.json's
+text, the npz CRC-32s, hashing, writing and fsync run in the background on rank 0
 while training continues: in a writer process of its own on Linux (see
 :mod:`~distnn.train.checkpoint.writer_process`: a write from a thread of this
 process shares the training thread's interpreter lock) where a core is to
