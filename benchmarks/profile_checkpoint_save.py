@@ -4,9 +4,11 @@ Runs the 2-rank digits_mlp job of bench_checkpoint part 2 with a checkpoint ever
 ``async_save`` on, and times the pieces of the callback's in-training work with ``perf_counter``:
 the whole save (what bench_checkpoint calls 'held up'), and inside it the wait for the previous
 write, the random states, the gather, the snapshot (state_dict + packing) and the hand-off; and
-the agreement on a finished write at a later step (``settle``), which 'held up' does not count.
-Only the training (main) thread's calls are timed. ``--cprofile`` also prints rank 0's cProfile of its saves. CPU-bound work, so less noisy than the
-wall-time overheads of bench_checkpoint.
+the agreement on a finished write at a later step (``settle``; since h36 only a failure's), which
+'held up' does not count. Only the training (main) thread's calls are timed, by the wall clock and by
+the thread's CPU time (``time.thread_time``: what the work itself costs, less inflated than the wall
+time when other processes share the cores). ``--cprofile`` also prints rank 0's cProfile of its saves.
+Run it with the tree to measure first on the path (it puts its own tree's root there).
 
     mpiexec -n 2 python benchmarks/profile_checkpoint_save.py [--epochs 40] [--runs 3] [--cprofile]
 """
