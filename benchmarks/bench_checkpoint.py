@@ -359,8 +359,11 @@ def _minimal_protocol_checkpoint():
             import hashlib
             import json
 
+            from distnn.train import checkpoint as ck
+
             step, files, manifest, serializer = job
             serializer.fill_crc(files)
+            ck.fill_text(files)
             os.makedirs(self.root, exist_ok=True)
             name = f"step-{step:08d}"
             tmp, final = os.path.join(self.root, ".tmp-" + name), os.path.join(self.root, name)

@@ -94,8 +94,8 @@ def _sets_extra(m) -> bool:
 def has_state_hooks(model) -> bool:
     """Whether any module of ``model`` has a state-dict hook or extra state (else the plain, flat path)."""
     for _, m in model.named_modules(remove_duplicate=False):
-        d = m.__dict__
-        if _gets_extra(m) or _sets_extra(m) or any(r in d for r in _REGISTRIES):
+        # (a checkpoint asks at every save: the registries looked up in C, no generator frame a module)
+        if _gets_extra(m) or _sets_extra(m) or any(map(m.__dict__.__contains__, _REGISTRIES)):
             return True
     return False
 

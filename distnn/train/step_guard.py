@@ -55,7 +55,7 @@ class NonFiniteError(ValueError):
 LOSS_FLAG = 2
 # The next two hold one bit per checkpoint callback of the trainer (only rank 0 sets them; see
 # callbacks/checkpoint.py). "Rank 0's background checkpoint write has finished": every rank agrees on
-# its outcome at the same step.
+# its outcome at the same step (a second bit per callback, MAX_CALLBACKS places up, says it failed).
 WRITE_DONE_FLAG = 3
 # "Rank 0's clock says a checkpoint is due" (checkpoint.every_seconds): every rank saves at the step
 # that carries it, by rank 0's clock alone.

@@ -25,6 +25,7 @@ from distnn.train import checkpoint as ck
 from distnn.train import preemption, step_guard
 from distnn.train.callbacks import LRSchedulerCallback, background_writer
 from distnn.train.callbacks.base import Callback
+from distnn.train.callbacks.checkpoint import ModelCheckpoint
 from distnn.train.callbacks.checkpoint_setup import attach
 from distnn.train.logging_utils import set_rank, setup_logging
 from distnn.train.trainer import Trainer
@@ -106,6 +107,11 @@ def main():
 
     digest = hashlib.sha256(b"".join(v.tobytes() for v in model.state_dict().values())).hexdigest()
     digests = comm.allgather_object(digest) if comm.size > 1 else [digest]
+    # each rank's view of the agreed outcomes of its checkpoint callback's saves
+    checkpoint = next(cb for cb in trainer.callbacks.callbacks if isinstance(cb, ModelCheckpoint))
+    mine = {"saves": checkpoint.saves, "failures": checkpoint.failures, "best": checkpoint.best_name,
+            "last": os.path.basename(checkpoint.last_path) if checkpoint.last_path else None}
+    outcomes = comm.allgather_object(mine) if comm.size > 1 else [mine]
     if comm.rank == 0 and a.final:
         arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
         for i, s in opt.state_dict()["state"].items():
@@ -115,6 +121,7 @@ def main():
         with open(a.final + ".json", "w") as f:
             json.dump({"global_step": trainer.state.global_step, "skipped_steps": trainer.state.skipped_steps,
                        "replicas_equal": len(set(digests)) == 1, "world": comm.size, "scaler": scaler_states,
+                       "checkpoint_outcomes": outcomes,
                        "powersgd": (trainer.ddp.powersgd.compression_stats()
                                     if trainer.ddp is not None and trainer.ddp.powersgd is not None else None),
                        "history": [{k: v for k, v in h.items() if k != "wall_time" and k != "samples_per_sec"}

@@ -14,18 +14,20 @@ replicas are identical, so its model and optimizer stand for all); then rank
 ``"continue"``: all go on, rank 0 warns) before training continues: the
 default.
 
-``async_save`` trades that for less time held up: the state is copied and
-packed into bytes at the save point (about half a millisecond for digits_mlp);
-the npz CRC-32s, hashing, writing and fsync run in the background on rank 0
+``async_save`` trades that for less time held up: the arrays are copied into
+npz images and the rest of the state walked into a JSON-able skeleton at the
+save point (benchmarks/profile_checkpoint_save.py times it); trainer.json's
+text, the npz CRC-32s, hashing, writing and fsync run in the background on rank 0
 while training continues: in a writer process of its own on Linux (see
 :mod:`~distnn.train.checkpoint.writer_process`: a write from a thread of this
 process shares the training thread's interpreter lock) where a core is to
 spare for it, which one long-lived background thread feeds and waits for;
 else in that thread. The outcome is agreed at the
 first step boundary every rank can know of it: when rank 0 sees its write
-finished, it says so in the next step's gradient exchange (a
-DataParallel step flag, no collective of its own), and at the end of that
-step every rank takes rank 0's outcome together. (Without a DataParallel
+finished, it says so, and whether it failed, in the next step's gradient
+exchange (DataParallel step flags, no collective of their own), and at the
+end of that step every rank takes rank 0's outcome together (a success by
+the flags alone; a failure's message by a broadcast every rank makes there). (Without a DataParallel
 exchange across ranks the outcome waits for the next save.) A save, a
 preemption (which always waits for its own write) and the end of training
 also settle it. ``latest`` only ever names a complete checkpoint either
@@ -105,7 +107,7 @@ class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, Che
         self.clock = time.monotonic      # what every_n_seconds is measured with (rank 0's; a test may drive it)
         self._last_save_time = self.clock()  # rank 0: when the time since the last save began (every_n_seconds)
         self._time_due_at_epoch_end = False
-        self._flag_bit = 1  # this callback's bit in the SAVE_DUE and WRITE_DONE step flags (see on_train_begin)
+        self._flag_bit = 1  # this callback's bit in the step flags (see on_train_begin)
         self.keep_last = int(keep_last)
         self.save_best, self.monitor, self.mode = bool(save_best), monitor, monitor_mode(monitor, mode)
         self.on_error, self.async_save, self.fsync = on_error, bool(async_save), bool(fsync)

@@ -1,15 +1,19 @@
 """Agreeing on a checkpoint write's outcome, for :class:`~.checkpoint.ModelCheckpoint`: rank 0's result
 (a saved path, or the error) taken by every rank alike, and acted on alike (``on_error``); with
-``async_save``, at the first step every rank knows the background write has ended.
+``async_save``, at the first step every rank knows the background write has ended (a success by the step
+flags alone; a failure's message from rank 0 by a collective every rank makes at that step).
 
 Apart from :mod:`.checkpoint` (when and what to save) because it is what follows a write, whichever
 save started it (a due save, the best, the end, a preemption); the callback mixes it in.
 """
 from __future__ import annotations
 
+import os
+
 from .. import checkpoint as ck
 from .. import step_guard
 from .background_writer import Job
+from .checkpoint_schedule import MAX_CALLBACKS
 from .resume import agreed
 
 
@@ -26,10 +30,26 @@ class CheckpointOutcome:
         carrier = step_guard.step_flags_carrier(trainer)
         if carrier is None:
             return  # no per-step collective to ride in: agreed at the next save or at the end
-        if int(carrier.step_flags_sum[step_guard.WRITE_DONE_FLAG]) & self._flag_bit:
-            self.settle(trainer)  # rank 0 said so in this step's exchange: every rank is here alike
-        elif trainer.is_main and self._pending.done():
-            self._set_flag(carrier, step_guard.WRITE_DONE_FLAG)  # sent with the next step's exchange
+        done = int(carrier.step_flags_sum[step_guard.WRITE_DONE_FLAG])  # (rank 0's bits: a sum of one)
+        if done & self._flag_bit:
+            # rank 0 said so in this step's exchange: every rank is here alike, and knows whether it failed
+            if done & (self._flag_bit << MAX_CALLBACKS):
+                self.settle(trainer)  # (rank 0's error message: a collective, every rank in it)
+            else:
+                self._settle_written(trainer)
+        elif trainer.is_main and self._pending.done():  # sent with the next step's exchange
+            self._set_flag(carrier, step_guard.WRITE_DONE_FLAG, failed=not self._pending.result()["ok"])
+
+    def _settle_written(self, trainer):
+        """Rank 0's background write succeeded, as the step flags told every rank alike: agreed without a
+        collective (every rank knows the path: this root's checkpoint of the step the write is of)."""
+        self._clear_flags(trainer, (step_guard.WRITE_DONE_FLAG,))
+        if trainer.is_main:
+            result = self._join_pending()
+        else:
+            result = {"ok": True, "path": os.path.join(self.root, ck.step_name(self._submitted_at))}
+        self._pending = None
+        return self._accept(trainer, result)
 
     def settle(self, trainer):
         """Collective: wait for a background write and agree on its outcome (no-op when none is pending)."""

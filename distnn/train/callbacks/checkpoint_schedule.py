@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from .. import step_guard
 
-#: checkpoint callbacks on one trainer: each has a bit of the SAVE_DUE and WRITE_DONE step flags, floats that
-#: hold whole numbers exactly below 2**24 also when the flags ride in a float32 gradient bucket
-MAX_CALLBACKS = 24
+#: checkpoint callbacks on one trainer: each has a bit of the SAVE_DUE step flag and two of WRITE_DONE ("done",
+#: and MAX_CALLBACKS places up "failed"), floats that hold whole numbers exactly below 2**24 also when the
+#: flags ride in a float32 gradient bucket
+MAX_CALLBACKS = 12
 
 
 class CheckpointSchedule:
@@ -40,15 +41,19 @@ class CheckpointSchedule:
         n = self.every_n_epochs
         return bool(n) and (trainer.state.epoch + 1) % n == 0
 
-    def _set_flag(self, carrier, slot):
-        carrier.step_flags[slot] = int(carrier.step_flags[slot]) | self._flag_bit
+    def _set_flag(self, carrier, slot, failed: bool = False):
+        """Rank 0: send this callback's bit of ``slot`` (and for WRITE_DONE_FLAG, ``failed``: its "failed" bit)
+        with the next step's exchange."""
+        bits = self._flag_bit | (self._flag_bit << MAX_CALLBACKS if failed else 0)
+        carrier.step_flags[slot] = int(carrier.step_flags[slot]) | bits
 
     def _clear_flags(self, trainer, slots=(step_guard.SAVE_DUE_FLAG, step_guard.WRITE_DONE_FLAG)):
         """Rank 0: take back this callback's flags not yet sent (see save and settle)."""
         carrier = step_guard.step_flags_carrier(trainer) if trainer.is_main and trainer.world > 1 else None
         if carrier is not None:
+            mine = self._flag_bit | self._flag_bit << MAX_CALLBACKS
             for slot in slots:
-                carrier.step_flags[slot] = int(carrier.step_flags[slot]) & ~self._flag_bit
+                carrier.step_flags[slot] = int(carrier.step_flags[slot]) & ~mine
 
 
 def _cut_by_max_steps(trainer) -> bool:

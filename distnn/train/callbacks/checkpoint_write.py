@@ -29,12 +29,12 @@ class CheckpointWriting:
             "stop_agreed": any(r["stop_requested"] for r in ranks), "metrics": metrics,
             "best": {"monitor": self.monitor, "value": self.best, "name": self.best_name},
         }
-        # Packing (npz, JSON) happens here too: the arrays are copied straight into npz images reused
-        # from the previous save (safe: that save's write has been joined), and the JSON is small; what is
-        # left (hashing, writing, fsync) runs in the writer process, or in the thread where the GIL is released.
+        # The arrays are copied here, straight into npz images reused from the previous save (safe: that
+        # save's write has been joined), and the state walked into a JSON-able skeleton of its own; what is
+        # left (trainer.json's text, the CRC-32s, hashing, writing, fsync) is the writer's (_write).
         if self._serializer is None or self._serializer_extra is not self.extra_files:
             self._serializer, self._serializer_extra = ck.Serializer(self.extra_files), self.extra_files
-        return st.global_step, self._serializer(state, crc=False), manifest, self._serializer
+        return st.global_step, self._serializer(state, crc=False, text=False), manifest, self._serializer
 
     def _write_into(self, job):
         result = {**self._write(job, elsewhere=self._write_elsewhere), "background": True}
@@ -57,6 +57,10 @@ class CheckpointWriting:
             return {"ok": False, "error": f"cannot serialize the training state: {job}"}
         step, files, manifest, serializer = job
         t0 = time.perf_counter()
+        try:
+            ck.fill_text(files)  # (trainer.json's text: off the training thread when written in the background)
+        except (TypeError, ValueError) as e:
+            return {"ok": False, "error": f"cannot serialize the training state: {e}"}
         options = {"fsync": self.fsync, "update_best": self.best_name == ck.step_name(step), "reuse": serializer.reuse,
                    "keep_last": self.keep_last, "protect": [self.best_name] if self.save_best else []}
         process = self._writer_process() if elsewhere else None

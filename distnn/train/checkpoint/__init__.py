@@ -80,13 +80,13 @@ from .read import (CheckpointInfo, checkpoint_root, follow_pointer, is_checkpoin
                    verify_checkpoint)
 from .retention import (apply_retention, cleanup_temporaries, discard_newer, recover_interrupted_rewrites,
                         remove_spares, write_and_retain)
-from .state import Serializer, decode_state, encode_state, npz_bytes, serialize, to_files
+from .state import PendingText, Serializer, decode_state, encode_state, fill_text, npz_bytes, serialize, to_files
 
 __all__ = [
     "BEST", "DEFAULT_DIRNAME", "FAULT_ENV", "FORMAT", "LATEST", "MANIFEST", "MANIFEST_SEAL", "TRAINER_JSON", "VERSION",
-    "CheckpointError", "CorruptCheckpointError", "CheckpointInfo", "Serializer",
+    "CheckpointError", "CorruptCheckpointError", "CheckpointInfo", "PendingText", "Serializer",
     "apply_retention", "check_pointer", "checkpoint_root", "cleanup_temporaries", "decode_state", "discard_newer",
-    "encode_state",
+    "encode_state", "fill_text",
     "follow_pointer",
     "is_checkpoint_dir", "json_clean", "list_checkpoints", "load_latest_valid", "model_directory", "npz_bytes",
     "pointer_bytes",

@@ -222,6 +222,34 @@ def join_history(skeleton: dict, files: dict, where: str) -> list[str]:
     return names
 
 
+def _no_text(skeleton) -> str:
+    return ""  # (Serializer puts trainer.json's bytes, or its PendingText, in place of this)
+
+
+class PendingText:
+    """``trainer.json``'s bytes still to be made (:class:`Serializer` with ``text=False``): its skeleton,
+    with the history's place marked, and the texts of the history's records after its whole chunks."""
+
+    __slots__ = ("skeleton", "marker", "records", "chunks")
+
+    def __init__(self, skeleton: dict, marker: str, records: list, chunks: int):
+        self.skeleton, self.marker, self.records, self.chunks = skeleton, marker, records, chunks
+
+    def bytes(self) -> bytes:
+        tail = "[" + ",".join(self.records) + "]"
+        if self.chunks:
+            names = ",".join(f'"{chunk_name(k)}"' for k in range(self.chunks))
+            tail = f'{{"{_CHUNKS}":[{names}],"{_TAIL}":{tail}}}'
+        return _compact(self.skeleton).replace(f'"{self.marker}"', tail, 1).encode()
+
+
+def fill_text(files: dict) -> None:
+    """Make the bytes of each :class:`PendingText` of ``files`` (what a :class:`Serializer` returned), in place."""
+    for name, data in files.items():
+        if type(data) is PendingText:
+            files[name] = data.bytes()
+
+
 class Serializer:
     """:func:`serialize` for repeated saves of the same state layout: the npz images (and the
     extra files' bytes) live in buffers reused from one call to the next, so a save allocates
@@ -267,10 +295,12 @@ class Serializer:
         that hold what the last call returned under that name: :func:`write_checkpoint`'s ``reuse``."""
         return {name: got for name, got in self._written.items() if self._sha.get(name) == got[1]}
 
-    def __call__(self, state: dict, crc: bool = True) -> dict:
+    def __call__(self, state: dict, crc: bool = True, text: bool = True) -> dict:
         """``{file name: bytes-like}`` of ``state``. With ``crc=False`` the npz images are not
         complete until :meth:`fill_crc` has run (a background writer runs it: the training
-        thread then only copies the arrays)."""
+        thread then only copies the arrays). With ``text=False`` ``trainer.json`` is a
+        :class:`PendingText` until :func:`fill_text` makes its bytes: the JSON encoding of a
+        skeleton that nothing else holds, which a background writer can do as well."""
         history = state.get("history")
         if type(history) is not list:
             return self._plain(state, crc)
@@ -298,12 +328,11 @@ class Serializer:
             self._sha[chunk_name(k)] = hashlib.sha256(data).hexdigest()
         skeleton, arrays = encode_state({**state, "history": self._marker})
         files = {chunk_name(k): data for k, data in enumerate(self._chunks)}
-        tail = "[" + ",".join(fragments[whole * c:]) + "]"
-        if whole:
-            names = ",".join(f'"{chunk_name(k)}"' for k in range(whole))
-            tail = f'{{"{_CHUNKS}":[{names}],"{_TAIL}":{tail}}}'
-        files.update(to_files(skeleton, arrays, self._extra, self._packers, crc, c,
-                              dump=lambda skeleton: _compact(skeleton).replace(f'"{self._marker}"', tail, 1)))
+        # (the skeleton is encode_state's own, its leaves immutable, and the records' texts are strings:
+        # the text can be made later, in another thread; the slice is the tail's own list of them)
+        pending = PendingText(skeleton, self._marker, fragments[whole * c:], whole)
+        files.update(to_files(skeleton, arrays, self._extra, self._packers, crc, c, dump=_no_text))
+        files[TRAINER_JSON] = pending.bytes() if text else pending
         return files
 
     def _plain(self, state: dict, crc: bool) -> dict:
