@@ -3,12 +3,12 @@
 A write's success is agreed through the step flags alone (no collective of its own), a failure's message by a
 collective every rank makes at the same step: whichever way, every rank must end with the same count of saves
 and failures, the same newest checkpoint and the same best, and a failed write must never become ``latest``.
-Runs tests/mpi_scripts/ckpt_train.py under ``mpiexec -n 2`` (see test_checkpoint_mpi.py).
+Runs tests/mpi_scripts/ckpt_train.py under ``mpiexec -n 2`` (see checkpoint_jobs.py).
 """
 import os
 
 import pytest
-from test_checkpoint_mpi import MPIEXEC, STEPS, final, root_of, run_job
+from checkpoint_jobs import MPIEXEC, STEPS, final, root_of, run_job
 
 from distnn.train import checkpoint as ck
 
