@@ -64,22 +64,36 @@ def test_a_rank_late_into_another_collective_is_reported_as_waiting_not_missing(
     assert "ranks disagree about the collective" in text
 
 
-def test_a_rank_skipping_its_sync_batchnorm_forward_ends_the_job_at_the_timeout_naming_both_collectives():
-    # rank 0 waits in SyncBatchNorm's allgather, rank 1 in DataParallel's allreduce (another communicator):
-    # no rank sees a mismatch on its communicator, so the collective timeout (5 s) ends the job. Each rank
-    # must be reported waiting where it waits, not as "in no collective" because it waits on another
-    # communicator. (Under simulate() the same is found at once: test_simulate_deadlock.py.)
-    out = _run("skip_sync_batchnorm_forward.py", 2, timeout_env=5, deadline=120)
+def test_ranks_waiting_on_different_communicators_end_at_the_timeout_naming_both_collectives():
+    # rank 0 waits in an allgather on a split communicator, rank 1 in an allreduce on the world's: no rank
+    # sees a mismatch on its communicator, so the collective timeout (5 s) ends the job. Each rank must be
+    # reported waiting where it waits, not as "in no collective" because it waits on another communicator.
+    # (Under simulate() the same is found at once: test_simulate_deadlock.py.)
+    out = _run("wait_on_two_communicators.py", 2, timeout_env=5, deadline=120)
     text = out.stdout + out.stderr
     assert out.returncode != 0
     assert "[test] rank 0 finished step 0" in text and "finished step 1" not in text
-    sbn, dp = "collective #3 allgather(shape=(7,), dtype=float64)", "collective #7 allreduce(op='sum', shape=(31,), " \
-                                                                    "dtype=float64)"
-    assert f"rank 0 of 2: {sbn} did not complete within 5.0 s" in text or \
-        f"rank 1 of 2: {dp} did not complete within 5.0 s" in text
-    assert f"waits in {sbn} of another communicator" in text or f"waits in {dp} of another communicator" in text
+    gather, reduce = "collective #2 allgather(shape=(7,), dtype=float64)", \
+        "collective #2 allreduce(op='sum', shape=(31,), dtype=float64)"
+    assert f"rank 0 of 2: {gather} did not complete within 5.0 s" in text or \
+        f"rank 1 of 2: {reduce} did not complete within 5.0 s" in text
+    assert f"waits in {gather} of another communicator" in text or f"waits in {reduce} of another communicator" in text
     assert "missing ranks (in no collective: no answer): [" not in text.replace("answer): []", "")
     assert "ranks disagree about the collective" in text and "aborting the MPI job" in text
+
+
+def test_a_rank_skipping_its_sync_batchnorm_forward_ends_the_job_at_once_naming_the_mismatch():
+    # rank 0 is in SyncBatchNorm's forward while rank 1 (no forward this step) begins DataParallel's exchange:
+    # the exchange's closing round answers the layer's (sync_batchnorm_rounds), so both ranks raise at once,
+    # with no collective timeout (600 s here) in it; before, the job waited out the timeout
+    out = _run("skip_sync_batchnorm_forward.py", 2, timeout_env=600, deadline=120)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "[test] rank 0 finished step 0" in text and "finished step 1" not in text
+    assert "SyncBatchNorm: rank 1 began DataParallel's gradient exchange while this rank was in a SyncBatchNorm " \
+           "forward" in text
+    assert "the ranks ran SyncBatchNorm layers a different number of times in this step" in text
+    assert "uncaught RuntimeError; aborting all 2 ranks" in text and "did not complete within" not in text
 
 
 @pytest.mark.parametrize("mode", ["exit", "group"])

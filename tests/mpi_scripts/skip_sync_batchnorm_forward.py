@@ -1,6 +1,7 @@
 """Rank 1 skips its forward in the second step (a data-dependent branch) and only synchronizes the step, while
 rank 0 runs SyncBatchNorm's forward: the two wait in collectives of different communicators (SyncBatchNorm's
-split and DataParallel's). The job must end at the collective timeout with a report naming both."""
+split and DataParallel's). DataParallel's exchange answers the layer's round (sync_batchnorm_rounds): both ranks
+raise at once, naming the mismatch; before, the job waited out the collective timeout."""
 import time
 
 import numpy as np
