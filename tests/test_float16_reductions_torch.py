@@ -144,3 +144,75 @@ def test_grad_scaler_under_autocast_takes_torchs_steps():
         assert d_scale == t_scale, f"step {step}: scale {d_scale} (torch {t_scale})"
         np.testing.assert_allclose(d_bias, t_bias, rtol=1e-6, atol=1e-7, err_msg=f"step {step}")
     assert records[-1][0][0] == 1000.0  # (torch skipped no step: the oracle is the case that matters)
+
+
+def _small_logits():
+    return (np.random.default_rng(4).standard_normal((64, 40)) * 3).astype(np.float16)
+
+
+def _units_apart(ours, ref):
+    """Per element, how many float16 units (at the reference's magnitude) ``ours`` is from ``ref``."""
+    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+    return np.abs(ours - ref) / np.spacing(np.abs(ref).astype(np.float16)).astype(np.float64)
+
+
+def _softmax_pair(fn, x):
+    g = np.random.default_rng(6).standard_normal(x.shape).astype(np.float16)
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    yt = getattr(torch, fn)(xt, 1)
+    yt.backward(torch.from_numpy(g))
+    xd = distnn.Tensor(x.copy(), requires_grad=True)
+    yd = getattr(F, fn)(xd, dim=1)
+    yd.backward(distnn.Tensor(g))
+    return (np.asarray(yd.data), yt.detach().numpy()), (np.asarray(xd.grad.data), xt.grad.numpy())
+
+
+@pytest.mark.parametrize("name", ["near_1000", "mixed", "small_logits"])
+def test_log_softmax_forward_and_backward_are_torchs_bitwise(name):
+    """PyTorch's CPU log_softmax of float16 works in float32 but keeps the sum of exponentials and its log in
+    float16 (numpy's float16 arithmetic: 484 of 2560 values and 233 gradients off, on the small logits)."""
+    x = _small_logits() if name == "small_logits" else INPUTS[name]
+    for ours, ref in _softmax_pair("log_softmax", x):
+        np.testing.assert_array_equal(ours, ref)
+
+
+@pytest.mark.parametrize("name", ["near_1000", "mixed", "small_logits"])
+def test_softmax_forward_and_backward_are_torchs(name):
+    """PyTorch's CPU softmax of float16 works in float32 and rounds once: the same values but where numpy's
+    float32 exp and PyTorch's differ in the last bit (1 value of 2560 on the small logits; numpy's float16
+    arithmetic: 1650 values and 1756 gradients off, by up to 8 and 178 float16 units)."""
+    x = _small_logits() if name == "small_logits" else INPUTS[name]
+    for ours, ref in _softmax_pair("softmax", x):
+        assert ours.dtype == np.float16
+        assert (ours != ref).sum() <= 2 and _units_apart(ours, ref).max() <= 2
+
+
+def _image_batch():
+    return (np.random.default_rng(7).standard_normal((8, 3, 5, 5)) * 3 + 7).astype(np.float16)
+
+
+@pytest.mark.parametrize("name", ["near_1000", "image"])
+def test_float16_batch_norm_keeps_its_statistics_in_float16_as_torch(name):
+    """With float16 parameters PyTorch's CPU batch norm rounds the batch mean and 1/std to float16 before
+    normalizing (and its backward reads those): the output, the input's and the parameters' gradients and
+    the running mean are then its, bitwise."""
+    x = _image_batch() if name == "image" else INPUTS[name]
+    c = x.shape[1]
+    t_cls, d_cls = (torch.nn.BatchNorm2d, distnn.nn.BatchNorm2d) if x.ndim == 4 else \
+        (torch.nn.BatchNorm1d, distnn.nn.BatchNorm1d)
+    tm, dm = t_cls(c, dtype=torch.float16), d_cls(c, dtype=np.float16)
+    with torch.no_grad():
+        tm.weight[...] = torch.from_numpy(np.linspace(0.5, 1.5, c).astype(np.float16))
+        tm.bias[...] = torch.from_numpy(np.linspace(-1, 1, c).astype(np.float16))
+    dm.weight.data[...] = tm.weight.detach().numpy()
+    dm.bias.data[...] = tm.bias.detach().numpy()
+    g = np.random.default_rng(8).standard_normal(x.shape).astype(np.float16)
+    xt, xd = torch.from_numpy(x.copy()).requires_grad_(), distnn.Tensor(x.copy(), requires_grad=True)
+    yt, yd = tm(xt), dm(xd)
+    yt.backward(torch.from_numpy(g))
+    yd.backward(distnn.Tensor(g))
+    np.testing.assert_array_equal(np.asarray(yd.data), yt.detach().numpy())
+    np.testing.assert_array_equal(np.asarray(xd.grad.data), xt.grad.numpy())
+    np.testing.assert_array_equal(np.asarray(dm.weight.grad.data), tm.weight.grad.numpy())
+    np.testing.assert_array_equal(np.asarray(dm.bias.grad.data), tm.bias.grad.numpy())
+    np.testing.assert_array_equal(np.asarray(dm.running_mean.data), tm.running_mean.numpy())

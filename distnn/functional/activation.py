@@ -210,7 +210,8 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
-    """As :class:`Softmax`: float16 computed in float32, rounded once."""
+    """As :class:`Softmax`, float16 computed in float32, except that PyTorch's kernel rounds the sum of the
+    exponentials and its log to float16 (so do we: the same values, bitwise)."""
 
     torch_name = "LogSoftmaxBackward0"
     reads = ((OUTPUT,),)
@@ -223,8 +224,11 @@ class LogSoftmax(Function):
         wide = widened(x)
         with _quiet(xp):  # (a row whose maximum is infinite: NaN, as PyTorch's, without numpy's warning)
             shifted = wide - wide.max(axis=axis, keepdims=True)
-        out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
-        self.out, self.axis = out.astype(x.dtype, copy=False), axis
+            total = xp.exp(shifted).sum(axis=axis, keepdims=True)
+            log_total = xp.log(total if wide is x else _through(total, x.dtype))
+            if wide is not x:  # (PyTorch's float16 kernel keeps the sum of exponentials and its log in float16)
+                log_total = _through(log_total, x.dtype)
+        self.out, self.axis = (shifted - log_total).astype(x.dtype, copy=False), axis
         return self.out
 
     def backward(self, g):
@@ -232,6 +236,11 @@ class LogSoftmax(Function):
         wide_g = widened(g)
         return ((wide_g - xp.exp(widened(self.out)) * wide_g.sum(axis=self.axis, keepdims=True)).astype(
             g.dtype, copy=False),)
+
+
+def _through(a, dtype):
+    """``a`` rounded to ``dtype`` and back to its own dtype."""
+    return a.astype(dtype).astype(a.dtype)
 
 
 class Dropout(Function):
