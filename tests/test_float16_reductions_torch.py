@@ -43,6 +43,8 @@ REDUCTIONS = {
     "norm_all": lambda m, x: x.norm(),
     "norm_dim0": lambda m, x: x.norm(dim=0),
     "sum_to_size": lambda m, x: x.sum_to_size(1, x.shape[1]),
+    "sum_dtype_float16_of_float32": lambda m, x: x.float().sum(0, dtype=m.float16),
+    "sum_dtype_float16": lambda m, x: x.sum(0, dtype=m.float16),
 }
 
 

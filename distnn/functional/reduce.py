@@ -58,8 +58,10 @@ class Sum(Function):
         self.keepdims = keepdims
         # (a sum past the float's range: inf, as PyTorch's, with no warning: Function.apply's silence)
         accumulator = _accumulator(a, dtype)
-        out = (accumulating_sum(a, axis=self.axes, keepdims=keepdims) if accumulator is None
-               else a.sum(axis=self.axes, keepdims=keepdims, dtype=accumulator))
+        if accumulator is None or a.dtype == accumulator:  # (a float16 one: added up in float32, rounded once)
+            out = accumulating_sum(a, axis=self.axes, keepdims=keepdims)
+        else:
+            out = a.sum(axis=self.axes, keepdims=keepdims, dtype=accumulator)
         return out if out.ndim < 2 else row_major(out)  # (a full sum, the loss's, with no call)
 
     def backward(self, g):
