@@ -32,15 +32,13 @@ def widened(a):
 
 def accumulating_sum(a, axis=None, keepdims=False):
     """``a.sum(axis, keepdims)``, added up in float32 and rounded once to float16 when ``a`` is float16."""
-    wide = accumulation_dtype(a.dtype)
-    if wide is None:
+    if a.dtype not in _NARROW_FLOATS:  # (the common case first, no further call: x.sum() is an overhead row)
         return a.sum(axis=axis, keepdims=keepdims)
-    return a.sum(axis=axis, keepdims=keepdims, dtype=wide).astype(a.dtype)
+    return a.sum(axis=axis, keepdims=keepdims, dtype=_WIDE).astype(a.dtype)
 
 
 def accumulating_mean(a, axis=None, keepdims=False):
     """``a.mean(axis, keepdims)`` as :func:`accumulating_sum`: the float32 sum over the count, rounded once."""
-    wide = accumulation_dtype(a.dtype)
-    if wide is None:
+    if a.dtype not in _NARROW_FLOATS:
         return a.mean(axis=axis, keepdims=keepdims)
-    return a.mean(axis=axis, keepdims=keepdims, dtype=wide).astype(a.dtype)
+    return a.mean(axis=axis, keepdims=keepdims, dtype=_WIDE).astype(a.dtype)
