@@ -4,9 +4,10 @@ numpy adds float16 along a non-contiguous axis (``x.sum(0)`` of a 2-D array,
 a broadcast gradient summed back over the batch) in float16, rounding after
 every addition: 64 values of 1000 come to ``inf`` where PyTorch, which
 accumulates Half in float32, answers 64000, and a long sum of 0.1 stalls at
-256 where PyTorch reaches 300. Every reduction of a float16 array goes
-through :func:`accumulating_sum` (or asks :func:`accumulation_dtype`), so the
-rule lives in one place; the result keeps float16, as PyTorch's. The calls
+256 where PyTorch reaches 300. The reductions (sum, mean, nansum, nanmean,
+the engine's ``sum_to_shape``, Linear's bias gradient, norms, softmax) go
+through these helpers, so the rule lives in one place; the result keeps
+float16, as PyTorch's. The calls
 are numpy's and cupy's alike (``sum(dtype=)``, ``astype``), so one path
 serves both. numpy has no bfloat16, so float16 is the only narrow float here.
 """
