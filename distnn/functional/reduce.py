@@ -89,7 +89,8 @@ class Mean(Function):
         if self.count == 0 and a.dtype.kind in "fc":  # (the mean of no elements: NaN, as PyTorch's, with no warning)
             total = a.sum(axis=self.axes, keepdims=keepdims)
             return get_array_module(a).full(total.shape, float("nan"), dtype=total.dtype)
-        out = accumulating_mean(a, axis=self.axes, keepdims=keepdims)  # (past the float's range: inf, silently, as Sum's)
+        # (past the float's range: inf, silently, as Sum's; float16 added up in float32, as numpy's mean does)
+        out = accumulating_mean(a, axis=self.axes, keepdims=keepdims)
         return out if out.ndim < 2 else row_major(out)
 
     def backward(self, g):
