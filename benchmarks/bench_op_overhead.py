@@ -80,7 +80,7 @@ def distnn_ops():
     lerp_backward = lambda: distnn.lerp(ag, bg, 0.1).backward(ones)  # noqa: E731
     return {**_ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, changed),
             **_clamp_sort_lerp_ops(a, ag, lerp_backward), **_spread_and_product_ops(*big),
-            **op_overhead_inplace.tensor_rows(distnn.Tensor)}
+            **op_overhead_inplace.tensor_rows(distnn.Tensor), **_half_sum_ops(distnn.Tensor)}
 
 
 def torch_ops():
@@ -117,7 +117,7 @@ def torch_ops():
     lerp_backward = lambda: torch.lerp(ag, bg, 0.1).backward(ones)  # noqa: E731
     return {**_ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, (a.clone(), torch.zeros(SHAPE))),
             **_clamp_sort_lerp_ops(a, ag, lerp_backward), **_spread_and_product_ops(*big),
-            **op_overhead_inplace.tensor_rows(torch.from_numpy)}
+            **op_overhead_inplace.tensor_rows(torch.from_numpy), **_half_sum_ops(torch.from_numpy)}
 
 
 def _ops(a, b, ag, bg, x, xt, m1, m2, relu, mlp_step, steps, changed):
@@ -182,6 +182,29 @@ def _spread_and_product_ops(v4, v1000, m256, p1, p2):
         "m256.var(0)": lambda: m256.var(0),
         "p1 @ p2 256x256 (grad)": lambda: p1 @ p2,
     }
+
+
+def _half_sum_ops(make, numpy_floor=False):
+    """Sums of a 1024x1024 float16 array (PyTorch adds Half up in float32 and rounds once; so does distnn, and so
+    the numpy floor here) and of the float32 one, over axis 0 and all of it: the same values for each."""
+    import numpy as np
+
+    def page_aligned(a):  # (numpy's float32 sum(0) ran 1.6x slower on one heap placement than another: fix it)
+        buf = np.empty(a.nbytes + 4096, np.uint8)
+        start = -buf.ctypes.data % 4096
+        out = buf[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+        out[...] = a
+        return out
+
+    rng = np.random.default_rng(2)
+    h32 = page_aligned(rng.standard_normal((1024, 1024), dtype=np.float32))
+    h16, f32 = make(page_aligned(h32.astype(np.float16))), make(h32)
+    if numpy_floor:
+        return {"h16.sum(0) 1024^2": lambda: h16.sum(0, dtype=np.float32).astype(np.float16),
+                "h16.sum() 1024^2": lambda: h16.sum(dtype=np.float32).astype(np.float16),
+                "f32.sum(0) 1024^2": lambda: f32.sum(0), "f32.sum() 1024^2": lambda: f32.sum()}
+    return {"h16.sum(0) 1024^2": lambda: h16.sum(0), "h16.sum() 1024^2": lambda: h16.sum(),
+            "f32.sum(0) 1024^2": lambda: f32.sum(0), "f32.sum() 1024^2": lambda: f32.sum()}
 
 
 def numpy_ops():
@@ -281,7 +304,7 @@ def numpy_ops():
     ones = np.ones(SHAPE, np.float32)
     ops.update({"a.clamp(0, 1)": lambda: np.clip(a, 0, 1), "a.clamp(min=0) (grad)": lambda: np.maximum(a, 0),
                 "a.sort(-1)": sort, "lerp(a, b, 0.1) + backward": lerp_backward})
-    return {**ops, **op_overhead_inplace.numpy_rows()}
+    return {**ops, **op_overhead_inplace.numpy_rows(), **_half_sum_ops(lambda a: a, numpy_floor=True)}
 
 
 def measure(ops, number, repeats, only=None, timer=timeit.default_timer):

@@ -68,9 +68,15 @@ def test_16_mixed_matches_torch_autocast_and_grad_scaler(torch, rng, accumulatio
         for s in range(0, n, B):
             x, y = torch.from_numpy(data.x[s:s + B]), torch.from_numpy(data.y[s:s + B])
             opt.zero_grad()
-            with torch.autocast("cpu", dtype=torch.float16):
-                loss = torch.nn.functional.cross_entropy(net(x), y)
-            scaler.scale(loss).backward()
+            # the trainer's micro-batches: each one's summed loss, scaled, back-propagated with 1/B (a float16
+            # gradient summed over 8 rows, not 16, overflows at other scales: the same split on both sides)
+            m, loss = B // accumulation, 0.0
+            for i in range(accumulation):
+                with torch.autocast("cpu", dtype=torch.float16):
+                    part = torch.nn.functional.cross_entropy(net(x[i * m:(i + 1) * m]), y[i * m:(i + 1) * m],
+                                                             reduction="sum")
+                scaler.scale(part).backward(torch.tensor(1.0 / B))
+                loss = loss + part.detach() / B
             scaler.unscale_(opt)  # the true gradients are clipped
             torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
             before = scaler.get_scale()

@@ -41,6 +41,7 @@ import numpy as np
 from distnn.backend import get_array_module, to_numpy
 
 from . import float_errors as _float_errors, profiler_record as _profiler
+from .half_accumulate import accumulating_sum
 from .function import Function  # noqa: F401  (the node type the graph is made of)
 from .leaf_gradients import (  # noqa: F401  (also the names other modules import from here)
     _accumulate_leaf, _count_identical, _finish_hooked_leaf, _fire_hooks, _offer_destinations, _run_grad_hooks,
@@ -54,18 +55,21 @@ from .tensor import Tensor
 
 
 def sum_to_shape(grad, shape):
-    """Sum ``grad`` over broadcast axes so it has ``shape`` (the one place this happens)."""
+    """Sum ``grad`` over broadcast axes so it has ``shape`` (the one place this happens): one reduction over
+    the leading and the size-1 axes, so a float16 gradient is added up in float32 and rounded once, as
+    PyTorch's (``half_accumulate``)."""
     if grad.shape == shape:
         return grad
     original = tuple(grad.shape)
     lead = grad.ndim - len(shape)
-    if lead > 0:
-        grad = grad.sum(axis=tuple(range(lead)))
-    elif lead < 0:  # fewer dims than the input (e.g. (4,) for (1, 4)): align to the right
+    if lead < 0:  # fewer dims than the input (e.g. (4,) for (1, 4)): align to the right
         grad = grad.reshape((1,) * -lead + tuple(grad.shape))
-    axes = tuple(i for i, s in enumerate(shape) if s == 1 and grad.shape[i] != 1)
+        lead = 0
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and grad.shape[lead + i] != 1)
     if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
+        grad = accumulating_sum(grad, axis=axes, keepdims=True)
+        if lead:
+            grad = grad.reshape(grad.shape[lead:])
     if grad.shape != shape:  # 0-d targets, or shapes that differ only in axes of size 1
         # (a reshape across real axes, e.g. (4, 3) for (3, 4), would hide a backward that forgot a transpose)
         if grad.size != _prod(shape) or [s for s in grad.shape if s != 1] != [s for s in shape if s != 1]:

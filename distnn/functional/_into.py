@@ -7,6 +7,7 @@ destination itself.
 """
 from __future__ import annotations
 
+from distnn.autograd.half_accumulate import accumulating_sum, accumulation_dtype
 from distnn.backend import get_array_module
 
 
@@ -19,7 +20,10 @@ def destinations(fn, n: int) -> tuple:
 
 
 def sum_into(a, axis, out=None):
-    """``a.sum(axis)``, written into ``out`` when given and of ``a``'s dtype."""
+    """``a.sum(axis)``, written into ``out`` when given and of ``a``'s dtype (a float16 sum: a fresh array,
+    added up in float32 and rounded once, as PyTorch's)."""
+    if accumulation_dtype(a.dtype) is not None:
+        return accumulating_sum(a, axis=axis)
     if out is not None and out.dtype == a.dtype:
         return a.sum(axis=axis, out=out)
     return a.sum(axis=axis)

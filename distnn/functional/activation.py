@@ -5,6 +5,7 @@ import math
 import warnings
 
 from distnn.autograd.function import OUTPUT, Function
+from distnn.autograd.half_accumulate import widened
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
@@ -185,6 +186,9 @@ class Softplus(Function):
 
 
 class Softmax(Function):
+    """Over ``axis``; a float16 input is exponentiated, summed and divided in float32 and rounded once, as
+    PyTorch's CPU kernel (its gradient too)."""
+
     torch_name = "SoftmaxBackward0"
     reads = ((OUTPUT,),)
 
@@ -193,18 +197,22 @@ class Softmax(Function):
         if x.size == 0:  # (an empty tensor: empty, as PyTorch's; max would have no identity)
             self.out, self.axis = x.copy(), axis
             return self.out
+        wide = widened(x)
         with _quiet(xp):  # (a row whose maximum is infinite: inf - inf is NaN, as PyTorch's, without numpy's warning)
-            e = xp.exp(x - x.max(axis=axis, keepdims=True))
+            e = xp.exp(wide - wide.max(axis=axis, keepdims=True))
         e /= e.sum(axis=axis, keepdims=True)
-        self.out, self.axis = e, axis
-        return e
+        self.out, self.axis = e.astype(x.dtype, copy=False), axis
+        return self.out
 
     def backward(self, g):
-        y = self.out
-        return (y * (g - (g * y).sum(axis=self.axis, keepdims=True)),)
+        y, wide_g = widened(self.out), widened(g)
+        return ((y * (wide_g - (wide_g * y).sum(axis=self.axis, keepdims=True))).astype(g.dtype, copy=False),)
 
 
 class LogSoftmax(Function):
+    """As :class:`Softmax`, float16 computed in float32, except that PyTorch's kernel rounds the sum of the
+    exponentials and its log to float16 (so do we: the same values, bitwise)."""
+
     torch_name = "LogSoftmaxBackward0"
     reads = ((OUTPUT,),)
 
@@ -213,15 +221,26 @@ class LogSoftmax(Function):
         if x.size == 0:  # (an empty tensor: empty, as PyTorch's)
             self.out, self.axis = x.copy(), axis
             return self.out
+        wide = widened(x)
         with _quiet(xp):  # (a row whose maximum is infinite: NaN, as PyTorch's, without numpy's warning)
-            shifted = x - x.max(axis=axis, keepdims=True)
-        out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
-        self.out, self.axis = out, axis
-        return out
+            shifted = wide - wide.max(axis=axis, keepdims=True)
+            total = xp.exp(shifted).sum(axis=axis, keepdims=True)
+            log_total = xp.log(total if wide is x else _through(total, x.dtype))
+            if wide is not x:  # (PyTorch's float16 kernel keeps the sum of exponentials and its log in float16)
+                log_total = _through(log_total, x.dtype)
+        self.out, self.axis = (shifted - log_total).astype(x.dtype, copy=False), axis
+        return self.out
 
     def backward(self, g):
         xp = get_array_module(g)
-        return (g - xp.exp(self.out) * g.sum(axis=self.axis, keepdims=True),)
+        wide_g = widened(g)
+        return ((wide_g - xp.exp(widened(self.out)) * wide_g.sum(axis=self.axis, keepdims=True)).astype(
+            g.dtype, copy=False),)
+
+
+def _through(a, dtype):
+    """``a`` rounded to ``dtype`` and back to its own dtype."""
+    return a.astype(dtype).astype(a.dtype)
 
 
 class Dropout(Function):

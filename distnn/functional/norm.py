@@ -235,9 +235,14 @@ class BatchNormTrain(Function):
         check_norm(x, weight, bias)  # (mean and var are the input's own statistics)
         xp = get_array_module(x)
         self.dtypes = (x.dtype, weight, bias)
+        # PyTorch's CPU kernel keeps the batch mean and 1/std in the parameters' dtype (the input's without a
+        # weight): float16 parameters round both to float16 before normalizing (and its backward reads those)
+        stats_dtype = (weight if weight is not None else x).dtype
         x, weight, bias = opmath(x), opmath(weight), opmath(bias)
         nd = x.ndim
         rstd = 1.0 / xp.sqrt(var + eps)
+        if stats_dtype == np.float16:
+            mean, rstd = (v.astype(np.float16).astype(x.dtype) for v in (mean, rstd))
         xhat = (x - _bcast(mean, nd)) * _bcast(rstd.astype(x.dtype, copy=False), nd)
         out = xhat * _bcast(weight, nd) if weight is not None else xhat.copy()
         if bias is not None:

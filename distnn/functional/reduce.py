@@ -14,6 +14,7 @@ import numbers
 from collections import namedtuple
 
 from distnn.autograd.function import OUTPUT, Function
+from distnn.autograd.half_accumulate import accumulating_mean, accumulating_sum, widened
 from distnn.backend import get_array_module
 
 from ._dims import DimensionError, dim_or_axis
@@ -56,7 +57,11 @@ class Sum(Function):
         self.axes = _axes(axis, a.ndim)
         self.keepdims = keepdims
         # (a sum past the float's range: inf, as PyTorch's, with no warning: Function.apply's silence)
-        out = a.sum(axis=self.axes, keepdims=keepdims, dtype=_accumulator(a, dtype))
+        accumulator = _accumulator(a, dtype)
+        if accumulator is None or a.dtype == accumulator:  # (a float16 one: added up in float32, rounded once)
+            out = accumulating_sum(a, axis=self.axes, keepdims=keepdims)
+        else:
+            out = a.sum(axis=self.axes, keepdims=keepdims, dtype=accumulator)
         return out if out.ndim < 2 else row_major(out)  # (a full sum, the loss's, with no call)
 
     def backward(self, g):
@@ -84,7 +89,8 @@ class Mean(Function):
         if self.count == 0 and a.dtype.kind in "fc":  # (the mean of no elements: NaN, as PyTorch's, with no warning)
             total = a.sum(axis=self.axes, keepdims=keepdims)
             return get_array_module(a).full(total.shape, float("nan"), dtype=total.dtype)
-        out = a.mean(axis=self.axes, keepdims=keepdims)  # (past the float's range: inf, silently, as Sum's)
+        # (past the float's range: inf, silently, as Sum's; float16 added up in float32, as numpy's mean does)
+        out = accumulating_mean(a, axis=self.axes, keepdims=keepdims)
         return out if out.ndim < 2 else row_major(out)
 
     def backward(self, g):
@@ -301,7 +307,8 @@ class Norm2(Function):
         xp = get_array_module(a)
         self.axes, self.keepdims, self.a = _axes(axis, a.ndim), keepdims, a
         # (squares past the float's range: an inf norm, as PyTorch's, silently: Function.apply's silence)
-        self.n = xp.sqrt((a * a).sum(axis=self.axes, keepdims=True))
+        wide = widened(a)  # (float16 squared and added up in float32, rounded once, as PyTorch's)
+        self.n = xp.sqrt((wide * wide).sum(axis=self.axes, keepdims=True)).astype(a.dtype, copy=False)
         return self.n if keepdims else self.n.reshape([s for i, s in enumerate(a.shape) if i not in self.axes])
 
     def backward(self, g):

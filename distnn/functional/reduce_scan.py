@@ -11,6 +11,7 @@ from collections import namedtuple
 import numpy as np
 
 from distnn.autograd.function import OUTPUT, Function
+from distnn.autograd.half_accumulate import accumulating_sum
 from distnn.autograd.tensor import Tensor
 from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 from distnn.backend import get_array_module
@@ -249,7 +250,9 @@ class NanMean(Function):
         self.keep, self.axes, self.keepdim = keep, axes, keepdim
         self.count = keep.sum(axis=axes, keepdims=keepdim).astype(a.dtype)
         with _quiet(xp, over=True):  # (0 / 0 where a slice holds no number: NaN, past the range: inf, silently)
-            out = (xp.where(keep, a, 0).sum(axis=axes, keepdims=keepdim) / self.count).astype(a.dtype, copy=False)
+            # (PyTorch's nansum over the count: a float16 total added up in float32, rounded, then divided)
+            out = (accumulating_sum(xp.where(keep, a, 0), axis=axes, keepdims=keepdim) / self.count).astype(
+                a.dtype, copy=False)
             return row_major(out)
 
     def backward(self, g):

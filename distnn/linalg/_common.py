@@ -23,16 +23,17 @@ class LinAlgError(RuntimeError):
 dtype_name = torch_dtype_name  # PyTorch's name of a dtype, for the messages ("Got Long")
 
 
-def check_float(a, op: str, what: str = "input", complex_ok: bool = False):
+def check_float(a, op: str, what: str = "input", complex_ok: bool = False, half_ok: bool = False):
     """Refuse a non-floating input as PyTorch does (``Expected a floating point or complex tensor as input``);
-    float16 is refused too (LAPACK and cuSOLVER have no half precision; PyTorch's CPU kernels neither). A complex
-    input passes only where the op handles one (``complex_ok``): the others say so by name."""
+    float16 is refused too (LAPACK and cuSOLVER have no half precision; PyTorch's CPU kernels neither) unless
+    ``half_ok`` (a reduction, as vector_norm, that PyTorch computes in float32). A complex input passes only where
+    the op handles one (``complex_ok``): the others say so by name."""
     kind = a.dtype.kind
     if kind == "c" and not complex_ok:
         raise RuntimeError(f"{op}: complex inputs are not supported by distnn yet (got {dtype_name(a.dtype)})")
     if kind not in "fc":
         raise RuntimeError(f"{op}: Expected a floating point or complex tensor as {what}. Got {dtype_name(a.dtype)}")
-    if a.dtype == np.float16:
+    if a.dtype == np.float16 and not half_ok:
         raise RuntimeError(f"{op}: float16 is not supported (float32 or float64)")
 
 

@@ -15,6 +15,7 @@ import numbers
 import numpy as np
 
 from distnn.autograd.function import OUTPUT, Function
+from distnn.autograd.half_accumulate import widened
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 from distnn.functional._elementwise_common import _silent
@@ -51,9 +52,10 @@ class VectorNorm(Function):
 
     def forward(self, x, ord=2.0, axis=(), keepdim=False):  # noqa: A002
         xp = get_array_module(x)
-        ax = xp.abs(x)  # (real, also for a complex x: so is the norm)
+        wide = widened(x)  # (float16 powered and added up in float32, rounded once, as PyTorch's)
+        ax = xp.abs(wide)  # (real, also for a complex x: so is the norm)
         with _silent():  # (sums or powers past the float's range: an inf norm, as PyTorch's, with no warning)
-            out = self._norm(xp, x, ax, ord, axis)
+            out = self._norm(xp, wide, ax, ord, axis).astype(x.real.dtype, copy=False)
         self.x, self.norm, self.ord, self.axis = x, out, ord, axis
         return out if keepdim else out.reshape([s for i, s in enumerate(out.shape) if i not in axis])
 
@@ -77,6 +79,7 @@ class VectorNorm(Function):
         return out
 
     def backward(self, g):
+        # (a float16 gradient in float16 arithmetic, op by op: PyTorch's norm_backward is composed of such ops)
         xp = get_array_module(g)
         x, n, p = self.x, self.norm, self.ord
         g = g.reshape(n.shape)
@@ -108,7 +111,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None) -> Tensor:  # 
     t = as_tensor(x)
     if dtype is not None:
         t = t.to(dtype)
-    check_float(t.data, "linalg.vector_norm", complex_ok=True)
+    check_float(t.data, "linalg.vector_norm", complex_ok=True, half_ok=True)
     refuse_empty_without_identity(t.shape, ord, dim)
     return VectorNorm.apply(t, ord=float(ord), axis=_axes(dim, t.ndim), keepdim=bool(keepdim))
 
