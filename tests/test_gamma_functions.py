@@ -14,6 +14,7 @@ import distnn  # noqa: E402
 from distnn.testing import check_grad  # noqa: E402
 
 R = np.random.default_rng(0)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 GRID = np.concatenate([np.linspace(-30.3, 60.0, 4001), np.geomspace(1e-300, 1e8, 400),
                        -np.geomspace(1e-12, 0.4, 50) - 3.0, [0.5, 1.0, 1.5, 2.0, 3.0, 170.5, 1e15]])
 EDGES = np.array([0.0, -0.0, -1.0, -2.0, -7.0, math.inf, -math.inf, math.nan, 1.0, 2.0])

@@ -18,6 +18,7 @@ import distnn.linalg as DL  # noqa: E402
 
 TL = torch.linalg
 R = np.random.default_rng(26)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 F64 = dict(dtype=np.float64, rtol=1e-9, atol=1e-10)
 F32 = dict(dtype=np.float32, rtol=2e-3, atol=2e-4)
 

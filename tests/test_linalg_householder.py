@@ -15,6 +15,7 @@ from distnn.testing import check_grad  # noqa: E402
 from test_linalg_lu import F32, F64, both, same_refusal  # noqa: E402
 
 R = np.random.default_rng(2902)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 
 
 @pytest.mark.parametrize("tol", [F64, F32], ids=["f64", "f32"])
