@@ -183,13 +183,30 @@ def per_test_rng(request):
     return np.random.default_rng(_seed_for(f"{request.node.nodeid}::per_test_rng"))
 
 
+_draw_per_test_modules = []  # (the test modules imported so far that set DRAW_PER_TEST; see below)
+_modules_seen = 0
+
+
+def _modules_drawing_per_test():
+    global _modules_seen
+    if len(sys.modules) != _modules_seen:  # (a module imported since: look again)
+        _modules_seen = len(sys.modules)
+        _draw_per_test_modules[:] = [m for name, m in list(sys.modules.items())
+                                     if name.startswith("test_") and getattr(m, "DRAW_PER_TEST", False) is True]
+    return _draw_per_test_modules
+
+
 @pytest.fixture(autouse=True)
 def _module_draws_per_test(request):
     """A test file that sets ``DRAW_PER_TEST = True`` keeps a module-level generator ``R`` for its helpers: each
-    of its tests gets :func:`per_test_rng` there instead (put back after the test)."""
-    module = getattr(request, "module", None)
-    if module is not None and getattr(module, "DRAW_PER_TEST", False):
-        request.getfixturevalue("monkeypatch").setattr(module, "R", request.getfixturevalue("per_test_rng"))
+    test gets :func:`per_test_rng` there instead (put back after the test). Every such module's ``R`` is swapped,
+    not only the test's own: a helper imported from another test file (``from test_linalg_lu import both``)
+    draws from its own module's ``R``, which otherwise kept drawing in whatever order the tests came."""
+    modules = _modules_drawing_per_test()
+    if modules:
+        monkeypatch, rng = request.getfixturevalue("monkeypatch"), request.getfixturevalue("per_test_rng")
+        for module in modules:
+            monkeypatch.setattr(module, "R", rng)
 
 
 _NUMPY_ERR = np.geterr()  # (before any test: what every test must leave)

@@ -11,6 +11,7 @@ import distnn
 torch = pytest.importorskip("torch")
 
 R = np.random.default_rng(11)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 
 
 def _both(array, grad=False):

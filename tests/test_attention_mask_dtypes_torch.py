@@ -16,6 +16,7 @@ from torch_twins import copy_torch_weights
 torch = pytest.importorskip("torch")
 
 R = np.random.default_rng(0)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 MASKS = ["bool", "float16", "float32", "float64", "int64"]
 
 

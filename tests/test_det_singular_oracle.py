@@ -9,15 +9,16 @@ import pytest
 import distnn
 from distnn import Tensor, autograd, linalg
 
-RNG = np.random.default_rng(5)
+R = np.random.default_rng(5)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 
 
 def _with_singular_values(s, batch=()):
     """``U diag(s) V^T`` with random orthogonal ``U``, ``V``: with zeros in ``s`` a singular matrix whose
     computed determinant is rounding-small (|det| < 100 eps: PyTorch's SVD path), in numpy and PyTorch alike."""
     n = len(s)
-    u = np.linalg.qr(RNG.standard_normal(batch + (n, n)))[0]
-    v = np.linalg.qr(RNG.standard_normal(batch + (n, n)))[0]
+    u = np.linalg.qr(R.standard_normal(batch + (n, n)))[0]
+    v = np.linalg.qr(R.standard_normal(batch + (n, n)))[0]
     return (u * np.asarray(s, dtype=float)) @ np.swapaxes(v, -1, -2)
 
 
@@ -26,7 +27,7 @@ CASES = {
     "rank_n_minus_2": _with_singular_values([1.3, 0.9, 0.0, 0.0]),
     "rank_1_of_3": _with_singular_values([1.2, 0.0, 0.0]),
     "batched_rank_n_minus_1": _with_singular_values([1.4, 0.6, 0.0], batch=(2,)),
-    "batched_mixed": np.stack([_with_singular_values([1.4, 0.8, 0.0]), RNG.standard_normal((3, 3)),
+    "batched_mixed": np.stack([_with_singular_values([1.4, 0.8, 0.0]), R.standard_normal((3, 3)),
                                _with_singular_values([1.1, 0.0, 0.0]), _with_singular_values([0.9, 0.5, 0.0])]),
     "zero_row": np.array([[1.0, 2.0, 0.5], [0.0, 0.0, 0.0], [3.0, -1.0, 2.0]]),  # (det exactly 0)
 }
@@ -51,8 +52,8 @@ def _derivatives(lib, entry, a, u, w):
 @pytest.mark.parametrize("name", list(CASES))
 def test_singular_det_first_and_second_derivatives_match_torch(torch, name, entry):
     a = CASES[name]
-    u = RNG.standard_normal(a.shape[:-2])
-    w = RNG.standard_normal(a.shape)
+    u = R.standard_normal(a.shape[:-2])
+    w = R.standard_normal(a.shape)
     ours, theirs = _derivatives("distnn", entry, a, u, w), _derivatives("torch", entry, a, u, w)
     scale = max(1.0, float(np.abs(theirs[0]).max()))
     for level, (o, t) in enumerate(zip(ours, theirs)):
@@ -63,7 +64,7 @@ def test_singular_det_second_derivative_is_the_finite_difference_of_the_cofactor
     """Independent of PyTorch: d/dA sum(cof(A) * W) at a rank n - 1 matrix, by central differences of the
     cofactors (exact minors), equals the double backward."""
     a = _with_singular_values([1.2, 0.8, 0.0])
-    w = RNG.standard_normal(a.shape)
+    w = R.standard_normal(a.shape)
 
     def cofactors(m):
         return np.array([[(-1) ** (i + j) * np.linalg.det(np.delete(np.delete(m, i, 0), j, 1)) for j in range(3)]

@@ -10,11 +10,12 @@ import distnn.functional as F
 from distnn import Tensor, autograd
 from distnn.autograd import functional as AF
 
-RNG = np.random.default_rng(7)
-A34 = RNG.standard_normal((3, 4))
-B34 = RNG.standard_normal((3, 4))
-B45 = RNG.standard_normal((4, 5))
-POS = RNG.uniform(0.5, 2.0, (3, 4))
+R = np.random.default_rng(7)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
+A34 = R.standard_normal((3, 4))
+B34 = R.standard_normal((3, 4))
+B45 = R.standard_normal((4, 5))
+POS = R.uniform(0.5, 2.0, (3, 4))
 LABELS = np.array([2, 0, 3])
 
 
@@ -50,9 +51,9 @@ CASES = [
     ("abs", lambda F, X, L, a: a.abs() * a, (A34,)),
     ("sin_cos", lambda F, X, L, a: a.sin() * a.cos() + a.sin() * a, (A34,)),
     ("matmul_2d", lambda F, X, L, a, b: (a @ b) * (a @ b), (A34, B45)),
-    ("matmul_batched", lambda F, X, L, a, b: (a @ b).tanh(), (RNG.standard_normal((2, 3, 4)),
-                                                                RNG.standard_normal((2, 4, 2)))),
-    ("matmul_vector", lambda F, X, L, a, b: (a @ b) * (a @ b), (A34, RNG.standard_normal(4))),
+    ("matmul_batched", lambda F, X, L, a, b: (a @ b).tanh(), (R.standard_normal((2, 3, 4)),
+                                                                R.standard_normal((2, 4, 2)))),
+    ("matmul_vector", lambda F, X, L, a, b: (a @ b) * (a @ b), (A34, R.standard_normal(4))),
     ("sum_mean_dims", lambda F, X, L, a: a.sum(1).unsqueeze(1) * a.mean(0).sum() + a.mean(1, keepdim=True) * a, (A34,)),
     ("shape_ops", lambda F, X, L, a: (a.reshape(4, 3).transpose(0, 1) * a).permute(1, 0).unsqueeze(0).squeeze(0)
      .view(12) * a.reshape(12), (A34,)),
@@ -66,12 +67,12 @@ CASES = [
     ("leaky_softplus", lambda F, X, L, a: F.leaky_relu(a, 0.2) * a + F.softplus(a, beta=2.0) * a, (A34,)),
     ("gelu", lambda F, X, L, a: F.gelu(a) * a + F.gelu(a, approximate="tanh"), (A34,)),
     ("softmax", lambda F, X, L, a: a.softmax(dim=1) * a + a.log_softmax(dim=0) * a * a, (A34,)),
-    ("linear", lambda F, X, L, x, w, b: F.linear(x, w, b).tanh(), (A34, RNG.standard_normal((5, 4)),
-                                                                     RNG.standard_normal(5))),
+    ("linear", lambda F, X, L, x, w, b: F.linear(x, w, b).tanh(), (A34, R.standard_normal((5, 4)),
+                                                                     R.standard_normal(5))),
     ("mse_loss", lambda F, X, L, a, b: F.mse_loss(a * a, b), (A34, B34)),
     ("cross_entropy", lambda F, X, L, a: F.cross_entropy(a * a, X.as_tensor(LABELS)), (A34,)),
     ("cross_entropy_none_4d", lambda F, X, L, a: F.cross_entropy(a, X.as_tensor(LABELS[:2].reshape(2, 1, 1).repeat(
-        3, 1)), reduction="none") * a.sum(), (RNG.standard_normal((2, 4, 3, 1)),)),
+        3, 1)), reduction="none") * a.sum(), (R.standard_normal((2, 4, 3, 1)),)),
     ("cross_entropy_weighted_smoothing", lambda F, X, L, a: F.cross_entropy(
         a * a, X.as_tensor(LABELS), weight=X.as_tensor(np.array([1.0, 2.0, 0.5, 1.5])).to(a.dtype), label_smoothing=0.1,
         ignore_index=0), (A34,)),
@@ -269,7 +270,7 @@ def _nested(a, b, rtol=1e-11):
 
 @pytest.mark.parametrize("create_graph", [False, True])
 def test_hessian_matches_torch(torch, create_graph):
-    x, y = RNG.standard_normal(3), RNG.standard_normal((2, 3))
+    x, y = R.standard_normal(3), R.standard_normal((2, 3))
     _nested(AF.hessian(_f1, Tensor(x.copy()), create_graph=create_graph),
             torch.autograd.functional.hessian(_f1, torch.tensor(x)))
     _nested(AF.hessian(_f1, (Tensor(x.copy()),)), torch.autograd.functional.hessian(_f1, (torch.tensor(x),)))
@@ -283,7 +284,7 @@ def test_hessian_matches_torch(torch, create_graph):
 def test_hessian_create_graph_is_differentiable(torch):
     """With create_graph=True the Hessian stays in the graph of the caller's inputs: its sum differentiates
     to the third derivatives."""
-    x = RNG.standard_normal(3)
+    x = R.standard_normal(3)
     xd, xt = Tensor(x.copy(), requires_grad=True), torch.tensor(x.copy(), requires_grad=True)
     hd = AF.hessian(_f1, xd, create_graph=True)
     ht = torch.autograd.functional.hessian(_f1, xt, create_graph=True)
@@ -295,8 +296,8 @@ def test_hessian_create_graph_is_differentiable(torch):
 
 @pytest.mark.parametrize("name", ["hvp", "vhp"])
 def test_hvp_vhp_match_torch(torch, name):
-    x, y = RNG.standard_normal(3), RNG.standard_normal((2, 3))
-    vx, vy = RNG.standard_normal(3), RNG.standard_normal((2, 3))
+    x, y = R.standard_normal(3), R.standard_normal((2, 3))
+    vx, vy = R.standard_normal(3), R.standard_normal((2, 3))
     ours, theirs = getattr(AF, name), getattr(torch.autograd.functional, name)
     _nested(ours(_f1, Tensor(x.copy()), Tensor(vx.copy())), theirs(_f1, torch.tensor(x), torch.tensor(vx)))
     _nested(ours(_f2, (Tensor(x.copy()), Tensor(y.copy())), (Tensor(vx.copy()), Tensor(vy.copy()))),
@@ -312,8 +313,8 @@ def test_hvp_vhp_match_torch(torch, name):
 
 
 def test_jvp_matches_torch(torch):
-    x, y = RNG.standard_normal(3), RNG.standard_normal((2, 3))
-    vx, vy = RNG.standard_normal(3), RNG.standard_normal((2, 3))
+    x, y = R.standard_normal(3), R.standard_normal((2, 3))
+    vx, vy = R.standard_normal(3), R.standard_normal((2, 3))
 
     def g(a, b):
         return (b @ a.exp()).tanh(), a * b.sum()
@@ -329,7 +330,7 @@ def test_jvp_matches_torch(torch):
 
 
 def test_vjp_and_jacobian_create_graph(torch):
-    x = RNG.standard_normal(3)
+    x = R.standard_normal(3)
     for lib in ("distnn", "torch"):
         xin = Tensor(x.copy(), requires_grad=True) if lib == "distnn" else torch.tensor(x.copy(), requires_grad=True)
         fun = torch.autograd.functional if lib == "torch" else AF

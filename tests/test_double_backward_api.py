@@ -10,9 +10,10 @@ import distnn.functional as F
 from distnn import Tensor, autograd
 from distnn.autograd import functional as AF
 
-RNG = np.random.default_rng(21)
-X = RNG.standard_normal((2, 3))
-Y = RNG.uniform(0.5, 1.5, (2, 3))
+R = np.random.default_rng(21)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
+X = R.standard_normal((2, 3))
+Y = R.uniform(0.5, 1.5, (2, 3))
 
 
 def _cube_forward(self, x):
@@ -66,7 +67,7 @@ def test_gradgradcheck_passes_on_correct_ops(fn):
     inputs = (Tensor(X.copy(), requires_grad=True), Tensor(Y.copy(), requires_grad=True))
     assert autograd.gradcheck(fn, inputs) is True
     assert autograd.gradgradcheck(fn, inputs) is True
-    v = Tensor(RNG.standard_normal((2, 3)))  # an explicit grad_outputs (one output)
+    v = Tensor(R.standard_normal((2, 3)))  # an explicit grad_outputs (one output)
     if not isinstance(fn(*inputs), tuple) and tuple(fn(*inputs).shape) == (2, 3):
         assert autograd.gradgradcheck(fn, inputs, (v,)) is True
 

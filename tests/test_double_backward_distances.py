@@ -13,11 +13,12 @@ import distnn.functional as Fd
 from distnn import Tensor, autograd
 from test_double_backward import _compare, _run, assert_second_derivatives_match
 
-RNG = np.random.default_rng(43)
+R = np.random.default_rng(43)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 
 
 def _n(*shape):
-    return RNG.standard_normal(shape)
+    return R.standard_normal(shape)
 
 
 A = _n(4, 5)

@@ -13,11 +13,12 @@ from distnn import Tensor, autograd
 from distnn.autograd import functional as AF
 from test_double_backward import _compare, _run, assert_second_derivatives_match
 
-RNG = np.random.default_rng(26)
+R = np.random.default_rng(26)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 
 
 def _n(*shape):
-    return RNG.standard_normal(shape)
+    return R.standard_normal(shape)
 
 
 def _conv_fuzz(count, nd, seed):
@@ -100,7 +101,7 @@ CNN_CASES = _conv_fuzz(6, 2, 1) + _conv_fuzz(3, 1, 2) + _conv_fuzz(2, 3, 3) + _t
 ]
 
 A35 = _n(3, 5)
-P34, T34 = RNG.uniform(0.1, 0.9, (3, 4)), RNG.uniform(0, 1, (3, 4))
+P34, T34 = R.uniform(0.1, 0.9, (3, 4)), R.uniform(0, 1, (3, 4))
 IDX = np.array([[1, 2, 4], [4, 0, 1]])
 OTHER_CASES = [
     ("elu_selu_celu", lambda F, X, L, x: F.elu(x, 0.7) * x + F.selu(x) * x + F.celu(x, 0.5) * x, (A35,)),
@@ -368,7 +369,7 @@ def test_dropout_reuses_its_mask_and_draws_nothing():
 
 
 def test_ops_left_out_are_refused_by_name():
-    x = Tensor(RNG.standard_normal((1, 2, 4, 4, 4)), requires_grad=True)
+    x = Tensor(R.standard_normal((1, 2, 4, 4, 4)), requires_grad=True)
     with pytest.raises(NotImplementedError, match=r"the op _CrossMapLRN2d \(.*\) has no differentiable backward"):
         autograd.grad(nn.CrossMapLRN2d(3)(x[0]).sum(), x, create_graph=True)
     with pytest.raises(NotImplementedError, match=r"create_graph=True: .*only plain batch norm"):

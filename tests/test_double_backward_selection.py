@@ -9,20 +9,21 @@ import pytest
 from distnn import Tensor, autograd
 from test_double_backward import _compare, _run, assert_second_derivatives_match
 
-RNG = np.random.default_rng(31)
+R = np.random.default_rng(31)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 
 
 def _n(*shape):
-    return RNG.standard_normal(shape)
+    return R.standard_normal(shape)
 
 
 A = _n(3, 5)
 B = _n(3, 5)
 IDX = np.array([[0, 2, 1, 0, 4], [1, 1, 2, 0, 3], [4, 0, 0, 1, 2]])  # (repeats along dim 1: gradients add up)
 IDX_SMALL = np.array([[3, 0, 3], [2, 2, 1]])  # (smaller than the input outside dim 1)
-PERM = np.argsort(RNG.random((3, 5)), axis=1)  # (a permutation per row: a scatter target without repeats)
+PERM = np.argsort(R.random((3, 5)), axis=1)  # (a permutation per row: a scatter target without repeats)
 SEL = np.array([4, 0, 4, 2])
-MASK = RNG.random((3, 5)) > 0.5
+MASK = R.random((3, 5)) > 0.5
 
 
 def _i(X, a):

@@ -11,9 +11,10 @@ from distnn import Tensor
 from distnn import func as dfunc
 
 TIGHT = dict(rtol=1e-11, atol=1e-12)
-RNG = np.random.default_rng(7)
-X = RNG.standard_normal((3,))
-M = RNG.standard_normal((2, 3))
+R = np.random.default_rng(7)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
+X = R.standard_normal((3,))
+M = R.standard_normal((2, 3))
 
 
 def _close(d, t):
@@ -166,7 +167,7 @@ def test_jacrev_of_mlp_parameters_via_functional_call_as_torch(torch):
     d = nn.Sequential(nn.Linear(3, 4, dtype=np.float64), nn.Tanh(), nn.Linear(4, 2, dtype=np.float64))
     params = {k: Tensor(v.detach().numpy().copy()) for k, v in t.named_parameters()}
     tparams = {k: v.detach() for k, v in t.named_parameters()}
-    x = RNG.standard_normal((5, 3))
+    x = R.standard_normal((5, 3))
     jd = dfunc.jacrev(lambda p: dfunc.functional_call(d, p, (Tensor(x),)))(params)
     jt = torch.func.jacrev(lambda p: torch.func.functional_call(t, p, (torch.tensor(x),)))(tparams)
     _close(jd, jt)

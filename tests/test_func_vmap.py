@@ -13,10 +13,11 @@ from test_func_transforms import _close  # noqa: E402  (pytrees compared as in t
 from torch_twins import twin_models
 
 TIGHT = dict(rtol=1e-11, atol=1e-12)
-RNG = np.random.default_rng(11)
-A = RNG.standard_normal((4, 3))
-B = RNG.standard_normal((3, 4))
-C = RNG.standard_normal((3,))
+R = np.random.default_rng(11)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
+A = R.standard_normal((4, 3))
+B = R.standard_normal((3, 4))
+C = R.standard_normal((3,))
 
 
 
@@ -129,7 +130,7 @@ def _mlp_pair(torch):
 
 def test_per_sample_gradients_tutorial_as_torch(torch):
     t, d = _mlp_pair(torch)
-    x, y = RNG.standard_normal((6, 3)), np.array([0, 1, 1, 0, 1, 0])
+    x, y = R.standard_normal((6, 3)), np.array([0, 1, 1, 0, 1, 0])
 
     def loss(model, lib, functional_call, cross_entropy):
         def compute_loss(params, buffers, sample, target):
@@ -168,7 +169,7 @@ def test_jacrev_and_hessian_inside_vmap_as_torch(torch):
 def test_stack_module_state_ensemble_as_looping_models_and_torch(torch):
     pairs = [_mlp_pair(torch) for _ in range(4)]
     tmodels, dmodels = [p[0] for p in pairs], [p[1] for p in pairs]
-    data = RNG.standard_normal((7, 3))
+    data = R.standard_normal((7, 3))
     params, buffers = dfunc.stack_module_state(dmodels)
     tparams, tbuffers = torch.func.stack_module_state(tmodels)
     assert list(params) == list(tparams) and params["0.weight"].shape == (4, 5, 3)

@@ -14,6 +14,7 @@ import distnn  # noqa: E402
 from distnn.testing import check_grad  # noqa: E402
 
 R = np.random.default_rng(0)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 GRID = np.concatenate([np.linspace(-30.3, 60.0, 4001), np.geomspace(1e-300, 1e8, 400),
                        -np.geomspace(1e-12, 0.4, 50) - 3.0, [0.5, 1.0, 1.5, 2.0, 3.0, 170.5, 1e15]])
 EDGES = np.array([0.0, -0.0, -1.0, -2.0, -7.0, math.inf, -math.inf, math.nan, 1.0, 2.0])
@@ -42,6 +43,11 @@ def test_edges_are_torchs(name):
 def test_gradients_match_torch_with_broadcasting(name, dtype, shapes):
     a = R.uniform(-4.5, 9.0, shapes[0]).astype(dtype)
     b = R.uniform(0.2, 3.0, shapes[1]).astype(dtype)
+    # a*b kept 0.15 or more from digamma's poles (0, -1, -2, ...): within d of one, float32 PyTorch loses
+    # ~eps*|x|/d relative in polygamma(1, x) (seen: 3e-4 at x = -7.99937, against float64 at the same x;
+    # distnn's float32 matched float64 there), so there it is no oracle at rtol 2e-4. Poles: the value tests.
+    near_pole = (a * b < 0.1) & (np.abs(a * b - np.round(a * b)) < 0.1)
+    a = np.where(near_pole, a + 0.25 / b, a).astype(dtype)
     da, db = distnn.tensor(a, requires_grad=True), distnn.tensor(b, requires_grad=True)
     ta, tb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
     yd = getattr(distnn, name)(da * db)
@@ -53,8 +59,22 @@ def test_gradients_match_torch_with_broadcasting(name, dtype, shapes):
     # (torch's polygamma(1, x) is off by up to ~1e-9 relative for some x; ours agrees with mpmath to 1e-14)
     rtol, atol = (1e-8, 1e-9) if dtype == np.float64 else (2e-4, 2e-4)
     np.testing.assert_allclose(yd.data, yt.detach().numpy(), rtol=rtol, atol=atol)
-    np.testing.assert_allclose(da.grad, ta.grad.numpy(), rtol=rtol, atol=atol)
-    np.testing.assert_allclose(db.grad, tb.grad.numpy(), rtol=rtol, atol=atol)
+    # A broadcast input's gradient sums u * f'(a*b) * (the other input) over the broadcast axes; near a pole
+    # f' is in the hundreds, so terms of that size can cancel to a sum of 0.01, and both sides' rounding
+    # (relative to the terms) shows against the sum (seen: 1.4e-9 on 0.0117 next to terms ~460). The
+    # tolerance is relative to the sum of the terms' magnitudes, not to the sum.
+    x = torch.tensor(a * b, requires_grad=True)
+    (fprime,) = torch.autograd.grad(getattr(torch, name)(x).sum(), x)
+    term = np.abs(fprime.numpy() * u)
+    for ours, ref, other, shape in ((da.grad, ta.grad, b, a.shape), (db.grad, tb.grad, a, b.shape)):
+        scale = _sum_to(term * np.abs(other), shape)
+        assert np.all(np.abs(ours - ref.numpy()) <= rtol * scale + atol), (ours, ref.numpy(), scale)
+
+
+def _sum_to(x, shape):
+    """x summed over the axes that broadcasting added to or stretched in ``shape`` (numpy's reverse of it)."""
+    x = x.sum(axis=tuple(range(x.ndim - len(shape)))) if x.ndim > len(shape) else x
+    return x.sum(axis=tuple(i for i, n in enumerate(shape) if n == 1), keepdims=True).reshape(shape)
 
 
 @pytest.mark.parametrize("name", ["lgamma", "digamma"])

@@ -53,14 +53,15 @@ def test_functional_op_on_the_gpu_matches_the_cpu(op, dtype):
 # Ops whose code changed after the last run on a GPU (commit c209826), each GPU against CPU. Written without a
 # GPU (a static review): they put what cupy might do otherwise in reach of a test, host constants beside
 # device arrays, ties, exact 0 and 1 probabilities, -inf rows, bounds as tensors, in-place changes through views.
-_R = np.random.default_rng(7)
+R = np.random.default_rng(7)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 _PROBS = np.array([[0.0, 0.3, 1.0], [0.9, 0.5, 0.01], [1.0, 0.2, 0.0], [0.7, 0.999, 0.4]])  # exact 0 and 1: log clamped
 _HARD = np.array([[0, 1, 1], [1, 0, 0], [1, 0, 0], [0, 1, 1]])  # (p = 0 with y = 0, p = 1 with y = 1: finite gradients)
-_TIES = np.round(_R.standard_normal((3, 4)))  # maximum/minimum of equal values: the gradient split in halves
-_COND = _R.random((3, 4)) > 0.5
+_TIES = np.round(R.standard_normal((3, 4)))  # maximum/minimum of equal values: the gradient split in halves
+_COND = R.random((3, 4)) > 0.5
 _LABELS_IGN = np.array([0, 3, -100, 1, 2, 3])
 _CW = np.array([0.5, 2.0, 1.0, 0.25])
-_INF_ROW = _R.standard_normal((6, 4))
+_INF_ROW = R.standard_normal((6, 4))
 _INF_ROW[2] = [-np.inf, 0.0, -np.inf, 1.0]  # an ignored row's logits may be -inf (masked classes): left out with where
 
 
@@ -396,31 +397,31 @@ def _prune_masks(w):
 
 _R_FFT = np.random.default_rng(31)  # (distnn.fft's entries: their own stream)
 NEW_OPS = {
-    "binary_cross_entropy": ([_PROBS, _R.random((4, 3))],
+    "binary_cross_entropy": ([_PROBS, R.random((4, 3))],
                              lambda p, y: F.binary_cross_entropy(p, y, weight=np.array([0.5, 2.0, 1.0]))),
     "binary_cross_entropy_edges": ([_PROBS], lambda p: F.binary_cross_entropy(p, _HARD.astype(np.float64),
                                                                                 reduction="sum")),
-    "clamp_tensor_bounds": ([_R.standard_normal((3, 4)), _R.standard_normal((1, 4)) - 0.5,
-                             _R.standard_normal((3, 1)) + 0.5], F.clip),
-    "clamp_min_tensor": ([_R.standard_normal((3, 4)), _R.standard_normal((4,))], lambda a, lo: a.clamp(min=lo)),
-    "clamp_numpy_scalar": ([_R.standard_normal((3, 4))], lambda a: F.clip(a, np.float64(-0.5), None)),
-    "maximum_ties": ([_TIES, np.round(_R.standard_normal((3, 4)))], F.maximum),
-    "minimum_ties": ([_TIES, np.round(_R.standard_normal((1, 4)))], F.minimum),
-    "maximum_int_tensor": ([_R.standard_normal((3, 4)) * 3], lambda a: F.maximum(a, (a * 0.5).astype(np.int64))),
-    "where_numpy_scalar": ([_R.standard_normal((3, 4))],
+    "clamp_tensor_bounds": ([R.standard_normal((3, 4)), R.standard_normal((1, 4)) - 0.5,
+                             R.standard_normal((3, 1)) + 0.5], F.clip),
+    "clamp_min_tensor": ([R.standard_normal((3, 4)), R.standard_normal((4,))], lambda a, lo: a.clamp(min=lo)),
+    "clamp_numpy_scalar": ([R.standard_normal((3, 4))], lambda a: F.clip(a, np.float64(-0.5), None)),
+    "maximum_ties": ([_TIES, np.round(R.standard_normal((3, 4)))], F.maximum),
+    "minimum_ties": ([_TIES, np.round(R.standard_normal((1, 4)))], F.minimum),
+    "maximum_int_tensor": ([R.standard_normal((3, 4)) * 3], lambda a: F.maximum(a, (a * 0.5).astype(np.int64))),
+    "where_numpy_scalar": ([R.standard_normal((3, 4))],
                            lambda a: F.where(_COND, a, np.float64(0.25))),
-    "remainder": ([_R.standard_normal((3, 4)) * 3, _R.uniform(0.5, 2.0, (3, 4))], lambda a, b: a % b),
-    "remainder_scalar": ([_R.standard_normal((3, 4)) * 3], lambda a: a % 0.7),
-    "sum_empty_dim": ([_R.standard_normal((2, 3, 4))], lambda a: F.sum(a, dim=[])),
-    "norm_empty_dim": ([_R.standard_normal((2, 3))], lambda a: a.norm(dim=())),
-    "max_0d": ([_R.standard_normal(())], lambda a: F.max(a, dim=0).values * 2.0),
-    "expand_minus_one": ([_R.standard_normal((3, 1))], lambda a: a.expand(2, -1, 4)),
-    "cat_int_tensor": ([_R.standard_normal((2, 3))], lambda a: F.cat([a, (a * 2).astype(np.int64)])),
+    "remainder": ([R.standard_normal((3, 4)) * 3, R.uniform(0.5, 2.0, (3, 4))], lambda a, b: a % b),
+    "remainder_scalar": ([R.standard_normal((3, 4)) * 3], lambda a: a % 0.7),
+    "sum_empty_dim": ([R.standard_normal((2, 3, 4))], lambda a: F.sum(a, dim=[])),
+    "norm_empty_dim": ([R.standard_normal((2, 3))], lambda a: a.norm(dim=())),
+    "max_0d": ([R.standard_normal(())], lambda a: F.max(a, dim=0).values * 2.0),
+    "expand_minus_one": ([R.standard_normal((3, 1))], lambda a: a.expand(2, -1, 4)),
+    "cat_int_tensor": ([R.standard_normal((2, 3))], lambda a: F.cat([a, (a * 2).astype(np.int64)])),
     "cross_entropy_ignored_inf_row": ([_INF_ROW], lambda x: F.cross_entropy(x, _LABELS_IGN, weight=_CW)),
     "cross_entropy_ignored_inf_row_smooth": ([_INF_ROW], lambda x: F.cross_entropy(
         x, _LABELS_IGN, label_smoothing=0.2, reduction="sum")),
     "cross_entropy_ignored_none": ([_INF_ROW], lambda x: F.cross_entropy(x, _LABELS_IGN, reduction="none")),
-    "inplace_through_views": ([_R.standard_normal((3, 4))], _inplace_through_views),
+    "inplace_through_views": ([R.standard_normal((3, 4))], _inplace_through_views),
     # --- new since commit cb34e6a, written without a GPU (a static review); see the notes above
     "logsigmoid": ([_R2.standard_normal((3, 4)) * 40], F.logsigmoid),  # (|x| up to ~100: both tails)
     "gaussian_nll": ([_R2.standard_normal((4, 3)), _R2.standard_normal((4, 3)), _R2.uniform(0.05, 1.0, (4, 3))],
@@ -945,9 +946,9 @@ def test_nan_through_maximum_minimum_and_clamp_as_on_the_cpu(dtype):
     run); clamp keeps a NaN input NaN, and a NaN in a Tensor bound makes its column NaN, as numpy's clip and
     PyTorch's clamp (cupy's clip kernel passes over a NaN bound: Clip takes maximum and minimum on a GPU).
     cupy's kernels are not numpy's: compared with NaN in place."""
-    a = _R.standard_normal((3, 4))
+    a = R.standard_normal((3, 4))
     a[0, 1] = a[2, 3] = np.nan
-    b, lo, hi = _R.standard_normal((3, 4)), _R.standard_normal((1, 4)) - 0.5, _R.standard_normal((3, 1)) + 0.5
+    b, lo, hi = R.standard_normal((3, 4)), R.standard_normal((1, 4)) - 0.5, R.standard_normal((3, 1)) + 0.5
     lo[0, 2] = np.nan
     fns = {"maximum": lambda x, y: F.maximum(x, y), "minimum": lambda x, y: F.minimum(x, y),
            "clamp": lambda x, y: F.clip(x, dn.Tensor(_on(backend.device_of(x.data), lo.astype(dtype))),

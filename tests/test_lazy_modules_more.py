@@ -13,6 +13,7 @@ from distnn.distributed import DataParallel
 from test_lazy_modules import _lazy_and_plain
 
 R = np.random.default_rng(0)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 
 CONV_TRANSPOSES = [
     ("1", lambda **k: nn.LazyConvTranspose1d(4, 3, stride=2, output_padding=1, **k),

@@ -18,6 +18,7 @@ import distnn.linalg as DL  # noqa: E402
 
 TL = torch.linalg
 R = np.random.default_rng(26)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 F64 = dict(dtype=np.float64, rtol=1e-9, atol=1e-10)
 F32 = dict(dtype=np.float32, rtol=2e-3, atol=2e-4)
 
@@ -113,7 +114,10 @@ CASES = {
                           lambda: [R.standard_normal((2, 4, 3)), R.standard_normal((1, 4, 2))]),
     "lstsq_gels_wide": (lambda a, b: DL.lstsq(a, b, driver="gels"), lambda a, b: TL.lstsq(a, b, driver="gels"),
                         lambda: [R.standard_normal((3, 5)), R.standard_normal((3, 2))]),
-    "lstsq_rank_deficient": (DL.lstsq, TL.lstsq,
+    # (rcond 1e-5: a rank-2 product's third singular value is rounding, ~eps of the first, right at the
+    # default rcond eps * 5; torch's gelsy then took it as rank 3 for some draws (a solution ~1e17). 1e-5 is
+    # far above float32's rounding (~1e-7) and far below the other two singular values.)
+    "lstsq_rank_deficient": (lambda a, b: DL.lstsq(a, b, 1e-5), lambda a, b: TL.lstsq(a, b, 1e-5),
                              lambda: [R.standard_normal((5, 2)) @ R.standard_normal((2, 3)), R.standard_normal(5)]),
     "cholesky_reads_lower": (DL.cholesky, TL.cholesky,
                              lambda: [np.tril(spd(3, 3)) + np.triu(R.standard_normal((3, 3)), 1)]),

@@ -11,16 +11,17 @@ import torch
 
 import distnn as dn
 
-_RNG = np.random.default_rng(11)
+R = np.random.default_rng(11)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 TOL = {np.complex128: dict(rtol=1e-9, atol=1e-10), np.complex64: dict(rtol=2e-3, atol=2e-3),
        np.float64: dict(rtol=1e-9, atol=1e-10), np.float32: dict(rtol=2e-3, atol=2e-3)}
 REAL_OF = {np.complex128: np.float64, np.complex64: np.float32, np.float64: np.float64, np.float32: np.float32}
 
 
 def _matrix(shape, dtype):
-    a = _RNG.standard_normal(shape)
+    a = R.standard_normal(shape)
     if np.dtype(dtype).kind == "c":
-        a = a + 1j * _RNG.standard_normal(shape)
+        a = a + 1j * R.standard_normal(shape)
     return a.astype(dtype)
 
 

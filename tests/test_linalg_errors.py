@@ -17,6 +17,7 @@ from distnn.testing import check_grad  # noqa: E402
 
 TL = torch.linalg
 R = np.random.default_rng(2613)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 SING = np.array([[1.0, 2.0], [2.0, 4.0]])
 BATCH_SING = np.stack([np.eye(2), SING])
 

@@ -14,6 +14,7 @@ import distnn.linalg as DL  # noqa: E402
 from test_linalg_lu import F32, F64, both  # noqa: E402
 
 R = np.random.default_rng(3003)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 TOLS = pytest.mark.parametrize("tol", [F64, F32], ids=["f64", "f32"])
 
 

@@ -16,6 +16,7 @@ import distnn.linalg as DL  # noqa: E402
 from distnn.testing import check_grad  # noqa: E402
 
 R = np.random.default_rng(2901)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 F64 = dict(dtype=np.float64, rtol=1e-9, atol=1e-10)
 F32 = dict(dtype=np.float32, rtol=2e-3, atol=2e-4)
 SHAPES = [(4, 4), (2, 3, 3), (2, 3, 5), (2, 5, 3), (1, 1), (3, 1, 4), (4, 1), (0, 3, 3), (2, 0, 3)]

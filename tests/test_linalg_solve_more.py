@@ -16,6 +16,7 @@ from distnn.testing import check_grad  # noqa: E402
 from test_linalg_lu import F32, F64, SING, both  # noqa: E402
 
 R = np.random.default_rng(3001)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 TOLS = pytest.mark.parametrize("tol", [F64, F32], ids=["f64", "f32"])
 
 

@@ -22,6 +22,7 @@ from torch_twins import copy_torch_weights  # noqa: E402
 
 TF = torch.nn.functional
 R = np.random.default_rng(2031)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 
 
 def _case(n=9, f=4, k=7, out_features=()):

@@ -13,6 +13,7 @@ import distnn  # noqa: E402
 from distnn.testing import check_grad  # noqa: E402
 
 R = np.random.default_rng(3005)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 
 
 def _spd(m, batch=(), top=20.0):

@@ -21,6 +21,7 @@ from distnn.testing import check_grad  # noqa: E402
 
 TF = torch.nn.functional
 R = np.random.default_rng(2026)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 
 
 def _both(fd, ft, *arrays, dtype=np.float64, rtol=1e-10, atol=1e-12):

@@ -19,9 +19,10 @@ from distnn.masked.maskedtensor_ops import BINARY_NAMES, REDUCE_NAMES, UNARY_NAM
 TM = torch.masked
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # (the prototype warnings, torch's and ours)
 
-_R = np.random.default_rng(1)
-DATA = _R.uniform(0.1, 0.9, (2, 3, 4))  # inside every unary op's domain (acos, atanh, logit, log ...)
-MASK = _R.random((2, 3, 4)) < 0.6
+R = np.random.default_rng(1)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
+DATA = R.uniform(0.1, 0.9, (2, 3, 4))  # inside every unary op's domain (acos, atanh, logit, log ...)
+MASK = R.random((2, 3, 4)) < 0.6
 MASK[1, 2, :] = False  # a line with nothing specified
 MASK[0, 0, 0] = True
 
@@ -177,7 +178,7 @@ def test_reductions_and_gradients_match_torch(name, args):
     yd, yt = getattr(d, name)(*args), getattr(t, name)(*args)
     _assert_same(yd, yt)
     if yt.requires_grad:
-        w = _R.standard_normal(tuple(yt.shape))
+        w = R.standard_normal(tuple(yt.shape))
         (yd * distnn.tensor(w)).sum().backward()
         (yt * torch.tensor(w)).sum().backward()
         _assert_same(d.grad, t.grad)

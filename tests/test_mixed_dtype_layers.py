@@ -10,6 +10,7 @@ from distnn import nn
 torch = pytest.importorskip("torch")
 
 R = np.random.default_rng(0)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 
 
 def _pair(lib, cls, *args, dtype="float64", **kw):

@@ -17,6 +17,12 @@ SHAPES = [((3, 4), (3, 4)), ((2, 1, 4), (3, 1)), ((5,), ()), ((), (2, 3)), ((1, 
 
 
 R = np.random.default_rng(0)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
+
+
+def _normal(*args, **kwargs):
+    """R.standard_normal looked up at each call: while a test runs, R is its own generator (DRAW_PER_TEST)."""
+    return R.standard_normal(*args, **kwargs)
 
 
 def _pos(s):
@@ -25,19 +31,19 @@ def _pos(s):
 
 # name -> (sampler of input, sampler of other)
 BINARY = {
-    "atan2": (R.standard_normal, R.standard_normal), "arctan2": (R.standard_normal, R.standard_normal),
-    "hypot": (R.standard_normal, R.standard_normal),
+    "atan2": (_normal, _normal), "arctan2": (_normal, _normal),
+    "hypot": (_normal, _normal),
     "remainder": (lambda s: R.standard_normal(s) * 4, lambda s: _pos(s) * R.choice([-1, 1], s)),
     "fmod": (lambda s: R.standard_normal(s) * 4, lambda s: _pos(s) * R.choice([-1, 1], s)),
-    "true_divide": (R.standard_normal, _pos), "divide": (R.standard_normal, _pos),
+    "true_divide": (_normal, _pos), "divide": (_normal, _pos),
     "floor_divide": (lambda s: R.standard_normal(s) * 4, _pos),
-    "multiply": (R.standard_normal, R.standard_normal), "subtract": (R.standard_normal, R.standard_normal),
+    "multiply": (_normal, _normal), "subtract": (_normal, _normal),
     "logaddexp": (lambda s: R.standard_normal(s) * 5, lambda s: R.standard_normal(s) * 5),
     "logaddexp2": (lambda s: R.standard_normal(s) * 5, lambda s: R.standard_normal(s) * 5),
-    "xlogy": (R.standard_normal, _pos), "copysign": (R.standard_normal, R.standard_normal),
-    "fmax": (R.standard_normal, R.standard_normal), "fmin": (R.standard_normal, R.standard_normal),
-    "clamp_min": (R.standard_normal, R.standard_normal), "clamp_max": (R.standard_normal, R.standard_normal),
-    "float_power": (_pos, R.standard_normal),
+    "xlogy": (_normal, _pos), "copysign": (_normal, _normal),
+    "fmax": (_normal, _normal), "fmin": (_normal, _normal),
+    "clamp_min": (_normal, _normal), "clamp_max": (_normal, _normal),
+    "float_power": (_pos, _normal),
 }
 
 

@@ -21,8 +21,9 @@ torch = pytest.importorskip("torch")
 from torch.utils import checkpoint as tcp  # noqa: E402
 
 P = CheckpointPolicy
-RNG = np.random.default_rng(0)
-X, W1, W2 = RNG.standard_normal((4, 5)), RNG.standard_normal((5, 6)), RNG.standard_normal((6, 3))
+R = np.random.default_rng(0)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
+X, W1, W2 = R.standard_normal((4, 5)), R.standard_normal((5, 6)), R.standard_normal((6, 3))
 
 
 def _f(lib, w1, w2):
@@ -231,8 +232,8 @@ def test_a_saved_dropout_leaves_the_later_masks_as_in_the_forward():
 
 def test_saving_the_matmuls_keeps_their_outputs_only():
     depth, rows, width = 8, 256, 32
-    ws = [distnn.tensor(RNG.standard_normal((width, width)) / 6, requires_grad=True) for _ in range(depth)]
-    x = distnn.tensor(RNG.standard_normal((rows, width)), requires_grad=True)
+    ws = [distnn.tensor(R.standard_normal((width, width)) / 6, requires_grad=True) for _ in range(depth)]
+    x = distnn.tensor(R.standard_normal((rows, width)), requires_grad=True)
 
     def f(h):
         for w in ws:

@@ -11,9 +11,10 @@ torch = pytest.importorskip("torch")
 
 IDX = {True: [[0, 1, 2], [1, 0, 2]], False: [[2, 0, 2, 1], [2, 1, 2, 0]]}  # coalesced / with a repeat
 VALS = {True: [1.0, 2.0, 3.0], False: [1.0, 2.0, 3.0, 4.0]}
-rng = np.random.default_rng(7)
-D = rng.standard_normal((3, 4))
-D3 = rng.standard_normal((3, 3))
+R = np.random.default_rng(7)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
+D = R.standard_normal((3, 4))
+D3 = R.standard_normal((3, 3))
 
 
 def _leaves(coalesced):
@@ -128,7 +129,7 @@ def test_same_sparse_leaf_twice_in_inputs():
 
 def test_grad_outputs_for_a_dense_output():
     S, T = _leaves(False)
-    G = rng.standard_normal((3, 4))
+    G = R.standard_normal((3, 4))
     (g,) = distnn.autograd.grad(distnn.mm(S, _n(D)), [S], grad_outputs=_n(G))
     (tg,) = torch.autograd.grad(torch.mm(T, _t(D)), [T], grad_outputs=_t(G))
     _assert_same_grad(g, tg)
@@ -246,7 +247,7 @@ def test_create_graph_gradient_differentiates_again_as_torch(name, coalesced):
     (g,) = distnn.autograd.grad(ours_fn(S, Dd, D3d), [S], create_graph=True)
     (tg,) = torch.autograd.grad(theirs_fn(T, Dt, D3t), [T], create_graph=True)
     _assert_same_grad(g, tg.detach())
-    W = rng.standard_normal((3, 3))
+    W = R.standard_normal((3, 3))
     ours2 = distnn.autograd.grad((_dense_tensor(g) * _n(W)).sum(), [Dd, D3d], materialize_grads=True)
     theirs2 = torch.autograd.grad((tg.to_dense() * _t(W)).sum(), [Dt, D3t], materialize_grads=True)
     for a, b in zip(ours2, theirs2):

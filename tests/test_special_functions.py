@@ -15,6 +15,7 @@ import distnn  # noqa: E402
 from distnn.testing import check_grad  # noqa: E402
 
 R = np.random.default_rng(0)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 WIDE = np.concatenate([np.linspace(-800.0, 800.0, 8001), np.geomspace(1e-300, 1e300, 300),
                        -np.geomspace(1e-300, 1e300, 300), np.linspace(7.9, 8.1, 41), -np.linspace(7.9, 8.1, 41),
                        [0.0, -0.0, math.inf, -math.inf, math.nan]])

@@ -16,6 +16,7 @@ from distnn.testing import check_grad  # noqa: E402
 from test_special_functions import _assert_matches  # noqa: E402
 
 R = np.random.default_rng(29)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 EDGES = [0.0, -0.0, math.inf, -math.inf, math.nan]
 LINE = np.concatenate([np.linspace(-40.0, 60.0, 20001), np.geomspace(1e-300, 1e300, 400),
                        -np.geomspace(1e-300, 1e300, 400), [-1.0, -6.1, -26.7, 50.0, 5e7, 1.0], EDGES])

@@ -20,6 +20,7 @@ torch = pytest.importorskip("torch")
 import distnn  # noqa: E402
 
 R = np.random.default_rng(31)
+DRAW_PER_TEST = True  # (conftest.py: each test draws from R = a generator of its own, seeded from its id)
 
 
 def _tensors(*arrays, grad=True):
