@@ -46,9 +46,9 @@ CASES = [
     *[(f"logspace{a}{b}{n}{base}", lambda m, a=a, b=b, n=n, base=base: m.logspace(a, b, n, base,
                                                                                  dtype=m.float64), [])
       for a, b, n, base in [(0, 3, 4, 10.0), (-1, 1, 5, 2.0)]],
-    ("empty_like_full_like", lambda m, x: (m.empty_like(x) * 0, m.full_like(x, 2.5), m.full_like(x, 3, dtype=_int64(m))),
+    ("empty_like_full_like", lambda m, x: (m.empty_like(x).zero_(), m.full_like(x, 2.5), m.full_like(x, 3, dtype=_int64(m))),
      [rand(2, 3)]),
-    ("empty", lambda m: m.empty(2, 3) * 0, []),
+    ("empty", lambda m: m.empty(2, 3).zero_(), []),
 ]
 
 

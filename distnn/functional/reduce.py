@@ -59,7 +59,7 @@ class Sum(Function):
         # (a sum past the float's range: inf, as PyTorch's, with no warning: Function.apply's silence)
         accumulator = _accumulator(a, dtype)
         if accumulator is None or a.dtype == accumulator:  # (a float16 one: added up in float32, rounded once)
-            out = accumulating_sum(a, axis=self.axes, keepdims=keepdims)
+            out = accumulating_sum(a, axis=self.axes, keepdims=keepdims, dtype=accumulator)
         else:
             out = a.sum(axis=self.axes, keepdims=keepdims, dtype=accumulator)
         return out if out.ndim < 2 else row_major(out)  # (a full sum, the loss's, with no call)
