@@ -34,9 +34,11 @@ import subprocess
 import sys
 import time
 
+from bench_scaling import _data, _free_port, _timed  # (this folder: the same model's data, timing, port)
+
 HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))
-SIZES = (784, 512, 256, 10)
+SIZES = (784, 512, 256, 10)  # (bench_scaling's: its _data and _timed serve here too)
 FRAMEWORKS = ("distnn", "distnn-plain", "numpy", "torch", "ab")
 
 
@@ -51,27 +53,6 @@ def parse_args(argv=None):
     p.add_argument("--block", type=int, default=10, help="A/B: steps per block")
     p.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     return p.parse_args(argv)
-
-
-def _data(rank, batch, n_batches=8):
-    import numpy as np
-
-    rng = np.random.default_rng(100 + rank)
-    xs = rng.standard_normal((n_batches, batch, SIZES[0])).astype(np.float32)
-    return xs, rng.integers(0, SIZES[-1], (n_batches, batch))
-
-
-def _timed(step, args, barrier, rank, size, reduce_max):
-    for i in range(args.warmup):
-        step(i)
-    barrier()
-    t0 = time.perf_counter()
-    for i in range(args.steps):
-        step(i)
-    barrier()
-    elapsed = reduce_max(time.perf_counter() - t0)
-    if rank == 0:
-        print("RESULT " + json.dumps({"samples_per_s": args.steps * args.batch * size / elapsed}), flush=True)
 
 
 def worker_distnn(args):
@@ -251,16 +232,11 @@ def worker_torch(args):
 
 
 def _run(framework, args):
-    import socket
-
     common = ["--worker", framework, "--steps", str(args.steps), "--warmup", str(args.warmup),
               "--batch", str(args.batch)]
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     if framework == "torch":
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2")
+        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE="2")
         procs = [subprocess.Popen([sys.executable, HERE, *common], env=dict(env, RANK=str(r)),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
         outs = [p.communicate(timeout=600) for p in procs]

@@ -33,8 +33,8 @@ def widened(a):
 
 def accumulating_sum(a, axis=None, keepdims=False, dtype=None):
     """``a.sum(axis, keepdims, dtype)``, added up in float32 and rounded once to float16 when ``a`` is float16
-    (``dtype`` then None or float16). ``dtype`` is passed on otherwise: numpy's sum of int32 is int64 without it."""
-    if a.dtype not in _NARROW_FLOATS:  # (the common case first, no further call: x.sum() is an overhead row)
+    and ``dtype`` None or float16; otherwise numpy's, ``dtype`` passed on (its sum of int32 is int64 without it)."""
+    if a.dtype not in _NARROW_FLOATS or (dtype is not None and dtype != a.dtype):  # (x.sum(): an overhead row)
         return a.sum(axis=axis, keepdims=keepdims, dtype=dtype)
     return a.sum(axis=axis, keepdims=keepdims, dtype=_WIDE).astype(a.dtype)
 

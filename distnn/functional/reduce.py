@@ -57,11 +57,8 @@ class Sum(Function):
         self.axes = _axes(axis, a.ndim)
         self.keepdims = keepdims
         # (a sum past the float's range: inf, as PyTorch's, with no warning: Function.apply's silence)
-        accumulator = _accumulator(a, dtype)
-        if accumulator is None or a.dtype == accumulator:  # (a float16 one: added up in float32, rounded once)
-            out = accumulating_sum(a, axis=self.axes, keepdims=keepdims, dtype=accumulator)
-        else:
-            out = a.sum(axis=self.axes, keepdims=keepdims, dtype=accumulator)
+        # (float16 added up in float32 and rounded once, as PyTorch's: half_accumulate)
+        out = accumulating_sum(a, axis=self.axes, keepdims=keepdims, dtype=_accumulator(a, dtype))
         return out if out.ndim < 2 else row_major(out)  # (a full sum, the loss's, with no call)
 
     def backward(self, g):
