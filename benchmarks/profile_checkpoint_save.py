@@ -5,7 +5,8 @@ Runs the 2-rank digits_mlp job of bench_checkpoint part 2 with a checkpoint ever
 the whole save (what bench_checkpoint calls 'held up'), and inside it the wait for the previous
 write, the random states, the gather, the snapshot (state_dict + packing) and the hand-off; and
 the agreement on a finished write at a later step (``settle``; since h36 only a failure's), which
-'held up' does not count. Only the training (main) thread's calls are timed, by the wall clock and by
+'held up' does not count; and rank 0's background writer thread's writes (wall and CPU a write: its
+share of the cores and of the interpreter lock). Otherwise only the training (main) thread's calls are timed, by the wall clock and by
 the thread's CPU time (``time.thread_time``: what the work itself costs, less inflated than the wall
 time when other processes share the cores). ``--cprofile`` also prints rank 0's cProfile of its saves.
 Run it with the tree to measure first on the path (it puts its own tree's root there).
@@ -62,6 +63,28 @@ def timed(owner, name, label, where=False):
     setattr(owner, name, wrapper)
 
 
+WRITER = {"wall": 0.0, "cpu": 0.0, "calls": 0}  # the background writer thread's writes (rank 0)
+
+
+def writer_timed(owner, name):
+    """Wrap ``owner.name`` so its calls from a thread other than the training one add to WRITER."""
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def wrapper(*args, **kwargs):
+        if threading.current_thread() is MAIN:
+            return original(*args, **kwargs)
+        t0, c0 = time.perf_counter(), time.thread_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            WRITER["wall"] += time.perf_counter() - t0
+            WRITER["cpu"] += time.thread_time() - c0
+            WRITER["calls"] += 1
+
+    setattr(owner, name, wrapper)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=40)
@@ -103,6 +126,7 @@ def main():
     timed(npz_io.NpzPacker, "pack", "      npz pack (array copies)")
     from distnn.train import trainer_state
     timed(trainer_state.TrainerStateMixin, "state_dict", "  trainer.state_dict")
+    writer_timed(checkpoint_write.CheckpointWriting, "_write")
     if a.nothing_written:
         MC._write = lambda self, job, elsewhere=False: {"ok": True, "path": self.root, "bytes": 0, "seconds": 0.0,
                                                         "removed": [], "step": job[0]}
@@ -129,6 +153,7 @@ def main():
             TIMES.clear()
             CPU.clear()
             COUNTS.clear()
+            WRITER.update(wall=0.0, cpu=0.0, calls=0)
         comm.barrier()
         t0 = time.perf_counter()
         job.trainer.fit()
@@ -140,6 +165,7 @@ def main():
             TIMES.clear()
             CPU.clear()
             COUNTS.clear()
+            WRITER.update(wall=0.0, cpu=0.0, calls=0)
         comm.barrier()
         if comm.rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -158,6 +184,9 @@ def main():
         held = TIMES["save (held up)"] / fit_seconds
         print(f"  held up (rank 0): {100 * held:.2f}% of fit time; CPU of its saves (rank 0): "
               f"{1e6 * CPU['save (held up)'] / epochs:.0f} us an epoch")
+        if WRITER["calls"]:
+            print(f"  writer thread (rank 0): {WRITER['calls']} writes, {1e6 * WRITER['wall'] / WRITER['calls']:.0f} us "
+                  f"wall, {1e6 * WRITER['cpu'] / WRITER['calls']:.0f} us CPU a write (its thread's user + system time)")
         if profiler is not None:
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(30)
