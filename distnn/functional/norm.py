@@ -201,14 +201,19 @@ def batch_stats(x):
 
 
 def update_running_stats(running_mean, running_var, mean, var, count, momentum):
-    """PyTorch's update, in place: r = (1 - m) r + m * stat, with the unbiased variance var * n / (n - 1).
-    Either buffer may be None (left out, as ATen's sync-batchnorm kernels allow)."""
+    """PyTorch's update, in place: r = (1 - m) r + m * stat, with the unbiased variance var * n / (n - 1),
+    worked out in float64 and rounded once to the buffer's dtype, as ATen's CPU kernel (in double): a float16
+    buffer then holds torch's values bitwise, and one past float16's range holds inf, silently as there (numpy
+    warned "overflow encountered in cast"). Either buffer may be None (left out, as ATen's sync-batchnorm
+    kernels allow)."""
     unbiased = var * (count / max(count - 1, 1))
     for buf, stat in ((running_mean, mean), (running_var, unbiased)):
         if buf is not None:
             r = _raw(buf)
-            r *= 1 - momentum
-            r += get_array_module(r).asarray(momentum * stat, dtype=r.dtype)
+            xp = get_array_module(r)
+            wide = (1 - momentum) * r.astype(xp.float64) + momentum * xp.asarray(stat, dtype=xp.float64)
+            with np.errstate(over="ignore"):  # (a float16 statistic past 65504: inf, PyTorch's, no warning)
+                r[...] = wide.astype(r.dtype)
 
 
 def input_grad(g, xhat, rstd, weight, sum_g, sum_gxhat, count):

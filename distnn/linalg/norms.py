@@ -21,7 +21,7 @@ from distnn.backend import get_array_module
 from distnn.functional._elementwise_common import _silent
 from distnn.functional.rounding import real_sign
 
-from ._common import as_tensor, check_float
+from ._common import as_tensor, check_float, dtype_name
 
 
 def _axes(dim, ndim):
@@ -134,22 +134,43 @@ def refuse_empty_without_identity(shape, ord, dim):  # noqa: A002
 _MATRIX_ORDS = ("fro", "nuc", math.inf, -math.inf, 1, -1, 2, -2)
 
 
+def check_norm_dtype(input_dtype, dtype, op):
+    """PyTorch's checks of a norm's ``dtype=``: a floating or complex one, complex exactly when the input is,
+    and one the input's dtype converts to without narrowing (float32 -> float16 is refused)."""
+    src, dst = np.dtype(input_dtype), np.dtype(dtype)
+    if dst.kind not in "fc":
+        raise RuntimeError(f"{op}: dtype should be floating point or complex, but got {dtype_name(dst)}")
+    if (src.kind == "c") != (dst.kind == "c"):
+        kind = "complex" if src.kind == "c" else "real"
+        raise RuntimeError(f"{op}: dtype should be {kind} for {kind} inputs, but got {dtype_name(dst)}")
+    if np.promote_types(src, dst) != dst:
+        raise RuntimeError(f"{op}: the dtype of the input ({dtype_name(src)}) should be convertible without "
+                           f"narrowing to the specified dtype ({dtype_name(dst)})")
+
+
 def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None) -> Tensor:  # noqa: A002
     """``torch.linalg.matrix_norm``: the norm ``ord`` ('fro', 'nuc', inf, -inf, 1, -1, 2, -2) of the (real or
-    complex) matrices spanned by the two dims ``dim``; real."""
+    complex) matrices spanned by the two dims ``dim``; real. A float16 input takes 'fro', +-1 and +-inf (sums
+    added up in float32 and rounded once, as PyTorch's) and is refused for 'nuc' and +-2 (singular values:
+    LAPACK has no half precision), with PyTorch's message; ``dtype`` may widen the input, never narrow it.
+    The checks run in PyTorch's order: ``ord``, then the input, then ``dim``, then ``dtype``."""
+    if ord not in _MATRIX_ORDS:
+        raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
     t = as_tensor(A)
     if t.ndim < 2:
         raise RuntimeError("linalg.matrix_norm: The input tensor A must have at least 2 dimensions.")
-    if dtype is not None:
-        t = t.to(dtype)
-    check_float(t.data, "linalg.matrix_norm", complex_ok=True)
-    if ord not in _MATRIX_ORDS:
-        raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
-    if not isinstance(dim, (tuple, list)) or len(dim) != 2:
-        raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {dim}")
+    check_float(t.data, "linalg.matrix_norm", complex_ok=True, half_ok=True)
+    if t.dtype == np.float16 and ord in ("nuc", 2, -2):
+        raise RuntimeError(f"linalg.matrix_norm: Low precision dtypes not supported. Got {dtype_name(t.dtype)}")
+    if not isinstance(dim, (tuple, list)) or len(dim) != 2:  # (PyTorch prints the dims space-separated)
+        shown = " ".join(map(str, dim)) if isinstance(dim, (tuple, list)) else dim
+        raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {shown}")
     d0, d1 = (d % t.ndim for d in dim)
-    if d0 == d1:
-        raise RuntimeError(f"linalg.matrix_norm: dims must be different. Got ({dim[0]}, {dim[1]})")
+    if d0 == d1:  # (wrapped first, as PyTorch: (1, -1) of a matrix is "(1, 1)")
+        raise RuntimeError(f"linalg.matrix_norm: dims must be different. Got ({d0}, {d1})")
+    if dtype is not None:
+        check_norm_dtype(t.dtype, dtype, "linalg.matrix_norm")
+        t = t.to(dtype)
     if ord == "fro":
         return vector_norm(t, 2, (d0, d1), keepdim)
     if ord in ("nuc", 2, -2):
