@@ -237,11 +237,12 @@ def _neg(self):
 
 def _clamp(name):
     """``clamp_``/``clip_``'s result, after PyTorch's argument rules (its errors name the in-place method)."""
-    def clamp(self, min=None, max=None):  # noqa: A002
-        from distnn.functional.clamp_arguments import clamp_bounds
+    def clamp(self, *args, **kwargs):
+        from distnn.functional.clamp_arguments import clamp_bounds, clamp_call
         from distnn.functional.elementwise_choice import clamp_checked
 
-        return clamp_checked(self, *clamp_bounds(name, self, min, max, method=True))
+        lo, hi, call = clamp_call(name, self, args, kwargs, method=True)
+        return clamp_checked(self, *clamp_bounds(name, self, lo, hi, method=True, call=call))
 
     return clamp
 
