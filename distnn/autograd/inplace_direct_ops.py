@@ -149,7 +149,7 @@ def _copy(t, data, args, kwargs):
     if bound is None:
         return None
     src = same_array(data, bound[0])
-    if src is None or (data.dtype.kind == "f" and records(t, bound[0])):
+    if src is None or (data.dtype.kind in "fc" and records(t, bound[0])):
         return None
     _before_inplace_write(t)
     data[...] = src

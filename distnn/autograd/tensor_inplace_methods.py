@@ -66,8 +66,9 @@ def _tensor_operands(args, kwargs) -> list:
 
 
 def records(t, operands=()) -> bool:
-    """Whether an in-place op on ``t`` is recorded (an integer or bool tensor never carries a gradient)."""
-    return (is_grad_enabled() and t.data.dtype.kind == "f"
+    """Whether an in-place op on ``t`` is recorded (an integer or bool tensor never carries a gradient; a complex
+    one does)."""
+    return (is_grad_enabled() and t.data.dtype.kind in "fc"
             and (t.requires_grad or any(o.requires_grad for o in operands)))
 
 

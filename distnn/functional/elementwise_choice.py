@@ -115,6 +115,7 @@ def clamp_node(lo, hi):
 class Where(Function):
     torch_name = "WhereBackward0"
     reads = ((), (0,), (0,))  # (the condition only)
+    supports_complex = True  # (its backward routes g, reading no operand: right for complex as written)
 
     def forward(self, cond, a, b):
         xp = get_array_module(cond, a, b)

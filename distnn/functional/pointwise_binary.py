@@ -181,6 +181,9 @@ class Lerp(Function):
 
     torch_name = "LerpBackward0"  # (a number weight: PyTorch's lerp.Scalar)
     reads = ((2,), (2,), (0, 1))
+    supports_complex = True  # (holomorphic in each operand: the real formulas with conjugated factors, PyTorch's
+    conj_saved = ("weight", "start", "end")  # grad (1 - w)^*, grad w^*, grad (end - start)^*; a number weight's
+    # conjugate is _number_weight_grads')
 
     def forward(self, start, end, weight):
         xp = get_array_module(start, end, weight)
@@ -329,8 +332,16 @@ def lerp(input, end, weight):  # noqa: A002
         raise NotImplementedError(f'"lerp" not implemented for {dtypes[0]} (PyTorch\'s takes floating tensors)')
     for name, d in zip(("end", "weight"), dtypes[1:]):
         if d != dtypes[0]:
-            raise RuntimeError(f"expected dtype {dtypes[0]} for `{name}` but got dtype {d}")
+            raise RuntimeError(f"expected dtype {_c10_name(dtypes[0])} for `{name}` but got dtype {_c10_name(d)}")
+    if isinstance(weight, complex) and dtypes[0].kind != "c":  # (PyTorch's Scalar conversion refuses it)
+        raise RuntimeError(f"value cannot be converted to type {_c10_name(dtypes[0])} without overflow")
     return (Lerp if isinstance(weight, numbers.Number) else LerpTensorWeight).apply(input, end, weight)
+
+
+def _c10_name(dtype) -> str:
+    """The name PyTorch's C++ messages give a dtype (``float``, ``c10::complex<float>``)."""
+    return {"float32": "float", "float64": "double", "float16": "c10::Half", "complex64": "c10::complex<float>",
+            "complex128": "c10::complex<double>"}.get(np.dtype(dtype).name, np.dtype(dtype).name)
 
 
 def float_power(input, exponent):  # noqa: A002
