@@ -213,11 +213,17 @@ class TensorOperators:
 
     def clamp(self, *args, **kwargs):
         """``Tensor.clamp(min=None, max=None)``: :func:`distnn.clamp` of this tensor."""
-        return _clamp_method("clamp", self, args, kwargs)
+        lo, hi, call = _clamp_call("clamp", self, args, kwargs, method=True)  # (PyTorch's argument rules, errors)
+        lo, hi = _clamp_bounds("clamp", self, lo, hi, method=True, call=call)
+        refuse_bool_clamp(self, lo, hi)
+        return E.clamp_node(lo, hi).apply(self, lo, hi)
 
     def clip(self, *args, **kwargs):
         """``Tensor.clip(min=None, max=None)``: :func:`distnn.clip` of this tensor."""
-        return _clamp_method("clip", self, args, kwargs)
+        lo, hi, call = _clamp_call("clip", self, args, kwargs, method=True)  # (PyTorch's argument rules, errors)
+        lo, hi = _clamp_bounds("clip", self, lo, hi, method=True, call=call)
+        refuse_bool_clamp(self, lo, hi)
+        return E.clamp_node(lo, hi).apply(self, lo, hi)
 
     def clamp_min(self, min):
         _refuse_missing_bound("clamp_min", self, min, "min", method=True)
@@ -352,14 +358,6 @@ def _raw_index(index):
 
 # distnn.sparse.SparseTensor, set when distnn.sparse is imported (None until then: no type is None)
 _sparse_type = None
-
-
-def _clamp_method(name, self, args, kwargs):
-    """``self.clamp(...)``/``self.clip(...)`` after PyTorch's argument rules (its errors name the method)."""
-    lo, hi, call = _clamp_call(name, self, args, kwargs, method=True)
-    lo, hi = _clamp_bounds(name, self, lo, hi, method=True, call=call)
-    refuse_bool_clamp(self, lo, hi)
-    return E.clamp_node(lo, hi).apply(self, lo, hi)
 
 
 def _bind_late() -> None:

@@ -23,6 +23,7 @@ from distnn.autograd.tensor import Tensor
 __all__ = ["clamp_call", "clamp_bounds", "refuse_missing_bound"]
 
 NO_BOUND = "torch.clamp: At least one of 'min' or 'max' must not be None"
+_BOUNDS, _WITH_OUT = frozenset(("min", "max")), frozenset(("min", "max", "out"))  # (the keywords clamp takes)
 
 
 def clamp_call(name: str, a, args: tuple, kwargs: dict, *, method: bool = False, out_allowed: bool = False):
@@ -30,9 +31,11 @@ def clamp_call(name: str, a, args: tuple, kwargs: dict, *, method: bool = False,
     ``out`` where ``out_allowed``), or PyTorch's TypeError for a call that fits no signature (too many arguments,
     an unknown keyword, a bound given twice). ``call`` is ``(args, keyword items)``: what PyTorch's messages list,
     for :func:`clamp_bounds`."""
+    if not kwargs and len(args) <= 2:  # (the common calls first: clamp is a hot op)
+        return (args[0] if args else None), (args[1] if len(args) == 2 else None), (args, ())
     keywords = tuple(kwargs.items())
-    names = ("min", "max", "out") if out_allowed else ("min", "max")
-    if len(args) > 2 or any(key not in names or key in names[:len(args)] for key in kwargs):
+    if (len(args) > 2 or not kwargs.keys() <= (_WITH_OUT if out_allowed else _BOUNDS)
+            or (args and "min" in kwargs) or (len(args) == 2 and "max" in kwargs)):  # (a bound given twice)
         raise TypeError(_invalid_combination(name, a, args, ("min = None", "max = None"), method, keywords))
     lo = args[0] if args else kwargs.get("min")
     hi = args[1] if len(args) > 1 else kwargs.get("max")
@@ -45,8 +48,8 @@ def clamp_bounds(name: str, a, lo, hi, *, method: bool = False, call=None):
     ``call``: :func:`clamp_call`'s record of the arguments as given (by position or keyword, ``out`` among them),
     which PyTorch's message lists (without it: the bounds given, by position)."""
     args, keywords = call if call is not None else ([b for b in (lo, hi) if b is not None], ())
-    if type(lo) is str or type(hi) is str or any(  # (numpy's ufuncs would name only dtypes)
-            key == "out" and value is not None and not isinstance(value, Tensor) for key, value in keywords):
+    if type(lo) is str or type(hi) is str or keywords and _not_a_tensor_out(keywords):  # (numpy's ufuncs would
+        # name only dtypes)
         raise TypeError(_invalid_combination(name, a, args, ("min = None", "max = None"), method, keywords))
     if lo is None or hi is None:
         if lo is None and hi is None:
@@ -64,6 +67,15 @@ def clamp_bounds(name: str, a, lo, hi, *, method: bool = False, call=None):
     raise TypeError(_invalid_combination(name, a, args if call is not None else (lo, hi), ("min = None",
                                                                                        "max = None"), method,
                                          keywords))
+
+
+def _not_a_tensor_out(keywords) -> bool:
+    """Whether the keyword items give an ``out`` that is neither None nor a Tensor (a loop: calls by keyword are
+    common, and a generator costs more than the check)."""
+    for key, value in keywords:
+        if key == "out":
+            return value is not None and not isinstance(value, Tensor)
+    return False
 
 
 def refuse_missing_bound(name: str, a, bound, which: str, *, method: bool = False) -> None:
