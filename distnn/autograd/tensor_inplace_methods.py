@@ -66,8 +66,9 @@ def _tensor_operands(args, kwargs) -> list:
 
 
 def records(t, operands=()) -> bool:
-    """Whether an in-place op on ``t`` is recorded (an integer or bool tensor never carries a gradient)."""
-    return (is_grad_enabled() and t.data.dtype.kind == "f"
+    """Whether an in-place op on ``t`` is recorded (an integer or bool tensor never carries a gradient; a complex
+    one does)."""
+    return (is_grad_enabled() and t.data.dtype.kind in "fc"
             and (t.requires_grad or any(o.requires_grad for o in operands)))
 
 
@@ -237,11 +238,12 @@ def _neg(self):
 
 def _clamp(name):
     """``clamp_``/``clip_``'s result, after PyTorch's argument rules (its errors name the in-place method)."""
-    def clamp(self, min=None, max=None):  # noqa: A002
-        from distnn.functional.clamp_arguments import clamp_bounds
+    def clamp(self, *args, **kwargs):
+        from distnn.functional.clamp_arguments import clamp_bounds, clamp_call
         from distnn.functional.elementwise_choice import clamp_checked
 
-        return clamp_checked(self, *clamp_bounds(name, self, min, max, method=True))
+        lo, hi, call = clamp_call(name, self, args, kwargs, method=True)
+        return clamp_checked(self, *clamp_bounds(name, self, lo, hi, method=True, call=call))
 
     return clamp
 

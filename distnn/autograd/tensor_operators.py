@@ -211,13 +211,17 @@ class TensorOperators:
     def abs(self):
         return E.Abs.apply(self)
 
-    def clamp(self, min=None, max=None):
-        lo, hi = _clamp_bounds("clamp", self, min, max, method=True)  # (PyTorch's argument rules and errors)
+    def clamp(self, *args, **kwargs):
+        """``Tensor.clamp(min=None, max=None)``: :func:`distnn.clamp` of this tensor."""
+        lo, hi, call = _clamp_call("clamp", self, args, kwargs, method=True)  # (PyTorch's argument rules, errors)
+        lo, hi = _clamp_bounds("clamp", self, lo, hi, method=True, call=call)
         refuse_bool_clamp(self, lo, hi)
         return E.clamp_node(lo, hi).apply(self, lo, hi)
 
-    def clip(self, min=None, max=None):
-        lo, hi = _clamp_bounds("clip", self, min, max, method=True)
+    def clip(self, *args, **kwargs):
+        """``Tensor.clip(min=None, max=None)``: :func:`distnn.clip` of this tensor."""
+        lo, hi, call = _clamp_call("clip", self, args, kwargs, method=True)  # (PyTorch's argument rules, errors)
+        lo, hi = _clamp_bounds("clip", self, lo, hi, method=True, call=call)
         refuse_bool_clamp(self, lo, hi)
         return E.clamp_node(lo, hi).apply(self, lo, hi)
 
@@ -361,6 +365,7 @@ def _bind_late() -> None:
     at its end, once Tensor exists)."""
     global Tensor, E, R, S, A, VS, _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
     global _note_index_versions, refuse_bool_subtraction, refuse_bool_clamp, _clamp_bounds, _refuse_missing_bound
+    global _clamp_call
     global _functional_clamp_min, _functional_clamp_max
     global check_writable, write_index, write_result, wrap_dim, _before_inplace_write, deferring
     from .tensor import Tensor, _before_inplace_write
@@ -369,6 +374,7 @@ def _bind_late() -> None:
     from .dtype_rules import refuse_bool_subtraction
     from distnn.functional import elementwise as E
     from distnn.functional.clamp_arguments import clamp_bounds as _clamp_bounds
+    from distnn.functional.clamp_arguments import clamp_call as _clamp_call
     from distnn.functional.clamp_arguments import refuse_missing_bound as _refuse_missing_bound
     from distnn.functional.elementwise_choice import refuse_bool_clamp
     from distnn.functional.pointwise_binary import clamp_max as _functional_clamp_max

@@ -7,8 +7,10 @@ Tensor that needs no gradient passes as a number (the parser's rule for a Number
 number overload and gets no gradient. Neither bound at all is a RuntimeError. numpy arrays as bounds are
 distnn's own extension (PyTorch refuses them); they are left as they are here.
 
-The messages are PyTorch's for bounds given by position; bounds given by keyword get the same text (PyTorch's
-lists them as ``max=float, min=Tensor`` there: distnn's signatures do not tell the two apart).
+The messages are PyTorch's, for bounds given by position or by keyword: the clamp/clip entry points take
+``*args, **kwargs`` and :func:`clamp_call` records how each argument came, as PyTorch's parser lists them
+(``got (Tensor, max=int, min=Tensor)``: keywords last given first). clamp_min/clamp_max's messages are for a
+bound by position.
 """
 from __future__ import annotations
 
@@ -18,17 +20,37 @@ import numpy as np
 
 from distnn.autograd.tensor import Tensor
 
-__all__ = ["clamp_bounds", "refuse_missing_bound"]
+__all__ = ["clamp_call", "clamp_bounds", "refuse_missing_bound"]
 
 NO_BOUND = "torch.clamp: At least one of 'min' or 'max' must not be None"
+_BOUNDS, _WITH_OUT = frozenset(("min", "max")), frozenset(("min", "max", "out"))  # (the keywords clamp takes)
 
 
-def clamp_bounds(name: str, a, lo, hi, *, method: bool = False):
+def clamp_call(name: str, a, args: tuple, kwargs: dict, *, method: bool = False, out_allowed: bool = False):
+    """``(lo, hi, call)`` of a call ``name(a, *args, **kwargs)`` (``min``, ``max`` by position or keyword, and
+    ``out`` where ``out_allowed``), or PyTorch's TypeError for a call that fits no signature (too many arguments,
+    an unknown keyword, a bound given twice). ``call`` is ``(args, keyword items)``: what PyTorch's messages list,
+    for :func:`clamp_bounds`."""
+    if not kwargs and len(args) <= 2:  # (the common calls first: clamp is a hot op)
+        return (args[0] if args else None), (args[1] if len(args) == 2 else None), (args, ())
+    keywords = tuple(kwargs.items())
+    if (len(args) > 2 or not kwargs.keys() <= (_WITH_OUT if out_allowed else _BOUNDS)
+            or (args and "min" in kwargs) or (len(args) == 2 and "max" in kwargs)):  # (a bound given twice)
+        raise TypeError(_invalid_combination(name, a, args, ("min = None", "max = None"), method, keywords))
+    lo = args[0] if args else kwargs.get("min")
+    hi = args[1] if len(args) > 1 else kwargs.get("max")
+    return lo, hi, (args, keywords)
+
+
+def clamp_bounds(name: str, a, lo, hi, *, method: bool = False, call=None):
     """``(lo, hi)`` as PyTorch's clamp takes them (a 0-d Tensor beside a number made a number), or its error.
-    ``name`` is the op the message names (``clamp``, ``clip_``, ...); ``method``: called as ``a.name(...)``."""
-    if type(lo) is str or type(hi) is str:  # (numpy's ufuncs would name only dtypes)
-        raise TypeError(_invalid_combination(name, a, [b for b in (lo, hi) if b is not None], ("min = None",
-                                                                                            "max = None"), method))
+    ``name`` is the op the message names (``clamp``, ``clip_``, ...); ``method``: called as ``a.name(...)``;
+    ``call``: :func:`clamp_call`'s record of the arguments as given (by position or keyword, ``out`` among them),
+    which PyTorch's message lists (without it: the bounds given, by position)."""
+    args, keywords = call if call is not None else ([b for b in (lo, hi) if b is not None], ())
+    if type(lo) is str or type(hi) is str or keywords and _not_a_tensor_out(keywords):  # (numpy's ufuncs would
+        # name only dtypes)
+        raise TypeError(_invalid_combination(name, a, args, ("min = None", "max = None"), method, keywords))
     if lo is None or hi is None:
         if lo is None and hi is None:
             raise RuntimeError(NO_BOUND)
@@ -42,7 +64,18 @@ def clamp_bounds(name: str, a, lo, hi, *, method: bool = False):
     if tensor.ndim == 0 and not tensor.requires_grad:
         value = tensor.item()
         return (value, hi) if lo_tensor else (lo, value)
-    raise TypeError(_invalid_combination(name, a, (lo, hi), ("min = None", "max = None"), method))
+    raise TypeError(_invalid_combination(name, a, args if call is not None else (lo, hi), ("min = None",
+                                                                                       "max = None"), method,
+                                         keywords))
+
+
+def _not_a_tensor_out(keywords) -> bool:
+    """Whether the keyword items give an ``out`` that is neither None nor a Tensor (a loop: calls by keyword are
+    common, and a generator costs more than the check)."""
+    for key, value in keywords:
+        if key == "out":
+            return value is not None and not isinstance(value, Tensor)
+    return False
 
 
 def refuse_missing_bound(name: str, a, bound, which: str, *, method: bool = False) -> None:
@@ -63,17 +96,29 @@ def _type_name(x) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def _invalid_combination(name, a, bounds, parameters, method) -> str:
-    """PyTorch's "received an invalid combination of arguments" message for ``name``'s two overloads."""
-    names = [_type_name(b) for b in bounds]
-    got = ", ".join(names if method else [_type_name(a), *names])
+def _invalid_combination(name, a, args, parameters, method, keywords=()) -> str:
+    """PyTorch's "received an invalid combination of arguments" message for ``name``'s two overloads: what was
+    given (positional ``args``, then the keyword items ``keywords``, which its parser lists last given first) and
+    the signatures, with the methods' and in-place functions' line under each where the call has as many
+    arguments as the signature (PyTorch's parser writes it only then)."""
+    given = [] if method else [_type_name(a)]
+    given += [_type_name(b) for b in args]
+    named = [f"{key}={_type_name(value)}" for key, value in reversed(keywords)]
+    got = ", ".join(given + named) + (", " if named and not given else "")  # (PyTorch's trailing ", " there)
     lines = [f"{name}() received an invalid combination of arguments - got ({got}), but expected one of:"]
-    # (the functional forms that take out= list no reasons; the methods and in-place functions mark every bound)
-    reason = "      didn't match because some of the arguments have invalid types: (" + ", ".join(
-        ([] if method else ["Tensor"]) + [f"!{n}!" for n in names]) + ")"
+    # (the functional forms that take out= list no reasons; the methods and in-place functions mark every bound,
+    # or, with an argument by keyword, name every keyword: PyTorch's parser reads the name of ``Tensor min = None``
+    # as "None", so it matches no keyword of these signatures)
+    reasons = (method or name.endswith("_")) and len(given) + len(named) == len(parameters) + (not method)
+    if keywords:
+        reason = ("      didn't match because some of the keywords were incorrect: "
+                  + ", ".join(key for key, _ in reversed(keywords)))
+    else:
+        reason = "      didn't match because some of the arguments have invalid types: (" + ", ".join(
+            ([] if method else ["Tensor"]) + [f"!{_type_name(b)}!" for b in args]) + ")"
     for kind in ("Tensor", "Number"):
         listed = ", ".join(([] if method else ["Tensor input"]) + [f"{kind} {p}" for p in parameters])
         lines.append(f" * ({listed})" if method or name.endswith("_") else f" * ({listed}, *, Tensor out = None)")
-        if method or name.endswith("_"):
+        if reasons:
             lines.append(reason)
     return "\n".join(lines) + "\n"

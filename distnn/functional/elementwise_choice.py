@@ -12,7 +12,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from ._elementwise_common import _check_broadcast, _on_device, _shape
-from .clamp_arguments import clamp_bounds
+from .clamp_arguments import clamp_bounds, clamp_call
 
 __all__ = ["Maximum", "Minimum", "Clip", "ClampTensor", "Where", "MaskedFill", "MaskedFillTensor", "clamp_node",
            "maximum", "minimum", "clamp", "clip", "clamp_checked", "refuse_bool_clamp", "where"]
@@ -115,6 +115,7 @@ def clamp_node(lo, hi):
 class Where(Function):
     torch_name = "WhereBackward0"
     reads = ((), (0,), (0,))  # (the condition only)
+    supports_complex = True  # (its backward routes g, reading no operand: right for complex as written)
 
     def forward(self, cond, a, b):
         xp = get_array_module(cond, a, b)
@@ -155,16 +156,36 @@ def minimum(a, b):
     return Minimum.apply(*torch_operands(a, b))
 
 
-def clamp(a, min=None, max=None):  # noqa: A002
-    """``torch.clamp``: ``a`` limited to ``[min, max]``; either bound may be None, a number, an array or a Tensor,
-    not both None, and a Tensor bound beside a number only if it is 0-d and needs no gradient (PyTorch's rules:
-    :mod:`.clamp_arguments`)."""
-    return clamp_checked(a, *clamp_bounds("clamp", a, min, max))
+def clamp(input, *args, **kwargs):  # noqa: A002
+    """``torch.clamp(input, min=None, max=None, *, out=None)``: ``input`` limited to ``[min, max]``; either bound
+    may be None, a number, an array or a Tensor, not both None, and a Tensor bound beside a number only if it is
+    0-d and needs no gradient (PyTorch's rules and messages, for bounds by position or keyword:
+    :mod:`.clamp_arguments`). ``out``: the result written into that tensor, PyTorch's rules (:mod:`.clamp_out`)."""
+    return _clamp_function("clamp", input, args, kwargs)
 
 
-def clip(a, min=None, max=None):  # noqa: A002
-    """``torch.clip``: :func:`clamp`."""
-    return clamp_checked(a, *clamp_bounds("clip", a, min, max))
+def clip(input, *args, **kwargs):  # noqa: A002
+    """``torch.clip(input, min=None, max=None, *, out=None)``: :func:`clamp`."""
+    return _clamp_function("clip", input, args, kwargs)
+
+
+def _clamp_function(name, a, args, kwargs):
+    lo, hi, call = clamp_call(name, a, args, kwargs, out_allowed=True)
+    out = kwargs.get("out")
+    if out is not None:
+        return _clamp_into(name, a, lo, hi, out, call)
+    return clamp_checked(a, *clamp_bounds(name, a, lo, hi, call=call))
+
+
+def _clamp_into(name, a, lo, hi, out, call):
+    """``clamp(a, lo, hi, out=out)``: PyTorch's checks in its order (parser, autograd, op, kernel)."""
+    from .clamp_out import refuse_grad_with_out, write_clamp_out
+
+    if lo is not None or hi is not None or not isinstance(out, Tensor):  # (the parser's TypeErrors come first;
+        clamp_bounds(name, a, lo, hi, call=call)  # no bound at all is the op's, after autograd's)
+    refuse_grad_with_out("clamp", out, a, lo, hi)  # (clip too: PyTorch's autograd names the op clip calls)
+    lo, hi = clamp_bounds(name, a, lo, hi, call=call)
+    return write_clamp_out(lambda: clamp_checked(a, lo, hi), out, clamp_node(lo, hi) is ClampTensor)
 
 
 def clamp_checked(a, lo, hi):

@@ -37,15 +37,17 @@ globals().update({name: _method_form(name) for name in _METHOD_NAMES})
 def _clamp_form(name: str):
     """``torch.clamp_``/``torch.clip_``: PyTorch's argument rules first, so its errors are the function's
     (they list ``input``), then the method."""
-    def form(input, min=None, max=None):  # noqa: A002
-        from .clamp_arguments import clamp_bounds
+    def form(input, *args, **kwargs):  # noqa: A002
+        from .clamp_arguments import clamp_bounds, clamp_call
 
         if not isinstance(input, Tensor):
             raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
-        return getattr(input, name)(*clamp_bounds(name, input, min, max))
+        lo, hi, call = clamp_call(name, input, args, kwargs)
+        return getattr(input, name)(*clamp_bounds(name, input, lo, hi, call=call))
 
     form.__name__ = form.__qualname__ = name
-    form.__doc__ = f"``torch.{name}(input, min, max)``: ``input.{name}(min, max)``, in place (returns ``input``)."
+    form.__doc__ = (f"``torch.{name}(input, min=None, max=None)``: ``input.{name}(min, max)``, in place (returns "
+                    "``input``).")
     return form
 
 

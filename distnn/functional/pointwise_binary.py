@@ -6,12 +6,11 @@ as it writes them, so that the edge points agree: ``atan2``'s gradients at (0, 0
 
 Either operand may be a number (PyTorch's function form wants a tensor second operand for ``atan2``, ``hypot``,
 ``logaddexp`` and ``fmax``/``fmin``; a number there is accepted here). Division and its remainders:
-:mod:`.pointwise_division`.
+:mod:`.pointwise_division`; ``lerp``: :mod:`.lerp` (re-exported here).
 """
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
@@ -175,61 +174,6 @@ class FloatPower(_Binary):
         return ga, gb
 
 
-class Lerp(Function):
-    """``start + weight (end - start)``, as PyTorch computes it (from ``end`` when ``|weight| >= 0.5``, so that
-    ``weight = 1`` gives ``end`` exactly). Gradients: ``g (1 - w)``, ``g w``, ``g (end - start)``."""
-
-    torch_name = "LerpBackward0"  # (a number weight: PyTorch's lerp.Scalar)
-    reads = ((2,), (2,), (0, 1))
-
-    def forward(self, start, end, weight):
-        xp = get_array_module(start, end, weight)
-        start, end, weight = _on_device(xp, start, end, weight)
-        given = weight  # (a number weight: float16's is taken to float32 from the number, not from its float16)
-        if not hasattr(weight, "shape"):
-            weight = xp.asarray(weight, dtype=start.dtype)
-        self.start, self.end, self.weight, self.given = start, end, weight, given
-        return lerp_array(start, end, given)
-
-    def backward(self, g):
-        w = self.weight
-        if not hasattr(self.given, "shape"):
-            return (*_number_weight_grads(g, self.given), None)
-        return g * (1 - w), g * w, g * (self.end - self.start)
-
-
-def _number_weight_grads(g, weight):
-    """PyTorch's lerp.Scalar gradients ``g * (1 - weight)`` and ``g * weight``: ``1 - weight`` taken in double
-    from the number, each factor then the float ``g`` is computed in (float32 for float16: one rounding)."""
-    xp = get_array_module(g)
-    compute = xp.float32 if g.dtype == xp.float16 else g.dtype
-    rest = 1 - (weight.conjugate() if isinstance(weight, complex) else weight)
-    weight = weight.conjugate() if isinstance(weight, complex) else weight
-    wide = g.astype(compute, copy=False)
-    return ((wide * xp.asarray(rest, dtype=compute)).astype(g.dtype, copy=False),
-            (wide * xp.asarray(weight, dtype=compute)).astype(g.dtype, copy=False))
-
-
-def lerp_array(start, end, weight):
-    """``Lerp.forward``'s arithmetic on arrays (``weight`` an array, or a number: taken in ``start``'s dtype).
-    float16 is computed in float32 and rounded once, as PyTorch's kernel computes it (in its "opmath" type):
-    rounding each step is up to 2 % off where ``end - start`` cancels."""
-    xp = get_array_module(start, end, weight)
-    dtype = xp.result_type(start, end)
-    compute = xp.float32 if dtype == xp.float16 else dtype
-    if not hasattr(weight, "shape") or compute != dtype:
-        start, end = start.astype(compute, copy=False), end.astype(compute, copy=False)
-        weight = xp.asarray(weight, dtype=compute)
-    diff = end - start
-    return xp.where(abs(weight) < 0.5, start + weight * diff, end - diff * (1 - weight)).astype(dtype, copy=False)
-
-
-class LerpTensorWeight(Lerp):
-    """``lerp`` with a Tensor ``weight``: PyTorch's other overload (lerp.Tensor), so another node name."""
-
-    torch_name = "LerpBackward1"
-
-
 # ---------------------------------------------------------------- dtypes and the public functions
 def _operands(a, b, name, floats=True, integers=True):
     """``a`` and ``b`` promoted as PyTorch promotes them; with ``floats``, integer and bool results computed in the
@@ -318,21 +262,6 @@ def fmin(input, other):  # noqa: A002
     return Fmin.apply(*_operands(input, other, "fmin", floats=False))
 
 
-def lerp(input, end, weight):  # noqa: A002
-    """``torch.lerp``: ``input + weight * (end - input)``; ``weight`` a number or a tensor. As PyTorch's,
-    ``input`` and ``end`` (and a tensor ``weight``) must be floating tensors of one dtype; a numpy scalar
-    ``weight`` is a number, as PyTorch's Scalar argument takes it."""
-    if isinstance(weight, np.generic):
-        weight = weight.item()
-    dtypes = [_raw(x).dtype for x in (input, end, weight) if hasattr(_raw(x), "dtype")]
-    if any(d.kind not in "fc" for d in dtypes):
-        raise NotImplementedError(f'"lerp" not implemented for {dtypes[0]} (PyTorch\'s takes floating tensors)')
-    for name, d in zip(("end", "weight"), dtypes[1:]):
-        if d != dtypes[0]:
-            raise RuntimeError(f"expected dtype {dtypes[0]} for `{name}` but got dtype {d}")
-    return (Lerp if isinstance(weight, numbers.Number) else LerpTensorWeight).apply(input, end, weight)
-
-
 def float_power(input, exponent):  # noqa: A002
     """``torch.float_power``: ``input ** exponent`` computed in float64 (the result is float64; a float32
     input's gradient comes back float32)."""
@@ -395,3 +324,6 @@ def addcdiv(input, tensor1, tensor2, *, value=1):  # noqa: A002
 arctan2 = atan2
 __all__ = ["atan2", "arctan2", "hypot", "multiply", "subtract", "logaddexp", "logaddexp2", "xlogy", "copysign",
            "fmax", "fmin", "lerp", "float_power", "clamp_min", "clamp_max", "addcmul", "addcdiv"]
+
+
+from .lerp import Lerp, LerpTensorWeight, lerp, lerp_array  # noqa: E402,F401 - (moved: still importable here)

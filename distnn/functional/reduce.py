@@ -320,20 +320,13 @@ def norm(a, p=2, dim=None, keepdim=False):
     """PyTorch's ``norm``: any order ``p`` over ``dim`` (all of them by default, or when empty), 'fro' (the 2-norm)
     or 'nuc' (the nuclear norm of the last two dims, or of ``dim``)."""
     dim = _every_dim_if_empty(dim)
-    if p in (2, "fro"):
-        return Norm2.apply(a, axis=dim, keepdims=keepdim)
-    from .elementwise import Abs
-
-    if p == 1:
-        return Sum.apply(Abs.apply(a), axis=dim, keepdims=keepdim)
-    if p == float("inf"):
-        if 0 in a.shape:  # (over an empty dim: PyTorch's vector_norm error, not max's)
-            from distnn.linalg.norms import refuse_empty_without_identity
-
-            refuse_empty_without_identity(a.shape, p, dim)
-        return Max.apply(Abs.apply(a), axis=dim, keepdims=keepdim)
     from distnn.linalg import norms  # (linalg builds on this module)
 
+    real_float = getattr(getattr(getattr(a, "data", a), "dtype", None), "kind", None) == "f"
+    if p in (2, "fro") and real_float:  # (Norm2 squares x as real: a complex x takes vector_norm's 2-norm)
+        return Norm2.apply(a, axis=dim, keepdims=keepdim)
+    if p == "fro":  # (complex, integer or bool: vector_norm's 2-norm, or its refusal as PyTorch's)
+        p = 2
     if p == "nuc":
         return norms.matrix_norm(a, "nuc", dim=(-2, -1) if dim is None else dim, keepdim=keepdim)
     if isinstance(p, str):

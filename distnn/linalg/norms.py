@@ -18,6 +18,7 @@ from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.half_accumulate import widened
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
+from distnn.functional._dims import wrap_dim
 from distnn.functional._elementwise_common import _silent
 from distnn.functional.rounding import real_sign
 
@@ -28,10 +29,11 @@ def _axes(dim, ndim):
     if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
         return tuple(range(ndim))
     dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
-    axes = tuple(d % ndim if ndim else 0 for d in dims)
-    if len(set(axes)) != len(axes):
-        raise RuntimeError(f"linalg.vector_norm: dim {tuple(dims)} appears multiple times in the list of dims")
-    return axes
+    axes = tuple(wrap_dim(d, ndim, "linalg.vector_norm") for d in dims)  # (out of range: PyTorch's IndexError)
+    for i, a in enumerate(axes):
+        if a in axes[:i]:  # (PyTorch's message: the dim as wrapped)
+            raise RuntimeError(f"dim {a} appears multiple times in the list of dims")
+    return axes if ndim else ()  # (a 0-d tensor's dim 0 or -1 names no axis of its array)
 
 
 def _sgn(xp, x):

@@ -11,6 +11,7 @@ division: derivative zero almost everywhere, as PyTorch's).
 """
 from __future__ import annotations
 
+from distnn.autograd.complex_grad import conj
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
@@ -103,12 +104,12 @@ _igamma.unsupported = lambda node: (
     if node.needs_input_grad[0] else None)
 
 
-@register(PB.Lerp)
+@register(PB.Lerp, complex_ok=True)
 def _lerp(node, g):
     ns, ne, nw = node.needs_input_grad
     start, end = saved_input(node, 0, node.start), saved_input(node, 1, node.end)
-    w = saved_input(node, 2, node.weight)
-    return (g * (1 - w) if ns else None), (g * w if ne else None), (g * (end - start) if nw else None)
+    w = conj(saved_input(node, 2, node.weight))  # (complex: the conjugated factors, as Lerp.backward's)
+    return (g * (1 - w) if ns else None), (g * w if ne else None), (g * conj(end - start) if nw else None)
 
 
 @register(RO._Step)  # (Round, Floor, Ceil, Trunc, Sign, Sgn: zero gradients)
