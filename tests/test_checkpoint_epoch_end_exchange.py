@@ -173,3 +173,46 @@ def test_one_rank_delivers_payloads_without_a_collective(digits):
     t = make_trainer(None, digits, epochs=2, callbacks=[rider], **KW)
     t.fit()
     assert rider.outside is False and rider.received == [[(0, 0)], [(0, 1)]]
+
+
+def _slow_failed_write_run(comm, digits, root, on_error):
+    """Rank 0's write of step 8 fails, and ends only once training has reached the end of epoch 2: its
+    outcome is agreed at that epoch end's save (in the exchange)."""
+    import time
+
+    t = make_trainer(comm, digits, epochs=3, **KW)
+    cb = attach(t, root, {**OPTS, "dir": root, "on_error": on_error}, signals=())
+    if t.is_main:
+        write = cb._write_into
+
+        def slow_failure(job):
+            if job[0] != 8:
+                return write(job)
+            deadline = time.monotonic() + 60  # (never waits forever)
+            while t.state.global_step < 16 and time.monotonic() < deadline:
+                time.sleep(0.001)
+            return {"ok": False, "error": "injected failure", "background": True}
+
+        cb._write_into = slow_failure
+    try:
+        t.fit()
+    except ck.CheckpointError as e:
+        return str(e), cb
+    return None, cb
+
+
+@pytest.mark.parametrize("on_error", ["continue", "stop"])
+def test_simulated_ranks_agree_on_a_failed_write_at_an_epoch_end_save(digits, tmp_path, on_error):
+    root = str(tmp_path / "ck")
+    out = simulate(2, lambda comm: _slow_failed_write_run(comm, digits, root, on_error))
+    (error0, cb0), (error1, cb1) = out
+    assert error0 == error1
+    assert (cb0.saves, cb0.failures, cb0.best_name) == (cb1.saves, cb1.failures, cb1.best_name)
+    names = [c.name for c in ck.list_checkpoints(root)]
+    assert ck.step_name(8) not in names and cb0.failures == 1
+    if on_error == "stop":
+        assert "injected failure (written in the background from global step 8; agreed at step 16)" in error0
+        assert names == [] and cb0.saves == 0
+    else:
+        assert error0 is None and names == [ck.step_name(16), ck.step_name(24)] and cb0.saves == 2
+        assert cb0.best_name in names

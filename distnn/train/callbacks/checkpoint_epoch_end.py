@@ -57,11 +57,11 @@ class EpochEndSave:
             # first: the checkpoint holds the best that follows from them (its own "best", if it improves)
             if had_pending:
                 save.previous = self._count(trainer, previous)
-            self._best_before = (self.best, self.best_name)
-            metric = mine["metric"]
-            if self.save_best and self._improves(metric):
-                self.best, self.best_name = float(metric), ck.step_name(save.step)
-            if save.previous is None or save.previous["ok"] or self.on_error != "stop":  # (else all raise)
+            if save.previous is None or save.previous["ok"] or self.on_error != "stop":  # (else all raise first)
+                self._best_before = (self.best, self.best_name)
+                metric = mine["metric"]
+                if self.save_best and self._improves(metric):
+                    self.best, self.best_name = float(metric), ck.step_name(save.step)
                 try:
                     save.job = self._snapshot(trainer, "epoch", None, logs)
                 except (TypeError, ValueError) as e:  # a state that cannot be stored: a bug, reported as a failure
