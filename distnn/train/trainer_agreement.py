@@ -5,7 +5,9 @@ Ranks must never take different paths: a decision taken on one rank's own value 
 its last bits, a clock, a file it sees) would leave the others waiting in a collective it skips. So every
 decision goes through one of these: :meth:`~RankAgreementMixin.agree` (rank 0's value, broadcast), a stop
 any rank asks for (:meth:`~RankAgreementMixin.request_stop`, agreed by an allgather after the epoch), or a
-sum over ranks (the epoch's training metrics). The run's best (``state.best_metric``/``best_epoch``) is
+sum over ranks (the epoch's training metrics). A callback may send its own end-of-epoch payload with the
+stop's allgather instead of a collective of its own (:meth:`~RankAgreementMixin.exchange_at_epoch_end`: the
+async checkpoint's gather does). The run's best (``state.best_metric``/``best_epoch``) is
 tracked from the epoch logs, whose validation metrics are already all-rank values. Separate from
 :mod:`distnn.train.trainer` (the loop) because callbacks rely on these as the Trainer's protocol for
 collective decisions, whatever loop calls them.
