@@ -4,7 +4,8 @@ Runs the 2-rank digits_mlp job of bench_checkpoint part 2 with a checkpoint ever
 ``async_save`` on, and times the pieces of the callback's in-training work with ``perf_counter``:
 the whole save (what bench_checkpoint calls 'held up'), and inside it the wait for the previous
 write, the random states, the gather, the snapshot (state_dict + packing) and the hand-off; and
-the agreement on a finished write at a later step (``settle``; since h36 only a failure's), which
+the ranks' part of an epoch-end save taken in the trainer's stop agreement
+(``_epoch_end_received``: counted as held up, beside ``save``); the agreement on a finished write at a later step (``settle``; since h36 only a failure's), which
 'held up' does not count; and rank 0's background writer thread's writes (wall and CPU a write: its
 share of the cores and of the interpreter lock). Otherwise only the training (main) thread's calls are timed, by the wall clock and by
 the thread's CPU time (``time.thread_time``: what the work itself costs, less inflated than the wall
@@ -63,6 +64,7 @@ def timed(owner, name, label, where=False):
     setattr(owner, name, wrapper)
 
 
+RECEIVED = "ranks received (in the stop agreement)"
 WRITER = {"wall": 0.0, "cpu": 0.0, "calls": 0}  # the background writer thread's writes (rank 0)
 
 
@@ -112,6 +114,9 @@ def main():
     timed(checkpoint_outcome.CheckpointOutcome, "_join_pending", "join previous write")
     timed(checkpoint_outcome.CheckpointOutcome, "_accept", "accept outcome")
     timed(checkpoint_write.CheckpointWriting, "_snapshot", "snapshot")
+    from distnn.train.callbacks import checkpoint_epoch_end
+    # (an epoch-end save's second half, when the trainer's stop agreement has gathered the ranks' part: held up too)
+    timed(checkpoint_epoch_end.EpochEndSave, "_epoch_end_received", RECEIVED)
     timed(background_writer.BackgroundWriter, "submit", "hand-off")
     timed(dn_random, "get_state", "rng get_state")
     timed(dn_random, "module_generator_states", "rng module states")
@@ -181,9 +186,9 @@ def main():
             print(f"  {label:44s} " + " ".join(f"{1e6 * t.get(label, 0.0) / epochs:8.1f}" for t, _, _ in rows)
                   + " " + " ".join(f"{1e6 * c.get(label, 0.0) / epochs:8.1f}" for _, _, c in rows)
                   + f"   {rows[0][1].get(label, 0) / epochs:.2f}")
-        held = TIMES["save (held up)"] / fit_seconds
+        held = (TIMES["save (held up)"] + TIMES[RECEIVED]) / fit_seconds
         print(f"  held up (rank 0): {100 * held:.2f}% of fit time; CPU of its saves (rank 0): "
-              f"{1e6 * CPU['save (held up)'] / epochs:.0f} us an epoch")
+              f"{1e6 * (CPU['save (held up)'] + CPU[RECEIVED]) / epochs:.0f} us an epoch (save, and {RECEIVED})")
         if WRITER["calls"]:
             print(f"  writer thread (rank 0): {WRITER['calls']} writes, {1e6 * WRITER['wall'] / WRITER['calls']:.0f} us "
                   f"wall, {1e6 * WRITER['cpu'] / WRITER['calls']:.0f} us CPU a write (its thread's user + system time)")

@@ -221,6 +221,7 @@ class Trainer(TrainStepMixin, StepObjectiveMixin, TrainerStateMixin, EvaluationM
         self.own_replicas = not data_parallel and self.world > 1
         self.ddp = None
         self._pending_ddp_state = None  # load_state_dict's DataParallel state until fit builds the wrapper
+        self._epoch_end_riders = None  # the payloads of exchange_at_epoch_end, while the epoch end takes them
         params = list(model.parameters())
         self.xp = get_array_module(params[0].data) if params else np
         # inputs are cast to the parameters' floating dtype (float64 runs); token ids stay integers
@@ -325,8 +326,14 @@ class Trainer(TrainStepMixin, StepObjectiveMixin, TrainerStateMixin, EvaluationM
             logs["wall_time"] = self.state.elapsed + time.perf_counter() - t_start
             self._track_best(logs)
             self.history.append(logs)
-            self.callbacks.on_epoch_end(self, logs)
+            self._epoch_end_riders = {}  # (open to exchange_at_epoch_end during the callbacks' on_epoch_end)
+            try:
+                self.callbacks.on_epoch_end(self, logs)
+            except BaseException:
+                self._epoch_end_riders = None
+                raise
             if self.max_steps is not None and self.state.global_step >= self.max_steps:
+                self._agreed_stop(agree=False)  # (the callbacks' payloads only: no stop to agree on)
                 self.log.info("reached train.max_steps = %d", self.max_steps)
                 break
             if self._agreed_stop():

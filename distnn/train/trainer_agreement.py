@@ -5,7 +5,9 @@ Ranks must never take different paths: a decision taken on one rank's own value 
 its last bits, a clock, a file it sees) would leave the others waiting in a collective it skips. So every
 decision goes through one of these: :meth:`~RankAgreementMixin.agree` (rank 0's value, broadcast), a stop
 any rank asks for (:meth:`~RankAgreementMixin.request_stop`, agreed by an allgather after the epoch), or a
-sum over ranks (the epoch's training metrics). The run's best (``state.best_metric``/``best_epoch``) is
+sum over ranks (the epoch's training metrics). A callback may send its own end-of-epoch payload with the
+stop's allgather instead of a collective of its own (:meth:`~RankAgreementMixin.exchange_at_epoch_end`: the
+async checkpoint's gather does). The run's best (``state.best_metric``/``best_epoch``) is
 tracked from the epoch logs, whose validation metrics are already all-rank values. Separate from
 :mod:`distnn.train.trainer` (the loop) because callbacks rely on these as the Trainer's protocol for
 collective decisions, whatever loop calls them.
@@ -31,10 +33,39 @@ class RankAgreementMixin:
         self.state.stop_requested = True
         self.state.stop_reason = self.state.stop_reason or reason
 
-    def _agreed_stop(self) -> bool:
+    def exchange_at_epoch_end(self, key, payload, receive) -> bool:
+        """Send ``payload`` with this epoch end's stop agreement instead of a collective of one's own.
+
+        For a callback, from its ``on_epoch_end`` (collectively: every rank, the same ``key``, at the
+        same epoch end): the trainer gathers every rank's ``payload`` in the one allgather that agrees
+        on a stop after every callback's ``on_epoch_end`` (also when ``max_steps`` ends training there),
+        and calls ``receive(payloads)`` on every rank with the list in rank order, before it acts on the
+        stop. Returns False, sending nothing, outside ``fit``'s epoch ends: the caller then makes its
+        own collective.
+        """
+        riders = getattr(self, "_epoch_end_riders", None)
+        if riders is None:
+            return False
+        if key in riders:
+            raise ValueError(f"exchange_at_epoch_end: {key!r} already sends a payload at this epoch end")
+        riders[key] = (payload, receive)
+        return True
+
+    def _agreed_stop(self, agree: bool = True) -> bool:
+        """The end of an epoch's exchange: whether any rank asked to stop (``agree``), and the payloads of
+        :meth:`exchange_at_epoch_end` delivered; with neither to exchange, no collective."""
+        riders, self._epoch_end_riders = getattr(self, "_epoch_end_riders", None) or {}, None
         flag = bool(self.state.stop_requested)
-        if self.world > 1:
+        if self.world > 1 and riders:
+            got = self.comm.allgather_object((flag, {key: payload for key, (payload, _) in riders.items()}))
+            flag = any(f for f, _ in got)
+            for key, (_, receive) in riders.items():
+                receive([payloads[key] for _, payloads in got])
+        elif self.world > 1 and agree:
             flag = any(self.comm.allgather_object(flag))
+        else:
+            for payload, receive in riders.values():
+                receive([payload])
         return flag
 
     def _reduce(self, values) -> list[float]:

@@ -56,6 +56,7 @@ from ..logging_utils import get_logger
 from .background_writer import writer
 from .base import Callback, final_report, metric_counts, monitor_mode, same_monitor
 from .checkpoint_best import BestCheckpoint
+from .checkpoint_epoch_end import EpochEndSave
 from .checkpoint_outcome import CheckpointOutcome, _finish_guard
 from .checkpoint_schedule import MAX_CALLBACKS, CheckpointSchedule, _cut_by_max_steps
 from .checkpoint_write import CheckpointWriting
@@ -65,7 +66,8 @@ ON_ERROR = ("stop", "continue")
 __all__ = ["MAX_CALLBACKS", "ON_ERROR", "ModelCheckpoint"]
 
 
-class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, CheckpointOutcome, Callback):
+class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, EpochEndSave, CheckpointOutcome,
+                      Callback):
     """Write checkpoints to ``directory`` (a checkpoint root, e.g. ``<run>/checkpoints``).
 
     ``every_n_steps`` (0: never), ``every_n_epochs`` (0: never),
@@ -261,7 +263,9 @@ class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, Che
 
         One ``allgather_object`` carries every rank's random state and running
         sums, rank 0's outcome of the previous background write and rank 0's
-        ``metric`` (which makes this checkpoint the best one if it improves).
+        ``metric`` (which makes this checkpoint the best one if it improves);
+        at an epoch's end with ``async_save``, the trainer's stop agreement
+        carries them (:mod:`.checkpoint_epoch_end`).
         """
         t0 = time.perf_counter()
         self._last_save_time = self.clock()
@@ -280,6 +284,9 @@ class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, Che
         if not trainer.is_main and getattr(trainer, "own_replicas", False):
             # (data_parallel=False: this rank's weights and optimizer state are its own, not rank 0's copy)
             mine["replica"] = trainer.replica_state()
+        if self._rides_epoch_end(trainer, reason, wait) and self._save_at_epoch_end(trainer, t0, mine, had_pending,
+                                                                                   previous, logs):
+            return None  # (the trainer's stop agreement gathers it: see checkpoint_epoch_end)
         ranks = trainer.comm.allgather_object(mine) if trainer.world > 1 else [mine]
         if had_pending:
             self._accept(trainer, ranks[0]["previous"])  # may raise on every rank (on_error="stop")

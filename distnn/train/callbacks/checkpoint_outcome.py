@@ -71,20 +71,32 @@ class CheckpointOutcome:
 
     def _accept(self, trainer, result):
         """Act on rank 0's outcome of a write, identically on every rank."""
+        return self._act_on(trainer, self._count(trainer, result))
+
+    def _count(self, trainer, result):
+        """The bookkeeping of :meth:`_accept` (saves, failures, the best back to before a failed save), without
+        a word or an error: rank 0 counts its own write's outcome at an epoch-end save (the best it goes on
+        with is in that checkpoint), and acts on it with every rank later (checkpoint_epoch_end)."""
         if not result["ok"] and result.get("background"):
             result = {**result, "error": f"{result['error']} (written in the background from global step "
                                          f"{self._submitted_at}; agreed at step {trainer.state.global_step})"}
         if result["ok"]:
             self.saves += 1
             self.last_path = result["path"]
+            return result
+        self.failures += 1
+        self.last_error = result["error"]
+        self.best, self.best_name = self._best_before
+        return result
+
+    def _act_on(self, trainer, result):
+        """The rest of :meth:`_accept`, once :meth:`_count` has counted ``result``: say so, and stop or go on."""
+        if result["ok"]:
             # (said by rank 0, which wrote it: under --log-all-ranks another rank's "checkpoint PATH (MB, ms)"
             # read as a write of its own)
             if trainer.is_main and not result.get("logged"):
                 self._log_saved(result)
             return result["path"]
-        self.failures += 1
-        self.last_error = result["error"]
-        self.best, self.best_name = self._best_before
         if self.on_error == "stop":
             _finish_guard(trainer)
             raise agreed(ck.CheckpointError(f"{result['error']} (checkpoint.on_error = \"stop\"; set it to "

@@ -13,12 +13,16 @@ class CheckpointWriting:
     """:class:`~.checkpoint.ModelCheckpoint`'s writes on rank 0 (never collective)."""
 
     def _snapshot(self, trainer, reason, ranks, logs):
-        """Rank 0: everything to write, as bytes, so training may go on while it is written."""
+        """Rank 0: everything to write, as bytes, so training may go on while it is written.
+
+        ``ranks`` None: every rank's part (``ranks``, and the manifest's ``stop_agreed``) is added later
+        (:meth:`~.checkpoint_epoch_end.EpochEndSave._add_ranks`), once gathered."""
         st = trainer.state
         # uncopied arrays: the serializer below copies each once, into its reused npz buffers (a
         # state_dict's fresh copies page-faulted in: 2.2 of a save's 3 ms on a 4 MB state here)
         state = trainer.state_dict(copy=False)
-        state["ranks"] = ranks
+        if ranks is not None:
+            state["ranks"] = ranks
         epoch_end = reason == "epoch" or (len(trainer.history) == st.epoch + 1)
         metrics = {k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))}
         manifest = {
@@ -26,7 +30,7 @@ class CheckpointWriting:
             "steps_per_epoch": trainer.steps_per_epoch, "epoch_end": bool(epoch_end),
             "global_sample_position": min(st.batch_in_epoch * trainer.batch_size, len(trainer.train_data)),
             "world_size": trainer.world, "global_batch_size": trainer.batch_size,
-            "stop_agreed": any(r["stop_requested"] for r in ranks), "metrics": metrics,
+            "stop_agreed": None if ranks is None else any(r["stop_requested"] for r in ranks), "metrics": metrics,
             "best": {"monitor": self.monitor, "value": self.best, "name": self.best_name},
         }
         # The arrays are copied here, straight into npz images reused from the previous save (safe: that
