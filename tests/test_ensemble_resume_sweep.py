@@ -30,9 +30,9 @@ BASE = ["--config", "xor", "--log-all-ranks", "--set", "checkpoint.enabled=true"
 X = np.array([[0, 0], [0, 1], [1, 0], [1, 1], [0.3, 0.7]], np.float32)
 
 
-def _train(out, mode, n, members, epochs, *extra, env=None):
+def _command(out, mode, n, members, epochs, *extra):
     """`distnn train --config xor` with ``members`` members for ``epochs`` epochs (one step an epoch),
-    on ``n`` ranks as ``mode`` ("process", "simulated", "mpi"), with fault variables ``env``."""
+    on ``n`` ranks as ``mode`` ("process", "simulated", "mpi")."""
     cmd = [sys.executable, "-m", "distnn", "train", "--out", str(out), "--quiet", *BASE,
            "--set", f"ensemble.members={members}", "--set", f"train.epochs={epochs}", *extra]
     if mode == "simulated":
@@ -41,8 +41,13 @@ def _train(out, mode, n, members, epochs, *extra, env=None):
         if cli_faults.MPIEXEC is None:
             pytest.skip("mpiexec not found (pip install mpich)")
         cmd = [cli_faults.MPIEXEC, "-n", str(n), *cmd]
-    return subprocess.run(cmd, env=cli_faults.fault_env(**(env or {})), capture_output=True, text=True,
-                          timeout=120)
+    return cmd
+
+
+def _train(out, mode, n, members, epochs, *extra, env=None):
+    """:func:`_command` run to its end, with fault variables ``env``."""
+    return subprocess.run(_command(out, mode, n, members, epochs, *extra), env=cli_faults.fault_env(**(env or {})),
+                          capture_output=True, text=True, timeout=120)
 
 
 def _ok(p):
@@ -171,18 +176,53 @@ def test_save_last_extends_every_member_also_when_the_extension_is_interrupted(r
 
 
 def test_evaluate_an_interrupted_ensemble_reads_each_members_newest_checkpoint(tmp_path, capfd):
-    # 2 simulated ranks, members side by side, SIGTERM at step 2: neither member finished. `distnn evaluate`
-    # averages the members as each got (their newest valid checkpoints) and says so.
+    # 2 simulated ranks, members side by side, SIGTERM at member 1's step 2: neither member finished. `distnn
+    # evaluate` averages the members as each got (their newest valid checkpoints) and says so. The groups train
+    # side by side and each agrees on the stop in itself: member 0 is held at its step 1 until the signal, or it
+    # could have trained its 3 steps first (seen under load: 1 run in 25 beside two CPU hogs).
     from distnn.cli import main
 
     run = tmp_path / "cut"
-    p = _train(run, "simulated", 2, 2, 3, env={"DISTNN_FAULT_SIGNAL_AT": "1:2"})
+    p = _train(run, "simulated", 2, 2, 3, env={"DISTNN_FAULT_SIGNAL_AT": "1:2", "DISTNN_FAULT_PAUSE_AT": "0:1",
+                                                "DISTNN_FAULT_MARKER_DIR": str(tmp_path)})
     assert p.returncode == 75, p.stderr[-4000:]
     assert not (run / "model.json").exists()
     capfd.readouterr()
     assert main(["evaluate", str(run)]) == 0
     out, err = capfd.readouterr()
     assert "did not finish: averaging its 2 members as far as each got" in err, err
-    for m in range(2):
-        assert re.search(rf"member-{m}/checkpoints/step-\d+", err), err
+    for m, step in ((0, 1), (1, 2)):
+        assert re.search(rf"reading checkpoint \S*member-{m}/checkpoints/step-{step:08d} ", err), err
+    assert "accuracy" in out
+
+
+def test_evaluate_an_interrupted_ensemble_reads_a_finished_members_model(tmp_path, capfd):
+    # As above, but member 0 finishes its 3 steps while member 1 is held at its step 1 (released once member
+    # 0's model.npz is there): `distnn evaluate` reads member 0's model.npz and member 1's newest checkpoint.
+    import time
+
+    from distnn.cli import main
+
+    run, markers = tmp_path / "cut", tmp_path / "markers"
+    markers.mkdir()
+    env = cli_faults.fault_env(DISTNN_FAULT_SIGNAL_AT="1:2", DISTNN_FAULT_PAUSE_AT="1:1",
+                               DISTNN_FAULT_MARKER_DIR=str(markers))
+    with subprocess.Popen(_command(run, "simulated", 2, 2, 3), env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True) as p:
+        finished = run / "members" / "member-0" / "model.npz"
+        deadline = time.monotonic() + 120  # (a bound on the wait, not a timed assertion: the job is held meanwhile)
+        while not finished.exists() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (markers / "release").touch()
+        _, stderr = p.communicate(timeout=120)
+    assert finished.exists(), stderr[-4000:]
+    assert p.returncode == 75, stderr[-4000:]
+    assert (markers / "paused-rank1-step1").exists()  # (member 1 was held: it cannot have finished first)
+    assert not (run / "model.json").exists() and not (run / "members" / "member-1" / "model.npz").exists()
+    capfd.readouterr()
+    assert main(["evaluate", str(run)]) == 0
+    out, err = capfd.readouterr()
+    assert "did not finish: averaging its 2 members as far as each got" in err, err
+    assert re.search(r"reading \S*member-0/model\.npz", err), err
+    assert re.search(r"reading checkpoint \S*member-1/checkpoints/step-00000002 ", err), err
     assert "accuracy" in out

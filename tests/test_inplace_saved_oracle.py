@@ -159,19 +159,24 @@ def assert_same_outcome(name, ours, ref, rtol, atol):
 VIEWS = ("unsqueeze", "transpose", "unsqueeze_nograd")
 
 
-def run_through_a_view(lib, out, view, weights_of):
-    """``out`` (the caller keeps no other reference to it) seen through a view that is not indexing:
-    ``unsqueeze(0)``, a transpose of the last two dims (``unsqueeze(0)`` under 2-D) or, for ``*_nograd``,
-    ``unsqueeze(-1)`` changed under no_grad(); changed in place through it (while recording, ``*= 1.5``),
-    then backward from the view. False when backward refused."""
-    ndim = len(out.shape)
-    if view == "transpose" and ndim >= 2:
-        v = out.transpose(-1, -2)
-    elif view == "unsqueeze_nograd":
-        v = out.unsqueeze(-1)
-    else:
-        v = out.unsqueeze(0)
-    del out  # (the caller's reference is gone too: only the view holds the output's memory)
+def _view_of(out, view):
+    """``unsqueeze(0)``, a transpose of the last two dims (``unsqueeze(0)`` under 2-D) or, for ``*_nograd``,
+    ``unsqueeze(-1)`` of ``out``."""
+    if view == "transpose" and len(out.shape) >= 2:
+        return out.transpose(-1, -2)
+    return out.unsqueeze(-1) if view == "unsqueeze_nograd" else out.unsqueeze(0)
+
+
+def run_through_a_view(lib, make_output, view, weights_of):
+    """The output of ``make_output()`` seen only through a view that is not indexing (:func:`_view_of`),
+    changed in place through it (while recording, ``*= 1.5``; for ``*_nograd`` under no_grad()), then
+    backward from the view. False when backward refused.
+
+    The output is never bound to a name in a frame that outlives the view's making: a debugger, profiler or
+    probe that reads a frame's locals (``frame.f_locals`` holds what it saw until it is refreshed) kept it
+    alive after ``del``, and an in-place change through a view of a live tensor is refused at once
+    (inplace.check_writable): under such a probe this test failed where PyTorch backpropagates."""
+    v = _view_of(make_output(), view)
     if view.endswith("_nograd"):
         with dn.no_grad() if lib is dn else lib.no_grad():
             v += 0.25
@@ -196,7 +201,7 @@ def _run_view(lib, name, view):
     def weights_of(v):
         return tensor(np.linspace(0.5, 1.5, v.numel()).reshape(tuple(v.shape)))
 
-    if not run_through_a_view(lib, op(*[leaf * 1.0 for leaf in leaves]), view, weights_of):
+    if not run_through_a_view(lib, lambda: op(*[leaf * 1.0 for leaf in leaves]), view, weights_of):
         return None
     return [np.array(leaf.grad.numpy() if torch else leaf.grad.data) for leaf in leaves]
 

@@ -1,0 +1,59 @@
+"""The GPU (cupy) against the CPU (numpy) for the special functions and the distributions' densities changed
+since the last run on a GPU (commit c209826), written without a GPU (a static review): cupyx.scipy.special's
+gammaln/digamma/polygamma/zeta, i0/i0e/i1/i1e, erfcx/ndtri on a GPU, distnn's own series on the CPU. gpu_oracle.py
+says how a case draws its inputs and how the devices are compared."""
+from functools import partial
+
+import pytest
+
+import distnn as dn
+from distnn import backend
+
+from gpu_oracle import DTYPES, NO_GPU, assert_op_matches_the_cpu
+
+if not backend.gpu_available():  # (one skip for the module, not one per test)
+    pytest.skip(NO_GPU, allow_module_level=True)
+
+
+def _distributions_log_densities(a, b, value):
+    """Beta's log-density (lgamma, digamma and xlogy through the Dirichlet), Gamma's entropy and a Normal KL on
+    the inputs' device: the distributions compute with the parameters' array module (no validation: the host
+    array ``value`` is moved there)."""
+    import distnn.distributions as D
+
+    beta = D.Beta(a, b, validate_args=False)
+    gamma = D.Gamma(a, b, validate_args=False)
+    kl = D.kl_divergence(D.Normal(a, b, validate_args=False), D.Normal(b, a, validate_args=False))
+    return beta.log_prob(value) + gamma.entropy() + kl
+
+
+CASES = {
+    # cupyx.scipy.special's gammaln/digamma on a GPU (new with distnn.distributions); igamma is differentiable in
+    # its second argument only: its shape a host array
+    "lgamma": lambda R: ([R.uniform(-4.5, 9.0, (3, 4))], dn.lgamma),
+    "digamma": lambda R: ([R.uniform(-4.5, 9.0, (3, 4))], dn.digamma),
+    "igamma": lambda R: ([R.uniform(0.05, 10.0, (3, 4))], partial(
+        lambda x, shape: dn.igamma(shape.astype(x.dtype), x), shape=R.uniform(0.3, 8.0, (3, 4)))),
+    # distnn.special: i0/i0e/i1/i1e, polygamma and zeta (values past 8 take the other Chebyshev series, negative
+    # ones the odd/even symmetry)
+    "special_i0_family": lambda R: ([R.uniform(-12.0, 12.0, (3, 4))], lambda x: (
+        dn.i0(x) + x.i0() * 0.5 + dn.special.i0e(x) + dn.special.i1(x) + dn.special.i1e(x) * 3)),
+    "polygamma": lambda R: ([R.uniform(0.2, 9.0, (3, 4))], lambda x: dn.polygamma(2, x) + x.polygamma(3) * 0.5),
+    "special_zeta": lambda R: ([R.uniform(0.2, 9.0, (3, 4))], lambda q: dn.special.zeta(3.5, q)),
+    # the normal CDF family: erfcx/ndtri and erf/erfc, log_ndtr's two branches either side of -1, erfcx's
+    # reflection left of 0
+    "special_ndtr_family": lambda R: ([R.uniform(-6.0, 6.0, (3, 4))], lambda x: (
+        dn.special.ndtr(x) + dn.special.log_ndtr(x * 2) + dn.special.erfcx(x) * 0.5)),
+    "special_ndtri": lambda R: ([R.uniform(0.01, 0.99, (3, 4))], dn.special.ndtri),
+    "special_entr_xlog1py": lambda R: ([R.uniform(0.05, 3.0, (3, 4)), R.uniform(-0.9, 3.0, (3, 4))],
+                                       lambda x, y: dn.special.entr(x) + dn.special.xlog1py(x, y)),
+    "distributions_log_densities": lambda R: (
+        [R.uniform(0.5, 3.0, (3, 4)), R.uniform(0.5, 3.0, (3, 4))],
+        partial(_distributions_log_densities, value=R.uniform(0.1, 0.9, (3, 4)))),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("op", list(CASES))
+def test_op_changed_since_the_last_gpu_run_matches_the_cpu(op, dtype, per_test_rng):
+    assert_op_matches_the_cpu(*CASES[op](per_test_rng), dtype)
