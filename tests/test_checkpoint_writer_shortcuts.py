@@ -17,7 +17,8 @@ def _files(note: bytes, shared: bytes = b'{"a": 1}') -> dict:
 
 
 def _reuse(path: str) -> dict:
-    return {"shared.json": (os.path.join(path, "shared.json"), ck.read_manifest(path)["files"]["shared.json"]["sha256"])}
+    sha = ck.read_manifest(path)["files"]["shared.json"]["sha256"]
+    return {"shared.json": (os.path.join(path, "shared.json"), sha)}
 
 
 def _two_and_a_spare(root: str):
