@@ -158,7 +158,10 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
             if not (reuse and fname in reuse) and memoryview(data).nbytes >= hashing.PARALLEL_HASH_BYTES:
                 digests[fname] = hashing.Digest(data, prepare.get(fname))
         current = root
-        recycled = recycle_dir(recycle, tmp) if recycle else None
+        recycled, kept = None, ()  # kept: the spare's links to the files ``reuse`` names (no unlink and link)
+        if recycle:
+            links = {n: (same[0], memoryview(files[n]).nbytes) for n, same in (reuse or {}).items() if n in files}
+            recycled, kept = recycle_dir(recycle, tmp, links) or (None, ())
         if recycled is None:
             try:
                 os.mkdir(tmp)
@@ -175,7 +178,7 @@ def write_checkpoint(root: str, step: int, files: dict, manifest: dict | None = 
             digest = digests.get(fname)
             if same is not None and recycled and recycled.pop(fname, None) is not None:
                 os.unlink(os.path.join(tmp, fname))  # a link replaces it
-            if same is not None and link(same[0], os.path.join(tmp, fname), nbytes):
+            if fname in kept or same is not None and link(same[0], os.path.join(tmp, fname), nbytes):
                 entries[fname] = {"sha256": same[1], "bytes": nbytes}
             else:
                 if digest is not None:
@@ -299,7 +302,21 @@ def sealed_manifest(man: dict) -> bytes:
     return f'{body[:-1]}, "{MANIFEST_SEAL}": "{seal}"}}'.encode()
 
 
+#: types json_clean returns as they are (exact types: a subclass, e.g. an IntEnum, takes the general path)
+_JSON_AS_IS = frozenset((str, int, bool, type(None)))
+
+
 def json_clean(obj):
+    """``obj`` for ``json.dumps``: non-finite floats as None, numpy scalars as Python ones, tuples as
+    lists, dict keys as ``str(key)``. (The common types are told apart by ``type`` first: a manifest is
+    cleaned at every save, by the writer thread, which holds the interpreter lock while it walks.)"""
+    kind = type(obj)
+    if kind in _JSON_AS_IS:
+        return obj
+    if kind is float:
+        return obj if math.isfinite(obj) else None
+    if kind is dict:
+        return {k if type(k) is str else str(k): json_clean(v) for k, v in obj.items()}
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):

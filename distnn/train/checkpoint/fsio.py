@@ -165,30 +165,45 @@ def remove_tree(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def recycle_dir(spare: str, tmp: str) -> dict | None:
-    """Rename the spare directory ``spare`` to ``tmp``; ``{name: size}`` of its files that may be
-    overwritten in place. None when it cannot be used (then ``tmp`` does not exist).
+def recycle_dir(spare: str, tmp: str, links: dict | None = None) -> tuple[dict, set] | None:
+    """Rename the spare directory ``spare`` to ``tmp``; ``({name: size}, kept)``: the sizes of its files
+    that may be overwritten in place, and the names of those kept as they are (see ``links``). None when
+    it cannot be used (then ``tmp`` does not exist).
 
     A file with more than one link (``model.json``, ``config.toml``: shared with other
-    checkpoints) is unlinked, never written through.
+    checkpoints) is unlinked, never written through; unless ``links`` (``{name: (path, nbytes)}``:
+    the files the new checkpoint hard-links) says that it is a link to that very file ``path``, of
+    ``nbytes`` bytes: then it stays, in ``kept``, as the link the new checkpoint would make (an unlink
+    and a link the fewer a save).
     """
     try:
         os.rename(spare, tmp)
     except OSError:
         return None
-    sizes = {}
+    sizes, kept = {}, set()
     try:
         with os.scandir(tmp) as it:
             for e in it:
                 st = e.stat(follow_symlinks=False)
                 if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
                     sizes[e.name] = st.st_size
+                elif stat.S_ISREG(st.st_mode) and links and e.name in links and _same_file(st, *links[e.name]):
+                    kept.add(e.name)
                 else:
                     os.unlink(e.path)
     except OSError:
         remove_tree(tmp)
         return None
-    return sizes
+    return sizes, kept
+
+
+def _same_file(st: os.stat_result, path: str, nbytes: int) -> bool:
+    """Whether ``st`` is the file ``path`` itself (the same inode: a hard link to it), ``nbytes`` long."""
+    try:
+        other = os.stat(path)
+    except OSError:
+        return False
+    return (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino) and st.st_size == nbytes
 
 
 def open_for_write(path: str, recycled: dict | None) -> int:

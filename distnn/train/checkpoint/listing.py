@@ -42,8 +42,23 @@ def _step_entries(root: str) -> list[CheckpointInfo]:
         return []
     for e, m in entries:
         if m:  # (one that is no directory stays, with why: a symlink loop there hid all the others)
-            out.append(CheckpointInfo(e.path, int(m.group(1)), _linked_step(e.path) or _why_not_a_directory(e.path)))
+            out.append(CheckpointInfo(e.path, int(m.group(1)), _entry_problem(e)))
     return sorted(out, key=lambda c: c.step)
+
+
+def _entry_problem(entry: os.DirEntry) -> str:
+    """``_linked_step(path) or _why_not_a_directory(path)`` for a ``step-N`` entry of a scan.
+
+    The entry's type from the directory listing answers the common case (a directory, no symlink)
+    without a system call: a checkpoint writer scans its root at every save (retention), and each
+    call there releases and re-takes the interpreter lock the training thread is waiting for. Where
+    the listing gives no type, ``DirEntry`` asks the file system itself, as the functions do.
+    """
+    try:
+        plain_dir = not entry.is_symlink() and entry.is_dir()
+    except OSError:
+        plain_dir = False
+    return "" if plain_dir else _linked_step(entry.path) or _why_not_a_directory(entry.path)
 
 
 def _linked_step(path: str) -> str:
