@@ -61,6 +61,7 @@ from distnn._stacklevel import caller_stacklevel
 from distnn.autograd.engine import backward_depth
 from distnn.autograd.grad_mode import is_grad_enabled
 
+from .sync_batchnorm_closing import abort_micro_batch
 from .sync_failures import agree_on_failure, describe
 from .sync_refusals import WHERE, note
 
@@ -78,15 +79,22 @@ def watched_forward(dp, inputs, kwargs):
     if dp._forwards or dp._abandoned or dp._in_sync:
         settle(dp)  # (the last step's forward never reached backward, or its backward was interrupted)
     grad = is_grad_enabled()
+    dp._in_forward += 1
     try:
         out = dp.module(*inputs, **kwargs)
     except BaseException as exc:
-        if grad and dp._require_sync and dp.comm.size > 1 and backward_depth() == 0 and not dp._in_sync:
+        dp._in_forward -= 1
+        if grad and dp.comm.size > 1 and backward_depth() == 0 and not dp._in_sync:
+            if not dp._require_sync:  # (a micro-batch: its SyncBatchNorm rounds end on every rank, if any)
+                if isinstance(exc, Exception) and not getattr(exc, "from_rounds", False):
+                    abort_micro_batch(dp, exc)  # raises the agreed error when it ends rounds
+                raise
             if isinstance(exc, Exception):
                 agree_on_failure(dp, exc, "forward")  # raises the agreed error, from exc
             # (a KeyboardInterrupt: no collective now; the next DataParallel call, if any, ends the step)
             note(dp._abandoned, RuntimeError, f"forward raised {WHERE}: {describe(exc)}", ADVICE)
         raise
+    dp._in_forward -= 1
     if grad:
         n = None
         if dp._explicit_samples is None:

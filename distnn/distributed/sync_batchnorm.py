@@ -55,7 +55,8 @@ from distnn.nn.normalization import current_valid_rows as _current_mask
 from distnn.nn.normalization import valid_rows  # noqa: F401 (shared with BatchNorm)
 
 from .data_parallel import RANK_SHARE, RANK_WEIGHTED
-from .sync_batchnorm_rounds import backward_exchange, forward_exchange
+from .sync_batchnorm_closing import register_layer
+from .sync_batchnorm_rounds import backward_exchange, forward_exchange, history
 
 
 def _channel_stats(x):
@@ -153,6 +154,7 @@ class SyncBatchNorm(_BatchNorm):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device=device, dtype=dtype,
                          bias=bias)
         self.comm = _one_of(process_group, comm, "SyncBatchNorm")
+        register_layer(self)  # (a DataParallel over its communicator ends its rounds too: .sync_batchnorm_closing)
 
     @property
     def process_group(self):
@@ -271,6 +273,7 @@ def _own_comm(base):
     comm = _own_comms.get(base)
     if comm is None:
         comm = _own_comms[base] = base.split(0)  # collective
+        history(comm).base = weakref.ref(base)  # (whose DataParallel ends its rounds: .sync_batchnorm_closing)
         base._own_split(comm)
     return comm
 
