@@ -85,13 +85,14 @@ def _watched(dp) -> bool:
     return dp._in_forward or dp._failure_token is not None or dp._in_sync or backward_depth() > 0
 
 
-def end_closed_round(h, exc, stage: str) -> None:
-    """A round this rank called was closed by a rank's exchange: raise ``exc``, through the step's exchange of the
-    DataParallel over the round's communicator when no DataParallel would (a layer outside the model)."""
+def raise_in_step(h, exc, stage: str) -> None:
+    """A round this rank called ended on every rank (closed by a rank's exchange, or the ranks' calls differ):
+    raise ``exc``, through the step's exchange of the DataParallel over the round's communicator when no
+    DataParallel would (a layer outside the model, in a synchronizing step)."""
     base = h.base() if h.base is not None else None
     ref = _wrappers.get(base) if base is not None else None
     dp = ref() if ref is not None else None
-    if dp is None or _watched(dp):
+    if dp is None or _watched(dp) or not dp._require_sync:
         raise exc
     from .sync_failures import agree_on_failure
 

@@ -112,14 +112,15 @@ def _raise_ended(comm, h, every, kind):
         from .sync_batchnorm_closing import raise_aborted
 
         raise_aborted(comm, [])
+    from .sync_batchnorm_closing import raise_in_step
+
+    stage = "forward" if kind == FORWARD else "backward"
     if status.any():
         h.closed = True
-        from .sync_batchnorm_closing import end_closed_round
-
-        end_closed_round(h, _closed_error(every, kind), "forward" if kind == FORWARD else "backward")
-    raise RuntimeError("SyncBatchNorm: the ranks' collectives do not match: " + "; ".join(
+        raise_in_step(h, _closed_error(every, kind), stage)
+    raise_in_step(h, RuntimeError("SyncBatchNorm: the ranks' collectives do not match: " + "; ".join(
         f"rank {r}: {_KINDS.get(k, k)} of {int(n)} numbers" for r, (_, k, n) in enumerate(every))
-        + ". Every rank must run the same SyncBatchNorm layers, in the same order, every step")
+        + ". Every rank must run the same SyncBatchNorm layers, in the same order, every step"), stage)
 
 
 def _answer_predicted(comm, h, every, predicted, mine_started) -> None:
