@@ -145,7 +145,10 @@ class SyncBatchNorm(_BatchNorm):
     In eval mode (with running statistics) no communication happens. Every rank must call forward (and
     backward) the same number of times. Inside a :class:`~.data_parallel.DataParallel` step that fails on
     some rank, or whose ranks ran these layers a different number of times, the layer's collective raises on
-    the ranks waiting in it and the step ends on every rank with one error (:mod:`.sync_batchnorm_rounds`).
+    the ranks waiting in it and the step ends on every rank with one error (:mod:`.sync_batchnorm_rounds`), also for
+    a layer outside the wrapped model on the wrapper's communicator, and for a forward that raises under
+    ``no_sync()`` (:mod:`.sync_batchnorm_closing`). Ranks whose calls differ (a forward against a backward, other
+    channel counts) raise the same error on every rank, under MPI too.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
