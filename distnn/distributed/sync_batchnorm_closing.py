@@ -22,6 +22,7 @@ every rank reports as a mismatch), and a model whose layers use several SyncBatc
 """
 from __future__ import annotations
 
+import threading
 import weakref
 
 from distnn.autograd.engine import backward_depth
@@ -29,7 +30,8 @@ from distnn.autograd.engine import backward_depth
 from .sync_batchnorm_rounds import ABORT, CLOSE, CLOSE_FAILED, end_rounds, history
 from .sync_refusals import WHERE, agreed_error, note, raisable
 
-_layers = weakref.WeakSet()              # every SyncBatchNorm alive (registered when built)
+_layers = weakref.WeakKeyDictionary()    # every SyncBatchNorm alive (registered when built) -> the simulated
+_lock = threading.Lock()                 # rank's communicator it was built on, or None (simulated ranks build at once)
 _wrappers = weakref.WeakKeyDictionary()  # communicator -> the DataParallel over it (the last one built)
 NO_SYNC_ADVICE = ("Every rank ended this micro-batch: the gradients accumulated by the earlier ones are kept, and "
                   "SyncBatchNorm's collectives of the next micro-batch pair as usual")
@@ -40,8 +42,8 @@ def register_layer(layer) -> None:
     uses that rank's)."""
     from .inprocess_comm import current_simulated_comm
 
-    layer._built_on = current_simulated_comm()
-    _layers.add(layer)
+    with _lock:
+        _layers[layer] = current_simulated_comm()
 
 
 def _layers_on(base) -> list:
@@ -51,8 +53,9 @@ def _layers_on(base) -> list:
 
     sim = current_simulated_comm()
     default = sim if sim is not None else _world
-    return [m for m in list(_layers) if m.comm is base
-            or m.comm is None and base is default and getattr(m, "_built_on", None) is sim]
+    with _lock:
+        layers = list(_layers.items())
+    return [m for m, built_on in layers if m.comm is base or m.comm is None and base is default and built_on is sim]
 
 
 def register_wrapper(dp) -> None:
@@ -68,6 +71,8 @@ def exchange_comms(dp) -> list:
     from .sync_batchnorm import _own_comm, _own_comms
 
     comms = dp._bn_comms
+    if dp.comm.size == 1:  # (PowerSGD on one rank: no round to end)
+        return comms
     split = _own_comms.get(dp.comm)
     if split is None and _layers_on(dp.comm):
         split = _own_comm(dp.comm)  # collective
@@ -118,7 +123,7 @@ def abort_micro_batch(dp, exc: Exception) -> None:
     """``dp``'s forward raised ``exc`` under ``no_sync()``: end the micro-batch's rounds on every rank and raise the
     error every rank raises (from ``exc``). Returns without a collective when no round is to be answered."""
     comms = _training_comms(dp)
-    if len(comms) != 1:
+    if len(comms) != 1 or history(comms[0]).closed:  # (closed: the others' rounds of this step ended already)
         return
     from .sync_failures import agree_on_failure, describe
 
