@@ -25,11 +25,13 @@ from mpi_child import faults_on_rank_1
 # head-forward: rank 1's model raises in forward while rank 0 is in the head's first forward round (the model has
 # no SyncBatchNorm: only the head's layer shares the wrapper's communicator); head-loss: rank 1's loss raises after
 # the head (rank 0 waits in the head's backward round); no-sync-forward: rank 1's model raises in a micro-batch under
-# no_sync() before its first SyncBatchNorm; kinds / kinds-first: rank 1 skips the second SyncBatchNorm and the head,
+# no_sync() before its first SyncBatchNorm; no-sync-backward: a hook on fc2's weight gradient raises there, between
+# the two SyncBatchNorm backward rounds; kinds / kinds-first: rank 1 skips the second SyncBatchNorm and the head,
 # so its first backward round meets rank 0's forward round (after a clean step, whose rounds the ranks predict; in the first step)
-FAULTS = ["head-forward", "head-loss", "no-sync-forward", "kinds", "kinds-first"]
+FAULTS = ["head-forward", "head-loss", "no-sync-forward", "no-sync-backward", "kinds", "kinds-first"]
 WARMUP = {"kinds": 1}
-BN_INSIDE = {"no-sync-forward", "kinds", "kinds-first"}
+BN_INSIDE = {"no-sync-forward", "no-sync-backward", "kinds", "kinds-first"}
+NO_SYNC = {"no-sync-forward", "no-sync-backward"}
 MISMATCH = ("SyncBatchNorm: the ranks' collectives do not match: rank 0: forward (its statistics' allgather) of 13 "
             "numbers; rank 1: backward (its gradient sums' allreduce) of 16 numbers")
 
@@ -49,6 +51,10 @@ class _Net(nn.Module):
         h = F.tanh(h if self.bn1 is None else self.bn1(h))
         h = self.fc2(h)
         return h if self.bn2 is None or self.fault in ("kinds", "kinds-first") else self.bn2(h)
+
+
+def _raise(grad):
+    raise FloatingPointError("a non-finite gradient (no-sync-backward)")
 
 
 def _batch(comm, step, micro=0):
@@ -73,15 +79,16 @@ def train(comm, fault=None, faulty_ranks=(), steps=2, record=True, skip=None):
         if record:
             warnings.simplefilter("always")
         for step in range(failing + 1 + steps):
-            if step == failing and skip is not None and skip != "no-sync-forward":
+            if step == failing and skip is not None and skip not in NO_SYNC:
                 continue  # (the reference: the failed step is skipped on every rank)
             opt.zero_grad()
             for micro in (1,) if name in ("head-forward", "head-loss") else (0, 1):
                 mine = fault if step == failing and comm.rank in faulty_ranks else None
-                if step == failing and skip == "no-sync-forward" and micro == 0:
+                if step == failing and skip in NO_SYNC and micro == 0:
                     continue  # (the reference: the failed micro-batch is skipped on every rank)
-                model.fault = mine if (micro == 0) == (name == "no-sync-forward") else None
+                model.fault = mine if (micro == 0) == (name in NO_SYNC) else None
                 x, y = _batch(comm, step, micro)
+                hook = model.fc2.weight.register_hook(_raise) if model.fault == "no-sync-backward" else None
                 try:
                     with dp.no_sync() if micro == 0 else contextlib.nullcontext():
                         out = dp(x)
@@ -93,12 +100,15 @@ def train(comm, fault=None, faulty_ranks=(), steps=2, record=True, skip=None):
                     assert step == failing, (step, micro, e)
                     error = [type(e).__name__, str(e)]
                     grads_none = all(p.grad is None for p in model.parameters())
-                    if name != "no-sync-forward":
+                    if name not in NO_SYNC:
                         break
+                    opt.zero_grad()  # (what the failed micro-batch's backward accumulated before it raised)
                 finally:
                     out = None
+                    if hook is not None:
+                        hook.remove()
                     model.fault = None
-            if step != failing or name == "no-sync-forward" or skip is not None:
+            if step != failing or name in NO_SYNC or skip is not None:
                 dp.finish_gradient_synchronization()
                 opt.step()
     dp_warnings = [str(w.message) for w in seen or () if str(w.message).startswith("DataParallel")]
@@ -118,11 +128,12 @@ def assert_agreed(results, fault, reference_state):
         if fault == "head-forward":
             assert error[:2] == ("FloatingPointError", "DataParallel: forward raised on rank 1: FloatingPointError: "
                                  "a non-finite activation (head-forward). " + error[1].split(". ", 1)[1]), error
-        elif fault == "no-sync-forward":
+        elif fault in NO_SYNC:
+            what = "forward raised on rank 1 under no_sync(): FloatingPointError: a non-finite activation" \
+                if fault == "no-sync-forward" else "backward raised on rank 1 under no_sync(): FloatingPointError: " \
+                "a non-finite gradient"
             assert error[0] == "FloatingPointError", error
-            assert error[1].startswith("DataParallel: forward raised on rank 1 under no_sync(): FloatingPointError: "
-                                       "a non-finite activation (no-sync-forward). Every rank ended this "
-                                       "micro-batch"), error
+            assert error[1].startswith(f"DataParallel: {what} ({fault}). Every rank ended this micro-batch"), error
         elif fault == "head-loss":
             if rank == 1:  # its own error, then the agreed one as a warning at its next call
                 assert error[0] == "ValueError" and (error[2] or "").startswith(
@@ -137,7 +148,9 @@ def assert_agreed(results, fault, reference_state):
         if fault != "head-loss":
             assert error[:2] == errors[0][:2], (rank, error)
     for rank, (_, grads_none, _) in enumerate(results):
-        assert grads_none or fault == "head-loss" and rank == 1, rank  # (it keeps its micro-batches' until its next call)
+        # (head-loss: rank 1 keeps its micro-batches' until its next call; no-sync-backward: the partial gradients of
+        # the backward that raised, dropped by the loop's zero_grad())
+        assert grads_none or fault == "head-loss" and rank == 1 or fault == "no-sync-backward", rank
     for _, _, state in results:
         for k, v in state.items():
             np.testing.assert_array_equal(v, results[0][2][k], err_msg=k)

@@ -15,7 +15,7 @@ from distnn.autograd.profiler_record import Range
 from .buckets import build_buckets, release_buckets
 from .sparse_sync import SparseGradientExchange, sparse_parameters
 from .sync_abandoned import settle
-from .sync_batchnorm_closing import close_for_exchange, register_wrapper
+from .sync_batchnorm_closing import close_for_exchange, register_wrapper, watch_micro_batch
 from .sync_batchnorm_rounds import model_comms
 from .sync_failures import watch_backward
 from .sync_finish import FinishSync
@@ -147,6 +147,8 @@ class GradientSync(FinishSync):
             return None
         if mine and self._require_sync:  # a pass that raises still synchronizes, and every rank raises (.sync_failures)
             watch_backward(self)
+        elif mine and self._bn_comms and backward_depth() == 1:  # (no_sync: a raise ends SyncBatchNorm's rounds)
+            watch_micro_batch(self)
         if mine and self._notes and backward_depth() == 1:  # (noted by a backward that raised before it synchronized;
             self._notes = []  # not another's pass: simulated ranks' passes run every rank's hook, mid-step too)
         if mine and self.weight_by_samples and self._pending_samples() is None:

@@ -13,12 +13,14 @@ synchronizing backward DataParallel already agrees on that error; elsewhere (a h
 itself sends the rank through the step's exchange (:func:`~.sync_failures.agree_on_failure`), so every rank
 raises the failing rank's error there and then, as they would inside the model.
 
-Under ``no_sync()`` no exchange follows a failing forward: the failing rank ABORTs the rounds of the one
-SyncBatchNorm communicator its model trains on (:func:`abort_micro_batch`); the ranks in its rounds gather
-every rank's note (one ``allgather_object``, on that path only) and every rank raises "DataParallel: forward
-raised on rank 1 under no_sync(): ...", ending the micro-batch. Not covered: an error DataParallel does not
-see under ``no_sync()`` (the loss, a backward hook; the next rounds then pair a forward with a backward, which
-every rank reports as a mismatch), and a model whose layers use several SyncBatchNorm communicators.
+Under ``no_sync()`` no exchange follows a failing forward or backward: the failing rank ABORTs the rounds of
+the one SyncBatchNorm communicator its model trains on (:func:`abort_micro_batch`; a backward of the model
+under ``no_sync()`` is watched for it, :func:`watch_micro_batch`: a closure a pass); the ranks in its rounds
+gather every rank's note (one ``allgather_object``, on that path only) and every rank raises "DataParallel:
+forward raised on rank 1 under no_sync(): ...", ending the micro-batch (a backward's partial gradients stay
+accumulated: ``zero_grad()`` drops them). Not covered: an error DataParallel does not see under ``no_sync()``
+(the loss; the next rounds then pair a forward with a backward, which every rank reports as a mismatch), and a
+model whose layers use several SyncBatchNorm communicators.
 """
 from __future__ import annotations
 
@@ -119,21 +121,35 @@ def _training_comms(dp) -> list:
     return comms if split is None or split in comms or not _layers_on(dp.comm) else comms + [split]
 
 
-def abort_micro_batch(dp, exc: Exception) -> None:
-    """``dp``'s forward raised ``exc`` under ``no_sync()``: end the micro-batch's rounds on every rank and raise the
-    error every rank raises (from ``exc``). Returns without a collective when no round is to be answered."""
+def watch_micro_batch(dp) -> None:
+    """A backward of ``dp``'s model under ``no_sync()`` begins: if it raises, end the micro-batch's rounds."""
+    from distnn.autograd.engine import queue_error_callback
+
+    ref = weakref.ref(dp)
+
+    def failed(exc):
+        owner = ref()
+        if owner is not None and not getattr(exc, "from_rounds", False):
+            abort_micro_batch(owner, exc, "backward")
+
+    queue_error_callback(failed)
+
+
+def abort_micro_batch(dp, exc: Exception, stage: str = "forward") -> None:
+    """``dp``'s ``stage`` raised ``exc`` under ``no_sync()``: end the micro-batch's rounds on every rank and raise
+    the error every rank raises (from ``exc``). Returns without a collective when no round is to be answered."""
     comms = _training_comms(dp)
     if len(comms) != 1 or history(comms[0]).closed:  # (closed: the others' rounds of this step ended already)
         return
     from .sync_failures import agree_on_failure, describe
 
     notes = []
-    note(notes, raisable(type(exc)), f"forward raised {WHERE} under no_sync(): {describe(exc)}", NO_SYNC_ADVICE)
+    note(notes, raisable(type(exc)), f"{stage} raised {WHERE} under no_sync(): {describe(exc)}", NO_SYNC_ADVICE)
     every = end_rounds(comms[0], ABORT)
     status = every[:, 0]
     if ((status == CLOSE) | (status == CLOSE_FAILED)).any():  # (a rank is in its step's exchange: join it)
         history(comms[0]).closed = True
-        agree_on_failure(dp, exc, "forward")
+        agree_on_failure(dp, exc, stage)
     try:
         raise_aborted(comms[0], notes)
     except Exception as agreed:
