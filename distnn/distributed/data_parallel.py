@@ -184,7 +184,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     _PLAIN = frozenset(("num_syncs", "_require_sync", "_explicit_samples", "_forward_samples", "_last_samples",
                         "_count_guess", "_in_sync", "_synced_since_finish", "_launched", "_probed", "_weight",
                         "_samples", "step_flags_sum", "_join_step", "_notes", "_failure_token", "_forwards",
-                        "_abandoned", "_finishing"))
+                        "_abandoned", "_finishing", "_in_forward"))
 
     def __setattr__(self, name, value):
         if name in self._PLAIN:
@@ -249,6 +249,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
         self._notes = []      # this synchronization's refusals found on this rank (.sync_refusals)
         self._forwards = []   # forwards since the last synchronization: (output nodes, samples) (.sync_abandoned)
         self._abandoned = []  # notes of a forward interrupted since (.sync_abandoned)
+        self._in_forward = 0  # forwards of the model running now (.sync_batchnorm_closing)
         self._hooks = []
         self._buckets = []
         self._sparse = None   # the sparse embeddings' exchange (.sparse_sync), when the model has any

@@ -15,7 +15,8 @@ from distnn.autograd.profiler_record import Range
 from .buckets import build_buckets, release_buckets
 from .sparse_sync import SparseGradientExchange, sparse_parameters
 from .sync_abandoned import settle
-from .sync_batchnorm_rounds import close_step, model_comms
+from .sync_batchnorm_closing import close_for_exchange, register_wrapper, watch_micro_batch
+from .sync_batchnorm_rounds import model_comms
 from .sync_failures import watch_backward
 from .sync_finish import FinishSync
 from .sync_refusals import WHERE, agreed_error, note, raise_unused
@@ -37,7 +38,8 @@ class GradientSync(FinishSync):
 
     def _build_buckets(self):
         # Sparse-gradient parameters (sparse embeddings) are exchanged apart, when backward ends (.sparse_sync)
-        self._bn_comms = model_comms(self.module)  # (SyncBatchNorm's, ended at each exchange: close_step)
+        self._bn_comms = model_comms(self.module)  # (SyncBatchNorm's, ended at each exchange: close_for_exchange)
+        register_wrapper(self)  # (and those of SyncBatchNorm layers outside the model on its communicator)
         sparse = sparse_parameters(self.module, self._train_params)
         self._sparse = SparseGradientExchange(sparse) if sparse else None
         sparse_ids = {id(p) for _, p in sparse}
@@ -145,6 +147,8 @@ class GradientSync(FinishSync):
             return None
         if mine and self._require_sync:  # a pass that raises still synchronizes, and every rank raises (.sync_failures)
             watch_backward(self)
+        elif mine and self._bn_comms and backward_depth() == 1:  # (no_sync: a raise ends SyncBatchNorm's rounds)
+            watch_micro_batch(self)
         if mine and self._notes and backward_depth() == 1:  # (noted by a backward that raised before it synchronized;
             self._notes = []  # not another's pass: simulated ranks' passes run every rank's hook, mid-step too)
         if mine and self.weight_by_samples and self._pending_samples() is None:
@@ -274,8 +278,7 @@ class GradientSync(FinishSync):
         for b in self._buckets[self._launched:]:
             b.pending = 0
         self._launch_ready(final=True)
-        for comm in self._bn_comms:  # a rank still in a SyncBatchNorm collective of the step is answered first
-            close_step(comm, bool(self._notes))
+        close_for_exchange(self)  # a rank still in a SyncBatchNorm collective of the step is answered first
         self._fix_weight()  # (already fixed when a bucket was launched; not without dense parameters)
         waiting = [b.handle for b in self._buckets]
         if self._step_meta is not None:

@@ -41,9 +41,12 @@ abandoned it: nobody waited), with one exchange more; its samples no longer coun
 The other ranks may be waiting in a SyncBatchNorm collective rather than in the buckets (the failing rank
 raised before the layer, or skipped its backward): the failing rank's exchange begins by answering it
 (:mod:`.sync_batchnorm_rounds`), so those ranks raise too and go through the exchange, and every rank raises
-the failing rank's error. Not covered: a forward that raises inside ``no_sync()`` or ``no_grad()`` (raised as
-it is, on its rank alone: no exchange follows it; with SyncBatchNorm in the model the ranks' next rounds pair
-one micro-batch with another until the step's exchange ends them with an error), a collective of the loop's
+the failing rank's error; so are the rounds of a SyncBatchNorm outside the model on the wrapper's communicator (a
+head), which send a rank waiting in them through the exchange too (:mod:`.sync_batchnorm_closing`). A forward
+that raises inside ``no_sync()`` ends that micro-batch's SyncBatchNorm rounds on every rank, and every rank raises
+"DataParallel: forward raised on rank 1 under no_sync(): ..." (without SyncBatchNorm training in the model it is
+raised as it is, on its rank alone: no collective follows it). Not covered: a forward that raises inside
+``no_grad()`` (raised on its rank alone), a collective of the loop's
 own inside the step (a metric's allreduce between forward and backward) that the other ranks wait in
 (simulate reports the deadlock at once, naming every rank's collective; under mpiexec the collective timeout
 ends the job, naming them), and a rank that never calls DataParallel again: an uncaught exception or
@@ -61,6 +64,7 @@ from distnn._stacklevel import caller_stacklevel
 from distnn.autograd.engine import backward_depth
 from distnn.autograd.grad_mode import is_grad_enabled
 
+from .sync_batchnorm_closing import abort_micro_batch
 from .sync_failures import agree_on_failure, describe
 from .sync_refusals import WHERE, note
 
@@ -78,15 +82,22 @@ def watched_forward(dp, inputs, kwargs):
     if dp._forwards or dp._abandoned or dp._in_sync:
         settle(dp)  # (the last step's forward never reached backward, or its backward was interrupted)
     grad = is_grad_enabled()
+    dp._in_forward += 1
     try:
         out = dp.module(*inputs, **kwargs)
     except BaseException as exc:
-        if grad and dp._require_sync and dp.comm.size > 1 and backward_depth() == 0 and not dp._in_sync:
+        dp._in_forward -= 1
+        if grad and dp.comm.size > 1 and backward_depth() == 0 and not dp._in_sync:
+            if not dp._require_sync:  # (a micro-batch: its SyncBatchNorm rounds end on every rank, if any)
+                if isinstance(exc, Exception) and not getattr(exc, "from_rounds", False):
+                    abort_micro_batch(dp, exc)  # raises the agreed error when it ends rounds
+                raise
             if isinstance(exc, Exception):
                 agree_on_failure(dp, exc, "forward")  # raises the agreed error, from exc
             # (a KeyboardInterrupt: no collective now; the next DataParallel call, if any, ends the step)
             note(dp._abandoned, RuntimeError, f"forward raised {WHERE}: {describe(exc)}", ADVICE)
         raise
+    dp._in_forward -= 1
     if grad:
         n = None
         if dp._explicit_samples is None:

@@ -55,7 +55,8 @@ from distnn.nn.normalization import current_valid_rows as _current_mask
 from distnn.nn.normalization import valid_rows  # noqa: F401 (shared with BatchNorm)
 
 from .data_parallel import RANK_SHARE, RANK_WEIGHTED
-from .sync_batchnorm_rounds import backward_exchange, forward_exchange
+from .sync_batchnorm_closing import register_layer
+from .sync_batchnorm_rounds import backward_exchange, forward_exchange, history
 
 
 def _channel_stats(x):
@@ -144,7 +145,10 @@ class SyncBatchNorm(_BatchNorm):
     In eval mode (with running statistics) no communication happens. Every rank must call forward (and
     backward) the same number of times. Inside a :class:`~.data_parallel.DataParallel` step that fails on
     some rank, or whose ranks ran these layers a different number of times, the layer's collective raises on
-    the ranks waiting in it and the step ends on every rank with one error (:mod:`.sync_batchnorm_rounds`).
+    the ranks waiting in it and the step ends on every rank with one error (:mod:`.sync_batchnorm_rounds`), also for
+    a layer outside the wrapped model on the wrapper's communicator, and for a forward that raises under
+    ``no_sync()`` (:mod:`.sync_batchnorm_closing`). Ranks whose calls differ (a forward against a backward, other
+    channel counts) raise the same error on every rank, under MPI too.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
@@ -153,6 +157,7 @@ class SyncBatchNorm(_BatchNorm):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device=device, dtype=dtype,
                          bias=bias)
         self.comm = _one_of(process_group, comm, "SyncBatchNorm")
+        register_layer(self)  # (a DataParallel over its communicator ends its rounds too: .sync_batchnorm_closing)
 
     @property
     def process_group(self):
@@ -271,6 +276,7 @@ def _own_comm(base):
     comm = _own_comms.get(base)
     if comm is None:
         comm = _own_comms[base] = base.split(0)  # collective
+        history(comm).base = weakref.ref(base)  # (whose DataParallel ends its rounds: .sync_batchnorm_closing)
         base._own_split(comm)
     return comm
 

@@ -1,5 +1,5 @@
-"""SyncBatchNorm's collectives as rounds that a rank leaving a :class:`~.data_parallel.DataParallel` step can
-answer, so no rank waits in one for a rank that has gone on to the step's gradient exchange.
+"""SyncBatchNorm's collectives as rounds that a rank leaving a :class:`~.data_parallel.DataParallel` step (or a
+micro-batch of it) can answer, and whose mismatches every rank reports alike, under MPI too.
 
 SyncBatchNorm allgathers statistics in its forward and allreduces two sums in its backward, on a communicator
 of its own (:func:`.sync_batchnorm._own_comm`). When a rank's step fails before one of them (a layer ahead of
@@ -7,19 +7,25 @@ it raises, the loss raises, a ``KeyboardInterrupt`` is caught), DataParallel sen
 bucket exchange (:mod:`.sync_abandoned`) while the other ranks wait in SyncBatchNorm's collective: a wait
 until the collective timeout under mpiexec, a pairing of different steps' collectives at worst.
 
-So each SyncBatchNorm collective is a round of two: a header of three numbers per rank (what this rank
-does: ``CALL`` a layer's collective, ``CLOSE`` its step, ``CLOSE_FAILED`` its step after a failure; the
-collective's kind; its length), allgathered alongside the payload (both started, then waited for together:
-a normal call pays one small nonblocking collective more, no extra round trip). Every synchronizing exchange
-of DataParallel begins with a closing round on the SyncBatchNorm communicators of its model
-(:func:`close_step`, one header allgather; the model's splits are made when the wrapper is built, so a
-failure before the first SyncBatchNorm forward finds them made). A rank that closes while others call learns
-from the header what they wait in and answers it with zeros; the calling ranks see the close in the header
-and raise: :class:`StepEndedElsewhere` when the closing rank failed (DataParallel then adds no note of its
-own, and every rank raises the failing rank's error, "DataParallel: forward raised on rank 1: ..."), a
-RuntimeError naming the mismatch when it did not (the ranks ran SyncBatchNorm a different number of times).
-Either way their SyncBatchNorm part of the step is over (``_closed``): their own exchange makes no closing
+So each SyncBatchNorm collective is a round: a header of three numbers per rank (what this rank does:
+``CALL`` a layer's collective, ``CLOSE`` its step, ``CLOSE_FAILED`` its step after a failure, ``ABORT`` a
+micro-batch whose forward raised under ``no_sync()``; the collective's kind; its length), allgathered before
+or alongside the payload. Every synchronizing exchange of DataParallel begins with a closing round on the
+SyncBatchNorm communicators it uses (:mod:`.sync_batchnorm_closing`). A rank that closes while others call
+learns from the header what they wait in and answers it with zeros; the calling ranks see the close in the
+header and raise: :class:`StepEndedElsewhere` when the closing rank failed (DataParallel then adds no note of
+its own, and every rank raises the failing rank's error), a RuntimeError naming the mismatch when it did not.
+Either way their SyncBatchNorm part of the step is over (``closed``): their own exchange makes no closing
 round, and the next step's rounds pair with the next step's.
+
+Payloads of different kinds or lengths must never meet in one MPI collective (undefined under MPI). A payload
+is started alongside its header only when the round is the one every rank predicts: the kind and length that
+followed the same place (the kind of the round before and how many rounds of that kind ran in a row) the last
+time, in the history every rank shares (each header shows every rank's call). Predicted rounds (every round
+of a model's steady state) pay no round trip more; others (a step's first rounds, a changed model) wait for
+the header first. A rank whose call was not predicted, when some rank's was, answers the predicted payload
+(which every predicting rank started alike) with zeros before every rank raises the mismatch: so differing
+kinds or lengths end on every rank with the same error, under MPI as in simulate.
 """
 from __future__ import annotations
 
@@ -27,12 +33,10 @@ import weakref
 
 import numpy as np
 
-CALL, CLOSE, CLOSE_FAILED = 0.0, 1.0, 2.0
+CALL, CLOSE, CLOSE_FAILED, ABORT = 0.0, 1.0, 2.0, 3.0
 FORWARD, BACKWARD = 1.0, 2.0
+START = 0.0  # (the history's start: nothing called since the last close)
 _KINDS = {FORWARD: "forward (its statistics' allgather)", BACKWARD: "backward (its gradient sums' allreduce)"}
-
-# communicators whose current step a close already ended on this rank (in a round this rank called)
-_closed = weakref.WeakSet()
 
 
 class StepEndedElsewhere(RuntimeError):
@@ -40,6 +44,32 @@ class StepEndedElsewhere(RuntimeError):
     failed: this rank goes through the step's exchange too, where every rank raises that rank's error."""
 
     agreed_elsewhere = True  # (DataParallel notes nothing for it: the failing rank's note names the failure)
+
+
+class _History:
+    """What every rank of one SyncBatchNorm communicator knows alike: the rounds called since the last close,
+    what followed each place before (the prediction), whether a close already ended this rank's step, and the
+    communicator it was split from (whose DataParallel ends a step, :mod:`.sync_batchnorm_closing`)."""
+
+    __slots__ = ("closed", "place", "followed", "base", "__weakref__")
+
+    def __init__(self):
+        self.closed, self.place, self.followed, self.base = False, (START, 0), {}, None
+
+    def called(self, kind, size):
+        self.followed[self.place] = (kind, size)
+        self.place = (kind, self.place[1] + 1 if self.place[0] == kind else 1)
+
+
+_histories = weakref.WeakKeyDictionary()
+
+
+def history(comm) -> _History:
+    """The round history of SyncBatchNorm's communicator ``comm`` (made at its first use)."""
+    h = _histories.get(comm)
+    if h is None:
+        h = _histories[comm] = _History()
+    return h
 
 
 def forward_exchange(comm, local):
@@ -53,43 +83,82 @@ def backward_exchange(comm, sums):
 
 
 def _round(comm, kind, payload, start):
-    _closed.discard(comm)  # (a call: this step's rounds go on, or the next step's have begun)
-    header = comm.iallgather(np.array([CALL, kind, float(payload.size)]))  # (first: a closing rank's order)
-    started = start(payload)
-    comm.wait_all([header, started])
-    every, result = header.wait(), started.wait()
-    status = every[:, 0]
-    if not status.any():
-        if (every[:, 1:] != every[0, 1:]).any():  # (every rank sees the same header: every rank raises)
-            raise RuntimeError("SyncBatchNorm: the ranks' collectives do not match: " + "; ".join(
-                f"rank {r}: {_KINDS.get(k, k)} of {int(n)} numbers" for r, (_, k, n) in enumerate(every))
-                + ". Every rank must run the same SyncBatchNorm layers, in the same order, every step")
+    h = history(comm)
+    h.closed = False  # (a call: this step's rounds go on, or the next step's have begun)
+    size = float(payload.size)
+    predicted = h.followed.get(h.place)
+    header = comm.iallgather(np.array([CALL, kind, size]))  # (first: the order of a rank that waits for it)
+    started = None
+    if predicted == (kind, size):
+        started = start(payload)
+        comm.wait_all([header, started])
+    every = header.wait()
+    if not every[:, 0].any() and (every[:, 1:] == every[0, 1:]).all():
+        result = (started if started is not None else start(payload)).wait()
+        h.called(kind, size)
         return result
-    _closed.add(comm)
-    closing = [r for r, s in enumerate(status) if s != CALL]
-    failed = [r for r, s in enumerate(status) if s == CLOSE_FAILED]
+    _answer_predicted(comm, h, every, predicted, started is not None)
+    h.place = (START, 0)
+    try:
+        _raise_ended(comm, h, every, kind)
+    except Exception as e:
+        e.from_rounds = True  # (raised alike on every rank: DataParallel's forward does not abort for it)
+        raise
+
+
+def _raise_ended(comm, h, every, kind):
+    status = every[:, 0]
+    if (status == ABORT).any() and not ((status == CLOSE) | (status == CLOSE_FAILED)).any():
+        from .sync_batchnorm_closing import raise_aborted
+
+        raise_aborted(comm, [])
+    from .sync_batchnorm_closing import raise_in_step
+
+    stage = "forward" if kind == FORWARD else "backward"
+    if status.any():
+        h.closed = True
+        raise_in_step(h, _closed_error(every, kind), stage)
+    raise_in_step(h, RuntimeError("SyncBatchNorm: the ranks' collectives do not match: " + "; ".join(
+        f"rank {r}: {_KINDS.get(k, k)} of {int(n)} numbers" for r, (_, k, n) in enumerate(every))
+        + ". Every rank must run the same SyncBatchNorm layers, in the same order, every step"), stage)
+
+
+def _answer_predicted(comm, h, every, predicted, mine_started) -> None:
+    """Complete the predicted payload some ranks started alongside their header (zeros from this rank, which
+    did not start it): it is one collective, the same on every rank that started it."""
+    if mine_started or predicted is None:
+        return
+    kind, size = predicted
+    if any(s == CALL and (k, n) == predicted for s, k, n in every):
+        zeros = np.zeros(int(size))
+        comm.allgather(zeros) if kind == FORWARD else comm.allreduce(zeros, "sum")
+
+
+def _closed_error(every, kind) -> Exception:
+    closing = [r for r, s in enumerate(every[:, 0]) if s != CALL]
+    failed = [r for r, s in enumerate(every[:, 0]) if s in (CLOSE_FAILED, ABORT)]
     where = f"rank{'s' if len(closing) > 1 else ''} {', '.join(map(str, closing))}"
     if failed:
-        raise StepEndedElsewhere(f"SyncBatchNorm: {where} abandoned the DataParallel step (it failed before this "
-                                 f"layer's {_KINDS[kind]}) and went on to the gradient exchange")
-    raise RuntimeError(f"SyncBatchNorm: {where} began DataParallel's gradient exchange while this rank was in "
-                       f"a SyncBatchNorm {_KINDS[kind]}: the ranks ran SyncBatchNorm layers a different number "
-                       "of times in this step (a data-dependent branch?); every rank must run the same "
-                       "SyncBatchNorm layers every step")
+        return StepEndedElsewhere(f"SyncBatchNorm: {where} abandoned the DataParallel step (it failed before "
+                                  f"this layer's {_KINDS[kind]}) and went on to the gradient exchange")
+    return RuntimeError(f"SyncBatchNorm: {where} began DataParallel's gradient exchange while this rank was in a "
+                        f"SyncBatchNorm {_KINDS[kind]}: the ranks ran SyncBatchNorm layers a different number of "
+                        "times in this step (a data-dependent branch?); every rank must run the same SyncBatchNorm "
+                        "layers every step")
 
 
-def close_step(comm, failed: bool) -> None:
-    """This rank's DataParallel step goes on to its gradient exchange: end its SyncBatchNorm rounds on
-    ``comm`` (``failed``: the step failed on this rank). Answers, with zeros, a round other ranks still call."""
-    if comm in _closed:  # (a round this rank called was closed by another rank: the step's rounds are over)
-        _closed.discard(comm)
-        return
-    every = comm.allgather(np.array([CLOSE_FAILED if failed else CLOSE, 0.0, 0.0]))
-    calling = every[every[:, 0] == CALL]
-    if len(calling):
-        kind, size = calling[0, 1], int(calling[0, 2])
-        zeros = np.zeros(size)
-        comm.allgather(zeros) if kind == FORWARD else comm.allreduce(zeros, "sum")
+def end_rounds(comm, status: float):
+    """This rank ends its rounds on ``comm`` (``status``: CLOSE, CLOSE_FAILED or ABORT), answering with zeros a
+    payload other ranks started. Returns every rank's header, or None when a close already ended them here."""
+    h = history(comm)
+    if h.closed:  # (a round this rank called was closed by another rank: the step's rounds are over)
+        h.closed = False
+        return None
+    predicted = h.followed.get(h.place)
+    every = comm.allgather(np.array([status, 0.0, 0.0]))
+    _answer_predicted(comm, h, every, predicted, False)
+    h.place = (START, 0)
+    return every
 
 
 def model_comms(module) -> list:

@@ -1,0 +1,164 @@
+"""Which SyncBatchNorm rounds (:mod:`.sync_batchnorm_rounds`) a :class:`~.data_parallel.DataParallel` ends, and
+what a rank does when a round of its step ends elsewhere.
+
+A step's exchange closes the rounds of the SyncBatchNorm communicators of the wrapped model AND of its own
+communicator: a SyncBatchNorm outside the model on that communicator (a head applied to the wrapper's output,
+a second model) shares its split (:func:`.sync_batchnorm._own_comm`), so a failing rank's exchange answers
+those layers' rounds too. Every SyncBatchNorm registers itself when built (every rank builds the same layers),
+so a rank whose first step fails before such a layer's first forward makes the split in its exchange, where
+the others make it in that forward.
+
+A round that a rank's exchange closed raises on the ranks that called it. Inside the wrapper's forward or a
+synchronizing backward DataParallel already agrees on that error; elsewhere (a head's forward) the round
+itself sends the rank through the step's exchange (:func:`~.sync_failures.agree_on_failure`), so every rank
+raises the failing rank's error there and then, as they would inside the model.
+
+Under ``no_sync()`` no exchange follows a failing forward or backward: the failing rank ABORTs the rounds of
+the one SyncBatchNorm communicator its model trains on (:func:`abort_micro_batch`; a backward of the model
+under ``no_sync()`` is watched for it, :func:`watch_micro_batch`: a closure a pass); the ranks in its rounds
+gather every rank's note (one ``allgather_object``, on that path only) and every rank raises "DataParallel:
+forward raised on rank 1 under no_sync(): ...", ending the micro-batch (a backward's partial gradients stay
+accumulated: ``zero_grad()`` drops them). Not covered: an error DataParallel does not see under ``no_sync()``
+(the loss; the next rounds then pair a forward with a backward, which every rank reports as a mismatch), and a
+model whose layers use several SyncBatchNorm communicators.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+
+from distnn.autograd.engine import backward_depth
+
+from .sync_batchnorm_rounds import ABORT, CLOSE, CLOSE_FAILED, end_rounds, history
+from .sync_refusals import WHERE, agreed_error, note, raisable
+
+_layers = weakref.WeakKeyDictionary()    # every SyncBatchNorm alive (registered when built) -> the simulated
+_lock = threading.Lock()                 # rank's communicator it was built on, or None (simulated ranks build at once)
+_wrappers = weakref.WeakKeyDictionary()  # communicator -> the DataParallel over it (the last one built)
+NO_SYNC_ADVICE = ("Every rank ended this micro-batch: the gradients accumulated by the earlier ones are kept, and "
+                  "SyncBatchNorm's collectives of the next micro-batch pair as usual")
+
+
+def register_layer(layer) -> None:
+    """A SyncBatchNorm is built: remember where it was built (a simulated rank's layer with no communicator
+    uses that rank's)."""
+    from .inprocess_comm import current_simulated_comm
+
+    with _lock:
+        _layers[layer] = current_simulated_comm()
+
+
+def _layers_on(base) -> list:
+    """The live SyncBatchNorm layers whose communicator is or will be ``base``."""
+    from . import _world
+    from .inprocess_comm import current_simulated_comm
+
+    sim = current_simulated_comm()
+    default = sim if sim is not None else _world
+    with _lock:
+        layers = list(_layers.items())
+    return [m for m, built_on in layers if m.comm is base or m.comm is None and base is default and built_on is sim]
+
+
+def register_wrapper(dp) -> None:
+    """DataParallel ``dp`` is built over ``dp.comm``: its exchange ends the rounds there; the split of SyncBatchNorm
+    layers already built on it is made now (collective, as the wrapper)."""
+    _wrappers[dp.comm] = weakref.ref(dp)
+    exchange_comms(dp)
+
+
+def exchange_comms(dp) -> list:
+    """The SyncBatchNorm communicators ``dp``'s exchange closes: its model's, then its own communicator's split
+    when one exists or a layer may use it (made now: a layer's first forward makes it on the other ranks)."""
+    from .sync_batchnorm import _own_comm, _own_comms
+
+    comms = dp._bn_comms
+    if dp.comm.size == 1:  # (PowerSGD on one rank: no round to end)
+        return comms
+    split = _own_comms.get(dp.comm)
+    if split is None and _layers_on(dp.comm):
+        split = _own_comm(dp.comm)  # collective
+    return comms if split is None or split in comms else comms + [split]
+
+
+def close_for_exchange(dp) -> None:
+    """The step's exchange begins: end its rounds on every communicator of :func:`exchange_comms`."""
+    for comm in exchange_comms(dp):
+        end_rounds(comm, CLOSE_FAILED if dp._notes else CLOSE)
+
+
+def _watched(dp) -> bool:
+    """Whether DataParallel agrees on an error raised now (its forward, a watched backward, its exchange)."""
+    return dp._in_forward or dp._failure_token is not None or dp._in_sync or backward_depth() > 0
+
+
+def raise_in_step(h, exc, stage: str) -> None:
+    """A round this rank called ended on every rank (closed by a rank's exchange, or the ranks' calls differ):
+    raise ``exc``, through the step's exchange of the DataParallel over the round's communicator when no
+    DataParallel would (a layer outside the model, in a synchronizing step)."""
+    base = h.base() if h.base is not None else None
+    ref = _wrappers.get(base) if base is not None else None
+    dp = ref() if ref is not None else None
+    if dp is None or _watched(dp) or not dp._require_sync:
+        raise exc
+    from .sync_failures import agree_on_failure
+
+    agree_on_failure(dp, exc, stage)  # raises the agreed error
+
+
+def _training_comms(dp) -> list:
+    """The SyncBatchNorm communicators on which the others make rounds in this micro-batch (layers training)."""
+    from .sync_batchnorm import SyncBatchNorm, _own_comms
+
+    comms = []
+    layers = [m for m in dp.module.modules() if isinstance(m, SyncBatchNorm)] + _layers_on(dp.comm)
+    for m in layers:
+        if m._use_batch_stats():
+            comm = m._get_comm()
+            if comm.size > 1 and comm not in comms:
+                comms.append(comm)
+    split = _own_comms.get(dp.comm)
+    return comms if split is None or split in comms or not _layers_on(dp.comm) else comms + [split]
+
+
+def watch_micro_batch(dp) -> None:
+    """A backward of ``dp``'s model under ``no_sync()`` begins: if it raises, end the micro-batch's rounds."""
+    from distnn.autograd.engine import queue_error_callback
+
+    ref = weakref.ref(dp)
+
+    def failed(exc):
+        owner = ref()
+        if owner is not None and not getattr(exc, "from_rounds", False):
+            abort_micro_batch(owner, exc, "backward")
+
+    queue_error_callback(failed)
+
+
+def abort_micro_batch(dp, exc: Exception, stage: str = "forward") -> None:
+    """``dp``'s ``stage`` raised ``exc`` under ``no_sync()``: end the micro-batch's rounds on every rank and raise
+    the error every rank raises (from ``exc``). Returns without a collective when no round is to be answered."""
+    comms = _training_comms(dp)
+    if len(comms) != 1 or history(comms[0]).closed:  # (closed: the others' rounds of this step ended already)
+        return
+    from .sync_failures import agree_on_failure, describe
+
+    notes = []
+    note(notes, raisable(type(exc)), f"{stage} raised {WHERE} under no_sync(): {describe(exc)}", NO_SYNC_ADVICE)
+    every = end_rounds(comms[0], ABORT)
+    status = every[:, 0]
+    if ((status == CLOSE) | (status == CLOSE_FAILED)).any():  # (a rank is in its step's exchange: join it)
+        history(comms[0]).closed = True
+        agree_on_failure(dp, exc, stage)
+    try:
+        raise_aborted(comms[0], notes)
+    except Exception as agreed:
+        raise agreed from exc
+
+
+def raise_aborted(comm, notes) -> None:
+    """Every rank's notes of an aborted micro-batch, gathered; raise the error every rank raises."""
+    every = comm.allgather_object(notes)
+    error = agreed_error(every, [], comm.rank)
+    error.from_rounds = True
+    raise error
