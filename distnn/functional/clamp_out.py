@@ -16,13 +16,13 @@ the result's shape is written in place (its strides kept) and returned. ``out`` 
 """
 from __future__ import annotations
 
-import warnings
-
 from distnn.autograd.grad_mode import is_grad_enabled, no_grad
 from distnn.autograd.mutation_guard import will_write
 from distnn.autograd.tensor import Tensor
 from distnn.autograd.tensor_inplace_methods import _can_cast, torch_dtype_name
 from distnn.backend import get_array_module
+
+from .view_copies import warn_resized
 
 __all__ = ["refuse_grad_with_out", "write_clamp_out"]
 
@@ -55,12 +55,7 @@ def write_clamp_out(compute, out: Tensor, tensor_overload: bool) -> Tensor:
     if refusal is not None:
         raise refusal
     if tuple(out.shape) != tuple(result.shape):
-        if out.numel():
-            warnings.warn(f"An output with one or more elements was resized since it had shape {list(out.shape)}, "
-                          f"which does not match the required output shape {list(result.shape)}. This behavior is "
-                          "deprecated, and in a future PyTorch release outputs will not be resized unless they have "
-                          "zero elements. You can explicitly reuse an out tensor t by resizing it, inplace, to zero "
-                          "elements with t.resize_(0).", UserWarning, stacklevel=4)
+        warn_resized(out, result.shape, stacklevel=6)  # (the user's clamp/clip call)
         will_write(out)
         out.data = get_array_module(result.data).empty(result.shape, dtype=out.dtype)
     else:

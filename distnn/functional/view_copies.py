@@ -38,6 +38,17 @@ def _fresh(t: Tensor) -> Tensor:
     return FreshCopy.apply(t)
 
 
+def warn_resized(out, shape, stacklevel: int) -> None:
+    """PyTorch's warning for an ``out=`` tensor with elements resized to the result's ``shape`` (none when
+    ``out`` is empty); ``stacklevel`` counts from this function."""
+    if out.numel():
+        warnings.warn(f"An output with one or more elements was resized since it had shape {list(out.shape)}, "
+                      f"which does not match the required output shape {list(shape)}. This behavior is "
+                      "deprecated, and in a future PyTorch release outputs will not be resized unless they have "
+                      "zero elements. You can explicitly reuse an out tensor t by resizing it, inplace, to zero "
+                      "elements with t.resize_(0).", UserWarning, stacklevel=stacklevel)
+
+
 def write_out(result: Tensor, out, name: str) -> Tensor:
     """``out=``: ``result``'s values written into ``out`` (PyTorch's resize of a tensor of another shape, with
     its warning when ``out`` had elements; a dtype other than the result's is refused), or ``result`` itself."""
@@ -49,12 +60,7 @@ def write_out(result: Tensor, out, name: str) -> Tensor:
         raise RuntimeError(f"Expected out tensor to have dtype {_torch_name(result.dtype)}, but got "
                            f"{_torch_name(out.dtype)} instead")
     if tuple(out.shape) != tuple(result.shape):
-        if out.numel():
-            warnings.warn(f"An output with one or more elements was resized since it had shape {list(out.shape)}, "
-                          f"which does not match the required output shape {list(result.shape)}. This behavior is "
-                          "deprecated, and in a future PyTorch release outputs will not be resized unless they have "
-                          "zero elements. You can explicitly reuse an out tensor t by resizing it, inplace, to zero "
-                          "elements with t.resize_(0).", UserWarning, stacklevel=3)
+        warn_resized(out, result.shape, stacklevel=4)
         out.data = get_array_module(result.data).empty(result.shape, dtype=result.dtype)
     will_write(out)
     out.data[...] = result.data
