@@ -24,8 +24,8 @@ from mpi_child import faults_on_rank_1
 
 # where rank 1's failed step goes wrong, in its synchronizing micro-batch: the loss raises and the loop lets go
 # of the output ("loss"), or keeps it bound until its next step's first forward rebinds it ("loss-output-kept");
-# a KeyboardInterrupt in the forward, or in the backward
-FAULTS = ["loss", "loss-output-kept", "interrupt-forward", "interrupt-backward"]
+# a KeyboardInterrupt in the forward, or in the backward (the output let go of, or kept until rebound)
+FAULTS = ["loss", "loss-output-kept", "interrupt-forward", "interrupt-backward", "interrupt-backward-output-kept"]
 MICRO_BATCHES = 3  # per step: two under no_sync(), then the synchronizing one
 
 
@@ -70,7 +70,8 @@ def train(comm, fault=None, faulty_ranks=(), steps=2):
             x, y = _batch(comm, 99, micro)
             with dp.no_sync():
                 F.cross_entropy(dp(x), y).backward()
-        handle = model.fc1.weight.register_hook(_interrupt) if mine == "interrupt-backward" else None
+        handle = model.fc1.weight.register_hook(_interrupt) if (mine or "").startswith("interrupt-backward") \
+            else None
         model.interrupt = mine == "interrupt-forward"
         x, y = _batch(comm, 99, MICRO_BATCHES - 1)
         try:
@@ -83,7 +84,7 @@ def train(comm, fault=None, faulty_ranks=(), steps=2):
         model.interrupt = False
         if handle is not None:
             handle.remove()
-        if mine != "loss-output-kept":
+        if not (mine or "").endswith("output-kept"):
             out = None
         grads_none = all(p.grad is None for p in model.parameters())
     for step in range(steps):

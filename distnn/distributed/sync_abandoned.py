@@ -21,8 +21,10 @@ rank waiting for a partner that has run out of steps). PyTorch's DDP gives no gu
   a note ("the output of a forward on rank 1 never reached a synchronizing backward", "backward was
   interrupted on rank 1"). The ranks that waited raise that error; the abandoned rank, which raised its own
   error in that step, gets it as a warning and goes on with the step it has begun (the gradients it
-  accumulated for it under ``no_sync()``, its sample count and its step flags are kept), so the ranks stay
-  in step. ``finish_gradient_synchronization()`` is the step's own exchange: it raises the error there. Inside
+  accumulated for it under ``no_sync()``, its sample count and its step flags are kept; the samples counted
+  for the abandoned step, its ``no_sync()`` micro-batches' too, are dropped, and so are the outputs of an
+  interrupted step's forwards, still referenced or not), so the ranks stay in step.
+  ``finish_gradient_synchronization()`` is the step's own exchange: it raises the error there. Inside
   ``join()``, a rank that abandons its last step and leaves its loop answers that step as a joined rank
   does (no samples, no gradients), so the others' step goes on without its batch, as PyTorch's join would.
 
