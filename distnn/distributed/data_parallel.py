@@ -247,7 +247,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
         self._weight = None   # this sync's packing weight (1.0 when backward's seed already weighted)
         self._samples = None
         self._notes = []      # this synchronization's refusals found on this rank (.sync_refusals)
-        self._forwards = []   # forwards since the last synchronization: (output nodes, samples) (.sync_abandoned)
+        self._forwards = []   # forwards since the last sync: (output nodes, samples, count so far) (.sync_abandoned)
         self._abandoned = []  # notes of a forward interrupted since (.sync_abandoned)
         self._in_forward = 0  # forwards of the model running now (.sync_batchnorm_closing)
         self._hooks = []

@@ -21,8 +21,10 @@ rank waiting for a partner that has run out of steps). PyTorch's DDP gives no gu
   a note ("the output of a forward on rank 1 never reached a synchronizing backward", "backward was
   interrupted on rank 1"). The ranks that waited raise that error; the abandoned rank, which raised its own
   error in that step, gets it as a warning and goes on with the step it has begun (the gradients it
-  accumulated for it under ``no_sync()``, its sample count and its step flags are kept), so the ranks stay
-  in step. ``finish_gradient_synchronization()`` is the step's own exchange: it raises the error there. Inside
+  accumulated for it under ``no_sync()``, its sample count and its step flags are kept; the samples counted
+  for the abandoned step, its ``no_sync()`` micro-batches' too, are dropped, and so are the outputs of an
+  interrupted step's forwards, still referenced or not), so the ranks stay in step.
+  ``finish_gradient_synchronization()`` is the step's own exchange: it raises the error there. Inside
   ``join()``, a rank that abandons its last step and leaves its loop answers that step as a joined rank
   does (no samples, no gradients), so the others' step goes on without its batch, as PyTorch's join would.
 
@@ -107,8 +109,8 @@ def watched_forward(dp, inputs, kwargs):
         if dp._require_sync and dp.comm.size > 1:
             nodes = []
             _output_nodes(out, nodes)
-            if nodes:
-                dp._forwards.append((nodes, n or 0))
+            if nodes:  # (with the count so far: what was counted up to here belongs to its step, see settle)
+                dp._forwards.append((nodes, n or 0, dp._forward_samples or 0))
     return out
 
 
@@ -122,24 +124,34 @@ def settle(dp, in_pass: bool = False, finishing: bool = False) -> None:
     interrupted = dp._in_sync and dp._failure_token is not None
     if interrupted:  # (the pass's watch is still set: no Exception ended it, and its exchange never completed)
         note(notes, RuntimeError, INTERRUPTED, ADVICE)
-    kept, lost = [], 0
-    for entry in dp._forwards:
-        if finishing or not _alive(entry[0]):
-            lost += entry[1]
-        else:
-            kept.append(entry)
-    if lost or len(kept) < len(dp._forwards):
+    # Settled at the rank's first DataParallel call since, a step abandoned by an interrupt or a raising forward
+    # owns all that was counted. Otherwise a forward no backward reached owns its samples and the no_sync()
+    # micro-batches counted before it: its step's, which must not weigh the step this rank has begun.
+    whole_step = interrupted or bool(dp._abandoned)
+    kept, lost, unreached, samples, mark = [], 0, False, 0, 0
+    for nodes, n, counted in dp._forwards:
+        dead = finishing or not _alive(nodes)
+        unreached = unreached or dead
+        if dead:
+            lost += n
+        if not (dead or whole_step):
+            samples += counted - mark
+            kept.append((nodes, n, samples))
+        mark = counted
+    if unreached:
         note(notes, RuntimeError, UNREACHED, ADVICE)
     if not notes:
         return
     dp._abandoned = []
-    samples = dp._forward_samples
-    if samples is not None and (lost or not kept):
-        samples = samples - lost if samples - lost or kept else None
     if finishing:  # (this exchange is the step's own: it refuses, and finish_gradient_synchronization raises)
+        samples = dp._forward_samples
+        if samples is not None:
+            samples = samples - lost if samples - lost else None
         dp._notes.extend(notes)
         dp._forwards, dp._forward_samples = [], samples
         return
+    trailing = (dp._forward_samples or 0) - mark  # (counted since the last forward noted: the begun step's)
+    samples = None if whole_step or not (samples + trailing or kept) else samples + trailing
     _end_abandoned_step(dp, notes, keep_grads=not interrupted)
     dp._forwards, dp._forward_samples = kept, samples
 
