@@ -11,12 +11,14 @@ A float16 input is normalized in float32 and cast back, an integer one refused, 
 """
 from __future__ import annotations
 
+import numpy as np
+
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
 from ._dtype_checks import check_floating, check_norm
 from ._into import destinations, sum_into
-from .norm import BatchNormEval, _bcast, _raw, cast_to, opmath
+from .norm import BatchNormEval, _bcast, _raw, cast_to, opmath, update_running_stats
 
 
 class GroupNorm(Function):
@@ -161,20 +163,23 @@ def _stats_as_given(x, weight, running_mean, running_var):
 
 
 def _update_running_stats(x, running_mean, running_var, momentum):
-    """PyTorch's: each running statistic moves by ``momentum`` towards the batch's mean of the per-instance
-    statistics (variances unbiased, over the M spatial values)."""
+    """PyTorch's: its batch norm updates a copy of each running statistic per instance, towards that instance's
+    statistics (the variance unbiased, over the M spatial values), worked out in float64 and rounded once to the
+    buffer's dtype (batch norm's own update); the buffer then takes the mean of those copies over the batch,
+    added up in opmath and rounded once. A float16 copy past 65504 is inf there, silently, and so is its mean."""
     xp = get_array_module(x)
     N, C = x.shape[:2]
     M = x.size // (N * C)  # (called with a non-empty x only)
     xr = opmath(x).reshape(N, C, M)
     mean = xr.mean(axis=-1)
     xc = xr - mean[..., None]
-    var = (xc * xc).mean(axis=-1) * (M / (M - 1))
+    var = (xc * xc).mean(axis=-1)
     rm, rv = _raw(running_mean), _raw(running_var)
-    rm *= 1 - momentum
-    rm += xp.asarray(momentum * mean.mean(axis=0), dtype=rm.dtype)
-    rv *= 1 - momentum
-    rv += xp.asarray(momentum * var.mean(axis=0), dtype=rv.dtype)
+    per_mean, per_var = xp.broadcast_to(rm, (N, C)).copy(), xp.broadcast_to(rv, (N, C)).copy()
+    update_running_stats(per_mean, per_var, mean, var, M, momentum)
+    with np.errstate(over="ignore", invalid="ignore"):  # (an inf copy: an inf mean, as PyTorch's)
+        rm[...] = opmath(per_mean).mean(axis=0).astype(rm.dtype)
+        rv[...] = opmath(per_var).mean(axis=0).astype(rv.dtype)
 
 
 __all__ = ["group_norm", "instance_norm"]
