@@ -18,7 +18,7 @@ from distnn.backend import get_array_module
 
 from ._dtype_checks import check_floating, check_norm
 from ._into import destinations, sum_into
-from .norm import BatchNormEval, _bcast, _raw, cast_to, opmath, update_running_stats
+from .norm import BatchNormEval, _bcast, _raw, cast_to, opmath
 
 
 class GroupNorm(Function):
@@ -164,22 +164,24 @@ def _stats_as_given(x, weight, running_mean, running_var):
 
 def _update_running_stats(x, running_mean, running_var, momentum):
     """PyTorch's: its batch norm updates a copy of each running statistic per instance, towards that instance's
-    statistics (the variance unbiased, over the M spatial values), worked out in float64 and rounded once to the
-    buffer's dtype (batch norm's own update); the buffer then takes the mean of those copies over the batch,
-    added up in opmath and rounded once. A float16 copy past 65504 is inf there, silently, and so is its mean."""
+    mean and unbiased variance (``sum (x - mean)^2 / (M - 1)`` over the M spatial values), in ATen's CPU
+    accumulate type (float32 for float16, float64 otherwise) and rounded once to the buffer's dtype; the buffer
+    then takes the mean of those copies over the batch, added up in opmath and rounded once. (float16: torch's
+    bits in 1999 of 2000 random draws, the other 1 ulp; float32/float64 a few ulps, ATen summing the instance
+    in vector lanes.) A float16 copy past 65504 is inf there, silently, and so is its mean."""
     xp = get_array_module(x)
     N, C = x.shape[:2]
     M = x.size // (N * C)  # (called with a non-empty x only)
-    xr = opmath(x).reshape(N, C, M)
-    mean = xr.mean(axis=-1)
+    acc = xp.float32 if x.dtype == xp.float16 else xp.float64
+    xr = x.astype(acc).reshape(N, C, M)
+    mean = xr.sum(axis=-1) / acc(M)
     xc = xr - mean[..., None]
-    var = (xc * xc).mean(axis=-1)
-    rm, rv = _raw(running_mean), _raw(running_var)
-    per_mean, per_var = xp.broadcast_to(rm, (N, C)).copy(), xp.broadcast_to(rv, (N, C)).copy()
-    update_running_stats(per_mean, per_var, mean, var, M, momentum)
-    with np.errstate(over="ignore", invalid="ignore"):  # (an inf copy: an inf mean, as PyTorch's)
-        rm[...] = opmath(per_mean).mean(axis=0).astype(rm.dtype)
-        rv[...] = opmath(per_var).mean(axis=0).astype(rv.dtype)
+    unbiased = (xc * xc).sum(axis=-1) / acc(M - 1)
+    for buf, stat in ((_raw(running_mean), mean), (_raw(running_var), unbiased)):
+        w = acc if buf.dtype == xp.float16 else xp.float64  # (a float16 buffer's update: float32, not float64)
+        per_instance = w(1 - momentum) * buf.astype(w) + w(momentum) * stat.astype(w)
+        with np.errstate(over="ignore", invalid="ignore"):  # (past float16's range: inf, as PyTorch's, silently)
+            buf[...] = opmath(per_instance.astype(buf.dtype)).mean(axis=0).astype(buf.dtype)
 
 
 __all__ = ["group_norm", "instance_norm"]
