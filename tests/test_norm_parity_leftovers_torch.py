@@ -128,6 +128,17 @@ def test_fro_over_three_dims_is_refused_as_torch():
                         lambda: torch.norm(torch.tensor(x), dim=(0, 1, 2)), 1e-6)
 
 
+@pytest.mark.parametrize("ord_", ["fro", "nuc", 1])
+@pytest.mark.parametrize("dim", [(0, 5), (5, 0), (5, 5), (0, -3), (2, 0)])
+def test_matrix_norm_refuses_out_of_range_dims_as_torch(ord_, dim):
+    """Taken modulo ndim, (0, 5) of a matrix was (0, 1): a norm PyTorch refuses with its IndexError."""
+    x = _draw(18, (3, 4), "float32")
+    assert_same_outcome(lambda: distnn.linalg.matrix_norm(distnn.tensor(x), ord_, dim),
+                        lambda: torch.linalg.matrix_norm(torch.tensor(x), ord_, dim), 1e-6)
+    assert_same_outcome(lambda: distnn.norm(distnn.tensor(x), ord_ if ord_ == "nuc" else "fro", dim),
+                        lambda: torch.norm(torch.tensor(x), ord_ if ord_ == "nuc" else "fro", dim), 1e-6)
+
+
 def _instance_norm_both(x, rm, rv, weight=None, momentum=0.1):
     """distnn's and PyTorch's running buffers after one training instance_norm, distnn's with warnings as
     errors."""

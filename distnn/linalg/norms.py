@@ -170,7 +170,7 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None) -> Ten
     if not isinstance(dim, (tuple, list)) or len(dim) != 2:  # (PyTorch prints the dims space-separated)
         shown = " ".join(map(str, dim)) if isinstance(dim, (tuple, list)) else dim
         raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {shown}")
-    d0, d1 = (d % t.ndim for d in dim)
+    d0, d1 = (wrap_dim(d, t.ndim, "linalg.matrix_norm") for d in dim)  # (out of range: PyTorch's IndexError)
     if d0 == d1:  # (wrapped first, as PyTorch: (1, -1) of a matrix is "(1, 1)")
         raise RuntimeError(f"linalg.matrix_norm: dims must be different. Got ({d0}, {d1})")
     if dtype is not None:
