@@ -139,6 +139,14 @@ def test_matrix_norm_refuses_out_of_range_dims_as_torch(ord_, dim):
                         lambda: torch.norm(torch.tensor(x), ord_ if ord_ == "nuc" else "fro", dim), 1e-6)
 
 
+@pytest.mark.parametrize("p", ["nuc", "fro", 2])
+def test_norm_with_an_empty_dim_list_as_torch(p):
+    """'nuc' refuses it (no 2-tuple), 'fro' and numbers reduce every dim."""
+    x = _draw(19, (3, 4), "float64")
+    assert_same_outcome(lambda: distnn.norm(distnn.tensor(x), p, ()),
+                        lambda: torch.norm(torch.tensor(x), p, ()), 1e-12)
+
+
 def _instance_norm_both(x, rm, rv, weight=None, momentum=0.1):
     """distnn's and PyTorch's running buffers after one training instance_norm, distnn's with warnings as
     errors."""

@@ -321,14 +321,14 @@ def norm(a, p="fro", dim=None, keepdim=False, *, dtype=None):
     over at most 2 dims) or 'nuc' (the nuclear norm of the last two dims, or of ``dim``); as ``torch.norm``, a
     string ``p`` with more than 2 dims goes to ``linalg.matrix_norm`` (and its refusal), and ``dtype`` may widen
     the input, never narrow it (``linalg.vector_norm``'s and ``linalg.matrix_norm``'s checks)."""
-    dim = _every_dim_if_empty(dim)
     from distnn.linalg import norms  # (linalg builds on this module)
 
     t = norms.as_tensor(a)
-    if isinstance(p, str):
+    if isinstance(p, str):  # (an empty dim here is no 2-tuple: matrix_norm refuses it, as PyTorch's)
         if p != "fro" or not (dim is None or isinstance(dim, numbers.Integral) or len(dim) <= 2):
             return norms.matrix_norm(t, p, list(range(t.ndim)) if dim is None else dim, keepdim, dtype=dtype)
         p = 2
+    dim = _every_dim_if_empty(dim)
     p = 2.0 if p is None else p
     if p == 2 and t.dtype.kind == "f" and dtype is None:  # (Norm2 squares x as real: complex takes vector_norm's)
         if dim is not None:  # (vector_norm's checks: PyTorch's IndexError and repeated-dim RuntimeError)
