@@ -102,8 +102,12 @@ def native_norm(input, p=2, dim=None, keepdim=False, dtype=None):  # noqa: A002
     :func:`distnn.linalg.vector_norm`, the value PyTorch gives for the tensor's sparse form."""
     from .linalg.norms import vector_norm
 
-    return vector_norm(input, p, dim=None if dim is None else tuple(np.atleast_1d(dim).tolist()), keepdim=keepdim,
-                       dtype=dtype)
+    from .linalg._common import as_tensor
+
+    t = as_tensor(input)
+    # (cast first, as this always did: ATen's sparse kernel takes any dtype, not linalg's widening-only one)
+    return vector_norm(t if dtype is None else t.to(dtype), p,
+                       dim=None if dim is None else tuple(np.atleast_1d(dim).tolist()), keepdim=keepdim)
 
 
 def norm_except_dim(v, pow=2, dim=0):  # noqa: A002 - ATen's names

@@ -87,8 +87,8 @@ class TensorMethods:
         return self
 
     # ------------------------------------------------------------ reductions and masks
-    def norm(self, p=2, dim=None, keepdim=False):
-        return _ops.reduce.norm(self, p, dim, keepdim)
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        return _ops.reduce.norm(self, p, dim, keepdim, dtype=dtype)
 
     def all(self, dim=None, keepdim=False):
         from distnn.functional.torch_layout import row_major  # (row-major as PyTorch's, whatever self's layout)

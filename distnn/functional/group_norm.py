@@ -11,6 +11,8 @@ A float16 input is normalized in float32 and cast back, an integer one refused, 
 """
 from __future__ import annotations
 
+import numpy as np
+
 from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
@@ -161,20 +163,25 @@ def _stats_as_given(x, weight, running_mean, running_var):
 
 
 def _update_running_stats(x, running_mean, running_var, momentum):
-    """PyTorch's: each running statistic moves by ``momentum`` towards the batch's mean of the per-instance
-    statistics (variances unbiased, over the M spatial values)."""
+    """PyTorch's: its batch norm updates a copy of each running statistic per instance, towards that instance's
+    mean and unbiased variance (``sum (x - mean)^2 / (M - 1)`` over the M spatial values), in ATen's CPU
+    accumulate type (float32 for float16, float64 otherwise) and rounded once to the buffer's dtype; the buffer
+    then takes the mean of those copies over the batch, added up in opmath and rounded once. (float16: torch's
+    bits in 1999 of 2000 random draws, the other 1 ulp; float32/float64 a few ulps, ATen summing the instance
+    in vector lanes.) A float16 copy past 65504 is inf there, silently, and so is its mean."""
     xp = get_array_module(x)
     N, C = x.shape[:2]
     M = x.size // (N * C)  # (called with a non-empty x only)
-    xr = opmath(x).reshape(N, C, M)
-    mean = xr.mean(axis=-1)
+    acc = xp.float32 if x.dtype == xp.float16 else xp.float64
+    xr = x.astype(acc).reshape(N, C, M)
+    mean = xr.sum(axis=-1) / acc(M)
     xc = xr - mean[..., None]
-    var = (xc * xc).mean(axis=-1) * (M / (M - 1))
-    rm, rv = _raw(running_mean), _raw(running_var)
-    rm *= 1 - momentum
-    rm += xp.asarray(momentum * mean.mean(axis=0), dtype=rm.dtype)
-    rv *= 1 - momentum
-    rv += xp.asarray(momentum * var.mean(axis=0), dtype=rv.dtype)
+    unbiased = (xc * xc).sum(axis=-1) / acc(M - 1)
+    for buf, stat in ((_raw(running_mean), mean), (_raw(running_var), unbiased)):
+        w = acc if buf.dtype == xp.float16 else xp.float64  # (a float16 buffer's update: float32, not float64)
+        per_instance = w(1 - momentum) * buf.astype(w) + w(momentum) * stat.astype(w)
+        with np.errstate(over="ignore", invalid="ignore"):  # (past float16's range: inf, as PyTorch's, silently)
+            buf[...] = opmath(per_instance.astype(buf.dtype)).mean(axis=0).astype(buf.dtype)
 
 
 __all__ = ["group_norm", "instance_norm"]

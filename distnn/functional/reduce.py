@@ -316,22 +316,25 @@ class Norm2(Function):
         return (g * xp.where(self.n == 0, 0, self.a / safe),)
 
 
-def norm(a, p=2, dim=None, keepdim=False):
-    """PyTorch's ``norm``: any order ``p`` over ``dim`` (all of them by default, or when empty), 'fro' (the 2-norm)
-    or 'nuc' (the nuclear norm of the last two dims, or of ``dim``)."""
-    dim = _every_dim_if_empty(dim)
+def norm(a, p="fro", dim=None, keepdim=False, *, dtype=None):
+    """PyTorch's ``norm``: any order ``p`` over ``dim`` (all of them by default, or when empty), 'fro' (the 2-norm
+    over at most 2 dims) or 'nuc' (the nuclear norm of the last two dims, or of ``dim``); as ``torch.norm``, a
+    string ``p`` with more than 2 dims goes to ``linalg.matrix_norm`` (and its refusal), and ``dtype`` may widen
+    the input, never narrow it (``linalg.vector_norm``'s and ``linalg.matrix_norm``'s checks)."""
     from distnn.linalg import norms  # (linalg builds on this module)
 
-    real_float = getattr(getattr(getattr(a, "data", a), "dtype", None), "kind", None) == "f"
-    if p in (2, "fro") and real_float:  # (Norm2 squares x as real: a complex x takes vector_norm's 2-norm)
-        return Norm2.apply(a, axis=dim, keepdims=keepdim)
-    if p == "fro":  # (complex, integer or bool: vector_norm's 2-norm, or its refusal as PyTorch's)
+    t = norms.as_tensor(a)
+    if isinstance(p, str):  # (an empty dim here is no 2-tuple: matrix_norm refuses it, as PyTorch's)
+        if p != "fro" or not (dim is None or isinstance(dim, numbers.Integral) or len(dim) <= 2):
+            return norms.matrix_norm(t, p, list(range(t.ndim)) if dim is None else dim, keepdim, dtype=dtype)
         p = 2
-    if p == "nuc":
-        return norms.matrix_norm(a, "nuc", dim=(-2, -1) if dim is None else dim, keepdim=keepdim)
-    if isinstance(p, str):
-        raise RuntimeError(f"norm: p must be a number, 'fro' or 'nuc', got {p!r}")
-    return norms.vector_norm(a, p, dim=dim, keepdim=keepdim)  # any other order: -inf, 0, 0.5, 3, ...
+    dim = _every_dim_if_empty(dim)
+    p = 2.0 if p is None else p
+    if p == 2 and t.dtype.kind == "f" and dtype is None:  # (Norm2 squares x as real: complex takes vector_norm's)
+        if dim is not None:  # (vector_norm's checks: PyTorch's IndexError and repeated-dim RuntimeError)
+            norms._axes(dim, t.ndim)
+        return Norm2.apply(t, axis=dim, keepdims=keepdim)
+    return norms.vector_norm(t, p, dim=dim, keepdim=keepdim, dtype=dtype)  # any other order: -inf, 0, 0.5, 3, ...
 
 
 def __getattr__(name):

@@ -107,14 +107,17 @@ class VectorNorm(Function):
 
 def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None) -> Tensor:  # noqa: A002
     """``torch.linalg.vector_norm``: ``(sum |x|^ord)^(1/ord)`` over ``dim`` (all dims when None), with ``ord``
-    inf (max |x|), -inf (min |x|) and 0 (the number of non-zeros) too; real, also for a complex ``x``."""
+    inf (max |x|), -inf (min |x|) and 0 (the number of non-zeros) too; real, also for a complex ``x``.
+    ``dtype`` may widen the input (computed in it, as PyTorch's), never narrow it or change real to complex."""
     if isinstance(ord, str) or not isinstance(ord, numbers.Real):
         raise TypeError(f"linalg_vector_norm(): argument 'ord' (position 2) must be Number, not {type(ord).__name__}")
     t = as_tensor(x)
-    if dtype is not None:
-        t = t.to(dtype)
+    # (PyTorch's order: the input's dtype, an empty reduction with no identity, then dtype=, then the dims)
     check_float(t.data, "linalg.vector_norm", complex_ok=True, half_ok=True)
     refuse_empty_without_identity(t.shape, ord, dim)
+    if dtype is not None:
+        check_norm_dtype(t.dtype, dtype, "linalg.vector_norm")
+        t = t.to(dtype)
     return VectorNorm.apply(t, ord=float(ord), axis=_axes(dim, t.ndim), keepdim=bool(keepdim))
 
 
@@ -167,7 +170,7 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None) -> Ten
     if not isinstance(dim, (tuple, list)) or len(dim) != 2:  # (PyTorch prints the dims space-separated)
         shown = " ".join(map(str, dim)) if isinstance(dim, (tuple, list)) else dim
         raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {shown}")
-    d0, d1 = (d % t.ndim for d in dim)
+    d0, d1 = (wrap_dim(d, t.ndim, "linalg.matrix_norm") for d in dim)  # (out of range: PyTorch's IndexError)
     if d0 == d1:  # (wrapped first, as PyTorch: (1, -1) of a matrix is "(1, 1)")
         raise RuntimeError(f"linalg.matrix_norm: dims must be different. Got ({d0}, {d1})")
     if dtype is not None:
