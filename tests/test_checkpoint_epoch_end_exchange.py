@@ -20,7 +20,7 @@ from distnn.train.callbacks.checkpoint_setup import attach
 from checkpoint_runs import assert_bitwise, digits, final_state, make_trainer  # noqa: F401 (digits: a fixture)
 
 pytestmark = pytest.mark.usefixtures("clean_preemption_flags")
-KW = dict(subset=320, batch_size=40)  # 8 steps an epoch
+KW = dict(subset=480, batch_size=60)  # 8 steps an epoch (60: a global batch 1, 2, 3, 4, 5 or 6 ranks divide)
 OPTS = {"every_epochs": 1, "async_save": True, "keep_last": 0}
 
 

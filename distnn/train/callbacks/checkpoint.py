@@ -258,6 +258,10 @@ class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, Epo
         ck.remove_spares(self._spares)
 
     # ------------------------------------------------------------------ saving
+    def _submit(self, job):
+        """Rank 0: hand ``job`` to the background writer (this module's ``writer``: the one seam tests replace)."""
+        return writer().submit(self._write_into, job)
+
     def save(self, trainer, reason: str = "manual", logs=None, wait: bool = False, metric=None):
         """Collective: checkpoint the trainer now. Returns the agreed path (None when async or failed).
 
@@ -305,7 +309,7 @@ class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, Epo
                 job = e
         if self.async_save and not wait:
             if trainer.is_main:
-                self._pending = writer().submit(self._write_into, job)
+                self._pending = self._submit(job)
             else:
                 self._pending = True
             self._writes += 1

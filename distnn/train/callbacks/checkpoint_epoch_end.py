@@ -22,7 +22,6 @@ import json
 import time
 
 from .. import checkpoint as ck
-from .background_writer import writer
 
 
 class _EpochEndSave:
@@ -92,7 +91,7 @@ class EpochEndSave:
                     _add_ranks(job, ranks)
                 except (TypeError, ValueError) as e:
                     job = e
-            self._pending = writer().submit(self._write_into, job)
+            self._pending = self._submit(job)
         else:
             self._pending = True
         self._writes += 1
