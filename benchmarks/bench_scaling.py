@@ -233,14 +233,22 @@ def worker_numpy(args):
 
 def worker_torch(args):
     import torch
+
+    torch.manual_seed(0)
+    nn = torch.nn
+    return torch_ddp_timed(args, nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
+                                               nn.Linear(256, 10)))
+
+
+def torch_ddp_timed(args, model):
+    """PyTorch's peer: SGD with momentum on ``model`` wrapped in DistributedDataParallel (gloo; the bare model on
+    one rank), ``args.steps`` timed steps over this rank's share of ``_data`` (also bench_syncbn_step's worker)."""
+    import torch
     import torch.distributed as tdist
     import torch.nn.functional as TF
 
     torch.set_num_threads(1)
     rank, size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(784, 512), torch.nn.ReLU(), torch.nn.Linear(512, 256),
-                                torch.nn.ReLU(), torch.nn.Linear(256, 10))
     if size > 1:
         tdist.init_process_group("gloo", rank=rank, world_size=size)
         net = torch.nn.parallel.DistributedDataParallel(model)

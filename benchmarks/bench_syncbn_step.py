@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 
-from bench_scaling import _data, _free_port, _timed  # (this folder: the same model's data, timing, port)
+from bench_scaling import _data, _free_port, _timed, torch_ddp_timed  # (this folder: its data, timing, port, peer)
 
 HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -208,33 +208,11 @@ def worker_numpy(args):
 
 def worker_torch(args):
     import torch
-    import torch.distributed as tdist
-    import torch.nn.functional as TF
 
-    torch.set_num_threads(1)
-    rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     torch.manual_seed(0)
     nn = torch.nn
-    model = nn.Sequential(nn.Linear(784, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, 256),
-                          nn.BatchNorm1d(256), nn.ReLU(), nn.Linear(256, 10))
-    tdist.init_process_group("gloo", rank=rank, world_size=size)
-    net = nn.parallel.DistributedDataParallel(model)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    xs, ys = _data(rank, args.batch)
-    xs, ys = torch.from_numpy(xs), torch.from_numpy(ys)
-
-    def step(i):
-        opt.zero_grad()
-        TF.cross_entropy(net(xs[i % len(xs)]), ys[i % len(ys)]).backward()
-        opt.step()
-
-    def reduce_max(v):
-        t = torch.tensor([v])
-        tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
-        return float(t[0])
-
-    _timed(step, args, tdist.barrier, rank, size, reduce_max)
-    tdist.destroy_process_group()
+    torch_ddp_timed(args, nn.Sequential(nn.Linear(784, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, 256),
+                                        nn.BatchNorm1d(256), nn.ReLU(), nn.Linear(256, 10)))
 
 
 def _run(framework, args):

@@ -125,12 +125,17 @@ def _rnn(c):
     c.randomize(dm)
     T, N = c.draw(T=c.int(1, 5), N=c.pick(None, c.dim(3)))
     x = c.normal(*((T, I) if N is None else (N, T, I) if bf else (T, N, I)))
-    hshape = (DL, H) if N is None else (DL, N, H)
+    return _run_with_state(c, dm, tm, x, (DL, H) if N is None else (DL, N, H), lstm=kind == "LSTM")
+
+
+def _run_with_state(c, dm, tm, x, hshape, lstm):
+    """Run the recurrent module pair on ``x`` with no initial state, a constant one or one that needs grad
+    (LSTM's a pair (h, c)), as drawn."""
     h0 = c.draw(h0=c.pick(None, "const", "grad"))
     if h0 is None:
         return c.run(dm, tm, [G(x)], dm, tm)
     wrap = C if h0 == "const" else G
-    hx = (wrap(c.normal(*hshape)), wrap(c.normal(*hshape))) if kind == "LSTM" else wrap(c.normal(*hshape))
+    hx = (wrap(c.normal(*hshape)), wrap(c.normal(*hshape))) if lstm else wrap(c.normal(*hshape))
     return c.run(dm, tm, [G(x), hx], dm, tm)
 
 
@@ -145,13 +150,7 @@ def _cells(c):
     c.randomize(dm)
     N = c.draw(N=c.pick(None, c.dim(3)))
     x = c.normal(*((I,) if N is None else (N, I)))
-    hshape = (H,) if N is None else (N, H)
-    h0 = c.draw(h0=c.pick(None, "const", "grad"))
-    if h0 is None:
-        return c.run(dm, tm, [G(x)], dm, tm)
-    wrap = C if h0 == "const" else G
-    hx = (wrap(c.normal(*hshape)), wrap(c.normal(*hshape))) if kind == "LSTMCell" else wrap(c.normal(*hshape))
-    return c.run(dm, tm, [G(x), hx], dm, tm)
+    return _run_with_state(c, dm, tm, x, (H,) if N is None else (N, H), lstm=kind == "LSTMCell")
 
 
 @pytest.mark.filterwarnings("ignore:dropout option adds dropout after all but last recurrent layer")
