@@ -2,8 +2,9 @@
 (``Trainer.exchange_at_epoch_end``), not in a collective of its own.
 
 Every rank must still stop at the same epoch when one rank alone asks for a stop, from a callback before
-or after the checkpoint's; the checkpoint records a stop asked for before its save point, and not one asked
-for after it (as when the save gathered by itself); a run resumed from an epoch-end checkpoint equals the
+or after the checkpoint's; the checkpoint records a stop asked for before its save point (also from a callback
+listed after the checkpoint's: checkpoint callbacks run last), and not one asked for after it, by a callback
+that runs last too (as when the save gathered by itself); a run resumed from an epoch-end checkpoint equals the
 uninterrupted run bitwise (dropout included); the exchange is one allgather an epoch.
 
 The mpi tests run with ``mpiexec -n 2 python -m pytest --with-mpi -m mpi``; the simulated ones anywhere.
@@ -35,6 +36,13 @@ class StopOnOneRank(Callback):
             trainer.request_stop("asked by one rank")
 
 
+class StopAfterTheSave(StopOnOneRank):
+    """:class:`StopOnOneRank` that runs last as the checkpoint callbacks do: listed after the checkpoint's, its
+    ``on_epoch_end`` comes after the save point."""
+
+    runs_last = True
+
+
 class Rider(Callback):
     """Sends its rank and epoch with every epoch end's exchange; keeps what every rank sent."""
 
@@ -48,11 +56,14 @@ class Rider(Callback):
         assert trainer.exchange_at_epoch_end("rider", (trainer.rank, trainer.state.epoch), self.received.append)
 
 
+WHERE = ["before", "listed_after", "after_the_save"]  # the stop callback: listed before, after the checkpoint's
+
+
 def _stop_run(comm, digits, root, where):
-    stop = StopOnOneRank(1, comm.size - 1)
+    stop = (StopAfterTheSave if where == "after_the_save" else StopOnOneRank)(1, comm.size - 1)
     t = make_trainer(comm, digits, epochs=4, callbacks=[stop] if where == "before" else (), **KW)
     cb = attach(t, root, {**OPTS, "dir": root}, signals=())
-    if where == "after":
+    if where != "before":
         t.callbacks.append(stop)
     t.fit()
     return t, cb
@@ -67,9 +78,10 @@ def _check_stop(t, cb, root, where):
         with open(os.path.join(root, ck.step_name(16), ck.MANIFEST)) as f:
             manifest = json.load(f)
         # a stop asked for before the save point is in the checkpoint; one asked for after it, not
-        assert manifest["stop_agreed"] is (where == "before") and manifest["world_size"] == t.world
+        before = where != "after_the_save"
+        assert manifest["stop_agreed"] is before and manifest["world_size"] == t.world
         state, _ = ck.read_checkpoint(os.path.join(root, ck.step_name(16)))
-        assert [r["stop_requested"] for r in state["ranks"]] == [False] * (t.world - 1) + [where == "before"]
+        assert [r["stop_requested"] for r in state["ranks"]] == [False] * (t.world - 1) + [before]
         for c in ck.list_checkpoints(root):
             assert ck.verify_checkpoint(c.path) == [], c.path
 
@@ -100,7 +112,7 @@ def _count_allgathers(comm):
 
 # ----------------------------------------------------------------------------------------- 2 MPI ranks
 @pytest.mark.mpi(min_size=2)
-@pytest.mark.parametrize("where", ["before", "after"])
+@pytest.mark.parametrize("where", WHERE)
 def test_mpi_a_stop_one_rank_asks_for_stops_every_rank_at_that_epoch(digits, mpi_tmp_path, where):
     import distnn.distributed as dist
 
@@ -150,7 +162,7 @@ def test_mpi_payloads_reach_every_rank_in_rank_order_also_when_max_steps_ends(di
 
 
 # ----------------------------------------------------------------------------------------- simulated ranks
-@pytest.mark.parametrize("where", ["before", "after"])
+@pytest.mark.parametrize("where", WHERE)
 def test_simulated_ranks_stop_together_and_record_the_stop_as_before(digits, tmp_path, where):
     root = str(tmp_path / "ck")
 

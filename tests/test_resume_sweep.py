@@ -32,7 +32,10 @@ class Interrupted(Exception):
 
 
 class InterruptAfter(Callback):
-    """Raise after step ``step``'s on_batch_end (or its epoch end): after the checkpoint callback's work."""
+    """Raise after step ``step``'s on_batch_end (or its epoch end): after the checkpoint callback's work (it runs
+    last as the checkpoint callbacks do, listed after them)."""
+
+    runs_last = True
 
     def __init__(self, step, at_epoch_end=False):
         self.step, self.at_epoch_end = step, at_epoch_end

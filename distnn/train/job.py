@@ -323,13 +323,13 @@ def _train(job, path):
     if job.cfg.run.plots:
         ranks = f"{comm.size} rank" + ("s" if comm.size > 1 else "")
         trainer.callbacks.append(PlotCurves(path, title=f"{job.config_name} ({ranks})"))
-    if job.cfg.run.get("profile"):  # (before the checkpoints: a step's checkpoint is part of the step profiled)
+    if job.cfg.run.get("profile"):  # (runs before the checkpoints: a step's checkpoint is part of the step profiled)
         from .callbacks.profiling import ProfileSteps
 
         wait, warmup, active = job.cfg.run.profile_steps
         trainer.callbacks.append(ProfileSteps(job.cfg.run.profile, int(getattr(comm, "world_rank", comm.rank)),
                                               wait, warmup, active, summary=comm.rank == 0, log=log))
-    # Checkpoints (the last callback), SIGTERM/SIGUSR1 preemption, the non-finite policy; resume (collective).
+    # Checkpoints (the callback that runs last), SIGTERM/SIGUSR1 preemption, the non-finite policy; resume (collective).
     from .callbacks.checkpoint_setup import attach, extra_files_for
 
     attach(trainer, path, job.cfg.checkpoint, nonfinite=job.cfg.train.nonfinite,

@@ -319,7 +319,13 @@ class StopWithoutCheckpoint(Callback):
     signal only sets a flag) and the callbacks clean up (``on_exception``).
     Raises :class:`PreemptedWithoutCheckpointing`: nothing is saved, and the
     status is 128 + the signal's number.
+
+    It ends the step where a checkpoint callback's preemption save would, so it runs last as they do
+    (``runs_last``): after every other callback's ``on_batch_end``, and after a checkpoint callback's
+    (which saves and stops) given before it.
     """
+
+    runs_last = True
 
     def __init__(self, signals=DEFAULT_SIGNALS, log=None):
         self.signals = [_signum(s) for s in signals]

@@ -105,7 +105,10 @@ class Trainer(TrainStepMixin, StepObjectiveMixin, TrainerStateMixin, EvaluationM
     ``val_data`` (evaluated every epoch; metrics ``val_loss``, ``val_accuracy``);
     ``comm`` (a Communicator; default ``distnn.distributed.init()``);
     ``batch_size`` (GLOBAL samples per optimizer step); ``epochs``;
-    ``callbacks``; ``transform``/``eval_transform`` (per-batch ``t(x, rng)``:
+    ``callbacks`` (called in the order given, except that checkpoint callbacks such as
+    :class:`~distnn.train.callbacks.checkpoint.ModelCheckpoint` run after all the others in every hook,
+    as in PyTorch Lightning, so a checkpoint holds the outcome of every other callback, e.g. early
+    stopping's; :class:`~distnn.train.callbacks.base.CallbackList`); ``transform``/``eval_transform`` (per-batch ``t(x, rng)``:
     augmentation + standardization for training, standardization for eval);
     ``clip_grad_norm`` (max global L2 norm, or None); ``accumulation_steps``
     (micro-batches per step); ``seed`` (data order, augmentation and dropout);

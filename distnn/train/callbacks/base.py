@@ -9,6 +9,11 @@ are taken on values every rank agrees on.
 
 State that a resumed run needs lives in ``state_dict()``/``load_state_dict()``;
 the trainer collects it under the callback's ``state_key``.
+
+Checkpoint callbacks run last (PyTorch Lightning's convention): in every hook, the callbacks whose
+``runs_last`` is true are called after all the others, in the order they were given among themselves;
+the others in the order given. A checkpoint then holds the whole outcome of the point it is taken at:
+early stopping's count and the stop it asks for at an epoch's end, a per-step LR schedule's step.
 """
 from __future__ import annotations
 
@@ -20,6 +25,9 @@ class Callback:
 
     #: key under which the trainer stores this callback's state (defaults to the class name)
     state_key: str | None = None
+    #: True for a checkpoint callback (and one that ends a step for a preemption in its place): its hooks run
+    #: after every other callback's, so what it saves holds their outcome (see :class:`CallbackList`)
+    runs_last: bool = False
 
     def on_train_begin(self, trainer) -> None:
         pass
@@ -55,7 +63,13 @@ class Callback:
 
 
 class CallbackList:
-    """Calls each callback in order."""
+    """Calls each callback's hooks: every callback whose ``runs_last`` is false, in the order given, then
+    those whose ``runs_last`` is true (the checkpoint callbacks), in the order given among themselves.
+
+    ``callbacks`` stays the list as given (``append`` and inserting into it change it); the order the hooks
+    are called in, :meth:`in_call_order`, is taken from it at each call. The state keys follow the list as
+    given, not the call order, so a checkpoint written before checkpoint callbacks ran last still loads.
+    """
 
     def __init__(self, callbacks=()):
         self.callbacks = list(callbacks)
@@ -69,33 +83,39 @@ class CallbackList:
     def __len__(self):
         return len(self.callbacks)
 
+    def in_call_order(self) -> list:
+        """The callbacks in the order every hook calls them: the checkpoint callbacks (``runs_last``) last."""
+        last = [getattr(cb, "runs_last", False) for cb in self.callbacks]  # (duck-typed callbacks: not last)
+        return [cb for cb, at_end in zip(self.callbacks, last) if not at_end] + \
+            [cb for cb, at_end in zip(self.callbacks, last) if at_end]
+
     def on_train_begin(self, trainer):
-        for cb in self.callbacks:
+        for cb in self.in_call_order():
             cb.on_train_begin(trainer)
 
     def on_epoch_begin(self, trainer):
-        for cb in self.callbacks:
+        for cb in self.in_call_order():
             cb.on_epoch_begin(trainer)
 
     def on_batch_end(self, trainer, logs):
-        for cb in self.callbacks:
+        for cb in self.in_call_order():
             cb.on_batch_end(trainer, logs)
 
     def on_epoch_end(self, trainer, logs):
-        for cb in self.callbacks:
+        for cb in self.in_call_order():
             cb.on_epoch_end(trainer, logs)
 
     def on_loop_end(self, trainer):
-        for cb in self.callbacks:
+        for cb in self.in_call_order():
             cb.on_loop_end(trainer)
 
     def on_train_end(self, trainer, logs):
-        for cb in self.callbacks:
+        for cb in self.in_call_order():
             cb.on_train_end(trainer, logs)
 
     def on_exception(self, trainer, exception):
         """Every callback's clean-up runs; one that fails is noted on ``exception``, which stays the error."""
-        for cb in self.callbacks:
+        for cb in self.in_call_order():
             try:
                 cb.on_exception(trainer, exception)
             except Exception as e:  # noqa: BLE001 (the original error must not be masked by a clean-up's)

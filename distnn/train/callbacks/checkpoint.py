@@ -86,9 +86,16 @@ class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, Epo
     ``fsync`` (make each checkpoint durable before it becomes ``latest``),
     ``extra_files`` (``{name: str|bytes}`` stored in every checkpoint, e.g.
     ``model.json`` and ``config.toml``).
+
+    It runs after every other callback in every hook, wherever it is in the trainer's list (as Lightning's
+    checkpoint callbacks; ``runs_last``, see :class:`~.base.CallbackList`): a checkpoint at an epoch's end
+    holds that end's whole outcome, early stopping's count and the stop it asks for included (the manifest's
+    ``stop_agreed``: a run resumed from it trains no further), and one at a step the step's callbacks' state
+    (a per-step LR schedule's). Several checkpoint callbacks keep the order they were given in.
     """
 
     state_key = "checkpoint"
+    runs_last = True
 
     def __init__(self, directory, every_n_steps: int = 0, every_n_epochs: int = 1, keep_last: int = 3,
                  save_best: bool = True, monitor: str = "val_loss", mode: str = "auto", on_error: str = "stop",

@@ -9,12 +9,14 @@ rank 0 packs the checkpoint there too (the arrays copied, the state walked: late
 the model, the optimizer or their own state), from what it knows by itself (its previous write's outcome
 and its metric, so the best it records is the same); the ranks' part is added to it, and the write handed
 to the background writer, once gathered. The checkpoint's files are the same bytes as a save with its own
-gather writes (a stop asked for by a later callback is not in it either: its request came after the save
-point). Where a rank's part holds arrays (a replica of its own, PowerSGD's error feedback), or outside
-``fit``'s epoch ends, the save gathers by itself.
+gather writes. The save point follows every other callback's ``on_epoch_end`` (checkpoint callbacks run
+last), so their stop requests are in it; one asked for by a callback that runs after it (another that runs
+last, listed later) is not, as with a gather of its own: its request came after the save point. Where a
+rank's part holds arrays (a replica of its own, PowerSGD's error feedback), or outside ``fit``'s epoch
+ends, the save gathers by itself.
 
-If a later callback's ``on_epoch_end`` raises, no checkpoint of that epoch is written (training ends on
-that error; its previous checkpoint is whole).
+If a callback that runs after it raises in ``on_epoch_end``, no checkpoint of that epoch is written
+(training ends on that error; its previous checkpoint is whole).
 """
 from __future__ import annotations
 

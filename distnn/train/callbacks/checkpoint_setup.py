@@ -79,10 +79,7 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
     guard = step_guard.StepGuard(trainer.comm, nonfinite=nonfinite, preemption=watch_signals,
                                  max_nonfinite=max_nonfinite, log=log or get_logger("train"))
     if guard.active:
-        guard.bind(trainer)  # trainer.step_guard, and a callback (placed before the checkpoint callback)
-        if cb is not None:
-            callbacks = trainer.callbacks.callbacks
-            callbacks.insert(callbacks.index(cb), callbacks.pop(callbacks.index(guard)))
+        guard.bind(trainer)  # trainer.step_guard, and a callback (run before the checkpoint callback, as every other)
     else:
         trainer.step_guard = None
     rank = int(getattr(trainer.comm, "world_rank", trainer.comm.rank))
