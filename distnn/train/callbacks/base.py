@@ -67,12 +67,14 @@ class CallbackList:
     those whose ``runs_last`` is true (the checkpoint callbacks), in the order given among themselves.
 
     ``callbacks`` stays the list as given (``append`` and inserting into it change it); the order the hooks
-    are called in, :meth:`in_call_order`, is taken from it at each call. The state keys follow the list as
-    given, not the call order, so a checkpoint written before checkpoint callbacks ran last still loads.
+    are called in, :meth:`in_call_order`, follows it (taken again whenever the list changed). The state
+    keys follow the list as given, not the call order, so a checkpoint written before checkpoint callbacks
+    ran last still loads.
     """
 
     def __init__(self, callbacks=()):
         self.callbacks = list(callbacks)
+        self._ordered_from, self._order = None, []
 
     def append(self, cb):
         self.callbacks.append(cb)
@@ -85,9 +87,12 @@ class CallbackList:
 
     def in_call_order(self) -> list:
         """The callbacks in the order every hook calls them: the checkpoint callbacks (``runs_last``) last."""
-        last = [getattr(cb, "runs_last", False) for cb in self.callbacks]  # (duck-typed callbacks: not last)
-        return [cb for cb, at_end in zip(self.callbacks, last) if not at_end] + \
-            [cb for cb, at_end in zip(self.callbacks, last) if at_end]
+        if self._ordered_from != self.callbacks:  # (the list changed since: a hook per step must not re-sort it)
+            last = [getattr(cb, "runs_last", False) for cb in self.callbacks]  # (duck-typed callbacks: not last)
+            self._order = [cb for cb, at_end in zip(self.callbacks, last) if not at_end] + \
+                [cb for cb, at_end in zip(self.callbacks, last) if at_end]
+            self._ordered_from = list(self.callbacks)
+        return self._order
 
     def on_train_begin(self, trainer):
         for cb in self.in_call_order():
