@@ -8,6 +8,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from .activation import log_softmax
+from .class_loss_half import half_backward, half_forward
 from ._elementwise_common import _quiet
 from ._loss_common import _check_reduction, _const, _raw, _reduce, _saved
 
@@ -83,6 +84,8 @@ class _ClassLoss(Function):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
         self.in_dtype, self.batch_shape, self.reduction, self.C = x2.dtype, batch_shape, reduction, C
+        if x2.dtype == xp.float16:  # (PyTorch's float16 roundings, bitwise: class_loss_half)
+            return half_forward(self, xp, x2, t, all_valid, weight, ignore_index, label_smoothing)
         if all_valid and weight is None and label_smoothing == 0.0:
             return self._forward_plain(xp, x2, t)
 
@@ -168,6 +171,8 @@ class _ClassLoss(Function):
 
     def backward(self, g):
         xp = get_array_module(g)
+        if getattr(self, "half", False):
+            return self._shape_back(xp, half_backward(self, xp, g)), None, None
         if getattr(self, "plain", False):
             return self._shape_back(xp, self._backward_plain(xp, g)), None, None
         logp, rows, t, eps, C = self.logp, self.rows, self.t, self.eps, self.C
