@@ -238,7 +238,8 @@ def cross_entropy(input, target, weight=None, ignore_index=IGNORE_INDEX, reducti
     1 float16 unit of the float64 mean of the same losses (equal in 294 of 300), PyTorch's up to 2 units off
     (equal in 148 of 300); with class weights and ignored samples distnn's is within 2 units (the weighted sum
     and the weight total each rounded to float16 before the division), PyTorch's within 5. The two may then
-    differ by a few units, PyTorch's being the less accurate.
+    differ by a few units, PyTorch's being the less accurate. The float16 per-sample losses ('none') and the
+    gradients are PyTorch's, rounded where its composition rounds (``class_loss_half``).
     """
     t = _raw(target)
     if getattr(t, "dtype", None) is not None and t.dtype.kind == "f" and tuple(t.shape) == tuple(input.shape):
