@@ -185,8 +185,8 @@ def _spread_and_product_ops(v4, v1000, m256, p1, p2):
 
 
 def _half_sum_ops(make, numpy_floor=False):
-    """Sums of a 1024x1024 float16 array (PyTorch adds Half up in float32 and rounds once; so does distnn, and so
-    the numpy floor here) and of the float32 one, over axis 0 and all of it: the same values for each."""
+    """Sums and means of a 1024x1024 float16 array (PyTorch adds Half up in float32 and rounds once; so does
+    distnn, and so the numpy floor here) over axis 0, 1 and all of it, and sums of the float32 one."""
     import numpy as np
 
     def page_aligned(a):  # (numpy's float32 sum(0) ran 1.6x slower on one heap placement than another: fix it)
@@ -199,12 +199,14 @@ def _half_sum_ops(make, numpy_floor=False):
     rng = np.random.default_rng(2)
     h32 = page_aligned(rng.standard_normal((1024, 1024), dtype=np.float32))
     h16, f32 = make(page_aligned(h32.astype(np.float16))), make(h32)
-    if numpy_floor:
-        return {"h16.sum(0) 1024^2": lambda: h16.sum(0, dtype=np.float32).astype(np.float16),
-                "h16.sum() 1024^2": lambda: h16.sum(dtype=np.float32).astype(np.float16),
-                "f32.sum(0) 1024^2": lambda: f32.sum(0), "f32.sum() 1024^2": lambda: f32.sum()}
-    return {"h16.sum(0) 1024^2": lambda: h16.sum(0), "h16.sum() 1024^2": lambda: h16.sum(),
-            "f32.sum(0) 1024^2": lambda: f32.sum(0), "f32.sum() 1024^2": lambda: f32.sum()}
+    def half_row(op, axes):  # (the floor: numpy's float32 sum or mean, rounded once)
+        if numpy_floor:
+            return lambda: getattr(h16, op)(*axes, dtype=np.float32).astype(np.float16)
+        return lambda: getattr(h16, op)(*axes)
+
+    rows = {f"h16.{op}({','.join(map(str, axes))}) 1024^2": half_row(op, axes)
+            for op in ("sum", "mean") for axes in ((0,), (1,), ())}
+    return {**rows, "f32.sum(0) 1024^2": lambda: f32.sum(0), "f32.sum() 1024^2": lambda: f32.sum()}
 
 
 def numpy_ops():
@@ -343,12 +345,16 @@ def main(argv=None):
         timer = time.process_time if args.cpu else timeit.default_timer
         print(json.dumps(measure(ops, args.number, args.repeats, only, timer)))
         return 0
-    if args.trees:
-        best = {t: {} for t in args.trees}
+    if args.trees:  # (the peer and the floor take their turns too, after the trees)
+        others = ["torch", "numpy"] if importlib.util.find_spec("torch") else ["numpy"]
+        best = {t: {} for t in args.trees + others}
         for r in range(args.rounds):
             for t in (args.trees if r % 2 == 0 else args.trees[::-1]):  # (each tree first half the time)
                 _fold(best[t], _run("distnn", args, t))
+            for k in others:
+                _fold(best[k], _run(k, args))
         cols = [(os.path.basename(os.path.abspath(t)) or t, best[t]) for t in args.trees]
+        extra = [(k, best[k]) for k in others]
         ratio = "last/first"
     else:
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -358,28 +364,33 @@ def main(argv=None):
             for k in (kinds if r % 2 == 0 else kinds[::-1]):
                 _fold(best[k], _run(k, args, here if k == "distnn" else None))
         cols = [(k, best[k]) for k in kinds]
-        ratio = None
+        extra, ratio = [], None
+    # ratios: distnn / each other column; with --trees, the last tree / the first, and / the peer and the floor
+    subject = cols[-1] if ratio else cols[0]
+    cols = cols + extra
+    others = [c for c in cols if c is not subject and (not ratio or c in extra)]
     names = list(cols[0][1])
     # each column as wide as its name needs, two spaces before it: a tree's name ("wt-runname") is often longer
     # than "distnn", and cut to fit it would run into the column before
     widths = [max(13, len(c) + 5) for c, _ in cols]
-    rwidths = [max(9, len(c) + 3) for c, _ in cols[1:]]
+    rwidths = [max(9, len(c) + 3) for c, _ in others]
     head = [f"{c + ' us':>{w}}" for (c, _), w in zip(cols, widths)]
     if ratio:
         head.append(f"{ratio:>14}")
-    else:
-        head += [f"{'/' + c:>{w}}" for (c, _), w in zip(cols[1:], rwidths)]
+    head += [f"{'/' + c:>{w}}" for (c, _), w in zip(others, rwidths)]
     print(f"per-op overhead ({'CPU' if args.cpu else 'wall'} time), min of {args.repeats} x {args.number} calls, "
           f"{args.rounds} interleaved rounds" +
-          (f"; columns: {', '.join(args.trees)}" if args.trees else "; ratios: distnn / column"))
+          (f"; columns: {', '.join(args.trees)} (ratios: the last tree / column)" if args.trees
+           else "; ratios: distnn / column"))
     print(f"{'op':28}" + "".join(head))
     for n in names:
         vals = [c[1].get(n) for c in cols]
         row = "".join(f"{v:{w}.2f}" if v is not None else f"{'-':>{w}}" for v, w in zip(vals, widths))
+        mine = subject[1].get(n)
         if ratio:
-            row += f"{vals[-1] / vals[0]:14.2f}"
-        else:
-            row += "".join(f"{vals[0] / v:{w}.2f}" if v else f"{'-':>{w}}" for v, w in zip(vals[1:], rwidths))
+            row += f"{mine / vals[0]:14.2f}" if mine and vals[0] else f"{'-':>14}"
+        row += "".join(f"{mine / c[1][n]:{w}.2f}" if mine and c[1].get(n) else f"{'-':>{w}}"
+                       for c, w in zip(others, rwidths))
         print(f"{n:28}" + row)
     return 0
 

@@ -1,5 +1,6 @@
 """BatchNorm's running statistics in float16 buffers against PyTorch 2.13 (CPU): the update
-``(1 - m) r + m * stat`` is worked out wide and rounded once to float16, as ATen's kernel, so the buffers hold
+``m * stat + (1 - m) r`` is worked out in float32 and rounded to float16, as ATen's kernel (the update alone:
+test_half_batchnorm_running_update_torch), so the buffers hold
 PyTorch's values bitwise (the running mean of an (N, C) input within one float16 unit: see below); a running
 variance past 65504 is inf, as there, with no numpy overflow warning."""
 import warnings

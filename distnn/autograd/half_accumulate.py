@@ -13,6 +13,8 @@ serves both. numpy has no bfloat16, so float16 is the only narrow float here.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 _NARROW_FLOATS = frozenset({np.dtype(np.float16)})
@@ -50,7 +52,9 @@ def _float32_of_half(a):
     bits = a.reshape(-1).view(np.uint16)
     out = np.empty(bits.shape, _WIDE)
     for start in range(0, bits.size, _LOOKUP_CHUNK):
-        np.take(_half_to_float, bits[start:start + _LOOKUP_CHUNK], out=out[start:start + _LOOKUP_CHUNK])
+        # (mode="wrap": a uint16 index is always in the 65536-entry table, and numpy's bounds check for the
+        # default mode="raise" cost ~40 % of the lookup here)
+        np.take(_half_to_float, bits[start:start + _LOOKUP_CHUNK], out=out[start:start + _LOOKUP_CHUNK], mode="wrap")
     return out.reshape(a.shape)
 
 
@@ -95,21 +99,68 @@ def _buffered_float32_sum(f):
     return np.add.accumulate(parts)[-1]  # (a running sum: add.reduce would pair them)
 
 
+def _leading_kept(a, axis):
+    """k where ``axis`` names exactly the trailing axes k..ndim-1 of ``a``, k >= 1 (``x.sum(-1)``): numpy's casting
+    sum then runs through each output element's elements in one contiguous run; else None (numpy's own path,
+    which also raises on a bad axis)."""
+    if axis is None or a.ndim < 2:
+        return None
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if not all(-a.ndim <= int(d) < a.ndim for d in axes):
+        return None
+    named = sorted(int(d) % a.ndim for d in axes)
+    k = a.ndim - len(named)
+    return k if k >= 1 and named == list(range(k, a.ndim)) else None
+
+
+def _buffered_row_sums(f):
+    """The sum of each row of the 2-D float32 ``f`` in the order of numpy's casting sum of the float16 rows: a row
+    of at most 8192 summed pairwise, a longer one buffer-full by buffer-full, the buffer sums added in turn."""
+    rows, n = f.shape
+    if n <= _CAST_BUFFER:
+        return f.sum(axis=1)
+    whole = n // _CAST_BUFFER * _CAST_BUFFER
+    parts = f[:, :whole].reshape(rows, -1, _CAST_BUFFER).sum(axis=2)
+    if whole < n:
+        parts = np.concatenate([parts, f[:, whole:].sum(axis=1)[:, None]], axis=1)
+    return np.add.accumulate(parts, axis=1)[:, -1]  # (a running sum, as _buffered_float32_sum's)
+
+
+def _float32_sum(a, axis, keepdims):
+    """``a.sum(axis, keepdims=keepdims, dtype=float32)`` of the float16 ``a``, bitwise, the widening a table
+    lookup where numpy's order of additions can be redone (see above); numpy's own otherwise."""
+    if _sums_in_cast_order(a, axis):
+        return _float32_of_half(a).sum(axis=axis, keepdims=keepdims)
+    if _whole_sum_by_buffers(a):  # (one run through memory, in buffer-fulls: the whole array, or each row)
+        if _all_axes(a, axis):
+            total = _buffered_float32_sum(_float32_of_half(a).reshape(-1))
+            return np.full((1,) * a.ndim, total) if keepdims else total
+        k = _leading_kept(a, axis)
+        if k is not None:
+            kept = a.shape[:k]
+            sums = _buffered_row_sums(_float32_of_half(a).reshape(math.prod(kept), -1)).reshape(kept)
+            return sums.reshape(kept + (1,) * (a.ndim - k)) if keepdims else sums
+    return a.sum(axis=axis, keepdims=keepdims, dtype=_WIDE)
+
+
 def accumulating_sum(a, axis=None, keepdims=False, dtype=None):
     """``a.sum(axis, keepdims, dtype)``, added up in float32 and rounded once to float16 when ``a`` is float16
     and ``dtype`` None or float16; otherwise numpy's, ``dtype`` passed on (its sum of int32 is int64 without it)."""
     if a.dtype not in _NARROW_FLOATS or (dtype is not None and dtype != a.dtype):  # (x.sum(): an overhead row)
         return a.sum(axis=axis, keepdims=keepdims, dtype=dtype)
-    if _sums_in_cast_order(a, axis):
-        return _float32_of_half(a).sum(axis=axis, keepdims=keepdims).astype(a.dtype)
-    if _all_axes(a, axis) and _whole_sum_by_buffers(a):
-        total = _buffered_float32_sum(_float32_of_half(a).reshape(-1)).astype(a.dtype)
-        return total.reshape((1,) * a.ndim) if keepdims else total
-    return a.sum(axis=axis, keepdims=keepdims, dtype=_WIDE).astype(a.dtype)
+    return _float32_sum(a, axis, keepdims).astype(a.dtype)
 
 
 def accumulating_mean(a, axis=None, keepdims=False):
-    """``a.mean(axis, keepdims)`` as :func:`accumulating_sum`: the float32 sum over the count, rounded once."""
+    """``a.mean(axis, keepdims)`` as :func:`accumulating_sum`: the float32 sum over the count, rounded once (to
+    float32, then to float16: numpy's ``mean(dtype=float32)`` bitwise, its division redone as it does it)."""
     if a.dtype not in _NARROW_FLOATS:
         return a.mean(axis=axis, keepdims=keepdims)
-    return a.mean(axis=axis, keepdims=keepdims, dtype=_WIDE).astype(a.dtype)
+    if type(a) is not np.ndarray or a.size < _LOOKUP_MIN_SIZE:  # (cupy's, and small ones: numpy's own)
+        return a.mean(axis=axis, keepdims=keepdims, dtype=_WIDE).astype(a.dtype)
+    total = _float32_sum(a, axis, keepdims)
+    axes = range(a.ndim) if axis is None else (axis,) if isinstance(axis, (int, np.integer)) else axis
+    count = np.intp(math.prod(a.shape[int(d)] for d in axes))  # (numpy's _mean: an intp, so the division is float64)
+    if isinstance(total, np.ndarray):
+        return np.true_divide(total, count, out=total, casting="unsafe", subok=False).astype(a.dtype)
+    return total.dtype.type(total / count).astype(a.dtype)

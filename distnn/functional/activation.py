@@ -218,17 +218,8 @@ class LogSoftmax(Function):
 
     def forward(self, x, axis=-1):
         xp = get_array_module(x)
-        if x.size == 0:  # (an empty tensor: empty, as PyTorch's)
-            self.out, self.axis = x.copy(), axis
-            return self.out
-        wide = widened(x)
-        with _quiet(xp):  # (a row whose maximum is infinite: NaN, as PyTorch's, without numpy's warning)
-            shifted = wide - wide.max(axis=axis, keepdims=True)
-            total = xp.exp(shifted).sum(axis=axis, keepdims=True)
-            log_total = xp.log(total if wide is x else _through(total, x.dtype))
-            if wide is not x:  # (PyTorch's float16 kernel keeps the sum of exponentials and its log in float16)
-                log_total = _through(log_total, x.dtype)
-        self.out, self.axis = (shifted - log_total).astype(x.dtype, copy=False), axis
+        # (an empty tensor: empty, as PyTorch's)
+        self.out, self.axis = (x.copy() if x.size == 0 else log_softmax_values(xp, x, axis)), axis
         return self.out
 
     def backward(self, g):
@@ -236,6 +227,20 @@ class LogSoftmax(Function):
         wide_g = widened(g)
         return ((wide_g - xp.exp(widened(self.out)) * wide_g.sum(axis=self.axis, keepdims=True)).astype(
             g.dtype, copy=False),)
+
+
+def log_softmax_values(xp, x, axis, kernel_axis_last=None):
+    """``x - logsumexp(x)`` along ``axis`` of a non-empty array, float16 rounded where PyTorch's CPU kernel is:
+    its last-axis kernel keeps the sum of exponentials and its log in float16, its other-axis one in float32
+    (``kernel_axis_last``: which PyTorch's takes, where ``x`` is a rearranged copy; None: whether ``axis`` is)."""
+    wide = widened(x)
+    last = axis % x.ndim == x.ndim - 1 if kernel_axis_last is None else kernel_axis_last
+    narrow = wide is not x and last
+    with _quiet(xp):  # (a row whose maximum is infinite: NaN, as PyTorch's, without numpy's warning)
+        shifted = wide - wide.max(axis=axis, keepdims=True)
+        total = xp.exp(shifted).sum(axis=axis, keepdims=True)
+        log_total = _through(xp.log(_through(total, x.dtype)), x.dtype) if narrow else xp.log(total)
+    return (shifted - log_total).astype(x.dtype, copy=False)
 
 
 def _through(a, dtype):

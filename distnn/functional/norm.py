@@ -201,19 +201,30 @@ def batch_stats(x):
 
 
 def update_running_stats(running_mean, running_var, mean, var, count, momentum):
-    """PyTorch's update, in place: r = (1 - m) r + m * stat, with the unbiased variance var * n / (n - 1),
-    worked out in float64 and rounded once to the buffer's dtype, as ATen's CPU kernel (in double): a float16
-    buffer then holds torch's values bitwise, and one past float16's range holds inf, silently as there (numpy
-    warned "overflow encountered in cast"). Either buffer may be None (left out, as ATen's sync-batchnorm
-    kernels allow)."""
+    """PyTorch's update, in place: r = m * stat + (1 - m) r, with the unbiased variance var * n / (n - 1),
+    rounded as ATen's CPU kernels round it (found on many draws against PyTorch 2.13): for float16 and float32
+    buffers in float32, the momentum rounded to float32 and 1 - m taken there, each product and the sum rounded
+    (float64 arithmetic rounded once to float16 differed in up to 2 % of channels), except that the float32
+    kernel fuses the variance's multiply-add; float64 buffers in float64. One past float16's range holds inf,
+    silently as there (numpy warned "overflow encountered in cast"). Either buffer may be None (left out, as
+    ATen's sync-batchnorm kernels allow)."""
     unbiased = var * (count / max(count - 1, 1))
-    for buf, stat in ((running_mean, mean), (running_var, unbiased)):
-        if buf is not None:
-            r = _raw(buf)
-            xp = get_array_module(r)
-            wide = (1 - momentum) * r.astype(xp.float64) + momentum * xp.asarray(stat, dtype=xp.float64)
-            with np.errstate(over="ignore"):  # (a float16 statistic past 65504: inf, PyTorch's, no warning)
-                r[...] = wide.astype(r.dtype)
+    for buf, stat, fused in ((running_mean, mean, False), (running_var, unbiased, True)):
+        if buf is None:
+            continue
+        r = _raw(buf)
+        xp = get_array_module(r)
+        if r.dtype == xp.float64:
+            wide = (1 - momentum) * r + momentum * xp.asarray(stat, dtype=xp.float64)
+        else:
+            m, stat = xp.float32(momentum), xp.asarray(stat, dtype=xp.float32)
+            kept = (xp.float32(1) - m) * r.astype(xp.float32)
+            if fused and r.dtype == xp.float32:  # (one rounding of m * stat + kept: the product is exact in float64)
+                wide = (xp.float64(m) * stat.astype(xp.float64) + kept).astype(xp.float32)
+            else:
+                wide = m * stat + kept
+        with np.errstate(over="ignore"):  # (a float16 statistic past 65504: inf, PyTorch's, no warning)
+            r[...] = wide.astype(r.dtype)
 
 
 def input_grad(g, xhat, rstd, weight, sum_g, sum_gxhat, count):
