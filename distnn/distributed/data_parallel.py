@@ -121,6 +121,7 @@ from .grad_sync import RANK_SHARE, RANK_WEIGHTED, GradientSync
 from .powersgd import get_powersgd
 from .replicas import ReplicaMismatchError, check_replicas, verify_same_model, warn_if_time_major
 from .sync_abandoned import settle, watched_forward
+from .sync_micro_batch import settle_micro_batches
 
 # (importable from here too: the replica error users catch, the context keys SyncBatchNorm reads, and the
 # communicator pool tests look into)
@@ -184,7 +185,8 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     _PLAIN = frozenset(("num_syncs", "_require_sync", "_explicit_samples", "_forward_samples", "_last_samples",
                         "_count_guess", "_in_sync", "_synced_since_finish", "_launched", "_probed", "_weight",
                         "_samples", "step_flags_sum", "_join_step", "_notes", "_failure_token", "_forwards",
-                        "_abandoned", "_finishing", "_in_forward"))
+                        "_abandoned", "_finishing", "_in_forward", "_micro_forwards", "_stale_grads", "_held_notes",
+                        "_clock", "_resets", "_abandoned_at", "_sync_clock", "_explicit_clock", "_micro_last"))
 
     def __setattr__(self, name, value):
         if name in self._PLAIN:
@@ -250,6 +252,15 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
         self._forwards = []   # forwards since the last sync: (output nodes, samples, count so far) (.sync_abandoned)
         self._abandoned = []  # notes of a forward interrupted since (.sync_abandoned)
         self._in_forward = 0  # forwards of the model running now (.sync_batchnorm_closing)
+        self._micro_forwards = []  # no_sync() forwards no backward reached yet: (output nodes, samples) (.sync_micro_batch)
+        self._micro_last = 0       # samples of the micro-batch whose backward runs (.sync_micro_batch)
+        self._stale_grads = False  # a micro-batch's backward was cut short here (.sync_micro_batch)
+        self._held_notes = []      # refusals for the next synchronizing exchange (.sync_micro_batch)
+        # forwards with gradients enabled so far (a clock: what came before an abandoned step's last forward was
+        # that step's), the clock at the last synchronizing backward's begin, at the last set_num_samples(), at a
+        # forward that raised, and whether the gradients were reset at forwards that found a step pending
+        self._clock = self._sync_clock = self._explicit_clock = self._abandoned_at = 0
+        self._resets = {}
         self._hooks = []
         self._buckets = []
         self._sparse = None   # the sparse embeddings' exchange (.sparse_sync), when the model has any
@@ -291,6 +302,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
         if n < 0:
             raise ValueError(f"number of samples must be >= 0, got {n}")
         self._explicit_samples = int(n)
+        self._explicit_clock = self._clock  # (a count set before an abandoned step's last forward was its own)
         if n_global is not None and n_global > 0:
             self._count_guess = float(n_global)
 
@@ -299,11 +311,17 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     @contextlib.contextmanager
     def no_sync(self):
         """Backward passes inside only accumulate local gradients (micro-batches of accumulation)."""
+        settle_micro_batches(self)  # (a micro-batch this rank abandoned: .sync_micro_batch)
         settle(self)  # (the last step's, if this rank abandoned it)
         previous = self._require_sync
         self._require_sync = False
         try:
             yield
+        except Exception as exc:  # (the loss raised between a micro-batch's forward and backward: end it alike)
+            if self._micro_forwards and not getattr(exc, "from_rounds", False) and not hasattr(exc, "report"):
+                self._require_sync = previous
+                settle_micro_batches(self, exc)  # raises the agreed error when SyncBatchNorm rounds end
+            raise
         finally:
             self._require_sync = previous
 
