@@ -106,13 +106,15 @@ def train(comm, fault=None, faulty_ranks=(), skip=None, steps=3):
 
 
 def assert_outcome(results, fault, reference):
-    for rank, (errors, dp_warnings, state) in enumerate(results):
+    # (simulated ranks share the warnings machinery: a rank's record may hold another's warning)
+    dp_warnings = [w for _, warned, _ in results for w in warned]
+    for rank, (errors, _, state) in enumerate(results):
         assert errors, f"rank {rank} raised nothing"
         kind, message = errors[0]
         assert kind == ("RuntimeError" if "inside" in fault and rank == 0 else "ValueError"), (rank, errors)
         if "inside" in fault and rank == 1:  # its own error, then the agreed one as a warning at its next forward
             assert message == "the loss refused the targets", errors
-            assert dp_warnings and dp_warnings[0].startswith(
+            assert len(dp_warnings) == 1 and dp_warnings[0].startswith(
                 "DataParallel: the output of a forward on rank 1 under no_sync() never reached a backward"), dp_warnings
         elif "inside" in fault:
             assert message.startswith("DataParallel: the output of a forward on rank 1 under no_sync() never reached "
@@ -147,13 +149,128 @@ def test_a_loss_raising_under_no_sync_ends_the_micro_batch_on_every_rank(fault):
     assert_outcome(results, fault, reference(fault))
 
 
-def test_under_mpiexec_a_loss_raising_under_no_sync_ends_the_micro_batch(tmp_path):
-    ranks = faults_on_rank_1("test_data_parallel_failure_leftovers", "train_for_child", "FAULTS", tmp_path)
-    for fault in FAULTS:
-        assert_outcome([seen[fault] for seen in ranks], fault, reference(fault))
+# A synchronizing step abandoned on rank 1 (its loss raises in the step's synchronizing micro-batch, after a
+# no_sync() one), without SyncBatchNorm. zero-first: the loop calls zero_grad() as each step begins;
+# zero-last: after each optimizer step only, so the failure leaves rank 1's no_sync() gradients in place
+# (they must not reach the next step); kept / kept-zero: the loop keeps the failed output until its next
+# step's second forward rebinds it (settled after the next step's first micro-batch), calling zero_grad() as
+# each step begins or not (then the next step is refused on every rank); count-before: every rank set the
+# failed step's count (set_num_samples) before its forwards, and no count for the next step (rank 1 must not
+# keep it); count-after: every rank sets the next step's count right after the failure (kept)
+STEP_FAULTS = ["zero-first", "zero-last", "kept-zero", "kept", "count-before", "count-after"]
+
+
+class _Plain(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 8, dtype=np.float64), nn.Linear(8, 6, dtype=np.float64)
+
+    def forward(self, x):
+        return self.fc2(F.tanh(self.fc1(x)))
+
+
+def _count(comm, step):
+    return sum(len(_batch(comm, step, m)[1]) for m in (0, 1)) - 1  # (as if a padded row were masked out)
+
+
+def train_step(comm, fault=None, faulty_ranks=(), skip=None, skipped=1, steps=3):
+    """Steps of two micro-batches; in step 0 rank 1's loss raises in the synchronizing one (``skip``: the
+    reference, every rank skips the first ``skipped`` steps). Returns (errors, DataParallel warnings, state)."""
+    name = fault or skip
+    distnn.manual_seed(0)
+    model = _Plain()
+    dp = DataParallel(model, comm, bucket_mb=1e-6)
+    opt = SGD(model.parameters(), lr=0.5, momentum=0.9)
+    errors, out = [], None
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for step in range(steps):
+            if skip and step < skipped:
+                if name == "count-after":
+                    dp.set_num_samples(_count(comm, 1))
+                continue
+            if name != "zero-last" and name != "kept":
+                opt.zero_grad()
+            if name == "count-before" and step == 0:
+                dp.set_num_samples(_count(comm, 0))
+            failed = False
+            for micro in (0, 1):
+                x, y = _batch(comm, step, micro)
+                try:
+                    with dp.no_sync() if micro == 0 else contextlib.nullcontext():
+                        out = dp(x)
+                        if fault and step == 0 and micro == 1 and comm.rank in faulty_ranks:
+                            raise ValueError("the loss refused the targets")
+                        F.cross_entropy(out, y).backward()
+                except Exception as e:
+                    errors.append((type(e).__name__, str(e)))
+                    failed = True
+                if not (name or "").startswith("kept"):
+                    out = None
+                if failed:
+                    if name == "count-after":
+                        dp.set_num_samples(_count(comm, 1))
+                    break
+            if not failed:
+                opt.step()
+                if name in ("zero-last", "kept"):
+                    opt.zero_grad()
+    dp_warnings = [str(w.message) for w in seen if str(w.message).startswith("DataParallel")]
+    return errors, dp_warnings, {k: to_numpy(v).copy() for k, v in model.state_dict().items()}
+
+
+def assert_step_outcome(results, fault, reference):
+    # (simulated ranks share the warnings machinery: a rank's record may hold another's warning)
+    every_warning = [w for _, dp_warnings, _ in results for w in dp_warnings]
+    for rank, (errors, _, state) in enumerate(results):
+        assert errors, f"rank {rank} raised nothing"
+        if rank == 1:
+            assert errors[0] == ("ValueError", "the loss refused the targets"), errors
+            dp_warnings = [w for w in every_warning if "on rank 1 never reached" in w]
+            assert len(dp_warnings) == 1 and dp_warnings[0].startswith("DataParallel: the output of a forward on rank 1 never "
+                                                            "reached a synchronizing backward"), dp_warnings
+        else:
+            assert errors[0][0] == "RuntimeError" and errors[0][1].startswith(
+                "DataParallel: the output of a forward on rank 1 never reached a synchronizing backward"), errors
+        if fault == "kept":  # the next step refused on every rank: rank 1 still held the failed step's gradients
+            assert len(errors) == 2 and errors[1][0] == "RuntimeError", errors
+            assert errors[1][1].startswith("DataParallel: gradients accumulated under no_sync() for a step that was "
+                                           "abandoned were still held on rank 1"), errors
+        else:
+            assert len(errors) == 1, errors
+        for k, v in state.items():
+            np.testing.assert_array_equal(v, results[0][2][k], err_msg=f"rank {rank}: {k}")
+            np.testing.assert_allclose(v, reference[k], rtol=1e-12, atol=1e-15, err_msg=f"rank {rank}: {k}")
+
+
+def step_reference(fault):
+    if fault == "kept":  # (steps 0 and 1 skipped: 1 was refused)
+        return simulate(2, train_step, skip=fault, skipped=2)[0][2]
+    return simulate(2, train_step, skip=fault)[0][2]
+
+
+@pytest.mark.parametrize("fault", STEP_FAULTS)
+def test_an_abandoned_step_leaves_no_gradients_or_count_on_its_rank(fault):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = simulate(2, train_step, fault, (1,))
+    assert_step_outcome(results, fault, step_reference(fault))
 
 
 def train_for_child(comm, fault=None, faulty_ranks=()):
     """The child job's protocol: (error, grads_none, state), the error holding the errors and warnings."""
-    errors, dp_warnings, state = train(comm, fault, faulty_ranks)
+    errors, dp_warnings, state = (train_step if fault in STEP_FAULTS else train)(comm, fault, faulty_ranks)
     return (errors, dp_warnings), None, state
+
+
+ALL_FAULTS = FAULTS + STEP_FAULTS
+
+
+def test_under_mpiexec_each_failure_ends_alike_and_trains_on(tmp_path):
+    ranks = faults_on_rank_1("test_data_parallel_failure_leftovers", "train_for_child", "ALL_FAULTS", tmp_path)
+    for fault in ALL_FAULTS:
+        seen = [([tuple(e) for e in s[fault][0][0]], s[fault][0][1], s[fault][2]) for s in ranks]  # (from JSON)
+        if fault in STEP_FAULTS:
+            assert_step_outcome(seen, fault, step_reference(fault))
+        else:
+            assert_outcome(seen, fault, reference(fault))
