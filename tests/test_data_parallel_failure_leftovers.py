@@ -164,8 +164,11 @@ class _Plain(nn.Module):
     def __init__(self):
         super().__init__()
         self.fc1, self.fc2 = nn.Linear(4, 8, dtype=np.float64), nn.Linear(8, 6, dtype=np.float64)
+        self.fault = False
 
     def forward(self, x):
+        if self.fault:
+            raise FloatingPointError("a non-finite activation")
         return self.fc2(F.tanh(self.fc1(x)))
 
 
@@ -274,3 +277,80 @@ def test_under_mpiexec_each_failure_ends_alike_and_trains_on(tmp_path):
             assert_step_outcome(seen, fault, step_reference(fault))
         else:
             assert_outcome(seen, fault, reference(fault))
+
+
+# Set-ups that a failing step could not end: refused where they are made, on every rank alike; a deep-copied
+# SyncBatchNorm is covered as the layer it copies.
+def _two_wrappers(comm, with_bn):
+    distnn.manual_seed(0)
+    first = DataParallel(_Net(comm, False) if with_bn else _Plain(), comm)
+    try:
+        DataParallel(_Plain(), comm)
+    except ValueError as e:
+        return str(e)
+    finally:
+        first.remove_hooks()
+    return None
+
+
+def test_a_second_wrapper_on_a_communicator_with_syncbatchnorm_is_refused_when_built():
+    for message in simulate(2, _two_wrappers, True):
+        assert message is not None and message.startswith(
+            "DataParallel: another DataParallel is alive on this communicator and SyncBatchNorm layers communicate "
+            "over it"), message
+    assert simulate(2, _two_wrappers, False) == [None, None]  # (no SyncBatchNorm: two models on one comm, a GAN's)
+
+
+def _head_elsewhere(comm):
+    distnn.manual_seed(0)
+    dp = DataParallel(_Plain(), comm)
+    head = SyncBatchNorm(6, affine=False, dtype=np.float64, comm=comm.split(0))
+    x, _ = _batch(comm, 0, 0)
+    try:
+        head(dp(x))
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def test_a_syncbatchnorm_outside_the_model_on_another_communicator_is_refused_at_its_forward():
+    for message in simulate(2, _head_elsewhere):
+        assert message is not None and "a SyncBatchNorm outside the DataParallel's model, on a communicator no " \
+            "DataParallel is built on" in message, message
+
+
+def _deep_copied_head(comm, fault=None):
+    """Rank 1's model raises in forward (``fault``) while rank 0 is in the first forward round of a head deep-copied
+    from a SyncBatchNorm (never run) after the wrapper was built; then two clean steps."""
+    import copy
+
+    distnn.manual_seed(0)
+    model = _Plain()
+    dp = DataParallel(model, comm, bucket_mb=1e-6)
+    head = copy.deepcopy(SyncBatchNorm(6, affine=False, dtype=np.float64))
+    opt = SGD(model.parameters(), lr=0.1)
+    error = None
+    for step in range(3):
+        if step == 0 and fault is None:
+            continue
+        opt.zero_grad()
+        x, y = _batch(comm, step, 1)
+        model.fault = fault is not None and step == 0 and comm.rank == 1
+        try:
+            F.cross_entropy(head(dp(x)), y).backward()
+            opt.step()
+        except (FloatingPointError, RuntimeError) as e:
+            error = (type(e).__name__, str(e))
+        model.fault = False
+    return error, {k: to_numpy(v).copy() for k, v in model.state_dict().items()}
+
+
+def test_a_deep_copied_syncbatchnorm_head_is_ended_by_a_failing_step_as_the_layer_it_copies():
+    reference = simulate(2, _deep_copied_head)[0][1]
+    results = simulate(2, _deep_copied_head, "forward")
+    for error, state in results:
+        assert error is not None and error[0] == "FloatingPointError" and error[1].startswith(
+            "DataParallel: forward raised on rank 1: FloatingPointError: a non-finite activation"), error
+        for k, v in state.items():
+            np.testing.assert_array_equal(v, results[0][1][k], err_msg=k)
+            np.testing.assert_allclose(v, reference[k], rtol=1e-12, atol=1e-15, err_msg=k)

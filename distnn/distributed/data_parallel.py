@@ -121,6 +121,7 @@ from .grad_sync import RANK_SHARE, RANK_WEIGHTED, GradientSync
 from .powersgd import get_powersgd
 from .replicas import ReplicaMismatchError, check_replicas, verify_same_model, warn_if_time_major
 from .sync_abandoned import settle, watched_forward
+from .sync_batchnorm_scope import refuse_second_wrapper
 from .sync_micro_batch import settle_micro_batches
 
 # (importable from here too: the replica error users catch, the context keys SyncBatchNorm reads, and the
@@ -276,6 +277,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
             if not self._train_params:
                 raise ValueError("DataParallel: the model has no parameter that requires a gradient; there is "
                                  "nothing to synchronize (a frozen model needs no DataParallel)")
+            refuse_second_wrapper(self)  # (two on one communicator with SyncBatchNorm: .sync_batchnorm_scope)
             self._private = _acquire_comm(comm)
             self._comm = self._private.comm
             self._broadcast_tensors([t for _, t in module.named_parameters()] + [b for _, b in module.named_buffers()])

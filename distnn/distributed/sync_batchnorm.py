@@ -56,6 +56,7 @@ from distnn.nn.normalization import valid_rows  # noqa: F401 (shared with BatchN
 
 from .data_parallel import RANK_SHARE, RANK_WEIGHTED
 from .sync_batchnorm_closing import register_layer
+from .sync_batchnorm_scope import check_layer
 from .sync_batchnorm_rounds import backward_exchange, forward_exchange, history
 
 
@@ -159,6 +160,14 @@ class SyncBatchNorm(_BatchNorm):
         self.comm = _one_of(process_group, comm, "SyncBatchNorm")
         register_layer(self)  # (a DataParallel over its communicator ends its rounds too: .sync_batchnorm_closing)
 
+    def __setstate__(self, state):
+        # (a deep copy, or an unpickled layer: registered as one built here, so a DataParallel covers it too)
+        own, slots = state if isinstance(state, tuple) else (state, None)
+        self.__dict__.update(own or {})
+        for name, value in (slots or {}).items():
+            object.__setattr__(self, name, value)
+        register_layer(self)
+
     @property
     def process_group(self):
         """PyTorch's name of :attr:`comm`: the communicator the statistics are shared over (None: ``init()``'s)."""
@@ -190,6 +199,8 @@ class SyncBatchNorm(_BatchNorm):
         if not self._use_batch_stats():
             return super().forward(x)  # running statistics: a per-rank affine map
         comm = self._get_comm()
+        if comm.size > 1:
+            check_layer(self, self.comm)  # (set-ups no DataParallel step covers: refused here, .sync_batchnorm_scope)
         self._check_input_dim(x)
         data = x.data
         mask = _current_mask(data.shape[0])
