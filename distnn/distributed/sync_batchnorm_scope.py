@@ -46,11 +46,10 @@ def _live_wrappers(base=None) -> list:
         return [dp for dp, built_on in list(_built.items())
                 if built_on is sim and (base is None or dp.comm is base) and dp._hooks]
 
-    found = live()
-    if found:
+    if live():  # (the list let go of before collecting: it would keep them alive)
         gc.collect()
-        found = live()
-    return found
+        return live()
+    return []
 
 
 def refuse_second_wrapper(dp) -> None:
