@@ -230,8 +230,8 @@ def assert_step_outcome(results, fault, reference):
         if rank == 1:
             assert errors[0] == ("ValueError", "the loss refused the targets"), errors
             dp_warnings = [w for w in every_warning if "on rank 1 never reached" in w]
-            assert len(dp_warnings) == 1 and dp_warnings[0].startswith("DataParallel: the output of a forward on rank 1 never "
-                                                            "reached a synchronizing backward"), dp_warnings
+            assert len(dp_warnings) == 1 and dp_warnings[0].startswith(
+                "DataParallel: the output of a forward on rank 1 never reached a synchronizing backward"), dp_warnings
         else:
             assert errors[0][0] == "RuntimeError" and errors[0][1].startswith(
                 "DataParallel: the output of a forward on rank 1 never reached a synchronizing backward"), errors

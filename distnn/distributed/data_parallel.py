@@ -73,7 +73,8 @@ that rank goes through the step's collectives first, so no rank is left
 waiting (:mod:`.sync_refusals`). The step's gradients are dropped (None).
 A step that fails BEFORE its backward on some ranks, the error caught by the loop (the forward, the loss, a
 ``KeyboardInterrupt``), ends on every rank alike too, never paired with another step (:mod:`.sync_abandoned`),
-also while the other ranks wait in SyncBatchNorm's collectives (:mod:`.sync_batchnorm_rounds`).
+also while the other ranks wait in SyncBatchNorm's collectives (:mod:`.sync_batchnorm_rounds`; under
+:meth:`no_sync` too: :mod:`.sync_micro_batch`; set-ups it cannot cover are refused: :mod:`.sync_batchnorm_scope`).
 
 Use :meth:`no_sync` for all but the last micro-batch of gradient
 accumulation. A trainer that may skip backward on some rank (an empty
@@ -122,12 +123,10 @@ from .powersgd import get_powersgd
 from .replicas import ReplicaMismatchError, check_replicas, verify_same_model, warn_if_time_major
 from .sync_abandoned import settle, watched_forward
 from .sync_batchnorm_scope import refuse_second_wrapper
-from .sync_micro_batch import settle_micro_batches
+from .sync_micro_batch import init_failure_state, micro_batch_raised, settle_micro_batches
 
-# (importable from here too: the replica error users catch, the context keys SyncBatchNorm reads, and the
-# communicator pool tests look into)
+# (importable from here too: the replica error users catch, SyncBatchNorm's context keys, the pool tests look into)
 __all__ = ["DataParallel", "RANK_SHARE", "RANK_WEIGHTED", "ReplicaMismatchError", "_pools"]
-
 
 
 class DataParallel(GradientSync, DataParallelJoin, Module):
@@ -177,7 +176,8 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     other ranks raise "DataParallel: the output of a forward on rank 1 never
     reached a synchronizing backward ..." ("backward was interrupted on rank
     1"), which rank 1, having raised its own, gets as a warning at its next
-    call to the wrapper. The step's gradients are dropped (:mod:`.sync_abandoned`).
+    call to the wrapper. The step's gradients are dropped on every rank, rank
+    1's too (:mod:`.sync_abandoned`; under :meth:`no_sync`: :mod:`.sync_micro_batch`).
     """
 
     num_step_flags = 5  # length of step_flags
@@ -250,18 +250,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
         self._weight = None   # this sync's packing weight (1.0 when backward's seed already weighted)
         self._samples = None
         self._notes = []      # this synchronization's refusals found on this rank (.sync_refusals)
-        self._forwards = []   # forwards since the last sync: (output nodes, samples, count so far) (.sync_abandoned)
-        self._abandoned = []  # notes of a forward interrupted since (.sync_abandoned)
-        self._in_forward = 0  # forwards of the model running now (.sync_batchnorm_closing)
-        self._micro_forwards = []  # no_sync() forwards no backward reached yet: (output nodes, samples) (.sync_micro_batch)
-        self._micro_last = 0       # samples of the micro-batch whose backward runs (.sync_micro_batch)
-        self._stale_grads = False  # a micro-batch's backward was cut short here (.sync_micro_batch)
-        self._held_notes = []      # refusals for the next synchronizing exchange (.sync_micro_batch)
-        # forwards with gradients enabled so far (a clock: what came before an abandoned step's last forward was
-        # that step's), the clock at the last synchronizing backward's begin, at the last set_num_samples(), at a
-        # forward that raised, and whether the gradients were reset at forwards that found a step pending
-        self._clock = self._sync_clock = self._explicit_clock = self._abandoned_at = 0
-        self._resets = {}
+        init_failure_state(self)  # (what a failing step leaves to settle: .sync_abandoned, .sync_micro_batch)
         self._hooks = []
         self._buckets = []
         self._sparse = None   # the sparse embeddings' exchange (.sparse_sync), when the model has any
@@ -320,9 +309,8 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
         try:
             yield
         except Exception as exc:  # (the loss raised between a micro-batch's forward and backward: end it alike)
-            if self._micro_forwards and not getattr(exc, "from_rounds", False) and not hasattr(exc, "report"):
-                self._require_sync = previous
-                settle_micro_batches(self, exc)  # raises the agreed error when SyncBatchNorm rounds end
+            self._require_sync = previous
+            micro_batch_raised(self, exc)  # raises the agreed error when SyncBatchNorm rounds end
             raise
         finally:
             self._require_sync = previous

@@ -20,10 +20,21 @@ rank waiting for a partner that has run out of steps). PyTorch's DDP gives no gu
   ``finish_gradient_synchronization()``) it first goes through the abandoned step's exchange with zeros and
   a note ("the output of a forward on rank 1 never reached a synchronizing backward", "backward was
   interrupted on rank 1"). The ranks that waited raise that error; the abandoned rank, which raised its own
-  error in that step, gets it as a warning and goes on with the step it has begun (the gradients it
-  accumulated for it under ``no_sync()``, its sample count and its step flags are kept; the samples counted
-  for the abandoned step, its ``no_sync()`` micro-batches' too, are dropped, and so are the outputs of an
-  interrupted step's forwards, still referenced or not), so the ranks stay in step.
+  error in that step, gets it as a warning and goes on with the step it has begun (its step flags are kept;
+  the samples counted for the abandoned step, its ``no_sync()`` micro-batches' too, are dropped, and so are
+  the outputs of an interrupted step's forwards, still referenced or not), so the ranks stay in step.
+  Gradients: the ranks that waited drop the step's (None), so the abandoned rank must not keep what the step
+  accumulated under ``no_sync()`` either (averaged into its next step, they would make that update no run's,
+  and an optimizer step taken on them alone would make the replicas differ). Settled before any later
+  forward (the usual case: the loop let go of the failed output), every gradient it holds is the abandoned
+  step's, or zeros the loop reset: dropped (zeros kept), whether or not the loop called ``zero_grad()``.
+  Settled later (the output was still referenced at the next forward), it also holds the new step's
+  micro-batches: kept when the gradients were reset before the first of them, else the next synchronizing
+  step is refused on every rank ("gradients accumulated under no_sync() for a step that was abandoned were
+  still held on rank 1 ...": call ``zero_grad()``). A ``set_num_samples()`` count set before the abandoned
+  step's last forward was that step's and is dropped (as on the ranks that waited, whose exchange cleared
+  it); one set after it (after catching the error) is the next step's and kept. (A count set between that
+  forward and the failure is taken for the next step's: set it before the forward.)
   ``finish_gradient_synchronization()`` is the step's own exchange: it raises the error there. Inside
   ``join()``, a rank that abandons its last step and leaves its loop answers that step as a joined rank
   does (no samples, no gradients), so the others' step goes on without its batch, as PyTorch's join would.
@@ -68,7 +79,8 @@ from distnn.autograd.grad_mode import is_grad_enabled
 
 from .sync_batchnorm_closing import abort_micro_batch
 from .sync_failures import agree_on_failure, describe
-from .sync_micro_batch import STALE_ADVICE, grad_reset, grads_reset, hold_if_stale, note_micro_forward, settle_micro_batches
+from .sync_micro_batch import (STALE_ADVICE, grad_reset, grads_reset, hold_if_stale, note_micro_forward,
+                               settle_micro_batches)
 from .sync_refusals import WHERE, note
 
 UNREACHED = (f"the output of a forward {WHERE} never reached a synchronizing backward (an error between the "

@@ -148,7 +148,10 @@ class SyncBatchNorm(_BatchNorm):
     some rank, or whose ranks ran these layers a different number of times, the layer's collective raises on
     the ranks waiting in it and the step ends on every rank with one error (:mod:`.sync_batchnorm_rounds`), also for
     a layer outside the wrapped model on the wrapper's communicator, and for a forward that raises under
-    ``no_sync()`` (:mod:`.sync_batchnorm_closing`). Ranks whose calls differ (a forward against a backward, other
+    ``no_sync()`` (:mod:`.sync_batchnorm_closing`) or whose loss raises there (:mod:`.sync_micro_batch`), on every
+    communicator the model's layers use; a deep copy is covered as the layer it copies, and set-ups no step could
+    end are refused (:mod:`.sync_batchnorm_scope`: a layer outside the model on a communicator no DataParallel is
+    built on, two DataParallels on one communicator with SyncBatchNorm). Ranks whose calls differ (a forward against a backward, other
     channel counts) raise the same error on every rank, under MPI too.
     """
 

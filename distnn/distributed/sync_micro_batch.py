@@ -51,6 +51,29 @@ STALE_ADVICE = ("Call optimizer.zero_grad() after a failed micro-batch (PyTorch'
                 "loop too); every rank dropped this step's gradients")
 
 
+def init_failure_state(dp) -> None:
+    """What :class:`~.data_parallel.DataParallel` keeps to settle a failed step or micro-batch (set at its build)."""
+    dp._forwards = []   # forwards since the last sync: (output nodes, samples, count so far, clock) (.sync_abandoned)
+    dp._abandoned = []  # notes of a forward interrupted since (.sync_abandoned)
+    dp._in_forward = 0  # forwards of the model running now (.sync_batchnorm_closing)
+    dp._micro_forwards = []  # no_sync() forwards no backward reached yet: (output nodes, samples)
+    dp._micro_last = 0       # samples of the micro-batch whose backward runs (drop_micro_batch)
+    dp._stale_grads = False  # a micro-batch's backward was cut short here (hold_if_stale)
+    dp._held_notes = []      # refusals for the next synchronizing exchange (release_held)
+    # forwards with gradients enabled so far (a clock: what came before an abandoned step's last forward was that
+    # step's); its value at the last synchronizing backward's begin, at the last set_num_samples(), at a forward
+    # that raised; whether the gradients were reset at forwards that found a step pending (.sync_abandoned)
+    dp._clock = dp._sync_clock = dp._explicit_clock = dp._abandoned_at = 0
+    dp._resets = {}
+
+
+def micro_batch_raised(dp, exc: Exception) -> None:
+    """``exc`` leaves ``dp.no_sync()``: a forward of it no backward reached ends alike on every rank (see the module
+    docstring; an error agreed already, by SyncBatchNorm's rounds or a synchronization, is left as it is)."""
+    if dp._micro_forwards and not getattr(exc, "from_rounds", False) and not hasattr(exc, "report"):
+        settle_micro_batches(dp, exc)
+
+
 def note_micro_forward(dp, nodes, n) -> None:
     """A forward with gradients enabled under ``no_sync()``: its output's nodes and the samples it counted."""
     dp._micro_forwards.append((nodes, n or 0))
@@ -67,7 +90,8 @@ def reached(dp) -> None:
 def drop_micro_batch(dp, in_backward: bool) -> None:
     """The micro-batch ended on every rank (its rounds were ABORTed): its samples leave the step's count here,
     those of its forwards no backward reached yet and, in its backward, those of the forwards that backward
-    reached (``in_backward``: the rank's part ended in a backward), so the step weighs this rank as a run that skipped the micro-batch on every rank."""
+    reached (``in_backward``: the rank's part ended in a backward), so the step weighs this rank as a run that
+    skipped the micro-batch on every rank."""
     n = sum(n for _, n in dp._micro_forwards) + (dp._micro_last if in_backward else 0)
     dp._micro_forwards, dp._micro_last = [], 0
     if dp._forward_samples is not None:
