@@ -170,6 +170,7 @@ def end_rounds_all(comms, status: float) -> list:
         return [end_rounds(c, status) for c in comms]
     import time
 
+    from .shared_memory import _busy, progress_all
     from .watchdog import collective_timeout
 
     result, pending = [None] * len(comms), []
@@ -190,6 +191,8 @@ def end_rounds_all(comms, status: float) -> list:
             result[i] = every
         pending = [p for p in pending if result[p[0]] is None]
         if not done:
+            if _busy:  # (a peer may wait for this rank's part of a shared-memory round, as MPI waits do)
+                progress_all()
             if deadline is not None and time.monotonic() > deadline:
                 raise RuntimeError(f"SyncBatchNorm: ending the rounds of {len(pending)} communicators waited more "
                                    f"than {limit} s (DISTNN_COLLECTIVE_TIMEOUT) for the other ranks")
