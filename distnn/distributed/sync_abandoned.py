@@ -26,9 +26,9 @@ rank waiting for a partner that has run out of steps). PyTorch's DDP gives no gu
   Gradients: the ranks that waited drop the step's (None), so the abandoned rank must not keep what the step
   accumulated under ``no_sync()`` either (averaged into its next step, they would make that update no run's,
   and an optimizer step taken on them alone would make the replicas differ). Settled before any later
-  forward (the usual case: the loop let go of the failed output), every gradient it holds is the abandoned
+  backward (the usual case: the loop let go of the failed output), every gradient it holds is the abandoned
   step's, or zeros the loop reset: dropped (zeros kept), whether or not the loop called ``zero_grad()``.
-  Settled later (the output was still referenced at the next forward), it also holds the new step's
+  Settled later (the output was still referenced after the next backward), it also holds the new step's
   micro-batches: kept when the gradients were reset before the first of them, else the next synchronizing
   step is refused on every rank ("gradients accumulated under no_sync() for a step that was abandoned were
   still held on rank 1 ...": call ``zero_grad()``). A ``set_num_samples()`` count set before the abandoned
@@ -79,8 +79,7 @@ from distnn.autograd.grad_mode import is_grad_enabled
 
 from .sync_batchnorm_closing import abort_micro_batch
 from .sync_failures import agree_on_failure, describe
-from .sync_micro_batch import (STALE_ADVICE, grad_reset, grads_reset, hold_if_stale, note_micro_forward,
-                               settle_micro_batches)
+from .sync_micro_batch import STALE_ADVICE, grad_reset, hold_if_stale, note_micro_forward, settle_micro_batches
 from .sync_refusals import WHERE, note
 
 UNREACHED = (f"the output of a forward {WHERE} never reached a synchronizing backward (an error between the "
@@ -103,8 +102,6 @@ def watched_forward(dp, inputs, kwargs):
     grad = is_grad_enabled()
     if grad:
         hold_if_stale(dp)  # (a failed micro-batch's partial gradients, about to get more: .sync_micro_batch)
-        if dp._forwards or dp._abandoned:  # (what this forward finds: the abandoned step's gradients, or reset)
-            dp._resets.setdefault(dp._clock + 1, grads_reset(dp))
         dp._clock += 1
     dp._in_forward += 1
     try:
@@ -191,12 +188,13 @@ def _end_abandoned_step(dp, notes, abandoned_at: int, keep_grads: bool) -> None:
     step's last forward (or its interrupted backward): what was set or accumulated before it was that step's."""
     # The ranks that waited drop the step's gradients (None); this rank must not keep what the abandoned step
     # accumulated (its no_sync() micro-batches), or the next step's average would not be any run's. Settled
-    # before any later forward, what it holds is the abandoned step's (or reset by the loop): dropped. Settled
+    # before any later backward, what it holds is the abandoned step's (or reset by the loop): dropped. Settled
     # later (the failed output was still referenced), it holds the new step's micro-batches too: kept when the
     # loop reset the gradients before the first of them, else the next step is refused (.sync_micro_batch).
-    if keep_grads and dp._clock == abandoned_at:
+    later = [clock for clock in dp._resets if clock > abandoned_at]  # (no_sync() backwards since: .sync_micro_batch)
+    if keep_grads and not later:
         keep_grads = False
-    elif keep_grads and not dp._resets.get(abandoned_at + 1, True):
+    elif keep_grads and not dp._resets[min(later)]:
         note(dp._held_notes, RuntimeError, STALE_STEP, STALE_ADVICE)
     # (a dense gradient may be its bucket's view, which the exchange overwrites; a sparse one is its own)
     grads = [None if p.grad is None or not (keep_grads or grad_reset(p)) else p.grad

@@ -62,7 +62,7 @@ def init_failure_state(dp) -> None:
     dp._held_notes = []      # refusals for the next synchronizing exchange (release_held)
     # forwards with gradients enabled so far (a clock: what came before an abandoned step's last forward was that
     # step's); its value at the last synchronizing backward's begin, at the last set_num_samples(), at a forward
-    # that raised; whether the gradients were reset at forwards that found a step pending (.sync_abandoned)
+    # that raised; clock -> whether the gradients were reset when a no_sync() backward began with a step pending
     dp._clock = dp._sync_clock = dp._explicit_clock = dp._abandoned_at = 0
     dp._resets = {}
 
@@ -83,6 +83,8 @@ def reached(dp) -> None:
     """A backward of the model begins: the micro-batches' forwards noted so far are reached (dead ones settled)."""
     if dp._micro_forwards:
         settle_micro_batches(dp, in_pass=True)
+    if not dp._require_sync and (dp._forwards or dp._abandoned):  # (a step may have been abandoned: whether this
+        dp._resets.setdefault(dp._clock, grads_reset(dp))       # first accumulation since found the gradients reset)
     dp._micro_last = sum(n for _, n in dp._micro_forwards)  # (this backward's micro-batch: drop_micro_batch)
     dp._micro_forwards = []
 
