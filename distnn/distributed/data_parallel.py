@@ -73,7 +73,8 @@ that rank goes through the step's collectives first, so no rank is left
 waiting (:mod:`.sync_refusals`). The step's gradients are dropped (None).
 A step that fails BEFORE its backward on some ranks, the error caught by the loop (the forward, the loss, a
 ``KeyboardInterrupt``), ends on every rank alike too, never paired with another step (:mod:`.sync_abandoned`),
-also while the other ranks wait in SyncBatchNorm's collectives (:mod:`.sync_batchnorm_rounds`).
+also while the other ranks wait in SyncBatchNorm's collectives (:mod:`.sync_batchnorm_rounds`; under
+:meth:`no_sync` too: :mod:`.sync_micro_batch`; set-ups it cannot cover are refused: :mod:`.sync_batchnorm_scope`).
 
 Use :meth:`no_sync` for all but the last micro-batch of gradient
 accumulation. A trainer that may skip backward on some rank (an empty
@@ -121,11 +122,11 @@ from .grad_sync import RANK_SHARE, RANK_WEIGHTED, GradientSync
 from .powersgd import get_powersgd
 from .replicas import ReplicaMismatchError, check_replicas, verify_same_model, warn_if_time_major
 from .sync_abandoned import settle, watched_forward
+from .sync_batchnorm_scope import refuse_second_wrapper
+from .sync_micro_batch import init_failure_state, micro_batch_raised, settle_micro_batches
 
-# (importable from here too: the replica error users catch, the context keys SyncBatchNorm reads, and the
-# communicator pool tests look into)
+# (importable from here too: the replica error users catch, SyncBatchNorm's context keys, the pool tests look into)
 __all__ = ["DataParallel", "RANK_SHARE", "RANK_WEIGHTED", "ReplicaMismatchError", "_pools"]
-
 
 
 class DataParallel(GradientSync, DataParallelJoin, Module):
@@ -175,7 +176,8 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     other ranks raise "DataParallel: the output of a forward on rank 1 never
     reached a synchronizing backward ..." ("backward was interrupted on rank
     1"), which rank 1, having raised its own, gets as a warning at its next
-    call to the wrapper. The step's gradients are dropped (:mod:`.sync_abandoned`).
+    call to the wrapper. The step's gradients are dropped on every rank, rank
+    1's too (:mod:`.sync_abandoned`; under :meth:`no_sync`: :mod:`.sync_micro_batch`).
     """
 
     num_step_flags = 5  # length of step_flags
@@ -184,7 +186,8 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     _PLAIN = frozenset(("num_syncs", "_require_sync", "_explicit_samples", "_forward_samples", "_last_samples",
                         "_count_guess", "_in_sync", "_synced_since_finish", "_launched", "_probed", "_weight",
                         "_samples", "step_flags_sum", "_join_step", "_notes", "_failure_token", "_forwards",
-                        "_abandoned", "_finishing", "_in_forward"))
+                        "_abandoned", "_finishing", "_in_forward", "_micro_forwards", "_stale_grads", "_held_notes",
+                        "_clock", "_resets", "_abandoned_at", "_sync_clock", "_explicit_clock", "_micro_last"))
 
     def __setattr__(self, name, value):
         if name in self._PLAIN:
@@ -247,9 +250,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
         self._weight = None   # this sync's packing weight (1.0 when backward's seed already weighted)
         self._samples = None
         self._notes = []      # this synchronization's refusals found on this rank (.sync_refusals)
-        self._forwards = []   # forwards since the last sync: (output nodes, samples, count so far) (.sync_abandoned)
-        self._abandoned = []  # notes of a forward interrupted since (.sync_abandoned)
-        self._in_forward = 0  # forwards of the model running now (.sync_batchnorm_closing)
+        init_failure_state(self)  # (what a failing step leaves to settle: .sync_abandoned, .sync_micro_batch)
         self._hooks = []
         self._buckets = []
         self._sparse = None   # the sparse embeddings' exchange (.sparse_sync), when the model has any
@@ -265,6 +266,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
             if not self._train_params:
                 raise ValueError("DataParallel: the model has no parameter that requires a gradient; there is "
                                  "nothing to synchronize (a frozen model needs no DataParallel)")
+            refuse_second_wrapper(self)  # (two on one communicator with SyncBatchNorm: .sync_batchnorm_scope)
             self._private = _acquire_comm(comm)
             self._comm = self._private.comm
             self._broadcast_tensors([t for _, t in module.named_parameters()] + [b for _, b in module.named_buffers()])
@@ -291,6 +293,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
         if n < 0:
             raise ValueError(f"number of samples must be >= 0, got {n}")
         self._explicit_samples = int(n)
+        self._explicit_clock = self._clock  # (a count set before an abandoned step's last forward was its own)
         if n_global is not None and n_global > 0:
             self._count_guess = float(n_global)
 
@@ -299,11 +302,16 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     @contextlib.contextmanager
     def no_sync(self):
         """Backward passes inside only accumulate local gradients (micro-batches of accumulation)."""
+        settle_micro_batches(self)  # (a micro-batch this rank abandoned: .sync_micro_batch)
         settle(self)  # (the last step's, if this rank abandoned it)
         previous = self._require_sync
         self._require_sync = False
         try:
             yield
+        except Exception as exc:  # (the loss raised between a micro-batch's forward and backward: end it alike)
+            self._require_sync = previous
+            micro_batch_raised(self, exc)  # raises the agreed error when SyncBatchNorm rounds end
+            raise
         finally:
             self._require_sync = previous
 

@@ -16,7 +16,8 @@ from .buckets import build_buckets, release_buckets
 from .sparse_sync import SparseGradientExchange, sparse_parameters
 from .sync_abandoned import settle
 from .sync_batchnorm_closing import close_for_exchange, register_wrapper, watch_micro_batch
-from .sync_batchnorm_rounds import model_comms
+from .sync_batchnorm_rounds import history, model_comms
+from .sync_micro_batch import reached, release_held
 from .sync_failures import watch_backward
 from .sync_finish import FinishSync
 from .sync_refusals import WHERE, agreed_error, note, raise_unused
@@ -39,6 +40,8 @@ class GradientSync(FinishSync):
     def _build_buckets(self):
         # Sparse-gradient parameters (sparse embeddings) are exchanged apart, when backward ends (.sparse_sync)
         self._bn_comms = model_comms(self.module)  # (SyncBatchNorm's, ended at each exchange: close_for_exchange)
+        for c in self._bn_comms:  # (whose micro-batch a round's ABORT ends: .sync_batchnorm_closing)
+            history(c).owner = weakref.ref(self)
         register_wrapper(self)  # (and those of SyncBatchNorm layers outside the model on its communicator)
         sparse = sparse_parameters(self.module, self._train_params)
         self._sparse = SparseGradientExchange(sparse) if sparse else None
@@ -139,6 +142,8 @@ class GradientSync(FinishSync):
         if mine and (self._in_sync or self._require_sync and (self._forwards or self._abandoned)) \
                 and backward_depth() == 1:
             settle(self, in_pass=True)  # a step this rank abandoned ends first (.sync_abandoned)
+        if mine and backward_depth() == 1:
+            reached(self)  # (the micro-batches' forwards: .sync_micro_batch)
         if self._in_sync:
             if mine and backward_depth() == 1:  # (still: the interrupted exchange was the completion's own)
                 raise RuntimeError(  # (PyTorch DDP's words for a reduction left unfinished)
@@ -151,6 +156,9 @@ class GradientSync(FinishSync):
             watch_micro_batch(self)
         if mine and self._notes and backward_depth() == 1:  # (noted by a backward that raised before it synchronized;
             self._notes = []  # not another's pass: simulated ranks' passes run every rank's hook, mid-step too)
+        if mine and self._require_sync and backward_depth() == 1:
+            self._sync_clock = self._clock
+            release_held(self)  # (a failure's leftover gradients refuse this step: .sync_micro_batch)
         if mine and self.weight_by_samples and self._pending_samples() is None:
             why = ("no forward went through the wrapper with an array input (a call of .module(...), or inputs "
                    "without an array)")
@@ -329,7 +337,7 @@ class GradientSync(FinishSync):
         self._weight = None
         self._explicit_samples = None
         self._forward_samples = None
-        self._forwards = []  # (.sync_abandoned)
+        self._forwards, self._resets = [], {}  # (.sync_abandoned)
         self._in_sync = False
         self._synced_since_finish = True
         self.num_syncs += 1

@@ -20,10 +20,21 @@ rank waiting for a partner that has run out of steps). PyTorch's DDP gives no gu
   ``finish_gradient_synchronization()``) it first goes through the abandoned step's exchange with zeros and
   a note ("the output of a forward on rank 1 never reached a synchronizing backward", "backward was
   interrupted on rank 1"). The ranks that waited raise that error; the abandoned rank, which raised its own
-  error in that step, gets it as a warning and goes on with the step it has begun (the gradients it
-  accumulated for it under ``no_sync()``, its sample count and its step flags are kept; the samples counted
-  for the abandoned step, its ``no_sync()`` micro-batches' too, are dropped, and so are the outputs of an
-  interrupted step's forwards, still referenced or not), so the ranks stay in step.
+  error in that step, gets it as a warning and goes on with the step it has begun (its step flags are kept;
+  the samples counted for the abandoned step, its ``no_sync()`` micro-batches' too, are dropped, and so are
+  the outputs of an interrupted step's forwards, still referenced or not), so the ranks stay in step.
+  Gradients: the ranks that waited drop the step's (None), so the abandoned rank must not keep what the step
+  accumulated under ``no_sync()`` either (averaged into its next step, they would make that update no run's,
+  and an optimizer step taken on them alone would make the replicas differ). Settled before any later
+  backward (the usual case: the loop let go of the failed output), every gradient it holds is the abandoned
+  step's, or zeros the loop reset: dropped (zeros kept), whether or not the loop called ``zero_grad()``.
+  Settled later (the output was still referenced after the next backward), it also holds the new step's
+  micro-batches: kept when the gradients were reset before the first of them, else the next synchronizing
+  step is refused on every rank ("gradients accumulated under no_sync() for a step that was abandoned were
+  still held on rank 1 ...": call ``zero_grad()``). A ``set_num_samples()`` count set before the abandoned
+  step's last forward was that step's and is dropped (as on the ranks that waited, whose exchange cleared
+  it); one set after it (after catching the error) is the next step's and kept. (A count set between that
+  forward and the failure is taken for the next step's: set it before the forward.)
   ``finish_gradient_synchronization()`` is the step's own exchange: it raises the error there. Inside
   ``join()``, a rank that abandons its last step and leaves its loop answers that step as a joined rank
   does (no samples, no gradients), so the others' step goes on without its batch, as PyTorch's join would.
@@ -68,10 +79,13 @@ from distnn.autograd.grad_mode import is_grad_enabled
 
 from .sync_batchnorm_closing import abort_micro_batch
 from .sync_failures import agree_on_failure, describe
+from .sync_micro_batch import STALE_ADVICE, grad_reset, hold_if_stale, note_micro_forward, settle_micro_batches
 from .sync_refusals import WHERE, note
 
 UNREACHED = (f"the output of a forward {WHERE} never reached a synchronizing backward (an error between the "
              "forward and the backward, caught and skipped?)")
+STALE_STEP = (f"gradients accumulated under no_sync() for a step that was abandoned were still held {WHERE} "
+              "when its next step began accumulating, so this step's average would not be any run's")
 INTERRUPTED = f"backward was interrupted {WHERE} (a KeyboardInterrupt?) before the step's exchange ended"
 ADVICE = ("The rank that abandoned the step went through its exchange with zeros at its next DataParallel call, "
           "and every rank dropped the step's gradients. A forward with gradients enabled outside no_sync() belongs "
@@ -81,9 +95,14 @@ ADVICE = ("The rank that abandoned the step went through its exchange with zeros
 
 def watched_forward(dp, inputs, kwargs):
     """``DataParallel.forward``: run the model, count the samples, note the output (see the module docstring)."""
+    if dp._micro_forwards:
+        settle_micro_batches(dp)  # (a micro-batch's forward never reached backward: .sync_micro_batch)
     if dp._forwards or dp._abandoned or dp._in_sync:
         settle(dp)  # (the last step's forward never reached backward, or its backward was interrupted)
     grad = is_grad_enabled()
+    if grad:
+        hold_if_stale(dp)  # (a failed micro-batch's partial gradients, about to get more: .sync_micro_batch)
+        dp._clock += 1
     dp._in_forward += 1
     try:
         out = dp.module(*inputs, **kwargs)
@@ -98,6 +117,7 @@ def watched_forward(dp, inputs, kwargs):
                 agree_on_failure(dp, exc, "forward")  # raises the agreed error, from exc
             # (a KeyboardInterrupt: no collective now; the next DataParallel call, if any, ends the step)
             note(dp._abandoned, RuntimeError, f"forward raised {WHERE}: {describe(exc)}", ADVICE)
+            dp._abandoned_at = dp._clock
         raise
     dp._in_forward -= 1
     if grad:
@@ -106,11 +126,13 @@ def watched_forward(dp, inputs, kwargs):
             n = _batch_size(inputs, kwargs, dp.batch_dim)
             if n is not None:
                 dp._forward_samples = (dp._forward_samples or 0) + n
-        if dp._require_sync and dp.comm.size > 1:
+        if dp.comm.size > 1:
             nodes = []
             _output_nodes(out, nodes)
-            if nodes:  # (with the count so far: what was counted up to here belongs to its step, see settle)
-                dp._forwards.append((nodes, n or 0, dp._forward_samples or 0))
+            if nodes and not dp._require_sync:
+                note_micro_forward(dp, nodes, n)
+            elif nodes:  # (with the count so far: what was counted up to here belongs to its step, see settle)
+                dp._forwards.append((nodes, n or 0, dp._forward_samples or 0, dp._clock))
     return out
 
 
@@ -129,14 +151,16 @@ def settle(dp, in_pass: bool = False, finishing: bool = False) -> None:
     # micro-batches counted before it: its step's, which must not weigh the step this rank has begun.
     whole_step = interrupted or bool(dp._abandoned)
     kept, lost, unreached, samples, mark = [], 0, False, 0, 0
-    for nodes, n, counted in dp._forwards:
+    abandoned_at = dp._abandoned_at if dp._abandoned else dp._sync_clock if interrupted else 0
+    for nodes, n, counted, clock in dp._forwards:
         dead = finishing or not _alive(nodes)
         unreached = unreached or dead
         if dead:
             lost += n
+            abandoned_at = max(abandoned_at, clock)
         if not (dead or whole_step):
             samples += counted - mark
-            kept.append((nodes, n, samples))
+            kept.append((nodes, n, samples, clock))
         mark = counted
     if unreached:
         note(notes, RuntimeError, UNREACHED, ADVICE)
@@ -152,18 +176,32 @@ def settle(dp, in_pass: bool = False, finishing: bool = False) -> None:
         return
     trailing = (dp._forward_samples or 0) - mark  # (counted since the last forward noted: the begun step's)
     samples = None if whole_step or not (samples + trailing or kept) else samples + trailing
-    _end_abandoned_step(dp, notes, keep_grads=not interrupted)
+    _end_abandoned_step(dp, notes, abandoned_at, keep_grads=not interrupted)
     dp._forwards, dp._forward_samples = kept, samples
+    dp._resets = {}
 
 
-def _end_abandoned_step(dp, notes, keep_grads: bool) -> None:
+def _end_abandoned_step(dp, notes, abandoned_at: int, keep_grads: bool) -> None:
     """Go through the abandoned step's exchange (zeros, no samples, the notes); keep what belongs to the step
     this rank has begun since (``keep_grads``: its gradients; an interrupted backward's are the abandoned
-    step's); warn with the error the ranks that waited raise."""
+    step's); warn with the error the ranks that waited raise. ``abandoned_at``: the clock of the abandoned
+    step's last forward (or its interrupted backward): what was set or accumulated before it was that step's."""
+    # The ranks that waited drop the step's gradients (None); this rank must not keep what the abandoned step
+    # accumulated (its no_sync() micro-batches), or the next step's average would not be any run's. Settled
+    # before any later backward, what it holds is the abandoned step's (or reset by the loop): dropped. Settled
+    # later (the failed output was still referenced), it holds the new step's micro-batches too: kept when the
+    # loop reset the gradients before the first of them, else the next step is refused (.sync_micro_batch).
+    later = [clock for clock in dp._resets if clock > abandoned_at]  # (no_sync() backwards since: .sync_micro_batch)
+    if keep_grads and not later:
+        keep_grads = False
+    elif keep_grads and not dp._resets[min(later)]:
+        note(dp._held_notes, RuntimeError, STALE_STEP, STALE_ADVICE)
     # (a dense gradient may be its bucket's view, which the exchange overwrites; a sparse one is its own)
-    grads = [None if p.grad is None or not keep_grads else p.grad if getattr(p.grad, "is_sparse", False)
-             else p.grad.copy() for p in dp._params]
+    grads = [None if p.grad is None or not (keep_grads or grad_reset(p)) else p.grad
+             if getattr(p.grad, "is_sparse", False) else p.grad.copy() for p in dp._params]
     flags, explicit, last = dp.step_flags.copy(), dp._explicit_samples, dp._last_samples
+    if dp._explicit_clock < abandoned_at:  # (set before the abandoned step's last forward: that step's count)
+        explicit = None
     for p in dp._params:
         p.grad = None
     dp.step_flags[...] = 0

@@ -18,9 +18,16 @@ the one SyncBatchNorm communicator its model trains on (:func:`abort_micro_batch
 under ``no_sync()`` is watched for it, :func:`watch_micro_batch`: a closure a pass); the ranks in its rounds
 gather every rank's note (one ``allgather_object``, on that path only) and every rank raises "DataParallel:
 forward raised on rank 1 under no_sync(): ...", ending the micro-batch (a backward's partial gradients stay
-accumulated: ``zero_grad()`` drops them). Not covered: an error DataParallel does not see under ``no_sync()``
-(the loss; the next rounds then pair a forward with a backward, which every rank reports as a mismatch), and a
-model whose layers use several SyncBatchNorm communicators.
+accumulated: the next synchronizing step refuses them unless ``zero_grad()`` drops them first,
+:mod:`.sync_micro_batch`). An error between a micro-batch's forward and its backward (the loss) is
+:mod:`.sync_micro_batch`'s: the rank ABORTs the same way.
+
+A model whose layers use several SyncBatchNorm communicators (layers built with different ``process_group``'s)
+ends the rounds of every one of them: the headers of all are started together and each is answered as it
+completes (:func:`~.sync_batchnorm_rounds.end_rounds_all`), as the ranks waiting may be in a round of any one;
+a rank that sees the ABORT in a round of one ends the rounds of the others too (:func:`join_abort`) before the
+notes are gathered, on each communicator in the model's order. The error is built from the notes gathered on
+the first of them (the same on every rank when, as usual, every communicator spans the wrapper's ranks).
 """
 from __future__ import annotations
 
@@ -29,7 +36,9 @@ import weakref
 
 from distnn.autograd.engine import backward_depth
 
-from .sync_batchnorm_rounds import ABORT, CLOSE, CLOSE_FAILED, end_rounds, history
+from .sync_batchnorm_rounds import ABORT, CLOSE, CLOSE_FAILED, end_rounds_all, history
+from .sync_batchnorm_scope import note_wrapper
+from .sync_micro_batch import drop_micro_batch, mark_stale
 from .sync_refusals import WHERE, agreed_error, note, raisable
 
 _layers = weakref.WeakKeyDictionary()    # every SyncBatchNorm alive (registered when built) -> the simulated
@@ -64,6 +73,7 @@ def register_wrapper(dp) -> None:
     """DataParallel ``dp`` is built over ``dp.comm``: its exchange ends the rounds there; the split of SyncBatchNorm
     layers already built on it is made now (collective, as the wrapper)."""
     _wrappers[dp.comm] = weakref.ref(dp)
+    note_wrapper(dp)  # (.sync_batchnorm_scope)
     exchange_comms(dp)
 
 
@@ -83,8 +93,7 @@ def exchange_comms(dp) -> list:
 
 def close_for_exchange(dp) -> None:
     """The step's exchange begins: end its rounds on every communicator of :func:`exchange_comms`."""
-    for comm in exchange_comms(dp):
-        end_rounds(comm, CLOSE_FAILED if dp._notes else CLOSE)
+    end_rounds_all(exchange_comms(dp), CLOSE_FAILED if dp._notes else CLOSE)
 
 
 def _watched(dp) -> bool:
@@ -129,36 +138,68 @@ def watch_micro_batch(dp) -> None:
 
     def failed(exc):
         owner = ref()
-        if owner is not None and not getattr(exc, "from_rounds", False):
+        if owner is None:
+            return
+        mark_stale(owner)  # (this backward was cut short: its partial gradients are accumulated)
+        if not getattr(exc, "from_rounds", False):
             abort_micro_batch(owner, exc, "backward")
 
     queue_error_callback(failed)
 
 
-def abort_micro_batch(dp, exc: Exception, stage: str = "forward") -> None:
+def abort_micro_batch(dp, exc: Exception, stage: str = "forward", text=None) -> None:
     """``dp``'s ``stage`` raised ``exc`` under ``no_sync()``: end the micro-batch's rounds on every rank and raise
-    the error every rank raises (from ``exc``). Returns without a collective when no round is to be answered."""
+    the error every rank raises (from ``exc``; ``text``: the note's text, when not "``stage`` raised ..."). Returns
+    without a collective when no round is to be answered."""
     comms = _training_comms(dp)
-    if len(comms) != 1 or history(comms[0]).closed:  # (closed: the others' rounds of this step ended already)
+    if not comms or any(history(c).closed for c in comms):  # (closed: the others' rounds of this step ended)
         return
     from .sync_failures import agree_on_failure, describe
 
     notes = []
-    note(notes, raisable(type(exc)), f"{stage} raised {WHERE} under no_sync(): {describe(exc)}", NO_SYNC_ADVICE)
-    every = end_rounds(comms[0], ABORT)
-    status = every[:, 0]
-    if ((status == CLOSE) | (status == CLOSE_FAILED)).any():  # (a rank is in its step's exchange: join it)
-        history(comms[0]).closed = True
+    note(notes, raisable(type(exc)), text or f"{stage} raised {WHERE} under no_sync(): {describe(exc)}",
+         NO_SYNC_ADVICE)
+    everies = end_rounds_all(comms, ABORT)
+    if any(e is not None and ((e[:, 0] == CLOSE) | (e[:, 0] == CLOSE_FAILED)).any() for e in everies):
+        for c in comms:  # (a rank is in its step's exchange: join it; these rounds are ended already)
+            history(c).closed = True
         agree_on_failure(dp, exc, stage)
+    drop_micro_batch(dp, stage == "backward")
     try:
-        raise_aborted(comms[0], notes)
+        raise_aborted(comms, notes)
     except Exception as agreed:
         raise agreed from exc
 
 
-def raise_aborted(comm, notes) -> None:
-    """Every rank's notes of an aborted micro-batch, gathered; raise the error every rank raises."""
-    every = comm.allgather_object(notes)
-    error = agreed_error(every, [], comm.rank)
+def _wrapper_of(comm):
+    """The DataParallel whose step the rounds of SyncBatchNorm communicator ``comm`` belong to, or None."""
+    h = history(comm)
+    dp = h.owner() if h.owner is not None else None
+    if dp is None and h.base is not None:
+        base = h.base()
+        ref = _wrappers.get(base) if base is not None else None
+        dp = ref() if ref is not None else None
+    return dp
+
+
+def join_abort(comm, in_backward: bool) -> None:
+    """A round on ``comm`` saw another rank ABORT its micro-batch: end this rank's rounds on the other
+    communicators of the micro-batch too (the aborting rank ends them all), then raise the agreed error."""
+    dp = _wrapper_of(comm)
+    comms = [comm]
+    if dp is not None:
+        every = _training_comms(dp)
+        if comm in every:
+            end_rounds_all([c for c in every if c is not comm], ABORT)
+            comms = every
+        drop_micro_batch(dp, in_backward)
+    raise_aborted(comms, [])
+
+
+def raise_aborted(comms, notes) -> None:
+    """Every rank's notes of an aborted micro-batch, gathered on each of ``comms`` (in that order, the same on
+    every rank); raise the error every rank raises, from the first one's notes."""
+    gathered = [comm.allgather_object(notes) for comm in comms]
+    error = agreed_error(gathered[0], [], comms[0].rank)
     error.from_rounds = True
     raise error

@@ -51,10 +51,11 @@ class _History:
     what followed each place before (the prediction), whether a close already ended this rank's step, and the
     communicator it was split from (whose DataParallel ends a step, :mod:`.sync_batchnorm_closing`)."""
 
-    __slots__ = ("closed", "place", "followed", "base", "__weakref__")
+    __slots__ = ("closed", "place", "followed", "base", "owner", "__weakref__")
 
     def __init__(self):
-        self.closed, self.place, self.followed, self.base = False, (START, 0), {}, None
+        # (owner: a weak reference to the DataParallel whose model trains layers on this communicator, if any)
+        self.closed, self.place, self.followed, self.base, self.owner = False, (START, 0), {}, None, None
 
     def called(self, kind, size):
         self.followed[self.place] = (kind, size)
@@ -109,9 +110,9 @@ def _round(comm, kind, payload, start):
 def _raise_ended(comm, h, every, kind):
     status = every[:, 0]
     if (status == ABORT).any() and not ((status == CLOSE) | (status == CLOSE_FAILED)).any():
-        from .sync_batchnorm_closing import raise_aborted
+        from .sync_batchnorm_closing import join_abort
 
-        raise_aborted(comm, [])
+        join_abort(comm, kind == BACKWARD)
     from .sync_batchnorm_closing import raise_in_step
 
     stage = "forward" if kind == FORWARD else "backward"
@@ -159,6 +160,44 @@ def end_rounds(comm, status: float):
     _answer_predicted(comm, h, every, predicted, False)
     h.place = (START, 0)
     return every
+
+
+def end_rounds_all(comms, status: float) -> list:
+    """:func:`end_rounds` on several communicators at once: their headers are started together and each is
+    answered as it completes, so a rank waiting in a round of any one of them (in whichever order the others
+    reach them) is answered. Returns every rank's header per communicator (None where a close ended it)."""
+    if len(comms) <= 1:
+        return [end_rounds(c, status) for c in comms]
+    import time
+
+    from .shared_memory import _busy, progress_all
+    from .watchdog import collective_timeout
+
+    result, pending = [None] * len(comms), []
+    for i, comm in enumerate(comms):
+        h = history(comm)
+        if h.closed:
+            h.closed = False
+            continue
+        pending.append((i, comm, h, h.followed.get(h.place), comm.iallgather(np.array([status, 0.0, 0.0]))))
+    limit = collective_timeout()
+    deadline = None if limit is None else time.monotonic() + limit
+    while pending:
+        done = [p for p in pending if len(pending) == 1 or p[4].test()]  # (the last one: its own timed wait)
+        for i, comm, h, predicted, header in done:
+            every = header.wait()
+            _answer_predicted(comm, h, every, predicted, False)
+            h.place = (START, 0)
+            result[i] = every
+        pending = [p for p in pending if result[p[0]] is None]
+        if not done:
+            if _busy:  # (a peer may wait for this rank's part of a shared-memory round, as MPI waits do)
+                progress_all()
+            if deadline is not None and time.monotonic() > deadline:
+                raise RuntimeError(f"SyncBatchNorm: ending the rounds of {len(pending)} communicators waited more "
+                                   f"than {limit} s (DISTNN_COLLECTIVE_TIMEOUT) for the other ranks")
+            time.sleep(0.0002)
+    return result
 
 
 def model_comms(module) -> list:

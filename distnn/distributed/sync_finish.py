@@ -25,6 +25,7 @@ first (the Trainer sets every step's count), or call ``finish_gradient_synchroni
 from __future__ import annotations
 
 from .sync_abandoned import settle
+from .sync_micro_batch import release_held, settle_micro_batches
 
 
 class FinishSync:
@@ -52,7 +53,9 @@ class FinishSync:
         refused = self._synced_since_finish == "refused" and not self._forwards and self._forward_samples is None \
             and self._explicit_samples is None  # (a refused step's gradients are None: not reset by the user)
         if self._in_sync or not self._synced_since_finish or (self._grads_reset_since_sync() and not refused):
+            settle_micro_batches(self)  # (a micro-batch's forward no backward reached: .sync_micro_batch)
             settle(self, finishing=True)  # (a forward since the last exchange that no backward reached: refused)
+            release_held(self)
             if not self._in_sync and self._join_config.enable:  # inside dp.join(): this step's round first
                 self._join_notify()
             if not self._in_sync and self._explicit_samples is None and self._forward_samples is None:
