@@ -279,44 +279,39 @@ def test_under_mpiexec_each_failure_ends_alike_and_trains_on(tmp_path):
             assert_outcome(seen, fault, reference(fault))
 
 
-# Set-ups that a failing step could not end: refused where they are made, on every rank alike; a deep-copied
-# SyncBatchNorm is covered as the layer it copies.
-def _two_wrappers(comm, with_bn):
+# Several wrappers on one communicator with SyncBatchNorm, used in turn (an ensemble's members trained one after
+# another, the earlier ones kept alive): each trains as it would alone. A deep-copied SyncBatchNorm is covered
+# as the layer it copies.
+def _in_turn(comm, keep_first):
+    """Two steps of a first wrapped _Net (kept alive when ``keep_first``), then two of a second one built on the
+    same communicator: the second's parameters."""
+    first = None
+    if keep_first:
+        distnn.manual_seed(1)
+        first = DataParallel(_Net(comm, False), comm)
+        for step in range(2):
+            x, y = _batch(comm, step, 1)
+            F.cross_entropy(first(x), y).backward()
     distnn.manual_seed(0)
-    first = DataParallel(_Net(comm, False) if with_bn else _Plain(), comm)
-    try:
-        DataParallel(_Plain(), comm)
-    except ValueError as e:
-        return str(e)
-    finally:
-        first.remove_hooks()
-    return None
+    model = _Net(comm, False)
+    dp = DataParallel(model, comm)
+    opt = SGD(model.parameters(), lr=0.1)
+    for step in range(2):
+        opt.zero_grad()
+        x, y = _batch(comm, step, 0)
+        F.cross_entropy(dp(x), y).backward()
+        opt.step()
+    assert first is None or first.module is not model
+    return {k: to_numpy(v).copy() for k, v in model.state_dict().items()}
 
 
-def test_a_second_wrapper_on_a_communicator_with_syncbatchnorm_is_refused_when_built():
-    for message in simulate(2, _two_wrappers, True):
-        assert message is not None and message.startswith(
-            "DataParallel: another DataParallel is alive on this communicator and SyncBatchNorm layers communicate "
-            "over it"), message
-    assert simulate(2, _two_wrappers, False) == [None, None]  # (no SyncBatchNorm: two models on one comm, a GAN's)
-
-
-def _head_elsewhere(comm):
-    distnn.manual_seed(0)
-    dp = DataParallel(_Plain(), comm)
-    head = SyncBatchNorm(6, affine=False, dtype=np.float64, comm=comm.split(0))
-    x, _ = _batch(comm, 0, 0)
-    try:
-        head(dp(x))
-    except ValueError as e:
-        return str(e)
-    return None
-
-
-def test_a_syncbatchnorm_outside_the_model_on_another_communicator_is_refused_at_its_forward():
-    for message in simulate(2, _head_elsewhere):
-        assert message is not None and "a SyncBatchNorm outside the DataParallel's model, on a communicator no " \
-            "DataParallel is built on" in message, message
+def test_wrappers_with_syncbatchnorm_trained_in_turn_on_one_communicator_each_train_as_alone():
+    alone = simulate(2, _in_turn, False)
+    after = simulate(2, _in_turn, True)
+    for rank in range(2):
+        for k, v in alone[rank].items():
+            np.testing.assert_array_equal(after[rank][k], v, err_msg=k)
+            np.testing.assert_array_equal(after[rank][k], after[0][k], err_msg=k)
 
 
 def _deep_copied_head(comm, fault=None):

@@ -74,7 +74,9 @@ waiting (:mod:`.sync_refusals`). The step's gradients are dropped (None).
 A step that fails BEFORE its backward on some ranks, the error caught by the loop (the forward, the loss, a
 ``KeyboardInterrupt``), ends on every rank alike too, never paired with another step (:mod:`.sync_abandoned`),
 also while the other ranks wait in SyncBatchNorm's collectives (:mod:`.sync_batchnorm_rounds`; under
-:meth:`no_sync` too: :mod:`.sync_micro_batch`; set-ups it cannot cover are refused: :mod:`.sync_batchnorm_scope`).
+:meth:`no_sync` too: :mod:`.sync_micro_batch`). Not covered: several live DataParallels on one communicator
+with SyncBatchNorm layers on it (a round ended by one's failing step sends a rank to the newest one's exchange),
+and a SyncBatchNorm outside the model on a communicator no DataParallel is built on.
 
 Use :meth:`no_sync` for all but the last micro-batch of gradient
 accumulation. A trainer that may skip backward on some rank (an empty
@@ -122,7 +124,6 @@ from .grad_sync import RANK_SHARE, RANK_WEIGHTED, GradientSync
 from .powersgd import get_powersgd
 from .replicas import ReplicaMismatchError, check_replicas, verify_same_model, warn_if_time_major
 from .sync_abandoned import settle, watched_forward
-from .sync_batchnorm_scope import refuse_second_wrapper
 from .sync_micro_batch import init_failure_state, micro_batch_raised, settle_micro_batches
 
 # (importable from here too: the replica error users catch, SyncBatchNorm's context keys, the pool tests look into)
@@ -266,7 +267,6 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
             if not self._train_params:
                 raise ValueError("DataParallel: the model has no parameter that requires a gradient; there is "
                                  "nothing to synchronize (a frozen model needs no DataParallel)")
-            refuse_second_wrapper(self)  # (two on one communicator with SyncBatchNorm: .sync_batchnorm_scope)
             self._private = _acquire_comm(comm)
             self._comm = self._private.comm
             self._broadcast_tensors([t for _, t in module.named_parameters()] + [b for _, b in module.named_buffers()])

@@ -56,7 +56,6 @@ from distnn.nn.normalization import valid_rows  # noqa: F401 (shared with BatchN
 
 from .data_parallel import RANK_SHARE, RANK_WEIGHTED
 from .sync_batchnorm_closing import register_layer
-from .sync_batchnorm_scope import check_layer
 from .sync_batchnorm_rounds import backward_exchange, forward_exchange, history
 
 
@@ -149,9 +148,10 @@ class SyncBatchNorm(_BatchNorm):
     the ranks waiting in it and the step ends on every rank with one error (:mod:`.sync_batchnorm_rounds`), also for
     a layer outside the wrapped model on the wrapper's communicator, and for a forward that raises under
     ``no_sync()`` (:mod:`.sync_batchnorm_closing`) or whose loss raises there (:mod:`.sync_micro_batch`), on every
-    communicator the model's layers use; a deep copy is covered as the layer it copies, and set-ups no step could
-    end are refused (:mod:`.sync_batchnorm_scope`: a layer outside the model on a communicator no DataParallel is
-    built on, two DataParallels on one communicator with SyncBatchNorm). Ranks whose calls differ (a forward against a backward, other
+    communicator the model's layers use; a deep copy is covered as the layer it copies. Not covered (as
+    :class:`~.data_parallel.DataParallel` says): a layer outside the model on a communicator no DataParallel is
+    built on, and a failing step while several DataParallels live on one communicator with SyncBatchNorm
+    (models trained in turn, an ensemble's members, work as each alone). Ranks whose calls differ (a forward against a backward, other
     channel counts) raise the same error on every rank, under MPI too.
     """
 
@@ -202,8 +202,6 @@ class SyncBatchNorm(_BatchNorm):
         if not self._use_batch_stats():
             return super().forward(x)  # running statistics: a per-rank affine map
         comm = self._get_comm()
-        if comm.size > 1:
-            check_layer(self, self.comm)  # (set-ups no DataParallel step covers: refused here, .sync_batchnorm_scope)
         self._check_input_dim(x)
         data = x.data
         mask = _current_mask(data.shape[0])

@@ -37,7 +37,6 @@ import weakref
 from distnn.autograd.engine import backward_depth
 
 from .sync_batchnorm_rounds import ABORT, CLOSE, CLOSE_FAILED, end_rounds_all, history
-from .sync_batchnorm_scope import note_wrapper
 from .sync_micro_batch import drop_micro_batch, mark_stale
 from .sync_refusals import WHERE, agreed_error, note, raisable
 
@@ -73,7 +72,6 @@ def register_wrapper(dp) -> None:
     """DataParallel ``dp`` is built over ``dp.comm``: its exchange ends the rounds there; the split of SyncBatchNorm
     layers already built on it is made now (collective, as the wrapper)."""
     _wrappers[dp.comm] = weakref.ref(dp)
-    note_wrapper(dp)  # (.sync_batchnorm_scope)
     exchange_comms(dp)
 
 
