@@ -48,7 +48,8 @@ def assert_same(got, want, exact):
     if exact:
         np.testing.assert_array_equal(got, want)  # (NaN equals NaN here; inf its own sign)
     else:
-        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15 * float(np.max(np.abs(want[np.isfinite(want)]), initial=1)))
+        scale = float(np.max(np.abs(want[np.isfinite(want)]), initial=1))
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15 * scale)
 
 
 def draw(rng, dtype, shape, scale, special):
