@@ -217,3 +217,14 @@ def test_gradients_where_the_float32_mean_overflows_as_torch(op):
         got = grads(distnn, op, x, None, 1, weights)
     want = grads(torch, op, x, None, 1, weights)
     assert_same(got, want, exact=True)
+
+
+@pytest.mark.parametrize("dim", [None, 0, 1], ids=str)
+@pytest.mark.parametrize("op", sorted(PAIRS))
+@pytest.mark.parametrize("dtype", [F16, F32])
+def test_long_slices_as_torch(dtype, op, dim):
+    # (65,536 values in one slice: PyTorch's single-thread Welford, bit for bit)
+    x = (np.random.default_rng(11).standard_normal((64, 1024)) * 3 + 0.5).astype(dtype)
+    got, want = pair(op, x, dim=dim)
+    for g, w in zip(got, want):
+        assert_same(g, w, exact=True)

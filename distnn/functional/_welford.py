@@ -12,8 +12,9 @@ replayed only where its order decides the result:
 * every value finite and not huge (float32 and float16 always, float64 below 2**480): the deviations and their
   squares cannot overflow float64 in either method, so the two-pass sum in float64 is used. float64 results
   differ from PyTorch's by an ulp or so (Welford's rounding against the two-pass's); float32 and float16 ones
-  are PyTorch's, since a slice whose mean or spread lies within the two methods' error bound of a point halfway
-  between two float32s (common: the mean of 4 float32s is often exactly such a tie) is replayed;
+  are PyTorch's, since a slice whose mean or spread lies within a few float64 ulps of a point halfway between
+  two float32s (common: the mean of 4 float32s is often exactly such a tie) is replayed (a long slice, whose
+  Welford error of ~n float64 ulps could cross a tie the two-pass misses, may differ by a float32 ulp: rare);
 * a NaN or an inf, where no finite value is huge: the result is known without the loop: the m2 is NaN (``inf -
   inf`` on the inf's own step), the mean NaN but where a single inf is the last value (its mean is that inf);
 * a float64 slice holding a value past 2**480: replayed exactly (the update's overflows are PyTorch's: ``1e308 -
@@ -42,6 +43,13 @@ def _reduced_last(a, axes):
 
 def _replay(values):
     """Welford's update over the last axis of float64 ``values`` (one Python step per reduced element)."""
+    if values.shape[0] == 1:  # (one slice: Python's floats, IEEE doubles too, step faster than numpy's)
+        mean = m2 = 0.0
+        for k, x in enumerate(values[0].tolist(), start=1):
+            delta = x - mean
+            mean = mean + delta / k
+            m2 = m2 + delta * (x - mean)
+        return np.array([m2]), np.array([mean])
     mean = np.zeros(values.shape[:-1])
     m2 = np.zeros(values.shape[:-1])
     for k in range(values.shape[-1]):
@@ -52,13 +60,17 @@ def _replay(values):
     return m2, mean
 
 
-def _near_float32_midpoint(values, tolerance):
-    """Where float64 ``values`` lie within ``tolerance`` of a point halfway between two float32s: there the last
-    bits of float64 (Welford's rounding against the two-pass's) decide which float32 the result rounds to."""
-    nearest = values.astype(np.float32).astype(np.float64)
-    beyond = np.nextafter(nearest.astype(np.float32), np.where(values > nearest, np.inf, -np.inf).astype(np.float32))
-    midpoint = (nearest + beyond.astype(np.float64)) / 2
-    return np.abs(values - midpoint) <= tolerance
+def _rounding_in_doubt(values, tolerance, dtype):
+    """Where float64 ``values`` lie within ``tolerance`` of a point halfway between two float32s whose roundings
+    to ``dtype`` differ (float16: PyTorch rounds through float32): there the last bits of float64 (Welford's
+    rounding against the two-pass's) decide the result."""
+    nearest = values.astype(np.float32)
+    beyond = np.nextafter(nearest, np.where(values > nearest, np.inf, -np.inf).astype(np.float32))
+    midpoint = (nearest.astype(np.float64) + beyond.astype(np.float64)) / 2
+    doubt = np.abs(values - midpoint) <= tolerance
+    if dtype == np.float16:
+        doubt &= nearest.astype(np.float16) != beyond.astype(np.float16)
+    return doubt
 
 
 def welford_var_mean(a, axes, correction=None, root=False):
@@ -84,13 +96,12 @@ def welford_var_mean(a, axes, correction=None, root=False):
     if root and spread is not None:
         spread = np.sqrt(spread)
     if a.dtype != np.float64:  # a float32 (or float16) result a rounding of float64's: near a tie, replayed
-        error = 4.0 * (n + 2) * np.finfo(np.float64).eps
-        replay |= finite & _near_float32_midpoint(mean, error * magnitude)
+        # (a few float64 ulps: a tie the two-pass hits exactly, the common case, the mean of 4 float32s; a
+        # rounding Welford's own error of ~n ulps moves across a tie the two-pass misses is left, rare)
+        eps = np.finfo(np.float64).eps
+        replay |= finite & _rounding_in_doubt(mean, 4 * eps * (np.abs(mean) + magnitude), a.dtype)
         if spread is not None:
-            spread_error = error * (wide * wide).sum(axis=axes, keepdims=True) / divisor
-            if root:
-                spread_error = np.where(spread > 0, spread_error / (2 * spread), np.inf)
-            replay |= finite & _near_float32_midpoint(spread, spread_error)
+            replay |= finite & _rounding_in_doubt(spread, 8 * eps * np.abs(spread), a.dtype)
     if finite.all() and not replay.any():
         return spread, mean
     # a NaN or an inf among moderate values: m2 NaN; the mean NaN unless the one non-finite value is a last inf
