@@ -55,7 +55,7 @@ class Var(Function):
 
     def _variance(self, a, axis, ddof, keepdims, name, root, paired):
         """The variance (its square root with ``root``) in ``a``'s dtype; keeps what the backward reads.
-        ``paired``: var_mean's or std_mean's (its mean in float64 past float32's range, as PyTorch's Welford)."""
+        ``paired``: var_mean's or std_mean's (PyTorch's Welford results), a dict that takes the mean too."""
         axes = _axes(axis, a.ndim)
         n = kept = 1
         for ax, size in enumerate(a.shape):
@@ -74,7 +74,7 @@ class Var(Function):
                           "reduction factor (input numel divided by output numel).", UserWarning,
                           stacklevel=caller_stacklevel())
         if paired and get_array_module(a) is np and a.dtype.kind == "f":
-            return self._as_welford(a, axes, n, keepdims, root)
+            return self._as_welford(a, axes, n, keepdims, root, paired)
         wider = _WIDER.get(a.dtype) if get_array_module(a) is np else None  # (cupy: no floating-point traps)
         if wider is None or a.dtype == np.float32:
             token = _FP_STATE.set(_ALL_IGNORED if wider is None else _OVERFLOW_RAISES)
@@ -102,12 +102,14 @@ class Var(Function):
         finally:
             _FP_STATE.reset(token)
 
-    def _as_welford(self, a, axes, n, keepdims, root):
+    def _as_welford(self, a, axes, n, keepdims, root, paired):
         """var_mean's and std_mean's spread: PyTorch's Welford accumulator's (:mod:`._welford`), cast as its."""
         token = _FP_STATE.set(_ALL_IGNORED)
         try:
             # (no degrees of freedom: m2 / 0, inf or NaN, as PyTorch's)
-            out, _ = welford_var_mean(a, axes, correction=self.ddof, root=root)
+            out, mean = welford_var_mean(a, axes, correction=self.ddof, root=root)
+            if isinstance(paired, dict):  # (handed to MeanBesideVar, the same call's mean: one pass for both)
+                paired.update(source=a, axes=axes, mean=mean)
             if not keepdims:
                 out = out.reshape([size for d, size in enumerate(a.shape) if d not in axes])
             # the backward's deviations, as PyTorch's var_backward: from the mean in the input's dtype
@@ -203,16 +205,19 @@ class MeanBesideVar(Mean):
     (:mod:`._welford`: a float32 mean past the float's range is finite, an inf before other values is NaN); on
     cupy as :class:`Mean`, a float32 mean past the range summed again in float64."""
 
-    def forward(self, a, axis=None, keepdims=False):
+    def forward(self, a, axis=None, keepdims=False, shared=None):
         self.axis_given = axis is not None
         out = super().forward(a, axis=axis, keepdims=keepdims)
         xp = get_array_module(a)
         if xp is np and a.dtype.kind == "f":
-            token = _FP_STATE.set(_ALL_IGNORED)
-            try:
-                _, mean = welford_var_mean(a, self.axes)
-            finally:
-                _FP_STATE.reset(token)
+            if shared and shared.get("source") is a and shared.get("axes") == self.axes:
+                mean = shared["mean"]
+            else:
+                token = _FP_STATE.set(_ALL_IGNORED)
+                try:
+                    _, mean = welford_var_mean(a, self.axes)
+                finally:
+                    _FP_STATE.reset(token)
             return row_major(to_dtype_as_torch(mean, a.dtype).reshape(out.shape))
         if a.dtype != np.float32 or not bool(xp.isinf(out).any()):
             return out
@@ -231,9 +236,10 @@ def _paired(op, first, input, dim, correction, keepdim, unbiased):  # noqa: A002
 
     x = as_tensor(input)
     _refuse_non_float(op, x)
+    shared = {"paired": True}  # (the spread's Welford mean, for the mean: computed once, used at once)
     spread = first(x, dim, unbiased, keepdim, correction=None if unbiased is not None else correction, _op=op,
-                   _paired=True)
-    return spread, MeanBesideVar.apply(x, axis=_every_dim_if_empty(dim), keepdims=bool(keepdim))
+                   _paired=shared)
+    return spread, MeanBesideVar.apply(x, axis=_every_dim_if_empty(dim), keepdims=bool(keepdim), shared=shared)
 
 
 def var_mean(input, dim=None, *, correction=1, keepdim=False, unbiased=None):  # noqa: A002
