@@ -86,8 +86,8 @@ def welford_var_mean(a, axes, correction=None, root=False):
     if n == 0:  # (PyTorch fills both with NaN for an empty input)
         nan = np.full(np.sum(wide, axis=axes, keepdims=True).shape, np.nan)
         return (None if correction is None else nan), nan.copy()
-    # (the largest size in the input's dtype, one pass; NaN where a NaN is, inf where an inf is)
-    magnitude = np.abs(a).max(axis=axes, keepdims=True).astype(np.float64)
+    # (the largest size, one pass, in the input's dtype but float16's, slow in numpy; NaN where a NaN is)
+    magnitude = np.abs(wide if a.dtype == np.float16 else a).max(axis=axes, keepdims=True).astype(np.float64)
     finite = np.isfinite(magnitude)
     replay = magnitude > _HUGE if a.dtype == np.float64 else np.zeros_like(finite)
     mean = wide.sum(axis=axes, keepdims=True) / n
