@@ -19,8 +19,9 @@ not cancel:
   PyTorch's does.
 * Negative ``x``: ``Gamma(x) Gamma(-x) = -pi / (x sin(pi x))``, so ``lgamma(x) = log(pi / |x sin(pi x)|) -
   lgamma(-x)``: ``-x`` is exact (``1 - x``, the usual reflection, is rounded), and ``sin(pi x)`` is taken of
-  ``x`` less its nearest integer (exact), so it stays accurate for large ``|x|`` and next to the poles. Near the
-  zeros of lgamma on the negative axis the error is absolute (an ulp or two of the two terms), not relative.
+  ``x`` less its nearest integer (exact), so it stays accurate for large ``|x|`` and next to the poles. Its
+  error is absolute (an ulp or two of the two terms), so in (-28, -2), where lgamma has its zeros (beyond, the
+  zeros are within an ulp of the integers), :mod:`._lgamma_negative` takes over: a few ulp relative.
 
 The edges are PyTorch's: +inf at 0 (either sign), the negative integers and +-inf; NaN for NaN; exactly 0 at 1
 and 2.
@@ -32,6 +33,7 @@ import math
 import numpy as np
 
 from ._elementwise_common import _quiet
+from ._lgamma_negative import HIGH, LOW, lgamma_negative
 from ._special import horner
 
 # The coefficients below are fdlibm's (e_lgamma_r.c), under this notice:
@@ -167,6 +169,15 @@ def _reflect(x, lgamma_of_minus_x):
     return np.where(offset == 0.0, np.inf, np.where(z < _TINY, lgamma_of_minus_x, reflected))
 
 
+def _lgamma_reflected(v):
+    """``lgamma`` of finite nonzero ``v``: the positive axis's formulas, reflected for the negative elements."""
+    values = _lgamma_positive(np.abs(v))
+    negative = v < 0
+    if negative.any():
+        values[negative] = _reflect(v[negative], values[negative])
+    return values
+
+
 def lgamma64(x):
     """``log|Gamma(x)|`` of a float64 numpy array (any shape, 0-d too), PyTorch's values at the edges."""
     x = np.asarray(x, dtype=np.float64)
@@ -174,10 +185,15 @@ def lgamma64(x):
     everywhere = bool(regular.all())
     v = x if everywhere else x[regular]  # (the common case, every element regular, needs no gather)
     with _quiet(np, over=True):  # (x (log x - 1) past ~2.5e305; log(pi / 0) at the negative integers)
-        values = _lgamma_positive(np.abs(v))
-        negative = v < 0
-        if negative.any():
-            values[negative] = _reflect(v[negative], values[negative])
+        # (-28, -2), where lgamma has its zeros: relative accuracy from the distance to the nearest zero
+        near_zeros = (v < HIGH) & (v > LOW) & (v != np.round(v))
+        if near_zeros.any():
+            values = np.empty_like(v)
+            values[near_zeros] = lgamma_negative(v[near_zeros])
+            others = ~near_zeros
+            values[others] = _lgamma_reflected(v[others])
+        else:
+            values = _lgamma_reflected(v)
     if everywhere:
         return values
     out = np.where(np.isnan(x), np.nan, np.inf)  # (0, -0, +-inf: +inf)

@@ -14,6 +14,7 @@ from distnn.backend import get_array_module, unwrap
 
 from ._dims import wrap_dim
 from ._elementwise_common import _ALL_IGNORED, _FP_STATE
+from ._half_product import half_product
 from .elementwise import _quiet, float_input
 from .reduce import Max, Min, _axes, _accumulator, _every_dim_if_empty, _with_dtype
 from .torch_layout import row_major
@@ -76,7 +77,10 @@ class Prod(Function):
     def forward(self, a, dim=None, keepdim=False, dtype=None):
         self.a, self.dim, self.keepdim = a, dim, keepdim
         integer = _accumulator(a, dtype)
-        if dim is None:  # (past the float's range: inf, silently, as CumSum's)
+        if a.dtype == np.float16 and get_array_module(a) is np:  # (numpy's rounds once a loop, PyTorch's each step)
+            self.out = half_product(a, dim, keepdim)
+            self.out = self.out if dim is None else row_major(self.out)
+        elif dim is None:  # (past the float's range: inf, silently, as CumSum's)
             self.out = a.prod(dtype=integer)
         else:
             self.out = row_major(a.prod(axis=dim, keepdims=keepdim, dtype=integer))

@@ -22,7 +22,7 @@ from .elementwise import _quiet
 from .elementwise_choice import Where
 from .indexing import Gather
 from .reduce import _axes, _every_dim_if_empty, _expand_back, sum as _sum
-from .reduce_more import _with_dtype, amax, amin
+from .reduce_more import _with_dtype, amax, amin, running_sum
 from .shape_more import as_tensor
 from .torch_layout import row_major
 from .variance import std_mean, var_mean  # noqa: F401 - (moved there; still exported here)
@@ -52,7 +52,9 @@ def _positions(xp, shape, axis):
 
 
 def _reversed_cumsum(xp, a, axis):
-    return xp.flip(xp.cumsum(xp.flip(a, axis), axis=axis), axis)
+    """PyTorch's reversed_cumsum: its cumsum of the flipped array (float16 carried in float32 and float32 in
+    float64 on the CPU, each partial sum rounded once: numpy's float16 cumsum rounds its running sum each step)."""
+    return xp.flip(running_sum(xp, xp.flip(a, axis), axis), axis)
 
 
 class CumProd(Function):
@@ -74,6 +76,8 @@ class CumProd(Function):
         a, d, out = self.a, self.dim, self.out
         if a.size == 0:
             return (xp.zeros_like(g),)
+        if a.shape[d] == 1:  # (PyTorch's cumprod_backward returns grad itself: not g * x / x, NaN at an inf)
+            return (g,)
         zero = a == 0
         if not bool(zero.any()):
             return (_reversed_cumsum(xp, g * out, d) / a,)
@@ -88,24 +92,31 @@ class CumProd(Function):
         between = _running_product(xp, xp.where(up_to_second & ~at, a, a.dtype.type(1)), d)
         first = xp.expand_dims(xp.argmax(at, axis=d), d)
         prefix = xp.where(first == 0, 1, xp.take_along_axis(out, xp.maximum(first - 1, 0), axis=d))
-        grad_at = (between * xp.where(up_to_second, g, 0)).sum(axis=d, keepdims=True) * prefix
+        # (float16 added up in float32, as PyTorch's sum: numpy's along an outer dim rounds each addition)
+        grad_at = accumulating_sum(between * xp.where(up_to_second, g, 0), axis=d, keepdims=True) * prefix
         return (xp.where(before, grad_before, xp.where(at, grad_at, 0)),)
 
 
+# the float PyTorch's CPU cumprod carries a running product in (its acc_type); its CUDA kernel multiplies in the
+# dtype itself, as cupy does
+_PRODUCT_ACCUMULATOR = {np.dtype(np.float16): np.float32, np.dtype(np.float32): np.float64}
+
+
 def _running_product(xp, a, dim):
-    """cumprod as PyTorch's (CPU) accumulates it: float16 in float32, float32 in float64 (past float32's range
-    only: it is computed again there), each value rounded to ``a``'s dtype as it is stored, so a running product
-    that passes the range and comes back (1e20, 1e20, 1e-20) or meets a zero is finite (1e20 and 0, not NaN)."""
+    """cumprod as PyTorch's (CPU) accumulates it: float16 in float32, float32 in float64, each value rounded to
+    ``a``'s dtype as it is stored, so a running product that passes the range and comes back (1e20, 1e20, 1e-20)
+    or meets a zero is finite (1e20 and 0, not NaN), and a float32 one is PyTorch's to the bit (a float32 running
+    product is an ulp or so off after a few steps)."""
     if a.dtype.kind in "biu":
         return xp.cumprod(a, axis=dim, dtype=xp.int64)
-    token = _FP_STATE.set(_OVERFLOW_RAISES if a.dtype == np.float32 and xp is np else _ALL_IGNORED)
+    wide = _PRODUCT_ACCUMULATOR.get(a.dtype) if xp is np or a.dtype == np.float16 else None
+    token = _FP_STATE.set(_ALL_IGNORED)
     try:
-        if a.dtype != np.float16:
-            try:
-                return xp.cumprod(a, axis=dim)
-            except FloatingPointError:
-                _FP_STATE.set(_ALL_IGNORED)  # (the token still restores the caller's state)
-        return xp.cumprod(a, axis=dim, dtype=np.float64 if a.dtype == np.float32 else np.float32).astype(a.dtype)
+        if wide is None:
+            return xp.cumprod(a, axis=dim)
+        # (cast first and multiplied in place: cumprod with dtype= casts through a slow buffer)
+        acc = a.astype(wide)
+        return xp.cumprod(acc, axis=dim, out=acc).astype(a.dtype, copy=False)
     finally:
         _FP_STATE.reset(token)
 

@@ -9,9 +9,9 @@ Welford's update in float64, the mean included. So ``std([1e20, -1e20])`` is 1.4
 inf in float32), ``std_mean([3e38, 3e38, 1e5, -1e5])`` is (1.73e38, 1.5e38), and that tensor's ``std()`` is inf
 (its float32 mean is). distnn computes float32 in float32 (the common case, at float32's speed) with overflow
 raising, and only where it overflows computes again in float64, the mean as PyTorch's; float16 is computed in
-float32 (its squares pass 65504 from deviations of 256). float64 overflows to inf, silently. (Welford's own
-artifacts are not copied: var_mean of float64 values near 1e308 or holding an inf, whose results PyTorch's
-update order decides.)
+float32 (its squares pass 65504 from deviations of 256). float64 overflows to inf, silently. var_mean and
+std_mean (numpy arrays) give PyTorch's Welford results, its update order's artifacts included (a float64 slice
+near 1e308, an inf before other values): :mod:`._welford`.
 
 The gradients are PyTorch's formulas (``var_backward``/``std_backward``), including where they give inf or
 NaN: the input's deviation from its mean in the input's own dtype (a float32 mean that overflows gives an inf
@@ -31,6 +31,7 @@ from distnn.autograd.function import OUTPUT, Function
 from distnn.backend import get_array_module
 
 from ._elementwise_common import _ALL_IGNORED, _FP_STATE, _OVERFLOW_RAISES
+from ._welford import to_dtype_as_torch, welford_var_mean
 from .reduce import Mean, _axes, _dtype_of, _every_dim_if_empty, _resolve, _torch_name
 from .torch_layout import row_major
 
@@ -54,7 +55,7 @@ class Var(Function):
 
     def _variance(self, a, axis, ddof, keepdims, name, root, paired):
         """The variance (its square root with ``root``) in ``a``'s dtype; keeps what the backward reads.
-        ``paired``: var_mean's or std_mean's (its mean in float64 past float32's range, as PyTorch's Welford)."""
+        ``paired``: var_mean's or std_mean's (PyTorch's Welford results), a dict that takes the mean too."""
         axes = _axes(axis, a.ndim)
         n = kept = 1
         for ax, size in enumerate(a.shape):
@@ -64,7 +65,7 @@ class Var(Function):
                 kept *= size
         # (PyTorch's backward over every element, or a 0-d tensor, is another formula than along a dim)
         self.full = axis is None or a.ndim == 0
-        self.axes, self.keepdims, self.dof = axes, keepdims, n - ddof
+        self.axes, self.keepdims, self.dof, self.ddof = axes, keepdims, n - ddof, ddof
         self.denom = builtins.max(self.dof, 0)
         if not self.denom:
             # No degrees of freedom left (one element, correction 1): NaN or inf, with PyTorch's UserWarning in
@@ -72,6 +73,8 @@ class Var(Function):
             warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly less than the "
                           "reduction factor (input numel divided by output numel).", UserWarning,
                           stacklevel=caller_stacklevel())
+        if paired and get_array_module(a) is np and a.dtype.kind == "f":
+            return self._as_welford(a, axes, n, keepdims, root, paired)
         wider = _WIDER.get(a.dtype) if get_array_module(a) is np else None  # (cupy: no floating-point traps)
         if wider is None or a.dtype == np.float32:
             token = _FP_STATE.set(_ALL_IGNORED if wider is None else _OVERFLOW_RAISES)
@@ -96,6 +99,23 @@ class Var(Function):
             self.mean = a.mean(axis=axes, keepdims=True) if n else a.sum(axis=axes, keepdims=True) / n
             self.centered = a - self.mean
             return (get_array_module(a).sqrt(out) if root else out).astype(a.dtype)
+        finally:
+            _FP_STATE.reset(token)
+
+    def _as_welford(self, a, axes, n, keepdims, root, paired):
+        """var_mean's and std_mean's spread: PyTorch's Welford accumulator's (:mod:`._welford`), cast as its."""
+        token = _FP_STATE.set(_ALL_IGNORED)
+        try:
+            # (no degrees of freedom: m2 / 0, inf or NaN, as PyTorch's)
+            out, mean = welford_var_mean(a, axes, correction=self.ddof, root=root)
+            if isinstance(paired, dict):  # (handed to MeanBesideVar, the same call's mean: one pass for both)
+                paired.update(source=a, axes=axes, mean=mean)
+            if not keepdims:
+                out = out.reshape([size for d, size in enumerate(a.shape) if d not in axes])
+            # the backward's deviations, as PyTorch's var_backward: from the mean in the input's dtype
+            self.mean = a.mean(axis=axes, keepdims=True) if n else a.sum(axis=axes, keepdims=True) / n
+            self.centered = a - self.mean
+            return to_dtype_as_torch(out, a.dtype)
         finally:
             _FP_STATE.reset(token)
 
@@ -181,13 +201,24 @@ def std(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, corr
 
 
 class MeanBesideVar(Mean):
-    """The mean var_mean/std_mean give: as :class:`Mean`, but a float32 mean past the float's range is summed
-    again in float64, as PyTorch's (its var_mean accumulates in float64, where its ``mean`` overflows to inf)."""
+    """The mean var_mean/std_mean give: PyTorch's Welford accumulator's, in float64 and cast to the input's dtype
+    (:mod:`._welford`: a float32 mean past the float's range is finite, an inf before other values is NaN); on
+    cupy as :class:`Mean`, a float32 mean past the range summed again in float64."""
 
-    def forward(self, a, axis=None, keepdims=False):
+    def forward(self, a, axis=None, keepdims=False, shared=None):
         self.axis_given = axis is not None
         out = super().forward(a, axis=axis, keepdims=keepdims)
         xp = get_array_module(a)
+        if xp is np and a.dtype.kind == "f":
+            if shared and shared.get("source") is a and shared.get("axes") == self.axes:
+                mean = shared["mean"]
+            else:
+                token = _FP_STATE.set(_ALL_IGNORED)
+                try:
+                    _, mean = welford_var_mean(a, self.axes)
+                finally:
+                    _FP_STATE.reset(token)
+            return row_major(to_dtype_as_torch(mean, a.dtype).reshape(out.shape))
         if a.dtype != np.float32 or not bool(xp.isinf(out).any()):
             return out
         token = _FP_STATE.set(_ALL_IGNORED)
@@ -205,9 +236,10 @@ def _paired(op, first, input, dim, correction, keepdim, unbiased):  # noqa: A002
 
     x = as_tensor(input)
     _refuse_non_float(op, x)
+    shared = {"paired": True}  # (the spread's Welford mean, for the mean: computed once, used at once)
     spread = first(x, dim, unbiased, keepdim, correction=None if unbiased is not None else correction, _op=op,
-                   _paired=True)
-    return spread, MeanBesideVar.apply(x, axis=_every_dim_if_empty(dim), keepdims=bool(keepdim))
+                   _paired=shared)
+    return spread, MeanBesideVar.apply(x, axis=_every_dim_if_empty(dim), keepdims=bool(keepdim), shared=shared)
 
 
 def var_mean(input, dim=None, *, correction=1, keepdim=False, unbiased=None):  # noqa: A002

@@ -1,0 +1,88 @@
+"""var_mean (PyTorch's Welford results), float16 prod (PyTorch's order) and cumprod (float32 carried in float64):
+distnn vs PyTorch (the peer, one thread: the order distnn copies) vs plain numpy (the floor: ``x.var(), x.mean()``,
+``x.prod()``, ``np.cumprod``), each figure the minimum over ``--repeats`` timings of ``--number`` calls.
+
+    python benchmarks/bench_numeric_edges.py                         # this tree's distnn
+    python benchmarks/bench_numeric_edges.py --distnn-tree /tmp/old  # another tree's distnn (before/after)
+
+Inputs: 64 x 1024 standard normal values (var_mean, cumprod; every dim and dim 1), 64 x 1024 values near 1
+(float16 prod). Forward values only, no graph.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import timeit
+
+import numpy as np
+
+SHAPE = (64, 1024)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--number", type=int, default=10, help="calls per timing (default 10)")
+    p.add_argument("--repeats", type=int, default=7, help="timings per row; the minimum is reported (default 7)")
+    p.add_argument("--distnn-tree", default=None, help="import distnn from this source tree (default: this one)")
+    return p.parse_args(argv)
+
+
+def _rows(distnn, torch):
+    rng = np.random.default_rng(0)
+    rows = []
+    for dtype in (np.float32, np.float64, np.float16):
+        x = rng.standard_normal(SHAPE).astype(dtype)
+        xd, xt = distnn.tensor(x), torch.from_numpy(x) if torch else None
+        for dim in (None, 1):
+            axis = dim if dim is not None else None
+            rows.append((f"var_mean {np.dtype(dtype).name} dim={dim}",
+                         lambda a=xd, d=dim: distnn.var_mean(a, dim=d),
+                         (lambda a=xt, d=dim: torch.var_mean(a, dim=d)) if torch else None,
+                         lambda a=x, d=axis: (a.var(axis=d, ddof=1), a.mean(axis=d))))
+    near_one = rng.uniform(0.99, 1.01, SHAPE).astype(np.float16)
+    xd, xt = distnn.tensor(near_one), torch.from_numpy(near_one) if torch else None
+    for dim in (None, 0, 1):
+        rows.append((f"prod float16 dim={dim}", lambda a=xd, d=dim: distnn.prod(a, d),
+                     (lambda a=xt, d=dim: a.prod() if d is None else a.prod(d)) if torch else None,
+                     lambda a=near_one, d=dim: a.prod(axis=d)))
+    x = rng.uniform(0.5, 2.0, SHAPE).astype(np.float32)
+    xd, xt = distnn.tensor(x), torch.from_numpy(x) if torch else None
+    rows.append(("cumprod float32 dim=1", lambda: distnn.cumprod(xd, 1),
+                 (lambda: torch.cumprod(xt, 1)) if torch else None, lambda: np.cumprod(x, axis=1)))
+    return rows
+
+
+def _best(fn, number, repeats):
+    fn()  # (warm-up)
+    return 1e3 * min(timeit.repeat(fn, number=number, repeat=repeats)) / number
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.abspath(args.distnn_tree or here))
+    import warnings
+
+    import distnn
+
+    warnings.simplefilter("ignore")  # (the old tree's var_mean of float16 may warn of overflow)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        torch = None
+    print(f"distnn from {os.path.dirname(os.path.dirname(distnn.__file__))}; min of {args.repeats} x "
+          f"{args.number} calls, ms per call; ratios: distnn / column")
+    print(f"{'op':30}{'distnn ms':>11}{'torch ms':>11}{'numpy ms':>11}{'/torch':>9}{'/numpy':>9}")
+    for name, ours, theirs, floor in _rows(distnn, torch):
+        vals = [_best(f, args.number, args.repeats) if f else None for f in (ours, theirs, floor)]
+        cells = "".join(f"{v:11.3f}" if v is not None else f"{'-':>11}" for v in vals)
+        ratios = "".join(f"{vals[0] / v:9.2f}" if v else f"{'-':>9}" for v in vals[1:])
+        print(f"{name:30}{cells}{ratios}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
