@@ -130,7 +130,8 @@ def _invalid_combination(name, a, args, parameters, method, keywords=(), *, keyw
     reasons = (method or name.endswith("_")) and len(given) + len(named) == len(parameters) + (not method) \
         and not listed_only
     if keyword_bound:
-        marked = ([] if method else ["Tensor"]) + [f"!{_type_name(b)}!" for b in args] + [f"!{entry}!" for entry in named]
+        marked = ([] if method else ["Tensor"]) + [f"!{_type_name(b)}!" for b in args]
+        marked += [f"!{entry}!" for entry in named]
         reason = ("      didn't match because some of the arguments have invalid types: (" + ", ".join(marked)
                   + (", " if named and not given else "") + ")")
     elif keywords:
