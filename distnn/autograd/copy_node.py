@@ -10,12 +10,12 @@ from distnn.backend import device_of, get_array_module, to_device
 
 from .function import Function
 
-__all__ = ["CopyBackwards"]
+__all__ = ["CopyBackwards", "cast_gradient"]
 
 
-def _cast(g, dtype):
+def cast_gradient(g, dtype):
     """``g`` in ``dtype`` (a complex ``g`` into a real dtype: its real part, as PyTorch's gradient of a
-    real-to-complex step)."""
+    real-to-complex step). Also item assignment's, where PyTorch copies the value in with ``copy_``."""
     if g.dtype == dtype:
         return g
     if g.dtype.kind == "c" and dtype.kind != "c":
@@ -38,11 +38,11 @@ class CopyBackwards(Function):
 
     def backward(self, g):
         need_dst, need_src = self.needs_input_grad
-        g = _cast(g, self.dst_dtype)  # (the gradient of dst's dtype PyTorch's engine hands the node)
+        g = cast_gradient(g, self.dst_dtype)  # (the gradient of dst's dtype PyTorch's engine hands the node)
         g_dst = get_array_module(g).zeros_like(g) if need_dst else None
         g_src = None
         if need_src:
-            g_src = _cast(g, self.src_dtype)
+            g_src = cast_gradient(g, self.src_dtype)
             if device_of(g_src) != self.src_device:
                 g_src = to_device(g_src, self.src_device)
         return g_dst, g_src
