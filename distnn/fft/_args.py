@@ -119,10 +119,10 @@ def c2r_last_size(s, x: Tensor, axes: tuple, shape: tuple) -> int:
     return shape[-1]
 
 
-def write_out(name: str, result: Tensor, out, *, inputs=()) -> Tensor:
+def write_out(name: str, result: Tensor, out, *, inputs=(), warning=None) -> Tensor:
     """``result`` written into ``out`` (resized when its shape differs, as PyTorch's, which warns when ``out``
     was not empty) and ``out`` returned; torch's refusals: a complex result into a real ``out`` (or back), and
-    ``out=`` while recording a gradient."""
+    ``out=`` while recording a gradient. ``warning``: the resize's warning, where it is not PyTorch's usual one."""
     if out is None:
         return result
     if not isinstance(out, Tensor):
@@ -136,5 +136,5 @@ def write_out(name: str, result: Tensor, out, *, inputs=()) -> Tensor:
         raise RuntimeError(f"{name} expects a floating point output tensor, but got {torch_dtype_name(out.dtype)}")
     from distnn.functional.out_write import write_into_out
 
-    write_into_out(out, result.data)
+    write_into_out(out, result.data, warning)
     return out

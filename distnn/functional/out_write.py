@@ -32,14 +32,19 @@ def warn_resized(out, shape) -> None:
                       "elements with t.resize_(0).", UserWarning, stacklevel=caller_stacklevel())
 
 
-def write_into_out(out, values) -> None:
+def write_into_out(out, values, warning: str | None = None) -> None:
     """``values`` (an array of the result's shape; cast to ``out``'s dtype, which the caller has checked) written
-    into ``out``, resized first when its shape differs (see the module docstring); bumps ``out``'s version."""
+    into ``out``, resized first when its shape differs (see the module docstring); bumps ``out``'s version.
+    ``warning``: the text to warn with on that resize instead of PyTorch's usual one (an op that resizes ``out``
+    on its own terms, as ``arange`` does), when ``out`` had elements."""
     will_write(out)
     shape = tuple(values.shape)
     moved_from = None
     if tuple(out.shape) != shape:
-        warn_resized(out, shape)
+        if warning is None:
+            warn_resized(out, shape)
+        elif out.numel():
+            warnings.warn(warning, UserWarning, stacklevel=caller_stacklevel())
         moved_from = resize_storage(out, shape, _contiguous_strides(shape))
     out.data[...] = values
     if moved_from is not None:
