@@ -92,6 +92,9 @@ def one_bound_call(name: str, a, args: tuple, kwargs: dict, which: str, *, metho
                 out_allowed and not isinstance(kwargs.get("out"), (Tensor, type(None)))):
             raise TypeError(_invalid_combination(name, a, args, (which,), method, keywords, listed_only=True))
         bound = args[0] if args else kwargs[which]
+    if type(bound) is str:  # (numpy's ufuncs would name only dtypes)
+        raise TypeError(_invalid_combination(name, a, args, (which,), method, keywords,
+                                             keyword_bound=bool(keywords) and not (out_allowed and "out" in kwargs)))
     if bound is None:
         matched = tuple((key, value) for key, value in keywords if key == which)
         raise TypeError(_invalid_combination(name, a, args, (which,), method, keywords,
