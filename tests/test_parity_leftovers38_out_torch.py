@@ -224,3 +224,26 @@ def test_clamp_min_max_take_out_as_torch(case, dtype):
         return result, result, result
 
     _same(build)
+
+
+# ------------------------------------------------------------------ normal(mean: Tensor, ..., out=)
+NORMAL_OUTS = {  # name -> normal(...) of a base of 8 elements; the refusal expected, or None (the draws differ)
+    "mean_partly_out": (lambda L, b: L.normal(b[:4], 1.0, out=b[2:6]), PARTIAL),
+    "std_partly_out": (lambda L, b: L.normal(2.0, b[:4], out=b[2:6]), PARTIAL),
+    "expanded_out": (lambda L, b: L.normal(L.zeros(4), 1.0, out=L.zeros(1).expand(4)), INTERNAL),
+    "mean_is_out_memory": (lambda L, b: L.normal(b[:4], 1.0, out=b[:4]), None),
+    "disjoint": (lambda L, b: L.normal(b[:4], 1.0, out=b[4:]), None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NORMAL_OUTS))
+def test_normal_out_overlap_as_torch(case):
+    call, refusal = NORMAL_OUTS[case]
+    for L in (torch, distnn):
+        base = L.arange(8.0)
+        if refusal is None:
+            assert tuple(call(L, base).shape) == (4,)
+        else:
+            with pytest.raises(RuntimeError) as caught:
+                call(L, base)
+            assert str(caught.value) == refusal

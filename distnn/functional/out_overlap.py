@@ -1,5 +1,6 @@
 """PyTorch's memory-overlap checks of an ``out=`` tensor (ATen's ``MemoryOverlap.cpp``), for the ops whose kernel
-writes its result straight into ``out`` (TensorIterator's ``compute_mem_overlaps``: clamp, clamp_min, clamp_max).
+writes its result straight into ``out`` (TensorIterator's ``compute_mem_overlaps``: clamp, clamp_min, clamp_max,
+and ``normal`` with a Tensor mean or std).
 
 Two refusals, both before ``out`` is resized or its dtype checked, as PyTorch's:
 
