@@ -45,7 +45,8 @@ def _run(L, dst_dtype, src_dtype, dst_shape, src_shape, dst_grad, src_grad):
             y.copy_(src)
         except Exception as error:  # noqa: BLE001 - the exception is what is compared
             return ("error", type(error).__name__, str(error))
-    seen = [[str(w.message).split(" (Triggered")[0] for w in caught], type(y.grad_fn).__name__, y.grad_fn.name(), repr(y).rsplit("grad_fn=", 1)[-1],
+    messages = [str(w.message).split(" (Triggered")[0] for w in caught]
+    seen = [messages, type(y.grad_fn).__name__, y.grad_fn.name(), repr(y).rsplit("grad_fn=", 1)[-1],
             str(y.dtype).split(".")[-1], y.detach().numpy().tolist()]
     loss = (y.real * w_re).sum() + ((y.imag * w_im).sum() if y.is_complex() else 0)
     loss.backward()
