@@ -18,7 +18,7 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
-from .out_write import warn_resized, write_into_out  # noqa: F401 (warn_resized: its old home)
+from .out_write import write_into_out
 
 
 class FreshCopy(Function):
