@@ -4,14 +4,16 @@
 Each row changes a tensor of its own over and over, so each is chosen to keep its values in a plain range (no
 infinities, NaNs or subnormals, whose arithmetic can be slower): values in (0.1, 0.9), a divisor in [1, 2) (ones where
 the row divides again and again), the square of ones, ``exp_`` undone by ``log_`` in one row. distnn and torch run the same calls; the numpy floor writes
-the same arithmetic with ``out=`` and a preallocated scratch array.
+the same arithmetic with ``out=`` and a preallocated scratch array. One row copies values of both signs in
+before its ``sigmoid_``, whose cost depends on the mix of signs.
 """
 from __future__ import annotations
 
 import numpy as np
 
 SHAPE = (64, 64)
-ROWS = ("x.neg_()", "x.abs_()", "x.sqrt_()", "x.exp_().log_()", "x.tanh_()", "x.sigmoid_()", "x.relu_()",
+ROWS = ("x.neg_()", "x.abs_()", "x.sqrt_()", "x.exp_().log_()", "x.tanh_()", "x.sigmoid_()", "x.copy_(z).sigmoid_()",
+        "x.relu_()",
         "ones.pow_(2)", "x.clamp_(0, 1)", "x.clamp_(min=0)", "x.copy_(y)", "x.addcmul_(y, y, value=1e-4)",
         "x.addcdiv_(y, w, value=1e-4)", "x.lerp_(y, 0.1)", "x.add_(y, alpha=0.1)", "x.div_(1.0)", "x.div_(ones)")
 
@@ -24,12 +26,18 @@ def _arrays():
     return x, y, w
 
 
+def _mixed_signs():
+    """Values of both signs (sigmoid_ of them, over and over, would leave only positive ones: copied in first)."""
+    return np.random.default_rng(3).uniform(-4.0, 4.0, SHAPE).astype(np.float32)
+
+
 def tensor_rows(make):
     """The rows for distnn or torch (their calls agree): ``make(array)`` wraps an array as the library's tensor."""
     x, y, w = _arrays()
     t = {name: make(x.copy()) for name in ROWS}
     t["ones.pow_(2)"] = make(np.ones(SHAPE, np.float32))
     yt, wt, ones = make(y.copy()), make(w.copy()), make(np.ones(SHAPE, np.float32))
+    zt = make(_mixed_signs())
     calls = {
         "x.neg_()": lambda a: a.neg_(),
         "x.abs_()": lambda a: a.abs_(),
@@ -37,6 +45,7 @@ def tensor_rows(make):
         "x.exp_().log_()": lambda a: a.exp_().log_(),
         "x.tanh_()": lambda a: a.tanh_(),
         "x.sigmoid_()": lambda a: a.sigmoid_(),
+        "x.copy_(z).sigmoid_()": lambda a: a.copy_(zt).sigmoid_(),
         "x.relu_()": lambda a: a.relu_(),
         "ones.pow_(2)": lambda a: a.pow_(2),
         "x.clamp_(0, 1)": lambda a: a.clamp_(0, 1),
@@ -72,7 +81,7 @@ def numpy_rows():
     def add_scaled(u, product):  # u += product (written into the scratch array)
         u += product
 
-    ones = np.ones(SHAPE, np.float32)
+    ones, z = np.ones(SHAPE, np.float32), _mixed_signs()
     calls = {
         "x.neg_()": lambda u: np.negative(u, out=u),
         "x.abs_()": lambda u: np.absolute(u, out=u),
@@ -80,6 +89,7 @@ def numpy_rows():
         "x.exp_().log_()": lambda u: np.log(np.exp(u, out=u), out=u),
         "x.tanh_()": lambda u: np.tanh(u, out=u),
         "x.sigmoid_()": sigmoid,
+        "x.copy_(z).sigmoid_()": lambda u: (np.copyto(u, z), sigmoid(u)),
         "x.relu_()": lambda u: np.maximum(u, 0, out=u),
         "ones.pow_(2)": lambda u: np.square(u, out=u),
         "x.clamp_(0, 1)": lambda u: np.clip(u, 0, 1, out=u),

@@ -170,7 +170,7 @@ def tensor_repr(t, prefix: str = "tensor(") -> str:
     if dtype is not None:
         suffixes.append(dtype)
     if t._node is not None:
-        suffixes.append(f"grad_fn=<{t._node.name()}>")
+        suffixes.append(f"grad_fn=<{t._node.name().rsplit('::', 1)[-1]}>")  # (PyTorch's: the node's class name)
     elif t.requires_grad:
         suffixes.append("requires_grad=True")
     return _add_suffixes(prefix + body, suffixes, len(prefix))

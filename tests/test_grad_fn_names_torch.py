@@ -246,6 +246,7 @@ TABLE = {
     "mul_tensor_": lambda m, F: _inplace(m, lambda t: t.mul_(_t(m, B))),
     "iadd": lambda m, F: _inplace(m, lambda t: t.__iadd__(_t(m, B))),
     "relu_": lambda m, F: _inplace(m, lambda t: t.relu_()),
+    "copy_": lambda m, F: _inplace(m, lambda t: t.copy_(_t(m, B))),
     "exp_": lambda m, F: _inplace(m, lambda t: t.exp_()),
     "clamp_": lambda m, F: _inplace(m, lambda t: t.clamp_(0, 1)),
     "setitem_number": lambda m, F: _inplace(m, lambda t: t.__setitem__(0, 1.0)),
@@ -275,8 +276,6 @@ SKIPPED = {
                "PyTorch records addmm over t() of the weight (AddmmBackward0, TBackward0), distnn one fused node"),
     "zero_": (lambda m, F: _inplace(m, lambda t: t.zero_()), "PyTorch records ZeroBackward0, distnn writes "
               "the zeros through an index (CopySlices)"),
-    "copy_": (lambda m, F: _inplace(m, lambda t: t.copy_(_t(m, B))), "PyTorch's CopyBackwards node, distnn "
-              "a where over the copied values"),
     "t_": (lambda m, F: _inplace(m, lambda t: t.t_()), "PyTorch names the in-place overload's node (TBackward1), "
            "distnn records t()'s"),
     "unsqueeze_": (lambda m, F: _inplace(m, lambda t: t.unsqueeze_(0)), "PyTorch names the in-place overload's "

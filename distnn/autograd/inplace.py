@@ -126,6 +126,7 @@ def write_index(t: Tensor, index, value, original_index) -> None:
     ``original_index`` is the index as given (Tensor indices are version-checked).
     Call :func:`check_writable` first.
     """
+    from distnn.functional.indexing import IndexPut, index_put_form
     from distnn.functional.shape import CopySlices
 
     raw = value.data if isinstance(value, Tensor) else value
@@ -137,7 +138,8 @@ def write_index(t: Tensor, index, value, original_index) -> None:
         raise type(e)(f"cannot assign a value of shape {tuple(getattr(raw, 'shape', ()))} to index {index!r} of "
                       f"a tensor of shape {tuple(t.shape)}: {e}") from None
     vc[0] += 1
-    written = CopySlices.apply(t, value, index=index)  # (graph only: the memory holds the value already)
+    node = IndexPut if not _view_chain(t) and index_put_form(original_index) else CopySlices
+    written = node.apply(t, value, index=index)  # (graph only: the memory holds the value already)
     _note_index_versions(written, original_index)
     _adopt(t, written._node)
 

@@ -248,22 +248,20 @@ def _clamp(name):
     return clamp
 
 
-def _clamp_min(self, min):  # noqa: A002
+def _clamp_min(self, *args, **kwargs):
     """``clamp_min_``'s result: its bound is required, as PyTorch's."""
-    from distnn.functional.clamp_arguments import refuse_missing_bound
+    from distnn.functional.clamp_arguments import one_bound_call
     from distnn.functional.elementwise_choice import clamp_checked
 
-    refuse_missing_bound("clamp_min_", self, min, "min", method=True)
-    return clamp_checked(self, min, None)
+    return clamp_checked(self, one_bound_call("clamp_min_", self, args, kwargs, "min", method=True)[0], None)
 
 
-def _clamp_max(self, max):  # noqa: A002
+def _clamp_max(self, *args, **kwargs):
     """``clamp_max_``'s result: its bound is required, as PyTorch's."""
-    from distnn.functional.clamp_arguments import refuse_missing_bound
+    from distnn.functional.clamp_arguments import one_bound_call
     from distnn.functional.elementwise_choice import clamp_checked
 
-    refuse_missing_bound("clamp_max_", self, max, "max", method=True)
-    return clamp_checked(self, None, max)
+    return clamp_checked(self, None, one_bound_call("clamp_max_", self, args, kwargs, "max", method=True)[0])
 
 
 def _div(self, other, *, rounding_mode=None):

@@ -175,25 +175,26 @@ class TensorInplaceMore:
         done = _direct_path.direct(self, "copy_", (src,), {})  # (same dtype and shape, nothing recorded: one copy)
         if done is not None:
             return done
+        from .copy_node import CopyBackwards
+        from .grad_mode import no_grad
         from .tensor import Tensor
 
-        shape = tuple(getattr(src, "shape", np.shape(src)))
-        try:
-            broadcast = np.broadcast_shapes(shape, tuple(self.shape))
-        except ValueError:
-            broadcast = shape
-        if broadcast != tuple(self.shape):
-            raise RuntimeError(f"copy_: output with shape {list(self.shape)} doesn't match the broadcast shape "
-                               f"{list(broadcast)} (the source, of shape {list(shape)}, must broadcast to it)")
+        shape, own = tuple(getattr(src, "shape", np.shape(src))), tuple(self.shape)
+        for i in range(1, min(len(shape), len(own)) + 1):  # (PyTorch's TensorIterator messages, its order)
+            if own[-i] != shape[-i] and 1 not in (own[-i], shape[-i]):
+                raise RuntimeError(f"The size of tensor a ({own[-i]}) must match the size of tensor b "
+                                   f"({shape[-i]}) at non-singleton dimension {max(len(own), len(shape)) - i}")
+        broadcast = np.broadcast_shapes(shape, own)
+        if broadcast != own:
+            raise RuntimeError(f"output with shape {list(own)} doesn't match the broadcast shape {list(broadcast)}")
 
         def compute():
             s = src if isinstance(src, Tensor) else Tensor(np.asarray(src))
-            s = s.to(device_of(self.data)).to(self.dtype).expand(tuple(self.shape))
             if not records(self, [s]):
-                return s
-            # (the old value gets a zero gradient, as PyTorch's CopyBackwards, rather than none)
-            everywhere = get_array_module(self.data).ones(self.shape, dtype=bool)
-            return _top("where")(Tensor(everywhere), s, self)
+                return s.to(device_of(self.data)).to(self.dtype).expand(tuple(self.shape))
+            with no_grad():  # (the values, with the casts' warnings; the gradients are CopyBackwards')
+                values = s.to(device_of(self.data)).to(self.dtype).expand(tuple(self.shape))
+            return CopyBackwards.apply(self, s, values=values.data)
 
         return write_inplace(self, "copy_", compute, [src] if isinstance(src, Tensor) else [], cast_any=True)
 

@@ -225,13 +225,15 @@ class TensorOperators:
         refuse_bool_clamp(self, lo, hi)
         return E.clamp_node(lo, hi).apply(self, lo, hi)
 
-    def clamp_min(self, min):
-        _refuse_missing_bound("clamp_min", self, min, "min", method=True)
-        return _functional_clamp_min(self, min)
+    def clamp_min(self, *args, **kwargs):
+        """``Tensor.clamp_min(min)``: :func:`distnn.clamp_min` of this tensor."""
+        bound, _ = _one_bound_call("clamp_min", self, args, kwargs, "min", method=True)
+        return _functional_clamp_min(self, bound)
 
-    def clamp_max(self, max):
-        _refuse_missing_bound("clamp_max", self, max, "max", method=True)
-        return _functional_clamp_max(self, max)
+    def clamp_max(self, *args, **kwargs):
+        """``Tensor.clamp_max(max)``: :func:`distnn.clamp_max` of this tensor."""
+        bound, _ = _one_bound_call("clamp_max", self, args, kwargs, "max", method=True)
+        return _functional_clamp_max(self, bound)
 
     # Reductions take PyTorch's dim/keepdim (x.max(1) is (values, indices), var is unbiased) or
     # numpy's axis/keepdims/ddof with numpy's meaning: see distnn.functional.reduce.
@@ -364,7 +366,7 @@ def _bind_late() -> None:
     """Bind Tensor and the modules the operators call, which import Tensor (``tensor.py`` calls this
     at its end, once Tensor exists)."""
     global Tensor, E, R, S, A, VS, _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
-    global _note_index_versions, refuse_bool_subtraction, refuse_bool_clamp, _clamp_bounds, _refuse_missing_bound
+    global _note_index_versions, refuse_bool_subtraction, refuse_bool_clamp, _clamp_bounds, _one_bound_call
     global _clamp_call
     global _functional_clamp_min, _functional_clamp_max
     global check_writable, write_index, write_result, wrap_dim, _before_inplace_write, deferring
@@ -375,7 +377,7 @@ def _bind_late() -> None:
     from distnn.functional import elementwise as E
     from distnn.functional.clamp_arguments import clamp_bounds as _clamp_bounds
     from distnn.functional.clamp_arguments import clamp_call as _clamp_call
-    from distnn.functional.clamp_arguments import refuse_missing_bound as _refuse_missing_bound
+    from distnn.functional.clamp_arguments import one_bound_call as _one_bound_call
     from distnn.functional.elementwise_choice import refuse_bool_clamp
     from distnn.functional.pointwise_binary import clamp_max as _functional_clamp_max
     from distnn.functional.pointwise_binary import clamp_min as _functional_clamp_min

@@ -90,31 +90,40 @@ def _refuse_grad(t, name):
                            "a leaf Variable that requires grad is being used in an in-place operation.")
 
 
+def resize_storage(t, size, stride):
+    """``t.data`` made the geometry ``size``/``stride`` from its storage offset: on its storage when large enough,
+    else on a new, larger storage that starts with a copy of the old one. Returns the old array when the storage
+    moved (the tensors viewing it keep it: PyTorch grows a storage under its views, numpy cannot), else None.
+    Neither refuses nor bumps the version counter: the caller's rules."""
+    from distnn.functional.as_strided import _storage_bytes, strided_view
+    from distnn.functional.view_dtype import storage_offset
+
+    a = old = t.data
+    item, offset = a.dtype.itemsize, storage_offset(a)
+    need = offset + (1 + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else 0)
+    have = _storage_bytes(a) // item
+    moved = need > have
+    if moved:
+        if t.is_shared() and get_array_module(a) is np:
+            raise RuntimeError("Trying to resize storage that is not resizable")  # (a new one would not be shared)
+        xp = get_array_module(a)
+        grown = xp.empty(need, dtype=a.dtype)  # (uninitialized past the old storage, as PyTorch's)
+        if have:
+            grown[:have] = strided_view(a, (have,), (1,), 0)
+        a = grown
+    t.data = strided_view(a, size, stride, offset)
+    return old if moved else None
+
+
 class TensorStorage:
     """The storage methods (see the module docstring)."""
 
     def resize_(self, *sizes, memory_format=None):
         """PyTorch's ``resize_``: this tensor with shape ``sizes``, contiguous (or channels-last) from its storage
         offset, on its storage when large enough, else on a larger copy of it; returns ``self``."""
-        from distnn.functional.as_strided import _storage_bytes, strided_view
-        from distnn.functional.view_dtype import storage_offset
-
         _refuse_grad(self, "resize_")
         size = _size_args(sizes, "resize_")
-        stride = _memory_format_strides(size, memory_format, "resize_")
-        a = self.data
-        item, offset = a.dtype.itemsize, storage_offset(a)
-        need = offset + (1 + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else 0)
-        have = _storage_bytes(a) // item
-        if need > have:
-            if self.is_shared() and get_array_module(a) is np:
-                raise RuntimeError("Trying to resize storage that is not resizable")  # (a new one would not be shared)
-            xp = get_array_module(a)
-            grown = xp.empty(need, dtype=a.dtype)  # (uninitialized past the old storage, as PyTorch's)
-            if have:
-                grown[:have] = strided_view(a, (have,), (1,), 0)
-            a = grown
-        self.data = strided_view(a, size, stride, offset)
+        resize_storage(self, size, _memory_format_strides(size, memory_format, "resize_"))
         self._bump_version()
         return self
 

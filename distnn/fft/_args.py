@@ -6,12 +6,10 @@ Shared by every transform in :mod:`distnn.fft.transforms`, so that each refuses 
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import numpy as np
 
 from distnn.autograd.grad_mode import is_grad_enabled
-from distnn.autograd.mutation_guard import will_write
 from distnn.autograd.tensor import Tensor
 from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 from distnn.backend import default_dtype
@@ -121,10 +119,10 @@ def c2r_last_size(s, x: Tensor, axes: tuple, shape: tuple) -> int:
     return shape[-1]
 
 
-def write_out(name: str, result: Tensor, out, *, inputs=()) -> Tensor:
+def write_out(name: str, result: Tensor, out, *, inputs=(), warning=None) -> Tensor:
     """``result`` written into ``out`` (resized when its shape differs, as PyTorch's, which warns when ``out``
     was not empty) and ``out`` returned; torch's refusals: a complex result into a real ``out`` (or back), and
-    ``out=`` while recording a gradient."""
+    ``out=`` while recording a gradient. ``warning``: the resize's warning, where it is not PyTorch's usual one."""
     if out is None:
         return result
     if not isinstance(out, Tensor):
@@ -136,14 +134,7 @@ def write_out(name: str, result: Tensor, out, *, inputs=()) -> Tensor:
         raise RuntimeError(f"{name} expects a complex output tensor, but got {torch_dtype_name(out.dtype)}")
     if result.dtype.kind == "f" and out.dtype.kind != "f":
         raise RuntimeError(f"{name} expects a floating point output tensor, but got {torch_dtype_name(out.dtype)}")
-    if tuple(out.shape) != tuple(result.shape):
-        if out.numel():
-            warnings.warn(f"An output with one or more elements was resized since it had shape {list(out.shape)}, "
-                          f"which does not match the required output shape {list(result.shape)}.", UserWarning,
-                          stacklevel=3)
-        out.data = result.data.astype(out.dtype)
-    else:
-        will_write(out)
-        out.data[...] = result.data
-    out._bump_version()
+    from distnn.functional.out_write import write_into_out
+
+    write_into_out(out, result.data, warning)
     return out

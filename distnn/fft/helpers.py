@@ -37,7 +37,11 @@ def _frequencies(name, n, d, out, dtype, device, requires_grad, steps):
         values = steps.astype(dtype) * dtype.type(scale)
     result = Tensor(to_device(values, device) if device is not None else values)
     if out is not None:
-        return write_out(name, result, out)  # (resized as PyTorch's)
+        n_out = result.numel()  # (PyTorch computes into out with arange, which warns in its own words)
+        return write_out(name, result, out, warning=None if out.numel() == n_out else (
+            f"The number of elements in the out tensor of shape {list(out.shape)} is {out.numel()} which does not "
+            f"match the computed number of elements {n_out}. Note that this may occur as a result of rounding "
+            f"error. The out tensor will be resized to a tensor of shape ({n_out},)."))
     result = result if device is not None else place(result)
     return result.requires_grad_(True) if requires_grad else result
 

@@ -9,8 +9,8 @@ distnn's own extension (PyTorch refuses them); they are left as they are here.
 
 The messages are PyTorch's, for bounds given by position or by keyword: the clamp/clip entry points take
 ``*args, **kwargs`` and :func:`clamp_call` records how each argument came, as PyTorch's parser lists them
-(``got (Tensor, max=int, min=Tensor)``: keywords last given first). clamp_min/clamp_max's messages are for a
-bound by position.
+(``got (Tensor, max=int, min=Tensor)``: keywords last given first). clamp_min/clamp_max's (:func:`one_bound_call`) list
+their bound as given too.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from distnn.autograd.tensor import Tensor
 
-__all__ = ["clamp_call", "clamp_bounds", "refuse_missing_bound"]
+__all__ = ["clamp_call", "clamp_bounds", "one_bound_call"]
 
 NO_BOUND = "torch.clamp: At least one of 'min' or 'max' must not be None"
 _BOUNDS, _WITH_OUT = frozenset(("min", "max")), frozenset(("min", "max", "out"))  # (the keywords clamp takes)
@@ -78,10 +78,28 @@ def _not_a_tensor_out(keywords) -> bool:
     return False
 
 
-def refuse_missing_bound(name: str, a, bound, which: str, *, method: bool = False) -> None:
-    """PyTorch's TypeError for ``clamp_min(x, None)``/``clamp_max(x, None)``: their one bound is required."""
+def one_bound_call(name: str, a, args: tuple, kwargs: dict, which: str, *, method: bool = False,
+                   out_allowed: bool = False):
+    """``(bound, out)`` of a call ``name(a, *args, **kwargs)`` of clamp_min/clamp_max (``which``: "min" or "max";
+    ``out`` by keyword where ``out_allowed``, else None), or PyTorch's TypeError: a call that fits no signature, or
+    a None bound, whose message lists the bound as given (by position, or ``min=NoneType`` by keyword)."""
+    if len(args) == 1 and not kwargs:  # (the common call first)
+        bound, keywords = args[0], ()
+    else:
+        keywords = tuple(kwargs.items())
+        allowed = {which, "out"} if out_allowed else {which}
+        if len(args) + (which in kwargs) != 1 or not kwargs.keys() <= allowed or (
+                out_allowed and not isinstance(kwargs.get("out"), (Tensor, type(None)))):
+            raise TypeError(_invalid_combination(name, a, args, (which,), method, keywords, listed_only=True))
+        bound = args[0] if args else kwargs[which]
+    if type(bound) is str:  # (numpy's ufuncs would name only dtypes)
+        raise TypeError(_invalid_combination(name, a, args, (which,), method, keywords,
+                                             keyword_bound=bool(keywords) and not (out_allowed and "out" in kwargs)))
     if bound is None:
-        raise TypeError(_invalid_combination(name, a, (bound,), (which,), method))
+        matched = tuple((key, value) for key, value in keywords if key == which)
+        raise TypeError(_invalid_combination(name, a, args, (which,), method, keywords,
+                                             keyword_bound=bool(matched) and not (out_allowed and "out" in kwargs)))
+    return bound, kwargs.get("out") if out_allowed else None
 
 
 def _number(x) -> bool:
@@ -96,11 +114,14 @@ def _type_name(x) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def _invalid_combination(name, a, args, parameters, method, keywords=()) -> str:
+def _invalid_combination(name, a, args, parameters, method, keywords=(), *, keyword_bound=False,
+                         listed_only=False) -> str:
     """PyTorch's "received an invalid combination of arguments" message for ``name``'s two overloads: what was
     given (positional ``args``, then the keyword items ``keywords``, which its parser lists last given first) and
     the signatures, with the methods' and in-place functions' line under each where the call has as many
-    arguments as the signature (PyTorch's parser writes it only then)."""
+    arguments as the signature (PyTorch's parser writes it only then). ``keyword_bound``: the one keyword names the
+    signature's parameter and its type is wrong (clamp_min's ``min=None``: the line marks ``!min=NoneType!``);
+    ``listed_only``: the call fits no signature's parameters, so no line is written."""
     given = [] if method else [_type_name(a)]
     given += [_type_name(b) for b in args]
     named = [f"{key}={_type_name(value)}" for key, value in reversed(keywords)]
@@ -109,8 +130,14 @@ def _invalid_combination(name, a, args, parameters, method, keywords=()) -> str:
     # (the functional forms that take out= list no reasons; the methods and in-place functions mark every bound,
     # or, with an argument by keyword, name every keyword: PyTorch's parser reads the name of ``Tensor min = None``
     # as "None", so it matches no keyword of these signatures)
-    reasons = (method or name.endswith("_")) and len(given) + len(named) == len(parameters) + (not method)
-    if keywords:
+    reasons = (method or name.endswith("_")) and len(given) + len(named) == len(parameters) + (not method) \
+        and not listed_only
+    if keyword_bound:
+        marked = ([] if method else ["Tensor"]) + [f"!{_type_name(b)}!" for b in args]
+        marked += [f"!{entry}!" for entry in named]
+        reason = ("      didn't match because some of the arguments have invalid types: (" + ", ".join(marked)
+                  + (", " if named and not given else "") + ")")
+    elif keywords:
         reason = ("      didn't match because some of the keywords were incorrect: "
                   + ", ".join(key for key, _ in reversed(keywords)))
     else:

@@ -17,12 +17,10 @@ the result's shape is written in place (its strides kept) and returned. ``out`` 
 from __future__ import annotations
 
 from distnn.autograd.grad_mode import is_grad_enabled, no_grad
-from distnn.autograd.mutation_guard import will_write
 from distnn.autograd.tensor import Tensor
 from distnn.autograd.tensor_inplace_methods import _can_cast, torch_dtype_name
-from distnn.backend import get_array_module
 
-from .view_copies import warn_resized
+from .out_write import write_into_out
 
 __all__ = ["refuse_grad_with_out", "write_clamp_out"]
 
@@ -54,12 +52,5 @@ def write_clamp_out(compute, out: Tensor, tensor_overload: bool) -> Tensor:
                            f"{torch_dtype_name(out.dtype)}")
     if refusal is not None:
         raise refusal
-    if tuple(out.shape) != tuple(result.shape):
-        warn_resized(out, result.shape, stacklevel=6)  # (the user's clamp/clip call)
-        will_write(out)
-        out.data = get_array_module(result.data).empty(result.shape, dtype=out.dtype)
-    else:
-        will_write(out)
-    out.data[...] = result.data  # (cast to out's dtype: the Tensor overload's rule, checked above)
-    out._bump_version()
+    write_into_out(out, result.data)  # (cast to out's dtype: the Tensor overload's rule, checked above)
     return out

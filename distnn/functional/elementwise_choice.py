@@ -177,14 +177,18 @@ def _clamp_function(name, a, args, kwargs):
     return clamp_checked(a, *clamp_bounds(name, a, lo, hi, call=call))
 
 
-def _clamp_into(name, a, lo, hi, out, call):
-    """``clamp(a, lo, hi, out=out)``: PyTorch's checks in its order (parser, autograd, op, kernel)."""
+def _clamp_into(name, a, lo, hi, out, call, op="clamp"):
+    """``clamp(a, lo, hi, out=out)``: PyTorch's checks in its order (parser, autograd, op, kernel). ``op``: the
+    name autograd's refusal gives (clip's is clamp's: PyTorch's clip calls clamp; clamp_min and clamp_max their
+    own)."""
     from .clamp_out import refuse_grad_with_out, write_clamp_out
+    from .out_overlap import check_out_overlap
 
     if lo is not None or hi is not None or not isinstance(out, Tensor):  # (the parser's TypeErrors come first;
         clamp_bounds(name, a, lo, hi, call=call)  # no bound at all is the op's, after autograd's)
-    refuse_grad_with_out("clamp", out, a, lo, hi)  # (clip too: PyTorch's autograd names the op clip calls)
+    refuse_grad_with_out(op, out, a, lo, hi)
     lo, hi = clamp_bounds(name, a, lo, hi, call=call)
+    check_out_overlap(out, a, lo, hi)  # (the kernel's checks, before out's resize and dtype)
     return write_clamp_out(lambda: clamp_checked(a, lo, hi), out, clamp_node(lo, hi) is ClampTensor)
 
 

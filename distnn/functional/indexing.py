@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from distnn.autograd.copy_node import cast_gradient
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
@@ -179,9 +180,11 @@ class SetItem(Function):
     """
 
     saves_tensors = False
+    supports_complex = True  # (routes g, reading no operand: right for complex as written; a real v gets the real
+    # part of its gradient, complex_grad's rule, as PyTorch's)
 
     def forward(self, a, v, index):
-        self.index = index
+        self.index, self.dtype, self.value_dtype = index, a.dtype, getattr(v, "dtype", None)
         out = a.copy()
         if type(index) in VIEW_INDEXES:
             index.of(out)[...] = v
@@ -197,6 +200,8 @@ class SetItem(Function):
         ga = gv = None
         diagonal = type(self.index) in VIEW_INDEXES  # (unfold's too: SetItem's only where its windows do not overlap)
         g = get_array_module(g).asarray(g)  # (a 0-d tensor's gradient may come as a numpy scalar: no item assignment)
+        if g.dtype != self.dtype:  # (in the written tensor's dtype, as PyTorch's engine hands it: the value's part
+            g = g.astype(self.dtype)  # is cast from that, rounded as PyTorch's)
         if self.needs_input_grad[0]:
             ga = g.copy()
             if diagonal:
@@ -205,6 +210,8 @@ class SetItem(Function):
                 ga[self.index] = 0
         if self.needs_input_grad[1]:
             gv = self.index.of(g).copy() if diagonal else g[self.index]
+            if self.value_dtype is not None:  # (cast to the value's dtype before the engine sums a broadcast
+                gv = cast_gradient(gv, self.value_dtype)  # value, PyTorch's order: copy_'s CopyBackwards)
         return ga, gv
 
 
@@ -216,8 +223,31 @@ class CopySlices(SetItem):
     torch_name = "torch::autograd::CopySlices"
 
     def forward(self, a, v, index):
-        self.index = index
+        self.index, self.dtype, self.value_dtype = index, a.dtype, getattr(v, "dtype", None)
         return a
+
+
+class IndexPut(CopySlices):
+    """``t[index] = v`` with an index of tensors, lists or masks only (beside ``...`` and full slices), on a tensor
+    that is not a view: PyTorch writes it with ``index_put_`` on ``t`` itself and names the node so (any int or
+    partial slice first makes a view, whose base takes CopySlices)."""
+
+    torch_name = "IndexPutBackward0"
+
+
+def index_put_form(index) -> bool:
+    """Whether ``t[index] = v`` is PyTorch's ``index_put_`` on ``t`` itself (:class:`IndexPut`): an advanced
+    index, every other part ``...`` or ``:``."""
+    items = index if isinstance(index, tuple) else (index,)
+    advanced = False
+    for item in items:
+        if item is Ellipsis or (isinstance(item, slice) and item == slice(None)):
+            continue
+        if isinstance(item, list) or (hasattr(item, "shape") and not isinstance(item, (int, np.integer))):
+            advanced = advanced or getattr(item, "ndim", 1) > 0 or getattr(item, "dtype", None) == np.bool_
+            continue
+        return False
+    return advanced
 
 
 def getitem(a, index):

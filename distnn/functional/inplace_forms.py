@@ -53,13 +53,12 @@ def _clamp_form(name: str):
 
 def _clamp_one_form(name: str, which: str):
     """``torch.clamp_min_``/``torch.clamp_max_``: the bound is required (PyTorch's TypeError names the function)."""
-    def form(input, bound):  # noqa: A002
-        from .clamp_arguments import refuse_missing_bound
+    def form(input, *args, **kwargs):  # noqa: A002
+        from .clamp_arguments import one_bound_call
 
         if not isinstance(input, Tensor):
             raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
-        refuse_missing_bound(name, input, bound, which)
-        return getattr(input, name)(bound)
+        return getattr(input, name)(one_bound_call(name, input, args, kwargs, which)[0])
 
     form.__name__ = form.__qualname__ = name
     form.__doc__ = f"``torch.{name}(input, {which})``: ``input.{name}({which})``, in place (returns ``input``)."

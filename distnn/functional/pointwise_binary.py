@@ -275,22 +275,27 @@ def float_power(input, exponent):  # noqa: A002
     return FloatPower.apply(wide(input), wide(exponent))
 
 
-def clamp_min(input, min):  # noqa: A002
-    """``torch.clamp_min``: ``clamp(input, min=min)`` (``min`` required: None is PyTorch's TypeError)."""
-    from .clamp_arguments import refuse_missing_bound
-    from .elementwise_choice import clamp_checked
-
-    refuse_missing_bound("clamp_min", input, min, "min")
-    return clamp_checked(input, min, None)
+def clamp_min(input, *args, **kwargs):  # noqa: A002
+    """``torch.clamp_min(input, min, *, out=None)``: ``clamp(input, min=min)`` (``min`` required: None is
+    PyTorch's TypeError, its message listing the bound as given, by position or keyword)."""
+    return _clamp_one("clamp_min", input, args, kwargs, "min")
 
 
-def clamp_max(input, max):  # noqa: A002
-    """``torch.clamp_max``: ``clamp(input, max=max)`` (``max`` required: None is PyTorch's TypeError)."""
-    from .clamp_arguments import refuse_missing_bound
-    from .elementwise_choice import clamp_checked
+def clamp_max(input, *args, **kwargs):  # noqa: A002
+    """``torch.clamp_max(input, max, *, out=None)``: ``clamp(input, max=max)`` (``max`` required, as
+    :func:`clamp_min`'s)."""
+    return _clamp_one("clamp_max", input, args, kwargs, "max")
 
-    refuse_missing_bound("clamp_max", input, max, "max")
-    return clamp_checked(input, None, max)
+
+def _clamp_one(name, input, args, kwargs, which):  # noqa: A002
+    from .clamp_arguments import one_bound_call
+    from .elementwise_choice import _clamp_into, clamp_checked
+
+    bound, out = one_bound_call(name, input, args, kwargs, which, out_allowed=True)
+    lo, hi = (bound, None) if which == "min" else (None, bound)
+    if out is not None:
+        return _clamp_into(name, input, lo, hi, out, None, op=name)
+    return clamp_checked(input, lo, hi)
 
 
 def addcmul(input, tensor1, tensor2, *, value=1):  # noqa: A002

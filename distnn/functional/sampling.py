@@ -87,14 +87,20 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, re
     out_dtype = np.result_type(*[t.dtype for t in (mean, std) if isinstance(t, Tensor)])
     z = xp.asarray(_gen(generator).standard_normal(shape))
     sample = (m + s * z).astype(out_dtype)
-    return _into(RandomSample.apply(mean, std, sample=sample), out)
+    return _into(RandomSample.apply(mean, std, sample=sample), out, mean, std)
 
 
-def _into(result, out):
+def _into(result, out, *inputs):
+    """``result`` written into ``out`` (of its shape), after PyTorch's memory-overlap refusals of an ``out`` that
+    partly overlaps a Tensor mean or std, or whose elements share memory (its kernel fills ``out`` before it reads
+    them)."""
     if out is None:
         return result
     if tuple(out.shape) != tuple(result.shape):
         raise RuntimeError(f"out has shape {tuple(out.shape)}, the result {tuple(result.shape)}")
+    from .out_overlap import check_out_overlap
+
+    check_out_overlap(out, *inputs)
     will_write(out)
     out.data[...] = result.data
     out._bump_version()

@@ -12,14 +12,13 @@ nothing checks what it does to other users of that memory: the caller vouches fo
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from distnn.autograd.function import Function
-from distnn.autograd.mutation_guard import will_write
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
+
+from .out_write import write_into_out
 
 
 class FreshCopy(Function):
@@ -38,17 +37,6 @@ def _fresh(t: Tensor) -> Tensor:
     return FreshCopy.apply(t)
 
 
-def warn_resized(out, shape, stacklevel: int) -> None:
-    """PyTorch's warning for an ``out=`` tensor with elements resized to the result's ``shape`` (none when
-    ``out`` is empty); ``stacklevel`` counts from this function."""
-    if out.numel():
-        warnings.warn(f"An output with one or more elements was resized since it had shape {list(out.shape)}, "
-                      f"which does not match the required output shape {list(shape)}. This behavior is "
-                      "deprecated, and in a future PyTorch release outputs will not be resized unless they have "
-                      "zero elements. You can explicitly reuse an out tensor t by resizing it, inplace, to zero "
-                      "elements with t.resize_(0).", UserWarning, stacklevel=stacklevel)
-
-
 def write_out(result: Tensor, out, name: str) -> Tensor:
     """``out=``: ``result``'s values written into ``out`` (PyTorch's resize of a tensor of another shape, with
     its warning when ``out`` had elements; a dtype other than the result's is refused), or ``result`` itself."""
@@ -59,12 +47,7 @@ def write_out(result: Tensor, out, name: str) -> Tensor:
     if out.dtype != result.dtype:
         raise RuntimeError(f"Expected out tensor to have dtype {_torch_name(result.dtype)}, but got "
                            f"{_torch_name(out.dtype)} instead")
-    if tuple(out.shape) != tuple(result.shape):
-        warn_resized(out, result.shape, stacklevel=4)
-        out.data = get_array_module(result.data).empty(result.shape, dtype=result.dtype)
-    will_write(out)
-    out.data[...] = result.data
-    out._bump_version()
+    write_into_out(out, result.data)
     return out
 
 

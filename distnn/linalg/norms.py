@@ -29,7 +29,7 @@ def _axes(dim, ndim):
     if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
         return tuple(range(ndim))
     dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
-    axes = tuple(wrap_dim(d, ndim, "linalg.vector_norm") for d in dims)  # (out of range: PyTorch's IndexError)
+    axes = tuple(wrap_dim(d, ndim, "linalg.vector_norm", named=False) for d in dims)  # (PyTorch's IndexError)
     for i, a in enumerate(axes):
         if a in axes[:i]:  # (PyTorch's message: the dim as wrapped)
             raise RuntimeError(f"dim {a} appears multiple times in the list of dims")
@@ -170,7 +170,7 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None) -> Ten
     if not isinstance(dim, (tuple, list)) or len(dim) != 2:  # (PyTorch prints the dims space-separated)
         shown = " ".join(map(str, dim)) if isinstance(dim, (tuple, list)) else dim
         raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {shown}")
-    d0, d1 = (wrap_dim(d, t.ndim, "linalg.matrix_norm") for d in dim)  # (out of range: PyTorch's IndexError)
+    d0, d1 = (wrap_dim(d, t.ndim, "linalg.matrix_norm", named=False) for d in dim)  # (PyTorch's IndexError)
     if d0 == d1:  # (wrapped first, as PyTorch: (1, -1) of a matrix is "(1, 1)")
         raise RuntimeError(f"linalg.matrix_norm: dims must be different. Got ({d0}, {d1})")
     if dtype is not None:
