@@ -153,6 +153,12 @@ class SparseTensor:
 
         retain_grad(self)
 
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None) -> None:
+        """``autograd.backward(self, gradient)``: ``gradient`` sparse, on this tensor's indices (:mod:`.hooks`)."""
+        from distnn.autograd.grad_api import backward
+
+        backward([self], None if gradient is None else [gradient], retain_graph, create_graph, inputs=inputs)
+
     @property
     def retains_grad(self) -> bool:
         return not self._vals.is_leaf and self._vals.retains_grad

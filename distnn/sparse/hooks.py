@@ -67,6 +67,35 @@ def values_grad_of(s: SparseTensor, new, who: str) -> Tensor:
     return gather_rows(dense_rows, own)
 
 
+def output_values_seed(out: SparseTensor, g, i: int) -> Tensor:
+    """The gradient of the values of ``out``, a sparse output of ``autograd.grad``/``backward``, from ``g``, its
+    ``grad_outputs`` entry. PyTorch passes ``g`` on as it is, so its layout becomes the inputs' gradients'
+    layout; distnn's gradients lie on the tensors' own indices, so ``g`` must be sparse with one entry per
+    distinct index of ``out``, sorted (what ``out.coalesce()`` has): then the layouts are PyTorch's. Anything
+    else is refused by name."""
+    if g is None:
+        raise RuntimeError("grad can be implicitly created only for scalar outputs")
+    if not isinstance(g, SparseTensor):
+        raise NotImplementedError(
+            f"grad_outputs[{i}] is {type(g).__name__} for a sparse COO output; distnn takes a sparse one on the "
+            "output's indices only (PyTorch would give the inputs a gradient in grad_output's layout)")
+    if tuple(g.shape) != tuple(out.shape) or g.sparse_dim() != out.sparse_dim():
+        raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {tuple(g.shape)} and output[{i}] "
+                           f"has a shape of {tuple(out.shape)}.")
+    xp = get_array_module(out._idx)
+    lin = out._linear()
+    uniq, inverse = xp.unique(lin, return_inverse=True)
+    if not (g._nnz() == uniq.shape[0] and bool((g._linear() == uniq).all())):
+        raise NotImplementedError(
+            f"grad_outputs[{i}]: a sparse gradient of a sparse output must hold one entry at each index of the "
+            "output, sorted (as output.coalesce() has them); distnn carries a sparse tensor's gradient on its own "
+            "indices (PyTorch would pass other indices on to the inputs)")
+    vals = g._vals if g.dtype == out.dtype else g._vals.to(out.dtype)
+    if out.is_coalesced():
+        return vals
+    return gather_rows(vals, inverse.reshape(-1)) if vals.requires_grad else Tensor(vals.data[inverse.reshape(-1)])
+
+
 def _sparse_hook(s: SparseTensor, hook):
     """``hook`` as a hook on ``s``'s values: it sees (and may replace) ``s``'s sparse gradient."""
     who = f"hook '{getattr(hook, '__name__', type(hook).__name__)}'"
@@ -84,6 +113,15 @@ def _sparse_hook(s: SparseTensor, hook):
     return on_values
 
 
+def _check_own_gradient(s: SparseTensor, what: str) -> None:
+    """Refuse a sparse tensor made on a values tensor that requires grad: its gradient would be the values',
+    which other ops may use too."""
+    if s.is_leaf and s.requires_grad and not getattr(s._vals, "_sparse_leaf", False):
+        raise NotImplementedError(f"{what} on a sparse COO tensor made on a values tensor that requires grad is "
+                                  "not supported in distnn (its gradient is the values'); use the values' own, or "
+                                  "make the tensor with sparse_coo_tensor(..., requires_grad=True)")
+
+
 def register_hook(s: SparseTensor, hook):
     """``SparseTensor.register_hook``: ``hook(grad)`` with ``s``'s sparse gradient at each backward (a leaf's:
     every use of the pass summed, before it is added into ``.grad``); it may return a sparse replacement."""
@@ -91,6 +129,7 @@ def register_hook(s: SparseTensor, hook):
         raise RuntimeError("cannot register a hook on a tensor that does not require gradient")
     if not callable(hook):
         raise TypeError(f"register_hook: the hook must be callable, got {type(hook).__name__}")
+    _check_own_gradient(s, "register_hook")
     return s._vals.register_hook(_sparse_hook(s, hook))
 
 
@@ -99,6 +138,7 @@ def retain_grad(s: SparseTensor) -> None:
     coalesced, accumulated over passes, as PyTorch's); on a leaf it does nothing (a leaf keeps it anyway)."""
     if not s.requires_grad:
         raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+    _check_own_gradient(s, "retain_grad")
     if not s.is_leaf:
         s._vals.retain_grad()
 
@@ -109,4 +149,4 @@ def non_leaf_grad(s: SparseTensor):
     return None if g is None else sparse_grad_of(s, g)
 
 
-__all__ = ["sparse_grad_of", "values_grad_of", "register_hook", "retain_grad", "non_leaf_grad"]
+__all__ = ["sparse_grad_of", "values_grad_of", "output_values_seed", "register_hook", "retain_grad", "non_leaf_grad"]
