@@ -73,9 +73,16 @@ GAPS = {
     ("add_self", True): "torch's AccumulateGrad clones this sum (flag kept: coalesced); distnn flags it uncoalesced",
     ("add_self", False): "as above",
     ("mul_sparse", False): "torch's leaf gradient keeps the leaf's repeated entries (nnz 5); distnn's is coalesced",
+    ("mm_sparse", True): "torch's leaf gradient is grad @ other.T, entries where that product has them; distnn's is "
+                         "on the leaf's indices (zeros kept)",
+    ("mm_sparse", False): "as above",
 }
+OTHER = (np.array([[0, 1, 3], [1, 2, 0]]), np.array([1.5, -2.0, 0.5]), (4, 3))
 OPS_WITH_GAPS = dict(OPS, add_self=(lambda S, D: S + S * 2.0, lambda S, D: S + S * 2.0),
-                     mul_sparse=(lambda S, D: S * S, lambda S, D: S * S))
+                     mul_sparse=(lambda S, D: S * S, lambda S, D: S * S),
+                     mm_sparse=(lambda S, D: sparse.mm(S, distnn.sparse_coo_tensor(*OTHER).to(S.dtype)),
+                                lambda S, D: torch.sparse.mm(S, torch.sparse_coo_tensor(
+                                    torch.tensor(OTHER[0]), torch.tensor(OTHER[1]), OTHER[2]).to(S.dtype))))
 
 
 def _loss(Y, W):
@@ -261,3 +268,30 @@ def test_create_graph_grad_of_a_sparse_tensor_made_by_an_op(coalesced):
     (gd,) = distnn.autograd.grad(sparse.sum(g), [D])
     (tgd,) = torch.autograd.grad(torch.sparse.sum(tg), [TD])
     _assert_same(gd, tgd)
+
+
+@pytest.mark.parametrize("coalesced", [True, False], ids=["coalesced", "repeated_index"])
+def test_a_leaf_hook_in_a_create_graph_pass_as_torch(coalesced):
+    S, T = _pair(coalesced, "float64")
+    D, TD = _dense_pair("float64")
+    D.requires_grad_(True)
+    TD.requires_grad_(True)
+    S.register_hook(lambda g: g * 3.0)
+    T.register_hook(lambda g: g * 3.0)
+    (g,) = distnn.autograd.grad((S.to_dense() * D).pow(2).sum(), [S], create_graph=True)
+    (tg,) = torch.autograd.grad((T.to_dense() * TD).pow(2).sum(), [T], create_graph=True)
+    _assert_same(g, tg, flag=False)
+    (gd,) = distnn.autograd.grad(sparse.sum(g), [D])
+    (tgd,) = torch.autograd.grad(torch.sparse.sum(tg), [TD])
+    _assert_same(gd, tgd)
+
+
+@pytest.mark.parametrize("coalesced", [True, False], ids=["coalesced", "repeated_index"])
+def test_backward_inputs_a_sparse_tensor_made_by_an_op_as_torch(coalesced):
+    S, T = _pair(coalesced, "float32")
+    W, TW = _dense_pair("float32")
+    Y, TY = S * 2.0, T * 2.0
+    _loss(Y, W).backward(inputs=[Y])
+    _loss(TY, TW).backward(inputs=[TY])
+    _assert_same(Y.grad, TY.grad)
+    assert S.grad is None and T.grad is None

@@ -37,7 +37,8 @@ class SparseTensor:
 
     PyTorch's methods for sparse COO tensors: ``indices()``, ``values()`` (coalesced only; ``_indices()`` and
     ``_values()`` always), ``coalesce()``, ``is_coalesced()``, ``_nnz()``, ``sparse_dim()``, ``dense_dim()``,
-    ``to_dense()``, ``is_sparse``, ``layout``, ``shape``/``size()``, ``dtype``, ``requires_grad``, ``grad``;
+    ``to_dense()``, ``is_sparse``, ``layout``, ``shape``/``size()``, ``dtype``, ``requires_grad``, ``grad``,
+    ``register_hook``, ``retain_grad``, ``backward``;
     ``sparse + sparse`` (sparse), ``dense + sparse`` and ``dense - sparse`` (dense), ``sparse * number``,
     ``sparse * dense``, ``dense * sparse`` and ``sparse * sparse`` (sparse, :mod:`.products`), ``sparse @
     dense`` and ``dense @ sparse`` (dense), ``sparse @ sparse`` (sparse).
