@@ -76,10 +76,17 @@ GAPS = {
     ("mm_sparse", True): "torch's leaf gradient is grad @ other.T, entries where that product has them; distnn's is "
                          "on the leaf's indices (zeros kept)",
     ("mm_sparse", False): "as above",
+    ("add_other_pattern", True): "torch's add passes the sum's whole gradient on, so the leaf's holds entries (and "
+                                 "values) at the other operand's indices too; distnn's is on the leaf's indices",
+    ("add_other_pattern", False): "as above",
 }
+ELSEWHERE = (np.array([[0, 1], [0, 2]]), np.array([5.0, 6.0]), SIZE)
 OTHER = (np.array([[0, 1, 3], [1, 2, 0]]), np.array([1.5, -2.0, 0.5]), (4, 3))
 OPS_WITH_GAPS = dict(OPS, add_self=(lambda S, D: S + S * 2.0, lambda S, D: S + S * 2.0),
                      mul_sparse=(lambda S, D: S * S, lambda S, D: S * S),
+                     add_other_pattern=(lambda S, D: S + distnn.sparse_coo_tensor(*ELSEWHERE).to(S.dtype),
+                                        lambda S, D: S + torch.sparse_coo_tensor(
+                                            torch.tensor(ELSEWHERE[0]), torch.tensor(ELSEWHERE[1]), SIZE).to(S.dtype)),
                      mm_sparse=(lambda S, D: sparse.mm(S, distnn.sparse_coo_tensor(*OTHER).to(S.dtype)),
                                 lambda S, D: torch.sparse.mm(S, torch.sparse_coo_tensor(
                                     torch.tensor(OTHER[0]), torch.tensor(OTHER[1]), OTHER[2]).to(S.dtype))))
