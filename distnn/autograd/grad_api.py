@@ -126,7 +126,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                          "allow_unused=False.")
     if allow_unused is None:
         allow_unused = materialize_grads
-    _sparse_in.refuse_sparse_outputs(outputs, "autograd.grad outputs")
+    outputs, grad_outputs = _sparse_in.outputs_to_values(outputs, grad_outputs)
     outputs = _tensors(outputs, "autograd.grad outputs")
     inputs, sparse_leaves = _sparse_in.leaves_to_values(_edges_to_targets(inputs, materialize_grads),
                                                         "autograd.grad inputs")
@@ -209,7 +209,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
             raise RuntimeError("'grad_tensors' and 'grad_variables' (deprecated) arguments both passed to "
                                "backward(). Please only use 'grad_tensors'.")
         grad_tensors = grad_variables
-    _sparse_in.refuse_sparse_outputs(tensors, "autograd.backward tensors")
+    tensors, grad_tensors = _sparse_in.outputs_to_values(tensors, grad_tensors)
     tensors = _tensors(tensors, "autograd.backward tensors")
     if inputs is not None:
         inputs = _tensors(_sparse_in.leaves_to_values(inputs, "backward inputs")[0], "backward inputs")

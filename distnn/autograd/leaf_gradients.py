@@ -46,6 +46,8 @@ class _SparseGradients:
     type = None  # (no gradient is of type None: the checks above are False until distnn.sparse is imported)
     accumulate = None
     accumulate_graph = None  # (the same rule on Tensors with a graph: autograd.grad's create_graph=True)
+    tensor_grad = None  # (a sparse tensor made by an op: its sparse gradient from its values' one)
+    values_seed = None  # (a sparse output's grad_outputs entry as its values' gradient)
 
 
 _sparse = _SparseGradients()

@@ -5,9 +5,12 @@ pass looks for that, and :func:`grad` hands back what ``backward`` would put in 
 (sparse on the leaf's indices, or dense after ``torch.mm``-like products: ``SparseTensor._grad_of_values``),
 as PyTorch's ``autograd.grad`` returns the gradient in the layout of the leaf's ``.grad``.
 
-What distnn's design cannot give PyTorch's answer for is refused by name: a sparse tensor that is not a leaf
-(its gradient in PyTorch depends on the op that consumes it, not on its values), and sparse *outputs*
-(PyTorch's gradient of a sparse output may hold entries at indices the output does not have). The engine
+A sparse tensor made by an op is its values tensor too (a non-leaf): its gradient comes back sparse,
+coalesced, on its distinct indices (``engine._sparse.tensor_grad``), as PyTorch's for the ops distnn has. A
+sparse *output* is seeded through its values from a sparse ``grad_outputs`` entry on the output's own
+indices (``engine._sparse.values_seed``); what distnn's layout cannot hold (a dense entry, entries at other
+indices: PyTorch passes them on as they are) is refused by name, as is a sparse tensor made on a values
+tensor that requires grad (other ops may use those values too). The engine
 knows the sparse type only through its registry (``engine._sparse``), so nothing here imports
 :mod:`distnn.sparse`.
 """
@@ -22,15 +25,31 @@ def is_sparse(x) -> bool:
     return _engine._sparse.type is not None and type(x) is _engine._sparse.type
 
 
-def refuse_sparse_outputs(outputs, what: str) -> None:
-    """A clear refusal of sparse ``outputs`` (a tensor or a sequence), before the generic type check."""
+def outputs_to_values(outputs, grad_outputs):
+    """``outputs`` with each sparse output replaced by its values tensor, and ``grad_outputs`` with its entry
+    replaced by the values' gradient (``engine._sparse.values_seed``: a sparse entry on the output's indices);
+    both as given when no output is sparse."""
     items = outputs if isinstance(outputs, (list, tuple)) else (outputs,)
-    for i, t in enumerate(items):
+    if not any(is_sparse(t) for t in items):
+        return outputs, grad_outputs
+    if grad_outputs is None:
+        given = (None,) * len(items)
+    elif isinstance(grad_outputs, (list, tuple)):
+        given = tuple(grad_outputs)
+    else:
+        given = (grad_outputs,)
+    if len(given) != len(items):
+        raise RuntimeError(f"got {len(items)} tensors and {len(given)} gradients")
+    outs, seeds = [], []
+    for i, (t, g) in enumerate(zip(items, given)):
         if is_sparse(t):
-            raise NotImplementedError(
-                f"{what}: element {i} is a sparse COO tensor; distnn differentiates dense outputs only (PyTorch's "
-                "gradient of a sparse output may hold entries at indices the output lacks). Reduce it first, "
-                "e.g. distnn.sparse.sum(out) or out.to_dense()")
+            if not t.requires_grad:
+                raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+            g = _engine._sparse.values_seed(t, g, i)
+            t = t._vals
+        outs.append(t)
+        seeds.append(g)
+    return tuple(outs), tuple(seeds)
 
 
 def leaves_to_values(inputs, what: str):
@@ -47,11 +66,11 @@ def leaves_to_values(inputs, what: str):
             continue
         if not x.requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
-        if not (x._vals.is_leaf and getattr(x._vals, "_sparse_leaf", False)):
+        if x._vals.is_leaf and not getattr(x._vals, "_sparse_leaf", False):
             raise NotImplementedError(
-                f"{what}: element {i} is a sparse COO tensor that is not a leaf (made by an op, or on a values "
-                "tensor that requires grad); distnn differentiates sparse leaves only "
-                "(sparse_coo_tensor(..., requires_grad=True)). Ask for the gradient of the leaf it was made from")
+                f"{what}: element {i} is a sparse COO tensor made on a values tensor that requires grad; distnn "
+                "differentiates it through those values, which other ops may use too. Ask for the gradient of "
+                "the values, or make the sparse tensor with sparse_coo_tensor(..., requires_grad=True)")
         targets.append(x._vals)
         origins.append(x)
     return tuple(targets), origins
@@ -64,8 +83,8 @@ def as_leaf_grads(found, origins, materialize: bool) -> list:
     for i, s in enumerate(origins):
         if s is None:
             continue
-        if out[i] is not None:
-            out[i] = s._grad_of_values(out[i])
+        if out[i] is not None:  # (a tensor made by an op: sparse, coalesced, as PyTorch's)
+            out[i] = s._grad_of_values(out[i]) if s.is_leaf else _engine._sparse.tensor_grad(s, out[i])
         elif materialize:
             out[i] = _empty_like(s)
     return out
@@ -100,5 +119,5 @@ def sum_gradients(prev, new, graph=False):
     return _engine._sparse.accumulate(prev, new)
 
 
-__all__ = ["is_sparse", "refuse_sparse_outputs", "leaves_to_values", "as_leaf_grads", "sparse_seed", "detached",
+__all__ = ["is_sparse", "outputs_to_values", "leaves_to_values", "as_leaf_grads", "sparse_seed", "detached",
            "sum_gradients"]

@@ -3,6 +3,10 @@
 sparse @ sparse), ``addmm``; the elementwise and matrix products of sparse operands (``*``, ``@``,
 ``distnn.mul``, ``distnn.mm``, ``distnn.matmul``) are in :mod:`.products`.
 
+A sparse tensor's gradient is sparse, as PyTorch's: a leaf's ``.grad``, what ``register_hook`` hooks receive
+and return, ``retain_grad()``'s ``.grad`` of a sparse tensor made by an op, and ``autograd.grad``'s answer for
+one (:mod:`.hooks`).
+
 ``nn.Embedding``/``nn.EmbeddingBag``/``F.embedding`` with ``sparse=True`` give their weight a sparse
 gradient; ``optim.SGD``, ``optim.Adagrad`` and ``optim.SparseAdam`` take such gradients, as PyTorch's."""
 from . import grads as _grads  # noqa: F401  (registers sparse gradients with the engine)

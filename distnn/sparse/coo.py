@@ -37,7 +37,8 @@ class SparseTensor:
 
     PyTorch's methods for sparse COO tensors: ``indices()``, ``values()`` (coalesced only; ``_indices()`` and
     ``_values()`` always), ``coalesce()``, ``is_coalesced()``, ``_nnz()``, ``sparse_dim()``, ``dense_dim()``,
-    ``to_dense()``, ``is_sparse``, ``layout``, ``shape``/``size()``, ``dtype``, ``requires_grad``, ``grad``;
+    ``to_dense()``, ``is_sparse``, ``layout``, ``shape``/``size()``, ``dtype``, ``requires_grad``, ``grad``,
+    ``register_hook``, ``retain_grad``, ``backward``;
     ``sparse + sparse`` (sparse), ``dense + sparse`` and ``dense - sparse`` (dense), ``sparse * number``,
     ``sparse * dense``, ``dense * sparse`` and ``sparse * sparse`` (sparse, :mod:`.products`), ``sparse @
     dense`` and ``dense @ sparse`` (dense), ``sparse @ sparse`` (sparse).
@@ -133,8 +134,35 @@ class SparseTensor:
     def grad(self):
         """A sparse leaf's gradient: a sparse tensor on its own indices (PyTorch's for ``sparse.mm``), or dense
         once a product that gives it a dense one (``torch.mm``, ``@``: :mod:`.dense_grads`) took part."""
+        if not self._vals.is_leaf:  # (retain_grad's: sparse, coalesced, as PyTorch's)
+            from .hooks import non_leaf_grad
+
+            return non_leaf_grad(self)
         g = self._vals.grad
         return None if g is None else self._grad_of_values(g)
+
+    def register_hook(self, hook):
+        """``hook(grad)`` with this tensor's sparse gradient at each backward; it may return a sparse
+        replacement, as PyTorch's (:mod:`.hooks`). Returns a handle with ``remove()``."""
+        from .hooks import register_hook
+
+        return register_hook(self, hook)
+
+    def retain_grad(self) -> None:
+        """Keep this non-leaf tensor's gradient in ``.grad`` (sparse, coalesced), as PyTorch's."""
+        from .hooks import retain_grad
+
+        retain_grad(self)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None) -> None:
+        """``autograd.backward(self, gradient)``: ``gradient`` sparse, on this tensor's indices (:mod:`.hooks`)."""
+        from distnn.autograd.grad_api import backward
+
+        backward([self], None if gradient is None else [gradient], retain_graph, create_graph, inputs=inputs)
+
+    @property
+    def retains_grad(self) -> bool:
+        return not self._vals.is_leaf and self._vals.retains_grad
 
     def _grad_of_values(self, g):
         """The sparse leaf's gradient (as :attr:`grad` hands it out) from ``g``, its values leaf's gradient: an

@@ -9,6 +9,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 from distnn.functional.indexing import scatter_add
 
+from . import hooks as _hooks
 from .coo import SparseTensor
 
 
@@ -64,6 +65,8 @@ def densify(grad, like):
 engine._sparse.type = SparseTensor
 engine._sparse.accumulate = accumulate
 engine._sparse.accumulate_graph = accumulate_graph
+engine._sparse.tensor_grad = _hooks.sparse_grad_of
+engine._sparse.values_seed = _hooks.output_values_seed
 tensor_operators._sparse_type = SparseTensor  # (dense + sparse and dense - sparse defer to the sparse operand)
 
 
