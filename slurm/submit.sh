@@ -20,10 +20,10 @@
 # use with --resume auto: $DISTNN_OUT, or a new runs/slurm-<job id>.
 # The check runs on this machine, in this directory. What only the job's nodes can have is noted
 # ("not checked on this host: ...", checked when the job starts) and submitted: no GPU here for a
-# run.device = "gpu" config, an absolute data path that does not exist here (the nodes' own disks,
-# per-rank {rank} copies: every rank's file that is here is checked). --check-strict among train's
-# arguments (taken out of the job's) or DISTNN_CHECK_STRICT=1 refuses those too (train --check
-# --check-strict). A relative data path is this directory's, as the job's.
+# run.device = "gpu" config, a data path outside this directory that does not exist here (the nodes'
+# own disks, per-rank {rank} copies: every rank's file that is here is checked). --check-strict among
+# train's arguments (taken out of the job's) or DISTNN_CHECK_STRICT=1 refuses those too (train --check
+# --check-strict). A data path in this directory (a relative one) is the job's too: refused if missing.
 # DISTNN_ROOT: the repository (default: this script's); DISTNN_PYTHON: the python that checks
 # (default: the repository's .venv/bin/python, which the job runs too). sbatch runs with
 # DISTNN_ROOT set, so the job finds the repository from any submit directory.

@@ -4,15 +4,15 @@ A check runs on the submitting host (a login node), so two things it could see o
 would otherwise refuse a good job:
 
 - a GPU for ``run.device = "gpu"``: the login node has none, or no cupy;
-- a data file given by an absolute path that does not exist here: the nodes' own disks (``/local``,
+- a data file that does not exist here, outside the current directory: the nodes' own disks (``/local``,
   ``$TMPDIR``), a per-rank copy (``{rank}`` in data.path) made by the job's prolog.
 
 Everything else is the same on every host and stays refused: config keys and values, the batch against
-the ranks, a relative data path (the job runs in the directory it was submitted from, as the check does),
-a data file that exists here but is bad, the run directory (the job writes it where it was submitted) and
-``--resume``. Inside :func:`deferred` (the check, unless ``--check-strict``) the job's set-up calls
-:func:`defer` for a host-dependent problem instead of raising; the job itself, outside it, refuses as
-always, at start.
+the ranks, a data path in the current directory (relative ones too: the job runs in the directory it was
+submitted from, as the check does), a data file that exists here but is bad, the run directory (the job
+writes it where it was submitted) and ``--resume``. Inside :func:`deferred` (the check, unless
+``--check-strict``) the job's set-up calls :func:`defer` for a host-dependent problem instead of raising;
+the job itself, outside it, refuses as always, at start.
 """
 from __future__ import annotations
 
@@ -49,10 +49,14 @@ def defer(problem: str) -> bool:
 
 
 def missing_here(path) -> bool:
-    """True for an absolute path that does not exist on this host (it may on the job's nodes). A relative
-    one is the submit directory's, where the job runs too: its loader's "not found" is an error."""
-    p = os.path.expanduser(str(path))
-    return os.path.isabs(p) and not os.path.lexists(p)
+    """True for a path that does not exist on this host (it may on the job's nodes), unless it lies in the
+    current directory (a relative path, which the config makes absolute against it): the directory the job
+    is submitted from and runs in, the same there; its loader's "not found" is an error."""
+    p = os.path.abspath(os.path.expanduser(str(path)))
+    if os.path.lexists(p):
+        return False
+    here = os.path.abspath(os.getcwd())
+    return os.path.commonpath([p, here]) != here
 
 
 def data_path_key(data: dict) -> tuple[str, str] | None:

@@ -80,11 +80,14 @@ def check_without_data(comm, config, overrides, out, ensemble: bool) -> dict:
         cfg, group_size = load_config(config, list(overrides or ())), comm.size  # (loaded once already: no error)
     t, d, error = cfg.train, cfg.data, None
     try:
-        check_batch_sizes(int(d.batch_size), group_size, int(t.grad_accumulation), int(t.epochs))
+        try:  # (the keys named tagged as the Job tags its own errors; set_up_job's own checks are not)
+            check_batch_sizes(int(d.batch_size), group_size, int(t.grad_accumulation), int(t.epochs))
+        except ValueError as e:
+            _tag_config_keys(e, cfg)
+            raise
         preflight(cfg)
         check_profile_dir(cfg, 0)
     except ValueError as e:
-        _tag_config_keys(e, cfg)
         error = _one_line(e)
     agree_on_errors(comm, error)
     name = cfg.get("name") or os.path.splitext(os.path.basename(str(config)))[0]
