@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import types
+import warnings
 
 from .host_checks import data_path_key, defer, missing_data_note, missing_here, per_rank_paths
 from .job import (JobError, _default_path, _finished_without_checkpoint, _one_line, _record_checkpoint_dir_in_run,
@@ -26,7 +27,9 @@ def data_here(comm, config, overrides) -> list | None:
 
     error, cfg = None, None
     try:  # (the job's own load, and refusal, of the config comes first: a typo is refused here as there)
-        cfg = load_config(config, list(overrides or ()))
+        with warnings.catch_warnings():  # (the job's set-up loads it again and warns then: once)
+            warnings.simplefilter("ignore")
+            cfg = load_config(config, list(overrides or ()))
     except (ValueError, OSError, KeyError, TypeError) as e:
         error = _one_line(e)
     agree_on_errors(comm, error)
@@ -77,7 +80,8 @@ def check_without_data(comm, config, overrides, out, ensemble: bool) -> dict:
         cfg, _, plan = plan_ensemble(comm, config, overrides)
         group_size, groups, members = plan.group_size, plan.groups, plan.members
     else:
-        cfg, group_size = load_config(config, list(overrides or ())), comm.size  # (loaded once already: no error)
+        # (loaded once already, quietly, by data_here: no error; its warnings are said here, as the job's)
+        cfg, group_size = load_config(config, list(overrides or ())), comm.size
     t, d, error = cfg.train, cfg.data, None
     try:
         try:  # (the keys named tagged as the Job tags its own errors; set_up_job's own checks are not)
