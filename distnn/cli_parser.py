@@ -175,8 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "MPI launcher's ranks, SLURM_NTASKS inside an allocation, else 1)")
     t.add_argument("--check-strict", action="store_true",
                    help="with --check: refuse, as train on this host would, what only the job's hosts can check "
-                        "(run.device = 'gpu' without a GPU here, a data path outside the current directory that does not exist here), "
-                        "which --check otherwise notes ('not checked on this host') and passes")
+                        "(run.device = 'gpu' without a GPU here, a data path outside the current directory that does "
+                        "not exist here), which --check otherwise notes ('not checked on this host') and passes")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="score a trained run on a split or a data file",

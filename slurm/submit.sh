@@ -40,7 +40,8 @@ PY="${DISTNN_PYTHON:-$ROOT/.venv/bin/python}"
 sbatch_args=() train_args=() separated="" check_strict="${DISTNN_CHECK_STRICT:-0}"
 for arg in "$@"; do
   if [ -z "$separated" ] && [ "$arg" = "--" ]; then separated=1; continue; fi
-  if [ -n "$separated" ] && [ "$arg" = "--check-strict" ]; then check_strict=1; continue; fi  # (the check's, not the job's)
+  # (--check-strict is the check's, not the job's: train without --check refuses it)
+  if [ -n "$separated" ] && [ "$arg" = "--check-strict" ]; then check_strict=1; continue; fi
   if [ -n "$separated" ]; then train_args+=("$arg"); else sbatch_args+=("$arg"); fi
 done
 

@@ -99,7 +99,7 @@ def test_the_job_itself_still_refuses_a_gpu_it_does_not_have(work):
     r = _distnn(["train", *GPU, "--set", "train.epochs=1", "--out", "run", "--quiet"], work)
     assert r.returncode == 2
     assert "run.device is 'gpu' but no GPU is usable here (cupy missing or no device)" in _error_line(r.stderr)
-    assert not (work / "run" / "model.npz").exists()
+    assert _listing(work) == []  # (refused before its run directory is made)
 
 
 def test_check_strict_needs_check(work):
@@ -206,7 +206,8 @@ def test_per_rank_data_is_checked_for_every_rank_whose_file_is_here(tmp_path, wo
 def test_per_rank_data_of_no_rank_here_passes_with_a_note(tmp_path, work):
     r = _check(_npz(tmp_path / "local" / "d{rank}.npz"), work, ranks=2)
     assert r.returncode == 0, r.stderr
-    assert _notes(r.stdout)[0] == f"{NOTE}data.path '{tmp_path}/local/d{{rank}}.npz' does not exist here for any rank {WHEN}"
+    path = tmp_path / "local" / "d{rank}.npz"
+    assert _notes(r.stdout)[0] == f"{NOTE}data.path '{path}' does not exist here for any rank {WHEN}"
 
 
 # ------------------------------------------------------------------------------------------ submit.sh

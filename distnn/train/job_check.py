@@ -10,7 +10,8 @@ share. It writes nothing: no run directory, no lock left held, no checkpoint rec
 
 What a check cannot see: the machines the job lands on (a GPU there, data on their local disks, their
 memory). A GPU missing here and data paths outside the current directory that do not exist here are
-noted, not refused (:mod:`.host_checks`; ``strict`` refuses them); the job refuses them at start if its hosts lack them too.
+noted, not refused (:mod:`.host_checks`; ``strict`` refuses them); the job refuses them at start if its
+hosts lack them too.
 A per-rank data file (``{rank}`` in data.path) is checked for every planned rank whose file is here.
 """
 from __future__ import annotations
