@@ -2,7 +2,9 @@
 
 It takes ``train``'s arguments and runs ``train``'s own argument handling and set-up, for the number of
 ranks the job will have, in this one process: no MPI, no launcher, nothing written. It prints a summary and
-exits 0, or prints the one-line error ``train`` would print and exits 2.
+exits 0, or prints the one-line error ``train`` would print and exits 2. What only the job's hosts can check
+(a GPU, data files on their own disks) is a "not checked on this host" line of the summary, or, with
+``--check-strict``, refused as ``train`` here would.
 """
 from __future__ import annotations
 
@@ -47,7 +49,8 @@ def cmd_check(args) -> int:
     ranks, source = check_ranks(args)
     if _launcher_rank() != 0:  # under a launcher one process checks for them all
         return 0
-    summary = check_training(config, overrides, out=args.out, ranks=ranks, quiet=args.quiet)
+    summary = check_training(config, overrides, out=args.out, ranks=ranks, quiet=args.quiet,
+                             strict=args.check_strict)
     lines = summary_lines(summary)
     lines[2] += f" [ranks from {source}]"
     print("\n".join(lines), flush=True)

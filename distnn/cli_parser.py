@@ -168,10 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--check", action="store_true",
                    help="check everything train refuses before it trains (config, --set, data, model, batch "
                         "against the ranks, run directory, --resume), in this process, writing nothing; print a "
-                        "summary and exit 0, or train's one-line error and exit 2 (slurm/submit.sh runs it)")
+                        "summary and exit 0, or train's one-line error and exit 2 (slurm/submit.sh runs it); a GPU or "
+                        "data file missing here is noted, not refused (see --check-strict)")
     t.add_argument("--check-ranks", type=_count(1), default=None, metavar="N",
                    help="with --check: the number of ranks the job will have (default: --simulate-ranks, the "
                         "MPI launcher's ranks, SLURM_NTASKS inside an allocation, else 1)")
+    t.add_argument("--check-strict", action="store_true",
+                   help="with --check: refuse, as train on this host would, what only the job's hosts can check "
+                        "(run.device = 'gpu' without a GPU here, a data path outside the current directory that does "
+                        "not exist here), which --check otherwise notes ('not checked on this host') and passes")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="score a trained run on a split or a data file",

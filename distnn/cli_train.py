@@ -54,6 +54,9 @@ def train_arguments(args) -> tuple[str, list]:
     if args.check_ranks is not None and not args.check:
         raise JobError("--check-ranks is the number of ranks --check checks a job for: it needs --check",
                        report=_launcher_rank() == 0)
+    if getattr(args, "check_strict", False) and not args.check:
+        raise JobError("--check-strict makes --check refuse what only the job's hosts can check: it needs --check",
+                       report=_launcher_rank() == 0)
     if args.simulate_ranks is not None:
         from distnn.distributed.mpi_comm import launcher_world_size
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Submit slurm/train.sbatch only if the job would start: `distnn train --check` first, here, for the
-# number of ranks the job will have; a bad config key or value, a missing data file, a batch that does
+# number of ranks the job will have; a bad config key or value, a bad data file, a batch that does
 # not split over the ranks, a run directory that would clash or a --resume that would fail is refused
 # now (exit 2, nothing queued), not in the job's output after it waited for its nodes.
 #
@@ -18,8 +18,12 @@
 # As train.sbatch, it refuses --out and --resume among train's arguments (its own loop decides:
 # DISTNN_SBATCH_ARGS_ONLY=1 runs only that part of it), and checks the run directory the job will
 # use with --resume auto: $DISTNN_OUT, or a new runs/slurm-<job id>.
-# The check runs on this machine, in this directory: data paths must be readable here as on the
-# nodes, and a run.device = "gpu" config needs a GPU here; submit with sbatch itself to skip it.
+# The check runs on this machine, in this directory. What only the job's nodes can have is noted
+# ("not checked on this host: ...", checked when the job starts) and submitted: no GPU here for a
+# run.device = "gpu" config, a data path outside this directory that does not exist here (the nodes'
+# own disks, per-rank {rank} copies: every rank's file that is here is checked). --check-strict among
+# train's arguments (taken out of the job's) or DISTNN_CHECK_STRICT=1 refuses those too (train --check
+# --check-strict). A data path in this directory (a relative one) is the job's too: refused if missing.
 # DISTNN_ROOT: the repository (default: this script's); DISTNN_PYTHON: the python that checks
 # (default: the repository's .venv/bin/python, which the job runs too). sbatch runs with
 # DISTNN_ROOT set, so the job finds the repository from any submit directory.
@@ -33,9 +37,11 @@ SCRIPT="$ROOT/slurm/train.sbatch"
 PY="${DISTNN_PYTHON:-$ROOT/.venv/bin/python}"
 [ -x "$PY" ] || die "$PY not found: create .venv once on a login node: cd '$ROOT' && ./launch/quickstart.sh (or: source launch/_venv.sh), or set DISTNN_PYTHON"
 
-sbatch_args=() train_args=() separated=""
+sbatch_args=() train_args=() separated="" check_strict="${DISTNN_CHECK_STRICT:-0}"
 for arg in "$@"; do
   if [ -z "$separated" ] && [ "$arg" = "--" ]; then separated=1; continue; fi
+  # (--check-strict is the check's, not the job's: train without --check refuses it)
+  if [ -n "$separated" ] && [ "$arg" = "--check-strict" ]; then check_strict=1; continue; fi
   if [ -n "$separated" ]; then train_args+=("$arg"); else sbatch_args+=("$arg"); fi
 done
 
@@ -61,7 +67,9 @@ DISTNN_SBATCH_ARGS_ONLY=1 bash "$SCRIPT" "${train_args[@]}"  # (its refusals of 
 out="${DISTNN_OUT:-runs/slurm-<job id>}"  # (the job's own: a name no run has yet, when DISTNN_OUT is unset)
 echo "distnn: checking the job for $ranks rank(s) before submitting it" >&2
 rc=0
-"$PY" -m distnn train --check --check-ranks "$ranks" --out "$out" --resume auto --quiet "${train_args[@]}" >&2 || rc=$?
+strict=()
+[ "$check_strict" = "1" ] && strict=(--check-strict)
+"$PY" -m distnn train --check "${strict[@]}" --check-ranks "$ranks" --out "$out" --resume auto --quiet "${train_args[@]}" >&2 || rc=$?
 if [ "$rc" -ne 0 ]; then
   echo "distnn: not submitted: the check failed (exit $rc); nothing was queued" >&2
   exit 2

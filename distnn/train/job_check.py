@@ -9,7 +9,10 @@ loaded into the job's throwaway Trainer) as rank 0 of the ranks the job will hav
 share. It writes nothing: no run directory, no lock left held, no checkpoint recovered.
 
 What a check cannot see: the machines the job lands on (a GPU there, data on their local disks, their
-memory); a per-rank data file (``{rank}`` in data.path) is checked for rank 0 only.
+memory). A GPU missing here and data paths outside the current directory that do not exist here are
+noted, not refused (:mod:`.host_checks`; ``strict`` refuses them); the job refuses them at start if its
+hosts lack them too.
+A per-rank data file (``{rank}`` in data.path) is checked for every planned rank whose file is here.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import types
 
 from . import run_dir as rd
 from .check_comm import PlannedRankComm
+from .host_checks import NOTE_PREFIX, NOTE_SUFFIX, deferred
 from .job import (JobError, _default_path, _finished_without_checkpoint, _record_checkpoint_dir_in_run,
                   agree_on_errors, run_dir_for, set_up_job)
 from .job_setup import _as_dict
@@ -25,17 +29,38 @@ from .logging_utils import get_logger, set_rank, setup_logging
 log = get_logger("check")
 
 
-def check_training(config, overrides=(), out=None, ranks: int = 1, quiet: bool = False) -> dict:
+def check_training(config, overrides=(), out=None, ranks: int = 1, quiet: bool = False, strict: bool = False) -> dict:
     """What ``train`` with these arguments would do on ``ranks`` ranks, or the JobError (or other one-line
-    error) ``train`` would stop with before training. Returns a summary dict (see :func:`summary_lines`)."""
-    from . import ensemble
-
+    error) ``train`` would stop with before training. Returns a summary dict (see :func:`summary_lines`);
+    its ``notes``: what only the job's hosts can check (:mod:`.host_checks`: no GPU or data file here),
+    which ``strict`` refuses instead, as the job would on this host."""
     setup_logging()
     set_rank(0)
     comm = PlannedRankComm(ranks)
-    if ensemble.requested(config, overrides):
+    if strict:
+        return {**_check(comm, config, overrides, out, quiet), "notes": []}
+    with deferred() as notes:
+        summary = _check(comm, config, overrides, out, quiet)
+    return {**summary, "notes": list(dict.fromkeys(notes))}  # (an ensemble's members note alike)
+
+
+def _check(comm, config, overrides, out, quiet) -> dict:
+    from . import ensemble
+    from .job_check_data import check_same_data_on_ranks, check_without_data, data_here
+
+    is_ensemble = ensemble.requested(config, overrides)
+    here = data_here(comm, config, overrides)  # (None: every data file is here, or a strict check)
+    if here is not None and (not here or (is_ensemble and here[0] != 0)):
+        return check_without_data(comm, config, overrides, out, ensemble=is_ensemble)
+    if is_ensemble:
         return _check_ensemble(comm, config, overrides, out, quiet)
+    if here:  # (rank 0's file is not here: the job is checked with the first planned rank's that is)
+        comm.world_rank = here[0]
     job = set_up_job(comm, config, overrides, quiet)
+    if here:
+        check_same_data_on_ranks(job.cfg, here, here[0])
+    else:
+        check_same_data_on_ranks(job.cfg, list(range(comm.size)), 0)
     path = run_dir_for(job.cfg, out, comm, lambda: _default_path(job))
     _record_checkpoint_dir_in_run(job.cfg, path)
     spec = _as_dict(job.cfg.checkpoint).get("resume")
@@ -96,13 +121,17 @@ def _check_ensemble(comm, config, overrides, out, quiet) -> dict:
 
 
 def summary_lines(s: dict) -> list:
-    """What ``distnn train --check`` prints when the check passes."""
+    """What ``distnn train --check`` prints when the check passes; a line for each of its notes (what only
+    the job's hosts can check)."""
     ranks = f"{s['ranks']} rank" + ("" if s["ranks"] == 1 else "s")
     members = (f"; ensemble of {s['members']} members in {s['groups']} group(s) of "
                f"{s['ranks'] // s['groups']} rank(s)" if s.get("members") else "")
+    steps = "(steps per epoch: not known without the data)" if s["steps_per_epoch"] is None else \
+        f"of {s['steps_per_epoch']} steps"
     return [f"check passed: config {s['config']}, model {s['model']}",
             f"  data:          {s['data']}",
             f"  ranks:         {ranks}, global batch {s['global_batch']} ({s['per_rank_batch']} per rank){members}",
-            f"  epochs:        {s['epochs']} of {s['steps_per_epoch']} steps",
+            f"  epochs:        {s['epochs']} {steps}",
             f"  run directory: {s['run_dir']} ({'new' if s['new_run_dir'] else 'exists'})",
-            f"  resume:        {s['resume'] or 'no (a fresh run)'}"]
+            f"  resume:        {s['resume'] or 'no (a fresh run)'}",
+            *(f"  {NOTE_PREFIX}{note}{NOTE_SUFFIX}" for note in s.get("notes") or ())]

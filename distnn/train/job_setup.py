@@ -18,6 +18,7 @@ import distnn
 from distnn.nn.module import evaluating
 
 from .callbacks import EarlyStopping, ProgressBar
+from .host_checks import defer
 from .schedule_setup import build_schedule  # (re-exported: importable from here as before)
 from .trainer import Trainer
 
@@ -173,10 +174,13 @@ class Job:
         if run.dtype == "float64":
             model.to(np.float64)
         device = run.device
-        if device == "gpu" and not gpu_available():
+        on_gpu = device in ("gpu", "auto") and gpu_available()
+        # (a check on a login node notes it and builds on the CPU: the job's nodes may have the GPU)
+        if device == "gpu" and not on_gpu and not defer("run.device = 'gpu': no GPU is usable here (cupy missing "
+                                                        "or no device)"):
             raise ValueError("run.device is 'gpu' but no GPU is usable here (cupy missing or no device); "
                              "use run.device = 'cpu' or 'auto'")
-        if device == "gpu" or (device == "auto" and gpu_available()):
+        if on_gpu:
             select_gpu(self.device_rank)  # one GPU per rank on a node, not every rank on GPU 0
             model.to("cuda")
         if self.cfg.distributed.sync_batchnorm and self.comm.size > 1:

@@ -60,7 +60,7 @@ from .preemption import during_fit, fault_point
 from .trainer_agreement import RankAgreementMixin
 from .trainer_objective import StepObjectiveMixin
 from .trainer_evaluation import EvaluationMixin
-from .trainer_data import check_dataset, collate_xy, input_dtype, train_batches
+from .trainer_data import check_batch_sizes, check_dataset, collate_xy, input_dtype, train_batches
 from .trainer_state import TrainerStateMixin, TrainState
 from .trainer_step import TrainStepMixin
 
@@ -233,24 +233,7 @@ class Trainer(TrainStepMixin, StepObjectiveMixin, TrainerStateMixin, EvaluationM
 
     # ------------------------------------------------------------------ setup
     def _check_sizes(self, n, drop_last):
-        B, W, A = self.batch_size, self.world, self.accumulation_steps
-        if B < 1 or self.epochs < 0 or A < 1:
-            raise ValueError(f"batch_size and accumulation_steps must be >= 1 (got {B}, {A}); "
-                             f"epochs >= 0 (got {self.epochs})")
-        if n < W:
-            raise ValueError(f"more ranks ({W}) than training samples ({n}): every rank needs at least one sample")
-        if B % W:
-            raise ValueError(f"data.batch_size {B} is the global batch and must be divisible by the number of "
-                             f"ranks {W}")
-        if (B // W) % A:
-            raise ValueError(f"per-rank batch {B // W} (global {B} / {W} ranks) must be divisible by "
-                             f"train.grad_accumulation (accumulation_steps) {A}")
-        # Without drop_last a global batch larger than the data is one short step per epoch (as a
-        # PyTorch DataLoader gives one short batch); with it, no step would be left.
-        if drop_last and B > n:
-            raise ValueError(f"data.batch_size {B} is larger than the {n} training samples: with data.drop_last = "
-                             f"true no complete batch is left; lower data.batch_size to at most {n - n % W} "
-                             "or set data.drop_last = false")
+        check_batch_sizes(self.batch_size, self.world, self.accumulation_steps, self.epochs, n, drop_last)
 
     @property
     def lr(self) -> float:

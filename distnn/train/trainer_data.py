@@ -132,3 +132,26 @@ def _transformed_batches(loader, transform, epoch: int, start: int):
                 loader.sample_generator(epoch, loader.batch_index - 1, len(yb))
             xb = transform(xb, rng)
         yield xb, yb, valid
+
+
+def check_batch_sizes(B: int, W: int, A: int, epochs: int, n: int | None = None, drop_last: bool = False) -> None:
+    """Raise ValueError when global batch ``B`` does not split over ``W`` ranks into per-rank batches of
+    ``A`` micro-batches, or (``n`` given) over ``n`` training samples. ``n`` None: the checks that need no
+    data (``train --check`` on a host without the job's data files)."""
+    if B < 1 or epochs < 0 or A < 1:
+        raise ValueError(f"batch_size and accumulation_steps must be >= 1 (got {B}, {A}); "
+                         f"epochs >= 0 (got {epochs})")
+    if n is not None and n < W:
+        raise ValueError(f"more ranks ({W}) than training samples ({n}): every rank needs at least one sample")
+    if B % W:
+        raise ValueError(f"data.batch_size {B} is the global batch and must be divisible by the number of "
+                         f"ranks {W}")
+    if (B // W) % A:
+        raise ValueError(f"per-rank batch {B // W} (global {B} / {W} ranks) must be divisible by "
+                         f"train.grad_accumulation (accumulation_steps) {A}")
+    # Without drop_last a global batch larger than the data is one short step per epoch (as a
+    # PyTorch DataLoader gives one short batch); with it, no step would be left.
+    if n is not None and drop_last and B > n:
+        raise ValueError(f"data.batch_size {B} is larger than the {n} training samples: with data.drop_last = "
+                         f"true no complete batch is left; lower data.batch_size to at most {n - n % W} "
+                         "or set data.drop_last = false")

@@ -1,0 +1,114 @@
+"""``distnn train --check`` of a job whose data files are (partly) not on this host (:mod:`.host_checks`).
+
+:func:`data_here` finds which planned ranks' data files exist here: the check builds the job from the first
+of them, checks that the others hold the same data, and notes the missing ones. With none here,
+:func:`check_without_data` checks what needs no data (the config, the batch against the ranks, ``--resume``'s
+path, the checkpoint and profile directories, the run directory) and notes the rest.
+"""
+from __future__ import annotations
+
+import os
+import types
+import warnings
+
+from .host_checks import data_path_key, defer, missing_data_note, missing_here, per_rank_paths
+from .job import (JobError, _default_path, _finished_without_checkpoint, _one_line, _record_checkpoint_dir_in_run,
+                  agree_on_errors, data_fingerprint, has_checkpoint, run_dir_for)
+from .job_preflight import check_profile_dir, preflight
+from .job_setup import _as_dict, _tag_config_keys
+from .trainer_data import check_batch_sizes
+
+
+def data_here(comm, config, overrides) -> list | None:
+    """The planned ranks whose data files exist here (every rank for a built-in dataset or a file found
+    here), with a note for the missing ones; or None when the check should go on as a job does (no file
+    is missing, or the check is strict: the data loader then refuses a missing one as the job would)."""
+    from .config import load_config
+
+    error, cfg = None, None
+    try:  # (the job's own load, and refusal, of the config comes first: a typo is refused here as there)
+        with warnings.catch_warnings():  # (the job's set-up loads it again and warns then: once)
+            warnings.simplefilter("ignore")
+            cfg = load_config(config, list(overrides or ()))
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        error = _one_line(e)
+    agree_on_errors(comm, error)
+    found = data_path_key(_as_dict(cfg.data))
+    if found is None:
+        return None
+    key, path = found
+    paths = per_rank_paths(path, comm.size)
+    missing = [r for r, p in paths.items() if missing_here(p)]
+    if not missing or not defer(missing_data_note(key, path, missing, comm.size)):
+        return None
+    return [r for r in paths if r not in missing]
+
+
+def check_same_data_on_ranks(cfg, ranks: list, checked_rank: int) -> None:
+    """A per-rank data file found here for each of ``ranks`` must load and hold the same data as
+    ``checked_rank``'s (what :func:`~distnn.train.job.agree_on_same_data` asks of a job's ranks)."""
+    from distnn.data import load_dataset
+
+    data = _as_dict(cfg.data)
+    if len(ranks) < 2 or not isinstance(data.get("path"), str) or "{rank}" not in data["path"]:
+        return
+    resuming = bool(_as_dict(cfg.checkpoint).get("resume"))
+    prints = {}
+    for r in ranks:
+        try:
+            splits = load_dataset({**data, "path": data["path"].replace("{rank}", str(r))},
+                                  check_split_keys=not resuming)
+        except (ValueError, OSError, KeyError, TypeError) as e:
+            raise JobError(f"rank {r}: {_one_line(e)}") from None
+        prints[r] = data_fingerprint(splits)
+    differ = [r for r in ranks if prints[r] != prints[checked_rank]]
+    if differ:
+        raise JobError(f"data.path {data['path']!r} gives rank {differ[0]} other data than rank {checked_rank}; "
+                       "distnn shards one dataset across the ranks itself, so every rank must read the same data "
+                       "(pre-sharded per-rank files are not supported): give one file, or identical copies")
+
+
+def check_without_data(comm, config, overrides, out, ensemble: bool) -> dict:
+    """What a job with no data file on this host refuses without its data; the model, the data's sizes and
+    ``--resume``'s checkpoint are left to the job. A summary as :func:`~.job_check.check_training`'s."""
+    from .config import load_config
+    from .ensemble_run import plan_ensemble
+    from .job_check import _check_run_dir as check_run_dir
+
+    groups = members = None
+    if ensemble:
+        cfg, _, plan = plan_ensemble(comm, config, overrides)
+        group_size, groups, members = plan.group_size, plan.groups, plan.members
+    else:
+        # (loaded once already, quietly, by data_here: no error; its warnings are said here, as the job's)
+        cfg, group_size = load_config(config, list(overrides or ())), comm.size
+    t, d, error = cfg.train, cfg.data, None
+    try:
+        try:  # (the keys named tagged as the Job tags its own errors; set_up_job's own checks are not)
+            check_batch_sizes(int(d.batch_size), group_size, int(t.grad_accumulation), int(t.epochs))
+        except ValueError as e:
+            _tag_config_keys(e, cfg)
+            raise
+        preflight(cfg)
+        check_profile_dir(cfg, 0)
+    except ValueError as e:
+        error = _one_line(e)
+    agree_on_errors(comm, error)
+    name = cfg.get("name") or os.path.splitext(os.path.basename(str(config)))[0]
+    path = run_dir_for(cfg, out, comm, lambda: _default_path(types.SimpleNamespace(cfg=cfg, config_name=name)))
+    _record_checkpoint_dir_in_run(cfg, path)
+    spec = _as_dict(cfg.checkpoint).get("resume")
+    created = check_run_dir(path, bool(spec), ensemble=ensemble)
+    agree_on_errors(comm, _finished_without_checkpoint(path, cfg))
+    defer("the data, the model built for it and the batch against the data's size (no data file here)")
+    resume = None
+    if spec == "auto" and not has_checkpoint(path, cfg):
+        resume = "auto: no checkpoint yet (a fresh start)"
+    elif spec:  # (a checkpoint loads into the model, which needs the data's shapes)
+        resume = f"{spec}: not loaded (no data here)"
+        defer(f"--resume {spec}: loading its checkpoint (it needs the data's model)")
+    return {"config": name, "model": _as_dict(cfg.model).get("name"), "data": "not loaded (no data file here)",
+            "ranks": comm.size, "members": members, "groups": groups, "global_batch": int(d.batch_size),
+            "per_rank_batch": int(d.batch_size) // group_size, "epochs": int(t.epochs), "steps_per_epoch": None,
+            "run_dir": str(path), "new_run_dir": created,
+            "resume": resume}
