@@ -172,6 +172,15 @@ class GetItem(Function):
         return (out,)
 
 
+class AsStridedBackward0(GetItem):
+    """The node of a view re-derived from its base after an in-place change of their memory
+    (distnn.autograd.inplace): PyTorch regenerates such a view's node from its base with ``as_strided``, whatever
+    view op made it, so its name, and its type's, is AsStridedBackward0. The gradient is GetItem's."""
+
+    torch_name = "AsStridedBackward0"
+    torch_name_of_call = None
+
+
 class SetItem(Function):
     """``x[index] = v`` while recording: a copy of ``a`` with ``v`` written at ``index``.
 
