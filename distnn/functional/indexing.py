@@ -9,6 +9,7 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
+from .empty_view_offset import at_torch_offset
 from .index_layout import torch_index_layout
 
 
@@ -152,6 +153,8 @@ class GetItem(Function):
             out = a[(index if isinstance(index, tuple) else (index,)) + (Ellipsis,)]
         elif _is_advanced(index):  # (a copy, laid out as PyTorch's, where numpy's a[:, [0, 2]] is column-major, so
             out = torch_index_layout(a, index, out)  # that view() allows what PyTorch's allows)
+        elif not out.size:  # (numpy starts an empty slice at offset 0, PyTorch's at the slice's start)
+            out = at_torch_offset(a, index, out)
         return out
 
     def torch_name_of_call(self) -> str:
