@@ -196,6 +196,13 @@ class TensorOperators:
                 check_index_put_dtype(self.data, index, value)
             if value.ndim and _all_ints(index):  # (one element: numpy's scalar assignment takes no array, where
                 index = (index if isinstance(index, tuple) else (index,)) + (Ellipsis,)  # PyTorch's copy_ takes [1])
+            if discards_imaginary(value.dtype, self.dtype):  # (PyTorch's warning, once a process)
+                with silently_discarding():
+                    return self._write_at(index, value, original)
+        self._write_at(index, value, original)
+
+    def _write_at(self, index, value, original):
+        """``__setitem__``'s write, ``index`` raw (``original``: as given)."""
         if not _records(self, value):
             self.data[index] = _beside(self, _weak(self, _raw(value)))
             self._bump_version()
@@ -381,10 +388,11 @@ def _bind_late() -> None:
     global _clamp_call
     global _functional_clamp_min, _functional_clamp_max
     global check_writable, write_index, write_result, wrap_dim, _before_inplace_write, deferring
-    global check_index_put_dtype
+    global check_index_put_dtype, discards_imaginary, silently_discarding
     from .tensor import Tensor, _before_inplace_write
     from .versions import _note_index_versions
     from distnn.functional.index_put_dtype import check_index_put_dtype
+    from .complex_discard import discards_imaginary, silently_discarding
     from .dtype_rules import _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
     from .dtype_rules import refuse_bool_subtraction
     from distnn.functional import elementwise as E
