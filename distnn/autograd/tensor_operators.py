@@ -186,23 +186,18 @@ class TensorOperators:
         return t
 
     def __setitem__(self, index, value):
-        """``x[index] = value`` as in PyTorch, always in place (views and shared arrays see it). While
-        recording, the tensor's gradient is zero where it was overwritten, and ``value`` gets the
-        gradient of the positions it was written to."""
+        """``x[index] = value`` as in PyTorch, always in place (views and shared arrays see it). While recording,
+        the tensor's gradient is zero where it was overwritten, and ``value`` gets that of the positions written."""
         _before_inplace_write(self)
         original, index = index, _raw_index(index)
-        if isinstance(value, Tensor):
-            if value.dtype != self.dtype:  # (PyTorch's index_put_ refuses some casts)
-                check_index_put_dtype(self.data, index, value)
-            if value.ndim and _all_ints(index):  # (one element: numpy's scalar assignment takes no array, where
-                index = (index if isinstance(index, tuple) else (index,)) + (Ellipsis,)  # PyTorch's copy_ takes [1])
-            if discards_imaginary(value.dtype, self.dtype):  # (PyTorch's warning, once a process)
+        if isinstance(value, Tensor):  # (PyTorch's rules where numpy's differ: see setitem_rules)
+            index, discards = setitem_index(self, index, value)
+            if discards:
                 with silently_discarding():
                     return self._write_at(index, value, original)
         self._write_at(index, value, original)
 
-    def _write_at(self, index, value, original):
-        """``__setitem__``'s write, ``index`` raw (``original``: as given)."""
+    def _write_at(self, index, value, original):  # (__setitem__'s write: ``index`` raw, ``original`` as given)
         if not _records(self, value):
             self.data[index] = _beside(self, _weak(self, _raw(value)))
             self._bump_version()
@@ -364,12 +359,6 @@ def _beside(t: Tensor, value):
     return E._on_device(get_array_module(t.data), value)[0] if isinstance(value, np.ndarray) else value
 
 
-def _all_ints(index) -> bool:
-    """Whether ``index`` (raw) is one int or a tuple of ints only: numpy's element, not a view."""
-    items = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)) for i in items)
-
-
 def _raw_index(index):
     if isinstance(index, tuple):
         return tuple(_raw(i) for i in index)
@@ -388,11 +377,11 @@ def _bind_late() -> None:
     global _clamp_call
     global _functional_clamp_min, _functional_clamp_max
     global check_writable, write_index, write_result, wrap_dim, _before_inplace_write, deferring
-    global check_index_put_dtype, discards_imaginary, silently_discarding
+    global setitem_index, silently_discarding
     from .tensor import Tensor, _before_inplace_write
     from .versions import _note_index_versions
-    from distnn.functional.index_put_dtype import check_index_put_dtype
-    from .complex_discard import discards_imaginary, silently_discarding
+    from .complex_discard import silently_discarding
+    from .setitem_rules import setitem_index
     from .dtype_rules import _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
     from .dtype_rules import refuse_bool_subtraction
     from distnn.functional import elementwise as E
