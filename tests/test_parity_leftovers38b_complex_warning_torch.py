@@ -2,7 +2,7 @@
 process): PyTorch's ``TORCH_WARN_ONCE`` warns at the first such cast, whichever op casts (``copy_``, ``to``,
 ``float()``, ``double()``, ``type()``, ``x[...] = z``, ``x[0:2] = z``, ``fill_`` with a complex 0-d tensor),
 recording or not, and never again in the process, even under ``simplefilter("always")``, or when the first
-warning was ignored by the filters. The category (UserWarning), the text (PyTorch's ends with where in its C++
+warning was ignored by the filters; a lone mask's one value is ``masked_fill_``'s number, never warned of. The category (UserWarning), the text (PyTorch's ends with where in its C++
 source it was triggered) and the user's line it points at are compared too."""
 import json
 import os
@@ -32,6 +32,8 @@ def step(kind):
     elif kind == "fill": r.fill_(L.tensor(1 + 1j))
     elif kind == "real copy": r.copy_(z.real)  # (no imaginary part dropped: never warns)
     elif kind == "complex to complex": z.to(L.complex128)
+    elif kind == "mask fill": r[L.tensor([True, False])] = L.tensor(1 + 0j)  # (masked_fill_'s number: no copy_)
+    elif kind == "index_put_ mask": r.index_put_((L.tensor([True, False]),), L.tensor(2 + 0j))
 
 out = []
 for i, kind in enumerate(steps):
@@ -50,6 +52,7 @@ SEQUENCES = [
     "real copy,complex to complex,copy,copy",
     "copy+grad,setitem+grad,copy",
     "setitem+grad,to",
+    "mask fill,index_put_ mask,mask fill+grad,copy,copy",
 ]
 
 

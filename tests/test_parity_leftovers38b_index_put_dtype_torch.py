@@ -123,3 +123,23 @@ def test_a_recording_write_is_refused_before_anything_is_written():
     with pytest.raises(RuntimeError, match="got Float for the destination and Double for the source"):
         y[distnn.tensor([0, 2])] = distnn.tensor([1.0, 2.0], dtype=distnn.float64)
     assert y.tolist() == [0.0, 0.0, 0.0] and y._version == 0
+
+
+FILL_VALUES = [("float32", "float64", 1e300), ("float32", "float64", float("inf")), ("float32", "float64", float("nan")),
+               ("int32", "float64", 3e10), ("int32", "float64", 2.7), ("int32", "float64", float("nan")),
+               ("int64", "float32", -2.5), ("float16", "float64", 1e6), ("float16", "float32", 60000.0),
+               ("float32", "complex64", 1 + 0j), ("float32", "complex64", 1 + 1j), ("float64", "complex128", 2j),
+               ("int64", "complex64", 1 + 1j), ("bool", "float32", 2.5), ("bool", "complex64", 1 + 1j),
+               ("complex64", "float64", 1.5)]
+
+
+@pytest.mark.parametrize("dst, src, number", FILL_VALUES, ids=str)
+def test_a_mask_fill_takes_its_value_as_a_number_of_the_dtype(dst, src, number):
+    """The one value a lone mask writes (PyTorch's ``masked_fill_``) is refused where the destination's dtype cannot
+    hold it, with PyTorch's message."""
+    def run(L):
+        y = L.zeros(3, dtype=getattr(L, dst))
+        y[L.tensor([True, False, True])] = L.tensor(number, dtype=getattr(L, src))
+        return [str(v) for v in y.tolist()]
+
+    assert _outcome(lambda: run(distnn)) == _outcome(lambda: run(torch))

@@ -193,7 +193,7 @@ class TensorOperators:
         if isinstance(value, Tensor):  # (PyTorch's rules where numpy's differ: see setitem_rules)
             index, discards = setitem_index(self, index, value)
             if discards:
-                with silently_discarding():
+                with silently_discarding(warn=discards == "warn"):
                     return self._write_at(index, value, original)
         self._write_at(index, value, original)
 

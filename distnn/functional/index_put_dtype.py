@@ -5,7 +5,8 @@ destination ("Index put requires the source and destination dtypes match, got Fl
 Double for the source.") after checking that the value broadcasts to the indexed shape. It casts where another
 kernel runs: a Python number becomes a tensor of the destination's dtype; an index of ints and slices only is a
 ``copy_`` into a view; and a lone bool mask (beside ``:`` and ints) with a one-element value is ``masked_fill_``
-(``_index_put_impl_``'s dispatch, never with ``accumulate``). distnn's numpy assignment casts everywhere, so
+(``_index_put_impl_``'s dispatch, never with ``accumulate``), which takes the value as a number of the destination's
+dtype, refusing one it cannot hold (an imaginary part, a float's overflow, an integer's NaN or overflow). distnn's numpy assignment casts everywhere, so
 the rule is checked here first.
 """
 from __future__ import annotations
@@ -42,6 +43,26 @@ def _masked_fill(indices, value, accumulate: bool) -> bool:
     return not accumulate and int(np.prod(value.shape)) == 1 and len(indices) == 1 and _is_mask(indices[0])
 
 
+_FLOAT_C_NAMES = {"float16": "c10::Half", "float32": "float", "float64": "double"}
+
+
+def _check_fill_value(dtype, value) -> None:
+    """PyTorch's ``masked_fill_`` takes its one value as a number of ``dtype`` (``c10::checked_convert``): refused
+    with an imaginary part, outside a float dtype's finite range, or NaN or outside an integer's range (bool and
+    complex destinations take anything)."""
+    from .checked_scalar import integer_scalar
+
+    if dtype.kind in "bc":
+        return
+    if dtype.kind in "iu":
+        integer_scalar(complex(value) if np.iscomplexobj(value) else float(value), dtype)
+        return
+    real = float(value.real)
+    if value.imag != 0 or (np.isfinite(real) and abs(real) > float(np.finfo(dtype).max)):
+        raise RuntimeError(f"value cannot be converted to type {_FLOAT_C_NAMES.get(dtype.name, dtype.name)} "
+                           "without overflow")
+
+
 def _broadcasts(value_shape, target_shape) -> bool:
     try:
         return np.broadcast_shapes(tuple(value_shape), tuple(target_shape)) == tuple(target_shape)
@@ -49,11 +70,12 @@ def _broadcasts(value_shape, target_shape) -> bool:
         return False
 
 
-def check_index_put_dtype(dst, index, value, accumulate: bool = False, indexed_shape=None) -> None:
+def check_index_put_dtype(dst, index, value, accumulate: bool = False, indexed_shape=None) -> bool | None:
     """Raise PyTorch's RuntimeError where writing tensor ``value`` into array ``dst`` at ``index`` (raw, as numpy
     takes it; ``indices`` as ``index_put_`` takes them when ``indexed_shape`` is given: a function giving the
     indexed shape) goes through ``index_put_`` with mismatched dtypes. A value that does not broadcast is left
-    to the caller's shape error, PyTorch's order; so is anything that is not a tensor."""
+    to the caller's shape error, PyTorch's order; so is anything that is not a tensor. True where PyTorch writes
+    with ``masked_fill_`` (the value a number: no ``copy_``, so no warning of a dropped imaginary part)."""
     from distnn.autograd.tensor import Tensor
     from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 
@@ -61,8 +83,11 @@ def check_index_put_dtype(dst, index, value, accumulate: bool = False, indexed_s
         return
     indices = _tensor_indices(index) if indexed_shape is None else [
         getattr(i, "data", i) for i in index if i is not None]
-    if not indices or _masked_fill(indices, value, accumulate):
+    if not indices:
         return
+    if _masked_fill(indices, value, accumulate):
+        _check_fill_value(dst.dtype, value.data.reshape(-1)[0])
+        return True
     try:
         target = dst[index].shape if indexed_shape is None else indexed_shape()
     except (IndexError, ValueError, TypeError):
