@@ -62,9 +62,10 @@ def test_copy_records_copybackwards_as_torch(dst_dtype, src_dtype, shapes, grads
     got = _run(distnn, dst_dtype, src_dtype, *shapes, *grads)
     assert got[1:] == want[1:]
     assert want[1] == "CopyBackwards" and want[2] == "torch::autograd::CopyBackwards"
-    # (PyTorch warns of the discarded imaginary part once a process, distnn each time)
+    # (the discarded imaginary part is warned of once a process, as PyTorch's: here at most once, whichever test
+    # casts first; test_parity_leftovers38b_complex_warning_torch checks the once in fresh processes)
     discards = np.dtype(src_dtype).kind == "c" and np.dtype(dst_dtype).kind != "c"
-    assert got[0] == (["Casting complex values to real discards the imaginary part"] if discards else [])
+    assert got[0] in ((["Casting complex values to real discards the imaginary part"], []) if discards else ([],))
 
 
 @pytest.mark.parametrize("dst_dtype", ["float16", "float32"])

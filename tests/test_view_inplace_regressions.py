@@ -136,8 +136,8 @@ def test_transpose_dims_out_of_range():
 @pytest.mark.parametrize("shape", [(3, 0), (3, 4, 0), (2, 0, 3)])
 def test_index_put_accumulate_into_an_empty_tensor(shape):
     """Rows of no elements: nothing to add (distnn reshaped the values to (-1, 0...), ambiguous, and refused)."""
-    got = distnn.zeros(shape).index_put_((distnn.Tensor(np.array([1, 0, 0])),), distnn.Tensor(np.array(-1.5)),
-                                         accumulate=True)
+    value = distnn.Tensor(np.array(-1.5, dtype=np.float32))  # (float32 as torch's: a float64 one is refused)
+    got = distnn.zeros(shape).index_put_((distnn.Tensor(np.array([1, 0, 0])),), value, accumulate=True)
     want = torch.zeros(shape).index_put_((torch.tensor([1, 0, 0]),), torch.tensor(-1.5), accumulate=True)
     assert got.shape == tuple(want.shape)
 

@@ -16,7 +16,8 @@ tensor stays the same Python object and takes the op's graph node. What keeps gr
   found through views too (``_producers``): ``max_pool2d(x, (1, 2)).squeeze(2)``, the output dropped.
 * Through an indexing view, each base up to the root takes a ``CopySlices`` node (its gradient
   passes through except where the view was written, which gets the view's gradient), and every live
-  indexing view of the root is re-derived from its base (``GetItem``), as PyTorch regenerates them.
+  indexing view of the root is re-derived from its base, as PyTorch regenerates them (``as_strided``: their
+  nodes are named AsStridedBackward0).
 
 Laxer than PyTorch, with the right gradients: ``t *= t`` (PyTorch refuses its backward: ``mul_``
 saved ``t`` as the other operand, which the op itself changed; distnn copied it first), and a change
@@ -151,7 +152,8 @@ def _root(t: Tensor) -> Tensor:
 
 def _adopt(t: Tensor, node) -> None:
     """``t``, whose memory was just written, takes ``node``; its bases and the indexing views of its root follow."""
-    from distnn.functional.shape import CopySlices, GetItem
+    from distnn.functional.indexing import AsStridedBackward0
+    from distnn.functional.shape import CopySlices
 
     _take_node(t, node)
     written = t
@@ -160,7 +162,7 @@ def _adopt(t: Tensor, node) -> None:
         written = base
     for view in _index_views_of(written):  # (shallowest first: each base has its new node before its views)
         base, index = view.__dict__["_view_of"]
-        _take_node(view, GetItem.apply(base, index=index)._node)
+        _take_node(view, AsStridedBackward0.apply(base, index=index)._node)
 
 
 def _take_node(t: Tensor, node) -> None:

@@ -72,8 +72,17 @@ def _index_put(x, indices, values, accumulate: bool):
     adding up) at ``indices``; differentiable for ``x`` and ``values``."""
     from .tensor import Tensor
 
+    from distnn.functional.index_put_dtype import check_index_put_dtype
+
+    from .complex_discard import silently_discarding
+
     xp = get_array_module(x.data)
     idx = [xp.asarray(a) for a in _flat_indices(indices)]
+    if isinstance(values, Tensor) and values.dtype != x.dtype:  # (PyTorch's kernel refuses it, but where it
+        check_index_put_dtype(x.data, tuple(indices if isinstance(indices, (tuple, list)) else (indices,)), values,
+                              accumulate, lambda: x.data[tuple(idx)].shape)
+        with silently_discarding(warn=False):  # masked_fill_s a one-element value through a lone mask, as a
+            values = values.to(x.dtype)  # number: no copy_, so no warning of an imaginary part dropped)
     if not accumulate:
         out = x.clone()
         out[tuple(Tensor(a) for a in idx)] = values

@@ -186,11 +186,18 @@ class TensorOperators:
         return t
 
     def __setitem__(self, index, value):
-        """``x[index] = value`` as in PyTorch, always in place (views and shared arrays see it). While
-        recording, the tensor's gradient is zero where it was overwritten, and ``value`` gets the
-        gradient of the positions it was written to."""
+        """``x[index] = value`` as in PyTorch, always in place (views and shared arrays see it). While recording,
+        the tensor's gradient is zero where it was overwritten, and ``value`` gets that of the positions written."""
         _before_inplace_write(self)
         original, index = index, _raw_index(index)
+        if isinstance(value, Tensor):  # (PyTorch's rules where numpy's differ: see setitem_rules)
+            index, discards = setitem_index(self, index, value)
+            if discards:
+                with silently_discarding(warn=discards == "warn"):
+                    return self._write_at(index, value, original)
+        self._write_at(index, value, original)
+
+    def _write_at(self, index, value, original):  # (__setitem__'s write: ``index`` raw, ``original`` as given)
         if not _records(self, value):
             self.data[index] = _beside(self, _weak(self, _raw(value)))
             self._bump_version()
@@ -370,8 +377,11 @@ def _bind_late() -> None:
     global _clamp_call
     global _functional_clamp_min, _functional_clamp_max
     global check_writable, write_index, write_result, wrap_dim, _before_inplace_write, deferring
+    global setitem_index, silently_discarding
     from .tensor import Tensor, _before_inplace_write
     from .versions import _note_index_versions
+    from .complex_discard import silently_discarding
+    from .setitem_rules import setitem_index
     from .dtype_rules import _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
     from .dtype_rules import refuse_bool_subtraction
     from distnn.functional import elementwise as E

@@ -4,6 +4,7 @@ Split out of :mod:`distnn.functional.elementwise`, which still exports every nam
 """
 from __future__ import annotations
 
+from distnn.autograd.complex_discard import discards_imaginary, silently_discarding
 from distnn.autograd.function import Function
 
 from ._elementwise_common import _ALL_IGNORED, _FP_STATE
@@ -31,6 +32,9 @@ class Cast(Function):
 
     def forward(self, a, dtype):
         self.src = a.dtype
+        if discards_imaginary(a.dtype, dtype):  # (PyTorch's warning, once a process; numpy's silenced)
+            with silently_discarding():
+                return a.astype(dtype)
         if dtype.itemsize >= a.dtype.itemsize and (dtype.kind == a.dtype.kind or a.dtype.kind in "biu"):
             return a.astype(dtype)  # (a wider float, an integer's float: exact or rounded, never out of range)
         # a narrower float (half(), autocast's; float64 -> complex64): inf past its range; a float's integer

@@ -9,6 +9,7 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
+from .empty_view_offset import at_torch_offset
 from .index_layout import torch_index_layout
 
 
@@ -152,6 +153,8 @@ class GetItem(Function):
             out = a[(index if isinstance(index, tuple) else (index,)) + (Ellipsis,)]
         elif _is_advanced(index):  # (a copy, laid out as PyTorch's, where numpy's a[:, [0, 2]] is column-major, so
             out = torch_index_layout(a, index, out)  # that view() allows what PyTorch's allows)
+        elif not out.size:  # (numpy starts an empty slice at offset 0, PyTorch's at the slice's start)
+            out = at_torch_offset(a, index, out)
         return out
 
     def torch_name_of_call(self) -> str:
@@ -170,6 +173,15 @@ class GetItem(Function):
         else:
             out[self.index] = g
         return (out,)
+
+
+class AsStridedBackward0(GetItem):
+    """The node of a view re-derived from its base after an in-place change of their memory
+    (distnn.autograd.inplace): PyTorch regenerates such a view's node from its base with ``as_strided``, whatever
+    view op made it, so its name, and its type's, is AsStridedBackward0. The gradient is GetItem's."""
+
+    torch_name = "AsStridedBackward0"
+    torch_name_of_call = None
 
 
 class SetItem(Function):

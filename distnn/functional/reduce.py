@@ -326,7 +326,7 @@ def norm(a, p="fro", dim=None, keepdim=False, *, dtype=None):
     t = norms.as_tensor(a)
     if isinstance(p, str):  # (an empty dim here is no 2-tuple: matrix_norm refuses it, as PyTorch's)
         if p != "fro" or not (dim is None or isinstance(dim, numbers.Integral) or len(dim) <= 2):
-            return norms.matrix_norm(t, p, list(range(t.ndim)) if dim is None else dim, keepdim, dtype=dtype)
+            return norms._matrix_norm(t, p, list(range(t.ndim)) if dim is None else dim, keepdim, dtype)
         p = 2
     dim = _every_dim_if_empty(dim)
     p = 2.0 if p is None else p

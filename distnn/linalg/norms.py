@@ -153,12 +153,21 @@ def check_norm_dtype(input_dtype, dtype, op):
                            f"narrowing to the specified dtype ({dtype_name(dst)})")
 
 
-def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None) -> Tensor:  # noqa: A002
-    """``torch.linalg.matrix_norm``: the norm ``ord`` ('fro', 'nuc', inf, -inf, 1, -1, 2, -2) of the (real or
-    complex) matrices spanned by the two dims ``dim``; real. A float16 input takes 'fro', +-1 and +-inf (sums
-    added up in float32 and rounded once, as PyTorch's) and is refused for 'nuc' and +-2 (singular values:
-    LAPACK has no half precision), with PyTorch's message; ``dtype`` may widen the input, never narrow it.
-    The checks run in PyTorch's order: ``ord``, then the input, then ``dim``, then ``dtype``."""
+def matrix_norm(A, *args, **kwargs) -> Tensor:  # noqa: A002
+    """``torch.linalg.matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None)``: the norm ``ord``
+    ('fro', 'nuc', inf, -inf, 1, -1, 2, -2) of the (real or complex) matrices spanned by the two dims ``dim``;
+    real. A float16 input takes 'fro', +-1 and +-inf (sums added up in float32 and rounded once, as PyTorch's) and
+    is refused for 'nuc' and +-2 (singular values: LAPACK has no half precision), with PyTorch's message; ``dtype``
+    may widen the input, never narrow it. The checks run in PyTorch's order: ``ord``, then the input, then ``dim``,
+    then ``dtype``; a ``dim`` that is no sequence of ints (``dim=1``) is PyTorch's argument parser's TypeError,
+    naming what was given, before any of them."""
+    from ._arguments import matrix_norm_arguments
+
+    return _matrix_norm(*matrix_norm_arguments(A, args, kwargs))
+
+
+def _matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, dtype=None) -> Tensor:  # noqa: A002
+    """:func:`matrix_norm` of arguments its parser accepted (``torch.norm``'s string orders come here too)."""
     if ord not in _MATRIX_ORDS:
         raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
     t = as_tensor(A)
