@@ -193,3 +193,47 @@ def test_a_bounded_read_of_a_regular_file_gives_its_bytes_and_refuses_a_pipe(tmp
         read_regular(str(tmp_path), 4096)
     with pytest.raises(FileNotFoundError):
         read_regular(str(tmp_path / "missing"), 10)
+
+
+@pytest.mark.parametrize("optimizer", [SGD, Adam])
+def test_an_optimizers_uncopied_state_dict_is_its_own_arrays_and_a_copied_one_is_not(optimizer):
+    model = _model(8)
+    opt = optimizer(model.parameters(), lr=0.1) if optimizer is Adam else optimizer(model.parameters(), lr=0.1,
+                                                                                    momentum=0.9)
+    for p in model.parameters():
+        p.grad = np.ones_like(np.asarray(p.data))
+    opt.step()
+    live = [opt.state[p] for p in opt.param_groups[0]["params"]]
+    for copy in (False, True):
+        got = opt.state_dict(copy=copy)["state"]
+        assert sorted(got) == list(range(len(live)))
+        for i, s in enumerate(live):
+            assert list(got[i]) == list(s)
+            for k, v in s.items():
+                if isinstance(v, np.ndarray):
+                    assert (got[i][k] is v) is not copy
+                    np.testing.assert_array_equal(got[i][k], v)
+                else:
+                    assert got[i][k] == v
+
+
+def test_a_modules_state_dict_takes_the_hooked_path_for_a_submodules_extra_state():
+    class WithExtra(nn.Linear):
+        def get_extra_state(self):
+            return np.arange(3)
+
+        def set_extra_state(self, state):
+            self.seen = state
+
+    distnn.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.ReLU(), nn.Linear(2, 2)))
+    assert list(plain.state_dict(copy=False)) == ["0.weight", "0.bias", "1.1.weight", "1.1.bias"]
+    hooked = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.ReLU(), WithExtra(2, 2)))
+    for copy in (False, True):
+        sd = hooked.state_dict(copy=copy)
+        assert list(sd) == ["0.weight", "0.bias", "1.1.weight", "1.1.bias", "1.1._extra_state"]
+        np.testing.assert_array_equal(sd["1.1._extra_state"], np.arange(3))
+    calls = []
+    plain[1][1].register_state_dict_pre_hook(lambda m, prefix, keep_vars: calls.append(prefix))
+    plain.state_dict(copy=False)
+    assert calls == ["1.1."]
