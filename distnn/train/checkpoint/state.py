@@ -43,11 +43,12 @@ def encode_state(state: dict) -> tuple[dict, dict]:
             keys.append(key)
         return keys[::-1]
 
-    def array(obj, node, file, key=None):
-        # key: the array's key spelled already (a dict's arrays share their parent's spelling)
-        if key is None:
-            path = spell(node)
-            key = "/".join(path[1:]) if file in _ARRAY_FILES.values() else "/".join(path)
+    def path_key(node, file):  # (in model.npz and optimizer.npz: less the top-level key)
+        path = spell(node)
+        return "/".join(path[1:] if file in _ARRAY_FILES.values() else path)
+
+    def array(obj, node, file, key=None):  # key: spelled already (a dict's arrays share its spelling)
+        key = path_key(node, file) if key is None else key
         bucket = arrays.setdefault(file, {})
         if key in bucket or not key:
             raise TypeError(f"checkpoint state: duplicate array key {key!r} at {'/'.join(spell(node))}")
@@ -63,8 +64,7 @@ def encode_state(state: dict) -> tuple[dict, dict]:
         if t is dict:
             for k in obj:  # all keys first: encoding a value may register an array
                 if (type(k) is not str and not isinstance(k, str)) or k[:2] == "__":
-                    # (an int key, as an optimizer's per-parameter state has, is its own encoding)
-                    return {"__dict__": [[k if type(k) is int else enc(k, (node, "key"), file),
+                    return {"__dict__": [[k if type(k) is int else enc(k, (node, "key"), file),  # (an int: itself)
                                           enc(v, (node, str(k)), file)] for k, v in obj.items()]}
             out = {}
             prefix = None  # the path of this dict's arrays, up to their own keys: spelled at the first
@@ -76,9 +76,7 @@ def encode_state(state: dict) -> tuple[dict, dict]:
                     out[k] = v
                 elif tv is np.ndarray:
                     if prefix is None:
-                        path = spell(node)
-                        prefix = "/".join(path[1:] if file in _ARRAY_FILES.values() else path)
-                        prefix = prefix + "/" if prefix else ""
+                        prefix = f"{p}/" if (p := path_key(node, file)) else ""
                     out[k] = array(v, (node, k), file, prefix + k)
                 else:
                     out[k] = enc(v, (node, k), file)
