@@ -14,7 +14,8 @@ from distnn.autograd.mutation_guard import will_write
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module, to_numpy
 
-from .module_state_hooks import IncompatibleKeys, has_state_hooks, hooked_load, hooked_state_dict
+from .module_state_hooks import (IncompatibleKeys, has_state_hooks, hooked_load, hooked_state_dict,
+                                 module_has_state_hooks)
 
 #: how many keys (and shape mismatches) a load_state_dict error lists: another model's state dict
 #: (a ResNet's checkpoint into an MLP) has dozens, a wall of text that hides what went wrong
@@ -37,8 +38,9 @@ class StateDict:
         them at once, as a checkpoint's serializer does into its reused buffers.
         ``keep_vars=True`` (PyTorch's) gives the tensors themselves (the Parameters and buffers).
         """
-        tensors = self._state_tensors()
-        hooked = has_state_hooks(self)  # (hooks or extra state: module_state_hooks.py)
+        hooked = []  # (hooks or extra state, module_state_hooks.py: told by the same walk of the modules)
+        tensors = self._state_tensors(hooked)
+        hooked = bool(hooked)
         if keep_vars:
             return hooked_state_dict(self, True, None) if hooked else tensors
         from .lazy import uninitialized_names
@@ -55,10 +57,15 @@ class StateDict:
             return OrderedDict((name, to_numpy(t.data)) for name, t in tensors.items())
         return OrderedDict((name, to_numpy(t.data).copy()) for name, t in tensors.items())
 
-    def _state_tensors(self):
-        """The tensors of :meth:`state_dict` by name: every name a shared (tied) submodule has, as in PyTorch."""
+    def _state_tensors(self, hooked: list | None = None):
+        """The tensors of :meth:`state_dict` by name: every name a shared (tied) submodule has, as in PyTorch.
+
+        ``hooked`` (a list): a module with state-dict hooks or extra state is appended to it
+        (:func:`~.module_state_hooks.has_state_hooks`, in this walk: a checkpoint asks at every save)."""
         out = OrderedDict()
         for mname, m in self.named_modules(remove_duplicate=False):
+            if hooked is not None and not hooked and module_has_state_hooks(m):
+                hooked.append(m)
             for pname, p in m._parameters.items():
                 if p is not None:
                     out[f"{mname}.{pname}" if mname else pname] = p

@@ -93,11 +93,13 @@ def _sets_extra(m) -> bool:
 
 def has_state_hooks(model) -> bool:
     """Whether any module of ``model`` has a state-dict hook or extra state (else the plain, flat path)."""
-    for _, m in model.named_modules(remove_duplicate=False):
-        # (a checkpoint asks at every save: the registries looked up in C, no generator frame a module)
-        if _gets_extra(m) or _sets_extra(m) or any(map(m.__dict__.__contains__, _REGISTRIES)):
-            return True
-    return False
+    return any(module_has_state_hooks(m) for _, m in model.named_modules(remove_duplicate=False))
+
+
+def module_has_state_hooks(m) -> bool:
+    """Whether the module ``m`` itself has a state-dict hook or extra state."""
+    # (a checkpoint asks at every save: the registries looked up in C, no generator frame a module)
+    return _gets_extra(m) or _sets_extra(m) or any(map(m.__dict__.__contains__, _REGISTRIES))
 
 
 def hooked_state_dict(model, keep_vars: bool, convert):

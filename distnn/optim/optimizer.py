@@ -309,9 +309,10 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 s = self.state.get(p)
-                if s:
-                    state[index[id(p)]] = {k: ((to_numpy(v).copy() if copy else to_numpy(v)) if _is_array(v)
-                                               else _copied(v)) for k, v in s.items()}
+                if s:  # (a host array uncopied is itself: a checkpoint asks at every save, for every value)
+                    state[index[id(p)]] = {k: v if not copy and type(v) is np.ndarray else
+                                           (to_numpy(v).copy() if copy else to_numpy(v)) if _is_array(v)
+                                           else _copied(v) for k, v in s.items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:

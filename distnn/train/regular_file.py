@@ -15,9 +15,9 @@ _KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character de
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
 
 
-def open_regular(path: str):
-    """``path`` opened for reading (binary, unbuffered) if it is a regular file (symlinks followed);
-    else an OSError naming ``path`` and what it is."""
+def _open_regular_fd(path: str) -> int:
+    """A descriptor of ``path`` opened for reading if it is a regular file (symlinks followed); else an
+    OSError naming ``path`` and what it is."""
     # O_NONBLOCK: opening a FIFO that no process writes returns at once instead of waiting for a
     # writer. fstat of the descriptor then says what was opened: no window between a check and the open
     # for the file to be swapped. (On a regular file O_NONBLOCK changes nothing.)
@@ -28,6 +28,17 @@ def open_regular(path: str):
             kind = next((what for test, what in _KINDS if test(mode)), "of an unknown kind")
             raise OSError(errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL, f"not a regular file: {kind}",
                           path)
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_regular(path: str):
+    """``path`` opened for reading (binary, unbuffered) if it is a regular file (symlinks followed);
+    else an OSError naming ``path`` and what it is."""
+    fd = _open_regular_fd(path)
+    try:
         return open(fd, "rb", buffering=0)
     except BaseException:
         os.close(fd)
@@ -36,5 +47,20 @@ def open_regular(path: str):
 
 def read_regular(path: str, limit: int = -1) -> bytes:
     """The bytes of the regular file ``path`` (at most ``limit``; all when negative): see :func:`open_regular`."""
-    with open_regular(path) as f:
-        return f.readall() if limit < 0 else f.read(limit)
+    if limit < 0:
+        with open_regular(path) as f:
+            return f.readall()
+    # (a bounded read, as of a pointer file at every checkpoint save: from the descriptor, without the
+    # file object, whose creation costs a system call (another fstat) and more Python than the read)
+    fd = _open_regular_fd(path)
+    try:
+        chunks, left = [], limit
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

@@ -42,7 +42,7 @@ class TrainerStateMixin:
     """The :class:`~distnn.train.trainer.Trainer`'s checkpoint methods (state, history, model, optimizer,
     callbacks, RNG and DataParallel state are the trainer's attributes)."""
 
-    def state_dict(self, *, copy: bool = True) -> dict:
+    def state_dict(self, *, copy: bool = True, rng: dict | None = None) -> dict:
         """Everything a resumed run needs (this rank's RNG state included).
 
         ``model``/``optimizer`` are those objects' state dicts (``copy=False``:
@@ -51,7 +51,9 @@ class TrainerStateMixin:
         maps each callback's key to its state; ``rng`` holds this rank's
         distnn.random state (dropout) and the states of generators given to
         the model's layers. Data order and augmentation are derived from
-        (seed, epoch, batch), so they need no saved state.
+        (seed, epoch, batch), so they need no saved state. ``rng``: that
+        ``{"distnn": ..., "modules": ...}`` read already, at this very point
+        (a checkpoint's gather holds it): not read again (a walk of the model).
         """
         state = _fields_of(self.state)
         if getattr(self, "_fit_started", None) is not None:  # saved during fit: this session's time so far too
@@ -60,7 +62,8 @@ class TrainerStateMixin:
         return {"state": state, "history": [dict(r) for r in self.history] if copy else list(self.history),
                 "model": _state_dict_of(self.model, copy), "optimizer": _state_dict_of(self.optimizer, copy),
                 "callbacks": self.callbacks.state_dict(),
-                "rng": {"distnn": dn_random.get_state(), "modules": dn_random.module_generator_states(self.model)},
+                "rng": rng if rng is not None else {"distnn": dn_random.get_state(),
+                                                    "modules": dn_random.module_generator_states(self.model)},
                 "seed": self.seed, "world": self.world, "batch_size": self.batch_size,
                 # (a resume on another number of ranks warns about these: see callbacks/resume.py)
                 "per_rank_batch_norm": per_rank_batch_norms(self.model, self.world),

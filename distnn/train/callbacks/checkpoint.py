@@ -311,7 +311,7 @@ class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, Epo
         job = None
         if trainer.is_main:
             try:
-                job = self._snapshot(trainer, reason, ranks, logs)
+                job = self._snapshot(trainer, reason, ranks, logs, mine)
             except (TypeError, ValueError) as e:  # a state that cannot be stored: a bug, report it as a failure
                 job = e
         if self.async_save and not wait:

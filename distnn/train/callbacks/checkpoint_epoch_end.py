@@ -64,7 +64,7 @@ class EpochEndSave:
                 if self.save_best and self._improves(metric):
                     self.best, self.best_name = float(metric), ck.step_name(save.step)
                 try:
-                    save.job = self._snapshot(trainer, "epoch", None, logs)
+                    save.job = self._snapshot(trainer, "epoch", None, logs, mine)
                 except (TypeError, ValueError) as e:  # a state that cannot be stored: a bug, reported as a failure
                     save.job = e
         save.held = time.perf_counter() - t0

@@ -12,15 +12,18 @@ from ..checkpoint import writer_process
 class CheckpointWriting:
     """:class:`~.checkpoint.ModelCheckpoint`'s writes on rank 0 (never collective)."""
 
-    def _snapshot(self, trainer, reason, ranks, logs):
+    def _snapshot(self, trainer, reason, ranks, logs, mine=None):
         """Rank 0: everything to write, as bytes, so training may go on while it is written.
 
         ``ranks`` None: every rank's part (``ranks``, and the manifest's ``stop_agreed``) is added later
-        (:meth:`~.checkpoint_epoch_end.EpochEndSave._add_ranks`), once gathered."""
+        (:meth:`~.checkpoint_epoch_end.EpochEndSave._add_ranks`), once gathered. ``mine``: this rank's
+        part of the save's gather, whose random states, read at this save point, are the state's too."""
         st = trainer.state
         # uncopied arrays: the serializer below copies each once, into its reused npz buffers (a
-        # state_dict's fresh copies page-faulted in: 2.2 of a save's 3 ms on a 4 MB state here)
-        state = trainer.state_dict(copy=False)
+        # state_dict's fresh copies page-faulted in: 2.2 of a save's 3 ms on a 4 MB state here);
+        # the random states as the gather read them (reading them again walked the model a second time)
+        rng = None if mine is None else {"distnn": mine["rng"], "modules": mine["module_rng"]}
+        state = trainer.state_dict(copy=False, rng=rng)
         if ranks is not None:
             state["ranks"] = ranks
         epoch_end = reason == "epoch" or (len(trainer.history) == st.epoch + 1)

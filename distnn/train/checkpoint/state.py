@@ -43,12 +43,15 @@ def encode_state(state: dict) -> tuple[dict, dict]:
             keys.append(key)
         return keys[::-1]
 
-    def array(obj, node, file):
+    def path_key(node, file):  # (in model.npz and optimizer.npz: less the top-level key)
         path = spell(node)
-        key = "/".join(path[1:]) if file in _ARRAY_FILES.values() else "/".join(path)
+        return "/".join(path[1:] if file in _ARRAY_FILES.values() else path)
+
+    def array(obj, node, file, key=None):  # key: spelled already (a dict's arrays share its spelling)
+        key = path_key(node, file) if key is None else key
         bucket = arrays.setdefault(file, {})
         if key in bucket or not key:
-            raise TypeError(f"checkpoint state: duplicate array key {key!r} at {'/'.join(path)}")
+            raise TypeError(f"checkpoint state: duplicate array key {key!r} at {'/'.join(spell(node))}")
         if type(obj) is not np.ndarray:  # (a numpy array is its own host array: no call for it)
             from distnn.backend import to_numpy
 
@@ -61,9 +64,10 @@ def encode_state(state: dict) -> tuple[dict, dict]:
         if t is dict:
             for k in obj:  # all keys first: encoding a value may register an array
                 if (type(k) is not str and not isinstance(k, str)) or k[:2] == "__":
-                    return {"__dict__": [[enc(k, (node, "key"), file), enc(v, (node, str(k)), file)]
-                                         for k, v in obj.items()]}
+                    return {"__dict__": [[k if type(k) is int else enc(k, (node, "key"), file),  # (an int: itself)
+                                          enc(v, (node, str(k)), file)] for k, v in obj.items()]}
             out = {}
+            prefix = None  # the path of this dict's arrays, up to their own keys: spelled at the first
             for k, v in obj.items():
                 tv = type(v)
                 if tv is float:
@@ -71,7 +75,9 @@ def encode_state(state: dict) -> tuple[dict, dict]:
                 elif tv is str or tv is int or tv is bool or v is None:
                     out[k] = v
                 elif tv is np.ndarray:
-                    out[k] = array(v, (node, k), file)
+                    if prefix is None:
+                        prefix = f"{p}/" if (p := path_key(node, file)) else ""
+                    out[k] = array(v, (node, k), file, prefix + k)
                 else:
                     out[k] = enc(v, (node, k), file)
             return out
