@@ -10,22 +10,12 @@ Inputs: 64 x 1024 standard normal values (var_mean, cumprod; every dim and dim 1
 """
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import timeit
 
 import numpy as np
+from _row_table import run  # (this folder)
 
 SHAPE = (64, 1024)
-
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--number", type=int, default=10, help="calls per timing (default 10)")
-    p.add_argument("--repeats", type=int, default=7, help="timings per row; the minimum is reported (default 7)")
-    p.add_argument("--distnn-tree", default=None, help="import distnn from this source tree (default: this one)")
-    return p.parse_args(argv)
 
 
 def _rows(distnn, torch):
@@ -53,35 +43,9 @@ def _rows(distnn, torch):
     return rows
 
 
-def _best(fn, number, repeats):
-    fn()  # (warm-up)
-    return 1e3 * min(timeit.repeat(fn, number=number, repeat=repeats)) / number
-
-
 def main(argv=None):
-    args = parse_args(argv)
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sys.path.insert(0, os.path.abspath(args.distnn_tree or here))
-    import warnings
-
-    import distnn
-
-    warnings.simplefilter("ignore")  # (the old tree's var_mean of float16 may warn of overflow)
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        torch = None
-    print(f"distnn from {os.path.dirname(os.path.dirname(distnn.__file__))}; min of {args.repeats} x "
-          f"{args.number} calls, ms per call; ratios: distnn / column")
-    print(f"{'op':30}{'distnn ms':>11}{'torch ms':>11}{'numpy ms':>11}{'/torch':>9}{'/numpy':>9}")
-    for name, ours, theirs, floor in _rows(distnn, torch):
-        vals = [_best(f, args.number, args.repeats) if f else None for f in (ours, theirs, floor)]
-        cells = "".join(f"{v:11.3f}" if v is not None else f"{'-':>11}" for v in vals)
-        ratios = "".join(f"{vals[0] / v:9.2f}" if v else f"{'-':>9}" for v in vals[1:])
-        print(f"{name:30}{cells}{ratios}")
-    return 0
+    # (quiet: the old tree's var_mean of float16 may warn of overflow)
+    return run(__doc__.splitlines()[0], _rows, "numpy", argv, quiet=True, width=30)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,18 @@ def torch():
 
 
 @pytest.fixture
+def one_torch_thread():
+    """PyTorch on one thread for the test (its CPU reductions split long inputs among threads, in another
+    order: tests that copy its single-thread order ask for this)."""
+    import torch as _torch
+
+    threads = _torch.get_num_threads()
+    _torch.set_num_threads(1)
+    yield
+    _torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(1234)
 

@@ -19,13 +19,8 @@ import distnn  # noqa: E402
 F16 = np.float16
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # (PyTorch splits a full product of 32,768 elements or more among its threads: one thread is the order copied)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# (PyTorch splits a full product of 32,768 elements or more among its threads: one thread is the order copied)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def products(x, dim, keepdim):

@@ -14,23 +14,10 @@ import pytest
 import torch
 
 import distnn
+from parity_draws import draw as _draw, grad_of as _grad
 
 DTYPES = ["float32", "float64", "complex64", "complex128"]
 SHAPES = [((3,), (3,)), ((2, 3), (3,)), ((2, 3), (1, 3)), ((2, 1), (1,)), ((2, 4, 1), (4, 1))]
-
-
-def _draw(rng, shape, dtype):
-    a = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
-
-
-def _grad(t):
-    if t.grad is None:
-        return None
-    g = t.grad.numpy() if hasattr(t.grad, "numpy") else np.asarray(t.grad)
-    return g.dtype.name, g.tolist()
 
 
 def _run(L, dst_dtype, src_dtype, dst_shape, src_shape, dst_grad, src_grad):

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import distnn
+from parity_draws import draw as _draw, grad_of as _grad
 
 TARGETS = ["complex64", "complex128"]
 VALUES = ["float32", "float64", "complex64", "complex128"]
@@ -22,20 +23,6 @@ INDEXES = {  # name -> (index, value shape)
     "int_and_list": ((1, [0, 3]), (2,)),
 }
 LOSSES = ["abs2", "parts", "linear"]
-
-
-def _draw(rng, shape, dtype):
-    a = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
-
-
-def _grad(t):
-    if t.grad is None:
-        return None
-    g = t.grad.numpy() if hasattr(t.grad, "numpy") else np.asarray(t.grad)
-    return g.dtype.name, g.tolist()
 
 
 def _run(L, target, value, index_name, loss, grads):

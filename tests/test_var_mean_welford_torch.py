@@ -21,13 +21,8 @@ F16, F32, F64 = np.float16, np.float32, np.float64
 PAIRS = {"var_mean": (distnn.var_mean, torch.var_mean), "std_mean": (distnn.std_mean, torch.std_mean)}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # (PyTorch splits a reduction of 32,768 elements or more among its threads: one thread is the order copied)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# (PyTorch splits a reduction of 32,768 elements or more among its threads: one thread is the order copied)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def pair(op, x, exact_warnings=True, **kwargs):
