@@ -124,7 +124,7 @@ class StepObjectiveMixin:
                                reduction=reduction, label_smoothing=self.label_smoothing)
 
     def _correct(self, out, y, all_valid=False) -> int:
-        pred = out.data.argmax(axis=-1)
+        pred = out.data.argmax(-1)  # (positional: numpy parses a keyword axis, ~0.1 us a step)
         if all_valid and self.xp is np and pred.shape == y.shape:  # (the common case: fewer numpy calls)
             return int(np.count_nonzero(pred == y))
         y = self.xp.asarray(y) if self.xp is not np else y
