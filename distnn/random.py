@@ -15,7 +15,8 @@ object has no counterpart: here :func:`default_generator` is a function returnin
 :func:`use_generator` lends the default role to another generator for a
 while: the trainer runs each training forward pass under a generator that
 belongs to the batch's samples (see :mod:`distnn.data.batch_random`), so
-dropout masks are the same on any number of ranks.
+dropout masks are the same on any number of ranks. It lends it deferred
+(:meth:`use_generator.deferred`): made only if the pass draws.
 """
 from __future__ import annotations
 
@@ -93,8 +94,9 @@ class use_generator(contextlib.ContextDecorator):
         """Lends the generator ``make(*args)`` returns, made when something within the block first asks for
         the default generator (once; a nested lending's block asks its own). ``make`` must give a generator
         in the same state whenever it is called: a block that draws nothing then makes none, and one that
-        draws gets what it would have got from ``use_generator(make(*args))``. Its ``as`` target is None. (The trainer lends its
-        samples' generator every training step; most models' forward passes draw nothing.)"""
+        draws gets what it would have got from ``use_generator(make(*args))``. Its ``as`` target is None.
+        (The trainer lends its samples' generator every training step; most models' forward passes draw
+        nothing.)"""
         return cls(_Deferred(make, args))
 
 
