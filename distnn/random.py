@@ -15,7 +15,8 @@ object has no counterpart: here :func:`default_generator` is a function returnin
 :func:`use_generator` lends the default role to another generator for a
 while: the trainer runs each training forward pass under a generator that
 belongs to the batch's samples (see :mod:`distnn.data.batch_random`), so
-dropout masks are the same on any number of ranks.
+dropout masks are the same on any number of ranks. It lends it deferred
+(:meth:`use_generator.deferred`): made only if the pass draws.
 """
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ def default_generator() -> np.random.Generator:
     if refusal is not None:  # (inside vmap(randomness="error"): torch refuses every random op there)
         raise RuntimeError(refusal)
     lent = getattr(_local, "lent", None)
-    return lent if lent is not None else _own_generator()
+    if lent is None:
+        return _own_generator()
+    return lent if type(lent) is not _Deferred else _made(lent)
 
 
 @contextlib.contextmanager
@@ -77,7 +80,7 @@ class use_generator(contextlib.ContextDecorator):
     def __enter__(self):
         self._previous = getattr(_local, "lent", None)
         _local.lent = self.generator
-        return self.generator
+        return self.generator if type(self.generator) is not _Deferred else None  # (deferred: not made yet)
 
     def __exit__(self, *exc):
         _local.lent = self._previous
@@ -86,6 +89,32 @@ class use_generator(contextlib.ContextDecorator):
     def _recreate_cm(self):  # (as a decorator: a fresh context per call, so recursive calls nest)
         return use_generator(self.generator)
 
+    @classmethod
+    def deferred(cls, make, *args):
+        """Lends the generator ``make(*args)`` returns, made when something within the block first asks for
+        the default generator (once; a nested lending's block asks its own). ``make`` must give a generator
+        in the same state whenever it is called: a block that draws nothing then makes none, and one that
+        draws gets what it would have got from ``use_generator(make(*args))``. Its ``as`` target is None.
+        (The trainer lends its samples' generator every training step; most models' forward passes draw
+        nothing.)"""
+        return cls(_Deferred(make, args))
+
+
+class _Deferred:
+    """A generator to be made when first asked for (:meth:`use_generator.deferred`)."""
+
+    __slots__ = ("make", "args")
+
+    def __init__(self, make, args):
+        self.make, self.args = make, args
+
+
+def _made(deferred: _Deferred) -> np.random.Generator:
+    """The generator of a deferred loan, made now and lent for the rest of its block (the block's exit
+    gives back what was lent before it, as it does for any loan)."""
+    _local.lent = generator = deferred.make(*deferred.args)
+    return generator
+
 
 def snapshot_default_generator():
     """A copy of the generator :func:`default_generator` gives now, in its current state (a lent one too: the
@@ -93,6 +122,8 @@ def snapshot_default_generator():
     (:func:`use_generator`) replays the draws that followed this point; the original is not advanced.
     Activation checkpointing's recomputation draws its dropout masks that way."""
     lent = getattr(_local, "lent", None)
+    if type(lent) is _Deferred:
+        lent = _made(lent)
     return copy.deepcopy(lent if lent is not None else _own_generator())
 
 
