@@ -129,7 +129,9 @@ def _training_comms(dp) -> list:
 
 
 def watch_micro_batch(dp) -> None:
-    """A backward of ``dp``'s model under ``no_sync()`` begins: if it raises, end the micro-batch's rounds."""
+    """A backward of ``dp``'s model under ``no_sync()`` begins: if it raises, its partial gradients are marked
+    (:func:`~.sync_micro_batch.mark_stale`) and the micro-batch ends: its rounds on every rank, or (no
+    SyncBatchNorm training) its samples on this rank alone. A closure and one engine list entry a pass."""
     from distnn.autograd.engine import queue_error_callback
 
     ref = weakref.ref(dp)
@@ -140,7 +142,8 @@ def watch_micro_batch(dp) -> None:
             return
         mark_stale(owner)  # (this backward was cut short: its partial gradients are accumulated)
         if not getattr(exc, "from_rounds", False):
-            abort_micro_batch(owner, exc, "backward")
+            abort_micro_batch(owner, exc, "backward")  # raises the agreed error when it ends rounds
+            drop_micro_batch(owner, True)  # (no round to end: the micro-batch is skipped on this rank alone)
 
     queue_error_callback(failed)
 

@@ -59,6 +59,7 @@ def init_failure_state(dp) -> None:
     dp._micro_forwards = []  # no_sync() forwards no backward reached yet: (output nodes, samples)
     dp._micro_last = 0       # samples of the micro-batch whose backward runs (drop_micro_batch)
     dp._stale_grads = False  # a micro-batch's backward was cut short here (hold_if_stale)
+    dp._stale_samples = 0    # the samples counted before that micro-batch (dropped with the gradients, if reset)
     dp._held_notes = []      # refusals for the next synchronizing exchange (release_held)
     # forwards with gradients enabled so far (a clock: what came before an abandoned step's last forward was that
     # step's); its value at the last synchronizing backward's begin, at the last set_num_samples(), at a forward
@@ -147,8 +148,11 @@ def grads_reset(dp) -> bool:
 
 
 def mark_stale(dp) -> None:
-    """This rank's backward of a micro-batch was cut short by its abort: its partial gradients are accumulated."""
+    """This rank's backward of a micro-batch was cut short (it raised, or its abort ended it): its partial gradients
+    are accumulated. Noted with the samples counted before that micro-batch (those of the gradients already held,
+    valid before and after :func:`drop_micro_batch`), which a ``zero_grad()`` drops with them."""
     dp._stale_grads = True
+    dp._stale_samples = (dp._forward_samples or 0) - dp._micro_last
 
 
 def hold_if_stale(dp) -> None:
@@ -159,6 +163,8 @@ def hold_if_stale(dp) -> None:
     dp._stale_grads = False
     if not grads_reset(dp):
         note(dp._held_notes, RuntimeError, STALE, STALE_ADVICE)
+    elif dp._forward_samples is not None:  # (the reset dropped the earlier micro-batches' gradients: their samples go)
+        dp._forward_samples -= dp._stale_samples
 
 
 def release_held(dp) -> None:
