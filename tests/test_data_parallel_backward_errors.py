@@ -162,8 +162,10 @@ def test_an_exception_is_agreed_through_compressed_buckets(compression, fault):
 
 
 def test_under_no_sync_the_exception_is_raised_as_it_is_on_its_rank_alone():
-    """No synchronization, so no collective: rank 1 gets its own ValueError, rank 0 nothing; the accumulated
-    micro-batch is dropped on rank 1 only (its backward failed), and the next synchronizing step goes on."""
+    """No synchronization, so no collective: rank 1 gets its own ValueError, rank 0 nothing; the loop drops
+    rank 1's partial gradients (zero_grad(), as advised), so the micro-batch is dropped on rank 1 only (its backward
+    failed), and the next synchronizing step goes on (kept, they refuse that step on every rank: see
+    test_data_parallel_nosync_backward_raise.py)."""
 
     def run(comm):
         model = _Net()
@@ -176,6 +178,8 @@ def test_under_no_sync_the_exception_is_raised_as_it_is_on_its_rank_alone():
                 F.cross_entropy(dp(x), y).backward()
             except ValueError as e:
                 error = (type(e).__name__, str(e))
+                for p in model.parameters():  # (optimizer.zero_grad())
+                    p.grad = None
         syncs = dp.num_syncs
         for h in handles:
             h.remove()

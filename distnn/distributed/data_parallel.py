@@ -40,10 +40,9 @@ batch leaves ranks with different numbers of samples. The local loss must be
 the mean over the local samples (the default reduction). ``n_r`` is the
 size along ``batch_dim`` (default 0; 1 for time-major ``(L, N, ...)`` inputs)
 of the first array argument (positional, else keyword) of the forward calls
-since the last synchronization, or what :meth:`set_num_samples` set. A
-synchronizing backward with no count at all (no forward went through the
-wrapper, or its inputs had no array) is an error rather than a guess. ``N`` travels in
-the step's meta (no extra collective): ranks weight with ``n_r / G``, where
+since the last synchronization, or what :meth:`set_num_samples` set. A synchronizing backward with no count at
+all (no forward went through the wrapper, or its inputs had no array) is an error rather than a guess. ``N``
+travels in the step's meta (no extra collective): ranks weight with ``n_r / G``, where
 ``G`` is the previous step's global count (the same on every rank), and
 rescale by ``G / N`` in the rare step where the global count changed (an
 epoch's last batch).
@@ -301,7 +300,8 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
 
     @contextlib.contextmanager
     def no_sync(self):
-        """Backward passes inside only accumulate local gradients (micro-batches of accumulation)."""
+        """Backward passes inside only accumulate local gradients (micro-batches of accumulation). After one that
+        raised, call ``zero_grad()``: its partial gradients refuse the next step (:mod:`.sync_micro_batch`)."""
         settle_micro_batches(self)  # (a micro-batch this rank abandoned: .sync_micro_batch)
         settle(self)  # (the last step's, if this rank abandoned it)
         previous = self._require_sync

@@ -152,7 +152,7 @@ class GradientSync(FinishSync):
             return None
         if mine and self._require_sync:  # a pass that raises still synchronizes, and every rank raises (.sync_failures)
             watch_backward(self)
-        elif mine and self._bn_comms and backward_depth() == 1:  # (no_sync: a raise ends SyncBatchNorm's rounds)
+        elif mine and backward_depth() == 1:  # (no_sync: a raise leaves partial gradients, ends SyncBatchNorm's rounds)
             watch_micro_batch(self)
         if mine and self._notes and backward_depth() == 1:  # (noted by a backward that raised before it synchronized;
             self._notes = []  # not another's pass: simulated ranks' passes run every rank's hook, mid-step too)

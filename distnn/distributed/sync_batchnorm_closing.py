@@ -14,10 +14,10 @@ itself sends the rank through the step's exchange (:func:`~.sync_failures.agree_
 raises the failing rank's error there and then, as they would inside the model.
 
 Under ``no_sync()`` no exchange follows a failing forward or backward: the failing rank ABORTs the rounds of
-the one SyncBatchNorm communicator its model trains on (:func:`abort_micro_batch`; a backward of the model
-under ``no_sync()`` is watched for it, :func:`watch_micro_batch`: a closure a pass); the ranks in its rounds
-gather every rank's note (one ``allgather_object``, on that path only) and every rank raises "DataParallel:
-forward raised on rank 1 under no_sync(): ...", ending the micro-batch (a backward's partial gradients stay
+the one SyncBatchNorm communicator its model trains on (:func:`abort_micro_batch`; every backward of the model
+under ``no_sync()`` is watched, for that and for its partial gradients, :func:`watch_micro_batch`: a closure a
+pass); the ranks in its rounds gather every rank's note (one ``allgather_object``, on that path only) and every
+rank raises "DataParallel: forward raised on rank 1 under no_sync(): ...", ending the micro-batch (a backward's partial gradients stay
 accumulated: the next synchronizing step refuses them unless ``zero_grad()`` drops them first,
 :mod:`.sync_micro_batch`). An error between a micro-batch's forward and its backward (the loss) is
 :mod:`.sync_micro_batch`'s: the rank ABORTs the same way.
@@ -129,7 +129,9 @@ def _training_comms(dp) -> list:
 
 
 def watch_micro_batch(dp) -> None:
-    """A backward of ``dp``'s model under ``no_sync()`` begins: if it raises, end the micro-batch's rounds."""
+    """A backward of ``dp``'s model under ``no_sync()`` begins: if it raises, its partial gradients are marked
+    (:func:`~.sync_micro_batch.mark_stale`) and the micro-batch ends: its rounds on every rank, or (no
+    SyncBatchNorm training) its samples on this rank alone. A closure and one engine list entry a pass."""
     from distnn.autograd.engine import queue_error_callback
 
     ref = weakref.ref(dp)
@@ -140,7 +142,8 @@ def watch_micro_batch(dp) -> None:
             return
         mark_stale(owner)  # (this backward was cut short: its partial gradients are accumulated)
         if not getattr(exc, "from_rounds", False):
-            abort_micro_batch(owner, exc, "backward")
+            abort_micro_batch(owner, exc, "backward")  # raises the agreed error when it ends rounds
+            drop_micro_batch(owner, True)  # (no round to end: the micro-batch is skipped on this rank alone)
 
     queue_error_callback(failed)
 

@@ -28,7 +28,9 @@ the synchronization's. An error before backward begins (the forward, the loss, t
 in-place changes), which no rank's backward sees, and a ``KeyboardInterrupt`` are :mod:`.sync_abandoned`'s.
 SyncBatchNorm's backward collective, which the other ranks may wait in, is answered by the raising rank's
 exchange (:mod:`.sync_batchnorm_rounds`). Under :meth:`~.data_parallel.DataParallel.no_sync` nothing is synchronized, so the error is raised as it is, on its
-rank alone (with SyncBatchNorm training in the model, every rank raises it: :mod:`.sync_batchnorm_closing`). Inside :meth:`~.data_parallel.DataParallel.join`, a rank that has joined raises the agreed
+rank alone (with SyncBatchNorm training in the model, every rank raises it: :mod:`.sync_batchnorm_closing`); the
+partial gradients it leaves make the next synchronizing step refuse on every rank unless ``zero_grad()`` drops
+them first (:mod:`.sync_micro_batch`). Inside :meth:`~.data_parallel.DataParallel.join`, a rank that has joined raises the agreed
 error from its shadow synchronization, which ends its join: the raising ranks should let it leave the join
 context too (an error inside a join ends it, :mod:`.join`). A normal step pays a closure and one engine list entry, and no collective.
 """

@@ -25,13 +25,27 @@ Not covered, as for a synchronizing step: an output the loop keeps referenced un
 (the next forward's rounds then meet the others' backward round: every rank raises the mismatch, named by
 SyncBatchNorm), and an error before the forward (no DataParallel call saw the micro-batch).
 
-Gradients left by a failure (:func:`hold_if_stale`): a rank whose backward was cut short by the abort (the rank
-waiting in a backward round, or the one whose backward raised) holds that micro-batch's partial gradients. They
-cannot be told from the earlier micro-batches' (accumulation is in place), and averaged into the step they
-would make its update differ from every run that skipped the micro-batch. So when the rank's next forward (or
-synchronization) finds them not reset (``zero_grad()``), the next synchronizing step refuses on every rank:
-"DataParallel: gradients of a micro-batch that failed ... are still accumulated on rank 0 ...", every rank drops
-the step's gradients and goes on in step. A loop that calls ``zero_grad()`` after the failure pays nothing.
+Gradients left by a failure (:func:`hold_if_stale`): a rank whose backward of a micro-batch was cut short holds
+that micro-batch's partial gradients (some parameters got its gradient, some not): the rank whose backward raised
+(a gradient hook, a custom Function's backward; with or without SyncBatchNorm: every backward of the model under
+``no_sync()`` is watched, :func:`~.sync_batchnorm_closing.watch_micro_batch`) and, with SyncBatchNorm, a rank
+waiting in a backward round that the abort ended. Without SyncBatchNorm only the raising rank knows: its error is
+raised there alone, as it is (no collective follows a micro-batch), and the micro-batch's samples leave its count.
+The partial gradients cannot be told from the earlier micro-batches' (accumulation is in place), and averaged
+into the step they would make its update differ from every run's. Putting them back exactly would need a copy of
+every gradient before each micro-batch's backward (a model's worth of memory and copying per micro-batch, paid
+by every step for a rare failure), so instead, at the rank's next forward (or synchronization):
+
+* the gradients are reset (``zero_grad()`` after the failure, PyTorch's DDP's advice too): the rank's step goes
+  on as a run in which it skipped the step's micro-batches up to the failed one: their gradients are gone, and
+  the samples counted for them leave the step's count too (a ``set_num_samples()`` count is the loop's own);
+* they are not: the next synchronizing step refuses on every rank, "DataParallel: gradients of a micro-batch
+  that failed under no_sync() (its backward cut short) are still accumulated on rank 1 ...", the refusal riding
+  in that step's own exchange (no collective more, no rank left waiting); every rank drops the step's
+  gradients (None) and goes on in step, as after any refused step.
+
+A normal micro-batch pays a closure and one engine list entry (the watch), as a synchronizing pass does.
+(One rank, no wrapper hook runs under ``no_sync()``: partial gradients stay, as in a plain single process.)
 """
 from __future__ import annotations
 
@@ -59,6 +73,7 @@ def init_failure_state(dp) -> None:
     dp._micro_forwards = []  # no_sync() forwards no backward reached yet: (output nodes, samples)
     dp._micro_last = 0       # samples of the micro-batch whose backward runs (drop_micro_batch)
     dp._stale_grads = False  # a micro-batch's backward was cut short here (hold_if_stale)
+    dp._stale_samples = 0    # the samples counted before that micro-batch (dropped with the gradients, if reset)
     dp._held_notes = []      # refusals for the next synchronizing exchange (release_held)
     # forwards with gradients enabled so far (a clock: what came before an abandoned step's last forward was that
     # step's); its value at the last synchronizing backward's begin, at the last set_num_samples(), at a forward
@@ -147,8 +162,11 @@ def grads_reset(dp) -> bool:
 
 
 def mark_stale(dp) -> None:
-    """This rank's backward of a micro-batch was cut short by its abort: its partial gradients are accumulated."""
+    """This rank's backward of a micro-batch was cut short (it raised, or its abort ended it): its partial gradients
+    are accumulated. Noted with the samples counted before that micro-batch (those of the gradients already held,
+    valid before and after :func:`drop_micro_batch`), which a ``zero_grad()`` drops with them."""
     dp._stale_grads = True
+    dp._stale_samples = (dp._forward_samples or 0) - dp._micro_last
 
 
 def hold_if_stale(dp) -> None:
@@ -159,6 +177,8 @@ def hold_if_stale(dp) -> None:
     dp._stale_grads = False
     if not grads_reset(dp):
         note(dp._held_notes, RuntimeError, STALE, STALE_ADVICE)
+    elif dp._forward_samples is not None:  # (the reset dropped the earlier micro-batches' gradients: their samples go)
+        dp._forward_samples -= dp._stale_samples
 
 
 def release_held(dp) -> None:
