@@ -210,16 +210,14 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
-    """As :class:`Softmax`, float16 computed in float32, except that PyTorch's kernel rounds the sum of the
-    exponentials and its log to float16 (so do we: the same values, bitwise)."""
+    """As :class:`Softmax`, float16 computed in float32, except that PyTorch's last-axis kernel rounds the sum of
+    the exponentials and its log to float16 (so do we: the same values, bitwise; :func:`log_softmax_values`)."""
 
     torch_name = "LogSoftmaxBackward0"
     reads = ((OUTPUT,),)
 
-    def forward(self, x, axis=-1):
-        xp = get_array_module(x)
-        # (an empty tensor: empty, as PyTorch's)
-        self.out, self.axis = (x.copy() if x.size == 0 else log_softmax_values(xp, x, axis)), axis
+    def forward(self, x, axis=-1):  # (an empty tensor: empty, as PyTorch's)
+        self.out, self.axis = (x.copy() if x.size == 0 else log_softmax_values(get_array_module(x), x, axis)), axis
         return self.out
 
     def backward(self, g):
@@ -234,7 +232,9 @@ def log_softmax_values(xp, x, axis, kernel_axis_last=None):
     its last-axis kernel keeps the sum of exponentials and its log in float16, its other-axis one in float32
     (``kernel_axis_last``: which PyTorch's takes, where ``x`` is a rearranged copy; None: whether ``axis`` is)."""
     wide = widened(x)
-    last = axis % x.ndim == x.ndim - 1 if kernel_axis_last is None else kernel_axis_last
+    last = kernel_axis_last
+    if last is None:  # (axis None: every element as one flat row, as a 0-d array's one element)
+        last = axis is None or x.ndim == 0 or axis % x.ndim == x.ndim - 1
     narrow = wide is not x and last
     with _quiet(xp):  # (a row whose maximum is infinite: NaN, as PyTorch's, without numpy's warning)
         shifted = wide - wide.max(axis=axis, keepdims=True)
