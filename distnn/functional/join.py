@@ -60,8 +60,13 @@ class Stack(Function):
         return tuple(xp.take(g, i, axis=self.axis) for i in range(n))
 
 
-def concat(tensors, dim=None, *, axis=None):
-    """Join ``tensors`` along an existing axis (``dim`` as ``torch.cat``, or ``axis`` as numpy; default 0)."""
+def concat(tensors, dim=None, *, axis=None, out=None):
+    """Join ``tensors`` along an existing axis (``dim`` as ``torch.cat``, or ``axis`` as numpy; default 0).
+    ``out``: the result written into that tensor, PyTorch's rules (:mod:`.out_common`)."""
+    if out is not None:
+        from .out_common import join_into_out
+
+        return join_into_out("cat", lambda ts: concat(ts, dim, axis=axis), out, tensors)
     axis = dim_or_axis(dim, axis)
     tensors = list(tensors)
     axis = 0 if axis is None else axis
@@ -83,8 +88,13 @@ def concat(tensors, dim=None, *, axis=None):
 cat = concat
 
 
-def stack(tensors, dim=None, *, axis=None):
-    """Join ``tensors`` along a new axis (``dim`` as ``torch.stack``, or ``axis`` as numpy; default 0)."""
+def stack(tensors, dim=None, *, axis=None, out=None):
+    """Join ``tensors`` along a new axis (``dim`` as ``torch.stack``, or ``axis`` as numpy; default 0).
+    ``out``: as :func:`concat`'s."""
+    if out is not None:
+        from .out_common import join_into_out
+
+        return join_into_out("stack", lambda ts: stack(ts, dim, axis=axis), out, tensors)
     axis = dim_or_axis(dim, axis)
     tensors = list(tensors)
     axis = 0 if axis is None else axis
