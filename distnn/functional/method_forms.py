@@ -70,7 +70,7 @@ def add(input, other, *, alpha=1, out=None):  # noqa: A002
     from distnn.autograd.tensor_inplace_methods import _add
 
     if out is not None:
-        return _into_out("add", lambda: add(input, other, alpha=alpha), out, input, other)
+        return _into_out("add", lambda a, b: add(a, b, alpha=alpha), out, input, other)
     if getattr(input, "is_sparse", False):  # (sparse + sparse: distnn.sparse's, PyTorch's entry order)
         return input.add(other, alpha=alpha)
     return _add(as_tensor(input), other, alpha=alpha)
@@ -81,7 +81,7 @@ def sub(input, other, *, alpha=1, out=None):  # noqa: A002
     from distnn.autograd.tensor_inplace_methods import _sub
 
     if out is not None:
-        return _into_out("sub", lambda: sub(input, other, alpha=alpha), out, input, other)
+        return _into_out("sub", lambda a, b: sub(a, b, alpha=alpha), out, input, other)
     if getattr(input, "is_sparse", False):
         return input.sub(other, alpha=alpha)
     return _sub(as_tensor(input), other, alpha=alpha)
@@ -101,16 +101,16 @@ def rsub(input, other, *, alpha=1):  # noqa: A002
 def mul(input, other, *, out=None):  # noqa: A002
     """``input * other``. ``out``: as :func:`add`'s."""
     if out is not None:
-        return _into_out("mul", lambda: mul(input, other), out, input, other)
+        return _into_out("mul", mul, out, input, other)
     if _is_sparse(input):  # sparse * (number, dense, sparse): sparse (distnn.sparse)
         return input * other
     return as_tensor(input) * other
 
 
-def _into_out(name, compute, out, *inputs):
+def _into_out(name, op, out, *inputs):
     from .out_common import pointwise_into_out
 
-    return pointwise_into_out(name, compute, out, *inputs)
+    return pointwise_into_out(name, op, out, *inputs)
 
 
 def _is_sparse(x) -> bool:
@@ -124,7 +124,7 @@ def div(input, other, *, rounding_mode=None, out=None):  # noqa: A002
     from .pointwise_division import divide
 
     if out is not None:
-        return _into_out("div", lambda: div(input, other, rounding_mode=rounding_mode), out, input, other)
+        return _into_out("div", lambda a, b: div(a, b, rounding_mode=rounding_mode), out, input, other)
     return divide(input, other, rounding_mode=rounding_mode)
 
 
