@@ -266,7 +266,19 @@ def test_out_not_a_tensor(op):
     assert len(outcomes) == 2
     if not op.startswith("div"):  # (torch's div lists its overloads: distnn names the argument)
         assert outcomes[0] == outcomes[1]
-    assert "out" in outcomes[1]
+    assert "out" in outcomes[1] and "list" in outcomes[1]
+
+
+@pytest.mark.parametrize("rounding_mode", [None, "floor", "trunc"])
+@pytest.mark.parametrize("out_dtype", ["int64", "bool", "float32"])
+def test_integer_division_by_zero_after_the_dtype_check(rounding_mode, out_dtype):
+    """PyTorch refuses ``out``'s dtype before its kernel meets the zero divisor (then its ZeroDivisionError)."""
+    def run(L):
+        out = L.empty(0, dtype=getattr(L, out_dtype))
+        return L.div(L.tensor([3, -4, 5]), L.tensor([1, 0, 2]), rounding_mode=rounding_mode, out=out), out
+
+    expected, got = _outcome(run)
+    assert got == expected
 
 
 @pytest.mark.parametrize("call", [
