@@ -128,8 +128,10 @@ def div(input, other, *, rounding_mode=None, out=None):  # noqa: A002
     return divide(input, other, rounding_mode=rounding_mode)
 
 
-def pow(input, exponent):  # noqa: A001,A002
-    """``input ** exponent`` (either may be a number)."""
+def pow(input, exponent, *, out=None):  # noqa: A001,A002
+    """``input ** exponent`` (either may be a number). ``out``: as :func:`add`'s."""
+    if out is not None:
+        return _into_out("pow", pow, out, input, exponent)
     return input ** exponent if isinstance(input, Tensor) else input ** as_tensor(exponent)
 
 

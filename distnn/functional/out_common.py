@@ -1,5 +1,6 @@
-"""``out=`` on the common ops (``add``, ``sub``, ``mul``, ``div``, ``exp``, ``log``, ``sigmoid``, ``tanh``, ``cat``,
-``stack``), with PyTorch's rules, in PyTorch's order:
+"""``out=`` on the common ops (``add``, ``sub``, ``mul``, ``div`` and their aliases ``subtract``, ``multiply``,
+``divide``; ``exp``, ``log``, ``sigmoid``, ``tanh``, ``neg``/``negative``, ``pow``, ``maximum``, ``minimum``;
+``cat``/``concat``, ``stack``), with PyTorch's rules, in PyTorch's order:
 
 1. the parser: ``out`` must be a Tensor (``add(): argument 'out' must be Tensor, not list``);
 2. autograd: no ``out=`` while grad mode is on and an argument, ``out`` included, requires grad
@@ -34,28 +35,33 @@ def check_out_argument(name: str, out) -> None:
         raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
 
 
-def pointwise_into_out(name: str, op, out, *inputs) -> Tensor:
+def pointwise_into_out(name: str, op, out, *inputs, grad_name: str | None = None, exact_dtype=False) -> Tensor:
     """``op(*inputs)`` (run without recording) written into ``out``, which is returned: a pointwise op's rules
-    (see the module docstring)."""
+    (see the module docstring). ``grad_name``: the name autograd's refusal gives, where it is not ``name`` (an
+    alias's: ``multiply``'s is ``mul``). ``exact_dtype``: ``out`` must have the result's dtype (``neg``'s
+    structured kernel casts nothing: ``Found dtype Float but expected Long``)."""
     check_out_argument(name, out)
-    refuse_grad_with_out(name, out, *inputs)
+    refuse_grad_with_out(grad_name or name, out, *inputs)
     check_out_overlap(out, *inputs)
     with no_grad():
         try:
             result = op(*inputs)
         except Exception:
             # (PyTorch checks out's dtype before its kernel runs: an integer division by zero, say, comes after)
-            refuse_cast(_result_dtype(op, inputs), out.dtype)
+            refuse_cast(_result_dtype(op, inputs), out.dtype, exact_dtype)
             raise
-    refuse_cast(result.dtype, out.dtype)
+    refuse_cast(result.dtype, out.dtype, exact_dtype)
     if result.dtype != out.dtype and tuple(out.shape) != tuple(result.shape):
         warn_resized(out, result.shape)  # (PyTorch's TensorIterator warns twice where it casts into out)
     write_into_out(out, result.data)
     return out
 
 
-def refuse_cast(dtype, out_dtype) -> None:
-    """PyTorch's refusal of a result of ``dtype`` into an ``out`` of ``out_dtype`` that ``canCast`` forbids."""
+def refuse_cast(dtype, out_dtype, exact=False) -> None:
+    """PyTorch's refusal of a result of ``dtype`` into an ``out`` of ``out_dtype`` that ``canCast`` forbids (with
+    ``exact``: of any other dtype)."""
+    if dtype is not None and exact and dtype != out_dtype:
+        raise RuntimeError(f"Found dtype {torch_dtype_name(out_dtype)} but expected {torch_dtype_name(dtype)}")
     if dtype is not None and not _can_cast(dtype, out_dtype):
         raise RuntimeError(f"result type {torch_dtype_name(dtype)} can't be cast to the desired output type "
                            f"{torch_dtype_name(out_dtype)}")

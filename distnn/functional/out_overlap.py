@@ -1,6 +1,7 @@
 """PyTorch's memory-overlap checks of an ``out=`` tensor (ATen's ``MemoryOverlap.cpp``), for the ops whose kernel
 writes its result straight into ``out`` (TensorIterator's ``compute_mem_overlaps``: clamp, clamp_min, clamp_max,
-and ``normal`` with a Tensor mean or std).
+``normal`` with a Tensor mean or std, and the pointwise ops of :mod:`.out_common`; ``cat`` and ``stack`` refuse
+an exact alias too: ``allow_alias=False``).
 
 Two refusals, both before ``out`` is resized or its dtype checked, as PyTorch's:
 
