@@ -8,9 +8,11 @@
 3. the kernel's overlap checks (:mod:`.out_overlap`), before ``out`` is resized or its dtype checked. The
    pointwise ops (TensorIterator) allow ``out`` to be exactly an input; ``cat`` and ``stack`` refuse any overlap
    of ``out`` with an input, an exact alias included;
-4. the dtype (``cat``/``stack``: before the overlap check): the result (computed in the inputs' common dtype, as PyTorch's) is cast into ``out`` where
-   PyTorch's ``canCast`` allows it, else ``result type Float can't be cast to the desired output type Long``
-   (``cat``/``stack``: a TypeError, ``torch.cat(): input types can't be cast to the desired output type Long``);
+4. the dtype (``cat``/``stack``: before their overlap check; a pointwise op's before its kernel's own errors):
+   the result (computed in the inputs' common dtype, as PyTorch's) is cast into ``out`` where PyTorch's
+   ``canCast`` allows it, else ``result type Float can't be cast to the desired output type Long`` (``neg``:
+   ``out`` of the result's dtype only; ``cat``/``stack``: a TypeError, ``torch.cat(): input types can't be cast
+   to the desired output type Long``);
 5. the write (:mod:`.out_write`): an ``out`` of another shape resized, with PyTorch's deprecation warning when
    it had elements (a pointwise op casting into ``out`` warns twice, as PyTorch's); ``out`` itself returned.
 """
