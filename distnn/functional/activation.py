@@ -11,6 +11,7 @@ from distnn.backend import get_array_module
 
 from ._elementwise_common import _quiet
 from .elementwise import float_input
+from .out_common import unary_into_out as _unary_out
 
 
 class ReLU(Function):
@@ -289,12 +290,14 @@ def gelu(x, approximate="none"):
     return GELU.apply(x, approximate=approximate)
 
 
-def tanh(x):
-    return Tanh.apply(float_input(x))
+def tanh(x, *, out=None):
+    """``torch.tanh``; ``out``: PyTorch's rules (:func:`.out_common.unary_into_out`)."""
+    return Tanh.apply(float_input(x)) if out is None else _unary_out("tanh", Tanh, x, out)
 
 
-def sigmoid(x):
-    return Sigmoid.apply(float_input(x))
+def sigmoid(x, *, out=None):
+    """``torch.sigmoid``; ``out``: PyTorch's rules (:func:`.out_common.unary_into_out`)."""
+    return Sigmoid.apply(float_input(x)) if out is None else _unary_out("sigmoid", Sigmoid, x, out)
 
 
 def logsigmoid(x):

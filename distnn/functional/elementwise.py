@@ -19,6 +19,7 @@ from distnn.backend import get_array_module
 
 from . import _elementwise_common as _common, elementwise_choice as _choice, matrix_multiply as _matrix_multiply
 from ._elementwise_common import _check_broadcast, _quiet
+from .out_common import unary_into_out as _unary_out
 from .copy_ops import Cast, Clone, ToDevice, integer_cast
 from .elementwise_choice import Clip, Maximum, Minimum, Where, clamp, clamp_node, clip, maximum, minimum, where
 from .matrix_multiply import MatMul, matmul
@@ -383,12 +384,14 @@ def float_input(a):
     return a
 
 
-def exp(a):
-    return Exp.apply(float_input(a))
+def exp(a, *, out=None):
+    """``torch.exp``; ``out``: PyTorch's rules (:func:`.out_common.unary_into_out`)."""
+    return Exp.apply(float_input(a)) if out is None else _unary_out("exp", Exp, a, out)
 
 
-def log(a):
-    return Log.apply(float_input(a))
+def log(a, *, out=None):
+    """``torch.log``; ``out``: PyTorch's rules (:func:`.out_common.unary_into_out`)."""
+    return Log.apply(float_input(a)) if out is None else _unary_out("log", Log, a, out)
 
 
 def sqrt(a):

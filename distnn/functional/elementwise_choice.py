@@ -148,11 +148,21 @@ class MaskedFillTensor(Where):
     torch_name = "MaskedFillBackward1"
 
 
-def maximum(a, b):
+def maximum(a, b, *, out=None):
+    """``torch.maximum``; ``out``: PyTorch's rules (:mod:`.out_common`)."""
+    if out is not None:
+        from .out_common import pointwise_into_out
+
+        return pointwise_into_out("maximum", maximum, out, a, b)
     return Maximum.apply(*torch_operands(a, b))
 
 
-def minimum(a, b):
+def minimum(a, b, *, out=None):
+    """``torch.minimum``; ``out``: PyTorch's rules (:mod:`.out_common`)."""
+    if out is not None:
+        from .out_common import pointwise_into_out
+
+        return pointwise_into_out("minimum", minimum, out, a, b)
     return Minimum.apply(*torch_operands(a, b))
 
 

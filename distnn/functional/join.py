@@ -60,8 +60,13 @@ class Stack(Function):
         return tuple(xp.take(g, i, axis=self.axis) for i in range(n))
 
 
-def concat(tensors, dim=None, *, axis=None):
-    """Join ``tensors`` along an existing axis (``dim`` as ``torch.cat``, or ``axis`` as numpy; default 0)."""
+def concat(tensors, dim=None, *, axis=None, out=None):
+    """Join ``tensors`` along an existing axis (``dim`` as ``torch.cat``, or ``axis`` as numpy; default 0).
+    ``out``: the result written into that tensor, PyTorch's rules (:mod:`.out_common`)."""
+    if out is not None:
+        from .out_common import join_into_out
+
+        return join_into_out("concat", lambda ts: concat(ts, dim, axis=axis), out, tensors, grad_name="cat")
     axis = dim_or_axis(dim, axis)
     tensors = list(tensors)
     axis = 0 if axis is None else axis
@@ -80,11 +85,23 @@ def concat(tensors, dim=None, *, axis=None):
     return Concat.apply(*operands, axis=axis, skipped=skipped)
 
 
-cat = concat
+def cat(tensors, dim=None, *, axis=None, out=None):
+    """``torch.cat``: :func:`concat` (``out``'s refusals under cat's name)."""
+    if out is not None:
+        from .out_common import join_into_out
+
+        return join_into_out("cat", lambda ts: concat(ts, dim, axis=axis), out, tensors)
+    return concat(tensors, dim, axis=axis)
 
 
-def stack(tensors, dim=None, *, axis=None):
-    """Join ``tensors`` along a new axis (``dim`` as ``torch.stack``, or ``axis`` as numpy; default 0)."""
+def stack(tensors, dim=None, *, axis=None, out=None):
+    """Join ``tensors`` along a new axis (``dim`` as ``torch.stack``, or ``axis`` as numpy; default 0).
+    ``out``: as :func:`concat`'s."""
+    if out is not None:
+        from .out_common import join_into_out
+
+        return join_into_out("stack", lambda ts: stack(ts, dim, axis=axis), out, tensors,
+                             stacked_shape=_stacked_shape(dim_or_axis(dim, axis)))
     axis = dim_or_axis(dim, axis)
     tensors = list(tensors)
     axis = 0 if axis is None else axis
@@ -95,6 +112,22 @@ def stack(tensors, dim=None, *, axis=None):
         except (ValueError, IndexError):  # (numpy's refusals; an IndexError for a 0-d tensor)
             pass
     return Stack.apply(*operands, axis=stack_dim([_shape(t) for t in tensors], axis))
+
+
+def _stacked_shape(axis):
+    """For ``stack(..., out=)``: ``tensors`` -> the result's shape (their shapes checked) where PyTorch resizes
+    ``out`` before its other checks, which it does along an existing dim; None along a new last dim (PyTorch
+    runs ``cat`` of the unsqueezed inputs straight into ``out`` there) or a dim to refuse later."""
+    def shape(tensors):
+        from distnn.autograd.grad_mode import no_grad
+
+        ndim = len(_shape(tensors[0])) if tensors else -1
+        at = 0 if axis is None else axis
+        if not tensors or not isinstance(at, int) or not -ndim - 1 <= at <= ndim or at % (ndim + 1) == ndim:
+            return None
+        with no_grad():
+            return tuple(stack(tensors, at).shape)
+    return shape
 
 
 def _shape(t) -> tuple:

@@ -63,20 +63,25 @@ def broadcast_to(input, size):  # noqa: A002
     return as_tensor(input).broadcast_to(size)
 
 
-def add(input, other, *, alpha=1):  # noqa: A002
+def add(input, other, *, alpha=1, out=None):  # noqa: A002
     """``input + alpha * other`` (``alpha`` checked against the result's dtype as PyTorch's: see
-    :func:`~distnn.autograd.tensor_inplace_methods.alpha_scaled`)."""
+    :func:`~distnn.autograd.tensor_inplace_methods.alpha_scaled`). ``out``: the result written into that tensor,
+    PyTorch's rules (:mod:`.out_common`)."""
     from distnn.autograd.tensor_inplace_methods import _add
 
+    if out is not None:
+        return _into_out("add", lambda a, b: add(a, b, alpha=alpha), out, input, other)
     if getattr(input, "is_sparse", False):  # (sparse + sparse: distnn.sparse's, PyTorch's entry order)
         return input.add(other, alpha=alpha)
     return _add(as_tensor(input), other, alpha=alpha)
 
 
-def sub(input, other, *, alpha=1):  # noqa: A002
-    """``input - alpha * other`` (a bool operand refused, as PyTorch's)."""
+def sub(input, other, *, alpha=1, out=None):  # noqa: A002
+    """``input - alpha * other`` (a bool operand refused, as PyTorch's). ``out``: as :func:`add`'s."""
     from distnn.autograd.tensor_inplace_methods import _sub
 
+    if out is not None:
+        return _into_out("sub", lambda a, b: sub(a, b, alpha=alpha), out, input, other)
     if getattr(input, "is_sparse", False):
         return input.sub(other, alpha=alpha)
     return _sub(as_tensor(input), other, alpha=alpha)
@@ -93,10 +98,19 @@ def rsub(input, other, *, alpha=1):  # noqa: A002
     return other - alpha_scaled(other, x, alpha)
 
 
-def mul(input, other):  # noqa: A002
+def mul(input, other, *, out=None):  # noqa: A002
+    """``input * other``. ``out``: as :func:`add`'s."""
+    if out is not None:
+        return _into_out("mul", mul, out, input, other)
     if _is_sparse(input):  # sparse * (number, dense, sparse): sparse (distnn.sparse)
         return input * other
     return as_tensor(input) * other
+
+
+def _into_out(name, op, out, *inputs):
+    from .out_common import pointwise_into_out
+
+    return pointwise_into_out(name, op, out, *inputs)
 
 
 def _is_sparse(x) -> bool:
@@ -105,14 +119,19 @@ def _is_sparse(x) -> bool:
     return type(x) is tensor_operators._sparse_type
 
 
-def div(input, other, *, rounding_mode=None):  # noqa: A002
+def div(input, other, *, rounding_mode=None, out=None):  # noqa: A002
+    """``input / other`` (``rounding_mode`` None, "trunc" or "floor"). ``out``: as :func:`add`'s."""
     from .pointwise_division import divide
 
+    if out is not None:
+        return _into_out("div", lambda a, b: div(a, b, rounding_mode=rounding_mode), out, input, other)
     return divide(input, other, rounding_mode=rounding_mode)
 
 
-def pow(input, exponent):  # noqa: A001,A002
-    """``input ** exponent`` (either may be a number)."""
+def pow(input, exponent, *, out=None):  # noqa: A001,A002
+    """``input ** exponent`` (either may be a number). ``out``: as :func:`add`'s."""
+    if out is not None:
+        return _into_out("pow", pow, out, input, exponent)
     return input ** exponent if isinstance(input, Tensor) else input ** as_tensor(exponent)
 
 

@@ -1,6 +1,7 @@
 """PyTorch's memory-overlap checks of an ``out=`` tensor (ATen's ``MemoryOverlap.cpp``), for the ops whose kernel
 writes its result straight into ``out`` (TensorIterator's ``compute_mem_overlaps``: clamp, clamp_min, clamp_max,
-and ``normal`` with a Tensor mean or std).
+``normal`` with a Tensor mean or std, and the pointwise ops of :mod:`.out_common`; ``cat`` and ``stack`` refuse
+an exact alias too: ``allow_alias=False``).
 
 Two refusals, both before ``out`` is resized or its dtype checked, as PyTorch's:
 
@@ -32,17 +33,18 @@ INTERNAL = ("unsupported operation: more than one element of the written-to tens
             "location. Please clone() the tensor before performing the operation.")
 
 
-def check_out_overlap(out: Tensor, *inputs) -> None:
+def check_out_overlap(out: Tensor, *inputs, allow_alias: bool = True) -> None:
     """PyTorch's refusals (see the module docstring) of ``out`` beside ``inputs`` (Tensors, arrays; numbers and
-    None are not operands and are skipped)."""
+    None are not operands and are skipped). Without ``allow_alias``, an input that is exactly ``out``'s memory is
+    refused too (ATen's ``assert_no_overlap``, which ``cat`` and ``stack`` apply)."""
     written = out.data
     if _has_internal_overlap(written):
         raise RuntimeError(INTERNAL)
     for operand in inputs:
-        if operand is out:  # (the same tensor: PyTorch's is_same, an in-place clamp)
+        if operand is out and allow_alias:  # (the same tensor: PyTorch's is_same, an in-place clamp)
             continue
         read = operand.data if isinstance(operand, Tensor) else operand
-        if hasattr(read, "strides") and _partial_overlap(written, read):
+        if hasattr(read, "strides") and _overlap(written, read, allow_alias):
             raise RuntimeError(PARTIAL)
 
 
@@ -69,9 +71,9 @@ def _start(a) -> int:
     return a.__array_interface__["data"][0] if get_array_module(a) is np else a.data.ptr
 
 
-def _partial_overlap(a, b) -> bool:
-    """PyTorch's ``get_overlap_status(a, b) == Partial``: both dense, their byte ranges meeting, and not one range
-    read with the same strides."""
+def _overlap(a, b, allow_alias: bool) -> bool:
+    """PyTorch's ``get_overlap_status(a, b)`` is ``Partial`` (or, without ``allow_alias``, ``Full``): both dense,
+    their byte ranges meeting, and (with ``allow_alias``) not one range read with the same strides."""
     if a.size == 0 or b.size == 0 or not _non_overlapping_and_dense(a) or not _non_overlapping_and_dense(b):
         return False
     if get_array_module(a) is not get_array_module(b):
@@ -79,5 +81,5 @@ def _partial_overlap(a, b) -> bool:
     a_begin, b_begin = _start(a), _start(b)
     a_end, b_end = a_begin + a.size * a.itemsize, b_begin + b.size * b.itemsize
     if a_begin == b_begin and a_end == b_end:
-        return tuple(torch_strides(a)) != tuple(torch_strides(b))
+        return not allow_alias or tuple(torch_strides(a)) != tuple(torch_strides(b))
     return a_begin < b_end and b_begin < a_end

@@ -18,7 +18,7 @@ from distnn._stacklevel import caller_stacklevel
 from distnn.autograd.mutation_guard import will_write
 from distnn.autograd.tensor_storage import _contiguous_strides, resize_storage
 
-__all__ = ["warn_resized", "write_into_out"]
+__all__ = ["resize_out", "warn_resized", "write_into_out", "write_resized"]
 
 
 def warn_resized(out, shape) -> None:
@@ -38,14 +38,26 @@ def write_into_out(out, values, warning: str | None = None) -> None:
     ``warning``: the text to warn with on that resize instead of PyTorch's usual one (an op that resizes ``out``
     on its own terms, as ``arange`` does), when ``out`` had elements."""
     will_write(out)
-    shape = tuple(values.shape)
-    moved_from = None
-    if tuple(out.shape) != shape:
-        if warning is None:
-            warn_resized(out, shape)
-        elif out.numel():
-            warnings.warn(warning, UserWarning, stacklevel=caller_stacklevel())
-        moved_from = resize_storage(out, shape, _contiguous_strides(shape))
+    moved_from = resize_out(out, tuple(values.shape), warning)
+    write_resized(out, values, moved_from)
+
+
+def resize_out(out, shape, warning: str | None = None):
+    """``out`` resized to ``shape`` as :func:`write_into_out` does (nothing when it has that shape already), its
+    values not yet written: for an op that resizes ``out`` before its other checks (``stack``). Returns what
+    :func:`write_resized` takes after."""
+    if tuple(out.shape) == tuple(shape):
+        return None
+    if warning is None:
+        warn_resized(out, shape)
+    elif out.numel():
+        warnings.warn(warning, UserWarning, stacklevel=caller_stacklevel())
+    return resize_storage(out, shape, _contiguous_strides(shape))
+
+
+def write_resized(out, values, moved_from=None) -> None:
+    """``values`` written into ``out``, of their shape by now; ``moved_from``: what :func:`resize_out` returned
+    (the old storage to write back into, where the resize moved ``out``)."""
     out.data[...] = values
     if moved_from is not None:
         _write_back(out.data, moved_from)

@@ -214,19 +214,31 @@ def hypot(input, other):  # noqa: A002
     return Hypot.apply(*_operands(input, other, "hypot", integers=False))
 
 
-def multiply(input, other):  # noqa: A002
-    """``torch.multiply`` (``torch.mul``)."""
+def multiply(input, other, *, out=None):  # noqa: A002
+    """``torch.multiply`` (``torch.mul``); ``out``: PyTorch's rules (:mod:`.out_common`)."""
     from .elementwise import mul
+
+    if out is not None:
+        from .out_common import pointwise_into_out
+
+        return pointwise_into_out("multiply", multiply, out, input, other, grad_name="mul")
 
     return mul(input, other)
 
 
-def subtract(input, other, *, alpha=1):  # noqa: A002
-    """``torch.subtract`` (``torch.sub``): ``input - alpha * other``."""
+def subtract(input, other, *, alpha=1, out=None):  # noqa: A002
+    """``torch.subtract`` (``torch.sub``): ``input - alpha * other``; ``out``: PyTorch's rules
+    (:mod:`.out_common`)."""
     from distnn.autograd.dtype_rules import refuse_bool_subtraction
     from distnn.autograd.tensor_inplace_methods import alpha_scaled
 
     from .elementwise import sub
+
+    if out is not None:
+        from .out_common import pointwise_into_out
+
+        return pointwise_into_out("subtract", lambda a, b: subtract(a, b, alpha=alpha), out, input, other,
+                                  grad_name="sub")
 
     refuse_bool_subtraction(input, other, arrays=True)
     return sub(input, alpha_scaled(input, other, alpha))

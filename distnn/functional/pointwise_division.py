@@ -145,9 +145,15 @@ def fmod(input, other):  # noqa: A002
     return (FmodByNumber if isinstance(other, numbers.Number) else Fmod).apply(a, b)
 
 
-def divide(input, other, *, rounding_mode=None):  # noqa: A002
+def divide(input, other, *, rounding_mode=None, out=None):  # noqa: A002
     """``torch.divide`` (``torch.div``): true division (integers give the default float dtype), or rounded
-    (``'trunc'``, ``'floor'``: integers stay integers; the gradient is zero)."""
+    (``'trunc'``, ``'floor'``: integers stay integers; the gradient is zero). ``out``: PyTorch's rules
+    (:mod:`.out_common`)."""
+    if out is not None:
+        from .out_common import pointwise_into_out
+
+        return pointwise_into_out("divide", lambda a, b: divide(a, b, rounding_mode=rounding_mode), out, input,
+                                  other, grad_name="div")
     if rounding_mode is None:
         a, b = _operands(input, other, "divide")
         return a / b if isinstance(a, Tensor) or isinstance(b, Tensor) else Tensor(a) / b

@@ -226,18 +226,30 @@ def square(input):  # noqa: A002
     return Square.apply(input)
 
 
-def neg(input):  # noqa: A002
-    """``torch.neg``: ``-x``; refused for bool (PyTorch's error: use ``~`` or ``logical_not`` on a mask)."""
+def neg(input, *, out=None):  # noqa: A002
+    """``torch.neg``: ``-x``; refused for bool (PyTorch's error: use ``~`` or ``logical_not`` on a mask).
+    ``out``: PyTorch's rules (:mod:`.out_common`)."""
     from distnn.autograd.dtype_rules import refuse_bool_negation
 
     from .elementwise import Neg
+
+    if out is not None:
+        from .out_common import pointwise_into_out
+
+        return pointwise_into_out("neg", neg, out, input, exact_dtype=True)
 
     refuse_bool_negation(input, arrays=True)
 
     return Neg.apply(input)
 
 
-negative = neg
+def negative(input, *, out=None):  # noqa: A002
+    """``torch.negative``: :func:`neg` (``out``'s refusals under negative's name, autograd's under neg's)."""
+    if out is not None:
+        from .out_common import pointwise_into_out
+
+        return pointwise_into_out("negative", neg, out, input, grad_name="neg", exact_dtype=True)
+    return neg(input)
 
 
 def positive(input):  # noqa: A002
