@@ -10,6 +10,7 @@ import contextlib
 import numpy as np
 
 from distnn.autograd import float_errors as _float_errors
+from distnn.autograd.tensor import Tensor
 
 _NOTHING = contextlib.nullcontext()  # (reusable: it holds no state)
 
@@ -54,3 +55,15 @@ from distnn.autograd.fp_state import (  # noqa: E402,F401 - importable from here
 # gives the inf or NaN silently: reductions that overflow, casts to a narrower float (the small, hot ops write
 # it out: ``token = _FP_STATE.set(_ALL_IGNORED)``, then ``_FP_STATE.reset(token)`` in a ``finally``)
 from distnn.autograd.float_errors import silent as _silent  # noqa: E402
+
+
+def float_input(a):
+    """PyTorch's rule for a float-valued function of integers or booleans: computed in the default float
+    dtype (float32; numpy's would be float64). An integer tensor cannot require grad: its array is used."""
+    raw = a.data if isinstance(a, Tensor) else a
+    dtype = getattr(raw, "dtype", None)
+    if dtype is not None and dtype.kind in "biu":
+        from distnn.backend import default_dtype
+
+        return raw.astype(default_dtype())
+    return a

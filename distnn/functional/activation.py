@@ -11,6 +11,7 @@ from distnn.backend import get_array_module
 
 from ._elementwise_common import _quiet
 from .elementwise import float_input
+from .log_softmax_rounding import log_softmax_values  # noqa: F401 - (importable from here too)
 from .out_common import unary_into_out as _unary_out
 
 
@@ -226,27 +227,6 @@ class LogSoftmax(Function):
         wide_g = widened(g)
         return ((wide_g - xp.exp(widened(self.out)) * wide_g.sum(axis=self.axis, keepdims=True)).astype(
             g.dtype, copy=False),)
-
-
-def log_softmax_values(xp, x, axis, kernel_axis_last=None):
-    """``x - logsumexp(x)`` along ``axis`` of a non-empty array, float16 rounded where PyTorch's CPU kernel is:
-    its last-axis kernel keeps the sum of exponentials and its log in float16, its other-axis one in float32
-    (``kernel_axis_last``: which PyTorch's takes, where ``x`` is a rearranged copy; None: whether ``axis`` is)."""
-    wide = widened(x)
-    last = kernel_axis_last
-    if last is None:  # (axis None: every element as one flat row, as a 0-d array's one element)
-        last = axis is None or x.ndim == 0 or axis % x.ndim == x.ndim - 1
-    narrow = wide is not x and last
-    with _quiet(xp):  # (a row whose maximum is infinite: NaN, as PyTorch's, without numpy's warning)
-        shifted = wide - wide.max(axis=axis, keepdims=True)
-        total = xp.exp(shifted).sum(axis=axis, keepdims=True)
-        log_total = _through(xp.log(_through(total, x.dtype)), x.dtype) if narrow else xp.log(total)
-    return (shifted - log_total).astype(x.dtype, copy=False)
-
-
-def _through(a, dtype):
-    """``a`` rounded to ``dtype`` and back to its own dtype."""
-    return a.astype(dtype).astype(a.dtype)
 
 
 class Dropout(Function):

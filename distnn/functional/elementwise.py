@@ -18,7 +18,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from . import _elementwise_common as _common, elementwise_choice as _choice, matrix_multiply as _matrix_multiply
-from ._elementwise_common import _check_broadcast, _quiet
+from ._elementwise_common import _check_broadcast, _quiet, float_input  # noqa: F401 - (importable from here too)
 from .out_common import unary_into_out as _unary_out
 from .copy_ops import Cast, Clone, ToDevice, integer_cast
 from .elementwise_choice import Clip, Maximum, Minimum, Where, clamp, clamp_node, clip, maximum, minimum, where
@@ -370,18 +370,6 @@ def pow(a, b):  # noqa: A001 - numpy/torch name
 
 def neg(a):
     return Neg.apply(a)
-
-
-def float_input(a):
-    """PyTorch's rule for a float-valued function of integers or booleans: computed in the default float
-    dtype (float32; numpy's would be float64). An integer tensor cannot require grad: its array is used."""
-    raw = a.data if isinstance(a, Tensor) else a
-    dtype = getattr(raw, "dtype", None)
-    if dtype is not None and dtype.kind in "biu":
-        from distnn.backend import default_dtype
-
-        return raw.astype(default_dtype())
-    return a
 
 
 def exp(a, *, out=None):
