@@ -120,8 +120,16 @@ def _arithmetic(t, data, ufunc, args, kwargs):
             return None
     if _grad_state.enabled and t.requires_grad:
         return None
-    if alpha != 1:  # (as alpha_scaled: the operand times alpha, a Python number's in Python)
-        operand = operand * alpha
+    if alpha != 1:
+        if type(operand) is np.ndarray and data.dtype == np.float32 and type(alpha) in (int, float):
+            # (PyTorch's one rounding: see distnn.functional.scaled_sum)
+            from distnn.functional.scaled_sum import fused_scaled_sum
+
+            _before_inplace_write(t)
+            data[...] = fused_scaled_sum(data, operand, alpha if ufunc is np.add else -alpha)
+            t._bump_version()
+            return t
+        operand = operand * alpha  # (as alpha_scaled: the operand times alpha, a Python number's in Python)
     _before_inplace_write(t)
     ufunc(data, operand, out=data)  # (direct() has set numpy's silence: x / 0, overflow... as the general path)
     t._bump_version()

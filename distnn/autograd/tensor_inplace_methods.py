@@ -209,6 +209,10 @@ def alpha_scaled(input, other, alpha):  # noqa: A002
 
 
 def _add(self, other, *, alpha=1):
+    if alpha != 1 and _fused(self, other, alpha):
+        from distnn.functional.scaled_sum import AddScaled
+
+        return AddScaled.apply(self, other, alpha=alpha)
     return self + alpha_scaled(self, _densified(other, alpha), alpha)
 
 
@@ -216,7 +220,20 @@ def _sub(self, other, *, alpha=1):
     from .dtype_rules import refuse_bool_subtraction
 
     refuse_bool_subtraction(self, other, arrays=True)
+    if alpha != 1 and _fused(self, other, alpha):
+        from distnn.functional.scaled_sum import SubScaled
+
+        return SubScaled.apply(self, other, alpha=alpha)
     return self - alpha_scaled(self, _densified(other, alpha), alpha)
+
+
+def _fused(self, other, alpha) -> bool:
+    """Whether ``self +- alpha * other`` is PyTorch's single rounding (float32 tensors: see scaled_sum)."""
+    from distnn.functional.scaled_sum import fused_applies
+
+    from .tensor import Tensor
+
+    return isinstance(other, Tensor) and fused_applies(self.data, other.data, alpha)
 
 
 def _densified(other, alpha):

@@ -61,12 +61,11 @@ class TensorOperators:
         return E.ReciprocalScaled.apply(t, c=c)  # (PyTorch's way: its backward reads no tensor of the caller's)
 
     def __pow__(self, o):
-        a, b = _operands(self, o)
-        return (E.Pow if isinstance(b, Tensor) else E.PowConstant).apply(a, b)
+        op, a, b = _pow_call(self, o)  # (bool operands take PyTorch's rules: see bool_pow)
+        return op.apply(a, b)
 
     def __rpow__(self, o):
-        t, c = _with_constant(self, o)
-        return E.NumberPow.apply(c, t)
+        return E.NumberPow.apply(*reversed(_rpow_operands(self, o)))  # (the number base first)
 
     def __matmul__(self, o):
         if type(o) is _sparse_type:  # dense @ sparse is dense, as PyTorch's
@@ -374,7 +373,7 @@ def _bind_late() -> None:
     at its end, once Tensor exists)."""
     global Tensor, E, R, S, A, VS, _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
     global _note_index_versions, refuse_bool_subtraction, refuse_bool_clamp, _clamp_bounds, _one_bound_call
-    global _clamp_call
+    global _clamp_call, _pow_call, _rpow_operands
     global _functional_clamp_min, _functional_clamp_max
     global check_writable, write_index, write_result, wrap_dim, _before_inplace_write, deferring
     global setitem_index, silently_discarding
@@ -384,6 +383,7 @@ def _bind_late() -> None:
     from .setitem_rules import setitem_index
     from .dtype_rules import _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
     from .dtype_rules import refuse_bool_subtraction
+    from .bool_pow import pow_call as _pow_call, rpow_operands as _rpow_operands
     from distnn.functional import elementwise as E
     from distnn.functional.clamp_arguments import clamp_bounds as _clamp_bounds
     from distnn.functional.clamp_arguments import clamp_call as _clamp_call
