@@ -1,0 +1,118 @@
+"""``torch.matmul(a, b, out=t)``: the product written into ``out``, with PyTorch 2.13's rules, in its order.
+
+1. the parser: ``out`` must be a Tensor (``matmul(): argument 'out' must be Tensor, not list``);
+2. autograd: no ``out=`` while grad mode is on and an argument, ``out`` included, requires grad;
+3. the shape checks of the kernel that each case runs (distnn's own ``matmul`` refusals), then ``out``'s dtype.
+   PyTorch's matrix kernels cast nothing: ``out`` must have the inputs' dtype, and each kernel words the refusal
+   its own way:
+
+   * vector . vector (``dot``): ``result dtype Double does not match input dtype Float``, checked *before* the
+     lengths are;
+   * matrix (or batch) @ vector (``addmv``): ``addmv input tensors must have the same dtype, but got Double, Float, and
+     Float`` (out's, then the inputs');
+   * the rest (``mm``/``bmm``): ``Expected out tensor to have dtype float, but got double instead``, in C++'s
+     type names.
+
+   Inputs of two dtypes are refused before the shapes are checked, each case in its kernel's words and order
+   (``out`` against the first input's dtype, or the second's where PyTorch broadcasts into ``bmm``, then the
+   inputs against each other);
+4. an ``out`` whose elements share memory (an expanded tensor) is refused; an ``out`` that is an input is fine
+   (the product is computed before it is written);
+5. the write (:mod:`.out_write`): ``out`` resized to the result's shape when it differs, with PyTorch's warning
+   when it had elements. vector @ matrix is run by PyTorch as a (1, n) matrix product squeezed back, so ``out``
+   warns unless it is empty or (1, n), even when it already has the result's shape (n,), and names [1, n].
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from distnn.autograd.grad_mode import no_grad
+from distnn.autograd.mutation_guard import will_write
+from distnn.autograd.tensor import Tensor
+from distnn.autograd.tensor_inplace_methods import torch_dtype_name
+from distnn.autograd.tensor_storage import _contiguous_strides, resize_storage
+
+from .clamp_out import refuse_grad_with_out
+from .out_common import check_out_argument
+from .out_overlap import check_out_overlap
+from .out_write import warn_resized, write_into_out, write_resized
+
+__all__ = ["matmul_into_out"]
+
+# (the names C++'s typeid gives the scalar types, which ``mm``'s and ``bmm``'s refusal prints)
+_CPP_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+              "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
+              "uint8": "unsigned char", "bool": "bool", "complex64": "c10::complex<float>",
+              "complex128": "c10::complex<double>"}
+
+
+def _cpp_name(dtype) -> str:
+    name = np.dtype(dtype).name
+    return _CPP_NAMES.get(name, name)
+
+
+def matmul_into_out(compute, a, b, out) -> Tensor:
+    """``compute(a, b)`` (distnn's ``matmul``, run without recording) written into ``out``, which is returned
+    (see the module docstring for the rules)."""
+    check_out_argument("matmul", out)
+    refuse_grad_with_out("matmul", out, a, b)
+    a_dims, b_dims = getattr(a, "ndim", None), getattr(b, "ndim", None)
+    mixed = getattr(a, "dtype", None) != getattr(b, "dtype", None)
+    if a_dims == 1 and b_dims == 1 or mixed:  # (dot's check, and any mixed product's, come before the shapes')
+        _refuse_dtype(a, b, out)
+    with no_grad():
+        result = compute(a, b)
+    _refuse_dtype(a, b, out)
+    check_out_overlap(out)  # (out's own overlap only: the product is computed before out is written)
+    if a_dims == 1 and b_dims == 2:
+        return _write_vector_matrix(out, result)
+    write_into_out(out, result.data)
+    return out
+
+
+def _refuse_dtype(a, b, out) -> None:
+    """The refusal, worded as the kernel of the case (and of the check it fails) words it, of an ``out`` not of
+    the inputs' dtype, or of inputs of two dtypes."""
+    a_dims, b_dims, mixed = a.ndim, b.ndim, a.dtype != b.dtype
+    if a_dims >= 2 and b_dims == 1:  # (addmv; a 2-D mv of mixed inputs names b's dtype where out's would be)
+        if not out.dtype == a.dtype == b.dtype:
+            first = b.dtype if mixed and a_dims == 2 else out.dtype
+            raise RuntimeError(f"addmv input tensors must have the same dtype, but got {torch_dtype_name(first)}, "
+                               f"{torch_dtype_name(a.dtype)}, and {torch_dtype_name(b.dtype)}")
+    elif a_dims == 1 and b_dims == 1:  # (dot)
+        if out.dtype != a.dtype:
+            raise RuntimeError(f"result dtype {torch_dtype_name(out.dtype)} does not match input dtype "
+                               f"{torch_dtype_name(a.dtype)}")
+        if mixed:
+            raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
+                               f"{torch_dtype_name(a.dtype)} and {torch_dtype_name(b.dtype)}")
+    elif b_dims >= 3:  # (bmm of the broadcast operands: out checked against the second's dtype)
+        if out.dtype != b.dtype:
+            raise _expected_out(b.dtype, out.dtype)
+        if mixed:
+            raise RuntimeError(f"expected scalar type {torch_dtype_name(a.dtype)} but found "
+                               f"{torch_dtype_name(b.dtype)}")
+    else:  # (mm, a batch folded into one mm included)
+        if out.dtype != a.dtype:
+            raise _expected_out(a.dtype, out.dtype)
+        if mixed:
+            raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {_cpp_name(a.dtype)} != "
+                               f"{_cpp_name(b.dtype)}")
+
+
+def _expected_out(dtype, out_dtype) -> RuntimeError:
+    return RuntimeError(f"Expected out tensor to have dtype {_cpp_name(dtype)}, but got {_cpp_name(out_dtype)} "
+                        "instead")
+
+
+def _write_vector_matrix(out, result) -> Tensor:
+    """vector @ matrix written as PyTorch's: ``out`` taken to (1, n) (warning unless empty or (1, n) already),
+    then squeezed to (n,), silently."""
+    row = (1, *result.shape)
+    if tuple(out.shape) != row:
+        warn_resized(out, row)
+    will_write(out)
+    shape = tuple(result.shape)
+    moved_from = None if tuple(out.shape) == shape else resize_storage(out, shape, _contiguous_strides(shape))
+    write_resized(out, result.data, moved_from)
+    return out
