@@ -66,13 +66,14 @@ def _t(L, x, dtype):
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("in_dtype", ["float32", "float64", "int64"])
 @pytest.mark.parametrize("out_dtype", DTYPES)
-def test_dtype_rules_and_values(case, in_dtype, out_dtype):
+@pytest.mark.parametrize("out_shape", ["right", "empty"])
+def test_dtype_rules_and_values(case, in_dtype, out_dtype, out_shape):
     """``out`` of the inputs' dtype takes the product (bitwise as torch's); any other dtype is refused in the
-    wording of the case's kernel."""
+    wording of the case's kernel (which, for a 2-D mv, depends on whether ``out`` has the result's shape)."""
     x, y = _operands(case, [list(CASES).index(case), len(in_dtype), DTYPES.index(out_dtype)])
 
     def run(L):
-        out = L.empty(RESULT[case], dtype=getattr(L, out_dtype))
+        out = L.empty(RESULT[case] if out_shape == "right" else (0,), dtype=getattr(L, out_dtype))
         return L.matmul(_t(L, x, in_dtype), _t(L, y, in_dtype), out=out), out
 
     expected, got = _outcome(run)
@@ -210,3 +211,63 @@ def test_view_out_writes_its_base():
 
     expected, got = _outcome(run)
     assert got == expected
+
+
+@pytest.mark.parametrize("in_dtypes", [("float32", "float32"), ("float64", "float32")], ids=str)
+@pytest.mark.parametrize("out_dtype", ["float64", "float16"])
+def test_batch_times_vector_resizes_out_before_refusing(in_dtypes, out_dtype):
+    """A batch @ vector refused for its dtypes has resized ``out`` (with the warning) first, as PyTorch's."""
+    x, y = _operands("batch mv", 9)
+    seen = []
+    for L in (torch, distnn):
+        out = L.zeros(7, dtype=getattr(L, out_dtype))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(RuntimeError) as error:
+                L.matmul(_t(L, x, in_dtypes[0]), _t(L, y, in_dtypes[1]), out=out)
+        seen.append((str(error.value), tuple(out.shape), [str(w.message).split(" (Triggered")[0] for w in caught]))
+    assert seen[1] == seen[0] and seen[0][1] == (4, 2) and len(seen[0][2]) == 1
+
+
+NAMED = {"dot": ((3,), (3,), ()), "mv": ((2, 3), (3,), (2,)), "mm": ((2, 3), (3, 4), (2, 4)),
+         "bmm": ((5, 2, 3), (5, 3, 4), (5, 2, 4))}
+
+
+def _named_operands(op, seed, a_dtype="float32", b_dtype="float32"):
+    rng = np.random.default_rng(seed)
+    a_shape, b_shape, _ = NAMED[op]
+    x, y = rng.integers(-4, 5, a_shape).astype(np.float64), rng.integers(-4, 5, b_shape).astype(np.float64)
+    return lambda L: (_t(L, x, a_dtype), _t(L, y, b_dtype))
+
+
+@pytest.mark.parametrize("op", list(NAMED))
+@pytest.mark.parametrize("a_dtype,b_dtype", [("float32", "float32"), ("float64", "float64"), ("int64", "int64"),
+                                             ("float64", "float32")], ids=str)
+@pytest.mark.parametrize("out_dtype", ["float16", "float32", "float64", "int64"])
+@pytest.mark.parametrize("out_shape", ["right", "empty", "seven"])
+def test_named_products(op, a_dtype, b_dtype, out_dtype, out_shape):
+    """``dot``, ``mv``, ``mm``, ``bmm`` with ``out=``: values, ``out`` returned, the resize and its warning, and
+    each one's dtype refusals (mixed inputs included), as PyTorch's."""
+    operands = _named_operands(op, [len(op), len(a_dtype), len(out_dtype), len(out_shape)], a_dtype, b_dtype)
+    shape = {"right": NAMED[op][2], "empty": (0,), "seven": (7,)}[out_shape]
+
+    def run(L):
+        out = L.zeros(shape, dtype=getattr(L, out_dtype))
+        return getattr(L, op)(*operands(L), out=out), out
+
+    expected, got = _outcome(run)
+    assert got == expected
+
+
+@pytest.mark.parametrize("op", list(NAMED))
+def test_named_refusals_of_grad_and_of_a_non_tensor_out(op):
+    operands = _named_operands(op, 8)
+
+    def with_grad(L):
+        a, b = operands(L)
+        return getattr(L, op)(a.requires_grad_(), b, out=L.empty(NAMED[op][2])), None
+
+    expected, got = _outcome(with_grad)
+    assert got == expected and got[0] == "error"
+    expected, got = _outcome(lambda L: (getattr(L, op)(*operands(L), out=[1]), None))
+    assert got == expected and got[1] == "TypeError"

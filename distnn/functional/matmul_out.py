@@ -1,4 +1,5 @@
-"""``torch.matmul(a, b, out=t)``: the product written into ``out``, with PyTorch 2.13's rules, in its order.
+"""``torch.matmul(a, b, out=t)`` (and ``mm``, ``bmm``, ``dot``, ``mv``, which are its cases run alone): the
+product written into ``out``, with PyTorch 2.13's rules, in its order.
 
 1. the parser: ``out`` must be a Tensor (``matmul(): argument 'out' must be Tensor, not list``);
 2. autograd: no ``out=`` while grad mode is on and an argument, ``out`` included, requires grad;
@@ -8,8 +9,10 @@
 
    * vector . vector (``dot``): ``result dtype Double does not match input dtype Float``, checked *before* the
      lengths are;
-   * matrix (or batch) @ vector (``addmv``): ``addmv input tensors must have the same dtype, but got Double, Float, and
-     Float`` (out's, then the inputs');
+   * matrix (or batch) @ vector (``addmv``): ``addmv input tensors must have the same dtype, but got Double,
+     Float, and Float`` (out's, then the inputs'; a 2-D one into an ``out`` of another shape words it otherwise).
+     A batch @ vector is folded into one mv into ``out`` viewed as a matrix, so ``out`` is resized (and warns)
+     before any of these checks, as PyTorch's;
    * the rest (``mm``/``bmm``): ``Expected out tensor to have dtype float, but got double instead``, in C++'s
      type names.
 
@@ -35,7 +38,7 @@ from distnn.autograd.tensor_storage import _contiguous_strides, resize_storage
 from .clamp_out import refuse_grad_with_out
 from .out_common import check_out_argument
 from .out_overlap import check_out_overlap
-from .out_write import warn_resized, write_into_out, write_resized
+from .out_write import resize_out, warn_resized, write_into_out, write_resized
 
 __all__ = ["matmul_into_out"]
 
@@ -51,14 +54,24 @@ def _cpp_name(dtype) -> str:
     return _CPP_NAMES.get(name, name)
 
 
-def matmul_into_out(compute, a, b, out) -> Tensor:
-    """``compute(a, b)`` (distnn's ``matmul``, run without recording) written into ``out``, which is returned
-    (see the module docstring for the rules)."""
-    check_out_argument("matmul", out)
-    refuse_grad_with_out("matmul", out, a, b)
+# (the dims each named op takes: only there is a mixed-dtype refusal ahead of the op's own checks)
+_DIMS = {"dot": (1, 1), "mv": (2, 1), "mm": (2, 2), "bmm": (3, 3)}
+
+
+def matmul_into_out(compute, a, b, out, name: str = "matmul") -> Tensor:
+    """``compute(a, b)`` (distnn's ``matmul``, ``mm``, ``bmm``, ``dot`` or ``mv``: ``name``, run without
+    recording) written into ``out``, which is returned (see the module docstring for the rules)."""
+    _check_out_argument(name, out)
+    refuse_grad_with_out(name, out, a, b)
     a_dims, b_dims = getattr(a, "ndim", None), getattr(b, "ndim", None)
     mixed = getattr(a, "dtype", None) != getattr(b, "dtype", None)
-    if a_dims == 1 and b_dims == 1 or mixed:  # (dot's check, and any mixed product's, come before the shapes')
+    folded_mv = name == "matmul" and a_dims is not None and a_dims >= 3 and b_dims == 1
+    moved_from = None
+    if folded_mv:  # (resized before anything is checked: PyTorch's folded mv, the refusals after)
+        will_write(out)
+        moved_from = resize_out(out, tuple(a.shape[:-1]))
+    dims_taken = _DIMS.get(name, (a_dims, b_dims)) == (a_dims, b_dims) and a_dims and b_dims
+    if dims_taken and (a_dims == 1 and b_dims == 1 or mixed):  # (dot's, and a mixed product's, before the shapes)
         _refuse_dtype(a, b, out)
     with no_grad():
         result = compute(a, b)
@@ -66,17 +79,34 @@ def matmul_into_out(compute, a, b, out) -> Tensor:
     check_out_overlap(out)  # (out's own overlap only: the product is computed before out is written)
     if a_dims == 1 and b_dims == 2:
         return _write_vector_matrix(out, result)
+    if folded_mv:
+        write_resized(out, result.data, moved_from)
+        return out
     write_into_out(out, result.data)
     return out
+
+
+def _check_out_argument(name, out) -> None:
+    """The parser's refusal of an ``out`` that is not a Tensor (``mm`` and ``bmm`` have two overloads, and word it
+    as a failed match of both)."""
+    if name in ("mm", "bmm") and not isinstance(out, Tensor):
+        raise TypeError(f"{name}() received an invalid combination of arguments - got (Tensor, Tensor, "
+                        f"out={type(out).__name__}), but expected one of:\n"
+                        " * (Tensor input, Tensor mat2, *, Tensor out = None)\n"
+                        " * (Tensor input, Tensor mat2, torch.dtype out_dtype, *, Tensor out = None)\n")
+    check_out_argument(name, out)
 
 
 def _refuse_dtype(a, b, out) -> None:
     """The refusal, worded as the kernel of the case (and of the check it fails) words it, of an ``out`` not of
     the inputs' dtype, or of inputs of two dtypes."""
     a_dims, b_dims, mixed = a.ndim, b.ndim, a.dtype != b.dtype
-    if a_dims >= 2 and b_dims == 1:  # (addmv; a 2-D mv of mixed inputs names b's dtype where out's would be)
+    if a_dims >= 2 and b_dims == 1:  # (addmv, but see _mv_into_a_fresh_result)
         if not out.dtype == a.dtype == b.dtype:
-            first = b.dtype if mixed and a_dims == 2 else out.dtype
+            fresh = _mv_into_a_fresh_result(a, out)
+            if fresh and not mixed:
+                raise _expected_out(a.dtype, out.dtype)
+            first = b.dtype if fresh else out.dtype
             raise RuntimeError(f"addmv input tensors must have the same dtype, but got {torch_dtype_name(first)}, "
                                f"{torch_dtype_name(a.dtype)}, and {torch_dtype_name(b.dtype)}")
     elif a_dims == 1 and b_dims == 1:  # (dot)
@@ -98,6 +128,13 @@ def _refuse_dtype(a, b, out) -> None:
         if mixed:
             raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {_cpp_name(a.dtype)} != "
                                f"{_cpp_name(b.dtype)}")
+
+
+def _mv_into_a_fresh_result(a, out) -> bool:
+    """Whether PyTorch's 2-D mv runs into a fresh result (then copied into ``out``): where ``out`` has not the
+    result's shape. Its refusal then names that result's dtype (the vector's) first, and an ``out`` of the wrong
+    dtype alone is refused in ``mm``'s words."""
+    return a.ndim == 2 and tuple(out.shape) != (a.shape[0],)
 
 
 def _expected_out(dtype, out_dtype) -> RuntimeError:
