@@ -161,6 +161,7 @@ def test_shape_check_before_or_after_dtype(shapes, out_dtype):
     expected, got = _outcome(lambda L: (L.matmul(_t(L, x, "float32"), _t(L, y, "float32"),
                                                  out=L.empty(0, dtype=getattr(L, out_dtype))), None))
     assert got[0] == expected[0] == "error"
+    assert got[1] == expected[1] or (got[1], expected[1]) == ("ValueError", "RuntimeError")
     dtype_refusal = ("dtype" in expected[2], "dtype" in got[2])
     assert dtype_refusal[0] == dtype_refusal[1]
 
@@ -271,3 +272,17 @@ def test_named_refusals_of_grad_and_of_a_non_tensor_out(op):
     assert got == expected and got[0] == "error"
     expected, got = _outcome(lambda L: (getattr(L, op)(*operands(L), out=[1]), None))
     assert got == expected and got[1] == "TypeError"
+
+
+@pytest.mark.parametrize("op", ["matmul", "mm"])
+def test_out_is_not_autocast(op):
+    """Under autocast the ``out=`` forms are not in the float16 list: the product stays in the inputs' dtype."""
+    x, y = _operands("mm", 10)
+
+    def run(L):
+        out = L.empty(0)
+        with L.autocast("cpu", dtype=L.float16):
+            return getattr(L, op)(_t(L, x, "float32"), _t(L, y, "float32"), out=out), out
+
+    expected, got = _outcome(run)
+    assert got == expected and got[1][0] == "float32"
