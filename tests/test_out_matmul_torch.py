@@ -286,3 +286,17 @@ def test_out_is_not_autocast(op):
 
     expected, got = _outcome(run)
     assert got == expected and got[1][0] == "float32"
+
+
+@pytest.mark.parametrize("op", ["matmul", *NAMED])
+def test_operands_must_be_tensors(op):
+    shapes = NAMED.get(op, NAMED["mm"])
+
+    def run(L, first):
+        a, b = np.ones(shapes[0]), L.ones(shapes[1])
+        a, b = (a, b) if first else (L.tensor(a), b.numpy())
+        return getattr(L, op)(a, b, out=L.empty(0)), None
+
+    for first in (True, False):
+        expected, got = _outcome(lambda L: run(L, first))
+        assert got == expected and got[1] == "TypeError"

@@ -54,6 +54,7 @@ def _cpp_name(dtype) -> str:
     return _CPP_NAMES.get(name, name)
 
 
+_ARGUMENT_NAMES = {"matmul": ("input", "other"), "dot": ("input", "tensor"), "mv": ("input", "vec")}
 # (the dims each named op takes: only there is a mixed-dtype refusal ahead of the op's own checks)
 _DIMS = {"dot": (1, 1), "mv": (2, 1), "mm": (2, 2), "bmm": (3, 3)}
 
@@ -61,7 +62,7 @@ _DIMS = {"dot": (1, 1), "mv": (2, 1), "mm": (2, 2), "bmm": (3, 3)}
 def matmul_into_out(compute, a, b, out, name: str = "matmul") -> Tensor:
     """``compute(a, b)`` (distnn's ``matmul``, ``mm``, ``bmm``, ``dot`` or ``mv``: ``name``, run without
     recording) written into ``out``, which is returned (see the module docstring for the rules)."""
-    _check_out_argument(name, out)
+    _parse(name, a, b, out)
     refuse_grad_with_out(name, out, a, b)
     a_dims, b_dims = getattr(a, "ndim", None), getattr(b, "ndim", None)
     mixed = getattr(a, "dtype", None) != getattr(b, "dtype", None)
@@ -86,14 +87,27 @@ def matmul_into_out(compute, a, b, out, name: str = "matmul") -> Tensor:
     return out
 
 
-def _check_out_argument(name, out) -> None:
-    """The parser's refusal of an ``out`` that is not a Tensor (``mm`` and ``bmm`` have two overloads, and word it
-    as a failed match of both)."""
-    if name in ("mm", "bmm") and not isinstance(out, Tensor):
-        raise TypeError(f"{name}() received an invalid combination of arguments - got (Tensor, Tensor, "
-                        f"out={type(out).__name__}), but expected one of:\n"
-                        " * (Tensor input, Tensor mat2, *, Tensor out = None)\n"
-                        " * (Tensor input, Tensor mat2, torch.dtype out_dtype, *, Tensor out = None)\n")
+def _type_name(value) -> str:
+    """A type as PyTorch's parser names it: builtins bare, others with their module (``numpy.ndarray``)."""
+    kind = type(value)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _parse(name, a, b, out) -> None:
+    """The parser's refusals of an operand or ``out`` that is not a Tensor: ``mm`` and ``bmm`` have two overloads,
+    and word it as a failed match of both; the others name the first argument that is not."""
+    if name in ("mm", "bmm"):
+        if not all(isinstance(x, Tensor) for x in (a, b, out)):
+            got = ", ".join("Tensor" if isinstance(x, Tensor) else _type_name(x) for x in (a, b))
+            raise TypeError(f"{name}() received an invalid combination of arguments - got ({got}, "
+                            f"out={'Tensor' if isinstance(out, Tensor) else _type_name(out)}), but expected one "
+                            "of:\n * (Tensor input, Tensor mat2, *, Tensor out = None)\n"
+                            " * (Tensor input, Tensor mat2, torch.dtype out_dtype, *, Tensor out = None)\n")
+        return
+    for position, (argument, argument_name) in enumerate(zip((a, b), _ARGUMENT_NAMES[name])):
+        if not isinstance(argument, Tensor):
+            raise TypeError(f"{name}(): argument '{argument_name}' (position {position + 1}) must be Tensor, not "
+                            f"{_type_name(argument)}")
     check_out_argument(name, out)
 
 
