@@ -139,8 +139,13 @@ def einsum(equation, *operands):
     return _einsum_class(len(operands)).apply(*operands, terms=terms, rhs=rhs)
 
 
-def bmm(input, mat2):  # noqa: A002
-    """``torch.bmm``: batched matrix product of (b, n, m) and (b, m, p) tensors, no broadcasting."""
+def bmm(input, mat2, *, out=None):  # noqa: A002
+    """``torch.bmm``: batched matrix product of (b, n, m) and (b, m, p) tensors, no broadcasting; ``out``:
+    PyTorch's rules (:mod:`.matmul_out`)."""
+    if out is not None:
+        from .matmul_out import matmul_into_out
+
+        return matmul_into_out(bmm, input, mat2, out, name="bmm")
     a, b = unwrap(input), unwrap(mat2)
     if a.ndim != 3 or b.ndim != 3:
         raise ValueError(f"bmm: both operands must be 3-D (batch, rows, cols), got shapes {tuple(a.shape)} and "

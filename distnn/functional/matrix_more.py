@@ -35,8 +35,12 @@ def outer(input, vec2):  # noqa: A002
 ger = outer
 
 
-def dot(input, other):  # noqa: A002
+def dot(input, other, *, out=None):  # noqa: A002
     """``torch.dot``: the inner product of two vectors of one length and dtype (0-d)."""
+    if out is not None:  # (PyTorch's rules: :mod:`.matmul_out`)
+        from .matmul_out import matmul_into_out
+
+        return matmul_into_out(dot, input, other, out, name="dot")
     a, b = as_tensor(input), as_tensor(other)
     if a.ndim != 1 or b.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
@@ -66,9 +70,15 @@ def inner(input, other):  # noqa: A002
     return tensordot(a, b, dims=([a.ndim - 1], [b.ndim - 1]))
 
 
-def mm(input, mat2):  # noqa: A002
+def mm(input, mat2, *, out=None):  # noqa: A002
     """``torch.mm``: the product of two matrices (no broadcasting); a sparse COO operand as
     :func:`distnn.sparse.products.mm`'s (``sparse @ sparse`` sparse, otherwise dense)."""
+    if out is not None:  # (PyTorch's rules: :mod:`.matmul_out`)
+        from .matmul_out import matmul_into_out
+
+        if _sparse_operand(input, mat2):
+            raise NotImplementedError("mm(): out= with a sparse operand is not supported by distnn")
+        return matmul_into_out(mm, input, mat2, out, name="mm")
     if _sparse_operand(input, mat2):
         from distnn.sparse.products import mm as sparse_mm
 
@@ -90,8 +100,12 @@ def _sparse_operand(*xs) -> bool:
     return any(type(x) is tensor_operators._sparse_type for x in xs)
 
 
-def mv(input, vec):  # noqa: A002
+def mv(input, vec, *, out=None):  # noqa: A002
     """``torch.mv``: a matrix times a vector."""
+    if out is not None:  # (PyTorch's rules: :mod:`.matmul_out`)
+        from .matmul_out import matmul_into_out
+
+        return matmul_into_out(mv, input, vec, out, name="mv")
     a, v = as_tensor(input), as_tensor(vec)
     if a.ndim != 2 or v.ndim != 1:
         raise RuntimeError(f"vector + matrix @ vector expected, got {a.ndim}, {v.ndim}")

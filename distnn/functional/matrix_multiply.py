@@ -103,7 +103,13 @@ class Bmm(MatMul):
 
     torch_name, torch_name_of_call = "BmmBackward0", None
 
-def matmul(a, b):
+def matmul(a, b, *, out=None):
+    """``torch.matmul``: the matrix product with numpy's 1-D promotion and batch broadcasting; ``out``: PyTorch's
+    rules (:mod:`.matmul_out`)."""
+    if out is not None:
+        from .matmul_out import matmul_into_out
+
+        return matmul_into_out(matmul, a, b, out)
     from distnn.autograd import tensor_operators
 
     sparse = tensor_operators._sparse_type
