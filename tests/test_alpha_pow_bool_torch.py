@@ -34,6 +34,15 @@ SHAPES = [((1000,), (1000,)), ((7,), (7,)), ((), (33,)), ((5, 33), (33,)), ((4, 
 ALPHAS = [3, -2, 0.1, 2.5, 1e30, 0]
 
 
+@pytest.mark.parametrize("alpha", [3, 0.1, -7.25])
+def test_float32_subtract_is_sub_bitwise(alpha):
+    """``subtract`` (torch.sub's other name) takes sub's single rounding too."""
+    rng = np.random.default_rng(13)
+    a, b = _draw(rng, (1000,)), _draw(rng, (1000,))
+    want = torch.subtract(torch.from_numpy(a), torch.from_numpy(b), alpha=alpha).numpy()
+    _same_bits(distnn.subtract(distnn.tensor(a), distnn.tensor(b), alpha=alpha).data, want)
+
+
 @pytest.mark.parametrize("op", ["add", "sub"])
 @pytest.mark.parametrize("alpha", ALPHAS)
 @pytest.mark.parametrize("shapes", SHAPES)

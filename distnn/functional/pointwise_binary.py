@@ -229,19 +229,14 @@ def multiply(input, other, *, out=None):  # noqa: A002
 def subtract(input, other, *, alpha=1, out=None):  # noqa: A002
     """``torch.subtract`` (``torch.sub``): ``input - alpha * other``; ``out``: PyTorch's rules
     (:mod:`.out_common`)."""
-    from distnn.autograd.dtype_rules import refuse_bool_subtraction
-    from distnn.autograd.tensor_inplace_methods import alpha_scaled
-
-    from .elementwise import sub
+    from .method_forms import sub
 
     if out is not None:
         from .out_common import pointwise_into_out
 
         return pointwise_into_out("subtract", lambda a, b: subtract(a, b, alpha=alpha), out, input, other,
                                   grad_name="sub")
-
-    refuse_bool_subtraction(input, other, arrays=True)
-    return sub(input, alpha_scaled(input, other, alpha))
+    return sub(input, other, alpha=alpha)  # (torch.sub's path: a bool operand refused, alpha's single rounding)
 
 
 def logaddexp(input, other):  # noqa: A002
