@@ -26,8 +26,9 @@ exit "${FAKE_SBATCH_STATUS:-0}"
 """
 
 
-@pytest.fixture
-def env(tmp_path):
+def install_fake_sbatch(tmp_path):
+    """A fake ``sbatch`` (FAKE_SBATCH) in a new folder: (a PATH with that folder first, the folder its records
+    go to, for FAKE_SBATCH_DIR)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "sbatch"
@@ -35,7 +36,13 @@ def env(tmp_path):
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     record = tmp_path / "sbatch-record"
     record.mkdir()
-    e = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", FAKE_SBATCH_DIR=str(record),
+    return f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", str(record)
+
+
+@pytest.fixture
+def env(tmp_path):
+    path, record = install_fake_sbatch(tmp_path)
+    e = dict(os.environ, PATH=path, FAKE_SBATCH_DIR=record,
              DISTNN_PYTHON=sys.executable, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     for name in ("DISTNN_OUT", "DISTNN_ROOT", "SLURM_NTASKS", "PMI_RANK", "PMI_SIZE"):
         e.pop(name, None)

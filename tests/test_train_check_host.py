@@ -5,7 +5,6 @@ does; what is wrong everywhere stays refused with the line a check with the data
 still refuses a GPU it does not have; ``slurm/submit.sh`` queues the first and refuses the last."""
 import os
 import shutil
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +13,9 @@ import numpy as np
 import pytest
 
 from distnn.backend import gpu_available
+from test_slurm_submit import _sbatch_args as _queued, _submit, install_fake_sbatch
 
 REPO = Path(__file__).resolve().parents[1]
-SUBMIT = REPO / "slurm" / "submit.sh"
 TIMEOUT = 300
 NOTE = "not checked on this host: "
 WHEN = "(checked when the job starts)"
@@ -211,34 +210,12 @@ def test_per_rank_data_of_no_rank_here_passes_with_a_note(tmp_path, work):
 
 
 # ------------------------------------------------------------------------------------------ submit.sh
-FAKE_SBATCH = """#!/usr/bin/env bash
-printf '%s\\0' "$@" > "$FAKE_SBATCH_DIR/args"
-echo "Submitted batch job 42"
-"""
-
-
 @pytest.fixture
 def sbatch_env(tmp_path):
     if shutil.which("bash") is None:
         pytest.skip("submit.sh is a bash script")
-    bin_dir, record = tmp_path / "bin", tmp_path / "sbatch-record"
-    bin_dir.mkdir()
-    record.mkdir()
-    fake = bin_dir / "sbatch"
-    fake.write_text(FAKE_SBATCH)
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-    return _env(PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", FAKE_SBATCH_DIR=str(record),
-                DISTNN_PYTHON=sys.executable)
-
-
-def _submit(args, cwd, env):
-    return subprocess.run(["bash", str(SUBMIT), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=TIMEOUT)
-
-
-def _queued(env):
-    path = Path(env["FAKE_SBATCH_DIR"]) / "args"
-    return path.read_text().split("\0")[:-1] if path.exists() else None
+    path, record = install_fake_sbatch(tmp_path)
+    return _env(PATH=path, FAKE_SBATCH_DIR=record, DISTNN_PYTHON=sys.executable)
 
 
 @no_gpu_here
