@@ -8,6 +8,7 @@ a zero: NaN) or come back from it. Warnings are errors: PyTorch gives none.
 from __future__ import annotations
 
 import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -53,7 +54,7 @@ def draw(rng, shape, spread):
 @pytest.mark.parametrize("spread", [0.02, 0.3, 1.5, 4.0])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_float16_products_bitwise_as_torch(shape, spread):
-    rng = np.random.default_rng(abs(hash((shape, spread))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(repr((shape, spread)).encode()))
     dims = [None] + list(range(len(shape)))
     for _ in range(8):
         x = draw(rng, shape, spread)
