@@ -48,8 +48,16 @@ def _plain(value) -> bool:
 
 
 def keeps_something(node) -> bool:
-    """Whether ``node`` keeps anything for backward beyond plain metadata (module docstring)."""
+    """Whether ``node`` keeps anything for backward beyond plain metadata (module docstring). A class whose
+    attributes the generic test misjudges names them in ``torch_saved``: {attribute: whether PyTorch's node saves a
+    tensor for this value}, e.g. indexing's ``index``: a list (PyTorch's index tensor) keeps something, a
+    ``DiagonalView`` (offset and dims) does not."""
+    judged = node.torch_saved
     for k, v in node.__dict__.items():
+        if judged and k in judged:
+            if judged[k](v):
+                return True
+            continue
         if type(v) in _PLAIN_TYPES or k in _GRAPH_FIELDS or _plain(v):  # (the first test: most attributes)
             continue
         return True
