@@ -67,10 +67,12 @@ def keeps_something(node) -> bool:
 class Tail:
     """What the forward keeps of a region for its backward: its nodes that keep nothing (module docstring).
 
-    ``stop``: how many nodes the recomputation records before it stops (the position of the first node after the
-    last one that keeps something); ``early``: whether it stops there (early stop), or recomputes the whole
-    function. Either way a backward whose outputs have no node that keeps something behind them recomputes
-    nothing (:meth:`needed`), as PyTorch, which recomputes when the backward first unpacks a saved tensor.
+    ``saved``: the positions of the nodes that keep something (PyTorch's saved tensors, one per node here: what the
+    determinism check compares); ``stop``: how many nodes the recomputation records before it stops (the position
+    of the first node after the last one that keeps something: for the same ops, where PyTorch's has saved as many
+    tensors as its forward did); ``early``: whether it stops there (early stop), or recomputes the whole function. Either way a backward whose outputs have no node
+    that keeps something behind them recomputes nothing (:meth:`needed`), as PyTorch, which recomputes when the
+    backward first unpacks a saved tensor.
     """
 
     def __init__(self, nodes: list, outputs: dict, early: bool):
@@ -87,7 +89,8 @@ class Tail:
             inner.append(ks)
         self.outputs = {i: position[id(n)] for i, n in outputs.items()}
         keeps = [keeps_something(n) for n in nodes]
-        self.stop = max((k + 1 for k in range(len(nodes)) if keeps[k]), default=0)
+        self.saved = [k for k in range(len(nodes)) if keeps[k]]  # (the positions of the nodes that keep something)
+        self.stop = self.saved[-1] + 1 if self.saved else 0
         reached = set(self.outputs.values())  # (a node no output reaches is not kept: it may hold outside nodes)
         for k in range(len(nodes) - 1, -1, -1):
             if k in reached:
@@ -104,9 +107,10 @@ class Tail:
         self._count = len(nodes)
 
     def useful(self) -> bool:
-        """Whether keeping these nodes can save any recomputation: a tail to stop before, or an output with
-        nothing to recompute behind it."""
-        return (self.early and self.stop < self._count) or not all(self._needs.values())
+        """Whether keeping these nodes can save any recomputation: with early stop, always (a tail of ops, or only
+        the code after the last op that keeps something, is not run again), else an output with nothing to
+        recompute behind it."""
+        return self.early or not all(self._needs.values())
 
     def needed(self, indices) -> bool:
         """Whether the backward from the outputs ``indices`` needs any recomputed node."""

@@ -55,7 +55,7 @@ import warnings
 from distnn import random as _random
 from distnn.autograd import autocast_state as _autocast
 from distnn.autograd.grad_mode import is_grad_enabled, no_grad
-from distnn.autograd.early_stop import Tail
+from distnn.autograd.early_stop import Tail, keeps_something
 from distnn.autograd.recompute import Region, boundary, make_hub, make_output
 from distnn.autograd.tensor import Tensor
 from distnn.func import _pytree
@@ -267,6 +267,7 @@ class _Checkpoint:
                        for p in parents if isinstance(p, Tensor)]
         if not self.reentrant:  # (the nodes that keep nothing: early stop's tail; PyTorch's reentrant has none)
             tail = Tail(list(region.nodes.values()), {i: leaves[i]._node for i in mine}, self.early_stop)
+            self.saved_positions = tail.saved
             self.tail = tail if tail.useful() else None
         hub = make_hub(parents, shapes, len(leaves), self._precheck, self._recompute, self._check,
                        differentiable=not self.reentrant, tail=self.tail)
@@ -307,29 +308,40 @@ class _Checkpoint:
         return _outputs(out, self.reentrant)[0]
 
     def _check(self, region, outputs):
-        """Compare the recomputation with the forward; ``outputs`` None: it stopped early, at the tail."""
-        if self.reentrant and not any(isinstance(t, Tensor) and t.requires_grad for t in outputs):
-            raise RuntimeError("none of output has requires_grad=True, this checkpoint() is not necessary")
-        metas = self.metas if outputs is not None else self.metas[:len(region.metas)]
+        """Compare the recomputation with the forward, as PyTorch compares its saved tensors (here: the nodes that
+        keep something, by position among them); ``outputs`` None: it stopped early, at the tail. The counts are
+        checked whatever ``determinism_check`` (PyTorch's cannot go on either), the metadata under "default"."""
+        if self.reentrant:
+            if not any(isinstance(t, Tensor) and t.requires_grad for t in outputs):
+                raise RuntimeError("none of output has requires_grad=True, this checkpoint() is not necessary")
+            return
+        forward = self.saved_positions
+        if outputs is None:  # (stopped at the forward's last node that keeps something: its positions, so far)
+            recomputed = forward[:len(forward) if len(region.metas) == self.tail.stop else 0]
+        else:  # (ran to its end: every node is complete, its own verdict)
+            recomputed = [i for i, n in enumerate(region.nodes.values()) if keeps_something(n)]
+            if len(recomputed) > len(forward):
+                raise CheckpointError("distnn.utils.checkpoint: trying to save more tensors during recomputation "
+                                      "than during the original forward pass.\n" + self._tip(region))
+            if len(recomputed) < len(forward):
+                raise CheckpointError(
+                    "distnn.utils.checkpoint: A different number of tensors was saved during the original forward "
+                    f"and recomputation.\nNumber of tensors saved during forward: {len(forward)}\n"
+                    f"Number of tensors saved during recomputation: {len(recomputed)}.\n" + self._tip(region))
+        if self.check_meta:
+            different = "".join(
+                f"tensor at position {k}:\nsaved metadata: {self.metas[i]}\nrecomputed metadata: {region.metas[j]}\n"
+                for k, (i, j) in enumerate(zip(forward, recomputed)) if self.metas[i] != region.metas[j])
+            if different:
+                raise CheckpointError("distnn.utils.checkpoint: Recomputed values for the following tensors have "
+                                      f"different metadata than during the forward pass.\n{different}.\n"
+                                      + self._tip(region))
         if outputs is None and region.names != self.names[:len(region.names)]:
             # (always: the tail's nodes are joined to the recomputed ones by position, so they must be the same ops)
             raise CheckpointError(
                 "distnn.utils.checkpoint: the recomputation, stopped early, did not run the operations the original "
                 "forward did, so the rest of the forward's graph cannot be joined to it (pass early_stop=False to "
                 "recompute the whole function).\n" + self._tip(region))
-        if not self.check_meta:
-            return
-        if len(region.metas) != len(metas):
-            raise CheckpointError(
-                "distnn.utils.checkpoint: A different number of tensors was saved during the original forward "
-                f"and recomputation.\nNumber of tensors saved during forward: {len(metas)}\n"
-                f"Number of tensors saved during recomputation: {len(region.metas)}.\n" + self._tip(region))
-        different = "".join(f"tensor at position {i}:\nsaved metadata: {a}\nrecomputed metadata: {b}\n"
-                            for i, (a, b) in enumerate(zip(metas, region.metas)) if a != b)
-        if different:
-            raise CheckpointError("distnn.utils.checkpoint: Recomputed values for the following tensors have "
-                                  f"different metadata than during the forward pass.\n{different}.\n"
-                                  + self._tip(region))
 
     def _tip(self, region):
         if not self.debug:
