@@ -17,7 +17,11 @@ outputs have no node that keeps something behind them (a region of ``reshape`` a
 that are) recomputes nothing, with early stop or without, as PyTorch, which unpacks nothing there.
 
 What "keeps something" means: any attribute but the graph fields that is not a plain value (None, a number, a
-string, a slice, a dtype, a tuple or list of those): an array (PyTorch's saved tensor), another node, a hook.
+string, a slice, a dtype, a tuple or list of those): an array (PyTorch's saved tensor, a 0-d one too: a numpy scalar
+result is kept as the output's 0-d array, see ``Function.apply``), another node, a hook. A class whose attributes
+that test misjudges says so in ``Function.torch_saved`` (indexing: a list index is PyTorch's saved index tensor).
+With early stop the forward's analysis is kept even where no op follows the last one that keeps something: the
+code after that op is not run again either, as PyTorch's.
 It errs on the side of recomputing: a nested checkpoint's hub and output nodes, and a node with a hook, keep
 something. So where a nested checkpoint is the last thing in a region that keeps something, the recomputation
 runs the inner function once more than PyTorch's, which stops once the inner checkpoint has saved its arguments

@@ -13,8 +13,10 @@ argument must require grad (else a warning, and nothing records), no keyword arg
 tensor or a tuple's tensors are outputs (each requires grad), and no determinism check. The non-reentrant one
 (``False``, recommended) takes keyword arguments, tensors anywhere in nested arguments and outputs, nested
 checkpoints, ``autograd.grad``, ``context_fn`` (two context managers: the forward and the recomputation run
-under them) and ``determinism_check="default"``: a recomputation whose ops' outputs differ in number, shape,
-dtype or device from the forward's raises :class:`CheckpointError` (``debug=True`` adds both op lists).
+under them) and the checks of the recomputation, as PyTorch's: one that records more or fewer ops that keep
+something for backward (PyTorch: saves more or fewer tensors) than the forward did raises :class:`CheckpointError`
+with PyTorch's message, whatever ``determinism_check``; under ``determinism_check="default"``, so does one whose
+such ops' outputs differ in shape, dtype or device (``debug=True`` adds both op lists).
 
 ``create_graph=True`` works through the non-reentrant variant (the recomputed region becomes part of the
 gradients' graph, so they can be differentiated again); through the reentrant one, as PyTorch's, the gradients
@@ -26,9 +28,11 @@ distnn's op (a ``Function`` class, e.g. ``MatMul``) stands for PyTorch's ``torch
 Early stop (PyTorch's, non-reentrant only, on by default; ``early_stop=False`` or, overriding the argument, the
 block ``with set_checkpoint_early_stop(False):`` around the forward turn it off): the recomputation stops after
 the last op whose node keeps something for backward (PyTorch: saves a tensor), so the region's tail of ops that
-keep only metadata (``+``, ``* 2``, ``sum``, ``reshape``...) is not run again, and what the tail does besides
-(a counter, a print) is not done again either; a backward that reaches no such op recomputes nothing, with early
-stop or without, as PyTorch's. The gradients are the same. :mod:`distnn.autograd.early_stop` has the details.
+keep only metadata (``+``, ``* 2``, ``sum``, ``reshape``...) is not run again, and what the function does after
+that op (a counter, a print), also when no op follows it, is not done again either; a backward that reaches no
+such op recomputes nothing, with early stop or without, as PyTorch's. The gradients are the same. What keeps
+something is PyTorch's saved tensors: a 0-d result (``exp`` of a full sum) and a list index do, ``tril``, a
+``diagonal``, ``lerp`` with a number weight do not. :mod:`distnn.autograd.early_stop` has the details.
 
 Where distnn departs: both variants record the region while it runs (``is_grad_enabled()`` is True inside,
 also in the reentrant one, which PyTorch runs under ``no_grad``) and then drop it. Data
@@ -41,7 +45,15 @@ forward (PyTorch refuses it in backward when the recomputation needs that argume
 selective checkpoint works (PyTorch 2.13 refuses it: "Trying to backward an extra time"). The random state
 replayed is distnn's default generator (the one a ``Dropout`` without ``generator=`` draws from, or the
 trainer's per-sample one lent in its place); a layer given its own ``generator=`` draws new masks when
-recomputed, as PyTorch replays only its default generators.
+recomputed, as PyTorch replays only its default generators. Where the recomputation runs other code than the
+forward (a nondeterministic function): with early stop on, distnn refuses one that ran other ops before it
+stopped (:class:`CheckpointError`, whatever ``determinism_check``: the forward's tail is joined to the recomputed
+ops by position), where PyTorch's, which keeps its whole forward graph, computes with whatever tensors of the
+right count and metadata it recomputed; without early stop, distnn differentiates the recomputed ops where
+PyTorch's applies its forward's backward formulas to the recomputed tensors. The counts and positions in the
+check's messages are of ops that keep something, not of tensors (a matmul: one op, PyTorch's two tensors). A
+nested checkpoint that is the last op of its outer region that keeps something runs its function once more than
+PyTorch's (:mod:`distnn.autograd.early_stop`).
 
 Not provided: ``CheckpointFunction``, ``GraphExecGroup`` and the device RNG helpers (``get_device_states``,
 ``set_device_states``, ``DefaultDeviceType``: distnn draws on the host).
