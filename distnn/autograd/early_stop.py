@@ -74,9 +74,9 @@ class Tail:
     ``saved``: the positions of the nodes that keep something (PyTorch's saved tensors, one per node here: what the
     determinism check compares); ``stop``: how many nodes the recomputation records before it stops (the position
     of the first node after the last one that keeps something: for the same ops, where PyTorch's has saved as many
-    tensors as its forward did); ``early``: whether it stops there (early stop), or recomputes the whole function. Either way a backward whose outputs have no node
-    that keeps something behind them recomputes nothing (:meth:`needed`), as PyTorch, which recomputes when the
-    backward first unpacks a saved tensor.
+    tensors as its forward did); ``early``: whether it stops there (early stop), or recomputes the whole function.
+    Either way a backward whose outputs have no node that keeps something behind them recomputes nothing
+    (:meth:`needed`), as PyTorch, which recomputes when the backward first unpacks a saved tensor.
     """
 
     def __init__(self, nodes: list, outputs: dict, early: bool):

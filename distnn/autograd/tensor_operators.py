@@ -112,10 +112,9 @@ class TensorOperators:
         return write_result(self, result, op_node, deferred)
 
     def _take_inplace(self, result: "Tensor", deferred=()) -> "Tensor":
-        """``self`` takes ``result`` (its shape and dtype) as an in-place op's outcome (PyTorch's
-        ``F.relu(x, inplace=True)``): its memory is overwritten (views see the change), and while
-        recording it takes the result's graph node too, as ``x += y`` does. Returns ``self``.
-        ``deferred``: what ``inplace.deferring`` noted while ``result`` was computed (packed here)."""
+        """``self`` takes ``result`` (shape, dtype) as an in-place op's outcome (``F.relu(x, inplace=True)``): its
+        memory is overwritten (views see the change); while recording it takes the result's graph node too, as
+        ``x += y`` does (``deferred``: what ``inplace.deferring`` noted computing ``result``). Returns ``self``."""
         if result is self:  # (an identity, e.g. dropout in evaluation: nothing changes)
             return self
         _before_inplace_write(self)

@@ -328,8 +328,8 @@ class _Checkpoint:
                 raise RuntimeError("none of output has requires_grad=True, this checkpoint() is not necessary")
             return
         forward = self.saved_positions
-        if outputs is None:  # (stopped at the forward's last node that keeps something: its positions, so far)
-            recomputed = forward[:len(forward) if len(region.metas) == self.tail.stop else 0]
+        if outputs is None:  # (stopped just after the forward's last node that keeps something, or nothing was needed)
+            recomputed = forward if region.metas else []  # (the same ops: checked below, by name)
         else:  # (ran to its end: every node is complete, its own verdict)
             recomputed = [i for i, n in enumerate(region.nodes.values()) if keeps_something(n)]
             if len(recomputed) > len(forward):
