@@ -17,7 +17,11 @@ outputs have no node that keeps something behind them (a region of ``reshape`` a
 that are) recomputes nothing, with early stop or without, as PyTorch, which unpacks nothing there.
 
 What "keeps something" means: any attribute but the graph fields that is not a plain value (None, a number, a
-string, a slice, a dtype, a tuple or list of those): an array (PyTorch's saved tensor), another node, a hook.
+string, a slice, a dtype, a tuple or list of those): an array (PyTorch's saved tensor, a 0-d one too: a numpy scalar
+result is kept as the output's 0-d array, see ``Function.apply``), another node, a hook. A class whose attributes
+that test misjudges says so in ``Function.torch_saved`` (indexing: a list index is PyTorch's saved index tensor).
+With early stop the forward's analysis is kept even where no op follows the last one that keeps something: the
+code after that op is not run again either, as PyTorch's.
 It errs on the side of recomputing: a nested checkpoint's hub and output nodes, and a node with a hook, keep
 something. So where a nested checkpoint is the last thing in a region that keeps something, the recomputation
 runs the inner function once more than PyTorch's, which stops once the inner checkpoint has saved its arguments
@@ -48,8 +52,16 @@ def _plain(value) -> bool:
 
 
 def keeps_something(node) -> bool:
-    """Whether ``node`` keeps anything for backward beyond plain metadata (module docstring)."""
+    """Whether ``node`` keeps anything for backward beyond plain metadata (module docstring). A class whose
+    attributes the generic test misjudges names them in ``torch_saved``: {attribute: whether PyTorch's node saves a
+    tensor for this value}, e.g. indexing's ``index``: a list (PyTorch's index tensor) keeps something, a
+    ``DiagonalView`` (offset and dims) does not."""
+    judged = node.torch_saved
     for k, v in node.__dict__.items():
+        if judged and k in judged:
+            if judged[k](v):
+                return True
+            continue
         if type(v) in _PLAIN_TYPES or k in _GRAPH_FIELDS or _plain(v):  # (the first test: most attributes)
             continue
         return True
@@ -59,10 +71,12 @@ def keeps_something(node) -> bool:
 class Tail:
     """What the forward keeps of a region for its backward: its nodes that keep nothing (module docstring).
 
-    ``stop``: how many nodes the recomputation records before it stops (the position of the first node after the
-    last one that keeps something); ``early``: whether it stops there (early stop), or recomputes the whole
-    function. Either way a backward whose outputs have no node that keeps something behind them recomputes
-    nothing (:meth:`needed`), as PyTorch, which recomputes when the backward first unpacks a saved tensor.
+    ``saved``: the positions of the nodes that keep something (PyTorch's saved tensors, one per node here: what the
+    determinism check compares); ``stop``: how many nodes the recomputation records before it stops (the position
+    of the first node after the last one that keeps something: for the same ops, where PyTorch's has saved as many
+    tensors as its forward did); ``early``: whether it stops there (early stop), or recomputes the whole function.
+    Either way a backward whose outputs have no node that keeps something behind them recomputes nothing
+    (:meth:`needed`), as PyTorch, which recomputes when the backward first unpacks a saved tensor.
     """
 
     def __init__(self, nodes: list, outputs: dict, early: bool):
@@ -79,7 +93,8 @@ class Tail:
             inner.append(ks)
         self.outputs = {i: position[id(n)] for i, n in outputs.items()}
         keeps = [keeps_something(n) for n in nodes]
-        self.stop = max((k + 1 for k in range(len(nodes)) if keeps[k]), default=0)
+        self.saved = [k for k in range(len(nodes)) if keeps[k]]  # (the positions of the nodes that keep something)
+        self.stop = self.saved[-1] + 1 if self.saved else 0
         reached = set(self.outputs.values())  # (a node no output reaches is not kept: it may hold outside nodes)
         for k in range(len(nodes) - 1, -1, -1):
             if k in reached:
@@ -96,9 +111,10 @@ class Tail:
         self._count = len(nodes)
 
     def useful(self) -> bool:
-        """Whether keeping these nodes can save any recomputation: a tail to stop before, or an output with
-        nothing to recompute behind it."""
-        return (self.early and self.stop < self._count) or not all(self._needs.values())
+        """Whether keeping these nodes can save any recomputation: with early stop, always (a tail of ops, or only
+        the code after the last op that keeps something, is not run again), else an output with nothing to
+        recompute behind it."""
+        return self.early or not all(self._needs.values())
 
     def needed(self, indices) -> bool:
         """Whether the backward from the outputs ``indices`` needs any recomputed node."""

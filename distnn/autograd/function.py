@@ -62,6 +62,18 @@ from .versions import _link_views
 
 _new = object.__new__
 _make = Tensor._make
+
+
+def _keep_result_array(node, scalar, array) -> None:
+    """A 0-d result a forward computed as a numpy scalar (``exp`` of a full sum) and kept for backward: the node
+    keeps the output's own 0-d array instead, as it keeps any other result, so that it is a saved tensor as
+    PyTorch's is (packed by saved_tensors_hooks, counted by checkpoint's early stop), not a plain number."""
+    d = node.__dict__
+    for name, v in d.items():
+        if v is scalar:
+            d[name] = array
+
+
 _NO_NEEDS = [(False,) * n for n in range(8)]  # shared needs_input_grad tuples when nothing records
 _INPUTS, _OUTPUT = "inputs", "output"
 # The dtypes of nearly every recorded op, for complex autograd's test in ``apply``: an identity test
@@ -104,6 +116,9 @@ class Function:
     # the output array backward reads is distnn's way, PyTorch's op saves something else (max_pool2d: indices):
     # an in-place change of the output copies it first (inplace.py) rather than refusing the backward
     saved_output_is_internal = False
+    # checkpoint's early stop (early_stop.keeps_something): {attribute: predicate(value)} for attributes the generic
+    # "an array or an object keeps something" test misjudges against what PyTorch's node saves; None: none
+    torch_saved: dict | None = None
     # the input whose memory the output views (reshape, transpose, indexing...), set by versions._link_views:
     # an in-place change of the output (or of a view of it) walks up these to the node that made the memory
     viewed_input: int | None = None
@@ -207,6 +222,8 @@ class Function:
                 if complex_in or (out_dtype is not _F32 and out_dtype is not _F64 and out_dtype.kind == "c"):
                     _complex.mark(fn, arrays, needs, out_dtype)  # (or refuses an op without complex support)
                 t = _make(out, fn)
+                if t.data is not out:  # (a numpy scalar, made a 0-d array: what the node kept of it becomes that)
+                    _keep_result_array(fn, out, t.data)
                 if getattr(out, "base", None) is not None or _any_is(arrays, out):
                     _link_views(t, out, inputs, arrays)  # a view: one version counter with its input
                 checks = cls._checks

@@ -103,8 +103,10 @@ class saved_tensors_hooks:  # noqa: N801 - PyTorch's name
     """Within this context, each array an op keeps for backward is passed to ``pack_hook(tensor)`` when the op
     runs (under ``no_grad``; the op's input or output Tensor itself where it saved that one, as PyTorch's), and
     what that returns to ``unpack_hook`` when backward needs it, which must return a Tensor with the same values
-    (or others: backward then computes with them). Nested contexts: the innermost pair applies. Thread-local, as
-    PyTorch's. A pack hook that changes its tensor in place is refused (RuntimeError)."""
+    (or others: backward then computes with them). The graph keeps only what ``pack_hook`` returns: a copy moved
+    elsewhere lets the tensor's memory go once the caller drops it. As PyTorch's, no version of a packed tensor
+    is checked (an in-place change after the forward is not refused). Nested contexts: the innermost pair
+    applies. Thread-local, as PyTorch's. A pack hook that changes its tensor in place is refused (RuntimeError)."""
 
     def __init__(self, pack_hook, unpack_hook):
         if not callable(pack_hook) or not callable(unpack_hook):

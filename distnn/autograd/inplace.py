@@ -25,9 +25,10 @@ of ``x`` after ``leaky_relu``/``elu(x, inplace=True)`` (PyTorch's saves the resu
 a mask of its own, and the input's version it noted is dropped when the write leaves it none of it).
 
 Under ``graph.saved_tensors_hooks``, the node of an in-place op is packed after the steps above (the in-place
-methods compute inside ``saved_hooks.deferring``), so its pack hooks see the copy of the old value or the
-tensor itself, as PyTorch's; a node packed before (``relu(x, inplace=True)`` computes first) is unpacked for
-good. An earlier node whose arrays were packed keeps checking the memory written.
+methods and ``relu(x, inplace=True)``'s kind compute inside ``saved_hooks.deferring``), so its pack hooks see the
+copy of the old value or the tensor itself, once, as PyTorch's; a node packed before is unpacked and packed
+again after the write (the graph never holds its arrays themselves). A node whose arrays were packed checks no
+version, as PyTorch's saved tensors with hooks do not (``saved_hooks.pack_node``).
 
 Not supported while recording, refused with an error before anything is written: a tensor whose
 memory another live tensor sees through a view that is not indexing (reshape, transpose, expand,
@@ -102,10 +103,11 @@ def write_result(t: Tensor, result: Tensor, op_node, deferred=()) -> Tensor:
         else:  # (an op before the last: it saved what it read, as when it ran)
             _saved.pack_deferred(entry)
     for node in nodes:
-        if "_packed" in node.__dict__:  # (made before, e.g. relu(x, inplace=True)'s: what follows reads the arrays)
+        if "_packed" in node.__dict__:  # (packed before the write: what follows reads the arrays)
             _saved.unpack_for_inplace(node)
-            if _saved.packs_again():  # (allow_mutation_on_saved_tensors keeps the memory backward reads: t's)
-                mine.append((node, result, ()))
+            # (and packs them again after it: the graph keeps only what pack_hook returns, never the arrays
+            # themselves; allow_mutation_on_saved_tensors then keeps the memory backward reads, t's)
+            mine.append((node, result, ()))
         _copy_saved_aliases(node, data)
     vc = t._vc or _counter(t)
     _excuse_producers(t, data, vc)
@@ -209,8 +211,7 @@ def _excuse_producers(t: Tensor, written, vc: list) -> None:
             continue
         if node.saved_output_is_internal:
             _copy_saved_aliases(node, written)
-        # (a node whose arrays went through saved_tensors_hooks may still hold the memory: it keeps checking)
-        if "_packed" not in node.__dict__ and not any(xp.may_share_memory(a, written) for _, a in _arrays(node, xp)):
+        if not any(xp.may_share_memory(a, written) for _, a in _arrays(node, xp)):
             node.saved_versions = [e for e in versions if not (e[0] == -1 and e[1] is vc)]
 
 

@@ -7,9 +7,14 @@ array in a list or tuple attribute (an advanced index, per-axis weights), throug
 and keeps what it returns instead; ``node_api.extras_backward`` calls ``unpack_hook`` on each before the op's
 backward runs (and again in a later pass, with ``retain_graph=True``). As PyTorch's, ``pack_hook`` gets the
 very Tensor the op was called with (or returned) when the array saved is its data, under ``no_grad``, and must
-not change it in place; any other array (a copy, a mask) comes as a new Tensor. A hook that keeps the tensor
-it gets keeps it alive: an in-place change through a view (not indexing) of an op's output is then refused as
-while any other view of that memory lives (``inplace.check_writable``); ``save_on_cpu`` keeps a detached alias.
+not change it in place; any other array (a copy, a mask) comes as a new Tensor. The node keeps only what
+``pack_hook`` returned (the arrays themselves are dropped from it, so a hook that returns a copy, or moves it off
+to the host or a file, lets the tensor's memory go once nothing else holds it; an in-place op's node is packed
+after its write, once: ``inplace.write_result``), and, as PyTorch's, checks no version of what it saved: an
+in-place change after the forward goes unnoticed (backward reads what ``unpack_hook`` returns). A hook that keeps
+the tensor it gets keeps it alive: an in-place change through a view (not indexing) of an op's output is then
+refused as while any other view of that memory lives (``inplace.check_writable``); ``save_on_cpu`` keeps a
+detached alias.
 
 The hot path pays one module read (:data:`active`, the number of threads with hooks on) per recorded op;
 nothing at all in backward for nodes made without hooks.
@@ -100,6 +105,9 @@ def pack_node(node, out, inputs=()) -> None:
         deferred.append((node, out, inputs))
         return
     pack_hook, unpack_hook, on_pack = stack[-1]
+    # (no version check: PyTorch checks none for a tensor saved with hooks, which may have kept a copy; an in-place
+    # change after the forward is backward's values where pack_hook kept the tensor itself, as PyTorch's)
+    node.__dict__.pop("saved_versions", None)
     ndarray = get_array_module(out.data).ndarray
     d = node.__dict__
     names = [attr for attr, v in d.items()
@@ -184,14 +192,6 @@ def pack_deferred(entry, owners=()) -> None:
     """Pack a node :class:`deferring` noted (``owners``: more tensors handed to pack_hook themselves)."""
     node, out, inputs = entry
     pack_node(node, out, tuple(inputs) + tuple(owners))
-
-
-def packs_again() -> bool:
-    """Whether a node packed before an in-place write changed what it saved is packed again after it: under
-    ``allow_mutation_on_saved_tensors`` (its pack keeps a reference, which must be to the memory backward reads,
-    and its version check lifted), as PyTorch packs ``relu(x, inplace=True)``'s result after the write."""
-    stack = _local.stack
-    return bool(stack) and stack[-1][2] is not None
 
 
 def unpack_for_inplace(node) -> None:

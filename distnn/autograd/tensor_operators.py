@@ -111,10 +111,10 @@ class TensorOperators:
                 result = result.astype(self.dtype)
         return write_result(self, result, op_node, deferred)
 
-    def _take_inplace(self, result: "Tensor") -> "Tensor":
-        """``self`` takes ``result`` (its shape and dtype) as an in-place op's outcome (PyTorch's
-        ``F.relu(x, inplace=True)``): its memory is overwritten (views see the change), and while
-        recording it takes the result's graph node too, as ``x += y`` does. Returns ``self``."""
+    def _take_inplace(self, result: "Tensor", deferred=()) -> "Tensor":
+        """``self`` takes ``result`` (shape, dtype) as an in-place op's outcome (``F.relu(x, inplace=True)``): its
+        memory is overwritten (views see the change); while recording it takes the result's graph node too, as
+        ``x += y`` does (``deferred``: what ``inplace.deferring`` noted computing ``result``). Returns ``self``."""
         if result is self:  # (an identity, e.g. dropout in evaluation: nothing changes)
             return self
         _before_inplace_write(self)
@@ -126,7 +126,7 @@ class TensorOperators:
             self._bump_version()
             return self
         check_writable(self)
-        return write_result(self, result, result._node)
+        return write_result(self, result, result._node, deferred)
 
     def __iadd__(self, o):
         return self._inplace("add", o, TensorOperators.__add__)

@@ -66,7 +66,7 @@ def _shared_with_another(t: Tensor, allow=()) -> bool:
 def _note_index_versions(t: Tensor, index) -> None:
     """Tensor indices of ``t``'s indexing node are version-checked too (changing one would move the gradient)."""
     node = t._node
-    if node is None:
+    if node is None or "_packed" in node.__dict__:  # (packed by saved_tensors_hooks: no check, as PyTorch's)
         return
     extra = [(-2, it._vc or _counter(it), (it._vc or _counter(it))[0])
              for it in (index if isinstance(index, tuple) else (index,)) if isinstance(it, Tensor)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import warnings
 
+from distnn.autograd import inplace as _inplace
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.half_accumulate import widened
 from distnn.autograd.tensor import Tensor
@@ -242,28 +243,34 @@ class Dropout(Function):
         return g * self.mask, None  # no gradient for the mask
 
 
-def _in_place(x, result, inplace: bool):
-    """PyTorch's ``inplace=True``: the input Tensor itself becomes the result and is returned (its memory
-    is overwritten when no graph records; while recording it takes the result's graph node, as ``x += y``).
-    An array passed in is left alone."""
-    return x._take_inplace(result) if inplace and isinstance(x, Tensor) else result
+def _in_place(x, compute, inplace: bool):
+    """``compute()``, the op's result; with PyTorch's ``inplace=True`` the input Tensor itself becomes the result
+    and is returned (its memory is overwritten when no graph records; while recording it takes the result's graph
+    node, as ``x += y``). An array passed in is left alone. Under saved_tensors_hooks the node ``compute`` records
+    is packed once ``x`` holds the result (``x`` itself goes to pack_hook where the node keeps the result), as
+    PyTorch packs ``relu_``'s: a copy packed before the write would leave the node holding the array."""
+    if not (inplace and isinstance(x, Tensor)):
+        return compute()
+    with _inplace.deferring() as deferred:
+        result = compute()
+    return x._take_inplace(result, deferred)
 
 
 def relu(x, inplace=False):
-    return _in_place(x, ReLU.apply(x), inplace)
+    return _in_place(x, lambda: ReLU.apply(x), inplace)
 
 
 def leaky_relu(x, negative_slope=0.01, inplace=False):
     """max(x, 0) + negative_slope * min(x, 0). With ``inplace=True`` distnn is laxer than PyTorch: a later
     in-place change of ``x`` backpropagates (PyTorch's ``leaky_relu_`` saves its result and refuses), with
     the right gradient, as backward reads a mask of its own."""
-    return _in_place(x, LeakyReLU.apply(x, negative_slope=negative_slope), inplace)
+    return _in_place(x, lambda: LeakyReLU.apply(x, negative_slope=negative_slope), inplace)
 
 
 def elu(x, alpha=1.0, inplace=False):
     """x where x > 0, else alpha * (e^x - 1). ``inplace=True``: as :func:`leaky_relu`, a later in-place
     change of ``x`` backpropagates, rightly (PyTorch's ``elu_`` refuses it)."""
-    return _in_place(x, ELU.apply(x, alpha=alpha), inplace)
+    return _in_place(x, lambda: ELU.apply(x, alpha=alpha), inplace)
 
 
 def gelu(x, approximate="none"):
@@ -347,7 +354,7 @@ def dropout(x, p=0.5, training=True, inplace=False, *, generator=None, batch_dim
         mask = keep.astype(data.dtype) * data.dtype.type(1.0 / (1.0 - p))
         if xp.__name__ != "numpy":
             mask = xp.asarray(mask)
-    return _in_place(x, Dropout.apply(x, mask), inplace)
+    return _in_place(x, lambda: Dropout.apply(x, mask), inplace)
 
 
 def keep_mask(rng, shape, p, dtype=None, batch_dim=None):

@@ -261,19 +261,19 @@ class PReLU(Function):
 # ---------------------------------------------------------------- the functions (PyTorch's signatures)
 def silu(input, inplace=False):
     """x * sigmoid(x)."""
-    return _in_place(input, SiLU.apply(float_input(input)), inplace)
+    return _in_place(input, lambda: SiLU.apply(float_input(input)), inplace)
 
 
 def mish(input, inplace=False):
     """x * tanh(softplus(x))."""
-    return _in_place(input, Mish.apply(float_input(input)), inplace)
+    return _in_place(input, lambda: Mish.apply(float_input(input)), inplace)
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """clamp(x, min_val, max_val), gradient 0 at and beyond the bounds."""
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
-    return _in_place(input, Hardtanh.apply(input, min_val=min_val, max_val=max_val), inplace)
+    return _in_place(input, lambda: Hardtanh.apply(input, min_val=min_val, max_val=max_val), inplace)
 
 
 def relu6(input, inplace=False):
@@ -283,24 +283,24 @@ def relu6(input, inplace=False):
 
 def hardswish(input, inplace=False):
     """x * relu6(x + 3) / 6."""
-    return _in_place(input, Hardswish.apply(float_input(input)), inplace)
+    return _in_place(input, lambda: Hardswish.apply(float_input(input)), inplace)
 
 
 def hardsigmoid(input, inplace=False):
     """relu6(x + 3) / 6."""
-    return _in_place(input, Hardsigmoid.apply(float_input(input)), inplace)
+    return _in_place(input, lambda: Hardsigmoid.apply(float_input(input)), inplace)
 
 
 def selu(input, inplace=False):
     """scale * (max(0, x) + min(0, alpha * (e^x - 1))) with PyTorch's alpha and scale."""
-    return _in_place(input, ScaledELU.apply(float_input(input), alpha=SELU_ALPHA, scale=SELU_SCALE), inplace)
+    return _in_place(input, lambda: ScaledELU.apply(float_input(input), alpha=SELU_ALPHA, scale=SELU_SCALE), inplace)
 
 
 def celu(input, alpha=1.0, inplace=False):
     """max(0, x) + min(0, alpha * (e^(x / alpha) - 1))."""
     if alpha == 0:
         raise ValueError("celu: alpha cannot be 0")
-    return _in_place(input, CELU.apply(float_input(input), alpha=alpha, input_scale=1.0 / alpha), inplace)
+    return _in_place(input, lambda: CELU.apply(float_input(input), alpha=alpha, input_scale=1.0 / alpha), inplace)
 
 
 def softsign(input):
@@ -327,7 +327,7 @@ def hardshrink(input, lambd=0.5):
 
 def threshold(input, threshold, value, inplace=False):  # noqa: A002 - PyTorch's names
     """x where x > threshold, else value."""
-    return _in_place(input, Threshold.apply(input, threshold=threshold, value=value), inplace)
+    return _in_place(input, lambda: Threshold.apply(input, threshold=threshold, value=value), inplace)
 
 
 def glu(input, dim=-1):

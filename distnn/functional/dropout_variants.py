@@ -58,7 +58,7 @@ def _noise_dropout(x, p, training, inplace, generator, *, feature, alpha, batche
         raise RuntimeError(f"result type Float can't be cast to the desired output type {data.dtype} "
                            "(dropout of an integer tensor; convert it to a floating dtype first)")
     if p == 1.0:  # PyTorch's input * zeros({}): zeros, NaN stays NaN, no draw
-        return _in_place(x, Dropout.apply(x, xp.zeros((), dtype=data.dtype)), inplace)
+        return _in_place(x, lambda: Dropout.apply(x, xp.zeros((), dtype=data.dtype)), inplace)
     from distnn import random as drandom
 
     rng = generator if generator is not None else drandom.default_generator()
@@ -79,11 +79,11 @@ def _noise_dropout(x, p, training, inplace, generator, *, feature, alpha, batche
         shift = (keep - 1) * data.dtype.type(ALPHA_PRIME * a) + data.dtype.type(ALPHA_PRIME * a * p)
         if xp.__name__ != "numpy":
             scale, shift = xp.asarray(scale), xp.asarray(shift)
-        return _in_place(x, AlphaDropout.apply(x, scale, shift), inplace)
+        return _in_place(x, lambda: AlphaDropout.apply(x, scale, shift), inplace)
     mask = keep * data.dtype.type(1.0 / (1.0 - p))
     if xp.__name__ != "numpy":
         mask = xp.asarray(mask)
-    return _in_place(x, Dropout.apply(x, mask), inplace)
+    return _in_place(x, lambda: Dropout.apply(x, mask), inplace)
 
 
 def dropout1d(input, p=0.5, training=True, inplace=False, *, generator=None):

@@ -157,6 +157,10 @@ class GetItem(Function):
             out = at_torch_offset(a, index, out)
         return out
 
+    # (early stop: an advanced index, a list too, is a tensor PyTorch's IndexBackward0 saves; a slice, an int or a
+    # DiagonalView is metadata of its SliceBackward0, SelectBackward0, DiagonalBackward0)
+    torch_saved = {"index": _is_advanced}
+
     def torch_name_of_call(self) -> str:
         """The node PyTorch records last for ``x[index]`` (read at ``name()`` time, not on the forward path)."""
         return _torch_index_node(self.index, self.shape)

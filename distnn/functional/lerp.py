@@ -33,9 +33,12 @@ class Lerp(Function):
         xp = get_array_module(start, end, weight)
         start, end, weight = _on_device(xp, start, end, weight)
         given = weight  # (a number weight: float16's is taken to float32 from the number, not from its float16)
-        if not hasattr(weight, "shape"):
-            weight = xp.asarray(weight, dtype=start.dtype)
-        self.start, self.end, self.weight, self.given = start, end, weight, given
+        self.given = given
+        if hasattr(weight, "shape"):
+            self.start, self.end, self.weight = start, end, weight
+        else:  # (PyTorch's lerp.Scalar saves no tensor: its gradients are g (1 - w) and g w, from the number)
+            self.start = self.end = self.weight = None
+            self.conj_saved = ()  # (the number's conjugate is _number_weight_grads')
         return lerp_array(start, end, given)
 
     def backward(self, g):

@@ -47,7 +47,7 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, *,
         raise NotImplementedError(f"rrelu: not implemented for {data.dtype} tensors (PyTorch's neither); "
                                   "convert to a floating dtype first")
     if not training:
-        return _in_place(input, LeakyReLU.apply(input, negative_slope=(lower + upper) / 2), inplace)
+        return _in_place(input, lambda: LeakyReLU.apply(input, negative_slope=(lower + upper) / 2), inplace)
     from distnn import random as drandom
 
     rng = generator if generator is not None else drandom.default_generator()
@@ -55,7 +55,7 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, *,
     slopes = (lower + (upper - lower) * np.asarray(u, dtype=np.float64)).astype(data.dtype)
     if xp.__name__ != "numpy":
         slopes = xp.asarray(slopes)
-    return _in_place(input, RReLU.apply(input, slopes), inplace)
+    return _in_place(input, lambda: RReLU.apply(input, slopes), inplace)
 
 
 __all__ = ["rrelu"]

@@ -16,7 +16,7 @@ import numpy as np
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.autograd.versions import _share
-from distnn.backend import get_array_module
+from distnn.backend import device_of, get_array_module, to_device
 
 from ._dims import wrap_dim, wrap_dims
 from ._tensor_args import _ints, as_tensor  # noqa: F401  (as_tensor: importable from here as before)
@@ -32,13 +32,33 @@ from .shape_split import dsplit, hsplit, tensor_split, unbind, vsplit  # noqa: F
 
 # ---------------------------------------------------------------- triangles and diagonals
 class Tril(Where):
-    """tril's node: a Where with the triangle as its condition, named as PyTorch's."""
+    """tril's node: a Where with the triangle as its condition, named as PyTorch's. As PyTorch's, it keeps no
+    array for backward: ``cond`` is made again from the shape and ``diagonal`` (so checkpoint's early stop counts
+    it as an op that saves nothing, as PyTorch's)."""
 
     torch_name = "TrilBackward0"
+    lower = True
+
+    def forward(self, cond, a, b, diagonal):
+        self.shape, self.diagonal, self.device = a.shape, diagonal, device_of(a)
+        return get_array_module(a).where(cond, a, b)
+
+    @property
+    def cond(self):  # (read by Where's backward and its create_graph form)
+        return to_device(_triangle_mask(np, self.shape, self.diagonal, self.lower), self.device)
 
 
-class Triu(Where):
+class Triu(Tril):
     torch_name = "TriuBackward0"
+    lower = False
+
+
+def _triangle_mask(xp, shape, diagonal: int, lower: bool):
+    """Where tril (``lower``) or triu keeps the values of an array of ``shape`` (its last two dims)."""
+    rows, cols = shape[-2:]
+    if lower:
+        return xp.tri(rows, cols, diagonal, dtype=bool)
+    return ~xp.tri(rows, cols, diagonal - 1, dtype=bool)
 
 
 def _triangle(input, diagonal, lower, op):  # noqa: A002
@@ -46,12 +66,9 @@ def _triangle(input, diagonal, lower, op):  # noqa: A002
     if x.ndim < 2:
         raise RuntimeError(f"{op}: input tensor must have at least 2 dimensions")
     xp = get_array_module(x.data)
-    rows, cols = x.shape[-2:]
-    keep = xp.tri(rows, cols, int(diagonal), dtype=bool)
-    if not lower:
-        keep = ~xp.tri(rows, cols, int(diagonal) - 1, dtype=bool)
+    keep = _triangle_mask(xp, x.shape, int(diagonal), lower)
     # (where, not a product with the mask: a NaN or inf outside the triangle becomes 0, as in PyTorch)
-    return (Tril if lower else Triu).apply(keep, x, xp.zeros((), dtype=x.dtype))
+    return (Tril if lower else Triu).apply(keep, x, xp.zeros((), dtype=x.dtype), diagonal=int(diagonal))
 
 
 def tril(input, diagonal=0):  # noqa: A002

@@ -13,8 +13,10 @@ argument must require grad (else a warning, and nothing records), no keyword arg
 tensor or a tuple's tensors are outputs (each requires grad), and no determinism check. The non-reentrant one
 (``False``, recommended) takes keyword arguments, tensors anywhere in nested arguments and outputs, nested
 checkpoints, ``autograd.grad``, ``context_fn`` (two context managers: the forward and the recomputation run
-under them) and ``determinism_check="default"``: a recomputation whose ops' outputs differ in number, shape,
-dtype or device from the forward's raises :class:`CheckpointError` (``debug=True`` adds both op lists).
+under them) and the checks of the recomputation, as PyTorch's: one that records more or fewer ops that keep
+something for backward (PyTorch: saves more or fewer tensors) than the forward did raises :class:`CheckpointError`
+with PyTorch's message, whatever ``determinism_check``; under ``determinism_check="default"``, so does one whose
+such ops' outputs differ in shape, dtype or device (``debug=True`` adds both op lists).
 
 ``create_graph=True`` works through the non-reentrant variant (the recomputed region becomes part of the
 gradients' graph, so they can be differentiated again); through the reentrant one, as PyTorch's, the gradients
@@ -26,9 +28,11 @@ distnn's op (a ``Function`` class, e.g. ``MatMul``) stands for PyTorch's ``torch
 Early stop (PyTorch's, non-reentrant only, on by default; ``early_stop=False`` or, overriding the argument, the
 block ``with set_checkpoint_early_stop(False):`` around the forward turn it off): the recomputation stops after
 the last op whose node keeps something for backward (PyTorch: saves a tensor), so the region's tail of ops that
-keep only metadata (``+``, ``* 2``, ``sum``, ``reshape``...) is not run again, and what the tail does besides
-(a counter, a print) is not done again either; a backward that reaches no such op recomputes nothing, with early
-stop or without, as PyTorch's. The gradients are the same. :mod:`distnn.autograd.early_stop` has the details.
+keep only metadata (``+``, ``* 2``, ``sum``, ``reshape``...) is not run again, and what the function does after
+that op (a counter, a print), also when no op follows it, is not done again either; a backward that reaches no
+such op recomputes nothing, with early stop or without, as PyTorch's. The gradients are the same. What keeps
+something is PyTorch's saved tensors: a 0-d result (``exp`` of a full sum) and a list index do, ``tril``, a
+``diagonal``, ``lerp`` with a number weight do not. :mod:`distnn.autograd.early_stop` has the details.
 
 Where distnn departs: both variants record the region while it runs (``is_grad_enabled()`` is True inside,
 also in the reentrant one, which PyTorch runs under ``no_grad``) and then drop it. Data
@@ -41,7 +45,15 @@ forward (PyTorch refuses it in backward when the recomputation needs that argume
 selective checkpoint works (PyTorch 2.13 refuses it: "Trying to backward an extra time"). The random state
 replayed is distnn's default generator (the one a ``Dropout`` without ``generator=`` draws from, or the
 trainer's per-sample one lent in its place); a layer given its own ``generator=`` draws new masks when
-recomputed, as PyTorch replays only its default generators.
+recomputed, as PyTorch replays only its default generators. Where the recomputation runs other code than the
+forward (a nondeterministic function): with early stop on, distnn refuses one that ran other ops before it
+stopped (:class:`CheckpointError`, whatever ``determinism_check``: the forward's tail is joined to the recomputed
+ops by position), where PyTorch's, which keeps its whole forward graph, computes with whatever tensors of the
+right count and metadata it recomputed; without early stop, distnn differentiates the recomputed ops where
+PyTorch's applies its forward's backward formulas to the recomputed tensors. The counts and positions in the
+check's messages are of ops that keep something, not of tensors (a matmul: one op, PyTorch's two tensors). A
+nested checkpoint that is the last op of its outer region that keeps something runs its function once more than
+PyTorch's (:mod:`distnn.autograd.early_stop`).
 
 Not provided: ``CheckpointFunction``, ``GraphExecGroup`` and the device RNG helpers (``get_device_states``,
 ``set_device_states``, ``DefaultDeviceType``: distnn draws on the host).
@@ -55,7 +67,7 @@ import warnings
 from distnn import random as _random
 from distnn.autograd import autocast_state as _autocast
 from distnn.autograd.grad_mode import is_grad_enabled, no_grad
-from distnn.autograd.early_stop import Tail
+from distnn.autograd.early_stop import Tail, keeps_something
 from distnn.autograd.recompute import Region, boundary, make_hub, make_output
 from distnn.autograd.tensor import Tensor
 from distnn.func import _pytree
@@ -267,6 +279,7 @@ class _Checkpoint:
                        for p in parents if isinstance(p, Tensor)]
         if not self.reentrant:  # (the nodes that keep nothing: early stop's tail; PyTorch's reentrant has none)
             tail = Tail(list(region.nodes.values()), {i: leaves[i]._node for i in mine}, self.early_stop)
+            self.saved_positions = tail.saved
             self.tail = tail if tail.useful() else None
         hub = make_hub(parents, shapes, len(leaves), self._precheck, self._recompute, self._check,
                        differentiable=not self.reentrant, tail=self.tail)
@@ -307,29 +320,40 @@ class _Checkpoint:
         return _outputs(out, self.reentrant)[0]
 
     def _check(self, region, outputs):
-        """Compare the recomputation with the forward; ``outputs`` None: it stopped early, at the tail."""
-        if self.reentrant and not any(isinstance(t, Tensor) and t.requires_grad for t in outputs):
-            raise RuntimeError("none of output has requires_grad=True, this checkpoint() is not necessary")
-        metas = self.metas if outputs is not None else self.metas[:len(region.metas)]
+        """Compare the recomputation with the forward, as PyTorch compares its saved tensors (here: the nodes that
+        keep something, by position among them); ``outputs`` None: it stopped early, at the tail. The counts are
+        checked whatever ``determinism_check`` (PyTorch's cannot go on either), the metadata under "default"."""
+        if self.reentrant:
+            if not any(isinstance(t, Tensor) and t.requires_grad for t in outputs):
+                raise RuntimeError("none of output has requires_grad=True, this checkpoint() is not necessary")
+            return
+        forward = self.saved_positions
+        if outputs is None:  # (stopped just after the forward's last node that keeps something, or nothing was needed)
+            recomputed = forward if region.metas else []  # (the same ops: checked below, by name)
+        else:  # (ran to its end: every node is complete, its own verdict)
+            recomputed = [i for i, n in enumerate(region.nodes.values()) if keeps_something(n)]
+            if len(recomputed) > len(forward):
+                raise CheckpointError("distnn.utils.checkpoint: trying to save more tensors during recomputation "
+                                      "than during the original forward pass.\n" + self._tip(region))
+            if len(recomputed) < len(forward):
+                raise CheckpointError(
+                    "distnn.utils.checkpoint: A different number of tensors was saved during the original forward "
+                    f"and recomputation.\nNumber of tensors saved during forward: {len(forward)}\n"
+                    f"Number of tensors saved during recomputation: {len(recomputed)}.\n" + self._tip(region))
+        if self.check_meta:
+            different = "".join(
+                f"tensor at position {k}:\nsaved metadata: {self.metas[i]}\nrecomputed metadata: {region.metas[j]}\n"
+                for k, (i, j) in enumerate(zip(forward, recomputed)) if self.metas[i] != region.metas[j])
+            if different:
+                raise CheckpointError("distnn.utils.checkpoint: Recomputed values for the following tensors have "
+                                      f"different metadata than during the forward pass.\n{different}.\n"
+                                      + self._tip(region))
         if outputs is None and region.names != self.names[:len(region.names)]:
             # (always: the tail's nodes are joined to the recomputed ones by position, so they must be the same ops)
             raise CheckpointError(
                 "distnn.utils.checkpoint: the recomputation, stopped early, did not run the operations the original "
                 "forward did, so the rest of the forward's graph cannot be joined to it (pass early_stop=False to "
                 "recompute the whole function).\n" + self._tip(region))
-        if not self.check_meta:
-            return
-        if len(region.metas) != len(metas):
-            raise CheckpointError(
-                "distnn.utils.checkpoint: A different number of tensors was saved during the original forward "
-                f"and recomputation.\nNumber of tensors saved during forward: {len(metas)}\n"
-                f"Number of tensors saved during recomputation: {len(region.metas)}.\n" + self._tip(region))
-        different = "".join(f"tensor at position {i}:\nsaved metadata: {a}\nrecomputed metadata: {b}\n"
-                            for i, (a, b) in enumerate(zip(metas, region.metas)) if a != b)
-        if different:
-            raise CheckpointError("distnn.utils.checkpoint: Recomputed values for the following tensors have "
-                                  f"different metadata than during the forward pass.\n{different}.\n"
-                                  + self._tip(region))
 
     def _tip(self, region):
         if not self.debug:

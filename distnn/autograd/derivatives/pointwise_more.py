@@ -107,6 +107,9 @@ _igamma.unsupported = lambda node: (
 @register(PB.Lerp, complex_ok=True)
 def _lerp(node, g):
     ns, ne, nw = node.needs_input_grad
+    if node.weight is None:  # (a number weight, all the node keeps: PyTorch's lerp.Scalar)
+        w = conj(node.given)
+        return (g * (1 - w) if ns else None), (g * w if ne else None), None
     start, end = saved_input(node, 0, node.start), saved_input(node, 1, node.end)
     w = conj(saved_input(node, 2, node.weight))  # (complex: the conjugated factors, as Lerp.backward's)
     return (g * (1 - w) if ns else None), (g * w if ne else None), (g * conj(end - start) if nw else None)
