@@ -12,5 +12,6 @@ gradient; ``optim.SGD``, ``optim.Adagrad`` and ``optim.SparseAdam`` take such gr
 from . import grads as _grads  # noqa: F401  (registers sparse gradients with the engine)
 from .coo import SparseTensor
 from .ops import addmm, mm, sparse_coo_tensor, sum  # noqa: A004
+from . import transpose as _transpose  # noqa: F401,E402  (SparseTensor.t, transpose, T, ...)
 
 __all__ = ["SparseTensor", "sparse_coo_tensor", "sum", "mm", "addmm"]

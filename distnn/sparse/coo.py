@@ -49,6 +49,7 @@ class SparseTensor:
     layout = sparse_coo
     __array_priority__ = 2000  # numpy defers to our reflected operators
     _dense_of = None  # (a sparse leaf's dense-layout gradient: the leaf's indices, see .dense_grads)
+    _layout_of = None  # (a sparse leaf's gradient in PyTorch's sparse layout: the leaf's indices, .layout_grads)
 
     def __init__(self, indices, values: Tensor, size, coalesced: bool = False):
         # (internal: the arguments are checked by sparse_coo_tensor)
@@ -164,10 +165,15 @@ class SparseTensor:
     def retains_grad(self) -> bool:
         return not self._vals.is_leaf and self._vals.retains_grad
 
-    def _grad_of_values(self, g):
+    def _grad_of_values(self, g, as_flowed=False):
         """The sparse leaf's gradient (as :attr:`grad` hands it out) from ``g``, its values leaf's gradient: an
-        array of the values' shape, or a dense-layout carrier (:mod:`.dense_grads`). ``autograd.grad`` returns
-        the same, as PyTorch's returns the gradient ``backward`` would put in ``.grad``."""
+        array of the values' shape, a dense-layout carrier (:mod:`.dense_grads`) or a sparse-layout one
+        (:mod:`.layout_grads`: ``as_flowed``, ``autograd.grad``'s, keeps the flag AccumulateGrad would drop).
+        ``autograd.grad`` returns the same, as PyTorch's returns the gradient ``backward`` would put in ``.grad``."""
+        if isinstance(g, SparseTensor) and g._layout_of is not None:
+            from . import layout_grads
+
+            return layout_grads.as_flowed(g) if as_flowed else layout_grads.handed_out(g)
         if isinstance(g, SparseTensor):
             if g._dense_of is None:
                 return g

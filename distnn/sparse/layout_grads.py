@@ -1,0 +1,110 @@
+"""A sparse leaf's gradient in PyTorch's sparse layout where PyTorch's differs from the leaf's own indices.
+
+distnn carries a sparse leaf's gradient as the gradient of its values (one row per stored entry), which is
+PyTorch's layout for most ops: ``to_dense()``'s backward gives a gradient on the tensor's indices, and ops such
+as ``* number`` keep it. Some of PyTorch's backward formulas make other layouts: ``t()``/``transpose`` give the
+transposed gradient (flagged uncoalesced, in the transposed tensor's order), ``sparse + sparse`` passes the
+sum's whole gradient on (entries at the other operand's indices too), ``sparse.mm(sparse, sparse)`` gives
+``grad @ other.T`` wherever that product has entries, and ``sparse * sparse`` gives ``grad * other`` with the
+intersection kernel's entries. Those ops hand a sparse leaf's values a *layout carrier*: the leaf's gradient as
+PyTorch's sparse tensor (:func:`carrier_for`), which the leaf keeps as its ``.grad``.
+
+Contributions accumulate as PyTorch's engine sums them (:func:`accumulate_layout`): a values-shaped one becomes
+the sparse tensor ``to_dense()``'s backward gives (coalesced, on the leaf's distinct indices), and the two add
+with PyTorch's sparse addition. PyTorch's ``AccumulateGrad`` takes a single contribution over without its
+coalesced flag (``_sparse_coo_tensor_unsafe``) and clones a sum made in the pass (flag kept); the carrier
+remembers which it is (:func:`handed_out`). A leaf with ``register_hook`` hooks, and ``create_graph=True``
+passes, keep the values-shaped gradient (the hooks see the leaf's own indices).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from distnn.autograd.pass_hooks import backward_context
+from distnn.autograd.tensor import Tensor
+from distnn.backend import get_array_module
+
+from .coo import SparseTensor
+
+_PASS_KEY = "sparse_layout_pass"
+
+
+def _this_pass():
+    """A token of the backward pass now running (a fresh one outside any pass)."""
+    ctx = backward_context()
+    if ctx is None:
+        return object()
+    token = ctx.get(_PASS_KEY)
+    if token is None:
+        token = ctx[_PASS_KEY] = object()
+    return token
+
+
+def takes_layout(values) -> bool:
+    """Whether ``values`` (a Function's parent) is a sparse leaf's values tensor that takes a layout carrier:
+    made with ``sparse_coo_tensor(..., requires_grad=True)``, no ``register_hook`` hooks, a plain pass."""
+    return (isinstance(values, Tensor) and values.is_leaf and values.requires_grad
+            and getattr(values, "_sparse_leaf", False) and not values._grad_hooks)
+
+
+def distinct_grad(idx, size, coalesced, g):
+    """A sparse tensor's gradient as ``to_dense()``'s backward makes it, from ``g``, its values' gradient
+    (an array): coalesced, one entry at each distinct index of ``idx`` (entries sharing one carry the same)."""
+    if coalesced or idx.shape[1] <= 1:
+        return SparseTensor(idx, Tensor(g), size, coalesced=True)
+    xp = get_array_module(idx)
+    lin = xp.ravel_multi_index(tuple(idx), size[:idx.shape[0]]) if idx.shape[0] else xp.zeros(idx.shape[1], int)
+    _, first = xp.unique(lin, return_index=True)
+    return SparseTensor(idx[:, first], Tensor(g[first]), size, coalesced=True)
+
+
+def carrier_for(leaf_values, grad: SparseTensor, leaf_idx) -> SparseTensor:
+    """``grad`` (PyTorch's gradient of a sparse leaf, a SparseTensor of the leaf's size without a graph) as the
+    gradient its values tensor ``leaf_values`` takes; ``leaf_idx``: the leaf's indices."""
+    vals = grad._vals.data
+    if vals.dtype != leaf_values.dtype:
+        vals = vals.astype(leaf_values.dtype)
+    out = SparseTensor(grad._idx, Tensor(vals), grad.shape, grad.is_coalesced())
+    out._layout_of, out._pass, out._summed = leaf_idx, _this_pass(), False
+    return out
+
+
+def is_carrier(g) -> bool:
+    return isinstance(g, SparseTensor) and getattr(g, "_layout_of", None) is not None
+
+
+def handed_out(g: SparseTensor) -> SparseTensor:
+    """The carrier as ``.grad`` hands it out: a single contribution loses its coalesced flag, as PyTorch's
+    ``AccumulateGrad`` takes it over; a sum made in a pass keeps it (PyTorch clones it)."""
+    return SparseTensor(g._idx, g._vals, g.shape, g.is_coalesced() and g._summed)
+
+
+def as_flowed(g: SparseTensor) -> SparseTensor:
+    """The carrier as ``autograd.grad`` returns it: as it flowed (no ``AccumulateGrad``)."""
+    return SparseTensor(g._idx, g._vals, g.shape, g.is_coalesced())
+
+
+def accumulate_layout(old, grad, carrier: SparseTensor) -> SparseTensor:
+    """``old + grad`` for a sparse leaf whose gradient has a layout carrier among them: a values-shaped array
+    becomes :func:`distinct_grad`'s tensor; a carrier from an earlier pass counts as it was handed out; the
+    sum is PyTorch's sparse addition (entries and order), itself a carrier."""
+    from .addition import add
+
+    leaf_idx, size = carrier._layout_of, carrier.shape
+    this = _this_pass()
+
+    def sparse_of(g):
+        if is_carrier(g):
+            return g if g._pass is this else handed_out(g)
+        if isinstance(g, SparseTensor):
+            return g
+        return distinct_grad(leaf_idx, size, False, np.asarray(g) if get_array_module(g) is np else g)
+
+    total = add(sparse_of(old), sparse_of(grad))
+    total = SparseTensor(total._idx, Tensor(total._vals.data), size, total.is_coalesced())
+    total._layout_of, total._pass, total._summed = leaf_idx, this, True
+    return total
+
+
+__all__ = ["takes_layout", "distinct_grad", "carrier_for", "is_carrier", "handed_out", "as_flowed",
+           "accumulate_layout"]
