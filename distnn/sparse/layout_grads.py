@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from distnn.autograd.function import Function
+from distnn.autograd.grad_mode import is_grad_enabled
 from distnn.autograd.pass_hooks import backward_context
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
@@ -106,5 +108,67 @@ def accumulate_layout(old, grad, carrier: SparseTensor) -> SparseTensor:
     return total
 
 
+
+
+# ----------------------------------------------------------------------------- taps for ops built of other ops
+class OutputTap(Function):
+    """The identity on an op's result values; backward notes the result's gradient in ``box`` for the op's
+    :class:`InputTap` nodes (which run after it: they sit between the operands and the op's graph)."""
+
+    saves_tensors = False
+
+    def torch_name_of_call(self):  # (the op's own node's name: the tap is invisible)
+        op = self.parents[0]
+        return op.name() if isinstance(op, Function) else "OutputTapBackward"
+
+    def forward(self, values, box=None):
+        self.box = box
+        return values.copy()
+
+    def backward(self, grad):
+        self.box["grad"] = grad
+        return grad
+
+    def backward_graph(self, g):
+        return (g * 1,)
+
+
+class InputTap(Function):
+    """The identity on a sparse leaf operand's values; backward hands the leaf ``rule(result's gradient)``,
+    PyTorch's gradient for it (a layout carrier), in place of the values' gradient the op's graph computed."""
+
+    saves_tensors = False
+
+    def forward(self, values, box=None, rule=None, leaf_idx=None):
+        self.box, self.rule, self.leaf_idx = box, rule, leaf_idx
+        return values.copy()
+
+    def backward(self, grad):
+        parent = self.parents[0]
+        if not takes_layout(parent) or "grad" not in self.box:
+            return grad
+        return carrier_for(parent, self.rule(self.box["grad"]), self.leaf_idx)
+
+    def backward_graph(self, g):
+        return (g * 1,)
+
+
+def tap_operand(s: SparseTensor, box: dict, rule) -> SparseTensor:
+    """``s`` with its values behind an :class:`InputTap` when ``s`` is a sparse leaf that takes a layout
+    carrier (else ``s``); ``rule(grad)`` makes its gradient from the result's values' gradient."""
+    if not (is_grad_enabled() and takes_layout(s._vals)):
+        return s
+    box["tapped"] = True
+    return SparseTensor(s._idx, InputTap.apply(s._vals, box=box, rule=rule, leaf_idx=s._idx), s.shape,
+                        s.is_coalesced())
+
+
+def tap_result(out: SparseTensor, box: dict) -> SparseTensor:
+    """``out`` with its values behind an :class:`OutputTap` when an operand was tapped (else ``out``)."""
+    if not box.get("tapped"):
+        return out
+    return SparseTensor(out._idx, OutputTap.apply(out._vals, box=box), out.shape, out.is_coalesced())
+
+
 __all__ = ["takes_layout", "distinct_grad", "carrier_for", "is_carrier", "handed_out", "as_flowed",
-           "accumulate_layout"]
+           "accumulate_layout", "OutputTap", "InputTap", "tap_operand", "tap_result"]
