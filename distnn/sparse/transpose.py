@@ -119,16 +119,21 @@ def permute_t(s: SparseTensor) -> SparseTensor:
     return transpose(s, 0, min(1, max(s.dim() - 1, 0)), PermuteBackward0)
 
 
-def transpose_(s: SparseTensor, dim0, dim1, node=TransposeBackward1) -> SparseTensor:
-    """In-place ``transpose``: ``s`` itself changes (refused on a leaf that requires grad, as PyTorch's)."""
+def _check_in_place(s: SparseTensor) -> None:
     if s.requires_grad and s.is_leaf and is_grad_enabled():
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+
+
+def transpose_(s: SparseTensor, dim0, dim1, node=TransposeBackward1) -> SparseTensor:
+    """In-place ``transpose``: ``s`` itself changes (refused on a leaf that requires grad, as PyTorch's)."""
+    _check_in_place(s)
     s._idx, s._vals, s._size, s._coalesced = transposed(s, dim0, dim1, node)
     return s
 
 
 def t_(s: SparseTensor) -> SparseTensor:
     """In-place ``t()``."""
+    _check_in_place(s)
     _check_t(s, "t_()")
     return transpose_(s, 0, min(1, max(s.dim() - 1, 0)), TBackward1)
 
