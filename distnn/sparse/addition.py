@@ -57,13 +57,21 @@ class MergedValues(Function):
         whole = None
         for i, parent in enumerate(self.parents):
             if takes_layout(parent):  # (PyTorch's AddBackward0 passes the sum's gradient on, times alpha for s)
-                whole = whole or distinct_grad(*self.out, grad)
+                if whole is None:
+                    whole = distinct_grad(*self.out, grad)
                 scaled = whole if i == 0 or self.alpha == 1 else SparseTensor(
                     whole._idx, Tensor(_scaled(whole._vals.data, self.alpha)), whole.shape, whole.is_coalesced())
-                grads[i] = carrier_for(parent, scaled, self.leaf_idx[i])
+                grads[i] = carrier_for(parent, scaled, self.leaf_idx[i], self._shared(i))
             elif i == 1:
                 grads[1] = _scaled(xp.take(grad, self.s_out, axis=0), self.alpha)
         return tuple(grads)
+
+    def _shared(self, i):
+        """Whether PyTorch's ``AccumulateGrad`` of input ``i`` finds its gradient held elsewhere too, so clones it
+        (flag kept): with ``alpha=1`` both inputs get one tensor, and the other input still holds it unless it is
+        input 0 and a leaf (leaves' ``AccumulateGrad`` runs first, input 0's before input 1's)."""
+        other = self.parents[1 - i]
+        return self.alpha == 1 and other is not None and (i == 0 or not isinstance(other, Tensor))
 
 
 def _check_operands(t, s, alpha):

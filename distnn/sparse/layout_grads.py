@@ -60,14 +60,16 @@ def distinct_grad(idx, size, coalesced, g):
     return SparseTensor(idx[:, first], Tensor(g[first]), size, coalesced=True)
 
 
-def carrier_for(leaf_values, grad: SparseTensor, leaf_idx) -> SparseTensor:
+def carrier_for(leaf_values, grad: SparseTensor, leaf_idx, shared=False) -> SparseTensor:
     """``grad`` (PyTorch's gradient of a sparse leaf, a SparseTensor of the leaf's size without a graph) as the
-    gradient its values tensor ``leaf_values`` takes; ``leaf_idx``: the leaf's indices."""
+    gradient its values tensor ``leaf_values`` takes; ``leaf_idx``: the leaf's indices. ``shared``: PyTorch hands
+    the one gradient tensor to another input too (``AddBackward0`` with ``alpha=1``), so ``AccumulateGrad`` clones
+    it and the flag stays."""
     vals = grad._vals.data
     if vals.dtype != leaf_values.dtype:
         vals = vals.astype(leaf_values.dtype)
     out = SparseTensor(grad._idx, Tensor(vals), grad.shape, grad.is_coalesced())
-    out._layout_of, out._pass, out._summed = leaf_idx, _this_pass(), False
+    out._layout_of, out._pass, out._summed = leaf_idx, _this_pass(), shared
     return out
 
 
