@@ -20,6 +20,7 @@ from distnn.autograd.tensor import Tensor
 from .coo import SparseTensor
 from .layout_grads import carrier_for, distinct_grad, takes_layout
 from .merge_order import merge_order
+from .rows import gather_rows
 
 
 def _scaled(x, alpha):
@@ -65,6 +66,11 @@ class MergedValues(Function):
             elif i == 1:
                 grads[1] = _scaled(xp.take(grad, self.s_out, axis=0), self.alpha)
         return tuple(grads)
+
+    def backward_graph(self, g):  # (create_graph: the same rows, recorded; the operands' own indices)
+        t_grad = gather_rows(g, self.t_out, label=g.grad_fn.name() if g.grad_fn is not None else None)
+        s_grad = gather_rows(g, self.s_out, label=g.grad_fn.name() if g.grad_fn is not None else None)
+        return t_grad, (s_grad if self.alpha == 1 else s_grad * self.alpha)
 
     def _shared(self, i):
         """Whether PyTorch's ``AccumulateGrad`` of input ``i`` finds its gradient held elsewhere too, so clones it

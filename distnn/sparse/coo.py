@@ -184,7 +184,11 @@ class SparseTensor:
         # Uncoalesced: PyTorch differentiates the tensor's (summed) content, so its gradient holds one entry per
         # index, on the coalesced indices; entries sharing an index carry that one gradient, taken once here.
         _, first = get_array_module(self._idx).unique(self._linear(), return_index=True)
-        return SparseTensor(self._idx[:, first], g[first] if g.requires_grad else Tensor(g.data[first]), self._size)
+        if g.requires_grad:
+            from .rows import entries_of
+
+            return SparseTensor(self._idx[:, first], entries_of(g, first), self._size)
+        return SparseTensor(self._idx[:, first], Tensor(g.data[first]), self._size)
 
     def detach(self) -> "SparseTensor":
         return SparseTensor(self._idx, self._vals.detach(), self._size, self._coalesced)
@@ -222,7 +226,7 @@ class SparseTensor:
 
     def to_dense(self) -> Tensor:
         """The dense tensor (repeated indices add up); in the graph: its gradient is gathered to the values."""
-        return scatter_rows(self._vals, self._linear(), self._rows()).reshape(self._size)
+        return scatter_rows(self._vals, self._linear(), self._rows(), to_dense=True).reshape(self._size)
 
     def to_sparse(self, sparse_dim=None) -> "SparseTensor":
         if sparse_dim is not None and sparse_dim != self.sparse_dim():

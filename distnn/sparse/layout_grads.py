@@ -131,8 +131,8 @@ class OutputTap(Function):
         self.box["grad"] = grad
         return grad
 
-    def backward_graph(self, g):
-        return (g * 1,)
+    def backward_graph(self, g):  # (create_graph: the values' gradient as it is, the leaf's own indices)
+        return (g,)
 
 
 class InputTap(Function):
@@ -151,8 +151,8 @@ class InputTap(Function):
             return grad
         return carrier_for(parent, self.rule(self.box["grad"]), self.leaf_idx)
 
-    def backward_graph(self, g):
-        return (g * 1,)
+    def backward_graph(self, g):  # (create_graph: the values' gradient as it is, the leaf's own indices)
+        return (g,)
 
 
 def tap_operand(s: SparseTensor, box: dict, rule) -> SparseTensor:

@@ -13,8 +13,11 @@ from __future__ import annotations
 from distnn.autograd.function import Function
 from distnn.autograd.grad_mode import is_grad_enabled
 
+from distnn.backend import get_array_module
+
 from .coo import SparseTensor
 from .layout_grads import carrier_for, distinct_grad, takes_layout
+from .rows import gather_rows
 
 
 class TransposeBackward0(Function):
@@ -41,8 +44,9 @@ class TransposeBackward0(Function):
         size[d0], size[d1] = size[d1], size[d0]
         return carrier_for(self.parents[0], SparseTensor(idx, g._vals, tuple(size)), self.leaf_idx)
 
-    def backward_graph(self, g):  # (create_graph: the identity, recorded; the leaf's own indices)
-        return (g * 1,)
+    def backward_graph(self, g):  # (create_graph: the identity, recorded under this node's name, as PyTorch's)
+        xp = get_array_module(g.data)
+        return (gather_rows(g, xp.arange(g.shape[0]), label=self.name()),)
 
 
 class TBackward0(TransposeBackward0):
