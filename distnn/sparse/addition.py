@@ -68,9 +68,11 @@ class MergedValues(Function):
         return tuple(grads)
 
     def backward_graph(self, g):  # (create_graph: the same rows, recorded; the operands' own indices)
-        t_grad = gather_rows(g, self.t_out, label=g.grad_fn.name() if g.grad_fn is not None else None)
-        s_grad = gather_rows(g, self.s_out, label=g.grad_fn.name() if g.grad_fn is not None else None)
-        return t_grad, (s_grad if self.alpha == 1 else s_grad * self.alpha)
+        label = g.grad_fn.name() if g.grad_fn is not None else None  # (PyTorch's: the gradient as it came)
+        if self.alpha == 1:
+            return gather_rows(g, self.t_out, label=label), gather_rows(g, self.s_out, label=label)
+        # (PyTorch's grad * alpha is the Scalar overload's node, MulBackward1)
+        return gather_rows(g, self.t_out, label=label), gather_rows(g * self.alpha, self.s_out, label="MulBackward1")
 
     def _shared(self, i):
         """Whether PyTorch's ``AccumulateGrad`` of input ``i`` finds its gradient held elsewhere too, so clones it
