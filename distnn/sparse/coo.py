@@ -19,7 +19,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.autograd.tensor_methods_meta import sparse_coo
 from distnn.backend import get_array_module, to_numpy
 
-from .rows import gather_rows, scatter_rows
+from .rows import entries_of, gather_rows, scatter_rows
 
 
 class SparseUnsupportedError(NotImplementedError, AttributeError):
@@ -167,9 +167,8 @@ class SparseTensor:
 
     def _grad_of_values(self, g, as_flowed=False):
         """The sparse leaf's gradient (as :attr:`grad` hands it out) from ``g``, its values leaf's gradient: an
-        array of the values' shape, a dense-layout carrier (:mod:`.dense_grads`) or a sparse-layout one
-        (:mod:`.layout_grads`: ``as_flowed``, ``autograd.grad``'s, keeps the flag AccumulateGrad would drop).
-        ``autograd.grad`` returns the same, as PyTorch's returns the gradient ``backward`` would put in ``.grad``."""
+        array of the values' shape, or a dense- or sparse-layout carrier (:mod:`.dense_grads`, :mod:`.layout_grads`;
+        ``as_flowed``: ``autograd.grad``'s, as PyTorch's returns the gradient before AccumulateGrad)."""
         if isinstance(g, SparseTensor) and g._layout_of is not None:
             from . import layout_grads
 
@@ -184,11 +183,8 @@ class SparseTensor:
         # Uncoalesced: PyTorch differentiates the tensor's (summed) content, so its gradient holds one entry per
         # index, on the coalesced indices; entries sharing an index carry that one gradient, taken once here.
         _, first = get_array_module(self._idx).unique(self._linear(), return_index=True)
-        if g.requires_grad:
-            from .rows import entries_of
-
-            return SparseTensor(self._idx[:, first], entries_of(g, first), self._size)
-        return SparseTensor(self._idx[:, first], Tensor(g.data[first]), self._size)
+        return SparseTensor(self._idx[:, first], entries_of(g, first) if g.requires_grad else Tensor(g.data[first]),
+                            self._size)
 
     def detach(self) -> "SparseTensor":
         return SparseTensor(self._idx, self._vals.detach(), self._size, self._coalesced)
