@@ -78,9 +78,12 @@ def is_carrier(g) -> bool:
 
 
 def handed_out(g: SparseTensor) -> SparseTensor:
-    """The carrier as ``.grad`` hands it out: a single contribution loses its coalesced flag, as PyTorch's
-    ``AccumulateGrad`` takes it over; a sum made in a pass keeps it (PyTorch clones it)."""
-    return SparseTensor(g._idx, g._vals, g.shape, g.is_coalesced() and g._summed)
+    """The carrier as ``.grad`` hands it out (itself, so ``S.grad.zero_()`` reaches it): a single contribution
+    loses its coalesced flag, as PyTorch's ``AccumulateGrad`` takes it over; a sum made in a pass (or a gradient
+    PyTorch clones) keeps it."""
+    g._coalesced = g._coalesced and g._summed
+    g._summed = True  # (final: what it holds now is what the next pass adds to)
+    return g
 
 
 def as_flowed(g: SparseTensor) -> SparseTensor:
