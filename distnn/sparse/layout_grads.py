@@ -18,8 +18,6 @@ passes, keep the values-shaped gradient (the hooks see the leaf's own indices).
 """
 from __future__ import annotations
 
-import numpy as np
-
 from distnn.autograd.function import Function
 from distnn.autograd.grad_mode import is_grad_enabled
 from distnn.autograd.pass_hooks import backward_context
@@ -69,7 +67,7 @@ def carrier_for(leaf_values, grad: SparseTensor, leaf_idx, shared=False) -> Spar
     if vals.dtype != leaf_values.dtype:
         vals = vals.astype(leaf_values.dtype)
     out = SparseTensor(grad._idx, Tensor(vals), grad.shape, grad.is_coalesced())
-    out._layout_of, out._pass, out._summed = leaf_idx, _this_pass(), shared
+    out._layout_of, out._pass, out._keeps_flag = leaf_idx, _this_pass(), shared
     return out
 
 
@@ -81,8 +79,8 @@ def handed_out(g: SparseTensor) -> SparseTensor:
     """The carrier as ``.grad`` hands it out (itself, so ``S.grad.zero_()`` reaches it): a single contribution
     loses its coalesced flag, as PyTorch's ``AccumulateGrad`` takes it over; a sum made in a pass (or a gradient
     PyTorch clones) keeps it."""
-    g._coalesced = g._coalesced and g._summed
-    g._summed = True  # (final: what it holds now is what the next pass adds to)
+    g._coalesced = g._coalesced and g._keeps_flag
+    g._keeps_flag = True  # (final: the next pass adds to it as it is now)
     return g
 
 
@@ -105,14 +103,12 @@ def accumulate_layout(old, grad, carrier: SparseTensor) -> SparseTensor:
             return g if g._pass is this else handed_out(g)
         if isinstance(g, SparseTensor):
             return g
-        return distinct_grad(leaf_idx, size, False, np.asarray(g) if get_array_module(g) is np else g)
+        return distinct_grad(leaf_idx, size, False, g)
 
     total = add(sparse_of(old), sparse_of(grad))
     total = SparseTensor(total._idx, Tensor(total._vals.data), size, total.is_coalesced())
-    total._layout_of, total._pass, total._summed = leaf_idx, this, True
+    total._layout_of, total._pass, total._keeps_flag = leaf_idx, this, True
     return total
-
-
 
 
 # ----------------------------------------------------------------------------- taps for ops built of other ops
