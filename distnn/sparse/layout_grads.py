@@ -18,6 +18,8 @@ passes, keep the values-shaped gradient (the hooks see the leaf's own indices).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from distnn.autograd.function import Function
 from distnn.autograd.grad_mode import is_grad_enabled
 from distnn.autograd.pass_hooks import backward_context
@@ -47,14 +49,29 @@ def takes_layout(values) -> bool:
             and getattr(values, "_sparse_leaf", False) and not values._grad_hooks)
 
 
+def first_of_each(lin, rows: int):
+    """The sorted distinct values of ``lin`` (int64 in ``[0, rows)``) and where each first occurs: ``unique(lin,
+    return_index=True)``; on the CPU with ``rows`` not far above ``len(lin)``, one ``minimum.at`` pass over a
+    table of ``rows`` (tens of times faster than unique's stable sort)."""
+    xp = get_array_module(lin)
+    n = int(lin.shape[0])
+    if xp is not np or rows > 8 * n + 4096:
+        return xp.unique(lin, return_index=True)
+    first = np.full(rows, n, dtype=np.int64)
+    np.minimum.at(first, lin, np.arange(n, dtype=np.int64))
+    present = np.flatnonzero(first < n)
+    return present, first[present]
+
+
 def distinct_grad(idx, size, coalesced, g):
     """A sparse tensor's gradient as ``to_dense()``'s backward makes it, from ``g``, its values' gradient
     (an array): coalesced, one entry at each distinct index of ``idx`` (entries sharing one carry the same)."""
     if coalesced or idx.shape[1] <= 1:
         return SparseTensor(idx, Tensor(g), size, coalesced=True)
     xp = get_array_module(idx)
-    lin = xp.ravel_multi_index(tuple(idx), size[:idx.shape[0]]) if idx.shape[0] else xp.zeros(idx.shape[1], int)
-    _, first = xp.unique(lin, return_index=True)
+    sd = idx.shape[0]
+    lin = xp.ravel_multi_index(tuple(idx), size[:sd]) if sd else xp.zeros(idx.shape[1], dtype=np.int64)
+    _, first = first_of_each(lin.astype(np.int64, copy=False), int(np.prod(size[:sd], dtype=np.int64)))
     return SparseTensor(idx[:, first], Tensor(g[first]), size, coalesced=True)
 
 
