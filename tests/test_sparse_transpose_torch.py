@@ -1,6 +1,6 @@
 """Transposing sparse COO tensors against PyTorch 2.13: ``t()``, ``t_()``, ``transpose``, ``transpose_``,
-``swapaxes``, ``adjoint()``, ``mT`` and ``T`` (indices and values in PyTorch's order, ``is_coalesced()``, the
-node's name), their refusals, and the gradients through them: a sparse leaf's ``.grad`` (PyTorch's transposed
+``swapaxes``, ``adjoint()``, ``mT``, ``T`` and the function forms (``distnn.t``, ``transpose``, ``swapdims``,
+``adjoint``): indices and values in PyTorch's order, ``is_coalesced()``, the node's name, their refusals, and the gradients through them: a sparse leaf's ``.grad`` (PyTorch's transposed
 layout), ``autograd.grad``'s, a retained one, and the dense content; float32 and float64, leaves with sorted
 unique indices, flagged coalesced, and with a repeated index."""
 import numpy as np
@@ -56,6 +56,10 @@ FORMS = {
     "mT": (lambda S: S.mT, lambda T: T.mT),
     "T": (lambda S: S.T, lambda T: T.T),
     "t_twice": (lambda S: S.t().t(), lambda T: T.t().t()),
+    "fn_t": (lambda S: distnn.t(S), lambda T: torch.t(T)),
+    "fn_transpose": (lambda S: distnn.transpose(S, 0, 1), lambda T: torch.transpose(T, 0, 1)),
+    "fn_swapdims": (lambda S: distnn.swapdims(S, 1, 0), lambda T: torch.swapdims(T, 1, 0)),
+    "fn_adjoint": (lambda S: distnn.adjoint(S), lambda T: torch.adjoint(T)),
 }
 KINDS = ["sorted", "coalesced", "repeated"]
 
