@@ -1,8 +1,9 @@
 """Transposing sparse COO tensors against PyTorch 2.13: ``t()``, ``t_()``, ``transpose``, ``transpose_``,
 ``swapaxes``, ``adjoint()``, ``mT``, ``T`` and the function forms (``distnn.t``, ``transpose``, ``swapdims``,
-``adjoint``): indices and values in PyTorch's order, ``is_coalesced()``, the node's name, their refusals, and the gradients through them: a sparse leaf's ``.grad`` (PyTorch's transposed
-layout), ``autograd.grad``'s, a retained one, and the dense content; float32 and float64, leaves with sorted
-unique indices, flagged coalesced, and with a repeated index."""
+``adjoint``): indices and values in PyTorch's order, ``is_coalesced()``, the node's name, their refusals, and the
+gradients through them: a sparse leaf's ``.grad`` (PyTorch's transposed layout), ``autograd.grad``'s, a retained
+one, and the dense content; float32 and float64, leaves with sorted unique indices, flagged coalesced, and with a
+repeated index."""
 import numpy as np
 import pytest
 
