@@ -67,22 +67,11 @@ OPS = {
     "sparse_sum_dim1": (lambda S, D: sparse.sum(S, 1), lambda S, D: torch.sparse.sum(S, 1)),
     "mul_number_twice": (lambda S, D: (S * 2.0) * 3.0, lambda S, D: (S * 2.0) * 3.0),
 }
-# PyTorch's layouts distnn does not reproduce (its gradients lie on each tensor's distinct indices, and its leaf
-# gradient's flag follows PyTorch's usual AccumulateGrad path): strict, so a change of either side shows
-GAPS = {
-    ("add_self", True): "torch's AccumulateGrad clones this sum (flag kept: coalesced); distnn flags it uncoalesced",
-    ("add_self", False): "as above",
-    ("mul_sparse", False): "torch's leaf gradient keeps the leaf's repeated entries (nnz 5); distnn's is coalesced",
-    ("mm_sparse", True): "torch's leaf gradient is grad @ other.T, entries where that product has them; distnn's is "
-                         "on the leaf's indices (zeros kept)",
-    ("mm_sparse", False): "as above",
-    ("add_other_pattern", True): "torch's add passes the sum's whole gradient on, so the leaf's holds entries (and "
-                                 "values) at the other operand's indices too; distnn's is on the leaf's indices",
-    ("add_other_pattern", False): "as above",
-}
+# Ops whose backward gives a sparse leaf a gradient off its own indices or flagged otherwise (PyTorch's sparse
+# layout: distnn.sparse.layout_grads): the sum's whole gradient, grad @ other.T, grad * other, a sum of two uses
 ELSEWHERE = (np.array([[0, 1], [0, 2]]), np.array([5.0, 6.0]), SIZE)
 OTHER = (np.array([[0, 1, 3], [1, 2, 0]]), np.array([1.5, -2.0, 0.5]), (4, 3))
-OPS_WITH_GAPS = dict(OPS, add_self=(lambda S, D: S + S * 2.0, lambda S, D: S + S * 2.0),
+LAYOUT_OPS = dict(OPS, add_self=(lambda S, D: S + S * 2.0, lambda S, D: S + S * 2.0),
                      mul_sparse=(lambda S, D: S * S, lambda S, D: S * S),
                      add_other_pattern=(lambda S, D: S + distnn.sparse_coo_tensor(*ELSEWHERE).to(S.dtype),
                                         lambda S, D: S + torch.sparse_coo_tensor(
@@ -97,16 +86,14 @@ def _loss(Y, W):
         else (Y * W).sum()
 
 
-LAYOUT_CASES = [pytest.param(name, coalesced, id=f"{name}-{'coalesced' if coalesced else 'repeated_index'}",
-                              marks=[pytest.mark.xfail(strict=True, reason=GAPS[(name, coalesced)])]
-                              if (name, coalesced) in GAPS else [])
-                 for name in sorted(OPS_WITH_GAPS) for coalesced in (True, False)]
+LAYOUT_CASES = [pytest.param(name, coalesced, id=f"{name}-{'coalesced' if coalesced else 'repeated_index'}")
+                for name in sorted(LAYOUT_OPS) for coalesced in (True, False)]
 
 
 @pytest.mark.parametrize("dtype", sorted(DTYPES))
 @pytest.mark.parametrize("name,coalesced", LAYOUT_CASES)
 def test_leaf_and_retained_grads_have_torchs_layout(name, coalesced, dtype):
-    ours_op, theirs_op = OPS_WITH_GAPS[name]
+    ours_op, theirs_op = LAYOUT_OPS[name]
     S, T = _pair(coalesced, dtype)
     D, TD = _dense_pair(dtype)
     Y, TY = ours_op(S, D), theirs_op(T, TD)

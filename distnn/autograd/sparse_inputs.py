@@ -84,7 +84,7 @@ def as_leaf_grads(found, origins, materialize: bool) -> list:
         if s is None:
             continue
         if out[i] is not None:  # (a tensor made by an op: sparse, coalesced, as PyTorch's)
-            out[i] = s._grad_of_values(out[i]) if s.is_leaf else _engine._sparse.tensor_grad(s, out[i])
+            out[i] = s._grad_of_values(out[i], as_flowed=True) if s.is_leaf else _engine._sparse.tensor_grad(s, out[i])
         elif materialize:
             out[i] = _empty_like(s)
     return out

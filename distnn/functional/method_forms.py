@@ -145,7 +145,7 @@ def any(input, dim=None, keepdim=False):  # noqa: A001,A002
 
 def adjoint(input):  # noqa: A002
     """``torch.adjoint``: the (conjugate) transpose of the last two dims."""
-    return as_tensor(input).adjoint()
+    return input.adjoint() if getattr(input, "is_sparse", False) is True else as_tensor(input).adjoint()
 
 
 def absolute(input):  # noqa: A002

@@ -199,6 +199,8 @@ def reshape(a, shape):
 def transpose(a, *dims, axes=None):
     """As ``Tensor.transpose``: no axes reverse them, two swap them (PyTorch's ``transpose(x, 0, 1)``),
     else a permutation (one tuple, or numpy's ``axes=``)."""
+    if getattr(a, "is_sparse", False) is True and axes is None:  # (a sparse COO tensor: distnn.sparse.transpose)
+        return a.transpose(*dims)
     if not isinstance(a, Tensor):
         a = Tensor(a)
     return a.transpose(*dims) if axes is None else a.transpose(tuple(axes))

@@ -192,6 +192,8 @@ moveaxis = movedim
 
 def swapaxes(input, axis0, axis1):  # noqa: A002
     """``torch.swapaxes`` (``swapdims``, ``transpose``): two dims exchanged."""
+    if getattr(input, "is_sparse", False) is True:  # (a sparse COO tensor: distnn.sparse.transpose)
+        return input.transpose(axis0, axis1)
     x = as_tensor(input)
     a, b = wrap_dim(axis0, x.ndim, "swapaxes"), wrap_dim(axis1, x.ndim, "swapaxes")
     return x.transpose(a, b) if x.ndim else x[...]  # (a view of its own, as PyTorch's: see ``t``)
@@ -203,6 +205,8 @@ swapdims = swapaxes
 def t(input):  # noqa: A002
     """``torch.t``: a matrix transposed; a vector or 0-d tensor as it is, in a view of its own (as PyTorch's: not
     the tensor itself, so that ``x.t().squeeze_()`` leaves ``x``'s shape alone)."""
+    if getattr(input, "is_sparse", False) is True:  # (a sparse COO tensor: distnn.sparse.transpose)
+        return input.t()
     x = as_tensor(input)
     if x.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")

@@ -15,8 +15,12 @@ from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 from distnn.dtypes import promote_types
 
+from distnn.autograd.tensor import Tensor
+
 from .coo import SparseTensor
+from .layout_grads import carrier_for, distinct_grad, takes_layout
 from .merge_order import merge_order
+from .rows import gather_rows
 
 
 def _scaled(x, alpha):
@@ -27,12 +31,15 @@ def _scaled(x, alpha):
 class MergedValues(Function):
     """The result's values: row ``k`` is ``0 + t[u]`` or ``0 + alpha * s[v]`` (``rows[k]`` = ``u`` or ``n + v``
     counting ``s``'s rows after ``t``'s), and the rows of paired entries add ``alpha * s[partner]``; backward
-    gathers each operand's rows back (times ``alpha`` for ``s``)."""
+    gathers each operand's rows back (times ``alpha`` for ``s``); a sparse leaf operand gets PyTorch's gradient,
+    the sum's whole gradient (entries at the other operand's indices too: :mod:`.layout_grads`)."""
 
     saves_tensors = False  # (backward reads the positions only)
 
-    def forward(self, t_vals, s_vals, rows=None, t_out=None, s_out=None, paired_out=None, paired_s=None, alpha=1):
+    def forward(self, t_vals, s_vals, rows=None, t_out=None, s_out=None, paired_out=None, paired_s=None, alpha=1,
+                out=None, leaf_idx=(None, None)):
         self.t_out, self.s_out, self.alpha = t_out, s_out, alpha
+        self.out, self.leaf_idx = out, leaf_idx  # (the sum's (indices, size, coalesced); the operands' indices)
         xp = get_array_module(t_vals)
         s_scaled = _scaled(s_vals, alpha)
         both = xp.concatenate([t_vals, s_scaled])
@@ -47,7 +54,32 @@ class MergedValues(Function):
 
     def backward(self, grad):
         xp = get_array_module(grad)
-        return xp.take(grad, self.t_out, axis=0), _scaled(xp.take(grad, self.s_out, axis=0), self.alpha)
+        grads = [xp.take(grad, self.t_out, axis=0), None]
+        whole = None
+        for i, parent in enumerate(self.parents):
+            if takes_layout(parent):  # (PyTorch's AddBackward0 passes the sum's gradient on, times alpha for s)
+                if whole is None:
+                    whole = distinct_grad(*self.out, grad)
+                scaled = whole if i == 0 or self.alpha == 1 else SparseTensor(
+                    whole._idx, Tensor(_scaled(whole._vals.data, self.alpha)), whole.shape, whole.is_coalesced())
+                grads[i] = carrier_for(parent, scaled, self.leaf_idx[i], self._shared(i))
+            elif i == 1:
+                grads[1] = _scaled(xp.take(grad, self.s_out, axis=0), self.alpha)
+        return tuple(grads)
+
+    def backward_graph(self, g):  # (create_graph: the same rows, recorded; the operands' own indices)
+        label = g.grad_fn.name() if g.grad_fn is not None else None  # (PyTorch's: the gradient as it came)
+        if self.alpha == 1:
+            return gather_rows(g, self.t_out, label=label), gather_rows(g, self.s_out, label=label)
+        # (PyTorch's grad * alpha is the Scalar overload's node, MulBackward1)
+        return gather_rows(g, self.t_out, label=label), gather_rows(g * self.alpha, self.s_out, label="MulBackward1")
+
+    def _shared(self, i):
+        """Whether PyTorch's ``AccumulateGrad`` of input ``i`` finds its gradient held elsewhere too, so clones it
+        (flag kept): with ``alpha=1`` both inputs get one tensor, and the other input still holds it unless it is
+        input 0 and a leaf (leaves' ``AccumulateGrad`` runs first, input 0's before input 1's)."""
+        other = self.parents[1 - i]
+        return self.alpha == 1 and other is not None and (i == 0 or not isinstance(other, Tensor))
 
 
 def _check_operands(t, s, alpha):
@@ -104,7 +136,8 @@ def add(t: SparseTensor, s: SparseTensor, alpha=1) -> SparseTensor:
     rows[left_out] = left + n
     idx = xp.take(xp.concatenate([t._idx, s._idx], axis=1), rows, axis=1)
     vals = MergedValues.apply(t._vals.to(dtype), s._vals.to(dtype), rows=rows, t_out=t_out, s_out=s_out,
-                              paired_out=t_out[paired], paired_s=partner[paired], alpha=alpha)
+                              paired_out=t_out[paired], paired_s=partner[paired], alpha=alpha,
+                              out=(idx, t.shape, t.is_coalesced() and s.is_coalesced()), leaf_idx=(t._idx, s._idx))
     return SparseTensor(idx, vals, t.shape, t.is_coalesced() and s.is_coalesced())
 
 

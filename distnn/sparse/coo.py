@@ -19,7 +19,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.autograd.tensor_methods_meta import sparse_coo
 from distnn.backend import get_array_module, to_numpy
 
-from .rows import gather_rows, scatter_rows
+from .rows import entries_of, gather_rows, scatter_rows
 
 
 class SparseUnsupportedError(NotImplementedError, AttributeError):
@@ -49,6 +49,7 @@ class SparseTensor:
     layout = sparse_coo
     __array_priority__ = 2000  # numpy defers to our reflected operators
     _dense_of = None  # (a sparse leaf's dense-layout gradient: the leaf's indices, see .dense_grads)
+    _layout_of = None  # (a sparse leaf's gradient in PyTorch's sparse layout: the leaf's indices, .layout_grads)
 
     def __init__(self, indices, values: Tensor, size, coalesced: bool = False):
         # (internal: the arguments are checked by sparse_coo_tensor)
@@ -164,10 +165,14 @@ class SparseTensor:
     def retains_grad(self) -> bool:
         return not self._vals.is_leaf and self._vals.retains_grad
 
-    def _grad_of_values(self, g):
+    def _grad_of_values(self, g, as_flowed=False):
         """The sparse leaf's gradient (as :attr:`grad` hands it out) from ``g``, its values leaf's gradient: an
-        array of the values' shape, or a dense-layout carrier (:mod:`.dense_grads`). ``autograd.grad`` returns
-        the same, as PyTorch's returns the gradient ``backward`` would put in ``.grad``."""
+        array of the values' shape, or a dense- or sparse-layout carrier (:mod:`.dense_grads`, :mod:`.layout_grads`;
+        ``as_flowed``: ``autograd.grad``'s, as PyTorch's returns the gradient before AccumulateGrad)."""
+        if isinstance(g, SparseTensor) and g._layout_of is not None:
+            from . import layout_grads
+
+            return layout_grads.as_flowed(g) if as_flowed else layout_grads.handed_out(g)
         if isinstance(g, SparseTensor):
             if g._dense_of is None:
                 return g
@@ -178,7 +183,8 @@ class SparseTensor:
         # Uncoalesced: PyTorch differentiates the tensor's (summed) content, so its gradient holds one entry per
         # index, on the coalesced indices; entries sharing an index carry that one gradient, taken once here.
         _, first = get_array_module(self._idx).unique(self._linear(), return_index=True)
-        return SparseTensor(self._idx[:, first], g[first] if g.requires_grad else Tensor(g.data[first]), self._size)
+        return SparseTensor(self._idx[:, first], entries_of(g, first) if g.requires_grad else Tensor(g.data[first]),
+                            self._size)
 
     def detach(self) -> "SparseTensor":
         return SparseTensor(self._idx, self._vals.detach(), self._size, self._coalesced)
@@ -216,7 +222,7 @@ class SparseTensor:
 
     def to_dense(self) -> Tensor:
         """The dense tensor (repeated indices add up); in the graph: its gradient is gathered to the values."""
-        return scatter_rows(self._vals, self._linear(), self._rows()).reshape(self._size)
+        return scatter_rows(self._vals, self._linear(), self._rows(), to_dense=True).reshape(self._size)
 
     def to_sparse(self, sparse_dim=None) -> "SparseTensor":
         if sparse_dim is not None and sparse_dim != self.sparse_dim():

@@ -23,6 +23,11 @@ def accumulate(old, grad):
 
         total = as_dense_array(old, carrier) + as_dense_array(grad, carrier)
         return dense_layout_grad(total, carrier._dense_of, carrier.shape)
+    layout = next((g for g in (old, grad) if isinstance(g, SparseTensor) and g._layout_of is not None), None)
+    if layout is not None:  # a sparse leaf's gradient in PyTorch's sparse layout (see .layout_grads)
+        from .layout_grads import accumulate_layout
+
+        return accumulate_layout(old, grad, layout)
     if isinstance(old, SparseTensor) and isinstance(grad, SparseTensor):
         return old + grad
     if isinstance(grad, SparseTensor):  # dense += sparse, in place (the array DataParallel may point at)

@@ -19,7 +19,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from .coo import SparseTensor
-from .rows import gather_rows
+from .rows import entries_of, gather_rows
 
 
 def _unique_entries(s: SparseTensor):
@@ -39,7 +39,7 @@ def sparse_grad_of(s: SparseTensor, g) -> SparseTensor:
         vals = g if isinstance(g, Tensor) else Tensor(g)
         return SparseTensor(s._idx, vals, s.shape, coalesced=True)
     if isinstance(g, Tensor):
-        return SparseTensor(s._idx[:, first], gather_rows(g, first) if g.requires_grad else Tensor(g.data[first]),
+        return SparseTensor(s._idx[:, first], entries_of(g, first) if g.requires_grad else Tensor(g.data[first]),
                             s.shape, coalesced=True)
     return SparseTensor(s._idx[:, first], Tensor(g[first]), s.shape, coalesced=True)
 

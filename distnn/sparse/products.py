@@ -19,6 +19,7 @@ from distnn.backend import get_array_module
 from distnn.dtypes import promote_types, result_type
 
 from .coo import SparseTensor
+from .layout_grads import distinct_grad, tap_operand, tap_result
 from .rows import gather_rows, scatter_rows
 
 
@@ -134,6 +135,21 @@ def _mul_sparse(x: SparseTensor, y: SparseTensor) -> SparseTensor:
                            f"sizes {list(x.shape)} and {list(y.shape)} with sparse_dim {x.sparse_dim()} and "
                            f"{y.sparse_dim()}")
     dtype = np.dtype(promote_types(x.dtype, y.dtype))
+    box, plain_x, plain_y = {}, x.detach(), y.detach()  # (a sparse leaf gets PyTorch's grad * other: .layout_grads)
+    x = tap_operand(x, box, lambda g: _mul_sparse(_result_grad(box, g), plain_y))
+    y = tap_operand(y, box, lambda g: _mul_sparse(_result_grad(box, g), plain_x))
+    box["out"] = out = _mul_sparse_kernel(x, y, dtype)
+    return tap_result(out, box)
+
+
+def _result_grad(box, g):
+    """The result's sparse gradient (as ``to_dense()``'s backward makes it) from its values' gradient ``g``."""
+    out = box["out"]
+    return distinct_grad(out._idx, out.shape, out.is_coalesced(), g)
+
+
+def _mul_sparse_kernel(x: SparseTensor, y: SparseTensor, dtype) -> SparseTensor:
+    """:func:`_mul_sparse`'s entries and values (see there)."""
     if x._nnz() == 0 or y._nnz() == 0:  # (PyTorch's: an empty, coalesced result)
         empty = x if x._nnz() == 0 else y
         return SparseTensor(empty._idx, empty._vals.to(dtype) * 0, x.shape, coalesced=True)
@@ -228,8 +244,14 @@ def sparse_mm_sparse(mat1: SparseTensor, mat2: SparseTensor) -> SparseTensor:
     b = order[start[a] + pairs - (ends - count)[a]]
     idx = xp.stack([mat1._idx[0][a], mat2._idx[1][b]]).astype(np.int64).reshape(2, -1)
     dtype = np.dtype(promote_types(mat1.dtype, mat2.dtype))
+    box = {}  # (a sparse leaf gets PyTorch's grad @ other.T or self.T @ grad, where it has entries: .layout_grads)
+    plain1, plain2 = mat1.detach(), mat2.detach()
+    mat1 = tap_operand(mat1, box, lambda g: sparse_mm_sparse(_result_grad(box, g), plain2.t()))
+    mat2 = tap_operand(mat2, box, lambda g: sparse_mm_sparse(plain1.t(), _result_grad(box, g)))
     vals = gather_rows(mat1._vals, a).to(dtype) * gather_rows(mat2._vals, b).to(dtype)
-    return SparseTensor(idx, vals, (mat1.shape[0], mat2.shape[1])).coalesce()
+    out = SparseTensor(idx, vals, (mat1.shape[0], mat2.shape[1])).coalesce()
+    box["out"] = out
+    return tap_result(out, box)
 
 
 def mm(mat1, mat2):

@@ -45,11 +45,45 @@ class GatherRows(Function):
         return (scatter_rows(g, self.index, self.num),)
 
 
-def scatter_rows(values, index, num):
-    """:class:`ScatterRows` of a Tensor ``values`` at the integer array ``index`` into ``num`` rows."""
-    return ScatterRows.apply(values, index=index, num=int(num))
+class LabelledGather(GatherRows):
+    """:class:`GatherRows` whose node bears the name it is given: the gathers a ``create_graph=True`` pass makes
+    where PyTorch's node is another op (``to_dense``'s backward is ``SparseMaskBackward0``) or none (a sparse
+    gradient's entries picked at the distinct indices: PyTorch's gradient is on them already)."""
+
+    def forward(self, x, index=None, label=None):
+        self.label = label
+        return super().forward(x, index=index)
+
+    def torch_name_of_call(self):
+        return self.label
 
 
-def gather_rows(x, index):
-    """:class:`GatherRows`: the rows ``index`` (an integer array) of the Tensor ``x``."""
+class DenseOfEntries(ScatterRows):
+    """``to_dense()``'s scatter: its ``create_graph`` backward is PyTorch's ``SparseMaskBackward0``."""
+
+    def backward_graph(self, g):
+        return (gather_rows(g, self.index, label="SparseMaskBackward0"),)
+
+
+def scatter_rows(values, index, num, to_dense=False):
+    """:class:`ScatterRows` of a Tensor ``values`` at the integer array ``index`` into ``num`` rows
+    (``to_dense``: :class:`DenseOfEntries`)."""
+    return (DenseOfEntries if to_dense else ScatterRows).apply(values, index=index, num=int(num))
+
+
+def gather_rows(x, index, label=None):
+    """:class:`GatherRows`: the rows ``index`` (an integer array) of the Tensor ``x`` (``label``: the node's name,
+    :class:`LabelledGather`)."""
+    if label is not None:
+        return LabelledGather.apply(x, index=index, label=label)
     return GatherRows.apply(x, index=index)
+
+
+def entries_of(g, first):
+    """The rows ``first`` of ``g``, a sparse gradient's values with a graph (``create_graph=True``), under the
+    name of the node that made ``g`` (PyTorch's gradient holds those entries already); ``g`` itself when
+    ``first`` takes every row in order."""
+    xp = get_array_module(first)
+    if first.shape[0] == g.shape[0] and bool((first == xp.arange(first.shape[0])).all()):
+        return g
+    return gather_rows(g, first, label=g.grad_fn.name() if g.grad_fn is not None else None)
