@@ -187,7 +187,8 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
                         "_count_guess", "_in_sync", "_synced_since_finish", "_launched", "_probed", "_weight",
                         "_samples", "step_flags_sum", "_join_step", "_notes", "_failure_token", "_forwards",
                         "_abandoned", "_finishing", "_in_forward", "_micro_forwards", "_stale_grads", "_held_notes",
-                        "_clock", "_resets", "_abandoned_at", "_sync_clock", "_explicit_clock", "_micro_last"))
+                        "_clock", "_resets", "_abandoned_at", "_sync_clock", "_explicit_clock", "_micro_last",
+                        "_stale_samples", "_reset_latched"))
 
     def __setattr__(self, name, value):
         if name in self._PLAIN:
@@ -301,7 +302,8 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     @contextlib.contextmanager
     def no_sync(self):
         """Backward passes inside only accumulate local gradients (micro-batches of accumulation). After one that
-        raised, call ``zero_grad()``: its partial gradients refuse the next step (:mod:`.sync_micro_batch`)."""
+        raised, call ``zero_grad()`` before the next backward: its partial gradients refuse the next step, on one
+        rank too (:mod:`.sync_micro_batch`)."""
         settle_micro_batches(self)  # (a micro-batch this rank abandoned: .sync_micro_batch)
         settle(self)  # (the last step's, if this rank abandoned it)
         previous = self._require_sync

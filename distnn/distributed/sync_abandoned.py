@@ -79,7 +79,7 @@ from distnn.autograd.grad_mode import is_grad_enabled
 
 from .sync_batchnorm_closing import abort_micro_batch
 from .sync_failures import agree_on_failure, describe
-from .sync_micro_batch import STALE_ADVICE, grad_reset, hold_if_stale, note_micro_forward, settle_micro_batches
+from .sync_micro_batch import STALE_ADVICE, grad_reset, note_micro_forward, settle_micro_batches
 from .sync_refusals import WHERE, note
 
 UNREACHED = (f"the output of a forward {WHERE} never reached a synchronizing backward (an error between the "
@@ -101,7 +101,6 @@ def watched_forward(dp, inputs, kwargs):
         settle(dp)  # (the last step's forward never reached backward, or its backward was interrupted)
     grad = is_grad_enabled()
     if grad:
-        hold_if_stale(dp)  # (a failed micro-batch's partial gradients, about to get more: .sync_micro_batch)
         dp._clock += 1
     dp._in_forward += 1
     try:

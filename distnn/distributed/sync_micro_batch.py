@@ -34,9 +34,11 @@ raised there alone, as it is (no collective follows a micro-batch), and the micr
 The partial gradients cannot be told from the earlier micro-batches' (accumulation is in place), and averaged
 into the step they would make its update differ from every run's. Putting them back exactly would need a copy of
 every gradient before each micro-batch's backward (a model's worth of memory and copying per micro-batch, paid
-by every step for a rare failure), so instead, at the rank's next forward (or synchronization):
+by every step for a rare failure), so instead, when the rank's next backward of the model begins (or its
+``finish_gradient_synchronization()``), before anything more is accumulated:
 
-* the gradients are reset (``zero_grad()`` after the failure, PyTorch's DDP's advice too): the rank's step goes
+* the gradients are reset (``zero_grad()`` after the failure, PyTorch's DDP's advice too; after the next forward
+  too, as long as it comes before that forward's backward): the rank's step goes
   on as a run in which it skipped the step's micro-batches up to the failed one: their gradients are gone, and
   the samples counted for them leave the step's count too (a ``set_num_samples()`` count is the loop's own);
 * they are not: the next synchronizing step refuses on every rank, "DataParallel: gradients of a micro-batch
@@ -45,7 +47,9 @@ by every step for a rare failure), so instead, at the rank's next forward (or sy
   gradients (None) and goes on in step, as after any refused step.
 
 A normal micro-batch pays a closure and one engine list entry (the watch), as a synchronizing pass does.
-(One rank, no wrapper hook runs under ``no_sync()``: partial gradients stay, as in a plain single process.)
+One rank follows the same rule (its backwards under ``no_sync()`` are watched too): partial gradients not reset
+make its next synchronizing step (its backward, or ``finish_gradient_synchronization()``) raise that error, the
+step's gradients dropped, where a plain single process would let them into the update.
 """
 from __future__ import annotations
 
@@ -148,8 +152,9 @@ def settle_micro_batches(dp, exc=None, in_pass: bool = False) -> None:
 
 
 def grad_reset(p) -> bool:
-    """Whether ``p.grad`` is None, or zeros left by ``zero_grad(set_to_none=False)`` (the flag alone stays set
-    while later backwards accumulate into the array: its values are looked at, on these failure paths only)."""
+    """Whether ``p.grad`` is None, or zeros left by ``zero_grad(set_to_none=False)`` that no backward accumulated
+    into since (the flag is cleared then; the values are looked at too, on these failure paths only, for a
+    gradient assigned by hand after the reset)."""
     g = p.grad
     if g is None:
         return True
@@ -170,8 +175,9 @@ def mark_stale(dp) -> None:
 
 
 def hold_if_stale(dp) -> None:
-    """Before the rank accumulates more (its next forward, its synchronization): partial gradients of a failed
-    micro-batch that the loop did not reset make the next synchronizing step refuse (see the module docstring)."""
+    """Before the rank accumulates more (its next backward of the model, its synchronization): partial gradients
+    of a failed micro-batch that the loop did not reset make the next synchronizing step refuse (see the module
+    docstring)."""
     if not dp._stale_grads:
         return
     dp._stale_grads = False
