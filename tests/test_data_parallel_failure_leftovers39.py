@@ -14,6 +14,10 @@ skipped the step's micro-batches up to the failed one; not reset by then, every 
   values; before, their values were read and the step went on);
 * one rank: the same rule (before, the partial gradients stayed and the step went on with them).
 
+And an error BEFORE the model runs on rank 1 (a forward pre-hook of the model or of the wrapper, an input of
+the wrong shape): every rank raises "DataParallel: forward raised on rank 1: ..." and trains on as a run without
+the step.
+
 Oracles: the parameters equal, to 1e-12, a run without what failed (the failing rank's micro-batches up to the
 failed one, or the whole refused step), bitwise equal across ranks; the errors are asserted by message. And a
 rank whose step ran only ``no_sync()`` micro-batches after ``zero_grad(set_to_none=False)`` still synchronizes in
@@ -48,7 +52,6 @@ FAULTS = {
     "bn-late-zero": (0, "after-forward", False),
 }
 REFUSED = {"too-late-zero", "keep", "zeros-keep"}
-CHILD_FAULTS = list(FAULTS)
 
 
 def train(comm, fault=None, faulty_ranks=(), skip_step=None, skip_micros=None, bn=False, steps=3):
@@ -181,10 +184,72 @@ def test_finish_synchronizes_after_only_no_sync_micro_batches_on_zeroed_gradient
             np.testing.assert_array_equal(v, state[k], err_msg=k)
 
 
+# An error BEFORE the forward, on rank 1 alone, in a synchronizing step: a forward pre-hook of the model or of the
+# wrapper itself (before, the wrapper's own hook went unseen: rank 1's next step was paired with the others' failed
+# one, and the run ended in a collective error naming nothing), or an input of the wrong shape; *-bn: the model
+# has SyncBatchNorm (rank 0 waits in its forward round). Every rank raises the same error and trains on as a run
+# without the step. (An error in the loop's own code before the forward is not covered: no DataParallel call
+# sees that step on rank 1.)
+BEFORE = ["model-hook", "wrapper-hook", "shape", "model-hook-bn", "wrapper-hook-bn", "shape-bn"]
+
+
+def _refuse(module, args):
+    raise ValueError("the pre-hook refused the batch")
+
+
+def train_before_forward(comm, fault=None, faulty_ranks=(), skip=False, bn=False, steps=3):
+    """Steps of one synchronizing batch; in step 0 the fault on the failing ranks (``skip``: every rank skips
+    step 0). Returns (errors, state)."""
+    distnn.manual_seed(0)
+    model = _BatchNormNet(comm, False) if bn or (fault or "").endswith("bn") else _Net()
+    dp = DataParallel(model, comm, bucket_mb=1e-6)
+    opt = SGD(model.parameters(), lr=0.5, momentum=0.9)
+    errors = []
+    for step in range(steps):
+        if skip and step == 0:
+            continue
+        opt.zero_grad()
+        mine = fault if step == 0 and comm.rank in faulty_ranks else ""
+        hooked = dp if mine.startswith("wrapper") else model
+        hook = hooked.register_forward_pre_hook(_refuse) if "hook" in mine else None
+        x, y = _batch(comm, step, 1)
+        if mine.startswith("shape"):
+            x = distnn.Tensor(np.ones((len(y), 5)))
+        try:
+            F.cross_entropy(dp(x), y).backward()
+            opt.step()
+        except Exception as e:
+            errors.append((type(e).__name__, str(e)))
+        finally:
+            if hook is not None:
+                hook.remove()
+    return errors, {k: to_numpy(v).copy() for k, v in model.state_dict().items()}
+
+
+def assert_before_outcome(results, fault, reference):
+    own = "Linear 'module.fc1': expected input" if fault.startswith("shape") else "the pre-hook refused the batch"
+    for rank, (errors, state) in enumerate(results):
+        assert len(errors) == 1 and errors[0][0] == "ValueError", (rank, errors)
+        assert errors[0][1].startswith(f"DataParallel: forward raised on rank 1: ValueError: {own}"), (rank, errors)
+        for k, v in state.items():
+            np.testing.assert_array_equal(v, results[0][1][k], err_msg=f"rank {rank}: {k}")
+            if k.endswith(("weight", "bias")):
+                np.testing.assert_allclose(v, reference[k], rtol=1e-12, atol=1e-15, err_msg=f"rank {rank}: {k}")
+
+
+@pytest.mark.parametrize("fault", BEFORE)
+def test_an_error_before_the_model_runs_ends_the_step_alike_on_every_rank(fault):
+    reference = simulate(2, train_before_forward, skip=True, bn=fault.endswith("bn"))[0][1]
+    assert_before_outcome(simulate(2, train_before_forward, fault, (1,)), fault, reference)
+
+
 def train_for_child(comm, fault=None, faulty_ranks=()):
     """The child job's protocol: (error, grads_none, state), the error holding the errors."""
-    errors, state = train(comm, fault, faulty_ranks)
+    errors, state = (train_before_forward if fault in BEFORE else train)(comm, fault, faulty_ranks)
     return errors, None, state
+
+
+CHILD_FAULTS = list(FAULTS) + BEFORE
 
 
 @pytest.mark.parametrize("ranks", [2, 3])
@@ -193,4 +258,8 @@ def test_under_mpiexec_the_rule_holds_on_every_rank(tmp_path, ranks):
                             n=ranks)
     for fault in CHILD_FAULTS:
         results = [([tuple(e) for e in s[fault][0] or ()], s[fault][2]) for s in seen]  # (from JSON)
-        assert_outcome(results, fault, reference(fault, ranks))
+        if fault in BEFORE:
+            skipped = simulate(ranks, train_before_forward, skip=True, bn=fault.endswith("bn"))[0][1]
+            assert_before_outcome(results, fault, skipped)
+        else:
+            assert_outcome(results, fault, reference(fault, ranks))

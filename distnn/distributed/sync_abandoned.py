@@ -76,6 +76,7 @@ from distnn._stacklevel import caller_stacklevel
 
 from distnn.autograd.engine import backward_depth
 from distnn.autograd.grad_mode import is_grad_enabled
+from distnn.nn.module import Module
 
 from .sync_batchnorm_closing import abort_micro_batch
 from .sync_failures import agree_on_failure, describe
@@ -93,30 +94,29 @@ ADVICE = ("The rank that abandoned the step went through its exchange with zeros
           "that backward runs from (as PyTorch's DDP asks), and run evaluation under distnn.no_grad()")
 
 
+def hooked_call(dp, args, kwargs):
+    """``dp(...)`` when the wrapper itself has forward hooks: one of its pre-hooks that raises (before
+    :func:`watched_forward` begins) ends the step as the model's forward raising does."""
+    dp._before_forward = True
+    try:
+        return Module._call_with_hooks(dp, args, kwargs)
+    except BaseException as exc:
+        if dp._before_forward:
+            dp._before_forward = False
+            _forward_raised(dp, exc, _begin_forward(dp))
+        raise
+
+
 def watched_forward(dp, inputs, kwargs):
     """``DataParallel.forward``: run the model, count the samples, note the output (see the module docstring)."""
-    if dp._micro_forwards:
-        settle_micro_batches(dp)  # (a micro-batch's forward never reached backward: .sync_micro_batch)
-    if dp._forwards or dp._abandoned or dp._in_sync:
-        settle(dp)  # (the last step's forward never reached backward, or its backward was interrupted)
-    grad = is_grad_enabled()
-    if grad:
-        dp._clock += 1
+    dp._before_forward = False
+    grad = _begin_forward(dp)
     dp._in_forward += 1
     try:
         out = dp.module(*inputs, **kwargs)
     except BaseException as exc:
         dp._in_forward -= 1
-        if grad and dp.comm.size > 1 and backward_depth() == 0 and not dp._in_sync:
-            if not dp._require_sync:  # (a micro-batch: its SyncBatchNorm rounds end on every rank, if any)
-                if isinstance(exc, Exception) and not getattr(exc, "from_rounds", False):
-                    abort_micro_batch(dp, exc)  # raises the agreed error when it ends rounds
-                raise
-            if isinstance(exc, Exception):
-                agree_on_failure(dp, exc, "forward")  # raises the agreed error, from exc
-            # (a KeyboardInterrupt: no collective now; the next DataParallel call, if any, ends the step)
-            note(dp._abandoned, RuntimeError, f"forward raised {WHERE}: {describe(exc)}", ADVICE)
-            dp._abandoned_at = dp._clock
+        _forward_raised(dp, exc, grad)
         raise
     dp._in_forward -= 1
     if grad:
@@ -133,6 +133,33 @@ def watched_forward(dp, inputs, kwargs):
             elif nodes:  # (with the count so far: what was counted up to here belongs to its step, see settle)
                 dp._forwards.append((nodes, n or 0, dp._forward_samples or 0, dp._clock))
     return out
+
+
+def _begin_forward(dp) -> bool:
+    """A forward begins: what an earlier failure left is settled first; returns whether gradients are enabled."""
+    if dp._micro_forwards:
+        settle_micro_batches(dp)  # (a micro-batch's forward never reached backward: .sync_micro_batch)
+    if dp._forwards or dp._abandoned or dp._in_sync:
+        settle(dp)  # (the last step's forward never reached backward, or its backward was interrupted)
+    grad = is_grad_enabled()
+    if grad:
+        dp._clock += 1
+    return grad
+
+
+def _forward_raised(dp, exc, grad: bool) -> None:
+    """The forward raised ``exc``: end the step (or micro-batch) alike on every rank (see the module docstring).
+    Raises the agreed error, or returns for the caller to raise ``exc``."""
+    if grad and dp.comm.size > 1 and backward_depth() == 0 and not dp._in_sync:
+        if not dp._require_sync:  # (a micro-batch: its SyncBatchNorm rounds end on every rank, if any)
+            if isinstance(exc, Exception) and not getattr(exc, "from_rounds", False):
+                abort_micro_batch(dp, exc)  # raises the agreed error when it ends rounds
+            return
+        if isinstance(exc, Exception):
+            agree_on_failure(dp, exc, "forward")  # raises the agreed error, from exc
+        # (a KeyboardInterrupt: no collective now; the next DataParallel call, if any, ends the step)
+        note(dp._abandoned, RuntimeError, f"forward raised {WHERE}: {describe(exc)}", ADVICE)
+        dp._abandoned_at = dp._clock
 
 
 def settle(dp, in_pass: bool = False, finishing: bool = False) -> None:

@@ -74,6 +74,7 @@ def init_failure_state(dp) -> None:
     dp._forwards = []   # forwards since the last sync: (output nodes, samples, count so far, clock) (.sync_abandoned)
     dp._abandoned = []  # notes of a forward interrupted since (.sync_abandoned)
     dp._in_forward = 0  # forwards of the model running now (.sync_batchnorm_closing)
+    dp._before_forward = False  # the wrapper's own forward pre-hooks run (.sync_abandoned.hooked_call)
     dp._micro_forwards = []  # no_sync() forwards no backward reached yet: (output nodes, samples)
     dp._micro_last = 0       # samples of the micro-batch whose backward runs (drop_micro_batch)
     dp._stale_grads = False  # a micro-batch's backward was cut short here (hold_if_stale)
