@@ -12,6 +12,8 @@ skipped the step's micro-batches up to the failed one; not reset by then, every 
 * zeros-keep: ``zero_grad(set_to_none=False)``, a micro-batch whose gradients are all zero, then the failure and
   no reset: refused (a backward accumulated into the zeroed gradients, so they are reset no more, whatever their
   values; before, their values were read and the step went on);
+* keep-forward-raises: not reset, and the step's synchronizing forward raises on rank 1: the exchange that
+  forward's failure makes carries the refusal (before, it was left for the next step, refused without cause);
 * one rank: the same rule (before, the partial gradients stayed and the step went on with them).
 
 And an error BEFORE the model runs on rank 1 (a forward pre-hook of the model or of the wrapper, an input of
@@ -50,8 +52,13 @@ FAULTS = {
     "keep": (1, None, False),
     "zeros-keep": (1, None, True),
     "bn-late-zero": (0, "after-forward", False),
+    "keep-forward-raises": (1, None, False),
 }
-REFUSED = {"too-late-zero", "keep", "zeros-keep"}
+REFUSED = {"too-late-zero", "keep", "zeros-keep", "keep-forward-raises"}
+
+
+def _refuse(module, args):
+    raise ValueError("the pre-hook refused the batch")
 
 
 def train(comm, fault=None, faulty_ranks=(), skip_step=None, skip_micros=None, bn=False, steps=3):
@@ -79,6 +86,8 @@ def train(comm, fault=None, faulty_ranks=(), skip_step=None, skip_micros=None, b
             # (fc1's weight: fc2's gradients are accumulated by then; bn: between SyncBatchNorm's backward rounds)
             hooked = model.fc2.weight if isinstance(model, _BatchNormNet) else model.fc1.weight
             hook = hooked.register_hook(_raise) if mine else None
+            if fault == "keep-forward-raises" and step == at and micro == MICROS - 1 and comm.rank in faulty_ranks:
+                hook = model.register_forward_pre_hook(_refuse)  # (the step's synchronizing forward raises)
             x, y = _batch(comm, step, micro)
             late = caught and step == at and micro == failing + 1
             try:
@@ -126,7 +135,12 @@ def assert_outcome(results, fault, reference, faulty=1):
         if fault in REFUSED:
             assert len(errors) == expected + 1, (rank, errors)
             kind, message = errors[-1]
-            assert kind == "RuntimeError" and message.startswith(STALE + f"rank {faulty}"), (rank, errors)
+            if fault == "keep-forward-raises":  # (the forward's agreed exchange carries the leftovers' refusal too)
+                assert kind == "ValueError" and message.startswith(f"DataParallel: forward raised on rank {faulty}: "
+                                                                   "ValueError: the pre-hook refused"), (rank, errors)
+                assert "; " + STALE[len("DataParallel: "):] + f"rank {faulty}" in message, (rank, errors)
+            else:
+                assert kind == "RuntimeError" and message.startswith(STALE + f"rank {faulty}"), (rank, errors)
         else:
             assert len(errors) == expected, (rank, errors)
         if expected and fault.startswith("bn"):
@@ -191,10 +205,6 @@ def test_finish_synchronizes_after_only_no_sync_micro_batches_on_zeroed_gradient
 # without the step. (An error in the loop's own code before the forward is not covered: no DataParallel call
 # sees that step on rank 1.)
 BEFORE = ["model-hook", "wrapper-hook", "shape", "model-hook-bn", "wrapper-hook-bn", "shape-bn"]
-
-
-def _refuse(module, args):
-    raise ValueError("the pre-hook refused the batch")
 
 
 def train_before_forward(comm, fault=None, faulty_ranks=(), skip=False, bn=False, steps=3):
