@@ -80,7 +80,8 @@ from distnn.nn.module import Module
 
 from .sync_batchnorm_closing import abort_micro_batch
 from .sync_failures import agree_on_failure, describe
-from .sync_micro_batch import STALE_ADVICE, grad_reset, note_micro_forward, settle_micro_batches
+from .sync_micro_batch import (STALE_ADVICE, forget_micro_forwards, grad_reset, note_micro_forward,
+                               settle_micro_batches)
 from .sync_refusals import WHERE, note
 
 UNREACHED = (f"the output of a forward {WHERE} never reached a synchronizing backward (an error between the "
@@ -150,6 +151,8 @@ def _begin_forward(dp) -> bool:
 def _forward_raised(dp, exc, grad: bool) -> None:
     """The forward raised ``exc``: end the step (or micro-batch) alike on every rank (see the module docstring).
     Raises the agreed error, or returns for the caller to raise ``exc``."""
+    if getattr(exc, "ahead", False):  # (the rank's kept output of a micro-batch is stale: .sync_batchnorm_rounds)
+        forget_micro_forwards(dp)
     if grad and dp.comm.size > 1 and backward_depth() == 0 and not dp._in_sync:
         if not dp._require_sync:  # (a micro-batch: its SyncBatchNorm rounds end on every rank, if any)
             if isinstance(exc, Exception) and not getattr(exc, "from_rounds", False):

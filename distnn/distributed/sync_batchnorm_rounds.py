@@ -119,6 +119,8 @@ def _raise_ended(comm, h, every, kind):
     if status.any():
         h.closed = True
         raise_in_step(h, _closed_error(every, kind), stage)
+    if set(every[:, 1]) == {FORWARD, BACKWARD}:
+        raise_in_step(h, _ran_ahead_error(every, kind), stage)
     raise_in_step(h, RuntimeError("SyncBatchNorm: the ranks' collectives do not match: " + "; ".join(
         f"rank {r}: {_KINDS.get(k, k)} of {int(n)} numbers" for r, (_, k, n) in enumerate(every))
         + ". Every rank must run the same SyncBatchNorm layers, in the same order, every step"), stage)
@@ -146,6 +148,29 @@ def _closed_error(every, kind) -> Exception:
                         f"SyncBatchNorm {_KINDS[kind]}: the ranks ran SyncBatchNorm layers a different number of "
                         "times in this step (a data-dependent branch?); every rank must run the same SyncBatchNorm "
                         "layers every step")
+
+
+class ForwardRanAhead(RuntimeError):
+    """Some ranks ran a SyncBatchNorm forward while the others ran a backward: the forward ranks' last output never
+    reached the backward the others run (its loss raised, caught while the loop still held the output). Raised on
+    every rank; the forward ranks' DataParallel forgets that output (its micro-batch is over)."""
+
+    def __init__(self, message, ahead: bool):
+        super().__init__(message)
+        self.ahead = ahead  # (this rank ran the forward)
+
+
+def _ran_ahead_error(every, kind) -> Exception:
+    ahead = [r for r, k in enumerate(every[:, 1]) if k == FORWARD]
+    behind = [r for r, k in enumerate(every[:, 1]) if k == BACKWARD]
+    where = f"rank{'s' if len(ahead) > 1 else ''} {', '.join(map(str, ahead))}"
+    others = f"rank{'s' if len(behind) > 1 else ''} {', '.join(map(str, behind))}"
+    return ForwardRanAhead(
+        f"SyncBatchNorm: {where} began a forward while {others} ran a backward: the output of a forward on {where} "
+        "never reached the backward the others run (an error between the forward and the backward, the loss?, "
+        "caught while the output was still referenced: kept in a variable or list, or by the exception's "
+        "traceback). Let go of a failed forward's output before the next forward (out = None), so DataParallel "
+        "ends that step or micro-batch on every rank alike", kind == FORWARD)
 
 
 def end_rounds(comm, status: float):

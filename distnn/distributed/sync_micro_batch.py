@@ -109,6 +109,15 @@ def reached(dp) -> None:
     dp._micro_forwards = []
 
 
+def forget_micro_forwards(dp) -> None:
+    """This rank's forward met the others' backward in a SyncBatchNorm round: its no_sync() forwards that no
+    backward reached, kept referenced by the loop, are over (every rank raised the mismatch, naming them); their
+    samples leave the step's count, as those of a micro-batch skipped."""
+    if dp._forward_samples is not None:
+        dp._forward_samples -= sum(n for _, n in dp._micro_forwards)
+    dp._micro_forwards = []
+
+
 def drop_micro_batch(dp, in_backward: bool) -> None:
     """The micro-batch ended on every rank (its rounds were ABORTed): its samples leave the step's count here,
     those of its forwards no backward reached yet and, in its backward, those of the forwards that backward
