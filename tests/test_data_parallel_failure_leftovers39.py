@@ -2,9 +2,9 @@
 reset, and one rank (world size 1) following the rule several ranks follow.
 
 A gradient hook raises on rank 1 (on rank 0 alone, on one rank) in a micro-batch's backward under ``no_sync()``;
-its partial gradients (fc2's, not fc1's) stay accumulated. The rule (:mod:`distnn.distributed.sync_micro_batch`): gradients reset
-(``zero_grad()``) before any backward of the next micro-batch make the step a run in which the failing rank
-skipped the step's micro-batches up to the failed one; not reset by then, every rank refuses the step. So:
+its partial gradients (fc2's, not fc1's) stay accumulated. The rule (:mod:`distnn.distributed.sync_micro_batch`):
+gradients reset (``zero_grad()``) before any backward of the next micro-batch make the step a run in which the
+failing rank skipped the step's micro-batches up to the failed one; not reset by then, every rank refuses it. So:
 
 * late-zero*: ``zero_grad()`` comes after the next micro-batch's FORWARD, before its backward: exact, not refused
   (it was refused before); too-late-zero: after the next micro-batch's backward: refused on every rank;

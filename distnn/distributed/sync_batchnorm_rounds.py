@@ -12,11 +12,13 @@ So each SyncBatchNorm collective is a round: a header of four numbers per rank (
 micro-batch whose forward raised under ``no_sync()``; the collective's kind; its length; 1 for a forward while
 the rank's DataParallel holds an output no backward reached yet), allgathered before or alongside the payload.
 A forward round of such ranks that meets the others' backward raises :class:`ForwardRanAhead` on every rank: the
-output was kept referenced past its failure (other mismatches raise "the ranks' collectives do not match"). Every synchronizing exchange of DataParallel begins with a closing round on the
-SyncBatchNorm communicators it uses (:mod:`.sync_batchnorm_closing`). A rank that closes while others call
-learns from the header what they wait in and answers it with zeros; the calling ranks see the close in the
-header and raise: :class:`StepEndedElsewhere` when the closing rank failed (DataParallel then adds no note of
-its own, and every rank raises the failing rank's error), a RuntimeError naming the mismatch when it did not.
+output was kept referenced past its failure (other mismatches raise "the ranks' collectives do not match").
+
+Every synchronizing exchange of DataParallel begins with a closing round on the SyncBatchNorm communicators it
+uses (:mod:`.sync_batchnorm_closing`). A rank that closes while others call learns from the header what they
+wait in and answers it with zeros; the calling ranks see the close in the header and raise:
+:class:`StepEndedElsewhere` when the closing rank failed (DataParallel then adds no note of its own, and every
+rank raises the failing rank's error), a RuntimeError naming the mismatch when it did not.
 Either way their SyncBatchNorm part of the step is over (``closed``): their own exchange makes no closing
 round, and the next step's rounds pair with the next step's.
 
