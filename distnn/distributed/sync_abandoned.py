@@ -79,6 +79,7 @@ from distnn.autograd.grad_mode import is_grad_enabled
 from distnn.nn.module import Module
 
 from .sync_batchnorm_closing import abort_micro_batch
+from .sync_batchnorm_rounds import ForwardRanAhead
 from .sync_failures import agree_on_failure, describe
 from .sync_micro_batch import (STALE_ADVICE, forget_micro_forwards, grad_reset, note_micro_forward,
                                settle_micro_batches)
@@ -114,7 +115,15 @@ def watched_forward(dp, inputs, kwargs):
     grad = _begin_forward(dp)
     dp._in_forward += 1
     try:
-        out = dp.module(*inputs, **kwargs)
+        try:
+            out = dp.module(*inputs, **kwargs)
+        except ForwardRanAhead as exc:
+            if not exc.ahead or backward_depth() > 0:
+                raise
+            dp._in_forward -= 1
+            _end_ran_ahead(dp, exc)
+            dp._in_forward += 1
+            out = dp.module(*inputs, **kwargs)  # (the kept output's step or micro-batch is over: this one pairs now)
     except BaseException as exc:
         dp._in_forward -= 1
         _forward_raised(dp, exc, grad)
@@ -148,11 +157,21 @@ def _begin_forward(dp) -> bool:
     return grad
 
 
+def _end_ran_ahead(dp, exc) -> None:
+    """This rank's forward met the others' backward of a forward whose output it kept after a failure
+    (:class:`~.sync_batchnorm_rounds.ForwardRanAhead`, raised by the others): that output is over. A micro-batch's
+    is forgotten (no exchange follows it); a step's ends in its exchange, where the others wait. Then the forward
+    runs again, in step with the others' next one."""
+    warnings.warn(f"{exc} (This rank raised its own error in that step or micro-batch; it goes on with the next.)",
+                  stacklevel=caller_stacklevel())
+    forget_micro_forwards(dp)
+    if dp._forwards:
+        settle(dp, ran_ahead=True)
+
+
 def _forward_raised(dp, exc, grad: bool) -> None:
     """The forward raised ``exc``: end the step (or micro-batch) alike on every rank (see the module docstring).
     Raises the agreed error, or returns for the caller to raise ``exc``."""
-    if getattr(exc, "ahead", False):  # (the rank's kept output of a micro-batch is stale: .sync_batchnorm_rounds)
-        forget_micro_forwards(dp)
     if grad and dp.comm.size > 1 and backward_depth() == 0 and not dp._in_sync:
         if not dp._require_sync:  # (a micro-batch: its SyncBatchNorm rounds end on every rank, if any)
             if isinstance(exc, Exception) and not getattr(exc, "from_rounds", False):
@@ -165,10 +184,11 @@ def _forward_raised(dp, exc, grad: bool) -> None:
         dp._abandoned_at = dp._clock
 
 
-def settle(dp, in_pass: bool = False, finishing: bool = False) -> None:
+def settle(dp, in_pass: bool = False, finishing: bool = False, ran_ahead: bool = False) -> None:
     """End a step this rank abandoned, if any (see the module docstring): ``in_pass``, called as a backward
     pass begins; ``finishing``, called by finish_gradient_synchronization, whose own exchange then carries
-    the notes (every forward not reached by a synchronizing backward by then was abandoned)."""
+    the notes (every forward not reached by a synchronizing backward by then was abandoned); ``ran_ahead``,
+    the forwards noted are over though still referenced (:func:`_end_ran_ahead`)."""
     if backward_depth() > in_pass:
         return  # (a forward or pass inside a backward: the step is not over)
     notes = list(dp._abandoned)
@@ -182,7 +202,7 @@ def settle(dp, in_pass: bool = False, finishing: bool = False) -> None:
     kept, lost, unreached, samples, mark = [], 0, False, 0, 0
     abandoned_at = dp._abandoned_at if dp._abandoned else dp._sync_clock if interrupted else 0
     for nodes, n, counted, clock in dp._forwards:
-        dead = finishing or not _alive(nodes)
+        dead = finishing or ran_ahead or not _alive(nodes)
         unreached = unreached or dead
         if dead:
             lost += n
