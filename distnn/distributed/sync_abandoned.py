@@ -44,8 +44,10 @@ output and of every graph built on it (checked at the next forward, so a model w
 SyncBatchNorm, does not start the next step's collectives first, and at the next backward, after the loop
 rebound ``out = ddp(x)``). An output that is still referenced may yet reach a backward (two forwards, two
 backwards), so a loop that keeps the failed step's output (or the exception, whose traceback holds it)
-until after its next synchronizing backward is not noticed: that backward is paired with the others'
-failed step, as before. The ranks that
+until after its next synchronizing backward is not noticed without SyncBatchNorm: that backward is paired with
+the others' failed step, as before. (With SyncBatchNorm training, the next forward's round meets the others'
+backward round: they raise ``ForwardRanAhead`` there, and this rank ends the kept step in its exchange and runs
+its forward again, :func:`_end_ran_ahead`.) The ranks that
 waited drop the step's gradients (None) and training goes on as if the step had never run, save the
 global sample count the exchange carries. A forward with gradients enabled whose output never reaches
 backward on every rank (evaluation outside ``no_grad()``) is ended the same way, silently (every rank

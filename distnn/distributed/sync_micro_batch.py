@@ -21,9 +21,12 @@ ranks wait in the micro-batch's backward rounds while the failing rank's next fo
 * either way the micro-batch's samples leave the step's count on the failing rank (without SyncBatchNorm
   nothing else happens: the micro-batch is skipped on that rank, as a forward raising there is).
 
-Not covered, as for a synchronizing step: an output the loop keeps referenced until after its next forward
-(the next forward's rounds then meet the others' backward round: every rank raises the mismatch, named by
-SyncBatchNorm), and an error before the forward (no DataParallel call saw the micro-batch).
+An output the loop keeps referenced until after its next forward (with SyncBatchNorm training): that forward's
+round meets the others' backward round, whose header says this rank holds an output no backward reached, so the
+others raise :class:`~.sync_batchnorm_rounds.ForwardRanAhead` there, naming it, and drop the micro-batch's
+samples; this rank gets it as a warning, forgets the kept output, and runs its forward again, in step
+(:func:`~.sync_abandoned.watched_forward`; a kept synchronizing step's output ends in that step's exchange). Not
+covered: an error before the forward in the loop's own code (no DataParallel call saw the micro-batch).
 
 Gradients left by a failure (:func:`hold_if_stale`): a rank whose backward of a micro-batch was cut short holds
 that micro-batch's partial gradients (some parameters got its gradient, some not): the rank whose backward raised
