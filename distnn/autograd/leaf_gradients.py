@@ -16,8 +16,11 @@ def _accumulate_leaf(leaf, grad, owned):
 
     The first gradient is adopted without a copy when the engine owns it (a fresh
     array nobody else holds); otherwise it is copied into an array laid out like
-    the leaf's data, so optimizers run on contiguous memory.
+    the leaf's data, so optimizers run on contiguous memory. A gradient that ``zero_grad(set_to_none=False)``
+    marked as reset is reset no more (``Tensor._grad_zeroed`` is exact: DataParallel's failure paths read it).
     """
+    if leaf._grad_zeroed:  # (one attribute read in the usual case)
+        leaf._grad_zeroed = False
     old = leaf.grad
     if old is None:
         if grad is leaf._grad_dest:  # written by the op into the leaf's destination: ours to keep

@@ -66,8 +66,8 @@ class Tensor(TensorOperators, TensorOperatorsMore, TensorMethods, TensorPointwis
     __slots__ = ("data", "grad", "requires_grad", "_node", "_hooks", "_vc", "__weakref__", "__dict__")
     __array_priority__ = 1000  # make ndarray <op> Tensor defer to Tensor's reflected op
     _grad_dest = None  # leaves only: where ops may write the gradient (engine.set_grad_destination)
-    # zero_grad(set_to_none=False) zeroed .grad in place: the array is the same, its gradient is gone
-    # (DataParallel.finish_gradient_synchronization tells a reset from an installed gradient by it)
+    # zero_grad(set_to_none=False) zeroed .grad in place: the array is the same, its gradient is gone; cleared
+    # when a backward accumulates into the leaf again (DataParallel tells a reset gradient by it)
     _grad_zeroed = False
     _grad_hooks = None  # leaves only: register_hook's hooks, called with the gradient before it is accumulated
     # PyTorch's inference tensor: made inside ``inference_mode()`` (not a view of a normal tensor), or a view of

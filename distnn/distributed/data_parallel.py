@@ -64,24 +64,21 @@ single process. ``find_unused_parameters=False`` makes either an error
 (raised on every rank when the synchronizing backward ends, naming the
 parameters; on one rank as well, as PyTorch's DDP does).
 
-What a synchronizing backward refuses (a gradient a bucket cannot take, a
-rank with no sample count), or an exception user code raises in it (a hook,
-a custom Function: :mod:`.sync_failures`), is raised on every rank when it
-ends, naming the problem and the ranks, even when one rank alone had it:
-that rank goes through the step's collectives first, so no rank is left
-waiting (:mod:`.sync_refusals`). The step's gradients are dropped (None).
-A step that fails BEFORE its backward on some ranks, the error caught by the loop (the forward, the loss, a
-``KeyboardInterrupt``), ends on every rank alike too, never paired with another step (:mod:`.sync_abandoned`),
-also while the other ranks wait in SyncBatchNorm's collectives (:mod:`.sync_batchnorm_rounds`; under
-:meth:`no_sync` too: :mod:`.sync_micro_batch`). Not covered: several live DataParallels on one communicator
-with SyncBatchNorm layers on it (a round ended by one's failing step sends a rank to the newest one's exchange),
-and a SyncBatchNorm outside the model on a communicator no DataParallel is built on.
+What a synchronizing backward refuses (a gradient a bucket cannot take, a rank with no sample count), or an
+exception user code raises in it (a hook, a custom Function: :mod:`.sync_failures`), is raised on every rank
+when it ends, naming the problem and the ranks, even when one rank alone had it: that rank goes through the
+step's collectives first, so no rank is left waiting (:mod:`.sync_refusals`). The step's gradients are dropped.
+A step that fails BEFORE its backward on some ranks, the error caught by the loop (the forward or a forward
+pre-hook of the model or of the wrapper, the loss, a ``KeyboardInterrupt``), ends on every rank alike too, never
+paired with another step (:mod:`.sync_abandoned`), also while the other ranks wait in SyncBatchNorm's collectives
+(:mod:`.sync_batchnorm_rounds`; under :meth:`no_sync` too: :mod:`.sync_micro_batch`). Not covered: an error
+before the forward in the loop's own code (no DataParallel call sees the step on that rank), several live
+DataParallels on one communicator with SyncBatchNorm layers on it (a round ended by one's failing step sends a
+rank to the newest one's exchange), and a SyncBatchNorm outside the model on a communicator no DataParallel is on.
 
-Use :meth:`no_sync` for all but the last micro-batch of gradient
-accumulation. A trainer that may skip backward on some rank (an empty
-micro-batch) calls :meth:`finish_gradient_synchronization` before the
-optimizer step: it synchronizes if this rank's backward did not (a no-op
-otherwise), so no rank is left waiting.
+Use :meth:`no_sync` for all but the last micro-batch of gradient accumulation. A trainer that may skip
+backward on some rank (an empty micro-batch) calls :meth:`finish_gradient_synchronization` before the optimizer
+step: it synchronizes if this rank's backward did not (a no-op otherwise), so no rank is left waiting.
 
 :attr:`step_flags` is a small float array summed over ranks in the same
 exchange (e.g. "this rank was asked to stop"): set it before the
@@ -122,7 +119,7 @@ from .data_parallel_join import DataParallelJoin
 from .grad_sync import RANK_SHARE, RANK_WEIGHTED, GradientSync
 from .powersgd import get_powersgd
 from .replicas import ReplicaMismatchError, check_replicas, verify_same_model, warn_if_time_major
-from .sync_abandoned import settle, watched_forward
+from .sync_abandoned import hooked_call, settle, watched_forward
 from .sync_micro_batch import init_failure_state, micro_batch_raised, settle_micro_batches
 
 # (importable from here too: the replica error users catch, SyncBatchNorm's context keys, the pool tests look into)
@@ -168,16 +165,13 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     step and a step after a short batch weight with a too-small global count
     and can overflow.
 
-    A step that fails on some ranks, caught by the training loop, never pairs
-    one rank's step with another's. A forward that raises (gradients enabled,
-    outside :meth:`no_sync`): every rank raises the same error, "DataParallel:
-    forward raised on rank 1: FloatingPointError: ...". An error between
-    forward and backward (the loss), or a caught ``KeyboardInterrupt``: the
-    other ranks raise "DataParallel: the output of a forward on rank 1 never
-    reached a synchronizing backward ..." ("backward was interrupted on rank
-    1"), which rank 1, having raised its own, gets as a warning at its next
-    call to the wrapper. The step's gradients are dropped on every rank, rank
-    1's too (:mod:`.sync_abandoned`; under :meth:`no_sync`: :mod:`.sync_micro_batch`).
+    A step that fails on some ranks, caught by the training loop, never pairs one rank's step with another's. A
+    forward (or forward pre-hook) that raises, gradients enabled, outside :meth:`no_sync`: every rank raises the
+    same error, "DataParallel: forward raised on rank 1: FloatingPointError: ...". An error between forward and
+    backward (the loss), or a caught ``KeyboardInterrupt``: the other ranks raise "DataParallel: the output of a
+    forward on rank 1 never reached a synchronizing backward ..." ("backward was interrupted on rank 1"), which
+    rank 1, having raised its own, gets as a warning at its next call to the wrapper. The step's gradients are
+    dropped on every rank (:mod:`.sync_abandoned`; under :meth:`no_sync`: :mod:`.sync_micro_batch`).
     """
 
     num_step_flags = 5  # length of step_flags
@@ -187,7 +181,8 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
                         "_count_guess", "_in_sync", "_synced_since_finish", "_launched", "_probed", "_weight",
                         "_samples", "step_flags_sum", "_join_step", "_notes", "_failure_token", "_forwards",
                         "_abandoned", "_finishing", "_in_forward", "_micro_forwards", "_stale_grads", "_held_notes",
-                        "_clock", "_resets", "_abandoned_at", "_sync_clock", "_explicit_clock", "_micro_last"))
+                        "_clock", "_resets", "_abandoned_at", "_sync_clock", "_explicit_clock", "_micro_last",
+                        "_stale_samples", "_reset_latched", "_before_forward"))
 
     def __setattr__(self, name, value):
         if name in self._PLAIN:
@@ -275,6 +270,9 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
             self._register_single_rank_hook()
 
     # -------------------------------------------------------------- forward
+    def __call__(self, *args, **kwargs):  # (the wrapper's own pre-hooks are watched as the forward: .sync_abandoned)
+        return self.forward(*args, **kwargs) if not self._forward_hooked else hooked_call(self, args, kwargs)
+
     def forward(self, *inputs, **kwargs):
         return watched_forward(self, inputs, kwargs)  # (counts samples; ends a step abandoned before: .sync_abandoned)
 
@@ -301,7 +299,8 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
     @contextlib.contextmanager
     def no_sync(self):
         """Backward passes inside only accumulate local gradients (micro-batches of accumulation). After one that
-        raised, call ``zero_grad()``: its partial gradients refuse the next step (:mod:`.sync_micro_batch`)."""
+        raised, call ``zero_grad()`` before the next backward: its partial gradients refuse the next step, on one
+        rank too (:mod:`.sync_micro_batch`)."""
         settle_micro_batches(self)  # (a micro-batch this rank abandoned: .sync_micro_batch)
         settle(self)  # (the last step's, if this rank abandoned it)
         previous = self._require_sync

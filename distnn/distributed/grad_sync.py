@@ -9,7 +9,8 @@ import weakref
 
 import numpy as np
 
-from distnn.autograd.engine import backward_context, backward_depth, queue_callback, register_backward_begin_hook
+from distnn.autograd.engine import (backward_context, backward_depth, queue_callback, queue_error_callback,
+                                   register_backward_begin_hook)
 from distnn.autograd.profiler_record import Range
 
 from .buckets import build_buckets, release_buckets
@@ -17,7 +18,7 @@ from .sparse_sync import SparseGradientExchange, sparse_parameters
 from .sync_abandoned import settle
 from .sync_batchnorm_closing import close_for_exchange, register_wrapper, watch_micro_batch
 from .sync_batchnorm_rounds import history, model_comms
-from .sync_micro_batch import reached, release_held
+from .sync_micro_batch import hold_if_stale, mark_stale, reached, release_held
 from .sync_failures import watch_backward
 from .sync_finish import FinishSync
 from .sync_refusals import WHERE, agreed_error, note, raise_unused
@@ -101,18 +102,29 @@ class GradientSync(FinishSync):
 
         def begin(root, leaves):
             dp = ref()
-            if dp is not None and dp._require_sync and backward_depth() == 1 and any(id(t) in slot for t in leaves):
+            if dp is None or backward_depth() != 1 or not any(id(t) in slot for t in leaves):
+                return
+            release_held(dp)  # (a failed micro-batch's partial gradients not reset by now: this step is refused)
+            if dp._require_sync:
                 queue_callback(dp._end_single_rank_step)
+            else:  # (a micro-batch cut short leaves partial gradients, as on several ranks: .sync_micro_batch)
+                queue_error_callback(lambda exc: mark_stale(dp))
 
         handle = register_backward_begin_hook(begin)
         self._hooks.append(handle)
         weakref.finalize(self, handle.remove)
 
     def _end_single_rank_step(self):
+        release_held(self)  # (finish_gradient_synchronization() with no backward: its step ends here)
         self.step_flags_sum = self.step_flags.copy()
         self.step_flags[...] = 0
         self.num_syncs += 1
         self._synced_since_finish = True
+        if self._notes:  # refused as on several ranks (.sync_micro_batch): the step's gradients are dropped
+            notes, self._notes = self._notes, []
+            for p in self._params:
+                p.grad = None
+            raise agreed_error([notes], [], 0)
         if not self.find_unused_parameters:
             # The check N ranks make when they pack (a parameter whose .grad is None when the synchronizing
             # backward ends), at the same point, so a model that would fail under mpiexec fails on one rank
@@ -143,6 +155,11 @@ class GradientSync(FinishSync):
                 and backward_depth() == 1:
             settle(self, in_pass=True)  # a step this rank abandoned ends first (.sync_abandoned)
         if mine and backward_depth() == 1:
+            # (before this pass accumulates: a failed micro-batch's partial gradients reset by now, after the next
+            # forward too, are reset exactly; the last synchronization's, for finish_gradient_synchronization)
+            hold_if_stale(self)
+            if not self._require_sync:
+                self._latch_reset()
             reached(self)  # (the micro-batches' forwards: .sync_micro_batch)
         if self._in_sync:
             if mine and backward_depth() == 1:  # (still: the interrupted exchange was the completion's own)
@@ -340,6 +357,7 @@ class GradientSync(FinishSync):
         self._forwards, self._resets = [], {}  # (.sync_abandoned)
         self._in_sync = False
         self._synced_since_finish = True
+        self._reset_latched = False
         self.num_syncs += 1
         if self.powersgd is not None:
             self.powersgd.step_done()

@@ -44,8 +44,10 @@ output and of every graph built on it (checked at the next forward, so a model w
 SyncBatchNorm, does not start the next step's collectives first, and at the next backward, after the loop
 rebound ``out = ddp(x)``). An output that is still referenced may yet reach a backward (two forwards, two
 backwards), so a loop that keeps the failed step's output (or the exception, whose traceback holds it)
-until after its next synchronizing backward is not noticed: that backward is paired with the others'
-failed step, as before. The ranks that
+until after its next synchronizing backward is not noticed without SyncBatchNorm: that backward is paired with
+the others' failed step, as before. (With SyncBatchNorm training, the next forward's round meets the others'
+backward round: they raise ``ForwardRanAhead`` there, and this rank ends the kept step in its exchange and runs
+its forward again, :func:`_end_ran_ahead`.) The ranks that
 waited drop the step's gradients (None) and training goes on as if the step had never run, save the
 global sample count the exchange carries. A forward with gradients enabled whose output never reaches
 backward on every rank (evaluation outside ``no_grad()``) is ended the same way, silently (every rank
@@ -76,10 +78,13 @@ from distnn._stacklevel import caller_stacklevel
 
 from distnn.autograd.engine import backward_depth
 from distnn.autograd.grad_mode import is_grad_enabled
+from distnn.nn.module import Module
 
 from .sync_batchnorm_closing import abort_micro_batch
+from .sync_batchnorm_rounds import ForwardRanAhead
 from .sync_failures import agree_on_failure, describe
-from .sync_micro_batch import STALE_ADVICE, grad_reset, hold_if_stale, note_micro_forward, settle_micro_batches
+from .sync_micro_batch import (STALE_ADVICE, forget_micro_forwards, grad_reset, note_micro_forward,
+                               settle_micro_batches)
 from .sync_refusals import WHERE, note
 
 UNREACHED = (f"the output of a forward {WHERE} never reached a synchronizing backward (an error between the "
@@ -93,31 +98,37 @@ ADVICE = ("The rank that abandoned the step went through its exchange with zeros
           "that backward runs from (as PyTorch's DDP asks), and run evaluation under distnn.no_grad()")
 
 
+def hooked_call(dp, args, kwargs):
+    """``dp(...)`` when the wrapper itself has forward hooks: one of its pre-hooks that raises (before
+    :func:`watched_forward` begins) ends the step as the model's forward raising does."""
+    dp._before_forward = True
+    try:
+        return Module._call_with_hooks(dp, args, kwargs)
+    except BaseException as exc:
+        if dp._before_forward:
+            dp._before_forward = False
+            _forward_raised(dp, exc, _begin_forward(dp))
+        raise
+
+
 def watched_forward(dp, inputs, kwargs):
     """``DataParallel.forward``: run the model, count the samples, note the output (see the module docstring)."""
-    if dp._micro_forwards:
-        settle_micro_batches(dp)  # (a micro-batch's forward never reached backward: .sync_micro_batch)
-    if dp._forwards or dp._abandoned or dp._in_sync:
-        settle(dp)  # (the last step's forward never reached backward, or its backward was interrupted)
-    grad = is_grad_enabled()
-    if grad:
-        hold_if_stale(dp)  # (a failed micro-batch's partial gradients, about to get more: .sync_micro_batch)
-        dp._clock += 1
+    dp._before_forward = False
+    grad = _begin_forward(dp)
     dp._in_forward += 1
     try:
-        out = dp.module(*inputs, **kwargs)
+        try:
+            out = dp.module(*inputs, **kwargs)
+        except ForwardRanAhead as exc:
+            if not exc.ahead or backward_depth() > 0:
+                raise
+            dp._in_forward -= 1
+            _end_ran_ahead(dp, exc)
+            dp._in_forward += 1
+            out = dp.module(*inputs, **kwargs)  # (the kept output's step or micro-batch is over: this one pairs now)
     except BaseException as exc:
         dp._in_forward -= 1
-        if grad and dp.comm.size > 1 and backward_depth() == 0 and not dp._in_sync:
-            if not dp._require_sync:  # (a micro-batch: its SyncBatchNorm rounds end on every rank, if any)
-                if isinstance(exc, Exception) and not getattr(exc, "from_rounds", False):
-                    abort_micro_batch(dp, exc)  # raises the agreed error when it ends rounds
-                raise
-            if isinstance(exc, Exception):
-                agree_on_failure(dp, exc, "forward")  # raises the agreed error, from exc
-            # (a KeyboardInterrupt: no collective now; the next DataParallel call, if any, ends the step)
-            note(dp._abandoned, RuntimeError, f"forward raised {WHERE}: {describe(exc)}", ADVICE)
-            dp._abandoned_at = dp._clock
+        _forward_raised(dp, exc, grad)
         raise
     dp._in_forward -= 1
     if grad:
@@ -136,10 +147,50 @@ def watched_forward(dp, inputs, kwargs):
     return out
 
 
-def settle(dp, in_pass: bool = False, finishing: bool = False) -> None:
+def _begin_forward(dp) -> bool:
+    """A forward begins: what an earlier failure left is settled first; returns whether gradients are enabled."""
+    if dp._micro_forwards:
+        settle_micro_batches(dp)  # (a micro-batch's forward never reached backward: .sync_micro_batch)
+    if dp._forwards or dp._abandoned or dp._in_sync:
+        settle(dp)  # (the last step's forward never reached backward, or its backward was interrupted)
+    grad = is_grad_enabled()
+    if grad:
+        dp._clock += 1
+    return grad
+
+
+def _end_ran_ahead(dp, exc) -> None:
+    """This rank's forward met the others' backward of a forward whose output it kept after a failure
+    (:class:`~.sync_batchnorm_rounds.ForwardRanAhead`, raised by the others): that output is over. A micro-batch's
+    is forgotten (no exchange follows it); a step's ends in its exchange, where the others wait. Then the forward
+    runs again, in step with the others' next one."""
+    warnings.warn(f"{exc} (This rank raised its own error in that step or micro-batch; it goes on with the next.)",
+                  stacklevel=caller_stacklevel())
+    forget_micro_forwards(dp)
+    if dp._forwards:
+        settle(dp, ran_ahead=True)
+
+
+def _forward_raised(dp, exc, grad: bool) -> None:
+    """The forward raised ``exc``: end the step (or micro-batch) alike on every rank (see the module docstring).
+    Raises the agreed error, or returns for the caller to raise ``exc``."""
+    if grad and dp.comm.size > 1 and backward_depth() == 0 and not dp._in_sync:
+        if not dp._require_sync:  # (a micro-batch: its SyncBatchNorm rounds end on every rank, if any)
+            if isinstance(exc, Exception) and not getattr(exc, "from_rounds", False):
+                abort_micro_batch(dp, exc)  # raises the agreed error when it ends rounds
+            return
+        if isinstance(exc, Exception):
+            agree_on_failure(dp, exc, "forward")  # raises the agreed error, from exc
+        # (a KeyboardInterrupt: no collective now; the next DataParallel call, if any, ends the step)
+        note(dp._abandoned, RuntimeError, f"forward raised {WHERE}: {describe(exc)}", ADVICE)
+        dp._abandoned_at = dp._clock
+
+
+def settle(dp, in_pass: bool = False, finishing: bool = False, ran_ahead: bool = False) -> None:
     """End a step this rank abandoned, if any (see the module docstring): ``in_pass``, called as a backward
     pass begins; ``finishing``, called by finish_gradient_synchronization, whose own exchange then carries
-    the notes (every forward not reached by a synchronizing backward by then was abandoned)."""
+    the notes (every forward not reached by a synchronizing backward by then was abandoned); ``ran_ahead``,
+    the forwards noted are over though still referenced (:func:`_end_ran_ahead`)."""
     if backward_depth() > in_pass:
         return  # (a forward or pass inside a backward: the step is not over)
     notes = list(dp._abandoned)
@@ -153,7 +204,7 @@ def settle(dp, in_pass: bool = False, finishing: bool = False) -> None:
     kept, lost, unreached, samples, mark = [], 0, False, 0, 0
     abandoned_at = dp._abandoned_at if dp._abandoned else dp._sync_clock if interrupted else 0
     for nodes, n, counted, clock in dp._forwards:
-        dead = finishing or not _alive(nodes)
+        dead = finishing or ran_ahead or not _alive(nodes)
         unreached = unreached or dead
         if dead:
             lost += n

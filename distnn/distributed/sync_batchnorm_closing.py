@@ -144,6 +144,8 @@ def watch_micro_batch(dp) -> None:
         if not getattr(exc, "from_rounds", False):
             abort_micro_batch(owner, exc, "backward")  # raises the agreed error when it ends rounds
             drop_micro_batch(owner, True)  # (no round to end: the micro-batch is skipped on this rank alone)
+        elif getattr(exc, "ahead", None) is False:  # (a rank kept this micro-batch's output: it is over everywhere)
+            drop_micro_batch(owner, True)
 
     queue_error_callback(failed)
 

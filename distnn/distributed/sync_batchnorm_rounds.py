@@ -7,14 +7,18 @@ it raises, the loss raises, a ``KeyboardInterrupt`` is caught), DataParallel sen
 bucket exchange (:mod:`.sync_abandoned`) while the other ranks wait in SyncBatchNorm's collective: a wait
 until the collective timeout under mpiexec, a pairing of different steps' collectives at worst.
 
-So each SyncBatchNorm collective is a round: a header of three numbers per rank (what this rank does:
+So each SyncBatchNorm collective is a round: a header of four numbers per rank (what this rank does:
 ``CALL`` a layer's collective, ``CLOSE`` its step, ``CLOSE_FAILED`` its step after a failure, ``ABORT`` a
-micro-batch whose forward raised under ``no_sync()``; the collective's kind; its length), allgathered before
-or alongside the payload. Every synchronizing exchange of DataParallel begins with a closing round on the
-SyncBatchNorm communicators it uses (:mod:`.sync_batchnorm_closing`). A rank that closes while others call
-learns from the header what they wait in and answers it with zeros; the calling ranks see the close in the
-header and raise: :class:`StepEndedElsewhere` when the closing rank failed (DataParallel then adds no note of
-its own, and every rank raises the failing rank's error), a RuntimeError naming the mismatch when it did not.
+micro-batch whose forward raised under ``no_sync()``; the collective's kind; its length; 1 for a forward while
+the rank's DataParallel holds an output no backward reached yet), allgathered before or alongside the payload.
+A forward round of such ranks that meets the others' backward raises :class:`ForwardRanAhead` on every rank: the
+output was kept referenced past its failure (other mismatches raise "the ranks' collectives do not match").
+
+Every synchronizing exchange of DataParallel begins with a closing round on the SyncBatchNorm communicators it
+uses (:mod:`.sync_batchnorm_closing`). A rank that closes while others call learns from the header what they
+wait in and answers it with zeros; the calling ranks see the close in the header and raise:
+:class:`StepEndedElsewhere` when the closing rank failed (DataParallel then adds no note of its own, and every
+rank raises the failing rank's error), a RuntimeError naming the mismatch when it did not.
 Either way their SyncBatchNorm part of the step is over (``closed``): their own exchange makes no closing
 round, and the next step's rounds pair with the next step's.
 
@@ -88,13 +92,14 @@ def _round(comm, kind, payload, start):
     h.closed = False  # (a call: this step's rounds go on, or the next step's have begun)
     size = float(payload.size)
     predicted = h.followed.get(h.place)
-    header = comm.iallgather(np.array([CALL, kind, size]))  # (first: the order of a rank that waits for it)
+    ahead = 1.0 if kind == FORWARD and _holds_unreached(h) else 0.0  # (named if it meets a backward: ForwardRanAhead)
+    header = comm.iallgather(np.array([CALL, kind, size, ahead]))  # (first: the order of a rank that waits for it)
     started = None
     if predicted == (kind, size):
         started = start(payload)
         comm.wait_all([header, started])
     every = header.wait()
-    if not every[:, 0].any() and (every[:, 1:] == every[0, 1:]).all():
+    if not every[:, 0].any() and (every[:, 1:3] == every[0, 1:3]).all():
         result = (started if started is not None else start(payload)).wait()
         h.called(kind, size)
         return result
@@ -119,8 +124,10 @@ def _raise_ended(comm, h, every, kind):
     if status.any():
         h.closed = True
         raise_in_step(h, _closed_error(every, kind), stage)
+    if set(every[:, 1]) == {FORWARD, BACKWARD} and every[every[:, 1] == FORWARD, 3].all():
+        raise_in_step(h, _ran_ahead_error(every, kind), stage)
     raise_in_step(h, RuntimeError("SyncBatchNorm: the ranks' collectives do not match: " + "; ".join(
-        f"rank {r}: {_KINDS.get(k, k)} of {int(n)} numbers" for r, (_, k, n) in enumerate(every))
+        f"rank {r}: {_KINDS.get(k, k)} of {int(n)} numbers" for r, (_, k, n, _) in enumerate(every))
         + ". Every rank must run the same SyncBatchNorm layers, in the same order, every step"), stage)
 
 
@@ -130,7 +137,7 @@ def _answer_predicted(comm, h, every, predicted, mine_started) -> None:
     if mine_started or predicted is None:
         return
     kind, size = predicted
-    if any(s == CALL and (k, n) == predicted for s, k, n in every):
+    if any(s == CALL and (k, n) == predicted for s, k, n, _ in every):
         zeros = np.zeros(int(size))
         comm.allgather(zeros) if kind == FORWARD else comm.allreduce(zeros, "sum")
 
@@ -148,6 +155,36 @@ def _closed_error(every, kind) -> Exception:
                         "layers every step")
 
 
+class ForwardRanAhead(RuntimeError):
+    """Some ranks ran a SyncBatchNorm forward while the others ran a backward: the forward ranks' last output never
+    reached the backward the others run (its loss raised, caught while the loop still held the output). Raised on
+    every rank; the forward ranks' DataParallel forgets that output (its micro-batch is over)."""
+
+    def __init__(self, message, ahead: bool):
+        super().__init__(message)
+        self.ahead = ahead  # (this rank ran the forward)
+
+
+def _holds_unreached(h) -> bool:
+    """Whether the DataParallel training on this communicator holds a forward's output that no backward reached
+    yet (a forward round then meeting the others' backward: that output was kept past its failure)."""
+    dp = h.owner() if h.owner is not None else None
+    return dp is not None and bool(dp._micro_forwards or dp._forwards)
+
+
+def _ran_ahead_error(every, kind) -> Exception:
+    ahead = [r for r, k in enumerate(every[:, 1]) if k == FORWARD]
+    behind = [r for r, k in enumerate(every[:, 1]) if k == BACKWARD]
+    where = f"rank{'s' if len(ahead) > 1 else ''} {', '.join(map(str, ahead))}"
+    others = f"rank{'s' if len(behind) > 1 else ''} {', '.join(map(str, behind))}"
+    return ForwardRanAhead(
+        f"SyncBatchNorm: {where} began a forward while {others} ran a backward: the output of a forward on {where} "
+        "never reached the backward the others run (an error between the forward and the backward, the loss?, "
+        "caught while the output was still referenced: kept in a variable or list, or by the exception's "
+        "traceback). Let go of a failed forward's output before the next forward (out = None), so DataParallel "
+        "ends that step or micro-batch on every rank alike", kind == FORWARD)
+
+
 def end_rounds(comm, status: float):
     """This rank ends its rounds on ``comm`` (``status``: CLOSE, CLOSE_FAILED or ABORT), answering with zeros a
     payload other ranks started. Returns every rank's header, or None when a close already ended them here."""
@@ -156,7 +193,7 @@ def end_rounds(comm, status: float):
         h.closed = False
         return None
     predicted = h.followed.get(h.place)
-    every = comm.allgather(np.array([status, 0.0, 0.0]))
+    every = comm.allgather(np.array([status, 0.0, 0.0, 0.0]))
     _answer_predicted(comm, h, every, predicted, False)
     h.place = (START, 0)
     return every
@@ -179,7 +216,7 @@ def end_rounds_all(comms, status: float) -> list:
         if h.closed:
             h.closed = False
             continue
-        pending.append((i, comm, h, h.followed.get(h.place), comm.iallgather(np.array([status, 0.0, 0.0]))))
+        pending.append((i, comm, h, h.followed.get(h.place), comm.iallgather(np.array([status, 0.0, 0.0, 0.0]))))
     limit = collective_timeout()
     deadline = None if limit is None else time.monotonic() + limit
     while pending:

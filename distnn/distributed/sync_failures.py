@@ -40,6 +40,7 @@ import weakref
 
 from distnn.autograd.engine import queue_error_callback
 
+from .sync_micro_batch import release_held
 from .sync_refusals import WHERE, note, raisable
 
 _LONGEST_MESSAGE = 2000  # characters of an exception's message that every rank is sent
@@ -80,6 +81,7 @@ def agree_on_failure(dp, exc: Exception, stage: str = "backward") -> None:
     dp._failure_token = None
     if not getattr(exc, "agreed_elsewhere", False):  # (another rank's failure, which its own note names)
         note(dp._notes, raisable(type(exc)), f"{stage} raised {WHERE}: {describe(exc)}", ADVICE)
+    release_held(dp)  # (a failed micro-batch's leftovers are this exchange's, not the next step's: .sync_micro_batch)
     for p in dp._params:  # (what this rank's backward left is no gradient: zeros go out in its place)
         p.grad = None
     if not dp._in_sync:  # (the pass raised before its first gradient was ready)

@@ -67,9 +67,19 @@ class FinishSync:
                 self._synced_since_finish = self._finishing = False
         self._synced_since_finish = False
 
+    _reset_latched = False  # the gradients were reset since the last synchronization, before a no_sync() backward
+
+    def _latch_reset(self) -> None:
+        """A ``no_sync()`` backward begins: note whether the gradients were reset since the last synchronization
+        (its accumulation clears ``zero_grad(set_to_none=False)``'s marks, which tell a reset gradient)."""
+        if self._synced_since_finish and not self._reset_latched and self._buckets:
+            self._reset_latched = self._grads_reset_since_sync()
+
     def _grads_reset_since_sync(self) -> bool:
         """True when no parameter still holds the gradient the last synchronization installed
         (set to None, replaced, or zeroed in place by ``zero_grad(set_to_none=False)``)."""
+        if self._reset_latched:
+            return True
         for b in self._buckets:
             for p, view in zip(b.params, b.views):
                 if p.grad is view and not p._grad_zeroed:

@@ -21,9 +21,12 @@ ranks wait in the micro-batch's backward rounds while the failing rank's next fo
 * either way the micro-batch's samples leave the step's count on the failing rank (without SyncBatchNorm
   nothing else happens: the micro-batch is skipped on that rank, as a forward raising there is).
 
-Not covered, as for a synchronizing step: an output the loop keeps referenced until after its next forward
-(the next forward's rounds then meet the others' backward round: every rank raises the mismatch, named by
-SyncBatchNorm), and an error before the forward (no DataParallel call saw the micro-batch).
+An output the loop keeps referenced until after its next forward (with SyncBatchNorm training): that forward's
+round meets the others' backward round, whose header says this rank holds an output no backward reached, so the
+others raise :class:`~.sync_batchnorm_rounds.ForwardRanAhead` there, naming it, and drop the micro-batch's
+samples; this rank gets it as a warning, forgets the kept output, and runs its forward again, in step
+(:func:`~.sync_abandoned.watched_forward`; a kept synchronizing step's output ends in that step's exchange). Not
+covered: an error before the forward in the loop's own code (no DataParallel call saw the micro-batch).
 
 Gradients left by a failure (:func:`hold_if_stale`): a rank whose backward of a micro-batch was cut short holds
 that micro-batch's partial gradients (some parameters got its gradient, some not): the rank whose backward raised
@@ -34,9 +37,11 @@ raised there alone, as it is (no collective follows a micro-batch), and the micr
 The partial gradients cannot be told from the earlier micro-batches' (accumulation is in place), and averaged
 into the step they would make its update differ from every run's. Putting them back exactly would need a copy of
 every gradient before each micro-batch's backward (a model's worth of memory and copying per micro-batch, paid
-by every step for a rare failure), so instead, at the rank's next forward (or synchronization):
+by every step for a rare failure), so instead, when the rank's next backward of the model begins (or its
+``finish_gradient_synchronization()``), before anything more is accumulated:
 
-* the gradients are reset (``zero_grad()`` after the failure, PyTorch's DDP's advice too): the rank's step goes
+* the gradients are reset (``zero_grad()`` after the failure, PyTorch's DDP's advice too; after the next forward
+  too, as long as it comes before that forward's backward): the rank's step goes
   on as a run in which it skipped the step's micro-batches up to the failed one: their gradients are gone, and
   the samples counted for them leave the step's count too (a ``set_num_samples()`` count is the loop's own);
 * they are not: the next synchronizing step refuses on every rank, "DataParallel: gradients of a micro-batch
@@ -45,7 +50,9 @@ by every step for a rare failure), so instead, at the rank's next forward (or sy
   gradients (None) and goes on in step, as after any refused step.
 
 A normal micro-batch pays a closure and one engine list entry (the watch), as a synchronizing pass does.
-(One rank, no wrapper hook runs under ``no_sync()``: partial gradients stay, as in a plain single process.)
+One rank follows the same rule (its backwards under ``no_sync()`` are watched too): partial gradients not reset
+make its next synchronizing step (its backward, or ``finish_gradient_synchronization()``) raise that error, the
+step's gradients dropped, where a plain single process would let them into the update.
 """
 from __future__ import annotations
 
@@ -70,6 +77,7 @@ def init_failure_state(dp) -> None:
     dp._forwards = []   # forwards since the last sync: (output nodes, samples, count so far, clock) (.sync_abandoned)
     dp._abandoned = []  # notes of a forward interrupted since (.sync_abandoned)
     dp._in_forward = 0  # forwards of the model running now (.sync_batchnorm_closing)
+    dp._before_forward = False  # the wrapper's own forward pre-hooks run (.sync_abandoned.hooked_call)
     dp._micro_forwards = []  # no_sync() forwards no backward reached yet: (output nodes, samples)
     dp._micro_last = 0       # samples of the micro-batch whose backward runs (drop_micro_batch)
     dp._stale_grads = False  # a micro-batch's backward was cut short here (hold_if_stale)
@@ -101,6 +109,15 @@ def reached(dp) -> None:
     if not dp._require_sync and (dp._forwards or dp._abandoned):  # (a step may have been abandoned: whether this
         dp._resets.setdefault(dp._clock, grads_reset(dp))       # first accumulation since found the gradients reset)
     dp._micro_last = sum(n for _, n in dp._micro_forwards)  # (this backward's micro-batch: drop_micro_batch)
+    dp._micro_forwards = []
+
+
+def forget_micro_forwards(dp) -> None:
+    """This rank's forward met the others' backward in a SyncBatchNorm round: its no_sync() forwards that no
+    backward reached, kept referenced by the loop, are over (every rank raised the mismatch, naming them); their
+    samples leave the step's count, as those of a micro-batch skipped."""
+    if dp._forward_samples is not None:
+        dp._forward_samples -= sum(n for _, n in dp._micro_forwards)
     dp._micro_forwards = []
 
 
@@ -148,8 +165,9 @@ def settle_micro_batches(dp, exc=None, in_pass: bool = False) -> None:
 
 
 def grad_reset(p) -> bool:
-    """Whether ``p.grad`` is None, or zeros left by ``zero_grad(set_to_none=False)`` (the flag alone stays set
-    while later backwards accumulate into the array: its values are looked at, on these failure paths only)."""
+    """Whether ``p.grad`` is None, or zeros left by ``zero_grad(set_to_none=False)`` that no backward accumulated
+    into since (the flag is cleared then; the values are looked at too, on these failure paths only, for a
+    gradient assigned by hand after the reset)."""
     g = p.grad
     if g is None:
         return True
@@ -170,8 +188,9 @@ def mark_stale(dp) -> None:
 
 
 def hold_if_stale(dp) -> None:
-    """Before the rank accumulates more (its next forward, its synchronization): partial gradients of a failed
-    micro-batch that the loop did not reset make the next synchronizing step refuse (see the module docstring)."""
+    """Before the rank accumulates more (its next backward of the model, its synchronization): partial gradients
+    of a failed micro-batch that the loop did not reset make the next synchronizing step refuse (see the module
+    docstring)."""
     if not dp._stale_grads:
         return
     dp._stale_grads = False
