@@ -4,10 +4,18 @@ All three train the same model (an MLP on the digits: hidden 128-64 by default, 
 digits_mlp's shape) from the same initial weights on the same standardized digits batches with Adam and the
 same batch size, one process, one thread:
 
-* the bare loop (the floor): permute, slice, standardize, forward, cross-entropy, backward, step;
-* ``Trainer.fit``: the same plus its bookkeeping (sampler and loader, padding masks, per-step accuracy, epoch
-  metrics), no callbacks and no validation;
-* PyTorch's plain loop (the peer): the bare loop in torch (``torch.nn``, ``torch.optim.Adam``).
+* the bare loop (the floor): permute, slice, standardize, forward, cross-entropy, backward, step, and the
+  epoch's mean loss and accuracy that the trainer reports (each step's loss as a float, an argmax and a
+  count: a loop that reports them must do that much; ``--floor-without-metrics`` leaves them out, the
+  floor of this benchmark's earlier figures);
+* ``Trainer.fit``: the same plus its bookkeeping (sampler and loader, padding masks, per-sample random
+  generators, step counters and times), no callbacks and no validation;
+* PyTorch's plain loop (the peer): the bare loop in torch (``torch.nn``, ``torch.optim.Adam``), with the same
+  loss and accuracy sums (``loss.item()``, an argmax) unless ``--floor-without-metrics``.
+
+The floor's order is the trainer's sampler's (the same seed), so without dropout the two train the same
+batches with the same math: the run checks that their final weights are bit for bit equal and their epoch
+losses and accuracies the same, and prints whether they were ("same work").
 
 Made for a loaded, shared machine: the three run in rounds, one block of epochs each per round, in an order
 that rotates every round, so load from other processes lands on all alike. Each is timed by the wall clock
@@ -66,17 +74,26 @@ def make(splits, hidden, dropout=0.0):
     return model, Adam(model.parameters(), lr=1e-3)
 
 
-def bare_epoch(model, opt, x, y, transform, batch, epoch):
-    """The floor: the minimum a training epoch must do."""
+def bare_epoch(model, opt, x, y, transform, batch, epoch, metrics=True):
+    """The floor: the minimum a training epoch must do, and with ``metrics`` (the default) the epoch's mean
+    loss and accuracy that ``Trainer.fit`` reports (a float of each step's loss, an argmax and a count);
+    returns them (None without ``metrics``)."""
     model.train()
     order = np.random.default_rng([0, epoch]).permutation(len(x))
+    loss_sum, correct, count = 0.0, 0, 0
     for s in range(0, len(x), batch):
         idx = order[s:s + batch]
-        xb = transform(x[idx], None)
-        loss = F.cross_entropy(model(distnn.Tensor(xb)), y[idx])
+        xb, yb = transform(x[idx], None), y[idx]
+        out = model(distnn.Tensor(xb))
+        loss = F.cross_entropy(out, yb)
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if metrics:
+            loss_sum += float(loss.data) * len(yb)
+            correct += int(np.count_nonzero(out.data.argmax(-1) == yb))
+            count += len(yb)
+    return (loss_sum / count, correct / count) if metrics else None
 
 
 class TorchLoop:
@@ -96,17 +113,24 @@ class TorchLoop:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.y_t = torch.from_numpy(y)
 
-    def epoch(self, epoch):
+    def epoch(self, epoch, metrics=True):
         F_t, model, opt = self.torch.nn.functional, self.model, self.opt
         model.train()
         order = np.random.default_rng([0, epoch]).permutation(len(self.x))
+        loss_sum, correct, count = 0.0, 0, 0
         for s in range(0, len(self.x), self.batch):
             idx = order[s:s + self.batch]
-            xb = self.torch.from_numpy(self.transform(self.x[idx], None))
-            loss = F_t.cross_entropy(model(xb), self.y_t[idx])
+            xb, yb = self.torch.from_numpy(self.transform(self.x[idx], None)), self.y_t[idx]
+            out = model(xb)
+            loss = F_t.cross_entropy(out, yb)
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if metrics:  # (as the floor: what a loop that reports its epoch's loss and accuracy does)
+                loss_sum += loss.item() * len(yb)
+                correct += int((out.argmax(-1) == yb).sum())
+                count += len(yb)
+        return (loss_sum / count, correct / count) if metrics else None
 
 
 def measure(args) -> dict:
@@ -119,10 +143,12 @@ def measure(args) -> dict:
     trainer = Trainer(tm, topt, splits.train, None, comm=LocalCommunicator(), batch_size=args.batch, epochs=0,
                       transform=train_tf, seed=0)
     block, done = args.block, {"bare": 0, "trainer": 0, "torch": 0}
+    metrics = not args.floor_without_metrics
+    bare_logs = []
 
     def run_bare():
         for e in range(block):
-            bare_epoch(bm, bopt, x, y, train_tf, args.batch, done["bare"] + e)
+            bare_logs.append(bare_epoch(bm, bopt, x, y, train_tf, args.batch, done["bare"] + e, metrics))
 
     def run_trainer():
         trainer.epochs = done["trainer"] + block
@@ -141,7 +167,7 @@ def measure(args) -> dict:
 
             def run_torch():
                 for e in range(block):
-                    peer.epoch(done["torch"] + e)
+                    peer.epoch(done["torch"] + e, metrics)
 
             impls["torch"] = run_torch
     names = list(impls)
@@ -155,7 +181,22 @@ def measure(args) -> dict:
             done[k] += block
             if r:
                 times[k].append(((w1 - w0) / block, (c1 - c0) / block))
-    return {"times": times, "steps": trainer.steps_per_epoch, "samples": len(x), "distnn": distnn.__file__}
+    return {"times": times, "steps": trainer.steps_per_epoch, "samples": len(x), "distnn": distnn.__file__,
+            "same_work": same_work(bm, tm, bare_logs, trainer.history, args.dropout, metrics)}
+
+
+def same_work(bare_model, trainer_model, bare_logs, history, dropout, metrics) -> str:
+    """Whether the floor did the trainer's work: the same batches (its permutation is the sampler's, seed 0)
+    and the same math give the same weights bit for bit, and the same epoch losses and accuracies."""
+    if dropout:
+        return "not checked (dropout: the floor draws per-rank masks, the trainer per-sample ones)"
+    ours = [p.data for p in trainer_model.parameters()]
+    if not all(np.array_equal(a, b.data) for a, b in zip(ours, bare_model.parameters(), strict=True)):
+        return "NO: the final weights differ"
+    if metrics and [(h["train_loss"], h["train_accuracy"]) for h in history] != bare_logs:
+        return "NO: the weights agree but the epoch losses or accuracies differ"
+    return "yes: final weights bit for bit equal" + (", and every epoch's loss and accuracy" if metrics else
+                                                      " (the floor computes no metrics: --floor-without-metrics)")
 
 
 def quartiles(values):
@@ -168,6 +209,8 @@ def report(label, result, args):
     times, steps = result["times"], result["steps"]
     print(f"{label}: distnn from {os.path.dirname(os.path.dirname(result['distnn']))}, "
           f"{len(times['bare'])} rounds of {args.block} epoch(s) each")
+    checks = result["same_work"] if isinstance(result["same_work"], list) else [result["same_work"]]
+    print(f"  same work in the floor as in Trainer.fit: {'; '.join(sorted(set(checks)))}")
     for col, i in (("wall", 0), ("cpu", 1)):
         med = {k: statistics.median(t[i] for t in v) for k, v in times.items()}
         for k in times:
@@ -187,13 +230,14 @@ def report(label, result, args):
 def pooled(results):
     """Rounds of several runs of one tree, together."""
     times = {k: [t for r in results for t in r["times"][k]] for k in results[0]["times"]}
-    return {**results[0], "times": times}
+    return {**results[0], "times": times, "same_work": [r["same_work"] for r in results]}
 
 
 def child(args, tree) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--json", "--tree", tree, "--rounds", str(args.rounds),
            "--block", str(args.block), "--batch", str(args.batch), "--dropout", str(args.dropout),
-           "--hidden", *map(str, args.hidden)] + (["--no-torch"] if args.no_torch else [])
+           "--hidden", *map(str, args.hidden)] + (["--no-torch"] if args.no_torch else []) + (
+        ["--floor-without-metrics"] if args.floor_without_metrics else [])
     env = dict(os.environ, PYTHONPATH=os.path.abspath(tree))
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -208,6 +252,9 @@ def main():
     ap.add_argument("--hidden", type=int, nargs="+", default=[128, 64])
     ap.add_argument("--dropout", type=float, default=0.0, help="dropout after each hidden layer (all three)")
     ap.add_argument("--no-torch", action="store_true", help="leave out the PyTorch peer")
+    ap.add_argument("--floor-without-metrics", action="store_true",
+                    help="the floor and the peer without the epoch loss and accuracy the trainer reports "
+                         "(this benchmark's floor before session 39, for comparison with earlier figures)")
     ap.add_argument("--trees", nargs="+", default=None, help="compare distnn of these source trees, alternating")
     ap.add_argument("--runs", type=int, default=3, help="with --trees: child processes per tree, taking turns")
     ap.add_argument("--tree", default=None, help=argparse.SUPPRESS)
