@@ -7,9 +7,9 @@ around it: graph recording, checks, layout rules. Every figure is the minimum ov
     python benchmarks/bench_op_overhead.py                    # distnn vs torch vs numpy, one table
     python benchmarks/bench_op_overhead.py --trees /tmp/old .  # distnn of two source trees, interleaved
 
-Each implementation (or with ``--trees``, each tree's distnn, ``PYTHONPATH`` set to the tree) runs in a child
-process of its own, the children taking turns ``--rounds`` times; each op's figure is its minimum over the
-rounds, so a burst of load during one turn cannot make that column look slower than the others.
+Each implementation (or with ``--trees``, each tree's distnn, ``PYTHONPATH`` set to the tree) runs in a child process
+of its own, the children taking turns ``--rounds`` times; each op's figure is its minimum over the rounds, so a
+burst of load during one turn cannot make that column look slower than the others.
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ import sys
 import time
 import timeit
 
-import op_overhead_inplace  # (this script's folder: the in-place methods' rows)
+import op_overhead_functional  # (this script's folder: more rows, the functional forms' and the in-place methods')
+import op_overhead_inplace
 
 SHAPE = (64, 64)       # the elementwise ops' operands
 VIEWED = (64, 192)     # the view/reshape input
@@ -78,9 +79,10 @@ def distnn_ops():
     big = _float32_tensors(lambda a, grad=False: distnn.Tensor(a, requires_grad=grad))
     ones = distnn.ones(SHAPE)
     lerp_backward = lambda: distnn.lerp(ag, bg, 0.1).backward(ones)  # noqa: E731
-    return {**_ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, changed),
-            **_clamp_sort_lerp_ops(a, ag, lerp_backward), **_spread_and_product_ops(*big),
-            **op_overhead_inplace.tensor_rows(distnn.Tensor), **_half_sum_ops(distnn.Tensor)}
+    return {**_ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, changed), **_spread_and_product_ops(*big),
+            **op_overhead_functional.clamp_sort_lerp_rows(a, ag, lerp_backward),
+            **op_overhead_inplace.tensor_rows(distnn.Tensor),
+            **_half_sum_ops(distnn.Tensor), **op_overhead_functional.tensor_rows(distnn, distnn.Tensor)}
 
 
 def torch_ops():
@@ -116,8 +118,10 @@ def torch_ops():
     ones = torch.ones(SHAPE)
     lerp_backward = lambda: torch.lerp(ag, bg, 0.1).backward(ones)  # noqa: E731
     return {**_ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, (a.clone(), torch.zeros(SHAPE))),
-            **_clamp_sort_lerp_ops(a, ag, lerp_backward), **_spread_and_product_ops(*big),
-            **op_overhead_inplace.tensor_rows(torch.from_numpy), **_half_sum_ops(torch.from_numpy)}
+            **_spread_and_product_ops(*big),
+            **op_overhead_functional.clamp_sort_lerp_rows(a, ag, lerp_backward),
+            **op_overhead_inplace.tensor_rows(torch.from_numpy),
+            **_half_sum_ops(torch.from_numpy), **op_overhead_functional.tensor_rows(torch, torch.from_numpy)}
 
 
 def _ops(a, b, ag, bg, x, xt, m1, m2, relu, mlp_step, steps, changed):
@@ -147,17 +151,6 @@ def _ops(a, b, ag, bg, x, xt, m1, m2, relu, mlp_step, steps, changed):
         "Adam.step() 16-32-4": steps["Adam"],
         "c.add_(1)": lambda: c.add_(1),
         "d.mul_(2)": lambda: d.mul_(2),
-    }
-
-
-def _clamp_sort_lerp_ops(a, ag, lerp_backward):
-    """clamp (its argument checks), sort along the last dim, lerp's forward and backward with a number weight:
-    the same calls for distnn and torch."""
-    return {
-        "a.clamp(0, 1)": lambda: a.clamp(0, 1),
-        "a.clamp(min=0) (grad)": lambda: ag.clamp(min=0),
-        "a.sort(-1)": lambda: a.sort(-1),
-        "lerp(a, b, 0.1) + backward": lerp_backward,
     }
 
 
@@ -306,7 +299,8 @@ def numpy_ops():
     ones = np.ones(SHAPE, np.float32)
     ops.update({"a.clamp(0, 1)": lambda: np.clip(a, 0, 1), "a.clamp(min=0) (grad)": lambda: np.maximum(a, 0),
                 "a.sort(-1)": sort, "lerp(a, b, 0.1) + backward": lerp_backward})
-    return {**ops, **op_overhead_inplace.numpy_rows(), **_half_sum_ops(lambda a: a, numpy_floor=True)}
+    return {**ops, **op_overhead_inplace.numpy_rows(), **op_overhead_functional.numpy_rows(),
+            **_half_sum_ops(lambda a: a, numpy_floor=True)}
 
 
 def measure(ops, number, repeats, only=None, timer=timeit.default_timer):

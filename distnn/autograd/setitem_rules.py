@@ -5,17 +5,35 @@
 * an index of ints only is a ``copy_`` into a 0-d view, which takes a ``v`` of one element with dims (``[1.5]``),
   where numpy's element assignment refuses any array: the index gets a trailing ``...`` (a 0-d view);
 * a complex ``v`` written into a real tensor warns PyTorch's once-a-process warning
-  (:mod:`distnn.autograd.complex_discard`), not numpy's each time; none where PyTorch's ``masked_fill_`` writes it.
+  (:mod:`distnn.autograd.complex_discard`), not numpy's each time; none where PyTorch's ``masked_fill_`` writes it;
+* a ``v`` whose shape cannot be broadcast to the indexed part is PyTorch's RuntimeError (``copy_``'s expand for a
+  view, ``index_put_``'s shape mismatch for an advanced index), not numpy's ValueError
+  (:func:`refuse_unbroadcastable`; a ValueError too, as distnn's always was).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from distnn.backend import get_array_module
+from distnn.functional._elementwise_common import _on_device
 from distnn.functional.index_put_dtype import check_index_put_dtype
 
 from .complex_discard import discards_imaginary
 
-__all__ = ["setitem_index"]
+__all__ = ["beside", "refuse_unbroadcastable", "setitem_index"]
+
+# (PyTorch's legacy tensor type names, which ``expand``'s refusal prints)
+_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16", "int64": "Long",
+               "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
+               "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
+
+
+def beside(t, value):
+    """A host array ``value`` written into a GPU tensor ``t``, copied to the GPU first: cupy's ``a[i] = v`` takes a
+    numpy ``v`` for a scalar to fill with, and refuses one that is not 0-d. Anything else passes as it is."""
+    if not isinstance(value, np.ndarray):
+        return value
+    return _on_device(get_array_module(t.data), value)[0]
 
 
 def _all_ints(index) -> bool:
@@ -32,3 +50,37 @@ def setitem_index(t, index, value) -> tuple:
     if value.ndim and _all_ints(index):
         index = (index if isinstance(index, tuple) else (index,)) + (Ellipsis,)
     return index, ("silent" if filled else "warn") if discards_imaginary(value.dtype, t.dtype) else None
+
+
+def refuse_unbroadcastable(t, index, value) -> None:
+    """PyTorch's refusal of ``t[index] = value`` (``index`` raw) where ``value``'s shape cannot be broadcast to
+    the part indexed; nothing where it can (the caller's own error then stands). A view (basic index) is written
+    by ``copy_``, which expands ``value`` less its leading 1s; an advanced index by ``index_put_``."""
+    from distnn.functional.shape_checks import ShapeError
+
+    try:
+        target = tuple(t.data[index].shape)
+    except Exception:  # noqa: BLE001 - an index numpy refuses: its own error stands
+        return
+    shape = tuple(np.shape(getattr(value, "data", value)))
+    items = index if isinstance(index, tuple) else (index,)
+    if any(hasattr(i, "shape") and getattr(i, "ndim", 0) or isinstance(i, list) for i in items):
+        try:
+            if np.broadcast_shapes(shape, target) == target:
+                return
+        except ValueError:
+            pass
+        raise ShapeError(f"shape mismatch: value tensor of shape {list(shape)} cannot be broadcast to indexing "
+                         f"result of shape {list(target)}")
+    while shape and shape[0] == 1:
+        shape = shape[1:]
+    if len(shape) > len(target):
+        kind = _TYPE_NAMES.get(np.dtype(getattr(value, "dtype", t.dtype)).name, "")
+        raise ShapeError(f"expand(torch.{kind}Tensor{{{list(shape)}}}, size={list(target)}): the number of sizes "
+                         f"provided ({len(target)}) must be greater or equal to the number of dimensions in the "
+                         f"tensor ({len(shape)})")
+    for back in range(1, len(shape) + 1):
+        if shape[-back] not in (1, target[-back]):
+            raise ShapeError(f"The expanded size of the tensor ({target[-back]}) must match the existing size "
+                             f"({shape[-back]}) at non-singleton dimension {len(target) - back}.  Target sizes: "
+                             f"{list(target)}.  Tensor sizes: {list(shape)}")

@@ -45,6 +45,10 @@ def _as_array(data, dtype=None):
             dtype = default_dtype()  # Python floats become float32, as in PyTorch
         elif dtype is None and arr.dtype.kind == "c":
             dtype = default_complex_dtype()  # Python complexes complex64 (complex128 under a float64 default)
+        elif arr.dtype.kind == "c":  # (Python complexes for a real dtype: PyTorch's refusal)
+            from .complex_to_real import refuse_python_complex
+
+            refuse_python_complex(dtype)
     else:
         arr = xp.asarray(data)
     if dtype is not None and arr.dtype != dtype:

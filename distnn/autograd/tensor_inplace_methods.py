@@ -108,10 +108,10 @@ def _checked_result(Tensor, t, name: str, result, cast_any: bool):  # noqa: N803
     if not isinstance(result, Tensor):
         result = Tensor(get_array_module(t.data).asarray(result))
     if tuple(result.shape) != tuple(t.shape):
-        raise RuntimeError(f"{name}: output with shape {list(t.shape)} doesn't match the broadcast shape "
+        raise RuntimeError(f"output with shape {list(t.shape)} doesn't match the broadcast shape "
                            f"{list(result.shape)}")
     if result.dtype != t.dtype and not cast_any and not _can_cast(result.dtype, t.dtype):
-        raise RuntimeError(f"{name}: result type {torch_dtype_name(result.dtype)} can't be cast to the desired "
+        raise RuntimeError(f"result type {torch_dtype_name(result.dtype)} can't be cast to the desired "
                            f"output type {torch_dtype_name(t.dtype)}")
     return result
 

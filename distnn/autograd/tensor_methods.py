@@ -107,9 +107,15 @@ class TensorMethods:
 
         from .tensor import Tensor
 
+        if isinstance(value, complex) or isinstance(value, Tensor) and value.dtype.kind == "c":
+            from .complex_to_real import real_fill_value
+
+            value = real_fill_value(value, self.data.dtype)  # (for a real tensor: PyTorch's rules)
         if not isinstance(value, Tensor):
             value = np.asarray(value, dtype=self.data.dtype)  # (the tensor's dtype, as PyTorch)
             return MaskedFill.apply(unwrap(mask).astype(bool), value, self)
+        if value.dtype != self.data.dtype:  # (PyTorch fills in the tensor's dtype: the value is cast, in the graph)
+            value = value.astype(self.data.dtype)
         return MaskedFillTensor.apply(unwrap(mask).astype(bool), value, self)
 
     # ------------------------------------------------------------ pieces and copies

@@ -189,12 +189,16 @@ class TensorOperators:
         the tensor's gradient is zero where it was overwritten, and ``value`` gets that of the positions written."""
         _before_inplace_write(self)
         original, index = index, _raw_index(index)
-        if isinstance(value, Tensor):  # (PyTorch's rules where numpy's differ: see setitem_rules)
-            index, discards = setitem_index(self, index, value)
-            if discards:
-                with silently_discarding(warn=discards == "warn"):
-                    return self._write_at(index, value, original)
-        self._write_at(index, value, original)
+        try:
+            if isinstance(value, Tensor):  # (PyTorch's rules where numpy's differ: see setitem_rules)
+                index, discards = setitem_index(self, index, value)
+                if discards:
+                    with silently_discarding(warn=discards == "warn"):
+                        return self._write_at(index, value, original)
+            self._write_at(index, value, original)
+        except ValueError:  # (numpy's broadcast refusal: PyTorch's words instead)
+            refuse_unbroadcastable(self, index, value)
+            raise
 
     def _write_at(self, index, value, original):  # (__setitem__'s write: ``index`` raw, ``original`` as given)
         if not _records(self, value):
@@ -352,12 +356,6 @@ def _records(t: Tensor, o) -> bool:
     return is_grad_enabled() and (t.requires_grad or (isinstance(o, Tensor) and o.requires_grad))
 
 
-def _beside(t: Tensor, value):
-    """A host array ``value`` written into a GPU tensor ``t``, copied to the GPU first: cupy's ``a[i] = v`` takes a
-    numpy ``v`` for a scalar to fill with, and refuses one that is not 0-d. Anything else passes as it is."""
-    return E._on_device(get_array_module(t.data), value)[0] if isinstance(value, np.ndarray) else value
-
-
 def _raw_index(index):
     if isinstance(index, tuple):
         return tuple(_raw(i) for i in index)
@@ -376,11 +374,11 @@ def _bind_late() -> None:
     global _clamp_call, _pow_call, _rpow_operands
     global _functional_clamp_min, _functional_clamp_max
     global check_writable, write_index, write_result, wrap_dim, _before_inplace_write, deferring
-    global setitem_index, silently_discarding
+    global setitem_index, silently_discarding, refuse_unbroadcastable, _beside
     from .tensor import Tensor, _before_inplace_write
     from .versions import _note_index_versions
     from .complex_discard import silently_discarding
-    from .setitem_rules import setitem_index
+    from .setitem_rules import beside as _beside, refuse_unbroadcastable, setitem_index
     from .dtype_rules import _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
     from .dtype_rules import refuse_bool_subtraction
     from .bool_pow import pow_call as _pow_call, rpow_operands as _rpow_operands

@@ -28,7 +28,8 @@ __all__ = ["refuse_grad_with_out", "write_clamp_out"]
 def refuse_grad_with_out(name: str, out, *arguments) -> None:
     """PyTorch's refusal of ``out=`` while recording: grad mode on and any Tensor argument (``out`` too) requires
     grad."""
-    if is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in (*arguments, out)):
+    # (getattr: a sparse COO operand, not a Tensor, requires grad too)
+    if is_grad_enabled() and any(getattr(t, "requires_grad", False) is True for t in (*arguments, out)):
         raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic differentiation, "
                            "but one of the arguments requires grad.")
 

@@ -15,6 +15,7 @@ from distnn.autograd.function import Function
 from distnn.backend import get_array_module, unwrap
 
 from .matrix_multiply import Bmm
+from .shape_checks import ShapeError
 
 
 def parse_equation(equation: str, shapes) -> tuple:
@@ -147,10 +148,10 @@ def bmm(input, mat2, *, out=None):  # noqa: A002
 
         return matmul_into_out(bmm, input, mat2, out, name="bmm")
     a, b = unwrap(input), unwrap(mat2)
-    if a.ndim != 3 or b.ndim != 3:
-        raise ValueError(f"bmm: both operands must be 3-D (batch, rows, cols), got shapes {tuple(a.shape)} and "
-                         f"{tuple(b.shape)}")
+    for name, operand in (("batch1", a), ("batch2", b)):  # (PyTorch's refusals: a ShapeError is a ValueError too)
+        if operand.ndim != 3:
+            raise ShapeError(f"{name} must be a 3D tensor")
     if a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
-        raise ValueError(f"bmm: shapes {tuple(a.shape)} and {tuple(b.shape)} do not match (need (b, n, m) and "
-                         "(b, m, p))")
+        raise ShapeError(f"Expected size for first two dimensions of batch2 tensor to be: [{a.shape[0]}, "
+                         f"{a.shape[2]}] but got: [{b.shape[0]}, {b.shape[1]}].")
     return Bmm.apply(input, mat2)

@@ -382,9 +382,18 @@ def log(a, *, out=None):
     return Log.apply(float_input(a)) if out is None else _unary_out("log", Log, a, out)
 
 
-def sqrt(a):
-    return Sqrt.apply(float_input(a))
+def sqrt(a, *, out=None):
+    """``torch.sqrt``; ``out``: PyTorch's rules (:func:`.out_common.unary_into_out`)."""
+    return Sqrt.apply(float_input(a)) if out is None else _unary_out("sqrt", Sqrt, a, out)
 
 
-def abs(a):  # noqa: A001
-    return Abs.apply(a)
+def abs(a, *, out=None):  # noqa: A001
+    """``torch.abs``; ``out``: PyTorch's rules (:mod:`.out_common`): of the input's dtype exactly (``abs``'s
+    structured kernel casts nothing), but for a complex input, whose real result is cast into ``out`` where
+    ``canCast`` allows it."""
+    if out is None:
+        return Abs.apply(a)
+    from .out_common import pointwise_into_out
+
+    complex_input = getattr(a, "dtype", None) is not None and a.dtype.kind == "c"
+    return pointwise_into_out("abs", Abs.apply, out, a, exact_dtype=not complex_input)

@@ -234,10 +234,15 @@ def _kind(x) -> str:
     return "f" if dtype is None else np.dtype(dtype).kind
 
 
-def where(cond, a, b):
+def where(cond, a, b, *, out=None):
     """Elementwise ``a`` where ``cond`` else ``b``; ``cond`` carries no gradient (a Tensor ``cond`` is
     version-checked like the other inputs: changing it in place before backward is an error). A MaskedTensor
-    operand gives a MaskedTensor, as torch's (distnn.masked.maskedtensor_ops.where)."""
+    operand gives a MaskedTensor, as torch's (distnn.masked.maskedtensor_ops.where). ``out``: PyTorch's rules
+    (:func:`.where_out.where_into_out`)."""
+    if out is not None:
+        from .where_out import where_into_out
+
+        return where_into_out(where, cond, a, b, out)
     if getattr(a, "_is_masked_tensor", False) or getattr(b, "_is_masked_tensor", False):
         from distnn.masked.maskedtensor_ops import where as masked_where
 

@@ -60,9 +60,20 @@ class Stack(Function):
         return tuple(xp.take(g, i, axis=self.axis) for i in range(n))
 
 
+def refuse_lone_tensor(name: str, tensors) -> None:
+    """PyTorch's parser refuses one Tensor where a join takes a sequence of them (numpy would join its rows)."""
+    if isinstance(tensors, (list, tuple)):  # (the usual call: nothing more to look at)
+        return
+    from distnn.autograd.tensor import Tensor
+
+    if isinstance(tensors, Tensor):
+        raise TypeError(f"{name}(): argument 'tensors' (position 1) must be tuple of Tensors, not Tensor")
+
+
 def concat(tensors, dim=None, *, axis=None, out=None):
     """Join ``tensors`` along an existing axis (``dim`` as ``torch.cat``, or ``axis`` as numpy; default 0).
     ``out``: the result written into that tensor, PyTorch's rules (:mod:`.out_common`)."""
+    refuse_lone_tensor("concat", tensors)
     if out is not None:
         from .out_common import join_into_out
 
@@ -87,6 +98,7 @@ def concat(tensors, dim=None, *, axis=None, out=None):
 
 def cat(tensors, dim=None, *, axis=None, out=None):
     """``torch.cat``: :func:`concat` (``out``'s refusals under cat's name)."""
+    refuse_lone_tensor("cat", tensors)
     if out is not None:
         from .out_common import join_into_out
 
@@ -97,6 +109,7 @@ def cat(tensors, dim=None, *, axis=None, out=None):
 def stack(tensors, dim=None, *, axis=None, out=None):
     """Join ``tensors`` along a new axis (``dim`` as ``torch.stack``, or ``axis`` as numpy; default 0).
     ``out``: as :func:`concat`'s."""
+    refuse_lone_tensor("stack", tensors)
     if out is not None:
         from .out_common import join_into_out
 

@@ -1,5 +1,6 @@
 """``torch.matmul(a, b, out=t)`` (and ``mm``, ``bmm``, ``dot``, ``mv``, which are its cases run alone): the
-product written into ``out``, with PyTorch 2.13's rules, in its order.
+product written into ``out``, with PyTorch 2.13's rules, in its order (``mm`` with a sparse operand:
+:func:`sparse_mm_into_out`, its own rules).
 
 1. the parser: ``out`` must be a Tensor (``matmul(): argument 'out' must be Tensor, not list``);
 2. autograd: no ``out=`` while grad mode is on and an argument, ``out`` included, requires grad;
@@ -40,7 +41,7 @@ from .out_common import check_out_argument
 from .out_overlap import check_out_overlap
 from .out_write import resize_out, warn_resized, write_into_out, write_resized
 
-__all__ = ["matmul_into_out"]
+__all__ = ["matmul_into_out", "sparse_mm_into_out"]
 
 # (the names C++'s typeid gives the scalar types, which ``mm``'s and ``bmm``'s refusal prints)
 _CPP_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
@@ -59,10 +60,11 @@ _ARGUMENT_NAMES = {"matmul": ("input", "other"), "dot": ("input", "tensor"), "mv
 _DIMS = {"dot": (1, 1), "mv": (2, 1), "mm": (2, 2), "bmm": (3, 3)}
 
 
-def matmul_into_out(compute, a, b, out, name: str = "matmul") -> Tensor:
+def matmul_into_out(compute, a, b, out, name: str = "matmul", parser_name: str | None = None) -> Tensor:
     """``compute(a, b)`` (distnn's ``matmul``, ``mm``, ``bmm``, ``dot`` or ``mv``: ``name``, run without
-    recording) written into ``out``, which is returned (see the module docstring for the rules)."""
-    _parse(name, a, b, out)
+    recording) written into ``out``, which is returned (see the module docstring for the rules).
+    ``parser_name``: the name the parser's refusals give, where it is not ``name`` (``linalg.matmul``'s)."""
+    _parse(name, a, b, out, parser_name)
     refuse_grad_with_out(name, out, a, b)
     a_dims, b_dims = getattr(a, "ndim", None), getattr(b, "ndim", None)
     mixed = getattr(a, "dtype", None) != getattr(b, "dtype", None)
@@ -87,18 +89,46 @@ def matmul_into_out(compute, a, b, out, name: str = "matmul") -> Tensor:
     return out
 
 
+def sparse_mm_into_out(compute, a, b, out) -> Tensor:
+    """``mm(a, b, out=t)`` with a sparse COO operand, as PyTorch's sparse ``addmm``: only sparse @ dense (the
+    others refused as PyTorch refuses them: ``expand is unsupported for Sparse tensors``), the dense matrix and
+    ``out`` of the sparse one's dtype (``expected scalar type Float but found Double``), ``out`` resized silently
+    to the product's shape (an ``out`` of that shape written in place), and returned."""
+    _parse("mm", a, b, out)
+    refuse_grad_with_out("mm", out, a, b)
+    if _is_sparse(b):
+        raise RuntimeError("expand is unsupported for Sparse tensors")
+    for other in (b, out):
+        if other.dtype != a.dtype:
+            raise RuntimeError(f"expected scalar type {torch_dtype_name(a.dtype)} but found "
+                               f"{torch_dtype_name(other.dtype)}")
+    with no_grad():
+        result = compute(a, b)
+    will_write(out)
+    shape = tuple(result.shape)
+    moved_from = None if tuple(out.shape) == shape else resize_storage(out, shape, _contiguous_strides(shape))
+    write_resized(out, result.data, moved_from)
+    return out
+
+
+def _is_sparse(x) -> bool:
+    from distnn.autograd import tensor_operators
+
+    return type(x) is tensor_operators._sparse_type
+
+
 def _type_name(value) -> str:
     """A type as PyTorch's parser names it: builtins bare, others with their module (``numpy.ndarray``)."""
     kind = type(value)
     return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
 
-def _parse(name, a, b, out) -> None:
+def _parse(name, a, b, out, parser_name=None) -> None:
     """The parser's refusals of an operand or ``out`` that is not a Tensor: ``mm`` and ``bmm`` have two overloads,
     and word it as a failed match of both; the others name the first argument that is not."""
     if name in ("mm", "bmm"):
-        if not all(isinstance(x, Tensor) for x in (a, b, out)):
-            got = ", ".join("Tensor" if isinstance(x, Tensor) else _type_name(x) for x in (a, b))
+        if not all(isinstance(x, Tensor) or _is_sparse(x) for x in (a, b, out)):
+            got = ", ".join("Tensor" if isinstance(x, Tensor) or _is_sparse(x) else _type_name(x) for x in (a, b))
             raise TypeError(f"{name}() received an invalid combination of arguments - got ({got}, "
                             f"out={'Tensor' if isinstance(out, Tensor) else _type_name(out)}), but expected one "
                             "of:\n * (Tensor input, Tensor mat2, *, Tensor out = None)\n"
@@ -106,9 +136,9 @@ def _parse(name, a, b, out) -> None:
         return
     for position, (argument, argument_name) in enumerate(zip((a, b), _ARGUMENT_NAMES[name])):
         if not isinstance(argument, Tensor):
-            raise TypeError(f"{name}(): argument '{argument_name}' (position {position + 1}) must be Tensor, not "
-                            f"{_type_name(argument)}")
-    check_out_argument(name, out)
+            raise TypeError(f"{parser_name or name}(): argument '{argument_name}' (position {position + 1}) must "
+                            f"be Tensor, not {_type_name(argument)}")
+    check_out_argument(parser_name or name, out)
 
 
 def _refuse_dtype(a, b, out) -> None:

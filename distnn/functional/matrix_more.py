@@ -77,7 +77,9 @@ def mm(input, mat2, *, out=None):  # noqa: A002
         from .matmul_out import matmul_into_out
 
         if _sparse_operand(input, mat2):
-            raise NotImplementedError("mm(): out= with a sparse operand is not supported by distnn")
+            from .matmul_out import sparse_mm_into_out
+
+            return sparse_mm_into_out(mm, input, mat2, out)
         return matmul_into_out(mm, input, mat2, out, name="mm")
     if _sparse_operand(input, mat2):
         from distnn.sparse.products import mm as sparse_mm
@@ -108,7 +110,8 @@ def mv(input, vec, *, out=None):  # noqa: A002
         return matmul_into_out(mv, input, vec, out, name="mv")
     a, v = as_tensor(input), as_tensor(vec)
     if a.ndim != 2 or v.ndim != 1:
-        raise RuntimeError(f"vector + matrix @ vector expected, got {a.ndim}, {v.ndim}")
+        # (PyTorch's mv is addmv into a fresh 1-D result, whose rank the refusal names first)
+        raise RuntimeError(f"vector + matrix @ vector expected, got 1, {a.ndim}, {v.ndim}")
     if a.shape[1] != v.shape[0]:
         raise RuntimeError(f"size mismatch, got input ({a.shape[0]}), mat ({a.shape[0]}x{a.shape[1]}), "
                            f"vec ({v.shape[0]})")

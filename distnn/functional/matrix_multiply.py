@@ -5,8 +5,9 @@ Split out of :mod:`distnn.functional.elementwise`, which still exports ``MatMul`
 from __future__ import annotations
 
 from distnn.autograd.function import Function
-from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 from distnn.backend import get_array_module
+
+from .matmul_errors import refuse_matmul
 
 __all__ = ["Bmm", "MatMul", "matmul"]
 
@@ -14,16 +15,6 @@ __all__ = ["Bmm", "MatMul", "matmul"]
 def _f_only(x):
     """A 2-D operand stored transposed (e.g. ``W.T``): F-contiguous but not C-contiguous."""
     return x.ndim == 2 and x.flags.f_contiguous and not x.flags.c_contiguous
-
-
-def _refuse_mixed(a, b):
-    """PyTorch multiplies matrices of one dtype only (numpy would compute int64 @ float32 in float64)."""
-    if a.ndim > 2 or b.ndim > 2:  # (PyTorch's batched kernels word it so)
-        first, second = (torch_dtype_name(x.dtype) for x in (a, b))
-        raise RuntimeError(f"expected scalar type {first} but found {second}: matmul operands must have the same "
-                           "dtype (convert one first, e.g. b.to(a.dtype))")
-    raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a.dtype} != {b.dtype} "
-                       "(convert one first, e.g. b.to(a.dtype))")
 
 
 _TORCH_NODES = {(2, 2): "MmBackward0", (2, 1): "MvBackward0", (1, 1): "DotBackward0"}
@@ -42,17 +33,9 @@ class MatMul(Function):
         return _TORCH_NODES.get((self.a_ndim, self.b_ndim), "MatMulBackward")
 
     def forward(self, a, b):
-        if a.ndim == 0 or b.ndim == 0:
-            raise ValueError("matmul: both operands must have at least one dimension; use * for scalars")
-        if a.dtype != b.dtype:
-            _refuse_mixed(a, b)
-        ka = a.shape[-1]
-        kb = b.shape[-2] if b.ndim > 1 else b.shape[0]
-        if ka != kb:
-            raise ValueError(
-                f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not align "
-                f"(inner dimensions {ka} != {kb})"
-            )
+        if a.ndim == 0 or b.ndim == 0 or a.dtype != b.dtype or a.shape[-1] != (b.shape[-2] if b.ndim > 1
+                                                                                else b.shape[0]):
+            refuse_matmul(a, b, *self.needs_input_grad)  # (PyTorch's refusal, in its kernel's words)
         na, nb = self.needs_input_grad
         self.a = a if nb else None
         self.b = b if na else None
@@ -63,10 +46,9 @@ class MatMul(Function):
         self.b_t = nb and _f_only(b)
         try:
             return a @ b
-        except ValueError:
-            raise ValueError(
-                f"matmul: batch dimensions of shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be broadcast together"
-            ) from None
+        except ValueError:  # (batch dims that do not broadcast)
+            refuse_matmul(a, b, *self.needs_input_grad)
+            raise
 
     def backward(self, g):
         xp = get_array_module(g)

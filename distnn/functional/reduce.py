@@ -175,9 +175,15 @@ def _every_dim_if_empty(dim):
     return None if isinstance(dim, (tuple, list)) and not dim else dim
 
 
-def sum(a, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):  # noqa: A001
-    """``torch.sum``: integers and bools sum in int64; ``dtype`` casts the input first, as PyTorch's."""
+def sum(a, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None, out=None):  # noqa: A001
+    """``torch.sum``: integers and bools sum in int64; ``dtype`` casts the input first, as PyTorch's. ``out``: the
+    sum in ``out``'s dtype written into it, PyTorch's rules (:mod:`.reduce_out`)."""
     axis, keepdims, _ = _resolve(dim, keepdim, axis, keepdims)
+    if out is not None:
+        from .reduce_out import sum_like_into_out
+
+        return sum_like_into_out("sum", lambda x, in_dtype: sum(x, axis=axis, keepdims=keepdims, dtype=in_dtype),
+                                 a, out, dtype)
     return (Sum if axis is None else SumDim).apply(_with_dtype(a, dtype), axis=axis, keepdims=keepdims, dtype=dtype)
 
 
@@ -211,10 +217,23 @@ def _torch_name(dtype) -> str:
     return torch_dtype_name(dtype)
 
 
-def mean(a, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+def mean(a, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None, out=None):
     """``torch.mean``: of a floating (or complex) tensor, or of any tensor with a floating ``dtype=`` (the input
     is cast to it first, as PyTorch's); an integer or bool tensor without one is refused, as PyTorch refuses
-    it (numpy would answer in float64)."""
+    it (numpy would answer in float64). ``out``: PyTorch's rules (:mod:`.reduce_out`)."""
+    axis, keepdims, _ = _resolve(dim, keepdim, axis, keepdims)
+    if out is not None:
+        from .reduce_out import mean_into_out
+
+        return mean_into_out(lambda x, in_dtype: sum(x, axis=axis, keepdims=keepdims, dtype=in_dtype), a, out,
+                             dim, keepdim, dtype, _refuse_integral_mean)
+    _refuse_integral_mean(a, dtype)
+    return (Mean if axis is None else MeanDim).apply(_with_dtype(a, dtype), axis=axis, keepdims=keepdims)
+
+
+def _refuse_integral_mean(a, dtype) -> None:
+    """PyTorch's refusal of a mean of an integer or bool tensor without a floating ``dtype=``, or with another
+    ``dtype=``."""
     if dtype is not None:
         import numpy as np
 
@@ -224,8 +243,6 @@ def mean(a, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
     elif _dtype_of(a).kind in "biu":
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a floating point or "
                            f"complex dtype. Got: {_torch_name(_dtype_of(a))}")
-    axis, keepdims, _ = _resolve(dim, keepdim, axis, keepdims)
-    return (Mean if axis is None else MeanDim).apply(_with_dtype(a, dtype), axis=axis, keepdims=keepdims)
 
 
 def _extremum(cls, result, arg, a, dim, keepdim, axis, keepdims):

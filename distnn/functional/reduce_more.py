@@ -131,10 +131,16 @@ def _others_product(xp, a, axis):
 
 
 @autocast_policy("float32")
-def prod(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
-    """``torch.prod``: the product of every element, or over ``dim`` (an int), keeping it with ``keepdim``."""
+def prod(input, dim=None, keepdim=False, *, dtype=None, out=None):  # noqa: A002
+    """``torch.prod``: the product of every element, or over ``dim`` (an int), keeping it with ``keepdim``.
+    ``out``: the product in ``out``'s dtype written into it, PyTorch's rules (:mod:`.reduce_out`)."""
     if dim is not None:
         dim = wrap_dim(dim, unwrap(input).ndim, "prod")
+    if out is not None:
+        from .reduce_out import sum_like_into_out
+
+        return sum_like_into_out("prod", lambda x, in_dtype: prod(x, dim, keepdim, dtype=in_dtype), input, out,
+                                 dtype)
     return Prod.apply(_with_dtype(input, dtype), dim=dim, keepdim=keepdim, dtype=dtype)
 
 
@@ -186,12 +192,22 @@ class Amin(Min):
     nan_is_extremum = False
 
 
-def amax(input, dim=(), keepdim=False):  # noqa: A002
+def amax(input, dim=(), keepdim=False, *, out=None):  # noqa: A002
     """``torch.amax``: the maximum over ``dim`` (an int or a tuple; all dims by default). Tied maxima share
-    the gradient evenly, as PyTorch's (``max(x, dim)`` gives it to one of them)."""
+    the gradient evenly, as PyTorch's (``max(x, dim)`` gives it to one of them). ``out``: of ``input``'s dtype,
+    PyTorch's rules (:mod:`.reduce_out`)."""
+    if out is not None:
+        from .reduce_out import extremum_into_out
+
+        return extremum_into_out("amax", lambda x: amax(x, dim, keepdim), input, out)
     return Amax.apply(input, axis=_every_dim_if_empty(dim), keepdims=keepdim, name="amax")
 
 
-def amin(input, dim=(), keepdim=False):  # noqa: A002
-    """``torch.amin``: the minimum over ``dim``; tied minima share the gradient evenly."""
+def amin(input, dim=(), keepdim=False, *, out=None):  # noqa: A002
+    """``torch.amin``: the minimum over ``dim``; tied minima share the gradient evenly. ``out``: of ``input``'s
+    dtype, PyTorch's rules (:mod:`.reduce_out`)."""
+    if out is not None:
+        from .reduce_out import extremum_into_out
+
+        return extremum_into_out("amin", lambda x: amin(x, dim, keepdim), input, out)
     return Amin.apply(input, axis=_every_dim_if_empty(dim), keepdims=keepdim, name="amin")

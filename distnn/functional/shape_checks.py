@@ -12,8 +12,9 @@ from ._dims import wrap_dim
 
 
 class ShapeError(RuntimeError, ValueError):
-    """Tensors whose shapes an op cannot join (``cat``, ``stack``): PyTorch's RuntimeError, and the ValueError
-    distnn's joins always raised (as numpy's AxisError is both an IndexError and a ValueError)."""
+    """Tensors whose shapes an op cannot take (``cat``, ``stack``, ``matmul``, ``x[i] = v``): PyTorch's
+    RuntimeError, and the ValueError distnn always raised there (as numpy's AxisError is both an IndexError and a
+    ValueError)."""
 
 
 class SizeMismatch(RuntimeError):

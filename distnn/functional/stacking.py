@@ -26,6 +26,9 @@ def _tensor_list(tensors, op: str) -> list:
 
 def concatenate(tensors, axis=0, *, dim=None):
     """``torch.concatenate``: ``cat`` along ``axis`` (or ``dim``)."""
+    from .join import refuse_lone_tensor
+
+    refuse_lone_tensor("concatenate", tensors)
     return concat([as_tensor(t) for t in tensors], axis if dim is None else dim)
 
 

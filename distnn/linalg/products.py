@@ -200,8 +200,13 @@ def vecdot(x, y, *, dim=-1) -> Tensor:
     return (tx * ty).sum(dim)
 
 
-def matmul(input, other) -> Tensor:  # noqa: A002 - PyTorch's names
-    """``torch.linalg.matmul``: an alias of :func:`distnn.matmul`."""
+def matmul(input, other, *, out=None) -> Tensor:  # noqa: A002 - PyTorch's names
+    """``torch.linalg.matmul``: an alias of :func:`distnn.matmul`; ``out``: its rules (:mod:`.matmul_out`), the
+    parser's refusal naming ``linalg_matmul``."""
     from distnn.functional.matrix_multiply import matmul as _matmul
 
+    if out is not None:
+        from distnn.functional.matmul_out import matmul_into_out
+
+        return matmul_into_out(_matmul, input, other, out, parser_name="linalg_matmul")
     return _matmul(input, other)

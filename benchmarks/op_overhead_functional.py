@@ -1,0 +1,67 @@
+"""bench_op_overhead's rows for clamp, sort and lerp, and for the functional forms that take ``out=``
+(``sum(a, 1)``, ``mean``, ``prod``, ``amax``, ``abs``, ``sqrt``, ``where``, ``linalg.matmul``), called without it,
+and for ``y[...] = v`` and ``masked_fill``: the calls whose ``out is None`` (or no-error) path must stay as cheap
+as it was. 64x64 float32 tensors that require no grad (a 16x16 product); distnn and torch run the same calls, the
+numpy floor the same arithmetic on bare arrays.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+SHAPE = (64, 64)
+
+
+def _arrays():
+    rng = np.random.default_rng(4)
+    a = rng.uniform(0.1, 0.9, SHAPE).astype(np.float32)
+    b = rng.uniform(0.1, 0.9, SHAPE).astype(np.float32)
+    m = rng.standard_normal((16, 16)).astype(np.float32)
+    return a, b, m
+
+
+def clamp_sort_lerp_rows(a, ag, lerp_backward):
+    """clamp (its argument checks), sort along the last dim, lerp's forward and backward with a number weight:
+    the same calls for distnn and torch."""
+    return {
+        "a.clamp(0, 1)": lambda: a.clamp(0, 1),
+        "a.clamp(min=0) (grad)": lambda: ag.clamp(min=0),
+        "a.sort(-1)": lambda: a.sort(-1),
+        "lerp(a, b, 0.1) + backward": lerp_backward,
+    }
+
+
+def tensor_rows(lib, make):
+    """The rows for distnn or torch (module ``lib``; ``make(array)`` wraps an array as its tensor)."""
+    a_np, b_np, m_np = _arrays()
+    a, b, m, y = make(a_np), make(b_np), make(m_np), make(a_np.copy())
+    cond = a > 0.5
+    return {
+        "sum(a, 1)": lambda: lib.sum(a, 1),
+        "mean(a, 1)": lambda: lib.mean(a, 1),
+        "prod(a, 1)": lambda: lib.prod(a, 1),
+        "amax(a, 1)": lambda: lib.amax(a, 1),
+        "abs(a)": lambda: lib.abs(a),
+        "sqrt(a)": lambda: lib.sqrt(a),
+        "where(c, a, b)": lambda: lib.where(cond, a, b),
+        "linalg.matmul(m, m) 16x16": lambda: lib.linalg.matmul(m, m),
+        "y[...] = b": lambda: y.__setitem__(Ellipsis, b),
+        "a.masked_fill(c, 0.5)": lambda: a.masked_fill(cond, 0.5),
+    }
+
+
+def numpy_rows():
+    """The floor: the same arithmetic on bare arrays."""
+    a, b, m = _arrays()
+    y, cond = a.copy(), a > 0.5
+    return {
+        "sum(a, 1)": lambda: a.sum(1),
+        "mean(a, 1)": lambda: a.mean(1),
+        "prod(a, 1)": lambda: a.prod(1),
+        "amax(a, 1)": lambda: a.max(1),
+        "abs(a)": lambda: np.abs(a),
+        "sqrt(a)": lambda: np.sqrt(a),
+        "where(c, a, b)": lambda: np.where(cond, a, b),
+        "linalg.matmul(m, m) 16x16": lambda: m @ m,
+        "y[...] = b": lambda: y.__setitem__(Ellipsis, b),
+        "a.masked_fill(c, 0.5)": lambda: np.where(cond, np.float32(0.5), a),
+    }
