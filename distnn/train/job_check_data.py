@@ -44,28 +44,54 @@ def data_here(comm, config, overrides) -> list | None:
     return [r for r in paths if r not in missing]
 
 
-def check_same_data_on_ranks(cfg, ranks: list, checked_rank: int) -> None:
+def check_same_data_on_ranks(cfg, ranks: list, checked_rank: int, who=None) -> None:
     """A per-rank data file found here for each of ``ranks`` must load and hold the same data as
-    ``checked_rank``'s (what :func:`~distnn.train.job.agree_on_same_data` asks of a job's ranks)."""
+    ``checked_rank``'s (what :func:`~distnn.train.job.agree_on_same_data` asks of a job's ranks); ``who(r)``:
+    how an error names rank ``r`` (``rank r``; an ensemble's adds the member whose job loads it).
+
+    A file that is ``checked_rank``'s own or has the same bytes holds the same data and loads as that one did
+    (the job's set-up loaded it): it is compared, not loaded (:func:`same_bytes`). Only a file whose bytes
+    differ is loaded (a different file can still hold the same data, an ``.npz`` written again) and its
+    data compared: a check of a job of many ranks with identical copies reads each once, in small chunks,
+    and loads none again."""
     from distnn.data import load_dataset
 
     data = _as_dict(cfg.data)
     if len(ranks) < 2 or not isinstance(data.get("path"), str) or "{rank}" not in data["path"]:
         return
+    who = who or (lambda r: f"rank {r}")
     resuming = bool(_as_dict(cfg.checkpoint).get("resume"))
+    paths = per_rank_paths(data["path"], max(ranks) + 1)
     prints = {}
+
+    def fingerprint(r):
+        if r not in prints:
+            try:
+                splits = load_dataset({**data, "path": paths[r]}, check_split_keys=not resuming)
+            except (ValueError, OSError, KeyError, TypeError) as e:
+                raise JobError(f"{who(r)}: {_one_line(e)}") from None
+            prints[r] = data_fingerprint(splits)
+        return prints[r]
+
     for r in ranks:
-        try:
-            splits = load_dataset({**data, "path": data["path"].replace("{rank}", str(r))},
-                                  check_split_keys=not resuming)
-        except (ValueError, OSError, KeyError, TypeError) as e:
-            raise JobError(f"rank {r}: {_one_line(e)}") from None
-        prints[r] = data_fingerprint(splits)
-    differ = [r for r in ranks if prints[r] != prints[checked_rank]]
-    if differ:
-        raise JobError(f"data.path {data['path']!r} gives rank {differ[0]} other data than rank {checked_rank}; "
-                       "distnn shards one dataset across the ranks itself, so every rank must read the same data "
-                       "(pre-sharded per-rank files are not supported): give one file, or identical copies")
+        if r != checked_rank and not same_bytes(paths[r], paths[checked_rank]) \
+                and fingerprint(r) != fingerprint(checked_rank):
+            raise JobError(f"data.path {data['path']!r} gives rank {r} other data than rank {checked_rank}; "
+                           "distnn shards one dataset across the ranks itself, so every rank must read the same "
+                           "data (pre-sharded per-rank files are not supported): give one file, or identical "
+                           "copies")
+
+
+def same_bytes(path, other) -> bool:
+    """Whether ``path`` and ``other`` are one regular file, or two with the same bytes (read in chunks);
+    False for anything else (a directory of files, a missing file: the caller loads it)."""
+    import filecmp
+
+    try:
+        return os.path.isfile(path) and os.path.isfile(other) and (
+            os.path.samefile(path, other) or filecmp.cmp(path, other, shallow=False))
+    except OSError:
+        return False
 
 
 def check_without_data(comm, config, overrides, out, ensemble: bool) -> dict:
