@@ -127,8 +127,9 @@ def plan_ensemble(comm, config, overrides=()):
     error, cfg, settings, plan = None, None, None, None
     try:
         cfg = load_config(config, list(overrides or ()))
-        settings = ensemble_settings(cfg)
-        plan = plan_groups(comm.size, settings.members)
+        with J.tag_config_errors(cfg):  # ("ensemble.members=4 does not divide ...": --set may have given it)
+            settings = ensemble_settings(cfg)
+            plan = plan_groups(comm.size, settings.members)
     except (ValueError, OSError, KeyError, TypeError) as e:
         error = J._one_line(e)
     J.agree_on_errors(comm, error)

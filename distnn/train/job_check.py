@@ -26,7 +26,7 @@ from .check_comm import PlannedRankComm
 from .host_checks import NOTE_PREFIX, NOTE_SUFFIX, deferred
 from .job import (JobError, _default_path, _finished_without_checkpoint, _record_checkpoint_dir_in_run,
                   agree_on_errors, run_dir_for, set_up_job)
-from .job_setup import _as_dict
+from .job_setup import _as_dict, tag_config_errors
 from .logging_utils import get_logger, set_rank, setup_logging
 
 log = get_logger("check")
@@ -100,8 +100,9 @@ def resume_found(job, path, spec) -> str:
     root = checkpoint_dir(path, _as_dict(job.cfg.checkpoint))
     # (its warnings, e.g. the settings that differ from the checkpoint's, but not its "resumed from": nothing was)
     warnings_only = types.SimpleNamespace(warning=log.warning, info=lambda *args, **kwargs: None)
-    found = resume(job.trainer, spec, root, types.SimpleNamespace(), warnings_only,
-                   config_text=dump_run_config(job.cfg), recover=False)
+    with tag_config_errors(job.cfg, ("checkpoint.resume",)):  # (as the run's _train tags it)
+        found = resume(job.trainer, spec, root, types.SimpleNamespace(), warnings_only,
+                       config_text=dump_run_config(job.cfg), recover=False)
     if found is None:
         return f"no checkpoint in {root} yet (a fresh start)"
     return f"{found} (global step {job.trainer.state.global_step})"

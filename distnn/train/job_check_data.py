@@ -15,7 +15,7 @@ from .host_checks import data_path_key, defer, missing_data_note, missing_here, 
 from .job import (JobError, _default_path, _finished_without_checkpoint, _one_line, _record_checkpoint_dir_in_run,
                   agree_on_errors, data_fingerprint, has_checkpoint, run_dir_for)
 from .job_preflight import check_profile_dir, preflight
-from .job_setup import _as_dict, _tag_config_keys
+from .job_setup import _as_dict, data_keys, tag_config_errors
 from .trainer_data import check_batch_sizes
 
 
@@ -67,7 +67,8 @@ def check_same_data_on_ranks(cfg, ranks: list, checked_rank: int, who=None) -> N
     def fingerprint(r):
         if r not in prints:
             try:
-                splits = load_dataset({**data, "path": paths[r]}, check_split_keys=not resuming)
+                with tag_config_errors(cfg, data_keys(cfg)):  # (as the job's own load tags it)
+                    splits = load_dataset({**data, "path": paths[r]}, check_split_keys=not resuming)
             except (ValueError, OSError, KeyError, TypeError) as e:
                 raise JobError(f"{who(r)}: {_one_line(e)}") from None
             prints[r] = data_fingerprint(splits)
@@ -79,7 +80,7 @@ def check_same_data_on_ranks(cfg, ranks: list, checked_rank: int, who=None) -> N
             raise JobError(f"data.path {data['path']!r} gives rank {r} other data than rank {checked_rank}; "
                            "distnn shards one dataset across the ranks itself, so every rank must read the same "
                            "data (pre-sharded per-rank files are not supported): give one file, or identical "
-                           "copies")
+                           "copies" + cfg.origins_tag(["data.path"]))
 
 
 def same_bytes(path, other) -> bool:
@@ -110,13 +111,10 @@ def check_without_data(comm, config, overrides, out, ensemble: bool) -> dict:
         cfg, group_size = load_config(config, list(overrides or ())), comm.size
     t, d, error = cfg.train, cfg.data, None
     try:
-        try:  # (the keys named tagged as the Job tags its own errors; set_up_job's own checks are not)
+        with tag_config_errors(cfg, ("checkpoint.resume",)):  # (tagged as the job's set-up tags its errors)
             check_batch_sizes(int(d.batch_size), group_size, int(t.grad_accumulation), int(t.epochs))
-        except ValueError as e:
-            _tag_config_keys(e, cfg)
-            raise
-        preflight(cfg)
-        check_profile_dir(cfg, 0)
+            preflight(cfg)
+            check_profile_dir(cfg, 0)
     except ValueError as e:
         error = _one_line(e)
     agree_on_errors(comm, error)

@@ -45,12 +45,43 @@ def _apply_collective_timeout(comm, seconds):
         comm.timeout = seconds
 
 
-def _tag_config_keys(error: ValueError, cfg) -> None:
+def _tag_config_keys(error: ValueError, cfg, about=()) -> None:
     """Add to ``error``'s message which of the config keys it names came from --set, as the config's own
     checks say it (e.g. the trainer's "data.batch_size 700 is larger than the 600 training samples: with
-    data.drop_last = true ...", found once the data is loaded)."""
-    if hasattr(cfg, "tag_message") and len(error.args) == 1 and isinstance(error.args[0], str):
-        error.args = (cfg.tag_message(error.args[0]),)
+    data.drop_last = true ...", found once the data is loaded); when it names none, of ``about``, the keys
+    it is about (a data file's "not found": ``data.path``). Once: an error tagged already is left as it is."""
+    if getattr(error, "_keys_tagged", False) or not hasattr(cfg, "tag_message"):
+        return
+    if len(error.args) == 1 and isinstance(error.args[0], str):
+        tagged = cfg.tag_message(error.args[0])
+        if tagged == error.args[0] and about:
+            tagged += cfg.origins_tag(about)
+        error.args = (tagged,)
+        error._keys_tagged = True
+
+
+def tag_config_errors(cfg, about=()):
+    """A context in which a ValueError is tagged (:func:`_tag_config_keys`) before it goes on."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def tagging():
+        try:
+            yield
+        except ValueError as e:
+            _tag_config_keys(e, cfg, about)
+            raise
+
+    return tagging()
+
+
+def data_keys(cfg) -> tuple:
+    """The key naming the data file a config reads (``data.path``, or ``data.name`` for a file named
+    there), as a tuple: what a data file's own error is about."""
+    from .host_checks import data_path_key
+
+    found = data_path_key(_as_dict(cfg.data))
+    return (found[0],) if found else ()
 
 
 # ------------------------------------------------------------------ the setup
@@ -96,7 +127,8 @@ class Job:
         # A split key the data files' own splits leave unused is refused (MNIST's t10k files and a
         # test_fraction), but not on a resume: a run from before the refusal goes on as it trained.
         resuming = bool(_as_dict(self.cfg.checkpoint).get("resume"))
-        return load_dataset(data, check_split_keys=not resuming)
+        with tag_config_errors(self.cfg, data_keys(self.cfg)):  # ("data file '...' not found": data.path's)
+            return load_dataset(data, check_split_keys=not resuming)
 
     @property
     def device_rank(self) -> int:
