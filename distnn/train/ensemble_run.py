@@ -123,10 +123,12 @@ def plan_ensemble(comm, config, overrides=()):
     ``comm`` (:func:`~distnn.train.job.agree_on_errors`). Shared by the run and ``train --check``."""
     from . import job as J
     from .config import load_config
+    from .config_object import quiet_config_warnings
 
     error, cfg, settings, plan = None, None, None, None
     try:
-        cfg = load_config(config, list(overrides or ()))
+        with quiet_config_warnings(comm.rank != 0):  # (said once: by rank 0, as a plain job's)
+            cfg = load_config(config, list(overrides or ()))
         with J.tag_config_errors(cfg):  # ("ensemble.members=4 does not divide ...": --set may have given it)
             settings = ensemble_settings(cfg)
             plan = plan_groups(comm.size, settings.members)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import types
-import warnings
 
 from .host_checks import data_path_key, defer, missing_data_note, missing_here, per_rank_paths
 from .job import (JobError, _default_path, _finished_without_checkpoint, _one_line, _record_checkpoint_dir_in_run,
@@ -24,11 +23,11 @@ def data_here(comm, config, overrides) -> list | None:
     here), with a note for the missing ones; or None when the check should go on as a job does (no file
     is missing, or the check is strict: the data loader then refuses a missing one as the job would)."""
     from .config import load_config
+    from .config_object import quiet_config_warnings
 
     error, cfg = None, None
     try:  # (the job's own load, and refusal, of the config comes first: a typo is refused here as there)
-        with warnings.catch_warnings():  # (the job's set-up loads it again and warns then: once)
-            warnings.simplefilter("ignore")
+        with quiet_config_warnings():  # (the job's set-up loads it again and warns then: once)
             cfg = load_config(config, list(overrides or ()))
     except (ValueError, OSError, KeyError, TypeError) as e:
         error = _one_line(e)

@@ -91,10 +91,14 @@ class Job:
     def __init__(self, config, overrides, comm, quiet=False, cfg=None):
         from distnn.data.datasets import as_token_ids
         from distnn.train.config import load_config
+        from distnn.train.config_object import quiet_config_warnings
         from distnn.train.ensemble import member_splits
 
         self.comm = comm
-        self.cfg = cfg if cfg is not None else load_config(config, overrides)  # cfg: an ensemble member's
+        if cfg is None:  # (else an ensemble member's; a simulated rank other than 0 loads it quietly)
+            with quiet_config_warnings(comm.rank != 0):
+                cfg = load_config(config, overrides)
+        self.cfg = cfg
         self.config_name = self.cfg.get("name") or os.path.splitext(os.path.basename(str(config)))[0]
         self.quiet = bool(quiet or self.cfg.run.quiet)
         _apply_collective_timeout(comm, self.cfg.distributed.timeout)
