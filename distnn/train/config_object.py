@@ -98,8 +98,11 @@ class Config(dict):
     def tag_message(self, message: str) -> str:
         """``message`` with :meth:`origins_tag` of the config keys it names (an error raised by code that
         knows nothing of --set, e.g. the trainer's batch-size checks)."""
-        named = [k for k in self.origins if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w.])", message)]
-        return message + self.origins_tag(named)
+        return message + self.origins_tag(self.named_keys(message))
+
+    def named_keys(self, message: str) -> list:
+        """The config keys ``message`` names (whole dotted keys)."""
+        return [k for k in self.origins if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w.])", message)]
 
     def get_path(self, dotted: str, default=None):
         return _get_path(self, dotted, default)

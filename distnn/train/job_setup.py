@@ -10,6 +10,7 @@ results) is :mod:`distnn.train.job`'s, which re-exports :class:`Job` and
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -18,7 +19,7 @@ import distnn
 from distnn.nn.module import evaluating
 
 from .callbacks import EarlyStopping, ProgressBar
-from .host_checks import defer
+from .host_checks import data_path_key, defer
 from .schedule_setup import build_schedule  # (re-exported: importable from here as before)
 from .trainer import Trainer
 
@@ -53,33 +54,24 @@ def _tag_config_keys(error: ValueError, cfg, about=()) -> None:
     if getattr(error, "_keys_tagged", False) or not hasattr(cfg, "tag_message"):
         return
     if len(error.args) == 1 and isinstance(error.args[0], str):
-        tagged = cfg.tag_message(error.args[0])
-        if tagged == error.args[0] and about:
-            tagged += cfg.origins_tag(about)
-        error.args = (tagged,)
+        message = error.args[0]
+        error.args = (message + cfg.origins_tag(cfg.named_keys(message) or about),)
         error._keys_tagged = True
 
 
+@contextlib.contextmanager
 def tag_config_errors(cfg, about=()):
-    """A context in which a ValueError is tagged (:func:`_tag_config_keys`) before it goes on."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def tagging():
-        try:
-            yield
-        except ValueError as e:
-            _tag_config_keys(e, cfg, about)
-            raise
-
-    return tagging()
+    """Within it, a ValueError is tagged (:func:`_tag_config_keys`, ``about``) before it goes on."""
+    try:
+        yield
+    except ValueError as e:
+        _tag_config_keys(e, cfg, about)
+        raise
 
 
 def data_keys(cfg) -> tuple:
     """The key naming the data file a config reads (``data.path``, or ``data.name`` for a file named
     there), as a tuple: what a data file's own error is about."""
-    from .host_checks import data_path_key
-
     found = data_path_key(_as_dict(cfg.data))
     return (found[0],) if found else ()
 
