@@ -256,7 +256,7 @@ def set_up_job(comm, config, overrides=(), quiet=False) -> Job:
     try:
         job = Job(config, list(overrides or ()), comm, quiet=quiet)
         # (run.profile and checkpoint.dir are named in their errors; "--resume 'x': no such checkpoint" names none)
-        with tag_config_errors(job.cfg, ("checkpoint.resume",)):
+        with tag_config_errors(job.cfg, unnamed=("checkpoint.resume",)):
             if comm.rank == 0:  # (the rank that resolves --resume and writes the checkpoints)
                 preflight(job.cfg)
             # (every rank: each writes its own trace, maybe into a node-local directory)

@@ -66,7 +66,7 @@ def check_same_data_on_ranks(cfg, ranks: list, checked_rank: int, who=None) -> N
     def fingerprint(r):
         if r not in prints:
             try:
-                with tag_config_errors(cfg, data_keys(cfg)):  # (as the job's own load tags it)
+                with tag_config_errors(cfg, unnamed=data_keys(cfg)):  # (as the job's own load tags it)
                     splits = load_dataset({**data, "path": paths[r]}, check_split_keys=not resuming)
             except (ValueError, OSError, KeyError, TypeError) as e:
                 raise JobError(f"{who(r)}: {_one_line(e)}") from None
@@ -110,7 +110,7 @@ def check_without_data(comm, config, overrides, out, ensemble: bool) -> dict:
         cfg, group_size = load_config(config, list(overrides or ())), comm.size
     t, d, error = cfg.train, cfg.data, None
     try:
-        with tag_config_errors(cfg, ("checkpoint.resume",)):  # (tagged as the job's set-up tags its errors)
+        with tag_config_errors(cfg, unnamed=("checkpoint.resume",)):  # (tagged as the job's set-up tags its errors)
             check_batch_sizes(int(d.batch_size), group_size, int(t.grad_accumulation), int(t.epochs))
             preflight(cfg)
             check_profile_dir(cfg, 0)

@@ -46,26 +46,28 @@ def _apply_collective_timeout(comm, seconds):
         comm.timeout = seconds
 
 
-def _tag_config_keys(error: ValueError, cfg, about=()) -> None:
+def _tag_config_keys(error: ValueError, cfg, about=(), unnamed=()) -> None:
     """Add to ``error``'s message which of the config keys it names came from --set, as the config's own
     checks say it (e.g. the trainer's "data.batch_size 700 is larger than the 600 training samples: with
-    data.drop_last = true ...", found once the data is loaded); when it names none, of ``about``, the keys
-    it is about (a data file's "not found": ``data.path``). Once: an error tagged already is left as it is."""
+    data.drop_last = true ...", found once the data is loaded); of ``about`` too, keys every error there is
+    about (a resume's: ``checkpoint.resume``), and of ``unnamed`` when it names no key (a data file's "not
+    found": ``data.path``). Once: an error tagged already is left as it is."""
     if getattr(error, "_keys_tagged", False) or not hasattr(cfg, "tag_message"):
         return
     if len(error.args) == 1 and isinstance(error.args[0], str):
         message = error.args[0]
-        error.args = (message + cfg.origins_tag(cfg.named_keys(message) or about),)
+        keys = [*cfg.named_keys(message), *about]
+        error.args = (message + cfg.origins_tag(keys or unnamed),)
         error._keys_tagged = True
 
 
 @contextlib.contextmanager
-def tag_config_errors(cfg, about=()):
-    """Within it, a ValueError is tagged (:func:`_tag_config_keys`, ``about``) before it goes on."""
+def tag_config_errors(cfg, about=(), unnamed=()):
+    """Within it, a ValueError is tagged (:func:`_tag_config_keys`) before it goes on."""
     try:
         yield
     except ValueError as e:
-        _tag_config_keys(e, cfg, about)
+        _tag_config_keys(e, cfg, about, unnamed)
         raise
 
 
@@ -123,7 +125,7 @@ class Job:
         # A split key the data files' own splits leave unused is refused (MNIST's t10k files and a
         # test_fraction), but not on a resume: a run from before the refusal goes on as it trained.
         resuming = bool(_as_dict(self.cfg.checkpoint).get("resume"))
-        with tag_config_errors(self.cfg, data_keys(self.cfg)):  # ("data file '...' not found": data.path's)
+        with tag_config_errors(self.cfg, unnamed=data_keys(self.cfg)):  # ("data file '...' not found": data.path's)
             return load_dataset(data, check_split_keys=not resuming)
 
     @property
