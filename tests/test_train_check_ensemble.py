@@ -183,3 +183,14 @@ def test_no_valid_checkpoint_names_the_newest_ones_damaged_file(tmp_path):
                          "its SHA-256 check (corrupt))"), line
     resumed = _distnn(["train", *args, "--set", "train.epochs=2", "--resume", "auto"], tmp_path)
     assert resumed.returncode == 2 and _message(resumed.stderr) == line
+
+
+def test_a_bad_file_is_said_before_another_ranks_other_data_as_the_run_says_it(tmp_path):
+    args = [*_per_rank_files(tmp_path, 4, shifts={1: 1.0}), "--set", "ensemble.members=1"]
+    (tmp_path / "d3.npz").write_bytes(b"not an npz file")  # (rank 1's data differ, rank 3's file is bad)
+    checked = _distnn(["train", *args, "--check", "--check-ranks", "4"], tmp_path)
+    assert checked.returncode == 2, checked.stdout
+    line = _message(checked.stderr)
+    assert line.startswith("rank 3: ") and "d3.npz" in line, line
+    ran = _distnn(["train", *args, "--simulate-ranks", "4", "--out", "run"], tmp_path)
+    assert ran.returncode == 2 and _message(ran.stderr) == line

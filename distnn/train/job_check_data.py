@@ -73,9 +73,11 @@ def check_same_data_on_ranks(cfg, ranks: list, checked_rank: int, who=None) -> N
             prints[r] = data_fingerprint(splits)
         return prints[r]
 
-    for r in ranks:
-        if r != checked_rank and not same_bytes(paths[r], paths[checked_rank]) \
-                and fingerprint(r) != fingerprint(checked_rank):
+    other_bytes = [r for r in ranks if r != checked_rank and not same_bytes(paths[r], paths[checked_rank])]
+    for r in other_bytes:  # (every file loads first: a job's ranks agree on a load error before comparing data)
+        fingerprint(r)
+    for r in other_bytes:
+        if fingerprint(r) != fingerprint(checked_rank):
             raise JobError(f"data.path {data['path']!r} gives rank {r} other data than rank {checked_rank}; "
                            "distnn shards one dataset across the ranks itself, so every rank must read the same "
                            "data (pre-sharded per-rank files are not supported): give one file, or identical "
