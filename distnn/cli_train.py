@@ -74,13 +74,17 @@ def train_arguments(args) -> tuple[str, list]:
                                 ("--profile", args.profile, "the directory the profile's traces go to")):
         if value is not None and not value.strip():  # (an unset shell variable: not silently ignored)
             raise JobError(f"{option} is empty: give {what}", report=_launcher_rank() == 0)
+    from distnn.train.config_overrides import FlagOverride
+
     config, overrides = _train_config(args)
-    if args.profile is not None:  # (as typed values: a path needs no TOML quoting)
-        overrides.append(("run.profile", args.profile))
+    # (as typed values: a path needs no TOML quoting; flagged, so that an error about them does not say
+    # "(set by --set)")
+    if args.profile is not None:
+        overrides.append(FlagOverride("run.profile", args.profile, "--profile"))
     if args.profile_steps is not None:
-        overrides.append(("run.profile_steps", args.profile_steps))
+        overrides.append(FlagOverride("run.profile_steps", args.profile_steps, "--profile-steps"))
     if args.resume:  # (resume = auto needs --out: checked with the resolved config, which may set it too)
-        overrides.append(f"checkpoint.resume={args.resume}")
+        overrides.append(FlagOverride("checkpoint.resume", args.resume, "--resume"))
     return config, overrides
 
 
@@ -91,6 +95,7 @@ def _train_config(args) -> tuple[str, list]:
     overrides = list(args.overrides)
     if args.config is not None:
         return args.config, overrides
+    from distnn.train.config_overrides import FlagOverride
     from distnn.train.resume_config import run_dir_from_overrides, saved_config_for_resume
 
     saved = saved_config_for_resume(args.resume, args.out or run_dir_from_overrides(overrides))
@@ -102,7 +107,7 @@ def _train_config(args) -> tuple[str, list]:
         setup_logging()
         get_logger("job").info("resuming with the run's config %s", saved)
     # run.quiet records the --quiet of the session that saved it: this session's own --quiet decides
-    return saved, ["run.quiet=false", *overrides]
+    return saved, [FlagOverride("run.quiet", False, "--resume"), *overrides]
 
 
 def _print_train_summary(s: dict) -> None:

@@ -175,7 +175,8 @@ def test_a_data_path_missing_here_is_refused_when_strict(tmp_path, work):
     gone = tmp_path / "local" / "data.npz"
     r = _check(_npz(gone), work, strict=True)
     assert r.returncode == 2
-    assert _error_line(r.stderr) == f"distnn: error: data file '{gone}' not found"
+    # (the path came from --set data.path: the error says so, as the config's own errors do)
+    assert _error_line(r.stderr) == f"distnn: error: data file '{gone}' not found (set by --set)"
 
 
 def test_a_relative_data_path_missing_here_is_still_refused(work):

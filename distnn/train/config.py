@@ -166,6 +166,8 @@ def validate(raw: dict, source: str = "<dict>", override_keys=(), _nested: bool 
         # (not the "did you mean 'train'?" hint: it names a key the user did not write)
         p = _HINT.sub("", p)
         for k in override_keys:
+            if hasattr(k, "flag"):  # (--resume's checkpoint.resume: no --set)
+                continue
             prefixes = [".".join(k.split(".")[:i]) for i in range(1, k.count(".") + 2)]
             if p.startswith(k) or any(f"'{q}'" in p for q in prefixes):
                 return True

@@ -165,9 +165,9 @@ def drop_bad_run_name_in_record(raw: dict, source: str, overrides=()) -> None:
 
     from distnn._launcher_env import launcher_rank
     from distnn._stacklevel import caller_stacklevel
-    from .config_object import ConfigWarning
+    from .config_object import ConfigWarning, config_warnings_on
 
-    if launcher_rank() == 0:
+    if launcher_rank() == 0 and config_warnings_on():
         warnings.warn(f"config {source}: the recorded run.run_name = {name!r} {run_name_problem(name)} (an earlier "
                       "distnn allowed that); it is not used: a resume continues in --out's directory, a new run "
                       "goes to a new directory under run.out_dir (--set run.run_name=NAME names it)",

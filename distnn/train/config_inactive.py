@@ -18,7 +18,7 @@ import warnings
 
 from distnn._stacklevel import caller_stacklevel as _caller_stacklevel
 
-from .config_object import ConfigWarning
+from .config_object import ConfigWarning, config_warnings_on
 from .config_origins import SET_BY_OVERRIDE
 from .config_overrides import _members_change
 from .config_schema import SCHEMA
@@ -91,7 +91,7 @@ def warn_inactive(cfg) -> None:
     PyTorch function names its caller, and not a line of distnn's own that the user cannot change."""
     from distnn._launcher_env import launcher_rank
 
-    if launcher_rank() != 0:
+    if launcher_rank() != 0 or not config_warnings_on():
         return
     where = f"config {cfg.source}: " if getattr(cfg, "source", None) else ""
     for line in inactive_keys(cfg):

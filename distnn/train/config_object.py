@@ -5,6 +5,8 @@ Both are importable from :mod:`distnn.train.config`, whose name they carry (pick
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import re
 
@@ -18,6 +20,29 @@ class ConfigWarning(UserWarning):
     Lightning's ``PossibleUserWarning``, so that a caller can silence these alone:
     ``warnings.filterwarnings("ignore", category=ConfigWarning)``, or on the command line
     ``-W ignore::distnn.train.ConfigWarning``."""
+
+
+#: set while a config is loaded only to look at it (:func:`quiet_config_warnings`); per thread (a simulated
+#: rank's own), unlike ``warnings.catch_warnings``, which changes every thread's filters
+_QUIET = contextvars.ContextVar("distnn_config_warnings_quiet", default=False)
+
+
+@contextlib.contextmanager
+def quiet_config_warnings(quiet: bool = True):
+    """Within it (when ``quiet``), loading a config says none of its ConfigWarnings: a job loads its config
+    more than once (a look whether it is an ensemble, ``train --check``'s look at its data path, a simulated
+    rank other than 0), and only the load that sets the job up says them: once, whatever the warning
+    filters (``-W always`` included)."""
+    token = _QUIET.set(bool(quiet) or _QUIET.get())
+    try:
+        yield
+    finally:
+        _QUIET.reset(token)
+
+
+def config_warnings_on() -> bool:
+    """Whether a config loaded here says its ConfigWarnings (not inside :func:`quiet_config_warnings`)."""
+    return not _QUIET.get()
 
 
 class ConfigError(ValueError):
@@ -73,8 +98,11 @@ class Config(dict):
     def tag_message(self, message: str) -> str:
         """``message`` with :meth:`origins_tag` of the config keys it names (an error raised by code that
         knows nothing of --set, e.g. the trainer's batch-size checks)."""
-        named = [k for k in self.origins if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w.])", message)]
-        return message + self.origins_tag(named)
+        return message + self.origins_tag(self.named_keys(message))
+
+    def named_keys(self, message: str) -> list:
+        """The config keys ``message`` names (whole dotted keys)."""
+        return [k for k in self.origins if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w.])", message)]
 
     def get_path(self, dotted: str, default=None):
         return _get_path(self, dotted, default)

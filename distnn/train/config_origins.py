@@ -16,7 +16,11 @@ UNSET = "unset"
 def key_origins(raw: dict, out: dict, override_keys) -> dict:
     """``{dotted key: origin}`` for every key of the resolved config ``out`` and of ``raw`` (the config file
     with the overrides applied; a key it holds that ``out`` has not is refused), and every unset schema
-    key: set by --set, from the config file, at its default or unset."""
+    key: set by --set, from the config file, at its default or unset; "given by --resume" for a key a
+    command-line flag other than --set gave (:class:`~.config_overrides.FlagKey`)."""
+    flags = {k: k.flag for k in override_keys if hasattr(k, "flag")}  # (--resume's key: not set by --set)
+    override_keys = [k for k in override_keys if k not in flags]
+
     def set_by_override(path):
         return any(path == k or path.startswith(k + ".") for k in override_keys)
 
@@ -39,6 +43,7 @@ def key_origins(raw: dict, out: dict, override_keys) -> dict:
     for path in SCHEMA:  # (an optional key cleared by --set key=none)
         if origins[path] == UNSET and set_by_override(path):
             origins[path] = SET_BY_OVERRIDE
+    origins.update({path: f"given by {flag}" for path, flag in flags.items()})
     return origins
 
 

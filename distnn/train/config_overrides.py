@@ -11,6 +11,26 @@ from .config_schema import SCHEMA, TABLES
 from .config_values import _set_path
 
 
+class FlagOverride(tuple):
+    """``(key, value)``: an override a command-line flag other than ``--set`` gives (``--resume`` sets
+    ``checkpoint.resume``, ``--profile`` ``run.profile``). It applies as a ``--set`` does, but its key is
+    not "set by --set": an error about it does not say so (:data:`~.config_origins.SET_BY_OVERRIDE`)."""
+
+    def __new__(cls, key: str, value, flag: str):
+        override = super().__new__(cls, (key, value))
+        override.flag = flag
+        return override
+
+
+class FlagKey(str):
+    """A dotted key a :class:`FlagOverride` set (``flag``: the flag), in :func:`apply_overrides`'s keys."""
+
+    def __new__(cls, key: str, flag: str):
+        path = super().__new__(cls, key)
+        path.flag = flag
+        return path
+
+
 def parse_override(text: str) -> tuple[str, object]:
     """``"a.b=value"`` -> ("a.b", value parsed as a TOML literal, else the string)."""
     if not isinstance(text, str) or "=" not in text:
@@ -38,7 +58,8 @@ def parse_override(text: str) -> tuple[str, object]:
 
 
 def apply_overrides(raw: dict, overrides) -> tuple[dict, set]:
-    """A copy of ``raw`` with the ``key=value`` overrides applied; also the set of keys they set.
+    """A copy of ``raw`` with the ``key=value`` overrides applied; also the set of keys they set (a
+    :class:`FlagKey` for one a :class:`FlagOverride` set last).
 
     A table given to a table (``optimizer={lr=0.2}``) sets the keys it names, as ``optimizer.lr=0.2``
     does: the section's other keys stay (replacing the table silently reset them to their defaults)."""
@@ -48,7 +69,8 @@ def apply_overrides(raw: dict, overrides) -> tuple[dict, set]:
         key, value = parse_override(item) if isinstance(item, str) else item
         for path, leaf in _override_leaves(key, value):
             _set_path(raw, path, leaf)
-            keys.add(path)
+            keys.discard(path)  # (the last one to set it says where it came from)
+            keys.add(FlagKey(path, item.flag) if isinstance(item, FlagOverride) else path)
     return raw, keys
 
 

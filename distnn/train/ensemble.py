@@ -87,8 +87,10 @@ def requested(config, overrides=()) -> bool:
     (the single-model path then reports it as usual)."""
     try:
         from .config import load_config
+        from .config_object import quiet_config_warnings
 
-        return ensemble_settings(load_config(config, list(overrides or ()))).active
+        with quiet_config_warnings():  # (a look: the job's set-up loads it again and says them)
+            return ensemble_settings(load_config(config, list(overrides or ()))).active
     except Exception:  # noqa: BLE001 - reported by the normal path
         return False
 

@@ -59,7 +59,8 @@ def member_config(cfg: dict, member: int, settings: EnsembleSettings | None = No
                                source=f"{getattr(cfg, 'source', '<config>')} member {member}")
         # Where each key came from (--set or the config file, for error messages) is the ensemble's config's;
         # what this member sets itself has no such origin, and is left out.
-        own = ["ensemble", "checkpoint.dir", "checkpoint.resume", *settings.overrides[member]]
+        # (checkpoint.resume is the ensemble's, resolved to the member's part: where it came from stays)
+        own = ["ensemble", "checkpoint.dir", *settings.overrides[member]]
         if "seed" in settings.vary:
             own.append(seed_key(cfg))
         origins = {k: o for k, o in getattr(cfg, "origins", {}).items()

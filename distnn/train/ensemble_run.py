@@ -123,12 +123,15 @@ def plan_ensemble(comm, config, overrides=()):
     ``comm`` (:func:`~distnn.train.job.agree_on_errors`). Shared by the run and ``train --check``."""
     from . import job as J
     from .config import load_config
+    from .config_object import quiet_config_warnings
 
     error, cfg, settings, plan = None, None, None, None
     try:
-        cfg = load_config(config, list(overrides or ()))
-        settings = ensemble_settings(cfg)
-        plan = plan_groups(comm.size, settings.members)
+        with quiet_config_warnings(comm.rank != 0):  # (said once: by rank 0, as a plain job's)
+            cfg = load_config(config, list(overrides or ()))
+        with J.tag_config_errors(cfg):  # ("ensemble.members=4 does not divide ...": --set may have given it)
+            settings = ensemble_settings(cfg)
+            plan = plan_groups(comm.size, settings.members)
     except (ValueError, OSError, KeyError, TypeError) as e:
         error = J._one_line(e)
     J.agree_on_errors(comm, error)
@@ -265,6 +268,21 @@ def finished_member(gcomm, job, directory):
     return found
 
 
+def _train_member(job, directory, member: int):
+    """:func:`~distnn.train.job._train` of one member; a checkpoint's error its group agreed on (a resume from
+    damaged checkpoints, a path that is not there) names the member, as ``train --check`` names it."""
+    from . import job as J
+    from .checkpoint import CheckpointError
+
+    try:
+        return J._train(job, directory)
+    except CheckpointError as e:
+        said = e.args[0] if len(e.args) == 1 and isinstance(e.args[0], str) else None
+        if getattr(e, "report", None) is not None and said is not None and not said.startswith("ensemble member"):
+            e.args = (f"ensemble member {member}: {said}",)
+        raise
+
+
 def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, world_timeout=None, mark=None):
     import time
 
@@ -307,7 +325,7 @@ def _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, wor
             dn_random.set_state(rng_states[m])
             log.info("member-%d (%d of %d): seed %s, run directory %s", m, m + 1, plan.members, job.trainer.seed,
                      mdir)
-            summaries[m] = J._train(job, mdir)
+            summaries[m] = _train_member(job, mdir, m)
     except Exception as e:
         # Preempted, or an error its group agreed on (it carries ``report``): the other groups must hear of
         # it, else they wait for this one in the scoring collective. Anything else ends the job at once.

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import run_dir as rd
 from .callbacks import EarlyStopping, MetricsLogger, PlotCurves
-from .job_setup import Job, _as_dict
+from .job_setup import Job, _as_dict, tag_config_errors
 from .job_preflight import _cannot_make_files_under, check_profile_dir, preflight  # noqa: F401 - re-exported
 from .logging_utils import get_logger, set_rank, setup_logging
 from .schedule_setup import build_schedule  # noqa: F401 - re-exported
@@ -79,8 +79,8 @@ def agree_on_same_data(comm, job) -> None:
     if differ:
         raise JobError(f"data.path {path!r} gives rank {differ[0]} other data than rank 0; distnn shards one "
                        "dataset across the ranks itself, so every rank must read the same data (pre-sharded "
-                       "per-rank files are not supported): give one file, or identical copies",
-                       report=comm.rank == 0)
+                       "per-rank files are not supported): give one file, or identical copies"
+                       + job.cfg.origins_tag(["data.path"]), report=comm.rank == 0)
 
 
 def memory_error_text(exc: MemoryError) -> str:
@@ -189,8 +189,9 @@ def run_dir_for(cfg, out, comm, default) -> str:
     ``run.run_name``, which names the directory): a fresh default directory has nothing to continue.
     """
     if dict(cfg.checkpoint).get("resume") == "auto" and not out and not cfg.run.get("run_name"):
+        tag = cfg.origins_tag(["checkpoint.resume"]) if hasattr(cfg, "origins_tag") else ""
         raise JobError("--resume auto (checkpoint.resume = \"auto\") needs --out RUN_DIR: the run directory "
-                       "whose checkpoints to continue (or --set run.run_name=NAME: run.out_dir/NAME)",
+                       f"whose checkpoints to continue (or --set run.run_name=NAME: run.out_dir/NAME){tag}",
                        report=comm.rank == 0)
     path = out or (default() if comm.rank == 0 else None)
     return comm.broadcast_object(path, root=0) if comm.size > 1 else path
@@ -254,10 +255,12 @@ def set_up_job(comm, config, overrides=(), quiet=False) -> Job:
     job, error = None, None
     try:
         job = Job(config, list(overrides or ()), comm, quiet=quiet)
-        if comm.rank == 0:  # (the rank that resolves --resume and writes the checkpoints)
-            preflight(job.cfg)
-        # (every rank: each writes its own trace, maybe into a node-local directory)
-        check_profile_dir(job.cfg, int(getattr(comm, "world_rank", comm.rank)))
+        # (run.profile and checkpoint.dir are named in their errors; "--resume 'x': no such checkpoint" names none)
+        with tag_config_errors(job.cfg, unnamed=("checkpoint.resume",)):
+            if comm.rank == 0:  # (the rank that resolves --resume and writes the checkpoints)
+                preflight(job.cfg)
+            # (every rank: each writes its own trace, maybe into a node-local directory)
+            check_profile_dir(job.cfg, int(getattr(comm, "world_rank", comm.rank)))
     except (ValueError, OSError, KeyError, TypeError) as e:  # DataError/ConfigError are ValueErrors
         error = _one_line(e)
     except MemoryError as e:  # sizes in the config too large for this machine (numpy says how much)
@@ -332,8 +335,11 @@ def _train(job, path):
     # Checkpoints (the callback that runs last), SIGTERM/SIGUSR1 preemption, the non-finite policy; resume (collective).
     from .callbacks.checkpoint_setup import attach, extra_files_for
 
-    attach(trainer, path, job.cfg.checkpoint, nonfinite=job.cfg.train.nonfinite,
-           max_nonfinite=job.cfg.train.max_nonfinite, extra_files=extra_files_for(job.model_meta(), dump_run_config(job.cfg)))
+    # (a resume's error names the checkpoint, not the key: it is about checkpoint.resume, which --set may give)
+    with tag_config_errors(job.cfg, ("checkpoint.resume",) if _as_dict(job.cfg.checkpoint).get("resume") else ()):
+        attach(trainer, path, job.cfg.checkpoint, nonfinite=job.cfg.train.nonfinite,
+               max_nonfinite=job.cfg.train.max_nonfinite,
+               extra_files=extra_files_for(job.model_meta(), dump_run_config(job.cfg)))
     if comm.rank == 0:  # after a resume was accepted: a refused one leaves the run's config.toml as it was
         rd.write_run_files(path, {rd.CONFIG: dump_run_config(job.cfg)})
     history = trainer.fit()

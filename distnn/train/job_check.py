@@ -12,7 +12,10 @@ What a check cannot see: the machines the job lands on (a GPU there, data on the
 memory). A GPU missing here and data paths outside the current directory that do not exist here are
 noted, not refused (:mod:`.host_checks`; ``strict`` refuses them); the job refuses them at start if its
 hosts lack them too.
-A per-rank data file (``{rank}`` in data.path) is checked for every planned rank whose file is here.
+A per-rank data file (``{rank}`` in data.path) is checked for every planned rank whose file is here
+(:func:`~.job_check_data.check_same_data_on_ranks`: compared with the checked rank's bytes, loaded only when
+they differ). An ensemble is checked for every member and rank (:mod:`.job_check_ensemble`), its members'
+own files for a resume included.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from .check_comm import PlannedRankComm
 from .host_checks import NOTE_PREFIX, NOTE_SUFFIX, deferred
 from .job import (JobError, _default_path, _finished_without_checkpoint, _record_checkpoint_dir_in_run,
                   agree_on_errors, run_dir_for, set_up_job)
-from .job_setup import _as_dict
+from .job_setup import _as_dict, tag_config_errors
 from .logging_utils import get_logger, set_rank, setup_logging
 
 log = get_logger("check")
@@ -47,13 +50,14 @@ def check_training(config, overrides=(), out=None, ranks: int = 1, quiet: bool =
 def _check(comm, config, overrides, out, quiet) -> dict:
     from . import ensemble
     from .job_check_data import check_same_data_on_ranks, check_without_data, data_here
+    from .job_check_ensemble import check_ensemble
 
     is_ensemble = ensemble.requested(config, overrides)
     here = data_here(comm, config, overrides)  # (None: every data file is here, or a strict check)
     if here is not None and (not here or (is_ensemble and here[0] != 0)):
         return check_without_data(comm, config, overrides, out, ensemble=is_ensemble)
     if is_ensemble:
-        return _check_ensemble(comm, config, overrides, out, quiet)
+        return check_ensemble(comm, config, overrides, out, here or None)
     if here:  # (rank 0's file is not here: the job is checked with the first planned rank's that is)
         comm.world_rank = here[0]
     job = set_up_job(comm, config, overrides, quiet)
@@ -81,9 +85,14 @@ def _check_run_dir(path, resuming: bool, ensemble: bool) -> bool:
 
 
 def _check_resume(job, path, spec) -> str:
-    """Where the run would resume from: the checkpoint ``spec`` resolves to, loaded into the job's Trainer by
+    """Where the run would resume from: ``spec:`` and :func:`resume_found`."""
+    return f"{spec}: {resume_found(job, path, spec)}"
+
+
+def resume_found(job, path, spec) -> str:
+    """The checkpoint ``spec`` resolves to in the run directory ``path``, loaded into the job's Trainer by
     the run's own :func:`~distnn.train.callbacks.resume.resume` (checksums, global batch, steps per epoch,
-    the model's and optimizer's state), or that ``auto`` finds none yet."""
+    the model's and optimizer's state), or that ``auto`` finds none yet; its CheckpointError, if any."""
     from .callbacks.checkpoint_setup import checkpoint_dir
     from .callbacks.resume import resume
     from .config import dump_run_config
@@ -91,33 +100,12 @@ def _check_resume(job, path, spec) -> str:
     root = checkpoint_dir(path, _as_dict(job.cfg.checkpoint))
     # (its warnings, e.g. the settings that differ from the checkpoint's, but not its "resumed from": nothing was)
     warnings_only = types.SimpleNamespace(warning=log.warning, info=lambda *args, **kwargs: None)
-    found = resume(job.trainer, spec, root, types.SimpleNamespace(), warnings_only,
-                   config_text=dump_run_config(job.cfg), recover=False)
+    with tag_config_errors(job.cfg, ("checkpoint.resume",)):  # (as the run's _train tags it)
+        found = resume(job.trainer, spec, root, types.SimpleNamespace(), warnings_only,
+                       config_text=dump_run_config(job.cfg), recover=False)
     if found is None:
-        return f"{spec}: no checkpoint in {root} yet (a fresh start)"
-    return f"{spec}: {found} (global step {job.trainer.state.global_step})"
-
-
-def _check_ensemble(comm, config, overrides, out, quiet) -> dict:
-    """An ensemble's set-up as :func:`~distnn.train.ensemble_run.train_ensemble` does it (the member count
-    against the ranks, every member's job on a group's communicator, the run directory), for every member
-    (a run builds only its own group's)."""
-    from .ensemble_run import build_member_jobs, plan_ensemble
-
-    cfg, settings, plan = plan_ensemble(comm, config, overrides)
-    jobs = {}
-    agree_on_errors(comm, build_member_jobs(config, PlannedRankComm(plan.group_size), cfg, settings, plan,
-                                            range(plan.members), jobs, quiet=True, device_rank=0))
-    first = jobs[0]
-    path = run_dir_for(cfg, out, comm, lambda: _default_path(first))
-    spec = _as_dict(cfg.checkpoint).get("resume")
-    created = _check_run_dir(path, bool(spec), ensemble=True)
-    t = first.trainer
-    return {"config": first.config_name, "model": first.model_spec["name"], "data": first.splits.summary(),
-            "ranks": comm.size, "members": plan.members, "groups": plan.groups, "global_batch": t.batch_size,
-            "per_rank_batch": t.local_batch, "epochs": t.epochs, "steps_per_epoch": t.steps_per_epoch,
-            "run_dir": str(path), "new_run_dir": created,
-            "resume": f"{spec}: each member from its own checkpoints (not checked)" if spec else None}
+        return f"no checkpoint in {root} yet (a fresh start)"
+    return f"{found} (global step {job.trainer.state.global_step})"
 
 
 def summary_lines(s: dict) -> list:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import types
-import warnings
 
 from .host_checks import data_path_key, defer, missing_data_note, missing_here, per_rank_paths
 from .job import (JobError, _default_path, _finished_without_checkpoint, _one_line, _record_checkpoint_dir_in_run,
                   agree_on_errors, data_fingerprint, has_checkpoint, run_dir_for)
 from .job_preflight import check_profile_dir, preflight
-from .job_setup import _as_dict, _tag_config_keys
+from .job_setup import _as_dict, data_keys, tag_config_errors
 from .trainer_data import check_batch_sizes
 
 
@@ -24,11 +23,11 @@ def data_here(comm, config, overrides) -> list | None:
     here), with a note for the missing ones; or None when the check should go on as a job does (no file
     is missing, or the check is strict: the data loader then refuses a missing one as the job would)."""
     from .config import load_config
+    from .config_object import quiet_config_warnings
 
     error, cfg = None, None
     try:  # (the job's own load, and refusal, of the config comes first: a typo is refused here as there)
-        with warnings.catch_warnings():  # (the job's set-up loads it again and warns then: once)
-            warnings.simplefilter("ignore")
+        with quiet_config_warnings():  # (the job's set-up loads it again and warns then: once)
             cfg = load_config(config, list(overrides or ()))
     except (ValueError, OSError, KeyError, TypeError) as e:
         error = _one_line(e)
@@ -44,28 +43,57 @@ def data_here(comm, config, overrides) -> list | None:
     return [r for r in paths if r not in missing]
 
 
-def check_same_data_on_ranks(cfg, ranks: list, checked_rank: int) -> None:
+def check_same_data_on_ranks(cfg, ranks: list, checked_rank: int, who=None) -> None:
     """A per-rank data file found here for each of ``ranks`` must load and hold the same data as
-    ``checked_rank``'s (what :func:`~distnn.train.job.agree_on_same_data` asks of a job's ranks)."""
+    ``checked_rank``'s (what :func:`~distnn.train.job.agree_on_same_data` asks of a job's ranks); ``who(r)``:
+    how an error names rank ``r`` (``rank r``; an ensemble's adds the member whose job loads it).
+
+    A file that is ``checked_rank``'s own or has the same bytes holds the same data and loads as that one did
+    (the job's set-up loaded it): it is compared, not loaded (:func:`same_bytes`). Only a file whose bytes
+    differ is loaded (a different file can still hold the same data, an ``.npz`` written again) and its
+    data compared: a check of a job of many ranks with identical copies reads each once, in small chunks,
+    and loads none again."""
     from distnn.data import load_dataset
 
     data = _as_dict(cfg.data)
     if len(ranks) < 2 or not isinstance(data.get("path"), str) or "{rank}" not in data["path"]:
         return
+    who = who or (lambda r: f"rank {r}")
     resuming = bool(_as_dict(cfg.checkpoint).get("resume"))
+    paths = per_rank_paths(data["path"], max(ranks) + 1)
     prints = {}
-    for r in ranks:
-        try:
-            splits = load_dataset({**data, "path": data["path"].replace("{rank}", str(r))},
-                                  check_split_keys=not resuming)
-        except (ValueError, OSError, KeyError, TypeError) as e:
-            raise JobError(f"rank {r}: {_one_line(e)}") from None
-        prints[r] = data_fingerprint(splits)
-    differ = [r for r in ranks if prints[r] != prints[checked_rank]]
-    if differ:
-        raise JobError(f"data.path {data['path']!r} gives rank {differ[0]} other data than rank {checked_rank}; "
-                       "distnn shards one dataset across the ranks itself, so every rank must read the same data "
-                       "(pre-sharded per-rank files are not supported): give one file, or identical copies")
+
+    def fingerprint(r):
+        if r not in prints:
+            try:
+                with tag_config_errors(cfg, unnamed=data_keys(cfg)):  # (as the job's own load tags it)
+                    splits = load_dataset({**data, "path": paths[r]}, check_split_keys=not resuming)
+            except (ValueError, OSError, KeyError, TypeError) as e:
+                raise JobError(f"{who(r)}: {_one_line(e)}") from None
+            prints[r] = data_fingerprint(splits)
+        return prints[r]
+
+    other_bytes = [r for r in ranks if r != checked_rank and not same_bytes(paths[r], paths[checked_rank])]
+    for r in other_bytes:  # (every file loads first: a job's ranks agree on a load error before comparing data)
+        fingerprint(r)
+    for r in other_bytes:
+        if fingerprint(r) != fingerprint(checked_rank):
+            raise JobError(f"data.path {data['path']!r} gives rank {r} other data than rank {checked_rank}; "
+                           "distnn shards one dataset across the ranks itself, so every rank must read the same "
+                           "data (pre-sharded per-rank files are not supported): give one file, or identical "
+                           "copies" + cfg.origins_tag(["data.path"]))
+
+
+def same_bytes(path, other) -> bool:
+    """Whether ``path`` and ``other`` are one regular file, or two with the same bytes (read in chunks);
+    False for anything else (a directory of files, a missing file: the caller loads it)."""
+    import filecmp
+
+    try:
+        return os.path.isfile(path) and os.path.isfile(other) and (
+            os.path.samefile(path, other) or filecmp.cmp(path, other, shallow=False))
+    except OSError:
+        return False
 
 
 def check_without_data(comm, config, overrides, out, ensemble: bool) -> dict:
@@ -84,13 +112,10 @@ def check_without_data(comm, config, overrides, out, ensemble: bool) -> dict:
         cfg, group_size = load_config(config, list(overrides or ())), comm.size
     t, d, error = cfg.train, cfg.data, None
     try:
-        try:  # (the keys named tagged as the Job tags its own errors; set_up_job's own checks are not)
+        with tag_config_errors(cfg, unnamed=("checkpoint.resume",)):  # (tagged as the job's set-up tags its errors)
             check_batch_sizes(int(d.batch_size), group_size, int(t.grad_accumulation), int(t.epochs))
-        except ValueError as e:
-            _tag_config_keys(e, cfg)
-            raise
-        preflight(cfg)
-        check_profile_dir(cfg, 0)
+            preflight(cfg)
+            check_profile_dir(cfg, 0)
     except ValueError as e:
         error = _one_line(e)
     agree_on_errors(comm, error)

@@ -10,6 +10,7 @@ results) is :mod:`distnn.train.job`'s, which re-exports :class:`Job` and
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -18,7 +19,7 @@ import distnn
 from distnn.nn.module import evaluating
 
 from .callbacks import EarlyStopping, ProgressBar
-from .host_checks import defer
+from .host_checks import data_path_key, defer
 from .schedule_setup import build_schedule  # (re-exported: importable from here as before)
 from .trainer import Trainer
 
@@ -45,12 +46,36 @@ def _apply_collective_timeout(comm, seconds):
         comm.timeout = seconds
 
 
-def _tag_config_keys(error: ValueError, cfg) -> None:
+def _tag_config_keys(error: ValueError, cfg, about=(), unnamed=()) -> None:
     """Add to ``error``'s message which of the config keys it names came from --set, as the config's own
     checks say it (e.g. the trainer's "data.batch_size 700 is larger than the 600 training samples: with
-    data.drop_last = true ...", found once the data is loaded)."""
-    if hasattr(cfg, "tag_message") and len(error.args) == 1 and isinstance(error.args[0], str):
-        error.args = (cfg.tag_message(error.args[0]),)
+    data.drop_last = true ...", found once the data is loaded); of ``about`` too, keys every error there is
+    about (a resume's: ``checkpoint.resume``), and of ``unnamed`` when it names no key (a data file's "not
+    found": ``data.path``). Once: an error tagged already is left as it is."""
+    if getattr(error, "_keys_tagged", False) or not hasattr(cfg, "tag_message"):
+        return
+    if len(error.args) == 1 and isinstance(error.args[0], str):
+        message = error.args[0]
+        keys = [*cfg.named_keys(message), *about]
+        error.args = (message + cfg.origins_tag(keys or unnamed),)
+        error._keys_tagged = True
+
+
+@contextlib.contextmanager
+def tag_config_errors(cfg, about=(), unnamed=()):
+    """Within it, a ValueError is tagged (:func:`_tag_config_keys`) before it goes on."""
+    try:
+        yield
+    except ValueError as e:
+        _tag_config_keys(e, cfg, about, unnamed)
+        raise
+
+
+def data_keys(cfg) -> tuple:
+    """The key naming the data file a config reads (``data.path``, or ``data.name`` for a file named
+    there), as a tuple: what a data file's own error is about."""
+    found = data_path_key(_as_dict(cfg.data))
+    return (found[0],) if found else ()
 
 
 # ------------------------------------------------------------------ the setup
@@ -60,10 +85,14 @@ class Job:
     def __init__(self, config, overrides, comm, quiet=False, cfg=None):
         from distnn.data.datasets import as_token_ids
         from distnn.train.config import load_config
+        from distnn.train.config_object import quiet_config_warnings
         from distnn.train.ensemble import member_splits
 
         self.comm = comm
-        self.cfg = cfg if cfg is not None else load_config(config, overrides)  # cfg: an ensemble member's
+        if cfg is None:  # (else an ensemble member's; a simulated rank other than 0 loads it quietly)
+            with quiet_config_warnings(comm.rank != 0):
+                cfg = load_config(config, overrides)
+        self.cfg = cfg
         self.config_name = self.cfg.get("name") or os.path.splitext(os.path.basename(str(config)))[0]
         self.quiet = bool(quiet or self.cfg.run.quiet)
         _apply_collective_timeout(comm, self.cfg.distributed.timeout)
@@ -96,7 +125,8 @@ class Job:
         # A split key the data files' own splits leave unused is refused (MNIST's t10k files and a
         # test_fraction), but not on a resume: a run from before the refusal goes on as it trained.
         resuming = bool(_as_dict(self.cfg.checkpoint).get("resume"))
-        return load_dataset(data, check_split_keys=not resuming)
+        with tag_config_errors(self.cfg, unnamed=data_keys(self.cfg)):  # ("data file '...' not found": data.path's)
+            return load_dataset(data, check_split_keys=not resuming)
 
     @property
     def device_rank(self) -> int:

@@ -28,13 +28,13 @@ _read_verified, _read_all_verified, _verify_keeping_model = (_verify._read_verif
 _discarded = _model_select._discarded
 
 
-def load_latest_valid(root: str, warn=None) -> tuple[str, dict, dict] | None:
+def load_latest_valid(root: str, warn=None, problems: list | None = None) -> tuple[str, dict, dict] | None:
     """``(path, state, manifest)`` of the newest checkpoint under ``root`` that verifies, or None.
 
     Each newer checkpoint that is incomplete or corrupt (or a ``step-N`` entry
     that is not a directory) is reported through ``warn(message)`` (naming the
-    bad file) and skipped; so is the newest checkpoint when it is gone and
-    ``latest`` or ``best`` still names it.
+    bad file) and skipped, its problem appended to ``problems`` when given; so is
+    the newest checkpoint when it is gone and ``latest`` or ``best`` still names it.
     """
     entries = _step_entries(root)
     if warn is not None:
@@ -47,6 +47,8 @@ def load_latest_valid(root: str, warn=None) -> tuple[str, dict, dict] | None:
         except CheckpointError as e:
             if warn is not None:
                 warn(f"{e}; skipping it and trying the previous checkpoint")
+            if problems is not None:
+                problems.append(" ".join(str(e).split()))
             continue
         return info.path, state, man
     return None
@@ -132,9 +134,13 @@ def resolve_and_load(spec: str, default_root: str | None, warn=None):
         if os.path.lexists(default_root) and not os.path.isdir(default_root):  # (not "no checkpoint yet")
             raise CheckpointError(f"checkpoint directory {default_root!r} is "
                                   f"{_why_not_a_directory(default_root)}")
-        found = load_latest_valid(default_root, warn)
+        problems: list = []
+        found = load_latest_valid(default_root, warn, problems)
         if found is None and _step_entries(default_root):
-            raise CheckpointError(f"no valid checkpoint in {default_root!r}: every one is incomplete or corrupt")
+            # (the newest one's problem names its file: the line says what to restore, without the warnings)
+            newest = f" (the newest: {problems[0]})" if problems else ""
+            raise CheckpointError(f"no valid checkpoint in {default_root!r}: every one is incomplete or "
+                                  f"corrupt{newest}")
         return found
     path = follow_pointer(str(spec), warn)
     if not os.path.exists(path):
