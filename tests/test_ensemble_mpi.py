@@ -166,7 +166,7 @@ def test_four_ranks_equal_one_process_and_bad_member_count(tmp_path):
     lines = [ln for ln in bad.stderr.splitlines() if ln.startswith("distnn: error:")]
     assert lines == ["distnn: error: ensemble.members=3 does not divide the world size 4: use members in {1, 2, 4} "
                      "or a world size that is a multiple of 3 (more members than ranks also works: they train in "
-                     "turns)"], bad.stderr
+                     "turns) (set by --set)"], bad.stderr
     assert not os.path.exists(tmp_path / "bad")
 
 
