@@ -36,12 +36,15 @@ they are cut from the graph, and see the new values as in PyTorch.
 """
 from __future__ import annotations
 
+import re
+
 from distnn.backend import get_array_module
 
 from . import saved_hooks as _saved
 from .function import OUTPUT, Function
 from .tensor import Tensor, _output_hooks, _refuse_recorded_leaf
 from .versions import _counter, _index_views_of, _note_index_versions, _shared_with_another, _view_chain
+from .view_index import overlaps_itself
 
 
 def check_writable(t: Tensor) -> None:
@@ -49,7 +52,12 @@ def check_writable(t: Tensor) -> None:
     _refuse_recorded_leaf(t)
     chain = _view_chain(t)
     for _, base, _ in chain:
-        _refuse_recorded_leaf(base)  # (PyTorch: "a view of a leaf Variable that requires grad ...")
+        if base._node is None and base.requires_grad:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+    if overlaps_itself(t.data):  # (PyTorch refuses it whether recording or not; numpy's own refusal is a ValueError)
+        raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a single "
+                           "memory location. Please clone() the tensor before performing the operation.")
+    _refuse_multi_output_view(t, chain)
     for x in (t, *(base for _, base, _ in chain)):
         if "_hook_view" in x.__dict__:  # (nn/module_backward_hooks.py: the hooks would miss the change)
             raise RuntimeError(
@@ -64,6 +72,26 @@ def check_writable(t: Tensor) -> None:
             "tensor through a view other than indexing (reshape, transpose, expand, squeeze...) while recording "
             "gradients: distnn cannot carry the change over to that view's graph. Write y = y + x instead, or "
             "drop the view first.")
+
+
+_MULTI_OUTPUT = ("is a view and is being modified inplace. This view is the output of a function that returns multiple "
+                 "views. Such functions do not allow the output views to be modified inplace. You should replace the "
+                 "inplace operation by an out-of-place one.")
+
+
+def _refuse_multi_output_view(t: Tensor, chain) -> None:
+    """PyTorch's refusal of an in-place change, while recording, of a piece of ``unbind``/``split``/``chunk``/
+    ``split_with_sizes`` (``multi_output.mark``), or of a view of one: their one node makes all the pieces, so it
+    cannot be re-made for one of them."""
+    piece = t.__dict__.get("_multi_output")
+    if piece is not None:
+        raise RuntimeError(f"Output {piece[0]} of {piece[1]} {_MULTI_OUTPUT}")
+    for _, base, _ in chain:
+        piece = base.__dict__.get("_multi_output")
+        if piece is not None:  # (PyTorch names the op that made ``t`` from the piece, its only output)
+            name = t._node.name() if t._node is not None else piece[1]
+            op = re.sub(r"Backward\d*$", "", name)
+            raise RuntimeError(f"Output 0 of {op} {_MULTI_OUTPUT}")
 
 
 def deferring():

@@ -1,0 +1,79 @@
+"""How a view made by any view op (reshape, transpose, permute, squeeze, expand, narrow, as_strided...) is
+re-made from its base, for an in-place change of their memory while recording (``inplace``), as PyTorch's
+``as_strided`` view replay.
+
+An op whose output views an input's memory (``versions._link_views``) notes that input as the view's base, its
+index left as :data:`REMAP` (nothing computed: the hot path of a view op pays one dict store). Only when an
+in-place change of that memory records does :func:`memory_index` work the index out from the two arrays' memory
+addresses: for each element of the view, the base's element at the same address, as an advanced index of
+integer arrays (one per dim of the base). Indexing ops (GetItem, SetItem, CopySlices) take it as any
+advanced index: the view's values are ``base[index]``, its gradient is scatter-added into the base's (an
+element a view sees twice, an ``expand``'s, gets both), and a write of the view is ``base[index] = v``. It
+works for every layout of the base (the index is logical, not strides), which strides alone would not (a
+``reshape`` of a transposed tensor).
+
+Not re-made (``None``: the change is refused, see ``inplace.check_writable``): a view of another dtype
+(``real``/``imag`` of a complex tensor, ``view(dtype)``), one whose elements are not elements of its base
+(``as_strided`` outside the input's own), and one of a base whose memory overlaps itself (an ``expand``: an
+element of the view would be several of the base's).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from distnn.backend import get_array_module
+
+#: the index of a view noted by ``versions._link_views``: worked out by :func:`memory_index` when first needed
+REMAP = type("Remap", (), {"__repr__": lambda self: "REMAP", "__slots__": ()})()
+
+
+def _address(a) -> int:
+    xp = get_array_module(a)
+    return a.__array_interface__["data"][0] if xp is np else a.data.ptr
+
+
+def _addresses(a) -> np.ndarray:
+    """The byte address of every element of ``a``, in ``a``'s logical (row-major) order, shaped as ``a``."""
+    addresses = np.full(a.shape, _address(a), dtype=np.int64)
+    for dim, (size, stride) in enumerate(zip(a.shape, a.strides)):
+        steps = np.arange(size, dtype=np.int64) * stride
+        addresses += steps.reshape((size,) + (1,) * (a.ndim - dim - 1))
+    return addresses
+
+
+def memory_index(view, base):
+    """The advanced index of ``base`` (a tuple of integer arrays, each of ``view``'s shape, on ``base``'s device)
+    that picks the elements ``view`` shares with it, or None where there is none (see the module docstring)."""
+    if view.dtype != base.dtype or get_array_module(view) is not get_array_module(base):
+        return None
+    base_at = _addresses(base).reshape(-1)
+    order = np.argsort(base_at, kind="stable")
+    sorted_at = base_at[order]
+    if sorted_at.size > 1 and (sorted_at[1:] == sorted_at[:-1]).any():
+        return None  # (the base sees some element twice: which of its positions the view's is, is no one's call)
+    view_at = _addresses(view)
+    if view_at.size and not sorted_at.size:
+        return None
+    found = np.searchsorted(sorted_at, view_at).clip(0, max(sorted_at.size - 1, 0))
+    if view_at.size and not (sorted_at[found] == view_at).all():
+        return None
+    positions = order[found] if view_at.size else np.zeros(view.shape, dtype=np.int64)
+    if not base.ndim:  # (a 0-d base: its one element, seen through dims of size 1; no integer array indexes it)
+        return (None,) * view.ndim if view.ndim else Ellipsis
+    xp = get_array_module(base)
+    return tuple(xp.asarray(i) for i in np.unravel_index(positions, base.shape))
+
+
+def mark_pieces(pieces, op: str):
+    """``pieces`` are the views one call of ``op`` returns (``unbind``: "Unbind", ``split``/``chunk``: "Split",
+    ``split_with_sizes``: "SplitWithSizes", PyTorch's names): an in-place change of one (or of a view of one) while
+    recording is refused, as PyTorch's (``inplace.check_writable``). Returns ``pieces``."""
+    for i, piece in enumerate(pieces):
+        piece.__dict__["_multi_output"] = (i, op)
+    return pieces
+
+
+def overlaps_itself(a) -> bool:
+    """Whether some element of ``a`` is seen at two positions (a dim of stride 0 and size > 1: an ``expand``), as
+    PyTorch's ``has_internal_overlap`` tells by its strides (overlapping unfold windows are allowed, as there)."""
+    return any(stride == 0 and size > 1 for size, stride in zip(a.shape, a.strides))
