@@ -76,4 +76,4 @@ def mark_pieces(pieces, op: str):
 def overlaps_itself(a) -> bool:
     """Whether some element of ``a`` is seen at two positions (a dim of stride 0 and size > 1: an ``expand``), as
     PyTorch's ``has_internal_overlap`` tells by its strides (overlapping unfold windows are allowed, as there)."""
-    return any(stride == 0 and size > 1 for size, stride in zip(a.shape, a.strides))
+    return a.size > 1 and any(stride == 0 and size > 1 for size, stride in zip(a.shape, a.strides))
