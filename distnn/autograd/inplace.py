@@ -58,6 +58,10 @@ def check_writable(t: Tensor) -> None:
         raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a single "
                            "memory location. Please clone() the tensor before performing the operation.")
     _refuse_multi_output_view(t, chain)
+    for view, base, _ in chain:
+        # (a view that records nothing of a base that does: made under no_grad, PyTorch's CreationMeta::NO_GRAD_MODE)
+        if base.requires_grad and not view.requires_grad:
+            raise RuntimeError(NO_GRAD_VIEW)
     for x in (t, *(base for _, base, _ in chain)):
         if "_hook_view" in x.__dict__:  # (nn/module_backward_hooks.py: the hooks would miss the change)
             raise RuntimeError(
@@ -74,6 +78,10 @@ def check_writable(t: Tensor) -> None:
             "drop the view first.")
 
 
+NO_GRAD_VIEW = ("A view was created in no_grad mode and is being modified inplace with grad mode enabled. Given that "
+                 "this use case is ambiguous and error-prone, it is forbidden. You can clarify your code by moving both "
+                 "the view and the inplace either both inside the no_grad block (if you don't want the inplace to be "
+                 "tracked) or both outside (if you want the inplace to be tracked).")
 _MULTI_OUTPUT = ("is a view and is being modified inplace. This view is the output of a function that returns multiple "
                  "views. Such functions do not allow the output views to be modified inplace. You should replace the "
                  "inplace operation by an out-of-place one.")
