@@ -197,6 +197,37 @@ def test_refusals_of_overlapping_and_leaf_views_as_torch(case):
     assert ref is not None and ours == ref
 
 
+@pytest.mark.parametrize("case", ["t-number", "index-number", "t-tensor", "leaf-t", "chain-number", "view-of-grad-view"])
+def test_a_view_made_under_no_grad_changed_with_grad_mode_on_is_refused_as_torch(case):
+    def program(L):
+        x = L.tensor(X0, dtype=L.float64, requires_grad=True)
+        base = x if case == "leaf-t" else x * 2.0
+        outer = base.transpose(0, 1) if case == "view-of-grad-view" else base
+        with L.no_grad():
+            v = {"index-number": lambda: outer[1], "chain-number": lambda: outer.reshape(6, 4).t()[1:]}.get(
+                case, lambda: outer.transpose(0, 2))()
+        if case == "t-tensor":
+            v.mul_(L.tensor(np.ones(tuple(v.shape)), dtype=L.float64, requires_grad=True))
+        else:
+            v.mul_(2.0)
+
+    ref, ours = _outcome(torch, program), _outcome(distnn, program)
+    assert ref is not None and ours == ref
+
+
+def test_a_view_made_and_changed_under_no_grad_is_allowed_as_torch():
+    def program(L):
+        x = L.tensor(X0, dtype=L.float64, requires_grad=True)
+        base = x * 2.0
+        with L.no_grad():
+            base.transpose(0, 2).mul_(3.0)
+        (base * base).sum().backward()
+        return [np.array(t.detach().numpy() if L is torch else t.data) for t in (base, x.grad)]
+
+    for got, want in zip(program(distnn), program(torch)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
 @pytest.mark.parametrize("view", ["transpose", "reshape", "narrow", "diagonal"])
 def test_a_value_backward_needs_changed_through_a_view_is_still_refused(view):
     """``exp`` keeps its output for backward: a change of it through any view makes the backward refuse, in both

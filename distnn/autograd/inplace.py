@@ -1,7 +1,7 @@
 """In-place changes while recording (``t *= w``, ``t[i] = v``, ``relu(t, inplace=True)``), as in PyTorch.
 
 The new value is written into the tensor's own memory, so everything that shares it sees the change:
-the numpy array ``from_numpy`` wrapped, views made by indexing (``t[0:2]``), ``detach()``. The
+the numpy array ``from_numpy`` wrapped, views (``t[0:2]``, ``t.t()``, ``t.reshape(...)``), ``detach()``. The
 tensor stays the same Python object and takes the op's graph node. What keeps gradients right:
 
 * The op's node may have saved arrays that alias the memory about to be overwritten (``t *= w``
@@ -14,10 +14,12 @@ tensor stays the same Python object and takes the op's graph node. What keeps gr
   that does not declare it notes its output conservatively; when it keeps none of the memory written,
   that note is dropped first, so distnn refuses where PyTorch does. The node that made the memory is
   found through views too (``_producers``): ``max_pool2d(x, (1, 2)).squeeze(2)``, the output dropped.
-* Through an indexing view, each base up to the root takes a ``CopySlices`` node (its gradient
+* Through a view (made by indexing or by any view op: reshape, transpose, permute, squeeze, narrow, diagonal,
+  unfold, as_strided..., and chains of them), each base up to the root takes a ``CopySlices`` node (its gradient
   passes through except where the view was written, which gets the view's gradient), and every live
-  indexing view of the root is re-derived from its base, as PyTorch regenerates them (``as_strided``: their
-  nodes are named AsStridedBackward0).
+  view of the root is re-derived from its base, as PyTorch regenerates them (``as_strided``: their
+  nodes are named AsStridedBackward0). A view op's view is re-made through the elements of its base it shares
+  (``view_index``), worked out only here.
 
 Laxer than PyTorch, with the right gradients: ``t *= t`` (PyTorch refuses its backward: ``mul_``
 saved ``t`` as the other operand, which the op itself changed; distnn copied it first), and a change
@@ -29,10 +31,17 @@ methods compute inside ``saved_hooks.deferring``), so its pack hooks see the cop
 tensor itself, as PyTorch's; a node packed before (``relu(x, inplace=True)`` computes first) is unpacked for
 good. An earlier node whose arrays were packed keeps checking the memory written.
 
-Not supported while recording, refused with an error before anything is written: a tensor whose
-memory another live tensor sees through a view that is not indexing (reshape, transpose, expand,
-squeeze...): its graph node cannot be re-derived. ``detach()`` and ``Tensor(t)`` aliases are fine:
-they are cut from the graph, and see the new values as in PyTorch.
+Refused as PyTorch refuses, before anything is written: a view of a leaf that requires grad; a piece of
+``unbind``/``split``/``chunk``/``split_with_sizes`` (or a view of one) while recording; a tensor whose elements
+overlap (an ``expand``); a view made under no_grad of a base that records, changed with grad mode on
+(``inplace_gate`` for a change that records nothing). Laxer: a piece of those ops whose base was changed in place
+is re-made from it (PyTorch refuses to use it then).
+
+Not supported while recording, refused with an error before anything is written: a tensor whose memory another
+live tensor sees through a view that is not element for element of its base (``real``/``imag`` of a complex
+tensor, ``view(dtype)``, ``as_strided`` beyond its input's elements, a view of an expanded tensor): its graph node
+cannot be re-derived. ``detach()`` and ``Tensor(t)`` aliases are fine: they are cut from the graph, and see the
+new values as in PyTorch.
 """
 from __future__ import annotations
 
@@ -73,9 +82,10 @@ def check_writable(t: Tensor) -> None:
     if _shared_with_another(root, _index_views_of(root)):
         raise RuntimeError(
             f"in-place operation on a tensor of shape {tuple(t.shape)} that shares its memory with another live "
-            "tensor through a view other than indexing (reshape, transpose, expand, squeeze...) while recording "
-            "gradients: distnn cannot carry the change over to that view's graph. Write y = y + x instead, or "
-            "drop the view first.")
+            "tensor through a view that is not element for element of its base (real/imag of a complex tensor, "
+            "view(dtype), as_strided beyond its input, a view of an expanded tensor) while recording gradients: "
+            "distnn cannot carry the change over to that view's graph. Write y = y + x instead, or drop the view "
+            "first.")
 
 
 NO_GRAD_VIEW = ("A view was created in no_grad mode and is being modified inplace with grad mode enabled. Given that "

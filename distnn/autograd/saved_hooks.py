@@ -8,8 +8,8 @@ and keeps what it returns instead; ``node_api.extras_backward`` calls ``unpack_h
 backward runs (and again in a later pass, with ``retain_graph=True``). As PyTorch's, ``pack_hook`` gets the
 very Tensor the op was called with (or returned) when the array saved is its data, under ``no_grad``, and must
 not change it in place; any other array (a copy, a mask) comes as a new Tensor. A hook that keeps the tensor
-it gets keeps it alive: an in-place change through a view (not indexing) of an op's output is then refused as
-while any other view of that memory lives (``inplace.check_writable``); ``save_on_cpu`` keeps a detached alias.
+it gets keeps it alive: an in-place change through a view of an op's output then re-makes that tensor's node too
+(``inplace``), as any other live view of that memory; ``save_on_cpu`` keeps a detached alias.
 
 The hot path pays one module read (:data:`active`, the number of threads with hooks on) per recorded op;
 nothing at all in backward for nodes made without hooks.
