@@ -49,7 +49,7 @@ What is not compared, and why:
   its node from the base's (laxer, with the gradient of the write): the program stops there.
 * The error message of a refusal, only its type: the wording is distnn's own in several places (e.g. view's
   of a multiple-output view, split/chunk, changed in place: torch names its node, distnn the view kind).
-* In-place changes of an expanded tensor, of overlapping unfold windows (``step < size``), or of a view of
+* In-place changes of an expanded tensor (one that sees an element twice), of overlapping unfold windows (``step < size``), or of a view of
   one: the generator never makes them. torch refuses the expanded ones (overlapping memory) but writes
   overlapping windows with a result that depends on its loop order (``add_(1)`` adds 1 as often as an element is
   seen); distnn refuses both (numpy's read-only ValueError), see tests/test_unfold_view_torch.py.

@@ -46,7 +46,9 @@ VIEWS = {
     "transpose-index": lambda L, t: t.transpose(0, 1)[1:],
     "index-unsqueeze-permute": lambda L, t: t[:, 1].unsqueeze(0).permute(2, 1, 0),
     "reshape-transpose-narrow": lambda L, t: t.reshape(6, 4).t().narrow(1, 2, 3),
-    "select-t-expand1": lambda L, t: t.select(0, 1).t().unsqueeze(0),
+    "select-t-unsqueeze": lambda L, t: t.select(0, 1).t().unsqueeze(0),
+    "expand-of-size-1": lambda L, t: t.unsqueeze(0).expand(1, 2, 3, 4),
+    "expand_as-itself": lambda L, t: t[:, 1:].expand_as(t[:, 1:]),
     "diagonal-unsqueeze": lambda L, t: t.diagonal(1, 0, 2).unsqueeze(-1),
     "view-of-view-view": lambda L, t: t.view(24).view(4, 6).view(2, 12),
 }
