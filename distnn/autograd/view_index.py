@@ -46,22 +46,49 @@ def memory_index(view, base):
     that picks the elements ``view`` shares with it, or None where there is none (see the module docstring)."""
     if view.dtype != base.dtype or get_array_module(view) is not get_array_module(base):
         return None
+    if not base.ndim:  # (a 0-d base: its one element, seen through dims of size 1; no integer array indexes it)
+        return (None,) * view.ndim if view.ndim else Ellipsis
+    xp = get_array_module(base)
+    view_at = _addresses(view)
+    index = _by_strides(view_at - _address(base), base)
+    if index is None:
+        index = _by_search(view_at, base)
+    return None if index is None else tuple(xp.asarray(i) for i in index)
+
+
+def _by_strides(offsets, base):
+    """The index of the elements at byte ``offsets`` from ``base``'s first, read off its strides (O(n) per dim): for a
+    base whose dims, largest stride first, each step over all the elements of the ones after (a row-major array,
+    a transpose or a slice of one), or None."""
+    dims = sorted((d for d in range(base.ndim) if base.shape[d] > 1), key=lambda d: -base.strides[d])
+    for outer, inner in zip(dims, dims[1:]):
+        if base.strides[inner] <= 0 or base.strides[outer] < base.strides[inner] * base.shape[inner]:
+            return None
+    if dims and base.strides[dims[-1]] <= 0:
+        return None
+    index = [np.zeros(offsets.shape, dtype=np.int64) for _ in range(base.ndim)]
+    rest = offsets
+    for d in dims:
+        index[d], rest = np.divmod(rest, base.strides[d])
+    if rest.any() or any(((i < 0) | (i >= n)).any() for i, n in zip(index, base.shape)):
+        return None  # (an element between the base's, or outside it: not a view of its elements)
+    return index
+
+
+def _by_search(view_at, base):
+    """The index of the elements at addresses ``view_at`` found among ``base``'s by sorting (any layout), or None."""
     base_at = _addresses(base).reshape(-1)
     order = np.argsort(base_at, kind="stable")
     sorted_at = base_at[order]
     if sorted_at.size > 1 and (sorted_at[1:] == sorted_at[:-1]).any():
         return None  # (the base sees some element twice: which of its positions the view's is, is no one's call)
-    view_at = _addresses(view)
     if view_at.size and not sorted_at.size:
         return None
     found = np.searchsorted(sorted_at, view_at).clip(0, max(sorted_at.size - 1, 0))
     if view_at.size and not (sorted_at[found] == view_at).all():
         return None
-    positions = order[found] if view_at.size else np.zeros(view.shape, dtype=np.int64)
-    if not base.ndim:  # (a 0-d base: its one element, seen through dims of size 1; no integer array indexes it)
-        return (None,) * view.ndim if view.ndim else Ellipsis
-    xp = get_array_module(base)
-    return tuple(xp.asarray(i) for i in np.unravel_index(positions, base.shape))
+    positions = order[found] if view_at.size else np.zeros(view_at.shape, dtype=np.int64)
+    return np.unravel_index(positions, base.shape)
 
 
 def mark_pieces(pieces, op: str):
