@@ -269,3 +269,16 @@ def test_the_example_of_the_task_as_torch():
         b.t().mul_(3)
         b.sum().backward()
         np.testing.assert_array_equal(np.array(a.grad.numpy() if L is torch else a.grad.data), np.full((2, 3), 6.0))
+
+
+@pytest.mark.parametrize("op", ["unsafe_split", "unsafe_chunk"])
+def test_unsafe_split_pieces_are_no_views_and_may_be_changed_as_torch(op):
+    def program(L):
+        x = L.tensor(X0, dtype=L.float64, requires_grad=True)
+        base = x * 2.0
+        piece = getattr(base, op)(2 if op == "unsafe_chunk" else 1, 0)[1]
+        piece.mul_(3.0)
+        ((piece * piece).sum() + base.sum()).backward()
+        return np.array(x.grad.numpy() if L is torch else x.grad.data)
+
+    np.testing.assert_allclose(program(distnn), program(torch), rtol=1e-12)
