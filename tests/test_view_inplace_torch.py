@@ -245,15 +245,19 @@ def test_a_value_backward_needs_changed_through_a_view_is_still_refused(view):
     assert ours is not None and ours[0] is RuntimeError and "changed in place after the forward pass" in ours[1]
 
 
+@pytest.mark.parametrize("change", ["mul_", "setitem"])
 @pytest.mark.parametrize("view", ["transpose", "reshape-transpose-narrow", "diagonal", "select-T"])
-def test_second_order_through_a_rebased_view_as_torch(view):
+def test_second_order_through_a_rebased_view_as_torch(view, change):
     """``create_graph=True`` through the CopySlices and AsStridedBackward0 nodes: the gradient of the gradient."""
     def program(L):
         x = L.tensor(X0, dtype=L.float64, requires_grad=True)
         base = x * x
         v = VIEWS[view](L, base)
         v.mul_(v.detach() * 0.0 + 1.5)
-        v.mul_(VIEWS[view](L, x))
+        if change == "mul_":
+            v.mul_(VIEWS[view](L, x))
+        else:
+            v[0] = VIEWS[view](L, x)[0] ** 3
         loss = (base * base).sum() + (v * v).sum()
         (g,) = L.autograd.grad(loss, x, create_graph=True)
         (g * g).sum().backward()
