@@ -39,7 +39,8 @@ is re-made from it (PyTorch refuses to use it then).
 
 Not supported while recording, refused with an error before anything is written: a tensor whose memory another
 live tensor sees through a view that is not element for element of its base (``real``/``imag`` of a complex
-tensor, ``view(dtype)``, ``as_strided`` beyond its input's elements, a view of an expanded tensor): its graph node
+tensor, ``view(dtype)``, ``as_strided`` beyond its input's elements, an expand of a 0-d tensor, a view of an
+expanded tensor): its graph node
 cannot be re-derived. ``detach()`` and ``Tensor(t)`` aliases are fine: they are cut from the graph, and see the
 new values as in PyTorch.
 """
@@ -83,7 +84,8 @@ def check_writable(t: Tensor) -> None:
         raise RuntimeError(
             f"in-place operation on a tensor of shape {tuple(t.shape)} that shares its memory with another live "
             "tensor through a view that is not element for element of its base (real/imag of a complex tensor, "
-            "view(dtype), as_strided beyond its input, a view of an expanded tensor) while recording gradients: "
+            "view(dtype), as_strided beyond its input, an expand of a 0-d tensor, a view of an expanded tensor) while "
+            "recording gradients: "
             "distnn cannot carry the change over to that view's graph. Write y = y + x instead, or drop the view "
             "first.")
 
@@ -99,7 +101,7 @@ _MULTI_OUTPUT = ("is a view and is being modified inplace. This view is the outp
 
 def _refuse_multi_output_view(t: Tensor, chain) -> None:
     """PyTorch's refusal of an in-place change, while recording, of a piece of ``unbind``/``split``/``chunk``/
-    ``split_with_sizes`` (``multi_output.mark``), or of a view of one: their one node makes all the pieces, so it
+    ``split_with_sizes`` (``view_index.mark_pieces``), or of a view of one: their one node makes all the pieces, so it
     cannot be re-made for one of them."""
     piece = t.__dict__.get("_multi_output")
     if piece is not None:

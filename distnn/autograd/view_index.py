@@ -14,8 +14,8 @@ works for every layout of the base (the index is logical, not strides), which st
 
 Not re-made (``None``: the change is refused, see ``inplace.check_writable``): a view of another dtype
 (``real``/``imag`` of a complex tensor, ``view(dtype)``), one whose elements are not elements of its base
-(``as_strided`` outside the input's own), and one of a base whose memory overlaps itself (an ``expand``: an
-element of the view would be several of the base's).
+(``as_strided`` outside the input's own), one of a base whose memory overlaps itself (an ``expand``: an
+element of the view would be several of the base's), and an ``expand`` of a 0-d tensor.
 """
 from __future__ import annotations
 
@@ -46,7 +46,9 @@ def memory_index(view, base):
     that picks the elements ``view`` shares with it, or None where there is none (see the module docstring)."""
     if view.dtype != base.dtype or get_array_module(view) is not get_array_module(base):
         return None
-    if not base.ndim:  # (a 0-d base: its one element, seen through dims of size 1; no integer array indexes it)
+    if not base.ndim:  # (a 0-d base: its one element, seen through dims of size 1; no integer array indexes it, so
+        if view.size != 1:  # an expand of it, which sees it more than once, is not re-made)
+            return None
         return (None,) * view.ndim if view.ndim else Ellipsis
     xp = get_array_module(base)
     view_at = _addresses(view)
