@@ -111,8 +111,7 @@ def view_step(rng, x):
         return f"x[{idx}]", lambda L, t: t[idx]
     if k == 19 and nd:
         d, j = random_dim(rng, nd), int(rng.integers(0, 3))
-        return f"unbind({d})[{j}]", lambda L, t: t.unbind(d)[j] if L is distnn else (
-            t.unbind(d)[j].detach(), t.select(d, j))[1]  # (torch's: the same piece by select, see the docstring)
+        return f"unbind({d})[{j}]", lambda L, t: t.unbind(d)[j]
     if k == 20 and nd:
         # (T of other than a matrix is deprecated in torch)
         if nd == 2:
@@ -122,12 +121,8 @@ def view_step(rng, x):
 
 
 def piece_of(L, t, pieces, j, d):
-    """Piece ``j`` of a split: distnn's own; torch's the same piece by ``narrow`` (see the docstring)."""
-    piece = pieces[j]  # (an IndexError past the last piece, in both)
-    if L is distnn:
-        return piece
-    start = sum(p.shape[d] for p in pieces[:j])
-    return t.narrow(d, start, piece.shape[d])
+    """Piece ``j`` of a split (an IndexError past the last piece, in both)."""
+    return pieces[j]
 
 
 def new_shape(rng, numel, max_dims=4):

@@ -128,8 +128,7 @@ class save_on_cpu(saved_tensors_hooks):  # noqa: N801 - PyTorch's name
 
     def __init__(self, pin_memory: bool = False, device_type: str = "cuda"):
         def pack_to_cpu(tensor):
-            # (a detached alias: keeping the op's own tensor alive would make an in-place change through a
-            # view of it refused, as one of another live view; see inplace.check_writable)
+            # (a detached alias: the hook does not keep the op's own tensor alive; see inplace)
             return tensor.device, tensor.detach().cpu()
 
         def unpack_from_cpu(packed):

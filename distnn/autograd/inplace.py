@@ -1,7 +1,7 @@
 """In-place changes while recording (``t *= w``, ``t[i] = v``, ``relu(t, inplace=True)``), as in PyTorch.
 
 The new value is written into the tensor's own memory, so everything that shares it sees the change:
-the numpy array ``from_numpy`` wrapped, views made by indexing (``t[0:2]``), ``detach()``. The
+the numpy array ``from_numpy`` wrapped, views (``t[0:2]``, ``t.t()``, ``t.reshape(...)``), ``detach()``. The
 tensor stays the same Python object and takes the op's graph node. What keeps gradients right:
 
 * The op's node may have saved arrays that alias the memory about to be overwritten (``t *= w``
@@ -14,10 +14,12 @@ tensor stays the same Python object and takes the op's graph node. What keeps gr
   that does not declare it notes its output conservatively; when it keeps none of the memory written,
   that note is dropped first, so distnn refuses where PyTorch does. The node that made the memory is
   found through views too (``_producers``): ``max_pool2d(x, (1, 2)).squeeze(2)``, the output dropped.
-* Through an indexing view, each base up to the root takes a ``CopySlices`` node (its gradient
+* Through a view (made by indexing or by any view op: reshape, transpose, permute, squeeze, narrow, diagonal,
+  unfold, as_strided..., and chains of them), each base up to the root takes a ``CopySlices`` node (its gradient
   passes through except where the view was written, which gets the view's gradient), and every live
-  indexing view of the root is re-derived from its base, as PyTorch regenerates them (``as_strided``: their
-  nodes are named AsStridedBackward0).
+  view of the root is re-derived from its base, as PyTorch regenerates them (``as_strided``: their
+  nodes are named AsStridedBackward0). A view op's view is re-made through the elements of its base it shares
+  (``view_index``), worked out only here.
 
 Laxer than PyTorch, with the right gradients: ``t *= t`` (PyTorch refuses its backward: ``mul_``
 saved ``t`` as the other operand, which the op itself changed; distnn copied it first), and a change
@@ -30,12 +32,22 @@ copy of the old value or the tensor itself, once, as PyTorch's; a node packed be
 again after the write (the graph never holds its arrays themselves). A node whose arrays were packed checks no
 version, as PyTorch's saved tensors with hooks do not (``saved_hooks.pack_node``).
 
-Not supported while recording, refused with an error before anything is written: a tensor whose
-memory another live tensor sees through a view that is not indexing (reshape, transpose, expand,
-squeeze...): its graph node cannot be re-derived. ``detach()`` and ``Tensor(t)`` aliases are fine:
-they are cut from the graph, and see the new values as in PyTorch.
+Refused as PyTorch refuses, before anything is written: a view of a leaf that requires grad; a piece of
+``unbind``/``split``/``chunk``/``split_with_sizes`` (or a view of one) while recording; a tensor whose elements
+overlap (an ``expand``); a view made under no_grad of a base that records, changed with grad mode on
+(``inplace_gate`` for a change that records nothing). Laxer: a piece of those ops whose base was changed in place
+is re-made from it (PyTorch refuses to use it then).
+
+Not supported while recording, refused with an error before anything is written: a tensor whose memory another
+live tensor sees through a view that is not element for element of its base (``real``/``imag`` of a complex
+tensor, ``view(dtype)``, ``as_strided`` beyond its input's elements, an expand of a 0-d tensor, a view of an
+expanded tensor): its graph node
+cannot be re-derived. ``detach()`` and ``Tensor(t)`` aliases are fine: they are cut from the graph, and see the
+new values as in PyTorch.
 """
 from __future__ import annotations
+
+import re
 
 from distnn.backend import get_array_module
 
@@ -43,6 +55,7 @@ from . import saved_hooks as _saved
 from .function import OUTPUT, Function
 from .tensor import Tensor, _output_hooks, _refuse_recorded_leaf
 from .versions import _counter, _index_views_of, _note_index_versions, _shared_with_another, _view_chain
+from .view_index import overlaps_itself
 
 
 def check_writable(t: Tensor) -> None:
@@ -50,7 +63,16 @@ def check_writable(t: Tensor) -> None:
     _refuse_recorded_leaf(t)
     chain = _view_chain(t)
     for _, base, _ in chain:
-        _refuse_recorded_leaf(base)  # (PyTorch: "a view of a leaf Variable that requires grad ...")
+        if base._node is None and base.requires_grad:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+    if overlaps_itself(t.data):  # (PyTorch refuses it whether recording or not; numpy's own refusal is a ValueError)
+        raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a single "
+                           "memory location. Please clone() the tensor before performing the operation.")
+    _refuse_multi_output_view(t, chain)
+    for view, base, _ in chain:
+        # (a view that records nothing of a base that does: made under no_grad, PyTorch's CreationMeta::NO_GRAD_MODE)
+        if base.requires_grad and not view.requires_grad:
+            raise RuntimeError(NO_GRAD_VIEW)
     for x in (t, *(base for _, base, _ in chain)):
         if "_hook_view" in x.__dict__:  # (nn/module_backward_hooks.py: the hooks would miss the change)
             raise RuntimeError(
@@ -62,9 +84,35 @@ def check_writable(t: Tensor) -> None:
     if _shared_with_another(root, _index_views_of(root)):
         raise RuntimeError(
             f"in-place operation on a tensor of shape {tuple(t.shape)} that shares its memory with another live "
-            "tensor through a view other than indexing (reshape, transpose, expand, squeeze...) while recording "
-            "gradients: distnn cannot carry the change over to that view's graph. Write y = y + x instead, or "
-            "drop the view first.")
+            "tensor through a view that is not element for element of its base (real/imag of a complex tensor, "
+            "view(dtype), as_strided beyond its input, an expand of a 0-d tensor, a view of an expanded tensor) while "
+            "recording gradients: "
+            "distnn cannot carry the change over to that view's graph. Write y = y + x instead, or drop the view "
+            "first.")
+
+
+NO_GRAD_VIEW = ("A view was created in no_grad mode and is being modified inplace with grad mode enabled. Given that "
+                 "this use case is ambiguous and error-prone, it is forbidden. You can clarify your code by moving both "
+                 "the view and the inplace either both inside the no_grad block (if you don't want the inplace to be "
+                 "tracked) or both outside (if you want the inplace to be tracked).")
+_MULTI_OUTPUT = ("is a view and is being modified inplace. This view is the output of a function that returns multiple "
+                 "views. Such functions do not allow the output views to be modified inplace. You should replace the "
+                 "inplace operation by an out-of-place one.")
+
+
+def _refuse_multi_output_view(t: Tensor, chain) -> None:
+    """PyTorch's refusal of an in-place change, while recording, of a piece of ``unbind``/``split``/``chunk``/
+    ``split_with_sizes`` (``view_index.mark_pieces``), or of a view of one: their one node makes all the pieces, so it
+    cannot be re-made for one of them."""
+    piece = t.__dict__.get("_multi_output")
+    if piece is not None:
+        raise RuntimeError(f"Output {piece[0]} of {piece[1]} {_MULTI_OUTPUT}")
+    for _, base, _ in chain:
+        piece = base.__dict__.get("_multi_output")
+        if piece is not None:  # (PyTorch names the op that made ``t`` from the piece, its only output)
+            name = t._node.name() if t._node is not None else piece[1]
+            op = re.sub(r"Backward\d*$", "", name)
+            raise RuntimeError(f"Output 0 of {op} {_MULTI_OUTPUT}")
 
 
 def deferring():

@@ -4,7 +4,7 @@ where ``allow_mutation_on_saved_tensors`` sees a write coming (see ``mutation_gu
 from __future__ import annotations
 
 from . import mutation_guard as _guard
-from .grad_mode import _inference as _inference_state
+from .grad_mode import _inference as _inference_state, _state as _grad_state
 
 _INFERENCE_INPLACE = ("Inplace update to inference tensor outside InferenceMode is not allowed.You can make a clone to "
                       "get a normal tensor before doing inplace update.See https://github.com/pytorch/rfcs/pull/17 "
@@ -19,6 +19,26 @@ def _before_inplace_write(t) -> None:
         raise RuntimeError(_INFERENCE_INPLACE)
     if _guard.watching:
         _guard.before_write(t)
+    vc = t._vc
+    if vc is not None and len(vc) > 1 and not t.requires_grad and _grad_state.enabled:  # (memory others view)
+        _refuse_no_grad_view(t)
+
+
+def _refuse_no_grad_view(t) -> None:
+    """PyTorch's refusal of an in-place change, with grad mode on, of a view made under no_grad of a base that
+    records (or of a view of such a view): the change would reach the base's values but not its graph. (A write
+    that records is refused the same way by ``inplace.check_writable``.)"""
+    from .inplace import NO_GRAD_VIEW
+
+    view = t
+    while True:  # (up the bases that share the memory; no index is worked out, unlike versions._view_chain)
+        base = view.__dict__.get("_view_of")
+        base = base[0] if type(base) is tuple else base
+        if base is None or base._vc is not view._vc:
+            return
+        if base.requires_grad and not view.requires_grad:
+            raise RuntimeError(NO_GRAD_VIEW)
+        view = base
 
 
 def _refuse_recorded_leaf(t) -> None:

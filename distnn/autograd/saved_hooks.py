@@ -12,9 +12,8 @@ not change it in place; any other array (a copy, a mask) comes as a new Tensor. 
 to the host or a file, lets the tensor's memory go once nothing else holds it; an in-place op's node is packed
 after its write, once: ``inplace.write_result``), and, as PyTorch's, checks no version of what it saved: an
 in-place change after the forward goes unnoticed (backward reads what ``unpack_hook`` returns). A hook that keeps
-the tensor it gets keeps it alive: an in-place change through a view (not indexing) of an op's output is then
-refused as while any other view of that memory lives (``inplace.check_writable``); ``save_on_cpu`` keeps a
-detached alias.
+the tensor it gets keeps it alive: an in-place change through a view of an op's output then re-makes that
+tensor's node too (``inplace``), as any other live view of that memory; ``save_on_cpu`` keeps a detached alias.
 
 The hot path pays one module read (:data:`active`, the number of threads with hooks on) per recorded op;
 nothing at all in backward for nodes made without hooks.

@@ -320,7 +320,7 @@ class Tensor(TensorOperators, TensorOperatorsMore, TensorMethods, TensorPointwis
         state = object.__getstate__(self)
         d, slots = state if isinstance(state, tuple) else (state, {})
         if d and ("_view_of" in d or "_is_view" in d):  # (a copy is no view)
-            d = {k: v for k, v in d.items() if k not in ("_view_of", "_is_view")}
+            d = {k: v for k, v in d.items() if k not in ("_view_of", "_is_view", "_multi_output")}
         return d, {**slots, "_vc": None}
 
     def __bool__(self):

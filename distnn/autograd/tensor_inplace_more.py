@@ -268,7 +268,7 @@ class TensorInplaceMore:
     def detach_(self):
         """Cut this tensor from the graph, in place. Refused on a view (made by a view op: indexing, reshape,
         transpose..., not view(dtype)), in or out of a graph, as PyTorch refuses it: use ``detach()``."""
-        if "_is_view" in self.__dict__:
+        if "_view_of" in self.__dict__ or "_is_view" in self.__dict__:  # (_is_view: as_strided outside its input)
             raise RuntimeError("Can't detach views in-place. Use detach() instead.")
         self._node = None
         self.requires_grad = False

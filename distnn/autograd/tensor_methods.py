@@ -128,7 +128,7 @@ class TensorMethods:
         from distnn.functional.shape_checks import chunk_bounds
 
         dim, bounds = chunk_bounds(self.shape, chunks, dim)
-        return _ops.join._split_at(self, bounds, dim)
+        return _ops.join._split_at(self, bounds, dim, "Split")
 
     def repeat(self, *sizes):
         if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):

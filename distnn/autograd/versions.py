@@ -11,6 +11,7 @@ import weakref
 from distnn.backend import get_array_module
 
 from .tensor import Tensor
+from .view_index import REMAP, memory_index
 
 # A version counter is a list, cheap to make on the hot path: [version], or, once other tensors view the
 # same memory, [version, weak references to those tensors, how many there may be before the dead ones
@@ -85,7 +86,10 @@ def _link_views(t: Tensor, out, inputs, arrays) -> None:
             x = inputs[i]
             if isinstance(x, Tensor):
                 _share(x, t)
-                t.__dict__["_is_view"] = True  # (PyTorch's is_view: detach_() refuses it)
+                # (its base, as PyTorch's view._base: an in-place change of either re-makes the other's node; the
+                # index is worked out only then, see view_index. Indexing ops note theirs over this one. It also
+                # makes ``t`` a view for detach_(), which refuses one, as PyTorch's is_view.)
+                t.__dict__["_view_of"] = x  # (the base alone: (base, REMAP) to _view_chain, no tuple made here)
                 if t._node is not None:
                     t._node.viewed_input = i
             return
@@ -112,10 +116,18 @@ def _view_chain(t: Tensor) -> list:
     chain = []
     while True:
         view = t.__dict__.get("_view_of")
+        if view is not None and type(view) is not tuple:  # (a view op's: see _link_views)
+            view = (view, REMAP)
         base = view[0] if view is not None else None
         if base is None or base._vc is not t._vc:
             return chain
-        chain.append((t, base, view[1]))
+        index = view[1]
+        if index is REMAP:  # (made by a view op: worked out once, from the two arrays' memory)
+            index = memory_index(t.data, base.data)
+            if index is None:  # (no element-for-element view of its base: its change is refused, see inplace)
+                return chain
+            t.__dict__["_view_of"] = (base, index)
+        chain.append((t, base, index))
         t = base
 
 

@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from distnn.autograd.dtype_rules import torch_operands
@@ -156,7 +158,8 @@ def split(a, split_size_or_sections, dim=0, *, axis=None):
     from .shape_checks import split_bounds  # (PyTorch's refusals)
 
     dim, bounds = split_bounds(a.shape, split_size_or_sections, dim)
-    return _split_at(a, bounds, dim)
+    sizes = not isinstance(split_size_or_sections, numbers.Integral) and getattr(split_size_or_sections, "ndim", 1)
+    return _split_at(a, bounds, dim, "SplitWithSizes" if sizes else "Split")
 
 
 def _numpy_bounds(n, indices_or_sections, axis):
@@ -168,10 +171,14 @@ def _numpy_bounds(n, indices_or_sections, axis):
     return [0] + list(indices_or_sections) + [n]
 
 
-def _split_at(a, bounds, axis):
+def _split_at(a, bounds, axis, op="Split"):
+    """The pieces of ``a`` between ``bounds`` along ``axis``: views that one call of ``op`` returns (see
+    ``view_index.mark_pieces``)."""
+    from distnn.autograd.view_index import mark_pieces
+
     pieces = []
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         index = [slice(None)] * a.ndim
         index[axis] = slice(lo, hi)
         pieces.append(GetItem.apply(a, index=tuple(index)))
-    return pieces
+    return mark_pieces(pieces, op)

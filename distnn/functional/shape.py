@@ -107,10 +107,15 @@ class BroadcastTo(Function):
         if -1 in shape:  # PyTorch's expand: -1 keeps that dim's size (not in a new leading dim)
             shape = expanded_shape(a.shape, shape)
         try:
-            return get_array_module(a).broadcast_to(a, shape)
+            out = get_array_module(a).broadcast_to(a, shape)
         except ValueError:  # (PyTorch's refusal, in its words)
             expanded_shape(a.shape, shape)
             raise
+        if out.size == a.size and out.size and not getattr(out.flags, "writeable", True) and a.flags.writeable:
+            # (no element seen twice, only dims of size 1 added: a writable view with the broadcast's strides, as
+            # PyTorch's, whose in-place changes it allows; numpy's broadcast is read-only)
+            return np.lib.stride_tricks.as_strided(a, out.shape, out.strides)
+        return out
 
     def backward(self, g):
         return (g,)

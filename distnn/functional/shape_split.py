@@ -20,7 +20,9 @@ def unbind(input, dim=0):  # noqa: A002
     if x.ndim == 0:
         raise IndexError("unbind: dimension specified as 0 but tensor has no dimensions")
     d = wrap_dim(dim, x.ndim, "unbind")
-    return tuple(x[(slice(None),) * d + (i,)] for i in range(x.shape[d]))
+    from distnn.autograd.view_index import mark_pieces
+
+    return mark_pieces(tuple(x[(slice(None),) * d + (i,)] for i in range(x.shape[d])), "Unbind")
 
 
 def _pieces(x, bounds, d):

@@ -189,6 +189,7 @@ def _untracked(pieces):
         p._vc = None
         p.__dict__.pop("_is_view", None)
         p.__dict__.pop("_view_of", None)
+        p.__dict__.pop("_multi_output", None)
         if p._node is not None:
             p._node.viewed_input = None
     return tuple(pieces)

@@ -71,6 +71,18 @@ def _index_backward(node, g):
     return (I.GetItem.apply(g, index=node.index),)  # (GetItem's own apply: the index may be a DiagonalView)
 
 
+@register(I.SetItem, complex_ok=True)
+def _setitem(node, g):
+    """``x[index] = v``, and the ``CopySlices`` of an in-place change through a view (its subclass): ``x`` gets ``g``
+    with the written region zeroed, ``v`` the region (summed to its shape by the pass where it was broadcast)."""
+    need_a, need_v = node.needs_input_grad
+    ga = I.SetItem.apply(g, 0.0, index=node.index) if need_a else None
+    gv = I.GetItem.apply(g, index=node.index) if need_v else None
+    if gv is not None and node.value_dtype is not None and gv.dtype != node.value_dtype:
+        gv = gv.to(node.value_dtype)
+    return ga, gv
+
+
 def _slices(g, axis, sizes):
     """``g`` split along ``axis`` into pieces of ``sizes``, by recorded indexing."""
     out, start = [], 0
