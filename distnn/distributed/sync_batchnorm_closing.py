@@ -20,7 +20,10 @@ pass); the ranks in its rounds gather every rank's note (one ``allgather_object`
 rank raises "DataParallel: forward raised on rank 1 under no_sync(): ...", ending the micro-batch (a backward's partial gradients stay
 accumulated: the next synchronizing step refuses them unless ``zero_grad()`` drops them first,
 :mod:`.sync_micro_batch`). An error between a micro-batch's forward and its backward (the loss) is
-:mod:`.sync_micro_batch`'s: the rank ABORTs the same way.
+:mod:`.sync_micro_batch`'s: the rank ABORTs the same way. The ABORT ends the rounds of the model's training
+layers, and those of the wrapper communicator's split only when layers outside the model (a head) made rounds
+there in this step or the step before (:func:`_in_step`): a layer merely alive there (an earlier model in a
+reference cycle) makes no round, and ending its rounds would wait for an answer no rank sends.
 
 A model whose layers use several SyncBatchNorm communicators (layers built with different ``process_group``'s)
 ends the rounds of every one of them: the headers of all are started together and each is answered as it
