@@ -27,7 +27,6 @@ rank whose step ran only ``no_sync()`` micro-batches after ``zero_grad(set_to_no
 ``mpiexec -n 2`` / ``-n 3`` child jobs with a deadline. Every test has a timeout: a hang fails.
 """
 import contextlib
-import gc
 
 import numpy as np
 import pytest
@@ -256,9 +255,8 @@ def test_an_error_before_the_model_runs_ends_the_step_alike_on_every_rank(fault)
 
 def train_for_child(comm, fault=None, faulty_ranks=()):
     """The child job's protocol: (error, grads_none, state), the error holding the errors. (The faults share one
-    communicator: the last fault's SyncBatchNorm model, left in a reference cycle, would still count as a layer on
-    it, and a failing rank's micro-batch would end rounds of it that no other rank makes.)"""
-    gc.collect()
+    communicator: a fault's SyncBatchNorm model left alive in a reference cycle is no layer of the next fault's
+    step, whose failing micro-batch ends no round of it: tests/test_sbn_abort_stale_layers.py.)"""
     errors, state = (train_before_forward if fault in BEFORE else train)(comm, fault, faulty_ranks)
     return errors, None, state
 

@@ -19,7 +19,6 @@ step is dropped on every rank). Oracles: the errors (messages asserted), paramet
 and equal, to 1e-12, to a run without what failed. 2 simulated ranks, and ``mpiexec -n 2`` / ``-n 3`` child jobs.
 """
 import contextlib
-import gc
 import warnings
 
 import numpy as np
@@ -130,8 +129,8 @@ def test_the_references_differ_from_a_run_without_the_failure():
 
 def train_for_child(comm, fault=None, faulty_ranks=()):
     """The child job's protocol: (error, grads_none, state), the error holding the errors and warnings. (The
-    faults share one communicator: the last fault's model, left in a reference cycle, is collected first.)"""
-    gc.collect()
+    faults share one communicator: the last fault's model, left alive in a reference cycle, is no layer of this
+    fault's step: tests/test_sbn_abort_stale_layers.py.)"""
     errors, dp_warnings, state = train(comm, fault, faulty_ranks)
     return (errors, dp_warnings), None, state
 

@@ -108,7 +108,7 @@ def is_initialized() -> bool:
 def __getattr__(name):
     # The heavier pieces load on first use, so `import distnn.distributed` stays cheap.
     lazy = {
-        "DataParallel": ".data_parallel", "ReplicaMismatchError": ".replicas", "PowerSGDState": ".powersgd",
+        "DataParallel": ".data_parallel", "ReplicaMismatchError": ".replicas", "ForwardRanAhead": ".sync_batchnorm_rounds", "PowerSGDState": ".powersgd",
         "DistributedSampler": ".sampler",
         "SyncBatchNorm": ".sync_batchnorm", "valid_rows": ".sync_batchnorm",
         "Metric": ".metrics", "Mean": ".metrics", "Sum": ".metrics", "Accuracy": ".metrics",
@@ -126,7 +126,7 @@ def __getattr__(name):
 
 __all__ = [
     "init", "is_initialized", "simulate", "Communicator", "Handle", "LocalCommunicator", "InProcessCommunicator",
-    "MPICommunicator", "DataParallel", "PowerSGDState", "ReplicaMismatchError", "DistributedSampler", "SyncBatchNorm", "valid_rows",
+    "MPICommunicator", "DataParallel", "PowerSGDState", "ReplicaMismatchError", "ForwardRanAhead", "DistributedSampler", "SyncBatchNorm", "valid_rows",
     "Metric", "Mean", "Sum", "Accuracy", "ExactSum", "reduce_sum_count", "mpiexec_command", "CollectiveError", "CollectiveTimeoutError", "CollectiveAbortedError",
     "CommunicatorFreedError", "REDUCE_OPS", "Join", "Joinable", "JoinHook", "JoinableOptimizer",
 ]

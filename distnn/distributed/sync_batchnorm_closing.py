@@ -20,7 +20,10 @@ pass); the ranks in its rounds gather every rank's note (one ``allgather_object`
 rank raises "DataParallel: forward raised on rank 1 under no_sync(): ...", ending the micro-batch (a backward's partial gradients stay
 accumulated: the next synchronizing step refuses them unless ``zero_grad()`` drops them first,
 :mod:`.sync_micro_batch`). An error between a micro-batch's forward and its backward (the loss) is
-:mod:`.sync_micro_batch`'s: the rank ABORTs the same way.
+:mod:`.sync_micro_batch`'s: the rank ABORTs the same way. The ABORT ends the rounds of the model's training
+layers, and those of the wrapper communicator's split only when layers outside the model (a head) made rounds
+there in this step or the step before (:func:`_in_step`): a layer merely alive there (an earlier model in a
+reference cycle) makes no round, and ending its rounds would wait for an answer no rank sends.
 
 A model whose layers use several SyncBatchNorm communicators (layers built with different ``process_group``'s)
 ends the rounds of every one of them: the headers of all are started together and each is answered as it
@@ -73,6 +76,7 @@ def register_wrapper(dp) -> None:
     layers already built on it is made now (collective, as the wrapper)."""
     _wrappers[dp.comm] = weakref.ref(dp)
     exchange_comms(dp)
+    dp._split_calls, dp._split_used_before = _split_calls(dp), False  # (its steps' rounds there: _in_step)
 
 
 def exchange_comms(dp) -> list:
@@ -91,7 +95,26 @@ def exchange_comms(dp) -> list:
 
 def close_for_exchange(dp) -> None:
     """The step's exchange begins: end its rounds on every communicator of :func:`exchange_comms`."""
+    calls = _split_calls(dp)  # (a step ends: whether it made rounds on the split, for the next one's aborts)
+    dp._split_used_before, dp._split_calls = calls > dp._split_calls, calls
     end_rounds_all(exchange_comms(dp), CLOSE_FAILED if dp._notes else CLOSE)
+
+
+def _split_calls(dp) -> int:
+    """The rounds this rank called so far on the SyncBatchNorm split of ``dp``'s communicator (0: none made)."""
+    from .sync_batchnorm import _own_comms
+
+    split = _own_comms.get(dp.comm)
+    return history(split).calls if split is not None else 0
+
+
+def _in_step(dp) -> bool:
+    """Whether layers outside ``dp``'s model (a head, a second model) make rounds on the split of ``dp``'s
+    communicator in its step: this rank called one there since the step began, or in its step before (every rank
+    runs the same SyncBatchNorm layers every step: a rank whose micro-batch fails before its first round there
+    ends the rounds the others make). A layer left alive there (an earlier model in a reference cycle, a head
+    used in no step) makes no round the others would wait in: ending it would wait for an answer no rank sends."""
+    return dp._split_used_before or _split_calls(dp) > dp._split_calls
 
 
 def _watched(dp) -> bool:
@@ -114,18 +137,19 @@ def raise_in_step(h, exc, stage: str) -> None:
 
 
 def _training_comms(dp) -> list:
-    """The SyncBatchNorm communicators on which the others make rounds in this micro-batch (layers training)."""
+    """The SyncBatchNorm communicators on which the others make rounds in this micro-batch: those of the model's
+    layers training, and the split of ``dp``'s communicator when layers outside the model make rounds there in
+    this step (:func:`_in_step`), never for a layer merely alive there."""
     from .sync_batchnorm import SyncBatchNorm, _own_comms
 
     comms = []
-    layers = [m for m in dp.module.modules() if isinstance(m, SyncBatchNorm)] + _layers_on(dp.comm)
-    for m in layers:
-        if m._use_batch_stats():
+    for m in dp.module.modules():
+        if isinstance(m, SyncBatchNorm) and m._use_batch_stats():
             comm = m._get_comm()
             if comm.size > 1 and comm not in comms:
                 comms.append(comm)
     split = _own_comms.get(dp.comm)
-    return comms if split is None or split in comms or not _layers_on(dp.comm) else comms + [split]
+    return comms if split is None or split in comms or not _in_step(dp) else comms + [split]
 
 
 def watch_micro_batch(dp) -> None:
@@ -175,14 +199,16 @@ def abort_micro_batch(dp, exc: Exception, stage: str = "forward", text=None) -> 
 
 
 def _wrapper_of(comm):
-    """The DataParallel whose step the rounds of SyncBatchNorm communicator ``comm`` belong to, or None."""
+    """The DataParallel whose step the rounds of SyncBatchNorm communicator ``comm`` belong to, or None: the one
+    training layers there, or the last one built over the communicator it was split from; of the two, the one in
+    its ``no_sync()`` block (an ABORT comes from a micro-batch: the other may be an earlier model still alive)."""
     h = history(comm)
-    dp = h.owner() if h.owner is not None else None
-    if dp is None and h.base is not None:
-        base = h.base()
-        ref = _wrappers.get(base) if base is not None else None
-        dp = ref() if ref is not None else None
-    return dp
+    owner = h.owner() if h.owner is not None else None
+    base = h.base() if h.base is not None else None
+    ref = _wrappers.get(base) if base is not None else None
+    last = ref() if ref is not None else None
+    in_micro = [dp for dp in (owner, last) if dp is not None and not dp._require_sync]
+    return in_micro[0] if in_micro else owner if owner is not None else last
 
 
 def join_abort(comm, in_backward: bool) -> None:

@@ -55,11 +55,13 @@ class _History:
     what followed each place before (the prediction), whether a close already ended this rank's step, and the
     communicator it was split from (whose DataParallel ends a step, :mod:`.sync_batchnorm_closing`)."""
 
-    __slots__ = ("closed", "place", "followed", "base", "owner", "__weakref__")
+    __slots__ = ("closed", "place", "followed", "base", "owner", "calls", "__weakref__")
 
     def __init__(self):
-        # (owner: a weak reference to the DataParallel whose model trains layers on this communicator, if any)
+        # (owner: a weak reference to the DataParallel whose model trains layers on this communicator, if any;
+        # calls: rounds this rank called on it, so a DataParallel tells which of its steps made rounds here)
         self.closed, self.place, self.followed, self.base, self.owner = False, (START, 0), {}, None, None
+        self.calls = 0
 
     def called(self, kind, size):
         self.followed[self.place] = (kind, size)
@@ -90,6 +92,7 @@ def backward_exchange(comm, sums):
 def _round(comm, kind, payload, start):
     h = history(comm)
     h.closed = False  # (a call: this step's rounds go on, or the next step's have begun)
+    h.calls += 1
     size = float(payload.size)
     predicted = h.followed.get(h.place)
     ahead = 1.0 if kind == FORWARD and _holds_unreached(h) else 0.0  # (named if it meets a backward: ForwardRanAhead)
