@@ -46,8 +46,10 @@ def _assert_same(ours, theirs, flag=True):
     if flag:
         assert ours.is_coalesced() == theirs.is_coalesced()
     assert ours._nnz() == theirs._nnz()
-    np.testing.assert_array_equal(ours._indices().data, theirs._indices().numpy())
-    np.testing.assert_allclose(ours._values().data, theirs._values().detach().numpy(), rtol=tol, atol=tol)
+    # (copies: numpy() would pin torch's storage, and a later zero_() + backward must resize it)
+    np.testing.assert_array_equal(ours._indices().data, theirs._indices().clone().numpy())
+    np.testing.assert_allclose(ours._values().data, theirs._values().detach().clone().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(ours.to_dense().data, theirs.detach().to_dense().numpy(), rtol=tol, atol=tol)
 
 
 # name -> (distnn op on S, torch op on S, dense operand shape or None); each makes a sparse tensor of SIZE or

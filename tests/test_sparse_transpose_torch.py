@@ -12,6 +12,8 @@ from distnn import sparse
 
 torch = pytest.importorskip("torch")
 
+from test_sparse_grad_layout_torch import _assert_same  # noqa: E402 (after the skip: it imports torch)
+
 IDX = {"sorted": [[0, 1, 2, 2], [1, 2, 0, 3]], "coalesced": [[0, 1, 2, 2], [1, 2, 0, 3]],
        "repeated": [[2, 0, 1, 0, 2], [0, 1, 2, 1, 3]]}
 SIZE = (3, 4)
@@ -28,22 +30,6 @@ def _pair(kind, dtype, requires_grad=True, idx=None, size=SIZE):
     theirs = torch.sparse_coo_tensor(torch.tensor(i), torch.tensor(v), size, dtype=td, requires_grad=requires_grad,
                                      is_coalesced=flag)
     return ours, theirs
-
-
-def _assert_same(ours, theirs, flag=True):
-    assert isinstance(ours, sparse.SparseTensor) == theirs.is_sparse
-    assert tuple(ours.shape) == tuple(theirs.shape)
-    tol = 1e-6 if ours.dtype == np.float32 else 1e-12
-    if not theirs.is_sparse:
-        np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=tol, atol=tol)
-        return
-    if flag:
-        assert ours.is_coalesced() == theirs.is_coalesced()
-    assert ours._nnz() == theirs._nnz()
-    # (copies: numpy() would pin torch's storage, and a later zero_() + backward must resize it)
-    np.testing.assert_array_equal(ours._indices().data, theirs._indices().clone().numpy())
-    np.testing.assert_allclose(ours._values().data, theirs._values().detach().clone().numpy(), rtol=tol, atol=tol)
-    np.testing.assert_allclose(ours.to_dense().data, theirs.detach().to_dense().numpy(), rtol=tol, atol=tol)
 
 
 FORMS = {
