@@ -96,7 +96,7 @@ def _await_handler(before: int) -> None:
 PAUSE_LIMIT_S = 120.0
 
 
-def pause_for_test(name: str) -> None:
+def pause_for_test(name: str, since: int | None = None) -> None:
     """Test hook: say "I am here" with a marker file, then wait for a preemption signal or a release file.
 
     For tests that must signal a job at a known point of its run, however slow the machine:
@@ -108,19 +108,21 @@ def pause_for_test(name: str) -> None:
     directory), then waits until this process notes a new preemption request (the signal the
     test sends once it sees the marker) or the file ``release`` appears in that directory (a
     test that must let the job go on without a signal). The request is counted before the
-    marker is written, so a signal sent after the test saw it always ends the wait. The wait
+    marker is written, so a signal sent after the test saw it always ends the wait; ``since``
+    (a :func:`request_count` taken earlier) counts from there instead, so a request noted before
+    the pause (another simulated rank's signal that came first) ends it at once. The wait
     sleeps (an MPI rank's handler runs in its main thread between two sleeps; a simulated
     rank's in the main thread meanwhile). Bounded by :data:`PAUSE_LIMIT_S`: a signal that
     never sets the flag (a broken handler) makes the job go on and finish, which the test
     then sees, instead of a hang.
     """
-    before = request_count()
+    before = request_count() if since is None else since
     folder = os.environ.get("DISTNN_FAULT_MARKER_DIR") or "."
     release = os.path.join(folder, "release")
     with open(os.path.join(folder, name), "w"):
         pass
     deadline = time.monotonic() + PAUSE_LIMIT_S
-    while request_count() == before and not os.path.exists(release):
+    while request_count() <= before and not os.path.exists(release):
         if time.monotonic() > deadline:
             import sys
 

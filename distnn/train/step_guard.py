@@ -308,7 +308,9 @@ class StepGuard(Callback):
                 _await_handler(before)
         for r, s in self._pause:
             if s == step:  # (before the flag is read below: a signal that ends the pause stops the run here)
-                pause_for_test(f"paused-rank{r}-step{s}")
+                # (counted from this job's start: another rank's signal that came before this rank got here
+                # ends the pause at once, or it would wait for a signal already sent: seen in CI)
+                pause_for_test(f"paused-rank{r}-step{s}", since=self._mark)
 
 
 class StopWithoutCheckpoint(Callback):
