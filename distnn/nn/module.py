@@ -106,7 +106,7 @@ class Module(ForwardHooks, BackwardHooks, StateDict, StateDictHooks):
                 params[name] = value
             else:
                 modules[name] = value
-                value._set_qualnames(self._child_name(name))
+                value._set_qualnames(self._child_name(name), {id(self)})
         elif name in params or name in modules:
             kind = "parameter" if name in params else "child module"
             if value is not None:
@@ -137,11 +137,17 @@ class Module(ForwardHooks, BackwardHooks, StateDict, StateDictHooks):
     def _child_name(self, name):
         return f"{self._qualname}.{name}" if self._qualname else name
 
-    def _set_qualnames(self, qualname):
+    def _set_qualnames(self, qualname, _seen=None):
+        # (a module met again on this walk, or the parent being assigned to (`m.cycle = m`, which torch
+        # allows), keeps the name it has)
+        seen = set() if _seen is None else _seen
+        if id(self) in seen:
+            return
+        seen.add(id(self))
         object.__setattr__(self, "_qualname", qualname)
         for name, child in self._modules.items():
             if child is not None:
-                child._set_qualnames(self._child_name(name))
+                child._set_qualnames(self._child_name(name), seen)
 
     def register_parameter(self, name: str, param):
         if param is None:
@@ -164,7 +170,7 @@ class Module(ForwardHooks, BackwardHooks, StateDict, StateDictHooks):
     def add_module(self, name: str, module):
         self._modules[name] = module
         if module is not None:
-            module._set_qualnames(self._child_name(name))
+            module._set_qualnames(self._child_name(name), {id(self)})
 
     def where(self) -> str:
         """``ClassName 'qualified.name'`` for error messages."""
