@@ -83,9 +83,10 @@ def init_failure_state(dp) -> None:
     dp._stale_grads = False  # a micro-batch's backward was cut short here (hold_if_stale)
     dp._stale_samples = 0    # the samples counted before that micro-batch (dropped with the gradients, if reset)
     dp._held_notes = []      # refusals for the next synchronizing exchange (release_held)
-    # rounds called on the SyncBatchNorm split of its communicator when its step began; whether its step before made
-    # any (which rounds a failing micro-batch ends there: .sync_batchnorm_closing._in_step)
-    dp._split_calls, dp._split_used_before = 0, False
+    # forward rounds called on the SyncBatchNorm split of its communicator when its last backward began; whether
+    # that backward's micro-batch made any, None before its first (which rounds a failing micro-batch ends there:
+    # .sync_batchnorm_closing._abort_split)
+    dp._split_mark, dp._split_prev = 0, None
     # forwards with gradients enabled so far (a clock: what came before an abandoned step's last forward was that
     # step's); its value at the last synchronizing backward's begin, at the last set_num_samples(), at a forward
     # that raised; clock -> whether the gradients were reset when a no_sync() backward began with a step pending
