@@ -74,11 +74,14 @@ from __future__ import annotations
 import warnings
 import weakref
 
+import numpy as np
+
 from distnn._stacklevel import caller_stacklevel
 
 from distnn.autograd.engine import backward_depth
 from distnn.autograd.grad_mode import is_grad_enabled
 from distnn.nn.module import Module
+from distnn.random import draw_point, rewind
 
 from .sync_batchnorm_closing import abort_micro_batch
 from .sync_batchnorm_rounds import ForwardRanAhead
@@ -115,6 +118,9 @@ def watched_forward(dp, inputs, kwargs):
     """``DataParallel.forward``: run the model, count the samples, note the output (see the module docstring)."""
     dp._before_forward = False
     grad = _begin_forward(dp)
+    # (a kept output, with SyncBatchNorm in the model: this forward may meet the others' backward and run again,
+    # drawing what it drew before the round once more: ForwardRanAhead below)
+    drawn = _draw_point(dp) if (dp._micro_forwards or dp._forwards) and getattr(dp, "_bn_comms", None) else None
     dp._in_forward += 1
     try:
         try:
@@ -125,6 +131,8 @@ def watched_forward(dp, inputs, kwargs):
             dp._in_forward -= 1
             _end_ran_ahead(dp, exc)
             dp._in_forward += 1
+            if drawn is not None:  # (dropout before the round draws its masks as a run where nothing ran ahead)
+                rewind(drawn)
             out = dp.module(*inputs, **kwargs)  # (the kept output's step or micro-batch is over: this one pairs now)
     except BaseException as exc:
         dp._in_forward -= 1
@@ -169,6 +177,12 @@ def _end_ran_ahead(dp, exc) -> None:
     forget_micro_forwards(dp)
     if dp._forwards:
         settle(dp, ran_ahead=True)
+
+
+def _draw_point(dp) -> list:
+    """Where the default generator and the model's own (a dropout layer's ``generator``) stand before a forward."""
+    return draw_point([g for m in dp.module.modules() if isinstance(g := getattr(m, "generator", None),
+                                                                     np.random.Generator)])
 
 
 def _forward_raised(dp, exc, grad: bool) -> None:
