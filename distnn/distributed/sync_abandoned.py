@@ -47,7 +47,8 @@ backwards), so a loop that keeps the failed step's output (or the exception, who
 until after its next synchronizing backward is not noticed without SyncBatchNorm: that backward is paired with
 the others' failed step, as before. (With SyncBatchNorm training, the next forward's round meets the others'
 backward round: they raise ``ForwardRanAhead`` there, and this rank ends the kept step in its exchange and runs
-its forward again, :func:`_end_ran_ahead`.) The ranks that
+its forward again, :func:`_end_ran_ahead`, its random generators put back first: the layers before the round,
+dropout, draw what a run where nothing ran ahead draws.) The ranks that
 waited drop the step's gradients (None) and training goes on as if the step had never run, save the
 global sample count the exchange carries. A forward with gradients enabled whose output never reaches
 backward on every rank (evaluation outside ``no_grad()``) is ended the same way, silently (every rank

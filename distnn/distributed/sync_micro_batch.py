@@ -24,8 +24,9 @@ ranks wait in the micro-batch's backward rounds while the failing rank's next fo
 An output the loop keeps referenced until after its next forward (with SyncBatchNorm training): that forward's
 round meets the others' backward round, whose header says this rank holds an output no backward reached, so the
 others raise :class:`~.sync_batchnorm_rounds.ForwardRanAhead` there, naming it, and drop the micro-batch's
-samples; this rank gets it as a warning, forgets the kept output, and runs its forward again, in step
-(:func:`~.sync_abandoned.watched_forward`; a kept synchronizing step's output ends in that step's exchange). Not
+samples; this rank gets it as a warning, forgets the kept output, and runs its forward again, in step, drawing
+the random numbers of its first run again (:func:`~.sync_abandoned.watched_forward`; a kept synchronizing step's
+output ends in that step's exchange). Not
 covered: an error before the forward in the loop's own code (no DataParallel call saw the micro-batch).
 
 Gradients left by a failure (:func:`hold_if_stale`): a rank whose backward of a micro-batch was cut short holds
