@@ -11,7 +11,8 @@ micro-batch); a head it ends that the others do not run keeps the failing rank w
   reference cycle on the same communicator (its wrapper the layers' communicator's owner until this one is
   built): every rank raises rank 1's error and the step goes on as a run without that micro-batch (skip-all);
 * first-late: the same, the head built after the wrapper (its communicator split at its first forward, which
-  the failing rank makes in the abort);
+  the failing rank makes in the abort); first-late-own-comm: the same with the model's own SyncBatchNorm on
+  another communicator (the others wait in the head's round, not the model's);
 * dropped: the head ran in step 0 only; rank 1's loss raises in step 1's second micro-batch: no rank makes a
   round there, so rank 1 raises its own error alone and the others go on (a run where rank 1 alone skipped it,
   skip-rank-1);
@@ -44,11 +45,13 @@ pytestmark = pytest.mark.timeout(300)
 
 STEPS, MICROS = 3, 3
 # case: (where the head is built ("before"/"after" the wrapper), steps that run the head, (step, micro) that
-# fails on rank 1, the reference it must equal)
+# fails on rank 1, the reference it must equal, whether the model has a SyncBatchNorm of its own on another
+# communicator)
 CASES = {
-    "first": ("before", range(STEPS), (0, 0), "skip-all"),
-    "first-late": ("after", range(STEPS), (0, 0), "skip-all"),
-    "dropped": ("before", (0,), (1, 1), "skip-rank-1"),
+    "first": ("before", range(STEPS), (0, 0), "skip-all", False),
+    "first-late": ("after", range(STEPS), (0, 0), "skip-all", False),
+    "first-late-own-comm": ("after", range(STEPS), (0, 0), "skip-all", True),
+    "dropped": ("before", (0,), (1, 1), "skip-rank-1", False),
 }
 AGREED = ("DataParallel: the code between a forward and its backward (the loss?) raised on rank 1 under no_sync(): "
           "ValueError: the loss raised")
@@ -60,13 +63,13 @@ def train(comm, case, fault=True, skip=None):
     """STEPS steps of MICROS micro-batches (all but the last under no_sync()); rank 1's loss raises before the head
     at CASES[case]'s micro-batch (``fault``), or ``skip`` leaves it out: on "all" ranks, or on "rank-1" alone.
     Returns (errors, parameters)."""
-    built, head_steps, at, _ = CASES[case]
+    built, head_steps, at, _, own_comm = CASES[case]
     gc.collect()
     gc.disable()  # (the earlier model stays alive, as when gc has not run yet)
     try:
         _leave_stale_model(comm)
         distnn.manual_seed(0)
-        model = _Net()
+        model = _Net(comm.split(0) if own_comm else None)
         make_head = lambda: SyncBatchNorm(6, affine=False, dtype=np.float64, comm=comm)  # noqa: E731
         head = make_head() if built == "before" else None
         dp = DataParallel(model, comm, bucket_mb=1e-6)
@@ -129,7 +132,7 @@ def test_simulated_ranks_end_the_rounds_the_others_wait_in(case, size):
 def test_the_references_differ():
     """The oracle can tell: each case's reference differs from its run without the failure, and from the other
     reference (rank 1 alone against every rank skipping the micro-batch)."""
-    for case, (_, _, _, skip) in CASES.items():
+    for case, (_, _, _, skip, _) in CASES.items():
         full = simulate(2, train, case, fault=False)[0][1]["fc1.weight"]
         other = "skip-all" if skip == "skip-rank-1" else "skip-rank-1"
         for ref in (skip, other):

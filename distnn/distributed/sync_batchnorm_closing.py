@@ -123,22 +123,25 @@ def mark_micro_batch(dp) -> None:
     dp._split_prev, dp._split_mark = forwards > dp._split_mark, forwards
 
 
-def _abort_split(dp, model_comms) -> bool:
+def _abort_split(dp, model_comms) -> int:
     """Whether a micro-batch of ``dp`` that fails here ends the rounds of the split of ``dp``'s communicator, where
-    layers outside the model (a head) make theirs. The others may wait there when this micro-batch ran a forward
-    round there (its backward round follows), or when a head runs after the point that failed: predicted by the
-    micro-batch before (every rank runs the same SyncBatchNorm layers, as a rule every micro-batch), or, before
-    the wrapper's first backward, by a layer on that communicator that trains and is in no other wrapper's model
-    (an earlier model's layers, alive in a reference cycle, make no round: ending them would wait for an answer
-    no rank sends). With the model's own layers training the split is ended too: the others certainly make a
-    round on the model's communicators, join the ABORT there and end the split with it, so a head that the
-    prediction missed is covered at no wait. Decided on the failing rank alone; the ABORT's header carries it."""
-    if model_comms or _split_forwards(dp) > dp._split_mark:
-        return True
+    layers outside the model (a head) make theirs: 2 when the others may wait there, 1 when ending them is only
+    harmless, 0 when not. The others may wait there when this micro-batch ran a forward round there (its backward
+    round follows), or when a head runs after the point that failed: predicted by the micro-batch before (every
+    rank runs the same SyncBatchNorm layers, as a rule every micro-batch), or, before the wrapper's first
+    backward, by a layer on that communicator that trains and is in no other wrapper's model (an earlier model's
+    layers, alive in a reference cycle, make no round: ending them would wait for an answer no rank sends). With
+    the model's own layers training, an existing split is ended anyway: the others certainly make a round on the
+    model's communicators, join the ABORT there and end the split with it, so a head that the prediction missed
+    is covered at no wait. Decided on the failing rank alone; the ABORT's header carries it."""
+    if _split_forwards(dp) > dp._split_mark:
+        return 2
     if dp._split_prev is not None:
-        return dp._split_prev
-    inside = {id(m) for w in list(_every_wrapper) if w is not dp for m in w.module.modules()}
-    return any(m._use_batch_stats() and id(m) not in inside for m in _layers_on(dp.comm))
+        predicted = dp._split_prev
+    else:
+        inside = {id(m) for w in list(_every_wrapper) if w is not dp for m in w.module.modules()}
+        predicted = any(m._use_batch_stats() and id(m) not in inside for m in _layers_on(dp.comm))
+    return 2 if predicted else 1 if model_comms else 0
 
 
 def _watched(dp) -> bool:
@@ -160,10 +163,11 @@ def raise_in_step(h, exc, stage: str) -> None:
     agree_on_failure(dp, exc, stage)  # raises the agreed error
 
 
-def _training_comms(dp, with_split: bool) -> list:
+def _training_comms(dp, with_split: bool, make: bool = False) -> list:
     """The SyncBatchNorm communicators whose rounds an ABORT of ``dp``'s micro-batch ends: those of the model's
-    layers training, then (``with_split``) the split of ``dp``'s communicator, made now if a layer will use it
-    (collective: the others make it at that layer's first forward, as in :func:`exchange_comms`)."""
+    layers training, then (``with_split``) the split of ``dp``'s communicator if it exists, or (``make``) made now
+    when a layer will use it (collective: the others make it at that layer's first forward, as in
+    :func:`exchange_comms`)."""
     from .sync_batchnorm import SyncBatchNorm, _own_comm, _own_comms
 
     comms = []
@@ -175,7 +179,7 @@ def _training_comms(dp, with_split: bool) -> list:
     if not with_split or dp.comm.size == 1:
         return comms
     split = _own_comms.get(dp.comm)
-    if split is None and _layers_on(dp.comm):
+    if split is None and make and _layers_on(dp.comm):
         split = _own_comm(dp.comm)  # collective
     return comms if split is None or split in comms else comms + [split]
 
@@ -207,8 +211,8 @@ def abort_micro_batch(dp, exc: Exception, stage: str = "forward", text=None) -> 
     the error every rank raises (from ``exc``; ``text``: the note's text, when not "``stage`` raised ..."). Returns
     without a collective when no round is to be answered."""
     model_comms = _training_comms(dp, False)
-    with_split = _abort_split(dp, model_comms)
-    comms = _training_comms(dp, True) if with_split else model_comms
+    split = _abort_split(dp, model_comms)
+    comms = _training_comms(dp, True, split == 2) if split else model_comms
     if not comms or any(history(c).closed for c in comms):  # (closed: the others' rounds of this step ended)
         return
     from .sync_failures import agree_on_failure, describe
@@ -216,7 +220,7 @@ def abort_micro_batch(dp, exc: Exception, stage: str = "forward", text=None) -> 
     notes = []
     note(notes, raisable(type(exc)), text or f"{stage} raised {WHERE} under no_sync(): {describe(exc)}",
          NO_SYNC_ADVICE)
-    everies = end_rounds_all(comms, ABORT, float(with_split))
+    everies = end_rounds_all(comms, ABORT, float(split > 0))
     if any(e is not None and ((e[:, 0] == CLOSE) | (e[:, 0] == CLOSE_FAILED)).any() for e in everies):
         for c in comms:  # (a rank is in its step's exchange: join it; these rounds are ended already)
             history(c).closed = True
