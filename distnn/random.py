@@ -127,6 +127,28 @@ def snapshot_default_generator():
     return copy.deepcopy(lent if lent is not None else _own_generator())
 
 
+def draw_point(generators=()) -> list:
+    """Where the generator :func:`default_generator` gives now and ``generators`` (numpy Generators) stand: a
+    lent one not made yet (:meth:`use_generator.deferred`) as it is. :func:`rewind` puts them back there, in
+    place, so the draws that followed this point are drawn again alike (DataParallel runs a forward again that
+    met the others' backward, :mod:`distnn.distributed.sync_abandoned`)."""
+    lent = getattr(_local, "lent", None)
+    points = [(lent, None)] if type(lent) is _Deferred else []
+    current = [] if points else [lent if lent is not None else _own_generator()]
+    for g in current + [g for g in generators if g is not None]:
+        points.append((g, g.bit_generator.state))
+    return points
+
+
+def rewind(points) -> None:
+    """Put the generators back where :func:`draw_point` found them (a deferred loan is lent again unmade)."""
+    for g, state in points:
+        if state is None:
+            _local.lent = g
+        else:
+            g.bit_generator.state = state
+
+
 def initial_seed() -> int:
     """The seed this thread's own default generator was last seeded with (0 until ``manual_seed``): an int,
     or what ``manual_seed`` was given where that was not one (the trainer seeds with a ``SeedSequence``)."""

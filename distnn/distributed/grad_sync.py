@@ -16,7 +16,7 @@ from distnn.autograd.profiler_record import Range
 from .buckets import build_buckets, release_buckets
 from .sparse_sync import SparseGradientExchange, sparse_parameters
 from .sync_abandoned import settle
-from .sync_batchnorm_closing import close_for_exchange, register_wrapper, watch_micro_batch
+from .sync_batchnorm_closing import close_for_exchange, mark_micro_batch, register_wrapper, watch_micro_batch
 from .sync_batchnorm_rounds import history, model_comms
 from .sync_micro_batch import hold_if_stale, mark_stale, reached, release_held
 from .sync_failures import watch_backward
@@ -161,6 +161,7 @@ class GradientSync(FinishSync):
             if not self._require_sync:
                 self._latch_reset()
             reached(self)  # (the micro-batches' forwards: .sync_micro_batch)
+            mark_micro_batch(self)  # (whether its micro-batch ran a head: .sync_batchnorm_closing._abort_split)
         if self._in_sync:
             if mine and backward_depth() == 1:  # (still: the interrupted exchange was the completion's own)
                 raise RuntimeError(  # (PyTorch DDP's words for a reduction left unfinished)

@@ -47,7 +47,8 @@ backwards), so a loop that keeps the failed step's output (or the exception, who
 until after its next synchronizing backward is not noticed without SyncBatchNorm: that backward is paired with
 the others' failed step, as before. (With SyncBatchNorm training, the next forward's round meets the others'
 backward round: they raise ``ForwardRanAhead`` there, and this rank ends the kept step in its exchange and runs
-its forward again, :func:`_end_ran_ahead`.) The ranks that
+its forward again, :func:`_end_ran_ahead`, its random generators put back first: the layers before the round,
+dropout, draw what a run where nothing ran ahead draws.) The ranks that
 waited drop the step's gradients (None) and training goes on as if the step had never run, save the
 global sample count the exchange carries. A forward with gradients enabled whose output never reaches
 backward on every rank (evaluation outside ``no_grad()``) is ended the same way, silently (every rank
@@ -74,11 +75,14 @@ from __future__ import annotations
 import warnings
 import weakref
 
+import numpy as np
+
 from distnn._stacklevel import caller_stacklevel
 
 from distnn.autograd.engine import backward_depth
 from distnn.autograd.grad_mode import is_grad_enabled
 from distnn.nn.module import Module
+from distnn.random import draw_point, rewind
 
 from .sync_batchnorm_closing import abort_micro_batch
 from .sync_batchnorm_rounds import ForwardRanAhead
@@ -115,6 +119,9 @@ def watched_forward(dp, inputs, kwargs):
     """``DataParallel.forward``: run the model, count the samples, note the output (see the module docstring)."""
     dp._before_forward = False
     grad = _begin_forward(dp)
+    # (a kept output, with SyncBatchNorm in the model: this forward may meet the others' backward and run again,
+    # drawing what it drew before the round once more: ForwardRanAhead below)
+    drawn = _draw_point(dp) if (dp._micro_forwards or dp._forwards) and getattr(dp, "_bn_comms", None) else None
     dp._in_forward += 1
     try:
         try:
@@ -125,6 +132,8 @@ def watched_forward(dp, inputs, kwargs):
             dp._in_forward -= 1
             _end_ran_ahead(dp, exc)
             dp._in_forward += 1
+            if drawn is not None:  # (dropout before the round draws its masks as a run where nothing ran ahead)
+                rewind(drawn)
             out = dp.module(*inputs, **kwargs)  # (the kept output's step or micro-batch is over: this one pairs now)
     except BaseException as exc:
         dp._in_forward -= 1
@@ -169,6 +178,12 @@ def _end_ran_ahead(dp, exc) -> None:
     forget_micro_forwards(dp)
     if dp._forwards:
         settle(dp, ran_ahead=True)
+
+
+def _draw_point(dp) -> list:
+    """Where the default generator and the model's own (a dropout layer's ``generator``) stand before a forward."""
+    return draw_point([g for m in dp.module.modules() if isinstance(g := getattr(m, "generator", None),
+                                                                     np.random.Generator)])
 
 
 def _forward_raised(dp, exc, grad: bool) -> None:

@@ -55,7 +55,7 @@ from distnn.nn.normalization import current_valid_rows as _current_mask
 from distnn.nn.normalization import valid_rows  # noqa: F401 (shared with BatchNorm)
 
 from .data_parallel import RANK_SHARE, RANK_WEIGHTED
-from .sync_batchnorm_closing import register_layer
+from .sync_batchnorm_closing import register_layer, split_made
 from .sync_batchnorm_rounds import backward_exchange, forward_exchange, history
 
 
@@ -289,6 +289,7 @@ def _own_comm(base):
     if comm is None:
         comm = _own_comms[base] = base.split(0)  # collective
         history(comm).base = weakref.ref(base)  # (whose DataParallel ends its rounds: .sync_batchnorm_closing)
+        split_made(comm, base)
         base._own_split(comm)
     return comm
 

@@ -21,9 +21,14 @@ rank raises "DataParallel: forward raised on rank 1 under no_sync(): ...", endin
 accumulated: the next synchronizing step refuses them unless ``zero_grad()`` drops them first,
 :mod:`.sync_micro_batch`). An error between a micro-batch's forward and its backward (the loss) is
 :mod:`.sync_micro_batch`'s: the rank ABORTs the same way. The ABORT ends the rounds of the model's training
-layers, and those of the wrapper communicator's split only when layers outside the model (a head) made rounds
-there in this step or the step before (:func:`_in_step`): a layer merely alive there (an earlier model in a
-reference cycle) makes no round, and ending its rounds would wait for an answer no rank sends.
+layers, and those of the wrapper communicator's split when the other ranks may wait there (:func:`_abort_split`:
+a layer outside the model, a head, that ran in this micro-batch or the one before, or in the wrapper's first
+micro-batch one that is in no other wrapper's model): a layer merely alive there (an earlier model in a reference
+cycle) makes no round, and ending its rounds would wait for an answer no rank sends. The ABORT's header says
+whether it ends the split too, so every rank ends the same communicators. Not covered: a micro-batch that fails
+before a head's place right after the loop stopped running that head (the micro-batch before ran it, a model
+without SyncBatchNorm of its own): the ABORT waits for the others' exchange, where every rank raises the failing
+rank's error, but that rank then runs the step's remaining micro-batches and falls a step behind.
 
 A model whose layers use several SyncBatchNorm communicators (layers built with different ``process_group``'s)
 ends the rounds of every one of them: the headers of all are started together and each is answered as it
@@ -46,6 +51,7 @@ from .sync_refusals import WHERE, agreed_error, note, raisable
 _layers = weakref.WeakKeyDictionary()    # every SyncBatchNorm alive (registered when built) -> the simulated
 _lock = threading.Lock()                 # rank's communicator it was built on, or None (simulated ranks build at once)
 _wrappers = weakref.WeakKeyDictionary()  # communicator -> the DataParallel over it (the last one built)
+_every_wrapper = weakref.WeakSet()       # every DataParallel alive (whose models' layers are no head of another)
 NO_SYNC_ADVICE = ("Every rank ended this micro-batch: the gradients accumulated by the earlier ones are kept, and "
                   "SyncBatchNorm's collectives of the next micro-batch pair as usual")
 
@@ -74,9 +80,15 @@ def _layers_on(base) -> list:
 def register_wrapper(dp) -> None:
     """DataParallel ``dp`` is built over ``dp.comm``: its exchange ends the rounds there; the split of SyncBatchNorm
     layers already built on it is made now (collective, as the wrapper)."""
+    from .sync_batchnorm import _own_comms
+
     _wrappers[dp.comm] = weakref.ref(dp)
+    _every_wrapper.add(dp)
     exchange_comms(dp)
-    dp._split_calls, dp._split_used_before = _split_calls(dp), False  # (its steps' rounds there: _in_step)
+    split = _own_comms.get(dp.comm)
+    if split is not None:  # (the newest wrapper's steps make the rounds there: an earlier one's model is stale)
+        history(split).owner = weakref.ref(dp)
+    dp._split_mark, dp._split_prev = _split_forwards(dp), None  # (none of its micro-batches ran yet: _abort_split)
 
 
 def exchange_comms(dp) -> list:
@@ -95,26 +107,44 @@ def exchange_comms(dp) -> list:
 
 def close_for_exchange(dp) -> None:
     """The step's exchange begins: end its rounds on every communicator of :func:`exchange_comms`."""
-    calls = _split_calls(dp)  # (a step ends: whether it made rounds on the split, for the next one's aborts)
-    dp._split_used_before, dp._split_calls = calls > dp._split_calls, calls
     end_rounds_all(exchange_comms(dp), CLOSE_FAILED if dp._notes else CLOSE)
 
 
-def _split_calls(dp) -> int:
-    """The rounds this rank called so far on the SyncBatchNorm split of ``dp``'s communicator (0: none made)."""
+def _split_forwards(dp) -> int:
+    """The forward rounds this rank called so far on the SyncBatchNorm split of ``dp``'s communicator."""
     from .sync_batchnorm import _own_comms
 
     split = _own_comms.get(dp.comm)
-    return history(split).calls if split is not None else 0
+    return history(split).forwards if split is not None else 0
 
 
-def _in_step(dp) -> bool:
-    """Whether layers outside ``dp``'s model (a head, a second model) make rounds on the split of ``dp``'s
-    communicator in its step: this rank called one there since the step began, or in its step before (every rank
-    runs the same SyncBatchNorm layers every step: a rank whose micro-batch fails before its first round there
-    ends the rounds the others make). A layer left alive there (an earlier model in a reference cycle, a head
-    used in no step) makes no round the others would wait in: ending it would wait for an answer no rank sends."""
-    return dp._split_used_before or _split_calls(dp) > dp._split_calls
+def mark_micro_batch(dp) -> None:
+    """A backward of ``dp``'s model begins (a micro-batch's, or the step's): whether its micro-batch ran a
+    forward round on the split of ``dp``'s communicator (a head), for the next micro-batch's :func:`_abort_split`.
+    Two lookups a backward."""
+    forwards = _split_forwards(dp)
+    dp._split_prev, dp._split_mark = forwards > dp._split_mark, forwards
+
+
+def _abort_split(dp, model_comms) -> int:
+    """Whether a micro-batch of ``dp`` that fails here ends the rounds of the split of ``dp``'s communicator, where
+    layers outside the model (a head) make theirs: 2 when the others may wait there, 1 when ending them is only
+    harmless, 0 when not. The others may wait there when this micro-batch ran a forward round there (its backward
+    round follows), or when a head runs after the point that failed: predicted by the micro-batch before (every
+    rank runs the same SyncBatchNorm layers, as a rule every micro-batch), or, before the wrapper's first
+    backward, by a layer on that communicator that trains and is in no other wrapper's model (an earlier model's
+    layers, alive in a reference cycle, make no round: ending them would wait for an answer no rank sends). With
+    the model's own layers training, an existing split is ended anyway: the others certainly make a round on the
+    model's communicators, join the ABORT there and end the split with it, so a head that the prediction missed
+    is covered at no wait. Decided on the failing rank alone; the ABORT's header carries it."""
+    if _split_forwards(dp) > dp._split_mark:
+        return 2
+    if dp._split_prev is not None:
+        predicted = dp._split_prev
+    else:
+        inside = {id(m) for w in list(_every_wrapper) if w is not dp for m in w.module.modules()}
+        predicted = any(m._use_batch_stats() and id(m) not in inside for m in _layers_on(dp.comm))
+    return 2 if predicted else 1 if model_comms else 0
 
 
 def _watched(dp) -> bool:
@@ -136,11 +166,12 @@ def raise_in_step(h, exc, stage: str) -> None:
     agree_on_failure(dp, exc, stage)  # raises the agreed error
 
 
-def _training_comms(dp) -> list:
-    """The SyncBatchNorm communicators on which the others make rounds in this micro-batch: those of the model's
-    layers training, and the split of ``dp``'s communicator when layers outside the model make rounds there in
-    this step (:func:`_in_step`), never for a layer merely alive there."""
-    from .sync_batchnorm import SyncBatchNorm, _own_comms
+def _training_comms(dp, with_split: bool, make: bool = False) -> list:
+    """The SyncBatchNorm communicators whose rounds an ABORT of ``dp``'s micro-batch ends: those of the model's
+    layers training, then (``with_split``) the split of ``dp``'s communicator if it exists, or (``make``) made now
+    when a layer will use it (collective: the others make it at that layer's first forward, as in
+    :func:`exchange_comms`)."""
+    from .sync_batchnorm import SyncBatchNorm, _own_comm, _own_comms
 
     comms = []
     for m in dp.module.modules():
@@ -148,8 +179,12 @@ def _training_comms(dp) -> list:
             comm = m._get_comm()
             if comm.size > 1 and comm not in comms:
                 comms.append(comm)
+    if not with_split or dp.comm.size == 1:
+        return comms
     split = _own_comms.get(dp.comm)
-    return comms if split is None or split in comms or not _in_step(dp) else comms + [split]
+    if split is None and make and _layers_on(dp.comm):
+        split = _own_comm(dp.comm)  # collective
+    return comms if split is None or split in comms else comms + [split]
 
 
 def watch_micro_batch(dp) -> None:
@@ -178,7 +213,9 @@ def abort_micro_batch(dp, exc: Exception, stage: str = "forward", text=None) -> 
     """``dp``'s ``stage`` raised ``exc`` under ``no_sync()``: end the micro-batch's rounds on every rank and raise
     the error every rank raises (from ``exc``; ``text``: the note's text, when not "``stage`` raised ..."). Returns
     without a collective when no round is to be answered."""
-    comms = _training_comms(dp)
+    model_comms = _training_comms(dp, False)
+    split = _abort_split(dp, model_comms)
+    comms = _training_comms(dp, True, split == 2) if split else model_comms
     if not comms or any(history(c).closed for c in comms):  # (closed: the others' rounds of this step ended)
         return
     from .sync_failures import agree_on_failure, describe
@@ -186,7 +223,7 @@ def abort_micro_batch(dp, exc: Exception, stage: str = "forward", text=None) -> 
     notes = []
     note(notes, raisable(type(exc)), text or f"{stage} raised {WHERE} under no_sync(): {describe(exc)}",
          NO_SYNC_ADVICE)
-    everies = end_rounds_all(comms, ABORT)
+    everies = end_rounds_all(comms, ABORT, float(split > 0))
     if any(e is not None and ((e[:, 0] == CLOSE) | (e[:, 0] == CLOSE_FAILED)).any() for e in everies):
         for c in comms:  # (a rank is in its step's exchange: join it; these rounds are ended already)
             history(c).closed = True
@@ -199,9 +236,10 @@ def abort_micro_batch(dp, exc: Exception, stage: str = "forward", text=None) -> 
 
 
 def _wrapper_of(comm):
-    """The DataParallel whose step the rounds of SyncBatchNorm communicator ``comm`` belong to, or None: the one
-    training layers there, or the last one built over the communicator it was split from; of the two, the one in
-    its ``no_sync()`` block (an ABORT comes from a micro-batch: the other may be an earlier model still alive)."""
+    """The DataParallel whose step the rounds of SyncBatchNorm communicator ``comm`` belong to, or None: the newest
+    one training layers there or built over the communicator it was split from (:func:`register_wrapper`), or the
+    last one built over that communicator; of the two, the one in its ``no_sync()`` block (an ABORT comes from a
+    micro-batch: models trained in turn, built first, leave the newest wrapper idle)."""
     h = history(comm)
     owner = h.owner() if h.owner is not None else None
     base = h.base() if h.base is not None else None
@@ -211,13 +249,22 @@ def _wrapper_of(comm):
     return in_micro[0] if in_micro else owner if owner is not None else last
 
 
-def join_abort(comm, in_backward: bool) -> None:
-    """A round on ``comm`` saw another rank ABORT its micro-batch: end this rank's rounds on the other
+def split_made(split, base) -> None:
+    """The SyncBatchNorm split of ``base`` is made (a layer's first forward): the DataParallel over ``base``, if
+    any, makes its rounds (a head's rounds belong to its step)."""
+    ref = _wrappers.get(base)
+    if ref is not None:
+        history(split).owner = ref
+
+
+def join_abort(comm, in_backward: bool, every) -> None:
+    """A round on ``comm`` saw another rank ABORT its micro-batch (``every``: the round's headers, which say
+    whether the ABORT ends the split of the wrapper's communicator too): end this rank's rounds on the other
     communicators of the micro-batch too (the aborting rank ends them all), then raise the agreed error."""
     dp = _wrapper_of(comm)
     comms = [comm]
     if dp is not None:
-        every = _training_comms(dp)
+        every = _training_comms(dp, bool(every[every[:, 0] == ABORT, 1].max()))
         if comm in every:
             end_rounds_all([c for c in every if c is not comm], ABORT)
             comms = every

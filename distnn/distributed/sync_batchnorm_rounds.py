@@ -55,13 +55,14 @@ class _History:
     what followed each place before (the prediction), whether a close already ended this rank's step, and the
     communicator it was split from (whose DataParallel ends a step, :mod:`.sync_batchnorm_closing`)."""
 
-    __slots__ = ("closed", "place", "followed", "base", "owner", "calls", "__weakref__")
+    __slots__ = ("closed", "place", "followed", "base", "owner", "forwards", "__weakref__")
 
     def __init__(self):
         # (owner: a weak reference to the DataParallel whose model trains layers on this communicator, if any;
-        # calls: rounds this rank called on it, so a DataParallel tells which of its steps made rounds here)
+        # forwards: forward rounds this rank called on it, so a DataParallel tells which of its micro-batches ran
+        # a layer here: .sync_batchnorm_closing._abort_split)
         self.closed, self.place, self.followed, self.base, self.owner = False, (START, 0), {}, None, None
-        self.calls = 0
+        self.forwards = 0
 
     def called(self, kind, size):
         self.followed[self.place] = (kind, size)
@@ -92,7 +93,8 @@ def backward_exchange(comm, sums):
 def _round(comm, kind, payload, start):
     h = history(comm)
     h.closed = False  # (a call: this step's rounds go on, or the next step's have begun)
-    h.calls += 1
+    if kind == FORWARD:
+        h.forwards += 1
     size = float(payload.size)
     predicted = h.followed.get(h.place)
     ahead = 1.0 if kind == FORWARD and _holds_unreached(h) else 0.0  # (named if it meets a backward: ForwardRanAhead)
@@ -120,7 +122,7 @@ def _raise_ended(comm, h, every, kind):
     if (status == ABORT).any() and not ((status == CLOSE) | (status == CLOSE_FAILED)).any():
         from .sync_batchnorm_closing import join_abort
 
-        join_abort(comm, kind == BACKWARD)
+        join_abort(comm, kind == BACKWARD, every)
     from .sync_batchnorm_closing import raise_in_step
 
     stage = "forward" if kind == FORWARD else "backward"
@@ -188,26 +190,28 @@ def _ran_ahead_error(every, kind) -> Exception:
         "ends that step or micro-batch on every rank alike", kind == FORWARD)
 
 
-def end_rounds(comm, status: float):
-    """This rank ends its rounds on ``comm`` (``status``: CLOSE, CLOSE_FAILED or ABORT), answering with zeros a
-    payload other ranks started. Returns every rank's header, or None when a close already ended them here."""
+def end_rounds(comm, status: float, detail: float = 0.0):
+    """This rank ends its rounds on ``comm`` (``status``: CLOSE, CLOSE_FAILED or ABORT; ``detail``, the header's
+    second number: for an ABORT, which communicators it ends, :func:`~.sync_batchnorm_closing.abort_micro_batch`),
+    answering with zeros a payload other ranks started. Returns every rank's header, or None when a close already
+    ended them here."""
     h = history(comm)
     if h.closed:  # (a round this rank called was closed by another rank: the step's rounds are over)
         h.closed = False
         return None
     predicted = h.followed.get(h.place)
-    every = comm.allgather(np.array([status, 0.0, 0.0, 0.0]))
+    every = comm.allgather(np.array([status, detail, 0.0, 0.0]))
     _answer_predicted(comm, h, every, predicted, False)
     h.place = (START, 0)
     return every
 
 
-def end_rounds_all(comms, status: float) -> list:
+def end_rounds_all(comms, status: float, detail: float = 0.0) -> list:
     """:func:`end_rounds` on several communicators at once: their headers are started together and each is
     answered as it completes, so a rank waiting in a round of any one of them (in whichever order the others
     reach them) is answered. Returns every rank's header per communicator (None where a close ended it)."""
     if len(comms) <= 1:
-        return [end_rounds(c, status) for c in comms]
+        return [end_rounds(c, status, detail) for c in comms]
     import time
 
     from .shared_memory import _busy, progress_all
@@ -219,7 +223,7 @@ def end_rounds_all(comms, status: float) -> list:
         if h.closed:
             h.closed = False
             continue
-        pending.append((i, comm, h, h.followed.get(h.place), comm.iallgather(np.array([status, 0.0, 0.0, 0.0]))))
+        pending.append((i, comm, h, h.followed.get(h.place), comm.iallgather(np.array([status, detail, 0.0, 0.0]))))
     limit = collective_timeout()
     deadline = None if limit is None else time.monotonic() + limit
     while pending:

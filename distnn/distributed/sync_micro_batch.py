@@ -24,8 +24,9 @@ ranks wait in the micro-batch's backward rounds while the failing rank's next fo
 An output the loop keeps referenced until after its next forward (with SyncBatchNorm training): that forward's
 round meets the others' backward round, whose header says this rank holds an output no backward reached, so the
 others raise :class:`~.sync_batchnorm_rounds.ForwardRanAhead` there, naming it, and drop the micro-batch's
-samples; this rank gets it as a warning, forgets the kept output, and runs its forward again, in step
-(:func:`~.sync_abandoned.watched_forward`; a kept synchronizing step's output ends in that step's exchange). Not
+samples; this rank gets it as a warning, forgets the kept output, and runs its forward again, in step, drawing
+the random numbers of its first run again (:func:`~.sync_abandoned.watched_forward`; a kept synchronizing step's
+output ends in that step's exchange). Not
 covered: an error before the forward in the loop's own code (no DataParallel call saw the micro-batch).
 
 Gradients left by a failure (:func:`hold_if_stale`): a rank whose backward of a micro-batch was cut short holds
@@ -83,9 +84,10 @@ def init_failure_state(dp) -> None:
     dp._stale_grads = False  # a micro-batch's backward was cut short here (hold_if_stale)
     dp._stale_samples = 0    # the samples counted before that micro-batch (dropped with the gradients, if reset)
     dp._held_notes = []      # refusals for the next synchronizing exchange (release_held)
-    # rounds called on the SyncBatchNorm split of its communicator when its step began; whether its step before made
-    # any (which rounds a failing micro-batch ends there: .sync_batchnorm_closing._in_step)
-    dp._split_calls, dp._split_used_before = 0, False
+    # forward rounds called on the SyncBatchNorm split of its communicator when its last backward began; whether
+    # that backward's micro-batch made any, None before its first (which rounds a failing micro-batch ends there:
+    # .sync_batchnorm_closing._abort_split)
+    dp._split_mark, dp._split_prev = 0, None
     # forwards with gradients enabled so far (a clock: what came before an abandoned step's last forward was that
     # step's); its value at the last synchronizing backward's begin, at the last set_num_samples(), at a forward
     # that raised; clock -> whether the gradients were reset when a no_sync() backward began with a step pending
