@@ -146,10 +146,9 @@ def test_an_exception_a_signal_handler_raises_in_the_caller_stops_the_simulated_
     # handler does) raises in simulate's wait, and the ranks must be stopped there, not left running
     import signal
 
-    running, release, ended = threading.Event(), threading.Event(), {}
+    running, ended = threading.Event(), {}
 
     def handler(signum, frame):
-        release.set()
         raise RuntimeError("raised by a signal handler")
 
     def fn(comm):
@@ -159,7 +158,12 @@ def test_an_exception_a_signal_handler_raises_in_the_caller_stops_the_simulated_
                 os.kill(os.getpid(), signal.SIGUSR2)
             else:
                 running.set()
-                release.wait(30)
+                # Into the barrier only once simulate has stopped the ranks. (The handler used to release this
+                # rank before it raised: a main thread descheduled between the two let both ranks complete the
+                # barrier first. Bounded: were the stop lost, the barrier completes and the assertion says so.)
+                group = comm._group
+                with group.cond:
+                    group.cond.wait_for(lambda: group.failure is not None, timeout=30)
             comm.barrier()
             ended[comm.rank] = "completed"
         except BaseException as e:
