@@ -103,7 +103,9 @@ def test_timeout_names_the_missing_rank(monkeypatch):
 
     def fn(comm):
         if comm.rank == 1:
-            release.wait(5)  # "stuck in computation"
+            # "stuck in computation" until rank 0's timeout is over (its finally releases it). A 5 s bound here
+            # let a rank 0 that reached its allreduce 5 s late find rank 1 returned, not missing.
+            release.wait(120)
             return None
         try:
             comm.allreduce(np.ones(2))
