@@ -103,7 +103,9 @@ def test_timeout_names_the_missing_rank(monkeypatch):
 
     def fn(comm):
         if comm.rank == 1:
-            release.wait(5)  # "stuck in computation"
+            # "stuck in computation" until rank 0's timeout is over (its finally releases it). A 5 s bound here
+            # let a rank 0 that reached its allreduce 5 s late find rank 1 returned, not missing.
+            release.wait(120)
             return None
         try:
             comm.allreduce(np.ones(2))
@@ -146,10 +148,9 @@ def test_an_exception_a_signal_handler_raises_in_the_caller_stops_the_simulated_
     # handler does) raises in simulate's wait, and the ranks must be stopped there, not left running
     import signal
 
-    running, release, ended = threading.Event(), threading.Event(), {}
+    running, ended = threading.Event(), {}
 
     def handler(signum, frame):
-        release.set()
         raise RuntimeError("raised by a signal handler")
 
     def fn(comm):
@@ -159,7 +160,12 @@ def test_an_exception_a_signal_handler_raises_in_the_caller_stops_the_simulated_
                 os.kill(os.getpid(), signal.SIGUSR2)
             else:
                 running.set()
-                release.wait(30)
+                # Into the barrier only once simulate has stopped the ranks. (The handler used to release this
+                # rank before it raised: a main thread descheduled between the two let both ranks complete the
+                # barrier first. Bounded: were the stop lost, the barrier completes and the assertion says so.)
+                group = comm._group
+                with group.cond:
+                    group.cond.wait_for(lambda: group.failure is not None, timeout=30)
             comm.barrier()
             ended[comm.rank] = "completed"
         except BaseException as e:

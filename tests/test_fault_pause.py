@@ -17,6 +17,15 @@ def _pause_in_thread(name, since=None):
     return done
 
 
+def _await_marker(path, done):
+    """Wait until the pause in a thread wrote its marker: it has taken its count, so a request from now on is
+    one it waits for (a fixed sleep instead let a thread scheduled late count the test's request as old)."""
+    deadline = time.monotonic() + 60  # (a bound on the wait, not a timed assertion)
+    while not path.exists() and not done.is_set() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert path.exists(), f"{path.name} was not written"
+
+
 def test_a_request_noted_before_the_pause_ends_it_when_counted_from_before(tmp_path, monkeypatch):
     monkeypatch.setenv("DISTNN_FAULT_MARKER_DIR", str(tmp_path))
     mark = request_count()
@@ -33,11 +42,13 @@ def test_without_a_mark_only_a_later_request_or_the_release_file_ends_it(tmp_pat
     request()  # before the pause: not the signal it waits for (a checkpoint write's pause waits for a new one)
     try:
         done = _pause_in_thread("paused")
-        time.sleep(0.3)
+        _await_marker(tmp_path / "paused", done)
+        time.sleep(0.3)  # (a pause that wrongly ended on the old request would be done by now)
         assert not done.is_set()
         request()
         assert done.wait(10)
         done = _pause_in_thread("paused-again")
+        _await_marker(tmp_path / "paused-again", done)
         time.sleep(0.3)
         assert not done.is_set()
         (tmp_path / "release").touch()
