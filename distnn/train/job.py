@@ -28,7 +28,7 @@ from .job_agreement import (JobError, _one_line, agree_on_errors, agree_on_same_
                             data_fingerprint, memory_error_text)
 from .job_preflight import _cannot_make_files_under, check_profile_dir, preflight  # noqa: F401 - re-exported
 from .job_run_dir import (_default_path, _finished_without_checkpoint,  # noqa: F401 - re-exported
-                          _record_checkpoint_dir_in_run, has_checkpoint, run_dir_for)
+                          _record_checkpoint_dir_in_run, has_checkpoint, run_dir_error, run_dir_for)
 from .job_setup import Job, tag_config_errors
 from .job_train import _device_of, _train  # noqa: F401 - re-exported (an ensemble trains its members with _train)
 from .logging_utils import set_rank, setup_logging
@@ -147,9 +147,9 @@ def _train_rank(comm, config, overrides, out, quiet, simulated):
     try:
         created = rd.prepare_run_dir(path, comm, resuming=bool(dict(job.cfg.checkpoint).get("resume")))
     except rd.RunDirError as e:
-        raise JobError(str(e), report=comm.rank == 0) from None
+        raise JobError(run_dir_error(e, job.cfg, out), report=comm.rank == 0) from None
     try:
-        agree_on_errors(comm, _finished_without_checkpoint(path, job.cfg) if comm.rank == 0 else None)
+        agree_on_errors(comm, _finished_without_checkpoint(path, job.cfg, out) if comm.rank == 0 else None)
         return _train(job, path)
     except BaseException:
         # Nothing half-written: a run that wrote no results (it never finished one epoch) leaves no directory

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from . import run_dir as rd
+from .config_origins import DEFAULT, UNSET
 from .job_agreement import JobError
 from .job_setup import _as_dict
 
@@ -32,6 +33,25 @@ def run_dir_for(cfg, out, comm, default) -> str:
     return comm.broadcast_object(path, root=0) if comm.size > 1 else path
 
 
+def run_dir_keys(cfg, out) -> list:
+    """The config keys that named the run directory: none when ``out`` (``--out``) did; else ``run.out_dir``
+    and, when set, ``run.run_name``, those of them the config file or ``--set`` gave (a default says nothing
+    of where the user's path came from)."""
+    if out:
+        return []
+    origins = getattr(cfg, "origins", {})
+    keys = ["run.out_dir", *(["run.run_name"] if cfg.run.get("run_name") else [])]
+    return [k for k in keys if origins.get(k, UNSET) not in (DEFAULT, UNSET)]
+
+
+def run_dir_error(error, cfg, out, about=()) -> str:
+    """The one line of a problem of the run directory (``error``: a RunDirError or a message) with where its
+    path came from when ``--set`` gave it (``... (set by --set)``, as the config's own errors say it;
+    ``about``: other keys the problem is about, e.g. ``checkpoint.resume``)."""
+    tag = cfg.origins_tag([*run_dir_keys(cfg, out), *about]) if hasattr(cfg, "origins_tag") else ""
+    return str(error) + tag
+
+
 def _record_checkpoint_dir_in_run(cfg, path) -> None:
     """An absolute ``checkpoint.dir`` inside the run directory ``path`` becomes relative to it (in the run's
     config.toml and its checkpoints' copies): a copy of the run directory then resumes from and writes to its
@@ -44,10 +64,11 @@ def _record_checkpoint_dir_in_run(cfg, path) -> None:
         cfg.checkpoint["dir"] = inside
 
 
-def _finished_without_checkpoint(path, cfg) -> str | None:
+def _finished_without_checkpoint(path, cfg, out=None) -> str | None:
     """Why ``--resume auto`` must not go on in ``path``: it holds a finished run's results and no checkpoint
     (checkpointing was off, or they were deleted), so "a fresh start" would train it again and overwrite
-    them. None when it may."""
+    them. None when it may. ``out``: ``--out``, if it named ``path`` (else the config's run keys did, which
+    the line's ``(set by --set)`` tag is about, with ``checkpoint.resume``)."""
     if _as_dict(cfg.checkpoint).get("resume") != "auto":
         return None
     results = [n for n in (rd.MODEL_WEIGHTS, rd.SUMMARY) if os.path.exists(os.path.join(str(path), n))]
@@ -60,9 +81,10 @@ def _finished_without_checkpoint(path, cfg) -> str | None:
     # (checkpoints that are all damaged: say how, else the user looks for checkpoints that are not there)
     why = (f" ({len(found)} there, none whole; the newest: {verify_checkpoint(found[-1].path)[0]})" if found
            else "")
-    return (f"--resume auto: run directory {str(path)!r} holds a finished run ({', '.join(results)}) and no "
-            f"valid checkpoint to continue from{why}; training it again from the start would overwrite its "
-            f"results (choose another --out, or name a checkpoint with --resume PATH)")
+    return run_dir_error(f"--resume auto: run directory {str(path)!r} holds a finished run ({', '.join(results)}) "
+                         f"and no valid checkpoint to continue from{why}; training it again from the start would "
+                         f"overwrite its results (choose another --out, or name a checkpoint with --resume PATH)",
+                         cfg, out, about=("checkpoint.resume",))
 
 
 def has_checkpoint(path, cfg, valid: bool = False) -> bool:
