@@ -164,7 +164,8 @@ def test_a_data_path_missing_here_passes_with_notes(tmp_path, work):
     assert r.returncode == 0, r.stderr
     assert "data:          not loaded (no data file here)" in r.stdout
     assert "4 ranks, global batch 64 (16 per rank)" in r.stdout
-    assert "resume:        auto: no checkpoint yet (a fresh start)" in r.stdout
+    # (as a check with the data says it: the checkpoint directory looked in)
+    assert "resume:        auto: no checkpoint in run/checkpoints yet (a fresh start)" in r.stdout
     notes = _notes(r.stdout)
     assert notes[0] == f"{NOTE}data.path '{gone}' does not exist here {WHEN}"
     assert len(notes) == 2 and "the model built for it" in notes[1]

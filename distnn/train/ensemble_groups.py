@@ -37,6 +37,26 @@ class EnsemblePlan:
     def group_of_member(self, member: int) -> int:
         return int(member) % self.groups
 
+    def in_run_order(self) -> list:
+        """The members group by group, each group's in the order it trains them: the order in which a run's
+        first error is found (each group stops at its own first; of several groups, the job says the
+        lowest group's, see :func:`~distnn.train.ensemble_preemption._agree_on_group_endings`)."""
+        return [m for g in range(self.groups) for m in self.members_of(g)]
+
+    def group_label(self, group: int) -> str:
+        """How the job's one error line names group ``group`` when there are several: its world ranks and
+        members (``ensemble group 1 (world rank(s) 2-3, member(s) 1, 3)``)."""
+        n, g = self.group_size, int(group)
+        ranks = f"{g * n}-{(g + 1) * n - 1}" if n > 1 else f"{g * n}"
+        return f"ensemble group {g} (world rank(s) {ranks}, member(s) {', '.join(map(str, self.members_of(g)))})"
+
+    def group_ending(self, member: int, message: str) -> str:
+        """``message``, an error of ``member``'s training, as the job says it: after its group's
+        :meth:`group_label` when there are several groups, as it is when the group is the whole job."""
+        if self.groups == 1:
+            return message
+        return f"{self.group_label(self.group_of_member(member))}: {message}"
+
     def describe(self) -> str:
         if self.members == 1:
             return f"1 model on {self.world_size} rank(s)"

@@ -67,11 +67,8 @@ def _agree_on_group_endings(comm, gcomm, plan, ending, world_timeout) -> None:
         return
     mine = None
     if ending is not None and gcomm.rank == 0:
-        g = plan.group_of(comm.rank)
-        ranks = f"{g * plan.group_size}-{(g + 1) * plan.group_size - 1}" if plan.group_size > 1 else f"{comm.rank}"
         kind, code = ("preempted", ending.exit_code) if isinstance(ending, Preempted) else ("error", None)
-        mine = (kind, code, f"ensemble group {g} (world rank(s) {ranks}, member(s) "
-                            f"{', '.join(map(str, plan.members_of(g)))}): {' '.join(str(ending).split())}")
+        mine = (kind, code, f"{plan.group_label(plan.group_of(comm.rank))}: {' '.join(str(ending).split())}")
     comm.timeout = None
     try:
         endings = [e for e in comm.allgather_object(mine) if e is not None]

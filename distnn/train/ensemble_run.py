@@ -103,7 +103,7 @@ def train_ensemble(comm, config, overrides=(), out=None, quiet=False):
         try:
             created = rd.prepare_run_dir(path, comm, resuming=bool(dict(cfg.checkpoint).get("resume")), ensemble=True)
         except rd.RunDirError as e:
-            raise J.JobError(str(e), report=comm.rank == 0) from None
+            raise J.JobError(J.run_dir_error(e, cfg, out), report=comm.rank == 0) from None
         try:
             return _train_members(comm, gcomm, plan, settings, cfg, jobs, rng_states, path, world_timeout, mark)
         except BaseException:

@@ -11,7 +11,9 @@ share. It writes nothing: no run directory, no lock left held, no checkpoint rec
 What a check cannot see: the machines the job lands on (a GPU there, data on their local disks, their
 memory). A GPU missing here and data paths outside the current directory that do not exist here are
 noted, not refused (:mod:`.host_checks`; ``strict`` refuses them); the job refuses them at start if its
-hosts lack them too.
+hosts lack them too. With no data file here, no model is built: ``--resume``'s checkpoint (each ensemble
+member's) is chosen and read as the run would, and loading it into the model is noted
+(:func:`~.job_check_data.check_without_data`).
 A per-rank data file (``{rank}`` in data.path) is checked for every planned rank whose file is here
 (:func:`~.job_check_data.check_same_data_on_ranks`: compared with the checked rank's bytes, loaded only when
 they differ). An ensemble is checked for every member and rank (:mod:`.job_check_ensemble`), its members'
@@ -25,7 +27,7 @@ from . import run_dir as rd
 from .check_comm import PlannedRankComm
 from .host_checks import NOTE_PREFIX, NOTE_SUFFIX, deferred
 from .job import (JobError, _default_path, _finished_without_checkpoint, _record_checkpoint_dir_in_run,
-                  agree_on_errors, run_dir_for, set_up_job)
+                  agree_on_errors, run_dir_error, run_dir_for, set_up_job)
 from .job_setup import _as_dict, tag_config_errors
 from .logging_utils import get_logger, set_rank, setup_logging
 
@@ -54,10 +56,10 @@ def _check(comm, config, overrides, out, quiet) -> dict:
 
     is_ensemble = ensemble.requested(config, overrides)
     here = data_here(comm, config, overrides)  # (None: every data file is here, or a strict check)
-    if here is not None and (not here or (is_ensemble and here[0] != 0)):
+    if here is not None and not here:
         return check_without_data(comm, config, overrides, out, ensemble=is_ensemble)
-    if is_ensemble:
-        return check_ensemble(comm, config, overrides, out, here or None)
+    if is_ensemble:  # (rank 0's file is not here: its members are built from the first planned rank's that is)
+        return check_ensemble(comm, config, overrides, out, here)
     if here:  # (rank 0's file is not here: the job is checked with the first planned rank's that is)
         comm.world_rank = here[0]
     job = set_up_job(comm, config, overrides, quiet)
@@ -68,8 +70,8 @@ def _check(comm, config, overrides, out, quiet) -> dict:
     path = run_dir_for(job.cfg, out, comm, lambda: _default_path(job))
     _record_checkpoint_dir_in_run(job.cfg, path)
     spec = _as_dict(job.cfg.checkpoint).get("resume")
-    created = _check_run_dir(path, bool(spec), ensemble=False)
-    agree_on_errors(comm, _finished_without_checkpoint(path, job.cfg))
+    created = _check_run_dir(path, bool(spec), ensemble=False, cfg=job.cfg, out=out)
+    agree_on_errors(comm, _finished_without_checkpoint(path, job.cfg, out))
     t = job.trainer
     return {"config": job.config_name, "model": job.model_spec["name"], "data": job.splits.summary(),
             "ranks": comm.size, "global_batch": t.batch_size, "per_rank_batch": t.local_batch,
@@ -77,11 +79,11 @@ def _check(comm, config, overrides, out, quiet) -> dict:
             "resume": _check_resume(job, path, spec) if spec else None}
 
 
-def _check_run_dir(path, resuming: bool, ensemble: bool) -> bool:
+def _check_run_dir(path, resuming: bool, ensemble: bool, cfg, out) -> bool:
     try:
         return rd.check_run_dir(path, resuming=resuming, ensemble=ensemble)
     except rd.RunDirError as e:  # (as train_rank reports prepare_run_dir's)
-        raise JobError(str(e)) from None
+        raise JobError(run_dir_error(e, cfg, out)) from None
 
 
 def _check_resume(job, path, spec) -> str:
@@ -106,6 +108,25 @@ def resume_found(job, path, spec) -> str:
     if found is None:
         return f"no checkpoint in {root} yet (a fresh start)"
     return f"{found} (global step {job.trainer.state.global_step})"
+
+
+def resume_found_without_model(cfg, path, spec) -> tuple[str, str | None]:
+    """What :func:`resume_found` can say with no model to load into (no data file on this host): the
+    checkpoint ``spec`` resolves to in the run directory ``path``, chosen and read (its checksums) as the
+    run's resume chooses it (``auto``: the newest that verifies, with a warning for each one passed over),
+    or that ``auto`` finds none yet; its CheckpointError, if any. Returns what to say and the checkpoint
+    chosen (None: none), whose loading into the model the caller notes as not checked."""
+    from .callbacks.checkpoint_setup import checkpoint_dir
+    from .checkpoint import resolve_and_load
+
+    root = checkpoint_dir(path, _as_dict(cfg.checkpoint))
+    with tag_config_errors(cfg, ("checkpoint.resume",)):  # (as the run's _train tags it)
+        found = resolve_and_load(spec, root, warn=log.warning)
+    if found is None:
+        return f"no checkpoint in {root} yet (a fresh start)", None
+    checkpoint, _, manifest = found
+    step = int(manifest.get("global_step", manifest["step"]))
+    return f"{checkpoint} (global step {step}; not loaded: no data file here)", checkpoint
 
 
 def summary_lines(s: dict) -> list:

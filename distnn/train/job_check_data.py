@@ -3,7 +3,8 @@
 :func:`data_here` finds which planned ranks' data files exist here: the check builds the job from the first
 of them, checks that the others hold the same data, and notes the missing ones. With none here,
 :func:`check_without_data` checks what needs no data (the config, the batch against the ranks, ``--resume``'s
-path, the checkpoint and profile directories, the run directory) and notes the rest.
+path and the checkpoint it chooses, read but not loaded into a model, an ensemble member's too, the
+checkpoint and profile directories, the run directory) and notes the rest.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import types
 
 from .host_checks import data_path_key, defer, missing_data_note, missing_here, per_rank_paths
 from .job import (JobError, _default_path, _finished_without_checkpoint, _one_line, _record_checkpoint_dir_in_run,
-                  agree_on_errors, data_fingerprint, has_checkpoint, run_dir_for)
+                  agree_on_errors, data_fingerprint, run_dir_for)
 from .job_preflight import check_profile_dir, preflight
 from .job_setup import _as_dict, data_keys, tag_config_errors
 from .trainer_data import check_batch_sizes
@@ -98,14 +99,17 @@ def same_bytes(path, other) -> bool:
 
 def check_without_data(comm, config, overrides, out, ensemble: bool) -> dict:
     """What a job with no data file on this host refuses without its data; the model, the data's sizes and
-    ``--resume``'s checkpoint are left to the job. A summary as :func:`~.job_check.check_training`'s."""
+    loading ``--resume``'s checkpoint into the model are left to the job (its checkpoint, or an ensemble
+    member's, is still chosen and read: :func:`~.job_check.resume_found_without_model`). A summary as
+    :func:`~.job_check.check_training`'s."""
     from .config import load_config
     from .ensemble_run import plan_ensemble
-    from .job_check import _check_run_dir as check_run_dir
+    from .job_check import _check_run_dir as check_run_dir, resume_found_without_model
+    from .job_check_ensemble import check_members_resume_without_data
 
     groups = members = None
     if ensemble:
-        cfg, _, plan = plan_ensemble(comm, config, overrides)
+        cfg, settings, plan = plan_ensemble(comm, config, overrides)
         group_size, groups, members = plan.group_size, plan.groups, plan.members
     else:
         # (loaded once already, quietly, by data_here: no error; its warnings are said here, as the job's)
@@ -123,15 +127,19 @@ def check_without_data(comm, config, overrides, out, ensemble: bool) -> dict:
     path = run_dir_for(cfg, out, comm, lambda: _default_path(types.SimpleNamespace(cfg=cfg, config_name=name)))
     _record_checkpoint_dir_in_run(cfg, path)
     spec = _as_dict(cfg.checkpoint).get("resume")
-    created = check_run_dir(path, bool(spec), ensemble=ensemble)
-    agree_on_errors(comm, _finished_without_checkpoint(path, cfg))
+    created = check_run_dir(path, bool(spec), ensemble=ensemble, cfg=cfg, out=out)
+    if not ensemble:  # (an ensemble's members are each found finished, or not, by the run: no such refusal)
+        agree_on_errors(comm, _finished_without_checkpoint(path, cfg, out))
     defer("the data, the model built for it and the batch against the data's size (no data file here)")
     resume = None
-    if spec == "auto" and not has_checkpoint(path, cfg):
-        resume = "auto: no checkpoint yet (a fresh start)"
-    elif spec:  # (a checkpoint loads into the model, which needs the data's shapes)
-        resume = f"{spec}: not loaded (no data here)"
-        defer(f"--resume {spec}: loading its checkpoint (it needs the data's model)")
+    if spec and ensemble:
+        resume = f"{spec}: {check_members_resume_without_data(cfg, settings, plan, path)}"
+    elif spec:
+        said, chosen = resume_found_without_model(cfg, path, spec)
+        resume = f"{spec}: {said}"
+        if chosen:  # (a checkpoint loads into the model, which needs the data's shapes)
+            defer(f"--resume {spec}: loading its checkpoint into the model (it needs the data's model; chosen and "
+                  "read here: checksums)")
     return {"config": name, "model": _as_dict(cfg.model).get("name"), "data": "not loaded (no data file here)",
             "ranks": comm.size, "members": members, "groups": groups, "global_batch": int(d.batch_size),
             "per_rank_batch": int(d.batch_size) // group_size, "epochs": int(t.epochs), "steps_per_epoch": None,

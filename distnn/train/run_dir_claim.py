@@ -31,8 +31,24 @@ def check_writable(path: str) -> bool:
     except OSError as e:
         if created and os.path.isdir(path):
             shutil.rmtree(path, ignore_errors=True)
-        raise RunDirError(f"output directory {path!r} is not writable: {e.strerror or e}") from None
+        # (a path under a file: said as check_run_dir says it, not as the OS's "Not a directory")
+        raise RunDirError(f"output directory {path!r} is not writable: "
+                          f"{_under_a_file(path) or e.strerror or e}") from None
     return created
+
+
+def _nearest_existing(path: str) -> str:
+    """``path`` made absolute, or its nearest parent that exists: where a missing ``path`` would be made."""
+    parent = os.path.abspath(path)
+    while not os.path.exists(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)
+    return parent
+
+
+def _under_a_file(path: str) -> str | None:
+    """Why ``path`` cannot be made, when what it would be made in is not a directory (a file); else None."""
+    parent = _nearest_existing(path)
+    return None if os.path.isdir(parent) else f"{parent!r} is not a directory"
 
 
 def checkpoint_not_run(path: str) -> str | None:
@@ -131,12 +147,9 @@ def _would_be_writable(path: str) -> bool:
     if os.path.exists(path) and not os.path.isdir(path):
         raise RunDirError(f"output directory {path!r} exists and is not a directory")
     created = not os.path.exists(path)
-    parent = os.path.abspath(path)
-    while not os.path.exists(parent) and os.path.dirname(parent) != parent:
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise RunDirError(f"output directory {path!r} is not writable: {parent!r} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if _under_a_file(path):
+        raise RunDirError(f"output directory {path!r} is not writable: {_under_a_file(path)}")
+    if not os.access(_nearest_existing(path), os.W_OK | os.X_OK):
         raise RunDirError(f"output directory {path!r} is not writable: Permission denied")
     return created
 
