@@ -73,10 +73,7 @@ def _lifetime(name, op, pack):
 def test_the_graph_keeps_the_users_tensor_alive_only_where_torchs_does(op, pack):
     (mine, memory), *grads = _lifetime("distnn", op, pack)
     (theirs, _), *their_grads = _lifetime("torch", op, pack)
-    if op == "leaky_relu_inplace" and pack == "itself":  # (distnn's node keeps a mask of its own, torch's the
-        assert (mine, theirs) == (False, True)         # result: see autograd/inplace.py; nothing more is held)
-    else:
-        assert mine == theirs
+    assert mine == theirs  # (leaky_relu_'s node keeps its result, the tensor itself, as torch's)
     assert memory == mine  # (the array too: nothing but pack_hook's result holds it)
     if pack != "itself":
         assert not mine
