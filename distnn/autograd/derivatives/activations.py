@@ -122,9 +122,11 @@ def _elu_of_result(node, g):
     if node.alpha < 0:
         raise RuntimeError(O.NEGATIVE_ELU_ALPHA)
     # (the result as a Tensor of this node: its derivative, input_scale * (result + alpha * scale), flows back
-    # through this node's own backward, as PyTorch's double backward of elu_backward on the result)
-    out = saved_output(node, node.out)
-    return (C.where(node.out <= 0, g * node.input_scale * (out + node.alpha * node.scale), g * node.scale),)
+    # through this node's own backward, as PyTorch's elu_double_backward of the result; which, as PyTorch's, takes
+    # none at the kink: a result of 0 is a constant there)
+    raw = node.out
+    out = C.where(raw < 0, saved_output(node, raw), raw)
+    return (C.where(raw <= 0, g * node.input_scale * (out + node.alpha * node.scale), g * node.scale),)
 
 
 @register(I.SiLUOfInput)
