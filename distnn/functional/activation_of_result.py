@@ -50,20 +50,24 @@ class EluOfResult(Function):
 
     def forward(self, x, alpha=1.0, scale=1.0, input_scale=1.0):
         xp = get_array_module(x)
-        m = xp.minimum(x, 0) * input_scale  # (<= 0: nothing overflows on the positive side)
+        m = xp.minimum(x, 0)  # (<= 0: nothing overflows on the positive side)
+        if input_scale != 1:  # (a product by 1 is exact: skipped, elu's and selu's case)
+            m *= input_scale
         self.alpha, self.scale, self.input_scale = alpha, scale, input_scale
-        # (the out-of-place node's arithmetic: the same values, bit for bit)
-        self.out = xp.where(x <= 0, (alpha * scale) * xp.expm1(m), x * scale)
+        # (the out-of-place nodes' arithmetic: the same values, bit for bit)
+        self.out = xp.where(x <= 0, (alpha * scale) * xp.expm1(m), x * scale if scale != 1 else x)
         return self.out
 
     def backward(self, g):
         if self.alpha < 0:
             raise RuntimeError(NEGATIVE_ELU_ALPHA)
         xp = get_array_module(g)
-        out = self.out
+        out, scale, input_scale = self.out, self.scale, self.input_scale
         # (result <= 0: x <= 0, and a NaN takes the positive side, as the out-of-place node; PyTorch's order of the
-        # products, (g * input_scale) * (result + alpha * scale), for its roundings)
-        return (xp.where(out <= 0, g * self.input_scale * (out + self.alpha * self.scale), g * self.scale),)
+        # products, (g * input_scale) * (result + alpha * scale), for its roundings; a product by 1 skipped)
+        slope = out + self.alpha * scale
+        return (xp.where(out <= 0, (g * input_scale if input_scale != 1 else g) * slope,
+                         g * scale if scale != 1 else g),)
 
 
 class CeluOfResult(EluOfResult):

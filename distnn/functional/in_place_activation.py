@@ -24,10 +24,10 @@ from ._elementwise_common import float_input
 def apply_activation(fn, x, inplace, *others, **params):
     """``fn.apply(x, *others, **params)``; with ``inplace=True`` and a Tensor ``x``, written into ``x`` (which is
     returned) with the node of ``fn.in_place_form`` (or ``fn``'s own) recorded."""
-    arg = float_input(x) if getattr(fn, "float_only", False) else x
+    arg = float_input(x) if fn.float_only else x
     if not inplace or not isinstance(x, Tensor):
         return fn.apply(arg, *others, **params)
-    node_cls = getattr(fn, "in_place_form", None) or fn
+    node_cls = fn.in_place_form or fn
     with _inplace.deferring() as deferred:
         result = node_cls.apply(arg, *others, **params)
     return x._take_inplace(result, deferred)
