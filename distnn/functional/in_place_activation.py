@@ -10,7 +10,8 @@ PyTorch's in-place op saves something else than its out-of-place op's (``leaky_r
 a copy of the input made before the write, and nothing else), and under ``saved_tensors_hooks`` pack_hook sees what
 it saved: the tensor itself, or that copy, once. The form's node is packed after the write (``inplace.deferring``).
 
-``fn.float_only``: the op computes in floats only; an integer or bool input is computed in the default float dtype
+Both class attributes default on ``Function`` (None: the class's own node; False). ``fn.float_only``: the op
+computes in floats only; an integer or bool input is computed in the default float dtype
 (``float_input``, PyTorch's rule for a float function), which an in-place change then refuses to store.
 """
 from __future__ import annotations
