@@ -26,6 +26,7 @@ import sys
 import time
 import timeit
 
+import op_overhead_activations  # (this script's folder: relu/elu/silu/leaky_relu, with and without inplace)
 import op_overhead_functional  # (this script's folder: more rows, the functional forms' and the in-place methods')
 import op_overhead_inplace
 
@@ -82,7 +83,9 @@ def distnn_ops():
     return {**_ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, changed), **_spread_and_product_ops(*big),
             **op_overhead_functional.clamp_sort_lerp_rows(a, ag, lerp_backward),
             **op_overhead_inplace.tensor_rows(distnn.Tensor),
-            **_half_sum_ops(distnn.Tensor), **op_overhead_functional.tensor_rows(distnn, distnn.Tensor)}
+            **_half_sum_ops(distnn.Tensor), **op_overhead_functional.tensor_rows(distnn, distnn.Tensor),
+            **op_overhead_activations.tensor_rows(F, distnn.Tensor, lambda a: distnn.Tensor(a, requires_grad=True),
+                                                  ones)}
 
 
 def torch_ops():
@@ -121,7 +124,9 @@ def torch_ops():
             **_spread_and_product_ops(*big),
             **op_overhead_functional.clamp_sort_lerp_rows(a, ag, lerp_backward),
             **op_overhead_inplace.tensor_rows(torch.from_numpy),
-            **_half_sum_ops(torch.from_numpy), **op_overhead_functional.tensor_rows(torch, torch.from_numpy)}
+            **_half_sum_ops(torch.from_numpy), **op_overhead_functional.tensor_rows(torch, torch.from_numpy),
+            **op_overhead_activations.tensor_rows(F, torch.from_numpy, lambda a: torch.from_numpy(a).requires_grad_(),
+                                                  ones)}
 
 
 def _ops(a, b, ag, bg, x, xt, m1, m2, relu, mlp_step, steps, changed):
@@ -300,7 +305,7 @@ def numpy_ops():
     ops.update({"a.clamp(0, 1)": lambda: np.clip(a, 0, 1), "a.clamp(min=0) (grad)": lambda: np.maximum(a, 0),
                 "a.sort(-1)": sort, "lerp(a, b, 0.1) + backward": lerp_backward})
     return {**ops, **op_overhead_inplace.numpy_rows(), **op_overhead_functional.numpy_rows(),
-            **_half_sum_ops(lambda a: a, numpy_floor=True)}
+            **_half_sum_ops(lambda a: a, numpy_floor=True), **op_overhead_activations.numpy_rows()}
 
 
 def measure(ops, number, repeats, only=None, timer=timeit.default_timer):

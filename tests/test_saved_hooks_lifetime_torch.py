@@ -47,6 +47,8 @@ OPS = {
     "sigmoid_": lambda L, F, x, w: (lambda y: (y, y.sigmoid_().sum()))(x * w),
     "hardtanh_inplace": lambda L, F, x, w: (lambda y: (y, F.hardtanh(y, inplace=True).sum()))(x * w),
     "leaky_relu_inplace": lambda L, F, x, w: (lambda y: (y, F.leaky_relu(y, 0.1, inplace=True).sum()))(x * w),
+    "elu_inplace": lambda L, F, x, w: (lambda y: (y, F.elu(y, inplace=True).sum()))(x * w),
+    "silu_inplace": lambda L, F, x, w: (lambda y: (y, F.silu(y, inplace=True).sum()))(x * w),
     "dropout_inplace": lambda L, F, x, w: (lambda y: (y, F.dropout(y, 0.5, inplace=True).sum()))(x * w),
     "mul_": lambda L, F, x, w: (lambda y: (y, y.mul_(w).sum()))(x * 1.0),
 }
@@ -73,10 +75,7 @@ def _lifetime(name, op, pack):
 def test_the_graph_keeps_the_users_tensor_alive_only_where_torchs_does(op, pack):
     (mine, memory), *grads = _lifetime("distnn", op, pack)
     (theirs, _), *their_grads = _lifetime("torch", op, pack)
-    if op == "leaky_relu_inplace" and pack == "itself":  # (distnn's node keeps a mask of its own, torch's the
-        assert (mine, theirs) == (False, True)         # result: see autograd/inplace.py; nothing more is held)
-    else:
-        assert mine == theirs
+    assert mine == theirs  # (leaky_relu_'s node keeps its result, the tensor itself, as torch's)
     assert memory == mine  # (the array too: nothing but pack_hook's result holds it)
     if pack != "itself":
         assert not mine
@@ -114,6 +113,10 @@ INPLACE = {
     "relu_": lambda L, F, y: F.relu_(y),
     "hardtanh_inplace": lambda L, F, y: F.hardtanh(y, -0.5, 0.5, inplace=True),
     "threshold_inplace": lambda L, F, y: F.threshold(y, 0.1, 0.0, inplace=True),
+    "leaky_relu_inplace": lambda L, F, y: F.leaky_relu(y, 0.1, inplace=True),
+    "elu_inplace": lambda L, F, y: F.elu(y, inplace=True),
+    "silu_inplace": lambda L, F, y: F.silu(y, inplace=True),
+    "celu_": lambda L, F, y: F.celu_(y, 0.5),
     "exp_": lambda L, F, y: y.exp_(),
     "tanh_": lambda L, F, y: y.tanh_(),
     "exp_of_full_sum": lambda L, F, y: y.sum().exp(),  # (a 0-d result, saved: a tensor packed, as torch's)

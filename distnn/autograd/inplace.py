@@ -22,12 +22,11 @@ tensor stays the same Python object and takes the op's graph node. What keeps gr
   (``view_index``), worked out only here.
 
 Laxer than PyTorch, with the right gradients: ``t *= t`` (PyTorch refuses its backward: ``mul_``
-saved ``t`` as the other operand, which the op itself changed; distnn copied it first), and a change
-of ``x`` after ``leaky_relu``/``elu(x, inplace=True)`` (PyTorch's saves the result; distnn's node reads
-a mask of its own, and the input's version it noted is dropped when the write leaves it none of it).
+saved ``t`` as the other operand, which the op itself changed; distnn copied it first). The in-place activations
+record the nodes of PyTorch's in-place ops (``functional/in_place_activation.py``), so they refuse alike.
 
 Under ``graph.saved_tensors_hooks``, the node of an in-place op is packed after the steps above (the in-place
-methods and ``relu(x, inplace=True)``'s kind compute inside ``saved_hooks.deferring``), so its pack hooks see the
+methods and the activations' ``inplace=True`` compute inside ``saved_hooks.deferring``), so its pack hooks see the
 copy of the old value or the tensor itself, once, as PyTorch's; a node packed before is unpacked and packed
 again after the write (the graph never holds its arrays themselves). A node whose arrays were packed checks no
 version, as PyTorch's saved tensors with hooks do not (``saved_hooks.pack_node``).

@@ -4,14 +4,15 @@ from __future__ import annotations
 import math
 import warnings
 
-from distnn.autograd import inplace as _inplace
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.half_accumulate import widened
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from ._elementwise_common import _quiet
+from .activation_of_result import EluOfResult, LeakyReluOfResult
 from .elementwise import float_input
+from .in_place_activation import apply_activation
 from .log_softmax_rounding import log_softmax_values  # noqa: F401 - (importable from here too)
 from .out_common import unary_into_out as _unary_out
 
@@ -36,7 +37,8 @@ class ReLU(Function):
 
 class LeakyReLU(Function):
     torch_name = "LeakyReluBackward0"
-    reads = ((0,),)  # (its own mask; the input is what PyTorch's saves, see leaky_relu on inplace=True)
+    reads = ((0,),)  # (its own mask; the input is what PyTorch's saves, so both refuse the same changes)
+    in_place_form = LeakyReluOfResult  # (PyTorch's leaky_relu_ saves the result: activation_of_result)
 
     def forward(self, x, negative_slope=0.01):
         xp = get_array_module(x)
@@ -51,7 +53,8 @@ class LeakyReLU(Function):
 
 class ELU(Function):
     torch_name = "EluBackward0"
-    reads = ((0,),)  # (its own arrays; the input is what PyTorch's saves, see elu on inplace=True)
+    reads = ((0,),)  # (its own arrays; the input is what PyTorch's saves, so both refuse the same changes)
+    in_place_form = EluOfResult  # (PyTorch's elu_ saves the result: activation_of_result)
 
     def forward(self, x, alpha=1.0):
         xp = get_array_module(x)
@@ -243,36 +246,21 @@ class Dropout(Function):
         return g * self.mask, None  # no gradient for the mask
 
 
-def _in_place(x, compute, inplace: bool):
-    """``compute()``, the op's result; with PyTorch's ``inplace=True`` the input Tensor itself becomes the result
-    and is returned (its memory is overwritten when no graph records; while recording it takes the result's graph
-    node, as ``x += y``). An array passed in is left alone. Under saved_tensors_hooks the node ``compute`` records
-    is packed once ``x`` holds the result (``x`` itself goes to pack_hook where the node keeps the result), as
-    PyTorch packs ``relu_``'s: a copy packed before the write would leave the node holding the array."""
-    if not (inplace and isinstance(x, Tensor)):
-        return compute()
-    with _inplace.deferring() as deferred:
-        result = compute()
-    return x._take_inplace(result, deferred)
-
-
 def relu(x, inplace=False):
-    if not inplace:  # (the common call: no closure made)
-        return ReLU.apply(x)
-    return _in_place(x, lambda: ReLU.apply(x), inplace)
+    """max(x, 0). ``inplace=True``: ``x`` itself becomes the result (:func:`.in_place_activation.apply_activation`)."""
+    return apply_activation(ReLU, x, inplace)
 
 
 def leaky_relu(x, negative_slope=0.01, inplace=False):
-    """max(x, 0) + negative_slope * min(x, 0). With ``inplace=True`` distnn is laxer than PyTorch: a later
-    in-place change of ``x`` backpropagates (PyTorch's ``leaky_relu_`` saves its result and refuses), with
-    the right gradient, as backward reads a mask of its own."""
-    return _in_place(x, lambda: LeakyReLU.apply(x, negative_slope=negative_slope), inplace)
+    """max(x, 0) + negative_slope * min(x, 0). ``inplace=True``: PyTorch's ``leaky_relu_`` node, which keeps the
+    result (a later in-place change of ``x`` is refused at backward; a negative slope's backward is refused)."""
+    return apply_activation(LeakyReLU, x, inplace, negative_slope=negative_slope)
 
 
 def elu(x, alpha=1.0, inplace=False):
-    """x where x > 0, else alpha * (e^x - 1). ``inplace=True``: as :func:`leaky_relu`, a later in-place
-    change of ``x`` backpropagates, rightly (PyTorch's ``elu_`` refuses it)."""
-    return _in_place(x, lambda: ELU.apply(x, alpha=alpha), inplace)
+    """x where x > 0, else alpha * (e^x - 1). ``inplace=True``: PyTorch's ``elu_`` node, which keeps the result
+    (as :func:`leaky_relu`)."""
+    return apply_activation(ELU, x, inplace, alpha=alpha)
 
 
 def gelu(x, approximate="none"):
@@ -356,7 +344,7 @@ def dropout(x, p=0.5, training=True, inplace=False, *, generator=None, batch_dim
         mask = keep.astype(data.dtype) * data.dtype.type(1.0 / (1.0 - p))
         if xp.__name__ != "numpy":
             mask = xp.asarray(mask)
-    return _in_place(x, lambda: Dropout.apply(x, mask), inplace)
+    return apply_activation(Dropout, x, inplace, mask)
 
 
 def keep_mask(rng, shape, p, dtype=None, batch_dim=None):

@@ -15,8 +15,12 @@ from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
 from ._dims import wrap_dim
-from .activation import _LAST, Softmax, _in_place, _softmax_dim, sigmoid_array, softplus_array
+from .activation import _LAST, Softmax, _softmax_dim, sigmoid_array, softplus_array
+from .activation_of_input import SIXTH_F32 as _SIXTH_F32
+from .activation_of_input import HardsigmoidOfInput, HardtanhOfInput, MishOfInput, SiLUOfInput, ThresholdOfInput
+from .activation_of_result import CeluOfResult, EluOfResult
 from .elementwise import float_input
+from .in_place_activation import apply_activation
 from .rounding import real_sign
 
 # SELU's constants (Klambauer et al.), as PyTorch's to the digit
@@ -29,6 +33,7 @@ class SiLU(Function):
 
     torch_name = "SiluBackward0"
     reads = ((0,),)
+    float_only, in_place_form = True, SiLUOfInput  # (in place: PyTorch's silu_ keeps a copy of x alone)
 
     def forward(self, x):
         self.x, self.s = x, sigmoid_array(x)
@@ -44,6 +49,7 @@ class Mish(Function):
 
     torch_name = "MishBackward0"
     reads = ((0,),)
+    float_only, in_place_form = True, MishOfInput
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -61,6 +67,7 @@ class Hardtanh(Function):
 
     torch_name = "HardtanhBackward0"
     reads = ((0,),)
+    in_place_form = HardtanhOfInput  # (PyTorch's hardtanh_ keeps a copy of x, not a mask)
 
     def forward(self, x, min_val=-1.0, max_val=1.0):
         xp = get_array_module(x)
@@ -77,6 +84,7 @@ class Hardswish(Function):
 
     torch_name = "HardswishBackward0"
     reads = ((0,),)
+    float_only = True  # (in place too: it keeps x alone, as PyTorch's hardswish_)
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -89,14 +97,12 @@ class Hardswish(Function):
         return (xp.where(x <= -3, 0, xp.where(x < 3, g * (x / 3 + 0.5), g)),)
 
 
-_SIXTH_F32 = 0.1666666716337204  # float(numpy.float32(1 / 6))
-
-
 class Hardsigmoid(Function):
     """relu6(x + 3) / 6. Gradient 1/6 strictly inside (-3, 3), else 0 (PyTorch's)."""
 
     torch_name = "HardsigmoidBackward0"
     reads = ((0,),)
+    float_only, in_place_form = True, HardsigmoidOfInput
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -116,6 +122,7 @@ class ScaledELU(Function):
 
     torch_name = "EluBackward0"
     reads = ((0,),)
+    float_only, in_place_form = True, EluOfResult  # (in place: PyTorch's selu_ keeps the result)
 
     def forward(self, x, alpha=1.0, scale=1.0, input_scale=1.0):
         xp = get_array_module(x)
@@ -134,6 +141,7 @@ class ScaledELU(Function):
 
 class CELU(ScaledELU):
     torch_name = "CeluBackward0"  # (selu is PyTorch's elu node, with its scales; celu a node of its own)
+    in_place_form = CeluOfResult
 
 
 class Softsign(Function):
@@ -199,6 +207,7 @@ class Threshold(Function):
 
     torch_name = "ThresholdBackward0"
     reads = ((0,),)
+    in_place_form = ThresholdOfInput
 
     def forward(self, x, threshold=0.0, value=0.0):
         xp = get_array_module(x)
@@ -261,19 +270,19 @@ class PReLU(Function):
 # ---------------------------------------------------------------- the functions (PyTorch's signatures)
 def silu(input, inplace=False):
     """x * sigmoid(x)."""
-    return _in_place(input, lambda: SiLU.apply(float_input(input)), inplace)
+    return apply_activation(SiLU, input, inplace)
 
 
 def mish(input, inplace=False):
     """x * tanh(softplus(x))."""
-    return _in_place(input, lambda: Mish.apply(float_input(input)), inplace)
+    return apply_activation(Mish, input, inplace)
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """clamp(x, min_val, max_val), gradient 0 at and beyond the bounds."""
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
-    return _in_place(input, lambda: Hardtanh.apply(input, min_val=min_val, max_val=max_val), inplace)
+    return apply_activation(Hardtanh, input, inplace, min_val=min_val, max_val=max_val)
 
 
 def relu6(input, inplace=False):
@@ -283,24 +292,24 @@ def relu6(input, inplace=False):
 
 def hardswish(input, inplace=False):
     """x * relu6(x + 3) / 6."""
-    return _in_place(input, lambda: Hardswish.apply(float_input(input)), inplace)
+    return apply_activation(Hardswish, input, inplace)
 
 
 def hardsigmoid(input, inplace=False):
     """relu6(x + 3) / 6."""
-    return _in_place(input, lambda: Hardsigmoid.apply(float_input(input)), inplace)
+    return apply_activation(Hardsigmoid, input, inplace)
 
 
 def selu(input, inplace=False):
     """scale * (max(0, x) + min(0, alpha * (e^x - 1))) with PyTorch's alpha and scale."""
-    return _in_place(input, lambda: ScaledELU.apply(float_input(input), alpha=SELU_ALPHA, scale=SELU_SCALE), inplace)
+    return apply_activation(ScaledELU, input, inplace, alpha=SELU_ALPHA, scale=SELU_SCALE)
 
 
 def celu(input, alpha=1.0, inplace=False):
     """max(0, x) + min(0, alpha * (e^(x / alpha) - 1))."""
     if alpha == 0:
         raise ValueError("celu: alpha cannot be 0")
-    return _in_place(input, lambda: CELU.apply(float_input(input), alpha=alpha, input_scale=1.0 / alpha), inplace)
+    return apply_activation(CELU, input, inplace, alpha=alpha, input_scale=1.0 / alpha)
 
 
 def softsign(input):
@@ -327,7 +336,7 @@ def hardshrink(input, lambd=0.5):
 
 def threshold(input, threshold, value, inplace=False):  # noqa: A002 - PyTorch's names
     """x where x > threshold, else value."""
-    return _in_place(input, lambda: Threshold.apply(input, threshold=threshold, value=value), inplace)
+    return apply_activation(Threshold, input, inplace, threshold=threshold, value=value)
 
 
 def glu(input, dim=-1):

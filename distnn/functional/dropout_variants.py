@@ -22,7 +22,8 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
-from .activation import Dropout, _float_kind, _in_place, keep_mask
+from .activation import Dropout, _float_kind, keep_mask
+from .in_place_activation import apply_activation
 ALPHA_PRIME = 1.7580993408473766  # SELU's scale * alpha = -SELU(-inf): PyTorch's alpha in _dropout_impl
 
 
@@ -58,7 +59,7 @@ def _noise_dropout(x, p, training, inplace, generator, *, feature, alpha, batche
         raise RuntimeError(f"result type Float can't be cast to the desired output type {data.dtype} "
                            "(dropout of an integer tensor; convert it to a floating dtype first)")
     if p == 1.0:  # PyTorch's input * zeros({}): zeros, NaN stays NaN, no draw
-        return _in_place(x, lambda: Dropout.apply(x, xp.zeros((), dtype=data.dtype)), inplace)
+        return apply_activation(Dropout, x, inplace, xp.zeros((), dtype=data.dtype))
     from distnn import random as drandom
 
     rng = generator if generator is not None else drandom.default_generator()
@@ -79,11 +80,11 @@ def _noise_dropout(x, p, training, inplace, generator, *, feature, alpha, batche
         shift = (keep - 1) * data.dtype.type(ALPHA_PRIME * a) + data.dtype.type(ALPHA_PRIME * a * p)
         if xp.__name__ != "numpy":
             scale, shift = xp.asarray(scale), xp.asarray(shift)
-        return _in_place(x, lambda: AlphaDropout.apply(x, scale, shift), inplace)
+        return apply_activation(AlphaDropout, x, inplace, scale, shift)
     mask = keep * data.dtype.type(1.0 / (1.0 - p))
     if xp.__name__ != "numpy":
         mask = xp.asarray(mask)
-    return _in_place(x, lambda: Dropout.apply(x, mask), inplace)
+    return apply_activation(Dropout, x, inplace, mask)
 
 
 def dropout1d(input, p=0.5, training=True, inplace=False, *, generator=None):

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from distnn.autograd.function import Function
+from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
-from .activation import LeakyReLU, _float_kind, _in_place, unit_uniform
+from .activation import LeakyReLU, _float_kind, unit_uniform
+from .activation_of_result import NEGATIVE_LEAKY_SLOPE
+from .in_place_activation import apply_activation
 
 
 class RReLU(Function):
@@ -33,6 +35,32 @@ class RReLU(Function):
         return g * self.noise, None
 
 
+class RReLUOfResult(RReLU):
+    """rrelu_'s node (PyTorch's RreluWithNoiseBackward1), in training and in evaluation alike: it keeps the noise and
+    the result (the tensor itself, so a later in-place change of it is refused at backward). ``eval_slope``: the
+    fixed slope of evaluation, whose backward PyTorch refuses when negative (as ``leaky_relu_``'s)."""
+
+    torch_name = "RreluWithNoiseBackward1"
+    reads = ((OUTPUT,), ())
+
+    def forward(self, x, slopes, eval_slope=None):
+        self.eval_slope = eval_slope
+        self.out = super().forward(x, slopes)
+        return self.out
+
+    def backward(self, g):
+        slope = self.eval_slope
+        if slope is None:
+            return super().backward(g)
+        if slope < 0:
+            raise RuntimeError(NEGATIVE_LEAKY_SLOPE)
+        # (PyTorch's leaky_relu_backward of the result: a NaN takes the slope, where the noise would pass it)
+        return get_array_module(g).where(self.out > 0, g, g * slope), None
+
+
+RReLU.in_place_form = RReLUOfResult
+
+
 def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, *, generator=None, batch_dim=None):
     """max(0, x) + a * min(0, x): ``a`` drawn uniformly from [lower, upper] per element while ``training``
     (note PyTorch's default ``training=False``), ``(lower + upper) / 2`` otherwise. ``generator``: a
@@ -47,7 +75,12 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, *,
         raise NotImplementedError(f"rrelu: not implemented for {data.dtype} tensors (PyTorch's neither); "
                                   "convert to a floating dtype first")
     if not training:
-        return _in_place(input, lambda: LeakyReLU.apply(input, negative_slope=(lower + upper) / 2), inplace)
+        slope = (lower + upper) / 2
+        if not (inplace and isinstance(input, Tensor)):
+            return LeakyReLU.apply(input, negative_slope=slope)
+        # (in place, PyTorch's node is rrelu_'s in evaluation too: the noise, the slope where x <= 0, is kept)
+        slopes = xp.full(data.shape, slope, dtype=data.dtype)
+        return apply_activation(RReLUOfResult, input, True, slopes, eval_slope=slope)
     from distnn import random as drandom
 
     rng = generator if generator is not None else drandom.default_generator()
@@ -55,7 +88,7 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, *,
     slopes = (lower + (upper - lower) * np.asarray(u, dtype=np.float64)).astype(data.dtype)
     if xp.__name__ != "numpy":
         slopes = xp.asarray(slopes)
-    return _in_place(input, lambda: RReLU.apply(input, slopes), inplace)
+    return apply_activation(RReLU, input, inplace, slopes)
 
 
 __all__ = ["rrelu"]

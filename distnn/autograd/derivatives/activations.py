@@ -1,6 +1,7 @@
 """Graph backwards of the activations of ``activation_more`` and ELU: ELU, SELU and CELU (:class:`ScaledELU`),
 SiLU, Mish, Hardtanh (and relu6), Hardswish, Hardsigmoid, Softsign, Tanhshrink, softshrink/hardshrink,
-threshold; and dropout (its mask reused: the double pass draws nothing).
+threshold; the nodes of their in-place forms (``activation_of_result``, ``activation_of_input``); and dropout (its mask
+reused: the double pass draws nothing).
 
 Each is its op's ``backward`` on Tensors. Where the op keeps a derived array rather than its input (ELU's
 exponential), :func:`recorded` gives that array a graph; the masks stay constants (derivative zero almost
@@ -11,10 +12,12 @@ from __future__ import annotations
 from distnn.autograd.function import Function
 from distnn.functional import activation as A
 from distnn.functional import activation_more as M
+from distnn.functional import activation_of_input as I
+from distnn.functional import activation_of_result as O
 from distnn.functional import elementwise_choice as C
 from distnn.functional import rounding as R
 
-from . import recorded, register, saved_input, zero_link
+from . import recorded, register, saved_input, saved_output, zero_link
 
 
 class _ScaledExp(Function):
@@ -104,3 +107,43 @@ def _threshold(node, g):
 @register(A.Dropout)
 def _dropout(node, g):
     return g * node.mask, None  # (the forward's mask, a constant: no new draw)
+
+
+# ---------------------------------------------------------------- the in-place forms' nodes
+@register(O.LeakyReluOfResult)
+def _leaky_relu_of_result(node, g):
+    if node.slope < 0:
+        raise RuntimeError(O.NEGATIVE_LEAKY_SLOPE)
+    return (zero_link(C.where(node.out > 0, g, g * node.slope), node, 0),)
+
+
+@register(O.EluOfResult)
+def _elu_of_result(node, g):
+    if node.alpha < 0:
+        raise RuntimeError(O.NEGATIVE_ELU_ALPHA)
+    # (the result as a Tensor of this node: its derivative, input_scale * (result + alpha * scale), flows back
+    # through this node's own backward, as PyTorch's elu_double_backward of the result; which, as PyTorch's, takes
+    # none at the kink: a result of 0 is a constant there)
+    raw = node.out
+    out = C.where(raw < 0, saved_output(node, raw), raw)
+    return (C.where(raw <= 0, g * node.input_scale * (out + node.alpha * node.scale), g * node.scale),)
+
+
+@register(I.SiLUOfInput)
+def _silu_of_input(node, g):
+    return _silu(node, g)
+
+
+@register(I.MishOfInput)
+def _mish_of_input(node, g):
+    return _mish(node, g)
+
+
+@register(I.HardtanhOfInput, I.ThresholdOfInput)
+def _stops_of_input(node, g):
+    return (zero_link(C.where(node.stops(), 0.0, g), node, 0),)
+
+
+@register(I.HardsigmoidOfInput)
+def _hardsigmoid_of_input(node, g):
+    return (zero_link(C.where(node.passes(), g * I.SIXTH_F32, 0.0), node, 0),)

@@ -15,13 +15,14 @@ import math
 from distnn.backend import get_array_module
 from distnn.functional import elementwise_choice as C
 from distnn.functional.activation_more import GLU, PReLU
+from distnn.functional.activation_of_result import NEGATIVE_LEAKY_SLOPE
 from distnn.functional.bilinear import Bilinear
 from distnn.functional.conv_transpose3d import ConvTranspose3d
 from distnn.functional.dropout_variants import AlphaDropout
 from distnn.functional.einsum import _Einsum, einsum
 from distnn.functional.embedding_bag import EmbeddingBagFunction
 from distnn.functional.join import concat
-from distnn.functional.rrelu import RReLU
+from distnn.functional.rrelu import RReLU, RReLUOfResult
 from distnn.functional.unpooling import MaxUnpool
 
 from . import register, saved_input, zero_link
@@ -166,6 +167,16 @@ def _max_unpool(node, g):
 @register(RReLU)
 def _rrelu(node, g):
     return zero_link(g * node.noise, node, 0), None
+
+
+@register(RReLUOfResult)
+def _rrelu_of_result(node, g):
+    slope = node.eval_slope
+    if slope is None:
+        return _rrelu(node, g)
+    if slope < 0:
+        raise RuntimeError(NEGATIVE_LEAKY_SLOPE)
+    return zero_link(C.where(node.out > 0, g, g * slope), node, 0), None
 
 
 @register(AlphaDropout)
