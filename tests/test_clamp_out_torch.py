@@ -3,11 +3,10 @@ an empty ``out`` resized silently and one with elements resized with PyTorch's w
 two overloads (number bounds: ``out``'s dtype must be the result's; Tensor bounds: the result cast where PyTorch
 casts), the refusal of ``out=`` while an argument requires grad in grad mode, and the order PyTorch checks in
 (parser, autograd, op, kernel), each with PyTorch's exception type and message."""
-import warnings
-
 import numpy as np
 import pytest
 import torch
+from torch_outcome import both
 
 import distnn
 
@@ -26,18 +25,10 @@ def _dtype(L, name):
 
 
 def _outcome(run):
-    """``run(L)`` in torch and in distnn: (result values, dtype name, out's identity kept, warnings) or the error."""
-    seen = []
-    for L in (torch, distnn):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                result, out = run(L)
-                seen.append(("ok", _np(result).tolist(), str(result.dtype).split(".")[-1], result is out,
-                             tuple(out.shape), [str(w.message)[:60] for w in caught]))
-            except Exception as error:  # noqa: BLE001 - the exception is what is compared
-                seen.append(("error", type(error).__name__, str(error)))
-    return seen
+    """``run(L)`` in torch and in distnn (:func:`torch_outcome.both`): the result's and out's states (dtype, shape,
+    values bitwise), out returned and the warnings (category, text, the file they point at), or the error's type
+    (its own, not only its builtin kind) and message."""
+    return both(run, exact_type=True)
 
 
 def _bounds(rng, kind):

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from torch_outcome import both
 
 import distnn
 
@@ -24,29 +25,11 @@ def _np(t):
     return t.detach().numpy() if hasattr(t, "detach") else np.asarray(t)
 
 
-def _state(t):
-    """A tensor's dtype, shape, strides and values (bytes: compared bitwise)."""
-    return str(t.dtype).split(".")[-1], tuple(t.shape), tuple(t.stride()), np.ascontiguousarray(_np(t)).tobytes()
-
-
-def _builtin_kind(error) -> str:
-    return next(c.__name__ for c in type(error).__mro__ if c.__module__ == "builtins")
-
-
 def _outcome(run):
-    """``run(L)`` in torch and in distnn: the result's and out's states, out returned and the warnings (text and
-    the file they point at), or the error's type and message."""
-    seen = []
-    for L in (torch, distnn):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                result, out = run(L)
-                seen.append(("ok", _state(result), result is out, _state(out),
-                             [(str(w.message).split(" (Triggered internally at")[0], w.filename) for w in caught]))
-            except Exception as error:  # noqa: BLE001 - the exception is what is compared
-                seen.append(("error", _builtin_kind(error), str(error)))
-    return seen
+    """``run(L)`` in torch and in distnn (:func:`torch_outcome.both`): the result's and out's states (strides
+    included), out returned and the warnings (category, text and the file they point at), or the error's type
+    and message."""
+    return both(run, strides=True)
 
 
 def _operands(case, seed, integral=True):
@@ -99,7 +82,7 @@ def test_resize_and_warning(case, shape):
 
     expected, got = _outcome(run)
     assert got == expected
-    assert got[0] == "ok" and all(filename == __file__ for _, filename in got[-1])
+    assert got[0] == "ok" and all(filename == __file__ for *_, filename in got[-1])
 
 
 @pytest.mark.parametrize("case", list(CASES))

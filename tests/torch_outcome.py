@@ -15,11 +15,13 @@ def _np(t):
     return t.detach().numpy() if hasattr(t, "detach") else np.asarray(t)
 
 
-def state(t):
-    """A tensor's dtype, shape and values (bytes: compared bitwise); anything else as it is."""
+def state(t, strides=False):
+    """A tensor's dtype, shape (with ``strides``: and strides) and values (bytes: compared bitwise); anything else
+    as it is."""
     if not hasattr(t, "shape"):
         return t
-    return str(t.dtype).split(".")[-1], tuple(t.shape), np.ascontiguousarray(_np(t)).tobytes()
+    layout = (tuple(t.shape), tuple(t.stride())) if strides else (tuple(t.shape),)
+    return str(t.dtype).split(".")[-1], *layout, np.ascontiguousarray(_np(t)).tobytes()
 
 
 def builtin_kind(error) -> str:
@@ -27,25 +29,26 @@ def builtin_kind(error) -> str:
     return next(c.__name__ for c in type(error).__mro__ if c.__module__ == "builtins")
 
 
-def outcome(run, L):
-    """``run(L)`` (returning a tensor, or ``(result, out)``) in library ``L``: what it gave and warned, or its
-    error's builtin type and message."""
+def outcome(run, L, strides=False, exact_type=False):
+    """``run(L)`` (returning a tensor, or ``(result, out)``) in library ``L``: what it gave (with ``strides``: the
+    tensors' strides too) and warned, or its error's builtin type (with ``exact_type``: its own type's name) and
+    message."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             value = run(L)
         except Exception as error:  # noqa: BLE001 - the exception is what is compared
-            return "error", builtin_kind(error), str(error)
+            return "error", type(error).__name__ if exact_type else builtin_kind(error), str(error)
     # (PyTorch's complex discard warning is once a process, in each library: whether a case sees it depends on the
     # cases run before it, so it is left out)
     noted = [(w.category.__name__, str(w.message).split(" (Triggered internally at")[0], w.filename) for w in caught
              if not str(w.message).startswith(DISCARD)]
     if isinstance(value, tuple) and len(value) == 2:
         result, out = value
-        return "ok", state(result), result is out, state(out), noted
-    return "ok", state(value), noted
+        return "ok", state(result, strides), result is out, state(out, strides), noted
+    return "ok", state(value, strides), noted
 
 
-def both(run):
-    """``run``'s outcome in torch, then in distnn."""
-    return outcome(run, torch), outcome(run, distnn)
+def both(run, **how):
+    """``run``'s outcome in torch, then in distnn (``how``: :func:`outcome`'s options)."""
+    return outcome(run, torch, **how), outcome(run, distnn, **how)

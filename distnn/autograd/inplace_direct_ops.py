@@ -15,6 +15,7 @@ import numpy as np
 from .grad_mode import _state as _grad_state
 from .inplace_direct import bind, number, records, same_array
 from .inplace_gate import _before_inplace_write
+from .sqrt_nan import sqrt_array
 
 
 def _unary(ufunc, kinds: str):
@@ -32,6 +33,17 @@ def _unary(ufunc, kinds: str):
         return t
 
     return write
+
+
+def _sqrt(t, data, args, kwargs):
+    """``Sqrt``: :func:`.sqrt_array` (PyTorch's NaN at a negative number), computed into a new array first: in
+    place, a negative number's NaN could not be told from a NaN that was there."""
+    if args or kwargs or data.dtype.kind != "f" or records(t):
+        return None
+    _before_inplace_write(t)
+    data[...] = sqrt_array(data)
+    t._bump_version()
+    return t
 
 
 def _relu(t, data, args, kwargs):
@@ -85,6 +97,8 @@ def _pow(t, data, args, kwargs):
     if type(exponent) is float and exponent == -0.5:  # (correctly rounded steps: any layout)
         np.sqrt(data, out=data)
         np.true_divide(1, data, out=data)
+    elif type(exponent) is float and exponent == 0.5:  # (sqrt, with PyTorch's NaN at a negative number)
+        data[...] = sqrt_array(data)
     elif data.flags.c_contiguous:
         operator.ipow(data, exponent)
     else:
@@ -220,7 +234,7 @@ def _lerp(t, data, args, kwargs):
 
 
 WRITERS = {
-    "neg_": _unary(np.negative, "fi"), "abs_": _unary(np.absolute, "fi"), "sqrt_": _unary(np.sqrt, "f"),
+    "neg_": _unary(np.negative, "fi"), "abs_": _unary(np.absolute, "fi"), "sqrt_": _sqrt,
     "exp_": _unary(np.exp, "f"), "log_": _unary(np.log, "f"), "tanh_": _unary(np.tanh, "f"), "relu_": _relu, "sigmoid_": _sigmoid, "pow_": _pow,
     "clamp_": _clamp(None), "clip_": _clamp(None), "clamp_min_": _clamp("min"), "clamp_max_": _clamp("max"), "copy_": _copy,
     "addcmul_": _addc(False), "addcdiv_": _addc(True), "lerp_": _lerp,

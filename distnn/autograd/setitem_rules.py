@@ -20,7 +20,12 @@ from distnn.functional.index_put_dtype import check_index_put_dtype
 
 from .complex_discard import discards_imaginary
 
-__all__ = ["beside", "refuse_unbroadcastable", "setitem_index"]
+__all__ = ["beside", "refuse_unbroadcastable", "number_value", "setitem_index"]
+
+# (the values PyTorch's ``x[index] = v`` takes besides a Tensor: Python's numbers, and numpy's integers by their
+# ``__index__``; numpy's float64 and complex128 are float and complex. A list is refused, and so are arrays and
+# numpy's other scalars, which distnn takes: see number_value)
+_NUMBER_TYPES = (int, float, complex, np.integer)
 
 # (PyTorch's legacy tensor type names, which ``expand``'s refusal prints)
 _TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16", "int64": "Long",
@@ -40,6 +45,33 @@ def _all_ints(index) -> bool:
     """Whether ``index`` (raw) is one int or a tuple of ints only: numpy's element, not a view."""
     items = index if isinstance(index, tuple) else (index,)
     return all(isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)) for i in items)
+
+
+def number_value(t, value):
+    """``value`` (not a Tensor) as PyTorch writes it into ``t``: a number as it is, but a complex number into a
+    real tensor its real part, refused where the imaginary part is not 0 (``value cannot be converted to type
+    float without overflow``); a list, a tuple, a string, None... refused (``can't assign a list to a
+    torch.FloatTensor``). An array (numpy's or cupy's, numpy's scalars included) is taken, as distnn always has:
+    they are distnn's own arrays (PyTorch refuses them; a host array into a GPU tensor is copied over,
+    :func:`beside`)."""
+    if isinstance(value, _NUMBER_TYPES):
+        if isinstance(value, complex) and t.dtype.kind not in "bc":
+            if value.imag:
+                raise RuntimeError(f"value cannot be converted to type {_C_NAMES.get(t.dtype.name, t.dtype.name)} "
+                                   "without overflow")
+            return value.real
+        return value
+    if hasattr(value, "dtype") and hasattr(value, "shape"):
+        return value
+    kind = type(value)
+    name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    device = "" if get_array_module(t.data) is np else "cuda."
+    raise TypeError(f"can't assign a {name} to a torch.{device}{_TYPE_NAMES.get(t.dtype.name, '')}Tensor")
+
+
+# (the C++ types PyTorch's number conversion names; float16's goes through double)
+_C_NAMES = {"float32": "float", "float64": "double", "float16": "double", "bfloat16": "double", "int64": "int64_t",
+            "int32": "int", "int16": "int16_t", "int8": "int8_t", "uint8": "uint8_t"}
 
 
 def setitem_index(t, index, value) -> tuple:

@@ -195,6 +195,8 @@ class TensorOperators:
                 if discards:
                     with silently_discarding(warn=discards == "warn"):
                         return self._write_at(index, value, original)
+            else:
+                value = number_value(self, value)
             self._write_at(index, value, original)
         except ValueError:  # (numpy's broadcast refusal: PyTorch's words instead)
             refuse_unbroadcastable(self, index, value)
@@ -374,11 +376,11 @@ def _bind_late() -> None:
     global _clamp_call, _pow_call, _rpow_operands
     global _functional_clamp_min, _functional_clamp_max
     global check_writable, write_index, write_result, wrap_dim, _before_inplace_write, deferring
-    global setitem_index, silently_discarding, refuse_unbroadcastable, _beside
+    global setitem_index, silently_discarding, refuse_unbroadcastable, number_value, _beside
     from .tensor import Tensor, _before_inplace_write
     from .versions import _note_index_versions
     from .complex_discard import silently_discarding
-    from .setitem_rules import beside as _beside, refuse_unbroadcastable, setitem_index
+    from .setitem_rules import beside as _beside, refuse_unbroadcastable, number_value, setitem_index
     from .dtype_rules import _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
     from .dtype_rules import refuse_bool_subtraction
     from .bool_pow import pow_call as _pow_call, rpow_operands as _rpow_operands

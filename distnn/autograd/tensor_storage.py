@@ -95,11 +95,12 @@ def resize_storage(t, size, stride):
     else on a new, larger storage that starts with a copy of the old one. Returns the old array when the storage
     moved (the tensors viewing it keep it: PyTorch grows a storage under its views, numpy cannot), else None.
     Neither refuses nor bumps the version counter: the caller's rules."""
-    from distnn.functional.as_strided import _storage_bytes, strided_view
+    from distnn.functional.as_strided import _storage_bytes, strided_view, writable_storage
     from distnn.functional.view_dtype import storage_offset
 
-    a = old = t.data
-    item, offset = a.dtype.itemsize, storage_offset(a)
+    old = t.data
+    item, offset = old.dtype.itemsize, storage_offset(old)
+    a = writable_storage(old)  # (an expanded tensor resized: its memory written as PyTorch's)
     need = offset + (1 + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else 0)
     have = _storage_bytes(a) // item
     moved = need > have

@@ -93,6 +93,16 @@ def strided_view(a, size, stride, offset):
     return np.asarray(_Interface(interface, a))
 
 
+def writable_storage(a):
+    """``a``, or where ``a`` is a numpy view that is read-only only for its geometry (an expanded tensor's: numpy's
+    broadcast views are read-only) of memory that is writable, the array whose memory it views: for a new
+    geometry of that memory (a resize) that PyTorch writes."""
+    if get_array_module(a) is not np or a.flags.writeable:
+        return a
+    root = storage_root(a)
+    return root if root.flags.writeable else a
+
+
 def _positions(xp, size, stride, offset):
     """The storage location of every element of the geometry, an integer array of shape ``size``."""
     pos = xp.full(tuple(size), offset, dtype=np.int64)

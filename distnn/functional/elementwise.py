@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from distnn.autograd.complex_grad import conj as _conj
 from distnn.autograd.dtype_rules import refuse_bool_negation, refuse_bool_subtraction
 from distnn.autograd.function import OUTPUT, Function
@@ -23,6 +25,7 @@ from .out_common import unary_into_out as _unary_out
 from .copy_ops import Cast, Clone, ToDevice, integer_cast
 from .elementwise_choice import Clip, Maximum, Minimum, Where, clamp, clamp_node, clip, maximum, minimum, where
 from .matrix_multiply import MatMul, matmul
+from .pow_forms import _c_pow, _integer_power, _number_pow, _rsqrt, sqrt_array  # noqa: F401 - (importable here)
 from .rounding import real_sign
 from .torch_layout import torch_layout
 
@@ -194,46 +197,6 @@ class Pow(Function):
         return ga, gb
 
 
-def _c_pow(xp, a, b):
-    """C's ``pow``, which PyTorch's pow(Tensor, Tensor) computes: numpy's power takes ``sqrt`` for an exponent
-    0.5 that it broadcasts (a 0-d one, or of size 1), which differs from ``pow`` at -0.0 (``pow``: +0.0) and at
-    -inf (``pow``: +inf); those are put right, ``|a|`` there."""
-    out = xp.power(a, b)
-    if getattr(out, "dtype", None) is not None and out.dtype.kind == "f" and bool(xp.any(b == 0.5)):
-        fix = (b == 0.5) & ((a == 0) | (a == -xp.inf))
-        out = xp.where(fix, xp.abs(xp.asarray(a)).astype(out.dtype), out)
-    return out
-
-
-def _rsqrt(a):
-    """``a ** -0.5`` as PyTorch computes it for a number exponent (``rsqrt``, ``1 / sqrt(a)``: -inf at -0.0, where
-    C's pow gives +inf), also in ``x ** 0.5``'s gradient. An integer tensor: its pow."""
-    if a.dtype.kind != "f":
-        return a**-0.5
-    return 1 / get_array_module(a).sqrt(a)
-
-
-def _number_pow(a, b):
-    """``a ** b`` for a number ``b``, as PyTorch's pow(Tensor, Scalar): sqrt/rsqrt for 0.5/-0.5, but C's pow for
-    float16 (+0.0/+inf, ``|a|``'s results, at -0.0 and -inf: sqrt's are -0.0/NaN)."""
-    half = isinstance(b, float) and (b == 0.5 or b == -0.5)
-    if half and getattr(a, "dtype", None) == "float16":
-        xp = get_array_module(a)
-        a = xp.where((a == 0) | (a == -xp.inf), xp.abs(a), a)
-    return _rsqrt(a) if half and b == -0.5 else a**b
-
-
-def _integer_power(a, b):
-    """``a ** b`` of integers with some ``b`` negative, as PyTorch computes it: 1 ** b is 1, (-1) ** b is
-    -1 for odd b, 1 for even, any other base (0 too) gives 0 (the truncated 1 / a ** -b)."""
-    xp = get_array_module(a if hasattr(a, "dtype") else b)
-    a, b = xp.asarray(a), xp.asarray(b)
-    out = a ** xp.maximum(b, 0)
-    minus_one = 1 - 2 * (b & 1)  # (-1) ** b
-    small = xp.where(a == 1, 1, xp.where(a == -1, minus_one, 0)).astype(out.dtype)
-    return xp.where(b < 0, small, out)
-
-
 class PowConstant(Pow):
     """``a ** c`` with a constant exponent (``x ** 2``): its gradient reads ``a`` only, as PyTorch's."""
 
@@ -319,9 +282,7 @@ class Sqrt(Function):
     supports_complex, conj_saved = True, ("out",)
 
     def forward(self, a):
-        xp = get_array_module(a)
-        with _quiet(xp):  # (sqrt(-1) = NaN, as PyTorch's, without numpy's warning)
-            self.out = xp.sqrt(a)
+        self.out = sqrt_array(a)  # (sqrt(-1) = NaN with PyTorch's sign, without numpy's warning)
         return self.out
 
     def backward(self, g):
@@ -337,8 +298,11 @@ class Abs(Function):
 
     def forward(self, a):
         xp = get_array_module(a)
+        kind = a.dtype.kind
+        if kind == "b":  # (PyTorch's abs kernel has no bool loop)
+            raise NotImplementedError(f"\"abs_{'cpu' if xp is np else 'cuda'}\" not implemented for 'Bool'")
         # (the gradient is PyTorch's grad * sgn(a): 0 at NaN for a real a, where numpy's sign gives NaN)
-        self.sign = real_sign(xp, a) if a.dtype.kind == "f" else xp.sign(a)
+        self.sign = real_sign(xp, a) if kind == "f" else xp.sign(a)
         return xp.abs(a)
 
     def backward(self, g):
@@ -395,5 +359,6 @@ def abs(a, *, out=None):  # noqa: A001
         return Abs.apply(a)
     from .out_common import pointwise_into_out
 
-    complex_input = getattr(a, "dtype", None) is not None and a.dtype.kind == "c"
-    return pointwise_into_out("abs", Abs.apply, out, a, exact_dtype=not complex_input)
+    kind = a.dtype.kind if getattr(a, "dtype", None) is not None else None
+    return pointwise_into_out("abs", Abs.apply, out, a, exact_dtype=kind != "c",
+                              result_dtype="bool" if kind == "b" else None)  # (refused by its kernel after out's)

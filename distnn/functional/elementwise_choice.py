@@ -234,6 +234,31 @@ def _kind(x) -> str:
     return "f" if dtype is None else np.dtype(dtype).kind
 
 
+_UINT8_WARNED = []  # (PyTorch warns of a uint8 condition once a process)
+
+
+def check_condition(dtype) -> None:
+    """PyTorch's rule for ``where``'s condition of ``dtype``: bool, or uint8 (deprecated: warned once a process);
+    any other is refused."""
+    if dtype.kind == "b":
+        return
+    if dtype == np.uint8:
+        if not _UINT8_WARNED:
+            import warnings
+
+            from distnn._stacklevel import caller_stacklevel
+
+            _UINT8_WARNED.append(True)
+            warnings.warn("where received a uint8 condition tensor. This behavior is deprecated and will be removed "
+                          "in a future version of PyTorch. Use a boolean condition instead.", UserWarning,
+                          stacklevel=caller_stacklevel())
+        return
+    from distnn.autograd.tensor_inplace_methods import torch_dtype_name
+
+    raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype "
+                       f"{torch_dtype_name(dtype)}")
+
+
 def where(cond, a, b, *, out=None):
     """Elementwise ``a`` where ``cond`` else ``b``; ``cond`` carries no gradient (a Tensor ``cond`` is
     version-checked like the other inputs: changing it in place before backward is an error). A MaskedTensor
@@ -243,6 +268,9 @@ def where(cond, a, b, *, out=None):
         from .where_out import where_into_out
 
         return where_into_out(where, cond, a, b, out)
+    dtype = getattr(cond, "dtype", None)
+    if dtype is not None and dtype.kind != "b":
+        check_condition(dtype)
     if getattr(a, "_is_masked_tensor", False) or getattr(b, "_is_masked_tensor", False):
         from distnn.masked.maskedtensor_ops import where as masked_where
 

@@ -20,8 +20,11 @@ product written into ``out``, with PyTorch 2.13's rules, in its order (``mm`` wi
    Inputs of two dtypes are refused before the shapes are checked, each case in its kernel's words and order
    (``out`` against the first input's dtype, or the second's where PyTorch broadcasts into ``bmm``, then the
    inputs against each other);
-4. an ``out`` whose elements share memory (an expanded tensor) is refused; an ``out`` that is an input is fine
-   (the product is computed before it is written);
+4. an ``out`` of the result's shape whose elements share memory (an expanded tensor) is refused by the matrix
+   kernels (``mm``, a batch folded into one mm or mv, vector @ matrix's (1, n)); ``mv`` and ``bmm`` write it
+   element by element, the last value written to a location staying (:mod:`.out_shared`). One of another shape
+   is resized, which makes it contiguous. An ``out`` that is an input is fine (the product is computed before
+   it is written);
 5. the write (:mod:`.out_write`): ``out`` resized to the result's shape when it differs, with PyTorch's warning
    when it had elements. vector @ matrix is run by PyTorch as a (1, n) matrix product squeezed back, so ``out``
    warns unless it is empty or (1, n), even when it already has the result's shape (n,), and names [1, n].
@@ -38,7 +41,7 @@ from distnn.autograd.tensor_storage import _contiguous_strides, resize_storage
 
 from .clamp_out import refuse_grad_with_out
 from .out_common import check_out_argument
-from .out_overlap import check_out_overlap
+from .out_overlap import _has_internal_overlap, check_out_overlap
 from .out_write import resize_out, warn_resized, write_into_out, write_resized
 
 __all__ = ["matmul_into_out", "sparse_mm_into_out"]
@@ -79,13 +82,16 @@ def matmul_into_out(compute, a, b, out, name: str = "matmul", parser_name: str |
     with no_grad():
         result = compute(a, b)
     _refuse_dtype(a, b, out)
-    check_out_overlap(out)  # (out's own overlap only: the product is computed before out is written)
     if a_dims == 1 and b_dims == 2:
         return _write_vector_matrix(out, result)
     if folded_mv:
+        if moved_from is None:
+            check_out_overlap(out)  # (out's own overlap: PyTorch's folded mv refuses an expanded out)
         write_resized(out, result.data, moved_from)
         return out
-    write_into_out(out, result.data)
+    # (mm's kernel refuses an expanded out of the result's shape, a batch folded into mm too; mv's and bmm's write)
+    by_mm = a_dims == 2 and b_dims == 2 or (a_dims or 0) >= 3 and b_dims == 2
+    write_into_out(out, result.data, shared=None if by_mm else "last")
     return out
 
 
@@ -192,8 +198,12 @@ def _write_vector_matrix(out, result) -> Tensor:
     row = (1, *result.shape)
     if tuple(out.shape) != row:
         warn_resized(out, row)
+    else:
+        check_out_overlap(out)  # (the (1, n) matrix product's kernel refuses an expanded out)
     will_write(out)
     shape = tuple(result.shape)
-    moved_from = None if tuple(out.shape) == shape else resize_storage(out, shape, _contiguous_strides(shape))
+    # (an out of the result's shape (n,) is resized to (1, n) first: an expanded one is made contiguous)
+    kept = tuple(out.shape) == shape and not _has_internal_overlap(out.data)
+    moved_from = None if kept else resize_storage(out, shape, _contiguous_strides(shape))
     write_resized(out, result.data, moved_from)
     return out

@@ -37,11 +37,13 @@ def check_out_argument(name: str, out) -> None:
         raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
 
 
-def pointwise_into_out(name: str, op, out, *inputs, grad_name: str | None = None, exact_dtype=False) -> Tensor:
+def pointwise_into_out(name: str, op, out, *inputs, grad_name: str | None = None, exact_dtype=False,
+                       result_dtype=None) -> Tensor:
     """``op(*inputs)`` (run without recording) written into ``out``, which is returned: a pointwise op's rules
     (see the module docstring). ``grad_name``: the name autograd's refusal gives, where it is not ``name`` (an
     alias's: ``multiply``'s is ``mul``). ``exact_dtype``: ``out`` must have the result's dtype (``neg``'s
-    structured kernel casts nothing: ``Found dtype Float but expected Long``)."""
+    structured kernel casts nothing: ``Found dtype Float but expected Long``). ``result_dtype``: the result's
+    dtype where ``op`` refuses the inputs' (``abs`` of bool), for ``out``'s dtype check, which comes first."""
     check_out_argument(name, out)
     refuse_grad_with_out(grad_name or name, out, *inputs)
     check_out_overlap(out, *inputs)
@@ -50,7 +52,7 @@ def pointwise_into_out(name: str, op, out, *inputs, grad_name: str | None = None
             result = op(*inputs)
         except Exception:
             # (PyTorch checks out's dtype before its kernel runs: an integer division by zero, say, comes after)
-            refuse_cast(_result_dtype(op, inputs), out.dtype, exact_dtype)
+            refuse_cast(result_dtype or _result_dtype(op, inputs), out.dtype, exact_dtype)
             raise
     refuse_cast(result.dtype, out.dtype, exact_dtype)
     if result.dtype != out.dtype and tuple(out.shape) != tuple(result.shape):
@@ -102,9 +104,11 @@ def join_into_out(name: str, compute, out, tensors, *, grad_name: str | None = N
     if not _can_cast(result.dtype, out.dtype):  # (cat's dtype check comes before its overlap check)
         raise TypeError(f"torch.cat(): input types can't be cast to the desired output type "
                         f"{torch_dtype_name(out.dtype)}")
-    check_out_overlap(out, *tensors, allow_alias=False)
     will_write(out)
-    write_resized(out, result.data, resize_out(out, tuple(result.shape)) if moved_from is None else moved_from)
+    if moved_from is None:  # (resized before the overlap checks, as PyTorch's: an expanded out is contiguous after)
+        moved_from = resize_out(out, tuple(result.shape))
+    check_out_overlap(out, *tensors, allow_alias=False)
+    write_resized(out, result.data, moved_from)
     return out
 
 

@@ -18,6 +18,8 @@ from distnn._stacklevel import caller_stacklevel
 from distnn.autograd.mutation_guard import will_write
 from distnn.autograd.tensor_storage import _contiguous_strides, resize_storage
 
+from .out_overlap import INTERNAL, _has_internal_overlap
+
 __all__ = ["resize_out", "warn_resized", "write_into_out", "write_resized"]
 
 
@@ -32,12 +34,25 @@ def warn_resized(out, shape) -> None:
                       "elements with t.resize_(0).", UserWarning, stacklevel=caller_stacklevel())
 
 
-def write_into_out(out, values, warning: str | None = None) -> None:
+def write_into_out(out, values, warning: str | None = None, shared=None) -> None:
     """``values`` (an array of the result's shape; cast to ``out``'s dtype, which the caller has checked) written
     into ``out``, resized first when its shape differs (see the module docstring); bumps ``out``'s version.
     ``warning``: the text to warn with on that resize instead of PyTorch's usual one (an op that resizes ``out``
-    on its own terms, as ``arange`` does), when ``out`` had elements."""
+    on its own terms, as ``arange`` does), when ``out`` had elements.
+
+    An ``out`` of the result's shape whose elements share memory (an expanded tensor; one of another shape is
+    resized, which makes it contiguous) is refused as PyTorch's ``copy_`` refuses it, unless ``shared`` says how
+    the op's kernel writes it (:func:`.out_shared.write_shared`: a ufunc combining the values that share a
+    location, or "last")."""
     will_write(out)
+    if tuple(out.shape) == tuple(values.shape) and not getattr(out.data.flags, "writeable", False) \
+            and _has_internal_overlap(out.data):
+        if shared is None:
+            raise RuntimeError(INTERNAL)
+        from .out_shared import write_shared
+
+        write_shared(out, values, None if shared == "last" else shared)
+        return
     moved_from = resize_out(out, tuple(values.shape), warning)
     write_resized(out, values, moved_from)
 
@@ -67,8 +82,8 @@ def write_resized(out, values, moved_from=None) -> None:
 def _write_back(moved, old) -> None:
     """The first elements of ``moved``'s (new, larger) storage copied into the storage ``old`` views, which they
     replace."""
-    from .as_strided import _storage_bytes, strided_view
+    from .as_strided import _storage_bytes, strided_view, writable_storage
 
     have = _storage_bytes(old) // old.dtype.itemsize
     if have:
-        strided_view(old, (have,), (1,), 0)[...] = strided_view(moved, (have,), (1,), 0)
+        strided_view(writable_storage(old), (have,), (1,), 0)[...] = strided_view(moved, (have,), (1,), 0)

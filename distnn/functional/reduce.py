@@ -18,6 +18,7 @@ from distnn.autograd.half_accumulate import accumulating_mean, accumulating_sum,
 from distnn.backend import get_array_module
 
 from ._dims import DimensionError, dim_or_axis
+from ._unset import EVERY_DIM, NO_OUT, NOT_KEPT
 from .torch_layout import row_major
 
 
@@ -114,6 +115,14 @@ def _refuse_empty_reduction(name, shape, axis):
             raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
 
 
+def _refuse_complex(name, a):
+    """PyTorch's refusal of a complex max/min: ``amax``/``amin``'s kernel by name (``max_values_cpu``), ``max()``'s
+    over every element (``max_all``)."""
+    kernel = {"amax": "max_values", "amin": "min_values"}.get(name)
+    kernel = f"{kernel}_{'cpu' if type(a).__module__.startswith('numpy') else 'cuda'}" if kernel else f"{name}_all"
+    raise NotImplementedError(f"\"{kernel}\" not implemented for '{_torch_name(a.dtype)}'")
+
+
 class _Extremum(Function):
     """max/min over axes; the gradient is shared evenly among tied extrema."""
 
@@ -121,6 +130,8 @@ class _Extremum(Function):
     nan_is_extremum = True  # (PyTorch's max()/min() gradient: a NaN result's gradient goes to the NaNs)
 
     def forward(self, a, axis=None, keepdims=False, name=None):
+        if a.dtype.kind == "c":  # (PyTorch's kernels have no complex case: numpy's would order by real part)
+            _refuse_complex(name or type(self).__name__.lower(), a)
         axes = _axes(axis, a.ndim)
         _refuse_empty_reduction(name or type(self).__name__.lower(), a.shape, axis)  # (name: amax's, amin's)
         out = self.reduce(a, axes)
@@ -175,13 +186,20 @@ def _every_dim_if_empty(dim):
     return None if isinstance(dim, (tuple, list)) and not dim else dim
 
 
-def sum(a, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None, out=None):  # noqa: A001
+def sum(a, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, axis=EVERY_DIM, keepdims=None,  # noqa: A001
+        out=NO_OUT):
     """``torch.sum``: integers and bools sum in int64; ``dtype`` casts the input first, as PyTorch's. ``out``: the
-    sum in ``out``'s dtype written into it, PyTorch's rules (:mod:`.reduce_out`)."""
-    axis, keepdims, _ = _resolve(dim, keepdim, axis, keepdims)
-    if out is not None:
-        from .reduce_out import sum_like_into_out
+    sum in ``out``'s dtype written into it, PyTorch's rules (:mod:`.reduce_out`); only beside a ``dim`` (or
+    ``axis``, even None: PyTorch's overload without one takes no ``out``, and is refused as its parser refuses it)."""
+    if out is not NO_OUT:
+        from .reduce_out import refuse_out_without_dim, sum_like_into_out
 
+        refuse_out_without_dim("sum", a, out, dim is EVERY_DIM and axis is EVERY_DIM,
+                               keepdim is not NOT_KEPT or dtype is not None or keepdims is not None)
+    if axis is EVERY_DIM:
+        axis = None
+    axis, keepdims, _ = _resolve(None if dim is EVERY_DIM else dim, keepdim, axis, keepdims)
+    if out is not NO_OUT and out is not None:
         return sum_like_into_out("sum", lambda x, in_dtype: sum(x, axis=axis, keepdims=keepdims, dtype=in_dtype),
                                  a, out, dtype)
     return (Sum if axis is None else SumDim).apply(_with_dtype(a, dtype), axis=axis, keepdims=keepdims, dtype=dtype)
@@ -255,6 +273,8 @@ def _extremum(cls, result, arg, a, dim, keepdim, axis, keepdims):
     axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
     if numpy_style or axis is None or not isinstance(axis, int):
         return cls.apply(a, axis=axis, keepdims=keepdims)  # (ties share the gradient, as PyTorch's amax)
+    if _dtype_of(a).kind == "c":
+        raise RuntimeError(f"{cls.__name__.lower()}(): does not support complex input")
     from distnn.autograd.tensor import Tensor
 
     from .indexing import TakeAlongReduced

@@ -15,6 +15,7 @@ from distnn.backend import get_array_module, unwrap
 from ._dims import wrap_dim
 from ._elementwise_common import _ALL_IGNORED, _FP_STATE
 from ._half_product import half_product
+from ._unset import EVERY_DIM, NO_OUT, NOT_KEPT
 from .elementwise import _quiet, float_input
 from .reduce import Max, Min, _axes, _accumulator, _every_dim_if_empty, _with_dtype
 from .torch_layout import row_major
@@ -131,12 +132,23 @@ def _others_product(xp, a, axis):
 
 
 @autocast_policy("float32")
-def prod(input, dim=None, keepdim=False, *, dtype=None, out=None):  # noqa: A002
+def prod(input, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, out=NO_OUT):  # noqa: A002
     """``torch.prod``: the product of every element, or over ``dim`` (an int), keeping it with ``keepdim``.
-    ``out``: the product in ``out``'s dtype written into it, PyTorch's rules (:mod:`.reduce_out`)."""
-    if dim is not None:
+    ``out``: the product in ``out``'s dtype written into it, PyTorch's rules (:mod:`.reduce_out`); only beside an
+    int ``dim`` (PyTorch's overload without one takes no ``out``: refused as its parser refuses it)."""
+    if out is not NO_OUT:
+        from .reduce_out import refuse_out_without_dim
+
+        refuse_out_without_dim("prod", input, out, dim is EVERY_DIM, keepdim is not NOT_KEPT or dtype is not None)
+        if dim is None:
+            raise TypeError("prod(): argument 'dim' (position 2) must be int, not NoneType")
+    if dim is EVERY_DIM:
+        dim = None
+    elif dim is not None:
         dim = wrap_dim(dim, unwrap(input).ndim, "prod")
-    if out is not None:
+    if keepdim is NOT_KEPT:
+        keepdim = False
+    if out is not NO_OUT and out is not None:
         from .reduce_out import sum_like_into_out
 
         return sum_like_into_out("prod", lambda x, in_dtype: prod(x, dim, keepdim, dtype=in_dtype), input, out,

@@ -5,14 +5,16 @@ argument requires grad, the refusal naming the op), the op's dtype rules, the re
 (resized to the result's shape, with PyTorch's deprecation warning when it had elements; an ``out`` of that shape
 keeps its strides) and ``out`` returned. The dtype rules differ by op:
 
-* ``sum``, ``prod``: the reduction runs in ``out``'s dtype, the input cast to it first (a float tensor summed
+* ``sum``, ``prod``: only beside a ``dim`` (PyTorch's overload without one takes no ``out``: refused in its
+  parser's words, :func:`refuse_out_without_dim`); the reduction runs in ``out``'s dtype, the input cast to it
+  first (a float tensor summed
   into an int64 ``out`` sums the truncated values; into a bool one it is an ``any``; a complex one into a real
   ``out`` warns PyTorch's discard warning, once a process); a ``dtype=`` other than ``out``'s is refused
   (``Expected out tensor to have dtype double, but got float instead``, C++'s names);
 * ``mean``: without dims (PyTorch's ``mean.dtype_out``), an input ``canCast`` cannot cast into ``out``'s dtype is
   refused first (``mean.dtype_out(): input types can't be cast to the desired output type Long``); an integer or
-  bool input (or ``dtype=``) is refused as without ``out``; an ``out`` whose elements share memory is refused
-  (PyTorch writes the sum into it first); then, as PyTorch's
+  bool input (or ``dtype=``) is refused as without ``out``; an ``out`` of the result's shape whose elements share
+  memory is refused (PyTorch writes the sum into it first); then, as PyTorch's
   ``sum_out(out, ...).div_(n)``: the sum in ``out``'s dtype is written into ``out``, which is divided in place:
   an integer or bool ``out`` keeps the sum and refuses the division
   (``result type Float can't be cast to the desired output type Long``); a complex input into a real ``out``
@@ -20,6 +22,8 @@ keeps its strides) and ``out`` returned. The dtype rules differ by op:
 * ``amax``, ``amin``: ``out`` must have the input's dtype (``Expected the dtype for input and out to match, but
   got Float for input's dtype and Double for out's dtype.``).
 
+An expanded ``out`` of the result's shape is written by ``sum``, ``prod``, ``amax`` and ``amin`` as PyTorch's
+kernels write it: each location it repeats gets the reduction of every result written there (:mod:`.out_shared`).
 As PyTorch's reduction kernels, none of these refuses an ``out`` that overlaps the input (PyTorch's values are
 then whatever its kernel's order of reads and writes gives; distnn reduces first and writes after).
 """
@@ -34,16 +38,33 @@ from distnn.autograd.tensor_inplace_methods import _can_cast, torch_dtype_name
 from distnn.backend import unwrap
 
 from .clamp_out import refuse_grad_with_out
-from .matmul_out import _cpp_name
+from .matmul_out import _cpp_name, _type_name
 from .out_common import check_out_argument
-from .out_overlap import INTERNAL, _has_internal_overlap
 from .out_write import write_into_out
 
-__all__ = ["extremum_into_out", "mean_into_out", "sum_like_into_out"]
+__all__ = ["extremum_into_out", "mean_into_out", "refuse_out_without_dim", "sum_like_into_out"]
 
 _MEAN_SIGNATURES = ("(Tensor input, *, torch.dtype dtype = None, Tensor out = None)",
                     "(Tensor input, tuple of ints dim, bool keepdim = False, *, torch.dtype dtype = None, "
                     "Tensor out = None)")
+# (sum's and prod's overloads: the one without dim takes no out)
+_SIGNATURES = {name: ("(Tensor input, *, torch.dtype dtype = None)",
+                      f"(Tensor input, {dim} dim, bool keepdim = False, *, torch.dtype dtype = None, Tensor out = None)")
+               for name, dim in (("sum", "tuple of ints"), ("prod", "int"))}
+
+
+def refuse_out_without_dim(name: str, a, out, dim_left_out: bool, more_given: bool) -> None:
+    """The parser's refusal of ``sum``/``prod`` given ``out`` (None included) with ``dim_left_out``: only the
+    overload with ``dim`` takes ``out``. With another argument given beside it (``keepdim``, ``dtype``), that
+    overload alone could match, and the refusal names the missing ``dim``; else neither matches."""
+    if not dim_left_out:
+        return
+    if more_given:
+        raise TypeError(f'{name}() missing 1 required positional arguments: "dim"')
+    got = f"{'Tensor' if isinstance(a, Tensor) else _type_name(a)}, "
+    got += f"out={'Tensor' if isinstance(out, Tensor) else _type_name(out)}"
+    raise TypeError(f"{name}() received an invalid combination of arguments - got ({got}), but expected one of:\n"
+                    + "".join(f" * {signature}\n" for signature in _SIGNATURES[name]))
 
 
 def sum_like_into_out(name: str, reduce, a, out, dtype) -> Tensor:
@@ -54,7 +75,8 @@ def sum_like_into_out(name: str, reduce, a, out, dtype) -> Tensor:
     _refuse_other_dtype(dtype, out)
     with no_grad():
         result = _reduce_in(reduce, a, out.dtype)
-    write_into_out(out, unwrap(result))
+    # (an expanded out: PyTorch's kernel reduces over the dims it repeats too)
+    write_into_out(out, unwrap(result), shared=np.add if name == "sum" else np.multiply)
     return out
 
 
@@ -84,9 +106,8 @@ def mean_into_out(reduce_sum, a, out, dim, keepdim, dtype, refuse_integral) -> T
                            f"{torch_dtype_name(out.dtype)}")
     refuse_integral(a, dtype)
     _refuse_other_dtype(dtype, out)
-    if _has_internal_overlap(out.data):
-        # (PyTorch's div_ refuses it after the sum is written into it; numpy cannot write an expanded array)
-        raise RuntimeError(INTERNAL)
+    # (an expanded out of the result's shape: PyTorch's div_ refuses it after the sum is written into it; distnn's
+    # write_into_out before. One of another shape is resized, contiguous)
     with no_grad():
         total = unwrap(_reduce_in(reduce_sum, a, out.dtype))
     if out.dtype.kind in "biu":
@@ -110,7 +131,7 @@ def extremum_into_out(name: str, reduce, a, out) -> Tensor:
                            f"input's dtype and {torch_dtype_name(out.dtype)} for out's dtype.")
     with no_grad():
         result = reduce(a)
-    write_into_out(out, unwrap(result))
+    write_into_out(out, unwrap(result), shared=np.maximum if name == "amax" else np.minimum)
     return out
 
 

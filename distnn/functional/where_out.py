@@ -30,6 +30,8 @@ def where_into_out(where, condition, a, b, out) -> Tensor:
     docstring)."""
     from distnn.dtypes import result_type
 
+    from .elementwise_choice import check_condition
+
     for position, (argument, name) in enumerate(zip((condition, a, b), ("condition", "input", "other"))):
         if not isinstance(argument, Tensor):
             raise TypeError(f"where(): argument '{name}' (position {position + 1}) must be Tensor, not "
@@ -39,9 +41,7 @@ def where_into_out(where, condition, a, b, out) -> Tensor:
     dtype = result_type(a, b)
     if dtype != out.dtype:
         raise RuntimeError(f"Expected out type to be {torch_dtype_name(dtype)} but got {torch_dtype_name(out.dtype)}")
-    if condition.dtype.kind != "b" and condition.dtype.name != "uint8":
-        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype "
-                           f"{torch_dtype_name(condition.dtype)}")
+    check_condition(condition.dtype)
     check_out_overlap(out, condition, a, b)
     with no_grad():
         result = where(condition, a, b)

@@ -165,6 +165,9 @@ def check_sparse_dense(mat1, mat2):
         raise RuntimeError(f"sparse.mm: mat2 must be a matrix, got a {mat2.ndim}-D tensor")
     if mat2.shape[0] != mat1.shape[1]:
         raise RuntimeError(f"addmm: Argument #3 (dense): Expected dim 0 size {mat1.shape[1]}, got {mat2.shape[0]}")
+    from .products import refuse_mixed_dtypes
+
+    refuse_mixed_dtypes(mat1, mat2)
 
 
 def addmm(mat, mat1, mat2, *, beta=1.0, alpha=1.0):

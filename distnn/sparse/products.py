@@ -216,9 +216,17 @@ def check_dense_sparse(mat1, mat2: SparseTensor):
     if mat1.shape[1] != mat2.shape[0]:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({mat1.shape[0]}x{mat1.shape[1]} and "
                            f"{mat2.shape[0]}x{mat2.shape[1]})")
-    if mat1.dtype != mat2.dtype:
-        raise RuntimeError(f"mm: expected mat1 and mat2 to have the same dtype, but got {mat1.dtype} != "
-                           f"{mat2.dtype}")
+    if mat1.dtype != mat2.dtype:  # (PyTorch's runs it as (sparse.t() @ dense.t()).t(): the sparse one's dtype first)
+        refuse_mixed_dtypes(mat2, mat1)
+
+
+def refuse_mixed_dtypes(sparse, dense) -> None:
+    """PyTorch's refusal of a sparse @ dense product whose dense operand has another dtype (no promotion)."""
+    if dense.dtype != sparse.dtype:
+        from distnn.autograd.tensor_inplace_methods import torch_dtype_name
+
+        raise RuntimeError(f"expected scalar type {torch_dtype_name(sparse.dtype)} but found "
+                           f"{torch_dtype_name(dense.dtype)}")
 
 
 def sparse_mm_sparse(mat1: SparseTensor, mat2: SparseTensor) -> SparseTensor:
@@ -230,6 +238,11 @@ def sparse_mm_sparse(mat1: SparseTensor, mat2: SparseTensor) -> SparseTensor:
     if mat1.shape[1] != mat2.shape[0]:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({mat1.shape[0]}x{mat1.shape[1]} and "
                            f"{mat2.shape[0]}x{mat2.shape[1]})")
+    if mat1.dtype != mat2.dtype:  # (no promotion, as PyTorch's)
+        from distnn.autograd.tensor_inplace_methods import torch_dtype_name
+
+        raise RuntimeError(f"mat1 dtype {torch_dtype_name(mat1.dtype)} does not match mat2 dtype "
+                           f"{torch_dtype_name(mat2.dtype)}")
     xp = get_array_module(mat1._idx)
     # Every pair (a, b) with mat1's column a equal to mat2's row b: mat2's entries sorted by row, then for
     # each entry of mat1 the run of mat2's entries in its column's row.
