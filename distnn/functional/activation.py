@@ -13,6 +13,7 @@ from distnn.backend import get_array_module
 from ._elementwise_common import _quiet
 from .elementwise import float_input
 from .log_softmax_rounding import log_softmax_values  # noqa: F401 - (importable from here too)
+from .softmax_rounding import softmax_other_axis_half
 from .out_common import unary_into_out as _unary_out
 
 
@@ -190,7 +191,8 @@ class Softplus(Function):
 
 class Softmax(Function):
     """Over ``axis``; a float16 input is exponentiated, summed and divided in float32 and rounded once, as
-    PyTorch's CPU kernel (its gradient too)."""
+    PyTorch's CPU kernel (its gradient too); over another axis than the last, some positions twice, as its
+    other-axis kernel (:mod:`.softmax_rounding`)."""
 
     torch_name = "SoftmaxBackward0"
     reads = ((OUTPUT,),)
@@ -199,6 +201,9 @@ class Softmax(Function):
         xp = get_array_module(x)
         if x.size == 0:  # (an empty tensor: empty, as PyTorch's; max would have no identity)
             self.out, self.axis = x.copy(), axis
+            return self.out
+        if x.dtype == "float16" and x.ndim > 1 and axis % x.ndim != x.ndim - 1:
+            self.out, self.axis = softmax_other_axis_half(xp, x, axis), axis
             return self.out
         wide = widened(x)
         with _quiet(xp):  # (a row whose maximum is infinite: inf - inf is NaN, as PyTorch's, without numpy's warning)
