@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from distnn.autograd.half_rounding import narrowed
+
 from ._elementwise_common import _quiet
 from .activation import log_softmax_values
 from .nll_cascade_sum import nll_total_weight
@@ -105,4 +107,4 @@ def _log_softmax_backward(xp, grad, logp):
     total = grad.astype(_F32).sum(axis=1, keepdims=True).astype(np.float64)
     with _quiet(xp):
         e = xp.exp(logp.astype(np.float64)).astype(_F32).astype(np.float64)
-        return (wide - e * total).astype(_F32).astype(grad.dtype)
+        return narrowed((wide - e * total).astype(_F32), grad.dtype)

@@ -17,9 +17,12 @@ import platform
 
 import numpy as np
 
+from distnn.autograd.half_rounding import to_half
+
 from ._elementwise_common import _quiet
 
 _F32 = np.float32
+HALF = np.dtype(np.float16)  # (a dtype compared with a dtype: ~25 ns; with the string "float16": ~240 ns)
 
 
 def softmax_other_axis_half(xp, x, axis):
@@ -32,11 +35,11 @@ def softmax_other_axis_half(xp, x, axis):
         # (float32 exp rounded from float64: within the last bit PyTorch's float32 exps keep, numpy's not)
         e = xp.exp((wide - wide.max(axis=1, keepdims=True)).astype(np.float64)).astype(_F32)
         total = e.sum(axis=1, keepdims=True)
-        out = (e / total).astype(np.float16)
+        out = to_half(e / total)
         vectorised = inner - inner % _half_lanes()
         if vectorised < inner:
-            tail = e[:, :, vectorised:].astype(np.float16).astype(_F32)
-            out[:, :, vectorised:] = (tail / total[:, :, vectorised:]).astype(np.float16)
+            tail = to_half(e[:, :, vectorised:]).astype(_F32)
+            out[:, :, vectorised:] = to_half(tail / total[:, :, vectorised:])
     return out.reshape(shape)
 
 
