@@ -6,6 +6,7 @@ import warnings
 
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.half_accumulate import widened
+from distnn.autograd.half_rounding import narrowed
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
@@ -14,6 +15,7 @@ from .activation_of_result import EluOfResult, LeakyReluOfResult
 from .elementwise import float_input
 from .in_place_activation import apply_activation
 from .log_softmax_rounding import log_softmax_values  # noqa: F401 - (importable from here too)
+from .softmax_rounding import HALF, softmax_other_axis_half
 from .out_common import unary_into_out as _unary_out
 
 
@@ -193,7 +195,8 @@ class Softplus(Function):
 
 class Softmax(Function):
     """Over ``axis``; a float16 input is exponentiated, summed and divided in float32 and rounded once, as
-    PyTorch's CPU kernel (its gradient too)."""
+    PyTorch's CPU kernel (its gradient too); over another axis than the last, some positions twice, as its
+    other-axis kernel (:mod:`.softmax_rounding`)."""
 
     torch_name = "SoftmaxBackward0"
     reads = ((OUTPUT,),)
@@ -203,16 +206,19 @@ class Softmax(Function):
         if x.size == 0:  # (an empty tensor: empty, as PyTorch's; max would have no identity)
             self.out, self.axis = x.copy(), axis
             return self.out
+        if x.dtype == HALF and x.ndim > 1 and axis % x.ndim != x.ndim - 1:
+            self.out, self.axis = softmax_other_axis_half(xp, x, axis), axis
+            return self.out
         wide = widened(x)
         with _quiet(xp):  # (a row whose maximum is infinite: inf - inf is NaN, as PyTorch's, without numpy's warning)
             e = xp.exp(wide - wide.max(axis=axis, keepdims=True))
         e /= e.sum(axis=axis, keepdims=True)
-        self.out, self.axis = e.astype(x.dtype, copy=False), axis
+        self.out, self.axis = narrowed(e, x.dtype), axis
         return self.out
 
     def backward(self, g):
         y, wide_g = widened(self.out), widened(g)
-        return ((y * (wide_g - (wide_g * y).sum(axis=self.axis, keepdims=True))).astype(g.dtype, copy=False),)
+        return (narrowed(y * (wide_g - (wide_g * y).sum(axis=self.axis, keepdims=True)), g.dtype),)
 
 
 class LogSoftmax(Function):
@@ -229,8 +235,7 @@ class LogSoftmax(Function):
     def backward(self, g):
         xp = get_array_module(g)
         wide_g = widened(g)
-        return ((wide_g - xp.exp(widened(self.out)) * wide_g.sum(axis=self.axis, keepdims=True)).astype(
-            g.dtype, copy=False),)
+        return (narrowed(wide_g - xp.exp(widened(self.out)) * wide_g.sum(axis=self.axis, keepdims=True), g.dtype),)
 
 
 class Dropout(Function):

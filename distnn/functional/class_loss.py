@@ -239,7 +239,8 @@ def cross_entropy(input, target, weight=None, ignore_index=IGNORE_INDEX, reducti
     (equal in 148 of 300); with class weights and ignored samples distnn's is within 2 units (the weighted sum
     and the weight total each rounded to float16 before the division), PyTorch's within 5. The two may then
     differ by a few units, PyTorch's being the less accurate. The float16 per-sample losses ('none') and the
-    gradients are PyTorch's, rounded where its composition rounds (``class_loss_half``).
+    gradients are PyTorch's, rounded where its composition rounds (``class_loss_half``): a weighted 'mean'
+    gradient divides by PyTorch's Half cascade total weight (``nll_cascade_sum``), not the forward's.
     """
     t = _raw(target)
     if getattr(t, "dtype", None) is not None and t.dtype.kind == "f" and tuple(t.shape) == tuple(input.shape):

@@ -11,14 +11,18 @@ PyTorch's chain in reverse: each gradient rounded to float16 where its autograd 
 ``log_softmax_backward`` in float32 on the float16 log-probabilities.
 
 'mean' and 'sum' add the per-sample losses in float32 and round once (distnn's own, see ``cross_entropy``);
-their gradients follow PyTorch's formulas with that same denominator.
+their gradients are PyTorch's: a weighted 'mean' divides the NLL term's gradient by PyTorch's own float16
+total weight (:mod:`.nll_cascade_sum`), the label-smoothing term's by the float32-accumulated one, as it does.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from distnn.autograd.half_rounding import narrowed
+
 from ._elementwise_common import _quiet
 from .activation import log_softmax_values
+from .nll_cascade_sum import nll_total_weight
 
 _F32 = np.float32
 
@@ -69,8 +73,11 @@ def half_backward(fn, xp, g):
     g_nll = (go * _F32(1 - eps)).astype(dtype) if eps else go
     g_smooth = (go * _F32(eps / C)).astype(dtype) if eps else None
     if fn.reduction == "mean":  # (grad / total weight in float16, as nll_loss_backward and DivBackward)
+        # (weighted: nll_loss divides by its own float16 cascade total; the smoothing term's divisor is a float16
+        # sum, float32 inside, as the forward's)
+        nll_denom = fn.denom if weight is None else nll_total_weight(xp, weight[t], fn.valid)
         with _quiet(xp):
-            g_nll = g_nll / fn.denom
+            g_nll = g_nll / nll_denom
             g_smooth = None if g_smooth is None else g_smooth / fn.denom
     grad = xp.zeros((M, C), dtype)
     if eps:  # smooth = -(logp * w).sum(1), ignored rows filled with 0: its gradient
@@ -79,7 +86,10 @@ def half_backward(fn, xp, g):
     at_target = -g_nll if weight is None else weight[t] * -g_nll
     if not fn.all_valid:
         at_target = xp.where(fn.valid, at_target, dtype.type(0))
-    grad[rows, t] += at_target
+    if eps:
+        grad[rows, t] += at_target
+    else:  # (written, not added: PyTorch's -0 where the divided gradient underflows, the total being inf)
+        grad[rows, t] = at_target
     if not fn.from_logits:
         return grad
     grad = _log_softmax_backward(xp, grad, logp)
@@ -97,4 +107,4 @@ def _log_softmax_backward(xp, grad, logp):
     total = grad.astype(_F32).sum(axis=1, keepdims=True).astype(np.float64)
     with _quiet(xp):
         e = xp.exp(logp.astype(np.float64)).astype(_F32).astype(np.float64)
-        return (wide - e * total).astype(_F32).astype(grad.dtype)
+        return narrowed((wide - e * total).astype(_F32), grad.dtype)

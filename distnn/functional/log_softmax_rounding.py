@@ -3,6 +3,7 @@ exponentials and its log in float16, the other-axis one in float32)."""
 from __future__ import annotations
 
 from distnn.autograd.half_accumulate import widened
+from distnn.autograd.half_rounding import narrowed
 
 from ._elementwise_common import _quiet
 
@@ -20,7 +21,7 @@ def log_softmax_values(xp, x, axis, kernel_axis_last=None):
         shifted = wide - wide.max(axis=axis, keepdims=True)
         total = xp.exp(shifted).sum(axis=axis, keepdims=True)
         log_total = _through(xp.log(_through(total, x.dtype)), x.dtype) if narrow else xp.log(total)
-    return (shifted - log_total).astype(x.dtype, copy=False)
+    return narrowed(shifted - log_total, x.dtype)
 
 
 def _through(a, dtype):
