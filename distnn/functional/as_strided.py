@@ -50,7 +50,10 @@ def _storage_bytes(a) -> int:
 
 def _overlaps(size, stride) -> bool:
     """Whether two positions of the geometry reach the same location (stride order: each stride past the span of
-    the dims inside it)."""
+    the dims inside it). An empty geometry reaches no location: it overlaps nothing, whatever its strides, as
+    PyTorch's empty views, which are writable (an in-place op on one is a no-op)."""
+    if 0 in size:
+        return False
     dims = sorted((s, n) for n, s in zip(size, stride) if n > 1)
     span = 0
     for s, n in dims:
