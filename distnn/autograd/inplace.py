@@ -38,12 +38,15 @@ overlap (an ``expand``); a view made under no_grad of a base that records, chang
 (``inplace_gate`` for a change that records nothing). Laxer: a piece of those ops whose base was changed in place
 is re-made from it (PyTorch refuses to use it then).
 
-Not supported while recording, refused with an error before anything is written: a tensor whose memory another
-live tensor sees through a view that is not element for element of its base (``real``/``imag`` of a complex
-tensor, ``view(dtype)``, ``as_strided`` beyond its input's elements, an expand of a 0-d tensor, a view of an
-expanded tensor): its graph node
-cannot be re-derived. ``detach()`` and ``Tensor(t)`` aliases are fine: they are cut from the graph, and see the
-new values as in PyTorch.
+Views that are not element for element of their base are re-made too, as PyTorch's: ``real``/``imag`` (and
+``view_as_real``) of a complex tensor among its parts, an ``expand`` of a 0-d tensor by broadcasting, ``as_strided``
+beyond its input's elements and a view of an expanded tensor from the base's base that holds their elements
+(``view_index``, ``versions._remap``). ``view(dtype)`` is cut from the graph (PyTorch's is not differentiable), as
+``detach()`` and ``Tensor(t)`` aliases are: they see the new values, as in PyTorch.
+
+Refused while recording, before anything is written (no case of PyTorch's is known to reach it): a tensor whose
+memory another live tensor of its graph sees through a view that no base up to the root holds element for element:
+its graph node cannot be re-derived.
 """
 from __future__ import annotations
 
@@ -84,9 +87,8 @@ def check_writable(t: Tensor) -> None:
     if _shared_with_another(root, _index_views_of(root)):
         raise RuntimeError(
             f"in-place operation on a tensor of shape {tuple(t.shape)} that shares its memory with another live "
-            "tensor through a view that is not element for element of its base (real/imag of a complex tensor, "
-            "view(dtype), as_strided beyond its input, an expand of a 0-d tensor, a view of an expanded tensor) while "
-            "recording gradients: "
+            "tensor through a view that is not element for element of its base (nor of any base up to the root) "
+            "while recording gradients: "
             "distnn cannot carry the change over to that view's graph. Write y = y + x instead, or drop the view "
             "first.")
 

@@ -123,12 +123,39 @@ def _view_chain(t: Tensor) -> list:
             return chain
         index = view[1]
         if index is REMAP:  # (made by a view op: worked out once, from the two arrays' memory)
-            index = memory_index(t.data, base.data)
-            if index is None:  # (no element-for-element view of its base: its change is refused, see inplace)
+            base, index = _remap(t, base)
+            if index is None:  # (no element-for-element view of its bases: its change is refused, see inplace)
                 return chain
-            t.__dict__["_view_of"] = (base, index)
         chain.append((t, base, index))
         t = base
+
+
+def _remap(t: Tensor, base: Tensor):
+    """``(base, index)`` of ``t``, a view op's view of ``base``, noted on ``t``: its index in ``base``, or, where its
+    elements are not elements of ``base`` (``as_strided`` beyond its input) or ``base`` sees an element twice (an
+    ``expand``), in the first base up the chain that holds them (PyTorch re-makes views from the root's storage).
+    ``(base, None)`` where there is none."""
+    up = base
+    while True:
+        index = memory_index(t.data, up.data)
+        if index is not None:
+            t.__dict__["_view_of"] = (up, index)
+            if up is not base and t._node is not None:
+                # (its node reaches ``base`` only, which lacks some of its elements (as_strided's backward drops the
+                # gradient of those): re-made from ``up``, as PyTorch's CopySlices routes the view's gradient into
+                # its root's whatever node made the view)
+                from distnn.functional.indexing import AsStridedBackward0
+
+                from .inplace import _take_node
+
+                node = AsStridedBackward0.apply(up, index=index)._node
+                if node is not None:
+                    _take_node(t, node)
+            return up, index
+        view = up.__dict__.get("_view_of")
+        up = view[0] if type(view) is tuple else view
+        if up is None or up._vc is not t._vc:
+            return base, None
 
 
 def _index_views_of(root: Tensor) -> list:

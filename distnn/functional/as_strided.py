@@ -160,6 +160,9 @@ def as_strided(input, size, stride, storage_offset=None):  # noqa: A002
     if t._vc is None or t._vc is not input._vc:  # (a view of locations outside the input's own: a view all the same)
         _share(input, t)
         t.__dict__["_is_view"] = True
+        t.__dict__["_view_of"] = input  # (its base: re-made from the base's base, see autograd/versions._remap)
+        if t._node is not None:
+            t._node.viewed_input = 0
     return t
 
 
