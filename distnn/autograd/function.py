@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import autocast_state as _autocast, complex_grad as _complex, saved_hooks as _saved
+from . import autocast_state as _autocast, complex_grad as _complex, saved_hooks as _saved, view_staleness as _stale
 from .float_errors import ALL_IGNORED as _ALL_IGNORED, FP_STATE as _FP_STATE
 from .grad_mode import _inference, _state
 from .tensor import _INFERENCE_SAVED, Tensor
@@ -207,6 +207,8 @@ class Function:
                 parents.append(None)
                 shapes.append(None)
             if any_needs:
+                if _stale.active:  # (one module read unless some view went stale: PyTorch's refusal to use it)
+                    _stale.check_inputs(inputs)
                 fn.needs_input_grad = needs = tuple(needs)
                 if cls.silences_float_warnings:
                     token = _set_fp_state(_ALL_IGNORED)
@@ -263,6 +265,8 @@ class Function:
         t = _make(out, None)
         if getattr(out, "base", None) is not None or _any_is(arrays, out):
             _link_views(t, out, inputs, arrays)  # (a view of an inference tensor is one: versions._share)
+            if not recording and "_view_of" in t.__dict__:  # (PyTorch's CreationMeta::NO_GRAD_MODE: view_staleness)
+                _stale.note_no_grad_view(t)
         if not recording and _inference.enabled and t._vc is None:
             t.__dict__["_inference"] = True  # PyTorch's inference tensor (a view of a normal one stays normal)
         return t

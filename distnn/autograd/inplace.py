@@ -74,7 +74,7 @@ def check_writable(t: Tensor) -> None:
     _refuse_multi_output_view(t, chain)
     for view, base, _ in chain:
         # (a view that records nothing of a base that does: made under no_grad, PyTorch's CreationMeta::NO_GRAD_MODE)
-        if base.requires_grad and not view.requires_grad:
+        if (base.requires_grad and not view.requires_grad) or "_no_grad_view" in view.__dict__:
             raise RuntimeError(NO_GRAD_VIEW)
     for x in (t, *(base for _, base, _ in chain)):
         if "_hook_view" in x.__dict__:  # (nn/module_backward_hooks.py: the hooks would miss the change)
@@ -204,7 +204,7 @@ def _root(t: Tensor) -> Tensor:
 
 def _adopt(t: Tensor, node) -> None:
     """``t``, whose memory was just written, takes ``node``; its bases and the indexing views of its root follow."""
-    from distnn.functional.indexing import AsStridedBackward0
+    from distnn.functional.indexing import AsStridedBackward0, ViewAsRealBackward0
     from distnn.functional.shape import CopySlices
 
     _take_node(t, node)
@@ -213,8 +213,11 @@ def _adopt(t: Tensor, node) -> None:
         _take_node(base, CopySlices.apply(base, written, index=index)._node)
         written = base
     for view in _index_views_of(written):  # (shallowest first: each base has its new node before its views)
+        if "_stale" in view.__dict__:  # (a piece or a no_grad view, refused from now on: see view_staleness)
+            continue
         base, index = view.__dict__["_view_of"]
-        _take_node(view, AsStridedBackward0.apply(base, index=index)._node)
+        remade = ViewAsRealBackward0 if "_remade_as" in view.__dict__ else AsStridedBackward0
+        _take_node(view, remade.apply(base, index=index)._node)
 
 
 def _take_node(t: Tensor, node) -> None:

@@ -149,6 +149,10 @@ class Tensor(TensorOperators, TensorOperatorsMore, TensorMethods, TensorPointwis
 
     @property
     def grad_fn(self):
+        if "_stale" in self.__dict__:  # (a piece of unbind/split... or a no_grad view whose memory changed since)
+            from .view_staleness import refuse_if_stale
+
+            refuse_if_stale(self)
         return self._node
 
     def backward(self, gradient=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:

@@ -151,11 +151,37 @@ def _remap(t: Tensor, base: Tensor):
                 node = AsStridedBackward0.apply(up, index=index)._node
                 if node is not None:
                     _take_node(t, node)
+                    _rebase_views_of(t, up, AsStridedBackward0, _take_node)
             return up, index
         view = up.__dict__.get("_view_of")
         up = view[0] if type(view) is tuple else view
         if up is None or up._vc is not t._vc:
             return base, None
+
+
+def _rebase_views_of(t: Tensor, up: Tensor, node_class, take_node) -> None:
+    """The live views made of ``t`` before :func:`_remap` gave it a node from ``up``: their nodes reach ``t``'s old one,
+    which drops the gradient of ``t``'s elements that its input lacks; each is re-made from ``up`` too."""
+    vc = t._vc
+    through_t = []  # (all found before any is re-based: a view of a view of ``t`` reaches it through the first)
+    for r in vc[_SHARERS]:
+        u = r()
+        if u is None or u is t or u._vc is not vc or u._node is None:
+            continue
+        view = u
+        while True:
+            link = view.__dict__.get("_view_of")
+            view = link[0] if type(link) is tuple else link
+            if view is None or view._vc is not vc:
+                break
+            if view is t:
+                through_t.append(u)
+                break
+    for u in through_t:
+        index = memory_index(u.data, up.data)
+        if index is not None:
+            u.__dict__["_view_of"] = (up, index)
+            take_node(u, node_class.apply(up, index=index)._node)
 
 
 def _index_views_of(root: Tensor) -> list:

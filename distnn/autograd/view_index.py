@@ -108,8 +108,11 @@ def mark_pieces(pieces, op: str):
     """``pieces`` are the views one call of ``op`` returns (``unbind``: "Unbind", ``split``/``chunk``: "Split",
     ``split_with_sizes``: "SplitWithSizes", PyTorch's names): an in-place change of one (or of a view of one) while
     recording is refused, as PyTorch's (``inplace.check_writable``). Returns ``pieces``."""
+    from .view_staleness import note_pieces
+
     for i, piece in enumerate(pieces):
         piece.__dict__["_multi_output"] = (i, op)
+    note_pieces(pieces)  # (and a piece used after its memory changed in place is refused, as PyTorch's)
     return pieces
 
 

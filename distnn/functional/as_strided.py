@@ -117,6 +117,7 @@ def _extent(*positions) -> int:
 class AsStrided(Function):
     """``as_strided``: a view of the input's storage; backward scatter-adds into the storage (PyTorch's)."""
 
+    torch_name = "AsStridedBackward0"
     saves_tensors = False
 
     def forward(self, a, size, stride, offset):

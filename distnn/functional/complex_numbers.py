@@ -229,7 +229,9 @@ def view_as_real(input):  # noqa: A002
     if x.dtype.kind != "c":
         raise RuntimeError("view_as_real is only supported for complex tensors")
     part = np.dtype(x.dtype.char.lower()) if x.dtype.char in "FD" else np.float64
-    return _AsReal.apply(x, part=part)
+    t = _AsReal.apply(x, part=part)
+    t.__dict__["_remade_as"] = "view_as_real"  # (re-made with that name after an in-place change: autograd/inplace)
+    return t
 
 
 def _as_pairs(a, part):

@@ -211,6 +211,13 @@ class AsStridedBackward0(GetItem):
     torch_name_of_call = None
 
 
+class ViewAsRealBackward0(AsStridedBackward0):
+    """The node of a ``view_as_real`` view re-derived from its complex base: PyTorch re-makes that one with its own
+    view function (no strides of the base's dtype can name it), so it keeps the op's name."""
+
+    torch_name = "ViewAsRealBackward0"
+
+
 class SetItem(Function):
     """``x[index] = v`` while recording: a copy of ``a`` with ``v`` written at ``index``.
 
