@@ -59,8 +59,9 @@ What is not compared, and why:
   distnn/autograd/inplace.py).
 * distnn's documented limitation (distnn/autograd/inplace.py): while recording, a tensor whose memory another
   live tensor sees through a view that no base up to the root holds element for element (no known case) is not
-  changed in place: it is refused before anything is written, where torch allows it; and so is an in-place change of the shape
-  (``t_``, ``squeeze_``, ``unsqueeze_``) of a tensor that another view sees (distnn/autograd/tensor_inplace_more.py).
+  changed in place: it is refused before anything is written, where torch allows it; and so is an in-place change of
+  the shape (``t_``, ``squeeze_``, ``unsqueeze_``) of a tensor that another view sees
+  (distnn/autograd/tensor_inplace_more.py).
   When distnn refuses with exactly one of those messages (``LIMITATIONS``) and torch allowed the step, the
   program stops there (the two are no longer in the same state); the no-grad programs cover those writes.
 

@@ -53,7 +53,7 @@ def _same(program):
     return ref
 
 
-# ------------------------------------------------------------------ views that are not element for element of their base
+# ------------------------------------------------------------ views that are not element for element of their base
 COMPLEX_VIEWS = {
     "real": lambda L, b: b.real,
     "imag": lambda L, b: b.imag,
@@ -187,7 +187,7 @@ def test_view_dtype_of_a_tensor_that_records_stays_out_of_the_graph_as_torch(to,
     _same(program)
 
 
-# ------------------------------------------------------------------ pieces of split/unbind used after their memory changed
+# ------------------------------------------------------------ pieces of split/unbind used after their memory changed
 PIECES = {"unbind": lambda t: t.unbind(0), "split": lambda t: t.split(1, 0), "chunk": lambda t: t.chunk(2, 0),
           "split_with_sizes": lambda t: t.split_with_sizes([1, 1], 0), "unbind-1": lambda t: t.unbind(1)}
 
@@ -302,7 +302,8 @@ def test_layout_of_a_batched_matmul_as_torch(case):
         if case == "mT-of-itself":
             out = a @ a.mT
         else:
-            p = L.tensor(np.arange(24.0).reshape(4, 3, 2), dtype=L.float64).permute(1, 0, 2)  # (3, 4, 2), batch dims not row-major
+            # (3, 4, 2), its batch dims not row-major
+            p = L.tensor(np.arange(24.0).reshape(4, 3, 2), dtype=L.float64).permute(1, 0, 2)
             q = L.tensor(np.arange(6.0).reshape(2, 3), dtype=L.float64)
             out = {"permuted-batch": lambda: p @ p.mT, "batch-and-matrix": lambda: p @ q,
                    "broadcast-batch": lambda: p.unsqueeze(0) @ q.expand(2, 1, 2, 3)}[case]()

@@ -264,9 +264,8 @@ class Function:
             out = fn.forward(*arrays, **params)
         t = _make(out, None)
         if getattr(out, "base", None) is not None or _any_is(arrays, out):
-            _link_views(t, out, inputs, arrays)  # (a view of an inference tensor is one: versions._share)
-            if not recording and "_view_of" in t.__dict__:  # (PyTorch's CreationMeta::NO_GRAD_MODE: view_staleness)
-                _stale.note_no_grad_view(t)
+            # (a view of an inference tensor is one: versions._share; one made under no_grad is noted: view_staleness)
+            _link_views(t, out, inputs, arrays, not recording)
         if not recording and _inference.enabled and t._vc is None:
             t.__dict__["_inference"] = True  # PyTorch's inference tensor (a view of a normal one stays normal)
         return t

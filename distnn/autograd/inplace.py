@@ -34,9 +34,9 @@ version, as PyTorch's saved tensors with hooks do not (``saved_hooks.pack_node``
 
 Refused as PyTorch refuses, before anything is written: a view of a leaf that requires grad; a piece of
 ``unbind``/``split``/``chunk``/``split_with_sizes`` (or a view of one) while recording; a tensor whose elements
-overlap (an ``expand``); a view made under no_grad of a base that records, changed with grad mode on
-(``inplace_gate`` for a change that records nothing). Laxer: a piece of those ops whose base was changed in place
-is re-made from it (PyTorch refuses to use it then).
+overlap (an ``expand``); a view made under no_grad (of a base that records or not), changed with grad mode on
+(``inplace_gate`` for a change that records nothing). Such a piece or no_grad view, once its memory was changed in
+place, is refused where an op that records takes it, or at ``grad_fn`` (``view_staleness``), as PyTorch's.
 
 Views that are not element for element of their base are re-made too, as PyTorch's: ``real``/``imag`` (and
 ``view_as_real``) of a complex tensor among its parts, an ``expand`` of a 0-d tensor by broadcasting, ``as_strided``

@@ -75,10 +75,11 @@ def _note_index_versions(t: Tensor, index) -> None:
         node.saved_versions = [*node.saved_versions, *extra]
 
 
-def _link_views(t: Tensor, out, inputs, arrays) -> None:
+def _link_views(t: Tensor, out, inputs, arrays, no_grad: bool = False) -> None:
     """An op's output ``t`` whose array ``out`` is an input's array or a view of it shares its counter; its
     node (when recorded) notes which input, so that an in-place change of ``t`` can find the node that made
-    that memory (``inplace._producers``)."""
+    that memory (``inplace._producers``). ``no_grad``: made under no_grad (PyTorch's CreationMeta::NO_GRAD_MODE,
+    see view_staleness: its memory is watched)."""
     base = getattr(out, "base", None)
     for i, a in enumerate(arrays):
         # (the common case, ``out`` a view of an array that owns its memory, is told by out's base alone)
@@ -92,6 +93,11 @@ def _link_views(t: Tensor, out, inputs, arrays) -> None:
                 t.__dict__["_view_of"] = x  # (the base alone: (base, REMAP) to _view_chain, no tuple made here)
                 if t._node is not None:
                     t._node.viewed_input = i
+                elif no_grad:  # (view_staleness.note_no_grad_view, inlined: the hot path of a view under no_grad)
+                    t.__dict__["_no_grad_view"] = True
+                    vc = t._vc
+                    if len(vc) == 3:
+                        vc.append(True)
             return
 
 

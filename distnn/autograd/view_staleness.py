@@ -43,10 +43,9 @@ def note_pieces(pieces) -> None:
 
 
 def note_no_grad_view(t) -> None:
-    """``t``, a view made under no_grad (``Function.apply``), of a dtype that may require grad: its memory is watched."""
-    if t.data.dtype.kind in "fc":
-        t.__dict__["_no_grad_view"] = True
-        _mark_memory(t)
+    """``t``, a view made under no_grad: its memory is watched (``Function.apply`` does the same, inlined)."""
+    t.__dict__["_no_grad_view"] = True
+    _mark_memory(t)
 
 
 def _kind(view):
@@ -61,8 +60,8 @@ def _kind(view):
                 return piece
             name = view._node.name() if view._node is not None else piece[1]
             return 0, re.sub(r"Backward\d*$", "", name)  # (PyTorch names the op that made the view of the piece)
-        if "_no_grad_view" in d:
-            return "no_grad"
+        if "_no_grad_view" in d:  # (of a dtype that may require grad: an integer view is no differentiable one)
+            return "no_grad" if view.data.dtype.kind in "fc" else None
         base = d.get("_view_of")
         base = base[0] if type(base) is tuple else base
         if base is None or base._vc is not t._vc:
@@ -74,14 +73,21 @@ def before_write(vc) -> None:
     """An in-place write of the memory counted by ``vc`` (with the fourth slot) is coming: the pieces and no_grad
     views that see it are stale from the version it makes."""
     global active
+    watched = False
     for r in vc[1]:
         view = r()
-        if view is None or view._vc is not vc or "_stale" in view.__dict__:
+        if view is None or view._vc is not vc:
+            continue
+        if "_stale" in view.__dict__:
             continue
         kind = _kind(view)
         if kind is not None:
             view.__dict__["_stale"] = (vc[0], kind)
             active = True
+        elif "_multi_output" in view.__dict__ or "_no_grad_view" in view.__dict__:
+            watched = True  # (a piece that records nothing, an integer no_grad view: may be viewed again)
+    if not watched:
+        del vc[_MARKED:]  # (no live view left to note: the next writes do not look)
 
 
 def _root(t):
