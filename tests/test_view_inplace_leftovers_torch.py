@@ -4,7 +4,7 @@ values of the tensors, the leaves' gradients (rtol 1e-12), the graph nodes' name
 and message, word for word).
 
 * views that are not element for element of their base: ``real``/``imag``/``view_as_real`` of a complex tensor,
-  an ``expand`` of a 0-d tensor, ``as_strided`` beyond its input's elements (within the storage), a view of an
+  ``view_as_complex`` of a real one, an ``expand`` of a 0-d tensor, ``as_strided`` beyond its input's elements (within the storage), a view of an
   expanded tensor, ``view(dtype)`` (cut from the graph in both);
 * a piece of ``unbind``/``split``/``chunk``/``split_with_sizes`` (or a view of one) used after its memory changed in
   place (refused, also when the change was made under no_grad);
@@ -89,7 +89,31 @@ def test_real_and_imag_of_a_complex_tensor_changed_in_place_as_torch(view, chang
     _same(program)
 
 
-@pytest.mark.parametrize("shape", [(3,), (2, 1), (2, 3), (1,)])
+@pytest.mark.parametrize("change", ["view-mul", "view-mul-tensor", "view-setitem", "base-mul", "row-of-view"])
+def test_view_as_complex_of_a_real_tensor_changed_in_place_as_torch(change):
+    def program(L):
+        x = L.tensor(np.arange(1.0, 9.0).reshape(4, 2) / 3.0, dtype=L.float64, requires_grad=True)
+        w = L.tensor(np.array([0.5, 2.0]), dtype=L.float64, requires_grad=True)
+        b = x * 2.0
+        c = L.view_as_complex(b)
+        if change == "view-mul":
+            c.mul_(0.5 + 1j)
+        elif change == "view-mul-tensor":
+            c.mul_(L.view_as_complex(w))
+        elif change == "view-setitem":
+            c[1] = L.view_as_complex(w * 3.0)
+        elif change == "base-mul":
+            b.mul_(w)
+        else:
+            c[2:].mul_(L.view_as_complex(w) * 1j)
+        loss = (b * b).sum() + (c * c.conj()).real.sum() * 0.5 + (c.real * c.imag).sum()
+        loss.backward()
+        return [_name(b), _name(c), _np(L, c), _np(L, x.grad), _np(L, w.grad)]
+
+    _same(program)
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 1), (2, 3), (1,)], ids=["3", "2x1", "2x3", "1"])
 @pytest.mark.parametrize("through", ["base", "sibling-view", "view-of-expand"])
 def test_expand_of_a_zero_dim_tensor_whose_base_changes_as_torch(shape, through):
     def program(L):

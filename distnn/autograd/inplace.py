@@ -204,7 +204,7 @@ def _root(t: Tensor) -> Tensor:
 
 def _adopt(t: Tensor, node) -> None:
     """``t``, whose memory was just written, takes ``node``; its bases and the indexing views of its root follow."""
-    from distnn.functional.indexing import AsStridedBackward0, ViewAsRealBackward0
+    from distnn.functional import indexing
     from distnn.functional.shape import CopySlices
 
     _take_node(t, node)
@@ -216,8 +216,12 @@ def _adopt(t: Tensor, node) -> None:
         if "_stale" in view.__dict__:  # (a piece or a no_grad view, refused from now on: see view_staleness)
             continue
         base, index = view.__dict__["_view_of"]
-        remade = ViewAsRealBackward0 if "_remade_as" in view.__dict__ else AsStridedBackward0
-        _take_node(view, remade.apply(base, index=index)._node)
+        remade = _REMADE_AS.get(view.__dict__.get("_remade_as"), "AsStridedBackward0")
+        _take_node(view, getattr(indexing, remade).apply(base, index=index)._node)
+
+
+# (the view ops PyTorch re-makes with their own view function, keeping their node's name: no strides name them)
+_REMADE_AS = {"view_as_real": "ViewAsRealBackward0", "view_as_complex": "ViewAsComplexBackward0"}
 
 
 def _take_node(t: Tensor, node) -> None:

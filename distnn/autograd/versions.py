@@ -186,8 +186,10 @@ def _rebase_views_of(t: Tensor, up: Tensor, node_class, take_node) -> None:
     for u in through_t:
         index = memory_index(u.data, up.data)
         if index is not None:
-            u.__dict__["_view_of"] = (up, index)
-            take_node(u, node_class.apply(up, index=index)._node)
+            node = node_class.apply(up, index=index)._node
+            if node is not None:
+                u.__dict__["_view_of"] = (up, index)
+                take_node(u, node)
 
 
 def _index_views_of(root: Tensor) -> list:

@@ -54,6 +54,11 @@ def memory_index(view, base):
 
             inner = memory_index(view, complex_pairs(base))
             return None if inner is None else ComplexParts(inner)
+        if view.dtype.kind == "c" and base.dtype == view.real.dtype:  # (view_as_complex: pairs of the base's)
+            from distnn.functional.view_index_kinds import PairsAsComplex, complex_pairs
+
+            pairs = memory_index(complex_pairs(view), base)
+            return None if pairs is None else PairsAsComplex(pairs)
         return None  # (view(dtype): cut from the graph, an alias of its own, see functional/view_dtype.py)
     if not base.ndim:  # (a 0-d base: its one element, seen through dims of size 1, or by an expand of it)
         if view.size != 1:

@@ -260,4 +260,6 @@ def view_as_complex(input):  # noqa: A002
         raise RuntimeError("Tensor must have a last dimension with stride 1")
     if any(s % 2 for s, n in zip(steps[:-1], x.shape[:-1]) if n > 1):
         raise RuntimeError("Tensor must have a stride divisible by 2 for all but last dimension")
-    return _AsComplex.apply(x)
+    t = _AsComplex.apply(x)
+    t.__dict__["_remade_as"] = "view_as_complex"  # (re-made with that name after an in-place change: autograd/inplace)
+    return t

@@ -10,7 +10,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from .empty_view_offset import at_torch_offset
-from .view_index_kinds import ComplexParts, ScalarBroadcast
+from .view_index_kinds import ComplexParts, PairsAsComplex, ScalarBroadcast
 from .index_layout import torch_index_layout
 
 
@@ -115,7 +115,7 @@ class UnfoldView:
 
 
 #: the indexes that are views of their own (``of``, ``take``, ``put``, ``add_into``), not numpy indices
-VIEW_INDEXES = (DiagonalView, UnfoldView, ComplexParts, ScalarBroadcast)
+VIEW_INDEXES = (DiagonalView, UnfoldView, ComplexParts, PairsAsComplex, ScalarBroadcast)
 
 
 def _is_integer(item) -> bool:
@@ -216,6 +216,12 @@ class ViewAsRealBackward0(AsStridedBackward0):
     view function (no strides of the base's dtype can name it), so it keeps the op's name."""
 
     torch_name = "ViewAsRealBackward0"
+
+
+class ViewAsComplexBackward0(AsStridedBackward0):
+    """As :class:`ViewAsRealBackward0`, for a ``view_as_complex`` view of a real base."""
+
+    torch_name = "ViewAsComplexBackward0"
 
 
 class SetItem(Function):

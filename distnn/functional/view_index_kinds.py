@@ -4,6 +4,8 @@ base's storage:
 
 * :class:`ComplexParts`: a real view of a complex base (``real``, ``imag``, ``view_as_real`` and views of them),
   an advanced index of the base's memory read as ``(..., 2)`` pairs of floats (``[..., 0]`` the real parts);
+* :class:`PairsAsComplex`: a complex view of a real base (``view_as_complex``), the base's elements of each
+  element's two parts;
 * :class:`ScalarBroadcast`: an ``expand`` of a 0-d base (every element of the view is its one element; a 0-d array
   takes no integer array index).
 
@@ -50,6 +52,38 @@ class ComplexParts:
 
     def __repr__(self):
         return "complex_parts(...)"
+
+
+class PairsAsComplex:
+    """A complex view of a real base (``view_as_complex``): ``index`` (integer arrays of the view's shape + ``(2,)``)
+    picks the base's elements that hold each element's real and imaginary parts."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index):
+        self.index = index
+
+    def of(self, a):
+        pairs = a[self.index]
+        return pairs[..., 0] + 1j * pairs[..., 1]
+
+    take = of
+
+    def grad_dtype(self, base_dtype, g_dtype):
+        return base_dtype  # (the base's gradient is real, the view's complex)
+
+    def add_into(self, out, g):
+        from .indexing import scatter_add
+
+        scatter_add(out, self.index, get_array_module(g).stack([g.real, g.imag], axis=-1))
+
+    def put(self, out, v):
+        xp = get_array_module(out)
+        v = xp.asarray(v)
+        out[self.index] = xp.stack([v.real, v.imag], axis=-1) if v.dtype.kind == "c" else v[..., None]
+
+    def __repr__(self):
+        return "pairs_as_complex(...)"
 
 
 class ScalarBroadcast:
