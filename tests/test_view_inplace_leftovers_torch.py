@@ -274,7 +274,7 @@ def test_a_graph_that_saved_a_piece_is_refused_after_a_change_as_torch():
     assert ref[0] is RuntimeError and ours[0] is RuntimeError
 
 
-# ------------------------------------------------------------------ views made under no_grad
+# ------------------------------------------------------------ views made under no_grad
 @pytest.mark.parametrize("change", ["view-mul-w", "view-mul-number", "base-row-mul-w", "base-mul-w", "base-mul-number",
                                     "base-no-grad"])
 @pytest.mark.parametrize("base", ["records", "plain"])
@@ -305,7 +305,36 @@ def test_a_view_made_under_no_grad_whose_memory_changes_as_torch(base, change):
     _same(program)
 
 
-# ------------------------------------------------------------------ the view fuzz's seeds 6653 and 10147
+@pytest.mark.parametrize("write", ["view-no-grad", "base-no-grad", "int-view", "plain-memory"])
+def test_views_whose_memory_changed_without_recording_are_renamed_as_torch(write):
+    """A change that records nothing (under no_grad, through a ``view(dtype)``) leaves the graph as it was; the views
+    of that memory that record are re-made from their base's node at their next ``grad_fn``: AsStridedBackward0.
+    (An op that takes such a view before that records its old node, where torch's re-makes it there: only
+    ``next_functions`` would tell.)"""
+    def program(L):
+        x = L.tensor(X, dtype=L.float64, requires_grad=True)
+        b = x * 2.0
+        row, t, d = b[1], b.t(), b.diagonal()
+        if write == "view-no-grad":
+            with L.no_grad():
+                row.mul_(2.0)
+        elif write == "base-no-grad":
+            with L.no_grad():
+                b.add_(1.0)
+        elif write == "int-view":
+            b.view(L.int64).add_(1)
+        else:
+            L.tensor(X, dtype=L.float64).t()[0].mul_(2.0)  # (memory no graph sees: nothing renamed)
+        names = [_name(b), _name(row), _name(t), _name(d)]  # (before backward: distnn's freed nodes keep theirs)
+        y = row * t[:, 0]
+        loss = (y.sum() + (b * d.sum()).sum())
+        loss.backward()
+        return names + [_name(y), _np(L, x.grad)]
+
+    _same(program)
+
+
+# ------------------------------------------------------------ the view fuzz's seeds 6653 and 10147
 def test_an_in_place_op_on_an_empty_slice_of_empty_unfold_windows_as_torch():
     def program(L):
         x = L.tensor(np.arange(64.0).reshape(4, 4, 4), dtype=L.float64, requires_grad=True)

@@ -122,6 +122,7 @@ class Function:
     # the input whose memory the output views (reshape, transpose, indexing...), set by versions._link_views:
     # an in-place change of the output (or of a view of it) walks up these to the node that made the memory
     viewed_input: int | None = None
+    view_version: int | None = None  # (of a view op's node: its memory's version then, see view_staleness.grad_fn_of)
     # the autocast policy of the op: None, "lower" (the matmul family) or "float32" (see autocast_state)
     autocast: str | None = None
     # complex autograd (see complex_grad): True when ``backward`` is right for complex nodes as written;

@@ -93,6 +93,7 @@ def _link_views(t: Tensor, out, inputs, arrays, no_grad: bool = False) -> None:
                 t.__dict__["_view_of"] = x  # (the base alone: (base, REMAP) to _view_chain, no tuple made here)
                 if t._node is not None:
                     t._node.viewed_input = i
+                    t._node.view_version = t._vc[0]
                 elif no_grad:  # (view_staleness.note_no_grad_view, inlined: the hot path of a view under no_grad)
                     t.__dict__["_no_grad_view"] = True
                     vc = t._vc

@@ -118,3 +118,33 @@ def check_inputs(inputs) -> None:
         d = getattr(x, "__dict__", None)
         if d and "_stale" in d:
             refuse_if_stale(x)
+
+
+def grad_fn_of(t):
+    """``t.grad_fn`` of a view: PyTorch's refusal of a stale one (:func:`refuse_if_stale`); else, where its memory was
+    changed since its node was made by a write that recorded nothing (under no_grad, or of a tensor that records
+    nothing), its node re-made from its base's, as PyTorch's (AsStridedBackward0; a recorded write re-makes it at
+    once, see ``inplace._adopt``). The gradient is the same, the name PyTorch's."""
+    refuse_if_stale(t)
+    node = t._node
+    if node is None or node.view_version is None or t._vc is None or t._vc[0] == node.view_version:
+        return node
+    from distnn.functional.indexing import AsStridedBackward0, CopySlices
+
+    from .grad_mode import _state
+    from .inplace import _REMADE_AS, _take_node
+    from .versions import _view_chain
+
+    if not _state.enabled or isinstance(node, (CopySlices, AsStridedBackward0)):
+        return node
+    chain = _view_chain(t)
+    if chain:
+        from distnn.functional import indexing
+
+        _, base, index = chain[0]
+        remade = getattr(indexing, _REMADE_AS.get(t.__dict__.get("_remade_as"), "AsStridedBackward0"))
+        fresh = remade.apply(base, index=index)._node
+        if fresh is not None:
+            _take_node(t, fresh)
+            fresh.view_version = t._vc[0]
+    return t._node
