@@ -6,10 +6,13 @@ records and takes it (or ``grad_fn``) raises PyTorch's RuntimeError. A no_grad v
 then requires grad (PyTorch's view of a base that records nothing keeps no graph to get wrong).
 
 What it costs where nothing of this happens: the memory of such a view gets a fourth slot in its version counter
-(``versions._counter``'s list), so that an in-place write (``inplace_gate._before_inplace_write``, the one place
-every write passes) tells by its length whether to look; the views of that memory then note the version from which
-they are stale. :data:`active` turns on the check in ``Function.apply`` (one module read per recording op) once some
-view has been noted so; it stays on.
+(``versions._counter``'s list; a no_grad view is noted by ``versions._link_views``, pieces by :func:`note_pieces`),
+so that an in-place write (``inplace_gate._before_inplace_write``, the one place every write passes) tells by its
+length whether to look; the views of that memory then note the version from which they are stale, and the slot is
+dropped once no such view is left to note. :data:`active` turns on the check in ``Function.apply`` (one module read
+per recording op) once some view has been noted so; it stays on.
+
+Also here, :func:`grad_fn_of`: the ``grad_fn`` of a view whose memory a write that recorded nothing changed.
 """
 from __future__ import annotations
 
@@ -40,12 +43,6 @@ def note_pieces(pieces) -> None:
     """``pieces`` (``view_index.mark_pieces``) were made while recording: their memory is watched."""
     if pieces and pieces[0].requires_grad:
         _mark_memory(pieces[0])
-
-
-def note_no_grad_view(t) -> None:
-    """``t``, a view made under no_grad: its memory is watched (``Function.apply`` does the same, inlined)."""
-    t.__dict__["_no_grad_view"] = True
-    _mark_memory(t)
 
 
 def _kind(view):

@@ -13,9 +13,9 @@ location, where its own strides overlap); locations the input does not see get n
 works in the storage the same way: its result is a copy of the input with ``src`` written where
 ``input.as_strided(size, stride, storage_offset)`` would read, laid out as the input (strides and offset).
 
-Limits: an ``as_strided`` view is not an indexing view, so an in-place change of it (or of its base) while
-recording is refused when the other is alive, as for ``reshape``/``transpose`` views (see
-:mod:`distnn.autograd.inplace`). A tensor made by ``Tensor(array)`` of a strided numpy array has that array's
+An in-place change of an ``as_strided`` view (or of its base) while recording re-makes the other's node, as for any
+view (:mod:`distnn.autograd.inplace`); one that reaches beyond its input's elements is re-made from the base up the
+chain that holds them (``versions._remap``), as PyTorch's from its storage. A tensor made by ``Tensor(array)`` of a strided numpy array has that array's
 owner as its storage (PyTorch's ``from_numpy`` starts the storage at the view).
 """
 from __future__ import annotations
