@@ -244,6 +244,24 @@ def test_a_piece_used_after_its_memory_changed_in_place_is_refused_as_torch(op, 
     assert _same(program)[0] is RuntimeError
 
 
+@pytest.mark.parametrize("use", ["grad_fn", "mul"])
+def test_a_view_of_a_piece_made_after_a_refused_write_of_the_piece_as_torch(use):
+    """(the view fuzz's seed 12298) the piece's own write is refused; a view of it made then; its base's write is
+    allowed, and the view is refused from then on."""
+    def program(L):
+        x = L.tensor(X, dtype=L.float64, requires_grad=True)
+        b = x * 2.0
+        piece = b.chunk(3, 1)[0]
+        refused = _outcome(L, lambda L: piece.sqrt_())[0]
+        sub = piece[1:]
+        early = sub.sigmoid()
+        b.exp_()
+        late = _outcome(L, lambda L: _name(sub) if use == "grad_fn" else _name(sub * 2.0))
+        return [refused, _name(b), _name(early), late]
+
+    assert _same(program)[0] == "ok"
+
+
 def test_pieces_that_record_nothing_may_be_used_after_a_change_as_torch():
     def program(L):
         x = L.tensor(X, dtype=L.float64, requires_grad=True)

@@ -75,16 +75,18 @@ def before_write(vc) -> None:
         view = r()
         if view is None or view._vc is not vc:
             continue
-        if "_stale" in view.__dict__:
+        d = view.__dict__
+        if "_stale" in d or "_multi_output" in d or "_no_grad_view" in d:
+            watched = True  # (a view made of it later is noted at the next write: this write may be refused)
+        if "_stale" in d:
             continue
         kind = _kind(view)
         if kind is not None:
-            view.__dict__["_stale"] = (vc[0], kind)
+            d["_stale"] = (vc[0], kind)
             active = True
-        elif "_multi_output" in view.__dict__ or "_no_grad_view" in view.__dict__:
-            watched = True  # (a piece that records nothing, an integer no_grad view: may be viewed again)
+            watched = True
     if not watched:
-        del vc[_MARKED:]  # (no live view left to note: the next writes do not look)
+        del vc[_MARKED:]  # (no live piece or no_grad view left: the next writes do not look)
 
 
 def _root(t):
