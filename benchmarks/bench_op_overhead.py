@@ -83,6 +83,7 @@ def distnn_ops():
     return {**_ops(a, b, ag, bg, x, xt, m1, m2, F.relu, mlp_step, steps, changed), **_spread_and_product_ops(*big),
             **op_overhead_functional.clamp_sort_lerp_rows(a, ag, lerp_backward),
             **op_overhead_inplace.tensor_rows(distnn.Tensor),
+            **op_overhead_functional.no_grad_view_rows(x, distnn.no_grad),
             **_half_sum_ops(distnn.Tensor), **op_overhead_functional.tensor_rows(distnn, distnn.Tensor),
             **op_overhead_activations.tensor_rows(F, distnn.Tensor, lambda a: distnn.Tensor(a, requires_grad=True),
                                                   ones)}
@@ -124,6 +125,7 @@ def torch_ops():
             **_spread_and_product_ops(*big),
             **op_overhead_functional.clamp_sort_lerp_rows(a, ag, lerp_backward),
             **op_overhead_inplace.tensor_rows(torch.from_numpy),
+            **op_overhead_functional.no_grad_view_rows(x, torch.no_grad),
             **_half_sum_ops(torch.from_numpy), **op_overhead_functional.tensor_rows(torch, torch.from_numpy),
             **op_overhead_activations.tensor_rows(F, torch.from_numpy, lambda a: torch.from_numpy(a).requires_grad_(),
                                                   ones)}
@@ -291,6 +293,7 @@ def numpy_ops():
                 "v1000.std()": lambda: v1000.std(ddof=1), "m256.std(1)": lambda: m256.std(1, ddof=1),
                 "m256.var(0)": lambda: m256.var(0, ddof=1), "p1 @ p2 256x256 (grad)": lambda: p1 @ p2})
     ops["x.reshape(64, -1)"] = ops["x.view(64, -1)"]
+    ops["x.t() (no_grad)"], ops["x[0] (no_grad)"] = ops["x.t()"], ops["x[0]"]
 
     def lerp_backward():  # forward from the nearer end, then g * (1 - w) and g * w
         diff = b - a

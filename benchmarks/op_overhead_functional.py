@@ -65,3 +65,17 @@ def numpy_rows():
         "y[...] = b": lambda: y.__setitem__(Ellipsis, b),
         "a.masked_fill(c, 0.5)": lambda: np.where(cond, np.float32(0.5), a),
     }
+
+
+def no_grad_view_rows(x, no_grad):
+    """Views made under no_grad (an optimizer's or a metric's): the same calls for distnn and torch (the numpy floor
+    reuses its ``x.t()`` and ``x[0]``)."""
+    def t_no_grad():
+        with no_grad():
+            return x.t()
+
+    def select_no_grad():
+        with no_grad():
+            return x[0]
+
+    return {"x.t() (no_grad)": t_no_grad, "x[0] (no_grad)": select_no_grad}

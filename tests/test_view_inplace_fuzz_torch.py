@@ -42,11 +42,10 @@ What is not compared, and why:
   with the values saved, which detach_ leaves alone), and regenerates the views' graph nodes from the detached
   base at their next in-place change, cutting them from the graph (distnn's keep their node). The program
   stops after that step (its values compared).
-* ``as_strided``: distnn has none.
+* ``as_strided``: the generator makes none (tests/test_as_strided_torch.py, tests/test_view_inplace_leftovers_torch.py).
 * torch refuses in-place changes of split/chunk/unbind's pieces (views from a function that returns several)
-  while recording, and so does distnn; but torch also refuses to use such a piece (or a view of it) once its base
-  or another view of its base was changed in place while recording (``MULTI_OUTPUT_LATER``), where distnn re-makes
-  its node from the base's (laxer, with the gradient of the write): the program stops there.
+  while recording, and refuses to use such a piece (or a view of it) once its memory was changed in place; so does
+  distnn (distnn/autograd/view_staleness.py): such a step is refused in both, and the program goes on.
 * The error message of a refusal, only its type: the wording is distnn's own in several places (e.g. view's
   of a multiple-output view, split/chunk, changed in place: torch names its node, distnn the view kind).
 * In-place changes of an expanded tensor (one that sees an element twice), of overlapping unfold windows (``step < size``), or of a view of
@@ -59,9 +58,10 @@ What is not compared, and why:
   operand as it was before the write (numpy's buffering), and computes that backward right (documented in
   distnn/autograd/inplace.py).
 * distnn's documented limitation (distnn/autograd/inplace.py): while recording, a tensor whose memory another
-  live tensor sees through a view that is not element for element of its base (view(dtype), a view of an
-  expand) is not changed in place: it is refused before anything is written, where torch allows it; and so is an in-place change of the shape
-  (``t_``, ``squeeze_``, ``unsqueeze_``) of a tensor that another view sees (distnn/autograd/tensor_inplace_more.py).
+  live tensor sees through a view that no base up to the root holds element for element (no known case) is not
+  changed in place: it is refused before anything is written, where torch allows it; and so is an in-place change of
+  the shape (``t_``, ``squeeze_``, ``unsqueeze_``) of a tensor that another view sees
+  (distnn/autograd/tensor_inplace_more.py).
   When distnn refuses with exactly one of those messages (``LIMITATIONS``) and torch allowed the step, the
   program stops there (the two are no longer in the same state); the no-grad programs cover those writes.
 
@@ -86,8 +86,6 @@ LIMITATIONS = ("through a view that is not element for element of its base",  # 
                "changing the shape of a tensor that shares its memory with a view while recording")  # (t_, squeeze_)
 
 
-MULTI_OUTPUT_LATER = "its base or another view of its base has been modified inplace. This view is the output of"
-
 
 class Limitation(Exception):
     """distnn refused a step by its documented limitation where torch allowed it: the program stops."""
@@ -107,8 +105,6 @@ def _both(fn):
 def _same_outcome(out, log):
     (t_ok, t_res), (d_ok, d_res) = out[torch], out[distnn]
     if t_ok and not d_ok and any(m in str(d_res) for m in LIMITATIONS):
-        raise Limitation
-    if d_ok and not t_ok and MULTI_OUTPUT_LATER in str(t_res):
         raise Limitation
     where = "\n  ".join(log)
     assert t_ok == d_ok, f"torch {'allowed' if t_ok else 'refused'} ({t_res if not t_ok else ''}), distnn " \
@@ -174,12 +170,11 @@ def run_program(seed):
             other = {L: (hs[j]["d" if L is distnn else "t"] if j is not None else None) for L in (torch, distnn)}
             line = f"h{len(hs)} = h{i}.{desc}" if kind != "inplace" else f"h{i}.{desc}"
             log.append(line)
-            try:
-                in_graph = hs[i]["t"].grad_fn is not None
-            except RuntimeError as e:  # (torch's refusal to use a piece whose base changed: see the docstring)
-                if MULTI_OUTPUT_LATER in str(e):
-                    raise Limitation from None
-                raise
+            # (grad_fn: refused in both for a piece of split/unbind... whose memory changed since, see the docstring)
+            if not _same_outcome(_both(lambda L: src[L].grad_fn), log):
+                log[-1] += "  (grad_fn refused in both)"
+                continue
+            in_graph = hs[i]["t"].grad_fn is not None
             out = _both(lambda L: fn(L, src[L], other[L]))
             if hs[i]["free"] and desc.startswith("view(") and out[torch][0] != out[distnn][0]:
                 return "layout"  # (view of a tensor whose layout is not compared: see the docstring)
@@ -247,6 +242,18 @@ def _backward(hs, leaf, log):
 @pytest.mark.parametrize("seed", range(START, START + CASES))
 def test_view_inplace_program(seed):
     run_program(seed)
+
+
+# seeds that once failed, kept whatever START and CASES are: 6653, an in-place op on an empty slice of empty unfold
+# windows (distnn took the empty view for one whose elements overlap: read-only); 10147, the layout of a batched
+# matmul of operands whose batch dims are not row-major (numpy's follows them, torch's is row-major); 12298, a view of
+# a piece of chunk made after a refused write of the piece, then the base changed in place (distnn refused the change)
+REGRESSIONS = (6653, 10147, 12298)
+
+
+@pytest.mark.parametrize("seed", REGRESSIONS)
+def test_view_inplace_program_regression(seed):
+    assert run_program(seed) in ("done", "limitation", "layout", "detached base")
 
 
 def test_programs_reach_their_end():

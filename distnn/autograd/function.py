@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import autocast_state as _autocast, complex_grad as _complex, saved_hooks as _saved
+from . import autocast_state as _autocast, complex_grad as _complex, saved_hooks as _saved, view_staleness as _stale
 from .float_errors import ALL_IGNORED as _ALL_IGNORED, FP_STATE as _FP_STATE
 from .grad_mode import _inference, _state
 from .tensor import _INFERENCE_SAVED, Tensor
@@ -122,6 +122,7 @@ class Function:
     # the input whose memory the output views (reshape, transpose, indexing...), set by versions._link_views:
     # an in-place change of the output (or of a view of it) walks up these to the node that made the memory
     viewed_input: int | None = None
+    view_version: int | None = None  # (of a view op's node: its memory's version then, see view_staleness.grad_fn_of)
     # the autocast policy of the op: None, "lower" (the matmul family) or "float32" (see autocast_state)
     autocast: str | None = None
     # complex autograd (see complex_grad): True when ``backward`` is right for complex nodes as written;
@@ -212,6 +213,8 @@ class Function:
                 parents.append(None)
                 shapes.append(None)
             if any_needs:
+                if _stale.active:  # (one module read unless some view went stale: PyTorch's refusal to use it)
+                    _stale.check_inputs(inputs)
                 fn.needs_input_grad = needs = tuple(needs)
                 if cls.silences_float_warnings:
                     token = _set_fp_state(_ALL_IGNORED)
@@ -267,7 +270,8 @@ class Function:
             out = fn.forward(*arrays, **params)
         t = _make(out, None)
         if getattr(out, "base", None) is not None or _any_is(arrays, out):
-            _link_views(t, out, inputs, arrays)  # (a view of an inference tensor is one: versions._share)
+            # (a view of an inference tensor is one: versions._share; one made under no_grad is noted: view_staleness)
+            _link_views(t, out, inputs, arrays, not recording)
         if not recording and _inference.enabled and t._vc is None:
             t.__dict__["_inference"] = True  # PyTorch's inference tensor (a view of a normal one stays normal)
         return t

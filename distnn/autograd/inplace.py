@@ -33,16 +33,19 @@ version, as PyTorch's saved tensors with hooks do not (``saved_hooks.pack_node``
 
 Refused as PyTorch refuses, before anything is written: a view of a leaf that requires grad; a piece of
 ``unbind``/``split``/``chunk``/``split_with_sizes`` (or a view of one) while recording; a tensor whose elements
-overlap (an ``expand``); a view made under no_grad of a base that records, changed with grad mode on
-(``inplace_gate`` for a change that records nothing). Laxer: a piece of those ops whose base was changed in place
-is re-made from it (PyTorch refuses to use it then).
+overlap (an ``expand``); a view made under no_grad (of a base that records or not), changed with grad mode on
+(``inplace_gate`` for a change that records nothing). Such a piece or no_grad view, once its memory was changed in
+place, is refused where an op that records takes it, or at ``grad_fn`` (``view_staleness``), as PyTorch's.
 
-Not supported while recording, refused with an error before anything is written: a tensor whose memory another
-live tensor sees through a view that is not element for element of its base (``real``/``imag`` of a complex
-tensor, ``view(dtype)``, ``as_strided`` beyond its input's elements, an expand of a 0-d tensor, a view of an
-expanded tensor): its graph node
-cannot be re-derived. ``detach()`` and ``Tensor(t)`` aliases are fine: they are cut from the graph, and see the
-new values as in PyTorch.
+Views that are not element for element of their base are re-made too, as PyTorch's: ``real``/``imag`` (and
+``view_as_real``) of a complex tensor among its parts, an ``expand`` of a 0-d tensor by broadcasting, ``as_strided``
+beyond its input's elements and a view of an expanded tensor from the base's base that holds their elements
+(``view_index``, ``versions._remap``). ``view(dtype)`` is cut from the graph (PyTorch's is not differentiable), as
+``detach()`` and ``Tensor(t)`` aliases are: they see the new values, as in PyTorch.
+
+Refused while recording, before anything is written (no case of PyTorch's is known to reach it): a tensor whose
+memory another live tensor of its graph sees through a view that no base up to the root holds element for element:
+its graph node cannot be re-derived.
 """
 from __future__ import annotations
 
@@ -70,7 +73,7 @@ def check_writable(t: Tensor) -> None:
     _refuse_multi_output_view(t, chain)
     for view, base, _ in chain:
         # (a view that records nothing of a base that does: made under no_grad, PyTorch's CreationMeta::NO_GRAD_MODE)
-        if base.requires_grad and not view.requires_grad:
+        if (base.requires_grad and not view.requires_grad) or "_no_grad_view" in view.__dict__:
             raise RuntimeError(NO_GRAD_VIEW)
     for x in (t, *(base for _, base, _ in chain)):
         if "_hook_view" in x.__dict__:  # (nn/module_backward_hooks.py: the hooks would miss the change)
@@ -83,9 +86,8 @@ def check_writable(t: Tensor) -> None:
     if _shared_with_another(root, _index_views_of(root)):
         raise RuntimeError(
             f"in-place operation on a tensor of shape {tuple(t.shape)} that shares its memory with another live "
-            "tensor through a view that is not element for element of its base (real/imag of a complex tensor, "
-            "view(dtype), as_strided beyond its input, an expand of a 0-d tensor, a view of an expanded tensor) while "
-            "recording gradients: "
+            "tensor through a view that is not element for element of its base (nor of any base up to the root) "
+            "while recording gradients: "
             "distnn cannot carry the change over to that view's graph. Write y = y + x instead, or drop the view "
             "first.")
 
@@ -201,7 +203,7 @@ def _root(t: Tensor) -> Tensor:
 
 def _adopt(t: Tensor, node) -> None:
     """``t``, whose memory was just written, takes ``node``; its bases and the indexing views of its root follow."""
-    from distnn.functional.indexing import AsStridedBackward0
+    from distnn.functional import indexing
     from distnn.functional.shape import CopySlices
 
     _take_node(t, node)
@@ -210,8 +212,15 @@ def _adopt(t: Tensor, node) -> None:
         _take_node(base, CopySlices.apply(base, written, index=index)._node)
         written = base
     for view in _index_views_of(written):  # (shallowest first: each base has its new node before its views)
+        if "_stale" in view.__dict__:  # (a piece or a no_grad view, refused from now on: see view_staleness)
+            continue
         base, index = view.__dict__["_view_of"]
-        _take_node(view, AsStridedBackward0.apply(base, index=index)._node)
+        remade = _REMADE_AS.get(view.__dict__.get("_remade_as"), "AsStridedBackward0")
+        _take_node(view, getattr(indexing, remade).apply(base, index=index)._node)
+
+
+# (the view ops PyTorch re-makes with their own view function, keeping their node's name: no strides name them)
+_REMADE_AS = {"view_as_real": "ViewAsRealBackward0", "view_as_complex": "ViewAsComplexBackward0"}
 
 
 def _take_node(t: Tensor, node) -> None:

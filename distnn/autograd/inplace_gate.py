@@ -3,7 +3,7 @@ in-place operators and methods, ``x[i] = v``, ``relu(x, inplace=True)``, ``resiz
 where ``allow_mutation_on_saved_tensors`` sees a write coming (see ``mutation_guard``)."""
 from __future__ import annotations
 
-from . import mutation_guard as _guard
+from . import mutation_guard as _guard, view_staleness as _stale
 from .grad_mode import _inference as _inference_state, _state as _grad_state
 
 _INFERENCE_INPLACE = ("Inplace update to inference tensor outside InferenceMode is not allowed.You can make a clone to "
@@ -20,8 +20,11 @@ def _before_inplace_write(t) -> None:
     if _guard.watching:
         _guard.before_write(t)
     vc = t._vc
-    if vc is not None and len(vc) > 1 and not t.requires_grad and _grad_state.enabled:  # (memory others view)
-        _refuse_no_grad_view(t)
+    if vc is not None and len(vc) > 1:  # (memory others view)
+        if len(vc) > 3:  # (a piece or a no_grad view sees it: stale from this write on, see view_staleness)
+            _stale.before_write(vc)
+        if not t.requires_grad and _grad_state.enabled:
+            _refuse_no_grad_view(t)
 
 
 def _refuse_no_grad_view(t) -> None:

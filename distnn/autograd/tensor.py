@@ -26,6 +26,7 @@ from .tensor_storage import TensorStorage
 from .tensor_pointwise import TensorPointwise
 from .tensor_operators import TensorOperators, _bind_late
 from .tensor_operators_more import TensorOperatorsMore
+from . import view_staleness as _staleness
 
 
 _object_new = object.__new__
@@ -149,7 +150,10 @@ class Tensor(TensorOperators, TensorOperatorsMore, TensorMethods, TensorPointwis
 
     @property
     def grad_fn(self):
-        return self._node
+        node = self._node
+        if "_stale" in self.__dict__ or (node is not None and node.view_version is not None):
+            return _staleness.grad_fn_of(self)  # (a view: refused or re-made once its memory changed)
+        return node
 
     def backward(self, gradient=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
         """Accumulate gradients of this tensor into every leaf's ``.grad`` (PyTorch's arguments).

@@ -75,10 +75,11 @@ def _note_index_versions(t: Tensor, index) -> None:
         node.saved_versions = [*node.saved_versions, *extra]
 
 
-def _link_views(t: Tensor, out, inputs, arrays) -> None:
+def _link_views(t: Tensor, out, inputs, arrays, no_grad: bool = False) -> None:
     """An op's output ``t`` whose array ``out`` is an input's array or a view of it shares its counter; its
     node (when recorded) notes which input, so that an in-place change of ``t`` can find the node that made
-    that memory (``inplace._producers``)."""
+    that memory (``inplace._producers``). ``no_grad``: made under no_grad (PyTorch's CreationMeta::NO_GRAD_MODE,
+    see view_staleness: its memory is watched)."""
     base = getattr(out, "base", None)
     for i, a in enumerate(arrays):
         # (the common case, ``out`` a view of an array that owns its memory, is told by out's base alone)
@@ -92,6 +93,12 @@ def _link_views(t: Tensor, out, inputs, arrays) -> None:
                 t.__dict__["_view_of"] = x  # (the base alone: (base, REMAP) to _view_chain, no tuple made here)
                 if t._node is not None:
                     t._node.viewed_input = i
+                    t._node.view_version = t._vc[0]
+                elif no_grad:  # (view_staleness.note_no_grad_view, inlined: the hot path of a view under no_grad)
+                    t.__dict__["_no_grad_view"] = True
+                    vc = t._vc
+                    if len(vc) == 3:
+                        vc.append(True)
             return
 
 
@@ -123,12 +130,67 @@ def _view_chain(t: Tensor) -> list:
             return chain
         index = view[1]
         if index is REMAP:  # (made by a view op: worked out once, from the two arrays' memory)
-            index = memory_index(t.data, base.data)
-            if index is None:  # (no element-for-element view of its base: its change is refused, see inplace)
+            base, index = _remap(t, base)
+            if index is None:  # (no element-for-element view of its bases: its change is refused, see inplace)
                 return chain
-            t.__dict__["_view_of"] = (base, index)
         chain.append((t, base, index))
         t = base
+
+
+def _remap(t: Tensor, base: Tensor):
+    """``(base, index)`` of ``t``, a view op's view of ``base``, noted on ``t``: its index in ``base``, or, where its
+    elements are not elements of ``base`` (``as_strided`` beyond its input) or ``base`` sees an element twice (an
+    ``expand``), in the first base up the chain that holds them (PyTorch re-makes views from the root's storage).
+    ``(base, None)`` where there is none."""
+    up = base
+    while True:
+        index = memory_index(t.data, up.data)
+        if index is not None:
+            t.__dict__["_view_of"] = (up, index)
+            if up is not base and t._node is not None:
+                # (its node reaches ``base`` only, which lacks some of its elements (as_strided's backward drops the
+                # gradient of those): re-made from ``up``, as PyTorch's CopySlices routes the view's gradient into
+                # its root's whatever node made the view)
+                from distnn.functional.indexing import AsStridedBackward0
+
+                from .inplace import _take_node
+
+                node = AsStridedBackward0.apply(up, index=index)._node
+                if node is not None:
+                    _take_node(t, node)
+                    _rebase_views_of(t, up, AsStridedBackward0, _take_node)
+            return up, index
+        view = up.__dict__.get("_view_of")
+        up = view[0] if type(view) is tuple else view
+        if up is None or up._vc is not t._vc:
+            return base, None
+
+
+def _rebase_views_of(t: Tensor, up: Tensor, node_class, take_node) -> None:
+    """The live views made of ``t`` before :func:`_remap` gave it a node from ``up``: their nodes reach ``t``'s old one,
+    which drops the gradient of ``t``'s elements that its input lacks; each is re-made from ``up`` too."""
+    vc = t._vc
+    through_t = []  # (all found before any is re-based: a view of a view of ``t`` reaches it through the first)
+    for r in vc[_SHARERS]:
+        u = r()
+        if u is None or u is t or u._vc is not vc or u._node is None:
+            continue
+        view = u
+        while True:
+            link = view.__dict__.get("_view_of")
+            view = link[0] if type(link) is tuple else link
+            if view is None or view._vc is not vc:
+                break
+            if view is t:
+                through_t.append(u)
+                break
+    for u in through_t:
+        index = memory_index(u.data, up.data)
+        if index is not None:
+            node = node_class.apply(up, index=index)._node
+            if node is not None:
+                u.__dict__["_view_of"] = (up, index)
+                take_node(u, node)
 
 
 def _index_views_of(root: Tensor) -> list:

@@ -12,10 +12,12 @@ element a view sees twice, an ``expand``'s, gets both), and a write of the view 
 works for every layout of the base (the index is logical, not strides), which strides alone would not (a
 ``reshape`` of a transposed tensor).
 
-Not re-made (``None``: the change is refused, see ``inplace.check_writable``): a view of another dtype
-(``real``/``imag`` of a complex tensor, ``view(dtype)``), one whose elements are not elements of its base
-(``as_strided`` outside the input's own), one of a base whose memory overlaps itself (an ``expand``: an
-element of the view would be several of the base's), and an ``expand`` of a 0-d tensor.
+A real view of a complex base (``real``, ``imag``, ``view_as_real``) is indexed among the base's parts, an ``expand``
+of a 0-d base by broadcasting (``functional/view_index_kinds.py``). A view whose elements are not elements of its
+base (``as_strided`` beyond its input's, within the storage) or of a base that sees an element twice (a view of an
+``expand``) is indexed in its base's base, up to the root (``versions._view_chain``), as PyTorch re-makes every view
+from its root's storage. Not re-made (``None``): a ``view(dtype)`` (an alias cut from the graph, as PyTorch's is
+not differentiable).
 """
 from __future__ import annotations
 
@@ -44,11 +46,25 @@ def _addresses(a) -> np.ndarray:
 def memory_index(view, base):
     """The advanced index of ``base`` (a tuple of integer arrays, each of ``view``'s shape, on ``base``'s device)
     that picks the elements ``view`` shares with it, or None where there is none (see the module docstring)."""
-    if view.dtype != base.dtype or get_array_module(view) is not get_array_module(base):
+    if get_array_module(view) is not get_array_module(base):
         return None
-    if not base.ndim:  # (a 0-d base: its one element, seen through dims of size 1; no integer array indexes it, so
-        if view.size != 1:  # an expand of it, which sees it more than once, is not re-made)
-            return None
+    if view.dtype != base.dtype:
+        if base.dtype.kind == "c" and view.dtype == base.real.dtype:  # (real, imag, view_as_real: among the pairs)
+            from distnn.functional.view_index_kinds import ComplexParts, complex_pairs
+
+            inner = memory_index(view, complex_pairs(base))
+            return None if inner is None else ComplexParts(inner)
+        if view.dtype.kind == "c" and base.dtype == view.real.dtype:  # (view_as_complex: pairs of the base's)
+            from distnn.functional.view_index_kinds import PairsAsComplex, complex_pairs
+
+            pairs = memory_index(complex_pairs(view), base)
+            return None if pairs is None else PairsAsComplex(pairs)
+        return None  # (view(dtype): cut from the graph, an alias of its own, see functional/view_dtype.py)
+    if not base.ndim:  # (a 0-d base: its one element, seen through dims of size 1, or by an expand of it)
+        if view.size != 1:
+            from distnn.functional.view_index_kinds import ScalarBroadcast
+
+            return ScalarBroadcast(view.shape)
         return (None,) * view.ndim if view.ndim else Ellipsis
     xp = get_array_module(base)
     view_at = _addresses(view)
@@ -97,8 +113,11 @@ def mark_pieces(pieces, op: str):
     """``pieces`` are the views one call of ``op`` returns (``unbind``: "Unbind", ``split``/``chunk``: "Split",
     ``split_with_sizes``: "SplitWithSizes", PyTorch's names): an in-place change of one (or of a view of one) while
     recording is refused, as PyTorch's (``inplace.check_writable``). Returns ``pieces``."""
+    from .view_staleness import note_pieces
+
     for i, piece in enumerate(pieces):
         piece.__dict__["_multi_output"] = (i, op)
+    note_pieces(pieces)  # (and a piece used after its memory changed in place is refused, as PyTorch's)
     return pieces
 
 

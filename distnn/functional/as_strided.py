@@ -13,9 +13,9 @@ location, where its own strides overlap); locations the input does not see get n
 works in the storage the same way: its result is a copy of the input with ``src`` written where
 ``input.as_strided(size, stride, storage_offset)`` would read, laid out as the input (strides and offset).
 
-Limits: an ``as_strided`` view is not an indexing view, so an in-place change of it (or of its base) while
-recording is refused when the other is alive, as for ``reshape``/``transpose`` views (see
-:mod:`distnn.autograd.inplace`). A tensor made by ``Tensor(array)`` of a strided numpy array has that array's
+An in-place change of an ``as_strided`` view (or of its base) while recording re-makes the other's node, as for any
+view (:mod:`distnn.autograd.inplace`); one that reaches beyond its input's elements is re-made from the base up the
+chain that holds them (``versions._remap``), as PyTorch's from its storage. A tensor made by ``Tensor(array)`` of a strided numpy array has that array's
 owner as its storage (PyTorch's ``from_numpy`` starts the storage at the view).
 """
 from __future__ import annotations
@@ -50,7 +50,10 @@ def _storage_bytes(a) -> int:
 
 def _overlaps(size, stride) -> bool:
     """Whether two positions of the geometry reach the same location (stride order: each stride past the span of
-    the dims inside it)."""
+    the dims inside it). An empty geometry reaches no location: it overlaps nothing, whatever its strides, as
+    PyTorch's empty views, which are writable (an in-place op on one is a no-op)."""
+    if 0 in size:
+        return False
     dims = sorted((s, n) for n, s in zip(size, stride) if n > 1)
     span = 0
     for s, n in dims:
@@ -124,6 +127,7 @@ def _extent(*positions) -> int:
 class AsStrided(Function):
     """``as_strided``: a view of the input's storage; backward scatter-adds into the storage (PyTorch's)."""
 
+    torch_name = "AsStridedBackward0"
     saves_tensors = False
 
     def forward(self, a, size, stride, offset):
@@ -167,6 +171,9 @@ def as_strided(input, size, stride, storage_offset=None):  # noqa: A002
     if t._vc is None or t._vc is not input._vc:  # (a view of locations outside the input's own: a view all the same)
         _share(input, t)
         t.__dict__["_is_view"] = True
+        t.__dict__["_view_of"] = input  # (its base: re-made from the base's base, see autograd/versions._remap)
+        if t._node is not None:
+            t._node.viewed_input = 0
     return t
 
 

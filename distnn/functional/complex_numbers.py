@@ -229,7 +229,9 @@ def view_as_real(input):  # noqa: A002
     if x.dtype.kind != "c":
         raise RuntimeError("view_as_real is only supported for complex tensors")
     part = np.dtype(x.dtype.char.lower()) if x.dtype.char in "FD" else np.float64
-    return _AsReal.apply(x, part=part)
+    t = _AsReal.apply(x, part=part)
+    t.__dict__["_remade_as"] = "view_as_real"  # (re-made with that name after an in-place change: autograd/inplace)
+    return t
 
 
 def _as_pairs(a, part):
@@ -258,4 +260,6 @@ def view_as_complex(input):  # noqa: A002
         raise RuntimeError("Tensor must have a last dimension with stride 1")
     if any(s % 2 for s, n in zip(steps[:-1], x.shape[:-1]) if n > 1):
         raise RuntimeError("Tensor must have a stride divisible by 2 for all but last dimension")
-    return _AsComplex.apply(x)
+    t = _AsComplex.apply(x)
+    t.__dict__["_remade_as"] = "view_as_complex"  # (re-made with that name after an in-place change: autograd/inplace)
+    return t

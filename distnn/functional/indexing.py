@@ -10,6 +10,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from .empty_view_offset import at_torch_offset
+from .view_index_kinds import ComplexParts, PairsAsComplex, ScalarBroadcast
 from .index_layout import torch_index_layout
 
 
@@ -52,6 +53,18 @@ class DiagonalView:
         strides = tuple(corner.strides[d] for d in rest) + (corner.strides[d1] + corner.strides[d2],)
         return xp.lib.stride_tricks.as_strided(corner, shape=shape, strides=strides)
 
+    def take(self, a):
+        return self.of(a).copy()
+
+    def grad_dtype(self, base_dtype, g_dtype):
+        return g_dtype
+
+    def add_into(self, out, g):
+        self.of(out)[...] = g  # (``out`` is zeros: no element of a diagonal is seen twice)
+
+    def put(self, out, v):
+        self.of(out)[...] = v
+
     def __repr__(self):
         return f"diagonal(offset={self.offset}, dim1={self.dim1}, dim2={self.dim2})"
 
@@ -88,12 +101,21 @@ class UnfoldView:
         for k in range(self.size):
             out[(slice(None),) * d + (slice(k, k + self.step * (n - 1) + 1, self.step),)] += g[..., k]
 
+    def take(self, a):
+        return self.of(a).copy()
+
+    def grad_dtype(self, base_dtype, g_dtype):
+        return g_dtype
+
+    def put(self, out, v):
+        self.of(out)[...] = v
+
     def __repr__(self):
         return f"unfold(dim={self.dim}, size={self.size}, step={self.step})"
 
 
-#: the indexes that are strided views of their own (``of``), not numpy indices
-VIEW_INDEXES = (DiagonalView, UnfoldView)
+#: the indexes that are views of their own (``of``, ``take``, ``put``, ``add_into``), not numpy indices
+VIEW_INDEXES = (DiagonalView, UnfoldView, ComplexParts, PairsAsComplex, ScalarBroadcast)
 
 
 def _is_integer(item) -> bool:
@@ -167,12 +189,13 @@ class GetItem(Function):
 
     def backward(self, g):
         xp = get_array_module(g)
+        index = self.index
+        if type(index) in VIEW_INDEXES:
+            out = xp.zeros(self.shape, dtype=index.grad_dtype(self.dtype, g.dtype))
+            index.add_into(out, g)
+            return (out,)
         out = xp.zeros(self.shape, dtype=g.dtype)
-        if type(self.index) is DiagonalView:
-            self.index.of(out)[...] = g
-        elif type(self.index) is UnfoldView:
-            self.index.add_into(out, g)
-        elif _is_advanced(self.index):
+        if _is_advanced(self.index):
             scatter_add(out, self.index, g)
         else:
             out[self.index] = g
@@ -186,6 +209,19 @@ class AsStridedBackward0(GetItem):
 
     torch_name = "AsStridedBackward0"
     torch_name_of_call = None
+
+
+class ViewAsRealBackward0(AsStridedBackward0):
+    """The node of a ``view_as_real`` view re-derived from its complex base: PyTorch re-makes that one with its own
+    view function (no strides of the base's dtype can name it), so it keeps the op's name."""
+
+    torch_name = "ViewAsRealBackward0"
+
+
+class ViewAsComplexBackward0(AsStridedBackward0):
+    """As :class:`ViewAsRealBackward0`, for a ``view_as_complex`` view of a real base."""
+
+    torch_name = "ViewAsComplexBackward0"
 
 
 class SetItem(Function):
@@ -203,7 +239,7 @@ class SetItem(Function):
         self.index, self.dtype, self.value_dtype = index, a.dtype, getattr(v, "dtype", None)
         out = a.copy()
         if type(index) in VIEW_INDEXES:
-            index.of(out)[...] = v
+            index.put(out, v)
             return out
         try:
             out[index] = v
@@ -221,11 +257,11 @@ class SetItem(Function):
         if self.needs_input_grad[0]:
             ga = g.copy()
             if diagonal:
-                self.index.of(ga)[...] = 0
+                self.index.put(ga, 0)
             else:
                 ga[self.index] = 0
         if self.needs_input_grad[1]:
-            gv = self.index.of(g).copy() if diagonal else g[self.index]
+            gv = self.index.take(g) if diagonal else g[self.index]
             if self.value_dtype is not None:  # (cast to the value's dtype before the engine sums a broadcast
                 gv = cast_gradient(gv, self.value_dtype)  # value, PyTorch's order: copy_'s CopyBackwards)
         return ga, gv

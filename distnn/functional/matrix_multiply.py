@@ -45,10 +45,15 @@ class MatMul(Function):
         self.a_t = na and _f_only(a)
         self.b_t = nb and _f_only(b)
         try:
-            return a @ b
+            out = a @ b
         except ValueError:  # (batch dims that do not broadcast)
             refuse_matmul(a, b, *self.needs_input_grad)
             raise
+        if out.ndim > 2 and not out.flags.c_contiguous:
+            # (numpy lays the batch dims out in its operands' memory order; PyTorch's batched product is row-major
+            # whatever its operands' layout, and is_contiguous(), stride() and view() tell them apart)
+            out = get_array_module(out).ascontiguousarray(out)
+        return out
 
     def backward(self, g):
         xp = get_array_module(g)

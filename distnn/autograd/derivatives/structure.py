@@ -46,19 +46,19 @@ class IndexBackward(Function):
 
     def forward(self, g, index, shape):
         self.index = index
-        return I.GetItem.backward(_Indexed(index, shape), g)[0]
+        return I.GetItem.backward(_Indexed(index, shape, g.dtype), g)[0]
 
     def backward(self, g):
         if type(self.index) in I.VIEW_INDEXES:  # (diagonal's and unfold's index: a view, read as GetItem reads it)
-            return (self.index.of(g).copy(),)
+            return (self.index.take(g),)
         return (g[self.index],)
 
 
 class _Indexed:
     """The attributes GetItem.backward reads, for IndexBackward.forward to call it."""
 
-    def __init__(self, index, shape):
-        self.index, self.shape = index, shape
+    def __init__(self, index, shape, dtype):
+        self.index, self.shape, self.dtype = index, shape, dtype
 
 
 @register(I.GetItem)
