@@ -62,6 +62,11 @@ from .transformer_decoder import Transformer, TransformerDecoder, TransformerDec
 from .upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from .residual import BasicBlock
 from . import utils
+import sys as _sys
+
+import distnn.functional as functional  # (PyTorch's place for it: `import distnn.nn.functional as F` works too)
+
+_sys.modules[__name__ + ".functional"] = functional
 
 
 def __getattr__(name):
