@@ -15,6 +15,7 @@ from distnn.backend import get_array_module
 
 from .float_errors import ALL_IGNORED as _ALL_IGNORED, FP_STATE as _FP_STATE
 from .grad_mode import is_grad_enabled
+from .tensor_comparisons import TensorComparisons  # noqa: F401 - (tensor.py's base class, imported from here)
 
 _set_fp_state, _reset_fp_state = _FP_STATE.set, _FP_STATE.reset
 
@@ -93,6 +94,9 @@ class TensorOperators:
             try:
                 getattr(get_array_module(self.data), ufunc_name)(self.data, operand, out=self.data,
                                                                 casting="same_kind")
+            except ValueError:
+                _refuse_inplace_broadcast(self, operand)
+                raise
             finally:
                 _reset_fp_state(token)
             self._bump_version()
@@ -101,8 +105,8 @@ class TensorOperators:
         with deferring() as deferred:  # (the nodes made here are packed by write_result, after its copies)
             result = out_of_place(self, o)
             if result.shape != self.shape:
-                raise RuntimeError(f"in-place operation: the result's shape {tuple(result.shape)} does not match "
-                                   f"the tensor's shape {tuple(self.shape)} (an in-place operation cannot broadcast it)")
+                raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
+                                   f"{list(result.shape)}")
             op_node = result._node
             if result.dtype != self.dtype:
                 if not np.can_cast(result.dtype, self.dtype, casting="same_kind"):
@@ -144,34 +148,6 @@ class TensorOperators:
 
     def __itruediv__(self, o):
         return self._inplace("true_divide", o, TensorOperators.__truediv__)
-
-    # Comparisons give plain boolean tensors (no gradient).
-    def __lt__(self, o):
-        return Tensor(self.data < _raw(o))
-
-    def __le__(self, o):
-        return Tensor(self.data <= _raw(o))
-
-    def __gt__(self, o):
-        return Tensor(self.data > _raw(o))
-
-    def __ge__(self, o):
-        return Tensor(self.data >= _raw(o))
-
-    def eq(self, o):
-        return Tensor(self.data == _raw(o))
-
-    def ne(self, o):
-        return Tensor(self.data != _raw(o))
-
-    # Elementwise, as in PyTorch (``(pred == target).mean()``): a tensor is hashed by identity, so
-    # sets and dict keys still work; ``x in some_list`` compares elementwise, as in PyTorch (use
-    # ``any(x is t for t in some_list)``). None and strings are not values: ``x == None`` is False.
-    def __eq__(self, o):
-        return NotImplemented if o is None or isinstance(o, (str, bytes)) else self.eq(o)
-
-    def __ne__(self, o):
-        return NotImplemented if o is None or isinstance(o, (str, bytes)) else self.ne(o)
 
     def __getitem__(self, index):
         raw = _raw_index(index)
@@ -353,6 +329,18 @@ def _raw(x):
     return x.data if isinstance(x, Tensor) else x
 
 
+def _refuse_inplace_broadcast(t: Tensor, operand) -> None:
+    """PyTorch's RuntimeError for ``t <op>= operand`` once numpy refused it: operands that do not broadcast, or a
+    broadcast shape other than ``t``'s (else the caller re-raises numpy's error)."""
+    from distnn.functional._elementwise_common import _check_broadcast
+
+    _check_broadcast(t.data, operand, "in-place")
+    shape = np.broadcast_shapes(t.shape, getattr(operand, "shape", ()))
+    if shape != tuple(t.shape):
+        raise RuntimeError(f"output with shape {list(t.shape)} doesn't match the broadcast shape "
+                           f"{list(shape)}") from None
+
+
 def _records(t: Tensor, o) -> bool:
     """Whether ``t <op>= o`` is recorded (else it changes ``t``'s array in place)."""
     return is_grad_enabled() and (t.requires_grad or (isinstance(o, Tensor) and o.requires_grad))
@@ -397,3 +385,5 @@ def _bind_late() -> None:
     from distnn.functional._dims import wrap_dim
     from distnn.functional import activation as A
     from .inplace import check_writable, deferring, write_index, write_result
+    from . import tensor_comparisons
+    tensor_comparisons._bind_late()

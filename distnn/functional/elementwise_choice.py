@@ -11,7 +11,7 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
-from ._elementwise_common import _check_broadcast, _on_device, _shape
+from ._elementwise_common import _check_broadcast, _on_device, _shape, torch_broadcast_error
 from .clamp_arguments import clamp_bounds, clamp_call
 
 __all__ = ["Maximum", "Minimum", "Clip", "ClampTensor", "Where", "MaskedFill", "MaskedFillTensor", "clamp_node",
@@ -124,10 +124,10 @@ class Where(Function):
         try:
             return xp.where(cond, a, b)
         except ValueError:
-            raise ValueError(
-                f"where: condition, x and y could not be broadcast together: shapes {tuple(_shape(cond))}, "
-                f"{tuple(_shape(a))} and {tuple(_shape(b))}"
-            ) from None
+            error = torch_broadcast_error(_shape(cond), _shape(a), _shape(b))
+            if error is None:
+                raise
+            raise error from None
 
     def backward(self, g):
         xp = get_array_module(g)
