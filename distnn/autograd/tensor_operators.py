@@ -16,6 +16,7 @@ from distnn.backend import get_array_module
 from .float_errors import ALL_IGNORED as _ALL_IGNORED, FP_STATE as _FP_STATE
 from .grad_mode import is_grad_enabled
 from .tensor_comparisons import TensorComparisons  # noqa: F401 - (tensor.py's base class, imported from here)
+from .unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT
 
 _set_fp_state, _reset_fp_state = _FP_STATE.set, _FP_STATE.reset
 
@@ -225,7 +226,12 @@ class TensorOperators:
 
     # Reductions take PyTorch's dim/keepdim (x.max(1) is (values, indices), var is unbiased) or
     # numpy's axis/keepdims/ddof with numpy's meaning: see distnn.functional.reduce.
-    def sum(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+    def sum(self, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, axis=EVERY_DIM, keepdims=None, out=NO_OUT):
+        """``Tensor.sum(dim, keepdim, dtype=)``: :func:`distnn.sum` of this tensor (no ``out``, and no ``keepdim``
+        without ``dim``, as PyTorch's method: :mod:`distnn.functional.reduce_arguments`)."""
+        if out is not NO_OUT or (keepdim is not NOT_KEPT and dim is EVERY_DIM and axis is EVERY_DIM
+                                 and keepdims is None):
+            _refuse_reduce_method_call("sum", dim, keepdim, dtype, out)
         return R.sum(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
 
     def mean(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
@@ -361,7 +367,7 @@ def _bind_late() -> None:
     at its end, once Tensor exists)."""
     global Tensor, E, R, S, A, VS, _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
     global _note_index_versions, refuse_bool_subtraction, refuse_bool_clamp, _clamp_bounds, _one_bound_call
-    global _clamp_call, _pow_call, _rpow_operands
+    global _clamp_call, _pow_call, _rpow_operands, _refuse_reduce_method_call
     global _functional_clamp_min, _functional_clamp_max
     global check_writable, write_index, write_result, wrap_dim, _before_inplace_write, deferring
     global setitem_index, silently_discarding, refuse_unbroadcastable, number_value, _beside
@@ -380,6 +386,7 @@ def _bind_late() -> None:
     from distnn.functional.pointwise_binary import clamp_max as _functional_clamp_max
     from distnn.functional.pointwise_binary import clamp_min as _functional_clamp_min
     from distnn.functional import reduce as R
+    from distnn.functional.reduce_arguments import refuse_method_call as _refuse_reduce_method_call
     from distnn.functional import shape as S
     from distnn.functional import view_strides as VS
     from distnn.functional._dims import wrap_dim
