@@ -31,8 +31,9 @@ _FLOAT16_TO_INF = 65520.0  # (halfway from float16's largest, 65504, to 2**16: r
 C_NAMES = {"float32": "float", "float64": "double", "float16": "double", "bfloat16": "double", "int64": "int64_t",
            "int32": "int", "int16": "int16_t", "int8": "int8_t", "uint8": "uint8_t"}
 
-# (dtype name -> (lowest, max) of the integer dtypes, as ints)
-_INT_LIMITS = {name: (int(np.iinfo(name).min), int(np.iinfo(name).max))
+# (scalar type -> (lowest, max) of the integer dtypes, as ints; keyed by ``dtype.type``, not ``dtype.name``,
+# which numpy builds anew on each read, ~4 us)
+_INT_LIMITS = {getattr(np, name): (int(np.iinfo(name).min), int(np.iinfo(name).max))
                for name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")}
 
 
@@ -45,15 +46,16 @@ def number_for_dtype(dtype, value):
     if isinstance(value, float):
         if kind in "iu":
             return integer_scalar(value, dtype)  # (NaN, inf and out of range refused; truncated toward zero)
-        if dtype.name == "float32" and math.isfinite(value) and abs(value) > _FLOAT32_MAX:
+        scalar = dtype.type
+        if scalar is np.float32 and abs(value) > _FLOAT32_MAX and math.isfinite(value):
             raise _overflow(dtype)
-        return _float16_value(value) if dtype.name == "float16" else value
+        return _float16_value(value) if scalar is np.float16 else value
     value = int(value)  # (a numpy integer: by its __index__, as PyTorch's parser takes it)
     if not _INT64_MIN <= value <= _INT64_MAX:
         raise ValueError("Overflow when unpacking long long")
     if kind not in "iu":
-        return _float16_value(value) if dtype.name == "float16" else value
-    lowest, highest = _INT_LIMITS[dtype.name]
+        return _float16_value(value) if dtype.type is np.float16 else value
+    lowest, highest = _INT_LIMITS[dtype.type]
     if kind == "u":  # (a negative int wraps, down to -max: PyTorch's uint8 arithmetic, a - b as a + 255 * b)
         if value > highest or -value > highest:
             raise _overflow(dtype)
