@@ -25,6 +25,7 @@ __all__ = ["number_for_dtype"]
 
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FITS_EVERY_FLOAT = 65504.0  # (float16's largest: a float within it is written as it is into every float dtype)
 _FLOAT16_TO_INF = 65520.0  # (halfway from float16's largest, 65504, to 2**16: rounds to inf, ties to even)
 
 # (the C++ type names PyTorch's conversion names; float16's and bfloat16's go through double)
@@ -40,9 +41,11 @@ _INT_LIMITS = {getattr(np, name): (int(np.iinfo(name).min), int(np.iinfo(name).m
 def number_for_dtype(dtype, value):
     """``value`` (a Python bool, int or float, or a numpy integer) as PyTorch writes it into a tensor of numpy
     ``dtype``, or PyTorch's error where it does not fit (see the module docstring)."""
+    kind = dtype.kind
+    if type(value) is float and kind == "f" and -_FITS_EVERY_FLOAT <= value <= _FITS_EVERY_FLOAT:
+        return value  # (the common case, first: NaN fails the comparison and takes the checks below)
     if type(value) is bool:
         return value
-    kind = dtype.kind
     if isinstance(value, float):
         if kind in "iu":
             return integer_scalar(value, dtype)  # (NaN, inf and out of range refused; truncated toward zero)

@@ -19,7 +19,7 @@ from distnn.functional._elementwise_common import _on_device
 from distnn.functional.index_put_dtype import check_index_put_dtype
 
 from .complex_discard import discards_imaginary
-from .number_range import C_NAMES, number_for_dtype
+from .number_range import _FITS_EVERY_FLOAT, C_NAMES, number_for_dtype
 
 __all__ = ["beside", "refuse_unbroadcastable", "number_value", "setitem_index"]
 
@@ -56,6 +56,8 @@ def number_value(t, value):
     torch.FloatTensor``). An array (numpy's or cupy's, numpy's scalars included) is taken, as distnn always has:
     they are distnn's own arrays (PyTorch refuses them; a host array into a GPU tensor is copied over,
     :func:`beside`)."""
+    if type(value) is float and -_FITS_EVERY_FLOAT <= value <= _FITS_EVERY_FLOAT and t.data.dtype.kind == "f":
+        return value  # (the common case, first: written as it is, nothing to check)
     if isinstance(value, _NUMBER_TYPES):
         if isinstance(value, complex):
             if t.dtype.kind in "bc":
@@ -64,7 +66,7 @@ def number_value(t, value):
                 raise RuntimeError(f"value cannot be converted to type {C_NAMES.get(t.dtype.name, t.dtype.name)} "
                                    "without overflow")
             value = value.real
-        return number_for_dtype(t.dtype, value)  # (PyTorch's range check: 300 into uint8 refused, -1 is 255)
+        return number_for_dtype(t.data.dtype, value)  # (PyTorch's range check: 300 into uint8 refused, -1 is 255)
     if hasattr(value, "dtype") and hasattr(value, "shape"):
         return value
     kind = type(value)
