@@ -46,6 +46,10 @@ def tensor_rows(lib, make):
         "linalg.matmul(m, m) 16x16": lambda: lib.linalg.matmul(m, m),
         "y[...] = b": lambda: y.__setitem__(Ellipsis, b),
         "a.masked_fill(c, 0.5)": lambda: a.masked_fill(cond, 0.5),
+        "a < b": lambda: a < b,
+        "a == b": lambda: a == b,
+        "y[0, 0] = 0.5": lambda: y.__setitem__((0, 0), 0.5),
+        "a.prod()": lambda: a.prod(),
     }
 
 
@@ -64,6 +68,10 @@ def numpy_rows():
         "linalg.matmul(m, m) 16x16": lambda: m @ m,
         "y[...] = b": lambda: y.__setitem__(Ellipsis, b),
         "a.masked_fill(c, 0.5)": lambda: np.where(cond, np.float32(0.5), a),
+        "a < b": lambda: a < b,
+        "a == b": lambda: a == b,
+        "y[0, 0] = 0.5": lambda: y.__setitem__((0, 0), 0.5),
+        "a.prod()": lambda: a.prod(),
     }
 
 

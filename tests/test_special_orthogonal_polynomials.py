@@ -176,7 +176,7 @@ def test_no_derivative_and_refusals(name):
         fn(distnn.tensor(np.ones(2, np.float16)), 2)
     with pytest.raises(NotImplementedError):
         torch_fn(torch.ones(2, dtype=torch.float16), 2)
-    with pytest.raises(ValueError, match=r"broadcast.*\(3,\).*\(4,\)"):
+    with pytest.raises(RuntimeError, match=r"The size of tensor a \(3\) must match the size of tensor b \(4\)"):
         fn(distnn.tensor(np.ones(3)), distnn.tensor(np.ones(4)))
     assert not hasattr(distnn.Tensor, name) and not hasattr(torch.Tensor, name) and not hasattr(torch, name)
 

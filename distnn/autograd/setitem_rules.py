@@ -19,6 +19,7 @@ from distnn.functional._elementwise_common import _on_device
 from distnn.functional.index_put_dtype import check_index_put_dtype
 
 from .complex_discard import discards_imaginary
+from .number_range import _FITS_EVERY_FLOAT, C_NAMES, number_for_dtype
 
 __all__ = ["beside", "refuse_unbroadcastable", "number_value", "setitem_index"]
 
@@ -48,19 +49,24 @@ def _all_ints(index) -> bool:
 
 
 def number_value(t, value):
-    """``value`` (not a Tensor) as PyTorch writes it into ``t``: a number as it is, but a complex number into a
+    """``value`` (not a Tensor) as PyTorch writes it into ``t``: a number as it is where it fits ``t``'s dtype
+    (:mod:`.number_range`: else PyTorch's error; a negative int into uint8 wraps), a complex number into a
     real tensor its real part, refused where the imaginary part is not 0 (``value cannot be converted to type
     float without overflow``); a list, a tuple, a string, None... refused (``can't assign a list to a
     torch.FloatTensor``). An array (numpy's or cupy's, numpy's scalars included) is taken, as distnn always has:
     they are distnn's own arrays (PyTorch refuses them; a host array into a GPU tensor is copied over,
     :func:`beside`)."""
+    if type(value) is float and -_FITS_EVERY_FLOAT <= value <= _FITS_EVERY_FLOAT and t.data.dtype.kind == "f":
+        return value  # (the common case, first: written as it is, nothing to check)
     if isinstance(value, _NUMBER_TYPES):
-        if isinstance(value, complex) and t.dtype.kind not in "bc":
+        if isinstance(value, complex):
+            if t.dtype.kind in "bc":
+                return value
             if value.imag:
-                raise RuntimeError(f"value cannot be converted to type {_C_NAMES.get(t.dtype.name, t.dtype.name)} "
+                raise RuntimeError(f"value cannot be converted to type {C_NAMES.get(t.dtype.name, t.dtype.name)} "
                                    "without overflow")
-            return value.real
-        return value
+            value = value.real
+        return number_for_dtype(t.data.dtype, value)  # (PyTorch's range check: 300 into uint8 refused, -1 is 255)
     if hasattr(value, "dtype") and hasattr(value, "shape"):
         return value
     kind = type(value)
@@ -68,10 +74,6 @@ def number_value(t, value):
     device = "" if get_array_module(t.data) is np else "cuda."
     raise TypeError(f"can't assign a {name} to a torch.{device}{_TYPE_NAMES.get(t.dtype.name, '')}Tensor")
 
-
-# (the C++ types PyTorch's number conversion names; float16's goes through double)
-_C_NAMES = {"float32": "float", "float64": "double", "float16": "double", "bfloat16": "double", "int64": "int64_t",
-            "int32": "int", "int16": "int16_t", "int8": "int8_t", "uint8": "uint8_t"}
 
 
 def setitem_index(t, index, value) -> tuple:

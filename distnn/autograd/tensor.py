@@ -24,7 +24,7 @@ from .tensor_methods_meta import TensorMethodsMeta
 from .tensor_dlpack import TensorDLPack
 from .tensor_storage import TensorStorage
 from .tensor_pointwise import TensorPointwise
-from .tensor_operators import TensorOperators, _bind_late
+from .tensor_operators import TensorComparisons, TensorOperators, _bind_late
 from .tensor_operators_more import TensorOperatorsMore
 from . import view_staleness as _staleness
 
@@ -57,9 +57,9 @@ def _as_array(data, dtype=None):
     return arr
 
 
-class Tensor(TensorOperators, TensorOperatorsMore, TensorMethods, TensorPointwise, TensorOpMethods,
-             TensorInplaceMethods, TensorInplaceMore, TensorMethodsMore, TensorLinalgMethods, TensorMethodsMeta,
-             TensorDLPack, TensorStorage):
+class Tensor(TensorOperators, TensorComparisons, TensorOperatorsMore, TensorMethods, TensorPointwise,
+             TensorOpMethods, TensorInplaceMethods, TensorInplaceMore, TensorMethodsMore, TensorLinalgMethods,
+             TensorMethodsMeta, TensorDLPack, TensorStorage):
     """An n-dimensional array (numpy or cupy) that can record the ops applied to it.
 
     ``data`` is the raw array, ``grad`` the accumulated gradient (same shape, or

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from distnn.backend import get_array_module, to_numpy, unwrap
+from .unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT
 
 from .float_errors import silent as _silent
 from .functional_modules import functional_module
@@ -162,7 +163,11 @@ class TensorMethods:
     def cumsum(self, dim, *, dtype=None):
         return _ops.reduce_more.cumsum(self, dim, dtype=dtype)
 
-    def prod(self, dim=None, keepdim=False, *, dtype=None):
+    def prod(self, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, out=NO_OUT):
+        """``Tensor.prod(dim, keepdim, dtype=)``: :func:`distnn.prod` of this tensor (no ``out``, and ``dim`` an
+        int or left out, as PyTorch's method: :mod:`distnn.functional.reduce_arguments`)."""
+        if out is not NO_OUT or dim is None or (keepdim is not NOT_KEPT and dim is EVERY_DIM):
+            _ops.reduce_arguments.refuse_method_call("prod", dim, keepdim, dtype, out)
         return _ops.reduce_more.prod(self, dim, keepdim, dtype=dtype)
 
     def logsumexp(self, dim, keepdim=False):

@@ -15,6 +15,8 @@ from distnn.backend import get_array_module
 
 from .float_errors import ALL_IGNORED as _ALL_IGNORED, FP_STATE as _FP_STATE
 from .grad_mode import is_grad_enabled
+from .tensor_comparisons import TensorComparisons  # noqa: F401 - (tensor.py's base class, imported from here)
+from .unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT
 
 _set_fp_state, _reset_fp_state = _FP_STATE.set, _FP_STATE.reset
 
@@ -93,6 +95,9 @@ class TensorOperators:
             try:
                 getattr(get_array_module(self.data), ufunc_name)(self.data, operand, out=self.data,
                                                                 casting="same_kind")
+            except ValueError:
+                _refuse_inplace_broadcast(self, operand)
+                raise
             finally:
                 _reset_fp_state(token)
             self._bump_version()
@@ -101,8 +106,8 @@ class TensorOperators:
         with deferring() as deferred:  # (the nodes made here are packed by write_result, after its copies)
             result = out_of_place(self, o)
             if result.shape != self.shape:
-                raise RuntimeError(f"in-place operation: the result's shape {tuple(result.shape)} does not match "
-                                   f"the tensor's shape {tuple(self.shape)} (an in-place operation cannot broadcast it)")
+                raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
+                                   f"{list(result.shape)}")
             op_node = result._node
             if result.dtype != self.dtype:
                 if not np.can_cast(result.dtype, self.dtype, casting="same_kind"):
@@ -144,34 +149,6 @@ class TensorOperators:
 
     def __itruediv__(self, o):
         return self._inplace("true_divide", o, TensorOperators.__truediv__)
-
-    # Comparisons give plain boolean tensors (no gradient).
-    def __lt__(self, o):
-        return Tensor(self.data < _raw(o))
-
-    def __le__(self, o):
-        return Tensor(self.data <= _raw(o))
-
-    def __gt__(self, o):
-        return Tensor(self.data > _raw(o))
-
-    def __ge__(self, o):
-        return Tensor(self.data >= _raw(o))
-
-    def eq(self, o):
-        return Tensor(self.data == _raw(o))
-
-    def ne(self, o):
-        return Tensor(self.data != _raw(o))
-
-    # Elementwise, as in PyTorch (``(pred == target).mean()``): a tensor is hashed by identity, so
-    # sets and dict keys still work; ``x in some_list`` compares elementwise, as in PyTorch (use
-    # ``any(x is t for t in some_list)``). None and strings are not values: ``x == None`` is False.
-    def __eq__(self, o):
-        return NotImplemented if o is None or isinstance(o, (str, bytes)) else self.eq(o)
-
-    def __ne__(self, o):
-        return NotImplemented if o is None or isinstance(o, (str, bytes)) else self.ne(o)
 
     def __getitem__(self, index):
         raw = _raw_index(index)
@@ -249,7 +226,12 @@ class TensorOperators:
 
     # Reductions take PyTorch's dim/keepdim (x.max(1) is (values, indices), var is unbiased) or
     # numpy's axis/keepdims/ddof with numpy's meaning: see distnn.functional.reduce.
-    def sum(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+    def sum(self, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, axis=EVERY_DIM, keepdims=None, out=NO_OUT):
+        """``Tensor.sum(dim, keepdim, dtype=)``: :func:`distnn.sum` of this tensor (no ``out``, and no ``keepdim``
+        without ``dim``, as PyTorch's method: :mod:`distnn.functional.reduce_arguments`)."""
+        if out is not NO_OUT or (keepdim is not NOT_KEPT and dim is EVERY_DIM and axis is EVERY_DIM
+                                 and keepdims is None):
+            _refuse_reduce_method_call("sum", dim, keepdim, dtype, out)
         return R.sum(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
 
     def mean(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
@@ -353,6 +335,18 @@ def _raw(x):
     return x.data if isinstance(x, Tensor) else x
 
 
+def _refuse_inplace_broadcast(t: Tensor, operand) -> None:
+    """PyTorch's RuntimeError for ``t <op>= operand`` once numpy refused it: operands that do not broadcast, or a
+    broadcast shape other than ``t``'s (else the caller re-raises numpy's error)."""
+    from distnn.functional._elementwise_common import _check_broadcast
+
+    _check_broadcast(t.data, operand, "in-place")
+    shape = np.broadcast_shapes(t.shape, getattr(operand, "shape", ()))
+    if shape != tuple(t.shape):
+        raise RuntimeError(f"output with shape {list(t.shape)} doesn't match the broadcast shape "
+                           f"{list(shape)}") from None
+
+
 def _records(t: Tensor, o) -> bool:
     """Whether ``t <op>= o`` is recorded (else it changes ``t``'s array in place)."""
     return is_grad_enabled() and (t.requires_grad or (isinstance(o, Tensor) and o.requires_grad))
@@ -373,7 +367,7 @@ def _bind_late() -> None:
     at its end, once Tensor exists)."""
     global Tensor, E, R, S, A, VS, _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
     global _note_index_versions, refuse_bool_subtraction, refuse_bool_clamp, _clamp_bounds, _one_bound_call
-    global _clamp_call, _pow_call, _rpow_operands
+    global _clamp_call, _pow_call, _rpow_operands, _refuse_reduce_method_call
     global _functional_clamp_min, _functional_clamp_max
     global check_writable, write_index, write_result, wrap_dim, _before_inplace_write, deferring
     global setitem_index, silently_discarding, refuse_unbroadcastable, number_value, _beside
@@ -392,8 +386,11 @@ def _bind_late() -> None:
     from distnn.functional.pointwise_binary import clamp_max as _functional_clamp_max
     from distnn.functional.pointwise_binary import clamp_min as _functional_clamp_min
     from distnn.functional import reduce as R
+    from distnn.functional.reduce_arguments import refuse_method_call as _refuse_reduce_method_call
     from distnn.functional import shape as S
     from distnn.functional import view_strides as VS
     from distnn.functional._dims import wrap_dim
     from distnn.functional import activation as A
     from .inplace import check_writable, deferring, write_index, write_result
+    from . import tensor_comparisons
+    tensor_comparisons._bind_late()

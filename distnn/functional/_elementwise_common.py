@@ -19,13 +19,33 @@ def _shape(x):
     return getattr(x, "shape", ())
 
 
+def torch_broadcast_error(*shapes):
+    """PyTorch's error for ``shapes`` that do not broadcast together, or None where they do: its message names the
+    first mismatch from the right, between the shape broadcast so far ("tensor a") and the next ("tensor b"), at the
+    dimension of the result (``The size of tensor a (3) must match the size of tensor b (2) at non-singleton
+    dimension 0``). Called only once numpy has refused, so that the ops' normal path pays nothing for it."""
+    so_far = tuple(shapes[0])
+    for shape in shapes[1:]:
+        shape = tuple(shape)
+        ndim = max(len(so_far), len(shape))
+        a, b = (1,) * (ndim - len(so_far)) + so_far, (1,) * (ndim - len(shape)) + shape
+        for dim in reversed(range(ndim)):
+            if a[dim] != b[dim] and a[dim] != 1 and b[dim] != 1:
+                return RuntimeError(f"The size of tensor a ({a[dim]}) must match the size of tensor b ({b[dim]}) "
+                                    f"at non-singleton dimension {dim}")
+        so_far = tuple(y if x == 1 else x for x, y in zip(a, b))
+    return None
+
+
 def _check_broadcast(a, b, op):
+    """Raises PyTorch's RuntimeError where ``a`` and ``b`` (arrays or numbers) do not broadcast together
+    (``op``: kept for the callers; PyTorch's message does not name the op)."""
     sa, sb = _shape(a), _shape(b)
     if sa == sb or not sa or not sb:
         return
-    for x, y in zip(reversed(sa), reversed(sb)):
-        if x != y and x != 1 and y != 1:
-            raise ValueError(f"operands could not be broadcast together for {op}: shapes {tuple(sa)} and {tuple(sb)}")
+    error = torch_broadcast_error(sa, sb)
+    if error is not None:
+        raise error from None  # (not chained to numpy's ValueError, which the callers are handling)
 
 
 def _on_device(xp, *values):

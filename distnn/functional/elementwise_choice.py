@@ -11,7 +11,7 @@ from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
-from ._elementwise_common import _check_broadcast, _on_device, _shape
+from ._elementwise_common import _check_broadcast, _on_device, _shape, torch_broadcast_error
 from .clamp_arguments import clamp_bounds, clamp_call
 
 __all__ = ["Maximum", "Minimum", "Clip", "ClampTensor", "Where", "MaskedFill", "MaskedFillTensor", "clamp_node",
@@ -124,10 +124,10 @@ class Where(Function):
         try:
             return xp.where(cond, a, b)
         except ValueError:
-            raise ValueError(
-                f"where: condition, x and y could not be broadcast together: shapes {tuple(_shape(cond))}, "
-                f"{tuple(_shape(a))} and {tuple(_shape(b))}"
-            ) from None
+            error = torch_broadcast_error(_shape(cond), _shape(a), _shape(b))
+            if error is None:
+                raise
+            raise error from None
 
     def backward(self, g):
         xp = get_array_module(g)
@@ -259,11 +259,18 @@ def check_condition(dtype) -> None:
                        f"{torch_dtype_name(dtype)}")
 
 
-def where(cond, a, b, *, out=None):
+_NOT_GIVEN = object()  # (where's ``a`` and ``b`` when left out: ``where(cond)``)
+
+
+def where(cond, a=_NOT_GIVEN, b=_NOT_GIVEN, *, out=None):
     """Elementwise ``a`` where ``cond`` else ``b``; ``cond`` carries no gradient (a Tensor ``cond`` is
     version-checked like the other inputs: changing it in place before backward is an error). A MaskedTensor
     operand gives a MaskedTensor, as torch's (distnn.masked.maskedtensor_ops.where). ``out``: PyTorch's rules
-    (:func:`.where_out.where_into_out`)."""
+    (:func:`.where_out.where_into_out`). ``where(cond)`` alone is ``nonzero(cond, as_tuple=True)``, as torch's."""
+    if a is _NOT_GIVEN or b is _NOT_GIVEN:
+        from .where_out import where_condition_only
+
+        return where_condition_only(cond, a, b, out, _NOT_GIVEN)
     if out is not None:
         from .where_out import where_into_out
 

@@ -190,12 +190,17 @@ def sum(a, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, axis=EVERY_DIM, keepd
         out=NO_OUT):
     """``torch.sum``: integers and bools sum in int64; ``dtype`` casts the input first, as PyTorch's. ``out``: the
     sum in ``out``'s dtype written into it, PyTorch's rules (:mod:`.reduce_out`); only beside a ``dim`` (or
-    ``axis``, even None: PyTorch's overload without one takes no ``out``, and is refused as its parser refuses it)."""
+    ``axis``, even None: PyTorch's overload without one takes no ``out``, and is refused as its parser refuses it).
+    ``keepdim`` too needs a ``dim`` (:mod:`.reduce_arguments`)."""
     if out is not NO_OUT:
         from .reduce_out import refuse_out_without_dim, sum_like_into_out
 
         refuse_out_without_dim("sum", a, out, dim is EVERY_DIM and axis is EVERY_DIM,
                                keepdim is not NOT_KEPT or dtype is not None or keepdims is not None)
+    elif keepdim is not NOT_KEPT and dim is EVERY_DIM and axis is EVERY_DIM and keepdims is None:
+        from .reduce_arguments import refuse_keepdim_without_dim
+
+        refuse_keepdim_without_dim("sum", keepdim, dtype, method=False)  # (PyTorch's parser: keepdim needs dim)
     if axis is EVERY_DIM:
         axis = None
     axis, keepdims, _ = _resolve(None if dim is EVERY_DIM else dim, keepdim, axis, keepdims)

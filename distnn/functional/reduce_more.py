@@ -135,13 +135,20 @@ def _others_product(xp, a, axis):
 def prod(input, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, out=NO_OUT):  # noqa: A002
     """``torch.prod``: the product of every element, or over ``dim`` (an int), keeping it with ``keepdim``.
     ``out``: the product in ``out``'s dtype written into it, PyTorch's rules (:mod:`.reduce_out`); only beside an
-    int ``dim`` (PyTorch's overload without one takes no ``out``: refused as its parser refuses it)."""
+    int ``dim`` (PyTorch's overload without one takes no ``out``: refused as its parser refuses it). A ``dim`` of
+    None, or ``keepdim`` without ``dim``, is refused too, as there (:mod:`.reduce_arguments`)."""
     if out is not NO_OUT:
         from .reduce_out import refuse_out_without_dim
 
         refuse_out_without_dim("prod", input, out, dim is EVERY_DIM, keepdim is not NOT_KEPT or dtype is not None)
         if dim is None:
             raise TypeError("prod(): argument 'dim' (position 2) must be int, not NoneType")
+    elif dim is None or (dim is EVERY_DIM and keepdim is not NOT_KEPT):  # (PyTorch's parser: dim is an int)
+        from .reduce_arguments import refuse_keepdim_without_dim, refuse_prod_dim_none
+
+        if dim is None:
+            refuse_prod_dim_none(keepdim is not NOT_KEPT, dtype, method=False)
+        refuse_keepdim_without_dim("prod", keepdim, dtype, method=False)
     if dim is EVERY_DIM:
         dim = None
     elif dim is not None:

@@ -22,7 +22,7 @@ from .out_common import check_out_argument
 from .out_overlap import check_out_overlap
 from .out_write import write_into_out
 
-__all__ = ["where_into_out"]
+__all__ = ["where_into_out", "where_condition_only"]
 
 
 def where_into_out(where, condition, a, b, out) -> Tensor:
@@ -47,3 +47,28 @@ def where_into_out(where, condition, a, b, out) -> Tensor:
         result = where(condition, a, b)
     write_into_out(out, result.data)
     return out
+
+
+_WHERE_SIGNATURES = ("(Tensor condition)", "(Tensor condition, Tensor input, Tensor other, *, Tensor out = None)",
+                     "(Tensor condition, Number self, Tensor other)", "(Tensor condition, Tensor input, Number other)",
+                     "(Tensor condition, Number self, Number other)")
+
+
+def where_condition_only(condition, a, b, out, not_given) -> tuple:
+    """``torch.where(condition)``: ``nonzero(condition, as_tuple=True)``, the indices of its non-zero elements, one
+    int64 vector per dim. A call with one of ``input``/``other`` but not both, or ``out=`` without them, fits none
+    of torch's overloads: its parser's TypeError (``not_given``: the marker of an argument left out)."""
+    if a is not_given and b is not_given and out is None:
+        if not isinstance(condition, Tensor):
+            raise TypeError(f"where(): argument 'condition' (position 1) must be Tensor, not {_type_name(condition)}")
+        from .element_select import nonzero
+
+        return nonzero(condition, as_tuple=True)
+    given = [_parser_name(x) for x in (condition, a, b) if x is not not_given]
+    given += [] if out is None else [f"out={_parser_name(out)}"]
+    raise TypeError(f"where() received an invalid combination of arguments - got ({', '.join(given)}), but expected "
+                    "one of:\n" + "".join(f" * {signature}\n" for signature in _WHERE_SIGNATURES))
+
+
+def _parser_name(value) -> str:
+    return "Tensor" if isinstance(value, Tensor) else _type_name(value)

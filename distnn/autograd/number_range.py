@@ -1,0 +1,80 @@
+"""Whether a Python number fits a tensor's dtype, as PyTorch's ``x[index] = number`` checks it (c10's
+``checked_convert``), and the value it writes.
+
+* An int beyond int64 is refused by PyTorch's argument parser before any dtype is looked at
+  (``ValueError: Overflow when unpacking long long``), whatever the tensor's dtype.
+* Into a signed integer tensor an int must lie in the dtype's range; into an unsigned one (uint8) it may also be
+  negative down to ``-max``, which wraps as two's complement (``-1`` is 255, ``-255`` is 1).
+* A float into an integer tensor must lie in the range compared as a double (NaN and infinities never fit, -0.5
+  does not fit uint8), then is truncated toward zero; ``2.0 ** 63`` passes that comparison for int64 (int64's
+  max is 2**63 as a double) and is written as int64's minimum, what the x86 conversion gives.
+* A finite float beyond float32's range is refused for a float32 tensor (float16 and bfloat16 go through double:
+  they get inf, unchecked and without numpy's overflow warning); float64 and bool take anything.
+
+The refusal is PyTorch's RuntimeError ``value cannot be converted to type uint8_t without overflow``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from distnn.functional.checked_scalar import integer_scalar
+
+__all__ = ["number_for_dtype"]
+
+_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FITS_EVERY_FLOAT = 65504.0  # (float16's largest: a float within it is written as it is into every float dtype)
+_FLOAT16_TO_INF = 65520.0  # (halfway from float16's largest, 65504, to 2**16: rounds to inf, ties to even)
+
+# (the C++ type names PyTorch's conversion names; float16's and bfloat16's go through double)
+C_NAMES = {"float32": "float", "float64": "double", "float16": "double", "bfloat16": "double", "int64": "int64_t",
+           "int32": "int", "int16": "int16_t", "int8": "int8_t", "uint8": "uint8_t"}
+
+# (scalar type -> (lowest, max) of the integer dtypes, as ints; keyed by ``dtype.type``, not ``dtype.name``,
+# which numpy builds anew on each read, ~4 us)
+_INT_LIMITS = {getattr(np, name): (int(np.iinfo(name).min), int(np.iinfo(name).max))
+               for name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")}
+
+
+def number_for_dtype(dtype, value):
+    """``value`` (a Python bool, int or float, or a numpy integer) as PyTorch writes it into a tensor of numpy
+    ``dtype``, or PyTorch's error where it does not fit (see the module docstring)."""
+    kind = dtype.kind
+    if type(value) is float and kind == "f" and -_FITS_EVERY_FLOAT <= value <= _FITS_EVERY_FLOAT:
+        return value  # (the common case, first: NaN fails the comparison and takes the checks below)
+    if type(value) is bool:
+        return value
+    if isinstance(value, float):
+        if kind in "iu":
+            return integer_scalar(value, dtype)  # (NaN, inf and out of range refused; truncated toward zero)
+        scalar = dtype.type
+        if scalar is np.float32 and abs(value) > _FLOAT32_MAX and math.isfinite(value):
+            raise _overflow(dtype)
+        return _float16_value(value) if scalar is np.float16 else value
+    value = int(value)  # (a numpy integer: by its __index__, as PyTorch's parser takes it)
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise ValueError("Overflow when unpacking long long")
+    if kind not in "iu":
+        return _float16_value(value) if dtype.type is np.float16 else value
+    lowest, highest = _INT_LIMITS[dtype.type]
+    if kind == "u":  # (a negative int wraps, down to -max: PyTorch's uint8 arithmetic, a - b as a + 255 * b)
+        if value > highest or -value > highest:
+            raise _overflow(dtype)
+        return value & highest
+    if not lowest <= value <= highest:
+        raise _overflow(dtype)
+    return value
+
+
+def _float16_value(value):
+    """``value`` as float16 rounds it: past the largest finite float16 it is inf, as PyTorch writes it silently
+    (numpy's cast would warn of the overflow)."""
+    if abs(value) >= _FLOAT16_TO_INF and not math.isinf(value):
+        return math.copysign(math.inf, value)
+    return value
+
+
+def _overflow(dtype) -> RuntimeError:
+    return RuntimeError(f"value cannot be converted to type {C_NAMES.get(dtype.name, dtype.name)} without overflow")

@@ -1,0 +1,85 @@
+"""PyTorch's argument parser's refusals of ``sum`` and ``prod`` calls that match none of their overloads (with
+``out=``: :func:`.reduce_out.refuse_out_without_dim`).
+
+PyTorch gives each two overloads, one without ``dim`` (taking only ``dtype``) and one with it, so that:
+
+* ``keepdim`` without ``dim`` matches neither: ``torch.sum(x, keepdim=True)`` is refused as an invalid
+  combination of arguments, or, with ``dtype=`` beside it, as ``missing 1 required positional arguments: "dim"``;
+* ``prod``'s ``dim`` is an int: ``torch.prod(x, None)`` is refused (``sum``'s, a tuple of ints, takes None);
+* the methods take no ``out``: ``x.sum(0, out=o)`` is Python's ``unexpected keyword argument 'out'``, and
+  ``x.sum(out=o)`` an invalid combination of arguments.
+
+Called only once such an argument is seen, so that a plain ``x.sum()`` pays nothing more than a comparison.
+"""
+from __future__ import annotations
+
+from ._unset import EVERY_DIM, NO_OUT, NOT_KEPT
+from .matmul_out import _type_name
+
+__all__ = ["refuse_keepdim_without_dim", "refuse_method_call", "refuse_method_out", "refuse_prod_dim_none"]
+
+_DIM_TYPES = {"sum": "tuple of ints", "prod": "int"}
+
+
+def refuse_method_call(name: str, dim, keepdim, dtype, out) -> None:
+    """``x.sum(...)``/``x.prod(...)`` (``dim``, ``keepdim``, ``out``: the methods' defaults where left out): PyTorch's
+    refusal of an ``out``, of ``prod``'s ``dim`` of None, of ``keepdim`` without ``dim``; nothing otherwise."""
+    dim_given, keepdim_given = dim is not EVERY_DIM, keepdim is not NOT_KEPT
+    if out is not NO_OUT:
+        refuse_method_out(name, dim_given, keepdim_given, dtype, out)
+    if name == "prod" and dim is None:
+        refuse_prod_dim_none(keepdim_given, dtype, method=True)
+    if keepdim_given and not dim_given:
+        refuse_keepdim_without_dim(name, keepdim, dtype, method=True)
+
+
+def refuse_keepdim_without_dim(name: str, keepdim, dtype, method: bool) -> None:
+    """``name(x, keepdim=k)`` (``x.name(keepdim=k)`` where ``method``) without ``dim``: refused as PyTorch's
+    parser refuses it."""
+    if dtype is not None:
+        raise _missing_dim(name)
+    raise _invalid_combination(name, [f"keepdim={_parser_name(keepdim)}"], method)
+
+
+def refuse_prod_dim_none(keepdim_given: bool, dtype, method: bool) -> None:
+    """``prod(x, None)`` (``x.prod(None)`` where ``method``): ``dim`` must be an int. With nothing else given the
+    call matches neither overload; otherwise the overload with ``dim`` is named. (PyTorch words ``dim=None`` by
+    keyword otherwise, which a Python signature cannot tell apart: the positional form's words are given.)"""
+    if not keepdim_given and dtype is None:
+        raise _invalid_combination("prod", ["NoneType"], method)
+    raise TypeError(f"prod(): argument 'dim' (position {1 if method else 2}) must be int, not NoneType")
+
+
+def refuse_method_out(name: str, dim_given: bool, keepdim_given: bool, dtype, out) -> None:
+    """``x.name(..., out=o)``: the methods take no ``out``."""
+    if dim_given:
+        raise TypeError(f"{name}() got an unexpected keyword argument 'out'")
+    if keepdim_given or dtype is not None:
+        raise _missing_dim(name)
+    raise _invalid_combination(name, [f"out={_parser_name(out)}"], True)
+
+
+def _missing_dim(name: str) -> TypeError:
+    return TypeError(f'{name}() missing 1 required positional arguments: "dim"')
+
+
+def _invalid_combination(name: str, given: list, method: bool) -> TypeError:
+    """The parser's message: what was given (a method lists only its arguments, a keyword-only list ends in
+    ", ", as PyTorch's does) and both overloads."""
+    if method:
+        got = ", ".join(given) + (", " if given[0].count("=") else "")
+        signatures = ("(*, torch.dtype dtype = None)",
+                      f"({_DIM_TYPES[name]} dim, bool keepdim = False, *, torch.dtype dtype = None)")
+    else:
+        got = ", ".join(["Tensor"] + given)
+        signatures = ("(Tensor input, *, torch.dtype dtype = None)",
+                      f"(Tensor input, {_DIM_TYPES[name]} dim, bool keepdim = False, *, torch.dtype dtype = None, "
+                      "Tensor out = None)")
+    return TypeError(f"{name}() received an invalid combination of arguments - got ({got}), but expected one of:\n"
+                     + "".join(f" * {signature}\n" for signature in signatures))
+
+
+def _parser_name(value) -> str:
+    from distnn.autograd.tensor import Tensor
+
+    return "Tensor" if isinstance(value, Tensor) else _type_name(value)
