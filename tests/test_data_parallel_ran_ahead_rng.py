@@ -13,8 +13,9 @@ generator, from a generator of its own (``Dropout(generator=...)``), or from one
 (``use_generator.deferred``, as the trainer's); or from a :class:`~distnn.data.batch_random.BatchShareGenerator`
 (counter-based masks: its mask count must be put back too) lent made around each micro-batch ("lent-share") or around
 the whole loop ("lent-share-loop": the re-run begins mid-count, and the micro-batches whose length is not its rows'
-draw from its by-rows generator), or given to the layer ("own-share"); faults as in the kept-output test (the next forward a synchronizing
-one, one under no_sync(), the next step's). Simulated ranks (2, 3) and ``mpiexec -n 2`` / ``-n 3`` (pytest-mpi).
+draw from its by-rows generator), or given to the layer ("own-share"); faults as in the kept-output test (the next
+forward a synchronizing one, one under no_sync(), the next step's). Simulated ranks (2, 3) and ``mpiexec -n 2`` /
+``-n 3`` (pytest-mpi).
 """
 import contextlib
 import warnings
