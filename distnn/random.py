@@ -128,15 +128,17 @@ def snapshot_default_generator():
 
 
 def draw_point(generators=()) -> list:
-    """Where the generator :func:`default_generator` gives now and ``generators`` (numpy Generators) stand: a
-    lent one not made yet (:meth:`use_generator.deferred`) as it is. :func:`rewind` puts them back there, in
-    place, so the draws that followed this point are drawn again alike (DataParallel runs a forward again that
-    met the others' backward, :mod:`distnn.distributed.sync_abandoned`)."""
+    """Where the generator :func:`default_generator` gives now and ``generators`` stand: a lent one not made yet
+    (:meth:`use_generator.deferred`) as it is. :func:`rewind` puts them back there, in place, so the draws that
+    followed this point are drawn again alike (DataParallel runs a forward again that met the others' backward,
+    :mod:`distnn.distributed.sync_abandoned`). A numpy Generator is captured by its bit generator's state; a
+    generator with a ``draw_state()``/``set_draw_state()`` pair (the trainer's per-sample
+    :class:`~distnn.data.batch_random.BatchShareGenerator`, whose masks are counter-based) by that."""
     lent = getattr(_local, "lent", None)
     points = [(lent, None)] if type(lent) is _Deferred else []
     current = [] if points else [lent if lent is not None else _own_generator()]
     for g in current + [g for g in generators if g is not None]:
-        points.append((g, g.bit_generator.state))
+        points.append((g, _draw_state(g)))
     return points
 
 
@@ -145,8 +147,16 @@ def rewind(points) -> None:
     for g, state in points:
         if state is None:
             _local.lent = g
+        elif hasattr(type(g), "set_draw_state"):
+            g.set_draw_state(state)
         else:
             g.bit_generator.state = state
+
+
+def _draw_state(g):
+    """``g``'s own ``draw_state()`` where its class has one (looked up on the class: a look-alike that hands
+    unknown names to a numpy generator would answer for that one), else its bit generator's state."""
+    return g.draw_state() if hasattr(type(g), "draw_state") else g.bit_generator.state
 
 
 def initial_seed() -> int:

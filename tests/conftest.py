@@ -76,15 +76,23 @@ def clean_preemption_flags():
     or the job around it (``preemption.during_fit``, ``preemption.caller_signals``) puts the previous
     handlers back, but a preempted run leaves the signals ignored on purpose, and a test that attaches
     without fitting leaves the handler in place; either way pytest then went deaf to SIGTERM for the rest
-    of the session (the state guard below fails such a test)."""
-    from distnn.train import preemption
+    of the session (the state guard below fails such a test). A step guard that attach bound and no fit
+    released still counts as watching the flag (a signal then only sets it): such a test fails here."""
+    from distnn.train import preemption, preemption_handlers
 
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}
+    watchers = preemption_handlers._watchers
     preemption.clear()
     yield
     preemption.clear()
     for s, handler in handlers.items():
         signal.signal(s, handler)
+    left = preemption_handlers._watchers - watchers
+    if left:  # (put back first: one leak fails one test, not the later ones it would change)
+        preemption_handlers.add_watcher(-left)
+        pytest.fail(f"{left:+d} step guard(s) left watching the preemption flag (a guard bound by attach() "
+                    "and never fitted: release it with trainer.step_guard.release()); a signal in a later test "
+                    "would only set the flag", pytrace=False)
 
 
 # ---------------------------------------------------------------- per-test seeds

@@ -119,9 +119,13 @@ def test_resuming_an_older_checkpoint_through_a_symlink_moves_the_newer_ones_asi
     run_with_checkpoints(LocalCommunicator(), digits, tmp_path / "a", every=4)
     os.symlink(tmp_path / "a", tmp_path / "link")
     t = make_trainer(LocalCommunicator(), digits)
-    attach(t, str(tmp_path / "a"), {"dir": str(tmp_path / "a"), "every_steps": 0, "keep_last": 0},
-           resume_spec=str(tmp_path / "link" / ck.step_name(8)))
-    t.callbacks.on_train_begin(t)  # (where the newer ones are moved aside)
+    try:
+        attach(t, str(tmp_path / "a"), {"dir": str(tmp_path / "a"), "every_steps": 0, "keep_last": 0},
+               resume_spec=str(tmp_path / "link" / ck.step_name(8)))
+        t.callbacks.on_train_begin(t)  # (where the newer ones are moved aside)
+    finally:  # (no fit follows, which would stop its guard watching the preemption flag)
+        if getattr(t, "step_guard", None) is not None:
+            t.step_guard.release()
     left = sorted(n for n in os.listdir(tmp_path / "a") if n.startswith("step-"))
     assert left == ["step-00000004", "step-00000008"], left
     assert any(n.startswith("discarded-step-00000012") for n in os.listdir(tmp_path / "a"))

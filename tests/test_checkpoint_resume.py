@@ -48,8 +48,12 @@ def test_resume_auto_without_checkpoints_and_errors(tmp_path):
 def test_resume_auto_with_no_checkpoint_says_whether_this_run_writes_any(digits, tmp_path, caplog, enabled):
     # (slurm/train.sbatch always passes --resume auto: with checkpointing off, a stop starts over)
     t = make_trainer(LocalCommunicator(), digits, epochs=1)
-    with caplog.at_level(logging.INFO):
-        attach(t, str(tmp_path), {"dir": str(tmp_path), "enabled": enabled}, resume_spec="auto")
+    try:
+        with caplog.at_level(logging.INFO):
+            attach(t, str(tmp_path), {"dir": str(tmp_path), "enabled": enabled}, resume_spec="auto")
+    finally:  # (no fit follows, which would stop its guard watching the preemption flag: released here)
+        if getattr(t, "step_guard", None) is not None:
+            t.step_guard.release()
     said = [r.getMessage() for r in caplog.records if "no checkpoint in" in r.getMessage()]
     assert len(said) == 1 and "starting from the beginning" in said[0]
     assert ("checkpointing is off in this run" in said[0]) is not enabled, said

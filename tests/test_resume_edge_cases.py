@@ -92,8 +92,13 @@ def test_resuming_with_a_changed_config_names_every_change(digits, tmp_path, cap
     attach(t, str(tmp_path), {"dir": str(tmp_path)}, extra_files={"config.toml": first})
     t.fit()
     t = make_trainer(LocalCommunicator(), digits, epochs=1)
-    with caplog.at_level(logging.WARNING, logger="distnn"):
-        attach(t, str(tmp_path), {"dir": str(tmp_path)}, extra_files={"config.toml": changed}, resume_spec="auto")
+    try:
+        with caplog.at_level(logging.WARNING, logger="distnn"):
+            attach(t, str(tmp_path), {"dir": str(tmp_path)}, extra_files={"config.toml": changed},
+                   resume_spec="auto")
+    finally:  # (no fit follows, which would stop its guard watching the preemption flag)
+        if getattr(t, "step_guard", None) is not None:
+            t.step_guard.release()
     [warning] = [r.getMessage() for r in caplog.records if "differs from the checkpoint" in r.getMessage()]
     assert "optimizer.lr: 0.1 -> 0.5" in warning and "train.epochs: 2 -> 3" in warning
     assert "checkpoint.resume" not in warning and "optimizer.name" not in warning

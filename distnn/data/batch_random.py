@@ -182,6 +182,24 @@ class BatchShareGenerator:
             bits = bits.reshape(len(self.rows), pairs, 2)[:, :, ::-1].reshape(len(self.rows), 2 * pairs)
         return (bits if row == 2 * pairs else bits[:, :row]).reshape(shape)
 
+    def draw_state(self):
+        """Where this generator's draws stand: the mask counter and the states of the numpy generators behind
+        the shared and the by-rows draws (None where not made yet). :meth:`set_draw_state` puts it back, so the
+        draws that followed are drawn again alike (:func:`distnn.random.draw_point`); makes nothing."""
+        return (self._masks, None if self._generator is None else self._generator.bit_generator.state,
+                None if self._rows_generator is None else self._rows_generator.bit_generator.state)
+
+    def set_draw_state(self, state) -> None:
+        """Put back a :meth:`draw_state` (a generator not made then is unmade again: made later, it starts over)."""
+        self._masks, shared, by_rows = state
+        for name, saved in (("_generator", shared), ("_rows_generator", by_rows)):
+            if saved is not None and getattr(self, name) is None:  # (unmade since: made again to take the state)
+                setattr(self, name, np.random.default_rng(0))
+            if saved is None:
+                setattr(self, name, None)
+            else:
+                getattr(self, name).bit_generator.state = saved
+
     def _shared(self, method, size, *args, **kwargs):
         shape = (size,) if isinstance(size, (int, np.integer)) else size
         if shape is None or len(shape) == 0 or shape[0] != len(self.rows):

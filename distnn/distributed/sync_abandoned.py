@@ -181,9 +181,11 @@ def _end_ran_ahead(dp, exc) -> None:
 
 
 def _draw_point(dp) -> list:
-    """Where the default generator and the model's own (a dropout layer's ``generator``) stand before a forward."""
+    """Where the default generator and the model's own (a dropout layer's ``generator``: a numpy Generator, or
+    one with a ``draw_state``, see :func:`distnn.random.draw_point`) stand before a forward."""
     return draw_point([g for m in dp.module.modules() if isinstance(g := getattr(m, "generator", None),
-                                                                     np.random.Generator)])
+                                                                     np.random.Generator)
+                       or hasattr(type(g), "draw_state")])
 
 
 def _forward_raised(dp, exc, grad: bool) -> None:

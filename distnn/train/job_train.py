@@ -44,7 +44,12 @@ def _train(job, path):
                max_nonfinite=job.cfg.train.max_nonfinite,
                extra_files=extra_files_for(job.model_meta(), dump_run_config(job.cfg)))
     if comm.rank == 0:  # after a resume was accepted: a refused one leaves the run's config.toml as it was
-        rd.write_run_files(path, {rd.CONFIG: dump_run_config(job.cfg)})
+        try:
+            rd.write_run_files(path, {rd.CONFIG: dump_run_config(job.cfg)})
+        except BaseException:
+            if trainer.step_guard is not None:  # (no fit follows to stop it watching the preemption flag)
+                trainer.step_guard.release()
+            raise
     history = trainer.fit()
     from .preemption import fault_point
 

@@ -103,14 +103,11 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
                 "checkpoints there. If this run directory is a copy of another run's, they are the original's: "
                 "give the copy its own with --set checkpoint.dir=DIR and --resume CHECKPOINT", root, run_dir)
         if spec:
-            try:
-                path = resume(trainer, spec, root, cb, log, config_text=(extra_files or {}).get("config.toml"))
-            except BaseException:
-                guard.release()  # this run will not train: its guard no longer counts as watching
-                raise
+            path = resume(trainer, spec, root, cb, log, config_text=(extra_files or {}).get("config.toml"))
             if path is not None and trainer.is_main:
                 _retire_newer_model(run_dir, path, log or get_logger("checkpoint"))
     except BaseException:
+        guard.release()  # this run will not train: its guard no longer counts as watching (a resume refused, ...)
         if handler is not None and preemption.fit_owns_handlers():  # (no fit will run to give them back)
             handler.give_back()
         raise
