@@ -2,11 +2,13 @@
 (``sum(a, 1)``, ``mean``, ``prod``, ``amax``, ``abs``, ``sqrt``, ``where``, ``linalg.matmul``), called without it,
 and for ``y[...] = v`` and ``masked_fill``: the calls whose ``out is None`` (or no-error) path must stay as cheap
 as it was. 64x64 float32 tensors that require no grad (a 16x16 product); distnn and torch run the same calls, the
-numpy floor the same arithmetic on bare arrays.
+numpy floor the same arithmetic on bare arrays. The rows of ``add``/``sub`` with ``alpha`` come with these
+(:mod:`op_overhead_alpha`).
 """
 from __future__ import annotations
 
 import numpy as np
+import op_overhead_alpha  # (this script's folder)
 
 SHAPE = (64, 64)
 
@@ -46,6 +48,7 @@ def tensor_rows(lib, make):
         "linalg.matmul(m, m) 16x16": lambda: lib.linalg.matmul(m, m),
         "y[...] = b": lambda: y.__setitem__(Ellipsis, b),
         "a.masked_fill(c, 0.5)": lambda: a.masked_fill(cond, 0.5),
+        **op_overhead_alpha.tensor_rows(lib, make),
     }
 
 
@@ -64,6 +67,7 @@ def numpy_rows():
         "linalg.matmul(m, m) 16x16": lambda: m @ m,
         "y[...] = b": lambda: y.__setitem__(Ellipsis, b),
         "a.masked_fill(c, 0.5)": lambda: np.where(cond, np.float32(0.5), a),
+        **op_overhead_alpha.numpy_rows(),
     }
 
 
