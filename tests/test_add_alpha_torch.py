@@ -213,3 +213,19 @@ def test_rounding_edges():
                 x, y = a.astype(dtype), b.astype(dtype)
             for op in ("add", "sub"):
                 _same(_call(distnn, op, x, y, alpha).numpy(), _call(torch, op, x, y, alpha).numpy())
+
+
+@pytest.mark.parametrize("op", ("add", "sub"))
+def test_double_backward_float64(op):
+    """``create_graph=True`` through the scaled sum: the gradient's own gradient, as PyTorch's."""
+    rng = np.random.default_rng(16)
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    results = []
+    for lib in (torch, distnn):
+        x, y = lib.tensor(a, requires_grad=True), lib.tensor(b, requires_grad=True)
+        z = getattr(lib, op)(x * x, y * x, alpha=0.3).sum()
+        (gx,) = lib.autograd.grad(z, x, create_graph=True)
+        (gy,) = lib.autograd.grad((gx * gx).sum(), y)
+        results.append((_np(gx), _np(gy)))
+    for got, expected in zip(*reversed(results)):
+        np.testing.assert_allclose(got, expected, rtol=1e-14)

@@ -33,6 +33,10 @@ class AddScaled(Function):
                 scaled = signed * self.alpha
         return (g if na else None), scaled
 
+    def backward_graph(self, g):  # (create_graph: the same formula on the recorded Tensor gradient)
+        na, nb = self.needs_input_grad
+        return (g if na else None), (((g if self.sign > 0 else -g) * self.alpha) if nb else None)
+
 
 class SubScaled(AddScaled):
     torch_name = "SubBackward0"
