@@ -75,8 +75,8 @@ def fma64(a, b, alpha):
         b_virtual = high - a
         low = (a - (high - b_virtual)) + (product - b_virtual)  # (TwoSum: a + product == high + low exactly)
         total = np.asarray(high + _rounded_to_odd(low, product_error))
-        plain = np.asarray(a + product)
-        return np.where(np.isfinite(total), total, plain)
+        finite = np.isfinite(total)
+        return total if finite.all() else np.where(finite, total, np.asarray(a + product))
 
 
 def _split(x):
