@@ -2,11 +2,13 @@
 (``sum(a, 1)``, ``mean``, ``prod``, ``amax``, ``abs``, ``sqrt``, ``where``, ``linalg.matmul``), called without it,
 and for ``y[...] = v`` and ``masked_fill``: the calls whose ``out is None`` (or no-error) path must stay as cheap
 as it was. 64x64 float32 tensors that require no grad (a 16x16 product); distnn and torch run the same calls, the
-numpy floor the same arithmetic on bare arrays.
+numpy floor the same arithmetic on bare arrays. The rows of ``add``/``sub`` with ``alpha`` come with these
+(:mod:`op_overhead_alpha`).
 """
 from __future__ import annotations
 
 import numpy as np
+import op_overhead_alpha  # (this script's folder)
 
 SHAPE = (64, 64)
 
@@ -50,6 +52,7 @@ def tensor_rows(lib, make):
         "a == b": lambda: a == b,
         "y[0, 0] = 0.5": lambda: y.__setitem__((0, 0), 0.5),
         "a.prod()": lambda: a.prod(),
+        **op_overhead_alpha.tensor_rows(lib, make),
     }
 
 
@@ -72,6 +75,7 @@ def numpy_rows():
         "a == b": lambda: a == b,
         "y[0, 0] = 0.5": lambda: y.__setitem__((0, 0), 0.5),
         "a.prod()": lambda: a.prod(),
+        **op_overhead_alpha.numpy_rows(),
     }
 
 

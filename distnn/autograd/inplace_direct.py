@@ -120,16 +120,22 @@ def _arithmetic(t, data, ufunc, args, kwargs):
             return None
     if _grad_state.enabled and t.requires_grad:
         return None
-    if alpha != 1:
-        if type(operand) is np.ndarray and data.dtype == np.float32 and type(alpha) in (int, float):
-            # (PyTorch's one rounding: see distnn.functional.scaled_sum)
-            from distnn.functional.scaled_sum import fused_scaled_sum
-
-            _before_inplace_write(t)
-            data[...] = fused_scaled_sum(data, operand, alpha if ufunc is np.add else -alpha)
-            t._bump_version()
-            return t
+    if alpha != 1 and data.dtype.itemsize > 8:  # (longdouble: no PyTorch kernel to follow, the two ops)
         operand = operand * alpha  # (as alpha_scaled: the operand times alpha, a Python number's in Python)
+    elif alpha != 1:
+        # PyTorch's one kernel, its rounding (see distnn.functional.scaled_sum); a number cast to the dtype first
+        from distnn.functional.scaled_sum import fused_scaled_sum, scaled_sum
+
+        if type(operand) is not np.ndarray:
+            operand = np.asarray(operand).astype(data.dtype)
+        factor = alpha if ufunc is np.add else -alpha
+        _before_inplace_write(t)
+        if data.dtype == np.float32:
+            fused_scaled_sum(data, operand, factor, out=data)
+        else:
+            data[...] = scaled_sum(data, operand, factor)
+        t._bump_version()
+        return t
     _before_inplace_write(t)
     ufunc(data, operand, out=data)  # (direct() has set numpy's silence: x / 0, overflow... as the general path)
     t._bump_version()

@@ -195,6 +195,15 @@ def alpha_scaled(input, other, alpha):  # noqa: A002
     there a non-zero ``alpha`` is 1 (PyTorch computes ``alpha * other`` in bool)."""
     if type(alpha) is int and alpha == 1:  # (the common case, checked at once)
         return other
+    category = check_alpha(input, other, alpha)
+    if category == 0:
+        return other if alpha else other * False
+    return other if alpha == 1 else other * alpha
+
+
+def check_alpha(input, other, alpha) -> int:  # noqa: A002
+    """PyTorch's ``alpha_check`` of ``input + alpha * other`` (see :func:`alpha_scaled`); the result's category
+    (0 bool, 1 integer, 2 float, 3 complex)."""
     category = max(_category(input), _category(other))
     if isinstance(alpha, (bool, np.bool_)):
         if category:
@@ -203,16 +212,14 @@ def alpha_scaled(input, other, alpha):  # noqa: A002
         raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
     elif isinstance(alpha, (complex, np.complexfloating)) and category < 3:
         raise RuntimeError("For non-complex input tensors, argument alpha must not be a complex number.")
-    if category == 0:
-        return other if alpha else other * False
-    return other if alpha == 1 else other * alpha
+    return category
 
 
 def _add(self, other, *, alpha=1):
-    if alpha != 1 and _fused(self, other, alpha):
-        from distnn.functional.scaled_sum import AddScaled
-
-        return AddScaled.apply(self, other, alpha=alpha)
+    if not (type(alpha) is int and alpha == 1):
+        result = _scaled(self, other, alpha, 1)
+        if result is not None:
+            return result
     return self + alpha_scaled(self, _densified(other, alpha), alpha)
 
 
@@ -220,20 +227,21 @@ def _sub(self, other, *, alpha=1):
     from .dtype_rules import refuse_bool_subtraction
 
     refuse_bool_subtraction(self, other, arrays=True)
-    if alpha != 1 and _fused(self, other, alpha):
-        from distnn.functional.scaled_sum import SubScaled
-
-        return SubScaled.apply(self, other, alpha=alpha)
+    if not (type(alpha) is int and alpha == 1):
+        result = _scaled(self, other, alpha, -1)
+        if result is not None:
+            return result
     return self - alpha_scaled(self, _densified(other, alpha), alpha)
 
 
-def _fused(self, other, alpha) -> bool:
-    """Whether ``self +- alpha * other`` is PyTorch's single rounding (float32 tensors: see scaled_sum)."""
-    from distnn.functional.scaled_sum import fused_applies
+def _scaled(self, other, alpha, sign):
+    """``self +- alpha * other`` in PyTorch's one kernel (see distnn.functional.scaled_sum_op), after its
+    ``alpha`` checks; None where the two-op path runs it."""
+    from distnn.functional.scaled_sum_op import scaled_add
 
-    from .tensor import Tensor
-
-    return isinstance(other, Tensor) and fused_applies(self.data, other.data, alpha)
+    if not (type(alpha) in (int, float) and self.dtype.kind == "f"):  # (a float result takes any real alpha)
+        check_alpha(self, other, alpha)
+    return scaled_add(self, other, alpha, sign)
 
 
 def _densified(other, alpha):

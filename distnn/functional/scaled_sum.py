@@ -1,4 +1,8 @@
-"""``add``/``sub`` with ``alpha`` in float32, rounded once, as PyTorch's CPU kernel (a fused multiply-add).
+"""The arithmetic of ``add``/``sub`` with ``alpha``, as PyTorch's CPU kernel: ``a + alpha * b`` a fused multiply-add.
+
+float16 is computed in float32 (alpha rounded to float16 first) and rounded to float16, as PyTorch's half vectors, float64 is an emulated float64 fma,
+integers wrap, bools are a logical or.
+
 
 PyTorch computes ``a + alpha * b`` as ``fmadd(b, alpha, a)`` in float32 (``sub`` is ``add`` with ``-alpha``):
 one rounding. ``a + (alpha * b)`` in numpy rounds twice and differs in ~30 % of the elements for ``alpha=3``.
@@ -8,67 +12,111 @@ rounded one: 53 bits >= 24 + 2 make round-to-odd followed by round-to-nearest a 
 """
 import numpy as np
 
-from distnn.autograd.function import Function
-
-from .torch_layout import torch_layout
-
 _F32 = np.dtype(np.float32)
+_LOW_28 = 0x0FFFFFFF  # (a float64's significand bits below a float32 halfway point's)
 
 
-def fused_scaled_sum(a, b, alpha):
+def fused_scaled_sum(a, b, alpha, out=None):
     """``a + alpha * b`` rounded once to float32 (``a``, ``b`` float32 arrays or 0-d; ``alpha`` a real number,
-    taken as float32, as PyTorch's opmath for float)."""
-    factor = np.float64(np.float32(alpha))
-    with np.errstate(all="ignore"):  # (inf * 0, inf - inf: NaN, silently, as PyTorch's)
-        product = np.asarray(b, np.float64) * factor  # (exact)
-        wide_a = np.asarray(a, np.float64)
-        total = wide_a + product
-        # TwoSum: the exact rounding error of ``total`` (NaN where total is inf or NaN)
-        b_virtual = total - wide_a
-        error = (wide_a - (total - b_virtual)) + (product - b_virtual)
-        total = np.asarray(total)
-        bits = total.view(np.int64)
-        inexact_even = (error != 0) & np.isfinite(error) & ((bits & 1) == 0)
-        if inexact_even.any():
-            # round-to-odd: an inexact even result moves one ulp toward the exact sum (either way it is odd)
-            step = np.where((error > 0) == (total > 0), 1, -1)
-            bits = bits + np.where(inexact_even, step, 0)
-            total = bits.view(np.float64)
-        return total.astype(_F32)
+    taken as float32, as PyTorch's opmath for float); written into ``out`` when given."""
+    with np.errstate(all="ignore"):  # (inf * 0, inf - inf: NaN, an alpha beyond float32: inf, silently, as PyTorch's)
+        factor = np.float64(np.float32(alpha))
+        if np.ndim(b) == 0:
+            step = np.float64(b) * factor  # (exact)
+            if np.float32(step) == step:  # (a float32 step: the float32 sum is the one rounding, no wider pass)
+                return np.asarray(np.add(a, np.float32(step), out=out))
+        total = np.array(b, np.float64)  # (a copy of its own, written in place below)
+        np.multiply(total, factor, out=total)  # (exact: 24-bit times 24-bit significands)
+        if total.shape == np.shape(a) and total.ndim:
+            np.add(total, a, out=total)  # (the common case, no broadcasting: no new array)
+        else:
+            total = np.asarray(total + a)
+        # The float64 sum rounded to float32 is the single rounding except where it lies exactly halfway
+        # between two float32s (a tie the exact sum may not be): such values, and exact ones, have their low 28
+        # significand bits zero. Random data almost never do; where any do, the exact round-to-odd path runs.
+        low_bits = np.bitwise_and(total.view(np.int64), _LOW_28)
+        if np.count_nonzero(low_bits) != low_bits.size:
+            total = _rounded_to_odd(np.asarray(a, np.float64), np.asarray(b, np.float64) * factor)
+        if out is None:
+            return total.astype(_F32)
+        np.copyto(out, total, casting="same_kind")
+        return out
 
 
-def fused_applies(a, b, alpha) -> bool:
-    """Whether ``a + alpha * b`` (arrays) takes the single-rounding path: float32 operands, a real non-bool
-    ``alpha`` other than 1."""
-    if type(a) is not np.ndarray or type(b) is not np.ndarray or a.dtype != _F32 or b.dtype != _F32:
-        return False  # (cupy: its own kernels; other dtypes: the two-op path)
-    if type(alpha) not in (int, float) or alpha == 1:
-        return False
-    try:
-        np.broadcast_shapes(a.shape, b.shape)
-    except ValueError:  # (the two-op path raises PyTorch's message)
-        return False
-    return True
+def _rounded_to_odd(wide_a, product):
+    """``wide_a + product`` (float64, ``product`` exact) rounded to odd: the float64 sum whose later rounding to
+    float32 is the correctly rounded one (53 bits >= 24 + 2)."""
+    total = np.asarray(wide_a + product)
+    # TwoSum: the exact rounding error of ``total`` (NaN where total is inf or NaN)
+    b_virtual = total - wide_a
+    error = (wide_a - (total - b_virtual)) + (product - b_virtual)
+    bits = total.view(np.int64)
+    inexact_even = (error != 0) & np.isfinite(error) & ((bits & 1) == 0)
+    if inexact_even.any():
+        # round-to-odd: an inexact even result moves one ulp toward the exact sum (either way it is odd)
+        step = np.where((error > 0) == (total > 0), 1, -1)
+        total = (bits + np.where(inexact_even, step, 0)).view(np.float64)
+    return total
 
 
-class AddScaled(Function):
-    """``input + alpha * other`` (``sign`` 1) or ``input - alpha * other`` (``sign`` -1), float32, one rounding.
-    The gradients are PyTorch's: ``g`` and ``(sign * g) * alpha``."""
-    torch_name = "AddBackward0"
-    saves_tensors = False
-    sign = 1
+def fma64(a, b, alpha):
+    """``a + alpha * b`` rounded once in float64 (Boldo and Melquiond's emulated fma: the product split exactly
+    by Veltkamp/Dekker, the sum's low part rounded to odd). Where that is not finite (overflow, inf, NaN
+    operands), the two-rounding ``a + alpha * b``, whose inf/NaN results are the fma's."""
+    factor = float(alpha)
+    with np.errstate(all="ignore"):
+        a = np.asarray(a, np.float64)
+        b = np.asarray(b, np.float64)
+        product = b * factor
+        b_high, b_low = _split(b)
+        f_high, f_low = _split(np.float64(factor))
+        product_error = ((b_high * f_high - product) + b_high * f_low + b_low * f_high) + b_low * f_low
+        high = a + product
+        b_virtual = high - a
+        low = (a - (high - b_virtual)) + (product - b_virtual)  # (TwoSum: a + product == high + low exactly)
+        total = np.asarray(high + _rounded_to_odd(low, product_error))
+        finite = np.isfinite(total)
+        return total if finite.all() else np.where(finite, total, np.asarray(a + product))
 
-    def forward(self, a, b, *, alpha):
-        self.alpha = alpha
-        sign = self.sign
-        return torch_layout(fused_scaled_sum(a, b, sign * alpha), a, b)
 
-    def backward(self, g):
-        na, nb = self.needs_input_grad
-        scaled = ((g if self.sign > 0 else -g) * self.alpha) if nb else None
-        return (g if na else None), scaled
+def _split(x):
+    """Veltkamp's split of float64 ``x`` into a 26-bit high part and the rest (their product terms exact)."""
+    scaled = x * 134217729.0  # (2 ** 27 + 1)
+    high = scaled - (scaled - x)
+    return high, x - high
 
 
-class SubScaled(AddScaled):
-    torch_name = "SubBackward0"
-    sign = -1
+def scaled_sum(a, b, alpha):
+    """``a + alpha * b`` for ``a``, ``b`` numpy arrays of the result's dtype (broadcastable), as PyTorch's CPU
+    kernel computes it; ``alpha`` a real number already checked against the dtype (:func:`check_integer_alpha`
+    too). None for complex dtypes.
+
+    PyTorch's vector loop is one fma per element; the scalar loop it leaves the last few elements of a row to
+    (where ``b`` is constant along the row: a number, or broadcast along the last dim) rounds some of them twice,
+    as its compiler schedules it: those are not followed."""
+    dtype = a.dtype
+    if dtype == _F32:
+        return fused_scaled_sum(a, b, alpha)
+    if dtype == np.float16:  # (PyTorch's half vectors: alpha rounded to float16, the fma in float32)
+        with np.errstate(over="ignore"):  # (beyond float16's range: inf, silently, as PyTorch's)
+            factor = float(np.float16(alpha))
+            return fused_scaled_sum(a.astype(_F32), b.astype(_F32), factor).astype(dtype)
+    if dtype == np.float64:
+        return fma64(a, b, alpha)
+    if dtype.kind in "iu":
+        factor = np.array(int(alpha), np.int64).astype(dtype)  # (alpha cast to the dtype, as PyTorch's)
+        with np.errstate(all="ignore"):
+            return np.asarray(a + b * factor)
+    if dtype.kind == "b":
+        return np.asarray(a | (b & bool(alpha)))
+    return None
+
+
+def check_integer_alpha(dtype, alpha):
+    """PyTorch's conversion of ``alpha`` to an integer result's C type: beyond its range (an unsigned type takes
+    down to minus its maximum) a RuntimeError with PyTorch's message."""
+    info = np.iinfo(dtype)
+    low = -int(info.max) if info.min == 0 else int(info.min)
+    if not low <= int(alpha) <= int(info.max):
+        raise RuntimeError(f"value cannot be converted to type {'u' if info.min == 0 else ''}int{info.bits}_t "
+                           "without overflow")
