@@ -120,7 +120,8 @@ def _arithmetic(t, data, ufunc, args, kwargs):
             return None
     if _grad_state.enabled and t.requires_grad:
         return None
-    if alpha != 1 and data.dtype.itemsize > 8:  # (longdouble: no PyTorch kernel to follow, the two ops)
+    if alpha != 1 and (data.dtype.itemsize > 8 or data.dtype == np.float64):
+        # (float64: rounded twice, as scaled_sum's float64, in place; complex, longdouble: the two ops as before)
         operand = operand * alpha  # (as alpha_scaled: the operand times alpha, a Python number's in Python)
     elif alpha != 1:
         # PyTorch's one kernel, its rounding (see distnn.functional.scaled_sum); a number cast to the dtype first
