@@ -11,6 +11,7 @@ import torch
 
 import distnn
 import distnn.functional as F
+from half_units import units_apart as _units_apart
 
 
 @pytest.fixture
@@ -21,12 +22,6 @@ def torch_one_thread():
     torch.set_num_threads(before)
 
 
-def _units_apart(a, b):
-    def ordered(h):
-        bits = np.asarray(h, np.float16).view(np.uint16).astype(np.int64)
-        return np.where(bits & 0x8000, 0x8000 - bits, bits)
-    both_nan = np.isnan(np.asarray(a, np.float32)) & np.isnan(np.asarray(b, np.float32))
-    return np.where(both_nan, 0, np.abs(ordered(a) - ordered(b)))
 
 
 def _draws(seed, count):
