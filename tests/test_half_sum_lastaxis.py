@@ -36,7 +36,7 @@ def _numpys(h, op, axis, keepdim):
 
 def _distnns(h, op, axis, keepdim):
     t = distnn.tensor(h)
-    out = getattr(t, op)(keepdim=keepdim) if axis is None else getattr(t, op)(axis, keepdim=keepdim)
+    out = getattr(t, op)(None, keepdim=keepdim) if axis is None else getattr(t, op)(axis, keepdim=keepdim)
     return np.asarray(out.data)
 
 
