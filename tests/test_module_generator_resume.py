@@ -152,7 +152,8 @@ def _trainer(comm, digits, **kw):
 
 
 def _with_states(t):
-    return {**final_state(t), "module_rng": dn_random.module_generator_states(t.model)}
+    share = next(m.generator for m in t.model.modules() if isinstance(m.__dict__.get("generator"), BatchShareGenerator))
+    return {**final_state(t), "share": share.draw_state(), "numpy": t.model.extra_dropout.generator.bit_generator.state}
 
 
 def _uninterrupted_and_resumed(comm, digits, root, steps):
@@ -170,10 +171,10 @@ def _uninterrupted_and_resumed(comm, digits, root, steps):
 
 
 def _assert_resumed_exactly(full, resumed):
-    assert full["module_rng"]["2"]["draw_state"][0] > 0  # (the BatchShareGenerator drew masks: the test has teeth)
+    assert full["share"][0] > 0  # (the BatchShareGenerator drew masks: the test has teeth)
     for r in resumed:
         assert_bitwise(full, r)
-        assert r["module_rng"] == full["module_rng"]
+        assert r["share"] == full["share"] and r["numpy"] == full["numpy"]
 
 
 def test_a_run_whose_dropout_draws_from_its_own_generators_resumes_bitwise(digits, tmp_path):
@@ -185,7 +186,7 @@ def test_two_simulated_ranks_resume_their_own_layer_generators_bitwise(digits, t
     results = simulate(2, lambda comm: _uninterrupted_and_resumed(comm, digits, str(tmp_path / "ck"), (11,)))
     for full, resumed in results:
         _assert_resumed_exactly(full, resumed)
-    assert results[0][0]["module_rng"] != results[1][0]["module_rng"]  # (each rank's own streams)
+    assert results[0][0]["numpy"] != results[1][0]["numpy"]  # (each rank's own streams)
 
 
 @pytest.mark.mpi(min_size=2)
@@ -194,3 +195,25 @@ def test_mpi_a_run_whose_dropout_draws_from_its_own_generators_resumes_bitwise(d
 
     full, resumed = _uninterrupted_and_resumed(dist.init(), digits, str(mpi_tmp_path / "ck"), (5, 11))
     _assert_resumed_exactly(full, resumed)
+
+
+def test_a_checkpoint_in_the_format_before_resumes_its_numpy_generators_exactly(digits, tmp_path):
+    # a checkpoint as distnn wrote it before: the numpy generator's state as numpy gives it, and nothing for the
+    # BatchShareGenerator (made by hand from one written now): it resumes, the numpy stream continues exactly
+    root, old_root = str(tmp_path / "ck"), str(tmp_path / "old")
+    full = _trainer(LocalCommunicator(), digits)
+    attach(full, root, {"dir": root, "every_steps": 5, "keep_last": 0}, signals=())
+    full.fit()
+    state, manifest = ck.read_checkpoint(f"{root}/{ck.step_name(5)}")
+    files = state.pop("_files", {})
+    for modules in [state["rng"]["modules"]] + [r["module_rng"] for r in state["ranks"]]:
+        assert modules.pop("2")["kind"] == "BatchShareGenerator"
+        assert set(modules) == {"extra_dropout"} and "bit_generator" in modules["extra_dropout"]
+    kept = {k: v for k, v in manifest.items() if k not in ("files", "step", "format", "version", "created")}
+    ck.write_checkpoint(old_root, 5, ck.serialize(state, files), kept)
+    t = _trainer(LocalCommunicator(), digits)
+    attach(t, old_root, {"dir": old_root, "every_steps": 0, "keep_last": 0}, resume_spec="auto", signals=())
+    assert t.model.extra_dropout.generator.bit_generator.state == state["rng"]["modules"]["extra_dropout"]
+    assert t.model[2].generator.draw_state() == (0, None, None)  # (nothing saved: as before, it starts over)
+    t.fit()
+    assert t.state.global_step == full.state.global_step
