@@ -101,11 +101,6 @@ def test_a_state_of_another_kind_of_generator_is_a_clear_error():
         dn_random.set_module_generator_states(philox, dn_random.module_generator_states(numpy_layer))
 
 
-class _LookAlike:  # draws like a generator, but has no state distnn can save
-    def random(self, size=None, dtype=np.float64):
-        return np.full(size, 0.75, dtype)
-
-
 class _Gan(distnn.nn.Module):  # a "generator" that is a network, not a random generator
     def __init__(self):
         super().__init__()
@@ -116,6 +111,10 @@ class _Gan(distnn.nn.Module):  # a "generator" that is a network, not a random g
 
 
 def test_a_generator_that_cannot_be_saved_is_named_in_a_warning_and_a_network_is_not_one():
+    class _LookAlike:  # draws like a generator, but has no state distnn can save (a class of this test's own:
+        def random(self, size=None, dtype=np.float64):  # the warning comes once per class)
+            return np.full(size, 0.75, dtype)
+
     model = distnn.nn.Sequential(distnn.nn.Dropout(0.5, generator=_LookAlike()), _Gan())
     with pytest.warns(RuntimeWarning, match=r"layer '0'.*_LookAlike.*cannot be saved"):
         assert dn_random.module_generator_states(model) == {}
