@@ -231,40 +231,5 @@ def set_state(state: dict) -> None:
     _own_generator().bit_generator.state = state
 
 
-def module_generator_states(model) -> dict:
-    """The states of the generators a model's layers were given (``Dropout(generator=...)``), by module path.
-
-    A layer with its own generator draws its masks from it, not from the default
-    generator, so an exact resume must carry that generator's state too.
-    """
-    return {name: m.generator.bit_generator.state for name, m in model.named_modules()
-            if isinstance(_generator_of(m), np.random.Generator)}
-
-
-_INSTANCE_ONLY: dict = {}  # module class -> whether a "generator" attribute can only be an instance attribute
-
-
-def _generator_of(m):
-    """``getattr(m, "generator", None)`` for a module. A checkpoint asks at every save, and for a layer
-    without one (most) getattr went through ``Module.__getattr__``, a Python call raising
-    AttributeError: where the class defines no ``generator`` and looks attributes up as Module does,
-    the instance's ``__dict__`` alone can hold one (Module.__getattr__ finds only parameters, buffers
-    and submodules, never a generator)."""
-    cls = type(m)
-    plain = _INSTANCE_ONLY.get(cls)
-    if plain is None:
-        from distnn.nn.module import Module
-
-        plain = _INSTANCE_ONLY[cls] = (
-            isinstance(m, Module) and cls.__getattribute__ is object.__getattribute__
-            and cls.__getattr__ is Module.__getattr__ and not any("generator" in vars(c) for c in cls.__mro__))
-    if plain:
-        return m.__dict__.get("generator")
-    return getattr(m, "generator", None)
-
-
-def set_module_generator_states(model, states: dict) -> None:
-    """Restore :func:`module_generator_states` (modules without a saved state are left alone)."""
-    for name, m in model.named_modules():
-        if name in states and isinstance(_generator_of(m), np.random.Generator):
-            m.generator.bit_generator.state = states[name]
+# The states of the generators a model's layers were given, for a checkpoint (their own concept and file).
+from distnn.module_generators import module_generator_states, set_module_generator_states  # noqa: E402,F401

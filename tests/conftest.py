@@ -93,7 +93,7 @@ def clean_preemption_flags():
     if left > 0:  # (put back first: one leak fails one test, not the later ones it would change)
         preemption_handlers.add_watcher(-left)
         pytest.fail(f"{left:+d} step guard(s) left watching the preemption flag (a guard bound by attach() "
-                    "and never fitted: release it with trainer.step_guard.release()); a signal in a later test "
+                    "and never fitted: give it back with checkpoint_setup.detach(trainer)); a signal in a later test "
                     "would only set the flag", pytrace=False)
 
 

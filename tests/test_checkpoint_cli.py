@@ -11,7 +11,7 @@ from distnn.distributed import LocalCommunicator
 from distnn.train import checkpoint as ck
 from distnn.train.callbacks import EarlyStopping
 from distnn.train.callbacks.checkpoint import ModelCheckpoint
-from distnn.train.callbacks.checkpoint_setup import attach
+from distnn.train.callbacks.checkpoint_setup import attach, detach
 
 from checkpoint_runs import write_step, digits, make_trainer, run_with_checkpoints
 
@@ -123,9 +123,8 @@ def test_resuming_an_older_checkpoint_through_a_symlink_moves_the_newer_ones_asi
         attach(t, str(tmp_path / "a"), {"dir": str(tmp_path / "a"), "every_steps": 0, "keep_last": 0},
                resume_spec=str(tmp_path / "link" / ck.step_name(8)))
         t.callbacks.on_train_begin(t)  # (where the newer ones are moved aside)
-    finally:  # (no fit follows, which would stop its guard watching the preemption flag)
-        if getattr(t, "step_guard", None) is not None:
-            t.step_guard.release()
+    finally:  # (no fit follows: the signal handlers and the step guard given back)
+        detach(t)
     left = sorted(n for n in os.listdir(tmp_path / "a") if n.startswith("step-"))
     assert left == ["step-00000004", "step-00000008"], left
     assert any(n.startswith("discarded-step-00000012") for n in os.listdir(tmp_path / "a"))

@@ -16,7 +16,7 @@ from distnn.optim import Adam
 from distnn.train import checkpoint as ck
 from distnn.train import preemption, step_guard
 from distnn.train.callbacks import Callback
-from distnn.train.callbacks.checkpoint_setup import attach
+from distnn.train.callbacks.checkpoint_setup import attach, detach
 from distnn.train.trainer import Trainer
 
 from checkpoint_runs import write_step, assert_bitwise, digits, final_state, make_trainer, run_with_checkpoints
@@ -51,9 +51,8 @@ def test_resume_auto_with_no_checkpoint_says_whether_this_run_writes_any(digits,
     try:
         with caplog.at_level(logging.INFO):
             attach(t, str(tmp_path), {"dir": str(tmp_path), "enabled": enabled}, resume_spec="auto")
-    finally:  # (no fit follows, which would stop its guard watching the preemption flag: released here)
-        if getattr(t, "step_guard", None) is not None:
-            t.step_guard.release()
+    finally:  # (no fit follows: the signal handlers and the step guard given back)
+        detach(t)
     said = [r.getMessage() for r in caplog.records if "no checkpoint in" in r.getMessage()]
     assert len(said) == 1 and "starting from the beginning" in said[0]
     assert ("checkpointing is off in this run" in said[0]) is not enabled, said

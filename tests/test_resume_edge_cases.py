@@ -12,7 +12,7 @@ from distnn.optim import SGD, Adam
 from distnn.train import checkpoint as ck
 from distnn.train import preemption, step_guard
 from distnn.train.callbacks import Callback
-from distnn.train.callbacks.checkpoint_setup import attach
+from distnn.train.callbacks.checkpoint_setup import attach, detach
 from distnn.train.trainer import Trainer
 from checkpoint_runs import assert_bitwise, digits, final_state, make_trainer  # noqa: F401 (digits: a fixture)
 
@@ -96,9 +96,8 @@ def test_resuming_with_a_changed_config_names_every_change(digits, tmp_path, cap
         with caplog.at_level(logging.WARNING, logger="distnn"):
             attach(t, str(tmp_path), {"dir": str(tmp_path)}, extra_files={"config.toml": changed},
                    resume_spec="auto")
-    finally:  # (no fit follows, which would stop its guard watching the preemption flag)
-        if getattr(t, "step_guard", None) is not None:
-            t.step_guard.release()
+    finally:  # (no fit follows: the signal handlers and the step guard given back)
+        detach(t)
     [warning] = [r.getMessage() for r in caplog.records if "differs from the checkpoint" in r.getMessage()]
     assert "optimizer.lr: 0.1 -> 0.5" in warning and "train.epochs: 2 -> 3" in warning
     assert "checkpoint.resume" not in warning and "optimizer.name" not in warning

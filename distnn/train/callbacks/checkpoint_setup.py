@@ -3,7 +3,8 @@
 :func:`attach` adds the :class:`~.checkpoint.ModelCheckpoint` callback, the per-step guard
 (non-finite policy, preemption agreement: :mod:`distnn.train.step_guard`), the training-time
 signal handler, and resumes (``--resume``). :func:`checkpoint_options` fills in the section's
-defaults, :func:`checkpoint_dir` says where a run's checkpoints go.
+defaults, :func:`checkpoint_dir` says where a run's checkpoints go. :func:`detach` undoes :func:`attach`
+(a caller who attached and then does not fit gives the signals and the step guard back with it).
 """
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
     (:func:`~distnn.train.preemption.during_fit`; a fit that ended in
     :class:`~distnn.train.preemption.Preempted` leaves them ignored, as the process is to exit),
     or, inside a job (``run_training``, ``train_rank``), the job does once its results are written;
-    an ``attach`` that fails gives them back itself.
+    an ``attach`` that fails gives them back itself. A caller who attaches and then does not fit (or
+    wants the trainer unwired after its fit) calls :func:`detach`.
     """
     opts = checkpoint_options(options)
     root = checkpoint_dir(run_dir, opts)
@@ -82,16 +84,21 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
         guard.bind(trainer)  # trainer.step_guard, and a callback (run before the checkpoint callback, as every other)
     else:
         trainer.step_guard = None
+    # what this attach wires in, recorded as it goes: detach() takes it out again
+    attachment = _Attachment([c for c in (cb, guard if guard.active else None) if c is not None], guard, None)
+    trainer.__dict__.setdefault("_checkpoint_attachments", []).append(attachment)
     rank = int(getattr(trainer.comm, "world_rank", trainer.comm.rank))
     handler = None
     if watch_signals:
         if cb is None:  # nothing to save: stop at the agreed step all the same (whole files, a clear status)
-            trainer.callbacks.append(step_guard.StopWithoutCheckpoint(signals, log=log or get_logger("train")))
+            stopper = step_guard.StopWithoutCheckpoint(signals, log=log or get_logger("train"))
+            trainer.callbacks.append(stopper)
+            attachment.callbacks.append(stopper)
         # The hand-over from start-up, in this order: the guard above already watches the flag (the start-up
         # handler now sets it instead of acting), the training handler goes in without clearing it, and only
         # then does start-up end. Ending it first let a signal take its default action (the rank died).
         preemption.fault_point("handler", rank)
-        handler = trainer._preemption_handler = preemption.PreemptionHandler(signals).install()
+        handler = attachment.handler = trainer._preemption_handler = preemption.PreemptionHandler(signals).install()
     preemption.end_startup()  # from here on a signal is this run's to handle (or its default action)
     try:
         preemption.fault_point("startup-end", rank)
@@ -112,6 +119,49 @@ def attach(trainer, run_dir: str, options=None, nonfinite: str = "skip", resume_
             handler.give_back()
         raise
     return cb
+
+
+class _Attachment:
+    """What one :func:`attach` wired into a trainer, for :func:`detach` to take out again."""
+
+    def __init__(self, callbacks, guard, handler):
+        self.callbacks, self.guard, self.handler = callbacks, guard, handler
+
+    def undo(self, trainer) -> None:
+        self.guard.release()  # (idempotent: a fit's end or a failed attach released it already)
+        if self.handler is not None:
+            if self.handler.installed:  # (not after a fit, which gave it back, nor off the main thread)
+                self.handler.give_back()
+            if getattr(trainer, "_preemption_handler", None) is self.handler:
+                trainer._preemption_handler = None  # (a later fit would install it again)
+        if getattr(trainer, "step_guard", None) is self.guard:
+            trainer.step_guard = None
+        listed = trainer.callbacks.callbacks
+        for cb in self.callbacks:
+            for i, other in enumerate(listed):
+                if other is cb:
+                    del listed[i]
+                    break
+
+
+def detach(trainer) -> None:
+    """Undo :func:`attach` on ``trainer``: a caller who attached and then decides not to fit gives back what
+    attach took. Local (not collective); idempotent; safe after ``fit`` too (which gave some of it back already).
+
+    The SIGTERM/SIGUSR1 handlers are those from before ``attach`` again (a signal the training handler noted
+    and nothing acted on is sent again, to take their action now, as at a fit's end: see
+    :func:`~distnn.train.preemption.during_fit`), the step guard stops watching the preemption flag
+    (``trainer.step_guard`` is None), and the callbacks attach added (the checkpoint callback, the guard,
+    :class:`~distnn.train.step_guard.StopWithoutCheckpoint`) are taken out of ``trainer.callbacks``: a later
+    ``fit`` trains without checkpointing or the signal handler. What a resume loaded stays loaded, and the
+    checkpoints written stay on disk. After a fit that ended in
+    :class:`~distnn.train.preemption.Preempted` the signals stay ignored (the process is to exit).
+
+    (A function beside ``attach``, not a method of what attach returns: with ``checkpoint.enabled = false``
+    attach returns None and still installs the handler and the guard.)
+    """
+    for attachment in reversed(trainer.__dict__.pop("_checkpoint_attachments", None) or ()):
+        attachment.undo(trainer)
 
 
 def _outside(directory: str, run_dir: str) -> bool:
