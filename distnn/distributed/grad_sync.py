@@ -22,6 +22,7 @@ from .sync_micro_batch import hold_if_stale, mark_stale, reached, release_held
 from .sync_failures import watch_backward
 from .sync_finish import FinishSync
 from .sync_refusals import WHERE, agreed_error, note, raise_unused
+from .sync_step_ended import end_pass
 
 # backward_context() key: this pass's seed carries the rank's weight n_r / G (see _on_backward_begin).
 RANK_WEIGHTED = "distnn.data_parallel.rank_weighted"
@@ -151,6 +152,9 @@ class GradientSync(FinishSync):
                 mine = True
             else:
                 others = True
+        if self._ended_step is not None and mine and self._require_sync and backward_depth() == 1:
+            end_pass(self)  # (this rank's step ended early: its end makes no exchange, .sync_step_ended)
+            return None
         if mine and (self._in_sync or self._require_sync and (self._forwards or self._abandoned)) \
                 and backward_depth() == 1:
             settle(self, in_pass=True)  # a step this rank abandoned ends first (.sync_abandoned)

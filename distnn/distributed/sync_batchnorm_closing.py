@@ -213,12 +213,15 @@ def abort_micro_batch(dp, exc: Exception, stage: str = "forward", text=None) -> 
     """``dp``'s ``stage`` raised ``exc`` under ``no_sync()``: end the micro-batch's rounds on every rank and raise
     the error every rank raises (from ``exc``; ``text``: the note's text, when not "``stage`` raised ..."). Returns
     without a collective when no round is to be answered."""
+    if dp._ended_step is not None:  # (this step ended on every rank already: no round of it is left to end)
+        return
     model_comms = _training_comms(dp, False)
     split = _abort_split(dp, model_comms)
     comms = _training_comms(dp, True, split == 2) if split else model_comms
     if not comms or any(history(c).closed for c in comms):  # (closed: the others' rounds of this step ended)
         return
-    from .sync_failures import agree_on_failure, describe
+    from .sync_failures import describe
+    from .sync_step_ended import join_exchange
 
     notes = []
     note(notes, raisable(type(exc)), text or f"{stage} raised {WHERE} under no_sync(): {describe(exc)}",
@@ -227,7 +230,7 @@ def abort_micro_batch(dp, exc: Exception, stage: str = "forward", text=None) -> 
     if any(e is not None and ((e[:, 0] == CLOSE) | (e[:, 0] == CLOSE_FAILED)).any() for e in everies):
         for c in comms:  # (a rank is in its step's exchange: join it; these rounds are ended already)
             history(c).closed = True
-        agree_on_failure(dp, exc, stage)
+        join_exchange(dp, exc, stage)  # (this rank's step then ends there: .sync_step_ended)
     drop_micro_batch(dp, stage == "backward")
     try:
         raise_aborted(comms, notes)

@@ -93,6 +93,7 @@ def init_failure_state(dp) -> None:
     # that raised; clock -> whether the gradients were reset when a no_sync() backward began with a step pending
     dp._clock = dp._sync_clock = dp._explicit_clock = dp._abandoned_at = 0
     dp._resets = {}
+    dp._ended_step = None  # this rank's step ended early, mid-way (.sync_step_ended): what its end raises
 
 
 def micro_batch_raised(dp, exc: Exception) -> None:
