@@ -25,10 +25,10 @@ layers, and those of the wrapper communicator's split when the other ranks may w
 a layer outside the model, a head, that ran in this micro-batch or the one before, or in the wrapper's first
 micro-batch one that is in no other wrapper's model): a layer merely alive there (an earlier model in a reference
 cycle) makes no round, and ending its rounds would wait for an answer no rank sends. The ABORT's header says
-whether it ends the split too, so every rank ends the same communicators. Not covered: a micro-batch that fails
-before a head's place right after the loop stopped running that head (the micro-batch before ran it, a model
-without SyncBatchNorm of its own): the ABORT waits for the others' exchange, where every rank raises the failing
-rank's error, but that rank then runs the step's remaining micro-batches and falls a step behind.
+whether it ends the split too, so every rank ends the same communicators. A micro-batch that fails before a head's
+place right after the loop stopped running that head (the micro-batch before ran it, a model without SyncBatchNorm
+of its own): the ABORT meets the others' exchange, which the failing rank joins, and every rank raises its error
+there; the rest of that rank's step then makes no exchange (:mod:`.sync_step_ended`).
 
 A model whose layers use several SyncBatchNorm communicators (layers built with different ``process_group``'s)
 ends the rounds of every one of them: the headers of all are started together and each is answered as it

@@ -27,7 +27,8 @@ others raise :class:`~.sync_batchnorm_rounds.ForwardRanAhead` there, naming it, 
 samples; this rank gets it as a warning, forgets the kept output, and runs its forward again, in step, drawing
 the random numbers of its first run again (:func:`~.sync_abandoned.watched_forward`; a kept synchronizing step's
 output ends in that step's exchange). Not
-covered: an error before the forward in the loop's own code (no DataParallel call saw the micro-batch).
+covered: an error before the forward in the loop's own code (no DataParallel call saw the micro-batch) unless the
+loop ends the step with :meth:`~.data_parallel.DataParallel.fail_step` (:mod:`.sync_loop_failure`).
 
 Gradients left by a failure (:func:`hold_if_stale`): a rank whose backward of a micro-batch was cut short holds
 that micro-batch's partial gradients (some parameters got its gradient, some not): the rank whose backward raised
