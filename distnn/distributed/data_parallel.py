@@ -183,7 +183,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
                         "_abandoned", "_finishing", "_in_forward", "_micro_forwards", "_stale_grads", "_held_notes",
                         "_clock", "_resets", "_abandoned_at", "_sync_clock", "_explicit_clock", "_micro_last",
                         "_stale_samples", "_reset_latched", "_before_forward", "_split_mark",
-                        "_split_prev", "_ended_step"))
+                        "_split_prev", "_ended_step", "_micro_passes"))
 
     def __setattr__(self, name, value):
         if name in self._PLAIN:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from .sync_abandoned import settle
 from .sync_micro_batch import release_held, settle_micro_batches
-from .sync_step_ended import close
+from .sync_step_ended import close, still_ended
 
 
 class FinishSync:
@@ -51,7 +51,7 @@ class FinishSync:
                 self._end_single_rank_step()
             self._synced_since_finish = False
             return
-        if self._ended_step is not None:  # (this step ended early on this rank: its end, no exchange: .sync_step_ended)
+        if still_ended(self):  # (this step ended early on this rank: its end, no exchange: .sync_step_ended)
             close(self, raising=True)
         refused = self._synced_since_finish == "refused" and not self._forwards and self._forward_samples is None \
             and self._explicit_samples is None  # (a refused step's gradients are None: not reset by the user)

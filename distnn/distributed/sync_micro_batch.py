@@ -95,6 +95,7 @@ def init_failure_state(dp) -> None:
     dp._clock = dp._sync_clock = dp._explicit_clock = dp._abandoned_at = 0
     dp._resets = {}
     dp._ended_step = None  # this rank's step ended early, mid-way (.sync_step_ended): what its end raises
+    dp._micro_passes = 0   # backward passes under no_sync() since the last exchange (.sync_step_ended)
 
 
 def micro_batch_raised(dp, exc: Exception) -> None:

@@ -17,10 +17,13 @@ so every rank ends the step at its last micro-batch with the same error. In betw
 raises its own error on its rank alone (the step is over everywhere: nothing to agree on), and a forward of the
 step's last micro-batch that raises ends the step on its rank with it (:func:`agreed_in_ended_step`).
 
-Assumed: after a micro-batch whose error every rank raised, the loop goes on with the step's remaining
-micro-batches (what it does when every rank raises it in the micro-batch itself). A loop that skips the rest of the
-step instead must call ``finish_gradient_synchronization()`` before its next step (it ends the step there).
-The healthy step pays one attribute test per backward pass.
+Whether the loop goes on with the step's remaining micro-batches (as when every rank raises a micro-batch's error in
+the micro-batch itself) or skips the rest of the step (an ``except`` around the whole step) is told by counting:
+the refused exchange gathers, with the notes, how many ``no_sync()`` backwards each rank's step ran (the others ran
+all of theirs), and the failing rank counts its own since. Its next synchronizing backward comes after fewer: the
+ended step's end, as above; after as many: the next step's, an ordinary exchange (:func:`still_ended`). (Steps with
+different numbers of micro-batches can fool the count.) The healthy step pays one attribute test and one counter
+per backward pass.
 """
 from __future__ import annotations
 
@@ -30,11 +33,12 @@ from distnn.autograd.engine import queue_callback, queue_error_callback
 class _EndedStep:
     """What the rank's early exchange raised: raised again, new, where the rank's step ends."""
 
-    __slots__ = ("error_type", "message", "noted_ranks")
+    __slots__ = ("error_type", "message", "noted_ranks", "micro_passes")
 
     def __init__(self, agreed: Exception):
         self.error_type, self.message = type(agreed), str(agreed)
         self.noted_ranks = list(getattr(agreed, "noted_ranks", ()))
+        self.micro_passes = getattr(agreed, "micro_passes", 0)  # (the most no_sync() backwards a rank's step ran)
 
     def error(self, rank: int) -> Exception:
         exc = self.error_type(self.message)
@@ -54,6 +58,19 @@ def join_exchange(dp, exc: Exception, stage: str) -> None:
         if hasattr(agreed, "report"):  # (the agreed error: an exchange that itself failed ends nothing)
             dp._ended_step = _EndedStep(agreed)
         raise
+
+
+def still_ended(dp) -> bool:
+    """Whether ``dp``'s step that ended early is still the loop's step here: fewer ``no_sync()`` backwards since its
+    exchange than the step has micro-batches (a loop that skipped the rest of it has begun its next step, whose
+    micro-batches make as many: that step is an ordinary one, and the ended one is forgotten)."""
+    ended = dp._ended_step
+    if ended is None:
+        return False
+    if dp._micro_passes < ended.micro_passes:
+        return True
+    dp._ended_step = None
+    return False
 
 
 def end_pass(dp) -> None:
@@ -92,4 +109,6 @@ def agreed_in_ended_step(dp, exc: Exception):
     Ends the step here and returns the error to raise (from ``exc``): the agreed one, the others' at this step."""
     ended = dp._ended_step
     close(dp)
-    return ended.error(dp.comm.rank)
+    error = ended.error(dp.comm.rank)
+    error.micro_passes = ended.micro_passes
+    return error
