@@ -24,7 +24,11 @@ names the cause at once. The Trainer calls it for an error of its data loading (
 transform), so a trainer job ends on every rank with that error, not at the collective timeout.
 
 Call it only before the step's synchronizing backward (after it, the step's exchange is made and the others have
-gone on). With one rank nothing waits: ``exc`` is raised as it is.
+gone on). With one rank nothing waits: ``exc`` is raised as it is. Not covered: a step of several micro-batches
+whose model trains SyncBatchNorm layers. The others then wait in a round of a ``no_sync()`` micro-batch; the
+exchange's closing round answers it, and they raise there, but a micro-batch makes no exchange, so they do not join
+this rank's (nor could they tell how many of their step's micro-batches are left): simulated ranks report the
+deadlock at once, naming both collectives, MPI ranks wait until the collective timeout, as before ``fail_step``.
 """
 from __future__ import annotations
 

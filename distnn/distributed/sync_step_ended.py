@@ -98,7 +98,7 @@ def close(dp, raising: bool = False) -> None:
     dp._forwards, dp._resets, dp._micro_forwards, dp._abandoned = [], {}, [], []
     dp._forward_samples = dp._explicit_samples = None
     dp._notes, dp._held_notes, dp._stale_grads = [], [], False
-    dp._micro_last = 0
+    dp._micro_last = dp._micro_passes = 0  # (the others' exchange counted theirs from 0 again)
     dp._reset_latched = False
     if raising:
         raise ended.error(dp.comm.rank)
