@@ -44,8 +44,8 @@ TIMEOUT_S = 20.0
 def train(comm, fault=True, skip_step=None, loop="micro"):
     """STEPS steps of MICROS micro-batches (all but the last under no_sync()); rank 1's loss raises at FAILS_AT
     (``fault``), or every rank leaves out step ``skip_step``. A step whose last micro-batch raised is not applied;
-    ``loop``: after a micro-batch's error the loop goes on with the step's next micro-batch ("micro") or skips the
-    rest of the step ("step"). Returns (errors as (step, micro, type, message), parameters)."""
+    ``loop``: after a micro-batch's error the loop goes on with the step's next micro-batch ("micro"; "twice": and
+    rank 1's loss raises in the step's last micro-batch too) or skips the rest of the step ("step"). Returns (errors as (step, micro, type, message), parameters)."""
     gc.collect()
     distnn.manual_seed(0)
     model = _Net(None)
@@ -63,7 +63,8 @@ def train(comm, fault=True, skip_step=None, loop="micro"):
             try:
                 with dp.no_sync() if micro < MICROS - 1 else contextlib.nullcontext():
                     out = dp(x)
-                    if fault and (step, micro) == FAILS_AT and comm.rank == 1:
+                    if fault and comm.rank == 1 and ((step, micro) == FAILS_AT
+                                                     or loop == "twice" and (step, micro) == (1, MICROS - 1)):
                         raise ValueError("the loss raised")
                     out = head(out) if step in HEAD_STEPS else out
                     F.cross_entropy(out, y).backward()
@@ -85,10 +86,13 @@ def assert_outcome(results, reference, loop="micro"):
         # every rank ends step 1 at its last micro-batch with rank 1's error; rank 1 raised it at its failure too
         # (and, skipping the rest of the step there, ends it there)
         expected = [(1, 0, "ValueError")] if rank == 1 else []
-        expected += [(1, MICROS - 1, "ValueError")] if rank != 1 or loop == "micro" else []
+        expected += [(1, MICROS - 1, "ValueError")] if rank != 1 or loop != "step" else []
         assert where == expected, (rank, size, errors)
-        assert all(e[3].startswith(AGREED) for e in errors), (rank, errors)
-        assert errors[-1][3] == results[0][0][-1][3], (rank, "the same error on every rank")
+        if loop == "twice" and rank == 1:  # (its step's end raised its own error: the step had ended everywhere)
+            assert errors[0][3].startswith(AGREED) and errors[1][3] == "the loss raised", (rank, errors)
+        else:
+            assert all(e[3].startswith(AGREED) for e in errors), (rank, errors)
+            assert errors[-1][3] == results[0][0][-1][3], (rank, "the same error on every rank")
         for k, v in params.items():
             np.testing.assert_array_equal(v, results[0][1][k], err_msg=f"rank {rank} of {size}: {k} (replicas)")
             np.testing.assert_allclose(v, reference[k], rtol=1e-12, atol=1e-15,
@@ -96,7 +100,7 @@ def assert_outcome(results, reference, loop="micro"):
 
 
 @pytest.mark.parametrize("size", [2, 3])
-@pytest.mark.parametrize("loop", ["micro", "step"])
+@pytest.mark.parametrize("loop", ["micro", "twice", "step"])
 def test_simulated_ranks_end_the_step_alike(loop, size):
     assert_outcome(simulate(size, train, loop=loop), simulate(size, train, fault=False, skip_step=1)[0][1], loop)
 
@@ -128,7 +132,7 @@ def short_timeout_comm():
 
 
 @pytest.mark.mpi(min_size=2)
-@pytest.mark.parametrize("loop", ["micro", "step"])
+@pytest.mark.parametrize("loop", ["micro", "twice", "step"])
 def test_mpi_ranks_end_the_step_alike(short_timeout_comm, loop):
     comm = short_timeout_comm
     results = comm.allgather_object(train(comm, loop=loop))
