@@ -9,10 +9,11 @@ micro-batches after that and make one exchange more: a step behind the others fr
 different steps averaged, and at the end a rank waiting for a partner that has finished).
 
 Now its step is over on rank 1 too (the loop going on with the step's remaining micro-batches, "micro"; a loop
-that skips the rest of the step, "step", is told apart by counting micro-batches and trains its next step as usual): its remaining micro-batches accumulate nothing that counts, and its next
-synchronizing backward (the step's last micro-batch) makes no exchange and raises the same error the others
-raised there, the step's gradients dropped. So every rank ends step 1 at its last micro-batch with the same
-error, and every rank skips its update (as the loop does for a step whose synchronizing backward raised).
+that skips the rest of the step, "step", is told apart by counting micro-batches and trains its next step as
+usual): its remaining micro-batches accumulate nothing that counts, and its next synchronizing backward (the
+step's last micro-batch) makes no exchange and raises the same error the others raised there, the step's gradients
+dropped. (Rank 1's loss raising again there, "twice": it raises its own error, the step ends all the same.) So
+every rank ends step 1 at its last micro-batch with the same error, and every rank skips its update (as the loop does for a step whose synchronizing backward raised).
 
 Oracles: the error each rank raises (rank 1's cause named, the same text everywhere), parameters bitwise equal
 across ranks and equal (rtol 1e-12) to a run where every rank skips step 1 entirely. Simulated ranks (2, 3) and
@@ -45,7 +46,8 @@ def train(comm, fault=True, skip_step=None, loop="micro"):
     """STEPS steps of MICROS micro-batches (all but the last under no_sync()); rank 1's loss raises at FAILS_AT
     (``fault``), or every rank leaves out step ``skip_step``. A step whose last micro-batch raised is not applied;
     ``loop``: after a micro-batch's error the loop goes on with the step's next micro-batch ("micro"; "twice": and
-    rank 1's loss raises in the step's last micro-batch too) or skips the rest of the step ("step"). Returns (errors as (step, micro, type, message), parameters)."""
+    rank 1's loss raises in the step's last micro-batch too) or skips the rest of the step ("step").
+    Returns (errors as (step, micro, type, message), parameters)."""
     gc.collect()
     distnn.manual_seed(0)
     model = _Net(None)
