@@ -13,7 +13,8 @@ that skips the rest of the step, "step", is told apart by counting micro-batches
 usual): its remaining micro-batches accumulate nothing that counts, and its next synchronizing backward (the
 step's last micro-batch) makes no exchange and raises the same error the others raised there, the step's gradients
 dropped. (Rank 1's loss raising again there, "twice": it raises its own error, the step ends all the same.) So
-every rank ends step 1 at its last micro-batch with the same error, and every rank skips its update (as the loop does for a step whose synchronizing backward raised).
+every rank ends step 1 at its last micro-batch with the same error, and every rank skips its update (as the loop
+does for a step whose synchronizing backward raised).
 
 Oracles: the error each rank raises (rank 1's cause named, the same text everywhere), parameters bitwise equal
 across ranks and equal (rtol 1e-12) to a run where every rank skips step 1 entirely. Simulated ranks (2, 3) and
