@@ -71,8 +71,8 @@ step's collectives first, so no rank is left waiting (:mod:`.sync_refusals`). Th
 A step that fails BEFORE its backward on some ranks, the error caught by the loop (the forward or a forward
 pre-hook of the model or of the wrapper, the loss, a ``KeyboardInterrupt``), ends on every rank alike too, never
 paired with another step (:mod:`.sync_abandoned`), also while the other ranks wait in SyncBatchNorm's collectives
-(:mod:`.sync_batchnorm_rounds`; under :meth:`no_sync` too: :mod:`.sync_micro_batch`). Not covered: an error
-before the forward in the loop's own code (no DataParallel call sees the step on that rank), several live
+(:mod:`.sync_batchnorm_rounds`; under :meth:`no_sync` too: :mod:`.sync_micro_batch`). An error before the forward
+in the loop's own code: :meth:`fail_step` (:mod:`.sync_loop_failure`). Not covered: several live
 DataParallels on one communicator with SyncBatchNorm layers on it (a round ended by one's failing step sends a
 rank to the newest one's exchange), and a SyncBatchNorm outside the model on a communicator no DataParallel is on.
 
@@ -183,7 +183,7 @@ class DataParallel(GradientSync, DataParallelJoin, Module):
                         "_abandoned", "_finishing", "_in_forward", "_micro_forwards", "_stale_grads", "_held_notes",
                         "_clock", "_resets", "_abandoned_at", "_sync_clock", "_explicit_clock", "_micro_last",
                         "_stale_samples", "_reset_latched", "_before_forward", "_split_mark",
-                        "_split_prev"))
+                        "_split_prev", "_ended_step", "_micro_passes"))
 
     def __setattr__(self, name, value):
         if name in self._PLAIN:

@@ -22,6 +22,7 @@ from .sync_micro_batch import hold_if_stale, mark_stale, reached, release_held
 from .sync_failures import watch_backward
 from .sync_finish import FinishSync
 from .sync_refusals import WHERE, agreed_error, note, raise_unused
+from .sync_step_ended import end_pass, still_ended
 
 # backward_context() key: this pass's seed carries the rank's weight n_r / G (see _on_backward_begin).
 RANK_WEIGHTED = "distnn.data_parallel.rank_weighted"
@@ -151,6 +152,10 @@ class GradientSync(FinishSync):
                 mine = True
             else:
                 others = True
+        if self._ended_step is not None and mine and self._require_sync and backward_depth() == 1 \
+                and still_ended(self):
+            end_pass(self)  # (this rank's step ended early: its end makes no exchange, .sync_step_ended)
+            return None
         if mine and (self._in_sync or self._require_sync and (self._forwards or self._abandoned)) \
                 and backward_depth() == 1:
             settle(self, in_pass=True)  # a step this rank abandoned ends first (.sync_abandoned)
@@ -160,6 +165,7 @@ class GradientSync(FinishSync):
             hold_if_stale(self)
             if not self._require_sync:
                 self._latch_reset()
+                self._micro_passes += 1  # (a micro-batch of the step: how many, told to a rank whose step ended early)
             reached(self)  # (the micro-batches' forwards: .sync_micro_batch)
             mark_micro_batch(self)  # (whether its micro-batch ran a head: .sync_batchnorm_closing._abort_split)
         if self._in_sync:
@@ -356,6 +362,7 @@ class GradientSync(FinishSync):
         self._explicit_samples = None
         self._forward_samples = None
         self._forwards, self._resets = [], {}  # (.sync_abandoned)
+        micro_passes, self._micro_passes = self._micro_passes, 0
         self._in_sync = False
         self._synced_since_finish = True
         self._reset_latched = False
@@ -373,13 +380,16 @@ class GradientSync(FinishSync):
             # (every rank's notes, and whether its finish_gradient_synchronization() made this exchange, gathered
             # only now that some rank refuses: the normal step pays nothing)
             notes, self._notes = self._notes, []
-            every = self._comm.allgather_object((notes, self._finishing))
+            every = self._comm.allgather_object((notes, self._finishing, micro_passes))
             for p in self._params:  # (zeros stood in for refused gradients: the step's average is not one)
                 p.grad = None
             # (a finish_gradient_synchronization() next, with no forward or count since, is a no-op only when some
             # rank's finish made this exchange, which ended its step there: .sync_finish)
-            self._synced_since_finish = "refused" if any(f for _, f in every) else "refused in backward"
-            every = [n for n, _ in every] if refusing else []
-            raise agreed_error(every, refused, self.comm.rank)
+            self._synced_since_finish = "refused" if any(f for _, f, _ in every) else "refused in backward"
+            passes = max(p for _, _, p in every)  # (the step's micro-batches, for a step ended early: .sync_step_ended)
+            every = [n for n, _, _ in every] if refusing else []
+            error = agreed_error(every, refused, self.comm.rank)
+            error.micro_passes = passes
+            raise error
         if partly_unused and not self.find_unused_parameters:
             raise_unused(partly_unused)

@@ -234,6 +234,12 @@ def settle(dp, in_pass: bool = False, finishing: bool = False, ran_ahead: bool =
         note(notes, RuntimeError, UNREACHED, ADVICE)
     if not notes:
         return
+    if dp._ended_step is not None:  # (the step whose last micro-batch failed had ended early: no exchange is left)
+        from .sync_step_ended import close, still_ended
+
+        if still_ended(dp):
+            close(dp)
+            return
     dp._abandoned = []
     if finishing:  # (this exchange is the step's own: it refuses, and finish_gradient_synchronization raises)
         samples = dp._forward_samples

@@ -25,10 +25,10 @@ layers, and those of the wrapper communicator's split when the other ranks may w
 a layer outside the model, a head, that ran in this micro-batch or the one before, or in the wrapper's first
 micro-batch one that is in no other wrapper's model): a layer merely alive there (an earlier model in a reference
 cycle) makes no round, and ending its rounds would wait for an answer no rank sends. The ABORT's header says
-whether it ends the split too, so every rank ends the same communicators. Not covered: a micro-batch that fails
-before a head's place right after the loop stopped running that head (the micro-batch before ran it, a model
-without SyncBatchNorm of its own): the ABORT waits for the others' exchange, where every rank raises the failing
-rank's error, but that rank then runs the step's remaining micro-batches and falls a step behind.
+whether it ends the split too, so every rank ends the same communicators. A micro-batch that fails before a head's
+place right after the loop stopped running that head (the micro-batch before ran it, a model without SyncBatchNorm
+of its own): the ABORT meets the others' exchange, which the failing rank joins, and every rank raises its error
+there; the rest of that rank's step then makes no exchange (:mod:`.sync_step_ended`).
 
 A model whose layers use several SyncBatchNorm communicators (layers built with different ``process_group``'s)
 ends the rounds of every one of them: the headers of all are started together and each is answered as it
@@ -213,12 +213,15 @@ def abort_micro_batch(dp, exc: Exception, stage: str = "forward", text=None) -> 
     """``dp``'s ``stage`` raised ``exc`` under ``no_sync()``: end the micro-batch's rounds on every rank and raise
     the error every rank raises (from ``exc``; ``text``: the note's text, when not "``stage`` raised ..."). Returns
     without a collective when no round is to be answered."""
+    if dp._ended_step is not None:  # (this step ended on every rank already: no round of it is left to end)
+        return
     model_comms = _training_comms(dp, False)
     split = _abort_split(dp, model_comms)
     comms = _training_comms(dp, True, split == 2) if split else model_comms
     if not comms or any(history(c).closed for c in comms):  # (closed: the others' rounds of this step ended)
         return
-    from .sync_failures import agree_on_failure, describe
+    from .sync_failures import describe
+    from .sync_step_ended import join_exchange
 
     notes = []
     note(notes, raisable(type(exc)), text or f"{stage} raised {WHERE} under no_sync(): {describe(exc)}",
@@ -227,7 +230,7 @@ def abort_micro_batch(dp, exc: Exception, stage: str = "forward", text=None) -> 
     if any(e is not None and ((e[:, 0] == CLOSE) | (e[:, 0] == CLOSE_FAILED)).any() for e in everies):
         for c in comms:  # (a rank is in its step's exchange: join it; these rounds are ended already)
             history(c).closed = True
-        agree_on_failure(dp, exc, stage)
+        join_exchange(dp, exc, stage)  # (this rank's step then ends there: .sync_step_ended)
     drop_micro_batch(dp, stage == "backward")
     try:
         raise_aborted(comms, notes)

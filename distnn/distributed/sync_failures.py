@@ -79,6 +79,11 @@ def agree_on_failure(dp, exc: Exception, stage: str = "backward") -> None:
     ``exc``: finish the step's synchronization with zeros and a note of ``exc``, and raise the error every
     rank raises (from ``exc``)."""
     dp._failure_token = None
+    if dp._ended_step is not None:  # (this rank's step ended early: no exchange is left to agree in, .sync_step_ended)
+        from .sync_step_ended import agreed_in_ended_step, still_ended
+
+        if still_ended(dp):
+            raise agreed_in_ended_step(dp, exc) from exc
     if not getattr(exc, "agreed_elsewhere", False):  # (another rank's failure, which its own note names)
         note(dp._notes, raisable(type(exc)), f"{stage} raised {WHERE}: {describe(exc)}", ADVICE)
     release_held(dp)  # (a failed micro-batch's leftovers are this exchange's, not the next step's: .sync_micro_batch)

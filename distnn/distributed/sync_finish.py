@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from .sync_abandoned import settle
 from .sync_micro_batch import release_held, settle_micro_batches
+from .sync_step_ended import close, still_ended
 
 
 class FinishSync:
@@ -50,6 +51,8 @@ class FinishSync:
                 self._end_single_rank_step()
             self._synced_since_finish = False
             return
+        if still_ended(self):  # (this step ended early on this rank: its end, no exchange: .sync_step_ended)
+            close(self, raising=True)
         refused = self._synced_since_finish == "refused" and not self._forwards and self._forward_samples is None \
             and self._explicit_samples is None  # (a refused step's gradients are None: not reset by the user)
         if self._in_sync or not self._synced_since_finish or (self._grads_reset_since_sync() and not refused):
@@ -66,6 +69,17 @@ class FinishSync:
             finally:  # (refused too, this call ended the step: the next one is the next step's)
                 self._synced_since_finish = self._finishing = False
         self._synced_since_finish = False
+
+    def fail_step(self, exc: BaseException) -> None:
+        """This rank's step failed with ``exc`` before its forward, in the loop's own code (loading or transforming
+        its batch): end the step on every rank. Call it in the loop's ``except``, before the step's synchronizing
+        backward; the loop then goes on with its next step. Collective in effect: this rank makes the step's
+        gradient exchange now, with zeros and a note, and every rank raises the same error naming ``exc`` and this
+        rank (the others from their backward): raised here too, from ``exc``. Gradients of the step are dropped on
+        every rank. With one rank, ``exc`` itself is raised. See :mod:`.sync_loop_failure`."""
+        from .sync_loop_failure import fail_step
+
+        fail_step(self, exc)
 
     _reset_latched = False  # the gradients were reset since the last synchronization, before a no_sync() backward
 

@@ -27,7 +27,8 @@ others raise :class:`~.sync_batchnorm_rounds.ForwardRanAhead` there, naming it, 
 samples; this rank gets it as a warning, forgets the kept output, and runs its forward again, in step, drawing
 the random numbers of its first run again (:func:`~.sync_abandoned.watched_forward`; a kept synchronizing step's
 output ends in that step's exchange). Not
-covered: an error before the forward in the loop's own code (no DataParallel call saw the micro-batch).
+covered: an error before the forward in the loop's own code (no DataParallel call saw the micro-batch) unless the
+loop ends the step with :meth:`~.data_parallel.DataParallel.fail_step` (:mod:`.sync_loop_failure`).
 
 Gradients left by a failure (:func:`hold_if_stale`): a rank whose backward of a micro-batch was cut short holds
 that micro-batch's partial gradients (some parameters got its gradient, some not): the rank whose backward raised
@@ -93,6 +94,8 @@ def init_failure_state(dp) -> None:
     # that raised; clock -> whether the gradients were reset when a no_sync() backward began with a step pending
     dp._clock = dp._sync_clock = dp._explicit_clock = dp._abandoned_at = 0
     dp._resets = {}
+    dp._ended_step = None  # this rank's step ended early, mid-way (.sync_step_ended): what its end raises
+    dp._micro_passes = 0   # backward passes under no_sync() since the last exchange (.sync_step_ended)
 
 
 def micro_batch_raised(dp, exc: Exception) -> None:

@@ -330,14 +330,29 @@ class Trainer(TrainStepMixin, StepObjectiveMixin, TrainerStateMixin, EvaluationM
         self.state.epoch, self.state.batch_in_epoch = epoch, 0
         self.state.epoch_sums = {k: 0.0 for k in self.state.epoch_sums}
 
+    def _batch_failed(self, exc: Exception) -> None:
+        """Loading or transforming this rank's next batch raised ``exc``: the other ranks train that step, so it
+        ends on every rank with ``exc`` named (:meth:`~distnn.distributed.DataParallel.fail_step`), not at the
+        collective timeout. (Past ``max_steps`` no rank trains it: raised on this rank alone, as before.)"""
+        if self.ddp is None or self.max_steps is not None and self.state.global_step >= self.max_steps:
+            raise exc
+        self.ddp.fail_step(exc)
+
     def train_epoch(self) -> dict:
         """One pass over this rank's shard; returns the epoch's (all-rank) training metrics."""
         self.model.train()
         sums = self.state.epoch_sums
         t0 = time.perf_counter()
         # The loader reseeds the sampler for this epoch and resumes at batch_in_epoch (mid-epoch resume).
-        for xb, yb, valid in train_batches(self.loader, self.transform, self.state.epoch, self.state.batch_in_epoch,
-                                           self._train_arrays is not None):
+        batches = train_batches(self.loader, self.transform, self.state.epoch, self.state.batch_in_epoch,
+                                self._train_arrays is not None)
+        while True:
+            try:
+                xb, yb, valid = next(batches)
+            except StopIteration:
+                break
+            except Exception as exc:  # (this rank's data: the others wait in the step's exchange, told why)
+                self._batch_failed(exc)
             step = self.state.batch_in_epoch
             if self.max_steps is not None and self.state.global_step >= self.max_steps:
                 break  # the same step count on every rank: no collective needed

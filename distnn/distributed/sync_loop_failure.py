@@ -1,0 +1,49 @@
+"""A step of :class:`~.data_parallel.DataParallel` that fails on some rank in the training loop's own code, before
+its forward (loading or transforming the batch): :meth:`~.data_parallel.DataParallel.fail_step` ends it on every
+rank, naming the cause.
+
+No DataParallel call sees such a step on the failing rank, so nothing in the wrapper can notice it: the other ranks
+run their forward and backward and wait in the step's gradient exchange (or in a SyncBatchNorm round of it). A rank
+whose process then ends takes the job with it (MPI's abort, the exit watch), but the other ranks never say why; a
+loop that catches the error and goes on to its next step pairs that step's exchange with the others' current one
+(gradients of different steps averaged), and at the end a rank waits for a partner that has finished, until the
+collective timeout.
+
+The loop says so instead: ``dp.fail_step(exc)`` in its ``except`` makes the step's exchange at once, with zeros and
+a note of ``exc`` (as a backward that raises does, :mod:`.sync_failures`), and every rank raises the same error,
+"DataParallel: the training loop (before the step's forward) raised on rank 1: ValueError: ...": the others
+from their backward (or ``finish_gradient_synchronization()``), this rank from ``fail_step``, its own exception as
+the error's ``__cause__``. Every rank drops the step's gradients. A SyncBatchNorm round the others wait in is
+answered by the exchange's closing round (:mod:`.sync_batchnorm_closing`), so they go through the exchange too.
+The step is over on this rank: its loop goes on with the next step (or ends, as the others' error ends theirs).
+
+Why an explicit call, and not the step's identity sent in every exchange (a number the loop sets each step): an
+identity only tells, one exchange late, that the ranks are at different steps; it cannot name what went wrong on
+the rank that fell out, and it costs every step's loop a call. ``fail_step`` costs the healthy step nothing and
+names the cause at once. The Trainer calls it for an error of its data loading (its loader, the dataset, the
+transform), so a trainer job ends on every rank with that error, not at the collective timeout.
+
+Call it only before the step's synchronizing backward (after it, the step's exchange is made and the others have
+gone on). With one rank nothing waits: ``exc`` is raised as it is. Not covered: a step of several micro-batches
+whose model trains SyncBatchNorm layers. The others then wait in a round of a ``no_sync()`` micro-batch; the
+exchange's closing round answers it, and they raise there, but a micro-batch makes no exchange, so they do not join
+this rank's (nor could they tell how many of their step's micro-batches are left): simulated ranks report the
+deadlock at once, naming both collectives, MPI ranks wait until the collective timeout, as before ``fail_step``.
+"""
+from __future__ import annotations
+
+from .sync_failures import agree_on_failure
+
+STAGE = "the training loop (before the step's forward)"
+
+
+def fail_step(dp, exc: BaseException) -> None:
+    """End ``dp``'s current step on every rank because this rank's loop raised ``exc`` before its forward (see the
+    module docstring). Raises the error every rank raises (from ``exc``)."""
+    if not isinstance(exc, BaseException):
+        raise TypeError(f"DataParallel.fail_step() takes the exception the step failed with, got "
+                        f"{type(exc).__name__}")
+    if dp.comm.size == 1 or not isinstance(exc, Exception):
+        raise exc  # (nothing waits for this rank; a KeyboardInterrupt ends the process, and the job with it)
+    dp._micro_forwards, dp._micro_last = [], 0  # (this step's micro-batches: the exchange drops what they did)
+    agree_on_failure(dp, exc, STAGE)
