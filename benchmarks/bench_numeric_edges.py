@@ -33,7 +33,7 @@ def _rows(distnn, torch):
     near_one = rng.uniform(0.99, 1.01, SHAPE).astype(np.float16)
     xd, xt = distnn.tensor(near_one), torch.from_numpy(near_one) if torch else None
     for dim in (None, 0, 1):
-        rows.append((f"prod float16 dim={dim}", lambda a=xd, d=dim: distnn.prod(a, d),
+        rows.append((f"prod float16 dim={dim}", lambda a=xd, d=dim: distnn.prod(a) if d is None else distnn.prod(a, d),
                      (lambda a=xt, d=dim: a.prod() if d is None else a.prod(d)) if torch else None,
                      lambda a=near_one, d=dim: a.prod(axis=d)))
     x = rng.uniform(0.5, 2.0, SHAPE).astype(np.float32)
