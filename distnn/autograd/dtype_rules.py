@@ -15,6 +15,7 @@ from .tensor_operators import _raw
 
 _HALF = np.dtype(np.float16)
 
+
 def _weak(tensor, o):
     """A constant operand of an arithmetic operator, typed as PyTorch types it.
 
@@ -83,8 +84,8 @@ def _sub_constant(t: Tensor, o):
     """:func:`_with_constant` of ``t - o`` or ``o - t`` (the caller orders them), a bool refused as PyTorch
     refuses it: a bool tensor, or ``True``/``False`` (a numpy bool is a number to PyTorch)."""
     kind, t_o = t.data.dtype.kind, type(o)
-    if t_o is int and kind != "b":
-        return t, o  # (what _with_constant gives it)
+    if (t_o is int and kind != "b") or (t_o is float and kind == "f" and t.data.dtype != _HALF):
+        return t, o  # (what _with_constant gives them; a float into float16: rounded there)
     if kind == "b" or t_o is bool:
         refuse_bool_subtraction(t, o)
     return _with_constant(t, o)

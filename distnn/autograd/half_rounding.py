@@ -82,4 +82,5 @@ def into_half(value, dtype):
         return value
     if isinstance(value, float):  # (numpy's float64 scalars too)
         return half_number(value)
-    return half_source(value, dtype) if hasattr(value, "dtype") and hasattr(value, "astype") else value
+    array = isinstance(value, np.ndarray) or hasattr(value, "__cuda_array_interface__")  # (numpy's or cupy's)
+    return half_source(value, dtype) if array else value
