@@ -107,8 +107,10 @@ def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:
         dtype = (_builtins.bool if isinstance(fill_value, _builtins.bool) else _np.int64
                  if isinstance(fill_value, _builtins.int) else backend.default_complex_dtype()
                  if isinstance(fill_value, _builtins.complex) else backend.default_dtype())
-    return Tensor(_np.full(tuple(shape) if isinstance(shape, (tuple, list)) else (shape,), fill_value, dtype=dtype),
-                  requires_grad=requires_grad)
+    from distnn.autograd.half_rounding import into_half  # (a float into float16 through float32, as PyTorch's)
+
+    return Tensor(_np.full(tuple(shape) if isinstance(shape, (tuple, list)) else (shape,),
+                           into_half(fill_value, _np.dtype(dtype)), dtype=dtype), requires_grad=requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False) -> Tensor:

@@ -9,8 +9,12 @@ import numpy as np
 
 from distnn.backend import default_dtype
 
+from .half_rounding import half_number
 from .tensor import Tensor
 from .tensor_operators import _raw
+
+_HALF = np.dtype(np.float16)
+
 
 def _weak(tensor, o):
     """A constant operand of an arithmetic operator, typed as PyTorch types it.
@@ -22,13 +26,15 @@ def _weak(tensor, o):
     and an integer or bool array takes the tensor's dtype.
     """
     t = type(o)
-    if t is Tensor or t is float or t is int or tensor.data.dtype.kind != "f":
+    if t is float:  # (into float16 through float32, as PyTorch's scalar: half_rounding)
+        return o if tensor.data.dtype != _HALF else half_number(o)
+    if t is Tensor or t is int or tensor.data.dtype.kind != "f":
         return o
     kind = getattr(getattr(o, "dtype", None), "kind", None)
     if kind is None or isinstance(o, Tensor):
         return o
     if getattr(o, "ndim", 1) == 0:
-        return o.item() if kind in "biuf" else o
+        return o if kind not in "biuf" else o.item() if kind != "f" else _weak(tensor, float(o.item()))
     return o.astype(tensor.data.dtype) if kind in "biu" else o
 
 
@@ -78,8 +84,8 @@ def _sub_constant(t: Tensor, o):
     """:func:`_with_constant` of ``t - o`` or ``o - t`` (the caller orders them), a bool refused as PyTorch
     refuses it: a bool tensor, or ``True``/``False`` (a numpy bool is a number to PyTorch)."""
     kind, t_o = t.data.dtype.kind, type(o)
-    if (t_o is int and kind != "b") or (t_o is float and kind == "f"):
-        return t, o  # (what _with_constant gives them)
+    if (t_o is int and kind != "b") or (t_o is float and kind == "f" and t.data.dtype != _HALF):
+        return t, o  # (what _with_constant gives them; a float into float16: rounded there)
     if kind == "b" or t_o is bool:
         refuse_bool_subtraction(t, o)
     return _with_constant(t, o)
@@ -124,7 +130,9 @@ def _with_constant(t: Tensor, o):
     kind = t.data.dtype.kind
     if kind == "f":  # the common case first (a float tensor and a constant)
         t_o = type(o)
-        return t, (o if t_o is float or t_o is int else _weak(t, o))
+        if t_o is float:  # (into float16 through float32, as PyTorch's scalar: half_rounding)
+            return t, (o if t.data.dtype != _HALF else half_number(o))
+        return t, (o if t_o is int else _weak(t, o))
     if kind in "biu" and isinstance(o, (float, np.floating)):
         return t.data.astype(default_dtype()), float(o)
     return t, _weak(t, o)
@@ -195,6 +203,8 @@ def torch_operands(*ops):
 
 
 def _cast(o, dtype):
+    if type(o) is float and dtype == _HALF:  # (into float16 through float32, as PyTorch's scalar)
+        return half_number(o)
     if o is None or type(o) in (bool, int, float, complex):  # (np.float64 is a float too: not weak in numpy)
         return o
     if isinstance(o, Tensor):
@@ -202,7 +212,7 @@ def _cast(o, dtype):
             return o
         return o.astype(dtype) if o.data.dtype.kind in "fc" and o.requires_grad else o.data.astype(dtype)
     if not _array_like(o):
-        return o.item()  # a numpy scalar: a weak Python number
+        return _cast(o.item(), dtype)  # a numpy scalar: a weak Python number
     return o if o.dtype == dtype else o.astype(dtype)
 
 

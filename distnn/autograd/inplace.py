@@ -55,6 +55,7 @@ from distnn.backend import get_array_module
 
 from . import saved_hooks as _saved
 from .function import OUTPUT, Function
+from .half_rounding import into_half
 from .tensor import Tensor, _output_hooks, _refuse_recorded_leaf
 from .versions import _counter, _index_views_of, _note_index_versions, _shared_with_another, _view_chain
 from .view_index import overlaps_itself
@@ -185,7 +186,7 @@ def write_index(t: Tensor, index, value, original_index) -> None:
     vc = t._vc or _counter(t)
     _excuse_producers(t, t.data, vc)  # (all of t's memory: conservative, and no indexing here)
     try:
-        t.data[index] = raw
+        t.data[index] = into_half(raw, t.data.dtype)  # (float64 into float16 through float32, as PyTorch's)
     except (IndexError, ValueError) as e:
         raise type(e)(f"cannot assign a value of shape {tuple(getattr(raw, 'shape', ()))} to index {index!r} of "
                       f"a tensor of shape {tuple(t.shape)}: {e}") from None

@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .float_errors import ALL_IGNORED as _ALL_IGNORED, FP_STATE as _FP_STATE
+from .half_rounding import half_number
 from .grad_mode import _state as _grad_state
 from .inplace_gate import _before_inplace_write
 
@@ -114,6 +115,8 @@ def _arithmetic(t, data, ufunc, args, kwargs):
     # (number() and records() written out: this is the hottest of the writers, and a call costs ~0.1 us)
     if type(other) is float or (type(other) is int and -_EXACT_INT < other < _EXACT_INT):
         operand = other
+        if type(other) is float and data.dtype == np.float16 and ufunc in _TAKES_ALPHA:
+            operand = half_number(other)  # (into float16 through float32, as PyTorch's scalar: half_rounding)
     else:
         operand = same_array(data, other)
         if operand is None or (_grad_state.enabled and other.requires_grad):

@@ -13,6 +13,7 @@ import numpy as np
 from distnn.backend import default_complex_dtype, default_dtype, get_array_module, is_device_name, to_numpy
 
 from .grad_mode import _inference as _inference_state, _state as _grad_state, is_grad_enabled
+from .half_rounding import cast
 from .inplace_gate import _before_inplace_write, _refuse_recorded_leaf  # noqa: F401 - (their home was here)
 from .tensor_methods import TensorMethods
 from .tensor_methods_ops import TensorOpMethods
@@ -52,9 +53,7 @@ def _as_array(data, dtype=None):
             refuse_python_complex(dtype)
     else:
         arr = xp.asarray(data)
-    if dtype is not None and arr.dtype != dtype:
-        arr = arr.astype(dtype)
-    return arr
+    return arr if dtype is None or arr.dtype == dtype else cast(arr, dtype)  # (float64 to float16: as PyTorch's)
 
 
 class Tensor(TensorOperators, TensorComparisons, TensorOperatorsMore, TensorMethods, TensorPointwise,

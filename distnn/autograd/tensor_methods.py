@@ -10,6 +10,7 @@ import numpy as np
 from distnn.backend import get_array_module, to_numpy, unwrap
 from .unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT
 
+from .half_rounding import cast, into_half
 from .float_errors import silent as _silent
 from .functional_modules import functional_module
 
@@ -113,7 +114,7 @@ class TensorMethods:
 
             value = real_fill_value(value, self.data.dtype)  # (for a real tensor: PyTorch's rules)
         if not isinstance(value, Tensor):
-            value = np.asarray(value, dtype=self.data.dtype)  # (the tensor's dtype, as PyTorch)
+            value = np.asarray(into_half(value, self.data.dtype), dtype=self.data.dtype)  # (the tensor's, as PyTorch)
             return MaskedFill.apply(unwrap(mask).astype(bool), value, self)
         if value.dtype != self.data.dtype:  # (PyTorch fills in the tensor's dtype: the value is cast, in the graph)
             value = value.astype(self.data.dtype)
@@ -269,7 +270,9 @@ class TensorMethods:
 
         xp = get_array_module(self.data)
         raw = unwrap(data)
-        array = xp.array(to_numpy(raw) if xp is np else raw, dtype=dtype or self.data.dtype)
+        dtype = np.dtype(dtype or self.data.dtype)
+        array = xp.array(to_numpy(raw) if xp is np else raw, dtype=None if dtype == np.float16 else dtype)
+        array = cast(array, dtype)  # (float64 to float16 through float32, as PyTorch's)
         return Tensor(array, requires_grad=requires_grad)
 
     def new_zeros(self, *size, dtype=None, requires_grad=False):

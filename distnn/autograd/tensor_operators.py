@@ -15,6 +15,7 @@ from distnn.backend import get_array_module
 
 from .float_errors import ALL_IGNORED as _ALL_IGNORED, FP_STATE as _FP_STATE
 from .grad_mode import is_grad_enabled
+from .half_rounding import into_half
 from .tensor_comparisons import TensorComparisons  # noqa: F401 - (tensor.py's base class, imported from here)
 from .unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT
 
@@ -181,11 +182,11 @@ class TensorOperators:
 
     def _write_at(self, index, value, original):  # (__setitem__'s write: ``index`` raw, ``original`` as given)
         if not _records(self, value):
-            self.data[index] = _beside(self, _weak(self, _raw(value)))
+            self.data[index] = into_half(_beside(self, _weak(self, _raw(value))), self.data.dtype)
             self._bump_version()
             return
         check_writable(self)
-        write_index(self, index, _beside(self, _weak(self, value)), original)
+        write_index(self, index, _beside(self, _weak(self, value)), original)  # (into_half there)
 
     # ---------------------------------------------------- methods as in numpy/torch
     def exp(self):

@@ -10,10 +10,13 @@ AVX-512 also run for reductions):
   (a2 * a3)`` and their 16 lanes left to right; the rest of the row, fewer than 64 values, then one at a time;
 * along any other dim: each output element's values one at a time, first to last.
 
-numpy's own float16 product instead keeps its running product in float32 within a loop and rounds once, so its
-results differ from PyTorch's by an ulp or so, and a product that passes 65504 midway and comes back into range is
-finite there and inf in PyTorch's. A full product of 32,768 elements or more is split among PyTorch's threads:
-this is the result of one (``torch.set_num_threads(1)``).
+numpy's float16 multiplication rounds every product it stores to float16, but its reduction along an array's
+innermost (smallest-stride) axis keeps the running product in float32 and rounds once, so its results differ from
+PyTorch's by an ulp or so, and a product that passes 65504 midway and comes back into range is finite there and inf
+in PyTorch's. Here every sequential product is a numpy reduction over an axis that is *not* the innermost one (each
+step then stores float16 values, a whole row of lanes at a time, in numpy's C loop: one call, not one per step) or
+a ``multiply.accumulate`` (which stores every partial product). A full product of 32,768 elements or more is split
+among PyTorch's threads: this is the result of one (``torch.set_num_threads(1)``).
 """
 from __future__ import annotations
 
@@ -23,25 +26,25 @@ _LANES = 16  # Vectorized<Half>::size() in the AVX2 kernel
 _BLOCK = 4 * _LANES  # the 4 vectors' values taken per step
 
 
-def _one_at_a_time(product, steps):
-    """``product`` multiplied by each of ``steps`` (an array indexed first by step) in turn, rounded each time."""
-    for values in steps:
-        product = product * values
-    return product
+def _running_product(values):
+    """The product of each row of float16 ``values`` (..., n >= 1) left to right, rounded after every step: the
+    last of ``multiply.accumulate``'s partial products, each of which it stores as float16."""
+    return np.multiply.accumulate(values, axis=-1)[..., -1]
 
 
 def _innermost(rows):
     """The product of each row of float16 ``rows`` (..., n) in the vectorized kernel's order."""
+    rows = np.ascontiguousarray(rows)  # (the row's values have the smallest stride: the block index is not innermost)
     n = rows.shape[-1]
     count = n // _BLOCK
-    product = np.ones(rows.shape[:-1], dtype=np.float16)
     if count:
-        blocks = np.moveaxis(rows[..., :count * _BLOCK].reshape(rows.shape[:-1] + (count, _BLOCK)), -2, 0)
-        vectors = _one_at_a_time(blocks[0], blocks[1:])
+        blocks = rows[..., :count * _BLOCK].reshape(rows.shape[:-1] + (count, _BLOCK))
+        vectors = np.multiply.reduce(blocks, axis=-2)  # (the 64 lanes down the row, rounded every step)
         a0, a1, a2, a3 = (vectors[..., j * _LANES:(j + 1) * _LANES] for j in range(4))
-        lanes = (a0 * a1) * (a2 * a3)
-        product = product * _one_at_a_time(lanes[..., 0], np.moveaxis(lanes[..., 1:], -1, 0))
-    return _one_at_a_time(product, np.moveaxis(rows[..., count * _BLOCK:], -1, 0))
+        head = (a0 * a1) * (a2 * a3)  # (then its 16 lanes left to right)
+    else:
+        head = np.ones(rows.shape[:-1] + (1,), dtype=np.float16)
+    return _running_product(np.concatenate([head, rows[..., count * _BLOCK:]], axis=-1))
 
 
 def half_product(a, dim=None, keepdim=False):
@@ -50,7 +53,8 @@ def half_product(a, dim=None, keepdim=False):
     if dim is None:
         return _innermost(a.reshape(-1))[()]
     if any(size != 1 for size in a.shape[dim + 1:]):  # (dims of size 1 are coalesced away, as PyTorch's iterator)
-        out = _one_at_a_time(np.ones(a.shape[:dim] + a.shape[dim + 1:], dtype=np.float16), np.moveaxis(a, dim, 0))
+        # (C order: the dims after ``dim``, two or more values, are innermost; ``initial``: PyTorch's 1 * first)
+        out = np.multiply.reduce(np.ascontiguousarray(a), axis=dim, initial=1)
     else:
         out = _innermost(np.moveaxis(a, dim, -1))
     return np.expand_dims(out, dim) if keepdim else out

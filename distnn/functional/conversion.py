@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from distnn.autograd.half_rounding import cast
 from distnn.autograd.tensor import Tensor, _as_array
 from distnn.backend import device_of, resolve_device, to_device
 
@@ -48,7 +49,7 @@ def _from_data(obj, dtype, device, copy):
         if dtype is not None and np.dtype(dtype) != obj.dtype:
             if copy is False:
                 _refuse_copy("array", obj.dtype, np.dtype(dtype))
-            data = obj.astype(dtype)
+            data = cast(obj, dtype)  # (float64 to float16 through float32, as PyTorch's)
         elif copy:
             data = obj.copy()
     if device is not None and device_of(data) != resolve_device(device):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from distnn.autograd.complex_discard import discards_imaginary, silently_discarding
 from distnn.autograd.function import Function
+from distnn.autograd.half_rounding import cast
 
 from ._elementwise_common import _ALL_IGNORED, _FP_STATE
 from .torch_layout import _relaid
@@ -34,23 +35,23 @@ class Cast(Function):
         self.src = a.dtype
         if discards_imaginary(a.dtype, dtype):  # (PyTorch's warning, once a process; numpy's silenced)
             with silently_discarding():
-                return a.astype(dtype)
+                return cast(a, dtype)
         if dtype.itemsize >= a.dtype.itemsize and (dtype.kind == a.dtype.kind or a.dtype.kind in "biu"):
             return a.astype(dtype)  # (a wider float, an integer's float: exact or rounded, never out of range)
         # a narrower float (half(), autocast's; float64 -> complex64): inf past its range; a float's integer
         # (long(), int()): NaN, inf and values past the range give what x86 gives (INT64_MIN...): PyTorch's
         # values, silently, as PyTorch's (numpy warns 'invalid value encountered in cast': Function.apply
-        # silences it)
-        return a.astype(dtype)
+        # silences it); float64 to float16 through float32, as PyTorch's (half_rounding)
+        return cast(a, dtype)
 
     def backward(self, g):
-        return (g.astype(self.src),)
+        return (cast(g, self.src),)
 
     supports_complex = True
 
     def backward_complex(self, g):
         # (a real source takes the real part, PyTorch's handle_r_to_c; a complex one gets the gradient + 0j)
-        return ((g if self.src.kind == "c" else g.real).astype(self.src),)
+        return (cast(g if self.src.kind == "c" else g.real, self.src),)
 
 
 class ToDevice(Function):

@@ -8,6 +8,7 @@ import numpy as np
 
 from distnn.autograd.dtype_rules import torch_operands
 from distnn.autograd.function import Function
+from distnn.autograd.half_rounding import half_number
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
@@ -71,6 +72,8 @@ class Clip(Function):
     def forward(self, a, lo=None, hi=None):
         xp = get_array_module(a)
         lo, hi = _on_device(xp, lo, hi)
+        if a.dtype == np.float16:  # (a float bound into float16 through float32, as PyTorch's scalar)
+            lo, hi = (half_number(b) if isinstance(b, float) else b for b in (lo, hi))
         if xp is np or (lo is None and hi is None):
             out = xp.clip(a, lo, hi)
         else:  # cupy's clip kernel passes over a NaN bound (numpy's clip and PyTorch's clamp give NaN): its parts

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from distnn.autograd.half_rounding import cast
 from distnn.backend import get_array_module
 
 from .as_strided import _positions, _storage_bytes, strided_view, writable_storage
@@ -32,7 +33,7 @@ def write_shared(out, values, combine=None) -> None:
         out._bump_version()
         return
     positions = _positions(np, data.shape, element_strides(data), storage_offset(data)).ravel()
-    flat = np.asarray(values).astype(data.dtype, copy=False).ravel()
+    flat = cast(np.asarray(values), data.dtype).ravel()
     order = np.argsort(positions, kind="stable")  # (each location's values in row-major order)
     located, flat = positions[order], flat[order]
     starts = np.flatnonzero(np.concatenate(([True], located[1:] != located[:-1])))

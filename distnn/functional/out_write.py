@@ -15,6 +15,7 @@ from __future__ import annotations
 import warnings
 
 from distnn._stacklevel import caller_stacklevel
+from distnn.autograd.half_rounding import into_half
 from distnn.autograd.mutation_guard import will_write
 from distnn.autograd.tensor_storage import _contiguous_strides, resize_storage
 
@@ -73,7 +74,7 @@ def resize_out(out, shape, warning: str | None = None):
 def write_resized(out, values, moved_from=None) -> None:
     """``values`` written into ``out``, of their shape by now; ``moved_from``: what :func:`resize_out` returned
     (the old storage to write back into, where the resize moved ``out``)."""
-    out.data[...] = values
+    out.data[...] = into_half(values, out.data.dtype)  # (float64 into float16 through float32, as PyTorch's)
     if moved_from is not None:
         _write_back(out.data, moved_from)
     out._bump_version()

@@ -14,6 +14,7 @@ import numbers
 from collections import namedtuple
 
 from distnn.autograd.function import OUTPUT, Function
+from distnn.autograd.half_rounding import cast
 from distnn.autograd.half_accumulate import accumulating_mean, accumulating_sum, widened
 from distnn.backend import get_array_module
 
@@ -226,7 +227,7 @@ def _with_dtype(a, dtype):
 
     if isinstance(a, Tensor):
         return a.astype(dtype)
-    return get_array_module(a).asarray(a).astype(dtype)
+    return cast(get_array_module(a).asarray(a), dtype)  # (float64 to float16 through float32, as PyTorch's)
 
 
 def _dtype_of(a):

@@ -18,6 +18,7 @@ from distnn.backend import get_array_module
 
 from ._dims import wrap_dim
 from ._elementwise_common import _ALL_IGNORED, _FP_STATE, _OVERFLOW_RAISES
+from ._torch_sum_order import torch_sum
 from .elementwise import _quiet
 from .elementwise_choice import Where
 from .indexing import Gather
@@ -45,6 +46,9 @@ def _scan(xp, ufunc, a, axis):
         out[tuple(head)] = fn(out[tuple(head)], out[tuple(tail)])  # (the right side is computed before it is written)
         step *= 2
     return out
+
+
+_TORCH_SUM_ORDER = (np.dtype(np.float32), np.dtype(np.float64))  # (the dtypes torch_sum replays; float16: in float32)
 
 
 def _positions(xp, shape, axis):
@@ -92,8 +96,12 @@ class CumProd(Function):
         between = _running_product(xp, xp.where(up_to_second & ~at, a, a.dtype.type(1)), d)
         first = xp.expand_dims(xp.argmax(at, axis=d), d)
         prefix = xp.where(first == 0, 1, xp.take_along_axis(out, xp.maximum(first - 1, 0), axis=d))
-        # (float16 added up in float32, as PyTorch's sum: numpy's along an outer dim rounds each addition)
-        grad_at = accumulating_sum(between * xp.where(up_to_second, g, 0), axis=d, keepdims=True) * prefix
+        terms = between * xp.where(up_to_second, g, 0)
+        if xp is np and terms.dtype in _TORCH_SUM_ORDER and a.flags.c_contiguous:
+            total = torch_sum(terms, d)  # (PyTorch's sum kernel's order: its bits, where numpy's pairwise differ)
+        else:  # (float16 added up in float32, as PyTorch's sum: numpy's along an outer dim rounds each addition)
+            total = accumulating_sum(terms, axis=d, keepdims=True)
+        grad_at = total * prefix
         return (xp.where(before, grad_before, xp.where(at, grad_at, 0)),)
 
 
