@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 
+from . import view_staleness as _stale
 from .versions import _SHARERS, _counter
 
 # (PyTorch numbers the in-place overloads after the out-of-place ones: squeeze has three of each)
@@ -43,6 +44,8 @@ def restride(t, view, recording: bool):
             node.view_version = vc[0]  # (its own node is current: not re-made at grad_fn)
             _rename_in_place(node)
     _forget_layout(t, vc)
+    if len(vc) > 1 and not _stale.remake:  # (the views of this memory: their nodes re-made where an op takes them)
+        _stale.remake = _stale.active = True
     return t
 
 

@@ -18,8 +18,13 @@ from __future__ import annotations
 
 import re
 
-#: whether some view was noted stale in this process (``Function.apply`` checks its inputs only then)
+from .grad_mode import _state as _grad_state
+
+#: whether some view was noted stale in this process, or :data:`remake` (``Function.apply`` checks its inputs only
+#: then)
 active = False
+#: whether some write that recorded nothing changed memory that views see, in this process: see :func:`check_inputs`
+remake = False
 
 _MARKED = 3  # (the version counter's fourth slot: a piece or a no_grad view sees this memory)
 
@@ -111,12 +116,30 @@ def refuse_if_stale(t) -> None:
     raise RuntimeError(f"Output {kind[0]} of {kind[1]} {MULTI_OUTPUT_LATER}")
 
 
-def check_inputs(inputs) -> None:
-    """:func:`refuse_if_stale` of each Tensor among ``inputs`` (``Function.apply``, while :data:`active`)."""
+def check_inputs(inputs) -> bool:
+    """:func:`refuse_if_stale` of each Tensor among ``inputs`` (``Function.apply``, while :data:`active`); and, once
+    some write that recorded nothing changed memory that views see (:data:`remake`), the node of a view among them
+    whose memory it changed is re-made, as at its ``grad_fn`` (:func:`grad_fn_of`) and as PyTorch's op re-makes it
+    when it takes the view. Returns whether some node was re-made (the op's parents are then read again)."""
+    remade = False
     for x in inputs:
         d = getattr(x, "__dict__", None)
         if d and "_stale" in d:
             refuse_if_stale(x)
+        if remake:
+            node = getattr(x, "_node", None)
+            if node is not None and node.view_version is not None and x._vc is not None and \
+                    x._vc[0] != node.view_version and grad_fn_of(x) is not node:
+                remade = True
+    return remade
+
+
+def note_unrecorded_write(t) -> None:
+    """A write of ``t``'s memory, which other tensors see, that may record nothing (under no_grad, or of a tensor
+    that records nothing): from now on the ops that record check their inputs (:func:`check_inputs`)."""
+    global active, remake
+    if not remake and (not t.requires_grad or not _grad_state.enabled):
+        remake = active = True
 
 
 def grad_fn_of(t):
