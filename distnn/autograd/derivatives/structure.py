@@ -14,6 +14,7 @@ from distnn.functional import join as J
 from distnn.functional.linear import Linear
 from distnn.functional import reduce as R
 from distnn.functional import shape as S
+from distnn.functional import view_strides as VS
 
 from . import register, saved_input, unsqueeze_to, zero_link
 
@@ -21,6 +22,11 @@ from . import register, saved_input, unsqueeze_to, zero_link
 @register(S.Reshape, S.Squeeze, S.Unsqueeze, complex_ok=True)
 def _reshape(node, g):
     return (g.reshape(node.shape),)
+
+
+@register(VS.Contiguous, complex_ok=True)  # (a row-major copy: reshape's of a tensor it cannot view, as PyTorch's)
+def _contiguous(node, g):
+    return (g,)
 
 
 @register(S.Transpose, complex_ok=True)
