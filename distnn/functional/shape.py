@@ -201,7 +201,7 @@ def reshape(a, shape):
     number of elements, -1 of an empty tensor)."""
     data = a.data if isinstance(a, Tensor) else a
     shape = infer_size(shape, data.size if hasattr(data, "size") else np.size(data))
-    if not data.flags.c_contiguous and data.size and getattr(a, "requires_grad", False) and is_grad_enabled():
+    if getattr(a, "requires_grad", False) and not data.flags.c_contiguous and data.size and is_grad_enabled():
         from .reshape_recorded import reshape_recorded  # (PyTorch's nodes: ReshapeAlias, or UnsafeView of a Clone)
 
         return reshape_recorded(a, data, shape)
