@@ -135,11 +135,18 @@ def check_inputs(inputs) -> bool:
 
 
 def note_unrecorded_write(t) -> None:
-    """A write of ``t``'s memory, which other tensors see, that may record nothing (under no_grad, or of a tensor
-    that records nothing): from now on the ops that record check their inputs (:func:`check_inputs`)."""
+    """A write of ``t``'s memory that may record nothing (under no_grad, or of a tensor that records nothing), where a
+    live view of that memory has a view op's node: from now on the ops that record check their inputs
+    (:func:`check_inputs`). (An optimizer's step of a parameter whose views of the last forward are gone turns
+    nothing on.)"""
     global active, remake
-    if not remake and (not t.requires_grad or not _grad_state.enabled):
-        remake = active = True
+    if remake or (t.requires_grad and _grad_state.enabled):
+        return
+    for r in t._vc[1]:
+        u = r()
+        if u is not None and u._node is not None and u._node.view_version is not None:
+            remake = active = True
+            return
 
 
 def grad_fn_of(t):
