@@ -257,3 +257,13 @@ def test_programs_reach_their_end():
     """The fuzz compares something: most programs run to their loss (distnn's limitation stops the others)."""
     ends = [run_program(seed) for seed in range(40)]
     assert ends.count("done") >= 30, ends
+
+
+# seeds whose programs change a shape in place (t_, squeeze_, unsqueeze_) while recording, of a tensor another view
+# sees: distnn refused it (its limitation, the program stopped there) before distnn/autograd/restride.py
+SHAPE_CHANGES = (24, 27, 142, 166, 211, 282)
+
+
+@pytest.mark.parametrize("seed", SHAPE_CHANGES)
+def test_shape_changes_in_place_while_recording_run_to_the_end(seed):
+    assert run_program(seed) == "done"
