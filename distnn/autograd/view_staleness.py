@@ -12,7 +12,10 @@ length whether to look; the views of that memory then note the version from whic
 dropped once no such view is left to note. :data:`active` turns on the check in ``Function.apply`` (one module read
 per recording op) once some view has been noted so; it stays on.
 
-Also here, :func:`grad_fn_of`: the ``grad_fn`` of a view whose memory a write that recorded nothing changed.
+Also here, :func:`grad_fn_of`: the ``grad_fn`` of a view whose memory a write that recorded nothing changed (or a
+shape change in place, ``restride``); once such a write reached memory that a live view in a graph sees
+(:data:`remake`), an op that records and takes such a view re-makes its node first, as PyTorch's does
+(:func:`check_inputs`, under :data:`active`).
 """
 from __future__ import annotations
 
