@@ -128,6 +128,12 @@ TABLE = {
     "view": lambda m, F: _t(m, A).view(4, 3),
     "reshape": lambda m, F: _t(m, A).reshape(4, 3),
     "reshape_same_shape": lambda m, F: _t(m, A).reshape(3, 4),
+    "reshape_copy": lambda m, F: _t(m, A).t().reshape(12),  # (UnsafeViewBackward0 over CloneBackward0)
+    "reshape_alias": lambda m, F: _t(m, A)[:, 1:].reshape(9),
+    "t_": lambda m, F: _inplace(m, lambda t: t.t_()),  # (the in-place overload's node: TBackward1)
+    "unsqueeze_": lambda m, F: _inplace(m, lambda t: t.unsqueeze_(0)),
+    "squeeze_": lambda m, F: _inplace(m, lambda t: t.unsqueeze_(0).squeeze_()),
+    "transpose_": lambda m, F: _inplace(m, lambda t: t.transpose_(0, 1)),
     "flatten": lambda m, F: _t(m, A).flatten(),
     "t": lambda m, F: _t(m, A).t(),
     "t_of_vector": lambda m, F: _t(m, V).t(),
@@ -255,9 +261,6 @@ TABLE = {
 
 # name -> (the computation, why distnn's graph is another than PyTorch's): distnn keeps a name of its own
 SKIPPED = {
-    "reshape_copy": (lambda m, F: _t(m, A).t().reshape(12),
-                     "PyTorch records a clone and an _unsafe_view (UnsafeViewBackward0 over CloneBackward0), "
-                     "distnn one Reshape node that copies"),
     "rdiv": (lambda m, F: 1.0 / _t(m, P), "PyTorch records reciprocal then mul (MulBackward0 over "
              "ReciprocalBackward0), distnn one node"),
     "chunk": (lambda m, F: _t(m, A).chunk(2, 1)[0], "PyTorch records one SplitBackward0 node with an output per "
@@ -276,10 +279,6 @@ SKIPPED = {
                "PyTorch records addmm over t() of the weight (AddmmBackward0, TBackward0), distnn one fused node"),
     "zero_": (lambda m, F: _inplace(m, lambda t: t.zero_()), "PyTorch records ZeroBackward0, distnn writes "
               "the zeros through an index (CopySlices)"),
-    "t_": (lambda m, F: _inplace(m, lambda t: t.t_()), "PyTorch names the in-place overload's node (TBackward1), "
-           "distnn records t()'s"),
-    "unsqueeze_": (lambda m, F: _inplace(m, lambda t: t.unsqueeze_(0)), "PyTorch names the in-place overload's "
-                   "node (UnsqueezeBackward1), distnn records unsqueeze()'s"),
     "conv1d": (lambda m, F: F.conv1d(_t(m, X4[:, :, 0]), _t(m, W4[:, :, 0])), "PyTorch's convolution is one node, "
                "distnn's 1-D one a 2-D convolution between an unsqueeze and a squeeze"),
     "max_pool1d": (lambda m, F: F.max_pool1d(_t(m, X4[:, :, 0]), 2), "PyTorch pools 1-D as 2-D between an unsqueeze "

@@ -327,8 +327,7 @@ def test_a_view_made_under_no_grad_whose_memory_changes_as_torch(base, change):
 def test_views_whose_memory_changed_without_recording_are_renamed_as_torch(write):
     """A change that records nothing (under no_grad, through a ``view(dtype)``) leaves the graph as it was; the views
     of that memory that record are re-made from their base's node at their next ``grad_fn``: AsStridedBackward0.
-    (An op that takes such a view before that records its old node, where torch's re-makes it there: only
-    ``next_functions`` would tell.)"""
+    (An op that takes such a view re-makes it too: tests/test_view_unrecorded_write_next_functions_torch.py.)"""
     def program(L):
         x = L.tensor(X, dtype=L.float64, requires_grad=True)
         b = x * 2.0

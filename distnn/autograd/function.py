@@ -214,7 +214,9 @@ class Function:
                 shapes.append(None)
             if any_needs:
                 if _stale.active:  # (one module read unless some view went stale: PyTorch's refusal to use it)
-                    _stale.check_inputs(inputs)
+                    if _stale.check_inputs(inputs):  # (or a view's node re-made, as at its grad_fn)
+                        parents = [(x if x._node is None else x._node) if needed else None
+                                   for x, needed in zip(inputs, needs)]
                 fn.needs_input_grad = needs = tuple(needs)
                 if cls.silences_float_warnings:
                     token = _set_fp_state(_ALL_IGNORED)

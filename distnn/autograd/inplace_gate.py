@@ -21,6 +21,8 @@ def _before_inplace_write(t) -> None:
         _guard.before_write(t)
     vc = t._vc
     if vc is not None and len(vc) > 1:  # (memory others view)
+        if not _stale.remake:
+            _stale.note_unrecorded_write(t)
         if len(vc) > 3:  # (a piece or a no_grad view sees it: stale from this write on, see view_staleness)
             _stale.before_write(vc)
         if not t.requires_grad and _grad_state.enabled:

@@ -234,22 +234,11 @@ class TensorInplaceMore:
 
     # ------------------------------------------------------------ metadata
     def _restride_(self, name: str, view):
-        """This tensor becomes ``view(self)`` (the same memory, another shape), as PyTorch's ``t_``/``squeeze_``."""
-        from .inplace import check_writable
-        from .versions import _shared_with_another
+        """This tensor becomes ``view(self)`` (the same memory, another shape), as PyTorch's ``t_``/``squeeze_``
+        (``restride``: the views that see its memory, the node's name)."""
+        from .restride import restride
 
-        recording = records(self)
-        if recording:
-            check_writable(self)
-            if "_view_of" in self.__dict__ or _shared_with_another(self):  # (their index would not fit the new shape)
-                raise RuntimeError(f"{name}: changing the shape of a tensor that shares its memory with a view "
-                                   "while recording gradients is not supported; use the out-of-place op")
-        result = view(self)
-        self.data = result.data
-        if recording:
-            self._node = result._node
-        self._bump_version()  # (as PyTorch's: a node that saved the tensor refuses its backward)
-        return self
+        return restride(self, view, records(self))
 
     def t_(self):
         return self._restride_("t_", lambda x: _top("t")(x))

@@ -12,14 +12,22 @@ length whether to look; the views of that memory then note the version from whic
 dropped once no such view is left to note. :data:`active` turns on the check in ``Function.apply`` (one module read
 per recording op) once some view has been noted so; it stays on.
 
-Also here, :func:`grad_fn_of`: the ``grad_fn`` of a view whose memory a write that recorded nothing changed.
+Also here, :func:`grad_fn_of`: the ``grad_fn`` of a view whose memory a write that recorded nothing changed (or a
+shape change in place, ``restride``); once such a write reached memory that a live view in a graph sees
+(:data:`remake`), an op that records and takes such a view re-makes its node first, as PyTorch's does
+(:func:`check_inputs`, under :data:`active`).
 """
 from __future__ import annotations
 
 import re
 
-#: whether some view was noted stale in this process (``Function.apply`` checks its inputs only then)
+from .grad_mode import _state as _grad_state
+
+#: whether some view was noted stale in this process, or :data:`remake` (``Function.apply`` checks its inputs only
+#: then)
 active = False
+#: whether some write that recorded nothing changed memory that views see, in this process: see :func:`check_inputs`
+remake = False
 
 _MARKED = 3  # (the version counter's fourth slot: a piece or a no_grad view sees this memory)
 
@@ -111,12 +119,37 @@ def refuse_if_stale(t) -> None:
     raise RuntimeError(f"Output {kind[0]} of {kind[1]} {MULTI_OUTPUT_LATER}")
 
 
-def check_inputs(inputs) -> None:
-    """:func:`refuse_if_stale` of each Tensor among ``inputs`` (``Function.apply``, while :data:`active`)."""
+def check_inputs(inputs) -> bool:
+    """:func:`refuse_if_stale` of each Tensor among ``inputs`` (``Function.apply``, while :data:`active`); and, once
+    some write that recorded nothing changed memory that views see (:data:`remake`), the node of a view among them
+    whose memory it changed is re-made, as at its ``grad_fn`` (:func:`grad_fn_of`) and as PyTorch's op re-makes it
+    when it takes the view. Returns whether some node was re-made (the op's parents are then read again)."""
+    remade = False
     for x in inputs:
         d = getattr(x, "__dict__", None)
         if d and "_stale" in d:
             refuse_if_stale(x)
+        if remake:
+            node = getattr(x, "_node", None)
+            if node is not None and node.view_version is not None and x._vc is not None and \
+                    x._vc[0] != node.view_version and grad_fn_of(x) is not node:
+                remade = True
+    return remade
+
+
+def note_unrecorded_write(t) -> None:
+    """A write of ``t``'s memory that may record nothing (under no_grad, or of a tensor that records nothing), where a
+    live view of that memory has a view op's node: from now on the ops that record check their inputs
+    (:func:`check_inputs`). (An optimizer's step of a parameter whose views of the last forward are gone turns
+    nothing on.)"""
+    global active, remake
+    if remake or (t.requires_grad and _grad_state.enabled):
+        return
+    for r in t._vc[1]:
+        u = r()
+        if u is not None and u._node is not None and u._node.view_version is not None:
+            remake = active = True
+            return
 
 
 def grad_fn_of(t):

@@ -135,15 +135,57 @@ class AsStrided(Function):
         return strided_view(a, size, stride, offset)
 
     def backward(self, g):
-        xp = get_array_module(g)
-        out_pos, in_pos = _positions(xp, *self.geometry), _positions(xp, *self.input_geometry)
-        n = _extent(out_pos, in_pos)
-        storage = xp.zeros(n, dtype=g.dtype)
-        scatter_add(storage, out_pos.reshape(-1), g.reshape(-1))  # (an overlapping output: its gradients add up)
-        if _overlaps(*self.input_geometry[:2]):  # (the input sees a location k times: each gets 1/k of it)
-            seen = xp.bincount(in_pos.reshape(-1), minlength=n)
-            storage = storage / xp.maximum(seen, 1).astype(g.dtype)
-        return (storage[in_pos],)
+        return (_through_storage(g, self.geometry, self.input_geometry),)
+
+    def backward_graph(self, g):
+        return (AsStridedGrad.apply(g, geometry=self.geometry, input_geometry=self.input_geometry),)
+
+
+def _through_storage(g, geometry, input_geometry):
+    """``g`` (laid out as ``geometry`` reads the storage) scatter-added into the storage, read back as ``input_geometry``
+    reads it (divided by how often that sees each location): ``as_strided``'s gradient, linear in ``g``."""
+    xp = get_array_module(g)
+    out_pos, in_pos = _positions(xp, *geometry), _positions(xp, *input_geometry)
+    n = _extent(out_pos, in_pos)
+    storage = xp.zeros(n, dtype=g.dtype)
+    scatter_add(storage, out_pos.reshape(-1), g.reshape(-1))  # (an overlapping output: its gradients add up)
+    if _overlaps(*input_geometry[:2]):  # (the input sees a location k times: each gets 1/k of it)
+        seen = xp.bincount(in_pos.reshape(-1), minlength=n)
+        storage = storage / xp.maximum(seen, 1).astype(g.dtype)
+    return storage[in_pos]
+
+
+class AsStridedGrad(Function):
+    """``as_strided``'s gradient as an op (its double backward), or (``transposed``) that map's transpose, the same
+    walk through the storage the other way: each is the other's gradient."""
+
+    saves_tensors = False
+    supports_complex = True
+
+    def forward(self, g, geometry, input_geometry, transposed=False):
+        self.geometry, self.input_geometry, self.transposed = geometry, input_geometry, transposed
+        return (_storage_to_output if transposed else _through_storage)(g, geometry, input_geometry)
+
+    def backward(self, gg):
+        return ((_through_storage if self.transposed else _storage_to_output)(gg, self.geometry, self.input_geometry),)
+
+    def backward_graph(self, gg):
+        return (AsStridedGrad.apply(gg, geometry=self.geometry, input_geometry=self.input_geometry,
+                                    transposed=not self.transposed),)
+
+
+def _storage_to_output(gg, geometry, input_geometry):
+    """The transpose of :func:`_through_storage`: ``gg`` (laid out as the input) scatter-added into the storage,
+    divided by how often the input sees each location, read back as ``geometry`` reads it."""
+    xp = get_array_module(gg)
+    out_pos, in_pos = _positions(xp, *geometry), _positions(xp, *input_geometry)
+    n = _extent(out_pos, in_pos)
+    storage = xp.zeros(n, dtype=gg.dtype)
+    scatter_add(storage, in_pos.reshape(-1), gg.reshape(-1))
+    if _overlaps(*input_geometry[:2]):
+        seen = xp.bincount(in_pos.reshape(-1), minlength=n)
+        storage = storage / xp.maximum(seen, 1).astype(gg.dtype)
+    return storage[out_pos]
 
 
 def _sizes(values, what):

@@ -63,6 +63,9 @@ class _AsReal(Function):
         out.real, out.imag = g[..., 0], g[..., 1]
         return (out,)
 
+    def backward_graph(self, g):
+        return (_Complex.apply(g[..., 0], g[..., 1]),)  # (recorded: indexing and complex() differentiate again)
+
 
 class _AsComplex(Function):
     """``view_as_complex``: pairs ``(..., 2)`` as complex numbers; the gradient splits back into pairs."""
@@ -74,6 +77,11 @@ class _AsComplex(Function):
 
     def backward(self, g):
         return (get_array_module(g).stack([g.real, g.imag], axis=-1),)
+
+    def backward_graph(self, g):
+        from .join import stack
+
+        return (stack([g.real, g.imag], -1),)  # (recorded: real, imag and stack differentiate again)
 
 
 class _Complex(Function):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from distnn.autograd.function import Function
+from distnn.autograd.grad_mode import is_grad_enabled
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
@@ -51,6 +52,10 @@ class Reshape(Function):
 
     def torch_name_of_call(self) -> str:
         # a view: PyTorch's view (reshape of a tensor it can view); a copy is two nodes there (UnsafeView, Clone)
+        # (``reshape`` of a tensor that records and is not row-major: PyTorch's names, see reshape_recorded)
+        named = self.__dict__.get("reshape_name")
+        if named is not None:
+            return named
         return "ViewBackward0" if self.viewed_input is not None else "ReshapeBackward"
 
     def backward(self, g):
@@ -184,7 +189,7 @@ def flatten(a, start_dim=0, end_dim=-1):
     n = 1
     for s in shape[start : end + 1]:
         n *= s
-    return Reshape.apply(a, shape=tuple(shape[:start]) + (n,) + tuple(shape[end + 1 :]))
+    return reshape(a, tuple(shape[:start]) + (n,) + tuple(shape[end + 1 :]))  # (PyTorch's flatten is a reshape)
 
 
 # ---------------------------------------------------------------- public wrappers
@@ -196,6 +201,10 @@ def reshape(a, shape):
     number of elements, -1 of an empty tensor)."""
     data = a.data if isinstance(a, Tensor) else a
     shape = infer_size(shape, data.size if hasattr(data, "size") else np.size(data))
+    if getattr(a, "requires_grad", False) and not data.flags.c_contiguous and data.size and is_grad_enabled():
+        from .reshape_recorded import reshape_recorded  # (PyTorch's nodes: ReshapeAlias, or UnsafeView of a Clone)
+
+        return reshape_recorded(a, data, shape)
     if 1 in shape and not data.flags.c_contiguous:  # (a view: PyTorch's strides for its dims of size 1)
         return Reshape.apply(a, shape=shape, strides=cached_view_strides(data.shape, torch_strides(data), shape))
     return Reshape.apply(a, shape=shape)

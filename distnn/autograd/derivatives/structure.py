@@ -14,6 +14,7 @@ from distnn.functional import join as J
 from distnn.functional.linear import Linear
 from distnn.functional import reduce as R
 from distnn.functional import shape as S
+from distnn.functional import view_strides as VS
 
 from . import register, saved_input, unsqueeze_to, zero_link
 
@@ -21,6 +22,11 @@ from . import register, saved_input, unsqueeze_to, zero_link
 @register(S.Reshape, S.Squeeze, S.Unsqueeze, complex_ok=True)
 def _reshape(node, g):
     return (g.reshape(node.shape),)
+
+
+@register(VS.Contiguous, complex_ok=True)  # (a row-major copy: reshape's of a tensor it cannot view, as PyTorch's)
+def _contiguous(node, g):
+    return (g,)
 
 
 @register(S.Transpose, complex_ok=True)
@@ -43,10 +49,11 @@ class IndexBackward(Function):
     indexed tensor's shape. Its own backward is the indexing again."""
 
     saves_tensors = False
+    supports_complex = True
 
-    def forward(self, g, index, shape):
-        self.index = index
-        return I.GetItem.backward(_Indexed(index, shape, g.dtype), g)[0]
+    def forward(self, g, index, shape, dtype=None):
+        self.index = index  # (dtype: the indexed tensor's, complex where a real view of its parts was indexed)
+        return I.GetItem.backward(_Indexed(index, shape, g.dtype if dtype is None else dtype), g)[0]
 
     def backward(self, g):
         if type(self.index) in I.VIEW_INDEXES:  # (diagonal's and unfold's index: a view, read as GetItem reads it)
@@ -61,12 +68,12 @@ class _Indexed:
         self.index, self.shape, self.dtype = index, shape, dtype
 
 
-@register(I.GetItem)
+@register(I.GetItem, complex_ok=True)  # (linear: a real view of a complex base's parts too, see view_index_kinds)
 def _getitem(node, g):
-    return (IndexBackward.apply(g, index=node.index, shape=node.shape),)
+    return (IndexBackward.apply(g, index=node.index, shape=node.shape, dtype=node.dtype),)
 
 
-@register(IndexBackward)
+@register(IndexBackward, complex_ok=True)
 def _index_backward(node, g):
     return (I.GetItem.apply(g, index=node.index),)  # (GetItem's own apply: the index may be a DiagonalView)
 
