@@ -26,7 +26,7 @@ import sys
 import time
 import timeit
 
-import op_overhead_activations  # (this script's folder: relu/elu/silu/leaky_relu, with and without inplace)
+import op_overhead_activations  # (this script's folder: relu, elu, silu... with and without inplace)
 import op_overhead_functional  # (this script's folder: more rows, the functional forms' and the in-place methods')
 import op_overhead_inplace
 

@@ -142,10 +142,11 @@ class Function:
     # NaN, silently; see float_errors). False for an op that computes no float (a view, a copy of elements,
     # indexing): it skips the ~0.25 us of setting and resetting numpy's error state.
     silences_float_warnings = True
-    # an activation's, read by functional.in_place_activation: ``float_only``, an integer input is computed in the
-    # default float dtype; ``in_place_form``, the class whose node ``inplace=True`` records (PyTorch's in-place op
-    # saves something else: ``leaky_relu_`` its result), None: this class's own
-    float_only = False
+    # an activation's, read by functional.in_place_activation: ``float_kernel``, the name of PyTorch's kernel of an
+    # activation that refuses integer and bool inputs ("silu": '"silu_cpu" not implemented for 'Long''), None: any
+    # dtype; ``in_place_form``, the class whose node ``inplace=True`` records (PyTorch's in-place op saves something
+    # else: ``leaky_relu_`` its result), None: this class's own
+    float_kernel = None
     in_place_form = None
 
     def __init_subclass__(cls, **kwargs):

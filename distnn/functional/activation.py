@@ -11,7 +11,8 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from ._elementwise_common import _quiet
-from .activation_of_result import EluOfResult, LeakyReluOfResult
+from .activation_elu import ScaledELU as ELU  # noqa: F401 - (elu's node, the elu family's: activation_elu)
+from .activation_of_result import LeakyReluOfResult
 from .elementwise import float_input
 from .in_place_activation import apply_activation
 from .log_softmax_rounding import log_softmax_values  # noqa: F401 - (importable from here too)
@@ -38,38 +39,21 @@ class ReLU(Function):
 
 
 class LeakyReLU(Function):
+    """Its node keeps the input alone, as PyTorch's (what saved_tensors_hooks see), and backward tests its sign."""
+
     torch_name = "LeakyReluBackward0"
-    reads = ((0,),)  # (its own mask; the input is what PyTorch's saves, so both refuse the same changes)
+    reads = ((0,),)
+    float_kernel = "leaky_relu"
     in_place_form = LeakyReluOfResult  # (PyTorch's leaky_relu_ saves the result: activation_of_result)
 
     def forward(self, x, negative_slope=0.01):
         xp = get_array_module(x)
-        self.pos = x > 0
-        self.slope = negative_slope
-        return xp.where(self.pos, x, x * negative_slope)
+        self.x, self.slope = x, negative_slope
+        return xp.where(x > 0, x, x * negative_slope)
 
     def backward(self, g):
-        xp = get_array_module(g)
-        return (xp.where(self.pos, g, g * self.slope),)
-
-
-class ELU(Function):
-    torch_name = "EluBackward0"
-    reads = ((0,),)  # (its own arrays; the input is what PyTorch's saves, so both refuse the same changes)
-    in_place_form = EluOfResult  # (PyTorch's elu_ saves the result: activation_of_result)
-
-    def forward(self, x, alpha=1.0):
-        xp = get_array_module(x)
-        # x <= 0 (not "not x > 0"): a NaN takes the positive side, whose gradient passes g, as PyTorch's
-        # elu_backward (the output is NaN either way)
-        self.neg = x <= 0
-        self.expm1 = alpha * xp.expm1(xp.minimum(x, 0))  # alpha*(e^x - 1) on the negative side
-        self.alpha = alpha
-        return xp.where(self.neg, self.expm1, x)
-
-    def backward(self, g):
-        xp = get_array_module(g)
-        return (xp.where(self.neg, g * (self.expm1 + self.alpha), g),)
+        # (PyTorch's leaky_relu_backward: x > 0 passes g, anything else, a NaN too, takes the slope)
+        return (get_array_module(g).where(self.x > 0, g, g * self.slope),)
 
 
 def _erf(xp, x):
@@ -239,8 +223,12 @@ class LogSoftmax(Function):
 
 
 class Dropout(Function):
-    """Inverted dropout: kept units are scaled by 1/(1-p); the same mask is reused in backward."""
+    """Inverted dropout: kept units are scaled by 1/(1-p); the same mask is reused in backward. PyTorch's CPU dropout
+    is a product with its noise (a 0-d zero for p = 1), MulBackward0, which keeps the noise alone: so does this node,
+    in place too, where PyTorch's is ``mul_``'s, of the same name. The mask is a constant input (next_functions:
+    None), as PyTorch's noise."""
 
+    torch_name = "MulBackward0"
     saves_tensors = False
 
     def forward(self, x, mask):
@@ -253,6 +241,8 @@ class Dropout(Function):
 
 def relu(x, inplace=False):
     """max(x, 0). ``inplace=True``: ``x`` itself becomes the result (:func:`.in_place_activation.apply_activation`)."""
+    if getattr(x, "dtype", None) == bool:  # (PyTorch's refusal; numpy's maximum would answer in int64)
+        raise RuntimeError("Boolean inputs not supported for relu")
     return apply_activation(ReLU, x, inplace)
 
 
@@ -342,8 +332,12 @@ def dropout(x, p=0.5, training=True, inplace=False, *, generator=None, batch_dim
     xp = get_array_module(x)
     rng = generator if generator is not None else drandom.default_generator()
     data = x.data if isinstance(x, Tensor) else xp.asarray(x)  # an ndarray's .data is a memoryview
-    if p == 1.0:
-        mask = xp.zeros(data.shape, dtype=data.dtype)
+    if p != 1.0 and data.dtype.kind in "biu":  # (PyTorch's: its float noise cannot be stored in x's dtype)
+        from distnn.autograd.tensor_inplace_methods import torch_dtype_name
+
+        raise RuntimeError(f"result type Float can't be cast to the desired output type {torch_dtype_name(data.dtype)}")
+    if p == 1.0:  # (PyTorch's: a product with a 0-d zero)
+        mask = xp.zeros((), dtype=data.dtype)
     else:
         keep = keep_mask(rng, data.shape, p, _float_kind(data.dtype), batch_dim=batch_dim)
         mask = keep.astype(data.dtype) * data.dtype.type(1.0 / (1.0 - p))

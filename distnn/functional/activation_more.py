@@ -16,12 +16,12 @@ from distnn.backend import get_array_module
 
 from ._dims import wrap_dim
 from .activation import _LAST, Softmax, _softmax_dim, sigmoid_array, softplus_array
-from .activation_of_input import SIXTH_F32 as _SIXTH_F32
-from .activation_of_input import HardsigmoidOfInput, HardtanhOfInput, MishOfInput, SiLUOfInput, ThresholdOfInput
-from .activation_of_result import CeluOfResult, EluOfResult
+from .activation_elu import CELU, ScaledELU  # noqa: F401 - (selu's and celu's nodes)
 from .elementwise import float_input
-from .in_place_activation import apply_activation
+from .in_place_activation import apply_activation, refuse_integers
 from .rounding import real_sign
+
+SIXTH_F32 = 0.1666666716337204  # float(numpy.float32(1 / 6)): PyTorch's CPU kernel's factor, in every dtype
 
 # SELU's constants (Klambauer et al.), as PyTorch's to the digit
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -29,54 +29,66 @@ SELU_SCALE = 1.0507009873554804934193349852946
 
 
 class SiLU(Function):
-    """x sigmoid(x) (swish). Gradient s (1 + x (1 - s)), s = sigmoid(x), PyTorch's form."""
+    """x sigmoid(x) (swish). Gradient s (1 + x (1 - s)), s = sigmoid(x), PyTorch's form, s recomputed in backward:
+    the node keeps the input alone, as PyTorch's (in place too, a copy made before the write)."""
 
     torch_name = "SiluBackward0"
     reads = ((0,),)
-    float_only, in_place_form = True, SiLUOfInput  # (in place: PyTorch's silu_ keeps a copy of x alone)
+    float_kernel = "silu"
 
     def forward(self, x):
-        self.x, self.s = x, sigmoid_array(x)
-        return x * self.s
+        self.x = x
+        return x * sigmoid_array(x)
 
     def backward(self, g):
-        s = self.s
-        return (g * s * (1 + self.x * (1 - s)),)
+        x = self.x
+        # PyTorch's silu_backward, sigmoid as 1 / (1 + e^-x): fewer passes than the forward's two-tailed form, and
+        # exact in both tails but below x = -88 (float32), where e^-x is inf and sigmoid 0, and so is torch's
+        s = 1 / (1 + get_array_module(x).exp(-x))
+        return (g * s * (1 + x * (1 - s)),)
 
 
 class Mish(Function):
-    """x tanh(softplus(x)); softplus formed stably (it is linear, not inf, for large x)."""
+    """x tanh(softplus(x)); softplus formed stably (it is linear, not inf, for large x). The node keeps the input
+    alone, as PyTorch's: backward recomputes tanh(softplus(x))."""
 
     torch_name = "MishBackward0"
     reads = ((0,),)
-    float_only, in_place_form = True, MishOfInput
+    float_kernel = "mish"
 
     def forward(self, x):
-        xp = get_array_module(x)
-        self.x, self.t = x, xp.tanh(softplus_array(x))
-        return x * self.t
+        self.x = x
+        return x * get_array_module(x).tanh(softplus_array(x))
 
     def backward(self, g):
-        t = self.t  # d/dx = tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2), PyTorch's mish_backward
-        return (g * (t + self.x * sigmoid_array(self.x) * (1 - t * t)),)
+        # PyTorch's mish_backward: tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2), with its fewer passes, sigmoid as
+        # 1 / (1 + e^-x) and softplus as log1p(e^x) (inf above x = 88 in float32, where tanh of it is 1, as torch's)
+        xp = get_array_module(g)
+        x = self.x
+        s = 1 / (1 + xp.exp(-x))
+        t = xp.tanh(xp.log1p(xp.exp(x)))
+        return (g * (t + x * s * (1 - t * t)),)
 
 
 class Hardtanh(Function):
     """clamp(x, min_val, max_val); the gradient passes strictly inside only (0 at either bound, PyTorch's
-    hardtanh_backward), and passes at a NaN (no comparison holds)."""
+    hardtanh_backward), and passes at a NaN (no comparison holds). The node keeps the input, as PyTorch's."""
 
     torch_name = "HardtanhBackward0"
     reads = ((0,),)
-    in_place_form = HardtanhOfInput  # (PyTorch's hardtanh_ keeps a copy of x, not a mask)
 
     def forward(self, x, min_val=-1.0, max_val=1.0):
         xp = get_array_module(x)
-        self.stop = (x <= min_val) | (x >= max_val)
+        self.x, self.min_val, self.max_val = x, min_val, max_val
         return xp.minimum(xp.maximum(x, x.dtype.type(min_val)), x.dtype.type(max_val))
 
+    def stops(self):
+        """Where the gradient stops: at and beyond either bound."""
+        x = self.x
+        return (x <= self.min_val) | (x >= self.max_val)
+
     def backward(self, g):
-        xp = get_array_module(g)
-        return (xp.where(self.stop, 0, g),)
+        return (get_array_module(g).where(self.stops(), 0, g),)
 
 
 class Hardswish(Function):
@@ -84,7 +96,7 @@ class Hardswish(Function):
 
     torch_name = "HardswishBackward0"
     reads = ((0,),)
-    float_only = True  # (in place too: it keeps x alone, as PyTorch's hardswish_)
+    float_kernel = "hardswish"  # (in place, its node too: it keeps x alone, as PyTorch's hardswish_)
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -98,50 +110,24 @@ class Hardswish(Function):
 
 
 class Hardsigmoid(Function):
-    """relu6(x + 3) / 6. Gradient 1/6 strictly inside (-3, 3), else 0 (PyTorch's)."""
+    """relu6(x + 3) / 6. Gradient 1/6 strictly inside (-3, 3), else 0 (PyTorch's); the node keeps the input."""
 
     torch_name = "HardsigmoidBackward0"
     reads = ((0,),)
-    float_only, in_place_form = True, HardsigmoidOfInput
+    float_kernel = "hardsigmoid"
 
     def forward(self, x):
         xp = get_array_module(x)
-        self.inside = (x > -3) & (x < 3)
+        self.x = x
         return xp.minimum(xp.maximum(x + 3, 0), 6) / 6
 
+    def passes(self):
+        """Where the gradient passes: strictly inside (-3, 3)."""
+        return (self.x > -3) & (self.x < 3)
+
     def backward(self, g):
-        xp = get_array_module(g)
         # (PyTorch's CPU kernel multiplies by 1/6 rounded to float32, in every dtype: so do we)
-        return (xp.where(self.inside, g * _SIXTH_F32, 0),)
-
-
-class ScaledELU(Function):
-    """PyTorch's elu with its scales: scale x for x > 0, scale alpha (e^(input_scale x) - 1) for x <= 0
-    (SELU: PyTorch's constants; CELU: input_scale 1/alpha). The kink (x = 0) takes the negative side's
-    gradient and a NaN the positive side's, as PyTorch's elu_backward."""
-
-    torch_name = "EluBackward0"
-    reads = ((0,),)
-    float_only, in_place_form = True, EluOfResult  # (in place: PyTorch's selu_ keeps the result)
-
-    def forward(self, x, alpha=1.0, scale=1.0, input_scale=1.0):
-        xp = get_array_module(x)
-        self.neg = x <= 0
-        m = xp.minimum(x, 0) * input_scale  # (<= 0: nothing overflows on the positive side)
-        self.e = xp.exp(m)
-        self.scale, self.coef = scale, alpha * scale * input_scale
-        self.input_scale = input_scale  # (for its graph backward, create_graph=True: autograd/derivatives)
-        # expm1, not e - 1, as PyTorch's elu: e - 1 loses the relative precision of small |x| (0 at x = -1e-20)
-        return xp.where(self.neg, (alpha * scale) * xp.expm1(m), x * scale)
-
-    def backward(self, g):
-        xp = get_array_module(g)
-        return (xp.where(self.neg, g * self.coef * self.e, g * self.scale),)
-
-
-class CELU(ScaledELU):
-    torch_name = "CeluBackward0"  # (selu is PyTorch's elu node, with its scales; celu a node of its own)
-    in_place_form = CeluOfResult
+        return (get_array_module(g).where(self.passes(), g * SIXTH_F32, 0),)
 
 
 class Softsign(Function):
@@ -203,20 +189,31 @@ class Hardshrink(Shrink):
 
 
 class Threshold(Function):
-    """x where x > threshold, else value; gradient 0 where x <= threshold (a NaN passes both)."""
+    """x where x > threshold, else value; gradient 0 where x <= threshold (a NaN passes both). The node keeps the
+    input, as PyTorch's."""
 
     torch_name = "ThresholdBackward0"
     reads = ((0,),)
-    in_place_form = ThresholdOfInput
 
     def forward(self, x, threshold=0.0, value=0.0):
-        xp = get_array_module(x)
-        self.below = x <= threshold
-        return xp.where(self.below, x.dtype.type(value), x)
+        self.x, self.threshold = x, threshold
+        return get_array_module(x).where(x <= threshold, x.dtype.type(value), x)
+
+    def stops(self):
+        """Where the gradient stops: at and below the threshold."""
+        return self.x <= self.threshold
 
     def backward(self, g):
-        xp = get_array_module(g)
-        return (xp.where(self.below, 0, g),)
+        return (get_array_module(g).where(self.stops(), 0, g),)
+
+
+class ThresholdInPlace(Threshold):
+    """threshold_'s node: the same, under PyTorch's other name (a copy of the input made before the write)."""
+
+    torch_name = "ThresholdBackward1"
+
+
+Threshold.in_place_form = ThresholdInPlace
 
 
 class GLU(Function):
@@ -282,6 +279,11 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """clamp(x, min_val, max_val), gradient 0 at and beyond the bounds."""
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+    kind = getattr(getattr(input, "dtype", None), "kind", None)  # (PyTorch's refusals, in its words)
+    if kind == "b":
+        raise RuntimeError("Bool inputs not supported for hardtanh")
+    if kind == "u" and (int(min_val) < 0 or int(max_val) < 0):  # (the limits as PyTorch converts them: truncated)
+        raise RuntimeError("cannot do hardtanh on an unsigned type with negative limits")
     return apply_activation(Hardtanh, input, inplace, min_val=min_val, max_val=max_val)
 
 
@@ -336,6 +338,8 @@ def hardshrink(input, lambd=0.5):
 
 def threshold(input, threshold, value, inplace=False):  # noqa: A002 - PyTorch's names
     """x where x > threshold, else value."""
+    if getattr(input, "dtype", None) == bool:
+        refuse_integers("threshold", input)
     return apply_activation(Threshold, input, inplace, threshold=threshold, value=value)
 
 

@@ -16,23 +16,35 @@ from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
-from .activation import LeakyReLU, _float_kind, unit_uniform
+from .activation import _float_kind, unit_uniform
 from .activation_of_result import NEGATIVE_LEAKY_SLOPE
-from .in_place_activation import apply_activation
+from .in_place_activation import apply_activation, refuse_integers
 
 
 class RReLU(Function):
-    """x * noise, noise = the drawn slope where x <= 0, else 1; backward g * noise."""
+    """rrelu's node, PyTorch's RreluWithNoiseBackward0 in training and in evaluation alike: it keeps the noise (the
+    slope where x <= 0, 1 elsewhere) and the input, in PyTorch's order, as saved_tensors_hooks see them. The noise is
+    a keyword, not an input: the node's one input is x, as PyTorch's. Training: backward ``g * noise``. Evaluation
+    (``eval_slope``, the fixed slope): PyTorch's leaky_relu_backward of the input (a NaN takes the slope, where the
+    noise would pass it); the noise is then the slope everywhere (PyTorch leaves its noise unwritten there)."""
 
-    reads = ((0,),)  # (its own noise; PyTorch's saves the input with it, so both refuse the same changes)
+    torch_name = "RreluWithNoiseBackward0"
+    reads = ((0,),)
 
-    def forward(self, x, slopes):
+    def forward(self, x, slopes, eval_slope=None):
         xp = get_array_module(x)
-        self.noise = xp.where(x <= 0, slopes, x.dtype.type(1))
-        return x * self.noise
+        self.eval_slope = eval_slope
+        if eval_slope is None:
+            self.noise = xp.where(x <= 0, slopes, x.dtype.type(1))
+            self.x = x
+            return x * self.noise
+        self.noise, self.x = slopes, x
+        return xp.where(x > 0, x, x * eval_slope)
 
     def backward(self, g):
-        return g * self.noise, None
+        if self.eval_slope is None:
+            return (g * self.noise,)
+        return (get_array_module(g).where(self.x > 0, g, g * self.eval_slope),)
 
 
 class RReLUOfResult(RReLU):
@@ -41,21 +53,23 @@ class RReLUOfResult(RReLU):
     fixed slope of evaluation, whose backward PyTorch refuses when negative (as ``leaky_relu_``'s)."""
 
     torch_name = "RreluWithNoiseBackward1"
-    reads = ((OUTPUT,), ())
+    reads = ((OUTPUT,),)
 
     def forward(self, x, slopes, eval_slope=None):
+        xp = get_array_module(x)
         self.eval_slope = eval_slope
-        self.out = super().forward(x, slopes)
+        self.noise = xp.where(x <= 0, slopes, x.dtype.type(1))  # (in evaluation too: the product reads it)
+        self.out = x * self.noise
         return self.out
 
     def backward(self, g):
         slope = self.eval_slope
         if slope is None:
-            return super().backward(g)
+            return (g * self.noise,)
         if slope < 0:
             raise RuntimeError(NEGATIVE_LEAKY_SLOPE)
         # (PyTorch's leaky_relu_backward of the result: a NaN takes the slope, where the noise would pass it)
-        return get_array_module(g).where(self.out > 0, g, g * slope), None
+        return (get_array_module(g).where(self.out > 0, g, g * slope),)
 
 
 RReLU.in_place_form = RReLUOfResult
@@ -71,16 +85,13 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, *,
                            f"(lower={lower}, upper={upper})")
     xp = get_array_module(input)
     data = input.data if isinstance(input, Tensor) else xp.asarray(input)
-    if data.dtype.kind in "biu":
-        raise NotImplementedError(f"rrelu: not implemented for {data.dtype} tensors (PyTorch's neither); "
-                                  "convert to a floating dtype first")
+    refuse_integers("rrelu_with_noise_out" if training else "leaky_relu", data)  # (PyTorch's kernels' words)
     if not training:
         slope = (lower + upper) / 2
-        if not (inplace and isinstance(input, Tensor)):
-            return LeakyReLU.apply(input, negative_slope=slope)
-        # (in place, PyTorch's node is rrelu_'s in evaluation too: the noise, the slope where x <= 0, is kept)
-        slopes = xp.full(data.shape, slope, dtype=data.dtype)
-        return apply_activation(RReLUOfResult, input, True, slopes, eval_slope=slope)
+        # (PyTorch leaves its node's noise unwritten in evaluation: the slope, everywhere, a zero-stride view, which
+        # out of place nothing reads)
+        slopes = xp.broadcast_to(xp.asarray(slope, dtype=data.dtype), data.shape)
+        return apply_activation(RReLU, input, inplace, slopes=slopes, eval_slope=slope)
     from distnn import random as drandom
 
     rng = generator if generator is not None else drandom.default_generator()
@@ -88,7 +99,7 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, *,
     slopes = (lower + (upper - lower) * np.asarray(u, dtype=np.float64)).astype(data.dtype)
     if xp.__name__ != "numpy":
         slopes = xp.asarray(slopes)
-    return apply_activation(RReLU, input, inplace, slopes)
+    return apply_activation(RReLU, input, inplace, slopes=slopes)
 
 
 __all__ = ["rrelu"]

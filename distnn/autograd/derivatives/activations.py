@@ -1,18 +1,18 @@
 """Graph backwards of the activations of ``activation_more`` and ELU: ELU, SELU and CELU (:class:`ScaledELU`),
 SiLU, Mish, Hardtanh (and relu6), Hardswish, Hardsigmoid, Softsign, Tanhshrink, softshrink/hardshrink,
-threshold; the nodes of their in-place forms (``activation_of_result``, ``activation_of_input``); and dropout (its mask
+threshold; the nodes of the in-place forms that keep their result (``activation_of_result``); and dropout (its mask
 reused: the double pass draws nothing).
 
-Each is its op's ``backward`` on Tensors. Where the op keeps a derived array rather than its input (ELU's
+Each is its op's ``backward`` on Tensors. Where the derivative is a quantity of its own (ELU's
 exponential), :func:`recorded` gives that array a graph; the masks stay constants (derivative zero almost
 everywhere), with :func:`zero_link` giving the input the zero gradient PyTorch's double backward gives it.
 """
 from __future__ import annotations
 
 from distnn.autograd.function import Function
+from distnn.backend import get_array_module
 from distnn.functional import activation as A
 from distnn.functional import activation_more as M
-from distnn.functional import activation_of_input as I
 from distnn.functional import activation_of_result as O
 from distnn.functional import elementwise_choice as C
 from distnn.functional import rounding as R
@@ -21,33 +21,32 @@ from . import recorded, register, saved_input, saved_output, zero_link
 
 
 class _ScaledExp(Function):
-    """``c * exp(s * x)`` on the negative side (ELU's derivative there), made by :func:`recorded` from the
-    array the op keeps; its derivative is ``s`` times itself (used only where x <= 0: a ``where`` picks it)."""
+    """``c * exp(s * x)`` on the negative side (ELU's derivative there), made by :func:`recorded` from the input
+    the op keeps; its derivative is ``s`` times itself strictly below 0 and 0 elsewhere, x = 0 included, as
+    PyTorch's elu_double_backward (``... * (x < 0)``), though the first derivative takes this side at x = 0."""
 
     saves_tensors = False
 
     def backward(self, g):
-        return (g * self.s * self.e,)
+        return (get_array_module(g).where(self.below, g * self.s * self.e, 0),)
 
 
 @register(_ScaledExp)
 def _scaled_exp(node, g):
-    value = recorded(_ScaledExp, node.parents, node.input_shapes, node.e, e=node.e, s=node.s)
-    return (g * node.s * value,)
-
-
-@register(A.ELU)
-def _elu(node, g):
-    e = node.expm1 + node.alpha  # alpha e^x where x <= 0
-    slope = recorded(_ScaledExp, node.parents, node.input_shapes, e, e=e, s=1.0)
-    return (C.where(node.neg, g * slope, g),)
+    value = recorded(_ScaledExp, node.parents, node.input_shapes, node.e, e=node.e, s=node.s, below=node.below)
+    return (C.where(node.below, g * node.s * value, 0.0),)
 
 
 @register(M.ScaledELU)
 def _scaled_elu(node, g):
-    e = node.coef * node.e  # coef e^(input_scale x) where x <= 0
-    slope = recorded(_ScaledExp, node.parents, node.input_shapes, e, e=e, s=node.input_scale)
-    return (C.where(node.neg, g * slope, g * node.scale),)
+    x = node.x
+    e = node.exponential(x)
+    coef = node.negative_coefficient(x.dtype)
+    if coef != 1:
+        e = e * coef.astype(x.dtype)  # alpha scale e^(input_scale x) where x <= 0
+    s = node.input_scale
+    slope = recorded(_ScaledExp, node.parents, node.input_shapes, e, e=e, s=s, below=x < 0)
+    return (C.where(x <= 0, (g * s if s != 1 else g) * slope, g * node.scale if node.scale != 1 else g),)
 
 
 @register(M.SiLU)
@@ -64,9 +63,9 @@ def _mish(node, g):
     return (g * (t + x * A.sigmoid(x) * (1 - t * t)),)
 
 
-@register(M.Hardtanh)
-def _hardtanh(node, g):
-    return (zero_link(C.where(node.stop, 0.0, g), node, 0),)
+@register(M.Hardtanh, M.Threshold)
+def _stops(node, g):
+    return (zero_link(C.where(node.stops(), 0.0, g), node, 0),)
 
 
 @register(M.Hardswish)
@@ -78,7 +77,7 @@ def _hardswish(node, g):
 
 @register(M.Hardsigmoid)
 def _hardsigmoid(node, g):
-    return (zero_link(C.where(node.inside, g * M._SIXTH_F32, 0.0), node, 0),)
+    return (zero_link(C.where(node.passes(), g * M.SIXTH_F32, 0.0), node, 0),)
 
 
 @register(M.Softsign)
@@ -97,11 +96,6 @@ def _tanhshrink(node, g):
 @register(M.Shrink)
 def _shrink(node, g):
     return (zero_link(C.where(node.inside, 0.0, g), node, 0),)
-
-
-@register(M.Threshold)
-def _threshold(node, g):
-    return (zero_link(C.where(node.below, 0.0, g), node, 0),)
 
 
 @register(A.Dropout)
@@ -127,23 +121,3 @@ def _elu_of_result(node, g):
     raw = node.out
     out = C.where(raw < 0, saved_output(node, raw), raw)
     return (C.where(raw <= 0, g * node.input_scale * (out + node.alpha * node.scale), g * node.scale),)
-
-
-@register(I.SiLUOfInput)
-def _silu_of_input(node, g):
-    return _silu(node, g)
-
-
-@register(I.MishOfInput)
-def _mish_of_input(node, g):
-    return _mish(node, g)
-
-
-@register(I.HardtanhOfInput, I.ThresholdOfInput)
-def _stops_of_input(node, g):
-    return (zero_link(C.where(node.stops(), 0.0, g), node, 0),)
-
-
-@register(I.HardsigmoidOfInput)
-def _hardsigmoid_of_input(node, g):
-    return (zero_link(C.where(node.passes(), g * I.SIXTH_F32, 0.0), node, 0),)

@@ -1,5 +1,5 @@
 """Graph backwards of the remaining layers: einsum, glu, prelu, bilinear, conv_transpose3d, embedding_bag,
-max_unpool1d/2d/3d, rrelu (training; in evaluation it is leaky_relu) and alpha_dropout/feature_alpha_dropout.
+max_unpool1d/2d/3d, rrelu (in training and in evaluation) and alpha_dropout/feature_alpha_dropout.
 
 Each is its op's first backward written on Tensors: einsum's gradient is an einsum of the output's gradient
 with the other operands (then broadcast, summed, transposed or put on a diagonal as the op's backward does),
@@ -166,17 +166,20 @@ def _max_unpool(node, g):
 
 @register(RReLU)
 def _rrelu(node, g):
-    return zero_link(g * node.noise, node, 0), None
+    slope = node.eval_slope
+    if slope is None:
+        return (zero_link(g * node.noise, node, 0),)
+    return (zero_link(C.where(node.x > 0, g, g * slope), node, 0),)
 
 
 @register(RReLUOfResult)
 def _rrelu_of_result(node, g):
     slope = node.eval_slope
     if slope is None:
-        return _rrelu(node, g)
+        return (zero_link(g * node.noise, node, 0),)
     if slope < 0:
         raise RuntimeError(NEGATIVE_LEAKY_SLOPE)
-    return zero_link(C.where(node.out > 0, g, g * slope), node, 0), None
+    return (zero_link(C.where(node.out > 0, g, g * slope), node, 0),)
 
 
 @register(AlphaDropout)

@@ -30,7 +30,7 @@ def _relu(node, g):
 
 @register(A.LeakyReLU)
 def _leaky_relu(node, g):
-    return (zero_link(C.where(node.pos, g, g * node.slope), node, 0),)
+    return (zero_link(C.where(node.x > 0, g, g * node.slope), node, 0),)
 
 
 @register(A.Tanh)
