@@ -13,6 +13,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Child processes (the scripts of tests/mpi_scripts under mpiexec, CLI runs, writer processes) import the distnn
+# under test, as this process does: a script's directory, not the repository, leads its sys.path, so with distnn
+# installed in editable mode from another checkout (a git worktree beside it) the child imported that
+# checkout's distnn and the test ran the other code.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))
 
 # tests/isolated/: test files run only in a child pytest of their own (a wrapper test starts it), because what
 # they exercise changes the process for good (tests/test_control_flow.py says why)
