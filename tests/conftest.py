@@ -13,6 +13,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Child processes (the scripts of tests/mpi_scripts under mpiexec, CLI runs, writer processes) import the distnn
+# under test, as this process does: a script's directory, not the repository, leads its sys.path, so with distnn
+# installed in editable mode from another checkout (a git worktree beside it) the child imported that
+# checkout's distnn and the test ran the other code.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))
 
 # tests/isolated/: test files run only in a child pytest of their own (a wrapper test starts it), because what
 # they exercise changes the process for good (tests/test_control_flow.py says why)
@@ -25,13 +30,22 @@ def pytest_configure(config):
     The ranks are separate pytest sessions; sharing pytest's default root, each
     cleaned up old numbered directories while another did, and one now and then
     printed "PytestWarning: (rm_rf) error removing .../garbage-...".
+
+    The root, not a fixed ``--basetemp``: pytest empties a given basetemp when a session starts, so two
+    multi-rank sessions at once on one machine (two checkouts' tests) emptied each other's rank directories;
+    a rank whose ``mpi_tmp_path`` then failed ended its session while the others waited in that fixture's
+    broadcast, for ever. Under the root each session takes a numbered directory of its own (pytest keeps
+    the newest three).
     """
     rank = next((os.environ[v] for v in ("PMI_RANK", "OMPI_COMM_WORLD_RANK") if os.environ.get(v, "").isdigit()),
                 None)
     if rank is not None and config.option.basetemp is None:
         import tempfile
 
-        config.option.basetemp = os.path.join(tempfile.gettempdir(), f"pytest-distnn-{os.getuid()}-rank{rank}")
+        root = os.path.join(os.environ.get("PYTEST_DEBUG_TEMPROOT") or tempfile.gettempdir(),
+                            f"pytest-distnn-{os.getuid()}-roots", f"rank{rank}")
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        os.environ["PYTEST_DEBUG_TEMPROOT"] = root  # (read by pytest at the first tmp_path)
 
 
 def import_torch():

@@ -4,6 +4,7 @@ the uninterrupted run."""
 import os
 import random
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -25,12 +26,18 @@ def test_kill_9_one_rank_then_resume_matches_uninterrupted(reference, tmp_path, 
     # (300 s): a job that waited for either fails with TimeoutExpired, or the 30 s bound below.
     step = random.randint(6, STEPS - 2)  # (per-test seeded in conftest: DISTNN_TEST_SEED picks other steps)
     shell = launcher == "outliving-shell"
-    env = {"DISTNN_FAULT_KILL_AT": f"1:{step}", "DISTNN_COLLECTIVE_TIMEOUT": "600"}
-    rc, err, secs = run_job(tmp_path, "--every-n-steps", "4", env=env, outliving_shell=shell, timeout=300)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    env = {"DISTNN_FAULT_KILL_AT": f"1:{step}", "DISTNN_COLLECTIVE_TIMEOUT": "600",
+           "DISTNN_FAULT_MARKER_DIR": str(markers)}
+    rc, err, _ = run_job(tmp_path, "--every-n-steps", "4", env=env, outliving_shell=shell, timeout=300)
+    ended = time.time()
     assert rc != 0, f"killed at step {step} but the job exited 0"
-    # Issue 7 asks for the job to end within 30 s of the kill; the whole job (start-up and training
-    # included) takes 2-6 s on an idle 2-core machine, so this bound has a wide margin.
-    assert secs < 30, f"the job took {secs:.1f} s to end after rank 1 died at step {step}"
+    # Issue 7 asks for the job to end within 30 s of the kill: timed from the kill (the marker rank 1 writes
+    # just before it), not from the job's start. The whole job took 2-6 s on an idle 2-core machine but
+    # 15-20 s under a load of 20, close to the bound; the end after the kill takes about a second.
+    killed_at = os.path.getmtime(markers / f"killed-rank1-step{step}")
+    assert ended - killed_at < 30, f"the job took {ended - killed_at:.1f} s to end after rank 1 died at step {step}"
     if shell:
         assert "rank 1 (" in err and "has died (killed by a signal" in err, err[-3000:]
     cps = assert_all_checkpoints_valid(tmp_path)

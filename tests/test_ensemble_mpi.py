@@ -179,7 +179,8 @@ def test_groups_ending_apart_or_stopping_end_the_job_together(tmp_path, monkeypa
     # timeout, then status 1, not 75 or 2.
     # The timeout also bounds every other collective of the two ranks (start-up, the final barrier while
     # rank 0 writes the results): 3 s could be tripped by a busy machine delaying one rank's start-up.
-    # 10 s is far beyond that; the step delay makes member 1's 12 extra epochs last at least 14.4 s.
+    # 10 s is far beyond that (the longest of those waits measured 0.32 s at a load of 17 on the 2-core
+    # machine); the step delay makes member 1's 12 extra epochs last at least 14.4 s (18 s at that load).
     delay = 0.06
     monkeypatch.setenv("DISTNN_COLLECTIVE_TIMEOUT", "10")
     monkeypatch.setenv("DISTNN_FAULT_STEP_DELAY", str(delay))  # >= 1.2 s an epoch of 20 steps

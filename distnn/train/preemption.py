@@ -62,7 +62,8 @@ The per-step agreement on the flag (and on non-finite values) is
 
 Fault injection for tests (environment): ``DISTNN_FAULT_KILL_AT=RANK:STEP``
 kills that rank with SIGKILL when it reaches global step STEP (1-based, the
-step being taken); ``DISTNN_FAULT_NONFINITE_AT=RANK:STEP[,...]`` puts a NaN
+step being taken), after writing the marker file ``killed-rankRANK-stepSTEP``
+into ``DISTNN_FAULT_MARKER_DIR`` when that is set; ``DISTNN_FAULT_NONFINITE_AT=RANK:STEP[,...]`` puts a NaN
 into that rank's local gradient at that step (before the average);
 ``DISTNN_FAULT_NONFINITE_LOSS_AT=RANK:STEP[,...]`` makes that rank's loss
 NaN at that step while its gradients stay finite;

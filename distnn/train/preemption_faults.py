@@ -92,6 +92,18 @@ def _await_handler(before: int) -> None:
         time.sleep(0.001)  # (releases the GIL: the main thread runs the handler)
 
 
+def mark_fault(name: str) -> None:
+    """Test hook: the empty file ``NAME`` in ``DISTNN_FAULT_MARKER_DIR``, when that is set (nothing otherwise).
+
+    Written just before a fault that leaves no trace of its moment (``DISTNN_FAULT_KILL_AT``'s SIGKILL), so
+    a test can time what follows from the fault itself (the file's modification time), not from the job's
+    start, which a busy machine delays by any amount."""
+    folder = os.environ.get("DISTNN_FAULT_MARKER_DIR")
+    if folder:
+        with open(os.path.join(folder, name), "w"):
+            pass
+
+
 #: the longest a test's pause (:func:`pause_for_test`) waits for its signal or its release file
 PAUSE_LIMIT_S = 120.0
 

@@ -39,7 +39,7 @@ from distnn.distributed.data_parallel import DataParallel
 from .callbacks.base import Callback
 from .preemption import (DEFAULT_SIGNALS, PreemptedWithoutCheckpointing, add_watcher, ignore_further_signals, job_mark,
                          job_requested, pause_for_test, request_count)
-from .preemption_faults import _await_handler, _parse_at
+from .preemption_faults import _await_handler, _parse_at, mark_fault
 from .preemption_handlers import _signum
 
 NONFINITE_POLICIES = ("error", "skip", "off")
@@ -296,6 +296,7 @@ class StepGuard(Callback):
             time.sleep(self._delay)
         for r, s in self._kill:
             if s == step:
+                mark_fault(f"killed-rank{r}-step{s}")  # (a test times the job's end from the kill)
                 os.kill(os.getpid(), signal.SIGKILL)
                 time.sleep(10)
         for s, code in self._exit:
