@@ -170,7 +170,10 @@ class TensorMethods:
             _ops.reduce_arguments.refuse_method_call("prod", dim, keepdim, dtype, out)
         return _ops.reduce_more.prod(self, dim, keepdim, dtype=dtype)
 
-    def logsumexp(self, dim, keepdim=False):
+    def logsumexp(self, dim=EVERY_DIM, keepdim=False):
+        """``Tensor.logsumexp(dim, keepdim)``: :func:`distnn.logsumexp` of this tensor (``dim`` required)."""
+        if dim is None or dim is EVERY_DIM:
+            _ops.reduce_arguments.refuse_logsumexp_dim(dim, method=True)
         return _ops.reduce_more.logsumexp(self, dim, keepdim)
 
     def amax(self, dim=(), keepdim=False):
