@@ -100,6 +100,9 @@ def _integer_arange(start, end, step, dtype):
     return (first + _np.arange(count, dtype=_np.int64) * stride).astype(dtype)
 
 
+from .autograd.number_range import REAL_NUMBERS as _REAL_NUMBERS, scalar_for_dtype as _scalar_for_dtype  # noqa: E402
+
+
 def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:
     """``fill_value`` everywhere; the dtype follows it as in PyTorch (bool, int64, the default complex dtype for a
     complex, else the default dtype)."""
@@ -107,8 +110,10 @@ def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:
         dtype = (_builtins.bool if isinstance(fill_value, _builtins.bool) else _np.int64
                  if isinstance(fill_value, _builtins.int) else backend.default_complex_dtype()
                  if isinstance(fill_value, _builtins.complex) else backend.default_dtype())
-    return Tensor(_np.full(tuple(shape) if isinstance(shape, (tuple, list)) else (shape,), fill_value, dtype=dtype),
-                  requires_grad=requires_grad)
+    shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    if isinstance(fill_value, _REAL_NUMBERS):  # (range-checked as PyTorch's Scalar argument, filled by its fill_)
+        fill_value = _scalar_for_dtype(_np.dtype(dtype), fill_value, rounds_half=_math.prod(shape) == 1)
+    return Tensor(_np.full(shape, fill_value, dtype=dtype), requires_grad=requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False) -> Tensor:

@@ -5,9 +5,12 @@ one-op methods) so that each file stays readable; every method here follows PyTo
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from distnn.backend import get_array_module, to_numpy, unwrap
+from .number_range import REAL_NUMBERS as _REAL_NUMBERS, scalar_for_dtype
 from .unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT
 
 from .float_errors import silent as _silent
@@ -84,6 +87,8 @@ class TensorMethods:
         if getattr(value, "ndim", 0) != 0:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} "
                                "dimensions.")
+        if isinstance(value, _REAL_NUMBERS):  # (PyTorch's Scalar checks; one element: its shortcut's float16 rounding)
+            value = scalar_for_dtype(self.data.dtype, value, rounds_half=self.data.size == 1)
         self[...] = value
         return self
 
@@ -113,6 +118,8 @@ class TensorMethods:
 
             value = real_fill_value(value, self.data.dtype)  # (for a real tensor: PyTorch's rules)
         if not isinstance(value, Tensor):
+            if isinstance(value, _REAL_NUMBERS):  # (range-checked as PyTorch's Scalar argument)
+                value = scalar_for_dtype(self.data.dtype, value)
             value = np.asarray(value, dtype=self.data.dtype)  # (the tensor's dtype, as PyTorch)
             return MaskedFill.apply(unwrap(mask).astype(bool), value, self)
         if value.dtype != self.data.dtype:  # (PyTorch fills in the tensor's dtype: the value is cast, in the graph)
@@ -295,6 +302,8 @@ class TensorMethods:
         size = tuple(int(s) for s in size)
         xp = get_array_module(self.data)
         dtype = self.data.dtype if dtype is None else np.dtype(dtype)
+        if kind == "full" and isinstance(fill_value, _REAL_NUMBERS):
+            fill_value = scalar_for_dtype(dtype, fill_value, rounds_half=math.prod(size) == 1)  # (PyTorch's fill_)
         array = xp.full(size, fill_value, dtype=dtype) if kind == "full" else getattr(xp, kind)(size, dtype=dtype)
         return Tensor(array, requires_grad=requires_grad)
 

@@ -14,6 +14,7 @@ import numbers
 import numpy as np
 
 from distnn import random
+from distnn.autograd.number_range import REAL_NUMBERS, scalar_for_dtype
 from distnn.autograd.tensor import Tensor
 from distnn.backend import default_dtype, get_array_module
 
@@ -90,6 +91,8 @@ def empty_like(input, *, dtype=None, requires_grad=False):  # noqa: A002
 def full_like(input, fill_value, *, dtype=None, requires_grad=False):  # noqa: A002
     """``torch.full_like``: ``fill_value`` everywhere, with ``input``'s shape, dtype (unless ``dtype``) and device."""
     x = as_tensor(input)
+    if isinstance(fill_value, REAL_NUMBERS):  # (range-checked as PyTorch's Scalar argument, filled by its fill_)
+        fill_value = scalar_for_dtype(np.dtype(dtype or x.dtype), fill_value, rounds_half=x.data.size == 1)
     return Tensor(get_array_module(x.data).full(x.shape, fill_value, dtype=dtype or x.dtype),
                   requires_grad=requires_grad)
 
