@@ -38,9 +38,21 @@ def tensor(data, requires_grad=False, dtype=None) -> Tensor:
     their dtype). Never the caller's array: :func:`from_numpy` (and ``Tensor(array)``) share its memory."""
     if isinstance(data, Tensor):
         data = data.data
+    elif _checks_numbers(data, dtype):  # (PyTorch checks Python numbers against the dtype, not an array's values)
+        from .autograd.number_range import refuse_unfit_numbers
+
+        refuse_unfit_numbers(data, _np.dtype(dtype))
     if hasattr(data, "dtype") and hasattr(data, "copy"):
         data = data.copy()
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def _checks_numbers(data, dtype) -> bool:
+    """Whether ``tensor(data, dtype=dtype)`` must check ``data``'s numbers: Python (or numpy scalar) numbers for an
+    integer dtype, or an int alone beyond int64 (numpy would make it uint64; PyTorch refuses it)."""
+    if dtype is None:
+        return type(data) is _builtins.int and not -(2 ** 63) <= data < 2 ** 63
+    return isinstance(data, (list, tuple, _builtins.int, _builtins.float, _np.generic)) and _np.dtype(dtype).kind in "iu"
 
 
 def zeros(*shape, dtype=None, requires_grad=False) -> Tensor:

@@ -19,6 +19,10 @@ to uint64's max (beyond: ``OverflowError: int too big to convert``; below int64'
 int to unsigned``), which then overflows every integer dtype past int64's max; and a float16 tensor is checked too,
 a finite value beyond 65504 refused (``c10::Half``), except where PyTorch's ``fill_`` of a one-element tensor takes
 its shortcut, which rounds to inf unchecked.
+
+``torch.tensor(numbers, dtype=an integer dtype)`` checks each Python number as ``x[index] = number`` does, naming
+the dtype by PyTorch's name (``uint8``, not ``uint8_t``): :func:`refuse_unfit_numbers`. (A bool dtype takes
+anything, and an array's values are cast, wrapping, unchecked.)
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import math
 
 import numpy as np
 
-__all__ = ["REAL_NUMBERS", "number_for_dtype", "scalar_for_dtype"]
+__all__ = ["REAL_NUMBERS", "number_for_dtype", "refuse_unfit_numbers", "scalar_for_dtype"]
 
 #: the Python and numpy numbers :func:`scalar_for_dtype` takes (complex ones have their own rules)
 REAL_NUMBERS = (int, float, np.integer, np.floating)
@@ -107,6 +111,35 @@ def scalar_for_dtype(dtype, value, rounds_half: bool = False):
     if rounds_half or not math.isfinite(value) or abs(value) <= _FITS_EVERY_FLOAT:
         return _float16_value(value)
     raise RuntimeError("value cannot be converted to type c10::Half without overflow")
+
+
+def refuse_unfit_numbers(numbers, dtype) -> None:
+    """``torch.tensor(numbers, dtype=dtype)``'s refusal of a Python number (``numbers``: one, or nested lists of
+    them) that does not fit an integer numpy ``dtype`` (any other: only an int beyond int64, as PyTorch's parser
+    refuses it)."""
+    try:
+        values = np.asarray(numbers)
+    except OverflowError:  # (an int past uint64 among others)
+        raise ValueError("Overflow when unpacking long long") from None
+    if values.dtype.kind == "O" and any(isinstance(v, int) and not _INT64_MIN <= v <= _INT64_MAX
+                                        for v in values.ravel()):  # (an int past uint64 alone)
+        raise ValueError("Overflow when unpacking long long")
+    if values.size == 0 or values.dtype.kind not in "iuf":
+        return
+    smallest, largest = values.min(), values.max()
+    if values.dtype.kind == "u" and largest > _INT64_MAX:  # (numpy's uint64 for an int past int64)
+        raise ValueError("Overflow when unpacking long long")
+    if dtype.kind not in "iu":
+        return
+    lowest, highest = _INT_LIMITS[dtype.type]
+    if values.dtype.kind == "f":  # (compared as doubles: NaN and infinities never fit, -0.5 does not fit uint8)
+        fits = bool(np.isfinite(smallest) and np.isfinite(largest)) and lowest <= smallest and largest <= highest
+    elif dtype.kind == "u":  # (a negative int wraps, down to -max, as into x[index])
+        fits = -highest <= int(smallest) and int(largest) <= highest
+    else:
+        fits = lowest <= int(smallest) and int(largest) <= highest
+    if not fits:
+        raise RuntimeError(f"value cannot be converted to type {dtype.name} without overflow")
 
 
 def _float16_value(value):
