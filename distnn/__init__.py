@@ -42,6 +42,9 @@ def tensor(data, requires_grad=False, dtype=None) -> Tensor:
         from .autograd.number_range import refuse_unfit_numbers
 
         refuse_unfit_numbers(data, _np.dtype(dtype))
+    if dtype is not None and isinstance(data, (list, tuple, _builtins.int, _builtins.float)):
+        with _np.errstate(over="ignore", invalid="ignore"):  # (a float past float16's range is inf, 2.0 ** 63
+            return Tensor(data, requires_grad=requires_grad, dtype=dtype)  # int64's lowest: PyTorch's, silently)
     if hasattr(data, "dtype") and hasattr(data, "copy"):
         data = data.copy()
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)

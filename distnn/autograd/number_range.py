@@ -121,13 +121,15 @@ def refuse_unfit_numbers(numbers, dtype) -> None:
         values = np.asarray(numbers)
     except OverflowError:  # (an int past uint64 among others)
         raise ValueError("Overflow when unpacking long long") from None
-    if values.dtype.kind == "O" and any(isinstance(v, int) and not _INT64_MIN <= v <= _INT64_MAX
-                                        for v in values.ravel()):  # (an int past uint64 alone)
+    if values.dtype.kind == "O" and _holds_long_int(values):  # (an int past uint64 alone)
         raise ValueError("Overflow when unpacking long long")
     if values.size == 0 or values.dtype.kind not in "iuf":
         return
     smallest, largest = values.min(), values.max()
     if values.dtype.kind == "u" and largest > _INT64_MAX:  # (numpy's uint64 for an int past int64)
+        raise ValueError("Overflow when unpacking long long")
+    if values.dtype.kind == "f" and max(abs(smallest), abs(largest)) >= 2.0 ** 63 \
+            and _holds_long_int(np.asarray(numbers, dtype=object)):  # (numpy's float64 for one among other ints)
         raise ValueError("Overflow when unpacking long long")
     if dtype.kind not in "iu":
         return
@@ -140,6 +142,11 @@ def refuse_unfit_numbers(numbers, dtype) -> None:
         fits = lowest <= int(smallest) and int(largest) <= highest
     if not fits:
         raise RuntimeError(f"value cannot be converted to type {dtype.name} without overflow")
+
+
+def _holds_long_int(values) -> bool:
+    """Whether an object array holds a Python int beyond int64."""
+    return any(isinstance(v, int) and not _INT64_MIN <= v <= _INT64_MAX for v in values.ravel())
 
 
 def _float16_value(value):
