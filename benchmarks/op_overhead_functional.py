@@ -1,10 +1,10 @@
 """bench_op_overhead's rows for clamp, sort and lerp, and for the functional forms that take ``out=``
 (``sum(a, 1)``, ``mean``, ``prod``, ``amax``, ``abs``, ``sqrt``, ``where``, ``linalg.matmul``), called without it,
-and for ``y[...] = v`` and ``masked_fill``, and for the calls whose numbers or arguments are checked as PyTorch's
+for ``y[...] = v`` and ``masked_fill``, and for the calls whose numbers or arguments are checked as PyTorch's
 (``a.mean()``, ``a.logsumexp(1)``, ``fill_``, ``clamp_``, ``full``, ``tensor(..., dtype=)``): the calls whose
-``out is None`` (or no-error) path must stay as cheap as it was. 64x64 float32 tensors that require no grad (a 16x16 product); distnn and torch run the same calls, the
-numpy floor the same arithmetic on bare arrays. The rows of ``add``/``sub`` with ``alpha`` come with these
-(:mod:`op_overhead_alpha`).
+``out is None`` (or no-error) path must stay as cheap as it was. 64x64 float32 tensors that require no grad (a
+16x16 product); distnn and torch run the same calls, the numpy floor the same arithmetic on bare arrays. The rows
+of ``add``/``sub`` with ``alpha`` come with these (:mod:`op_overhead_alpha`).
 """
 from __future__ import annotations
 

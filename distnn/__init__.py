@@ -32,30 +32,26 @@ float32 = _np.float32
 float64 = _np.float64
 
 
+from .autograd.number_range import (REAL_NUMBERS as _REAL_NUMBERS, numbers_array as _numbers_array,  # noqa: E402
+                                    scalar_for_dtype as _scalar_for_dtype)
+
+
 def tensor(data, requires_grad=False, dtype=None) -> Tensor:
     """A new Tensor holding a copy of ``data``, as ``torch.tensor`` (Python floats get the default dtype, float32
     unless :func:`set_default_dtype` changed it; arrays keep
     their dtype). Never the caller's array: :func:`from_numpy` (and ``Tensor(array)``) share its memory."""
     if isinstance(data, Tensor):
         data = data.data
-    elif _checks_numbers(data, dtype):  # (PyTorch checks Python numbers against the dtype, not an array's values)
-        from .autograd.number_range import refuse_unfit_numbers
-
-        refuse_unfit_numbers(data, _np.dtype(dtype))
-    if dtype is not None and isinstance(data, (list, tuple, _builtins.int, _builtins.float)):
-        with _np.errstate(over="ignore", invalid="ignore"):  # (a float past float16's range is inf, 2.0 ** 63
-            return Tensor(data, requires_grad=requires_grad, dtype=dtype)  # int64's lowest: PyTorch's, silently)
+    elif dtype is not None and isinstance(data, (list, tuple, _builtins.int, _builtins.float, _np.generic)):
+        array = _numbers_array(data, _np.dtype(dtype))  # (PyTorch checks Python numbers against the dtype, not an
+        # array's values)
+        if array is not None:  # (a new array, in dtype: no copy)
+            return Tensor(array, requires_grad=requires_grad)
+    elif dtype is None and type(data) is _builtins.int and not -(2 ** 63) <= data < 2 ** 63:
+        raise ValueError("Overflow when unpacking long long")  # (numpy would make it uint64; PyTorch refuses it)
     if hasattr(data, "dtype") and hasattr(data, "copy"):
         data = data.copy()
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
-
-
-def _checks_numbers(data, dtype) -> bool:
-    """Whether ``tensor(data, dtype=dtype)`` must check ``data``'s numbers: Python (or numpy scalar) numbers for an
-    integer dtype, or an int alone beyond int64 (numpy would make it uint64; PyTorch refuses it)."""
-    if dtype is None:
-        return type(data) is _builtins.int and not -(2 ** 63) <= data < 2 ** 63
-    return isinstance(data, (list, tuple, _builtins.int, _builtins.float, _np.generic)) and _np.dtype(dtype).kind in "iu"
 
 
 def zeros(*shape, dtype=None, requires_grad=False) -> Tensor:
@@ -115,9 +111,6 @@ def _integer_arange(start, end, step, dtype):
     return (first + _np.arange(count, dtype=_np.int64) * stride).astype(dtype)
 
 
-from .autograd.number_range import REAL_NUMBERS as _REAL_NUMBERS, scalar_for_dtype as _scalar_for_dtype  # noqa: E402
-
-
 def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:
     """``fill_value`` everywhere; the dtype follows it as in PyTorch (bool, int64, the default complex dtype for a
     complex, else the default dtype)."""
@@ -126,7 +119,9 @@ def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:
                  if isinstance(fill_value, _builtins.int) else backend.default_complex_dtype()
                  if isinstance(fill_value, _builtins.complex) else backend.default_dtype())
     shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
-    if isinstance(fill_value, _REAL_NUMBERS):  # (range-checked as PyTorch's Scalar argument, filled by its fill_)
+    if not (type(fill_value) is _builtins.float and -65504.0 <= fill_value <= 65504.0  # (the common case first:
+            and _np.dtype(dtype).kind == "f") and isinstance(fill_value, _REAL_NUMBERS):  # it fits)
+        # (range-checked as PyTorch's Scalar argument, filled by its fill_)
         fill_value = _scalar_for_dtype(_np.dtype(dtype), fill_value, rounds_half=_math.prod(shape) == 1)
     return Tensor(_np.full(shape, fill_value, dtype=dtype), requires_grad=requires_grad)
 

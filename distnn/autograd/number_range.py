@@ -21,7 +21,7 @@ a finite value beyond 65504 refused (``c10::Half``), except where PyTorch's ``fi
 its shortcut, which rounds to inf unchecked.
 
 ``torch.tensor(numbers, dtype=an integer dtype)`` checks each Python number as ``x[index] = number`` does, naming
-the dtype by PyTorch's name (``uint8``, not ``uint8_t``): :func:`refuse_unfit_numbers`. (A bool dtype takes
+the dtype by PyTorch's name (``uint8``, not ``uint8_t``): :func:`numbers_array`. (A bool dtype takes
 anything, and an array's values are cast, wrapping, unchecked.)
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-__all__ = ["REAL_NUMBERS", "number_for_dtype", "refuse_unfit_numbers", "scalar_for_dtype"]
+__all__ = ["REAL_NUMBERS", "number_for_dtype", "numbers_array", "scalar_for_dtype"]
 
 #: the Python and numpy numbers :func:`scalar_for_dtype` takes (complex ones have their own rules)
 REAL_NUMBERS = (int, float, np.integer, np.floating)
@@ -113,26 +113,43 @@ def scalar_for_dtype(dtype, value, rounds_half: bool = False):
     raise RuntimeError("value cannot be converted to type c10::Half without overflow")
 
 
-def refuse_unfit_numbers(numbers, dtype) -> None:
-    """``torch.tensor(numbers, dtype=dtype)``'s refusal of a Python number (``numbers``: one, or nested lists of
-    them) that does not fit an integer numpy ``dtype`` (any other: only an int beyond int64, as PyTorch's parser
-    refuses it)."""
+def numbers_array(numbers, dtype):
+    """``numbers`` (a Python number or nested lists of them, or a numpy scalar) as a new array of numpy ``dtype``,
+    checked as ``torch.tensor(numbers, dtype=dtype)`` checks them (see the module docstring), or None where they
+    are not real numbers or ``dtype`` is bool, which takes anything (the caller's general path then takes them).
+    (A float dtype takes an int of any size, as a double.)"""
+    if dtype.kind == "b":
+        return None
+    integral = dtype.kind in "iu"
     try:
         values = np.asarray(numbers)
     except OverflowError:  # (an int past uint64 among others)
-        raise ValueError("Overflow when unpacking long long") from None
-    if values.dtype.kind == "O" and _holds_long_int(values):  # (an int past uint64 alone)
-        raise ValueError("Overflow when unpacking long long")
-    if values.size == 0 or values.dtype.kind not in "iuf":
-        return
+        if integral:
+            raise ValueError("Overflow when unpacking long long") from None
+        values = np.asarray(numbers, dtype=object)
+    kind = values.dtype.kind
+    if kind == "O" and _holds_long_int(values):  # (an int past uint64)
+        if integral:
+            raise ValueError("Overflow when unpacking long long")
+        values, kind = values.astype(np.float64), "f"  # (as doubles, for a float dtype)
+    if kind not in "biuf":
+        return None
+    if integral and kind != "b" and values.size and (kind in "uf" or dtype != values.dtype):
+        _refuse_unfit(numbers, values, dtype)  # (an int64 array of Python ints fits int64: no pass over it)
+    if values.dtype == dtype:
+        return values
+    with np.errstate(over="ignore", invalid="ignore"):  # (a float past float16's range is inf, 2.0 ** 63 int64's
+        return values.astype(dtype)  # lowest: PyTorch's, silently)
+
+
+def _refuse_unfit(numbers, values, dtype) -> None:
+    """PyTorch's refusal of a number of ``numbers`` (``values``: numpy's array of them) that does not fit ``dtype``."""
     smallest, largest = values.min(), values.max()
     if values.dtype.kind == "u" and largest > _INT64_MAX:  # (numpy's uint64 for an int past int64)
         raise ValueError("Overflow when unpacking long long")
     if values.dtype.kind == "f" and max(abs(smallest), abs(largest)) >= 2.0 ** 63 \
             and _holds_long_int(np.asarray(numbers, dtype=object)):  # (numpy's float64 for one among other ints)
         raise ValueError("Overflow when unpacking long long")
-    if dtype.kind not in "iu":
-        return
     lowest, highest = _INT_LIMITS[dtype.type]
     if values.dtype.kind == "f":  # (compared as doubles: NaN and infinities never fit, -0.5 does not fit uint8)
         fits = bool(np.isfinite(smallest) and np.isfinite(largest)) and lowest <= smallest and largest <= highest

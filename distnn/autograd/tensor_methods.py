@@ -87,8 +87,10 @@ class TensorMethods:
         if getattr(value, "ndim", 0) != 0:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} "
                                "dimensions.")
-        if isinstance(value, _REAL_NUMBERS):  # (PyTorch's Scalar checks; one element: its shortcut's float16 rounding)
-            value = scalar_for_dtype(self.data.dtype, value, rounds_half=self.data.size == 1)
+        if not (type(value) is float and -65504.0 <= value <= 65504.0 and self.data.dtype.kind == "f") \
+                and isinstance(value, _REAL_NUMBERS):  # (PyTorch's Scalar checks, but for the common case;
+            value = scalar_for_dtype(self.data.dtype, value, rounds_half=self.data.size == 1)  # one element: its
+            # shortcut's float16 rounding)
         self[...] = value
         return self
 

@@ -113,8 +113,9 @@ def checked_bounds(name: str, a, lo, hi):
     """``(lo, hi)`` of a clamp of ``a`` as PyTorch takes them: numbers range-checked against the result's dtype (see
     the module docstring), anything else as it is. An in-place form (``name`` ending in ``_``) of an integer
     tensor with a float bound is left to refuse its float result first, as PyTorch's."""
-    if all(type(b) is float and -65504.0 <= b <= 65504.0 or b is None for b in (lo, hi)):
-        return lo, hi  # (the common case: numbers that fit every float dtype)
+    if (lo is None or type(lo) is float and -65504.0 <= lo <= 65504.0 or type(lo) is int and 0 <= lo <= 127) and \
+            (hi is None or type(hi) is float and -65504.0 <= hi <= 65504.0 or type(hi) is int and 0 <= hi <= 127):
+        return lo, hi  # (the common case: floats that fit every float dtype, ints that fit every dtype)
     dtype = getattr(a, "dtype", None)
     if dtype is None:
         return lo, hi

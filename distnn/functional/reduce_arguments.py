@@ -21,7 +21,8 @@ from __future__ import annotations
 from ._unset import EVERY_DIM, NO_OUT, NOT_KEPT
 from .matmul_out import _type_name
 
-__all__ = ["refuse_keepdim_without_dim", "refuse_logsumexp_dim", "refuse_method_call", "refuse_method_out", "refuse_prod_dim_none"]
+__all__ = ["refuse_keepdim_without_dim", "refuse_logsumexp_dim", "refuse_method_call", "refuse_method_out",
+           "refuse_prod_dim_none"]
 
 _DIM_TYPES = {"sum": "tuple of ints", "prod": "int", "mean": "tuple of ints"}
 # (the arguments, the input included, that each function's overload without dim takes)
@@ -29,8 +30,9 @@ _MOST_WITHOUT_DIM = {"sum": 2, "prod": 2, "mean": 3}
 
 
 def refuse_method_call(name: str, dim, keepdim, dtype, out) -> None:
-    """``x.sum(...)``/``x.prod(...)``/``x.mean(...)`` (``dim``, ``keepdim``, ``out``: the methods' defaults where left
-    out): PyTorch's refusal of an ``out``, of ``prod``'s ``dim`` of None, of ``keepdim`` without ``dim``; nothing otherwise."""
+    """``x.sum(...)``/``x.prod(...)``/``x.mean(...)`` (``dim``, ``keepdim``, ``out``: the methods' defaults where
+    left out): PyTorch's refusal of an ``out``, of ``prod``'s ``dim`` of None, of ``keepdim`` without ``dim``;
+    nothing otherwise."""
     dim_given, keepdim_given = dim is not EVERY_DIM, keepdim is not NOT_KEPT
     if out is not NO_OUT:
         refuse_method_out(name, dim_given, keepdim_given, dtype, out)
@@ -85,7 +87,8 @@ def _invalid_combination(name: str, given: list, method: bool) -> TypeError:
                       f"({_DIM_TYPES[name]} dim, bool keepdim = False, *, torch.dtype dtype = None)")
     else:
         got = ", ".join(["Tensor"] + given)
-        signatures = ("(Tensor input, *, torch.dtype dtype = None" + (", Tensor out = None)" if name == "mean" else ")"),
+        signatures = ("(Tensor input, *, torch.dtype dtype = None" + (", Tensor out = None)" if name == "mean"
+                                                                      else ")"),
                       f"(Tensor input, {_DIM_TYPES[name]} dim, bool keepdim = False, *, torch.dtype dtype = None, "
                       "Tensor out = None)")
     return TypeError(f"{name}() received an invalid combination of arguments - got ({got}), but expected one of:\n"
