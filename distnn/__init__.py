@@ -111,6 +111,9 @@ def _integer_arange(start, end, step, dtype):
     return (first + _np.arange(count, dtype=_np.int64) * stride).astype(dtype)
 
 
+_FLOAT_DTYPES = frozenset([_np.float16, _np.float32, _np.float64, *map(_np.dtype, ("float16", "float32", "float64"))])
+
+
 def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:
     """``fill_value`` everywhere; the dtype follows it as in PyTorch (bool, int64, the default complex dtype for a
     complex, else the default dtype)."""
@@ -120,7 +123,7 @@ def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:
                  if isinstance(fill_value, _builtins.complex) else backend.default_dtype())
     shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
     if not (type(fill_value) is _builtins.float and -65504.0 <= fill_value <= 65504.0  # (the common case first:
-            and _np.dtype(dtype).kind == "f") and isinstance(fill_value, _REAL_NUMBERS):  # it fits)
+            and dtype in _FLOAT_DTYPES) and isinstance(fill_value, _REAL_NUMBERS):  # it fits)
         # (range-checked as PyTorch's Scalar argument, filled by its fill_)
         fill_value = _scalar_for_dtype(_np.dtype(dtype), fill_value, rounds_half=_math.prod(shape) == 1)
     return Tensor(_np.full(shape, fill_value, dtype=dtype), requires_grad=requires_grad)
