@@ -1,9 +1,10 @@
 """bench_op_overhead's rows for clamp, sort and lerp, and for the functional forms that take ``out=``
 (``sum(a, 1)``, ``mean``, ``prod``, ``amax``, ``abs``, ``sqrt``, ``where``, ``linalg.matmul``), called without it,
-and for ``y[...] = v`` and ``masked_fill``: the calls whose ``out is None`` (or no-error) path must stay as cheap
-as it was. 64x64 float32 tensors that require no grad (a 16x16 product); distnn and torch run the same calls, the
-numpy floor the same arithmetic on bare arrays. The rows of ``add``/``sub`` with ``alpha`` come with these
-(:mod:`op_overhead_alpha`).
+for ``y[...] = v`` and ``masked_fill``, and for the calls whose numbers or arguments are checked as PyTorch's
+(``a.mean()``, ``a.logsumexp(1)``, ``fill_``, ``clamp_``, ``full``, ``tensor(..., dtype=)``): the calls whose
+``out is None`` (or no-error) path must stay as cheap as it was. 64x64 float32 tensors that require no grad (a
+16x16 product); distnn and torch run the same calls, the numpy floor the same arithmetic on bare arrays. The rows
+of ``add``/``sub`` with ``alpha`` come with these (:mod:`op_overhead_alpha`).
 """
 from __future__ import annotations
 
@@ -52,6 +53,12 @@ def tensor_rows(lib, make):
         "a == b": lambda: a == b,
         "y[0, 0] = 0.5": lambda: y.__setitem__((0, 0), 0.5),
         "a.prod()": lambda: a.prod(),
+        "a.mean()": lambda: a.mean(),
+        "a.logsumexp(1)": lambda: a.logsumexp(1),
+        "y.fill_(0.5)": lambda: y.fill_(0.5),
+        "y.clamp_(0, 1)": lambda: y.clamp_(0, 1),
+        "full((16, 16), 0.5)": lambda: lib.full((16, 16), 0.5),
+        "tensor([1, 2, 3], dtype=int64)": lambda: lib.tensor([1, 2, 3], dtype=lib.int64),
         **op_overhead_alpha.tensor_rows(lib, make),
     }
 
@@ -75,6 +82,12 @@ def numpy_rows():
         "a == b": lambda: a == b,
         "y[0, 0] = 0.5": lambda: y.__setitem__((0, 0), 0.5),
         "a.prod()": lambda: a.prod(),
+        "a.mean()": lambda: a.mean(),
+        "a.logsumexp(1)": lambda: np.log(np.exp(a).sum(1)),
+        "y.fill_(0.5)": lambda: y.fill(0.5),
+        "y.clamp_(0, 1)": lambda: np.clip(y, 0, 1, out=y),
+        "full((16, 16), 0.5)": lambda: np.full((16, 16), 0.5, np.float32),
+        "tensor([1, 2, 3], dtype=int64)": lambda: np.array([1, 2, 3], np.int64),
         **op_overhead_alpha.numpy_rows(),
     }
 

@@ -32,12 +32,23 @@ float32 = _np.float32
 float64 = _np.float64
 
 
+from .autograd.number_range import (REAL_NUMBERS as _REAL_NUMBERS, numbers_array as _numbers_array,  # noqa: E402
+                                    scalar_for_dtype as _scalar_for_dtype)
+
+
 def tensor(data, requires_grad=False, dtype=None) -> Tensor:
     """A new Tensor holding a copy of ``data``, as ``torch.tensor`` (Python floats get the default dtype, float32
     unless :func:`set_default_dtype` changed it; arrays keep
     their dtype). Never the caller's array: :func:`from_numpy` (and ``Tensor(array)``) share its memory."""
     if isinstance(data, Tensor):
         data = data.data
+    elif dtype is not None and isinstance(data, (list, tuple, _builtins.int, _builtins.float, _np.generic)):
+        array = _numbers_array(data, _np.dtype(dtype))  # (PyTorch checks Python numbers against the dtype, not an
+        # array's values)
+        if array is not None:  # (a new array, in dtype: no copy)
+            return Tensor(array, requires_grad=requires_grad)
+    elif dtype is None and type(data) is _builtins.int and not -(2 ** 63) <= data < 2 ** 63:
+        raise ValueError("Overflow when unpacking long long")  # (numpy would make it uint64; PyTorch refuses it)
     if hasattr(data, "dtype") and hasattr(data, "copy"):
         data = data.copy()
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
@@ -100,6 +111,9 @@ def _integer_arange(start, end, step, dtype):
     return (first + _np.arange(count, dtype=_np.int64) * stride).astype(dtype)
 
 
+_FLOAT_DTYPES = frozenset([_np.float16, _np.float32, _np.float64, *map(_np.dtype, ("float16", "float32", "float64"))])
+
+
 def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:
     """``fill_value`` everywhere; the dtype follows it as in PyTorch (bool, int64, the default complex dtype for a
     complex, else the default dtype)."""
@@ -107,10 +121,14 @@ def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:
         dtype = (_builtins.bool if isinstance(fill_value, _builtins.bool) else _np.int64
                  if isinstance(fill_value, _builtins.int) else backend.default_complex_dtype()
                  if isinstance(fill_value, _builtins.complex) else backend.default_dtype())
+    shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    if not (type(fill_value) is _builtins.float and -65504.0 <= fill_value <= 65504.0  # (the common case first:
+            and dtype in _FLOAT_DTYPES) and isinstance(fill_value, _REAL_NUMBERS):  # it fits)
+        # (range-checked as PyTorch's Scalar argument, filled by its fill_)
+        fill_value = _scalar_for_dtype(_np.dtype(dtype), fill_value, rounds_half=_math.prod(shape) == 1)
     from distnn.autograd.half_rounding import into_half  # (a float into float16 through float32, as PyTorch's)
 
-    return Tensor(_np.full(tuple(shape) if isinstance(shape, (tuple, list)) else (shape,),
-                           into_half(fill_value, _np.dtype(dtype)), dtype=dtype), requires_grad=requires_grad)
+    return Tensor(_np.full(shape, into_half(fill_value, _np.dtype(dtype)), dtype=dtype), requires_grad=requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False) -> Tensor:

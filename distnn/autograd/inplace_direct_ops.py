@@ -112,8 +112,8 @@ def _bound(data, value):
     if value is None:
         return None
     if data.dtype.kind == "f":
-        if number(value):
-            return value
+        if type(value) in (float, int) and -65504 <= value <= 65504:  # (fits every float dtype; else the general
+            return value  # path's range check)
     elif type(value) is int:  # (an integer tensor: an int bound the dtype holds; a float one is refused there)
         info = np.iinfo(data.dtype)
         if info.min <= value <= info.max:

@@ -12,6 +12,17 @@
   they get inf, unchecked and without numpy's overflow warning); float64 and bool take anything.
 
 The refusal is PyTorch's RuntimeError ``value cannot be converted to type uint8_t without overflow``.
+
+An op taking a number as a ``Scalar`` argument (``fill_``, ``masked_fill``, ``index_fill``, ``full``,
+``full_like``, ``new_full``: :func:`scalar_for_dtype`) checks it otherwise in two ways: its parser takes an int up
+to uint64's max (beyond: ``OverflowError: int too big to convert``; below int64's lowest: ``can't convert negative
+int to unsigned``), which then overflows every integer dtype past int64's max; and a float16 tensor is checked too,
+a finite value beyond 65504 refused (``c10::Half``), except where PyTorch's ``fill_`` of a one-element tensor takes
+its shortcut, which rounds to inf unchecked.
+
+``torch.tensor(numbers, dtype=an integer dtype)`` checks each Python number as ``x[index] = number`` does, naming
+the dtype by PyTorch's name (``uint8``, not ``uint8_t``): :func:`numbers_array`. (A bool dtype takes
+anything, and an array's values are cast, wrapping, unchecked.)
 """
 from __future__ import annotations
 
@@ -19,14 +30,16 @@ import math
 
 import numpy as np
 
-from distnn.functional.checked_scalar import integer_scalar
+__all__ = ["REAL_NUMBERS", "number_for_dtype", "numbers_array", "scalar_for_dtype"]
 
-__all__ = ["number_for_dtype"]
+#: the Python and numpy numbers :func:`scalar_for_dtype` takes (complex ones have their own rules)
+REAL_NUMBERS = (int, float, np.integer, np.floating)
 
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _FITS_EVERY_FLOAT = 65504.0  # (float16's largest: a float within it is written as it is into every float dtype)
-_FLOAT16_TO_INF = 65520.0  # (halfway from float16's largest, 65504, to 2**16: rounds to inf, ties to even)
+_FLOAT16_TO_INF = 65520.0
+_UINT64_MAX = 2 ** 64 - 1  # (halfway from float16's largest, 65504, to 2**16: rounds to inf, ties to even)
 
 # (the C++ type names PyTorch's conversion names; float16's and bfloat16's go through double)
 C_NAMES = {"float32": "float", "float64": "double", "float16": "double", "bfloat16": "double", "int64": "int64_t",
@@ -48,6 +61,8 @@ def number_for_dtype(dtype, value):
         return value
     if isinstance(value, float):
         if kind in "iu":
+            from distnn.functional.checked_scalar import integer_scalar  # (here: autograd's Tensor imports this)
+
             return integer_scalar(value, dtype)  # (NaN, inf and out of range refused; truncated toward zero)
         scalar = dtype.type
         if scalar is np.float32 and abs(value) > _FLOAT32_MAX and math.isfinite(value):
@@ -66,6 +81,89 @@ def number_for_dtype(dtype, value):
     if not lowest <= value <= highest:
         raise _overflow(dtype)
     return value
+
+
+def scalar_for_dtype(dtype, value, rounds_half: bool = False):
+    """``value`` (a Python bool, int or float, or a numpy number) as PyTorch writes a ``Scalar`` argument into a
+    tensor of numpy ``dtype``, or PyTorch's error where it does not fit (see the module docstring).
+    ``rounds_half``: float16 rounds past its range to inf unchecked (``fill_`` of one element)."""
+    kind = dtype.kind
+    if type(value) is float and kind == "f" and -_FITS_EVERY_FLOAT <= value <= _FITS_EVERY_FLOAT:
+        return value  # (the common case, first: NaN fails the comparison and takes the checks below)
+    if isinstance(value, (bool, np.bool_)):
+        return value
+    if isinstance(value, np.floating):
+        value = float(value)
+    elif not isinstance(value, float):
+        value = int(value)  # (a numpy integer: by its __index__, as PyTorch's parser takes it)
+        if value > _UINT64_MAX:
+            raise OverflowError("int too big to convert")
+        if value < _INT64_MIN:
+            raise OverflowError("can't convert negative int to unsigned")
+        if value > _INT64_MAX:
+            if kind in "iu":
+                raise _overflow(dtype)
+            value = float(value)
+    if kind in "bc":
+        return bool(value) if kind == "b" else value
+    if kind in "iu" or dtype.type is not np.float16:
+        return number_for_dtype(dtype, value)
+    if rounds_half or not math.isfinite(value) or abs(value) <= _FITS_EVERY_FLOAT:
+        return _float16_value(value)
+    raise RuntimeError("value cannot be converted to type c10::Half without overflow")
+
+
+def numbers_array(numbers, dtype):
+    """``numbers`` (a Python number or nested lists of them, or a numpy scalar) as a new array of numpy ``dtype``,
+    checked as ``torch.tensor(numbers, dtype=dtype)`` checks them (see the module docstring), or None where they
+    are not real numbers or ``dtype`` is bool, which takes anything (the caller's general path then takes them).
+    (A float dtype takes an int of any size, as a double.)"""
+    if dtype.kind == "b":
+        return None
+    integral = dtype.kind in "iu"
+    try:
+        values = np.asarray(numbers)
+    except OverflowError:  # (an int past uint64 among others)
+        if integral:
+            raise ValueError("Overflow when unpacking long long") from None
+        values = np.asarray(numbers, dtype=object)
+    kind = values.dtype.kind
+    if kind == "O" and _holds_long_int(values):  # (an int past uint64)
+        if integral:
+            raise ValueError("Overflow when unpacking long long")
+        values, kind = values.astype(np.float64), "f"  # (as doubles, for a float dtype)
+    if kind not in "biuf":
+        return None
+    if integral and kind != "b" and values.size and (kind in "uf" or dtype != values.dtype):
+        _refuse_unfit(numbers, values, dtype)  # (an int64 array of Python ints fits int64: no pass over it)
+    if values.dtype == dtype:
+        return values
+    with np.errstate(over="ignore", invalid="ignore"):  # (a float past float16's range is inf, 2.0 ** 63 int64's
+        return values.astype(dtype)  # lowest: PyTorch's, silently)
+
+
+def _refuse_unfit(numbers, values, dtype) -> None:
+    """PyTorch's refusal of a number of ``numbers`` (``values``: numpy's array of them) that does not fit ``dtype``."""
+    smallest, largest = values.min(), values.max()
+    if values.dtype.kind == "u" and largest > _INT64_MAX:  # (numpy's uint64 for an int past int64)
+        raise ValueError("Overflow when unpacking long long")
+    if values.dtype.kind == "f" and max(abs(smallest), abs(largest)) >= 2.0 ** 63 \
+            and _holds_long_int(np.asarray(numbers, dtype=object)):  # (numpy's float64 for one among other ints)
+        raise ValueError("Overflow when unpacking long long")
+    lowest, highest = _INT_LIMITS[dtype.type]
+    if values.dtype.kind == "f":  # (compared as doubles: NaN and infinities never fit, -0.5 does not fit uint8)
+        fits = bool(np.isfinite(smallest) and np.isfinite(largest)) and lowest <= smallest and largest <= highest
+    elif dtype.kind == "u":  # (a negative int wraps, down to -max, as into x[index])
+        fits = -highest <= int(smallest) and int(largest) <= highest
+    else:
+        fits = lowest <= int(smallest) and int(largest) <= highest
+    if not fits:
+        raise RuntimeError(f"value cannot be converted to type {dtype.name} without overflow")
+
+
+def _holds_long_int(values) -> bool:
+    """Whether an object array holds a Python int beyond int64."""
+    return any(isinstance(v, int) and not _INT64_MIN <= v <= _INT64_MAX for v in values.ravel())
 
 
 def _float16_value(value):

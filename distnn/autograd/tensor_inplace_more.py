@@ -208,12 +208,20 @@ class TensorInplaceMore:
         return write_inplace(self, "copy_", compute, [src] if isinstance(src, Tensor) else [], cast_any=True)
 
     def index_put_(self, indices, values, accumulate=False):
-        """``self[indices] = values`` (``accumulate``: ``+=``, repeated indices adding up), as PyTorch's."""
+        """``self[indices] = values`` (``accumulate``: ``+=``, repeated indices adding up), as PyTorch's (``values``
+        a Tensor, as PyTorch's: a number is refused)."""
+        from distnn.functional.index_put_dtype import refuse_number_source
+
+        refuse_number_source("index_put_", "values", 2, values)
         return write_inplace(self, "index_put_", lambda: _index_put(self, indices, values, accumulate),
                              [x for x in (*indices, values) if hasattr(x, "requires_grad")])
 
     def put_(self, index, source, accumulate=False):
-        """``index_put_`` at flat positions ``index`` of this tensor (as if flattened), as PyTorch's."""
+        """``index_put_`` at flat positions ``index`` of this tensor (as if flattened), as PyTorch's (``source`` a
+        Tensor)."""
+        from distnn.functional.index_put_dtype import refuse_number_source
+
+        refuse_number_source("put_", "source", 2, source)
         xp = get_array_module(self.data)
         flat = xp.asarray(getattr(index, "data", index)).reshape(-1)
         n = int(np.prod(self.shape))

@@ -5,14 +5,17 @@ one-op methods) so that each file stays readable; every method here follows PyTo
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from distnn.backend import get_array_module, to_numpy, unwrap
-from .unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT
 
-from .half_rounding import cast, into_half
 from .float_errors import silent as _silent
 from .functional_modules import functional_module
+from .half_rounding import cast, into_half
+from .number_range import REAL_NUMBERS as _REAL_NUMBERS, scalar_for_dtype
+from .unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT
 
 #: ``sort``'s ``stable`` when a call gives none (falsy): PyTorch tells its two overloads, and their nodes
 #: (SortBackward0, SortBackward1), apart by the keyword's presence, whatever its value
@@ -85,6 +88,10 @@ class TensorMethods:
         if getattr(value, "ndim", 0) != 0:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} "
                                "dimensions.")
+        if not (type(value) is float and -65504.0 <= value <= 65504.0 and self.data.dtype.kind == "f") \
+                and isinstance(value, _REAL_NUMBERS):  # (PyTorch's Scalar checks, but for the common case;
+            value = scalar_for_dtype(self.data.dtype, value, rounds_half=self.data.size == 1)  # one element: its
+            # shortcut's float16 rounding)
         self[...] = value
         return self
 
@@ -114,6 +121,8 @@ class TensorMethods:
 
             value = real_fill_value(value, self.data.dtype)  # (for a real tensor: PyTorch's rules)
         if not isinstance(value, Tensor):
+            if isinstance(value, _REAL_NUMBERS):  # (range-checked as PyTorch's Scalar argument)
+                value = scalar_for_dtype(self.data.dtype, value)
             value = np.asarray(into_half(value, self.data.dtype), dtype=self.data.dtype)  # (the tensor's, as PyTorch)
             return MaskedFill.apply(unwrap(mask).astype(bool), value, self)
         if value.dtype != self.data.dtype:  # (PyTorch fills in the tensor's dtype: the value is cast, in the graph)
@@ -171,7 +180,10 @@ class TensorMethods:
             _ops.reduce_arguments.refuse_method_call("prod", dim, keepdim, dtype, out)
         return _ops.reduce_more.prod(self, dim, keepdim, dtype=dtype)
 
-    def logsumexp(self, dim, keepdim=False):
+    def logsumexp(self, dim=EVERY_DIM, keepdim=False):
+        """``Tensor.logsumexp(dim, keepdim)``: :func:`distnn.logsumexp` of this tensor (``dim`` required)."""
+        if dim is None or dim is EVERY_DIM:
+            _ops.reduce_arguments.refuse_logsumexp_dim(dim, method=True)
         return _ops.reduce_more.logsumexp(self, dim, keepdim)
 
     def amax(self, dim=(), keepdim=False):
@@ -295,6 +307,9 @@ class TensorMethods:
         size = tuple(int(s) for s in size)
         xp = get_array_module(self.data)
         dtype = self.data.dtype if dtype is None else np.dtype(dtype)
+        if kind == "full" and isinstance(fill_value, _REAL_NUMBERS):
+            fill_value = scalar_for_dtype(dtype, fill_value, rounds_half=math.prod(size) == 1)  # (PyTorch's fill_)
+            fill_value = into_half(fill_value, dtype)  # (a float into float16 through float32, as PyTorch's)
         array = xp.full(size, fill_value, dtype=dtype) if kind == "full" else getattr(xp, kind)(size, dtype=dtype)
         return Tensor(array, requires_grad=requires_grad)
 

@@ -235,7 +235,10 @@ class TensorOperators:
             _refuse_reduce_method_call("sum", dim, keepdim, dtype, out)
         return R.sum(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
 
-    def mean(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+    def mean(self, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, axis=None, keepdims=None, out=NO_OUT):
+        """``Tensor.mean(dim, keepdim, dtype=)``: as :meth:`sum` (no ``out``, no ``keepdim`` without ``dim``)."""
+        if out is not NO_OUT or (keepdim is not NOT_KEPT and dim is EVERY_DIM and axis is None and keepdims is None):
+            _refuse_reduce_method_call("mean", dim, keepdim, dtype, out)
         return R.mean(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
 
     def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):

@@ -11,6 +11,10 @@ The messages are PyTorch's, for bounds given by position or by keyword: the clam
 ``*args, **kwargs`` and :func:`clamp_call` records how each argument came, as PyTorch's parser lists them
 (``got (Tensor, max=int, min=Tensor)``: keywords last given first). clamp_min/clamp_max's (:func:`one_bound_call`) list
 their bound as given too.
+
+A number bound is then range-checked as PyTorch's Scalar argument, against the result's dtype (the tensor's, or
+the default float dtype for a float bound of an integer tensor): ``uint8.clamp(300)`` and ``float32.clamp(1e40)``
+are refused in its words, ``uint8.clamp(-1)`` wraps to 255 (:func:`.number_range.scalar_for_dtype`).
 """
 from __future__ import annotations
 
@@ -18,9 +22,11 @@ import numbers
 
 import numpy as np
 
+from distnn.autograd.number_range import REAL_NUMBERS, scalar_for_dtype
 from distnn.autograd.tensor import Tensor
+from distnn.backend import default_dtype
 
-__all__ = ["clamp_call", "clamp_bounds", "one_bound_call"]
+__all__ = ["checked_bounds", "clamp_call", "clamp_bounds", "one_bound_call"]
 
 NO_BOUND = "torch.clamp: At least one of 'min' or 'max' must not be None"
 _BOUNDS, _WITH_OUT = frozenset(("min", "max")), frozenset(("min", "max", "out"))  # (the keywords clamp takes)
@@ -54,16 +60,16 @@ def clamp_bounds(name: str, a, lo, hi, *, method: bool = False, call=None):
     if lo is None or hi is None:
         if lo is None and hi is None:
             raise RuntimeError(NO_BOUND)
-        return lo, hi
+        return checked_bounds(name, a, lo, hi)
     lo_tensor, hi_tensor = isinstance(lo, Tensor), isinstance(hi, Tensor)
     if lo_tensor is hi_tensor:
-        return lo, hi
+        return (lo, hi) if lo_tensor else checked_bounds(name, a, lo, hi)
     tensor, other = (lo, hi) if lo_tensor else (hi, lo)
     if not _number(other):  # (a Tensor beside an array: distnn's extension, as two Tensors)
         return lo, hi
     if tensor.ndim == 0 and not tensor.requires_grad:
         value = tensor.item()
-        return (value, hi) if lo_tensor else (lo, value)
+        return checked_bounds(name, a, value, hi) if lo_tensor else checked_bounds(name, a, lo, value)
     raise TypeError(_invalid_combination(name, a, args if call is not None else (lo, hi), ("min = None",
                                                                                        "max = None"), method,
                                          keywords))
@@ -99,7 +105,29 @@ def one_bound_call(name: str, a, args: tuple, kwargs: dict, which: str, *, metho
         matched = tuple((key, value) for key, value in keywords if key == which)
         raise TypeError(_invalid_combination(name, a, args, (which,), method, keywords,
                                              keyword_bound=bool(matched) and not (out_allowed and "out" in kwargs)))
+    bound = checked_bounds(name, a, bound, None)[0]
     return bound, kwargs.get("out") if out_allowed else None
+
+
+def checked_bounds(name: str, a, lo, hi):
+    """``(lo, hi)`` of a clamp of ``a`` as PyTorch takes them: numbers range-checked against the result's dtype (see
+    the module docstring), anything else as it is. An in-place form (``name`` ending in ``_``) of an integer
+    tensor with a float bound is left to refuse its float result first, as PyTorch's."""
+    if (lo is None or type(lo) is float and -65504.0 <= lo <= 65504.0 or type(lo) is int and 0 <= lo <= 127) and \
+            (hi is None or type(hi) is float and -65504.0 <= hi <= 65504.0 or type(hi) is int and 0 <= hi <= 127):
+        return lo, hi  # (the common case: floats that fit every float dtype, ints that fit every dtype)
+    dtype = getattr(a, "dtype", None)
+    if dtype is None:
+        return lo, hi
+    dtype = np.dtype(dtype)
+    if dtype.kind in "biu" and any(isinstance(b, (float, np.floating)) for b in (lo, hi)):
+        if name.endswith("_"):
+            return lo, hi
+        dtype = np.dtype(default_dtype())  # (an integer tensor's float clamp: a float result, of the default dtype)
+    elif dtype.kind == "b":  # (a bool tensor's int clamp: an int64 result)
+        dtype = np.dtype(np.int64)
+    return tuple(scalar_for_dtype(dtype, b) if isinstance(b, REAL_NUMBERS) and not isinstance(b, (bool, np.bool_))
+                 else b for b in (lo, hi))
 
 
 def _number(x) -> bool:

@@ -14,6 +14,8 @@ import numbers
 import numpy as np
 
 from distnn import random
+from distnn.autograd.half_rounding import into_half
+from distnn.autograd.number_range import REAL_NUMBERS, scalar_for_dtype
 from distnn.autograd.tensor import Tensor
 from distnn.backend import default_dtype, get_array_module
 
@@ -90,6 +92,10 @@ def empty_like(input, *, dtype=None, requires_grad=False):  # noqa: A002
 def full_like(input, fill_value, *, dtype=None, requires_grad=False):  # noqa: A002
     """``torch.full_like``: ``fill_value`` everywhere, with ``input``'s shape, dtype (unless ``dtype``) and device."""
     x = as_tensor(input)
+    target = np.dtype(dtype or x.dtype)
+    if isinstance(fill_value, REAL_NUMBERS):  # (range-checked as PyTorch's Scalar argument, filled by its fill_)
+        fill_value = scalar_for_dtype(target, fill_value, rounds_half=x.data.size == 1)
+    fill_value = into_half(fill_value, target)  # (a float into float16 through float32, as PyTorch's)
     return Tensor(get_array_module(x.data).full(x.shape, fill_value, dtype=dtype or x.dtype),
                   requires_grad=requires_grad)
 

@@ -13,7 +13,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_index_put_dtype"]
+__all__ = ["check_index_put_dtype", "refuse_number_source"]
+
+
+def refuse_number_source(name: str, argument: str, position: int, value) -> None:
+    """``index_put``/``put`` (and their in-place forms) take their values as a Tensor only: a Python number is
+    refused as PyTorch's parser refuses it (``x[idx] = number`` is the way to write one)."""
+    if isinstance(value, (bool, int, float, complex)):
+        raise TypeError(f"{name}(): argument '{argument}' (position {position}) must be Tensor, not "
+                        f"{type(value).__name__}")
 
 
 def _tensor_indices(index) -> list:

@@ -58,13 +58,16 @@ def write_into_out(out, values, warning: str | None = None, shared=None) -> None
     write_resized(out, values, moved_from)
 
 
-def resize_out(out, shape, warning: str | None = None):
+def resize_out(out, shape, warning: str | None = None, warn: bool = True):
     """``out`` resized to ``shape`` as :func:`write_into_out` does (nothing when it has that shape already), its
     values not yet written: for an op that resizes ``out`` before its other checks (``stack``). Returns what
-    :func:`write_resized` takes after."""
+    :func:`write_resized` takes after. ``warn``: False for an op that resizes ``out`` silently (PyTorch's
+    ``resize_``, not ``resize_output``)."""
     if tuple(out.shape) == tuple(shape):
         return None
-    if warning is None:
+    if not warn:
+        pass
+    elif warning is None:
         warn_resized(out, shape)
     elif out.numel():
         warnings.warn(warning, UserWarning, stacklevel=caller_stacklevel())

@@ -241,10 +241,19 @@ def _torch_name(dtype) -> str:
     return torch_dtype_name(dtype)
 
 
-def mean(a, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None, out=None):
+def mean(a, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, axis=None, keepdims=None, out=NO_OUT):
     """``torch.mean``: of a floating (or complex) tensor, or of any tensor with a floating ``dtype=`` (the input
     is cast to it first, as PyTorch's); an integer or bool tensor without one is refused, as PyTorch refuses
-    it (numpy would answer in float64). ``out``: PyTorch's rules (:mod:`.reduce_out`)."""
+    it (numpy would answer in float64). ``out``: PyTorch's rules (:mod:`.reduce_out`). ``keepdim`` needs a
+    ``dim`` (:mod:`.reduce_arguments`)."""
+    if dim is EVERY_DIM:
+        if keepdim is not NOT_KEPT and axis is None and keepdims is None:
+            from .reduce_arguments import refuse_keepdim_without_dim
+
+            refuse_keepdim_without_dim("mean", keepdim, dtype, method=False, out=out)  # (PyTorch's parser)
+        dim = None
+    if out is NO_OUT:
+        out = None
     axis, keepdims, _ = _resolve(dim, keepdim, axis, keepdims)
     if out is not None:
         from .reduce_out import mean_into_out

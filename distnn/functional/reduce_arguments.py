@@ -1,10 +1,15 @@
-"""PyTorch's argument parser's refusals of ``sum`` and ``prod`` calls that match none of their overloads (with
-``out=``: :func:`.reduce_out.refuse_out_without_dim`).
+"""PyTorch's argument parser's refusals of ``sum``, ``prod`` and ``mean`` calls that match none of their overloads
+(``sum``/``prod`` with ``out=``: :func:`.reduce_out.refuse_out_without_dim`).
 
-PyTorch gives each two overloads, one without ``dim`` (taking only ``dtype``) and one with it, so that:
+PyTorch gives each two overloads, one without ``dim`` (taking only ``dtype``, and ``mean``'s ``out`` too) and one
+with it. A call matching neither is refused by the parser as follows: where the number of arguments given fits
+only the overload with ``dim``, in that overload's words (``missing 1 required positional arguments: "dim"``, or
+``unexpected keyword argument 'out'`` when ``dim`` is there), else as an invalid combination naming both. So:
 
 * ``keepdim`` without ``dim`` matches neither: ``torch.sum(x, keepdim=True)`` is refused as an invalid
-  combination of arguments, or, with ``dtype=`` beside it, as ``missing 1 required positional arguments: "dim"``;
+  combination of arguments, or, with ``dtype=`` beside it, as ``missing 1 required positional arguments: "dim"``
+  (``torch.mean``'s overload without ``dim`` takes one argument more, ``out``: its invalid combination runs to
+  ``keepdim`` with ``dtype`` or ``out``);
 * ``prod``'s ``dim`` is an int: ``torch.prod(x, None)`` is refused (``sum``'s, a tuple of ints, takes None);
 * the methods take no ``out``: ``x.sum(0, out=o)`` is Python's ``unexpected keyword argument 'out'``, and
   ``x.sum(out=o)`` an invalid combination of arguments.
@@ -16,14 +21,18 @@ from __future__ import annotations
 from ._unset import EVERY_DIM, NO_OUT, NOT_KEPT
 from .matmul_out import _type_name
 
-__all__ = ["refuse_keepdim_without_dim", "refuse_method_call", "refuse_method_out", "refuse_prod_dim_none"]
+__all__ = ["refuse_keepdim_without_dim", "refuse_logsumexp_dim", "refuse_method_call", "refuse_method_out",
+           "refuse_prod_dim_none"]
 
-_DIM_TYPES = {"sum": "tuple of ints", "prod": "int"}
+_DIM_TYPES = {"sum": "tuple of ints", "prod": "int", "mean": "tuple of ints"}
+# (the arguments, the input included, that each function's overload without dim takes)
+_MOST_WITHOUT_DIM = {"sum": 2, "prod": 2, "mean": 3}
 
 
 def refuse_method_call(name: str, dim, keepdim, dtype, out) -> None:
-    """``x.sum(...)``/``x.prod(...)`` (``dim``, ``keepdim``, ``out``: the methods' defaults where left out): PyTorch's
-    refusal of an ``out``, of ``prod``'s ``dim`` of None, of ``keepdim`` without ``dim``; nothing otherwise."""
+    """``x.sum(...)``/``x.prod(...)``/``x.mean(...)`` (``dim``, ``keepdim``, ``out``: the methods' defaults where
+    left out): PyTorch's refusal of an ``out``, of ``prod``'s ``dim`` of None, of ``keepdim`` without ``dim``;
+    nothing otherwise."""
     dim_given, keepdim_given = dim is not EVERY_DIM, keepdim is not NOT_KEPT
     if out is not NO_OUT:
         refuse_method_out(name, dim_given, keepdim_given, dtype, out)
@@ -33,12 +42,18 @@ def refuse_method_call(name: str, dim, keepdim, dtype, out) -> None:
         refuse_keepdim_without_dim(name, keepdim, dtype, method=True)
 
 
-def refuse_keepdim_without_dim(name: str, keepdim, dtype, method: bool) -> None:
-    """``name(x, keepdim=k)`` (``x.name(keepdim=k)`` where ``method``) without ``dim``: refused as PyTorch's
-    parser refuses it."""
+def refuse_keepdim_without_dim(name: str, keepdim, dtype, method: bool, out=NO_OUT) -> None:
+    """``name(x, keepdim=k)`` (``x.name(keepdim=k)`` where ``method``) without ``dim``, ``dtype`` and ``out`` as
+    given (``out``: only ``mean``'s function takes one there): refused as PyTorch's parser refuses it."""
+    given = [f"keepdim={_parser_name(keepdim)}"]
     if dtype is not None:
+        given.insert(0, "dtype=torch.dtype")
+    if out is not NO_OUT:
+        given.insert(0, f"out={_parser_name(out)}")
+    if len(given) + (not method) > (1 if method else _MOST_WITHOUT_DIM[name]):
         raise _missing_dim(name)
-    raise _invalid_combination(name, [f"keepdim={_parser_name(keepdim)}"], method)
+    # (PyTorch lists the keywords last given first: these are listed as if given in the signature's order)
+    raise _invalid_combination(name, given, method)
 
 
 def refuse_prod_dim_none(keepdim_given: bool, dtype, method: bool) -> None:
@@ -72,7 +87,8 @@ def _invalid_combination(name: str, given: list, method: bool) -> TypeError:
                       f"({_DIM_TYPES[name]} dim, bool keepdim = False, *, torch.dtype dtype = None)")
     else:
         got = ", ".join(["Tensor"] + given)
-        signatures = ("(Tensor input, *, torch.dtype dtype = None)",
+        signatures = ("(Tensor input, *, torch.dtype dtype = None" + (", Tensor out = None)" if name == "mean"
+                                                                      else ")"),
                       f"(Tensor input, {_DIM_TYPES[name]} dim, bool keepdim = False, *, torch.dtype dtype = None, "
                       "Tensor out = None)")
     return TypeError(f"{name}() received an invalid combination of arguments - got ({got}), but expected one of:\n"
@@ -83,3 +99,14 @@ def _parser_name(value) -> str:
     from distnn.autograd.tensor import Tensor
 
     return "Tensor" if isinstance(value, Tensor) else _type_name(value)
+
+
+def refuse_logsumexp_dim(dim, method: bool) -> None:
+    """``logsumexp``'s ``dim`` is a required int or tuple of ints: left out (``EVERY_DIM``, the caller's default),
+    it is missing; None is refused (PyTorch names the position when given by position, which a Python signature
+    cannot tell from ``dim=None``: the positional form's words are given), as PyTorch's parser words them."""
+    if dim is EVERY_DIM:
+        raise _missing_dim("logsumexp")
+    if dim is None:
+        raise TypeError(f"logsumexp(): argument 'dim' (position {1 if method else 2}) must be tuple of ints, "
+                        "not NoneType")

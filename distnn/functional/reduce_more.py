@@ -191,9 +191,13 @@ class LogSumExp(Function):
             return (g * xp.exp(self.a - self.out),)
 
 
-def logsumexp(input, dim, keepdim=False):  # noqa: A002
+def logsumexp(input, dim=EVERY_DIM, keepdim=False):  # noqa: A002
     """``torch.logsumexp``: ``log(sum(exp(input), dim))`` computed stably; ``dim`` an int or a tuple (required,
-    as in PyTorch). Integer input is computed in float32."""
+    as in PyTorch: left out or None, refused in its parser's words). Integer input is computed in float32."""
+    if dim is None or dim is EVERY_DIM:
+        from .reduce_arguments import refuse_logsumexp_dim
+
+        refuse_logsumexp_dim(dim, method=False)
     return LogSumExp.apply(float_input(input), dim=_every_dim_if_empty(dim), keepdim=keepdim)
 
 

@@ -20,6 +20,8 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import default_dtype, get_array_module
 from distnn.default_device import place
 
+from ._elementwise_common import torch_broadcast_error
+
 __all__ = ["normal", "poisson", "binomial"]
 
 
@@ -43,7 +45,9 @@ class RandomSample(Function):
 
 def _float_tensor(x, op_kernel):
     if x.dtype.kind != "f":
-        raise NotImplementedError(f'"{op_kernel}" not implemented for \'{x.dtype}\'')
+        from distnn.autograd.tensor_inplace_methods import torch_dtype_name
+
+        raise NotImplementedError(f'"{op_kernel}" not implemented for \'{torch_dtype_name(x.dtype)}\'')
     return x
 
 
@@ -51,21 +55,24 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, re
     """``torch.normal``, every overload: ``normal(mean: Tensor, std: Tensor)`` (broadcast),
     ``normal(mean: Tensor, std: float = 1.0)``, ``normal(mean: float, std: Tensor)`` (the tensor's shape and
     dtype), and ``normal(mean: float, std: float, size, dtype=None)`` (the default dtype). A negative
-    ``std`` is refused (RuntimeError), as PyTorch's; so are integer tensors (NotImplementedError)."""
+    ``std`` is refused (RuntimeError), as PyTorch's; so are integer tensors (NotImplementedError). ``out``: the
+    draw in ``out``'s dtype, of the shape PyTorch's overload gives it (:func:`_normal_into`)."""
     mean_t, std_t = isinstance(mean, Tensor), isinstance(std, Tensor)
     if not mean_t and not std_t:
         if size is None:
             raise TypeError("normal() received an invalid combination of arguments - got (float, float): "
                             "with two numbers it needs a size")
         if float(std) < 0:
-            raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+            raise RuntimeError(f"normal expects std >= 0.0, but found std {float(std):g}")
         if not isinstance(size, (tuple, list)):
             raise TypeError("normal() received an invalid combination of arguments: size must be a tuple of ints, "
                             f"not {type(size).__name__}")
         shape = tuple(int(s) for s in size)
+        if out is not None:  # (out resized to size silently, as PyTorch's resize_)
+            return _normal_into(out, shape, lambda: _gen(generator).normal(float(mean), float(std), shape), (),
+                                warn=False)
         draws = _gen(generator).normal(float(mean), float(std), shape)
-        result = place(Tensor(draws.astype(dtype or default_dtype()), requires_grad=requires_grad))
-        return _into(result, out)
+        return place(Tensor(draws.astype(dtype or default_dtype()), requires_grad=requires_grad))
     if size is not None:
         raise TypeError("normal() takes a size only with a float mean and a float std")
     for t in (mean, std):
@@ -74,7 +81,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, re
     if std_t and std.numel() and bool((std.data < 0).any()):
         raise RuntimeError("normal expects all elements of std >= 0.0")
     if not std_t and float(std) < 0:
-        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {float(std):g}")
     ref = mean if mean_t else std
     xp = get_array_module(ref.data)
     m = mean.data if mean_t else float(mean)
@@ -82,28 +89,38 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, re
     try:
         shape = np.broadcast_shapes(np.shape(m), np.shape(s))
     except ValueError:
-        raise RuntimeError(f"The size of tensor a ({mean.shape}) must match the size of tensor b ({std.shape}) "
-                           "at a non-singleton dimension") from None
+        raise torch_broadcast_error(np.shape(m), np.shape(s)) from None
+    if out is not None:
+        if mean_t and not std_t:  # (PyTorch draws into out's own shape, mean broadcast over it)
+            error = torch_broadcast_error(mean.shape, out.shape)
+            if error is not None:
+                raise error
+            shape = np.broadcast_shapes(mean.shape, tuple(out.shape))
+        return _normal_into(out, shape, lambda: m + s * xp.asarray(_gen(generator).standard_normal(shape)),
+                            (mean, std))
     out_dtype = np.result_type(*[t.dtype for t in (mean, std) if isinstance(t, Tensor)])
     z = xp.asarray(_gen(generator).standard_normal(shape))
     sample = (m + s * z).astype(out_dtype)
-    return _into(RandomSample.apply(mean, std, sample=sample), out, mean, std)
+    return RandomSample.apply(mean, std, sample=sample)
 
 
-def _into(result, out, *inputs):
-    """``result`` written into ``out`` (of its shape), after PyTorch's memory-overlap refusals of an ``out`` that
-    partly overlaps a Tensor mean or std, or whose elements share memory (its kernel fills ``out`` before it reads
-    them)."""
-    if out is None:
-        return result
-    if tuple(out.shape) != tuple(result.shape):
-        raise RuntimeError(f"out has shape {tuple(out.shape)}, the result {tuple(result.shape)}")
+def _normal_into(out, shape, draw, inputs, warn=True):
+    """``draw()`` (an array of ``shape``) written into ``out`` in its dtype, as PyTorch's ``normal`` with ``out``:
+    a non-float ``out`` refused as its kernel refuses it; ``out`` of another shape resized to ``shape`` (with
+    PyTorch's deprecation warning where ``warn`` and it had elements); then its memory-overlap refusals of an
+    ``out`` that partly overlaps a Tensor mean or std, or whose elements share memory (its kernel fills ``out``
+    before it reads them)."""
     from .out_overlap import check_out_overlap
+    from .out_write import resize_out, write_resized
 
-    check_out_overlap(out, *inputs)
+    if out.dtype.kind not in "fc":
+        from distnn.autograd.tensor_inplace_methods import torch_dtype_name
+
+        raise NotImplementedError(f'"normal_kernel_cpu" not implemented for \'{torch_dtype_name(out.dtype)}\'')
+    moved_from = resize_out(out, tuple(shape), warn=warn)
+    check_out_overlap(out, *[t for t in inputs if isinstance(t, Tensor)])
     will_write(out)
-    out.data[...] = result.data
-    out._bump_version()
+    write_resized(out, get_array_module(out.data).asarray(draw()).astype(out.dtype, copy=False), moved_from)
     return out
 
 

@@ -138,11 +138,17 @@ def index_put(input, indices, values, accumulate=False):  # noqa: A002
     ``indices`` (a tuple of index tensors)."""
     from distnn.autograd.tensor_inplace_more import _index_put
 
+    from .index_put_dtype import refuse_number_source
+
+    refuse_number_source("index_put", "values", 3, values)  # (the method's words name position 2)
     return _index_put(as_tensor(input), indices, values, accumulate)
 
 
 def put(input, index, source, accumulate=False):  # noqa: A002
-    """``torch.put``: a copy of ``input`` with ``source`` written at flat positions ``index``."""
+    """``torch.put``: a copy of ``input`` with ``source`` (a Tensor) written at flat positions ``index``."""
+    from .index_put_dtype import refuse_number_source
+
+    refuse_number_source("put", "source", 3, source)  # (the method's words name position 2)
     return as_tensor(input).clone().put_(index, source, accumulate)
 
 
