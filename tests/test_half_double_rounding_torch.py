@@ -144,7 +144,7 @@ def test_gradient_cast_back_to_float16_as_torch():
 NUMBERS = [float(v) for v in X[::3] if not abs(v) > 65504 or np.isinf(v)]
 
 
-@pytest.mark.parametrize("op", ["fill_", "full", "setitem", "masked_fill", "where", "clamp_min", "clamp_max",
+@pytest.mark.parametrize("op", ["fill_", "full", "full_like", "new_full", "new_full_dtype", "setitem", "masked_fill", "where", "clamp_min", "clamp_max",
                                 "clamp_method", "add", "radd", "sub", "rsub", "iadd", "add_", "sub_"])
 def test_python_float_into_float16_as_torch(op):
     h = np.random.default_rng(1).standard_normal(64).astype(F16)
@@ -152,6 +152,8 @@ def test_python_float_into_float16_as_torch(op):
     def run(lib, s):
         x = lib.tensor(h)
         return {"fill_": lambda: x.clone().fill_(s), "full": lambda: lib.full((3,), s, dtype=lib.float16),
+                "full_like": lambda: lib.full_like(x, s), "new_full": lambda: x.new_full((3,), s),
+                "new_full_dtype": lambda: lib.zeros(2).new_full((3,), s, dtype=lib.float16),
                 "setitem": lambda: (x.__setitem__(slice(0, 9), s), x)[1],
                 "masked_fill": lambda: x.masked_fill(x > 0, s), "where": lambda: lib.where(x > 0, x, s),
                 "clamp_min": lambda: lib.clamp(x, min=s), "clamp_max": lambda: lib.clamp(x, max=s),

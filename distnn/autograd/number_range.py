@@ -30,6 +30,8 @@ import math
 
 import numpy as np
 
+from .half_rounding import cast
+
 __all__ = ["REAL_NUMBERS", "number_for_dtype", "numbers_array", "scalar_for_dtype"]
 
 #: the Python and numpy numbers :func:`scalar_for_dtype` takes (complex ones have their own rules)
@@ -139,7 +141,7 @@ def numbers_array(numbers, dtype):
     if values.dtype == dtype:
         return values
     with np.errstate(over="ignore", invalid="ignore"):  # (a float past float16's range is inf, 2.0 ** 63 int64's
-        return values.astype(dtype)  # lowest: PyTorch's, silently)
+        return cast(values, dtype)  # lowest: PyTorch's, silently; float16 through float32, as PyTorch's)
 
 
 def _refuse_unfit(numbers, values, dtype) -> None:
