@@ -13,7 +13,8 @@ Called only once such an argument is seen, so that a plain ``x.sum()`` pays noth
 """
 from __future__ import annotations
 
-from ._unset import EVERY_DIM, NO_OUT, NOT_KEPT
+from distnn.autograd.unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT
+
 from .matmul_out import _type_name
 
 __all__ = ["refuse_keepdim_without_dim", "refuse_method_call", "refuse_method_out", "refuse_prod_dim_none"]
