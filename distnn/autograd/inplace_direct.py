@@ -127,7 +127,7 @@ def _arithmetic(t, data, ufunc, args, kwargs):
             if type(operand) is not np.ndarray:
                 operand = np.asarray(operand).astype(data.dtype)
             _before_inplace_write(t)
-            (_SCALED_SUM or _scaled_sum())(data, operand, alpha if ufunc is np.add else -alpha, out=data)
+            (_SCALED_SUM or _scaled_sum())(data, operand, alpha if ufunc is np.add else -alpha, data)  # (out: data)
             t._bump_version()
             return t
         operand = operand * alpha  # (longdouble: the general path's two ops, alpha_scaled's product first)

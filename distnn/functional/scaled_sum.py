@@ -73,7 +73,7 @@ def scaled_sum(a, b, alpha, out=None):
     (where ``b`` is constant along the row: a number, or broadcast along the last dim) rounds some of them twice,
     as its compiler schedules it: those are not followed."""
     dtype = a.dtype
-    if dtype == _F64:  # (first: the in-place add_ of a float64 optimizer step takes ~4 us in all)
+    if dtype is _F64 or dtype == _F64:  # (first, by identity where it can: a float64 add_ takes ~4 us in all)
         # (rounded twice, where PyTorch's fma rounds once: within an ulp of the product's size. An emulated fma
         # (Boldo-Melquiond, h40-alpha) was 5-14x slower than this for 64x64 (62.6 / 57.4 us against 11.8 / 4.1),
         # a cost every float64 ``p.add_(g, alpha=-lr)`` loop would pay for a last bit)
