@@ -134,25 +134,28 @@ def _per_rank_files(tmp_path, ranks, shifts=None):
     return [*PER_RANK, *_npz(tmp_path / "d{rank}.npz")]
 
 
-def test_check_of_an_ensemble_compares_every_ranks_data_file(tmp_path):
-    args = _per_rank_files(tmp_path, 4, shifts={3: 1.0})
-    checked = _distnn(["train", *args, "--check", "--check-ranks", "4"], tmp_path)
+def _refused_by_check_as_by_the_run(args, ranks, tmp_path):
+    """The error line with which ``train --check --check-ranks ranks`` refuses ``args``, asserted to be the one the
+    run itself (on ``ranks`` simulated ranks) stops with: the oracle."""
+    checked = _distnn(["train", *args, "--check", "--check-ranks", str(ranks)], tmp_path)
     assert checked.returncode == 2, checked.stdout
     line = _message(checked.stderr)
-    assert line.startswith(f"data.path '{tmp_path}/d{{rank}}.npz' gives rank 3 other data than rank 0;"), line
-    ran = _distnn(["train", *args, "--simulate-ranks", "4", "--out", "run"], tmp_path)
+    ran = _distnn(["train", *args, "--simulate-ranks", str(ranks), "--out", "run"], tmp_path)
     assert ran.returncode == 2 and _message(ran.stderr) == line
+    return line
+
+
+def test_check_of_an_ensemble_compares_every_ranks_data_file(tmp_path):
+    args = _per_rank_files(tmp_path, 4, shifts={3: 1.0})
+    line = _refused_by_check_as_by_the_run(args, 4, tmp_path)
+    assert line.startswith(f"data.path '{tmp_path}/d{{rank}}.npz' gives rank 3 other data than rank 0;"), line
 
 
 def test_check_of_an_ensemble_names_the_rank_and_member_whose_file_is_bad(tmp_path):
     args = _per_rank_files(tmp_path, 2)
     (tmp_path / "d1.npz").write_bytes(b"not an npz file")
-    checked = _distnn(["train", *args, "--check", "--check-ranks", "2"], tmp_path)
-    assert checked.returncode == 2, checked.stdout
-    line = _message(checked.stderr)
+    line = _refused_by_check_as_by_the_run(args, 2, tmp_path)
     assert line.startswith("rank 1: ensemble member 1: ") and "d1.npz" in line, line
-    ran = _distnn(["train", *args, "--simulate-ranks", "2", "--out", "run"], tmp_path)
-    assert ran.returncode == 2 and _message(ran.stderr) == line
 
 
 def test_per_rank_copies_with_the_same_data_pass_whether_or_not_their_bytes_match(tmp_path):
@@ -188,9 +191,5 @@ def test_no_valid_checkpoint_names_the_newest_ones_damaged_file(tmp_path):
 def test_a_bad_file_is_said_before_another_ranks_other_data_as_the_run_says_it(tmp_path):
     args = [*_per_rank_files(tmp_path, 4, shifts={1: 1.0}), "--set", "ensemble.members=1"]
     (tmp_path / "d3.npz").write_bytes(b"not an npz file")  # (rank 1's data differ, rank 3's file is bad)
-    checked = _distnn(["train", *args, "--check", "--check-ranks", "4"], tmp_path)
-    assert checked.returncode == 2, checked.stdout
-    line = _message(checked.stderr)
+    line = _refused_by_check_as_by_the_run(args, 4, tmp_path)
     assert line.startswith("rank 3: ") and "d3.npz" in line, line
-    ran = _distnn(["train", *args, "--simulate-ranks", "4", "--out", "run"], tmp_path)
-    assert ran.returncode == 2 and _message(ran.stderr) == line

@@ -104,7 +104,7 @@ class Function:
     # backward reads; the engine checks them before backward (see the module docstring)
     saved_versions: list | tuple = ()
     # hooks on the output tensor's gradient (Tensor.register_hook / retain_grad on a non-leaf): a
-    # tensor.OutputHooks the engine runs before this node's backward; None when there are none
+    # tensor_hooks.OutputHooks the engine runs before this node's backward; None when there are none
     grad_hooks = None
     # per input: the positions (inputs, OUTPUT) its gradient reads; None: ``saves_tensors`` decides
     reads: tuple | None = None

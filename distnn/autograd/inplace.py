@@ -56,7 +56,8 @@ from distnn.backend import get_array_module
 from . import saved_hooks as _saved
 from .function import OUTPUT, Function
 from .half_rounding import into_half
-from .tensor import Tensor, _output_hooks, _refuse_recorded_leaf
+from .tensor import Tensor, _refuse_recorded_leaf
+from .tensor_hooks import _output_hooks
 from .versions import _counter, _index_views_of, _note_index_versions, _shared_with_another, _view_chain
 from .view_index import overlaps_itself
 

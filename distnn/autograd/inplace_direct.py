@@ -123,27 +123,32 @@ def _arithmetic(t, data, ufunc, args, kwargs):
             return None
     if _grad_state.enabled and t.requires_grad:
         return None
-    if alpha != 1 and (data.dtype.itemsize > 8 or data.dtype == np.float64):
-        # (float64: rounded twice, as scaled_sum's float64, in place; complex, longdouble: the two ops as before)
-        operand = operand * alpha  # (as alpha_scaled: the operand times alpha, a Python number's in Python)
-    elif alpha != 1:
-        # PyTorch's one kernel, its rounding (see distnn.functional.scaled_sum); a number cast to the dtype first
-        from distnn.functional.scaled_sum import fused_scaled_sum, scaled_sum
-
-        if type(operand) is not np.ndarray:
-            operand = np.asarray(operand).astype(data.dtype)
-        factor = alpha if ufunc is np.add else -alpha
-        _before_inplace_write(t)
-        if data.dtype == np.float32:
-            fused_scaled_sum(data, operand, factor, out=data)
-        else:
-            data[...] = scaled_sum(data, operand, factor)
-        t._bump_version()
-        return t
+    if alpha != 1:
+        if data.dtype.itemsize <= 8:
+            # PyTorch's one kernel, its rounding, written in place (see distnn.functional.scaled_sum); a number
+            # cast to the dtype first
+            if type(operand) is not np.ndarray:
+                operand = np.asarray(operand).astype(data.dtype)
+            _before_inplace_write(t)
+            (_SCALED_SUM or _scaled_sum())(data, operand, alpha if ufunc is np.add else -alpha, data)  # (out: data)
+            t._bump_version()
+            return t
+        operand = operand * alpha  # (longdouble: the general path's two ops, alpha_scaled's product first)
     _before_inplace_write(t)
     ufunc(data, operand, out=data)  # (direct() has set numpy's silence: x / 0, overflow... as the general path)
     t._bump_version()
     return t
+
+
+def _scaled_sum():
+    global _SCALED_SUM
+    from distnn.functional.scaled_sum import scaled_sum  # (distnn.functional imports this package)
+
+    _SCALED_SUM = scaled_sum
+    return _SCALED_SUM
+
+
+_SCALED_SUM = None
 
 
 def direct(t, name: str, args, kwargs):

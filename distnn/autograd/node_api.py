@@ -21,7 +21,8 @@ import weakref
 from distnn.backend import get_array_module
 
 from .engine import PASS_GRAPH, backward_context, sum_to_shape, will_run
-from .tensor import Tensor, _HookHandle
+from .tensor import Tensor
+from .tensor_hooks import _HookHandle
 
 # backward_context() key: True in a pass that returns gradients (autograd.grad): it runs no AccumulateGrad
 CAPTURE_PASS = "distnn.autograd.capture_pass"

@@ -1,12 +1,11 @@
 """``Tensor``: an xp array with an optional gradient and a link to the op that made it.
 
-This file is the core (data, gradients and hooks, versions, conversion, metadata); the operators and the
-methods that are one op each are in :mod:`.tensor_operators` (``//``, ``%``, the bitwise and shift operators in
-:mod:`.tensor_operators_more`), PyTorch's composite methods in :mod:`.tensor_methods`, all mixins of :class:`Tensor`.
+This file is the core (data, gradients, versions, conversion, metadata); the gradient hooks are in
+:mod:`.tensor_hooks`, the operators and the methods that are one op each in :mod:`.tensor_operators` (``//``,
+``%``, the bitwise and shift operators in :mod:`.tensor_operators_more`, the shape methods in
+:mod:`.tensor_shape_methods`), PyTorch's composite methods in :mod:`.tensor_methods`, all mixins of :class:`Tensor`.
 """
 from __future__ import annotations
-
-import weakref
 
 import numpy as np
 
@@ -23,10 +22,12 @@ from .tensor_methods_more import TensorMethodsMore
 from .tensor_linalg_methods import TensorLinalgMethods
 from .tensor_methods_meta import TensorMethodsMeta
 from .tensor_dlpack import TensorDLPack
+from .tensor_hooks import TensorHooks
 from .tensor_storage import TensorStorage
 from .tensor_pointwise import TensorPointwise
 from .tensor_operators import TensorComparisons, TensorOperators, _bind_late
 from .tensor_operators_more import TensorOperatorsMore
+from .tensor_shape_methods import TensorShapeMethods
 from . import view_staleness as _staleness
 
 
@@ -56,9 +57,9 @@ def _as_array(data, dtype=None):
     return arr if dtype is None or arr.dtype == dtype else cast(arr, dtype)  # (float64 to float16: as PyTorch's)
 
 
-class Tensor(TensorOperators, TensorComparisons, TensorOperatorsMore, TensorMethods, TensorPointwise,
-             TensorOpMethods, TensorInplaceMethods, TensorInplaceMore, TensorMethodsMore, TensorLinalgMethods,
-             TensorMethodsMeta, TensorDLPack, TensorStorage):
+class Tensor(TensorOperators, TensorShapeMethods, TensorComparisons, TensorOperatorsMore, TensorMethods,
+             TensorPointwise, TensorOpMethods, TensorInplaceMethods, TensorInplaceMore, TensorMethodsMore,
+             TensorLinalgMethods, TensorMethodsMeta, TensorDLPack, TensorStorage, TensorHooks):
     """An n-dimensional array (numpy or cupy) that can record the ops applied to it.
 
     ``data`` is the raw array, ``grad`` the accumulated gradient (same shape, or
@@ -169,57 +170,6 @@ class Tensor(TensorOperators, TensorComparisons, TensorOperatorsMore, TensorMeth
             from .grad_api import backward
 
             backward(self, gradient, retain_graph, create_graph, inputs=inputs)
-
-    def register_post_accumulate_grad_hook(self, hook):
-        """Call ``hook(tensor)`` each backward, once this leaf's gradient is final.
-
-        Returns a handle with ``remove()``.
-        """
-        if self._node is not None:
-            raise RuntimeError("post-accumulate-grad hooks can only be registered on leaf tensors")
-        if self._hooks is None:
-            self._hooks = []
-        self._hooks.append(hook)
-        return _HookHandle(self._hooks, hook)
-
-    def register_hook(self, hook):
-        """Call ``hook(grad)`` with this tensor's gradient during each backward, as PyTorch's: it may return
-        a replacement (a Tensor or array of the same shape and dtype) that is used instead. Returns a handle
-        with ``remove()``.
-
-        On a leaf the hook sees the whole gradient of the pass (every use summed) before it is added into
-        ``.grad``, and before the post-accumulate-grad hooks run; on a non-leaf, the gradient with respect to
-        this tensor before it flows into the op that made it. Hooks run in registration order; the
-        gradient they get must not be changed in place (return a new one).
-        """
-        if not self.requires_grad:
-            raise RuntimeError("cannot register a hook on a tensor that does not require gradient")
-        if not callable(hook):
-            raise TypeError(f"register_hook: the hook must be callable, got {type(hook).__name__}")
-        node = self._node
-        if node is None:
-            hooks = self.__dict__.get("_grad_hooks")
-            if hooks is None:
-                hooks = self.__dict__["_grad_hooks"] = []
-        else:
-            hooks = _output_hooks(node).hooks
-        hooks.append(hook)
-        return _HookHandle(hooks, hook)
-
-    def retain_grad(self) -> None:
-        """Keep this non-leaf tensor's gradient in ``.grad`` at backward (accumulated over passes, as a leaf's);
-        on a leaf it does nothing (a leaf keeps it anyway). Runs after the tensor's other hooks."""
-        if not self.requires_grad:
-            raise RuntimeError("cannot retain_grad() on a tensor that does not require gradient")
-        if self._node is not None:
-            _output_hooks(self._node).retained = weakref.ref(self)
-
-    @property
-    def retains_grad(self) -> bool:
-        """Whether :meth:`retain_grad` was called on this non-leaf tensor."""
-        node = self._node
-        ref = node.grad_hooks.retained if node is not None and node.grad_hooks is not None else None
-        return ref is not None and ref() is self
 
     def detach(self) -> "Tensor":
         """A new leaf sharing this tensor's data (and its version counter), cut from the graph."""
@@ -358,33 +308,6 @@ def reset_grad(t: Tensor, set_to_none: bool = True) -> None:
     else:
         t.grad[...] = 0
     t._grad_zeroed = True
-
-
-class OutputHooks:
-    """A graph node's hooks on its output tensor's gradient (``Tensor.register_hook`` on a non-leaf, and
-    ``retain_grad``), run by the engine before the node's backward. ``retained``: a weak reference to the
-    tensor that keeps its gradient, or None."""
-
-    __slots__ = ("hooks", "retained")
-
-    def __init__(self):
-        self.hooks, self.retained = [], None
-
-
-def _output_hooks(node) -> OutputHooks:
-    hooks = node.grad_hooks
-    if hooks is None:
-        hooks = node.grad_hooks = OutputHooks()
-    return hooks
-
-
-class _HookHandle:
-    def __init__(self, hooks, hook):
-        self._hooks, self._hook = hooks, hook
-
-    def remove(self):
-        if self._hook in self._hooks:
-            self._hooks.remove(self._hook)
 
 
 _INFERENCE_SAVED = ("Inference tensors cannot be saved for backward. Please do not use Tensors created in inference "

@@ -1,13 +1,12 @@
 """Tensor's operators (``+``, ``-=``, ``<``, ``x[i]``, ...) and its methods that are one op each (``exp``,
-``sum``, ``reshape``, ...): a mixin of :class:`~distnn.autograd.tensor.Tensor`.
+``sum``, ...; the shape methods are in :mod:`.tensor_shape_methods`): a mixin of
+:class:`~distnn.autograd.tensor.Tensor`.
 
 Kept apart from ``tensor.py`` (the core: data, gradients, versions, conversion) so that each file stays
 readable. The ops these methods call import Tensor themselves: their names are bound by
 :func:`_bind_late`, which ``tensor.py`` calls once the class exists.
 """
 from __future__ import annotations
-
-import numbers
 
 import numpy as np
 
@@ -261,64 +260,6 @@ class TensorOperators:
     def argmin(self, dim=None, keepdim=False, *, axis=None):
         return R.argmin(self, dim, keepdim, axis=axis)
 
-    def reshape(self, *shape):
-        """This tensor with ``shape`` (one size may be -1): a view where one exists, else a copy; sizes refused
-        as PyTorch's (see :func:`distnn.functional.shape.reshape`)."""
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return S.reshape(self, shape)
-
-    def view(self, *shape, **kwargs):
-        """``Tensor.view(*shape)``: the same memory with another shape, refused where PyTorch's stride rules refuse
-        it (a diagonal, a transpose or a stepped slice flattened: use ``reshape``, which copies there).
-        ``Tensor.view(dtype)``: the same bytes read as ``dtype``, as PyTorch's (no gradient; see
-        :mod:`distnn.functional.view_dtype`)."""
-        return VS.view_call(self, shape, kwargs)
-
-    def transpose(self, *axes):
-        """No axes: reverse them. Two axes: swap them (PyTorch). Else: a permutation (numpy)."""
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        if len(axes) == 1 and isinstance(axes[0], numbers.Integral):
-            raise TypeError('transpose() missing 1 required positional arguments: "dim1"')
-        if len(axes) == 2:
-            # (PyTorch's range: a dim out of it is an IndexError, not wrapped around; a 0-d tensor takes 0 or -1)
-            a, b = (wrap_dim(ax, self.ndim, "transpose") for ax in axes)
-            if not self.ndim:
-                return self[...]  # (a view of its own, as PyTorch's)
-            perm = list(range(self.ndim))
-            perm[a], perm[b] = perm[b], perm[a]
-            return S.TransposeDims.apply(self, axes=tuple(perm))
-        return S.Transpose.apply(self, axes=axes or None)
-
-    def permute(self, *dims):
-        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
-            dims = tuple(dims[0])
-        return S.Transpose.apply(self, axes=dims)
-
-    @property
-    def T(self):
-        return S.Transpose.apply(self, axes=None)
-
-    def expand(self, *shape):
-        if not shape:  # (PyTorch's: the sizes are required; ``expand(())`` of a 0-d tensor is the way to give none)
-            raise TypeError('expand() missing 1 required positional arguments: "size"')
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return S.BroadcastTo.apply(self, shape=tuple(shape))  # (-1 keeps a dim's size)
-
-    def broadcast_to(self, shape):
-        return S.BroadcastTo.apply(self, shape=tuple(shape))
-
-    def squeeze(self, dim=None, *, axis=None):
-        return S.squeeze(self, dim, axis=axis)
-
-    def unsqueeze(self, dim=None, *, axis=None):
-        return S.unsqueeze(self, dim, axis=axis)
-
-    def flatten(self, start_dim=0, end_dim=-1):
-        return S.flatten(self, start_dim, end_dim)
-
     def relu(self):
         return A.relu(self)
 
@@ -369,11 +310,11 @@ _sparse_type = None
 def _bind_late() -> None:
     """Bind Tensor and the modules the operators call, which import Tensor (``tensor.py`` calls this
     at its end, once Tensor exists)."""
-    global Tensor, E, R, S, A, VS, _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
+    global Tensor, E, R, S, A, _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
     global _note_index_versions, refuse_bool_subtraction, refuse_bool_clamp, _clamp_bounds, _one_bound_call
     global _clamp_call, _pow_call, _rpow_operands, _refuse_reduce_method_call
     global _functional_clamp_min, _functional_clamp_max
-    global check_writable, write_index, write_result, wrap_dim, _before_inplace_write, deferring
+    global check_writable, write_index, write_result, _before_inplace_write, deferring
     global setitem_index, silently_discarding, refuse_unbroadcastable, number_value, _beside
     from .tensor import Tensor, _before_inplace_write
     from .versions import _note_index_versions
@@ -392,9 +333,8 @@ def _bind_late() -> None:
     from distnn.functional import reduce as R
     from distnn.functional.reduce_arguments import refuse_method_call as _refuse_reduce_method_call
     from distnn.functional import shape as S
-    from distnn.functional import view_strides as VS
-    from distnn.functional._dims import wrap_dim
     from distnn.functional import activation as A
     from .inplace import check_writable, deferring, write_index, write_result
-    from . import tensor_comparisons
+    from . import tensor_comparisons, tensor_shape_methods
     tensor_comparisons._bind_late()
+    tensor_shape_methods._bind_late()

@@ -16,10 +16,10 @@ from collections import namedtuple
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.half_rounding import cast
 from distnn.autograd.half_accumulate import accumulating_mean, accumulating_sum, widened
+from distnn.autograd.unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT
 from distnn.backend import get_array_module
 
 from ._dims import DimensionError, dim_or_axis
-from ._unset import EVERY_DIM, NO_OUT, NOT_KEPT
 from .torch_layout import row_major
 
 

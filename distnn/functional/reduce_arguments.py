@@ -1,5 +1,5 @@
 """PyTorch's argument parser's refusals of ``sum``, ``prod`` and ``mean`` calls that match none of their overloads
-(``sum``/``prod`` with ``out=``: :func:`.reduce_out.refuse_out_without_dim`).
+(``sum``/``prod`` with ``out=``: :func:`.reduce_out.refuse_out_without_dim`, built by this module's messages).
 
 PyTorch gives each two overloads, one without ``dim`` (taking only ``dtype``, and ``mean``'s ``out`` too) and one
 with it. A call matching neither is refused by the parser as follows: where the number of arguments given fits
@@ -18,7 +18,8 @@ Called only once such an argument is seen, so that a plain ``x.sum()`` pays noth
 """
 from __future__ import annotations
 
-from ._unset import EVERY_DIM, NO_OUT, NOT_KEPT
+from distnn.autograd.unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT
+
 from .matmul_out import _type_name
 
 __all__ = ["refuse_keepdim_without_dim", "refuse_logsumexp_dim", "refuse_method_call", "refuse_method_out",
@@ -78,15 +79,16 @@ def _missing_dim(name: str) -> TypeError:
     return TypeError(f'{name}() missing 1 required positional arguments: "dim"')
 
 
-def _invalid_combination(name: str, given: list, method: bool) -> TypeError:
+def _invalid_combination(name: str, given: list, method: bool, input_name: str = "Tensor") -> TypeError:
     """The parser's message: what was given (a method lists only its arguments, a keyword-only list ends in
-    ", ", as PyTorch's does) and both overloads."""
+    ", ", as PyTorch's does; a function's list starts with ``input_name``, the input's type as the parser names
+    it) and both overloads."""
     if method:
         got = ", ".join(given) + (", " if given[0].count("=") else "")
         signatures = ("(*, torch.dtype dtype = None)",
                       f"({_DIM_TYPES[name]} dim, bool keepdim = False, *, torch.dtype dtype = None)")
     else:
-        got = ", ".join(["Tensor"] + given)
+        got = ", ".join([input_name] + given)
         signatures = ("(Tensor input, *, torch.dtype dtype = None" + (", Tensor out = None)" if name == "mean"
                                                                       else ")"),
                       f"(Tensor input, {_DIM_TYPES[name]} dim, bool keepdim = False, *, torch.dtype dtype = None, "

@@ -10,12 +10,12 @@ import numpy as np
 from distnn.autograd.autocast_state import autocast_policy
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
+from distnn.autograd.unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT
 from distnn.backend import get_array_module, unwrap
 
 from ._dims import wrap_dim
 from ._elementwise_common import _ALL_IGNORED, _FP_STATE
 from ._half_product import half_product
-from ._unset import EVERY_DIM, NO_OUT, NOT_KEPT
 from .elementwise import _quiet, float_input
 from .reduce import Max, Min, _axes, _accumulator, _every_dim_if_empty, _with_dtype
 from .torch_layout import row_major

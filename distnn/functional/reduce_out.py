@@ -38,19 +38,16 @@ from distnn.autograd.tensor_inplace_methods import _can_cast, torch_dtype_name
 from distnn.backend import unwrap
 
 from .clamp_out import refuse_grad_with_out
-from .matmul_out import _cpp_name, _type_name
+from .matmul_out import _cpp_name
 from .out_common import check_out_argument
 from .out_write import write_into_out
+from .reduce_arguments import _invalid_combination, _missing_dim, _parser_name
 
 __all__ = ["extremum_into_out", "mean_into_out", "refuse_out_without_dim", "sum_like_into_out"]
 
 _MEAN_SIGNATURES = ("(Tensor input, *, torch.dtype dtype = None, Tensor out = None)",
                     "(Tensor input, tuple of ints dim, bool keepdim = False, *, torch.dtype dtype = None, "
                     "Tensor out = None)")
-# (sum's and prod's overloads: the one without dim takes no out)
-_SIGNATURES = {name: ("(Tensor input, *, torch.dtype dtype = None)",
-                      f"(Tensor input, {dim} dim, bool keepdim = False, *, torch.dtype dtype = None, Tensor out = None)")
-               for name, dim in (("sum", "tuple of ints"), ("prod", "int"))}
 
 
 def refuse_out_without_dim(name: str, a, out, dim_left_out: bool, more_given: bool) -> None:
@@ -60,11 +57,8 @@ def refuse_out_without_dim(name: str, a, out, dim_left_out: bool, more_given: bo
     if not dim_left_out:
         return
     if more_given:
-        raise TypeError(f'{name}() missing 1 required positional arguments: "dim"')
-    got = f"{'Tensor' if isinstance(a, Tensor) else _type_name(a)}, "
-    got += f"out={'Tensor' if isinstance(out, Tensor) else _type_name(out)}"
-    raise TypeError(f"{name}() received an invalid combination of arguments - got ({got}), but expected one of:\n"
-                    + "".join(f" * {signature}\n" for signature in _SIGNATURES[name]))
+        raise _missing_dim(name)
+    raise _invalid_combination(name, [f"out={_parser_name(out)}"], method=False, input_name=_parser_name(a))
 
 
 def sum_like_into_out(name: str, reduce, a, out, dtype) -> Tensor:

@@ -13,7 +13,10 @@ rounded one: 53 bits >= 24 + 2 make round-to-odd followed by round-to-nearest a 
 """
 import numpy as np
 
-_F32 = np.dtype(np.float32)
+from distnn.autograd.float_errors import ALL_IGNORED as _ALL_IGNORED, FP_STATE as _FP_STATE
+
+_F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
+_get_fp_state, _set_fp_state, _reset_fp_state = _FP_STATE.get, _FP_STATE.set, _FP_STATE.reset
 _LOW_28 = 0x0FFFFFFF  # (a float64's significand bits below a float32 halfway point's)
 
 
@@ -60,34 +63,51 @@ def _rounded_to_odd(wide_a, product):
     return total
 
 
-def scaled_sum(a, b, alpha):
+def scaled_sum(a, b, alpha, out=None):
     """``a + alpha * b`` for ``a``, ``b`` numpy arrays of the result's dtype (broadcastable), as PyTorch's CPU
     kernel computes it; ``alpha`` a real number already checked against the dtype (:func:`check_integer_alpha`
-    too). None for complex dtypes.
+    too). Written into ``out`` (an array of the result's dtype and shape; it may be ``a``) when given, and
+    returned. None for complex dtypes.
 
     PyTorch's vector loop is one fma per element; the scalar loop it leaves the last few elements of a row to
     (where ``b`` is constant along the row: a number, or broadcast along the last dim) rounds some of them twice,
     as its compiler schedules it: those are not followed."""
     dtype = a.dtype
-    if dtype == _F32:
-        return fused_scaled_sum(a, b, alpha)
-    if dtype == np.float16:  # (PyTorch's half vectors: alpha rounded to float16, the fma in float32)
-        with np.errstate(over="ignore"):  # (beyond float16's range: inf, silently, as PyTorch's)
-            factor = float(np.float16(alpha))
-            return fused_scaled_sum(a.astype(_F32), b.astype(_F32), factor).astype(dtype)
-    if dtype == np.float64:
+    if dtype is _F64 or dtype == _F64:  # (first, by identity where it can: a float64 add_ takes ~4 us in all)
         # (rounded twice, where PyTorch's fma rounds once: within an ulp of the product's size. An emulated fma
         # (Boldo-Melquiond, h40-alpha) was 5-14x slower than this for 64x64 (62.6 / 57.4 us against 11.8 / 4.1),
         # a cost every float64 ``p.add_(g, alpha=-lr)`` loop would pay for a last bit)
-        with np.errstate(all="ignore"):
-            return np.asarray(a + b * np.float64(alpha))
+        # (overflow, inf * 0: silently, as PyTorch's; np.errstate would cost ~1 us, and the callers that write in
+        # place have silenced numpy already)
+        token = None if _get_fp_state() is _ALL_IGNORED else _set_fp_state(_ALL_IGNORED)
+        try:
+            # (a Python float is a float64 already: np.float64() of it would cost ~70 ns of the ~4 us)
+            total = np.add(a, b * (alpha if type(alpha) is float else np.float64(alpha)), out=out)
+        finally:
+            if token is not None:
+                _reset_fp_state(token)
+        return out if out is not None else np.asarray(total)
+    if dtype == _F32:
+        return fused_scaled_sum(a, b, alpha, out=out)
+    if dtype == _F16:  # (PyTorch's half vectors: alpha rounded to float16, the fma in float32)
+        with np.errstate(over="ignore"):  # (beyond float16's range: inf, silently, as PyTorch's)
+            factor = float(np.float16(alpha))
+            return _written(fused_scaled_sum(a.astype(_F32), b.astype(_F32), factor), dtype, out)
     if dtype.kind in "iu":
         factor = np.array(int(alpha), np.int64).astype(dtype)  # (alpha cast to the dtype, as PyTorch's)
         with np.errstate(all="ignore"):
-            return np.asarray(a + b * factor)
+            return np.asarray(np.add(a, b * factor, out=out))
     if dtype.kind == "b":
-        return np.asarray(a | (b & bool(alpha)))
+        return np.asarray(np.bitwise_or(a, b & bool(alpha), out=out))
     return None
+
+
+def _written(result, dtype, out):
+    """``result`` rounded to ``dtype``: a new array, or written into ``out`` and ``out`` returned."""
+    if out is None:
+        return result.astype(dtype)
+    np.copyto(out, result, casting="unsafe")  # (the cast astype makes, into out)
+    return out
 
 
 def check_integer_alpha(dtype, alpha):
