@@ -31,6 +31,7 @@ import distnn.nn as nn
 from distnn.backend import to_numpy
 from distnn.distributed import DataParallel, SyncBatchNorm, simulate
 from distnn.optim import SGD
+from short_timeout_comm import short_timeout_communicator
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -171,19 +172,8 @@ def test_simulated_trainer_ranks_raise_the_loading_error(size):
 def short_timeout_comm():
     """A communicator of every MPI rank whose collectives time out after TIMEOUT_S (the job ends with the
     report): a rank left waiting fails the test there."""
-    import os
-
-    from distnn.distributed.mpi_comm import MPICommunicator
-
-    previous = os.environ.get("DISTNN_COLLECTIVE_TIMEOUT")
-    os.environ["DISTNN_COLLECTIVE_TIMEOUT"] = str(TIMEOUT_S)
-    try:
-        yield MPICommunicator(timeout=TIMEOUT_S)
-    finally:
-        if previous is None:
-            os.environ.pop("DISTNN_COLLECTIVE_TIMEOUT", None)
-        else:
-            os.environ["DISTNN_COLLECTIVE_TIMEOUT"] = previous
+    with short_timeout_communicator(TIMEOUT_S) as comm:
+        yield comm
 
 
 @pytest.mark.mpi(min_size=2)

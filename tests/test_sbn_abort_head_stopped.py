@@ -33,6 +33,7 @@ from distnn.backend import to_numpy
 from distnn.distributed import DataParallel, SyncBatchNorm, simulate
 from distnn.optim import SGD
 from test_sbn_abort_stale_layers import _batch, _Net
+from short_timeout_comm import short_timeout_communicator
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -119,19 +120,8 @@ def test_the_reference_differs_from_the_full_run():
 def short_timeout_comm():
     """A communicator of every MPI rank whose collectives time out after TIMEOUT_S (the job ends with the
     report): a rank left waiting fails the test there."""
-    import os
-
-    from distnn.distributed.mpi_comm import MPICommunicator
-
-    previous = os.environ.get("DISTNN_COLLECTIVE_TIMEOUT")
-    os.environ["DISTNN_COLLECTIVE_TIMEOUT"] = str(TIMEOUT_S)
-    try:
-        yield MPICommunicator(timeout=TIMEOUT_S)
-    finally:
-        if previous is None:
-            os.environ.pop("DISTNN_COLLECTIVE_TIMEOUT", None)
-        else:
-            os.environ["DISTNN_COLLECTIVE_TIMEOUT"] = previous
+    with short_timeout_communicator(TIMEOUT_S) as comm:
+        yield comm
 
 
 @pytest.mark.mpi(min_size=2)

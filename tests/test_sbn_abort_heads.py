@@ -39,6 +39,7 @@ import distnn.functional as F
 from distnn.backend import to_numpy
 from distnn.distributed import DataParallel, SyncBatchNorm, simulate
 from distnn.optim import SGD
+from short_timeout_comm import short_timeout_communicator
 from test_sbn_abort_stale_layers import _batch, _leave_stale_model, _Net
 
 pytestmark = pytest.mark.timeout(300)
@@ -147,19 +148,8 @@ def test_the_references_differ():
 def short_timeout_comm():
     """A communicator of every MPI rank whose collectives time out after TIMEOUT_S (the job ends with the
     report): a rank left waiting fails the test there."""
-    import os
-
-    from distnn.distributed.mpi_comm import MPICommunicator
-
-    previous = os.environ.get("DISTNN_COLLECTIVE_TIMEOUT")
-    os.environ["DISTNN_COLLECTIVE_TIMEOUT"] = str(TIMEOUT_S)  # (the wait that ends several rounds at once)
-    try:
-        yield MPICommunicator(timeout=TIMEOUT_S)
-    finally:
-        if previous is None:
-            os.environ.pop("DISTNN_COLLECTIVE_TIMEOUT", None)
-        else:
-            os.environ["DISTNN_COLLECTIVE_TIMEOUT"] = previous
+    with short_timeout_communicator(TIMEOUT_S) as comm:
+        yield comm
 
 
 @pytest.mark.mpi(min_size=2)
