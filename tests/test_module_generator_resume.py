@@ -139,13 +139,14 @@ def test_a_layer_state_as_checkpoints_before_held_it_still_loads():
 def _trainer(comm, digits, **kw):
     """The checkpoint tests' trainer, its two dropout layers given generators of their own: a
     BatchShareGenerator for this rank's rows of each global batch, and a numpy one per rank."""
-    t = make_trainer(comm, digits, batch_size=BATCH, **kw)
+    rank, world = comm.rank, comm.size
+    batch = BATCH - BATCH % world  # (a global batch every rank gets an equal share of: 39 on 3 ranks)
+    t = make_trainer(comm, digits, batch_size=batch, **kw)
     drops = [m for m in t.model.modules() if isinstance(m, distnn.nn.Dropout)]
     assert len(drops) == 1
     t.model.add_module("extra_dropout", distnn.nn.Dropout(0.2))
     drops.append(t.model.extra_dropout)
-    rank, world = comm.rank, comm.size
-    drops[0].generator = BatchShareGenerator([11, 3], BATCH, np.arange(rank, BATCH, world))
+    drops[0].generator = BatchShareGenerator([11, 3], batch, np.arange(rank, batch, world))
     drops[1].generator = np.random.default_rng([5, rank])
     return t
 
