@@ -7,7 +7,7 @@ an argument requires grad; ``all``/``any`` are not differentiable and record not
 rules, the result written into ``out`` (resized to the result's shape, with PyTorch's deprecation warning when it
 had elements; an ``out`` of that shape keeps its strides) and ``out`` itself returned. The dtype rules differ by op:
 
-* ``nansum``: an integer or bool input is PyTorch's ``sum_out`` (the sum in ``out``'s dtype, any dtype); a
+* ``nansum``: a complex input is refused; an integer or bool input is PyTorch's ``sum_out`` (the sum in ``out``'s dtype, any dtype); a
   floating one is cast to ``out``'s dtype and summed there, which must be floating
   (``"nansum_cpu" not implemented for 'Long'``); a ``dtype=`` other than ``out``'s is refused
   (``nansum: provided dtype must match dtype of result. Got Double and Float.``);
@@ -17,7 +17,8 @@ had elements; an ``out`` of that shape keeps its strides) and ``out`` itself ret
   (``result type Float can't be cast to the desired output type Long``); a result of one element is computed in
   the input's dtype (PyTorch's full reduction, which refuses float16 into another dtype) and cast into ``out``;
   any other in ``out``'s dtype, the input cast first, where a complex ``out`` has no kernel
-  (``"std_cpu" not implemented for 'ComplexFloat'``, ``var`` too);
+  (``"std_cpu" not implemented for 'ComplexFloat'``, ``var`` too). An expanded ``out`` of the result's shape is
+  refused (PyTorch's kernel folds the dims it repeats into the reduction, as ``sum``'s; not done here);
 * ``logsumexp``: ``out`` floating or complex (``logsumexp(): Expected floating point type for result tensor, but
   got: Long``); as PyTorch's ``logsumexp_out``, the max and ``exp`` in the input's dtype (float32 for an integer
   input), their sum in ``out``'s dtype (``sum_out``), the ``log`` and the max added back there;
@@ -75,6 +76,8 @@ def nansum_into_out(nansum, a, out, dim, keepdim, dtype) -> Tensor:
     check_out_argument("nansum", out)
     refuse_grad_with_out("nansum", out, a)
     kind = unwrap(a).dtype.kind
+    if kind == "c":
+        raise RuntimeError("nansum on CPU does not support complex inputs")
     if kind in "biu":  # (no NaN to skip: PyTorch's nansum_out is sum_out, its rules and words)
         from .reduce import sum as _sum
 
