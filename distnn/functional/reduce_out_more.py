@@ -7,8 +7,8 @@ an argument requires grad; ``all``/``any`` are not differentiable and record not
 rules, the result written into ``out`` (resized to the result's shape, with PyTorch's deprecation warning when it
 had elements; an ``out`` of that shape keeps its strides) and ``out`` itself returned. The dtype rules differ by op:
 
-* ``nansum``: a complex input is refused; an integer or bool input is PyTorch's ``sum_out`` (the sum in ``out``'s dtype, any dtype); a
-  floating one is cast to ``out``'s dtype and summed there, which must be floating
+* ``nansum``: a complex input is refused; an integer or bool input is PyTorch's ``sum_out`` (the sum in
+  ``out``'s dtype, any dtype); a floating one is cast to ``out``'s dtype and summed there, which must be floating
   (``"nansum_cpu" not implemented for 'Long'``); a ``dtype=`` other than ``out``'s is refused
   (``nansum: provided dtype must match dtype of result. Got Double and Float.``);
 * ``nanmean``: a floating input only; PyTorch's ``nansum_out(out)`` then ``div_`` by the count of non-NaN
