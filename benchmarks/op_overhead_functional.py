@@ -1,5 +1,6 @@
 """bench_op_overhead's rows for clamp, sort and lerp, and for the functional forms that take ``out=``
-(``sum(a, 1)``, ``mean``, ``prod``, ``amax``, ``abs``, ``sqrt``, ``where``, ``linalg.matmul``), called without it,
+(``sum(a, 1)``, ``mean``, ``prod``, ``amax``, ``abs``, ``sqrt``, ``where``, ``linalg.matmul``, ``nansum``,
+``nanmean``, ``std``, ``logsumexp``, ``norm``, ``all``), called without it,
 for ``y[...] = v`` and ``masked_fill``, and for the calls whose numbers or arguments are checked as PyTorch's
 (``a.mean()``, ``a.logsumexp(1)``, ``fill_``, ``clamp_``, ``full``, ``tensor(..., dtype=)``): the calls whose
 ``out is None`` (or no-error) path must stay as cheap as it was. 64x64 float32 tensors that require no grad (a
@@ -59,6 +60,13 @@ def tensor_rows(lib, make):
         "y.clamp_(0, 1)": lambda: y.clamp_(0, 1),
         "full((16, 16), 0.5)": lambda: lib.full((16, 16), 0.5),
         "tensor([1, 2, 3], dtype=int64)": lambda: lib.tensor([1, 2, 3], dtype=lib.int64),
+        # (the functional reductions that take out=: these rows are their calls without it)
+        "nansum(a, 1)": lambda: lib.nansum(a, 1),
+        "nanmean(a, 1)": lambda: lib.nanmean(a, 1),
+        "std(a, 1)": lambda: lib.std(a, 1),
+        "logsumexp(a, 1)": lambda: lib.logsumexp(a, 1),
+        "norm(a, 2, 1)": lambda: lib.norm(a, 2, 1),
+        "all(c, 1)": lambda: lib.all(cond, 1),
         **op_overhead_alpha.tensor_rows(lib, make),
     }
 
@@ -88,6 +96,12 @@ def numpy_rows():
         "y.clamp_(0, 1)": lambda: np.clip(y, 0, 1, out=y),
         "full((16, 16), 0.5)": lambda: np.full((16, 16), 0.5, np.float32),
         "tensor([1, 2, 3], dtype=int64)": lambda: np.array([1, 2, 3], np.int64),
+        "nansum(a, 1)": lambda: np.nansum(a, 1),
+        "nanmean(a, 1)": lambda: np.nanmean(a, 1),
+        "std(a, 1)": lambda: a.std(1, ddof=1),
+        "logsumexp(a, 1)": lambda: np.log(np.exp(a).sum(1)),
+        "norm(a, 2, 1)": lambda: np.sqrt((a * a).sum(1)),
+        "all(c, 1)": lambda: cond.all(1),
         **op_overhead_alpha.numpy_rows(),
     }
 

@@ -135,11 +135,22 @@ def pow(input, exponent, *, out=None):  # noqa: A001,A002
     return input ** exponent if isinstance(input, Tensor) else input ** as_tensor(exponent)
 
 
-def all(input, dim=None, keepdim=False):  # noqa: A001,A002
+def all(input, dim=None, keepdim=False, *, out=None):  # noqa: A001,A002
+    """``torch.all``: whether every element (over ``dim``) is non-zero. ``out``: bool or uint8, PyTorch's rules
+    (:mod:`.reduce_out_more`)."""
+    if out is not None:
+        from .reduce_out_more import logical_into_out
+
+        return logical_into_out("all", lambda x: as_tensor(x).all(dim, keepdim), input, out, dim)
     return as_tensor(input).all(dim, keepdim)
 
 
-def any(input, dim=None, keepdim=False):  # noqa: A001,A002
+def any(input, dim=None, keepdim=False, *, out=None):  # noqa: A001,A002
+    """``torch.any``: whether any element (over ``dim``) is non-zero. ``out``: as :func:`all`'s."""
+    if out is not None:
+        from .reduce_out_more import logical_into_out
+
+        return logical_into_out("any", lambda x: as_tensor(x).any(dim, keepdim), input, out, dim)
     return as_tensor(input).any(dim, keepdim)
 
 

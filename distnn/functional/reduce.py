@@ -1,11 +1,9 @@
 """Reductions over an axis (or all axes): sum, mean, max, min, norm (var and std: :mod:`.variance`).
 
-The functions (and the Tensor methods) take PyTorch's arguments, ``dim`` and
-``keepdim`` (also positionally), with PyTorch's meaning: ``max(x, 1)`` is the
-pair (values, indices), ``var``/``std`` are unbiased unless ``unbiased=False``
-or ``correction=0``. numpy's keywords ``axis``, ``keepdims`` and ``ddof`` are
-accepted too and keep numpy's meaning (``max(x, axis=1)`` is the values, ``var``
-with ``axis=`` defaults to ``ddof=0``).
+The functions (and the Tensor methods) take PyTorch's arguments, ``dim`` and ``keepdim`` (also positionally), with
+PyTorch's meaning: ``max(x, 1)`` is the pair (values, indices), ``var``/``std`` are unbiased unless ``unbiased=False``
+or ``correction=0``. numpy's keywords ``axis``, ``keepdims`` and ``ddof`` are accepted too and keep numpy's meaning
+(``max(x, axis=1)`` is the values, ``var`` with ``axis=`` defaults to ``ddof=0``).
 """
 from __future__ import annotations
 
@@ -368,11 +366,14 @@ class Norm2(Function):
         return (g * xp.where(self.n == 0, 0, self.a / safe),)
 
 
-def norm(a, p="fro", dim=None, keepdim=False, *, dtype=None):
+def norm(a, p="fro", dim=None, keepdim=False, *, dtype=None, out=None):
     """PyTorch's ``norm``: any order ``p`` over ``dim`` (all of them by default, or when empty), 'fro' (the 2-norm
     over at most 2 dims) or 'nuc' (the nuclear norm of the last two dims, or of ``dim``); as ``torch.norm``, a
     string ``p`` with more than 2 dims goes to ``linalg.matrix_norm`` (and its refusal), and ``dtype`` may widen
-    the input, never narrow it (``linalg.vector_norm``'s and ``linalg.matrix_norm``'s checks)."""
+    the input, never narrow it (``linalg.vector_norm``'s and ``linalg.matrix_norm``'s checks; ``out``: theirs)."""
+    if out is not None:
+        from .reduce_out_more import norm_into_out  # (:mod:`.reduce_out_more`: PyTorch's out= rules)
+        return norm_into_out(norm, a, out, p, dim, keepdim, dtype)
     from distnn.linalg import norms  # (linalg builds on this module)
 
     t = norms.as_tensor(a)

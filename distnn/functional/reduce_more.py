@@ -191,13 +191,19 @@ class LogSumExp(Function):
             return (g * xp.exp(self.a - self.out),)
 
 
-def logsumexp(input, dim=EVERY_DIM, keepdim=False):  # noqa: A002
+def logsumexp(input, dim=EVERY_DIM, keepdim=False, *, out=None):  # noqa: A002
     """``torch.logsumexp``: ``log(sum(exp(input), dim))`` computed stably; ``dim`` an int or a tuple (required,
-    as in PyTorch: left out or None, refused in its parser's words). Integer input is computed in float32."""
+    as in PyTorch: left out or None, refused in its parser's words). Integer input is computed in float32.
+    ``out``: floating or complex, the sum and log in its dtype, PyTorch's rules (:mod:`.reduce_out_more`)."""
     if dim is None or dim is EVERY_DIM:
         from .reduce_arguments import refuse_logsumexp_dim
 
         refuse_logsumexp_dim(dim, method=False)
+    if out is not None:
+        from .reduce_out_more import logsumexp_into_out
+
+        data = unwrap(input)
+        return logsumexp_into_out(input, out, _axes(_every_dim_if_empty(dim), data.ndim), bool(keepdim))
     return LogSumExp.apply(float_input(input), dim=_every_dim_if_empty(dim), keepdim=keepdim)
 
 

@@ -248,8 +248,13 @@ def _without_nan(x):
     return Where.apply(xp.isnan(x.data), xp.zeros((), x.dtype), x)
 
 
-def nansum(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
-    """``torch.nansum``: the sum with NaN counted as zero (their gradient is 0); integers sum in int64."""
+def nansum(input, dim=None, keepdim=False, *, dtype=None, out=None):  # noqa: A002
+    """``torch.nansum``: the sum with NaN counted as zero (their gradient is 0); integers sum in int64. ``out``:
+    PyTorch's rules (:mod:`.reduce_out_more`)."""
+    if out is not None:
+        from .reduce_out_more import nansum_into_out
+
+        return nansum_into_out(nansum, input, out, dim, keepdim, dtype)
     x = _with_dtype(as_tensor(input), dtype)
     if x.dtype.kind in "biu":
         x = Tensor(x.data.astype(np.int64))
@@ -280,10 +285,14 @@ class NanMean(Function):
             return (share * self.keep,)
 
 
-def nanmean(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
+def nanmean(input, dim=None, keepdim=False, *, dtype=None, out=None):  # noqa: A002
     """``torch.nanmean``: the mean of the non-NaN elements (NaN where there are none, and a NaN gradient there,
-    as PyTorch's)."""
+    as PyTorch's). ``out``: PyTorch's ``nansum`` into it, divided in place (:mod:`.reduce_out_more`)."""
     x = as_tensor(input)
+    if out is not None:
+        from .reduce_out_more import nanmean_into_out
+
+        return nanmean_into_out(nansum, x, out, _axes(_every_dim_if_empty(dim), x.ndim), bool(keepdim), dtype)
     if x.dtype.kind != "f":  # (the input's own dtype: an integer one is refused even with a float dtype=)
         raise RuntimeError("nanmean(): expected input to have floating point or complex dtype but got "
                            f"{torch_dtype_name(x.dtype)}")

@@ -182,9 +182,15 @@ def _ddof(numpy_style, unbiased, correction, ddof):
 
 
 def var(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None, keepdims=None,
-        _op="var", _paired=False):
+        out=None, _op="var", _paired=False):
     """Variance: unbiased by default (PyTorch); with numpy's ``axis``/``ddof``/``keepdims``, ``ddof=0``. No degrees
-    of freedom left (one element, unbiased) gives NaN with PyTorch's UserWarning (``_op``: the name it gives)."""
+    of freedom left (one element, unbiased) gives NaN with PyTorch's UserWarning (``_op``: the name it gives).
+    ``out``: the variance cast into it, PyTorch's rules (:mod:`.reduce_out_more`)."""
+    if out is not None:
+        from .reduce_out_more import spread_into_out
+
+        return spread_into_out("var", lambda x: var(x, dim, unbiased, keepdim, axis=axis, ddof=ddof,
+                                                    correction=correction, keepdims=keepdims), a, out, dim)
     _refuse_non_float("std and var", a)
     axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
     return Var.apply(a, axis=axis, ddof=_ddof(numpy_style or ddof is not None, unbiased, correction, ddof),
@@ -192,8 +198,13 @@ def var(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, corr
 
 
 def std(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, correction=None, keepdims=None,
-        _op="std", _paired=False):
-    """Standard deviation: the square root of :func:`var` (same arguments and defaults)."""
+        out=None, _op="std", _paired=False):
+    """Standard deviation: the square root of :func:`var` (same arguments and defaults, ``out`` included)."""
+    if out is not None:
+        from .reduce_out_more import spread_into_out
+
+        return spread_into_out("std", lambda x: std(x, dim, unbiased, keepdim, axis=axis, ddof=ddof,
+                                                    correction=correction, keepdims=keepdims), a, out, dim)
     _refuse_non_float("std and var", a)
     axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
     return Std.apply(a, axis=axis, ddof=_ddof(numpy_style or ddof is not None, unbiased, correction, ddof),
