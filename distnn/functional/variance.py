@@ -81,7 +81,7 @@ class Var(Function):
             try:
                 self.mean = a.sum(axis=axes, keepdims=True) / n  # (0 / 0: NaN for no elements, as PyTorch's)
                 self.centered = a - self.mean  # two-pass: no E[x^2] - mean^2 cancellation
-                out = (self.centered * self.centered).sum(axis=axes, keepdims=keepdims) / self.denom
+                out = _squares(self.centered).sum(axis=axes, keepdims=keepdims) / self.denom
                 return get_array_module(a).sqrt(out) if root else out
             except FloatingPointError:
                 pass  # past float32's range: in float64 below, as PyTorch's accumulator
@@ -158,6 +158,15 @@ class Std(Var):
         finally:
             _FP_STATE.reset(token)
         return (self._var_backward(g),)
+
+
+def _squares(centered):
+    """The squared distances of ``centered`` from 0: ``|z|^2`` of a complex array (its real dtype, as PyTorch's
+    complex variance, the real part's plus the imaginary part's), else its square."""
+    if centered.dtype.kind == "c":
+        real, imag = centered.real, centered.imag
+        return real * real + imag * imag
+    return centered * centered
 
 
 def _refuse_non_float(name, a):
