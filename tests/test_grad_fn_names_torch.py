@@ -243,6 +243,9 @@ TABLE = {
     "pad_replicate_1d": lambda m, F: F.pad(_t(m, A), (2, 0), mode="replicate"),
     "pad_replicate_2d": lambda m, F: F.pad(_t(m, X4), (0, 0, 1, 1), mode="replicate"),
     "pad_replicate_3d": lambda m, F: F.pad(_t(m, X4), (1, 0, 0, 1, 2, 2), mode="replicate"),
+    # the pieces of a multi-output op: the op's node (distnn's a node per piece, named as PyTorch's one)
+    "chunk": lambda m, F: _t(m, A).chunk(2, 1)[0],
+    "unbind": lambda m, F: _t(m, A).unbind(0)[0],
     # cat and stack
     "cat": lambda m, F: m.cat([_t(m, A), _t(m, B)]),
     "cat_dim1": lambda m, F: m.cat([_t(m, A), _t(m, B)], 1),
@@ -263,10 +266,6 @@ TABLE = {
 SKIPPED = {
     "rdiv": (lambda m, F: 1.0 / _t(m, P), "PyTorch records reciprocal then mul (MulBackward0 over "
              "ReciprocalBackward0), distnn one node"),
-    "chunk": (lambda m, F: _t(m, A).chunk(2, 1)[0], "PyTorch records one SplitBackward0 node with an output per "
-              "piece, distnn a slice node per piece"),
-    "unbind": (lambda m, F: _t(m, A).unbind(0)[0], "PyTorch records one UnbindBackward0 node with an output per "
-               "piece, distnn a select node per piece"),
     "cross_entropy": (lambda m, F: F.cross_entropy(_t(m, A), m.tensor(LABELS)),
                       "PyTorch records log_softmax then nll_loss, distnn one fused node"),
     "mse_loss": (lambda m, F: F.mse_loss(_t(m, A), m.tensor(B)), "PyTorch's is one MseLossBackward0 node, "

@@ -12,7 +12,7 @@ Gradients are never modified in place except a leaf's own ``.grad`` (``+=`` when
 it already has one). A leaf adopts the first gradient it receives without a copy
 only when nothing else can see that array (checked by identity and refcount);
 otherwise it gets a copy laid out like its data. Each node is freed (saved arrays
-and edges dropped) right after its backward unless ``retain_graph=True``.
+dropped; its edges stay for ``next_functions``, as PyTorch's) right after its backward unless ``retain_graph=True``.
 
 A leaf may have a gradient destination (:func:`set_grad_destination`; leaf_gradients.py): an
 array its gradient should land in. The engine offers it to the op that
@@ -276,11 +276,15 @@ def _backward(root: Tensor, grad, retain_graph: bool, ctx: dict) -> None:
         gid = id(g)
         g = None
         shapes = n.input_shapes
-        if not retain_graph:
+        if not retain_graph:  # (Function.free, inlined: the saved arrays go; edges and output hooks stay)
+            hooks = n.grad_hooks
             if n.torch_name_of_call is None:
-                n.__dict__.clear()  # saved arrays and graph edges go; class defaults mark it freed
+                n.__dict__.clear()  # saved arrays and ``parents`` go; class defaults mark it freed
             else:
                 n.release()  # (the same, keeping the node's name, which it reads from what it saved)
+            n.freed_edges = parents
+            if hooks is not None:
+                n.grad_hooks = hooks
         for p, pg, shape in zip(parents, in_grads, shapes):
             if p is None:
                 continue

@@ -106,6 +106,9 @@ class Function:
     # hooks on the output tensor's gradient (Tensor.register_hook / retain_grad on a non-leaf): a
     # tensor_hooks.OutputHooks the engine runs before this node's backward; None when there are none
     grad_hooks = None
+    # a freed node's edges (``parents`` before backward freed it): ``next_functions`` still answers, as PyTorch's
+    # node keeps its edges and frees only its saved tensors; None while the node is live (or never recorded)
+    freed_edges: tuple | None = None
     # per input: the positions (inputs, OUTPUT) its gradient reads; None: ``saves_tensors`` decides
     reads: tuple | None = None
     # which recorded arrays backward reads: True (inputs and output, the safe default), "inputs",
@@ -315,6 +318,20 @@ class Function:
         self.__dict__.clear()
         if name is not None:
             self.torch_name = name
+
+    def free(self):
+        """What backward does to a node it ran without ``retain_graph``: :meth:`release` (the saved arrays go, as
+        does the node's link into the graph as ``parents``), keeping what PyTorch's freed node keeps: its edges
+        (``next_functions``) and its output's hooks (``retain_grad``: ``retains_grad`` stays True). The engine's
+        pass inlines this (one call less a node)."""
+        parents, hooks = self.parents, self.grad_hooks
+        if self.torch_name_of_call is None:
+            self.__dict__.clear()
+        else:
+            self.release()
+        self.freed_edges = parents
+        if hooks is not None:
+            self.grad_hooks = hooks
 
     @property
     def freed(self) -> bool:

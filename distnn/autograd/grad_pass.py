@@ -194,10 +194,7 @@ def _pass(roots, seeds, targets, retain_graph, capture, graph=False):
                     f"{type(n).__name__}.backward returned {len(in_grads)} gradient(s) for {len(parents)} input(s)")
         g = None
         if not retain_graph:
-            if n.torch_name_of_call is None:
-                n.__dict__.clear()
-            else:
-                n.release()  # (keeping the name it reads from what it saved, as the engine's pass does)
+            n.free()  # (keeping its name, edges and output hooks, as the engine's pass does)
         for p, pg, shape in zip(parents, in_grads, shapes):
             if p is None:
                 continue

@@ -39,10 +39,12 @@ def node_name(node) -> str:
 
 def next_functions(node) -> tuple:
     """Per input: ``(producer node, 0)``, ``(AccumulateGrad, 0)`` for a leaf that requires grad, ``(None, 0)``
-    for an input that needs no gradient (or after the node was freed by backward: no edges are left)."""
+    for an input that needs no gradient. A node backward freed keeps its edges (``freed_edges``), as PyTorch's."""
     parents = node.parents
     if parents is None:
-        return ()
+        parents = node.freed_edges
+        if parents is None:
+            return ()
     return tuple((None if p is None else accumulate_grad(p) if isinstance(p, Tensor) else p, 0) for p in parents)
 
 

@@ -176,9 +176,12 @@ def _split_at(a, bounds, axis, op="Split"):
     ``view_index.mark_pieces``)."""
     from distnn.autograd.view_index import mark_pieces
 
+    from .piece_nodes import PIECE_NODES
+
+    node = PIECE_NODES[op]
     pieces = []
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         index = [slice(None)] * a.ndim
         index[axis] = slice(lo, hi)
-        pieces.append(GetItem.apply(a, index=tuple(index)))
+        pieces.append(node.apply(a, index=tuple(index)))
     return mark_pieces(pieces, op)

@@ -22,7 +22,16 @@ def unbind(input, dim=0):  # noqa: A002
     d = wrap_dim(dim, x.ndim, "unbind")
     from distnn.autograd.view_index import mark_pieces
 
-    return mark_pieces(tuple(x[(slice(None),) * d + (i,)] for i in range(x.shape[d])), "Unbind")
+    from .piece_nodes import UnbindPiece
+
+    def piece(i):
+        index = (slice(None),) * d + (i,)
+        t = UnbindPiece.apply(x, index=index)
+        if t._vc is not None and t._vc is x._vc:  # (its view's index noted, as ``x[index]`` notes it)
+            t.__dict__["_view_of"] = (x, index)
+        return t
+
+    return mark_pieces(tuple(piece(i) for i in range(x.shape[d])), "Unbind")
 
 
 def _pieces(x, bounds, d):
