@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import op_overhead_alpha  # (this script's folder)
+import op_overhead_half_scalar  # (this script's folder)
 
 SHAPE = (64, 64)
 
@@ -59,7 +60,7 @@ def tensor_rows(lib, make):
         "y.clamp_(0, 1)": lambda: y.clamp_(0, 1),
         "full((16, 16), 0.5)": lambda: lib.full((16, 16), 0.5),
         "tensor([1, 2, 3], dtype=int64)": lambda: lib.tensor([1, 2, 3], dtype=lib.int64),
-        **op_overhead_alpha.tensor_rows(lib, make),
+        **op_overhead_alpha.tensor_rows(lib, make), **op_overhead_half_scalar.tensor_rows(lib, make),
     }
 
 
@@ -88,7 +89,7 @@ def numpy_rows():
         "y.clamp_(0, 1)": lambda: np.clip(y, 0, 1, out=y),
         "full((16, 16), 0.5)": lambda: np.full((16, 16), 0.5, np.float32),
         "tensor([1, 2, 3], dtype=int64)": lambda: np.array([1, 2, 3], np.int64),
-        **op_overhead_alpha.numpy_rows(),
+        **op_overhead_alpha.numpy_rows(), **op_overhead_half_scalar.numpy_rows(),
     }
 
 
