@@ -203,14 +203,12 @@ class TensorOperators:
     def clamp(self, *args, **kwargs):
         """``Tensor.clamp(min=None, max=None)``: :func:`distnn.clamp` of this tensor."""
         lo, hi, call = _clamp_call("clamp", self, args, kwargs, method=True)  # (PyTorch's argument rules, errors)
-        # (the function's typing too: an integer tensor by a float bound is float32, as PyTorch's, not float64)
-        return _clamp_checked(self, *_clamp_bounds("clamp", self, lo, hi, method=True, call=call))
+        return _clamp_method_result(self, *_clamp_bounds("clamp", self, lo, hi, method=True, call=call))
 
     def clip(self, *args, **kwargs):
         """``Tensor.clip(min=None, max=None)``: :func:`distnn.clip` of this tensor."""
         lo, hi, call = _clamp_call("clip", self, args, kwargs, method=True)  # (PyTorch's argument rules, errors)
-        # (the function's typing too: an integer tensor by a float bound is float32, as PyTorch's, not float64)
-        return _clamp_checked(self, *_clamp_bounds("clip", self, lo, hi, method=True, call=call))
+        return _clamp_method_result(self, *_clamp_bounds("clip", self, lo, hi, method=True, call=call))
 
     def clamp_min(self, *args, **kwargs):
         """``Tensor.clamp_min(min)``: :func:`distnn.clamp_min` of this tensor."""
@@ -310,7 +308,7 @@ def _bind_late() -> None:
     at its end, once Tensor exists)."""
     global Tensor, E, R, S, A, _weak, _operands, _opmath_operands, _sub_operands, _sub_constant, _with_constant, _true_division
     global _note_index_versions, refuse_bool_subtraction, _clamp_bounds, _one_bound_call
-    global _clamp_call, _clamp_checked, _pow_call, _rpow_operands, _refuse_reduce_method_call
+    global _clamp_call, _clamp_checked, refuse_bool_clamp, _pow_call, _rpow_operands, _refuse_reduce_method_call
     global _functional_clamp_min, _functional_clamp_max
     global check_writable, write_index, write_result, _before_inplace_write, deferring
     global setitem_index, silently_discarding, refuse_unbroadcastable, number_value, _beside
@@ -326,7 +324,7 @@ def _bind_late() -> None:
     from distnn.functional.clamp_arguments import clamp_bounds as _clamp_bounds
     from distnn.functional.clamp_arguments import clamp_call as _clamp_call
     from distnn.functional.clamp_arguments import one_bound_call as _one_bound_call
-    from distnn.functional.elementwise_choice import clamp_checked as _clamp_checked
+    from distnn.functional.elementwise_choice import clamp_checked as _clamp_checked, refuse_bool_clamp
     from distnn.functional.pointwise_binary import clamp_max as _functional_clamp_max
     from distnn.functional.pointwise_binary import clamp_min as _functional_clamp_min
     from distnn.functional import reduce as R
@@ -337,3 +335,13 @@ def _bind_late() -> None:
     from . import tensor_comparisons, tensor_shape_methods
     tensor_comparisons._bind_late()
     tensor_shape_methods._bind_late()
+
+
+def _clamp_method_result(t, lo, hi):
+    """``t.clamp(lo, hi)``/``t.clip``: an integer or bool tensor takes the function's typing (a float bound makes it
+    the default float dtype, float32, as PyTorch's; numpy's clip would give float64); a float one skips it
+    (~5 us: the bounds cannot change its category)."""
+    if t.data.dtype.kind in "biu":
+        return _clamp_checked(t, lo, hi)
+    refuse_bool_clamp(t, lo, hi)
+    return E.clamp_node(lo, hi).apply(t, lo, hi)
