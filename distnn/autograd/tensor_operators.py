@@ -306,7 +306,8 @@ _sparse_type = None
 def _bind_late() -> None:
     """Bind Tensor and the modules the operators call, which import Tensor (``tensor.py`` calls this
     at its end, once Tensor exists)."""
-    global Tensor, E, R, S, A, _weak, _operands, _opmath_operands, _sub_operands, _sub_constant, _with_constant, _true_division
+    global Tensor, E, R, S, A, _weak, _operands, _opmath_operands, _sub_operands, _sub_constant, _with_constant
+    global _true_division
     global _note_index_versions, refuse_bool_subtraction, _clamp_bounds, _one_bound_call
     global _clamp_call, _clamp_checked, refuse_bool_clamp, _pow_call, _rpow_operands, _refuse_reduce_method_call
     global _functional_clamp_min, _functional_clamp_max

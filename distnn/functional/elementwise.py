@@ -35,6 +35,7 @@ __all__ = ["Add", "Sub", "Rsub", "Mul", "Div", "Pow", "PowConstant", "NumberPow"
            # (from the modules split out of this one)
            "Cast", "Clone", "ToDevice", "integer_cast", "Clip", "Maximum", "Minimum", "Where", "clamp", "clip",
            "maximum", "minimum", "where", "MatMul", "matmul"]
+_NUMBERS = (int, float)  # (the Python numbers PyTorch's float16 mul/div read as float32: half_scalar_opmath)
 # (private helpers, importable from here as before: Tensor's operators use _on_device, several ops _quiet)
 _shape, _on_device, _Select, _f_only = _common._shape, _common._on_device, _choice._Select, _matrix_multiply._f_only
 
@@ -87,8 +88,9 @@ class Mul(Function):
 
     def forward(self, a, b):
         self.a, self.b = (a if self.needs_input_grad[1] else None), (b if self.needs_input_grad[0] else None)
-        if is_half_with_number(a, b) or is_half_with_number(b, a):  # (the number in float32: PyTorch's opmath)
-            return torch_layout(half_times_number(a, b) if type(b) in (int, float) else half_times_number(b, a), a, b)
+        if type(b) in _NUMBERS or type(a) in _NUMBERS:  # (a float16 array by a number: float32, PyTorch's opmath)
+            if is_half_with_number(a, b) or is_half_with_number(b, a):
+                return torch_layout(half_times_number(a, b) if type(b) in _NUMBERS else half_times_number(b, a), a, b)
         try:
             return torch_layout(a * b, a, b)
         except ValueError:
@@ -109,7 +111,7 @@ class Div(Function):
     def forward(self, a, b):
         try:
             with _quiet(get_array_module(a, b)):  # (x / 0 is inf or NaN, as PyTorch's, without numpy's warnings)
-                out = half_over_number(a, b) if is_half_with_number(a, b) else a / b  # (PyTorch's opmath)
+                out = half_over_number(a, b) if type(b) in _NUMBERS and is_half_with_number(a, b) else a / b  # (opmath)
         except ValueError:
             _check_broadcast(a, b, "/")
             raise

@@ -30,8 +30,8 @@ def half_addcmul_array(input, tensor1, tensor2, value):  # noqa: A002
 def half_addcdiv_array(input, tensor1, tensor2, value):  # noqa: A002
     """``input + value * tensor1 / tensor2`` of float16 arrays, in float32, rounded once to float16."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        wide = input.astype(np.float32) + float32_number(value) * tensor1.astype(np.float32) / tensor2.astype(np.float32)
-        return wide.astype(_HALF)
+        quotient = float32_number(value) * tensor1.astype(np.float32) / tensor2.astype(np.float32)
+        return (input.astype(np.float32) + quotient).astype(_HALF)
 
 
 def takes_half_path(input, tensor1, tensor2, value) -> bool:  # noqa: A002
