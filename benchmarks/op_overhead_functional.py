@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import op_overhead_alpha  # (this script's folder)
+import op_overhead_half_scalar  # (this script's folder)
 
 SHAPE = (64, 64)
 
@@ -67,7 +68,7 @@ def tensor_rows(lib, make):
         "logsumexp(a, 1)": lambda: lib.logsumexp(a, 1),
         "norm(a, 2, 1)": lambda: lib.norm(a, 2, 1),
         "all(c, 1)": lambda: lib.all(cond, 1),
-        **op_overhead_alpha.tensor_rows(lib, make),
+        **op_overhead_alpha.tensor_rows(lib, make), **op_overhead_half_scalar.tensor_rows(lib, make),
     }
 
 
@@ -102,7 +103,7 @@ def numpy_rows():
         "logsumexp(a, 1)": lambda: np.log(np.exp(a).sum(1)),
         "norm(a, 2, 1)": lambda: np.sqrt((a * a).sum(1)),
         "all(c, 1)": lambda: cond.all(1),
-        **op_overhead_alpha.numpy_rows(),
+        **op_overhead_alpha.numpy_rows(), **op_overhead_half_scalar.numpy_rows(),
     }
 
 

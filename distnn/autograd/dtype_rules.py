@@ -120,6 +120,14 @@ def refuse_bool_negation(a, arrays: bool = False) -> None:
                            "invert a mask, use the `~` or `logical_not()` operator instead.")
 
 
+def _opmath_operands(t: Tensor, o):
+    """:func:`_operands` of ``t * o``, ``t / o`` or ``o / t``: a Python float beside a float16 tensor is kept as it
+    is, not rounded into float16 (PyTorch's mul and div read it as a float32: ``half_scalar_opmath``)."""
+    if type(o) is float and t.data.dtype == _HALF:
+        return t, o
+    return _operands(t, o)
+
+
 def _with_constant(t: Tensor, o):
     """``t`` and the constant ``o`` of ``t <op> o`` or ``o <op> t`` (the caller orders them).
 

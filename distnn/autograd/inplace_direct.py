@@ -84,6 +84,18 @@ def bind(args, kwargs, names, defaults, positional=None):
     return bound if given == len(kwargs) else None
 
 
+def _half_opmath(t, data, ufunc, number):
+    """float16 ``mul_``/``div_`` by a number: in float32, rounded once into ``data``, as PyTorch's opmath (numpy
+    would round the number to float16 first: see distnn.functional.half_scalar_opmath)."""
+    from distnn.functional.half_scalar_opmath import half_over_number, half_times_number
+
+    result = (half_times_number if ufunc is np.multiply else half_over_number)(data, number)
+    _before_inplace_write(t)
+    data[...] = result
+    t._bump_version()
+    return t
+
+
 def _plain_tensors():
     global _PLAIN_TENSORS
     from distnn.nn.module import Buffer, Parameter
@@ -115,8 +127,12 @@ def _arithmetic(t, data, ufunc, args, kwargs):
     # (number() and records() written out: this is the hottest of the writers, and a call costs ~0.1 us)
     if type(other) is float or (type(other) is int and -_EXACT_INT < other < _EXACT_INT):
         operand = other
-        if type(other) is float and data.dtype == np.float16 and ufunc in _TAKES_ALPHA:
-            operand = half_number(other)  # (into float16 through float32, as PyTorch's scalar: half_rounding)
+        if data.dtype == np.float16:
+            if ufunc in _TAKES_ALPHA:
+                if type(other) is float:
+                    operand = half_number(other)  # (into float16 through float32, as PyTorch's scalar: half_rounding)
+            elif not (_grad_state.enabled and t.requires_grad):
+                return _half_opmath(t, data, ufunc, other)
     else:
         operand = same_array(data, other)
         if operand is None or (_grad_state.enabled and other.requires_grad):

@@ -188,6 +188,12 @@ def _addc(divide: bool):
         if t1 is None or t2 is None or records(t, bound[0], bound[1]):
             return None
         _before_inplace_write(t)
+        if data.dtype == np.float16 and type(bound[2]) is not bool:  # (PyTorch's float32 kernel: half_addc)
+            from distnn.functional.half_addc import half_addcdiv_array, half_addcmul_array
+
+            data[...] = (half_addcdiv_array if divide else half_addcmul_array)(data, t1, t2, bound[2])
+            t._bump_version()
+            return t
         scaled = np.multiply(bound[2], t1, out=_scratch(data))
         (np.true_divide if divide else np.multiply)(scaled, t2, out=scaled)
         np.add(data, scaled, out=data)

@@ -48,17 +48,17 @@ class TensorOperators:
     def __mul__(self, o):
         if type(o) is _sparse_type:  # dense * sparse is sparse, as PyTorch's
             return o.__rmul__(self)
-        return E.Mul.apply(*_operands(self, o))
+        return E.Mul.apply(*_opmath_operands(self, o))
 
     def __rmul__(self, o):
-        t, c = _with_constant(self, o)
+        t, c = _opmath_operands(self, o)
         return E.Mul.apply(c, t)
 
     def __truediv__(self, o):
-        return E.Div.apply(*_true_division(*_operands(self, o)))
+        return E.Div.apply(*_true_division(*_opmath_operands(self, o)))
 
     def __rtruediv__(self, o):
-        t, c = _with_constant(self, o)
+        t, c = _opmath_operands(self, o)
         c, t = _true_division(c, t)
         return E.ReciprocalScaled.apply(t, c=c)  # (PyTorch's way: its backward reads no tensor of the caller's)
 
@@ -203,16 +203,12 @@ class TensorOperators:
     def clamp(self, *args, **kwargs):
         """``Tensor.clamp(min=None, max=None)``: :func:`distnn.clamp` of this tensor."""
         lo, hi, call = _clamp_call("clamp", self, args, kwargs, method=True)  # (PyTorch's argument rules, errors)
-        lo, hi = _clamp_bounds("clamp", self, lo, hi, method=True, call=call)
-        refuse_bool_clamp(self, lo, hi)
-        return E.clamp_node(lo, hi).apply(self, lo, hi)
+        return _clamp_method_result(self, *_clamp_bounds("clamp", self, lo, hi, method=True, call=call))
 
     def clip(self, *args, **kwargs):
         """``Tensor.clip(min=None, max=None)``: :func:`distnn.clip` of this tensor."""
         lo, hi, call = _clamp_call("clip", self, args, kwargs, method=True)  # (PyTorch's argument rules, errors)
-        lo, hi = _clamp_bounds("clip", self, lo, hi, method=True, call=call)
-        refuse_bool_clamp(self, lo, hi)
-        return E.clamp_node(lo, hi).apply(self, lo, hi)
+        return _clamp_method_result(self, *_clamp_bounds("clip", self, lo, hi, method=True, call=call))
 
     def clamp_min(self, *args, **kwargs):
         """``Tensor.clamp_min(min)``: :func:`distnn.clamp_min` of this tensor."""
@@ -310,9 +306,10 @@ _sparse_type = None
 def _bind_late() -> None:
     """Bind Tensor and the modules the operators call, which import Tensor (``tensor.py`` calls this
     at its end, once Tensor exists)."""
-    global Tensor, E, R, S, A, _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
-    global _note_index_versions, refuse_bool_subtraction, refuse_bool_clamp, _clamp_bounds, _one_bound_call
-    global _clamp_call, _pow_call, _rpow_operands, _refuse_reduce_method_call
+    global Tensor, E, R, S, A, _weak, _operands, _opmath_operands, _sub_operands, _sub_constant, _with_constant
+    global _true_division
+    global _note_index_versions, refuse_bool_subtraction, _clamp_bounds, _one_bound_call
+    global _clamp_call, _clamp_checked, refuse_bool_clamp, _pow_call, _rpow_operands, _refuse_reduce_method_call
     global _functional_clamp_min, _functional_clamp_max
     global check_writable, write_index, write_result, _before_inplace_write, deferring
     global setitem_index, silently_discarding, refuse_unbroadcastable, number_value, _beside
@@ -320,14 +317,15 @@ def _bind_late() -> None:
     from .versions import _note_index_versions
     from .complex_discard import silently_discarding
     from .setitem_rules import beside as _beside, refuse_unbroadcastable, number_value, setitem_index
-    from .dtype_rules import _weak, _operands, _sub_operands, _sub_constant, _with_constant, _true_division
+    from .dtype_rules import _weak, _operands, _opmath_operands, _sub_operands, _sub_constant, _with_constant, \
+        _true_division
     from .dtype_rules import refuse_bool_subtraction
     from .bool_pow import pow_call as _pow_call, rpow_operands as _rpow_operands
     from distnn.functional import elementwise as E
     from distnn.functional.clamp_arguments import clamp_bounds as _clamp_bounds
     from distnn.functional.clamp_arguments import clamp_call as _clamp_call
     from distnn.functional.clamp_arguments import one_bound_call as _one_bound_call
-    from distnn.functional.elementwise_choice import refuse_bool_clamp
+    from distnn.functional.elementwise_choice import clamp_checked as _clamp_checked, refuse_bool_clamp
     from distnn.functional.pointwise_binary import clamp_max as _functional_clamp_max
     from distnn.functional.pointwise_binary import clamp_min as _functional_clamp_min
     from distnn.functional import reduce as R
@@ -338,3 +336,13 @@ def _bind_late() -> None:
     from . import tensor_comparisons, tensor_shape_methods
     tensor_comparisons._bind_late()
     tensor_shape_methods._bind_late()
+
+
+def _clamp_method_result(t, lo, hi):
+    """``t.clamp(lo, hi)``/``t.clip``: an integer or bool tensor takes the function's typing (a float bound makes it
+    the default float dtype, float32, as PyTorch's; numpy's clip would give float64); a float one skips it
+    (~5 us: the bounds cannot change its category)."""
+    if t.data.dtype.kind in "biu":
+        return _clamp_checked(t, lo, hi)
+    refuse_bool_clamp(t, lo, hi)
+    return E.clamp_node(lo, hi).apply(t, lo, hi)

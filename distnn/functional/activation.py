@@ -11,6 +11,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from ._elementwise_common import _quiet
+from .half_scalar_opmath import times_number
 from .activation_elu import ScaledELU as ELU  # noqa: F401 - (elu's node, the elu family's: activation_elu)
 from .activation_of_result import LeakyReluOfResult
 from .elementwise import float_input
@@ -49,11 +50,11 @@ class LeakyReLU(Function):
     def forward(self, x, negative_slope=0.01):
         xp = get_array_module(x)
         self.x, self.slope = x, negative_slope
-        return xp.where(x > 0, x, x * negative_slope)
+        return xp.where(x > 0, x, times_number(x, negative_slope))  # (float16: the slope in float32, as PyTorch)
 
     def backward(self, g):
         # (PyTorch's leaky_relu_backward: x > 0 passes g, anything else, a NaN too, takes the slope)
-        return (get_array_module(g).where(self.x > 0, g, g * self.slope),)
+        return (get_array_module(g).where(self.x > 0, g, times_number(g, self.slope)),)
 
 
 def _erf(xp, x):

@@ -12,6 +12,8 @@ import numpy as np
 from distnn.autograd.function import OUTPUT, Function
 from distnn.backend import get_array_module
 
+from .half_scalar_opmath import times_number
+
 NEGATIVE_LEAKY_SLOPE = ("In-place leakyReLu backward calculation is triggered with a negative slope which is not "
                         "supported. This is caused by calling in-place forward function with a negative slope, please "
                         "call out-of-place version instead. File an issue at https://github.com/pytorch/pytorch if you "
@@ -31,14 +33,14 @@ class LeakyReluOfResult(Function):
     def forward(self, x, negative_slope=0.01):
         xp = get_array_module(x)
         self.slope = negative_slope
-        self.out = xp.where(x > 0, x, x * negative_slope)
+        self.out = xp.where(x > 0, x, times_number(x, negative_slope))  # (float16: PyTorch's opmath)
         return self.out
 
     def backward(self, g):
         if self.slope < 0:
             raise RuntimeError(NEGATIVE_LEAKY_SLOPE)
         xp = get_array_module(g)
-        return (xp.where(self.out > 0, g, g * self.slope),)
+        return (xp.where(self.out > 0, g, times_number(g, self.slope)),)
 
 
 class EluOfResult(Function):

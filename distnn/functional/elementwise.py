@@ -23,6 +23,7 @@ from . import _elementwise_common as _common, elementwise_choice as _choice, mat
 from ._elementwise_common import _check_broadcast, _quiet, float_input  # noqa: F401 - (importable from here too)
 from .out_common import unary_into_out as _unary_out
 from .copy_ops import Cast, Clone, ToDevice, integer_cast
+from .half_scalar_opmath import half_over_number, half_times_number, is_half_with_number, times_number
 from .elementwise_choice import Clip, Maximum, Minimum, Where, clamp, clamp_node, clip, maximum, minimum, where
 from .matrix_multiply import MatMul, matmul
 from .pow_forms import _c_pow, _integer_power, _number_pow, _rsqrt, sqrt_array  # noqa: F401 - (importable here)
@@ -34,6 +35,7 @@ __all__ = ["Add", "Sub", "Rsub", "Mul", "Div", "Pow", "PowConstant", "NumberPow"
            # (from the modules split out of this one)
            "Cast", "Clone", "ToDevice", "integer_cast", "Clip", "Maximum", "Minimum", "Where", "clamp", "clip",
            "maximum", "minimum", "where", "MatMul", "matmul"]
+_NUMBERS = (int, float)  # (the Python numbers PyTorch's float16 mul/div read as float32: half_scalar_opmath)
 # (private helpers, importable from here as before: Tensor's operators use _on_device, several ops _quiet)
 _shape, _on_device, _Select, _f_only = _common._shape, _common._on_device, _choice._Select, _matrix_multiply._f_only
 
@@ -86,6 +88,9 @@ class Mul(Function):
 
     def forward(self, a, b):
         self.a, self.b = (a if self.needs_input_grad[1] else None), (b if self.needs_input_grad[0] else None)
+        if type(b) in _NUMBERS or type(a) in _NUMBERS:  # (a float16 array by a number: float32, PyTorch's opmath)
+            if is_half_with_number(a, b) or is_half_with_number(b, a):
+                return torch_layout(half_times_number(a, b) if type(b) in _NUMBERS else half_times_number(b, a), a, b)
         try:
             return torch_layout(a * b, a, b)
         except ValueError:
@@ -93,8 +98,8 @@ class Mul(Function):
             raise
 
     def backward(self, g):
-        na, nb = self.needs_input_grad
-        return (g * self.b if na else None), (g * self.a if nb else None)
+        na, nb = self.needs_input_grad  # (a number beside a float16 gradient: in float32, as PyTorch's mul)
+        return (times_number(g, self.b) if na else None), (times_number(g, self.a) if nb else None)
 
 
 class Div(Function):
@@ -106,7 +111,7 @@ class Div(Function):
     def forward(self, a, b):
         try:
             with _quiet(get_array_module(a, b)):  # (x / 0 is inf or NaN, as PyTorch's, without numpy's warnings)
-                out = a / b
+                out = half_over_number(a, b) if type(b) in _NUMBERS and is_half_with_number(a, b) else a / b  # (opmath)
         except ValueError:
             _check_broadcast(a, b, "/")
             raise
@@ -116,7 +121,7 @@ class Div(Function):
     def backward(self, g):
         na, nb = self.needs_input_grad
         with _quiet(get_array_module(g)):  # (a division by 0 again: inf/NaN gradients, as PyTorch's, silently)
-            ga = g / self.b if na else None
+            ga = (half_over_number(g, self.b) if is_half_with_number(g, self.b) else g / self.b) if na else None
             gb = -g * (self.a / self.b) / self.b if nb else None
         return ga, gb
 
@@ -221,12 +226,12 @@ class ReciprocalScaled(Function):
     def forward(self, a, c):
         with _quiet(get_array_module(a)):  # (c / 0 is inf or NaN, as PyTorch's, without numpy's warnings)
             self.r, self.c = 1 / a, c
-            return self.r * c
+            return half_times_number(self.r, c) if is_half_with_number(self.r, c) else self.r * c  # (opmath)
 
     def backward(self, g):
         r = self.r
         with _quiet(get_array_module(g)):  # (0 * inf at a = 0: NaN, as PyTorch's)
-            return (-(g * self.c) * (r * r),)
+            return (-times_number(g, self.c) * (r * r),)
 
 
 class Neg(Function):

@@ -310,6 +310,10 @@ def addcmul(input, tensor1, tensor2, *, value=1):  # noqa: A002
     dtype: integer tensors take a float ``value`` truncated (refused outside their range), bool ones are refused."""
     import numpy as np
 
+    from .half_addc import HalfAddcmul, takes_half_path
+
+    if takes_half_path(input, tensor1, tensor2, value):  # (float16: PyTorch's float32 kernel, one rounding)
+        return HalfAddcmul.apply(input, tensor1, tensor2, value=value)
     dtypes = [_raw(x).dtype for x in (input, tensor1, tensor2) if hasattr(_raw(x), "dtype")]
     result = np.result_type(*dtypes) if dtypes else None
     if result is not None and (result.kind == "b" or result.kind == "u" and result.itemsize > 1):
@@ -330,6 +334,10 @@ def addcdiv(input, tensor1, tensor2, *, value=1):  # noqa: A002
         raise RuntimeError("Integer division with addcdiv is no longer supported, and in a future release addcdiv "
                            "will perform a true division of tensor1 and tensor2. Use torch.addcmul or a true "
                            "division instead.")
+    from .half_addc import HalfAddcdiv, takes_half_path
+
+    if takes_half_path(input, tensor1, tensor2, value):  # (float16: PyTorch's float32 kernel, one rounding)
+        return HalfAddcdiv.apply(input, tensor1, tensor2, value=value)
     return input + value * tensor1 / tensor2
 
 

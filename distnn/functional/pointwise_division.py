@@ -155,6 +155,8 @@ def divide(input, other, *, rounding_mode=None, out=None):  # noqa: A002
         return pointwise_into_out("divide", lambda a, b: divide(a, b, rounding_mode=rounding_mode), out, input,
                                   other, grad_name="div")
     if rounding_mode is None:
+        if type(other) is float and isinstance(input, Tensor):  # (the operator's typing: a float16 tensor's
+            return input / other  # quotient by a number in float32, as PyTorch's opmath; half_scalar_opmath)
         a, b = _operands(input, other, "divide")
         return a / b if isinstance(a, Tensor) or isinstance(b, Tensor) else Tensor(a) / b
     _check_rounding_mode(rounding_mode)
