@@ -16,41 +16,12 @@ import numpy as np
 import pytest
 
 import distnn
+from view_oracle import node_name as _name, outcome as _outcome, same_as_torch as _same, to_array as _np
 
 torch = pytest.importorskip("torch")
 
 X = np.random.default_rng(40).uniform(-1.5, 1.5, (2, 3))
 Z = X + 1j * np.random.default_rng(41).uniform(-1.5, 1.5, (2, 3))
-
-
-def _np(L, t):
-    if t is None:
-        return None
-    return np.array(t.detach().numpy() if L is torch else t.data)
-
-
-def _name(t):
-    return t.grad_fn.name() if t.grad_fn is not None else None
-
-
-def _outcome(L, program):
-    try:
-        return "ok", program(L)
-    except Exception as e:  # noqa: BLE001 (the refusal is compared with torch's)
-        return type(e), str(e)
-
-
-def _same(program):
-    ref, ours = _outcome(torch, program), _outcome(distnn, program)
-    if ref[0] != "ok" or ours[0] != "ok":
-        assert ours == ref
-        return ref
-    for want, got in zip(ref[1], ours[1]):
-        if isinstance(want, np.ndarray):
-            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
-        else:
-            assert got == want
-    return ref
 
 
 # ------------------------------------------------------------ views that are not element for element of their base
