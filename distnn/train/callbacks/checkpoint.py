@@ -261,7 +261,12 @@ class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, Epo
     def on_exception(self, trainer, exception):
         """Training ends on an error: finish rank 0's write in flight (it may use the spare), drop the spare."""
         if trainer.is_main:
-            self._join_pending()  # local: the write's outcome is not agreed, but its checkpoint is whole
+            result = self._join_pending()  # local: the write's outcome is not agreed, but its checkpoint is whole
+            if result is not None and not result["ok"]:
+                self.log.warning("the checkpoint written in the background from global step %d failed too: %s",
+                                 self._submitted_at, result["error"])
+        # (finished: a detach after this fit does not report it again, in place of the error training ended on)
+        self._pending = None
         ck.remove_spares(self._spares)
 
     # ------------------------------------------------------------------ saving
