@@ -24,7 +24,8 @@ import warnings
 
 import numpy as np
 
-__all__ = ["module_generator_states", "set_module_generator_states", "generator_state", "set_generator_state"]
+__all__ = ["module_generator_states", "set_module_generator_states", "generator_state", "set_generator_state",
+           "per_rank_layers"]
 
 #: the key of a distnn.Generator's initial_seed() beside its bit generator's state
 SEED_KEY = "initial_seed"
@@ -88,6 +89,26 @@ def set_generator_state(g, state, where: str = "generator") -> None:
         g.set_draw_state(state["draw_state"])
         return
     raise TypeError(f"{where}: cannot restore the state of a {type(g).__name__} (see generator_state)")
+
+
+def per_rank_layers(model, saved: list) -> list[str]:
+    """The layers whose generators a resume on another number of ranks cannot continue exactly, by module path.
+
+    ``saved``: each saved rank's :func:`module_generator_states`. A generator's draws are per rank unless
+    its class says otherwise with ``continues_on_any_world(draw_states)`` (a static method given every
+    saved rank's ``draw_state()``; :class:`~distnn.data.batch_random.BatchShareGenerator`'s counter-based
+    masks: see its method) and every saved rank holds such a state for the layer."""
+    out = []
+    for name, m in model.named_modules():
+        g = _generator_of(m)
+        if g is None or not _checkpointable(g):
+            continue
+        check = getattr(type(g), "continues_on_any_world", None) if _has_draw_state(g) else None
+        states = [s.get(name) for s in saved]
+        if check is None or not all(isinstance(st, dict) and st.get("kind") == type(g).__name__ for st in states) \
+                or not check([st["draw_state"] for st in states]):
+            out.append(name)
+    return out
 
 
 def _initial_seed_of(g):
