@@ -16,6 +16,7 @@ import pytest
 from distnn.distributed import LocalCommunicator, simulate
 from distnn.train import checkpoint as ck
 from distnn.train import preemption_handlers
+from distnn.train.callbacks import Callback
 from distnn.train.callbacks.checkpoint_setup import attach, detach
 
 from checkpoint_runs import digits, make_trainer  # noqa: F401 (digits: a fixture)
@@ -115,3 +116,27 @@ def test_detach_on_simulated_ranks_finishes_rank_0s_write(digits, tmp_path, paus
 
     assert simulate(2, rank) == [(True, 1, None), (True, 0, None)]
     releaser.join(5)
+
+
+def test_a_detach_after_a_fit_that_raised_keeps_the_fits_error(digits, tmp_path, monkeypatch, caplog):
+    # the step-2 write fails in the background; step 3 raises before the checkpoint callback could agree on it
+    # (it runs last): fit's on_exception waited for the write, and `finally: detach` warns of it, raising nothing
+    # in place of the fit's error
+    monkeypatch.setenv(ck.FAULT_ENV, "enospc:model.npz@2")
+
+    class Boom(Callback):
+        def on_batch_end(self, trainer, logs):
+            if trainer.state.global_step == 3:
+                raise RuntimeError("boom at step 3")
+
+    root = str(tmp_path / "ck")
+    t = make_trainer(LocalCommunicator(), digits, epochs=1, callbacks=[Boom()])
+    cb = attach(t, str(tmp_path), {"dir": root, "async_save": True, "every_steps": 2, "keep_last": 0})
+    with caplog.at_level(logging.WARNING, logger="distnn"), pytest.raises(RuntimeError, match="boom at step 3"):
+        try:
+            t.fit()
+        finally:
+            detach(t)
+    assert cb.failures == 1 and cb.saves == 0
+    assert any("No space left on device" in r.getMessage() for r in caplog.records)
+    assert t.step_guard is None and cb not in list(t.callbacks)

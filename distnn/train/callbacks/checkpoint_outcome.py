@@ -67,10 +67,13 @@ class CheckpointOutcome:
         flight) waits for it, so its checkpoint is whole and ``latest`` names it before the caller goes on
         (exits, reads the run directory), then acts on it as a fit's end does (``on_error="stop"``: raises
         :class:`~distnn.train.checkpoint.CheckpointError`; ``"continue"``: warns). The other ranks have
-        nothing in flight and forget the write's marker. Idempotent: a write is finished once.
+        nothing in flight and forget the write's marker. Idempotent: a write is finished once. A write a fit
+        that raised waited for already (``on_exception``) is only warned about if it failed: the fit's error is
+        the one the caller has (a ``finally: detach(trainer)`` must not replace it).
         """
         if self._pending is None:
             return None
+        after_error = self._pending is self._joined_on_exception
         result = self._join_pending()
         self._clear_flags(trainer, (step_guard.WRITE_DONE_FLAG,))
         self._pending = None
@@ -81,7 +84,7 @@ class CheckpointOutcome:
             if not result.get("logged"):
                 self._log_saved(result)
             return result["path"]
-        if self.on_error == "stop":  # (this rank's alone: no other rank is asked, as detach is local)
+        if self.on_error == "stop" and not after_error:  # (this rank's alone: detach is local)
             raise ck.CheckpointError(f"{result['error']} (checkpoint.on_error = \"stop\"; set it to "
                                      f"\"continue\" to train on without checkpoints)")
         self.log.warning("checkpoint failed (checkpoint.on_error = \"continue\"): %s", result["error"])
