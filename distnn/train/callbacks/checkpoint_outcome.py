@@ -87,7 +87,8 @@ class CheckpointOutcome:
         if self.on_error == "stop" and not after_error:  # (this rank's alone: detach is local)
             raise ck.CheckpointError(f"{result['error']} (checkpoint.on_error = \"stop\"; set it to "
                                      f"\"continue\" to train on without checkpoints)")
-        self.log.warning("checkpoint failed (checkpoint.on_error = \"continue\"): %s", result["error"])
+        self.log.warning("checkpoint failed (%s): %s", "after training ended on an error" if after_error
+                         else "checkpoint.on_error = \"continue\"", result["error"])
         return None
 
     def _join_pending(self):

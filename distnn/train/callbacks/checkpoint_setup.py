@@ -157,7 +157,8 @@ def detach(trainer) -> None:
     checkpoints written stay on disk. A checkpoint still being written in the background (``async_save``)
     is waited for first, so it is complete and ``latest`` when detach returns; if that write failed, detach
     raises :class:`~distnn.train.checkpoint.CheckpointError` on the rank that wrote it (rank 0) with
-    ``checkpoint.on_error = "stop"`` (after undoing the rest) and warns with ``"continue"``. After a fit that ended in
+    ``checkpoint.on_error = "stop"`` (after undoing the rest) and warns with ``"continue"`` (or when the fit
+    it was of raised: its error stays the one the caller sees). After a fit that ended in
     :class:`~distnn.train.preemption.Preempted` the signals stay ignored (the process is to exit).
 
     (A function beside ``attach``, not a method of what attach returns: with ``checkpoint.enabled = false``
