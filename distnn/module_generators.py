@@ -6,7 +6,9 @@ that holds a generator, by module path; :func:`set_module_generator_states` puts
 what :func:`generator_state` gives for the layer's generator:
 
 - a ``numpy.random.Generator`` (``distnn.Generator`` included, on any bit generator): its bit generator's
-  state dict, as numpy gives it (the format every checkpoint has used for these);
+  state dict, as numpy gives it (the format every checkpoint has used for these); a ``distnn.Generator``'s
+  also holds its ``initial_seed()`` under ``"initial_seed"`` (a resumed run's is the uninterrupted run's:
+  a state saved before it was kept, without that key, leaves the generator's own seed as it is);
 - a generator whose class defines ``draw_state()``/``set_draw_state()`` (the protocol
   :func:`distnn.random.draw_point` rewinds with; :class:`~distnn.data.batch_random.BatchShareGenerator`,
   whose dropout masks are counter-based): ``{"kind": <class name>, "draw_state": <its draw_state()>}``.
@@ -22,8 +24,11 @@ import warnings
 
 import numpy as np
 
-__all__ = ["module_generator_states", "set_module_generator_states", "generator_state", "set_generator_state"]
+__all__ = ["module_generator_states", "set_module_generator_states", "generator_state", "set_generator_state",
+           "per_rank_layers"]
 
+#: the key of a distnn.Generator's initial_seed() beside its bit generator's state
+SEED_KEY = "initial_seed"
 _INSTANCE_ONLY: dict = {}  # module class -> whether a "generator" attribute can only be an instance attribute
 _WARNED: set = set()  # generator classes already warned about (module_generator_states runs at every save)
 
@@ -52,7 +57,8 @@ def generator_state(g):
     """``g``'s state as a checkpoint stores it (see the module docstring); :func:`set_generator_state` puts
     it back. Raises TypeError for a generator of another kind."""
     if isinstance(g, np.random.Generator):
-        return g.bit_generator.state
+        seed = _initial_seed_of(g)
+        return g.bit_generator.state if seed is None else {**g.bit_generator.state, SEED_KEY: seed}
     if _has_draw_state(g):
         return {"kind": type(g).__name__, "draw_state": g.draw_state()}
     raise TypeError(f"cannot save the state of a {type(g).__name__}: a layer's generator must be a "
@@ -67,11 +73,14 @@ def set_generator_state(g, state, where: str = "generator") -> None:
         if not saved_numpy:
             raise ValueError(f"{where}: the checkpoint holds the state of a {_kind(state)}, but the generator is a "
                              f"numpy.random.Generator ({type(g.bit_generator).__name__})")
+        bit_state = {k: v for k, v in state.items() if k != SEED_KEY}
         try:
-            g.bit_generator.state = state
+            g.bit_generator.state = bit_state
         except (ValueError, TypeError, KeyError) as e:  # (another bit generator: numpy names it)
             raise ValueError(f"{where}: the checkpoint's generator state does not fit its "
                              f"{type(g.bit_generator).__name__} generator: {e}") from None
+        if SEED_KEY in state and _initial_seed_of(g) is not None:  # (a plain numpy Generator has none to set)
+            g._initial_seed = int(state[SEED_KEY])
         return
     if _has_draw_state(g):
         if saved_numpy or not isinstance(state, dict) or state.get("kind") != type(g).__name__:
@@ -80,6 +89,33 @@ def set_generator_state(g, state, where: str = "generator") -> None:
         g.set_draw_state(state["draw_state"])
         return
     raise TypeError(f"{where}: cannot restore the state of a {type(g).__name__} (see generator_state)")
+
+
+def per_rank_layers(model, saved: list) -> list[str]:
+    """The layers whose generators a resume on another number of ranks cannot continue exactly, by module path.
+
+    ``saved``: each saved rank's :func:`module_generator_states`. A generator's draws are per rank unless
+    its class says otherwise with ``continues_on_any_world(draw_states)`` (a static method given every
+    saved rank's ``draw_state()``; :class:`~distnn.data.batch_random.BatchShareGenerator`'s counter-based
+    masks: see its method) and every saved rank holds such a state for the layer."""
+    out = []
+    for name, m in model.named_modules():
+        g = _generator_of(m)
+        if g is None or not _checkpointable(g):
+            continue
+        check = getattr(type(g), "continues_on_any_world", None) if _has_draw_state(g) else None
+        states = [s.get(name) for s in saved]
+        if check is None or not all(isinstance(st, dict) and st.get("kind") == type(g).__name__ for st in states) \
+                or not check([st["draw_state"] for st in states]):
+            out.append(name)
+    return out
+
+
+def _initial_seed_of(g):
+    """A ``distnn.Generator``'s ``initial_seed()``; None for any other numpy generator (numpy keeps no seed)."""
+    from distnn.generator import Generator
+
+    return g.initial_seed() if isinstance(g, Generator) else None
 
 
 def _kind(state) -> str:

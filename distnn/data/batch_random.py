@@ -200,6 +200,23 @@ class BatchShareGenerator:
             else:
                 getattr(self, name).bit_generator.state = saved
 
+    @staticmethod
+    def continues_on_any_world(draw_states) -> bool:
+        """Whether a run on another number of ranks continues exactly the draws of one whose ranks' generators
+        stood at ``draw_states`` (each saved rank's :meth:`draw_state`, as a checkpoint holds them).
+
+        Yes when they agree on what is the same on every rank and hold nothing per rank: the mask counter
+        (the masks of a sample are keyed by (counter, position in the global batch), whichever rank draws
+        them), the shared draws' generator (every rank draws the whole global batch from it) and no
+        by-rows generator (a stream of one rank's rows: made once a mask's batch axis was not the rows,
+        a short last batch, its draws depend on how the batch was split). A resumed rank then takes any
+        saved rank's state (:func:`distnn.train.callbacks.resume.restore_trainer`: its own, or rank 0's)
+        and draws what the uninterrupted run draws for the same samples.
+        """
+        states = [tuple(s) for s in draw_states]
+        return bool(states) and all(s[0] == states[0][0] and s[1] == states[0][1] and s[2] is None
+                                    for s in states)
+
     def _shared(self, method, size, *args, **kwargs):
         shape = (size,) if isinstance(size, (int, np.integer)) else size
         if shape is None or len(shape) == 0 or shape[0] != len(self.rows):

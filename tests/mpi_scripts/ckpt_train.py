@@ -50,6 +50,8 @@ def main():
     p.add_argument("--noise", type=float, default=0.1)
     p.add_argument("--subset", type=int, default=400)
     p.add_argument("--batch", type=int, default=40)
+    p.add_argument("--share-dropout", action="store_true",
+                   help="the dropout layer draws from a BatchShareGenerator of its own (counter-based masks)")
     p.add_argument("--final", default=None)
     p.add_argument("--precision", default="32")
     p.add_argument("--powersgd-start", type=int, default=None,
@@ -70,6 +72,11 @@ def main():
     train_tf, eval_tf = build_transforms(splits, {"noise": a.noise} if a.noise else None)
     distnn.manual_seed(0)
     model = build_model("mlp", hidden_sizes=[32], dropout=a.dropout, input_shape=splits.input_shape, num_classes=10)
+    if a.share_dropout:  # this rank's places in each global batch: the masks of a sample on any number of ranks
+        from distnn.data.batch_random import BatchShareGenerator
+
+        drop = next(m for m in model.modules() if isinstance(m, distnn.nn.Dropout))
+        drop.generator = BatchShareGenerator([5, 7], a.batch, np.arange(comm.rank, a.batch, comm.size))
     opt = Adam(model.parameters(), lr=3e-3)
     warm = LRSchedulerCallback(LinearWarmup(opt, warmup_steps=5), interval="step")
     ddp_kwargs = None

@@ -133,6 +133,7 @@ class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, Epo
         self.resumed_from: tuple[str, int] | None = None
         self.timings: list[float] = []   # seconds each save held training up (rank 0's view)
         self._pending = None             # async: the write in flight (_Job) on rank 0, True elsewhere
+        self._joined_on_exception = None  # the _pending that a fit's on_exception waited for
         self._writes = 0                 # background writes started (the same count on every rank)
         self._submitted_at = 0           # the global step of the write in flight
         self._best_before = (None, None)  # (best, best_name) before the save in flight
@@ -262,6 +263,8 @@ class ModelCheckpoint(CheckpointSchedule, BestCheckpoint, CheckpointWriting, Epo
         """Training ends on an error: finish rank 0's write in flight (it may use the spare), drop the spare."""
         if trainer.is_main:
             self._join_pending()  # local: the write's outcome is not agreed, but its checkpoint is whole
+        # (a detach after this fit warns of its failure, and raises nothing in place of the error training ended on)
+        self._joined_on_exception = self._pending
         ck.remove_spares(self._spares)
 
     # ------------------------------------------------------------------ saving

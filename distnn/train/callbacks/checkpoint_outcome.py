@@ -60,6 +60,37 @@ class CheckpointOutcome:
         self._pending = None
         return self._agree(trainer, result)
 
+    def finish_local(self, trainer):
+        """Local: wait for this rank's background write in flight, then act on its outcome here alone.
+
+        For :func:`~.checkpoint_setup.detach`, which is not collective: rank 0 (the one rank with a write in
+        flight) waits for it, so its checkpoint is whole and ``latest`` names it before the caller goes on
+        (exits, reads the run directory), then acts on it as a fit's end does (``on_error="stop"``: raises
+        :class:`~distnn.train.checkpoint.CheckpointError`; ``"continue"``: warns). The other ranks have
+        nothing in flight and forget the write's marker. Idempotent: a write is finished once. A write a fit
+        that raised waited for already (``on_exception``) is only warned about if it failed: the fit's error is
+        the one the caller has (a ``finally: detach(trainer)`` must not replace it).
+        """
+        if self._pending is None:
+            return None
+        after_error = self._pending is self._joined_on_exception
+        result = self._join_pending()
+        self._clear_flags(trainer, (step_guard.WRITE_DONE_FLAG,))
+        self._pending = None
+        if result is None:
+            return None
+        result = self._count(trainer, result)
+        if result["ok"]:
+            if not result.get("logged"):
+                self._log_saved(result)
+            return result["path"]
+        if self.on_error == "stop" and not after_error:  # (this rank's alone: detach is local)
+            raise ck.CheckpointError(f"{result['error']} (checkpoint.on_error = \"stop\"; set it to "
+                                     f"\"continue\" to train on without checkpoints)")
+        self.log.warning("checkpoint failed (%s): %s", "after training ended on an error" if after_error
+                         else "checkpoint.on_error = \"continue\"", result["error"])
+        return None
+
     def _join_pending(self):
         """Rank 0: the result of the background write in flight (None when there is none)."""
         if not isinstance(self._pending, Job):

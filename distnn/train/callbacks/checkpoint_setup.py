@@ -154,14 +154,28 @@ def detach(trainer) -> None:
     (``trainer.step_guard`` is None), and the callbacks attach added (the checkpoint callback, the guard,
     :class:`~distnn.train.step_guard.StopWithoutCheckpoint`) are taken out of ``trainer.callbacks``: a later
     ``fit`` trains without checkpointing or the signal handler. What a resume loaded stays loaded, and the
-    checkpoints written stay on disk. After a fit that ended in
+    checkpoints written stay on disk. A checkpoint still being written in the background (``async_save``)
+    is waited for first, so it is complete and ``latest`` when detach returns; if that write failed, detach
+    raises :class:`~distnn.train.checkpoint.CheckpointError` on the rank that wrote it (rank 0) with
+    ``checkpoint.on_error = "stop"`` (after undoing the rest) and warns with ``"continue"`` (or when the fit
+    it was of raised: its error stays the one the caller sees). After a fit that ended in
     :class:`~distnn.train.preemption.Preempted` the signals stay ignored (the process is to exit).
 
     (A function beside ``attach``, not a method of what attach returns: with ``checkpoint.enabled = false``
     attach returns None and still installs the handler and the guard.)
     """
-    for attachment in reversed(trainer.__dict__.pop("_checkpoint_attachments", None) or ()):
-        attachment.undo(trainer)
+    attachments = list(reversed(trainer.__dict__.pop("_checkpoint_attachments", None) or ()))
+    try:
+        # Each write in flight first (async_save: a save handed to the background writer outside a fit, or
+        # one a fit's end did not settle), while the training handler still holds the signals: the caller
+        # that detaches and exits or reads the run directory finds its checkpoint whole and pointed at.
+        for attachment in attachments:
+            for cb in attachment.callbacks:
+                if isinstance(cb, ModelCheckpoint):
+                    cb.finish_local(trainer)
+    finally:
+        for attachment in attachments:
+            attachment.undo(trainer)
 
 
 def _outside(directory: str, run_dir: str) -> bool:

@@ -11,14 +11,19 @@ per sample (their generators belong to the global batch, not to a rank), so
 they continue exactly and the run agrees with the uninterrupted one to
 summation order. What still draws per rank (layers given their own
 generator, user code drawing from ``distnn.random``) cannot continue exactly:
-rank ``r`` restores rank ``r``'s streams where they were saved, new ranks
-start fresh ones from (seed, rank, step), and a warning says so.
+rank ``r`` restores rank ``r``'s streams where they were saved; new ranks
+start fresh ``distnn.random`` streams from (seed, rank, step) and take rank
+0's layer generators; a warning says so. A layer given a counter-based
+:class:`~distnn.data.batch_random.BatchShareGenerator` draws per sample, not
+per rank: its masks continue exactly, and it is not warned about (unless it
+drew by rows: see its ``continues_on_any_world``).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from distnn import random as dn_random
+from distnn.module_generators import per_rank_layers
 
 from .. import checkpoint as ck
 from ..logging_utils import get_logger
@@ -49,7 +54,9 @@ def restore_trainer(trainer, state: dict, manifest: dict, log=None) -> None:
                                   "ranks": [rk.get("data_parallel") for rk in ranks]}
     trainer.load_state_dict(state)  # DataParallel's state too, applied once fit builds the wrapper
     r, world = trainer.rank, trainer.world
-    if ranks and r < len(ranks):  # this rank's own generators (the layers' too), where that rank was saved
+    # this rank's own generators (the layers' too), where that rank was saved; a rank beyond the saved ones
+    # keeps the layers' generators at rank 0's states, which load_state_dict put back
+    if ranks and r < len(ranks):
         dn_random.set_module_generator_states(trainer.model, ranks[r].get("module_rng", {}))
     if ranks and r < len(ranks) and ranks[r].get("replica") and getattr(trainer, "own_replicas", False):
         trainer.load_replica_state(ranks[r]["replica"])  # (data_parallel=False: this rank's own weights)
@@ -71,9 +78,11 @@ def restore_trainer(trainer, state: dict, manifest: dict, log=None) -> None:
         if trainer.is_main:
             log.info("resuming a %d-rank checkpoint on %d rank(s): same global batch (%d) and sample position",
                      saved_world, world, trainer.batch_size)
-            own = sorted(dn_random.module_generator_states(trainer.model))
+            # (a BatchShareGenerator's masks are keyed by the sample's place in the global batch: they go on
+            # exactly on any number of ranks, from any saved rank's counter; see per_rank_layers)
+            own = sorted(per_rank_layers(trainer.model, [rk.get("module_rng", {}) for rk in ranks]))
             if own:
-                fresh = (f"ranks >= {saved_world} start fresh streams" if world > saved_world
+                fresh = (f"ranks >= {saved_world} continue rank 0's streams" if world > saved_world
                          else f"the streams of ranks >= {world} are not continued")
                 log.warning("layers with their own random generator (%s) draw per rank: %s, so their draws "
                             "differ from the uninterrupted run", ", ".join(own), fresh)
