@@ -35,15 +35,41 @@ from __future__ import annotations
 from .sync_failures import agree_on_failure
 
 STAGE = "the training loop (before the step's forward)"
+TRAIN_STEP_STAGE = "the training step (before its gradient exchange)"
 
 
-def fail_step(dp, exc: BaseException) -> None:
-    """End ``dp``'s current step on every rank because this rank's loop raised ``exc`` before its forward (see the
-    module docstring). Raises the error every rank raises (from ``exc``)."""
+def fail_step(dp, exc: BaseException, stage: str | None = None) -> None:
+    """End ``dp``'s current step on every rank because this rank's loop raised ``exc`` before its forward, or
+    (``stage``, the error's words for where) elsewhere before the step's exchange (see the module docstring). Raises
+    the error every rank raises (from ``exc``)."""
     if not isinstance(exc, BaseException):
         raise TypeError(f"DataParallel.fail_step() takes the exception the step failed with, got "
                         f"{type(exc).__name__}")
     if dp.comm.size == 1 or not isinstance(exc, Exception):
         raise exc  # (nothing waits for this rank; a KeyboardInterrupt ends the process, and the job with it)
     dp._micro_forwards, dp._micro_last = [], 0  # (this step's micro-batches: the exchange drops what they did)
-    agree_on_failure(dp, exc, STAGE)
+    dp._stale_grads = False  # (a micro-batch's partial gradients: dropped with the step's, no refusal of their own)
+    agree_on_failure(dp, exc, stage or STAGE)
+
+
+def step_failed(dp, exc: Exception, syncs: int) -> None:
+    """A training step of ``dp`` raised ``exc`` on this rank (``syncs``: ``dp.num_syncs`` when the step began). When
+    the step's exchange is still to come, the others wait for this rank there (or in a SyncBatchNorm round of the
+    step): end the step on every rank with :func:`fail_step` (raises the agreed error). Returns, for the caller to
+    raise ``exc``, when no rank waits for this one: the exchange was made (an error after it), the error is agreed
+    on every rank already (DataParallel's own), or it came from a collective (which ends the job its own way)."""
+    from .comm_base import CollectiveError
+
+    if dp.comm.size == 1 or dp.num_syncs != syncs or dp._in_sync or hasattr(exc, "report") \
+            or getattr(exc, "from_rounds", False) or isinstance(exc, CollectiveError):
+        return
+    fail_step(dp, exc, TRAIN_STEP_STAGE)
+
+
+def join_failed_step(dp, exc: Exception, stage: str) -> None:
+    """A SyncBatchNorm round of ``dp``'s ``no_sync()`` micro-batch (``stage``: its forward or backward) was closed by
+    a rank whose step failed and went to its exchange (``exc``, :class:`~.sync_batchnorm_rounds.StepEndedElsewhere`:
+    its ``fail_step``): this rank's step is over too, so it joins that exchange now, with zeros and no note of its
+    own, and raises the error every rank raises (the failing rank's). Its loop goes on with the next step."""
+    dp._micro_forwards, dp._micro_last = [], 0  # (the exchange drops this step's micro-batches, as fail_step's does)
+    agree_on_failure(dp, exc, stage)
