@@ -13,8 +13,8 @@ Cases (rank 1's loading raises at step 1, before the forward):
   next step: one micro-batch per step ("plain"), gradient accumulation under ``no_sync()`` ("accumulate"), a model
   with SyncBatchNorm, whose forward round the others wait in ("syncbn"), and both: the others wait in a round of a
   ``no_sync()`` micro-batch, the first ("accumulate_syncbn") or the second ("accumulate_syncbn_later"), and join
-  rank 1's exchange from there (they waited until the collective timeout before). Oracles: every rank's one error names rank 1
-  and its cause, parameters bitwise equal across ranks and equal (rtol 1e-12) to a run where every rank skips step 1;
+  rank 1's exchange from there (they waited until the collective timeout before). Oracles: every rank's one error
+  names rank 1 and its cause, parameters bitwise equal across ranks and equal (rtol 1e-12) to a run where every rank skips step 1;
 * the Trainer on a map-style dataset whose sample raises on rank 1: every rank's ``fit`` raises the same ValueError
   naming rank 1's cause.
 
