@@ -22,3 +22,17 @@ def short_timeout_communicator(seconds: float):
             os.environ.pop("DISTNN_COLLECTIVE_TIMEOUT", None)
         else:
             os.environ["DISTNN_COLLECTIVE_TIMEOUT"] = previous
+
+
+def short_timeout_fixture(seconds: float):
+    """A module-scoped pytest fixture of :func:`short_timeout_communicator` (``seconds``): a communicator of every MPI
+    rank whose collectives time out after ``seconds`` (the job ends with the report), so a rank left waiting fails
+    the test there. Bind it to the name the tests ask for: ``short_timeout_comm = short_timeout_fixture(20.0)``."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def short_timeout_comm():
+        with short_timeout_communicator(seconds) as comm:
+            yield comm
+
+    return short_timeout_comm

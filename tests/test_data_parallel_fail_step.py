@@ -11,8 +11,10 @@ Cases (rank 1's loading raises at step 1, before the forward):
 
 * a user loop that catches the error, calls ``dp.fail_step(e)`` (which raises the agreed error), and goes on with the
   next step: one micro-batch per step ("plain"), gradient accumulation under ``no_sync()`` ("accumulate"), a model
-  with SyncBatchNorm, whose forward round the others wait in ("syncbn"). Oracles: every rank's one error names rank 1
-  and its cause, parameters bitwise equal across ranks and equal (rtol 1e-12) to a run where every rank skips step 1;
+  with SyncBatchNorm, whose forward round the others wait in ("syncbn"), and both: the others wait in a round of a
+  ``no_sync()`` micro-batch, the first ("accumulate_syncbn") or the second ("accumulate_syncbn_later"), and join
+  rank 1's exchange from there (they waited until the collective timeout before). Oracles: every rank's one error
+  names rank 1 and its cause, parameters bitwise equal across ranks and equal (rtol 1e-12) to a run where every rank skips step 1;
 * the Trainer on a map-style dataset whose sample raises on rank 1: every rank's ``fit`` raises the same ValueError
   naming rank 1's cause.
 
@@ -31,12 +33,15 @@ import distnn.nn as nn
 from distnn.backend import to_numpy
 from distnn.distributed import DataParallel, SyncBatchNorm, simulate
 from distnn.optim import SGD
-from short_timeout_comm import short_timeout_communicator
+from short_timeout_comm import short_timeout_fixture
 
 pytestmark = pytest.mark.timeout(300)
 
 STEPS, FAILS_AT = 3, 1
-CASES = {"plain": (1, False), "accumulate": (3, False), "syncbn": (1, True)}  # case: (micro-batches, SyncBatchNorm)
+# case: (micro-batches, SyncBatchNorm, the micro-batch whose loading raises); with both, the others wait in that
+# micro-batch's SyncBatchNorm forward round under no_sync() (at its first, or after one accumulated)
+CASES = {"plain": (1, False, 0), "accumulate": (3, False, 0), "syncbn": (1, True, 0),
+         "accumulate_syncbn": (3, True, 0), "accumulate_syncbn_later": (3, True, 1)}
 AGREED = "DataParallel: the training loop (before the step's forward) raised on rank 1: ValueError: bad batch 1"
 TIMEOUT_S = 20.0
 
@@ -52,8 +57,8 @@ class _Net(nn.Module):
         return self.fc2(F.tanh(self.bn(h) if self.bn is not None else h))
 
 
-def _load(comm, step, micro, fault):
-    if fault and step == FAILS_AT and comm.rank == 1:
+def _load(comm, step, micro, fault, fail_micro=0):
+    if fault and step == FAILS_AT and micro == fail_micro and comm.rank == 1:
         raise ValueError(f"bad batch {step}")
     rng = np.random.default_rng(1000 * step + 10 * micro + comm.rank)
     n = 2 + micro + 3 * comm.rank
@@ -63,7 +68,7 @@ def _load(comm, step, micro, fault):
 def train(comm, case, fault=True, skip_step=None):
     """STEPS steps; rank 1's loading of step FAILS_AT's first batch raises (``fault``), or every rank leaves out step
     ``skip_step``. Returns (errors as (step, type, message), parameters)."""
-    micros, syncbn = CASES[case]
+    micros, syncbn, fail_micro = CASES[case]
     distnn.manual_seed(0)
     model = _Net(comm, syncbn)
     dp = DataParallel(model, comm, bucket_mb=1e-6)
@@ -76,7 +81,7 @@ def train(comm, case, fault=True, skip_step=None):
         try:
             for micro in range(micros):
                 try:
-                    x, y = _load(comm, step, micro, fault)
+                    x, y = _load(comm, step, micro, fault, fail_micro)
                 except ValueError as e:
                     dp.fail_step(e)  # raises the error every rank raises
                 with dp.no_sync() if micro < micros - 1 else contextlib.nullcontext():
@@ -168,12 +173,7 @@ def test_simulated_trainer_ranks_raise_the_loading_error(size):
     assert simulate(size, fit, fault=False) == [None] * size
 
 
-@pytest.fixture(scope="module")
-def short_timeout_comm():
-    """A communicator of every MPI rank whose collectives time out after TIMEOUT_S (the job ends with the
-    report): a rank left waiting fails the test there."""
-    with short_timeout_communicator(TIMEOUT_S) as comm:
-        yield comm
+short_timeout_comm = short_timeout_fixture(TIMEOUT_S)  # (a rank left waiting fails the test)
 
 
 @pytest.mark.mpi(min_size=2)

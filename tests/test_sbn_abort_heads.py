@@ -39,7 +39,7 @@ import distnn.functional as F
 from distnn.backend import to_numpy
 from distnn.distributed import DataParallel, SyncBatchNorm, simulate
 from distnn.optim import SGD
-from short_timeout_comm import short_timeout_communicator
+from short_timeout_comm import short_timeout_fixture
 from test_sbn_abort_stale_layers import _batch, _leave_stale_model, _Net
 
 pytestmark = pytest.mark.timeout(300)
@@ -144,12 +144,7 @@ def test_the_references_differ():
                                        ["fc1.weight"], rtol=1e-6), (case, ref)
 
 
-@pytest.fixture(scope="module")
-def short_timeout_comm():
-    """A communicator of every MPI rank whose collectives time out after TIMEOUT_S (the job ends with the
-    report): a rank left waiting fails the test there."""
-    with short_timeout_communicator(TIMEOUT_S) as comm:
-        yield comm
+short_timeout_comm = short_timeout_fixture(TIMEOUT_S)  # (a rank left waiting fails the test)
 
 
 @pytest.mark.mpi(min_size=2)

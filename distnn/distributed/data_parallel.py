@@ -72,9 +72,9 @@ A step that fails BEFORE its backward on some ranks, the error caught by the loo
 pre-hook of the model or of the wrapper, the loss, a ``KeyboardInterrupt``), ends on every rank alike too, never
 paired with another step (:mod:`.sync_abandoned`), also while the other ranks wait in SyncBatchNorm's collectives
 (:mod:`.sync_batchnorm_rounds`; under :meth:`no_sync` too: :mod:`.sync_micro_batch`). An error before the forward
-in the loop's own code: :meth:`fail_step` (:mod:`.sync_loop_failure`). Not covered: several live
-DataParallels on one communicator with SyncBatchNorm layers on it (a round ended by one's failing step sends a
-rank to the newest one's exchange), and a SyncBatchNorm outside the model on a communicator no DataParallel is on.
+in the loop's own code: :meth:`fail_step` (:mod:`.sync_loop_failure`, under :meth:`no_sync` too). Not covered:
+several live DataParallels on one communicator with SyncBatchNorm layers on it (a round ended by one's failing step
+sends a rank to the newest one's exchange), and a SyncBatchNorm outside the model on a communicator no DP is on.
 
 Use :meth:`no_sync` for all but the last micro-batch of gradient accumulation. A trainer that may skip
 backward on some rank (an empty micro-batch) calls :meth:`finish_gradient_synchronization` before the optimizer

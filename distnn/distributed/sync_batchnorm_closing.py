@@ -159,6 +159,10 @@ def raise_in_step(h, exc, stage: str) -> None:
     base = h.base() if h.base is not None else None
     ref = _wrappers.get(base) if base is not None else None
     dp = ref() if ref is not None else None
+    if dp is not None and not dp._require_sync and getattr(exc, "agreed_elsewhere", False) and not dp._in_sync:
+        from .sync_loop_failure import join_failed_step
+
+        join_failed_step(dp, exc, stage)  # (a rank's failed step is in its exchange: join it; raises the agreed error)
     if dp is None or _watched(dp) or not dp._require_sync:
         raise exc
     from .sync_failures import agree_on_failure

@@ -70,16 +70,17 @@ class FinishSync:
                 self._synced_since_finish = self._finishing = False
         self._synced_since_finish = False
 
-    def fail_step(self, exc: BaseException) -> None:
+    def fail_step(self, exc: BaseException, stage: str | None = None) -> None:
         """This rank's step failed with ``exc`` before its forward, in the loop's own code (loading or transforming
         its batch): end the step on every rank. Call it in the loop's ``except``, before the step's synchronizing
         backward; the loop then goes on with its next step. Collective in effect: this rank makes the step's
         gradient exchange now, with zeros and a note, and every rank raises the same error naming ``exc`` and this
         rank (the others from their backward): raised here too, from ``exc``. Gradients of the step are dropped on
-        every rank. With one rank, ``exc`` itself is raised. See :mod:`.sync_loop_failure`."""
+        every rank. With one rank, ``exc`` itself is raised. ``stage``: where the step failed, in the error's words
+        (default "the training loop (before the step's forward)"). See :mod:`.sync_loop_failure`."""
         from .sync_loop_failure import fail_step
 
-        fail_step(self, exc)
+        fail_step(self, exc, stage)
 
     _reset_latched = False  # the gradients were reset since the last synchronization, before a no_sync() backward
 

@@ -338,6 +338,16 @@ class Trainer(TrainStepMixin, StepObjectiveMixin, TrainerStateMixin, EvaluationM
             raise exc
         self.ddp.fail_step(exc)
 
+    def _step_failed(self, exc: Exception, syncs: int) -> None:
+        """``train_step`` raised ``exc`` on this rank: before the step's gradient exchange (in the forward or loss of
+        one micro-batch, the trainer's own code) the others wait for this rank there, so the step ends on every rank
+        with ``exc`` named (:func:`~distnn.distributed.sync_loop_failure.step_failed`); after it, or an error every
+        rank raised already, it is raised as it is."""
+        if self.ddp is not None:
+            from distnn.distributed.sync_loop_failure import step_failed
+
+            step_failed(self.ddp, exc, syncs)  # (raises the agreed error when the others wait for this rank)
+
     def train_epoch(self) -> dict:
         """One pass over this rank's shard; returns the epoch's (all-rank) training metrics."""
         self.model.train()
@@ -357,8 +367,12 @@ class Trainer(TrainStepMixin, StepObjectiveMixin, TrainerStateMixin, EvaluationM
             if self.max_steps is not None and self.state.global_step >= self.max_steps:
                 break  # the same step count on every rank: no collective needed
             self._batch_drawn = (self.state.epoch, self.loader.batch_index - 1, len(yb))
+            syncs = self.ddp.num_syncs if self.ddp is not None else 0
             try:
                 loss, n = self.train_step(xb, yb, valid)
+            except Exception as exc:  # (before the step's exchange: the others wait in it, told why)
+                self._step_failed(exc, syncs)
+                raise
             finally:
                 self._batch_drawn = None
             self.state.batch_in_epoch = step + 1
