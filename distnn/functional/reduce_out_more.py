@@ -18,7 +18,9 @@ had elements; an ``out`` of that shape keeps its strides) and ``out`` itself ret
   the input's dtype (PyTorch's full reduction, which refuses float16 into another dtype) and cast into ``out``;
   any other in ``out``'s dtype, the input cast first, where a complex ``out`` has no kernel
   (``"std_cpu" not implemented for 'ComplexFloat'``, ``var`` too). An expanded ``out`` of the result's shape is
-  refused (PyTorch's kernel folds the dims it repeats into the reduction, as ``sum``'s; not done here);
+  written as PyTorch's kernel writes it: the dims it repeats (stride 0) are folded into the reduction, each
+  location the spread of all the elements written there (``var(x, 1, out=zeros(1).expand(3))`` is ``var(x)``
+  three times), ``out`` keeping its strides; other overlapping ``out`` tensors are refused;
 * ``logsumexp``: ``out`` floating or complex (``logsumexp(): Expected floating point type for result tensor, but
   got: Long``); as PyTorch's ``logsumexp_out``, the max and ``exp`` in the input's dtype (float32 for an integer
   input), their sum in ``out``'s dtype (``sum_out``), the ``log`` and the max added back there;
@@ -31,6 +33,7 @@ had elements; an ``out`` of that shape keeps its strides) and ``out`` itself ret
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -108,15 +111,37 @@ def nanmean_into_out(nansum, a, out, axes, keepdim, dtype) -> Tensor:
     return out
 
 
-def spread_into_out(name: str, compute, a, out, dim) -> Tensor:
+def spread_into_out(name: str, compute, a, out, dim, folded=None) -> Tensor:
     """``compute(a)`` (``std`` or ``var``, run without recording) cast into ``out``, which is returned. As PyTorch's
     ``std_var_out``: a result of one element is its full reduction's (the input's dtype, float16 refused); any
-    other is computed on the input cast to ``out``'s (real) dtype."""
+    other is computed on the input cast to ``out``'s (real) dtype. ``folded(x, repeated)``: the values for an
+    expanded ``out`` of the result's shape, its repeated dims folded into the reduction (see the module
+    docstring)."""
     _refuse_non_tensor_out(name, out, dim, _SPREAD_SIGNATURES, 2 if dim is None else None)
     refuse_grad_with_out(name, out, a)
     data = unwrap(a)
     if data.dtype.kind not in "fc":
         raise RuntimeError("std and var only support floating point and complex dtypes")
+    # (the reduction's warnings, "degrees of freedom is <= 0", held: PyTorch's kernel gives them after out's resize,
+    # and none where it folds dims into the reduction that leave enough elements)
+    with warnings.catch_warnings(record=True) as held:
+        warnings.simplefilter("always")
+        result, data = _spread(compute, a, data, out)
+    repeated = _repeated_dims(out, result.shape) if folded is not None else ()
+    if repeated:
+        with no_grad():
+            values = folded(Tensor(data), repeated)
+        values = values.real if values.dtype.kind == "c" else values
+        result = get_array_module(values).broadcast_to(values, result.shape)
+    write_into_out(out, result, shared="last" if repeated else None)  # (each location's values are one value)
+    for caught in () if repeated else held:
+        warnings.warn_explicit(caught.message, caught.category, caught.filename, caught.lineno)
+    return out
+
+
+def _spread(compute, a, data, out):
+    """``(result, input)``: ``compute``'s result as ``spread_into_out`` writes it, after its dtype checks, and the
+    input it was computed on (``data``, or it cast to ``out``'s dtype)."""
     with no_grad():
         result = unwrap(compute(a))
     if data.dtype.kind == "c":  # (the spread of complex values is real)
@@ -128,10 +153,19 @@ def spread_into_out(name: str, compute, a, out, dim) -> Tensor:
     elif out.dtype.kind == "c":
         raise NotImplementedError(f"\"std_cpu\" not implemented for '{torch_dtype_name(out.dtype)}'")
     elif data.dtype.kind == "f" and out.dtype != data.dtype:
+        data = data.astype(out.dtype)
         with no_grad():
-            result = unwrap(compute(Tensor(data.astype(out.dtype))))
-    write_into_out(out, result)
-    return out
+            result = unwrap(compute(Tensor(data)))
+    return result, data
+
+
+def _repeated_dims(out, shape) -> tuple:
+    """The dims along which ``out``, of the result's ``shape``, repeats one memory location (an expanded tensor's
+    stride 0, over more than one element): none where ``out`` will be resized."""
+    if tuple(out.shape) != tuple(shape):
+        return ()
+    return tuple(i for i, (size, stride) in enumerate(zip(out.data.shape, out.data.strides)) if size > 1
+                 and stride == 0)
 
 
 def logsumexp_into_out(a, out, axes, keepdim) -> Tensor:
