@@ -137,3 +137,77 @@ def test_std_var_expanded_out_resized_keeps_the_degrees_of_freedom_warning(op):
     program = _spread_program(op, "row", dict(dim=0), (1,), (3,))
     ours, ref = outcome(program, distnn), outcome(program, torch)
     assert ours == ref and len(ref[1]) == 2
+
+
+# ---------------------------------------------------------------- 4. norm(x, 'nuc', out=) while recording
+_M = np.random.default_rng(4).standard_normal((2, 3, 4))
+
+
+def _nuclear_program(out_shape, dim=None, keepdim=False, batch=True, dtype="float64"):
+    """The nuclear norm into ``out`` (recorded), then backward through ``out``: values, ``out``'s state and the
+    input's gradient."""
+    def program(L):
+        x = L.tensor(_M if batch else _M[0], dtype=getattr(L, dtype), requires_grad=True)
+        out = L.zeros(out_shape, dtype=getattr(L, dtype))
+        kwargs = {} if dim is None else {"dim": dim}
+        r = L.norm(x, "nuc", keepdim=keepdim, out=out, **kwargs)
+        state = (r is out, tuple(out.shape), out.requires_grad, out.is_leaf, out.grad_fn.name())
+        (r * L.tensor(np.arange(1.0, 1.0 + r.numel()).reshape(r.shape), dtype=getattr(L, dtype))).sum().backward()
+        return state, values(r), values(x.grad)
+    return program
+
+
+def _assert_norms_match(program, rtol):
+    (ours, our_warnings), (ref, ref_warnings) = outcome(program, distnn), outcome(program, torch)
+    assert ours[0] == ref[0] == "ok" and our_warnings == ref_warnings
+    assert ours[1][0] == ref[1][0]
+    np.testing.assert_allclose(ours[1][1], ref[1][1], rtol=rtol)
+    np.testing.assert_allclose(ours[1][2], ref[1][2], rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("out_shape, dim, keepdim, batch", [
+    ((), None, False, False),
+    ((), (0, 1), False, False),
+    ((1, 1), None, True, False),
+    ((2,), (1, 2), False, True),
+    ((3,), (0, 2), False, True),
+    ((5,), (1, 2), False, True),  # (resized, PyTorch's warning)
+    ((2, 1, 1), (1, 2), True, True),
+    ((0,), (-2, -1), False, True),
+])
+def test_nuclear_norm_into_out_while_recording_is_copied_as_torchs(out_shape, dim, keepdim, batch):
+    _assert_norms_match(_nuclear_program(out_shape, dim, keepdim, batch), rtol=1e-10)
+
+
+def test_nuclear_norm_into_out_while_recording_float32():
+    _assert_norms_match(_nuclear_program((2,), (1, 2), dtype="float32"), rtol=2e-5)
+
+
+@pytest.mark.parametrize("case", ["leaf out requiring grad", "expanded out", "dtype", "fro over 3 dims",
+                                  "nuc over 1 dim", "fro over 2 dims"])
+def test_matrix_norm_out_refusals_while_recording_are_torchs(case):
+    def program(L):
+        x = L.tensor(_M, dtype=L.float32, requires_grad=True)
+        if case == "leaf out requiring grad":
+            return L.norm(x, "nuc", dim=(1, 2), out=L.zeros(2, requires_grad=True))
+        if case == "expanded out":
+            return L.norm(x, "nuc", dim=(1, 2), out=L.zeros(1).expand(2))
+        if case == "dtype":
+            return L.norm(x, "nuc", dim=(1, 2), out=L.zeros(2, dtype=L.float64))
+        if case == "fro over 3 dims":
+            return L.norm(x, "fro", dim=(0, 1, 2), out=L.zeros(()))
+        if case == "nuc over 1 dim":
+            return L.norm(x, "nuc", dim=(1,), out=L.zeros(2))
+        return L.norm(x, "fro", dim=(1, 2), out=L.zeros(2))  # (vector_norm's out=: refused while recording)
+    (ours, _), (ref, _) = outcome(program, distnn), outcome(program, torch)
+    assert ours[0] == ref[0] != "ok"
+    assert ours[1].startswith(ref[1])  # (distnn's in-place refusal adds a note of its own after PyTorch's words)
+
+
+def test_nuclear_norm_into_out_under_no_grad_records_nothing():
+    def program(L):
+        x = L.tensor(_M, requires_grad=True)
+        with L.no_grad():
+            r = L.norm(x, "nuc", dim=(1, 2), out=L.zeros(2, dtype=L.float64))
+        return r.requires_grad, r.grad_fn is None, values(r).round(10).tolist()
+    assert outcome(program, distnn) == outcome(program, torch)

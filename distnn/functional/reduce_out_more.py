@@ -27,8 +27,9 @@ had elements; an ``out`` of that shape keeps its strides) and ``out`` itself ret
 * ``all``, ``any``: ``out`` bool or uint8 (``all only supports bool tensor for result, got: Float``);
 * ``norm``: as ``torch.norm``, ``linalg.vector_norm``'s ``out`` (a number ``p``, or 'fro' over at most 2 dims) or
   ``linalg.matrix_norm``'s, the refusals under those names; ``out`` must have the result's dtype
-  (``Expected out tensor to have dtype float, but got double instead``). PyTorch's ``matrix_norm`` records a copy
-  into ``out`` while grad mode is on; distnn refuses that as the others (a clear error, not PyTorch's result).
+  (``Expected out tensor to have dtype float, but got double instead``). ``matrix_norm``'s ``out`` (a 'nuc' or
+  'fro' over more than 2 dims) takes a recording input, as PyTorch's composite ``linalg_matrix_norm_out``: the
+  norm recorded, then ``out.copy_(norm)``, so ``out`` becomes a non-leaf whose ``grad_fn`` is ``CopyBackwards``.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ from distnn.backend import get_array_module, unwrap
 from .clamp_out import refuse_grad_with_out
 from .matmul_out import _cpp_name
 from .out_common import check_out_argument, refuse_cast
-from .out_write import write_into_out
+from .out_write import _write_back, resize_out, write_into_out
 from .reduce_out import sum_like_into_out
 
 __all__ = ["logical_into_out", "logsumexp_into_out", "nanmean_into_out", "nansum_into_out", "norm_into_out",
@@ -216,14 +217,25 @@ def norm_into_out(norm, a, out, p, dim, keepdim, dtype) -> Tensor:
                                                         or len(dim) <= 2))
     name = "linalg_vector_norm" if vector else "linalg_matrix_norm"
     check_out_argument(name, out)
-    refuse_grad_with_out(name, out, a)
-    with no_grad():
-        result = norm(a, p, dim, keepdim, dtype=dtype)  # (its refusals of the input come first, as PyTorch's)
+    if vector:
+        refuse_grad_with_out(name, out, a)
+        with no_grad():
+            result = norm(a, p, dim, keepdim, dtype=dtype)  # (its refusals of the input come first, as PyTorch's)
+    else:  # (PyTorch's matrix_norm out= is composite: the norm, recorded, then copied into out, see below)
+        result = norm(a, p, dim, keepdim, dtype=dtype)
     if result.dtype != out.dtype:
         if vector:
             raise RuntimeError(f"Expected out tensor to have dtype {_cpp_name(result.dtype)}, but got "
                                f"{_cpp_name(out.dtype)} instead")
         raise RuntimeError(f"linalg.matrix_norm expected out tensor dtype {torch_dtype_name(result.dtype)} but got: "
                            f"{torch_dtype_name(out.dtype)}")
-    write_into_out(out, unwrap(result))
+    if vector or not (result.requires_grad or out.requires_grad):
+        write_into_out(out, unwrap(result))
+        return out
+    # (recording: out resized as resize_output resizes it, then copy_, which records CopyBackwards and refuses
+    # a leaf out that requires grad, or an expanded one, as PyTorch's)
+    moved_from = resize_out(out, tuple(result.shape))
+    out.copy_(result)
+    if moved_from is not None:
+        _write_back(out.data, moved_from)
     return out
