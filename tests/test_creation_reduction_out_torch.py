@@ -29,6 +29,48 @@ def outcome(program, L):
     return result, [str(w.message).split(" (Triggered internally")[0] for w in caught]
 
 
+# ---------------------------------------------------------------- 1. tensor() of ints beyond int64
+BIG, LONG_MIN = 2 ** 64, -(2 ** 63)
+_NUMBER_LISTS = [
+    [1, BIG], [1, 2 ** 63], [1, LONG_MIN - 1], [2 ** 63 - 1, LONG_MIN], [True, BIG], [BIG], (1, 2 ** 63), BIG,
+    [[1], [BIG]], [[1, 2], [3, BIG]], [2 ** 70, -(2 ** 70)], [10 ** 400], [True, False, 2 ** 63],
+    [1.5, BIG], [BIG, 1.5], [[1.0, 2], [3, BIG]], [[1, 2], [3.0, BIG]], [1, LONG_MIN - 1, 2.0], [True, 1.0, BIG],
+    [float(BIG), BIG], [1.5, 10 ** 39], [1.5, 10 ** 400], [10 ** 400, 1.5],
+    [1j, BIG], [BIG, 1j], [False, BIG, 1j], [1j, 10 ** 400],
+    [np.int64(3), BIG], [np.int32(3), BIG], [np.float32(3), BIG], [[np.float64(1.5)], [BIG]],
+    [np.float16(1), BIG, 2.0], [np.complex128(1), BIG],
+    # (the nesting, checked in the same row-major pass: the first problem met is the one reported)
+    [BIG, [1]], [[1], BIG], [[1], [BIG], 3], [[1, 2], [3, BIG, 5]], [[1, 2], [3]], [[1, 2], 3], [1, [2]],
+    [1.0, [2]],
+]
+_DTYPES = [None, "float32", "float64", "float16", "int64", "int32", "uint8", "bool", "complex64"]
+
+
+def _creation_program(numbers, dtype, make="tensor"):
+    def program(L):
+        t = getattr(L, make)(numbers) if dtype is None else getattr(L, make)(numbers, dtype=getattr(L, dtype))
+        return str(t.dtype).replace("torch.", ""), tuple(t.shape), str(values(t).tolist())
+    return program
+
+
+@pytest.mark.parametrize("numbers", _NUMBER_LISTS, ids=lambda n: repr(n)[:40])
+def test_tensor_of_long_ints_infers_and_refuses_as_torch(numbers):
+    for make in ("tensor", "as_tensor", "asarray"):
+        program = _creation_program(numbers, None, make)
+        assert outcome(program, distnn) == outcome(program, torch), make
+
+
+@pytest.mark.parametrize("dtype", _DTYPES[1:])
+@pytest.mark.parametrize("numbers", [[1, BIG], [1e19, BIG], [BIG, 1e19], [300, BIG], [BIG, 300], [2 ** 63 - 1, BIG],
+                                     [[1.5], [BIG]], [1.5, 10 ** 400], [LONG_MIN - 1, 1], [True, BIG]],
+                         ids=lambda n: repr(n)[:40])
+def test_tensor_of_long_ints_with_a_dtype_refuses_the_first_unfit_number(numbers, dtype):
+    """PyTorch converts number by number: an int beyond int64 and a value beyond the dtype are told apart by which
+    comes first."""
+    program = _creation_program(numbers, dtype)
+    assert outcome(program, distnn) == outcome(program, torch)
+
+
 # ---------------------------------------------------------------- 5. add/sub with a NaN alpha: the NaN's sign
 def _nan_alpha_program(op, form, alpha, dtype):
     def program(L):
