@@ -110,6 +110,72 @@ def test_nan_alpha_sub_gradient_flows():
     assert outcome(program, distnn) == outcome(program, torch)
 
 
+# ---------------------------------------------------------------- 2. normal(..., out=complex)
+_DRAWS = 100_000
+_NORMAL_CALLS = {  # (PyTorch's overloads into a complex out; the means are 5, or 5+3j, the stds 2)
+    "numbers": lambda L, out: L.normal(5.0, 2.0, size=(_DRAWS,), out=out),
+    "tensors": lambda L, out: L.normal(L.full((_DRAWS,), 5.0), L.full((_DRAWS,), 2.0), out=out),
+    "tensor mean": lambda L, out: L.normal(L.full((_DRAWS,), 5.0), 2.0, out=out),
+    "tensor std": lambda L, out: L.normal(5.0, L.full((_DRAWS,), 2.0), out=out),
+    "complex mean": lambda L, out: L.normal(L.full((_DRAWS,), 5.0 + 3.0j), 2.0, out=out),
+    "complex mean, tensor std": lambda L, out: L.normal(L.full((_DRAWS,), 5.0 + 3.0j), L.full((_DRAWS,), 2.0),
+                                                        out=out),
+}
+
+
+def _moments(L, call, dtype):
+    """The result's dtype and shape, whether it is ``out``, and its parts' means and standard deviations."""
+    L.manual_seed(8)
+    out = L.zeros(_DRAWS, dtype=getattr(L, dtype))
+    r = call(L, out)
+    z = values(r)
+    return (str(r.dtype).replace("torch.", ""), tuple(r.shape), r is out), \
+        np.array([z.real.mean(), z.imag.mean(), z.real.std(), z.imag.std()])
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+@pytest.mark.parametrize("call", list(_NORMAL_CALLS))
+def test_normal_into_complex_out_draws_as_torch(call, dtype):
+    """Complex draws with PyTorch's moments (other numbers: distnn's generator is not PyTorch's): each part of
+    standard deviation std / sqrt(2); the mean of two numbers on both parts, a tensor mean added as a complex."""
+    ours, ours_moments = _moments(distnn, _NORMAL_CALLS[call], dtype)
+    ref, ref_moments = _moments(torch, _NORMAL_CALLS[call], dtype)
+    assert ours == ref
+    np.testing.assert_allclose(ours_moments, ref_moments, atol=0.03)  # (sampling error: ~0.006 for 10**5 draws)
+
+
+def test_normal_complex_dtype_and_mean_without_out():
+    for program in (lambda L: L.normal(0.0, 1.0, size=(4,), dtype=L.complex64),
+                    lambda L: L.normal(L.zeros(4, dtype=L.complex128), 1.0),
+                    lambda L: L.normal(L.zeros(4, dtype=L.complex64), L.ones(4))):
+        ours, ref = outcome(lambda L: (str(program(L).dtype), tuple(program(L).shape)), distnn), \
+            outcome(lambda L: (str(program(L).dtype).replace("torch.", ""), tuple(program(L).shape)), torch)
+        assert ours == ref
+
+
+@pytest.mark.parametrize("case", ["complex std", "complex std tensor mean", "complex mean real out",
+                                  "complex mean, tensors, real out", "integer out", "negative std",
+                                  "complex mean requiring grad"])
+def test_normal_complex_refusals_are_torchs(case):
+    def program(L):
+        c = L.zeros(3, dtype=L.complex64)
+        if case == "complex std":
+            return L.normal(0.0, L.ones(3, dtype=L.complex64))
+        if case == "complex std tensor mean":
+            return L.normal(c, L.ones(3, dtype=L.complex64))
+        if case == "complex mean real out":
+            return L.normal(c, 1.0, out=L.zeros(3))
+        if case == "complex mean, tensors, real out":
+            return L.normal(c, L.ones(3), out=L.zeros(3))
+        if case == "integer out":
+            return L.normal(L.zeros(3), L.ones(3), out=L.zeros(3, dtype=L.int64))
+        if case == "negative std":
+            return L.normal(L.zeros(3), -1.0, out=c)
+        return L.normal(L.zeros(3, dtype=L.complex64, requires_grad=True), 1.0)
+    ours, ref = outcome(program, distnn), outcome(program, torch)
+    assert ours == ref and ref[0][0] != "ok"
+
+
 # ---------------------------------------------------------------- 3. std/var into an expanded out
 _X = np.random.default_rng(8).standard_normal((2, 3, 4))
 

@@ -225,8 +225,9 @@ def std(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, corr
 def _folding(op, dim, unbiased, keepdim, axis, ddof, correction, keepdims):
     """``folded(x, repeated)``: ``op`` (var or std) of ``x`` as PyTorch's kernel writes it into an expanded
     ``out``: ``repeated`` are the dims of the result along which ``out`` repeats one location (stride 0), which its
-    reduction folds in as more dims to reduce (the same correction over all of them); the result's shape, each
-    location's value once, where the result's shape has the repeated dims' size. (Resolved when called: the argument checks of the unfolded call come first.)"""
+    reduction folds in as more dims to reduce (the same correction over all of them). Returns each location's
+    value once: size 1 along the repeated dims, which the caller broadcasts. (The arguments are resolved when
+    called: the unfolded call's checks come first.)"""
     def folded(x, repeated):
         axes, kept, numpy_style = _resolve(dim, keepdim, axis, keepdims)
         ddof_value = _ddof(numpy_style or ddof is not None, unbiased, correction, ddof)
