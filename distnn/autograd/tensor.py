@@ -49,14 +49,16 @@ def _as_array(data, dtype=None):
         except OverflowError:  # (an int beyond uint64 among numpy integers)
             arr = None
         except ValueError:  # (ragged lists: PyTorch's refusal, where they hold numbers only)
-            if long_int_array(data, ragged=True) is None:
+            typed = long_int_array(data, ragged=True)
+            if typed is None:
                 raise
+            return typed if dtype is None or typed.dtype == dtype else cast(typed, dtype)
         if dtype is None and may_hold_long_int(arr):  # (an int beyond int64: PyTorch's dtype, or its refusal)
             typed = long_int_array(data)
             if typed is not None:
                 return typed
-            if arr is None:
-                arr = np.asarray(data, dtype=object)
+        if arr is None:
+            arr = np.asarray(data, dtype=object)
         if dtype is None and arr.dtype.kind == "f":
             dtype = default_dtype()  # Python floats become float32, as in PyTorch
         elif dtype is None and arr.dtype.kind == "c":
