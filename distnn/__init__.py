@@ -47,8 +47,6 @@ def tensor(data, requires_grad=False, dtype=None) -> Tensor:
         # array's values)
         if array is not None:  # (a new array, in dtype: no copy)
             return Tensor(array, requires_grad=requires_grad)
-    elif dtype is None and type(data) is _builtins.int and not -(2 ** 63) <= data < 2 ** 63:
-        raise ValueError("Overflow when unpacking long long")  # (numpy would make it uint64; PyTorch refuses it)
     if hasattr(data, "dtype") and hasattr(data, "copy"):
         data = data.copy()
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)

@@ -127,12 +127,12 @@ def numbers_array(numbers, dtype):
         values = np.asarray(numbers)
     except OverflowError:  # (an int past uint64 among others)
         if integral:
-            raise ValueError("Overflow when unpacking long long") from None
+            _refuse_first_unfit(numbers, dtype)
         values = np.asarray(numbers, dtype=object)
     kind = values.dtype.kind
     if kind == "O" and _holds_long_int(values):  # (an int past uint64)
         if integral:
-            raise ValueError("Overflow when unpacking long long")
+            _refuse_first_unfit(numbers, dtype)
         values, kind = values.astype(np.float64), "f"  # (as doubles, for a float dtype)
     if kind not in "biuf":
         return None
@@ -148,10 +148,10 @@ def _refuse_unfit(numbers, values, dtype) -> None:
     """PyTorch's refusal of a number of ``numbers`` (``values``: numpy's array of them) that does not fit ``dtype``."""
     smallest, largest = values.min(), values.max()
     if values.dtype.kind == "u" and largest > _INT64_MAX:  # (numpy's uint64 for an int past int64)
-        raise ValueError("Overflow when unpacking long long")
+        _refuse_first_unfit(numbers, dtype)
     if values.dtype.kind == "f" and max(abs(smallest), abs(largest)) >= 2.0 ** 63 \
             and _holds_long_int(np.asarray(numbers, dtype=object)):  # (numpy's float64 for one among other ints)
-        raise ValueError("Overflow when unpacking long long")
+        _refuse_first_unfit(numbers, dtype)
     lowest, highest = _INT_LIMITS[dtype.type]
     if values.dtype.kind == "f":  # (compared as doubles: NaN and infinities never fit, -0.5 does not fit uint8)
         fits = bool(np.isfinite(smallest) and np.isfinite(largest)) and lowest <= smallest and largest <= highest
@@ -161,6 +161,32 @@ def _refuse_unfit(numbers, values, dtype) -> None:
         fits = lowest <= int(smallest) and int(largest) <= highest
     if not fits:
         raise RuntimeError(f"value cannot be converted to type {dtype.name} without overflow")
+
+
+def _refuse_first_unfit(numbers, dtype) -> None:
+    """PyTorch's refusal of the first number of ``numbers`` (row-major) that does not fit the integer ``dtype``,
+    one of them an int beyond int64: PyTorch converts number by number, so ``[1e19, 2**64]`` is refused for the
+    float (``value cannot be converted to type int64 without overflow``), ``[2**64, 1e19]`` for the int
+    (``Overflow when unpacking long long``)."""
+    for value in _row_major(numbers):
+        if isinstance(value, (bool, np.bool_)):
+            continue
+        if isinstance(value, (int, np.integer)) and not _INT64_MIN <= int(value) <= _INT64_MAX:
+            raise ValueError("Overflow when unpacking long long")
+        try:
+            number_for_dtype(dtype, value)
+        except RuntimeError:
+            raise RuntimeError(f"value cannot be converted to type {dtype.name} without overflow") from None
+    raise ValueError("Overflow when unpacking long long")  # (not reached: the caller found a long int)
+
+
+def _row_major(numbers):
+    """The numbers of nested lists and tuples, in row-major order."""
+    if isinstance(numbers, (list, tuple)):
+        for item in numbers:
+            yield from _row_major(item)
+    else:
+        yield numbers
 
 
 def _holds_long_int(values) -> bool:

@@ -13,6 +13,7 @@ from distnn.backend import default_complex_dtype, default_dtype, get_array_modul
 
 from .grad_mode import _inference as _inference_state, _state as _grad_state, is_grad_enabled
 from .half_rounding import cast
+from .long_int_lists import long_int_array, may_hold_long_int
 from .inplace_gate import _before_inplace_write, _refuse_recorded_leaf  # noqa: F401 - (their home was here)
 from .tensor_methods import TensorMethods
 from .tensor_methods_ops import TensorOpMethods
@@ -43,7 +44,21 @@ def _as_array(data, dtype=None):
     if isinstance(data, np.generic):  # a numpy scalar keeps its dtype, like a numpy array
         arr = np.asarray(data)
     elif isinstance(data, (list, tuple, int, float, bool, complex)):
-        arr = np.asarray(data)
+        try:
+            arr = np.asarray(data)
+        except OverflowError:  # (an int beyond uint64 among numpy integers)
+            arr = None
+        except ValueError:  # (ragged lists: PyTorch's refusal, where they hold numbers only)
+            typed = long_int_array(data, ragged=True)
+            if typed is None:
+                raise
+            return typed if dtype is None or typed.dtype == dtype else cast(typed, dtype)
+        if dtype is None and may_hold_long_int(arr):  # (an int beyond int64: PyTorch's dtype, or its refusal)
+            typed = long_int_array(data)
+            if typed is not None:
+                return typed
+        if arr is None:
+            arr = np.asarray(data, dtype=object)
         if dtype is None and arr.dtype.kind == "f":
             dtype = default_dtype()  # Python floats become float32, as in PyTorch
         elif dtype is None and arr.dtype.kind == "c":

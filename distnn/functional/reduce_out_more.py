@@ -18,19 +18,23 @@ had elements; an ``out`` of that shape keeps its strides) and ``out`` itself ret
   the input's dtype (PyTorch's full reduction, which refuses float16 into another dtype) and cast into ``out``;
   any other in ``out``'s dtype, the input cast first, where a complex ``out`` has no kernel
   (``"std_cpu" not implemented for 'ComplexFloat'``, ``var`` too). An expanded ``out`` of the result's shape is
-  refused (PyTorch's kernel folds the dims it repeats into the reduction, as ``sum``'s; not done here);
+  written as PyTorch's kernel writes it: the dims it repeats (stride 0) are folded into the reduction, each
+  location the spread of all the elements written there (``var(x, 1, out=zeros(1).expand(3))`` is ``var(x)``
+  three times), ``out`` keeping its strides; other overlapping ``out`` tensors are refused;
 * ``logsumexp``: ``out`` floating or complex (``logsumexp(): Expected floating point type for result tensor, but
   got: Long``); as PyTorch's ``logsumexp_out``, the max and ``exp`` in the input's dtype (float32 for an integer
   input), their sum in ``out``'s dtype (``sum_out``), the ``log`` and the max added back there;
 * ``all``, ``any``: ``out`` bool or uint8 (``all only supports bool tensor for result, got: Float``);
 * ``norm``: as ``torch.norm``, ``linalg.vector_norm``'s ``out`` (a number ``p``, or 'fro' over at most 2 dims) or
   ``linalg.matrix_norm``'s, the refusals under those names; ``out`` must have the result's dtype
-  (``Expected out tensor to have dtype float, but got double instead``). PyTorch's ``matrix_norm`` records a copy
-  into ``out`` while grad mode is on; distnn refuses that as the others (a clear error, not PyTorch's result).
+  (``Expected out tensor to have dtype float, but got double instead``). ``matrix_norm``'s ``out`` (a 'nuc' or
+  'fro' over more than 2 dims) takes a recording input, as PyTorch's composite ``linalg_matrix_norm_out``: the
+  norm recorded, then ``out.copy_(norm)``, so ``out`` becomes a non-leaf whose ``grad_fn`` is ``CopyBackwards``.
 """
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -42,7 +46,7 @@ from distnn.backend import get_array_module, unwrap
 from .clamp_out import refuse_grad_with_out
 from .matmul_out import _cpp_name
 from .out_common import check_out_argument, refuse_cast
-from .out_write import write_into_out
+from .out_write import _write_back, resize_out, write_into_out
 from .reduce_out import sum_like_into_out
 
 __all__ = ["logical_into_out", "logsumexp_into_out", "nanmean_into_out", "nansum_into_out", "norm_into_out",
@@ -108,15 +112,37 @@ def nanmean_into_out(nansum, a, out, axes, keepdim, dtype) -> Tensor:
     return out
 
 
-def spread_into_out(name: str, compute, a, out, dim) -> Tensor:
+def spread_into_out(name: str, compute, a, out, dim, folded=None) -> Tensor:
     """``compute(a)`` (``std`` or ``var``, run without recording) cast into ``out``, which is returned. As PyTorch's
     ``std_var_out``: a result of one element is its full reduction's (the input's dtype, float16 refused); any
-    other is computed on the input cast to ``out``'s (real) dtype."""
+    other is computed on the input cast to ``out``'s (real) dtype. ``folded(x, repeated)``: the values for an
+    expanded ``out`` of the result's shape, its repeated dims folded into the reduction (see the module
+    docstring)."""
     _refuse_non_tensor_out(name, out, dim, _SPREAD_SIGNATURES, 2 if dim is None else None)
     refuse_grad_with_out(name, out, a)
     data = unwrap(a)
     if data.dtype.kind not in "fc":
         raise RuntimeError("std and var only support floating point and complex dtypes")
+    # (the reduction's warnings, "degrees of freedom is <= 0", held: PyTorch's kernel gives them after out's resize,
+    # and none where it folds dims into the reduction that leave enough elements)
+    with warnings.catch_warnings(record=True) as held:
+        warnings.simplefilter("always")
+        result, data = _spread(compute, a, data, out)
+    repeated = _repeated_dims(out, result.shape) if folded is not None else ()
+    if repeated:
+        with no_grad():
+            values = folded(Tensor(data), repeated)
+        values = values.real if values.dtype.kind == "c" else values
+        result = get_array_module(values).broadcast_to(values, result.shape)
+    write_into_out(out, result, shared="last" if repeated else None)  # (each location's values are one value)
+    for caught in () if repeated else held:
+        warnings.warn_explicit(caught.message, caught.category, caught.filename, caught.lineno)
+    return out
+
+
+def _spread(compute, a, data, out):
+    """``(result, input)``: ``compute``'s result as ``spread_into_out`` writes it, after its dtype checks, and the
+    input it was computed on (``data``, or it cast to ``out``'s dtype)."""
     with no_grad():
         result = unwrap(compute(a))
     if data.dtype.kind == "c":  # (the spread of complex values is real)
@@ -128,10 +154,19 @@ def spread_into_out(name: str, compute, a, out, dim) -> Tensor:
     elif out.dtype.kind == "c":
         raise NotImplementedError(f"\"std_cpu\" not implemented for '{torch_dtype_name(out.dtype)}'")
     elif data.dtype.kind == "f" and out.dtype != data.dtype:
+        data = data.astype(out.dtype)
         with no_grad():
-            result = unwrap(compute(Tensor(data.astype(out.dtype))))
-    write_into_out(out, result)
-    return out
+            result = unwrap(compute(Tensor(data)))
+    return result, data
+
+
+def _repeated_dims(out, shape) -> tuple:
+    """The dims along which ``out``, of the result's ``shape``, repeats one memory location (an expanded tensor's
+    stride 0, over more than one element): none where ``out`` will be resized."""
+    if tuple(out.shape) != tuple(shape):
+        return ()
+    return tuple(i for i, (size, stride) in enumerate(zip(out.data.shape, out.data.strides)) if size > 1
+                 and stride == 0)
 
 
 def logsumexp_into_out(a, out, axes, keepdim) -> Tensor:
@@ -182,14 +217,25 @@ def norm_into_out(norm, a, out, p, dim, keepdim, dtype) -> Tensor:
                                                         or len(dim) <= 2))
     name = "linalg_vector_norm" if vector else "linalg_matrix_norm"
     check_out_argument(name, out)
-    refuse_grad_with_out(name, out, a)
-    with no_grad():
-        result = norm(a, p, dim, keepdim, dtype=dtype)  # (its refusals of the input come first, as PyTorch's)
+    if vector:
+        refuse_grad_with_out(name, out, a)
+        with no_grad():
+            result = norm(a, p, dim, keepdim, dtype=dtype)  # (its refusals of the input come first, as PyTorch's)
+    else:  # (PyTorch's matrix_norm out= is composite: the norm, recorded, then copied into out, see below)
+        result = norm(a, p, dim, keepdim, dtype=dtype)
     if result.dtype != out.dtype:
         if vector:
             raise RuntimeError(f"Expected out tensor to have dtype {_cpp_name(result.dtype)}, but got "
                                f"{_cpp_name(out.dtype)} instead")
         raise RuntimeError(f"linalg.matrix_norm expected out tensor dtype {torch_dtype_name(result.dtype)} but got: "
                            f"{torch_dtype_name(out.dtype)}")
-    write_into_out(out, unwrap(result))
+    if vector or not (result.requires_grad or out.requires_grad):
+        write_into_out(out, unwrap(result))
+        return out
+    # (recording: out resized as resize_output resizes it, then copy_, which records CopyBackwards and refuses
+    # a leaf out that requires grad, or an expanded one, as PyTorch's)
+    moved_from = resize_out(out, tuple(result.shape))
+    out.copy_(result)
+    if moved_from is not None:
+        _write_back(out.data, moved_from)
     return out

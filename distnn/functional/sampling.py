@@ -15,8 +15,10 @@ import numpy as np
 
 from distnn import random
 from distnn.autograd.function import Function
+from distnn.autograd.grad_mode import is_grad_enabled
 from distnn.autograd.mutation_guard import will_write
 from distnn.autograd.tensor import Tensor
+from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 from distnn.backend import default_dtype, get_array_module
 from distnn.default_device import place
 
@@ -45,8 +47,6 @@ class RandomSample(Function):
 
 def _float_tensor(x, op_kernel):
     if x.dtype.kind != "f":
-        from distnn.autograd.tensor_inplace_methods import torch_dtype_name
-
         raise NotImplementedError(f'"{op_kernel}" not implemented for \'{torch_dtype_name(x.dtype)}\'')
     return x
 
@@ -69,14 +69,17 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, re
                             f"not {type(size).__name__}")
         shape = tuple(int(s) for s in size)
         if out is not None:  # (out resized to size silently, as PyTorch's resize_)
-            return _normal_into(out, shape, lambda: _gen(generator).normal(float(mean), float(std), shape), (),
+            return _normal_into(out, shape, lambda: _numbers_draw(generator, mean, std, shape, out.dtype), (),
                                 warn=False)
-        draws = _gen(generator).normal(float(mean), float(std), shape)
-        return place(Tensor(draws.astype(dtype or default_dtype()), requires_grad=requires_grad))
+        dtype = np.dtype(dtype or default_dtype())
+        draws = _numbers_draw(generator, mean, std, shape, dtype)
+        return place(Tensor(draws.astype(dtype), requires_grad=requires_grad))
     if size is not None:
         raise TypeError("normal() takes a size only with a float mean and a float std")
+    if std_t and std.dtype.kind == "c":
+        raise RuntimeError("normal expects standard deviation to be non-complex")
     for t in (mean, std):
-        if isinstance(t, Tensor):
+        if isinstance(t, Tensor) and not (t is mean and t.dtype.kind == "c"):  # (a complex mean: PyTorch's too)
             _float_tensor(t, "normal_kernel_cpu")
     if std_t and std.numel() and bool((std.data < 0).any()):
         raise RuntimeError("normal expects all elements of std >= 0.0")
@@ -96,12 +99,35 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, re
             if error is not None:
                 raise error
             shape = np.broadcast_shapes(mean.shape, tuple(out.shape))
-        return _normal_into(out, shape, lambda: m + s * xp.asarray(_gen(generator).standard_normal(shape)),
+        if mean_t and mean.dtype.kind == "c" and out.dtype.kind != "c":  # (its add_ of the complex mean)
+            raise RuntimeError(f"result type {torch_dtype_name(mean.dtype)} can't be cast to the desired output "
+                               f"type {torch_dtype_name(out.dtype)}")
+        return _normal_into(out, shape, lambda: m + s * xp.asarray(_standard(generator, shape, out.dtype)),
                             (mean, std))
     out_dtype = np.result_type(*[t.dtype for t in (mean, std) if isinstance(t, Tensor)])
-    z = xp.asarray(_gen(generator).standard_normal(shape))
+    if out_dtype.kind == "c" and is_grad_enabled() and any(getattr(t, "requires_grad", False) for t in (mean, std)):
+        raise RuntimeError("normal does not support automatic differentiation for outputs with complex dtype.")
+    z = xp.asarray(_standard(generator, shape, out_dtype))
     sample = (m + s * z).astype(out_dtype)
     return RandomSample.apply(mean, std, sample=sample)
+
+
+def _standard(generator, shape, dtype):
+    """Standard normal draws of ``shape``; for a complex ``dtype`` PyTorch's: the real and imaginary parts each of
+    variance 1/2 (its ``normal_`` of a complex tensor fills the real view with ``std / sqrt(2)``), drawn
+    interleaved, as that view lies in memory."""
+    if np.dtype(dtype).kind != "c":
+        return _gen(generator).standard_normal(shape)
+    pairs = _gen(generator).standard_normal(tuple(shape) + (2,)) * np.sqrt(0.5)
+    return pairs[..., 0] + 1j * pairs[..., 1]
+
+
+def _numbers_draw(generator, mean, std, shape, dtype):
+    """``normal(mean, std, size)``'s draws (two numbers) for a result of ``dtype``: a complex one has ``mean`` on
+    both parts (PyTorch's ``normal_(mean, std)`` of its real view)."""
+    if np.dtype(dtype).kind != "c":
+        return _gen(generator).normal(float(mean), float(std), shape)
+    return complex(float(mean), float(mean)) + float(std) * _standard(generator, shape, dtype)
 
 
 def _normal_into(out, shape, draw, inputs, warn=True):
@@ -114,8 +140,6 @@ def _normal_into(out, shape, draw, inputs, warn=True):
     from .out_write import resize_out, write_resized
 
     if out.dtype.kind not in "fc":
-        from distnn.autograd.tensor_inplace_methods import torch_dtype_name
-
         raise NotImplementedError(f'"normal_kernel_cpu" not implemented for \'{torch_dtype_name(out.dtype)}\'')
     moved_from = resize_out(out, tuple(shape), warn=warn)
     check_out_overlap(out, *[t for t in inputs if isinstance(t, Tensor)])

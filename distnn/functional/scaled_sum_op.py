@@ -20,7 +20,9 @@ class AddScaled(Function):
 
     def forward(self, a, b, *, alpha):
         self.alpha = alpha
-        return torch_layout(scaled_sum(a, b, self.sign * alpha), a, b)
+        # (``sub`` is ``add`` with ``-alpha``, negated, as PyTorch's: a NaN alpha flips its sign bit, which
+        # ``-1 * nan`` keeps; the product and sum then carry that NaN's sign into the result)
+        return torch_layout(scaled_sum(a, b, alpha if self.sign > 0 else -alpha), a, b)
 
     def backward(self, g):
         na, nb = self.needs_input_grad
@@ -79,4 +81,4 @@ def scaled_add(input, other, alpha, sign):  # noqa: A002
             b = Tensor(np.asarray(other).astype(dtype))  # (a number cast to the result's dtype, as PyTorch's)
     if dtype.kind == "f":
         return (AddScaled if sign > 0 else SubScaled).apply(a, b, alpha=alpha)
-    return Tensor(torch_layout(scaled_sum(a.data, b.data, sign * alpha), a.data, b.data))
+    return Tensor(torch_layout(scaled_sum(a.data, b.data, alpha if sign > 0 else -alpha), a.data, b.data))

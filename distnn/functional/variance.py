@@ -199,7 +199,8 @@ def var(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, corr
         from .reduce_out_more import spread_into_out
 
         return spread_into_out("var", lambda x: var(x, dim, unbiased, keepdim, axis=axis, ddof=ddof,
-                                                    correction=correction, keepdims=keepdims), a, out, dim)
+                                                    correction=correction, keepdims=keepdims), a, out, dim,
+                               _folding(var, dim, unbiased, keepdim, axis, ddof, correction, keepdims))
     _refuse_non_float("std and var", a)
     axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
     return Var.apply(a, axis=axis, ddof=_ddof(numpy_style or ddof is not None, unbiased, correction, ddof),
@@ -213,11 +214,31 @@ def std(a, dim=None, unbiased=None, keepdim=False, *, axis=None, ddof=None, corr
         from .reduce_out_more import spread_into_out
 
         return spread_into_out("std", lambda x: std(x, dim, unbiased, keepdim, axis=axis, ddof=ddof,
-                                                    correction=correction, keepdims=keepdims), a, out, dim)
+                                                    correction=correction, keepdims=keepdims), a, out, dim,
+                               _folding(std, dim, unbiased, keepdim, axis, ddof, correction, keepdims))
     _refuse_non_float("std and var", a)
     axis, keepdims, numpy_style = _resolve(dim, keepdim, axis, keepdims)
     return Std.apply(a, axis=axis, ddof=_ddof(numpy_style or ddof is not None, unbiased, correction, ddof),
                      keepdims=keepdims, name=_op, paired=_paired)
+
+
+def _folding(op, dim, unbiased, keepdim, axis, ddof, correction, keepdims):
+    """``folded(x, repeated)``: ``op`` (var or std) of ``x`` as PyTorch's kernel writes it into an expanded
+    ``out``: ``repeated`` are the dims of the result along which ``out`` repeats one location (stride 0), which its
+    reduction folds in as more dims to reduce (the same correction over all of them). Returns each location's
+    value once: size 1 along the repeated dims, which the caller broadcasts. (The arguments are resolved when
+    called: the unfolded call's checks come first.)"""
+    def folded(x, repeated):
+        axes, kept, numpy_style = _resolve(dim, keepdim, axis, keepdims)
+        ddof_value = _ddof(numpy_style or ddof is not None, unbiased, correction, ddof)
+        reduced = _axes(axes, x.ndim)
+        # (the input dims the result's dims stand for: all of them with keepdim, else the ones not reduced)
+        result_dims = list(range(x.ndim)) if kept else [d for d in range(x.ndim) if d not in reduced]
+        over = tuple(sorted(set(reduced) | {result_dims[i] for i in repeated}))
+        values = op(x, over, keepdim=True, correction=ddof_value)
+        return values.data if kept else values.data.reshape([s for d, s in enumerate(values.shape)
+                                                               if d in result_dims])
+    return folded
 
 
 class MeanBesideVar(Mean):
