@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from distnn.autograd.unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT
 
-from .matmul_out import _type_name
+from .parser_refusal import invalid_combination, parser_type_name
 
 __all__ = ["refuse_keepdim_without_dim", "refuse_logsumexp_dim", "refuse_method_call", "refuse_method_out",
            "refuse_prod_dim_none"]
@@ -80,27 +80,26 @@ def _missing_dim(name: str) -> TypeError:
 
 
 def _invalid_combination(name: str, given: list, method: bool, input_name: str = "Tensor") -> TypeError:
-    """The parser's message: what was given (a method lists only its arguments, a keyword-only list ends in
-    ", ", as PyTorch's does; a function's list starts with ``input_name``, the input's type as the parser names
-    it) and both overloads."""
+    """The parser's message: what was given (a method lists only its arguments; a function's list starts with
+    ``input_name``, the input's type as the parser names it) and both overloads."""
+    positional = [] if method else [input_name]
+    positional += [entry for entry in given if "=" not in entry]
+    keywords = [entry for entry in given if "=" in entry]
     if method:
-        got = ", ".join(given) + (", " if given[0].count("=") else "")
         signatures = ("(*, torch.dtype dtype = None)",
                       f"({_DIM_TYPES[name]} dim, bool keepdim = False, *, torch.dtype dtype = None)")
     else:
-        got = ", ".join([input_name] + given)
         signatures = ("(Tensor input, *, torch.dtype dtype = None" + (", Tensor out = None)" if name == "mean"
                                                                       else ")"),
                       f"(Tensor input, {_DIM_TYPES[name]} dim, bool keepdim = False, *, torch.dtype dtype = None, "
                       "Tensor out = None)")
-    return TypeError(f"{name}() received an invalid combination of arguments - got ({got}), but expected one of:\n"
-                     + "".join(f" * {signature}\n" for signature in signatures))
+    return invalid_combination(name, positional, signatures, keywords=keywords)
 
 
 def _parser_name(value) -> str:
     from distnn.autograd.tensor import Tensor
 
-    return "Tensor" if isinstance(value, Tensor) else _type_name(value)
+    return "Tensor" if isinstance(value, Tensor) else parser_type_name(value)
 
 
 def refuse_logsumexp_dim(dim, method: bool) -> None:

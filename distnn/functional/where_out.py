@@ -17,10 +17,11 @@ from distnn.autograd.tensor import Tensor
 from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 
 from .clamp_out import refuse_grad_with_out
-from .matmul_out import _type_name
 from .out_common import check_out_argument
 from .out_overlap import check_out_overlap
 from .out_write import write_into_out
+from .parser_refusal import invalid_combination
+from .parser_refusal import parser_type_name as _type_name
 
 __all__ = ["where_into_out", "where_condition_only"]
 
@@ -65,9 +66,8 @@ def where_condition_only(condition, a, b, out, not_given) -> tuple:
 
         return nonzero(condition, as_tuple=True)
     given = [_parser_name(x) for x in (condition, a, b) if x is not not_given]
-    given += [] if out is None else [f"out={_parser_name(out)}"]
-    raise TypeError(f"where() received an invalid combination of arguments - got ({', '.join(given)}), but expected "
-                    "one of:\n" + "".join(f" * {signature}\n" for signature in _WHERE_SIGNATURES))
+    raise invalid_combination("where", given, _WHERE_SIGNATURES,
+                              keywords=[] if out is None else [f"out={_parser_name(out)}"])
 
 
 def _parser_name(value) -> str:
