@@ -28,7 +28,7 @@ from distnn.backend import default_dtype
 
 from .parser_refusal import invalid_combination, keywords_as_listed, parser_type_name
 
-__all__ = ["checked_bounds", "clamp_call", "clamp_bounds", "one_bound_call"]
+__all__ = ["checked_bounds", "clamp_call", "clamp_bounds", "one_bound_call", "refuse_number_bounds_cast"]
 
 NO_BOUND = "torch.clamp: At least one of 'min' or 'max' must not be None"
 _BOUNDS, _WITH_OUT = frozenset(("min", "max")), frozenset(("min", "max", "out"))  # (the keywords clamp takes)
@@ -129,6 +129,29 @@ def checked_bounds(name: str, a, lo, hi):
         dtype = np.dtype(np.int64)
     return tuple(scalar_for_dtype(dtype, b) if isinstance(b, REAL_NUMBERS) and not isinstance(b, (bool, np.bool_))
                  else b for b in (lo, hi))
+
+
+_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+
+def refuse_number_bounds_cast(a, lo, hi) -> None:
+    """The in-place clamp's refusal of number bounds (PyTorch's Scalar overload: ``lo``/``hi`` numbers or None, as
+    :func:`clamp_bounds` gives them) whose result dtype ``a`` cannot hold: ``int64.clamp_(0.5)``. That overload's
+    kernel names ``a``'s dtype as C++ does (``result type Float can't be cast to the desired output type long
+    int``), unlike the Tensor overload's check (``... output type Long``), left to the in-place write."""
+    from distnn.autograd.tensor_inplace_methods import _can_cast, torch_dtype_name
+    from distnn.dtypes import result_type
+
+    from .matmul_out import _cpp_name
+
+    numbers_given = [b for b in (lo, hi) if type(b) in (bool, int, float, complex)]
+    # (a floating tensor refuses only a complex bound, in other words, converting it: left as it was)
+    if np.dtype(a.dtype).kind not in "biu" or not numbers_given or any(b is not None and type(b) not in (bool, int, float, complex) for b in (lo, hi)):
+        return
+    dtype = max((np.dtype(result_type(a, b)) for b in numbers_given), key=lambda d: _KIND_RANK.get(d.kind, 2))
+    if dtype != a.dtype and not _can_cast(dtype, a.dtype):
+        raise RuntimeError(f"result type {torch_dtype_name(dtype)} can't be cast to the desired output type "
+                           f"{_cpp_name(a.dtype)}")
 
 
 def _number(x) -> bool:
