@@ -132,9 +132,8 @@ def _parse(name, a, b, out, parser_name=None) -> None:
     and word it as a failed match of both; the others name the first argument that is not."""
     if name in ("mm", "bmm"):
         if not all(isinstance(x, Tensor) or _is_sparse(x) for x in (a, b, out)):
-            given = ["Tensor" if isinstance(x, Tensor) or _is_sparse(x) else _type_name(x) for x in (a, b)]
-            raise invalid_combination(name, given, _MM_SIGNATURES,
-                                      keywords=[f"out={'Tensor' if isinstance(out, Tensor) else _type_name(out)}"])
+            given = ["Tensor" if _is_sparse(x) else _type_name(x) for x in (a, b)]
+            raise invalid_combination(name, given, _MM_SIGNATURES, keywords=[f"out={_type_name(out)}"])
         return
     for position, (argument, argument_name) in enumerate(zip((a, b), _ARGUMENT_NAMES[name])):
         if not isinstance(argument, Tensor):

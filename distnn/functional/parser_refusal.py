@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["invalid_combination", "keywords_as_listed", "parser_type_name"]
+__all__ = ["invalid_combination", "keywords_as_listed", "marked_type_name", "parser_type_name"]
 
 NOTE_INDENT = "      "
 
@@ -44,10 +44,25 @@ def keywords_as_listed(items: Iterable[tuple[str, object]]) -> list[str]:
 
 def parser_type_name(value) -> str:
     """The name PyTorch's parser gives an argument's type: a Tensor's class name (``Tensor``, ``Parameter``),
-    builtins bare (``float``, ``NoneType``), others with their module (``numpy.ndarray``)."""
+    ``torch.dtype`` for a dtype (distnn's are numpy's scalar types), builtins bare (``float``, ``NoneType``), others
+    with their module (``numpy.ndarray``)."""
+    import numpy as np
+
     from distnn.autograd.tensor import Tensor
 
     kind = type(value)
+    if isinstance(value, np.dtype) or isinstance(value, type) and issubclass(value, np.generic):
+        return "torch.dtype"
     if isinstance(value, Tensor) or kind.__module__ == "builtins":
         return kind.__name__
     return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def marked_type_name(value) -> str:
+    """An argument's type as PyTorch's note of invalid types marks it: a list or tuple with its elements' types
+    (``list of [float, int]``, ``tuple of (float, int)``), anything else as :func:`parser_type_name`."""
+    if isinstance(value, list):
+        return "list of [" + ", ".join(parser_type_name(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        return "tuple of (" + ", ".join(parser_type_name(v) for v in value) + ")"
+    return parser_type_name(value)

@@ -46,11 +46,11 @@ def refuse_method_call(name: str, dim, keepdim, dtype, out) -> None:
 def refuse_keepdim_without_dim(name: str, keepdim, dtype, method: bool, out=NO_OUT) -> None:
     """``name(x, keepdim=k)`` (``x.name(keepdim=k)`` where ``method``) without ``dim``, ``dtype`` and ``out`` as
     given (``out``: only ``mean``'s function takes one there): refused as PyTorch's parser refuses it."""
-    given = [f"keepdim={_parser_name(keepdim)}"]
+    given = [f"keepdim={parser_type_name(keepdim)}"]
     if dtype is not None:
         given.insert(0, "dtype=torch.dtype")
     if out is not NO_OUT:
-        given.insert(0, f"out={_parser_name(out)}")
+        given.insert(0, f"out={parser_type_name(out)}")
     if len(given) + (not method) > (1 if method else _MOST_WITHOUT_DIM[name]):
         raise _missing_dim(name)
     # (PyTorch lists the keywords last given first: these are listed as if given in the signature's order)
@@ -72,7 +72,7 @@ def refuse_method_out(name: str, dim_given: bool, keepdim_given: bool, dtype, ou
         raise TypeError(f"{name}() got an unexpected keyword argument 'out'")
     if keepdim_given or dtype is not None:
         raise _missing_dim(name)
-    raise _invalid_combination(name, [f"out={_parser_name(out)}"], True)
+    raise _invalid_combination(name, [f"out={parser_type_name(out)}"], True)
 
 
 def _missing_dim(name: str) -> TypeError:
@@ -94,12 +94,6 @@ def _invalid_combination(name: str, given: list, method: bool, input_name: str =
                       f"(Tensor input, {_DIM_TYPES[name]} dim, bool keepdim = False, *, torch.dtype dtype = None, "
                       "Tensor out = None)")
     return invalid_combination(name, positional, signatures, keywords=keywords)
-
-
-def _parser_name(value) -> str:
-    from distnn.autograd.tensor import Tensor
-
-    return "Tensor" if isinstance(value, Tensor) else parser_type_name(value)
 
 
 def refuse_logsumexp_dim(dim, method: bool) -> None:

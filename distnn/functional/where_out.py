@@ -53,6 +53,7 @@ def where_into_out(where, condition, a, b, out) -> Tensor:
 _WHERE_SIGNATURES = ("(Tensor condition)", "(Tensor condition, Tensor input, Tensor other, *, Tensor out = None)",
                      "(Tensor condition, Number self, Tensor other)", "(Tensor condition, Tensor input, Number other)",
                      "(Tensor condition, Number self, Number other)")
+_NUMBER_OVERLOADS = (2, 3, 4)  # (the indices of the overloads of three arguments without out)
 
 
 def where_condition_only(condition, a, b, out, not_given) -> tuple:
@@ -65,10 +66,9 @@ def where_condition_only(condition, a, b, out, not_given) -> tuple:
         from .element_select import nonzero
 
         return nonzero(condition, as_tuple=True)
-    given = [_parser_name(x) for x in (condition, a, b) if x is not not_given]
-    raise invalid_combination("where", given, _WHERE_SIGNATURES,
-                              keywords=[] if out is None else [f"out={_parser_name(out)}"])
-
-
-def _parser_name(value) -> str:
-    return "Tensor" if isinstance(value, Tensor) else _type_name(value)
+    given = [_type_name(x) for x in (condition, a, b) if x is not not_given]
+    # (PyTorch's note under each overload that takes as many arguments, out not among them)
+    notes = None if out is None else {index: "didn't match because some of the keywords were incorrect: out"
+                                      for index in _NUMBER_OVERLOADS if len(given) == 2}
+    raise invalid_combination("where", given, _WHERE_SIGNATURES, keywords=[] if out is None else
+                              [f"out={_type_name(out)}"], notes=notes)
