@@ -149,3 +149,33 @@ def test_polynomial_of_two_numbers_refused_as_torch(name):
 def test_inplace_clamp_cast_as_torch(name):
     theirs, ours = both(CLAMP_CASTS[name], exact_type=True)
     assert ours == theirs
+
+
+# Tensor methods that are distnn functions with the tensor first: PyTorch's methods take no out (those of several
+# overloads, whose refusal its parser words as an invalid combination, are left out)
+METHODS_WITHOUT_OUT = {
+    "tril": (), "diagonal": (), "diag_embed": (), "trace": (), "swapaxes": (0, 1), "t": (), "tile": ((2,),),
+    "rot90": (), "fliplr": (), "unflatten": (0, (3, 1)), "ravel": (), "unbind": (), "outer": ("v",),
+    "dot": ("v",), "mm": ("m",), "mv": ("v",), "addmm": ("m", "m"), "kron": ("m",), "cross": ("m",),
+    "masked_select": ("mask",), "argwhere": (), "cumprod": (0,), "cummax": (0,), "logcumsumexp": (0,),
+    "diff": (), "nansum": (), "nanmean": (), "aminmax": (), "kthvalue": (1,), "mode": (), "unique": (),
+    "unique_consecutive": (), "histc": (),
+}
+
+
+@pytest.mark.parametrize("name", list(METHODS_WITHOUT_OUT))
+def test_method_out_refused_as_torch(name):
+    def run(L):
+        operands = {"v": L.ones(3), "m": L.ones(3, 3), "mask": L.ones(3, 3) > 0}
+        args = [operands.get(a, a) if isinstance(a, str) else a for a in METHODS_WITHOUT_OUT[name]]
+        return getattr(L.ones(3, 3), name)(*args, out=L.empty(3))
+
+    _same_refusal(run)
+
+
+@pytest.mark.parametrize("call", [lambda L, p: L.sum(p, keepdim=True), lambda L, p: L.prod(p, keepdim=True),
+                                  lambda L, p: L.mean(p, keepdim=True), lambda L, p: L.prod(p, None),
+                                  lambda L, p: L.mean(p, keepdim=True, out=L.empty(2))],
+                         ids=["sum", "prod", "mean", "prod None", "mean out"])
+def test_reduction_refusal_names_a_parameter_as_torch(call):
+    _same_refusal(lambda L: call(L, L.nn.Parameter(L.ones(2, 3))))

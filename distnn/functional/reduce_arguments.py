@@ -43,8 +43,8 @@ def refuse_method_call(name: str, dim, keepdim, dtype, out) -> None:
         refuse_keepdim_without_dim(name, keepdim, dtype, method=True)
 
 
-def refuse_keepdim_without_dim(name: str, keepdim, dtype, method: bool, out=NO_OUT) -> None:
-    """``name(x, keepdim=k)`` (``x.name(keepdim=k)`` where ``method``) without ``dim``, ``dtype`` and ``out`` as
+def refuse_keepdim_without_dim(name: str, keepdim, dtype, method: bool, out=NO_OUT, a=None) -> None:
+    """``name(a, keepdim=k)`` (``a.name(keepdim=k)`` where ``method``) without ``dim``, ``dtype`` and ``out`` as
     given (``out``: only ``mean``'s function takes one there): refused as PyTorch's parser refuses it."""
     given = [f"keepdim={parser_type_name(keepdim)}"]
     if dtype is not None:
@@ -54,15 +54,15 @@ def refuse_keepdim_without_dim(name: str, keepdim, dtype, method: bool, out=NO_O
     if len(given) + (not method) > (1 if method else _MOST_WITHOUT_DIM[name]):
         raise _missing_dim(name)
     # (PyTorch lists the keywords last given first: these are listed as if given in the signature's order)
-    raise _invalid_combination(name, given, method)
+    raise _invalid_combination(name, given, method, _input_name(a))
 
 
-def refuse_prod_dim_none(keepdim_given: bool, dtype, method: bool) -> None:
+def refuse_prod_dim_none(keepdim_given: bool, dtype, method: bool, a=None) -> None:
     """``prod(x, None)`` (``x.prod(None)`` where ``method``): ``dim`` must be an int. With nothing else given the
     call matches neither overload; otherwise the overload with ``dim`` is named. (PyTorch words ``dim=None`` by
     keyword otherwise, which a Python signature cannot tell apart: the positional form's words are given.)"""
     if not keepdim_given and dtype is None:
-        raise _invalid_combination("prod", ["NoneType"], method)
+        raise _invalid_combination("prod", ["NoneType"], method, _input_name(a))
     raise TypeError(f"prod(): argument 'dim' (position {1 if method else 2}) must be int, not NoneType")
 
 
@@ -73,6 +73,11 @@ def refuse_method_out(name: str, dim_given: bool, keepdim_given: bool, dtype, ou
     if keepdim_given or dtype is not None:
         raise _missing_dim(name)
     raise _invalid_combination(name, [f"out={parser_type_name(out)}"], True)
+
+
+def _input_name(a) -> str:
+    """The input's type as the parser lists it (``Parameter``); ``Tensor`` where the caller gave none."""
+    return "Tensor" if a is None else parser_type_name(a)
 
 
 def _missing_dim(name: str) -> TypeError:
