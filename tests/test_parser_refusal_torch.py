@@ -179,3 +179,26 @@ def test_method_out_refused_as_torch(name):
                          ids=["sum", "prod", "mean", "prod None", "mean out"])
 def test_reduction_refusal_names_a_parameter_as_torch(call):
     _same_refusal(lambda L: call(L, L.nn.Parameter(L.ones(2, 3))))
+
+
+WHERE_METHOD = {
+    "number other and out": lambda L, x, c: x.where(c, 1.0, out=x),
+    "out only": lambda L, x, c: x.where(c, out=x),
+    "out None": lambda L, x, c: x.where(c, x, out=None),
+    "other and out by keyword": lambda L, x, c: x.where(c, other=x, out=x),
+    "condition alone": lambda L, x, c: x.where(c),
+    "unknown keyword": lambda L, x, c: x.where(c, foo=1),
+    "two unknown keywords": lambda L, x, c: x.where(c, x, foo=1, out=x),
+    "number other": lambda L, x, c: x.where(c, 0.0),
+    "keywords": lambda L, x, c: x.where(condition=c, other=0.0),
+}
+
+
+@pytest.mark.parametrize("name", list(WHERE_METHOD))
+def test_where_method_arguments_as_torch(name):
+    def run(L):
+        x = L.tensor([1.0, -2.0])
+        return WHERE_METHOD[name](L, x, x > 0)
+
+    theirs, ours = both(run, exact_type=True)
+    assert ours == theirs

@@ -20,10 +20,10 @@ from .clamp_out import refuse_grad_with_out
 from .out_common import check_out_argument
 from .out_overlap import check_out_overlap
 from .out_write import write_into_out
-from .parser_refusal import invalid_combination
+from .parser_refusal import invalid_combination, keywords_as_listed
 from .parser_refusal import parser_type_name as _type_name
 
-__all__ = ["where_into_out", "where_condition_only"]
+__all__ = ["where_into_out", "where_condition_only", "where_method_arguments"]
 
 
 def where_into_out(where, condition, a, b, out) -> Tensor:
@@ -72,3 +72,29 @@ def where_condition_only(condition, a, b, out, not_given) -> tuple:
                                       for index in _NUMBER_OVERLOADS if len(given) == 2}
     raise invalid_combination("where", given, _WHERE_SIGNATURES, keywords=[] if out is None else
                               [f"out={_type_name(out)}"], notes=notes)
+
+
+_METHOD_PARAMETERS = ("condition", "other")
+_METHOD_SIGNATURES = ("(Tensor condition, Tensor other)", "(Tensor condition, Number other)")
+
+
+def where_method_arguments(args: tuple, kwargs: dict) -> tuple:
+    """``(condition, other)`` of a call ``x.where(*args, **kwargs)``; a keyword the method does not take (``out``:
+    PyTorch's methods take none) or a count of arguments other than two is refused in its parser's words, with
+    its note under each signature where the call has as many arguments as the signatures."""
+    unknown = [key for key in kwargs if key not in _METHOD_PARAMETERS]
+    if not unknown and len(args) + len(kwargs) == len(_METHOD_PARAMETERS):
+        return _bind_where(*args, **kwargs)
+    notes = None
+    if unknown and len(args) + len(kwargs) == len(_METHOD_PARAMETERS):
+        notes = dict.fromkeys(range(len(_METHOD_SIGNATURES)), "didn't match because some of the keywords were "
+                              "incorrect: " + ", ".join(reversed(unknown)))
+    raise invalid_combination("where", [_type_name(a) for a in args], _METHOD_SIGNATURES,
+                              keywords=keywords_as_listed(kwargs.items()), notes=notes)
+
+
+def _bind_where(condition, other):
+    return condition, other
+
+
+_bind_where.__qualname__ = "where"  # (Python's errors for a missing or repeated argument name the method)
