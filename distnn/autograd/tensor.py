@@ -30,6 +30,7 @@ from .tensor_operators import TensorComparisons, TensorOperators, _bind_late
 from .tensor_operators_more import TensorOperatorsMore
 from .tensor_shape_methods import TensorShapeMethods
 from . import view_staleness as _staleness
+from .torch_method_names import name_methods_as_torch
 
 
 _object_new = object.__new__
@@ -333,5 +334,6 @@ _INFERENCE_SAVED = ("Inference tensors cannot be saved for backward. Please do n
 
 # Bound at the bottom: these modules import Tensor from here.
 _bind_late()  # (the operators' ops: versions, dtype rules, the functional modules, in-place writes)
+name_methods_as_torch(Tensor)
 from .versions import _counter, _share  # noqa: E402
 from distnn.functional import elementwise as E  # noqa: E402

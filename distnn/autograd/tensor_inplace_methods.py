@@ -264,29 +264,35 @@ def _neg(self):
 def _clamp(name):
     """``clamp_``/``clip_``'s result, after PyTorch's argument rules (its errors name the in-place method)."""
     def clamp(self, *args, **kwargs):
-        from distnn.functional.clamp_arguments import clamp_bounds, clamp_call
+        from distnn.functional.clamp_arguments import clamp_bounds, clamp_call, refuse_number_bounds_cast
         from distnn.functional.elementwise_choice import clamp_checked
 
         lo, hi, call = clamp_call(name, self, args, kwargs, method=True)
-        return clamp_checked(self, *clamp_bounds(name, self, lo, hi, method=True, call=call))
+        lo, hi = clamp_bounds(name, self, lo, hi, method=True, call=call)
+        refuse_number_bounds_cast(self, lo, hi)
+        return clamp_checked(self, lo, hi)
 
     return clamp
 
 
 def _clamp_min(self, *args, **kwargs):
     """``clamp_min_``'s result: its bound is required, as PyTorch's."""
-    from distnn.functional.clamp_arguments import one_bound_call
+    from distnn.functional.clamp_arguments import one_bound_call, refuse_number_bounds_cast
     from distnn.functional.elementwise_choice import clamp_checked
 
-    return clamp_checked(self, one_bound_call("clamp_min_", self, args, kwargs, "min", method=True)[0], None)
+    bound = one_bound_call("clamp_min_", self, args, kwargs, "min", method=True)[0]
+    refuse_number_bounds_cast(self, bound, None)
+    return clamp_checked(self, bound, None)
 
 
 def _clamp_max(self, *args, **kwargs):
     """``clamp_max_``'s result: its bound is required, as PyTorch's."""
-    from distnn.functional.clamp_arguments import one_bound_call
+    from distnn.functional.clamp_arguments import one_bound_call, refuse_number_bounds_cast
     from distnn.functional.elementwise_choice import clamp_checked
 
-    return clamp_checked(self, None, one_bound_call("clamp_max_", self, args, kwargs, "max", method=True)[0])
+    bound = one_bound_call("clamp_max_", self, args, kwargs, "max", method=True)[0]
+    refuse_number_bounds_cast(self, None, bound)
+    return clamp_checked(self, None, bound)
 
 
 def _div(self, other, *, rounding_mode=None):

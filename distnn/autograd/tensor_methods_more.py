@@ -224,8 +224,12 @@ class TensorMethodsMore:
         self.imag.copy_(value)
 
     # ------------------------------------------------------------ method forms of two-operand functions
-    def where(self, condition, other):
-        """``distnn.where(condition, self, other)``."""
+    def where(self, *args, **kwargs):
+        """``x.where(condition, other)``: ``distnn.where(condition, x, other)``."""
+        if len(args) == 2 and not kwargs:  # (the common call first)
+            condition, other = args
+        else:
+            condition, other = _function("where_out", "where_method_arguments")(args, kwargs)
         return _function("elementwise_choice", "where")(condition, self, other)
 
     def maximum(self, other):

@@ -26,11 +26,27 @@ _METHODS = {
 }
 
 
+# PyTorch's methods take no ``out`` (its functions do): the refusal in its words. Its methods written in Python
+# name the class; those that take no keyword at all say so; the others are its parser's (for the names of several
+# overloads the parser words it as an invalid combination, listing them: not written here).
+_PYTHON_METHODS = frozenset(("unflatten", "unique", "unique_consecutive"))
+_NO_KEYWORDS = frozenset(("trace", "t", "fliplr", "flipud", "ravel", "argwhere"))
+
+
+def _out_refused(name: str) -> TypeError:
+    if name in _NO_KEYWORDS:
+        return TypeError(f"Tensor.{name}() takes no keyword arguments")
+    return TypeError(f"{'Tensor.' if name in _PYTHON_METHODS else ''}{name}() got an unexpected keyword argument "
+                     "'out'")
+
+
 def _method(module: str, name: str):
     function = None
 
     def method(self, *args, **kwargs):
         nonlocal function
+        if "out" in kwargs:
+            raise _out_refused(name)
         if function is None:  # (imported on first use: the op modules import Tensor)
             function = getattr(importlib.import_module(f"distnn.functional.{module}"), name)
         return function(self, *args, **kwargs)

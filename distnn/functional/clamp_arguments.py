@@ -26,7 +26,9 @@ from distnn.autograd.number_range import REAL_NUMBERS, scalar_for_dtype
 from distnn.autograd.tensor import Tensor
 from distnn.backend import default_dtype
 
-__all__ = ["checked_bounds", "clamp_call", "clamp_bounds", "one_bound_call"]
+from .parser_refusal import invalid_combination, keywords_as_listed, parser_type_name
+
+__all__ = ["checked_bounds", "clamp_call", "clamp_bounds", "one_bound_call", "refuse_number_bounds_cast"]
 
 NO_BOUND = "torch.clamp: At least one of 'min' or 'max' must not be None"
 _BOUNDS, _WITH_OUT = frozenset(("min", "max")), frozenset(("min", "max", "out"))  # (the keywords clamp takes)
@@ -42,7 +44,7 @@ def clamp_call(name: str, a, args: tuple, kwargs: dict, *, method: bool = False,
     keywords = tuple(kwargs.items())
     if (len(args) > 2 or not kwargs.keys() <= (_WITH_OUT if out_allowed else _BOUNDS)
             or (args and "min" in kwargs) or (len(args) == 2 and "max" in kwargs)):  # (a bound given twice)
-        raise TypeError(_invalid_combination(name, a, args, ("min = None", "max = None"), method, keywords))
+        raise _invalid_combination(name, a, args, ("min = None", "max = None"), method, keywords)
     lo = args[0] if args else kwargs.get("min")
     hi = args[1] if len(args) > 1 else kwargs.get("max")
     return lo, hi, (args, keywords)
@@ -56,7 +58,7 @@ def clamp_bounds(name: str, a, lo, hi, *, method: bool = False, call=None):
     args, keywords = call if call is not None else ([b for b in (lo, hi) if b is not None], ())
     if type(lo) is str or type(hi) is str or keywords and _not_a_tensor_out(keywords):  # (numpy's ufuncs would
         # name only dtypes)
-        raise TypeError(_invalid_combination(name, a, args, ("min = None", "max = None"), method, keywords))
+        raise _invalid_combination(name, a, args, ("min = None", "max = None"), method, keywords)
     if lo is None or hi is None:
         if lo is None and hi is None:
             raise RuntimeError(NO_BOUND)
@@ -70,9 +72,8 @@ def clamp_bounds(name: str, a, lo, hi, *, method: bool = False, call=None):
     if tensor.ndim == 0 and not tensor.requires_grad:
         value = tensor.item()
         return checked_bounds(name, a, value, hi) if lo_tensor else checked_bounds(name, a, lo, value)
-    raise TypeError(_invalid_combination(name, a, args if call is not None else (lo, hi), ("min = None",
-                                                                                       "max = None"), method,
-                                         keywords))
+    raise _invalid_combination(name, a, args if call is not None else (lo, hi), ("min = None", "max = None"),
+                               method, keywords)
 
 
 def _not_a_tensor_out(keywords) -> bool:
@@ -96,15 +97,15 @@ def one_bound_call(name: str, a, args: tuple, kwargs: dict, which: str, *, metho
         allowed = {which, "out"} if out_allowed else {which}
         if len(args) + (which in kwargs) != 1 or not kwargs.keys() <= allowed or (
                 out_allowed and not isinstance(kwargs.get("out"), (Tensor, type(None)))):
-            raise TypeError(_invalid_combination(name, a, args, (which,), method, keywords, listed_only=True))
+            raise _invalid_combination(name, a, args, (which,), method, keywords, listed_only=True)
         bound = args[0] if args else kwargs[which]
     if type(bound) is str:  # (numpy's ufuncs would name only dtypes)
-        raise TypeError(_invalid_combination(name, a, args, (which,), method, keywords,
-                                             keyword_bound=bool(keywords) and not (out_allowed and "out" in kwargs)))
+        raise _invalid_combination(name, a, args, (which,), method, keywords,
+                                   keyword_bound=bool(keywords) and not (out_allowed and "out" in kwargs))
     if bound is None:
         matched = tuple((key, value) for key, value in keywords if key == which)
-        raise TypeError(_invalid_combination(name, a, args, (which,), method, keywords,
-                                             keyword_bound=bool(matched) and not (out_allowed and "out" in kwargs)))
+        raise _invalid_combination(name, a, args, (which,), method, keywords,
+                                   keyword_bound=bool(matched) and not (out_allowed and "out" in kwargs))
     bound = checked_bounds(name, a, bound, None)[0]
     return bound, kwargs.get("out") if out_allowed else None
 
@@ -130,50 +131,63 @@ def checked_bounds(name: str, a, lo, hi):
                  else b for b in (lo, hi))
 
 
+_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+
+def refuse_number_bounds_cast(a, lo, hi) -> None:
+    """The in-place clamp's refusal of number bounds (PyTorch's Scalar overload: ``lo``/``hi`` numbers or None, as
+    :func:`clamp_bounds` gives them) whose result dtype ``a`` cannot hold: ``int64.clamp_(0.5)``. That overload's
+    kernel names ``a``'s dtype as C++ does (``result type Float can't be cast to the desired output type long
+    int``), unlike the Tensor overload's check (``... output type Long``), left to the in-place write."""
+    from distnn.autograd.tensor_inplace_methods import _can_cast, torch_dtype_name
+    from distnn.dtypes import result_type
+
+    from .matmul_out import _cpp_name
+
+    numbers_given = [b for b in (lo, hi) if type(b) in (bool, int, float, complex)]
+    # (a floating tensor refuses only a complex bound, in other words, converting it: left as it was)
+    if np.dtype(a.dtype).kind not in "biu" or not numbers_given or any(b is not None and type(b) not in (bool, int, float, complex) for b in (lo, hi)):
+        return
+    dtype = max((np.dtype(result_type(a, b)) for b in numbers_given), key=lambda d: _KIND_RANK.get(d.kind, 2))
+    if dtype != a.dtype and not _can_cast(dtype, a.dtype):
+        raise RuntimeError(f"result type {torch_dtype_name(dtype)} can't be cast to the desired output type "
+                           f"{_cpp_name(a.dtype)}")
+
+
 def _number(x) -> bool:
     return isinstance(x, (numbers.Number, np.number, np.bool_))
 
 
-def _type_name(x) -> str:
-    """The name PyTorch's parser gives an argument's type (``float``, ``Tensor``, ``numpy.ndarray``)."""
-    kind = type(x)
-    if isinstance(x, Tensor) or kind.__module__ == "builtins":
-        return kind.__name__
-    return f"{kind.__module__}.{kind.__qualname__}"
-
-
 def _invalid_combination(name, a, args, parameters, method, keywords=(), *, keyword_bound=False,
-                         listed_only=False) -> str:
-    """PyTorch's "received an invalid combination of arguments" message for ``name``'s two overloads: what was
+                         listed_only=False) -> TypeError:
+    """PyTorch's "received an invalid combination of arguments" refusal for ``name``'s two overloads: what was
     given (positional ``args``, then the keyword items ``keywords``, which its parser lists last given first) and
     the signatures, with the methods' and in-place functions' line under each where the call has as many
     arguments as the signature (PyTorch's parser writes it only then). ``keyword_bound``: the one keyword names the
     signature's parameter and its type is wrong (clamp_min's ``min=None``: the line marks ``!min=NoneType!``);
     ``listed_only``: the call fits no signature's parameters, so no line is written."""
-    given = [] if method else [_type_name(a)]
-    given += [_type_name(b) for b in args]
-    named = [f"{key}={_type_name(value)}" for key, value in reversed(keywords)]
-    got = ", ".join(given + named) + (", " if named and not given else "")  # (PyTorch's trailing ", " there)
-    lines = [f"{name}() received an invalid combination of arguments - got ({got}), but expected one of:"]
+    given = [] if method else [parser_type_name(a)]
+    given += [parser_type_name(b) for b in args]
+    named = keywords_as_listed(keywords)
     # (the functional forms that take out= list no reasons; the methods and in-place functions mark every bound,
     # or, with an argument by keyword, name every keyword: PyTorch's parser reads the name of ``Tensor min = None``
     # as "None", so it matches no keyword of these signatures)
     reasons = (method or name.endswith("_")) and len(given) + len(named) == len(parameters) + (not method) \
         and not listed_only
     if keyword_bound:
-        marked = ([] if method else ["Tensor"]) + [f"!{_type_name(b)}!" for b in args]
+        marked = ([] if method else ["Tensor"]) + [f"!{parser_type_name(b)}!" for b in args]
         marked += [f"!{entry}!" for entry in named]
-        reason = ("      didn't match because some of the arguments have invalid types: (" + ", ".join(marked)
+        reason = ("didn't match because some of the arguments have invalid types: (" + ", ".join(marked)
                   + (", " if named and not given else "") + ")")
     elif keywords:
-        reason = ("      didn't match because some of the keywords were incorrect: "
+        reason = ("didn't match because some of the keywords were incorrect: "
                   + ", ".join(key for key, _ in reversed(keywords)))
     else:
-        reason = "      didn't match because some of the arguments have invalid types: (" + ", ".join(
-            ([] if method else ["Tensor"]) + [f"!{_type_name(b)}!" for b in args]) + ")"
+        reason = "didn't match because some of the arguments have invalid types: (" + ", ".join(
+            ([] if method else ["Tensor"]) + [f"!{parser_type_name(b)}!" for b in args]) + ")"
+    signatures = []
     for kind in ("Tensor", "Number"):
         listed = ", ".join(([] if method else ["Tensor input"]) + [f"{kind} {p}" for p in parameters])
-        lines.append(f" * ({listed})" if method or name.endswith("_") else f" * ({listed}, *, Tensor out = None)")
-        if reasons:
-            lines.append(reason)
-    return "\n".join(lines) + "\n"
+        signatures.append(f"({listed})" if method or name.endswith("_") else f"({listed}, *, Tensor out = None)")
+    notes = {index: reason for index in range(len(signatures))} if reasons else None
+    return invalid_combination(name, given, signatures, keywords=named, notes=notes)

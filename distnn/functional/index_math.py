@@ -10,6 +10,8 @@ import numpy as np
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
+from .parser_refusal import invalid_combination, parser_type_name
+
 
 def _triangle_indices(op, np_indices, row, col, offset, dtype):
     for name, v in (("row", row), ("col", col)):
@@ -47,14 +49,19 @@ def _member_operand(v):
     return data
 
 
+_ISIN_SIGNATURES = tuple(
+    f"({first}, {second}, *, bool assume_unique = False, bool invert = False, Tensor out = None)"
+    for first, second in (("Tensor elements", "Tensor test_elements"), ("Number element", "Tensor test_elements"),
+                          ("Tensor elements", "Number test_element")))
+
+
 def isin(elements, test_elements, *, assume_unique=False, invert=False):
     """``torch.isin``: a bool tensor of ``elements``' shape, True where the element is among ``test_elements``
     (``invert``: where it is not). Either may be a number, not both; bool and complex tensors are refused, as
     PyTorch's. A NaN is in nothing."""
     if not isinstance(elements, Tensor) and not isinstance(test_elements, Tensor):
-        raise TypeError(f"isin() received an invalid combination of arguments - got ({type(elements).__name__}, "
-                        f"{type(test_elements).__name__}): expected (Tensor, Tensor), (Number, Tensor) or "
-                        f"(Tensor, Number)")
+        raise invalid_combination("isin", [parser_type_name(elements), parser_type_name(test_elements)],
+                                  _ISIN_SIGNATURES)
     a, b = _member_operand(elements), _member_operand(test_elements)
     xp = get_array_module(a if isinstance(elements, Tensor) else b)
     a, b = xp.asarray(a), xp.asarray(b)

@@ -43,6 +43,8 @@ from .clamp_out import refuse_grad_with_out
 from .out_common import check_out_argument
 from .out_overlap import _has_internal_overlap, check_out_overlap
 from .out_write import resize_out, warn_resized, write_into_out, write_resized
+from .parser_refusal import invalid_combination
+from .parser_refusal import parser_type_name as _type_name
 
 __all__ = ["matmul_into_out", "sparse_mm_into_out"]
 
@@ -58,6 +60,8 @@ def _cpp_name(dtype) -> str:
     return _CPP_NAMES.get(name, name)
 
 
+_MM_SIGNATURES = ("(Tensor input, Tensor mat2, *, Tensor out = None)",
+                  "(Tensor input, Tensor mat2, torch.dtype out_dtype, *, Tensor out = None)")
 _ARGUMENT_NAMES = {"matmul": ("input", "other"), "dot": ("input", "tensor"), "mv": ("input", "vec")}
 # (the dims each named op takes: only there is a mixed-dtype refusal ahead of the op's own checks)
 _DIMS = {"dot": (1, 1), "mv": (2, 1), "mm": (2, 2), "bmm": (3, 3)}
@@ -123,22 +127,13 @@ def _is_sparse(x) -> bool:
     return type(x) is tensor_operators._sparse_type
 
 
-def _type_name(value) -> str:
-    """A type as PyTorch's parser names it: builtins bare, others with their module (``numpy.ndarray``)."""
-    kind = type(value)
-    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-
-
 def _parse(name, a, b, out, parser_name=None) -> None:
     """The parser's refusals of an operand or ``out`` that is not a Tensor: ``mm`` and ``bmm`` have two overloads,
     and word it as a failed match of both; the others name the first argument that is not."""
     if name in ("mm", "bmm"):
         if not all(isinstance(x, Tensor) or _is_sparse(x) for x in (a, b, out)):
-            got = ", ".join("Tensor" if isinstance(x, Tensor) or _is_sparse(x) else _type_name(x) for x in (a, b))
-            raise TypeError(f"{name}() received an invalid combination of arguments - got ({got}, "
-                            f"out={'Tensor' if isinstance(out, Tensor) else _type_name(out)}), but expected one "
-                            "of:\n * (Tensor input, Tensor mat2, *, Tensor out = None)\n"
-                            " * (Tensor input, Tensor mat2, torch.dtype out_dtype, *, Tensor out = None)\n")
+            given = ["Tensor" if _is_sparse(x) else _type_name(x) for x in (a, b)]
+            raise invalid_combination(name, given, _MM_SIGNATURES, keywords=[f"out={_type_name(out)}"])
         return
     for position, (argument, argument_name) in enumerate(zip((a, b), _ARGUMENT_NAMES[name])):
         if not isinstance(argument, Tensor):

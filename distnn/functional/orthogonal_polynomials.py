@@ -34,6 +34,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from ._elementwise_common import _check_broadcast, _quiet
+from .parser_refusal import invalid_combination, parser_type_name
 from .pointwise_binary import _operands
 
 _HERMITE_LIMIT = {np.dtype(np.float32): 128, np.dtype(np.float64): 512}
@@ -193,12 +194,15 @@ def _legendre(x, n):
 
 # The public functions -------------------------------------------------------------------------------------------
 
+_POLYNOMIAL_SIGNATURES = ("(Tensor x, Tensor n, *, Tensor out = None)", "(Number x, Tensor n, *, Tensor out = None)",
+                          "(Tensor x, Number n, *, Tensor out = None)")
+
+
 def _polynomial(name, kernel, doc):
     def fn(input, n):  # noqa: A002 - PyTorch's names
         if not isinstance(input, Tensor) and not isinstance(n, Tensor):
-            raise TypeError(f"special_{name}() received an invalid combination of arguments - got "
-                            f"({type(input).__name__}, {type(n).__name__}), but expected one of: (Tensor x, Tensor "
-                            "n), (Number x, Tensor n), (Tensor x, Number n)")
+            raise invalid_combination(f"special_{name}", [parser_type_name(input), parser_type_name(n)],
+                                      _POLYNOMIAL_SIGNATURES)
         for v in (input, n):
             if not isinstance(v, (Tensor, bool, int, float)):
                 raise TypeError(f"special_{name}(): expected a Tensor or a real number, got {type(v).__name__}")

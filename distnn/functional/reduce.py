@@ -199,7 +199,7 @@ def sum(a, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, axis=EVERY_DIM, keepd
     elif keepdim is not NOT_KEPT and dim is EVERY_DIM and axis is EVERY_DIM and keepdims is None:
         from .reduce_arguments import refuse_keepdim_without_dim
 
-        refuse_keepdim_without_dim("sum", keepdim, dtype, method=False)  # (PyTorch's parser: keepdim needs dim)
+        refuse_keepdim_without_dim("sum", keepdim, dtype, method=False, a=a)  # (PyTorch's parser: keepdim needs dim)
     if axis is EVERY_DIM:
         axis = None
     axis, keepdims, _ = _resolve(None if dim is EVERY_DIM else dim, keepdim, axis, keepdims)
@@ -248,7 +248,7 @@ def mean(a, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, axis=None, keepdims=
         if keepdim is not NOT_KEPT and axis is None and keepdims is None:
             from .reduce_arguments import refuse_keepdim_without_dim
 
-            refuse_keepdim_without_dim("mean", keepdim, dtype, method=False, out=out)  # (PyTorch's parser)
+            refuse_keepdim_without_dim("mean", keepdim, dtype, method=False, out=out, a=a)  # (PyTorch's parser)
         dim = None
     if out is NO_OUT:
         out = None

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from distnn.autograd.unset_defaults import EVERY_DIM, NO_OUT, NOT_KEPT
 
-from .matmul_out import _type_name
+from .parser_refusal import invalid_combination, parser_type_name
 
 __all__ = ["refuse_keepdim_without_dim", "refuse_logsumexp_dim", "refuse_method_call", "refuse_method_out",
            "refuse_prod_dim_none"]
@@ -43,26 +43,26 @@ def refuse_method_call(name: str, dim, keepdim, dtype, out) -> None:
         refuse_keepdim_without_dim(name, keepdim, dtype, method=True)
 
 
-def refuse_keepdim_without_dim(name: str, keepdim, dtype, method: bool, out=NO_OUT) -> None:
-    """``name(x, keepdim=k)`` (``x.name(keepdim=k)`` where ``method``) without ``dim``, ``dtype`` and ``out`` as
+def refuse_keepdim_without_dim(name: str, keepdim, dtype, method: bool, out=NO_OUT, a=None) -> None:
+    """``name(a, keepdim=k)`` (``a.name(keepdim=k)`` where ``method``) without ``dim``, ``dtype`` and ``out`` as
     given (``out``: only ``mean``'s function takes one there): refused as PyTorch's parser refuses it."""
-    given = [f"keepdim={_parser_name(keepdim)}"]
+    given = [f"keepdim={parser_type_name(keepdim)}"]
     if dtype is not None:
         given.insert(0, "dtype=torch.dtype")
     if out is not NO_OUT:
-        given.insert(0, f"out={_parser_name(out)}")
+        given.insert(0, f"out={parser_type_name(out)}")
     if len(given) + (not method) > (1 if method else _MOST_WITHOUT_DIM[name]):
         raise _missing_dim(name)
     # (PyTorch lists the keywords last given first: these are listed as if given in the signature's order)
-    raise _invalid_combination(name, given, method)
+    raise _invalid_combination(name, given, method, _input_name(a))
 
 
-def refuse_prod_dim_none(keepdim_given: bool, dtype, method: bool) -> None:
+def refuse_prod_dim_none(keepdim_given: bool, dtype, method: bool, a=None) -> None:
     """``prod(x, None)`` (``x.prod(None)`` where ``method``): ``dim`` must be an int. With nothing else given the
     call matches neither overload; otherwise the overload with ``dim`` is named. (PyTorch words ``dim=None`` by
     keyword otherwise, which a Python signature cannot tell apart: the positional form's words are given.)"""
     if not keepdim_given and dtype is None:
-        raise _invalid_combination("prod", ["NoneType"], method)
+        raise _invalid_combination("prod", ["NoneType"], method, _input_name(a))
     raise TypeError(f"prod(): argument 'dim' (position {1 if method else 2}) must be int, not NoneType")
 
 
@@ -72,7 +72,12 @@ def refuse_method_out(name: str, dim_given: bool, keepdim_given: bool, dtype, ou
         raise TypeError(f"{name}() got an unexpected keyword argument 'out'")
     if keepdim_given or dtype is not None:
         raise _missing_dim(name)
-    raise _invalid_combination(name, [f"out={_parser_name(out)}"], True)
+    raise _invalid_combination(name, [f"out={parser_type_name(out)}"], True)
+
+
+def _input_name(a) -> str:
+    """The input's type as the parser lists it (``Parameter``); ``Tensor`` where the caller gave none."""
+    return "Tensor" if a is None else parser_type_name(a)
 
 
 def _missing_dim(name: str) -> TypeError:
@@ -80,27 +85,20 @@ def _missing_dim(name: str) -> TypeError:
 
 
 def _invalid_combination(name: str, given: list, method: bool, input_name: str = "Tensor") -> TypeError:
-    """The parser's message: what was given (a method lists only its arguments, a keyword-only list ends in
-    ", ", as PyTorch's does; a function's list starts with ``input_name``, the input's type as the parser names
-    it) and both overloads."""
+    """The parser's message: what was given (a method lists only its arguments; a function's list starts with
+    ``input_name``, the input's type as the parser names it) and both overloads."""
+    positional = [] if method else [input_name]
+    positional += [entry for entry in given if "=" not in entry]
+    keywords = [entry for entry in given if "=" in entry]
     if method:
-        got = ", ".join(given) + (", " if given[0].count("=") else "")
         signatures = ("(*, torch.dtype dtype = None)",
                       f"({_DIM_TYPES[name]} dim, bool keepdim = False, *, torch.dtype dtype = None)")
     else:
-        got = ", ".join([input_name] + given)
         signatures = ("(Tensor input, *, torch.dtype dtype = None" + (", Tensor out = None)" if name == "mean"
                                                                       else ")"),
                       f"(Tensor input, {_DIM_TYPES[name]} dim, bool keepdim = False, *, torch.dtype dtype = None, "
                       "Tensor out = None)")
-    return TypeError(f"{name}() received an invalid combination of arguments - got ({got}), but expected one of:\n"
-                     + "".join(f" * {signature}\n" for signature in signatures))
-
-
-def _parser_name(value) -> str:
-    from distnn.autograd.tensor import Tensor
-
-    return "Tensor" if isinstance(value, Tensor) else _type_name(value)
+    return invalid_combination(name, positional, signatures, keywords=keywords)
 
 
 def refuse_logsumexp_dim(dim, method: bool) -> None:

@@ -147,8 +147,8 @@ def prod(input, dim=EVERY_DIM, keepdim=NOT_KEPT, *, dtype=None, out=NO_OUT):  # 
         from .reduce_arguments import refuse_keepdim_without_dim, refuse_prod_dim_none
 
         if dim is None:
-            refuse_prod_dim_none(keepdim is not NOT_KEPT, dtype, method=False)
-        refuse_keepdim_without_dim("prod", keepdim, dtype, method=False)
+            refuse_prod_dim_none(keepdim is not NOT_KEPT, dtype, method=False, a=input)
+        refuse_keepdim_without_dim("prod", keepdim, dtype, method=False, a=input)
     if dim is EVERY_DIM:
         dim = None
     elif dim is not None:

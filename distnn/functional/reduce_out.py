@@ -41,7 +41,8 @@ from .clamp_out import refuse_grad_with_out
 from .matmul_out import _cpp_name
 from .out_common import check_out_argument
 from .out_write import write_into_out
-from .reduce_arguments import _invalid_combination, _missing_dim, _parser_name
+from .parser_refusal import invalid_combination, parser_type_name
+from .reduce_arguments import _invalid_combination, _missing_dim
 
 __all__ = ["extremum_into_out", "mean_into_out", "refuse_out_without_dim", "sum_like_into_out"]
 
@@ -58,7 +59,8 @@ def refuse_out_without_dim(name: str, a, out, dim_left_out: bool, more_given: bo
         return
     if more_given:
         raise _missing_dim(name)
-    raise _invalid_combination(name, [f"out={_parser_name(out)}"], method=False, input_name=_parser_name(a))
+    raise _invalid_combination(name, [f"out={parser_type_name(out)}"], method=False,
+                               input_name=parser_type_name(a))
 
 
 def sum_like_into_out(name: str, reduce, a, out, dtype) -> Tensor:
@@ -90,9 +92,8 @@ def mean_into_out(reduce_sum, a, out, dim, keepdim, dtype, refuse_integral) -> T
     if not isinstance(out, Tensor):
         if keepdim:  # (only the dim overload takes keepdim: its own refusal)
             check_out_argument("mean", out)
-        got = ", ".join(["Tensor"] + ([] if dim is None else [type(dim).__name__]) + [f"out={type(out).__name__}"])
-        raise TypeError(f"mean() received an invalid combination of arguments - got ({got}), but expected one of:\n"
-                        + "".join(f" * {signature}\n" for signature in _MEAN_SIGNATURES))
+        raise invalid_combination("mean", ["Tensor"] + ([] if dim is None else [type(dim).__name__]),
+                                  _MEAN_SIGNATURES, keywords=[f"out={type(out).__name__}"])
     refuse_grad_with_out("mean", out, a)
     data = unwrap(a)
     if dim is None and not _can_cast(data.dtype, out.dtype):  # (the overload without dims: mean.dtype_out)

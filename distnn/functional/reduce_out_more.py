@@ -47,6 +47,7 @@ from .clamp_out import refuse_grad_with_out
 from .matmul_out import _cpp_name
 from .out_common import check_out_argument, refuse_cast
 from .out_write import _write_back, resize_out, write_into_out
+from .parser_refusal import invalid_combination
 from .reduce_out import sum_like_into_out
 
 __all__ = ["logical_into_out", "logsumexp_into_out", "nanmean_into_out", "nansum_into_out", "norm_into_out",
@@ -67,12 +68,10 @@ def _refuse_non_tensor_out(name, out, dim, signatures, unmatched_keyword) -> Non
     all; after the one at index ``unmatched_keyword``, if any, the note that ``out`` is not its keyword)."""
     if isinstance(out, Tensor):
         return
-    got = ", ".join(["Tensor"] + ([] if dim is None else [type(dim).__name__]) + [f"out={type(out).__name__}"])
-    lines = [f" * {signature}\n" for signature in signatures]
-    if unmatched_keyword is not None:
-        lines[unmatched_keyword] += "      didn't match because some of the keywords were incorrect: out\n"
-    raise TypeError(f"{name}() received an invalid combination of arguments - got ({got}), but expected one of:\n"
-                    + "".join(lines))
+    notes = None if unmatched_keyword is None else {
+        unmatched_keyword: "didn't match because some of the keywords were incorrect: out"}
+    raise invalid_combination(name, ["Tensor"] + ([] if dim is None else [type(dim).__name__]), signatures,
+                              keywords=[f"out={type(out).__name__}"], notes=notes)
 
 
 def nansum_into_out(nansum, a, out, dim, keepdim, dtype) -> Tensor:

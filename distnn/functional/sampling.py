@@ -23,6 +23,7 @@ from distnn.backend import default_dtype, get_array_module
 from distnn.default_device import place
 
 from ._elementwise_common import torch_broadcast_error
+from .parser_refusal import invalid_combination, parser_type_name
 
 __all__ = ["normal", "poisson", "binomial"]
 
@@ -51,6 +52,21 @@ def _float_tensor(x, op_kernel):
     return x
 
 
+_NORMAL_SIGNATURES = (
+    "(Tensor mean, Tensor std, *, torch.Generator generator = None, Tensor out = None)",
+    "(Tensor mean, float std = 1, *, torch.Generator generator = None, Tensor out = None)",
+    "(float mean, Tensor std, *, torch.Generator generator = None, Tensor out = None)",
+    "(float mean, float std, tuple of ints size, *, torch.Generator generator = None, Tensor out = None, "
+    "torch.dtype dtype = None, torch.layout layout = None, torch.device device = None, bool pin_memory = False, "
+    "bool requires_grad = False)")
+
+
+def _normal_refused(*given) -> TypeError:
+    """PyTorch's refusal of two numbers without a size of ints, listing what was given by position (distnn's
+    signature cannot tell ``size=`` from a third positional argument)."""
+    return invalid_combination("normal", [parser_type_name(g) for g in given], _NORMAL_SIGNATURES)
+
+
 def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, requires_grad=False):
     """``torch.normal``, every overload: ``normal(mean: Tensor, std: Tensor)`` (broadcast),
     ``normal(mean: Tensor, std: float = 1.0)``, ``normal(mean: float, std: Tensor)`` (the tensor's shape and
@@ -60,13 +76,11 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, re
     mean_t, std_t = isinstance(mean, Tensor), isinstance(std, Tensor)
     if not mean_t and not std_t:
         if size is None:
-            raise TypeError("normal() received an invalid combination of arguments - got (float, float): "
-                            "with two numbers it needs a size")
+            raise _normal_refused(mean, std)
         if float(std) < 0:
             raise RuntimeError(f"normal expects std >= 0.0, but found std {float(std):g}")
         if not isinstance(size, (tuple, list)):
-            raise TypeError("normal() received an invalid combination of arguments: size must be a tuple of ints, "
-                            f"not {type(size).__name__}")
+            raise _normal_refused(mean, std, size)
         shape = tuple(int(s) for s in size)
         if out is not None:  # (out resized to size silently, as PyTorch's resize_)
             return _normal_into(out, shape, lambda: _numbers_draw(generator, mean, std, shape, out.dtype), (),

@@ -18,6 +18,7 @@ from . import memory_format as MF
 from .shape_checks import SizeMismatch, infer_size  # noqa: F401 - (importable from here as before)
 from .shape import Reshape
 from .strides import cached_view_strides, element_strides, torch_strides, view_strides  # noqa: F401 - (as before)
+from .parser_refusal import invalid_combination, keywords_as_listed, marked_type_name, parser_type_name
 from .view_dtype import view_dtype
 
 _VIEW_REFUSED = ("view size is not compatible with input tensor's size and stride (at least one dimension spans "
@@ -70,18 +71,37 @@ def _size(s):
     return None
 
 
+_VIEW_PARAMETERS = ("dtype", "size")
+_VIEW_SIGNATURES = ("(torch.dtype dtype)", "(tuple of ints size)")
+
+
 def _refused_arguments(args, kwargs):
-    got = ", ".join([type(a).__name__ for a in args] + [f"{k}={type(v).__name__}" for k, v in kwargs.items()])
-    return TypeError(f"view() received an invalid combination of arguments - got ({got}), but expected one of:\n"
-                     " * (dtype dtype)\n * (tuple of ints size)")
+    """PyTorch's refusal of a ``view`` call fitting neither signature. Each signature takes one argument: a call of
+    one argument gets PyTorch's note under each (a keyword that is not the signature's, or the type it refused)."""
+    notes = None
+    if len(args) + len(kwargs) == 1:
+        if args:
+            reason = f"didn't match because some of the arguments have invalid types: (!{marked_type_name(args[0])}!)"
+            notes = dict.fromkeys(range(len(_VIEW_SIGNATURES)), reason)
+        else:
+            (key, value), = kwargs.items()
+            notes = {index: f"didn't match because some of the arguments have invalid types: "
+                            f"(!{key}={marked_type_name(value)}!, )" if key == parameter else
+                     f"didn't match because some of the keywords were incorrect: {key}"
+                     for index, parameter in enumerate(_VIEW_PARAMETERS)}
+    return invalid_combination("view", [parser_type_name(a) for a in args], _VIEW_SIGNATURES,
+                               keywords=keywords_as_listed(kwargs.items()), notes=notes)
 
 
 def view_call(t, args: tuple, kwargs: dict):
     """``Tensor.view(*args, **kwargs)`` as PyTorch's two forms: ``view(*sizes)`` / ``view(sizes)`` / ``view(size=)``
     (the memory seen with another shape), or ``view(dtype)`` / ``view(dtype=)`` (its bytes read as another dtype,
     see :mod:`.view_dtype`). Anything else is refused with a TypeError, as there."""
+    given = args, kwargs  # (as PyTorch's refusal lists them)
     if kwargs:
-        if args or len(kwargs) != 1 or not set(kwargs) <= {"dtype", "size"}:
+        # (dtype=None: numpy would read it as float64; PyTorch's parser refuses it)
+        if args or len(kwargs) != 1 or not set(kwargs) <= {"dtype", "size"} or \
+                kwargs.get("dtype", 0) is None:
             raise _refused_arguments(args, kwargs)
         if "dtype" in kwargs:
             return view_dtype(t, kwargs["dtype"])
@@ -95,7 +115,7 @@ def view_call(t, args: tuple, kwargs: dict):
             shape = [_size(s) for s in sizes]
             break
     if not args or None in shape:
-        raise _refused_arguments(args, kwargs)
+        raise _refused_arguments(*given)
     return view(t, shape)
 
 

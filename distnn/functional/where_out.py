@@ -17,12 +17,13 @@ from distnn.autograd.tensor import Tensor
 from distnn.autograd.tensor_inplace_methods import torch_dtype_name
 
 from .clamp_out import refuse_grad_with_out
-from .matmul_out import _type_name
 from .out_common import check_out_argument
 from .out_overlap import check_out_overlap
 from .out_write import write_into_out
+from .parser_refusal import invalid_combination, keywords_as_listed
+from .parser_refusal import parser_type_name as _type_name
 
-__all__ = ["where_into_out", "where_condition_only"]
+__all__ = ["where_into_out", "where_condition_only", "where_method_arguments"]
 
 
 def where_into_out(where, condition, a, b, out) -> Tensor:
@@ -52,6 +53,7 @@ def where_into_out(where, condition, a, b, out) -> Tensor:
 _WHERE_SIGNATURES = ("(Tensor condition)", "(Tensor condition, Tensor input, Tensor other, *, Tensor out = None)",
                      "(Tensor condition, Number self, Tensor other)", "(Tensor condition, Tensor input, Number other)",
                      "(Tensor condition, Number self, Number other)")
+_NUMBER_OVERLOADS = (2, 3, 4)  # (the indices of the overloads of three arguments without out)
 
 
 def where_condition_only(condition, a, b, out, not_given) -> tuple:
@@ -64,11 +66,35 @@ def where_condition_only(condition, a, b, out, not_given) -> tuple:
         from .element_select import nonzero
 
         return nonzero(condition, as_tuple=True)
-    given = [_parser_name(x) for x in (condition, a, b) if x is not not_given]
-    given += [] if out is None else [f"out={_parser_name(out)}"]
-    raise TypeError(f"where() received an invalid combination of arguments - got ({', '.join(given)}), but expected "
-                    "one of:\n" + "".join(f" * {signature}\n" for signature in _WHERE_SIGNATURES))
+    given = [_type_name(x) for x in (condition, a, b) if x is not not_given]
+    # (PyTorch's note under each overload that takes as many arguments, out not among them)
+    notes = None if out is None else {index: "didn't match because some of the keywords were incorrect: out"
+                                      for index in _NUMBER_OVERLOADS if len(given) == 2}
+    raise invalid_combination("where", given, _WHERE_SIGNATURES, keywords=[] if out is None else
+                              [f"out={_type_name(out)}"], notes=notes)
 
 
-def _parser_name(value) -> str:
-    return "Tensor" if isinstance(value, Tensor) else _type_name(value)
+_METHOD_PARAMETERS = ("condition", "other")
+_METHOD_SIGNATURES = ("(Tensor condition, Tensor other)", "(Tensor condition, Number other)")
+
+
+def where_method_arguments(args: tuple, kwargs: dict) -> tuple:
+    """``(condition, other)`` of a call ``x.where(*args, **kwargs)``; a keyword the method does not take (``out``:
+    PyTorch's methods take none) or a count of arguments other than two is refused in its parser's words, with
+    its note under each signature where the call has as many arguments as the signatures."""
+    unknown = [key for key in kwargs if key not in _METHOD_PARAMETERS]
+    if not unknown and len(args) + len(kwargs) == len(_METHOD_PARAMETERS):
+        return _bind_where(*args, **kwargs)
+    notes = None
+    if unknown and len(args) + len(kwargs) == len(_METHOD_PARAMETERS):
+        notes = dict.fromkeys(range(len(_METHOD_SIGNATURES)), "didn't match because some of the keywords were "
+                              "incorrect: " + ", ".join(reversed(unknown)))
+    raise invalid_combination("where", [_type_name(a) for a in args], _METHOD_SIGNATURES,
+                              keywords=keywords_as_listed(kwargs.items()), notes=notes)
+
+
+def _bind_where(condition, other):
+    return condition, other
+
+
+_bind_where.__qualname__ = "where"  # (Python's errors for a missing or repeated argument name the method)

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import numbers
 
-from distnn.functional.clamp_arguments import _type_name
+from distnn.functional.parser_refusal import invalid_combination, keywords_as_listed, parser_type_name
 
 __all__ = ["matrix_norm_arguments"]
 
 _PARAMETERS = ("ord", "dim", "keepdim", "dtype")
 _SIGNATURES = (
-    ' * (Tensor input, Number ord, tuple of ints dim = {-2,-1}, bool keepdim = False, *, torch.dtype dtype = None, '
-    'Tensor out = None)\n',
-    ' * (Tensor input, str ord = "fro", tuple of ints dim = {-2,-1}, bool keepdim = False, *, torch.dtype dtype = '
-    'None, Tensor out = None)\n',
+    "(Tensor input, Number ord, tuple of ints dim = {-2,-1}, bool keepdim = False, *, torch.dtype dtype = None, "
+    "Tensor out = None)",
+    '(Tensor input, str ord = "fro", tuple of ints dim = {-2,-1}, bool keepdim = False, *, torch.dtype dtype = '
+    'None, Tensor out = None)',
 )
 
 
@@ -41,8 +41,6 @@ def matrix_norm_arguments(A, args, kwargs) -> tuple:
         bound[key] = value
     dim = bound["dim"]
     if ("dim" in kwargs or len(args) > 1) and not _int_sequence(dim):
-        given = [_type_name(A)] + [_type_name(a) for a in args]
-        given += [f"{key}={_type_name(value)}" for key, value in reversed(kwargs.items())]
-        raise TypeError(f"linalg_matrix_norm() received an invalid combination of arguments - got ({', '.join(given)}"
-                        "), but expected one of:\n" + "".join(_SIGNATURES))
+        raise invalid_combination("linalg_matrix_norm", [parser_type_name(x) for x in (A, *args)], _SIGNATURES,
+                                  keywords=keywords_as_listed(kwargs.items()))
     return A, bound["ord"], dim, bound["keepdim"], bound["dtype"]
