@@ -36,6 +36,9 @@ from .torch_method_names import name_methods_as_torch
 _object_new = object.__new__
 
 
+_MAY_HOLD_LONG_INT = (list, tuple, int)  # Python data that numpy may type otherwise than PyTorch (long_int_lists)
+
+
 def _as_array(data, dtype=None):
     if type(data) is np.ndarray and (dtype is None or data.dtype == dtype):
         return data  # the common case, kept cheap: numpy arrays are used as they are
@@ -54,7 +57,9 @@ def _as_array(data, dtype=None):
             if typed is None:
                 raise
             return typed if dtype is None or typed.dtype == dtype else cast(typed, dtype)
-        if dtype is None and may_hold_long_int(arr):  # (an int beyond int64: PyTorch's dtype, or its refusal)
+        # an int beyond int64: PyTorch's dtype, or its refusal (a Python float or complex holds none: Tensor(0.5)
+        # skips the check)
+        if dtype is None and isinstance(data, _MAY_HOLD_LONG_INT) and may_hold_long_int(arr):
             typed = long_int_array(data)
             if typed is not None:
                 return typed
