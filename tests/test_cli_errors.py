@@ -95,7 +95,8 @@ def test_simulate_ranks_under_an_mpi_launcher_is_a_usage_error(tmp_path, capsys,
 
 
 def test_an_error_on_one_simulated_rank_names_the_rank(tmp_path, capsys, monkeypatch):
-    # As under mpiexec ("rank 1: ..."): the simulated rank that hit a bad batch is named.
+    # As under mpiexec: the simulated rank that hit a bad batch is named, with its error, in one agreed line (the
+    # Trainer ends a train_step error before the gradient exchange on every rank alike: DataParallel.fail_step).
     from distnn.train import trainer as T
 
     real_step = T.Trainer.train_step
@@ -108,7 +109,10 @@ def test_an_error_on_one_simulated_rank_names_the_rank(tmp_path, capsys, monkeyp
     monkeypatch.setattr(T.Trainer, "train_step", train_step)
     code, _, err = run_cli(["train", "--config", "digits_mlp", "--set", "train.epochs=1", "--set", "run.plots=false",
                             "--quiet", "--simulate-ranks", "2", "--out", str(tmp_path / "r")], capsys)
-    assert code == 2 and err.strip().splitlines()[-1] == "distnn: error: rank 1: a bad batch on this rank", err
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and err.count("distnn: error:") == 1, err
+    assert last.startswith("distnn: error: DataParallel: the training step (before its gradient exchange) raised on "
+                           "rank 1: ValueError: a bad batch on this rank"), err
 
 
 def test_ensemble_members_read_per_rank_files_by_world_rank_and_must_agree(tmp_path, capsys):
