@@ -62,6 +62,16 @@ from .versions import _link_views
 
 _new = object.__new__
 _make = Tensor._make
+# the instance attribute holding what the user put on a node (node_api: ``metadata``, its own hooks): a dict of the
+# node's attributes that backward's freeing keeps, as PyTorch's freed node keeps them
+USER_STATE = "_user_state"
+
+
+def keep_user_state(node, user: dict) -> None:
+    """Put back on a node just freed what the user had put on it (``user``: its ``USER_STATE``)."""
+    d = node.__dict__
+    d.update(user)
+    d[USER_STATE] = user
 
 
 def _keep_result_array(node, scalar, array) -> None:
@@ -109,6 +119,9 @@ class Function:
     # a freed node's edges (``parents`` before backward freed it): ``next_functions`` still answers, as PyTorch's
     # node keeps its edges and frees only its saved tensors; None while the node is live (or never recorded)
     freed_edges: tuple | None = None
+    # the positions of inputs PyTorch's op takes as a Scalar, not a Tensor (``x ** 2``'s exponent, ``2 ** x``'s base):
+    # no edge in ``next_functions`` and no slot in a node hook's ``grad_inputs``, as there; the graph keeps them
+    number_inputs: tuple = ()
     # per input: the positions (inputs, OUTPUT) its gradient reads; None: ``saves_tensors`` decides
     reads: tuple | None = None
     # which recorded arrays backward reads: True (inputs and output, the safe default), "inputs",
@@ -322,16 +335,20 @@ class Function:
     def free(self):
         """What backward does to a node it ran without ``retain_graph``: :meth:`release` (the saved arrays go, as
         does the node's link into the graph as ``parents``), keeping what PyTorch's freed node keeps: its edges
-        (``next_functions``) and its output's hooks (``retain_grad``: ``retains_grad`` stays True). The engine's
-        pass inlines this (one call less a node)."""
-        parents, hooks = self.parents, self.grad_hooks
+        (``next_functions``), its output's hooks (``retain_grad``: ``retains_grad`` stays True), its ``metadata``
+        and its own hooks (``register_hook``/``register_prehook``: ``user_state``). The engine's pass inlines this
+        (one call less a node)."""
+        d = self.__dict__
+        parents, hooks, user = self.parents, self.grad_hooks, d.get(USER_STATE)
         if self.torch_name_of_call is None:
-            self.__dict__.clear()
+            d.clear()
         else:
             self.release()
         self.freed_edges = parents
         if hooks is not None:
             self.grad_hooks = hooks
+        if user is not None:
+            keep_user_state(self, user)
 
     @property
     def freed(self) -> bool:
