@@ -42,7 +42,7 @@ from distnn.backend import get_array_module, to_numpy
 
 from . import float_errors as _float_errors, profiler_record as _profiler
 from .half_accumulate import accumulating_sum
-from .function import USER_STATE as _USER_STATE, Function, keep_user_state as _keep_user_state  # noqa: F401  (the node type)
+from .function import KEPT_WHEN_FREED as _KEPT_WHEN_FREED, Function, restore_kept as _restore_kept  # noqa: F401  (the node type)
 from .leaf_gradients import (  # noqa: F401  (also the names other modules import from here)
     _accumulate_leaf, _count_identical, _finish_hooked_leaf, _fire_hooks, _offer_destinations, _run_grad_hooks,
     _run_output_hooks, _sparse, get_grad_destination, set_grad_destination,
@@ -279,7 +279,7 @@ def _backward(root: Tensor, grad, retain_graph: bool, ctx: dict) -> None:
         if not retain_graph:  # (Function.free, inlined: the saved arrays go; edges, hooks and metadata stay)
             hooks = n.grad_hooks
             d = n.__dict__
-            user = d.get(_USER_STATE)
+            kept = d.get(_KEPT_WHEN_FREED)
             if n.torch_name_of_call is None:
                 d.clear()  # saved arrays and ``parents`` go; class defaults mark it freed
             else:
@@ -287,8 +287,8 @@ def _backward(root: Tensor, grad, retain_graph: bool, ctx: dict) -> None:
             n.freed_edges = parents
             if hooks is not None:
                 n.grad_hooks = hooks
-            if user is not None:
-                _keep_user_state(n, user)
+            if kept is not None:
+                _restore_kept(n, kept)
         for p, pg, shape in zip(parents, in_grads, shapes):
             if p is None:
                 continue

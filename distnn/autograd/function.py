@@ -62,16 +62,17 @@ from .versions import _link_views
 
 _new = object.__new__
 _make = Tensor._make
-# the instance attribute holding what the user put on a node (node_api: ``metadata``, its own hooks): a dict of the
-# node's attributes that backward's freeing keeps, as PyTorch's freed node keeps them
-USER_STATE = "_user_state"
+# the instance attribute (a dict, absent on most nodes) of a node's attributes that its freeing by backward keeps:
+# what the user put on it (node_api: ``metadata``, its own hooks), as PyTorch's freed node keeps them; what a
+# checkpoint's output node shows of the region (recompute.py)
+KEPT_WHEN_FREED = "_kept_when_freed"
 
 
-def keep_user_state(node, user: dict) -> None:
-    """Put back on a node just freed what the user had put on it (``user``: its ``USER_STATE``)."""
+def restore_kept(node, kept: dict) -> None:
+    """Put back on a node just freed the attributes ``kept`` (its ``KEPT_WHEN_FREED``)."""
     d = node.__dict__
-    d.update(user)
-    d[USER_STATE] = user
+    d.update(kept)
+    d[KEPT_WHEN_FREED] = kept
 
 
 def _keep_result_array(node, scalar, array) -> None:
@@ -336,10 +337,10 @@ class Function:
         """What backward does to a node it ran without ``retain_graph``: :meth:`release` (the saved arrays go, as
         does the node's link into the graph as ``parents``), keeping what PyTorch's freed node keeps: its edges
         (``next_functions``), its output's hooks (``retain_grad``: ``retains_grad`` stays True), its ``metadata``
-        and its own hooks (``register_hook``/``register_prehook``: ``user_state``). The engine's pass inlines this
-        (one call less a node)."""
+        and its own hooks (``register_hook``/``register_prehook``: ``KEPT_WHEN_FREED``). The engine's pass inlines
+        this (one call less a node)."""
         d = self.__dict__
-        parents, hooks, user = self.parents, self.grad_hooks, d.get(USER_STATE)
+        parents, hooks, kept = self.parents, self.grad_hooks, d.get(KEPT_WHEN_FREED)
         if self.torch_name_of_call is None:
             d.clear()
         else:
@@ -347,8 +348,8 @@ class Function:
         self.freed_edges = parents
         if hooks is not None:
             self.grad_hooks = hooks
-        if user is not None:
-            keep_user_state(self, user)
+        if kept is not None:
+            restore_kept(self, kept)
 
     @property
     def freed(self) -> bool:

@@ -21,7 +21,7 @@ import weakref
 from distnn.backend import get_array_module
 
 from .engine import PASS_GRAPH, backward_context, sum_to_shape, will_run
-from .function import USER_STATE
+from .function import KEPT_WHEN_FREED
 from .tensor import Tensor
 from .tensor_hooks import _HookHandle
 
@@ -51,19 +51,19 @@ def next_functions(node) -> tuple:
                  for i, p in enumerate(parents) if i not in numbers)
 
 
-def _user_state(node) -> dict:
-    """The node's ``USER_STATE`` (see ``function.py``): the attributes its freeing by backward keeps."""
+def _kept_when_freed(node) -> dict:
+    """The node's ``KEPT_WHEN_FREED`` (see ``function.py``): the attributes its freeing by backward keeps."""
     d = node.__dict__
-    user = d.get(USER_STATE)
-    if user is None:
-        user = d[USER_STATE] = {}
-    return user
+    kept = d.get(KEPT_WHEN_FREED)
+    if kept is None:
+        kept = d[KEPT_WHEN_FREED] = {}
+    return kept
 
 
 def metadata(node) -> dict:
     d = node.__dict__.get("_metadata")
     if d is None:
-        d = node.__dict__["_metadata"] = _user_state(node)["_metadata"] = {}
+        d = node.__dict__["_metadata"] = _kept_when_freed(node)["_metadata"] = {}
     return d
 
 
@@ -80,7 +80,7 @@ def _hook_list(node, key) -> list:
     never run: a pass through it is refused)."""
     hooks = node.__dict__.get(key)
     if hooks is None:
-        hooks = node.__dict__[key] = _user_state(node)[key] = []
+        hooks = node.__dict__[key] = _kept_when_freed(node)[key] = []
         _install(node)
     return hooks
 
