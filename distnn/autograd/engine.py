@@ -42,7 +42,9 @@ from distnn.backend import get_array_module, to_numpy
 
 from . import float_errors as _float_errors, profiler_record as _profiler
 from .half_accumulate import accumulating_sum
-from .function import KEPT_WHEN_FREED as _KEPT_WHEN_FREED, Function, restore_kept as _restore_kept  # noqa: F401  (the node type)
+from .function import (  # noqa: F401  (the node type the graph is made of; what freeing a node keeps)
+    KEPT_WHEN_FREED as _KEPT_WHEN_FREED, Function, restore_kept as _restore_kept,
+)
 from .leaf_gradients import (  # noqa: F401  (also the names other modules import from here)
     _accumulate_leaf, _count_identical, _finish_hooked_leaf, _fire_hooks, _offer_destinations, _run_grad_hooks,
     _run_output_hooks, _sparse, get_grad_destination, set_grad_destination,
