@@ -42,7 +42,9 @@ from distnn.backend import get_array_module, to_numpy
 
 from . import float_errors as _float_errors, profiler_record as _profiler
 from .half_accumulate import accumulating_sum
-from .function import Function  # noqa: F401  (the node type the graph is made of)
+from .function import (  # noqa: F401  (the node type the graph is made of; what freeing a node keeps)
+    KEPT_WHEN_FREED as _KEPT_WHEN_FREED, Function, restore_kept as _restore_kept,
+)
 from .leaf_gradients import (  # noqa: F401  (also the names other modules import from here)
     _accumulate_leaf, _count_identical, _finish_hooked_leaf, _fire_hooks, _offer_destinations, _run_grad_hooks,
     _run_output_hooks, _sparse, get_grad_destination, set_grad_destination,
@@ -276,15 +278,19 @@ def _backward(root: Tensor, grad, retain_graph: bool, ctx: dict) -> None:
         gid = id(g)
         g = None
         shapes = n.input_shapes
-        if not retain_graph:  # (Function.free, inlined: the saved arrays go; edges and output hooks stay)
+        if not retain_graph:  # (Function.free, inlined: the saved arrays go; edges, hooks and metadata stay)
             hooks = n.grad_hooks
+            d = n.__dict__
+            kept = d.get(_KEPT_WHEN_FREED)
             if n.torch_name_of_call is None:
-                n.__dict__.clear()  # saved arrays and ``parents`` go; class defaults mark it freed
+                d.clear()  # saved arrays and ``parents`` go; class defaults mark it freed
             else:
                 n.release()  # (the same, keeping the node's name, which it reads from what it saved)
             n.freed_edges = parents
             if hooks is not None:
                 n.grad_hooks = hooks
+            if kept is not None:
+                _restore_kept(n, kept)
         for p, pg, shape in zip(parents, in_grads, shapes):
             if p is None:
                 continue

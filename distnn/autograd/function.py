@@ -62,6 +62,17 @@ from .versions import _link_views
 
 _new = object.__new__
 _make = Tensor._make
+# the instance attribute (a dict, absent on most nodes) of a node's attributes that its freeing by backward keeps:
+# what the user put on it (node_api: ``metadata``, its own hooks), as PyTorch's freed node keeps them; what a
+# checkpoint's output node shows of the region (recompute.py)
+KEPT_WHEN_FREED = "_kept_when_freed"
+
+
+def restore_kept(node, kept: dict) -> None:
+    """Put back on a node just freed the attributes ``kept`` (its ``KEPT_WHEN_FREED``)."""
+    d = node.__dict__
+    d.update(kept)
+    d[KEPT_WHEN_FREED] = kept
 
 
 def _keep_result_array(node, scalar, array) -> None:
@@ -109,6 +120,9 @@ class Function:
     # a freed node's edges (``parents`` before backward freed it): ``next_functions`` still answers, as PyTorch's
     # node keeps its edges and frees only its saved tensors; None while the node is live (or never recorded)
     freed_edges: tuple | None = None
+    # the positions of inputs PyTorch's op takes as a Scalar, not a Tensor (``x ** 2``'s exponent, ``2 ** x``'s base):
+    # no edge in ``next_functions`` and no slot in a node hook's ``grad_inputs``, as there; the graph keeps them
+    number_inputs: tuple = ()
     # per input: the positions (inputs, OUTPUT) its gradient reads; None: ``saves_tensors`` decides
     reads: tuple | None = None
     # which recorded arrays backward reads: True (inputs and output, the safe default), "inputs",
@@ -322,16 +336,20 @@ class Function:
     def free(self):
         """What backward does to a node it ran without ``retain_graph``: :meth:`release` (the saved arrays go, as
         does the node's link into the graph as ``parents``), keeping what PyTorch's freed node keeps: its edges
-        (``next_functions``) and its output's hooks (``retain_grad``: ``retains_grad`` stays True). The engine's
-        pass inlines this (one call less a node)."""
-        parents, hooks = self.parents, self.grad_hooks
+        (``next_functions``), its output's hooks (``retain_grad``: ``retains_grad`` stays True), its ``metadata``
+        and its own hooks (``register_hook``/``register_prehook``: ``KEPT_WHEN_FREED``). The engine's pass inlines
+        this (one call less a node)."""
+        d = self.__dict__
+        parents, hooks, kept = self.parents, self.grad_hooks, d.get(KEPT_WHEN_FREED)
         if self.torch_name_of_call is None:
-            self.__dict__.clear()
+            d.clear()
         else:
             self.release()
         self.freed_edges = parents
         if hooks is not None:
             self.grad_hooks = hooks
+        if kept is not None:
+            restore_kept(self, kept)
 
     @property
     def freed(self) -> bool:

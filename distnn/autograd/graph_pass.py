@@ -47,7 +47,7 @@ def call(node, g):
 def _with_node_hooks(node, fn, g):
     """:func:`call` with ``node_api``'s hooks, on Tensors: a replacement they return is kept as it is, graph
     included (PyTorch's), after the same shape checks as in a first-order pass."""
-    from .node_api import _replacements, node_name, wanted_inputs
+    from .node_api import _replacements, node_name, run_post_hooks, wanted_inputs
 
     what = node_name(node)
     for hook in tuple(node.__dict__.get("_pre_hooks") or ()):
@@ -63,13 +63,7 @@ def _with_node_hooks(node, fn, g):
     # PyTorch's grad_inputs: per input, its gradient in the input's shape, None where none is wanted
     grads = tuple(None if p is None or pg is None else sum_to_shape(pg, s) if tuple(pg.shape) != tuple(s) else pg
                   for p, pg, s in zip(wanted_inputs(node), grads, node.input_shapes))
-    for hook in tuple(post):
-        out = hook(grads, (g,))
-        if out is not None:
-            out = _replacements(out, len(grads), f"hook of {what}")
-            grads = tuple(None if new is None else _checked(new, new if old is None else old, f"hook of {what}")
-                          for new, old in zip(out, grads))
-    return grads
+    return run_post_hooks(node, post, grads, g, lambda t: t, _checked)
 
 
 def _checked(value, like, what: str):

@@ -21,6 +21,7 @@ import weakref
 from distnn.backend import get_array_module
 
 from .engine import PASS_GRAPH, backward_context, sum_to_shape, will_run
+from .function import KEPT_WHEN_FREED
 from .tensor import Tensor
 from .tensor_hooks import _HookHandle
 
@@ -45,13 +46,24 @@ def next_functions(node) -> tuple:
         parents = node.freed_edges
         if parents is None:
             return ()
-    return tuple((None if p is None else accumulate_grad(p) if isinstance(p, Tensor) else p, 0) for p in parents)
+    numbers = node.number_inputs  # (a Scalar argument of PyTorch's op: no edge there)
+    return tuple((None if p is None else accumulate_grad(p) if isinstance(p, Tensor) else p, 0)
+                 for i, p in enumerate(parents) if i not in numbers)
+
+
+def _kept_when_freed(node) -> dict:
+    """The node's ``KEPT_WHEN_FREED`` (see ``function.py``): the attributes its freeing by backward keeps."""
+    d = node.__dict__
+    kept = d.get(KEPT_WHEN_FREED)
+    if kept is None:
+        kept = d[KEPT_WHEN_FREED] = {}
+    return kept
 
 
 def metadata(node) -> dict:
     d = node.__dict__.get("_metadata")
     if d is None:
-        d = node.__dict__["_metadata"] = {}
+        d = node.__dict__["_metadata"] = _kept_when_freed(node)["_metadata"] = {}
     return d
 
 
@@ -64,12 +76,11 @@ def _install(node) -> None:
 
 
 def _hook_list(node, key) -> list:
-    if node.parents is None:
-        raise RuntimeError(f"cannot register a hook on {node_name(node)}: its graph was freed by backward "
-                           "(pass retain_graph=True to keep it)")
+    """The node's hook list ``key``, made on first use. A node backward freed takes hooks too, as PyTorch's (they
+    never run: a pass through it is refused)."""
     hooks = node.__dict__.get(key)
     if hooks is None:
-        hooks = node.__dict__[key] = []
+        hooks = node.__dict__[key] = _kept_when_freed(node)[key] = []
         _install(node)
     return hooks
 
@@ -137,13 +148,26 @@ def extras_backward(node, g):
     # PyTorch's grad_inputs: per input, its gradient in the input's shape, None where none is wanted
     grads = tuple(None if p is None or pg is None else sum_to_shape(pg, s)
                   for p, pg, s in zip(wanted_inputs(node), grads, node.input_shapes))
+    return run_post_hooks(node, post, grads, Tensor._make(g, None), lambda a: Tensor._make(a, None), _as_array)
+    return grads
+
+
+def run_post_hooks(node, post, grads, grad_output, as_tensor, checked) -> tuple:
+    """Run ``register_hook``'s hooks ``post`` on ``grads`` (per input of ``node``): ``grad_inputs`` as PyTorch's,
+    with no slot for an input PyTorch's op takes as a Scalar (``Function.number_inputs``); a replacement a hook
+    returns goes through ``checked(new, like, what)``. ``as_tensor`` makes a hook's argument of a gradient."""
+    what = f"hook of {node_name(node)}"
+    numbers = node.number_inputs
+    slots = [i for i in range(len(grads)) if i not in numbers] if numbers else range(len(grads))
     for hook in tuple(post):
-        out = hook(tuple(None if pg is None else Tensor._make(pg, None) for pg in grads), (Tensor._make(g, None),))
+        out = hook(tuple(None if grads[i] is None else as_tensor(grads[i]) for i in slots), (grad_output,))
         if out is not None:
-            out = _replacements(out, len(grads), f"hook of {node_name(node)}")
-            grads = tuple(None if new is None else _as_array(new, old, f"hook of {node_name(node)}")
-                          if old is not None else _as_array(new, new, f"hook of {node_name(node)}")
-                          for new, old in zip(out, grads))
+            out = _replacements(out, len(slots), what)
+            replaced = list(grads)
+            for i, new in zip(slots, out):
+                old = grads[i]
+                replaced[i] = None if new is None else checked(new, new if old is None else old, what)
+            grads = tuple(replaced)
     return grads
 
 

@@ -45,7 +45,7 @@ import numpy as np
 
 from . import anomaly as _anomaly, function as _function
 from .early_stop import StopRecomputation
-from .function import Function
+from .function import KEPT_WHEN_FREED, Function
 from .grad_mode import enable_grad
 from .scoped_swap import ScopedSwap
 from .tensor import Tensor
@@ -118,15 +118,13 @@ class Region:
 
     def release(self, keep=()) -> None:
         """Free every node recorded but those of ``keep`` (their saved arrays go): the forward keeps no
-        activation (``keep``: early stop's tail, nodes that keep nothing)."""
+        activation (``keep``: early stop's tail, nodes that keep nothing). Each is freed as backward frees a node
+        (``Function.free``): its name, edges (``next_functions``), ``metadata`` and hooks stay, so a tensor the
+        function made shows the graph PyTorch's checkpoint shows."""
         kept = {id(n) for n in keep}
         for n in self.nodes.values():
-            if id(n) in kept:
-                continue
-            if n.torch_name_of_call is None:
-                n.__dict__.clear()
-            else:  # (a name read from what the node saved, x[0]'s SelectBackward0, stays: the engine's release)
-                n.release()
+            if id(n) not in kept:
+                n.free()
         self.nodes = {}
 
 
@@ -263,6 +261,29 @@ class CheckpointOutput(Function):
 
     saves_tensors = False
 
+    # What the caller sees of the graph is PyTorch's (name, next_functions, metadata), not this node's plumbing:
+    # the region's node that made the output (the non-reentrant variant, whose PyTorch output is that node's), or
+    # PyTorch's ``CheckpointFunctionBackward`` over the function's tensor arguments (the reentrant variant). Kept
+    # in ``_shown`` (a node, or the reentrant edges: a tuple), which the node's freeing keeps.
+    def torch_name_of_call(self):
+        shown = self.__dict__.get("_shown")
+        return shown.name() if isinstance(shown, Function) else "CheckpointFunctionBackward"
+
+    @property
+    def next_functions(self) -> tuple:
+        shown = self.__dict__.get("_shown")
+        if isinstance(shown, Function):
+            return shown.next_functions
+        from .node_api import accumulate_grad
+
+        return tuple((None if p is None else accumulate_grad(p) if isinstance(p, Tensor) else p, 0)
+                     for p in shown or ())
+
+    @property
+    def metadata(self) -> dict:
+        shown = self.__dict__.get("_shown")
+        return shown.metadata if isinstance(shown, Function) else Function.metadata.fget(self)
+
     def backward(self, g):
         hub, i = self.hub, self.index
         hub.pending[i] = g if hub.pending[i] is None else hub.pending[i] + g
@@ -290,11 +311,15 @@ def make_hub(parents, shapes, n_outputs, precheck, recompute, check, differentia
     return hub
 
 
-def make_output(hub, index: int, t: Tensor) -> Tensor:
-    """The tensor the caller gets for region output ``t`` (its values and version counter, the graph's node)."""
+def make_output(hub, index: int, t: Tensor, shown) -> Tensor:
+    """The tensor the caller gets for region output ``t`` (its values and version counter, the graph's node).
+    ``shown``: what its node shows of the graph (see :class:`CheckpointOutput`): the region's node that made
+    ``t``, or the reentrant variant's edges, per tensor argument its producer, leaf, or None."""
     node = object.__new__(CheckpointOutput)
     node.parents, node.input_shapes, node.needs_input_grad = (hub,), ((),), (True,)
     node.hub, node.index = hub, index
+    node._shown = shown
+    node.__dict__[KEPT_WHEN_FREED] = {"_shown": shown}  # (kept when backward frees the node)
     out = Tensor._make(t.data, node)
     out._vc = t._vc  # (an in-place change through either is seen by the tensors the region's output views)
     note_outside(node, t.data)

@@ -137,8 +137,9 @@ class TensorMethods:
         """At most ``chunks`` pieces of ``ceil(size / chunks)`` along ``dim`` (the last one smaller), as PyTorch
         (with its refusals)."""
         from distnn.functional.shape_checks import chunk_bounds
+        from distnn.functional.split_args import chunk_count
 
-        dim, bounds = chunk_bounds(self.shape, chunks, dim)
+        dim, bounds = chunk_bounds(self.shape, chunk_count(chunks), dim)  # (a 0-d integer tensor: its value)
         return _ops.join._split_at(self, bounds, dim, "Split")
 
     def repeat(self, *sizes):

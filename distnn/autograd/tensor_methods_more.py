@@ -30,7 +30,7 @@ _METHODS = {
     "statistics_more": ("cov", "corrcoef", "dist", "renorm", "addr", "histogram"),
     "method_forms": ("absolute", "fix", "msort"),
     "as_strided": ("as_strided", "as_strided_", "as_strided_scatter"),
-    "view_copies": ("narrow_copy", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk"),
+    "view_copies": ("narrow_copy", "unsafe_split_with_sizes"),
     "complex_numbers": ("angle", "conj", "conj_physical", "resolve_conj", "resolve_neg", "is_conj", "is_neg"),
     "stft": ("stft", "istft"),
 }
@@ -237,6 +237,15 @@ class TensorMethodsMore:
 
     def minimum(self, other):
         return _function("elementwise_choice", "minimum")(self, other)
+
+    # ------------------------------------------------------------ unsafe pieces (PyTorch's messages: argument 1)
+    def unsafe_split(self, split_size, dim=0):
+        """:func:`distnn.unsafe_split` of this tensor."""
+        return _function("view_copies", "unsafe_split")(self, split_size, dim, _position=1)
+
+    def unsafe_chunk(self, chunks, dim=0):
+        """:func:`distnn.unsafe_chunk` of this tensor."""
+        return _function("view_copies", "unsafe_chunk")(self, chunks, dim, _position=1)
 
 
 for _module, _names in _METHODS.items():

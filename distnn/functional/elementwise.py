@@ -207,12 +207,14 @@ class PowConstant(Pow):
 
     torch_name = "PowBackward0"
     reads = ((0,), ())
+    number_inputs = (1,)  # (pow.Tensor_Scalar: one edge, the base's)
 
 
 class NumberPow(Pow):
     """``number ** x`` (``x.__rpow__``): PyTorch's pow(Scalar, Tensor) node."""
 
     torch_name = "PowBackward2"
+    number_inputs = (0,)  # (pow.Scalar: one edge, the exponent's)
 
 
 class ReciprocalScaled(Function):

@@ -156,6 +156,9 @@ def split(a, split_size_or_sections, dim=0, *, axis=None):
     if axis is not None:
         return _split_at(a, _numpy_bounds(a.shape[axis], split_size_or_sections, axis), axis)
     from .shape_checks import split_bounds  # (PyTorch's refusals)
+    from .split_args import split_size
+
+    split_size_or_sections = split_size(split_size_or_sections)  # (a one-element tensor: its value, an int)
 
     dim, bounds = split_bounds(a.shape, split_size_or_sections, dim)
     sizes = not isinstance(split_size_or_sections, numbers.Integral) and getattr(split_size_or_sections, "ndim", 1)

@@ -40,7 +40,9 @@ def gather(input, dim, index):  # noqa: A002
 
 
 def chunk(input, chunks, dim=0):  # noqa: A002
-    return as_tensor(input).chunk(chunks, dim)
+    from .split_args import chunk_count
+
+    return as_tensor(input).chunk(chunk_count(chunks, "chunk", 2), dim)  # (PyTorch's message: argument 2)
 
 
 def masked_fill(input, mask, value):  # noqa: A002

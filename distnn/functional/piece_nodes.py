@@ -2,7 +2,8 @@
 
 Each piece is recorded as the slice of the input it is (a :class:`~distnn.functional.indexing.GetItem`: the same
 forward, backward, double backward and view rules), but PyTorch's pieces come from one multi-output node, named
-after the op (``UnbindBackward0``, ``SplitBackward0``, ``SplitWithSizesBackward0``), not after the slice
+after the op (``UnbindBackward0``, ``SplitBackward0``, ``SplitWithSizesBackward0``, ``UnsafeSplitBackward0``,
+``UnsafeSplitWithSizesBackward0``), not after the slice
 (``SelectBackward0``, ``SliceBackward0``). A subclass per op gives the name at no cost on the forward path.
 """
 from __future__ import annotations
@@ -26,5 +27,15 @@ class SplitWithSizesPiece(_Piece):
     torch_name = "SplitWithSizesBackward0"
 
 
+class UnsafeSplitPiece(SplitPiece):  # (unsafe_split's and unsafe_chunk's)
+    torch_name = "UnsafeSplitBackward0"
+
+
+class UnsafeSplitWithSizesPiece(SplitWithSizesPiece):
+    torch_name = "UnsafeSplitWithSizesBackward0"
+
+
 #: the node class of a piece, by the op name ``view_index.mark_pieces`` takes
 PIECE_NODES = {"Unbind": UnbindPiece, "Split": SplitPiece, "SplitWithSizes": SplitWithSizesPiece}
+#: the node class of an ``unsafe_*`` op's piece, by the class of the piece the safe op makes
+UNSAFE_PIECE_NODES = {SplitPiece: UnsafeSplitPiece, SplitWithSizesPiece: UnsafeSplitWithSizesPiece}

@@ -12,6 +12,7 @@ from distnn.autograd.tensor import Tensor
 
 from ._dims import wrap_dim
 from ._tensor_args import _ints, as_tensor
+from .split_args import tensor_split_spec
 
 
 def unbind(input, dim=0):  # noqa: A002
@@ -46,9 +47,7 @@ def tensor_split(input, indices_or_sections, dim=0):  # noqa: A002
         raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a tensor with 0 dims")
     d = wrap_dim(dim, x.ndim, "tensor_split")
     n = x.shape[d]
-    spec = indices_or_sections
-    if isinstance(spec, Tensor) and spec.ndim == 0:
-        spec = int(spec.item())
+    spec = tensor_split_spec(indices_or_sections)  # (a tensor: int64, 0 or 1 dims, as PyTorch's)
     if isinstance(spec, numbers.Integral):
         if spec <= 0:
             raise RuntimeError(f"number of sections must be larger than 0, got {spec}")
@@ -66,6 +65,8 @@ def _split_along(input, sections, dim, name, least):  # noqa: A002
     if x.ndim < least:
         raise RuntimeError(f"torch.{name} requires a tensor with at least {least} dimension, but got a tensor with "
                            f"{x.ndim} dimensions!")
+    if isinstance(sections, Tensor) and sections.data.dtype.kind in "iu" and sections.ndim < 2:
+        sections = sections.data.tolist()  # (an integer tensor: a count or indices, whatever its width, as PyTorch's)
     if isinstance(sections, numbers.Integral):
         if sections == 0 or x.shape[dim] % sections:
             raise RuntimeError(f"torch.{name} attempted to split along dimension {dim}, but the size of the dimension "

@@ -184,22 +184,30 @@ def unbind_copy(input, dim=0, *, out=None):  # noqa: A002
 
 def _untracked(pieces):
     """The pieces as PyTorch's ``unsafe_*`` give them: the same memory and graph, but no view of the input for the
-    version counters (a fresh counter each, not marked as a view)."""
+    version counters (a fresh counter each, not marked as a view), and PyTorch's node (``UnsafeSplitBackward0``)."""
+    from .piece_nodes import UNSAFE_PIECE_NODES
+
     for p in pieces:
         p._vc = None
         p.__dict__.pop("_is_view", None)
         p.__dict__.pop("_view_of", None)
         p.__dict__.pop("_multi_output", None)
-        if p._node is not None:
-            p._node.viewed_input = None
+        node = p._node
+        if node is not None:
+            node.viewed_input = None
+            # (the safe op's piece node, just made and seen by no one yet, becomes the unsafe op's: the same
+            # slice, another name)
+            node.__class__ = UNSAFE_PIECE_NODES.get(type(node), type(node))
     return tuple(pieces)
 
 
-def unsafe_split(input, split_size, dim=0):  # noqa: A002
-    """``torch.unsafe_split``: ``split``'s pieces, not tracked as views (see the module's docstring)."""
+def unsafe_split(input, split_size, dim=0, *, _position=2):  # noqa: A002
+    """``torch.unsafe_split``: ``split``'s pieces, not tracked as views (see the module's docstring). ``split_size``
+    an int (or a one-element integer tensor), as PyTorch's."""
     from .join import split
+    from .split_args import unsafe_split_size
 
-    return _untracked(split(input, split_size, dim))
+    return _untracked(split(input, unsafe_split_size(split_size, _position), dim))
 
 
 def unsafe_split_with_sizes(input, split_sizes, dim=0):  # noqa: A002
@@ -208,8 +216,11 @@ def unsafe_split_with_sizes(input, split_sizes, dim=0):  # noqa: A002
     return _untracked(split_with_sizes(input, split_sizes, dim))
 
 
-def unsafe_chunk(input, chunks, dim=0):  # noqa: A002
-    return _untracked(input.chunk(chunks, dim))
+def unsafe_chunk(input, chunks, dim=0, *, _position=2):  # noqa: A002
+    """``torch.unsafe_chunk``: ``chunk``'s pieces, not tracked as views."""
+    from .split_args import chunk_count
+
+    return _untracked(input.chunk(chunk_count(chunks, "unsafe_chunk", _position), dim))
 
 
 __all__ = ["alias_copy", "detach_copy", "diagonal_copy", "expand_copy", "permute_copy", "select_copy", "slice_copy",

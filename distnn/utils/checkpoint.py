@@ -283,8 +283,12 @@ class _Checkpoint:
             self.tail = tail if tail.useful() else None
         hub = make_hub(parents, shapes, len(leaves), self._precheck, self._recompute, self._check,
                        differentiable=not self.reentrant, tail=self.tail)
-        new = [make_output(hub, i, t) if i in mine else self._detached(t) if self.reentrant else t
-               for i, t in enumerate(leaves)]
+        # what an output's node shows (recompute.CheckpointOutput): the region's node that made it, or (reentrant) the
+        # edges of PyTorch's CheckpointFunctionBackward, to the function's tensor arguments
+        edges = tuple((a if a._node is None else a._node) if a.requires_grad else None
+                      for a in self.args if isinstance(a, Tensor)) if self.reentrant else None
+        new = [make_output(hub, i, t, t._node if edges is None else edges) if i in mine
+               else self._detached(t) if self.reentrant else t for i, t in enumerate(leaves)]
         return rebuild(new)
 
     @staticmethod

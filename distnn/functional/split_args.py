@@ -1,0 +1,77 @@
+"""A Tensor given as the size or count of ``split``, ``chunk``, ``unsafe_split``, ``unsafe_chunk`` and ``tensor_split``,
+read as PyTorch 2.13 reads it, with its refusals (message and type) for the others.
+
+Each op reads a Tensor argument its own way there:
+
+* ``split`` (``Tensor.split``, Python): ``int(t)`` of a one-element tensor of any dtype (``tensor(2.5)`` is 2,
+  ``tensor(True)`` 1); a tensor of another size goes on to ``split_with_sizes``, which refuses it;
+* ``chunk`` / ``unsafe_chunk`` (an ``int`` argument): a 0-d integer tensor only (``Tensor.__index__``);
+* ``unsafe_split`` (a ``SymInt`` argument): a one-element integer tensor, of any number of dims;
+* ``tensor_split``: an int64 tensor of 0 dims (the number of sections) or 1 (the indices).
+
+``position`` is the argument's position in PyTorch's message: 1 for the method (``x.chunk(t)``), 2 for the function
+(``torch.chunk(x, t)``); ``split``'s is 2 in both, as its Python method calls the function's binding.
+"""
+from __future__ import annotations
+
+import numbers
+
+from distnn.autograd.tensor import Tensor
+
+_INTEGER_KINDS = "iu"
+
+
+def _type_name(value) -> str:
+    return "Tensor" if isinstance(value, Tensor) else type(value).__name__
+
+
+def split_size(value):
+    """``split``'s ``split_size_or_sections``: a one-element Tensor is its value as an int; an int or a sequence as
+    given; anything else refused."""
+    if not isinstance(value, Tensor):
+        if isinstance(value, numbers.Integral) or hasattr(value, "__iter__"):
+            return value
+    elif value.numel() == 1:
+        return int(value.data.reshape(()).item())
+    raise TypeError("split_with_sizes(): argument 'split_sizes' (position 2) must be tuple of ints, not "
+                    f"{_type_name(value)}")
+
+
+def chunk_count(value, op: str = "chunk", position: int = 1):
+    """``chunk``'s (``op``'s) ``chunks``: an int, or a 0-d integer Tensor's value."""
+    if isinstance(value, Tensor) and value.ndim == 0 and value.data.dtype.kind in _INTEGER_KINDS:
+        return int(value.data.item())
+    if isinstance(value, numbers.Integral) and not isinstance(value, Tensor):
+        return value
+    raise TypeError(f"{op}(): argument 'chunks' (position {position}) must be int, not {_type_name(value)}")
+
+
+def unsafe_split_size(value, position: int = 1) -> int:
+    """``unsafe_split``'s ``split_size``: an int, or a one-element integer Tensor's value (PyTorch's SymInt)."""
+    if isinstance(value, Tensor):
+        if value.numel() == 1 and value.data.dtype.kind in _INTEGER_KINDS:
+            return int(value.data.reshape(()).item())
+    elif isinstance(value, numbers.Integral):
+        return value
+    raise TypeError(f"unsafe_split(): argument 'split_size' (position {position}) must be int, not "
+                    f"{_type_name(value)}")
+
+
+def tensor_split_spec(value):
+    """``tensor_split``'s ``indices_or_sections`` given as a Tensor: an int (0 dims) or a list of ints (1 dim) of
+    an int64 tensor, as PyTorch's; an int or a sequence as given; anything else refused."""
+    if not isinstance(value, Tensor):
+        if isinstance(value, numbers.Integral) or hasattr(value, "__iter__"):
+            return value
+        raise TypeError("tensor_split(): argument 'indices_or_sections' must be an int, a tuple of ints or a "
+                        f"Tensor, not {type(value).__name__}")  # (PyTorch's: "received an invalid combination")
+    dtype = value.data.dtype
+    if dtype.name != "int64":
+        from distnn.autograd.tensor_inplace_methods import torch_dtype_name
+
+        raise RuntimeError("tensor_split expected tensor_indices_or_sections to have dtype of long, but got "
+                           f"{torch_dtype_name(dtype)}")
+    if value.ndim > 1:
+        raise RuntimeError("tensor_split expected tensor_indices_or_sections to be a zero-dimensional or "
+                           f"one-dimensional tensor, but got a tensor with {value.ndim} dims")
+    return int(value.data.item()) if value.ndim == 0 else [int(i) for i in value.data.tolist()]
