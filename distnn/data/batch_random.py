@@ -54,15 +54,26 @@ def _mix64(z):
         z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
         return z ^ (z >> 31)
-    t = z >> np.uint64(30)
-    z ^= t
-    z *= np.uint64(0xBF58476D1CE4E5B9)
-    np.right_shift(z, np.uint64(27), out=t)
-    z ^= t
-    z *= np.uint64(0x94D049BB133111EB)
-    np.right_shift(z, np.uint64(31), out=t)
-    z ^= t
+    t = np.right_shift(z, _SHIFTS[0])  # (0-d uint64 constants: numpy converts a scalar anew for every call)
+    np.bitwise_xor(z, t, out=z)
+    np.multiply(z, _MULTIPLIERS[0], out=z)
+    np.right_shift(z, _SHIFTS[1], out=t)
+    np.bitwise_xor(z, t, out=z)
+    np.multiply(z, _MULTIPLIERS[1], out=z)
+    np.right_shift(z, _SHIFTS[2], out=t)
+    np.bitwise_xor(z, t, out=z)
     return z
+
+
+def _uint64_constants(*values):
+    made = tuple(np.array(v, dtype=np.uint64) for v in values)
+    for a in made:
+        a.flags.writeable = False
+    return made
+
+
+_SHIFTS = _uint64_constants(30, 27, 31)
+_MULTIPLIERS = _uint64_constants(0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
 
 
 def _key(words) -> int:
@@ -95,6 +106,7 @@ class BatchShareGenerator:
         self._masks = 0  # keep_mask draws so far: the next one's index
         self._key = None  # the seed's 64-bit key, made on first use
         self._rows_generator = None  # keep masks that are not per sample (made on first use)
+        self._row_offsets = None  # the rows' counters times gamma, uint64 (made on first use)
 
     @property
     def generator(self) -> np.random.Generator:
@@ -175,8 +187,13 @@ class BatchShareGenerator:
             self._key = _key(self.seed)
         # SplitMix64's state after c steps is key + c * gamma: counter c = (d << 40) + p gives each position's key
         start = ((d << _COUNTER_BITS) * _GAMMA + self._key + _GAMMA) & _MASK64
-        keys = _mix64(self.rows.astype(np.uint64) * np.uint64(_GAMMA) + np.uint64(start))
-        z = _mix64(np.add.outer(keys + np.uint64(_GAMMA), _steps(pairs)))  # outputs 0 .. pairs - 1 of each stream
+        offsets = getattr(self, "_row_offsets", None)  # (p * gamma for the rows: the same for every mask)
+        if offsets is None:
+            offsets = self._row_offsets = self.rows.astype(np.uint64) * np.uint64(_GAMMA)
+            offsets.flags.writeable = False
+        keys = _mix64(offsets + np.uint64(start))
+        # outputs 0 .. pairs - 1 of each stream: (key + gamma) + j gamma, the gamma added to the steps once (mod 2^64)
+        z = _mix64(np.add.outer(keys, _steps_after_first(pairs)))
         bits = z.view(np.uint32)  # (rows, 2 * pairs): low then high half of each output, on any platform
         if sys.byteorder != "little":
             bits = bits.reshape(len(self.rows), pairs, 2)[:, :, ::-1].reshape(len(self.rows), 2 * pairs)
@@ -272,5 +289,14 @@ class BatchShareGenerator:
 def _steps(n: int) -> np.ndarray:
     """``j * gamma`` for j < n: the state offsets of consecutive SplitMix64 counters (read-only)."""
     steps = np.arange(n, dtype=np.uint64) * np.uint64(_GAMMA)
+    steps.flags.writeable = False
+    return steps
+
+
+@functools.lru_cache(maxsize=64)
+def _steps_after_first(n: int) -> np.ndarray:
+    """``(j + 1) * gamma`` for j < n (mod 2**64): a stream's state offsets from its key to outputs 0 .. n - 1
+    (read-only)."""
+    steps = _steps(n) + np.uint64(_GAMMA)
     steps.flags.writeable = False
     return steps

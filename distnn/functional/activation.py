@@ -11,6 +11,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
 from ._elementwise_common import _quiet
+from ._fresh import constant, fresh_float
 from .half_scalar_opmath import times_number
 from .activation_elu import ScaledELU as ELU  # noqa: F401 - (elu's node, the elu family's: activation_elu)
 from .activation_of_result import LeakyReluOfResult
@@ -118,8 +119,17 @@ def sigmoid_array(x):
     """1 / (1 + e^-x) on a raw array, to full relative precision in both tails (e^-|x| never overflows;
     the tanh form 0.5 (1 + tanh(x/2)) cancels to 0 below about x = -17 in float32)."""
     xp = get_array_module(x)
-    e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1, e) / (1 + e)
+    if not fresh_float(x):
+        e = xp.exp(-xp.abs(x))
+        return xp.where(x >= 0, 1, e) / (1 + e)
+    # The same bits with fewer passes: each temporary reused in place, and the numerator maximum(e, x >= 0), as
+    # 0 <= e <= 1 (1 at x = 0; a NaN wins either way): a where over a mask of mixed signs costs several times more
+    e = xp.absolute(x)
+    xp.negative(e, out=e)
+    xp.exp(e, out=e)
+    numerator = xp.maximum(e, x >= constant(0, x))
+    xp.add(e, constant(1, x), out=e)
+    return xp.true_divide(numerator, e, out=numerator)
 
 
 def softplus_array(x):

@@ -15,6 +15,7 @@ from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
 from ._dims import wrap_dim
+from ._fresh import constant, fresh_float
 from .activation import _LAST, Softmax, _softmax_dim, sigmoid_array, softplus_array
 from .activation_elu import CELU, ScaledELU  # noqa: F401 - (selu's and celu's nodes)
 from .elementwise import float_input
@@ -38,14 +39,27 @@ class SiLU(Function):
 
     def forward(self, x):
         self.x = x
-        return x * sigmoid_array(x)
+        s = sigmoid_array(x)
+        return get_array_module(x).multiply(x, s, out=s) if fresh_float(x) else x * s
 
     def backward(self, g):
         x = self.x
         # PyTorch's silu_backward, sigmoid as 1 / (1 + e^-x): fewer passes than the forward's two-tailed form, and
         # exact in both tails but below x = -88 (float32), where e^-x is inf and sigmoid 0, and so is torch's
-        s = 1 / (1 + get_array_module(x).exp(-x))
-        return (g * s * (1 + x * (1 - s)),)
+        xp = get_array_module(x)
+        if not fresh_float(x):
+            s = 1 / (1 + xp.exp(-x))
+            return (g * s * (1 + x * (1 - s)),)
+        one = constant(1, x)  # (the same steps in place on fresh temporaries: recomputing s costs less)
+        s = xp.negative(x)
+        xp.exp(s, out=s)
+        xp.add(s, one, out=s)
+        xp.true_divide(one, s, out=s)
+        grad = g * s
+        xp.subtract(one, s, out=s)
+        xp.multiply(x, s, out=s)
+        xp.add(s, one, out=s)
+        return (xp.multiply(grad, s, out=grad),)
 
 
 class Mish(Function):
