@@ -2,6 +2,8 @@
 fewer allocations and conversions, the same bits."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 _CONSTANTS = {}
@@ -20,6 +22,8 @@ def constant(value, like):
     (cupy), the number itself."""
     if type(like) is not np.ndarray:
         return value
+    if value != value or value == 0 and math.copysign(1.0, value) < 0:  # (-0.0 is 0.0 as a key; NaN is no key)
+        return np.full((), value, like.dtype)
     key = (value, like.dtype)
     made = _CONSTANTS.get(key)
     if made is None:
