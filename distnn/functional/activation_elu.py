@@ -14,6 +14,7 @@ from distnn.autograd.function import Function
 from distnn.backend import get_array_module
 
 from .activation_of_result import CeluOfResult, EluOfResult
+from .half_activation_opmath import half_elu, half_elu_backward, is_half
 
 
 class ScaledELU(Function):
@@ -30,6 +31,8 @@ class ScaledELU(Function):
         self.x = x
         self.alpha, self.scale = alpha, scale
         self.input_scale = self.backward_input_scale(alpha, input_scale)
+        if is_half(x):  # (PyTorch's float32 opmath)
+            return half_elu(xp, x, alpha, scale, input_scale)
         m = xp.minimum(x, 0)  # (<= 0: nothing overflows on the positive side)
         if input_scale != 1:  # (a product by 1 is exact: skipped, elu's and selu's case)
             m *= input_scale
@@ -59,6 +62,8 @@ class ScaledELU(Function):
     def backward(self, g):
         xp = get_array_module(g)
         x, s, scale = self.x, self.input_scale, self.scale
+        if is_half(g):  # (PyTorch's float32 opmath)
+            return (half_elu_backward(xp, g, x, self.alpha, scale, s),)
         # (PyTorch's order of the products, ((g * input_scale) * (alpha * scale)) * e; a product by 1 skipped)
         coef = self.negative_coefficient(g.dtype)
         if s == 1 and coef == 1 and scale == 1:  # (elu's default: e^fmin(x, 0) is 1 where x > 0 and at a NaN, the
