@@ -8,21 +8,19 @@ moves ``threshold``'s cut (``threshold(x, 0.30004, v)`` keeps x = 0.3 where nump
 
 The transcendental steps (expm1, exp, log1p) are taken in float64 and rounded to float32: the correctly rounded
 float32, which PyTorch's (SLEEF's, 1-ulp) float32 functions give for every float16 input of the forwards (checked
-exhaustively, all 65536 float16 values, against torch 2.13's CPU kernels; tests/test_half_opmath_leftovers_torch.py);
+exhaustively, all 65536 float16 values, against torch 2.13's CPU kernels; tests/test_half_activation_opmath_torch.py);
 the backwards of elu and softplus, whose exp's product with the gradient can land near a float16 tie, differ by one
 step in a few elements of 65536 (bitwise would take SLEEF's own expf).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from distnn.autograd.half_rounding import half_number
+from distnn.autograd.number_range import scalar_for_dtype
 
 HALF = np.dtype(np.float16)
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
-_CUT_TYPES = {HALF: "c10::Half", _F32: "float"}
 
 
 def is_half(x) -> bool:
@@ -108,13 +106,12 @@ def at_or_below_cut(x, threshold):
 
 def threshold_value(dtype, value):
     """``value`` as PyTorch's threshold writes it into a tensor of ``dtype`` (``value.to<scalar_t>()``): into
-    float16 rounded through float32; past the type's finite range (inf and NaN pass) a RuntimeError with PyTorch's
-    message."""
+    float16 rounded through float32; past a float type's finite range (inf and NaN pass) a RuntimeError with
+    PyTorch's message."""
     dtype = np.dtype(dtype)
-    name = _CUT_TYPES.get(dtype)
-    if name is not None and isinstance(value, (int, float)) and math.isfinite(value) \
-            and abs(value) > float(np.finfo(dtype).max):
-        raise RuntimeError(f"value cannot be converted to type {name} without overflow")
+    if dtype.kind != "f":
+        return dtype.type(value)
+    value = scalar_for_dtype(dtype, value)
     return dtype.type(half_number(float(value)) if dtype == HALF else value)
 
 
