@@ -1,6 +1,7 @@
 """bench_op_overhead's rows for the ops whose float16 forms compute in float32 as PyTorch's kernels (elu's alpha,
 softplus's beta and threshold, threshold's cut, a division by a number rounded down), on 64x64 float16 tensors,
-and the same calls on float32 tensors: those must stay as cheap as they were (the float16 check is all they add).
+and the same calls on float32 tensors: those must stay as cheap as they were (the float16 check is all they add);
+with ``arange``/``linspace`` of the default dtype (float32, 4096 values), whose values now follow PyTorch's kernels.
 
 The numpy floor computes the same arithmetic on bare arrays (float16: widen, compute in float32, round once).
 """
@@ -30,6 +31,8 @@ def tensor_rows(lib, make):
             f"threshold(x, 0.3, 0.0) {kind}": lambda x=x: F.threshold(x, 0.3, 0.0),
             f"x // 0.1 {kind}": lambda x=x: x // 0.1,
         })
+    rows["arange(0, 64, 1/64) float32"] = lambda: lib.arange(0, 64, 1 / 64)
+    rows["linspace(0, 1, 4096) float32"] = lambda: lib.linspace(0, 1, 4096)
     return rows
 
 
@@ -54,4 +57,6 @@ def numpy_rows():
             f"threshold(x, 0.3, 0.0) {kind}": lambda x=x: np.where(x <= cut, x.dtype.type(0), x),
             f"x // 0.1 {kind}": lambda x=x, w=wide, n=narrow: n(np.floor_divide(w(x), tenth)),
         })
+    rows["arange(0, 64, 1/64) float32"] = lambda: np.arange(0, 64, 1 / 64).astype(f32)
+    rows["linspace(0, 1, 4096) float32"] = lambda: np.linspace(0, 1, 4096).astype(f32)
     return rows

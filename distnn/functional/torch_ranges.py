@@ -22,13 +22,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from distnn.autograd.float_errors import silent
 from distnn.autograd.half_rounding import half_number
 from distnn.autograd.number_range import scalar_for_dtype
 
 from .scaled_sum import fused_scaled_sum
 
 _F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
+_LOW_29, _MIDPOINT = 0x1FFFFFFF, 0x10000000  # (a float64's bits below float32's last; a float32 halfway point's)
 _VECTOR = {_F16: (_F32, 16), _F32: (_F64, 8)}  # (accumulate type, vector length)
+
+
+def _fused(first, factor, counts):
+    """``first + factor * counts`` (float32 numbers, float32-exact ``counts``) rounded once to float32: the float64
+    product is exact, the float64 sum rounded once; rounding that to float32 is the single rounding unless the sum
+    landed on a float32 halfway point (its low 29 bits ``1 << 28``), where :func:`fused_scaled_sum` decides."""
+    total = counts.astype(_F64)
+    total *= np.float64(factor)
+    total += np.float64(first)
+    if np.any((total.view(np.int64) & _LOW_29) == _MIDPOINT):
+        return fused_scaled_sum(first, counts.astype(_F32), factor)
+    return total.astype(_F32)
 
 
 def follows_torch(dtype) -> bool:
@@ -43,15 +57,16 @@ def torch_arange(start, step, count, dtype):
     first, stride = wide.type(start), wide.type(step)
 
     def scalar_formula(i):
-        return fused_scaled_sum(first, i, stride) if dtype == _F16 else first + stride * i
+        return _fused(first, stride, i) if dtype == _F16 else first + stride * i
 
-    with np.errstate(over="ignore", invalid="ignore"):  # (past the dtype's range: inf, as PyTorch's)
-        values = scalar_formula(np.arange(count, dtype=wide)).astype(dtype)
+    values = np.empty(count, dtype)
+    with silent():  # (past the dtype's range: inf, as PyTorch's, without numpy's warning)
         vectored = count // (2 * vector) * (2 * vector)
         if vectored:
             bases = scalar_formula(np.arange(0, vectored, vector, dtype=wide)).astype(dtype).astype(wide)
             offsets = stride * np.arange(vector, dtype=wide)
-            values[:vectored] = (bases[:, None] + offsets).astype(dtype).reshape(-1)
+            values[:vectored].reshape(-1, vector)[...] = bases[:, None] + offsets
+        values[vectored:] = scalar_formula(np.arange(vectored, count, dtype=wide))
     return values
 
 
@@ -62,15 +77,13 @@ def torch_linspace(start, end, steps, dtype):
     kind = dtype.type
     start, end = (scalar_for_dtype(dtype, v) for v in (start, end))  # (past the dtype's range: PyTorch's error)
     first, last = (kind(half_number(float(v))) for v in (start, end)) if dtype == _F16 else (kind(start), kind(end))
-    with np.errstate(over="ignore", invalid="ignore"):  # (as PyTorch's: inf, NaN silently)
+    halfway = steps // 2
+    with silent():  # (as PyTorch's: inf, NaN silently)
         step = (last - first) / kind(steps - 1)
-        i = np.arange(steps).astype(dtype)
-        from_end = (steps - 1 - np.arange(steps)).astype(dtype)
+        rising, falling = np.arange(halfway).astype(dtype), np.arange(steps - 1 - halfway, -1, -1).astype(dtype)
         if dtype == _F16:
-            rising, falling = first + step * i, last - step * from_end
-        else:  # (float32: fused, rounded once)
-            rising, falling = fused_scaled_sum(first, i, step), fused_scaled_sum(last, from_end, -step)
-        return np.where(np.arange(steps) < steps // 2, rising, falling)
+            return np.concatenate([first + step * rising, last - step * falling])
+        return np.concatenate([_fused(first, step, rising), _fused(last, -step, falling)])  # (float32: fused)
 
 
 __all__ = ["follows_torch", "torch_arange", "torch_linspace"]
