@@ -94,8 +94,8 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False) -> Tensor:
     if floats and _np.dtype(dtype).kind in "iu":
         return Tensor(_integer_arange(start, end, step, _np.dtype(dtype)), requires_grad=requires_grad)
     values = _np.arange(start, end, step)
-    if _torch_ranges.follows_torch(dtype):  # (float16, float32: the values PyTorch's kernel computes)
-        values = _torch_ranges.torch_arange(start, step, values.size, dtype)
+    if _torch_ranges.follows_torch(dtype):  # (float16: the values PyTorch's kernel computes)
+        values = _torch_ranges.torch_arange(start, step, values.size)
     return Tensor(values.astype(dtype, copy=False), requires_grad=requires_grad)
 
 

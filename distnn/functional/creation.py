@@ -63,8 +63,8 @@ def linspace(start, end, steps, *, dtype=None, requires_grad=False):
     start, end = (float(start), float(end)) if dtype.kind == "f" else _integral_ends(start, end)
     if steps == 1:  # (a float into float16 through float32, as PyTorch's fill)
         values = np.full(1, into_half(start, dtype), dtype=work)
-    elif follows_torch(dtype):  # (float16, float32: PyTorch's arithmetic, torch_ranges)
-        values = torch_linspace(start, end, steps, dtype)
+    elif follows_torch(dtype):  # (float16: PyTorch's arithmetic, torch_ranges)
+        values = torch_linspace(start, end, steps)
     else:
         i = np.arange(steps, dtype=work)
         step = work.type((end - start) / max(steps - 1, 1))
