@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import op_overhead_alpha  # (this script's folder)
+import op_overhead_half_opmath  # (this script's folder)
 import op_overhead_half_scalar  # (this script's folder)
 
 SHAPE = (64, 64)
@@ -69,6 +70,7 @@ def tensor_rows(lib, make):
         "norm(a, 2, 1)": lambda: lib.norm(a, 2, 1),
         "all(c, 1)": lambda: lib.all(cond, 1),
         **op_overhead_alpha.tensor_rows(lib, make), **op_overhead_half_scalar.tensor_rows(lib, make),
+        **op_overhead_half_opmath.tensor_rows(lib, make),
     }
 
 
@@ -104,6 +106,7 @@ def numpy_rows():
         "norm(a, 2, 1)": lambda: np.sqrt((a * a).sum(1)),
         "all(c, 1)": lambda: cond.all(1),
         **op_overhead_alpha.numpy_rows(), **op_overhead_half_scalar.numpy_rows(),
+        **op_overhead_half_opmath.numpy_rows(),
     }
 
 

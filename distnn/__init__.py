@@ -34,6 +34,7 @@ float64 = _np.float64
 
 from .autograd.number_range import (REAL_NUMBERS as _REAL_NUMBERS, numbers_array as _numbers_array,  # noqa: E402
                                     scalar_for_dtype as _scalar_for_dtype)
+from .functional import torch_ranges as _torch_ranges  # noqa: E402
 
 
 def tensor(data, requires_grad=False, dtype=None) -> Tensor:
@@ -90,7 +91,10 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False) -> Tensor:
     dtype = dtype if dtype is not None else (backend.default_dtype() if floats else _np.int64)
     if floats and _np.dtype(dtype).kind in "iu":
         return Tensor(_integer_arange(start, end, step, _np.dtype(dtype)), requires_grad=requires_grad)
-    return Tensor(_np.arange(start, end, step).astype(dtype), requires_grad=requires_grad)
+    values = _np.arange(start, end, step)
+    if _torch_ranges.follows_torch(dtype):  # (float16: the values PyTorch's kernel computes)
+        values = _torch_ranges.torch_arange(start, step, values.size)
+    return Tensor(values.astype(dtype, copy=False), requires_grad=requires_grad)
 
 
 def _integer_arange(start, end, step, dtype):

@@ -16,7 +16,8 @@ PyTorch's by an ulp or so, and a product that passes 65504 midway and comes back
 in PyTorch's. Here every sequential product is a numpy reduction over an axis that is *not* the innermost one (each
 step then stores float16 values, a whole row of lanes at a time, in numpy's C loop: one call, not one per step) or
 a ``multiply.accumulate`` (which stores every partial product). A full product of 32,768 elements or more is split
-among PyTorch's threads: this is the result of one (``torch.set_num_threads(1)``).
+among PyTorch's threads: this is the result of one (``torch.set_num_threads(1)``). A strided (transposed,
+permuted) tensor's full product takes its values in memory order, as PyTorch's iterator does.
 """
 from __future__ import annotations
 
@@ -47,11 +48,22 @@ def _innermost(rows):
     return _running_product(np.concatenate([head, rows[..., count * _BLOCK:]], axis=-1))
 
 
+def _in_memory_order(a):
+    """The values of ``a`` as one row in the order of its memory (the largest stride outermost), as PyTorch's
+    iterator visits a strided tensor's elements for a full reduction (a transposed view: column by column);
+    C order where a stride is 0 (a broadcast view) or the layout is C order already."""
+    strides = a.strides
+    if a.ndim > 1 and 0 not in strides and not a.flags.c_contiguous:
+        order = sorted(range(a.ndim), key=lambda k: -abs(strides[k]))  # (stable: ties keep their order)
+        a = a.transpose(order)
+    return a.reshape(-1)
+
+
 def half_product(a, dim=None, keepdim=False):
     """The float16 product of numpy ``a`` over ``dim`` (an int, or None for every element) as PyTorch's CPU kernel
     computes it; numpy's floating-point warnings are the caller's to silence."""
     if dim is None:
-        return _innermost(a.reshape(-1))[()]
+        return _innermost(_in_memory_order(a))[()]
     if any(size != 1 for size in a.shape[dim + 1:]):  # (dims of size 1 are coalesced away, as PyTorch's iterator)
         # (C order: the dims after ``dim``, two or more values, are innermost; ``initial``: PyTorch's 1 * first)
         out = np.multiply.reduce(np.ascontiguousarray(a), axis=dim, initial=1)

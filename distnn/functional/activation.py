@@ -12,6 +12,7 @@ from distnn.backend import get_array_module
 
 from ._elementwise_common import _quiet
 from ._fresh import constant, fresh_float
+from .half_activation_opmath import half_softplus, half_softplus_backward, is_half
 from .half_scalar_opmath import times_number
 from .activation_elu import ScaledELU as ELU  # noqa: F401 - (elu's node, the elu family's: activation_elu)
 from .activation_of_result import LeakyReluOfResult
@@ -177,14 +178,19 @@ class Softplus(Function):
     def forward(self, x, beta=1.0, threshold=20.0):
         xp = get_array_module(x)
         bx = beta * x
-        self.linear = bx > threshold
-        soft = softplus_array(bx) / beta
         self.sig = sigmoid_array(bx)
         self.beta = beta  # (for its graph backward, create_graph=True: autograd/derivatives/nn.py)
-        return xp.where(self.linear, x, soft)
+        self.half_x = x if is_half(x) else None
+        if self.half_x is not None:  # (PyTorch's float32 opmath; its cut too)
+            out, self.linear = half_softplus(xp, x, beta, threshold)
+            return out
+        self.linear = bx > threshold
+        return xp.where(self.linear, x, softplus_array(bx) / beta)
 
     def backward(self, g):
         xp = get_array_module(g)
+        if self.half_x is not None and is_half(g):
+            return (half_softplus_backward(xp, g, self.half_x, self.beta, self.linear),)
         return (xp.where(self.linear, g, g * self.sig),)
 
 

@@ -17,6 +17,7 @@ from distnn.backend import get_array_module
 
 from ._fresh import constant, fresh_float
 from .activation_of_result import CeluOfResult, EluOfResult
+from .half_activation_opmath import half_elu, half_elu_backward, is_half
 
 
 class ScaledELU(Function):
@@ -33,6 +34,8 @@ class ScaledELU(Function):
         self.x = x
         self.alpha, self.scale = alpha, scale
         self.input_scale = self.backward_input_scale(alpha, input_scale)
+        if is_half(x):  # (PyTorch's float32 opmath)
+            return half_elu(xp, x, alpha, scale, input_scale)
         zero = constant(0, x)  # (the numbers as 0-d arrays of x's dtype: the same bits, no conversion a call)
         m = xp.minimum(x, zero)  # (<= 0: nothing overflows on the positive side)
         if input_scale != 1:  # (a product by 1 is exact: skipped, elu's and selu's case)
@@ -68,6 +71,8 @@ class ScaledELU(Function):
     def backward(self, g):
         xp = get_array_module(g)
         x, s, scale = self.x, self.input_scale, self.scale
+        if is_half(g):  # (PyTorch's float32 opmath)
+            return (half_elu_backward(xp, g, x, self.alpha, scale, s),)
         # (PyTorch's order of the products, ((g * input_scale) * (alpha * scale)) * e; a product by 1 skipped)
         coef = self.negative_coefficient(g.dtype)
         if s == 1 and coef == 1 and scale == 1:  # (elu's default: e^fmin(x, 0) is 1 where x > 0 and at a NaN, the

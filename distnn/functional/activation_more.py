@@ -19,6 +19,7 @@ from ._fresh import constant, fresh_float
 from .activation import _LAST, Softmax, _softmax_dim, sigmoid_array, softplus_array
 from .activation_elu import CELU, ScaledELU  # noqa: F401 - (selu's and celu's nodes)
 from .elementwise import float_input
+from .half_activation_opmath import at_or_below_cut, threshold_value
 from .in_place_activation import apply_activation, refuse_integers
 from .rounding import real_sign
 
@@ -211,11 +212,11 @@ class Threshold(Function):
 
     def forward(self, x, threshold=0.0, value=0.0):
         self.x, self.threshold = x, threshold
-        return get_array_module(x).where(x <= threshold, x.dtype.type(value), x)
+        return get_array_module(x).where(at_or_below_cut(x, threshold), threshold_value(x.dtype, value), x)
 
     def stops(self):
-        """Where the gradient stops: at and below the threshold."""
-        return self.x <= self.threshold
+        """Where the gradient stops: at and below the threshold (compared as the forward does)."""
+        return at_or_below_cut(self.x, self.threshold)
 
     def backward(self, g):
         return (get_array_module(g).where(self.stops(), 0, g),)

@@ -12,6 +12,7 @@ import numpy as np
 from distnn.autograd.function import OUTPUT, Function
 from distnn.backend import get_array_module
 
+from .half_activation_opmath import half_elu, half_elu_backward_of_result, is_half
 from .half_scalar_opmath import times_number
 
 NEGATIVE_LEAKY_SLOPE = ("In-place leakyReLu backward calculation is triggered with a negative slope which is not "
@@ -52,10 +53,13 @@ class EluOfResult(Function):
 
     def forward(self, x, alpha=1.0, scale=1.0, input_scale=1.0):
         xp = get_array_module(x)
+        self.alpha, self.scale, self.input_scale = alpha, scale, input_scale
+        if is_half(x):  # (PyTorch's float32 opmath, as the out-of-place node)
+            self.out = half_elu(xp, x, alpha, scale, input_scale)
+            return self.out
         m = xp.minimum(x, 0)  # (<= 0: nothing overflows on the positive side)
         if input_scale != 1:  # (a product by 1 is exact: skipped, elu's and selu's case)
             m *= input_scale
-        self.alpha, self.scale, self.input_scale = alpha, scale, input_scale
         # (the out-of-place nodes' arithmetic: the same values, bit for bit)
         self.out = xp.where(x <= 0, (alpha * scale) * xp.expm1(m), x * scale if scale != 1 else x)
         return self.out
@@ -65,6 +69,8 @@ class EluOfResult(Function):
             raise RuntimeError(NEGATIVE_ELU_ALPHA)
         xp = get_array_module(g)
         out, scale, input_scale = self.out, self.scale, self.input_scale
+        if is_half(g):  # (PyTorch's float32 opmath)
+            return (half_elu_backward_of_result(xp, g, out, self.alpha, scale, input_scale),)
         # (result <= 0: x <= 0, and a NaN takes the positive side, as the out-of-place node; PyTorch's order of the
         # products, (g * input_scale) * (result + alpha * scale), for its roundings; a product by 1 skipped)
         slope = out + self.alpha * scale

@@ -20,6 +20,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import default_dtype, get_array_module
 
 from .shape_more import as_tensor
+from .torch_ranges import follows_torch, torch_linspace
 
 
 def _size(size) -> tuple:
@@ -60,8 +61,10 @@ def linspace(start, end, steps, *, dtype=None, requires_grad=False):
     dtype = np.dtype(dtype or default_dtype())
     work = dtype if dtype.kind == "f" else np.dtype(np.float64)
     start, end = (float(start), float(end)) if dtype.kind == "f" else _integral_ends(start, end)
-    if steps == 1:
-        values = np.full(1, start, dtype=work)
+    if steps == 1:  # (a float into float16 through float32, as PyTorch's fill)
+        values = np.full(1, into_half(start, dtype), dtype=work)
+    elif follows_torch(dtype):  # (float16: PyTorch's arithmetic, torch_ranges)
+        values = torch_linspace(start, end, steps)
     else:
         i = np.arange(steps, dtype=work)
         step = work.type((end - start) / max(steps - 1, 1))

@@ -13,6 +13,8 @@ import numbers
 from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module
 
+from .half_division import half_rounded_division, is_half_division
+from .half_scalar_opmath import is_half_with_number
 from .pointwise_binary import _Binary, _operands, _raw, _result_kind
 
 
@@ -73,15 +75,19 @@ class FmodByNumber(Fmod):
 
 class RoundedDivide(_Binary):
     """``a / b`` rounded toward zero (``'trunc'``) or down (``'floor'``, numpy's ``floor_divide``, whose float
-    algorithm is PyTorch's). A step function: zero gradients."""
+    algorithm is PyTorch's; float16 as PyTorch's kernels round it: :mod:`.half_division`). A step function: zero
+    gradients."""
 
     reads = ((), ())
 
-    def forward(self, a, b, mode="floor"):
-        self.mode = mode
+    def forward(self, a, b, mode="floor", half_divisor=None):
+        # (half_divisor: the Python number a float16 ``a`` is divided by, as given, before its rounding to float16)
+        self.mode, self.half_divisor = mode, half_divisor
         return super().forward(a, b)
 
     def compute(self, xp, a, b):
+        if is_half_division(a, b):  # (PyTorch's float16 kernels: half_division)
+            return half_rounded_division(xp, a, b, self.mode, self.half_divisor)
         integer = xp.result_type(a, b).kind in "biu"
         if self.mode == "floor":
             return xp.floor_divide(a, b)
@@ -173,6 +179,8 @@ def _rounded(input, other, rounding_mode, op):  # noqa: A002
     _no_bool(input, other, f"div_{rounding_mode}")
     a, b = _operands(input, other, "divide", floats=False)
     _no_integer_zero_division(a, b)
+    if is_half_with_number(_raw(a), other):  # (PyTorch's float32 opmath reads the number as a float32, unrounded)
+        return op.apply(a, b, mode=rounding_mode, half_divisor=other)
     return op.apply(a, b, mode=rounding_mode)
 
 

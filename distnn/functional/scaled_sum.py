@@ -18,6 +18,7 @@ from distnn.autograd.float_errors import ALL_IGNORED as _ALL_IGNORED, FP_STATE a
 _F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 _get_fp_state, _set_fp_state, _reset_fp_state = _FP_STATE.get, _FP_STATE.set, _FP_STATE.reset
 _LOW_28 = 0x0FFFFFFF  # (a float64's significand bits below a float32 halfway point's)
+_ONE_CHUNK = 32768  # (PyTorch's GRAIN_SIZE: a loop longer than this is split among its threads)
 
 
 def fused_scaled_sum(a, b, alpha, out=None):
@@ -70,8 +71,8 @@ def scaled_sum(a, b, alpha, out=None):
     returned. None for complex dtypes.
 
     PyTorch's vector loop is one fma per element; the scalar loop it leaves the last few elements of a row to
-    (where ``b`` is constant along the row: a number, or broadcast along the last dim) rounds some of them twice,
-    as its compiler schedules it: those are not followed."""
+    rounds some of them twice: followed for float16 operands of one contiguous row (:func:`_half_scalar_tail`),
+    not where ``b`` is a number or broadcast, nor for float32 (as its compiler schedules it)."""
     dtype = a.dtype
     if dtype is _F64 or dtype == _F64:  # (first, by identity where it can: a float64 add_ takes ~4 us in all)
         # (rounded twice, where PyTorch's fma rounds once: within an ulp of the product's size. An emulated fma
@@ -90,9 +91,13 @@ def scaled_sum(a, b, alpha, out=None):
     if dtype == _F32:
         return fused_scaled_sum(a, b, alpha, out=out)
     if dtype == _F16:  # (PyTorch's half vectors: alpha rounded to float16, the fma in float32)
-        with np.errstate(over="ignore"):  # (beyond float16's range: inf, silently, as PyTorch's)
-            factor = float(np.float16(alpha))
-            return _written(fused_scaled_sum(a.astype(_F32), b.astype(_F32), factor), dtype, out)
+        with np.errstate(over="ignore", invalid="ignore"):  # (beyond float16's range: inf, silently, as PyTorch's)
+            factor = np.float16(alpha)
+            tail = _half_scalar_tail(a, b, factor)  # (before out, which may be a, is written)
+            result = _written(fused_scaled_sum(a.astype(_F32), b.astype(_F32), float(factor)), dtype, out)
+            if tail is not None:
+                result.reshape(-1)[-tail.size:] = tail  # (C-contiguous: reshape is a view)
+            return result
     if dtype.kind in "iu":
         factor = np.array(int(alpha), np.int64).astype(dtype)  # (alpha cast to the dtype, as PyTorch's)
         with np.errstate(all="ignore"):
@@ -100,6 +105,23 @@ def scaled_sum(a, b, alpha, out=None):
     if dtype.kind == "b":
         return np.asarray(np.bitwise_or(a, b & bool(alpha), out=out))
     return None
+
+
+def _half_scalar_tail(a, b, factor):
+    """The last ``n % 32`` elements of a float16 ``a + alpha * b`` as PyTorch's scalar loop computes them, or None.
+
+    PyTorch's CPU loop takes two 16-lane float16 vectors a turn (an fma in float32, rounded once) and leaves the
+    last ``n % 32`` elements to its scalar code, which computes ``self + alpha * other`` in ``c10::Half``
+    arithmetic: the product rounded to float16, then the sum (~20 % of those elements differ from the fma by a
+    step). Followed where that split is known: ``a`` and ``b`` of the result's shape, both C-contiguous (the loop
+    is one row), at most 32768 elements (past that PyTorch splits the row among its threads, as many as it has)."""
+    n = a.size
+    if not (b.shape == a.shape and 0 < n <= _ONE_CHUNK and a.flags.c_contiguous and b.flags.c_contiguous):
+        return None
+    count = n % 32
+    if not count:
+        return None
+    return a.reshape(-1)[-count:] + factor * b.reshape(-1)[-count:]  # (numpy's float16 operators round each)
 
 
 def _written(result, dtype, out):
