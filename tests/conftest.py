@@ -53,7 +53,7 @@ def import_torch():
     first = "torch" not in sys.modules
     t = pytest.importorskip("torch", reason="PyTorch (torch==2.13.0) is the test oracle; .ci/run installs it")
     if first and _current_seed is not None:  # (imported during a test, after its seeding: seeded now, as if before)
-        t.manual_seed(_current_seed)
+        _seed_torch(t, _current_seed)
     return t
 
 
@@ -174,6 +174,32 @@ def _seed_for(key: str) -> int:
     return int(np.random.SeedSequence([_SALT % (1 << 64), zlib.crc32(key.encode())]).generate_state(1)[0])
 
 
+_cpu_only_torch = {}  # (per torch module object: whether its build has no device but the CPU)
+
+
+def _seed_torch(t, seed: int) -> None:
+    """``torch.manual_seed(seed)``, without its work for devices the torch build does not have.
+
+    torch.manual_seed also queues a lazy seeding for each accelerator backend (CUDA, XPU, MTIA), each keeping
+    the caller's formatted stack for an error report: about 2 ms a call at pytest's stack depth, paid by every
+    test, where seeding the CPU generator takes microseconds. In a build with no accelerator compiled in, those
+    queued seedings can never run, so seeding the CPU generator alone does the same; any other build gets
+    torch.manual_seed itself."""
+    cpu_only = _cpu_only_torch.get(id(t))
+    if cpu_only is None:
+        try:
+            cpu_only = not (t.cuda._is_compiled() or t.xpu._is_compiled() or t.backends.mps.is_built()
+                            or getattr(t.mtia, "_is_compiled", lambda: True)()
+                            or hasattr(t, t._C._get_privateuse1_backend_name()))
+            _cpu_only_torch[id(t)] = cpu_only
+        except Exception:  # (a torch partly imported, or unexpected: the full seeding, and a look again next time)
+            cpu_only = False
+    if cpu_only:
+        t.default_generator.manual_seed(seed)
+    else:
+        t.manual_seed(seed)
+
+
 def _reseed(key: str) -> int:
     """Seed distnn's default generator (this thread's own), numpy's legacy global RNG, Python's `random`
     and, where already imported (never imported for this), torch's CPU generator from ``key``."""
@@ -185,7 +211,7 @@ def _reseed(key: str) -> int:
         dn.manual_seed(seed)
     t = sys.modules.get("torch")
     if t is not None and hasattr(t, "manual_seed"):
-        t.manual_seed(seed)
+        _seed_torch(t, seed)
         # (torch.compile's first use, e.g. inside torch's flex_attention, turns torch.distributions' argument
         # validation off for the rest of the process; the oracle tests compare refusals with it on, torch's default)
         dist = getattr(t, "distributions", None)

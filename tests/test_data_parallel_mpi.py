@@ -170,6 +170,47 @@ def test_mpi_a_parameter_unused_on_one_rank_with_two_wrapped_models_in_one_backw
     assert _replicas_equal(comm, grads)
 
 
+class _CommunicatorIdsHeld:
+    """All but ``left`` of the MPI communicator ids every rank has free, held, so that a few communicators
+    made and never freed run out (MPICH has 2048 a process; a split or a dup takes one).
+
+    Most are taken by dups of MPI_COMM_SELF (local: microseconds each), the last ones by splits of
+    MPI_COMM_WORLD until MPI refuses one (collective: ~17 ms each on 3 ranks sharing 2 cores, and the same
+    ids on every rank, which refuse together); ``left`` of those are then given back. ``exhausted``: MPI did
+    refuse (an MPI with room for more than ``most`` communicators keeps none held)."""
+
+    def __init__(self, left, most=4096):
+        from mpi4py import MPI
+
+        self.local, self.world, self.exhausted = [], [], False
+        try:
+            while len(self.local) < most:
+                self.local.append(MPI.COMM_SELF.Dup())
+        except MPI.Exception:
+            pass
+        if len(self.local) == most:
+            self.free()
+            return
+        while len(self.world) < left and self.local:  # (ranks whose free ids differ: give back more, try again)
+            _free(self.local, left + 16 - len(self.world))
+            try:
+                while True:
+                    self.world.append(MPI.COMM_WORLD.Split(0, MPI.COMM_WORLD.Get_rank()))
+            except MPI.Exception:
+                pass
+        self.exhausted = len(self.world) >= left
+        _free(self.world, left)
+
+    def free(self):
+        _free(self.world, len(self.world))
+        _free(self.local, len(self.local))
+
+
+def _free(comms, count):
+    for _ in range(min(count, len(comms))):
+        comms.pop().Free()
+
+
 def test_mpi_many_wrappers_reuse_their_communicators(comm):
     """Each wrapper talks over a split of comm; MPI has room for about a thousand, so they are reused."""
     import gc
@@ -188,11 +229,24 @@ def test_mpi_many_wrappers_reuse_their_communicators(comm):
     gc.collect()  # (wrappers earlier tests dropped in reference cycles hand their splits back)
     before = len(_pools.get(comm, ()))
     busy = sum(e.in_use for e in _pools.get(comm, ()))
-    for _ in range(600):  # unreused, each would hold 4 MPI communicator ids (its split's 2, its window's 2)
-        dp = DataParallel(make_mlp(0), comm)
-        F.cross_entropy(dp(distnn.Tensor(X[mine])), Y[mine]).backward()
-        del dp  # (freed at once: a wrapper is in no reference cycle)
+    # An unreused wrapper would hold 4 MPI communicator ids (its split's 2, its window's 2), pooled or not, as
+    # long as the process lives. With all but 128 ids taken first, 32 such wrappers use up what is left and the
+    # next fails in MPI; reused ones never need that many, even if no window were freed meanwhile (windows wait
+    # for the garbage collector: 50 x 2 ids, plus a split). 600 wrappers with all the ids free caught the same
+    # leak at 100 ms a wrapper on 3 ranks.
+    held = _CommunicatorIdsHeld(left=128)
+    try:
+        for _ in range(50):
+            dp = DataParallel(make_mlp(0), comm)
+            F.cross_entropy(dp(distnn.Tensor(X[mine])), Y[mine]).backward()
+            del dp  # (freed at once: a wrapper is in no reference cycle)
+    finally:
+        held.free()
+    from mpi4py import MPI
+
+    if "MPICH" in MPI.Get_library_version():  # (others may have room for more communicators than were tried)
+        assert held.exhausted, "MPICH never refused a communicator: the ids left for the wrappers were not few"
     gc.collect()
     pool = _pools[comm]
-    assert len(pool) <= before + 1, (before, len(pool))  # one split served all 600: an idle one, else a new one
+    assert len(pool) <= before + 1, (before, len(pool))  # one split served all 50: an idle one, else a new one
     assert sum(e.in_use for e in pool) == busy  # each wrapper handed it back
