@@ -106,13 +106,22 @@ def test_remainder_and_fmod_by_a_zero_dim_tensor_are_torchs_bitwise(value, dtype
 
 
 def test_other_one_value_divisors_keep_their_rule():
-    """Guard: a 0-d float16 divisor, a 0-d float32 dividend over a float16 tensor, a strided float16 dividend, a
-    one-element float32 divisor with a dimension (a float32 result) and a float32 tensor by a 0-d float64."""
+    """Guard: a 0-d float16 divisor, a 0-d float32 dividend over a float16 tensor, a one-element float32 divisor
+    with a dimension (a float32 result) and a float32 tensor by a 0-d float64."""
     rng = np.random.default_rng(5)
     half = (rng.standard_normal((64, 64)) * 100).astype(np.float16)
     single = (rng.standard_normal(4096) * 100).astype(np.float32)
-    cases = [(half, np.array(0.1, np.float16)), (np.array(0.1, np.float32), half), (half.T, np.array(0.3, np.float32)),
-             (half, np.array([0.1], np.float32)), (single, np.array(0.1, np.float64))]
+    cases = [(half, np.array(0.1, np.float16)), (np.array(0.1, np.float32), half), (half, np.array([0.1], np.float32)),
+             (single, np.array(0.1, np.float64))]
+    _assert_rounded_divisions_are_torchs(cases)
+
+
+def test_strided_float16_by_a_zero_dim_float32_tensor_is_torchs():
+    half = (np.random.default_rng(5).standard_normal((64, 64)) * 100).astype(np.float16)
+    _assert_rounded_divisions_are_torchs([(half.T, np.array(0.3, np.float32)), (half[::2, 1::3], np.array(-0.7))])
+
+
+def _assert_rounded_divisions_are_torchs(cases):
     for a, b in cases:
         for mode in ["floor", "trunc"]:
             got = dn.div(dn.tensor(a), dn.tensor(b), rounding_mode=mode)
