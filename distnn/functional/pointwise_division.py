@@ -81,7 +81,7 @@ class RoundedDivide(_Binary):
     reads = ((), ())
 
     def forward(self, a, b, mode="floor", half_divisor=None):
-        # (half_divisor: the Python number a float16 ``a`` is divided by, as given, before its rounding to float16)
+        # (half_divisor: the number or 0-d tensor's value a float16 ``a`` is divided by, before its float16 rounding)
         self.mode, self.half_divisor = mode, half_divisor
         return super().forward(a, b)
 
