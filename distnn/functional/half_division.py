@@ -6,10 +6,12 @@ a float32 (``original_scalar_value<opmath_t>``: a Python number or a 0-d float32
 not rounded to float16 first) and the quotient taken in float32, rounded once: numpy (NEP 50) would round ``0.1``
 to float16 and change ~10 % of the quotients. A divisor of many elements: ``floor`` runs ``div_floor_floating`` in
 float16 arithmetic (each step rounded to float16, as ``c10::Half``'s operators do), where numpy's float16
-floor_divide rounds only its result (1 % of the quotients differ); ``trunc`` rounds the float16 quotient, as numpy's does.
+floor_divide rounds only its result (1 % of the quotients differ); ``trunc`` rounds the float16 quotient, as
+numpy's does.
 numpy's float32 floor_divide is PyTorch's ``div_floor_floating`` (fmod, the quotient corrected, rounded to nearest),
 bit for bit; checked over every float16 value against torch 2.13 (tests/test_half_activation_opmath_torch.py,
-tests/test_half_remainder_and_scalar_tensor_torch.py).
+tests/test_half_remainder_and_scalar_tensor_torch.py). ``remainder``/``fmod`` (``%``) are not here: PyTorch's
+float16 kernels of those round a number or 0-d divisor to float16 first, as numpy's promotion does (fmod is exact).
 """
 from __future__ import annotations
 
