@@ -1,5 +1,6 @@
 """bench_op_overhead's rows for the ops whose float16 forms compute in float32 as PyTorch's kernels (elu's alpha,
-softplus's beta and threshold, threshold's cut, a division by a number rounded down), on 64x64 float16 tensors,
+softplus's beta and threshold, threshold's cut, a division rounded down by a number or by a 0-d float32 tensor,
+whose value is read as is), on 64x64 float16 tensors, with a rounded-down division by a tensor of the same shape,
 and the same calls on float32 tensors: those must stay as cheap as they were (the float16 check is all they add);
 with ``arange``/``linspace`` of the default dtype (float32, 4096 values), whose values now follow PyTorch's kernels.
 
@@ -22,6 +23,7 @@ def tensor_rows(lib, make):
     """The rows for distnn or torch (module ``lib``; ``make(array)`` wraps an array as its tensor)."""
     a_np, h_np = _arrays()
     a, h = make(a_np), make(h_np)
+    tenth, divisors = make(np.array(0.1, np.float32)), {"float16": make(h_np + 4), "float32": make(a_np + 4)}
     F = lib.nn.functional
     rows = {}
     for x, kind in ((h, "float16"), (a, "float32")):
@@ -30,6 +32,8 @@ def tensor_rows(lib, make):
             f"softplus(x, 0.7) {kind}": lambda x=x: F.softplus(x, 0.7),
             f"threshold(x, 0.3, 0.0) {kind}": lambda x=x: F.threshold(x, 0.3, 0.0),
             f"x // 0.1 {kind}": lambda x=x: x // 0.1,
+            f"x // tensor(0.1) {kind}": lambda x=x: x // tenth,
+            f"x // y {kind}": lambda x=x, y=divisors[kind]: x // y,
         })
     rows["arange(0, 64, 1/64) float32"] = lambda: lib.arange(0, 64, 1 / 64)
     rows["linspace(0, 1, 4096) float32"] = lambda: lib.linspace(0, 1, 4096)
@@ -56,6 +60,8 @@ def numpy_rows():
             f"softplus(x, 0.7) {kind}": lambda x=x, w=wide, n=narrow: n(softplus(w(x))),
             f"threshold(x, 0.3, 0.0) {kind}": lambda x=x: np.where(x <= cut, x.dtype.type(0), x),
             f"x // 0.1 {kind}": lambda x=x, w=wide, n=narrow: n(np.floor_divide(w(x), tenth)),
+            f"x // tensor(0.1) {kind}": lambda x=x, w=wide, n=narrow: n(np.floor_divide(w(x), tenth)),
+            f"x // y {kind}": lambda x=x, y=x + x.dtype.type(4): np.floor_divide(x, y),
         })
     rows["arange(0, 64, 1/64) float32"] = lambda: np.arange(0, 64, 1 / 64).astype(f32)
     rows["linspace(0, 1, 4096) float32"] = lambda: np.linspace(0, 1, 4096).astype(f32)

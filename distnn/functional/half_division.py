@@ -2,13 +2,16 @@
 (``rounding_mode='trunc'``) as PyTorch's CPU kernels compute it.
 
 A divisor of one element (a Python number, a 0-d or one-element tensor, broadcast) is read by PyTorch's kernel as
-a float32 (``original_scalar_value<opmath_t>``: a Python number unrounded, not rounded to float16 first) and the
-quotient taken in float32, rounded once: numpy (NEP 50) would round ``0.1`` to float16 and change ~10 % of the
-quotients. A divisor of many elements: ``floor`` runs ``div_floor_floating`` in float16 arithmetic (each step
-rounded to float16, as ``c10::Half``'s operators do), where numpy's float16 floor_divide rounds only its result
-(1 % of the quotients differ); ``trunc`` rounds the float16 quotient, as numpy's does.
+a float32 (``original_scalar_value<opmath_t>``: a Python number or a 0-d float32/float64/integer tensor as given,
+not rounded to float16 first) and the quotient taken in float32, rounded once: numpy (NEP 50) would round ``0.1``
+to float16 and change ~10 % of the quotients. A divisor of many elements: ``floor`` runs ``div_floor_floating`` in
+float16 arithmetic (each step rounded to float16, as ``c10::Half``'s operators do), where numpy's float16
+floor_divide rounds only its result (1 % of the quotients differ); ``trunc`` rounds the float16 quotient, as
+numpy's does.
 numpy's float32 floor_divide is PyTorch's ``div_floor_floating`` (fmod, the quotient corrected, rounded to nearest),
-bit for bit; checked over every float16 value against torch 2.13 (tests/test_half_activation_opmath_torch.py).
+bit for bit; checked over every float16 value against torch 2.13 (tests/test_half_activation_opmath_torch.py,
+tests/test_half_remainder_and_scalar_tensor_torch.py). ``remainder``/``fmod`` (``%``) are not here: PyTorch's
+float16 kernels of those round a number or 0-d divisor to float16 first, as numpy's promotion does (fmod is exact).
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ def is_half_division(a, b) -> bool:
 
 def half_rounded_division(xp, a, b, mode, number=None):
     """``div(a, b, rounding_mode=mode)`` of float16 arrays ``a``, ``b`` (broadcastable), as PyTorch's CPU kernels;
-    ``number``: the Python number ``b`` was made from, as given (PyTorch reads it unrounded)."""
+    ``number``: the Python number or 0-d tensor's value ``b`` was made from, as given (PyTorch reads it unrounded)."""
     if number is not None or b.size == 1:
         divisor = np.float32(number) if number is not None else b.astype(_F32)
         wide = a.astype(_F32)

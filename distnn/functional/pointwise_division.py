@@ -81,7 +81,7 @@ class RoundedDivide(_Binary):
     reads = ((), ())
 
     def forward(self, a, b, mode="floor", half_divisor=None):
-        # (half_divisor: the Python number a float16 ``a`` is divided by, as given, before its rounding to float16)
+        # (half_divisor: the number or 0-d tensor's value a float16 ``a`` is divided by, before its float16 rounding)
         self.mode, self.half_divisor = mode, half_divisor
         return super().forward(a, b)
 
@@ -179,9 +179,25 @@ def _rounded(input, other, rounding_mode, op):  # noqa: A002
     _no_bool(input, other, f"div_{rounding_mode}")
     a, b = _operands(input, other, "divide", floats=False)
     _no_integer_zero_division(a, b)
-    if is_half_with_number(_raw(a), other):  # (PyTorch's float32 opmath reads the number as a float32, unrounded)
-        return op.apply(a, b, mode=rounding_mode, half_divisor=other)
+    divisor = _half_opmath_divisor(_raw(a), other)
+    if divisor is not None:  # (PyTorch's float32 opmath reads it as a float32, unrounded)
+        return op.apply(a, b, mode=rounding_mode, half_divisor=divisor)
     return op.apply(a, b, mode=rounding_mode)
+
+
+def _half_opmath_divisor(dividend, other):
+    """The divisor as PyTorch's float16 rounded-division kernel reads it (``original_scalar_value<float>``: the
+    operand before its cast to the float16 result dtype) when it is one value not already float16: a Python
+    number, or a 0-d tensor of another dtype (``h // torch.tensor(0.1)``: float32, read as is); else None (the
+    float16 divisor as promoted)."""
+    dtype = getattr(dividend, "dtype", None)
+    if dtype is None or dtype.char != "e":  # (the promoted dividend: a float16 result, or not this case)
+        return None
+    if is_half_with_number(dividend, other):
+        return other
+    if isinstance(other, Tensor) and other.ndim == 0 and other.dtype.char != "e":
+        return other.data.item()  # (its value exactly: a float32, a float64 or an integer)
+    return None
 
 
 def true_divide(input, other):  # noqa: A002
