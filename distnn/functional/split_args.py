@@ -28,6 +28,13 @@ def _type_name(value) -> str:
     return "Tensor" if isinstance(value, Tensor) else type(value).__name__
 
 
+class _TypeName(str):
+    """A type's name written bare in a tuple's repr: ``(float, int)``, ``(float,)``."""
+
+    def __repr__(self):
+        return str(self)
+
+
 def split_size(value):
     """``split``'s ``split_size_or_sections``: a one-element Tensor is its value as an int; an int or a sequence as
     given; anything else refused."""
@@ -99,17 +106,34 @@ def directional_split_spec(value, op: str, method: bool):
             return int(value.data.item())
         if method and _is_index_tensor(value):
             return [int(value.data.reshape(()).item())]
-    elif isinstance(value, (list, tuple)) and all(_is_plain_int(v) or _is_index_tensor(v) for v in value):
-        return [int(v.data.reshape(()).item()) if isinstance(v, Tensor) else int(v) for v in value]
+    elif isinstance(value, (list, tuple)) and (not value or _is_plain_int(value[0]) or _is_index_tensor(value[0])):
+        return _indices(value, op)  # (PyTorch's parser picks the overload by the first element alone)
     raise TypeError(_invalid_combination(op, value, method))
+
+
+def _indices(values, op: str) -> list:
+    """The ints of ``values``, each a Python or numpy int (a bool too, past the first) or a one-element integer or
+    bool Tensor; anything else refused as PyTorch's parser refuses it when it unpacks the list."""
+    out = []
+    for position, v in enumerate(values, 1):
+        if isinstance(v, numbers.Integral) and not isinstance(v, Tensor):
+            out.append(int(v))
+        elif _is_index_tensor(v):
+            out.append(int(v.data.reshape(()).item()))
+        else:
+            raise TypeError(f"{op}(): argument 'indices' failed to unpack the object at pos {position} with error "
+                            f"\"type must be tuple of ints,but got {_type_name(v)}\"")
+    return out
 
 
 def _invalid_combination(op: str, value, method: bool) -> str:
     """PyTorch's parser's refusal of ``value`` for both overloads of ``op``, in the method or function form."""
     got = _type_name(value)
     given = got
-    if isinstance(value, (list, tuple)):  # (its elements' types, each once, as PyTorch names them)
-        given = f"{got} of [{', '.join(sorted({_type_name(v) for v in value}))}]"
+    if isinstance(value, list):  # (its elements' types, as PyTorch lists them: a tuple's written as a tuple)
+        given = f"list of [{', '.join(_type_name(v) for v in value)}]"
+    elif isinstance(value, tuple):
+        given = f"tuple of {tuple(_TypeName(_type_name(v)) for v in value)!r}"
     me, head = ("", "") if method else ("Tensor, ", "Tensor input, ")
     return (f"{op}() received an invalid combination of arguments - got ({me}{got}), but expected one of:\n"
             f" * ({head}int sections)\n"
