@@ -12,7 +12,7 @@ _METHODS = {
     "shape_more": ("tril", "triu", "diag", "diagonal", "diag_embed", "diagflat", "trace", "movedim", "moveaxis",
                    "swapaxes", "swapdims", "t", "tile", "repeat_interleave", "rot90", "fliplr", "flipud", "unflatten",
                    "ravel"),
-    "shape_split": ("unbind", "tensor_split", "hsplit", "vsplit", "dsplit"),
+    "shape_split": ("unbind", "tensor_split"),
     "matrix_more": ("outer", "ger", "inner", "dot", "vdot", "mm", "mv", "addmm", "addmv", "addbmm", "baddbmm",
                     "kron", "cross"),
     "scatter": ("scatter", "scatter_add", "scatter_reduce", "index_add", "index_copy", "index_fill",
@@ -69,6 +69,25 @@ class TensorOpMethods:
 
     def reshape_as(self, other):
         return self.reshape(tuple(other.shape))
+
+    # (the method forms of these read a tensor argument more widely than the functions, as PyTorch's parser)
+    def hsplit(self, indices_or_sections):
+        """``distnn.hsplit(self, ...)``: see :func:`distnn.functional.shape_split.hsplit`."""
+        from distnn.functional.shape_split import hsplit
+
+        return hsplit(self, indices_or_sections, _method=True)
+
+    def vsplit(self, indices_or_sections):
+        """``distnn.vsplit(self, ...)``: see :func:`distnn.functional.shape_split.vsplit`."""
+        from distnn.functional.shape_split import vsplit
+
+        return vsplit(self, indices_or_sections, _method=True)
+
+    def dsplit(self, indices_or_sections):
+        """``distnn.dsplit(self, ...)``: see :func:`distnn.functional.shape_split.dsplit`."""
+        from distnn.functional.shape_split import dsplit
+
+        return dsplit(self, indices_or_sections, _method=True)
 
 
 for _module, _names in _METHODS.items():

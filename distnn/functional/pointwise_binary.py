@@ -157,23 +157,6 @@ class Fmin(Fmax):
     larger = False
 
 
-class FloatPower(_Binary):
-    """``a ** b`` in float64. Gradients: PyTorch's ``pow``: ``g b a^(b-1)`` (0 where ``b == 0``) and
-    ``g out log(a)`` (0 where ``a == 0`` and ``b >= 0``; NaN for a negative ``a``, as there)."""
-
-    reads = ((0, 1), (0, 1, OUTPUT))
-
-    @staticmethod
-    def compute(xp, a, b):
-        return xp.power(a, b)
-
-    @staticmethod
-    def grads(xp, g, a, b, out):
-        ga = g * xp.where(b == 0, 0, b * xp.power(a, b - 1))
-        gb = g * xp.where((a == 0) & (b >= 0), 0, out * xp.log(a))
-        return ga, gb
-
-
 # ---------------------------------------------------------------- dtypes and the public functions
 def _operands(a, b, name, floats=True, integers=True):
     """``a`` and ``b`` promoted as PyTorch promotes them; with ``floats``, integer and bool results computed in the
@@ -270,16 +253,33 @@ def fmin(input, other):  # noqa: A002
 
 
 def float_power(input, exponent):  # noqa: A002
-    """``torch.float_power``: ``input ** exponent`` computed in float64 (the result is float64; a float32
-    input's gradient comes back float32)."""
-    import numpy as np
+    """``torch.float_power``: ``input ** exponent`` computed in float64 (complex128 where either operand is
+    complex). As PyTorch's, each tensor operand not of that dtype is cast first (a ``ToCopyBackward0`` node where
+    it requires grad) and the power is ``pow``'s, so the graph shows ``PowBackward0`` (a number exponent),
+    ``PowBackward1`` (two tensors) or ``PowBackward2`` (a number base)."""
+    if not isinstance(input, Tensor) and not isinstance(exponent, Tensor):
+        raise TypeError(f"float_power(): expected a Tensor as the input or the exponent, got "
+                        f"{type(input).__name__} and {type(exponent).__name__}")
+    wide = np.complex128 if any(_is_complex(x) for x in (input, exponent)) else np.float64
 
-    def wide(x):
+    def widened(x):
         if isinstance(x, Tensor):
-            return x.astype(np.float64) if x.requires_grad else x.data.astype(np.float64)
-        return float(x) if isinstance(x, (bool, int, float)) else np.asarray(x, dtype=np.float64)
+            return x if x.dtype == wide else x.astype(wide)  # (PyTorch's ``to``: no node when already wide)
+        if isinstance(x, (bool, int, float, complex, np.number)):
+            return complex(x) if wide is np.complex128 else float(x)
+        from ._tensor_args import as_tensor
 
-    return FloatPower.apply(wide(input), wide(exponent))
+        return as_tensor(x).astype(wide)
+
+    from .elementwise import pow as power
+
+    return power(widened(input), widened(exponent))
+
+
+def _is_complex(x):
+    if isinstance(x, Tensor):
+        return x.dtype.kind == "c"
+    return isinstance(x, (complex, np.complexfloating)) or np.asarray(x).dtype.kind == "c"
 
 
 def clamp_min(input, *args, **kwargs):  # noqa: A002

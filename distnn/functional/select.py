@@ -8,7 +8,7 @@ from distnn.autograd.tensor import Tensor
 from distnn.backend import get_array_module, unwrap
 
 from ._dims import wrap_dim, wrap_dims
-from .shape import GetItem, scatter_add
+from .shape import scatter_add
 
 
 class IndexSelect(Function):
@@ -66,9 +66,11 @@ def narrow(input, dim, start, length):  # noqa: A002
     if start + length > n:
         raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
     index = tuple(slice(start, start + length) if i == d else slice(None) for i in range(data.ndim))
-    if isinstance(input, Tensor):
-        return input[index]  # (indexing: a view with the input's version counter)
-    return GetItem.apply(input, index=index)
+    from .piece_nodes import SlicePiece, slice_view
+
+    if isinstance(input, Tensor):  # (a view with the input's version counter; SliceBackward0 even over the whole dim)
+        return slice_view(input, index)
+    return SlicePiece.apply(input, index=index)
 
 
 class Flip(Function):

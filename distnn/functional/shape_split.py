@@ -12,7 +12,7 @@ from distnn.autograd.tensor import Tensor
 
 from ._dims import wrap_dim
 from ._tensor_args import _ints, as_tensor
-from .split_args import tensor_split_spec
+from .split_args import directional_split_spec, tensor_split_spec
 
 
 def unbind(input, dim=0):  # noqa: A002
@@ -36,7 +36,11 @@ def unbind(input, dim=0):  # noqa: A002
 
 
 def _pieces(x, bounds, d):
-    return tuple(x[(slice(None),) * d + (slice(lo, max(lo, hi)),)] for lo, hi in zip(bounds[:-1], bounds[1:]))
+    from .piece_nodes import slice_view
+
+    # (each piece PyTorch's ``slice`` of the input, SliceBackward0 even where it keeps the whole dim)
+    return tuple(slice_view(x, (slice(None),) * d + (slice(lo, max(lo, hi)),))
+                 for lo, hi in zip(bounds[:-1], bounds[1:]))
 
 
 def tensor_split(input, indices_or_sections, dim=0):  # noqa: A002
@@ -60,13 +64,14 @@ def tensor_split(input, indices_or_sections, dim=0):  # noqa: A002
     return _pieces(x, bounds, d)
 
 
-def _split_along(input, sections, dim, name, least):  # noqa: A002
+def _split_along(input, sections, dim, name, least, method):  # noqa: A002
     x = as_tensor(input)
+    # (the argument first, as PyTorch's parser reads it before the op runs: an int is the number of sections, a
+    # list the indices)
+    sections = directional_split_spec(sections, name, method)
     if x.ndim < least:
         raise RuntimeError(f"torch.{name} requires a tensor with at least {least} dimension, but got a tensor with "
                            f"{x.ndim} dimensions!")
-    if isinstance(sections, Tensor) and sections.data.dtype.kind in "iu" and sections.ndim < 2:
-        sections = sections.data.tolist()  # (an integer tensor: a count or indices, whatever its width, as PyTorch's)
     if isinstance(sections, numbers.Integral):
         if sections == 0 or x.shape[dim] % sections:
             raise RuntimeError(f"torch.{name} attempted to split along dimension {dim}, but the size of the dimension "
@@ -74,20 +79,24 @@ def _split_along(input, sections, dim, name, least):  # noqa: A002
     return tensor_split(x, sections, dim)
 
 
-def hsplit(input, indices_or_sections):  # noqa: A002
-    """``torch.hsplit``: :func:`tensor_split` along dim 1 (dim 0 for a vector), equal sections only."""
+def hsplit(input, indices_or_sections, *, _method=False):  # noqa: A002
+    """``torch.hsplit``: :func:`tensor_split` along dim 1 (dim 0 for a vector), equal sections only. A tensor
+    ``indices_or_sections``: a 0-d integer one is the number of sections; ``Tensor.hsplit`` (``_method``) also
+    takes any one-element integer or bool tensor, as the single index (PyTorch's parser's rules)."""
     x = as_tensor(input)
-    return _split_along(x, indices_or_sections, 1 if x.ndim > 1 else 0, "hsplit", 1)
+    return _split_along(x, indices_or_sections, 1 if x.ndim > 1 else 0, "hsplit", 1, _method)
 
 
-def vsplit(input, indices_or_sections):  # noqa: A002
-    """``torch.vsplit``: :func:`tensor_split` along dim 0 of a tensor of 2 or more dims."""
-    return _split_along(input, indices_or_sections, 0, "vsplit", 2)
+def vsplit(input, indices_or_sections, *, _method=False):  # noqa: A002
+    """``torch.vsplit``: :func:`tensor_split` along dim 0 of a tensor of 2 or more dims (a tensor argument: as
+    :func:`hsplit`'s)."""
+    return _split_along(input, indices_or_sections, 0, "vsplit", 2, _method)
 
 
-def dsplit(input, indices_or_sections):  # noqa: A002
-    """``torch.dsplit``: :func:`tensor_split` along dim 2 of a tensor of 3 or more dims."""
-    return _split_along(input, indices_or_sections, 2, "dsplit", 3)
+def dsplit(input, indices_or_sections, *, _method=False):  # noqa: A002
+    """``torch.dsplit``: :func:`tensor_split` along dim 2 of a tensor of 3 or more dims (a tensor argument: as
+    :func:`hsplit`'s)."""
+    return _split_along(input, indices_or_sections, 2, "dsplit", 3, _method)
 
 
 __all__ = ["unbind", "tensor_split", "hsplit", "vsplit", "dsplit"]

@@ -1,6 +1,6 @@
 """Graph backwards of the rest of the pointwise math and of the reductions and scans with a closed-form
 gradient: the binary ops of ``pointwise_binary`` and ``pointwise_division`` (atan2, hypot, logaddexp(2), xlogy,
-copysign, fmax/fmin, float_power, lerp, fmod/remainder, div with rounding), the step functions (sign, sgn,
+copysign, fmax/fmin, lerp, fmod/remainder, div with rounding), the step functions (sign, sgn,
 round, floor, ceil, trunc: zero gradients), nan_to_num, positive, lgamma/digamma/igamma, var/std, logsumexp,
 nanmean, median of every element, and prod/cumprod of inputs without zeros.
 
@@ -82,7 +82,7 @@ class _TensorXp:
         return get_array_module(_raw(a), _raw(b)).floor_divide(_raw(a), _raw(b))
 
 
-@register(PB._Binary)  # (Atan2, Hypot, LogAddExp(2), Xlogy, Copysign, Fmax/Fmin, FloatPower; Fmod, Remainder,
+@register(PB._Binary)  # (Atan2, Hypot, LogAddExp(2), Xlogy, Copysign, Fmax/Fmin; Fmod, Remainder,
 def _binary(node, g):  # RoundedDivide: their grads(xp, ...), on Tensors)
     a, b = saved_input(node, 0, node.a), saved_input(node, 1, node.b)
     out = saved_output(node, node.out) if node.out is not None else None
