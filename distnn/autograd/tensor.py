@@ -55,27 +55,52 @@ def _as_array(data, dtype=None):
         except ValueError:  # (ragged lists: PyTorch's refusal, where they hold numbers only)
             typed = long_int_array(data, ragged=True)
             if typed is None:
+                from .data_refusals import refuse_data
+
+                refuse_data(data, dtype)  # (a string or object among them: PyTorch's refusal of it, first)
                 raise
             return typed if dtype is None or typed.dtype == dtype else cast(typed, dtype)
         # an int beyond int64: PyTorch's dtype, or its refusal (a Python float or complex holds none: Tensor(0.5)
         # skips the check)
-        if dtype is None and isinstance(data, _MAY_HOLD_LONG_INT) and may_hold_long_int(arr):
-            typed = long_int_array(data)
-            if typed is not None:
-                return typed
+        if dtype is None and isinstance(data, _MAY_HOLD_LONG_INT):
+            # numpy's uint16/32/64 scalars among other numbers: PyTorch's refusal of their promotion; looked for
+            # only where a Python float does not lead the (1-d) list, as it would end any such promotion
+            if arr is not None and type(data) is not int and (arr.dtype.kind in "uic" or arr.dtype.kind == "f" and data
+                                                              and type(data[0]) is not float):
+                _refuse_wide_unsigned(data)
+            if may_hold_long_int(arr):
+                typed = long_int_array(data)
+                if typed is not None:
+                    return typed
         if arr is None:
             arr = np.asarray(data, dtype=object)
-        if dtype is None and arr.dtype.kind == "f":
+        kind = arr.dtype.kind
+        if dtype is None and kind == "f":
             dtype = default_dtype()  # Python floats become float32, as in PyTorch
-        elif dtype is None and arr.dtype.kind == "c":
+        elif dtype is None and kind == "c":
             dtype = default_complex_dtype()  # Python complexes complex64 (complex128 under a float64 default)
-        elif arr.dtype.kind == "c":  # (Python complexes for a real dtype: PyTorch's refusal)
+        elif kind == "c":  # (Python complexes for a real dtype: PyTorch's refusal)
             from .complex_to_real import refuse_python_complex
 
             refuse_python_complex(dtype)
+        elif kind in "OUSV":  # (strings, None, other objects: numpy's string or object array, PyTorch's refusal)
+            from .data_refusals import refuse_data
+
+            refuse_data(data, dtype)
     else:
         arr = xp.asarray(data)
+        if arr.dtype.kind in "OUSV" and not isinstance(data, np.ndarray):  # (a str, None, another object)
+            from .data_refusals import refuse_data
+
+            refuse_data(data, dtype)
     return arr if dtype is None or arr.dtype == dtype else cast(arr, dtype)  # (float64 to float16: as PyTorch's)
+
+
+def _refuse_wide_unsigned(data) -> None:
+    from .data_refusals import holds_wide_unsigned, refuse_data
+
+    if holds_wide_unsigned(data):
+        refuse_data(data)
 
 
 class Tensor(TensorOperators, TensorShapeMethods, TensorComparisons, TensorOperatorsMore, TensorMethods,
