@@ -22,7 +22,7 @@ from distnn.backend import default_complex_dtype, default_dtype
 
 from .long_int_lists import _promote
 
-__all__ = ["refuse_data", "holds_wide_unsigned"]
+__all__ = ["refuse_data", "refuse_wide_unsigned_promotion", "holds_wide_unsigned"]
 
 _MAX_DIMS = 64
 _NUMBERS = (int, float, complex, np.number, np.bool_)
@@ -44,6 +44,25 @@ def _type_name(value) -> str:
 
 def _torch_name(dtype) -> str:
     return _TORCH_NAMES["b" if dtype.kind == "b" else f"{dtype.kind}{dtype.itemsize}"]
+
+
+def refuse_wide_unsigned_promotion(data, kind: str) -> None:
+    """PyTorch's refusal of numpy uint16/32/64 scalars in ``data`` (nested lists/tuples of numbers that numpy typed
+    as ``kind``) promoted with another dtype than their own or a float one; none where they are not.
+
+    Where a float leads an innermost list, its dtype stays a float one whatever follows, and an int64 where an int
+    leads and numpy found ints only: such data is let through after a look at its first number (the hot path of
+    ``tensor(list of floats)``). Only the first innermost list is looked at, so ``[[1.5], [np.uint64(1), 2]]`` is
+    let through (made float32), where PyTorch refuses its second row; so is ``[1, np.uint32(2)]`` (int64)."""
+    lead = data[0]
+    while type(lead) in (list, tuple):
+        if not lead:
+            return
+        lead = lead[0]
+    if kind in ("f", "i") and type(lead) is (float if kind == "f" else int):
+        return
+    if holds_wide_unsigned(data):
+        refuse_data(data)
 
 
 def holds_wide_unsigned(data) -> bool:
