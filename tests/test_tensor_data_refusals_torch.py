@@ -127,6 +127,22 @@ def test_normal_integer_std_as_torch(mean, std_dtype):
     assert got[:2] == expected[:2]
 
 
+OUT_CALLS = {
+    "float mean, int64 std": lambda m: m.normal(m.zeros(2), m.ones(2, dtype=m.int64), out=m.zeros(2)),
+    "int64 mean, float std": lambda m: m.normal(m.zeros(2, dtype=m.int64), m.ones(2), out=m.zeros(2)),
+    "int64 mean, number std": lambda m: m.normal(m.zeros(2, dtype=m.int64), 1.0, out=m.zeros(2)),
+    "int64 out": lambda m: m.normal(m.zeros(2, dtype=m.int64), m.ones(2), out=m.zeros(2, dtype=m.int64)),
+    "number mean, int64 std": lambda m: m.normal(0.0, m.ones(2, dtype=m.int64), out=m.zeros(2)),
+    "number mean, bool std": lambda m: m.normal(0.0, m.ones(2, dtype=m.bool), out=m.zeros(2)),
+}
+
+
+@pytest.mark.parametrize("name", OUT_CALLS)
+def test_normal_out_checks_outs_dtype_not_the_inputs(name):
+    expected, got = outcome(lambda: OUT_CALLS[name](torch)), outcome(lambda: OUT_CALLS[name](distnn))
+    assert got[:2] == expected[:2]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_normal_one_tensor_dtype_as_torch(dtype):
     for make in (lambda m: m.normal(m.zeros(3, dtype=getattr(m, dtype)), 2.0),

@@ -94,9 +94,10 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, re
     if std_t and std.dtype.kind == "c":
         raise RuntimeError("normal expects standard deviation to be non-complex")
     # The draw takes the mean's dtype where the mean is a tensor (a std of any real dtype is cast to it), else the
-    # std's, as PyTorch's; that dtype must be a float one (or complex, for a mean: PyTorch's too)
+    # std's, as PyTorch's; that dtype must be a float one (or complex, for a mean: PyTorch's too). With out=, out's
+    # dtype must (_normal_into)
     ref = mean if mean_t else std
-    if ref.dtype.kind != "c":
+    if out is None and ref.dtype.kind != "c":
         _float_tensor(ref, "normal_kernel_cpu")
     if std_t and std.numel() and bool((std.data < 0).any()):
         raise RuntimeError("normal expects all elements of std >= 0.0")
