@@ -13,6 +13,7 @@ from distnn.backend import default_complex_dtype, default_dtype, get_array_modul
 
 from .grad_mode import _inference as _inference_state, _state as _grad_state, is_grad_enabled
 from .half_rounding import cast
+from .data_refusals import refuse_data, refuse_wide_unsigned_promotion
 from .long_int_lists import long_int_array, may_hold_long_int
 from .inplace_gate import _before_inplace_write, _refuse_recorded_leaf  # noqa: F401 - (their home was here)
 from .tensor_methods import TensorMethods
@@ -37,6 +38,9 @@ _object_new = object.__new__
 
 
 _MAY_HOLD_LONG_INT = (list, tuple, int)  # Python data that numpy may type otherwise than PyTorch (long_int_lists)
+# numpy's kinds of a list that may hold numpy's uint16/32/64 scalars promoted otherwise than PyTorch promotes them,
+# each with the Python number that, leading the list, lets it through (see data_refusals)
+_LEADS = {"f": float, "i": int, "u": None, "c": None}
 
 
 def _as_array(data, dtype=None):
@@ -55,26 +59,39 @@ def _as_array(data, dtype=None):
         except ValueError:  # (ragged lists: PyTorch's refusal, where they hold numbers only)
             typed = long_int_array(data, ragged=True)
             if typed is None:
+                refuse_data(data, dtype)  # (a string or object among them: PyTorch's refusal of it, first)
                 raise
             return typed if dtype is None or typed.dtype == dtype else cast(typed, dtype)
+        kind = None if arr is None else arr.dtype.kind
         # an int beyond int64: PyTorch's dtype, or its refusal (a Python float or complex holds none: Tensor(0.5)
         # skips the check)
-        if dtype is None and isinstance(data, _MAY_HOLD_LONG_INT) and may_hold_long_int(arr):
-            typed = long_int_array(data)
-            if typed is not None:
-                return typed
+        if dtype is None and isinstance(data, _MAY_HOLD_LONG_INT):
+            # numpy's uint16/32/64 scalars among other numbers: PyTorch's refusal of their promotion. A list of
+            # floats led by a Python float (or of ints by a Python int) is let through at the cost of one type():
+            # see data_refusals.refuse_wide_unsigned_promotion
+            if kind in _LEADS and type(data) is not int and data and type(data[0]) is not _LEADS[kind]:
+                refuse_wide_unsigned_promotion(data, kind)
+            if may_hold_long_int(arr):
+                typed = long_int_array(data)
+                if typed is not None:
+                    return typed
         if arr is None:
             arr = np.asarray(data, dtype=object)
-        if dtype is None and arr.dtype.kind == "f":
+            kind = "O"
+        if dtype is None and kind == "f":
             dtype = default_dtype()  # Python floats become float32, as in PyTorch
-        elif dtype is None and arr.dtype.kind == "c":
+        elif dtype is None and kind == "c":
             dtype = default_complex_dtype()  # Python complexes complex64 (complex128 under a float64 default)
-        elif arr.dtype.kind == "c":  # (Python complexes for a real dtype: PyTorch's refusal)
+        elif kind == "c":  # (Python complexes for a real dtype: PyTorch's refusal)
             from .complex_to_real import refuse_python_complex
 
             refuse_python_complex(dtype)
+        elif kind in "OUSV":  # (strings, None, other objects: numpy's string or object array, PyTorch's refusal)
+            refuse_data(data, dtype)
     else:
         arr = xp.asarray(data)
+        if arr.dtype.kind in "OUSV" and not isinstance(data, np.ndarray):  # (a str, None, another object)
+            refuse_data(data, dtype)
     return arr if dtype is None or arr.dtype == dtype else cast(arr, dtype)  # (float64 to float16: as PyTorch's)
 
 

@@ -71,8 +71,9 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, re
     """``torch.normal``, every overload: ``normal(mean: Tensor, std: Tensor)`` (broadcast),
     ``normal(mean: Tensor, std: float = 1.0)``, ``normal(mean: float, std: Tensor)`` (the tensor's shape and
     dtype), and ``normal(mean: float, std: float, size, dtype=None)`` (the default dtype). A negative
-    ``std`` is refused (RuntimeError), as PyTorch's; so are integer tensors (NotImplementedError). ``out``: the
-    draw in ``out``'s dtype, of the shape PyTorch's overload gives it (:func:`_normal_into`)."""
+    ``std`` is refused (RuntimeError), as PyTorch's. The draw has the mean's dtype where the mean is a tensor (a
+    std tensor of any real dtype is cast to it), else the std's; an integer one is refused (NotImplementedError).
+    ``out``: the draw in ``out``'s dtype, of the shape PyTorch's overload gives it (:func:`_normal_into`)."""
     mean_t, std_t = isinstance(mean, Tensor), isinstance(std, Tensor)
     if not mean_t and not std_t:
         if size is None:
@@ -92,14 +93,16 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, re
         raise TypeError("normal() takes a size only with a float mean and a float std")
     if std_t and std.dtype.kind == "c":
         raise RuntimeError("normal expects standard deviation to be non-complex")
-    for t in (mean, std):
-        if isinstance(t, Tensor) and not (t is mean and t.dtype.kind == "c"):  # (a complex mean: PyTorch's too)
-            _float_tensor(t, "normal_kernel_cpu")
+    # The draw takes the mean's dtype where the mean is a tensor (a std of any real dtype is cast to it), else the
+    # std's, as PyTorch's; that dtype must be a float one (or complex, for a mean: PyTorch's too). With out=, out's
+    # dtype must (_normal_into)
+    ref = mean if mean_t else std
+    if out is None and ref.dtype.kind != "c":
+        _float_tensor(ref, "normal_kernel_cpu")
     if std_t and std.numel() and bool((std.data < 0).any()):
         raise RuntimeError("normal expects all elements of std >= 0.0")
     if not std_t and float(std) < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {float(std):g}")
-    ref = mean if mean_t else std
     xp = get_array_module(ref.data)
     m = mean.data if mean_t else float(mean)
     s = std.data if std_t else float(std)
@@ -118,7 +121,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, re
                                f"type {torch_dtype_name(out.dtype)}")
         return _normal_into(out, shape, lambda: m + s * xp.asarray(_standard(generator, shape, out.dtype)),
                             (mean, std))
-    out_dtype = np.result_type(*[t.dtype for t in (mean, std) if isinstance(t, Tensor)])
+    out_dtype = ref.dtype
     if out_dtype.kind == "c" and is_grad_enabled() and any(getattr(t, "requires_grad", False) for t in (mean, std)):
         raise RuntimeError("normal does not support automatic differentiation for outputs with complex dtype.")
     z = xp.asarray(_standard(generator, shape, out_dtype))
