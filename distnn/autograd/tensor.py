@@ -40,6 +40,7 @@ _object_new = object.__new__
 _MAY_HOLD_LONG_INT = (list, tuple, int)  # Python data that numpy may type otherwise than PyTorch (long_int_lists)
 # numpy's kinds of a list that may hold numpy's uint16/32/64 scalars promoted otherwise than PyTorch promotes them,
 # each with the Python number that, leading the list, lets it through (see data_refusals)
+_SEQUENCES = (list, tuple)  # (not an int subclass, an IntEnum member, which has no first item)
 _LEADS = {"f": float, "i": int, "u": None, "c": None}
 
 
@@ -69,7 +70,7 @@ def _as_array(data, dtype=None):
             # numpy's uint16/32/64 scalars among other numbers: PyTorch's refusal of their promotion. A list of
             # floats led by a Python float (or of ints by a Python int) is let through at the cost of one type():
             # see data_refusals.refuse_wide_unsigned_promotion
-            if kind in _LEADS and type(data) is not int and data and type(data[0]) is not _LEADS[kind]:
+            if kind in _LEADS and type(data) in _SEQUENCES and data and type(data[0]) is not _LEADS[kind]:
                 refuse_wide_unsigned_promotion(data, kind)
             if may_hold_long_int(arr):
                 typed = long_int_array(data)
