@@ -68,6 +68,7 @@ def _run(lib, first_filter, steps, tmp_path):
 @pytest.mark.parametrize("first_filter", ["always", "default", "ignore"])
 @pytest.mark.parametrize("steps", SEQUENCES)
 def test_the_imaginary_part_warning_is_once_a_process(steps, first_filter, tmp_path):
+    pytest.importorskip("torch", reason="PyTorch (torch==2.13.0) is the test oracle; .ci/run installs it")  # (a child's)
     want = _run("torch", first_filter, steps, tmp_path)
     got = _run("distnn", first_filter, steps, tmp_path)
     assert got == want
