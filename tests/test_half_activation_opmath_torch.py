@@ -12,22 +12,11 @@ import torch.nn.functional as TF
 
 import distnn as dn
 import distnn.nn.functional as DF
-from half_units import units_apart
+from half_units import EVERY_HALF, assert_same_half_bits, half_bits, units_apart
 
-EVERY_HALF = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
 FINITE_HALF = EVERY_HALF[np.isfinite(EVERY_HALF)]
 GRAD = np.random.default_rng(20261125).standard_normal(FINITE_HALF.size).astype(np.float16)
 ALPHAS = [0.3, 1.7, 2.5, 1.0, 0.1, 3.14159, -0.5, -2.0]
-
-
-def _bits(x):
-    x = x.detach().numpy() if isinstance(x, torch.Tensor) else np.asarray(x.data)
-    assert x.dtype == np.float16
-    return np.where(np.isnan(x), np.uint16(0x7E00), x.view(np.uint16))  # (any NaN is a NaN)
-
-
-def _assert_same(fn_dn, fn_torch, values=EVERY_HALF):
-    np.testing.assert_array_equal(_bits(fn_dn(dn.tensor(values))), _bits(fn_torch(torch.tensor(values))))
 
 
 def _assert_within_a_step_in_few(got, expected):
@@ -40,17 +29,17 @@ def _grads(fn_dn, fn_torch, values=FINITE_HALF, grad=GRAD):
     xd, xt = dn.tensor(values.copy(), requires_grad=True), torch.tensor(values.copy(), requires_grad=True)
     fn_dn(xd).backward(dn.tensor(grad))
     fn_torch(xt).backward(torch.tensor(grad))
-    return _bits(xd.grad), _bits(xt.grad)
+    return half_bits(xd.grad), half_bits(xt.grad)
 
 
 @pytest.mark.parametrize("alpha", ALPHAS)
 def test_elu_and_celu_forward_are_torchs_bitwise(alpha):
-    _assert_same(lambda x: DF.elu(x, alpha), lambda x: TF.elu(x, alpha))
-    _assert_same(lambda x: DF.celu(x, alpha), lambda x: TF.celu(x, alpha))
+    assert_same_half_bits(lambda x: DF.elu(x, alpha), lambda x: TF.elu(x, alpha))
+    assert_same_half_bits(lambda x: DF.celu(x, alpha), lambda x: TF.celu(x, alpha))
 
 
 def test_selu_forward_is_torchs_bitwise():
-    _assert_same(DF.selu, TF.selu)
+    assert_same_half_bits(DF.selu, TF.selu)
 
 
 @pytest.mark.parametrize("alpha", [0.3, 1.7, 2.5, 1.0])
@@ -67,13 +56,13 @@ def test_in_place_elu_and_celu_forward_and_backward_are_torchs_bitwise(alpha):
         # (its backward has no exp: bitwise)
         got, expected = _grads(lambda x: getattr(DF, name)(x * 1, alpha), lambda x: getattr(TF, name)(x * 1, alpha))
         np.testing.assert_array_equal(got, expected)
-        _assert_same(lambda x: getattr(DF, name)(x, alpha), lambda x: getattr(TF, name)(x.clone(), alpha))
+        assert_same_half_bits(lambda x: getattr(DF, name)(x, alpha), lambda x: getattr(TF, name)(x.clone(), alpha))
 
 
 @pytest.mark.parametrize("beta,threshold", [(1.0, 20.0), (0.7, 5.0), (2.3, 3.0), (1.0, 1.3), (0.1, 100.0),
                                             (5.0, 20.0), (1.0, 0.30004)])
 def test_softplus_forward_is_torchs_bitwise_and_backward_within_a_step(beta, threshold):
-    _assert_same(lambda x: DF.softplus(x, beta, threshold), lambda x: TF.softplus(x, beta, threshold))
+    assert_same_half_bits(lambda x: DF.softplus(x, beta, threshold), lambda x: TF.softplus(x, beta, threshold))
     _assert_within_a_step_in_few(*_grads(lambda x: DF.softplus(x, beta, threshold),
                                          lambda x: TF.softplus(x, beta, threshold)))
 
@@ -82,7 +71,7 @@ def test_softplus_forward_is_torchs_bitwise_and_backward_within_a_step(beta, thr
                                        (0.7001, 2.0), (1e-7, 3.0), (-0.30004, 5.0), (1e10, 1.0), (-1e10, 2.0),
                                        (0.0, float("inf")), (0.5, 1 + 2 ** -11 + 2 ** -40)])
 def test_threshold_cut_and_value_are_torchs_bitwise(cut, value):
-    _assert_same(lambda x: DF.threshold(x, cut, value), lambda x: TF.threshold(x, cut, value))
+    assert_same_half_bits(lambda x: DF.threshold(x, cut, value), lambda x: TF.threshold(x, cut, value))
     got, expected = _grads(lambda x: DF.threshold(x, cut, value), lambda x: TF.threshold(x, cut, value))
     np.testing.assert_array_equal(got, expected)
 
@@ -91,7 +80,7 @@ def test_threshold_in_place_cut_is_torchs():
     x = dn.tensor(np.array([0.3, 0.2998, 0.3003], np.float16))
     DF.threshold_(x, 0.30004, -1.0)
     expected = TF.threshold_(torch.tensor(np.array([0.3, 0.2998, 0.3003], np.float16)), 0.30004, -1.0)
-    np.testing.assert_array_equal(_bits(x), _bits(expected))
+    np.testing.assert_array_equal(half_bits(x), half_bits(expected))
 
 
 @pytest.mark.parametrize("dtype,value,name", [(np.float16, 70000.0, "c10::Half"), (np.float16, -65519.0, "c10::Half"),
@@ -110,15 +99,15 @@ DIVISORS = [0.1, 3.0, 0.7, -2.3, 1e-3, 7, 0.0, -0.0, 1e-7, 100000, 70000.0, 1e30
 
 @pytest.mark.parametrize("divisor", DIVISORS)
 def test_floor_division_by_a_number_is_torchs_bitwise(divisor):
-    _assert_same(lambda x: x // divisor, lambda x: x // divisor)
-    _assert_same(lambda x: dn.floor_divide(x, divisor), lambda x: torch.floor_divide(x, divisor))
-    _assert_same(lambda x: dn.div(x, divisor, rounding_mode="floor"),
+    assert_same_half_bits(lambda x: x // divisor, lambda x: x // divisor)
+    assert_same_half_bits(lambda x: dn.floor_divide(x, divisor), lambda x: torch.floor_divide(x, divisor))
+    assert_same_half_bits(lambda x: dn.div(x, divisor, rounding_mode="floor"),
                  lambda x: torch.div(x, divisor, rounding_mode="floor"))
 
 
 @pytest.mark.parametrize("divisor", DIVISORS)
 def test_truncated_division_by_a_number_is_torchs_bitwise(divisor):
-    _assert_same(lambda x: dn.div(x, divisor, rounding_mode="trunc"),
+    assert_same_half_bits(lambda x: dn.div(x, divisor, rounding_mode="trunc"),
                  lambda x: torch.div(x, divisor, rounding_mode="trunc"))
 
 
@@ -128,9 +117,9 @@ def test_in_place_floor_division_by_a_number_is_torchs_bitwise(divisor):
         x //= divisor
         return x
 
-    _assert_same(in_place, lambda x: in_place(x.clone()))
-    _assert_same(lambda x: x.floor_divide_(divisor), lambda x: x.clone().floor_divide_(divisor))
-    _assert_same(lambda x: x.div_(divisor, rounding_mode="trunc"),
+    assert_same_half_bits(in_place, lambda x: in_place(x.clone()))
+    assert_same_half_bits(lambda x: x.floor_divide_(divisor), lambda x: x.clone().floor_divide_(divisor))
+    assert_same_half_bits(lambda x: x.div_(divisor, rounding_mode="trunc"),
                  lambda x: x.clone().div_(divisor, rounding_mode="trunc"))
 
 
@@ -150,12 +139,12 @@ def test_division_by_a_float16_tensor_is_torchs_bitwise(mode):
         got = dn.div(dn.tensor(dividends), dn.tensor(b), rounding_mode=mode)
         expected = torch.div(torch.tensor(dividends), torch.tensor(b), rounding_mode=mode)
         assert tuple(got.shape) == tuple(expected.shape)
-        np.testing.assert_array_equal(_bits(got), _bits(expected))
+        np.testing.assert_array_equal(half_bits(got), half_bits(expected))
 
 
 @pytest.mark.parametrize("number", [0.1, -2.3, 7.0, 1e-3, 100000.0])
 def test_number_floor_divided_by_a_float16_tensor_is_torchs_bitwise(number):
-    _assert_same(lambda x: number // x, lambda x: number // x)
+    assert_same_half_bits(lambda x: number // x, lambda x: number // x)
 
 
 def test_float32_division_by_a_number_keeps_its_rule():

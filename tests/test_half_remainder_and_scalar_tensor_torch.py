@@ -12,20 +12,10 @@ import pytest
 import torch
 
 import distnn as dn
+from half_units import EVERY_HALF, assert_same_half_bits, half_bits
 
-EVERY_HALF = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
 DIVISORS = [0.1, 3.0, 0.7, -2.3, 1e-3, 7, 0.0, -0.0, 1e-7, 6e-8, 100000, 70000.0, 65504.0, 1e30, 1e40, -1e-5,
             float("inf"), float("-inf"), float("nan")]
-
-
-def _bits(x):
-    x = x.detach().numpy() if isinstance(x, torch.Tensor) else np.asarray(x.data)
-    assert x.dtype == np.float16
-    return np.where(np.isnan(x), np.uint16(0x7E00), x.view(np.uint16))  # (any NaN is a NaN)
-
-
-def _assert_same(fn_dn, fn_torch, values=EVERY_HALF):
-    np.testing.assert_array_equal(_bits(fn_dn(dn.tensor(values))), _bits(fn_torch(torch.tensor(values))))
 
 
 def _both(fn):
@@ -42,24 +32,24 @@ def _modulo_in_place(divisor):
 
 @pytest.mark.parametrize("divisor", DIVISORS)
 def test_remainder_and_fmod_by_a_number_are_torchs_bitwise(divisor):
-    _assert_same(*_both(lambda x: x % divisor))
-    _assert_same(lambda x: dn.remainder(x, divisor), lambda x: torch.remainder(x, divisor))
-    _assert_same(lambda x: dn.fmod(x, divisor), lambda x: torch.fmod(x, divisor))
-    _assert_same(*_both(lambda x: x.remainder(divisor)))
-    _assert_same(*_both(lambda x: x.fmod(divisor)))
+    assert_same_half_bits(*_both(lambda x: x % divisor))
+    assert_same_half_bits(lambda x: dn.remainder(x, divisor), lambda x: torch.remainder(x, divisor))
+    assert_same_half_bits(lambda x: dn.fmod(x, divisor), lambda x: torch.fmod(x, divisor))
+    assert_same_half_bits(*_both(lambda x: x.remainder(divisor)))
+    assert_same_half_bits(*_both(lambda x: x.fmod(divisor)))
 
 
 @pytest.mark.parametrize("divisor", [0.1, -2.3, 1e-3, 100000, float("inf")])
 def test_remainder_and_fmod_in_place_by_a_number_are_torchs_bitwise(divisor):
-    _assert_same(_modulo_in_place(divisor), lambda x: _modulo_in_place(divisor)(x.clone()))
-    _assert_same(lambda x: x.remainder_(divisor), lambda x: x.clone().remainder_(divisor))
-    _assert_same(lambda x: x.fmod_(divisor), lambda x: x.clone().fmod_(divisor))
+    assert_same_half_bits(_modulo_in_place(divisor), lambda x: _modulo_in_place(divisor)(x.clone()))
+    assert_same_half_bits(lambda x: x.remainder_(divisor), lambda x: x.clone().remainder_(divisor))
+    assert_same_half_bits(lambda x: x.fmod_(divisor), lambda x: x.clone().fmod_(divisor))
 
 
 @pytest.mark.parametrize("number", [0.1, -2.3, 7.0, 1e-3, 100000.0, -0.0, float("inf")])
 def test_number_modulo_a_float16_tensor_is_torchs_bitwise(number):
-    _assert_same(*_both(lambda x: number % x))
-    _assert_same(lambda x: dn.remainder(number, x), lambda x: torch.remainder(number, x))
+    assert_same_half_bits(*_both(lambda x: number % x))
+    assert_same_half_bits(lambda x: dn.remainder(number, x), lambda x: torch.remainder(number, x))
 
 
 def _zero_dim(module, value, dtype):
@@ -81,7 +71,7 @@ def test_rounded_division_by_a_zero_dim_tensor_of_another_dtype_is_torchs_bitwis
                 lambda x, t: module.div(x, t, rounding_mode="trunc")]
 
     for fn_dn, fn_torch in zip(rounded(dn), rounded(torch)):
-        _assert_same(lambda x: fn_dn(x, _zero_dim(dn, value, dtype)),
+        assert_same_half_bits(lambda x: fn_dn(x, _zero_dim(dn, value, dtype)),
                      lambda x: fn_torch(x, _zero_dim(torch, value, dtype)))
 
 
@@ -93,15 +83,15 @@ def test_in_place_rounded_division_by_a_zero_dim_float32_tensor_is_torchs_bitwis
 
     for fn in [floor_in_place, lambda x, t: x.floor_divide_(t), lambda x, t: x.div_(t, rounding_mode="trunc"),
                lambda x, t: x.div_(t, rounding_mode="floor")]:
-        _assert_same(lambda x: fn(x, _zero_dim(dn, value, np.float32)),
+        assert_same_half_bits(lambda x: fn(x, _zero_dim(dn, value, np.float32)),
                      lambda x: fn(x.clone(), _zero_dim(torch, value, np.float32)))
 
 
 @pytest.mark.parametrize("value, dtype", [(0.1, np.float32), (-2.3, np.float64), (1e-7, np.float32)])
 def test_remainder_and_fmod_by_a_zero_dim_tensor_are_torchs_bitwise(value, dtype):
     """Guard: PyTorch's remainder/fmod kernels round the 0-d divisor to float16, as distnn does."""
-    _assert_same(lambda x: x % _zero_dim(dn, value, dtype), lambda x: x % _zero_dim(torch, value, dtype))
-    _assert_same(lambda x: dn.fmod(x, _zero_dim(dn, value, dtype)),
+    assert_same_half_bits(lambda x: x % _zero_dim(dn, value, dtype), lambda x: x % _zero_dim(torch, value, dtype))
+    assert_same_half_bits(lambda x: dn.fmod(x, _zero_dim(dn, value, dtype)),
                  lambda x: torch.fmod(x, _zero_dim(torch, value, dtype)))
 
 
