@@ -142,3 +142,10 @@ def device_of(array) -> str:
     if type(array).__module__.startswith("cupy"):
         return f"cuda:{array.device.id}"
     return "cpu"
+
+
+def open_grid(xp, shape):
+    """``xp.indices(shape, sparse=True)`` as a list: one ``arange`` per axis, shaped to broadcast against the
+    others. cupy's ``indices`` has no ``sparse`` argument; this serves numpy and cupy alike."""
+    n = len(shape)
+    return [xp.arange(size).reshape((1,) * k + (size,) + (1,) * (n - k - 1)) for k, size in enumerate(shape)]

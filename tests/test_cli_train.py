@@ -8,6 +8,7 @@ import tomllib
 import numpy as np
 import pytest
 
+from distnn.backend import gpu_available
 from distnn.cli import main
 from distnn.train.callbacks import CSV_COLUMNS, read_metrics_csv
 
@@ -42,7 +43,8 @@ def test_run_directory_contents(trained):
         s = json.load(open(os.path.join(d, "summary.json")))
         assert s["world_size"] == world and s["epochs_run"] == 3 and s["stopped_early"] is False
         assert s["skipped_steps"] == 0
-        assert s["device"] == "cpu" and s["dtype"] == "float32"  # (what run.device = "auto" resolved to)
+        # (what run.device = "auto" resolved to)
+        assert s["device"] == ("gpu" if gpu_available() else "cpu") and s["dtype"] == "float32"
         assert 0.8 < s["test_accuracy"] <= 1 and s["test_loss"] > 0 and s["test_samples"] == 360
         assert s["global_batch_size"] == cfg["data"]["batch_size"] and 1 <= s["best_epoch"] <= 3
         for key in ("samples_per_sec", "wall_time"):

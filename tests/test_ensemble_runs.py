@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import distnn
+from distnn.backend import gpu_available
 from distnn.train import ensemble as E
 
 from ensemble_cases import ensemble_cfg, train_ensemble, member_weights
@@ -29,7 +30,7 @@ def test_run_layout_and_summary(runs):
         for f in ("config.toml", "model.npz", "model.json", "summary.json", "metrics.jsonl"):
             assert (path / "members" / f"member-{m}" / f).is_file(), (m, f)
     assert s["ensemble"]["members"] == 3 and [r["seed"] for r in s["members"]] == [0, 1, 2]
-    assert s["device"] == "cpu" and s["dtype"] in ("float32", "float64")
+    assert s["device"] == ("gpu" if gpu_available() else "cpu") and s["dtype"] in ("float32", "float64")
     accs = s["member_test_accuracy"]
     assert s["ensemble_gain_accuracy"] == pytest.approx(s["test_accuracy"] - np.mean(accs))
     assert s["ensemble_nll_reduction"] == pytest.approx(np.mean(s["member_test_loss"]) - s["test_loss"])

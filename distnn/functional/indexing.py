@@ -7,7 +7,7 @@ import numpy as np
 from distnn.autograd.copy_node import cast_gradient
 from distnn.autograd.function import Function
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module
+from distnn.backend import get_array_module, open_grid
 
 from .empty_view_offset import at_torch_offset
 from .view_index_kinds import ComplexParts, PairsAsComplex, ScalarBroadcast
@@ -335,7 +335,7 @@ class Gather(Function):
     def backward(self, g):
         xp = get_array_module(g)
         out = xp.zeros(self.shape, dtype=g.dtype)
-        grid = list(xp.indices(self.index.shape, sparse=True))
+        grid = open_grid(xp, self.index.shape)
         grid[self.dim] = self.index
         scatter_add(out, tuple(grid), g)
         return out, None
@@ -356,7 +356,7 @@ class TakeAlong(Function):
     def backward(self, g):
         xp = get_array_module(g)
         out = xp.zeros(self.shape, dtype=g.dtype)
-        grid = list(xp.indices(self.index.shape, sparse=True))
+        grid = open_grid(xp, self.index.shape)
         grid[self.dim] = self.index
         out[tuple(grid)] = g
         return out, None

@@ -15,7 +15,7 @@ import numpy as np
 
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module
+from distnn.backend import get_array_module, open_grid
 
 from ._dims import wrap_dim
 from .element_select import (  # noqa: F401 - re-exported (distnn's top level and Tensor methods import them here)
@@ -47,7 +47,7 @@ def _check_index(a, index, dim, op, src=None):
 
 def _places(xp, index, dim):
     """The output positions ``index`` names: a tuple for advanced indexing (index along ``dim``)."""
-    grid = list(xp.indices(index.shape, sparse=True))
+    grid = open_grid(xp, index.shape)
     grid[dim] = index
     return tuple(grid)
 
@@ -272,7 +272,7 @@ def index_copy(input, dim, index, source):  # noqa: A002
         raise RuntimeError(f"index_copy_(): Source/destination tensor must have same slice shapes. Destination "
                            f"slices of {list(x.shape)} along dim {d}, source {list(s.shape)}")
     # (index_copy writes each index's slice of source: the places it names, in source's order)
-    places = list(xp.indices(s.shape, sparse=True))
+    places = open_grid(xp, s.shape)
     places[d] = idx.reshape((-1,) + (1,) * (s.ndim - d - 1))
     return Scatter.apply(x, s, xp.broadcast_to(places[d], s.shape), dim=d)
 
