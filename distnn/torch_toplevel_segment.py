@@ -1,11 +1,11 @@
 """``torch.segment_reduce``: the sum, mean, maximum, minimum or product of consecutive segments of ``data``
 along ``axis``, the segments given by their ``lengths`` or ``offsets``.
 
-Each segment is one ``ufunc.reduceat`` slice of the data: the segments' bounds interleaved ``[s0, e0, s1, e1,
-...]`` are non-decreasing, so the even rows of ``reduceat`` are the segments (one vectorized pass however many
-there are) and the odd ones, the gaps between them, are dropped. ``reduceat`` gives an empty segment
-(``s == e``) one data row, which is replaced by the fill value: ``initial`` when given, else torch's 0 (sum),
-1 (prod), NaN (mean), -inf (max), +inf (min). ``initial`` also takes part in every non-empty segment's
+The segments are reduced on padded grids, one per class of lengths (``_reduce_segments``): a few vectorized
+passes however many segments there are, each entry folded in in order as torch's kernel does, on numpy and cupy
+alike (no ``ufunc.reduceat``: cupy has only add's, by differences of a cumulative sum, which an inf or NaN
+poisons for every later segment). An empty segment holds the fill value: ``initial`` when given, else torch's
+0 (sum), 1 (prod), NaN (mean), -inf (max), +inf (min). ``initial`` also takes part in every non-empty segment's
 reduction, as torch's (a mean is ``(initial + sum) / length``). A float16 sum, mean or product steps through
 its segment in float16 as torch's kernel does, each step rounded (an accumulate over the segments padded to one
 length), where a wider accumulator would not reach inf or lose the small terms as it does.
@@ -33,9 +33,30 @@ _UFUNCS = {"sum": "add", "mean": "add", "prod": "multiply", "max": "maximum", "m
 _FILLS = {"sum": 0.0, "mean": math.nan, "prod": 1.0, "max": -math.inf, "min": math.inf}
 
 
-def _reduceat(xp, op, padded, bounds):
-    """``op`` over each segment: the even rows of ``reduceat`` at the interleaved (start, end) ``bounds``."""
-    return getattr(xp, op).reduceat(padded, bounds, axis=0)[::2]
+def _reduce_segments(xp, op, entries, lens):
+    """``op`` ('add', 'multiply', 'maximum', 'minimum') over each segment of ``entries`` (E, R), the segments'
+    entries one after another, ``lens`` their host lengths (S,): (S, R), an empty segment's row ``op``'s identity.
+    The segments of each length class ((2^(c-1), 2^c]) are padded with the identity to one grid (all the grids
+    together: at most twice the entries), reduced along the grid's rows; sums and products by ``accumulate``,
+    one entry at a time in the entries' order on numpy (as torch's CPU kernel: the same overflows), cupy's
+    cumsum/cumprod on the GPU."""
+    # (-0.0: x + -0.0 is x for every x, -0.0 too; max/min: NaN propagates, as torch's)
+    identity = {"add": -0.0, "multiply": 1.0, "maximum": -math.inf, "minimum": math.inf}[op]
+    out = xp.full((len(lens), entries.shape[1]), identity, entries.dtype)
+    first = np.cumsum(lens) - lens
+    length_class = np.ceil(np.log2(np.maximum(lens, 1))).astype(np.int64)
+    for c in np.unique(length_class[lens > 0]):
+        rows = np.flatnonzero((length_class == c) & (lens > 0))
+        k = lens[rows]
+        grid = xp.full((rows.size, int(k.max()), entries.shape[1]), identity, entries.dtype)
+        within = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)  # (each entry's place in its segment)
+        grid[xp.asarray(np.repeat(np.arange(rows.size), k)), xp.asarray(within)] = \
+            entries[xp.asarray(np.repeat(first[rows], k) + within)]
+        if op in ("add", "multiply"):
+            out[xp.asarray(rows)] = getattr(xp, op).accumulate(grid, axis=1)[:, -1]
+        else:
+            out[xp.asarray(rows)] = grid.max(axis=1) if op == "maximum" else grid.min(axis=1)
+    return out
 
 
 class SegmentReduce(Function):
@@ -50,19 +71,16 @@ class SegmentReduce(Function):
         seg = np.repeat(np.arange(len(lens)), lens)
         pos = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64), lens) + np.arange(
             seg.size)
-        padded = xp.concatenate([x, xp.zeros((1, x.shape[1]), x.dtype)])  # (an end at the last row stays in range)
-        bounds = xp.asarray(np.stack([starts, ends], -1).reshape(-1))
         stepped = _half_steps(xp, data, lens, seg, pos, _UFUNCS[reduce], initial) if len(lens) and \
             data.dtype == np.float16 and reduce in ("sum", "mean", "prod") else None
         self.shape, self.dtype, self.reduce, self.initial = data.shape, data.dtype, reduce, initial
-        self.seg, self.pos, self.lens, self.bounds = xp.asarray(seg), xp.asarray(pos), lens, bounds
+        self.seg, self.pos, self.lens = xp.asarray(seg), xp.asarray(pos), lens
         # (segments past the float's range: inf, as PyTorch's, with no warning)
         with _silent():
             if stepped is not None:  # (initial taken already)
                 out = stepped.astype(x.dtype)
             else:
-                out = _reduceat(xp, _UFUNCS[reduce], padded, bounds) if len(lens) else xp.zeros((0, x.shape[1]),
-                                                                                                 x.dtype)
+                out = _reduce_segments(xp, _UFUNCS[reduce], x[self.pos], lens)
             if initial is not None and stepped is None:
                 init = x.dtype.type(initial)
                 out = {"sum": out + init, "mean": out + init, "prod": out * init, "max": xp.maximum(out, init),
@@ -92,10 +110,7 @@ class SegmentReduce(Function):
 
     def _segment_sums(self, values):
         """Per segment, the sum of ``values`` (one per entry, in the entries' order)."""
-        xp = get_array_module(values)
-        full = xp.zeros((self.shape[0] + 1, values.shape[1]), values.dtype)
-        full[self.pos] = values
-        return _reduceat(xp, "add", full, self.bounds)
+        return _reduce_segments(get_array_module(values), "add", values, self.lens)
 
     def _prod_of_others(self, xp):
         """Per entry, the product of its segment's other entries and ``initial``: ``out / x``, except for a
@@ -107,9 +122,7 @@ class SegmentReduce(Function):
             others = self.out[seg] / x
         if not bool(special.any()):
             return others
-        full = xp.ones((self.shape[0] + 1, x.shape[1]), x.dtype)
-        full[self.pos] = xp.where(special, 1, x)
-        rest = _reduceat(xp, "multiply", full, self.bounds)  # the segment's product of its ordinary entries
+        rest = _reduce_segments(xp, "multiply", xp.where(special, 1, x), self.lens)  # (of its ordinary entries)
         if self.initial is not None:
             rest = rest * x.dtype.type(self.initial)
         zeros_left = self._segment_sums(zero.astype(x.dtype))[seg] - zero

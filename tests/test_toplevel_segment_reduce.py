@@ -90,6 +90,28 @@ def test_large_input_is_reduced_in_one_pass():
     np.testing.assert_allclose(x.grad, np.repeat(1.0 / np.maximum(lengths, 1), lengths)[:, None] * np.ones(3))
 
 
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min", "prod"])
+def test_skewed_lengths_with_infs_and_nans_as_torch(reduce):
+    """Lengths of every size class at once (segments padded per class, _reduce_segments), one segment of 300,
+    zeros, NaNs and infs: the values as torch's (its sequential order: max/min, sums, products bit for bit),
+    the gradient too (prod's at zeros and NaNs: the segments' products of the others)."""
+    rng = np.random.default_rng(7)
+    lengths = np.concatenate([rng.integers(0, 9, 40), [300, 0, 17]])
+    x = rng.standard_normal((int(lengths.sum()), 2))
+    x[rng.random(x.shape) < 0.03], x[rng.random(x.shape) < 0.03], x[rng.random(x.shape) < 0.01] = 0.0, np.nan, np.inf
+    ours, theirs = distnn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    with np.errstate(invalid="ignore"):
+        out_d = distnn.segment_reduce(ours, reduce, lengths=distnn.tensor(lengths))
+    out_t = torch.segment_reduce(theirs, reduce, lengths=torch.tensor(lengths))
+    np.testing.assert_array_equal(out_d.numpy(), out_t.detach().numpy())
+    u = np.abs(rand(*out_t.shape)) + 0.1
+    with np.errstate(invalid="ignore"):
+        (out_d * distnn.tensor(u)).sum().backward()
+    (out_t * torch.tensor(u)).sum().backward()
+    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-12)
+
+
 @pytest.mark.parametrize("call,torch_type,gist", [
     (lambda m, x: m.segment_reduce(x, "sum", lengths=m.tensor([2, 1])), RuntimeError, "sum to data.size"),
     (lambda m, x: m.segment_reduce(x, "sum", lengths=m.tensor([5, -1])), RuntimeError, "negative"),

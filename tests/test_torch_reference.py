@@ -15,10 +15,14 @@ RTOL = {np.float64: 1e-5, np.float32: 1e-4}
 DTYPES = [np.float64, np.float32]
 
 
-def assert_close(actual, expected, rtol, what):
+def assert_close(actual, expected, rtol, what, scale=0.0):
+    """``scale``: a magnitude the values' rounding is relative to where it exceeds the reference's own (a
+    result that cancels to ~0 from larger terms, as a singular matrix's determinant)."""
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != reference {expected.shape}"
-    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    # (the finite elements' scale: a NaN made atol NaN, every element then compared exactly; an inf, infinite)
+    finite = np.abs(expected[np.isfinite(expected)])
+    scale = max(float(finite.max()) if finite.size else 0.0, scale)
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * max(scale, 1e-3), err_msg=what)
 
 

@@ -246,7 +246,8 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):  # no
         elif counts.shape[0] != n:
             raise RuntimeError(f"repeats must have the same size as input along dim, but got repeats.size(0) = "
                                f"{counts.shape[0]} and input.size({d}) = {n}")
-    if (int(counts) if isinstance(counts, numbers.Integral) else int(counts.min(initial=0))) < 0:
+    # (any() rather than min(initial=0), which cupy's ndarray.min lacks; no element: no negative one)
+    if (int(counts) < 0) if isinstance(counts, numbers.Integral) else bool((counts < 0).any()):
         raise RuntimeError("repeat_interleave: repeats can not be negative")
     index = xp.repeat(xp.arange(n, dtype=np.int64), counts)
     return x[(slice(None),) * d + (index,)]
