@@ -20,8 +20,9 @@ from .shape_more import as_tensor
 
 def on_data_device(x, a):
     """An index or mask ``a`` (a Tensor, an array, a list) as an array on the device of ``x`` (a Tensor): a host
-    one beside cupy data is copied over, as distnn takes host indices elsewhere (cross_entropy's labels, a numpy
-    index here); kept on the host, cupy would refuse it in the op or its backward."""
+    one beside cupy data is copied over, as a numpy index here always was (kept on the host, cupy refuses it in
+    the op or its backward). PyTorch refuses a CPU index beside CUDA tensors ("Expected all tensors to be on the
+    same device"); distnn is the more lenient, as with cross_entropy's host labels."""
     return get_array_module(x.data).asarray(a.data if isinstance(a, Tensor) else a)
 
 
