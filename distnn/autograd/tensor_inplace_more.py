@@ -56,7 +56,9 @@ def _flat_indices(indices):
 
     out = []
     for i in (indices if isinstance(indices, (tuple, list)) else (indices,)):
-        a = i.data if isinstance(i, Tensor) else np.asarray(i)
+        # (an array stays where it is, a cupy one too (put_'s positions): np.asarray would refuse it; _index_put
+        # moves a host index to the data's device, as PyTorch takes CPU indices for a CUDA tensor's index_put_)
+        a = i.data if isinstance(i, Tensor) else i if hasattr(i, "dtype") else np.asarray(i)
         if a.dtype.kind == "b":
             out.extend(a.nonzero())
         elif a.dtype.kind in "iu":

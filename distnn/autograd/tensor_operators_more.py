@@ -112,8 +112,8 @@ def _bits(value, op: str):
     """``value``'s array for a bitwise operator: bool or integer only (a float has no bits to combine; PyTorch
     refuses it too), never one that needs a gradient."""
     array = unwrap(value)
-    kind = getattr(array, "dtype", np.asarray(array).dtype).kind
-    if kind not in "biu":
-        raise TypeError(f"'{op}' needs bool or integer tensors (masks), got dtype "
-                        f"{getattr(array, 'dtype', np.asarray(array).dtype)}")
+    # (getattr's default would be built even for an array that has a dtype: np.asarray of a cupy array raises)
+    dtype = array.dtype if hasattr(array, "dtype") else np.asarray(array).dtype
+    if dtype.kind not in "biu":
+        raise TypeError(f"'{op}' needs bool or integer tensors (masks), got dtype {dtype}")
     return array

@@ -24,7 +24,7 @@ from distnn.backend import get_array_module
 
 from ._elementwise_common import _quiet
 from ._lgamma import lgamma64
-from ._special import _cupy_special, _in_float64, horner
+from ._special import _cupy_special, _in_float64, cupy_polygamma, horner
 
 _SHIFT_TO = 10.0
 # B_2k for digamma's and trigamma's asymptotic series (k = 1..8)
@@ -148,7 +148,7 @@ def trigamma_array(x):
     """``psi'(x)``, elementwise (digamma's derivative)."""
     if get_array_module(x) is np:
         return _in_float64(_trigamma64, x)
-    return _cupy_special("polygamma")(1, x).astype(x.dtype, copy=False)
+    return cupy_polygamma(1, x)
 
 
 def _igamma64(a, x, upper=False):

@@ -30,6 +30,13 @@ def _cupy_special(name):
     return getattr(special, name)
 
 
+def cupy_polygamma(n: int, x):
+    """cupyx's ``polygamma(n, x)`` of a cupy ``x``, in ``x``'s dtype. Its order goes in as a 0-d device array:
+    cupyx's polygamma is a Python function, not a ufunc, and calls ``cupy.where(n == 0, ...)``, which the bool
+    of a Python int's ``n == 0`` breaks (cupy 14: "'bool' object has no attribute 'astype'")."""
+    return _cupy_special("polygamma")(get_array_module(x).asarray(n), x).astype(x.dtype, copy=False)
+
+
 def _in_float64(fn, x):
     """``fn`` on ``x`` computed in float64 (float16/float32 inputs are cast back: rounded once)."""
     out = fn(x.astype(np.float64, copy=False))

@@ -21,7 +21,7 @@ from distnn.backend import get_array_module
 
 from ._elementwise_common import _quiet
 from ._gamma_special import digamma_array, trigamma_array
-from ._special import _cupy_special
+from ._special import _cupy_special, cupy_polygamma
 
 _MACHEP = 1.11022302462515654042e-16
 # (2k)! / B_2k, the Euler-Maclaurin denominators
@@ -114,7 +114,7 @@ def polygamma_array(n: int, x):
     if n == 1:
         return trigamma_array(x)
     if get_array_module(x) is not np:
-        return _cupy_special("polygamma")(n, x).astype(x.dtype, copy=False)
+        return cupy_polygamma(n, x)
     dtype = np.float32 if x.dtype == np.float16 else x.dtype  # (PyTorch multiplies in float for half)
     with _quiet(np, over=True):
         # (n! in the input's dtype: inf past 34 in float32, as PyTorch's)

@@ -18,10 +18,18 @@ from .shape import BroadcastTo
 from .shape_more import as_tensor
 
 
+def on_data_device(x, a):
+    """An index or mask ``a`` (a Tensor, an array, a list) as an array on the device of ``x`` (a Tensor): a host
+    one beside cupy data is copied over, as a numpy index here always was (kept on the host, cupy refuses it in
+    the op or its backward). PyTorch refuses a CPU index beside CUDA tensors ("Expected all tensors to be on the
+    same device"); distnn is the more lenient, as with cross_entropy's host labels."""
+    return get_array_module(x.data).asarray(a.data if isinstance(a, Tensor) else a)
+
+
 def masked_select(input, mask):  # noqa: A002
     """``torch.masked_select``: the elements where ``mask`` (broadcast with input) is true, as a vector."""
     x = as_tensor(input)
-    m = mask.data if isinstance(mask, Tensor) else get_array_module(x.data).asarray(mask)
+    m = on_data_device(x, mask)
     if m.dtype != bool:
         raise RuntimeError(f"masked_select: expected BoolTensor for mask, got {m.dtype}")
     shape = tuple(np.broadcast_shapes(x.shape, m.shape))
@@ -32,7 +40,7 @@ def masked_select(input, mask):  # noqa: A002
 def take(input, index):  # noqa: A002
     """``torch.take``: the elements of the flattened input at ``index`` (negative from the end), shaped as it."""
     x = as_tensor(input)
-    idx = index.data if isinstance(index, Tensor) else get_array_module(x.data).asarray(index)
+    idx = on_data_device(x, index)
     if idx.dtype.kind not in "iu":
         raise RuntimeError(f"take(): Expected a long tensor for index, but got {idx.dtype}")
     n = x.data.size
@@ -46,7 +54,7 @@ def take_along_dim(input, indices, dim=None):  # noqa: A002
     """``torch.take_along_dim``: ``gather`` with ``indices`` broadcast against ``input`` outside ``dim``; without
     ``dim``, :func:`take` on the flattened tensors."""
     x = as_tensor(input)
-    idx = indices.data if isinstance(indices, Tensor) else get_array_module(x.data).asarray(indices)
+    idx = on_data_device(x, indices)
     if idx.dtype.kind not in "iu":
         raise RuntimeError(f"torch.take_along_dim(): dtype of indices should be Long but got {idx.dtype}")
     if dim is None:

@@ -165,7 +165,7 @@ class Pow(Function):
         na, nb = self.needs_input_grad
         a, b = self.a, self.b
         ga = gb = None
-        xp = get_array_module(a)
+        xp = get_array_module(a, b)  # (not a's alone: a number base, 2.0 ** x, would mean numpy for cupy data)
         with _quiet(xp):  # (inf and NaN gradients at 0 and below, as PyTorch's, without numpy's warnings)
             if na and self._number_exponent():  # PyTorch's pow_backward: grad * (b * a^(b-1)), its scalar pow
                 if b == 0:

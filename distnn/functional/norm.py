@@ -305,6 +305,9 @@ class BatchNormEval(Function):
         self.dtypes = (x.dtype, weight, bias)
         x, weight, bias = opmath(x), opmath(weight), opmath(bias)
         nd = x.ndim
+        # (host running statistics beside cupy data are copied over, as host indices are (on_data_device;
+        # PyTorch refuses both); cupy refuses numpy arrays in its calls)
+        mean, var = xp.asarray(mean), xp.asarray(var)
         rstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
         scale = rstd * weight if weight is not None else rstd
         shift = -mean * scale

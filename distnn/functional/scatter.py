@@ -21,6 +21,7 @@ from ._dims import wrap_dim
 from .element_select import (  # noqa: F401 - re-exported (distnn's top level and Tensor methods import them here)
     argwhere, broadcast, masked_select, nonzero, nonzero_static, take, take_along_dim,
 )
+from .element_select import on_data_device
 from .indexing import scatter_add as _add_at
 from .shape import BroadcastTo
 from .shape_more import as_tensor
@@ -151,7 +152,7 @@ class ScatterReduce(Function):
 
 def _operands(input, dim, index, src, op):  # noqa: A002
     x = as_tensor(input)
-    idx = index.data if isinstance(index, Tensor) else get_array_module(x.data).asarray(index)
+    idx = on_data_device(x, index)
     if isinstance(src, numbers.Number):
         src = Tensor(get_array_module(x.data).full(idx.shape, src, dtype=x.dtype))
     s = as_tensor(src)
@@ -224,7 +225,7 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):  # noqa: A
 
 # ---------------------------------------------------------------- along one dim by a vector of indices
 def _vector_index(x, dim, index, op):
-    idx = index.data if isinstance(index, Tensor) else get_array_module(x.data).asarray(index)
+    idx = on_data_device(x, index)
     if idx.dtype.kind not in "iu":
         raise RuntimeError(f"{op}_(): Expected dtype int32/int64 for index")
     if idx.ndim > 1:
@@ -315,7 +316,7 @@ class MaskedScatter(Function):
 def masked_scatter(input, mask, source):  # noqa: A002
     """``torch.masked_scatter``: ``source``'s elements, in order, written where ``mask`` (broadcast) is true."""
     x, s = as_tensor(input), as_tensor(source)
-    m = mask.data if isinstance(mask, Tensor) else get_array_module(x.data).asarray(mask)
+    m = on_data_device(x, mask)
     if m.dtype != bool:
         raise RuntimeError(f"masked_scatter_: expected BoolTensor for mask, got {m.dtype}")
     if s.dtype != x.dtype:

@@ -112,13 +112,13 @@ def unfold(input, dimension, size, step):  # noqa: A002
 def index_reduce(input, dim, index, source, reduce, *, include_self=True):  # noqa: A002
     """``torch.index_reduce``: ``source``'s slices along ``dim`` reduced ('prod', 'mean', 'amax', 'amin') into
     ``input``'s slices at ``index``, as ``scatter_reduce`` with the index spread over each slice."""
-    from .scatter import scatter_reduce
+    from .scatter import on_data_device, scatter_reduce
 
     if reduce not in ("prod", "mean", "amax", "amin"):
         raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or amin but got "
                            f"{reduce}.")
     x, src = as_tensor(input), as_tensor(source)
-    idx = index.data if isinstance(index, Tensor) else np.asarray(index)
+    idx = on_data_device(x, index)  # (np.asarray would refuse a cupy array)
     if idx.ndim > 1:
         raise IndexError("index_reduce_(): Index is supposed to be a vector")
     d = _dim(dim, x.ndim)
