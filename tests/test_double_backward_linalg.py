@@ -39,8 +39,12 @@ def _sym(a):
 
 
 def _sign_free(v):
-    """A function of eigenvectors that does not depend on their signs: the outer products v_i v_i^T."""
-    return v.unsqueeze(-1) * v.unsqueeze(-2)
+    """A function of eigenvectors that does not depend on their signs: each eigenvector's (column's) outer
+    product v_j v_j^T, stacked along a new axis before the matrix's two. (Products of two entries of one ROW,
+    v[i, j] v[i, k], change sign with column j's: cupy's eigh may flip columns numpy's does not, so such a
+    case differs between the devices; test_eigenvector_cases_do_not_depend_on_the_signs guards this.)"""
+    cols = v.mT
+    return cols.unsqueeze(-1) * cols.unsqueeze(-2)
 
 
 # (name, f(F, X, L, *inputs) -> tensor, inputs)
@@ -84,6 +88,36 @@ def test_third_derivatives_match_torch(torch, name):
     _, fn, arrays = next(c for c in CASES if c[0] == name)
     _compare(_run("distnn", torch, fn, arrays, np.float64, order=3),
              _run("torch", torch, fn, arrays, np.float64, order=3), rtol=1e-8, atol=1e-9)
+
+
+def _flipping_signs(eigh):
+    """numpy's eigh with every other eigenvector negated (another valid choice, as cupy's may be)."""
+    def flipped(a, UPLO="L"):  # noqa: N803 - numpy's name
+        w, v = eigh(a, UPLO=UPLO)
+        return type(eigh(np.eye(1)))(w, v * np.where(np.arange(v.shape[-1]) % 2 == 0, -1.0, 1.0).astype(v.dtype))
+    return flipped
+
+
+def _output_and_derivatives(fn, arrays):
+    from test_double_backward import _DistnnX
+    from distnn import functional
+
+    out = fn(functional, _DistnnX, linalg, *[Tensor(a) for a in arrays]).data.copy()
+    return out, _run("distnn", None, fn, arrays, np.float64)
+
+
+@pytest.mark.parametrize("name", ["eigh_vectors", "eigh_both_batch_upper"])
+def test_eigenvector_cases_do_not_depend_on_the_signs(monkeypatch, name):
+    """The eigenvector cases' outputs and first and second derivatives are the same for other eigenvector signs
+    (the GPU oracle compares them with cupy's eigh, whose signs may differ from numpy's): a case that depends
+    on the signs (as the row products v[i, j] v[i, k] did) fails here, on the CPU."""
+    _, fn, arrays = next(c for c in CASES if c[0] == name)
+    base = _output_and_derivatives(fn, arrays)
+    monkeypatch.setattr(np.linalg, "eigh", _flipping_signs(np.linalg.eigh))
+    flipped = _output_and_derivatives(fn, arrays)
+    assert not np.allclose(np.linalg.eigh(np.diag([1.0, 2.0]))[1], np.eye(2))  # (the flip is in effect)
+    np.testing.assert_allclose(flipped[0], base[0], rtol=1e-10, atol=1e-12, err_msg="output")
+    _compare(flipped[1], base[1], rtol=1e-10, atol=1e-12)
 
 
 def _eye():

@@ -24,31 +24,38 @@ from .indexing import scatter_add
 _MODES = ("sum", "mean", "max")
 
 
-def _scatter(op, out, index, values):
-    """``out[index] = op(out[index], values)`` with repeated indices all taken (numpy's ``op.at``)."""
-    if get_array_module(out) is np:
-        getattr(np, op).at(out, index, values)
-    else:
-        import cupyx
-
-        (cupyx.scatter_max if op == "maximum" else cupyx.scatter_min)(out, index, values)
-
-
 def bag_max(rows, rows_idx, bags, num_bags):
     """Per bag and dimension, the largest of the bag's ``rows`` (weight rows ``rows_idx``, bags ``bags``,
     non-decreasing): ``(max, argrow)``, argrow the weight row of the first entry holding it (a NaN counts
-    only as its bag's first entry). An empty bag's max is -inf, its argrow any row."""
+    only as its bag's first entry). An empty bag's max is -inf, its argrow row 0.
+
+    No atomics: cupy 14.2's float64 ``scatter_max`` (and ``maximum.at``) rounds the maxima to float32, so no
+    entry equalled its bag's maximum and every argrow was the last entry's row. Bags are runs of entries, so
+    a running maximum within each run (doubling steps) gives the exact maxima, and a running count of hits
+    within each run the first hit."""
     xp = get_array_module(rows)
     K, D = rows.shape
     first_of_bag = xp.ones(K, dtype=bool)
     first_of_bag[1:] = bags[1:] != bags[:-1]
     vals = xp.where(xp.isnan(rows) & ~first_of_bag[:, None], -np.inf, rows)  # a later NaN never wins
+    starts = xp.nonzero(first_of_bag)[0]
+    ends = xp.concatenate([starts[1:], xp.full(1, K, dtype=starts.dtype)])[:len(starts)] - 1  # (K 0: none)
+    run = xp.cumsum(first_of_bag, dtype=np.int64) - 1  # (each entry's run: its bag among the non-empty ones)
+    longest = int((ends - starts).max()) + 1 if K else 0
+    top, step = vals, 1
+    while step < longest:  # (top[k]: the largest of its run's entries up to k, once step reaches the run's length)
+        same = (run[step:] == run[:-step])[:, None]
+        top = xp.concatenate([top[:step], xp.where(same, xp.maximum(top[step:], top[:-step]), top[step:])])
+        step *= 2
     mx = xp.full((num_bags, D), -np.inf, dtype=rows.dtype)
-    _scatter("maximum", mx, bags, vals)
+    mx[bags[ends]] = top[ends]  # (a run's last entry holds its maximum; one run per bag: no repeats)
     hit = (vals == mx[bags]) | (xp.isnan(vals) & xp.isnan(mx[bags]))
-    first = xp.full((num_bags, D), K, dtype=np.int64)  # the first entry holding the maximum
-    _scatter("minimum", first, bags, xp.where(hit, xp.arange(K)[:, None], K))
-    return mx, (rows_idx[xp.minimum(first, max(K - 1, 0))] if K else first)
+    seen = xp.cumsum(hit, axis=0, dtype=np.int64)
+    before = (seen - hit)[starts]  # (the hits before each run)
+    at, col = xp.nonzero(hit & (seen - before[run] == 1))  # (each bag's first hit per dimension: no repeats)
+    argrow = xp.zeros((num_bags, D), dtype=rows_idx.dtype)
+    argrow[bags[at], col] = rows_idx[at]
+    return mx, argrow
 
 
 class EmbeddingBagFunction(Function):
