@@ -163,7 +163,8 @@ def test_sparse_embedding_steps_on_the_gpu_match_the_cpu(name, dtype):
     batches = [(rng.integers(0, 7, (4, 2)), rng.standard_normal((4, 2, 3)).astype(dtype)) for _ in range(4)]
     results = {}
     for device in ("cpu", "cuda"):
-        emb = nn.Embedding(7, 3, sparse=True, _weight=w0, dtype=dtype).to(device)
+        # (a copy: _weight is the weight itself, as torch's, and the CPU run's steps would move the GPU run's start)
+        emb = nn.Embedding(7, 3, sparse=True, _weight=w0.copy(), dtype=dtype).to(device)
         opt = SPARSE_OPTIMIZERS[name](emb.parameters())
         for idx, y in batches:
             opt.zero_grad()
