@@ -70,10 +70,18 @@ UNSIGNED = {
     "uint32, uint64": [np.uint32(1), np.uint64(2)], "nested": [[np.uint64(1)], [2]], "uint64, complex":
     [np.uint64(1), 1j], "int, uint64, float": [2, np.uint64(1), 1.5], "uint64, long int": [np.uint64(1), 2 ** 63],
     "uint16, uint8": [np.uint16(1), np.uint8(2)], "uint32 in a tuple": (np.uint32(3), -1),
+    # (with an int past int64, or ragged rows: the path of long ints, whose promotion is nested_data's too)
+    "uint64, int past uint64": [np.uint64(1), 2 ** 64], "int past uint64, uint64": [2 ** 64, np.uint64(1)],
+    "uint32, int past uint64": [np.uint32(2), 2 ** 64], "rows: uint64, int past uint64": [[np.uint64(1)], [2 ** 64]],
+    "ragged rows led by a float": [[1.5], [np.uint64(1), 2]], "ragged: uint64, int": [[np.uint64(1), 1], [2]],
+    "complex, uint64, long int": [1j, np.uint64(1), 2 ** 64], "uint64, complex128, long int":
+    [np.uint64(1), np.complex128(1), 2 ** 64],
     # accepted by torch too (a float ends the promotion; uint8 is no wide unsigned; the same dtype)
     "uint64, float": [np.uint64(1), 2.5], "float, uint64, int": [1.5, np.uint64(1), 2], "uint8, int": [np.uint8(1), 2],
     "uint32 alone": [np.uint32(1)], "uint16 pair": [np.uint16(1), np.uint16(2)],
     "uint32, float32": [np.uint32(7), np.float32(0.5)],
+    "complex128 first, uint64, long int": [np.complex128(1), np.uint64(1), 2 ** 64],
+    "rows: complex128 first, uint64, long int": [[np.complex128(1), 1], [np.uint64(1), 2 ** 64]],
 }
 
 
@@ -160,7 +168,7 @@ def test_normal_mean_dtype_draw_has_the_std():
 
 # Known gaps, kept so for the hot path (see data_refusals.refuse_wide_unsigned_promotion): only the first innermost
 # list's first number is looked at before the whole data is searched for wide unsigned scalars.
-GAPS = {"a later row led by a non-float": [[1.5], [np.uint64(1), 2]], "led by a Python int": [1, np.uint32(2)]}
+GAPS = {"a later row led by a non-float": [[1.5, 2.5], [np.uint64(1), 2]], "led by a Python int": [1, np.uint32(2)]}
 
 
 @pytest.mark.xfail(strict=True, reason="let through on the hot path's look at the first number only")

@@ -13,37 +13,19 @@ PyTorch builds a tensor from nested sequences in three passes, each with its own
   promote UInt64 and Long``. A complex128 stops the pass (nothing promotes past it);
 * each item converted to that dtype (``recursive_store``): ``TypeError: must be real number, not str`` (a float or
   complex dtype), ``TypeError: 'str' object cannot be interpreted as an integer`` (an integer or bool one).
+
+The passes are :mod:`.nested_data`'s (:mod:`.long_int_lists` follows them too).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from distnn.backend import default_complex_dtype, default_dtype
-
-from .long_int_lists import _promote
+from .nested_data import MAX_DIMS, infer, refusal, sizes, store, type_name
 
 __all__ = ["refuse_data", "refuse_wide_unsigned_promotion", "holds_wide_unsigned"]
 
-_MAX_DIMS = 64
 _NUMBERS = (int, float, complex, np.number, np.bool_)
-_SEQUENCES = (list, tuple, range, bytearray)  # (Python's sequences PyTorch reads as such, besides str and bytes)
 _WIDE_UNSIGNED = frozenset({np.uint16, np.uint32, np.uint64})
-_WIDE_UNSIGNED_DTYPES = frozenset(np.dtype(t) for t in _WIDE_UNSIGNED)
-_SUPPORTED = ("float64, float32, float16, complex64, complex128, int64, int32, int16, int8, uint64, uint32, uint16, "
-              "uint8, and bool")
-_TORCH_NAMES = {"b": "Bool", "u1": "Byte", "u2": "UInt16", "u4": "UInt32", "u8": "UInt64", "i1": "Char",
-                "i2": "Short", "i4": "Int", "i8": "Long", "f2": "Half", "f4": "Float", "f8": "Double",
-                "c8": "ComplexFloat", "c16": "ComplexDouble"}
-
-
-def _type_name(value) -> str:
-    """The name CPython's messages give a value's type (``tp_name``: numpy's types as ``numpy.str_``)."""
-    kind = type(value)
-    return f"numpy.{kind.__name__}" if kind.__module__ == "numpy" else kind.__name__
-
-
-def _torch_name(dtype) -> str:
-    return _TORCH_NAMES["b" if dtype.kind == "b" else f"{dtype.kind}{dtype.itemsize}"]
 
 
 def refuse_wide_unsigned_promotion(data, kind: str) -> None:
@@ -80,100 +62,19 @@ def refuse_data(data, dtype=None) -> None:
     """Raise PyTorch's refusal of ``torch.tensor(data, dtype=dtype)`` (see the module docstring); return where it
     has none (the caller then makes the tensor as before)."""
     if isinstance(data, (str, bytes)):  # (PyTorch's first check, before the shape's)
-        raise TypeError(f"new(): invalid data type '{_type_name(data)}'")
-    shape = _sizes(data)
+        raise TypeError(f"new(): invalid data type '{type_name(data)}'")
+    shape = sizes(data, MAX_DIMS)
     if dtype is None:
-        dtype = _infer(data)
-    _store(data, shape, 0, _converter(np.dtype(dtype)))
+        dtype = infer(data)[0]
+    store(data, shape, _checker(np.dtype(dtype)))
 
 
-def _is_sequence(value) -> bool:
+def _checker(dtype):
+    """PyTorch's refusal of an item that is not a number (numbers pass unchecked: the caller converts them)."""
     from .tensor import Tensor
 
-    return isinstance(value, (*_SEQUENCES, str, bytes)) or (isinstance(value, (np.ndarray, Tensor)) and value.ndim > 0)
-
-
-def _sizes(data) -> list:
-    shape = []
-    while _is_sequence(data):
-        shape.append(len(data))
-        if len(shape) > _MAX_DIMS:
-            raise ValueError(f"too many dimensions '{_type_name(data)}'")
-        if not len(data):
-            break
-        data = data[0]
-    return shape
-
-
-def _infer(data):
-    """PyTorch's ``infer_scalar_type``: the dtype of ``data``, or its refusal."""
-    from .tensor import Tensor
-
-    if isinstance(data, (np.bool_, np.number)):
-        return data.dtype
-    if isinstance(data, (np.generic, np.ndarray)):  # (a numpy string, bytes or object: no dtype PyTorch has)
-        if isinstance(data, np.ndarray) and data.dtype.kind in "biufc":
-            return data.dtype
-        raise TypeError(f"can't convert np.ndarray of type numpy.{np.dtype(data.dtype).type.__name__}. The only "
-                        f"supported types are: {_SUPPORTED}.")
-    if isinstance(data, float):
-        return np.dtype(default_dtype())
-    if isinstance(data, bool):
-        return np.dtype(bool)
-    if isinstance(data, int):
-        return np.dtype(np.int64)
-    if isinstance(data, complex):
-        return np.dtype(default_complex_dtype())
-    if isinstance(data, Tensor):
-        return data.dtype
-    if isinstance(data, (str, bytes)):
-        raise TypeError(f"new(): invalid data type '{_type_name(data)}'")
-    if isinstance(data, _SEQUENCES):
-        if not len(data):
-            return np.dtype(default_dtype())
-        dtype = None
-        for item in data:
-            item_dtype = _infer(item)
-            dtype = item_dtype if dtype is None else _torch_promote(dtype, item_dtype)
-            if dtype == np.complex128:  # (nothing promotes past it: PyTorch stops looking)
-                return dtype
-        return dtype
-    raise RuntimeError(f"Could not infer dtype of {_type_name(data)}")
-
-
-def _torch_promote(a, b):
-    """PyTorch's ``promoteTypes``: uint16/32/64 promote only with themselves or a float dtype."""
-    if a == b:
-        return a
-    if a in _WIDE_UNSIGNED_DTYPES or b in _WIDE_UNSIGNED_DTYPES:
-        if a.kind == "f" or b.kind == "f":
-            return a if a.kind == "f" else b
-        raise RuntimeError(f"Promotion for uint16, uint32, uint64 types is not supported, attempted to promote "
-                           f"{_torch_name(a)} and {_torch_name(b)}")
-    return _promote(a, b)
-
-
-def _converter(dtype):
-    """One item as the dtype's Python value, or PyTorch's refusal of it (numbers pass unchecked: the caller
-    converts them)."""
-    from .tensor import Tensor
-
-    def convert(value):
+    def check(value):
         if isinstance(value, (*_NUMBERS, Tensor)) or isinstance(value, np.ndarray) and value.dtype.kind in "biufc":
             return
-        if dtype.kind in "fc":
-            raise TypeError(f"must be real number, not {_type_name(value)}")
-        raise TypeError(f"'{_type_name(value)}' object cannot be interpreted as an integer")
-    return convert
-
-
-def _store(data, shape, depth, convert) -> None:
-    if depth == len(shape):
-        convert(data)
-        return
-    if not _is_sequence(data):
-        raise TypeError("not a sequence")
-    if len(data) != shape[depth]:
-        raise ValueError(f"expected sequence of length {shape[depth]} at dim {depth} (got {len(data)})")
-    for item in data:
-        _store(item, shape, depth + 1, convert)
+        raise refusal(value, dtype)
+    return check

@@ -31,13 +31,13 @@ import math
 import numpy as np
 
 from .half_rounding import cast
+from .nested_data import INT64_MAX as _INT64_MAX, INT64_MIN as _INT64_MIN, row_major
 
 __all__ = ["REAL_NUMBERS", "number_for_dtype", "numbers_array", "scalar_for_dtype"]
 
 #: the Python and numpy numbers :func:`scalar_for_dtype` takes (complex ones have their own rules)
 REAL_NUMBERS = (int, float, np.integer, np.floating)
 
-_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _FITS_EVERY_FLOAT = 65504.0  # (float16's largest: a float within it is written as it is into every float dtype)
 _FLOAT16_TO_INF = 65520.0
@@ -168,7 +168,7 @@ def _refuse_first_unfit(numbers, dtype) -> None:
     one of them an int beyond int64: PyTorch converts number by number, so ``[1e19, 2**64]`` is refused for the
     float (``value cannot be converted to type int64 without overflow``), ``[2**64, 1e19]`` for the int
     (``Overflow when unpacking long long``)."""
-    for value in _row_major(numbers):
+    for value in row_major(numbers):
         if isinstance(value, (bool, np.bool_)):
             continue
         if isinstance(value, (int, np.integer)) and not _INT64_MIN <= int(value) <= _INT64_MAX:
@@ -178,15 +178,6 @@ def _refuse_first_unfit(numbers, dtype) -> None:
         except RuntimeError:
             raise RuntimeError(f"value cannot be converted to type {dtype.name} without overflow") from None
     raise ValueError("Overflow when unpacking long long")  # (not reached: the caller found a long int)
-
-
-def _row_major(numbers):
-    """The numbers of nested lists and tuples, in row-major order."""
-    if isinstance(numbers, (list, tuple)):
-        for item in numbers:
-            yield from _row_major(item)
-    else:
-        yield numbers
 
 
 def _holds_long_int(values) -> bool:

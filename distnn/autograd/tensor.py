@@ -58,7 +58,7 @@ def _as_array(data, dtype=None):
         except OverflowError:  # (an int beyond uint64 among numpy integers)
             arr = None
         except ValueError:  # (ragged lists: PyTorch's refusal, where they hold numbers only)
-            typed = long_int_array(data, ragged=True)
+            typed = long_int_array(data, ragged=True, typed=dtype is not None)
             if typed is None:
                 refuse_data(data, dtype)  # (a string or object among them: PyTorch's refusal of it, first)
                 raise
