@@ -79,9 +79,12 @@ def timed(owner, name, label):
         if threading.current_thread() is not MAIN:
             return original(*args, **kwargs)
         lab = label if isinstance(label, str) else label(*args)
-        if lab == "train_epoch (steps)":
-            EPOCHS.append({})
         t0, c0 = time.perf_counter(), time.thread_time()
+        if lab == "train_epoch (steps)":  # an epoch's start: the previous epoch's whole time ends here
+            if EPOCHS and "start" in EPOCHS[-1]:
+                w, c = EPOCHS[-1].pop("start")
+                EPOCHS[-1]["epoch (start to start)"] = (t0 - w, c0 - c)
+            EPOCHS.append({"start": (t0, c0)})
         try:
             return original(*args, **kwargs)
         finally:
@@ -226,7 +229,7 @@ def main():
             comm.barrier()
             GC.clear()
             PHASES.clear()
-            EPOCHS.clear()
+            EPOCHS.clear()  # (a fit's last epoch keeps its "start": no next epoch ends it)
             ru0 = resource.getrusage(resource.RUSAGE_SELF)
             s0 = _switches()
             t0, c0 = time.perf_counter(), time.thread_time()
@@ -237,7 +240,7 @@ def main():
             rec = {"wall": wall, "cpu": cpu, "proc_cpu": ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime,
                    "minflt": ru1.ru_minflt - ru0.ru_minflt,
                    "vcsw": s1[0] - s0[0], "ivcsw": s1[1] - s0[1], "gc": dict(GC), "phases": dict(PHASES),
-                   "epochs": list(EPOCHS)}
+                   "epochs": [{k: v for k, v in ep.items() if k != "start"} for ep in EPOCHS]}
             if r:
                 rows[name].append(rec)
             comm.barrier()
