@@ -456,7 +456,9 @@ def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | 
     # every distnn train run; "no guard": neither, the bare trainer (what the guard costs)
     # "floor": no distnn checkpoint, but rank 0 writes the model and optimizer arrays with a bare
     # np.savez + fsync into one file at every epoch end (no manifest, no atomic rename, no RNG states)
-    variants = {"no guard": {"enabled": False}, "off": {"enabled": False},
+    # "off (again)": 'off' run a second time in each round, the noise floor of the overheads below: what two
+    # identical variants differ by on this machine (under load, several % of a digits epoch)
+    variants = {"no guard": {"enabled": False}, "off": {"enabled": False}, "off (again)": {"enabled": False},
                 "floor: np.savez+fsync": {"enabled": False},
                 "floor: async raw+fsync": {"enabled": False},
                 "floor: async protocol": {"enabled": False},
@@ -555,6 +557,7 @@ def job_worker(epochs: int, rounds: int, large: bool = False, run_device: str | 
               "  its excess over 'off' per save. With every core busy training, a background writer's CPU\n"
               "  comes out of training time: the overhead is then about that excess / cores;\n"
               "  'no guard' vs 'off' is the per-step agreement (non-finite check + preemption flag);\n"
+              "  'off (again)': 'off' once more each round: two identical variants differ by this (noise);\n"
               "  floors: rank 0 writes the model and optimizer arrays into one file per epoch, np.savez +\n"
               "  fsync in the training thread, or their raw bytes from a background thread (write, fsync,\n"
               "  rename, fsync of the directory); no manifest, checksums, pointers, retention or random states;\n"
