@@ -7,9 +7,9 @@ alike (no ``ufunc.reduceat``: cupy has only add's, by differences of a cumulativ
 poisons for every later segment). An empty segment holds the fill value: ``initial`` when given, else torch's
 0 (sum), 1 (prod), NaN (mean), -inf (max), +inf (min). ``initial`` also takes part in every non-empty segment's
 reduction, as torch's: the fold starts from it (from +0.0 for a sum, 1 for a product without it), so sums and
-products round as torch's CPU kernel's, bit for bit (a mean is ``(initial + sum) / length``). A float16 sum, mean or product steps through
-its segment in float16 as torch's kernel does, each step rounded (an accumulate over the segments padded to one
-length), where a wider accumulator would not reach inf or lose the small terms as it does.
+products round as torch's CPU kernel's, bit for bit (a mean is ``(initial + sum) / length``). A float16 sum, mean
+or product steps through its segment in float16 as torch's kernel does, each step rounded (an accumulate over the
+segments padded to one length), where a wider accumulator would not reach inf or lose the small terms as it does.
 
 Gradients are torch's: sum spreads the output's gradient over the segment, mean divides it by the length,
 max/min share it among the entries equal to the result (a NaN result: the NaN entries), prod gives each entry
