@@ -31,6 +31,7 @@ import math
 import numpy as np
 
 from .half_rounding import cast
+from .long_int_lists import torch_array
 from .nested_data import INT64_MAX as _INT64_MAX, INT64_MIN as _INT64_MIN, row_major
 
 __all__ = ["REAL_NUMBERS", "number_for_dtype", "numbers_array", "scalar_for_dtype"]
@@ -125,10 +126,8 @@ def numbers_array(numbers, dtype):
     integral = dtype.kind in "iu"
     try:
         values = np.asarray(numbers)
-    except OverflowError:  # (an int past uint64 among others)
-        if integral:
-            _refuse_first_unfit(numbers, dtype)
-        values = np.asarray(numbers, dtype=object)
+    except (OverflowError, ValueError):  # (an int past uint64 among others, ragged lists: PyTorch's passes, its
+        return torch_array(numbers, dtype)  # first refusal in row-major order, or its empty tensor)
     kind = values.dtype.kind
     if kind == "O" and _holds_long_int(values):  # (an int past uint64)
         if integral:

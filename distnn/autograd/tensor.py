@@ -14,7 +14,7 @@ from distnn.backend import default_complex_dtype, default_dtype, get_array_modul
 from .grad_mode import _inference as _inference_state, _state as _grad_state, is_grad_enabled
 from .half_rounding import cast
 from .data_refusals import refuse_data, refuse_wide_unsigned_promotion
-from .long_int_lists import long_int_array, may_hold_long_int
+from .long_int_lists import long_int_array, may_hold_long_int, torch_array
 from .inplace_gate import _before_inplace_write, _refuse_recorded_leaf  # noqa: F401 - (their home was here)
 from .tensor_methods import TensorMethods
 from .tensor_methods_ops import TensorOpMethods
@@ -56,13 +56,11 @@ def _as_array(data, dtype=None):
         try:
             arr = np.asarray(data)
         except OverflowError:  # (an int beyond uint64 among numpy integers)
+            if dtype is not None:
+                return torch_array(data, dtype)
             arr = None
-        except ValueError:  # (ragged lists: PyTorch's refusal, where they hold numbers only)
-            typed = long_int_array(data, ragged=True, typed=dtype is not None)
-            if typed is None:
-                refuse_data(data, dtype)  # (a string or object among them: PyTorch's refusal of it, first)
-                raise
-            return typed if dtype is None or typed.dtype == dtype else cast(typed, dtype)
+        except ValueError:  # (ragged lists: PyTorch's refusal, or its empty tensor: [[], [1]] is (2, 0))
+            return torch_array(data, dtype)
         kind = None if arr is None else arr.dtype.kind
         # an int beyond int64: PyTorch's dtype, or its refusal (a Python float or complex holds none: Tensor(0.5)
         # skips the check)
