@@ -88,6 +88,35 @@ def test_random_mixes_of_numpy_and_python_numbers_as_torch():
     assert checked > 1000
 
 
+WITH_A_DTYPE = [([np.float32(1.5), 2], "int64"), ([np.float64(1.5), 2], "int64"), ([np.bool_(True), 2], "int64"),
+                ([np.bool_(True), 2], "uint8"), ([np.float16(1.5), 2], "int32"), ([np.complex64(1), 2], "float32"),
+                ([np.complex128(1 + 2j), 2], "float32"), ([np.float32(0.5), 0], "bool"), ([np.bool_(True), 2], "bool"),
+                ([np.int64(-3), 2], "uint8"), ([np.int64(300), 2], "uint8"), ([np.float64(1e20), 2], "int64"),
+                ([np.float32(3e38), 2], "float16"), ([np.int32(7), 2], "float16"), ([[np.int8(1)], [np.float32(2)]],
+                                                                                   "int8")]
+
+
+@pytest.mark.parametrize("function", ["tensor", "as_tensor"])
+@pytest.mark.parametrize("data, dtype", WITH_A_DTYPE, ids=[f"{d!r}-{t}" for d, t in WITH_A_DTYPE])
+def test_numpy_scalars_with_a_dtype_as_torch(data, dtype, function):
+    same_as_torch(data, dtype, function)
+
+
+def test_random_numpy_scalars_with_a_dtype_as_torch():
+    """1,000 random lists (as above) with a random dtype, each torch's (those led by a Python
+    number left out: the hot path)."""
+    rng, dtypes, checked = random.Random(1), ["float16", "float32", "float64", "int8", "int32", "int64", "uint8",
+                                              "bool", "complex64"], 0
+    for _ in range(1000):
+        data, dtype = _random_data(rng), rng.choice(dtypes)
+        lead = data[0][0] if isinstance(data[0], list) else data[0]
+        if type(lead) in (float, int, bool):
+            continue
+        same_as_torch(data, dtype)
+        checked += 1
+    assert checked > 500
+
+
 # Known gaps, kept so for the hot path: where a Python float leads a list numpy made float64 (a Python int one it
 # made int64), the rest is not searched for numpy scalars (a search costs as much as numpy's conversion)
 GAPS = {"float then float64": [1.5, np.float64(2)], "int then numpy bool": [1, np.bool_(True)],

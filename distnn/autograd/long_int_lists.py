@@ -99,10 +99,10 @@ def converter(dtype):
                 value = float(value)  # (numpy's float64 too, a float subclass; its other floats are no index)
             else:
                 value = operator.index(value)  # (CPython's refusal: "'numpy.float32' object cannot be ...")
+                if kind == "b":  # (an int past int64 too: PyTorch's overflow flag counts as true)
+                    return bool(value)
                 if not INT64_MIN <= value <= INT64_MAX:
                     raise ValueError("Overflow when unpacking long long")
-                if kind == "b":
-                    return bool(value)
             try:
                 return number_for_dtype(dtype, value)  # (range checked; a negative int wraps into uint8)
             except RuntimeError:  # (named as torch.tensor names it: uint8, not uint8_t)
