@@ -100,7 +100,8 @@ class SegmentReduce(Function):
                     keep = (init >= out) if reduce == "max" else (init <= out)
                     out = xp.where(keep | bool(np.isnan(init)), init, out)
             if reduce == "mean":
-                out = out / xp.asarray(np.maximum(lens, 1)[:, None].astype(x.dtype))
+                # (the length as the data's dtype, as torch's kernel's value / length: float16 rounds 2049 to 2048)
+                out = out / xp.asarray(np.maximum(lens, 1)[:, None].astype(data.dtype).astype(x.dtype))
             out[xp.asarray(lens == 0)] = _FILLS[reduce] if initial is None else initial
             if reduce in ("max", "min", "prod"):
                 self.x, self.out = x, out

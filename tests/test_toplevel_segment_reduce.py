@@ -130,6 +130,16 @@ def test_initial_starts_the_fold_bit_for_bit(dtype, reduce, initial):
     assert got.numpy().tobytes() == want.numpy().tobytes()
 
 
+@pytest.mark.parametrize("initial", [None, 1.5])
+def test_float16_mean_divides_by_the_length_as_float16(initial):
+    """torch's kernel divides the float16 sum by the length converted to float16: 2049 is 2048 there."""
+    lengths = np.array([2049, 3, 0, 5001, 2051])
+    x = (np.random.default_rng(5).random((int(lengths.sum()), 2)) * 4).astype(np.float16)
+    got = distnn.segment_reduce(distnn.tensor(x), "mean", lengths=distnn.tensor(lengths), initial=initial)
+    want = torch.segment_reduce(torch.tensor(x), "mean", lengths=torch.tensor(lengths), initial=initial)
+    assert got.numpy().tobytes() == want.numpy().tobytes()
+
+
 @pytest.mark.parametrize("call,torch_type,gist", [
     (lambda m, x: m.segment_reduce(x, "sum", lengths=m.tensor([2, 1])), RuntimeError, "sum to data.size"),
     (lambda m, x: m.segment_reduce(x, "sum", lengths=m.tensor([5, -1])), RuntimeError, "negative"),
