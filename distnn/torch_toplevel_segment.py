@@ -153,10 +153,10 @@ def _half_steps(xp, data, lens, seg, pos, op, initial):
     width = int(lens.max()) + 1
     if len(lens) * width > 4 * len(seg) + 1024:
         return None
-    identity = {"add": 0.0, "multiply": 1.0}[op]  # (the padding after a segment's entries changes nothing)
+    # (the padding after a segment's entries changes nothing: -0.0 keeps a -0.0 sum, which +0.0 would not)
+    identity = {"add": -0.0, "multiply": 1.0}[op]
     grid = xp.full((len(lens), width, data.shape[1]), identity, data.dtype)
-    if initial is not None:
-        grid[:, 0] = initial
+    grid[:, 0] = initial if initial is not None else _STARTS[op]
     within = np.arange(seg.size) - np.repeat(np.cumsum(lens) - lens, lens) + 1
     with _silent():
         grid[xp.asarray(seg), xp.asarray(within)] = data[xp.asarray(pos)]

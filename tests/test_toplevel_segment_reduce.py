@@ -114,7 +114,7 @@ def test_skewed_lengths_with_infs_and_nans_as_torch(reduce):
 
 @pytest.mark.parametrize("initial", [None, 0.1, -2.7, 1e-3, 0.0, -0.0, np.nan], ids=lambda v: f"initial_{v}")
 @pytest.mark.parametrize("reduce", ["sum", "mean", "prod", "max", "min"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_initial_starts_the_fold_bit_for_bit(dtype, reduce, initial):
     """torch's CPU kernel folds each segment from ``initial`` (``initial_value``; +0.0 for a sum, 1 for a
     product without it): ``(initial + a) + b`` rounds otherwise than ``(a + b) + initial``, so the bits are
