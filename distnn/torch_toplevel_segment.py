@@ -6,9 +6,10 @@ passes however many segments there are, each entry folded in in order as torch's
 alike (no ``ufunc.reduceat``: cupy has only add's, by differences of a cumulative sum, which an inf or NaN
 poisons for every later segment). An empty segment holds the fill value: ``initial`` when given, else torch's
 0 (sum), 1 (prod), NaN (mean), -inf (max), +inf (min). ``initial`` also takes part in every non-empty segment's
-reduction, as torch's (a mean is ``(initial + sum) / length``). A float16 sum, mean or product steps through
-its segment in float16 as torch's kernel does, each step rounded (an accumulate over the segments padded to one
-length), where a wider accumulator would not reach inf or lose the small terms as it does.
+reduction, as torch's: the fold starts from it (from +0.0 for a sum, 1 for a product without it), so sums and
+products round as torch's CPU kernel's, bit for bit (a mean is ``(initial + sum) / length``). A float16 sum, mean
+or product steps through its segment in float16 as torch's kernel does, each step rounded (an accumulate over the
+segments padded to one length), where a wider accumulator would not reach inf or lose the small terms as it does.
 
 Gradients are torch's: sum spreads the output's gradient over the segment, mean divides it by the length,
 max/min share it among the entries equal to the result (a NaN result: the NaN entries), prod gives each entry
@@ -31,11 +32,14 @@ __all__ = ["segment_reduce"]
 _REDUCES = {"sum": "sum", "prod": "prod", "mean": "mean", "max": "max", "amax": "max", "min": "min", "amin": "min"}
 _UFUNCS = {"sum": "add", "mean": "add", "prod": "multiply", "max": "maximum", "min": "minimum"}
 _FILLS = {"sum": 0.0, "mean": math.nan, "prod": 1.0, "max": -math.inf, "min": math.inf}
+_STARTS = {"add": 0.0, "multiply": 1.0}  # (torch's kernel's initial_value for a sum or mean, a product)
 
 
-def _reduce_segments(xp, op, entries, lens):
+def _reduce_segments(xp, op, entries, lens, start=None):
     """``op`` ('add', 'multiply', 'maximum', 'minimum') over each segment of ``entries`` (E, R), the segments'
     entries one after another, ``lens`` their host lengths (S,): (S, R), an empty segment's row ``op``'s identity.
+    ``start`` (add, multiply): the value each non-empty segment's fold starts from, as torch's kernel's
+    ``initial_value`` (its first entry added to it, not it added last: the roundings differ).
     The segments of each length class ((2^(c-1), 2^c]) are padded with the identity to one grid (all the grids
     together: at most twice the entries), reduced along the grid's rows; sums and products by ``accumulate``,
     one entry at a time in the entries' order on numpy (as torch's CPU kernel: the same overflows), cupy's
@@ -48,14 +52,21 @@ def _reduce_segments(xp, op, entries, lens):
     for c in np.unique(length_class[lens > 0]):
         rows = np.flatnonzero((length_class == c) & (lens > 0))
         k = lens[rows]
-        grid = xp.full((rows.size, int(k.max()), entries.shape[1]), identity, entries.dtype)
+        lead = 0 if start is None else 1
+        grid = xp.full((rows.size, int(k.max()) + lead, entries.shape[1]), identity, entries.dtype)
+        if lead:
+            grid[:, 0] = start
         within = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)  # (each entry's place in its segment)
-        grid[xp.asarray(np.repeat(np.arange(rows.size), k)), xp.asarray(within)] = \
+        grid[xp.asarray(np.repeat(np.arange(rows.size), k)), xp.asarray(within + lead)] = \
             entries[xp.asarray(np.repeat(first[rows], k) + within)]
         if op in ("add", "multiply"):
             out[xp.asarray(rows)] = getattr(xp, op).accumulate(grid, axis=1)[:, -1]
         else:
-            out[xp.asarray(rows)] = grid.max(axis=1) if op == "maximum" else grid.min(axis=1)
+            best = grid.max(axis=1) if op == "maximum" else grid.min(axis=1)
+            # (a zero: the sign of the segment's first zero, which torch's fold keeps among equals, where numpy's
+            # max may give either)
+            first_zero = xp.take_along_axis(grid, (grid == 0).argmax(axis=1)[:, None], axis=1)[:, 0]
+            out[xp.asarray(rows)] = xp.where(best == 0, first_zero, best)
     return out
 
 
@@ -80,13 +91,17 @@ class SegmentReduce(Function):
             if stepped is not None:  # (initial taken already)
                 out = stepped.astype(x.dtype)
             else:
-                out = _reduce_segments(xp, _UFUNCS[reduce], x[self.pos], lens)
-            if initial is not None and stepped is None:
-                init = x.dtype.type(initial)
-                out = {"sum": out + init, "mean": out + init, "prod": out * init, "max": xp.maximum(out, init),
-                       "min": xp.minimum(out, init)}[reduce]
+                op = _UFUNCS[reduce]
+                # (torch's initial_value: initial as the data's dtype, else +0.0 (so [-0.0] sums to +0.0) or 1)
+                init = x.dtype.type(data.dtype.type(initial if initial is not None else _STARTS.get(op, 0.0)))
+                out = _reduce_segments(xp, op, x[self.pos], lens, init if op in _STARTS else None)
+                if initial is not None and op not in _STARTS:  # (initial first in the fold: it wins a tie, 0.0
+                    # over -0.0, where numpy's maximum gives the second; a NaN initial stays, a NaN entry wins)
+                    keep = (init >= out) if reduce == "max" else (init <= out)
+                    out = xp.where(keep | bool(np.isnan(init)), init, out)
             if reduce == "mean":
-                out = out / xp.asarray(np.maximum(lens, 1)[:, None].astype(x.dtype))
+                # (the length as the data's dtype, as torch's kernel's value / length: float16 rounds 2049 to 2048)
+                out = out / xp.asarray(np.maximum(lens, 1)[:, None].astype(data.dtype).astype(x.dtype))
             out[xp.asarray(lens == 0)] = _FILLS[reduce] if initial is None else initial
             if reduce in ("max", "min", "prod"):
                 self.x, self.out = x, out
@@ -138,10 +153,10 @@ def _half_steps(xp, data, lens, seg, pos, op, initial):
     width = int(lens.max()) + 1
     if len(lens) * width > 4 * len(seg) + 1024:
         return None
-    identity = {"add": 0.0, "multiply": 1.0}[op]  # (the padding after a segment's entries changes nothing)
+    # (the padding after a segment's entries changes nothing: -0.0 keeps a -0.0 sum, which +0.0 would not)
+    identity = {"add": -0.0, "multiply": 1.0}[op]
     grid = xp.full((len(lens), width, data.shape[1]), identity, data.dtype)
-    if initial is not None:
-        grid[:, 0] = initial
+    grid[:, 0] = initial if initial is not None else _STARTS[op]
     within = np.arange(seg.size) - np.repeat(np.cumsum(lens) - lens, lens) + 1
     with _silent():
         grid[xp.asarray(seg), xp.asarray(within)] = data[xp.asarray(pos)]

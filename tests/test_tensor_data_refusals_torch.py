@@ -166,7 +166,7 @@ def test_normal_mean_dtype_draw_has_the_std():
     assert abs(float(sample.data.std()) - 3.0) < 0.1
 
 
-# Known gaps, kept so for the hot path (see data_refusals.refuse_wide_unsigned_promotion): only the first innermost
+# Known gaps, kept so for the hot path (see data_refusals.numpy_scalars_dtype): only the first innermost
 # list's first number is looked at before the whole data is searched for wide unsigned scalars.
 GAPS = {"a later row led by a non-float": [[1.5, 2.5], [np.uint64(1), 2]], "led by a Python int": [1, np.uint32(2)]}
 

@@ -112,6 +112,34 @@ def test_skewed_lengths_with_infs_and_nans_as_torch(reduce):
     np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-12)
 
 
+@pytest.mark.parametrize("initial", [None, 0.1, -2.7, 1e-3, 0.0, -0.0, np.nan], ids=lambda v: f"initial_{v}")
+@pytest.mark.parametrize("reduce", ["sum", "mean", "prod", "max", "min"])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_initial_starts_the_fold_bit_for_bit(dtype, reduce, initial):
+    """torch's CPU kernel folds each segment from ``initial`` (``initial_value``; +0.0 for a sum, 1 for a
+    product without it): ``(initial + a) + b`` rounds otherwise than ``(a + b) + initial``, so the bits are
+    compared; zeros of both signs and a NaN among the data (``initial`` wins a tie: 0.0 over -0.0)."""
+    rng = np.random.default_rng(11)
+    lengths = rng.integers(0, 9, 40)
+    x = (rng.standard_normal((int(lengths.sum()), 3)) * 1e3).astype(dtype)
+    x[::7], x[3::11], x[5, 1] = -0.0, 0.0, np.nan
+    with np.errstate(invalid="ignore"):
+        got = distnn.segment_reduce(distnn.tensor(x), reduce, lengths=distnn.tensor(lengths), initial=initial)
+    want = torch.segment_reduce(torch.tensor(x), reduce, lengths=torch.tensor(lengths), initial=initial)
+    assert got.dtype == x.dtype
+    assert got.numpy().tobytes() == want.numpy().tobytes()
+
+
+@pytest.mark.parametrize("initial", [None, 1.5])
+def test_float16_mean_divides_by_the_length_as_float16(initial):
+    """torch's kernel divides the float16 sum by the length converted to float16: 2049 is 2048 there."""
+    lengths = np.array([2049, 3, 0, 5001, 2051])
+    x = (np.random.default_rng(5).random((int(lengths.sum()), 2)) * 4).astype(np.float16)
+    got = distnn.segment_reduce(distnn.tensor(x), "mean", lengths=distnn.tensor(lengths), initial=initial)
+    want = torch.segment_reduce(torch.tensor(x), "mean", lengths=torch.tensor(lengths), initial=initial)
+    assert got.numpy().tobytes() == want.numpy().tobytes()
+
+
 @pytest.mark.parametrize("call,torch_type,gist", [
     (lambda m, x: m.segment_reduce(x, "sum", lengths=m.tensor([2, 1])), RuntimeError, "sum to data.size"),
     (lambda m, x: m.segment_reduce(x, "sum", lengths=m.tensor([5, -1])), RuntimeError, "negative"),

@@ -14,48 +14,54 @@ PyTorch builds a tensor from nested sequences in three passes, each with its own
 * each item converted to that dtype (``recursive_store``): ``TypeError: must be real number, not str`` (a float or
   complex dtype), ``TypeError: 'str' object cannot be interpreted as an integer`` (an integer or bool one).
 
-The passes are :mod:`.nested_data`'s (:mod:`.long_int_lists` follows them too).
+The passes are :mod:`.nested_data`'s (:mod:`.long_int_lists` follows them too). Lists holding numpy scalars get
+PyTorch's dtype for them (:func:`numpy_scalars_dtype`).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .nested_data import MAX_DIMS, infer, refusal, sizes, store, type_name
+from .long_int_lists import torch_array
+from .nested_data import MAX_DIMS, infer, leaf_types, refusal, sizes, store, type_name, types_dtype
 
-__all__ = ["refuse_data", "refuse_wide_unsigned_promotion", "holds_wide_unsigned"]
+__all__ = ["numpy_scalars_dtype", "refuse_data"]
 
 _NUMBERS = (int, float, complex, np.number, np.bool_)
+_PYTHON_NUMBERS = frozenset({int, float, bool, complex})
 _WIDE_UNSIGNED = frozenset({np.uint16, np.uint32, np.uint64})
 
 
-def refuse_wide_unsigned_promotion(data, kind: str) -> None:
-    """PyTorch's refusal of numpy uint16/32/64 scalars in ``data`` (nested lists/tuples of numbers that numpy typed
-    as ``kind``) promoted with another dtype than their own or a float one; none where they are not.
+def numpy_scalars_dtype(data, kind: str):
+    """PyTorch's dtype of nested lists/tuples ``data`` of numbers that numpy typed as ``kind``, where they hold
+    numpy scalars (numpy promotes them otherwise: ``[np.float64(1.5), 2]`` is float64 in PyTorch, which numpy's
+    float64 for Python floats does not tell; ``[np.float16(1), 2]`` float16), or PyTorch's refusal: numpy's
+    uint16/32/64 promoted with another dtype than their own or a float one, numpy's bool among ints (PyTorch's
+    int64 conversion takes no ``numpy.bool``). None where they hold none (or other things than numbers: the
+    caller's general path).
 
-    Where a float leads an innermost list, its dtype stays a float one whatever follows, and an int64 where an int
-    leads and numpy found ints only: such data is let through after a look at its first number (the hot path of
-    ``tensor(list of floats)``). Only the first innermost list is looked at, so ``[[1.5], [np.uint64(1), 2]]`` is
-    let through (made float32), where PyTorch refuses its second row; so is ``[1, np.uint32(2)]`` (int64)."""
+    Where a float leads an innermost list, numpy found floats and an int where it found ints, the data is let
+    through after a look at its first number (the hot path of ``tensor(list of floats)``: a search of every
+    number costs as much as numpy's conversion). Only the first innermost list's first number is looked at, so
+    ``[1.5, np.float64(2)]`` is let through (made float32, PyTorch's float64), ``[[1.5], [np.uint64(1), 2]]``
+    too (PyTorch refuses its second row), and ``[1, np.uint32(2)]`` (int64)."""
     lead = data[0]
     while type(lead) in (list, tuple):
         if not lead:
-            return
+            return None
         lead = lead[0]
     if kind in ("f", "i") and type(lead) is (float if kind == "f" else int):
-        return
-    if holds_wide_unsigned(data):
-        refuse_data(data)
-
-
-def holds_wide_unsigned(data) -> bool:
-    """Whether nested lists/tuples ``data`` hold a numpy uint16, uint32 or uint64 scalar (the cheap test before
-    :func:`refuse_data`: a set of the types per innermost list, at C speed)."""
-    if not isinstance(data, (list, tuple)):
-        return type(data) in _WIDE_UNSIGNED
-    kinds = set(map(type, data))
+        return None
+    kinds = leaf_types(data)
+    if kinds <= _PYTHON_NUMBERS:
+        return None
     if not _WIDE_UNSIGNED.isdisjoint(kinds):
-        return True
-    return (list in kinds or tuple in kinds) and any(holds_wide_unsigned(item) for item in data)
+        refuse_data(data)  # (PyTorch's refusal, raised where it has one: the pair it met first)
+    dtype = types_dtype(kinds)
+    if dtype == np.uint64:  # (numpy's uint64 only, as wide unsigned ints promote with no other int: PyTorch's
+        raise TypeError("an integer is required")  # uint64 conversion takes Python ints only)
+    if dtype is not None and dtype.kind in "iu" and np.bool_ in kinds:
+        torch_array(data)  # (its refusal of the first numpy bool, or of a number before it)
+    return dtype
 
 
 def refuse_data(data, dtype=None) -> None:

@@ -17,8 +17,8 @@ import numpy as np
 
 from distnn.backend import default_complex_dtype, default_dtype
 
-__all__ = ["INT64_MAX", "INT64_MIN", "LISTS", "MAX_DIMS", "SEQUENCES", "infer", "is_sequence", "promote",
-           "refusal", "row_major", "sizes", "store", "type_name"]
+__all__ = ["INT64_MAX", "INT64_MIN", "LISTS", "MAX_DIMS", "SEQUENCES", "infer", "is_sequence", "leaf_types",
+           "promote", "refusal", "row_major", "sizes", "store", "type_name", "types_dtype"]
 
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 MAX_DIMS = 64
@@ -75,11 +75,10 @@ def infer(data, lenient: bool = False, wide_unsigned: bool = True):
     see :func:`promote`. (An empty sequence is the default dtype.)
 
     ``lenient`` (the path of ints beyond int64): None where ``data`` holds anything but Python or numpy numbers
-    in lists and tuples, left to the caller's general path (which refuses it: a range, read as a sequence, is
-    left there too, as that path's ragged lists with a dtype given are refused by the inferred one); past a
+    in lists and tuples, left to the caller's general path (which refuses it; a range, read as a sequence, is
+    left there too); past a
     complex128 the items are still looked at, for an int beyond int64 or a non-number among them, but not
-    promoted. ``wide_unsigned`` False: uint16/32/64 promote as numpy's, unrefused (a dtype was given: PyTorch
-    infers none, so refuses no promotion)."""
+    promoted. ``wide_unsigned`` False: uint16/32/64 promote as numpy's, unrefused."""
     if isinstance(data, LISTS if lenient else SEQUENCES):
         if not len(data):
             return np.dtype(default_dtype()), False
@@ -114,6 +113,39 @@ def infer(data, lenient: bool = False, wide_unsigned: bool = True):
     if isinstance(data, complex):
         return np.dtype(default_complex_dtype()), False
     return None if lenient else (_infer_other(data), False)
+
+
+def leaf_types(data) -> set:
+    """The types of what nested lists/tuples ``data`` hold besides lists and tuples (a set of each innermost
+    list's types, at C speed)."""
+    kinds = set(map(type, data))
+    if list not in kinds and tuple not in kinds:
+        return kinds
+    kinds -= {list, tuple}
+    for item in data:
+        if type(item) in LISTS:
+            kinds |= leaf_types(item)
+    return kinds
+
+
+def types_dtype(kinds):
+    """PyTorch's inferred dtype of numbers of the types ``kinds`` (Python and numpy numbers, numpy's uint16/32/64
+    promoted as numpy's: the caller refuses them first): the promotion of each type's dtype, in any order (PyTorch's
+    promotion of these dtypes is a join: the higher category's, numpy's within one). None where ``kinds`` holds
+    another type."""
+    dtype = None
+    for kind in kinds:
+        if issubclass(kind, (np.number, np.bool_)):
+            one = np.dtype(kind)
+        elif kind in _PYTHON_DTYPES:
+            one = np.dtype(_PYTHON_DTYPES[kind]())
+        else:
+            return None
+        dtype = one if dtype is None else promote(dtype, one, wide_unsigned=False)
+    return dtype
+
+
+_PYTHON_DTYPES = {bool: lambda: bool, int: lambda: np.int64, float: default_dtype, complex: default_complex_dtype}
 
 
 def _scan(data):

@@ -31,7 +31,8 @@ import math
 import numpy as np
 
 from .half_rounding import cast
-from .nested_data import INT64_MAX as _INT64_MAX, INT64_MIN as _INT64_MIN, row_major
+from .long_int_lists import torch_array
+from .nested_data import INT64_MAX as _INT64_MAX, INT64_MIN as _INT64_MIN, leaf_types, row_major
 
 __all__ = ["REAL_NUMBERS", "number_for_dtype", "numbers_array", "scalar_for_dtype"]
 
@@ -120,16 +121,19 @@ def numbers_array(numbers, dtype):
     checked as ``torch.tensor(numbers, dtype=dtype)`` checks them (see the module docstring), or None where they
     are not real numbers or ``dtype`` is bool, which takes anything (the caller's general path then takes them).
     (A float dtype takes an int of any size, as a double.)"""
-    if dtype.kind == "b":
-        return None
     integral = dtype.kind in "iu"
     try:
         values = np.asarray(numbers)
-    except OverflowError:  # (an int past uint64 among others)
-        if integral:
-            _refuse_first_unfit(numbers, dtype)
-        values = np.asarray(numbers, dtype=object)
+    except (OverflowError, ValueError):  # (an int past uint64 among others, ragged lists: PyTorch's passes, its
+        return torch_array(numbers, dtype)  # first refusal in row-major order, or its empty tensor)
     kind = values.dtype.kind
+    lead = numbers  # (the first number: the Python number of numpy's kind lets the list through at once)
+    while type(lead) in _LISTS and lead:
+        lead = lead[0]
+    if type(lead) is not _PYTHON_LEADS.get(kind) and _holds_numpy_scalars(numbers):  # (PyTorch converts each:
+        return torch_array(numbers, dtype)  # numpy's float32 is no int, its complex a float's real part)
+    if dtype.kind == "b":
+        return None
     if kind == "O" and _holds_long_int(values):  # (an int past uint64)
         if integral:
             _refuse_first_unfit(numbers, dtype)
@@ -142,6 +146,22 @@ def numbers_array(numbers, dtype):
         return values
     with np.errstate(over="ignore", invalid="ignore"):  # (a float past float16's range is inf, 2.0 ** 63 int64's
         return cast(values, dtype)  # lowest: PyTorch's, silently; float16 through float32, as PyTorch's)
+
+
+def _holds_numpy_scalars(numbers) -> bool:
+    """Whether nested lists ``numbers`` hold numpy scalars among Python numbers only. (The caller lets a list
+    whose first number is the Python number of numpy's kind through before: a float for float64, an int for int64,
+    a bool for bool: the hot path, see data_refusals.numpy_scalars_dtype.)"""
+    if type(numbers) not in _LISTS or not numbers:
+        return False
+    kinds = leaf_types(numbers)
+    return not kinds <= _PYTHON_NUMBERS and all(k in _PYTHON_NUMBERS or issubclass(k, (np.number, np.bool_))
+                                                 for k in kinds)
+
+
+_LISTS = (list, tuple)
+_PYTHON_LEADS = {"f": float, "i": int, "b": bool}
+_PYTHON_NUMBERS = frozenset({int, float, bool, complex})
 
 
 def _refuse_unfit(numbers, values, dtype) -> None:

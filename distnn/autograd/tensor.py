@@ -13,8 +13,8 @@ from distnn.backend import default_complex_dtype, default_dtype, get_array_modul
 
 from .grad_mode import _inference as _inference_state, _state as _grad_state, is_grad_enabled
 from .half_rounding import cast
-from .data_refusals import refuse_data, refuse_wide_unsigned_promotion
-from .long_int_lists import long_int_array, may_hold_long_int
+from .data_refusals import numpy_scalars_dtype, refuse_data
+from .long_int_lists import long_int_array, may_hold_long_int, torch_array
 from .inplace_gate import _before_inplace_write, _refuse_recorded_leaf  # noqa: F401 - (their home was here)
 from .tensor_methods import TensorMethods
 from .tensor_methods_ops import TensorOpMethods
@@ -56,26 +56,26 @@ def _as_array(data, dtype=None):
         try:
             arr = np.asarray(data)
         except OverflowError:  # (an int beyond uint64 among numpy integers)
+            if dtype is not None:
+                return torch_array(data, dtype)
             arr = None
-        except ValueError:  # (ragged lists: PyTorch's refusal, where they hold numbers only)
-            typed = long_int_array(data, ragged=True, typed=dtype is not None)
-            if typed is None:
-                refuse_data(data, dtype)  # (a string or object among them: PyTorch's refusal of it, first)
-                raise
-            return typed if dtype is None or typed.dtype == dtype else cast(typed, dtype)
+        except ValueError:  # (ragged lists: PyTorch's refusal, or its empty tensor: [[], [1]] is (2, 0))
+            return torch_array(data, dtype)
         kind = None if arr is None else arr.dtype.kind
         # an int beyond int64: PyTorch's dtype, or its refusal (a Python float or complex holds none: Tensor(0.5)
         # skips the check)
         if dtype is None and isinstance(data, _MAY_HOLD_LONG_INT):
-            # numpy's uint16/32/64 scalars among other numbers: PyTorch's refusal of their promotion. A list of
-            # floats led by a Python float (or of ints by a Python int) is let through at the cost of one type():
-            # see data_refusals.refuse_wide_unsigned_promotion
-            if kind in _LEADS and type(data) in _SEQUENCES and data and type(data[0]) is not _LEADS[kind]:
-                refuse_wide_unsigned_promotion(data, kind)
-            if may_hold_long_int(arr):
+            # numpy scalars among the numbers: PyTorch's dtype, or its refusal (numpy's uint16/32/64 promoted, a
+            # numpy bool among ints). A list of floats led by a Python float (or of ints by a Python int) is let
+            # through at the cost of one type(): see data_refusals.numpy_scalars_dtype
+            if may_hold_long_int(arr):  # (first: numpy's values of [np.int8(1), 2**63] are no int64's)
                 typed = long_int_array(data)
                 if typed is not None:
                     return typed
+            if kind in _LEADS and type(data) in _SEQUENCES and data and type(data[0]) is not _LEADS[kind]:
+                scalars = numpy_scalars_dtype(data, kind)
+                if scalars is not None:
+                    return arr if arr.dtype == scalars else cast(arr, scalars)  # (from numpy's exact values)
         if arr is None:
             arr = np.asarray(data, dtype=object)
             kind = "O"

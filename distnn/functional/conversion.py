@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from distnn.autograd.half_rounding import cast
+from distnn.autograd.number_range import numbers_array
 from distnn.autograd.tensor import Tensor, _as_array
 from distnn.backend import device_of, resolve_device, to_device
 
@@ -43,7 +44,11 @@ def _from_data(obj, dtype, device, copy):
     if isinstance(obj, (np.generic, list, tuple, bool, int, float, complex)) or not _is_array(obj):
         if copy is False:
             raise ValueError("can't alias arbitrary sequence into a tensor.")
-        data = _as_array(obj, None if dtype is None else np.dtype(dtype))
+        # (with a dtype, Python numbers are checked against it as torch.tensor's: numbers_array)
+        data = None if dtype is None or not isinstance(obj, (list, tuple, int, float, np.generic)) else \
+            numbers_array(obj, np.dtype(dtype))
+        if data is None:
+            data = _as_array(obj, None if dtype is None else np.dtype(dtype))
     else:
         data = obj
         if dtype is not None and np.dtype(dtype) != obj.dtype:
