@@ -4,6 +4,7 @@ gammaln/digamma/polygamma/zeta, i0/i0e/i1/i1e, erfcx/ndtri on a GPU, distnn's ow
 says how a case draws its inputs and how the devices are compared."""
 from functools import partial
 
+import numpy as np
 import pytest
 
 import distnn as dn
@@ -47,6 +48,14 @@ CASES = {
     "special_ndtri": lambda R: ([R.uniform(0.01, 0.99, (3, 4))], dn.special.ndtri),
     "special_entr_xlog1py": lambda R: ([R.uniform(0.05, 3.0, (3, 4)), R.uniform(-0.9, 3.0, (3, 4))],
                                        lambda x, y: dn.special.entr(x) + dn.special.xlog1py(x, y)),
+    # a host 0-d tensor beside a device one (PyTorch takes a CPU scalar tensor with a CUDA one): as the input
+    # (the array module came from it alone, and numpy's asarray refused the device degrees) and as the degree;
+    # degrees a quarter past integers (truncated: no tie), x inside (-1, 1), the trigonometric forms past degree 6
+    "orthogonal_polynomials_host_0d": lambda R: ([R.integers(0, 12, (3, 4)) + 0.25, R.uniform(-0.95, 0.95, (3, 4))],
+                                                 lambda n, x: (n + x) * 0.01 + (
+        dn.special.chebyshev_polynomial_t(dn.tensor(np.array(0.3)), n)
+        + dn.special.legendre_polynomial_p(x, dn.tensor(np.array(5.0))) * 0.5
+        + dn.special.hermite_polynomial_he(dn.tensor(np.array(0.7)), n) * 1e-3)),
     "distributions_log_densities": lambda R: (
         [R.uniform(0.5, 3.0, (3, 4)), R.uniform(0.5, 3.0, (3, 4))],
         partial(_distributions_log_densities, value=R.uniform(0.1, 0.9, (3, 4)))),
