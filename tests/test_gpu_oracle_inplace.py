@@ -98,6 +98,19 @@ def _inplace_top_level_forms(a):
     return dn.rsub(y, z, alpha=0.5) + dn.fill(a, a[0, 0])
 
 
+def _copy_from_raw_device_array(a, b):
+    """``t.copy_(p.data)``: a raw array of the data's device (np.asarray refused a cupy one), recorded (the old
+    value gets no gradient; the raw source none), with a dtype cast, and outside the graph into a fresh tensor."""
+    y = a * 1.0
+    y.copy_(b.data * 3.0)
+    y2 = a * 2.0
+    y2.copy_((b.data * 0.5).astype(np.float32))  # (a float32 source cast to y2's dtype)
+    with dn.no_grad():
+        z = dn.zeros_like(a)
+        z.copy_(b.data[0])  # (broadcast over the rows)
+    return y * a + y2 + z * b
+
+
 CASES = {
     "inplace_through_views": lambda R: ([R.standard_normal((3, 4))], _inplace_through_views),
     "inplace_mul_saves_old_value": lambda R: ([R.standard_normal((3, 4)), R.standard_normal((3, 4))], _inplace_mul),
@@ -113,6 +126,8 @@ CASES = {
                                        _inplace_index_writes),
     "inplace_copy_and_fill": lambda R: ([R.standard_normal((3, 4))], _inplace_copy_and_fill),
     "inplace_top_level_forms": lambda R: ([R.standard_normal((3, 4))], _inplace_top_level_forms),
+    "copy_from_raw_device_array": lambda R: ([R.standard_normal((3, 4)), R.standard_normal((3, 4))],
+                                             _copy_from_raw_device_array),
 }
 
 
