@@ -19,7 +19,7 @@ from distnn.autograd.dtype_rules import torch_operands
 from distnn.autograd.function import OUTPUT, Function
 from distnn.autograd.grad_mode import is_grad_enabled, no_grad
 from distnn.autograd.tensor import Tensor
-from distnn.backend import get_array_module
+from distnn.backend import as_array, get_array_module
 
 from ._elementwise_common import _on_device
 from .shape_more import as_tensor
@@ -123,7 +123,7 @@ def ldexp(input, other):  # noqa: A002
     ``2 ** other`` in integers, giving ``input`` a 0 gradient where ``other`` is negative; here it is the true
     ``2 ** other``."""
     x = as_tensor(input)
-    e = other if isinstance(other, Tensor) else Tensor(np.asarray(other))
+    e = other if isinstance(other, Tensor) else Tensor(as_array(other))  # (a raw device array as it is)
     with no_grad():
         power = 2.0 ** e
         result = x * power
