@@ -10,7 +10,7 @@ import pytest
 import distnn as dn
 from distnn import backend
 
-from gpu_oracle import DTYPES, NO_GPU, assert_op_matches_the_cpu
+from gpu_oracle import DTYPES, NO_GPU, assert_op_matches_the_cpu, on
 
 if not backend.gpu_available():  # (one skip for the module, not one per test)
     pytest.skip(NO_GPU, allow_module_level=True)
@@ -26,6 +26,25 @@ def _distributions_log_densities(a, b, value):
     gamma = D.Gamma(a, b, validate_args=False)
     kl = D.kl_divergence(D.Normal(a, b, validate_args=False), D.Normal(b, a, validate_args=False))
     return beta.log_prob(value) + gamma.entropy() + kl
+
+
+_CORR_CHOLESKY = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.6, 0.8]])  # (rows of unit norm, exactly)
+
+
+def _constraint_checks_on_device(x):
+    """cat, stack and corr_cholesky check their pieces as raw arrays (cupy's on a GPU, which np.asarray refused in
+    the pieces' constraints); LKJCholesky's validated log_prob checks its support so. No value on a boundary."""
+    import distnn.distributions as D
+    from distnn.distributions import constraints as C
+
+    device = backend.device_of(x.data)
+    v = x.detach()
+    cat = C.cat([C.positive, C.real, C.greater_than(-0.5)], dim=1, lengths=[1, 2, 1]).check(v)
+    stack = C.stack([C.positive, C.real, C.greater_than(-0.5), C.less_than(0.5)], dim=1).check(v)
+    corr = C.corr_cholesky.check(dn.Tensor(on(device, _CORR_CHOLESKY.astype(x.data.dtype))))
+    weight = dn.Tensor(cat) * 1.0 + dn.Tensor(stack) * 2.0 + dn.Tensor(corr) * 0.5
+    lkj = D.LKJCholesky(3, x[:, 0].abs() + 0.5, validate_args=True)
+    return x * weight + lkj.log_prob(dn.Tensor(on(device, _CORR_CHOLESKY.astype(x.data.dtype))))[:, None]
 
 
 CASES = {
@@ -56,6 +75,7 @@ CASES = {
         dn.special.chebyshev_polynomial_t(dn.tensor(np.array(0.3)), n)
         + dn.special.legendre_polynomial_p(x, dn.tensor(np.array(5.0))) * 0.5
         + dn.special.hermite_polynomial_he(dn.tensor(np.array(0.7)), n) * 1e-3)),
+    "constraint_checks_on_device": lambda R: ([R.standard_normal((3, 4))], _constraint_checks_on_device),
     "distributions_log_densities": lambda R: (
         [R.uniform(0.5, 3.0, (3, 4)), R.uniform(0.5, 3.0, (3, 4))],
         partial(_distributions_log_densities, value=R.uniform(0.1, 0.9, (3, 4)))),
