@@ -111,6 +111,20 @@ def _copy_from_raw_device_array(a, b):
     return y * a + y2 + z * b
 
 
+def _inplace_operators_host_operands(a):
+    """``+=``, ``*=`` outside the graph with host operands beside GPU data: a numpy array, a CPU 0-d tensor (an
+    integer one into an integer tensor, which keeps it an array) went into cupy's ufunc as they were."""
+    y = a * 1.0
+    with dn.no_grad():
+        z = a.detach().clone()
+        z += np.linspace(-1.0, 1.0, 4)  # (a host array, broadcast over the rows)
+        z *= dn.tensor(np.array(2.0))
+        n = (a.detach() > 0).to(dn.int64)
+        n += dn.tensor(np.array(3))
+        n *= dn.tensor(np.array([1, 2, 3, 4]))
+    return y * z + n
+
+
 CASES = {
     "inplace_through_views": lambda R: ([R.standard_normal((3, 4))], _inplace_through_views),
     "inplace_mul_saves_old_value": lambda R: ([R.standard_normal((3, 4)), R.standard_normal((3, 4))], _inplace_mul),
@@ -126,6 +140,7 @@ CASES = {
                                        _inplace_index_writes),
     "inplace_copy_and_fill": lambda R: ([R.standard_normal((3, 4))], _inplace_copy_and_fill),
     "inplace_top_level_forms": lambda R: ([R.standard_normal((3, 4))], _inplace_top_level_forms),
+    "inplace_operators_host_operands": lambda R: ([R.standard_normal((3, 4))], _inplace_operators_host_operands),
     "copy_from_raw_device_array": lambda R: ([R.standard_normal((3, 4)), R.standard_normal((3, 4))],
                                              _copy_from_raw_device_array),
 }
