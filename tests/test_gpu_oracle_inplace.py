@@ -125,6 +125,15 @@ def _inplace_operators_host_operands(a):
     return y * z + n
 
 
+def _comparisons_with_host_operands(a):
+    """Comparisons of GPU data with host operands (CPU 0-d tensors, as PyTorch takes; a numpy array) on either
+    side: cupy refused them. Thresholds exact in float32 (no tie between the dtypes' roundings)."""
+    x = a.detach()
+    masks = [x > dn.tensor(np.array(0.125)), x <= np.array([-0.75, -0.25, 0.25, 0.75]),
+             dn.tensor(np.array(-0.5)) < x, x.eq(dn.tensor(np.array(0.0))), x != dn.tensor(np.array(0.0))]
+    return a * sum(m.to(a.dtype) * 2.0 ** k for k, m in enumerate(masks))
+
+
 CASES = {
     "inplace_through_views": lambda R: ([R.standard_normal((3, 4))], _inplace_through_views),
     "inplace_mul_saves_old_value": lambda R: ([R.standard_normal((3, 4)), R.standard_normal((3, 4))], _inplace_mul),
@@ -141,6 +150,7 @@ CASES = {
     "inplace_copy_and_fill": lambda R: ([R.standard_normal((3, 4))], _inplace_copy_and_fill),
     "inplace_top_level_forms": lambda R: ([R.standard_normal((3, 4))], _inplace_top_level_forms),
     "inplace_operators_host_operands": lambda R: ([R.standard_normal((3, 4))], _inplace_operators_host_operands),
+    "comparisons_with_host_operands": lambda R: ([R.standard_normal((3, 4))], _comparisons_with_host_operands),
     "copy_from_raw_device_array": lambda R: ([R.standard_normal((3, 4)), R.standard_normal((3, 4))],
                                              _copy_from_raw_device_array),
 }
